@@ -1,0 +1,143 @@
+"""Developer tasks of the neuronkit workspace. `nox -l` lists them; `nox` runs the defaults (CI).
+
+Every session builds the packages as distributions (no editable installs), so a test sees
+exactly what a user would install.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "typecheck", "tests", "integration", "wheels"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+# name -> (folder, extras installed for its tests)
+PACKAGES: dict[str, tuple[str, str]] = {
+    "common": ("shared", "[plot,weights]"),
+    **{
+        name: (f"packages/{name}", "")
+        for name in (
+            "snn",
+            "pruning",
+            "interpretability",
+            "neurodecoding",
+            "medimaging",
+            "theory",
+            "hardware",
+        )
+    },
+}
+TEST_TOOLS = nox.project.dependency_groups(PYPROJECT, "test")
+LINT_TOOLS = nox.project.dependency_groups(PYPROJECT, "lint")
+# The one pytest invocation, shared with tox (tox.ini): settings live in pyproject.toml.
+PYTEST = ("python", "-m", "pytest")
+
+
+def _all_packages() -> list[str]:
+    return [f"./{folder}{extras}" for folder, extras in PACKAGES.values()]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install(*(t for t in LINT_TOOLS if t.startswith("ruff")))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES), ids=list(PACKAGES))
+def typecheck(session: nox.Session, package: str) -> None:
+    """mypy over one package's sources, against its installed dependencies."""
+    folder, extras = PACKAGES[package]
+    session.install(f"./{folder}{extras}", "./shared", *LINT_TOOLS)
+    session.run("mypy", f"{folder}/src/neuronkit", env={"MYPYPATH": f"{folder}/src"})
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES), ids=list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """One package's tests in a fresh environment holding only it, common and the test tools.
+
+    An undeclared dependency fails here. Collecting no tests (pytest exit 5) is a failure:
+    every package has tests, so it means discovery broke.
+    """
+    folder, extras = PACKAGES[package]
+    session.install(f"./{folder}{extras}", "./shared", *TEST_TOOLS)
+    session.run(*PYTEST, f"{folder}/tests", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Scenarios across packages, with every package installed together."""
+    session.install(*_all_packages(), *TEST_TOOLS)
+    session.run(*PYTEST, "integration_tests", *session.posargs)
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build every wheel and sdist; install each wheel alone in a fresh venv; import its modules."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("uv")
+    session.run("uv", "build", "--all-packages", "--out-dir", str(dist), "--quiet")
+    built = sorted(dist.glob("*.whl"))
+    if len(built) != len(PACKAGES) or len(list(dist.glob("*.tar.gz"))) != len(PACKAGES):
+        session.error(f"expected a wheel and an sdist per package, got {sorted(dist.iterdir())}")
+    for wheel in built:
+        venv = Path(session.create_tmp()) / f"venv-{wheel.name.split('-')[0]}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("uv", "venv", "--quiet", "--python", session.python or "python3", str(venv))
+        python = str(venv / "bin" / "python")
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "--find-links",
+            str(dist),
+            str(wheel),
+        )
+        modules = _wheel_modules(wheel)
+        session.log(f"{wheel.name}: importing {len(modules)} modules")
+        session.run(
+            python,
+            "-c",
+            "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)",
+            *modules,
+            external=True,
+        )
+
+
+def _wheel_modules(wheel: Path) -> list[str]:
+    names = zipfile.ZipFile(wheel).namelist()
+    modules = []
+    for name in names:
+        if name.startswith("neuronkit/") and name.endswith(".py"):
+            module = name[: -len(".py")].replace("/", ".").removesuffix(".__init__")
+            modules.append(module)
+    return sorted(modules)
+
+
+@nox.session(default=False)
+def reproduce(session: nox.Session) -> None:
+    """Every quick reproduction; the report lands in ./neuronkit-results/summary.md."""
+    session.install(*_all_packages())
+    args = session.posargs or ["all", "--quick"]
+    session.run("neuronkit", "reproduce", *args, "--out", "neuronkit-results")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks against peer libraries (not part of CI); see benchmarks/."""
+    session.install(*_all_packages())
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,0 +1,57 @@
+"""neuronkit.common: the thin shared layer of neuronkit.
+
+Reproduction registry and CLI, run context and results, seeding, device selection, argument
+validation, atomic writes and safe weight IO. Importing it never imports torch.
+"""
+
+from importlib.metadata import version as _version
+
+from .device import select_device
+from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .plotting import new_figure
+from .registry import GROUP, RegistryError, ReproductionInfo, discover, load
+from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
+from .seeding import seed_everything
+from .validation import (
+    check_choice,
+    check_finite,
+    check_ndim,
+    check_number,
+    check_probability,
+    check_shape,
+    check_type,
+)
+from .weights import load_weights, save_weights
+
+__version__ = _version("neuronkit-common")
+
+__all__ = [
+    "GROUP",
+    "Check",
+    "CheckResult",
+    "RegistryError",
+    "ReproductionInfo",
+    "Result",
+    "RunContext",
+    "__version__",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_choice",
+    "check_finite",
+    "check_ndim",
+    "check_number",
+    "check_probability",
+    "check_shape",
+    "check_type",
+    "discover",
+    "load",
+    "load_weights",
+    "new_figure",
+    "reproduction",
+    "run_reproduction",
+    "save_weights",
+    "seed_everything",
+    "select_device",
+]

@@ -1,0 +1,266 @@
+"""The ``neuronkit`` command: list, describe and run the installed reproductions.
+
+    neuronkit list [--json]
+    neuronkit info ID
+    neuronkit reproduce ID [ID ...] | PACKAGE | all [--quick] [--seed N] [--out DIR]
+                        [--json] [--force] [--no-progress]
+
+Exit status: 0 every claim held, 1 a claim failed, 2 usage or runtime error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from .io import atomic_write_json, atomic_write_text
+from .registry import RegistryError, ReproductionInfo, discover, load
+from .reproduction import Result, load_result, run_reproduction
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments: reported in one line, exit status 2."""
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuronkit",
+        description="Re-create the key claims of neuro-inspired ML papers, one command each.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuronkit-common {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_list = sub.add_parser("list", help="list the installed reproductions")
+    p_list.add_argument("--json", action="store_true", help="print a JSON array")
+
+    p_info = sub.add_parser("info", help="show a reproduction's paper, claim and checks")
+    p_info.add_argument("id", metavar="ID")
+    p_info.add_argument("--json", action="store_true", help="print a JSON object")
+
+    p_run = sub.add_parser("reproduce", help="run reproductions and check their claims")
+    p_run.add_argument("ids", nargs="+", metavar="ID", help="ids, package names, or 'all'")
+    p_run.add_argument("--quick", action="store_true", help="small version (~30 s each on 2 cores)")
+    p_run.add_argument("--seed", type=_seed, default=None, help="seed (default: each one's own)")
+    p_run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("neuronkit-results"),
+        metavar="DIR",
+        help="output folder (default: ./neuronkit-results)",
+    )
+    p_run.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p_run.add_argument("--force", action="store_true", help="rerun ids that already finished")
+    p_run.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    return parser
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
+    return value
+
+
+def _resolve(names: Sequence[str], registry: dict[str, ReproductionInfo]) -> list[ReproductionInfo]:
+    """Expand ids, package names and ``all`` into reproductions, in order, without repeats."""
+    packages = {info.package for info in registry.values()}
+    chosen: dict[str, ReproductionInfo] = {}
+    for name in names:
+        if name == "all":
+            chosen.update(registry)
+        elif name in registry:
+            chosen[name] = registry[name]
+        elif name in packages:
+            chosen.update({k: v for k, v in registry.items() if v.package == name})
+        else:
+            raise UsageError(_unknown(name, registry))
+    return list(chosen.values())
+
+
+def _unknown(name: str, registry: dict[str, ReproductionInfo]) -> str:
+    close = difflib.get_close_matches(name, list(registry), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    if not registry:
+        hint = "; no reproductions are installed (install a neuronkit package)"
+    return f"unknown reproduction id {name!r}{hint} (see `neuronkit list`)"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    registry = discover()
+    if args.json:
+        print(json.dumps([info.as_dict() for info in registry.values()], indent=2))
+        return EXIT_OK
+    if not registry:
+        print("no reproductions installed: install a package such as neuronkit-snn")
+        return EXIT_OK
+    width = max(len(i) for i in registry)
+    for info in registry.values():
+        print(f"{info.id:<{width}}  {info.package:<16}  {info.spec.paper}")
+    print(f"\n{len(registry)} reproductions; `neuronkit info ID` shows the claim and its checks")
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    registry = discover()
+    if args.id not in registry:
+        raise UsageError(_unknown(args.id, registry))
+    info = registry[args.id]
+    if args.json:
+        print(json.dumps(info.as_dict(), indent=2))
+        return EXIT_OK
+    spec = info.spec
+    print(f"{spec.id}  ({info.distribution} {info.version})")
+    print(f"paper:  {spec.paper}")
+    print(f"claim:  {spec.claim}")
+    print(f"seed:   {spec.seed}")
+    print("checks:")
+    for check in spec.checks:
+        print(f"  {check}")
+    print(f"run:    neuronkit reproduce {spec.id} --quick")
+    return EXIT_OK
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    registry = discover()
+    selected = _resolve(args.ids, registry)
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder, got the file {str(out)!r}")
+    say = (
+        (lambda msg: None)
+        if args.no_progress
+        else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    )
+    if not selected:
+        say("no reproductions installed: nothing to run")
+    results: list[Result] = []
+    errors: dict[str, str] = {}
+    reused: list[str] = []
+    for n, info in enumerate(selected, 1):
+        seed = info.spec.seed if args.seed is None else args.seed
+        previous = None if args.force else load_result(out, info.id)
+        if previous is not None and previous.quick == args.quick and previous.seed == seed:
+            say(f"[{n}/{len(selected)}] {info.id}: finished earlier, reusing (--force reruns)")
+            results.append(previous)
+            reused.append(info.id)
+            continue
+        mode = "quick" if args.quick else "full"
+        say(f"[{n}/{len(selected)}] {info.id}: running ({mode}, seed {seed})")
+        try:
+            result = run_reproduction(
+                info.spec,
+                load(info),
+                package=info.package,
+                quick=args.quick,
+                seed=seed,
+                out_root=out,
+                show_progress=not args.no_progress,
+            )
+        except KeyboardInterrupt:
+            say(f"interrupted during {info.id}; run the same command again to resume")
+            return EXIT_ERROR
+        except Exception as err:  # a broken reproduction must not stop the others
+            errors[info.id] = f"{type(err).__name__}: {err}"
+            say(f"[{n}/{len(selected)}] {info.id}: ERROR {errors[info.id]}")
+            if not args.no_progress:
+                traceback.print_exc(file=sys.stderr)
+            continue
+        results.append(result)
+        say(
+            f"[{n}/{len(selected)}] {info.id}: {'passed' if result.passed else 'FAILED'} "
+            f"in {result.seconds:.1f} s -> {out / info.id / 'report.md'}"
+        )
+    if len(selected) > 1:
+        _write_summary(out, results, errors, reused)
+    table = _summary_table(results, errors)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        print(table, file=sys.stderr)
+    else:
+        print(table)
+    if errors:
+        return EXIT_ERROR
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def _write_summary(
+    out: Path, results: list[Result], errors: dict[str, str], reused: list[str]
+) -> None:
+    from .report import render_summary
+
+    atomic_write_text(out / "summary.md", render_summary(results, errors, reused))
+    atomic_write_json(
+        out / "summary.json",
+        {
+            "passed": sum(r.passed for r in results),
+            "failed": sum(not r.passed for r in results),
+            "errors": errors,
+            "results": [
+                {
+                    "id": r.id,
+                    "passed": r.passed,
+                    "quick": r.quick,
+                    "seed": r.seed,
+                    "seconds": r.seconds,
+                    "checks": {c.name: c.value for c in r.checks},
+                }
+                for r in results
+            ],
+        },
+    )
+
+
+def _summary_table(results: list[Result], errors: dict[str, str]) -> str:
+    rows = [
+        (
+            r.id,
+            "passed" if r.passed else "FAILED",
+            f"{r.seconds:.1f}s",
+            ", ".join(f"{c.name}={c.value:.3g}{'' if c.passed else '!'}" for c in r.checks),
+        )
+        for r in results
+    ]
+    rows += [(rid, "ERROR", "", msg[:80]) for rid, msg in errors.items()]
+    if not rows:
+        return "nothing was run"
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows
+    ]
+    n_pass = sum(r.passed for r in results)
+    lines.append(f"{n_pass} passed, {len(results) - n_pass} failed, {len(errors)} errors")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``neuronkit`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    commands = {"list": _cmd_list, "info": _cmd_info, "reproduce": _cmd_reproduce}
+    try:
+        return commands[args.command](args)
+    except UsageError as err:
+        print(f"neuronkit: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except RegistryError as err:
+        print(f"neuronkit: broken reproduction registry: {err}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

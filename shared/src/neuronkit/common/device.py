@@ -1,0 +1,34 @@
+"""Device selection for torch code, without importing torch at import time."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def select_device(device: Any = None) -> Any:
+    """Return a ``torch.device``.
+
+    ``None`` picks ``$NEURONKIT_DEVICE`` if set, else CUDA when available, else Apple MPS,
+    else CPU. A string or ``torch.device`` is validated and returned.
+    """
+    import torch
+
+    if device is None:
+        device = os.environ.get("NEURONKIT_DEVICE")
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device must be a torch device or a string such as 'cpu' or 'cuda:0', got {device!r}"
+        ) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available")
+    return dev

@@ -1,0 +1,348 @@
+"""Declaring and running reproductions: checks, the run context and the result.
+
+A reproduction is a function ``run(ctx: RunContext) -> None`` decorated with
+:func:`reproduction`, registered under the entry-point group ``neuronkit.reproductions``::
+
+    @reproduction(
+        id="snn.delays",
+        paper="Learning Delays in Spiking Neural Networks using Dilated Convolutions ...",
+        claim="learned delays > fixed random delays > no delays, each gap >= 5 points",
+        checks=[Check("learned_minus_fixed", ">=", 5.0, "accuracy points")],
+        seed=0,
+    )
+    def run(ctx: RunContext) -> None:
+        ...
+        ctx.check("learned_minus_fixed", gap)
+
+The decorator's arguments must be literals (and ``Check(...)`` calls of literals): the
+registry reads them from the source, so listing never imports the module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .io import atomic_path, atomic_write_json, atomic_write_text, replace_dir
+from .seeding import seed_everything
+from .validation import check_choice, check_number, check_type
+
+if TYPE_CHECKING:
+    import numpy as np
+
+T = TypeVar("T")
+
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda v, t: v >= t,
+    ">": lambda v, t: v > t,
+    "<=": lambda v, t: v <= t,
+    "<": lambda v, t: v < t,
+}
+ATTRIBUTE = "__neuronkit_reproduction__"
+_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A claim's named check: ``value <comparison> threshold`` must hold."""
+
+    name: str
+    comparison: str
+    threshold: float
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_type("name", self.name, str)
+        if not _NAME_PATTERN.match(self.name):
+            raise ValueError(f"name must be an identifier such as 'acc_gap', got {self.name!r}")
+        check_choice("comparison", self.comparison, COMPARISONS)
+        check_number("threshold", self.threshold)
+
+    def evaluate(self, value: float) -> CheckResult:
+        """Compare ``value`` with the threshold; NaN or infinity never passes."""
+        v = float(value)
+        passed = math.isfinite(v) and COMPARISONS[self.comparison](v, float(self.threshold))
+        return CheckResult(
+            self.name, v, float(self.threshold), self.comparison, passed, self.description
+        )
+
+    def __str__(self) -> str:
+        text = f"{self.name} {self.comparison} {self.threshold:g}"
+        return f"{text}  ({self.description})" if self.description else text
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one :class:`Check`."""
+
+    name: str
+    value: float
+    threshold: float
+    comparison: str
+    passed: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ReproductionSpec:
+    """What the :func:`reproduction` decorator declares."""
+
+    id: str
+    paper: str
+    claim: str
+    checks: tuple[Check, ...]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_type("id", self.id, str)
+        if not _ID_PATTERN.match(self.id):
+            raise ValueError(f"id must look like '<package>.<name>' in lower case, got {self.id!r}")
+        for arg in ("paper", "claim"):
+            check_type(arg, getattr(self, arg), str)
+        check_number("seed", self.seed, ge=0, integer=True)
+        if not self.checks:
+            raise ValueError(f"checks must name at least one Check for {self.id!r}")
+        names = [c.name for c in self.checks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"checks must have distinct names, got {names}")
+
+
+def reproduction(
+    *, id: str, paper: str, claim: str, checks: Sequence[Check], seed: int = 0
+) -> Callable[[Callable[[RunContext], None]], Callable[[RunContext], None]]:
+    """Declare a function ``run(ctx)`` as the reproduction ``id`` (see module docstring)."""
+    spec = ReproductionSpec(id=id, paper=paper, claim=claim, checks=tuple(checks), seed=seed)
+
+    def decorate(fn: Callable[[RunContext], None]) -> Callable[[RunContext], None]:
+        setattr(fn, ATTRIBUTE, spec)
+        return fn
+
+    return decorate
+
+
+@dataclass
+class Result:
+    """What a finished reproduction wrote to ``result.json``."""
+
+    id: str
+    package: str
+    paper: str
+    claim: str
+    passed: bool
+    checks: list[CheckResult]
+    metrics: dict[str, Any]
+    seed: int
+    quick: bool
+    seconds: float
+    figures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    finished_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        data = dict(data)
+        data["checks"] = [CheckResult(**c) for c in data.get("checks", [])]
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class RunContext:
+    """Everything a reproduction gets: settings, a seeded RNG, and places to put results.
+
+    Attributes:
+        quick: run the small (about 30 s on 2 CPU cores) version.
+        seed: the run's seed; every RNG was seeded with it before ``run`` was called.
+        out_dir: folder for this reproduction's files (written atomically as a whole).
+        rng: ``numpy.random.Generator`` seeded with ``seed``.
+    """
+
+    def __init__(
+        self,
+        spec: ReproductionSpec,
+        *,
+        quick: bool,
+        seed: int,
+        out_dir: Path,
+        show_progress: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.quick = quick
+        self.seed = seed
+        self.out_dir = out_dir
+        self.show_progress = show_progress
+        import numpy as np
+
+        self.rng: np.random.Generator = np.random.default_rng(seed)
+        self._declared = {c.name: c for c in spec.checks}
+        self.checks: dict[str, CheckResult] = {}
+        self.metrics: dict[str, Any] = {}
+        self.figures: list[str] = []
+        self.notes: list[str] = []
+        self.tables: list[dict[str, Any]] = []
+
+    def check(self, name: str, value: float) -> bool:
+        """Record the measured ``value`` of the declared check ``name``; return if it holds."""
+        if name not in self._declared:
+            raise KeyError(
+                f"name must be a check declared by {self.spec.id!r} "
+                f"({sorted(self._declared)}), got {name!r}"
+            )
+        result = self._declared[name].evaluate(value)
+        self.checks[name] = result
+        self.log(
+            f"check {name}: {result.value:.4g} {result.comparison} {result.threshold:g} "
+            f"-> {'ok' if result.passed else 'FAILED'}"
+        )
+        return result.passed
+
+    def metric(self, name: str, value: Any) -> None:
+        """Record a metric (number, list or small dict) for ``result.json`` and the report."""
+        self.metrics[name] = value
+
+    def note(self, text: str) -> None:
+        """Add a paragraph to the report (method details, caveats, what did not reproduce)."""
+        self.notes.append(text)
+
+    def table(self, title: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Add a table (a list of dicts with the same keys) to the report and ``result.json``."""
+        self.tables.append({"title": title, "rows": [dict(r) for r in rows]})
+
+    def save_figure(self, name: str, fig: Any, *, dpi: int = 120) -> Path:
+        """Save a matplotlib figure as ``<name>.png`` atomically and close it."""
+        if not _NAME_PATTERN.match(name):
+            raise ValueError(f"name must be an identifier such as 'loss_curve', got {name!r}")
+        path = self.out_dir / f"{name}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+        with contextlib.suppress(ImportError):
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        self.figures.append(path.name)
+        return path
+
+    def progress(
+        self, iterable: Iterable[T], desc: str | None = None, total: int | None = None
+    ) -> Iterator[T]:
+        """Wrap a loop in a progress bar on stderr (hidden when progress is off)."""
+        from tqdm.auto import tqdm
+
+        yield from tqdm(
+            iterable,
+            desc=f"{self.spec.id}: {desc}" if desc else self.spec.id,
+            total=total,
+            disable=not self.show_progress,
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    def log(self, message: str) -> None:
+        """Print a progress message on stderr (when progress is on)."""
+        if self.show_progress:
+            print(f"  [{self.spec.id}] {message}", file=sys.stderr, flush=True)
+
+
+def environment_info() -> dict[str, str]:
+    """Versions that matter for reproducing a number."""
+    import numpy as np
+
+    info = {"python": platform.python_version(), "platform": platform.platform()}
+    info["numpy"] = np.__version__
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch"] = str(torch.__version__)
+        info["torch_threads"] = str(torch.get_num_threads())
+    return info
+
+
+def run_reproduction(
+    spec: ReproductionSpec,
+    fn: Callable[[RunContext], None],
+    *,
+    package: str,
+    quick: bool,
+    seed: int,
+    out_root: Path,
+    show_progress: bool = True,
+) -> Result:
+    """Run one reproduction and write ``<out_root>/<id>/`` (result.json, report.md, figures).
+
+    The folder appears only when the run finished: it is built under a temporary name and
+    moved into place, so an interrupted run leaves nothing that looks finished.
+    """
+    from .report import render_report
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    final_dir = out_root / spec.id
+    work_dir = out_root / f".{spec.id}.partial-{os.getpid()}"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir()
+    try:
+        ctx = RunContext(
+            spec, quick=quick, seed=seed, out_dir=work_dir, show_progress=show_progress
+        )
+        seed_everything(seed)
+        start = time.perf_counter()
+        fn(ctx)
+        seconds = time.perf_counter() - start
+        missing = [c.name for c in spec.checks if c.name not in ctx.checks]
+        if missing:
+            raise RuntimeError(
+                f"reproduction {spec.id!r} finished without reporting checks {missing}"
+            )
+        checks = [ctx.checks[c.name] for c in spec.checks]
+        result = Result(
+            id=spec.id,
+            package=package,
+            paper=spec.paper,
+            claim=spec.claim,
+            passed=all(c.passed for c in checks),
+            checks=checks,
+            metrics=ctx.metrics,
+            seed=seed,
+            quick=quick,
+            seconds=round(seconds, 3),
+            figures=ctx.figures,
+            notes=ctx.notes,
+            tables=ctx.tables,
+            environment=environment_info(),
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        atomic_write_text(work_dir / "report.md", render_report(result))
+        atomic_write_json(work_dir / "result.json", result.to_dict())
+        replace_dir(work_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    return result
+
+
+def load_result(out_root: Path, reproduction_id: str) -> Result | None:
+    """The finished result of ``reproduction_id`` under ``out_root``, or ``None``."""
+    import json
+
+    path = out_root / reproduction_id / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError):
+        return None

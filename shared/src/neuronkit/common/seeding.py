@@ -1,0 +1,33 @@
+"""Seeding of every random number generator a run touches."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from typing import TYPE_CHECKING
+
+from .validation import check_number
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> np.random.Generator:
+    """Seed ``random``, numpy and (when installed) torch; return a numpy ``Generator``.
+
+    Args:
+        seed: non-negative integer seed.
+        deterministic: also ask torch for deterministic algorithms (slower on some ops).
+    """
+    import numpy as np
+
+    check_number("seed", seed, ge=0, lt=2**32, integer=True)
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds legacy global state used by third-party code
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.manual_seed(seed)
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+    return np.random.default_rng(seed)

@@ -1,0 +1,120 @@
+"""Argument validation that raises errors in neuronkit's style.
+
+Every message names the argument, what it got and what was expected, e.g.
+``ValueError: tau must be > 0, got -1.0``. Works on Python scalars, numpy arrays and torch
+tensors without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_COMPARISONS = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, numbers.Number):
+        dtype = getattr(value, "dtype", "?")
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    return repr(value)
+
+
+def check_type(name: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    """Raise ``TypeError`` unless ``isinstance(value, expected)``."""
+    if not isinstance(value, expected):
+        names = (
+            " or ".join(t.__name__ for t in expected)
+            if isinstance(expected, tuple)
+            else expected.__name__
+        )
+        raise TypeError(f"{name} must be {names}, got {type(value).__name__} ({value!r:.80})")
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    integer: bool = False,
+) -> None:
+    """Check a finite real (or integer) scalar against optional bounds.
+
+    >>> check_number("tau", 2.0, gt=0)
+    >>> check_number("T", 0, ge=1, integer=True)
+    Traceback (most recent call last):
+    ValueError: T must be >= 1, got 0
+    """
+    kind = "an integer" if integer else "a real number"
+    if isinstance(value, bool) or not isinstance(
+        value, numbers.Integral if integer else numbers.Real
+    ):
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r:.80})")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    for op, bound in ((">", gt), (">=", ge), ("<", lt), ("<=", le)):
+        if bound is not None and not _COMPARISONS[op](value, bound):
+            raise ValueError(f"{name} must be {op} {bound:g}, got {value!r}")
+
+
+def check_probability(name: str, value: Any, *, open_right: bool = False) -> None:
+    """Check ``0 <= value <= 1`` (or ``< 1`` with ``open_right``)."""
+    if open_right:
+        check_number(name, value, ge=0.0, lt=1.0)
+    else:
+        check_number(name, value, ge=0.0, le=1.0)
+
+
+def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``; returns ``value``."""
+    options = list(choices)
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options!r}, got {value!r}")
+    return value
+
+
+def check_ndim(name: str, x: Any, ndim: int | Sequence[int], layout: str | None = None) -> None:
+    """Check an array's rank; ``layout`` (e.g. ``"[T, B, N]"``) goes into the message."""
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    got = getattr(x, "ndim", None)
+    if got is None:
+        raise TypeError(f"{name} must be an array or tensor, got {type(x).__name__}")
+    if got not in allowed:
+        want = " or ".join(str(a) for a in allowed)
+        hint = f" {layout}" if layout else ""
+        raise ValueError(f"{name} must have {want} dimensions{hint}, got {_describe(x)}")
+
+
+def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
+    """Check an array's shape; ``None`` entries match any size."""
+    got = tuple(getattr(x, "shape", ()))
+    ok = len(got) == len(shape) and all(s is None or s == g for s, g in zip(shape, got))
+    if not ok:
+        want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"{name} must have shape {want}, got {_describe(x)}")
+
+
+def check_finite(name: str, x: Any) -> None:
+    """Raise ``ValueError`` if the array or tensor holds NaN or infinity."""
+    if hasattr(x, "isfinite") and hasattr(x, "all") and not hasattr(x, "__array_interface__"):
+        finite = bool(x.isfinite().all())  # torch tensor: no host copy of the data
+    else:
+        import numpy as np
+
+        arr = np.asarray(x)
+        finite = bool(np.isfinite(arr).all()) if arr.dtype.kind in "fc" else True
+    if not finite:
+        raise ValueError(f"{name} must be finite, got NaN or infinity in {_describe(x)}")

@@ -1,0 +1,1 @@
+"""Test plugin for neuronkit-common's registry and CLI."""

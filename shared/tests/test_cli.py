@@ -1,0 +1,175 @@
+"""The `neuronkit` command against a really installed plugin distribution."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from neuronkit.common.cli import main
+
+CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+PLUGIN_IDS = ["testplugin.biased_coin", "testplugin.broken", "testplugin.fair_coin"]
+
+
+def test_list_json_discovers_plugin_without_importing_it(plugin_dir: Path) -> None:
+    probe = (
+        "import json, sys\n"
+        "from neuronkit.common.cli import main\n"
+        "main(['list', '--json'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('neuronkit_testplugin', 'torch', 'numpy'))\n"
+        "print('IMPORTED', json.dumps(heavy))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(plugin_dir))
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    listing, _, imported = proc.stdout.rpartition("IMPORTED ")
+    entries = json.loads(listing)
+    assert [e["id"] for e in entries] == PLUGIN_IDS
+    for entry in entries:
+        assert {"id", "package", "paper", "claim"} <= set(entry)
+        assert entry["package"] == "testplugin"
+    assert json.loads(imported) == []
+
+
+def test_list_human(with_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "testplugin.fair_coin" in out
+    assert "A fair coin" in out
+
+
+def test_info_shows_checks(with_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "testplugin.biased_coin"]) == 0
+    out = capsys.readouterr().out
+    assert "abs_error <= 0.05" in out
+    assert "n_flips >= 100" in out
+
+
+def test_unknown_id_suggests(with_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "testplugin.fair_con"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown reproduction id 'testplugin.fair_con'" in err
+    assert "testplugin.fair_coin" in err
+
+
+def test_reproduce_pass_writes_result_files(with_plugin: Path, tmp_path: Path) -> None:
+    assert main(["reproduce", "testplugin.fair_coin", "--quick", "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "testplugin.fair_coin"
+    result = json.loads((folder / "result.json").read_text())
+    assert {"id", "passed", "checks", "metrics", "seed", "quick", "seconds"} <= set(result)
+    assert result["passed"] is True
+    assert result["quick"] is True
+    assert result["seed"] == 3
+    assert result["checks"][0]["name"] == "abs_error"
+    assert {"name", "value", "threshold", "passed"} <= set(result["checks"][0])
+    report = (folder / "report.md").read_text()
+    assert "PASSED" in report
+    assert "flips" in report
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_same_seed_same_numbers(with_plugin: Path, tmp_path: Path) -> None:
+    values = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        main(
+            [
+                "reproduce",
+                "testplugin.fair_coin",
+                "--seed",
+                "11",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        values.append(
+            json.loads((out / "testplugin.fair_coin" / "result.json").read_text())["checks"]
+        )
+    assert values[0] == values[1]
+
+
+def test_exit_codes_and_summary(run_cli: CliRunner, tmp_path: Path) -> None:
+    failing = run_cli(
+        "reproduce",
+        "testplugin.fair_coin",
+        "testplugin.biased_coin",
+        "--quick",
+        "--out",
+        str(tmp_path),
+    )
+    assert failing.returncode == 1, failing.stderr
+    assert "FAILED" in failing.stdout
+    assert "1 passed, 1 failed" in failing.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["passed"] == 1
+    assert summary["failed"] == 1
+    assert (tmp_path / "summary.md").is_file()
+
+    everything = run_cli("reproduce", "all", "--quick", "--out", str(tmp_path))
+    assert everything.returncode == 2  # the broken one is a runtime error
+    assert "simulated failure" in everything.stdout
+    assert not (tmp_path / "testplugin.broken").exists()
+
+
+def test_resume_skips_finished_unless_forced(
+    with_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*extra: str) -> str:
+        assert main(["reproduce", "testplugin.fair_coin", "--out", str(tmp_path), *extra]) == 0
+        return capsys.readouterr().err
+
+    run("--quick")
+    stamp = (tmp_path / "testplugin.fair_coin" / "result.json").stat().st_mtime_ns
+    assert "reusing" in run("--quick")
+    assert (tmp_path / "testplugin.fair_coin" / "result.json").stat().st_mtime_ns == stamp
+    assert "reusing" not in run()  # another mode is another experiment
+    assert "reusing" not in run("--force")
+
+
+def test_package_selector_and_json(
+    with_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reproduce", "testplugin", "--quick", "--json", "--out", str(tmp_path)]) == 2
+    ids = [r["id"] for r in json.loads(capsys.readouterr().out)]
+    assert ids == ["testplugin.biased_coin", "testplugin.fair_coin"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reproduce", "nope.nothing"], "unknown reproduction id 'nope.nothing'"),
+        (["reproduce", "all", "--seed", "-1"], "--seed must be in [0, 2**32)"),
+        (["reproduce", "all", "--seed", "x"], "--seed must be an integer"),
+        (["reproduce"], "the following arguments are required"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_errors_exit_2(run_cli: CliRunner, args: list[str], message: str) -> None:
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_out_must_be_a_folder(run_cli: CliRunner, tmp_path: Path) -> None:
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    proc = run_cli("reproduce", "testplugin.fair_coin", "--out", str(file))
+    assert proc.returncode == 2
+    assert "--out must be a folder" in proc.stderr
+
+
+def test_no_plugins_means_nothing_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without the plugin only the packages of this environment are registered; an unknown id
+    # is still a usage error rather than a crash.
+    assert main(["reproduce", "testplugin.fair_coin", "--out", str(tmp_path)]) == 2
+    assert "unknown reproduction id" in capsys.readouterr().err

@@ -1,0 +1,127 @@
+"""Validation, atomic IO, seeding, device selection and weight IO."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from neuronkit.common import (
+    atomic_write_json,
+    atomic_write_text,
+    check_choice,
+    check_finite,
+    check_ndim,
+    check_number,
+    check_probability,
+    check_shape,
+    check_type,
+    seed_everything,
+)
+from neuronkit.common.io import atomic_path
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: check_number("tau", -1.0, gt=0), ValueError, "tau must be > 0, got -1.0"),
+        (lambda: check_number("T", 0, ge=1, integer=True), ValueError, "T must be >= 1, got 0"),
+        (lambda: check_number("T", 2.5, integer=True), TypeError, "T must be an integer"),
+        (lambda: check_number("lr", True), TypeError, "lr must be a real number"),
+        (lambda: check_number("lr", math.inf), ValueError, "lr must be finite"),
+        (lambda: check_probability("p", 1.5), ValueError, "p must be <= 1"),
+        (lambda: check_probability("ratio", 1.0, open_right=True), ValueError, "ratio must be < 1"),
+        (
+            lambda: check_choice("reset", "zero", ["subtract", "none"]),
+            ValueError,
+            "reset must be one of",
+        ),
+        (lambda: check_type("x", 3, str), TypeError, "x must be str, got int"),
+        (
+            lambda: check_ndim("x", np.zeros((2, 3)), 3, "[T, B, N]"),
+            ValueError,
+            r"x must have 3 dimensions \[T, B, N\], got ndarray of shape \(2, 3\)",
+        ),
+        (lambda: check_ndim("x", [1, 2], 1), TypeError, "x must be an array or tensor"),
+        (
+            lambda: check_shape("state", np.zeros((2, 3)), (2, 4)),
+            ValueError,
+            r"state must have shape \[2, 4\]",
+        ),
+        (lambda: check_finite("x", np.array([1.0, np.nan])), ValueError, "x must be finite"),
+    ],
+)
+def test_errors_name_the_argument(call, error, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_valid_inputs_pass() -> None:
+    check_shape("x", np.zeros((2, 3)), (None, 3))
+    check_finite("labels", np.array([1, 2, 3]))
+    assert check_choice("mode", "a", ["a", "b"]) == "a"
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False), st.floats(0, 10))
+def test_check_number_bounds_property(value: float, bound: float) -> None:
+    if value > bound:
+        check_number("x", value, gt=bound)
+    else:
+        with pytest.raises(ValueError, match="x must be >"):
+            check_number("x", value, gt=bound)
+
+
+def test_atomic_write_replaces_or_keeps(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "f.txt"
+    atomic_write_text(target, "one")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert target.read_text() == "one"
+    assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+
+
+def test_json_makes_numpy_and_nan_safe(tmp_path: Path) -> None:
+    path = atomic_write_json(
+        tmp_path / "r.json",
+        {"a": np.float32(1.5), "b": np.arange(3), "c": math.nan, "d": (1, math.inf)},
+    )
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2], "c": None, "d": [1, None]}
+
+
+def test_seed_everything_repeats() -> None:
+    a = (seed_everything(5).random(), random.random(), np.random.random())  # noqa: NPY002
+    b = (seed_everything(5).random(), random.random(), np.random.random())  # noqa: NPY002
+    assert a == b
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        seed_everything(-1)
+
+
+def test_weights_round_trip(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason="weight IO needs the [weights] extra")
+    pytest.importorskip("safetensors", reason="weight IO needs the [weights] extra")
+    from neuronkit.common import load_weights, save_weights, select_device
+
+    layer = torch.nn.Linear(3, 2)
+    path = save_weights(layer, tmp_path / "w.safetensors", metadata={"paper": "x"})
+    other = load_weights(path, torch.nn.Linear(3, 2))
+    assert torch.equal(other.weight, layer.weight)
+    with pytest.raises(FileNotFoundError, match="path must be an existing"):
+        load_weights(tmp_path / "missing.safetensors")
+    with pytest.raises(TypeError, match="module_or_state must be"):
+        save_weights([1, 2], tmp_path / "x.safetensors")
+    assert select_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="device must be"):
+        select_device("not-a-device")
+    state = torch.get_rng_state()
+    seed_everything(1)
+    x = torch.rand(3)
+    seed_everything(1)
+    assert torch.equal(x, torch.rand(3))
+    torch.set_rng_state(state)

@@ -1,0 +1,139 @@
+"""Checks, specs, the run context and the atomic result folder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from neuronkit.common import Check, RunContext, reproduction, run_reproduction
+from neuronkit.common.reproduction import ATTRIBUTE, ReproductionSpec, load_result
+
+
+@pytest.mark.parametrize(
+    ("comparison", "value", "expected"),
+    [
+        (">=", 1.0, True),
+        (">=", 0.999, False),
+        (">", 1.0, False),
+        ("<=", 1.0, True),
+        ("<", 1.0, False),
+        ("<", 0.5, True),
+    ],
+)
+def test_check_comparisons(comparison: str, value: float, expected: bool) -> None:
+    assert Check("x", comparison, 1.0).evaluate(value).passed is expected
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_never_passes(value: float) -> None:
+    assert not Check("x", "<=", 1e9).evaluate(value).passed
+    assert not Check("x", ">=", -1e9).evaluate(value).passed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "bad name", "comparison": ">=", "threshold": 1}, "name must be an identifier"),
+        ({"name": "x", "comparison": "==", "threshold": 1}, "comparison must be one of"),
+        ({"name": "x", "comparison": ">=", "threshold": math.nan}, "threshold must be finite"),
+    ],
+)
+def test_check_rejects_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Check(**kwargs)
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(ValueError, match="id must look like"):
+        ReproductionSpec("NoDot", "p", "c", (Check("x", ">", 0),))
+    with pytest.raises(ValueError, match="at least one Check"):
+        ReproductionSpec("a.b", "p", "c", ())
+    with pytest.raises(ValueError, match="distinct names"):
+        ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0), Check("x", "<", 1)))
+
+
+@reproduction(id="unit.ok", paper="P", claim="C", checks=[Check("v", ">=", 0.5, "value")], seed=4)
+def _ok(ctx: RunContext) -> None:
+    ctx.metric("draw", float(ctx.rng.random()))
+    ctx.check("v", 1.0)
+
+
+def test_decorator_attaches_spec() -> None:
+    spec = getattr(_ok, ATTRIBUTE)
+    assert spec.id == "unit.ok"
+    assert spec.seed == 4
+    assert spec.checks[0].threshold == 0.5
+
+
+def test_run_writes_folder_atomically(tmp_path: Path) -> None:
+    spec = getattr(_ok, ATTRIBUTE)
+    result = run_reproduction(
+        spec, _ok, package="unit", quick=True, seed=9, out_root=tmp_path, show_progress=False
+    )
+    assert result.passed
+    on_disk = json.loads((tmp_path / "unit.ok" / "result.json").read_text())
+    assert on_disk["metrics"] == result.metrics
+    assert load_result(tmp_path, "unit.ok") == result
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.ok"]
+
+
+def test_failing_run_leaves_no_folder_and_keeps_old_result(tmp_path: Path) -> None:
+    spec = getattr(_ok, ATTRIBUTE)
+    run_reproduction(
+        spec, _ok, package="unit", quick=True, seed=1, out_root=tmp_path, show_progress=False
+    )
+
+    def crash(ctx: RunContext) -> None:
+        ctx.metric("half", 1)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        run_reproduction(
+            spec, crash, package="unit", quick=False, seed=2, out_root=tmp_path, show_progress=False
+        )
+    kept = load_result(tmp_path, "unit.ok")
+    assert kept is not None
+    assert kept.seed == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.ok"]
+
+
+def test_missing_check_is_an_error(tmp_path: Path) -> None:
+    spec = getattr(_ok, ATTRIBUTE)
+    with pytest.raises(RuntimeError, match=r"without reporting checks \['v'\]"):
+        run_reproduction(
+            spec,
+            lambda ctx: None,
+            package="unit",
+            quick=True,
+            seed=0,
+            out_root=tmp_path,
+            show_progress=False,
+        )
+    assert not (tmp_path / "unit.ok").exists()
+
+
+def test_undeclared_check_is_rejected(tmp_path: Path) -> None:
+    ctx = RunContext(
+        getattr(_ok, ATTRIBUTE), quick=True, seed=0, out_dir=tmp_path, show_progress=False
+    )
+    with pytest.raises(KeyError, match="name must be a check declared"):
+        ctx.check("w", 1.0)
+
+
+def test_save_figure_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="figures need the [plot] extra")
+    from neuronkit.common import new_figure
+
+    ctx = RunContext(
+        getattr(_ok, ATTRIBUTE), quick=True, seed=0, out_dir=tmp_path, show_progress=False
+    )
+    fig, ax = new_figure()
+    ax.plot([0, 1], [1, 0])
+    path = ctx.save_figure("curve", fig)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ctx.figures == ["curve.png"]
+    with pytest.raises(ValueError, match="name must be an identifier"):
+        ctx.save_figure("../escape", fig)
