@@ -173,3 +173,14 @@ def test_no_plugins_means_nothing_to_run(
     # is still a usage error rather than a crash.
     assert main(["reproduce", "testplugin.fair_coin", "--out", str(tmp_path)]) == 2
     assert "unknown reproduction id" in capsys.readouterr().err
+
+
+def test_python_api_reproduce(with_plugin: Path, tmp_path: Path) -> None:
+    from neuronkit.common import reproduce
+
+    result = reproduce("testplugin.fair_coin", out=tmp_path)
+    assert result.passed
+    assert result.seed == 3
+    assert (tmp_path / "testplugin.fair_coin" / "result.json").is_file()
+    with pytest.raises(ValueError, match="reproduction_id must be a registered id"):
+        reproduce("testplugin.nothing", out=tmp_path)

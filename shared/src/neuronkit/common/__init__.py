@@ -9,7 +9,7 @@ from importlib.metadata import version as _version
 from .device import select_device
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .plotting import new_figure
-from .registry import GROUP, RegistryError, ReproductionInfo, discover, load
+from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
 from .seeding import seed_everything
 from .validation import (
@@ -49,6 +49,7 @@ __all__ = [
     "load",
     "load_weights",
     "new_figure",
+    "reproduce",
     "reproduction",
     "run_reproduction",
     "save_weights",

@@ -186,7 +186,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             f"[{n}/{len(selected)}] {info.id}: {'passed' if result.passed else 'FAILED'} "
             f"in {result.seconds:.1f} s -> {out / info.id / 'report.md'}"
         )
-    if len(selected) > 1:
+    if len(selected) > 1 or "all" in args.ids:
         _write_summary(out, results, errors, reused)
     table = _summary_table(results, errors)
     if args.json:

@@ -17,7 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-from .reproduction import ATTRIBUTE, Check, ReproductionSpec, RunContext
+from .reproduction import ATTRIBUTE, Check, ReproductionSpec, Result, RunContext, run_reproduction
 
 GROUP = "neuronkit.reproductions"
 
@@ -174,3 +174,34 @@ def load(info: ReproductionInfo) -> Callable[[RunContext], None]:
             f"{info.target}: the decorator's metadata changed after discovery or is not literal"
         )
     return fn
+
+
+def reproduce(
+    reproduction_id: str,
+    *,
+    quick: bool = True,
+    seed: int | None = None,
+    out: str | Path = "neuronkit-results",
+    show_progress: bool = False,
+) -> Result:
+    """Run one registered reproduction from Python (what ``neuronkit reproduce`` does).
+
+    Writes ``<out>/<id>/`` and returns the :class:`Result`; ``seed=None`` uses the
+    reproduction's own default seed. Package tests call this for their quick reproductions.
+    """
+    registry = discover()
+    if reproduction_id not in registry:
+        raise ValueError(
+            f"reproduction_id must be a registered id ({len(registry)} installed), "
+            f"got {reproduction_id!r}"
+        )
+    info = registry[reproduction_id]
+    return run_reproduction(
+        info.spec,
+        load(info),
+        package=info.package,
+        quick=quick,
+        seed=info.spec.seed if seed is None else seed,
+        out_root=Path(out),
+        show_progress=show_progress,
+    )
