@@ -25,7 +25,7 @@ PACKAGES = [
     "theory",
     "hardware",
 ]
-REGISTRY = discover()
+REGISTRY = discover(strict=True)
 
 
 def _paper_rows() -> dict[str, dict[str, str]]:

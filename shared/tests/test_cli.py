@@ -184,3 +184,21 @@ def test_python_api_reproduce(with_plugin: Path, tmp_path: Path) -> None:
     assert (tmp_path / "testplugin.fair_coin" / "result.json").is_file()
     with pytest.raises(ValueError, match="reproduction_id must be a registered id"):
         reproduce("testplugin.nothing", out=tmp_path)
+
+
+def test_broken_plugin_is_named_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neuronkit.common import RegistryError, discover
+
+    dist = tmp_path / "neuronkit_broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: neuronkit-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[neuronkit.reproductions]\nbroken.missing = no_such_module_here:run\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(UserWarning, match=r"broken\.missing"):
+        assert "broken.missing" not in discover()
+    with pytest.raises(RegistryError, match=r"broken\.missing"):
+        discover(strict=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.machinery
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -150,11 +151,26 @@ def _info(ep: EntryPoint) -> ReproductionInfo:
     return ReproductionInfo(spec, _package_of(dist), dist, version, ep.value)
 
 
-def discover() -> dict[str, ReproductionInfo]:
-    """All installed reproductions by id, sorted by id."""
+def discover(*, strict: bool = False) -> dict[str, ReproductionInfo]:
+    """All installed reproductions by id, sorted by id.
+
+    A broken entry point (unreadable metadata, id mismatch) is skipped with a warning, or
+    raises :class:`RegistryError` when ``strict``.
+    """
     found: dict[str, ReproductionInfo] = {}
     for ep in entry_points(group=GROUP):
-        info = _info(ep)
+        try:
+            info = _info(ep)
+        except Exception as err:
+            error = (
+                err
+                if isinstance(err, RegistryError)
+                else RegistryError(f"entry point {ep.name!r} ({ep.value}) cannot be read: {err}")
+            )
+            if strict:
+                raise error from err
+            warnings.warn(f"skipping a broken reproduction: {error}", stacklevel=2)
+            continue
         other = found.get(info.id)
         if other is not None and other.distribution != info.distribution:
             raise RegistryError(
