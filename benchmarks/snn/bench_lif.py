@@ -1,0 +1,382 @@
+"""Two-layer Linear+LIF network: neuronkit-snn against snnTorch, SpikingJelly and Norse (CPU).
+
+Matched dynamics for every library (PAPERS.md snn core engine; issue "neuronkit-snn, part 1"):
+tau = 2 with input decay (v <- v + (x - v) / tau; snnTorch has no input decay, so its first
+weights are the copied weights divided by tau), threshold 1, hard reset to 0 whose gradient is
+not detached, and the fast-sigmoid (SuperSpike) surrogate with slope 1 (1 / (1 + |x|)^2, the
+one Norse's `super` method computes). Every library runs layer by layer on time-major input
+[T, B, H] in its fastest idiomatic multi-step form.
+
+1. Equivalence (one process, float32): identical spike trains and weight-gradient cosine >= 0.999
+   against neuronkit for every peer.
+2. Timing: forward only and a full training step (forward, backward, SGD step), T in {16, 64},
+   hidden in {256, 1024}, batch 32, fixed thread count, median of repeats, each library in its
+   own process; peak memory as the growth of the process's max RSS during the timed runs. The
+   floor is the same Linear layers with no neuron dynamics (one batched matmul over T x B each).
+
+    python benchmarks/snn/bench_lif.py [--threads 1] [--repeats 20] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TAU, THRESHOLD, SLOPE = 2.0, 1.0, 1.0
+LIBRARIES = ["floor", "neuronkit", "snntorch", "spikingjelly", "norse"]
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "snn_lif.json"
+
+
+def _fast_sigmoid():  # type: ignore[no-untyped-def]
+    import torch
+
+    class FastSigmoid(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(x)
+            return (x >= 0).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return grad / (SLOPE * x.abs() + 1.0) ** 2
+
+    return FastSigmoid.apply
+
+
+def build(library: str, hidden: int, dtype):  # type: ignore[no-untyped-def]
+    """Return (net, linears): net maps x [T, B, H] to output spikes [T, B, H]."""
+    import torch
+    from torch import nn
+
+    fc1, fc2 = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+    linears = [fc1, fc2]
+
+    def time_fold(fc: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return fc(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+    if library == "floor":
+
+        def net(x: torch.Tensor) -> torch.Tensor:
+            return time_fold(fc2, time_fold(fc1, x))
+
+    elif library == "neuronkit":
+        from neuronkit import snn
+
+        lifs = [
+            snn.LIF(
+                tau=TAU,
+                threshold=THRESHOLD,
+                v_reset=0.0,
+                reset="zero",
+                detach_reset=False,
+                decay_input=True,
+                surrogate=snn.surrogate.get("fast_sigmoid", alpha=SLOPE),
+            )
+            for _ in range(2)
+        ]
+
+        def net(x: torch.Tensor) -> torch.Tensor:
+            return lifs[1](time_fold(fc2, lifs[0](time_fold(fc1, x))))
+
+    elif library == "snntorch":
+        import snntorch
+        from snntorch import surrogate
+
+        lifs = [
+            snntorch.Leaky(
+                beta=1.0 - 1.0 / TAU,
+                threshold=THRESHOLD,
+                spike_grad=surrogate.fast_sigmoid(slope=SLOPE),
+                reset_mechanism="zero",
+                reset_delay=False,
+            )
+            for _ in range(2)
+        ]
+
+        def run(lif: nn.Module, current: torch.Tensor) -> torch.Tensor:
+            mem = torch.zeros_like(current[0])
+            spikes = []
+            for t in range(current.shape[0]):
+                spk, mem = lif(current[t], mem)
+                spikes.append(spk)
+            return torch.stack(spikes)
+
+        def net(x: torch.Tensor) -> torch.Tensor:
+            return run(lifs[1], time_fold(fc2, run(lifs[0], time_fold(fc1, x))))
+
+    elif library == "spikingjelly":
+        from spikingjelly.activation_based import functional, neuron
+
+        surrogate_fn = _fast_sigmoid()
+
+        class Surrogate(nn.Module):
+            spiking = True
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return surrogate_fn(x)
+
+        lifs = [
+            neuron.LIFNode(
+                tau=TAU,
+                decay_input=True,
+                v_threshold=THRESHOLD,
+                v_reset=0.0,
+                surrogate_function=Surrogate(),
+                detach_reset=False,
+                step_mode="m",
+            )
+            for _ in range(2)
+        ]
+
+        def net(x: torch.Tensor) -> torch.Tensor:
+            for lif in lifs:
+                functional.reset_net(lif)
+            return lifs[1](time_fold(fc2, lifs[0](time_fold(fc1, x))))
+
+    elif library == "norse":
+        import norse.torch as norse
+
+        params = norse.LIFBoxParameters(
+            tau_mem_inv=torch.as_tensor(1.0 / (TAU * 1e-3)),
+            v_th=torch.as_tensor(THRESHOLD),
+            v_reset=torch.as_tensor(0.0),
+            method="super",
+            alpha=torch.as_tensor(SLOPE),
+        )
+        cells = [norse.LIFBoxCell(p=params, dt=1e-3) for _ in range(2)]  # Norse 1.x: cells only
+
+        def run_cell(cell: nn.Module, current: torch.Tensor) -> torch.Tensor:
+            state = None
+            spikes = []
+            for t in range(current.shape[0]):
+                spk, state = cell(current[t], state)
+                spikes.append(spk)
+            return torch.stack(spikes)
+
+        def net(x: torch.Tensor) -> torch.Tensor:
+            return run_cell(cells[1], time_fold(fc2, run_cell(cells[0], time_fold(fc1, x))))
+
+    else:
+        raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
+    for fc in linears:
+        fc.to(dtype)
+    return net, linears
+
+
+def load_weights(library: str, linears, reference) -> None:  # type: ignore[no-untyped-def]
+    """Copy the reference weights; snnTorch (no input decay) gets them divided by tau."""
+    import torch
+
+    scale = 1.0 / TAU if library == "snntorch" else 1.0
+    with torch.no_grad():
+        for mine, ref in zip(linears, reference, strict=True):
+            mine.weight.copy_(ref.weight * scale)
+            mine.bias.copy_(ref.bias * scale)
+
+
+def working_point(linears) -> None:  # type: ignore[no-untyped-def]
+    """Scale the default init so both layers fire at a useful rate (~10-20%)."""
+    import torch
+
+    with torch.no_grad():
+        for fc in linears:
+            fc.weight.mul_(6.0)
+            fc.bias.fill_(0.3)
+
+
+def make_input(steps: int, batch: int, hidden: int, dtype, seed: int = 0):  # type: ignore[no-untyped-def]
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(steps, batch, hidden, generator=g, dtype=dtype) < 0.2).to(dtype)
+
+
+def loss_fn(spikes):  # type: ignore[no-untyped-def]
+    return (spikes.mean(0) - 0.1).pow(2).mean()
+
+
+def verify(steps: int = 16, batch: int = 8, hidden: int = 64) -> dict[str, dict[str, float]]:
+    """Same spikes and weight-gradient cosine against neuronkit (float32: SpikingJelly 2's
+    fused LIF computes in float32 whatever the input dtype)."""
+    import torch
+
+    torch.manual_seed(0)
+    dtype = torch.float32
+    x = make_input(steps, batch, hidden, dtype, seed=1)
+    ref_net, ref_linears = build("neuronkit", hidden, dtype)
+    working_point(ref_linears)
+    ref_out = ref_net(x)
+    loss_fn(ref_out).backward()
+    ref_grads = [torch.cat([fc.weight.grad.flatten(), fc.bias.grad]) for fc in ref_linears]
+    report = {}
+    for library in LIBRARIES[2:]:
+        net, linears = build(library, hidden, dtype)
+        load_weights(library, linears, ref_linears)
+        out = net(x)
+        loss_fn(out).backward()
+        scale = TAU if library == "snntorch" else 1.0  # d/dW of W/tau
+        cosines = [
+            torch.nn.functional.cosine_similarity(
+                torch.cat([fc.weight.grad.flatten(), fc.bias.grad]) * scale, ref, dim=0
+            ).item()
+            for fc, ref in zip(linears, ref_grads, strict=True)
+        ]
+        report[library] = {
+            "spike_mismatches": int((out != ref_out).sum()),
+            "spike_rate": float(ref_out.mean()),
+            "min_grad_cosine": min(cosines),
+        }
+    return report
+
+
+def worker(library: str, steps: int, hidden: int, mode: str, repeats: int, threads: int) -> dict:
+    """Time one configuration in this (fresh) process."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    batch = 32
+    net, linears = build(library, hidden, torch.float32)
+    working_point(linears)
+    params = [p for fc in linears for p in fc.parameters()]
+    optimizer = torch.optim.SGD(params, lr=1e-3)
+    x = make_input(steps, batch, hidden, torch.float32)
+
+    def step() -> None:
+        if mode == "forward":
+            with torch.no_grad():
+                net(x)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            out = net(x)
+            (loss_fn(out) if library != "floor" else out.pow(2).mean()).backward()
+            optimizer.step()
+
+    rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {
+        "median_ms": 1e3 * statistics.median(times),
+        "peak_rss_growth_mb": (rss_peak - rss_base) / 1024.0,
+    }
+    if mode == "train":
+        result["saved_for_backward_mb"] = saved_bytes(net, x) / 2**20
+    return result
+
+
+def saved_bytes(net, x) -> int:  # type: ignore[no-untyped-def]
+    """Bytes of distinct storages autograd keeps for backward (what a training step holds)."""
+    import torch
+
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)
+    del out
+    return sum(storages.values())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="one small configuration")
+    parser.add_argument("--worker", nargs=4, metavar=("LIB", "T", "H", "MODE"))
+    args = parser.parse_args()
+    if args.worker:
+        lib, steps, hidden, mode = args.worker
+        print(json.dumps(worker(lib, int(steps), int(hidden), mode, args.repeats, args.threads)))
+        return 0
+
+    equivalence = verify()
+    print("equivalence (float32, vs neuronkit):", json.dumps(equivalence, indent=1), flush=True)
+    configs = [(16, 256)] if args.quick else [(16, 256), (16, 1024), (64, 256), (64, 1024)]
+    rows = []
+    for steps, hidden in configs:
+        for mode in ("forward", "train"):
+            row: dict = {"T": steps, "hidden": hidden, "mode": mode}
+            for lib in LIBRARIES:
+                proc = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        lib,
+                        str(steps),
+                        str(hidden),
+                        mode,
+                        "--repeats",
+                        str(args.repeats),
+                        "--threads",
+                        str(args.threads),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+                )
+                if proc.returncode != 0:
+                    row[lib] = {"error": proc.stderr.strip().splitlines()[-1]}
+                else:
+                    row[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
+            ours = row["neuronkit"].get("median_ms")
+            peers = {k: row[k]["median_ms"] for k in LIBRARIES[2:] if "median_ms" in row[k]}
+            if ours:
+                row["speedup_vs_fastest_peer"] = min(peers.values()) / ours if peers else None
+                row["speedup_vs"] = {k: v / ours for k, v in peers.items()}
+                row["ratio_to_floor"] = ours / row["floor"]["median_ms"]
+            rows.append(row)
+            print(_row_text(row), flush=True)
+    import torch
+
+    from neuronkit.common import atomic_write_json
+
+    atomic_write_json(
+        RESULTS,
+        {
+            "benchmark": "two-layer Linear+LIF, batch 32, CPU",
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "torch": torch.__version__,
+            "equivalence": equivalence,
+            "rows": rows,
+        },
+    )
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+def _row_text(row: dict) -> str:
+    cells = [f"T={row['T']:<3} H={row['hidden']:<5} {row['mode']:<8}"]
+    for lib in LIBRARIES:
+        r = row[lib]
+        cells.append(f"{lib} {r['median_ms']:.2f}ms" if "median_ms" in r else f"{lib} ERR")
+    if "ratio_to_floor" in row:
+        cells.append(
+            f"| x{row['speedup_vs_fastest_peer']:.2f} vs best peer, "
+            f"{row['ratio_to_floor']:.2f} x floor"
+        )
+    return "  ".join(cells)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
