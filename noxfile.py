@@ -139,5 +139,5 @@ def reproduce(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks against peer libraries (not part of CI); see benchmarks/."""
-    session.install(*_all_packages())
+    session.install(*_all_packages(), *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "benchmarks/run.py", *session.posargs)
