@@ -78,7 +78,7 @@ def build(library: str, hidden: int, dtype):  # type: ignore[no-untyped-def]
                 reset="zero",
                 detach_reset=False,
                 decay_input=True,
-                surrogate=snn.surrogate.get("fast_sigmoid", alpha=SLOPE),
+                surrogate=snn.FastSigmoid(SLOPE),
             )
             for _ in range(2)
         ]
@@ -231,7 +231,7 @@ def verify(steps: int = 16, batch: int = 8, hidden: int = 64) -> dict[str, dict[
         ]
         report[library] = {
             "spike_mismatches": int((out != ref_out).sum()),
-            "spike_rate": float(ref_out.mean()),
+            "spike_rate": ref_out.mean().item(),
             "min_grad_cosine": min(cosines),
         }
     return report

@@ -1,0 +1,152 @@
+"""Input encoders: analog data to time-major spike (or current) trains ``[T, B, ...]``.
+
+=========================  ======================  ========================================
+encoder                    input                   output ``[T, B, ...]``
+=========================  ======================  ========================================
+:func:`direct_encode`      ``[B, ...]`` any real   the input repeated T times (analog)
+:func:`poisson_encode`     ``[B, ...]`` in [0, 1]  Bernoulli spikes, P(spike) = value
+:func:`latency_encode`     ``[B, ...]`` in [0, 1]  one spike per element, earlier if larger
+:func:`delta_encode`       ``[T, B, ...]``         events where the signal changed
+=========================  ======================  ========================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from neuronkit.common import check_choice, check_finite, check_number, check_type
+
+__all__ = ["delta_encode", "direct_encode", "latency_encode", "poisson_encode"]
+
+
+def _check_x(x: Any, *, min_ndim: int, layout: str, unit: bool) -> None:
+    check_type("x", x, Tensor)
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"x must have at least {min_ndim} dimensions {layout}, got shape {tuple(x.shape)}"
+        )
+    check_finite("x", x)
+    if unit and x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"x must lie in [0, 1], got values in [{x.min().item():g}, {x.max().item():g}]"
+        )
+
+
+def direct_encode(x: Tensor, T: int) -> Tensor:
+    """Repeat ``x: [B, ...]`` over time: ``[T, B, ...]`` (a copy; gradients flow to ``x``)."""
+    check_number("T", T, ge=1, integer=True)
+    _check_x(x, min_ndim=1, layout="[B, ...]", unit=False)
+    return x.unsqueeze(0).repeat(T, *([1] * x.ndim))
+
+
+def _generator(seed: int | None, generator: torch.Generator | None, device: torch.device) -> Any:
+    if seed is not None and generator is not None:
+        raise ValueError("pass seed or generator, not both (got both)")
+    if generator is not None:
+        check_type("generator", generator, torch.Generator)
+        return generator
+    if seed is not None:
+        check_number("seed", seed, ge=0, integer=True)
+        return torch.Generator(device=device).manual_seed(seed)
+    return None
+
+
+def poisson_encode(
+    x: Tensor, T: int, *, seed: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    """Rate coding: ``spikes[t] ~ Bernoulli(x)`` independently per step.
+
+    Args:
+        x: firing probabilities per step ``[B, ...]`` in [0, 1].
+        T: number of steps (>= 1).
+        seed / generator: randomness source (at most one; neither uses torch's global RNG).
+
+    Returns:
+        ``[T, B, ...]`` of 0/1 in ``x``'s dtype (no gradient).
+    """
+    check_number("T", T, ge=1, integer=True)
+    _check_x(x, min_ndim=1, layout="[B, ...]", unit=True)
+    gen = _generator(seed, generator, x.device)
+    u = torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=x.dtype)
+    return (u < x.detach()).to(x.dtype)
+
+
+def latency_encode(x: Tensor, T: int, *, method: str = "linear", threshold: float = 0.01) -> Tensor:
+    """Time-to-first-spike coding: each element spikes once, larger values earlier.
+
+    The spike time is ``round(t*)`` with ``t* = (T - 1) * (1 - x) / (1 - threshold)``
+    (``"linear"``) or ``t* = (T - 1) * ln(x) / ln(threshold)`` (``"log"``): ``x = 1`` fires at
+    step 0, ``x = threshold`` at step ``T - 1``, and values below ``threshold`` never fire.
+
+    Args:
+        x: intensities ``[B, ...]`` in [0, 1].
+        T: number of steps (>= 1).
+        method: ``"linear"`` or ``"log"``.
+        threshold: smallest value that fires, in (0, 1).
+
+    Returns:
+        ``[T, B, ...]`` of 0/1 in ``x``'s dtype, at most one spike per element.
+    """
+    check_number("T", T, ge=1, integer=True)
+    _check_x(x, min_ndim=1, layout="[B, ...]", unit=True)
+    check_choice("method", method, ("linear", "log"))
+    check_number("threshold", threshold, gt=0, lt=1)
+    x = x.detach()
+    fires = x >= threshold
+    if method == "linear":
+        t_star = (T - 1) * (1 - x) / (1 - threshold)
+    else:
+        t_star = (T - 1) * torch.log(x.clamp(min=threshold)) / math.log(threshold)
+    t_fire = torch.round(t_star).clamp(0, T - 1).long()
+    steps = torch.arange(T, device=x.device).view(T, *([1] * x.ndim))
+    return ((steps == t_fire) & fires).to(x.dtype)
+
+
+def delta_encode(
+    x: Tensor, threshold: float = 0.1, *, polarity: str = "on", cumulative: bool = False
+) -> Tensor:
+    """Delta (event) coding of a sequence: an event where the signal moved by ``>= threshold``.
+
+    The change at step t is ``x[t] - r`` with ``r = x[t - 1]`` (``x[-1] = 0``, so a static
+    input yields events at step 0). With ``cumulative=True``, ``r`` is instead the value at the
+    element's last event (send-on-delta, as an event-camera pixel), so slow drifts accumulate.
+
+    Args:
+        x: signal ``[T, B, ...]``.
+        threshold: event threshold (> 0).
+        polarity: ``"on"`` (increases only, 0/1), ``"signed"`` (+1/-1) or ``"split"`` (ON and
+            OFF channels stacked at dim 2: ``[T, B, 2, ...]``).
+        cumulative: reference is the last event's value instead of the previous step's.
+
+    Returns:
+        events ``[T, B, ...]`` (``[T, B, 2, ...]`` for ``"split"``) in ``x``'s dtype.
+    """
+    _check_x(x, min_ndim=2, layout="[T, B, ...]", unit=False)
+    check_number("threshold", threshold, gt=0)
+    check_choice("polarity", polarity, ("on", "signed", "split"))
+    check_type("cumulative", cumulative, bool)
+    x = x.detach()
+    if cumulative:
+        ref = torch.zeros_like(x[0])
+        on_steps, off_steps = [], []
+        for t in range(x.shape[0]):
+            d = x[t] - ref
+            on_t, off_t = d >= threshold, d <= -threshold
+            ref = torch.where(on_t | off_t, x[t], ref)
+            on_steps.append(on_t)
+            off_steps.append(off_t)
+        on, off = torch.stack(on_steps), torch.stack(off_steps)
+    else:
+        d = torch.diff(x, dim=0, prepend=torch.zeros_like(x[:1]))
+        on, off = d >= threshold, d <= -threshold
+    if polarity == "on":
+        return on.to(x.dtype)
+    if polarity == "signed":
+        return on.to(x.dtype) - off.to(x.dtype)
+    return torch.stack([on, off], dim=2).to(x.dtype)

@@ -1,0 +1,856 @@
+"""Spiking neuron models: pure step functions, multi-step functions and ``nn.Module`` shells.
+
+Discretisation (one step of length ``dt``; every time constant enters as ``tau_s = tau / dt``,
+so with the default ``dt = 1`` time constants are in steps). For a step input ``x_t``:
+
+* charge, pre-spike membrane ``h_t``:
+
+  - IF: ``h = v + x``
+  - LIF, ``decay_input=True`` (SpikingJelly default; forward Euler of
+    ``tau dv/dt = -(v - v_reset) + x``): ``h = v + (x - (v - v_reset)) / tau_s``
+  - LIF, ``decay_input=False`` (snnTorch style, ``x`` is a jump):
+    ``h = v - (v - v_reset) / tau_s + x``, i.e. ``h = beta * v + x`` with
+    ``beta = 1 - dt / tau`` when ``v_reset = 0``
+
+* fire: ``s = H(h - threshold)`` with ``H(z) = 1[z >= 0]`` and the surrogate gradient;
+* reset (``s`` is detached here when ``detach_reset``):
+
+  - ``"subtract"`` (soft): ``v = h - s * threshold``
+  - ``"zero"`` (hard, to the value ``v_reset``, 0 by default): ``v = (1 - s) * h + s * v_reset``
+  - ``"none"``: ``v = h``
+
+* ALIF adds an adaptation trace ``a`` (Bellec et al. 2018): ``theta_t = threshold + beta *
+  a_{t-1}`` replaces ``threshold`` in fire and reset, then ``a_t = a_{t-1} + (s_t - a_{t-1}) /
+  tau_adapt_s`` (``s`` never detached here);
+* CuBa-LIF first updates a synaptic current, ``i_t = i_{t-1} - i_{t-1} / tau_syn_s + x_t``, and
+  charges the LIF membrane with ``i_t`` in place of ``x_t``.
+
+``v_reset`` is also the resting potential the leak pulls towards; the initial state is
+``v = v_reset`` (and ``a = i = 0``). Time constants must satisfy ``tau >= dt``.
+
+Functional API: ``*_step(x: [B, ...], state) -> (spikes, state)`` and
+``*_multistep(x: [T, B, ...], state) -> NeuronOutput(spikes [T, B, ...], v [T, B, ...],
+state)``; ``state=None`` starts at rest. Modules wrap them: ``module(x)`` returns the spikes of
+a multi-step run from rest, ``module.run(x, state)`` the full :class:`NeuronOutput`, and
+``module.step(x_t, state)`` one step. Modules hold parameters, never state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Generic, NamedTuple, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from neuronkit.common import check_number, check_type
+
+from . import _core
+from ._core import Param, alif_core, cuba_core, lif_core
+from .multistep import fused_lif
+from .surrogate import ATan, Surrogate, get_surrogate
+
+__all__ = [
+    "ALIF",
+    "IF",
+    "LIF",
+    "PLIF",
+    "ALIFState",
+    "CuBaLIF",
+    "CuBaLIFState",
+    "IFState",
+    "LIFState",
+    "NeuronOutput",
+    "alif_multistep",
+    "alif_step",
+    "cuba_lif_multistep",
+    "cuba_lif_step",
+    "if_multistep",
+    "if_step",
+    "lif_multistep",
+    "lif_step",
+]
+
+S = TypeVar("S")
+_ATAN = ATan()
+
+
+class IFState(NamedTuple):
+    """IF state: membrane ``v: [B, ...]``."""
+
+    v: Tensor
+
+
+class LIFState(NamedTuple):
+    """LIF/PLIF state: membrane ``v: [B, ...]``."""
+
+    v: Tensor
+
+
+class ALIFState(NamedTuple):
+    """ALIF state: membrane ``v`` and adaptation trace ``a``, both ``[B, ...]``."""
+
+    v: Tensor
+    a: Tensor
+
+
+class CuBaLIFState(NamedTuple):
+    """CuBa-LIF state: membrane ``v`` and synaptic current ``i``, both ``[B, ...]``."""
+
+    v: Tensor
+    i: Tensor
+
+
+class NeuronOutput(NamedTuple, Generic[S]):
+    """A multi-step run: ``spikes`` and post-reset membrane ``v`` (``[T, B, ...]``) and the
+    final ``state`` (whose ``v`` is ``v[-1]``)."""
+
+    spikes: Tensor
+    v: Tensor
+    state: S
+
+
+# ---- shared plumbing -------------------------------------------------------------------------
+
+
+def _start(
+    x: Any,
+    state: Any,
+    state_type: Any,
+    init: dict[str, float],
+    params: dict[str, Any],
+    *,
+    multistep: bool,
+    validate: bool,
+) -> tuple[Tensor, ...]:
+    """Validate ``x``/``state``/tensor ``params``; return the initial state's fields."""
+    _core.check_input(x, multistep=multistep, validate=validate)
+    shape = x.shape[1:] if multistep else x.shape
+    for name, value in params.items():
+        _core.check_broadcast(name, value, shape)
+    if state is None:
+        like = x[0] if multistep else x
+        return tuple(torch.full_like(like, init[f]) for f in state_type._fields)
+    if not isinstance(state, state_type):
+        raise TypeError(
+            f"state must be a {state_type.__name__} or None, got {type(state).__name__}"
+        )
+    for field, value in zip(state_type._fields, state):
+        _core.check_state(f"state.{field}", value, shape)
+    return tuple(state)
+
+
+def _check_lif(
+    tau: Any,
+    threshold: Any,
+    v_reset: Any,
+    reset: Any,
+    detach_reset: Any,
+    decay_input: Any,
+    dt: Any,
+    tau_name: str = "tau",
+) -> None:
+    _core.check_dt(dt)
+    _core.check_tau(tau_name, tau, dt)
+    _core.check_common(threshold, v_reset, reset, detach_reset)
+    check_type("decay_input", decay_input, bool)
+
+
+def _check_alif(tau_adapt: Any, beta: Any, dt: Any) -> None:
+    _core.check_tau("tau_adapt", tau_adapt, dt)
+    _core.check_param("beta", beta, ge=0)
+
+
+def _steps(tau: Param, dt: float) -> Param:
+    return tau / dt
+
+
+def _needs_grad(*tensors: Any) -> bool:
+    return torch.is_grad_enabled() and any(
+        isinstance(t, Tensor) and t.requires_grad for t in tensors
+    )
+
+
+def _scan(core: Any, x: Tensor, state: tuple[Tensor, ...], *params: Any) -> Any:
+    """The reference loop: ``core(x_t, *state, *params) -> (s, *state)`` under autograd.
+
+    Returns ``(spikes [T, B, ...], v [T, B, ...], final state tuple)``; ``v`` is ``state[0]``.
+    """
+    spikes, vs = [], []
+    for t in range(x.shape[0]):
+        s, *new = core(x[t], *state, *params)
+        state = tuple(new)
+        spikes.append(s)
+        vs.append(state[0])
+    return torch.stack(spikes), torch.stack(vs), state
+
+
+def _lif_state_step(x: Tensor, v: Tensor, *params: Any) -> tuple[Tensor, Tensor]:
+    s, v, _ = lif_core(x, v, *params)
+    return s, v
+
+
+def _lif_run(
+    x: Tensor,
+    v0: Tensor,
+    tau: Param | None,
+    threshold: Param,
+    v_reset: float,
+    reset: str,
+    detach_reset: bool,
+    decay_input: bool,
+    surrogate: Surrogate,
+    fused: bool,
+) -> tuple[Tensor, Tensor]:
+    """LIF/IF over time: the fused Function when a gradient is needed, else the reference."""
+    threshold = _core.operand(threshold, x)
+    if tau is not None:
+        tau = _core.operand(tau, x)
+    if fused and _needs_grad(x, v0, tau, threshold):
+        return fused_lif(
+            x,
+            v0,
+            tau=tau,
+            threshold=threshold,
+            v_reset=v_reset,
+            reset_mode=reset,
+            detach_reset=detach_reset,
+            decay_input=decay_input,
+            surrogate=surrogate,
+        )
+    spikes, v, _ = _scan(
+        _lif_state_step,
+        x,
+        (v0,),
+        tau,
+        threshold,
+        v_reset,
+        reset,
+        detach_reset,
+        decay_input,
+        surrogate,
+    )
+    return spikes, v
+
+
+# ---- IF ----------------------------------------------------------------------------------------
+
+
+def if_step(
+    x: Tensor,
+    state: IFState | None = None,
+    *,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    surrogate: Surrogate | str = _ATAN,
+    validate: bool = True,
+) -> tuple[Tensor, IFState]:
+    """One integrate-and-fire step. ``x: [B, ...]`` -> ``(spikes [B, ...], IFState)``.
+
+    Args:
+        threshold: firing threshold (> 0; float or tensor broadcastable to ``[B, ...]``).
+        v_reset: reset value for ``reset="zero"`` and initial membrane.
+        reset: ``"subtract"``, ``"zero"`` (to ``v_reset``) or ``"none"``.
+        detach_reset: cut the gradient through the reset's use of the spike.
+        surrogate: a :class:`Surrogate` or its name.
+        validate: check parameters and finiteness of ``x`` (shapes are always checked).
+    """
+    if validate:
+        _core.check_common(threshold, v_reset, reset, detach_reset)
+    sg = get_surrogate(surrogate)
+    (v,) = _start(
+        x,
+        state,
+        IFState,
+        {"v": v_reset},
+        {"threshold": threshold},
+        multistep=False,
+        validate=validate,
+    )
+    s, v, _ = lif_core(x, v, None, threshold, v_reset, reset, detach_reset, False, sg)
+    return s, IFState(v)
+
+
+def if_multistep(
+    x: Tensor,
+    state: IFState | None = None,
+    *,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    surrogate: Surrogate | str = _ATAN,
+    fused: bool = True,
+    validate: bool = True,
+) -> NeuronOutput[IFState]:
+    """IF over ``x: [T, B, ...]``; arguments as :func:`if_step`.
+
+    ``fused=True`` uses the hand-written backward (:mod:`neuronkit.snn.multistep`) whenever a
+    gradient is needed; ``fused=False`` loops :func:`if_step`'s update under autograd.
+    """
+    if validate:
+        _core.check_common(threshold, v_reset, reset, detach_reset)
+    sg = get_surrogate(surrogate)
+    (v0,) = _start(
+        x,
+        state,
+        IFState,
+        {"v": v_reset},
+        {"threshold": threshold},
+        multistep=True,
+        validate=validate,
+    )
+    spikes, v = _lif_run(x, v0, None, threshold, v_reset, reset, detach_reset, False, sg, fused)
+    return NeuronOutput(spikes, v, IFState(v[-1]))
+
+
+# ---- LIF ---------------------------------------------------------------------------------------
+
+
+def lif_step(
+    x: Tensor,
+    state: LIFState | None = None,
+    *,
+    tau: Param = 2.0,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    dt: float = 1.0,
+    surrogate: Surrogate | str = _ATAN,
+    validate: bool = True,
+) -> tuple[Tensor, LIFState]:
+    """One leaky integrate-and-fire step. ``x: [B, ...]`` -> ``(spikes [B, ...], LIFState)``.
+
+    Args:
+        tau: membrane time constant (>= dt; float or tensor broadcastable to ``[B, ...]``).
+        threshold: firing threshold (> 0; float or tensor).
+        v_reset: resting potential and reset value for ``reset="zero"``.
+        reset: ``"subtract"``, ``"zero"`` (to ``v_reset``) or ``"none"``.
+        detach_reset: cut the gradient through the reset's use of the spike.
+        decay_input: scale the input by ``dt / tau`` (True) or add it as a jump (False).
+        dt: step length, in the units of ``tau``.
+        surrogate: a :class:`Surrogate` or its name.
+        validate: check parameters and finiteness of ``x`` (shapes are always checked).
+    """
+    if validate:
+        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
+    sg = get_surrogate(surrogate)
+    params = {"tau": tau, "threshold": threshold}
+    (v,) = _start(x, state, LIFState, {"v": v_reset}, params, multistep=False, validate=validate)
+    s, v, _ = lif_core(
+        x, v, _steps(tau, dt), threshold, v_reset, reset, detach_reset, decay_input, sg
+    )
+    return s, LIFState(v)
+
+
+def lif_multistep(
+    x: Tensor,
+    state: LIFState | None = None,
+    *,
+    tau: Param = 2.0,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    dt: float = 1.0,
+    surrogate: Surrogate | str = _ATAN,
+    fused: bool = True,
+    validate: bool = True,
+) -> NeuronOutput[LIFState]:
+    """LIF over ``x: [T, B, ...]``; arguments as :func:`lif_step`.
+
+    ``fused=True`` uses the hand-written backward (:mod:`neuronkit.snn.multistep`) whenever a
+    gradient is needed; ``fused=False`` loops :func:`lif_step`'s update under autograd.
+    """
+    if validate:
+        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
+    sg = get_surrogate(surrogate)
+    params = {"tau": tau, "threshold": threshold}
+    (v0,) = _start(x, state, LIFState, {"v": v_reset}, params, multistep=True, validate=validate)
+    spikes, v = _lif_run(
+        x, v0, _steps(tau, dt), threshold, v_reset, reset, detach_reset, decay_input, sg, fused
+    )
+    return NeuronOutput(spikes, v, LIFState(v[-1]))
+
+
+# ---- ALIF --------------------------------------------------------------------------------------
+
+
+def alif_step(
+    x: Tensor,
+    state: ALIFState | None = None,
+    *,
+    tau: Param = 2.0,
+    tau_adapt: Param = 20.0,
+    beta: Param = 1.8,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    dt: float = 1.0,
+    surrogate: Surrogate | str = _ATAN,
+    validate: bool = True,
+) -> tuple[Tensor, ALIFState]:
+    """One adaptive-threshold LIF step. ``x: [B, ...]`` -> ``(spikes, ALIFState)``.
+
+    Args:
+        tau_adapt: time constant of the adaptation trace ``a`` (>= dt).
+        beta: threshold increase per unit of ``a`` (>= 0); ``a`` is a leaky spike rate in
+            [0, 1], so the threshold stays within ``[threshold, threshold + beta]``.
+        others: as :func:`lif_step`; reset uses the adapted threshold.
+    """
+    if validate:
+        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
+        _check_alif(tau_adapt, beta, dt)
+    sg = get_surrogate(surrogate)
+    params = {"tau": tau, "tau_adapt": tau_adapt, "beta": beta, "threshold": threshold}
+    v, a = _start(
+        x,
+        state,
+        ALIFState,
+        {"v": v_reset, "a": 0.0},
+        params,
+        multistep=False,
+        validate=validate,
+    )
+    s, v, a = alif_core(
+        x,
+        v,
+        a,
+        _steps(tau, dt),
+        _steps(tau_adapt, dt),
+        beta,
+        threshold,
+        v_reset,
+        reset,
+        detach_reset,
+        decay_input,
+        sg,
+    )
+    return s, ALIFState(v, a)
+
+
+def alif_multistep(
+    x: Tensor,
+    state: ALIFState | None = None,
+    *,
+    tau: Param = 2.0,
+    tau_adapt: Param = 20.0,
+    beta: Param = 1.8,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    dt: float = 1.0,
+    surrogate: Surrogate | str = _ATAN,
+    validate: bool = True,
+) -> NeuronOutput[ALIFState]:
+    """ALIF over ``x: [T, B, ...]`` (reference loop under autograd); args as :func:`alif_step`."""
+    if validate:
+        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
+        _check_alif(tau_adapt, beta, dt)
+    sg = get_surrogate(surrogate)
+    params = {"tau": tau, "tau_adapt": tau_adapt, "beta": beta, "threshold": threshold}
+    v, a = _start(
+        x, state, ALIFState, {"v": v_reset, "a": 0.0}, params, multistep=True, validate=validate
+    )
+    spikes, vs, state = _scan(
+        alif_core,
+        x,
+        (v, a),
+        _steps(tau, dt),
+        _steps(tau_adapt, dt),
+        beta,
+        threshold,
+        v_reset,
+        reset,
+        detach_reset,
+        decay_input,
+        sg,
+    )
+    return NeuronOutput(spikes, vs, ALIFState(*state))
+
+
+# ---- CuBa-LIF ------------------------------------------------------------------------------------
+
+
+def cuba_lif_step(
+    x: Tensor,
+    state: CuBaLIFState | None = None,
+    *,
+    tau_mem: Param = 10.0,
+    tau_syn: Param = 5.0,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    dt: float = 1.0,
+    surrogate: Surrogate | str = _ATAN,
+    validate: bool = True,
+) -> tuple[Tensor, CuBaLIFState]:
+    """One current-based LIF step. ``x: [B, ...]`` -> ``(spikes, CuBaLIFState)``.
+
+    Args:
+        tau_mem: membrane time constant (>= dt); plays the role of ``tau`` in :func:`lif_step`.
+        tau_syn: synaptic-current time constant (>= dt).
+        others: as :func:`lif_step`. Defaults are Norse's (10 ms, 5 ms at dt = 1 ms).
+    """
+    if validate:
+        _check_lif(tau_mem, threshold, v_reset, reset, detach_reset, decay_input, dt, "tau_mem")
+        _core.check_tau("tau_syn", tau_syn, dt)
+    sg = get_surrogate(surrogate)
+    params = {"tau_mem": tau_mem, "tau_syn": tau_syn, "threshold": threshold}
+    v, i = _start(
+        x,
+        state,
+        CuBaLIFState,
+        {"v": v_reset, "i": 0.0},
+        params,
+        multistep=False,
+        validate=validate,
+    )
+    s, v, i = cuba_core(
+        x,
+        v,
+        i,
+        _steps(tau_mem, dt),
+        _steps(tau_syn, dt),
+        threshold,
+        v_reset,
+        reset,
+        detach_reset,
+        decay_input,
+        sg,
+    )
+    return s, CuBaLIFState(v, i)
+
+
+def cuba_lif_multistep(
+    x: Tensor,
+    state: CuBaLIFState | None = None,
+    *,
+    tau_mem: Param = 10.0,
+    tau_syn: Param = 5.0,
+    threshold: Param = 1.0,
+    v_reset: float = 0.0,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    dt: float = 1.0,
+    surrogate: Surrogate | str = _ATAN,
+    validate: bool = True,
+) -> NeuronOutput[CuBaLIFState]:
+    """CuBa-LIF over ``x: [T, B, ...]`` (reference loop); args as :func:`cuba_lif_step`."""
+    if validate:
+        _check_lif(tau_mem, threshold, v_reset, reset, detach_reset, decay_input, dt, "tau_mem")
+        _core.check_tau("tau_syn", tau_syn, dt)
+    sg = get_surrogate(surrogate)
+    params = {"tau_mem": tau_mem, "tau_syn": tau_syn, "threshold": threshold}
+    v, i = _start(
+        x,
+        state,
+        CuBaLIFState,
+        {"v": v_reset, "i": 0.0},
+        params,
+        multistep=True,
+        validate=validate,
+    )
+    spikes, vs, state = _scan(
+        cuba_core,
+        x,
+        (v, i),
+        _steps(tau_mem, dt),
+        _steps(tau_syn, dt),
+        threshold,
+        v_reset,
+        reset,
+        detach_reset,
+        decay_input,
+        sg,
+    )
+    return NeuronOutput(spikes, vs, CuBaLIFState(*state))
+
+
+# ---- modules -------------------------------------------------------------------------------------
+
+
+class _Neuron(nn.Module):
+    """Common shell: parameters are validated once here; ``forward`` returns spikes only."""
+
+    def __init__(
+        self,
+        threshold: float,
+        v_reset: float,
+        reset: str,
+        detach_reset: bool,
+        surrogate: Surrogate | str,
+        validate: bool,
+    ) -> None:
+        super().__init__()
+        _core.check_common(threshold, v_reset, reset, detach_reset)
+        check_type("validate", validate, bool)
+        self.surrogate = get_surrogate(surrogate)
+        self.threshold = threshold
+        self.v_reset = v_reset
+        self.reset = reset
+        self.detach_reset = detach_reset
+        self.validate = validate
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "v_reset": self.v_reset,
+            "reset": self.reset,
+            "detach_reset": self.detach_reset,
+            "surrogate": self.surrogate,
+            "validate": self.validate,
+        }
+
+    def forward(self, x: Tensor, state: Any = None) -> Tensor:
+        """Spikes ``[T, B, ...]`` for ``x: [T, B, ...]``, starting from ``state`` (rest if None)."""
+        spikes: Tensor = self.run(x, state).spikes
+        return spikes
+
+    def run(self, x: Tensor, state: Any = None) -> NeuronOutput[Any]:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        skip = {"validate"}
+        return ", ".join(f"{k}={v!r}" for k, v in self._common().items() if k not in skip)
+
+
+class IF(_Neuron):
+    """Integrate-and-fire neurons; see :func:`if_step` for the arguments.
+
+    ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[IFState]``,
+    ``step(x_t [B, ...], state) -> (spikes, IFState)``.
+    """
+
+    def __init__(
+        self,
+        threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "subtract",
+        *,
+        detach_reset: bool = False,
+        surrogate: Surrogate | str = _ATAN,
+        fused: bool = True,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
+        check_type("fused", fused, bool)
+        self.fused = fused
+
+    def run(self, x: Tensor, state: IFState | None = None) -> NeuronOutput[IFState]:
+        return if_multistep(x, state, fused=self.fused, **self._common())
+
+    def step(self, x: Tensor, state: IFState | None = None) -> tuple[Tensor, IFState]:
+        return if_step(x, state, **self._common())
+
+
+class LIF(_Neuron):
+    """Leaky integrate-and-fire neurons; see :func:`lif_step` for the arguments.
+
+    ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[LIFState]``,
+    ``step(x_t [B, ...], state) -> (spikes, LIFState)``.
+
+    >>> lif = LIF(tau=2.0)
+    >>> lif(torch.ones(4, 3, 5)).shape
+    torch.Size([4, 3, 5])
+    """
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "subtract",
+        *,
+        detach_reset: bool = False,
+        decay_input: bool = True,
+        dt: float = 1.0,
+        surrogate: Surrogate | str = _ATAN,
+        fused: bool = True,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
+        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
+        check_type("fused", fused, bool)
+        self._tau = tau
+        self.decay_input = decay_input
+        self.dt = dt
+        self.fused = fused
+
+    @property
+    def tau(self) -> Param:
+        """Membrane time constant (a tensor for :class:`PLIF`)."""
+        return self._tau
+
+    def _lif(self) -> dict[str, Any]:
+        return {"tau": self.tau, "decay_input": self.decay_input, "dt": self.dt, **self._common()}
+
+    def run(self, x: Tensor, state: LIFState | None = None) -> NeuronOutput[LIFState]:
+        return lif_multistep(x, state, fused=self.fused, **self._lif())
+
+    def step(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
+        return lif_step(x, state, **self._lif())
+
+    def extra_repr(self) -> str:
+        tau = f"{float(self.tau.detach()) if isinstance(self.tau, Tensor) else self.tau:.4g}"
+        return f"tau={tau}, decay_input={self.decay_input}, dt={self.dt}, {super().extra_repr()}"
+
+
+class PLIF(LIF):
+    """Parametric LIF (Fang et al. 2021): one learnable ``tau`` per layer.
+
+    ``tau = dt * (1 + exp(-w))`` (SpikingJelly's ``1 / tau = sigmoid(w)`` at ``dt = 1``), so
+    ``tau > dt`` always; ``w`` starts at ``-log(init_tau / dt - 1)``. Other arguments and
+    methods as :class:`LIF`.
+    """
+
+    def __init__(
+        self,
+        init_tau: float = 2.0,
+        threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "subtract",
+        *,
+        detach_reset: bool = False,
+        decay_input: bool = True,
+        dt: float = 1.0,
+        surrogate: Surrogate | str = _ATAN,
+        fused: bool = True,
+        validate: bool = True,
+    ) -> None:
+        _core.check_dt(dt)
+        check_number("init_tau", init_tau, gt=dt)
+        super().__init__(
+            init_tau,
+            threshold,
+            v_reset,
+            reset,
+            detach_reset=detach_reset,
+            decay_input=decay_input,
+            dt=dt,
+            surrogate=surrogate,
+            fused=fused,
+            validate=validate,
+        )
+        self.w = nn.Parameter(torch.tensor(-math.log(init_tau / dt - 1.0)))
+
+    @property
+    def tau(self) -> Tensor:
+        """``dt * (1 + exp(-w))``, a 0-d tensor that carries the gradient to ``w``."""
+        return self.dt * (1.0 + torch.exp(-self.w))
+
+
+class ALIF(_Neuron):
+    """Adaptive-threshold LIF neurons; see :func:`alif_step` for the arguments.
+
+    ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[ALIFState]``,
+    ``step(x_t [B, ...], state) -> (spikes, ALIFState)``. Multi-step runs use the reference
+    loop (no fused path).
+    """
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        tau_adapt: float = 20.0,
+        beta: float = 1.8,
+        threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "subtract",
+        *,
+        detach_reset: bool = False,
+        decay_input: bool = True,
+        dt: float = 1.0,
+        surrogate: Surrogate | str = _ATAN,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
+        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
+        _check_alif(tau_adapt, beta, dt)
+        self.tau, self.tau_adapt, self.beta = tau, tau_adapt, beta
+        self.decay_input = decay_input
+        self.dt = dt
+
+    def _alif(self) -> dict[str, Any]:
+        return {
+            "tau": self.tau,
+            "tau_adapt": self.tau_adapt,
+            "beta": self.beta,
+            "decay_input": self.decay_input,
+            "dt": self.dt,
+            **self._common(),
+        }
+
+    def run(self, x: Tensor, state: ALIFState | None = None) -> NeuronOutput[ALIFState]:
+        return alif_multistep(x, state, **self._alif())
+
+    def step(self, x: Tensor, state: ALIFState | None = None) -> tuple[Tensor, ALIFState]:
+        return alif_step(x, state, **self._alif())
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau={self.tau}, tau_adapt={self.tau_adapt}, beta={self.beta}, "
+            f"decay_input={self.decay_input}, dt={self.dt}, {super().extra_repr()}"
+        )
+
+
+class CuBaLIF(_Neuron):
+    """Current-based LIF neurons; see :func:`cuba_lif_step` for the arguments.
+
+    ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[CuBaLIFState]``,
+    ``step(x_t [B, ...], state) -> (spikes, CuBaLIFState)``. Multi-step runs use the reference
+    loop (no fused path).
+    """
+
+    def __init__(
+        self,
+        tau_mem: float = 10.0,
+        tau_syn: float = 5.0,
+        threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "subtract",
+        *,
+        detach_reset: bool = False,
+        decay_input: bool = True,
+        dt: float = 1.0,
+        surrogate: Surrogate | str = _ATAN,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
+        _check_lif(tau_mem, threshold, v_reset, reset, detach_reset, decay_input, dt, "tau_mem")
+        _core.check_tau("tau_syn", tau_syn, dt)
+        self.tau_mem, self.tau_syn = tau_mem, tau_syn
+        self.decay_input = decay_input
+        self.dt = dt
+
+    def _cuba(self) -> dict[str, Any]:
+        return {
+            "tau_mem": self.tau_mem,
+            "tau_syn": self.tau_syn,
+            "decay_input": self.decay_input,
+            "dt": self.dt,
+            **self._common(),
+        }
+
+    def run(self, x: Tensor, state: CuBaLIFState | None = None) -> NeuronOutput[CuBaLIFState]:
+        return cuba_lif_multistep(x, state, **self._cuba())
+
+    def step(self, x: Tensor, state: CuBaLIFState | None = None) -> tuple[Tensor, CuBaLIFState]:
+        return cuba_lif_step(x, state, **self._cuba())
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau_mem={self.tau_mem}, tau_syn={self.tau_syn}, decay_input={self.decay_input}, "
+            f"dt={self.dt}, {super().extra_repr()}"
+        )

@@ -1,0 +1,203 @@
+"""Surrogate-gradient spike functions.
+
+Forward is the Heaviside step with the firing condition ``x >= 0`` where ``x = v - threshold``
+(a neuron exactly at threshold fires, as in SpikingJelly; snnTorch and Norse use ``x > 0``,
+which differs only on the measure-zero set ``v == threshold``). Backward replaces the Dirac
+delta by the surrogate derivative ``g'(x)`` below; ``alpha`` sets its sharpness.
+
+=================  =======  ========================================  ===========================
+class (name)       alpha    g'(x)                                     same as
+=================  =======  ========================================  ===========================
+``ATan``           2.0      alpha / 2 / (1 + (pi / 2 * alpha * x)^2)  SJ ``ATan``, snnTorch
+                                                                      ``atan`` (same alpha)
+``Sigmoid``        4.0      alpha * sig(alpha x) * (1 - sig(alpha x))  SJ ``Sigmoid``, snnTorch
+                                                                      ``sigmoid(slope=alpha)``
+``FastSigmoid``    10.0     1 / (alpha * abs(x) + 1)^2                snnTorch ``fast_sigmoid
+                                                                      (slope=alpha)``, Norse
+                                                                      ``SuperSpike`` (alpha)
+``Triangle``       1.0      max(0, alpha - alpha^2 * abs(x))          SJ ``PiecewiseQuadratic``,
+                                                                      SLTT (gamma = 1 / alpha)
+``Gaussian``       2.0      alpha / sqrt(pi) * exp(-(alpha x)^2)      SJ ``Erf``
+``Rectangular``    1.0      alpha * [abs(x) < 1 / (2 alpha)]          SJ ``Rect``, STBP (a =
+                                                                      1 / alpha)
+=================  =======  ========================================  ===========================
+
+Every derivative except ``FastSigmoid``'s integrates to 1 over x (the surrogate is a smoothed
+Heaviside); ``FastSigmoid`` peaks at 1 and integrates to ``2 / alpha`` (the snnTorch/Norse
+convention). Surrogates are frozen dataclasses: hashable, comparable, safe as defaults.
+
+>>> spike = ATan(alpha=2.0)
+>>> spike(torch.tensor([-0.5, 0.0, 0.5]))
+tensor([0., 1., 1.])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from neuronkit.common import check_choice, check_number, check_type
+
+__all__ = [
+    "ATan",
+    "FastSigmoid",
+    "Gaussian",
+    "Rectangular",
+    "Sigmoid",
+    "SpikeFunction",
+    "Surrogate",
+    "Triangle",
+    "get_surrogate",
+    "heaviside",
+    "surrogate_names",
+]
+
+
+def heaviside(x: Tensor) -> Tensor:
+    """``1.0`` where ``x >= 0`` else ``0.0``, in ``x``'s dtype (no gradient)."""
+    return (x >= 0).to(x.dtype)
+
+
+class SpikeFunction(torch.autograd.Function):
+    """Heaviside forward, ``grad * surrogate.derivative(x)`` backward."""
+
+    @staticmethod
+    def forward(x: Tensor, surrogate: Surrogate) -> Tensor:
+        return heaviside(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        x, surrogate = inputs
+        ctx.surrogate = surrogate
+        ctx.save_for_backward(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad * ctx.surrogate.derivative(x), None
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """Base class: a spike function ``x -> H(x)`` whose gradient is ``derivative(x)``.
+
+    Subclass it and implement :meth:`derivative` to add a surrogate; neurons (and the fused
+    multi-step path) only ever call ``surrogate(x)`` and ``surrogate.derivative(x)``.
+    """
+
+    alpha: float = 1.0
+    name: ClassVar[str] = "surrogate"
+
+    def __post_init__(self) -> None:
+        check_number("alpha", self.alpha, gt=0)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Spikes ``H(x)`` (``x = v - threshold``, any shape) with the surrogate gradient."""
+        out: Tensor = SpikeFunction.apply(x, self)
+        return out
+
+    def derivative(self, x: Tensor) -> Tensor:
+        """The surrogate ``g'(x)``, elementwise."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ATan(Surrogate):
+    """``g'(x) = alpha / 2 / (1 + (pi / 2 * alpha * x)^2)`` (Fang et al. 2021)."""
+
+    alpha: float = 2.0
+    name: ClassVar[str] = "atan"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        half = self.alpha / 2
+        return half / (1 + (math.pi * half * x) ** 2)
+
+
+@dataclass(frozen=True)
+class Sigmoid(Surrogate):
+    """``g'(x) = alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x))``."""
+
+    alpha: float = 4.0
+    name: ClassVar[str] = "sigmoid"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        sig = torch.sigmoid(self.alpha * x)
+        return self.alpha * sig * (1 - sig)
+
+
+@dataclass(frozen=True)
+class FastSigmoid(Surrogate):
+    """SuperSpike: ``g'(x) = 1 / (alpha * |x| + 1)^2`` (Zenke & Ganguli 2018)."""
+
+    alpha: float = 10.0
+    name: ClassVar[str] = "fast_sigmoid"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return 1 / (self.alpha * x.abs() + 1) ** 2
+
+
+@dataclass(frozen=True)
+class Triangle(Surrogate):
+    """Piecewise linear: ``g'(x) = max(0, alpha - alpha^2 * |x|)`` (support ``|x| < 1/alpha``)."""
+
+    alpha: float = 1.0
+    name: ClassVar[str] = "triangle"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return (self.alpha - self.alpha**2 * x.abs()).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class Gaussian(Surrogate):
+    """``g'(x) = alpha / sqrt(pi) * exp(-(alpha x)^2)`` (a normal density, sigma = 1/(alpha √2))."""
+
+    alpha: float = 2.0
+    name: ClassVar[str] = "gaussian"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return self.alpha / math.sqrt(math.pi) * torch.exp(-((self.alpha * x) ** 2))
+
+
+@dataclass(frozen=True)
+class Rectangular(Surrogate):
+    """Boxcar: ``g'(x) = alpha`` where ``|x| < 1 / (2 alpha)``, else 0 (Wu et al. 2018)."""
+
+    alpha: float = 1.0
+    name: ClassVar[str] = "rectangular"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return self.alpha * (x.abs() < 0.5 / self.alpha).to(x.dtype)
+
+
+_REGISTRY: dict[str, type[Surrogate]] = {
+    cls.name: cls for cls in (ATan, Sigmoid, FastSigmoid, Triangle, Gaussian, Rectangular)
+}
+_ALIASES = {"superspike": "fast_sigmoid", "piecewise_linear": "triangle", "rect": "rectangular"}
+
+
+def surrogate_names() -> list[str]:
+    """Names accepted by :func:`get_surrogate` (aliases included)."""
+    return sorted([*_REGISTRY, *_ALIASES])
+
+
+def get_surrogate(surrogate: Surrogate | str, alpha: float | None = None) -> Surrogate:
+    """A :class:`Surrogate` from an instance or a name such as ``"atan"`` (default alpha).
+
+    >>> get_surrogate("superspike", alpha=25.0)
+    FastSigmoid(alpha=25.0)
+    """
+    if isinstance(surrogate, Surrogate):
+        if alpha is not None:
+            raise ValueError(
+                f"alpha must be None when surrogate is an instance, got alpha={alpha!r} "
+                f"with surrogate={surrogate!r}"
+            )
+        return surrogate
+    check_type("surrogate", surrogate, (Surrogate, str))
+    name = check_choice("surrogate", surrogate.lower(), surrogate_names())
+    cls = _REGISTRY[_ALIASES.get(name, name)]
+    return cls() if alpha is None else cls(alpha=alpha)

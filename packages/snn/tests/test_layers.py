@@ -1,0 +1,76 @@
+"""Time-folded layers equal a per-step loop and stay the torch layers they alias."""
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.snn import (
+    SeqAdaptiveAvgPool2d,
+    SeqAvgPool2d,
+    SeqBatchNorm1d,
+    SeqBatchNorm2d,
+    SeqConv1d,
+    SeqConv2d,
+    SeqFlatten,
+    SeqLinear,
+    SeqMaxPool2d,
+    TimeDistributed,
+    over_time,
+)
+
+CASES = [
+    (SeqLinear(6, 4), nn.Linear, (3, 2, 6), (3, 2, 4)),
+    (SeqConv1d(2, 3, 3, padding=1), nn.Conv1d, (3, 2, 2, 7), (3, 2, 3, 7)),
+    (SeqConv2d(1, 4, 3, padding=1), nn.Conv2d, (3, 2, 1, 8, 8), (3, 2, 4, 8, 8)),
+    (SeqAvgPool2d(2), nn.AvgPool2d, (3, 2, 4, 8, 8), (3, 2, 4, 4, 4)),
+    (SeqMaxPool2d(2), nn.MaxPool2d, (3, 2, 4, 8, 8), (3, 2, 4, 4, 4)),
+    (SeqAdaptiveAvgPool2d(1), nn.AdaptiveAvgPool2d, (3, 2, 4, 8, 8), (3, 2, 4, 1, 1)),
+    (SeqFlatten(), nn.Flatten, (3, 2, 4, 2, 2), (3, 2, 16)),
+]
+
+
+@pytest.mark.parametrize(("layer", "base", "shape_in", "shape_out"), CASES)
+def test_alias_is_torch_layer_applied_per_step(
+    layer: nn.Module, base: type, shape_in: tuple, shape_out: tuple
+) -> None:
+    assert isinstance(layer, base)
+    x = torch.randn(shape_in)
+    y = layer(x)
+    assert y.shape == shape_out
+    per_step = torch.stack([base.forward(layer, x[t]) for t in range(x.shape[0])])
+    torch.testing.assert_close(y, per_step)
+
+
+def test_state_dict_keys_match_torch() -> None:
+    assert SeqLinear(3, 2).state_dict().keys() == nn.Linear(3, 2).state_dict().keys()
+    assert SeqBatchNorm2d(4).state_dict().keys() == nn.BatchNorm2d(4).state_dict().keys()
+
+
+def test_batchnorm_pools_time_and_batch() -> None:
+    bn = SeqBatchNorm1d(5, affine=False)
+    x = torch.randn(4, 3, 5) * 3 + 1
+    y = bn(x)
+    flat = y.flatten(0, 1)
+    torch.testing.assert_close(flat.mean(0), torch.zeros(5), atol=1e-5, rtol=0)
+    bn2 = SeqBatchNorm2d(2)
+    assert bn2(torch.randn(3, 2, 2, 4, 4)).shape == (3, 2, 2, 4, 4)
+
+
+def test_time_distributed_wraps_any_stateless_module() -> None:
+    inner = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3))
+    td = TimeDistributed(inner)
+    x = torch.randn(4, 2, 1, 8, 8)
+    per_step = torch.stack([inner(x[t]) for t in range(4)])
+    torch.testing.assert_close(td(x), per_step)
+    torch.testing.assert_close(over_time(inner, x), per_step)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match=r"x must have at least 3 dimensions \[T, B, \.\.\.\]"):
+        SeqLinear(4, 2)(torch.randn(2, 4))  # a [B, N] batch without time
+    with pytest.raises(ValueError, match="at least 3 dimensions"):
+        TimeDistributed(nn.Identity())(torch.randn(5))
+    with pytest.raises(TypeError, match="x must be Tensor"):
+        over_time(nn.Identity(), [1.0])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="module must be Module"):
+        TimeDistributed(lambda x: x)  # type: ignore[arg-type]

@@ -1,0 +1,375 @@
+"""Neuron step functions, multi-step functions and module shells."""
+
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neuronkit.snn import (
+    ALIF,
+    IF,
+    LIF,
+    PLIF,
+    ALIFState,
+    CuBaLIF,
+    CuBaLIFState,
+    IFState,
+    LIFState,
+    alif_multistep,
+    alif_step,
+    cuba_lif_multistep,
+    cuba_lif_step,
+    if_multistep,
+    if_step,
+    lif_multistep,
+    lif_step,
+)
+
+F64 = torch.float64
+STEPS = {
+    "if": (if_step, if_multistep, IFState, IF),
+    "lif": (lif_step, lif_multistep, LIFState, LIF),
+    "alif": (alif_step, alif_multistep, ALIFState, ALIF),
+    "cuba": (cuba_lif_step, cuba_lif_multistep, CuBaLIFState, CuBaLIF),
+}
+
+
+def _drive(T: int = 12, B: int = 3, N: int = 5, seed: int = 0, dtype: Any = F64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(T, B, N, generator=g, dtype=dtype) * 2.0
+
+
+# ---- hand-computed dynamics --------------------------------------------------------------------
+
+
+def test_lif_decay_input_by_hand() -> None:
+    x = torch.full((3, 1, 1), 1.5, dtype=F64)
+    soft = lif_multistep(x, tau=2.0)
+    hard = lif_multistep(x, tau=2.0, reset="zero")
+    # h1 = 0.75; h2 = 0.75 + (1.5 - 0.75)/2 = 1.125 -> spike
+    assert soft.spikes.flatten().tolist() == [0.0, 1.0, 0.0]
+    assert soft.v.flatten().tolist() == pytest.approx([0.75, 0.125, 0.8125])
+    assert hard.v.flatten().tolist() == pytest.approx([0.75, 0.0, 0.75])
+
+
+def test_lif_without_input_decay_is_beta_v_plus_x() -> None:
+    x = _drive()
+    out = lif_multistep(x, tau=4.0, decay_input=False, reset="none")
+    beta, v, vs = 1 - 1 / 4.0, torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):
+        v = beta * v + x[t]
+        vs.append(v)
+    torch.testing.assert_close(out.v, torch.stack(vs))
+
+
+def test_if_integrates_and_subtracts() -> None:
+    x = torch.full((4, 1, 1), 0.4, dtype=F64)
+    out = if_multistep(x)
+    assert out.spikes.flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert out.v.flatten().tolist() == pytest.approx([0.4, 0.8, 0.2, 0.6])
+
+
+def test_v_reset_is_leak_target_and_initial_state() -> None:
+    x = torch.zeros(5, 1, 1, dtype=F64)
+    out = lif_multistep(x, v_reset=-0.5, reset="zero")
+    assert torch.all(out.v == -0.5)
+
+
+def test_dt_scales_time_constants() -> None:
+    x = _drive()
+    a = lif_multistep(x, tau=4.0, dt=2.0)
+    b = lif_multistep(x, tau=2.0, dt=1.0)
+    assert torch.equal(a.spikes, b.spikes)
+    assert torch.equal(a.v, b.v)
+
+
+def test_alif_with_beta_zero_is_lif() -> None:
+    x = _drive()
+    a = alif_multistep(x, beta=0.0, tau=3.0)
+    b = lif_multistep(x, tau=3.0, fused=False)
+    assert torch.equal(a.spikes, b.spikes)
+    assert torch.equal(a.v, b.v)
+
+
+def test_alif_adapts() -> None:
+    x = torch.full((60, 2, 4), 1.5, dtype=F64)
+    adaptive = alif_multistep(x, tau=2.0, tau_adapt=10.0, beta=1.0)
+    plain = lif_multistep(x, tau=2.0)
+    assert adaptive.spikes.sum() < plain.spikes.sum()
+    assert adaptive.spikes[:5].sum() == plain.spikes[:5].sum()  # same until adaptation builds
+    a = adaptive.state.a
+    assert torch.all((a >= 0) & (a <= 1))
+
+
+def test_cuba_with_instant_synapse_is_lif() -> None:
+    x = _drive()
+    a = cuba_lif_multistep(x, tau_mem=3.0, tau_syn=1.0)
+    b = lif_multistep(x, tau=3.0, fused=False)
+    assert torch.equal(a.spikes, b.spikes)
+    assert torch.equal(a.v, b.v)
+    assert torch.equal(a.state.i, x[-1])
+
+
+def test_cuba_current_filters_input() -> None:
+    x = torch.zeros(6, 1, 1, dtype=F64)
+    x[0] = 1.0
+    out = cuba_lif_multistep(x, tau_mem=100.0, tau_syn=2.0, threshold=10.0)
+    # the current decays geometrically by 1 - 1/tau_syn after its jump
+    assert out.state.i.item() == pytest.approx(0.5**5)
+
+
+# ---- invariants (property-based) ---------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(STEPS)),
+    reset=st.sampled_from(["subtract", "zero", "none"]),
+    seed=st.integers(0, 2**16),
+    scale=st.floats(0.1, 4.0),
+    threshold=st.floats(0.2, 2.0),
+)
+def test_spikes_binary_and_reset_invariants(
+    kind: str, reset: str, seed: int, scale: float, threshold: float
+) -> None:
+    _, multistep, _, _ = STEPS[kind]
+    x = (_drive(T=8, seed=seed) - 0.5) * scale
+    kw: dict[str, Any] = {"reset": reset, "threshold": threshold}
+    if kind == "alif":
+        kw["beta"] = 0.0  # fixed threshold, so the invariants below refer to ``threshold``
+    out = multistep(x, **kw)
+    assert set(out.spikes.unique().tolist()) <= {0.0, 1.0}
+    fired = out.spikes.bool()
+    if reset == "zero":
+        assert torch.all(out.v[fired] == 0.0)
+        assert torch.all(out.v <= threshold)
+    if reset == "subtract":
+        assert torch.all(out.v[~fired] < threshold)
+
+
+@settings(max_examples=20, deadline=None)
+@given(kind=st.sampled_from(sorted(STEPS)), seed=st.integers(0, 2**16), split=st.integers(1, 7))
+def test_multistep_equals_step_loop_and_chunks(kind: str, seed: int, split: int) -> None:
+    step, multistep, _, _ = STEPS[kind]
+    x = _drive(T=8, seed=seed, dtype=torch.float32)
+    full = multistep(x)
+    state, spikes = None, []
+    for t in range(x.shape[0]):
+        s, state = step(x[t], state)
+        spikes.append(s)
+    assert torch.equal(torch.stack(spikes), full.spikes)
+    assert all(torch.equal(a, b) for a, b in zip(state, full.state))
+    first = multistep(x[:split])
+    second = multistep(x[split:], first.state)
+    assert torch.equal(torch.cat([first.spikes, second.spikes]), full.spikes)
+    assert torch.equal(second.v, full.v[split:])
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_surrogate_gradient_reaches_input(kind: str) -> None:
+    _, multistep, _, _ = STEPS[kind]
+    x = _drive().requires_grad_()
+    multistep(x).spikes.sum().backward()
+    assert x.grad is not None
+    assert x.grad.abs().sum() > 0
+
+
+def test_detach_reset_changes_gradient_not_forward() -> None:
+    x = _drive().requires_grad_()
+    grads, outs = [], []
+    for detach in (False, True):
+        out = lif_multistep(x, detach_reset=detach, fused=False)
+        (g,) = torch.autograd.grad(out.spikes.sum(), x)
+        grads.append(g)
+        outs.append(out.spikes)
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_tensor_parameters_per_neuron() -> None:
+    x = _drive()
+    thr = torch.tensor([0.5, 1.0, 1.5, 2.0, 2.5], dtype=F64)
+    out = lif_multistep(x, threshold=thr, tau=torch.full((5,), 2.0, dtype=F64))
+    for n in range(5):
+        ref = lif_multistep(x[..., n : n + 1], threshold=float(thr[n]), tau=2.0)
+        assert torch.equal(out.spikes[..., n : n + 1], ref.spikes)
+
+
+# ---- modules -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_module_matches_functional(kind: str) -> None:
+    step, multistep, _, module_cls = STEPS[kind]
+    module = module_cls()
+    x = _drive()
+    run = module.run(x)
+    assert torch.equal(module(x), run.spikes)
+    ref = multistep(x)
+    assert torch.equal(run.spikes, ref.spikes)
+    assert torch.equal(run.v, ref.v)
+    s, state = module.step(x[0])
+    s_ref, state_ref = step(x[0])
+    assert torch.equal(s, s_ref)
+    assert all(torch.equal(a, b) for a, b in zip(state, state_ref))
+    # explicit state: a second call from the returned state continues the run
+    again = module.run(x, run.state)
+    assert torch.equal(again.spikes, multistep(x, ref.state).spikes)
+    assert list(module.buffers()) == []  # no hidden state
+
+
+def test_module_repr_and_options() -> None:
+    lif = LIF(tau=3.0, reset="zero", detach_reset=True, surrogate="sigmoid", validate=False)
+    text = repr(lif)
+    assert "tau=3" in text
+    assert "reset='zero'" in text
+    assert "Sigmoid(alpha=4.0)" in text
+    assert "tau_adapt=20.0" in repr(ALIF())
+    assert "tau_syn=5.0" in repr(CuBaLIF())
+    assert "threshold=1.0" in repr(IF())
+
+
+def test_plif_learns_tau() -> None:
+    plif = PLIF(init_tau=3.0)
+    assert plif.tau.item() == pytest.approx(3.0)
+    x = _drive(dtype=torch.float32)
+    ref = LIF(tau=3.0)(x)
+    out = plif(x)
+    torch.testing.assert_close(out, ref)
+    out.sum().backward()
+    assert plif.w.grad is not None
+    assert plif.w.grad.abs() > 0
+    assert [n for n, _ in plif.named_parameters()] == ["w"]
+
+
+def test_plif_dt() -> None:
+    plif = PLIF(init_tau=4.0, dt=2.0)
+    assert plif.tau.item() == pytest.approx(4.0)
+
+
+def test_tiny_network_trains_on_digits() -> None:
+    from neuronkit.snn import SeqFlatten, SeqLinear, direct_encode, load_digits, spike_count_ce
+
+    torch.manual_seed(0)
+    data = load_digits()
+    x, y = direct_encode(data.x_train[:256], 4), data.y_train[:256]
+    net = torch.nn.Sequential(SeqFlatten(), SeqLinear(64, 10), LIF(tau=2.0))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    losses = []
+    for _ in range(15):
+        loss = spike_count_ce(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+# ---- bad inputs --------------------------------------------------------------------------------
+
+X3 = torch.zeros(2, 3, 4)
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_bad_rank_and_type(kind: str) -> None:
+    step, multistep, _, module_cls = STEPS[kind]
+    module = module_cls()
+    for call in (multistep, module.run, module):
+        with pytest.raises(ValueError, match=r"x must have at least 3 dimensions \[T, B, \.\.\.\]"):
+            call(torch.zeros(3, 4))  # a [B, N] step handed to a multi-step entry
+        with pytest.raises(TypeError, match=r"x must be a torch\.Tensor"):
+            call([[[0.0]]])
+        with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+            call(torch.zeros(2, 3, 4, dtype=torch.long))
+        with pytest.raises(ValueError, match="x must be finite"):
+            call(torch.full((2, 3, 4), float("nan")))
+        with pytest.raises(ValueError, match="T >= 1"):
+            call(torch.zeros(0, 3, 4))
+    for call in (step, module.step):
+        with pytest.raises(ValueError, match=r"x must have at least 2 dimensions \[B, \.\.\.\]"):
+            call(torch.zeros(4))
+        with pytest.raises(ValueError, match="x must be finite"):
+            call(torch.full((3, 4), float("inf")))
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_bad_state(kind: str) -> None:
+    step, multistep, state_cls, _ = STEPS[kind]
+    good = multistep(X3).state
+    with pytest.raises(TypeError, match=f"state must be a {state_cls.__name__} or None"):
+        multistep(X3, tuple(good))
+    wrong = state_cls(*(torch.zeros(2, 3, 4) for _ in good))  # [T, B, N]: a time-major mix-up
+    with pytest.raises(ValueError, match=r"state\.v must have shape \[3, 4\]"):
+        multistep(X3, wrong)
+    with pytest.raises(ValueError, match=r"state\.v must have shape \[3, 4\]"):
+        step(X3[0], wrong)
+    with pytest.raises(TypeError, match=r"state\.v must be a torch\.Tensor"):
+        step(X3[0], state_cls(*([1.0] * len(good))))
+    assert step(X3[0], good)[1] is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"threshold": 0.0}, ValueError, "threshold must be > 0, got 0.0"),
+        ({"threshold": -1.0}, ValueError, "threshold must be > 0"),
+        ({"threshold": "1"}, TypeError, "threshold must be a real number"),
+        ({"threshold": torch.ones(3, dtype=torch.long)}, TypeError, "threshold must be a float"),
+        ({"threshold": torch.ones(5)}, ValueError, r"threshold must broadcast to .*\[3, 4\]"),
+        ({"v_reset": 1.0}, ValueError, r"v_reset must be < threshold \(1\), got 1.0"),
+        ({"v_reset": float("nan")}, ValueError, "v_reset must be finite"),
+        ({"reset": "hard"}, ValueError, r"reset must be one of \['subtract', 'zero', 'none'\]"),
+        ({"reset": None}, TypeError, "reset must be str"),
+        ({"detach_reset": 1}, TypeError, "detach_reset must be bool"),
+        ({"surrogate": "nope"}, ValueError, "surrogate must be one of"),
+    ],
+)
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_bad_common_parameters(kind: str, kwargs: dict, error: type, match: str) -> None:
+    step, multistep, _, module_cls = STEPS[kind]
+    with pytest.raises(error, match=match):
+        multistep(X3, **kwargs)
+    with pytest.raises(error, match=match):
+        step(X3[0], **kwargs)
+    if not any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+        with pytest.raises(error, match=match):
+            module_cls(**kwargs)
+
+
+TAUS = {"lif": ["tau"], "alif": ["tau", "tau_adapt"], "cuba": ["tau_mem", "tau_syn"]}
+
+
+@pytest.mark.parametrize(("kind", "name"), [(k, n) for k, ns in TAUS.items() for n in ns])
+def test_bad_time_constants(kind: str, name: str) -> None:
+    step, multistep, _, module_cls = STEPS[kind]
+    for call in (lambda **kw: multistep(X3, **kw), lambda **kw: step(X3[0], **kw), module_cls):
+        with pytest.raises(ValueError, match=f"{name} must be > 0, got -2.0"):
+            call(**{name: -2.0})
+        with pytest.raises(ValueError, match=f"{name} must be > 0, got 0"):
+            call(**{name: 0})
+        with pytest.raises(ValueError, match=rf"{name} must be >= dt \(1\), got 0.5"):
+            call(**{name: 0.5})
+        with pytest.raises(ValueError, match="dt must be > 0"):
+            call(dt=0.0)
+        with pytest.raises(TypeError, match="decay_input must be bool"):
+            call(decay_input="yes")
+
+
+def test_bad_module_only_arguments() -> None:
+    with pytest.raises(ValueError, match="init_tau must be > 1"):
+        PLIF(init_tau=1.0)
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        ALIF(beta=-1.0)
+    with pytest.raises(TypeError, match="fused must be bool"):
+        LIF(fused=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="validate must be bool"):
+        IF(validate="no")  # type: ignore[arg-type]
+
+
+def test_validate_false_skips_value_checks_only() -> None:
+    nan = torch.full((2, 3, 4), float("nan"))
+    lif_multistep(nan, validate=False)  # NaN passes through when asked not to validate
+    with pytest.raises(ValueError, match="at least 3 dimensions"):
+        lif_multistep(torch.zeros(3, 4), validate=False)  # structure is always checked

@@ -1,0 +1,78 @@
+"""Readout losses against their written-out definitions."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neuronkit.snn import mean_membrane_ce, spike_count_ce, spike_count_mse, tet_ce
+
+T, B, C = 5, 4, 3
+
+
+@pytest.fixture
+def data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(T, B, C, generator=g) > 0.5).double().requires_grad_()
+    v = torch.randn(T, B, C, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 2, 1, 2])
+    return spikes, v, y
+
+
+def test_spike_count_ce(data: tuple) -> None:
+    spikes, _, y = data
+    loss = spike_count_ce(spikes, y)
+    torch.testing.assert_close(loss, F.cross_entropy(spikes.sum(0), y))
+    loss.backward()
+    assert spikes.grad is not None
+
+
+def test_mean_membrane_ce(data: tuple) -> None:
+    _, v, y = data
+    torch.testing.assert_close(mean_membrane_ce(v, y), F.cross_entropy(v.mean(0), y))
+
+
+def test_tet_is_mean_of_per_step_ce(data: tuple) -> None:
+    _, v, y = data
+    per_step = torch.stack([F.cross_entropy(v[t], y) for t in range(T)]).mean()
+    torch.testing.assert_close(tet_ce(v, y), per_step)
+    reg = torch.stack([F.mse_loss(v[t], torch.full_like(v[t], 0.7)) for t in range(T)]).mean()
+    torch.testing.assert_close(tet_ce(v, y, lamb=0.2, phi=0.7), 0.8 * per_step + 0.2 * reg)
+
+
+def test_spike_count_mse(data: tuple) -> None:
+    spikes, _, y = data
+    loss = spike_count_mse(spikes, y, correct_rate=0.8, incorrect_rate=0.1)
+    goal = torch.full((B, C), 0.1 * T, dtype=torch.float64)
+    goal[torch.arange(B), y] = 0.8 * T
+    want = ((spikes.sum(0) - goal) ** 2).mean() / T
+    torch.testing.assert_close(loss, want)
+
+
+@pytest.mark.parametrize("loss", [spike_count_ce, mean_membrane_ce, tet_ce, spike_count_mse])
+def test_bad_inputs(loss: object, data: tuple) -> None:
+    spikes, _, y = data
+    f = loss  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"must have 3 dimensions \[T, B, C\]"):
+        f(spikes.sum(0), y)  # type: ignore[operator]
+    with pytest.raises(TypeError, match="must be a floating-point tensor"):
+        f(spikes.long(), y)  # type: ignore[operator]
+    with pytest.raises(ValueError, match="must be finite"):
+        f(torch.full((T, B, C), float("nan")), y)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=r"target must be an int64 tensor of shape \[B\] = \[4\]"):
+        f(spikes, y[:3])  # type: ignore[operator]
+    with pytest.raises(ValueError, match="target must be an int64"):
+        f(spikes, y.float())  # type: ignore[operator]
+    with pytest.raises(ValueError, match=r"target must hold class indices in \[0, 2\]"):
+        f(spikes, torch.tensor([0, 1, 2, 3]))  # type: ignore[operator]
+    with pytest.raises(TypeError, match="target must be Tensor"):
+        f(spikes, [0, 1, 2, 0])  # type: ignore[operator]
+
+
+def test_bad_loss_options(data: tuple) -> None:
+    spikes, v, y = data
+    with pytest.raises(ValueError, match="lamb must be <= 1, got 2"):
+        tet_ce(v, y, lamb=2.0)
+    with pytest.raises(ValueError, match="correct_rate must be <= 1"):
+        spike_count_mse(spikes, y, correct_rate=1.5)
+    with pytest.raises(ValueError, match="incorrect_rate must be >= 0"):
+        spike_count_mse(spikes, y, incorrect_rate=-0.1)
