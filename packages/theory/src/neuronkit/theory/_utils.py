@@ -1,0 +1,95 @@
+"""Private helpers shared by the theory modules: seeds, tensor coercion, label checks."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuronkit.common import check_finite, check_ndim, check_number
+
+Seed = int | np.random.Generator | None
+
+
+def numpy_rng(seed: Seed) -> np.random.Generator:
+    """A numpy Generator from an int seed, an existing Generator (used as is) or None."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None:
+        check_number("seed", seed, ge=0, integer=True)
+    return np.random.default_rng(seed)
+
+
+def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
+    """A CPU torch Generator from an int seed, an existing Generator or None (random seed)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        check_number("seed", seed, ge=0, integer=True)
+        gen.manual_seed(int(seed))
+    return gen
+
+
+def as_float_tensor(name: str, x: Any, ndim: int, layout: str) -> torch.Tensor:
+    """``x`` as a finite float64 tensor of rank ``ndim`` (numpy arrays and lists accepted)."""
+    if not isinstance(x, torch.Tensor):
+        if isinstance(x, (str, bytes)) or np.asarray(x).dtype.kind not in "biuf":
+            raise TypeError(
+                f"{name} must be a real tensor or array {layout}, got {type(x).__name__}"
+            )
+        x = torch.as_tensor(np.asarray(x))
+    if x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name} must be a real tensor {layout}, got dtype {x.dtype}")
+    check_ndim(name, x, ndim, layout)
+    x = x.detach().to(dtype=torch.float64, device="cpu")
+    check_finite(name, x)
+    return x
+
+
+def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[torch.Tensor, int]:
+    """Integer class labels ``[N]`` in ``0..K-1``; returns them and ``K``."""
+    if not isinstance(labels, torch.Tensor):
+        labels = torch.as_tensor(np.asarray(labels))
+    if labels.dtype.is_floating_point or labels.is_complex() or labels.dtype == torch.bool:
+        if labels.dtype.is_floating_point and bool((labels == labels.round()).all()):
+            labels = labels.long()
+        else:
+            raise TypeError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+    check_ndim(name, labels, 1, "[N]")
+    if labels.shape[0] != n:
+        raise ValueError(f"{name} must have one label per sample ({n}), got {labels.shape[0]}")
+    labels = labels.long().cpu()
+    if n and int(labels.min()) < 0:
+        raise ValueError(f"{name} must be >= 0, got {int(labels.min())}")
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if n else 0
+    else:
+        check_number("num_classes", num_classes, ge=2, integer=True)
+        if n and int(labels.max()) >= num_classes:
+            raise ValueError(f"{name} must be < num_classes={num_classes}, got {int(labels.max())}")
+    if num_classes < 2:
+        raise ValueError(f"{name} must contain at least 2 classes, got {num_classes}")
+    return labels, int(num_classes)
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Raise unless ``value`` is an integer ``>= minimum``; return it as int."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)
+    check_number(name, value, ge=minimum, integer=True)
+    return int(value)
+
+
+__all__ = [
+    "Seed",
+    "as_float_tensor",
+    "as_labels",
+    "check_positive_int",
+    "numpy_rng",
+    "torch_generator",
+]

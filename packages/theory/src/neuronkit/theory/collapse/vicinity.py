@@ -1,0 +1,267 @@
+"""The vicinity model of neural collapse: features optimized near given features.
+
+Tirer, Huang & Niles-Weed, "Perturbation Analysis of Neural Collapse" (ICML 2023). Unconstrained
+features models let the last-layer features ``H`` move freely, so every minimizer is exactly
+collapsed. Real networks cannot move features arbitrarily far from what earlier layers produce,
+so the paper keeps them in the vicinity of given features ``H0`` (e.g. intermediate features):
+
+    L(W, H) = 1/(2N) ||H W^T - Y||_F^2 + lambda_W/2 ||W||_F^2
+              + beta/(2N) ||H - H0||_F^2 + lambda_H/(2N) ||H||_F^2
+
+with one-hot targets ``Y [N, K]``, features ``H [N, D]`` (rows are samples) and classifier
+``W [K, D]`` (no bias). For fixed ``H`` the optimal classifier is ridge regression,
+``W*(H) = Y^T H (H^T H + N lambda_W I)^-1``; minimizing over ``H`` with ``W = W*(H)`` is the
+gradient flow on the "central path" that the paper analyses. Its result: the optimized features
+have lower within-class variability than ``H0``; for a strong pull (large ``beta``) the
+minimizer is ``H0 - (N/beta) grad f(H0) + O(1/beta^2)`` (:func:`vicinity_first_order`), so the
+reduction shrinks as ``beta`` grows and the features get closer to collapse as ``beta`` is
+relaxed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from neuronkit.common import check_number, check_shape
+
+from .._utils import as_float_tensor, as_labels, check_positive_int
+
+__all__ = [
+    "VicinityCollapse",
+    "VicinityResult",
+    "fit_vicinity",
+    "vicinity_classifier",
+    "vicinity_first_order",
+    "vicinity_objective",
+]
+
+
+def _inputs(
+    reference: Any, labels: Any, num_classes: int | None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    h0 = as_float_tensor("reference", reference, 2, "[N, D]")
+    y, k = as_labels("labels", labels, h0.shape[0], num_classes)
+    onehot = torch.nn.functional.one_hot(y, k).to(torch.float64)
+    return h0, onehot, k
+
+
+def _check_reg(lambda_w: float, beta: float, lambda_h: float) -> None:
+    check_number("lambda_w", lambda_w, gt=0)
+    check_number("beta", beta, ge=0)
+    check_number("lambda_h", lambda_h, ge=0)
+
+
+def _ridge(h: torch.Tensor, onehot: torch.Tensor, lambda_w: float) -> torch.Tensor:
+    n, d = h.shape
+    gram = h.T @ h + n * lambda_w * torch.eye(d, dtype=h.dtype)
+    return torch.linalg.solve(gram, h.T @ onehot).T  # [K, D]
+
+
+def vicinity_classifier(
+    features: Any, labels: Any, lambda_w: float, num_classes: int | None = None
+) -> torch.Tensor:
+    """Optimal classifier ``W*(H) = Y^T H (H^T H + N lambda_W I)^-1`` ``[K, D]``; ``H [N, D]``."""
+    h, onehot, _ = _inputs(features, labels, num_classes)
+    check_number("lambda_w", lambda_w, gt=0)
+    return _ridge(h, onehot, lambda_w)
+
+
+def _objective(
+    h: torch.Tensor,
+    w: torch.Tensor,
+    onehot: torch.Tensor,
+    h0: torch.Tensor,
+    lambda_w: float,
+    beta: float,
+    lambda_h: float,
+) -> float:
+    n = h.shape[0]
+    fit = ((h @ w.T - onehot) ** 2).sum() / (2 * n)
+    reg = lambda_w / 2 * (w**2).sum() + (beta * ((h - h0) ** 2).sum() + lambda_h * (h**2).sum()) / (
+        2 * n
+    )
+    return float(fit + reg)
+
+
+def vicinity_objective(
+    features: Any,
+    weights: Any,
+    labels: Any,
+    reference: Any,
+    *,
+    lambda_w: float,
+    beta: float,
+    lambda_h: float = 0.0,
+    num_classes: int | None = None,
+) -> float:
+    """The vicinity loss ``L(W, H)`` (module docstring); features ``[N, D]``, weights ``[K, D]``."""
+    h0, onehot, k = _inputs(reference, labels, num_classes)
+    h = as_float_tensor("features", features, 2, "[N, D]")
+    check_shape("features", h, tuple(h0.shape))
+    w = as_float_tensor("weights", weights, 2, "[K, D]")
+    check_shape("weights", w, (k, h0.shape[1]))
+    _check_reg(lambda_w, beta, lambda_h)
+    return _objective(h, w, onehot, h0, lambda_w, beta, lambda_h)
+
+
+def _gradient(
+    h: torch.Tensor,
+    w: torch.Tensor,
+    onehot: torch.Tensor,
+    h0: torch.Tensor,
+    beta: float,
+    lambda_h: float,
+) -> torch.Tensor:
+    n = h.shape[0]
+    return ((h @ w.T - onehot) @ w + beta * (h - h0) + lambda_h * h) / n
+
+
+@dataclass
+class VicinityResult:
+    """Optimized features ``[N, D]`` and classifier ``[K, D]`` of the vicinity model."""
+
+    features: torch.Tensor
+    weights: torch.Tensor
+    objective: list[float] = field(default_factory=list)
+    steps: int = 0
+    converged: bool = False
+
+
+def fit_vicinity(
+    reference: Any,
+    labels: Any,
+    *,
+    lambda_w: float,
+    beta: float,
+    lambda_h: float = 0.0,
+    num_classes: int | None = None,
+    max_steps: int = 5000,
+    tol: float = 1e-9,
+) -> VicinityResult:
+    """Minimize the vicinity loss by gradient descent on the central path ``W = W*(H)``.
+
+    Starts at ``H = H0`` (the ``reference`` features ``[N, D]``). The step is ``N / (||W||_2^2 +
+    beta + lambda_H)`` (the inverse curvature of the ``H`` block), halved whenever the objective
+    would increase. Stops when the relative gradient norm falls below ``tol``.
+
+    Args:
+        reference: given features ``H0 [N, D]``.
+        labels: class labels ``[N]``.
+        lambda_w: classifier weight decay (> 0).
+        beta: strength of the pull toward ``H0`` (>= 0; 0 with ``lambda_h > 0`` is the
+            unconstrained features model).
+        lambda_h: feature weight decay (>= 0).
+        max_steps: iteration cap.
+        tol: tolerance on ``||grad|| / ||H||``.
+    """
+    h0, onehot, _ = _inputs(reference, labels, num_classes)
+    _check_reg(lambda_w, beta, lambda_h)
+    if beta == 0 and lambda_h == 0:
+        raise ValueError("beta must be > 0 when lambda_h is 0 (the loss has no minimizer)")
+    max_steps = check_positive_int("max_steps", max_steps)
+    check_number("tol", tol, gt=0)
+    n = h0.shape[0]
+    h = h0.clone()
+    w = _ridge(h, onehot, lambda_w)
+    value = _objective(h, w, onehot, h0, lambda_w, beta, lambda_h)
+    result = VicinityResult(features=h, weights=w, objective=[value])
+    scale = 1.0
+    for step in range(1, max_steps + 1):
+        grad = _gradient(h, w, onehot, h0, beta, lambda_h)
+        if float(torch.linalg.norm(grad)) <= tol * max(float(torch.linalg.norm(h)), 1.0):
+            result.converged = True
+            break
+        lr = scale * n / (float(torch.linalg.matrix_norm(w, ord=2)) ** 2 + beta + lambda_h)
+        while True:
+            h_new = h - lr * grad
+            w_new = _ridge(h_new, onehot, lambda_w)
+            new_value = _objective(h_new, w_new, onehot, h0, lambda_w, beta, lambda_h)
+            if new_value <= value or lr < 1e-12:
+                break
+            lr /= 2.0
+            scale /= 2.0
+        h, w, value = h_new, w_new, new_value
+        result.objective.append(value)
+        result.steps = step
+    result.features, result.weights = h, w
+    return result
+
+
+def vicinity_first_order(
+    reference: Any,
+    labels: Any,
+    *,
+    lambda_w: float,
+    beta: float,
+    lambda_h: float = 0.0,
+    num_classes: int | None = None,
+) -> torch.Tensor:
+    """First-order perturbation prediction of the minimizer for large ``beta``:
+    ``H0 - (N/beta) grad f(H0)``, with ``f`` the loss without the vicinity term at ``W*(H0)``."""
+    h0, onehot, _ = _inputs(reference, labels, num_classes)
+    _check_reg(lambda_w, beta, lambda_h)
+    if beta == 0:
+        raise ValueError("beta must be > 0 for the perturbation expansion")
+    w = _ridge(h0, onehot, lambda_w)
+    grad = _gradient(h0, w, onehot, h0, 0.0, lambda_h)
+    return h0 - (h0.shape[0] / beta) * grad
+
+
+class VicinityCollapse:
+    """Estimator shell around :func:`fit_vicinity` (scikit-learn style).
+
+    ``VicinityCollapse(lambda_w=1e-3, beta=1.0).fit(H0, y)`` sets ``features_ [N, D]``,
+    ``coef_ [K, D]`` (the classifier) and ``n_iter_``; :meth:`predict` classifies new features
+    with ``coef_``.
+    """
+
+    def __init__(
+        self,
+        lambda_w: float = 1e-3,
+        beta: float = 1.0,
+        lambda_h: float = 0.0,
+        max_steps: int = 5000,
+        tol: float = 1e-9,
+    ) -> None:
+        self.lambda_w = lambda_w
+        self.beta = beta
+        self.lambda_h = lambda_h
+        self.max_steps = max_steps
+        self.tol = tol
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {
+            "lambda_w": self.lambda_w,
+            "beta": self.beta,
+            "lambda_h": self.lambda_h,
+            "max_steps": self.max_steps,
+            "tol": self.tol,
+        }
+
+    def set_params(self, **params: Any) -> VicinityCollapse:
+        for key, value in params.items():
+            if key not in self.get_params():
+                raise ValueError(f"params must be among {sorted(self.get_params())}, got {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def fit(self, X: Any, y: Any) -> VicinityCollapse:
+        result = fit_vicinity(X, y, **self.get_params())
+        self.features_ = result.features
+        self.coef_ = result.weights
+        self.n_iter_ = result.steps
+        self.converged_ = result.converged
+        return self
+
+    def fit_transform(self, X: Any, y: Any) -> torch.Tensor:
+        return self.fit(X, y).features_
+
+    def predict(self, X: Any) -> torch.Tensor:
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("VicinityCollapse must be fitted before predict")
+        h = as_float_tensor("X", X, 2, "[N, D]")
+        check_shape("X", h, (None, self.coef_.shape[1]))
+        return (h @ self.coef_.T).argmax(dim=1)

@@ -1,0 +1,5 @@
+"""Dataset generators: modular arithmetic with corrupted labels."""
+
+from .modular import ModularDataset, modular_arithmetic, one_hot_pairs
+
+__all__ = ["ModularDataset", "modular_arithmetic", "one_hot_pairs"]

@@ -1,0 +1,1 @@
+"""Reproductions of neuronkit-theory (registered under ``neuronkit.reproductions``)."""

@@ -1,0 +1,132 @@
+"""Vicinity model: closed-form classifier, descent, perturbation expansion, estimator, inputs."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+
+from neuronkit.theory import (
+    VicinityCollapse,
+    fit_vicinity,
+    nc1,
+    vicinity_classifier,
+    vicinity_first_order,
+    vicinity_objective,
+)
+
+K, D, PER = 4, 10, 12
+
+
+def features(seed: int, noise: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(K).repeat_interleave(PER)
+    centres = torch.randn(K, D, generator=g, dtype=torch.float64)
+    return centres[labels] + noise * torch.randn(
+        K * PER, D, generator=g, dtype=torch.float64
+    ), labels
+
+
+def test_classifier_is_ridge_regression() -> None:
+    h, y = features(0)
+    lam = 0.05
+    w = vicinity_classifier(h, y, lam)
+    onehot = np.eye(K)[y.numpy()]
+    ridge = Ridge(alpha=len(y) * lam, fit_intercept=False).fit(h.numpy(), onehot)
+    assert np.allclose(w.numpy(), ridge.coef_, atol=1e-8)
+
+
+def test_descent_decreases_the_objective_and_reaches_a_stationary_point() -> None:
+    h0, y = features(1)
+    res = fit_vicinity(h0, y, lambda_w=1e-2, beta=0.5, max_steps=5000, tol=1e-10)
+    assert res.converged
+    assert all(b <= a + 1e-12 for a, b in zip(res.objective, res.objective[1:]))
+    # stationarity in H at W = W*(H) and optimality of W for that H
+    w = vicinity_classifier(res.features, y, 1e-2)
+    assert torch.allclose(w, res.weights)
+    value = vicinity_objective(res.features, res.weights, y, h0, lambda_w=1e-2, beta=0.5)
+    assert value == pytest.approx(res.objective[-1])
+    for eps in (1e-3, -1e-3):
+        nudged = res.features + eps * torch.ones_like(res.features)
+        assert vicinity_objective(nudged, res.weights, y, h0, lambda_w=1e-2, beta=0.5) >= value
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_optimized_features_are_less_variable_and_more_so_for_weaker_pull(seed: int) -> None:
+    h0, y = features(seed)
+    base = nc1(h0, y)
+    ratios = [
+        nc1(fit_vicinity(h0, y, lambda_w=1e-2, beta=b, max_steps=2000, tol=1e-7).features, y) / base
+        for b in (0.3, 1.0, 10.0)
+    ]
+    assert max(ratios) < 1.0
+    assert ratios == sorted(ratios)
+
+
+def test_first_order_prediction_error_shrinks_as_one_over_beta_squared() -> None:
+    h0, y = features(2)
+    errs = []
+    for beta in (50.0, 500.0):
+        exact = fit_vicinity(h0, y, lambda_w=1e-2, beta=beta, max_steps=5000, tol=1e-13).features
+        errs.append(
+            float(torch.linalg.norm(exact - vicinity_first_order(h0, y, lambda_w=1e-2, beta=beta)))
+        )
+    assert errs[1] < errs[0] / 50
+
+
+def test_unconstrained_features_model_collapses() -> None:
+    h0, y = features(3)
+    res = fit_vicinity(h0, y, lambda_w=2e-2, beta=0.0, lambda_h=2e-2, max_steps=3000, tol=1e-10)
+    assert nc1(res.features, y) < 1e-3 * nc1(h0, y)
+
+
+def test_estimator_shell() -> None:
+    h0, y = features(4)
+    est = VicinityCollapse(lambda_w=1e-2, beta=1.0)
+    out = est.fit_transform(h0, y)
+    assert out.shape == h0.shape
+    assert est.coef_.shape == (K, D)
+    assert est.n_iter_ > 0
+    assert (est.predict(out) == y).float().mean() > 0.9
+    assert est.set_params(beta=2.0).get_params()["beta"] == 2.0
+    with pytest.raises(RuntimeError, match=r"fitted"):
+        VicinityCollapse().predict(h0)
+    with pytest.raises(ValueError, match=r"^params "):
+        est.set_params(gamma=1.0)
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "name"),
+    [
+        (lambda h, y: fit_vicinity(h, y, lambda_w=0.0, beta=1.0), ValueError, "lambda_w"),
+        (lambda h, y: fit_vicinity(h, y, lambda_w=1.0, beta=-1.0), ValueError, "beta"),
+        (lambda h, y: fit_vicinity(h, y, lambda_w=1.0, beta=0.0), ValueError, "beta"),
+        (
+            lambda h, y: fit_vicinity(h, y, lambda_w=1.0, beta=1.0, lambda_h=-1.0),
+            ValueError,
+            "lambda_h",
+        ),
+        (lambda h, y: fit_vicinity(h[0], y, lambda_w=1.0, beta=1.0), ValueError, "reference"),
+        (lambda h, y: fit_vicinity(h, y[:-1], lambda_w=1.0, beta=1.0), ValueError, "labels"),
+        (
+            lambda h, y: fit_vicinity(h, y, lambda_w=1.0, beta=1.0, max_steps=0),
+            ValueError,
+            "max_steps",
+        ),
+        (lambda h, y: vicinity_first_order(h, y, lambda_w=1.0, beta=0.0), ValueError, "beta"),
+        (lambda h, y: vicinity_classifier(h, y, -1.0), ValueError, "lambda_w"),
+        (
+            lambda h, y: vicinity_objective(h[:3], torch.zeros(K, D), y, h, lambda_w=1.0, beta=1.0),
+            ValueError,
+            "features",
+        ),
+        (
+            lambda h, y: vicinity_objective(h, torch.zeros(K, 3), y, h, lambda_w=1.0, beta=1.0),
+            ValueError,
+            "weights",
+        ),
+    ],
+)
+def test_bad_inputs_name_the_argument(call, exc: type, name: str) -> None:
+    h, y = features(0)
+    with pytest.raises(exc, match=rf"^{name} "):
+        call(h, y)

@@ -1,0 +1,225 @@
+"""IPR, Otsu split, simplex ETF and neural-collapse metrics: values, invariances, bad inputs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neuronkit.theory import (
+    class_means,
+    fourier_ipr,
+    inverse_participation_ratio,
+    nc1,
+    nc2,
+    nc3,
+    nc4,
+    neural_collapse_metrics,
+    simplex_etf,
+    split_threshold,
+    within_class_variability,
+)
+
+K, D, PER = 5, 12, 8
+
+
+def clustered(seed: int, noise: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(K, D, generator=g, dtype=torch.float64) * 2
+    labels = torch.arange(K).repeat_interleave(PER)
+    feats = centres[labels] + noise * torch.randn(K * PER, D, generator=g, dtype=torch.float64)
+    weights = centres + 0.5 * torch.randn(K, D, generator=g, dtype=torch.float64)
+    return feats, labels, weights
+
+
+def rotation(seed: int, d: int = D) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    return q
+
+
+# --- IPR -------------------------------------------------------------------------------------
+
+
+def test_ipr_of_one_hot_and_flat_vectors() -> None:
+    assert float(inverse_participation_ratio(torch.tensor([0.0, 3.0, 0.0]))) == pytest.approx(1.0)
+    flat = torch.ones(10)
+    assert float(inverse_participation_ratio(flat)) == pytest.approx(10 ** (1 - 2))
+    assert float(inverse_participation_ratio(flat, r=3)) == pytest.approx(10 ** (1 - 3))
+    assert float(inverse_participation_ratio(torch.zeros(4))) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-100, 100), min_size=2, max_size=30), st.floats(0.01, 100))
+def test_ipr_is_scale_invariant_and_bounded(values: list[float], scale: float) -> None:
+    x = torch.tensor(values, dtype=torch.float64)
+    ipr = float(inverse_participation_ratio(x))
+    if float(x.abs().max()) > 1e-6:
+        assert 1.0 / len(values) - 1e-9 <= ipr <= 1.0 + 1e-9
+        assert float(inverse_participation_ratio(scale * x)) == pytest.approx(ipr, rel=1e-9)
+
+
+def test_fourier_ipr_separates_sinusoids_from_noise() -> None:
+    p = 41
+    n = torch.arange(p, dtype=torch.float64)
+    wave = torch.cos(2 * math.pi * 5 * n / p + 0.3)
+    assert float(fourier_ipr(wave)) == pytest.approx(1.0, abs=1e-9)
+    noise = torch.randn(200, p, generator=torch.Generator().manual_seed(0))
+    assert float(fourier_ipr(noise).mean()) < 0.25
+    assert fourier_ipr(noise).shape == (200,)
+
+
+def test_split_threshold_separates_two_modes() -> None:
+    rng = np.random.default_rng(0)
+    low, high = rng.normal(0.1, 0.03, 80), rng.normal(0.8, 0.05, 40)
+    cut = split_threshold(np.concatenate([low, high]))
+    assert low.max() < cut < high.min()
+
+
+# --- ETF and metrics -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("k", "d", "seed"), [(2, None, None), (4, 3, None), (10, 32, 3), (6, 6, 1)]
+)
+def test_simplex_etf_geometry(k: int, d: int | None, seed: int | None) -> None:
+    frame = simplex_etf(k, d, scale=2.0, seed=seed)
+    assert frame.shape == (k, k - 1 if d is None else d)
+    assert torch.allclose(frame.norm(dim=1), torch.full((k,), 2.0, dtype=torch.float64))
+    assert torch.allclose(
+        frame.sum(dim=0), torch.zeros(frame.shape[1], dtype=torch.float64), atol=1e-12
+    )
+    cos = (frame @ frame.T) / 4.0
+    off = cos[~torch.eye(k, dtype=torch.bool)]
+    assert torch.allclose(off, torch.full_like(off, -1.0 / (k - 1)), atol=1e-12)
+
+
+def test_metrics_vanish_at_exact_collapse() -> None:
+    frame = simplex_etf(K, D, scale=3.0, seed=0)
+    labels = torch.arange(K).repeat_interleave(PER)
+    metrics = neural_collapse_metrics(frame[labels], labels, weights=0.7 * frame)
+    assert max(metrics.values()) < 1e-10
+
+
+def test_metrics_are_large_on_random_features() -> None:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(K).repeat_interleave(PER)
+    feats = torch.randn(K * PER, D, generator=g)
+    metrics = neural_collapse_metrics(feats, labels, weights=torch.randn(K, D, generator=g))
+    assert min(metrics[k] for k in ("nc1", "nc2", "nc3", "nc4")) > 0.1
+
+
+def test_nc1_matches_a_direct_numpy_computation() -> None:
+    feats, labels, _ = clustered(1)
+    h, y = feats.numpy(), labels.numpy()
+    means = np.stack([h[y == c].mean(0) for c in range(K)])
+    glob = means.mean(0)
+    sw = sum(np.outer(x - means[c], x - means[c]) for x, c in zip(h, y)) / len(h)
+    sb = (means - glob).T @ (means - glob) / K
+    assert nc1(feats, labels) == pytest.approx(np.trace(sw @ np.linalg.pinv(sb)) / K, rel=1e-8)
+    m, g = class_means(feats, labels)
+    assert np.allclose(m.numpy(), means)
+    assert np.allclose(g.numpy(), glob)
+
+
+def test_nc4_counts_disagreements_with_nearest_centre() -> None:
+    feats = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.1, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    agree = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    assert nc4(feats, labels, agree, bias=torch.tensor([2.5, -2.5])) == 0.0
+    assert nc4(feats, labels, -agree) == 0.5
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.05, 20.0), st.floats(-5, 5))
+def test_metrics_are_invariant_to_rotation_scaling_translation(
+    seed: int, scale: float, shift: float
+) -> None:
+    feats, labels, weights = clustered(seed % 50)
+    q = rotation(seed)
+    moved = scale * feats @ q.T + shift
+    assert nc1(moved, labels) == pytest.approx(nc1(feats, labels), rel=1e-6)
+    assert nc2(moved, labels) == pytest.approx(nc2(feats, labels), rel=1e-6, abs=1e-12)
+    assert within_class_variability(moved, labels) == pytest.approx(
+        within_class_variability(feats, labels), rel=1e-8
+    )
+    rotated = scale * feats @ q.T
+    assert nc3(rotated, labels, 3.0 * weights @ q.T) == pytest.approx(
+        nc3(feats, labels, weights), rel=1e-6, abs=1e-12
+    )
+    assert nc4(rotated, labels, weights @ q.T) == nc4(feats, labels, weights)
+
+
+def test_metrics_accept_numpy_and_float32() -> None:
+    feats, labels, weights = clustered(3)
+    a = neural_collapse_metrics(feats.numpy().astype(np.float32), labels.numpy(), weights.numpy())
+    b = neural_collapse_metrics(feats, labels, weights)
+    assert a.keys() == b.keys() == {"nc1", "nc2", "nc2_equinorm", "nc2_equiangular", "nc3", "nc4"}
+    assert a["nc1"] == pytest.approx(b["nc1"], rel=1e-4)
+
+
+def test_collapse_tightens_as_noise_shrinks() -> None:
+    values = [nc1(*clustered(0, noise)[:2]) for noise in (1.0, 0.3, 0.1, 0.01)]
+    assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "name"),
+    [
+        (lambda: nc1(torch.zeros(5), torch.zeros(5, dtype=torch.long)), ValueError, "features"),
+        (lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 1, 0])), ValueError, "labels"),
+        (lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 2, 0, 2])), ValueError, "labels"),
+        (lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 0, 0, 0])), ValueError, "labels"),
+        (lambda: nc1(torch.zeros(4, 2), torch.tensor([0.5, 1, 0, 1])), TypeError, "labels"),
+        (
+            lambda: nc1(torch.tensor([[0.0, math.nan]] * 4), torch.tensor([0, 1, 0, 1])),
+            ValueError,
+            "features",
+        ),
+        (
+            lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), num_classes=1),
+            ValueError,
+            "num_classes",
+        ),
+        (
+            lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 1, 0, 3]), num_classes=3),
+            ValueError,
+            "labels",
+        ),
+        (
+            lambda: nc3(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), torch.zeros(3, 2)),
+            ValueError,
+            "weights",
+        ),
+        (
+            lambda: nc4(
+                torch.zeros(4, 2),
+                torch.tensor([0, 1, 0, 1]),
+                torch.zeros(2, 2),
+                bias=torch.zeros(3),
+            ),
+            ValueError,
+            "bias",
+        ),
+        (
+            lambda: neural_collapse_metrics(
+                torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), bias=torch.zeros(2)
+            ),
+            ValueError,
+            "bias",
+        ),
+        (lambda: nc2("features", torch.tensor([0, 1])), TypeError, "features"),
+        (lambda: simplex_etf(1), ValueError, "num_classes"),
+        (lambda: simplex_etf(5, 3), ValueError, "dim"),
+        (lambda: simplex_etf(5, scale=0.0), ValueError, "scale"),
+        (lambda: inverse_participation_ratio(torch.ones(3), r=1.0), ValueError, "r"),
+        (lambda: inverse_participation_ratio([1.0, 2.0]), TypeError, "x"),
+        (lambda: fourier_ipr(torch.ones(1)), ValueError, "w"),
+        (lambda: split_threshold([1.0]), ValueError, "values"),
+    ],
+)
+def test_bad_inputs_name_the_argument(call, exc: type, name: str) -> None:
+    with pytest.raises(exc, match=rf"^{name} "):
+        call()
