@@ -139,5 +139,15 @@ def reproduce(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks against peer libraries (not part of CI); see benchmarks/."""
-    session.install(*_all_packages(), *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.install(
+        *_all_packages(),
+        *nox.project.dependency_groups(PYPROJECT, "bench"),
+        *TEST_TOOLS,
+    )
+    # Agreement with the peers first (these tests skip where the peers are not installed).
+    session.run(
+        *PYTEST,
+        "packages/interpretability/tests/test_attribution_captum.py",
+        "packages/interpretability/tests/test_rsa_rsatoolbox.py",
+    )
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,11 +1,111 @@
-"""neuronkit.interpretability: interpretability: feature visualization, attribution, RSA, codebook
-features, information plane.
+"""neuronkit.interpretability: tools to understand what neurons and representations do.
 
-Scaffold only: the methods have not arrived yet (see docs/papers.md).
+Reusable core:
+
+* :mod:`.hooks`: :class:`LayerRecorder` (activations / gradients of named layers, hooks
+  always removed), :func:`layer_activations`.
+* :mod:`.attribution`: batched saliency, gradient x input, integrated gradients, SmoothGrad,
+  loss gradients and a random baseline, numerically equal to Captum.
+* :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
+  rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
+  correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
+* :mod:`.robustness`: FGSM / PGD attacks and (adversarial) training of small classifiers.
+* :mod:`.data`: BlockDigits, the synthetic signal-coordinate task, noisy layer responses.
+
+Paper methods: :mod:`.attribution_eval.diffroar` (DiffROAR) and :mod:`.representation.trsa`
+(topological RSA). Reproductions: ``neuronkit reproduce interpretability.diffroar`` and
+``interpretability.trsa``.
 """
 
 from importlib.metadata import version as _version
 
+from .attribution import (
+    IG_METHODS,
+    input_x_gradient,
+    integrated_gradients,
+    integration_nodes,
+    loss_gradient,
+    random_attribution,
+    saliency,
+    smoothgrad,
+)
+from .attribution_eval import (
+    DiffROARResult,
+    diffroar,
+    keep_mask,
+    mask_inputs,
+    roar_accuracy,
+    signal_mass,
+)
+from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
+from .representation import (
+    GeoTopological,
+    TRSASelection,
+    gt_grid,
+    identification_accuracy,
+    select_geo_topological,
+)
+from .robustness import accuracy, fgsm_attack, pgd_attack, train_classifier
+from .rsa import (
+    COMPARISONS,
+    NOISE_ESTIMATORS,
+    RDM_METHODS,
+    compare_rdms,
+    geo_topological,
+    geodesic,
+    kendall_tau_a,
+    n_conditions,
+    noise_precision,
+    noise_precision_from_measurements,
+    rank_transform,
+    rdm,
+    rdm_to_square,
+    rdm_to_vector,
+)
+
 __version__ = _version("neuronkit-interpretability")
 
-__all__ = ["__version__"]
+__all__ = [
+    "COMPARISONS",
+    "IG_METHODS",
+    "NOISE_ESTIMATORS",
+    "RDM_METHODS",
+    "DiffROARResult",
+    "GeoTopological",
+    "LayerRecorder",
+    "TRSASelection",
+    "__version__",
+    "accuracy",
+    "compare_rdms",
+    "diffroar",
+    "fgsm_attack",
+    "geo_topological",
+    "geodesic",
+    "get_layer",
+    "gt_grid",
+    "identification_accuracy",
+    "input_x_gradient",
+    "integrated_gradients",
+    "integration_nodes",
+    "keep_mask",
+    "kendall_tau_a",
+    "layer_activations",
+    "layer_names",
+    "loss_gradient",
+    "mask_inputs",
+    "n_conditions",
+    "noise_precision",
+    "noise_precision_from_measurements",
+    "pgd_attack",
+    "random_attribution",
+    "rank_transform",
+    "rdm",
+    "rdm_to_square",
+    "rdm_to_vector",
+    "roar_accuracy",
+    "saliency",
+    "select_geo_topological",
+    "signal_mass",
+    "smoothgrad",
+    "train_classifier",
+]

@@ -1,0 +1,498 @@
+"""Gradient-based attribution methods, batched, with Captum's conventions.
+
+Every method takes a model (any callable mapping a batch to outputs), a batch of ``inputs``
+``[B, ...]`` and a ``target`` and returns a tensor shaped like ``inputs``. Numbers equal
+Captum's for the same settings (``Saliency``, ``InputXGradient``, ``IntegratedGradients``,
+``NoiseTunnel``); the defaults below are Captum's defaults and are stated on each function.
+
+Targets (as in Captum): ``None`` when the model returns one number per example (``[B]`` or
+``[B, 1]``); an ``int`` class index for every example; or a sequence / 1-D integer tensor of
+``B`` class indices. The attributed quantity is the selected output, summed over the batch, so
+each example's attribution is the gradient of its own output.
+
+Nothing here changes the model's mode or its parameters' ``.grad``: gradients are taken with
+``torch.autograd.grad`` with respect to the inputs only, which also skips the weight-gradient
+work of a full ``backward``. Inputs are never modified.
+
+Speed: integrated gradients evaluates all ``n_steps`` interpolation points of all examples in
+one batched forward and backward pass (or in chunks of ``internal_batch_size`` rows), so its
+cost is that of one forward+backward on a ``[n_steps * B, ...]`` batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuronkit.common import check_choice, check_finite, check_number, check_type
+
+__all__ = [
+    "IG_METHODS",
+    "Target",
+    "input_x_gradient",
+    "integrated_gradients",
+    "integration_nodes",
+    "loss_gradient",
+    "random_attribution",
+    "saliency",
+    "smoothgrad",
+]
+
+Target = int | Sequence[int] | torch.Tensor | None
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+IG_METHODS = (
+    "gausslegendre",
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _check_model(model: Any) -> None:
+    if not callable(model):
+        raise TypeError(f"model must be a callable (e.g. nn.Module), got {type(model).__name__}")
+
+
+def _check_inputs(inputs: Any, name: str = "inputs") -> None:
+    check_type(name, inputs, torch.Tensor)
+    if not inputs.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor (gradients are taken with respect to it), "
+            f"got dtype {inputs.dtype}"
+        )
+    if inputs.ndim < 1 or inputs.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty batch [B, ...], got shape {tuple(inputs.shape)}"
+        )
+    check_finite(name, inputs)
+
+
+def _target_index(target: Target, batch: int, device: torch.device) -> torch.Tensor | None:
+    """``target`` as a ``[batch]`` long tensor (or ``None``); range is checked later."""
+    if target is None:
+        return None
+    if isinstance(target, bool):
+        raise TypeError(f"target must be an int, a sequence of ints or a tensor, got {target!r}")
+    if isinstance(target, (int, np.integer)):
+        return torch.full((batch,), int(target), dtype=torch.long, device=device)
+    if isinstance(target, torch.Tensor):
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+        t = target.to(device=device, dtype=torch.long).reshape(-1)
+        if target.ndim == 0:
+            t = t.expand(batch)
+    elif isinstance(target, Sequence) and not isinstance(target, str):
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in target):
+            raise TypeError(f"target must hold integer class indices, got {list(target)!r:.80}")
+        t = torch.as_tensor(list(target), dtype=torch.long, device=device)
+    else:
+        raise TypeError(
+            f"target must be None, an int, a sequence of ints or a tensor, "
+            f"got {type(target).__name__}"
+        )
+    if t.numel() != batch:
+        raise ValueError(f"target must have one index per example ({batch}), got {t.numel()}")
+    return t
+
+
+def _select(outputs: Any, target: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """The attributed output of each row: ``[batch]``."""
+    if not isinstance(outputs, torch.Tensor):
+        raise TypeError(f"model must return a tensor, got {type(outputs).__name__}")
+    if outputs.ndim == 0 or outputs.shape[0] != batch:
+        raise ValueError(
+            f"model output must have the batch size {batch} as first dimension, "
+            f"got shape {tuple(outputs.shape)}"
+        )
+    if target is None:
+        if outputs.ndim == 1:
+            return outputs
+        if outputs[0].numel() == 1:
+            return outputs.reshape(batch)
+        raise ValueError(
+            f"target must be given when the model returns several outputs per example "
+            f"(output shape {tuple(outputs.shape)})"
+        )
+    if outputs.ndim != 2:
+        raise ValueError(
+            "model output must be [B, C] to select a target class, "
+            f"got shape {tuple(outputs.shape)}"
+        )
+    n_classes = outputs.shape[1]
+    lo, hi = torch.aminmax(target)
+    lo_v, hi_v = torch.stack((lo, hi)).tolist()  # one host sync
+    if lo_v < 0 or hi_v >= n_classes:
+        raise ValueError(f"target must be in [0, {n_classes}), got {lo_v if lo_v < 0 else hi_v}")
+    return outputs.gather(1, target[:, None]).reshape(batch)
+
+
+def _gradient(model: Model, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad."""
+    with torch.enable_grad():
+        selected = _select(model(x), target, x.shape[0])
+        (grad,) = torch.autograd.grad(selected.sum(), x)
+    return grad
+
+
+def _leaf(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().requires_grad_(True)
+
+
+# --------------------------------------------------------------------------------------------
+# methods
+
+
+def saliency(
+    model: Model, inputs: torch.Tensor, target: Target = None, *, abs: bool = True
+) -> torch.Tensor:
+    """Input gradient (Simonyan et al. 2013), Captum's ``Saliency``.
+
+    Args:
+        model: callable mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``).
+        inputs: ``[B, ...]`` floating tensor.
+        target: class index / indices (see module docstring).
+        abs: return ``|gradient|`` (Captum's default, ``True``); ``False`` keeps the sign.
+
+    Returns:
+        ``[B, ...]`` attributions.
+    """
+    _check_model(model)
+    _check_inputs(inputs)
+    check_type("abs", abs, bool)
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    grad = _gradient(model, _leaf(inputs), t)
+    return grad.abs() if abs else grad
+
+
+def input_x_gradient(model: Model, inputs: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """Gradient times input, Captum's ``InputXGradient``: ``x * d f_target / d x``."""
+    _check_model(model)
+    _check_inputs(inputs)
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    return _gradient(model, _leaf(inputs), t) * inputs.detach()
+
+
+def loss_gradient(
+    model: Model,
+    inputs: torch.Tensor,
+    target: Target,
+    *,
+    loss: Literal["cross_entropy"] | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+        "cross_entropy"
+    ),
+    abs: bool = False,
+) -> torch.Tensor:
+    """Gradient of each example's loss with respect to its input (the DiffROAR paper's choice).
+
+    Args:
+        model: classifier returning logits ``[B, C]``.
+        inputs: ``[B, ...]``.
+        target: the labels (required).
+        loss: ``"cross_entropy"`` or a callable ``loss(logits, labels)`` returning per-example
+            losses ``[B]``.
+        abs: return the magnitude.
+    """
+    _check_model(model)
+    _check_inputs(inputs)
+    check_type("abs", abs, bool)
+    if target is None:
+        raise ValueError("target must give the labels for a loss gradient, got None")
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    assert t is not None
+    if isinstance(loss, str):
+        check_choice("loss", loss, ["cross_entropy"])
+    elif not callable(loss):
+        raise TypeError(f"loss must be 'cross_entropy' or a callable, got {type(loss).__name__}")
+    x = _leaf(inputs)
+    with torch.enable_grad():
+        logits = model(x)
+        _select(logits, t, x.shape[0])  # validates shape and target range
+        per_example = (
+            F.cross_entropy(logits, t, reduction="none")
+            if isinstance(loss, str)
+            else loss(logits, t)
+        )
+        (grad,) = torch.autograd.grad(per_example.sum(), x)
+    return grad.abs() if abs else grad
+
+
+def integration_nodes(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolation points ``alphas`` in [0, 1] and their weights, as Captum computes them.
+
+    ``gausslegendre``: Gauss-Legendre nodes mapped to [0, 1] (weights sum to 1).
+    ``riemann_left/right/middle``: ``n_steps`` equal weights ``1/n``;
+    ``riemann_trapezoid``: ``n`` points ``linspace(0, 1, n)`` with weights ``1/n`` and end
+    points ``1/(2n)`` (Captum's convention; the weights sum to ``1 - 1/n``).
+    """
+    check_choice("method", method, IG_METHODS)
+    check_number("n_steps", n_steps, ge=1, integer=True)
+    alphas, weights = _nodes(method, int(n_steps))
+    return alphas.copy(), weights.copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _nodes(method: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cached nodes (``leggauss`` costs milliseconds, more than a small model's pass)."""
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(n)
+        alphas_np, steps = 0.5 * (nodes + 1.0), 0.5 * weights
+    else:
+        if n < 2:
+            raise ValueError(f"n_steps must be >= 2 for Riemann methods, got {n}")
+        steps = np.full(n, 1.0 / n)
+        kind = method.split("_")[1]
+        if kind == "trapezoid":
+            steps[0] /= 2
+            steps[-1] /= 2
+            alphas = torch.linspace(0, 1, n)
+        elif kind == "left":
+            alphas = torch.linspace(0, 1 - 1 / n, n)
+        elif kind == "middle":
+            alphas = torch.linspace(1 / (2 * n), 1 - 1 / (2 * n), n)
+        else:
+            alphas = torch.linspace(1 / n, 1, n)
+        alphas_np = alphas.double().numpy()
+    alphas_np.setflags(write=False)
+    steps.setflags(write=False)
+    return alphas_np, steps
+
+
+def _baselines(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
+    if baselines is None:
+        return torch.zeros_like(inputs)
+    if isinstance(baselines, (int, float)) and not isinstance(baselines, bool):
+        check_number("baselines", baselines)
+        return torch.full_like(inputs, float(baselines))
+    check_type("baselines", baselines, torch.Tensor)
+    if not baselines.is_floating_point():
+        raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
+    check_finite("baselines", baselines)
+    if baselines.shape == inputs.shape:
+        return baselines.detach().to(inputs)
+    if baselines.shape == inputs.shape[1:] or baselines.shape == (1, *inputs.shape[1:]):
+        return baselines.detach().to(inputs).reshape(1, *inputs.shape[1:]).expand_as(inputs)
+    raise ValueError(
+        f"baselines must be a scalar or have shape {tuple(inputs.shape)} or "
+        f"{tuple(inputs.shape[1:])}, got {tuple(baselines.shape)}"
+    )
+
+
+def _forward_selected(model: Model, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    with torch.no_grad():
+        return _select(model(x), target, x.shape[0])
+
+
+def integrated_gradients(
+    model: Model,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    baselines: torch.Tensor | float | None = None,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    internal_batch_size: int | None = None,
+    return_convergence_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Integrated gradients (Sundararajan et al. 2017), Captum's ``IntegratedGradients``.
+
+    ``IG_i(x) = (x_i - x'_i) * sum_k w_k * d f(x' + a_k (x - x')) / d x_i`` with nodes
+    ``a_k`` and weights ``w_k`` from :func:`integration_nodes`.
+
+    Args:
+        model: callable mapping ``[N, ...]`` to ``[N, C]`` (or ``[N]``).
+        inputs: ``[B, ...]``.
+        target: class index / indices.
+        baselines: reference input ``x'``: ``None`` (zeros, Captum's default), a scalar, a
+            tensor shaped like ``inputs`` or like one example.
+        n_steps: number of interpolation points (Captum's default 50).
+        method: ``"gausslegendre"`` (Captum's default) or ``"riemann_left"``,
+            ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"``.
+        internal_batch_size: at most this many interpolated rows per forward pass (at least
+            one step of all ``B`` examples); ``None`` runs all ``n_steps * B`` rows at once.
+        return_convergence_delta: also return ``sum_i IG_i - (f(x) - f(x'))`` per example
+            (completeness error, Captum's sign convention; two extra forward passes).
+
+    Returns:
+        ``[B, ...]`` attributions, and ``[B]`` deltas when asked.
+    """
+    _check_model(model)
+    _check_inputs(inputs)
+    check_number("n_steps", n_steps, ge=1, integer=True)
+    check_type("return_convergence_delta", return_convergence_delta, bool)
+    if internal_batch_size is not None:
+        check_number("internal_batch_size", internal_batch_size, ge=1, integer=True)
+    check_choice("method", method, IG_METHODS)
+    batch = inputs.shape[0]
+    t = _target_index(target, batch, inputs.device)
+    x = inputs.detach()
+    alphas, weights = _node_tensors(method, int(n_steps), x.dtype, x.device)
+    view = (-1, *([1] * x.ndim))
+    if baselines is None:  # zero baseline: skip the subtractions
+        base, diff = None, x
+    else:
+        base = _baselines(baselines, x)
+        diff = x - base
+    steps_per_pass = (
+        n_steps if internal_batch_size is None else max(1, internal_batch_size // batch)
+    )
+    total: torch.Tensor | None = None
+    for start in range(0, n_steps, steps_per_pass):
+        stop = min(n_steps, start + steps_per_pass)
+        k = stop - start
+        scaled = alphas[start:stop].view(view) * diff
+        if base is not None:
+            scaled = scaled + base
+        scaled = scaled.reshape(k * batch, *x.shape[1:]).requires_grad_(True)
+        grads = _gradient(model, scaled, None if t is None else t.repeat(k))
+        part = (weights[start:stop] @ grads.reshape(k, -1)).reshape(x.shape)
+        total = part if total is None else total + part
+    assert total is not None
+    attributions = total * diff
+    if not return_convergence_delta:
+        return attributions
+    baseline_out = _forward_selected(
+        model, torch.zeros_like(x) if base is None else base.contiguous(), t
+    )
+    delta = attributions.reshape(batch, -1).sum(1) - (_forward_selected(model, x, t) - baseline_out)
+    return attributions, delta
+
+
+@functools.lru_cache(maxsize=64)
+def _node_tensors(
+    method: str, n: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    alphas_np, weights_np = _nodes(method, n)
+    alphas = torch.tensor(alphas_np, dtype=dtype, device=device)
+    # Captum multiplies by float32 step sizes; keep that rounding for equal numbers
+    weights = torch.tensor(weights_np, dtype=torch.float32, device=device).to(dtype)
+    return alphas, weights
+
+
+AttributionFn = Callable[..., Any]
+_SMOOTHABLE: dict[str, AttributionFn] = {}
+
+
+def smoothgrad(
+    model: Model,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    method: str | AttributionFn = "saliency",
+    n_samples: int = 5,
+    stdev: float = 1.0,
+    kind: Literal["smoothgrad", "smoothgrad_sq", "vargrad"] = "smoothgrad",
+    samples_batch_size: int | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    **method_kwargs: Any,
+) -> torch.Tensor:
+    """SmoothGrad (Smilkov et al. 2017): average an attribution over noisy copies of the input.
+
+    Matches Captum's ``NoiseTunnel(method).attribute(..., nt_type=kind, nt_samples=n_samples,
+    stdevs=stdev, nt_samples_batch_size=samples_batch_size)`` including the order in which
+    noise is drawn, so with the same random state the numbers are identical.
+
+    Args:
+        model, inputs, target: as for :func:`saliency`.
+        method: ``"saliency"`` (default; its ``abs=True`` default applies, as in Captum),
+            ``"input_x_gradient"``, ``"integrated_gradients"`` or a callable
+            ``method(model, inputs, target, **method_kwargs)``.
+        n_samples: noisy copies per example (Captum's default 5; the SmoothGrad paper
+            suggests about 50).
+        stdev: standard deviation of the Gaussian noise, in input units (Captum's default
+            1.0; the paper suggests 10-20% of the input range).
+        kind: ``"smoothgrad"`` mean, ``"smoothgrad_sq"`` mean of squares, ``"vargrad"``
+            variance of the sampled attributions.
+        samples_batch_size: noisy copies per example evaluated per pass (default: all).
+        seed, generator: the noise's random source (a ``torch.Generator`` or a seed for a new
+            one); both ``None`` uses torch's global generator, like Captum.
+        method_kwargs: passed to the method (e.g. ``abs=False``, ``n_steps=20``).
+    """
+    _check_model(model)
+    _check_inputs(inputs)
+    check_number("n_samples", n_samples, ge=1, integer=True)
+    check_number("stdev", stdev, ge=0.0)
+    check_choice("kind", kind, ["smoothgrad", "smoothgrad_sq", "vargrad"])
+    if samples_batch_size is not None:
+        check_number("samples_batch_size", samples_batch_size, ge=1, integer=True)
+    if isinstance(method, str):
+        fn = _SMOOTHABLE.get(method)
+        if fn is None:
+            raise ValueError(
+                f"method must be one of {sorted(_SMOOTHABLE)} or a callable, got {method!r}"
+            )
+    elif callable(method):
+        fn = method
+    else:
+        raise TypeError(f"method must be a name or a callable, got {type(method).__name__}")
+    gen = _generator(seed, generator, inputs.device)
+    batch = inputs.shape[0]
+    t = _target_index(target, batch, inputs.device)
+    x = inputs.detach()
+    per_pass = n_samples if samples_batch_size is None else min(n_samples, samples_batch_size)
+    total = torch.zeros_like(x)
+    total_sq = torch.zeros_like(x)
+    done = 0
+    while done < n_samples:
+        k = min(per_pass, n_samples - done)
+        noisy = x.repeat_interleave(k, dim=0)
+        noise = torch.randn(noisy.shape, generator=gen, dtype=x.dtype, device=x.device)
+        noisy = noisy + noise * stdev
+        tk = None if t is None else t.repeat_interleave(k)
+        attr = fn(model, noisy, tk, **method_kwargs)
+        if isinstance(attr, tuple):
+            attr = attr[0]
+        attr = attr.detach().reshape(batch, k, *x.shape[1:])
+        total += attr.sum(1)
+        total_sq += (attr * attr).sum(1)
+        done += k
+    mean = total / n_samples
+    if kind == "smoothgrad":
+        return mean
+    mean_sq = total_sq / n_samples
+    return mean_sq if kind == "smoothgrad_sq" else mean_sq - mean * mean
+
+
+def _generator(
+    seed: int | None, generator: torch.Generator | None, device: torch.device
+) -> torch.Generator | None:
+    if generator is not None:
+        check_type("generator", generator, torch.Generator)
+        if seed is not None:
+            raise ValueError("seed and generator are exclusive; pass one of them")
+        return generator
+    if seed is None:
+        return None
+    check_number("seed", seed, ge=0, integer=True)
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def random_attribution(
+    inputs: torch.Tensor, *, seed: int | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random baseline attribution: i.i.d. standard normal values shaped like ``inputs``.
+
+    Ranking coordinates by its magnitude is a uniformly random ranking (the control of ROAR /
+    DiffROAR evaluations).
+    """
+    _check_inputs(inputs)
+    gen = _generator(seed, generator, inputs.device)
+    return torch.randn(inputs.shape, generator=gen, dtype=inputs.dtype, device=inputs.device)
+
+
+_SMOOTHABLE.update(
+    saliency=saliency,
+    input_x_gradient=input_x_gradient,
+    integrated_gradients=integrated_gradients,
+)

@@ -1,0 +1,217 @@
+"""Recording activations and gradients of named submodules, without leaking hooks.
+
+:class:`LayerRecorder` is a context manager: it registers forward hooks on the named modules
+when entered and removes every handle when left, whatever happens inside the ``with`` block
+(exceptions included), so a model is never left with stale hooks (a common pitfall of
+feature-visualization and attribution libraries)::
+
+    with LayerRecorder(model, ["features.0", "classifier.1"], gradients=True) as rec:
+        loss = model(x).logsumexp(1).sum()
+        loss.backward()
+    rec.activations["features.0"]   # the module's output on the last call, detached
+    rec.gradients["classifier.1"]   # d loss / d output of that module
+
+:func:`layer_activations` is the one-call version for analysis (RSA, probing): it runs the
+model in batches under ``torch.no_grad`` and returns each layer's outputs concatenated over
+the batches, flattened to ``[N, features]`` if asked.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuronkit.common import check_number, check_type
+
+__all__ = ["LayerRecorder", "get_layer", "layer_activations", "layer_names"]
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Every named submodule of ``model`` (``""`` excluded), in registration order."""
+    check_type("model", model, nn.Module)
+    return [name for name, _ in model.named_modules() if name]
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name`` (dotted path as in ``model.named_modules()``).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module`` or ``name`` not a string.
+        ValueError: no such submodule; the message lists the closest existing names.
+    """
+    check_type("model", model, nn.Module)
+    check_type("name", name, str)
+    modules = dict(model.named_modules())
+    if name not in modules or name == "":
+        names = [n for n in modules if n]
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+        hint = f"; did you mean {close}?" if close else ""
+        shown = names if len(names) <= 12 else [*names[:12], "..."]
+        raise ValueError(
+            f"layer must name a submodule of {type(model).__name__}, got {name!r}{hint} "
+            f"(available: {shown})"
+        )
+    return modules[name]
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+class LayerRecorder:
+    """Context manager recording outputs (and their gradients) of named submodules.
+
+    Args:
+        model: the network.
+        layers: names of submodules (as in ``model.named_modules()``); checked on construction.
+        gradients: also record the gradient of whatever is back-propagated with respect to
+            each layer's output (via a tensor hook on the output).
+        detach: store detached activations (default); ``False`` keeps them in the graph, so a
+            loss can be built on them (feature visualization).
+        accumulate: keep every call's output (see :attr:`history` and :meth:`stacked`) instead
+            of only the last one.
+
+    For modules returning tuples (e.g. ``nn.LSTM``), the first tensor of the tuple is recorded.
+
+    Attributes:
+        activations: ``{layer: tensor}`` output of the most recent forward call.
+        gradients: ``{layer: tensor}`` gradient with respect to that output, after backward.
+        history: ``{layer: [tensor, ...]}`` all outputs when ``accumulate=True``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: str | Sequence[str],
+        *,
+        gradients: bool = False,
+        detach: bool = True,
+        accumulate: bool = False,
+    ) -> None:
+        check_type("model", model, nn.Module)
+        if isinstance(layers, str):
+            layers = [layers]
+        if not isinstance(layers, Iterable) or isinstance(layers, (bytes, dict)):
+            raise TypeError(f"layers must be a name or a sequence of names, got {layers!r:.80}")
+        names = list(layers)
+        if not names:
+            raise ValueError("layers must name at least one submodule, got an empty sequence")
+        for i, name in enumerate(names):
+            check_type(f"layers[{i}]", name, str)
+        if len(set(names)) != len(names):
+            raise ValueError(f"layers must be distinct, got {names}")
+        self.model = model
+        self.layers = names
+        self.modules = {name: get_layer(model, name) for name in names}
+        self.record_gradients = bool(gradients)
+        self.detach = bool(detach)
+        self.accumulate = bool(accumulate)
+        self.activations: dict[str, torch.Tensor] = {}
+        self.gradients: dict[str, torch.Tensor] = {}
+        self.history: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        self._handles: list[Any] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether hooks are currently registered."""
+        return bool(self._handles)
+
+    def _forward_hook(self, name: str) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            tensor = _first_tensor(output)
+            if tensor is None:
+                return
+            self.activations[name] = tensor.detach() if self.detach else tensor
+            if self.accumulate:
+                self.history[name].append(tensor.detach())
+            if self.record_gradients and tensor.requires_grad:
+
+                def grad_hook(grad: torch.Tensor) -> None:
+                    self.gradients[name] = grad.detach()
+
+                tensor.register_hook(grad_hook)
+
+        return hook
+
+    def __enter__(self) -> LayerRecorder:
+        if self._handles:
+            raise RuntimeError("LayerRecorder is already active; it cannot be entered twice")
+        try:
+            for name, module in self.modules.items():
+                self._handles.append(module.register_forward_hook(self._forward_hook(name)))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove every hook this recorder registered (idempotent)."""
+        while self._handles:
+            self._handles.pop().remove()
+
+    def stacked(self, name: str) -> torch.Tensor:
+        """All recorded outputs of ``name`` concatenated along the batch dimension."""
+        if name not in self.history:
+            raise ValueError(f"name must be one of the recorded layers {self.layers}, got {name!r}")
+        if not self.history[name]:
+            raise ValueError(
+                f"no outputs of {name!r} were recorded (use accumulate=True and run the model)"
+            )
+        return torch.cat(self.history[name], dim=0)
+
+
+def layer_activations(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layers: str | Sequence[str],
+    *,
+    batch_size: int | None = None,
+    flatten: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Outputs of the named layers for ``inputs``, computed without gradients.
+
+    Args:
+        model: the network (its train/eval mode is left as is).
+        inputs: ``[N, ...]`` batch-first input tensor.
+        layers: submodule names.
+        batch_size: run the model on chunks of this many examples (default: all at once).
+        flatten: reshape each activation to ``[N, features]``.
+
+    Returns:
+        ``{layer: tensor}`` with ``N`` rows per layer, in the order of ``layers``.
+    """
+    check_type("inputs", inputs, torch.Tensor)
+    if inputs.ndim < 1 or inputs.shape[0] == 0:
+        raise ValueError(
+            f"inputs must be a non-empty batch [N, ...], got shape {tuple(inputs.shape)}"
+        )
+    if batch_size is not None:
+        check_number("batch_size", batch_size, ge=1, integer=True)
+    step = inputs.shape[0] if batch_size is None else batch_size
+    with LayerRecorder(model, layers, accumulate=True) as rec, torch.no_grad():
+        for start in range(0, inputs.shape[0], step):
+            model(inputs[start : start + step])
+    out: dict[str, torch.Tensor] = {}
+    for name in rec.layers:
+        acts = rec.stacked(name)
+        out[name] = acts.reshape(acts.shape[0], -1) if flatten else acts
+    return out

@@ -1,0 +1,254 @@
+"""Topological RSA (tRSA): model selection with geo-topological RDM statistics.
+
+Lin & Kriegeskorte, "The Topology and Geometry of Neural Representations" (PNAS 2024).
+
+tRSA replaces the RDM by its geo-topological transform GT(l, u)
+(:func:`neuronkit.interpretability.rsa.geo_topological`), optionally followed by geodesic
+distances (:func:`neuronkit.interpretability.rsa.geodesic`), and asks how well such summary
+statistics identify which region (here: which network layer) produced a noisy measurement.
+The paper's evaluation, reproduced here, is leave-one-subject-out nearest-centroid
+classification of RDM vectors: for each held-out subject (network instance trained from
+another seed), every region's RDM is assigned to the region whose mean RDM over the other
+subjects is closest (Euclidean). :func:`select_geo_topological` adds nested
+cross-validation over a grid of (l, u), so the chosen statistic never sees the test subject.
+
+* :class:`GeoTopological`: a scikit-learn transformer for stacks of RDM vectors.
+* :func:`identification_accuracy`: leave-one-group-out nearest-centroid accuracy.
+* :func:`select_geo_topological`: nested selection of (l, u) and its unbiased accuracy.
+* :func:`gt_grid`: the (l, u) grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from neuronkit.common import check_number
+
+from ..rsa import geo_topological, geodesic, rank_transform
+
+__all__ = [
+    "GeoTopological",
+    "TRSASelection",
+    "gt_grid",
+    "identification_accuracy",
+    "select_geo_topological",
+]
+
+
+class GeoTopological(TransformerMixin, BaseEstimator):
+    """Geo-topological transform of a stack of RDM vectors (stateless transformer).
+
+    Args:
+        lower, upper: GT quantiles (``0 <= lower <= upper <= 1``).
+        rank: rank-transform each RDM first (the authors' reference code; default ``True``).
+        geodesic: follow GT with geodesic distances (the RGDM variant).
+    """
+
+    def __init__(
+        self, lower: float = 0.0, upper: float = 1.0, *, rank: bool = True, geodesic: bool = False
+    ) -> None:
+        self.lower = lower
+        self.upper = upper
+        self.rank = rank
+        self.geodesic = geodesic
+
+    def fit(self, X: Any, y: Any = None) -> GeoTopological:
+        """Nothing to learn; validates the parameters."""
+        geo_topological(np.zeros(1), self.lower, self.upper)  # parameter check on a 2x2 RDM
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``X: [k, n_pairs]`` RDM vectors -> transformed ``[k, n_pairs]``."""
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"X must be a stack of RDM vectors [k, n_pairs], got shape {arr.shape}"
+            )
+        if self.geodesic:
+            return np.asarray(geodesic(arr, self.lower, self.upper, rank=self.rank))
+        return np.asarray(geo_topological(arr, self.lower, self.upper, rank=self.rank))
+
+
+def _check_design(rdms: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.asarray(rdms, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"rdms must be a stack of RDM vectors [k, n_pairs], got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("rdms must be finite, got NaN or infinity")
+    lab = np.asarray(labels)
+    grp = np.asarray(groups)
+    for name, arr in (("labels", lab), ("groups", grp)):
+        if arr.shape != (x.shape[0],):
+            raise ValueError(
+                f"{name} must have one entry per RDM ({x.shape[0]}), got shape {arr.shape}"
+            )
+    if len(np.unique(grp)) < 2:
+        raise ValueError("groups must contain at least 2 subjects for leave-one-out evaluation")
+    return x, lab, grp
+
+
+class _CentroidStats:
+    """Per-(group, class) sums of RDM vectors, for fast leave-groups-out nearest centroids.
+
+    The centroid of class ``c`` over all groups except a set ``E`` is
+    ``(S_tot[c] - sum_{g in E} S[g, c]) / (N_tot[c] - sum_{g in E} N[g, c])``; distances to it
+    are assembled from precomputed dot products, so every leave-one-out (and nested
+    leave-two-out) split costs no pass over the data.
+    """
+
+    def __init__(self, x: np.ndarray, cls: np.ndarray, grp: np.ndarray, n_cls: int, n_grp: int):
+        onehot = np.zeros((n_grp, n_cls, x.shape[0]))
+        onehot[grp, cls, np.arange(x.shape[0])] = 1.0
+        self.sums = onehot @ x  # [G, C, P]
+        self.counts = onehot.sum(2)  # [G, C]
+        self.sums_total = self.sums.sum(0)  # [C, P]
+        self.counts_total = self.counts.sum(0)  # [C]
+        self.dots = np.einsum("ip,gcp->igc", x, self.sums)  # [k, G, C]
+        self.dots_total = x @ self.sums_total.T  # [k, C]
+        self.gram = np.einsum("gcp,hcp->ghc", self.sums, self.sums)  # [G, G, C]
+        self.gram_total = np.einsum("gcp,cp->gc", self.sums, self.sums_total)  # [G, C]
+        self.norm_total = np.einsum("cp,cp->c", self.sums_total, self.sums_total)  # [C]
+        self.sq = np.einsum("ip,ip->i", x, x)  # [k]
+
+    def predict_excluding(self, rows: np.ndarray, excluded: list[np.ndarray]) -> np.ndarray:
+        """Predicted class of each row when the groups ``excluded[j][i]`` (one array per
+        excluded slot, each ``[len(rows)]``) are left out of the centroids."""
+        dot = self.dots_total[rows].copy()  # [r, C]
+        cnt = np.broadcast_to(self.counts_total, dot.shape).copy()
+        norm = np.broadcast_to(self.norm_total, dot.shape).copy()
+        for j, ex in enumerate(excluded):
+            dot -= self.dots[rows, ex]
+            cnt -= self.counts[ex]
+            norm -= 2.0 * self.gram_total[ex]
+            norm += self.gram[ex, ex]
+            for other in excluded[:j]:
+                norm += 2.0 * self.gram[ex, other]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d2 = self.sq[rows, None] - 2.0 * dot / cnt + norm / cnt**2
+        d2 = np.where(cnt > 0, d2, np.inf)
+        return np.argmin(d2, axis=1)
+
+
+def _encode(
+    labels: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    classes, cls = np.unique(labels, return_inverse=True)
+    group_ids, grp = np.unique(groups, return_inverse=True)
+    return classes, cls.reshape(-1), group_ids, grp.reshape(-1)
+
+
+def _logo_predictions(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Leave-one-group-out nearest-centroid predictions (Euclidean; ties to the first class)."""
+    classes, cls, group_ids, grp = _encode(labels, groups)
+    stats = _CentroidStats(x, cls, grp, len(classes), len(group_ids))
+    rows = np.arange(x.shape[0])
+    return classes[stats.predict_excluding(rows, [grp])]
+
+
+def identification_accuracy(rdms: Any, labels: Any, groups: Any) -> float:
+    """Leave-one-group-out nearest-centroid accuracy of ``labels`` from ``rdms``.
+
+    Args:
+        rdms: ``[k, n_pairs]`` RDM vectors (already transformed as wanted).
+        labels: ``[k]`` region / layer of each RDM (what is identified).
+        groups: ``[k]`` subject / network instance of each RDM (held out together).
+
+    Returns:
+        Fraction of RDMs whose region is identified; chance is ``1 / n_regions``.
+    """
+    x, lab, grp = _check_design(rdms, labels, groups)
+    return float(np.mean(_logo_predictions(x, lab, grp) == lab))
+
+
+def gt_grid(step: float = 0.1) -> list[tuple[float, float]]:
+    """All ``(l, u)`` with ``0 <= l <= u <= 1`` on a grid of ``step``, except the degenerate
+    ``(0, 0)`` and ``(1, 1)`` (constant RDMs), as in the authors' search."""
+    check_number("step", step, gt=0.0, le=1.0)
+    values = np.round(np.arange(0.0, 1.0 + step / 2, step), 9)
+    values = values[values <= 1.0]
+    pairs = [(float(lo), float(hi)) for i, lo in enumerate(values) for hi in values[i:]]
+    return [p for p in pairs if p not in ((0.0, 0.0), (1.0, 1.0))]
+
+
+@dataclass
+class TRSASelection:
+    """Result of :func:`select_geo_topological`.
+
+    Attributes:
+        accuracy: nested (unbiased) identification accuracy of the selected statistic.
+        chosen: the (l, u) chosen in each outer fold, ``{group: (l, u)}``.
+        grid_accuracy: leave-one-group-out accuracy of every grid point on all data (biased
+            by selection; for plots), ``{(l, u): accuracy}``.
+    """
+
+    accuracy: float
+    chosen: dict[Any, tuple[float, float]] = field(default_factory=dict)
+    grid_accuracy: dict[tuple[float, float], float] = field(default_factory=dict)
+
+
+def select_geo_topological(
+    rdms: Any,
+    labels: Any,
+    groups: Any,
+    *,
+    grid: Sequence[tuple[float, float]] | None = None,
+    rank: bool = True,
+    geodesic: bool = False,
+) -> TRSASelection:
+    """Choose GT(l, u) by inner leave-one-group-out accuracy; report outer accuracy.
+
+    For each held-out group, every grid point is scored by leave-one-group-out accuracy on the
+    remaining groups; the best (first on ties) transforms the data, a nearest-centroid
+    classifier is fit on the remaining groups and predicts the held-out group's labels.
+
+    Args:
+        rdms, labels, groups: as :func:`identification_accuracy` (untransformed RDMs).
+        grid: candidate ``(l, u)`` pairs (default :func:`gt_grid` with step 0.1).
+        rank, geodesic: see :class:`GeoTopological`.
+    """
+    x, lab, grp = _check_design(rdms, labels, groups)
+    if len(np.unique(grp)) < 3:
+        raise ValueError("groups must contain at least 3 subjects for nested selection")
+    candidates = list(gt_grid(0.1) if grid is None else grid)
+    if not candidates:
+        raise ValueError("grid must contain at least one (lower, upper) pair")
+    base = np.asarray(rank_transform(x)) if rank else x  # rank once, not per grid point
+    transformed = {
+        (float(lo), float(hi)): GeoTopological(lo, hi, rank=False, geodesic=geodesic).transform(
+            base
+        )
+        for lo, hi in candidates
+    }
+    classes, cls, group_ids, grp_idx = _encode(lab, grp)
+    n_grp = len(group_ids)
+    rows = np.arange(x.shape[0])
+    # inner[key][o]: accuracy of leave-one-group-out within the groups other than o
+    inner: dict[tuple[float, float], np.ndarray] = {}
+    outer_pred: dict[tuple[float, float], np.ndarray] = {}
+    grid_accuracy: dict[tuple[float, float], float] = {}
+    for key, tx in transformed.items():
+        stats = _CentroidStats(tx, cls, grp_idx, len(classes), n_grp)
+        outer_pred[key] = stats.predict_excluding(rows, [grp_idx])
+        grid_accuracy[key] = float(np.mean(outer_pred[key] == cls))
+        scores = np.zeros(n_grp)
+        for o in range(n_grp):
+            keep = grp_idx != o
+            pred = stats.predict_excluding(rows[keep], [grp_idx[keep], np.full(keep.sum(), o)])
+            scores[o] = np.mean(pred == cls[keep])
+        inner[key] = scores
+    correct = np.zeros(len(lab), dtype=bool)
+    chosen: dict[Any, tuple[float, float]] = {}
+    keys = list(transformed)
+    for o in range(n_grp):
+        best = max(range(len(keys)), key=lambda i: (inner[keys[i]][o], -i))
+        key = keys[best]
+        test = grp_idx == o
+        correct[test] = outer_pred[key][test] == cls[test]
+        gid = group_ids[o]
+        chosen[gid.item() if hasattr(gid, "item") else gid] = key
+    return TRSASelection(accuracy=float(correct.mean()), chosen=chosen, grid_accuracy=grid_accuracy)

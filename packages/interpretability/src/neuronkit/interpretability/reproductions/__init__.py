@@ -1,0 +1,1 @@
+"""Registered reproductions of neuronkit-interpretability (one module per id)."""

@@ -1,0 +1,233 @@
+"""Adversarial examples and (adversarial) training of small classifiers.
+
+* :func:`fgsm_attack` and :func:`pgd_attack`: L-inf / L2 projected gradient descent on the
+  cross-entropy loss (Madry et al. 2018), with optional random start and input bounds.
+* :func:`train_classifier`: a compact, seeded mini-batch training loop; pass
+  ``adversary=functools.partial(pgd_attack, eps=..., n_steps=...)`` for PGD adversarial
+  training (each batch is replaced by its adversarial version before the update).
+* :func:`accuracy`: batched accuracy.
+
+Attacks take gradients with respect to the inputs only (``torch.autograd.grad``), never touch
+parameter ``.grad`` and leave the model's train/eval mode as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuronkit.common import check_choice, check_finite, check_number, check_type
+
+__all__ = ["accuracy", "fgsm_attack", "pgd_attack", "train_classifier"]
+
+Adversary = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+    check_type("model", model, nn.Module)
+    check_type("inputs", inputs, torch.Tensor)
+    check_type("labels", labels, torch.Tensor)
+    if not inputs.is_floating_point():
+        raise TypeError(f"inputs must be a floating-point tensor, got dtype {inputs.dtype}")
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(
+            f"labels must be an integer tensor of class indices, got dtype {labels.dtype}"
+        )
+    if inputs.ndim < 2 or inputs.shape[0] == 0:
+        raise ValueError(
+            f"inputs must be a non-empty batch [N, ...], got shape {tuple(inputs.shape)}"
+        )
+    if labels.shape != (inputs.shape[0],):
+        raise ValueError(
+            f"labels must have shape [{inputs.shape[0]}] (one per input), got {tuple(labels.shape)}"
+        )
+    check_finite("inputs", inputs)
+
+
+def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    flat = delta.reshape(delta.shape[0], -1)
+    norms = flat.norm(dim=1).clamp_min(1e-12)
+    factor = (eps / norms).clamp(max=1.0)
+    return (flat * factor[:, None]).reshape(delta.shape)
+
+
+def _step(grad: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return step_size * grad.sign()
+    flat = grad.reshape(grad.shape[0], -1)
+    unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return step_size * unit.reshape(grad.shape)
+
+
+def pgd_attack(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    n_steps: int = 10,
+    step_size: float | None = None,
+    norm: Literal["linf", "l2"] = "linf",
+    random_start: bool = False,
+    clamp: tuple[float, float] | None = None,
+    seed: int | None = None,
+) -> torch.Tensor:
+    """Untargeted projected gradient ascent on the cross-entropy loss.
+
+    Args:
+        model: classifier returning logits ``[N, C]``.
+        inputs: ``[N, ...]`` clean inputs (not modified).
+        labels: ``[N]`` true classes.
+        eps: radius of the perturbation ball (``>= 0``; 0 returns a copy of ``inputs``).
+        n_steps: gradient steps.
+        step_size: per-step size; default ``2.5 * eps / n_steps`` (Madry et al.).
+        norm: ``"linf"`` (sign steps, box projection) or ``"l2"`` (normalized steps, ball
+            projection).
+        random_start: start from a uniform point of the L-inf box (or Gaussian direction for
+            L2) instead of the clean input.
+        clamp: ``(low, high)`` valid input range, enforced after every step.
+        seed: seed for the random start.
+
+    Returns:
+        Adversarial inputs ``[N, ...]`` (detached).
+    """
+    _check_batch(model, inputs, labels)
+    check_number("eps", eps, ge=0.0)
+    check_number("n_steps", n_steps, ge=1, integer=True)
+    check_choice("norm", norm, ["linf", "l2"])
+    if step_size is None:
+        step_size = 2.5 * eps / n_steps
+    check_number("step_size", step_size, ge=0.0)
+    if clamp is not None and (len(clamp) != 2 or not clamp[0] < clamp[1]):
+        raise ValueError(f"clamp must be a (low, high) pair with low < high, got {clamp!r}")
+    x = inputs.detach()
+    if eps == 0:
+        return x.clone()
+    delta = torch.zeros_like(x)
+    if random_start:
+        gen = torch.Generator(device=x.device)
+        if seed is not None:
+            check_number("seed", seed, ge=0, integer=True)
+            gen.manual_seed(int(seed))
+        else:
+            gen.seed()
+        if norm == "linf":
+            delta = (
+                torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
+            ) * eps
+        else:
+            delta = _project(
+                torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype), eps, norm
+            )
+    for _ in range(n_steps):
+        adv = x + delta
+        if clamp is not None:
+            adv = adv.clamp(*clamp)
+        adv = adv.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(adv), labels, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, adv)
+        delta = _project(adv.detach() + _step(grad, step_size, norm) - x, eps, norm)
+    adv = x + delta
+    if clamp is not None:
+        adv = adv.clamp(*clamp)
+    return adv.detach()
+
+
+def fgsm_attack(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    eps: float,
+    clamp: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """Fast gradient sign method (Goodfellow et al. 2015): one L-inf step of size ``eps``."""
+    return pgd_attack(model, inputs, labels, eps=eps, n_steps=1, step_size=eps, clamp=clamp)
+
+
+def accuracy(
+    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024
+) -> float:
+    """Fraction of ``inputs`` whose arg-max logit equals ``labels`` (no gradients)."""
+    _check_batch(model, inputs, labels)
+    check_number("batch_size", batch_size, ge=1, integer=True)
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, inputs.shape[0], batch_size):
+            logits = model(inputs[start : start + batch_size])
+            correct += int((logits.argmax(1) == labels[start : start + batch_size]).sum())
+    return correct / inputs.shape[0]
+
+
+def train_classifier(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    optimizer: Literal["adam", "sgd"] = "adam",
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    adversary: Adversary | None = None,
+    seed: int = 0,
+) -> list[float]:
+    """Train ``model`` in place with cross-entropy on mini-batches; returns per-epoch losses.
+
+    Args:
+        model: classifier returning logits (trained in place, left in train mode).
+        inputs, labels: ``[N, ...]`` training data and ``[N]`` classes.
+        epochs: passes over the data.
+        batch_size: examples per update.
+        lr, optimizer, weight_decay, momentum: the optimizer: ``"adam"`` or ``"sgd"``, with
+            ``torch.optim.Adam`` / ``torch.optim.SGD`` with their default betas, eps and
+            dampening.
+        adversary: ``adversary(model, x, y) -> x_adv`` applied to every batch before the
+            update (PGD adversarial training); ``None`` for standard training.
+        seed: seeds the batch order.
+    """
+    _check_batch(model, inputs, labels)
+    check_number("epochs", epochs, ge=1, integer=True)
+    check_number("batch_size", batch_size, ge=1, integer=True)
+    check_number("lr", lr, gt=0.0)
+    check_number("weight_decay", weight_decay, ge=0.0)
+    check_number("momentum", momentum, ge=0.0, lt=1.0)
+    check_choice("optimizer", optimizer, ["adam", "sgd"])
+    check_number("seed", seed, ge=0, integer=True)
+    if adversary is not None and not callable(adversary):
+        raise TypeError(f"adversary must be callable or None, got {type(adversary).__name__}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model must have trainable parameters")
+    opt: torch.optim.Optimizer
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    gen = torch.Generator().manual_seed(int(seed))
+    n = inputs.shape[0]
+    history: list[float] = []
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen).to(inputs.device)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            xb, yb = inputs[idx], labels[idx]
+            if adversary is not None:
+                xb = adversary(model, xb, yb)
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        history.append(total / n)
+    return history

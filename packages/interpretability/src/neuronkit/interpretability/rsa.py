@@ -1,0 +1,687 @@
+"""Representational similarity analysis: RDMs, RDM comparisons, geo-topological transforms.
+
+Conventions and numbers follow rsatoolbox (``rsatoolbox.rdm.calc_rdm``,
+``rsatoolbox.rdm.compare``, ``rsatoolbox.data.noise``), written as pure numpy functions:
+
+* An RDM is stored as its **vector** form, the upper triangle read row by row (the order of
+  ``scipy.spatial.distance.squareform`` and of rsatoolbox), or as a **square** symmetric matrix
+  with a zero diagonal; :func:`rdm_to_square` / :func:`rdm_to_vector` convert, also for stacks.
+* ``"euclidean"`` is the *squared* Euclidean distance divided by the number of channels
+  (rsatoolbox's definition); ``"mahalanobis"`` and ``"crossnobis"`` are normalized the same
+  way; ``"correlation"`` is ``1 - Pearson r``; ``"cosine"`` is ``1 - cosine similarity``.
+* When observations carry condition labels they are averaged per condition, and conditions are
+  ordered by their sorted labels (rsatoolbox sorts by the descriptor too).
+
+No function modifies its inputs (rsatoolbox's in-place transforms and noise estimates can; see
+the tests). Every function validates its arguments and raises ``ValueError`` / ``TypeError``
+naming the argument.
+
+Data shapes: ``data: [n_observations, n_channels]``; RDM vector ``[n_pairs]`` with
+``n_pairs = n (n - 1) / 2``; stacks ``[n_rdms, n_pairs]`` or ``[n_rdms, n, n]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
+from scipy.stats import rankdata
+
+from neuronkit.common import check_choice, check_number
+
+__all__ = [
+    "COMPARISONS",
+    "NOISE_ESTIMATORS",
+    "RDM_METHODS",
+    "compare_rdms",
+    "geo_topological",
+    "geodesic",
+    "kendall_tau_a",
+    "n_conditions",
+    "noise_precision",
+    "noise_precision_from_measurements",
+    "rank_transform",
+    "rdm",
+    "rdm_to_square",
+    "rdm_to_vector",
+]
+
+RDM_METHODS = ("euclidean", "correlation", "cosine", "mahalanobis", "crossnobis")
+COMPARISONS = ("cosine", "correlation", "spearman", "kendall_tau_a")
+NOISE_ESTIMATORS = ("shrinkage_diag", "shrinkage_eye", "diag", "full")
+
+# --------------------------------------------------------------------------------------------
+# input handling
+
+
+def _as_float_array(name: str, x: Any) -> np.ndarray:
+    """A float64 view or copy of ``x`` (array, tensor or nested sequence), for reading only."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}") from err
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} must be finite, got NaN or infinity in an array of shape {arr.shape}"
+        )
+    return arr
+
+
+def n_conditions(n_pairs: int) -> int:
+    """Number of conditions ``n`` of an RDM vector with ``n_pairs = n (n - 1) / 2`` entries."""
+    check_number("n_pairs", n_pairs, ge=1, integer=True)
+    n = round((1 + math.sqrt(1 + 8 * n_pairs)) / 2)
+    if n * (n - 1) // 2 != n_pairs:
+        raise ValueError(
+            f"rdm vector length must be n(n-1)/2 for some number of conditions n, got {n_pairs}"
+        )
+    return n
+
+
+def _is_square_rdm(arr: np.ndarray, atol: float = 1e-8) -> bool:
+    return (
+        arr.ndim == 2
+        and arr.shape[0] == arr.shape[1]
+        and arr.shape[0] >= 2
+        and bool(np.allclose(arr, arr.T, atol=atol, rtol=1e-6))
+        and bool(np.allclose(np.diag(arr), 0.0, atol=atol))
+    )
+
+
+def _check_square(name: str, arr: np.ndarray, atol: float) -> None:
+    """Validate a stack ``[..., n, n]`` of square RDMs."""
+    if arr.shape[-1] != arr.shape[-2]:
+        raise ValueError(f"{name} must be square [n, n], got shape {arr.shape}")
+    if arr.shape[-1] < 2:
+        raise ValueError(f"{name} must compare at least 2 conditions, got shape {arr.shape}")
+    scale = max(1.0, float(np.abs(arr).max(initial=0.0)))
+    if not np.allclose(arr, np.swapaxes(arr, -1, -2), atol=atol * scale, rtol=0.0):
+        raise ValueError(
+            f"{name} must be symmetric, got a non-symmetric matrix of shape {arr.shape}"
+        )
+    diag = np.diagonal(arr, axis1=-2, axis2=-1)
+    if not np.allclose(diag, 0.0, atol=atol * scale):
+        raise ValueError(
+            f"{name} must have a zero diagonal, got diagonal values up to {np.abs(diag).max():.3g}"
+        )
+
+
+def rdm_to_vector(rdm: Any, *, atol: float = 1e-8) -> np.ndarray:
+    """Vector form(s) of an RDM or stack of RDMs.
+
+    Args:
+        rdm: a vector ``[n_pairs]`` (returned as a copy), a square RDM ``[n, n]``, or a stack
+            of square RDMs ``[k, n, n]``. Square inputs must be symmetric with a zero diagonal
+            (tolerance ``atol`` relative to the largest entry).
+
+    Returns:
+        ``[n_pairs]`` or ``[k, n_pairs]`` float64 array.
+    """
+    arr = _as_float_array("rdm", rdm)
+    if arr.ndim == 1:
+        _check_length("rdm", arr.shape[0])
+        return arr.copy()
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"rdm must be [n_pairs], [n, n] or [k, n, n], got shape {arr.shape}")
+    _check_square("rdm", arr, atol)
+    n = arr.shape[-1]
+    rows, cols = np.triu_indices(n, k=1)
+    return arr[..., rows, cols].copy()
+
+
+def rdm_to_square(rdm: Any) -> np.ndarray:
+    """Square form(s) of an RDM vector ``[n_pairs]`` or stack of vectors ``[k, n_pairs]``."""
+    arr = _as_float_array("rdm", rdm)
+    if arr.ndim not in (1, 2):
+        raise ValueError(
+            f"rdm must be a vector [n_pairs] or a stack [k, n_pairs], got shape {arr.shape}"
+        )
+    _check_length("rdm", arr.shape[-1], arr.shape)
+    n = n_conditions(arr.shape[-1])
+    rows, cols = np.triu_indices(n, k=1)
+    out = np.zeros((*arr.shape[:-1], n, n))
+    out[..., rows, cols] = arr
+    out[..., cols, rows] = arr
+    return out
+
+
+def _as_vectors(name: str, rdms: Any) -> tuple[np.ndarray, str]:
+    """``[k, n_pairs]`` stack and the input layout (``vector``, ``square``, ``stack``, ``squares``).
+
+    A 2-D input is read as one square RDM if it is square, symmetric and has a zero diagonal,
+    and as a stack of RDM vectors otherwise.
+    """
+    arr = _as_float_array(name, rdms)
+    if arr.ndim == 1:
+        _check_length(name, arr.shape[0])
+        return arr[None, :], "vector"
+    if arr.ndim == 2:
+        if _is_square_rdm(arr):
+            n = arr.shape[0]
+            rows, cols = np.triu_indices(n, k=1)
+            return arr[rows, cols][None, :], "square"
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one RDM, got shape {arr.shape}")
+        _check_length(name, arr.shape[1], arr.shape)
+        return arr, "stack"
+    if arr.ndim == 3:
+        _check_square(name, arr, 1e-8)
+        n = arr.shape[-1]
+        rows, cols = np.triu_indices(n, k=1)
+        return arr[:, rows, cols], "squares"
+    raise ValueError(f"{name} must have 1, 2 or 3 dimensions, got shape {arr.shape}")
+
+
+def _check_length(name: str, n_pairs: int, shape: tuple[int, ...] | None = None) -> None:
+    n = round((1 + math.sqrt(1 + 8 * n_pairs)) / 2) if n_pairs > 0 else 0
+    if n_pairs < 1 or n * (n - 1) // 2 != n_pairs:
+        got = f"shape {shape}" if shape is not None else f"length {n_pairs}"
+        raise ValueError(
+            f"{name} must be an RDM vector of length n(n-1)/2 (n >= 2 conditions), a square RDM "
+            f"[n, n] (symmetric, zero diagonal) or a stack [k, n_pairs] / [k, n, n], got {got}"
+        )
+
+
+def _restore(vectors: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "vector":
+        return vectors[0]
+    if layout == "stack":
+        return vectors
+    squares = rdm_to_square(vectors)
+    return squares[0] if layout == "square" else squares
+
+
+# --------------------------------------------------------------------------------------------
+# noise precision
+
+
+def _demeaned(residuals: np.ndarray) -> np.ndarray:
+    return residuals - residuals.mean(axis=0, keepdims=True)
+
+
+def _covariance(matrix: np.ndarray, dof: float, method: str) -> np.ndarray:
+    """rsatoolbox's covariance estimators for demeaned ``matrix [n, channels]``."""
+    n = matrix.shape[0]
+    if method == "full":
+        return matrix.T @ matrix / dof
+    if method == "diag":
+        return np.diag(np.einsum("ij,ij->j", matrix, matrix) / dof)
+    xtx = np.einsum("ni,nj->nij", matrix, matrix) if n * matrix.shape[1] ** 2 <= 4e7 else None
+    if xtx is not None:
+        s_sum = xtx.sum(0)
+        s2_sum = (xtx**2).sum(0)
+    else:  # large: accumulate without the [n, c, c] temporary
+        s_sum = matrix.T @ matrix
+        s2_sum = (matrix**2).T @ (matrix**2)
+    if method == "shrinkage_eye":  # Ledoit & Wolf (2004)
+        s = s_sum / n
+        b2 = float(np.sum(s2_sum / n - s * s) / n)
+        m = float(np.trace(s)) / s.shape[0]
+        d2 = float(np.sum((s - m * np.eye(s.shape[0])) ** 2))
+        b2 = min(d2, b2)
+        shrunk = b2 / d2 * m * np.eye(s.shape[0]) + (d2 - b2) / d2 * s
+        return shrunk * n / dof
+    # shrinkage_diag: Schäfer & Strimmer (2005)
+    s = s_sum / dof
+    var = np.diag(s)
+    std = np.sqrt(var)
+    s_mean = s_sum / std[None, :] / std[:, None] / (n - 1)
+    s2_mean = s2_sum / var[None, :] / var[:, None] / (n - 1)
+    var_hat = n / dof**2 * (s2_mean - s_mean**2)
+    off = ~np.eye(s.shape[0], dtype=bool)
+    lamb = float(np.sum(var_hat[off]) / np.sum(s_mean[off] ** 2))
+    lamb = max(min(lamb, 1.0), 0.0)
+    return s * (np.eye(s.shape[0]) + (1.0 - lamb) * off)
+
+
+def noise_precision(
+    residuals: Any, *, method: str = "shrinkage_diag", dof: int | None = None
+) -> np.ndarray:
+    """Noise precision (inverse covariance) over channels, estimated from residuals.
+
+    Equals ``rsatoolbox.data.noise.prec_from_residuals(residuals, dof, method)``.
+
+    Args:
+        residuals: ``[n_residuals, n_channels]``; their mean over rows is removed first.
+        method: ``"shrinkage_diag"`` (default; shrink toward the diagonal, Schäfer & Strimmer
+            2005), ``"shrinkage_eye"`` (toward a multiple of the identity, Ledoit & Wolf
+            2004), ``"diag"`` (univariate noise normalization) or ``"full"`` (no shrinkage).
+        dof: degrees of freedom of the estimate (default ``n_residuals - 1``).
+
+    Returns:
+        ``[n_channels, n_channels]`` precision matrix.
+    """
+    res = _as_float_array("residuals", residuals)
+    if res.ndim != 2 or res.shape[0] < 2 or res.shape[1] < 1:
+        raise ValueError(f"residuals must be [n_residuals >= 2, n_channels], got shape {res.shape}")
+    check_choice("method", method, NOISE_ESTIMATORS)
+    if dof is None:
+        dof = res.shape[0] - 1
+    check_number("dof", dof, gt=0)
+    matrix = _demeaned(res)
+    if np.any(np.einsum("ij,ij->j", matrix, matrix) == 0):
+        raise ValueError("residuals must vary in every channel; a channel has zero variance")
+    cov = _covariance(matrix, float(dof), method)
+    return np.linalg.inv(cov)
+
+
+def _group(conditions: Any, n_obs: int, name: str = "conditions") -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(
+        conditions.detach().cpu().numpy() if hasattr(conditions, "detach") else conditions
+    )
+    if labels.ndim != 1 or labels.shape[0] != n_obs:
+        raise ValueError(
+            f"{name} must be a 1-D label per observation ({n_obs}), got shape {labels.shape}"
+        )
+    unique, inverse = np.unique(labels, return_inverse=True)
+    return unique, inverse.reshape(-1)
+
+
+def _condition_means(data: np.ndarray, inverse: np.ndarray, n_cond: int) -> np.ndarray:
+    onehot = np.zeros((n_cond, data.shape[0]))
+    onehot[inverse, np.arange(data.shape[0])] = 1.0
+    counts = onehot.sum(1, keepdims=True)
+    return (onehot @ data) / counts
+
+
+def noise_precision_from_measurements(
+    data: Any, conditions: Any, *, method: str = "shrinkage_diag", dof: int | None = None
+) -> np.ndarray:
+    """Noise precision from repeated measurements: residuals around each condition's mean.
+
+    Args:
+        data: ``[n_observations, n_channels]``.
+        conditions: condition label of each observation (each condition measured >= once).
+        method: see :func:`noise_precision`.
+        dof: degrees of freedom; default ``n_observations - n_conditions`` (each condition
+            mean costs one). rsatoolbox's ``prec_from_measurements`` uses
+            ``(n_conditions - 1) * n_repeats`` for balanced data; pass ``dof`` to reproduce it.
+    """
+    arr = _as_float_array("data", data)
+    if arr.ndim != 2:
+        raise ValueError(f"data must be [n_observations, n_channels], got shape {arr.shape}")
+    unique, inverse = _group(conditions, arr.shape[0])
+    means = _condition_means(arr, inverse, len(unique))
+    residuals = arr - means[inverse]
+    if dof is None:
+        dof = arr.shape[0] - len(unique)
+        if dof <= 0:
+            raise ValueError("conditions must repeat: no residual degrees of freedom are left")
+    check_choice("method", method, NOISE_ESTIMATORS)
+    check_number("dof", dof, gt=0)
+    if np.any(np.einsum("ij,ij->j", residuals, residuals) == 0):
+        raise ValueError("data must vary within conditions in every channel")
+    return np.linalg.inv(
+        _covariance(residuals - residuals.mean(0, keepdims=True), float(dof), method)
+    )
+
+
+def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
+    prec = _as_float_array("noise", noise)
+    if prec.ndim == 1:
+        if prec.shape[0] != n_channels:
+            raise ValueError(
+                f"noise must have {n_channels} diagonal entries, got shape {prec.shape}"
+            )
+        return np.diag(prec)
+    if prec.shape != (n_channels, n_channels):
+        raise ValueError(
+            f"noise must be a precision matrix [{n_channels}, {n_channels}], got shape {prec.shape}"
+        )
+    if not np.allclose(prec, prec.T, atol=1e-8 * max(1.0, float(np.abs(prec).max()))):
+        raise ValueError("noise must be a symmetric precision matrix")
+    return prec
+
+
+# --------------------------------------------------------------------------------------------
+# RDMs
+
+
+def _pair_distances(a: np.ndarray, b: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
+    """``(a_i - a_j)^T P (b_i - b_j)`` for all pairs ``i < j``, as a vector."""
+    kernel = a @ b.T if prec is None else a @ prec @ b.T
+    diag = np.diag(kernel)
+    square = diag[None, :] + diag[:, None] - kernel - kernel.T
+    rows, cols = np.triu_indices(a.shape[0], k=1)
+    return square[rows, cols]
+
+
+def rdm(
+    data: Any,
+    method: str = "euclidean",
+    *,
+    conditions: Any = None,
+    runs: Any = None,
+    noise: Any = None,
+    remove_mean: bool = False,
+) -> np.ndarray:
+    """Representational dissimilarity matrix of ``data``, as a vector.
+
+    Equals ``rsatoolbox.rdm.calc_rdm(Dataset(data, obs_descriptors=...), method,
+    descriptor=..., noise=..., cv_descriptor=...).get_vectors()[0]`` (``"cosine"`` is not in
+    rsatoolbox and equals ``scipy.spatial.distance.pdist(..., "cosine")``).
+
+    Args:
+        data: ``[n_observations, n_channels]`` responses (rows: stimuli or trials).
+        method: ``"euclidean"`` (squared, / n_channels), ``"correlation"``, ``"cosine"``,
+            ``"mahalanobis"`` (``d^T P d / n_channels``) or ``"crossnobis"`` (cross-validated
+            Mahalanobis, unbiased: can be negative).
+        conditions: label per observation; observations with the same label are averaged and
+            the RDM rows follow the sorted labels. Required for ``"crossnobis"``.
+        runs: cross-validation fold per observation for ``"crossnobis"``: each fold's condition
+            means are compared with the means of all other folds and the results averaged
+            (leave-one-run-out, as rsatoolbox). Default: the k-th occurrence of each condition
+            is fold k (needs the same number of repeats per condition).
+        noise: for ``"mahalanobis"`` / ``"crossnobis"``: a precision matrix
+            ``[n_channels, n_channels]`` (or its diagonal), ``None`` for the identity (then
+            Mahalanobis equals Euclidean, as in rsatoolbox), or the name of an estimator from
+            :data:`NOISE_ESTIMATORS` to estimate it from the residuals around the condition
+            means (:func:`noise_precision_from_measurements`).
+        remove_mean: subtract each pattern's mean over channels first (no effect on
+            ``"correlation"``).
+
+    Returns:
+        ``[n_pairs]`` float64 RDM vector.
+    """
+    arr = _as_float_array("data", data)
+    if arr.ndim != 2:
+        raise ValueError(f"data must be [n_observations, n_channels], got shape {arr.shape}")
+    if arr.shape[1] < 1:
+        raise ValueError(f"data must have at least one channel, got shape {arr.shape}")
+    check_choice("method", method, RDM_METHODS)
+    _check_bool("remove_mean", remove_mean)
+    n_channels = arr.shape[1]
+    if noise is not None and method not in ("mahalanobis", "crossnobis"):
+        raise ValueError(f"noise is only used by 'mahalanobis' and 'crossnobis', not {method!r}")
+    if runs is not None and method != "crossnobis":
+        raise ValueError(f"runs is only used by 'crossnobis', not {method!r}")
+
+    prec: np.ndarray | None = None
+    if isinstance(noise, str):
+        check_choice("noise", noise, NOISE_ESTIMATORS)
+        if conditions is None:
+            raise ValueError("conditions must be given to estimate the noise from residuals")
+        prec = noise_precision_from_measurements(arr, conditions, method=noise)
+    elif noise is not None:
+        prec = _check_precision(noise, n_channels)
+
+    if method == "crossnobis":
+        return _crossnobis(arr, conditions, runs, prec, remove_mean)
+
+    if conditions is not None:
+        unique, inverse = _group(conditions, arr.shape[0])
+        patterns = _condition_means(arr, inverse, len(unique))
+    else:
+        patterns = arr
+    if patterns.shape[0] < 2:
+        raise ValueError(f"data must hold at least 2 conditions, got {patterns.shape[0]}")
+    if remove_mean or method == "correlation":
+        patterns = patterns - patterns.mean(axis=1, keepdims=True)
+    if method in ("correlation", "cosine"):
+        norms = np.sqrt(np.einsum("ij,ij->i", patterns, patterns))
+        if np.any(norms == 0):
+            what = "constant" if method == "correlation" else "all-zero"
+            raise ValueError(f"data must not contain {what} patterns for a {method} RDM")
+        unit = patterns / norms[:, None]
+        sim = unit @ unit.T
+        rows, cols = np.triu_indices(patterns.shape[0], k=1)
+        return 1.0 - sim[rows, cols]
+    return _pair_distances(patterns, patterns, prec) / n_channels
+
+
+def _crossnobis(
+    arr: np.ndarray, conditions: Any, runs: Any, prec: np.ndarray | None, remove_mean: bool
+) -> np.ndarray:
+    if conditions is None:
+        raise ValueError(
+            "conditions must be given for 'crossnobis' (it needs repeated measurements)"
+        )
+    unique, inverse = _group(conditions, arr.shape[0])
+    n_cond = len(unique)
+    if n_cond < 2:
+        raise ValueError(f"conditions must name at least 2 conditions, got {n_cond}")
+    if runs is None:
+        counts = np.bincount(inverse, minlength=n_cond)
+        if not np.all(counts == counts[0]):
+            raise ValueError(
+                "runs must be given when conditions are not repeated equally often "
+                f"(repeats per condition: {sorted(set(counts.tolist()))})"
+            )
+        fold = np.zeros(arr.shape[0], dtype=int)
+        for c in range(n_cond):
+            fold[inverse == c] = np.arange(counts[c])
+    else:
+        _, fold = _group(runs, arr.shape[0], "runs")
+    folds = np.unique(fold)
+    if len(folds) < 2:
+        raise ValueError("runs must define at least 2 cross-validation folds")
+    results = []
+    for f in folds:
+        test, train = fold == f, fold != f
+        for part, mask in (("run", test), ("other runs", train)):
+            present = np.unique(inverse[mask])
+            if len(present) != n_cond:
+                raise ValueError(f"every condition must be measured in each {part} (fold {f})")
+        m_test = _condition_means(arr[test], inverse[test], n_cond)
+        m_train = _condition_means(arr[train], inverse[train], n_cond)
+        if remove_mean:
+            m_train = m_train - m_train.mean(axis=1, keepdims=True)
+            m_test = m_test - m_test.mean(axis=1, keepdims=True)
+        results.append(_pair_distances(m_train, m_test, prec) / arr.shape[1])
+    return np.mean(results, axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# comparisons
+
+
+def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na = np.sqrt(np.einsum("ij,ij->i", a, a))
+    nb = np.sqrt(np.einsum("ij,ij->i", b, b))
+    out = np.zeros((a.shape[0], b.shape[0]))
+    ok_a, ok_b = na > 0, nb > 0
+    out[np.ix_(ok_a, ok_b)] = (a[ok_a] @ b[ok_b].T) / na[ok_a, None] / nb[None, ok_b]
+    return out
+
+
+def _signs(v: np.ndarray, rows: slice) -> np.ndarray:
+    """``sign(v[:, i] - v[:, j])`` for ``i`` in ``rows`` and all ``j``: ``[k, len(rows) * P]``."""
+    block = np.sign(v[:, rows, None] - v[:, None, :])
+    return block.reshape(v.shape[0], -1)
+
+
+def kendall_tau_a(a: Any, b: Any) -> np.ndarray:
+    """Kendall's tau-a between every RDM of ``a`` and every RDM of ``b``: ``[k_a, k_b]``.
+
+    ``tau_a = (concordant - discordant) / (P (P - 1) / 2)`` over all pairs of the ``P``
+    dissimilarities; ties count as neither (no tie correction in the denominator, which is why
+    RSA prefers it when models predict tied dissimilarities; Nili et al. 2014). Computed as a
+    blocked matrix product of pairwise sign patterns, vectorized over both stacks.
+    Equals rsatoolbox's ``compare(..., method="tau-a")``.
+    """
+    va, _ = _as_vectors("a", a)
+    vb, _ = _as_vectors("b", b)
+    _same_length(va, vb)
+    p = va.shape[1]
+    if p < 2:
+        raise ValueError("a and b must have at least 2 dissimilarities for a rank correlation")
+    total = np.zeros((va.shape[0], vb.shape[0]))
+    rows_per_block = max(1, int(2e6 // (p * max(va.shape[0], vb.shape[0]))))
+    for start in range(0, p, rows_per_block):
+        block = slice(start, min(p, start + rows_per_block))
+        total += _signs(va, block) @ _signs(vb, block).T
+    return total / (p * (p - 1))
+
+
+def _same_length(va: np.ndarray, vb: np.ndarray) -> None:
+    if va.shape[1] != vb.shape[1]:
+        raise ValueError(
+            "a and b must be RDMs of the same number of conditions, "
+            f"got {n_conditions(va.shape[1])} "
+            f"and {n_conditions(vb.shape[1])}"
+        )
+
+
+def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
+    """Similarity of every RDM in ``a`` with every RDM in ``b``: ``[k_a, k_b]``.
+
+    Args:
+        a, b: an RDM vector ``[P]``, a square RDM ``[n, n]`` (a 2-D input is read as one
+            square RDM when it is square, symmetric and has a zero diagonal), a stack of vectors
+            ``[k, P]`` or of squares ``[k, n, n]``.
+        method: ``"cosine"`` (rsatoolbox's default), ``"correlation"`` (Pearson; rsatoolbox
+            ``"corr"``), ``"spearman"`` (Pearson on average ranks) or ``"kendall_tau_a"``
+            (rsatoolbox ``"tau-a"``).
+
+    Returns:
+        ``[k_a, k_b]`` float64 similarities, as rsatoolbox's ``compare``.
+    """
+    check_choice("method", method, COMPARISONS)
+    va, _ = _as_vectors("a", a)
+    vb, _ = _as_vectors("b", b)
+    _same_length(va, vb)
+    if method == "cosine":
+        return _cosine_matrix(va, vb)
+    if method == "kendall_tau_a":
+        return kendall_tau_a(va, vb)
+    if method == "spearman":
+        va = rankdata(va, axis=1)
+        vb = rankdata(vb, axis=1)
+    va = va - va.mean(axis=1, keepdims=True)
+    vb = vb - vb.mean(axis=1, keepdims=True)
+    return _cosine_matrix(va, vb)
+
+
+# --------------------------------------------------------------------------------------------
+# transforms
+
+
+def rank_transform(rdms: Any) -> np.ndarray:
+    """Ranks (average ties) of each RDM's dissimilarities, scaled to [0, 1] (min-max).
+
+    Same layout as the input (vector, square, or stacks; see :func:`compare_rdms`).
+    """
+    v, layout = _as_vectors("rdms", rdms)
+    ranks = rankdata(v, axis=1)
+    lo = ranks.min(axis=1, keepdims=True)
+    hi = ranks.max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return _restore((ranks - lo) / span, layout)
+
+
+def _gt_vectors(v: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    q_lo = np.quantile(v, lower, axis=1, keepdims=True)
+    q_hi = np.quantile(v, upper, axis=1, keepdims=True)
+    span = q_hi - q_lo
+    safe = np.where(span > 0, span, 1.0)
+    linear = np.clip((v - q_lo) / safe, 0.0, 1.0)
+    step = (v > q_hi).astype(np.float64)
+    return np.where(span > 0, linear, step)
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} ({value!r:.40})")
+
+
+def _check_bounds(lower: float, upper: float) -> None:
+    check_number("lower", lower, ge=0.0, le=1.0)
+    check_number("upper", upper, ge=0.0, le=1.0)
+    if lower > upper:
+        raise ValueError(f"lower must be <= upper, got lower={lower} and upper={upper}")
+
+
+def geo_topological(rdms: Any, lower: float, upper: float, *, rank: bool = False) -> np.ndarray:
+    """Geo-topological transform GT(l, u) of each RDM (Lin & Kriegeskorte, tRSA).
+
+    With ``q_l`` and ``q_u`` the ``lower`` and ``upper`` quantiles of an RDM's
+    dissimilarities: ``GT(d) = 0`` for ``d < q_l``, ``(d - q_l) / (q_u - q_l)`` in between and
+    ``1`` for ``d > q_u``. Small distances collapse to 0 (neighbors: topology), large ones
+    saturate at 1 (far apart), and only the band in between keeps geometry. ``(0, 1)`` is the
+    min-max scaled RDM; ``l = u`` gives a binary neighborhood graph.
+
+    Args:
+        rdms: RDM vector, square RDM or stack (layout is preserved).
+        lower, upper: quantiles ``0 <= lower <= upper <= 1``.
+        rank: rank-transform (and min-max) each RDM first, as the authors' reference code does.
+
+    Returns:
+        Transformed RDM(s), same layout as the input. Quantiles are taken per RDM; this
+        equals ``rsatoolbox.rdm.geotopological_transform`` for a single RDM (rsatoolbox pools
+        the quantiles over a whole stack).
+    """
+    _check_bounds(lower, upper)
+    _check_bool("rank", rank)
+    v, layout = _as_vectors("rdms", rdms)
+    if rank:
+        v = rank_transform(v)
+    return _restore(_gt_vectors(v, lower, upper), layout)
+
+
+def geodesic(
+    rdms: Any,
+    lower: float = 0.0,
+    upper: float = 1.0,
+    *,
+    rank: bool = False,
+    disconnected: Literal["max"] | float = "max",
+) -> np.ndarray:
+    """Geodesic variant of the geo-topological transform (tRSA's RGDM).
+
+    Each RDM is transformed with GT(``lower``, ``upper``); pairs at the saturated value 1
+    (beyond the ``upper`` quantile) lose their edge, and the result is the shortest-path
+    (geodesic) distance through the remaining weighted graph, so long distances are measured
+    along the data's neighborhood structure. With the defaults (0, 1) only the largest
+    dissimilarity loses its edge, as in ``rsatoolbox.rdm.geodesic_transform``.
+
+    Unlike rsatoolbox (which builds the graph with networkx and so drops zero-weight edges),
+    pairs whose transformed dissimilarity is 0 stay connected at distance 0.
+
+    Args:
+        rdms: RDM vector, square RDM or stack (layout preserved).
+        lower, upper: GT quantiles.
+        rank: rank-transform first (the authors' reference code).
+        disconnected: value for pairs with no path: ``"max"`` (the largest finite geodesic
+            distance of that RDM, as the reference code's ``nan_to_num``) or a number
+            (``float("inf")`` keeps infinity).
+    """
+    _check_bounds(lower, upper)
+    _check_bool("rank", rank)
+    if isinstance(disconnected, str):
+        check_choice("disconnected", disconnected, ["max"])
+    else:
+        if not isinstance(disconnected, (int, float)) or isinstance(disconnected, bool):
+            raise TypeError(f"disconnected must be 'max' or a number, got {disconnected!r}")
+        if math.isnan(disconnected) or disconnected < 0:
+            raise ValueError(f"disconnected must be >= 0, got {disconnected}")
+    v, layout = _as_vectors("rdms", rdms)
+    if rank:
+        v = rank_transform(v)
+    gt = _gt_vectors(v, lower, upper)
+    n = n_conditions(v.shape[1])
+    squares = rdm_to_square(gt)
+    rows, cols = np.triu_indices(n, k=1)
+    out = np.empty_like(gt)
+    for i, square in enumerate(squares):
+        weights = square.copy()
+        weights[weights >= 1.0] = np.inf
+        np.fill_diagonal(weights, np.inf)
+        graph = csgraph_from_dense(weights, null_value=np.inf)
+        dist = shortest_path(graph, method="D", directed=False)[rows, cols]
+        finite = np.isfinite(dist)
+        if not finite.all():
+            fill = (
+                (dist[finite].max() if finite.any() else 1.0)
+                if disconnected == "max"
+                else float(disconnected)
+            )
+            dist = np.where(finite, dist, fill)
+        out[i] = dist
+    return _restore(out, layout)

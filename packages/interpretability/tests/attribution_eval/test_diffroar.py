@@ -1,0 +1,202 @@
+"""DiffROAR: masks, masking, retraining protocol, signal mass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import (
+    DiffROARResult,
+    diffroar,
+    keep_mask,
+    mask_inputs,
+    roar_accuracy,
+    signal_mass,
+    train_classifier,
+)
+from neuronkit.interpretability.data import signal_coordinate_data
+
+
+def test_keep_mask_top_and_bottom_with_stable_ties() -> None:
+    a = torch.tensor([[0.1, -3.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    top = keep_mask(a, 2)
+    bottom = keep_mask(a, 2, largest=False)
+    assert top.tolist() == [[False, True, True, False], [False, False, True, True]]
+    assert bottom.tolist() == [[True, False, False, True], [True, True, False, False]]
+    assert keep_mask(a, 0.5).equal(top)
+    assert keep_mask(a[:, None, :], 1).shape == (2, 1, 4)
+
+
+def test_mask_inputs_fills_with_scalar_or_mean() -> None:
+    x = torch.arange(8.0).reshape(2, 4)
+    keep = torch.tensor([[True, False, False, True], [False, True, False, False]])
+    mean = x.mean(0)
+    out = mask_inputs(x, keep, mean)
+    assert out[0].tolist() == [0.0, mean[1].item(), mean[2].item(), 3.0]
+    assert mask_inputs(x, keep, -1.0)[1].tolist() == [-1.0, 5.0, -1.0, -1.0]
+    assert x.tolist() == torch.arange(8.0).reshape(2, 4).tolist()
+
+
+def _trainer(x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(x.shape[1], 32), nn.ReLU(), nn.Linear(32, 2))
+    train_classifier(model, x, y, epochs=15, batch_size=100, lr=1e-2, seed=0)
+    return model
+
+
+def test_oracle_attribution_gives_positive_and_inverted_gives_negative_diffroar() -> None:
+    train = signal_coordinate_data(600, 6, seed=0)
+    test = signal_coordinate_data(300, 6, seed=1)
+    oracle_train = (train.x != 0).float()
+    oracle_test = (test.x != 0).float()
+    good = diffroar(
+        train.x, train.y, test.x, test.y, oracle_train, oracle_test, k=1, trainer=_trainer
+    )
+    assert isinstance(good, DiffROARResult)
+    assert good.top_accuracy > 0.95
+    assert good.diffroar > 0.3
+    bad = diffroar(
+        train.x, train.y, test.x, test.y, 1 - oracle_train, 1 - oracle_test, k=1, trainer=_trainer
+    )
+    assert bad.diffroar < -0.3
+    assert bad.diffroar == pytest.approx(bad.top_accuracy - bad.bottom_accuracy)
+
+
+def test_roar_accuracy_restores_training_mode() -> None:
+    train = signal_coordinate_data(100, 4, seed=0)
+    models = []
+
+    def trainer(x, y):
+        models.append(_trainer(x, y))
+        return models[-1]
+
+    roar_accuracy(
+        train.x, train.y, train.x, train.y, train.x, train.x, k=2, largest=True, trainer=trainer
+    )
+    assert models[0].training
+
+
+def test_signal_mass() -> None:
+    a = torch.tensor([[1.0, 3.0], [0.0, 0.0], [-2.0, 2.0]])
+    mask = torch.tensor([[False, True], [True, False], [True, False]])
+    torch.testing.assert_close(signal_mass(a, mask), torch.tensor([0.75, 0.5, 0.5]))
+
+
+def test_inputs_are_not_mutated() -> None:
+    train = signal_coordinate_data(100, 4, seed=0)
+    x0, a0 = train.x.clone(), train.x.clone() * 2
+    attr = a0.clone()
+    roar_accuracy(
+        train.x, train.y, train.x, train.y, attr, attr, k=1, largest=False, trainer=_trainer
+    )
+    torch.testing.assert_close(train.x, x0)
+    torch.testing.assert_close(attr, a0)
+
+
+BAD = [
+    (lambda: keep_mask(torch.ones(4), 1), ValueError, "attributions"),
+    (lambda: keep_mask(torch.ones(2, 4), 5), ValueError, "k"),
+    (lambda: keep_mask(torch.ones(2, 4), 0.0), ValueError, "k"),
+    (lambda: keep_mask(torch.ones(2, 4), True), TypeError, "k"),
+    (lambda: keep_mask(torch.full((2, 4), float("nan")), 1), ValueError, "finite"),
+    (lambda: keep_mask(torch.ones(2, 4), 1, largest=1), TypeError, "largest"),
+    (lambda: mask_inputs(torch.ones(2, 4), torch.ones(2, 4), 0.0), TypeError, "keep"),
+    (
+        lambda: mask_inputs(torch.ones(2, 4), torch.ones(2, 3, dtype=torch.bool), 0.0),
+        ValueError,
+        "keep",
+    ),
+    (
+        lambda: mask_inputs(torch.ones(2, 4), torch.ones(2, 4, dtype=torch.bool), torch.ones(3)),
+        ValueError,
+        "fill",
+    ),
+    (lambda: signal_mass(torch.ones(2, 4), torch.ones(2, 4)), TypeError, "signal_mask"),
+    (
+        lambda: signal_mass(torch.ones(2, 4), torch.ones(2, 3, dtype=torch.bool)),
+        ValueError,
+        "signal_mask",
+    ),
+    (
+        lambda: roar_accuracy(
+            torch.ones(4, 2),
+            torch.zeros(4, dtype=torch.long),
+            torch.ones(3, 2),
+            torch.zeros(3, dtype=torch.long),
+            torch.ones(4, 2),
+            torch.ones(2, 2),
+            k=1,
+            largest=True,
+            trainer=_trainer,
+        ),
+        ValueError,
+        "test_attributions",
+    ),
+    (
+        lambda: roar_accuracy(
+            torch.ones(4, 2),
+            torch.zeros(3, dtype=torch.long),
+            torch.ones(3, 2),
+            torch.zeros(3, dtype=torch.long),
+            torch.ones(4, 2),
+            torch.ones(3, 2),
+            k=1,
+            largest=True,
+            trainer=_trainer,
+        ),
+        ValueError,
+        "train_labels",
+    ),
+    (
+        lambda: roar_accuracy(
+            torch.ones(4, 2),
+            torch.zeros(4, dtype=torch.long),
+            torch.ones(3, 3),
+            torch.zeros(3, dtype=torch.long),
+            torch.ones(4, 2),
+            torch.ones(3, 3),
+            k=1,
+            largest=True,
+            trainer=_trainer,
+        ),
+        ValueError,
+        "test_inputs",
+    ),
+    (
+        lambda: roar_accuracy(
+            torch.ones(4, 2),
+            torch.zeros(4, dtype=torch.long),
+            torch.ones(3, 2),
+            torch.zeros(3, dtype=torch.long),
+            torch.ones(4, 2),
+            torch.ones(3, 2),
+            k=1,
+            largest=True,
+            trainer=None,
+        ),
+        TypeError,
+        "trainer",
+    ),
+    (
+        lambda: roar_accuracy(
+            torch.ones(4, 2),
+            torch.zeros(4, dtype=torch.long),
+            torch.ones(3, 2),
+            torch.zeros(3, dtype=torch.long),
+            torch.ones(4, 2),
+            torch.ones(3, 2),
+            k=1,
+            largest=True,
+            trainer=lambda x, y: "model",
+        ),
+        TypeError,
+        "nn.Module",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD)
+def test_bad_inputs(call, error, match) -> None:
+    with pytest.raises(error, match=match):
+        call()

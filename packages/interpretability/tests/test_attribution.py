@@ -1,0 +1,259 @@
+"""Attribution methods: closed forms, invariants (hypothesis), batching, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from neuronkit.interpretability import (
+    input_x_gradient,
+    integrated_gradients,
+    integration_nodes,
+    loss_gradient,
+    random_attribution,
+    saliency,
+    smoothgrad,
+)
+
+
+def _mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
+
+
+def _linear() -> nn.Linear:
+    torch.manual_seed(1)
+    return nn.Linear(4, 3)
+
+
+def test_saliency_of_a_linear_model_is_the_weight_row() -> None:
+    lin = _linear()
+    x = torch.randn(6, 4)
+    target = torch.tensor([0, 1, 2, 0, 1, 2])
+    grads = saliency(lin, x, target, abs=False)
+    torch.testing.assert_close(grads, lin.weight[target].detach())
+    torch.testing.assert_close(saliency(lin, x, target), lin.weight[target].detach().abs())
+
+
+def test_input_x_gradient_of_a_linear_model() -> None:
+    lin = _linear()
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(input_x_gradient(lin, x, 2), x * lin.weight[2].detach())
+
+
+def test_integrated_gradients_of_a_linear_model_is_exact() -> None:
+    lin = _linear()
+    x = torch.randn(3, 4)
+    base = torch.randn(4)
+    ig = integrated_gradients(lin, x, 1, baselines=base, n_steps=7)
+    torch.testing.assert_close(ig, (x - base) * lin.weight[1].detach())
+
+
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_middle", "riemann_left"])
+def test_integration_nodes_integrate_polynomials(method) -> None:
+    alphas, weights = integration_nodes(method, 40)
+    assert alphas.min() >= 0
+    assert alphas.max() <= 1
+    assert np.isclose(weights.sum(), 1.0)
+    assert np.isclose(np.dot(weights, alphas**2), 1 / 3, atol=2e-2)
+
+
+def test_trapezoid_weights_follow_captum() -> None:
+    """Captum's trapezoid uses n points on [0, 1] but weights 1/n (ends 1/(2n)): they sum to
+    1 - 1/n. We keep that convention to stay numerically equal to Captum."""
+    alphas, weights = integration_nodes("riemann_trapezoid", 10)
+    np.testing.assert_allclose(alphas, np.linspace(0, 1, 10), atol=1e-7)
+    assert np.isclose(weights.sum(), 0.9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), target=st.integers(0, 2), scale=st.floats(0.1, 2.0))
+def test_integrated_gradients_completeness(seed, target, scale) -> None:
+    """sum_i IG_i(x) = f(x) - f(baseline) up to the quadrature error."""
+    model = _mlp(seed % 7)
+    gen = torch.Generator().manual_seed(seed)
+    x = scale * torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    base = 0.1 * torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    model = model.double()
+    attr, delta = integrated_gradients(
+        model, x, target, baselines=base, n_steps=64, return_convergence_delta=True
+    )
+    with torch.no_grad():
+        diff = model(x)[:, target] - model(base)[:, target]
+    torch.testing.assert_close(attr.sum(1), diff, atol=1e-6, rtol=1e-6)
+    assert delta.abs().max() < 1e-6
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_batched_attributions_equal_per_example(seed) -> None:
+    model = _mlp(3)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, 5, generator=gen)
+    target = torch.randint(0, 3, (5,), generator=gen)
+    batched = integrated_gradients(model, x, target, n_steps=16)
+    single = torch.cat(
+        [integrated_gradients(model, x[i : i + 1], int(target[i]), n_steps=16) for i in range(5)]
+    )
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        saliency(model, x, target),
+        torch.cat([saliency(model, x[i : i + 1], int(target[i])) for i in range(5)]),
+    )
+
+
+@pytest.mark.parametrize("internal_batch_size", [1, 5, 12, 1000])
+def test_internal_batching_does_not_change_the_result(internal_batch_size) -> None:
+    model = _mlp()
+    x = torch.randn(5, 5)
+    full = integrated_gradients(model, x, 0, n_steps=10)
+    chunked = integrated_gradients(model, x, 0, n_steps=10, internal_batch_size=internal_batch_size)
+    torch.testing.assert_close(full, chunked, atol=1e-6, rtol=1e-5)
+
+
+def test_baseline_shapes_and_scalars() -> None:
+    model = _mlp()
+    x = torch.randn(3, 5)
+    a = integrated_gradients(model, x, 1, baselines=0.5, n_steps=8)
+    b = integrated_gradients(model, x, 1, baselines=torch.full((5,), 0.5), n_steps=8)
+    c = integrated_gradients(model, x, 1, baselines=torch.full((3, 5), 0.5), n_steps=8)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, c)
+
+
+def test_scalar_output_models_need_no_target() -> None:
+    model = nn.Sequential(nn.Linear(5, 1))
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(
+        saliency(model, x, abs=False), model[0].weight.detach().expand(4, -1)
+    )
+    flat = nn.Sequential(model[0], nn.Flatten(0))
+    torch.testing.assert_close(saliency(flat, x), saliency(model, x))
+
+
+def test_smoothgrad_is_seeded_and_zero_noise_is_the_method() -> None:
+    model = _mlp()
+    x = torch.randn(3, 5)
+    a = smoothgrad(model, x, 1, n_samples=4, stdev=0.5, seed=3)
+    b = smoothgrad(model, x, 1, n_samples=4, stdev=0.5, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, smoothgrad(model, x, 1, n_samples=4, stdev=0.5, seed=4))
+    torch.testing.assert_close(smoothgrad(model, x, 1, stdev=0.0, seed=0), saliency(model, x, 1))
+    sq = smoothgrad(model, x, 1, stdev=0.0, kind="smoothgrad_sq", seed=0, abs=False)
+    torch.testing.assert_close(sq, saliency(model, x, 1, abs=False) ** 2)
+    var = smoothgrad(model, x, 1, stdev=0.0, kind="vargrad", seed=0)
+    torch.testing.assert_close(var, torch.zeros_like(var), atol=1e-6, rtol=0)
+
+
+def test_smoothgrad_with_a_callable_method() -> None:
+    model = _mlp()
+    x = torch.randn(2, 5)
+    via_name = smoothgrad(model, x, 0, method="input_x_gradient", n_samples=3, stdev=0.1, seed=1)
+    via_fn = smoothgrad(model, x, 0, method=input_x_gradient, n_samples=3, stdev=0.1, seed=1)
+    torch.testing.assert_close(via_name, via_fn)
+
+
+def test_loss_gradient_matches_autograd() -> None:
+    model = _mlp()
+    x = torch.randn(4, 5)
+    y = torch.tensor([0, 2, 1, 1])
+    xr = x.clone().requires_grad_(True)
+    nn.functional.cross_entropy(model(xr), y, reduction="sum").backward()
+    torch.testing.assert_close(loss_gradient(model, x, y), xr.grad)
+    custom = loss_gradient(model, x, y, loss=lambda z, t: -z.gather(1, t[:, None]).squeeze(1))
+    torch.testing.assert_close(custom, -saliency(model, x, y, abs=False))
+
+
+def test_random_attribution_is_seeded_normal() -> None:
+    x = torch.zeros(200, 50)
+    a = random_attribution(x, seed=0)
+    assert a.shape == x.shape
+    torch.testing.assert_close(a, random_attribution(x, seed=0))
+    assert abs(float(a.mean())) < 0.05
+    assert abs(float(a.std()) - 1) < 0.05
+
+
+def test_nothing_is_mutated_and_no_parameter_grads_appear() -> None:
+    model = _mlp()
+    model.eval()
+    x = torch.randn(3, 5)
+    x_copy = x.clone()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for fn in (saliency, input_x_gradient, integrated_gradients, smoothgrad):
+        fn(model, x, 1)
+    loss_gradient(model, x, torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(x, x_copy)
+    assert not x.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+    assert not model.training
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, state[k])
+
+
+def test_works_under_no_grad() -> None:
+    model = _mlp()
+    x = torch.randn(2, 5)
+    with torch.no_grad():
+        a = integrated_gradients(model, x, 0, n_steps=5)
+    torch.testing.assert_close(a, integrated_gradients(model, x, 0, n_steps=5))
+
+
+BAD = [
+    ({"model": 3}, TypeError, "model"),
+    ({"inputs": [[1.0] * 5]}, TypeError, "inputs"),
+    ({"inputs": torch.ones(2, 5, dtype=torch.long)}, TypeError, "floating"),
+    ({"inputs": torch.zeros(0, 5)}, ValueError, "inputs"),
+    ({"inputs": torch.full((2, 5), float("nan"))}, ValueError, "finite"),
+    ({"target": 3}, ValueError, r"target must be in \[0, 3\)"),
+    ({"target": -1}, ValueError, "target"),
+    ({"target": [0, 1, 2]}, ValueError, "one index per example"),
+    ({"target": torch.tensor([0.0, 1.0])}, TypeError, "integer"),
+    ({"target": "a"}, TypeError, "target"),
+    ({"target": None}, ValueError, "target must be given"),
+]
+
+
+@pytest.mark.parametrize("method", [saliency, input_x_gradient, integrated_gradients, smoothgrad])
+@pytest.mark.parametrize(("override", "error", "match"), BAD)
+def test_bad_inputs(method, override, error, match) -> None:
+    args = {"model": _mlp(), "inputs": torch.randn(2, 5), "target": 0, **override}
+    with pytest.raises(error, match=match):
+        method(args["model"], args["inputs"], args["target"])
+
+
+def test_bad_method_options() -> None:
+    model, x = _mlp(), torch.randn(2, 5)
+    with pytest.raises(ValueError, match="method"):
+        integrated_gradients(model, x, 0, method="simpson")
+    with pytest.raises(ValueError, match="n_steps"):
+        integrated_gradients(model, x, 0, n_steps=0)
+    with pytest.raises(ValueError, match="n_steps"):
+        integrated_gradients(model, x, 0, n_steps=1, method="riemann_left")
+    with pytest.raises(ValueError, match="baselines"):
+        integrated_gradients(model, x, 0, baselines=torch.zeros(3))
+    with pytest.raises(TypeError, match="baselines"):
+        integrated_gradients(model, x, 0, baselines="zero")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="internal_batch_size"):
+        integrated_gradients(model, x, 0, internal_batch_size=0)
+    with pytest.raises(TypeError, match="abs"):
+        saliency(model, x, 0, abs=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stdev"):
+        smoothgrad(model, x, 0, stdev=-1.0)
+    with pytest.raises(ValueError, match="kind"):
+        smoothgrad(model, x, 0, kind="mean")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="method"):
+        smoothgrad(model, x, 0, method="deeplift")
+    with pytest.raises(ValueError, match="exclusive"):
+        smoothgrad(model, x, 0, seed=1, generator=torch.Generator())
+    with pytest.raises(ValueError, match="target must give the labels"):
+        loss_gradient(model, x, None)
+    with pytest.raises(ValueError, match="loss"):
+        loss_gradient(model, x, 0, loss="mse")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="model output"):
+        saliency(lambda z: z.sum(), x, 0)
+    with pytest.raises(TypeError, match="inputs"):
+        random_attribution(np.zeros((2, 2)))  # type: ignore[arg-type]

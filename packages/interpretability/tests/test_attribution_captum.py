@@ -1,0 +1,139 @@
+"""Agreement with Captum (benchmark environment only: Captum is not a dependency).
+
+Run in an environment with captum installed, e.g.::
+
+    VIRTUAL_ENV=/tmp/interp-venv uv pip install captum
+    /tmp/interp-venv/bin/python -m pytest packages/interpretability/tests/test_attribution_captum.py
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import (
+    input_x_gradient,
+    integrated_gradients,
+    saliency,
+    smoothgrad,
+)
+
+captum_attr = pytest.importorskip(
+    "captum.attr", reason="captum is needed for the agreement tests (benchmark environment only)"
+)
+
+ATOL = 1e-5
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(12, 32), nn.Tanh(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4)
+    )
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.Softplus(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 3),
+    )
+
+
+CASES = [
+    (_mlp, (7, 12), 4),
+    (_cnn, (5, 1, 6, 6), 3),
+]
+
+
+@pytest.mark.parametrize(("factory", "shape", "n_classes"), CASES)
+@pytest.mark.parametrize("use_abs", [True, False])
+def test_saliency_matches_captum(factory, shape, n_classes, use_abs) -> None:
+    model = factory()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(2))
+    target = torch.arange(shape[0]) % n_classes
+    ours = saliency(model, x, target, abs=use_abs)
+    theirs = captum_attr.Saliency(model).attribute(x, target=target, abs=use_abs)
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize(("factory", "shape", "n_classes"), CASES)
+def test_input_x_gradient_matches_captum(factory, shape, n_classes) -> None:
+    model = factory()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    ours = input_x_gradient(model, x, 1)
+    theirs = captum_attr.InputXGradient(model).attribute(x, target=1)
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize(("factory", "shape", "n_classes"), CASES)
+@pytest.mark.parametrize(
+    "method",
+    ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"],
+)
+def test_integrated_gradients_matches_captum(factory, shape, n_classes, method) -> None:
+    model = factory()
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(shape, generator=gen)
+    base = 0.1 * torch.randn(shape, generator=gen)
+    target = [i % n_classes for i in range(shape[0])]
+    ours, delta = integrated_gradients(
+        model, x, target, baselines=base, n_steps=24, method=method, return_convergence_delta=True
+    )
+    ig = captum_attr.IntegratedGradients(model)
+    theirs, their_delta = ig.attribute(
+        x, baselines=base, target=target, n_steps=24, method=method, return_convergence_delta=True
+    )
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+    torch.testing.assert_close(delta, their_delta.to(delta.dtype), atol=ATOL, rtol=0)
+
+
+def test_integrated_gradients_defaults_and_internal_batching_match_captum() -> None:
+    model = _mlp()
+    x = torch.randn(9, 12, generator=torch.Generator().manual_seed(5))
+    ours = integrated_gradients(model, x, 2, internal_batch_size=40)
+    theirs = captum_attr.IntegratedGradients(model).attribute(x, target=2)  # 50 steps, GL
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["smoothgrad", "smoothgrad_sq", "vargrad"])
+@pytest.mark.parametrize("samples_batch_size", [None, 3])
+def test_smoothgrad_matches_noise_tunnel(kind, samples_batch_size) -> None:
+    model = _mlp()
+    x = torch.randn(6, 12, generator=torch.Generator().manual_seed(6))
+    torch.manual_seed(123)
+    theirs = captum_attr.NoiseTunnel(captum_attr.Saliency(model)).attribute(
+        x,
+        target=3,
+        nt_type=kind,
+        nt_samples=7,
+        stdevs=0.3,
+        nt_samples_batch_size=samples_batch_size,
+    )
+    ours = smoothgrad(
+        model,
+        x,
+        3,
+        n_samples=7,
+        stdev=0.3,
+        kind=kind,
+        samples_batch_size=samples_batch_size,
+        seed=123,
+    )
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+def test_smoothgrad_of_integrated_gradients_matches_noise_tunnel() -> None:
+    model = _mlp()
+    x = torch.randn(4, 12, generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(9)
+    theirs = captum_attr.NoiseTunnel(captum_attr.IntegratedGradients(model)).attribute(
+        x, target=0, nt_samples=3, stdevs=0.2, n_steps=10
+    )
+    ours = smoothgrad(
+        model, x, 0, method="integrated_gradients", n_samples=3, stdev=0.2, seed=9, n_steps=10
+    )
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)

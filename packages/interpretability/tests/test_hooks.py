@@ -1,0 +1,169 @@
+"""LayerRecorder / layer_activations: recording, clear errors, and no leaked hooks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import LayerRecorder, get_layer, layer_activations, layer_names
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(4, 8),
+        nn.ReLU(),
+        nn.Sequential(nn.Linear(8, 6), nn.Tanh()),
+        nn.Linear(6, 3),
+    )
+
+
+def _n_hooks(model: nn.Module) -> int:
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        for m in model.modules()
+    )
+
+
+def test_records_activations_of_named_layers() -> None:
+    net = _net()
+    x = torch.randn(5, 4)
+    with LayerRecorder(net, ["1", "2.1"]) as rec:
+        out = net(x)
+    expected_relu = torch.relu(net[0](x))
+    torch.testing.assert_close(rec.activations["1"], expected_relu)
+    torch.testing.assert_close(rec.activations["2.1"], net[2](expected_relu))
+    assert not rec.activations["1"].requires_grad
+    assert out.shape == (5, 3)
+
+
+def test_records_gradients_with_respect_to_layer_outputs() -> None:
+    net = _net()
+    x = torch.randn(3, 4)
+    with LayerRecorder(net, "2.1", gradients=True) as rec:
+        net(x).sum().backward()
+    # d sum(W h + b) / d h = column sums of W
+    expected = net[3].weight.sum(0).expand(3, -1)
+    torch.testing.assert_close(rec.gradients["2.1"], expected)
+
+
+def test_undetached_activations_keep_the_graph() -> None:
+    net = _net()
+    x = torch.randn(2, 4, requires_grad=True)
+    with LayerRecorder(net, "0", detach=False) as rec:
+        net(x)
+    rec.activations["0"].sum().backward()
+    assert x.grad is not None
+
+
+def test_accumulate_and_layer_activations_batches() -> None:
+    net = _net()
+    x = torch.randn(7, 4)
+    acts = layer_activations(net, x, ["1", "3"], batch_size=3)
+    assert acts["1"].shape == (7, 8)
+    torch.testing.assert_close(acts["3"], net(x).detach())
+    with LayerRecorder(net, "1", accumulate=True) as rec:
+        net(x[:2])
+        net(x[2:])
+    torch.testing.assert_close(rec.stacked("1"), acts["1"])
+
+
+def test_hooks_are_removed_on_exit() -> None:
+    net = _net()
+    before = _n_hooks(net)
+    with LayerRecorder(net, ["0", "2.0"]) as rec:
+        assert _n_hooks(net) == before + 2
+        assert rec.active
+    assert _n_hooks(net) == before
+    assert not rec.active
+
+
+def test_hooks_are_removed_when_the_body_raises() -> None:
+    net = _net()
+    before = _n_hooks(net)
+    with pytest.raises(RuntimeError, match="boom"), LayerRecorder(net, ["0", "1"]):
+        net(torch.randn(1, 4))
+        raise RuntimeError("boom")
+    assert _n_hooks(net) == before
+
+
+def test_hooks_are_removed_when_the_forward_pass_raises() -> None:
+    net = _net()
+    before = _n_hooks(net)
+    with pytest.raises(RuntimeError), LayerRecorder(net, "1"):
+        net(torch.randn(2, 5))  # wrong feature size
+    assert _n_hooks(net) == before
+
+
+def test_layer_activations_cleans_up_on_error_too() -> None:
+    net = _net()
+    before = _n_hooks(net)
+    with pytest.raises(RuntimeError):
+        layer_activations(net, torch.randn(2, 9), ["1"])
+    assert _n_hooks(net) == before
+
+
+def test_cannot_enter_twice_and_remove_is_idempotent() -> None:
+    net = _net()
+    rec = LayerRecorder(net, "0")
+    with rec, pytest.raises(RuntimeError, match="already active"):
+        rec.__enter__()
+    rec.remove()
+    assert _n_hooks(net) == 0
+
+
+def test_unknown_layer_is_named_with_close_matches() -> None:
+    net = _net()
+    with pytest.raises(ValueError, match=r"'2\.3'.*did you mean") as info:
+        LayerRecorder(net, ["0", "2.3"])
+    assert "2.1" in str(info.value)
+    assert _n_hooks(net) == 0
+    with pytest.raises(ValueError, match="layer must name"):
+        get_layer(net, "")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"model": "net", "layers": "0"}, TypeError),
+        ({"layers": []}, ValueError),
+        ({"layers": ["0", "0"]}, ValueError),
+        ({"layers": [0]}, TypeError),
+        ({"layers": 3}, TypeError),
+    ],
+)
+def test_bad_arguments(kwargs, error) -> None:
+    args = {"model": _net(), "layers": "0", **kwargs}
+    with pytest.raises(error):
+        LayerRecorder(args["model"], args["layers"])
+
+
+def test_layer_activations_bad_inputs() -> None:
+    net = _net()
+    with pytest.raises(TypeError, match="inputs"):
+        layer_activations(net, [[1.0] * 4], ["0"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="inputs"):
+        layer_activations(net, torch.zeros(0, 4), ["0"])
+    with pytest.raises(ValueError, match="batch_size"):
+        layer_activations(net, torch.zeros(2, 4), ["0"], batch_size=0)
+    with pytest.raises(ValueError, match="no outputs"):
+        LayerRecorder(net, "0").stacked("0")
+
+
+def test_layer_names_lists_submodules() -> None:
+    assert layer_names(_net()) == ["0", "1", "2", "2.0", "2.1", "3"]
+    with pytest.raises(TypeError, match="model"):
+        layer_names("net")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="name"):
+        get_layer(_net(), 0)  # type: ignore[arg-type]
+
+
+def test_tuple_outputs_record_their_first_tensor() -> None:
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, batch_first=True)
+    model = nn.Sequential()
+    model.add_module("rnn", lstm)
+    with LayerRecorder(model, "rnn") as rec:
+        out, _ = lstm(torch.randn(2, 5, 3))
+    torch.testing.assert_close(rec.activations["rnn"], out.detach())

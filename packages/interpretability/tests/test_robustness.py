@@ -1,0 +1,112 @@
+"""PGD / FGSM attacks, accuracy and the training loop (including its optimizers)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuronkit.interpretability import accuracy, fgsm_attack, pgd_attack, train_classifier
+
+
+def _model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def _data(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 6, generator=gen)
+    y = (x[:, 0] * 3).long().clamp(max=2)
+    return x, y
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_stays_in_the_ball_and_bounds_and_raises_the_loss(norm) -> None:
+    model, (x, y) = _model(), _data()
+    adv = pgd_attack(model, x, y, eps=0.1, n_steps=10, norm=norm, clamp=(0.0, 1.0))
+    delta = (adv - x).reshape(len(x), -1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert torch.all(size <= 0.1 + 1e-6)
+    assert adv.min() >= 0
+    assert adv.max() <= 1
+    with torch.no_grad():
+        assert F.cross_entropy(model(adv), y) > F.cross_entropy(model(x), y)
+
+
+def test_random_start_is_seeded_and_fgsm_is_one_sign_step() -> None:
+    model, (x, y) = _model(), _data(8)
+    a = pgd_attack(model, x, y, eps=0.05, random_start=True, seed=1)
+    b = pgd_attack(model, x, y, eps=0.05, random_start=True, seed=1)
+    torch.testing.assert_close(a, b)
+    xr = x.clone().requires_grad_(True)
+    F.cross_entropy(model(xr), y, reduction="sum").backward()
+    torch.testing.assert_close(fgsm_attack(model, x, y, eps=0.03), x + 0.03 * xr.grad.sign())
+    torch.testing.assert_close(pgd_attack(model, x, y, eps=0.0), x)
+
+
+def test_attacks_do_not_touch_inputs_parameters_or_mode() -> None:
+    model, (x, y) = _model(), _data(8)
+    model.eval()
+    x0 = x.clone()
+    pgd_attack(model, x, y, eps=0.1)
+    torch.testing.assert_close(x, x0)
+    assert all(p.grad is None for p in model.parameters())
+    assert not model.training
+
+
+def test_training_learns_and_adversarial_training_helps_robustness() -> None:
+    x, y = _data(256)
+    xt, yt = _data(128)
+    std = _model(1)
+    losses = train_classifier(std, x, y, epochs=40, batch_size=64, lr=1e-2, seed=0)
+    assert losses[-1] < losses[0]
+    assert accuracy(std, xt, yt) > 0.8
+    attack = functools.partial(pgd_attack, eps=0.1, n_steps=5)
+    rob = _model(1)
+    train_classifier(rob, x, y, epochs=40, batch_size=64, lr=1e-2, adversary=attack, seed=0)
+    assert accuracy(rob, attack(rob, xt, yt), yt) >= accuracy(std, attack(std, xt, yt), yt)
+
+
+def test_training_is_deterministic_given_the_seed() -> None:
+    x, y = _data()
+    a, b = _model(2), _model(2)
+    train_classifier(a, x, y, epochs=3, seed=7, optimizer="sgd", lr=0.1, momentum=0.9)
+    train_classifier(b, x, y, epochs=3, seed=7, optimizer="sgd", lr=0.1, momentum=0.9)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+BAD = [
+    (lambda m, x, y: pgd_attack(m, x, y, eps=-1.0), ValueError, "eps"),
+    (lambda m, x, y: pgd_attack(m, x, y, eps=0.1, norm="l1"), ValueError, "norm"),
+    (lambda m, x, y: pgd_attack(m, x, y, eps=0.1, n_steps=0), ValueError, "n_steps"),
+    (lambda m, x, y: pgd_attack(m, x, y, eps=0.1, clamp=(1.0, 0.0)), ValueError, "clamp"),
+    (lambda m, x, y: pgd_attack(m, x.long(), y, eps=0.1), TypeError, "floating"),
+    (lambda m, x, y: pgd_attack(m, x, y.float(), eps=0.1), TypeError, "labels"),
+    (lambda m, x, y: pgd_attack(m, x, y[:3], eps=0.1), ValueError, "labels"),
+    (lambda m, x, y: pgd_attack("m", x, y, eps=0.1), TypeError, "model"),
+    (lambda m, x, y: accuracy(m, x[:, :, None] * float("nan"), y), ValueError, "finite"),
+    (lambda m, x, y: train_classifier(m, x, y, epochs=0), ValueError, "epochs"),
+    (lambda m, x, y: train_classifier(m, x, y, epochs=1, lr=0), ValueError, "lr"),
+    (
+        lambda m, x, y: train_classifier(m, x, y, epochs=1, optimizer="lbfgs"),
+        ValueError,
+        "optimizer",
+    ),
+    (lambda m, x, y: train_classifier(m, x, y, epochs=1, adversary=3), TypeError, "adversary"),
+    (lambda m, x, y: train_classifier(m, x, y, epochs=1, momentum=1.0), ValueError, "momentum"),
+    (lambda m, x, y: fgsm_attack(m, x, y, eps=-0.1), ValueError, "eps"),
+    (lambda m, x, y: accuracy(m, x, y, batch_size=0), ValueError, "batch_size"),
+    (lambda m, x, y: pgd_attack(m, x, y, eps=0.1, random_start=True, seed=-1), ValueError, "seed"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD)
+def test_bad_inputs(call, error, match) -> None:
+    x, y = _data(8)
+    with pytest.raises(error, match=match):
+        call(_model(), x, y)

@@ -1,0 +1,324 @@
+"""RDMs, comparisons and transforms: definitions, invariances (hypothesis), bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.spatial.distance import pdist
+from scipy.stats import kendalltau, pearsonr, spearmanr
+
+from neuronkit.interpretability import (
+    compare_rdms,
+    geo_topological,
+    geodesic,
+    kendall_tau_a,
+    n_conditions,
+    noise_precision,
+    noise_precision_from_measurements,
+    rank_transform,
+    rdm,
+    rdm_to_square,
+    rdm_to_vector,
+)
+
+METHODS = ["euclidean", "correlation", "cosine", "mahalanobis"]
+
+data_strategy = arrays(
+    np.float64,
+    st.tuples(st.integers(3, 8), st.integers(2, 6)),
+    elements=st.floats(-10, 10, allow_nan=False, allow_infinity=False, width=32),
+)
+
+
+def _data(seed: int = 0, n: int = 7, c: int = 5) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, c))
+
+
+def test_euclidean_is_squared_distance_over_channels() -> None:
+    x = _data()
+    np.testing.assert_allclose(rdm(x), pdist(x, "sqeuclidean") / x.shape[1])
+
+
+@pytest.mark.parametrize("method", ["correlation", "cosine"])
+def test_correlation_and_cosine_match_scipy(method) -> None:
+    x = _data(1)
+    np.testing.assert_allclose(rdm(x, method), pdist(x, method), atol=1e-12)
+
+
+def test_mahalanobis_with_identity_is_euclidean_and_with_precision_is_scaled() -> None:
+    x = _data(2)
+    np.testing.assert_allclose(rdm(x, "mahalanobis"), rdm(x))
+    prec = np.diag([1.0, 2.0, 3.0, 4.0, 5.0])
+    expected = pdist(x * np.sqrt(np.diag(prec)), "sqeuclidean") / 5
+    np.testing.assert_allclose(rdm(x, "mahalanobis", noise=prec), expected)
+    np.testing.assert_allclose(rdm(x, "mahalanobis", noise=np.diag(prec)), expected)
+
+
+def test_condition_averaging_and_sorting() -> None:
+    x = _data(3, n=6)
+    labels = np.array(["b", "a", "b", "c", "a", "c"])
+    means = np.stack([x[labels == c].mean(0) for c in ("a", "b", "c")])
+    np.testing.assert_allclose(rdm(x, conditions=labels), rdm(means))
+
+
+def test_crossnobis_is_unbiased_where_euclidean_is_not() -> None:
+    rng = np.random.default_rng(4)
+    n_cond, n_rep, n_chan = 4, 6, 200
+    patterns = np.zeros((n_cond, n_chan))  # no true differences
+    data = np.tile(patterns, (n_rep, 1)) + rng.normal(size=(n_cond * n_rep, n_chan))
+    conds = np.tile(np.arange(n_cond), n_rep)
+    cv = rdm(data, "crossnobis", conditions=conds)
+    biased = rdm(data, conditions=conds)
+    assert abs(cv.mean()) < 0.02
+    assert biased.mean() > 0.3  # 2 sigma^2 / n_rep
+
+
+def test_crossnobis_estimated_noise_and_explicit_runs() -> None:
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(12, 3))
+    conds = np.repeat([0, 1, 2], 4)
+    runs = np.tile([0, 1, 2, 3], 3)
+    a = rdm(data, "crossnobis", conditions=conds, runs=runs, noise="shrinkage_diag")
+    prec = noise_precision_from_measurements(data, conds)
+    b = rdm(data, "crossnobis", conditions=conds, runs=runs, noise=prec)
+    np.testing.assert_allclose(a, b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=data_strategy, method=st.sampled_from(METHODS))
+def test_rdm_square_is_symmetric_with_zero_diagonal(x, method) -> None:
+    if method in ("correlation", "cosine"):
+        centred = x - x.mean(1, keepdims=True) if method == "correlation" else x
+        norms = np.linalg.norm(centred, axis=1)
+        if np.any(norms == 0):
+            with pytest.raises(ValueError, match="patterns"):
+                rdm(x, method)
+            return
+        if np.any(norms < 1e-6):
+            return  # numerically degenerate patterns: nothing meaningful to check
+    square = rdm_to_square(rdm(x, method))
+    assert np.allclose(square, square.T)
+    assert np.all(np.diag(square) == 0)
+    if method != "correlation" and method != "cosine":
+        assert np.all(square >= -1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    x=data_strategy,
+    shift=st.floats(-5, 5),
+    scale=st.floats(0.1, 10),
+    seed=st.integers(0, 1000),
+)
+def test_invariances(x, shift, scale, seed) -> None:
+    perm = np.random.default_rng(seed).permutation(x.shape[1])
+    # every distance is invariant to permuting channels
+    for method in ("euclidean", "cosine"):
+        if method == "cosine" and np.any(np.linalg.norm(x, axis=1) < 1e-6):
+            continue
+        np.testing.assert_allclose(rdm(x[:, perm], method), rdm(x, method), atol=1e-9)
+    # euclidean: invariant to a common shift; scales with scale**2
+    np.testing.assert_allclose(rdm(x + shift), rdm(x), atol=1e-6 * (1 + np.abs(x).max() ** 2))
+    np.testing.assert_allclose(rdm(scale * x), scale**2 * rdm(x), rtol=1e-9, atol=1e-9)
+    # correlation: invariant to per-pattern affine maps
+    centred = x - x.mean(1, keepdims=True)
+    if np.all(np.linalg.norm(centred, axis=1) > 1e-3 * (1 + np.abs(x).max())):
+        np.testing.assert_allclose(
+            rdm(scale * x + shift, "correlation"), rdm(x, "correlation"), atol=1e-7
+        )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    v=st.lists(st.floats(-100, 100, allow_nan=False), min_size=6, max_size=6, unique=True),
+    w=st.lists(st.floats(-100, 100, allow_nan=False), min_size=6, max_size=6, unique=True),
+)
+def test_kendall_tau_a_equals_scipy_tau_on_tie_free_data(v, w) -> None:
+    a, b = np.array(v), np.array(w)
+    assert np.isclose(kendall_tau_a(a, b)[0, 0], kendalltau(a, b).statistic)
+
+
+def test_kendall_tau_a_counts_ties_as_neither() -> None:
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    b = np.array([1.0, 1.0, 2.0, 3.0, 4.0, 5.0])  # one tied pair
+    # 15 pairs: 14 concordant, 1 tie -> tau-a = 14/15 (tau-b would be larger)
+    assert np.isclose(kendall_tau_a(a, b)[0, 0], 14 / 15)
+    assert kendalltau(a, b).statistic > 14 / 15
+
+
+def test_compare_rdms_methods_and_stacks() -> None:
+    rng = np.random.default_rng(6)
+    a = rng.random((3, 10))
+    b = rng.random((2, 10))
+    out = compare_rdms(a, b, "spearman")
+    assert out.shape == (3, 2)
+    assert np.isclose(out[1, 0], spearmanr(a[1], b[0]).statistic)
+    assert np.isclose(compare_rdms(a, b, "correlation")[2, 1], pearsonr(a[2], b[1]).statistic)
+    cos = a[0] @ b[1] / np.linalg.norm(a[0]) / np.linalg.norm(b[1])
+    assert np.isclose(compare_rdms(a, b, "cosine")[0, 1], cos)
+    big = rng.random((2, 300))  # exercises the blocked tau-a path
+    tau = kendall_tau_a(big, big)
+    assert np.isclose(tau[0, 1], kendalltau(big[0], big[1]).statistic)
+    assert np.isclose(tau[1, 0], tau[0, 1])
+    assert np.allclose(np.diag(tau), 1.0)
+
+
+def test_square_and_vector_inputs_are_equivalent() -> None:
+    v = rdm(_data(7))
+    sq = rdm_to_square(v)
+    np.testing.assert_allclose(rdm_to_vector(sq), v)
+    np.testing.assert_allclose(compare_rdms(sq, v), compare_rdms(v, v))
+    np.testing.assert_allclose(rdm_to_vector(np.stack([sq, sq])), np.stack([v, v]))
+    np.testing.assert_allclose(
+        geo_topological(sq, 0.2, 0.8), rdm_to_square(geo_topological(v, 0.2, 0.8))
+    )
+    assert n_conditions(v.size) == 7
+    torch_in = torch.as_tensor(_data(7))
+    np.testing.assert_allclose(rdm(torch_in), v)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    v=arrays(np.float64, 15, elements=st.floats(0, 10, allow_nan=False)),
+    lower=st.floats(0, 1),
+    width=st.floats(0, 1),
+)
+def test_geo_topological_properties(v, lower, width) -> None:
+    upper = min(1.0, lower + width)
+    gt = geo_topological(v, lower, upper)
+    assert gt.shape == v.shape
+    assert np.all((gt >= 0) & (gt <= 1))
+    # monotone: order of dissimilarities is preserved (weakly)
+    order = np.argsort(v, kind="stable")
+    assert np.all(np.diff(gt[order]) >= -1e-12)
+    # invariant to rescaling the dissimilarities (by 4: exact in floating point)
+    np.testing.assert_array_equal(geo_topological(4 * v, lower, upper), gt)
+
+
+def test_geo_topological_extremes() -> None:
+    v = np.arange(1.0, 11.0)  # 10 = 5 choose 2
+    np.testing.assert_allclose(geo_topological(v, 0, 1), (v - 1) / 9)
+    binary = geo_topological(v, 0.5, 0.5)
+    assert set(np.unique(binary)) == {0.0, 1.0}
+    ranked = geo_topological(v**3, 0, 1, rank=True)
+    np.testing.assert_allclose(ranked, (v - 1) / 9)
+    np.testing.assert_allclose(rank_transform(v**2), (v - 1) / 9)
+
+
+def _floyd_warshall(w: np.ndarray) -> np.ndarray:
+    d = w.copy()
+    for k in range(len(d)):
+        d = np.minimum(d, d[:, [k]] + d[[k], :])
+    return d
+
+
+def test_geodesic_equals_shortest_paths_over_unsaturated_edges() -> None:
+    rng = np.random.default_rng(8)
+    points = rng.normal(size=(9, 2))
+    v = rdm(points)
+    ours = rdm_to_square(geodesic(v, 0.1, 0.6))
+    gt = rdm_to_square(geo_topological(v, 0.1, 0.6))
+    w = np.where(gt >= 1, np.inf, gt)
+    np.fill_diagonal(w, 0)
+    ref = _floyd_warshall(w)
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(ours[finite], ref[finite], atol=1e-12)
+    assert np.all(ours[~finite] == ours[finite].max())
+    kept = gt < 1
+    assert np.all(ours[kept] <= gt[kept] + 1e-12)  # paths never exceed a kept direct edge
+    inf = geodesic(v, 0.0, 0.05, disconnected=float("inf"))
+    assert np.isinf(inf).any()
+
+
+def test_noise_precision_diag_and_full() -> None:
+    rng = np.random.default_rng(9)
+    res = rng.normal(size=(500, 3)) * np.array([1.0, 2.0, 4.0])
+    prec = noise_precision(res, method="diag")
+    np.testing.assert_allclose(np.diag(prec), 1 / np.var(res, axis=0, ddof=1), rtol=1e-9)
+    full = noise_precision(res, method="full")
+    np.testing.assert_allclose(full, np.linalg.inv(np.cov(res.T)), rtol=1e-9)
+    for method in ("shrinkage_diag", "shrinkage_eye"):
+        p = noise_precision(res, method=method)
+        assert np.allclose(p, p.T)
+        assert np.all(np.linalg.eigvalsh(p) > 0)
+
+
+def test_inputs_are_never_mutated() -> None:
+    rng = np.random.default_rng(10)
+    data = rng.normal(size=(8, 4)) + 1.0
+    conds = np.repeat(np.arange(4), 2)
+    runs = np.tile([0, 1], 4)
+    prec = np.eye(4) * 2.0
+    rdms = rng.random((3, 15))
+    frozen = [a.copy() for a in (data, conds, runs, prec, rdms)]
+    for method in ("euclidean", "correlation", "cosine", "mahalanobis"):
+        rdm(data, method, remove_mean=True)
+    rdm(data, "mahalanobis", conditions=conds, noise=prec)
+    rdm(data, "crossnobis", conditions=conds, runs=runs, noise="shrinkage_eye", remove_mean=True)
+    noise_precision(data)
+    noise_precision_from_measurements(data, conds)
+    compare_rdms(rdms, rdms, "spearman")
+    kendall_tau_a(rdms, rdms)
+    geo_topological(rdms, 0.2, 0.7, rank=True)
+    geodesic(rdms, 0.1, 0.9)
+    rank_transform(rdms)
+    rdm_to_square(rdms)
+    for before, after in zip(frozen, (data, conds, runs, prec, rdms)):
+        np.testing.assert_array_equal(before, after)
+    v = rdms[0]
+    assert rdm_to_vector(v) is not v
+
+
+BAD_RDM_CALLS = [
+    (lambda: rdm(np.zeros(5)), ValueError, "data must be"),
+    (lambda: rdm(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric"),
+    (lambda: rdm(np.full((3, 2), np.nan)), ValueError, "finite"),
+    (lambda: rdm(_data(), "manhattan"), ValueError, "method"),
+    (lambda: rdm(_data(), "euclidean", noise=np.eye(5)), ValueError, "noise"),
+    (lambda: rdm(_data(), "mahalanobis", noise=np.eye(4)), ValueError, "noise"),
+    (lambda: rdm(_data(), "mahalanobis", noise=np.triu(np.ones((5, 5)))), ValueError, "symmetric"),
+    (lambda: rdm(_data(), "crossnobis"), ValueError, "conditions"),
+    (lambda: rdm(_data(), conditions=[0, 1]), ValueError, "conditions"),
+    (lambda: rdm(_data(), "euclidean", runs=np.zeros(7)), ValueError, "runs"),
+    (lambda: rdm(_data(), remove_mean=1), TypeError, "remove_mean"),
+    (lambda: rdm(np.zeros((3, 2)), "cosine"), ValueError, "patterns"),
+    (lambda: rdm(_data(n=1)), ValueError, "at least 2"),
+    (lambda: rdm(_data(n=6), "crossnobis", conditions=[0, 0, 1, 1, 1, 2]), ValueError, "runs"),
+    (lambda: rdm(_data(), "mahalanobis", noise="ledoit"), ValueError, "noise"),
+    (lambda: rdm(_data(), "mahalanobis", noise="diag"), ValueError, "conditions"),
+    (lambda: rdm_to_square(np.ones(4)), ValueError, "n\\(n-1\\)/2"),
+    (lambda: rdm_to_square(np.ones((2, 2, 3))), ValueError, "rdm"),
+    (lambda: rdm_to_vector(np.ones((3, 4))), ValueError, "square"),
+    (lambda: rdm_to_vector(np.array([[0, 1.0], [2.0, 0]])), ValueError, "symmetric"),
+    (lambda: rdm_to_vector(np.ones((3, 3))), ValueError, "diagonal"),
+    (lambda: compare_rdms(np.ones(3), np.ones(6)), ValueError, "same number of conditions"),
+    (lambda: compare_rdms(np.ones(3), np.ones(3), "kendall"), ValueError, "method"),
+    (lambda: compare_rdms(np.ones((2, 4)), np.ones(3)), ValueError, "a must be"),
+    (lambda: compare_rdms(np.ones((2, 3, 4)), np.ones(3)), ValueError, "square"),
+    (lambda: compare_rdms(np.ones(1), np.ones(1), "kendall_tau_a"), ValueError, "at least 2"),
+    (lambda: geo_topological(np.ones(3), 0.8, 0.2), ValueError, "lower must be <= upper"),
+    (lambda: geo_topological(np.ones(3), -0.1, 0.2), ValueError, "lower"),
+    (lambda: geo_topological(np.ones(3), 0.1, 1.2), ValueError, "upper"),
+    (lambda: geo_topological(np.ones(3), 0.1, 0.2, rank="yes"), TypeError, "rank"),
+    (lambda: geodesic(np.ones(3), disconnected="min"), ValueError, "disconnected"),
+    (lambda: geodesic(np.ones(3), disconnected=-1.0), ValueError, "disconnected"),
+    (lambda: noise_precision(np.ones((1, 3))), ValueError, "residuals"),
+    (lambda: noise_precision(np.ones((4, 3))), ValueError, "zero variance"),
+    (lambda: noise_precision(_data(), method="oas"), ValueError, "method"),
+    (lambda: noise_precision(_data(), dof=0), ValueError, "dof"),
+    (lambda: noise_precision_from_measurements(_data(), np.arange(7)), ValueError, "repeat"),
+    (lambda: n_conditions(4), ValueError, "n\\(n-1\\)/2"),
+    (lambda: rank_transform(np.ones(4)), ValueError, "rdms"),
+    (lambda: rank_transform(np.ones((2, 2, 2, 2))), ValueError, "rdms"),
+    (lambda: kendall_tau_a(np.ones(3), "abc"), TypeError, "b must be a numeric array"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD_RDM_CALLS)
+def test_bad_inputs(call, error, match) -> None:
+    with pytest.raises(error, match=match):
+        call()

@@ -1,0 +1,163 @@
+"""Agreement with rsatoolbox (benchmark environment only: rsatoolbox is not a dependency)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from neuronkit.interpretability import (
+    compare_rdms,
+    geo_topological,
+    noise_precision,
+    noise_precision_from_measurements,
+    rdm,
+)
+
+rsatoolbox = pytest.importorskip(
+    "rsatoolbox", reason="rsatoolbox is needed for the agreement tests (benchmark environment only)"
+)
+from rsatoolbox.data import Dataset  # noqa: E402
+from rsatoolbox.data.noise import prec_from_measurements, prec_from_residuals  # noqa: E402
+from rsatoolbox.rdm import RDMs, calc_rdm, compare, geotopological_transform  # noqa: E402
+
+ATOL = 1e-10
+
+
+def _repeated(seed: int = 0, n_cond: int = 6, n_rep: int = 4, n_chan: int = 9):
+    rng = np.random.default_rng(seed)
+    patterns = rng.normal(size=(n_cond, n_chan))
+    data = np.tile(patterns, (n_rep, 1)) + 0.7 * rng.normal(size=(n_cond * n_rep, n_chan))
+    conds = np.tile(np.arange(n_cond), n_rep)
+    runs = np.repeat(np.arange(n_rep), n_cond)
+    # shuffle the observation order: results must not depend on it
+    perm = rng.permutation(len(conds))
+    return data[perm], conds[perm], runs[perm]
+
+
+@pytest.mark.parametrize("method", ["euclidean", "correlation"])
+def test_rdm_matches_rsatoolbox(method) -> None:
+    data = np.random.default_rng(1).normal(size=(8, 13))
+    theirs = calc_rdm(Dataset(data), method=method).get_vectors()[0]
+    np.testing.assert_allclose(rdm(data, method), theirs, atol=ATOL)
+
+
+@pytest.mark.parametrize("method", ["euclidean", "correlation", "mahalanobis"])
+def test_rdm_with_condition_averaging_matches_rsatoolbox(method) -> None:
+    data, conds, _ = _repeated(2)
+    ds = Dataset(data, obs_descriptors={"cond": conds})
+    prec = noise_precision_from_measurements(data, conds) if method == "mahalanobis" else None
+    theirs = calc_rdm(ds, method=method, descriptor="cond", noise=prec).get_vectors()[0]
+    ours = rdm(data, method, conditions=conds, noise=prec)
+    np.testing.assert_allclose(ours, theirs, atol=ATOL)
+
+
+def test_remove_mean_matches_rsatoolbox() -> None:
+    data = np.random.default_rng(3).normal(size=(7, 5)) + 2.0
+    theirs = calc_rdm(Dataset(data), method="euclidean", remove_mean=True).get_vectors()[0]
+    np.testing.assert_allclose(rdm(data, remove_mean=True), theirs, atol=ATOL)
+
+
+@pytest.mark.parametrize("with_runs", [True, False])
+@pytest.mark.parametrize("with_noise", [True, False])
+def test_crossnobis_matches_rsatoolbox(with_runs, with_noise) -> None:
+    data, conds, runs = _repeated(4)
+    if not with_runs:  # rsatoolbox's default folds: k-th occurrence of each condition
+        order = np.argsort(conds, kind="stable")
+        data, conds = data[order], conds[order]
+        runs = None
+    desc = {"cond": conds} if runs is None else {"cond": conds, "run": runs}
+    prec = (
+        noise_precision_from_measurements(data, conds, method="shrinkage_eye")
+        if with_noise
+        else None
+    )
+    theirs = calc_rdm(
+        Dataset(data, obs_descriptors=desc),
+        method="crossnobis",
+        descriptor="cond",
+        cv_descriptor=None if runs is None else "run",
+        noise=prec,
+    ).get_vectors()[0]
+    ours = rdm(data, "crossnobis", conditions=conds, runs=runs, noise=prec)
+    np.testing.assert_allclose(ours, theirs, atol=ATOL)
+
+
+@pytest.mark.parametrize("method", ["shrinkage_diag", "shrinkage_eye", "diag", "full"])
+def test_noise_precision_matches_rsatoolbox(method) -> None:
+    res = np.random.default_rng(5).normal(size=(40, 6)) @ np.diag([1, 2, 0.5, 1, 3, 1])
+    np.testing.assert_allclose(
+        noise_precision(res, method=method),
+        prec_from_residuals(res.copy(), method=method),
+        rtol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("method", ["shrinkage_diag", "shrinkage_eye", "diag", "full"])
+def test_noise_from_measurements_matches_rsatoolbox_given_its_dof(method) -> None:
+    data, conds, _ = _repeated(6, n_cond=5, n_rep=8, n_chan=4)
+    ds = Dataset(data, obs_descriptors={"cond": conds})
+    theirs = prec_from_measurements(ds, "cond", method=method)
+    rsatoolbox_dof = (5 - 1) * 8  # rsatoolbox's default for balanced data
+    ours = noise_precision_from_measurements(data, conds, method=method, dof=rsatoolbox_dof)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("ours_name", "theirs_name"),
+    [
+        ("cosine", "cosine"),
+        ("correlation", "corr"),
+        ("spearman", "spearman"),
+        ("kendall_tau_a", "tau-a"),
+    ],
+)
+def test_compare_matches_rsatoolbox(ours_name, theirs_name) -> None:
+    rng = np.random.default_rng(7)
+    a = rng.random((3, 21))
+    b = rng.random((4, 21))
+    b[1, :5] = b[1, 0]  # ties
+    b[2] = np.round(b[2], 1)
+    theirs = compare(RDMs(a), RDMs(b), method=theirs_name)
+    np.testing.assert_allclose(compare_rdms(a, b, ours_name), theirs, atol=1e-12)
+
+
+@pytest.mark.parametrize(("lower", "upper"), [(0.0, 1.0), (0.1, 0.6), (0.3, 0.3), (0.25, 0.9)])
+def test_geo_topological_matches_rsatoolbox(lower, upper) -> None:
+    # dissimilarities >= 1: there rsatoolbox's sequential in-place update is exact (see below)
+    v = 1.0 + 10.0 * np.random.default_rng(8).random(28)
+    rdms = RDMs(v[None, :].copy())
+    theirs = geotopological_transform(rdms, lower, upper).get_vectors()[0]
+    np.testing.assert_allclose(geo_topological(v, lower, upper), theirs, atol=1e-12)
+
+
+def test_geo_topological_follows_the_paper_where_rsatoolbox_resaturates() -> None:
+    """rsatoolbox 0.3 rescales the band in place, then sets everything above the upper
+    quantile *value* to 1, which also catches rescaled values when that quantile is < 1.
+    We follow the paper and the authors' reference code: the band maps linearly onto [0, 1]."""
+    v = np.random.default_rng(8).random(28)
+    ours = geo_topological(v, 0.1, 0.6)
+    q_lo, q_hi = np.quantile(v, [0.1, 0.6])
+    band = (v >= q_lo) & (v <= q_hi)
+    np.testing.assert_allclose(ours[band], (v[band] - q_lo) / (q_hi - q_lo))
+    assert np.all(ours[v > q_hi] == 1.0)
+    assert np.all(ours[v < q_lo] == 0.0)
+    theirs = geotopological_transform(RDMs(v[None, :].copy()), 0.1, 0.6).get_vectors()[0]
+    if np.allclose(theirs, ours):  # pragma: no cover - depends on the rsatoolbox version
+        pytest.skip("this rsatoolbox version maps the band linearly too")
+    assert np.all(theirs[band & (ours > q_hi)] == 1.0)
+
+
+def test_rsatoolbox_pitfall_in_place_transform_is_avoided_here() -> None:
+    """rsatoolbox's geotopological_transform writes into the RDMs object it was given."""
+    v = np.random.default_rng(9).random(15)
+    rdms = RDMs(v[None, :].copy())
+    before = copy.deepcopy(rdms.get_vectors())
+    geotopological_transform(rdms, 0.2, 0.7)
+    mutated = not np.array_equal(before, rdms.get_vectors())
+    ours_in = v.copy()
+    geo_topological(ours_in, 0.2, 0.7)
+    assert np.array_equal(ours_in, v)
+    if not mutated:  # pragma: no cover - depends on the rsatoolbox version
+        pytest.skip("this rsatoolbox version no longer mutates its input")
