@@ -10,11 +10,15 @@ one Norse's `super` method computes). Every library runs layer by layer on time-
 1. Equivalence (one process, float32): identical spike trains and weight-gradient cosine >= 0.999
    against neuronkit for every peer.
 2. Timing: forward only and a full training step (forward, backward, SGD step), T in {16, 64},
-   hidden in {256, 1024}, batch 32, fixed thread count, median of repeats, each library in its
-   own process; peak memory as the growth of the process's max RSS during the timed runs. The
-   floor is the same Linear layers with no neuron dynamics (one batched matmul over T x B each).
+   hidden in {256, 1024}, batch 32, fixed thread count, each library in its own process
+   (median of --repeats timed steps after 3 warm-up steps). Every library runs --rounds times
+   per configuration, the libraries interleaved in a rotating order, and the reported time is
+   the median over rounds of those per-process medians, so slow drifts of a shared machine hit
+   every library alike. Memory: the bytes autograd saves for backward (distinct storages) and
+   the growth of the process's max RSS during the timed runs. The floor is the same Linear
+   layers with no neuron dynamics (one batched matmul over T x B each) and the same loss.
 
-    python benchmarks/snn/bench_lif.py [--threads 1] [--repeats 20] [--quick]
+    python benchmarks/snn/bench_lif.py [--threads 1] [--repeats 20] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -257,7 +261,7 @@ def worker(library: str, steps: int, hidden: int, mode: str, repeats: int, threa
         else:
             optimizer.zero_grad(set_to_none=True)
             out = net(x)
-            (loss_fn(out) if library != "floor" else out.pow(2).mean()).backward()
+            loss_fn(out).backward()
             optimizer.step()
 
     rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -299,6 +303,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="processes per library and config")
     parser.add_argument("--quick", action="store_true", help="one small configuration")
     parser.add_argument("--worker", nargs=4, metavar=("LIB", "T", "H", "MODE"))
     args = parser.parse_args()
@@ -314,30 +319,22 @@ def main() -> int:
     for steps, hidden in configs:
         for mode in ("forward", "train"):
             row: dict = {"T": steps, "hidden": hidden, "mode": mode}
-            for lib in LIBRARIES:
-                proc = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--worker",
-                        lib,
-                        str(steps),
-                        str(hidden),
-                        mode,
-                        "--repeats",
-                        str(args.repeats),
-                        "--threads",
-                        str(args.threads),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
-                )
-                if proc.returncode != 0:
-                    row[lib] = {"error": proc.stderr.strip().splitlines()[-1]}
-                else:
-                    row[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
+            runs: dict[str, list[dict]] = {lib: [] for lib in LIBRARIES}
+            for r in range(args.rounds):
+                for lib in LIBRARIES[r % len(LIBRARIES) :] + LIBRARIES[: r % len(LIBRARIES)]:
+                    runs[lib].append(_run_worker(lib, steps, hidden, mode, args))
+            for lib, results in runs.items():
+                errors = [res["error"] for res in results if "error" in res]
+                if errors:
+                    row[lib] = {"error": errors[0]}
+                    continue
+                row[lib] = {
+                    "median_ms": statistics.median(res["median_ms"] for res in results),
+                    "rounds_ms": [res["median_ms"] for res in results],
+                    "peak_rss_growth_mb": max(res["peak_rss_growth_mb"] for res in results),
+                }
+                if mode == "train":
+                    row[lib]["saved_for_backward_mb"] = results[0]["saved_for_backward_mb"]
             ours = row["neuronkit"].get("median_ms")
             peers = {k: row[k]["median_ms"] for k in LIBRARIES[2:] if "median_ms" in row[k]}
             if ours:
@@ -356,13 +353,64 @@ def main() -> int:
             "benchmark": "two-layer Linear+LIF, batch 32, CPU",
             "threads": args.threads,
             "repeats": args.repeats,
+            "rounds": args.rounds,
             "torch": torch.__version__,
             "equivalence": equivalence,
             "rows": rows,
         },
     )
     print(f"wrote {RESULTS}")
+    print(_markdown(rows))
     return 0
+
+
+def _run_worker(lib: str, steps: int, hidden: int, mode: str, args: argparse.Namespace) -> dict:
+    """One library, one configuration, in a fresh process."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            lib,
+            str(steps),
+            str(hidden),
+            mode,
+            "--repeats",
+            str(args.repeats),
+            "--threads",
+            str(args.threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+    )
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _markdown(rows: list[dict]) -> str:
+    """The results as the Markdown table of the package README."""
+    peers = LIBRARIES[2:]
+    head = ["T", "H", "mode", "floor", "neuronkit", *peers, "vs fastest peer", "x floor"]
+    head.append("saved MB (nk / " + " / ".join(p[:2] for p in peers) + ")")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        ms = [
+            f"{row[lib]['median_ms']:.1f}" if "median_ms" in row[lib] else "error"
+            for lib in LIBRARIES
+        ]
+        speed = row.get("speedup_vs_fastest_peer")
+        ratio = row.get("ratio_to_floor")
+        saved = [row[lib].get("saved_for_backward_mb") for lib in ["neuronkit", *peers]]
+        cells = [str(row["T"]), str(row["hidden"]), row["mode"], *ms]
+        cells.append(f"{speed:.2f}x" if speed else "-")
+        cells.append(f"{ratio:.2f}" if ratio else "-")
+        cells.append(" / ".join(f"{m:.2f}" for m in saved) if all(saved) else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _row_text(row: dict) -> str:

@@ -9,6 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neuronkit.snn import (
+    IF,
+    LIF,
+    PLIF,
     ATan,
     FastSigmoid,
     Gaussian,
@@ -58,6 +61,8 @@ def _run_both(x: torch.Tensor, leaves: list[torch.Tensor], call: Any) -> tuple[A
     surrogate=st.sampled_from(SURROGATES),
     v_reset=st.sampled_from([0.0, -0.3]),
     seed=st.integers(0, 2**16),
+    from_rest=st.booleans(),
+    time_last=st.booleans(),
 )
 def test_fused_equals_reference(
     T: int,
@@ -72,11 +77,17 @@ def test_fused_equals_reference(
     surrogate: Surrogate,
     v_reset: float,
     seed: int,
+    from_rest: bool,
+    time_last: bool,
 ) -> None:
     g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(T, B, N, generator=g, dtype=F64) * 1.5).requires_grad_()
+    if time_last:  # a non-contiguous [T, B, N] view
+        x = (torch.randn(B, N, T, generator=g, dtype=F64) * 1.5).requires_grad_()
+        x_in = x.permute(2, 0, 1)
+    else:
+        x = x_in = (torch.randn(T, B, N, generator=g, dtype=F64) * 1.5).requires_grad_()
     v0 = (torch.randn(B, N, generator=g, dtype=F64) * 0.3).requires_grad_()
-    leaves = [x, v0]
+    leaves = [x] if from_rest else [x, v0]
 
     def param(kind: str, value: float) -> Any:
         if kind == "float":
@@ -91,14 +102,15 @@ def test_fused_equals_reference(
     common["detach_reset"] = detach_reset
     if neuron == "lif":
         tau = param(tau_kind, 1.5)
-        state = LIFState(v0)
+        state = None if from_rest else LIFState(v0)
 
         def call(fused: bool) -> Any:
-            return lif_multistep(x, state, tau=tau, decay_input=decay_input, fused=fused, **common)
+            kw = {"tau": tau, "decay_input": decay_input, "fused": fused}
+            return lif_multistep(x_in, state, **kw, **common)
     else:
 
         def call(fused: bool) -> Any:
-            return if_multistep(x, IFState(v0), fused=fused, **common)
+            return if_multistep(x_in, None if from_rest else IFState(v0), fused=fused, **common)
 
     (fused, g_fused), (ref, g_ref) = _run_both(x, leaves, call)
     assert "Fused" in _grad_fn_names(fused.spikes)
@@ -121,14 +133,79 @@ def test_float32_forward_identical() -> None:
         torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-6)
 
 
-def test_without_grad_takes_reference_path() -> None:
-    x = torch.randn(5, 2, 3)
-    out = lif_multistep(x)  # nothing requires grad: plain loop, no autograd node
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_without_grad_runs_the_loop_without_a_graph(reset: str) -> None:
+    x = torch.randn(7, 2, 3) * 2
+    out = lif_multistep(x, reset=reset)  # nothing requires grad: the loop, no autograd node
     assert out.spikes.grad_fn is None
     with torch.no_grad():
-        out2 = lif_multistep(x.requires_grad_())
+        out2 = lif_multistep(x.clone().requires_grad_(), reset=reset)
     assert out2.spikes.grad_fn is None
-    assert torch.equal(out.spikes, out2.spikes)
+    ref = lif_multistep(x, reset=reset, fused=False)
+    for a in (out, out2):
+        assert torch.equal(a.spikes, ref.spikes)
+        assert torch.equal(a.v, ref.v)
+        assert torch.equal(a.state.v, ref.state.v)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    kind=st.sampled_from(["lif", "if", "plif"]),
+    reset=st.sampled_from(["subtract", "zero", "none"]),
+    detach_reset=st.booleans(),
+    decay_input=st.booleans(),
+    v_reset=st.sampled_from([0.0, -0.25]),
+    grad=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_module_forward_equals_reference(
+    kind: str,
+    reset: str,
+    detach_reset: bool,
+    decay_input: bool,
+    v_reset: float,
+    grad: bool,
+    seed: int,
+) -> None:
+    """``module(x)`` skips the membrane trace (its own loop variant): same spikes, same grads."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(6, 2, 5, generator=g, dtype=F64) * 1.5).requires_grad_(grad)
+    kw: dict[str, Any] = {"reset": reset, "detach_reset": detach_reset, "v_reset": v_reset}
+    if kind != "if":
+        kw["decay_input"] = decay_input
+    cls = {"lif": lambda **k: LIF(tau=1.7, **k), "if": IF, "plif": lambda **k: PLIF(2.5, **k)}
+    spikes, grads = [], []
+    needs_grad = grad or kind == "plif"  # PLIF's tau is a parameter
+    for fused in (True, False):
+        module = cls[kind](fused=fused, **kw).double()
+        out = module(x)
+        spikes.append(out)
+        if needs_grad:
+            w = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+            leaves = [x] * grad + list(module.parameters())
+            grads.append(torch.autograd.grad((out * w).sum(), leaves))
+    assert torch.equal(spikes[0], spikes[1])
+    assert ("Fused" in _grad_fn_names(spikes[0])) == needs_grad
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_fused_lif_final_membrane_only() -> None:
+    x = torch.randn(5, 2, 3, dtype=F64) * 2
+    for grad in (False, True):
+        xg = x.clone().requires_grad_(grad)
+        spikes, v_last = fused_lif(
+            xg, torch.zeros(2, 3, dtype=F64), tau=2.0, threshold=1.0, v_reset=0.0,
+            reset_mode="zero", detach_reset=False, decay_input=True, surrogate=ATan(),
+            keep_v=False,
+        )  # fmt: skip
+        ref = lif_multistep(xg, reset="zero", fused=False)
+        assert torch.equal(spikes, ref.spikes)
+        assert torch.equal(v_last, ref.state.v)
+        if grad:  # a loss on the final membrane alone reaches x through the fused backward
+            (g1,) = torch.autograd.grad(v_last.sum() + spikes.sum(), xg)
+            (g2,) = torch.autograd.grad(ref.state.v.sum() + ref.spikes.sum(), xg)
+            torch.testing.assert_close(g1, g2, rtol=0, atol=1e-12)
 
 
 def test_parameter_only_grad_uses_fused() -> None:
@@ -188,3 +265,64 @@ def test_torch_compile_matches_eager() -> None:
     (g_comp,) = torch.autograd.grad((out * torch.arange(5.0, dtype=F64)).sum(), x)
     assert torch.equal(out, eager)
     torch.testing.assert_close(g_comp, g_eager, rtol=1e-9, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    neuron=st.sampled_from(["lif", "if"]),
+    reset=st.sampled_from(["subtract", "zero", "none"]),
+    decay_input=st.booleans(),
+    tau=st.sampled_from([1.0, 1.3, 2.0, 50.0]),  # 1.0 = dt: lerp weight 1, decay factor 0
+    v_reset=st.sampled_from([0.0, -0.4]),
+    bad=st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+    where=st.tuples(st.integers(0, 5), st.integers(0, 1), st.integers(0, 2)),
+    entry=st.sampled_from(["function", "module", "run"]),
+)
+def test_nonfinite_input_is_caught_through_the_final_membrane(
+    neuron: str,
+    reset: str,
+    decay_input: bool,
+    tau: float,
+    v_reset: float,
+    bad: float,
+    where: tuple[int, int, int],
+    entry: str,
+) -> None:
+    """The fused path checks finiteness on the final membrane, not on all of x: any NaN/inf
+    anywhere in x must still reach it (and then be reported against x)."""
+    x = torch.rand(6, 2, 3, dtype=F64) * 2
+    x[where] = bad
+    kw: dict[str, Any] = {"reset": reset, "v_reset": v_reset}
+    if neuron == "lif":
+        kw.update(tau=tau, decay_input=decay_input)
+    fn = lif_multistep if neuron == "lif" else if_multistep
+    module = (LIF if neuron == "lif" else IF)(**kw)
+    call = {
+        "function": lambda: fn(x, **kw),
+        "module": lambda: module(x),
+        "run": lambda: module.run(x),
+    }
+    with pytest.raises(ValueError, match="x must be finite"):
+        call[entry]()
+    fn(x, validate=False, **kw)  # not checked when asked not to
+
+
+def test_finite_but_overflowing_input_is_accepted() -> None:
+    x = torch.full((4, 1, 2), 3e38)  # finite, but the membrane overflows to inf
+    out = if_multistep(x)
+    assert not torch.isfinite(out.v).all()  # the witness fails, the exact check on x passes
+
+
+def test_state_dtype_must_match_input() -> None:
+    x = torch.zeros(3, 2, 4)
+    with pytest.raises(TypeError, match=r"state\.v must have x's dtype torch\.float32"):
+        lif_multistep(x, LIFState(torch.zeros(2, 4, dtype=F64)))
+
+
+def test_inference_mode_then_training() -> None:
+    """Shared 0-d constants made under inference mode must not poison a later autograd run."""
+    with torch.inference_mode():
+        LIF(threshold=0.7)(torch.rand(3, 2, 4) * 2)
+    x = (torch.rand(3, 2, 4) * 2).requires_grad_()
+    LIF(threshold=0.7)(x).sum().backward()
+    assert x.grad is not None

@@ -197,6 +197,19 @@ def test_tensor_parameters_per_neuron() -> None:
         assert torch.equal(out.spikes[..., n : n + 1], ref.spikes)
 
 
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_tensor_parameters_take_the_input_dtype(kind: str) -> None:
+    _, multistep, _, _ = STEPS[kind]
+    name = {"if": "threshold", "lif": "tau", "alif": "tau", "cuba": "tau_mem"}[kind]
+    value = torch.full((5,), 0.9 if name == "threshold" else 2.0, dtype=F64)
+    x = _drive(dtype=torch.float32)
+    out = multistep(x, **{name: value})
+    assert out.spikes.dtype == out.v.dtype == torch.float32
+    ref = multistep(x, **{name: value.float()})
+    assert torch.equal(out.spikes, ref.spikes)
+    assert torch.equal(out.v, ref.v)
+
+
 # ---- modules -------------------------------------------------------------------------------------
 
 

@@ -92,6 +92,22 @@ def test_backward_equals_formula(
 
 
 @pytest.mark.parametrize("cls", CLASSES)
+def test_derivative_is_pure_and_twice_differentiable(cls: type[Surrogate]) -> None:
+    """Built-ins work in place on one new tensor: x is untouched, double backward still works."""
+    x = torch.randn(20, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    before = x.clone()
+    g = cls(0.7).derivative(x)
+    assert torch.equal(x, before)
+    assert g.data_ptr() != x.data_ptr()
+    if cls is not Rectangular:  # piecewise constant: no graph at all
+        assert torch.autograd.gradcheck(cls(0.7).derivative, (x.clone().requires_grad_(),))
+    xg = x.clone().requires_grad_()
+    (gx,) = torch.autograd.grad((cls(0.7)(xg) * xg).sum(), xg, create_graph=True)
+    gx.sum().backward()  # through the surrogate's own derivative
+    assert xg.grad is not None
+
+
+@pytest.mark.parametrize("cls", CLASSES)
 def test_derivative_integrates_to_one(cls: type[Surrogate]) -> None:
     alpha = 3.0
     x = torch.linspace(-200, 200, 2_000_001, dtype=torch.float64)

@@ -1,12 +1,17 @@
 """Private arithmetic shared by the step functions, the reference loop and the fused path.
 
-Everything here is unvalidated and operates on one time step. Keeping a single copy of the
-update equations is what makes the fused multi-step path bit-identical to the step-by-step
-reference: both call these functions with the same tensors in the same order.
+Everything here is unvalidated. Keeping a single copy of the update equations is what makes
+the fused multi-step path bit-identical to the step-by-step reference: both call
+:func:`charge` and :func:`reset` once per step with the same tensors in the same order (the
+fused loop passes ``out=`` buffers), and :func:`drive` is elementwise and exact to hoist out
+of the loop. The LIF step is ``h = charge(drive(x), v, *leak(tau))``, ``s = h >= threshold``,
+``v = reset(h, s)``.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,35 +25,81 @@ SpikeFn = Callable[[Tensor], Tensor]
 RESETS = ("subtract", "zero", "none")
 
 
-def charge(v: Tensor, x: Tensor, tau: Param | None, v_reset: float, decay_input: bool) -> Tensor:
-    """Pre-spike membrane ``h``; ``tau`` in steps (``tau / dt``), ``None`` for IF."""
+def drive(x: Tensor, tau: Param | None, v_reset: float, decay_input: bool) -> Tensor:
+    """The input ``u`` of :func:`charge`: ``x + v_reset`` (LIF with ``decay_input``),
+    ``x + v_reset / tau`` (LIF without), ``x`` for IF or ``v_reset == 0`` (no op at all)."""
+    if tau is None or v_reset == 0.0:
+        return x
+    return x + v_reset if decay_input else x + v_reset / tau
+
+
+def leak(tau: Param | None, decay_input: bool) -> tuple[Param | None, Param | None]:
+    """``(w, lam)`` of :func:`charge` for ``tau`` in steps: ``(1 / tau, None)`` with
+    ``decay_input``, ``(None, 1 - 1 / tau)`` without, ``(None, None)`` for IF."""
     if tau is None:
-        return v + x
-    leak = v - v_reset if v_reset != 0.0 else v  # v - 0.0 == v exactly: skip the op
-    if decay_input:
-        return v + (x - leak) / tau
-    return v - leak / tau + x
+        return None, None
+    return (1.0 / tau, None) if decay_input else (None, 1.0 - 1.0 / tau)
+
+
+def charge(
+    u: Tensor, v: Tensor, w: Param | None, lam: Param | None, out: Tensor | None = None
+) -> Tensor:
+    """Pre-spike membrane ``h``, one op, into ``out`` if given.
+
+    ``torch.lerp(v, u, w)``, i.e. ``v + (u - v) * w``, when ``w`` is given (LIF with input
+    decay); else ``u + lam * v`` (LIF without input decay), ``u + v`` for IF.
+    """
+    if w is not None:
+        return torch.lerp(v, u, w, out=out)
+    if lam is None:
+        return torch.add(u, v, out=out)
+    if isinstance(lam, Tensor):
+        return torch.addcmul(u, lam, v, out=out)
+    return torch.add(u, v, alpha=lam, out=out)
 
 
 def operand(p: Param, like: Tensor) -> Param:
-    """A float parameter as a 0-d tensor of ``like``'s dtype, for float32/float64 only.
+    """A threshold (or lerp weight) as a tensor of ``like``'s dtype: floats become 0-d tensors
+    (float32/64).
 
     Bitwise the same result as the Python scalar (the kernels cast scalars to these dtypes
-    anyway) but skips the per-op scalar conversion, which dominates small step ops on CPU.
-    Half-precision dtypes keep the scalar, whose kernels compute in float32.
+    anyway) but skips the per-op scalar conversion, which dominates small step ops on CPU
+    (``torch.ge(h, thr)`` takes about half the time with a 0-d tensor). Half-precision dtypes
+    keep the scalar, whose kernels compute in float32. Tensors are cast to ``like``'s dtype.
     """
-    if isinstance(p, Tensor) or like.dtype not in (torch.float32, torch.float64):
+    if isinstance(p, Tensor):
+        return p.to(like.dtype)
+    if like.dtype not in (torch.float32, torch.float64):
         return p
-    return torch.tensor(p, dtype=like.dtype, device=like.device)
+    if torch.compiler.is_compiling():
+        return torch.tensor(p, dtype=like.dtype, device=like.device)
+    return _constant(float(p), like.dtype, like.device)
 
 
-def reset(h: Tensor, s: Tensor, threshold: Param, v_reset: float, mode: str) -> Tensor:
-    """Membrane after the spike ``s`` (already detached if detach_reset)."""
+@functools.lru_cache(maxsize=64)
+def _constant(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A shared, never-written 0-d tensor (a normal tensor even if first made in inference mode);
+    saves the ~10 us of ``torch.tensor`` on every call."""
+    with torch.inference_mode(False):
+        return torch.tensor(value, dtype=dtype, device=device)
+
+
+def reset(
+    h: Tensor, s: Tensor, threshold: Param, v_reset: float, mode: str, out: Tensor | None = None
+) -> Tensor:
+    """Membrane after the spike ``s`` (already detached if detach_reset), into ``out`` if given.
+
+    ``"subtract"``: ``h - s * threshold``; ``"zero"``: ``h - s * h (+ s * v_reset)``, which is
+    exactly ``v_reset`` where ``s = 1`` and ``h`` where ``s = 0``; ``"none"``: ``h``.
+    """
     if mode == "subtract":
-        return h - s * threshold
+        if isinstance(threshold, Tensor):
+            return torch.addcmul(h, s, threshold, value=-1.0, out=out)
+        return torch.sub(h, s, alpha=threshold, out=out)
     if mode == "zero":
-        return (1.0 - s) * h + s * v_reset
-    return h
+        v = torch.addcmul(h, s, h, value=-1.0, out=out)
+        return v if v_reset == 0.0 else torch.add(v, s, alpha=v_reset, out=out)
+    return h if out is None or out is h else out.copy_(h)
 
 
 def lif_core(
@@ -63,7 +114,7 @@ def lif_core(
     spike_fn: SpikeFn,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One LIF (or IF when ``tau is None``) step: ``(spikes, v_new, h)``."""
-    h = charge(v, x, tau, v_reset, decay_input)
+    h = charge(drive(x, tau, v_reset, decay_input), v, *leak(tau, decay_input))
     s = spike_fn(h - threshold)
     v_new = reset(h, s.detach() if detach_reset else s, threshold, v_reset, mode)
     return s, v_new, h
@@ -84,7 +135,7 @@ def alif_core(
     spike_fn: SpikeFn,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One adaptive-threshold step: ``(spikes, v_new, a_new)``."""
-    h = charge(v, x, tau, v_reset, decay_input)
+    h = charge(drive(x, tau, v_reset, decay_input), v, *leak(tau, decay_input))
     theta = threshold + beta * a
     s = spike_fn(h - theta)
     v_new = reset(h, s.detach() if detach_reset else s, theta, v_reset, mode)
@@ -165,8 +216,22 @@ def check_input(x: Any, *, multistep: bool, validate: bool) -> None:
         )
     if multistep and x.shape[0] < 1:
         raise ValueError(f"x must have T >= 1 time steps, got shape {tuple(x.shape)}")
-    # one reduction: a finite sum proves every element finite; otherwise check exactly
-    if validate and not torch.compiler.is_compiling() and not bool(torch.isfinite(x.sum())):
+    if validate:
+        check_finite_input(x)
+
+
+def check_finite_input(x: Tensor, witness: Tensor | None = None) -> None:
+    """Raise unless ``x`` is finite, with one reduction over ``witness`` (default ``x``).
+
+    A finite sum proves every summed element finite; otherwise ``x`` is checked exactly (a
+    sum can overflow). A LIF/IF run's final membrane is a valid witness for its input: a
+    NaN or infinity at any step makes that step's membrane NaN or infinite, and no charge
+    (an affine map with a positive weight on ``v``, or ``0 * v``, which is NaN for a
+    non-finite ``v``) or reset brings it back, so the ``[B, ...]`` final state stands in for
+    the whole ``[T, B, ...]`` input.
+    """
+    witness = x if witness is None else witness
+    if not torch.compiler.is_compiling() and not math.isfinite(float(witness.detach().sum())):
         check_finite("x", x)
 
 
@@ -184,11 +249,13 @@ def check_broadcast(name: str, value: Any, shape: torch.Size) -> None:
             )
 
 
-def check_state(name: str, value: Any, shape: torch.Size) -> None:
-    """A state field must be a tensor of exactly one step's shape ``[B, ...]``."""
+def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) -> None:
+    """A state field must be a tensor of exactly one step's shape ``[B, ...]`` and x's dtype."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.shape != shape:
         raise ValueError(
             f"{name} must have shape {list(shape)} (one time step of x), got {list(value.shape)}"
         )
+    if value.dtype != dtype:
+        raise TypeError(f"{name} must have x's dtype {dtype}, got {value.dtype}")

@@ -1,19 +1,29 @@
-"""Fused multi-step LIF/IF: a hand-written backward through time.
+"""Fused multi-step LIF/IF: a lean loop of in-place ops and a hand-written backward through time.
 
-:func:`fused_lif` runs the same per-step update as :func:`neuronkit.snn.lif_step` (literally the
-same code, :func:`neuronkit.snn._core.lif_core`) over ``x: [T, B, ...]`` inside one
-``torch.autograd.Function``: the forward builds no autograd graph and keeps only the pre-spike
-membrane ``h: [T, B, ...]`` (plus ``x`` and ``v`` when ``tau`` needs a gradient); the backward
-runs the reverse-time recursion below with every time-parallel factor precomputed in one
-vectorised pass. Forward outputs are bit-identical to the step-by-step reference; gradients
-agree to rounding.
+Every LIF/IF step is ``h = charge(u, v)`` (one op: ``torch.lerp(v, u, w)`` with ``w = dt /
+tau`` for LIF with input decay, ``u + lam * v`` with ``lam = 1 - dt / tau`` without, ``u + v``
+for IF; ``u = drive(x)`` is ``x`` itself unless ``v_reset != 0``), then ``s = h >= threshold``
+and the reset. These live once, in :mod:`neuronkit.snn._core`, and the step functions, the
+reference loop and this path all call them, so the forward here is bit-identical to the
+step-by-step reference.
 
-With ``g = surrogate.derivative(h - theta)``, ``s = H(h - theta)``, ``lam = dh_{t+1}/dv_t``
-(``1 - 1/tau`` for LIF, ``1`` for IF) and the partials of the reset ``v_t = R(h_t, s_t)``
-(``A = dR/dh``, ``B = dR/ds``; ``B = 0`` with ``detach_reset``)::
+:func:`fused_lif` runs them over ``x: [T, B, ...]`` with three ops per step written straight
+into preallocated ``[T, B, ...]`` outputs (no per-step allocation, no ``torch.stack``). Without
+a gradient, ``h`` goes straight into the ``v`` buffer and the reset overwrites it in place; a
+membrane trace nobody asked for (``keep_v=False``, what ``module(x)`` uses) lives in one
+``[B, ...]`` scratch buffer. With a gradient, a ``torch.autograd.Function`` builds no graph
+inside the loop and keeps only ``h`` (plus ``u`` and ``v_0`` when a tensor ``w`` / ``lam``
+needs its gradient).
+
+The backward precomputes every time-parallel factor in vectorised, mostly in-place ops and
+then runs one fused op per step in reverse time. With ``g = surrogate.derivative(h - theta)``,
+``s = H(h - theta)``, ``lam = dh_{t+1}/dv_t`` (``1 - w`` for the lerp, ``1`` for IF) and the
+partials of the reset ``v_t = R(h_t, s_t)`` (``A = dR/dh``, ``B = dR/ds``; ``B = 0`` with
+``detach_reset``)::
 
     dv_t = dL/dv_t (direct) + lam * dh_{t+1}
-    dh_t = dv_t * (A_t + B_t * g_t) + dL/ds_t * g_t
+    dh_t = dv_t * coef_t + dL/ds_t * g_t,      coef_t = A_t + B_t * g_t
+         = (dL/ds_t * g_t + dL/dv_t * coef_t) + lam * coef_t * dh_{t+1}
 
 ==========  ============  ==================
 reset       A             B
@@ -23,130 +33,216 @@ zero        1 - s         v_reset - h
 none        1             0
 ==========  ============  ==================
 
-``dL/dx_t = dh_t / tau`` (``decay_input``) or ``dh_t``; ``dL/dv_0 = lam * dh_0``; tensor
-``tau`` and ``threshold`` gradients are the sums of their per-step partials, reduced to the
-parameter's shape. The backward is ``once_differentiable`` (no double backward) and the
-Function has no forward-mode/vmap rule: use the reference path (``fused=False``) for those.
+``dL/du = w * dh`` (lerp) or ``dh``; ``dL/dv_0 = lam * dh_0``; a tensor ``w`` gets ``sum_t dh_t
+* (u_t - v_{t-1})``, a tensor ``lam`` ``sum_t dh_t * v_{t-1}`` (the membranes recomputed from
+``h`` with the forward's own reset op, so bit-identical), a tensor ``threshold`` the sum of its
+per-step partials, each reduced to the parameter's shape (autograd carries them on to
+``tau``). The backward is ``once_differentiable`` (no double backward) and the Function has no
+forward-mode/vmap rule: use the reference path (``fused=False``) for those.
 """
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._core import Param, lif_core
-from .surrogate import Surrogate, heaviside
+from ._core import Param, charge, drive, leak, operand, reset
+from .surrogate import Surrogate
 
 __all__ = ["fused_lif"]
 
 
-def _reduce(grad: Tensor, like: Param | None) -> Tensor | None:
-    """Sum a ``[T, B, ...]`` gradient down to a tensor parameter's shape (None for floats)."""
-    if not isinstance(like, Tensor):
-        return None
+def _reduce(grad: Tensor, like: Tensor) -> Tensor:
+    """Sum a ``[T, B, ...]`` gradient down to a tensor parameter's shape and dtype."""
     return grad.sum_to_size(like.shape).to(like.dtype)
 
 
-def _axpy(y: Tensor, a: Param, x: Tensor) -> None:
-    """``y += a * x`` in place (``a`` a float or a tensor)."""
-    if isinstance(a, Tensor):
-        y.addcmul_(a, x)
-    else:
-        y.add_(x, alpha=a)
+def _loop(
+    u: Tensor,
+    v0: Tensor,
+    w: Param | None,
+    lam: Param | None,
+    threshold: Param,
+    v_reset: float,
+    mode: str,
+    *,
+    keep_h: bool,
+    keep_v: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The forward recurrence: ``(spikes [T, B, ...], v, h)`` in ``u``'s dtype.
+
+    ``v`` is the membrane after each reset, ``[T, B, ...]``, when ``keep_v``, else only the
+    final one ``[B, ...]``; ``h`` the pre-spike membranes ``[T, B, ...]`` when ``keep_h``,
+    else None. Three ops per step, written in place into preallocated buffers: a membrane
+    nobody keeps lives in one ``[B, ...]`` scratch buffer (cache-resident), and without
+    ``keep_h`` the reset overwrites ``h`` in place.
+    """
+    if torch.compiler.is_compiling():  # functional form for the tracer: no out= buffers
+        ss, vs, hs = [], [], []
+        v = v0
+        for u_t in u.unbind(0):
+            h = charge(u_t, v, w, lam)
+            s = torch.ge(h, threshold).to(u.dtype)
+            v = reset(h, s, threshold, v_reset, mode)
+            ss.append(s)
+            vs.append(v)
+            hs.append(h)
+        return (
+            torch.stack(ss),
+            torch.stack(vs) if keep_v else v,
+            torch.stack(hs) if keep_h else None,
+        )
+    if w is not None:  # a 0-d weight: same lerp arithmetic, no per-step scalar conversion
+        w = operand(w, u)
+    spikes = torch.empty_like(u, memory_format=torch.contiguous_format)
+    scratch = repeat(torch.empty_like(spikes[0]))
+    v_seq = torch.empty_like(spikes) if keep_v else None
+    h_seq = v_seq if not keep_h or (mode == "none" and keep_v) else torch.empty_like(spikes)
+    h_out = scratch if h_seq is None else h_seq.unbind(0)
+    if v_seq is not None:
+        v_out = h_out if v_seq is h_seq else v_seq.unbind(0)
+    else:  # "none" keeps v = h: no copy into the scratch
+        v_out = h_out if mode == "none" else scratch
+    v = v0
+    for u_t, h, s, v_t in zip(u.unbind(0), h_out, spikes.unbind(0), v_out):
+        charge(u_t, v, w, lam, out=h)
+        torch.ge(h, threshold, out=s)
+        v = reset(h, s, threshold, v_reset, mode, out=v_t)
+    return spikes, v if v_seq is None else v_seq, h_seq if keep_h else None
 
 
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any,
-        x: Tensor,
+        u: Tensor,
         v0: Tensor,
-        tau: Param | None,
+        w: Param | None,
+        lam: Param | None,
         threshold: Param,
         v_reset: float,
         mode: str,
         detach_reset: bool,
-        decay_input: bool,
         surrogate: Surrogate,
+        keep_v: bool,
     ) -> tuple[Tensor, Tensor]:
-        spikes, vs, hs = [], [], []
-        v = v0
-        for t in range(x.shape[0]):
-            s, v, h = lif_core(
-                x[t], v, tau, threshold, v_reset, mode, detach_reset, decay_input, heaviside
-            )
-            spikes.append(s)
-            vs.append(v)
-            hs.append(h)
-        s_seq, v_seq = torch.stack(spikes), torch.stack(vs)
-        tau_grad = isinstance(tau, Tensor) and ctx.needs_input_grad[2]
+        spikes, v, h = _loop(u, v0, w, lam, threshold, v_reset, mode, keep_h=True, keep_v=keep_v)
+        w_grad = isinstance(w, Tensor) and ctx.needs_input_grad[2]
+        lam_grad = isinstance(lam, Tensor) and ctx.needs_input_grad[3]
         ctx.save_for_backward(
-            torch.stack(hs),
-            x if tau_grad else None,
-            v_seq if tau_grad else None,
-            v0 if tau_grad else None,
-            tau if isinstance(tau, Tensor) else None,
+            h,
+            u if w_grad else None,
+            v0 if w_grad or lam_grad else None,
+            w if isinstance(w, Tensor) else None,
+            lam if isinstance(lam, Tensor) else None,
             threshold if isinstance(threshold, Tensor) else None,
         )
-        ctx.params = (
-            None if isinstance(tau, Tensor) else tau,
+        ctx.floats = (
+            None if isinstance(w, Tensor) else w,
+            None if isinstance(lam, Tensor) else lam,
             None if isinstance(threshold, Tensor) else threshold,
-            v_reset,
-            mode,
-            detach_reset,
-            decay_input,
-            surrogate,
         )
-        return s_seq, v_seq
+        ctx.params = (v_reset, mode, detach_reset, surrogate)
+        ctx.set_materialize_grads(False)
+        return spikes, v
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g_s: Tensor, g_v: Tensor) -> tuple[Tensor | None, ...]:
-        h, x, v_seq, v0, tau_t, thr_t = ctx.saved_tensors
-        tau_f, thr_f, v_reset, mode, detach_reset, decay_input, surrogate = ctx.params
-        tau = tau_t if tau_t is not None else tau_f
+    def backward(ctx: Any, g_s: Tensor | None, g_v: Tensor | None) -> tuple[Tensor | None, ...]:
+        h, u, v0, w_t, lam_t, thr_t = ctx.saved_tensors
+        w_f, lam_f, thr_f = ctx.floats
+        w = w_t if w_t is not None else w_f
+        lam = lam_t if lam_t is not None else lam_f
         threshold = thr_t if thr_t is not None else thr_f
+        v_reset, mode, detach_reset, surrogate = ctx.params
+        need_u, need_v0, need_w, need_lam, need_thr = ctx.needs_input_grad[:5]
+        decay: Param | None = lam if w is None else 1.0 - w  # dh_{t+1} / dv_t; None is 1
+        if g_v is not None and g_v.dim() < h.dim():  # only the final membrane was returned
+            g_v = torch.cat([torch.zeros_like(h[:-1]), g_v.unsqueeze(0)])
 
         z = h - threshold
         g = surrogate.derivative(z)
-        s = heaviside(z)
-        # v_t = R(h_t, s_t): A = dR/dh, B = dR/ds (0 when the reset path is detached)
-        a: Tensor | float = (1.0 - s) if mode == "zero" else 1.0
-        b: Tensor | float = 0.0
-        if not detach_reset and mode == "subtract":
-            b = -threshold
-        elif not detach_reset and mode == "zero":
-            b = v_reset - h
-        coef = a + b * g  # dh_t = dv_t * coef_t + g_s_t * g_t
-        drive = g_s * g
-        lam = 1.0 if tau is None else 1.0 - 1.0 / tau
+        coef: Tensor | None = None  # A + B * g; None stands for 1
+        if mode == "zero":  # A = 1 - s, written over z (no longer needed) when g is new
+            coef = torch.lt(h, threshold, out=z if g is not z else None)
+            coef = coef.to(h.dtype)
+            if not detach_reset:  # B = v_reset - h
+                if v_reset != 0.0:
+                    coef.add_(g, alpha=v_reset)
+                coef.addcmul_(h, g, value=-1.0)
+        elif mode == "subtract" and not detach_reset:  # B = -threshold
+            coef = torch.mul(g, threshold).neg_().add_(1.0)
 
-        # the only sequential part: two fused ops per step, written in place
-        dv = g_v.clone()
-        dh = torch.empty_like(h)
-        last = h.shape[0] - 1
-        for t in range(last, -1, -1):
-            if t < last:
-                _axpy(dv[t], lam, dh[t + 1])
-            torch.addcmul(drive[t], dv[t], coef[t], out=dh[t])
-        grad_v0 = lam * dh[0]
-        grad_x = dh / tau if (tau is not None and decay_input) else dh
-        grad_tau = None
-        if x is not None:
+        # dh_t = drive_t + decay * coef_t * dh_{t+1}, drive = g_s * g + g_v * coef
+        if g_s is None:
+            dh = torch.zeros_like(h)
+        elif need_thr:
+            dh = torch.mul(g_s, g)  # g is still needed for the threshold gradient
+        else:
+            dh = g.mul_(g_s)
+        if g_v is not None:
+            if coef is None:
+                dh.add_(g_v)
+            else:
+                dh.addcmul_(g_v, coef)
+        rows = dh.unbind(0)
+        back = range(len(rows) - 2, -1, -1)
+        if coef is None:
+            if decay is None:
+                for t in back:
+                    rows[t].add_(rows[t + 1])
+            elif isinstance(decay, Tensor):
+                for t in back:
+                    rows[t].addcmul_(decay, rows[t + 1])
+            else:
+                for t in back:
+                    rows[t].add_(rows[t + 1], alpha=decay)
+        else:
+            if isinstance(decay, Tensor):
+                coef = coef * decay if need_thr else coef.mul_(decay)
+            coefs = coef.unbind(0)
+            value = decay if isinstance(decay, float) else 1.0
+            for t in back:
+                rows[t].addcmul_(coefs[t], rows[t + 1], value=value)
+
+        grad_v0 = None
+        if need_v0:
+            grad_v0 = rows[0].clone() if decay is None else rows[0] * decay
+        grad_w = grad_lam = None
+        if need_w or need_lam:  # the membranes before each step, recomputed bit-identically
+            s = torch.ge(h, threshold).to(h.dtype)
+            v_seq = reset(h, s, threshold, v_reset, mode)
             v_prev = torch.cat([v0.unsqueeze(0), v_seq[:-1]])
-            leak = v_prev - v_reset
-            dh_dtau = (-(x - leak) if decay_input else leak) / tau**2
-            grad_tau = _reduce(dh * dh_dtau, tau)
+            if need_w:  # dh/dw = u - v_{t-1}
+                grad_w = _reduce(dh * (u - v_prev), w_t)
+            if need_lam:  # dh/dlam = v_{t-1}
+                grad_lam = _reduce(dh * v_prev, lam_t)
         grad_thr = None
-        if thr_t is not None and ctx.needs_input_grad[3]:
-            dthr = -(g_s + dv * b) * g
+        if need_thr:  # -g * (dL/ds + dv * B), plus -dv * s for "subtract"
+            dv = g_v.clone() if g_v is not None else torch.zeros_like(h)  # total dL/dv_t
+            if decay is None:
+                dv[:-1].add_(dh[1:])
+            elif isinstance(decay, Tensor):
+                dv[:-1].addcmul_(decay, dh[1:])
+            else:
+                dv[:-1].add_(dh[1:], alpha=decay)
+            dthr = torch.zeros_like(h) if g_s is None else g_s.clone()
+            if not detach_reset and mode == "zero":
+                dthr.addcmul_(dv, v_reset - h)
+            elif not detach_reset and mode == "subtract":
+                dthr.addcmul_(dv, thr_t, value=-1.0)
+            dthr.mul_(g).neg_()
             if mode == "subtract":
-                dthr = dthr - dv * s
+                dthr.sub_(dv * torch.ge(h, thr_t).to(h.dtype))
             grad_thr = _reduce(dthr, thr_t)
-        return grad_x, grad_v0, grad_tau, grad_thr, None, None, None, None, None
+        grad_u = None
+        if need_u:  # dh/du = w for the lerp, 1 otherwise; dh is not needed any more
+            grad_u = dh if w is None else dh.mul_(w)
+        return grad_u, grad_v0, grad_w, grad_lam, grad_thr, None, None, None, None, None
 
 
 def fused_lif(
@@ -160,21 +256,36 @@ def fused_lif(
     detach_reset: bool,
     decay_input: bool,
     surrogate: Surrogate,
+    keep_v: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Fused LIF (IF when ``tau is None``) over time; unvalidated, prefer ``lif_multistep``.
 
     Args:
         x: input ``[T, B, ...]``.
-        v0: initial membrane ``[B, ...]``.
+        v0: initial membrane ``[B, ...]``, in ``x``'s dtype.
         tau: membrane time constant in steps (``tau / dt``), float or tensor broadcastable
             to ``[B, ...]``; ``None`` for IF.
         threshold, v_reset, reset_mode, detach_reset, decay_input, surrogate: as in
-            :func:`neuronkit.snn.lif_step`.
+            :func:`neuronkit.snn.lif_step` (a float ``threshold`` runs fastest as a 0-d
+            tensor of ``x``'s dtype; ``lif_multistep`` passes it so).
+        keep_v: return the membrane after every step; False returns only the final one
+            ``[B, ...]`` and never writes the ``[T, B, ...]`` trace (what ``module(x)`` needs).
 
     Returns:
-        ``(spikes, v)``, both ``[T, B, ...]``; ``v`` is the membrane after reset.
+        ``(spikes, v)``: ``spikes [T, B, ...]`` and ``v``, the membrane after reset
+        (``[T, B, ...]``, or ``[B, ...]`` without ``keep_v``). The autograd Function runs
+        only when a gradient is needed; otherwise the plain loop does.
     """
+    u = drive(x, tau, v_reset, decay_input)
+    w, lam = leak(tau, decay_input)
+    if not torch.is_grad_enabled() or not any(
+        isinstance(t, Tensor) and t.requires_grad for t in (u, v0, w, lam, threshold)
+    ):
+        spikes, v, _ = _loop(
+            u, v0, w, lam, threshold, v_reset, reset_mode, keep_h=False, keep_v=keep_v
+        )
+        return spikes, v
     out: tuple[Tensor, Tensor] = _FusedLIF.apply(
-        x, v0, tau, threshold, v_reset, reset_mode, detach_reset, decay_input, surrogate
+        u, v0, w, lam, threshold, v_reset, reset_mode, detach_reset, surrogate, keep_v
     )
     return out

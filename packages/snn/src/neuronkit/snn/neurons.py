@@ -3,20 +3,24 @@
 Discretisation (one step of length ``dt``; every time constant enters as ``tau_s = tau / dt``,
 so with the default ``dt = 1`` time constants are in steps). For a step input ``x_t``:
 
-* charge, pre-spike membrane ``h_t``:
+* charge, pre-spike membrane ``h_t`` (one op each, exactly as written; every path, step by
+  step or fused over time, evaluates these same ops, so they agree bit for bit):
 
-  - IF: ``h = v + x``
+  - IF: ``h = x + v``
   - LIF, ``decay_input=True`` (SpikingJelly default; forward Euler of
-    ``tau dv/dt = -(v - v_reset) + x``): ``h = v + (x - (v - v_reset)) / tau_s``
+    ``tau dv/dt = -(v - v_reset) + x``): ``h = v + (x + v_reset - v) / tau_s``, evaluated as
+    ``torch.lerp(v, x + v_reset, 1 / tau_s)`` (``x + v_reset`` is ``x`` when ``v_reset = 0``)
   - LIF, ``decay_input=False`` (snnTorch style, ``x`` is a jump):
-    ``h = v - (v - v_reset) / tau_s + x``, i.e. ``h = beta * v + x`` with
-    ``beta = 1 - dt / tau`` when ``v_reset = 0``
+    ``h = (x + v_reset / tau_s) + lam * v`` with ``lam = 1 - 1 / tau_s``, i.e. snnTorch's
+    ``h = beta * v + x`` with ``beta = 1 - dt / tau`` when ``v_reset = 0``
 
-* fire: ``s = H(h - threshold)`` with ``H(z) = 1[z >= 0]`` and the surrogate gradient;
+* fire: ``s = H(h - threshold)`` with ``H(z) = 1[z >= 0]`` (evaluated as ``h >= threshold``,
+  the same bits) and the surrogate gradient;
 * reset (``s`` is detached here when ``detach_reset``):
 
   - ``"subtract"`` (soft): ``v = h - s * threshold``
-  - ``"zero"`` (hard, to the value ``v_reset``, 0 by default): ``v = (1 - s) * h + s * v_reset``
+  - ``"zero"`` (hard, to the value ``v_reset``, 0 by default): ``v = h - s * h + s * v_reset``,
+    i.e. exactly ``v_reset`` where ``s = 1`` and ``h`` where ``s = 0``
   - ``"none"``: ``v = h``
 
 * ALIF adds an adaptation trace ``a`` (Bellec et al. 2018): ``theta_t = threshold + beta *
@@ -37,6 +41,7 @@ a multi-step run from rest, ``module.run(x, state)`` the full :class:`NeuronOutp
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -128,16 +133,23 @@ def _start(
     shape = x.shape[1:] if multistep else x.shape
     for name, value in params.items():
         _core.check_broadcast(name, value, shape)
-    if state is None:
-        like = x[0] if multistep else x
-        return tuple(torch.full_like(like, init[f]) for f in state_type._fields)
+    if state is None:  # full tensors: a broadcast 0-d start can round differently in add(alpha=)
+        return tuple(
+            torch.full(shape, init[f], dtype=x.dtype, device=x.device) for f in state_type._fields
+        )
     if not isinstance(state, state_type):
         raise TypeError(
             f"state must be a {state_type.__name__} or None, got {type(state).__name__}"
         )
     for field, value in zip(state_type._fields, state):
-        _core.check_state(f"state.{field}", value, shape)
+        _core.check_state(f"state.{field}", value, shape, x.dtype)
     return tuple(state)
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _check_lif_floats(*args: Any) -> None:
+    """:func:`_check_lif` remembered for plain-number arguments (only passing ones are kept)."""
+    _check_lif(*args)
 
 
 def _check_lif(
@@ -165,10 +177,9 @@ def _steps(tau: Param, dt: float) -> Param:
     return tau / dt
 
 
-def _needs_grad(*tensors: Any) -> bool:
-    return torch.is_grad_enabled() and any(
-        isinstance(t, Tensor) and t.requires_grad for t in tensors
-    )
+def _like(p: Param, x: Tensor) -> Param:
+    """A tensor time constant in ``x``'s dtype (``torch.lerp`` takes no mixed dtypes)."""
+    return p.to(x.dtype) if isinstance(p, Tensor) else p
 
 
 def _scan(core: Any, x: Tensor, state: tuple[Tensor, ...], *params: Any) -> Any:
@@ -190,9 +201,18 @@ def _lif_state_step(x: Tensor, v: Tensor, *params: Any) -> tuple[Tensor, Tensor]
     return s, v
 
 
+def _operands(x: Tensor, tau: Param | None, threshold: Param) -> tuple[Param | None, Param]:
+    """``tau`` and ``threshold`` as every LIF/IF path takes them: tensors in ``x``'s dtype, a
+    float threshold as a 0-d tensor (float32/64), a float ``tau`` left as a float."""
+    if isinstance(tau, Tensor):
+        tau = tau.to(x.dtype)
+    return tau, _core.operand(threshold, x)
+
+
 def _lif_run(
     x: Tensor,
-    v0: Tensor,
+    state: Any,
+    state_type: Any,
     tau: Param | None,
     threshold: Param,
     v_reset: float,
@@ -200,37 +220,53 @@ def _lif_run(
     detach_reset: bool,
     decay_input: bool,
     surrogate: Surrogate,
+    *,
     fused: bool,
-) -> tuple[Tensor, Tensor]:
-    """LIF/IF over time: the fused Function when a gradient is needed, else the reference."""
-    threshold = _core.operand(threshold, x)
-    if tau is not None:
-        tau = _core.operand(tau, x)
-    if fused and _needs_grad(x, v0, tau, threshold):
-        return fused_lif(
-            x,
-            v0,
-            tau=tau,
-            threshold=threshold,
-            v_reset=v_reset,
-            reset_mode=reset,
-            detach_reset=detach_reset,
-            decay_input=decay_input,
-            surrogate=surrogate,
-        )
-    spikes, v, _ = _scan(
-        _lif_state_step,
-        x,
-        (v0,),
-        tau,
-        threshold,
-        v_reset,
-        reset,
-        detach_reset,
-        decay_input,
-        surrogate,
+    validate: bool,
+    keep_v: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """LIF/IF over ``x: [T, B, ...]`` from ``state`` (parameters already checked).
+
+    The fused path (with or without gradient), else the reference loop. Returns ``(spikes,
+    v, v_last)``: ``v`` is ``[T, B, ...]``, or with ``keep_v=False`` (fused only) just the
+    final membrane, which ``module(x)`` discards anyway.
+    """
+    params = {"threshold": threshold} if tau is None else {"tau": tau, "threshold": threshold}
+    fields = {"v": v_reset}
+    (v0,) = _start(
+        x, state, state_type, fields, params, multistep=True, validate=validate and not fused
     )
-    return spikes, v
+    tau, threshold = _operands(x, tau, threshold)
+    if not fused:
+        spikes, v, _ = _scan(
+            _lif_state_step,
+            x,
+            (v0,),
+            tau,
+            threshold,
+            v_reset,
+            reset,
+            detach_reset,
+            decay_input,
+            surrogate,
+        )
+        return spikes, v, v[-1]
+    spikes, v = fused_lif(
+        x,
+        v0,
+        tau=tau,
+        threshold=threshold,
+        v_reset=v_reset,
+        reset_mode=reset,
+        detach_reset=detach_reset,
+        decay_input=decay_input,
+        surrogate=surrogate,
+        keep_v=keep_v,
+    )
+    v_last = v[-1] if keep_v else v
+    if validate:  # the final membrane witnesses x's finiteness: one [B, ...] sum
+        _core.check_finite_input(x, v_last)
+    return spikes, v, v_last
 
 
 # ---- IF ----------------------------------------------------------------------------------------
@@ -269,7 +305,8 @@ def if_step(
         multistep=False,
         validate=validate,
     )
-    s, v, _ = lif_core(x, v, None, threshold, v_reset, reset, detach_reset, False, sg)
+    _, thr = _operands(x, None, threshold)
+    s, v, _ = lif_core(x, v, None, thr, v_reset, reset, detach_reset, False, sg)
     return s, IFState(v)
 
 
@@ -287,23 +324,38 @@ def if_multistep(
 ) -> NeuronOutput[IFState]:
     """IF over ``x: [T, B, ...]``; arguments as :func:`if_step`.
 
-    ``fused=True`` uses the hand-written backward (:mod:`neuronkit.snn.multistep`) whenever a
-    gradient is needed; ``fused=False`` loops :func:`if_step`'s update under autograd.
+    ``fused=True`` runs the fused loop (:mod:`neuronkit.snn.multistep`: three in-place ops
+    per step into preallocated outputs, a hand-written backward when a gradient is needed,
+    finiteness checked once on the final membrane); ``fused=False`` loops :func:`if_step`'s
+    update under autograd. Both give the same bits forward.
     """
+    spikes, v, last = _if(
+        x, state, threshold=threshold, v_reset=v_reset, reset=reset, detach_reset=detach_reset,
+        surrogate=surrogate, fused=fused, validate=validate,
+    )  # fmt: skip
+    return NeuronOutput(spikes, v, IFState(last))
+
+
+def _if(
+    x: Tensor,
+    state: IFState | None,
+    *,
+    threshold: Param,
+    v_reset: float,
+    reset: str,
+    detach_reset: bool,
+    surrogate: Surrogate | str,
+    fused: bool,
+    validate: bool,
+    keep_v: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`if_multistep` as ``(spikes, v, v_last)``; see :func:`_lif_run` for ``keep_v``."""
     if validate:
         _core.check_common(threshold, v_reset, reset, detach_reset)
-    sg = get_surrogate(surrogate)
-    (v0,) = _start(
-        x,
-        state,
-        IFState,
-        {"v": v_reset},
-        {"threshold": threshold},
-        multistep=True,
-        validate=validate,
-    )
-    spikes, v = _lif_run(x, v0, None, threshold, v_reset, reset, detach_reset, False, sg, fused)
-    return NeuronOutput(spikes, v, IFState(v[-1]))
+    return _lif_run(
+        x, state, IFState, None, threshold, v_reset, reset, detach_reset, False,
+        get_surrogate(surrogate), fused=fused, validate=validate, keep_v=keep_v,
+    )  # fmt: skip
 
 
 # ---- LIF ---------------------------------------------------------------------------------------
@@ -341,9 +393,8 @@ def lif_step(
     sg = get_surrogate(surrogate)
     params = {"tau": tau, "threshold": threshold}
     (v,) = _start(x, state, LIFState, {"v": v_reset}, params, multistep=False, validate=validate)
-    s, v, _ = lif_core(
-        x, v, _steps(tau, dt), threshold, v_reset, reset, detach_reset, decay_input, sg
-    )
+    tau_s, thr = _operands(x, _steps(tau, dt), threshold)
+    s, v, _ = lif_core(x, v, tau_s, thr, v_reset, reset, detach_reset, decay_input, sg)
     return s, LIFState(v)
 
 
@@ -364,18 +415,45 @@ def lif_multistep(
 ) -> NeuronOutput[LIFState]:
     """LIF over ``x: [T, B, ...]``; arguments as :func:`lif_step`.
 
-    ``fused=True`` uses the hand-written backward (:mod:`neuronkit.snn.multistep`) whenever a
-    gradient is needed; ``fused=False`` loops :func:`lif_step`'s update under autograd.
+    ``fused=True`` runs the fused loop (:mod:`neuronkit.snn.multistep`: three in-place ops
+    per step into preallocated outputs, a hand-written backward when a gradient is needed,
+    finiteness checked once on the final membrane); ``fused=False`` loops :func:`lif_step`'s
+    update under autograd. Both give the same bits forward.
     """
+    spikes, v, last = _lif(
+        x, state, tau=tau, threshold=threshold, v_reset=v_reset, reset=reset,
+        detach_reset=detach_reset, decay_input=decay_input, dt=dt, surrogate=surrogate,
+        fused=fused, validate=validate,
+    )  # fmt: skip
+    return NeuronOutput(spikes, v, LIFState(last))
+
+
+def _lif(
+    x: Tensor,
+    state: LIFState | None,
+    *,
+    tau: Param,
+    threshold: Param,
+    v_reset: float,
+    reset: str,
+    detach_reset: bool,
+    decay_input: bool,
+    dt: float,
+    surrogate: Surrogate | str,
+    fused: bool,
+    validate: bool,
+    keep_v: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`lif_multistep` as ``(spikes, v, v_last)``; see :func:`_lif_run` for ``keep_v``."""
     if validate:
-        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
-    sg = get_surrogate(surrogate)
-    params = {"tau": tau, "threshold": threshold}
-    (v0,) = _start(x, state, LIFState, {"v": v_reset}, params, multistep=True, validate=validate)
-    spikes, v = _lif_run(
-        x, v0, _steps(tau, dt), threshold, v_reset, reset, detach_reset, decay_input, sg, fused
-    )
-    return NeuronOutput(spikes, v, LIFState(v[-1]))
+        args = (tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
+        plain = all(type(a) in (float, int, bool, str) for a in args)
+        cached = plain and not torch.compiler.is_compiling()
+        (_check_lif_floats if cached else _check_lif)(*args)
+    return _lif_run(
+        x, state, LIFState, _steps(tau, dt), threshold, v_reset, reset, detach_reset,
+        decay_input, get_surrogate(surrogate), fused=fused, validate=validate, keep_v=keep_v,
+    )  # fmt: skip
 
 
 # ---- ALIF --------------------------------------------------------------------------------------
@@ -423,8 +501,8 @@ def alif_step(
         x,
         v,
         a,
-        _steps(tau, dt),
-        _steps(tau_adapt, dt),
+        _steps(_like(tau, x), dt),
+        _steps(_like(tau_adapt, x), dt),
         beta,
         threshold,
         v_reset,
@@ -465,8 +543,8 @@ def alif_multistep(
         alif_core,
         x,
         (v, a),
-        _steps(tau, dt),
-        _steps(tau_adapt, dt),
+        _steps(_like(tau, x), dt),
+        _steps(_like(tau_adapt, x), dt),
         beta,
         threshold,
         v_reset,
@@ -521,8 +599,8 @@ def cuba_lif_step(
         x,
         v,
         i,
-        _steps(tau_mem, dt),
-        _steps(tau_syn, dt),
+        _steps(_like(tau_mem, x), dt),
+        _steps(_like(tau_syn, x), dt),
         threshold,
         v_reset,
         reset,
@@ -567,8 +645,8 @@ def cuba_lif_multistep(
         cuba_core,
         x,
         (v, i),
-        _steps(tau_mem, dt),
-        _steps(tau_syn, dt),
+        _steps(_like(tau_mem, x), dt),
+        _steps(_like(tau_syn, x), dt),
         threshold,
         v_reset,
         reset,
@@ -649,6 +727,10 @@ class IF(_Neuron):
         check_type("fused", fused, bool)
         self.fused = fused
 
+    def forward(self, x: Tensor, state: IFState | None = None) -> Tensor:
+        """Spikes ``[T, B, ...]`` (the ``[T, B, ...]`` membrane trace is never written)."""
+        return _if(x, state, fused=self.fused, keep_v=False, **self._common())[0]
+
     def run(self, x: Tensor, state: IFState | None = None) -> NeuronOutput[IFState]:
         return if_multistep(x, state, fused=self.fused, **self._common())
 
@@ -696,6 +778,10 @@ class LIF(_Neuron):
 
     def _lif(self) -> dict[str, Any]:
         return {"tau": self.tau, "decay_input": self.decay_input, "dt": self.dt, **self._common()}
+
+    def forward(self, x: Tensor, state: LIFState | None = None) -> Tensor:
+        """Spikes ``[T, B, ...]`` (the ``[T, B, ...]`` membrane trace is never written)."""
+        return _lif(x, state, fused=self.fused, keep_v=False, **self._lif())[0]
 
     def run(self, x: Tensor, state: LIFState | None = None) -> NeuronOutput[LIFState]:
         return lif_multistep(x, state, fused=self.fused, **self._lif())

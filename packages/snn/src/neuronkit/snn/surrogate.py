@@ -42,6 +42,8 @@ from torch import Tensor
 
 from neuronkit.common import check_choice, check_number, check_type
 
+from ._core import operand
+
 __all__ = [
     "ATan",
     "FastSigmoid",
@@ -57,9 +59,16 @@ __all__ = [
 ]
 
 
+def _const(value: float, like: Tensor) -> Tensor:
+    """A 0-d tensor of ``like``'s dtype and device (broadcasts in fused elementwise ops)."""
+    c = operand(value, like)  # shared and cached for float32/64
+    return c if isinstance(c, Tensor) else torch.full((), c, dtype=like.dtype, device=like.device)
+
+
 def heaviside(x: Tensor) -> Tensor:
     """``1.0`` where ``x >= 0`` else ``0.0``, in ``x``'s dtype (no gradient)."""
-    return (x >= 0).to(x.dtype)
+    x = x.detach()
+    return torch.ge(x, 0, out=torch.empty_like(x))  # a float out= skips the slow bool path
 
 
 class SpikeFunction(torch.autograd.Function):
@@ -101,7 +110,12 @@ class Surrogate:
         return out
 
     def derivative(self, x: Tensor) -> Tensor:
-        """The surrogate ``g'(x)``, elementwise."""
+        """The surrogate ``g'(x)``, elementwise, as a new tensor; ``x`` is left unchanged.
+
+        Called without a graph by the fused backward on ``[T, B, ...]`` tensors, so built-ins
+        make one new tensor and work in place on it (still autograd-safe: the reference path
+        differentiates through it for double backward).
+        """
         raise NotImplementedError
 
 
@@ -113,8 +127,10 @@ class ATan(Surrogate):
     name: ClassVar[str] = "atan"
 
     def derivative(self, x: Tensor) -> Tensor:
+        # half / (1 + (c x)^2) = 1 / (1 / half + c^2 / half * x^2): one addcmul, one reciprocal
         half = self.alpha / 2
-        return half / (1 + (math.pi * half * x) ** 2)
+        c2 = (math.pi * half) ** 2
+        return torch.addcmul(_const(1.0 / half, x), x, x, value=c2 / half).reciprocal_()
 
 
 @dataclass(frozen=True)
@@ -125,8 +141,8 @@ class Sigmoid(Surrogate):
     name: ClassVar[str] = "sigmoid"
 
     def derivative(self, x: Tensor) -> Tensor:
-        sig = torch.sigmoid(self.alpha * x)
-        return self.alpha * sig * (1 - sig)
+        sig = (x * self.alpha).sigmoid_()
+        return torch.addcmul(sig, sig, sig, value=-1.0).mul_(self.alpha)  # sig - sig^2
 
 
 @dataclass(frozen=True)
@@ -137,7 +153,7 @@ class FastSigmoid(Surrogate):
     name: ClassVar[str] = "fast_sigmoid"
 
     def derivative(self, x: Tensor) -> Tensor:
-        return 1 / (self.alpha * x.abs() + 1) ** 2
+        return torch.add(_const(1.0, x), x.abs(), alpha=self.alpha).pow_(-2)
 
 
 @dataclass(frozen=True)
@@ -148,7 +164,7 @@ class Triangle(Surrogate):
     name: ClassVar[str] = "triangle"
 
     def derivative(self, x: Tensor) -> Tensor:
-        return (self.alpha - self.alpha**2 * x.abs()).clamp(min=0)
+        return x.abs().mul_(-(self.alpha**2)).add_(self.alpha).relu_()
 
 
 @dataclass(frozen=True)
@@ -159,7 +175,9 @@ class Gaussian(Surrogate):
     name: ClassVar[str] = "gaussian"
 
     def derivative(self, x: Tensor) -> Tensor:
-        return self.alpha / math.sqrt(math.pi) * torch.exp(-((self.alpha * x) ** 2))
+        # exp(log(alpha / sqrt(pi)) - alpha^2 x^2): one addcmul, one exp
+        scale = _const(math.log(self.alpha / math.sqrt(math.pi)), x)
+        return torch.addcmul(scale, x, x, value=-(self.alpha**2)).exp_()
 
 
 @dataclass(frozen=True)
@@ -170,7 +188,8 @@ class Rectangular(Surrogate):
     name: ClassVar[str] = "rectangular"
 
     def derivative(self, x: Tensor) -> Tensor:
-        return self.alpha * (x.abs() < 0.5 / self.alpha).to(x.dtype)
+        t = x.detach().abs()  # piecewise constant: no gradient to carry
+        return torch.lt(t, 0.5 / self.alpha, out=t).mul_(self.alpha)
 
 
 _REGISTRY: dict[str, type[Surrogate]] = {
