@@ -21,11 +21,11 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 # name -> (folder, extras installed for its tests)
 PACKAGES: dict[str, tuple[str, str]] = {
     "common": ("shared", "[plot,weights]"),
+    "snn": ("packages/snn", "[nir,hdf5]"),
+    "pruning": ("packages/pruning", "[onnx]"),
     **{
         name: (f"packages/{name}", "")
         for name in (
-            "snn",
-            "pruning",
             "interpretability",
             "neurodecoding",
             "medimaging",
@@ -149,5 +149,6 @@ def bench(session: nox.Session) -> None:
         *PYTEST,
         "packages/interpretability/tests/test_attribution_captum.py",
         "packages/interpretability/tests/test_rsa_rsatoolbox.py",
+        "packages/snn/tests/test_nir_peers.py",
     )
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,13 +1,28 @@
 """neuronkit.snn: spiking neural networks: neuron models, surrogate gradients, fast multi-step
-engine, encoders, time-folded layers, readouts.
+engine, encoders, time-folded layers, readouts, NIR interchange.
+
+Paper methods live in role subpackages: ``neuronkit.snn.training`` (BPTT, SLTT, IIR-SNN),
+``neuronkit.snn.synapses`` (learnable delays), ``neuronkit.snn.inference`` (Dynamic
+Confidence), ``neuronkit.snn.attacks`` (PDSG, FGSM/PGD, SDA).
 
 Time-major throughout: multi-step tensors are ``[T, B, ...]``.
 """
 
 from importlib.metadata import version as _version
 
-from .data import Digits, load_digits
+from .data import (
+    Digits,
+    EventDigits,
+    SpikeFrames,
+    SpikeTiming,
+    event_frames,
+    load_digits,
+    load_event_digits,
+    load_shd,
+    spike_timing_dataset,
+)
 from .encoding import delta_encode, direct_encode, latency_encode, poisson_encode
+from .integrator import LI, Delay, LIState, delay, li_multistep, li_step
 from .layers import (
     SeqAdaptiveAvgPool2d,
     SeqAvgPool2d,
@@ -41,6 +56,7 @@ from .neurons import (
     lif_multistep,
     lif_step,
 )
+from .nir import NIRModule, from_nir, to_nir
 from .readout import mean_membrane_ce, spike_count_ce, spike_count_mse, tet_ce
 from .surrogate import (
     ATan,
@@ -50,10 +66,12 @@ from .surrogate import (
     Sigmoid,
     SpikeFunction,
     Surrogate,
+    SurrogateSwap,
     Triangle,
     get_surrogate,
     heaviside,
     surrogate_names,
+    swap_surrogate,
 )
 
 __version__ = _version("neuronkit-snn")
@@ -61,17 +79,22 @@ __version__ = _version("neuronkit-snn")
 __all__ = [
     "ALIF",
     "IF",
+    "LI",
     "LIF",
     "PLIF",
     "ALIFState",
     "ATan",
     "CuBaLIF",
     "CuBaLIFState",
+    "Delay",
     "Digits",
+    "EventDigits",
     "FastSigmoid",
     "Gaussian",
     "IFState",
     "LIFState",
+    "LIState",
+    "NIRModule",
     "NeuronOutput",
     "Rectangular",
     "SeqAdaptiveAvgPool2d",
@@ -84,8 +107,11 @@ __all__ = [
     "SeqLinear",
     "SeqMaxPool2d",
     "Sigmoid",
+    "SpikeFrames",
     "SpikeFunction",
+    "SpikeTiming",
     "Surrogate",
+    "SurrogateSwap",
     "TimeDistributed",
     "Triangle",
     "__version__",
@@ -93,21 +119,31 @@ __all__ = [
     "alif_step",
     "cuba_lif_multistep",
     "cuba_lif_step",
+    "delay",
     "delta_encode",
     "direct_encode",
+    "event_frames",
+    "from_nir",
     "get_surrogate",
     "heaviside",
     "if_multistep",
     "if_step",
     "latency_encode",
+    "li_multistep",
+    "li_step",
     "lif_multistep",
     "lif_step",
     "load_digits",
+    "load_event_digits",
+    "load_shd",
     "mean_membrane_ce",
     "over_time",
     "poisson_encode",
     "spike_count_ce",
     "spike_count_mse",
+    "spike_timing_dataset",
     "surrogate_names",
+    "swap_surrogate",
     "tet_ce",
+    "to_nir",
 ]

@@ -5,7 +5,8 @@ the fused multi-step path bit-identical to the step-by-step reference: both call
 :func:`charge` and :func:`reset` once per step with the same tensors in the same order (the
 fused loop passes ``out=`` buffers), and :func:`drive` is elementwise and exact to hoist out
 of the loop. The LIF step is ``h = charge(drive(x), v, *leak(tau))``, ``s = h >= threshold``,
-``v = reset(h, s)``.
+``v = reset(h, s)``. Spikes are fired through :func:`fire`, which hands a potential-dependent
+surrogate (``needs_potential``) the membrane ``h`` as well as ``h - threshold``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,22 @@ def reset(
     return h if out is None or out is h else out.copy_(h)
 
 
+def fire(spike_fn: SpikeFn, h: Tensor, theta: Param) -> Tensor:
+    """Spikes ``spike_fn(h - theta)``; a surrogate with ``needs_potential`` (its running
+    statistics need the membrane itself) gets ``spike_fn.fire(h - theta, h)`` instead."""
+    if getattr(spike_fn, "needs_potential", False):
+        out: Tensor = spike_fn.fire(h - theta, h)  # type: ignore[attr-defined]
+        return out
+    return spike_fn(h - theta)
+
+
+def begin(spike_fn: Any) -> None:
+    """A multi-step run starts a new sequence: a surrogate with ``needs_potential`` restarts
+    its running statistics (stateless surrogates ignore it)."""
+    if getattr(spike_fn, "needs_potential", False):
+        spike_fn.begin()
+
+
 def lif_core(
     x: Tensor,
     v: Tensor,
@@ -115,7 +132,7 @@ def lif_core(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One LIF (or IF when ``tau is None``) step: ``(spikes, v_new, h)``."""
     h = charge(drive(x, tau, v_reset, decay_input), v, *leak(tau, decay_input))
-    s = spike_fn(h - threshold)
+    s = fire(spike_fn, h, threshold)
     v_new = reset(h, s.detach() if detach_reset else s, threshold, v_reset, mode)
     return s, v_new, h
 
@@ -137,7 +154,7 @@ def alif_core(
     """One adaptive-threshold step: ``(spikes, v_new, a_new)``."""
     h = charge(drive(x, tau, v_reset, decay_input), v, *leak(tau, decay_input))
     theta = threshold + beta * a
-    s = spike_fn(h - theta)
+    s = fire(spike_fn, h, theta)
     v_new = reset(h, s.detach() if detach_reset else s, theta, v_reset, mode)
     a_new = a + (s - a) / tau_adapt
     return s, v_new, a_new
@@ -238,10 +255,12 @@ def check_finite_input(x: Tensor, witness: Tensor | None = None) -> None:
 def check_broadcast(name: str, value: Any, shape: torch.Size) -> None:
     """A tensor parameter must broadcast to one step's shape ``[B, ...]`` without growing it."""
     if isinstance(value, Tensor):
-        try:
-            ok = torch.broadcast_shapes(value.shape, shape) == shape
-        except RuntimeError:
-            ok = False
+        # Plain Python: torch.broadcast_shapes costs seconds on its first call (it imports
+        # torch's reference implementations).
+        dims = tuple(value.shape)
+        ok = len(dims) <= len(shape) and all(
+            d in (1, s) for d, s in zip(reversed(dims), reversed(tuple(shape)))
+        )
         if not ok:
             raise ValueError(
                 f"{name} must broadcast to the per-step shape {list(shape)}, got a tensor of "

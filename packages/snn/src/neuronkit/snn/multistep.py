@@ -39,6 +39,13 @@ none        1             0
 per-step partials, each reduced to the parameter's shape (autograd carries them on to
 ``tau``). The backward is ``once_differentiable`` (no double backward) and the Function has no
 forward-mode/vmap rule: use the reference path (``fused=False``) for those.
+
+A potential-dependent surrogate (``surrogate.needs_potential``, e.g. PDSG) shapes each step's
+gradient from running statistics of the membrane, which the time-parallel backward cannot
+see: when a gradient is needed, :func:`fused_lif` then runs the step-by-step reference
+recurrence under autograd (the same ``_core`` ops, so the same forward bits) and honours the
+surrogate exactly. Without a gradient the fused loop runs as usual (the forward never depends
+on the surrogate).
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._core import Param, charge, drive, leak, operand, reset
+from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset
 from .surrogate import Surrogate
 
 __all__ = ["fused_lif"]
@@ -285,7 +292,27 @@ def fused_lif(
             u, v0, w, lam, threshold, v_reset, reset_mode, keep_h=False, keep_v=keep_v
         )
         return spikes, v
+    if surrogate.needs_potential:  # per-step statistics of v: the reference recurrence
+        return _reference(x, v0, tau, threshold, v_reset, reset_mode, detach_reset,
+                          decay_input, surrogate, keep_v)  # fmt: skip
     out: tuple[Tensor, Tensor] = _FusedLIF.apply(
         u, v0, w, lam, threshold, v_reset, reset_mode, detach_reset, surrogate, keep_v
     )
     return out
+
+
+def _reference(
+    x: Tensor, v0: Tensor, tau: Param | None, threshold: Param, v_reset: float, mode: str,
+    detach_reset: bool, decay_input: bool, surrogate: Surrogate, keep_v: bool,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The step-by-step recurrence under autograd (``lif_core`` per step), for surrogates that
+    need the membrane potential; returns what :func:`fused_lif` returns."""
+    begin(surrogate)
+    spikes, vs = [], []
+    v = v0
+    for x_t in x.unbind(0):
+        s, v, _ = lif_core(x_t, v, tau, threshold, v_reset, mode, detach_reset, decay_input,
+                           surrogate)  # fmt: skip
+        spikes.append(s)
+        vs.append(v)
+    return torch.stack(spikes), torch.stack(vs) if keep_v else v

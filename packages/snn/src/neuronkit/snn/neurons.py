@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -168,11 +168,6 @@ def _check_lif(
     check_type("decay_input", decay_input, bool)
 
 
-def _check_alif(tau_adapt: Any, beta: Any, dt: Any) -> None:
-    _core.check_tau("tau_adapt", tau_adapt, dt)
-    _core.check_param("beta", beta, ge=0)
-
-
 def _steps(tau: Param, dt: float) -> Param:
     return tau / dt
 
@@ -187,6 +182,7 @@ def _scan(core: Any, x: Tensor, state: tuple[Tensor, ...], *params: Any) -> Any:
 
     Returns ``(spikes [T, B, ...], v [T, B, ...], final state tuple)``; ``v`` is ``state[0]``.
     """
+    _core.begin(params[-1])  # the surrogate is always the last parameter
     spikes, vs = [], []
     for t in range(x.shape[0]):
         s, *new = core(x[t], *state, *params)
@@ -456,6 +452,64 @@ def _lif(
     )  # fmt: skip
 
 
+# ---- two-state neurons (ALIF, CuBa-LIF): one prologue for step and multi-step ------------------
+
+
+class _Spec(NamedTuple):
+    """A neuron whose state is ``(v, second)``, the second starting at 0 (ALIF: ``a``, CuBa:
+    ``i``): its core, state type, time constants in the core's order (the membrane's first)
+    and further parameters (>= 0) passed before ``threshold``."""
+
+    core: Any
+    state_type: Any
+    taus: tuple[str, ...]
+    extra: tuple[str, ...]
+
+
+def _check_two_state(spec: _Spec, kw: dict[str, Any]) -> None:
+    """Validate a two-state neuron's parameters: the membrane ``tau`` as :func:`_check_lif`'s,
+    the other time constants as time constants, the extras as ``>= 0``."""
+    tau, *others = spec.taus
+    dt = kw["dt"]
+    args = (kw["threshold"], kw["v_reset"], kw["reset"], kw["detach_reset"], kw["decay_input"])
+    _check_lif(kw[tau], *args, dt, tau)
+    for name in others:
+        _core.check_tau(name, kw[name], dt)
+    for name in spec.extra:
+        _core.check_param(name, kw[name], ge=0)
+
+
+def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
+    """Run a two-state neuron given its function's arguments ``kw`` (``x``, ``state`` and the
+    keyword parameters): one prologue (validation, start state) for step and multi-step.
+
+    Returns ``(spikes, state)`` for one step, a :class:`NeuronOutput` for ``multistep``.
+    """
+    x, validate = kw["x"], kw["validate"]
+    if validate:
+        _check_two_state(spec, kw)
+    sg = get_surrogate(kw["surrogate"])
+    params = {name: kw[name] for name in (*spec.taus, *spec.extra, "threshold")}
+    init = dict.fromkeys(spec.state_type._fields, 0.0) | {"v": kw["v_reset"]}
+    start = _start(
+        x, kw["state"], spec.state_type, init, params, multistep=multistep, validate=validate
+    )
+    args = (
+        *(_steps(_like(kw[name], x), kw["dt"]) for name in spec.taus),
+        *(kw[name] for name in spec.extra),
+        *(kw[name] for name in ("threshold", "v_reset", "reset", "detach_reset", "decay_input")),
+        sg,
+    )
+    if multistep:
+        spikes, vs, final = _scan(spec.core, x, start, *args)
+        return NeuronOutput(spikes, vs, spec.state_type(*final))
+    s, *new = spec.core(x, *start, *args)
+    return s, spec.state_type(*new)
+
+
+_ALIF = _Spec(alif_core, ALIFState, ("tau", "tau_adapt"), ("beta",))
+_CUBA = _Spec(cuba_core, CuBaLIFState, ("tau_mem", "tau_syn"), ())
+
 # ---- ALIF --------------------------------------------------------------------------------------
 
 
@@ -483,35 +537,8 @@ def alif_step(
             [0, 1], so the threshold stays within ``[threshold, threshold + beta]``.
         others: as :func:`lif_step`; reset uses the adapted threshold.
     """
-    if validate:
-        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
-        _check_alif(tau_adapt, beta, dt)
-    sg = get_surrogate(surrogate)
-    params = {"tau": tau, "tau_adapt": tau_adapt, "beta": beta, "threshold": threshold}
-    v, a = _start(
-        x,
-        state,
-        ALIFState,
-        {"v": v_reset, "a": 0.0},
-        params,
-        multistep=False,
-        validate=validate,
-    )
-    s, v, a = alif_core(
-        x,
-        v,
-        a,
-        _steps(_like(tau, x), dt),
-        _steps(_like(tau_adapt, x), dt),
-        beta,
-        threshold,
-        v_reset,
-        reset,
-        detach_reset,
-        decay_input,
-        sg,
-    )
-    return s, ALIFState(v, a)
+    out: tuple[Tensor, ALIFState] = _two_state(_ALIF, dict(locals()), multistep=False)
+    return out
 
 
 def alif_multistep(
@@ -531,29 +558,8 @@ def alif_multistep(
     validate: bool = True,
 ) -> NeuronOutput[ALIFState]:
     """ALIF over ``x: [T, B, ...]`` (reference loop under autograd); args as :func:`alif_step`."""
-    if validate:
-        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
-        _check_alif(tau_adapt, beta, dt)
-    sg = get_surrogate(surrogate)
-    params = {"tau": tau, "tau_adapt": tau_adapt, "beta": beta, "threshold": threshold}
-    v, a = _start(
-        x, state, ALIFState, {"v": v_reset, "a": 0.0}, params, multistep=True, validate=validate
-    )
-    spikes, vs, state = _scan(
-        alif_core,
-        x,
-        (v, a),
-        _steps(_like(tau, x), dt),
-        _steps(_like(tau_adapt, x), dt),
-        beta,
-        threshold,
-        v_reset,
-        reset,
-        detach_reset,
-        decay_input,
-        sg,
-    )
-    return NeuronOutput(spikes, vs, ALIFState(*state))
+    out: NeuronOutput[ALIFState] = _two_state(_ALIF, dict(locals()), multistep=True)
+    return out
 
 
 # ---- CuBa-LIF ------------------------------------------------------------------------------------
@@ -581,34 +587,8 @@ def cuba_lif_step(
         tau_syn: synaptic-current time constant (>= dt).
         others: as :func:`lif_step`. Defaults are Norse's (10 ms, 5 ms at dt = 1 ms).
     """
-    if validate:
-        _check_lif(tau_mem, threshold, v_reset, reset, detach_reset, decay_input, dt, "tau_mem")
-        _core.check_tau("tau_syn", tau_syn, dt)
-    sg = get_surrogate(surrogate)
-    params = {"tau_mem": tau_mem, "tau_syn": tau_syn, "threshold": threshold}
-    v, i = _start(
-        x,
-        state,
-        CuBaLIFState,
-        {"v": v_reset, "i": 0.0},
-        params,
-        multistep=False,
-        validate=validate,
-    )
-    s, v, i = cuba_core(
-        x,
-        v,
-        i,
-        _steps(_like(tau_mem, x), dt),
-        _steps(_like(tau_syn, x), dt),
-        threshold,
-        v_reset,
-        reset,
-        detach_reset,
-        decay_input,
-        sg,
-    )
-    return s, CuBaLIFState(v, i)
+    out: tuple[Tensor, CuBaLIFState] = _two_state(_CUBA, dict(locals()), multistep=False)
+    return out
 
 
 def cuba_lif_multistep(
@@ -627,34 +607,8 @@ def cuba_lif_multistep(
     validate: bool = True,
 ) -> NeuronOutput[CuBaLIFState]:
     """CuBa-LIF over ``x: [T, B, ...]`` (reference loop); args as :func:`cuba_lif_step`."""
-    if validate:
-        _check_lif(tau_mem, threshold, v_reset, reset, detach_reset, decay_input, dt, "tau_mem")
-        _core.check_tau("tau_syn", tau_syn, dt)
-    sg = get_surrogate(surrogate)
-    params = {"tau_mem": tau_mem, "tau_syn": tau_syn, "threshold": threshold}
-    v, i = _start(
-        x,
-        state,
-        CuBaLIFState,
-        {"v": v_reset, "i": 0.0},
-        params,
-        multistep=True,
-        validate=validate,
-    )
-    spikes, vs, state = _scan(
-        cuba_core,
-        x,
-        (v, i),
-        _steps(_like(tau_mem, x), dt),
-        _steps(_like(tau_syn, x), dt),
-        threshold,
-        v_reset,
-        reset,
-        detach_reset,
-        decay_input,
-        sg,
-    )
-    return NeuronOutput(spikes, vs, CuBaLIFState(*state))
+    out: NeuronOutput[CuBaLIFState] = _two_state(_CUBA, dict(locals()), multistep=True)
+    return out
 
 
 # ---- modules -------------------------------------------------------------------------------------
@@ -838,13 +792,44 @@ class PLIF(LIF):
         return self.dt * (1.0 + torch.exp(-self.w))
 
 
-class ALIF(_Neuron):
+class _TwoStateNeuron(_Neuron):
+    """Shell of a two-state neuron (:data:`_ALIF`, :data:`_CUBA`): the spec's time constants
+    and extras become attributes; ``run``/``step`` go through :func:`_two_state`."""
+
+    _spec: ClassVar[_Spec]
+
+    def _init_two_state(self, kw: dict[str, Any]) -> None:
+        _check_two_state(self._spec, kw)
+        for name in (*self._spec.taus, *self._spec.extra, "decay_input", "dt"):
+            setattr(self, name, kw[name])
+
+    def _names(self) -> tuple[str, ...]:
+        return (*self._spec.taus, *self._spec.extra, "decay_input", "dt")
+
+    def _kw(self, x: Tensor, state: Any) -> dict[str, Any]:
+        own = {name: getattr(self, name) for name in self._names()}
+        return {"x": x, "state": state, **own, **self._common()}
+
+    def run(self, x: Tensor, state: Any = None) -> Any:
+        return _two_state(self._spec, self._kw(x, state), multistep=True)
+
+    def step(self, x: Tensor, state: Any = None) -> Any:
+        return _two_state(self._spec, self._kw(x, state), multistep=False)
+
+    def extra_repr(self) -> str:
+        own = ", ".join(f"{name}={getattr(self, name)}" for name in self._names())
+        return f"{own}, {super().extra_repr()}"
+
+
+class ALIF(_TwoStateNeuron):
     """Adaptive-threshold LIF neurons; see :func:`alif_step` for the arguments.
 
     ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[ALIFState]``,
     ``step(x_t [B, ...], state) -> (spikes, ALIFState)``. Multi-step runs use the reference
     loop (no fused path).
     """
+
+    _spec = _ALIF
 
     def __init__(
         self,
@@ -862,42 +847,18 @@ class ALIF(_Neuron):
         validate: bool = True,
     ) -> None:
         super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
-        _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
-        _check_alif(tau_adapt, beta, dt)
-        self.tau, self.tau_adapt, self.beta = tau, tau_adapt, beta
-        self.decay_input = decay_input
-        self.dt = dt
-
-    def _alif(self) -> dict[str, Any]:
-        return {
-            "tau": self.tau,
-            "tau_adapt": self.tau_adapt,
-            "beta": self.beta,
-            "decay_input": self.decay_input,
-            "dt": self.dt,
-            **self._common(),
-        }
-
-    def run(self, x: Tensor, state: ALIFState | None = None) -> NeuronOutput[ALIFState]:
-        return alif_multistep(x, state, **self._alif())
-
-    def step(self, x: Tensor, state: ALIFState | None = None) -> tuple[Tensor, ALIFState]:
-        return alif_step(x, state, **self._alif())
-
-    def extra_repr(self) -> str:
-        return (
-            f"tau={self.tau}, tau_adapt={self.tau_adapt}, beta={self.beta}, "
-            f"decay_input={self.decay_input}, dt={self.dt}, {super().extra_repr()}"
-        )
+        self._init_two_state(dict(locals()))
 
 
-class CuBaLIF(_Neuron):
+class CuBaLIF(_TwoStateNeuron):
     """Current-based LIF neurons; see :func:`cuba_lif_step` for the arguments.
 
     ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[CuBaLIFState]``,
     ``step(x_t [B, ...], state) -> (spikes, CuBaLIFState)``. Multi-step runs use the reference
     loop (no fused path).
     """
+
+    _spec = _CUBA
 
     def __init__(
         self,
@@ -914,29 +875,4 @@ class CuBaLIF(_Neuron):
         validate: bool = True,
     ) -> None:
         super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
-        _check_lif(tau_mem, threshold, v_reset, reset, detach_reset, decay_input, dt, "tau_mem")
-        _core.check_tau("tau_syn", tau_syn, dt)
-        self.tau_mem, self.tau_syn = tau_mem, tau_syn
-        self.decay_input = decay_input
-        self.dt = dt
-
-    def _cuba(self) -> dict[str, Any]:
-        return {
-            "tau_mem": self.tau_mem,
-            "tau_syn": self.tau_syn,
-            "decay_input": self.decay_input,
-            "dt": self.dt,
-            **self._common(),
-        }
-
-    def run(self, x: Tensor, state: CuBaLIFState | None = None) -> NeuronOutput[CuBaLIFState]:
-        return cuba_lif_multistep(x, state, **self._cuba())
-
-    def step(self, x: Tensor, state: CuBaLIFState | None = None) -> tuple[Tensor, CuBaLIFState]:
-        return cuba_lif_step(x, state, **self._cuba())
-
-    def extra_repr(self) -> str:
-        return (
-            f"tau_mem={self.tau_mem}, tau_syn={self.tau_syn}, decay_input={self.decay_input}, "
-            f"dt={self.dt}, {super().extra_repr()}"
-        )
+        self._init_two_state(dict(locals()))

@@ -26,6 +26,16 @@ Every derivative except ``FastSigmoid``'s integrates to 1 over x (the surrogate 
 Heaviside); ``FastSigmoid`` peaks at 1 and integrates to ``2 / alpha`` (the snnTorch/Norse
 convention). Surrogates are frozen dataclasses: hashable, comparable, safe as defaults.
 
+Potential-dependent surrogates (``needs_potential = True``, e.g.
+:class:`neuronkit.snn.attacks.PDSG`) shape their gradient from running statistics of the
+membrane potential: neurons then call ``surrogate.fire(v - threshold, v)`` every step and
+``surrogate.begin()`` at the start of every multi-step run (driving ``*_step`` by hand, call
+``begin()`` at each sequence start). The fused multi-step path has no per-step hook, so with
+such a surrogate and a gradient to compute it runs the step-by-step reference loop instead
+(same forward bits). :func:`swap_surrogate` puts a surrogate into every neuron of a model
+(for instance to attack a model whose training surrogate is unknown) and can put the old
+ones back.
+
 >>> spike = ATan(alpha=2.0)
 >>> spike(torch.tensor([-0.5, 0.0, 0.5]))
 tensor([0., 1., 1.])
@@ -34,11 +44,12 @@ tensor([0., 1., 1.])
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from neuronkit.common import check_choice, check_number, check_type
 
@@ -52,10 +63,12 @@ __all__ = [
     "Sigmoid",
     "SpikeFunction",
     "Surrogate",
+    "SurrogateSwap",
     "Triangle",
     "get_surrogate",
     "heaviside",
     "surrogate_names",
+    "swap_surrogate",
 ]
 
 
@@ -100,6 +113,8 @@ class Surrogate:
 
     alpha: float = 1.0
     name: ClassVar[str] = "surrogate"
+    #: True for surrogates that need the membrane potential (see :meth:`fire`).
+    needs_potential: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         check_number("alpha", self.alpha, gt=0)
@@ -117,6 +132,22 @@ class Surrogate:
         differentiates through it for double backward).
         """
         raise NotImplementedError
+
+    def fire(self, x: Tensor, v: Tensor) -> Tensor:
+        """Spikes ``H(x)`` for ``x = v - threshold`` given the membrane ``v`` (same shape).
+
+        Neurons call this instead of ``self(x)`` when :attr:`needs_potential` is set; the base
+        class ignores ``v``.
+        """
+        return self(x)
+
+    def begin(self) -> None:
+        """A new sequence starts (called by every multi-step run); stateless: nothing to do."""
+
+    def for_module(self) -> Surrogate:
+        """The instance one neuron module should hold: ``self`` for stateless surrogates, a fresh
+        copy (own statistics) for stateful ones. Used by :func:`swap_surrogate`."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -220,3 +251,86 @@ def get_surrogate(surrogate: Surrogate | str, alpha: float | None = None) -> Sur
     name = check_choice("surrogate", surrogate.lower(), surrogate_names())
     cls = _REGISTRY[_ALIASES.get(name, name)]
     return cls() if alpha is None else cls(alpha=alpha)
+
+
+class SurrogateSwap:
+    """The handle :func:`swap_surrogate` returns: which surrogates it replaced, and how to put
+    them back (:meth:`restore`, or leave a ``with`` block).
+
+    Attributes:
+        old: ``{module name: surrogate it held before}``.
+        new: ``{module name: surrogate it holds now}``.
+    """
+
+    def __init__(self, swapped: list[tuple[str, nn.Module, Surrogate, Surrogate]]) -> None:
+        self._swapped = swapped
+        self.old = {name: old for name, _, old, _ in swapped}
+        self.new = {name: new for name, _, _, new in swapped}
+        self.restored = False
+
+    def __len__(self) -> int:
+        return len(self._swapped)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.old)
+
+    def begin(self) -> None:
+        """Call ``begin()`` on every new surrogate (needed only when driving ``step`` by hand)."""
+        for sg in self.new.values():
+            sg.begin()
+
+    def restore(self) -> None:
+        """Put the old surrogates back (idempotent)."""
+        if not self.restored:
+            for _, module, old, _ in self._swapped:
+                setattr(module, "surrogate", old)  # noqa: B010 (plain attribute)
+            self.restored = True
+
+    def __enter__(self) -> SurrogateSwap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def __repr__(self) -> str:
+        return f"SurrogateSwap({len(self)} modules, restored={self.restored})"
+
+
+def swap_surrogate(model: nn.Module, surrogate: Surrogate | str) -> SurrogateSwap:
+    """Replace the surrogate of every neuron module in ``model`` (in place).
+
+    A neuron module is any submodule (``model`` included) whose ``surrogate`` attribute is a
+    :class:`Surrogate`: every neuron class of this package and anything built the same way.
+    Each one gets ``surrogate.for_module()``, so stateful surrogates (running statistics) are
+    not shared between layers. The forward pass is unchanged (spikes are always the Heaviside
+    step); only the gradient changes. Use the result as a context manager to restore the old
+    surrogates on exit, or call its ``restore()``::
+
+        with swap_surrogate(model, PDSG()):
+            x_adv = pgd(model, x, y, eps=0.1)
+
+    Args:
+        model: the network (an ``nn.Module``).
+        surrogate: a :class:`Surrogate` or its name (see :func:`surrogate_names`).
+
+    Returns:
+        A :class:`SurrogateSwap` with the replaced (``old``) and new surrogates per module name.
+
+    Raises:
+        ValueError: ``model`` holds no neuron module with a surrogate.
+    """
+    check_type("model", model, nn.Module)
+    sg = get_surrogate(surrogate)
+    swapped = []
+    for name, module in model.named_modules():
+        old = getattr(module, "surrogate", None)
+        if isinstance(old, Surrogate):
+            new = sg.for_module()
+            setattr(module, "surrogate", new)  # noqa: B010
+            swapped.append((name, module, old, new))
+    if not swapped:
+        raise ValueError(
+            f"model must contain at least one neuron module with a Surrogate in its "
+            f"'surrogate' attribute, got a {type(model).__name__} with none"
+        )
+    return SurrogateSwap(swapped)

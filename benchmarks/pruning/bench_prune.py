@@ -1,0 +1,237 @@
+"""Structural pruning: neuronkit-pruning (SPA) against Torch-Pruning on one model zoo (CPU).
+
+Same importance (group L2 magnitude, mean over members), same channel ratio (50% of every
+prunable group, local), the classifier output kept, for: ResNet-56-style, VGG-style,
+MobileNetV2-style (depthwise), DenseNet-style (concat), a small ViT with nn.MultiheadAttention
+and a tiny GPT-2 built from a Hugging Face config (when transformers is installed). Reported per
+model and library: whether it handled the model (pruned model runs, output shape kept), MACs
+before/after (one counter, neuronkit.pruning.count_macs, for both), time to build the graph and
+prune (median of --repeats, each on a fresh copy), CPU latency before/after (median of timed
+forwards, fixed thread count). neuronkit's ONNX route is reported separately (exported model,
+pruned, run in onnxruntime).
+
+    python benchmarks/pruning/bench_prune.py [--threads 1] [--repeats 5] [--quick]
+
+Needs torch-pruning (a benchmark-only environment); without it only neuronkit runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "pruning_spa.json"
+RATIO = 0.5
+
+
+def models() -> dict[str, tuple[Any, Any, list[str]]]:
+    """name -> (constructor, example-input maker, names of output layers to keep)."""
+    from neuronkit.pruning import DenseNetStyle, MobileNetV2Style, ResNetStyle, SmallViT, VGGStyle
+
+    img = lambda: torch.randn(1, 3, 32, 32)  # noqa: E731
+    out: dict[str, tuple[Any, Any, list[str]]] = {
+        "resnet56": (lambda: ResNetStyle(blocks=9), img, ["fc"]),
+        "vgg": (lambda: VGGStyle(widths=(64, 128, 256, 256), image_size=32), img, ["classifier.3"]),
+        "mobilenetv2": (lambda: MobileNetV2Style(expand=6), img, ["fc"]),
+        "densenet": (lambda: DenseNetStyle(growth=12, layers=6), img, ["fc"]),
+        "vit": (lambda: SmallViT(image_size=32, patch=4, dim=128, depth=4, heads=4), img, ["head"]),
+    }
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        def gpt() -> nn.Module:
+            cfg = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=128)
+            cfg._attn_implementation = "eager"
+            return GPT2LMHeadModel(cfg)
+
+        out["tiny_gpt2"] = (gpt, lambda: torch.randint(0, 128, (1, 16)), ["lm_head"])
+    except ImportError:
+        pass
+    return out
+
+
+def _logits(y: Any) -> torch.Tensor:
+    if hasattr(y, "logits"):
+        return y.logits
+    return y[0] if isinstance(y, (tuple, list)) else y
+
+
+def prune_neuronkit(model: nn.Module, x: torch.Tensor, keep: list[str]) -> nn.Module:
+    from neuronkit.pruning import DependencyGraph, plan_pruning, prune
+
+    graph = DependencyGraph(model, x)
+    return prune(graph, plan_pruning(graph, "l2", RATIO, ignored_layers=keep), inplace=True)
+
+
+def prune_tp(model: nn.Module, x: torch.Tensor, keep: list[str]) -> nn.Module:
+    import torch_pruning as tp
+
+    ignored = [model.get_submodule(k) for k in keep]
+    heads = {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+    unwrapped = [
+        (p, p.ndim - 1) for n, p in model.named_parameters(recurse=False) if p.ndim >= 2
+    ]  # e.g. a ViT's class token and position embedding: prune their channel axis too
+    pruner = tp.pruner.MetaPruner(
+        model,
+        x,
+        unwrapped_parameters=unwrapped or None,
+        importance=tp.importance.GroupMagnitudeImportance(p=2, group_reduction="mean"),
+        pruning_ratio=RATIO,
+        ignored_layers=ignored,
+        num_heads=heads,
+        prune_head_dims=True,
+        prune_num_heads=False,
+    )
+    pruner.step()
+    for m, h in heads.items():  # Torch-Pruning's documented MHA post-fix
+        m.embed_dim = m.in_proj_weight.shape[1]
+        m.head_dim = m.embed_dim // h
+        m.kdim = m.vdim = m.embed_dim
+    return model
+
+
+PRUNERS = {"neuronkit": prune_neuronkit, "torch_pruning": prune_tp}
+
+
+def latency(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
+    model.eval()
+    with torch.no_grad():
+        for _ in range(3):
+            model(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(library: str, name: str, repeats: int) -> dict[str, Any]:
+    from neuronkit.pruning import count_macs
+
+    ctor, make_x, keep = models()[name]
+    torch.manual_seed(0)
+    base = ctor().eval()
+    x = make_x()
+    row: dict[str, Any] = {"library": library, "model": name}
+    try:
+        times, pruned = [], None
+        for _ in range(repeats):
+            m = copy.deepcopy(base)
+            t = time.perf_counter()
+            pruned = PRUNERS[library](m, x, keep)
+            times.append(time.perf_counter() - t)
+        assert pruned is not None
+        with torch.no_grad():
+            y0, y1 = _logits(base(x)), _logits(pruned(x))
+        if y0.shape != y1.shape:
+            raise RuntimeError(f"output shape changed {tuple(y0.shape)} -> {tuple(y1.shape)}")
+        row.update(
+            handled=True,
+            macs_before=count_macs(base, x),
+            macs_after=count_macs(pruned, x),
+            params_before=sum(p.numel() for p in base.parameters()),
+            params_after=sum(p.numel() for p in pruned.parameters()),
+            graph_and_prune_s=statistics.median(times),
+            latency_before_ms=1e3 * latency(base, x, 5 * repeats),
+            latency_after_ms=1e3 * latency(pruned, x, 5 * repeats),
+        )
+    except Exception as exc:  # a library failing on a model is a result, not a crash
+        row.update(handled=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+    return row
+
+
+def bench_onnx(name: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"library": "neuronkit-onnx", "model": name}
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+
+        from neuronkit.pruning.onnx import prune_onnx
+
+        ctor, make_x, _ = models()[name]
+        torch.manual_seed(0)
+        model, x = ctor().eval(), make_x()
+        f = io.BytesIO()
+        torch.onnx.export(model, (x,), f, dynamo=False, input_names=["x"], output_names=["y"])
+        proto = onnx.load_from_string(f.getvalue())
+        t = time.perf_counter()
+        hard = prune_onnx(proto, RATIO)
+        row["graph_and_prune_s"] = time.perf_counter() - t
+        soft = prune_onnx(proto, RATIO, soft=True)
+
+        def run(p: Any) -> Any:
+            s = ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+            return s.run(None, {"x": x.numpy()})[0]
+
+        row["max_abs_hard_minus_soft"] = float(np.abs(run(hard) - run(soft)).max())
+        row["bytes_before"] = len(proto.SerializeToString())
+        row["bytes_after"] = len(hard.SerializeToString())
+        row["handled"] = True
+    except Exception as exc:
+        row.update(handled=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+    return row
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    repeats = 2 if args.quick else args.repeats
+    libraries = ["neuronkit"]
+    try:
+        import torch_pruning
+
+        libraries.append("torch_pruning")
+        tp_version = torch_pruning.__version__
+    except ImportError:
+        tp_version = None
+    rows = []
+    for name in models():
+        for lib in libraries:
+            row = bench(lib, name, repeats)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        if name != "tiny_gpt2":
+            row = bench_onnx(name)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    import neuronkit.pruning as nkp
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "pruning_spa",
+                "ratio": RATIO,
+                "importance": "group L2 magnitude, mean over members",
+                "threads": args.threads,
+                "repeats": repeats,
+                "torch": torch.__version__,
+                "neuronkit_pruning": nkp.__version__,
+                "torch_pruning": tp_version,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,885 @@
+"""Channel dependency graph: coupled channel groups traced from a PyTorch model.
+
+Wang, Rachwan, Günnemann & Charpentier (2024), "Structurally Prune Anything: Any Architecture,
+Any Framework, Any Time" (SPA). SPA builds a standardized computational graph, propagates the
+channel "masks" of every prunable operator through it and groups the operators whose channels
+must be removed together (coupled channels). This module does the same on a ``torch.fx`` trace:
+
+* every producer of channels (Conv/Linear output rows, Embedding columns, parameters read in
+  ``forward`` such as class tokens and position embeddings) creates fresh *channel slots*;
+* every tensor carries a label ``(axis, slots)`` saying which slot each index along its channel
+  axis belongs to; shape-aware rules move labels through elementwise ops, residual adds
+  (slot-wise union), concatenation and split (index mapping), flatten / reshape (channel x
+  spatial expansion), permute / transpose, pooling, depthwise convolution (output = input
+  slots), normalization layers (BN / LN parameters follow their channel), and
+  ``nn.MultiheadAttention`` (input and output embedding channels coupled, heads kept whole);
+* consumers (Conv/Linear input columns, normalization parameters) attach to the slots they read.
+
+A *group* is a set of coupled channels: the slots tied together by one producer or by a
+residual union. Removing channel ``j`` of a group removes the matching slice of every member
+parameter. Anything the rules cannot map (an unknown op, a channel-mixing reshape, a grouped
+convolution, the model output) *freezes* the slots it touches, so the pruner may be
+conservative but never silently wrong. Models ``torch.fx`` cannot trace raise
+:class:`UntraceableModelError` naming the operation.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+__all__ = [
+    "DependencyGraph",
+    "Group",
+    "GroupMember",
+    "UntraceableModelError",
+]
+
+
+class UntraceableModelError(ValueError):
+    """The model cannot be traced into a graph; the message names the failing operation."""
+
+
+@dataclass
+class GroupMember:
+    """One parameter slice set of a group.
+
+    Attributes:
+        module: qualified module name ("" for the root module).
+        param: parameter or buffer name inside ``module``.
+        dim: the tensor dimension indexed by channels.
+        role: "out" (producer rows), "in" (consumer columns), "norm" (normalization
+            parameters and statistics) or "embed" (a parameter read in ``forward``).
+        kind: the module class name ("Conv2d", "Linear", ...; "Parameter" for embeds).
+        positions: for each channel of the group, the indices along ``dim`` that hold it
+            (one index, or several after a flatten expanded channels over space).
+    """
+
+    module: str
+    param: str
+    dim: int
+    role: str
+    kind: str
+    positions: list[list[int]]
+
+
+@dataclass
+class Group:
+    """A set of coupled channels that must be removed together.
+
+    Attributes:
+        index: position in :attr:`DependencyGraph.groups`.
+        size: number of channels ``n``.
+        members: every parameter slice of the group (:class:`GroupMember`).
+        producers: names of the modules (or parameters) whose output rows create the channels.
+        prunable: False when an op the rules cannot map touches the channels.
+        reason: why the group is frozen ("" when prunable).
+        multiple: the number of removed channels must be a multiple of this (attention heads).
+        attention: names of the ``nn.MultiheadAttention`` modules whose embedding is this group.
+    """
+
+    index: int
+    size: int
+    members: list[GroupMember]
+    producers: list[str]
+    prunable: bool = True
+    reason: str = ""
+    multiple: int = 1
+    attention: list[str] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def name(self) -> str:
+        """A readable name: the first producer."""
+        return self.producers[0] if self.producers else f"group{self.index}"
+
+
+@dataclass
+class _Label:
+    axis: int
+    slots: list[int]
+
+
+@dataclass
+class _RawMember:
+    module: str
+    param: str
+    dim: int
+    role: str
+    kind: str
+    slots: list[int]
+
+
+_ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Mish,
+    nn.Softplus,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Identity,
+)
+_POOL_MODULES: tuple[type[nn.Module], ...] = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+)
+_F = torch.nn.functional
+_ELEMENTWISE_FUNCS: set[Any] = {
+    torch.relu,
+    _F.relu,
+    _F.relu6,
+    _F.gelu,
+    _F.silu,
+    _F.leaky_relu,
+    _F.elu,
+    _F.hardswish,
+    _F.dropout,
+    torch.sigmoid,
+    torch.tanh,
+    _F.sigmoid,
+    _F.tanh,
+    torch.abs,
+    torch.neg,
+    operator.neg,
+}
+_ELEMENTWISE_METHODS = {
+    "relu",
+    "sigmoid",
+    "tanh",
+    "contiguous",
+    "clone",
+    "float",
+    "double",
+    "half",
+    "to",
+    "type_as",
+    "abs",
+    "neg",
+    "detach",
+}
+_BINARY_FUNCS: set[Any] = {
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.iadd,
+    operator.imul,
+    torch.add,
+    torch.sub,
+    torch.mul,
+    torch.div,
+    torch.maximum,
+    torch.minimum,
+}
+_BINARY_METHODS = {"add", "sub", "mul", "div", "add_", "mul_"}
+_POOL_FUNCS: set[Any] = {
+    _F.adaptive_avg_pool2d,
+    _F.adaptive_avg_pool1d,
+    _F.max_pool2d,
+    _F.avg_pool2d,
+    _F.max_pool1d,
+    _F.avg_pool1d,
+    _F.adaptive_max_pool2d,
+}
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    if not isinstance(node, fx.Node):
+        return None
+    shape = node.meta.get("nk_shape")
+    return shape if isinstance(shape, tuple) else None
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the traced graph once and records every tensor result's shape in ``node.meta``."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            n.meta["nk_shape"] = tuple(int(s) for s in result.shape)
+        return result
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+
+    def new(self, n: int) -> list[int]:
+        start = len(self.parent)
+        self.parent.extend(range(start, start + n))
+        return list(range(start, start + n))
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    module, _, name = target.rpartition(".")
+    return module, name
+
+
+def _trace(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModule:
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if "/torch/" not in f.filename.replace("\\", "/")
+        ]
+        where = ""
+        if frames:
+            f = frames[-1]
+            where = f" at {f.filename}:{f.lineno} `{(f.line or '').strip()}`"
+        raise UntraceableModelError(
+            f"model: torch.fx cannot trace {type(model).__name__}: the operation{where} "
+            f"failed with {type(exc).__name__}: {exc}. Data-dependent control flow and "
+            "untraceable calls must be removed or wrapped as leaf modules; the model was not "
+            "changed."
+        ) from exc
+    try:
+        _ShapeRecorder(gm).run(*example_inputs)
+    except Exception as exc:
+        raise ValueError(
+            f"example_inputs: running the traced {type(model).__name__} on the example inputs "
+            f"failed ({type(exc).__name__}: {exc}); pass inputs the model accepts"
+        ) from exc
+    return gm
+
+
+class DependencyGraph:
+    """The channel dependency graph of a model (SPA's coupled-channel grouping).
+
+    Args:
+        model: the ``nn.Module`` to analyse; it is traced with ``torch.fx`` and never modified.
+        example_inputs: a tensor or a tuple of positional inputs the model accepts (e.g.
+            ``x: [B, C, H, W]``); used for shapes only. Prefer a batch of at least 2.
+
+    Attributes:
+        groups: list of :class:`Group`, prunable and frozen.
+        module_names: names of every submodule, for validating ignore lists.
+
+    Raises:
+        UntraceableModelError: when ``torch.fx`` cannot trace the model (names the op).
+        TypeError: when ``model`` is not an ``nn.Module``.
+    """
+
+    def __init__(self, model: nn.Module, example_inputs: Any) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(example_inputs, torch.Tensor):
+            example_inputs = (example_inputs,)
+        if not isinstance(example_inputs, (tuple, list)) or not example_inputs:
+            raise TypeError(
+                "example_inputs: expected a tensor or a non-empty tuple of inputs, got "
+                f"{type(example_inputs).__name__}"
+            )
+        self.model = model
+        self.example_inputs = tuple(example_inputs)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                self.gm = _trace(model, self.example_inputs)
+        finally:
+            model.train(was_training)
+        self.module_names = {name for name, _ in model.named_modules()}
+        self._modules = dict(model.named_modules())
+        self._uf = _UnionFind()
+        self._frozen: dict[int, str] = {}
+        self._members: list[_RawMember] = []
+        self._mha: list[tuple[str, list[int], int]] = []
+        self._layernorms: set[str] = set()
+        self._build()
+        self.layernorms = frozenset(self._layernorms)
+        self.groups = self._make_groups()
+
+    # ------------------------------------------------------------------ tracing rules
+    def _freeze(self, label: Any, reason: str) -> None:
+        if isinstance(label, _Label):
+            for s in label.slots:
+                self._frozen.setdefault(s, reason)
+        elif isinstance(label, (list, tuple)):
+            for item in label:
+                self._freeze(item, reason)
+
+    def _freeze_args(self, labels: dict[fx.Node, Any], node: fx.Node, reason: str) -> None:
+        def visit(a: Any) -> Any:
+            if isinstance(a, fx.Node):
+                self._freeze(labels.get(a), reason)
+            return a
+
+        fx.node.map_aggregate(node.args, visit)
+        fx.node.map_aggregate(node.kwargs, visit)
+
+    def _fresh(self, n: int, axis: int) -> _Label:
+        return _Label(axis, self._uf.new(n))
+
+    def _member(
+        self, module: str, param: str, dim: int, role: str, kind: str, slots: list[int]
+    ) -> None:
+        self._members.append(_RawMember(module, param, dim, role, kind, list(slots)))
+
+    def _unify(self, a: _Label, b: _Label) -> bool:
+        if len(a.slots) != len(b.slots):
+            return False
+        for x, y in zip(a.slots, b.slots, strict=True):
+            self._uf.union(x, y)
+        return True
+
+    def _build(self) -> None:
+        labels: dict[fx.Node, Any] = {}
+        for node in self.gm.graph.nodes:
+            try:
+                labels[node] = self._rule(node, labels)
+            except _Freeze as fz:
+                self._freeze_args(labels, node, fz.reason)
+                labels[node] = None
+
+    def _rule(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        op = node.op
+        if op == "placeholder":
+            return None
+        if op == "get_attr":
+            shape = _shape(node)
+            if shape is None or len(shape) == 0:
+                return None
+            module, name = _split_target(str(node.target))
+            label = self._fresh(shape[-1], len(shape) - 1)
+            self._member(module, name, len(shape) - 1, "embed", "Parameter", label.slots)
+            return label
+        if op == "output":
+            self._freeze_args(labels, node, "model output")
+            return None
+        if op == "call_module":
+            return self._module_rule(node, labels)
+        if op == "call_function":
+            return self._function_rule(node, labels, node.target)
+        if op == "call_method":
+            return self._method_rule(node, labels)
+        raise _Freeze(f"unsupported node {op}")
+
+    def _in(self, node: fx.Node, labels: dict[fx.Node, Any], i: int = 0) -> Any:
+        arg = node.args[i] if len(node.args) > i else None
+        return labels.get(arg) if isinstance(arg, fx.Node) else None
+
+    def _passthrough(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        src, out = _shape(node.args[0]), _shape(node)
+        if src is None or out is None or len(src) != len(out):
+            raise _Freeze(f"{_describe(node)} changes the rank")
+        if out[label.axis] != src[label.axis]:
+            raise _Freeze(f"{_describe(node)} changes the channel axis")
+        return label
+
+    def _module_rule(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        name = str(node.target)
+        mod = self._modules[name]
+        kind = type(mod).__name__
+        x = self._in(node, labels)
+        out_shape = _shape(node)
+        if isinstance(mod, (_ELEMENTWISE_MODULES, _POOL_MODULES)):
+            return self._passthrough(node, labels)
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            depthwise = mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1
+            if depthwise:
+                if x is None:
+                    return None
+                if x.axis != 1 or len(x.slots) != mod.in_channels:
+                    raise _Freeze(f"{name}: input channels not on axis 1")
+                self._member(name, "weight", 0, "out", kind, x.slots)
+                if mod.bias is not None:
+                    self._member(name, "bias", 0, "out", kind, x.slots)
+                return x
+            if mod.groups > 1:
+                self._freeze(x, f"{name}: grouped convolution (groups={mod.groups})")
+                out = self._fresh(mod.out_channels, 1)
+                self._freeze(out, f"{name}: grouped convolution (groups={mod.groups})")
+                return out
+            if x is not None:
+                if x.axis == 1 and len(x.slots) == mod.in_channels:
+                    self._member(name, "weight", 1, "in", kind, x.slots)
+                else:
+                    self._freeze(x, f"{name}: input channels not on axis 1")
+            out = self._fresh(mod.out_channels, 1)
+            self._member(name, "weight", 0, "out", kind, out.slots)
+            if mod.bias is not None:
+                self._member(name, "bias", 0, "out", kind, out.slots)
+            return out
+        if isinstance(mod, nn.Linear):
+            if out_shape is None:
+                raise _Freeze(f"{name}: unknown shape")
+            if x is not None:
+                in_shape = _shape(node.args[0])
+                if (
+                    in_shape is not None
+                    and x.axis == len(in_shape) - 1
+                    and len(x.slots) == mod.in_features
+                ):
+                    self._member(name, "weight", 1, "in", kind, x.slots)
+                else:
+                    self._freeze(x, f"{name}: input features not on the last axis")
+            out = self._fresh(mod.out_features, len(out_shape) - 1)
+            self._member(name, "weight", 0, "out", kind, out.slots)
+            if mod.bias is not None:
+                self._member(name, "bias", 0, "out", kind, out.slots)
+            return out
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            if x is None:
+                return None
+            if x.axis != 1 or len(x.slots) != mod.num_features:
+                raise _Freeze(f"{name}: channels not on axis 1")
+            for p in ("weight", "bias", "running_mean", "running_var"):
+                if getattr(mod, p, None) is not None:
+                    self._member(name, p, 0, "norm", kind, x.slots)
+            return x
+        if isinstance(mod, nn.LayerNorm):
+            if x is None:
+                return None
+            in_shape = _shape(node.args[0])
+            assert in_shape is not None
+            nd = len(mod.normalized_shape)
+            if x.axis < len(in_shape) - nd:
+                return x  # channels not normalized over
+            if nd != 1 or x.axis != len(in_shape) - 1:
+                raise _Freeze(f"{name}: LayerNorm over several axes including channels")
+            for p in ("weight", "bias"):
+                if getattr(mod, p, None) is not None:
+                    self._member(name, p, 0, "norm", kind, x.slots)
+            self._layernorms.add(name)
+            return x
+        if isinstance(mod, nn.GroupNorm):
+            self._freeze(x, f"{name}: GroupNorm channels are kept (group structure)")
+            return x
+        if isinstance(mod, nn.Embedding):
+            assert out_shape is not None
+            out = self._fresh(mod.embedding_dim, len(out_shape) - 1)
+            self._member(name, "weight", 1, "out", kind, out.slots)
+            return out
+        if isinstance(mod, nn.Flatten):
+            return self._reshape(node, labels)
+        if isinstance(mod, nn.Softmax):
+            if x is not None and mod.dim is not None and mod.dim % len(out_shape or (1,)) == x.axis:
+                raise _Freeze(f"{name}: softmax over channels")
+            return x
+        if isinstance(mod, nn.MultiheadAttention):
+            return self._mha_rule(node, labels, name, mod)
+        raise _Freeze(f"{name}: unsupported module {kind}")
+
+    def _mha_rule(
+        self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.MultiheadAttention
+    ) -> Any:
+        q, k, v = (self._in(node, labels, i) for i in range(3))
+        if q is None:
+            self._freeze([k, v], f"{name}: attention query channels are fixed")
+            return [None, None]
+        if (
+            not mod._qkv_same_embed_dim
+            or mod.bias_k is not None
+            or k is None
+            or v is None
+            or not self._unify(q, k)
+            or not self._unify(q, v)
+        ):
+            self._freeze([q, k, v], f"{name}: attention with separate key/value dims")
+            return [None, None]
+        kind = type(mod).__name__
+        self._member(name, "in_proj_weight", 1, "in", kind, q.slots)
+        self._member(name, "out_proj.weight", 0, "out", "Linear", q.slots)
+        if mod.out_proj.bias is not None:
+            self._member(name, "out_proj.bias", 0, "out", "Linear", q.slots)
+        self._mha.append((name, list(q.slots), mod.num_heads))
+        return [_Label(q.axis, list(q.slots)), None]
+
+    def _binary(self, node: fx.Node, labels: dict[fx.Node, Any], operands: Sequence[Any]) -> Any:
+        out = _shape(node)
+        if out is None:
+            return None
+        nd = len(out)
+        labelled: list[tuple[_Label, int]] = []
+        for a in operands:
+            if isinstance(a, fx.Node) and isinstance(labels.get(a), _Label):
+                s = _shape(a)
+                assert s is not None
+                lab = labels[a]
+                labelled.append((lab, lab.axis + nd - len(s)))
+        if not labelled:
+            return None
+        axis = labelled[0][1]
+        result = _Label(axis, list(labelled[0][0].slots))
+        for lab, ax in labelled[1:]:
+            if ax != axis or not self._unify(result, lab):
+                raise _Freeze(f"{_describe(node)} mixes channel axes")
+        for a in operands:
+            if isinstance(a, fx.Node) and not isinstance(labels.get(a), _Label):
+                s = _shape(a)
+                if s is None:
+                    continue
+                idx = axis - (nd - len(s))
+                if idx >= 0 and s[idx] != 1:
+                    raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
+        return result
+
+    def _reshape(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        src, out = _shape(node.args[0]), _shape(node)
+        if src is None or out is None:
+            raise _Freeze(f"{_describe(node)}: unknown shapes")
+        c = label.axis
+        pre = math.prod(src[:c])
+        acc, k = 1, 0
+        while k < len(out) and acc < pre:
+            acc *= out[k]
+            k += 1
+        while k < len(out) - 1 and out[k] == 1 and src[c] != 1:
+            k += 1
+        if acc != pre or k >= len(out) or out[k] % src[c] != 0:
+            raise _Freeze(f"{_describe(node)} splits the channel axis")
+        size, prod_in, m = out[k], src[c], c + 1
+        while prod_in < size and m < len(src):
+            prod_in *= src[m]
+            m += 1
+        if prod_in != size:
+            raise _Freeze(f"{_describe(node)} mixes channels with other axes")
+        rep = size // src[c]
+        return _Label(k, [s for s in label.slots for _ in range(rep)])
+
+    def _reduce(self, node: fx.Node, labels: dict[fx.Node, Any], dims: Any, keep: bool) -> Any:
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        src = _shape(node.args[0])
+        assert src is not None
+        if dims is None:
+            raise _Freeze(f"{_describe(node)} reduces over channels")
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        dims = [d % len(src) for d in dims]
+        if label.axis in dims:
+            raise _Freeze(f"{_describe(node)} reduces over channels")
+        shift = 0 if keep else sum(1 for d in dims if d < label.axis)
+        return _Label(label.axis - shift, label.slots)
+
+    def _cat(self, node: fx.Node, labels: dict[fx.Node, Any], tensors: Any, dim: int) -> Any:
+        out = _shape(node)
+        assert out is not None
+        dim = dim % len(out)
+        parts = [labels.get(t) if isinstance(t, fx.Node) else None for t in tensors]
+        found = [p for p in parts if isinstance(p, _Label)]
+        if not found:
+            return None
+        axis = found[0].axis
+        if any(p.axis != axis for p in found):
+            raise _Freeze(f"{_describe(node)} concatenates different channel axes")
+        if dim == axis:
+            slots: list[int] = []
+            for t, p in zip(tensors, parts, strict=True):
+                if isinstance(p, _Label):
+                    slots.extend(p.slots)
+                else:
+                    s = _shape(t)
+                    assert s is not None
+                    fresh = self._fresh(s[axis], axis)
+                    self._freeze(fresh, f"{_describe(node)}: untracked channels")
+                    slots.extend(fresh.slots)
+            return _Label(axis, slots)
+        result = _Label(axis, list(found[0].slots))
+        for p in found[1:]:
+            if not self._unify(result, p):
+                raise _Freeze(f"{_describe(node)}: channel sizes differ")
+        if len(found) != len(parts):
+            raise _Freeze(f"{_describe(node)} concatenates untracked channels")
+        return result
+
+    def _split(self, node: fx.Node, labels: dict[fx.Node, Any], sizes: Any, dim: int) -> Any:
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        src = _shape(node.args[0])
+        assert src is not None
+        dim = dim % len(src)
+        n = src[dim]
+        if isinstance(sizes, int):
+            sizes = [min(sizes, n - i) for i in range(0, n, sizes)]
+        if dim != label.axis:
+            return [label for _ in sizes]
+        outs, start = [], 0
+        for s in sizes:
+            outs.append(_Label(label.axis, label.slots[start : start + s]))
+            start += s
+        return outs
+
+    def _getitem(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        src_node, idx = node.args[0], node.args[1]
+        label = labels.get(src_node) if isinstance(src_node, fx.Node) else None
+        if isinstance(label, list):
+            return label[idx] if isinstance(idx, int) else None
+        if label is None:
+            return None
+        src = _shape(src_node)
+        if src is None:
+            return None
+        items = idx if isinstance(idx, tuple) else (idx,)
+        if any(isinstance(i, fx.Node) or torch.is_tensor(i) or isinstance(i, list) for i in items):
+            raise _Freeze(f"{_describe(node)}: advanced indexing")
+        n_real = sum(1 for i in items if i is not None and i is not Ellipsis)
+        expanded: list[Any] = []
+        for i in items:
+            if i is Ellipsis:
+                expanded.extend([slice(None)] * (len(src) - n_real))
+            else:
+                expanded.append(i)
+        expanded.extend([slice(None)] * (len(src) - sum(1 for i in expanded if i is not None)))
+        in_ax, out_ax = 0, 0
+        for i in expanded:
+            if i is None:
+                out_ax += 1
+                continue
+            if in_ax == label.axis:
+                if isinstance(i, int):
+                    raise _Freeze(f"{_describe(node)} selects a single channel")
+                return _Label(out_ax, label.slots[i])
+            if not isinstance(i, int):
+                out_ax += 1
+            in_ax += 1
+        return label
+
+    def _function_rule(self, node: fx.Node, labels: dict[fx.Node, Any], target: Any) -> Any:
+        a: Any = node.args
+        if target is operator.getitem:
+            return self._getitem(node, labels)
+        if target in _BINARY_FUNCS:
+            return self._binary(node, labels, a[:2])
+        if target in _ELEMENTWISE_FUNCS or target in _POOL_FUNCS:
+            return self._passthrough(node, labels)
+        if target is torch.flatten or target is torch.reshape:
+            return self._reshape(node, labels)
+        if target is torch.cat or target is torch.concat:
+            dim = a[1] if len(a) > 1 else _kw(node).get("dim", 0)
+            return self._cat(node, labels, a[0], int(dim))
+        if target is torch.split or target is torch.chunk:
+            dim = a[2] if len(a) > 2 else _kw(node).get("dim", 0)
+            sizes = a[1]
+            if target is torch.chunk:
+                sizes = self._chunk_sizes(node, int(sizes), int(dim))
+            return self._split(node, labels, sizes, int(dim))
+        if target is torch.transpose:
+            return self._transpose(node, labels, a[1], a[2])
+        if target is torch.permute:
+            return self._permute(node, labels, a[1])
+        if target is torch.mean or target is torch.sum:
+            dim = a[1] if len(a) > 1 else _kw(node).get("dim")
+            return self._reduce(node, labels, dim, bool(_kw(node).get("keepdim", False)))
+        if target is _F.softmax:
+            x = self._in(node, labels)
+            dim = a[1] if len(a) > 1 else _kw(node).get("dim")
+            out = _shape(node)
+            if x is not None and (dim is None or int(dim) % len(out or (1,)) == x.axis):
+                raise _Freeze(f"{_describe(node)}: softmax over channels")
+            return x
+        if target in (getattr, len):
+            return None
+        raise _Freeze(f"{_describe(node)}: unsupported function")
+
+    def _chunk_sizes(self, node: fx.Node, chunks: int, dim: int) -> list[int]:
+        src = _shape(node.args[0])
+        assert src is not None
+        n = src[dim % len(src)]
+        step = -(-n // chunks)
+        return [min(step, n - i) for i in range(0, n, step)]
+
+    def _transpose(self, node: fx.Node, labels: dict[fx.Node, Any], d0: Any, d1: Any) -> Any:
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        nd = len(_shape(node) or ())
+        d0, d1 = int(d0) % nd, int(d1) % nd
+        axis = d1 if label.axis == d0 else d0 if label.axis == d1 else label.axis
+        return _Label(axis, label.slots)
+
+    def _permute(self, node: fx.Node, labels: dict[fx.Node, Any], dims: Any) -> Any:
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        nd = len(_shape(node) or ())
+        dims = [int(d) % nd for d in dims]
+        return _Label(dims.index(label.axis), label.slots)
+
+    def _method_rule(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        name = str(node.target)
+        a: Any = node.args
+        if name in ("size", "dim", "numel"):
+            return None
+        if name in _ELEMENTWISE_METHODS:
+            return self._passthrough(node, labels)
+        if name in _BINARY_METHODS:
+            return self._binary(node, labels, a[:2])
+        if name in ("view", "reshape", "flatten"):
+            return self._reshape(node, labels)
+        if name in ("expand", "expand_as", "repeat") and name != "repeat":
+            return self._passthrough(node, labels)
+        if name == "transpose":
+            return self._transpose(node, labels, a[1], a[2])
+        if name == "permute":
+            dims = a[1] if len(a) == 2 and isinstance(a[1], (tuple, list)) else a[1:]
+            return self._permute(node, labels, dims)
+        if name in ("mean", "sum", "amax"):
+            dim = a[1] if len(a) > 1 else _kw(node).get("dim")
+            keep = bool(a[2]) if len(a) > 2 else bool(_kw(node).get("keepdim", False))
+            return self._reduce(node, labels, dim, keep)
+        if name in ("split", "chunk"):
+            dim = a[2] if len(a) > 2 else _kw(node).get("dim", 0)
+            sizes = a[1]
+            if name == "chunk":
+                sizes = self._chunk_sizes(node, int(sizes), int(dim))
+            return self._split(node, labels, sizes, int(dim))
+        if name == "softmax":
+            x = self._in(node, labels)
+            dim = a[1] if len(a) > 1 else _kw(node).get("dim")
+            if x is not None and (dim is None or int(dim) % len(_shape(node) or (1,)) == x.axis):
+                raise _Freeze(f"{_describe(node)}: softmax over channels")
+            return x
+        raise _Freeze(f"{_describe(node)}: unsupported method")
+
+    # ------------------------------------------------------------------ groups
+    def _make_groups(self) -> list[Group]:
+        find = self._uf.find
+        frozen = {find(s): r for s, r in self._frozen.items()}
+        # connect roots through producer members
+        link = _UnionFind()
+        link.parent = list(range(len(self._uf.parent)))
+        for m in self._members:
+            if m.role in ("out", "embed"):
+                roots = [find(s) for s in m.slots]
+                for r in roots[1:]:
+                    link.union(roots[0], r)
+        order: dict[int, list[int]] = {}
+        producers: dict[int, list[str]] = {}
+        seen: set[int] = set()
+        for m in self._members:
+            if m.role not in ("out", "embed"):
+                continue
+            for s in m.slots:
+                r = find(s)
+                comp = link.find(r)
+                if r not in seen:
+                    seen.add(r)
+                    order.setdefault(comp, []).append(r)
+            comp = link.find(find(m.slots[0])) if m.slots else -1
+            label = m.module if m.role == "out" else f"{m.module}.{m.param}".strip(".")
+            names = producers.setdefault(comp, [])
+            if label not in names:
+                names.append(label)
+        groups: list[Group] = []
+        comp_to_group: dict[int, int] = {}
+        for comp, roots in order.items():
+            gi = len(groups)
+            comp_to_group[comp] = gi
+            reason = next((frozen[r] for r in roots if r in frozen), "")
+            groups.append(
+                Group(
+                    index=gi,
+                    size=len(roots),
+                    members=[],
+                    producers=producers.get(comp, []),
+                    prunable=not reason,
+                    reason=reason,
+                    roots=roots,
+                )
+            )
+        root_pos = {
+            r: (comp_to_group[link.find(r)], j) for g in groups for j, r in enumerate(g.roots)
+        }
+        for m in self._members:
+            per_group: dict[int, list[list[int]]] = {}
+            for pos, s in enumerate(m.slots):
+                hit = root_pos.get(find(s))
+                if hit is None:
+                    continue
+                gi, j = hit
+                lists = per_group.get(gi)
+                if lists is None:
+                    lists = per_group[gi] = [[] for _ in range(groups[gi].size)]
+                lists[j].append(pos)
+            for gi, positions in per_group.items():
+                groups[gi].members.append(
+                    GroupMember(m.module, m.param, m.dim, m.role, m.kind, positions)
+                )
+        for name, slots, heads in self._mha:
+            gis = {root_pos[find(s)][0] for s in slots if find(s) in root_pos}
+            for gi in gis:
+                g = groups[gi]
+                if len(gis) != 1 or g.size != len(slots):
+                    g.prunable, g.reason = False, f"{name}: attention embedding spans groups"
+                g.multiple = math.lcm(g.multiple, heads)
+                g.attention.append(name)
+        for g in groups:
+            if g.prunable and g.size <= g.multiple:
+                g.prunable, g.reason = False, "too few channels to remove whole units"
+        return groups
+
+    # ------------------------------------------------------------------ helpers
+    def prunable_groups(self) -> list[Group]:
+        """The groups that may lose channels."""
+        return [g for g in self.groups if g.prunable]
+
+    def layer_groups(self, name: str) -> list[Group]:
+        """Groups whose producers include module (or parameter) ``name``."""
+        return [g for g in self.groups if name in g.producers]
+
+    def __repr__(self) -> str:
+        n = len(self.prunable_groups())
+        return (
+            f"DependencyGraph({type(self.model).__name__}: {len(self.groups)} groups, {n} prunable)"
+        )
+
+
+class _Freeze(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _kw(node: fx.Node) -> Any:
+    return node.kwargs
+
+
+def _describe(node: fx.Node) -> str:
+    target = node.target
+    tname = getattr(target, "__name__", str(target))
+    return f"{node.op} {tname} ({node.name})"

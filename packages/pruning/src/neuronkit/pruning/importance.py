@@ -1,0 +1,271 @@
+"""Group-level importance criteria (SPA section "group-level importance estimation").
+
+SPA lifts any per-parameter pruning criterion to coupled groups: each member of a group (a
+producer's output rows, a consumer's input columns, normalization parameters) scores every
+channel of the group from its own slice of weights, and a reduction (mean, sum or max) over the
+members gives one score per channel. An importance object maps a
+:class:`~neuronkit.pruning.graph.DependencyGraph` to ``{group index: scores [n]}`` for every
+prunable group; lower scores are removed first.
+
+Criteria: L1 / L2 magnitude, first-order Taylor (|sum w * dL/dw|), SNIP (sum |w * dL/dw|),
+SynFlow (data-free synaptic flow |w * dR/dw| with R the output sum of the all-ones input
+through |weights|), and, in :mod:`neuronkit.pruning.obspa`, the OBS saliency.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .graph import DependencyGraph, Group, GroupMember
+
+__all__ = [
+    "GroupImportance",
+    "MagnitudeImportance",
+    "SNIPImportance",
+    "SynFlowImportance",
+    "TaylorImportance",
+    "get_param",
+    "member_channel_scores",
+    "resolve_importance",
+]
+
+_REDUCTIONS = ("mean", "sum", "max")
+_NORMALIZERS = (None, "mean", "max", "sum")
+
+
+def get_param(model: nn.Module, module: str, name: str) -> torch.Tensor:
+    """The parameter or buffer ``name`` (dotted, e.g. ``"out_proj.weight"``) of ``module``."""
+    owner = model.get_submodule(module) if module else model
+    prefix, _, leaf = name.rpartition(".")
+    if prefix:
+        owner = owner.get_submodule(prefix)
+    value = getattr(owner, leaf)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{module}.{name} is not a tensor")
+    return value
+
+
+def member_channel_scores(member: GroupMember, values: torch.Tensor) -> torch.Tensor:
+    """Sum a per-position score vector over the positions of each channel.
+
+    Args:
+        member: a group member (its ``positions`` list has one entry per channel).
+        values: ``[size of member.dim]`` per-position scores.
+
+    Returns:
+        ``[n]`` per-channel scores of the group.
+    """
+    n = len(member.positions)
+    flat = [n] * values.shape[0]
+    for j, pos in enumerate(member.positions):
+        for p in pos:
+            flat[p] = j
+    index = torch.tensor(flat, dtype=torch.long)
+    out = torch.zeros(n + 1, dtype=values.dtype)
+    out.index_add_(0, index, values)
+    return out[:n]
+
+
+class GroupImportance:
+    """Base class: per-member channel scores reduced over a group's members.
+
+    Args:
+        reduction: "mean", "sum" or "max" over members.
+        normalize: None, or divide each group's scores by their "mean", "max" or "sum" (makes
+            scores comparable across groups for global pruning).
+        roles: the member roles that score ("out", "in", "norm", "embed").
+    """
+
+    def __init__(
+        self,
+        reduction: str = "mean",
+        normalize: str | None = "mean",
+        roles: tuple[str, ...] = ("out", "in", "norm", "embed"),
+    ) -> None:
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
+        if normalize not in _NORMALIZERS:
+            raise ValueError(f"normalize: expected one of {_NORMALIZERS}, got {normalize!r}")
+        bad = set(roles) - {"out", "in", "norm", "embed"}
+        if not roles or bad:
+            raise ValueError(f"roles: expected a subset of out/in/norm/embed, got {roles!r}")
+        self.reduction = reduction
+        self.normalize = normalize
+        self.roles = tuple(roles)
+
+    def tensor(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
+        """The tensor a member's scores are computed from (weights by default)."""
+        return get_param(graph.model, member.module, member.param)
+
+    def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
+        """Per-position scores along ``member.dim``; None skips the member."""
+        raise NotImplementedError
+
+    def prepare(self, graph: DependencyGraph) -> None:
+        """Hook run once per graph before scoring (e.g. to compute gradients)."""
+
+    def group_scores(self, graph: DependencyGraph, group: Group) -> torch.Tensor:
+        """``[group.size]`` importance of each channel of ``group``."""
+        rows = []
+        for m in group.members:
+            if m.role not in self.roles or "running_" in m.param:
+                continue
+            values = self.position_scores(graph, m)
+            if values is None:
+                continue
+            rows.append(member_channel_scores(m, values.detach().double().flatten()))
+        if not rows:
+            return torch.zeros(group.size, dtype=torch.float64)
+        stack = torch.stack(rows)
+        if self.reduction == "mean":
+            scores = stack.mean(0)
+        elif self.reduction == "sum":
+            scores = stack.sum(0)
+        else:
+            scores = stack.max(0).values
+        if self.normalize is not None:
+            fns: dict[str, Any] = {"mean": scores.mean, "max": scores.max, "sum": scores.sum}
+            denom = fns[self.normalize]()
+            scores = scores / denom.clamp_min(1e-12)
+        return scores
+
+    def __call__(self, graph: DependencyGraph) -> dict[int, torch.Tensor]:
+        """Scores ``[n]`` for every prunable group, keyed by group index."""
+        if not isinstance(graph, DependencyGraph):
+            raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
+        self.prepare(graph)
+        return {g.index: self.group_scores(graph, g) for g in graph.prunable_groups()}
+
+
+def _reduce_other_dims(t: torch.Tensor, dim: int) -> torch.Tensor:
+    t = t.detach().double()
+    if t.ndim == 1:
+        return t
+    return t.movedim(dim, 0).reshape(t.shape[dim], -1).sum(1)
+
+
+class MagnitudeImportance(GroupImportance):
+    """Group Lp magnitude: ``sum |w|^p`` over each member's slice of the channel (p = 1 or 2)."""
+
+    def __init__(self, p: int = 2, **kwargs: Any) -> None:
+        if p not in (1, 2):
+            raise ValueError(f"p: expected 1 or 2, got {p!r}")
+        super().__init__(**kwargs)
+        self.p = p
+
+    def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
+        return _reduce_other_dims(self.tensor(graph, member).abs() ** self.p, member.dim)
+
+
+class _GradientImportance(GroupImportance):
+    """Scores from ``w * dL/dw``; gradients come from a loss or from existing ``.grad``."""
+
+    def __init__(
+        self,
+        inputs: Any = None,
+        targets: torch.Tensor | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (inputs is None) != (targets is None):
+            raise ValueError("inputs/targets: pass both (to compute gradients) or neither")
+        self.inputs = inputs
+        self.targets = targets
+        self.loss_fn = loss_fn or nn.functional.cross_entropy
+        self._grads: dict[tuple[str, str], torch.Tensor] = {}
+
+    def _model_with_grads(self, graph: DependencyGraph) -> nn.Module:
+        if self.inputs is None:
+            return graph.model
+        model = copy.deepcopy(graph.model)
+        model.zero_grad(set_to_none=True)
+        inputs = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
+        assert self.targets is not None
+        self.loss_fn(model(*inputs), self.targets).backward()
+        return model
+
+    def prepare(self, graph: DependencyGraph) -> None:
+        model = self._model_with_grads(graph)
+        self._grads = {}
+        for g in graph.prunable_groups():
+            for m in g.members:
+                t = get_param(model, m.module, m.param)
+                if isinstance(t, nn.Parameter) and t.grad is not None:
+                    self._grads[(m.module, m.param)] = t.detach() * t.grad.detach()
+        if not self._grads:
+            raise ValueError(
+                "inputs: no gradients found: pass inputs and targets, or run backward on the "
+                "model before scoring"
+            )
+
+    def _wg(self, member: GroupMember) -> torch.Tensor | None:
+        return self._grads.get((member.module, member.param))
+
+
+class TaylorImportance(_GradientImportance):
+    """First-order Taylor: ``|sum_{slice} w * dL/dw|`` (Molchanov et al.), lifted to groups."""
+
+    def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
+        wg = self._wg(member)
+        return None if wg is None else _reduce_other_dims(wg, member.dim).abs()
+
+
+class SNIPImportance(_GradientImportance):
+    """SNIP connection sensitivity ``sum_{slice} |w * dL/dw|`` (Lee et al.), lifted to groups."""
+
+    def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
+        wg = self._wg(member)
+        return None if wg is None else _reduce_other_dims(wg.abs(), member.dim)
+
+
+class SynFlowImportance(GroupImportance):
+    """SynFlow (Tanaka et al.): data-free ``|w * dR/dw|``, R = sum of f_|w|(1) in float64."""
+
+    def prepare(self, graph: DependencyGraph) -> None:
+        model = copy.deepcopy(graph.model).double().eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.abs_()
+        inputs = []
+        for x in graph.example_inputs:
+            if not torch.is_tensor(x) or not x.is_floating_point():
+                raise ValueError("example_inputs: SynFlow needs floating-point model inputs")
+            inputs.append(torch.ones_like(x[:1], dtype=torch.float64))
+        out = model(*inputs)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out.sum().backward()
+        self._scores: dict[tuple[str, str], torch.Tensor] = {}
+        for name, p in model.named_parameters():
+            if p.grad is not None:
+                module, _, pname = name.rpartition(".")
+                self._scores[(module, pname)] = (p * p.grad).detach().abs()
+
+    def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
+        module, param = member.module, member.param
+        if "." in param:
+            prefix, _, param = param.rpartition(".")
+            module = f"{module}.{prefix}" if module else prefix
+        s = self._scores.get((module, param))
+        return None if s is None else _reduce_other_dims(s, member.dim)
+
+
+def resolve_importance(importance: Any) -> GroupImportance:
+    """A :class:`GroupImportance` from an instance or a name ("l1", "l2", "synflow")."""
+    if isinstance(importance, GroupImportance):
+        return importance
+    names: dict[str, Callable[[], GroupImportance]] = {
+        "l1": lambda: MagnitudeImportance(p=1),
+        "l2": lambda: MagnitudeImportance(p=2),
+        "synflow": SynFlowImportance,
+    }
+    if isinstance(importance, str) and importance in names:
+        return names[importance]()
+    raise ValueError(
+        f"importance: expected a GroupImportance or one of {sorted(names)}, got {importance!r}"
+    )

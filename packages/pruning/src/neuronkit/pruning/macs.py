@@ -1,0 +1,117 @@
+"""One MAC counter for every model (used by tests, the reproduction and the benchmark).
+
+Counts multiply-accumulates of every matrix multiply and convolution the model runs on the
+given inputs, through a ``TorchFunctionMode`` at the ``torch`` function level (so
+``nn.Linear`` and ``F.linear``, convolutions, ``torch.matmul`` / ``@`` / ``addmm`` (Hugging
+Face ``Conv1D``), scaled-dot-product attention and ``nn.MultiheadAttention`` (projections and
+both attention products) all count, whatever module wraps them). Elementwise ops,
+normalization and pooling are not counted. Unlike ``torch.utils.flop_counter`` it needs no
+sympy/dynamo import and it counts the attention products.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["count_macs", "count_params"]
+
+
+def _numel(shape: Any) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _mha_macs(q: Any, k: Any, qkv_w: Any, proj_w: Any, batch_first: bool) -> int:
+    e, e_in = qkv_w.shape[0] // 3, qkv_w.shape[1]
+    if q.ndim == 2:
+        b, lq, ls = 1, q.shape[0], k.shape[0]
+    elif batch_first:
+        b, lq, ls = q.shape[0], q.shape[1], k.shape[1]
+    else:
+        b, lq, ls = q.shape[1], q.shape[0], k.shape[0]
+    return int(b * (lq + 2 * ls) * e * e_in + 2 * b * lq * ls * e + b * lq * proj_w.shape[0] * e)
+
+
+_F = torch.nn.functional
+_MATMULS = {
+    torch.matmul,
+    torch.Tensor.__matmul__,
+    torch.mm,
+    torch.bmm,
+    torch.Tensor.matmul,
+    torch.Tensor.mm,
+    torch.Tensor.bmm,
+}
+_ADDMMS = {torch.addmm, torch.baddbmm, torch.Tensor.addmm, torch.Tensor.baddbmm}
+_CONVS = {_F.conv1d, _F.conv2d, _F.conv3d}
+
+
+class _MacCounter(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.macs = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func is _F.linear:
+            w = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += _numel(args[0].shape) // int(w.shape[-1]) * _numel(w.shape)
+        elif func in _MATMULS:
+            a, b = args[0], args[1]
+            self.macs += _numel(out.shape) * int(a.shape[-1]) if a.ndim and b.ndim else 0
+        elif func in _ADDMMS:
+            self.macs += _numel(out.shape) * int(args[1].shape[-1])
+        elif func in _CONVS:
+            w = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += _numel(out.shape) * _numel(w.shape[1:])
+        elif func is _F.scaled_dot_product_attention:
+            q, k = args[0], args[1]
+            self.macs += 2 * _numel(q.shape) * int(k.shape[-2])
+        elif func is _F.multi_head_attention_forward:
+            self.macs += _mha_macs(args[0], args[1], args[5], args[11], False)
+        elif func is torch._native_multi_head_attention:
+            self.macs += _mha_macs(args[0], args[1], args[5], args[7], True)
+        return out
+
+
+def count_macs(model: nn.Module, example_inputs: Any) -> int:
+    """Multiply-accumulates of one forward pass of ``model`` on ``example_inputs``.
+
+    Args:
+        model: any ``nn.Module``; run in eval mode under ``torch.no_grad`` (state restored).
+        example_inputs: a tensor or tuple of positional inputs (the batch size counts).
+
+    Returns:
+        the MAC count (int).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if not isinstance(example_inputs, (tuple, list)):
+        raise TypeError(
+            f"example_inputs: expected a tensor or tuple, got {type(example_inputs).__name__}"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        counter = _MacCounter()
+        with torch.no_grad(), counter:
+            model(*example_inputs)
+    finally:
+        model.train(was_training)
+    return counter.macs
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    return sum(p.numel() for p in model.parameters())

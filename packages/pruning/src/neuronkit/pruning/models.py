@@ -1,0 +1,333 @@
+"""A small model zoo of reference architectures for structural pruning.
+
+Scaled-down versions of the families SPA (Wang et al. 2024) and Torch-Pruning prune: an MLP,
+VGG-style (conv-BN-ReLU stacks, flatten into Linear), ResNet-style (basic blocks with identity
+and projection shortcuts), MobileNetV2-style (inverted residuals with depthwise convolution),
+DenseNet-style (dense concatenation) and a small ViT (patch embedding, class token, position
+embedding, ``nn.MultiheadAttention``, LayerNorm, GELU MLP). Forward passes hard-code no channel
+counts, so physically pruned copies keep working. Inputs: images ``[B, C, H, W]`` (MLP:
+``[B, F]``); outputs: logits ``[B, num_classes]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MLP",
+    "DenseNetStyle",
+    "DigitsCNN",
+    "MobileNetV2Style",
+    "ResNetStyle",
+    "SmallViT",
+    "VGGStyle",
+    "zoo",
+]
+
+
+def _check_pos(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return value
+
+
+class MLP(nn.Module):
+    """Linear-ReLU stack: ``[B, in_features] -> [B, num_classes]``."""
+
+    def __init__(
+        self, in_features: int = 64, hidden: tuple[int, ...] = (256, 256), num_classes: int = 10
+    ):
+        super().__init__()
+        _check_pos("in_features", in_features)
+        _check_pos("num_classes", num_classes)
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, _check_pos("hidden", h)), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, in_features]`` -> ``[B, num_classes]``."""
+        return self.head(self.body(x))
+
+
+def _cbr(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    )
+
+
+class VGGStyle(nn.Module):
+    """Conv-BN-ReLU stages with max pooling, flattened into a two-layer classifier.
+
+    ``[B, in_channels, H, W] -> [B, num_classes]`` (H, W divisible by 2 ** len(stages)).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        widths: tuple[int, ...] = (32, 64, 64),
+        num_classes: int = 10,
+        image_size: int = 16,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for w in widths:
+            layers += [_cbr(c, w), nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        side = image_size // 2 ** len(widths)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(c * side * side, 128), nn.ReLU(), nn.Linear(128, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+        return self.classifier(self.features(x))
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNetStyle(nn.Module):
+    """ResNet-56-style CIFAR network: 3 stages of basic blocks (``blocks`` per stage).
+
+    ``[B, in_channels, H, W] -> [B, num_classes]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        blocks: int = 2,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        _check_pos("blocks", blocks)
+        self.stem = _cbr(in_channels, widths[0])
+        layers: list[nn.Module] = []
+        c = widths[0]
+        for i, w in enumerate(widths):
+            for b in range(blocks):
+                layers.append(_BasicBlock(c, w, 2 if (b == 0 and i > 0) else 1))
+                c = w
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+        return self.fc(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.block = nn.Sequential(
+            _cbr(cin, hidden, 1),
+            _cbr(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return x + out if self.use_res else out
+
+
+class MobileNetV2Style(nn.Module):
+    """MobileNetV2-style: inverted residuals (1x1 expand, 3x3 depthwise, 1x1 project).
+
+    ``[B, in_channels, H, W] -> [B, num_classes]``.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, expand: int = 4) -> None:
+        super().__init__()
+        _check_pos("expand", expand)
+        self.stem = _cbr(in_channels, 16, 3)
+        cfg = [(16, 1), (24, 2), (24, 1), (32, 2), (32, 1)]
+        blocks: list[nn.Module] = []
+        c = 16
+        for cout, stride in cfg:
+            blocks.append(_InvertedResidual(c, cout, stride, expand))
+            c = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = _cbr(c, 128, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+        x = self.pool(self.head(self.blocks(self.stem(x))))
+        return self.fc(x.flatten(1))
+
+
+class _DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, 2 * growth, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * growth)
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, 1, 1, bias=False)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(self.relu(self.bn1(x)))
+        out = self.conv2(self.relu(self.bn2(out)))
+        return torch.cat([x, out], 1)
+
+
+class DenseNetStyle(nn.Module):
+    """DenseNet-style: dense blocks concatenating every layer's output, with transitions.
+
+    ``[B, in_channels, H, W] -> [B, num_classes]``.
+    """
+
+    def __init__(
+        self, in_channels: int = 3, growth: int = 12, layers: int = 3, num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        _check_pos("growth", growth)
+        _check_pos("layers", layers)
+        self.stem = nn.Conv2d(in_channels, 2 * growth, 3, 1, 1, bias=False)
+        c = 2 * growth
+        stages: list[nn.Module] = []
+        for stage in range(2):
+            for _ in range(layers):
+                stages.append(_DenseLayer(c, growth))
+                c += growth
+            if stage == 0:
+                stages += [
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.Conv2d(c, c // 2, 1, bias=False),
+                    nn.AvgPool2d(2),
+                ]
+                c = c // 2
+        self.features = nn.Sequential(*stages)
+        self.norm = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+        x = self.pool(self.relu(self.norm(self.features(self.stem(x)))))
+        return self.fc(torch.flatten(x, 1))
+
+
+class _EncoderBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, dim * mlp_ratio)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(dim * mlp_ratio, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+
+class SmallViT(nn.Module):
+    """A small Vision Transformer with ``nn.MultiheadAttention``.
+
+    ``[B, in_channels, image_size, image_size] -> [B, num_classes]``; tokens
+    ``[B, 1 + (image_size / patch) ** 2, dim]``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        image_size: int = 16,
+        patch: int = 4,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: int = 2,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        if image_size % patch:
+            raise ValueError(f"image_size: expected a multiple of patch={patch}, got {image_size}")
+        if dim % heads:
+            raise ValueError(f"dim: expected a multiple of heads={heads}, got {dim}")
+        n = (image_size // patch) ** 2
+        self.patch_embed = nn.Conv2d(in_channels, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
+        self.blocks = nn.Sequential(*[_EncoderBlock(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1) + self.pos_embed
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0])
+
+
+class DigitsCNN(nn.Module):
+    """The digits CNN of the OBSPA experiment: ``[B, 1, 8, 8] -> [B, 10]``.
+
+    Three conv-BN-ReLU layers (one max pool), global average pooling, a linear classifier.
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 64), num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            _cbr(1, widths[0]),
+            _cbr(widths[0], widths[1]),
+            nn.MaxPool2d(2),
+            _cbr(widths[1], widths[2]),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[2], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[B, 1, 8, 8]`` -> ``[B, num_classes]``."""
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+def zoo() -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]]:
+    """The reference architectures: name -> (constructor, input shape without batch)."""
+    return {
+        "mlp": (MLP, (64,)),
+        "vgg": (VGGStyle, (3, 16, 16)),
+        "resnet": (ResNetStyle, (3, 16, 16)),
+        "mobilenetv2": (MobileNetV2Style, (3, 16, 16)),
+        "densenet": (DenseNetStyle, (3, 16, 16)),
+        "vit": (SmallViT, (3, 16, 16)),
+    }

@@ -1,0 +1,459 @@
+"""Pruning plans, physical channel removal and the soft-pruning oracle (SPA).
+
+Wang et al. (2024), "Structurally Prune Anything" (SPA): once coupled channels are grouped and
+scored, the lowest-importance channels of each group are removed from *every* member at once,
+which yields a smaller model computing exactly what the original computes with those channels
+zeroed. :func:`soft_prune` builds that zeroed original (the correctness oracle: producer rows,
+consumer columns, normalization scale *and shift* zeroed; LayerNorm statistics over the kept
+channels); :func:`prune` returns the physically smaller copy.
+
+Typical use::
+
+    graph = DependencyGraph(model, x)            # x: an example input batch
+    plan = plan_pruning(graph, "l2", ratio=0.5)  # remove half the channels of every group
+    small = prune(graph, plan)                   # a new, smaller nn.Module
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .graph import DependencyGraph, Group
+from .importance import GroupImportance, get_param, resolve_importance
+
+__all__ = [
+    "MaskedLayerNorm",
+    "PruningPlan",
+    "plan_from_masks",
+    "plan_pruning",
+    "prune",
+    "prune_model",
+    "soft_prune",
+]
+
+
+@dataclass
+class PruningPlan:
+    """Which channels to remove.
+
+    Attributes:
+        removed: group index -> sorted ``LongTensor`` of removed channel positions (0..n-1).
+        attention: ``nn.MultiheadAttention`` name -> sorted ``LongTensor`` of kept internal
+            (query/key/value) dimensions, whole heads' worth per head.
+    """
+
+    removed: dict[int, torch.Tensor] = field(default_factory=dict)
+    attention: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def num_removed(self) -> int:
+        """Total number of removed channels."""
+        return int(sum(int(v.numel()) for v in self.removed.values()))
+
+
+def _check_ratio(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
+    value = float(value)
+    if not (0.0 <= value < 1.0) or math.isnan(value):
+        raise ValueError(f"{name}: expected a ratio in [0, 1), got {value}")
+    return value
+
+
+def _validate_names(graph: DependencyGraph, names: Iterable[str], arg: str) -> list[str]:
+    if isinstance(names, str):
+        raise TypeError(f"{arg}: expected a list of layer names, got a single string {names!r}")
+    names = list(names)
+    producers = {p for g in graph.groups for p in g.producers}
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"{arg}: expected layer names (str), got {type(n).__name__}")
+        if n not in graph.module_names and n not in producers:
+            raise ValueError(
+                f"{arg}: layer {n!r} does not exist in {type(graph.model).__name__}; "
+                f"known layers are e.g. {sorted(m for m in graph.module_names if m)[:8]}"
+            )
+    return names
+
+
+def _keep_count(size: int, ratio: float, unit: int) -> int:
+    keep = size - math.floor(ratio * size + 1e-9)
+    keep = int(math.ceil(keep / unit) * unit)
+    return min(size, max(unit, keep))
+
+
+def _unit(group: Group, round_to: int) -> int:
+    return math.lcm(group.multiple, round_to)
+
+
+def plan_pruning(
+    graph: DependencyGraph,
+    importance: GroupImportance | str = "l2",
+    ratio: float = 0.5,
+    *,
+    scope: str = "local",
+    layer_ratios: Mapping[str, float] | None = None,
+    ignored_layers: Iterable[str] = (),
+    round_to: int = 1,
+    max_ratio: float = 0.95,
+) -> PruningPlan:
+    """Choose the channels to remove from every prunable group.
+
+    Args:
+        graph: the model's :class:`DependencyGraph`.
+        importance: a :class:`GroupImportance` or a name ("l1", "l2", "synflow").
+        ratio: fraction of channels removed, in [0, 1). "local": from every group;
+            "global": of all prunable channels, lowest normalized scores first.
+        scope: "local" or "global".
+        layer_ratios: per-layer ratios by producer module name, overriding ``ratio`` for the
+            groups that layer produces (local scope).
+        ignored_layers: module names whose output channels are never removed (validated).
+        round_to: kept channel counts become multiples of this (e.g. 8); attention groups also
+            keep whole heads.
+        max_ratio: the most any group may lose under global scope.
+
+    Returns:
+        a :class:`PruningPlan`.
+    """
+    if not isinstance(graph, DependencyGraph):
+        raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
+    ratio = _check_ratio("ratio", ratio)
+    max_ratio = _check_ratio("max_ratio", max_ratio)
+    if scope not in ("local", "global"):
+        raise ValueError(f"scope: expected 'local' or 'global', got {scope!r}")
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
+        raise ValueError(f"round_to: expected a positive int, got {round_to!r}")
+    ignored = set(_validate_names(graph, ignored_layers, "ignored_layers"))
+    layer_ratios = dict(layer_ratios or {})
+    _validate_names(graph, layer_ratios, "layer_ratios")
+    for name, r in layer_ratios.items():
+        _check_ratio(f"layer_ratios[{name!r}]", r)
+    imp = resolve_importance(importance)
+
+    groups = [g for g in graph.prunable_groups() if not (set(g.producers) & ignored)]
+    scores = imp(graph)
+    plan = PruningPlan()
+    if scope == "local":
+        for g in groups:
+            r = ratio
+            for name in g.producers:
+                if name in layer_ratios:
+                    r = layer_ratios[name]
+            keep = _keep_count(g.size, r, _unit(g, round_to))
+            _take(plan, g, scores[g.index], g.size - keep)
+    else:
+        flat = torch.cat([scores[g.index] for g in groups]) if groups else torch.zeros(0)
+        k = math.floor(ratio * flat.numel())
+        threshold = flat.sort().values[k - 1] if k > 0 else -math.inf
+        for g in groups:
+            s = scores[g.index]
+            n = int((s <= threshold).sum())
+            unit = _unit(g, round_to)
+            n = min(n, g.size - _keep_count(g.size, max_ratio, unit))
+            n = (n // unit) * unit if g.multiple > 1 else n
+            keep = _keep_count(g.size, n / g.size, unit) if n else g.size
+            _take(plan, g, s, g.size - keep)
+    _plan_attention(graph, plan)
+    return plan
+
+
+def _take(plan: PruningPlan, group: Group, scores: torch.Tensor, n: int) -> None:
+    if n <= 0:
+        return
+    order = torch.argsort(scores, stable=True)
+    plan.removed[group.index] = order[:n].sort().values
+
+
+def _plan_attention(graph: DependencyGraph, plan: PruningPlan) -> None:
+    for g in graph.groups:
+        removed = plan.removed.get(g.index)
+        if removed is None or not g.attention:
+            continue
+        for name in g.attention:
+            mha = graph.model.get_submodule(name)
+            assert isinstance(mha, nn.MultiheadAttention)
+            e, h = mha.embed_dim, mha.num_heads
+            d = e // h
+            new_d = (e - removed.numel()) // h
+            w = mha.in_proj_weight.detach().double()
+            score = (w[:e] ** 2).sum(1) + (w[e : 2 * e] ** 2).sum(1) + (w[2 * e :] ** 2).sum(1)
+            score = score + (mha.out_proj.weight.detach().double() ** 2).sum(0)
+            keep = []
+            for head in range(h):
+                s = score[head * d : (head + 1) * d]
+                top = torch.argsort(s, descending=True, stable=True)[:new_d].sort().values
+                keep.append(top + head * d)
+            plan.attention[name] = torch.cat(keep)
+
+
+def plan_from_masks(graph: DependencyGraph, masks: Mapping[int, torch.Tensor]) -> PruningPlan:
+    """A plan from boolean keep-masks: ``{group index: mask [n]}`` (True = keep).
+
+    Raises:
+        ValueError: unknown or frozen group, mask of the wrong shape or dtype, a mask that
+            keeps nothing, or attention groups losing a count that is not whole heads.
+    """
+    if not isinstance(masks, Mapping):
+        raise TypeError(
+            f"masks: expected a mapping group index -> mask, got {type(masks).__name__}"
+        )
+    plan = PruningPlan()
+    for gi, mask in masks.items():
+        if not isinstance(gi, int) or not (0 <= gi < len(graph.groups)):
+            raise ValueError(f"masks: unknown group index {gi!r} (have {len(graph.groups)} groups)")
+        g = graph.groups[gi]
+        if not torch.is_tensor(mask) or mask.dtype != torch.bool:
+            raise TypeError(f"masks[{gi}]: expected a bool tensor, got {type(mask).__name__}")
+        if tuple(mask.shape) != (g.size,):
+            raise ValueError(
+                f"masks[{gi}]: expected shape ({g.size},) for group {g.name!r}, "
+                f"got {tuple(mask.shape)}"
+            )
+        n = int((~mask).sum())
+        if n == 0:
+            continue
+        if not g.prunable:
+            raise ValueError(f"masks[{gi}]: group {g.name!r} cannot be pruned ({g.reason})")
+        if n == g.size:
+            raise ValueError(f"masks[{gi}]: the mask removes every channel of {g.name!r}")
+        if n % g.multiple:
+            raise ValueError(
+                f"masks[{gi}]: group {g.name!r} must lose a multiple of {g.multiple} channels "
+                f"(whole attention heads), got {n}"
+            )
+        plan.removed[gi] = torch.nonzero(~mask).flatten()
+    _plan_attention(graph, plan)
+    return plan
+
+
+def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
+    if not isinstance(plan, PruningPlan):
+        raise TypeError(f"plan: expected a PruningPlan, got {type(plan).__name__}")
+    for gi, idx in plan.removed.items():
+        if not (0 <= gi < len(graph.groups)):
+            raise ValueError(f"plan: unknown group index {gi}")
+        g = graph.groups[gi]
+        if not g.prunable:
+            raise ValueError(f"plan: group {g.name!r} cannot be pruned ({g.reason})")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= g.size):
+            raise ValueError(f"plan: channel index out of range for group {g.name!r} (n={g.size})")
+        if idx.numel() >= g.size:
+            raise ValueError(f"plan: removes every channel of group {g.name!r}")
+
+
+def _removed_positions(
+    graph: DependencyGraph, plan: PruningPlan
+) -> dict[tuple[str, str, int], set[int]]:
+    out: dict[tuple[str, str, int], set[int]] = {}
+    for gi, idx in plan.removed.items():
+        g = graph.groups[gi]
+        for m in g.members:
+            key = (m.module, m.param, m.dim)
+            acc = out.setdefault(key, set())
+            for j in idx.tolist():
+                acc.update(m.positions[j])
+    return out
+
+
+def _set_tensor(model: nn.Module, module: str, name: str, value: torch.Tensor) -> None:
+    owner = model.get_submodule(module) if module else model
+    prefix, _, leaf = name.rpartition(".")
+    if prefix:
+        owner = owner.get_submodule(prefix)
+    old = getattr(owner, leaf)
+    if isinstance(old, nn.Parameter):
+        setattr(owner, leaf, nn.Parameter(value.contiguous(), requires_grad=old.requires_grad))
+    else:
+        owner._buffers[leaf] = value.contiguous()
+
+
+def _fix_attributes(mod: nn.Module) -> None:
+    if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        out_c = mod.weight.shape[0]
+        if mod.groups > 1 and mod.groups == mod.in_channels == mod.out_channels:
+            mod.groups = mod.in_channels = mod.out_channels = out_c
+        else:
+            mod.in_channels = mod.weight.shape[1] * mod.groups
+            mod.out_channels = out_c
+    elif isinstance(mod, nn.Linear):
+        mod.out_features, mod.in_features = mod.weight.shape
+    elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
+        ref = mod.weight if mod.weight is not None else mod.running_mean
+        assert ref is not None
+        mod.num_features = ref.shape[0]
+    elif isinstance(mod, nn.LayerNorm):
+        mod.normalized_shape = (mod.weight.shape[0],)
+    elif isinstance(mod, nn.Embedding):
+        mod.embedding_dim = mod.weight.shape[1]
+
+
+def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool) -> None:
+    e, h = mha.in_proj_weight.shape[0] // 3, mha.num_heads
+    d = e // h
+    new_e = keep.numel()
+    rows = torch.cat([keep, keep + e, keep + 2 * e])
+    with torch.no_grad():
+        if not hard:
+            dropped = torch.ones(e, dtype=torch.bool)
+            dropped[keep] = False
+            drop_rows = torch.cat([dropped, dropped, dropped])
+            mha.in_proj_weight[drop_rows] = 0
+            if mha.in_proj_bias is not None:
+                mha.in_proj_bias[drop_rows] = 0
+            mha.out_proj.weight[:, dropped] = 0
+            return
+        scale = math.sqrt((new_e // h) / d)  # keep q.k / sqrt(head_dim) unchanged
+        w = mha.in_proj_weight.detach()[rows].clone()
+        w[:new_e] *= scale
+        mha.in_proj_weight = nn.Parameter(w, requires_grad=mha.in_proj_weight.requires_grad)
+        if mha.in_proj_bias is not None:
+            b = mha.in_proj_bias.detach()[rows].clone()
+            b[:new_e] *= scale
+            mha.in_proj_bias = nn.Parameter(b, requires_grad=mha.in_proj_bias.requires_grad)
+        ow = mha.out_proj.weight.detach()[:, keep].clone()
+        mha.out_proj.weight = nn.Parameter(ow, requires_grad=mha.out_proj.weight.requires_grad)
+    mha.embed_dim = mha.kdim = mha.vdim = new_e
+    mha.head_dim = new_e // h
+    mha.out_proj.in_features = new_e
+    mha.out_proj.out_features = mha.out_proj.weight.shape[0]
+
+
+def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: bool) -> nn.Module:
+    removed = _removed_positions(graph, plan)
+    mods = dict(target.named_modules())
+    touched: set[str] = set()
+    layer_masks: dict[str, torch.Tensor] = {}
+    for (module, param, dim), positions in removed.items():
+        mod = mods[module]
+        t = get_param(mod, "", param)
+        size = t.shape[dim]
+        keep = torch.ones(size, dtype=torch.bool)
+        keep[sorted(positions)] = False
+        if hard:
+            new = t.detach()[(slice(None),) * dim + (keep,)].clone()
+            _set_tensor(mod, "", param, new)
+            bias = mod._parameters.get("bias") if param == "weight" and dim == 0 else None
+            if (
+                isinstance(bias, torch.Tensor)
+                and (module, "bias", 0) not in removed
+                and bias.shape[0] == size
+            ):  # a bias created after tracing (e.g. by OBS compensation) follows its rows
+                _set_tensor(mod, "", "bias", bias.detach()[keep].clone())
+        else:
+            with torch.no_grad():
+                idx: list[Any] = [slice(None)] * t.ndim
+                idx[dim] = ~keep
+                if "running_var" not in param:
+                    t[tuple(idx)] = 0
+        touched.add(module)
+        if isinstance(mod, nn.LayerNorm):
+            layer_masks[module] = keep
+    for name, keep_int in plan.attention.items():
+        mha = mods[name]
+        assert isinstance(mha, nn.MultiheadAttention)
+        _prune_attention(mha, keep_int, hard)
+    if hard:
+        for module in touched:
+            _fix_attributes(mods[module])
+    else:
+        for name, keep in layer_masks.items():
+            ln = mods[name]
+            assert isinstance(ln, nn.LayerNorm)
+            parent, _, leaf = name.rpartition(".")
+            setattr(mods[parent], leaf, MaskedLayerNorm(ln, keep))
+    return target
+
+
+class MaskedLayerNorm(nn.Module):
+    """LayerNorm over the last axis whose statistics use only the kept channels (oracle use).
+
+    Args:
+        layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine).
+        keep: ``[C]`` bool mask of kept channels; removed channels output 0.
+    """
+
+    def __init__(self, layernorm: nn.LayerNorm, keep: torch.Tensor) -> None:
+        super().__init__()
+        self.eps = layernorm.eps
+        self.weight = layernorm.weight
+        self.bias = layernorm.bias
+        self.register_buffer("keep", keep.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[..., C]`` -> ``[..., C]``."""
+        keep: Any = self.keep
+        k = keep.to(x.dtype)
+        n = k.sum()
+        mean = (x * k).sum(-1, keepdim=True) / n
+        var = (((x - mean) * k) ** 2).sum(-1, keepdim=True) / n
+        y = (x - mean) / torch.sqrt(var + self.eps) * k
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+
+def prune(
+    graph: DependencyGraph,
+    plan: PruningPlan,
+    *,
+    inplace: bool = False,
+    target: nn.Module | None = None,
+) -> nn.Module:
+    """Physically remove the planned channels: a smaller model of the same class.
+
+    Args:
+        graph: the :class:`DependencyGraph` built on the model.
+        plan: a :class:`PruningPlan` for that graph.
+        inplace: modify ``graph.model`` itself instead of a deep copy.
+        target: prune this module in place instead: a model of the same structure as
+            ``graph.model`` whose weights may differ (e.g. an OBS-compensated copy).
+
+    Returns:
+        the pruned module (a copy unless ``inplace``). On any validation error the original
+        model is left unchanged.
+    """
+    _validate_plan(graph, plan)
+    if target is not None:
+        if not isinstance(target, nn.Module) or type(target) is not type(graph.model):
+            raise TypeError(
+                f"target: expected a {type(graph.model).__name__}, got {type(target).__name__}"
+            )
+        return _apply(graph, plan, target, hard=True)
+    model = graph.model if inplace else copy.deepcopy(graph.model)
+    return _apply(graph, plan, model, hard=True)
+
+
+def soft_prune(graph: DependencyGraph, plan: PruningPlan) -> nn.Module:
+    """The correctness oracle: a copy of the original with the planned channels zeroed.
+
+    Producer rows and biases, consumer columns, BatchNorm scale and shift, embedding columns
+    and the attention dimensions of removed heads are zeroed; LayerNorms whose channels lose
+    members normalize over the kept channels only. The hard-pruned model of the same plan must
+    compute the same outputs.
+    """
+    _validate_plan(graph, plan)
+    return _apply(graph, plan, copy.deepcopy(graph.model), hard=False)
+
+
+def prune_model(
+    model: nn.Module,
+    example_inputs: Any,
+    ratio: float = 0.5,
+    importance: GroupImportance | str = "l2",
+    **kwargs: Any,
+) -> nn.Module:
+    """One call: trace ``model``, plan with ``importance`` at ``ratio`` and return a pruned copy.
+
+    Extra keyword arguments go to :func:`plan_pruning` (scope, layer_ratios, ignored_layers,
+    round_to, max_ratio).
+    """
+    graph = DependencyGraph(model, example_inputs)
+    return prune(graph, plan_pruning(graph, importance, ratio, **kwargs))

@@ -1,0 +1,1 @@
+"""Reproductions of neuronkit-pruning (one module per id)."""

@@ -1,0 +1,126 @@
+"""Dependency graph: coupled groups on real architectures, freezing rules, untraceable models."""
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import (
+    DependencyGraph,
+    ResNetStyle,
+    SmallViT,
+    UntraceableModelError,
+    plan_pruning,
+    prune,
+    soft_prune,
+)
+
+
+def test_residual_stage_is_one_group() -> None:
+    model = ResNetStyle(widths=(8, 16, 16), blocks=2).eval()
+    graph = DependencyGraph(model, torch.randn(2, 3, 8, 8))
+    stage1 = [g for g in graph.groups if "stem.0" in g.producers]
+    assert len(stage1) == 1
+    # the stem and both blocks' second convs write the same residual stream
+    assert {"layers.0.conv2", "layers.1.conv2"} <= set(stage1[0].producers)
+    assert stage1[0].size == 8
+
+
+def test_vit_attention_group_keeps_whole_heads() -> None:
+    model = SmallViT(dim=32, heads=4, depth=1).eval()
+    graph = DependencyGraph(model, torch.randn(2, 3, 16, 16))
+    stream = [g for g in graph.groups if g.attention]
+    assert len(stream) == 1
+    assert stream[0].multiple == 4
+    assert "pos_embed" in stream[0].producers
+    assert "cls_token" in stream[0].producers
+
+
+class _Split(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(4, 6, 1)
+        self.c = nn.Conv2d(4, 6, 1)
+        self.d = nn.Conv2d(12, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = torch.relu(self.a(x)).chunk(2, dim=1)
+        y = torch.cat([self.b(u), self.c(v)], 1)
+        return self.d(torch.sigmoid(y)).mean((2, 3))
+
+
+def test_split_and_concat_index_mapping() -> None:
+    torch.manual_seed(0)
+    model = _Split().eval()
+    x = torch.randn(3, 3, 6, 6)
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l1", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert hard.a.out_channels == 4
+    assert hard.b.in_channels == 2
+    assert hard.d.in_channels == 6
+    torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _Grouped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 1)
+        self.g = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.h = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.h(self.g(self.a(x)))
+
+
+def test_grouped_conv_channels_are_frozen() -> None:
+    graph = DependencyGraph(_Grouped(), torch.randn(2, 3, 5, 5))
+    a = graph.layer_groups("a")[0]
+    assert not a.prunable
+    assert "grouped" in a.reason
+
+
+class _ChannelMix(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 6)
+        self.b = nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.cumsum(self.a(x), dim=-1))
+
+
+def test_unknown_op_freezes_instead_of_guessing() -> None:
+    graph = DependencyGraph(_ChannelMix(), torch.randn(2, 4))
+    a = graph.layer_groups("a")[0]
+    assert not a.prunable
+    assert "cumsum" in a.reason
+
+
+class _Untraceable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # data-dependent control flow
+            return self.fc(x)
+        return x
+
+
+def test_untraceable_model_names_the_operation() -> None:
+    model = _Untraceable()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UntraceableModelError, match=r"x\.sum\(\) > 0"):
+        DependencyGraph(model, torch.randn(2, 4))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="model"):
+        DependencyGraph("not a model", torch.randn(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="example_inputs"):
+        DependencyGraph(nn.Linear(2, 2), 3)
+    with pytest.raises(ValueError, match="example_inputs"):
+        DependencyGraph(nn.Linear(2, 2), torch.randn(1, 5))

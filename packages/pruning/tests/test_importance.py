@@ -1,0 +1,91 @@
+"""Group-level importance: reference computations, gradients, SynFlow, bad inputs."""
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import (
+    MLP,
+    DependencyGraph,
+    MagnitudeImportance,
+    SNIPImportance,
+    SynFlowImportance,
+    TaylorImportance,
+    VGGStyle,
+    plan_pruning,
+)
+
+
+def _mlp_graph() -> tuple[MLP, DependencyGraph]:
+    torch.manual_seed(0)
+    model = MLP(in_features=5, hidden=(7,), num_classes=3)
+    return model, DependencyGraph(model, torch.randn(2, 5))
+
+
+def test_l2_group_score_is_mean_over_members() -> None:
+    model, graph = _mlp_graph()
+    (group,) = graph.prunable_groups()
+    w1, b1, w2 = model.body[0].weight, model.body[0].bias, model.head.weight
+    expected = ((w1**2).sum(1) + b1**2 + (w2**2).sum(0)) / 3
+    scores = MagnitudeImportance(p=2, normalize=None)(graph)[group.index]
+    torch.testing.assert_close(scores, expected.double().detach())
+    maxed = MagnitudeImportance(p=1, reduction="max", normalize=None)(graph)[group.index]
+    ref = torch.stack([w1.abs().sum(1), b1.abs(), w2.abs().sum(0)]).max(0).values
+    torch.testing.assert_close(maxed, ref.double().detach())
+
+
+def test_flatten_expansion_sums_spatial_positions() -> None:
+    model = VGGStyle(widths=(4, 6), image_size=8)
+    graph = DependencyGraph(model, torch.randn(2, 3, 8, 8))
+    g = graph.layer_groups("features.2.0")[0]
+    fc = next(m for m in g.members if m.module == "classifier.1")
+    assert all(len(p) == 4 for p in fc.positions)  # 6 channels x (2 x 2) positions
+    scores = MagnitudeImportance(roles=("in",), normalize=None)(graph)[g.index]
+    w = model.classifier[1].weight.detach().double().reshape(128, 6, 4)
+    torch.testing.assert_close(scores, (w**2).sum((0, 2)))
+
+
+def test_taylor_and_snip_from_a_loss() -> None:
+    model, graph = _mlp_graph()
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    (group,) = graph.prunable_groups()
+    taylor = TaylorImportance(inputs=x, targets=y, normalize=None, roles=("out",))(graph)
+    snip = SNIPImportance(inputs=x, targets=y, normalize=None, roles=("out",))(graph)
+    model.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    w, b = model.body[0].weight, model.body[0].bias
+    ref_t = (((w * w.grad).sum(1)).abs() + (b * b.grad).abs()) / 2
+    ref_s = (((w * w.grad).abs().sum(1)) + (b * b.grad).abs()) / 2
+    torch.testing.assert_close(taylor[group.index], ref_t.double().detach())
+    torch.testing.assert_close(snip[group.index], ref_s.double().detach())
+    assert all(p.grad is not None for p in model.parameters())  # existing .grad path
+    TaylorImportance()(graph)
+
+
+def test_gradient_importance_needs_gradients() -> None:
+    _, graph = _mlp_graph()
+    with pytest.raises(ValueError, match="gradients"):
+        TaylorImportance()(graph)
+    with pytest.raises(ValueError, match="both"):
+        TaylorImportance(inputs=torch.randn(2, 5))
+
+
+def test_synflow_scores_are_positive_and_usable() -> None:
+    _, graph = _mlp_graph()
+    scores = SynFlowImportance()(graph)
+    assert all(bool((s >= 0).all()) for s in scores.values())
+    plan = plan_pruning(graph, SynFlowImportance(), 0.4)
+    assert plan.num_removed() == 2
+
+
+def test_bad_importance_arguments() -> None:
+    with pytest.raises(ValueError, match="reduction"):
+        MagnitudeImportance(reduction="median")
+    with pytest.raises(ValueError, match="normalize"):
+        MagnitudeImportance(normalize="l2")
+    with pytest.raises(ValueError, match="p"):
+        MagnitudeImportance(p=3)
+    with pytest.raises(ValueError, match="roles"):
+        MagnitudeImportance(roles=("weights",))
+    with pytest.raises(TypeError, match="graph"):
+        MagnitudeImportance()(object())  # type: ignore[arg-type]

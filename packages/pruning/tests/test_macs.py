@@ -1,0 +1,34 @@
+"""The MAC counter against hand counts."""
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import SmallViT, count_macs, count_params
+
+
+def test_linear_and_conv_counts() -> None:
+    assert count_macs(nn.Linear(5, 7), torch.randn(3, 5)) == 3 * 5 * 7
+    conv = nn.Conv2d(4, 6, 3, padding=1, groups=2)
+    assert count_macs(conv, torch.randn(1, 4, 5, 5)) == 6 * 25 * 2 * 9
+    assert count_params(nn.Linear(5, 7)) == 42
+
+
+def test_attention_products_count() -> None:
+    model = SmallViT(dim=16, heads=2, depth=1, mlp_ratio=1, image_size=8, patch=4).eval()
+    n, e = 5, 16  # 4 patches + class token
+    expected = (
+        4 * 3 * 16 * 16  # patch embedding conv
+        + 4 * n * e * e  # q, k, v, out projections
+        + 2 * n * n * e  # scores and weighted values
+        + 2 * n * e * e  # MLP
+        + 10 * e  # head on the class token
+    )
+    assert count_macs(model, torch.randn(1, 3, 8, 8)) == expected
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(TypeError, match="model"):
+        count_macs("x", torch.randn(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="example_inputs"):
+        count_macs(nn.Linear(2, 2), 3)

@@ -1,0 +1,102 @@
+"""OBSPA: OBS compensation lowers the layer-wise reconstruction error; data-free Hessians."""
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import (
+    MLP,
+    DependencyGraph,
+    DigitsCNN,
+    OBSImportance,
+    layer_hessians,
+    obspa_prune,
+    plan_pruning,
+    prune,
+)
+
+
+class _TwoLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(6, 10)
+        self.b = nn.Linear(10, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_obs_compensation_beats_plain_removal_on_calibration_data() -> None:
+    torch.manual_seed(0)
+    model = _TwoLayer().eval()
+    x = torch.randn(256, 6) + 0.5
+    graph = DependencyGraph(model, x[:2])
+    compensated, plan = obspa_prune(graph, 0.4, inputs=x, damp=1e-6)
+    plain = prune(graph, plan)
+    with torch.no_grad():
+        ref = model(x)
+        err_obs = ((compensated(x) - ref) ** 2).mean()
+        err_plain = ((plain(x) - ref) ** 2).mean()
+    assert err_obs < 0.5 * err_plain
+    assert compensated.a.out_features == 6
+
+
+def test_obs_saliency_equals_brute_force_least_squares() -> None:
+    torch.manual_seed(1)
+    model = _TwoLayer().eval()
+    x = torch.randn(512, 6)
+    graph = DependencyGraph(model, x[:2])
+    h = layer_hessians(graph, inputs=x)
+    (group,) = graph.prunable_groups()
+    importance = OBSImportance(h, damp=1e-10)
+    importance.normalize = None
+    saliency = importance.group_scores(graph, group)
+    with torch.no_grad():
+        feats = torch.relu(model.a(x)).double()
+        aug = torch.cat([feats, torch.ones(512, 1, dtype=torch.float64)], 1)
+        target = model.b(torch.relu(model.a(x))).double()
+        exact = []
+        for j in range(10):  # refit the other inputs and the bias after dropping input j
+            keep = [i for i in range(11) if i != j]
+            sol = torch.linalg.lstsq(aug[:, keep], target).solution
+            exact.append(float(((aug[:, keep] @ sol - target) ** 2).sum(1).mean()))
+    torch.testing.assert_close(
+        saliency, torch.tensor(exact, dtype=torch.float64), rtol=1e-3, atol=1e-6
+    )
+
+
+def test_data_free_hessians_follow_batchnorm_statistics() -> None:
+    torch.manual_seed(2)
+    model = DigitsCNN((4, 6, 6)).eval()
+    with torch.no_grad():
+        bn = model.features[0][1]
+        bn.bias.copy_(torch.tensor([3.0, -3.0, 0.0, 1.0]))
+        bn.weight.fill_(0.1)
+    graph = DependencyGraph(model, torch.randn(2, 1, 8, 8))
+    h = layer_hessians(graph, ["features.1.0"], samples=16, seed=0)["features.1.0"]
+    # input channel c occupies columns 9c..9c+8; the centre tap (4) is never padding
+    second = torch.stack([h[9 * c + 4, 9 * c + 4] for c in range(4)])
+    assert second[0] > 8.0
+    assert second[1] < 1e-6
+    assert torch.allclose(h, h.T)
+
+
+def test_obspa_runs_and_validates() -> None:
+    torch.manual_seed(3)
+    model = MLP(in_features=8, hidden=(16, 16), num_classes=4).eval()
+    x = torch.randn(4, 8)
+    graph = DependencyGraph(model, x)
+    small, plan = obspa_prune(graph, 0.5)
+    assert small(x).shape == (4, 4)
+    assert plan.num_removed() == 16
+    assert model.body[0].out_features == 16
+    with pytest.raises(ValueError, match="ratio"):
+        obspa_prune(graph, 1.5)
+    with pytest.raises(ValueError, match="damp"):
+        obspa_prune(graph, 0.5, damp=0.0)
+    with pytest.raises(ValueError, match="nope"):
+        obspa_prune(graph, 0.5, ignored_layers=["nope"])
+    with pytest.raises(ValueError, match="samples"):
+        layer_hessians(graph, samples=0)
+    plan2 = plan_pruning(graph, OBSImportance(), 0.5)
+    assert plan2.num_removed() == 16

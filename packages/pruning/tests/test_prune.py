@@ -1,0 +1,155 @@
+"""Physical removal against the soft-pruning oracle on the zoo; plans, ratios and bad inputs."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neuronkit.pruning import (
+    MLP,
+    DenseNetStyle,
+    DependencyGraph,
+    MobileNetV2Style,
+    SmallViT,
+    count_macs,
+    plan_from_masks,
+    plan_pruning,
+    prune,
+    prune_model,
+    soft_prune,
+    zoo,
+)
+
+
+def _randomize_bn(model: torch.nn.Module, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.5, generator=gen)
+                m.running_var.uniform_(0.5, 2.0, generator=gen)
+                m.weight.normal_(1, 0.3, generator=gen)
+                m.bias.normal_(0, 0.3, generator=gen)
+
+
+@pytest.mark.parametrize("name", list(zoo()))
+def test_zoo_hard_equals_soft_and_shrinks(name: str) -> None:
+    ctor, shape = zoo()[name]
+    gen = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    model = ctor().eval()
+    _randomize_bn(model, gen)
+    x = torch.randn((4, *shape), generator=gen)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan).eval(), soft_prune(graph, plan).eval()
+    with torch.no_grad():
+        assert (hard(x) - soft(x)).abs().max() <= 1e-5
+        assert (model(x) - soft(x)).abs().max() > 1e-3  # the oracle really differs
+    assert count_macs(model, x[:1]) >= 3 * count_macs(hard, x[:1])
+    for k, v in model.state_dict().items():  # the original is untouched
+        assert torch.equal(v, state[k])
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    ratio=st.floats(0.0, 0.9),
+    scope=st.sampled_from(["local", "global"]),
+    seed=st.integers(0, 1000),
+)
+def test_any_ratio_matches_oracle(ratio: float, scope: str, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = DenseNetStyle(growth=4, layers=2).eval()
+    _randomize_bn(model, gen)
+    x = torch.randn((2, 3, 8, 8), generator=gen)
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l1", ratio, scope=scope)
+    with torch.no_grad():
+        diff = (prune(graph, plan)(x) - soft_prune(graph, plan)(x)).abs().max()
+    assert diff <= 1e-5
+
+
+def test_local_ratio_counts_round_to_and_heads() -> None:
+    model = SmallViT(dim=64, heads=4, depth=1).eval()
+    x = torch.randn(2, 3, 16, 16)
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.3, round_to=8)
+    for gi, idx in plan.removed.items():
+        g = graph.groups[gi]
+        assert (g.size - idx.numel()) % 8 == 0
+        assert idx.numel() % g.multiple == 0
+        assert g.size - idx.numel() == math.ceil((g.size - math.floor(0.3 * g.size)) / 8) * 8
+    small = prune(graph, plan)
+    assert small.blocks[0].attn.head_dim * 4 == small.blocks[0].attn.embed_dim == 48
+
+
+def test_ignored_and_per_layer_ratios() -> None:
+    model = MLP(hidden=(32, 32)).eval()
+    graph = DependencyGraph(model, torch.randn(2, 64))
+    plan = plan_pruning(graph, ratio=0.5, ignored_layers=["body.0"], layer_ratios={"body.2": 0.25})
+    small = prune(graph, plan)
+    assert small.body[0].out_features == 32
+    assert small.body[2].out_features == 24
+
+
+def test_model_unchanged_and_clear_errors_on_bad_input() -> None:
+    model = MobileNetV2Style().eval()
+    x = torch.randn(2, 3, 16, 16)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    graph = DependencyGraph(model, x)
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="ratio"):
+            plan_pruning(graph, ratio=bad)
+    with pytest.raises(TypeError, match="ratio"):
+        plan_pruning(graph, ratio="half")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no_such_layer"):
+        plan_pruning(graph, ignored_layers=["no_such_layer"])
+    with pytest.raises(ValueError, match="scope"):
+        plan_pruning(graph, scope="everywhere")
+    with pytest.raises(ValueError, match="importance"):
+        plan_pruning(graph, importance="random-ish")
+    g = graph.prunable_groups()[0]
+    with pytest.raises(ValueError, match="shape"):
+        plan_from_masks(graph, {g.index: torch.ones(g.size + 1, dtype=torch.bool)})
+    with pytest.raises(TypeError, match="bool"):
+        plan_from_masks(graph, {g.index: torch.ones(g.size)})
+    with pytest.raises(ValueError, match="every channel"):
+        plan_from_masks(graph, {g.index: torch.zeros(g.size, dtype=torch.bool)})
+    frozen = next(gr for gr in graph.groups if not gr.prunable)
+    mask = torch.ones(frozen.size, dtype=torch.bool)
+    mask[0] = False
+    with pytest.raises(ValueError, match="cannot be pruned"):
+        plan_from_masks(graph, {frozen.index: mask})
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k])
+
+
+def test_masks_and_attention_head_constraint() -> None:
+    model = SmallViT(dim=32, heads=4, depth=1).eval()
+    x = torch.randn(2, 3, 16, 16)
+    graph = DependencyGraph(model, x)
+    g = next(gr for gr in graph.groups if gr.attention)
+    mask = torch.ones(g.size, dtype=torch.bool)
+    mask[:3] = False
+    with pytest.raises(ValueError, match="multiple of 4"):
+        plan_from_masks(graph, {g.index: mask})
+    mask[3] = False
+    plan = plan_from_masks(graph, {g.index: mask})
+    with torch.no_grad():
+        torch.testing.assert_close(
+            prune(graph, plan)(x), soft_prune(graph, plan)(x), atol=1e-5, rtol=0
+        )
+
+
+def test_prune_model_one_call_and_inplace() -> None:
+    model = MLP(hidden=(16,)).eval()
+    small = prune_model(model, torch.randn(2, 64), ratio=0.5)
+    assert small.body[0].out_features == 8
+    assert model.body[0].out_features == 16
+    graph = DependencyGraph(model, torch.randn(2, 64))
+    same = prune(graph, plan_pruning(graph, ratio=0.25), inplace=True)
+    assert same is model
+    assert model.body[0].out_features == 12

@@ -1,0 +1,1 @@
+"""Reproductions of the papers implemented in neuronkit.snn (one module per id)."""

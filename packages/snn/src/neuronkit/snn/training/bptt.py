@@ -1,0 +1,311 @@
+"""Step-by-step spiking networks and plain backpropagation through time (BPTT).
+
+The online trainers of this package (:mod:`neuronkit.snn.training.sltt`) need a network that
+runs **one time step per call** with explicit state, so that a loss can be formed and
+backpropagated at every step. This module provides that network shape and the BPTT reference
+trainer the online methods are compared against:
+
+* :class:`StepSequential`: plain (stateless) torch layers (``nn.Linear``, ``nn.Conv2d``,
+  pooling, ``nn.Flatten``, ...) interleaved with neuron modules that have a ``step(x_t,
+  state) -> (spikes, state)`` method (:class:`~neuronkit.snn.LIF`, :class:`~neuronkit.snn.IF`,
+  :class:`~neuronkit.snn.PLIF`, ...). ``model(x_t, state) -> (out_t, state)`` with ``x_t:
+  [B, ...]``; the state is a tuple with one entry per neuron module (``None`` at rest).
+* :func:`detach_state`: the state with every tensor detached (cuts the temporal gradient path).
+* :func:`bptt_train_epoch`: one epoch of BPTT: all T steps forward with the state attached,
+  one backward of the time-averaged loss, one optimizer step per batch.
+* :func:`evaluate_steps`: accuracy of the summed per-step outputs.
+* :func:`minibatches`: a seeded mini-batch iterator over in-memory tensors.
+
+Any model with the call signature ``model(x_t, state) -> (out_t, state)`` works with the
+trainers, not only :class:`StepSequential`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neuronkit.common import check_number, check_type
+
+__all__ = [
+    "EpochStats",
+    "StepSequential",
+    "bptt_train_epoch",
+    "detach_state",
+    "evaluate_steps",
+    "minibatches",
+    "step_inputs",
+]
+
+StepModel = Callable[[Tensor, Any], tuple[Tensor, Any]]
+StepLoss = Callable[[Tensor, Tensor], Tensor]
+Encoder = Callable[[Tensor, int], Tensor]
+
+
+class EpochStats(NamedTuple):
+    """One training epoch: mean loss per sample (the sum over steps of the per-step losses
+    divided by T), training accuracy of the summed outputs, wall-clock seconds, samples seen."""
+
+    loss: float
+    accuracy: float
+    seconds: float
+    samples: int
+
+
+class StepSequential(nn.Module):
+    """A feed-forward spiking network run one time step per call.
+
+    ``layers`` are applied in order to ``x_t: [B, ...]``. A layer with a ``step`` method (the
+    neuron modules of :mod:`neuronkit.snn`) is called as ``layer.step(h, state_i) -> (spikes,
+    state_i)``; any other module is stateless and called as ``layer(h)``. The last layer is
+    usually a plain ``nn.Linear`` (a non-spiking readout whose per-step output feeds the loss,
+    as in the SLTT and OTTT reference networks).
+
+    ``forward(x_t [B, ...], state=None) -> (out_t [B, ...], state)`` where ``state`` is a tuple
+    with one entry per neuron module, in order (``None`` starts every neuron at rest).
+
+    >>> from neuronkit.snn import LIF
+    >>> net = StepSequential(nn.Linear(4, 8), LIF(), nn.Linear(8, 3))
+    >>> out, state = net(torch.rand(2, 4))
+    >>> out.shape, len(state)
+    (torch.Size([2, 3]), 1)
+    """
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__()
+        if not layers:
+            raise ValueError("layers must hold at least one module, got none")
+        for i, layer in enumerate(layers):
+            check_type(f"layers[{i}]", layer, nn.Module)
+        self.layers = nn.ModuleList(layers)
+        self._stateful = [callable(getattr(layer, "step", None)) for layer in layers]
+
+    @property
+    def num_states(self) -> int:
+        """Number of neuron modules (entries of the state tuple)."""
+        return sum(self._stateful)
+
+    def forward(self, x: Tensor, state: tuple[Any, ...] | None = None) -> tuple[Tensor, Any]:
+        """One step: ``x: [B, ...]`` -> ``(out [B, ...], state)``."""
+        check_type("x", x, Tensor)
+        n = self.num_states
+        if state is None:
+            state = (None,) * n
+        elif not isinstance(state, tuple) or len(state) != n:
+            got = f"a tuple of length {len(state)}" if isinstance(state, tuple) else type(state)
+            raise ValueError(
+                f"state must be None or a tuple of {n} neuron states (one per neuron module), "
+                f"got {got}"
+            )
+        new: list[Any] = []
+        h = x
+        i = 0
+        for layer, stateful in zip(self.layers, self._stateful):
+            if stateful:
+                h, s = getattr(layer, "step")(h, state[i])  # noqa: B009
+                new.append(s)
+                i += 1
+            else:
+                h = layer(h)
+        return h, tuple(new)
+
+
+def detach_state(state: Any) -> Any:
+    """``state`` with every tensor detached: tensors, ``None`` and (named) tuples, lists and
+    dicts of them, to any depth. The input is not modified.
+
+    Detaching the state between steps removes the temporal gradient path of the membrane
+    (SLTT's ``v = v.detach() * decay + x``) while keeping the spatial path within a step.
+    """
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # NamedTuple
+        return type(state)(*(detach_state(s) for s in state))
+    if isinstance(state, tuple | list):
+        return type(state)(detach_state(s) for s in state)
+    if isinstance(state, dict):
+        return {k: detach_state(v) for k, v in state.items()}
+    raise TypeError(
+        f"state must be a tensor, None, or a tuple/list/dict of them, got {type(state).__name__}"
+    )
+
+
+def minibatches(
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> list[tuple[Tensor, Tensor]]:
+    """Split ``x: [N, ...]`` and ``y: [N]`` into mini-batches (the last may be smaller).
+
+    Args:
+        batch_size: samples per batch (>= 1).
+        shuffle: permute the samples first (with ``seed`` or ``generator``; one of them is
+            required when shuffling, so the order is reproducible).
+
+    Returns:
+        a list of ``(x_b [b, ...], y_b [b])`` (views when not shuffled, copies otherwise).
+    """
+    check_type("x", x, Tensor)
+    check_type("y", y, Tensor)
+    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must share their first dimension N, got shapes {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
+    check_number("batch_size", batch_size, ge=1, integer=True)
+    check_type("shuffle", shuffle, bool)
+    n = x.shape[0]
+    if shuffle:
+        if seed is None and generator is None:
+            raise ValueError("seed or generator is required when shuffle=True, got neither")
+        if seed is not None and generator is not None:
+            raise ValueError("pass seed or generator, not both (got both)")
+        gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))  # type: ignore[arg-type]
+        order = torch.randperm(n, generator=gen)
+        x, y = x[order], y[order]
+    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def step_inputs(x: Tensor, T: int, encoder: Encoder | None = None) -> Iterator[Tensor]:
+    """The T per-step inputs of a batch ``x: [B, ...]``.
+
+    With ``encoder=None`` the same ``x`` is fed at every step (direct encoding, no copy);
+    otherwise ``encoder(x, T)`` must return ``[T, B, ...]`` and step ``t`` gets its ``t``-th
+    slice (e.g. ``neuronkit.snn.poisson_encode``).
+    """
+    if encoder is None:
+        for _ in range(T):
+            yield x
+        return
+    seq = encoder(x, T)
+    if not isinstance(seq, Tensor) or seq.ndim < 2 or seq.shape[0] != T:
+        got = tuple(seq.shape) if isinstance(seq, Tensor) else type(seq).__name__
+        raise ValueError(f"encoder(x, T) must return a tensor [T={T}, B, ...], got {got}")
+    yield from seq
+
+
+def _default_loss(out: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(out, target)
+
+
+def _check_trainer_args(model: Any, optimizer: Any, T: Any, loss_fn: Any) -> None:
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x_t, state), got {type(model).__name__}")
+    check_type("optimizer", optimizer, torch.optim.Optimizer)
+    check_number("T", T, ge=1, integer=True)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(out_t, target), got {loss_fn!r}")
+
+
+def _check_batch(x: Any, y: Any) -> None:
+    check_type("x", x, Tensor)
+    check_type("y", y, Tensor)
+    if y.ndim != 1 or x.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"each batch must be (x [B, ...], y [B]) with matching B, got shapes "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+
+
+def bptt_train_epoch(
+    model: StepModel,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    T: int,
+    *,
+    loss_fn: StepLoss | None = None,
+    encoder: Encoder | None = None,
+) -> EpochStats:
+    """One epoch of backpropagation through time for a step model.
+
+    Per batch: ``T`` forward steps with the state kept in the graph, the loss ``sum_t
+    loss_fn(out_t, y) / T``, **one** backward through the whole unrolled graph (memory grows
+    with T), one optimizer step.
+
+    Args:
+        model: ``model(x_t [B, ...], state) -> (out_t [B, C], state)``, e.g. a
+            :class:`StepSequential`; ``state=None`` at the first step.
+        loader: iterable of ``(x [B, ...], y [B])`` batches (e.g. :func:`minibatches`).
+        optimizer: a ``torch.optim.Optimizer`` over the model's parameters.
+        T: time steps per sample (>= 1).
+        loss_fn: per-step loss ``(out_t, y) -> scalar`` (cross-entropy by default; pass
+            :func:`neuronkit.snn.training.sltt_loss` for the SLTT paper's loss).
+        encoder: see :func:`step_inputs` (``None``: direct encoding).
+
+    Returns:
+        :class:`EpochStats` (train accuracy from ``sum_t out_t``).
+    """
+    loss_fn = _default_loss if loss_fn is None else loss_fn
+    _check_trainer_args(model, optimizer, T, loss_fn)
+    total_loss, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    for x, y in loader:
+        _check_batch(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        state = None
+        loss: Tensor | None = None
+        acc_out: Tensor | None = None
+        for x_t in step_inputs(x, T, encoder):
+            out, state = model(x_t, state)
+            step_loss = loss_fn(out, y) / T
+            loss = step_loss if loss is None else loss + step_loss
+            acc_out = out.detach() if acc_out is None else acc_out + out.detach()
+        if loss is None or acc_out is None:  # T >= 1 is checked: unreachable
+            raise RuntimeError("no time step was run")
+        loss.backward()
+        optimizer.step()
+        total_loss += float(loss.detach()) * y.shape[0]
+        correct += int((acc_out.argmax(1) == y).sum())
+        seen += y.shape[0]
+    seconds = time.perf_counter() - start
+    if seen == 0:
+        raise ValueError("loader must yield at least one batch, got none")
+    return EpochStats(total_loss / seen, correct / seen, seconds, seen)
+
+
+@torch.no_grad()
+def evaluate_steps(
+    model: StepModel,
+    x: Tensor,
+    y: Tensor,
+    T: int,
+    *,
+    batch_size: int = 512,
+    encoder: Encoder | None = None,
+) -> float:
+    """Accuracy of ``argmax(sum_t out_t)`` of a step model over ``x: [N, ...]``, ``y: [N]``.
+
+    Runs without gradient; the model is put in eval mode and restored afterwards.
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x_t, state), got {type(model).__name__}")
+    _check_batch(x, y)
+    check_number("T", T, ge=1, integer=True)
+    was_training = getattr(model, "training", False)
+    if isinstance(model, nn.Module):
+        model.eval()
+    correct = 0
+    try:
+        for xb, yb in minibatches(x, y, batch_size, shuffle=False):
+            state = None
+            total: Tensor | None = None
+            for x_t in step_inputs(xb, T, encoder):
+                out, state = model(x_t, state)
+                total = out if total is None else total + out
+            assert total is not None
+            correct += int((total.argmax(1) == yb).sum())
+    finally:
+        if isinstance(model, nn.Module):
+            model.train(was_training)
+    return correct / max(int(y.shape[0]), 1)

@@ -1,0 +1,720 @@
+"""Iterative initialization and retraining (IIR) of spiking networks down to one time step.
+
+Chowdhury, Rathi & Roy, "One Timestep is All You Need: Training Spiking Neural Networks with
+Ultra Low Latency" (IIR-SNN). A network is trained at T = 5, then retrained at successively
+lower latencies (5 -> 3 -> 2 -> 1), each stage starting from the previous stage's weights,
+leaks and thresholds; jumping straight to T = 1 loses the spikes in the deeper layers, while
+small latency steps let the thresholds and weights adapt gradually.
+
+The neuron is DIET-SNN's (Rathi & Roy), which the paper builds on: per layer, a trainable leak
+``lam`` and threshold ``theta``,
+
+    ``u_t = lam * u_{t-1} + x_t - theta * s_{t-1}``,   ``s_t = H(u_t / theta - 1)``,
+
+i.e. soft reset (subtract ``theta`` after a spike), with the linear surrogate ``dH(z)/dz ~=
+gamma * max(0, 1 - |z|)``, ``gamma = 0.3`` (:class:`ScaledTriangle`). Inputs are direct
+encoded (the analog image at every step into the first conv) and the last layer is a
+non-spiking accumulator: ``logits = (1 / T) * sum_t W s_t + b`` (the accumulated membrane,
+divided by T so the logit scale does not jump between stages).
+
+Building blocks: :class:`IIRLIF` (the neuron over ``[T, B, ...]``), :class:`AccumulatedReadout`,
+:func:`iir_cnn` (a small conv net for 8x8 images), :func:`train_at_latency` (BPTT at one T),
+:func:`iir_retrain` (the schedule, with per-stage accuracy, latency and spike counts),
+:func:`spike_counts`, and the optional ANN -> SNN start: :func:`fold_batchnorm`,
+:func:`ann_to_snn` (BN folded, thresholds at the 90th percentile of each layer's
+pre-activation over calibration data, leak 1).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neuronkit.common import check_number, check_type
+
+from ..encoding import direct_encode
+from ..layers import SeqAvgPool2d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
+from ..neurons import ALIF, IF, LIF, CuBaLIF
+from ..surrogate import Surrogate, get_surrogate
+from .bptt import minibatches
+
+__all__ = [
+    "IIRLIF",
+    "AccumulatedReadout",
+    "IIRResult",
+    "IIRStage",
+    "ScaledTriangle",
+    "ann_to_snn",
+    "cnn_ann",
+    "evaluate_latency",
+    "fold_batchnorm",
+    "iir_cnn",
+    "iir_retrain",
+    "spike_counts",
+    "train_ann",
+    "train_at_latency",
+]
+
+
+@dataclass(frozen=True)
+class ScaledTriangle(Surrogate):
+    """DIET-SNN's linear surrogate: ``g'(z) = alpha * max(0, 1 - |z|)`` (``alpha`` = gamma =
+    0.3), applied to ``z = u / theta - 1``. Unlike :class:`~neuronkit.snn.Triangle` its width
+    is fixed at 1 and ``alpha`` only scales it (it integrates to ``alpha``)."""
+
+    alpha: float = 0.3
+    name: ClassVar[str] = "scaled_triangle"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return (1.0 - x.abs()).relu_().mul_(self.alpha)
+
+
+class IIRLIF(nn.Module):
+    """Leaky integrate-and-fire layer with a trainable leak and threshold (one each per layer).
+
+    ``forward(x: [T, B, ...]) -> spikes [T, B, ...]`` from rest, with ``u_t = lam * u_{t-1} +
+    x_t - theta * s_{t-1}`` and ``s_t = H(u_t / theta - 1)`` (fires at ``u >= theta``). The
+    leak is clamped to [0, 1] in the forward pass (1 is an IF neuron); the threshold must stay
+    positive (it is clamped at ``min_threshold``).
+
+    Args:
+        leak: initial leak ``lam`` in [0, 1] (DIET-SNN starts converted networks at 1).
+        threshold: initial threshold ``theta`` (> 0).
+        surrogate: surrogate of ``H`` over ``u / theta - 1`` (:class:`ScaledTriangle` default).
+        learn_leak / learn_threshold: make them ``nn.Parameter``s (else buffers).
+        min_threshold: lower clamp of the threshold (> 0).
+    """
+
+    def __init__(
+        self,
+        leak: float = 1.0,
+        threshold: float = 1.0,
+        *,
+        surrogate: Surrogate | str | None = None,
+        learn_leak: bool = True,
+        learn_threshold: bool = True,
+        min_threshold: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        check_number("leak", leak, ge=0, le=1)
+        check_number("threshold", threshold, gt=0)
+        check_type("learn_leak", learn_leak, bool)
+        check_type("learn_threshold", learn_threshold, bool)
+        check_number("min_threshold", min_threshold, gt=0)
+        self.surrogate = ScaledTriangle() if surrogate is None else get_surrogate(surrogate)
+        self.min_threshold = float(min_threshold)
+        leak_t = torch.tensor(float(leak))
+        thr_t = torch.tensor(float(threshold))
+        if learn_leak:
+            self.leak = nn.Parameter(leak_t)
+        else:
+            self.register_buffer("leak", leak_t)
+        if learn_threshold:
+            self.threshold = nn.Parameter(thr_t)
+        else:
+            self.register_buffer("threshold", thr_t)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_type("x", x, Tensor)
+        if not x.is_floating_point() or x.ndim < 3:
+            raise ValueError(
+                f"x must be a floating tensor [T, B, ...] (>= 3 dims), got dtype {x.dtype} and "
+                f"shape {tuple(x.shape)}"
+            )
+        lam = self.leak.clamp(0.0, 1.0).to(x.dtype)
+        theta = self.threshold.clamp(min=self.min_threshold).to(x.dtype)
+        u = torch.zeros_like(x[0])
+        s = torch.zeros_like(x[0])
+        out = []
+        for t in range(x.shape[0]):
+            u = lam * u + x[t] - theta * s
+            s = self.surrogate(u / theta - 1.0)
+            out.append(s)
+        return torch.stack(out)
+
+    def extra_repr(self) -> str:
+        return (
+            f"leak={float(self.leak.detach()):.4g}, threshold={float(self.threshold.detach()):.4g}"
+            f", surrogate={self.surrogate!r}"
+        )
+
+
+class AccumulatedReadout(nn.Module):
+    """Non-spiking output layer: ``logits = (1/T) * sum_t layer(x_t)`` (or the plain sum).
+
+    ``forward(x: [T, B, ...]) -> [B, ...]``: the membrane of non-firing, non-leaking output
+    neurons accumulated over the T steps (``average=True`` divides by T).
+    """
+
+    def __init__(self, layer: nn.Module, *, average: bool = True) -> None:
+        super().__init__()
+        check_type("layer", layer, nn.Module)
+        check_type("average", average, bool)
+        self.layer = layer
+        self.average = average
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_type("x", x, Tensor)
+        if x.ndim < 3:
+            raise ValueError(f"x must be [T, B, ...] (>= 3 dims), got shape {tuple(x.shape)}")
+        T, B = x.shape[:2]
+        y = self.layer(x.flatten(0, 1)).unflatten(0, (T, B))
+        return y.mean(0) if self.average else y.sum(0)
+
+
+def iir_cnn(
+    *,
+    in_channels: int = 1,
+    image_size: int = 8,
+    channels: Sequence[int] = (16, 32, 32),
+    hidden: int = 64,
+    num_classes: int = 10,
+    leak: float = 1.0,
+    threshold: float = 1.0,
+    seed: int | None = None,
+) -> nn.Sequential:
+    """A small IIR-SNN conv net: ``x [T, B, C, H, W] -> logits [B, num_classes]``.
+
+    ``conv3x3(channels[0]) -> IIRLIF``, then for every further width ``conv3x3 -> IIRLIF ->
+    avgpool2`` (the first pooling follows the second conv), ``flatten -> linear(hidden) ->
+    IIRLIF -> AccumulatedReadout(linear(num_classes))``: ``len(channels) + 2`` weight layers
+    (5 by default). Each pooling halves the image (``image_size`` must stay divisible).
+
+    Args:
+        seed: seed of the weight initialization (``None``: torch's global RNG).
+    """
+    for name, value in (("in_channels", in_channels), ("image_size", image_size)):
+        check_number(name, value, ge=1, integer=True)
+    check_number("hidden", hidden, ge=1, integer=True)
+    check_number("num_classes", num_classes, ge=2, integer=True)
+    check_type("channels", channels, (list, tuple))
+    if not channels or not all(isinstance(c, int) and c >= 1 for c in channels):
+        raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}")
+    pools = len(channels) - 1
+    if image_size % (2**pools):
+        raise ValueError(
+            f"image_size must be divisible by 2**{pools} (one pooling per extra conv), got "
+            f"{image_size}"
+        )
+    if seed is not None:
+        check_number("seed", seed, ge=0, integer=True)
+    fork = torch.random.fork_rng() if seed is not None else _nullcontext()
+    with fork:
+        if seed is not None:
+            torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        c_prev = in_channels
+        for i, c in enumerate(channels):
+            layers += [SeqConv2d(c_prev, c, 3, padding=1), IIRLIF(leak, threshold)]
+            if i > 0:
+                layers.append(SeqAvgPool2d(2))
+            c_prev = c
+        side = image_size // (2**pools)
+        layers += [
+            SeqFlatten(),
+            SeqLinear(c_prev * side * side, hidden),
+            IIRLIF(leak, threshold),
+            AccumulatedReadout(nn.Linear(hidden, num_classes)),
+        ]
+        return nn.Sequential(*layers)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+_NEURONS = (IIRLIF, LIF, IF, ALIF, CuBaLIF)
+
+
+def _check_model(model: Any) -> None:
+    check_type("model", model, nn.Module)
+
+
+def _check_data(data: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    if not isinstance(data, tuple) or len(data) != 4:
+        raise TypeError(
+            "data must be a 4-tuple (x_train, y_train, x_test, y_test), e.g. "
+            f"neuronkit.snn.load_digits(), got {type(data).__name__}"
+        )
+    for name, t in zip(("x_train", "y_train", "x_test", "y_test"), data):
+        check_type(f"data.{name}", t, Tensor)
+    x_tr, y_tr, x_te, y_te = data
+    for xs, ys, split in ((x_tr, y_tr, "train"), (x_te, y_te, "test")):
+        if ys.ndim != 1 or xs.shape[0] != ys.shape[0] or ys.dtype != torch.long:
+            raise ValueError(
+                f"data's {split} split must be x [N, ...] and int64 y [N], got shapes "
+                f"{tuple(xs.shape)} and {tuple(ys.shape)} ({ys.dtype})"
+            )
+    return x_tr, y_tr, x_te, y_te
+
+
+@torch.no_grad()
+def spike_counts(model: nn.Module, x: Tensor, T: int, *, batch_size: int = 512) -> dict[str, float]:
+    """Mean spikes per sample of every neuron layer of ``model`` at latency ``T``.
+
+    ``x: [N, ...]`` is direct encoded. Returns ``{layer name: spikes per sample}`` for every
+    :class:`IIRLIF` (and :mod:`neuronkit.snn` neuron module) plus ``"total"``.
+    """
+    _check_model(model)
+    check_type("x", x, Tensor)
+    check_number("T", T, ge=1, integer=True)
+    counts: dict[str, float] = {}
+    hooks = []
+
+    def make_hook(name: str) -> Any:
+        def hook(_m: nn.Module, _inp: Any, out: Tensor) -> None:
+            counts[name] = counts.get(name, 0.0) + float(out.sum())
+
+        return hook
+
+    for name, module in model.named_modules():
+        if isinstance(module, _NEURONS):
+            counts[name] = 0.0
+            hooks.append(module.register_forward_hook(make_hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            model(direct_encode(x[i : i + batch_size], T))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    n = max(int(x.shape[0]), 1)
+    per = {k: v / n for k, v in counts.items()}
+    per["total"] = sum(per.values())
+    return per
+
+
+@torch.no_grad()
+def evaluate_latency(
+    model: nn.Module, x: Tensor, y: Tensor, T: int, *, batch_size: int = 512
+) -> float:
+    """Accuracy of ``argmax(model(direct_encode(x, T)))`` over ``x: [N, ...]``, ``y: [N]``."""
+    _check_model(model)
+    check_type("x", x, Tensor)
+    check_type("y", y, Tensor)
+    check_number("T", T, ge=1, integer=True)
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            logits = model(direct_encode(x[i : i + batch_size], T))
+            correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
+    finally:
+        model.train(was_training)
+    return correct / max(int(x.shape[0]), 1)
+
+
+def train_at_latency(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    T: int,
+    epochs: int,
+    *,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> list[float]:
+    """Train ``model`` in place with BPTT at latency ``T`` (direct-encoded ``x: [N, ...]``).
+
+    Adam (a fresh optimizer, as every IIR stage starts one), cross-entropy on the model's
+    logits ``[B, C]``, cosine learning-rate decay over the stage's epochs, shuffled
+    mini-batches from ``seed``. Returns the mean training loss of every epoch.
+    """
+    _check_model(model)
+    check_type("x", x, Tensor)
+    check_type("y", y, Tensor)
+    check_number("T", T, ge=1, integer=True)
+    check_number("epochs", epochs, ge=0, integer=True)
+    check_number("lr", lr, gt=0)
+    check_number("batch_size", batch_size, ge=1, integer=True)
+    check_number("weight_decay", weight_decay, ge=0)
+    check_number("seed", seed, ge=0, integer=True)
+    if epochs == 0:
+        return []
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        total, seen = 0.0, 0
+        for xb, yb in minibatches(x, y, batch_size, generator=gen):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(direct_encode(xb, T)), yb)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {float(loss)} at T={T}")
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * yb.shape[0]
+            seen += yb.shape[0]
+        sched.step()
+        losses.append(total / max(seen, 1))
+    return losses
+
+
+@dataclass
+class IIRStage:
+    """One latency stage: ``T``, epochs trained, test accuracy, spikes per sample (``total``
+    and per neuron layer), the per-layer leaks and thresholds after training, losses, time."""
+
+    T: int
+    epochs: int
+    accuracy: float
+    spikes: dict[str, float]
+    leaks: list[float]
+    thresholds: list[float]
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class IIRResult:
+    """The stages of :func:`iir_retrain`, in training order."""
+
+    stages: list[IIRStage]
+
+    @property
+    def final(self) -> IIRStage:
+        """The last (lowest-latency) stage."""
+        return self.stages[-1]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One table row per stage: T (latency), epochs, accuracy, total spikes, seconds."""
+        return [
+            {
+                "T": s.T,
+                "epochs": s.epochs,
+                "accuracy": round(s.accuracy, 4),
+                "spikes_per_sample": round(s.spikes["total"], 1),
+                "seconds": round(s.seconds, 2),
+            }
+            for s in self.stages
+        ]
+
+
+def _neuron_params(model: nn.Module) -> tuple[list[float], list[float]]:
+    leaks, thrs = [], []
+    for m in model.modules():
+        if isinstance(m, IIRLIF):
+            leaks.append(float(m.leak.detach().clamp(0, 1)))
+            thrs.append(float(m.threshold.detach()))
+    return leaks, thrs
+
+
+def iir_retrain(
+    model: nn.Module,
+    data: tuple[Tensor, Tensor, Tensor, Tensor],
+    *,
+    timesteps: Sequence[int] = (5, 3, 2, 1),
+    epochs_per_stage: int | Sequence[int] = 10,
+    lr: float | Sequence[float] = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> IIRResult:
+    """Iterative initialization and retraining: train at ``timesteps[0]``, then retrain at
+    each next (lower) latency starting from the previous stage's network.
+
+    ``model`` (``[T, B, ...] -> logits [B, C]``, e.g. :func:`iir_cnn` or :func:`ann_to_snn`)
+    is trained **in place**; every stage uses a fresh Adam optimizer (:func:`train_at_latency`)
+    and ends with its test accuracy and spike counts at its own latency. ``timesteps=(1,)``
+    with the summed epochs is the train-from-scratch-at-T=1 baseline.
+
+    Args:
+        data: ``(x_train, y_train, x_test, y_test)`` with ``x: [N, ...]`` (direct encoded) and
+            int64 ``y: [N]``, e.g. ``neuronkit.snn.load_digits()``.
+        timesteps: strictly decreasing latencies (each >= 1).
+        epochs_per_stage: one count for all stages or one per stage.
+        lr: Adam learning rate, one for all stages or one per stage.
+        seed: seed of each stage's batch order (stage ``i`` uses ``seed + i``).
+
+    Returns:
+        :class:`IIRResult` with one :class:`IIRStage` per latency.
+    """
+    _check_model(model)
+    x_tr, y_tr, x_te, y_te = _check_data(data)
+    check_type("timesteps", timesteps, (list, tuple))
+    if not timesteps or not all(isinstance(t, int) and t >= 1 for t in timesteps):
+        raise ValueError(f"timesteps must be a non-empty sequence of ints >= 1, got {timesteps!r}")
+    if any(a <= b for a, b in itertools.pairwise(timesteps)):
+        raise ValueError(f"timesteps must be strictly decreasing, got {list(timesteps)}")
+    n = len(timesteps)
+    epochs = _per_stage("epochs_per_stage", epochs_per_stage, n, int)
+    lrs = _per_stage("lr", lr, n, float)
+    check_number("seed", seed, ge=0, integer=True)
+    stages = []
+    for i, (T, ep, rate) in enumerate(zip(timesteps, epochs, lrs)):
+        start = time.perf_counter()
+        losses = train_at_latency(
+            model, x_tr, y_tr, T, ep, lr=rate, batch_size=batch_size,
+            weight_decay=weight_decay, seed=seed + i,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        acc = evaluate_latency(model, x_te, y_te, T)
+        spikes = spike_counts(model, x_te, T)
+        leaks, thrs = _neuron_params(model)
+        stages.append(IIRStage(T, ep, acc, spikes, leaks, thrs, losses, seconds))
+    return IIRResult(stages)
+
+
+def _per_stage(name: str, value: Any, n: int, kind: type) -> list[Any]:
+    if isinstance(value, list | tuple):
+        if len(value) != n:
+            raise ValueError(f"{name} must have one entry per stage ({n}), got {len(value)}")
+        values = list(value)
+    else:
+        values = [value] * n
+    for v in values:
+        if kind is int:
+            check_number(name, v, ge=0, integer=True)
+        else:
+            check_number(name, v, gt=0)
+    return values
+
+
+# ---- ANN -> SNN start -----------------------------------------------------------------------
+
+
+def fold_batchnorm(layer: nn.Module, bn: nn.Module) -> nn.Module:
+    """A copy of ``layer`` (``nn.Conv2d``/``nn.Conv1d``/``nn.Linear``) with the eval-mode
+    ``bn`` (``nn.BatchNorm2d``/``1d``, running statistics) folded into its weight and bias:
+    ``bn(layer(x)) == folded(x)``. Neither argument is modified.
+    """
+    check_type("layer", layer, (nn.Conv1d, nn.Conv2d, nn.Linear))
+    check_type("bn", bn, (nn.BatchNorm1d, nn.BatchNorm2d))
+    lay: Any = layer
+    norm: Any = bn
+    out_features = lay.weight.shape[0]
+    if norm.num_features != out_features:
+        raise ValueError(
+            f"bn must have num_features equal to the layer's outputs ({out_features}), got "
+            f"{norm.num_features}"
+        )
+    if norm.running_mean is None or norm.running_var is None:
+        raise ValueError("bn must track running statistics (track_running_stats=True), got None")
+    folded: Any = copy.deepcopy(layer)
+    with torch.no_grad():
+        scale = norm.running_var.add(norm.eps).rsqrt()
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        shift = -norm.running_mean * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias
+        shape = (-1,) + (1,) * (lay.weight.ndim - 1)
+        folded.weight.copy_(lay.weight * scale.reshape(shape))
+        bias = lay.bias if lay.bias is not None else torch.zeros_like(shift)
+        new_bias = bias * scale + shift
+        if folded.bias is None:
+            folded.bias = nn.Parameter(new_bias.clone())
+        else:
+            folded.bias.copy_(new_bias)
+    return folded
+
+
+_STATELESS = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Linear,
+    nn.AvgPool2d,
+    nn.MaxPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Dropout,
+)
+
+
+@torch.no_grad()
+def ann_to_snn(
+    ann: nn.Sequential,
+    x_calib: Tensor,
+    *,
+    percentile: float = 90.0,
+    leak: float = 1.0,
+    average_readout: bool = True,
+) -> nn.Sequential:
+    """Convert a ReLU ``ann`` (an ``nn.Sequential`` on ``[B, ...]``) into an IIR-SNN.
+
+    Every ``BatchNorm`` is folded into the conv/linear layer before it (:func:`fold_batchnorm`,
+    eval-mode statistics); every ``nn.ReLU`` becomes an :class:`IIRLIF` with leak ``leak``
+    and threshold = the ``percentile``-th percentile of that ReLU's input (the folded
+    pre-activation) over ``x_calib: [N, ...]`` (if it is not positive, the largest
+    pre-activation; 1 if none is positive); other layers are wrapped in
+    :class:`~neuronkit.snn.TimeDistributed`; the final ``nn.Linear`` (after the last ReLU)
+    becomes the :class:`AccumulatedReadout`. Supported layers: Conv1d/2d, Linear,
+    BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout. The
+    result maps ``[T, B, ...] -> logits [B, C]``; ``ann`` is not modified.
+    """
+    check_type("ann", ann, nn.Sequential)
+    check_type("x_calib", x_calib, Tensor)
+    check_number("percentile", percentile, gt=0, le=100)
+    check_number("leak", leak, ge=0, le=1)
+    mods = list(ann)
+    folded: list[nn.Module] = []
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            raise ValueError(
+                f"ann[{i}] is a BatchNorm that does not follow a conv/linear layer; only "
+                "conv/linear -> BatchNorm pairs can be folded"
+            )
+        if (
+            isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)
+            and i + 1 < len(mods)
+            and isinstance(mods[i + 1], nn.BatchNorm1d | nn.BatchNorm2d)
+        ):
+            folded.append(fold_batchnorm(m, mods[i + 1]))
+            i += 2
+            continue
+        if not isinstance(m, (*_STATELESS, nn.ReLU)):
+            raise TypeError(
+                f"ann[{i}] must be one of Conv1d/2d, Linear, BatchNorm, ReLU, pooling, Flatten, "
+                f"Dropout, got {type(m).__name__}"
+            )
+        folded.append(copy.deepcopy(m))
+        i += 1
+    relus = [j for j, m in enumerate(folded) if isinstance(m, nn.ReLU)]
+    last = len(folded) - 1
+    if not isinstance(folded[last], nn.Linear) or not relus:
+        raise ValueError(
+            "ann must hold at least one nn.ReLU and end with an nn.Linear output layer, got "
+            f"{[type(m).__name__ for m in folded]}"
+        )
+    # thresholds from the pre-activations of the folded ANN
+    thresholds: dict[int, float] = {}
+    h = x_calib
+    for j, m in enumerate(folded):
+        if isinstance(m, nn.ReLU):
+            pre = h.flatten()
+            q = float(torch.quantile(pre.double(), percentile / 100.0))
+            if not q > 0 or not math.isfinite(q):
+                top = float(pre.max()) if pre.numel() else 0.0
+                q = top if top > 0 else 1.0
+            thresholds[j] = q
+        was = m.training
+        m.eval()
+        h = m(h)
+        m.train(was)
+    snn: list[nn.Module] = []
+    for j, m in enumerate(folded):
+        if j == last:
+            snn.append(AccumulatedReadout(m, average=average_readout))
+        elif isinstance(m, nn.ReLU):
+            snn.append(IIRLIF(leak, thresholds[j]))
+        elif isinstance(m, nn.Dropout):
+            continue
+        else:
+            snn.append(TimeDistributed(m))
+    return nn.Sequential(*snn)
+
+
+def cnn_ann(
+    *,
+    in_channels: int = 1,
+    image_size: int = 8,
+    channels: Sequence[int] = (8, 16, 16),
+    hidden: int = 64,
+    num_classes: int = 10,
+    batchnorm: bool = True,
+    seed: int | None = None,
+) -> nn.Sequential:
+    """The ReLU ANN twin of :func:`iir_cnn` (``[B, C, H, W] -> logits [B, num_classes]``),
+    with a BatchNorm after every conv/linear hidden layer when ``batchnorm``; convert it with
+    :func:`ann_to_snn` (trained first or not) to start IIR from it."""
+    for name, value in (("in_channels", in_channels), ("image_size", image_size)):
+        check_number(name, value, ge=1, integer=True)
+    check_number("hidden", hidden, ge=1, integer=True)
+    check_number("num_classes", num_classes, ge=2, integer=True)
+    check_type("batchnorm", batchnorm, bool)
+    check_type("channels", channels, (list, tuple))
+    if not channels or not all(isinstance(c, int) and c >= 1 for c in channels):
+        raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}")
+    pools = len(channels) - 1
+    if image_size % (2**pools):
+        raise ValueError(
+            f"image_size must be divisible by 2**{pools} (one pooling per extra conv), got "
+            f"{image_size}"
+        )
+    if seed is not None:
+        check_number("seed", seed, ge=0, integer=True)
+    fork = torch.random.fork_rng() if seed is not None else _nullcontext()
+    with fork:
+        if seed is not None:
+            torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        c_prev = in_channels
+        for i, c in enumerate(channels):
+            layers.append(nn.Conv2d(c_prev, c, 3, padding=1))
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(c))
+            layers.append(nn.ReLU())
+            if i > 0:
+                layers.append(nn.AvgPool2d(2))
+            c_prev = c
+        side = image_size // (2**pools)
+        layers += [nn.Flatten(), nn.Linear(c_prev * side * side, hidden)]
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(hidden))
+        layers += [nn.ReLU(), nn.Linear(hidden, num_classes)]
+        return nn.Sequential(*layers)
+
+
+def train_ann(
+    ann: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    epochs: int,
+    *,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> list[float]:
+    """Train a (ReLU) ``ann: [B, ...] -> logits [B, C]`` in place, as the start of an ANN ->
+    SNN conversion: Adam, cross-entropy, cosine decay, shuffled batches from ``seed``.
+    Returns the mean training loss of every epoch; the ANN is left in eval mode."""
+    _check_model(ann)
+    check_type("x", x, Tensor)
+    check_type("y", y, Tensor)
+    check_number("epochs", epochs, ge=0, integer=True)
+    check_number("lr", lr, gt=0)
+    check_number("batch_size", batch_size, ge=1, integer=True)
+    check_number("weight_decay", weight_decay, ge=0)
+    check_number("seed", seed, ge=0, integer=True)
+    losses: list[float] = []
+    if epochs > 0:
+        opt = torch.optim.Adam(ann.parameters(), lr=lr, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        gen = torch.Generator().manual_seed(seed)
+        ann.train()
+        for _ in range(epochs):
+            total, seen = 0.0, 0
+            for xb, yb in minibatches(x, y, batch_size, generator=gen):
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(ann(xb), yb)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * yb.shape[0]
+                seen += yb.shape[0]
+            sched.step()
+            losses.append(total / max(seen, 1))
+    ann.eval()
+    return losses

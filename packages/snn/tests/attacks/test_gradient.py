@@ -1,0 +1,108 @@
+"""FGSM and PGD on SNNs (time-major or directly encoded static inputs)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuronkit.snn import LIF, SeqFlatten, SeqLinear
+from neuronkit.snn.attacks import attack_success, fgsm, pgd, snn_logits
+
+F64 = torch.float64
+
+
+class TimeLinear(nn.Module):
+    """Outputs ``[T, B, K]`` linear in x: a closed-form gradient to compare against."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2) @ self.w
+
+
+def _setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    model = TimeLinear(torch.randn(6, 3, generator=gen, dtype=F64))
+    x = torch.rand(5, 6, generator=gen, dtype=F64) * 0.8 + 0.1
+    y = torch.tensor([0, 1, 2, 0, 1])
+    return model, x, y
+
+
+def test_fgsm_matches_closed_form_sign_gradient() -> None:
+    model, x, y = _setup()
+    logits = x @ model.w.detach()  # direct encoding: mean over time is x @ w
+    p = logits.softmax(1)
+    grad = (p - F.one_hot(y, 3).to(F64)) @ model.w.detach().T / len(y)
+    expected = (x + 0.05 * grad.sign()).clamp(0, 1)
+    torch.testing.assert_close(fgsm(model, x, y, eps=0.05, T=4), expected)
+    targeted = fgsm(model, x, y, eps=0.05, T=4, targeted=True)
+    torch.testing.assert_close(targeted, (x - 0.05 * grad.sign()).clamp(0, 1))
+
+
+def test_time_major_input_equals_direct_encoding() -> None:
+    model, x, y = _setup()
+    xt = x.unsqueeze(0).repeat(4, 1, 1)  # [T, B, 6]
+    static = fgsm(model, x, y, eps=0.1, T=4)
+    timed = fgsm(model, xt, y, eps=0.1)
+    assert timed.shape == xt.shape
+    torch.testing.assert_close(snn_logits(model, xt), snn_logits(model, x, T=4))
+    torch.testing.assert_close(timed.mean(0), static)  # same per-step gradient sign
+
+
+def test_pgd_respects_ball_range_and_is_seeded() -> None:
+    model, x, y = _setup()
+    x_in = x.clone()
+    a = pgd(model, x, y, eps=0.07, steps=5, T=3, seed=1)
+    b = pgd(model, x, y, eps=0.07, steps=5, T=3, seed=1)
+    c = pgd(model, x, y, eps=0.07, steps=5, T=3, seed=2)
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+    assert (a - x).abs().max() <= 0.07 + 1e-12
+    assert a.min() >= 0
+    assert a.max() <= 1
+    torch.testing.assert_close(x, x_in)  # input untouched
+    assert model.w.grad is None  # model untouched
+    loss = F.cross_entropy(snn_logits(model, a, T=3), y)
+    assert loss > F.cross_entropy(snn_logits(model, x, T=3), y)
+    free = pgd(model, x * 10, y, eps=0.5, steps=2, T=3, clamp=None, random_start=False)
+    assert free.max() > 1  # no clipping asked
+
+
+def test_pgd_targeted_moves_towards_target_on_a_spiking_net() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(SeqFlatten(), SeqLinear(6, 16), LIF(), SeqLinear(16, 3))
+    x = torch.rand(8, 6)
+    target = torch.full((8,), 2)
+    adv = pgd(net, x, target, eps=0.5, steps=10, T=4, targeted=True, seed=0)
+    before = F.cross_entropy(snn_logits(net, x, T=4), target)
+    after = F.cross_entropy(snn_logits(net, adv, T=4), target)
+    assert after < before
+    ok = attack_success(net, adv, target, T=4, targeted=True)
+    assert ok.dtype == torch.bool
+    assert ok.shape == (8,)
+
+
+def test_bad_inputs() -> None:
+    model, x, y = _setup()
+    with pytest.raises(ValueError, match="eps"):
+        fgsm(model, x, y, eps=0.0, T=2)
+    with pytest.raises(ValueError, match="y must"):
+        pgd(model, x, y[:3], eps=0.1, T=2)
+    with pytest.raises(TypeError, match="x must"):
+        pgd(model, x.long(), y, eps=0.1, T=2)
+    with pytest.raises(ValueError, match="x must"):
+        pgd(model, x, y, eps=0.1)  # 2-D without T is not time-major
+    with pytest.raises(ValueError, match="clamp"):
+        pgd(model, x, y, eps=0.1, T=2, clamp=(1.0, 0.0))
+    with pytest.raises(ValueError, match="seed or generator"):
+        pgd(model, x, y, eps=0.1, T=2, seed=0, generator=torch.Generator())
+    with pytest.raises(ValueError, match="steps"):
+        pgd(model, x, y, eps=0.1, T=2, steps=0)
+    with pytest.raises(ValueError, match="finite"):
+        pgd(model, x * float("nan"), y, eps=0.1, T=2)
+    with pytest.raises(TypeError, match="model"):
+        fgsm(3, x, y, eps=0.1, T=2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="model must return"):
+        snn_logits(lambda t: t.sum(), x, T=2)

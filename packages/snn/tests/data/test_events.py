@@ -1,0 +1,74 @@
+"""Binary event frames from images."""
+
+import pytest
+import torch
+
+from neuronkit.snn.data import EventDigits, event_frames, load_event_digits
+
+
+def _images() -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(5, 8, 8, generator=gen)
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("delta", 2), ("threshold", 1)])
+def test_shapes_binary_and_seeded(mode: str, channels: int) -> None:
+    img = _images()
+    a = event_frames(img, 6, mode=mode, seed=1)
+    assert a.shape == (6, 5, channels, 8, 8)
+    assert a.dtype == img.dtype
+    assert ((a == 0) | (a == 1)).all()
+    assert torch.equal(a, event_frames(img, 6, mode=mode, seed=1))
+    assert not torch.equal(a, event_frames(img, 6, mode=mode, seed=2))
+    four = event_frames(img.unsqueeze(1).repeat(1, 2, 1, 1), 6, mode=mode, seed=1)
+    assert four.shape == (6, 5, 2 * channels, 8, 8)
+
+
+def test_threshold_mode_rate_codes_intensity() -> None:
+    img = torch.tensor([0.0, 0.25, 0.5, 1.0]).reshape(1, 1, 4).repeat(200, 1, 1)
+    ev = event_frames(img, 40, mode="threshold", seed=0)
+    rate = ev.mean((0, 1, 2, 3))
+    torch.testing.assert_close(rate, torch.tensor([0.0, 0.25, 0.5, 1.0]), atol=0.03, rtol=0)
+    half = event_frames(img, 40, mode="threshold", threshold=2.0, seed=0).mean((0, 1, 2, 3))
+    torch.testing.assert_close(half, torch.tensor([0.0, 0.125, 0.25, 0.5]), atol=0.03, rtol=0)
+
+
+def test_delta_mode_static_image_is_silent_and_motion_gives_both_polarities() -> None:
+    img = _images()
+    assert event_frames(img, 5, mode="delta", max_shift=0.0).sum() == 0
+    ev = event_frames(img, 5, mode="delta", max_shift=1.0, threshold=0.05)
+    assert ev[:, :, 0].sum() > 0
+    assert ev[:, :, 1].sum() > 0
+    assert not (ev[:, :, 0].bool() & ev[:, :, 1].bool()).any()  # ON and OFF never together
+
+
+def test_noise_adds_background_events() -> None:
+    img = torch.zeros(50, 8, 8)
+    ev = event_frames(img, 10, mode="delta", noise=0.1, seed=0)
+    assert abs(float(ev.mean()) - 0.1) < 0.01
+
+
+def test_load_event_digits() -> None:
+    d = load_event_digits(4, mode="threshold", seed=0)
+    assert isinstance(d, EventDigits)
+    assert d.x_train.shape[:3] == (4, d.y_train.shape[0], 1)
+    assert d.x_test.shape[2:] == (1, 8, 8)
+    assert d.y_train.dtype == torch.long
+
+
+def test_bad_inputs() -> None:
+    img = _images()
+    with pytest.raises(ValueError, match="mode"):
+        event_frames(img, 4, mode="dvs")
+    with pytest.raises(ValueError, match="images"):
+        event_frames(img * 2, 4)
+    with pytest.raises(ValueError, match="images"):
+        event_frames(img[0], 4)
+    with pytest.raises(TypeError, match="images"):
+        event_frames(img.long(), 4)
+    with pytest.raises(ValueError, match="T"):
+        event_frames(img, 0)
+    with pytest.raises(ValueError, match="threshold"):
+        event_frames(img, 4, threshold=0.0)
+    with pytest.raises(ValueError, match="noise"):
+        event_frames(img, 4, noise=1.0)

@@ -1,0 +1,129 @@
+"""Step-by-step networks, state detaching, mini-batches and the BPTT trainer."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuronkit.snn import LIF, LIFState
+from neuronkit.snn.training import (
+    StepSequential,
+    bptt_train_epoch,
+    detach_state,
+    evaluate_steps,
+    minibatches,
+    step_inputs,
+)
+
+
+def _net(seed: int = 0) -> StepSequential:
+    torch.manual_seed(seed)
+    return StepSequential(nn.Linear(5, 7), LIF(tau=2.0), nn.Linear(7, 3))
+
+
+def test_step_sequential_matches_multistep_lif() -> None:
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 6)
+    lif = LIF(tau=3.0, decay_input=False)
+    net = StepSequential(lin, lif)
+    x = torch.rand(5, 2, 4)
+    state = None
+    outs = []
+    for t in range(5):
+        s, state = net(x[t], state)
+        outs.append(s)
+    ref = lif.run(lin(x.flatten(0, 1)).unflatten(0, (5, 2)))
+    torch.testing.assert_close(torch.stack(outs), ref.spikes)
+    torch.testing.assert_close(state[0].v, ref.state.v)
+    assert net.num_states == 1
+
+
+def test_step_sequential_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="layers"):
+        StepSequential()
+    with pytest.raises(TypeError, match="layers"):
+        StepSequential(nn.Linear(2, 2), "relu")  # type: ignore[arg-type]
+    net = _net()
+    with pytest.raises(ValueError, match="state"):
+        net(torch.rand(2, 5), (None, None))
+    with pytest.raises(TypeError, match="x"):
+        net([1.0])  # type: ignore[arg-type]
+
+
+def test_detach_state_nested_and_not_in_place() -> None:
+    a = torch.ones(2, requires_grad=True) * 2
+    state = (LIFState(a), [a, None], {"k": a})
+    out = detach_state(state)
+    assert isinstance(out[0], LIFState)
+    assert not out[0].v.requires_grad
+    assert not out[1][0].requires_grad
+    assert out[1][1] is None
+    assert not out[2]["k"].requires_grad
+    assert state[0].v.requires_grad  # the input is unchanged
+    with pytest.raises(TypeError, match="state"):
+        detach_state(3.0)
+
+
+def test_minibatches() -> None:
+    x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
+    batches = minibatches(x, y, 4, seed=1)
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    assert sorted(torch.cat([b[1] for b in batches]).tolist()) == list(range(10))
+    again = minibatches(x, y, 4, seed=1)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again))
+    for xb, yb in batches:
+        assert torch.equal(xb.squeeze(1).long(), yb)
+    with pytest.raises(ValueError, match="seed"):
+        minibatches(x, y, 4)
+    with pytest.raises(ValueError, match="first dimension"):
+        minibatches(x, y[:3], 4, shuffle=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        minibatches(x, y, 0, shuffle=False)
+
+
+def test_step_inputs_encoder() -> None:
+    x = torch.rand(3, 2)
+    assert all(xt is x for xt in step_inputs(x, 4))
+    seq = list(step_inputs(x, 4, lambda v, T: v.expand(T, *v.shape)))
+    assert len(seq) == 4
+    with pytest.raises(ValueError, match="encoder"):
+        list(step_inputs(x, 4, lambda v, T: v))
+
+
+def test_bptt_epoch_is_one_sgd_step_on_the_unrolled_loss() -> None:
+    T, lr = 4, 0.5
+    x, y = torch.rand(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    net, ref = _net(1), _net(1)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    stats = bptt_train_epoch(net, [(x, y)], opt, T)
+    state, loss = None, 0.0
+    for _ in range(T):
+        out, state = ref(x, state)
+        loss = loss + F.cross_entropy(out, y) / T
+    grads = torch.autograd.grad(loss, list(ref.parameters()))
+    for p, q, g in zip(net.parameters(), ref.parameters(), grads):
+        torch.testing.assert_close(p, q - lr * g)
+    assert stats.samples == 6
+    assert stats.loss == pytest.approx(float(loss.detach()))
+    assert 0.0 <= stats.accuracy <= 1.0
+
+
+def test_bptt_bad_inputs() -> None:
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="T"):
+        bptt_train_epoch(net, [], opt, 0)
+    with pytest.raises(TypeError, match="optimizer"):
+        bptt_train_epoch(net, [], "sgd", 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one batch"):
+        bptt_train_epoch(net, [], opt, 2)
+    with pytest.raises(ValueError, match="batch"):
+        bptt_train_epoch(net, [(torch.rand(3, 5), torch.zeros(2).long())], opt, 2)
+
+
+def test_evaluate_steps_restores_mode() -> None:
+    net = _net()
+    net.train()
+    acc = evaluate_steps(net, torch.rand(9, 5), torch.zeros(9).long(), 3, batch_size=4)
+    assert 0.0 <= acc <= 1.0
+    assert net.training

@@ -1,0 +1,139 @@
+"""IIR-SNN: the trainable-leak neuron, readout, BN folding, ANN -> SNN and the schedule."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.snn.training import (
+    IIRLIF,
+    AccumulatedReadout,
+    ScaledTriangle,
+    ann_to_snn,
+    cnn_ann,
+    fold_batchnorm,
+    iir_cnn,
+    iir_retrain,
+    spike_counts,
+)
+
+
+def test_iirlif_matches_reference_loop_and_learns_leak_threshold() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 4) * 1.5
+    n = IIRLIF(leak=0.8, threshold=0.7)
+    s = n(x)
+    u, prev, ref = torch.zeros(3, 4), torch.zeros(3, 4), []
+    for t in range(6):
+        u = 0.8 * u + x[t] - 0.7 * prev
+        prev = (u >= 0.7).float()
+        ref.append(prev)
+    torch.testing.assert_close(s, torch.stack(ref))
+    assert 0 < float(s.detach().mean()) < 1
+    s.sum().backward()
+    assert n.leak.grad is not None
+    assert n.threshold.grad is not None
+    assert torch.isfinite(n.leak.grad)
+    assert float(n.threshold.grad) != 0.0
+
+
+def test_iirlif_bad_inputs_and_frozen() -> None:
+    with pytest.raises(ValueError, match="leak"):
+        IIRLIF(leak=1.5)
+    with pytest.raises(ValueError, match="threshold"):
+        IIRLIF(threshold=0.0)
+    with pytest.raises(ValueError, match="x"):
+        IIRLIF()(torch.rand(3, 4))
+    frozen = IIRLIF(learn_leak=False, learn_threshold=False)
+    assert list(frozen.parameters()) == []
+
+
+def test_scaled_triangle() -> None:
+    g = ScaledTriangle().derivative(torch.tensor([-1.5, -0.5, 0.0, 0.5]))
+    torch.testing.assert_close(g, torch.tensor([0.0, 0.15, 0.3, 0.15]))
+
+
+def test_accumulated_readout() -> None:
+    lin = nn.Linear(4, 3)
+    x = torch.rand(5, 2, 4)
+    torch.testing.assert_close(AccumulatedReadout(lin)(x), lin(x.mean(0)))
+    torch.testing.assert_close(AccumulatedReadout(lin, average=False)(x), lin(x).sum(0))
+    with pytest.raises(ValueError, match="x"):
+        AccumulatedReadout(lin)(torch.rand(2, 4))
+
+
+@pytest.mark.parametrize(
+    ("layer", "bn", "shape"),
+    [
+        (nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), (4, 2, 5, 5)),
+        (nn.Linear(6, 3, bias=False), nn.BatchNorm1d(3), (4, 6)),
+    ],
+)
+def test_fold_batchnorm(layer: nn.Module, bn: nn.Module, shape: tuple) -> None:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    bn.eval()
+    before = copy.deepcopy(layer.state_dict())
+    folded = fold_batchnorm(layer, bn)
+    x = torch.randn(shape)
+    torch.testing.assert_close(folded(x), bn(layer(x)), atol=1e-5, rtol=1e-5)
+    for k, v in layer.state_dict().items():
+        assert torch.equal(v, before[k])
+    with pytest.raises(ValueError, match="num_features"):
+        fold_batchnorm(layer, nn.BatchNorm1d(5))
+    with pytest.raises(TypeError, match="layer"):
+        fold_batchnorm(nn.ReLU(), bn)
+
+
+def test_ann_to_snn_thresholds_are_percentiles() -> None:
+    ann = cnn_ann(seed=0)
+    ann.eval()
+    x = torch.rand(64, 1, 8, 8)
+    snn = ann_to_snn(ann, x, percentile=90.0)
+    neurons = [m for m in snn if isinstance(m, IIRLIF)]
+    assert len(neurons) == 4
+    assert isinstance(snn[-1], AccumulatedReadout)
+    # the first neuron's threshold: 90th percentile of conv1 + BN (folded) pre-activations
+    with torch.no_grad():
+        pre = ann[1](ann[0](x))
+    want = float(torch.quantile(pre.flatten().double(), 0.9))
+    assert float(neurons[0].threshold.detach()) == pytest.approx(want, rel=1e-5)
+    assert all(float(n.leak.detach()) == 1.0 for n in neurons)
+    assert snn(torch.rand(3, 2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"nn\.Linear"):
+        ann_to_snn(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), torch.rand(3, 4))
+    with pytest.raises(TypeError, match="ann"):
+        ann_to_snn(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), torch.rand(3, 4))
+
+
+def test_iir_cnn_shape_and_depth() -> None:
+    net = iir_cnn(seed=0)
+    weights = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert len(weights) >= 4
+    assert net(torch.rand(2, 3, 1, 8, 8)).shape == (3, 10)
+    with pytest.raises(ValueError, match="image_size"):
+        iir_cnn(image_size=6, channels=(4, 4, 4))
+
+
+def test_iir_retrain_and_spike_counts() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(40, 1, 8, 8)
+    y = torch.arange(40) % 10
+    net = iir_cnn(channels=(4, 4), hidden=8, seed=0, threshold=0.3)
+    res = iir_retrain(net, (x, y, x, y), timesteps=(3, 1), epochs_per_stage=1, batch_size=20)
+    assert [s.T for s in res.stages] == [3, 1]
+    assert all(0.0 <= s.accuracy <= 1.0 and len(s.thresholds) == 3 for s in res.stages)
+    counts = spike_counts(net, x, 2)
+    assert counts["total"] == pytest.approx(sum(v for k, v in counts.items() if k != "total"))
+    assert len(res.rows()) == 2
+    with pytest.raises(ValueError, match="decreasing"):
+        iir_retrain(net, (x, y, x, y), timesteps=(1, 2), epochs_per_stage=0)
+    with pytest.raises(ValueError, match="epochs_per_stage"):
+        iir_retrain(net, (x, y, x, y), timesteps=(2, 1), epochs_per_stage=[1])
+    with pytest.raises(TypeError, match="data"):
+        iir_retrain(net, (x, y), timesteps=(1,))  # type: ignore[arg-type]
