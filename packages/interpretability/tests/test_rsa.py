@@ -150,6 +150,19 @@ def test_kendall_tau_a_counts_ties_as_neither() -> None:
     assert kendalltau(a, b).statistic > 14 / 15
 
 
+def test_kendall_tau_a_fallback_equals_sorted_path(monkeypatch) -> None:
+    """The O(P log P) path uses a private scipy kernel; the sign-product fallback (used if that
+    kernel disappears) must give the same numbers, ties included."""
+    from neuronkit.interpretability import rsa
+
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 5, size=(3, 45)).astype(float)  # many ties
+    b = np.vstack([rng.random((1, 45)), a[:1]])
+    fast = kendall_tau_a(a, b)
+    monkeypatch.setattr(rsa, "_kendall_dis", None)
+    assert np.allclose(kendall_tau_a(a, b), fast, atol=1e-12)
+
+
 def test_compare_rdms_methods_and_stacks() -> None:
     rng = np.random.default_rng(6)
     a = rng.random((3, 10))

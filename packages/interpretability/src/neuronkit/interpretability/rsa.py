@@ -29,6 +29,11 @@ import numpy as np
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
 from scipy.stats import rankdata
 
+try:  # Fenwick-tree count of discordant pairs, O(P log P): the kernel rsatoolbox's tau-a uses
+    from scipy.stats._stats import _kendall_dis
+except ImportError:  # pragma: no cover - private scipy helper; fall back to sign products
+    _kendall_dis = None
+
 from neuronkit.common import check_choice, check_number
 
 __all__ = [
@@ -285,10 +290,16 @@ def _group(conditions: Any, n_obs: int, name: str = "conditions") -> tuple[np.nd
 
 
 def _condition_means(data: np.ndarray, inverse: np.ndarray, n_cond: int) -> np.ndarray:
-    onehot = np.zeros((n_cond, data.shape[0]))
-    onehot[inverse, np.arange(data.shape[0])] = 1.0
-    counts = onehot.sum(1, keepdims=True)
-    return (onehot @ data) / counts
+    """Mean of the rows of ``data`` per condition index ``inverse``: ``[n_cond, channels]``.
+
+    Segment sums over the rows grouped by condition (O(n_observations x channels); a one-hot
+    matrix product would cost n_cond times more)."""
+    counts = np.bincount(inverse, minlength=n_cond)
+    if np.any(counts == 0):
+        raise ValueError("conditions must each be measured at least once")
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return np.add.reduceat(data[order], starts, axis=0) / counts[:, None]
 
 
 def noise_precision_from_measurements(
@@ -497,13 +508,80 @@ def _signs(v: np.ndarray, rows: slice) -> np.ndarray:
     return block.reshape(v.shape[0], -1)
 
 
+def _dense_ranks(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``v [k, P]``: the sorting order, the dense ranks (1-based, equal values share
+    a rank) in sorted order and the number of tied pairs: ``[k, P]``, ``[k, P]``, ``[k]``."""
+    order = np.argsort(v, axis=1)
+    ordered = np.take_along_axis(v, order, axis=1)
+    new = np.ones(v.shape, dtype=bool)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    dense = np.cumsum(new, axis=1, dtype=np.intp)
+    ties = np.zeros(v.shape[0], dtype=np.int64)
+    for i in np.flatnonzero(dense[:, -1] < v.shape[1]):  # rows with ties
+        counts = np.bincount(dense[i]).astype(np.int64)
+        ties[i] = (counts * (counts - 1) // 2).sum()
+    return order, dense, ties
+
+
+def _average_ranks(v: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties share their mean rank) of each row of ``v [k, P]``.
+
+    Equals ``scipy.stats.rankdata(v, axis=1)`` exactly (the ranks are half-integers); one
+    unstable sort per row instead of rankdata's stable one.
+    """
+    k, p = v.shape
+    order = np.argsort(v, axis=1)
+    ordered = np.take_along_axis(v, order, axis=1)
+    new = np.ones(v.shape, dtype=bool)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    flat = new.ravel()
+    starts = np.flatnonzero(flat)  # first position of each run of equal values
+    stops = np.empty_like(starts)
+    stops[:-1] = starts[1:]
+    stops[-1] = flat.size
+    offset = (starts // p) * p  # row offset in the flat array
+    mean_rank = (starts + stops + 1 - 2 * offset) / 2.0
+    ranks = np.empty(v.shape)
+    np.put_along_axis(ranks, order, mean_rank[np.cumsum(flat) - 1].reshape(k, p), axis=1)
+    return ranks
+
+
+def _tau_a_sorted(va: np.ndarray, vb: np.ndarray) -> np.ndarray:
+    """tau-a of every pair of rows by counting discordant pairs in O(P log P) per pair.
+
+    Each RDM is sorted once; a pair then costs one gather and one Fenwick-tree count (the
+    counts rsatoolbox and scipy's ``kendalltau`` compute, with integer arithmetic throughout).
+    """
+    assert _kendall_dis is not None
+    p = va.shape[1]
+    total = p * (p - 1) // 2
+    order_a, dense_a, ties_a = _dense_ranks(va)
+    order_b, dense_b, ties_b = _dense_ranks(vb)
+    ranks_b = np.empty_like(dense_b)
+    np.put_along_axis(ranks_b, order_b, dense_b, axis=1)  # dense ranks in the original order
+    out = np.empty((va.shape[0], vb.shape[0]))
+    for i in range(va.shape[0]):
+        x = dense_a[i]
+        for j in range(vb.shape[0]):
+            y = ranks_b[j][order_a[i]]  # b's ranks in a's order
+            dis = int(_kendall_dis(x, y))
+            joint = 0
+            if ties_a[i] and ties_b[j]:  # pairs tied in both
+                _, counts = np.unique(x * (int(dense_b[j, -1]) + 1) + y, return_counts=True)
+                counts = counts.astype(np.int64)
+                joint = int((counts * (counts - 1) // 2).sum())
+            out[i, j] = (total - int(ties_a[i]) - int(ties_b[j]) + joint - 2 * dis) / total
+    return out
+
+
 def kendall_tau_a(a: Any, b: Any) -> np.ndarray:
     """Kendall's tau-a between every RDM of ``a`` and every RDM of ``b``: ``[k_a, k_b]``.
 
     ``tau_a = (concordant - discordant) / (P (P - 1) / 2)`` over all pairs of the ``P``
     dissimilarities; ties count as neither (no tie correction in the denominator, which is why
-    RSA prefers it when models predict tied dissimilarities; Nili et al. 2014). Computed as a
-    blocked matrix product of pairwise sign patterns, vectorized over both stacks.
+    RSA prefers it when models predict tied dissimilarities; Nili et al. 2014). Each RDM is
+    sorted once and each pair of RDMs costs an O(P log P) count of discordant pairs (Knight's
+    algorithm, as in scipy / rsatoolbox; rsatoolbox re-sorts both RDMs for every pair).
     Equals rsatoolbox's ``compare(..., method="tau-a")``.
     """
     va, _ = _as_vectors("a", a)
@@ -512,7 +590,9 @@ def kendall_tau_a(a: Any, b: Any) -> np.ndarray:
     p = va.shape[1]
     if p < 2:
         raise ValueError("a and b must have at least 2 dissimilarities for a rank correlation")
-    total = np.zeros((va.shape[0], vb.shape[0]))
+    if _kendall_dis is not None:
+        return _tau_a_sorted(va, vb)
+    total = np.zeros((va.shape[0], vb.shape[0]))  # fallback without the scipy kernel: O(P^2)
     rows_per_block = max(1, int(2e6 // (p * max(va.shape[0], vb.shape[0]))))
     for start in range(0, p, rows_per_block):
         block = slice(start, min(p, start + rows_per_block))
@@ -552,8 +632,8 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
     if method == "kendall_tau_a":
         return kendall_tau_a(va, vb)
     if method == "spearman":
-        va = rankdata(va, axis=1)
-        vb = rankdata(vb, axis=1)
+        va = _average_ranks(va)
+        vb = _average_ranks(vb)
     va = va - va.mean(axis=1, keepdims=True)
     vb = vb - vb.mean(axis=1, keepdims=True)
     return _cosine_matrix(va, vb)
