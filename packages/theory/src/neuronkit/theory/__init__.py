@@ -9,11 +9,22 @@ Implemented (see the package README for the status of the other entries):
 * neural-collapse metrics NC1-NC4, simplex ETFs and the vicinity model (Tirer et al.)
   (:mod:`neuronkit.theory.measures`, :mod:`neuronkit.theory.collapse`);
 * grokking with corrupted labels: modular arithmetic data, the quadratic MLP, Fourier IPR,
-  IPR pruning (Doshi et al.) (:mod:`neuronkit.theory.data`, :mod:`neuronkit.theory.grokking`).
+  IPR pruning (Doshi et al.) (:mod:`neuronkit.theory.data`, :mod:`neuronkit.theory.grokking`);
+* rich and lazy learning: effective rank, empirical NTK (torch.func), kernel alignment,
+  rank-controlled connectivity (Liu et al.) (:mod:`neuronkit.theory.lazy_rich`) and the
+  lazy-to-rich grokking model (Kumar et al.) (:mod:`neuronkit.theory.grokking`);
+* local complexity of ReLU networks (Humayun et al.) (:mod:`neuronkit.theory.complexity`);
+* deep and infinite-depth NTK recursions and their classifiers (Radhakrishnan et al.)
+  (:mod:`neuronkit.theory.ntk`);
+* quadratic neurons and ReLinear (Fan et al.) (:mod:`neuronkit.theory.quadratic`);
+* KAN layers with several activation spaces and S-KAN (:mod:`neuronkit.theory.kan`);
+* bandlimited random-weight networks (:mod:`neuronkit.theory.bandlimited`);
+* simplicity bias on LMS data (Shah et al.) (:mod:`neuronkit.theory.simplicity`).
 """
 
 from importlib.metadata import version as _version
 
+from .bandlimited import BandlimitedRandomNet, approximation_curve, draw_bandlimited_weights
 from .collapse import (
     VicinityCollapse,
     VicinityResult,
@@ -22,7 +33,14 @@ from .collapse import (
     vicinity_first_order,
     vicinity_objective,
 )
-from .data import ModularDataset, modular_arithmetic, one_hot_pairs
+from .complexity import local_complexity
+from .data import (
+    LMSDataset,
+    ModularDataset,
+    lms_data,
+    modular_arithmetic,
+    one_hot_pairs,
+)
 from .grokking import (
     QuadraticMLP,
     TrainingHistory,
@@ -45,19 +63,30 @@ from .hebbian import (
     mean_field_overlaps,
     noisy_examples,
 )
+from .kan import KAN, SKAN, KANLayer, SKANLayer
+from .lazy_rich import low_rank_weight, train_rich_lazy
 from .measures import (
+    center_kernel,
     class_means,
+    effective_rank,
+    empirical_ntk,
     fourier_ipr,
     inverse_participation_ratio,
+    kernel_alignment,
+    kernel_distance,
+    kernel_target_alignment,
     nc1,
     nc2,
     nc3,
     nc4,
     neural_collapse_metrics,
+    relative_change,
     simplex_etf,
     split_threshold,
     within_class_variability,
 )
+from .ntk import DeepNTKClassifier, InfiniteDepthNTKClassifier, ntk_recursion
+from .quadratic import QuadraticLinear, QuadraticNet, relinear_param_groups
 from .sdr import (
     MonteCarloEstimate,
     expected_union_size,
@@ -70,24 +99,41 @@ from .sdr import (
     union_size_distribution,
     wilson_interval,
 )
+from .simplicity import feature_reliance, randomize_coordinates, randomized_accuracy
 
 __version__ = _version("neuronkit-theory")
 
 __all__ = [
+    "KAN",
+    "SKAN",
+    "BandlimitedRandomNet",
+    "DeepNTKClassifier",
     "GlauberResult",
+    "InfiniteDepthNTKClassifier",
+    "KANLayer",
+    "LMSDataset",
     "ModularDataset",
     "MonteCarloEstimate",
+    "QuadraticLinear",
     "QuadraticMLP",
+    "QuadraticNet",
+    "SKANLayer",
     "TrainingHistory",
     "VicinityCollapse",
     "VicinityResult",
     "__version__",
+    "approximation_curve",
+    "center_kernel",
     "class_means",
     "corrupted_accuracies",
     "dataset_entropy",
     "diluted_patterns",
+    "draw_bandlimited_weights",
+    "effective_rank",
+    "empirical_ntk",
     "expected_union_size",
     "false_match_probability",
+    "feature_reliance",
     "fit_vicinity",
     "fourier_ipr",
     "glauber_dynamics",
@@ -96,7 +142,13 @@ __all__ = [
     "hierarchical_overlaps",
     "hierarchical_stability_limit",
     "inverse_participation_ratio",
+    "kernel_alignment",
+    "kernel_distance",
+    "kernel_target_alignment",
+    "lms_data",
+    "local_complexity",
     "log_false_match_probability",
+    "low_rank_weight",
     "lowest_ipr_neurons",
     "mattis_overlaps",
     "mean_field_overlaps",
@@ -108,14 +160,20 @@ __all__ = [
     "neural_collapse_metrics",
     "neuron_ipr",
     "noisy_examples",
+    "ntk_recursion",
     "one_hot_pairs",
     "overlap_count",
     "prune_neurons",
+    "randomize_coordinates",
+    "randomized_accuracy",
+    "relative_change",
+    "relinear_param_groups",
     "simplex_etf",
     "simulate_false_match",
     "simulate_union_false_match",
     "split_threshold",
     "train_modular",
+    "train_rich_lazy",
     "union_false_match_probability",
     "union_size_distribution",
     "vicinity_classifier",

@@ -13,10 +13,18 @@
   - NC4 the fraction of samples where the classifier and the nearest class centre disagree.
 
   All are 0 at exact collapse. Shapes: features ``[N, D]``, labels ``[N]``, weights ``[K, D]``.
+
+* Learning-regime measures (lazy versus rich training): the entropy effective rank of a matrix
+  (Roy & Vetterli 2007), the empirical neural tangent kernel of any ``nn.Module`` through
+  ``torch.func`` (``jacrev`` + ``vmap``), (centred) kernel alignment and kernel-target alignment
+  (Cristianini et al. 2001; Cortes et al. 2012), the kernel distance ``1 - alignment`` (Fort et
+  al. 2020) and the relative change ``||W_T - W_0|| / ||W_0||`` of weights or kernels used by Liu
+  et al. (ICLR 2024) and Kumar et al. (ICLR 2024).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,14 +35,21 @@ from neuronkit.common import check_number, check_shape
 from ._utils import as_float_tensor, as_labels, check_positive_int, torch_generator
 
 __all__ = [
+    "center_kernel",
     "class_means",
+    "effective_rank",
+    "empirical_ntk",
     "fourier_ipr",
     "inverse_participation_ratio",
+    "kernel_alignment",
+    "kernel_distance",
+    "kernel_target_alignment",
     "nc1",
     "nc2",
     "nc3",
     "nc4",
     "neural_collapse_metrics",
+    "relative_change",
     "simplex_etf",
     "split_threshold",
     "within_class_variability",
@@ -289,3 +304,216 @@ def simplex_etf(
         gauss = torch.randn(d, k - 1, generator=torch_generator(seed), dtype=torch.float64)
         embed, _ = torch.linalg.qr(gauss)
     return frame @ embed.T
+
+
+# --- learning-regime measures: effective rank, NTK, alignment, relative change ------------------
+
+
+def effective_rank(matrix: Any) -> float:
+    """Entropy effective rank ``exp(H(p))`` with ``p_i = s_i / sum_j s_j`` over the singular values.
+
+    Roy & Vetterli (2007), the measure Liu et al. (ICLR 2024) use for the initial connectivity:
+    ``k`` for a matrix with ``k`` equal non-zero singular values, 1 for rank one, 0 for the zero
+    matrix. ``matrix``: ``[M, N]``.
+    """
+    m = as_float_tensor("matrix", matrix, 2, "[M, N]")
+    s = torch.linalg.svdvals(m)
+    total = s.sum()
+    if total <= 0:
+        return 0.0
+    p = s / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def _flat_params(params: Any, name: str) -> torch.Tensor:
+    if isinstance(params, torch.Tensor):
+        return params.detach().reshape(-1).to(torch.float64)
+    if isinstance(params, torch.nn.Module):
+        params = list(params.parameters())
+    elif isinstance(params, Mapping):
+        params = list(params.values())
+    if not isinstance(params, Iterable) or isinstance(params, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a tensor, a module, a dict or a list of tensors, "
+            f"got {type(params).__name__}"
+        )
+    items = list(params)
+    if not items or not all(isinstance(p, torch.Tensor) for p in items):
+        raise TypeError(f"{name} must hold at least one tensor and only tensors")
+    return torch.cat([p.detach().reshape(-1).to(torch.float64) for p in items])
+
+
+def relative_change(after: Any, before: Any) -> float:
+    """``||after - before||_F / ||before||_F``: relative weight (or kernel) change.
+
+    Liu et al. (ICLR 2024) measure richness by the relative change of the weights between
+    initialization and the end of training, larger meaning richer. ``after`` and ``before``: two
+    tensors of the same shape, two modules with the same parameters, two dicts or two lists of
+    tensors (their entries are concatenated).
+    """
+    a = _flat_params(after, "after")
+    b = _flat_params(before, "before")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"after must have as many entries as before ({b.numel()}), got {a.numel()}"
+        )
+    _check_finite_tensor("after", a)
+    _check_finite_tensor("before", b)
+    nb = torch.linalg.norm(b)
+    if nb == 0:
+        raise ValueError("before must not be all zeros (the relative change is undefined)")
+    return float(torch.linalg.norm(a - b) / nb)
+
+
+def _check_finite_tensor(name: str, x: torch.Tensor) -> None:
+    """Raise ValueError when ``x`` holds NaN or infinity."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must be finite, got NaN or infinity")
+
+
+def _square_kernel(name: str, k: Any) -> torch.Tensor:
+    kk = as_float_tensor(name, k, 2, "[N, N]")
+    if kk.shape[0] != kk.shape[1]:
+        raise ValueError(f"{name} must be square [N, N], got shape {tuple(kk.shape)}")
+    return kk
+
+
+def center_kernel(kernel: Any) -> torch.Tensor:
+    """``H K H`` with ``H = I - 11^T/N``: the kernel of the centred features. ``[N, N]``."""
+    k = _square_kernel("kernel", kernel)
+    return _center(k)
+
+
+def _center(k: torch.Tensor) -> torch.Tensor:
+    return k - k.mean(dim=0, keepdim=True) - k.mean(dim=1, keepdim=True) + k.mean()
+
+
+def kernel_alignment(kernel1: Any, kernel2: Any, *, centered: bool = False) -> float:
+    """``<K1, K2>_F / (||K1||_F ||K2||_F)`` (Cristianini et al. 2001); centred: CKA-style.
+
+    1 for kernels equal up to a positive scale. ``kernel1``, ``kernel2``: ``[N, N]``.
+    """
+    k1 = _square_kernel("kernel1", kernel1)
+    k2 = _square_kernel("kernel2", kernel2)
+    if k1.shape != k2.shape:
+        raise ValueError(
+            f"kernel2 must have the shape of kernel1 {tuple(k1.shape)}, got {tuple(k2.shape)}"
+        )
+    if centered:
+        k1, k2 = _center(k1), _center(k2)
+    n1, n2 = torch.linalg.norm(k1), torch.linalg.norm(k2)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("kernel1 and kernel2 must be non-zero to compute an alignment")
+    return float((k1 * k2).sum() / (n1 * n2))
+
+
+def kernel_distance(kernel1: Any, kernel2: Any, *, centered: bool = False) -> float:
+    """``1 - kernel_alignment(K1, K2)`` (Fort et al. 2020): 0 when the kernel kept its shape."""
+    return 1.0 - kernel_alignment(kernel1, kernel2, centered=centered)
+
+
+def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = True) -> float:
+    """Kernel-target alignment ``<K, Y Y^T>_F / (||K||_F ||Y Y^T||_F)``.
+
+    ``kernel``: ``[N, N]``; ``targets``: ``[N]`` or ``[N, C]`` (one-hot or regression targets).
+    With ``centered`` (default, as in Kumar et al. 2024) both ``K`` and the targets are centred
+    over the samples first. Rises when the kernel adapts to the task (rich learning).
+    """
+    k = _square_kernel("kernel", kernel)
+    y = targets
+    if not isinstance(y, torch.Tensor):
+        y = torch.as_tensor(np.asarray(y))
+    if y.ndim == 1:
+        y = y[:, None]
+    y = as_float_tensor("targets", y, 2, "[N] or [N, C]")
+    if y.shape[0] != k.shape[0]:
+        raise ValueError(
+            f"targets must have one row per kernel row ({k.shape[0]}), got {y.shape[0]}"
+        )
+    if centered:
+        k = _center(k)
+        y = y - y.mean(dim=0, keepdim=True)
+    yy = y @ y.T
+    nk, ny = torch.linalg.norm(k), torch.linalg.norm(yy)
+    if nk == 0 or ny == 0:
+        raise ValueError("kernel and targets must be non-zero (after centring) for an alignment")
+    return float((k * yy).sum() / (nk * ny))
+
+
+def empirical_ntk(
+    model: torch.nn.Module,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    *,
+    params: Mapping[str, torch.Tensor] | None = None,
+    output: str = "trace",
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Empirical neural tangent kernel ``Theta(x, x') = J(x) J(x')^T`` of ``model``.
+
+    Computed with ``torch.func``: per-sample Jacobians by ``vmap(jacrev(functional_call))``,
+    contracted over all (trainable) parameters.
+
+    Args:
+        model: any ``nn.Module`` mapping ``[B, *in]`` to ``[B]`` or ``[B, O]``.
+        x1: inputs ``[N1, *in]``.
+        x2: inputs ``[N2, *in]`` (default ``x1``).
+        params: the parameters to differentiate, name -> tensor (default: the module's
+            parameters with ``requires_grad``); pass e.g. only ``{"weight_hh": ...}`` to get the
+            kernel of one weight matrix.
+        output: ``"trace"`` sums over the output dimension (``[N1, N2]``), ``"full"`` keeps it
+            (``[N1, N2, O, O]``, ``O = 1`` for scalar outputs).
+        chunk_size: passed to ``vmap`` to bound memory.
+
+    Returns:
+        ``[N1, N2]`` (or ``[N1, N2, O, O]``), in the dtype of the model.
+    """
+    from torch.func import functional_call, jacrev, vmap
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if output not in ("trace", "full"):
+        raise ValueError(f"output must be 'trace' or 'full', got {output!r}")
+    if not isinstance(x1, torch.Tensor):
+        raise TypeError(f"x1 must be a torch.Tensor, got {type(x1).__name__}")
+    if x1.ndim < 1 or x1.shape[0] == 0:
+        raise ValueError(f"x1 must be a non-empty batch [N1, ...], got shape {tuple(x1.shape)}")
+    if x2 is not None:
+        if not isinstance(x2, torch.Tensor):
+            raise TypeError(f"x2 must be a torch.Tensor or None, got {type(x2).__name__}")
+        if x2.shape[1:] != x1.shape[1:] or x2.shape[0] == 0:
+            raise ValueError(
+                f"x2 must be a non-empty batch shaped like x1 [N2, *{tuple(x1.shape[1:])}]"
+                f", got {tuple(x2.shape)}"
+            )
+    if params is None:
+        params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    else:
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict name -> tensor, got {type(params).__name__}")
+        known = dict(model.named_parameters())
+        unknown = [k for k in params if k not in known]
+        if unknown:
+            raise ValueError(f"params must name parameters of model, unknown: {unknown}")
+        params = {k: v.detach() for k, v in params.items()}
+    if not params:
+        raise ValueError("params must hold at least one parameter to differentiate")
+
+    def f_single(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, p, (x.unsqueeze(0),))
+        return out.reshape(-1)
+
+    jac_fn: Callable[..., dict[str, torch.Tensor]] = vmap(
+        jacrev(f_single), in_dims=(None, 0), chunk_size=chunk_size
+    )
+
+    def jacobian(x: torch.Tensor) -> list[torch.Tensor]:
+        jac = jac_fn(params, x)
+        return [j.reshape(j.shape[0], j.shape[1], -1) for j in jac.values()]  # [N, O, P_k]
+
+    j1 = jacobian(x1)
+    j2 = j1 if x2 is None else jacobian(x2)
+    spec = "aip,bjp->abij" if output == "full" else "aip,bip->ab"
+    terms = [torch.einsum(spec, a, b) for a, b in zip(j1, j2, strict=True)]
+    return torch.stack(terms).sum(dim=0)

@@ -1,0 +1,250 @@
+"""Shallow random networks with bandlimited (bounded) hidden weights.
+
+Li, Sonoda, Cao, Wang & Liang, "How Powerful are Shallow Neural Networks with Bandlimited Random
+Weights?" (ICML 2023). A depth-2 *random net*
+
+    f(x) = (1/sqrt(N)) sum_j c_j sigma(a_j . x + b_j)
+
+freezes the hidden parameters ``(a_j, b_j)`` at random draws and fits only the output weights
+``c`` (here by ridge-regularized least squares, whose penalty ``ridge * ||c||^2`` keeps the
+output layer's norm bounded as ``N`` grows: the finite-width version of the integral
+representation the paper analyses with ridgelet transforms). When the hidden parameters are drawn
+from a bounded domain ("bandlimited": ``a_j ~ U[-band, band]^d``, ``b_j ~ U[-bias_band,
+bias_band]``) the features only carry frequencies up to about ``band`` times the activation's
+bandwidth, and a target whose frequency lies beyond that keeps an error floor however wide the
+net: the paper's lower bound. Widening the band removes the floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from neuronkit.common import check_choice, check_number
+
+from .._utils import Seed, as_float_tensor, check_positive_int, torch_generator
+
+__all__ = [
+    "ACTIVATIONS",
+    "ApproximationCurve",
+    "BandlimitedRandomNet",
+    "approximation_curve",
+    "draw_bandlimited_weights",
+    "relative_l2_error",
+]
+
+
+def _gaussian(z: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-0.5 * z * z)
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "gaussian": _gaussian,
+    "relu": torch.relu,
+    "cos": torch.cos,
+}
+
+
+def draw_bandlimited_weights(
+    width: int,
+    dim: int,
+    band: float,
+    *,
+    bias_band: float | None = None,
+    seed: int | torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden weights ``a [width, dim] ~ U[-band, band]`` and biases ``b [width] ~ U[-bias_band,
+    bias_band]`` (``bias_band`` defaults to ``band``), float64."""
+    width = check_positive_int("width", width)
+    dim = check_positive_int("dim", dim)
+    check_number("band", band, gt=0)
+    bias_band = band if bias_band is None else bias_band
+    check_number("bias_band", bias_band, ge=0)
+    gen = torch_generator(seed)
+    a = (2.0 * torch.rand(width, dim, generator=gen, dtype=torch.float64) - 1.0) * band
+    b = (2.0 * torch.rand(width, generator=gen, dtype=torch.float64) - 1.0) * bias_band
+    return a, b
+
+
+def relative_l2_error(prediction: Any, target: Any) -> float:
+    """``||prediction - target|| / ||target||`` over samples (both ``[n]``)."""
+    p = as_float_tensor("prediction", prediction, 1, "[n]")
+    t = as_float_tensor("target", target, 1, "[n]")
+    if p.shape != t.shape:
+        raise ValueError(
+            f"prediction and target must have the same shape, got {tuple(p.shape)} and "
+            f"{tuple(t.shape)}"
+        )
+    return float(torch.linalg.norm(p - t) / torch.linalg.norm(t).clamp_min(1e-300))
+
+
+class BandlimitedRandomNet:
+    """A depth-2 random net with bandlimited hidden weights; only the output layer is fitted.
+
+    Args:
+        width: hidden units N (``>= 1``).
+        band: hidden weights ``a ~ U[-band, band]^d`` (``> 0``).
+        bias_band: biases ``b ~ U[-bias_band, bias_band]`` (default ``band``).
+        activation: ``"tanh"`` (default), ``"sigmoid"``, ``"gaussian"``, ``"relu"`` or ``"cos"``.
+        ridge: penalty on ``||c||^2`` relative to the mean squared error (``>= 0``; default
+            1e-6), with features scaled by ``1/sqrt(N)`` so the limit ``N -> inf`` is kernel ridge
+            regression with the band's random-feature kernel.
+        seed: int or ``torch.Generator`` for the hidden parameters.
+
+    Follows the scikit-learn estimator API: ``fit(x [n, d], y [n])``, ``predict(x) -> [n]``,
+    ``score(x, y)`` (relative L2 error, lower is better), ``get_params()``.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        band: float,
+        *,
+        bias_band: float | None = None,
+        activation: str = "tanh",
+        ridge: float = 1e-6,
+        seed: int | torch.Generator | None = None,
+    ) -> None:
+        self.width = check_positive_int("width", width)
+        check_number("band", band, gt=0)
+        if bias_band is not None:
+            check_number("bias_band", bias_band, ge=0)
+        check_choice("activation", activation, ACTIVATIONS)
+        check_number("ridge", ridge, ge=0)
+        self.band = float(band)
+        self.bias_band = None if bias_band is None else float(bias_band)
+        self.activation = activation
+        self.ridge = float(ridge)
+        self.seed = seed
+        self.hidden_weight_: torch.Tensor | None = None
+        self.hidden_bias_: torch.Tensor | None = None
+        self.coef_: torch.Tensor | None = None
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "band": self.band,
+            "bias_band": self.bias_band,
+            "activation": self.activation,
+            "ridge": self.ridge,
+            "seed": self.seed,
+        }
+
+    def features(self, x: Any) -> torch.Tensor:
+        """Hidden activations ``sigma(x a^T + b) / sqrt(N)``: ``[n, N]`` (after ``fit``)."""
+        if self.hidden_weight_ is None or self.hidden_bias_ is None:
+            raise RuntimeError("call fit before features/predict")
+        xt = as_float_tensor("x", x, 2, "[n, dim]")
+        if xt.shape[1] != self.hidden_weight_.shape[1]:
+            raise ValueError(
+                f"x must have {self.hidden_weight_.shape[1]} columns like the training data, "
+                f"got {xt.shape[1]}"
+            )
+        z = xt @ self.hidden_weight_.T + self.hidden_bias_
+        return ACTIVATIONS[self.activation](z) / self.width**0.5
+
+    def fit(self, x: Any, y: Any) -> BandlimitedRandomNet:
+        """Draw the hidden layer and solve the ridge least squares for the output weights.
+
+        Args:
+            x: ``[n, dim]`` inputs; y: ``[n]`` targets.
+        """
+        xt = as_float_tensor("x", x, 2, "[n, dim]")
+        yt = as_float_tensor("y", y, 1, "[n]")
+        if yt.shape[0] != xt.shape[0]:
+            raise ValueError(
+                f"y must have one target per row of x ({xt.shape[0]}), got {yt.shape[0]}"
+            )
+        self.hidden_weight_, self.hidden_bias_ = draw_bandlimited_weights(
+            self.width, xt.shape[1], self.band, bias_band=self.bias_band, seed=self.seed
+        )
+        h = self.features(xt)
+        n = xt.shape[0]
+        gram = h.T @ h / n + self.ridge * torch.eye(self.width, dtype=torch.float64)
+        rhs = h.T @ yt / n
+        try:
+            self.coef_ = torch.linalg.solve(gram, rhs)
+        except RuntimeError:  # singular with ridge = 0: minimum-norm least squares
+            self.coef_ = torch.linalg.lstsq(h, yt[:, None], driver="gelsd").solution[:, 0]
+        return self
+
+    def predict(self, x: Any) -> torch.Tensor:
+        """Network outputs ``[n]``."""
+        if self.coef_ is None:
+            raise RuntimeError("call fit before predict")
+        return self.features(x) @ self.coef_
+
+    def score(self, x: Any, y: Any) -> float:
+        """Relative L2 error of :meth:`predict` on ``(x, y)`` (lower is better)."""
+        return relative_l2_error(self.predict(x), y)
+
+
+@dataclass(frozen=True)
+class ApproximationCurve:
+    """Relative test errors ``errors [len(bands), len(widths), repeats]`` of random nets."""
+
+    bands: list[float]
+    widths: list[int]
+    errors: torch.Tensor
+
+    def median(self) -> torch.Tensor:
+        """Median over repeats: ``[len(bands), len(widths)]``."""
+        return self.errors.median(dim=2).values
+
+
+def approximation_curve(
+    x_train: Any,
+    y_train: Any,
+    x_test: Any,
+    y_test: Any,
+    *,
+    bands: Sequence[float],
+    widths: Sequence[int],
+    repeats: int = 3,
+    activation: str = "tanh",
+    ridge: float = 1e-6,
+    bias_band: float | None = None,
+    seed: Seed = None,
+) -> ApproximationCurve:
+    """Test error of :class:`BandlimitedRandomNet` over a grid of bands and widths.
+
+    Args:
+        x_train ``[n, d]``, y_train ``[n]``, x_test ``[m, d]``, y_test ``[m]``: the task.
+        bands: hidden-weight bounds (each ``> 0``); widths: hidden sizes (each ``>= 1``).
+        repeats: independent hidden-layer draws per cell (``>= 1``).
+        activation, ridge, bias_band: as in :class:`BandlimitedRandomNet` (``bias_band``
+            None: each band's own value).
+        seed: int, numpy Generator or None; each draw gets its own derived torch seed.
+    """
+    import numpy as np
+
+    from .._utils import numpy_rng
+
+    if not bands or not widths:
+        raise ValueError("bands and widths must be non-empty")
+    band_list = [float(b) for b in bands]
+    for i, b in enumerate(band_list):
+        check_number(f"bands[{i}]", b, gt=0)
+    width_list = [check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
+    repeats = check_positive_int("repeats", repeats)
+    rng = numpy_rng(seed)
+    seeds = rng.integers(0, 2**31, size=(len(band_list), len(width_list), repeats))
+    errors = torch.empty(len(band_list), len(width_list), repeats, dtype=torch.float64)
+    for i, band in enumerate(band_list):
+        for j, width in enumerate(width_list):
+            for r in range(repeats):
+                net = BandlimitedRandomNet(
+                    width,
+                    band,
+                    bias_band=bias_band,
+                    activation=activation,
+                    ridge=ridge,
+                    seed=int(np.int64(seeds[i, j, r])),
+                )
+                errors[i, j, r] = net.fit(x_train, y_train).score(x_test, y_test)
+    return ApproximationCurve(bands=band_list, widths=width_list, errors=errors)

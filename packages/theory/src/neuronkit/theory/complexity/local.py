@@ -1,0 +1,195 @@
+"""Local complexity: how many neuron hyperplanes cut a small cross-polytope around a point.
+
+Humayun, Balestriero & Baraniuk, "Deep networks always grok and here is why" (ICML 2024). A
+ReLU network is a continuous piecewise-affine map; the density of its linear-region boundaries
+near a point ``x`` is measured by the local complexity (LC): take a cross-polytope of radius
+``r`` around ``x`` (vertices ``x +- r v_k`` for ``k`` random orthonormal directions ``v_k``,
+one frame shared by all points), push its vertices through the network and count, layer by
+layer, the neurons whose pre-activation does not have the same sign at every vertex (their
+hyperplane, in that layer's input space, crosses the polytope's image). During training the LC
+around training points first rises, then falls ("region migration": the non-linearities move
+away from the data towards the decision boundary), which comes with delayed generalization and
+robustness. Shapes: points ``[B, *in]``, vertices ``[B, 2k, *in]``, LC ``[B]`` or ``[B, layers]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from neuronkit.common import check_number
+
+from .._utils import check_positive_int, torch_generator
+
+__all__ = [
+    "cross_polytope",
+    "decision_boundary_points",
+    "local_complexity",
+    "relu_preactivations",
+]
+
+Tensor = torch.Tensor
+
+
+def _check_points(name: str, x: Any) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [B, ...], got {type(x).__name__}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty batch [B, ...], got shape {tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} must be finite, got NaN or infinity")
+    return x
+
+
+def cross_polytope(
+    x: Tensor, radius: float, n_directions: int, *, seed: int | torch.Generator | None = None
+) -> Tensor:
+    """Vertices ``x +- radius * v_k`` of a cross-polytope around every point of ``x``.
+
+    ``v_1..v_k`` are orthonormal directions drawn once (QR of a Gaussian matrix) and shared by
+    all points, as in the authors' code. ``x``: ``[B, *in]`` -> ``[B, 2k, *in]`` (the ``+``
+    vertices first). ``n_directions`` ``k`` must not exceed the input dimension.
+    """
+    x = _check_points("x", x)
+    check_number("radius", radius, gt=0)
+    k = check_positive_int("n_directions", n_directions)
+    dim = int(x[0].numel())
+    if k > dim:
+        raise ValueError(f"n_directions must be <= the input dimension {dim}, got {k}")
+    gen = torch_generator(seed)
+    gauss = torch.randn(dim, k, generator=gen, dtype=torch.float64)
+    q, _ = torch.linalg.qr(gauss)  # [dim, k] orthonormal columns
+    frame = (radius * q.T).to(x.dtype).reshape(k, *x.shape[1:])
+    flat = x.unsqueeze(1)
+    return torch.cat([flat + frame.unsqueeze(0), flat - frame.unsqueeze(0)], dim=1)
+
+
+def relu_preactivations(model: torch.nn.Module, x: Tensor) -> list[Tensor]:
+    """Inputs of every ``nn.ReLU`` module of ``model`` during ``model(x)``, flattened ``[M, U_l]``.
+
+    These are the pre-activations whose sign defines the linear regions. ``x``: ``[M, *in]``.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    if not relus:
+        raise ValueError("model must contain at least one torch.nn.ReLU module")
+    captured: list[Tensor] = []
+
+    def hook(_module: torch.nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        captured.append(inputs[0].detach().reshape(inputs[0].shape[0], -1))
+
+    handles = [m.register_forward_pre_hook(hook) for m in relus]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return captured
+
+
+def local_complexity(
+    model: torch.nn.Module | Callable[[Tensor], Sequence[Tensor]],
+    x: Tensor,
+    *,
+    radius: float,
+    n_directions: int = 10,
+    seed: int | torch.Generator | None = 0,
+    per_layer: bool = False,
+    batch_size: int = 256,
+) -> Tensor:
+    """Local complexity around each point: neurons whose sign changes over the cross-polytope.
+
+    Args:
+        model: an ``nn.Module`` with ``nn.ReLU`` modules (pre-activations captured by
+            :func:`relu_preactivations`), or a callable mapping ``[M, *in]`` to the list of
+            pre-activations ``[M, U_l]`` of each layer.
+        x: points ``[B, *in]``.
+        radius: radius ``r`` of the cross-polytope.
+        n_directions: number ``k`` of orthonormal directions (``2k`` vertices).
+        seed: seed of the shared frame (fixed by default so that LC is comparable over training).
+        per_layer: return ``[B, layers]`` instead of the total ``[B]``.
+        batch_size: points per forward pass.
+
+    Returns:
+        ``[B]`` (or ``[B, layers]``) integer counts as a float tensor.
+    """
+    x = _check_points("x", x)
+    batch_size = check_positive_int("batch_size", batch_size)
+    if isinstance(model, torch.nn.Module):
+        module = model
+
+        def pre_fn(v: Tensor) -> Sequence[Tensor]:
+            return relu_preactivations(module, v)
+
+        fn: Callable[[Tensor], Sequence[Tensor]] = pre_fn
+    elif callable(model):
+        fn = model
+    else:
+        raise TypeError(f"model must be an nn.Module or a callable, got {type(model).__name__}")
+    verts = cross_polytope(x, radius, n_directions, seed=seed)  # [B, V, *in]
+    n_vert = verts.shape[1]
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        chunk = verts[start : start + batch_size]
+        b = chunk.shape[0]
+        with torch.no_grad():
+            pres = fn(chunk.reshape(b * n_vert, *x.shape[1:]))
+        counts = []
+        for p in pres:
+            s = torch.sign(p.reshape(b, n_vert, -1))
+            changed = (s[:, 1:] != s[:, :1]).any(dim=1)
+            counts.append(changed.sum(dim=1).to(torch.float64))
+        out.append(torch.stack(counts, dim=1))
+    lc = torch.cat(out, dim=0)
+    return lc if per_layer else lc.sum(dim=1)
+
+
+def decision_boundary_points(
+    model: torch.nn.Module,
+    x: Tensor,
+    n_points: int,
+    *,
+    iters: int = 30,
+    seed: int | torch.Generator | None = None,
+) -> Tensor:
+    """Points on the model's decision boundary, by bisection between differently classified inputs.
+
+    Pairs ``(a, b)`` of rows of ``x`` with different predicted classes are drawn at random; the
+    segment is bisected ``iters`` times on "predicted class equals that of ``a``", so the
+    result lies within ``|a - b| / 2^iters`` of a point where the prediction changes.
+    ``x``: ``[B, *in]`` -> ``[n_points, *in]``.
+    """
+    x = _check_points("x", x)
+    n = check_positive_int("n_points", n_points)
+    iters = check_positive_int("iters", iters)
+    gen = torch_generator(seed)
+    with torch.no_grad():
+        pred = model(x).argmax(dim=1)
+    if int(torch.unique(pred).numel()) < 2:
+        raise ValueError("x must contain points of at least two predicted classes")
+    ia = torch.randint(0, x.shape[0], (8 * n,), generator=gen)
+    ib = torch.randint(0, x.shape[0], (8 * n,), generator=gen)
+    keep = pred[ia] != pred[ib]
+    ia, ib = ia[keep][:n], ib[keep][:n]
+    while ia.numel() < n:  # rare: draw more pairs
+        ja = torch.randint(0, x.shape[0], (8 * n,), generator=gen)
+        jb = torch.randint(0, x.shape[0], (8 * n,), generator=gen)
+        k2 = pred[ja] != pred[jb]
+        ia = torch.cat([ia, ja[k2]])[:n]
+        ib = torch.cat([ib, jb[k2]])[:n]
+    lo, hi = x[ia].clone(), x[ib].clone()
+    cls = pred[ia]
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    with torch.no_grad():
+        for _ in range(iters):
+            mid = 0.5 * (lo + hi)
+            same = (model(mid).argmax(dim=1) == cls).reshape(shape)
+            lo = torch.where(same, mid, lo)
+            hi = torch.where(same, hi, mid)
+    return 0.5 * (lo + hi)

@@ -1,0 +1,426 @@
+"""KAN layers with selectable activation spaces, and S-KAN.
+
+* :class:`KANLayer`: a Kolmogorov-Arnold layer (Liu et al., "KAN: Kolmogorov-Arnold Networks")
+  whose edge ``(i -> o)`` activation is ``phi_oi(x_i) = w^base_oi silu(x_i) + sum_m c_oim
+  B_m(x_i)`` with ``B_m`` the basis of one activation space (B-spline by default). It uses the
+  efficient formulation: the basis is evaluated once, vectorised, ``[batch, in, m]``, and the
+  whole layer is two matrix products (``silu(x) W_base^T + B(x).flatten(1) C^T``).
+* :class:`SKANLayer` (Activation Space Selectable KAN, S-KAN): every input node ``i`` carries all
+  candidate spaces ``s = 1..S`` with its own coefficients, mixed by selection weights
+  ``alpha_i = softmax(theta_i)`` learned with the network (*search*). :meth:`SKANLayer.select`
+  then keeps, per node, the space with the largest weight (*selection*) and the network is
+  fine-tuned with the one-hot choice; a selected S-KAN has the parameter count of a single-space
+  KAN with the same basis size.
+* :class:`KAN`, :class:`SKAN`: stacks of these layers; :func:`matched_mlp` builds an MLP with
+  (about) a given parameter count for equal-parameter comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from neuronkit.common import check_choice, check_number, check_type
+
+from .._utils import check_positive_int, torch_generator
+from .basis import SPACES, basis_values, extended_grid, uniform_bspline_basis
+
+__all__ = ["KAN", "SKAN", "KANLayer", "SKANLayer", "matched_mlp", "mlp_parameter_count"]
+
+
+def _check_x(x: torch.Tensor, in_features: int) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor [batch, in], got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != in_features:
+        raise ValueError(
+            f"x must have shape [batch, {in_features}] (in_features), got {tuple(x.shape)}"
+        )
+
+
+def _check_range(grid_range: Sequence[float]) -> tuple[float, float]:
+    if len(grid_range) != 2:
+        raise ValueError(f"grid_range must be (lo, hi), got {grid_range!r}")
+    lo, hi = float(grid_range[0]), float(grid_range[1])
+    check_number("grid_range[0]", lo)
+    check_number("grid_range[1]", hi, gt=lo)
+    return lo, hi
+
+
+class _BasisMixin(nn.Module):
+    """Shared basis set-up: grid, order and per-space basis evaluation."""
+
+    in_features: int
+    grid: int
+    k: int
+    n_basis: int
+    grid_range: tuple[float, float]
+    knots: torch.Tensor
+
+    def _setup_basis(self, in_features: int, grid: int, k: int, grid_range) -> None:
+        self.grid = check_positive_int("grid", grid)
+        self.k = check_positive_int("k", k, minimum=0)
+        self.grid_range = _check_range(grid_range)
+        self.n_basis = self.grid + self.k
+        self.register_buffer(
+            "knots", extended_grid(in_features, self.grid, self.k, self.grid_range)
+        )
+
+    def _basis(self, space: str, x: torch.Tensor) -> torch.Tensor:
+        if space == "bspline":
+            lo, hi = self.grid_range
+            return uniform_bspline_basis(x, lo, (hi - lo) / self.grid, self.grid, self.k)
+        return basis_values(
+            space, x, self.n_basis, knots=self.knots, k=self.k, grid_range=self.grid_range
+        )
+
+
+class KANLayer(_BasisMixin):
+    """One KAN layer with a single activation space (efficient, vectorised formulation).
+
+    Args:
+        in_features, out_features: sizes (``>= 1``).
+        space: activation space, one of :data:`~neuronkit.theory.kan.basis.SPACES`
+            (default ``"bspline"``).
+        grid: grid intervals G (``>= 1``); k: spline order (``>= 0``, default 3). Every space uses
+            ``G + k`` basis functions per edge, so spaces have equal parameter counts.
+        grid_range: the input interval the basis covers (default ``(-1, 1)``).
+        noise_scale: std of the initial basis coefficients (default 0.1).
+        base: include the base branch ``w_base silu(x)`` (default True, as pykan).
+        seed: int or ``torch.Generator``.
+
+    Parameters: ``coef [out, in, G+k]``, ``base_weight [out, in]`` (if base), ``bias [out]``.
+    Input ``[batch, in]`` -> ``[batch, out]``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        space: str = "bspline",
+        grid: int = 5,
+        k: int = 3,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        noise_scale: float = 0.1,
+        base: bool = True,
+        seed: int | torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
+        self.space = check_choice("space", space, SPACES)
+        check_number("noise_scale", noise_scale, ge=0)
+        check_type("base", base, bool)
+        self._setup_basis(self.in_features, grid, k, grid_range)
+        gen = torch_generator(seed)
+        shape = (self.out_features, self.in_features, self.n_basis)
+        self.coef = nn.Parameter(torch.randn(shape, generator=gen) * noise_scale)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.base_weight: nn.Parameter | None = None
+        if base:
+            self.base_weight = nn.Parameter(
+                (2 * torch.rand(self.out_features, self.in_features, generator=gen) - 1) * bound
+            )
+        self.bias = nn.Parameter(torch.zeros(self.out_features))
+
+    def basis(self, x: torch.Tensor) -> torch.Tensor:
+        """Basis values ``[batch, in, G+k]`` of this layer's space."""
+        _check_x(x, self.in_features)
+        return self._basis(self.space, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.basis(x)
+        if self.base_weight is None:
+            return torch.addmm(
+                self.bias, b.reshape(x.shape[0], -1), self.coef.reshape(self.out_features, -1).T
+            )
+        # base branch and basis in one matmul: features [silu(x_i), B_1(x_i), ...] per input
+        feats = torch.cat([F.silu(x).unsqueeze(-1), b], dim=-1).reshape(x.shape[0], -1)
+        weight = torch.cat([self.base_weight.unsqueeze(-1), self.coef], dim=-1)
+        return torch.addmm(self.bias, feats, weight.reshape(self.out_features, -1).T)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"space={self.space}, grid={self.grid}, k={self.k}"
+        )
+
+
+class SKANLayer(_BasisMixin):
+    """An S-KAN layer: every input node chooses its activation space among ``spaces``.
+
+    Search mode (default): the node's edge activations are ``sum_s alpha_is phi^s_oi(x_i)`` with
+    ``alpha_i = softmax(theta_i / temperature)`` and ``theta`` learned. After :meth:`select` the
+    weights are one-hot on ``argmax_s theta_is`` (fixed) and only the chosen space's coefficients
+    take part.
+
+    Args:
+        in_features, out_features, grid, k, grid_range, noise_scale, base, seed: as in
+            :class:`KANLayer`.
+        spaces: candidate activation spaces (distinct names from ``SPACES``; default all).
+        temperature: softmax temperature of the selection weights (``> 0``).
+
+    Parameters: ``coef [out, in, S, G+k]``, ``theta [in, S]``, ``base_weight [out, in]``,
+    ``bias [out]``. Input ``[batch, in]`` -> ``[batch, out]``.
+    """
+
+    selected: torch.Tensor
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        spaces: Sequence[str] = SPACES,
+        grid: int = 5,
+        k: int = 3,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        noise_scale: float = 0.1,
+        base: bool = True,
+        temperature: float = 1.0,
+        seed: int | torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
+        if isinstance(spaces, str) or not isinstance(spaces, Sequence) or not spaces:
+            raise TypeError(f"spaces must be a non-empty sequence of space names, got {spaces!r}")
+        for s in spaces:
+            check_choice("spaces", s, SPACES)
+        if len(set(spaces)) != len(spaces):
+            raise ValueError(f"spaces must be distinct, got {list(spaces)}")
+        self.spaces = tuple(spaces)
+        check_number("noise_scale", noise_scale, ge=0)
+        check_number("temperature", temperature, gt=0)
+        check_type("base", base, bool)
+        self.temperature = float(temperature)
+        self._setup_basis(self.in_features, grid, k, grid_range)
+        gen = torch_generator(seed)
+        n_spaces = len(self.spaces)
+        shape = (self.out_features, self.in_features, n_spaces, self.n_basis)
+        self.coef = nn.Parameter(torch.randn(shape, generator=gen) * noise_scale)
+        self.theta = nn.Parameter(torch.zeros(self.in_features, n_spaces))
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.base_weight: nn.Parameter | None = None
+        if base:
+            self.base_weight = nn.Parameter(
+                (2 * torch.rand(self.out_features, self.in_features, generator=gen) - 1) * bound
+            )
+        self.bias = nn.Parameter(torch.zeros(self.out_features))
+        self.register_buffer("selected", torch.full((self.in_features,), -1, dtype=torch.long))
+
+    @property
+    def is_selected(self) -> bool:
+        """Whether :meth:`select` has fixed the spaces."""
+        return bool((self.selected >= 0).all())
+
+    def selection_weights(self) -> torch.Tensor:
+        """``alpha [in, S]``: softmax weights in search mode, one-hot after selection."""
+        if self.is_selected:
+            return F.one_hot(self.selected, len(self.spaces)).to(self.theta.dtype)
+        return torch.softmax(self.theta / self.temperature, dim=1)
+
+    @torch.no_grad()
+    def select(self) -> list[str]:
+        """Fix each input node's space to its largest selection weight; returns the choices."""
+        alpha = self.selection_weights()
+        self.selected.copy_(self.theta.argmax(dim=1))
+        # fold the chosen weight into its coefficients so the selected network starts from the
+        # searched network's chosen component (alpha_is phi^s), not from an x(1/alpha) rescale
+        chosen = alpha[torch.arange(self.in_features), self.selected]  # [in]
+        self.coef[:, torch.arange(self.in_features), self.selected] *= chosen[None, :, None]
+        self.theta.requires_grad_(False)
+        return self.chosen_spaces()
+
+    def chosen_spaces(self) -> list[str]:
+        """The chosen space per input node (empty strings before :meth:`select`)."""
+        return [self.spaces[int(i)] if i >= 0 else "" for i in self.selected]
+
+    def selected_parameter_count(self) -> int:
+        """Parameters used after selection: one space's ``G+k`` coefficients per edge, base
+        weights and bias (equal to the matching :class:`KANLayer`'s count)."""
+        n = self.out_features * self.in_features * self.n_basis + self.out_features
+        if self.base_weight is not None:
+            n += self.out_features * self.in_features
+        return n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_x(x, self.in_features)
+        alpha = self.selection_weights()  # [in, S]
+        if self.is_selected:
+            # only the chosen space per node: evaluate each space on its nodes
+            b = x.new_zeros(x.shape[0], self.in_features, len(self.spaces), self.n_basis)
+            for s, space in enumerate(self.spaces):
+                nodes = (self.selected == s).nonzero().flatten()
+                if nodes.numel():
+                    vals = (
+                        self._basis(space, x)[:, nodes]
+                        if space == "bspline"
+                        else (self._basis(space, x[:, nodes]))
+                    )
+                    b[:, nodes, s] = vals
+        else:
+            b = torch.stack([self._basis(sp, x) for sp in self.spaces], dim=2)
+            b = b * alpha[None, :, :, None]
+        out = b.reshape(x.shape[0], -1) @ self.coef.reshape(self.out_features, -1).T
+        if self.base_weight is not None:
+            out = out + F.silu(x) @ self.base_weight.T
+        return out + self.bias
+
+
+def _check_widths(widths: Sequence[int]) -> list[int]:
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
+        raise TypeError(f"widths must be a sequence [in, hidden..., out], got {widths!r}")
+    if len(widths) < 2:
+        raise ValueError(f"widths must name at least [in, out], got {list(widths)}")
+    return [check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
+
+
+class KAN(nn.Module):
+    """A stack of :class:`KANLayer` with widths ``[in, hidden..., out]`` (one space throughout).
+
+    Keyword arguments go to every layer (``space``, ``grid``, ``k``, ``grid_range``, ...);
+    ``seed`` seeds the whole stack. Input ``[batch, in]`` -> ``[batch, out]``.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        *,
+        space: str = "bspline",
+        grid: int = 5,
+        k: int = 3,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        noise_scale: float = 0.1,
+        base: bool = True,
+        seed: int | torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.widths = _check_widths(widths)
+        gen = torch_generator(seed)
+        self.layers = nn.ModuleList(
+            KANLayer(
+                a,
+                b,
+                space=space,
+                grid=grid,
+                k=k,
+                grid_range=grid_range,
+                noise_scale=noise_scale,
+                base=base,
+                seed=gen,
+            )
+            for a, b in zip(self.widths[:-1], self.widths[1:])
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class SKAN(nn.Module):
+    """A stack of :class:`SKANLayer` (S-KAN). Call :meth:`select` after the search phase.
+
+    Args as :class:`KAN`, with ``spaces`` (candidates) and ``temperature`` instead of ``space``.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        *,
+        spaces: Sequence[str] = SPACES,
+        grid: int = 5,
+        k: int = 3,
+        grid_range: Sequence[float] = (-1.0, 1.0),
+        noise_scale: float = 0.1,
+        base: bool = True,
+        temperature: float = 1.0,
+        seed: int | torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.widths = _check_widths(widths)
+        gen = torch_generator(seed)
+        self.layers = nn.ModuleList(
+            SKANLayer(
+                a,
+                b,
+                spaces=spaces,
+                grid=grid,
+                k=k,
+                grid_range=grid_range,
+                noise_scale=noise_scale,
+                base=base,
+                temperature=temperature,
+                seed=gen,
+            )
+            for a, b in zip(self.widths[:-1], self.widths[1:])
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def select(self) -> list[list[str]]:
+        """Fix every layer's per-node spaces (argmax of the selection weights)."""
+        return [layer.select() for layer in self.skan_layers()]
+
+    def skan_layers(self) -> list[SKANLayer]:
+        """The layers, typed."""
+        return [layer for layer in self.layers if isinstance(layer, SKANLayer)]
+
+    def selected_parameter_count(self) -> int:
+        """Parameter count of the selected network (sum of the layers' counts)."""
+        return sum(layer.selected_parameter_count() for layer in self.skan_layers())
+
+
+def mlp_parameter_count(in_features: int, hidden: int, out_features: int, depth: int) -> int:
+    """Parameters of an MLP with ``depth`` hidden layers of width ``hidden``."""
+    n = (in_features + 1) * hidden + (depth - 1) * (hidden + 1) * hidden
+    return n + (hidden + 1) * out_features
+
+
+def matched_mlp(
+    in_features: int,
+    out_features: int,
+    n_params: int,
+    *,
+    depth: int = 2,
+    activation: str = "silu",
+    seed: int | torch.Generator | None = None,
+) -> nn.Sequential:
+    """An MLP with ``depth`` equal hidden layers whose parameter count is closest to
+    ``n_params`` (at least one hidden unit). ``activation``: ``"silu"``, ``"relu"`` or ``"tanh"``.
+    """
+    in_features = check_positive_int("in_features", in_features)
+    out_features = check_positive_int("out_features", out_features)
+    n_params = check_positive_int("n_params", n_params)
+    depth = check_positive_int("depth", depth)
+    acts = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh}
+    check_choice("activation", activation, acts)
+    hidden = min(
+        range(1, 4096),
+        key=lambda h: abs(mlp_parameter_count(in_features, h, out_features, depth) - n_params),
+    )
+    if seed is not None:
+        gen = torch_generator(seed)
+    layers: list[nn.Module] = []
+    a = in_features
+    for _ in range(depth):
+        layers += [nn.Linear(a, hidden), acts[activation]()]
+        a = hidden
+    layers.append(nn.Linear(a, out_features))
+    model = nn.Sequential(*layers)
+    if seed is not None:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.Linear):
+                    bound = 1.0 / math.sqrt(m.in_features)
+                    m.weight.uniform_(-bound, bound, generator=gen)
+                    m.bias.uniform_(-bound, bound, generator=gen)
+    return model

@@ -1,0 +1,43 @@
+"""Neural tangent kernels of deep networks: recursions, depth limits and induced classifiers."""
+
+from .optimality import (
+    DeepNTKClassifier,
+    DirichletSphereData,
+    DualActivation,
+    InfiniteDepthNTKClassifier,
+    NTKNetwork,
+    depth_limit,
+    dirichlet_sphere_data,
+    dual_from_activation,
+    erf_dual,
+    hermite_dual,
+    koenigs_kernel,
+    majority_vote,
+    nearest_neighbor_classify,
+    ntk_recursion,
+    relu_dual,
+    singular_activation,
+    singular_kernel_classify,
+    sphere_kernel,
+)
+
+__all__ = [
+    "DeepNTKClassifier",
+    "DirichletSphereData",
+    "DualActivation",
+    "InfiniteDepthNTKClassifier",
+    "NTKNetwork",
+    "depth_limit",
+    "dirichlet_sphere_data",
+    "dual_from_activation",
+    "erf_dual",
+    "hermite_dual",
+    "koenigs_kernel",
+    "majority_vote",
+    "nearest_neighbor_classify",
+    "ntk_recursion",
+    "relu_dual",
+    "singular_activation",
+    "singular_kernel_classify",
+    "sphere_kernel",
+]

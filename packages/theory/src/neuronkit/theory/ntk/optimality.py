@@ -1,0 +1,694 @@
+"""Infinitely wide and deep NTK classifiers: 1-NN, majority vote or a singular kernel.
+
+Radhakrishnan, Belkin & Uhler, "Wide and deep neural networks achieve consistency for
+classification" (PNAS 2023). For inputs on the unit sphere and an activation ``phi`` normalized
+so that ``E[phi(z)^2] = 1`` (``z ~ N(0, 1)``), the infinite-width network with ``L`` hidden
+layers (NTK parametrization, no biases) has the NNGP and NTK recursions
+
+    Sigma_0(x, x') = K_0(x, x') = rho = <x, x'>,
+    Sigma_l = dual(Sigma_{l-1}),
+    K_l = Sigma_l + K_{l-1} * dual'(Sigma_{l-1}),
+
+where ``dual(rho) = E[phi(u) phi(v)]`` (``(u, v)`` standard Gaussians with correlation ``rho``)
+is the *dual activation*, with ``dual(1) = 1`` and ``dual' = (phi')^dual``. Kernel regression
+(interpolation) with ``K_L`` is the trained infinitely wide network. As ``L -> inf`` its
+classifier becomes, depending only on the dual activation (the taxonomy of the paper):
+
+* **majority vote** when every ``rho < 1`` is driven to a fixed point ``rho* > 0`` or to 1
+  (``dual(0) > 0`` or ``dual'(1) <= 1``, e.g. ReLU);
+* **1-nearest neighbour** when ``dual(0) = dual'(0) = 0`` and ``dual'(1) > 1`` (e.g.
+  ``dual(rho) = rho^3``: the kernel decays infinitely fast away from the diagonal);
+* **a singular kernel classifier** ``sign(sum_i y_i S(<x, x_i>))`` when ``dual(0) = 0``,
+  ``0 < dual'(0) = lambda < 1 < dual'(1) = c``; ``S`` is the Koenigs function of ``dual`` at 0,
+  ``S(rho) = lim_l dual^l(rho) / lambda^l``, which behaves like ``(1 - rho)^(-beta)`` with
+  ``beta = log(1/lambda) / log(c)`` near ``rho = 1``. With ``beta = d/2`` (``d`` the dimension
+  of the data manifold, ``||x - x'||^2 = 2(1 - rho)``) this is Devroye's Hilbert kernel
+  estimate, which is consistent: its error tends to the Bayes error.
+
+This module gives the dual activations (ReLU arc-cosine, erf, Hermite polynomials, a numeric
+dual of any activation by Gauss-Hermite quadrature), the recursions, the ``L -> inf`` limits,
+the finite-depth and infinite-depth classifiers, the activation of the paper that reaches
+``beta = d/2``, a matching finite network for empirical NTK checks and the paper's Dirichlet
+data on the sphere with its Bayes classifier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import optimize, stats
+
+from neuronkit.common import check_number
+
+from .._utils import as_float_tensor, check_positive_int, numpy_rng, torch_generator
+
+__all__ = [
+    "DeepNTKClassifier",
+    "DirichletSphereData",
+    "DualActivation",
+    "InfiniteDepthNTKClassifier",
+    "NTKNetwork",
+    "depth_limit",
+    "dirichlet_sphere_data",
+    "dual_from_activation",
+    "erf_dual",
+    "hermite_dual",
+    "koenigs_kernel",
+    "majority_vote",
+    "nearest_neighbor_classify",
+    "ntk_recursion",
+    "relu_dual",
+    "singular_activation",
+    "singular_kernel_classify",
+    "sphere_kernel",
+]
+
+Tensor = torch.Tensor
+_CHUNK = 2048  # test rows per block in the kernel classifiers
+
+
+@dataclass(frozen=True)
+class DualActivation:
+    """A normalized activation with its dual: ``dual(rho) = E[phi(u) phi(v)]``, ``dual(1) = 1``.
+
+    Attributes:
+        name: label used in reports.
+        dual: ``rho [..] -> [..]`` on ``[-1, 1]``.
+        derivative: ``dual'(rho)``, which is also the dual of ``phi'``.
+        activation: the scalar activation ``phi`` itself (``E[phi(z)^2] = 1``) when known, so
+            that a finite network with this activation can be built (:class:`NTKNetwork`).
+        coefficients: for polynomial duals ``sum_k c_k rho^k``, the ``c_k`` (Hermite energies).
+    """
+
+    name: str
+    dual: Callable[[Tensor], Tensor]
+    derivative: Callable[[Tensor], Tensor]
+    activation: Callable[[Tensor], Tensor] | None = None
+    coefficients: tuple[float, ...] | None = None
+
+    def __call__(self, rho: Tensor) -> Tensor:
+        return self.dual(rho)
+
+
+def relu_dual() -> DualActivation:
+    """ReLU scaled by ``sqrt(2)``: the normalized arc-cosine kernel of degree 1 (Cho & Saul).
+
+    ``dual(rho) = (sqrt(1 - rho^2) + rho (pi - arccos rho)) / pi``,
+    ``dual'(rho) = (pi - arccos rho) / pi``.
+    """
+
+    def dual(rho: Tensor) -> Tensor:
+        r = rho.clamp(-1.0, 1.0)
+        return (
+            torch.sqrt((1.0 - r * r).clamp_min(0.0)) + r * (math.pi - torch.arccos(r))
+        ) / math.pi
+
+    def derivative(rho: Tensor) -> Tensor:
+        return (math.pi - torch.arccos(rho.clamp(-1.0, 1.0))) / math.pi
+
+    def act(z: Tensor) -> Tensor:
+        return math.sqrt(2.0) * torch.relu(z)
+
+    return DualActivation("relu", dual, derivative, act)
+
+
+def erf_dual() -> DualActivation:
+    """``phi(z) = erf(z) / sqrt((2/pi) asin(2/3))``: ``dual(rho) = asin(2 rho/3) / asin(2/3)``.
+
+    (Williams 1997 for ``E[erf(u) erf(v)]``.)
+    """
+    norm = math.asin(2.0 / 3.0)
+
+    def dual(rho: Tensor) -> Tensor:
+        return torch.arcsin(2.0 * rho.clamp(-1.0, 1.0) / 3.0) / norm
+
+    def derivative(rho: Tensor) -> Tensor:
+        r = rho.clamp(-1.0, 1.0)
+        return (2.0 / 3.0) / torch.sqrt(1.0 - 4.0 * r * r / 9.0) / norm
+
+    scale = 1.0 / math.sqrt(2.0 / math.pi * norm)
+
+    def act(z: Tensor) -> Tensor:
+        return scale * torch.erf(z)
+
+    return DualActivation("erf", dual, derivative, act)
+
+
+def _hermite_e(k: int, z: Tensor) -> Tensor:
+    """Probabilists' Hermite polynomial ``He_k(z)`` by its three-term recursion."""
+    h_prev, h = torch.ones_like(z), z
+    if k == 0:
+        return h_prev
+    for n in range(1, k):
+        h_prev, h = h, z * h - n * h_prev
+    return h
+
+
+def hermite_dual(coefficients: Sequence[float], name: str | None = None) -> DualActivation:
+    """Polynomial dual ``dual(rho) = sum_k c_k rho^k`` from non-negative Hermite energies ``c_k``.
+
+    Its activation is ``phi(z) = sum_k sqrt(c_k / k!) He_k(z)``; the ``c_k`` are rescaled to sum
+    to 1 so that ``dual(1) = 1``. ``coefficients``: ``[c_0, c_1, ...]`` (at least one positive).
+    """
+    if isinstance(coefficients, (str, bytes)) or not isinstance(coefficients, Sequence):
+        raise TypeError(
+            "coefficients must be a sequence of non-negative numbers, "
+            f"got {type(coefficients).__name__}"
+        )
+    c = [float(v) for v in coefficients]
+    if not c or any(not math.isfinite(v) or v < 0 for v in c) or sum(c) <= 0:
+        raise ValueError(
+            f"coefficients must be finite, non-negative and not all zero, got {list(coefficients)}"
+        )
+    total = sum(c)
+    c = [v / total for v in c]
+    while len(c) > 1 and c[-1] == 0.0:
+        c.pop()
+
+    def dual(rho: Tensor) -> Tensor:
+        out = torch.zeros_like(rho)
+        for k in range(len(c) - 1, -1, -1):  # Horner
+            out = out * rho + c[k]
+        return out
+
+    def derivative(rho: Tensor) -> Tensor:
+        out = torch.zeros_like(rho)
+        for k in range(len(c) - 1, 0, -1):
+            out = out * rho + k * c[k]
+        return out
+
+    amps = [math.sqrt(v / math.factorial(k)) for k, v in enumerate(c)]
+
+    def act(z: Tensor) -> Tensor:
+        return sum(a * _hermite_e(k, z) for k, a in enumerate(amps) if a > 0)  # type: ignore[return-value]
+
+    label = name or "hermite(" + ", ".join(f"{v:.3g}" for v in c) + ")"
+    return DualActivation(label, dual, derivative, act, tuple(c))
+
+
+def singular_activation(dim: int, degree: int | None = None) -> DualActivation:
+    """The paper's consistent activation for data of intrinsic dimension ``dim``.
+
+    ``dual(rho) = lambda rho + (1 - lambda) rho^k`` with ``lambda`` solving
+    ``log(1/lambda) / log(lambda + k (1 - lambda)) = dim / 2``, so that the infinite-depth NTK
+    is a singular kernel ``~ ||x - x'||^(-dim)``: Devroye's Hilbert kernel, Bayes consistent.
+    ``degree`` ``k`` (odd, default: the smallest odd ``k > 1 + 2/dim``). E.g. ``dim = 1, k = 7``
+    gives ``rho/2 + rho^7/2`` and ``dim = 2, k = 3`` gives ``rho/2 + rho^3/2`` (the authors'
+    ``2d_opt`` and ``3d_opt``).
+    """
+    d = check_positive_int("dim", dim)
+    if degree is None:
+        k = 3
+        while (d / 2.0) * (k - 1) <= 1.0:
+            k += 2
+    else:
+        k = check_positive_int("degree", degree, minimum=2)
+        if (d / 2.0) * (k - 1) <= 1.0:
+            raise ValueError(f"degree must exceed 1 + 2/dim = {1 + 2 / d:g} for dim={d}, got {k}")
+
+    def gap(lam: float) -> float:
+        return math.log(1.0 / lam) - (d / 2.0) * math.log(lam + k * (1.0 - lam))
+
+    hi = 1.0 - 1e-9
+    while gap(hi) >= 0:  # move off the trivial root lambda = 1
+        hi = 1.0 - (1.0 - hi) * 10
+    lam = float(optimize.brentq(gap, 1e-12, hi, xtol=1e-14))
+    coeffs = [0.0] * (k + 1)
+    coeffs[1], coeffs[k] = lam, 1.0 - lam
+    return hermite_dual(coeffs, name=f"singular(dim={d}, k={k}, lambda={lam:.4g})")
+
+
+def dual_from_activation(
+    activation: Callable[[Tensor], Tensor], *, name: str = "custom", points: int = 64
+) -> DualActivation:
+    """Numeric dual of any activation by 2-D Gauss-Hermite quadrature.
+
+    ``phi`` is first rescaled so that ``E[phi(z)^2] = 1``; ``dual'`` uses ``phi'`` from autograd.
+    ``activation``: elementwise torch function. ``points``: quadrature nodes per dimension.
+    """
+    if not callable(activation):
+        raise TypeError(f"activation must be callable, got {type(activation).__name__}")
+    n = check_positive_int("points", points, minimum=8)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n)
+    z = torch.as_tensor(nodes, dtype=torch.float64)
+    w = torch.as_tensor(weights / weights.sum(), dtype=torch.float64)
+    z1, z2 = torch.meshgrid(z, z, indexing="ij")
+    w2 = (w[:, None] * w[None, :]).reshape(-1)
+    z1, z2 = z1.reshape(-1), z2.reshape(-1)
+
+    def phi_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.detach().clone().requires_grad_(True)
+        y = activation(x)
+        if not isinstance(y, Tensor) or y.shape != x.shape:
+            raise ValueError("activation must map a tensor to a tensor of the same shape")
+        (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+        if g is None:
+            g = torch.zeros_like(x)
+        return y.detach(), g.detach()
+
+    second = float((w * phi_and_grad(z)[0] ** 2).sum())
+    if not math.isfinite(second) or second <= 0:
+        raise ValueError("activation must have a finite, positive E[phi(z)^2]")
+    scale = 1.0 / math.sqrt(second)
+
+    def expect(rho: Tensor, deriv: bool) -> Tensor:
+        flat = rho.reshape(-1, 1).clamp(-1.0, 1.0).to(torch.float64)
+        u = z1[None, :].expand(flat.shape[0], -1)
+        v = flat * z1[None, :] + torch.sqrt(1.0 - flat**2) * z2[None, :]
+        fu, gu = phi_and_grad(u)
+        fv, gv = phi_and_grad(v)
+        prod = gu * gv if deriv else fu * fv
+        return (scale**2 * (prod * w2[None, :]).sum(dim=1)).reshape(rho.shape).to(rho.dtype)
+
+    def act(x: Tensor) -> Tensor:
+        return scale * activation(x)
+
+    return DualActivation(name, lambda r: expect(r, False), lambda r: expect(r, True), act, None)
+
+
+def _as_rho(rho: Any) -> Tensor:
+    if not isinstance(rho, Tensor):
+        rho = torch.as_tensor(np.asarray(rho, dtype=np.float64))
+    if not rho.dtype.is_floating_point:
+        raise TypeError(f"rho must be a real floating tensor, got dtype {rho.dtype}")
+    if not bool(torch.isfinite(rho).all()):
+        raise ValueError("rho must be finite, got NaN or infinity")
+    if bool((rho.abs() > 1.0 + 1e-6).any()):
+        raise ValueError(
+            f"rho must lie in [-1, 1] (cosines), got max |rho| {float(rho.abs().max()):.4g}"
+        )
+    return rho.to(torch.float64).clamp(-1.0, 1.0)
+
+
+def _check_dual(activation: Any) -> DualActivation:
+    if not isinstance(activation, DualActivation):
+        raise TypeError(
+            f"activation must be a DualActivation (relu_dual(), erf_dual(), hermite_dual(...)), "
+            f"got {type(activation).__name__}"
+        )
+    return activation
+
+
+def ntk_recursion(
+    rho: Any, depth: int, activation: DualActivation, *, normalize: bool = False
+) -> tuple[Tensor, Tensor]:
+    """NNGP ``Sigma_L`` and NTK ``K_L`` of a depth-``L`` infinitely wide network at cosines ``rho``.
+
+    ``Sigma_0 = K_0 = rho``; ``Sigma_l = dual(Sigma_{l-1})``; ``K_l = Sigma_l + K_{l-1}
+    dual'(Sigma_{l-1})``. ``depth`` ``L >= 0`` counts hidden layers (``L = 1``: one hidden
+    layer, ``K_1 = dual(rho) + rho dual'(rho)``). With ``normalize`` the NTK is divided by
+    ``K_L(1)`` at every layer (the classifier is unchanged and deep kernels stay finite).
+
+    Returns ``(Sigma_L, K_L)``, both shaped like ``rho``.
+    """
+    r = _as_rho(rho)
+    depth = check_positive_int("depth", depth, minimum=0)
+    act = _check_dual(activation)
+    sigma, k = r.clone(), r.clone()
+    slope_one = float(act.derivative(torch.ones((), dtype=torch.float64)))
+    inv_k_one = 1.0  # 1 / K_l(1), kept as a reciprocal so that deep kernels never overflow
+    for _ in range(depth):
+        new_sigma = act.dual(sigma)
+        grad = act.derivative(sigma)
+        if normalize:
+            ratio = 1.0 / (inv_k_one + slope_one)  # K_{l-1}(1) / K_l(1)
+            inv_k_one = inv_k_one * ratio
+            k = new_sigma * inv_k_one + k * grad * ratio
+        else:
+            k = new_sigma + k * grad
+        sigma = new_sigma
+    return sigma, k
+
+
+def _unit_rows(name: str, x: Any) -> Tensor:
+    t = as_float_tensor(name, x, 2, "[N, D]")
+    norms = torch.linalg.norm(t, dim=1)
+    if bool((norms == 0).any()):
+        raise ValueError(
+            f"{name} must not contain zero rows (they have no direction on the sphere)"
+        )
+    return t / norms[:, None]
+
+
+def sphere_kernel(
+    x1: Any, x2: Any | None, depth: int, activation: DualActivation, *, kind: str = "ntk"
+) -> Tensor:
+    """Normalized NTK (``kind="ntk"``) or NNGP (``"nngp"``) between rows projected to the sphere.
+
+    ``x1``: ``[N1, D]``, ``x2``: ``[N2, D]`` (default ``x1``); rows are scaled to unit norm.
+    Returns ``[N1, N2]``; the NTK is divided by ``K_L(1)`` so that its diagonal is 1.
+    """
+    if kind not in ("ntk", "nngp"):
+        raise ValueError(f"kind must be 'ntk' or 'nngp', got {kind!r}")
+    a = _unit_rows("x1", x1)
+    b = a if x2 is None else _unit_rows("x2", x2)
+    if b.shape[1] != a.shape[1]:
+        raise ValueError(f"x2 must have {a.shape[1]} columns like x1, got {b.shape[1]}")
+    sigma, k = ntk_recursion(a @ b.T, depth, activation, normalize=True)
+    return k if kind == "ntk" else sigma
+
+
+def _derivs_at(activation: DualActivation) -> tuple[float, float, float]:
+    z = torch.zeros((), dtype=torch.float64)
+    o = torch.ones((), dtype=torch.float64)
+    return (
+        float(activation.dual(z)),
+        float(activation.derivative(z)),
+        float(activation.derivative(o)),
+    )
+
+
+def depth_limit(activation: DualActivation, *, tol: float = 1e-12) -> dict[str, Any]:
+    """Which classifier the infinitely deep NTK with this activation implements.
+
+    Returns ``{"classifier": "majority_vote" | "nearest_neighbor" | "singular_kernel",
+    "dual_at_0", "slope_at_0", "slope_at_1", "beta"}`` where ``beta = log(1/dual'(0)) /
+    log(dual'(1))`` is the singularity exponent in ``(1 - rho)`` (``inf`` for 1-NN, ``nan`` for
+    majority vote). Follows the taxonomy of Radhakrishnan, Belkin & Uhler (2023).
+    """
+    act = _check_dual(activation)
+    d0, s0, s1 = _derivs_at(act)
+    out: dict[str, Any] = {"dual_at_0": d0, "slope_at_0": s0, "slope_at_1": s1}
+    if s1 <= 1.0 + tol or d0 > tol:
+        out.update(classifier="majority_vote", beta=float("nan"))
+    elif s0 <= tol:
+        out.update(classifier="nearest_neighbor", beta=float("inf"))
+    else:
+        out.update(classifier="singular_kernel", beta=math.log(1.0 / s0) / math.log(s1))
+    return out
+
+
+def koenigs_kernel(
+    rho: Any, activation: DualActivation, *, max_iter: int = 2_000, table_size: int | None = None
+) -> Tensor:
+    """The infinite-depth kernel ``S(rho) = lim_l dual^l(rho) / dual'(0)^l`` (singular class).
+
+    Up to a positive factor, ``K_L(rho) / (L dual'(0)^L) -> S(rho)`` for ``rho < 1``; ``S``
+    blows up like ``(1 - rho)^(-beta)`` at ``rho = 1`` (returned as ``inf``). ``rho``: any shape.
+    With ``table_size``, ``S(rho) (1 - rho)^beta`` (smooth) is tabulated on that many log-spaced
+    values of ``1 - rho`` and interpolated: much faster for large kernel matrices.
+    """
+    act = _check_dual(activation)
+    limit = depth_limit(act)
+    if limit["classifier"] != "singular_kernel":
+        raise ValueError(
+            f"activation must be of the singular-kernel class for koenigs_kernel, "
+            f"got {act.name} ({limit['classifier']})"
+        )
+    r = _as_rho(rho)
+    lam = limit["slope_at_0"]
+    if table_size is not None:
+        size = check_positive_int("table_size", table_size, minimum=16)
+        beta = float(limit["beta"])
+        # grid uniform in t = log((1 + rho) / (1 - rho)); h = S (1 - rho)^beta (1 + rho)^beta
+        grid_t = torch.linspace(-31.0, 31.0, size, dtype=torch.float64)
+        grid_rho = torch.tanh(grid_t / 2.0)
+        damp = ((1.0 - grid_rho) * (1.0 + grid_rho)) ** beta
+        h = koenigs_kernel(grid_rho, act, max_iter=max_iter) * damp
+        inner = r.abs() < 1.0 - 1e-13
+        rc = r.clamp(-1.0 + 1e-13, 1.0 - 1e-13)
+        t = torch.log((1.0 + rc) / (1.0 - rc))
+        pos = (t - grid_t[0]) / (grid_t[1] - grid_t[0])
+        lo = pos.floor().clamp(0, size - 2).long()
+        frac = (pos - lo).clamp(0.0, 1.0)
+        hr = h[lo] * (1.0 - frac) + h[lo + 1] * frac
+        out = hr / ((1.0 - rc) * (1.0 + rc)) ** beta
+        return torch.where(inner, out, koenigs_kernel(r.sign(), act))
+    step = math.log(1.0 / lam)
+    # cosines within rounding of +-1 are the same point (or its antipode): infinite kernel
+    active = r.abs() < 1.0 - 1e-13
+    out = torch.where(active, torch.zeros_like(r), torch.full_like(r, float("inf")) * r.sign())
+    s = r[active]
+    log_scale = torch.zeros_like(s)
+    idx = torch.nonzero(active.reshape(-1)).reshape(-1)
+    flat = out.reshape(-1).clone()
+    for _ in range(max_iter):
+        todo = s.abs() > 1e-12
+        if not bool(todo.any()):
+            break
+        done = ~todo
+        if bool(done.any()):
+            flat[idx[done]] = s[done] * torch.exp(log_scale[done])
+            s, log_scale, idx = s[todo], log_scale[todo], idx[todo]
+        s = act.dual(s).clamp(-1.0, 1.0)
+        log_scale = log_scale + step
+    flat[idx] = s * torch.exp(log_scale)
+    return flat.reshape(r.shape)
+
+
+def majority_vote(y_train: Any, n_test: int) -> Tensor:
+    """The most frequent training label (the smallest on ties), repeated ``n_test`` times."""
+    y = torch.as_tensor(np.asarray(y_train)).long()
+    if y.ndim != 1 or y.numel() == 0:
+        raise ValueError(
+            f"y_train must be a non-empty 1-D label vector, got shape {tuple(y.shape)}"
+        )
+    n = check_positive_int("n_test", n_test)
+    counts = torch.bincount(y - y.min())
+    return torch.full((n,), int(counts.argmax()) + int(y.min()), dtype=torch.long)
+
+
+def nearest_neighbor_classify(x_train: Any, y_train: Any, x_test: Any) -> Tensor:
+    """1-NN by the largest cosine (nearest point on the sphere). ``[N, D]``, ``[N]``, ``[M, D]``."""
+    a = _unit_rows("x_train", x_train)
+    b = _unit_rows("x_test", x_test)
+    y = _labels_for(a, y_train)
+    idx = [(b[i : i + _CHUNK] @ a.T).argmax(dim=1) for i in range(0, b.shape[0], _CHUNK)]
+    return y[torch.cat(idx)]
+
+
+def _labels_for(x: Tensor, y: Any) -> Tensor:
+    t = torch.as_tensor(np.asarray(y)) if not isinstance(y, Tensor) else y
+    if t.ndim != 1 or t.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"y_train must be [N] with N = {x.shape[0]} labels, got shape {tuple(t.shape)}"
+        )
+    if t.dtype.is_floating_point and not bool((t == t.round()).all()):
+        raise TypeError("y_train must hold integer class labels")
+    return t.long()
+
+
+def singular_kernel_classify(
+    x_train: Any,
+    y_train: Any,
+    x_test: Any,
+    beta: float | None = None,
+    *,
+    activation: DualActivation | None = None,
+) -> Tensor:
+    """Singular kernel classifier ``argmax_c sum_{i: y_i = c} S(<x, x_i>)``.
+
+    With ``beta``: ``S(rho) = (2 - 2 rho)^(-beta) = ||x - x_i||^(-2 beta)`` (Devroye's Hilbert
+    kernel estimate for ``2 beta = d``). With ``activation`` (singular class): the exact
+    infinite-depth kernel :func:`koenigs_kernel`. A test point equal to a training point takes its
+    label.
+    """
+    if (beta is None) == (activation is None):
+        raise ValueError("give exactly one of beta or activation")
+    a = _unit_rows("x_train", x_train)
+    b = _unit_rows("x_test", x_test)
+    y = _labels_for(a, y_train)
+    if beta is not None:
+        check_number("beta", beta, gt=0)
+    classes = torch.unique(y)
+    onehot = (y[:, None] == classes[None, :]).to(torch.float64)  # [N, C]
+    preds = []
+    for start in range(0, b.shape[0], _CHUNK):  # bounded memory for large test sets
+        rho = (b[start : start + _CHUNK] @ a.T).clamp(-1.0, 1.0)
+        if beta is not None:
+            # log-domain weights: -beta * log(2 - 2 rho), scaled by the row maximum
+            logw = -beta * torch.log((2.0 - 2.0 * rho).clamp_min(1e-300))
+            w = torch.exp(logw - logw.max(dim=1, keepdim=True).values)
+        else:
+            k = koenigs_kernel(rho, activation, table_size=4096)  # type: ignore[arg-type]
+            finite = torch.isfinite(k)
+            big = torch.where(finite, k, torch.zeros_like(k)).abs().amax(dim=1, keepdim=True)
+            w = torch.where(finite, k / big.clamp_min(1e-300), torch.full_like(k, 1e300))
+        preds.append(classes[(w @ onehot).argmax(dim=1)])
+    return torch.cat(preds)
+
+
+class DeepNTKClassifier:
+    """Kernel regression (interpolation) with the depth-``L`` NTK: the trained infinitely wide net.
+
+    scikit-learn style: ``fit(X [N, D], y [N])``, ``predict(X [M, D]) -> [M]``, ``score``. Inputs
+    are projected to the unit sphere. Two classes use ``+-1`` targets, more classes one-hot
+    targets; the prediction is the sign / argmax of ``K(X, X_train) K(X_train, X_train)^-1 Y``.
+    """
+
+    def __init__(self, activation: DualActivation, depth: int = 10, ridge: float = 0.0) -> None:
+        self.activation = _check_dual(activation)
+        self.depth = check_positive_int("depth", depth, minimum=0)
+        check_number("ridge", ridge, ge=0)
+        self.ridge = float(ridge)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"activation": self.activation, "depth": self.depth, "ridge": self.ridge}
+
+    def fit(self, x: Any, y: Any) -> DeepNTKClassifier:
+        a = _unit_rows("x", x)
+        labels = _labels_for(a, y)
+        self.classes_ = torch.unique(labels)
+        if self.classes_.numel() < 2:
+            raise ValueError("y must contain at least 2 classes")
+        idx = torch.searchsorted(self.classes_, labels)
+        if self.classes_.numel() == 2:
+            targets = (2.0 * idx - 1.0).to(torch.float64)[:, None]
+        else:
+            targets = torch.nn.functional.one_hot(idx, self.classes_.numel()).to(torch.float64)
+        k = sphere_kernel(a, None, self.depth, self.activation)
+        k = k + self.ridge * torch.eye(k.shape[0], dtype=k.dtype)
+        self.x_ = a
+        self.coef_ = torch.linalg.solve(k, targets)
+        return self
+
+    def decision_function(self, x: Any) -> Tensor:
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("call fit before predict")
+        b = _unit_rows("x", x)
+        if b.shape[1] != self.x_.shape[1]:
+            raise ValueError(f"x must have {self.x_.shape[1]} columns, got {b.shape[1]}")
+        return sphere_kernel(b, self.x_, self.depth, self.activation) @ self.coef_
+
+    def predict(self, x: Any) -> Tensor:
+        out = self.decision_function(x)
+        if self.classes_.numel() == 2:
+            return self.classes_[(out[:, 0] > 0).long()]
+        return self.classes_[out.argmax(dim=1)]
+
+    def score(self, x: Any, y: Any) -> float:
+        pred = self.predict(x)
+        return float((pred == _labels_for(pred[:, None].double(), y)).double().mean())
+
+
+class InfiniteDepthNTKClassifier:
+    """The ``L -> inf`` limit of :class:`DeepNTKClassifier`, chosen by :func:`depth_limit`.
+
+    Majority vote, 1-NN (largest cosine) or the singular kernel classifier with the exact limit
+    kernel :func:`koenigs_kernel`. ``fit(X [N, D], y [N])``, ``predict(X [M, D])``.
+    """
+
+    def __init__(self, activation: DualActivation) -> None:
+        self.activation = _check_dual(activation)
+        self.limit_ = depth_limit(self.activation)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"activation": self.activation}
+
+    def fit(self, x: Any, y: Any) -> InfiniteDepthNTKClassifier:
+        self.x_ = _unit_rows("x", x)
+        self.y_ = _labels_for(self.x_, y)
+        return self
+
+    def predict(self, x: Any) -> Tensor:
+        if not hasattr(self, "x_"):
+            raise RuntimeError("call fit before predict")
+        kind = self.limit_["classifier"]
+        b = _unit_rows("x", x)
+        if kind == "majority_vote":
+            return majority_vote(self.y_, b.shape[0])
+        if kind == "nearest_neighbor":
+            return nearest_neighbor_classify(self.x_, self.y_, b)
+        return singular_kernel_classify(self.x_, self.y_, b, activation=self.activation)
+
+    def score(self, x: Any, y: Any) -> float:
+        pred = self.predict(x)
+        return float((pred == torch.as_tensor(np.asarray(y)).long()).double().mean())
+
+
+class NTKNetwork(torch.nn.Module):
+    """Finite fully connected network whose NTK tends to :func:`ntk_recursion` as width grows.
+
+    ``f(x) = v . h_L / sqrt(n)``, ``h_1 = phi(W_1 x)``, ``h_l = phi(W_l h_{l-1} / sqrt(n))``, all
+    weights ``N(0, 1)``, no biases (NTK parametrization, inputs on the unit sphere).
+    ``x``: ``[B, D]`` -> ``[B]``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        width: int,
+        depth: int,
+        activation: DualActivation,
+        *,
+        seed: int | torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        d = check_positive_int("in_dim", in_dim)
+        n = check_positive_int("width", width)
+        self.depth = check_positive_int("depth", depth)
+        act = _check_dual(activation)
+        if act.activation is None:
+            raise ValueError(f"activation {act.name!r} has no scalar activation to build a network")
+        self.phi = act.activation
+        gen = torch_generator(seed)
+        dims = [d] + [n] * self.depth
+        self.weights = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.randn(dims[i + 1], dims[i], generator=gen, dtype=dtype))
+            for i in range(self.depth)
+        )
+        self.readout = torch.nn.Parameter(torch.randn(n, generator=gen, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        for i, w in enumerate(self.weights):
+            scale = 1.0 if i == 0 else 1.0 / math.sqrt(w.shape[1])
+            h = self.phi(h @ w.T * scale)
+        return h @ self.readout / math.sqrt(self.readout.shape[0])
+
+
+@dataclass(frozen=True)
+class DirichletSphereData:
+    """Two-class data: Dirichlet samples mapped to the unit sphere (the authors' benchmark).
+
+    Attributes:
+        x: ``[N, D]`` points on the unit sphere (a ``D - 1``-dimensional manifold).
+        y: ``[N]`` labels in ``{0, 1}`` (class 1 with probability ``prior``).
+        bayes: ``[N]`` the Bayes-optimal prediction at each point.
+    """
+
+    x: Tensor
+    y: Tensor
+    bayes: Tensor
+
+
+def dirichlet_sphere_data(
+    n: int,
+    alpha0: Sequence[float],
+    alpha1: Sequence[float],
+    prior1: float = 0.4,
+    *,
+    seed: int | np.random.Generator | None = None,
+) -> DirichletSphereData:
+    """``n`` samples: class 1 w.p. ``prior1`` from ``Dirichlet(alpha1)``, else ``Dirichlet(alpha0)``
+    (the two concentration vectors).
+
+    The simplex points are scaled to unit Euclidean norm (a bijection from the simplex), so the
+    Bayes classifier compares ``prior * Dirichlet pdf`` at the simplex point.
+    """
+    n = check_positive_int("n", n)
+    a0 = np.asarray(alpha0, dtype=np.float64)
+    a1 = np.asarray(alpha1, dtype=np.float64)
+    if a0.ndim != 1 or a0.size < 2 or (a0 <= 0).any():
+        raise ValueError(f"alpha0 must be >= 2 positive concentrations, got {alpha0}")
+    if a1.shape != a0.shape or (a1 <= 0).any():
+        raise ValueError(
+            f"alpha1 must be {a0.size} positive concentrations like alpha0, got {alpha1}"
+        )
+    check_number("prior1", prior1, gt=0, lt=1)
+    rng = numpy_rng(seed)
+    y = (rng.random(n) < prior1).astype(np.int64)
+    simplex = np.where(y[:, None] == 1, rng.dirichlet(a1, n), rng.dirichlet(a0, n))
+    simplex = np.clip(simplex, 1e-300, None)
+    simplex = simplex / simplex.sum(axis=1, keepdims=True)
+    x = simplex / np.linalg.norm(simplex, axis=1, keepdims=True)
+    p1 = prior1 * stats.dirichlet.pdf(simplex.T, a1)
+    p0 = (1.0 - prior1) * stats.dirichlet.pdf(simplex.T, a0)
+    bayes = (p1 > p0).astype(np.int64)
+    return DirichletSphereData(torch.as_tensor(x), torch.as_tensor(y), torch.as_tensor(bayes))

@@ -1,0 +1,64 @@
+"""Random nets with bandlimited hidden weights."""
+
+import pytest
+import torch
+
+from neuronkit.theory.bandlimited import (
+    BandlimitedRandomNet,
+    approximation_curve,
+    draw_bandlimited_weights,
+    relative_l2_error,
+)
+
+
+def test_weights_lie_in_the_band_and_are_seeded() -> None:
+    a, b = draw_bandlimited_weights(500, 3, 2.5, bias_band=0.5, seed=0)
+    assert a.shape == (500, 3)
+    assert b.shape == (500,)
+    assert float(a.abs().max()) <= 2.5
+    assert float(b.abs().max()) <= 0.5
+    assert float(a.abs().max()) > 2.0  # actually spread over the band
+    a2, _ = draw_bandlimited_weights(500, 3, 2.5, bias_band=0.5, seed=0)
+    assert torch.equal(a, a2)
+
+
+def test_fit_is_the_ridge_solution() -> None:
+    x = torch.linspace(-1, 1, 50, dtype=torch.float64)[:, None]
+    y = torch.sin(3 * x[:, 0])
+    net = BandlimitedRandomNet(20, 4.0, ridge=1e-3, seed=1).fit(x, y)
+    h = net.features(x)
+    grad = h.T @ (h @ net.coef_ - y) / 50 + 1e-3 * net.coef_  # type: ignore[operator]
+    assert float(grad.abs().max()) < 1e-8
+    assert net.predict(x).shape == (50,)
+
+
+def test_wide_band_fits_and_narrow_band_has_a_floor() -> None:
+    x = torch.linspace(-1, 1, 300, dtype=torch.float64)[:, None]
+    y = torch.sin(20 * x[:, 0])
+    curve = approximation_curve(x, y, x, y, bands=[4.0, 40.0], widths=[400], repeats=1, seed=0)
+    err = curve.median()
+    assert err.shape == (2, 1)
+    assert float(err[0, 0]) > 0.3
+    assert float(err[1, 0]) < 0.05
+
+
+def test_relative_error() -> None:
+    assert relative_l2_error(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 1.0])) == 0.0
+    assert relative_l2_error([0.0, 0.0], [3.0, 4.0]) == pytest.approx(1.0)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="width"):
+        BandlimitedRandomNet(0, 1.0)
+    with pytest.raises(ValueError, match="band"):
+        BandlimitedRandomNet(5, -1.0)
+    with pytest.raises(ValueError, match="activation"):
+        BandlimitedRandomNet(5, 1.0, activation="swish")
+    with pytest.raises(RuntimeError, match="fit"):
+        BandlimitedRandomNet(5, 1.0).predict(torch.zeros(2, 1))
+    with pytest.raises(ValueError, match="y must"):
+        BandlimitedRandomNet(5, 1.0).fit(torch.zeros(4, 1), torch.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        BandlimitedRandomNet(5, 1.0).fit(torch.full((4, 1), float("nan")), torch.zeros(4))
+    with pytest.raises(ValueError, match="same shape"):
+        relative_l2_error(torch.zeros(3), torch.ones(2))

@@ -1,0 +1,78 @@
+"""Local complexity: cross-polytopes, exact counts on known hyperplanes, boundary points."""
+
+import pytest
+import torch
+
+from neuronkit.theory.complexity import (
+    cross_polytope,
+    decision_boundary_points,
+    local_complexity,
+    relu_preactivations,
+)
+
+
+def test_cross_polytope_vertices_are_at_radius_and_orthogonal() -> None:
+    x = torch.randn(3, 5, dtype=torch.float64)
+    v = cross_polytope(x, 0.5, 4, seed=0)
+    assert v.shape == (3, 8, 5)
+    d = v - x[:, None]
+    assert torch.allclose(d.norm(dim=-1), torch.full((3, 8), 0.5, dtype=torch.float64))
+    gram = d[0, :4] @ d[0, :4].T
+    assert torch.allclose(gram, 0.25 * torch.eye(4, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(d[0, :4], -d[0, 4:])
+
+
+def test_counts_hyperplanes_that_cut_the_polytope() -> None:
+    """Axis-aligned neurons x_i = 0: a neuron counts iff the point is within r of its plane."""
+    lin = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(2))
+        lin.bias.zero_()
+    model = torch.nn.Sequential(lin, torch.nn.ReLU())
+    pts = torch.tensor([[0.05, 3.0], [3.0, 3.0], [0.05, -0.05]])
+    lc = local_complexity(model, pts, radius=0.1, n_directions=2, seed=0)
+    # for a rotated frame the extent along axis i is 0.1 * (|q_i1| + |q_i2|) >= 0.1
+    assert lc.tolist() == [1.0, 0.0, 2.0]
+    per = local_complexity(model, pts, radius=0.1, n_directions=2, seed=0, per_layer=True)
+    assert per.shape == (3, 1)
+
+
+def test_preactivations_and_callable_form_agree() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 8),
+        torch.nn.ReLU(),
+        torch.nn.Linear(8, 3),
+    )
+    x = torch.randn(10, 4)
+    pres = relu_preactivations(model, x)
+    assert [p.shape for p in pres] == [(10, 8), (10, 8)]
+    a = local_complexity(model, x, radius=0.3, n_directions=3)
+    b = local_complexity(lambda v: relu_preactivations(model, v), x, radius=0.3, n_directions=3)
+    assert torch.equal(a, b)
+    assert bool((a <= 16).all())
+
+
+def test_boundary_points_sit_on_the_boundary() -> None:
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+        model.bias.zero_()
+    x = torch.randn(50, 2)
+    pts = decision_boundary_points(model, x, 10, seed=0)
+    assert pts.shape == (10, 2)
+    assert bool((pts[:, 0].abs() < 1e-6).all())
+
+
+def test_bad_inputs_name_the_argument() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    with pytest.raises(ValueError, match="radius"):
+        local_complexity(model, torch.zeros(2, 2), radius=0.0)
+    with pytest.raises(ValueError, match="n_directions"):
+        cross_polytope(torch.zeros(2, 2), 1.0, 3)
+    with pytest.raises(ValueError, match="model"):
+        relu_preactivations(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+    with pytest.raises(TypeError, match="x"):
+        local_complexity(model, [[0.0, 0.0]], radius=1.0)  # type: ignore[arg-type]

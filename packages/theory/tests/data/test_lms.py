@@ -1,0 +1,58 @@
+"""LMS data (linear + multi-slab) generator."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neuronkit.theory.data.lms import lms_data
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 8), st.sampled_from([3, 5, 7]), st.integers(0, 99))
+def test_each_feature_alone_predicts_the_label(dim: int, k: int, seed: int) -> None:
+    data = lms_data(400, dim, num_slabs=k, seed=seed)
+    y, z = data.y, data.z
+    assert bool(((z[:, 0] > 0).long() == y).all())  # linear coordinate
+    centers = torch.linspace(-1, 1, k)
+    for j in data.slab_coordinates:
+        slab = (z[:, j, None] - centers).abs().argmin(dim=1)
+        assert bool(((slab % 2 == 0).long() == y).all())  # even slabs carry label 1
+    assert float(z[:, 0].abs().max()) <= 1.0 + 1e-6
+    assert float(z[:, 1:].abs().max()) <= 1.0 + 1.0 / (k - 1) + 1e-6  # outer slabs centred at +-1
+    assert float(z[:, 0].abs().min()) >= 0.05 - 1e-6  # linear margin 0.1
+
+
+def test_margins_between_slabs() -> None:
+    data = lms_data(3000, 3, num_slabs=5, slab_margin=0.2, seed=0)
+    half = 0.5 / 2 + 0.0  # slab spacing 0.5
+    dist = (data.z[:, 1:, None] - torch.linspace(-1, 1, 5)).abs().min(dim=2).values
+    assert float(dist.max()) <= half - 0.1 + 1e-6
+
+
+def test_noisy_linear_coordinate_and_rotation() -> None:
+    data = lms_data(5000, 4, linear_noise=0.1, rotate=True, seed=1)
+    acc_linear = float(((data.z[:, 0] > 0).long() == data.y).float().mean())
+    assert abs(acc_linear - 0.9) < 0.02
+    assert torch.equal(data.linear_flipped, (data.z[:, 0] > 0).long() != data.y)
+    w = data.rotation
+    assert torch.allclose(w @ w.T, torch.eye(4), atol=1e-5)
+    assert torch.allclose(data.x, data.z @ w, atol=1e-5)
+    test = lms_data(10, 4, rotation=w, seed=2)
+    assert torch.equal(test.rotation, w)
+    assert abs(float(data.y.float().mean()) - 0.5) < 0.03
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="num_slabs"):
+        lms_data(10, 3, num_slabs=4)
+    with pytest.raises(ValueError, match="dim"):
+        lms_data(10, 1)
+    with pytest.raises(ValueError, match="n"):
+        lms_data(0, 3)
+    with pytest.raises(ValueError, match="linear_noise"):
+        lms_data(10, 3, linear_noise=0.5)
+    with pytest.raises(ValueError, match="slab_margin"):
+        lms_data(10, 3, num_slabs=5, slab_margin=0.5)
+    with pytest.raises(ValueError, match="orthogonal"):
+        lms_data(10, 2, rotation=torch.ones(2, 2))

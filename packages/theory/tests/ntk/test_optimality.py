@@ -1,0 +1,147 @@
+"""Dual activations, the deep NTK recursion (vs torch.func on a wide net), depth limits."""
+
+import math
+
+import pytest
+import torch
+
+from neuronkit.theory.measures import empirical_ntk
+from neuronkit.theory.ntk import (
+    DeepNTKClassifier,
+    InfiniteDepthNTKClassifier,
+    NTKNetwork,
+    depth_limit,
+    dirichlet_sphere_data,
+    dual_from_activation,
+    erf_dual,
+    hermite_dual,
+    koenigs_kernel,
+    majority_vote,
+    nearest_neighbor_classify,
+    ntk_recursion,
+    relu_dual,
+    singular_activation,
+    singular_kernel_classify,
+    sphere_kernel,
+)
+
+RHO = torch.linspace(-0.95, 0.95, 9, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("act", [relu_dual(), erf_dual(), hermite_dual([0.1, 0.5, 0.2, 0.2])])
+def test_dual_matches_monte_carlo_and_is_normalized(act) -> None:
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(400_000, generator=g, dtype=torch.float64)
+    w = torch.randn(400_000, generator=g, dtype=torch.float64)
+    one = torch.ones((), dtype=torch.float64)
+    assert float(act.dual(one)) == pytest.approx(1.0)
+    assert float((act.activation(u) ** 2).mean()) == pytest.approx(1.0, abs=0.02)
+    for rho in (-0.5, 0.3, 0.8):
+        v = rho * u + math.sqrt(1 - rho**2) * w
+        mc = float((act.activation(u) * act.activation(v)).mean())
+        assert float(act.dual(torch.tensor(rho, dtype=torch.float64))) == pytest.approx(
+            mc, abs=0.02
+        )
+
+
+def test_derivative_is_the_derivative_of_the_dual() -> None:
+    for act in (relu_dual(), erf_dual(), singular_activation(2)):
+        r = RHO.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(act.dual(r).sum(), r)
+        assert torch.allclose(g, act.derivative(RHO), atol=1e-9)
+
+
+def test_numeric_dual_of_erf_matches_closed_form() -> None:
+    num = dual_from_activation(torch.erf, points=48)
+    ref = erf_dual()
+    assert torch.allclose(num.dual(RHO), ref.dual(RHO), atol=1e-6)
+    assert torch.allclose(num.derivative(RHO), ref.derivative(RHO), atol=1e-5)
+
+
+def test_recursion_depth_one_closed_form_and_normalization() -> None:
+    act = relu_dual()
+    _, k1 = ntk_recursion(RHO, 1, act)
+    assert torch.allclose(k1, act.dual(RHO) + RHO * act.derivative(RHO))
+    _, k = ntk_recursion(RHO, 5, act)
+    _, kn = ntk_recursion(RHO, 5, act, normalize=True)
+    _, k_one = ntk_recursion(torch.ones(1, dtype=torch.float64), 5, act)
+    assert torch.allclose(kn, k / k_one)
+    assert float(k_one) == pytest.approx(6.0)  # ReLU: K_L(1) = L + 1
+
+
+@pytest.mark.parametrize(("act", "depth"), [(relu_dual(), 2), (erf_dual(), 2), (erf_dual(), 1)])
+def test_recursion_matches_empirical_ntk_of_a_wide_network(act, depth) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=1, keepdim=True)
+    _, theory = ntk_recursion(x @ x.T, depth, act)
+    emp = empirical_ntk(NTKNetwork(3, 1024, depth, act, seed=0), x)
+    assert float((emp - theory).norm() / theory.norm()) < 0.1
+
+
+def test_taxonomy() -> None:
+    assert depth_limit(relu_dual())["classifier"] == "majority_vote"
+    assert depth_limit(hermite_dual([0.2, 0, 0, 0.8]))["classifier"] == "majority_vote"
+    assert depth_limit(hermite_dual([0, 0, 0, 1]))["classifier"] == "nearest_neighbor"
+    lim = depth_limit(erf_dual())
+    assert lim["classifier"] == "singular_kernel"
+    assert 0 < lim["beta"] < 1
+    for dim in (1, 2, 4, 8):
+        assert depth_limit(singular_activation(dim))["beta"] == pytest.approx(dim / 2)
+    assert singular_activation(2).coefficients == pytest.approx((0.0, 0.5, 0.0, 0.5))
+
+
+def test_koenigs_kernel_is_a_limit_and_singular() -> None:
+    act = singular_activation(2)
+    s = koenigs_kernel(RHO, act)
+    sigma, _ = ntk_recursion(RHO, 40, act)
+    assert torch.allclose(sigma / 0.5**40, s, rtol=1e-6, atol=1e-9)
+    near = 1 - torch.tensor([1e-4, 1e-6], dtype=torch.float64)
+    vals = koenigs_kernel(near, act)
+    assert float(vals[1] / vals[0]) == pytest.approx(100.0, rel=0.1)  # (1 - rho)^-1
+    table = koenigs_kernel(RHO, act, table_size=2048)
+    assert torch.allclose(table, s, rtol=1e-3)
+
+
+def test_deep_relu_ntk_tends_to_a_constant_plus_diagonal() -> None:
+    _, kn = ntk_recursion(
+        torch.tensor([0.0, 0.5], dtype=torch.float64), 3000, relu_dual(), normalize=True
+    )
+    assert torch.allclose(kn, torch.full((2,), 0.25, dtype=torch.float64), atol=0.02)
+
+
+def test_classifiers_on_data() -> None:
+    tr = dirichlet_sphere_data(200, [2, 1], [1, 2], 0.4, seed=1)
+    te = dirichlet_sphere_data(300, [2, 1], [1, 2], 0.4, seed=2)
+    assert torch.allclose(tr.x.norm(dim=1), torch.ones(200, dtype=torch.float64))
+    maj = InfiniteDepthNTKClassifier(relu_dual()).fit(tr.x, tr.y).predict(te.x)
+    assert torch.equal(maj, majority_vote(tr.y, 300))
+    nn = InfiniteDepthNTKClassifier(hermite_dual([0, 0, 0, 1])).fit(tr.x, tr.y).predict(te.x)
+    assert torch.equal(nn, nearest_neighbor_classify(tr.x, tr.y, te.x))
+    deep = DeepNTKClassifier(hermite_dual([0, 0, 0, 1]), 14).fit(tr.x, tr.y).predict(te.x)
+    assert float((deep == nn).double().mean()) > 0.9
+    sk = singular_kernel_classify(tr.x, tr.y, tr.x[:5], beta=0.5)
+    assert torch.equal(sk, tr.y[:5])
+    k = sphere_kernel(tr.x[:4], None, 3, relu_dual())
+    assert torch.allclose(torch.diagonal(k), torch.ones(4, dtype=torch.float64))
+
+
+def test_bad_inputs_name_the_argument() -> None:
+    with pytest.raises(ValueError, match="width"):
+        NTKNetwork(3, 0, 2, relu_dual())
+    with pytest.raises(ValueError, match="depth"):
+        ntk_recursion(RHO, -1, relu_dual())
+    with pytest.raises(ValueError, match="rho"):
+        ntk_recursion(torch.tensor([1.5], dtype=torch.float64), 2, relu_dual())
+    with pytest.raises(TypeError, match="activation"):
+        ntk_recursion(RHO, 2, torch.relu)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="coefficients"):
+        hermite_dual([-1.0, 2.0])
+    with pytest.raises(ValueError, match="dim"):
+        singular_activation(0)
+    with pytest.raises(ValueError, match="x2"):
+        sphere_kernel(torch.ones(2, 3), torch.ones(2, 4), 2, relu_dual())
+    with pytest.raises(ValueError, match="alpha1"):
+        dirichlet_sphere_data(10, [1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match="singular-kernel class"):
+        koenigs_kernel(RHO, relu_dual())

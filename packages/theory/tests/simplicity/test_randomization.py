@@ -1,0 +1,64 @@
+"""S-randomization tests (Shah et al.)."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from neuronkit.theory.data.lms import lms_data
+from neuronkit.theory.simplicity import (
+    feature_reliance,
+    randomize_coordinates,
+    randomized_accuracy,
+)
+
+
+class _UsesCoordinate(nn.Module):
+    """Predicts class 1 when feature coordinate ``c`` (after un-rotating) is positive."""
+
+    def __init__(self, rotation: torch.Tensor, c: int) -> None:
+        super().__init__()
+        self.rotation, self.c = rotation, c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x @ self.rotation.T
+        return torch.stack([-z[:, self.c], z[:, self.c]], dim=1)
+
+
+def test_randomization_permutes_only_the_chosen_features() -> None:
+    data = lms_data(300, 4, rotate=True, seed=0)
+    x = data.x.clone()
+    xr = randomize_coordinates(data.x, [0], rotation=data.rotation, seed=1)
+    assert torch.equal(data.x, x)  # input not mutated
+    z, zr = data.x @ data.rotation.T, xr @ data.rotation.T
+    assert torch.allclose(zr[:, 1:], z[:, 1:], atol=1e-5)
+    assert torch.allclose(zr[:, 0].sort().values, z[:, 0].sort().values, atol=1e-5)
+    assert not torch.allclose(zr[:, 0], z[:, 0])
+
+
+def test_reliance_of_a_linear_only_model() -> None:
+    data = lms_data(2000, 5, rotate=True, seed=0)
+    model = _UsesCoordinate(data.rotation, 0)
+    acc = feature_reliance(
+        model,
+        data.x,
+        data.y,
+        {"linear": [0], "slabs": data.slab_coordinates},
+        rotation=data.rotation,
+        seed=0,
+    )
+    assert acc["original"] == 1.0
+    assert acc["slabs"] == 1.0
+    assert abs(acc["linear"] - 0.5) < 0.05
+    assert randomized_accuracy(model, data.x, data.y, [], rotation=data.rotation) == 1.0
+
+
+def test_bad_inputs() -> None:
+    data = lms_data(10, 3, seed=0)
+    with pytest.raises(ValueError, match="coordinates"):
+        randomize_coordinates(data.x, [3])
+    with pytest.raises(ValueError, match="rotation"):
+        randomize_coordinates(data.x, [0], rotation=torch.eye(2))
+    with pytest.raises(ValueError, match="x must"):
+        randomize_coordinates(torch.zeros(3), [0])
+    with pytest.raises(ValueError, match="y must"):
+        randomized_accuracy(nn.Linear(3, 2), data.x, data.y[:5], [0])

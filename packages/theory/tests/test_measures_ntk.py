@@ -1,0 +1,99 @@
+"""Effective rank, empirical NTK (torch.func), kernel alignments and relative change."""
+
+import math
+
+import pytest
+import torch
+
+from neuronkit.theory.measures import (
+    center_kernel,
+    effective_rank,
+    empirical_ntk,
+    kernel_alignment,
+    kernel_distance,
+    kernel_target_alignment,
+    relative_change,
+)
+
+
+def _mlp(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+
+
+def test_effective_rank_of_equal_and_rank_one_spectra() -> None:
+    assert effective_rank(torch.eye(5)) == pytest.approx(5.0)
+    u = torch.randn(6, 1)
+    assert effective_rank(u @ u.T) == pytest.approx(1.0)
+    assert effective_rank(torch.zeros(3, 3)) == 0.0
+    d = torch.diag(torch.tensor([3.0, 1.0]))
+    p = torch.tensor([0.75, 0.25])
+    assert effective_rank(d) == pytest.approx(math.exp(-(p * p.log()).sum().item()))
+
+
+def test_empirical_ntk_matches_autograd_jacobians() -> None:
+    model = _mlp()
+    x = torch.randn(4, 3)
+    rows = []
+    for i in range(4):
+        for o in range(2):
+            model.zero_grad()
+            model(x[i : i + 1])[0, o].backward()
+            rows.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+    jac = torch.stack(rows).reshape(4, 2, -1)
+    expected = torch.einsum("aip,bip->ab", jac, jac)
+    assert torch.allclose(empirical_ntk(model, x), expected, atol=1e-5)
+    full = empirical_ntk(model, x, x[:2], output="full")
+    assert full.shape == (4, 2, 2, 2)
+    assert torch.allclose(full.diagonal(dim1=2, dim2=3).sum(-1), expected[:, :2], atol=1e-5)
+
+
+def test_empirical_ntk_of_a_parameter_subset_is_smaller() -> None:
+    model = _mlp()
+    x = torch.randn(5, 3)
+    full = empirical_ntk(model, x)
+    last = empirical_ntk(model, x, params={"2.weight": model[2].weight, "2.bias": model[2].bias})
+    assert bool((torch.diagonal(full) >= torch.diagonal(last) - 1e-6).all())
+
+
+def test_alignments() -> None:
+    k = torch.randn(6, 6, dtype=torch.float64)
+    k = k @ k.T
+    assert kernel_alignment(k, 3.0 * k) == pytest.approx(1.0)
+    assert kernel_distance(k, k) == pytest.approx(0.0, abs=1e-12)
+    y = torch.randn(6, dtype=torch.float64)
+    assert kernel_target_alignment(torch.outer(y, y), y, centered=False) == pytest.approx(1.0)
+    yc = y - y.mean()
+    assert kernel_target_alignment(torch.outer(yc, yc), y) == pytest.approx(1.0)
+    c = center_kernel(k)
+    assert torch.allclose(c.sum(dim=0), torch.zeros(6, dtype=torch.float64), atol=1e-9)
+
+
+def test_relative_change_of_tensors_and_modules() -> None:
+    a = torch.ones(4)
+    assert relative_change(2 * a, a) == pytest.approx(1.0)
+    m1, m2 = _mlp(0), _mlp(0)
+    assert relative_change(m1, m2) == 0.0
+    with torch.no_grad():
+        for p in m2.parameters():
+            p.mul_(1.5)
+    assert relative_change(m2, m1) == pytest.approx(0.5)
+
+
+def test_bad_inputs_name_the_argument() -> None:
+    with pytest.raises(ValueError, match="kernel2"):
+        kernel_alignment(torch.eye(3), torch.eye(4))
+    with pytest.raises(ValueError, match="targets"):
+        kernel_target_alignment(torch.eye(3), torch.ones(4))
+    with pytest.raises(ValueError, match="after"):
+        relative_change(torch.ones(3), torch.ones(4))
+    with pytest.raises(ValueError, match="before"):
+        relative_change(torch.ones(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="x2"):
+        empirical_ntk(_mlp(), torch.randn(2, 3), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="output"):
+        empirical_ntk(_mlp(), torch.randn(2, 3), output="diag")
+    with pytest.raises(TypeError, match="model"):
+        empirical_ntk("net", torch.randn(2, 3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="matrix"):
+        effective_rank(torch.ones(3))
