@@ -27,11 +27,12 @@ pre-activation over calibration data, leak 1).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -192,25 +193,8 @@ def iir_cnn(
     Args:
         seed: seed of the weight initialization (``None``: torch's global RNG).
     """
-    for name, value in (("in_channels", in_channels), ("image_size", image_size)):
-        check_number(name, value, ge=1, integer=True)
-    check_number("hidden", hidden, ge=1, integer=True)
-    check_number("num_classes", num_classes, ge=2, integer=True)
-    check_type("channels", channels, (list, tuple))
-    if not channels or not all(isinstance(c, int) and c >= 1 for c in channels):
-        raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}")
-    pools = len(channels) - 1
-    if image_size % (2**pools):
-        raise ValueError(
-            f"image_size must be divisible by 2**{pools} (one pooling per extra conv), got "
-            f"{image_size}"
-        )
-    if seed is not None:
-        check_number("seed", seed, ge=0, integer=True)
-    fork = torch.random.fork_rng() if seed is not None else _nullcontext()
-    with fork:
-        if seed is not None:
-            torch.manual_seed(seed)
+    pools = _check_cnn_args(in_channels, image_size, channels, hidden, num_classes)
+    with _seeded(seed):
         layers: list[nn.Module] = []
         c_prev = in_channels
         for i, c in enumerate(channels):
@@ -228,12 +212,37 @@ def iir_cnn(
         return nn.Sequential(*layers)
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
+def _check_cnn_args(
+    in_channels: Any, image_size: Any, channels: Any, hidden: Any, num_classes: Any
+) -> int:
+    """Validate the shared arguments of :func:`iir_cnn` / :func:`cnn_ann`; return the number of
+    poolings."""
+    for name, value in (("in_channels", in_channels), ("image_size", image_size)):
+        check_number(name, value, ge=1, integer=True)
+    check_number("hidden", hidden, ge=1, integer=True)
+    check_number("num_classes", num_classes, ge=2, integer=True)
+    check_type("channels", channels, (list, tuple))
+    if not channels or not all(isinstance(c, int) and c >= 1 for c in channels):
+        raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}")
+    pools = len(channels) - 1
+    if image_size % (2**pools):
+        raise ValueError(
+            f"image_size must be divisible by 2**{pools} (one pooling per extra conv), got "
+            f"{image_size}"
+        )
+    return pools
 
-    def __exit__(self, *exc: Any) -> None:
-        return None
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Seed torch's global RNG inside the block and restore it after (no-op for ``None``)."""
+    if seed is None:
+        yield
+        return
+    check_number("seed", seed, ge=0, integer=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
 
 
 _NEURONS = (IIRLIF, LIF, IF, ALIF, CuBaLIF)
@@ -639,26 +648,9 @@ def cnn_ann(
     """The ReLU ANN twin of :func:`iir_cnn` (``[B, C, H, W] -> logits [B, num_classes]``),
     with a BatchNorm after every conv/linear hidden layer when ``batchnorm``; convert it with
     :func:`ann_to_snn` (trained first or not) to start IIR from it."""
-    for name, value in (("in_channels", in_channels), ("image_size", image_size)):
-        check_number(name, value, ge=1, integer=True)
-    check_number("hidden", hidden, ge=1, integer=True)
-    check_number("num_classes", num_classes, ge=2, integer=True)
     check_type("batchnorm", batchnorm, bool)
-    check_type("channels", channels, (list, tuple))
-    if not channels or not all(isinstance(c, int) and c >= 1 for c in channels):
-        raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}")
-    pools = len(channels) - 1
-    if image_size % (2**pools):
-        raise ValueError(
-            f"image_size must be divisible by 2**{pools} (one pooling per extra conv), got "
-            f"{image_size}"
-        )
-    if seed is not None:
-        check_number("seed", seed, ge=0, integer=True)
-    fork = torch.random.fork_rng() if seed is not None else _nullcontext()
-    with fork:
-        if seed is not None:
-            torch.manual_seed(seed)
+    pools = _check_cnn_args(in_channels, image_size, channels, hidden, num_classes)
+    with _seeded(seed):
         layers: list[nn.Module] = []
         c_prev = in_channels
         for i, c in enumerate(channels):
