@@ -53,6 +53,25 @@ def test_spec_validation() -> None:
         ReproductionSpec("a.b", "p", "c", ())
     with pytest.raises(ValueError, match="distinct names"):
         ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0), Check("x", "<", 1)))
+    with pytest.raises(ValueError, match="threads"):
+        ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0),), threads=0)
+
+
+def test_threads_cap_torch_during_the_run_and_are_restored(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason="the threads cap acts on torch")
+    seen: list[int] = []
+
+    @reproduction(id="unit.threads", paper="P", claim="C", checks=[Check("v", ">=", 0)], threads=1)
+    def capped(ctx: RunContext) -> None:
+        seen.append(torch.get_num_threads())
+        ctx.check("v", 1.0)
+
+    before = torch.get_num_threads()
+    run_reproduction(
+        getattr(capped, ATTRIBUTE), capped, package="unit", quick=True, seed=0, out_root=tmp_path
+    )
+    assert seen == [1]
+    assert torch.get_num_threads() == before
 
 
 @reproduction(id="unit.ok", paper="P", claim="C", checks=[Check("v", ">=", 0.5, "value")], seed=4)

@@ -104,6 +104,9 @@ class ReproductionSpec:
     claim: str
     checks: tuple[Check, ...]
     seed: int = 0
+    #: torch intra-op threads while the reproduction runs (None: leave torch's setting).
+    #: Small models run fastest on one thread and are then immune to a shared CPU.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         check_type("id", self.id, str)
@@ -112,6 +115,8 @@ class ReproductionSpec:
         for arg in ("paper", "claim"):
             check_type(arg, getattr(self, arg), str)
         check_number("seed", self.seed, ge=0, integer=True)
+        if self.threads is not None:
+            check_number("threads", self.threads, ge=1, integer=True)
         if not self.checks:
             raise ValueError(f"checks must name at least one Check for {self.id!r}")
         names = [c.name for c in self.checks]
@@ -120,10 +125,21 @@ class ReproductionSpec:
 
 
 def reproduction(
-    *, id: str, paper: str, claim: str, checks: Sequence[Check], seed: int = 0
+    *,
+    id: str,
+    paper: str,
+    claim: str,
+    checks: Sequence[Check],
+    seed: int = 0,
+    threads: int | None = None,
 ) -> Callable[[Callable[[RunContext], None]], Callable[[RunContext], None]]:
-    """Declare a function ``run(ctx)`` as the reproduction ``id`` (see module docstring)."""
-    spec = ReproductionSpec(id=id, paper=paper, claim=claim, checks=tuple(checks), seed=seed)
+    """Declare a function ``run(ctx)`` as the reproduction ``id`` (see module docstring).
+
+    ``threads`` caps torch's intra-op threads during the run (restored afterwards).
+    """
+    spec = ReproductionSpec(
+        id=id, paper=paper, claim=claim, checks=tuple(checks), seed=seed, threads=threads
+    )
 
     def decorate(fn: Callable[[RunContext], None]) -> Callable[[RunContext], None]:
         setattr(fn, ATTRIBUTE, spec)
@@ -273,6 +289,22 @@ def environment_info() -> dict[str, str]:
     return info
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Cap torch's intra-op threads at ``threads`` inside the block (``None``: no change)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_reproduction(
     spec: ReproductionSpec,
     fn: Callable[[RunContext], None],
@@ -301,7 +333,8 @@ def run_reproduction(
         )
         seed_everything(seed)
         start = time.perf_counter()
-        fn(ctx)
+        with _torch_threads(spec.threads):
+            fn(ctx)
         seconds = time.perf_counter() - start
         missing = [c.name for c in spec.checks if c.name not in ctx.checks]
         if missing:

@@ -80,6 +80,7 @@ def _cnn(seed: int) -> nn.Module:
         ),
     ],
     seed=0,
+    threads=1,  # tiny models: one thread is fastest and immune to oversubscription
 )
 def run(ctx: RunContext) -> None:
     quick = ctx.quick
@@ -90,36 +91,29 @@ def run(ctx: RunContext) -> None:
     n_draws = 3 if quick else 10
     n_repeats = 2
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest and immune to oversubscription
-    try:
-        x, y = load_digits()
-        order = ctx.rng.permutation(len(y))
-        held_out, train = order[:300], order[300:]
-        stim_idx = np.concatenate(
-            [held_out[y[held_out].numpy() == c][:per_class] for c in range(10)]
+    x, y = load_digits()
+    order = ctx.rng.permutation(len(y))
+    held_out, train = order[:300], order[300:]
+    stim_idx = np.concatenate([held_out[y[held_out].numpy() == c][:per_class] for c in range(10)])
+    stimuli = x[stim_idx]
+    names = list(LAYERS)
+    responses: list[list[np.ndarray]] = []
+    test_acc = []
+    for s in ctx.progress(range(n_nets), desc="train networks", total=n_nets):
+        net = _cnn(ctx.seed * 1000 + s)
+        train_classifier(
+            net,
+            x[train],
+            y[train],
+            epochs=epochs,
+            batch_size=128,
+            lr=3e-3,
+            seed=ctx.seed * 1000 + s,
         )
-        stimuli = x[stim_idx]
-        names = list(LAYERS)
-        responses: list[list[np.ndarray]] = []
-        test_acc = []
-        for s in ctx.progress(range(n_nets), desc="train networks", total=n_nets):
-            net = _cnn(ctx.seed * 1000 + s)
-            train_classifier(
-                net,
-                x[train],
-                y[train],
-                epochs=epochs,
-                batch_size=128,
-                lr=3e-3,
-                seed=ctx.seed * 1000 + s,
-            )
-            net.eval()
-            test_acc.append(accuracy(net, x[held_out], y[held_out]))
-            acts = layer_activations(net, stimuli, list(LAYERS.values()))
-            responses.append([acts[LAYERS[n]].numpy() for n in names])
-    finally:
-        torch.set_num_threads(threads)
+        net.eval()
+        test_acc.append(accuracy(net, x[held_out], y[held_out]))
+        acts = layer_activations(net, stimuli, list(LAYERS.values()))
+        responses.append([acts[LAYERS[n]].numpy() for n in names])
 
     labels = np.tile(np.arange(len(names)), n_nets)
     groups = np.repeat(np.arange(n_nets), len(names))

@@ -34,32 +34,6 @@ from neuronkit.pruning import (
 )
 
 
-@reproduction(
-    id="pruning.spa",
-    paper="Structurally Prune Anything: Any Architecture, Any Framework, Any Time",
-    claim=(
-        "on six architectures 50% channel pruning gives a running model equal to the "
-        "soft-pruned original within 1e-5 with >= 3x fewer MACs; on a trained digits CNN at "
-        "30% channels OBSPA (no fine-tuning, no data) keeps >= 5 points more accuracy than "
-        "group-L2 magnitude (3 seeds)"
-    ),
-    checks=[
-        Check("zoo_models", ">=", 6.0, "architectures pruned (all must run)"),
-        Check("max_soft_prune_error", "<=", 1e-5, "max |hard - soft| over the zoo's outputs"),
-        Check("min_macs_reduction", ">=", 3.0, "smallest MACs(original)/MACs(pruned) in the zoo"),
-        Check("obspa_minus_l2", ">=", 5.0, "accuracy points OBSPA keeps over group-L2 at 30%"),
-    ],
-    seed=0,
-)
-def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: extra threads only add contention
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _zoo(ctx: RunContext) -> None:
     rows = []
     errors, reductions = [], []
@@ -205,7 +179,25 @@ def _obspa(ctx: RunContext) -> None:
     ctx.save_figure("obspa_vs_l2", fig)
 
 
-def _run(ctx: RunContext) -> None:
+@reproduction(
+    id="pruning.spa",
+    paper="Structurally Prune Anything: Any Architecture, Any Framework, Any Time",
+    claim=(
+        "on six architectures 50% channel pruning gives a running model equal to the "
+        "soft-pruned original within 1e-5 with >= 3x fewer MACs; on a trained digits CNN at "
+        "30% channels OBSPA (no fine-tuning, no data) keeps >= 5 points more accuracy than "
+        "group-L2 magnitude (3 seeds)"
+    ),
+    checks=[
+        Check("zoo_models", ">=", 6.0, "architectures pruned (all must run)"),
+        Check("max_soft_prune_error", "<=", 1e-5, "max |hard - soft| over the zoo's outputs"),
+        Check("min_macs_reduction", ">=", 3.0, "smallest MACs(original)/MACs(pruned) in the zoo"),
+        Check("obspa_minus_l2", ">=", 5.0, "accuracy points OBSPA keeps over group-L2 at 30%"),
+    ],
+    seed=0,
+    threads=1,  # tiny models: extra threads only add contention
+)
+def run(ctx: RunContext) -> None:
     _zoo(ctx)
     _obspa(ctx)
     ctx.note(

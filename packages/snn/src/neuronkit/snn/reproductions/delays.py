@@ -36,32 +36,6 @@ from neuronkit.snn.synapses import (
 VARIANTS = ("learned", "fixed", "none")
 
 
-@reproduction(
-    id="snn.delays",
-    paper=(
-        "Learning Delays in Spiking Neural Networks using Dilated Convolutions with Learnable "
-        "Spacings"
-    ),
-    claim=(
-        "on a spike-timing task with near-memoryless neurons (tau ~ 1 step), test accuracy of "
-        "learned delays > fixed random delays > no delays, each gap >= 5 points, at equal "
-        "parameter count (3 seeds)"
-    ),
-    checks=[
-        Check("learned_minus_fixed", ">=", 5.0, "test accuracy points, mean over seeds"),
-        Check("fixed_minus_none", ">=", 5.0, "test accuracy points, mean over seeds"),
-    ],
-    seed=0,
-)
-def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 class DelaySNN(nn.Module):
     """Two layers of delayed synapses: ``C -> H`` (BN, LIF tau ~ 1) ``-> K`` (non-spiking
     per-step output, read out by its mean over time). ``x: [T, B, C]`` -> ``[T, B, K]``."""
@@ -155,7 +129,25 @@ def _config(quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, train
 
 
-def _run(ctx: RunContext) -> None:
+@reproduction(
+    id="snn.delays",
+    paper=(
+        "Learning Delays in Spiking Neural Networks using Dilated Convolutions with Learnable "
+        "Spacings"
+    ),
+    claim=(
+        "on a spike-timing task with near-memoryless neurons (tau ~ 1 step), test accuracy of "
+        "learned delays > fixed random delays > no delays, each gap >= 5 points, at equal "
+        "parameter count (3 seeds)"
+    ),
+    checks=[
+        Check("learned_minus_fixed", ">=", 5.0, "test accuracy points, mean over seeds"),
+        Check("fixed_minus_none", ">=", 5.0, "test accuracy points, mean over seeds"),
+    ],
+    seed=0,
+    threads=2,
+)
+def run(ctx: RunContext) -> None:
     data_cfg, cfg = _config(ctx.quick)
     for k, v in {**data_cfg, **cfg}.items():
         ctx.metric(k, v)

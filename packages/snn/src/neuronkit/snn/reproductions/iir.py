@@ -16,7 +16,6 @@ Checks: T = 1 accuracy after IIR >= 0.97 x its T = 5 accuracy, and >= the baseli
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from neuronkit.common import Check, RunContext, new_figure, reproduction
 from neuronkit.snn import load_digits
@@ -47,17 +46,9 @@ TIMESTEPS = (5, 3, 2, 1)
         ),
     ],
     seed=0,
+    threads=1,  # small convolutions: extra threads only add contention
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: extra threads only add contention
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(ctx: RunContext) -> None:
     if ctx.quick:
         seeds, ann_epochs, stage_epochs, batch, lr = (0, 1, 2), 2, (2, 2, 2, 2), 128, 3e-3
     else:

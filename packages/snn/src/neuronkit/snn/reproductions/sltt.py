@@ -34,33 +34,6 @@ from neuronkit.snn.training import (
 MEMORY_T = (4, 8, 16, 32)
 
 
-@reproduction(
-    id="snn.sltt",
-    paper=(
-        "Towards Memory- and Time-Efficient Backpropagation for Training Spiking Neural Networks"
-    ),
-    claim=(
-        "peak bytes held for backward at T=32 <= 1.25x that at T=4 for SLTT while BPTT's grows "
-        ">= 4x; SLTT test accuracy within 3 points of BPTT at T=6; SLTT-K (K=2) training time "
-        "per epoch below BPTT's (digits, 3 seeds)"
-    ),
-    checks=[
-        Check("sltt_memory_ratio_T32_T4", "<=", 1.25, "SLTT peak saved bytes, T=32 / T=4"),
-        Check("bptt_memory_ratio_T32_T4", ">=", 4.0, "BPTT peak saved bytes, T=32 / T=4"),
-        Check("sltt_bptt_accuracy_gap_points", "<=", 3.0, "|BPTT - SLTT| test accuracy, T=6"),
-        Check("sltt_k2_bptt_time_ratio", "<", 1.0, "SLTT-K (K=2) / BPTT seconds per epoch"),
-    ],
-    seed=0,
-)
-def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: extra threads only add contention
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _model(hidden: int, seed: int) -> StepSequential:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -92,7 +65,26 @@ def _peak_bytes(
     return meter.peak_bytes
 
 
-def _run(ctx: RunContext) -> None:
+@reproduction(
+    id="snn.sltt",
+    paper=(
+        "Towards Memory- and Time-Efficient Backpropagation for Training Spiking Neural Networks"
+    ),
+    claim=(
+        "peak bytes held for backward at T=32 <= 1.25x that at T=4 for SLTT while BPTT's grows "
+        ">= 4x; SLTT test accuracy within 3 points of BPTT at T=6; SLTT-K (K=2) training time "
+        "per epoch below BPTT's (digits, 3 seeds)"
+    ),
+    checks=[
+        Check("sltt_memory_ratio_T32_T4", "<=", 1.25, "SLTT peak saved bytes, T=32 / T=4"),
+        Check("bptt_memory_ratio_T32_T4", ">=", 4.0, "BPTT peak saved bytes, T=32 / T=4"),
+        Check("sltt_bptt_accuracy_gap_points", "<=", 3.0, "|BPTT - SLTT| test accuracy, T=6"),
+        Check("sltt_k2_bptt_time_ratio", "<", 1.0, "SLTT-K (K=2) / BPTT seconds per epoch"),
+    ],
+    seed=0,
+    threads=1,  # tiny matrices: extra threads only add contention
+)
+def run(ctx: RunContext) -> None:
     if ctx.quick:
         seeds, hidden, epochs, batch, mem_batch = (0, 1, 2), 128, 5, 64, 128
     else:

@@ -47,17 +47,9 @@ from neuronkit.theory.bandlimited import approximation_curve
         ),
     ],
     seed=0,
+    threads=1,
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(ctx: RunContext) -> None:
     omega = 20.0
     if ctx.quick:
         widths, repeats, n_train, n_test = [25, 50, 100, 200, 400, 800, 1600], 2, 600, 1000

@@ -13,7 +13,6 @@ of corrupted training labels, the authors' quadratic MLP and full-batch AdamW on
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from neuronkit.common import Check, RunContext, new_figure, reproduction
 from neuronkit.theory import (
@@ -51,17 +50,9 @@ from neuronkit.theory import (
         Check("unlearn_test_acc", ">=", 0.95, "test accuracy with large weight decay"),
     ],
     seed=0,
+    threads=1,  # small matrices: extra threads only add overhead
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: extra threads only add overhead
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(ctx: RunContext) -> None:
     if ctx.quick:
         p, width, fraction, corruption = 41, 256, 0.8, 0.15
         steps, wd_small, wd_large, unlearn_steps = 500, 1.0, 10.0, 300

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import torch
 
 from neuronkit.common import Check, RunContext, new_figure, reproduction
 from neuronkit.theory.grokking import (
@@ -40,17 +39,9 @@ from neuronkit.theory.grokking import (
         Check("alignment_rise", ">=", 1.2, "min over alpha of alignment after / at the fit"),
     ],
     seed=0,
+    threads=1,  # small matrices: extra threads only add contention
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: extra threads only add contention
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(ctx: RunContext) -> None:
     if ctx.quick:
         dim, n_train, width, eps, alphas, max_steps = 40, 300, 100, 0.5, [2.0, 4.0, 8.0], 12000
     else:

@@ -16,28 +16,6 @@ from neuronkit.common import Check, RunContext, new_figure, reproduction
 from neuronkit.theory.complexity import decision_boundary_points, local_complexity
 
 
-@reproduction(
-    id="theory.local_complexity",
-    paper="Deep networks always grok and here is why",
-    claim=(
-        "local complexity around training points rises then falls during training (final <= "
-        "0.8 x peak) and ends lower at training points than near the decision boundary"
-    ),
-    checks=[
-        Check("lc_final_over_peak", "<=", 0.8, "final / peak LC around training points"),
-        Check("lc_train_over_boundary", "<", 1.0, "final LC at training / boundary points"),
-    ],
-    seed=0,
-)
-def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: extra threads only add contention
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _mlp(width: int, depth: int, gen: torch.Generator) -> torch.nn.Sequential:
     layers: list[torch.nn.Module] = []
     d = 64
@@ -55,7 +33,21 @@ def _mlp(width: int, depth: int, gen: torch.Generator) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers)
 
 
-def _run(ctx: RunContext) -> None:
+@reproduction(
+    id="theory.local_complexity",
+    paper="Deep networks always grok and here is why",
+    claim=(
+        "local complexity around training points rises then falls during training (final <= "
+        "0.8 x peak) and ends lower at training points than near the decision boundary"
+    ),
+    checks=[
+        Check("lc_final_over_peak", "<=", 0.8, "final / peak LC around training points"),
+        Check("lc_train_over_boundary", "<", 1.0, "final LC at training / boundary points"),
+    ],
+    seed=0,
+    threads=1,  # small matrices: extra threads only add contention
+)
+def run(ctx: RunContext) -> None:
     from sklearn.datasets import load_digits
 
     if ctx.quick:

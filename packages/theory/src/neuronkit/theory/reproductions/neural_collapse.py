@@ -63,17 +63,13 @@ LAMBDA_W = 1e-2
         ),
     ],
     seed=0,
+    threads=1,  # small matrices: extra threads only add overhead
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: extra threads only add overhead
-    try:
-        gen = torch.Generator().manual_seed(ctx.seed)
-        _geometry(ctx, gen)
-        features, labels, first = _train(ctx, gen)
-        _vicinity(ctx, features, labels, first)
-    finally:
-        torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(ctx.seed)
+    _geometry(ctx, gen)
+    features, labels, first = _train(ctx, gen)
+    _vicinity(ctx, features, labels, first)
 
 
 def _geometry(ctx: RunContext, gen: torch.Generator) -> None:

@@ -35,40 +35,6 @@ from neuronkit.theory.quadratic import (
 CHANCE_MARGIN = 0.6
 
 
-@reproduction(
-    id="theory.quadratic",
-    paper="On Expressivity and Trainability of Quadratic Networks",
-    claim=(
-        "on radial tasks a quadratic net beats a conventional one of equal parameters; ReLinear "
-        "(quadratic terms start at the standard neuron, smaller learning rate) lowers the "
-        "collapse rate across seeds at a high learning rate"
-    ),
-    checks=[
-        Check(
-            "radial_error_ratio",
-            "<",
-            1.0,
-            "test error of the quadratic net / conventional net of equal parameters (mean over "
-            "seeds)",
-        ),
-        Check(
-            "collapse_rate_reduction",
-            ">",
-            0.0,
-            "collapse rate with random quadratic init minus with ReLinear (high learning rate)",
-        ),
-    ],
-    seed=0,
-)
-def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: extra threads only add overhead
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _train(
     model: nn.Module,
     data: RadialDataset,
@@ -112,7 +78,33 @@ def _train(
     }
 
 
-def _run(ctx: RunContext) -> None:
+@reproduction(
+    id="theory.quadratic",
+    paper="On Expressivity and Trainability of Quadratic Networks",
+    claim=(
+        "on radial tasks a quadratic net beats a conventional one of equal parameters; ReLinear "
+        "(quadratic terms start at the standard neuron, smaller learning rate) lowers the "
+        "collapse rate across seeds at a high learning rate"
+    ),
+    checks=[
+        Check(
+            "radial_error_ratio",
+            "<",
+            1.0,
+            "test error of the quadratic net / conventional net of equal parameters (mean over "
+            "seeds)",
+        ),
+        Check(
+            "collapse_rate_reduction",
+            ">",
+            0.0,
+            "collapse rate with random quadratic init minus with ReLinear (high learning rate)",
+        ),
+    ],
+    seed=0,
+    threads=1,  # tiny matrices: extra threads only add overhead
+)
+def run(ctx: RunContext) -> None:
     if ctx.quick:
         dim, n_train, seeds, hidden, steps = 6, 600, 3, 4, 300
         deep_width, deep_depth, collapse_seeds, collapse_steps, lr_high = 16, 3, 6, 150, 0.1

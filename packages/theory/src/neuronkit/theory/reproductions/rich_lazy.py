@@ -32,17 +32,9 @@ from neuronkit.theory.lazy_rich import TwoLayerTanhNet, low_rank_weight, train_r
         Check("aligned_over_random_weight_change", "<", 1.0, "aligned / random rank-1 dW"),
     ],
     seed=0,
+    threads=1,  # small matrices: extra threads only add contention
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: extra threads only add contention
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(ctx: RunContext) -> None:
     if ctx.quick:
         dim, hidden, n, steps, seeds = 20, 100, 200, 500, 3
     else:

@@ -24,52 +24,6 @@ from neuronkit.theory.simplicity import feature_reliance
 CHANCE_LEVEL = 0.6
 
 
-@reproduction(
-    id="theory.simplicity_bias",
-    paper="The Pitfalls of Simplicity Bias in Neural Networks",
-    claim=(
-        "on LMS data, randomizing the linear coordinate drops accuracy to ~50% while randomizing "
-        "all slab coordinates keeps >= 95%; reliance on the linear coordinate persists when it "
-        "is the less predictive one"
-    ),
-    checks=[
-        Check(
-            "linear_randomized_acc",
-            "<=",
-            0.6,
-            "LMS-5 test accuracy after randomizing the linear coordinate (~50%, declared <= 0.6)",
-        ),
-        Check(
-            "slab_randomized_acc",
-            ">=",
-            0.95,
-            "LMS-5 test accuracy after randomizing all slab coordinates",
-        ),
-        Check(
-            "noisy_linear_reliance",
-            ">=",
-            0.2,
-            "noisy LMS-7 (linear 95% predictive): accuracy lost by randomizing the linear "
-            "coordinate",
-        ),
-        Check(
-            "noisy_test_acc_shortfall",
-            ">=",
-            0.02,
-            "noisy LMS-7: 1 - test accuracy (the slabs allow ~0; the linear coordinate 0.05)",
-        ),
-    ],
-    seed=0,
-)
-def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: extra threads only add overhead
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _mlp(dim: int, width: int, depth: int, seed: int) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
@@ -147,7 +101,45 @@ def _experiment(
     return rows, train
 
 
-def _run(ctx: RunContext) -> None:
+@reproduction(
+    id="theory.simplicity_bias",
+    paper="The Pitfalls of Simplicity Bias in Neural Networks",
+    claim=(
+        "on LMS data, randomizing the linear coordinate drops accuracy to ~50% while randomizing "
+        "all slab coordinates keeps >= 95%; reliance on the linear coordinate persists when it "
+        "is the less predictive one"
+    ),
+    checks=[
+        Check(
+            "linear_randomized_acc",
+            "<=",
+            0.6,
+            "LMS-5 test accuracy after randomizing the linear coordinate (~50%, declared <= 0.6)",
+        ),
+        Check(
+            "slab_randomized_acc",
+            ">=",
+            0.95,
+            "LMS-5 test accuracy after randomizing all slab coordinates",
+        ),
+        Check(
+            "noisy_linear_reliance",
+            ">=",
+            0.2,
+            "noisy LMS-7 (linear 95% predictive): accuracy lost by randomizing the linear "
+            "coordinate",
+        ),
+        Check(
+            "noisy_test_acc_shortfall",
+            ">=",
+            0.02,
+            "noisy LMS-7: 1 - test accuracy (the slabs allow ~0; the linear coordinate 0.05)",
+        ),
+    ],
+    seed=0,
+    threads=1,  # small matrices: extra threads only add overhead
+)
+def run(ctx: RunContext) -> None:
     if ctx.quick:
         seeds, n_train, n_test, epochs = 2, 2000, 4000, 15
         dim_clean, dim_noisy = 20, 50

@@ -24,6 +24,16 @@ from neuronkit.theory.kan import KAN, SKAN, SPACES, matched_mlp, train_regressio
 TOLERANCE = 1.1  # "S-KAN error <= best single-space KAN (within 10%)"
 
 
+def _nrmse(model: nn.Module, task: FunctionTask) -> float:
+    with torch.no_grad():
+        err = F.mse_loss(model(task.x_test).reshape(-1), task.y_test).sqrt()
+    return float(err / task.y_test.std())
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 @reproduction(
     id="theory.skan",
     paper="Activation Space Selectable Kolmogorov-Arnold Networks",
@@ -46,27 +56,9 @@ TOLERANCE = 1.1  # "S-KAN error <= best single-space KAN (within 10%)"
         ),
     ],
     seed=0,
+    threads=1,  # tiny layers: extra threads only add overhead
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny layers: extra threads only add overhead
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _nrmse(model: nn.Module, task: FunctionTask) -> float:
-    with torch.no_grad():
-        err = F.mse_loss(model(task.x_test).reshape(-1), task.y_test).sqrt()
-    return float(err / task.y_test.std())
-
-
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _run(ctx: RunContext) -> None:
     if ctx.quick:
         n_train, n_test, steps, hidden, grid = 300, 600, 180, 5, 5
     else:

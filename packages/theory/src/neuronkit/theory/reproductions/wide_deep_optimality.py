@@ -46,17 +46,9 @@ ALPHA0, ALPHA1, PRIOR1 = (2.0, 1.0), (1.0, 2.0), 0.4
         Check("others_vs_singular_excess", ">=", 2.0, "min(1-NN, majority) / singular excess"),
     ],
     seed=0,
+    threads=1,  # elementwise kernel work: extra threads only add contention
 )
 def run(ctx: RunContext) -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # elementwise kernel work: extra threads only add contention
-    try:
-        _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(ctx: RunContext) -> None:
     if ctx.quick:
         sizes, n_test, seeds, width = [30, 100, 300, 1000, 3000], 5000, 3, 1024
     else:
