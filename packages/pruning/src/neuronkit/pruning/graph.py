@@ -561,23 +561,10 @@ class DependencyGraph:
         src, out = _shape(node.args[0]), _shape(node)
         if src is None or out is None:
             raise _Freeze(f"{_describe(node)}: unknown shapes")
-        c = label.axis
-        pre = math.prod(src[:c])
-        acc, k = 1, 0
-        while k < len(out) and acc < pre:
-            acc *= out[k]
-            k += 1
-        while k < len(out) - 1 and out[k] == 1 and src[c] != 1:
-            k += 1
-        if acc != pre or k >= len(out) or out[k] % src[c] != 0:
-            raise _Freeze(f"{_describe(node)} splits the channel axis")
-        size, prod_in, m = out[k], src[c], c + 1
-        while prod_in < size and m < len(src):
-            prod_in *= src[m]
-            m += 1
-        if prod_in != size:
-            raise _Freeze(f"{_describe(node)} mixes channels with other axes")
-        rep = size // src[c]
+        try:
+            k, rep = _reshape_channel_map(src, out, label.axis)
+        except ValueError as err:
+            raise _Freeze(f"{_describe(node)} {err}") from None
         return _Label(k, [s for s in label.slots for _ in range(rep)])
 
     def _reduce(self, node: fx.Node, labels: dict[fx.Node, Any], dims: Any, keep: bool) -> Any:
@@ -867,6 +854,32 @@ class DependencyGraph:
         return (
             f"DependencyGraph({type(self.model).__name__}: {len(self.groups)} groups, {n} prunable)"
         )
+
+
+def _reshape_channel_map(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int]:
+    """Where channel axis ``axis`` of a ``src``-shaped tensor lands after a reshape to ``out``,
+    and how many consecutive output entries each channel becomes: ``[B, C, H, W] -> [B, C*H*W]``
+    with ``axis=1`` gives ``(1, H*W)``. Shared by the fx and ONNX graphs.
+
+    Raises:
+        ValueError: the reshape splits the channel axis or mixes it with preceding axes.
+    """
+    pre = math.prod(src[:axis])
+    acc, k = 1, 0
+    while k < len(out) and acc < pre:
+        acc *= out[k]
+        k += 1
+    while k < len(out) - 1 and out[k] == 1 and src[axis] != 1:
+        k += 1
+    if acc != pre or k >= len(out) or out[k] % src[axis] != 0:
+        raise ValueError("splits the channel axis")
+    size, prod_in, m = out[k], src[axis], axis + 1
+    while prod_in < size and m < len(src):
+        prod_in *= src[m]
+        m += 1
+    if prod_in != size:
+        raise ValueError("mixes channels with other axes")
+    return k, size // src[axis]
 
 
 class _Freeze(Exception):

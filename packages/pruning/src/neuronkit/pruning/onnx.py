@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from .graph import DependencyGraph, Group, _Label, _RawMember, _UnionFind
+from .graph import (
+    DependencyGraph,
+    Group,
+    _Label,
+    _RawMember,
+    _reshape_channel_map,
+    _UnionFind,
+)
 
 __all__ = ["OnnxDependencyGraph", "prune_onnx"]
 
@@ -330,23 +337,10 @@ class OnnxDependencyGraph:
         src, out = self._shapes.get(node.input[0]), self._shapes.get(node.output[0])
         if src is None or out is None:
             raise _Freeze(f"{node.name}: unknown shapes")
-        c = x.axis
-        pre = math.prod(src[:c])
-        acc, k = 1, 0
-        while k < len(out) and acc < pre:
-            acc *= out[k]
-            k += 1
-        while k < len(out) - 1 and out[k] == 1 and src[c] != 1:
-            k += 1
-        if acc != pre or k >= len(out) or out[k] % src[c]:
-            raise _Freeze(f"{node.name}: reshape splits channels")
-        size, prod_in, m = out[k], src[c], c + 1
-        while prod_in < size and m < len(src):
-            prod_in *= src[m]
-            m += 1
-        if prod_in != size:
-            raise _Freeze(f"{node.name}: reshape mixes channels")
-        rep = size // src[c]
+        try:
+            k, rep = _reshape_channel_map(src, out, x.axis)
+        except ValueError as err:
+            raise _Freeze(f"{node.name}: reshape {err}") from None
         if op == "Reshape":
             p = self._param(node.input[1])
             if p is None:

@@ -280,7 +280,18 @@ def _check_widths(widths: Sequence[int]) -> list[int]:
     return [check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
 
 
-class KAN(nn.Module):
+class _LayerStack(nn.Module):
+    """Layers applied in order: ``[batch, in] -> [batch, out]``."""
+
+    layers: nn.ModuleList
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class KAN(_LayerStack):
     """A stack of :class:`KANLayer` with widths ``[in, hidden..., out]`` (one space throughout).
 
     Keyword arguments go to every layer (``space``, ``grid``, ``k``, ``grid_range``, ...);
@@ -317,13 +328,8 @@ class KAN(nn.Module):
             for a, b in zip(self.widths[:-1], self.widths[1:])
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
 
-
-class SKAN(nn.Module):
+class SKAN(_LayerStack):
     """A stack of :class:`SKANLayer` (S-KAN). Call :meth:`select` after the search phase.
 
     Args as :class:`KAN`, with ``spaces`` (candidates) and ``temperature`` instead of ``space``.
@@ -360,11 +366,6 @@ class SKAN(nn.Module):
             )
             for a, b in zip(self.widths[:-1], self.widths[1:])
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
 
     def select(self) -> list[list[str]]:
         """Fix every layer's per-node spaces (argmax of the selection weights)."""
