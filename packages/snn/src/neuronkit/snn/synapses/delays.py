@@ -49,6 +49,8 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_choice, check_number, check_type
 
+from ..encoding import _generator
+
 __all__ = [
     "DELAY_MODES",
     "DelayedLinear",
@@ -220,7 +222,9 @@ class DelayedLinear(nn.Module):
             check_number("sigma", sigma, ge=0)
         check_number("sigma_floor", sigma_floor, ge=0)
         check_choice("init_delays", init_delays, ("uniform", "zero"))
-        gen = _generator(seed, generator)
+        gen = _generator(seed, generator, torch.device("cpu"))
+        if gen is None:  # draw from torch's global RNG, like nn.Linear's init
+            gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
         self.in_features, self.out_features = in_features, out_features
         self.max_delay, self.mode, self.sigma_floor = max_delay, delays, sigma_floor
 
@@ -318,18 +322,6 @@ class DelayedLinear(nn.Module):
             f"{self.in_features}, {self.out_features}, max_delay={self.max_delay}, "
             f"delays={self.mode!r}, bias={self.bias is not None}, hard={self.hard}"
         )
-
-
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
-    if seed is not None and generator is not None:
-        raise ValueError("pass seed or generator, not both (got both)")
-    if generator is not None:
-        check_type("generator", generator, torch.Generator)
-        return generator
-    if seed is not None:
-        check_number("seed", seed, ge=0, integer=True)
-        return torch.Generator().manual_seed(seed)
-    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 # ---- model-level helpers -----------------------------------------------------------------------
