@@ -9,12 +9,15 @@ Reusable core:
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
+* :mod:`.information`: binned mutual information between unit activations (per-unit
+  quantile bins, MI matrices, entropies).
 * :mod:`.robustness`: FGSM / PGD attacks and (adversarial) training of small classifiers.
 * :mod:`.data`: BlockDigits, the synthetic signal-coordinate task, noisy layer responses.
 
-Paper methods: :mod:`.attribution_eval.diffroar` (DiffROAR) and :mod:`.representation.trsa`
-(topological RSA). Reproductions: ``neuronkit reproduce interpretability.diffroar`` and
-``interpretability.trsa``.
+Paper methods: :mod:`.attribution_eval.diffroar` (DiffROAR), :mod:`.representation.trsa`
+(topological RSA) and :mod:`.representation.convergent` (convergent learning: unit matching,
+sparse prediction, spectral groups). Reproductions: ``neuronkit reproduce
+interpretability.diffroar``, ``interpretability.trsa`` and ``interpretability.convergent``.
 """
 
 from importlib.metadata import version as _version
@@ -38,11 +41,14 @@ from .attribution_eval import (
     signal_mass,
 )
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
+from .information import mutual_information, mutual_information_matrix
 from .representation import (
     GeoTopological,
     TRSASelection,
+    compare_networks,
     gt_grid,
     identification_accuracy,
+    match_units,
     select_geo_topological,
 )
 from .robustness import accuracy, fgsm_attack, pgd_attack, train_classifier
@@ -76,6 +82,7 @@ __all__ = [
     "TRSASelection",
     "__version__",
     "accuracy",
+    "compare_networks",
     "compare_rdms",
     "diffroar",
     "fgsm_attack",
@@ -93,6 +100,9 @@ __all__ = [
     "layer_names",
     "loss_gradient",
     "mask_inputs",
+    "match_units",
+    "mutual_information",
+    "mutual_information_matrix",
     "n_conditions",
     "noise_precision",
     "noise_precision_from_measurements",

@@ -6,10 +6,17 @@ dependency graph with coupled groups (:class:`DependencyGraph`), group-level imp
 criteria, physical removal (:func:`prune`) with its soft-pruning oracle (:func:`soft_prune`),
 OBSPA (:func:`obspa_prune`), the ONNX route (:mod:`neuronkit.pruning.onnx`, extra ``onnx``), a
 reference model zoo and one MAC counter.
+
+Lottery tickets with rewinding and linear-mode-connectivity instability (Frankle et al.):
+:mod:`neuronkit.pruning.lottery`. Gradient-boosted networks whose last-trained units can be
+switched off (GBNN, Emami & Martinez-Munoz): :mod:`neuronkit.pruning.boosting`. Data loaders:
+:mod:`neuronkit.pruning.data`.
 """
 
 from importlib.metadata import version as _version
 
+from . import boosting, data, lottery
+from .boosting import GBNNClassifier, GBNNRegressor
 from .graph import DependencyGraph, Group, GroupMember, UntraceableModelError
 from .importance import (
     GroupImportance,
@@ -17,6 +24,10 @@ from .importance import (
     SNIPImportance,
     SynFlowImportance,
     TaylorImportance,
+)
+from .lottery import (
+    iterative_magnitude_pruning,
+    linear_mode_connectivity,
 )
 from .macs import count_macs, count_params
 from .models import (
@@ -47,6 +58,8 @@ __all__ = [
     "DenseNetStyle",
     "DependencyGraph",
     "DigitsCNN",
+    "GBNNClassifier",
+    "GBNNRegressor",
     "Group",
     "GroupImportance",
     "GroupMember",
@@ -63,9 +76,14 @@ __all__ = [
     "UntraceableModelError",
     "VGGStyle",
     "__version__",
+    "boosting",
     "count_macs",
     "count_params",
+    "data",
+    "iterative_magnitude_pruning",
     "layer_hessians",
+    "linear_mode_connectivity",
+    "lottery",
     "obspa_prune",
     "plan_from_masks",
     "plan_pruning",

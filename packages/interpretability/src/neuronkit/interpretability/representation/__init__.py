@@ -1,5 +1,21 @@
-"""Comparing representations: topological RSA (Lin & Kriegeskorte)."""
+"""Comparing representations: topological RSA (Lin & Kriegeskorte) and convergent learning
+across networks (Li et al.)."""
 
+from .convergent import (
+    CorrelationBlocks,
+    LayerComparison,
+    SparsePrediction,
+    UnitGroups,
+    UnitMatching,
+    aligned_correlation,
+    compare_networks,
+    correlation_blocks,
+    match_units,
+    permutation_baseline,
+    spectral_groups,
+    unit_correlation,
+    unit_samples,
+)
 from .trsa import (
     GeoTopological,
     TRSASelection,
@@ -9,9 +25,22 @@ from .trsa import (
 )
 
 __all__ = [
+    "CorrelationBlocks",
     "GeoTopological",
+    "LayerComparison",
+    "SparsePrediction",
     "TRSASelection",
+    "UnitGroups",
+    "UnitMatching",
+    "aligned_correlation",
+    "compare_networks",
+    "correlation_blocks",
     "gt_grid",
     "identification_accuracy",
+    "match_units",
+    "permutation_baseline",
     "select_geo_topological",
+    "spectral_groups",
+    "unit_correlation",
+    "unit_samples",
 ]

@@ -1,0 +1,267 @@
+"""Binned mutual information between unit activations (plain, vectorized numpy).
+
+Plug-in (histogram) estimators over discretized activations, as used by Li et al.,
+"Convergent Learning: Do different neural networks learn the same representations?"
+(ICLR 2016) to align units of two networks by mutual information, and reusable for
+layer-level quantities such as the information plane (Shwartz-Ziv & Tishby 2017):
+
+* :func:`bin_activations`: per-unit discretization of ``[N, U]`` activations into
+  ``n_bins`` bins: equal-width over each unit's range (or a fixed common ``value_range``),
+  equal-count (quantile) bins, optionally with exact zeros (silent ReLU units) in a bin of
+  their own, as in the authors' percentile binning.
+* :func:`entropy`: entropy of each column of discrete codes.
+* :func:`mutual_information`: MI of two discrete variables.
+* :func:`mutual_information_matrix`: the ``[U_a, U_b]`` MI matrix between every pair of
+  units of two binned layers, from one matrix product of one-hot codes (no Python loop over
+  pairs).
+* :func:`joint_codes`: one integer per distinct row pattern, so a whole binned layer
+  ``T`` becomes a single discrete variable (``I(T; Y) = mutual_information(joint_codes(T),
+  y)``).
+
+Every estimator is the plug-in estimate; ``bias_correction=True`` subtracts the
+Miller-Madow first-order bias of the plug-in MI, ``(K_a - 1)(K_b - 1) / (2 N)`` nats with
+``K`` the number of occupied bins, clipped at zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from neuronkit.common import check_choice, check_number
+
+__all__ = [
+    "bin_activations",
+    "entropy",
+    "joint_codes",
+    "mutual_information",
+    "mutual_information_matrix",
+]
+
+BinStrategy = Literal["uniform", "quantile"]
+
+
+def _as_matrix(name: str, x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real-valued array or tensor, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty [N, units] array, got shape {arr.shape}")
+    return arr
+
+
+def _as_codes(name: str, codes: Any) -> np.ndarray:
+    arr = _as_matrix(name, codes)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+            raise TypeError(f"{name} must hold integer bin codes, got non-integer values")
+        arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise ValueError(f"{name} must hold non-negative bin codes, got minimum {arr.min()}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _check_base(base: float) -> float:
+    check_number("base", base, gt=0.0)
+    if base == 1:
+        raise ValueError("base must be > 0 and != 1, got 1")
+    return float(np.log(base))
+
+
+def bin_activations(
+    x: Any,
+    n_bins: int = 10,
+    *,
+    strategy: BinStrategy = "uniform",
+    value_range: tuple[float, float] | None = None,
+    zero_bin: bool = False,
+) -> np.ndarray:
+    """Discretize each unit (column) of ``x`` into integer bin codes.
+
+    Args:
+        x: activations ``[N, U]`` (a 1-D ``[N]`` array is one unit), numpy or torch, finite.
+        n_bins: bins per unit (``>= 2``); codes are ``0 .. n_bins - 1``.
+        strategy: ``"uniform"``: equal-width bins over each unit's ``[min, max]`` (or over
+            ``value_range`` for every unit, the information-plane convention of fixed bins);
+            ``"quantile"``: equal-count bins at each unit's percentiles (ties share a bin, so
+            fewer than ``n_bins`` codes may be used).
+        value_range: ``(low, high)`` common bin range for ``"uniform"``; values outside are
+            put in the first / last bin.
+        zero_bin: code 0 is reserved for exact zeros (silent ReLU units); the non-zero values
+            share the remaining ``n_bins - 1`` bins (Li et al.'s percentile binning).
+
+    Returns:
+        ``[N, U]`` ``int64`` codes. A constant unit gets code 0 everywhere.
+
+    Raises:
+        TypeError / ValueError: bad shapes, non-finite values or parameters.
+    """
+    arr = _as_matrix("x", x).astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError("x must be finite, got NaN or infinity")
+    check_number("n_bins", n_bins, ge=2, integer=True)
+    check_choice("strategy", strategy, ["uniform", "quantile"])
+    if value_range is not None:
+        if strategy != "uniform":
+            raise ValueError(f"value_range needs strategy='uniform', got strategy={strategy!r}")
+        if len(value_range) != 2 or not float(value_range[0]) < float(value_range[1]):
+            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+    if not isinstance(zero_bin, bool):
+        raise TypeError(f"zero_bin must be a bool, got {zero_bin!r}")
+    n_free = n_bins - 1 if zero_bin else n_bins
+    codes = np.zeros(arr.shape, dtype=np.int64)
+    for u in range(arr.shape[1]):
+        col = arr[:, u]
+        mask = col != 0 if zero_bin else np.ones(col.shape, dtype=bool)
+        vals = col[mask]
+        if vals.size == 0:
+            continue
+        if strategy == "uniform":
+            lo, hi = (
+                (float(value_range[0]), float(value_range[1]))
+                if value_range is not None
+                else (float(vals.min()), float(vals.max()))
+            )
+            if hi <= lo:
+                inner = np.zeros(vals.shape, dtype=np.int64)
+            else:
+                inner = np.floor((vals - lo) / (hi - lo) * n_free).astype(np.int64)
+        else:
+            edges = np.unique(np.quantile(vals, np.linspace(0.0, 1.0, n_free + 1)[1:-1]))
+            inner = np.searchsorted(edges, vals, side="right").astype(np.int64)
+        inner = np.clip(inner, 0, n_free - 1)
+        codes[mask, u] = inner + (1 if zero_bin else 0)
+    return codes
+
+
+def _entropy_of_counts(counts: np.ndarray, n: int, axis: int) -> np.ndarray:
+    p = counts / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=axis)
+
+
+def entropy(codes: Any, *, base: float = 2.0) -> np.ndarray:
+    """Plug-in entropy of each column of discrete ``codes``.
+
+    Args:
+        codes: ``[N, U]`` (or ``[N]``) non-negative integer codes (e.g. from
+            :func:`bin_activations` or class labels).
+        base: logarithm base (2: bits, ``e``: nats).
+
+    Returns:
+        ``[U]`` entropies (``float64``).
+    """
+    arr = _as_codes("codes", codes)
+    log_base = _check_base(base)
+    n, n_units = arr.shape
+    k = int(arr.max()) + 1
+    counts = np.zeros((n_units, k))
+    np.add.at(counts, (np.broadcast_to(np.arange(n_units), arr.shape), arr), 1.0)
+    return _entropy_of_counts(counts, n, axis=1) / log_base
+
+
+def _one_hot(codes: np.ndarray, k: int) -> np.ndarray:
+    n, units = codes.shape
+    out = np.zeros((n, units * k), dtype=np.float64)
+    out[np.arange(n)[:, None], np.arange(units)[None, :] * k + codes] = 1.0
+    return out
+
+
+def mutual_information_matrix(
+    a: Any, b: Any | None = None, *, base: float = 2.0, bias_correction: bool = False
+) -> np.ndarray:
+    """Mutual information between every unit of ``a`` and every unit of ``b``.
+
+    Args:
+        a: ``[N, U_a]`` non-negative integer codes (see :func:`bin_activations`).
+        b: ``[N, U_b]`` codes of the same ``N`` samples; ``None`` uses ``a`` (within-layer).
+        base: logarithm base (2: bits).
+        bias_correction: subtract the Miller-Madow bias ``(K_a - 1)(K_b - 1) / (2N)`` (nats,
+            ``K`` = occupied bins of each unit), clipping at 0.
+
+    Returns:
+        ``[U_a, U_b]`` MI matrix; ``I(a_i; a_i) = H(a_i)`` on the diagonal when ``b`` is
+        ``None`` (without bias correction).
+
+    The joint histograms of all pairs come from one product of one-hot encodings,
+    ``onehot(a)^T onehot(b)``: ``[U_a * K, U_b * K]`` counts.
+    """
+    ca = _as_codes("a", a)
+    cb = ca if b is None else _as_codes("b", b)
+    if cb.shape[0] != ca.shape[0]:
+        raise ValueError(
+            f"b must have the same number of samples as a ({ca.shape[0]}), got {cb.shape[0]}"
+        )
+    log_base = _check_base(base)
+    if not isinstance(bias_correction, bool):
+        raise TypeError(f"bias_correction must be a bool, got {bias_correction!r}")
+    n = ca.shape[0]
+    ka, kb = int(ca.max()) + 1, int(cb.max()) + 1
+    oa, ob = _one_hot(ca, ka), _one_hot(cb, kb)
+    joint = (oa.T @ ob).reshape(ca.shape[1], ka, cb.shape[1], kb)  # [Ua, Ka, Ub, Kb]
+    pa = oa.sum(0).reshape(ca.shape[1], ka) / n
+    pb = ob.sum(0).reshape(cb.shape[1], kb) / n
+    pij = joint / n
+    outer = pa[:, :, None, None] * pb[None, None, :, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(pij > 0, pij / np.where(outer > 0, outer, 1.0), 1.0)
+        mi = (pij * np.log(ratio)).sum(axis=(1, 3))
+    if bias_correction:
+        occ_a = (pa > 0).sum(1)
+        occ_b = (pb > 0).sum(1)
+        mi = np.maximum(mi - (occ_a[:, None] - 1) * (occ_b[None, :] - 1) / (2.0 * n), 0.0)
+    return np.maximum(mi, 0.0) / log_base
+
+
+def mutual_information(
+    x: Any, y: Any, *, base: float = 2.0, bias_correction: bool = False
+) -> float:
+    """Plug-in mutual information ``I(x; y)`` of two discrete variables.
+
+    Args:
+        x, y: ``[N]`` non-negative integer codes (use :func:`joint_codes` to turn a binned
+            layer ``[N, U]`` into one variable).
+        base, bias_correction: as in :func:`mutual_information_matrix`.
+    """
+    cx = _as_codes("x", x)
+    cy = _as_codes("y", y)
+    for name, arr in (("x", cx), ("y", cy)):
+        if arr.shape[1] != 1:
+            raise ValueError(f"{name} must be a 1-D array of codes [N], got shape {arr.shape}")
+    if cx.shape[0] != cy.shape[0]:
+        raise ValueError(f"y must have as many samples as x ({cx.shape[0]}), got {cy.shape[0]}")
+    log_base = _check_base(base)
+    if not isinstance(bias_correction, bool):
+        raise TypeError(f"bias_correction must be a bool, got {bias_correction!r}")
+    # sparse contingency table: only the occupied (x, y) cells, so many distinct codes
+    # (e.g. from joint_codes) stay cheap
+    n = cx.shape[0]
+    _, dx = np.unique(cx[:, 0], return_inverse=True)
+    _, dy = np.unique(cy[:, 0], return_inverse=True)
+    dx, dy = dx.reshape(-1), dy.reshape(-1)
+    kx, ky = int(dx.max()) + 1, int(dy.max()) + 1
+    cells, cell_counts = np.unique(dx * ky + dy, return_counts=True)
+    px = np.bincount(dx, minlength=kx) / n
+    py = np.bincount(dy, minlength=ky) / n
+    pxy = cell_counts / n
+    mi = float(np.sum(pxy * np.log(pxy / (px[cells // ky] * py[cells % ky]))))
+    if bias_correction:
+        mi -= (kx - 1) * (ky - 1) / (2.0 * n)
+    return max(mi, 0.0) / log_base
+
+
+def joint_codes(codes: Any) -> np.ndarray:
+    """One integer per distinct row of ``codes`` ``[N, U]`` (``0 .. n_distinct - 1``).
+
+    Turns a binned layer into a single discrete variable ``T`` whose entropy / MI with labels
+    is the layer-level quantity of the information plane.
+    """
+    arr = _as_codes("codes", codes)
+    _, inverse = np.unique(arr, axis=0, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)

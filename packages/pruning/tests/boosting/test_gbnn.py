@@ -1,0 +1,209 @@
+"""Tests of neuronkit.pruning.boosting.gbnn (GBNN, Emami & Martínez-Muñoz 2023)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from threadpoolctl import threadpool_limits
+
+from neuronkit.pruning.boosting import GBNNClassifier, GBNNRegressor
+from neuronkit.pruning.boosting.gbnn import fit_hidden_block
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Tiny matrices: one BLAS thread avoids oversubscription on a shared CPU."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _regression(n: int = 120, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2 + 0.1 * rng.normal(size=n) + 3.0
+    return X, y
+
+
+def _classification(n: int = 150, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = 6.0 * np.stack(
+        [np.cos(2 * np.pi * np.arange(k) / k), np.sin(2 * np.pi * np.arange(k) / k)], axis=1
+    )
+    y = rng.integers(0, k, size=n)
+    X = centers[y] + rng.normal(size=(n, 2))
+    return X, y
+
+
+def _small(cls, **kw):
+    params = dict(n_units=8, units_per_step=2, max_iter=30, random_state=0)
+    params.update(kw)
+    return cls(**params)
+
+
+def test_initial_constant_minimizes_loss():
+    X, y = _regression()
+    assert np.allclose(_small(GBNNRegressor).fit(X, y).init_, y.mean())
+    Xc, yc = _classification(k=3)
+    prior = np.bincount(yc) / len(yc)
+    clf = _small(GBNNClassifier).fit(Xc, yc)
+    assert np.allclose(clf.init_, np.log(prior))
+    yb = (yc > 0).astype(int)
+    p = yb.mean()
+    assert np.allclose(_small(GBNNClassifier).fit(Xc, yb).init_, np.log(p / (1 - p)))
+    # zero units kept: only the constant is left
+    assert np.allclose(clf.predict_proba(Xc, units=0), prior)
+
+
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
+def test_to_torch_matches_predict(activation):
+    X, y = _regression()
+    reg = _small(GBNNRegressor, activation=activation).fit(X, y)
+    net = reg.to_torch()
+    assert isinstance(net, torch.nn.Sequential)
+    assert net[0].out_features == reg.n_units_ == 8
+    with torch.no_grad():
+        out = net(torch.as_tensor(X)).numpy()[:, 0]
+    np.testing.assert_allclose(out, reg.predict(X), atol=1e-6, rtol=0)
+    Xc, yc = _classification()
+    clf = _small(GBNNClassifier, activation=activation).fit(Xc, yc)
+    with torch.no_grad():
+        logits = clf.to_torch()(torch.as_tensor(Xc)).numpy()
+    np.testing.assert_allclose(logits, clf.decision_function(Xc), atol=1e-6, rtol=0)
+    # a subset exports a physically smaller network with the same outputs
+    keep = [0, 3, 5]
+    sub = clf.to_torch(units=keep)
+    assert sub[0].out_features == 3
+    with torch.no_grad():
+        sub_out = sub(torch.as_tensor(Xc)).numpy()
+    np.testing.assert_allclose(sub_out, clf.decision_function(Xc, units=keep), atol=1e-6)
+
+
+def test_staged_equivalence_of_switching_off_last_units():
+    """Keeping the first k*J units equals the boosting ensemble after k steps."""
+    X, y = _regression()
+    full = _small(GBNNRegressor, n_units=8, units_per_step=2).fit(X, y)
+    for k in range(5):
+        pred = full.predict(X, units=2 * k)
+        manual = full.init_[0] + np.zeros(len(X))
+        for t in range(k):
+            sl = slice(2 * t, 2 * t + 2)
+            h = 1 / (1 + np.exp(-(X @ full.hidden_weights_[:, sl] + full.hidden_biases_[sl])))
+            manual += h @ full.output_weights_[sl, 0] + full.step_biases_[t, 0]
+        np.testing.assert_allclose(pred, manual, atol=1e-10)
+    # training loss after the last step equals the full model's training MSE
+    assert np.isclose(full.train_loss_[-1], np.mean((full.predict(X) - y) ** 2))
+    # n_active_units is the default of `units`
+    np.testing.assert_allclose(
+        clone(full).set_params(n_active_units=4).fit(X, y).predict(X), full.predict(X, units=4)
+    )
+
+
+def test_boosting_reduces_training_loss_and_fits():
+    X, y = _regression(n=200)
+    reg = GBNNRegressor(
+        n_units=20, units_per_step=2, learning_rate=0.5, subsample=1.0, max_iter=50, random_state=0
+    ).fit(X, y)
+    assert reg.train_loss_[-1] < 0.5 * np.var(y)
+    assert reg.score(X, y) > 0.7
+    Xc, yc = _classification(n=200)
+    clf = GBNNClassifier(n_units=12, units_per_step=3, max_iter=50, random_state=0).fit(Xc, yc)
+    assert clf.train_loss_[-1] < clf.train_loss_[0]
+    assert clf.score(Xc, yc) > 0.95
+    assert clf.score(Xc, yc) > clf.score(Xc, yc, units=0) + 0.5
+    proba = clf.predict_proba(Xc)
+    assert proba.shape == (200, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_binary_labels_and_newton_step():
+    Xc, yc = _classification(k=2)
+    labels = np.where(yc == 1, "yes", "no")
+    clf = _small(GBNNClassifier).fit(Xc, labels)
+    assert list(clf.classes_) == ["no", "yes"]
+    assert clf.decision_function(Xc).shape == (len(Xc),)
+    assert set(clf.predict(Xc)) <= {"no", "yes"}
+    assert clf.score(Xc, labels) > 0.8
+
+
+def test_determinism_and_no_input_mutation():
+    X, y = _regression()
+    X0, y0 = X.copy(), y.copy()
+    a = _small(GBNNRegressor, random_state=3).fit(X, y).predict(X)
+    b = _small(GBNNRegressor, random_state=3).fit(X, y).predict(X)
+    c = _small(GBNNRegressor, random_state=4).fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_fit_hidden_block_gradient_and_fit():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    W = rng.normal(size=(3, 2))
+    R = np.tanh(X @ W) @ rng.normal(size=(2, 2)) + 0.3
+    w1, b1, w2, b2 = fit_hidden_block(X, R, 4, activation="tanh", max_iter=500, alpha=0.0)
+    err = np.mean((np.tanh(X @ w1 + b1) @ w2 + b2 - R) ** 2)
+    assert err < 1e-3 * np.var(R)
+
+
+def test_unit_mask_forms():
+    X, y = _regression()
+    reg = _small(GBNNRegressor).fit(X, y)
+    assert reg.unit_mask().all()
+    assert reg.unit_mask(3).tolist() == [True] * 3 + [False] * 5
+    assert reg.unit_mask([7, 0]).tolist() == [True] + [False] * 6 + [True]
+    mask = np.zeros(8, dtype=bool)
+    mask[2] = True
+    assert reg.unit_mask(mask).tolist() == mask.tolist()
+    with pytest.raises(ValueError, match="units"):
+        reg.unit_mask(9)
+    with pytest.raises(ValueError, match="units"):
+        reg.unit_mask([8])
+    with pytest.raises(ValueError, match="units"):
+        reg.unit_mask(np.ones(3, dtype=bool))
+    with pytest.raises(TypeError, match="units"):
+        reg.unit_mask(2.5)
+
+
+@pytest.mark.parametrize(
+    ("params", "exc", "word"),
+    [
+        ({"n_units": 0}, ValueError, "n_units"),
+        ({"units_per_step": 20}, ValueError, "units_per_step"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+        ({"learning_rate": "fast"}, TypeError, "learning_rate"),
+        ({"subsample": 1.5}, ValueError, "subsample"),
+        ({"alpha": -1.0}, ValueError, "alpha"),
+        ({"activation": "gelu"}, ValueError, "activation"),
+        ({"n_active_units": -1}, ValueError, "n_active_units"),
+        ({"max_iter": 2.5}, ValueError, "max_iter"),
+    ],
+)
+def test_bad_parameters(params, exc, word):
+    X, y = _regression()
+    with pytest.raises(exc, match=word):
+        _small(GBNNRegressor, **params).fit(X, y)
+
+
+def test_bad_data():
+    X, y = _regression()
+    Xbad = X.copy()
+    Xbad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _small(GBNNRegressor).fit(Xbad, y)
+    with pytest.raises(ValueError, match="2 classes"):
+        _small(GBNNClassifier).fit(X, np.zeros(len(X), dtype=int))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        _small(GBNNClassifier).fit(X, y)  # continuous labels
+    reg = _small(GBNNRegressor).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        reg.predict(X[:, :2])
+    with pytest.raises(TypeError, match="dtype"):
+        reg.to_torch(dtype=torch.int64)
+    with pytest.raises(ValueError, match="X must be"):
+        fit_hidden_block(X, y, 2)
+    with pytest.raises(ValueError, match="finite"):
+        fit_hidden_block(Xbad, y[:, None], 2)

@@ -1,0 +1,190 @@
+"""Tests of neuronkit.pruning.lottery.rewind (IMP with rewinding and its controls)."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning.lottery import (
+    TrainConfig,
+    accuracy,
+    clone_state,
+    iterative_magnitude_pruning,
+    ones_masks,
+    random_masks_like,
+    reinitialize,
+    sparsity,
+    train,
+    train_from,
+)
+
+
+def _data(n: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 6, generator=gen)
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
+    return x, y
+
+
+def _net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+CFG = TrainConfig(iterations=24, batch_size=16, lr=0.1, momentum=0.9, milestones=(18,))
+
+
+def _same(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lr_schedule_warmup_and_steps() -> None:
+    cfg = TrainConfig(iterations=100, lr=1.0, warmup=4, milestones=(50, 80), gamma=0.5)
+    assert [cfg.lr_at(i) for i in range(5)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    assert cfg.lr_at(49) == 1.0
+    assert cfg.lr_at(50) == 0.5
+    assert cfg.lr_at(80) == 0.25
+
+
+def test_training_is_deterministic_and_learns() -> None:
+    x, y = _data()
+    a, b = _net(), _net()
+    before = accuracy(a, x, y)
+    train(a, x, y, CFG, data_seed=3)
+    train(b, x, y, CFG, data_seed=3)
+    assert _same(a.state_dict(), b.state_dict())
+    assert accuracy(a, x, y) > before
+    c = _net()
+    train(c, x, y, CFG, data_seed=4)  # a different data order gives a different network
+    assert not _same(a.state_dict(), c.state_dict())
+
+
+def test_resuming_at_k_equals_uninterrupted_training_for_plain_sgd() -> None:
+    # without momentum the optimizer has no state, so rewinding's "restart at k" must
+    # reproduce the uninterrupted run exactly: same schedule and same minibatches after k
+    x, y = _data()
+    cfg = TrainConfig(iterations=20, batch_size=16, lr=0.1, momentum=0.0, milestones=(13,))
+    full = _net()
+    saved = train(full, x, y, cfg, data_seed=5, checkpoints=(0, 7, 20))
+    assert _same(saved[20], full.state_dict())
+    assert _same(saved[0], _net().state_dict())
+    resumed = _net()
+    resumed.load_state_dict(saved[7])
+    train(resumed, x, y, cfg, data_seed=5, start_iteration=7)
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[k], v)
+
+
+def test_masked_training_keeps_zeros_and_does_not_touch_inputs() -> None:
+    x, y = _data()
+    net = _net()
+    masks = random_masks_like(
+        {k: torch.rand(v.shape) > 0.5 for k, v in ones_masks(net).items()}, seed=0
+    )
+    x0 = x.clone()
+    trained = train_from(net, net.state_dict(), x, y, CFG, masks=masks, data_seed=1)
+    assert torch.equal(x, x0)
+    assert _same(net.state_dict(), _net().state_dict())  # the given model is untouched
+    params = dict(trained.named_parameters())
+    for k, m in masks.items():
+        assert bool((params[k].detach()[~m] == 0).all())
+
+
+def test_imp_rounds_nested_masks_and_rewind_points() -> None:
+    x, y = _data()
+    model = _net()
+    w0 = clone_state(model)
+    res = iterative_magnitude_pruning(
+        model, x, y, CFG, rounds=4, rewind_iteration=6, x_eval=x, y_eval=y, data_seed=2
+    )
+    assert _same(clone_state(model), w0)  # not modified
+    assert _same(res.init_state, w0)
+    assert len(res.masks) == len(res.sparsities) == len(res.accuracies) == 5
+    assert res.sparsities[0] == 0.0
+    for r in range(1, 5):
+        assert res.sparsities[r] == pytest.approx(1 - 0.8**r, abs=0.01)
+        assert all(bool((res.masks[r][k] <= res.masks[r - 1][k]).all()) for k in res.masks[r])
+    # W_k is the dense run's state after 6 iterations with the same data order
+    ref = _net()
+    saved = train(ref, x, y, CFG, data_seed=2, checkpoints=(6,))
+    assert _same(res.rewind_state, saved[6])
+    assert _same(res.trained_states[0], ref.state_dict())
+    # round r is the rewound W_k with the round's mask trained from k
+    again = train_from(
+        model, saved[6], x, y, CFG, masks=res.masks[2], start_iteration=6, data_seed=2
+    )
+    assert _same(res.trained_states[2], again.state_dict())
+    assert sparsity(res.final_masks) == res.sparsities[-1]
+
+
+def test_imp_k0_rewinds_to_init_and_shared_dense_run_is_identical() -> None:
+    x, y = _data()
+    model = _net()
+    res = iterative_magnitude_pruning(model, x, y, CFG, rounds=2, rewind_iteration=0)
+    assert _same(res.rewind_state, clone_state(model))
+    dense = copy.deepcopy(model)
+    saved = train(dense, x, y, CFG, checkpoints=(0, CFG.iterations))
+    shared = iterative_magnitude_pruning(
+        model, x, y, CFG, rounds=2, rewind_iteration=0, dense=(saved[CFG.iterations], saved[0])
+    )
+    for a, b in zip(res.trained_states, shared.trained_states, strict=True):
+        assert _same(a, b)
+
+
+def test_reinitialize_is_seeded_and_leaves_global_rng_alone() -> None:
+    model = _net()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = reinitialize(model, seed=7)
+    after = torch.rand(3)
+    assert torch.equal(after, expected)
+    b = reinitialize(model, seed=7)
+    c = reinitialize(model, seed=8)
+    assert _same(a.state_dict(), b.state_dict())
+    assert not _same(a.state_dict(), c.state_dict())
+    assert not _same(a.state_dict(), model.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "match"),
+    [
+        ({"iterations": 0}, ValueError, "iterations"),
+        ({"iterations": 10, "lr": 0.0}, ValueError, "lr"),
+        ({"iterations": 10, "optimizer": "rmsprop"}, ValueError, "optimizer"),
+        ({"iterations": 10, "momentum": 1.0}, ValueError, "momentum"),
+        ({"iterations": 10, "milestones": [5]}, TypeError, "milestones"),
+        ({"iterations": 10, "gamma": 2.0}, ValueError, "gamma"),
+    ],
+)
+def test_bad_config(kwargs: dict, err: type[Exception], match: str) -> None:
+    with pytest.raises(err, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_bad_inputs() -> None:
+    x, y = _data()
+    net = _net()
+    with pytest.raises(ValueError, match="y"):
+        train(net, x, y[:-1], CFG)
+    with pytest.raises(TypeError, match="y"):
+        train(net, x, y.float(), CFG)
+    with pytest.raises(ValueError, match="x"):
+        train(net, torch.full_like(x, float("nan")), y, CFG)
+    with pytest.raises(ValueError, match="start_iteration"):
+        train(net, x, y, CFG, start_iteration=CFG.iterations + 1)
+    with pytest.raises(ValueError, match="checkpoints"):
+        train(net, x, y, CFG, start_iteration=5, checkpoints=(2,))
+    with pytest.raises(TypeError, match="config"):
+        train(net, x, y, {"iterations": 3})
+    with pytest.raises(ValueError, match="rewind_iteration"):
+        iterative_magnitude_pruning(net, x, y, CFG, rounds=1, rewind_iteration=99)
+    with pytest.raises(ValueError, match="fraction"):
+        iterative_magnitude_pruning(net, x, y, CFG, rounds=1, fraction=1.0)
+    with pytest.raises(ValueError, match="x_eval"):
+        iterative_magnitude_pruning(net, x, y, CFG, rounds=1, x_eval=x)
+    with pytest.raises(ValueError, match="seed"):
+        reinitialize(net, seed=-2)
+    with pytest.raises(TypeError, match="state"):
+        train_from(net, [1, 2], x, y, CFG)
