@@ -19,11 +19,22 @@ Implemented (see the package README for the status of the other entries):
 * quadratic neurons and ReLinear (Fan et al.) (:mod:`neuronkit.theory.quadratic`);
 * KAN layers with several activation spaces and S-KAN (:mod:`neuronkit.theory.kan`);
 * bandlimited random-weight networks (:mod:`neuronkit.theory.bandlimited`);
-* simplicity bias on LMS data (Shah et al.) (:mod:`neuronkit.theory.simplicity`).
+* simplicity bias on LMS data (Shah et al.) (:mod:`neuronkit.theory.simplicity`);
+* RNNs with trainable per-neuron timescales and single- / multi-head curricula on N-parity and
+  N-DMS (Khajehabdollahi et al.) (:mod:`neuronkit.theory.timescales`);
+* inverted-bottleneck MLPs, compute accounting and power-law fits (Bachmann et al.)
+  (:mod:`neuronkit.theory.scaling`);
+* neural processes and martingale posterior neural processes (Lee et al.)
+  (:mod:`neuronkit.theory.processes`);
+* MgNO multigrid neural operators, a U-Net baseline and a Darcy finite-difference solver (He et
+  al.) (:mod:`neuronkit.theory.operators`, :mod:`neuronkit.theory.data`);
+* open dynamical systems, wiring diagrams and SGD training as nested systems (Spivak & Hosgood)
+  (:mod:`neuronkit.theory.dynamical`).
 """
 
 from importlib.metadata import version as _version
 
+from . import dynamical, operators, processes, scaling, timescales
 from .bandlimited import BandlimitedRandomNet, approximation_curve, draw_bandlimited_weights
 from .collapse import (
     VicinityCollapse,
@@ -41,6 +52,7 @@ from .data import (
     modular_arithmetic,
     one_hot_pairs,
 )
+from .dynamical import WiringDiagram, compose, simulate, training_system
 from .grokking import (
     QuadraticMLP,
     TrainingHistory,
@@ -86,7 +98,15 @@ from .measures import (
     within_class_variability,
 )
 from .ntk import DeepNTKClassifier, InfiniteDepthNTKClassifier, ntk_recursion
+from .operators import MgNO, UNet2d, fit_operator
+from .processes import (
+    ConditionalNeuralProcess,
+    MartingalePosteriorNP,
+    NeuralProcess,
+    train_process,
+)
 from .quadratic import QuadraticLinear, QuadraticNet, relinear_param_groups
+from .scaling import BottleneckMLP, PlainMLP, fit_power_law
 from .sdr import (
     MonteCarloEstimate,
     expected_union_size,
@@ -100,6 +120,7 @@ from .sdr import (
     wilson_interval,
 )
 from .simplicity import feature_reliance, randomize_coordinates, randomized_accuracy
+from .timescales import TimescaleRNN, train_curriculum
 
 __version__ = _version("neuronkit-theory")
 
@@ -107,33 +128,46 @@ __all__ = [
     "KAN",
     "SKAN",
     "BandlimitedRandomNet",
+    "BottleneckMLP",
+    "ConditionalNeuralProcess",
     "DeepNTKClassifier",
     "GlauberResult",
     "InfiniteDepthNTKClassifier",
     "KANLayer",
     "LMSDataset",
+    "MartingalePosteriorNP",
+    "MgNO",
     "ModularDataset",
     "MonteCarloEstimate",
+    "NeuralProcess",
+    "PlainMLP",
     "QuadraticLinear",
     "QuadraticMLP",
     "QuadraticNet",
     "SKANLayer",
+    "TimescaleRNN",
     "TrainingHistory",
+    "UNet2d",
     "VicinityCollapse",
     "VicinityResult",
+    "WiringDiagram",
     "__version__",
     "approximation_curve",
     "center_kernel",
     "class_means",
+    "compose",
     "corrupted_accuracies",
     "dataset_entropy",
     "diluted_patterns",
     "draw_bandlimited_weights",
+    "dynamical",
     "effective_rank",
     "empirical_ntk",
     "expected_union_size",
     "false_match_probability",
     "feature_reliance",
+    "fit_operator",
+    "fit_power_law",
     "fit_vicinity",
     "fourier_ipr",
     "glauber_dynamics",
@@ -162,18 +196,26 @@ __all__ = [
     "noisy_examples",
     "ntk_recursion",
     "one_hot_pairs",
+    "operators",
     "overlap_count",
+    "processes",
     "prune_neurons",
     "randomize_coordinates",
     "randomized_accuracy",
     "relative_change",
     "relinear_param_groups",
+    "scaling",
     "simplex_etf",
+    "simulate",
     "simulate_false_match",
     "simulate_union_false_match",
     "split_threshold",
+    "timescales",
+    "train_curriculum",
     "train_modular",
+    "train_process",
     "train_rich_lazy",
+    "training_system",
     "union_false_match_probability",
     "union_size_distribution",
     "vicinity_classifier",

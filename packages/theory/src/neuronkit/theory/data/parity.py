@@ -1,0 +1,230 @@
+"""N-parity and N-delayed-match-to-sample (N-DMS) sequence tasks.
+
+Khajehabdollahi, Zeraati, Giannakakis, Schaefer, Martius & Levina, "Emergent mechanisms for long
+timescales depend on training curriculum and affect performance in memory tasks" (ICLR 2024).
+A network reads a binary sequence ``x_1 .. x_M`` one bit per step and, at the last step, reports
+
+* **N-parity**: the parity of the last ``N`` bits, ``(x_{M-N+1} + ... + x_M) mod 2``;
+* **N-DMS**: whether the bit ``N - 1`` steps back matches the current one,
+  ``x_{M-N+1} == x_M`` (so, like N-parity, the answer depends on a window of the last ``N``
+  inputs; ``N = 2`` compares consecutive bits). This is the authors' reference convention.
+
+Several ``N`` can be asked about the same sequence (one label row per ``N``), which is what the
+multi-head curriculum trains on. Following the reference code, a batch's sequence length is drawn
+uniformly from ``[N_max + 2, N_max + 2 + c N_max)`` (``c = 1.5`` for parity, ``3`` for DMS) so the
+network cannot count time, and parity bits are Bernoulli(``p``) with one ``p ~ U(0, 1)`` drawn per
+batch (DMS bits are balanced, ``p = 0.5``, so neither class dominates).
+
+Sequences are time-major ``[T, B, 1]`` float32 tensors of 0/1; labels ``[K, B]`` int64 with one
+row per requested ``N``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from neuronkit.common import check_choice, check_probability, check_type
+
+from .._utils import check_positive_int, torch_generator
+
+__all__ = [
+    "SequenceTask",
+    "binary_sequences",
+    "dms_labels",
+    "memory_task",
+    "n_dms",
+    "n_parity",
+    "parity_labels",
+    "task_length",
+]
+
+_TASKS = ("parity", "dms")
+#: Spread of the random sequence length, in units of ``N_max`` (reference code).
+_LENGTH_SPREAD = {"parity": 1.5, "dms": 3.0}
+
+
+@dataclass(frozen=True)
+class SequenceTask:
+    """A batch of an N-parity or N-DMS task.
+
+    Attributes:
+        task: ``"parity"`` or ``"dms"``.
+        ns: the memory spans ``N`` asked about, one label row each.
+        x: binary inputs ``[T, B, 1]`` (float32, time-major).
+        labels: ``[len(ns), B]`` int64 class labels (0/1), row ``k`` for ``ns[k]``.
+    """
+
+    task: str
+    ns: tuple[int, ...]
+    x: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        """Sequence length ``T``."""
+        return int(self.x.shape[0])
+
+    @property
+    def batch_size(self) -> int:
+        """Batch size ``B``."""
+        return int(self.x.shape[1])
+
+
+def _check_ns(ns: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence):
+        raise TypeError(f"ns must be a sequence of integers N >= 1, got {type(ns).__name__}")
+    out = tuple(check_positive_int(f"ns[{i}]", n) for i, n in enumerate(ns))
+    if not out:
+        raise ValueError("ns must name at least one N, got an empty sequence")
+    return out
+
+
+def _check_sequences(x: torch.Tensor, min_length: int) -> None:
+    check_type("x", x, torch.Tensor)
+    if x.ndim != 3 or x.shape[2] != 1:
+        raise ValueError(f"x must have shape [T, B, 1], got {tuple(x.shape)}")
+    if x.shape[0] < min_length:
+        raise ValueError(
+            f"x must have at least max(ns)={min_length} time steps, got T={x.shape[0]}"
+        )
+    if x.numel() and not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError("x must hold binary values 0/1")
+
+
+def binary_sequences(
+    length: int,
+    batch_size: int,
+    *,
+    p: float | None = None,
+    seed: int | torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random binary sequences ``[length, batch_size, 1]`` (float32 of 0/1).
+
+    Args:
+        length: time steps ``T >= 1``.
+        batch_size: sequences ``B >= 1``.
+        p: probability of a 1; ``None`` draws one ``p ~ U(0, 1)`` for the whole batch, as the
+            authors' N-parity generator does.
+        seed: int seed or ``torch.Generator`` (``None``: a random seed).
+    """
+    length = check_positive_int("length", length)
+    batch_size = check_positive_int("batch_size", batch_size)
+    gen = torch_generator(seed)
+    if p is None:
+        p_value = float(torch.rand(1, generator=gen))
+    else:
+        check_probability("p", p)
+        p_value = float(p)
+    return (torch.rand(length, batch_size, 1, generator=gen) < p_value).float()
+
+
+def parity_labels(x: torch.Tensor, ns: Sequence[int]) -> torch.Tensor:
+    """Parity of the last ``N`` bits of each sequence, for each ``N`` in ``ns``.
+
+    Args:
+        x: binary sequences ``[T, B, 1]`` with ``T >= max(ns)``.
+        ns: memory spans.
+
+    Returns:
+        ``[len(ns), B]`` int64 labels.
+    """
+    ns = _check_ns(ns)
+    _check_sequences(x, max(ns))
+    bits = x[..., 0].long()
+    return torch.stack([bits[-n:].sum(dim=0) % 2 for n in ns])
+
+
+def dms_labels(x: torch.Tensor, ns: Sequence[int]) -> torch.Tensor:
+    """N-DMS labels: 1 where the bit ``N - 1`` steps back equals the last bit.
+
+    Args:
+        x: binary sequences ``[T, B, 1]`` with ``T >= max(ns)``.
+        ns: memory spans ``N >= 2`` (``N = 1`` would compare a bit with itself).
+
+    Returns:
+        ``[len(ns), B]`` int64 labels.
+    """
+    ns = _check_ns(ns)
+    if min(ns) < 2:
+        raise ValueError(f"ns must hold N >= 2 for the DMS task, got {list(ns)}")
+    _check_sequences(x, max(ns))
+    bits = x[..., 0].long()
+    return torch.stack([(bits[-n] == bits[-1]).long() for n in ns])
+
+
+def task_length(task: str, n_max: int, *, seed: int | torch.Generator | None = None) -> int:
+    """Random sequence length for a batch whose largest span is ``n_max``.
+
+    Uniform on the integers of ``[n_max + 2, n_max + 2 + c n_max)`` with ``c = 1.5`` (parity) or
+    ``3`` (DMS), as in the reference code.
+    """
+    check_choice("task", task, _TASKS)
+    n_max = check_positive_int("n_max", n_max)
+    gen = torch_generator(seed)
+    low = n_max + 2
+    high = max(low + 1, int(low + _LENGTH_SPREAD[task] * n_max))
+    return int(torch.randint(low, high, (1,), generator=gen))
+
+
+def memory_task(
+    task: str,
+    ns: Sequence[int],
+    batch_size: int,
+    *,
+    length: int | None = None,
+    p: float | None = None,
+    seed: int | torch.Generator | None = None,
+) -> SequenceTask:
+    """A batch of the N-parity (``task="parity"``) or N-DMS (``task="dms"``) task.
+
+    Args:
+        task: ``"parity"`` or ``"dms"``.
+        ns: the spans ``N`` to label (one label row each; the multi-head curriculum asks for
+            ``2..N`` at once).
+        batch_size: sequences per batch.
+        length: sequence length ``T >= max(ns)``; ``None`` draws it with :func:`task_length`.
+        p: probability of a 1; ``None`` uses the task's default (parity: ``p ~ U(0, 1)`` per
+            batch; DMS: 0.5).
+        seed: int seed or ``torch.Generator``.
+    """
+    check_choice("task", task, _TASKS)
+    ns = _check_ns(ns)
+    gen = torch_generator(seed)
+    if length is None:
+        length = task_length(task, max(ns), seed=gen)
+    else:
+        length = check_positive_int("length", length)
+        if length < max(ns):
+            raise ValueError(f"length must be >= max(ns)={max(ns)}, got {length}")
+    if p is None and task == "dms":
+        p = 0.5
+    x = binary_sequences(length, batch_size, p=p, seed=gen)
+    labels = parity_labels(x, ns) if task == "parity" else dms_labels(x, ns)
+    return SequenceTask(task=task, ns=ns, x=x, labels=labels)
+
+
+def n_parity(
+    ns: Sequence[int],
+    batch_size: int,
+    *,
+    length: int | None = None,
+    p: float | None = None,
+    seed: int | torch.Generator | None = None,
+) -> SequenceTask:
+    """A batch of the N-parity task for every ``N`` in ``ns`` (see :func:`memory_task`)."""
+    return memory_task("parity", ns, batch_size, length=length, p=p, seed=seed)
+
+
+def n_dms(
+    ns: Sequence[int],
+    batch_size: int,
+    *,
+    length: int | None = None,
+    p: float | None = None,
+    seed: int | torch.Generator | None = None,
+) -> SequenceTask:
+    """A batch of the N-DMS task for every ``N`` in ``ns`` (see :func:`memory_task`)."""
+    return memory_task("dms", ns, batch_size, length=length, p=p, seed=seed)

@@ -1,0 +1,144 @@
+"""Leaky RNN with trainable per-neuron timescales."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neuronkit.theory.timescales import TimescaleRNN, timescale_rnn_step
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny recurrent nets: one intra-op thread (as the reproduction) avoids oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _loop_reference(model: TimescaleRNN, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """Direct transcription of the paper's update, one neuron at a time."""
+    tau = model.effective_tau()
+    w = model.recurrent_weight()
+    h = h0.clone()
+    for t in range(x.shape[0]):
+        new = torch.empty_like(h)
+        for i in range(model.hidden_size):
+            u = h @ w[i] + x[t] @ model.w_in[i] + model.b_in[i] + model.b_rec[i]
+            if model.placement == "outside":
+                new[:, i] = F.leaky_relu((1 - 1 / tau[i]) * h[:, i] + u / tau[i], 0.01)
+            else:
+                new[:, i] = (1 - 1 / tau[i]) * h[:, i] + F.leaky_relu(u, 0.01) / tau[i]
+        h = new
+    return h
+
+
+@pytest.mark.parametrize("placement", ["outside", "inside"])
+def test_simulate_matches_the_update_equation(placement: str) -> None:
+    model = TimescaleRNN(1, 12, num_heads=2, placement=placement, seed=0)
+    with torch.no_grad():
+        model.tau.mul_(1.8)
+    x = (torch.rand(9, 4, 1, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    h0 = 0.1 * torch.rand(4, 12)
+    hs = model.simulate(x, h0)
+    assert hs.shape == (10, 4, 12)
+    assert torch.equal(hs[0], h0)
+    torch.testing.assert_close(hs[-1], _loop_reference(model, x, h0), rtol=1e-5, atol=1e-6)
+    # the functional step gives the same trajectory
+    h = h0
+    for t in range(9):
+        h = timescale_rnn_step(
+            h,
+            x[t] @ model.w_in.T + model.b_in,
+            model.recurrent_weight(),
+            model.b_rec,
+            model.effective_tau(),
+            placement=placement,
+        )
+    torch.testing.assert_close(h, hs[-1], rtol=1e-5, atol=1e-6)
+
+
+def test_tau_one_is_a_vanilla_rnn_and_large_tau_holds_the_state() -> None:
+    model = TimescaleRNN(1, 8, tau_init=1.0, seed=3)
+    x = torch.rand(5, 2, 1)
+    hs = model.simulate(x)
+    expected = F.leaky_relu(
+        hs[-2] @ model.recurrent_weight().T + x[-1] @ model.w_in.T + model.b_in + model.b_rec, 0.01
+    )
+    torch.testing.assert_close(hs[-1], expected)
+    slow = TimescaleRNN(1, 8, tau_init=1e6, placement="inside", seed=3)
+    h0 = torch.rand(2, 8)
+    torch.testing.assert_close(slow.simulate(x, h0)[-1], h0, atol=1e-4, rtol=0)
+
+
+def test_tau_stays_at_least_one_and_self_connections_are_masked() -> None:
+    model = TimescaleRNN(1, 10, seed=0)
+    assert bool((model.tau >= 1).all())
+    assert bool((model.tau < 2).all())
+    with torch.no_grad():
+        model.tau[:3] = 0.2
+    assert bool((model.effective_tau() >= 1).all())
+    assert torch.count_nonzero(torch.diagonal(model.recurrent_weight())) == 0
+    loss = model.simulate(torch.rand(6, 3, 1))[-1].sum()
+    loss.backward()
+    assert model.tau.grad is not None
+    assert bool((model.tau.grad[:3] == 0).all())  # clamped below 1: no gradient
+    assert bool((torch.diagonal(model.w_rec.grad) == 0).all())
+    kept = TimescaleRNN(1, 10, self_connections=True, seed=0)
+    assert torch.equal(kept.recurrent_weight(), kept.w_rec)
+
+
+def test_fixed_tau_is_not_trained_and_seeding() -> None:
+    fixed = TimescaleRNN(1, 6, train_tau=False, tau_init=3.0, seed=0)
+    assert not fixed.train_tau
+    assert torch.equal(fixed.tau, torch.full((6,), 3.0))
+    a, b = TimescaleRNN(1, 6, num_heads=3, seed=7), TimescaleRNN(1, 6, num_heads=3, seed=7)
+    for (na, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(pa, pb), na
+    assert not torch.equal(a.w_rec, TimescaleRNN(1, 6, seed=8).w_rec)
+    bound = 1 / 6**0.5
+    assert float(a.w_rec.detach().abs().max()) <= bound
+    assert float(a.w_in.detach().abs().max()) <= 1.0
+
+
+def test_heads_select_readouts() -> None:
+    model = TimescaleRNN(1, 8, num_heads=4, num_classes=3, seed=0)
+    x = torch.rand(7, 5, 1)
+    all_heads = model(x)
+    assert all_heads.shape == (4, 5, 3)
+    torch.testing.assert_close(model(x, heads=[2, 0]), all_heads[[2, 0]])
+    h_last = model.simulate(x)[-1]
+    torch.testing.assert_close(model.readout(h_last, [1])[0], model.heads[1](h_last))
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="hidden_size"):
+        TimescaleRNN(1, 0)
+    with pytest.raises(ValueError, match="tau_init"):
+        TimescaleRNN(1, 4, tau_init=0.5)
+    with pytest.raises(ValueError, match="activation"):
+        TimescaleRNN(1, 4, activation="gelu")
+    with pytest.raises(ValueError, match="placement"):
+        TimescaleRNN(1, 4, placement="between")
+    with pytest.raises(TypeError, match="train_tau"):
+        TimescaleRNN(1, 4, train_tau=1)  # type: ignore[arg-type]
+    model = TimescaleRNN(1, 4, num_heads=2, seed=0)
+    with pytest.raises(ValueError, match=r"x must have shape \[T, B, 1\]"):
+        model(torch.rand(3, 2))
+    with pytest.raises(TypeError, match="floating"):
+        model(torch.ones(3, 2, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="finite"):
+        model(torch.full((3, 2, 1), float("nan")))
+    with pytest.raises(ValueError, match="h0"):
+        model(torch.rand(3, 2, 1), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="heads"):
+        model(torch.rand(3, 2, 1), heads=[2])
+    with pytest.raises(ValueError, match="heads"):
+        model(torch.rand(3, 2, 1), heads=[])
+    h, w, b = torch.zeros(2, 4), torch.zeros(4, 4), torch.zeros(4)
+    with pytest.raises(ValueError, match="tau"):
+        timescale_rnn_step(h, h, w, b, torch.full((4,), 0.5))
+    with pytest.raises(ValueError, match="w_rec"):
+        timescale_rnn_step(h, h, torch.zeros(3, 3), b, torch.ones(4))
+    with pytest.raises(TypeError, match="bias"):
+        timescale_rnn_step(h, h, w, [0.0] * 4, torch.ones(4))  # type: ignore[arg-type]
