@@ -10,6 +10,11 @@ IDS = [
     "interpretability.trsa",
     "interpretability.diffroar",
     "interpretability.convergent",
+    "interpretability.lst",
+    "interpretability.info_plane",
+    "interpretability.contextual_fusion",
+    "interpretability.widedeep",
+    "interpretability.mds",
 ]
 
 # Checks whose paper effect does not show at quick scale (explained in each report and in
@@ -24,6 +29,12 @@ KNOWN_FAILING: dict[str, set[str]] = {
         "depth_rank_correlation",
         "median_nonzero_fraction",
     },
+    # No input within 10% relative L2 of another digit keeps source confidence >= 0.8 on a
+    # 64-pixel digits CNN (a targeted attack from the target finds 0 of 24); LST ends at 0.33.
+    "interpretability.lst": {"relative_l2_to_target"},
+    # Passes in quick mode by a hair (+6.25 points on 400 scenes, needs 5); full mode (3 seeds,
+    # all test scenes) gives 0.0: the whole-scene attack breaks the fragile context stream too.
+    "interpretability.contextual_fusion": {"fgsm_gain"},
 }
 
 

@@ -14,14 +14,18 @@ Reusable core:
 * :mod:`.robustness`: FGSM / PGD attacks and (adversarial) training of small classifiers.
 * :mod:`.data`: BlockDigits, the synthetic signal-coordinate task, noisy layer responses.
 
-Paper methods: :mod:`.attribution_eval.diffroar` (DiffROAR), :mod:`.representation.trsa`
-(topological RSA) and :mod:`.representation.convergent` (convergent learning: unit matching,
-sparse prediction, spectral groups). Reproductions: ``neuronkit reproduce
-interpretability.diffroar``, ``interpretability.trsa`` and ``interpretability.convergent``.
+Paper methods (each with a reproduction ``interpretability.<name>``):
+:mod:`.attribution_eval.diffroar` (DiffROAR), :mod:`.representation.trsa` (topological RSA),
+:mod:`.representation.convergent` (convergent learning: unit matching, sparse prediction,
+spectral groups), :mod:`.geometry.level_sets` (level set traversal, ``lst``),
+:mod:`.dynamics.info_plane` (information plane), :mod:`.fusion.contextual` (contextual fusion),
+:mod:`.evaluators.widedeep` (WideDeep evaluator networks) and :mod:`.stimuli.mds` (most
+discriminative stimuli).
 """
 
 from importlib.metadata import version as _version
 
+from . import dynamics, evaluators, fusion, geometry, stimuli
 from .attribution import (
     IG_METHODS,
     input_x_gradient,
@@ -40,8 +44,12 @@ from .attribution_eval import (
     roar_accuracy,
     signal_mass,
 )
+from .dynamics import InformationPlane, track_information_plane
+from .evaluators import WideDeep, WideDeepResult
+from .fusion import LateFusionClassifier, robustness_curves
+from .geometry import level_set_traversal, line_confidence, triangle_confidence
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
-from .information import mutual_information, mutual_information_matrix
+from .information import kde_information, mutual_information, mutual_information_matrix
 from .representation import (
     GeoTopological,
     TRSASelection,
@@ -68,6 +76,7 @@ from .rsa import (
     rdm_to_square,
     rdm_to_vector,
 )
+from .stimuli import MDSClustering, mds_clustering
 
 __version__ = _version("neuronkit-interpretability")
 
@@ -78,29 +87,42 @@ __all__ = [
     "RDM_METHODS",
     "DiffROARResult",
     "GeoTopological",
+    "InformationPlane",
+    "LateFusionClassifier",
     "LayerRecorder",
+    "MDSClustering",
     "TRSASelection",
+    "WideDeep",
+    "WideDeepResult",
     "__version__",
     "accuracy",
     "compare_networks",
     "compare_rdms",
     "diffroar",
+    "dynamics",
+    "evaluators",
     "fgsm_attack",
+    "fusion",
     "geo_topological",
     "geodesic",
+    "geometry",
     "get_layer",
     "gt_grid",
     "identification_accuracy",
     "input_x_gradient",
     "integrated_gradients",
     "integration_nodes",
+    "kde_information",
     "keep_mask",
     "kendall_tau_a",
     "layer_activations",
     "layer_names",
+    "level_set_traversal",
+    "line_confidence",
     "loss_gradient",
     "mask_inputs",
     "match_units",
+    "mds_clustering",
     "mutual_information",
     "mutual_information_matrix",
     "n_conditions",
@@ -113,9 +135,13 @@ __all__ = [
     "rdm_to_square",
     "rdm_to_vector",
     "roar_accuracy",
+    "robustness_curves",
     "saliency",
     "select_geo_topological",
     "signal_mass",
     "smoothgrad",
+    "stimuli",
+    "track_information_plane",
     "train_classifier",
+    "triangle_confidence",
 ]

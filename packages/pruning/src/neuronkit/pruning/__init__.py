@@ -9,14 +9,17 @@ reference model zoo and one MAC counter.
 
 Lottery tickets with rewinding and linear-mode-connectivity instability (Frankle et al.):
 :mod:`neuronkit.pruning.lottery`. Gradient-boosted networks whose last-trained units can be
-switched off (GBNN, Emami & Martinez-Munoz): :mod:`neuronkit.pruning.boosting`. Data loaders:
+switched off (GBNN, Emami & Martinez-Munoz): :mod:`neuronkit.pruning.boosting`. Dynamic
+per-input filter pruning with self-supervised mask prediction (FTWT, Elkerdawy et al.):
+:mod:`neuronkit.pruning.dynamic`. Data loaders:
 :mod:`neuronkit.pruning.data`.
 """
 
 from importlib.metadata import version as _version
 
-from . import boosting, data, lottery
+from . import boosting, data, dynamic, lottery
 from .boosting import GBNNClassifier, GBNNRegressor
+from .dynamic import DynamicCNN, FTWTConfig, MaskPredictor, estimate_flops, train_ftwt
 from .graph import DependencyGraph, Group, GroupMember, UntraceableModelError
 from .importance import (
     GroupImportance,
@@ -58,12 +61,15 @@ __all__ = [
     "DenseNetStyle",
     "DependencyGraph",
     "DigitsCNN",
+    "DynamicCNN",
+    "FTWTConfig",
     "GBNNClassifier",
     "GBNNRegressor",
     "Group",
     "GroupImportance",
     "GroupMember",
     "MagnitudeImportance",
+    "MaskPredictor",
     "MaskedLayerNorm",
     "MobileNetV2Style",
     "OBSImportance",
@@ -80,6 +86,8 @@ __all__ = [
     "count_macs",
     "count_params",
     "data",
+    "dynamic",
+    "estimate_flops",
     "iterative_magnitude_pruning",
     "layer_hessians",
     "linear_mode_connectivity",
@@ -90,5 +98,6 @@ __all__ = [
     "prune",
     "prune_model",
     "soft_prune",
+    "train_ftwt",
     "zoo",
 ]

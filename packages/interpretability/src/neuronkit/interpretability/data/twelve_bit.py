@@ -1,0 +1,166 @@
+"""The 12-bit task of Shwartz-Ziv & Tishby, "Opening the Black Box of Deep Neural Networks via
+Information" (2017), Section 3.
+
+The input is 12 binary units standing for 12 uniformly distributed points on the 2-D sphere,
+all ``2 ** 12 = 4096`` patterns, and the label is ``y = 1[f(x) > theta]`` for a function ``f``
+that is invariant under O(3) rotations of the sphere, with ``theta`` set so that the classes
+are (nearly) balanced.
+
+The authors ship the labels as a data file (``var_u.mat`` in ``ravidziv/IDNNs``) without the
+code that made them, so the exact labels cannot be regenerated. This module follows the same
+construction: the 12 points are the vertices of the regular icosahedron (the only 12-point
+configuration uniform on the sphere); each bit is a charge ``s_i = 2 x_i - 1`` at its vertex;
+``f`` is the rotation-invariant angular power of the charge distribution,
+``f_l(x) = sum_{i,j} s_i s_j P_l(p_i . p_j)`` (``P_l`` the Legendre polynomial; for ``l = 1``
+the squared dipole moment ``|sum_i s_i p_i|^2``), summed over the chosen degrees; ``theta`` is the
+median of ``f``, so that ``P(y = 1)`` is as close to 1/2 as the discrete values allow
+(0.498 for the default ``degrees=(1,)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.polynomial import legendre
+
+from neuronkit.common import check_number
+
+__all__ = [
+    "TwelveBitTask",
+    "all_binary_inputs",
+    "icosahedron_vertices",
+    "spherical_power",
+    "twelve_bit_task",
+]
+
+
+def icosahedron_vertices() -> np.ndarray:
+    """The 12 vertices of the regular icosahedron on the unit sphere: ``[12, 3]`` float64.
+
+    Order: for ``a, b`` in ``(-1, 1)``, the points ``(0, a, b phi)``, ``(a, b phi, 0)``,
+    ``(b phi, 0, a)`` normalized (``phi`` the golden ratio).
+    """
+    phi = (1.0 + 5.0**0.5) / 2.0
+    rows: list[tuple[float, float, float]] = []
+    for a in (-1.0, 1.0):
+        for b in (-1.0, 1.0):
+            rows += [(0.0, a, b * phi), (a, b * phi, 0.0), (b * phi, 0.0, a)]
+    pts = np.asarray(rows, dtype=np.float64)
+    return pts / np.linalg.norm(pts, axis=1, keepdims=True)
+
+
+def all_binary_inputs(n_bits: int = 12) -> np.ndarray:
+    """All ``2 ** n_bits`` binary patterns, ``[2 ** n_bits, n_bits]`` float64 in {0, 1}.
+
+    Row ``k`` is the binary expansion of ``k`` (most significant bit first).
+    """
+    check_number("n_bits", n_bits, ge=1, le=20, integer=True)
+    k = np.arange(2**n_bits)[:, None]
+    return ((k >> np.arange(n_bits)[::-1][None, :]) & 1).astype(np.float64)
+
+
+def spherical_power(x: np.ndarray, points: np.ndarray, degrees: Sequence[int] = (1,)) -> np.ndarray:
+    """Rotation-invariant angular power of binary charges on the sphere.
+
+    ``f(x) = sum_l sum_{i,j} s_i s_j P_l(p_i . p_j)`` with ``s = 2 x - 1``. Rotating all points
+    by any ``R`` in O(3) leaves ``p_i . p_j`` and hence ``f`` unchanged.
+
+    Args:
+        x: ``[N, P]`` binary inputs in {0, 1}.
+        points: ``[P, 3]`` unit vectors.
+        degrees: Legendre degrees ``l >= 1`` to sum.
+
+    Returns:
+        ``[N]`` float64 values.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0:
+        raise ValueError(f"points must be [P, 3], got shape {pts.shape}")
+    if not np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-8):
+        raise ValueError("points must be unit vectors, got norms different from 1")
+    if arr.ndim != 2 or arr.shape[1] != pts.shape[0]:
+        raise ValueError(f"x must be [N, {pts.shape[0]}] (one column per point), got {arr.shape}")
+    if not np.isin(arr, (0.0, 1.0)).all():
+        raise ValueError("x must hold binary values in {0, 1}")
+    degs = list(degrees)
+    if not degs:
+        raise ValueError("degrees must name at least one Legendre degree, got none")
+    for d in degs:
+        check_number("degrees[i]", d, ge=1, integer=True)
+    cos = np.clip(pts @ pts.T, -1.0, 1.0)
+    kernel = sum(legendre.legval(cos, np.eye(d + 1)[d]) for d in degs)
+    s = 2.0 * arr - 1.0
+    return np.einsum("ni,ij,nj->n", s, kernel, s)
+
+
+@dataclass(frozen=True)
+class TwelveBitTask:
+    """The 12-bit task: every input once.
+
+    Attributes:
+        x: ``[4096, 12]`` float32 binary inputs (all patterns, X uniform over them).
+        y: ``[4096]`` int64 labels 0/1.
+        f: ``[4096]`` float64 values of the invariant function the labels threshold.
+        threshold: ``theta`` (``y = f > theta``).
+        points: ``[12, 3]`` the sphere points (icosahedron vertices).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    f: np.ndarray
+    threshold: float
+    points: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def split(self, train_fraction: float = 0.8, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """A random train/test split of the 4096 indices.
+
+        Args:
+            train_fraction: share of inputs used for training (the paper: 0.8), in (0, 1).
+            seed: permutation seed.
+
+        Returns:
+            ``(train_idx, test_idx)`` sorted int64 index arrays covering ``0 .. 4095`` once.
+        """
+        check_number("train_fraction", train_fraction, gt=0.0, lt=1.0)
+        check_number("seed", seed, ge=0, integer=True)
+        n = len(self)
+        perm = np.random.default_rng(seed).permutation(n)
+        n_train = min(max(round(train_fraction * n), 1), n - 1)
+        return np.sort(perm[:n_train]), np.sort(perm[n_train:])
+
+
+def twelve_bit_task(degrees: Sequence[int] = (1,)) -> TwelveBitTask:
+    """Build the 12-bit task (deterministic: no randomness is involved).
+
+    Args:
+        degrees: Legendre degrees of the invariant ``f`` (see :func:`spherical_power`); the
+            default ``(1,)`` thresholds the squared dipole moment of the charges.
+
+    Returns:
+        :class:`TwelveBitTask` with labels ``y = 1[f > median(f)]``.
+    """
+    points = icosahedron_vertices()
+    x = all_binary_inputs(12)
+    f = spherical_power(x, points, degrees)
+    # f takes few distinct values: move the cut to the nearest gap that best balances classes
+    values = np.unique(np.round(f, 10))
+    cuts = (values[:-1] + values[1:]) / 2.0
+    if cuts.size == 0:
+        raise ValueError(f"degrees={list(degrees)} give a constant f; choose other degrees")
+    balance = np.abs((f[:, None] > cuts[None, :]).mean(0) - 0.5)
+    theta = float(cuts[int(np.argmin(balance))])
+    y = (f > theta).astype(np.int64)
+    return TwelveBitTask(
+        x=torch.as_tensor(x, dtype=torch.float32),
+        y=torch.as_tensor(y),
+        f=f,
+        threshold=theta,
+        points=points,
+    )

@@ -1,0 +1,522 @@
+"""WideDeep: wider and deeper networks of LLM evaluators.
+
+Zhang, Yu, Yu, Lv, Liu, Huang, Xu & Li, "Wider and Deeper LLM Networks are Fairer LLM
+Evaluators" (arXiv:2308.01862, 2023).
+
+An LLM evaluator network judges a pairwise sample (a question and two answers). Its
+"neurons" are calls to one frozen LLM (the ``judge``):
+
+1. **Roles.** For each sample the LLM is first asked to list as many evaluation perspectives
+   (neuron roles) as it can, adapted to that question (:data:`ROLE_PROMPT`).
+2. **Layer 1** (the width): neuron ``j`` evaluates the two answers independently from the
+   perspective ``roles[j % len(roles)]`` and writes two scores (1 to 10) and a rationale
+   (:data:`LAYER1_PROMPT`).
+3. **Layer 2 and above** (the depth): every neuron receives the outputs of *all* neurons of the
+   previous layer (roles, scores and rationales, :func:`format_evaluations`) and, again with
+   its own role, integrates them into a more comprehensive evaluation (:data:`LAYER2_PROMPT`),
+   like a reviewer reading the other reviews in one round of discussion.
+4. **Readout.** The scores of the neurons (of the last layer, or of all layers as in the
+   paper's best setting) are averaged (or voted) into the verdict: answer A better, answer B
+   better, or a tie.
+
+The backend is any callable ``judge(prompt: str) -> str`` (or returning the two scores as a
+pair of numbers); :func:`hf_pipeline_judge` adapts a Hugging Face ``text-generation``
+pipeline and :func:`hf_judge` builds one from a model name (needs the ``transformers`` extra).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from neuronkit.common import check_choice, check_number, check_type
+
+#: Verdict codes (also the label codes of the simulated data): A better, B better, tie.
+A_BETTER, B_BETTER, TIE = 0, 1, 2
+VERDICT_NAMES = ("A", "B", "tie")
+
+#: Prompt asking the LLM for the evaluation perspectives (neuron roles) of one sample.
+ROLE_PROMPT = (
+    "We would like to request your feedback on the performance of two AI assistants in "
+    "response to the user question displayed below.\n\n"
+    "[Question]\n{question}\n\n"
+    "[The Start of Assistant 1's Answer]\n{answer_a}\n[The End of Assistant 1's Answer]\n\n"
+    "[The Start of Assistant 2's Answer]\n{answer_b}\n[The End of Assistant 2's Answer]\n\n"
+    "Before evaluating, list as many evaluation perspectives as possible that matter for "
+    "judging answers to this particular question, one per line, most important first, as a "
+    "numbered list ('1. <perspective>'). Output only the list."
+)
+
+#: Prompt of a layer-1 neuron: an independent evaluation from one perspective.
+LAYER1_PROMPT = (
+    "You are a helpful and precise assistant for checking the quality of answers.\n"
+    "Your evaluation perspective: {role}.\n\n"
+    "[Question]\n{question}\n\n"
+    "[The Start of Assistant 1's Answer]\n{answer_a}\n[The End of Assistant 1's Answer]\n\n"
+    "[The Start of Assistant 2's Answer]\n{answer_b}\n[The End of Assistant 2's Answer]\n\n"
+    "Please rate the two answers from your perspective ({role}). Each assistant receives an "
+    "overall score on a scale of 1 to 10, where a higher score indicates better overall "
+    "performance. Output 'Assistant 1: <score>' and 'Assistant 2: <score>' on the first two "
+    "lines, then a short explanation of your evaluation, avoiding any bias from the order "
+    "in which the answers were presented or from their length."
+)
+
+#: Prompt of a layer-2 (or deeper) neuron: it reads every review of the previous layer.
+LAYER2_PROMPT = (
+    "You are a helpful and precise assistant for checking the quality of answers.\n"
+    "Your evaluation perspective: {role}.\n\n"
+    "[Question]\n{question}\n\n"
+    "[The Start of Assistant 1's Answer]\n{answer_a}\n[The End of Assistant 1's Answer]\n\n"
+    "[The Start of Assistant 2's Answer]\n{answer_b}\n[The End of Assistant 2's Answer]\n\n"
+    "[Reviews from the previous layer]\n{evaluations}\n[End of Reviews]\n\n"
+    "Other reviewers evaluated the answers from their own perspectives (above). Consider "
+    "their scores and rationales, weigh each perspective by how much it matters for this "
+    "question, discount the reviewers' biases, and give your comprehensive evaluation. "
+    "Output 'Assistant 1: <score>' and 'Assistant 2: <score>' (1 to 10) on the first two "
+    "lines, then a short explanation."
+)
+
+_NUMBER = r"([+-]?\d+(?:\.\d+)?)"
+_ASSISTANT = re.compile(
+    r"assistant\s*([12])\s*(?:'s)?\s*(?:score)?\s*[:=\-]\s*\**\s*" + _NUMBER, re.IGNORECASE
+)
+_TWO_NUMBERS = re.compile(r"^\s*" + _NUMBER + r"\s*[,;/ \t]\s*" + _NUMBER + r"\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s*(.+?)\s*$")
+
+Judge = Callable[[str], Any]
+
+
+def parse_scores(text: str) -> tuple[float, float]:
+    """Parse the two scores ``(score_a, score_b)`` from an evaluator's reply.
+
+    Accepted formats: lines ``Assistant 1: 7`` and ``Assistant 2: 5`` anywhere in the text
+    (case-insensitive, ``Assistant 1 score = 7`` and markdown bold work too), or a first
+    non-empty line holding just the two numbers (``7 5`` or ``7, 5``; FairEval's format).
+
+    Raises:
+        TypeError: ``text`` is not a string.
+        ValueError: no scores could be found, or they are not finite.
+    """
+    check_type("text", text, str)
+    found: dict[str, float] = {}
+    for match in _ASSISTANT.finditer(text):
+        found.setdefault(match.group(1), float(match.group(2)))
+    if "1" in found and "2" in found:
+        a, b = found["1"], found["2"]
+    else:
+        lines = [line for line in text.splitlines() if line.strip()]
+        first = _TWO_NUMBERS.match(lines[0]) if lines else None
+        if first is None:
+            raise ValueError(
+                "text must contain 'Assistant 1: <score>' and 'Assistant 2: <score>' or start "
+                f"with a line of two numbers, got {text[:200]!r}"
+            )
+        a, b = float(first.group(1)), float(first.group(2))
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"text must hold finite scores, got {a!r} and {b!r}")
+    return a, b
+
+
+def parse_roles(text: str, max_roles: int | None = None) -> list[str]:
+    """Parse a numbered or bulleted list of evaluation perspectives (neuron roles).
+
+    Duplicates (case-insensitive) are dropped, order is kept; a trailing explanation after a
+    colon or dash (``1. Accuracy: is it correct``) is cut off.
+
+    Raises:
+        TypeError: ``text`` is not a string.
+        ValueError: no list item was found, or ``max_roles`` < 1.
+    """
+    check_type("text", text, str)
+    if max_roles is not None:
+        check_number("max_roles", max_roles, ge=1, integer=True)
+    roles: list[str] = []
+    seen: set[str] = set()
+    for line in text.splitlines():
+        match = _LIST_ITEM.match(line)
+        if match is None:
+            continue
+        role = re.split(r"\s*(?::|\s-\s)\s*", match.group(1), maxsplit=1)[0].strip(" *.")
+        if role and role.lower() not in seen:
+            seen.add(role.lower())
+            roles.append(role)
+    if not roles:
+        raise ValueError(f"text must hold a numbered list of perspectives, got {text[:200]!r}")
+    return roles[:max_roles] if max_roles is not None else roles
+
+
+@dataclass(frozen=True)
+class PairwiseSample:
+    """One pairwise evaluation sample: a question and two answers (A shown first)."""
+
+    question: str
+    answer_a: str
+    answer_b: str
+
+    def __post_init__(self) -> None:
+        for name in ("question", "answer_a", "answer_b"):
+            check_type(name, getattr(self, name), str)
+
+
+@dataclass(frozen=True)
+class NeuronOutput:
+    """What one LLM neuron answered: its layer (1-based), index, role, text and scores."""
+
+    layer: int
+    index: int
+    role: str
+    text: str
+    score_a: float
+    score_b: float
+
+    @property
+    def difference(self) -> float:
+        """``score_a - score_b`` (positive: answer A judged better)."""
+        return self.score_a - self.score_b
+
+
+def aggregate_verdict(
+    outputs: Sequence[NeuronOutput],
+    *,
+    aggregation: str = "mean",
+    tie_margin: float = 0.0,
+) -> int:
+    """Turn neuron outputs into one verdict (:data:`A_BETTER`, :data:`B_BETTER` or :data:`TIE`).
+
+    ``"mean"``: average ``score_a - score_b`` over the neurons; A if it exceeds
+    ``tie_margin``, B if it is below ``-tie_margin``, else a tie. ``"vote"``: each neuron votes
+    with the same rule on its own difference; the most frequent verdict wins and a tie
+    between the top counts is a tie.
+    """
+    check_choice("aggregation", aggregation, ("mean", "vote"))
+    check_number("tie_margin", tie_margin, ge=0.0)
+    if len(outputs) == 0:
+        raise ValueError("outputs must hold at least one NeuronOutput, got none")
+    diffs = np.array([o.difference for o in outputs], dtype=float)
+    if aggregation == "mean":
+        return _decide(float(diffs.mean()), tie_margin)
+    counts = np.bincount([_decide(float(d), tie_margin) for d in diffs], minlength=3)
+    best = np.flatnonzero(counts == counts.max())
+    return int(best[0]) if len(best) == 1 else TIE
+
+
+def _decide(diff: float, margin: float) -> int:
+    if diff > margin:
+        return A_BETTER
+    if diff < -margin:
+        return B_BETTER
+    return TIE
+
+
+@dataclass(frozen=True)
+class WideDeepResult:
+    """The evaluation of one sample: roles, every neuron's output per layer, and the verdict.
+
+    Attributes:
+        layers: ``layers[l][j]`` is neuron ``j`` of layer ``l + 1``; ``depth`` tuples of
+            ``width`` outputs.
+        verdict: the network's verdict under its own readout settings.
+    """
+
+    sample: PairwiseSample
+    roles: tuple[str, ...]
+    layers: tuple[tuple[NeuronOutput, ...], ...]
+    verdict: int
+    score_a: float
+    score_b: float
+
+    def readout(
+        self,
+        n_layers: int | None = None,
+        *,
+        readout: str = "all",
+        aggregation: str = "mean",
+        tie_margin: float = 0.0,
+    ) -> int:
+        """Verdict of the network truncated to its first ``n_layers`` layers.
+
+        ``n_layers=1`` gives the verdict of the single-layer network of the same width (its
+        layer-1 neurons are exactly the same calls). ``readout``: ``"all"`` pools the neurons
+        of every kept layer, ``"last"`` only the last kept layer.
+        """
+        n = len(self.layers) if n_layers is None else n_layers
+        check_number("n_layers", n, ge=1, le=len(self.layers), integer=True)
+        check_choice("readout", readout, ("all", "last"))
+        kept = self.layers[:n]
+        pool = [o for layer in kept for o in layer] if readout == "all" else list(kept[-1])
+        return aggregate_verdict(pool, aggregation=aggregation, tie_margin=tie_margin)
+
+
+def format_evaluations(outputs: Sequence[NeuronOutput]) -> str:
+    """The previous layer's reviews as a layer-2 neuron sees them (one block per neuron)."""
+    blocks = []
+    for o in outputs:
+        check_type("outputs[i]", o, NeuronOutput)
+        blocks.append(f"Reviewer {o.index + 1} (perspective: {o.role}):\n{o.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def _scores_from_reply(reply: Any, where: str) -> tuple[str, float, float]:
+    if isinstance(reply, str):
+        a, b = parse_scores(reply)
+        return reply, a, b
+    if (
+        isinstance(reply, Sequence)
+        and len(reply) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in reply)
+    ):
+        a, b = float(reply[0]), float(reply[1])
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError(f"judge reply for {where} must hold finite scores, got {reply!r}")
+        return f"Assistant 1: {a:g}\nAssistant 2: {b:g}", a, b
+    raise TypeError(
+        f"judge reply for {where} must be a str or a pair of numbers (score_a, score_b), "
+        f"got {type(reply).__name__} ({reply!r:.80})"
+    )
+
+
+class WideDeep:
+    """An LLM evaluator network of ``width`` neurons per layer and ``depth`` layers.
+
+    Args:
+        judge: the LLM backend, ``judge(prompt: str) -> str`` (a reply holding the scores, see
+            :func:`parse_scores`) or ``-> (score_a, score_b)``. Used for every neuron and,
+            unless ``roles`` is given, to generate the roles.
+        width: neurons per layer (>= 1). Neuron ``j`` takes role ``roles[j % len(roles)]``.
+        depth: layers (>= 1); layer ``l >= 2`` neurons read all outputs of layer ``l - 1``.
+        roles: fixed perspectives for every sample instead of generating them per sample.
+        role_judge: backend for role generation (default: ``judge``); must return text.
+        max_roles: keep at most this many generated roles.
+        readout: ``"all"`` (pool every layer's neurons, the paper's best setting) or
+            ``"last"``.
+        aggregation: ``"mean"`` of score differences or majority ``"vote"``.
+        tie_margin: |mean score difference| <= this is a tie (score points).
+        role_prompt, layer1_prompt, layer2_prompt: templates with the fields ``{question}``,
+            ``{answer_a}``, ``{answer_b}``, ``{role}`` and (layer 2) ``{evaluations}``.
+
+    Example:
+        >>> net = WideDeep(lambda p: "Assistant 1: 8\\nAssistant 2: 6", width=2, roles=["accuracy"])
+        >>> net.evaluate(PairwiseSample("q?", "a", "b")).verdict == A_BETTER
+        True
+    """
+
+    def __init__(
+        self,
+        judge: Judge,
+        *,
+        width: int = 4,
+        depth: int = 2,
+        roles: Sequence[str] | None = None,
+        role_judge: Judge | None = None,
+        max_roles: int | None = None,
+        readout: str = "all",
+        aggregation: str = "mean",
+        tie_margin: float = 0.0,
+        role_prompt: str = ROLE_PROMPT,
+        layer1_prompt: str = LAYER1_PROMPT,
+        layer2_prompt: str = LAYER2_PROMPT,
+    ) -> None:
+        if not callable(judge):
+            raise TypeError(f"judge must be callable (prompt -> reply), got {type(judge).__name__}")
+        if role_judge is not None and not callable(role_judge):
+            raise TypeError(f"role_judge must be callable, got {type(role_judge).__name__}")
+        check_number("width", width, ge=1, integer=True)
+        check_number("depth", depth, ge=1, integer=True)
+        if max_roles is not None:
+            check_number("max_roles", max_roles, ge=1, integer=True)
+        check_choice("readout", readout, ("all", "last"))
+        check_choice("aggregation", aggregation, ("mean", "vote"))
+        check_number("tie_margin", tie_margin, ge=0.0)
+        if roles is not None:
+            if isinstance(roles, str) or not all(isinstance(r, str) and r.strip() for r in roles):
+                raise TypeError(f"roles must be a sequence of non-empty str, got {roles!r:.120}")
+            if len(roles) == 0:
+                raise ValueError("roles must hold at least one perspective, got an empty sequence")
+        for name, template, fields in (
+            ("role_prompt", role_prompt, ("question", "answer_a", "answer_b")),
+            ("layer1_prompt", layer1_prompt, ("question", "answer_a", "answer_b", "role")),
+            (
+                "layer2_prompt",
+                layer2_prompt,
+                ("question", "answer_a", "answer_b", "role", "evaluations"),
+            ),
+        ):
+            check_type(name, template, str)
+            missing = [f for f in fields if "{" + f + "}" not in template]
+            if missing:
+                raise ValueError(f"{name} must contain the fields {missing}, got {template[:80]!r}")
+        self.judge = judge
+        self.role_judge = role_judge
+        self.width = int(width)
+        self.depth = int(depth)
+        self.roles = None if roles is None else tuple(str(r).strip() for r in roles)
+        self.max_roles = max_roles
+        self.readout_mode = readout
+        self.aggregation = aggregation
+        self.tie_margin = float(tie_margin)
+        self.role_prompt = role_prompt
+        self.layer1_prompt = layer1_prompt
+        self.layer2_prompt = layer2_prompt
+
+    def generate_roles(self, sample: PairwiseSample) -> tuple[str, ...]:
+        """The neuron roles for ``sample``: the fixed ``roles`` or the LLM's perspectives."""
+        check_type("sample", sample, PairwiseSample)
+        if self.roles is not None:
+            return self.roles
+        backend = self.role_judge if self.role_judge is not None else self.judge
+        reply = backend(
+            self.role_prompt.format(
+                question=sample.question, answer_a=sample.answer_a, answer_b=sample.answer_b
+            )
+        )
+        if not isinstance(reply, str):
+            raise TypeError(
+                f"role generation reply must be a str (a numbered list), got "
+                f"{type(reply).__name__}; pass roles=... for a judge that only returns scores"
+            )
+        return tuple(parse_roles(reply, self.max_roles))
+
+    def evaluate(self, sample: PairwiseSample) -> WideDeepResult:
+        """Run the network on one sample (``width * depth`` judge calls, + 1 for the roles)."""
+        check_type("sample", sample, PairwiseSample)
+        roles = self.generate_roles(sample)
+        fields = {
+            "question": sample.question,
+            "answer_a": sample.answer_a,
+            "answer_b": sample.answer_b,
+        }
+        layers: list[tuple[NeuronOutput, ...]] = []
+        for layer in range(1, self.depth + 1):
+            previous = format_evaluations(layers[-1]) if layers else ""
+            outputs = []
+            for j in range(self.width):
+                role = roles[j % len(roles)]
+                if layer == 1:
+                    prompt = self.layer1_prompt.format(role=role, **fields)
+                else:
+                    prompt = self.layer2_prompt.format(role=role, evaluations=previous, **fields)
+                text, a, b = _scores_from_reply(self.judge(prompt), f"layer {layer} neuron {j}")
+                outputs.append(NeuronOutput(layer, j, role, text, a, b))
+            layers.append(tuple(outputs))
+        pool = [o for lay in layers for o in lay] if self.readout_mode == "all" else layers[-1]
+        verdict = aggregate_verdict(pool, aggregation=self.aggregation, tie_margin=self.tie_margin)
+        return WideDeepResult(
+            sample=sample,
+            roles=roles,
+            layers=tuple(layers),
+            verdict=verdict,
+            score_a=float(np.mean([o.score_a for o in pool])),
+            score_b=float(np.mean([o.score_b for o in pool])),
+        )
+
+    def evaluate_many(self, samples: Sequence[PairwiseSample]) -> list[WideDeepResult]:
+        """:meth:`evaluate` each sample in order."""
+        if isinstance(samples, PairwiseSample) or not isinstance(samples, Sequence):
+            raise TypeError(
+                f"samples must be a sequence of PairwiseSample, got {type(samples).__name__}"
+            )
+        return [self.evaluate(s) for s in samples]
+
+    def predict(self, samples: Sequence[PairwiseSample]) -> np.ndarray:
+        """Verdicts ``[N]`` (int: 0 = A better, 1 = B better, 2 = tie) for ``samples``."""
+        return np.array([r.verdict for r in self.evaluate_many(samples)], dtype=np.int64)
+
+
+def agreement(predicted: Any, truth: Any) -> dict[str, float]:
+    """Agreement of verdicts with ground truth: Cohen's kappa and accuracy.
+
+    Args:
+        predicted, truth: ``[N]`` integer labels (e.g. 0 = A, 1 = B, 2 = tie), N >= 1.
+
+    Returns:
+        ``{"kappa": ..., "accuracy": ...}``; kappa is 0 when both label sets hold one and the
+        same single class (sklearn would return NaN) and otherwise sklearn's
+        ``cohen_kappa_score``.
+    """
+    from sklearn.metrics import cohen_kappa_score
+
+    p = np.asarray(predicted)
+    t = np.asarray(truth)
+    for name, arr in (("predicted", p), ("truth", t)):
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(
+                f"{name} must be a non-empty 1-D array of labels, got shape {arr.shape}"
+            )
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must hold integer labels, got dtype {arr.dtype}")
+    if p.shape != t.shape:
+        raise ValueError(
+            f"predicted and truth must have the same shape, got {p.shape} and {t.shape}"
+        )
+    accuracy = float((p == t).mean())
+    if len(np.union1d(p, t)) == 1:
+        return {"kappa": 0.0, "accuracy": accuracy}
+    return {"kappa": float(cohen_kappa_score(t, p)), "accuracy": accuracy}
+
+
+def hf_pipeline_judge(
+    pipeline: Any, *, max_new_tokens: int = 256, **generate_kwargs: Any
+) -> Callable[[str], str]:
+    """Adapt a Hugging Face ``text-generation`` pipeline to a ``judge(prompt) -> str``.
+
+    The pipeline is called as ``pipeline(prompt, max_new_tokens=..., return_full_text=False,
+    **generate_kwargs)`` and must return ``[{"generated_text": str}, ...]``; the first
+    generation is the reply. Any object with that calling convention works (tests use a fake).
+    """
+    if not callable(pipeline):
+        raise TypeError(
+            f"pipeline must be a callable text-generation pipeline, got {pipeline!r:.80}"
+        )
+    check_number("max_new_tokens", max_new_tokens, ge=1, integer=True)
+
+    def judge(prompt: str) -> str:
+        check_type("prompt", prompt, str)
+        out = pipeline(
+            prompt, max_new_tokens=max_new_tokens, return_full_text=False, **generate_kwargs
+        )
+        first = out[0] if isinstance(out, list) and out else out
+        if isinstance(first, list) and first:  # batched pipelines nest one level deeper
+            first = first[0]
+        if not isinstance(first, dict) or not isinstance(first.get("generated_text"), str):
+            raise TypeError(
+                "pipeline must return [{'generated_text': str}, ...], got "
+                f"{type(out).__name__} ({out!r:.120})"
+            )
+        text: str = first["generated_text"]
+        if text.startswith(prompt):  # pipelines that ignore return_full_text
+            text = text[len(prompt) :]
+        return text
+
+    return judge
+
+
+def hf_judge(
+    model: str,
+    *,
+    max_new_tokens: int = 256,
+    pipeline_kwargs: dict[str, Any] | None = None,
+    **generate_kwargs: Any,
+) -> Callable[[str], str]:
+    """A judge backed by ``transformers.pipeline("text-generation", model=model)``.
+
+    Requires the ``transformers`` extra
+    (``pip install 'neuronkit-interpretability[transformers]'``).
+    Greedy decoding is the default (``do_sample=False``) unless ``generate_kwargs`` says otherwise.
+    """
+    check_type("model", model, str)
+    try:
+        import transformers
+    except ImportError as exc:  # pragma: no cover - exercised with a blocked import in tests
+        raise ImportError(
+            "hf_judge needs Hugging Face transformers: install the 'transformers' extra, "
+            "pip install 'neuronkit-interpretability[transformers]'"
+        ) from exc
+    pipe = transformers.pipeline("text-generation", model=model, **(pipeline_kwargs or {}))
+    generate_kwargs.setdefault("do_sample", False)
+    return hf_pipeline_judge(pipe, max_new_tokens=max_new_tokens, **generate_kwargs)

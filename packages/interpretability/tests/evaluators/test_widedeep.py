@@ -1,0 +1,211 @@
+"""WideDeep evaluator network: parsing, network wiring, readout, agreement, HF adapter."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from neuronkit.interpretability.evaluators import (
+    A_BETTER,
+    B_BETTER,
+    LAYER2_PROMPT,
+    TIE,
+    NeuronOutput,
+    PairwiseSample,
+    WideDeep,
+    aggregate_verdict,
+    agreement,
+    format_evaluations,
+    hf_judge,
+    hf_pipeline_judge,
+    parse_roles,
+    parse_scores,
+)
+
+SAMPLE = PairwiseSample("What is 2 + 2?", "It is 4.", "It is 5.")
+
+
+def _out(a: float, b: float, layer: int = 1, index: int = 0, role: str = "r") -> NeuronOutput:
+    return NeuronOutput(layer, index, role, f"Assistant 1: {a}\nAssistant 2: {b}", a, b)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Assistant 1: 8\nAssistant 2: 6\nBecause...", (8.0, 6.0)),
+        ("**Assistant 1 score: 7.5**, assistant 2 score = 9", (7.5, 9.0)),
+        ("Assistant 2: 3\nAssistant 1: 4", (4.0, 3.0)),
+        ("\n 7 5\nThe first answer is better.", (7.0, 5.0)),
+        ("7, 5", (7.0, 5.0)),
+    ],
+)
+def test_parse_scores_formats(text: str, expected: tuple[float, float]) -> None:
+    assert parse_scores(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "Assistant 1: 8 only", "I like the first one more."])
+def test_parse_scores_rejects_unparseable(text: str) -> None:
+    with pytest.raises(ValueError, match="text must contain"):
+        parse_scores(text)
+
+
+def test_parse_scores_rejects_non_str() -> None:
+    with pytest.raises(TypeError, match="text"):
+        parse_scores(7)  # type: ignore[arg-type]
+
+
+def test_parse_roles_numbered_bulleted_dedup_and_cap() -> None:
+    text = "Here:\n1. Accuracy: is it right\n2) Relevance\n- accuracy\n* Level of detail - depth\n"
+    assert parse_roles(text) == ["Accuracy", "Relevance", "Level of detail"]
+    assert parse_roles(text, max_roles=2) == ["Accuracy", "Relevance"]
+    with pytest.raises(ValueError, match="numbered list"):
+        parse_roles("no list here")
+    with pytest.raises(ValueError, match="max_roles"):
+        parse_roles(text, max_roles=0)
+
+
+def test_aggregate_mean_vote_and_ties() -> None:
+    outs = [_out(8, 6), _out(5, 6), _out(5, 6)]  # gaps +2, -1, -1: mean 0
+    assert aggregate_verdict(outs) == TIE
+    assert aggregate_verdict(outs, aggregation="vote") == B_BETTER
+    assert aggregate_verdict([_out(7, 6)], tie_margin=1.0) == TIE
+    assert aggregate_verdict([_out(7, 6)]) == A_BETTER
+    assert aggregate_verdict([_out(7, 6), _out(6, 7)], aggregation="vote") == TIE
+    with pytest.raises(ValueError, match="outputs"):
+        aggregate_verdict([])
+    with pytest.raises(ValueError, match="aggregation"):
+        aggregate_verdict(outs, aggregation="max")
+
+
+class _RecordingJudge:
+    """Scores A above B by (layer index) points and records every prompt."""
+
+    def __init__(self, roles_text: str = "1. accuracy\n2. relevance\n3. detail") -> None:
+        self.prompts: list[str] = []
+        self.roles_text = roles_text
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if "list as many evaluation perspectives" in prompt:
+            return self.roles_text
+        layer = 2 if "[Reviews from the previous layer]" in prompt else 1
+        return f"Assistant 1: {5 + layer}\nAssistant 2: 5\nok"
+
+
+def test_network_wiring_roles_and_layer2_sees_all_layer1_outputs() -> None:
+    judge = _RecordingJudge()
+    net = WideDeep(judge, width=4, depth=2)
+    res = net.evaluate(SAMPLE)
+    assert len(judge.prompts) == 1 + 4 * 2
+    assert res.roles == ("accuracy", "relevance", "detail")
+    assert [o.role for o in res.layers[0]] == ["accuracy", "relevance", "detail", "accuracy"]
+    for prompt in judge.prompts[5:]:
+        assert prompt.count("Reviewer ") == 4  # every layer-1 neuron, nothing else
+        assert "Reviewer 4 (perspective: accuracy)" in prompt
+    assert all(o.difference == 1 for o in res.layers[0])
+    assert all(o.difference == 2 for o in res.layers[1])
+    assert res.score_a - res.score_b == pytest.approx(1.5)  # readout "all": both layers
+    assert res.verdict == A_BETTER
+    assert res.readout(1, tie_margin=1.0) == TIE  # layer 1 alone: gap 1 is within the margin
+    assert res.readout(2, readout="last", tie_margin=1.0) == A_BETTER
+    with pytest.raises(ValueError, match="n_layers"):
+        res.readout(3)
+
+
+def test_fixed_roles_skip_generation_and_pair_replies() -> None:
+    calls: list[str] = []
+
+    def judge(prompt: str) -> tuple[float, float]:
+        calls.append(prompt)
+        return (3.0, 7.0)
+
+    net = WideDeep(judge, width=3, depth=1, roles=["accuracy"], readout="last")
+    preds = net.predict([SAMPLE, SAMPLE])
+    assert preds.tolist() == [B_BETTER, B_BETTER]
+    assert len(calls) == 6
+    with pytest.raises(TypeError, match="role generation reply"):
+        WideDeep(judge, width=1).evaluate(SAMPLE)
+
+
+def test_bad_judge_replies_and_arguments() -> None:
+    with pytest.raises(TypeError, match="judge reply"):
+        WideDeep(lambda p: 7, roles=["a"], width=1).evaluate(SAMPLE)
+    with pytest.raises(ValueError, match="finite"):
+        WideDeep(lambda p: (float("nan"), 1.0), roles=["a"], width=1).evaluate(SAMPLE)
+    with pytest.raises(TypeError, match="judge must be callable"):
+        WideDeep("gpt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="width"):
+        WideDeep(lambda p: "", width=0)
+    with pytest.raises(ValueError, match="readout"):
+        WideDeep(lambda p: "", readout="first")
+    with pytest.raises(TypeError, match="roles"):
+        WideDeep(lambda p: "", roles="accuracy")
+    with pytest.raises(ValueError, match="layer2_prompt"):
+        WideDeep(lambda p: "", layer2_prompt=LAYER2_PROMPT.replace("{evaluations}", ""))
+    with pytest.raises(TypeError, match="samples"):
+        WideDeep(lambda p: "", roles=["a"]).evaluate_many(SAMPLE)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="answer_b"):
+        PairwiseSample("q", "a", None)  # type: ignore[arg-type]
+
+
+def test_format_evaluations() -> None:
+    text = format_evaluations([_out(8, 6, index=0, role="accuracy"), _out(1, 2, index=1)])
+    assert text.startswith("Reviewer 1 (perspective: accuracy):\nAssistant 1: 8")
+    assert "Reviewer 2 (perspective: r)" in text
+
+
+def test_agreement_matches_sklearn_and_handles_degenerate_input() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 200)
+    pred = np.where(rng.random(200) < 0.6, truth, rng.integers(0, 3, 200))
+    m = agreement(pred, truth)
+    assert m["kappa"] == pytest.approx(cohen_kappa_score(truth, pred))
+    assert m["accuracy"] == pytest.approx(float((pred == truth).mean()))
+    assert agreement(truth, truth)["kappa"] == pytest.approx(1.0)
+    assert agreement(np.zeros(5, int), np.zeros(5, int)) == {"kappa": 0.0, "accuracy": 1.0}
+    with pytest.raises(ValueError, match="same shape"):
+        agreement(truth[:5], truth)
+    with pytest.raises(TypeError, match="integer labels"):
+        agreement(truth.astype(float), truth)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        agreement(np.array([], dtype=int), np.array([], dtype=int))
+
+
+class _FakePipeline:
+    def __init__(self, reply: object, echo: bool = False) -> None:
+        self.reply, self.echo, self.kwargs = reply, echo, {}
+
+    def __call__(self, prompt: str, **kwargs: object) -> object:
+        self.kwargs = kwargs
+        if self.echo:
+            return [{"generated_text": prompt + str(self.reply)}]
+        return self.reply
+
+
+def test_hf_pipeline_judge_with_fake_pipeline() -> None:
+    pipe = _FakePipeline([{"generated_text": "Assistant 1: 9\nAssistant 2: 2"}])
+    judge = hf_pipeline_judge(pipe, max_new_tokens=32, temperature=0.0)
+    assert parse_scores(judge("prompt")) == (9.0, 2.0)
+    assert pipe.kwargs == {"max_new_tokens": 32, "return_full_text": False, "temperature": 0.0}
+    echo = hf_pipeline_judge(_FakePipeline("Assistant 1: 1\nAssistant 2: 3", echo=True))
+    assert echo("Rate: ") == "Assistant 1: 1\nAssistant 2: 3"
+    nested = hf_pipeline_judge(_FakePipeline([[{"generated_text": "4 5"}]]))
+    net = WideDeep(nested, roles=["accuracy"], width=2, depth=2)
+    assert net.evaluate(SAMPLE).verdict == B_BETTER
+    with pytest.raises(TypeError, match="generated_text"):
+        hf_pipeline_judge(_FakePipeline([{"text": "x"}]))("p")
+    with pytest.raises(TypeError, match="pipeline"):
+        hf_pipeline_judge("gpt2")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        hf_pipeline_judge(pipe, max_new_tokens=0)
+
+
+def test_hf_judge_names_the_extra_when_transformers_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # makes the import fail
+    with pytest.raises(ImportError, match="transformers"):
+        hf_judge("gpt2")

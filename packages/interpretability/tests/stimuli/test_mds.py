@@ -1,0 +1,175 @@
+"""Most Discriminative Stimuli clustering (Burg et al., ICLR 2024)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from neuronkit.interpretability.data.cell_types import on_off_population
+from neuronkit.interpretability.stimuli import (
+    MDSClustering,
+    assign_to_stimuli,
+    cluster_mean_responses,
+    contrastive_objective,
+    laplace_penalty,
+    mds_clustering,
+    optimize_stimuli,
+    project_to_norm,
+    response_statistics,
+)
+
+
+def test_contrastive_objective_is_shifted_log_softmax() -> None:
+    m = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    on = torch.tensor([0, 1, 2, 3, 1])
+    for t in (0.5, 1.0, 3.0):
+        ref = torch.log_softmax(m / t, dim=1)[torch.arange(5), on] + math.log(4)
+        torch.testing.assert_close(contrastive_objective(m, on, t), ref)
+    assert (contrastive_objective(m, on) <= math.log(4) + 1e-6).all()
+    flat = contrastive_objective(torch.ones(3, 4), torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(flat, torch.zeros(3))
+
+
+def test_cluster_means_and_projection() -> None:
+    r = torch.arange(12.0).reshape(2, 6)
+    labels = torch.tensor([0, 1, 0, 2, 1, 2])
+    means = cluster_mean_responses(r, labels)
+    torch.testing.assert_close(means[0], torch.tensor([1.0, 2.5, 4.0]))
+    with pytest.raises(ValueError, match="at least one neuron"):
+        cluster_mean_responses(r, torch.tensor([0, 0, 0, 2, 2, 2]))
+    x = torch.randn(3, 4, 5)
+    frozen = x.clone()
+    y = project_to_norm(x, 2.5)
+    torch.testing.assert_close(y.flatten(1).norm(dim=1), torch.full((3,), 2.5))
+    torch.testing.assert_close(x, frozen)
+
+
+def test_laplace_penalty() -> None:
+    ramp = torch.arange(10.0)[None].repeat(2, 1)
+    assert float(laplace_penalty(ramp)) == pytest.approx(0.0)
+    plane = torch.arange(8.0)[:, None] + 2 * torch.arange(8.0)[None, :]
+    assert float(laplace_penalty(plane[None])) == pytest.approx(0.0)
+    assert float(laplace_penalty(torch.randn(2, 8, 8))) > 0.1
+
+
+def _linear_model(filters: torch.Tensor):
+    return lambda x: x.flatten(1) @ filters.T
+
+
+def test_optimize_stimuli_finds_the_discriminative_direction() -> None:
+    # two clusters with filters e0 and e1: the MDS of cluster 0 is e0 - e1 (normalized)
+    d = 6
+    filters = torch.zeros(4, d)
+    filters[:2, 0] = 1.0
+    filters[2:, 1] = 1.0
+    labels = torch.tensor([0, 0, 1, 1])
+    frozen = labels.clone()
+    stim, obj = optimize_stimuli(
+        _linear_model(filters), labels, (d,), norm=1.0, n_steps=120, lr=0.1, seed=1
+    )
+    target = torch.tensor([1.0, -1.0, 0, 0, 0, 0]) / math.sqrt(2)
+    assert torch.dot(stim[0], target) > 0.99
+    assert torch.dot(stim[1], -target) > 0.99
+    assert stim.norm(dim=1).sub(1).abs().max() < 1e-5
+    _, obj0 = optimize_stimuli(_linear_model(filters), labels, (d,), n_steps=0, seed=1)
+    assert (obj > obj0).all()
+    assert torch.equal(labels, frozen)
+    assert torch.equal(assign_to_stimuli(_linear_model(filters), stim), labels)
+
+
+def test_response_statistics() -> None:
+    filters = torch.eye(3)
+    mean, std = response_statistics(_linear_model(filters), (3,), norm=1.0, n_samples=4000)
+    assert mean.abs().max() < 0.05
+    torch.testing.assert_close(std, torch.full((3,), 1 / math.sqrt(3)), atol=0.03, rtol=0)
+
+
+def test_mds_clustering_on_off_removes_empty_clusters() -> None:
+    pop = on_off_population(12, 10, seed=3)
+    res = mds_clustering(pop, pop.stimulus_shape, 4, n_steps=30, norm=2.0, seed=0)
+    assert res.n_clusters == 2
+    assert res.converged
+    assert adjusted_rand_score(pop.labels, res.labels) == pytest.approx(1.0)
+    assert sorted(res.labels.unique().tolist()) == [0, 1]
+    assert sum(h["n_removed"] for h in res.history) == 2
+    assert res.stimuli.shape == (2, 10)
+    again = mds_clustering(pop, pop.stimulus_shape, 4, n_steps=30, norm=2.0, seed=0)
+    assert torch.equal(again.labels, res.labels)
+    torch.testing.assert_close(again.stimuli, res.stimuli)
+    # the estimator wraps the function and types new neurons on the fly
+    est = MDSClustering(4, n_steps=30, norm=2.0, seed=0).fit(pop, pop.stimulus_shape)
+    assert torch.equal(est.labels_, res.labels)
+    other = on_off_population(12, 10, seed=4)
+    pred = est.predict(other)
+    assert adjusted_rand_score(other.labels, pred) == pytest.approx(1.0)
+
+
+def test_split_recovers_two_types_from_one_cluster() -> None:
+    pop = on_off_population(8, 10, seed=0)
+    res = mds_clustering(
+        pop, pop.stimulus_shape, 1, n_steps=20, norm=2.0, split=True, max_split_rounds=1,
+        split_max_iter=3, seed=0,
+    )  # fmt: skip
+    assert res.n_clusters >= 2
+    assert any(h["phase"] == "split" for h in res.history)
+    # every cluster is pure: a split never mixes ON and OFF cells
+    for c in range(res.n_clusters):
+        assert pop.labels[res.labels == c].unique().numel() == 1
+
+
+def test_init_labels_and_params() -> None:
+    pop = on_off_population(6, 8, seed=1)
+    init = pop.labels.clone()
+    res = mds_clustering(pop, (8,), 2, init_labels=init, n_steps=20, seed=0)
+    assert torch.equal(res.labels, pop.labels)
+    assert torch.equal(init, pop.labels)
+    est = MDSClustering(3)
+    assert est.set_params(temperature=2.0).get_params()["temperature"] == 2.0
+    with pytest.raises(ValueError, match="params"):
+        est.set_params(bogus=1)
+    with pytest.raises(ValueError, match="fitted"):
+        est.predict(pop)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (
+            lambda: contrastive_objective(torch.zeros(3), torch.zeros(3, dtype=torch.long)),
+            ValueError,
+        ),
+        (lambda: contrastive_objective(torch.zeros(2, 3), torch.tensor([0, 3])), ValueError),
+        (lambda: contrastive_objective(torch.zeros(2, 3), torch.tensor([0.0, 1.0])), ValueError),
+        (lambda: contrastive_objective(torch.zeros(2, 3), torch.tensor([0, 1]), 0.0), ValueError),
+        (lambda: cluster_mean_responses(torch.zeros(2, 3), torch.tensor([0, 1])), ValueError),
+        (lambda: project_to_norm(torch.zeros(3), 1.0), ValueError),
+        (lambda: project_to_norm(torch.zeros(2, 3), -1.0), ValueError),
+        (lambda: mds_clustering("model", (3,), 2), TypeError),
+        (lambda: mds_clustering(lambda x: x, (3,), 0), ValueError),
+        (lambda: mds_clustering(lambda x: x, 3, 2), TypeError),
+        (lambda: mds_clustering(lambda x: x, (3,), 2, split=1), TypeError),
+        (lambda: mds_clustering(lambda x: x, (3,), 2, init_labels=torch.zeros(2)), ValueError),
+        (
+            lambda: mds_clustering(lambda x: x, (3,), 2, init_labels=torch.tensor([0, 1, 5])),
+            ValueError,
+        ),
+        (lambda: mds_clustering(lambda x: x[:, 0], (3,), 2), ValueError),
+        (
+            lambda: optimize_stimuli(
+                lambda x: x, torch.tensor([0, 1, 1]), (3,), init=torch.zeros(3, 3)
+            ),
+            ValueError,
+        ),
+        (
+            lambda: optimize_stimuli(lambda x: x, torch.tensor([0, 1, 1]), (3,), n_steps=-1),
+            ValueError,
+        ),
+        (lambda: assign_to_stimuli(lambda x: x, torch.zeros(3)), ValueError),
+    ],
+)
+def test_bad_inputs(call, error) -> None:
+    with pytest.raises(error):
+        call()

@@ -1,0 +1,234 @@
+"""Tests of FTWT dynamic pruning (neuronkit.pruning.dynamic.ftwt)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import DigitsCNN, count_macs
+from neuronkit.pruning.dynamic import (
+    DynamicCNN,
+    FTWTConfig,
+    GatedConv,
+    MaskPredictor,
+    binarize_ste,
+    estimate_flops,
+    heatmap_mass,
+    l1_filter_masks,
+    mask_loss,
+    mass_targets,
+    select_ratio,
+    static_keep_counts,
+    train_ftwt,
+)
+
+
+def _net(ratio: float = 0.8, seed: int = 0, **kw) -> tuple[DigitsCNN, DynamicCNN]:
+    torch.manual_seed(seed)
+    model = DigitsCNN(widths=(4, 6, 5)).eval()
+    head = nn.Sequential(model.pool, nn.Flatten(), model.fc)
+    return model, DynamicCNN.from_sequential(model.features, head, ratio=ratio, **kw).eval()
+
+
+def test_heatmap_mass_criteria() -> None:
+    a = torch.tensor([[[[1.0, -3.0], [0.0, 0.0]], [[0.5, 0.5], [0.5, 0.5]]]])
+    assert torch.allclose(heatmap_mass(a, "max"), torch.tensor([[3.0, 0.5]]))
+    assert torch.allclose(heatmap_mass(a, "mean"), torch.tensor([[1.0, 0.5]]))
+
+
+def test_mass_targets_keep_smallest_prefix_reaching_ratio() -> None:
+    mass = torch.tensor([[0.1, 0.4, 0.0, 0.3, 0.2], [1.0, 0.0, 0.0, 0.0, 0.0]])
+    a = mass[:, :, None, None].expand(-1, -1, 2, 2).contiguous()
+    t = mass_targets(a, 0.7)
+    # sorted 0.4, 0.3 -> cumulative 0.7 reaches r: keep exactly those two
+    assert t[0].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert t[1].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    t = mass_targets(a, 0.75)  # needs the third filter (0.2)
+    assert t[0].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    t1 = mass_targets(a, 1.0)  # ratio 1 keeps exactly the non-silent filters
+    assert torch.equal(t1, (mass > 0).float())
+
+
+def test_mass_targets_invariants_random() -> None:
+    gen = torch.Generator().manual_seed(1)
+    a = torch.relu(torch.randn(16, 12, 3, 3, generator=gen))
+    prev = None
+    for r in (0.3, 0.6, 0.9, 1.0):
+        t = mass_targets(a, r)
+        m = heatmap_mass(a)
+        norm = m / m.sum(1, keepdim=True)
+        kept = (norm * t).sum(1)
+        assert bool((kept >= r - 1e-5).all())  # the kept mass reaches r
+        # minimal: dropping the smallest kept filter falls below r
+        smallest = torch.where(t > 0, norm, torch.full_like(norm, 2.0)).amin(1)
+        assert bool((kept - smallest < r + 1e-6).all())
+        if prev is not None:
+            assert bool((t >= prev).all())  # monotone in r
+        prev = t
+
+
+def test_binarize_ste_forward_and_gradient() -> None:
+    p = torch.tensor([0.2, 0.5, 0.51, 0.9], requires_grad=True)
+    b = binarize_ste(p)
+    assert b.tolist() == [0.0, 0.0, 1.0, 1.0]
+    (b * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert p.grad is not None
+    assert p.grad.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_mask_predictor_shapes_and_macs() -> None:
+    pred = MaskPredictor(6, 5)
+    assert pred(torch.randn(3, 6, 4, 4)).shape == (3, 5)
+    assert pred.macs == 30
+    assert not MaskPredictor(1, 5).softmax  # a single input channel skips the softmax
+
+
+def test_dense_gating_matches_original_and_macs() -> None:
+    model, net = _net()
+    x = torch.randn(7, 1, 8, 8)
+    out = net.run(x, "dense")
+    with torch.no_grad():
+        assert torch.allclose(out.logits, model(x), atol=1e-6)
+    assert torch.allclose(out.macs, torch.full((7,), float(count_macs(model, x[:1]))))
+
+
+def test_from_sequential_does_not_mutate_and_is_seeded() -> None:
+    model, net = _net(seed=3)
+    before = copy.deepcopy(model.state_dict())
+    _, net2 = _net(seed=3)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    for p, q in zip(net.predictor_parameters(), net2.predictor_parameters()):
+        assert torch.equal(p, q)
+
+
+def test_measured_macs_equal_physically_sliced_network() -> None:
+    """Per-sample MACs equal count_macs of convs sliced to the sample's kept channels, and the
+    gated logits equal the sliced computation (masked filters are really not needed)."""
+    model, net = _net(ratio=0.7)
+    x = torch.randn(5, 1, 8, 8)
+    out = net.run(x, "oracle")
+    gated = net.gated
+    for s in range(5):
+        h = x[s : s + 1]
+        keep_in = torch.arange(1)
+        total = 0
+        with torch.no_grad():
+            for layer in net.layers:
+                if not isinstance(layer, GatedConv):
+                    h = layer(h)
+                    continue
+                j = gated.index(layer)
+                keep = torch.nonzero(out.masks[j][s]).flatten()
+                conv = nn.Conv2d(len(keep_in), len(keep), 3, padding=1, bias=False)
+                conv.weight.data = layer.conv.weight.data[keep][:, keep_in].clone()
+                total += count_macs(conv, h)
+                bn = layer.bn
+                h = torch.relu(
+                    nn.functional.batch_norm(
+                        conv(h),
+                        bn.running_mean[keep],
+                        bn.running_var[keep],
+                        bn.weight[keep],
+                        bn.bias[keep],
+                        False,
+                        0.0,
+                        bn.eps,
+                    )
+                )
+                keep_in = keep
+            logits = h.mean((2, 3)) @ model.fc.weight[:, keep_in].T + model.fc.bias
+        assert torch.allclose(logits[0], out.logits[s], atol=1e-5)
+        expected = total + out.head_macs  # oracle gating: no predictor cost
+        assert float(out.macs[s]) == pytest.approx(expected)
+    assert not torch.equal(out.macs, out.macs[:1].expand(5))  # k varies with the input
+
+
+def test_estimate_flops_ratio_one_and_monotone() -> None:
+    _, net = _net()
+    x = torch.randn(20, 1, 8, 8)
+    e1 = estimate_flops(net, x, 1.0)
+    dense = float(net.run(x[:1], "dense").macs[0])
+    assert e1.dense_macs == pytest.approx(dense)
+    e5 = estimate_flops(net, x, 0.5)
+    assert e5.macs < e1.macs
+    assert all(0 < f <= 1 for f in e5.keep_fractions)
+    assert net.ratio == 0.8  # restored
+    r, ests = select_ratio(net, x, e5.reduction - 1e-6, [0.5, 1.0])
+    assert r == 0.5
+    assert len(ests) == 2
+
+
+def test_train_ftwt_decoupled_learns_predictors_only_from_mask_loss() -> None:
+    _, net = _net(ratio=0.8)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 8, 8, generator=gen)
+    y = torch.randint(0, 10, (64,), generator=gen)
+    cfg = FTWTConfig(epochs=6, batch_size=32, warmup_epochs=6, cooldown=1.0)
+    backbone = [p.detach().clone() for p in net.backbone_parameters()]
+    hist = train_ftwt(net, x, y, cfg, seed=0)
+    # warmup for all epochs: the backbone (except BN statistics) is unchanged
+    for p, q in zip(net.backbone_parameters(), backbone):
+        assert torch.equal(p, q)
+    assert hist["mask_loss"][-1] < hist["mask_loss"][0]
+
+
+def test_decoupled_task_loss_does_not_reach_predictors() -> None:
+    _, net = _net()
+    out = net.run(torch.randn(4, 1, 8, 8), "dynamic")
+    out.logits.sum().backward()
+    assert all(p.grad is None for p in net.predictor_parameters())
+    _, joint = _net(mode="joint")
+    out = joint.run(torch.randn(4, 1, 8, 8), "dynamic")
+    out.logits.sum().backward()
+    assert any(p.grad is not None for p in joint.predictor_parameters())
+
+
+def test_static_masks_and_budget() -> None:
+    _, net = _net()
+    x = torch.randn(3, 1, 8, 8)
+    dense = float(net.run(x, "dense").macs[0])
+    counts, macs = static_keep_counts(net, x, 0.5 * dense)
+    assert macs >= 0.5 * dense
+    masks = l1_filter_masks(net, counts)
+    assert [int(m.sum()) for m in masks] == counts
+    norms = net.gated[0].conv.weight.abs().flatten(1).sum(1)
+    assert set(torch.nonzero(masks[0]).flatten().tolist()) == set(
+        torch.topk(norms, counts[0]).indices.tolist()
+    )
+    net.set_static_masks(masks)
+    out = net.run(x, "static")
+    assert torch.allclose(out.macs, torch.full((3,), macs))
+
+
+def test_bad_inputs() -> None:
+    _, net = _net()
+    with pytest.raises(ValueError, match="ratio"):
+        mass_targets(torch.ones(1, 2, 2, 2), 0.0)
+    with pytest.raises(ValueError, match="activation"):
+        heatmap_mass(torch.ones(2, 2))
+    with pytest.raises(ValueError, match="criterion"):
+        heatmap_mass(torch.ones(1, 2, 2, 2), "sum")
+    with pytest.raises(TypeError, match="probs"):
+        binarize_ste(torch.ones(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="gating"):
+        net.gating = "half"
+    with pytest.raises(ValueError, match="x"):
+        net.run(torch.full((1, 1, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="masks"):
+        net.set_static_masks([torch.ones(4)])
+    with pytest.raises(ValueError, match="keep_counts"):
+        l1_filter_masks(net, [0, 1, 1])
+    with pytest.raises(ValueError, match="epochs"):
+        FTWTConfig(epochs=0)
+    with pytest.raises(TypeError, match="y"):
+        train_ftwt(net, torch.randn(4, 1, 8, 8), torch.zeros(4), FTWTConfig(epochs=1))
+    with pytest.raises(ValueError, match="mask_logits"):
+        mask_loss([], [])
+    with pytest.raises(ValueError, match="conv"):
+        GatedConv(nn.Conv2d(4, 4, 3, groups=2), nn.BatchNorm2d(4), nn.ReLU())
+    with pytest.raises(ValueError, match="target_reduction"):
+        select_ratio(net, torch.randn(2, 1, 8, 8), 120.0, [0.5])
