@@ -202,3 +202,13 @@ def test_broken_plugin_is_named_and_skipped(
         assert "broken.missing" not in discover()
     with pytest.raises(RegistryError, match=r"broken\.missing"):
         discover(strict=True)
+
+
+def test_assert_quick_reproduction(with_plugin: Path, tmp_path: Path) -> None:
+    from neuronkit.common.testing import assert_quick_reproduction
+
+    with pytest.raises(AssertionError, match=r"testplugin\.biased_coin failed: .*abs_error"):
+        assert_quick_reproduction("testplugin.biased_coin", tmp_path)
+    # a known-failing check is tolerated, but a run must still leave a figure
+    with pytest.raises(AssertionError, match="saved no figure"):
+        assert_quick_reproduction("testplugin.biased_coin", tmp_path / "b", {"abs_error"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neuronkit.common import reproduce
+from neuronkit.common.testing import assert_quick_reproduction
 
 IDS = [
     "interpretability.trsa",
@@ -42,13 +42,4 @@ KNOWN_FAILING: dict[str, set[str]] = {
 @pytest.mark.slow
 @pytest.mark.parametrize("reproduction_id", IDS)
 def test_quick_reproduction_holds(reproduction_id: str, tmp_path) -> None:
-    result = reproduce(reproduction_id, quick=True, out=tmp_path)
-    failed = {
-        c.name: f"{c.value:.4g} (needs {c.comparison} {c.threshold:g})"
-        for c in result.checks
-        if not c.passed
-    }
-    unexpected = set(failed) - KNOWN_FAILING.get(reproduction_id, set())
-    assert not unexpected, f"{reproduction_id} failed: {failed}"
-    assert (tmp_path / reproduction_id / "result.json").is_file()
-    assert result.figures
+    assert_quick_reproduction(reproduction_id, tmp_path, KNOWN_FAILING.get(reproduction_id, ()))

@@ -16,15 +16,6 @@ from neuronkit.theory.processes import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread overhead on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_attention_block_is_permutation_equivariant() -> None:
     torch.manual_seed(0)
     mab = MultiheadAttentionBlock(8, num_heads=2)

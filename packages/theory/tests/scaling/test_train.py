@@ -14,15 +14,6 @@ from neuronkit.theory.scaling import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: one intra-op thread avoids spin-waiting on a shared CPU (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_lion_step_matches_the_update_rule() -> None:
     p = nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
     opt = Lion([p], lr=0.1, betas=(0.9, 0.99), weight_decay=0.5)

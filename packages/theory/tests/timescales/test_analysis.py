@@ -14,15 +14,6 @@ from neuronkit.theory.timescales import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny recurrent nets: one intra-op thread (as the reproduction) avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_autocorrelation_matches_a_direct_sum() -> None:
     rng = np.random.default_rng(0)
     data = rng.normal(size=(3, 40))

@@ -12,15 +12,6 @@ from neuronkit.theory.timescales import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny recurrent nets: one intra-op thread (as the reproduction) avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _fast(model: TimescaleRNN, curriculum: str, **kw):
     opts = dict(
         max_steps=8,

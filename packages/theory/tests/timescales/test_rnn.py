@@ -7,15 +7,6 @@ import torch.nn.functional as F
 from neuronkit.theory.timescales import TimescaleRNN, timescale_rnn_step
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny recurrent nets: one intra-op thread (as the reproduction) avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _loop_reference(model: TimescaleRNN, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     """Direct transcription of the paper's update, one neuron at a time."""
     tau = model.effective_tau()
