@@ -14,10 +14,13 @@ from neuronkit.theory.kan import (
     SKANLayer,
     basis_values,
     bspline_basis,
+    bspline_features,
+    bspline_linear,
     extended_grid,
     matched_mlp,
     mlp_parameter_count,
     train_regression,
+    train_skan,
     uniform_bspline_basis,
 )
 
@@ -34,11 +37,66 @@ def test_bspline_basis_matches_scipy_and_partitions_unity() -> None:
     assert torch.allclose(ours.sum(dim=1), torch.ones(41), atol=1e-5)
 
 
-def test_uniform_fast_path_equals_cox_de_boor() -> None:
-    x = torch.rand(200, 3) * 3 - 1.5
-    for k in (0, 1, 2, 3):
-        ref = bspline_basis(x, extended_grid(3, 4, k, (-1.0, 1.0)), k)
-        assert torch.allclose(uniform_bspline_basis(x, -1.0, 0.5, 4, k), ref, atol=1e-5)
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("grid", [1, 4, 7])
+def test_uniform_fast_path_equals_cox_de_boor(k: int, grid: int) -> None:
+    gen = torch.Generator().manual_seed(grid * 10 + k)
+    # inputs inside, at the edge of and well outside the extended grid
+    x = torch.rand(300, 3, generator=gen, dtype=torch.float64) * 4 - 2
+    knots = extended_grid(3, grid, k, (-1.0, 1.0)).double()
+    ref = bspline_basis(x, knots, k)
+    fast = uniform_bspline_basis(x, -1.0, 2.0 / grid, grid, k)
+    assert fast.shape == ref.shape == (300, 3, grid + k)
+    assert torch.allclose(fast, ref, atol=1e-6)
+    if k == 0:
+        return
+    # closed-form sparse backward equals autograd through the Cox-de Boor recursion
+    w = torch.randn(3, grid + k, generator=gen, dtype=torch.float64)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    (ga,) = torch.autograd.grad((bspline_basis(xa, knots, k) * w).sum(), xa)
+    (gb,) = torch.autograd.grad(
+        (uniform_bspline_basis(xb, -1.0, 2.0 / grid, grid, k) * w).sum(), xb
+    )
+    assert torch.allclose(ga, gb, atol=1e-5)
+
+
+def test_fast_bspline_gradcheck_and_base_column() -> None:
+    x = (torch.rand(8, 2, dtype=torch.float64) * 2.4 - 1.2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: bspline_features(v, -1.0, 0.4, 5, 3, base=True), (x,))
+    feats = bspline_features(x.detach(), -1.0, 0.4, 5, 3, base=True)
+    assert torch.allclose(feats[..., 0], torch.nn.functional.silu(x.detach()))
+    coef = torch.randn(2, 2, 8, dtype=torch.float64, requires_grad=True)
+    bw = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda v, c, b, z: bspline_linear(v, c, b, z, -1.0, 0.4, 3), (x, coef, bw, bias)
+    )
+    with pytest.raises(RuntimeError):  # first derivatives only
+        y = bspline_linear(x, coef, bw, bias, -1.0, 0.4, 3).sum()
+        (g,) = torch.autograd.grad(y, x, create_graph=True)
+        g.sum().backward()
+
+
+def test_fast_bspline_matches_pykan_convention_outside_grid() -> None:
+    # beyond the extended grid every basis function is 0 (pykan's B_batch); NaN is rejected
+    x = torch.tensor([[-3.0], [-1.0 - 3 * 0.4], [1.0 + 3 * 0.4], [5.0]])
+    fast = uniform_bspline_basis(x, -1.0, 0.4, 5, 3)
+    ref = bspline_basis(x, extended_grid(1, 5, 3), 3)
+    assert torch.allclose(fast, ref, atol=1e-6)
+    assert fast[0].abs().sum() == 0
+    assert fast[3].abs().sum() == 0
+    with pytest.raises(ValueError, match="x must be finite"):
+        uniform_bspline_basis(torch.tensor([[float("nan")]]), -1.0, 0.4, 5, 3)
+    with pytest.raises(ValueError, match="h"):
+        uniform_bspline_basis(torch.zeros(2, 1), -1.0, 0.0, 5, 3)
+    with pytest.raises(ValueError, match="coef"):
+        bspline_linear(torch.zeros(2, 3), torch.zeros(1, 2, 8), None, None, -1.0, 0.4, 3)
+    with pytest.raises(ValueError, match="base_weight"):
+        bspline_linear(
+            torch.zeros(2, 2), torch.zeros(1, 2, 8), torch.zeros(2, 1), None, -1.0, 0.4, 3
+        )
+    with pytest.raises(ValueError, match="x must be finite"):
+        KANLayer(1, 1)(torch.tensor([[float("inf")]]))
 
 
 @pytest.mark.parametrize("space", SPACES)
@@ -80,10 +138,53 @@ def test_skan_mixture_and_selection() -> None:
     assert torch.allclose(alpha.sum(dim=1), torch.ones(2))
     assert layer.select() == ["bspline", "fourier"]
     assert torch.equal(layer.selection_weights(), torch.eye(2))
+    assert layer.is_selected
+    assert not layer.theta.requires_grad
     after = layer(x)
     # the discarded spaces only carried weight softmax(-5) ~ 0.007: the function barely moves
     assert (after - before).abs().max() < 0.1 * before.abs().max() + 0.05
     assert layer.selected_parameter_count() == KANLayer(2, 3).coef.numel() + 6 + 3
+
+
+def test_skan_top_k_selection_keeps_the_kept_spaces_contribution() -> None:
+    layer = SKANLayer(3, 2, seed=1)
+    with torch.no_grad():
+        layer.theta.copy_(torch.randn(3, len(SPACES), generator=torch.Generator().manual_seed(1)))
+    alpha = layer.selection_weights().detach()
+    top2 = alpha.topk(2, dim=1).indices
+    x = torch.rand(32, 3) * 2 - 1
+    # the kept part of the mixture before selection ...
+    basis = torch.stack([layer._basis(s, x) for s in SPACES], dim=2)
+    keep = torch.zeros_like(alpha).scatter_(1, top2, 1.0)
+    kept = torch.einsum("bisn,is,oisn->bo", basis, alpha * keep, layer.coef.detach())
+    kept = kept + torch.nn.functional.silu(x) @ layer.base_weight.detach().T  # type: ignore[union-attr]
+    layer.select(2)
+    assert torch.equal(layer.active, keep.bool())
+    assert torch.allclose(layer.selection_weights().sum(dim=1), torch.ones(3))
+    assert not layer.is_selected
+    assert layer.theta.requires_grad
+    # ... is exactly the selected layer's function (weights folded into the coefficients)
+    assert torch.allclose(layer(x), kept + layer.bias, atol=1e-5)
+    chosen = layer.select(1)
+    assert chosen == [SPACES[int(i)] for i in alpha.argmax(dim=1)]
+    assert layer.is_selected
+    with pytest.raises(ValueError, match="top_k"):
+        layer.select(6)
+
+
+def test_train_skan_runs_three_stages_and_prunes() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(200, 2) * 2 - 1
+    y = torch.sin(3 * x[:, 0]) + x[:, 1] ** 2
+    model = SKAN([2, 3, 1], seed=0)
+    losses = train_skan(model, x, y, steps=60, stages=(0.5, 0.25, 0.25), top_k=2)
+    assert [len(v) for v in losses.values()] == [30, 15, 15]
+    assert all(layer.is_selected for layer in model.skan_layers())
+    assert losses["pruned"][-1] < 0.5 * losses["full"][0]
+    with pytest.raises(ValueError, match="fresh S-KAN"):
+        train_skan(model, x, y, steps=10)
+    with pytest.raises(ValueError, match="sum to 1"):
+        train_skan(SKAN([2, 1]), x, y, steps=10, stages=(0.5, 0.5, 0.5))
 
 
 def test_skan_with_one_space_equals_kan_layer() -> None:

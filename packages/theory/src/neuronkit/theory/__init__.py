@@ -75,7 +75,7 @@ from .hebbian import (
     mean_field_overlaps,
     noisy_examples,
 )
-from .kan import KAN, SKAN, KANLayer, SKANLayer
+from .kan import KAN, SKAN, KANLayer, SKANLayer, train_skan
 from .lazy_rich import low_rank_weight, train_rich_lazy
 from .measures import (
     center_kernel,
@@ -215,6 +215,7 @@ __all__ = [
     "train_modular",
     "train_process",
     "train_rich_lazy",
+    "train_skan",
     "training_system",
     "union_false_match_probability",
     "union_size_distribution",

@@ -4,6 +4,8 @@ from .basis import (
     SPACES,
     basis_values,
     bspline_basis,
+    bspline_features,
+    bspline_linear,
     chebyshev_basis,
     extended_grid,
     fourier_basis,
@@ -12,7 +14,7 @@ from .basis import (
     wavelet_basis,
 )
 from .layers import KAN, SKAN, KANLayer, SKANLayer, matched_mlp, mlp_parameter_count
-from .train import train_regression
+from .train import train_regression, train_skan
 
 __all__ = [
     "KAN",
@@ -22,6 +24,8 @@ __all__ = [
     "SKANLayer",
     "basis_values",
     "bspline_basis",
+    "bspline_features",
+    "bspline_linear",
     "chebyshev_basis",
     "extended_grid",
     "fourier_basis",
@@ -29,6 +33,7 @@ __all__ = [
     "mlp_parameter_count",
     "rbf_basis",
     "train_regression",
+    "train_skan",
     "uniform_bspline_basis",
     "wavelet_basis",
 ]

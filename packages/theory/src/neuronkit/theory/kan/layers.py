@@ -3,14 +3,18 @@
 * :class:`KANLayer`: a Kolmogorov-Arnold layer (Liu et al., "KAN: Kolmogorov-Arnold Networks")
   whose edge ``(i -> o)`` activation is ``phi_oi(x_i) = w^base_oi silu(x_i) + sum_m c_oim
   B_m(x_i)`` with ``B_m`` the basis of one activation space (B-spline by default). It uses the
-  efficient formulation: the basis is evaluated once, vectorised, ``[batch, in, m]``, and the
-  whole layer is two matrix products (``silu(x) W_base^T + B(x).flatten(1) C^T``).
+  efficient formulation: the features ``[silu(x_i), B_1(x_i), ...]`` are evaluated once,
+  vectorised, and the whole layer is one matrix product with the stacked weights. B-splines on
+  the uniform grid evaluate only the ``k + 1`` nonzero functions per input in closed form and
+  backpropagate through them alone (:func:`~neuronkit.theory.kan.basis.bspline_linear`).
 * :class:`SKANLayer` (Activation Space Selectable KAN, S-KAN): every input node ``i`` carries all
   candidate spaces ``s = 1..S`` with its own coefficients, mixed by selection weights
-  ``alpha_i = softmax(theta_i)`` learned with the network (*search*). :meth:`SKANLayer.select`
-  then keeps, per node, the space with the largest weight (*selection*) and the network is
-  fine-tuned with the one-hot choice; a selected S-KAN has the parameter count of a single-space
-  KAN with the same basis size.
+  ``alpha_i = softmax(theta_i)`` learned with the network (*full training*).
+  :meth:`SKANLayer.select` keeps, per node, the ``top_k`` spaces with the largest weights
+  (*selective training*, then *pruning* with ``top_k = 1``), and the network is fine-tuned with
+  the one-hot choice; a pruned S-KAN has the parameter count of a single-space KAN with the same
+  basis size. B-spline spaces use the closed-form fast path of
+  :func:`~neuronkit.theory.kan.basis.bspline_linear` / ``uniform_bspline_basis``.
 * :class:`KAN`, :class:`SKAN`: stacks of these layers; :func:`matched_mlp` builds an MLP with
   (about) a given parameter count for equal-parameter comparisons.
 """
@@ -27,7 +31,7 @@ import torch.nn.functional as F
 from neuronkit.common import check_choice, check_number, check_type
 
 from .._utils import check_positive_int, torch_generator
-from .basis import SPACES, basis_values, extended_grid, uniform_bspline_basis
+from .basis import SPACES, basis_values, bspline_linear, extended_grid, uniform_bspline_basis
 
 __all__ = ["KAN", "SKAN", "KANLayer", "SKANLayer", "matched_mlp", "mlp_parameter_count"]
 
@@ -69,10 +73,17 @@ class _BasisMixin(nn.Module):
             "knots", extended_grid(in_features, self.grid, self.k, self.grid_range)
         )
 
-    def _basis(self, space: str, x: torch.Tensor) -> torch.Tensor:
+    def _basis(self, space: str, x: torch.Tensor, base: bool = False) -> torch.Tensor:
+        """Basis values ``[batch, in, G+k]`` (``[batch, in, 1+G+k]`` with ``silu(x)`` first if
+        ``base``)."""
         if space == "bspline":
             lo, hi = self.grid_range
-            return uniform_bspline_basis(x, lo, (hi - lo) / self.grid, self.grid, self.k)
+            b = uniform_bspline_basis(x, lo, (hi - lo) / self.grid, self.grid, self.k)
+        else:
+            b = self._basis_values(space, x)
+        return torch.cat([F.silu(x).unsqueeze(-1), b], dim=-1) if base else b
+
+    def _basis_values(self, space: str, x: torch.Tensor) -> torch.Tensor:
         return basis_values(
             space, x, self.n_basis, knots=self.knots, k=self.k, grid_range=self.grid_range
         )
@@ -133,14 +144,18 @@ class KANLayer(_BasisMixin):
         return self._basis(self.space, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.basis(x)
-        if self.base_weight is None:
-            return torch.addmm(
-                self.bias, b.reshape(x.shape[0], -1), self.coef.reshape(self.out_features, -1).T
-            )
+        _check_x(x, self.in_features)
         # base branch and basis in one matmul: features [silu(x_i), B_1(x_i), ...] per input
-        feats = torch.cat([F.silu(x).unsqueeze(-1), b], dim=-1).reshape(x.shape[0], -1)
-        weight = torch.cat([self.base_weight.unsqueeze(-1), self.coef], dim=-1)
+        # (B-splines: only the k+1 nonzero ones are evaluated, closed-form sparse backward)
+        if self.space == "bspline":
+            lo, hi = self.grid_range
+            h = (hi - lo) / self.grid
+            return bspline_linear(x, self.coef, self.base_weight, self.bias, lo, h, self.k)
+        base = self.base_weight is not None
+        feats = self._basis(self.space, x, base).reshape(x.shape[0], -1)
+        weight: torch.Tensor = self.coef
+        if self.base_weight is not None:
+            weight = torch.cat([self.base_weight.unsqueeze(-1), self.coef], dim=-1)
         return torch.addmm(self.bias, feats, weight.reshape(self.out_features, -1).T)
 
     def extra_repr(self) -> str:
@@ -153,10 +168,22 @@ class KANLayer(_BasisMixin):
 class SKANLayer(_BasisMixin):
     """An S-KAN layer: every input node chooses its activation space among ``spaces``.
 
-    Search mode (default): the node's edge activations are ``sum_s alpha_is phi^s_oi(x_i)`` with
-    ``alpha_i = softmax(theta_i / temperature)`` and ``theta`` learned. After :meth:`select` the
-    weights are one-hot on ``argmax_s theta_is`` (fixed) and only the chosen space's coefficients
-    take part.
+    Each input node ``i`` carries one set of coefficients per candidate space ``s`` and its
+    edge activations are ``sum_s alpha_is phi^s_oi(x_i) + w^base_oi silu(x_i)``, with selection
+    weights ``alpha_i = softmax(theta_i / temperature)`` over the node's *active* spaces and
+    ``theta`` learned with the network. S-KAN's three training stages (Yang et al., "Activation
+    Space Selectable Kolmogorov-Arnold Networks"):
+
+    1. *full training*: all spaces active (the default state);
+    2. *selective training*: :meth:`select` with ``top_k > 1`` keeps, per node, the ``top_k``
+       spaces with the largest weights and training continues on them;
+    3. *pruning*: :meth:`select` with ``top_k = 1`` keeps only the largest-weight space per node
+       (one-hot, ``theta`` frozen); the pruned layer has a single-space KAN layer's parameter
+       count and is fine-tuned.
+
+    Selection folds the kept weights into the coefficients (``c_s <- c_s alpha_s / alpha'_s``
+    with ``alpha'`` the renormalised weights), so the network function only loses the dropped
+    spaces' contributions.
 
     Args:
         in_features, out_features, grid, k, grid_range, noise_scale, base, seed: as in
@@ -165,10 +192,11 @@ class SKANLayer(_BasisMixin):
         temperature: softmax temperature of the selection weights (``> 0``).
 
     Parameters: ``coef [out, in, S, G+k]``, ``theta [in, S]``, ``base_weight [out, in]``,
-    ``bias [out]``. Input ``[batch, in]`` -> ``[batch, out]``.
+    ``bias [out]``; buffer ``active [in, S]`` (bool). Input ``[batch, in]`` ->
+    ``[batch, out]``.
     """
 
-    selected: torch.Tensor
+    active: torch.Tensor
 
     def __init__(
         self,
@@ -211,37 +239,49 @@ class SKANLayer(_BasisMixin):
                 (2 * torch.rand(self.out_features, self.in_features, generator=gen) - 1) * bound
             )
         self.bias = nn.Parameter(torch.zeros(self.out_features))
-        self.register_buffer("selected", torch.full((self.in_features,), -1, dtype=torch.long))
+        self.register_buffer("active", torch.ones(self.in_features, n_spaces, dtype=torch.bool))
 
     @property
     def is_selected(self) -> bool:
-        """Whether :meth:`select` has fixed the spaces."""
-        return bool((self.selected >= 0).all())
+        """Whether every node keeps exactly one space (the pruned state)."""
+        return bool((self.active.sum(dim=1) == 1).all())
 
     def selection_weights(self) -> torch.Tensor:
-        """``alpha [in, S]``: softmax weights in search mode, one-hot after selection."""
-        if self.is_selected:
-            return F.one_hot(self.selected, len(self.spaces)).to(self.theta.dtype)
-        return torch.softmax(self.theta / self.temperature, dim=1)
+        """``alpha [in, S]``: softmax of ``theta / temperature`` over each node's active
+        spaces (0 on inactive ones; one-hot once pruned)."""
+        logits = (self.theta / self.temperature).masked_fill(~self.active, float("-inf"))
+        return torch.softmax(logits, dim=1)
 
     @torch.no_grad()
-    def select(self) -> list[str]:
-        """Fix each input node's space to its largest selection weight; returns the choices."""
+    def select(self, top_k: int = 1) -> list[str]:
+        """Keep, per input node, the ``top_k`` active spaces with the largest selection weights.
+
+        ``top_k = 1`` prunes to one space per node (and freezes ``theta``); ``top_k > 1`` is
+        S-KAN's selective-training stage. Returns each node's largest-weight space.
+        """
+        top_k = check_positive_int("top_k", top_k)
+        if top_k > len(self.spaces):
+            raise ValueError(
+                f"top_k must be at most the number of spaces ({len(self.spaces)}), got {top_k}"
+            )
         alpha = self.selection_weights()
-        self.selected.copy_(self.theta.argmax(dim=1))
-        # fold the chosen weight into its coefficients so the selected network starts from the
-        # searched network's chosen component (alpha_is phi^s), not from an x(1/alpha) rescale
-        chosen = alpha[torch.arange(self.in_features), self.selected]  # [in]
-        self.coef[:, torch.arange(self.in_features), self.selected] *= chosen[None, :, None]
-        self.theta.requires_grad_(False)
+        keep_idx = alpha.topk(min(top_k, len(self.spaces)), dim=1).indices
+        keep = torch.zeros_like(self.active).scatter_(1, keep_idx, True) & self.active
+        self.active.copy_(keep)
+        new_alpha = self.selection_weights()
+        # fold alpha_s / alpha'_s into the kept coefficients: alpha' c' = alpha c on kept spaces
+        ratio = torch.where(keep, alpha / new_alpha.clamp_min(1e-30), torch.zeros_like(alpha))
+        self.coef.mul_(ratio[None, :, :, None])
+        if self.is_selected:
+            self.theta.requires_grad_(False)
         return self.chosen_spaces()
 
     def chosen_spaces(self) -> list[str]:
-        """The chosen space per input node (empty strings before :meth:`select`)."""
-        return [self.spaces[int(i)] if i >= 0 else "" for i in self.selected]
+        """The largest-weight active space of every input node."""
+        return [self.spaces[int(i)] for i in self.selection_weights().argmax(dim=1)]
 
     def selected_parameter_count(self) -> int:
-        """Parameters used after selection: one space's ``G+k`` coefficients per edge, base
+        """Parameters used after pruning: one space's ``G+k`` coefficients per edge, base
         weights and bias (equal to the matching :class:`KANLayer`'s count)."""
         n = self.out_features * self.in_features * self.n_basis + self.out_features
         if self.base_weight is not None:
@@ -251,25 +291,21 @@ class SKANLayer(_BasisMixin):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.in_features)
         alpha = self.selection_weights()  # [in, S]
-        if self.is_selected:
-            # only the chosen space per node: evaluate each space on its nodes
-            b = x.new_zeros(x.shape[0], self.in_features, len(self.spaces), self.n_basis)
-            for s, space in enumerate(self.spaces):
-                nodes = (self.selected == s).nonzero().flatten()
-                if nodes.numel():
-                    vals = (
-                        self._basis(space, x)[:, nodes]
-                        if space == "bspline"
-                        else (self._basis(space, x[:, nodes]))
-                    )
-                    b[:, nodes, s] = vals
-        else:
-            b = torch.stack([self._basis(sp, x) for sp in self.spaces], dim=2)
-            b = b * alpha[None, :, :, None]
-        out = b.reshape(x.shape[0], -1) @ self.coef.reshape(self.out_features, -1).T
+        used = self.active.any(dim=0).tolist()
+        # spaces that no node keeps any more (after selection) are not evaluated
+        parts = [
+            self._basis(space, x)
+            if used[s]
+            else x.new_zeros(x.shape[0], self.in_features, self.n_basis)
+            for s, space in enumerate(self.spaces)
+        ]
+        b = torch.stack(parts, dim=2) * alpha[None, :, :, None]  # [B, in, S, G+k]
+        out = torch.addmm(
+            self.bias, b.reshape(x.shape[0], -1), self.coef.reshape(self.out_features, -1).T
+        )
         if self.base_weight is not None:
             out = out + F.silu(x) @ self.base_weight.T
-        return out + self.bias
+        return out
 
 
 def _check_widths(widths: Sequence[int]) -> list[int]:
@@ -330,7 +366,9 @@ class KAN(_LayerStack):
 
 
 class SKAN(_LayerStack):
-    """A stack of :class:`SKANLayer` (S-KAN). Call :meth:`select` after the search phase.
+    """A stack of :class:`SKANLayer` (S-KAN). Train it with
+    :func:`~neuronkit.theory.kan.train.train_skan` (full training, selective training,
+    pruning), or drive the stages by hand with :meth:`select`.
 
     Args as :class:`KAN`, with ``spaces`` (candidates) and ``temperature`` instead of ``space``.
     """
@@ -367,9 +405,14 @@ class SKAN(_LayerStack):
             for a, b in zip(self.widths[:-1], self.widths[1:])
         )
 
-    def select(self) -> list[list[str]]:
-        """Fix every layer's per-node spaces (argmax of the selection weights)."""
-        return [layer.select() for layer in self.skan_layers()]
+    def select(self, top_k: int = 1) -> list[list[str]]:
+        """Keep the ``top_k`` largest-weight spaces of every node in every layer (see
+        :meth:`SKANLayer.select`); ``top_k = 1`` prunes. Returns each layer's node choices."""
+        return [layer.select(top_k) for layer in self.skan_layers()]
+
+    def chosen_spaces(self) -> list[list[str]]:
+        """Every layer's largest-weight space per input node."""
+        return [layer.chosen_spaces() for layer in self.skan_layers()]
 
     def skan_layers(self) -> list[SKANLayer]:
         """The layers, typed."""

@@ -1,8 +1,10 @@
-"""Full-batch regression training for the function-fitting experiments (KAN, S-KAN, MLP)."""
+"""Full-batch regression training for the function-fitting experiments (KAN, S-KAN, MLP),
+and S-KAN's three-stage schedule (full training, selective training, pruning)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -11,8 +13,9 @@ import torch.nn.functional as F
 from neuronkit.common import check_number, check_type
 
 from .._utils import check_positive_int
+from .layers import SKAN
 
-__all__ = ["train_regression"]
+__all__ = ["train_regression", "train_skan"]
 
 
 def train_regression(
@@ -47,7 +50,7 @@ def train_regression(
     check_number("lr", lr, gt=0)
     check_number("weight_decay", weight_decay, ge=0)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=False, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []
     for _ in range(steps):
@@ -59,4 +62,63 @@ def train_regression(
         loss.backward()
         opt.step()
         sched.step()
+    return losses
+
+
+def train_skan(
+    model: SKAN,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 1e-2,
+    stages: tuple[float, float, float] = (0.5, 0.25, 0.25),
+    top_k: int = 2,
+    weight_decay: float = 0.0,
+) -> dict[str, list[float]]:
+    """S-KAN's three-stage training (Yang et al., "Activation Space Selectable
+    Kolmogorov-Arnold Networks"): *full training* of all candidate spaces mixed by the learned
+    selection weights, *selective training* on each node's ``top_k`` largest-weight spaces, then
+    *pruning* to the single largest-weight space per node and fine-tuning it.
+
+    Each stage is a :func:`train_regression` run (full-batch Adam on the MSE, cosine-decayed
+    ``lr``); ``steps`` is the total over the stages, split by the fractions ``stages``.
+
+    Args:
+        model: an :class:`~neuronkit.theory.kan.layers.SKAN` in its initial (all-active) state;
+            trained and pruned in place.
+        x: ``[n, d]``; y: ``[n]``; steps: total Adam steps (``>= 3``); lr: learning rate;
+        stages: fractions of ``steps`` for the three stages (non-negative, summing to 1);
+        top_k: spaces kept per node for selective training (``>= 1``);
+        weight_decay: Adam's L2 penalty.
+
+    Returns:
+        the losses of each stage: ``{"full": [...], "selective": [...], "pruned": [...]}``.
+    """
+    check_type("model", model, SKAN)
+    steps = check_positive_int("steps", steps, minimum=3)
+    top_k = check_positive_int("top_k", top_k)
+    if not isinstance(stages, Sequence) or len(stages) != 3:
+        raise ValueError(
+            f"stages must be three fractions (full, selective, pruned), got {stages!r}"
+        )
+    for i, f in enumerate(stages):
+        check_number(f"stages[{i}]", f, ge=0, le=1)
+    if abs(sum(stages) - 1.0) > 1e-6:
+        raise ValueError(f"stages must sum to 1, got {tuple(stages)} (sum {sum(stages)})")
+    if any(layer.is_selected or not bool(layer.active.all()) for layer in model.skan_layers()):
+        raise ValueError("model must be a fresh S-KAN with every space active (not selected)")
+    n_full = max(1, round(stages[0] * steps))
+    n_sel = round(stages[1] * steps)
+    n_pruned = max(1, steps - n_full - n_sel)
+    kwargs = {"lr": lr, "weight_decay": weight_decay}
+    losses = {"full": train_regression(model, x, y, steps=n_full, **kwargs)}
+    losses["selective"] = []
+    if n_sel > 0 and top_k > 1:
+        model.select(top_k)
+        losses["selective"] = train_regression(model, x, y, steps=n_sel, **kwargs)
+    else:
+        n_pruned += n_sel
+    model.select(1)
+    losses["pruned"] = train_regression(model, x, y, steps=n_pruned, **kwargs)
     return losses
