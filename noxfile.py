@@ -22,11 +22,11 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PACKAGES: dict[str, tuple[str, str]] = {
     "common": ("shared", "[plot,weights]"),
     "snn": ("packages/snn", "[nir,hdf5]"),
-    "pruning": ("packages/pruning", "[onnx]"),
+    "pruning": ("packages/pruning", "[onnx,flwr,transformers]"),
+    "interpretability": ("packages/interpretability", "[transformers]"),
     **{
         name: (f"packages/{name}", "")
         for name in (
-            "interpretability",
             "neurodecoding",
             "medimaging",
             "theory",

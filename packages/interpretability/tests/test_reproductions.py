@@ -15,6 +15,9 @@ IDS = [
     "interpretability.contextual_fusion",
     "interpretability.widedeep",
     "interpretability.mds",
+    "interpretability.mfv",
+    "interpretability.milan",
+    "interpretability.codebook",
 ]
 
 # Checks whose paper effect does not show at quick scale (explained in each report and in
@@ -35,6 +38,15 @@ KNOWN_FAILING: dict[str, set[str]] = {
     # Passes in quick mode by a hair (+6.25 points on 400 scenes, needs 5); full mode (3 seeds,
     # all test scenes) gives 0.0: the whole-scene attack breaks the fragile context stream too.
     "interpretability.contextual_fusion": {"fgsm_gain"},
+    # One digit-1 writing style forms its own island in the pool2 features, and k = 2 k-means
+    # merges it with the 0s (ARI 0.674, needs 0.8; full mode, 3 pairs x 2 seeds: mean 0.925).
+    "interpretability.mfv": {"facet_ari"},
+    # Forcing a state's codes makes the first generated digit fit the target every time, but the
+    # whole next state only in 34% (needs 70%): layer 0's attention reads the raw tokens of the
+    # current state, which no codebook reaches. Full mode: 23%.
+    "interpretability.codebook": {"intervention_success"},
+    # Not listed: interpretability.milan passes by a hair (PMI accuracy 0.71, needs 0.70),
+    # carried by colour-shape units; shape and position units are mostly missed.
 }
 
 

@@ -9,6 +9,10 @@ IDS = [
     "pruning.lth_rewind",
     "pruning.gbnn",
     "pruning.ftwt",
+    "pruning.hidenseek",
+    "pruning.send",
+    "pruning.enas",
+    "pruning.bricks",
 ]
 
 # Checks whose paper effect does not show at quick scale (explained in each report and in
@@ -20,6 +24,16 @@ KNOWN_FAILING: dict[str, set[str]] = {
     # On 8x8 digits a uniformly thinned CNN loses nothing at 40-45% fewer FLOPs, so per-input
     # filters have no room to help: static beats FTWT by 1 of 450 test images (full: 1.1 pt).
     "pruning.ftwt": {"dynamic_minus_static"},
+    # Edge-popup {0,1} supermasks are strong on 8x8 digits: HideNseek leads by +2.2 points after
+    # 12 quick rounds (needs 5; full, 30 rounds x 3 seeds: +4.5, still short).
+    "pruning.hidenseek": {"hidenseek_minus_binary_supermask"},
+    # The quick GPT-NeoX is undertrained (greedy answer accuracy ~0.49): SeND ends 0.045 above
+    # normal training in EES (3.4 standard errors). Full mode passes, by a noise-level -0.007.
+    "pruning.send": {"send_minus_normal_ees"},
+    # A vanilla controller's saturated LSTM still carries a trace of its last decision, so
+    # hidden-state / graph similarity correlate at r = 0.24 (needs |r| <= 0.15), and the
+    # memory buffer adds +0.05 (needs +0.2). ENAS vs random search within noise holds.
+    "pruning.enas": {"vanilla_abs_correlation", "memory_buffer_correlation_gain"},
 }
 
 

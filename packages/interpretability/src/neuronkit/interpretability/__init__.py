@@ -19,13 +19,15 @@ Paper methods (each with a reproduction ``interpretability.<name>``):
 :mod:`.representation.convergent` (convergent learning: unit matching, sparse prediction,
 spectral groups), :mod:`.geometry.level_sets` (level set traversal, ``lst``),
 :mod:`.dynamics.info_plane` (information plane), :mod:`.fusion.contextual` (contextual fusion),
-:mod:`.evaluators.widedeep` (WideDeep evaluator networks) and :mod:`.stimuli.mds` (most
-discriminative stimuli).
+:mod:`.evaluators.widedeep` (WideDeep evaluator networks), :mod:`.stimuli.mds` (most
+discriminative stimuli), :mod:`.visualization` (activation maximization engine and multifaceted
+feature visualization, ``mfv``), :mod:`.description` (MILAN neuron descriptions) and
+:mod:`.codebook` (codebook features for torch and Hugging Face models).
 """
 
 from importlib.metadata import version as _version
 
-from . import dynamics, evaluators, fusion, geometry, stimuli
+from . import codebook, description, dynamics, evaluators, fusion, geometry, stimuli, visualization
 from .attribution import (
     IG_METHODS,
     input_x_gradient,
@@ -44,6 +46,8 @@ from .attribution_eval import (
     roar_accuracy,
     signal_mass,
 )
+from .codebook import CodebookLayer, insert_codebooks, insert_hf_codebooks
+from .description import ExemplarCaptioner, compute_exemplars, describe_units
 from .dynamics import InformationPlane, track_information_plane
 from .evaluators import WideDeep, WideDeepResult
 from .fusion import LateFusionClassifier, robustness_curves
@@ -77,6 +81,7 @@ from .rsa import (
     rdm_to_vector,
 )
 from .stimuli import MDSClustering, mds_clustering
+from .visualization import discover_facets, maximize_activation, visualize_facets
 
 __version__ = _version("neuronkit-interpretability")
 
@@ -85,7 +90,9 @@ __all__ = [
     "IG_METHODS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",
+    "CodebookLayer",
     "DiffROARResult",
+    "ExemplarCaptioner",
     "GeoTopological",
     "InformationPlane",
     "LateFusionClassifier",
@@ -96,9 +103,14 @@ __all__ = [
     "WideDeepResult",
     "__version__",
     "accuracy",
+    "codebook",
     "compare_networks",
     "compare_rdms",
+    "compute_exemplars",
+    "describe_units",
+    "description",
     "diffroar",
+    "discover_facets",
     "dynamics",
     "evaluators",
     "fgsm_attack",
@@ -110,6 +122,8 @@ __all__ = [
     "gt_grid",
     "identification_accuracy",
     "input_x_gradient",
+    "insert_codebooks",
+    "insert_hf_codebooks",
     "integrated_gradients",
     "integration_nodes",
     "kde_information",
@@ -122,6 +136,7 @@ __all__ = [
     "loss_gradient",
     "mask_inputs",
     "match_units",
+    "maximize_activation",
     "mds_clustering",
     "mutual_information",
     "mutual_information_matrix",
@@ -144,4 +159,6 @@ __all__ = [
     "track_information_plane",
     "train_classifier",
     "triangle_confidence",
+    "visualization",
+    "visualize_facets",
 ]

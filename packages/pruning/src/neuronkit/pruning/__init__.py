@@ -11,15 +11,23 @@ Lottery tickets with rewinding and linear-mode-connectivity instability (Frankle
 :mod:`neuronkit.pruning.lottery`. Gradient-boosted networks whose last-trained units can be
 switched off (GBNN, Emami & Martinez-Munoz): :mod:`neuronkit.pruning.boosting`. Dynamic
 per-input filter pruning with self-supervised mask prediction (FTWT, Elkerdawy et al.):
-:mod:`neuronkit.pruning.dynamic`. Data loaders:
-:mod:`neuronkit.pruning.data`.
+:mod:`neuronkit.pruning.dynamic`. Federated sign supermasks over a SynFlow-pruned network
+(HideNseek, Vallapuram et al.; Flower deployment with the extra ``flwr``):
+:mod:`neuronkit.pruning.federated`. Sensitive Neuron Dropout and Efficient EigenScore for
+Hugging Face causal LMs (SeND, Mohammadzadeh et al.; extra ``transformers``):
+:mod:`neuronkit.pruning.send`. ENAS, random search with weight sharing and controller analysis
+(Adam & Lorraine): :mod:`neuronkit.pruning.nas`. Emergent and customized bricks of a tiny
+transformer: discovery, MoEfication routing, merging, growing (Xiao et al.):
+:mod:`neuronkit.pruning.bricks`. Data loaders: :mod:`neuronkit.pruning.data`.
 """
 
 from importlib.metadata import version as _version
 
-from . import boosting, data, dynamic, lottery
+from . import boosting, bricks, data, dynamic, federated, lottery, nas, send
 from .boosting import GBNNClassifier, GBNNRegressor
+from .bricks import BrickDiscovery, BrickTransformer, MoEfication
 from .dynamic import DynamicCNN, FTWTConfig, MaskPredictor, estimate_flops, train_ftwt
+from .federated import SignSupermask, dirichlet_partition, run_hidenseek, synflow_prune
 from .graph import DependencyGraph, Group, GroupMember, UntraceableModelError
 from .importance import (
     GroupImportance,
@@ -43,6 +51,7 @@ from .models import (
     VGGStyle,
     zoo,
 )
+from .nas import CellSpace, ENASController, WeightSharingSupernet, enas_search, random_search
 from .obspa import OBSImportance, layer_hessians, obspa_prune
 from .prune import (
     MaskedLayerNorm,
@@ -53,15 +62,20 @@ from .prune import (
     prune_model,
     soft_prune,
 )
+from .send import efficient_eigenscore, eigenscore, train_send
 
 __version__ = _version("neuronkit-pruning")
 
 __all__ = [
     "MLP",
+    "BrickDiscovery",
+    "BrickTransformer",
+    "CellSpace",
     "DenseNetStyle",
     "DependencyGraph",
     "DigitsCNN",
     "DynamicCNN",
+    "ENASController",
     "FTWTConfig",
     "GBNNClassifier",
     "GBNNRegressor",
@@ -71,33 +85,48 @@ __all__ = [
     "MagnitudeImportance",
     "MaskPredictor",
     "MaskedLayerNorm",
+    "MoEfication",
     "MobileNetV2Style",
     "OBSImportance",
     "PruningPlan",
     "ResNetStyle",
     "SNIPImportance",
+    "SignSupermask",
     "SmallViT",
     "SynFlowImportance",
     "TaylorImportance",
     "UntraceableModelError",
     "VGGStyle",
+    "WeightSharingSupernet",
     "__version__",
     "boosting",
+    "bricks",
     "count_macs",
     "count_params",
     "data",
+    "dirichlet_partition",
     "dynamic",
+    "efficient_eigenscore",
+    "eigenscore",
+    "enas_search",
     "estimate_flops",
+    "federated",
     "iterative_magnitude_pruning",
     "layer_hessians",
     "linear_mode_connectivity",
     "lottery",
+    "nas",
     "obspa_prune",
     "plan_from_masks",
     "plan_pruning",
     "prune",
     "prune_model",
+    "random_search",
+    "run_hidenseek",
+    "send",
     "soft_prune",
+    "synflow_prune",
     "train_ftwt",
+    "train_send",
     "zoo",
 ]

@@ -1,0 +1,358 @@
+"""The codebook bottleneck of Tamkin, Taufeeque & Goodman, "Codebook Features: Sparse and
+Discrete Interpretability for Neural Networks" (2023), Section 2.
+
+A codebook layer replaces an activation vector ``a`` (for a transformer, the output of an
+attention or MLP block at one token) by the mean (or the sum) of the ``k`` codebook vectors
+most cosine-similar to it::
+
+    ids = top-k_i  cos(a, c_i)          output = mean_{i in ids} c_i
+
+The choice is discrete, so gradients pass straight through to ``a`` (the straight-through
+estimator), and the chosen codes receive the gradient of the task loss through the output.
+The codebook is also pulled towards the activations it replaces by a reconstruction loss
+``|| a - output ||^2`` whose gradient reaches only the codebook (the reference code's
+"aeloss"); :meth:`CodebookLayer.reconstruction_loss` returns it for the last forward call.
+Codes that were not chosen for a while ("dead codes") are re-initialised to random recent
+activations plus a little noise (:meth:`CodebookLayer.replace_dead_codes`).
+
+For interpretation the layer records the chosen codes (:meth:`CodebookLayer.record`) and can
+force codes on (:meth:`CodebookLayer.force`): the forced codes replace the chosen ones, at all
+positions or at chosen sequence positions, so the network computes with them downstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from neuronkit.common import check_choice, check_finite, check_number, check_type
+
+__all__ = ["CodebookLayer", "codebook_lookup", "cosine_topk"]
+
+_REDUCTIONS = ("mean", "sum")
+
+
+def cosine_topk(
+    x: torch.Tensor, codebook: torch.Tensor, k: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` codes most cosine-similar to each vector.
+
+    Args:
+        x: ``[..., D]`` activations.
+        codebook: ``[C, D]`` code vectors.
+        k: codes per vector, ``1 <= k <= C``.
+
+    Returns:
+        ``(ids, similarity)``: ``[..., k]`` long code indices and ``[..., k]`` their cosine
+        similarities, most similar first. A zero vector has similarity 0 to every code.
+    """
+    check_type("x", x, torch.Tensor)
+    check_type("codebook", codebook, torch.Tensor)
+    if codebook.ndim != 2:
+        raise ValueError(
+            f"codebook must have 2 dimensions [C, D], got shape {tuple(codebook.shape)}"
+        )
+    if x.ndim < 1 or x.shape[-1] != codebook.shape[1]:
+        raise ValueError(
+            f"x must have shape [..., {codebook.shape[1]}] to match the codebook, "
+            f"got {tuple(x.shape)}"
+        )
+    check_number("k", k, ge=1, le=codebook.shape[0], integer=True)
+    xn = torch.nn.functional.normalize(x, dim=-1)
+    cn = torch.nn.functional.normalize(codebook, dim=-1)
+    sim = xn @ cn.T
+    values, ids = sim.topk(k, dim=-1)
+    return ids, values
+
+
+def codebook_lookup(
+    codebook: torch.Tensor, ids: torch.Tensor, reduce: str = "mean"
+) -> torch.Tensor:
+    """Combine chosen codes: ``[C, D]`` codebook, ``[..., k]`` ids -> ``[..., D]``.
+
+    ``reduce="mean"`` (the paper) averages the ``k`` codes, ``"sum"`` adds them. An id of -1
+    contributes a zero vector (a blocked code); the mean still divides by ``k``.
+    """
+    check_choice("reduce", reduce, _REDUCTIONS)
+    blocked = ids < 0
+    vecs = torch.nn.functional.embedding(ids.clamp_min(0), codebook)
+    if bool(blocked.any()):
+        vecs = vecs.masked_fill(blocked[..., None], 0.0)
+    out = vecs.sum(-2)
+    return out / ids.shape[-1] if reduce == "mean" else out
+
+
+class CodebookLayer(nn.Module):
+    """A codebook bottleneck: ``[..., D] -> [..., D]``.
+
+    Args:
+        dim: activation size ``D``.
+        num_codes: codebook size ``C`` (the paper uses far more codes than features, e.g. 1000
+            codes for a 128-wide TokFSM model).
+        k: codes per activation vector (the paper's ``k``; 1 for TokFSM).
+        reduce: ``"mean"`` (the paper) or ``"sum"`` of the chosen codes.
+        layer_norm: apply a ``LayerNorm`` to the activations before snapping (as the reference
+            implementation does); the codes then live in the normalized space and the
+            reconstruction loss compares them with the normalized activations.
+        replace_after_steps: during training, every this many forward calls replace the codes
+            not chosen since the last replacement (0 disables it).
+        replace_rho: relative size of the noise added to a replaced code
+            (``new = a + rho * |a| * n``, ``n ~ N(0, I)``).
+        seed: seeds the code initialisation and dead-code replacement.
+
+    Attributes:
+        codebook: ``nn.Parameter`` ``[C, D]``.
+        counts: ``[C]`` long buffer: how many activation vectors chose each code since the
+            last :meth:`reset_counts` (or dead-code replacement).
+        last_codes: ``[..., k]`` ids chosen in the last forward call (after forcing), or None.
+    """
+
+    counts: torch.Tensor
+
+    def __init__(
+        self,
+        dim: int,
+        num_codes: int,
+        *,
+        k: int = 1,
+        reduce: str = "mean",
+        layer_norm: bool = True,
+        replace_after_steps: int = 0,
+        replace_rho: float = 1e-4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_number("dim", dim, ge=1, integer=True)
+        check_number("num_codes", num_codes, ge=1, integer=True)
+        check_number("k", k, ge=1, le=num_codes, integer=True)
+        check_choice("reduce", reduce, _REDUCTIONS)
+        check_type("layer_norm", layer_norm, bool)
+        check_number("replace_after_steps", replace_after_steps, ge=0, integer=True)
+        check_number("replace_rho", replace_rho, ge=0)
+        check_number("seed", seed, ge=0, integer=True)
+        self.dim = int(dim)
+        self.num_codes = int(num_codes)
+        self.k = int(k)
+        self.reduce = reduce
+        self.replace_after_steps = int(replace_after_steps)
+        self.replace_rho = float(replace_rho)
+        self._generator = torch.Generator().manual_seed(int(seed))
+        init = torch.randn(num_codes, dim, generator=self._generator)
+        self.codebook = nn.Parameter(init)
+        self.norm: nn.Module = nn.LayerNorm(dim) if layer_norm else nn.Identity()
+        self.register_buffer("counts", torch.zeros(num_codes, dtype=torch.long))
+        self.enabled = True
+        self.last_codes: torch.Tensor | None = None
+        self._last_input: torch.Tensor | None = None
+        self._last_output: torch.Tensor | None = None
+        self._steps = 0
+        self._records: list[list[torch.Tensor]] = []
+        self._forced: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self.replaced_total = 0
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, num_codes={self.num_codes}, k={self.k}, reduce={self.reduce!r}, "
+            f"replace_after_steps={self.replace_after_steps}"
+        )
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Snap ``x`` (``[..., D]``; ``[B, T, D]`` for sequences) to its top-``k`` codes."""
+        check_type("x", x, torch.Tensor)
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
+        if not self.enabled:
+            return x
+        a = self.norm(x)
+        with torch.no_grad():
+            ids, _ = cosine_topk(a.detach(), self.codebook.detach(), self.k)
+        forced = False
+        for codes, positions in self._forced:
+            ids = _apply_forced(ids, codes, positions)
+            forced = True
+        codes_out = codebook_lookup(self.codebook, ids, self.reduce)
+        # straight-through: the value is the codes, d output / d a is the identity
+        out = codes_out + a - a.detach() if not forced else codes_out
+        self.last_codes = ids.detach()
+        self._last_input = a
+        self._last_output = codes_out
+        with torch.no_grad():
+            valid = ids[ids >= 0].flatten()
+            self.counts += torch.bincount(valid.cpu(), minlength=self.num_codes).to(
+                self.counts.device
+            )
+        for record in self._records:
+            record.append(ids.detach().cpu())
+        if self.training and self.replace_after_steps > 0:
+            self._steps += 1
+            if self._steps >= self.replace_after_steps:
+                self._steps = 0
+                self.replace_dead_codes(a.detach())
+        return out
+
+    def reconstruction_loss(self) -> torch.Tensor:
+        """Mean over vectors of ``|| a - codes ||^2`` of the last forward call.
+
+        ``a`` (the normalized input) is detached, so this trains only the codebook (the
+        reference's "aeloss"). Returns a zero scalar if nothing was run yet.
+        """
+        if self._last_input is None or self._last_output is None:
+            return self.codebook.sum() * 0.0
+        diff = self._last_output - self._last_input.detach()
+        return diff.pow(2).sum(-1).mean()
+
+    # ------------------------------------------------------------------ codes bookkeeping
+    @torch.no_grad()
+    def initialize_from(self, x: torch.Tensor) -> None:
+        """Set the codebook to ``num_codes`` activation vectors drawn from ``x`` ``[..., D]``
+        (with replacement when there are fewer vectors than codes), after the layer norm.
+        """
+        check_type("x", x, torch.Tensor)
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
+        check_finite("x", x)
+        flat = self.norm(x.detach().reshape(-1, self.dim).to(self.codebook.device))
+        if flat.shape[0] == 0:
+            raise ValueError("x must hold at least one vector, got none")
+        self.codebook.data.copy_(self._sample(flat, self.num_codes))
+        self.counts.zero_()
+
+    @torch.no_grad()
+    def replace_dead_codes(self, x: torch.Tensor) -> int:
+        """Re-initialise codes never chosen since the last reset to vectors of ``x``.
+
+        Args:
+            x: ``[..., D]`` normalized activations to draw replacements from (the layer passes
+                its current batch during training).
+
+        Returns:
+            how many codes were replaced. Counts are reset afterwards.
+        """
+        check_type("x", x, torch.Tensor)
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
+        dead = torch.nonzero(self.counts == 0).flatten()
+        n = int(dead.numel())
+        if n:
+            flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
+            self.codebook.data[dead.to(self.codebook.device)] = self._sample(flat, n)
+        self.counts.zero_()
+        self.replaced_total += n
+        return n
+
+    def _sample(self, flat: torch.Tensor, n: int) -> torch.Tensor:
+        m = flat.shape[0]
+        if m >= n:
+            idx = torch.randperm(m, generator=self._generator)[:n]
+        else:
+            idx = torch.randint(0, m, (n,), generator=self._generator)
+        new = flat[idx.to(flat.device)].clone()
+        if self.replace_rho > 0:
+            noise = torch.randn(new.shape, generator=self._generator).to(new)
+            new = new + self.replace_rho * new.norm(dim=-1, keepdim=True) * noise
+        return new
+
+    def reset_counts(self) -> None:
+        """Zero the usage counts."""
+        self.counts.zero_()
+
+    @property
+    def active_codes(self) -> int:
+        """How many codes were chosen at least once since the last reset."""
+        return int((self.counts > 0).sum())
+
+    # ------------------------------------------------------------------ interpretation hooks
+    @contextlib.contextmanager
+    def record(self) -> Iterator[list[torch.Tensor]]:
+        """Collect the chosen ids of every forward call inside the block.
+
+        Yields a list that receives one ``[..., k]`` long tensor (on the CPU) per call.
+        """
+        store: list[torch.Tensor] = []
+        self._records.append(store)
+        try:
+            yield store
+        finally:
+            self._records = [r for r in self._records if r is not store]
+
+    @contextlib.contextmanager
+    def force(
+        self, codes: torch.Tensor | Sequence[int] | int, positions: Sequence[int] | None = None
+    ) -> Iterator[None]:
+        """Activate ``codes`` instead of the chosen ones inside the block.
+
+        Args:
+            codes: code ids: an int, ``[k]`` (the same codes everywhere) or ``[B, k]`` (per
+                sequence). Fewer than ``k`` ids fill the first slots and block (zero) the
+                rest, so the output is exactly the forced codes' mean when ``len == k``.
+            positions: sequence positions (axis -2 of a ``[B, T, D]`` input, negative counts
+                from the end) where the codes are forced; ``None`` forces every position.
+
+        The output at forced places is the combination of the forced codes (no
+        straight-through term): this is an intervention, used at inference.
+        """
+        ids = torch.as_tensor(codes, dtype=torch.long)
+        if ids.ndim == 0:
+            ids = ids.reshape(1)
+        if ids.ndim not in (1, 2) or ids.shape[-1] < 1 or ids.shape[-1] > self.k:
+            raise ValueError(
+                f"codes must be an int, [k] or [B, k] ids with 1 <= k <= {self.k}, got shape "
+                f"{tuple(ids.shape)}"
+            )
+        if bool(((ids < 0) | (ids >= self.num_codes)).any()):
+            raise ValueError(f"codes must be ids in [0, {self.num_codes}), got {ids.tolist()}")
+        if ids.shape[-1] < self.k:
+            pad = torch.full((*ids.shape[:-1], self.k - ids.shape[-1]), -1, dtype=torch.long)
+            ids = torch.cat([ids, pad], dim=-1)
+        pos: torch.Tensor | None = None
+        if positions is not None:
+            if isinstance(positions, int):
+                positions = [positions]
+            pos = torch.as_tensor(list(positions), dtype=torch.long)
+            if pos.ndim != 1 or pos.numel() == 0:
+                raise ValueError(
+                    f"positions must be a non-empty sequence of ints, got {positions!r}"
+                )
+        entry = (ids, pos)
+        self._forced.append(entry)
+        try:
+            yield
+        finally:
+            self._forced = [f for f in self._forced if f is not entry]
+
+
+def _apply_forced(
+    ids: torch.Tensor, codes: torch.Tensor, positions: torch.Tensor | None
+) -> torch.Tensor:
+    """Replace ``ids`` ``[..., k]`` by ``codes`` ``[k]`` / ``[B, k]`` at ``positions`` (axis -2)."""
+    out = ids.clone()
+    codes = codes.to(ids.device)
+    if codes.ndim == 2:
+        if ids.ndim < 2 or ids.shape[0] != codes.shape[0]:
+            raise ValueError(
+                f"codes of shape {tuple(codes.shape)} need an input batch of {codes.shape[0]}, got "
+                f"ids of shape {tuple(ids.shape)}"
+            )
+        view = codes.reshape(codes.shape[0], *([1] * (ids.ndim - 2)), codes.shape[1])
+    else:
+        view = codes
+    if positions is None:
+        out[...] = view.expand_as(out) if codes.ndim == 2 else codes
+        return out
+    if ids.ndim < 3:
+        raise ValueError(f"positions need a [B, T, D] input, got ids of shape {tuple(ids.shape)}")
+    t = ids.shape[-2]
+    pos = positions.to(ids.device)
+    pos = torch.where(pos < 0, pos + t, pos)
+    pos = pos[(pos >= 0) & (pos < t)]
+    if pos.numel() == 0:
+        return out
+    if codes.ndim == 2:
+        out[..., pos, :] = view.expand(*out[..., pos, :].shape)
+    else:
+        out[..., pos, :] = codes
+    return out

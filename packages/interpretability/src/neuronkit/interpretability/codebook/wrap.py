@@ -1,0 +1,439 @@
+"""Putting codebook bottlenecks into any torch model, and into Hugging Face transformers.
+
+Tamkin, Taufeeque & Goodman, "Codebook Features" (2023), insert a codebook after the attention
+and MLP blocks of every transformer layer (before their output joins the residual stream).
+:func:`insert_codebooks` does this for any ``nn.Module`` by name: a forward hook replaces the
+module's output (the first tensor of a tuple output, as attention blocks return) by the
+codebook's output. :func:`transformer_component_names` finds the attention and MLP modules of a
+Hugging Face ``transformers`` model (GPT-2, GPT-NeoX, GPT-J, Llama/Mistral/Qwen-style,
+OPT, BERT-style encoders ...), and :func:`insert_hf_codebooks` combines the two.
+
+The returned :class:`CodebookModel` shares the wrapped model's weights (training it fine-tunes
+the model in place) and owns the codebooks; :meth:`CodebookModel.remove` takes the hooks out
+and leaves the model as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuronkit.common import check_number, check_type
+
+from ..hooks import get_layer
+from .layer import CodebookLayer
+
+__all__ = [
+    "CodebookModel",
+    "insert_codebooks",
+    "insert_hf_codebooks",
+    "transformer_component_names",
+]
+
+_ATTENTION_NAMES = ("attn", "attention", "self_attn", "self_attention", "attn_layer")
+_MLP_NAMES = ("mlp", "feed_forward", "ffn", "ff", "mlp_layer", "block_sparse_moe")
+_TRANSFORMERS_HINT = (
+    "the Hugging Face helpers need the transformers package: "
+    "pip install 'neuronkit-interpretability[transformers]'"
+)
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def _replace_first_tensor(output: Any, new: torch.Tensor) -> Any:
+    if isinstance(output, torch.Tensor):
+        return new
+    if isinstance(output, tuple):
+        items = list(output)
+        for i, item in enumerate(items):
+            if isinstance(item, torch.Tensor):
+                items[i] = new
+                return type(output)(items) if type(output) is tuple else output.__class__(*items)
+    raise TypeError(
+        "a codebook needs a module returning a tensor or a tuple holding one, "
+        f"got {type(output).__name__}"
+    )
+
+
+def _first_tensor(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    raise TypeError(
+        "a codebook needs a module returning a tensor or a tuple holding one, "
+        f"got {type(output).__name__}"
+    )
+
+
+class CodebookModel(nn.Module):
+    """A model with codebooks after some of its modules (made by :func:`insert_codebooks`).
+
+    Calling it calls the wrapped model with the same arguments; the codebooks act through
+    forward hooks on the named modules.
+
+    Attributes:
+        model: the wrapped model (shared, not copied).
+        codebooks: ``{module name: CodebookLayer}`` in insertion order.
+    """
+
+    def __init__(self, model: nn.Module, codebooks: Mapping[str, CodebookLayer]) -> None:
+        super().__init__()
+        check_type("model", model, nn.Module)
+        if not codebooks:
+            raise ValueError("codebooks must name at least one module, got none")
+        self.model = model
+        self._names = list(codebooks)
+        self.layers = nn.ModuleDict({_key(n): layer for n, layer in codebooks.items()})
+        self._handles: list[Any] = []
+        self._collect: dict[str, list[torch.Tensor]] | None = None
+        self._attach()
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def codebooks(self) -> dict[str, CodebookLayer]:
+        """``{module name: CodebookLayer}``."""
+        return {n: self.layers[_key(n)] for n in self._names}  # type: ignore[misc]
+
+    @property
+    def names(self) -> list[str]:
+        """The names of the modules that carry a codebook."""
+        return list(self._names)
+
+    def _attach(self) -> None:
+        for name in self._names:
+            module = get_layer(self.model, name)
+            self._handles.append(module.register_forward_hook(self._hook(name)))
+
+    def _hook(self, name: str) -> Any:
+        layer = self.layers[_key(name)]
+
+        def hook(module: nn.Module, args: Any, output: Any) -> Any:
+            x = _first_tensor(output)
+            if self._collect is not None:
+                self._collect[name].append(x.detach())
+                return None
+            return _replace_first_tensor(output, layer(x))
+
+        return hook
+
+    def remove(self) -> None:
+        """Remove the hooks: the wrapped model runs as if no codebook had been inserted."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    @property
+    def attached(self) -> bool:
+        """Whether the hooks are in place."""
+        return bool(self._handles)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the wrapped model (``self.model(*args, **kwargs)``)."""
+        if not self._handles:
+            raise RuntimeError("the codebooks were removed; call the wrapped model directly")
+        return self.model(*args, **kwargs)
+
+    # ------------------------------------------------------------------ training helpers
+    def codebook_loss(self) -> torch.Tensor:
+        """Sum over codebooks of their reconstruction loss on the last forward call."""
+        losses = [layer.reconstruction_loss() for layer in self.codebooks.values()]
+        return torch.stack(losses).sum()
+
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Inside the block the codebooks pass activations through unchanged."""
+        states = {n: layer.enabled for n, layer in self.codebooks.items()}
+        for layer in self.codebooks.values():
+            layer.enabled = False
+        try:
+            yield
+        finally:
+            for n, layer in self.codebooks.items():
+                layer.enabled = states[n]
+
+    @torch.no_grad()
+    def initialize_codebooks(self, *args: Any, **kwargs: Any) -> None:
+        """Run the model once on the given inputs without codebooks and initialise every
+        codebook from the activations it would replace (:meth:`CodebookLayer.initialize_from`).
+        """
+        self._collect = {n: [] for n in self._names}
+        try:
+            self.model(*args, **kwargs)
+            collected = self._collect
+        finally:
+            self._collect = None
+        for name, layer in self.codebooks.items():
+            if not collected[name]:
+                raise RuntimeError(f"module {name!r} was not called by the model's forward pass")
+            layer.initialize_from(torch.cat([t.reshape(-1, t.shape[-1]) for t in collected[name]]))
+
+    def reset_counts(self) -> None:
+        """Zero every codebook's usage counts."""
+        for layer in self.codebooks.values():
+            layer.reset_counts()
+
+    # ------------------------------------------------------------------ interpretation
+    @contextlib.contextmanager
+    def record_codes(
+        self, names: Sequence[str] | None = None
+    ) -> Iterator[dict[str, list[torch.Tensor]]]:
+        """Record the codes chosen inside the block.
+
+        Yields ``{module name: [ids per forward call]}``; each entry is ``[..., k]`` long (for
+        a transformer, ``[B, T, k]``). ``names`` restricts recording to some codebooks.
+        """
+        chosen = self._check_names("names", names)
+        with contextlib.ExitStack() as stack:
+            out = {n: stack.enter_context(self.codebooks[n].record()) for n in chosen}
+            yield out
+
+    @contextlib.contextmanager
+    def force_codes(
+        self,
+        codes: Mapping[str, torch.Tensor | Sequence[int] | int],
+        positions: Sequence[int] | None = None,
+    ) -> Iterator[None]:
+        """Activate codes during the block: ``{module name: ids}`` (see
+        :meth:`CodebookLayer.force`), at ``positions`` of the sequence (``None``: everywhere).
+        """
+        if not isinstance(codes, Mapping) or not codes:
+            raise TypeError(
+                f"codes must be a non-empty mapping of module name to ids, got {codes!r:.80}"
+            )
+        self._check_names("codes", list(codes))
+        with contextlib.ExitStack() as stack:
+            for name, ids in codes.items():
+                stack.enter_context(self.codebooks[name].force(ids, positions))
+            yield
+
+    def _check_names(self, arg: str, names: Sequence[str] | None) -> list[str]:
+        if names is None:
+            return list(self._names)
+        if isinstance(names, str):
+            names = [names]
+        unknown = [n for n in names if n not in self._names]
+        if unknown:
+            raise ValueError(f"{arg} must name modules with codebooks {self._names}, got {unknown}")
+        return list(names)
+
+
+def insert_codebooks(
+    model: nn.Module,
+    modules: Sequence[str] | Mapping[str, int],
+    *,
+    num_codes: int,
+    k: int = 1,
+    reduce: str = "mean",
+    layer_norm: bool = True,
+    replace_after_steps: int = 0,
+    replace_rho: float = 1e-4,
+    seed: int = 0,
+) -> CodebookModel:
+    """Put a :class:`CodebookLayer` after each named module of ``model``.
+
+    Args:
+        model: any ``nn.Module``; its weights are shared with the result, not copied.
+        modules: names as in ``model.named_modules()``, or ``{name: dim}`` when the output
+            size cannot be inferred (the size is read from the module's ``out_features``,
+            ``embed_dim``, ``hidden_size`` or ``normalized_shape``, else from its last
+            parameter). The module's output (or the first tensor of a tuple output) must be
+            ``[..., dim]``.
+        num_codes, k, reduce, layer_norm, replace_after_steps, replace_rho: see
+            :class:`CodebookLayer` (the same for every codebook).
+        seed: codebook ``i`` is seeded with ``seed + i``.
+
+    Returns:
+        a :class:`CodebookModel` (hooks are already attached).
+    """
+    check_type("model", model, nn.Module)
+    check_number("seed", seed, ge=0, integer=True)
+    if isinstance(modules, str) or not isinstance(modules, (Sequence, Mapping)):
+        raise TypeError(
+            "modules must be a sequence of module names or a {name: dim} mapping, "
+            f"got {modules!r:.80}"
+        )
+    items = list(modules.items()) if isinstance(modules, Mapping) else [(n, None) for n in modules]
+    if not items:
+        raise ValueError("modules must name at least one submodule, got none")
+    names = [n for n, _ in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"modules must be distinct, got {names}")
+    layers: dict[str, CodebookLayer] = {}
+    for i, (name, dim) in enumerate(items):
+        check_type(f"modules[{i}]", name, str)
+        module = get_layer(model, name)
+        size = _output_dim(module) if dim is None else dim
+        if size is None:
+            raise ValueError(
+                f"modules: cannot infer the output size of {name!r} ({type(module).__name__}); "
+                "pass {name: dim}"
+            )
+        check_number(f"dim of {name!r}", size, ge=1, integer=True)
+        layers[name] = CodebookLayer(
+            int(size),
+            num_codes,
+            k=k,
+            reduce=reduce,
+            layer_norm=layer_norm,
+            replace_after_steps=replace_after_steps,
+            replace_rho=replace_rho,
+            seed=seed + i,
+        )
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    for layer in layers.values():
+        layer.to(device=device, dtype=dtype)
+    return CodebookModel(model, layers)
+
+
+def _output_dim(module: nn.Module) -> int | None:
+    for attr in ("out_features", "embed_dim", "hidden_size", "nf"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    shape = getattr(module, "normalized_shape", None)
+    if isinstance(shape, tuple) and shape:
+        return int(shape[-1])
+    config = getattr(module, "config", None)
+    size = getattr(config, "hidden_size", None)
+    if isinstance(size, int):
+        return size
+    last: nn.Module | None = None
+    for sub in module.modules():
+        if isinstance(sub, (nn.Linear, nn.Conv1d)) or type(sub).__name__ == "Conv1D":
+            last = sub
+    if isinstance(last, nn.Linear):
+        return last.out_features
+    nf = getattr(last, "nf", None)  # transformers' GPT-2 Conv1D
+    return int(nf) if isinstance(nf, int) else None
+
+
+def _require_transformers() -> Any:
+    try:
+        import transformers
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(_TRANSFORMERS_HINT) from err
+    return transformers
+
+
+def transformer_component_names(
+    model: nn.Module,
+    components: Sequence[str] = ("attention", "mlp"),
+    layers: Sequence[int] | None = None,
+) -> list[str]:
+    """Names of the attention and/or MLP blocks of a Hugging Face transformers model.
+
+    The blocks are the children, named like ``attn``/``attention``/``self_attn`` (attention)
+    or ``mlp``/``feed_forward``/``ffn`` (MLP), of each element of the model's stack of layers
+    (the ``nn.ModuleList`` with ``config.num_hidden_layers`` entries, e.g.
+    ``transformer.h`` of GPT-2 or ``gpt_neox.layers`` of GPT-NeoX).
+
+    Args:
+        model: a ``transformers.PreTrainedModel``.
+        components: any of ``"attention"``, ``"mlp"``, in the order wanted within a layer.
+        layers: layer indices (negative from the end); ``None``: all layers.
+
+    Returns:
+        module names, layer by layer (e.g. ``["transformer.h.0.attn", "transformer.h.0.mlp",
+        ...]``).
+
+    Raises:
+        ImportError: transformers is not installed (names the extra to install).
+        TypeError: ``model`` is not a ``PreTrainedModel``.
+        ValueError: no layer stack or no matching block was found.
+    """
+    transformers = _require_transformers()
+    check_type("model", model, transformers.PreTrainedModel)
+    if isinstance(components, str):
+        components = [components]
+    comps = list(components)
+    if not comps or any(c not in ("attention", "mlp") for c in comps):
+        raise ValueError(
+            f"components must be a non-empty selection of 'attention', 'mlp', got {comps}"
+        )
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    stacks = [
+        (name, mod)
+        for name, mod in model.named_modules()
+        if isinstance(mod, nn.ModuleList)
+        and len(mod) > 0
+        and (n_layers is None or len(mod) == n_layers)
+    ]
+    if not stacks:
+        raise ValueError(
+            f"model: found no nn.ModuleList of {n_layers} transformer layers in "
+            f"{type(model).__name__}"
+        )
+    stack_name, stack = stacks[0]
+    total = len(stack)
+    if layers is None:
+        chosen = list(range(total))
+    else:
+        chosen = []
+        for i, idx in enumerate(layers):
+            check_number(f"layers[{i}]", idx, ge=-total, lt=total, integer=True)
+            chosen.append(idx % total)
+    names: list[str] = []
+    for idx in chosen:
+        children = dict(stack[idx].named_children())
+        for comp in comps:
+            candidates = _ATTENTION_NAMES if comp == "attention" else _MLP_NAMES
+            found = next((c for c in candidates if c in children), None)
+            if found is None:
+                pattern = re.compile(
+                    "attn|attention" if comp == "attention" else "mlp|ffn|feed_forward"
+                )
+                found = next((c for c in children if pattern.search(c)), None)
+            if found is None:
+                raise ValueError(
+                    f"model: layer {stack_name}.{idx} has no {comp} block among its children "
+                    f"{list(children)}"
+                )
+            names.append(f"{stack_name}.{idx}.{found}")
+    return names
+
+
+def insert_hf_codebooks(
+    model: nn.Module,
+    *,
+    components: Sequence[str] = ("attention", "mlp"),
+    layers: Sequence[int] | None = None,
+    num_codes: int,
+    k: int = 1,
+    reduce: str = "mean",
+    layer_norm: bool = True,
+    replace_after_steps: int = 0,
+    replace_rho: float = 1e-4,
+    seed: int = 0,
+) -> CodebookModel:
+    """Codebooks after the attention and/or MLP blocks of a Hugging Face transformers model.
+
+    The paper's setup: a codebook on each block's output, before it is added to the residual
+    stream. The codebook size is the model's ``config.hidden_size``. See
+    :func:`transformer_component_names` and :func:`insert_codebooks` for the arguments.
+    """
+    names = transformer_component_names(model, components, layers)
+    hidden = getattr(model.config, "hidden_size", None)
+    if not isinstance(hidden, int):
+        raise ValueError(f"model: config.hidden_size must be an int, got {hidden!r}")
+    return insert_codebooks(
+        model,
+        {n: hidden for n in names},
+        num_codes=num_codes,
+        k=k,
+        reduce=reduce,
+        layer_norm=layer_norm,
+        replace_after_steps=replace_after_steps,
+        replace_rho=replace_rho,
+        seed=seed,
+    )

@@ -1,0 +1,456 @@
+"""Activation maximization: synthesize inputs that drive a unit, channel or class.
+
+Erhan, Bengio, Courville & Vincent (2009); Simonyan, Vedaldi & Zisserman (2014); Yosinski,
+Clune, Nguyen, Fuchs & Lipson (2015); Nguyen, Yosinski & Clune (2016, "Multifaceted Feature
+Visualization"); Olah, Mordvintsev & Schubert (2017, "Feature Visualization").
+
+:func:`maximize_activation` runs gradient ascent on an image parameterization
+(:mod:`.params`) so that ``objective(model(transform(image)))`` grows, while regularizers
+(:mod:`.regularizers`) keep the image natural::
+
+    from neuronkit.interpretability.visualization import (
+        CenterBias, L2, TotalVariation, class_logit, maximize_activation, standard_transforms)
+
+    result = maximize_activation(
+        model, class_logit(3), shape=(1, 1, 20, 20), param="fourier",
+        transforms=standard_transforms(), regularizers=[L2(0.1), TotalVariation(0.5)],
+        steps=256, lr=0.05, seed=0)
+    result.image          # [1, 1, 20, 20]
+    result.activation     # [1] objective of the final image (no transform)
+
+Objectives name a layer by its ``named_modules`` path (``None`` is the model's output) and
+reduce its activation to one number per batch item; they add, subtract and scale
+(``channel("conv2", 3) - 0.5 * channel("conv2", 5)``). Intermediate activations are read
+with :class:`~neuronkit.interpretability.hooks.LayerRecorder`, whose hooks are removed when
+the call returns *or raises* (a stale hook left by a failed visualization silently changes
+every later forward pass: a known pitfall of Lucent). The model's parameters never receive
+gradients (``.grad`` is untouched) and its train/eval mode is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from neuronkit.common import check_choice, check_number, check_type
+
+from ..hooks import LayerRecorder, get_layer
+from .params import ImageParam, image_param
+from .regularizers import Regularizer
+from .transforms import Compose
+
+__all__ = [
+    "ActivationMaximization",
+    "Objective",
+    "channel",
+    "class_logit",
+    "maximize_activation",
+    "objective_values",
+    "unit",
+]
+
+Activations = Mapping[str | None, torch.Tensor]
+TransformFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class Objective:
+    """A scalar per batch item computed from the activations of some layers.
+
+    Args:
+        fn: ``fn(activations) -> [B]`` where ``activations[layer]`` is the output of each
+            layer in ``layers`` (``None``: the model's output) for the batch.
+        layers: the layers ``fn`` reads.
+        description: a readable name (``repr``).
+
+    Objectives combine: ``a + b``, ``a - b``, ``2.0 * a``, ``-a``.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Activations], torch.Tensor],
+        layers: Sequence[str | None],
+        description: str = "objective",
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
+            raise ValueError(
+                f"layers must be a non-empty sequence of layer names (None: output), got {layers!r}"
+            )
+        for i, layer in enumerate(layers):
+            if layer is not None:
+                check_type(f"layers[{i}]", layer, str)
+        self.fn = fn
+        self.layers: tuple[str | None, ...] = tuple(dict.fromkeys(layers))
+        self.description = str(description)
+
+    def __call__(self, activations: Activations) -> torch.Tensor:
+        value = self.fn(activations)
+        if not isinstance(value, torch.Tensor) or value.ndim != 1:
+            raise ValueError(
+                f"objective {self.description!r} must return one value per batch item [B], got "
+                f"{getattr(value, 'shape', type(value).__name__)}"
+            )
+        return value
+
+    def __add__(self, other: Objective) -> Objective:
+        check_type("other", other, Objective)
+        return Objective(
+            lambda a: self(a) + other(a),
+            [*self.layers, *other.layers],
+            f"({self.description} + {other.description})",
+        )
+
+    def __sub__(self, other: Objective) -> Objective:
+        check_type("other", other, Objective)
+        return Objective(
+            lambda a: self(a) - other(a),
+            [*self.layers, *other.layers],
+            f"({self.description} - {other.description})",
+        )
+
+    def __mul__(self, factor: float) -> Objective:
+        check_number("factor", factor)
+        return Objective(
+            lambda a: float(factor) * self(a), self.layers, f"{factor:g} * {self.description}"
+        )
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Objective:
+        return self * -1.0
+
+    def __repr__(self) -> str:
+        return f"Objective({self.description})"
+
+
+def _layer_label(layer: str | None) -> str:
+    return "output" if layer is None else repr(layer)
+
+
+def unit(layer: str | None, index: int | Sequence[int]) -> Objective:
+    """The activation of one unit of ``layer`` (``None``: the model's output).
+
+    Args:
+        layer: submodule name (as in ``model.named_modules()``) or ``None``.
+        index: index into one item's activation: an int (a feature of a ``[B, F]`` output, or
+            a flat index into ``[C, H, W]``) or a tuple such as ``(channel, y, x)``.
+    """
+    if layer is not None:
+        check_type("layer", layer, str)
+    if isinstance(index, int) and not isinstance(index, bool):
+        idx: tuple[int, ...] = (int(index),)
+    elif isinstance(index, Sequence) and index and not isinstance(index, (str, bytes)):
+        for i, v in enumerate(index):
+            check_number(f"index[{i}]", v, integer=True)
+        idx = tuple(int(v) for v in index)
+    else:
+        raise TypeError(f"index must be an int or a non-empty tuple of ints, got {index!r}")
+
+    def fn(acts: Activations) -> torch.Tensor:
+        a = acts[layer]
+        item_shape = tuple(a.shape[1:])
+        if len(idx) == 1 and a.ndim > 2:
+            flat = a.reshape(a.shape[0], -1)
+            if not -flat.shape[1] <= idx[0] < flat.shape[1]:
+                raise ValueError(
+                    f"index must be < {flat.shape[1]} (flat index into {_layer_label(layer)} "
+                    f"of item shape {item_shape}), got {idx[0]}"
+                )
+            return flat[:, idx[0]]
+        if len(idx) != len(item_shape) or any(not -s <= i < s for i, s in zip(idx, item_shape)):
+            raise ValueError(
+                f"index must address one unit of {_layer_label(layer)} with item shape "
+                f"{item_shape}, got {idx}"
+            )
+        key: tuple[slice | int, ...] = (slice(None), *idx)
+        return a[key]
+
+    return Objective(fn, [layer], f"unit({_layer_label(layer)}, {idx if len(idx) > 1 else idx[0]})")
+
+
+def channel(layer: str | None, index: int) -> Objective:
+    """Mean activation of channel ``index`` of ``layer`` over its spatial positions.
+
+    For ``[B, C, ...]`` activations the mean runs over every dimension after ``C``; for
+    ``[B, F]`` it is the feature ``index`` itself.
+    """
+    if layer is not None:
+        check_type("layer", layer, str)
+    check_number("index", index, ge=0, integer=True)
+    c = int(index)
+
+    def fn(acts: Activations) -> torch.Tensor:
+        a = acts[layer]
+        if a.ndim < 2 or c >= a.shape[1]:
+            raise ValueError(
+                f"index must be a channel of {_layer_label(layer)} (shape {tuple(a.shape)}), "
+                f"got {c}"
+            )
+        sel = a[:, c]
+        return sel.reshape(sel.shape[0], -1).mean(1)
+
+    return Objective(fn, [layer], f"channel({_layer_label(layer)}, {c})")
+
+
+def class_logit(index: int, layer: str | None = None) -> Objective:
+    """The logit (pre-softmax score) of class ``index``: the paper's output-neuron objective.
+
+    ``layer`` defaults to the model's output; name the logit layer if the model ends with a
+    softmax.
+    """
+    check_number("index", index, ge=0, integer=True)
+    obj = unit(layer, int(index))
+    obj.description = f"class_logit({int(index)})"
+    return obj
+
+
+@dataclass
+class ActivationMaximization:
+    """Result of :func:`maximize_activation`.
+
+    Attributes:
+        image: ``[B, C, H, W]`` the optimized images (detached).
+        activation: ``[B]`` objective of each final image, without transforms.
+        initial_activation: ``[B]`` objective of the starting images, without transforms.
+        history: mean (over the batch) objective of the transformed image at each step.
+        snapshots: ``[(step, image)]`` every ``record_every`` steps (empty if 0).
+        param: the optimized parameterization (a copy; the one passed in is not modified).
+    """
+
+    image: torch.Tensor
+    activation: torch.Tensor
+    initial_activation: torch.Tensor
+    history: list[float] = field(default_factory=list)
+    snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    param: ImageParam | None = None
+
+
+@contextlib.contextmanager
+def _recording(model: nn.Module, layers: Sequence[str | None]) -> Iterator[LayerRecorder | None]:
+    names = [layer for layer in layers if layer is not None]
+    if not names:
+        yield None
+        return
+    with LayerRecorder(model, names, detach=False) as rec:
+        yield rec
+
+
+def _forward(
+    model: nn.Module, x: torch.Tensor, rec: LayerRecorder | None, objective: Objective
+) -> torch.Tensor:
+    out = model(x)
+    acts: dict[str | None, torch.Tensor] = {}
+    if None in objective.layers:
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(
+                f"model must return a tensor to use an objective on its output, got "
+                f"{type(out).__name__}; name a layer instead"
+            )
+        acts[None] = out
+    if rec is not None:
+        for name in rec.layers:
+            if name not in rec.activations:
+                raise RuntimeError(f"layer {name!r} did not run in the model's forward pass")
+            acts[name] = rec.activations[name]
+    return objective(acts)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _check_model_objective(model: nn.Module, objective: Objective) -> None:
+    check_type("model", model, nn.Module)
+    check_type("objective", objective, Objective)
+    for layer in objective.layers:
+        if layer is not None:
+            get_layer(model, layer)  # raises a ValueError naming close matches
+
+
+def objective_values(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    objective: Objective,
+    *,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """``objective`` of every input, ``[N]`` (eval mode, no gradients, hooks removed).
+
+    Args:
+        model: the network.
+        inputs: ``[N, ...]`` inputs.
+        objective: what to measure (e.g. :func:`class_logit`).
+        batch_size: inputs per forward pass.
+    """
+    _check_model_objective(model, objective)
+    check_type("inputs", inputs, torch.Tensor)
+    if inputs.ndim < 2 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be a non-empty batch [N, ...], got {tuple(inputs.shape)}")
+    check_number("batch_size", batch_size, ge=1, integer=True)
+    values = []
+    with _eval_mode(model), torch.no_grad(), _recording(model, objective.layers) as rec:
+        for start in range(0, inputs.shape[0], batch_size):
+            values.append(_forward(model, inputs[start : start + batch_size], rec, objective))
+    return torch.cat(values).detach()
+
+
+def maximize_activation(
+    model: nn.Module,
+    objective: Objective,
+    *,
+    param: ImageParam | Literal["pixel", "fourier"] = "pixel",
+    shape: Sequence[int] | None = None,
+    init: torch.Tensor | None = None,
+    transforms: TransformFn | Sequence[TransformFn] | None = None,
+    regularizers: Sequence[Regularizer] = (),
+    steps: int = 256,
+    lr: float = 0.05,
+    optimizer: Literal["adam", "sgd"] = "adam",
+    seed: int = 0,
+    record_every: int = 0,
+) -> ActivationMaximization:
+    """Gradient ascent on an image parameterization to maximize ``objective``.
+
+    Every step renders the image ``x = param()`` (``[B, C, H, W]``), applies the random
+    ``transforms`` (fresh draws each step), runs the model, and descends on
+    ``-objective(x_t).sum() + sum_r penalty_r(x).sum()``; each regularizer's
+    ``filter_gradient`` transforms ``d loss / d x`` on its way back to the parameters (the
+    center bias). Batch items are optimized independently (the model must not mix them, e.g.
+    batch norm is used in eval mode).
+
+    Args:
+        model: any ``nn.Module`` taking ``[B, C, H, W]``; switched to eval mode during the call
+            and restored afterwards; its parameters' ``.grad`` are not touched.
+        objective: what to maximize (:func:`unit`, :func:`channel`, :func:`class_logit`, or a
+            combination).
+        param: an :class:`ImageParam` (copied, not modified) or ``"pixel"`` / ``"fourier"``
+            (built from ``shape`` or ``init``, values in ``[0, 1]``).
+        shape: ``[B, C, H, W]`` when ``param`` is a name and ``init`` is not given.
+        init: start image(s) ``[B, C, H, W]`` when ``param`` is a name (facet-initialized
+            optimization starts from a facet's mean image).
+        transforms: a transform ``(x, generator) -> x`` or a sequence of them (composed).
+        regularizers: :class:`~.regularizers.Regularizer` objects.
+        steps: optimization steps.
+        lr: learning rate.
+        optimizer: ``"adam"`` (default) or ``"sgd"`` (plain gradient ascent).
+        seed: seeds the random start and every transform draw.
+        record_every: keep a snapshot of the image every this many steps (0: none).
+
+    Returns:
+        :class:`ActivationMaximization`.
+
+    Raises:
+        RuntimeError: the objective became NaN or infinite.
+    """
+    _check_model_objective(model, objective)
+    check_number("steps", steps, ge=1, integer=True)
+    check_number("lr", lr, gt=0.0)
+    check_choice("optimizer", optimizer, ["adam", "sgd"])
+    check_number("seed", seed, ge=0, integer=True)
+    check_number("record_every", record_every, ge=0, integer=True)
+    if isinstance(regularizers, Regularizer) or not isinstance(regularizers, Sequence):
+        raise TypeError(
+            f"regularizers must be a sequence of Regularizer objects, got {regularizers!r:.80}"
+        )
+    for i, reg in enumerate(regularizers):
+        check_type(f"regularizers[{i}]", reg, Regularizer)
+    if transforms is None:
+        transform: TransformFn | None = None
+    elif callable(transforms):
+        transform = transforms
+    else:
+        transform = Compose(list(transforms))  # type: ignore[arg-type]
+
+    gen = torch.Generator().manual_seed(int(seed))
+    if isinstance(param, ImageParam):
+        if shape is not None or init is not None:
+            raise ValueError("shape and init must be None when param is an ImageParam instance")
+        image_module = copy.deepcopy(param)
+    elif isinstance(param, str):
+        check_choice("param", param, ["pixel", "fourier"])
+        if init is not None:
+            check_type("init", init, torch.Tensor)
+            if init.ndim != 4:
+                raise ValueError(f"init must be [B, C, H, W], got shape {tuple(init.shape)}")
+            shape = tuple(init.shape)
+        elif shape is None:
+            raise ValueError("shape must be given ([B, C, H, W]) when param is a name and no init")
+        image_module = image_param(param, shape, init=init, seed=gen)
+    else:
+        raise TypeError(
+            f"param must be an ImageParam or 'pixel' / 'fourier', got {type(param).__name__}"
+        )
+    params = [p for p in image_module.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer
+    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+
+    filters = [
+        r for r in regularizers if type(r).filter_gradient is not Regularizer.filter_gradient
+    ]
+    history: list[float] = []
+    snapshots: list[tuple[int, torch.Tensor]] = []
+    with _eval_mode(model), _recording(model, objective.layers) as rec:
+        with torch.no_grad():
+            initial = _forward(model, image_module(), rec, objective).detach()
+        for step in range(int(steps)):
+            progress = step / int(steps)
+            with torch.enable_grad():
+                image = image_module()
+                if filters:
+
+                    def hook(grad: torch.Tensor, progress: float = progress) -> torch.Tensor:
+                        for r in filters:
+                            grad = r.filter_gradient(grad, progress)
+                        return grad
+
+                    image.register_hook(hook)
+                x = transform(image, gen) if transform is not None else image
+                value = _forward(model, x, rec, objective)
+                if value.shape[0] != image.shape[0]:
+                    raise ValueError(
+                        f"objective must give one value per image ({image.shape[0]}), "
+                        f"got {value.shape[0]}"
+                    )
+                loss = -value.sum()
+                for reg in regularizers:
+                    pen = reg.penalty(image, progress)
+                    if pen is not None:
+                        loss = loss + pen.sum()
+                if not bool(torch.isfinite(loss)):
+                    raise RuntimeError(
+                        f"objective became non-finite at step {step} (try a smaller lr or a "
+                        "value_range)"
+                    )
+                grads = torch.autograd.grad(loss, params)
+            for p, g in zip(params, grads):
+                p.grad = g
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            history.append(float(value.detach().mean()))
+            if record_every and (step + 1) % record_every == 0:
+                snapshots.append((step + 1, image_module().detach().clone()))
+        with torch.no_grad():
+            final_image = image_module().detach()
+            final = _forward(model, final_image, rec, objective).detach()
+    return ActivationMaximization(
+        image=final_image,
+        activation=final,
+        initial_activation=initial,
+        history=history,
+        snapshots=snapshots,
+        param=image_module,
+    )

@@ -1,0 +1,74 @@
+"""Code/feature alignment: contingency counts, top codes, precision and recall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neuronkit.interpretability.codebook.analysis import code_feature_alignment, code_feature_counts
+
+
+def test_counts_match_a_loop() -> None:
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(-1, 6, (4, 7, 2), generator=g)
+    labels = torch.randint(-1, 3, (4, 7), generator=g)
+    counts = code_feature_counts(codes, labels, num_codes=6, num_features=3)
+    ref = torch.zeros(6, 3, dtype=torch.long)
+    for c_row, y in zip(codes.reshape(-1, 2).tolist(), labels.reshape(-1).tolist()):
+        for c in c_row:
+            if c >= 0 and y >= 0:
+                ref[c, y] += 1
+    torch.testing.assert_close(counts, ref)
+
+
+def test_precision_and_recall_by_hand() -> None:
+    # feature 0: code 2 on 3 of 4 tokens; code 2 also fires once on feature 1
+    codes = torch.tensor([2, 2, 2, 5, 2, 4, 4, -1])[:, None]
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, -1])
+    al = code_feature_alignment(codes, labels, num_codes=6, num_features=3)
+    np.testing.assert_array_equal(al.features, [0, 1])  # feature 2 never occurs
+    np.testing.assert_array_equal(al.top_code, [2, 4])
+    np.testing.assert_allclose(al.precision, [3 / 4, 1.0])
+    np.testing.assert_allclose(al.recall, [3 / 4, 2 / 3])
+    assert al.code_for(1) == 4
+    assert al.distinct_top_codes == 2
+    assert al.mean_precision == pytest.approx(0.875)
+
+
+def test_one_code_per_feature_is_perfect() -> None:
+    labels = torch.randint(0, 10, (50,), generator=torch.Generator().manual_seed(1))
+    codes = (labels * 3 + 1)[:, None]
+    al = code_feature_alignment(codes, labels, num_codes=40, num_features=10)
+    assert al.mean_precision == 1.0
+    assert al.mean_recall == 1.0
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="codes must have shape"):
+        code_feature_counts(
+            torch.zeros(3, dtype=torch.long),
+            torch.zeros(3, dtype=torch.long),
+            num_codes=2,
+            num_features=2,
+        )
+    with pytest.raises(TypeError, match="integer"):
+        code_feature_counts(
+            torch.zeros(3, 1), torch.zeros(3, dtype=torch.long), num_codes=2, num_features=2
+        )
+    with pytest.raises(ValueError, match="labels must be < num_features"):
+        code_feature_counts(
+            torch.zeros(3, 1, dtype=torch.long), torch.full((3,), 5), num_codes=2, num_features=2
+        )
+    with pytest.raises(ValueError, match="at least one non-negative"):
+        code_feature_alignment(
+            torch.zeros(3, 1, dtype=torch.long), torch.full((3,), -1), num_codes=2, num_features=2
+        )
+    al = code_feature_alignment(
+        torch.zeros(2, 1, dtype=torch.long),
+        torch.zeros(2, dtype=torch.long),
+        num_codes=2,
+        num_features=2,
+    )
+    with pytest.raises(ValueError, match="feature must be one of"):
+        al.code_for(1)

@@ -1,0 +1,164 @@
+"""CodebookLayer: cosine top-k, mean/sum of codes, straight-through, dead codes, record/force."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neuronkit.interpretability.codebook.layer import CodebookLayer, codebook_lookup, cosine_topk
+
+
+def _layer(**kw: object) -> CodebookLayer:
+    kw = {"k": 2, "layer_norm": False, "seed": 0, **kw}
+    return CodebookLayer(8, 16, **kw)  # type: ignore[arg-type]
+
+
+def test_cosine_topk_is_scale_invariant_and_matches_reference() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, cb = torch.randn(5, 7, 8, generator=g), torch.randn(16, 8, generator=g)
+    ids, sim = cosine_topk(x, cb, 3)
+    ref = torch.nn.functional.cosine_similarity(x[..., None, :], cb, dim=-1)
+    ref_vals, ref_ids = ref.topk(3, dim=-1)
+    torch.testing.assert_close(ids, ref_ids)
+    torch.testing.assert_close(sim, ref_vals)
+    # cosine, not inner product: rescaling codes does not change the choice
+    ids2, _ = cosine_topk(x, cb * torch.rand(16, 1, generator=g).add(0.1) * 10, 3)
+    torch.testing.assert_close(ids, ids2)
+
+
+def test_output_is_mean_or_sum_of_chosen_codes() -> None:
+    layer = _layer()
+    x = torch.randn(3, 4, 8, generator=torch.Generator().manual_seed(1))
+    out = layer(x)
+    ids = layer.last_codes
+    assert ids is not None
+    assert ids.shape == (3, 4, 2)
+    torch.testing.assert_close(out, layer.codebook[ids].mean(-2))
+    summed = _layer(reduce="sum")
+    torch.testing.assert_close(summed(x), summed.codebook[summed.last_codes].sum(-2))
+    blocked = codebook_lookup(layer.codebook.detach(), torch.tensor([[3, -1]]))
+    torch.testing.assert_close(blocked, layer.codebook.detach()[[3]] / 2)
+
+
+def test_straight_through_gradient_and_codebook_gradient() -> None:
+    layer = _layer()
+    x = torch.randn(2, 5, 8, requires_grad=True)
+    w = torch.randn(2, 5, 8)
+    (layer(x) * w).sum().backward()
+    assert x.grad is not None
+    torch.testing.assert_close(x.grad, w)  # identity Jacobian through the bottleneck
+    assert layer.codebook.grad is not None
+    used = torch.zeros(16, dtype=torch.bool)
+    used[layer.last_codes.flatten()] = True
+    assert layer.codebook.grad[used].abs().sum() > 0
+    assert layer.codebook.grad[~used].abs().sum() == 0
+
+
+def test_reconstruction_loss_trains_only_the_codebook() -> None:
+    layer = _layer()
+    x = torch.randn(4, 8, requires_grad=True)
+    out = layer(x)
+    loss = layer.reconstruction_loss()
+    torch.testing.assert_close(loss, (out - x).pow(2).sum(-1).mean())
+    loss.backward()
+    assert x.grad is None or x.grad.abs().sum() == 0
+    assert layer.codebook.grad is not None
+    assert layer.codebook.grad.abs().sum() > 0
+
+
+def test_counts_and_dead_code_replacement() -> None:
+    layer = CodebookLayer(8, 16, k=1, layer_norm=False, replace_after_steps=3, replace_rho=0.0)
+    with torch.no_grad():
+        layer.codebook.data[:] = (
+            torch.eye(16, 8)[torch.arange(16) % 8] * torch.arange(1, 17)[:, None]
+        )
+    x = torch.zeros(10, 8)
+    x[:, 0] = 1.0  # only codes pointing at e_0 (0 and 8) can win
+    layer.train()
+    layer(x)
+    assert int(layer.counts.sum()) == 10
+    assert layer.active_codes == 1
+    layer(x)
+    layer(x)  # third step: replacement of the 15 dead codes by rows of x
+    assert layer.replaced_total == 15
+    assert int(layer.counts.sum()) == 0
+    dead = [i for i in range(16) if i != int(layer.last_codes[0, 0])]
+    torch.testing.assert_close(layer.codebook.data[dead], x[:1].expand(15, 8))
+    layer.eval()
+    layer(x)  # no replacement in eval mode
+    assert layer.replaced_total == 15
+
+
+def test_initialize_from_draws_inputs() -> None:
+    layer = CodebookLayer(8, 4, replace_rho=0.0, layer_norm=False)
+    x = torch.arange(80.0).reshape(10, 8)
+    layer.initialize_from(x)
+    rows = {tuple(r.tolist()) for r in x}
+    assert all(tuple(r.tolist()) in rows for r in layer.codebook.data)
+
+
+def test_record_and_force() -> None:
+    layer = _layer()
+    x = torch.randn(2, 6, 8)
+    with layer.record() as rec:
+        layer(x)
+        layer(x[:, :3])
+    assert [r.shape for r in rec] == [(2, 6, 2), (2, 3, 2)]
+    layer(x)
+    assert len(rec) == 2  # recording stopped
+    with layer.force([5, 7], positions=[-1, 0]):
+        out = layer(x)
+    ids = layer.last_codes
+    assert ids[:, [0, -1]].tolist() == [[[5, 7], [5, 7]]] * 2
+    expected = layer.codebook[[5, 7]].mean(0)
+    torch.testing.assert_close(out[:, -1], expected.expand(2, 8))
+    with layer.force(torch.tensor([[1], [2]])):  # one code per sequence, second slot blocked
+        out = layer(x)
+    assert layer.last_codes[0, :, 0].eq(1).all()
+    assert layer.last_codes[1, :, 0].eq(2).all()
+    torch.testing.assert_close(out[1, 3], layer.codebook[2] / 2)
+    after = layer(x)
+    assert not torch.allclose(after[:, -1], expected)
+
+
+def test_disabled_layer_is_identity() -> None:
+    layer = _layer()
+    layer.enabled = False
+    x = torch.randn(3, 8)
+    assert layer(x) is x
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="k must be <= 16"):
+        CodebookLayer(8, 16, k=17)
+    with pytest.raises(ValueError, match="reduce"):
+        CodebookLayer(8, 16, reduce="max")
+    with pytest.raises(TypeError, match="layer_norm"):
+        CodebookLayer(8, 16, layer_norm=1)  # type: ignore[arg-type]
+    layer = _layer()
+    with pytest.raises(ValueError, match=r"x must have shape \[\.\.\., 8\]"):
+        layer(torch.randn(2, 7))
+    with pytest.raises(ValueError, match="codes must be ids"), layer.force([16]):
+        pass
+    with pytest.raises(ValueError, match="1 <= k <= 2"), layer.force([1, 2, 3]):
+        pass
+    with pytest.raises(ValueError, match="x must be finite"):
+        layer.initialize_from(torch.full((3, 8), float("nan")))
+    with pytest.raises(ValueError, match="codebook must have 2 dimensions"):
+        cosine_topk(torch.randn(3, 8), torch.randn(8))
+
+
+def test_nested_forcing_at_different_positions() -> None:
+    layer = _layer(k=1)
+    x = torch.randn(2, 5, 8)
+    with layer.force(torch.tensor([[1], [2]]), positions=[0]), layer.force([3], positions=[-1]):
+        layer(x)
+        ids = layer.last_codes
+    assert ids is not None
+    assert ids[:, 0, 0].tolist() == [1, 2]
+    assert ids[:, -1, 0].tolist() == [3, 3]
+    with layer.record() as outer, layer.record() as inner:
+        layer(x)
+    assert len(outer) == len(inner) == 1
+    assert not layer._forced
+    assert not layer._records

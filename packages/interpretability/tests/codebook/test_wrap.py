@@ -1,0 +1,114 @@
+"""insert_codebooks on plain torch models and the Hugging Face helpers on tiny configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability.codebook.wrap import CodebookModel, insert_codebooks
+
+
+class _Attn(nn.Module):
+    """Returns a tuple, like Hugging Face attention blocks."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.proj(x), None
+
+
+class _Net(nn.Module):
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(5, d)
+        self.attn = _Attn(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, d))
+        self.head = nn.Linear(d, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids)
+        h = h + self.attn(h)[0]
+        h = h + self.mlp(h)
+        return self.head(h)
+
+
+def test_plain_model_outputs_go_through_codebooks() -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    ids = torch.randint(0, 5, (3, 4))
+    before = net(ids)
+    cbm = insert_codebooks(net, ["attn", "mlp"], num_codes=32, k=2, layer_norm=False)
+    assert isinstance(cbm, CodebookModel)
+    assert [layer.dim for layer in cbm.codebooks.values()] == [8, 8]  # sizes inferred
+    with cbm.record_codes() as rec:
+        out = cbm(ids)
+    codes_attn, codes_mlp = rec["attn"][0], rec["mlp"][0]
+    assert codes_attn.shape == codes_mlp.shape == (3, 4, 2)
+    # recompute by hand: every block output is replaced by the mean of its chosen codes
+    cb_a, cb_m = cbm.codebooks["attn"].codebook, cbm.codebooks["mlp"].codebook
+    h = net.emb(ids)
+    h = h + cb_a[codes_attn].mean(-2)
+    h = h + cb_m[codes_mlp].mean(-2)
+    torch.testing.assert_close(out, net.head(h))
+    with cbm.disabled():
+        torch.testing.assert_close(cbm(ids), before)
+    # parameters: the model's and the codebooks'
+    assert {id(p) for p in net.parameters()} <= {id(p) for p in cbm.parameters()}
+    cbm.remove()
+    assert not cbm.attached
+    torch.testing.assert_close(net(ids), before)
+    with pytest.raises(RuntimeError, match="removed"):
+        cbm(ids)
+
+
+def test_training_reaches_model_and_codebooks() -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    cbm = insert_codebooks(net, {"mlp": 8}, num_codes=16)
+    ids = torch.randint(0, 5, (4, 6))
+    cbm.initialize_codebooks(ids)
+    loss = nn.functional.cross_entropy(cbm(ids).reshape(-1, 5), ids.reshape(-1))
+    (loss + cbm.codebook_loss()).backward()
+    assert net.mlp[0].weight.grad is not None
+    assert net.mlp[0].weight.grad.abs().sum() > 0
+    assert cbm.codebooks["mlp"].codebook.grad is not None
+
+
+def test_initialize_codebooks_uses_the_replaced_activations() -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    cbm = insert_codebooks(net, ["mlp"], num_codes=4, layer_norm=False, replace_rho=0.0)
+    ids = torch.randint(0, 5, (2, 3))
+    cbm.initialize_codebooks(ids)
+    acts = net.mlp(net.emb(ids) + net.attn(net.emb(ids))[0]).reshape(-1, 8)
+    for code in cbm.codebooks["mlp"].codebook.detach():
+        assert torch.isclose(acts, code).all(-1).any()
+
+
+def test_force_codes_changes_downstream_only_where_asked() -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    cbm = insert_codebooks(net, ["mlp"], num_codes=8, layer_norm=False)
+    ids = torch.randint(0, 5, (2, 5))
+    base = cbm(ids)
+    with cbm.force_codes({"mlp": [3]}, positions=[2]):
+        out = cbm(ids)
+    changed = ~torch.isclose(out, base).all(-1)
+    assert not changed[:, [0, 1, 3, 4]].any()
+    with pytest.raises(ValueError, match="codes must name modules"), cbm.force_codes({"attn": [0]}):
+        pass
+
+
+def test_bad_inputs() -> None:
+    net = _Net()
+    with pytest.raises(ValueError, match="layer must name a submodule"):
+        insert_codebooks(net, ["nope"], num_codes=4)
+    with pytest.raises(TypeError, match="modules must be"):
+        insert_codebooks(net, "mlp", num_codes=4)
+    with pytest.raises(ValueError, match="distinct"):
+        insert_codebooks(net, ["mlp", "mlp"], num_codes=4)
+    with pytest.raises(ValueError, match="num_codes"):
+        insert_codebooks(net, ["mlp"], num_codes=0)

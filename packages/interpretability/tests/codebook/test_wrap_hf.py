@@ -1,0 +1,83 @@
+"""The Hugging Face helpers on tiny GPT-2 / GPT-NeoX models built from configs (no download)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability.codebook.wrap import (
+    insert_hf_codebooks,
+    transformer_component_names,
+)
+
+transformers = pytest.importorskip(
+    "transformers", reason="the Hugging Face helpers need transformers"
+)
+
+
+def _gpt2() -> nn.Module:
+    cfg = transformers.GPT2Config(
+        vocab_size=7,
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        n_positions=16,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(cfg).eval()
+
+
+def _neox() -> nn.Module:
+    cfg = transformers.GPTNeoXConfig(
+        vocab_size=7,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
+    torch.manual_seed(0)
+    return transformers.GPTNeoXForCausalLM(cfg).eval()
+
+
+def test_hf_component_names() -> None:
+    assert transformer_component_names(_gpt2()) == [
+        "transformer.h.0.attn",
+        "transformer.h.0.mlp",
+        "transformer.h.1.attn",
+        "transformer.h.1.mlp",
+    ]
+    assert transformer_component_names(_neox(), ["mlp"], layers=[0, -1]) == [
+        "gpt_neox.layers.0.mlp",
+        "gpt_neox.layers.2.mlp",
+    ]
+    with pytest.raises(ValueError, match="components"):
+        transformer_component_names(_gpt2(), ["conv"])
+    with pytest.raises(ValueError, match="layers"):
+        transformer_component_names(_gpt2(), layers=[2])
+    with pytest.raises(TypeError, match="PreTrainedModel"):
+        transformer_component_names(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("make", [_gpt2, _neox])
+def test_hf_codebooks_quantize_blocks(make) -> None:
+    model = make()
+    ids = torch.randint(0, 7, (2, 6))
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    cbm = insert_hf_codebooks(model, num_codes=8, k=1)
+    with torch.no_grad(), cbm.record_codes() as rec:
+        out = cbm(input_ids=ids).logits
+    assert out.shape == before.shape
+    assert len(rec) == 2 * model.config.num_hidden_layers
+    for codes in rec.values():
+        assert codes[0].shape == (2, 6, 1)
+    # k=1 with 8 codes: each block output takes at most 8 values
+    assert not torch.allclose(out, before)
+    cbm.remove()
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, before)

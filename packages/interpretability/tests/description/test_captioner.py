@@ -1,0 +1,230 @@
+"""Captioners p(d | E): exemplar encoder, beam search, attention-LSTM decoder, HF adapter."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+import torch
+
+from neuronkit.interpretability.description import (
+    Captioner,
+    ExemplarCaptioner,
+    ExemplarEncoder,
+    HFCaptioner,
+    Vocabulary,
+    beam_search,
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_encoder_masked_pooling_matches_reference() -> None:
+    enc = ExemplarEncoder(width=4, seed=0)
+    x = torch.rand(2, 3, 3, 8, 8, generator=_gen(0))
+    m = (torch.rand(2, 3, 1, 8, 8, generator=_gen(1)) > 0.5).float()
+    m[1, 2] = 0.0
+    f = enc(x, m)
+    assert f.shape == (2, 3, 12)
+    maps = enc.feature_maps(x.reshape(-1, 3, 8, 8))
+    w = m.reshape(-1, 1, 8, 8)
+    ref = torch.cat([(a * w).sum((2, 3)) / w.sum((2, 3)).clamp_min(1e-12) for a in maps], 1)
+    torch.testing.assert_close(f.reshape(-1, 12), ref)
+    assert bool((f[1, 2] == 0).all())  # empty mask -> zero features
+    torch.testing.assert_close(enc(x[0, :1]), enc(x[0, :1], torch.ones(1, 1, 8, 8)))
+    # indexed encoding shares CNN passes but gives the same features
+    images = torch.rand(10, 3, 8, 8, generator=_gen(2))
+    idx = torch.tensor([[3, 3, 7], [0, 9, 3]])
+    masks = (torch.rand(2, 3, 1, 8, 8, generator=_gen(3)) > 0.3).float()
+    torch.testing.assert_close(
+        enc.encode_indexed(images, idx, masks, batch_size=2), enc(images[idx], masks)
+    )
+    torch.testing.assert_close(ExemplarEncoder(width=4, seed=0)(x, m), f)  # seeded init
+
+
+def test_encoder_pretraining_learns_dense_labels() -> None:
+    x = torch.zeros(32, 3, 8, 8)
+    labels = torch.zeros(32, 1, 8, 8, dtype=torch.long)
+    x[:16, 0, 2:6, 2:6] = 1.0  # red squares -> class 1
+    labels[:16, 0, 2:6, 2:6] = 1
+    x[16:, 2, 2:6, 2:6] = 1.0  # blue squares -> class 2
+    labels[16:, 0, 2:6, 2:6] = 2
+    enc = ExemplarEncoder(width=8, seed=0)
+    before = [p.clone() for p in enc.parameters()]
+    history = enc.pretrain(x, labels, epochs=15, batch_size=8, lr=1e-2, seed=0)
+    assert history[-1] < 0.3 * history[0]
+    assert any(not torch.equal(a, b) for a, b in zip(before, enc.parameters(), strict=True))
+    with pytest.raises(TypeError, match="pixel_labels"):
+        enc.pretrain(x, labels.float())
+    with pytest.raises(ValueError, match="pixel_labels"):
+        enc.pretrain(x, labels[:4])
+    with pytest.raises(ValueError, match="images"):
+        enc.pretrain(x[:, :2], labels)
+
+
+def test_beam_search_matches_brute_force() -> None:
+    vocab_size, eos = 5, 2
+    table = torch.log_softmax(torch.randn(vocab_size, vocab_size, generator=_gen(4)), dim=-1)
+
+    def step(tokens: torch.Tensor, state: tuple[torch.Tensor, ...]):
+        return table[tokens], state
+
+    got = beam_search(
+        step, (torch.zeros(1, 1),), bos=1, eos=eos, beam_size=50, max_length=3, banned=(0, 1)
+    )
+    words = (3, 4)
+    brute = []
+    for n in range(0, 4):
+        for seq in itertools.product(words, repeat=n):
+            path = (1, *seq, eos)
+            brute.append((list(seq), float(sum(table[a, b] for a, b in itertools.pairwise(path)))))
+    brute.sort(key=lambda x: -x[1])
+    assert len(got) == len(brute) == 15
+    for (_s1, v1), (_s2, v2) in zip(got, brute, strict=True):
+        assert v1 == pytest.approx(v2, abs=1e-5)
+    assert got[0][0] == brute[0][0]
+    small = beam_search(step, (torch.zeros(1, 1),), bos=1, eos=eos, beam_size=3, max_length=3)
+    assert small[0][1] == pytest.approx(brute[0][1], abs=1e-5) or small[0][1] > brute[0][1]
+    with pytest.raises(ValueError, match="beam_size"):
+        beam_search(step, (torch.zeros(1, 1),), bos=1, eos=eos, beam_size=0, max_length=3)
+
+
+def _captioner(seed: int = 0) -> ExemplarCaptioner:
+    vocab = Vocabulary.from_descriptions(["red shapes", "blue shapes", "shapes"])
+    return ExemplarCaptioner(vocab, ExemplarEncoder(width=4, seed=seed), hidden_size=16, seed=seed)
+
+
+def test_log_prob_is_teacher_forced_chain_rule_and_propose_is_consistent() -> None:
+    cap = _captioner()
+    assert isinstance(cap, Captioner)
+    images = torch.rand(4, 3, 8, 8, generator=_gen(5))
+    masks = torch.ones(4, 1, 8, 8)
+    lp = cap.log_prob(images, masks, ["red shapes", "shapes"])
+    cap.eval()
+    with torch.no_grad():
+        feats = cap.norm(cap.encode(images[None], masks[None]))
+        state = cap.init_state(feats)
+        v = cap.vocabulary
+        total, token = 0.0, torch.tensor([v.bos])
+        for w in [*v.ids("red shapes"), v.eos]:
+            logp, state = cap.step(feats, token, state)
+            total += float(logp[0, w])
+            token = torch.tensor([w])
+    assert float(lp[0]) == pytest.approx(total, abs=1e-5)
+    proposals = cap.propose(images, masks, beam_size=5, max_length=3)
+    assert 1 <= len(proposals) <= 5
+    scores = [s for _, s in proposals]
+    assert scores == sorted(scores, reverse=True)
+    again = cap.log_prob(images, masks, [t for t, _ in proposals])
+    torch.testing.assert_close(again, torch.tensor(scores), atol=1e-5, rtol=0)
+
+
+def test_fit_learns_exemplar_dependent_descriptions() -> None:
+    cap = _captioner(1)
+    red = torch.zeros(8, 5, 3, 8, 8)
+    red[:, :, 0, 2:6, 2:6] = 1.0
+    blue = torch.zeros(8, 5, 3, 8, 8)
+    blue[:, :, 2, 2:6, 2:6] = 1.0
+    images = torch.cat([red, blue])
+    masks = torch.ones(16, 5, 1, 8, 8)
+    annotations = [["red shapes", "shapes"]] * 8 + [["blue shapes", "shapes"]] * 8
+    history = cap.fit(images, masks, annotations, epochs=60, batch_size=8, lr=1e-2, seed=0)
+    assert history[-1] < history[0]
+    lp_red = cap.log_prob(red[0], masks[0], ["red shapes", "blue shapes", "shapes"]).exp()
+    lp_blue = cap.log_prob(blue[0], masks[0], ["red shapes", "blue shapes", "shapes"]).exp()
+    assert float(lp_red[0]) > 0.3
+    assert float(lp_red[1]) < 0.1
+    assert float(lp_blue[1]) > 0.3
+    assert float(lp_blue[0]) < 0.1
+    assert float(lp_red.sum()) <= 1.0 + 1e-5
+    with pytest.raises(ValueError, match="annotations must have one list"):
+        cap.fit(images, masks, annotations[:3])
+    with pytest.raises(ValueError, match="masks"):
+        cap.fit(images, masks[:, :2], annotations)
+    with pytest.raises(ValueError, match="features"):
+        cap.fit_features(torch.zeros(2, 5, 7), [["a"], ["b"]])
+
+
+def test_captioner_bad_inputs() -> None:
+    cap = _captioner()
+    images, masks = torch.rand(3, 3, 8, 8), torch.ones(3, 1, 8, 8)
+    with pytest.raises(ValueError, match="masks"):
+        cap.log_prob(images, masks[:2], ["shapes"])
+    with pytest.raises(TypeError, match="descriptions"):
+        cap.log_prob(images, masks, "shapes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="images"):
+        cap.propose(images[0], masks[0])
+    bad = images.clone()
+    bad[0, 0, 0, 0] = math.inf
+    with pytest.raises(ValueError, match="images"):
+        cap.log_prob(bad, masks, ["shapes"])
+    with pytest.raises(TypeError, match="encoder"):
+        ExemplarCaptioner(cap.vocabulary, None)  # type: ignore[arg-type]
+
+
+class _FakeTokenizer:
+    words: ClassVar[dict[str, int]] = {"red": 3, "shapes": 4, "blue": 5}
+
+    def __call__(self, texts, padding: bool = True, return_tensors: str = "pt"):
+        rows = [[self.words[w] for w in t.split()] + [2] for t in texts]
+        width = max(map(len, rows))
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        att = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            att[i, : len(r)] = 1
+        return {"input_ids": ids, "attention_mask": att}
+
+    def batch_decode(self, ids, skip_special_tokens: bool = True):
+        inv = {v: k for k, v in self.words.items()}
+        return [" ".join(inv[int(i)] for i in row if int(i) in inv) for row in ids]
+
+
+class _FakeImageToText:
+    """Logits depend on the image's mean red intensity and the position only."""
+
+    def __call__(self, pixel_values: torch.Tensor, labels: torch.Tensor) -> SimpleNamespace:
+        red = pixel_values[:, 0].mean((1, 2))
+        t = torch.arange(labels.shape[1], dtype=torch.float)
+        logits = torch.zeros(labels.shape[0], labels.shape[1], 6)
+        logits[:, :, 3] = 4 * red[:, None]
+        logits[:, :, 4] = t[None]
+        return SimpleNamespace(logits=logits)
+
+    def generate(self, pixel_values: torch.Tensor, num_beams: int, **kwargs):
+        return torch.tensor([[3, 4, 2], [5, 4, 2]]).repeat(pixel_values.shape[0], 1)
+
+
+def test_hf_captioner_adapter() -> None:
+    model, tok = _FakeImageToText(), _FakeTokenizer()
+    cap = HFCaptioner(model, tok, highlight=0.5, candidates=["shapes"])
+    assert isinstance(cap, Captioner)
+    images = torch.rand(2, 3, 4, 4, generator=_gen(6))
+    masks = torch.zeros(2, 1, 4, 4)
+    masks[0, :, :2] = 1.0
+    shown = cap.pixel_values(images, masks)
+    torch.testing.assert_close(shown, images * (0.5 + 0.5 * masks))
+    lp = cap.log_prob(images, masks, ["red shapes", "shapes"])
+    # reference: mean over exemplars of the summed label log-probs
+    ref = []
+    for text in ("red shapes", "shapes"):
+        enc = tok([text])
+        per = []
+        for j in range(2):
+            out = model(shown[j : j + 1], enc["input_ids"])
+            logp = torch.log_softmax(out.logits, -1)[0]
+            per.append(sum(float(logp[t, i]) for t, i in enumerate(enc["input_ids"][0])))
+        ref.append(sum(per) / 2)
+    torch.testing.assert_close(lp, torch.tensor(ref))
+    proposals = cap.propose(images, masks, beam_size=2, max_length=4)
+    assert {t for t, _ in proposals} == {"red shapes", "blue shapes", "shapes"}
+    assert [s for _, s in proposals] == sorted((s for _, s in proposals), reverse=True)
+    with pytest.raises(ValueError, match="highlight"):
+        HFCaptioner(model, tok, highlight=2.0)
+    with pytest.raises(TypeError, match="tokenizer"):
+        HFCaptioner(model, None)

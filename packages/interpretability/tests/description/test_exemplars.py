@@ -1,0 +1,107 @@
+"""Exemplar computation (top-k images, 0.99-quantile masks) for MILAN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from neuronkit.interpretability.description import (
+    Exemplars,
+    activation_quantiles,
+    compute_exemplars,
+    upsampled_masks,
+)
+
+
+class _Toy(nn.Module):
+    """Layer ``feat`` = 2x2 average pooling of the input channels (units = channels)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feat = nn.AvgPool2d(2)
+        self.head = nn.Flatten()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.feat(x))
+
+
+def test_topk_quantiles_and_masks_match_reference() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 3, 8, 8, generator=gen)
+    model = _Toy()
+    ex = compute_exemplars(model, x, "feat", k=5, quantile=0.9, batch_size=7)
+    assert isinstance(ex, Exemplars)
+    assert len(ex) == 3
+    assert ex.k == 5
+    acts = F.avg_pool2d(x, 2)  # [40, 3, 4, 4]
+    pooled = acts.flatten(2).amax(2)
+    for u in range(3):
+        order = torch.argsort(pooled[:, u], descending=True)[:5]
+        assert torch.equal(ex.indices[u], order)
+        torch.testing.assert_close(ex.activations[u], pooled[order, u])
+        level = np.quantile(acts[:, u].numpy().ravel(), 0.9)
+        assert float(ex.thresholds[u]) == pytest.approx(level, rel=1e-6)
+        up = F.interpolate(
+            acts[order, u][:, None], size=(8, 8), mode="bilinear", align_corners=False
+        )
+        torch.testing.assert_close(ex.masks[u], (up > level).float())
+        torch.testing.assert_close(ex.images[u], x[order])
+    # the top exemplar's peak exceeds the 0.9 quantile, so its mask is never empty
+    assert bool((ex.masks[:, 0].flatten(1).sum(1) > 0).all())
+    # hooks removed, input untouched
+    assert not model.feat._forward_hooks
+
+
+def test_units_subset_and_flat_layers() -> None:
+    x = torch.rand(20, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    model = _Toy()
+    full = compute_exemplars(model, x, "feat", k=3)
+    sub = compute_exemplars(model, x, "feat", units=[2, 0], k=3)
+    assert sub.units.tolist() == [2, 0]
+    torch.testing.assert_close(sub.indices, full.indices[[2, 0]])
+    part = full.subset([1])
+    assert part.units.tolist() == [1]
+    assert part.images.shape == (1, 3, 3, 8, 8)
+    flat = compute_exemplars(model, x, "head", k=4, units=[0, 5])
+    assert flat.masks.shape == (2, 4, 1, 8, 8)
+    assert bool((flat.masks == 1).all())
+
+
+def test_quantile_and_upsampling_helpers() -> None:
+    a = torch.arange(200.0).reshape(2, 1, 10, 10).repeat(1, 2, 1, 1)
+    a[:, 1] *= -1
+    q = activation_quantiles(a, 0.5)
+    assert q.tolist() == pytest.approx([np.quantile(np.arange(200.0), 0.5), -99.5])
+    maps = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
+    m = upsampled_masks(maps, torch.tensor([0.5]), (4, 4))
+    assert m.shape == (1, 1, 4, 4)
+    assert m[0, 0, :, 2:].eq(1).all()
+    assert m[0, 0, :, :2].eq(0).all()
+
+
+def test_bad_inputs() -> None:
+    x = torch.rand(10, 3, 8, 8)
+    model = _Toy()
+    with pytest.raises(ValueError, match="k must be <= 10"):
+        compute_exemplars(model, x, "feat", k=11)
+    with pytest.raises(ValueError, match="quantile"):
+        compute_exemplars(model, x, "feat", k=2, quantile=1.0)
+    with pytest.raises(ValueError, match="units must index"):
+        compute_exemplars(model, x, "feat", units=[3], k=2)
+    with pytest.raises(ValueError, match="layer"):
+        compute_exemplars(model, x, "nope", k=2)
+    with pytest.raises(ValueError, match="inputs must be"):
+        compute_exemplars(model, x[0], "feat", k=2)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="inputs"):
+        compute_exemplars(model, bad, "feat", k=2)
+    with pytest.raises(TypeError, match="inputs"):
+        compute_exemplars(model, x.numpy(), "feat", k=2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="thresholds"):
+        upsampled_masks(torch.zeros(2, 3, 3), torch.zeros(3), (6, 6))
+    with pytest.raises(ValueError, match="activations"):
+        activation_quantiles(torch.zeros(5), 0.5)

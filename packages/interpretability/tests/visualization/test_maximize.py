@@ -1,0 +1,169 @@
+"""Tests of the activation-maximization engine and its objectives."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability.visualization.maximize import (
+    Objective,
+    channel,
+    class_logit,
+    maximize_activation,
+    objective_values,
+    unit,
+)
+from neuronkit.interpretability.visualization.params import PixelImage
+from neuronkit.interpretability.visualization.regularizers import L2, CenterBias, TotalVariation
+from neuronkit.interpretability.visualization.transforms import standard_transforms
+
+
+def _net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv", nn.Conv2d(1, 4, 3, padding=1)),
+                ("relu", nn.ReLU()),
+                ("flat", nn.Flatten()),
+                ("fc", nn.Linear(4 * 6 * 6, 3)),
+            ]
+        )
+    )
+
+
+def _no_hooks(model: nn.Module) -> bool:
+    return all(
+        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+        for m in model.modules()
+    )
+
+
+def test_objectives_read_the_right_values() -> None:
+    model = _net()
+    x = torch.rand(5, 1, 6, 6)
+    conv = model.conv(x)
+    out = model(x)
+    torch.testing.assert_close(objective_values(model, x, class_logit(2)), out[:, 2])
+    torch.testing.assert_close(
+        objective_values(model, x, channel("conv", 1)), conv[:, 1].mean((1, 2))
+    )
+    torch.testing.assert_close(
+        objective_values(model, x, unit("conv", (3, 2, 4))), conv[:, 3, 2, 4]
+    )
+    torch.testing.assert_close(objective_values(model, x, unit("conv", 7)), conv.flatten(1)[:, 7])
+    combo = channel("conv", 0) - 0.5 * class_logit(1)
+    torch.testing.assert_close(
+        objective_values(model, x, combo), conv[:, 0].mean((1, 2)) - 0.5 * out[:, 1]
+    )
+    torch.testing.assert_close(objective_values(model, x, -class_logit(0)), -out[:, 0])
+    assert _no_hooks(model)
+
+
+def test_linear_model_optimum_is_the_sign_pattern_of_the_weights() -> None:
+    """For logit = w . x with x in [0, 1], the maximum sets x = 1 where w > 0, else 0."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    res = maximize_activation(model, class_logit(0), shape=(1, 1, 4, 4), steps=300, lr=0.3, seed=0)
+    w = model[1].weight[0].detach().view(4, 4)
+    strong = w.abs() > 0.05
+    expected = (w > 0).float()
+    assert torch.equal((res.image[0, 0] > 0.5).float()[strong], expected[strong])
+    assert res.activation[0] > res.initial_activation[0]
+    assert res.history[-1] > res.history[0]
+
+
+def test_engine_with_regularizers_and_transforms_is_deterministic_and_clean() -> None:
+    model = _net()
+    model.train()
+    kwargs = {
+        "param": "fourier",
+        "shape": (2, 1, 6, 6),
+        "transforms": standard_transforms(jitter=1),
+        "regularizers": [CenterBias(), L2(0.1), TotalVariation(0.1)],
+        "steps": 30,
+        "lr": 0.05,
+        "seed": 3,
+        "record_every": 10,
+    }
+    a = maximize_activation(model, channel("conv", 2), **kwargs)
+    b = maximize_activation(model, channel("conv", 2), **kwargs)
+    torch.testing.assert_close(a.image, b.image)
+    assert a.image.shape == (2, 1, 6, 6)
+    assert [s for s, _ in a.snapshots] == [10, 20, 30]
+    assert (a.activation > a.initial_activation).all()
+    assert model.training  # mode restored
+    assert all(p.grad is None for p in model.parameters())  # model untouched
+    assert _no_hooks(model)
+
+
+def test_param_instance_is_not_modified() -> None:
+    model = _net()
+    param = PixelImage((1, 1, 6, 6), seed=0)
+    before = param().detach().clone()
+    res = maximize_activation(model, class_logit(0), param=param, steps=5)
+    torch.testing.assert_close(param().detach(), before)
+    assert not torch.allclose(res.image, before)
+
+
+def test_hooks_are_removed_when_the_objective_raises() -> None:
+    model = _net()
+
+    def boom(acts):
+        raise RuntimeError("objective failed")
+
+    with pytest.raises(RuntimeError, match="objective failed"):
+        maximize_activation(model, Objective(boom, ["conv"]), shape=(1, 1, 6, 6), steps=3)
+    assert _no_hooks(model)
+    with pytest.raises(ValueError, match="index must address"):
+        maximize_activation(model, unit("conv", (9, 0, 0)), shape=(1, 1, 6, 6), steps=3)
+    assert _no_hooks(model)
+
+
+def test_hooks_are_removed_when_the_model_raises() -> None:
+    class Flaky(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = _net()
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            if self.calls == 4:
+                raise RuntimeError("model failed")
+            return self.body(x)
+
+    model = Flaky()
+    with pytest.raises(RuntimeError, match="model failed"):
+        maximize_activation(model, channel("body.conv", 0), shape=(1, 1, 6, 6), steps=10)
+    assert _no_hooks(model)
+    assert model.training
+
+
+def test_bad_inputs() -> None:
+    model = _net()
+    with pytest.raises(ValueError, match="layer must name a submodule"):
+        maximize_activation(model, channel("conv9", 0), shape=(1, 1, 6, 6))
+    with pytest.raises(ValueError, match="steps"):
+        maximize_activation(model, class_logit(0), shape=(1, 1, 6, 6), steps=0)
+    with pytest.raises(ValueError, match="shape must be given"):
+        maximize_activation(model, class_logit(0))
+    with pytest.raises(TypeError, match="param"):
+        maximize_activation(model, class_logit(0), param=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="objective"):
+        maximize_activation(model, "logit", shape=(1, 1, 6, 6))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="regularizers"):
+        maximize_activation(model, class_logit(0), shape=(1, 1, 6, 6), regularizers=L2())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shape and init must be None"):
+        maximize_activation(
+            model, class_logit(0), param=PixelImage((1, 1, 6, 6)), shape=(1, 1, 6, 6)
+        )
+    with pytest.raises(TypeError, match="index"):
+        unit("conv", "3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="index"):
+        channel("conv", -1)
+    with pytest.raises(ValueError, match="inputs"):
+        objective_values(model, torch.zeros(0, 1, 6, 6), class_logit(0))

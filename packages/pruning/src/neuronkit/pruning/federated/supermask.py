@@ -1,0 +1,314 @@
+"""Supermasks over frozen random weights: the sign supermask of HideNseek and a {0,1} baseline.
+
+Vallapuram et al. (2022), "HideNseek: Federated Lottery Ticket via Server-side Pruning and Sign
+Supermask": the weights of a pruned, randomly initialized network are frozen and only a sign
+supermask ``sigma in {-1, +1}`` is learned, ``W_eff = m * |W_0| * sigma`` with ``m`` the
+(SynFlow) pruning mask and ``sigma = sign(s)`` of real-valued scores ``s`` trained through the
+straight-through estimator (``d sign(s) / ds := 1``). The binary baseline is the {0,1}
+supermask of Zhou et al. (2019) / Ramanujan et al. (2020, edge-popup): ``W_eff = W_0 * top_k(|s|)``
+with each layer keeping its top-``k`` scores (gradients pass straight through the top-k).
+
+Both wrap any ``nn.Module`` whose prunable weights are Conv/Linear ``weight`` tensors; the
+wrapped network is called with :func:`torch.func.functional_call`, so the architecture is not
+rewritten. Every parameter of the wrapped network is frozen (buffers of the wrapper); the only
+trainable parameters are the scores, one per masked weight, exposed as ``wrapper.scores``
+(an ``nn.ParameterDict`` keyed by the weight name with ``.`` replaced by ``__``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from neuronkit.common import check_number, check_type
+from neuronkit.pruning.lottery import prunable_weights
+
+__all__ = [
+    "BinarySupermask",
+    "SignSupermask",
+    "sign_ste",
+    "topk_mask_ste",
+]
+
+Masks = dict[str, torch.Tensor]
+
+
+class _SignSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor) -> torch.Tensor:
+        return torch.where(scores >= 0, 1.0, -1.0).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+class _TopKSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, k: int) -> torch.Tensor:
+        flat = scores.detach().flatten()
+        out = torch.zeros_like(flat)
+        if k > 0:
+            out[torch.topk(flat, k, sorted=False).indices] = 1.0
+        return out.reshape(scores.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+def sign_ste(scores: torch.Tensor) -> torch.Tensor:
+    """``sign(scores)`` in ``{-1, +1}`` (0 maps to +1) with a straight-through gradient.
+
+    Args:
+        scores: any real tensor.
+
+    Returns:
+        A tensor of the same shape and dtype holding only -1 and +1; its gradient with respect
+        to ``scores`` is the identity (Bengio et al., 2013).
+    """
+    check_type("scores", scores, torch.Tensor)
+    if not scores.is_floating_point():
+        raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
+    out: torch.Tensor = _SignSTE.apply(scores)
+    return out
+
+
+def topk_mask_ste(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Edge-popup's {0,1} mask: 1 at the ``k`` largest ``|scores|``, straight-through gradient.
+
+    Args:
+        scores: real tensor of any shape (one layer's scores).
+        k: number of entries kept, ``0 <= k <= scores.numel()`` (ties are broken by ``torch.topk``).
+
+    Returns:
+        A 0/1 tensor shaped like ``scores``; its gradient is the identity.
+    """
+    check_type("scores", scores, torch.Tensor)
+    if not scores.is_floating_point():
+        raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
+    check_number("k", k, ge=0, le=scores.numel(), integer=True)
+    # rank |s|; the gradient flows through abs() (edge-popup's clamped scores)
+    out: torch.Tensor = _TopKSTE.apply(scores.abs(), int(k))
+    return out
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class _FrozenWrapper(nn.Module):
+    """Holds a frozen copy of ``model`` and runs it with substituted weights."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        check_type("model", model, nn.Module)
+        self.net = copy.deepcopy(model)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.names = list(names)
+        self.scores = nn.ParameterDict()
+
+    def effective_weights(self) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the wrapped network ``[B, ...] -> [B, C]`` with the supermasked weights."""
+        out: torch.Tensor = functional_call(self.net, self.effective_weights(), (x,))
+        return out
+
+    def get_scores(self) -> dict[str, torch.Tensor]:
+        """Detached copies of the scores, ``{weight name: tensor shaped like the weight}``."""
+        return {n: self.scores[_key(n)].detach().clone() for n in self.names}
+
+    def set_scores(self, scores: Mapping[str, torch.Tensor]) -> None:
+        """Copy ``scores`` (``{weight name: tensor shaped like the weight}``) into the wrapper."""
+        check_type("scores", scores, Mapping)
+        missing = [n for n in self.names if n not in scores]
+        if missing or len(scores) != len(self.names):
+            raise ValueError(
+                f"scores must have exactly the keys {self.names}, got {sorted(scores)}"
+            )
+        for n in self.names:
+            s = scores[n]
+            check_type(f"scores[{n!r}]", s, torch.Tensor)
+            target = self.scores[_key(n)]
+            if s.shape != target.shape:
+                raise ValueError(
+                    f"scores[{n!r}] must have shape {tuple(target.shape)}, got {tuple(s.shape)}"
+                )
+            if not torch.isfinite(s).all():
+                raise ValueError(f"scores[{n!r}] must be finite, got NaN or inf")
+        with torch.no_grad():
+            for n in self.names:
+                self.scores[_key(n)].copy_(scores[n])
+
+    def materialize(self) -> nn.Module:
+        """A plain copy of the wrapped network with the effective weights written in."""
+        net = copy.deepcopy(self.net)
+        params = dict(net.named_parameters())
+        with torch.no_grad():
+            for n, w in self.effective_weights().items():
+                params[n].copy_(w)
+        return net
+
+
+class SignSupermask(_FrozenWrapper):
+    """HideNseek's network: ``W_eff = m * |W_0| * sign(s)`` over frozen magnitudes ``|W_0|``.
+
+    Args:
+        model: the randomly initialized network ``[B, ...] -> [B, C]`` (copied, not modified).
+        masks: the pruning masks ``{weight name: bool tensor}`` (e.g. from
+            :func:`~neuronkit.pruning.federated.synflow.synflow_prune`); only these weights get
+            signs and scores, everything else stays frozen at ``model``'s values.
+        rescale: multiply each layer's magnitudes by ``1 / sqrt(layer density)`` so a sparse
+            layer keeps the dense layer's activation scale (the scaled initialization of
+            Ramanujan et al., 2020); ``False`` keeps ``|W_0|`` unchanged.
+
+    The scores are unitless: they start at ``sign(W_0)`` (``+-1``: the pruned network as
+    initialized) and the server sets them to the clients' vote in ``[-1, 1]``.
+    ``forward``: ``x [B, ...] -> [B, C]``.
+    """
+
+    def __init__(self, model: nn.Module, masks: Masks, *, rescale: bool = False) -> None:
+        check_type("model", model, nn.Module)
+        check_type("masks", masks, dict)
+        check_type("rescale", rescale, bool)
+        if not masks:
+            raise ValueError("masks must name at least one weight, got {}")
+        params = dict(model.named_parameters())
+        for n, m in masks.items():
+            if n not in params:
+                raise ValueError(
+                    f"masks names {n!r}, which is not a parameter of the model "
+                    f"(prunable: {prunable_weights(model)})"
+                )
+            if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+                raise TypeError(f"masks[{n!r}] must be a bool tensor, got {type(m).__name__}")
+            if m.shape != params[n].shape:
+                raise ValueError(
+                    f"masks[{n!r}] must have shape {tuple(params[n].shape)}, got {tuple(m.shape)}"
+                )
+        order = [n for n, _ in model.named_parameters() if n in masks]
+        super().__init__(model, order)
+        self.rescale = rescale
+        for n in order:
+            w0 = params[n].detach()
+            m = masks[n].to(w0.device)
+            density = float(m.float().mean())
+            scale = (1.0 / density) ** 0.5 if rescale and density > 0 else 1.0
+            self.register_buffer(f"mask__{_key(n)}", m.clone())
+            self.register_buffer(f"magnitude__{_key(n)}", (w0.abs() * m * scale).clone())
+            self.scores[_key(n)] = nn.Parameter(torch.where(w0 >= 0, 1.0, -1.0).to(w0.dtype))
+
+    def mask(self, name: str) -> torch.Tensor:
+        """The bool pruning mask of weight ``name``."""
+        out: torch.Tensor = getattr(self, f"mask__{_key(name)}")
+        return out
+
+    def magnitude(self, name: str) -> torch.Tensor:
+        """The frozen magnitudes ``m * |W_0|`` (rescaled if asked) of weight ``name``."""
+        out: torch.Tensor = getattr(self, f"magnitude__{_key(name)}")
+        return out
+
+    def effective_weights(self) -> dict[str, torch.Tensor]:
+        """``{name: m * |W_0| * sign_ste(s)}``, differentiable in the scores."""
+        return {n: self.magnitude(n) * sign_ste(self.scores[_key(n)]) for n in self.names}
+
+    def signs(self) -> dict[str, torch.Tensor]:
+        """The current sign supermask on the unpruned weights.
+
+        Returns:
+            ``{name: int8 tensor [n_kept]}`` of -1/+1, the kept entries in row-major order (the
+            1-bit-per-unpruned-weight message a client uploads).
+        """
+        with torch.no_grad():
+            return {
+                n: torch.where(self.scores[_key(n)][self.mask(n)] >= 0, 1, -1).to(torch.int8)
+                for n in self.names
+            }
+
+    def num_unpruned(self) -> int:
+        """The number of unpruned (sign-carrying) weights."""
+        return int(sum(int(self.mask(n).sum()) for n in self.names))
+
+
+class BinarySupermask(_FrozenWrapper):
+    """The {0,1} supermask baseline (edge-popup): ``W_eff = W_0 * top_k(|s|)`` per layer.
+
+    Args:
+        model: the randomly initialized network (copied, not modified); its weights are frozen.
+        densities: ``{weight name: fraction of that layer kept, in (0, 1]}``; pass the
+            per-layer densities of a SynFlow mask to compare at exactly the same sparsity.
+        seed: seed of the initial scores (Kaiming-uniform, as in edge-popup).
+        rescale: multiply each layer's weights by ``1 / sqrt(layer density)`` (see
+            :class:`SignSupermask`).
+
+    ``forward``: ``x [B, ...] -> [B, C]``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        densities: Mapping[str, float],
+        *,
+        seed: int = 0,
+        rescale: bool = False,
+    ) -> None:
+        check_type("model", model, nn.Module)
+        check_type("densities", densities, Mapping)
+        check_number("seed", seed, ge=0, integer=True)
+        check_type("rescale", rescale, bool)
+        if not densities:
+            raise ValueError("densities must name at least one weight, got {}")
+        params = dict(model.named_parameters())
+        for n, d in densities.items():
+            if n not in params:
+                raise ValueError(
+                    f"densities names {n!r}, which is not a parameter of the model "
+                    f"(prunable: {prunable_weights(model)})"
+                )
+            check_number(f"densities[{n!r}]", d, gt=0.0, le=1.0)
+        order = [n for n, _ in model.named_parameters() if n in densities]
+        super().__init__(model, order)
+        self.rescale = rescale
+        gen = torch.Generator().manual_seed(int(seed))
+        self.k: dict[str, int] = {}
+        for n in order:
+            w0 = params[n].detach()
+            d = float(densities[n])
+            self.k[n] = max(1, round(d * w0.numel()))
+            scale = (1.0 / d) ** 0.5 if rescale else 1.0
+            self.register_buffer(f"weight__{_key(n)}", (w0 * scale).clone())
+            fan_in = w0[0].numel() if w0.ndim > 1 else w0.numel()
+            bound = (6.0 / fan_in) ** 0.5  # kaiming_uniform(a=0)-style bound, as edge-popup
+            s = (torch.rand(w0.shape, generator=gen, dtype=w0.dtype) * 2 - 1) * bound
+            self.scores[_key(n)] = nn.Parameter(s.to(w0.device))
+
+    def weight(self, name: str) -> torch.Tensor:
+        """The frozen weights of layer ``name`` (rescaled if asked)."""
+        out: torch.Tensor = getattr(self, f"weight__{_key(name)}")
+        return out
+
+    def effective_weights(self) -> dict[str, torch.Tensor]:
+        """``{name: W_0 * top_k(|s|)}``, differentiable in the scores."""
+        return {
+            n: self.weight(n) * topk_mask_ste(self.scores[_key(n)], self.k[n]) for n in self.names
+        }
+
+    def binary_masks(self) -> dict[str, torch.Tensor]:
+        """The current {0,1} supermask: ``{name: bool tensor shaped like the weight}``."""
+        with torch.no_grad():
+            return {
+                n: topk_mask_ste(self.scores[_key(n)].detach(), self.k[n]).bool()
+                for n in self.names
+            }
+
+    def num_weights(self) -> int:
+        """The number of maskable weights (each carries one mask bit)."""
+        return int(sum(self.weight(n).numel() for n in self.names))

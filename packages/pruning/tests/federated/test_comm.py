@@ -1,0 +1,57 @@
+"""Uplink accounting and the 1-bit wire format (neuronkit.pruning.federated.comm)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning.federated.comm import (
+    dense_uplink_bits,
+    pack_signs,
+    payload_bits,
+    sign_uplink_bits,
+    unpack_signs,
+)
+
+
+@pytest.mark.parametrize("sizes", [[1], [8], [7, 9], [13, 0, 30]])
+def test_pack_unpack_roundtrip_and_size(sizes: list[int]) -> None:
+    gen = torch.Generator().manual_seed(sum(sizes))
+    signs = {
+        f"l{i}": (torch.randint(0, 2, (n,), generator=gen) * 2 - 1).to(torch.int8)
+        for i, n in enumerate(sizes)
+    }
+    packed = pack_signs(signs)
+    assert packed.dtype == np.uint8
+    assert packed.size == math.ceil(sum(sizes) / 8)
+    assert payload_bits([packed]) == 8 * math.ceil(sum(sizes) / 8)
+    back = unpack_signs(packed, sizes)
+    for a, b in zip(signs.values(), back, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_bit_formulas() -> None:
+    masks = {"a": torch.tensor([True, False, True]), "b": torch.ones(2, 2, dtype=torch.bool)}
+    assert sign_uplink_bits(masks) == 6
+    net = nn.Linear(4, 3)  # 12 weights + 3 biases
+    assert dense_uplink_bits(net) == 32 * 15
+    assert payload_bits([p.detach() for p in net.parameters()]) == 32 * 15
+    net.bias.requires_grad_(False)
+    assert dense_uplink_bits(net, bits_per_value=16) == 16 * 12
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="-1 and \\+1"):
+        pack_signs([torch.tensor([0, 1])])
+    with pytest.raises(ValueError, match="at least one"):
+        pack_signs([])
+    with pytest.raises(ValueError, match="bytes"):
+        unpack_signs(np.zeros(3, dtype=np.uint8), [8])
+    with pytest.raises(TypeError, match="uint8"):
+        unpack_signs(np.zeros(1, dtype=np.int64), [8])
+    with pytest.raises(TypeError, match="bool"):
+        sign_uplink_bits({"a": torch.ones(3)})
+    with pytest.raises(TypeError, match="arrays"):
+        payload_bits([[1, 2]])
