@@ -26,6 +26,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -178,6 +179,47 @@ def _check_weights(weights: Sequence[float], n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- HideNseek
 
 
+def _check_run(
+    clients: Sequence[ClientData],
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    rounds: int,
+    local: LocalConfig,
+    seed: int,
+) -> list[int]:
+    """Validate the arguments shared by the ``run_*`` loops; returns the client sizes."""
+    sizes = check_clients(clients)
+    _check_xy(x_test, y_test, "test set")
+    check_number("rounds", rounds, ge=1, integer=True)
+    check_type("local", local, LocalConfig)
+    check_number("seed", seed, ge=0, integer=True)
+    return sizes
+
+
+def _client_seed(seed: int, round_index: int, client: int) -> int:
+    """Seed of client ``client``'s data order in round ``round_index`` (distinct per pair)."""
+    return int(seed) * 1_000_003 + round_index * 1009 + client
+
+
+def _train_copy(
+    net: nn.Module,
+    load: Callable[[Any], object],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: LocalConfig,
+    seed: int,
+) -> Any:
+    """A client's local round: a deep copy of ``net``, ``load(copy)`` the broadcast state,
+    train it on ``(x, y)`` with ``config``; ``net`` itself is not modified."""
+    _check_xy(x, y, "client")
+    check_type("config", config, LocalConfig)
+    check_number("seed", seed, ge=0, integer=True)
+    local = copy.deepcopy(net)
+    load(local)
+    train(local, x, y, config.train_config(len(y)), data_seed=int(seed))
+    return local
+
+
 def hidenseek_client_update(
     net: SignSupermask,
     global_scores: Mapping[str, torch.Tensor],
@@ -201,12 +243,7 @@ def hidenseek_client_update(
         ``{name: int8 [n_kept] of -1/+1}``: the uploaded 1-bit-per-unpruned-weight message.
     """
     check_type("net", net, SignSupermask)
-    _check_xy(x, y, "client")
-    check_type("config", config, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
-    local = copy.deepcopy(net)
-    local.set_scores(global_scores)
-    train(local, x, y, config.train_config(len(y)), data_seed=int(seed))
+    local = _train_copy(net, lambda m: m.set_scores(global_scores), x, y, config, seed)
     return local.signs()
 
 
@@ -292,20 +329,14 @@ def run_hidenseek(
         :class:`FederatedHistory` (uplink: ``clients * n_unpruned`` bits per round).
     """
     check_type("net", net, SignSupermask)
-    sizes = check_clients(clients)
-    _check_xy(x_test, y_test, "test set")
-    check_number("rounds", rounds, ge=1, integer=True)
-    check_type("local", local, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    sizes = _check_run(clients, x_test, y_test, rounds, local, seed)
     server = copy.deepcopy(net)
     scores = server.get_scores()
     hist = FederatedHistory("hidenseek")
     bits = sign_uplink_bits({n: server.mask(n) for n in server.names})
     for r in range(int(rounds)):
         msgs = [
-            hidenseek_client_update(
-                server, scores, x, y, local, seed=int(seed) * 1_000_003 + r * 1009 + k
-            )
+            hidenseek_client_update(server, scores, x, y, local, seed=_client_seed(seed, r, k))
             for k, (x, y) in enumerate(clients)
         ]
         new = aggregate_sign_votes(server, msgs, sizes, scores)
@@ -339,12 +370,7 @@ def binary_client_update(
     Args and behaviour as :func:`hidenseek_client_update` (``net`` is not modified).
     """
     check_type("net", net, BinarySupermask)
-    _check_xy(x, y, "client")
-    check_type("config", config, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
-    local = copy.deepcopy(net)
-    local.set_scores(global_scores)
-    train(local, x, y, config.train_config(len(y)), data_seed=int(seed))
+    local = _train_copy(net, lambda m: m.set_scores(global_scores), x, y, config, seed)
     return local.binary_masks()
 
 
@@ -404,11 +430,7 @@ def run_binary_supermask(
     Uplink: one bit per maskable weight (the whole layer's mask) per client and round.
     """
     check_type("net", net, BinarySupermask)
-    sizes = check_clients(clients)
-    _check_xy(x_test, y_test, "test set")
-    check_number("rounds", rounds, ge=1, integer=True)
-    check_type("local", local, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    sizes = _check_run(clients, x_test, y_test, rounds, local, seed)
     server = copy.deepcopy(net)
     initial = server.get_scores()
     scores = initial
@@ -416,9 +438,7 @@ def run_binary_supermask(
     before = server.binary_masks()
     for r in range(int(rounds)):
         msgs = [
-            binary_client_update(
-                server, scores, x, y, local, seed=int(seed) * 1_000_003 + r * 1009 + k
-            )
+            binary_client_update(server, scores, x, y, local, seed=_client_seed(seed, r, k))
             for k, (x, y) in enumerate(clients)
         ]
         scores = aggregate_mask_votes(server, msgs, sizes, initial)
@@ -466,12 +486,7 @@ def fedavg_client_update(
         seed: seed of the local data order.
     """
     check_type("model", model, nn.Module)
-    _check_xy(x, y, "client")
-    check_type("config", config, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
-    local = copy.deepcopy(model)
-    local.load_state_dict(dict(state))
-    train(local, x, y, config.train_config(len(y)), data_seed=int(seed))
+    local = _train_copy(model, lambda m: m.load_state_dict(dict(state)), x, y, config, seed)
     return clone_state(local)
 
 
@@ -514,20 +529,14 @@ def run_fedavg(
     Uplink: 32 bits per trainable parameter per client and round.
     """
     check_type("model", model, nn.Module)
-    sizes = check_clients(clients)
-    _check_xy(x_test, y_test, "test set")
-    check_number("rounds", rounds, ge=1, integer=True)
-    check_type("local", local, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    sizes = _check_run(clients, x_test, y_test, rounds, local, seed)
     server = copy.deepcopy(model)
     state = clone_state(server)
     hist = FederatedHistory("fedavg")
     bits = dense_uplink_bits(server)
     for r in range(int(rounds)):
         states = [
-            fedavg_client_update(
-                server, state, x, y, local, seed=int(seed) * 1_000_003 + r * 1009 + k
-            )
+            fedavg_client_update(server, state, x, y, local, seed=_client_seed(seed, r, k))
             for k, (x, y) in enumerate(clients)
         ]
         state = fedavg_aggregate(states, sizes)
