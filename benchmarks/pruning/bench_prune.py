@@ -7,8 +7,10 @@ and a tiny GPT-2 built from a Hugging Face config (when transformers is installe
 model and library: whether it handled the model (pruned model runs, output shape kept), MACs
 before/after (one counter, neuronkit.pruning.count_macs, for both), time to build the graph and
 prune (median of --repeats, each on a fresh copy), CPU latency before/after (median of timed
-forwards, fixed thread count). neuronkit's ONNX route is reported separately (exported model,
-pruned, run in onnxruntime).
+forwards, fixed thread count). The tiny GPT-2 goes through the same pruner (its Hugging Face
+tracer): residual width (wte/wpe/LayerNorms/lm_head, tie kept), whole attention heads and MLP
+channels, 50% each, the vocabulary logits kept. neuronkit's ONNX route is reported separately
+(exported model, pruned, run in onnxruntime).
 
     python benchmarks/pruning/bench_prune.py [--threads 1] [--repeats 5] [--quick]
 
@@ -21,6 +23,7 @@ import argparse
 import copy
 import io
 import json
+import os
 import statistics
 import sys
 import time
@@ -30,8 +33,13 @@ from typing import Any
 import torch
 from torch import nn
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "pruning_spa.json"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results" / "pruning_spa.json"
 RATIO = 0.5
+# benchmark the workspace sources, not a stale copy installed in the benchmark environment
+for _src in (ROOT / "shared" / "src", ROOT / "packages" / "pruning" / "src"):
+    if str(_src) not in sys.path:
+        sys.path.insert(0, str(_src))
 
 
 def models() -> dict[str, tuple[Any, Any, list[str]]]:
@@ -223,6 +231,7 @@ def main(argv: list[str]) -> int:
                 "repeats": repeats,
                 "torch": torch.__version__,
                 "neuronkit_pruning": nkp.__version__,
+                "neuronkit_pruning_source": os.path.relpath(Path(nkp.__file__).parent, ROOT),
                 "torch_pruning": tp_version,
                 "rows": rows,
             },

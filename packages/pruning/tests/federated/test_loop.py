@@ -140,3 +140,49 @@ def test_local_config_validation() -> None:
     with pytest.raises(ValueError, match="optimizer"):
         LocalConfig(optimizer="rmsprop")
     assert LocalConfig(epochs=2, batch_size=8).train_config(17).iterations == 6
+
+
+def test_run_loops_equal_rounds_of_the_public_client_updates() -> None:
+    """The run_* loops reuse one local network; the result equals fresh copies per client."""
+    from neuronkit.pruning.federated.loop import (
+        binary_client_update,
+        fedavg_client_update,
+    )
+
+    clients = [_data(20, 1), _data(13, 2), _data(9, 3)]
+    sizes = [len(y) for _, y in clients]
+    x_test, y_test = _data(30, 9)
+    sm = _sign_net()
+    hist = run_hidenseek(sm, clients, x_test, y_test, rounds=2, local=LOCAL, seed=4)
+    scores = sm.get_scores()
+    for r in range(2):
+        msgs = [
+            hidenseek_client_update(sm, scores, x, y, LOCAL, seed=4 * 1_000_003 + r * 1009 + k)
+            for k, (x, y) in enumerate(clients)
+        ]
+        scores = aggregate_sign_votes(sm, msgs, sizes, scores)
+    assert all(torch.equal(scores[n], hist.scores[n]) for n in scores)
+
+    bm = BinarySupermask(_net(), {"1.weight": 0.5, "3.weight": 0.5}, seed=0)
+    hist = run_binary_supermask(bm, clients, x_test, y_test, rounds=2, local=LOCAL, seed=4)
+    initial = bm.get_scores()
+    scores = initial
+    for r in range(2):
+        masks = [
+            binary_client_update(bm, scores, x, y, LOCAL, seed=4 * 1_000_003 + r * 1009 + k)
+            for k, (x, y) in enumerate(clients)
+        ]
+        scores = aggregate_mask_votes(bm, masks, sizes, initial)
+    assert all(torch.equal(scores[n], hist.scores[n]) for n in scores)
+
+    net = _net()
+    dense = LocalConfig(epochs=1, batch_size=8, lr=0.05, optimizer="sgd", momentum=0.9)
+    hist = run_fedavg(net, clients, x_test, y_test, rounds=2, local=dense, seed=4)
+    state = copy.deepcopy(net.state_dict())
+    for r in range(2):
+        states = [
+            fedavg_client_update(net, state, x, y, dense, seed=4 * 1_000_003 + r * 1009 + k)
+            for k, (x, y) in enumerate(clients)
+        ]
+        state = fedavg_aggregate(states, sizes)
+    assert all(torch.equal(state[n], hist.scores[n]) for n in state)

@@ -119,3 +119,18 @@ def test_set_scores_and_constructor_validation() -> None:
         sign_ste(torch.tensor([1, -1]))
     with pytest.raises(ValueError, match="k"):
         topk_mask_ste(torch.zeros(3), 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_topk_mask_selects_the_same_set_as_torch_topk(dtype: torch.dtype) -> None:
+    """The partition fast path picks exactly torch.topk's set (ties fall back to topk)."""
+    gen = torch.Generator().manual_seed(0)
+    for n, k in [(1, 1), (7, 3), (500, 250), (4096, 2047), (300, 300), (300, 0)]:
+        for values in (
+            torch.randn(n, generator=gen, dtype=dtype),
+            torch.randint(0, 4, (n,), generator=gen).to(dtype),  # many ties at the boundary
+        ):
+            expected = torch.zeros(n, dtype=dtype)
+            if k:
+                expected[torch.topk(values.abs(), k, sorted=False).indices] = 1.0
+            assert torch.equal(topk_mask_ste(values, k), expected)

@@ -86,3 +86,22 @@ def test_bad_inputs(kwargs: dict, error: type) -> None:
 def test_not_a_model() -> None:
     with pytest.raises(TypeError, match="model"):
         synflow_prune("net", 0.5, (4,))  # type: ignore[arg-type]
+
+
+def test_selection_equals_the_stable_descending_sort() -> None:
+    """The partition-based selection keeps the prefix of a stable descending sort, ties too."""
+    from neuronkit.pruning.federated.synflow import _first_k_descending
+
+    gen = torch.Generator().manual_seed(0)
+    for n in (1, 2, 50, 3000):
+        for values in (
+            torch.randn(n, generator=gen, dtype=torch.float64),
+            torch.randint(0, 3, (n,), generator=gen).double(),  # ties at the threshold
+            torch.where(torch.rand(n, generator=gen) < 0.5, 1.0, -1.0).double(),
+            torch.tensor([float("nan")] + [0.0] * (n - 1), dtype=torch.float64),
+        ):
+            for keep in {1, max(1, n // 3), max(1, n // 2), n}:
+                expected = torch.zeros(n, dtype=torch.bool)
+                order = torch.sort(values, descending=True, stable=True).indices
+                expected[order[:keep]] = True
+                assert torch.equal(_first_k_descending(values, keep), expected)

@@ -55,6 +55,7 @@ from .nas import CellSpace, ENASController, WeightSharingSupernet, enas_search, 
 from .obspa import OBSImportance, layer_hessians, obspa_prune
 from .prune import (
     MaskedLayerNorm,
+    MaskedNorm,
     PruningPlan,
     plan_from_masks,
     plan_pruning,
@@ -63,6 +64,7 @@ from .prune import (
     soft_prune,
 )
 from .send import efficient_eigenscore, eigenscore, train_send
+from .tracing import ConcreteTracer, trace_model
 
 __version__ = _version("neuronkit-pruning")
 
@@ -71,6 +73,7 @@ __all__ = [
     "BrickDiscovery",
     "BrickTransformer",
     "CellSpace",
+    "ConcreteTracer",
     "DenseNetStyle",
     "DependencyGraph",
     "DigitsCNN",
@@ -85,6 +88,7 @@ __all__ = [
     "MagnitudeImportance",
     "MaskPredictor",
     "MaskedLayerNorm",
+    "MaskedNorm",
     "MoEfication",
     "MobileNetV2Style",
     "OBSImportance",
@@ -126,6 +130,7 @@ __all__ = [
     "send",
     "soft_prune",
     "synflow_prune",
+    "trace_model",
     "train_ftwt",
     "train_send",
     "zoo",

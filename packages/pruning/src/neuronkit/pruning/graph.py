@@ -21,13 +21,22 @@ parameter. Anything the rules cannot map (an unknown op, a channel-mixing reshap
 convolution, the model output) *freezes* the slots it touches, so the pruner may be
 conservative but never silently wrong. Models ``torch.fx`` cannot trace raise
 :class:`UntraceableModelError` naming the operation.
+
+Hugging Face transformer blocks (traced by :mod:`neuronkit.pruning.tracing`): HF ``Conv1D``
+(``[in, out]`` weights) is a linear layer; a reshape that splits the channel axis into
+``(heads, head_dim)`` makes each head's ``head_dim`` channels one unit and moves the label to
+the head axis, and batched matrix products (``q @ k^T``, ``attn @ v``) unify the head axes of
+their operands, so the q/k/v head slices of a (fused) projection and the output projection's
+input columns form one group of whole heads (with grouped-query attention, a key/value head
+together with its query heads, through ``repeat_kv``'s expand-and-merge); RMSNorm weights follow
+their channel like LayerNorm; tied parameters (``lm_head.weight is wte.weight``) are pruned once
+and stay tied.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,16 +44,14 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from .tracing import UntraceableModelError, is_hf_conv1d, is_rms_norm, trace_model
+
 __all__ = [
     "DependencyGraph",
     "Group",
     "GroupMember",
     "UntraceableModelError",
 ]
-
-
-class UntraceableModelError(ValueError):
-    """The model cannot be traced into a graph; the message names the failing operation."""
 
 
 @dataclass
@@ -175,6 +182,7 @@ _ELEMENTWISE_METHODS = {
     "half",
     "to",
     "type_as",
+    "type",
     "abs",
     "neg",
     "detach",
@@ -186,6 +194,8 @@ _BINARY_FUNCS: set[Any] = {
     operator.truediv,
     operator.iadd,
     operator.imul,
+    operator.pow,
+    torch.pow,
     torch.add,
     torch.sub,
     torch.mul,
@@ -193,7 +203,7 @@ _BINARY_FUNCS: set[Any] = {
     torch.maximum,
     torch.minimum,
 }
-_BINARY_METHODS = {"add", "sub", "mul", "div", "add_", "mul_"}
+_BINARY_METHODS = {"add", "sub", "mul", "div", "add_", "mul_", "pow"}
 _POOL_FUNCS: set[Any] = {
     _F.adaptive_avg_pool2d,
     _F.adaptive_avg_pool1d,
@@ -210,16 +220,6 @@ def _shape(node: Any) -> tuple[int, ...] | None:
         return None
     shape = node.meta.get("nk_shape")
     return shape if isinstance(shape, tuple) else None
-
-
-class _ShapeRecorder(fx.Interpreter):
-    """Runs the traced graph once and records every tensor result's shape in ``node.meta``."""
-
-    def run_node(self, n: fx.Node) -> Any:
-        result = super().run_node(n)
-        if isinstance(result, torch.Tensor):
-            n.meta["nk_shape"] = tuple(int(s) for s in result.shape)
-        return result
 
 
 class _UnionFind:
@@ -250,40 +250,13 @@ def _split_target(target: str) -> tuple[str, str]:
     return module, name
 
 
-def _trace(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModule:
-    try:
-        gm = fx.symbolic_trace(model)
-    except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
-        frames = [
-            f
-            for f in traceback.extract_tb(exc.__traceback__)
-            if "/torch/" not in f.filename.replace("\\", "/")
-        ]
-        where = ""
-        if frames:
-            f = frames[-1]
-            where = f" at {f.filename}:{f.lineno} `{(f.line or '').strip()}`"
-        raise UntraceableModelError(
-            f"model: torch.fx cannot trace {type(model).__name__}: the operation{where} "
-            f"failed with {type(exc).__name__}: {exc}. Data-dependent control flow and "
-            "untraceable calls must be removed or wrapped as leaf modules; the model was not "
-            "changed."
-        ) from exc
-    try:
-        _ShapeRecorder(gm).run(*example_inputs)
-    except Exception as exc:
-        raise ValueError(
-            f"example_inputs: running the traced {type(model).__name__} on the example inputs "
-            f"failed ({type(exc).__name__}: {exc}); pass inputs the model accepts"
-        ) from exc
-    return gm
-
-
 class DependencyGraph:
     """The channel dependency graph of a model (SPA's coupled-channel grouping).
 
     Args:
-        model: the ``nn.Module`` to analyse; it is traced with ``torch.fx`` and never modified.
+        model: the ``nn.Module`` to analyse; it is traced with ``torch.fx`` (Hugging Face
+            models with the concrete tracer of :mod:`neuronkit.pruning.tracing`, e.g.
+            ``input_ids: [B, T]``) and never modified.
         example_inputs: a tensor or a tuple of positional inputs the model accepts (e.g.
             ``x: [B, C, H, W]``); used for shapes only. Prefer a batch of at least 2.
 
@@ -312,7 +285,7 @@ class DependencyGraph:
         model.eval()
         try:
             with torch.no_grad():
-                self.gm = _trace(model, self.example_inputs)
+                self.gm = trace_model(model, self.example_inputs)
         finally:
             model.train(was_training)
         self.module_names = {name for name, _ in model.named_modules()}
@@ -378,6 +351,9 @@ class DependencyGraph:
                 return None
             module, name = _split_target(str(node.target))
             label = self._fresh(shape[-1], len(shape) - 1)
+            if not self._is_state(module, name):
+                self._freeze(label, f"{node.target}: a constant tensor of the trace")
+                return label
             self._member(module, name, len(shape) - 1, "embed", "Parameter", label.slots)
             return label
         if op == "output":
@@ -390,6 +366,10 @@ class DependencyGraph:
         if op == "call_method":
             return self._method_rule(node, labels)
         raise _Freeze(f"unsupported node {op}")
+
+    def _is_state(self, module: str, name: str) -> bool:
+        owner = self._modules.get(module)
+        return owner is not None and (name in owner._parameters or name in owner._buffers)
 
     def _in(self, node: fx.Node, labels: dict[fx.Node, Any], i: int = 0) -> Any:
         arg = node.args[i] if len(node.args) > i else None
@@ -440,6 +420,8 @@ class DependencyGraph:
             if mod.bias is not None:
                 self._member(name, "bias", 0, "out", kind, out.slots)
             return out
+        if is_hf_conv1d(mod):
+            return self._conv1d_rule(node, labels, name, mod)
         if isinstance(mod, nn.Linear):
             if out_shape is None:
                 raise _Freeze(f"{name}: unknown shape")
@@ -482,6 +464,16 @@ class DependencyGraph:
                     self._member(name, p, 0, "norm", kind, x.slots)
             self._layernorms.add(name)
             return x
+        if is_rms_norm(mod):
+            if x is None:
+                return None
+            in_shape = _shape(node.args[0])
+            weight = getattr(mod, "weight")  # noqa: B009
+            if in_shape is None or x.axis != len(in_shape) - 1 or len(x.slots) != weight.numel():
+                raise _Freeze(f"{name}: RMSNorm channels not on the last axis")
+            self._member(name, "weight", 0, "norm", kind, x.slots)
+            self._layernorms.add(name)
+            return x
         if isinstance(mod, nn.GroupNorm):
             self._freeze(x, f"{name}: GroupNorm channels are kept (group structure)")
             return x
@@ -499,6 +491,27 @@ class DependencyGraph:
         if isinstance(mod, nn.MultiheadAttention):
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
+
+    def _conv1d_rule(
+        self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.Module
+    ) -> Any:
+        """HF ``Conv1D``: ``y = x @ weight + bias`` with ``weight: [in, out]``."""
+        out_shape, in_shape = _shape(node), _shape(node.args[0])
+        weight = getattr(mod, "weight", None)
+        if out_shape is None or not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+            raise _Freeze(f"{name}: unknown Conv1D layout")
+        n_in, n_out = weight.shape
+        x = self._in(node, labels)
+        if x is not None:
+            if in_shape is not None and x.axis == len(in_shape) - 1 and len(x.slots) == n_in:
+                self._member(name, "weight", 0, "in", "Conv1D", x.slots)
+            else:
+                self._freeze(x, f"{name}: input features not on the last axis")
+        out = self._fresh(int(n_out), len(out_shape) - 1)
+        self._member(name, "weight", 1, "out", "Conv1D", out.slots)
+        if getattr(mod, "bias", None) is not None:
+            self._member(name, "bias", 0, "out", "Conv1D", out.slots)
+        return out
 
     def _mha_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.MultiheadAttention
@@ -564,8 +577,49 @@ class DependencyGraph:
         try:
             k, rep = _reshape_channel_map(src, out, label.axis)
         except ValueError as err:
-            raise _Freeze(f"{_describe(node)} {err}") from None
+            heads = _head_split(src, out, label.axis)
+            if heads is None:
+                raise _Freeze(f"{_describe(node)} {err}") from None
+            # [..., C, ...] -> [..., H, C/H, ...] (attention heads): the C/H channels of a head
+            # become one unit; the label moves to the head axis
+            k, d = heads
+            for h in range(len(label.slots) // d):
+                block = label.slots[h * d : (h + 1) * d]
+                for sl in block[1:]:
+                    self._uf.union(block[0], sl)
+            return _Label(k, label.slots[::d])
         return _Label(k, [s for s in label.slots for _ in range(rep)])
+
+    def _matmul(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``a @ b`` with channels only on batch axes (attention heads): batch axes broadcast
+        like an elementwise op; channels on the two matrix axes are contracted or mixed."""
+        out = _shape(node)
+        if out is None or len(out) < 3:
+            raise _Freeze(f"{_describe(node)}: matrix product over channels")
+        nd = len(out)
+        result: _Label | None = None
+        for a in node.args[:2]:
+            lab = labels.get(a) if isinstance(a, fx.Node) else None
+            if not isinstance(lab, _Label):
+                continue
+            s = _shape(a)
+            assert s is not None
+            axis = lab.axis + nd - len(s)
+            if lab.axis >= len(s) - 2 or axis < 0:
+                raise _Freeze(f"{_describe(node)}: matrix product over channels")
+            if result is None:
+                result = _Label(axis, list(lab.slots))
+            elif axis != result.axis or not self._unify(result, lab):
+                raise _Freeze(f"{_describe(node)} mixes channel axes")
+        if result is None:
+            return None
+        for a in node.args[:2]:
+            if isinstance(a, fx.Node) and not isinstance(labels.get(a), _Label):
+                s = _shape(a)
+                idx = result.axis - (nd - len(s)) if s is not None else -1
+                if s is not None and idx >= 0 and s[idx] != 1:
+                    raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
+        return result
 
     def _reduce(self, node: fx.Node, labels: dict[fx.Node, Any], dims: Any, keep: bool) -> Any:
         label = self._in(node, labels)
@@ -668,12 +722,16 @@ class DependencyGraph:
 
     def _function_rule(self, node: fx.Node, labels: dict[fx.Node, Any], target: Any) -> Any:
         a: Any = node.args
+        if getattr(target, "nk_shape_only", False):
+            return None  # reads only the shapes of its inputs (e.g. an attention-mask builder)
         if target is operator.getitem:
             return self._getitem(node, labels)
         if target in _BINARY_FUNCS:
             return self._binary(node, labels, a[:2])
         if target in _ELEMENTWISE_FUNCS or target in _POOL_FUNCS:
             return self._passthrough(node, labels)
+        if target is torch.matmul or target is operator.matmul:
+            return self._matmul(node, labels)
         if target is torch.flatten or target is torch.reshape:
             return self._reshape(node, labels)
         if target is torch.cat or target is torch.concat:
@@ -736,6 +794,8 @@ class DependencyGraph:
             return self._passthrough(node, labels)
         if name in _BINARY_METHODS:
             return self._binary(node, labels, a[:2])
+        if name == "matmul":
+            return self._matmul(node, labels)
         if name in ("view", "reshape", "flatten"):
             return self._reshape(node, labels)
         if name in ("expand", "expand_as", "repeat") and name != "repeat":
@@ -880,6 +940,22 @@ def _reshape_channel_map(src: Sequence[int], out: Sequence[int], axis: int) -> t
     if prod_in != size:
         raise ValueError("mixes channels with other axes")
     return k, size // src[axis]
+
+
+def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int] | None:
+    """``(k, d)`` when a reshape splits channel axis ``axis`` of ``src`` into two consecutive
+    axes ``out[k], out[k + 1]`` (heads, channels per head ``d``) and keeps every other axis's
+    extent; None otherwise."""
+    pre = math.prod(src[:axis])
+    acc, k = 1, 0
+    while k < len(out) and acc < pre:
+        acc *= out[k]
+        k += 1
+    if acc != pre or k + 1 >= len(out) or out[k] * out[k + 1] != src[axis] or out[k] < 2:
+        return None
+    if math.prod(out[k + 2 :]) != math.prod(src[axis + 1 :]):
+        return None
+    return k, out[k + 1]
 
 
 class _Freeze(Exception):

@@ -27,9 +27,11 @@ from torch import nn
 
 from .graph import DependencyGraph, Group
 from .importance import GroupImportance, get_param, resolve_importance
+from .tracing import is_hf_conv1d, is_rms_norm
 
 __all__ = [
     "MaskedLayerNorm",
+    "MaskedNorm",
     "PruningPlan",
     "plan_from_masks",
     "plan_pruning",
@@ -273,6 +275,34 @@ def _set_tensor(model: nn.Module, module: str, name: str, value: torch.Tensor) -
         owner._buffers[leaf] = value.contiguous()
 
 
+def _as_param(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(like, nn.Parameter):
+        return nn.Parameter(value.contiguous(), requires_grad=like.requires_grad)
+    return value.contiguous()
+
+
+def _assign(owner: nn.Module, name: str, value: torch.Tensor) -> None:
+    prefix, _, leaf = name.rpartition(".")
+    if prefix:
+        owner = owner.get_submodule(prefix)
+    if leaf in owner._parameters:
+        owner._parameters[leaf] = value  # type: ignore[assignment]
+    else:
+        owner._buffers[leaf] = value
+
+
+def _retie(model: nn.Module, old: torch.Tensor, new: torch.Tensor) -> list[str]:
+    """Point every parameter/buffer slot holding ``old`` at ``new``; the owners' names."""
+    names = []
+    for name, mod in model.named_modules():
+        for store in (mod._parameters, mod._buffers):
+            for leaf, value in store.items():
+                if value is old:
+                    store[leaf] = new
+                    names.append(name)
+    return names
+
+
 def _fix_attributes(mod: nn.Module) -> None:
     if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         out_c = mod.weight.shape[0]
@@ -283,6 +313,9 @@ def _fix_attributes(mod: nn.Module) -> None:
             mod.out_channels = out_c
     elif isinstance(mod, nn.Linear):
         mod.out_features, mod.in_features = mod.weight.shape
+    elif is_hf_conv1d(mod):  # HF Conv1D: weight [in, out], output width in ``nf``
+        weight: Any = mod.weight
+        setattr(mod, "nf", int(weight.shape[1]))  # noqa: B010
     elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
         ref = mod.weight if mod.weight is not None else mod.running_mean
         assert ref is not None
@@ -291,6 +324,24 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.normalized_shape = (mod.weight.shape[0],)
     elif isinstance(mod, nn.Embedding):
         mod.embedding_dim = mod.weight.shape[1]
+
+
+def _fix_hf_attention(mod: nn.Module) -> None:
+    """GPT-2-style attention keeps its width in attributes: ``split_size`` splits the fused
+    qkv output, ``embed_dim`` / ``num_heads`` follow the kept heads (``head_dim`` is fixed)."""
+    c_attn: Any = getattr(mod, "c_attn", None)
+    c_proj: Any = getattr(mod, "c_proj", None)
+    if not isinstance(c_attn, nn.Module) or not isinstance(c_proj, nn.Module):
+        return
+    if not (is_hf_conv1d(c_attn) and is_hf_conv1d(c_proj)) or not hasattr(mod, "split_size"):
+        return
+    proj_weight: Any = c_proj.weight
+    width = int(proj_weight.shape[0])
+    for attr in ("split_size", "embed_dim"):
+        setattr(mod, attr, width)
+    head_dim: Any = getattr(mod, "head_dim", None)
+    if isinstance(head_dim, int) and head_dim:
+        setattr(mod, "num_heads", width // head_dim)  # noqa: B010
 
 
 def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool) -> None:
@@ -329,6 +380,14 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
     mods = dict(target.named_modules())
     touched: set[str] = set()
     layer_masks: dict[str, torch.Tensor] = {}
+    tied: dict[int, tuple[torch.Tensor, torch.Tensor, set[Any]]] = {}
+    owners: dict[int, list[tuple[dict[str, Any], str, str]]] = {}
+    if hard:  # every slot holding each tensor, so that tied parameters stay tied
+        for mname, m in mods.items():
+            for store in (m._parameters, m._buffers):
+                for leaf, value in store.items():
+                    if value is not None:
+                        owners.setdefault(id(value), []).append((store, leaf, mname))
     for (module, param, dim), positions in removed.items():
         mod = mods[module]
         t = get_param(mod, "", param)
@@ -336,8 +395,25 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
         keep = torch.ones(size, dtype=torch.bool)
         keep[sorted(positions)] = False
         if hard:
-            new = t.detach()[(slice(None),) * dim + (keep,)].clone()
-            _set_tensor(mod, "", param, new)
+            shared = tied.get(id(t))
+            if shared is None:
+                new = t.detach()[(slice(None),) * dim + (keep,)].clone()
+                _set_tensor(mod, "", param, new)
+                tied[id(t)] = (t, get_param(mod, "", param), {(dim, tuple(keep.tolist()))})
+            else:  # a tied tensor (e.g. lm_head.weight is wte.weight): slice once, stay tied
+                orig, cur, applied = shared
+                sig = (dim, tuple(keep.tolist()))
+                if sig not in applied:
+                    if cur.shape[dim] != size:
+                        raise ValueError(
+                            f"plan: tied parameter {module}.{param} is pruned twice along dim {dim}"
+                        )
+                    new_cur = _as_param(cur.detach()[(slice(None),) * dim + (keep,)].clone(), cur)
+                    _retie(target, cur, new_cur)
+                    applied.add(sig)
+                    cur = new_cur
+                    tied[id(orig)] = (orig, cur, applied)
+                _assign(mod, param, cur)
             bias = mod._parameters.get("bias") if param == "weight" and dim == 0 else None
             if (
                 isinstance(bias, torch.Tensor)
@@ -352,8 +428,13 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 if "running_var" not in param:
                     t[tuple(idx)] = 0
         touched.add(module)
-        if isinstance(mod, nn.LayerNorm):
+        if isinstance(mod, nn.LayerNorm) or is_rms_norm(mod):
             layer_masks[module] = keep
+    for orig, cur, _ in tied.values():  # other owners of a pruned tied tensor follow it
+        for store, leaf, name in owners.get(id(orig), []):
+            if store[leaf] is orig:
+                store[leaf] = cur
+                touched.add(name)
     for name, keep_int in plan.attention.items():
         mha = mods[name]
         assert isinstance(mha, nn.MultiheadAttention)
@@ -361,12 +442,16 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
     if hard:
         for module in touched:
             _fix_attributes(mods[module])
+        for module in {m.rpartition(".")[0] for m in touched if m}:
+            _fix_hf_attention(mods[module])
     else:
         for name, keep in layer_masks.items():
             ln = mods[name]
-            assert isinstance(ln, nn.LayerNorm)
             parent, _, leaf = name.rpartition(".")
-            setattr(mods[parent], leaf, MaskedLayerNorm(ln, keep))
+            masked = (
+                MaskedLayerNorm(ln, keep) if isinstance(ln, nn.LayerNorm) else MaskedNorm(ln, keep)
+            )
+            setattr(mods[parent], leaf, masked)
     return target
 
 
@@ -397,6 +482,33 @@ class MaskedLayerNorm(nn.Module):
             y = y * self.weight
         if self.bias is not None:
             y = y + self.bias
+        return y
+
+
+class MaskedNorm(nn.Module):
+    """Any last-axis normalization (e.g. a Hugging Face RMSNorm) with statistics over the kept
+    channels only (oracle use): the layer runs on ``x[..., keep]`` with its per-channel
+    parameters restricted to the kept channels; removed channels output 0.
+
+    Args:
+        norm: the original layer; its 1-D parameters are ``[C]`` per-channel.
+        keep: ``[C]`` bool mask of kept channels.
+    """
+
+    def __init__(self, norm: nn.Module, keep: torch.Tensor) -> None:
+        super().__init__()
+        self.inner = copy.deepcopy(norm)
+        with torch.no_grad():
+            for pname, p in list(self.inner.named_parameters(recurse=False)):
+                if p.ndim == 1 and p.shape[0] == keep.numel():
+                    self.inner._parameters[pname] = nn.Parameter(p.detach()[keep].clone())
+        self.register_buffer("keep", keep.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[..., C]`` -> ``[..., C]``."""
+        keep: Any = self.keep
+        y = torch.zeros_like(x)
+        y[..., keep] = self.inner(x[..., keep]).to(x.dtype)
         return y
 
 
@@ -435,8 +547,9 @@ def soft_prune(graph: DependencyGraph, plan: PruningPlan) -> nn.Module:
     """The correctness oracle: a copy of the original with the planned channels zeroed.
 
     Producer rows and biases, consumer columns, BatchNorm scale and shift, embedding columns
-    and the attention dimensions of removed heads are zeroed; LayerNorms whose channels lose
-    members normalize over the kept channels only. The hard-pruned model of the same plan must
+    and the attention dimensions of removed heads are zeroed; LayerNorms (and Hugging Face
+    RMSNorms, :class:`MaskedNorm`) whose channels lose members normalize over the kept channels
+    only. The hard-pruned model of the same plan must
     compute the same outputs.
     """
     _validate_plan(graph, plan)

@@ -208,16 +208,34 @@ def _train_copy(
     y: torch.Tensor,
     config: LocalConfig,
     seed: int,
+    workspace: Any = None,
 ) -> Any:
     """A client's local round: a deep copy of ``net``, ``load(copy)`` the broadcast state,
-    train it on ``(x, y)`` with ``config``; ``net`` itself is not modified."""
+    train it on ``(x, y)`` with ``config``; ``net`` itself is not modified.
+
+    ``workspace``: a deep copy of ``net`` made once by a ``run_*`` loop and reused by every
+    client instead of a fresh copy each time. ``load`` overwrites everything that training
+    changes (the scores of a supermask, every parameter and buffer of a dense model), the
+    optimizer is new for each call and gradients are cleared before every backward pass, so
+    the result is the same as training a fresh copy.
+    """
     _check_xy(x, y, "client")
     check_type("config", config, LocalConfig)
     check_number("seed", seed, ge=0, integer=True)
-    local = copy.deepcopy(net)
+    local = copy.deepcopy(net) if workspace is None else workspace
     load(local)
     train(local, x, y, config.train_config(len(y)), data_seed=int(seed))
     return local
+
+
+def _set_scores(scores: Mapping[str, torch.Tensor]) -> Callable[[Any], object]:
+    """``load`` for :func:`_train_copy`: copy the broadcast scores into a supermask."""
+    return lambda m: m.set_scores(scores)
+
+
+def _load_state(state: Mapping[str, torch.Tensor]) -> Callable[[Any], object]:
+    """``load`` for :func:`_train_copy`: load the broadcast ``state_dict`` into a model."""
+    return lambda m: m.load_state_dict(dict(state))
 
 
 def hidenseek_client_update(
@@ -334,9 +352,18 @@ def run_hidenseek(
     scores = server.get_scores()
     hist = FederatedHistory("hidenseek")
     bits = sign_uplink_bits({n: server.mask(n) for n in server.names})
+    workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
     for r in range(int(rounds)):
         msgs = [
-            hidenseek_client_update(server, scores, x, y, local, seed=_client_seed(seed, r, k))
+            _train_copy(
+                server,
+                _set_scores(scores),
+                x,
+                y,
+                local,
+                _client_seed(seed, r, k),
+                workspace,
+            ).signs()
             for k, (x, y) in enumerate(clients)
         ]
         new = aggregate_sign_votes(server, msgs, sizes, scores)
@@ -436,9 +463,18 @@ def run_binary_supermask(
     scores = initial
     hist = FederatedHistory("binary_supermask")
     before = server.binary_masks()
+    workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
     for r in range(int(rounds)):
         msgs = [
-            binary_client_update(server, scores, x, y, local, seed=_client_seed(seed, r, k))
+            _train_copy(
+                server,
+                _set_scores(scores),
+                x,
+                y,
+                local,
+                _client_seed(seed, r, k),
+                workspace,
+            ).binary_masks()
             for k, (x, y) in enumerate(clients)
         ]
         scores = aggregate_mask_votes(server, msgs, sizes, initial)
@@ -534,9 +570,20 @@ def run_fedavg(
     state = clone_state(server)
     hist = FederatedHistory("fedavg")
     bits = dense_uplink_bits(server)
+    workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
     for r in range(int(rounds)):
         states = [
-            fedavg_client_update(server, state, x, y, local, seed=_client_seed(seed, r, k))
+            clone_state(
+                _train_copy(
+                    server,
+                    _load_state(state),
+                    x,
+                    y,
+                    local,
+                    _client_seed(seed, r, k),
+                    workspace,
+                )
+            )
             for k, (x, y) in enumerate(clients)
         ]
         state = fedavg_aggregate(states, sizes)

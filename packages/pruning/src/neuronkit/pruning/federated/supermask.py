@@ -21,6 +21,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -48,13 +49,34 @@ class _SignSTE(torch.autograd.Function):
         return grad
 
 
+def _topk_indices(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest entries of the 1-D ``flat`` (``1 <= k <= flat.numel()``).
+
+    When the ``k`` largest values are strictly above all others the set is unique; then a
+    linear-time ``numpy.argpartition`` (introselect) finds it several times faster than
+    ``torch.topk`` on the CPU for large ``k`` (edge-popup keeps about half of each layer).
+    With a tie at the boundary, non-finite values, a non-CPU tensor or a dtype numpy lacks,
+    ``torch.topk`` decides, so the chosen set is always the one ``torch.topk`` would pick.
+    """
+    n = flat.numel()
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64) and k < n:
+        a = flat.numpy()
+        idx = np.argpartition(a, n - k)
+        top, rest = idx[n - k :], idx[: n - k]
+        # unique top-k set: the smallest kept value is strictly above the largest dropped one
+        # (a NaN makes the comparison False, so it falls back to torch.topk as well)
+        if bool(a[top].min() > a[rest].max()):
+            return torch.from_numpy(top)
+    return torch.topk(flat, k, sorted=False).indices
+
+
 class _TopKSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, scores: torch.Tensor, k: int) -> torch.Tensor:
         flat = scores.detach().flatten()
         out = torch.zeros_like(flat)
         if k > 0:
-            out[torch.topk(flat, k, sorted=False).indices] = 1.0
+            out[_topk_indices(flat, k)] = 1.0
         return out.reshape(scores.shape)
 
     @staticmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -102,6 +103,26 @@ def synflow_scores(
     return scores
 
 
+def _first_k_descending(flat: torch.Tensor, keep: int) -> torch.Tensor:
+    """Bool mask ``[N]`` of the first ``keep`` entries of a stable descending sort of ``flat``.
+
+    The same set as ``torch.sort(flat, descending=True, stable=True).indices[:keep]`` (every
+    entry above the ``keep``-th largest value, then the entries equal to it in index order)
+    found by a linear-time partition instead of a full sort; non-finite scores use the sort.
+    """
+    total = flat.numel()
+    a = flat.numpy()
+    if not np.isfinite(a).all():
+        kept = torch.zeros(total, dtype=torch.bool)
+        kept[torch.sort(flat, descending=True, stable=True).indices[:keep]] = True
+        return kept
+    threshold = np.partition(a, total - keep)[total - keep]  # the keep-th largest value
+    above = a > threshold
+    ties = np.flatnonzero(a == threshold)[: keep - int(above.sum())]
+    above[ties] = True
+    return torch.from_numpy(above)
+
+
 def synflow_prune(
     model: nn.Module,
     density: float,
@@ -147,9 +168,7 @@ def synflow_prune(
         keep = max(1, round(d * total))
         scores = synflow_scores(model, input_shape, masks=masks, names=names)
         flat = torch.cat([torch.where(masks[n], scores[n], -1.0).flatten().cpu() for n in names])
-        order = torch.sort(flat, descending=True, stable=True).indices
-        kept = torch.zeros(total, dtype=torch.bool)
-        kept[order[:keep]] = True
+        kept = _first_k_descending(flat, keep)
         offset = 0
         for n in names:
             size = masks[n].numel()

@@ -443,7 +443,9 @@ def train_send(
     gen = torch.Generator().manual_seed(seed)
     labels = input_ids.masked_fill(attention_mask == 0, -100)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    # foreach: one C++ loop over the parameters instead of a Python loop (the CPU default),
+    # the same element-wise arithmetic, so the same numbers
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     history = SeNDHistory()
     send = config.drop_fraction > 0
     dropper = NeuronDropout(model, list(config.layers), config.site) if send else None
@@ -451,6 +453,7 @@ def train_send(
     n = input_ids.shape[0]
     order = torch.randperm(n, generator=gen)
     cursor = 0
+    model.train()
     try:
         for step in range(config.steps):
             if dropper is not None and step % config.checkpoint_every == 0:
@@ -490,7 +493,8 @@ def train_send(
             )
             for group in opt.param_groups:
                 group["lr"] = config.lr * scale
-            model.train()
+            if not model.training:  # record_activations restores the mode; set it once
+                model.train()
             out = model(
                 input_ids=input_ids[idx], attention_mask=attention_mask[idx], labels=labels[idx]
             )

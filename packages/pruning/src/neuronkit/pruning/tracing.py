@@ -1,0 +1,411 @@
+"""Tracing models into ``torch.fx`` graphs for the dependency graph (SPA's computational graph).
+
+Wang, Rachwan, Günnemann & Charpentier (2024), "Structurally Prune Anything" (SPA) analyse a
+standardized computational graph of the model. Plain PyTorch models are traced with
+``torch.fx.symbolic_trace``. Hugging Face ``transformers`` models cannot be traced that way
+(their ``forward`` branches on optional inputs, builds attention masks with data-dependent
+code and returns ``ModelOutput`` objects; transformers 5 removed its ``HFTracer``), so they are
+traced with :class:`ConcreteTracer`: an ``fx.Tracer`` that runs every recorded operation on the
+real example inputs as it traces, so Python control flow, ``len`` and iteration over traced
+values follow the example (the graph is *specialized to the example inputs*, which is all the
+channel analysis needs; the pruned model is always the original module with smaller weights,
+never the traced graph). HF ``Conv1D`` and RMSNorm layers are leaf modules, the optional
+inputs are left unset with ``use_cache=False``, and the attention-mask builders of
+``transformers.masking_utils`` are recorded as single shape-only calls (they read the shapes,
+never the channels, of their tensor arguments).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+__all__ = ["ConcreteTracer", "is_hf_conv1d", "is_hf_model", "is_rms_norm", "trace_model"]
+
+
+class UntraceableModelError(ValueError):
+    """The model cannot be traced into a graph; the message names the failing operation."""
+
+
+def is_hf_model(model: nn.Module) -> bool:
+    """True for a Hugging Face ``transformers`` model (a ``PreTrainedModel`` subclass)."""
+    return any(
+        c.__name__ == "PreTrainedModel" and c.__module__.startswith("transformers.")
+        for c in type(model).__mro__
+    )
+
+
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """True for ``transformers.pytorch_utils.Conv1D`` (a linear layer with ``[in, out]`` weights,
+    used by GPT-2: ``y = x @ weight + bias``, ``weight: [in_features, nf]``)."""
+    cls = type(module)
+    return cls.__name__ == "Conv1D" and cls.__module__.startswith("transformers.")
+
+
+def is_rms_norm(module: nn.Module) -> bool:
+    """True for a Hugging Face RMSNorm layer (``LlamaRMSNorm`` and its copies): a ``[C]``
+    ``weight`` scaling ``x`` normalized by a statistic over its last axis (``C`` channels)."""
+    cls = type(module)
+    weight = module._parameters.get("weight")  # not getattr: no proxy while tracing
+    return (
+        cls.__name__.endswith("RMSNorm")
+        and cls.__module__.startswith("transformers.")
+        and isinstance(weight, torch.Tensor)
+        and weight.ndim == 1
+        and not list(module.children())
+    )
+
+
+def _hf_leaf(module: nn.Module, name: str) -> bool:
+    return is_hf_conv1d(module) or is_rms_norm(module)
+
+
+class _ShapeOnlyCall:
+    """A recorded call of a function that reads only the shapes/dtypes of its tensor inputs
+    (attention-mask builders); the non-traced arguments are bound here."""
+
+    nk_shape_only = True
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.__name__ = getattr(fn, "__name__", "shape_only_call")
+
+    def __call__(self, *values: Any) -> Any:
+        it = iter(values)
+        args = [next(it) if a is _SLOT else a for a in self.args]
+        kwargs = {k: next(it) if v is _SLOT else v for k, v in self.kwargs.items()}
+        return self.fn(*args, **kwargs)
+
+
+_SLOT = object()
+
+
+class _ConcreteMixin:
+    """Proxy behaviour that reads the concrete example value (mixed into fx proxies)."""
+
+    def _value(self) -> Any:
+        tracer: Any = getattr(self, "tracer")  # noqa: B009
+        return tracer.value_of(self)
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+    def __iter__(self) -> Iterator[Any]:
+        me: Any = self
+        return iter([me[i] for i in range(len(self._value()))])
+
+    def __index__(self) -> int:
+        value = self._value()
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(
+                f"a traced {type(value).__name__} cannot become a Python number (its value "
+                "would leave the graph); only integer sizes can"
+            )
+        return value
+
+    def __getattr__(self, k: str) -> Any:
+        me: Any = self
+        return _ConcreteAttribute(me, k)
+
+
+class _ConcreteProxy(_ConcreteMixin, fx.Proxy):
+    pass
+
+
+class _ConcreteAttribute(_ConcreteMixin, fx.proxy.Attribute):
+    pass
+
+
+def _map(value: Any, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_map(v, fn) for v in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_map(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: _map(v, fn) for k, v in value.items()}
+    if isinstance(value, slice):
+        return slice(_map(value.start, fn), _map(value.stop, fn), _map(value.step, fn))
+    return fn(value)
+
+
+class ConcreteTracer(fx.Tracer):
+    """An ``fx.Tracer`` that executes each recorded op on concrete example values.
+
+    Control flow (``bool``), ``len``, iteration and integer conversion of traced values use the
+    concrete values, so the graph follows the path the example inputs take. Every node gets
+    ``node.meta["nk_shape"]`` (the shape of its tensor result).
+
+    Args:
+        inputs: the concrete values of the root's placeholders, in order.
+        leaf: extra predicate ``(module, qualified_name) -> bool`` for leaf modules.
+    """
+
+    def __init__(
+        self, inputs: tuple[Any, ...], leaf: Callable[[nn.Module, str], bool] | None = None
+    ) -> None:
+        super().__init__()
+        self._inputs = list(inputs)
+        self._leaf = leaf
+        self._values: dict[fx.Node, Any] = {}
+        self._concrete_run = False
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if self._leaf is not None and self._leaf(m, module_qualified_name):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if self._concrete_run:  # a leaf module running on concrete values reads real weights
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _ConcreteProxy(node, self)
+
+    def value_of(self, obj: Any) -> Any:
+        """The concrete value of a proxy (recursively inside containers)."""
+
+        def one(v: Any) -> Any:
+            if isinstance(v, fx.Proxy):
+                v = v.node
+            if isinstance(v, fx.Node):
+                if v not in self._values and v.op == "get_attr":  # a tensor made a constant
+                    self._values[v] = self._attr(str(v.target))
+                    v.meta["nk_shape"] = tuple(int(d) for d in self._values[v].shape)
+                return self._values[v]
+            return v
+
+        return _map(obj, one)
+
+    def _attr(self, target: str) -> Any:
+        value: Any = self.root
+        was, self._concrete_run = self._concrete_run, True
+        try:
+            for part in target.split("."):
+                value = getattr(value, part)
+        finally:
+            self._concrete_run = was
+        return value
+
+    def to_bool(self, obj: fx.Proxy) -> bool:
+        return bool(self.value_of(obj))
+
+    def iter(self, obj: fx.Proxy) -> Iterator[Any]:
+        seq: Any = obj
+        return iter([seq[i] for i in range(len(self.value_of(obj)))])
+
+    def keys(self, obj: fx.Proxy) -> Any:
+        return self.value_of(obj).keys()
+
+    def create_proxy(
+        self,
+        kind: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None = None,
+        type_expr: Any | None = None,
+        proxy_factory_fn: Any = None,
+    ) -> fx.Proxy:
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        node = proxy.node
+        a, kw = self.value_of(node.args), self.value_of(node.kwargs)
+        if kind == "placeholder":
+            value = self._inputs.pop(0) if self._inputs else None
+        elif kind == "get_attr":
+            value = self._attr(str(target))
+        elif kind == "call_function":
+            value = target(*a, **kw)
+        elif kind == "call_method":
+            value = getattr(a[0], target)(*a[1:], **kw)
+        elif kind == "call_module":
+            was, self._concrete_run = self._concrete_run, True
+            try:
+                value = self.root.get_submodule(str(target)).forward(*a, **kw)
+            finally:
+                self._concrete_run = was
+        else:
+            value = None
+        self._values[node] = value
+        if isinstance(value, torch.Tensor):
+            node.meta["nk_shape"] = tuple(int(s) for s in value.shape)
+        return proxy
+
+    def shape_only_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
+        """Record ``fn(*args, **kwargs)`` as one node if it returns a tensor (else return the
+        concrete result): ``fn`` reads only shapes of its traced arguments."""
+        concrete = fn(*self.value_of(args), **self.value_of(kwargs))
+        if not isinstance(concrete, torch.Tensor):
+            return concrete
+        traced: list[Any] = []
+
+        def slot(v: Any) -> Any:
+            if isinstance(v, fx.Proxy):
+                traced.append(v)
+                return _SLOT
+            return v
+
+        bound = _ShapeOnlyCall(
+            fn, tuple(slot(v) for v in args), {k: slot(v) for k, v in kwargs.items()}
+        )
+        return self.create_proxy("call_function", bound, tuple(traced), {})
+
+
+class _HFRoot(nn.Module):
+    """Calls the wrapped HF model with ``use_cache=False`` and returns its outputs as a tuple."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def run(self, *inputs: Any) -> Any:
+        out = self.model(*inputs, use_cache=False, return_dict=True)
+        return out.to_tuple() if hasattr(out, "to_tuple") else out
+
+
+class _HFRoot1(_HFRoot):
+    def forward(self, x0: Any) -> Any:
+        return self.run(x0)
+
+
+class _HFRoot2(_HFRoot):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return self.run(x0, x1)
+
+
+class _HFRoot3(_HFRoot):
+    def forward(self, x0: Any, x1: Any, x2: Any) -> Any:
+        return self.run(x0, x1, x2)
+
+
+_ROOTS: dict[int, type[_HFRoot]] = {1: _HFRoot1, 2: _HFRoot2, 3: _HFRoot3}
+
+
+def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
+    """(module globals, name, function) of every ``transformers.masking_utils.create_*``
+    function that the modeling modules of ``model``'s submodules import."""
+    found: list[tuple[dict[str, Any], str, Any]] = []
+    seen: set[int] = set()
+    for mod in model.modules():
+        for cls in type(mod).__mro__:
+            pymod = sys.modules.get(cls.__module__)
+            if pymod is None or id(pymod) in seen or not cls.__module__.startswith("transformers"):
+                continue
+            seen.add(id(pymod))
+            g = vars(pymod)
+            for name, fn in list(g.items()):
+                if (
+                    callable(fn)
+                    and getattr(fn, "__module__", "") == "transformers.masking_utils"
+                    and name.startswith("create_")
+                    and name.endswith("mask")
+                ):
+                    found.append((g, name, fn))
+    return found
+
+
+def _trace_hf(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModule:
+    tracer = ConcreteTracer(example_inputs, leaf=_hf_leaf)
+    if len(example_inputs) not in _ROOTS:
+        raise ValueError(
+            f"example_inputs: expected 1 to 3 positional inputs for a Hugging Face model "
+            f"(e.g. input_ids), got {len(example_inputs)}"
+        )
+    root = _ROOTS[len(example_inputs)](model)
+    patched = _mask_builders(model)
+
+    def wrap(fn: Any) -> Any:
+        def shape_only(*args: Any, **kwargs: Any) -> Any:
+            return tracer.shape_only_call(fn, args, kwargs)
+
+        return shape_only
+
+    for g, name, fn in patched:
+        g[name] = wrap(fn)
+    try:
+        graph = tracer.trace(root)
+    finally:
+        for g, name, fn in patched:
+            g[name] = fn
+    prefix = "model."
+    attrs: dict[str, Any] = {}
+    for node in graph.nodes:
+        if node.op in ("call_module", "get_attr"):
+            target = str(node.target)
+            obj = root.get_submodule(target) if node.op == "call_module" else None
+            if obj is None:
+                obj = root
+                for part in target.split("."):
+                    obj = getattr(obj, part)
+            if target.startswith(prefix):
+                target = target[len(prefix) :]
+                node.target = target
+            attrs[target] = obj
+    return fx.GraphModule(attrs, graph, class_name=type(model).__name__)
+
+
+def _untraceable(model: nn.Module, exc: Exception, how: str) -> UntraceableModelError:
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "/torch/" not in f.filename.replace("\\", "/")
+        and not f.filename.replace("\\", "/").endswith("neuronkit/pruning/tracing.py")
+    ]
+    where = ""
+    if frames:
+        f = frames[-1]
+        where = f" at {f.filename}:{f.lineno} `{(f.line or '').strip()}`"
+    return UntraceableModelError(
+        f"model: {how} cannot trace {type(model).__name__}: the operation{where} "
+        f"failed with {type(exc).__name__}: {exc}. Data-dependent control flow and "
+        "untraceable calls must be removed or wrapped as leaf modules; the model was not "
+        "changed."
+    )
+
+
+def trace_model(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModule:
+    """Trace ``model`` into an ``fx.GraphModule`` whose nodes carry ``meta["nk_shape"]``.
+
+    Plain modules: ``torch.fx.symbolic_trace`` and one run on ``example_inputs`` to record the
+    shapes. Hugging Face models: :class:`ConcreteTracer` on ``model(*example_inputs,
+    use_cache=False)`` (e.g. ``input_ids: [B, T]``), a graph specialized to those inputs whose
+    module targets are ``model``'s own submodule names.
+
+    Raises:
+        UntraceableModelError: the trace failed; the message names the failing operation.
+        ValueError: the traced graph does not run on ``example_inputs``.
+    """
+    if is_hf_model(model):
+        try:
+            return _trace_hf(model, example_inputs)
+        except Exception as exc:
+            raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
+        raise _untraceable(model, exc, "torch.fx") from exc
+    try:
+        _ShapeRecorder(gm).run(*example_inputs)
+    except Exception as exc:
+        raise ValueError(
+            f"example_inputs: running the traced {type(model).__name__} on the example inputs "
+            f"failed ({type(exc).__name__}: {exc}); pass inputs the model accepts"
+        ) from exc
+    return gm
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the traced graph once and records every tensor result's shape in ``node.meta``."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            n.meta["nk_shape"] = tuple(int(s) for s in result.shape)
+        return result

@@ -1,0 +1,179 @@
+"""Hugging Face transformer blocks in the dependency graph: a tiny GPT-2 built from a config.
+
+Correctness is the SPA soft-pruning oracle: the physically pruned model must compute the same
+logits as the original with the removed channels zeroed.
+"""
+
+from typing import Any
+
+import pytest
+import torch
+
+transformers = pytest.importorskip(
+    "transformers", reason="Hugging Face models need the optional transformers dependency"
+)
+
+from neuronkit.pruning import (  # noqa: E402
+    DependencyGraph,
+    UntraceableModelError,
+    plan_pruning,
+    prune,
+    prune_model,
+    soft_prune,
+)
+
+
+def _gpt2(seed: int = 0) -> Any:
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=128)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    return transformers.GPT2LMHeadModel(cfg).eval()
+
+
+def _ids(seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 128, (2, 16), generator=g)
+
+
+def _logits(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(ids, use_cache=False).logits
+
+
+def test_gpt2_groups_residual_heads_mlp_and_frozen_logits() -> None:
+    model = _gpt2()
+    graph = DependencyGraph(model, _ids())
+    by_producer = {p: g for g in graph.groups for p in g.producers}
+    stream = by_producer["transformer.wte"]
+    assert stream.prunable
+    assert stream.size == 64
+    assert {"transformer.wpe", "transformer.h.1.mlp.c_proj"} <= set(stream.producers)
+    members = {(m.module, m.param, m.dim) for m in stream.members}
+    assert ("lm_head", "weight", 1) in members  # tied with wte, pruned along the same columns
+    assert ("transformer.ln_f", "weight", 0) in members
+    heads = by_producer["transformer.h.0.attn.c_attn"]
+    assert heads.prunable
+    assert heads.size == 4  # one channel per attention head
+    c_attn = next(m for m in heads.members if m.param == "weight")
+    # head 1: its 16 query, 16 key and 16 value columns of the fused qkv projection
+    assert c_attn.positions[1] == [*range(16, 32), *range(80, 96), *range(144, 160)]
+    c_proj_in = next(m for m in heads.members if m.module.endswith("attn.c_proj"))
+    assert c_proj_in.dim == 0
+    assert c_proj_in.positions[1] == list(range(16, 32))
+    mlp = by_producer["transformer.h.0.mlp.c_fc"]
+    assert mlp.prunable
+    assert mlp.size == 256
+    logits = by_producer["lm_head"]
+    assert not logits.prunable
+    assert "model output" in logits.reason
+
+
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75])
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_gpt2_hard_prune_matches_soft_oracle(ratio: float, scope: str) -> None:
+    model, ids = _gpt2(), _ids()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    graph = DependencyGraph(model, ids)
+    plan = plan_pruning(graph, "l2", ratio, scope=scope)
+    assert plan.num_removed() > 0
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    y_hard, y_soft = _logits(hard, ids), _logits(soft, ids)
+    assert y_hard.shape == (2, 16, 128)
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(y_hard, _logits(model, ids), atol=1e-4)  # not vacuous
+    assert hard.lm_head.weight is hard.transformer.wte.weight  # the tie survives
+    n_before = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in hard.parameters()) < n_before
+    for k, v in model.state_dict().items():  # the original is untouched
+        assert torch.equal(v, before[k])
+    # other inputs of the same shape family: the pruned model is a real model, not the trace
+    other = torch.randint(0, 128, (3, 9), generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(_logits(hard, other), _logits(soft, other), atol=1e-5, rtol=0)
+
+
+def test_gpt2_local_half_prunes_heads_width_and_mlp() -> None:
+    model, ids = _gpt2(), _ids()
+    small = prune_model(model, ids, 0.5, "l2", ignored_layers=["lm_head"])
+    attn = small.transformer.h[0].attn
+    assert attn.num_heads == 2
+    assert attn.split_size == attn.embed_dim == 32
+    assert tuple(attn.c_attn.weight.shape) == (32, 96)
+    assert tuple(small.transformer.h[0].mlp.c_fc.weight.shape) == (32, 128)
+    assert tuple(small.transformer.wte.weight.shape) == (128, 32)
+    assert _logits(small, ids).shape == (2, 16, 128)
+
+
+class _UntraceableGPT2(transformers.GPT2LMHeadModel):  # type: ignore[misc]
+    def forward(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
+        out = super().forward(input_ids, **kwargs)
+        scale = float(out.logits.std())  # leaves the graph: a Python float of a traced value
+        out.logits = out.logits / scale
+        return out
+
+
+def test_untraceable_hf_model_names_the_operation() -> None:
+    cfg = transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=16, vocab_size=32)
+    cfg._attn_implementation = "eager"
+    model = _UntraceableGPT2(cfg).eval()
+    with pytest.raises(UntraceableModelError, match=r"float\(out\.logits\.std\(\)\)"):
+        DependencyGraph(model, torch.randint(0, 32, (2, 8)))
+
+
+def _llama(seed: int = 0) -> Any:
+    cfg = transformers.LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    # larger weights than the 0.02 init, so that pruning visibly changes the logits
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.2)
+    return model
+
+
+def test_llama_groups_gqa_heads_rmsnorm_stream_and_swiglu() -> None:
+    graph = DependencyGraph(_llama(), _ids())
+    by_producer = {p: g for g in graph.groups for p in g.producers}
+    stream = by_producer["model.embed_tokens"]
+    assert stream.prunable
+    assert stream.size == 64
+    norms = {m.module for m in stream.members if m.role == "norm"}
+    assert {"model.norm", "model.layers.0.input_layernorm"} <= norms
+    heads = by_producer["model.layers.0.self_attn.k_proj"]
+    # grouped-query attention: one channel per key/value head together with its 2 query heads
+    assert heads.prunable
+    assert heads.size == 2
+    assert {"model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"} <= set(
+        heads.producers
+    )
+    q = next(m for m in heads.members if m.module.endswith("q_proj"))
+    assert q.positions[1] == list(range(32, 64))  # query heads 2 and 3 share kv head 1
+    mlp = by_producer["model.layers.0.mlp.gate_proj"]
+    assert mlp.prunable
+    assert mlp.size == 128
+    assert "model.layers.0.mlp.up_proj" in mlp.producers
+
+
+@pytest.mark.parametrize("ratio", [0.25, 0.5])
+def test_llama_hard_prune_matches_soft_oracle(ratio: float) -> None:
+    model, ids = _llama(), _ids()
+    graph = DependencyGraph(model, ids)
+    plan = plan_pruning(graph, "l2", ratio)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    y_hard, y_soft, y0 = _logits(hard, ids), _logits(soft, ids), _logits(model, ids)
+    assert y_hard.shape == (2, 16, 128)
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(y_hard, y0, atol=1e-3)  # the check is not vacuous
+    assert hard.model.norm.weight.shape[0] < 64
+    if ratio == 0.5:
+        assert hard.model.layers[0].self_attn.k_proj.weight.shape[0] == 16  # 1 kv head
+        assert hard.model.layers[0].self_attn.q_proj.weight.shape[0] == 32  # 2 q heads
