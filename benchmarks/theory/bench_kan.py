@@ -12,7 +12,8 @@ Timing: one full-batch training step (forward, MSE, backward, Adam step) on the 
 function-fitting task (`exp_sin4`: exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2), 1000 points)
 for networks of equal layout, grid and order. Libraries:
 
-* `neuronkit`: `neuronkit.theory.kan.KAN` (B-spline space, base SiLU branch, bias);
+* `neuronkit`: `neuronkit.theory.kan.KAN` (B-spline space, base SiLU branch, bias; one weight
+  tensor per layer);
 * `pykan`: `kan.KAN` (MultKAN) in its fastest documented mode, `model.speed()` (no symbolic
   branch, no saved activations);
 * `pykan_layers`: a bare stack of pykan `KANLayer`s (pykan's core computation, without MultKAN);
@@ -26,7 +27,8 @@ Writes benchmarks/results/theory_kan.json.
 
     python benchmarks/theory/bench_kan.py [--repeats 30] [--rounds 3] [--threads 1 2] [--quick]
 
-(run it with an interpreter where pykan is installed, e.g. a benchmark-only venv.)
+(run it with an interpreter where pykan is installed, e.g. a benchmark-only venv; the script puts
+this checkout's packages/theory/src first on sys.path, so it measures the working tree.)
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "theory_kan.json"
+ROOT = Path(__file__).resolve().parents[2]
+# measure this checkout's neuronkit-theory even where the benchmark venv holds an installed copy
+sys.path.insert(0, str(ROOT / "packages" / "theory" / "src"))
+RESULTS = ROOT / "benchmarks" / "results" / "theory_kan.json"
 LIBRARIES = ["floor", "neuronkit", "pykan_layers", "pykan"]
 CONFIGS = {"small": [4, 5, 1], "medium": [4, 16, 16, 1]}
 GRID, K, BATCH = 5, 3, 1000

@@ -233,3 +233,74 @@ def test_bad_inputs() -> None:
         train_regression(KAN([2, 1]), torch.rand(5, 2), torch.rand(4), steps=1)
     with pytest.raises(ValueError, match="n_params"):
         matched_mlp(2, 1, 0)
+
+
+@pytest.mark.parametrize("base", [True, False])
+def test_bspline_layer_matches_cox_de_boor_reference_with_input_gradient(base: bool) -> None:
+    # the fast layer (one weight tensor, closed-form backward) against the plain formula
+    # sum_m coef B_m(x) + base silu(x) + bias through the Cox-de Boor recursion, in float64,
+    # with inputs inside, at the edge of and far beyond the extended grid
+    gen = torch.Generator().manual_seed(3)
+    layer = KANLayer(3, 4, grid=5, k=3, base=base, seed=0).double()
+    with torch.no_grad():
+        layer.bias.copy_(torch.randn(4, generator=gen, dtype=torch.float64))
+    x = torch.rand(200, 3, generator=gen, dtype=torch.float64) * 6 - 3
+    x[:3] = torch.tensor([[-1.0, 1.0, 0.0], [-2.2, 2.2, 1e6], [-1e6, 0.2, -0.6]])
+    # exact float64 knots (extended_grid builds float32 ones)
+    knots = (-1.0 + 0.4 * torch.arange(-3, 9, dtype=torch.float64)).expand(3, -1)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = torch.einsum("bim,oim->bo", bspline_basis(xa, knots, 3), layer.coef)
+    if base:
+        ref = ref + torch.nn.functional.silu(xa) @ layer.base_weight.T  # type: ignore[union-attr]
+    ref = ref + layer.bias
+    out = layer(xb)
+    assert torch.allclose(out, ref, atol=1e-12)
+    w = torch.randn(200, 4, generator=gen, dtype=torch.float64)
+    (ga,) = torch.autograd.grad((ref * w).sum(), xa)
+    (gb,) = torch.autograd.grad((out * w).sum(), xb)
+    assert torch.allclose(ga, gb, atol=1e-10)
+    # parameter gradients equal those of the reference formula
+    (gw,) = torch.autograd.grad((layer(x) * w).sum(), layer.weight)
+    coef = layer.coef.detach().clone().requires_grad_()
+    bias = layer.bias.detach().clone().requires_grad_()
+    y = torch.einsum("bim,oim->bo", bspline_basis(x, knots, 3), coef) + bias
+    if base:
+        bw = layer.base_weight.detach().clone().requires_grad_()  # type: ignore[union-attr]
+        y = y + torch.nn.functional.silu(x) @ bw.T
+    y_grads = torch.autograd.grad((y * w).sum(), [coef, bias] + ([bw] if base else []))
+    blocks = gw[:, 1:].view(4, 3, -1)
+    assert torch.allclose(blocks[..., :8], y_grads[0], atol=1e-10)
+    assert torch.allclose(gw[:, 0], y_grads[1], atol=1e-10)
+    if base:
+        assert torch.allclose(blocks[..., 8], y_grads[2], atol=1e-10)
+
+
+def test_kan_layer_is_one_weight_tensor_with_views_and_loads_old_state_dicts() -> None:
+    layer = KANLayer(3, 2, seed=0)
+    assert [name for name, _ in layer.named_parameters()] == ["weight"]
+    assert layer.weight.shape == (2, 1 + 3 * 9)
+    assert sum(p.numel() for p in layer.parameters()) == 2 * 3 * 8 + 2 * 3 + 2
+    x = torch.rand(5, 3) * 2 - 1
+    with torch.no_grad():  # the views write into the weight
+        layer.coef.mul_(2.0)
+        layer.bias.fill_(0.5)
+    assert torch.equal(layer.weight[:, 0], torch.full((2,), 0.5))
+    state = {"coef": layer.coef.detach().clone(), "bias": layer.bias.detach().clone()}
+    state["base_weight"] = layer.base_weight.detach().clone()  # type: ignore[union-attr]
+    state["knots"] = layer.knots.clone()
+    fresh = KANLayer(3, 2, seed=1)
+    fresh.load_state_dict(state)  # neuronkit-theory <= 0.5 layout
+    assert torch.equal(fresh.weight, layer.weight)
+    assert torch.equal(fresh(x), layer(x))
+    model = KAN([3, 2, 1], seed=0)
+    again = KAN([3, 2, 1], seed=5)
+    again.load_state_dict(model.state_dict())
+    assert torch.equal(again(x), model(x))
+    # same initial values as separately drawn coefficients / base weights (seeded)
+    gen = torch.Generator().manual_seed(0)
+    coef = torch.randn(2, 3, 8, generator=gen) * 0.1
+    base_w = (2 * torch.rand(2, 3, generator=gen) - 1) * (1.0 / math.sqrt(3))
+    fresh0 = KANLayer(3, 2, seed=0)
+    assert torch.equal(fresh0.coef, coef)
+    assert torch.equal(fresh0.base_weight, base_w)  # type: ignore[arg-type]
+    assert torch.equal(fresh0.bias, torch.zeros(2))

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_type
 
 from .._utils import check_positive_int
 
@@ -63,6 +63,18 @@ def extended_grid(
     h = (hi - lo) / grid
     knots = lo + h * torch.arange(-k, grid + k + 1, dtype=torch.float32)
     return knots.expand(in_features, -1).contiguous()
+
+
+def _check_finite_x(x: torch.Tensor) -> None:
+    """``ValueError`` if ``x`` holds NaN or infinity (one reduction: NaN propagates through
+    ``aminmax``)."""
+    if x.numel() == 0:
+        return
+    lo, hi = torch.aminmax(x.detach())
+    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        raise ValueError(
+            f"x must be finite, got NaN or infinity in a tensor of shape {tuple(x.shape)}"
+        )
 
 
 def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
@@ -130,104 +142,148 @@ def _local_bspline_polys(k: int) -> tuple[tuple[float, ...], ...]:
     )
 
 
-_POLY_CACHE: dict[tuple[int, torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+_POLY_CACHE: dict[tuple[int, float, torch.dtype, torch.device], torch.Tensor] = {}
 
 
-def _poly_matrices(k: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Values ``P [k+1, k+1]`` and ``d/du`` ``Q [k+1, k+1]`` (last row 0) coefficient
-    matrices, rows by power of ``u``; cached per order, dtype and device."""
-    key = (k, like.dtype, like.device)
+def _poly_matrix(k: int, h: float, like: torch.Tensor) -> torch.Tensor:
+    """``[P | Q / h] [k+1, 2(k+1)]``: coefficients of the ``k + 1`` local values (``P``) and
+    of their ``d/dx = d/du / h`` (``Q``, last row 0), rows by power of ``u``; cached per
+    order, spacing, dtype and device (read-only)."""
+    key = (k, h, like.dtype, like.device)
     if key not in _POLY_CACHE:
+        if len(_POLY_CACHE) > 64:
+            _POLY_CACHE.clear()
         p = torch.tensor(_local_bspline_polys(k), dtype=like.dtype, device=like.device)
         q = torch.zeros_like(p)
         if k > 0:
             q[:-1] = p[1:] * torch.arange(1, k + 1, dtype=like.dtype, device=like.device)[:, None]
-        _POLY_CACHE[key] = (p, q)
+        _POLY_CACHE[key] = torch.cat([p, q * (1.0 / h)], dim=1)
     return _POLY_CACHE[key]
 
 
 @functools.lru_cache(maxsize=16)
-def _column_offsets(k: int, device: torch.device) -> torch.Tensor:
-    """``[1, 2, ..., k + 1]``: buffer columns of the local values relative to ``j``."""
-    return torch.arange(1, k + 2, device=device)
+def _column_offsets(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[k+1, 1]``: ``-k, ..., 0``, the basis index of local value ``r`` relative to the
+    interval ``j``. Read-only (cached)."""
+    return torch.arange(-k, 1, dtype=dtype, device=device).unsqueeze(1)
 
 
-def _horner(coef: torch.Tensor, u: torch.Tensor, degree: int) -> torch.Tensor:
-    """``sum_d coef[d] u^d`` for every column: ``u [...]`` -> ``[..., coef.shape[1]]``."""
-    uu = u.unsqueeze(-1)
+@functools.lru_cache(maxsize=32)
+def _flat_offsets(batch: int, in_features: int, width: int, device: torch.device) -> torch.Tensor:
+    """``[1, batch * in]`` int64: flat feature position of basis ``m = 0`` of input ``(b, i)``,
+    ``b * (1 + in * width) + 1 + i * width`` (see :func:`_bspline_buffer`). Read-only
+    (cached)."""
+    b = torch.arange(batch, device=device).unsqueeze(1) * (1 + in_features * width)
+    i = torch.arange(in_features, device=device) * width
+    return (b + i + 1).view(1, -1)
+
+
+def _horner_t(coef: torch.Tensor, u: torch.Tensor, degree: int) -> torch.Tensor:
+    """``sum_d coef[d] u^d`` for every column of ``coef [degree+1, cols]`` (Horner):
+    ``u [N]`` -> ``[cols, N]`` (the long axis innermost, so each step is one vectorised
+    pass)."""
+    c = coef.unsqueeze(-1)  # [degree + 1, cols, 1]
     if degree == 0:
-        return coef[0].expand(*u.shape, coef.shape[1]).contiguous()
-    out = torch.addcmul(coef[degree - 1], coef[degree], uu)
+        return c[0].expand(-1, u.shape[0]).contiguous()
+    out = torch.addcmul(c[degree - 1], c[degree], u)
     for d in range(degree - 2, -1, -1):
-        out = torch.addcmul(coef[d], out, uu)
+        out = torch.addcmul(c[d], out, u)
     return out
-
-
-def _bspline_buffer_width(grid: int, k: int, base: bool) -> int:
-    """Width of the per-input work buffer of the fast B-spline path (see
-    :func:`_bspline_buffer`): basis ``m`` at column ``m + k + 1``, ``silu(x)`` last if
-    ``base``."""
-    return grid + 3 * k + 2 + int(base)
 
 
 def _bspline_buffer(
     x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool, with_deriv: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Scatter the ``k + 1`` local B-spline values per input into a work buffer.
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None]:
+    """Features ``[B, 1 + in * (G + k + 1)]`` of the fast B-spline path, and what the backward
+    needs (if ``with_deriv``), from the ``k + 1`` local values per input.
 
-    Buffer ``[B, in, G + 3k + 2 (+1 if base)]``: with ``j = floor(t)`` clamped to
-    ``[-1, G + 2k]``, local value ``r`` goes to column ``q = j + r + 1``, i.e. basis
-    ``m = j - k + r`` sits at column ``m + k + 1``. Basis columns are
-    ``[k + 1, k + 1 + n)``; every other column collects values that are not basis functions
-    of the grid (``m`` outside ``0..n-1`` or inputs outside the extended grid) and must get a
-    zero weight. ``silu(x)`` (if ``base``) is in the last column, which no local value reaches.
+    Row ``b`` holds a 1 (for a bias), then per input ``i`` the block ``[B_0(x_bi), ...,
+    B_{G+k-1}(x_bi), silu(x_bi)]`` (``silu`` column 0 if not ``base``). With ``t = (x - lo)/h
+    + k`` (extended knot ``m`` at ``t = m``) and ``j = floor(t)``, local value ``r`` (a
+    polynomial in ``u = t - j``) is basis ``m = j - k + r``; it is scattered to the flat
+    position ``b (1 + in (G+k+1)) + 1 + i (G+k+1) + m`` with ``m`` clamped to
+    ``[-1, G + k]``. Out-of-basis values (``m < 0`` or ``m >= G + k``: inputs near or beyond
+    the grid ends) thereby land only in the column just before the input's block (the row's 1
+    or the previous input's ``silu``) or in its own ``silu`` column, which are all written
+    afterwards; basis columns get only their own values, so they equal pykan's ``B_batch``
+    (0 beyond the extended grid).
 
-    Returns the buffer, the columns ``[B, in, k+1]`` and ``d value / dx`` (if ``with_deriv``).
+    The backward data are the flat positions ``[k+1, B*in]``, the local derivatives
+    ``d B_m / dx`` there ``[k+1, B*in]`` (out-of-basis ones sit at the overwritten columns,
+    whose gradients the backward zeroes) and ``silu'(x)`` ``[B, in]`` (None without base).
     """
-    t = (x * (1.0 / h)).add_(k - lo / h)  # knot coordinate: extended knot m sits at t = m
+    n = grid + k
+    width = n + 1
+    batch, in_f = x.shape
+    t = (x * (1.0 / h)).add_(k - lo / h).view(-1)  # knot coordinate: knot m sits at t = m
     j = torch.floor(t)
     u = t.sub_(j)
-    # callers reject NaN (its floor would not be a valid column)
-    pos = j.clamp_(-1, grid + 2 * k).long().unsqueeze(-1) + _column_offsets(k, x.device)
-    pmat, qmat = _poly_matrices(k, x)
-    vals = _horner(pmat, u, k)  # [B, in, k+1]
-    buf = x.new_zeros(*x.shape, _bspline_buffer_width(grid, k, base))
-    buf.scatter_(-1, pos, vals)
-    if base:
-        buf[..., -1] = F.silu(x)
-    deriv = None
-    if with_deriv:
-        deriv = _horner(qmat * (1.0 / h), u, k - 1) if k > 0 else torch.zeros_like(vals)
-    return buf, pos, deriv
+    # callers reject NaN/inf; m is clamped before the int cast
+    m = (j + _column_offsets(k, x.dtype, x.device)).clamp_(-1, n)  # [k+1, B*in]
+    pos = m.to(torch.long).add_(_flat_offsets(batch, in_f, width, x.device))
+    pq = _poly_matrix(k, h, x)
+    vals = _horner_t(pq if with_deriv else pq[:, : k + 1], u, k)  # [(2)(k+1), B*in]
+    feats = x.new_zeros(batch, 1 + in_f * width)
+    feats.view(-1).scatter_(0, pos.view(-1), vals[: k + 1].reshape(-1))
+    feats[:, 0] = 1.0
+    blocks = feats[:, 1:].view(batch, in_f, width)
+    blocks[..., n] = F.silu(x) if base else 0.0
+    if not with_deriv:
+        return feats, None
+    deriv = vals[k + 1 :]
+    dsilu = None
+    if base:  # silu'(x) = s (1 + x (1 - s))
+        s = torch.sigmoid(x)
+        dsilu = (1 - s).mul_(x).add_(1).mul_(s)
+    return feats, (pos, deriv, dsilu)
 
 
 class _BSplineBuffer(torch.autograd.Function):
-    """The work buffer of :func:`_bspline_buffer` with a sparse closed-form backward (only the
-    ``k + 1`` nonzero basis derivatives per input). Gradients arriving at non-basis columns
-    must be zero (they are, when those columns get zero weights)."""
+    """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]`` with a
+    closed-form sparse backward: ``grad_x = sum_r grad[pos_r] dB_{m_r}/dx + grad_silu
+    silu'(x)`` over the ``k + 1`` local basis functions only."""
 
     @staticmethod
     def forward(
         ctx: Any, x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool
     ) -> torch.Tensor:
         need = bool(ctx.needs_input_grad[0])
-        buf, pos, deriv = _bspline_buffer(x, lo, h, grid, k, base, need)
-        ctx.base = base
-        if need:
-            ctx.save_for_backward(x, pos, deriv)
-        return buf
+        feats, saved = _bspline_buffer(x, lo, h, grid, k, base, need)
+        if saved is not None:
+            pos, deriv, dsilu = saved
+            ctx.base = base
+            ctx.width = grid + k + 1
+            ctx.save_for_backward(pos, deriv, dsilu if dsilu is not None else deriv)
+        return feats
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None
-        x, pos, deriv = ctx.saved_tensors
-        grad_x = (grad.gather(-1, pos) * deriv).sum(-1)
-        if ctx.base:
-            s = torch.sigmoid(x)
-            grad_x = grad_x + grad[..., -1] * (s * (1 + x * (1 - s)))
+        pos, deriv, dsilu = ctx.saved_tensors
+        batch, in_f = dsilu.shape if ctx.base else (grad.shape[0], pos.shape[1] // grad.shape[0])
+        grad = grad.contiguous()
+        blocks = grad[:, 1:].view(batch, in_f, ctx.width)
+        grad_silu = blocks[..., -1] * dsilu if ctx.base else None
+        # out-of-basis local values were scattered to the 1 and silu columns: zero those there
+        grad = grad.clone()
+        grad[:, 0] = 0.0
+        grad[:, 1:].view(batch, in_f, ctx.width)[..., -1] = 0.0
+        local = grad.view(-1).index_select(0, pos.view(-1)).view_as(deriv)
+        grad_x = (local * deriv).sum(0).view(batch, in_f)
+        if grad_silu is not None:
+            grad_x = grad_x.add_(grad_silu)
         return grad_x, None, None, None, None, None
+
+
+def _bspline_layer(
+    x: torch.Tensor, weight: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool
+) -> torch.Tensor:
+    """``[B, in] -> [B, out]``: the features of :func:`_bspline_buffer` times
+    ``weight [out, 1 + in * (G + k + 1)]`` (the bias, then per input
+    ``[coef_0..coef_{G+k-1}, base]``). No input checks (callers validate)."""
+    return _BSplineBuffer.apply(x, lo, h, grid, k, base) @ weight.T
 
 
 def bspline_linear(
@@ -245,8 +301,10 @@ def bspline_linear(
 
     The basis is the uniform extended grid of :func:`extended_grid` over ``[lo, lo + G h]``
     (pykan's ``B_batch``), evaluated in closed form (only the ``k + 1`` nonzero B-splines per
-    input) into a padded work buffer; the weights are zero-padded to the buffer, so the layer is
-    ``addmm(bias, buffer, W_pad^T)`` and the backward needs no dense basis derivative.
+    input, scattered with ``silu(x)`` into features ``[batch, in, G + k + 1]``), so the layer is
+    ``features @ W^T`` with ``W = [bias | [coef | base_weight] per input]`` (the bias against
+    a column of ones); the backward uses the closed-form derivatives of the same ``k + 1``
+    functions and of ``silu``.
 
     Args:
         x: ``[batch, in]``; coef: ``[out, in, G + k]``; base_weight: ``[out, in]`` or None;
@@ -274,18 +332,14 @@ def bspline_linear(
     if bias is not None and tuple(bias.shape) != (out_f,):
         raise ValueError(f"bias must be [out] = ({out_f},), got {tuple(bias.shape)}")
     check_number("h", h, gt=0)
-    check_finite("x", x)
-    grid = n - k
-    base = base_weight is not None
-    buf = _BSplineBuffer.apply(x, lo, h, grid, k, base)
-    parts = [coef.new_zeros(out_f, in_f, k + 1), coef, coef.new_zeros(out_f, in_f, k + 1)]
-    if base_weight is not None:
-        parts.append(base_weight.unsqueeze(-1))
-    weight = torch.cat(parts, dim=-1).reshape(out_f, -1)
-    flat = buf.reshape(x.shape[0], -1)
-    if bias is None:
-        return flat @ weight.T
-    return torch.addmm(bias, flat, weight.T)
+    _check_finite_x(x)
+    if base_weight is None:
+        weight = F.pad(coef, (0, 1))
+    else:
+        weight = torch.cat([coef, base_weight.unsqueeze(-1)], dim=-1)
+    first = bias.unsqueeze(-1) if bias is not None else coef.new_zeros(out_f, 1)
+    weight = torch.cat([first, weight.reshape(out_f, -1)], dim=-1)
+    return _bspline_layer(x, weight, lo, h, n - k, k, base_weight is not None)
 
 
 def bspline_features(
@@ -320,12 +374,12 @@ def bspline_features(
     grid = check_positive_int("grid", grid)
     k = check_positive_int("k", k, minimum=0)
     check_type("base", base, bool)
-    check_finite("x", x)
-    buf = _BSplineBuffer.apply(x, float(lo), float(h), grid, k, base)
-    basis = buf[..., k + 1 : k + 1 + grid + k]
-    if base:
-        return torch.cat([buf[..., -1:], basis], dim=-1)
-    return basis
+    _check_finite_x(x)
+    feats = _BSplineBuffer.apply(x, float(lo), float(h), grid, k, base)
+    blocks = feats[:, 1:].view(x.shape[0], x.shape[1], grid + k + 1)
+    if base:  # silu first
+        return torch.cat([blocks[..., -1:], blocks[..., :-1]], dim=-1)
+    return blocks[..., :-1]
 
 
 def uniform_bspline_basis(x: torch.Tensor, lo: float, h: float, grid: int, k: int) -> torch.Tensor:

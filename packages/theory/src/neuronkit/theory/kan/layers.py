@@ -4,7 +4,8 @@
   whose edge ``(i -> o)`` activation is ``phi_oi(x_i) = w^base_oi silu(x_i) + sum_m c_oim
   B_m(x_i)`` with ``B_m`` the basis of one activation space (B-spline by default). It uses the
   efficient formulation: the features ``[silu(x_i), B_1(x_i), ...]`` are evaluated once,
-  vectorised, and the whole layer is one matrix product with the stacked weights. B-splines on
+  vectorised, and the whole layer is one matrix product with its single weight tensor (bias,
+  then per input the coefficients and the base weight). B-splines on
   the uniform grid evaluate only the ``k + 1`` nonzero functions per input in closed form and
   backpropagate through them alone (:func:`~neuronkit.theory.kan.basis.bspline_linear`).
 * :class:`SKANLayer` (Activation Space Selectable KAN, S-KAN): every input node ``i`` carries all
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -31,7 +33,14 @@ import torch.nn.functional as F
 from neuronkit.common import check_choice, check_number, check_type
 
 from .._utils import check_positive_int, torch_generator
-from .basis import SPACES, basis_values, bspline_linear, extended_grid, uniform_bspline_basis
+from .basis import (
+    SPACES,
+    _bspline_layer,
+    _check_finite_x,
+    basis_values,
+    extended_grid,
+    uniform_bspline_basis,
+)
 
 __all__ = ["KAN", "SKAN", "KANLayer", "SKANLayer", "matched_mlp", "mlp_parameter_count"]
 
@@ -103,7 +112,12 @@ class KANLayer(_BasisMixin):
         base: include the base branch ``w_base silu(x)`` (default True, as pykan).
         seed: int or ``torch.Generator``.
 
-    Parameters: ``coef [out, in, G+k]``, ``base_weight [out, in]`` (if base), ``bias [out]``.
+    Parameters: one tensor ``weight [out, 1 + in * (G+k+1)]`` (``G+k`` per input without
+    base): the bias, then per input edge the basis coefficients and the base weight, i.e. the
+    layer's matmul weight (an optimizer steps one tensor per layer). The views :attr:`coef`
+    ``[out, in, G+k]``, :attr:`base_weight` ``[out, in]`` (None without base) and
+    :attr:`bias` ``[out]`` read and write into ``weight``; state dicts with separate ``coef``,
+    ``base_weight`` and ``bias`` (neuronkit-theory <= 0.5) still load.
     Input ``[batch, in]`` -> ``[batch, out]``.
     """
 
@@ -129,14 +143,63 @@ class KANLayer(_BasisMixin):
         self._setup_basis(self.in_features, grid, k, grid_range)
         gen = torch_generator(seed)
         shape = (self.out_features, self.in_features, self.n_basis)
-        self.coef = nn.Parameter(torch.randn(shape, generator=gen) * noise_scale)
+        coef = torch.randn(shape, generator=gen) * noise_scale
         bound = 1.0 / math.sqrt(self.in_features)
-        self.base_weight: nn.Parameter | None = None
+        self.has_base = base
         if base:
-            self.base_weight = nn.Parameter(
-                (2 * torch.rand(self.out_features, self.in_features, generator=gen) - 1) * bound
+            base_w = torch.rand(self.out_features, self.in_features, generator=gen)
+            base_w = (2 * base_w - 1) * bound
+            coef = torch.cat([coef, base_w.unsqueeze(-1)], dim=-1)
+        bias = torch.zeros(self.out_features, 1)
+        # one tensor: the layer's matmul weight (the bias, then per input the coefficients and
+        # the base weight), so an optimizer steps one tensor per layer
+        self.weight = nn.Parameter(torch.cat([bias, coef.reshape(self.out_features, -1)], dim=1))
+
+    def _blocks(self) -> torch.Tensor:
+        """``[out, in, G+k+base]`` view of :attr:`weight` without the bias."""
+        return self.weight[:, 1:].view(self.out_features, self.in_features, -1)
+
+    @property
+    def coef(self) -> torch.Tensor:
+        """Basis coefficients ``[out, in, G+k]`` (a view of :attr:`weight`)."""
+        return self._blocks()[..., : self.n_basis]
+
+    @property
+    def base_weight(self) -> torch.Tensor | None:
+        """Base-branch weights ``[out, in]`` (a view of :attr:`weight`), None without base."""
+        return self._blocks()[..., self.n_basis] if self.has_base else None
+
+    @property
+    def bias(self) -> torch.Tensor:
+        """Bias ``[out]`` (a view of :attr:`weight`)."""
+        return self.weight[:, 0]
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # neuronkit-theory <= 0.5 stored coef, base_weight and bias as separate parameters
+        coef = state_dict.get(prefix + "coef")
+        if coef is not None and prefix + "weight" not in state_dict:
+            del state_dict[prefix + "coef"]
+            base_w = state_dict.pop(prefix + "base_weight", None)
+            bias = state_dict.pop(prefix + "bias", None)
+            if base_w is not None:
+                coef = torch.cat([coef, base_w.unsqueeze(-1)], dim=-1)
+            if bias is None:
+                bias = coef.new_zeros(coef.shape[0])
+            state_dict[prefix + "weight"] = torch.cat(
+                [bias.unsqueeze(-1), coef.reshape(coef.shape[0], -1)], dim=1
             )
-        self.bias = nn.Parameter(torch.zeros(self.out_features))
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """Basis values ``[batch, in, G+k]`` of this layer's space."""
@@ -145,18 +208,22 @@ class KANLayer(_BasisMixin):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.in_features)
-        # base branch and basis in one matmul: features [silu(x_i), B_1(x_i), ...] per input
-        # (B-splines: only the k+1 nonzero ones are evaluated, closed-form sparse backward)
+        weight: torch.Tensor = self.weight
+        if not self.has_base:  # zero weight for the (zero) silu feature column
+            blocks = F.pad(self._blocks(), (0, 1)).reshape(self.out_features, -1)
+            weight = torch.cat([weight[:, :1], blocks], dim=1)
+        # bias, basis and base branch in one matmul: features 1, then [B_1(x_i), ...,
+        # silu(x_i)] per input (B-splines: only the k+1 nonzero ones are evaluated, closed-form
+        # backward)
         if self.space == "bspline":
+            _check_finite_x(x)
             lo, hi = self.grid_range
             h = (hi - lo) / self.grid
-            return bspline_linear(x, self.coef, self.base_weight, self.bias, lo, h, self.k)
-        base = self.base_weight is not None
-        feats = self._basis(self.space, x, base).reshape(x.shape[0], -1)
-        weight: torch.Tensor = self.coef
-        if self.base_weight is not None:
-            weight = torch.cat([self.base_weight.unsqueeze(-1), self.coef], dim=-1)
-        return torch.addmm(self.bias, feats, weight.reshape(self.out_features, -1).T)
+            return _bspline_layer(x, weight, lo, h, self.grid, self.k, self.has_base)
+        b = self._basis(self.space, x)
+        silu = F.silu(x) if self.has_base else torch.zeros_like(x)
+        feats = torch.cat([b, silu.unsqueeze(-1)], dim=-1).view(x.shape[0], -1)
+        return torch.addmm(weight[:, 0], feats, weight[:, 1:].T)
 
     def extra_repr(self) -> str:
         return (
