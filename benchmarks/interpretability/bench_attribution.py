@@ -29,6 +29,10 @@ pool -> linear 10), in eval mode, at batch 1 and 32, targets ``arange(B) % 10``.
 
     python benchmarks/interpretability/bench_attribution.py [--threads 1] [--repeats 30]
         [--rounds 3] [--quick]
+
+neuronkit is imported from this checkout (packages/interpretability/src is put first on the
+path, so a benchmark environment holding an installed copy still measures the working tree);
+the file used is recorded in the JSON as ``neuronkit_source``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "packages" / "interpretability" / "src"
+if SRC.is_dir() and str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))  # the working tree, not an installed copy
 
 LIBRARIES = ["floor", "neuronkit", "captum"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_attribution.json"
@@ -249,6 +257,7 @@ def main() -> int:
     import torch
 
     from neuronkit.common import atomic_write_json
+    from neuronkit.interpretability import attribution
 
     atomic_write_json(
         RESULTS,
@@ -265,6 +274,7 @@ def main() -> int:
             "quick": args.quick,
             "torch": torch.__version__,
             "captum": _version("captum"),
+            "neuronkit_source": str(Path(attribution.__file__).resolve()),
             "loadavg_before": load_before,
             "loadavg_after": load_after,
             "cpu_count": os.cpu_count(),

@@ -28,8 +28,16 @@ Matched settings (issue #5; rsatoolbox 0.3.x conventions, see tests/test_rsa_rsa
    one argsort per RDM plus ``a @ b.T`` (Spearman, tau-a: ranking is the least a rank method
    must do).
 
+   The floors leave out work every method must do: extracting the ``n (n - 1) / 2`` upper
+   entries (and the centering / scaling of correlation), the condition means of crossnobis,
+   the validation scans, and for tau-a the O(P log P) discordant-pair count of every pair of
+   RDMs, so small sizes (where that O(n^2) or O(P) work rivals the GEMM) stay well above 1.
+
+The workspace sources of neuronkit-interpretability are put first on ``sys.path``, so a copy
+installed in the benchmark environment is not what gets measured.
+
     python benchmarks/interpretability/bench_rsa.py [--threads 1] [--repeats 7] [--rounds 3]
-        [--quick]
+        [--quick] [--only METHOD[,METHOD...]]
 """
 
 from __future__ import annotations
@@ -42,7 +50,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+_SRC = Path(__file__).resolve().parents[2] / "packages" / "interpretability" / "src"
+if _SRC.is_dir() and str(_SRC) not in sys.path:  # measure the workspace, not an installed copy
+    sys.path.insert(0, str(_SRC))
 
 LIBRARIES = ["floor", "neuronkit", "rsatoolbox"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_rsa.json"
@@ -52,8 +66,22 @@ RSA_NAMES = {"cosine": "cosine", "correlation": "corr", "spearman": "spearman"}
 RSA_NAMES["kendall_tau_a"] = "tau-a"
 
 
-def configs(quick: bool) -> list[tuple[str, str, int, int]]:
-    """(kind, method, n_conditions, n_channels); comparisons have n_channels 0."""
+def configs(quick: bool, only: str | None = None) -> list[tuple[str, str, int, int]]:
+    """(kind, method, n_conditions, n_channels); comparisons have n_channels 0.
+
+    ``only``: comma-separated method names to keep (e.g. ``"mahalanobis,spearman"``).
+    """
+    every = _configs(quick)
+    if not only:
+        return every
+    keep = set(only.split(","))
+    unknown = keep - {method for _, method, _, _ in every}
+    if unknown:
+        raise SystemExit(f"--only: unknown method(s) {sorted(unknown)}")
+    return [cfg for cfg in every if cfg[1] in keep]
+
+
+def _configs(quick: bool) -> list[tuple[str, str, int, int]]:
     if quick:
         out = [("rdm", m, 100, 100) for m in ("euclidean", "correlation", "mahalanobis")]
         out.append(("rdm", "crossnobis", 100, 100))
@@ -99,7 +127,7 @@ def make_inputs(kind: str, method: str, n: int, c: int) -> dict:
     return inputs
 
 
-def build_call(library: str, kind: str, method: str, inputs: dict):  # type: ignore[no-untyped-def]
+def build_call(library: str, kind: str, method: str, inputs: dict) -> Callable[[], Any]:
     """A zero-argument callable doing the timed work (inputs prepared outside)."""
     import numpy as np
 
@@ -155,13 +183,15 @@ def build_call(library: str, kind: str, method: str, inputs: dict):  # type: ign
     raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
 
 
-def worker(library: str, quick: bool, repeats: int, threads: int, save: str | None) -> dict:
+def worker(
+    library: str, quick: bool, repeats: int, threads: int, save: str | None, only: str | None
+) -> dict:
     """Time every configuration in this (fresh) process; save first outputs to ``save``."""
     import numpy as np
 
     out = {}
     saved: dict[str, np.ndarray] = {}
-    for kind, method, n, c in configs(quick):
+    for kind, method, n, c in configs(quick, only):
         key = f"{kind}/{method}/{n}/{c}"
         call = build_call(library, kind, method, make_inputs(kind, method, n, c))
         start = time.perf_counter()
@@ -177,7 +207,7 @@ def worker(library: str, quick: bool, repeats: int, threads: int, save: str | No
             times.append(time.perf_counter() - start)
         out[key] = {"median_ms": 1e3 * statistics.median(times), "repeats": count}
     if save and saved:
-        np.savez(save, **{k.replace("/", "|"): v for k, v in saved.items()})
+        np.savez(save, **{k.replace("/", "|"): v for k, v in saved.items()})  # type: ignore[arg-type]
     return out
 
 
@@ -187,11 +217,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=3, help="processes per library")
     parser.add_argument("--quick", action="store_true", help="100 conditions x 100 channels")
+    parser.add_argument("--only", default=None, help="comma-separated methods to run")
     parser.add_argument("--worker", metavar="LIB")
     parser.add_argument("--save", default=None)
     args = parser.parse_args()
     if args.worker:
-        result = worker(args.worker, args.quick, args.repeats, args.threads, args.save)
+        result = worker(args.worker, args.quick, args.repeats, args.threads, args.save, args.only)
         print(json.dumps(result))
         return 0
 
@@ -207,7 +238,7 @@ def main() -> int:
         equivalence = _equivalence(Path(tmp))
     load_after = os.getloadavg()
     rows = []
-    for kind, method, n, c in configs(args.quick):
+    for kind, method, n, c in configs(args.quick, args.only):
         key = f"{kind}/{method}/{n}/{c}"
         row: dict = {"kind": kind, "method": method, "conditions": n}
         if kind == "rdm":
@@ -238,14 +269,17 @@ def main() -> int:
 
     from neuronkit.common import atomic_write_json
 
+    out = RESULTS if not args.only else RESULTS.with_name(RESULTS.stem + "_only.json")
     atomic_write_json(
-        RESULTS,
+        out,
         {
             "benchmark": "RDMs and RDM comparisons vs rsatoolbox, float64, CPU",
             "threads": args.threads,
             "repeats": args.repeats,
             "rounds": args.rounds,
             "quick": args.quick,
+            "only": args.only,
+            "neuronkit_source": _source(),
             "numpy": np.__version__,
             "rsatoolbox": _version("rsatoolbox"),
             "loadavg_before": load_before,
@@ -268,9 +302,15 @@ def main() -> int:
             "rows": rows,
         },
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
     print(_markdown(rows))
     return 0 if worst is not None and worst <= 1e-10 else 1
+
+
+def _source() -> str:
+    from neuronkit.interpretability import rsa
+
+    return str(Path(rsa.__file__).resolve())
 
 
 def _version(name: str) -> str | None:
@@ -307,6 +347,8 @@ def _run_worker(lib: str, args: argparse.Namespace, save: str | None) -> dict:
     cmd += ["--threads", str(args.threads)]
     if args.quick:
         cmd.append("--quick")
+    if args.only:
+        cmd += ["--only", args.only]
     if save:
         cmd += ["--save", save]
     threads = str(args.threads)

@@ -257,3 +257,156 @@ def test_bad_method_options() -> None:
         saliency(lambda z: z.sum(), x, 0)
     with pytest.raises(TypeError, match="inputs"):
         random_attribution(np.zeros((2, 2)))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast paths (one-hot grad_outputs, one-reduction finite check) keep numbers and errors
+
+
+def _reference_gradient(model, x, target) -> torch.Tensor:
+    """d sum_i model(x)[i, target_i] / d x through a gather (the textbook route)."""
+    leaf = x.detach().clone().requires_grad_(True)
+    out = model(leaf)
+    idx = torch.as_tensor(target).reshape(-1).expand(x.shape[0])
+    (grad,) = torch.autograd.grad(out.gather(1, idx[:, None]).sum(), leaf)
+    return grad
+
+
+def test_target_forms_give_bitwise_the_gather_gradient() -> None:
+    model = _mlp(5)
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    labels = [2, 0, 1, 2]
+    reference = _reference_gradient(model, x, labels)
+    forms = [
+        labels,
+        torch.tensor(labels),
+        torch.tensor(labels, dtype=torch.int32),
+        torch.tensor([[2], [0], [1], [2]]),
+        torch.tensor([2, 9, 0, 9, 1, 9, 2, 9])[::2],  # non-contiguous
+        [np.int64(v) for v in labels],
+    ]
+    for target in forms:
+        assert torch.equal(saliency(model, x, target, abs=False), reference), target
+    same = _reference_gradient(model, x, 1)
+    for target in (1, np.int64(1), torch.tensor(1), torch.tensor([1, 1, 1, 1])):
+        assert torch.equal(saliency(model, x, target, abs=False), same), target
+    # integrated gradients and smoothgrad: an int target and its index tensor agree bitwise
+    ig_int = integrated_gradients(model, x, 1, n_steps=6, return_convergence_delta=True)
+    ig_tensor = integrated_gradients(
+        model, x, torch.full((4,), 1), n_steps=6, return_convergence_delta=True
+    )
+    assert torch.equal(ig_int[0], ig_tensor[0])
+    assert torch.equal(ig_int[1], ig_tensor[1])
+    sg_int = smoothgrad(model, x, 1, n_samples=3, stdev=0.3, seed=2)
+    sg_tensor = smoothgrad(model, x, torch.full((4,), 1), n_samples=3, stdev=0.3, seed=2)
+    assert torch.equal(sg_int, sg_tensor)
+
+
+def test_smoothgrad_of_saliency_equals_the_mean_of_noisy_saliencies() -> None:
+    model = _mlp(2)
+    x = torch.randn(3, 5)
+    target = torch.tensor([0, 2, 1])
+    noise = torch.randn((3 * 4, 5), generator=torch.Generator().manual_seed(7))
+    noisy = x.repeat_interleave(4, 0) + 0.2 * noise
+    expected = _reference_gradient(model, noisy, target.repeat_interleave(4)).abs()
+    expected = expected.reshape(3, 4, 5).sum(1) / 4
+    got = smoothgrad(model, x, target, n_samples=4, stdev=0.2, seed=7)
+    torch.testing.assert_close(got, expected, atol=1e-7, rtol=1e-6)
+
+
+def test_callable_smoothgrad_methods_still_get_an_index_tensor() -> None:
+    seen = []
+
+    def method(model, inputs, target):  # type: ignore[no-untyped-def]
+        seen.append(target)
+        return saliency(model, inputs, target)
+
+    smoothgrad(_mlp(), torch.randn(2, 5), 1, method=method, n_samples=3, seed=0)
+    assert isinstance(seen[0], torch.Tensor)
+    assert seen[0].tolist() == [1] * 6
+
+
+BAD_TENSOR_TARGETS = [
+    (torch.tensor([0, 3]), "got 3"),
+    (torch.tensor([-1, 0]), "got -1"),
+    (torch.tensor([5, -2]), "got -2"),
+    ([0, 7], "got 7"),
+    (torch.tensor(3), "got 3"),
+]
+
+
+@pytest.mark.parametrize("method", [saliency, input_x_gradient, integrated_gradients, smoothgrad])
+@pytest.mark.parametrize(("target", "got"), BAD_TENSOR_TARGETS)
+def test_out_of_range_index_tensors_raise_value_errors(method, target, got) -> None:
+    with pytest.raises(ValueError, match=r"target must be in \[0, 3\), " + got):
+        method(_mlp(), torch.randn(2, 5), target)
+
+
+@pytest.mark.parametrize(("target", "got"), BAD_TENSOR_TARGETS)
+def test_out_of_range_targets_of_the_other_entries(target, got) -> None:
+    model, x = _mlp(), torch.randn(2, 5)
+    with pytest.raises(ValueError, match=r"target must be in \[0, 3\), " + got):
+        loss_gradient(model, x, target)
+    with pytest.raises(ValueError, match=r"target must be in \[0, 3\), " + got):
+        smoothgrad(model, x, target, method="integrated_gradients", n_samples=2, seed=0)
+
+
+def test_convergence_delta_checks_the_target_range() -> None:
+    from neuronkit.interpretability.attribution import _forward_selected
+
+    with pytest.raises(ValueError, match=r"target must be in \[0, 3\), got -1"):
+        _forward_selected(_mlp(), torch.randn(2, 5), torch.tensor([0, -1]))
+
+
+def test_a_model_error_is_not_mistaken_for_a_bad_target() -> None:
+    def broken(z: torch.Tensor) -> torch.Tensor:  # one output column too few for target 2
+        return _mlp()(z)[:, :2]
+
+    with pytest.raises(ValueError, match=r"target must be in \[0, 2\), got 2"):
+        saliency(broken, torch.randn(2, 5), torch.tensor([0, 2]))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [float("inf"), 0.0],
+        [-float("inf"), 1.0],
+        [float("inf"), -float("inf")],  # the sum is NaN
+        [float("nan"), 1.0],
+    ],
+)
+@pytest.mark.parametrize("method", [saliency, input_x_gradient, integrated_gradients, smoothgrad])
+def test_non_finite_inputs_are_rejected(method, bad) -> None:
+    x = torch.randn(2, 5)
+    x[1, 1:3] = torch.tensor(bad)
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        method(_mlp(), x, 0)
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        random_attribution(x)
+    base = torch.zeros(5)
+    base[2] = bad[0]
+    with pytest.raises(ValueError, match="baselines must be finite"):
+        integrated_gradients(_mlp(), torch.randn(2, 5), 0, baselines=base)
+
+
+def test_finite_inputs_whose_sum_overflows_are_accepted() -> None:
+    lin = _linear()
+    x = torch.full((3, 4), 3e38)  # finite, but the float32 sum is inf
+    assert torch.isinf(x.sum())
+    torch.testing.assert_close(saliency(lin, x, 1, abs=False), lin.weight[1].detach().expand(3, 4))
+    assert random_attribution(x, seed=0).shape == x.shape
+    half = torch.full((2, 4), 6e4, dtype=torch.float16)  # the float16 sum overflows too
+    assert saliency(lin.half(), half, 0).shape == (2, 4)
+
+
+def test_saliency_smoothgrad_and_loss_gradient_work_under_no_grad() -> None:
+    model = _mlp()
+    x = torch.randn(2, 5)
+    expected = saliency(model, x, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(saliency(model, x, 1), expected)
+        torch.testing.assert_close(
+            smoothgrad(model, x, 1, stdev=0.0, seed=0), expected, atol=1e-7, rtol=0
+        )
+        torch.testing.assert_close(loss_gradient(model, x, [1, 1]), loss_gradient(model, x, 1))
+    assert torch.is_grad_enabled()

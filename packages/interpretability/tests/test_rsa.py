@@ -88,6 +88,125 @@ def test_crossnobis_estimated_noise_and_explicit_runs() -> None:
     np.testing.assert_allclose(a, b)
 
 
+def _direct_pairs(a: np.ndarray, b: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """Reference: ``(a_i - a_j)^T P (b_i - b_j)`` pair by pair, upper triangle row by row."""
+    n = a.shape[0]
+    return np.array(
+        [(a[i] - a[j]) @ prec @ (b[i] - b[j]) for i in range(n) for j in range(i + 1, n)]
+    )
+
+
+@pytest.mark.parametrize(("n", "c"), [(3, 20), (20, 3), (12, 12)])
+def test_mahalanobis_matches_pairwise_definition(n, c) -> None:
+    # many conditions take the Cholesky (trmm + syrk) route, many channels the direct product
+    rng = np.random.default_rng(n * c)
+    x = rng.normal(size=(n, c)) + 3.0
+    mixing = rng.normal(size=(c, c))
+    prec = np.linalg.inv(mixing @ mixing.T + 0.3 * np.eye(c))  # symmetric up to rounding
+    expected = _direct_pairs(x, x, prec) / c
+    np.testing.assert_allclose(rdm(x, "mahalanobis", noise=prec), expected, rtol=1e-10)
+    # a symmetric but indefinite "precision" has no Cholesky factor: the direct product
+    indefinite = (prec + prec.T) / 2 - 2.0 * np.abs(np.linalg.eigvalsh(prec)).max() * np.eye(c)
+    expected = _direct_pairs(x, x, indefinite) / c
+    np.testing.assert_allclose(rdm(x, "mahalanobis", noise=indefinite), expected, rtol=1e-10)
+    diag = rng.random(c) + 0.5  # the diagonal as a vector equals the diagonal matrix
+    np.testing.assert_allclose(
+        rdm(x, "mahalanobis", noise=diag), _direct_pairs(x, x, np.diag(diag)) / c, rtol=1e-10
+    )
+
+
+def test_precision_symmetry_tolerance() -> None:
+    x = _data(2, n=8)
+    prec = np.eye(5) * 2.0
+    near = prec.copy()
+    near[0, 1] += 5e-9  # within allclose's tolerance: accepted, as before
+    np.testing.assert_allclose(rdm(x, "mahalanobis", noise=near), rdm(x, "mahalanobis", noise=prec))
+    big = prec * 1e6
+    big[3, 1] += 1.0  # |P_31 - P_13| = 1 > atol 1e-8 * 2e6 + rtol 1e-5 * |P_13| (0)
+    with pytest.raises(ValueError, match="noise must be a symmetric"):
+        rdm(x, "mahalanobis", noise=big)
+    scaled = prec * 1e6 + 1e5
+    scaled[3, 1] += 0.5  # relative asymmetry 5e-6 < rtol 1e-5: accepted by allclose's rule
+    rdm(x, "mahalanobis", noise=scaled)
+    wide = np.eye(300)
+    wide[250, 10] = 1e-3  # asymmetry outside the first row strip is found too
+    with pytest.raises(ValueError, match="noise must be a symmetric"):
+        rdm(_data(3, n=6) @ np.ones((5, 300)), "mahalanobis", noise=wide)
+
+
+@pytest.mark.parametrize("use_runs", [True, False])
+@pytest.mark.parametrize("remove_mean", [True, False])
+def test_crossnobis_matches_fold_by_fold_definition(use_runs, remove_mean) -> None:
+    # unbalanced runs (a condition measured twice in one run) and shuffled observations
+    rng = np.random.default_rng(11)
+    n_cond, n_chan = 5, 7
+    if use_runs:
+        conds = np.array([0, 1, 2, 3, 4] * 3 + [2, 4, 0])
+        runs = np.array([0] * 5 + [1] * 5 + [2] * 5 + [0, 1, 1])
+    else:
+        conds = np.repeat(np.arange(n_cond), 3)
+        runs = np.tile(np.arange(3), n_cond)  # the k-th occurrence is fold k
+    perm = rng.permutation(len(conds))
+    conds, runs = conds[perm], runs[perm]
+    if not use_runs:  # after shuffling, the k-th occurrence of each condition is fold k
+        runs = np.array([np.sum(conds[:i] == conds[i]) for i in range(len(conds))])
+    data = rng.normal(size=(len(conds), n_chan)) + rng.normal(size=n_chan)
+    mixing = rng.normal(size=(n_chan, n_chan))
+    prec = np.linalg.inv(mixing @ mixing.T + np.eye(n_chan))
+    folds = []
+    for f in np.unique(runs):
+        test, train = runs == f, runs != f
+        m_test = np.stack([data[test & (conds == c)].mean(0) for c in range(n_cond)])
+        m_train = np.stack([data[train & (conds == c)].mean(0) for c in range(n_cond)])
+        if remove_mean:
+            m_test = m_test - m_test.mean(1, keepdims=True)
+            m_train = m_train - m_train.mean(1, keepdims=True)
+        folds.append(_direct_pairs(m_train, m_test, prec) / n_chan)
+    expected = np.mean(folds, axis=0)
+    ours = rdm(
+        data,
+        "crossnobis",
+        conditions=conds,
+        runs=runs if use_runs else None,
+        noise=prec,
+        remove_mean=remove_mean,
+    )
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_crossnobis_reports_the_fold_missing_a_condition() -> None:
+    data = _data(4, n=8)
+    conds = np.array([0, 1, 0, 1, 0, 1, 0, 0])
+    runs = np.array([0, 0, 1, 1, 2, 2, 3, 3])  # run 3 lacks condition 1
+    with pytest.raises(ValueError, match=r"measured in each run \(fold 3\)"):
+        rdm(data, "crossnobis", conditions=conds, runs=runs)
+
+
+@pytest.mark.parametrize(("n", "c"), [(12, 4), (4, 12)])
+def test_correlation_rdm_both_scaling_orders_match_numpy(n, c) -> None:
+    # c <= n scales the rows before the Gram matrix, c > n the upper entries after it
+    x = np.random.default_rng(n + c).normal(size=(n, c)) + 5.0
+    expected = 1.0 - np.corrcoef(x)[np.triu_indices(n, 1)]
+    np.testing.assert_allclose(rdm(x, "correlation"), expected, rtol=1e-10, atol=1e-13)
+    with pytest.raises(ValueError, match="constant patterns"):
+        rdm(np.vstack([x, np.full(c, 2.0)]), "correlation")
+
+
+def test_spearman_uses_exactly_centered_ranks() -> None:
+    rng = np.random.default_rng(12)
+    a = rng.integers(0, 4, size=(3, 45)).astype(float)  # heavy ties
+    b = rng.random((2, 45))
+    expected = np.array([[spearmanr(x, y)[0] for y in b] for x in a])
+    np.testing.assert_allclose(compare_rdms(a, b, "spearman"), expected, rtol=1e-12)
+
+
+def test_overflowing_but_finite_input_is_not_called_non_finite() -> None:
+    x = np.full((4, 3), 1e308)  # the sum overflows; every entry is finite
+    x[:, 0] = [1e308, -1e308, 5e307, 0.0]
+    out = rdm(x / 1e300 * 1e300, "cosine")  # no "finite" ValueError
+    assert out.shape == (6,)
+
+
 @settings(max_examples=40, deadline=None)
 @given(x=data_strategy, method=st.sampled_from(METHODS))
 def test_rdm_square_is_symmetric_with_zero_diagonal(x, method) -> None:
@@ -290,6 +409,13 @@ BAD_RDM_CALLS = [
     (lambda: rdm(np.zeros(5)), ValueError, "data must be"),
     (lambda: rdm(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric"),
     (lambda: rdm(np.full((3, 2), np.nan)), ValueError, "finite"),
+    (lambda: rdm(np.array([[1e308, 1e308], [np.inf, 0.0]])), ValueError, "data must be finite"),
+    (
+        lambda: rdm(_data(), "mahalanobis", noise=np.diag([1, 1, np.nan, 1, 1])),
+        ValueError,
+        "noise must be finite",
+    ),
+    (lambda: compare_rdms(np.ones(3), [0.0, np.inf, 1.0]), ValueError, "b must be finite"),
     (lambda: rdm(_data(), "manhattan"), ValueError, "method"),
     (lambda: rdm(_data(), "euclidean", noise=np.eye(5)), ValueError, "noise"),
     (lambda: rdm(_data(), "mahalanobis", noise=np.eye(4)), ValueError, "noise"),

@@ -26,6 +26,8 @@ import math
 from typing import Any, Literal
 
 import numpy as np
+from scipy.linalg import cholesky
+from scipy.linalg.blas import dtrmm
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
 from scipy.stats import rankdata
 
@@ -72,11 +74,39 @@ def _as_float_array(name: str, x: Any) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
+    if not _all_finite(arr):
         raise ValueError(
             f"{name} must be finite, got NaN or infinity in an array of shape {arr.shape}"
         )
     return arr
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    """Whether every entry of ``arr`` is finite.
+
+    Fast path: a NaN or an infinity makes the sum non-finite, so a finite sum (one read pass,
+    no boolean temporary) proves the array finite; only a non-finite sum (non-finite entries
+    or an overflow of large finite ones) is checked entry by entry.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(arr).all())
+
+
+def _upper_mask(n: int) -> np.ndarray:
+    """``[n, n]`` boolean mask of the strict upper triangle; ``square[mask]`` is the RDM vector
+    (row by row, the order of ``np.triu_indices(n, 1)``) in one compress pass."""
+    idx = np.arange(n)
+    return idx[:, None] < idx[None, :]
+
+
+def _symmetric(arr: np.ndarray, atol: float, rtol: float) -> bool:
+    """``np.allclose(arr, arr^T, atol, rtol)`` over the last two axes; exactly symmetric
+    inputs (the usual case) are accepted after one equality pass."""
+    swapped = np.swapaxes(arr, -1, -2)
+    return bool(np.array_equal(arr, swapped)) or bool(
+        np.allclose(arr, swapped, atol=atol, rtol=rtol)
+    )
 
 
 def n_conditions(n_pairs: int) -> int:
@@ -95,8 +125,8 @@ def _is_square_rdm(arr: np.ndarray, atol: float = 1e-8) -> bool:
         arr.ndim == 2
         and arr.shape[0] == arr.shape[1]
         and arr.shape[0] >= 2
-        and bool(np.allclose(arr, arr.T, atol=atol, rtol=1e-6))
         and bool(np.allclose(np.diag(arr), 0.0, atol=atol))
+        and _symmetric(arr, atol, 1e-6)
     )
 
 
@@ -106,12 +136,17 @@ def _check_square(name: str, arr: np.ndarray, atol: float) -> None:
         raise ValueError(f"{name} must be square [n, n], got shape {arr.shape}")
     if arr.shape[-1] < 2:
         raise ValueError(f"{name} must compare at least 2 conditions, got shape {arr.shape}")
-    scale = max(1.0, float(np.abs(arr).max(initial=0.0)))
-    if not np.allclose(arr, np.swapaxes(arr, -1, -2), atol=atol * scale, rtol=0.0):
+    if not np.array_equal(arr, np.swapaxes(arr, -1, -2)) and not np.allclose(
+        arr,
+        np.swapaxes(arr, -1, -2),
+        atol=atol * max(1.0, float(np.abs(arr).max(initial=0.0))),
+        rtol=0.0,
+    ):
         raise ValueError(
             f"{name} must be symmetric, got a non-symmetric matrix of shape {arr.shape}"
         )
     diag = np.diagonal(arr, axis1=-2, axis2=-1)
+    scale = max(1.0, float(np.abs(arr).max(initial=0.0))) if diag.any() else 1.0
     if not np.allclose(diag, 0.0, atol=atol * scale):
         raise ValueError(
             f"{name} must have a zero diagonal, got diagonal values up to {np.abs(diag).max():.3g}"
@@ -136,9 +171,7 @@ def rdm_to_vector(rdm: Any, *, atol: float = 1e-8) -> np.ndarray:
     if arr.ndim not in (2, 3):
         raise ValueError(f"rdm must be [n_pairs], [n, n] or [k, n, n], got shape {arr.shape}")
     _check_square("rdm", arr, atol)
-    n = arr.shape[-1]
-    rows, cols = np.triu_indices(n, k=1)
-    return arr[..., rows, cols].copy()
+    return arr[..., _upper_mask(arr.shape[-1])]
 
 
 def rdm_to_square(rdm: Any) -> np.ndarray:
@@ -169,18 +202,14 @@ def _as_vectors(name: str, rdms: Any) -> tuple[np.ndarray, str]:
         return arr[None, :], "vector"
     if arr.ndim == 2:
         if _is_square_rdm(arr):
-            n = arr.shape[0]
-            rows, cols = np.triu_indices(n, k=1)
-            return arr[rows, cols][None, :], "square"
+            return arr[_upper_mask(arr.shape[0])][None, :], "square"
         if arr.shape[0] == 0:
             raise ValueError(f"{name} must hold at least one RDM, got shape {arr.shape}")
         _check_length(name, arr.shape[1], arr.shape)
         return arr, "stack"
     if arr.ndim == 3:
         _check_square(name, arr, 1e-8)
-        n = arr.shape[-1]
-        rows, cols = np.triu_indices(n, k=1)
-        return arr[:, rows, cols], "squares"
+        return arr[:, _upper_mask(arr.shape[-1])], "squares"
     raise ValueError(f"{name} must have 1, 2 or 3 dimensions, got shape {arr.shape}")
 
 
@@ -334,19 +363,35 @@ def noise_precision_from_measurements(
     )
 
 
+def _max_asymmetry(matrix: np.ndarray, block: int = 128) -> float:
+    """``max |M_ij - M_ji|`` over the upper triangle of a square matrix, in row strips (the
+    transposed reads stay in cache; half the entries of ``M - M^T``)."""
+    worst = 0.0
+    for i in range(0, matrix.shape[0], block):
+        diff = matrix[i : i + block, i:] - matrix[i:, i : i + block].T
+        np.abs(diff, out=diff)
+        worst = max(worst, float(diff.max()))
+    return worst
+
+
 def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
+    """The precision matrix ``[c, c]``, or its diagonal ``[c]`` when given as a vector."""
     prec = _as_float_array("noise", noise)
     if prec.ndim == 1:
         if prec.shape[0] != n_channels:
             raise ValueError(
                 f"noise must have {n_channels} diagonal entries, got shape {prec.shape}"
             )
-        return np.diag(prec)
+        return prec
     if prec.shape != (n_channels, n_channels):
         raise ValueError(
             f"noise must be a precision matrix [{n_channels}, {n_channels}], got shape {prec.shape}"
         )
-    if not np.allclose(prec, prec.T, atol=1e-8 * max(1.0, float(np.abs(prec).max()))):
+    # np.allclose(prec, prec.T, atol=1e-8 * max(1, max |prec|)); accepted at once when every
+    # |P_ij - P_ji| <= 1e-8 (<= that atol), e.g. an inverse that is symmetric up to rounding
+    if _max_asymmetry(prec) > 1e-8 and not np.allclose(
+        prec, prec.T, atol=1e-8 * max(1.0, float(np.abs(prec).max()))
+    ):
         raise ValueError("noise must be a symmetric precision matrix")
     return prec
 
@@ -355,13 +400,60 @@ def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
 # RDMs
 
 
+def _weighted(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
+    """``x P`` for a precision matrix ``P [c, c]``, its diagonal ``[c]`` or ``None`` (identity)."""
+    if prec is None:
+        return x
+    return x * prec if prec.ndim == 1 else x @ prec
+
+
+def _distances_from_kernel(kernel: np.ndarray, symmetric: bool) -> np.ndarray:
+    """``K_ii + K_jj - K_ij - K_ji`` for all pairs ``i < j`` of a kernel ``[n, n]``, as a vector.
+
+    ``symmetric``: ``K`` is symmetric in exact arithmetic (``X P X^T``), so ``K_ij + K_ji`` is
+    read as ``2 K_ij`` from the upper triangle only, which is rsatoolbox's formula
+    ``diag_i + diag_j - 2 K_ij``. Only the ``n (n - 1) / 2`` upper entries are formed.
+    """
+    mask = _upper_mask(kernel.shape[0])
+    diag = np.diagonal(kernel)
+    cross = kernel[mask]
+    if symmetric:
+        cross *= 2.0
+    else:
+        cross += kernel.T[mask]
+    out = np.add.outer(diag, diag)[mask]
+    out -= cross
+    return out
+
+
+def _gram(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
+    """``x P x^T`` for ``x [n, c]``, symmetric in exact arithmetic.
+
+    With a full precision matrix and ``c^2 < n (n + c)`` (the Cholesky factor is cheap next to
+    the products), ``P = U^T U`` and ``x P x^T = (x U^T)(x U^T)^T``: a triangular product and a
+    symmetric one (BLAS trmm + syrk) do about half the multiply-adds of ``(x P) x^T``. A
+    precision that is not positive definite takes the direct product.
+    """
+    if prec is not None and prec.ndim == 2:
+        n, c = x.shape
+        if c * c < n * (n + c):
+            try:
+                upper = cholesky(prec, lower=False, check_finite=False)
+            except np.linalg.LinAlgError:
+                pass
+            else:
+                factor_x = dtrmm(1.0, upper, x.T).T  # x U^T, [n, c]
+                return factor_x @ factor_x.T
+        return (x @ prec) @ x.T
+    weighted = _weighted(x, prec)
+    return weighted @ x.T
+
+
 def _pair_distances(a: np.ndarray, b: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
     """``(a_i - a_j)^T P (b_i - b_j)`` for all pairs ``i < j``, as a vector."""
-    kernel = a @ b.T if prec is None else a @ prec @ b.T
-    diag = np.diag(kernel)
-    square = diag[None, :] + diag[:, None] - kernel - kernel.T
-    rows, cols = np.triu_indices(a.shape[0], k=1)
-    return square[rows, cols]
+    if a is b:
+        return _distances_from_kernel(_gram(a, prec), symmetric=True)
+    return _distances_from_kernel(_weighted(a, prec) @ b.T, symmetric=False)
 
 
 def rdm(
@@ -436,15 +528,39 @@ def rdm(
     if remove_mean or method == "correlation":
         patterns = patterns - patterns.mean(axis=1, keepdims=True)
     if method in ("correlation", "cosine"):
+        return _cosine_distances(patterns, method)
+    out = _pair_distances(patterns, patterns, prec)
+    out /= n_channels
+    return out
+
+
+def _cosine_distances(patterns: np.ndarray, method: str) -> np.ndarray:
+    """``1 - cos(x_i, x_j)`` for all pairs ``i < j`` of the rows of ``patterns [n, c]``.
+
+    The Gram matrix is one symmetric product (BLAS syrk); the rows are scaled to unit norm
+    before it when that is cheaper (``c <= n``, as rsatoolbox does) and the ``n (n - 1) / 2``
+    upper entries after it otherwise (many channels: one pass over ``[n, c]`` saved).
+    """
+    n, c = patterns.shape
+    mask = _upper_mask(n)
+    if c <= n:
         norms = np.sqrt(np.einsum("ij,ij->i", patterns, patterns))
-        if np.any(norms == 0):
-            what = "constant" if method == "correlation" else "all-zero"
-            raise ValueError(f"data must not contain {what} patterns for a {method} RDM")
+        _check_norms(norms, method)
         unit = patterns / norms[:, None]
-        sim = unit @ unit.T
-        rows, cols = np.triu_indices(patterns.shape[0], k=1)
-        return 1.0 - sim[rows, cols]
-    return _pair_distances(patterns, patterns, prec) / n_channels
+        sim = (unit @ unit.T)[mask]
+    else:
+        gram = patterns @ patterns.T
+        norms = np.sqrt(np.diagonal(gram))
+        _check_norms(norms, method)
+        sim = gram[mask]
+        sim /= np.multiply.outer(norms, norms)[mask]
+    return np.subtract(1.0, sim, out=sim)
+
+
+def _check_norms(norms: np.ndarray, method: str) -> None:
+    if np.any(norms == 0):
+        what = "constant" if method == "correlation" else "all-zero"
+        raise ValueError(f"data must not contain {what} patterns for a {method} RDM")
 
 
 def _crossnobis(
@@ -465,28 +581,43 @@ def _crossnobis(
                 "runs must be given when conditions are not repeated equally often "
                 f"(repeats per condition: {sorted(set(counts.tolist()))})"
             )
-        fold = np.zeros(arr.shape[0], dtype=int)
-        for c in range(n_cond):
-            fold[inverse == c] = np.arange(counts[c])
+        order = np.argsort(inverse, kind="stable")  # k-th occurrence of a condition: fold k
+        fold = np.empty(arr.shape[0], dtype=np.intp)
+        fold[order] = np.arange(arr.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
     else:
         _, fold = _group(runs, arr.shape[0], "runs")
-    folds = np.unique(fold)
-    if len(folds) < 2:
+    n_folds = int(fold.max()) + 1  # fold: 0 .. n_folds - 1, each used (np.unique's inverse)
+    if n_folds < 2:
         raise ValueError("runs must define at least 2 cross-validation folds")
-    results = []
-    for f in folds:
-        test, train = fold == f, fold != f
-        for part, mask in (("run", test), ("other runs", train)):
-            present = np.unique(inverse[mask])
-            if len(present) != n_cond:
+    # one grouped pass over the observations: sums and counts per (fold, condition)
+    cell = fold * n_cond + inverse
+    cell_counts = np.bincount(cell, minlength=n_folds * n_cond).reshape(n_folds, n_cond)
+    totals = cell_counts.sum(axis=0)
+    for f in range(n_folds):
+        for part, counts_f in (("run", cell_counts[f]), ("other runs", totals - cell_counts[f])):
+            if np.any(counts_f == 0):
                 raise ValueError(f"every condition must be measured in each {part} (fold {f})")
-        m_test = _condition_means(arr[test], inverse[test], n_cond)
-        m_train = _condition_means(arr[train], inverse[train], n_cond)
-        if remove_mean:
-            m_train = m_train - m_train.mean(axis=1, keepdims=True)
-            m_test = m_test - m_test.mean(axis=1, keepdims=True)
-        results.append(_pair_distances(m_train, m_test, prec) / arr.shape[1])
-    return np.mean(results, axis=0)
+    order = np.argsort(cell, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(cell_counts.ravel())[:-1]))
+    sums = np.add.reduceat(arr[order], starts, axis=0).reshape(n_folds, n_cond, -1)
+    # leave-one-run-out means: test = the fold's own cell means, train = all other folds'
+    m_test = sums / cell_counts[:, :, None]
+    m_train = np.empty_like(sums)
+    for f in range(n_folds):
+        others = [g for g in range(n_folds) if g != f]
+        np.sum(sums[others], axis=0, out=m_train[f])
+    m_train /= (totals - cell_counts)[:, :, None]
+    if remove_mean:
+        m_train -= m_train.mean(axis=2, keepdims=True)
+        m_test -= m_test.mean(axis=2, keepdims=True)
+    # the mean over folds of the per-fold RDMs is the RDM of the summed cross-fold kernel
+    weighted = _weighted(m_train.reshape(n_folds * n_cond, -1), prec).reshape(m_train.shape)
+    kernel = weighted[0] @ m_test[0].T
+    for f in range(1, n_folds):
+        kernel += weighted[f] @ m_test[f].T
+    out = _distances_from_kernel(kernel, symmetric=False)
+    out /= n_folds * arr.shape[1]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -496,8 +627,13 @@ def _crossnobis(
 def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     na = np.sqrt(np.einsum("ij,ij->i", a, a))
     nb = np.sqrt(np.einsum("ij,ij->i", b, b))
-    out = np.zeros((a.shape[0], b.shape[0]))
     ok_a, ok_b = na > 0, nb > 0
+    if ok_a.all() and ok_b.all():  # no zero vector: no subsets to copy
+        out = a @ b.T
+        out /= na[:, None]
+        out /= nb[None, :]
+        return out
+    out = np.zeros((a.shape[0], b.shape[0]))
     out[np.ix_(ok_a, ok_b)] = (a[ok_a] @ b[ok_b].T) / na[ok_a, None] / nb[None, ok_b]
     return out
 
@@ -523,11 +659,12 @@ def _dense_ranks(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, dense, ties
 
 
-def _average_ranks(v: np.ndarray) -> np.ndarray:
+def _average_ranks(v: np.ndarray, *, center: bool = False) -> np.ndarray:
     """Average ranks (1-based, ties share their mean rank) of each row of ``v [k, P]``.
 
     Equals ``scipy.stats.rankdata(v, axis=1)`` exactly (the ranks are half-integers); one
-    unstable sort per row instead of rankdata's stable one.
+    unstable sort per row instead of rankdata's stable one. ``center``: subtract the mean rank
+    ``(P + 1) / 2`` (every row's exact mean, ties or not), also exactly.
     """
     k, p = v.shape
     order = np.argsort(v, axis=1)
@@ -541,6 +678,8 @@ def _average_ranks(v: np.ndarray) -> np.ndarray:
     stops[-1] = flat.size
     offset = (starts // p) * p  # row offset in the flat array
     mean_rank = (starts + stops + 1 - 2 * offset) / 2.0
+    if center:
+        mean_rank -= (p + 1) / 2.0
     ranks = np.empty(v.shape)
     np.put_along_axis(ranks, order, mean_rank[np.cumsum(flat) - 1].reshape(k, p), axis=1)
     return ranks
@@ -631,9 +770,8 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
         return _cosine_matrix(va, vb)
     if method == "kendall_tau_a":
         return kendall_tau_a(va, vb)
-    if method == "spearman":
-        va = _average_ranks(va)
-        vb = _average_ranks(vb)
+    if method == "spearman":  # centered ranks: the same numbers as ranks minus their mean
+        return _cosine_matrix(_average_ranks(va, center=True), _average_ranks(vb, center=True))
     va = va - va.mean(axis=1, keepdims=True)
     vb = vb - vb.mean(axis=1, keepdims=True)
     return _cosine_matrix(va, vb)
