@@ -238,6 +238,32 @@ def _load_state(state: Mapping[str, torch.Tensor]) -> Callable[[Any], object]:
     return lambda m: m.load_state_dict(dict(state))
 
 
+def _signs(local: Any) -> Any:
+    return local.signs()
+
+
+def _masks(local: Any) -> Any:
+    return local.binary_masks()
+
+
+def _round(
+    server: Any,
+    load: Callable[[Any], object],
+    clients: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    local: LocalConfig,
+    seed: int,
+    r: int,
+    workspace: Any,
+    message: Callable[[Any], Any],
+) -> list[Any]:
+    """One in-process round: every client trains ``workspace`` from the broadcast (``load``)
+    and ``message`` reads its uplink before the next client reuses the network."""
+    return [
+        message(_train_copy(server, load, x, y, local, _client_seed(seed, r, k), workspace))
+        for k, (x, y) in enumerate(clients)
+    ]
+
+
 def hidenseek_client_update(
     net: SignSupermask,
     global_scores: Mapping[str, torch.Tensor],
@@ -354,18 +380,7 @@ def run_hidenseek(
     bits = sign_uplink_bits({n: server.mask(n) for n in server.names})
     workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
     for r in range(int(rounds)):
-        msgs = [
-            _train_copy(
-                server,
-                _set_scores(scores),
-                x,
-                y,
-                local,
-                _client_seed(seed, r, k),
-                workspace,
-            ).signs()
-            for k, (x, y) in enumerate(clients)
-        ]
+        msgs = _round(server, _set_scores(scores), clients, local, seed, r, workspace, _signs)
         new = aggregate_sign_votes(server, msgs, sizes, scores)
         hist.flips.append(_flip_fraction(server, scores, new))
         scores = new
@@ -465,18 +480,7 @@ def run_binary_supermask(
     before = server.binary_masks()
     workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
     for r in range(int(rounds)):
-        msgs = [
-            _train_copy(
-                server,
-                _set_scores(scores),
-                x,
-                y,
-                local,
-                _client_seed(seed, r, k),
-                workspace,
-            ).binary_masks()
-            for k, (x, y) in enumerate(clients)
-        ]
+        msgs = _round(server, _set_scores(scores), clients, local, seed, r, workspace, _masks)
         scores = aggregate_mask_votes(server, msgs, sizes, initial)
         server.set_scores(scores)
         after = server.binary_masks()
@@ -572,20 +576,7 @@ def run_fedavg(
     bits = dense_uplink_bits(server)
     workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
     for r in range(int(rounds)):
-        states = [
-            clone_state(
-                _train_copy(
-                    server,
-                    _load_state(state),
-                    x,
-                    y,
-                    local,
-                    _client_seed(seed, r, k),
-                    workspace,
-                )
-            )
-            for k, (x, y) in enumerate(clients)
-        ]
+        states = _round(server, _load_state(state), clients, local, seed, r, workspace, clone_state)
         state = fedavg_aggregate(states, sizes)
         server.load_state_dict(state)
         hist.accuracy.append(accuracy(server, x_test, y_test))
