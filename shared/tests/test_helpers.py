@@ -103,6 +103,19 @@ def test_seed_everything_repeats() -> None:
         seed_everything(-1)
 
 
+def test_torch_generator_seeds_and_passes_through() -> None:
+    torch = pytest.importorskip("torch", reason="torch_generator needs torch")
+    from neuronkit.common import torch_generator
+
+    a = torch.rand(3, generator=torch_generator(7))
+    assert torch.equal(a, torch.rand(3, generator=torch_generator(7)))
+    gen = torch.Generator()
+    assert torch_generator(gen) is gen
+    assert isinstance(torch_generator(None), torch.Generator)
+    with pytest.raises(ValueError, match="seed"):
+        torch_generator(-1)
+
+
 def test_weights_round_trip(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="weight IO needs the [weights] extra")
     pytest.importorskip("safetensors", reason="weight IO needs the [weights] extra")

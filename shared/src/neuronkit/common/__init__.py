@@ -11,7 +11,7 @@ from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write
 from .plotting import new_figure
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
-from .seeding import seed_everything
+from .seeding import seed_everything, torch_generator
 from .validation import (
     check_choice,
     check_finite,
@@ -55,4 +55,5 @@ __all__ = [
     "save_weights",
     "seed_everything",
     "select_device",
+    "torch_generator",
 ]

@@ -10,6 +10,7 @@ from .validation import check_number
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> np.random.Generator:
@@ -31,3 +32,19 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> np.random.Gene
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
+
+
+def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
+    """A CPU torch ``Generator`` from a non-negative int seed, an existing ``Generator`` (used
+    as is) or ``None`` (seeded from the OS). Needs torch."""
+    import torch
+
+    if isinstance(seed, torch.Generator):
+        return seed
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        check_number("seed", seed, ge=0, integer=True)
+        gen.manual_seed(int(seed))
+    return gen

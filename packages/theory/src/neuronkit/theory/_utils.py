@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_finite, check_ndim, check_number
+from neuronkit.common import check_finite, check_ndim, check_number, torch_generator
 
 Seed = int | np.random.Generator | None
 
@@ -20,19 +20,6 @@ def numpy_rng(seed: Seed) -> np.random.Generator:
     if seed is not None:
         check_number("seed", seed, ge=0, integer=True)
     return np.random.default_rng(seed)
-
-
-def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
-    """A CPU torch Generator from an int seed, an existing Generator or None (random seed)."""
-    if isinstance(seed, torch.Generator):
-        return seed
-    gen = torch.Generator()
-    if seed is None:
-        gen.seed()
-    else:
-        check_number("seed", seed, ge=0, integer=True)
-        gen.manual_seed(int(seed))
-    return gen
 
 
 def as_float_tensor(name: str, x: Any, ndim: int, layout: str) -> torch.Tensor:

@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_type, torch_generator
 
 __all__ = [
     "IMAGENET_COLOR_CORRELATION",
@@ -90,18 +90,6 @@ def _check_init(init: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.T
         )
     check_finite("init", init)
     return init.detach().clone()
-
-
-def _generator(seed: int | torch.Generator | None) -> torch.Generator:
-    if isinstance(seed, torch.Generator):
-        return seed
-    gen = torch.Generator()
-    if seed is None:
-        gen.seed()
-    else:
-        check_number("seed", seed, ge=0, integer=True)
-        gen.manual_seed(int(seed))
-    return gen
 
 
 def color_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
@@ -213,7 +201,7 @@ class PixelImage(ImageParam):
         if init is not None:
             pre = self._unsquash(_check_init(init, self.shape).float())
         else:
-            pre = torch.randn(self.shape, generator=_generator(seed)) * float(sd)
+            pre = torch.randn(self.shape, generator=torch_generator(seed)) * float(sd)
         self.pixels = nn.Parameter(pre)
 
     def _pre(self) -> torch.Tensor:
@@ -290,7 +278,9 @@ class FourierImage(ImageParam):
             target = self._unsquash(_check_init(init, self.shape).float())
             spectrum = self._analyze(target)
         else:
-            spectrum = torch.randn((b, c, h, w // 2 + 1, 2), generator=_generator(seed)) * float(sd)
+            spectrum = torch.randn(
+                (b, c, h, w // 2 + 1, 2), generator=torch_generator(seed)
+            ) * float(sd)
         self.spectrum = nn.Parameter(spectrum)
 
     def _analyze(self, pre: torch.Tensor) -> torch.Tensor:
