@@ -138,3 +138,20 @@ def test_weights_round_trip(tmp_path: Path) -> None:
     seed_everything(1)
     assert torch.equal(x, torch.rand(3))
     torch.set_rng_state(state)
+
+
+@given(
+    st.lists(
+        st.floats(allow_nan=True, allow_infinity=True, width=64)
+        | st.sampled_from([1e308, -1e308]),  # finite entries whose sum overflows
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_check_finite_raises_exactly_when_an_entry_is_not_finite(values: list[float]) -> None:
+    arr = np.asarray(values)
+    if all(math.isfinite(v) for v in values):
+        check_finite("x", arr)
+    else:
+        with pytest.raises(ValueError, match="x must be finite"):
+            check_finite("x", arr)

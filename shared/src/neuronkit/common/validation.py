@@ -108,13 +108,27 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
 
 
 def check_finite(name: str, x: Any) -> None:
-    """Raise ``ValueError`` if the array or tensor holds NaN or infinity."""
+    """Raise ``ValueError`` if the array or tensor holds NaN or infinity.
+
+    One read pass on the common path: a sum is finite only if every term is (NaN and infinities
+    propagate, ``inf - inf`` is NaN), so a finite sum proves the input finite; only a non-finite
+    sum (non-finite entries, or an overflow of large finite ones) is checked element by element.
+    """
     if hasattr(x, "isfinite") and hasattr(x, "all") and not hasattr(x, "__array_interface__"):
-        finite = bool(x.isfinite().all())  # torch tensor: no host copy of the data
+        if not (x.is_floating_point() or x.is_complex()):  # torch integer / bool tensor
+            return
+        t = x.detach() if x.requires_grad else x  # torch: no host copy, no autograd graph
+        total = t.sum()
+        fast = bool(total.isfinite()) if t.is_complex() else math.isfinite(total.item())
+        finite = fast or bool(t.isfinite().all())
     else:
         import numpy as np
 
         arr = np.asarray(x)
-        finite = bool(np.isfinite(arr).all()) if arr.dtype.kind in "fc" else True
+        if arr.dtype.kind not in "fc":
+            return
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = arr.sum()
+        finite = bool(np.isfinite(total)) or bool(np.isfinite(arr).all())
     if not finite:
         raise ValueError(f"{name} must be finite, got NaN or infinity in {_describe(x)}")

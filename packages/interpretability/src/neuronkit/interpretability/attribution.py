@@ -22,7 +22,6 @@ cost is that of one forward+backward on a ``[n_steps * B, ...]`` batch.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -82,18 +81,7 @@ def _check_inputs(inputs: Any, name: str = "inputs") -> None:
         raise ValueError(
             f"{name} must be a non-empty batch [B, ...], got shape {tuple(inputs.shape)}"
         )
-    _check_finite(name, inputs)
-
-
-def _check_finite(name: str, x: torch.Tensor) -> None:
-    """``check_finite`` with one reduction on the common path.
-
-    A sum is finite only if every term is (NaN and +-inf propagate, inf - inf is NaN), so a
-    finite sum proves the tensor finite; a non-finite sum (a NaN / inf, or an overflow of
-    finite terms) falls back to the elementwise scan, which decides and names ``name``.
-    """
-    if not math.isfinite(x.sum().item()):
-        check_finite(name, x)
+    check_finite(name, inputs)
 
 
 def _target_index(target: Target, batch: int, device: torch.device) -> int | torch.Tensor | None:
@@ -363,7 +351,7 @@ def _baselines(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
     check_type("baselines", baselines, torch.Tensor)
     if not baselines.is_floating_point():
         raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
-    _check_finite("baselines", baselines)
+    check_finite("baselines", baselines)
     if baselines.shape == inputs.shape:
         return baselines.detach().to(inputs)
     if baselines.shape == inputs.shape[1:] or baselines.shape == (1, *inputs.shape[1:]):

@@ -36,7 +36,7 @@ try:  # Fenwick-tree count of discordant pairs, O(P log P): the kernel rsatoolbo
 except ImportError:  # pragma: no cover - private scipy helper; fall back to sign products
     _kendall_dis = None
 
-from neuronkit.common import check_choice, check_number
+from neuronkit.common import check_choice, check_finite, check_number
 
 __all__ = [
     "COMPARISONS",
@@ -74,23 +74,8 @@ def _as_float_array(name: str, x: Any) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
-    if not _all_finite(arr):
-        raise ValueError(
-            f"{name} must be finite, got NaN or infinity in an array of shape {arr.shape}"
-        )
+    check_finite(name, arr)
     return arr
-
-
-def _all_finite(arr: np.ndarray) -> bool:
-    """Whether every entry of ``arr`` is finite.
-
-    Fast path: a NaN or an infinity makes the sum non-finite, so a finite sum (one read pass,
-    no boolean temporary) proves the array finite; only a non-finite sum (non-finite entries
-    or an overflow of large finite ones) is checked entry by entry.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = arr.sum()
-    return bool(np.isfinite(total)) or bool(np.isfinite(arr).all())
 
 
 def _upper_mask(n: int) -> np.ndarray:

@@ -21,10 +21,11 @@ transformer: discovery, MoEfication routing, merging, growing (Xiao et al.):
 :mod:`neuronkit.pruning.bricks`. Data loaders: :mod:`neuronkit.pruning.data`.
 """
 
+from importlib import import_module as _import_module
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
 
-from . import boosting, bricks, data, dynamic, federated, lottery, nas, send
-from .boosting import GBNNClassifier, GBNNRegressor
+from . import bricks, data, dynamic, federated, lottery, nas, send
 from .bricks import BrickDiscovery, BrickTransformer, MoEfication
 from .dynamic import DynamicCNN, FTWTConfig, MaskPredictor, estimate_flops, train_ftwt
 from .federated import SignSupermask, dirichlet_partition, run_hidenseek, synflow_prune
@@ -66,7 +67,20 @@ from .prune import (
 from .send import efficient_eigenscore, eigenscore, train_send
 from .tracing import ConcreteTracer, trace_model
 
+if TYPE_CHECKING:
+    from . import boosting
+    from .boosting import GBNNClassifier, GBNNRegressor
+
 __version__ = _version("neuronkit-pruning")
+
+
+def __getattr__(name: str) -> Any:
+    """GBNN subclasses scikit-learn estimators: it (and scikit-learn, ~2 s) loads on first use."""
+    if name in ("boosting", "GBNNClassifier", "GBNNRegressor"):
+        boosting = _import_module(".boosting", __name__)
+        return boosting if name == "boosting" else getattr(boosting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MLP",

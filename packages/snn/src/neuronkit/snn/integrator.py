@@ -25,14 +25,13 @@ parameters, never state.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type
 
 __all__ = ["LI", "Delay", "LIState", "delay", "li_multistep", "li_step"]
 
@@ -61,12 +60,8 @@ def _check_x(x: Any, *, multistep: bool) -> None:
 
 
 def _check_finite(x: Tensor) -> None:
-    if (
-        not torch.compiler.is_compiling()
-        and not math.isfinite(float(x.detach().sum()))
-        and not bool(torch.isfinite(x).all())
-    ):
-        raise ValueError("x must be finite (no NaN or inf), got non-finite values")
+    if not torch.compiler.is_compiling():  # the check reads a value: a graph break
+        check_finite("x", x)
 
 
 def _check_params(tau: Any, v_leak: Any, decay_input: Any, dt: Any) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_number, check_shape
+from neuronkit.common import check_finite, check_number, check_shape
 
 from ._utils import as_float_tensor, as_labels, check_positive_int, torch_generator
 
@@ -358,18 +358,12 @@ def relative_change(after: Any, before: Any) -> float:
         raise ValueError(
             f"after must have as many entries as before ({b.numel()}), got {a.numel()}"
         )
-    _check_finite_tensor("after", a)
-    _check_finite_tensor("before", b)
+    check_finite("after", a)
+    check_finite("before", b)
     nb = torch.linalg.norm(b)
     if nb == 0:
         raise ValueError("before must not be all zeros (the relative change is undefined)")
     return float(torch.linalg.norm(a - b) / nb)
-
-
-def _check_finite_tensor(name: str, x: torch.Tensor) -> None:
-    """Raise ValueError when ``x`` holds NaN or infinity."""
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} must be finite, got NaN or infinity")
 
 
 def _square_kernel(name: str, k: Any) -> torch.Tensor:

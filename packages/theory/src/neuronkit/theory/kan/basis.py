@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_type
 
 from .._utils import check_positive_int
 
@@ -63,18 +63,6 @@ def extended_grid(
     h = (hi - lo) / grid
     knots = lo + h * torch.arange(-k, grid + k + 1, dtype=torch.float32)
     return knots.expand(in_features, -1).contiguous()
-
-
-def _check_finite_x(x: torch.Tensor) -> None:
-    """``ValueError`` if ``x`` holds NaN or infinity (one reduction: NaN propagates through
-    ``aminmax``)."""
-    if x.numel() == 0:
-        return
-    lo, hi = torch.aminmax(x.detach())
-    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
-        raise ValueError(
-            f"x must be finite, got NaN or infinity in a tensor of shape {tuple(x.shape)}"
-        )
 
 
 def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
@@ -332,7 +320,7 @@ def bspline_linear(
     if bias is not None and tuple(bias.shape) != (out_f,):
         raise ValueError(f"bias must be [out] = ({out_f},), got {tuple(bias.shape)}")
     check_number("h", h, gt=0)
-    _check_finite_x(x)
+    check_finite("x", x)
     if base_weight is None:
         weight = F.pad(coef, (0, 1))
     else:
@@ -374,7 +362,7 @@ def bspline_features(
     grid = check_positive_int("grid", grid)
     k = check_positive_int("k", k, minimum=0)
     check_type("base", base, bool)
-    _check_finite_x(x)
+    check_finite("x", x)
     feats = _BSplineBuffer.apply(x, float(lo), float(h), grid, k, base)
     blocks = feats[:, 1:].view(x.shape[0], x.shape[1], grid + k + 1)
     if base:  # silu first

@@ -30,13 +30,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_type
 
 from .._utils import check_positive_int, torch_generator
 from .basis import (
     SPACES,
     _bspline_layer,
-    _check_finite_x,
     basis_values,
     extended_grid,
     uniform_bspline_basis,
@@ -216,7 +215,7 @@ class KANLayer(_BasisMixin):
         # silu(x_i)] per input (B-splines: only the k+1 nonzero ones are evaluated, closed-form
         # backward)
         if self.space == "bspline":
-            _check_finite_x(x)
+            check_finite("x", x)
             lo, hi = self.grid_range
             h = (hi - lo) / self.grid
             return _bspline_layer(x, weight, lo, h, self.grid, self.k, self.has_base)
