@@ -32,13 +32,11 @@ KNOWN_FAILING = {
     "theory.rich_lazy": {"weight_change_low_over_high"},
     # NTK-target alignment rises ~11% (needs 20%) for the laziest alpha in the step budget.
     "theory.grokking_lazy_rich": {"alignment_rise"},
-    # 2000 quick steps show the rise and only the start of the fall (full mode: 0.26 <= 0.8).
-    "theory.local_complexity": {"lc_final_over_peak"},
     # Finite-depth NTK regression with the singular activation needs ~1e6 layers to reach the
     # limit; its excess error over Bayes shrinks slowly with n (direction holds, factor not).
     "theory.wide_deep_optimality": {"depth_agreement", "singular_excess_ratio"},
-    # Single-head mean tau only starts rising from N ~ 5-6; quick mode stops at N = 9 (growth
-    # 1.009, needs 1.2). Full mode: 1.46.
+    # Quick budget 1250 steps: the single head stops at N = 9, before its mean tau rises
+    # (growth 1.009, needs 1.2). Full mode: 1.46.
     "theory.timescales": {"single_tau_growth"},
     # On 8x8 digits at equal parameters the plain MLP (a ~2.7x wider embedding) beats the
     # inverted-bottleneck MLP at every quick scale (ratio 1.33; full 2.57).

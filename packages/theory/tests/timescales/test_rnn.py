@@ -49,6 +49,62 @@ def test_simulate_matches_the_update_equation(placement: str) -> None:
     torch.testing.assert_close(h, hs[-1], rtol=1e-5, atol=1e-6)
 
 
+def _select_and_stack(model: TimescaleRNN, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """The trajectory as first written: ``drive[t]`` per step and every state stacked."""
+    inv_tau = 1.0 / model.effective_tau()
+    drive = x @ model.w_in.T + (model.b_in + model.b_rec)
+    w_t = model.recurrent_weight().T
+    states = [h0]
+    h = h0
+    if model.placement == "outside":
+        m = torch.diag(1.0 - inv_tau) + w_t * inv_tau
+        drive = drive * inv_tau
+        for t in range(x.shape[0]):
+            h = F.leaky_relu(torch.addmm(drive[t], h, m), 0.01)
+            states.append(h)
+    else:
+        keep = 1.0 - inv_tau
+        for t in range(x.shape[0]):
+            act = F.leaky_relu(torch.addmm(drive[t], h, w_t), 0.01)
+            h = torch.addcmul(h * keep, act, inv_tau)
+            states.append(h)
+    return torch.stack(states)
+
+
+def _grads(model: TimescaleRNN, loss: torch.Tensor) -> list[torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("placement", ["outside", "inside"])
+def test_forward_and_simulate_are_bitwise_the_step_by_step_graph(placement: str) -> None:
+    # forward reads only the last state (no stack) and both take the drives with unbind: the
+    # values and the gradients must be those of the per-step select + stack graph, bit for bit
+    model = TimescaleRNN(1, 24, num_heads=3, placement=placement, seed=4)
+    gen = torch.Generator().manual_seed(5)
+    x = (torch.rand(17, 8, 1, generator=gen) < 0.5).float()
+    h0 = 0.1 * torch.rand(8, 24, generator=gen)
+    ref_states = _select_and_stack(model, x, h0)
+    ref_logits = model.readout(ref_states[-1], [0, 2])
+    ref_grads = _grads(model, ref_logits.square().sum())
+    logits = model(x, h0, heads=[0, 2])
+    assert torch.equal(logits, ref_logits)
+    grads = _grads(model, logits.square().sum())
+    assert len(grads) == len(ref_grads) == 9  # w_in, b_in, w_rec, b_rec, tau, 2 x head (w, b)
+    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads))
+    states = model.simulate(x, h0)
+    assert torch.equal(states, ref_states)
+    weights = torch.rand(states.shape, generator=gen)
+    ref_grads = _grads(model, (_select_and_stack(model, x, h0) * weights).sum())
+    grads = _grads(model, (states * weights).sum())
+    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads, strict=True))
+    # no time step: the readout of the initial state
+    empty = torch.zeros(0, 8, 1)
+    assert torch.equal(model(empty, h0, heads=[1]), model.readout(h0, [1]))
+    assert torch.equal(model.simulate(empty, h0), h0.unsqueeze(0))
+
+
 def test_tau_one_is_a_vanilla_rnn_and_large_tau_holds_the_state() -> None:
     model = TimescaleRNN(1, 8, tau_init=1.0, seed=3)
     x = torch.rand(5, 2, 1)

@@ -51,7 +51,7 @@ def run(ctx: RunContext) -> None:
     from sklearn.datasets import load_digits
 
     if ctx.quick:
-        steps, probe_n, n_check = 2000, 100, 16
+        steps, probe_n, n_check = 4000, 100, 16
     else:
         steps, probe_n, n_check = 20000, 500, 30
     width, depth, lr, wd, batch, radius, n_dirs = 200, 3, 3e-3, 0.1, 200, 0.3, 10
@@ -63,8 +63,10 @@ def run(ctx: RunContext) -> None:
     perm = torch.randperm(len(x), generator=gen)
     tr, te = perm[:1000], perm[1000:]
     model = _mlp(width, depth, gen)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    # foreach: the same AdamW update, bit for bit, in fewer (multi-tensor) kernel calls
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, foreach=True)
     targets = torch.nn.functional.one_hot(y, 10).float()
+    x_tr, t_tr = x[tr], targets[tr]  # gathered once: batches are rows of these
     checkpoints = sorted({0, *np.unique(np.geomspace(1, steps, n_check).astype(int)).tolist()})
     probe = x[tr[:probe_n]]
     curve = []
@@ -74,15 +76,15 @@ def run(ctx: RunContext) -> None:
                 local_complexity(model, probe, radius=radius, n_directions=n_dirs, seed=seed).mean()
             )
             with torch.no_grad():
-                acc_tr = float((model(x[tr]).argmax(1) == y[tr]).float().mean())
+                acc_tr = float((model(x_tr).argmax(1) == y[tr]).float().mean())
                 acc_te = float((model(x[te]).argmax(1) == y[te]).float().mean())
             curve.append({"step": step, "lc_train": lc, "train_acc": acc_tr, "test_acc": acc_te})
             ctx.log(f"step {step}: LC {lc:.2f}, train {acc_tr:.3f}, test {acc_te:.3f}")
         if step == steps:
             break
         idx = torch.randint(0, len(tr), (batch,), generator=gen)
-        out = model(x[tr[idx]])
-        loss = ((out - targets[tr[idx]]) ** 2).sum(dim=1).mean()
+        out = model(x_tr[idx])
+        loss = ((out - t_tr[idx]) ** 2).sum(dim=1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -116,14 +118,21 @@ def run(ctx: RunContext) -> None:
         f"over {probe_n} training points. Boundary points: bisection (30 halvings) between "
         "training points of different predicted classes."
     )
+    low_i = int(np.argmin(lcs[: peak_i + 1]))
+    ctx.note(
+        f"{'Quick' if ctx.quick else 'Full'} mode: {steps} steps, LC at {len(curve)} geometric "
+        f"checkpoints (the paper trains MLPs on MNIST for 1e5 steps). Observed in this run: the "
+        f"LC around training points goes {lcs[0]:.1f} (init) -> {lcs[low_i]:.1f} (step "
+        f"{curve[low_i]['step']}, while the accuracy rises) -> peak {lcs[peak_i]:.1f} (step "
+        f"{curve[peak_i]['step']}) -> {lcs[-1]:.1f} at the end ({lcs[-1] / lcs[peak_i]:.2f} of "
+        f"the peak); final test accuracy {curve[-1]['test_acc']:.3f}."
+    )
     if ctx.quick:
         ctx.note(
-            "Quick mode trains for only 2000 steps on 8x8 digits (the paper trains MLPs on MNIST "
-            "for 1e5 steps). Within 2000 steps the LC around training points first drops "
-            "(~55 -> ~36 while the accuracy rises), then climbs back to ~55 and has only just "
-            "started to descend at the end; an exploratory run with the same settings showed "
-            "the descent (~56 at step 1291 -> ~45 at step 1968), but quick mode stops before it, "
-            "so lc_final_over_peak fails in quick mode."
+            "Quick mode's 4000 steps were set from timing (about 27 s on a quiet 2-core machine, "
+            "estimated); the training steps are compute-bound (the matmuls of the 200-wide MLP), "
+            "so the run cannot be made much cheaper per step. With 2000 steps it stopped before "
+            "the fall (final / peak 0.99)."
         )
 
 

@@ -213,13 +213,8 @@ class TimescaleRNN(nn.Module):
             raise ValueError("heads must name at least one head, got an empty sequence")
         return out
 
-    def simulate(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden trajectory ``[T + 1, B, H]`` (row 0 is the initial state) for inputs ``x``.
-
-        Args:
-            x: ``[T, B, I]`` inputs (time-major).
-            h0: initial state ``[B, H]`` (default zeros).
-        """
+    def _initial_state(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
+        """Validate ``x`` ``[T, B, I]`` and ``h0`` ``[B, H]``; return the initial state."""
         check_type("x", x, torch.Tensor)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"x must have shape [T, B, {self.input_size}], got {tuple(x.shape)}")
@@ -229,14 +224,22 @@ class TimescaleRNN(nn.Module):
             raise ValueError("x must be finite, got NaN or infinity")
         batch = x.shape[1]
         if h0 is None:
-            h = x.new_zeros(batch, self.hidden_size)
-        else:
-            check_type("h0", h0, torch.Tensor)
-            if h0.shape != (batch, self.hidden_size):
-                raise ValueError(
-                    f"h0 must have shape [{batch}, {self.hidden_size}], got {tuple(h0.shape)}"
-                )
-            h = h0
+            return x.new_zeros(batch, self.hidden_size)
+        check_type("h0", h0, torch.Tensor)
+        if h0.shape != (batch, self.hidden_size):
+            raise ValueError(
+                f"h0 must have shape [{batch}, {self.hidden_size}], got {tuple(h0.shape)}"
+            )
+        return h0
+
+    def _run(self, x: torch.Tensor, h: torch.Tensor, keep_states: bool) -> torch.Tensor:
+        """Run the recurrence from ``h``: all states ``[T + 1, B, H]`` or the last ``[B, H]``.
+
+        The per-step drives are taken with ``unbind`` (one autograd node, instead of one
+        ``select`` per step whose backward writes a zero-filled ``[T, B, H]`` gradient), and the
+        trajectory is stacked only when asked for: the values and gradients are those of the
+        step-by-step definition, bit for bit, at a lower cost per training step.
+        """
         inv_tau = 1.0 / self.effective_tau()
         drive_in = x @ self.w_in.T + (self.b_in + self.b_rec)  # [T, B, H]
         w_rec_t = self.recurrent_weight().T
@@ -245,17 +248,27 @@ class TimescaleRNN(nn.Module):
             # f((1 - 1/tau) h + (W h + u) / tau) = f(h M + u / tau) with
             # M = diag(1 - 1/tau) + W^T diag(1/tau): one matmul and one activation per step.
             m = torch.diag(1.0 - inv_tau) + w_rec_t * inv_tau
-            drive_in = drive_in * inv_tau
-            for t in range(x.shape[0]):
-                h = _activation(self.activation, torch.addmm(drive_in[t], h, m))
-                states.append(h)
+            for drive in (drive_in * inv_tau).unbind(0):
+                h = _activation(self.activation, torch.addmm(drive, h, m))
+                if keep_states:
+                    states.append(h)
         else:
             keep = 1.0 - inv_tau
-            for t in range(x.shape[0]):
-                act = _activation(self.activation, torch.addmm(drive_in[t], h, w_rec_t))
+            for drive in drive_in.unbind(0):
+                act = _activation(self.activation, torch.addmm(drive, h, w_rec_t))
                 h = torch.addcmul(h * keep, act, inv_tau)
-                states.append(h)
-        return torch.stack(states)
+                if keep_states:
+                    states.append(h)
+        return torch.stack(states) if keep_states else h
+
+    def simulate(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden trajectory ``[T + 1, B, H]`` (row 0 is the initial state) for inputs ``x``.
+
+        Args:
+            x: ``[T, B, I]`` inputs (time-major).
+            h0: initial state ``[B, H]`` (default zeros).
+        """
+        return self._run(x, self._initial_state(x, h0), keep_states=True)
 
     def readout(self, h: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
         """Logits ``[K, B, C]`` of the chosen heads (default all) for hidden states ``[B, H]``."""
@@ -279,4 +292,5 @@ class TimescaleRNN(nn.Module):
             heads: indices of the heads to evaluate (default all ``num_heads``).
         """
         idx = self._check_heads(heads)
-        return self.readout(self.simulate(x, h0)[-1], idx)
+        # the last state only: the same values as ``simulate(x, h0)[-1]`` without the stack
+        return self.readout(self._run(x, self._initial_state(x, h0), keep_states=False), idx)
