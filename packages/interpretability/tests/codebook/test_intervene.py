@@ -92,3 +92,28 @@ def test_bad_inputs() -> None:
         generate_with_codes(cbm, prompt, {"mlp": [0]}, positions=[4])
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate_with_codes(cbm, prompt, max_new_tokens=0)
+
+
+def test_per_sequence_positions_and_readout_positions() -> None:
+    cbm, prompt = _model()
+    pos = torch.tensor([0, 3, 1])
+    at = torch.tensor([2, 3, 1])
+    out = next_token_logits(cbm, prompt, {"mlp": [2]}, pos, per_sequence=True, at=at)
+    assert out.shape == (3, 6)
+    for b in range(3):  # one sequence at a time, codes forced at its own position only
+        ref = next_token_logits(
+            cbm, prompt[b : b + 1, : int(at[b]) + 1], {"mlp": [2]}, [int(pos[b])]
+        )
+        torch.testing.assert_close(out[b], ref[0])
+    plain = next_token_logits(cbm, prompt, at=at)
+    torch.testing.assert_close(plain[0], cbm(prompt)[0, 2])
+    gen = generate_with_codes(cbm, prompt, {"mlp": [2]}, positions=pos, per_sequence=True)
+    for b in range(3):
+        ref = generate_with_codes(cbm, prompt[b : b + 1], {"mlp": [2]}, positions=[int(pos[b])])
+        torch.testing.assert_close(gen[b], ref[0])
+    with pytest.raises(ValueError, match="one position per sequence"):
+        next_token_logits(cbm, prompt, {"mlp": [2]}, torch.tensor([0, 1]), per_sequence=True)
+    with pytest.raises(ValueError, match="at must lie in"):
+        next_token_logits(cbm, prompt, at=torch.tensor([0, 1, 4]))
+    with pytest.raises(ValueError, match="positions must give one position"):
+        next_token_logits(cbm, prompt, {"mlp": [2]}, per_sequence=True)

@@ -162,3 +162,118 @@ def test_nested_forcing_at_different_positions() -> None:
     assert len(outer) == len(inner) == 1
     assert not layer._forced
     assert not layer._records
+
+
+def _split_layers(grouped: CodebookLayer) -> list[CodebookLayer]:
+    """G plain layers holding the grouped layer's codebooks and layer-norm weights."""
+    layers = []
+    for g in range(grouped.groups):
+        layer = CodebookLayer(grouped.group_dim, grouped.num_codes, k=grouped.k)
+        with torch.no_grad():
+            layer.codebook.copy_(grouped.codebook[g])
+            layer.norm.weight.copy_(grouped.norm.weight[g])  # type: ignore[index]
+            layer.norm.bias.copy_(grouped.norm.bias[g])  # type: ignore[index]
+        layers.append(layer)
+    return layers
+
+
+def test_groups_match_one_codebook_per_chunk() -> None:
+    torch.manual_seed(0)
+    grouped = CodebookLayer(12, 10, k=2, groups=3, seed=1)
+    with torch.no_grad():  # non-trivial layer-norm weights, different per group
+        grouped.norm.weight.uniform_(0.5, 1.5)  # type: ignore[operator]
+        grouped.norm.bias.uniform_(-0.2, 0.2)  # type: ignore[operator]
+    assert grouped.codebook.shape == (3, 10, 4)
+    assert grouped.counts.shape == (3, 10)
+    parts = _split_layers(grouped)
+    x = torch.randn(2, 5, 12, requires_grad=True)
+    w = torch.randn(2, 5, 12)
+    out = grouped(x)
+    ids = grouped.last_codes
+    assert ids is not None
+    assert ids.shape == (2, 5, 3, 2)
+    (out * w).sum().backward()
+    xs = x.detach().chunk(3, dim=-1)
+    grads = []
+    for g, layer in enumerate(parts):
+        xg = xs[g].clone().requires_grad_(True)
+        ref = layer(xg)
+        torch.testing.assert_close(out[..., 4 * g : 4 * g + 4], ref)
+        assert torch.equal(ids[..., g, :], layer.last_codes)
+        (ref * w[..., 4 * g : 4 * g + 4]).sum().backward()
+        torch.testing.assert_close(grouped.codebook.grad[g], layer.codebook.grad)
+        assert torch.equal(grouped.counts[g], layer.counts)
+        grads.append(xg.grad)
+    torch.testing.assert_close(x.grad, torch.cat(grads, -1))  # straight-through per group
+    # the reconstruction loss is the sum of the groups' losses
+    sum_parts = sum(layer.reconstruction_loss() for layer in parts)
+    torch.testing.assert_close(grouped.reconstruction_loss(), sum_parts)
+
+
+def test_groups_force_record_and_replace() -> None:
+    layer = CodebookLayer(8, 6, k=1, groups=2, layer_norm=False, replace_rho=0.0)
+    x = torch.randn(3, 4, 8)
+    with layer.record() as rec, layer.force(torch.tensor([[1], [5]]), positions=[-1]):
+        out = layer(x)
+    assert rec[0].shape == (3, 4, 2, 1)
+    assert rec[0][:, -1, :, 0].tolist() == [[1, 5]] * 3
+    expected = torch.cat([layer.codebook[0, 1], layer.codebook[1, 5]])
+    torch.testing.assert_close(out[:, -1], expected.expand(3, 8))
+    per_seq = torch.tensor([[[0], [1]], [[2], [3]], [[4], [5]]])  # [B, G, k]
+    with layer.force(per_seq, positions=torch.tensor([0, 2, -1]), per_sequence=True):
+        layer(x)
+    ids = layer.last_codes
+    assert ids is not None
+    assert ids[0, 0, :, 0].tolist() == [0, 1]
+    assert ids[1, 2, :, 0].tolist() == [2, 3]
+    assert ids[2, 3, :, 0].tolist() == [4, 5]
+    unforced = layer(x)
+    torch.testing.assert_close(out[:, :-1], unforced[:, :-1])  # only the forced tokens moved
+    # dead codes: group 0 chose only codes seen in this batch, the rest are replaced per group
+    layer.reset_counts()
+    layer(x)
+    dead = int((layer.counts == 0).sum())
+    assert layer.replace_dead_codes(x) == dead
+    assert layer.replaced_total == dead
+    assert layer.active_codes == 0
+
+
+def test_per_sequence_positions_force_one_token_per_sequence() -> None:
+    layer = _layer(k=1)
+    x = torch.randn(3, 5, 8)
+    base = layer(x).detach()
+    with layer.force(torch.tensor([[1], [2], [3]]), positions=[1, 4, -2], per_sequence=True):
+        out = layer(x)
+    ids = layer.last_codes
+    assert ids is not None
+    assert [int(ids[0, 1, 0]), int(ids[1, 4, 0]), int(ids[2, 3, 0])] == [1, 2, 3]
+    changed = ~torch.isclose(out, base).all(-1)
+    keep = torch.ones(3, 5, dtype=torch.bool)
+    keep[0, 1] = keep[1, 4] = keep[2, 3] = False
+    assert not changed[keep].any()
+    with (
+        pytest.raises(ValueError, match="one position per sequence"),
+        layer.force([1], positions=[0, 1], per_sequence=True),
+    ):
+        layer(x)
+    with (
+        pytest.raises(ValueError, match="positions must give one position"),
+        layer.force([1], per_sequence=True),
+    ):
+        pass
+
+
+def test_groups_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="groups must divide dim=8"):
+        CodebookLayer(8, 4, groups=3)
+    layer = CodebookLayer(8, 4, groups=2)
+    with (
+        pytest.raises(ValueError, match=r"codes must be \[G, k\] or \[B, G, k\]"),
+        layer.force([1]),
+    ):
+        pass
+    with (
+        pytest.raises(ValueError, match="codes must be ids"),
+        layer.force(torch.tensor([[1], [4]])),
+    ):
+        pass

@@ -112,3 +112,45 @@ def test_bad_inputs() -> None:
         insert_codebooks(net, ["mlp", "mlp"], num_codes=4)
     with pytest.raises(ValueError, match="num_codes"):
         insert_codebooks(net, ["mlp"], num_codes=0)
+
+
+def test_codebook_on_a_module_input_with_groups() -> None:
+    torch.manual_seed(0)
+    net = _Net()
+    ids = torch.randint(0, 5, (3, 4))
+    before = net(ids)
+    cbm = insert_codebooks(
+        net, ["attn.proj", "mlp"], num_codes=16, groups={"attn.proj": 2}, inputs=["attn.proj"]
+    )
+    assert cbm.inputs == ["attn.proj"]
+    layer = cbm.codebooks["attn.proj"]
+    assert (layer.dim, layer.groups) == (8, 2)  # the input size of the Linear, in_features
+    cbm.initialize_codebooks(ids)
+    cbm.eval()
+    with torch.no_grad(), cbm.record_codes() as rec:
+        out = cbm(ids)
+    assert rec["attn.proj"][0].shape == (3, 4, 2, 1)
+    # by hand (the hooked modules' weights called directly): the projection's input is
+    # snapped (per half), then projected; the MLP output is snapped
+    h = net.emb(ids)
+    with torch.no_grad():
+        proj = net.attn.proj
+        h = h + nn.functional.linear(layer(h), proj.weight, proj.bias)
+        h = h + cbm.codebooks["mlp"](net.mlp[2](net.mlp[1](net.mlp[0](h))))
+        torch.testing.assert_close(out, net.head(h))
+    with cbm.disabled():
+        torch.testing.assert_close(cbm(ids), before)
+    cbm.remove()
+    torch.testing.assert_close(net(ids), before)
+
+
+def test_inputs_and_groups_bad_inputs() -> None:
+    net = _Net()
+    with pytest.raises(ValueError, match="inputs must be among modules"):
+        insert_codebooks(net, ["mlp"], num_codes=4, inputs=["attn.proj"])
+    with pytest.raises(ValueError, match="groups must name modules"):
+        insert_codebooks(net, ["mlp"], num_codes=4, groups={"attn": 2})
+    with pytest.raises(ValueError, match="groups must divide dim=8"):
+        insert_codebooks(net, ["mlp"], num_codes=4, groups=3)
+    with pytest.raises(TypeError, match="inputs must be a sequence"):
+        insert_codebooks(net, ["mlp"], num_codes=4, inputs="mlp")

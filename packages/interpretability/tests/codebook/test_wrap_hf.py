@@ -81,3 +81,35 @@ def test_hf_codebooks_quantize_blocks(make) -> None:
     cbm.remove()
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, before)
+
+
+def test_hf_attention_head_codebooks() -> None:
+    assert transformer_component_names(_gpt2(), ["attention_heads", "mlp"], layers=[0]) == [
+        "transformer.h.0.attn.c_proj",
+        "transformer.h.0.mlp",
+    ]
+    model = _neox()
+    ids = torch.randint(0, 7, (2, 6))
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    cbm = insert_hf_codebooks(model, components=("attention_heads", "mlp"), num_codes=8, k=1)
+    heads = "gpt_neox.layers.0.attention.dense"
+    assert cbm.names[:2] == [heads, "gpt_neox.layers.0.mlp"]
+    assert cbm.inputs == [n for n in cbm.names if n.endswith("attention.dense")]
+    assert (cbm.codebooks[heads].dim, cbm.codebooks[heads].groups) == (16, 2)
+    with torch.no_grad(), cbm.record_codes() as rec:
+        cbm(input_ids=ids)
+    assert rec[heads][0].shape == (2, 6, 2, 1)  # one code per head
+    assert rec["gpt_neox.layers.0.mlp"][0].shape == (2, 6, 1)
+    # the dense projection sees the snapped head outputs: forcing head codes changes its input
+    seen: list[torch.Tensor] = []
+    dense = model.gpt_neox.layers[0].attention.dense
+    handle = dense.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    with torch.no_grad(), cbm.force_codes({heads: torch.tensor([[3], [5]])}):
+        cbm(input_ids=ids)
+    handle.remove()
+    book = cbm.codebooks[heads].codebook.detach()
+    expected = torch.cat([book[0, 3], book[1, 5]])
+    torch.testing.assert_close(seen[0], expected.expand(2, 6, 16))
+    with torch.no_grad(), cbm.disabled():
+        torch.testing.assert_close(cbm(input_ids=ids).logits, before)

@@ -42,17 +42,34 @@ def next_token_logits(
     model: CodebookModel,
     input_ids: torch.Tensor,
     codes: Mapping[str, torch.Tensor | Sequence[int] | int] | None = None,
-    positions: Sequence[int] | None = None,
+    positions: Sequence[int] | torch.Tensor | None = None,
+    *,
+    per_sequence: bool = False,
+    at: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Logits of the next token ``[B, V]`` with ``codes`` forced at ``positions``.
 
-    See :func:`generate_with_codes` for the arguments.
+    Args:
+        at: ``[B]`` long, the position of each sequence whose next-token logits are returned
+            (for right-padded prompts of different lengths); ``None``: the last position.
+
+    See :func:`generate_with_codes` for the other arguments.
     """
     _check(model, input_ids)
-    abs_pos = _absolute(positions, input_ids.shape[1])
-    ctx = model.force_codes(codes, abs_pos) if codes else contextlib.nullcontext()
+    abs_pos = _absolute(positions, input_ids.shape[1], per_sequence, input_ids.shape[0])
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+    if at is None:
+        cols = torch.full_like(rows, input_ids.shape[1] - 1)
+    else:
+        cols = _absolute_tensor("at", at, input_ids.shape[1], input_ids.shape[0])
+        cols = cols.to(input_ids.device)
+    ctx = (
+        model.force_codes(codes, abs_pos, per_sequence=per_sequence)
+        if codes
+        else contextlib.nullcontext()
+    )
     with ctx:
-        return _logits(model, input_ids)[:, -1]
+        return _logits(model, input_ids)[rows, cols]
 
 
 @torch.no_grad()
@@ -61,7 +78,8 @@ def generate_with_codes(
     input_ids: torch.Tensor,
     codes: Mapping[str, torch.Tensor | Sequence[int] | int] | None = None,
     *,
-    positions: Sequence[int] | None = None,
+    positions: Sequence[int] | torch.Tensor | None = None,
+    per_sequence: bool = False,
     max_new_tokens: int = 1,
     sample: bool = False,
     temperature: float = 1.0,
@@ -79,6 +97,8 @@ def generate_with_codes(
             the prompt; they stay attached to those tokens as the sequence grows); ``None``
             forces them at every position, generated tokens included (the paper's topic
             steering).
+        per_sequence: ``positions`` holds one prompt position per sequence (``[B]``), e.g.
+            the last token of each prompt's current state.
         max_new_tokens: tokens to generate.
         sample: sample from the softmax (with ``generator``) instead of taking the argmax.
         temperature: softmax temperature when sampling.
@@ -98,9 +118,13 @@ def generate_with_codes(
         raise ValueError("generator must be a torch.Generator when sample=True, got None")
     if generator is not None:
         check_type("generator", generator, torch.Generator)
-    abs_pos = _absolute(positions, input_ids.shape[1])
+    abs_pos = _absolute(positions, input_ids.shape[1], per_sequence, input_ids.shape[0])
     ids = input_ids.clone()
-    ctx = model.force_codes(codes, abs_pos) if codes else contextlib.nullcontext()
+    ctx = (
+        model.force_codes(codes, abs_pos, per_sequence=per_sequence)
+        if codes
+        else contextlib.nullcontext()
+    )
     with ctx:
         for _ in range(max_new_tokens):
             logits = _logits(model, ids)[:, -1]
@@ -125,9 +149,35 @@ def _check(model: CodebookModel, input_ids: torch.Tensor) -> None:
         )
 
 
-def _absolute(positions: Sequence[int] | None, length: int) -> list[int] | None:
+def _absolute_tensor(name: str, values: torch.Tensor, length: int, batch: int) -> torch.Tensor:
+    check_type(name, values, torch.Tensor)
+    if values.ndim != 1 or values.numel() != batch or values.dtype.is_floating_point:
+        raise ValueError(
+            f"{name} must be a [B] = [{batch}] integer tensor, one position per sequence, got "
+            f"shape {tuple(values.shape)} and dtype {values.dtype}"
+        )
+    if bool(((values < -length) | (values >= length)).any()):
+        raise ValueError(
+            f"{name} must lie in [-{length}, {length}) (the prompt), got {values.tolist()}"
+        )
+    return values.long().cpu() % length
+
+
+def _absolute(
+    positions: Sequence[int] | torch.Tensor | None,
+    length: int,
+    per_sequence: bool = False,
+    batch: int = 1,
+) -> list[int] | torch.Tensor | None:
+    check_type("per_sequence", per_sequence, bool)
+    if per_sequence:
+        if positions is None:
+            raise ValueError("positions must give one position per sequence when per_sequence")
+        return _absolute_tensor("positions", torch.as_tensor(positions), length, batch)
     if positions is None:
         return None
+    if isinstance(positions, torch.Tensor):
+        positions = positions.tolist()
     if isinstance(positions, int):
         positions = [positions]
     out: list[int] = []

@@ -13,7 +13,9 @@ The codebook is also pulled towards the activations it replaces by a reconstruct
 ``|| a - output ||^2`` whose gradient reaches only the codebook (the reference code's
 "aeloss"); :meth:`CodebookLayer.reconstruction_loss` returns it for the last forward call.
 Codes that were not chosen for a while ("dead codes") are re-initialised to random recent
-activations plus a little noise (:meth:`CodebookLayer.replace_dead_codes`).
+activations plus a little noise (:meth:`CodebookLayer.replace_dead_codes`). With ``groups``,
+the vector is split into equal chunks snapped by separate codebooks, computed together: the
+paper's per-head attention codebooks, one per head on the concatenated head outputs.
 
 For interpretation the layer records the chosen codes (:meth:`CodebookLayer.record`) and can
 force codes on (:meth:`CodebookLayer.force`): the forced codes replace the chosen ones, at all
@@ -85,6 +87,37 @@ def codebook_lookup(
     return out / ids.shape[-1] if reduce == "mean" else out
 
 
+class _GroupLayerNorm(nn.Module):
+    """Layer norm over the last axis of ``[..., G, d]`` with its own affine weights per group
+    (``G`` independent ``nn.LayerNorm(d)``, one per group codebook)."""
+
+    def __init__(self, groups: int, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(groups, dim))
+        self.bias = nn.Parameter(torch.zeros(groups, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
+        return y * self.weight + self.bias
+
+
+def _group_topk(a: torch.Tensor, codebook: torch.Tensor, k: int) -> torch.Tensor:
+    """``[..., G, d]`` vectors, ``[G, C, d]`` codebooks -> ``[..., G, k]`` ids of the ``k`` codes
+    of each group's own codebook most cosine-similar to that group's vector.
+
+    Only the codes are normalized: dividing a vector by its norm does not change which codes
+    rank first, so the ranking is the cosine ranking.
+    """
+    groups, _, dim = codebook.shape
+    lead = a.shape[:-2]
+    cn = torch.nn.functional.normalize(codebook, dim=-1)
+    flat = a.reshape(-1, groups, dim).transpose(0, 1)  # [G, N, d]
+    sim = torch.bmm(flat, cn.transpose(1, 2))  # [G, N, C]
+    ids = sim.topk(k, dim=-1).indices  # [G, N, k]
+    return ids.transpose(0, 1).reshape(*lead, groups, k)
+
+
 class CodebookLayer(nn.Module):
     """A codebook bottleneck: ``[..., D] -> [..., D]``.
 
@@ -93,6 +126,11 @@ class CodebookLayer(nn.Module):
         num_codes: codebook size ``C`` (the paper uses far more codes than features, e.g. 1000
             codes for a 128-wide TokFSM model).
         k: codes per activation vector (the paper's ``k``; 1 for TokFSM).
+        groups: split ``D`` into this many equal chunks, each snapped by its own codebook of
+            ``num_codes`` codes (with its own layer norm). This is the paper's per-head
+            attention codebook: applied to the concatenated head outputs before the attention's
+            output projection with ``groups`` = number of heads, every head gets its own
+            codebook (the reference code's "group" codebooks at "attn_preproj").
         reduce: ``"mean"`` (the paper) or ``"sum"`` of the chosen codes.
         layer_norm: apply a ``LayerNorm`` to the activations before snapping (as the reference
             implementation does); the codes then live in the normalized space and the
@@ -104,13 +142,15 @@ class CodebookLayer(nn.Module):
         seed: seeds the code initialisation and dead-code replacement.
 
     Attributes:
-        codebook: ``nn.Parameter`` ``[C, D]``.
-        counts: ``[C]`` long buffer: how many activation vectors chose each code since the
-            last :meth:`reset_counts` (or dead-code replacement).
-        last_codes: ``[..., k]`` ids chosen in the last forward call (after forcing), or None.
+        codebook: ``nn.Parameter`` ``[C, D]``; with ``groups = G > 1``, ``[G, C, D / G]``.
+        counts: ``[C]`` long buffer (``[G, C]`` with groups): how many activation vectors chose
+            each code since the last :meth:`reset_counts` (or dead-code replacement).
+        last_codes: ids chosen in the last forward call (after forcing), or None: ``[..., k]``,
+            or ``[..., G, k]`` with groups (the ids of group ``g`` index its own codebook).
     """
 
     counts: torch.Tensor
+    _group_offsets: torch.Tensor
 
     def __init__(
         self,
@@ -118,6 +158,7 @@ class CodebookLayer(nn.Module):
         num_codes: int,
         *,
         k: int = 1,
+        groups: int = 1,
         reduce: str = "mean",
         layer_norm: bool = True,
         replace_after_steps: int = 0,
@@ -128,6 +169,9 @@ class CodebookLayer(nn.Module):
         check_number("dim", dim, ge=1, integer=True)
         check_number("num_codes", num_codes, ge=1, integer=True)
         check_number("k", k, ge=1, le=num_codes, integer=True)
+        check_number("groups", groups, ge=1, le=dim, integer=True)
+        if dim % groups:
+            raise ValueError(f"groups must divide dim={dim}, got {groups}")
         check_choice("reduce", reduce, _REDUCTIONS)
         check_type("layer_norm", layer_norm, bool)
         check_number("replace_after_steps", replace_after_steps, ge=0, integer=True)
@@ -136,27 +180,41 @@ class CodebookLayer(nn.Module):
         self.dim = int(dim)
         self.num_codes = int(num_codes)
         self.k = int(k)
+        self.groups = int(groups)
+        self.group_dim = self.dim // self.groups
         self.reduce = reduce
         self.replace_after_steps = int(replace_after_steps)
         self.replace_rho = float(replace_rho)
         self._generator = torch.Generator().manual_seed(int(seed))
-        init = torch.randn(num_codes, dim, generator=self._generator)
+        self.norm: nn.Module
+        if self.groups == 1:
+            init = torch.randn(num_codes, dim, generator=self._generator)
+            self.norm = nn.LayerNorm(dim) if layer_norm else nn.Identity()
+            counts = torch.zeros(num_codes, dtype=torch.long)
+        else:
+            init = torch.randn(self.groups, num_codes, self.group_dim, generator=self._generator)
+            self.norm = (
+                _GroupLayerNorm(self.groups, self.group_dim) if layer_norm else nn.Identity()
+            )
+            counts = torch.zeros(self.groups, num_codes, dtype=torch.long)
         self.codebook = nn.Parameter(init)
-        self.norm: nn.Module = nn.LayerNorm(dim) if layer_norm else nn.Identity()
-        self.register_buffer("counts", torch.zeros(num_codes, dtype=torch.long))
+        self.register_buffer("counts", counts)
+        offsets = torch.arange(self.groups)[:, None] * self.num_codes
+        self.register_buffer("_group_offsets", offsets, persistent=False)
         self.enabled = True
         self.last_codes: torch.Tensor | None = None
         self._last_input: torch.Tensor | None = None
         self._last_output: torch.Tensor | None = None
         self._steps = 0
         self._records: list[list[torch.Tensor]] = []
-        self._forced: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self._forced: list[tuple[torch.Tensor, torch.Tensor | None, bool]] = []
         self.replaced_total = 0
 
     def extra_repr(self) -> str:
+        groups = f", groups={self.groups}" if self.groups > 1 else ""
         return (
-            f"dim={self.dim}, num_codes={self.num_codes}, k={self.k}, reduce={self.reduce!r}, "
-            f"replace_after_steps={self.replace_after_steps}"
+            f"dim={self.dim}, num_codes={self.num_codes}, k={self.k}{groups}, "
+            f"reduce={self.reduce!r}, replace_after_steps={self.replace_after_steps}"
         )
 
     # ------------------------------------------------------------------ forward
@@ -167,24 +225,33 @@ class CodebookLayer(nn.Module):
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
         if not self.enabled:
             return x
-        a = self.norm(x)
-        with torch.no_grad():
-            ids, _ = cosine_topk(a.detach(), self.codebook.detach(), self.k)
-        forced = False
-        for codes, positions in self._forced:
-            ids = _apply_forced(ids, codes, positions)
-            forced = True
-        codes_out = codebook_lookup(self.codebook, ids, self.reduce)
+        grouped = self.groups > 1
+        if grouped:
+            a = self.norm(x.reshape(*x.shape[:-1], self.groups, self.group_dim))
+            with torch.no_grad():
+                ids = _group_topk(a.detach(), self.codebook.detach(), self.k)
+        else:
+            a = self.norm(x)
+            with torch.no_grad():
+                ids, _ = cosine_topk(a.detach(), self.codebook.detach(), self.k)
+        forced = bool(self._forced)
+        if forced:
+            flat = ids.reshape(*ids.shape[:-2], -1) if grouped else ids
+            for codes, positions, per_sequence in self._forced:
+                flat = _apply_forced(flat, codes, positions, per_sequence)
+            ids = flat.reshape(ids.shape)
+        codes_out = self._lookup(ids, forced)
         # straight-through: the value is the codes, d output / d a is the identity
         out = codes_out + a - a.detach() if not forced else codes_out
+        if grouped:
+            out = out.reshape(x.shape)
+            a = a.reshape(x.shape)
+            codes_out = codes_out.reshape(x.shape)
         self.last_codes = ids.detach()
         self._last_input = a
         self._last_output = codes_out
         with torch.no_grad():
-            valid = ids[ids >= 0].flatten()
-            self.counts += torch.bincount(valid.cpu(), minlength=self.num_codes).to(
-                self.counts.device
-            )
+            self.counts += self._count(ids, forced)
         for record in self._records:
             record.append(ids.detach().cpu())
         if self.training and self.replace_after_steps > 0:
@@ -194,11 +261,40 @@ class CodebookLayer(nn.Module):
                 self.replace_dead_codes(a.detach())
         return out
 
+    def _offsets(self, device: torch.device) -> torch.Tensor:
+        """``[G, 1]`` offset of each group's codes in the flattened ``[G * C, d]`` codebook."""
+        if self._group_offsets.device != device:
+            return self._group_offsets.to(device)
+        return self._group_offsets
+
+    def _lookup(self, ids: torch.Tensor, forced: bool) -> torch.Tensor:
+        table: torch.Tensor = self.codebook
+        if self.groups > 1:
+            if forced:  # forced ids may hold -1 (blocked slots): keep them -1
+                ids = torch.where(ids >= 0, ids + self._offsets(ids.device), -1)
+            else:
+                ids = ids + self._offsets(ids.device)
+            table = table.reshape(self.groups * self.num_codes, self.group_dim)
+        if not forced and self.k == 1:
+            # top-k ids are never blocked, and one code's mean (or sum) is the code itself:
+            # the same values as codebook_lookup, with fewer operations
+            return torch.nn.functional.embedding(ids[..., 0], table)
+        return codebook_lookup(table, ids, self.reduce)
+
+    def _count(self, ids: torch.Tensor, forced: bool) -> torch.Tensor:
+        valid = ids >= 0 if forced else None  # top-k ids are never blocked
+        if self.groups > 1:
+            ids = ids + self._offsets(ids.device)
+        flat = ids[valid] if valid is not None else ids.flatten()
+        counts = torch.bincount(flat.cpu(), minlength=self.groups * self.num_codes)
+        return counts.reshape(self.counts.shape).to(self.counts.device)
+
     def reconstruction_loss(self) -> torch.Tensor:
         """Mean over vectors of ``|| a - codes ||^2`` of the last forward call.
 
         ``a`` (the normalized input) is detached, so this trains only the codebook (the
-        reference's "aeloss"). Returns a zero scalar if nothing was run yet.
+        reference's "aeloss"). With groups the squared error is summed over all groups (the
+        sum of the group codebooks' losses). Returns a zero scalar if nothing was run yet.
         """
         if self._last_input is None or self._last_output is None:
             return self.codebook.sum() * 0.0
@@ -209,16 +305,22 @@ class CodebookLayer(nn.Module):
     @torch.no_grad()
     def initialize_from(self, x: torch.Tensor) -> None:
         """Set the codebook to ``num_codes`` activation vectors drawn from ``x`` ``[..., D]``
-        (with replacement when there are fewer vectors than codes), after the layer norm.
+        (with replacement when there are fewer vectors than codes), after the layer norm; with
+        groups, each group's codebook draws from that group's chunk.
         """
         check_type("x", x, torch.Tensor)
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
         check_finite("x", x)
-        flat = self.norm(x.detach().reshape(-1, self.dim).to(self.codebook.device))
+        flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
         if flat.shape[0] == 0:
             raise ValueError("x must hold at least one vector, got none")
-        self.codebook.data.copy_(self._sample(flat, self.num_codes))
+        if self.groups == 1:
+            self.codebook.data.copy_(self._sample(self.norm(flat), self.num_codes))
+        else:
+            normed = self.norm(flat.reshape(-1, self.groups, self.group_dim))
+            for g in range(self.groups):
+                self.codebook.data[g] = self._sample(normed[:, g], self.num_codes)
         self.counts.zero_()
 
     @torch.no_grad()
@@ -227,22 +329,35 @@ class CodebookLayer(nn.Module):
 
         Args:
             x: ``[..., D]`` normalized activations to draw replacements from (the layer passes
-                its current batch during training).
+                its current batch during training); with groups, group ``g`` draws from chunk
+                ``g``.
 
         Returns:
-            how many codes were replaced. Counts are reset afterwards.
+            how many codes were replaced (over all groups). Counts are reset afterwards.
         """
         check_type("x", x, torch.Tensor)
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
-        dead = torch.nonzero(self.counts == 0).flatten()
-        n = int(dead.numel())
-        if n:
-            flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
-            self.codebook.data[dead.to(self.codebook.device)] = self._sample(flat, n)
+        flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
+        n_total = 0
+        if self.groups == 1:
+            dead = torch.nonzero(self.counts == 0).flatten()
+            n_total = int(dead.numel())
+            if n_total:
+                self.codebook.data[dead.to(self.codebook.device)] = self._sample(flat, n_total)
+        else:
+            chunks = flat.reshape(-1, self.groups, self.group_dim)
+            for g in range(self.groups):
+                dead = torch.nonzero(self.counts[g] == 0).flatten()
+                n = int(dead.numel())
+                if n:
+                    self.codebook.data[g, dead.to(self.codebook.device)] = self._sample(
+                        chunks[:, g], n
+                    )
+                n_total += n
         self.counts.zero_()
-        self.replaced_total += n
-        return n
+        self.replaced_total += n_total
+        return n_total
 
     def _sample(self, flat: torch.Tensor, n: int) -> torch.Tensor:
         m = flat.shape[0]
@@ -262,7 +377,7 @@ class CodebookLayer(nn.Module):
 
     @property
     def active_codes(self) -> int:
-        """How many codes were chosen at least once since the last reset."""
+        """How many codes were chosen at least once since the last reset (over all groups)."""
         return int((self.counts > 0).sum())
 
     # ------------------------------------------------------------------ interpretation hooks
@@ -270,7 +385,8 @@ class CodebookLayer(nn.Module):
     def record(self) -> Iterator[list[torch.Tensor]]:
         """Collect the chosen ids of every forward call inside the block.
 
-        Yields a list that receives one ``[..., k]`` long tensor (on the CPU) per call.
+        Yields a list that receives one ``[..., k]`` (with groups ``[..., G, k]``) long tensor
+        (on the CPU) per call.
         """
         store: list[torch.Tensor] = []
         self._records.append(store)
@@ -281,43 +397,72 @@ class CodebookLayer(nn.Module):
 
     @contextlib.contextmanager
     def force(
-        self, codes: torch.Tensor | Sequence[int] | int, positions: Sequence[int] | None = None
+        self,
+        codes: torch.Tensor | Sequence[int] | int,
+        positions: Sequence[int] | torch.Tensor | int | None = None,
+        *,
+        per_sequence: bool = False,
     ) -> Iterator[None]:
         """Activate ``codes`` instead of the chosen ones inside the block.
 
         Args:
             codes: code ids: an int, ``[k]`` (the same codes everywhere) or ``[B, k]`` (per
-                sequence). Fewer than ``k`` ids fill the first slots and block (zero) the
-                rest, so the output is exactly the forced codes' mean when ``len == k``.
-            positions: sequence positions (axis -2 of a ``[B, T, D]`` input, negative counts
-                from the end) where the codes are forced; ``None`` forces every position.
+                sequence); with groups, ``[G, k]`` or ``[B, G, k]`` (one set of ids per group,
+                each indexing its group's codebook). Fewer than ``k`` ids fill the first slots
+                and block (zero) the rest, so the output is exactly the forced codes' mean
+                when ``len == k``.
+            positions: sequence positions (the axis before the feature axis of a ``[B, T, D]``
+                input, negative counts from the end) where the codes are forced; ``None``
+                forces every position.
+            per_sequence: if True, ``positions`` holds one position per sequence (``[B]``: the
+                codes are forced at ``positions[b]`` of sequence ``b`` only), as when prompts
+                of different lengths are batched.
 
         The output at forced places is the combination of the forced codes (no
         straight-through term): this is an intervention, used at inference.
         """
+        check_type("per_sequence", per_sequence, bool)
         ids = torch.as_tensor(codes, dtype=torch.long)
-        if ids.ndim == 0:
-            ids = ids.reshape(1)
-        if ids.ndim not in (1, 2) or ids.shape[-1] < 1 or ids.shape[-1] > self.k:
+        if self.groups == 1:
+            if ids.ndim == 0:
+                ids = ids.reshape(1)
+            if ids.ndim not in (1, 2) or ids.shape[-1] < 1 or ids.shape[-1] > self.k:
+                raise ValueError(
+                    f"codes must be an int, [k] or [B, k] ids with 1 <= k <= {self.k}, got "
+                    f"shape {tuple(ids.shape)}"
+                )
+        elif (
+            ids.ndim not in (2, 3)
+            or ids.shape[-2] != self.groups
+            or ids.shape[-1] < 1
+            or ids.shape[-1] > self.k
+        ):
             raise ValueError(
-                f"codes must be an int, [k] or [B, k] ids with 1 <= k <= {self.k}, got shape "
-                f"{tuple(ids.shape)}"
+                f"codes must be [G, k] or [B, G, k] ids with G = groups = {self.groups} and "
+                f"1 <= k <= {self.k}, got shape {tuple(ids.shape)}"
             )
         if bool(((ids < 0) | (ids >= self.num_codes)).any()):
             raise ValueError(f"codes must be ids in [0, {self.num_codes}), got {ids.tolist()}")
         if ids.shape[-1] < self.k:
             pad = torch.full((*ids.shape[:-1], self.k - ids.shape[-1]), -1, dtype=torch.long)
             ids = torch.cat([ids, pad], dim=-1)
+        if self.groups > 1:  # [(B,) G, k] -> [(B,) G * k], matching the flattened ids
+            ids = ids.reshape(*ids.shape[:-2], -1)
         pos: torch.Tensor | None = None
         if positions is not None:
             if isinstance(positions, int):
                 positions = [positions]
-            pos = torch.as_tensor(list(positions), dtype=torch.long)
-            if pos.ndim != 1 or pos.numel() == 0:
+            pos = torch.as_tensor(
+                positions if isinstance(positions, torch.Tensor) else list(positions)
+            )
+            if pos.ndim != 1 or pos.numel() == 0 or pos.dtype.is_floating_point:
                 raise ValueError(
-                    f"positions must be a non-empty sequence of ints, got {positions!r}"
+                    f"positions must be a non-empty sequence of ints, got {positions!r:.80}"
                 )
-        entry = (ids, pos)
+            pos = pos.long()
+        elif per_sequence:
+            raise ValueError("positions must give one position per sequence when per_sequence")
+        entry = (ids, pos, per_sequence)
         self._forced.append(entry)
         try:
             yield
@@ -326,9 +471,13 @@ class CodebookLayer(nn.Module):
 
 
 def _apply_forced(
-    ids: torch.Tensor, codes: torch.Tensor, positions: torch.Tensor | None
+    ids: torch.Tensor,
+    codes: torch.Tensor,
+    positions: torch.Tensor | None,
+    per_sequence: bool = False,
 ) -> torch.Tensor:
-    """Replace ``ids`` ``[..., k]`` by ``codes`` ``[k]`` / ``[B, k]`` at ``positions`` (axis -2)."""
+    """Replace ``ids`` ``[..., k]`` by ``codes`` ``[k]`` / ``[B, k]`` at ``positions`` (axis -2);
+    with ``per_sequence``, at position ``positions[b]`` of sequence ``b`` only."""
     out = ids.clone()
     codes = codes.to(ids.device)
     if codes.ndim == 2:
@@ -348,6 +497,17 @@ def _apply_forced(
     t = ids.shape[-2]
     pos = positions.to(ids.device)
     pos = torch.where(pos < 0, pos + t, pos)
+    if per_sequence:
+        if ids.ndim != 3 or pos.numel() != ids.shape[0]:
+            raise ValueError(
+                f"positions must hold one position per sequence ({ids.shape[0]}) of a "
+                f"[B, T, D] input, got {pos.numel()} for ids of shape {tuple(ids.shape)}"
+            )
+        keep = (pos >= 0) & (pos < t)
+        rows = torch.arange(ids.shape[0], device=ids.device)[keep]
+        vals = codes[keep] if codes.ndim == 2 else codes.expand(int(keep.sum()), -1)
+        out[rows, pos[keep]] = vals
+        return out
     pos = pos[(pos >= 0) & (pos < t)]
     if pos.numel() == 0:
         return out

@@ -1,12 +1,16 @@
 """Putting codebook bottlenecks into any torch model, and into Hugging Face transformers.
 
-Tamkin, Taufeeque & Goodman, "Codebook Features" (2023), insert a codebook after the attention
-and MLP blocks of every transformer layer (before their output joins the residual stream).
-:func:`insert_codebooks` does this for any ``nn.Module`` by name: a forward hook replaces the
-module's output (the first tensor of a tuple output, as attention blocks return) by the
-codebook's output. :func:`transformer_component_names` finds the attention and MLP modules of a
-Hugging Face ``transformers`` model (GPT-2, GPT-NeoX, GPT-J, Llama/Mistral/Qwen-style,
-OPT, BERT-style encoders ...), and :func:`insert_hf_codebooks` combines the two.
+Tamkin, Taufeeque & Goodman, "Codebook Features" (2023), insert codebooks into every
+transformer layer before the attention and MLP outputs join the residual stream: one codebook
+per attention head (on the concatenated head outputs, before the attention's output
+projection) and one after each MLP block. :func:`insert_codebooks` does this for any
+``nn.Module`` by name: a forward hook replaces the module's output (the first tensor of a tuple
+output, as attention blocks return) by the codebook's output, or a forward pre-hook replaces
+its input (``inputs=``, for the pre-projection head codebooks), and ``groups=`` splits the
+features into equal chunks with one codebook each (one per head).
+:func:`transformer_component_names` finds the attention, attention output projection and MLP
+modules of a Hugging Face ``transformers`` model (GPT-2, GPT-NeoX, GPT-J, Llama/Mistral/
+Qwen-style, OPT, BERT-style encoders ...), and :func:`insert_hf_codebooks` combines the two.
 
 The returned :class:`CodebookModel` shares the wrapped model's weights (training it fine-tunes
 the model in place) and owns the codebooks; :meth:`CodebookModel.remove` takes the hooks out
@@ -37,6 +41,9 @@ __all__ = [
 
 _ATTENTION_NAMES = ("attn", "attention", "self_attn", "self_attention", "attn_layer")
 _MLP_NAMES = ("mlp", "feed_forward", "ffn", "ff", "mlp_layer", "block_sparse_moe")
+# output projection of the concatenated heads, inside the attention block
+_PROJECTION_NAMES = ("dense", "c_proj", "o_proj", "out_proj", "output.dense", "wo")
+_COMPONENTS = ("attention", "attention_heads", "mlp")
 _TRANSFORMERS_HINT = (
     "the Hugging Face helpers need the transformers package: "
     "pip install 'neuronkit-interpretability[transformers]'"
@@ -79,20 +86,41 @@ class CodebookModel(nn.Module):
     """A model with codebooks after some of its modules (made by :func:`insert_codebooks`).
 
     Calling it calls the wrapped model with the same arguments; the codebooks act through
-    forward hooks on the named modules.
+    forward hooks on the named modules (forward pre-hooks on their input for the modules
+    named in ``inputs``).
+
+    Args:
+        model: the model to wrap (shared, not copied).
+        codebooks: ``{module name: CodebookLayer}``.
+        inputs: the names whose module input (first positional tensor argument) is snapped
+            instead of its output.
 
     Attributes:
         model: the wrapped model (shared, not copied).
         codebooks: ``{module name: CodebookLayer}`` in insertion order.
     """
 
-    def __init__(self, model: nn.Module, codebooks: Mapping[str, CodebookLayer]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        codebooks: Mapping[str, CodebookLayer],
+        *,
+        inputs: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         check_type("model", model, nn.Module)
         if not codebooks:
             raise ValueError("codebooks must name at least one module, got none")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        unknown = [n for n in inputs if n not in codebooks]
+        if unknown:
+            raise ValueError(
+                f"inputs must name modules with codebooks {list(codebooks)}, got {unknown}"
+            )
         self.model = model
         self._names = list(codebooks)
+        self._inputs = frozenset(inputs)
         self.layers = nn.ModuleDict({_key(n): layer for n, layer in codebooks.items()})
         self._handles: list[Any] = []
         self._collect: dict[str, list[torch.Tensor]] | None = None
@@ -109,10 +137,19 @@ class CodebookModel(nn.Module):
         """The names of the modules that carry a codebook."""
         return list(self._names)
 
+    @property
+    def inputs(self) -> list[str]:
+        """The names whose module input (not output) carries the codebook."""
+        return [n for n in self._names if n in self._inputs]
+
     def _attach(self) -> None:
         for name in self._names:
             module = get_layer(self.model, name)
-            self._handles.append(module.register_forward_hook(self._hook(name)))
+            if name in self._inputs:
+                handle = module.register_forward_pre_hook(self._pre_hook(name))
+            else:
+                handle = module.register_forward_hook(self._hook(name))
+            self._handles.append(handle)
 
     def _hook(self, name: str) -> Any:
         layer = self.layers[_key(name)]
@@ -123,6 +160,18 @@ class CodebookModel(nn.Module):
                 self._collect[name].append(x.detach())
                 return None
             return _replace_first_tensor(output, layer(x))
+
+        return hook
+
+    def _pre_hook(self, name: str) -> Any:
+        layer = self.layers[_key(name)]
+
+        def hook(module: nn.Module, args: Any) -> Any:
+            x = _first_tensor(tuple(args))
+            if self._collect is not None:
+                self._collect[name].append(x.detach())
+                return None
+            return _replace_first_tensor(tuple(args), layer(x))
 
         return hook
 
@@ -201,10 +250,13 @@ class CodebookModel(nn.Module):
     def force_codes(
         self,
         codes: Mapping[str, torch.Tensor | Sequence[int] | int],
-        positions: Sequence[int] | None = None,
+        positions: Sequence[int] | torch.Tensor | None = None,
+        *,
+        per_sequence: bool = False,
     ) -> Iterator[None]:
         """Activate codes during the block: ``{module name: ids}`` (see
-        :meth:`CodebookLayer.force`), at ``positions`` of the sequence (``None``: everywhere).
+        :meth:`CodebookLayer.force`), at ``positions`` of the sequence (``None``: everywhere;
+        with ``per_sequence``, ``positions[b]`` of sequence ``b``).
         """
         if not isinstance(codes, Mapping) or not codes:
             raise TypeError(
@@ -213,7 +265,9 @@ class CodebookModel(nn.Module):
         self._check_names("codes", list(codes))
         with contextlib.ExitStack() as stack:
             for name, ids in codes.items():
-                stack.enter_context(self.codebooks[name].force(ids, positions))
+                stack.enter_context(
+                    self.codebooks[name].force(ids, positions, per_sequence=per_sequence)
+                )
             yield
 
     def _check_names(self, arg: str, names: Sequence[str] | None) -> list[str]:
@@ -233,23 +287,32 @@ def insert_codebooks(
     *,
     num_codes: int,
     k: int = 1,
+    groups: int | Mapping[str, int] = 1,
+    inputs: Sequence[str] = (),
     reduce: str = "mean",
     layer_norm: bool = True,
     replace_after_steps: int = 0,
     replace_rho: float = 1e-4,
     seed: int = 0,
 ) -> CodebookModel:
-    """Put a :class:`CodebookLayer` after each named module of ``model``.
+    """Put a :class:`CodebookLayer` after (or before) each named module of ``model``.
 
     Args:
         model: any ``nn.Module``; its weights are shared with the result, not copied.
-        modules: names as in ``model.named_modules()``, or ``{name: dim}`` when the output
-            size cannot be inferred (the size is read from the module's ``out_features``,
+        modules: names as in ``model.named_modules()``, or ``{name: dim}`` when the size
+            cannot be inferred (an output size is read from the module's ``out_features``,
             ``embed_dim``, ``hidden_size`` or ``normalized_shape``, else from its last
-            parameter). The module's output (or the first tensor of a tuple output) must be
-            ``[..., dim]``.
+            parameter; an input size from ``in_features`` or ``nx``). The module's output (or
+            the first tensor of a tuple output) must be ``[..., dim]``.
         num_codes, k, reduce, layer_norm, replace_after_steps, replace_rho: see
             :class:`CodebookLayer` (the same for every codebook).
+        groups: codebooks per vector (:class:`CodebookLayer` ``groups``): an int for every
+            module or ``{name: groups}`` (unnamed modules get 1). For the paper's per-head
+            attention codebooks, the number of heads on the attention's output projection
+            input.
+        inputs: names (among ``modules``) whose input (the first positional tensor argument,
+            ``[..., dim]``) is snapped instead of the output, e.g. the concatenated head
+            outputs entering an attention output projection.
         seed: codebook ``i`` is seeded with ``seed + i``.
 
     Returns:
@@ -268,21 +331,40 @@ def insert_codebooks(
     names = [n for n, _ in items]
     if len(set(names)) != len(names):
         raise ValueError(f"modules must be distinct, got {names}")
+    if isinstance(inputs, str) or not isinstance(inputs, Sequence):
+        raise TypeError(f"inputs must be a sequence of module names, got {inputs!r:.80}")
+    unknown = [n for n in inputs if n not in names]
+    if unknown:
+        raise ValueError(f"inputs must be among modules {names}, got {unknown}")
+    if isinstance(groups, Mapping):
+        extra = [n for n in groups if n not in names]
+        if extra:
+            raise ValueError(f"groups must name modules among {names}, got {extra}")
+        group_of = {n: groups.get(n, 1) for n in names}
+    else:
+        group_of = dict.fromkeys(names, groups)
     layers: dict[str, CodebookLayer] = {}
     for i, (name, dim) in enumerate(items):
         check_type(f"modules[{i}]", name, str)
         module = get_layer(model, name)
-        size = _output_dim(module) if dim is None else dim
+        on_input = name in inputs
+        if dim is not None:
+            size: int | None = dim
+        else:
+            size = _input_dim(module) if on_input else _output_dim(module)
         if size is None:
+            side = "input" if on_input else "output"
             raise ValueError(
-                f"modules: cannot infer the output size of {name!r} ({type(module).__name__}); "
+                f"modules: cannot infer the {side} size of {name!r} ({type(module).__name__}); "
                 "pass {name: dim}"
             )
         check_number(f"dim of {name!r}", size, ge=1, integer=True)
+        check_number(f"groups of {name!r}", group_of[name], ge=1, integer=True)
         layers[name] = CodebookLayer(
             int(size),
             num_codes,
             k=k,
+            groups=int(group_of[name]),
             reduce=reduce,
             layer_norm=layer_norm,
             replace_after_steps=replace_after_steps,
@@ -293,7 +375,15 @@ def insert_codebooks(
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     for layer in layers.values():
         layer.to(device=device, dtype=dtype)
-    return CodebookModel(model, layers)
+    return CodebookModel(model, layers, inputs=list(inputs))
+
+
+def _input_dim(module: nn.Module) -> int | None:
+    for attr in ("in_features", "nx"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _output_dim(module: nn.Module) -> int | None:
@@ -336,16 +426,19 @@ def transformer_component_names(
     The blocks are the children, named like ``attn``/``attention``/``self_attn`` (attention)
     or ``mlp``/``feed_forward``/``ffn`` (MLP), of each element of the model's stack of layers
     (the ``nn.ModuleList`` with ``config.num_hidden_layers`` entries, e.g.
-    ``transformer.h`` of GPT-2 or ``gpt_neox.layers`` of GPT-NeoX).
+    ``transformer.h`` of GPT-2 or ``gpt_neox.layers`` of GPT-NeoX). ``"attention_heads"``
+    names the attention block's output projection (``dense``, ``c_proj``, ``o_proj``,
+    ``out_proj``, ...), whose input is the concatenation of the heads' outputs.
 
     Args:
         model: a ``transformers.PreTrainedModel``.
-        components: any of ``"attention"``, ``"mlp"``, in the order wanted within a layer.
+        components: any of ``"attention"``, ``"attention_heads"``, ``"mlp"``, in the order
+            wanted within a layer.
         layers: layer indices (negative from the end); ``None``: all layers.
 
     Returns:
         module names, layer by layer (e.g. ``["transformer.h.0.attn", "transformer.h.0.mlp",
-        ...]``).
+        ...]``; ``"gpt_neox.layers.0.attention.dense"`` for ``"attention_heads"``).
 
     Raises:
         ImportError: transformers is not installed (names the extra to install).
@@ -357,9 +450,10 @@ def transformer_component_names(
     if isinstance(components, str):
         components = [components]
     comps = list(components)
-    if not comps or any(c not in ("attention", "mlp") for c in comps):
+    if not comps or any(c not in _COMPONENTS for c in comps):
         raise ValueError(
-            f"components must be a non-empty selection of 'attention', 'mlp', got {comps}"
+            f"components must be a non-empty selection of {', '.join(map(repr, _COMPONENTS))}, "
+            f"got {comps}"
         )
     n_layers = getattr(model.config, "num_hidden_layers", None)
     stacks = [
@@ -387,18 +481,28 @@ def transformer_component_names(
     for idx in chosen:
         children = dict(stack[idx].named_children())
         for comp in comps:
-            candidates = _ATTENTION_NAMES if comp == "attention" else _MLP_NAMES
+            block = "attention" if comp == "attention_heads" else comp
+            candidates = _ATTENTION_NAMES if block == "attention" else _MLP_NAMES
             found = next((c for c in candidates if c in children), None)
             if found is None:
                 pattern = re.compile(
-                    "attn|attention" if comp == "attention" else "mlp|ffn|feed_forward"
+                    "attn|attention" if block == "attention" else "mlp|ffn|feed_forward"
                 )
                 found = next((c for c in children if pattern.search(c)), None)
             if found is None:
                 raise ValueError(
-                    f"model: layer {stack_name}.{idx} has no {comp} block among its children "
+                    f"model: layer {stack_name}.{idx} has no {block} block among its children "
                     f"{list(children)}"
                 )
+            if comp == "attention_heads":
+                inner = dict(children[found].named_modules())
+                proj = next((c for c in _PROJECTION_NAMES if c in inner), None)
+                if proj is None:
+                    raise ValueError(
+                        f"model: attention block {stack_name}.{idx}.{found} has no output "
+                        f"projection among {_PROJECTION_NAMES}"
+                    )
+                found = f"{found}.{proj}"
             names.append(f"{stack_name}.{idx}.{found}")
     return names
 
@@ -416,21 +520,40 @@ def insert_hf_codebooks(
     replace_rho: float = 1e-4,
     seed: int = 0,
 ) -> CodebookModel:
-    """Codebooks after the attention and/or MLP blocks of a Hugging Face transformers model.
+    """Codebooks in the attention and/or MLP blocks of a Hugging Face transformers model.
 
-    The paper's setup: a codebook on each block's output, before it is added to the residual
-    stream. The codebook size is the model's ``config.hidden_size``. See
+    ``"attention"`` and ``"mlp"`` put one codebook (of size ``config.hidden_size``) on each
+    block's output, before it is added to the residual stream. ``"attention_heads"`` is the
+    paper's attention setup (the reference code's grouped codebooks at "attn_preproj"): the
+    concatenated head outputs entering the attention's output projection are snapped with one
+    codebook per head (``groups = config.num_attention_heads``, each of ``num_codes`` codes).
+    The TokFSM setting of the paper is ``components=("attention_heads", "mlp")``. See
     :func:`transformer_component_names` and :func:`insert_codebooks` for the arguments.
     """
     names = transformer_component_names(model, components, layers)
     hidden = getattr(model.config, "hidden_size", None)
     if not isinstance(hidden, int):
         raise ValueError(f"model: config.hidden_size must be an int, got {hidden!r}")
+    comps = [components] if isinstance(components, str) else list(components)
+    heads: dict[str, int] = {}
+    dims: dict[str, int] = {}
+    if "attention_heads" in comps:
+        n_heads = getattr(model.config, "num_attention_heads", None)
+        if not isinstance(n_heads, int):
+            raise ValueError(f"model: config.num_attention_heads must be an int, got {n_heads!r}")
+        proj_names = set(transformer_component_names(model, ["attention_heads"], layers))
+        for name in names:
+            if name in proj_names:
+                size = _input_dim(get_layer(model, name))
+                dims[name] = size if size is not None else hidden
+                heads[name] = n_heads
     return insert_codebooks(
         model,
-        {n: hidden for n in names},
+        {n: dims.get(n, hidden) for n in names},
         num_codes=num_codes,
         k=k,
+        groups=heads,
+        inputs=list(heads),
         reduce=reduce,
         layer_norm=layer_norm,
         replace_after_steps=replace_after_steps,
