@@ -38,9 +38,10 @@ KNOWN_FAILING: dict[str, set[str]] = {
     # Passes in quick mode by a hair (+6.25 points on 400 scenes, needs 5); full mode (3 seeds,
     # all test scenes) gives 0.0: the whole-scene attack breaks the fragile context stream too.
     "interpretability.contextual_fusion": {"fgsm_gain"},
-    # One digit-1 writing style forms its own island in the pool2 features, and k = 2 k-means
-    # merges it with the 0s (ARI 0.674, needs 0.8; full mode, 3 pairs x 2 seeds: mean 0.925).
-    "interpretability.mfv": {"facet_ari"},
+    # Quick runs the full mode's 3 digit pairs x 1 seed (12 epochs): facet_ari 0.881 holds; one of
+    # 6 facet visualizations (4|7, digit 7) drifts past the midpoint towards the other facet
+    # (0.833, needs 1.0). Full mode (3 pairs x 2 seeds, 30 epochs) fails it too: 0.667.
+    "interpretability.mfv": {"visualizations_closer_to_own_facet"},
     # Forcing a state's codes makes the first generated digit fit the target every time, but the
     # whole next state only in 34% (needs 70%): layer 0's attention reads the raw tokens of the
     # current state, which no codebook reaches. Full mode: 23%.

@@ -18,9 +18,6 @@ IDS = [
 # Checks whose paper effect does not show at quick scale (explained in each report and in
 # docs/papers.md). They run and are reported; every other check must hold.
 KNOWN_FAILING: dict[str, set[str]] = {
-    # GBNN's diabetes R^2 trails the Adam MLP by 2.5% (needs <= 2%) over three splits in quick
-    # mode; the per-split gap (+1.7, +0.5, +5.4%) is split noise. Full mode passes (-1.6%).
-    "pruning.gbnn": {"diabetes_shortfall"},
     # On 8x8 digits a uniformly thinned CNN loses nothing at 40-45% fewer FLOPs, so per-input
     # filters have no room to help: static beats FTWT by 1 of 450 test images (full: 1.1 pt).
     "pruning.ftwt": {"dynamic_minus_static"},

@@ -149,6 +149,57 @@ def test_fit_hidden_block_gradient_and_fit():
     assert err < 1e-3 * np.var(R)
 
 
+def _reference_fit_hidden_block(X, R, J, activation, alpha, max_iter, seed):
+    """The plain formulation of one GBNN step's fit (np.split / np.sum / np.concatenate)."""
+    from scipy.optimize import minimize
+
+    from neuronkit.pruning.boosting.gbnn import _activate, _activate_grad
+
+    n, d = X.shape
+    K = R.shape[1]
+    gen = np.random.default_rng(seed)
+    factor = 2.0 if activation == "logistic" else 1.0
+    sizes = [(d, J), (J,), (J, K), (K,)]
+    bounds = [np.sqrt(factor * 6.0 / (d + J))] * 2 + [np.sqrt(factor * 6.0 / (J + K))] * 2
+    theta0 = np.concatenate(
+        [gen.uniform(-b, b, size=sz).ravel() for sz, b in zip(sizes, bounds, strict=True)]
+    )
+    cuts = np.cumsum([int(np.prod(sz)) for sz in sizes])[:-1]
+
+    def unpack(theta):
+        return [p.reshape(sz) for p, sz in zip(np.split(theta, cuts), sizes, strict=True)]
+
+    def objective(theta):
+        W1, b1, W2, b2 = unpack(theta)
+        Z = X @ W1 + b1
+        A = _activate(Z, activation)
+        E = A @ W2 + b2 - R
+        loss = 0.5 * (np.sum(E * E) + alpha * (np.sum(W1 * W1) + np.sum(W2 * W2))) / n
+        gW2 = (A.T @ E + alpha * W2) / n
+        gb2 = E.sum(axis=0) / n
+        D = (E @ W2.T) * _activate_grad(A, Z, activation)
+        gW1 = (X.T @ D + alpha * W1) / n
+        gb1 = D.sum(axis=0) / n
+        return float(loss), np.concatenate([gW1.ravel(), gb1, gW2.ravel(), gb2])
+
+    opts = {"maxiter": max_iter, "gtol": 0.0, "maxfun": 15000}
+    res = minimize(objective, theta0, jac=True, method="L-BFGS-B", options=opts)
+    return unpack(res.x)
+
+
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu", "identity"])
+@pytest.mark.parametrize("K", [1, 3])
+def test_fit_hidden_block_matches_plain_formulation_bitwise(activation, K):
+    """The overhead-free objective does the same arithmetic as the plain formulation."""
+    rng = np.random.default_rng(K)
+    X = rng.normal(size=(37, 5))
+    R = rng.normal(size=(37, K))
+    got = fit_hidden_block(X, R, 3, activation=activation, alpha=0.3, max_iter=40, seed=7)
+    want = _reference_fit_hidden_block(X, R, 3, activation, 0.3, 40, 7)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_unit_mask_forms():
     X, y = _regression()
     reg = _small(GBNNRegressor).fit(X, y)

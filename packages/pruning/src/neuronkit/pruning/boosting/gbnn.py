@@ -117,23 +117,41 @@ def fit_hidden_block(
     theta0 = np.concatenate(
         [gen.uniform(-b, b, size=sz).ravel() for sz, b in zip(sizes, bounds, strict=True)]
     )
-    cuts = np.cumsum([int(np.prod(sz)) for sz in sizes])[:-1]
+    cuts = np.cumsum([int(np.prod(sz)) for sz in sizes])
+    spans = [slice(int(a), int(b)) for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
+    XT = X.T  # a view: the same BLAS call as ``X.T @ D`` inside the loop
+    logistic = activation == "logistic"
 
     def unpack(theta: np.ndarray) -> list[np.ndarray]:
-        return [p.reshape(sz) for p, sz in zip(np.split(theta, cuts), sizes, strict=True)]
+        return [theta[sp].reshape(sz) for sp, sz in zip(spans, sizes, strict=True)]
 
+    # The objective runs tens of thousands of times on small matrices, so it avoids
+    # per-call overhead (np.split, np.sum wrappers, np.concatenate); the arithmetic (every
+    # operation and its order) is unchanged, so the result is bit-for-bit the same.
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         W1, b1, W2, b2 = unpack(theta)
-        Z = X @ W1 + b1
-        A = _activate(Z, activation)
-        E = A @ W2 + b2 - R
-        loss = 0.5 * (np.sum(E * E) + alpha * (np.sum(W1 * W1) + np.sum(W2 * W2))) / n
-        gW2 = (A.T @ E + alpha * W2) / n
-        gb2 = E.sum(axis=0) / n
-        D = (E @ W2.T) * _activate_grad(A, Z, activation)
-        gW1 = (X.T @ D + alpha * W1) / n
-        gb1 = D.sum(axis=0) / n
-        return float(loss), np.concatenate([gW1.ravel(), gb1, gW2.ravel(), gb2])
+        Z = X @ W1
+        Z += b1
+        A = expit(Z) if logistic else _activate(Z, activation)
+        E = A @ W2
+        E += b2
+        E -= R
+        loss = 0.5 * ((E * E).sum() + alpha * ((W1 * W1).sum() + (W2 * W2).sum())) / n
+        grad = np.empty(theta.shape[0])
+        gW1, gb1, gW2, gb2 = unpack(grad)
+        np.matmul(A.T, E, out=gW2)
+        gW2 += alpha * W2
+        gW2 /= n
+        np.add.reduce(E, axis=0, out=gb2)
+        gb2 /= n
+        D = E @ W2.T
+        D *= A * (1.0 - A) if logistic else _activate_grad(A, Z, activation)
+        np.matmul(XT, D, out=gW1)
+        gW1 += alpha * W1
+        gW1 /= n
+        np.add.reduce(D, axis=0, out=gb1)
+        gb1 /= n
+        return float(loss), grad
 
     res = minimize(
         objective,
