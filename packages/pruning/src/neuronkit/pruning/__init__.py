@@ -30,6 +30,7 @@ from .bricks import BrickDiscovery, BrickTransformer, MoEfication
 from .dynamic import DynamicCNN, FTWTConfig, MaskPredictor, estimate_flops, train_ftwt
 from .federated import SignSupermask, dirichlet_partition, run_hidenseek, synflow_prune
 from .graph import DependencyGraph, Group, GroupMember, UntraceableModelError
+from .hf_config import sync_hf_config
 from .importance import (
     GroupImportance,
     MagnitudeImportance,
@@ -143,6 +144,7 @@ __all__ = [
     "run_hidenseek",
     "send",
     "soft_prune",
+    "sync_hf_config",
     "synflow_prune",
     "trace_model",
     "train_ftwt",

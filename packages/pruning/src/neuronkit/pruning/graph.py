@@ -35,16 +35,24 @@ and stay tied.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import fx, nn
 
-from .tracing import UntraceableModelError, is_hf_conv1d, is_rms_norm, trace_model
+from .tracing import (
+    UntraceableModelError,
+    _graph_module,
+    _trace_graph,
+    is_hf_conv1d,
+    is_rms_norm,
+)
 
 __all__ = [
     "DependencyGraph",
@@ -245,6 +253,16 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _roots(parent: list[int]) -> np.ndarray:
+    """The union-find root of every slot (``find`` for all at once, by pointer jumping)."""
+    p = np.asarray(parent, dtype=np.int64)
+    while True:
+        q = p[p]
+        if np.array_equal(q, p):
+            return p
+        p = q
+
+
 def _split_target(target: str) -> tuple[str, str]:
     module, _, name = target.rpartition(".")
     return module, name
@@ -263,6 +281,7 @@ class DependencyGraph:
     Attributes:
         groups: list of :class:`Group`, prunable and frozen.
         module_names: names of every submodule, for validating ignore lists.
+        gm: the traced ``torch.fx.GraphModule`` (generated on first access).
 
     Raises:
         UntraceableModelError: when ``torch.fx`` cannot trace the model (names the op).
@@ -285,11 +304,12 @@ class DependencyGraph:
         model.eval()
         try:
             with torch.no_grad():
-                self.gm = trace_model(model, self.example_inputs)
+                self._root, self._graph = _trace_graph(model, self.example_inputs)
         finally:
             model.train(was_training)
-        self.module_names = {name for name, _ in model.named_modules()}
+        self._gm: fx.GraphModule | None = None
         self._modules = dict(model.named_modules())
+        self.module_names = set(self._modules)
         self._uf = _UnionFind()
         self._frozen: dict[int, str] = {}
         self._members: list[_RawMember] = []
@@ -298,6 +318,14 @@ class DependencyGraph:
         self._build()
         self.layernorms = frozenset(self._layernorms)
         self.groups = self._make_groups()
+
+    @property
+    def gm(self) -> fx.GraphModule:
+        """The traced ``torch.fx.GraphModule`` (generated on first access; the analysis itself
+        reads only the graph)."""
+        if self._gm is None:
+            self._gm = _graph_module(self._root, self._graph, type(self.model).__name__)
+        return self._gm
 
     # ------------------------------------------------------------------ tracing rules
     def _freeze(self, label: Any, reason: str) -> None:
@@ -334,7 +362,7 @@ class DependencyGraph:
 
     def _build(self) -> None:
         labels: dict[fx.Node, Any] = {}
-        for node in self.gm.graph.nodes:
+        for node in self._graph.nodes:
             try:
                 labels[node] = self._rule(node, labels)
             except _Freeze as fz:
@@ -825,70 +853,134 @@ class DependencyGraph:
 
     # ------------------------------------------------------------------ groups
     def _make_groups(self) -> list[Group]:
-        find = self._uf.find
-        frozen = {find(s): r for s, r in self._frozen.items()}
-        # connect roots through producer members
+        """Groups from the slot union-find, vectorized over slots (numpy); Python runs once per
+        member and per group, never per channel slot (except to build the ``positions`` lists).
+
+        A group is a connected set of producer roots (two roots are connected when one producer
+        member holds both); groups and their channels are numbered in order of first appearance
+        over the producer members' slots, members are attached in member order (within a
+        member, in order of the first slot that hits each group).
+        """
+        root = _roots(self._uf.parent)
+        members = self._members
+        n_mem = len(members)
+        lengths = np.fromiter((len(m.slots) for m in members), dtype=np.int64, count=n_mem)
+        starts = np.zeros(n_mem + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        flat = np.fromiter(
+            itertools.chain.from_iterable(m.slots for m in members),
+            dtype=np.int64,
+            count=int(starts[-1]),
+        )
+        flat_root = root[flat]
+        entry_member = np.repeat(np.arange(n_mem, dtype=np.int64), lengths)
+        producer = np.fromiter(
+            (m.role in ("out", "embed") for m in members), dtype=bool, count=n_mem
+        )
+        is_prod = producer[entry_member]
+        p_root, p_member = flat_root[is_prod], entry_member[is_prod]
+        # producer members sharing a root are linked; a root's component is its first member's
+        uniq, first = np.unique(p_root, return_index=True)
+        first_member = np.full(len(root), -1, dtype=np.int64)
+        first_member[uniq] = p_member[first]
         link = _UnionFind()
-        link.parent = list(range(len(self._uf.parent)))
-        for m in self._members:
-            if m.role in ("out", "embed"):
-                roots = [find(s) for s in m.slots]
-                for r in roots[1:]:
-                    link.union(roots[0], r)
-        order: dict[int, list[int]] = {}
-        producers: dict[int, list[str]] = {}
-        seen: set[int] = set()
-        for m in self._members:
-            if m.role not in ("out", "embed"):
-                continue
-            for s in m.slots:
-                r = find(s)
-                comp = link.find(r)
-                if r not in seen:
-                    seen.add(r)
-                    order.setdefault(comp, []).append(r)
-            comp = link.find(find(m.slots[0])) if m.slots else -1
+        link.parent = list(range(n_mem))
+        other = first_member[p_root]
+        diff = other != p_member
+        for code in np.unique(p_member[diff] * n_mem + other[diff]).tolist():
+            link.union(code // n_mem, code % n_mem)
+        member_comp = np.fromiter((link.find(i) for i in range(n_mem)), dtype=np.int64, count=n_mem)
+        # roots in order of first appearance; groups (components) likewise
+        ordered = uniq[np.argsort(first, kind="stable")]
+        comp = member_comp[first_member[ordered]]
+        comps, comp_first = np.unique(comp, return_index=True)
+        n_groups = len(comps)
+        comp_gid = np.full(max(n_mem, 1), -1, dtype=np.int64)
+        comp_gid[comps[np.argsort(comp_first, kind="stable")]] = np.arange(n_groups)
+        root_gid = comp_gid[comp]
+        by_group = np.argsort(root_gid, kind="stable")
+        g_roots, g_ids = ordered[by_group], root_gid[by_group]
+        g_starts = np.zeros(n_groups + 1, dtype=np.int64)
+        np.cumsum(np.bincount(g_ids, minlength=n_groups), out=g_starts[1:])
+        slot_gid = np.full(len(root), -1, dtype=np.int64)
+        slot_gid[g_roots] = g_ids
+        slot_pos = np.full(len(root), -1, dtype=np.int64)
+        slot_pos[g_roots] = np.arange(len(g_roots)) - g_starts[g_ids]
+        # frozen: the reason of the last frozen slot of each root; a group takes the reason of
+        # its first frozen root
+        f_roots = root[np.fromiter(self._frozen, dtype=np.int64, count=len(self._frozen))]
+        frozen = dict(zip(f_roots.tolist(), self._frozen.values(), strict=True))
+        is_frozen = np.zeros(len(root), dtype=bool)
+        is_frozen[f_roots] = True
+        hit = np.flatnonzero(is_frozen[g_roots])
+        hit_groups, hit_first = np.unique(g_ids[hit], return_index=True)
+        reasons = {
+            int(gi): frozen[int(r)]
+            for gi, r in zip(hit_groups.tolist(), g_roots[hit[hit_first]].tolist(), strict=True)
+        }
+        producers: list[list[str]] = [[] for _ in range(n_groups)]
+        for i in np.flatnonzero(producer & (lengths > 0)).tolist():
+            m = members[i]
             label = m.module if m.role == "out" else f"{m.module}.{m.param}".strip(".")
-            names = producers.setdefault(comp, [])
+            names = producers[int(comp_gid[member_comp[i]])]
             if label not in names:
                 names.append(label)
         groups: list[Group] = []
-        comp_to_group: dict[int, int] = {}
-        for comp, roots in order.items():
-            gi = len(groups)
-            comp_to_group[comp] = gi
-            reason = next((frozen[r] for r in roots if r in frozen), "")
+        for gi in range(n_groups):
+            reason = reasons.get(gi, "")
+            roots = g_roots[g_starts[gi] : g_starts[gi + 1]].tolist()
             groups.append(
                 Group(
                     index=gi,
                     size=len(roots),
                     members=[],
-                    producers=producers.get(comp, []),
+                    producers=producers[gi],
                     prunable=not reason,
                     reason=reason,
                     roots=roots,
                 )
             )
-        root_pos = {
-            r: (comp_to_group[link.find(r)], j) for g in groups for j, r in enumerate(g.roots)
-        }
-        for m in self._members:
-            per_group: dict[int, list[list[int]]] = {}
-            for pos, s in enumerate(m.slots):
-                hit = root_pos.get(find(s))
-                if hit is None:
-                    continue
-                gi, j = hit
-                lists = per_group.get(gi)
-                if lists is None:
-                    lists = per_group[gi] = [[] for _ in range(groups[gi].size)]
-                lists[j].append(pos)
-            for gi, positions in per_group.items():
-                groups[gi].members.append(
-                    GroupMember(m.module, m.param, m.dim, m.role, m.kind, positions)
-                )
+        # members: every (member, group) pair, channels' positions along the member's dim
+        e_gid = slot_gid[flat_root]
+        hit = np.flatnonzero(e_gid >= 0)
+        e_member, e_gid = entry_member[hit], e_gid[hit]
+        e_chan, e_pos = slot_pos[flat_root[hit]], hit - starts[e_member]
+        pairs, pair_first, pair_of = np.unique(
+            e_member * max(n_groups, 1) + e_gid, return_index=True, return_inverse=True
+        )
+        pair_order = np.argsort(pair_first, kind="stable")
+        rank = np.empty(len(pairs), dtype=np.int64)
+        rank[pair_order] = np.arange(len(pairs))
+        e_rank = rank[pair_of.reshape(-1)]
+        order = np.lexsort((e_chan, e_rank))  # stable: positions stay ascending per channel
+        e_chan, e_pos = e_chan[order], e_pos[order]
+        e_rank = e_rank[order]
+        p_len = np.bincount(e_rank, minlength=len(pairs))
+        p_starts = np.zeros(len(pairs) + 1, dtype=np.int64)
+        np.cumsum(p_len, out=p_starts[1:])
+        # a pair is "one position per channel" when it holds group.size entries, none repeated
+        repeated = (e_rank[1:] == e_rank[:-1]) & (e_chan[1:] == e_chan[:-1])
+        p_repeats = np.bincount(e_rank[1:][repeated], minlength=len(pairs))
+        p_codes = pairs[pair_order]
+        g_size = g_starts[1:] - g_starts[:-1]
+        simple = (p_len == g_size[p_codes % max(n_groups, 1)]) & (p_repeats == 0)
+        pos_list = e_pos.tolist()
+        bounds = p_starts.tolist()
+        for r, (code, one) in enumerate(zip(p_codes.tolist(), simple.tolist(), strict=True)):
+            m = members[code // max(n_groups, 1)]
+            group = groups[code % max(n_groups, 1)]
+            a, b = bounds[r], bounds[r + 1]
+            if one:
+                positions = [[p] for p in pos_list[a:b]]
+            else:
+                cuts = np.zeros(group.size + 1, dtype=np.int64)
+                np.cumsum(np.bincount(e_chan[a:b], minlength=group.size), out=cuts[1:])
+                c = (cuts + a).tolist()
+                positions = [pos_list[c[k] : c[k + 1]] for k in range(group.size)]
+            group.members.append(GroupMember(m.module, m.param, m.dim, m.role, m.kind, positions))
         for name, slots, heads in self._mha:
-            gis = {root_pos[find(s)][0] for s in slots if find(s) in root_pos}
+            hits = slot_gid[root[np.asarray(slots, dtype=np.int64)]]
+            gis = set(hits[hits >= 0].tolist())
             for gi in gis:
                 g = groups[gi]
                 if len(gis) != 1 or g.size != len(slots):

@@ -15,9 +15,11 @@ through |weights|), and, in :mod:`neuronkit.pruning.obspa`, the OBS saliency.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,15 +62,52 @@ def member_channel_scores(member: GroupMember, values: torch.Tensor) -> torch.Te
     Returns:
         ``[n]`` per-channel scores of the group.
     """
-    n = len(member.positions)
-    flat = [n] * values.shape[0]
-    for j, pos in enumerate(member.positions):
-        for p in pos:
-            flat[p] = j
-    index = torch.tensor(flat, dtype=torch.long)
+    positions = member.positions
+    n = len(positions)
+    counts = np.fromiter(map(len, positions), dtype=np.int64, count=n)
+    flat = np.fromiter(itertools.chain.from_iterable(positions), dtype=np.int64)
+    # position -> channel (n for positions of no channel), built without per-position Python
+    index = np.full(values.shape[0], n, dtype=np.int64)
+    index[flat] = np.repeat(np.arange(n, dtype=np.int64), counts)
     out = torch.zeros(n + 1, dtype=values.dtype)
-    out.index_add_(0, index, values)
+    out.index_add_(0, torch.from_numpy(index), values)
     return out[:n]
+
+
+def _member_rows(members: list[GroupMember], values: list[torch.Tensor]) -> torch.Tensor:
+    """``[len(members), n]``: :func:`member_channel_scores` of every member, stacked.
+
+    One ``index_add_`` for all members (each output entry adds its positions in the same
+    ascending order as the per-member call, so the sums are the same bit for bit); the
+    per-member call is the fallback for layouts it does not cover.
+    """
+    n = len(members[0].positions)
+    if any(len(m.positions) != n for m in members):  # ragged members: the per-member path
+        return torch.stack([member_channel_scores(m, v) for m, v in zip(members, values)])
+    lengths = np.fromiter((v.shape[0] for v in values), dtype=np.int64, count=len(values))
+    counts = np.fromiter(
+        map(len, itertools.chain.from_iterable(m.positions for m in members)),
+        dtype=np.int64,
+        count=n * len(members),
+    )
+    flat = np.fromiter(
+        itertools.chain.from_iterable(itertools.chain.from_iterable(m.positions for m in members)),
+        dtype=np.int64,
+    )
+    rows = np.arange(len(members), dtype=np.int64)
+    owner = np.repeat(np.repeat(rows, n), counts)
+    if flat.size and (flat.min() < 0 or bool((flat >= lengths[owner]).any())):
+        return torch.stack([member_channel_scores(m, v) for m, v in zip(members, values)])
+    starts = np.zeros(len(members), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    # position -> flat [member, channel] bin of an [M, n + 1] output (bin n: no channel)
+    index = np.repeat(rows * (n + 1) + n, lengths)
+    index[starts[owner] + flat] = owner * (n + 1) + np.repeat(
+        np.tile(np.arange(n, dtype=np.int64), len(members)), counts
+    )
+    out = torch.zeros(len(members) * (n + 1), dtype=torch.float64)
+    out.index_add_(0, torch.from_numpy(index), torch.cat(values))
+    return out.view(len(members), n + 1)[:, :n].contiguous()
 
 
 class GroupImportance:
@@ -111,17 +150,18 @@ class GroupImportance:
 
     def group_scores(self, graph: DependencyGraph, group: Group) -> torch.Tensor:
         """``[group.size]`` importance of each channel of ``group``."""
-        rows = []
+        members, values = [], []
         for m in group.members:
             if m.role not in self.roles or "running_" in m.param:
                 continue
-            values = self.position_scores(graph, m)
-            if values is None:
+            v = self.position_scores(graph, m)
+            if v is None:
                 continue
-            rows.append(member_channel_scores(m, values.detach().double().flatten()))
-        if not rows:
+            members.append(m)
+            values.append(v.detach().double().flatten())
+        if not members:
             return torch.zeros(group.size, dtype=torch.float64)
-        stack = torch.stack(rows)
+        stack = _member_rows(members, values)
         if self.reduction == "mean":
             scores = stack.mean(0)
         elif self.reduction == "sum":
@@ -159,7 +199,13 @@ class MagnitudeImportance(GroupImportance):
         self.p = p
 
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
-        return _reduce_other_dims(self.tensor(graph, member).abs() ** self.p, member.dim)
+        # detached first: the same values without recording autograd nodes for the scores
+        t = self.tensor(graph, member).detach().abs()
+        if self.p == 2 and t.dtype in (torch.float32, torch.float64):
+            t = t * t  # what torch.pow computes for the exponent 2 (same bits), minus overhead
+        elif self.p != 1:  # |w| ** 1 is |w|
+            t = t**self.p
+        return _reduce_other_dims(t, member.dim)
 
 
 class _GradientImportance(GroupImportance):

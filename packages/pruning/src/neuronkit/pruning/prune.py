@@ -17,17 +17,21 @@ Typical use::
 from __future__ import annotations
 
 import copy
+import itertools
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .graph import DependencyGraph, Group
+from .hf_config import sync_hf_config
 from .importance import GroupImportance, get_param, resolve_importance
-from .tracing import is_hf_conv1d, is_rms_norm
+from .tracing import is_hf_conv1d, is_hf_model, is_rms_norm
 
 __all__ = [
     "MaskedLayerNorm",
@@ -251,15 +255,19 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
 
 def _removed_positions(
     graph: DependencyGraph, plan: PruningPlan
-) -> dict[tuple[str, str, int], set[int]]:
-    out: dict[tuple[str, str, int], set[int]] = {}
+) -> dict[tuple[str, str, int], list[int]]:
+    """``(module, param, dim) -> removed indices along dim`` (possibly repeated), in plan order."""
+    out: dict[tuple[str, str, int], list[int]] = {}
     for gi, idx in plan.removed.items():
         g = graph.groups[gi]
+        channels = idx.tolist()
+        pick = operator.itemgetter(*channels) if len(channels) > 1 else None
         for m in g.members:
-            key = (m.module, m.param, m.dim)
-            acc = out.setdefault(key, set())
-            for j in idx.tolist():
-                acc.update(m.positions[j])
+            acc = out.setdefault((m.module, m.param, m.dim), [])
+            if pick is not None:
+                acc.extend(itertools.chain.from_iterable(pick(m.positions)))
+            elif channels:
+                acc.extend(m.positions[channels[0]])
     return out
 
 
@@ -388,27 +396,40 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 for leaf, value in store.items():
                     if value is not None:
                         owners.setdefault(id(value), []).append((store, leaf, mname))
+    # keep masks by (size, removed positions): most members of a group share one
+    masks: dict[tuple[int, tuple[int, ...]], tuple[torch.Tensor, torch.Tensor, bytes]] = {}
     for (module, param, dim), positions in removed.items():
         mod = mods[module]
         t = get_param(mod, "", param)
         size = t.shape[dim]
-        keep = torch.ones(size, dtype=torch.bool)
-        keep[sorted(positions)] = False
+        mask_key = (size, tuple(positions))
+        cached = masks.get(mask_key)
+        if cached is None:
+            keep_np = np.ones(size, dtype=bool)
+            keep_np[positions] = False
+            # kept indices: one index_select per tensor gives the values of boolean slicing
+            kept_np = np.flatnonzero(keep_np)
+            cached = masks[mask_key] = (
+                torch.from_numpy(keep_np),
+                torch.from_numpy(kept_np),
+                keep_np.tobytes(),
+            )
+        keep, kept, keep_bytes = cached
         if hard:
+            sig = (dim, keep_bytes)
             shared = tied.get(id(t))
             if shared is None:
-                new = t.detach()[(slice(None),) * dim + (keep,)].clone()
+                new = torch.index_select(t.detach(), dim, kept)
                 _set_tensor(mod, "", param, new)
-                tied[id(t)] = (t, get_param(mod, "", param), {(dim, tuple(keep.tolist()))})
+                tied[id(t)] = (t, get_param(mod, "", param), {sig})
             else:  # a tied tensor (e.g. lm_head.weight is wte.weight): slice once, stay tied
                 orig, cur, applied = shared
-                sig = (dim, tuple(keep.tolist()))
                 if sig not in applied:
                     if cur.shape[dim] != size:
                         raise ValueError(
                             f"plan: tied parameter {module}.{param} is pruned twice along dim {dim}"
                         )
-                    new_cur = _as_param(cur.detach()[(slice(None),) * dim + (keep,)].clone(), cur)
+                    new_cur = _as_param(torch.index_select(cur.detach(), dim, kept), cur)
                     _retie(target, cur, new_cur)
                     applied.add(sig)
                     cur = new_cur
@@ -420,7 +441,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 and (module, "bias", 0) not in removed
                 and bias.shape[0] == size
             ):  # a bias created after tracing (e.g. by OBS compensation) follows its rows
-                _set_tensor(mod, "", "bias", bias.detach()[keep].clone())
+                _set_tensor(mod, "", "bias", torch.index_select(bias.detach(), 0, kept))
         else:
             with torch.no_grad():
                 idx: list[Any] = [slice(None)] * t.ndim
@@ -530,7 +551,9 @@ def prune(
 
     Returns:
         the pruned module (a copy unless ``inplace``). On any validation error the original
-        model is left unchanged.
+        model is left unchanged. A Hugging Face model's ``config`` is rewritten to the new
+        sizes when one config can describe them (:func:`~.hf_config.sync_hf_config`; otherwise
+        a warning says why ``from_pretrained`` cannot rebuild it).
     """
     _validate_plan(graph, plan)
     if target is not None:
@@ -538,9 +561,13 @@ def prune(
             raise TypeError(
                 f"target: expected a {type(graph.model).__name__}, got {type(target).__name__}"
             )
-        return _apply(graph, plan, target, hard=True)
-    model = graph.model if inplace else copy.deepcopy(graph.model)
-    return _apply(graph, plan, model, hard=True)
+        model = target
+    else:
+        model = graph.model if inplace else copy.deepcopy(graph.model)
+    pruned = _apply(graph, plan, model, hard=True)
+    if is_hf_model(pruned):
+        sync_hf_config(pruned)
+    return pruned
 
 
 def soft_prune(graph: DependencyGraph, plan: PruningPlan) -> nn.Module:

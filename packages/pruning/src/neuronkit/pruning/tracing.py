@@ -25,7 +25,13 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-__all__ = ["ConcreteTracer", "is_hf_conv1d", "is_hf_model", "is_rms_norm", "trace_model"]
+__all__ = [
+    "ConcreteTracer",
+    "is_hf_conv1d",
+    "is_hf_model",
+    "is_rms_norm",
+    "trace_model",
+]
 
 
 class UntraceableModelError(ValueError):
@@ -370,6 +376,42 @@ def _untraceable(model: nn.Module, exc: Exception, how: str) -> UntraceableModel
     )
 
 
+def _trace_graph(model: nn.Module, example_inputs: tuple[Any, ...]) -> tuple[nn.Module, fx.Graph]:
+    """Trace ``model`` into an ``fx.Graph`` whose nodes carry ``meta["nk_shape"]``, without
+    generating a ``GraphModule``: returns ``(root, graph)`` where ``graph``'s ``get_attr`` and
+    ``call_module`` targets are qualified names inside ``root``.
+
+    Plain modules: ``torch.fx.Tracer().trace(model)`` (what ``torch.fx.symbolic_trace`` runs) and
+    one run of the graph on ``example_inputs`` (with ``torch.fx.Interpreter``'s semantics) to
+    record the shapes; ``root`` is ``model``. Hugging Face models: :class:`ConcreteTracer` (see
+    :func:`trace_model`); ``root`` is the traced ``GraphModule``.
+
+    Raises:
+        UntraceableModelError: the trace failed; the message names the failing operation.
+        ValueError: the traced graph does not run on ``example_inputs``.
+    """
+    if is_hf_model(model):
+        try:
+            gm = _trace_hf(model, example_inputs)
+        except Exception as exc:
+            raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
+        return gm, gm.graph
+    try:
+        graph = fx.Tracer().trace(model)
+    except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
+        raise _untraceable(model, exc, "torch.fx") from exc
+    try:
+        _record_shapes(model, graph, example_inputs)
+    except _NodeError as err:
+        cause = err.error
+        raise ValueError(
+            f"example_inputs: running the traced {type(model).__name__} on the example inputs "
+            f"failed at `{err.node.format_node()}` ({type(cause).__name__}: {cause}); pass "
+            "inputs the model accepts"
+        ) from cause
+    return model, graph
+
+
 def trace_model(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModule:
     """Trace ``model`` into an ``fx.GraphModule`` whose nodes carry ``meta["nk_shape"]``.
 
@@ -382,30 +424,107 @@ def trace_model(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphMo
         UntraceableModelError: the trace failed; the message names the failing operation.
         ValueError: the traced graph does not run on ``example_inputs``.
     """
-    if is_hf_model(model):
-        try:
-            return _trace_hf(model, example_inputs)
-        except Exception as exc:
-            raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
+    root, graph = _trace_graph(model, example_inputs)
+    return _graph_module(root, graph, type(model).__name__)
+
+
+def _graph_module(root: nn.Module, graph: fx.Graph, class_name: str) -> fx.GraphModule:
+    """The ``fx.GraphModule`` of a :func:`_trace_graph` result (``root`` itself when it is one).
+
+    Raises:
+        UntraceableModelError: ``torch.fx`` cannot generate code for the graph.
+    """
+    if isinstance(root, fx.GraphModule) and root.graph is graph:
+        return root
     try:
-        gm = fx.symbolic_trace(model)
-    except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
-        raise _untraceable(model, exc, "torch.fx") from exc
-    try:
-        _ShapeRecorder(gm).run(*example_inputs)
+        return fx.GraphModule(root, graph, class_name=class_name)
     except Exception as exc:
-        raise ValueError(
-            f"example_inputs: running the traced {type(model).__name__} on the example inputs "
-            f"failed ({type(exc).__name__}: {exc}); pass inputs the model accepts"
-        ) from exc
-    return gm
+        raise _untraceable(root, exc, "torch.fx") from exc
 
 
-class _ShapeRecorder(fx.Interpreter):
-    """Runs the traced graph once and records every tensor result's shape in ``node.meta``."""
+_MISSING = object()
 
-    def run_node(self, n: fx.Node) -> Any:
-        result = super().run_node(n)
-        if isinstance(result, torch.Tensor):
-            n.meta["nk_shape"] = tuple(int(s) for s in result.shape)
-        return result
+
+class _NodeError(Exception):
+    """A node of the traced graph failed on the example inputs."""
+
+    def __init__(self, node: fx.Node, error: Exception) -> None:
+        super().__init__(str(error))
+        self.node = node
+        self.error = error
+
+
+def _fetch(root: nn.Module, target: str) -> Any:
+    """``root``'s attribute at the dotted path ``target`` (``fx.Interpreter.fetch_attr``)."""
+    value: Any = root
+    for i, atom in enumerate(target.split(".")):
+        if not hasattr(value, atom):
+            raise RuntimeError(
+                f"Node referenced nonexistent target {'.'.join(target.split('.')[: i + 1])}"
+            )
+        value = getattr(value, atom)
+    return value
+
+
+def _record_shapes(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) -> None:
+    """Run ``graph`` once on ``inputs`` and record every tensor result's shape in
+    ``node.meta["nk_shape"]``.
+
+    The node semantics of ``fx.Interpreter`` (placeholders take the inputs in order, then their
+    defaults; ``*args`` takes the rest; modules are called through ``__call__``), without its
+    per-node bookkeeping. Raises :class:`_NodeError` naming the failing node.
+    """
+    env: dict[fx.Node, Any] = {}
+    args_iter = iter(inputs)
+    modules: dict[str, Any] = {}
+    map_arg = fx.node.map_arg
+    load = env.__getitem__
+    last_uses: dict[fx.Node, list[fx.Node]] = {}  # free values after their last use
+    seen: set[fx.Node] = set()
+    for node in reversed(graph.nodes):
+        for used in node.all_input_nodes:
+            if used not in seen:
+                seen.add(used)
+                last_uses.setdefault(node, []).append(used)
+    for node in graph.nodes:
+        op, target = node.op, node.target
+        try:
+            if op == "placeholder":
+                if str(target).startswith("*"):
+                    value: Any = list(args_iter)
+                else:
+                    value = next(args_iter, _MISSING)
+                    if value is _MISSING:
+                        if not node.args:
+                            raise RuntimeError(
+                                f"Expected positional argument for parameter {target}, but one "
+                                "was not passed in!"
+                            )
+                        value = node.args[0]
+            elif op == "get_attr":
+                value = _fetch(root, str(target))
+            else:
+                args: Any = map_arg(node.args, load)
+                kwargs: Any = map_arg(node.kwargs, load)
+                if op == "call_function":
+                    value = target(*args, **kwargs)
+                elif op == "call_method":
+                    value = getattr(args[0], str(target))(*args[1:], **kwargs)
+                elif op == "call_module":
+                    module = modules.get(str(target))
+                    if module is None:
+                        module = modules[str(target)] = _fetch(root, str(target))
+                    value = module(*args, **kwargs)
+                elif op == "output":
+                    value = args[0]
+                else:
+                    raise RuntimeError(f"unknown node op {op!r}")
+        except Exception as exc:
+            raise _NodeError(node, exc) from exc
+        env[node] = value
+        if isinstance(value, torch.Tensor):
+            node.meta["nk_shape"] = tuple(int(s) for s in value.shape)
+        if op == "output":
+            return
+        for used in last_uses.get(node, ()):
+            del env[used]

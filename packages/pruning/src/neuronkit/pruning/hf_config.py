@@ -1,0 +1,109 @@
+"""Keep a pruned Hugging Face model's ``config`` true to its new shapes.
+
+After :func:`~neuronkit.pruning.prune` removes residual channels, attention heads or MLP
+channels from a ``transformers`` model, ``model.config`` still describes the original sizes, so
+``save_pretrained`` followed by ``from_pretrained`` would build the wrong model.
+:func:`sync_hf_config` reads the sizes off the pruned modules (GPT-2 and the LLaMA family:
+Llama, Mistral, Qwen2, ... ), writes them into the config and proves the result by building the
+model class from the new config on the meta device and comparing every parameter shape. A
+config cannot describe layers of different sizes (global pruning) or a residual width that is no
+longer heads x head_dim where the architecture ties them (GPT-2); such a config is left as it
+was, with a warning that names the mismatch.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["sync_hf_config"]
+
+
+def _per_layer_sizes(model: nn.Module) -> dict[str, list[int]]:
+    """Config field -> the size each transformer layer now has (GPT-2 and LLaMA-style names)."""
+    sizes: dict[str, list[int]] = {}
+
+    def add(field: str, value: Any) -> None:
+        sizes.setdefault(field, []).append(int(value))
+
+    for mod in model.modules():
+        q, k, up = (getattr(mod, n, None) for n in ("q_proj", "k_proj", "up_proj"))
+        attrs = vars(mod)  # plain attributes (head_dim, num_heads, ...), not submodules
+        if isinstance(q, nn.Linear) and isinstance(k, nn.Linear) and "head_dim" in attrs:
+            head_dim = int(attrs["head_dim"])
+            add("num_attention_heads", q.out_features // head_dim)
+            add("num_key_value_heads", k.out_features // head_dim)
+            add("head_dim", head_dim)
+        elif isinstance(up, nn.Linear):
+            add("intermediate_size", up.out_features)
+        elif hasattr(mod, "c_attn") and "num_heads" in attrs and "split_size" in attrs:
+            add("num_attention_heads", attrs["num_heads"])  # GPT-2 attention (already updated)
+        elif hasattr(mod, "c_fc") and hasattr(mod.c_fc, "nf"):
+            add("n_inner", mod.c_fc.nf)  # GPT-2 MLP (HF Conv1D)
+    return sizes
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def sync_hf_config(model: nn.Module) -> dict[str, int]:
+    """Write a pruned Hugging Face model's new sizes into ``model.config`` (in place).
+
+    Args:
+        model: a ``transformers`` ``PreTrainedModel`` after structural pruning.
+
+    Returns:
+        the config fields that changed, e.g. ``{"hidden_size": 32, "num_attention_heads": 2}``;
+        empty when nothing changed or the sizes cannot be described by a config (then a
+        ``UserWarning`` names the first parameter whose shape a rebuilt model would get wrong,
+        and the config is unchanged).
+    """
+    config: Any = getattr(model, "config", None)
+    get_embeddings: Any = getattr(model, "get_input_embeddings", None)
+    if config is None or get_embeddings is None:
+        raise TypeError(
+            f"model: expected a Hugging Face PreTrainedModel with a config, got "
+            f"{type(model).__name__}"
+        )
+    candidate: dict[str, int] = {}
+    emb = get_embeddings()
+    if isinstance(emb, nn.Embedding):
+        candidate["hidden_size"] = emb.embedding_dim
+    for field, values in _per_layer_sizes(model).items():
+        if len(set(values)) > 1:
+            warnings.warn(
+                f"model: layers differ in {field} ({sorted(set(values))}); a Hugging Face "
+                "config holds one value, so model.config is left unchanged and "
+                "from_pretrained cannot rebuild this model",
+                stacklevel=2,
+            )
+            return {}
+        candidate[field] = values[0]
+    current = {f: getattr(config, f, None) for f in candidate}
+    if "n_inner" in current and current["n_inner"] is None:  # GPT-2's default: 4 x width
+        current["n_inner"] = 4 * config.hidden_size
+    changed = {f: v for f, v in candidate.items() if current[f] != v}
+    if not changed:
+        return {}
+    new = copy.deepcopy(config)
+    for field, value in changed.items():
+        setattr(new, field, value)
+    with torch.device("meta"):
+        rebuilt = type(model)(new)
+    want, got = _shapes(model), _shapes(rebuilt)
+    bad = next((k for k in want if got.get(k) != want[k]), None)
+    if bad is not None:
+        warnings.warn(
+            f"model: no config describes the pruned shapes ({bad}: pruned {want[bad]}, a model "
+            f"built from the updated config {got.get(bad)}); model.config is left unchanged",
+            stacklevel=2,
+        )
+        return {}
+    for field, value in changed.items():
+        setattr(config, field, value)
+    return changed
