@@ -1,9 +1,10 @@
-"""Hugging Face transformer blocks in the dependency graph: a tiny GPT-2 built from a config.
+"""Hugging Face transformer blocks in the dependency graph: tiny GPT-2, LLaMA and BERT models.
 
 Correctness is the SPA soft-pruning oracle: the physically pruned model must compute the same
 logits as the original with the removed channels zeroed.
 """
 
+import warnings
 from typing import Any
 
 import pytest
@@ -177,3 +178,59 @@ def test_llama_hard_prune_matches_soft_oracle(ratio: float) -> None:
     if ratio == 0.5:
         assert hard.model.layers[0].self_attn.k_proj.weight.shape[0] == 16  # 1 kv head
         assert hard.model.layers[0].self_attn.q_proj.weight.shape[0] == 32  # 2 q heads
+
+
+def _bert(seed: int = 0) -> Any:
+    cfg = transformers.BertConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        vocab_size=128,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = transformers.BertForSequenceClassification(cfg).eval()
+    with torch.no_grad():  # larger weights than the init, so that pruning moves the logits
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    return model
+
+
+def test_bert_groups_stream_heads_intermediate_and_frozen_buffers() -> None:
+    graph = DependencyGraph(_bert(), _ids())
+    by_producer = {p: g for g in graph.groups for p in g.producers}
+    stream = by_producer["bert.embeddings.word_embeddings"]
+    assert stream.prunable
+    assert stream.size == 64
+    assert {"bert.embeddings.token_type_embeddings", "bert.pooler.dense"} & set(stream.producers)
+    heads = by_producer["bert.encoder.layer.0.attention.self.query"]
+    assert heads.prunable
+    assert heads.size == 4
+    assert by_producer["bert.encoder.layer.1.intermediate.dense"].size == 128
+    assert not by_producer["classifier"].prunable
+    # the position / token-type id buffers are sliced at traced bounds: frozen, not channels
+    assert not by_producer["bert.embeddings.position_ids"].prunable
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+@pytest.mark.parametrize("ratio", [0.25, 0.5])
+def test_bert_hard_prune_matches_soft_oracle(ratio: float, scope: str) -> None:
+    model, ids = _bert(), _ids()
+    graph = DependencyGraph(model, ids)
+    plan = plan_pruning(graph, "l2", ratio, scope=scope)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # global: layers of different widths
+        hard = prune(graph, plan)
+    soft = soft_prune(graph, plan)
+    other = torch.randint(0, 128, (3, 9), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        y_hard, y_soft, y0 = hard(other).logits, soft(other).logits, model(other).logits
+    assert y_hard.shape == (3, 3)
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(y_hard, y0, atol=1e-3)  # the check is not vacuous
+    if scope == "local":
+        assert hard.config.hidden_size == round(64 * (1 - ratio))
+        assert hard.config.num_attention_heads == round(4 * (1 - ratio))

@@ -742,6 +742,8 @@ class DependencyGraph:
             if in_ax == label.axis:
                 if isinstance(i, int):
                     raise _Freeze(f"{_describe(node)} selects a single channel")
+                if any(isinstance(b, fx.Node) for b in (i.start, i.stop, i.step)):
+                    raise _Freeze(f"{_describe(node)} slices channels at traced bounds")
                 return _Label(out_ax, label.slots[i])
             if not isinstance(i, int):
                 out_ax += 1

@@ -33,6 +33,8 @@ def _per_layer_sizes(model: nn.Module) -> dict[str, list[int]]:
     for mod in model.modules():
         q, k, up = (getattr(mod, n, None) for n in ("q_proj", "k_proj", "up_proj"))
         attrs = vars(mod)  # plain attributes (head_dim, num_heads, ...), not submodules
+        query = getattr(mod, "query", None)
+        inner = getattr(getattr(mod, "intermediate", None), "dense", None)
         if isinstance(q, nn.Linear) and isinstance(k, nn.Linear) and "head_dim" in attrs:
             head_dim = int(attrs["head_dim"])
             add("num_attention_heads", q.out_features // head_dim)
@@ -40,6 +42,10 @@ def _per_layer_sizes(model: nn.Module) -> dict[str, list[int]]:
             add("head_dim", head_dim)
         elif isinstance(up, nn.Linear):
             add("intermediate_size", up.out_features)
+        elif isinstance(query, nn.Linear) and "attention_head_size" in attrs:  # BERT-style
+            add("num_attention_heads", query.out_features // int(attrs["attention_head_size"]))
+        elif isinstance(inner, nn.Linear):  # BERT-style layer: intermediate.dense
+            add("intermediate_size", inner.out_features)
         elif hasattr(mod, "c_attn") and "num_heads" in attrs and "split_size" in attrs:
             add("num_attention_heads", attrs["num_heads"])  # GPT-2 attention (already updated)
         elif hasattr(mod, "c_fc") and hasattr(mod.c_fc, "nf"):
@@ -93,17 +99,22 @@ def sync_hf_config(model: nn.Module) -> dict[str, int]:
     new = copy.deepcopy(config)
     for field, value in changed.items():
         setattr(new, field, value)
-    with torch.device("meta"):
-        rebuilt = type(model)(new)
-    want, got = _shapes(model), _shapes(rebuilt)
-    bad = next((k for k in want if got.get(k) != want[k]), None)
-    if bad is not None:
-        warnings.warn(
-            f"model: no config describes the pruned shapes ({bad}: pruned {want[bad]}, a model "
-            f"built from the updated config {got.get(bad)}); model.config is left unchanged",
-            stacklevel=2,
-        )
-        return {}
-    for field, value in changed.items():
-        setattr(config, field, value)
-    return changed
+    want = _shapes(model)
+    try:
+        with torch.device("meta"):
+            got = _shapes(type(model)(new))
+    except (ValueError, RuntimeError) as err:  # e.g. a width that is not heads x head_dim
+        problem = f"the model class rejects it: {err}"
+    else:
+        bad = next((k for k in want if got.get(k) != want[k]), None)
+        if bad is None:
+            for field, value in changed.items():
+                setattr(config, field, value)
+            return changed
+        problem = f"{bad}: pruned {want[bad]}, built from the updated config {got.get(bad)}"
+    warnings.warn(
+        f"model: no config describes the pruned shapes ({problem}); model.config is left "
+        "unchanged and from_pretrained cannot rebuild this model",
+        stacklevel=2,
+    )
+    return {}

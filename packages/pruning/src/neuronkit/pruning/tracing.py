@@ -157,6 +157,7 @@ class ConcreteTracer(fx.Tracer):
         self, inputs: tuple[Any, ...], leaf: Callable[[nn.Module, str], bool] | None = None
     ) -> None:
         super().__init__()
+        self.proxy_buffer_attributes = True  # buffers (e.g. BERT's token_type_ids) are traced
         self._inputs = list(inputs)
         self._leaf = leaf
         self._values: dict[fx.Node, Any] = {}
