@@ -11,13 +11,88 @@ from neuronkit.theory.grokking import (
     quadratic_feature_data,
     train_lazy_rich,
 )
-from neuronkit.theory.measures import empirical_ntk
+from neuronkit.theory.measures import empirical_ntk, kernel_target_alignment
 
 
 def test_closed_form_ntk_equals_torch_func() -> None:
     model = ScaledQuadraticNet(5, 20, alpha=3.0, eps=0.4, seed=0)
     x = torch.randn(6, 5, dtype=torch.float64)
     assert torch.allclose(model.ntk(x), empirical_ntk(model, x), atol=1e-10)
+
+
+def test_ntk_of_one_set_equals_the_two_set_form_exactly() -> None:
+    """``ntk(x)`` reuses one feature factor and its Gram matrix: same bits as ``ntk(x, x')``."""
+    model = ScaledQuadraticNet(7, 30, alpha=2.0, eps=0.3, seed=1)
+    x = torch.randn(12, 7, dtype=torch.float64)
+    assert torch.equal(model.ntk(x), model.ntk(x, x.clone()))
+    assert model.ntk(x, x[:5]).shape == (12, 5)
+
+
+def _reference_train(model, xtr, ytr, xte, yte, steps, lr, eval_every, align_every, stop):
+    """The plain loop (fresh tensors, ``model(x)``, ``model.ntk``) the fast one must match."""
+    hist = LazyRichHistory()
+    plateau = None
+    xa, ya = xte[:200], yte[:200]
+    with torch.no_grad():
+        w0 = model.weight.detach().clone()
+        f0_train, f0_test = model(xtr), model(xte)
+        w = model.weight
+        coef = 2.0 * model.alpha / (model.width * xtr.shape[0])
+        for t in range(steps + 1):
+            z = xtr @ w.T
+            r = model.alpha * model.activation(z).mean(dim=1) - f0_train - ytr
+            if t % eval_every == 0 or t == steps:
+                hist.steps.append(t)
+                hist.train_loss.append(float((r**2).mean()))
+                hist.test_loss.append(float(((model(xte) - f0_test - yte) ** 2).mean()))
+                hist.weight_change.append(float(torch.linalg.norm(w - w0) / torch.linalg.norm(w0)))
+            if t % align_every == 0 or t == steps:
+                hist.alignment_steps.append(t)
+                hist.alignment.append(kernel_target_alignment(model.ntk(xa), ya))
+            fitted = hist.train_loss[-1] <= 0.1 * hist.train_loss[0]
+            if plateau is None and t % eval_every == 0 and fitted:
+                plateau = hist.test_loss[-1]
+            if plateau is not None and hist.test_loss[-1] < stop * plateau:
+                if hist.alignment_steps[-1] != t:
+                    hist.alignment_steps.append(t)
+                    hist.alignment.append(kernel_target_alignment(model.ntk(xa), ya))
+                break
+            if t == steps:
+                break
+            w.sub_(lr * (coef * ((1.0 + model.eps * z) * r[:, None]).T @ xtr))
+    return hist
+
+
+@pytest.mark.parametrize(("alpha", "steps", "stop"), [(1.5, 600, 0.4), (6.0, 333, 0.01)])
+def test_training_loop_is_bit_identical_to_the_plain_loop(alpha, steps, stop) -> None:
+    """Preallocated buffers and the cached alignment Gram change no bit of the history."""
+    data = quadratic_feature_data(60, 250, 8, seed=4)
+    args = (data.x_train, data.y_train, data.x_test, data.y_test)
+    fast = ScaledQuadraticNet(8, 24, alpha=alpha, eps=0.5, seed=5)
+    slow = ScaledQuadraticNet(8, 24, alpha=alpha, eps=0.5, seed=5)
+    lr = 24 / alpha**2
+    hist = train_lazy_rich(
+        fast, *args, steps=steps, eval_every=7, align_every=50, stop_drop_fraction=stop
+    )
+    ref = _reference_train(slow, *args, steps, lr, 7, 50, stop)
+    assert hist == ref
+    assert torch.equal(fast.weight, slow.weight)
+    assert hist.steps[-1] < steps if stop == 0.4 else hist.steps[-1] == steps
+
+
+def test_training_step_is_gradient_descent_on_the_centred_loss() -> None:
+    """One step moves ``W`` by ``-lr dL/dW`` (autograd), ``L = mean (f - f_0 - y)^2``."""
+    data = quadratic_feature_data(40, 10, 6, seed=6)
+    model = ScaledQuadraticNet(6, 16, alpha=2.0, eps=0.5, seed=7)
+    w = model.weight.detach().clone().requires_grad_(True)
+    f0 = model(data.x_train).detach()
+    z = data.x_train @ w.T
+    f = model.alpha * model.activation(z).mean(dim=1)
+    loss = ((f - f0 - data.y_train) ** 2).mean()
+    (grad,) = torch.autograd.grad(loss, w)
+    lr = 16 / 2.0**2
+    train_lazy_rich(model, data.x_train, data.y_train, data.x_test, data.y_test, steps=1)
+    assert torch.allclose(model.weight, w.detach() - lr * grad, rtol=0, atol=1e-12)
 
 
 def test_data_and_forward_shapes() -> None:

@@ -84,12 +84,27 @@ class ScaledQuadraticNet(torch.nn.Module):
 
         ``x1 [P1, D]``, ``x2 [P2, D]`` -> ``[P1, P2]`` (equals the ``torch.func`` empirical NTK).
         """
-        x2 = x1 if x2 is None else x2
-        w = self.weight.detach()
-        g1 = 1.0 + self.eps * (x1 @ w.T)
-        g2 = 1.0 + self.eps * (x2 @ w.T)
-        n = w.shape[0]
-        return (self.alpha / n) ** 2 * (g1 @ g2.T) * (x1 @ x2.T)
+        return _closed_form_ntk(self, x1, x2)
+
+
+def _closed_form_ntk(
+    model: ScaledQuadraticNet,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    gram: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:meth:`ScaledQuadraticNet.ntk`; ``gram`` is ``x1 @ x2.T`` when already known.
+
+    For ``x2 = None`` the factor ``g = 1 + eps x W^T`` is computed once and used on both sides
+    (the same values as computing it twice, so the kernel is bit-identical).
+    """
+    w = model.weight.detach()
+    g1 = 1.0 + model.eps * (x1 @ w.T)
+    g2 = g1 if x2 is None else 1.0 + model.eps * (x2 @ w.T)
+    if gram is None:
+        gram = x1 @ (x1 if x2 is None else x2).T
+    n = w.shape[0]
+    return (model.alpha / n) ** 2 * (g1 @ g2.T) * gram
 
 
 @dataclass(frozen=True)
@@ -222,47 +237,84 @@ def train_lazy_rich(
         check_number("stop_drop_fraction", stop_drop_fraction, gt=0, lt=1)
     plateau: float | None = None
     xa, ya = xte[:align_points], yte[:align_points]
+    hist = LazyRichHistory()
     with torch.no_grad():
-        w0 = model.weight.detach().clone()
+        w = model.weight
+        w0 = w.detach().clone()
+        w0_norm = torch.linalg.norm(w0)
         f0_train = model(xtr)
         f0_test = model(xte)
-        hist = LazyRichHistory()
-        w = model.weight
+        gram_a = xa @ xa.T  # fixed: only the feature factor of the NTK changes
+        alpha, eps = model.alpha, model.eps
+        half_eps = 0.5 * eps
         p = xtr.shape[0]
-        coef = 2.0 * model.alpha / (n * p)
+        coef = 2.0 * alpha / (n * p)
+        # Preallocated buffers: every step runs the same element-wise ops, in the same order,
+        # as ``model(x) - f_0 - y`` and ``coef * ((1 + eps z) r)^T x`` (bit-identical results).
+        z = torch.empty(p, n, dtype=w.dtype)
+        h = torch.empty_like(z)  # phi(z), then the back-propagated error
+        r = torch.empty(p, dtype=w.dtype)
+        grad = torch.empty_like(w)
+        dw = torch.empty_like(w)
+        zt = torch.empty(xte.shape[0], n, dtype=w.dtype)
+        ht = torch.empty_like(zt)
+        test_r = torch.empty(xte.shape[0], dtype=w.dtype)
+
+        def residual(
+            x: torch.Tensor,
+            f_init: torch.Tensor,
+            y: torch.Tensor,
+            zb: torch.Tensor,
+            hb: torch.Tensor,
+            out: torch.Tensor,
+        ) -> None:
+            torch.matmul(x, w.T, out=zb)
+            torch.mul(zb, half_eps, out=hb)  # phi(z) = z + ((eps / 2) z) z
+            hb.mul_(zb)
+            hb.add_(zb)
+            torch.mean(hb, dim=1, out=out)
+            out.mul_(alpha)
+            out.sub_(f_init)
+            out.sub_(y)
+
+        def alignment(t: int) -> None:
+            hist.alignment_steps.append(t)
+            hist.alignment.append(
+                kernel_target_alignment(_closed_form_ntk(model, xa, None, gram_a), ya)
+            )
+
         for t in range(steps + 1):
-            z = xtr @ w.T  # [P, N]
-            f = model.alpha * model.activation(z).mean(dim=1)
-            r = f - f0_train - ytr
-            if t % eval_every == 0 or t == steps:
-                test_r = model(xte) - f0_test - yte
+            residual(xtr, f0_train, ytr, z, h, r)
+            evaluated = t % eval_every == 0
+            if evaluated or t == steps:
+                residual(xte, f0_test, yte, zt, ht, test_r)
+                torch.sub(w, w0, out=dw)
                 hist.steps.append(t)
                 hist.train_loss.append(float((r**2).mean()))
                 hist.test_loss.append(float((test_r**2).mean()))
-                hist.weight_change.append(float(torch.linalg.norm(w - w0) / torch.linalg.norm(w0)))
+                hist.weight_change.append(float(torch.linalg.norm(dw) / w0_norm))
                 if not all(map(math.isfinite, (hist.train_loss[-1], hist.test_loss[-1]))):
                     raise FloatingPointError(f"training diverged at step {t} (lr={lr:g} too large)")
             if t % align_every == 0 or t == steps:
-                hist.alignment_steps.append(t)
-                hist.alignment.append(kernel_target_alignment(model.ntk(xa), ya))
-            if (
-                plateau is None
-                and t % eval_every == 0
-                and hist.train_loss[-1] <= 0.1 * hist.train_loss[0]
-            ):
+                alignment(t)
+            if plateau is None and evaluated and hist.train_loss[-1] <= 0.1 * hist.train_loss[0]:
                 plateau = hist.test_loss[-1]
             stop = stop_test_loss is not None and hist.test_loss[-1] < stop_test_loss
             if stop_drop_fraction is not None and plateau is not None:
                 stop = stop or hist.test_loss[-1] < stop_drop_fraction * plateau
             if stop:
                 if hist.alignment_steps[-1] != t:
-                    hist.alignment_steps.append(t)
-                    hist.alignment.append(kernel_target_alignment(model.ntk(xa), ya))
+                    alignment(t)
                 break
             if t == steps:
                 break
-            grad = coef * ((1.0 + model.eps * z) * r[:, None]).T @ xtr  # [N, D]
-            w.sub_(lr * grad)
+            torch.mul(z, eps, out=h)  # grad = coef ((1 + eps z) r)^T x
+            h.add_(1.0)
+            h.mul_(r[:, None])
+            h.mul_(coef)
+            torch.matmul(h.T, xtr, out=grad)
+            grad.mul_(lr)
+            w.sub_(grad)
     return hist
 
 

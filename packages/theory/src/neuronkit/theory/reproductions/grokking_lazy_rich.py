@@ -43,6 +43,8 @@ from neuronkit.theory.grokking import (
 )
 def run(ctx: RunContext) -> None:
     if ctx.quick:
+        # 12000 steps (~12 s): a 40000-step run (~30 s) ends with the same alignment_rise
+        # (1.1107 vs 1.1105): alpha = 8 has converged by then and alpha = 4 stops at step 1160.
         dim, n_train, width, eps, alphas, max_steps = 40, 300, 100, 0.5, [2.0, 4.0, 8.0], 12000
     else:
         dim, n_train, width, eps, alphas, max_steps = (
@@ -53,6 +55,7 @@ def run(ctx: RunContext) -> None:
             [2.0, 4.0, 8.0, 16.0],
             60000,
         )
+    eval_every, align_every, stop_fraction = 20, 100, 0.4
     seed_data, seed_model = (int(s) for s in ctx.rng.integers(0, 2**31, size=2))
     data = quadratic_feature_data(n_train, 1000, dim, seed=seed_data)
     for key, value in {
@@ -77,9 +80,9 @@ def run(ctx: RunContext) -> None:
             data.x_test,
             data.y_test,
             steps=max_steps,
-            eval_every=20,
-            align_every=100,
-            stop_drop_fraction=0.4,
+            eval_every=eval_every,
+            align_every=align_every,
+            stop_drop_fraction=stop_fraction,
         )
         histories[alpha] = hist
         ev = grokking_delay(hist)
@@ -108,28 +111,60 @@ def run(ctx: RunContext) -> None:
     ctx.check(
         "plateau_kernel_rel_error", abs(lazy["plateau"] - lazy["kernel_mse"]) / lazy["kernel_mse"]
     )
-    ctx.check(
-        "alignment_rise", float(np.min([r["alignment_end"] / r["alignment_at_fit"] for r in rows]))
-    )
+    rises = [r["alignment_end"] / r["alignment_at_fit"] for r in rows]
+    rise_ok = ctx.check("alignment_rise", float(np.min(rises)))
     _figure(ctx, histories, kernel_mse)
     ctx.note(
         f"D = {dim}, P = {n_train} training and 1000 test points, N = {width} hidden units, "
         f"eps = {eps}, W ~ N(0, 1), readout fixed (as in the authors' notebook), centred loss "
-        "mean (f - f_0 - y)^2, full-batch GD with lr = N / alpha^2. t_fit: first step with the "
-        "train loss <= 10% of its initial value; plateau: the test loss at t_fit; t_drop: first "
-        "later step with test loss <= 50% of the plateau; each run stops once the test loss is "
-        "below 40% of the plateau. The plateau check uses the laziest "
-        "alpha. Alignment: centred kernel-target alignment of the NTK on 200 test points."
+        "mean (f - f_0 - y)^2, full-batch GD with lr = N / alpha^2 for at most "
+        f"{max_steps} steps, losses every {eval_every} steps, NTK alignment every "
+        f"{align_every} steps. t_fit: first step with the train loss <= 10% of its initial "
+        "value; plateau: the test loss at t_fit; t_drop: first later step with test loss <= 50% "
+        f"of the plateau; each run stops once the test loss is below {stop_fraction:.0%} of the "
+        "plateau. The plateau check uses the laziest alpha. Alignment: centred kernel-target "
+        "alignment of the NTK on 200 test points; alignment_at_fit is the last one recorded at "
+        "or before t_fit."
+    )
+    ended = []
+    for r, rise in zip(rows, rises, strict=True):
+        h = histories[r["alpha"]]
+        text = f"alpha = {r['alpha']:g}: alignment x{rise:.3f}, "
+        if r["steps_run"] < max_steps:
+            text += f"stopped at step {r['steps_run']}"
+        else:
+            half = max_steps // 2
+            loss_half = h.test_loss[int(np.searchsorted(h.steps, half))]
+            align_half = h.alignment[int(np.searchsorted(h.alignment_steps, half))]
+            text += (
+                f"ran all {max_steps} steps, ending at {h.test_loss[-1] / r['plateau']:.1%} of "
+                f"its plateau (over its last {max_steps - half} steps the test loss changed "
+                f"x{h.test_loss[-1] / loss_half:.4f} and the alignment "
+                f"x{h.alignment[-1] / align_half:.4f})"
+            )
+        ended.append(text)
+    ctx.note(
+        "Per alpha (alignment at the end / at the fit, and how the run ended): "
+        + "; ".join(ended)
+        + "."
     )
     if ctx.quick:
+        lagging = ", ".join(f"{r['alpha']:g}" for r, x in zip(rows, rises, strict=True) if x < 1.2)
         ctx.note(
             "Quick mode uses eps = 0.5 and small D, P, N instead of the paper's eps = 0.02, "
             "D = 100, P = 550, N = 500 and 1e5 epochs, so that the drop happens within a few "
             "thousand steps; at this scale the test loss keeps decreasing slowly after the fit "
             "instead of staying flat, so the measured 'plateau' at t_fit lies below the kernel "
-            "regression error unless alpha is large. The NTK-target alignment rises during the "
-            "drop for every alpha, but only by ~10% for the laziest alpha = 8 within the step "
-            "budget (its test loss stalls after halving), so alignment_rise fails."
+            "regression error unless alpha is large."
+            + (
+                ""
+                if rise_ok
+                else f" The NTK-target alignment rises by less than 20% for alpha = {lagging} "
+                "(line above), so alignment_rise fails; a run that used the whole step budget "
+                "and barely changed over its second half is not limited by the budget (a "
+                "40000-step quick run, 2026-11-28, gave the same minimum rise, 1.1107: alpha = 8 "
+                "ends at 44.5% of its plateau with x1.11)."
+            )
         )
 
 
