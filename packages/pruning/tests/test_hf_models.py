@@ -1,7 +1,9 @@
 """Hugging Face transformer blocks in the dependency graph: tiny GPT-2, LLaMA and BERT models.
 
 Correctness is the SPA soft-pruning oracle: the physically pruned model must compute the same
-logits as the original with the removed channels zeroed.
+logits as the original with the removed channels zeroed. After pruning, the model's config
+describes its new sizes (``save_pretrained`` / ``from_pretrained`` round-trip) or a warning says
+why no config can.
 """
 
 import warnings
@@ -21,6 +23,7 @@ from neuronkit.pruning import (  # noqa: E402
     prune,
     prune_model,
     soft_prune,
+    sync_hf_config,
 )
 
 
@@ -234,3 +237,74 @@ def test_bert_hard_prune_matches_soft_oracle(ratio: float, scope: str) -> None:
     if scope == "local":
         assert hard.config.hidden_size == round(64 * (1 - ratio))
         assert hard.config.num_attention_heads == round(4 * (1 - ratio))
+
+
+# ---------------------------------------------------------------- config after pruning
+def _pruned(model: Any, scope: str = "local", **kwargs: Any) -> Any:
+    graph = DependencyGraph(model, _ids())
+    return prune(graph, plan_pruning(graph, "l2", 0.5, scope=scope, **kwargs))
+
+
+def _roundtrip(model: Any, tmp_path: Any) -> float:
+    """Save, reload with ``from_pretrained``: same tensors; largest logit difference (the
+    reloaded model may pick another attention kernel)."""
+    model.save_pretrained(tmp_path)
+    loaded = type(model).from_pretrained(tmp_path).eval()
+    want, got = model.state_dict(), loaded.state_dict()
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    with torch.no_grad():
+        return float((model(_ids()).logits - loaded(_ids()).logits).abs().max())
+
+
+@pytest.mark.parametrize("make", [_gpt2, _llama])
+def test_uniform_pruning_rewrites_hf_config_and_round_trips(make: Any, tmp_path: Any) -> None:
+    model = _pruned(make())
+    cfg = model.config
+    assert cfg.hidden_size == 32
+    assert cfg.num_attention_heads == 2
+    if make is _llama:
+        assert (cfg.intermediate_size, cfg.num_key_value_heads, cfg.head_dim) == (64, 1, 16)
+    else:
+        assert cfg.n_inner == 128
+    assert _roundtrip(model, tmp_path) < 1e-5
+
+
+def test_sync_hf_config_reports_only_changed_fields() -> None:
+    model = _pruned(_llama())
+    assert sync_hf_config(model) == {}  # prune() already synced it
+    fresh = _llama()
+    assert sync_hf_config(fresh) == {}
+
+
+def test_layers_of_different_sizes_keep_hf_config_and_warn() -> None:
+    model = _llama()
+    graph = DependencyGraph(model, _ids())
+    plan = plan_pruning(graph, "l2", 0.5, scope="global")
+    with pytest.warns(UserWarning, match="layers differ in"):
+        pruned = prune(graph, plan)
+    assert pruned.config.intermediate_size == 128  # unchanged: no single value describes it
+
+
+def test_gpt2_width_that_is_not_heads_times_head_dim_warns() -> None:
+    model = _gpt2()
+    graph = DependencyGraph(model, _ids())
+    heads = {g.index for g in graph.groups if any(p.endswith("attn.c_attn") for p in g.producers)}
+    with pytest.warns(UserWarning, match="no config describes the pruned shapes"):
+        pruned = prune(
+            graph,
+            plan_pruning(
+                graph,
+                "l2",
+                0.5,
+                ignored_layers=sorted(
+                    {p for g in graph.groups if g.index in heads for p in g.producers}
+                ),
+            ),
+        )
+    assert pruned.config.n_embd == 64
+
+
+def test_sync_hf_config_rejects_non_hf_model() -> None:
+    with pytest.raises(TypeError, match="model: expected a Hugging Face"):
+        sync_hf_config(torch.nn.Linear(2, 2))
