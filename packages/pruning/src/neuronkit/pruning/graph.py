@@ -897,6 +897,7 @@ class DependencyGraph:
         comp = member_comp[first_member[ordered]]
         comps, comp_first = np.unique(comp, return_index=True)
         n_groups = len(comps)
+        width = max(n_groups, 1)  # codes member * width + group identify (member, group) pairs
         comp_gid = np.full(max(n_mem, 1), -1, dtype=np.int64)
         comp_gid[comps[np.argsort(comp_first, kind="stable")]] = np.arange(n_groups)
         root_gid = comp_gid[comp]
@@ -948,7 +949,7 @@ class DependencyGraph:
         e_member, e_gid = entry_member[hit], e_gid[hit]
         e_chan, e_pos = slot_pos[flat_root[hit]], hit - starts[e_member]
         pairs, pair_first, pair_of = np.unique(
-            e_member * max(n_groups, 1) + e_gid, return_index=True, return_inverse=True
+            e_member * width + e_gid, return_index=True, return_inverse=True
         )
         pair_order = np.argsort(pair_first, kind="stable")
         rank = np.empty(len(pairs), dtype=np.int64)
@@ -965,12 +966,12 @@ class DependencyGraph:
         p_repeats = np.bincount(e_rank[1:][repeated], minlength=len(pairs))
         p_codes = pairs[pair_order]
         g_size = g_starts[1:] - g_starts[:-1]
-        simple = (p_len == g_size[p_codes % max(n_groups, 1)]) & (p_repeats == 0)
+        simple = (p_len == g_size[p_codes % width]) & (p_repeats == 0)
         pos_list = e_pos.tolist()
         bounds = p_starts.tolist()
         for r, (code, one) in enumerate(zip(p_codes.tolist(), simple.tolist(), strict=True)):
-            m = members[code // max(n_groups, 1)]
-            group = groups[code % max(n_groups, 1)]
+            m = members[code // width]
+            group = groups[code % width]
             a, b = bounds[r], bounds[r + 1]
             if one:
                 positions = [[p] for p in pos_list[a:b]]

@@ -3,12 +3,12 @@
 After :func:`~neuronkit.pruning.prune` removes residual channels, attention heads or MLP
 channels from a ``transformers`` model, ``model.config`` still describes the original sizes, so
 ``save_pretrained`` followed by ``from_pretrained`` would build the wrong model.
-:func:`sync_hf_config` reads the sizes off the pruned modules (GPT-2 and the LLaMA family:
-Llama, Mistral, Qwen2, ... ), writes them into the config and proves the result by building the
-model class from the new config on the meta device and comparing every parameter shape. A
-config cannot describe layers of different sizes (global pruning) or a residual width that is no
-longer heads x head_dim where the architecture ties them (GPT-2); such a config is left as it
-was, with a warning that names the mismatch.
+:func:`sync_hf_config` reads the sizes off the pruned modules (GPT-2, BERT and the LLaMA
+family: Llama, Mistral, Qwen2, ...), writes them into the config and proves the result by
+building the model class from the new config on the meta device and comparing every parameter
+shape. A config cannot describe layers of different sizes (global pruning) or a residual width
+that is no longer heads x head_dim where the architecture ties them (GPT-2); such a config is
+left as it was, with a warning that names the mismatch.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ __all__ = ["sync_hf_config"]
 
 
 def _per_layer_sizes(model: nn.Module) -> dict[str, list[int]]:
-    """Config field -> the size each transformer layer now has (GPT-2 and LLaMA-style names)."""
+    """Config field -> the size each transformer layer now has (GPT-2, LLaMA- and BERT-style
+    module names)."""
     sizes: dict[str, list[int]] = {}
 
     def add(field: str, value: Any) -> None:
@@ -82,13 +83,10 @@ def sync_hf_config(model: nn.Module) -> dict[str, int]:
         candidate["hidden_size"] = emb.embedding_dim
     for field, values in _per_layer_sizes(model).items():
         if len(set(values)) > 1:
-            warnings.warn(
-                f"model: layers differ in {field} ({sorted(set(values))}); a Hugging Face "
-                "config holds one value, so model.config is left unchanged and "
-                "from_pretrained cannot rebuild this model",
-                stacklevel=2,
+            return _unchanged(
+                f"layers differ in {field} ({sorted(set(values))}); a Hugging Face config holds "
+                "one value"
             )
-            return {}
         candidate[field] = values[0]
     current = {f: getattr(config, f, None) for f in candidate}
     if "n_inner" in current and current["n_inner"] is None:  # GPT-2's default: 4 x width
@@ -112,9 +110,14 @@ def sync_hf_config(model: nn.Module) -> dict[str, int]:
                 setattr(config, field, value)
             return changed
         problem = f"{bad}: pruned {want[bad]}, built from the updated config {got.get(bad)}"
+    return _unchanged(f"no config describes the pruned shapes ({problem})")
+
+
+def _unchanged(problem: str) -> dict[str, int]:
+    """Warn that ``model.config`` stays as it was because of ``problem``; nothing changed."""
     warnings.warn(
-        f"model: no config describes the pruned shapes ({problem}); model.config is left "
-        "unchanged and from_pretrained cannot rebuild this model",
-        stacklevel=2,
+        f"model: {problem}; model.config is left unchanged and from_pretrained cannot rebuild "
+        "this model",
+        stacklevel=3,
     )
     return {}

@@ -25,13 +25,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-__all__ = [
-    "ConcreteTracer",
-    "is_hf_conv1d",
-    "is_hf_model",
-    "is_rms_norm",
-    "trace_model",
-]
+__all__ = ["ConcreteTracer", "is_hf_conv1d", "is_hf_model", "is_rms_norm", "trace_model"]
 
 
 class UntraceableModelError(ValueError):
@@ -192,14 +186,11 @@ class ConcreteTracer(fx.Tracer):
         return _map(obj, one)
 
     def _attr(self, target: str) -> Any:
-        value: Any = self.root
         was, self._concrete_run = self._concrete_run, True
         try:
-            for part in target.split("."):
-                value = getattr(value, part)
+            return _fetch(self.root, target)
         finally:
             self._concrete_run = was
-        return value
 
     def to_bool(self, obj: fx.Proxy) -> bool:
         return bool(self.value_of(obj))
