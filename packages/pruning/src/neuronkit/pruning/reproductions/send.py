@@ -80,10 +80,10 @@ def run(ctx: RunContext) -> None:
         z = torch.randn(k, k // 4, generator=gen)
         largest = k == sizes[-1]
         n_rep = repeats if largest else 1
-        exact, t_exact = _timed(partial(eigenscore, z, alpha), n_rep)
-        approx, t_ees = _timed(
+        (exact, t_exact), (approx, t_ees) = _timed_alternating(
+            partial(eigenscore, z, alpha),
             partial(efficient_eigenscore, z, alpha, moments=moments, probes=probes, seed=seeds[1]),
-            n_rep,
+            repeats=n_rep,
         )
         rows.append(
             {
@@ -216,7 +216,7 @@ def run(ctx: RunContext) -> None:
         f"covariance (alpha = {alpha:g}, natural log, mean over the K eigenvalues). Random sets: "
         "K isotropic Gaussian embeddings of d = K/4 features (three quarters of the "
         "spectrum sit at alpha, the hard case for a polynomial of log); times are medians of "
-        f"{repeats} calls in this process on one thread."
+        f"{repeats} alternating calls of each in this process on one thread."
     )
     ctx.note(
         f"LM: GPT-NeoX (4 layers, width 64, MLP 256, 4 heads) built from a config, word-level "
@@ -236,13 +236,17 @@ def run(ctx: RunContext) -> None:
     )
 
 
-def _timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
-    times, value = [], 0.0
+def _timed_alternating(*fns: Callable[[], torch.Tensor], repeats: int) -> list[tuple[float, float]]:
+    """``(value, median seconds)`` of each function, calling them in alternation ``repeats``
+    times, so that a slow spell of a shared CPU hits both sides of the ratio alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    values = [0.0] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        value = float(fn())
-        times.append(time.perf_counter() - t)
-    return value, float(np.median(times))
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            values[i] = float(fn())
+            times[i].append(time.perf_counter() - t)
+    return [(v, float(np.median(ts))) for v, ts in zip(values, times, strict=True)]
 
 
 @torch.no_grad()
