@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from .registry import reproduce
 from .reproduction import Result
 
-__all__ = ["assert_quick_reproduction"]
+__all__ = ["assert_quick_reproduction", "devices"]
 
 
 def assert_quick_reproduction(
@@ -31,3 +32,17 @@ def assert_quick_reproduction(
     assert (Path(out) / reproduction_id / "result.json").is_file(), "no result.json written"
     assert result.figures, f"{reproduction_id} saved no figure"
     return result
+
+
+def devices() -> list[Any]:
+    """Pytest parameters for device tests: ``"cpu"`` always, and ``"cuda"``, skipped with a
+    reason where torch sees no CUDA device (use with ``pytest.mark.parametrize("device",
+    devices())``)."""
+    import pytest
+    import torch
+
+    reason = "needs a CUDA device (torch.cuda.is_available() is False)"
+    cuda = pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason=reason)
+    )
+    return ["cpu", cuda]

@@ -69,8 +69,8 @@ def member_channel_scores(member: GroupMember, values: torch.Tensor) -> torch.Te
     # position -> channel (n for positions of no channel), built without per-position Python
     index = np.full(values.shape[0], n, dtype=np.int64)
     index[flat] = np.repeat(np.arange(n, dtype=np.int64), counts)
-    out = torch.zeros(n + 1, dtype=values.dtype)
-    out.index_add_(0, torch.from_numpy(index), values)
+    out = torch.zeros(n + 1, dtype=values.dtype, device=values.device)
+    out.index_add_(0, torch.from_numpy(index).to(values.device), values)
     return out[:n]
 
 
@@ -105,8 +105,9 @@ def _member_rows(members: list[GroupMember], values: list[torch.Tensor]) -> torc
     index[starts[owner] + flat] = owner * (n + 1) + np.repeat(
         np.tile(np.arange(n, dtype=np.int64), len(members)), counts
     )
-    out = torch.zeros(len(members) * (n + 1), dtype=torch.float64)
-    out.index_add_(0, torch.from_numpy(index), torch.cat(values))
+    source = torch.cat(values)
+    out = torch.zeros(len(members) * (n + 1), dtype=torch.float64, device=source.device)
+    out.index_add_(0, torch.from_numpy(index).to(source.device), source)
     return out.view(len(members), n + 1)[:, :n].contiguous()
 
 
@@ -149,7 +150,8 @@ class GroupImportance:
         """Hook run once per graph before scoring (e.g. to compute gradients)."""
 
     def group_scores(self, graph: DependencyGraph, group: Group) -> torch.Tensor:
-        """``[group.size]`` importance of each channel of ``group``."""
+        """``[group.size]`` float64 importance of each channel of ``group``, on the CPU (the
+        scores are computed on the model's device and only the small result moves)."""
         members, values = [], []
         for m in group.members:
             if m.role not in self.roles or "running_" in m.param:
@@ -172,7 +174,7 @@ class GroupImportance:
             fns: dict[str, Any] = {"mean": scores.mean, "max": scores.max, "sum": scores.sum}
             denom = fns[self.normalize]()
             scores = scores / denom.clamp_min(1e-12)
-        return scores
+        return scores.cpu()
 
     def __call__(self, graph: DependencyGraph) -> dict[int, torch.Tensor]:
         """Scores ``[n]`` for every prunable group, keyed by group index."""

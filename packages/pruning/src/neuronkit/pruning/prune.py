@@ -359,7 +359,7 @@ def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool)
     rows = torch.cat([keep, keep + e, keep + 2 * e])
     with torch.no_grad():
         if not hard:
-            dropped = torch.ones(e, dtype=torch.bool)
+            dropped = torch.ones(e, dtype=torch.bool, device=keep.device)
             dropped[keep] = False
             drop_rows = torch.cat([dropped, dropped, dropped])
             mha.in_proj_weight[drop_rows] = 0
@@ -396,13 +396,13 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 for leaf, value in store.items():
                     if value is not None:
                         owners.setdefault(id(value), []).append((store, leaf, mname))
-    # keep masks by (size, removed positions): most members of a group share one
-    masks: dict[tuple[int, tuple[int, ...]], tuple[torch.Tensor, torch.Tensor, bytes]] = {}
+    # keep masks by (size, removed positions, device): most members of a group share one
+    masks: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor, bytes]] = {}
     for (module, param, dim), positions in removed.items():
         mod = mods[module]
         t = get_param(mod, "", param)
         size = t.shape[dim]
-        mask_key = (size, tuple(positions))
+        mask_key = (size, tuple(positions), t.device)
         cached = masks.get(mask_key)
         if cached is None:
             keep_np = np.ones(size, dtype=bool)
@@ -410,8 +410,8 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             # kept indices: one index_select per tensor gives the values of boolean slicing
             kept_np = np.flatnonzero(keep_np)
             cached = masks[mask_key] = (
-                torch.from_numpy(keep_np),
-                torch.from_numpy(kept_np),
+                torch.from_numpy(keep_np).to(t.device),
+                torch.from_numpy(kept_np).to(t.device),
                 keep_np.tobytes(),
             )
         keep, kept, keep_bytes = cached

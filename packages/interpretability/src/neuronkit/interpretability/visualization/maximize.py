@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -242,6 +243,13 @@ def _recording(model: nn.Module, layers: Sequence[str | None]) -> Iterator[Layer
         yield rec
 
 
+def _device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (the CPU for a stateless model)."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def _forward(
     model: nn.Module, x: torch.Tensor, rec: LayerRecorder | None, objective: Objective
 ) -> torch.Tensor:
@@ -338,7 +346,8 @@ def maximize_activation(
         objective: what to maximize (:func:`unit`, :func:`channel`, :func:`class_logit`, or a
             combination).
         param: an :class:`ImageParam` (copied, not modified) or ``"pixel"`` / ``"fourier"``
-            (built from ``shape`` or ``init``, values in ``[0, 1]``).
+            (built from ``shape`` or ``init``, values in ``[0, 1]``). The image is optimized
+            on the device of the model's first parameter (or buffer).
         shape: ``[B, C, H, W]`` when ``param`` is a name and ``init`` is not given.
         init: start image(s) ``[B, C, H, W]`` when ``param`` is a name (facet-initialized
             optimization starts from a facet's mean image).
@@ -394,6 +403,7 @@ def maximize_activation(
         raise TypeError(
             f"param must be an ImageParam or 'pixel' / 'fourier', got {type(param).__name__}"
         )
+    image_module = image_module.to(_device(model))
     params = [p for p in image_module.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer
     opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)

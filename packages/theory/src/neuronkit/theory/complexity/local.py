@@ -63,7 +63,7 @@ def cross_polytope(
     gen = torch_generator(seed)
     gauss = torch.randn(dim, k, generator=gen, dtype=torch.float64)
     q, _ = torch.linalg.qr(gauss)  # [dim, k] orthonormal columns
-    frame = (radius * q.T).to(x.dtype).reshape(k, *x.shape[1:])
+    frame = (radius * q.T).to(device=x.device, dtype=x.dtype).reshape(k, *x.shape[1:])
     flat = x.unsqueeze(1)
     return torch.cat([flat + frame.unsqueeze(0), flat - frame.unsqueeze(0)], dim=1)
 

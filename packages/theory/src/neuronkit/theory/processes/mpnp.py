@@ -49,6 +49,7 @@ from .neural_process import (
     SetEncoder,
     check_sets,
     gaussian_log_prob,
+    normal_noise,
     seeded_init,
 )
 
@@ -125,7 +126,7 @@ class PseudoContextGenerator(nn.Module):
         Args:
             context: context representations ``[B, n, d]``.
             num_pseudo: pseudo contexts per set ``M``; num_sets: ``K``.
-            generator: for the noise (None: torch's global RNG).
+            generator: for the noise (None: torch's global RNG), drawn on its device.
 
         Returns:
             ``[K, B, M, d]``.
@@ -141,8 +142,7 @@ class PseudoContextGenerator(nn.Module):
         m = check_positive_int("num_pseudo", num_pseudo)
         k = check_positive_int("num_sets", num_sets)
         b, n, d = context.shape
-        noise = torch.randn((k * b, m, d), generator=generator, dtype=context.dtype)
-        noise = noise.to(context.device)
+        noise = normal_noise((k * b, m, d), context, generator)
         ctx = context.unsqueeze(0).expand(k, b, n, d).reshape(k * b, n, d)
         h = self.induce(ctx, noise)
         return self.output(noise, h).view(k, b, m, d)

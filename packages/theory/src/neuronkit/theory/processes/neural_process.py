@@ -56,6 +56,17 @@ __all__ = [
 # ----------------------------------------------------------------------------- helpers
 
 
+def normal_noise(
+    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Standard normal noise ``shape`` in ``like``'s dtype and on its device, drawn on the
+    generator's device (the CPU for ``None``, torch's global RNG), so that a CPU generator gives
+    the same draws whatever device the model is on."""
+    device = None if generator is None else generator.device
+    eps = torch.randn(shape, generator=generator, dtype=like.dtype, device=device)
+    return eps.to(like.device)
+
+
 @contextlib.contextmanager
 def seeded_init(seed: int | torch.Generator | None) -> Iterator[None]:
     """Run a block (building modules) under torch's global RNG seeded from ``seed``.
@@ -468,8 +479,7 @@ class NeuralProcess(nn.Module):
         check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim)
         k = check_positive_int("num_samples", num_samples)
         q = self.latent(xc, yc)
-        eps = torch.randn((k, *q.loc.shape), generator=generator, dtype=q.loc.dtype)
-        z = q.loc + q.scale * eps.to(q.loc.device)
+        z = q.loc + q.scale * normal_noise((k, *q.loc.shape), q.loc, generator)
         mean, std = self._decode(xt, self.encoder(xc, yc), z)
         return ProcessPrediction(mean, std)
 
@@ -499,8 +509,7 @@ class NeuralProcess(nn.Module):
         k = check_positive_int("num_samples", k)
         prior = self.latent(xc, yc)
         post = self.latent(xt, yt)
-        eps = torch.randn((k, *post.loc.shape), generator=generator, dtype=post.loc.dtype)
-        z = post.loc + post.scale * eps.to(post.loc.device)
+        z = post.loc + post.scale * normal_noise((k, *post.loc.shape), post.loc, generator)
         mean, std = self._decode(xt, self.encoder(xc, yc), z)
         ll = gaussian_log_prob(yt.unsqueeze(0), mean, std).sum(dim=(-1, -2))  # [K, B]
         if k == 1:
