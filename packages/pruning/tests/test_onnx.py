@@ -1,6 +1,7 @@
 """ONNX route: prune exported models; the result runs in onnxruntime and equals the oracle."""
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +10,12 @@ import torch
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 
-from neuronkit.pruning import DenseNetStyle, MobileNetV2Style, ResNetStyle  # noqa: E402
+from neuronkit.pruning import (  # noqa: E402
+    DenseNetStyle,
+    MobileNetV2Style,
+    ResNetStyle,
+    SmallViT,
+)
 from neuronkit.pruning.onnx import OnnxDependencyGraph, prune_onnx  # noqa: E402
 
 
@@ -20,7 +26,9 @@ def _export(model: torch.nn.Module, x: torch.Tensor) -> "onnx.ModelProto":
 
 
 def _run(model: "onnx.ModelProto", x: torch.Tensor) -> np.ndarray:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess.run(None, {"x": x.numpy()})[0]
 
 
@@ -59,3 +67,157 @@ def test_onnx_bad_inputs() -> None:
         OnnxDependencyGraph(42)
     graph = OnnxDependencyGraph(proto)
     assert any(not g.prunable and g.reason == "model output" for g in graph.groups)
+
+
+def _vit(batch: int) -> "tuple[onnx.ModelProto, torch.Tensor]":
+    torch.manual_seed(0)
+    model = SmallViT(image_size=8, patch=4, dim=32, depth=2, heads=4, mlp_ratio=2)
+    with torch.no_grad():  # LayerNorm scales/shifts away from 1/0, so the oracle is not trivial
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(batch, 3, 8, 8)
+    return _export(model, x), x
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("batch", [1, 2])  # 1: unit batch axis; 2: heads merged with the batch
+@pytest.mark.parametrize("ratio", [0.25, 0.5])
+def test_vit_onnx_prunes_residual_mlp_and_whole_heads(batch: int, ratio: float) -> None:
+    proto, x = _vit(batch)
+    graph = OnnxDependencyGraph(proto)
+    frozen = [g for g in graph.groups if not g.prunable]
+    assert [g.reason for g in frozen] == ["model output"]  # only the classifier's logits
+    assert any("patch_embed.weight" in g.producers for g in graph.prunable_groups())
+    heads = [g for g in graph.groups if any(m.module.endswith("in_proj_bias") for m in g.members)]
+    assert len(heads) == 2  # one attention group per block
+    assert all(g.size == 4 for g in heads)  # of 4 heads each
+    d, hd = 32, 8
+    for g in heads:
+        bias = next(m for m in g.members if m.module.endswith("in_proj_bias"))
+        for h, pos in enumerate(bias.positions):  # a head: hd rows each of q, k and v
+            rows = list(range(h * hd, (h + 1) * hd))
+            assert pos == rows + [r + d for r in rows] + [r + 2 * d for r in rows]
+    hard = prune_onnx(proto, ratio)
+    soft = prune_onnx(proto, ratio, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-3
+    sizes = {t.name: tuple(t.dims) for t in hard.graph.initializer}
+    left = d - math.floor(ratio * d)  # residual width
+    heads_left = 4 - math.floor(ratio * 4)
+    assert sizes["patch_embed.weight"][0] == left
+    for b in range(2):
+        assert sizes[f"blocks.{b}.attn.in_proj_bias"] == (3 * heads_left * hd,)
+        assert sizes[f"blocks.{b}.attn.out_proj.weight"] == (left, heads_left * hd)
+        assert sizes[f"blocks.{b}.fc1.bias"] == (64 - math.floor(ratio * 64),)
+    ratio_bytes = len(hard.SerializeToString()) / len(proto.SerializeToString())
+    assert ratio_bytes < (0.8 if ratio == 0.25 else 0.55)
+
+
+def _const(name: str, value: list[int]) -> "onnx.NodeProto":
+    return onnx.helper.make_node(
+        "Constant", [], [name], value=onnx.numpy_helper.from_array(np.array(value, np.int64))
+    )
+
+
+def _model(nodes: list, inits: dict[str, np.ndarray], x_shape: list[int]) -> "onnx.ModelProto":
+    h = onnx.helper
+    graph = h.make_graph(
+        nodes,
+        "g",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [x_shape[0], 4])],
+        [onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+    )
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+def test_reshape_target_shared_by_two_branches_is_rewritten_per_branch() -> None:
+    # regression: one Constant shape fed both branches' Reshape; pruning them differently
+    # (one branch ignored) rewrote the shared constant twice and broke the first branch
+    rng = np.random.default_rng(0)
+    h = onnx.helper
+    nodes = [
+        h.make_node("Conv", ["x", "w1"], ["c1"]),
+        h.make_node("Conv", ["x", "w2"], ["c2"]),
+        _const("s", [2, 8, 16]),
+        h.make_node("Reshape", ["c1", "s"], ["r1"]),
+        h.make_node("Reshape", ["c2", "s"], ["r2"]),
+        h.make_node("Concat", ["r1", "r2"], ["cat"], axis=1),
+        h.make_node("Flatten", ["cat"], ["flat"], axis=1),
+        h.make_node("Gemm", ["flat", "w3"], ["y"], transB=1),
+    ]
+    inits = {
+        "w1": rng.normal(size=(8, 3, 1, 1)),
+        "w2": rng.normal(size=(8, 3, 1, 1)),
+        "w3": rng.normal(size=(4, 256)),
+    }
+    proto = _model(nodes, inits, [2, 3, 4, 4])
+    x = torch.randn(2, 3, 4, 4)
+    hard = prune_onnx(proto, 0.5, ignored=["w1"])
+    soft = prune_onnx(proto, 0.5, soft=True, ignored=["w1"])
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["w3"] == (4, 192)
+
+
+def test_shape_of_channels_used_in_arithmetic_freezes() -> None:
+    # y = conv(x) / C (C read with Shape -> Gather): pruning channels would change C
+    h = onnx.helper
+    rng = np.random.default_rng(0)
+    nodes = [
+        h.make_node("Conv", ["x", "w1"], ["c1"]),
+        h.make_node("Shape", ["c1"], ["sh"]),
+        _const("i", [1]),
+        h.make_node("Gather", ["sh", "i"], ["n"], axis=0),
+        h.make_node("Cast", ["n"], ["nf"], to=onnx.TensorProto.FLOAT),
+        h.make_node("Div", ["c1", "nf"], ["d"]),
+        h.make_node("Flatten", ["d"], ["flat"], axis=1),
+        h.make_node("Gemm", ["flat", "w3"], ["y"], transB=1),
+    ]
+    inits = {"w1": rng.normal(size=(8, 3, 1, 1)), "w3": rng.normal(size=(4, 128))}
+    graph = OnnxDependencyGraph(_model(nodes, inits, [2, 3, 4, 4]))
+    conv = next(g for g in graph.groups if "w1" in g.producers)
+    assert not conv.prunable
+    assert "channel count" in conv.reason
+
+
+class _HeadsAttention(torch.nn.Module):
+    """Separate q/k/v projections split as ``view(B, N, H, hd).transpose(1, 2)`` (the Hugging
+    Face layout); ``sdpa`` reads ``head_dim`` from the exported graph with ``Shape``."""
+
+    def __init__(self, sdpa: bool, d: int = 32, heads: int = 4) -> None:
+        super().__init__()
+        self.sdpa, self.heads = sdpa, heads
+        self.inp, self.norm = torch.nn.Linear(12, d), torch.nn.LayerNorm(d)
+        self.q, self.k, self.v, self.o = (torch.nn.Linear(d, d) for _ in range(4))
+        self.head = torch.nn.Linear(d, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x)
+        b, n, d = x.shape
+        h = self.norm(x)
+        q, k, v = (
+            f(h).view(b, n, self.heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v)
+        )
+        if self.sdpa:
+            a = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        else:
+            a = torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, -1) @ v
+        x = x + self.o(a.transpose(1, 2).reshape(b, n, d))
+        return self.head(x.mean(1))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("sdpa", [False, True])
+def test_separate_qkv_heads_and_shape_read_head_dim(sdpa: bool) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 12)
+    proto = _export(_HeadsAttention(sdpa), x)
+    graph = OnnxDependencyGraph(proto)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    heads = next(g for g in graph.groups if any(m.module == "q.bias" for m in g.members))
+    assert heads.size == 4  # whole heads: q, k, v and o's input rows together
+    assert {m.module for m in heads.members} >= {"q.bias", "k.bias", "v.bias"}
+    hard = prune_onnx(proto, 0.5)
+    soft = prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["q.bias"] == (16,)

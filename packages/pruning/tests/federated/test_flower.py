@@ -85,6 +85,10 @@ def test_empty_client_and_bad_arguments() -> None:
         flower.make_strategy(sm, min_clients=0)
     with pytest.raises(TypeError, match="load_data"):
         flower.client_app(None, sm, local=LOCAL)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_finish"):
+        flower.server_app(sm, rounds=1, min_clients=2, on_finish=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="min_clients"):
+        flower.server_app(sm, rounds=1, min_clients=0)
 
 
 def test_apps_build() -> None:

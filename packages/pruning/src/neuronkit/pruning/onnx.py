@@ -5,10 +5,22 @@ standardized ONNX computational graph, so a model from PyTorch, TensorFlow, JAX 
 else that exports ONNX can be pruned, and the pruned file runs in onnxruntime. This module reads
 an ``onnx.ModelProto``, propagates channel labels over ONNX ops with the same rules as
 :mod:`neuronkit.pruning.graph` (Conv / Gemm / MatMul producers and consumers, BatchNormalization,
-elementwise and pooling ops, Add/Mul with per-channel initializers, Concat, Split, Flatten,
-Reshape, Transpose), scores groups by L1/L2 magnitude of their initializer slices, removes
-channels from the initializers (fixing depthwise ``group`` attributes and Reshape targets) and
-returns a smaller ``ModelProto``. Ops it cannot map freeze the channels they touch.
+LayerNormalization, elementwise and pooling ops, Softmax, Add/Mul with per-channel initializers,
+Concat, Split, Gather, Expand, Flatten, Reshape, Transpose, Unsqueeze / Squeeze), scores groups by
+L1/L2 magnitude of their initializer slices, removes channels from the initializers (fixing
+depthwise ``group`` attributes and Reshape targets) and returns a smaller ``ModelProto``. Ops it
+cannot map freeze the channels they touch.
+
+Attention (e.g. a ViT exported by ``torch.onnx.export``): the fused ``[B, N, 3*D]`` projection
+is unflattened into ``(3, D)`` and split into q, k, v by index; a reshape that splits channels
+into ``(heads, head_dim)`` (alone or merged with the batch axis, ``[N, B*H, hd]``) makes each
+head one unit, and the batched products ``q @ k^T`` and ``attn @ v`` unify the heads of q, k and
+v, so a group holds whole heads: their q, k, v rows (and biases) and the output projection's
+input rows. Integer shape tensors are tracked element by element (``Shape`` / ``Gather`` /
+``Slice`` / ``Concat`` / ``Unsqueeze`` subgraphs, constant folding of the rest), so every Reshape
+target is either left as is (``-1``, a ``Shape`` of a tensor whose channels shrink alike) or has
+its constant entry rewritten; a target the rules cannot map, or a shape of pruned channels used
+in arithmetic, freezes the channels.
 
 Needs the ``onnx`` extra: ``pip install neuronkit-pruning[onnx]``.
 """
@@ -17,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +38,7 @@ import numpy as np
 from .graph import (
     DependencyGraph,
     Group,
+    _head_split,
     _Label,
     _RawMember,
     _reshape_channel_map,
@@ -59,6 +73,45 @@ _ELEMENTWISE = {
     "GlobalMaxPool",
 }
 _BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"}
+# integer shape arithmetic that is folded to constants when every input is known
+_FOLDABLE = {
+    "Abs",
+    "Add",
+    "And",
+    "Cast",
+    "Ceil",
+    "Concat",
+    "ConstantOfShape",
+    "Div",
+    "Equal",
+    "Expand",
+    "Floor",
+    "Gather",
+    "Greater",
+    "Identity",
+    "Less",
+    "Max",
+    "Min",
+    "Mod",
+    "Mul",
+    "Neg",
+    "Not",
+    "Or",
+    "Pow",
+    "Range",
+    "ReduceProd",
+    "Reshape",
+    "Slice",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Tile",
+    "Unsqueeze",
+    "Where",
+}
+# ops that move shape elements without computing on them (their provenance is kept)
+_SHAPE_MOVES = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Cast", "Identity"}
+_FOLD_MAX = 4096  # largest constant (elements) folded
 
 
 def _require_onnx() -> Any:
@@ -77,9 +130,47 @@ class _Freeze(Exception):
     pass
 
 
+@dataclass
+class _Table:
+    """Channels split over two axes (``[..., S*d, ...] -> [..., S, d, ...]``): ``rows[s][j]`` is
+    the slot at index ``s`` of axis ``outer`` and ``j`` of axis ``inner``. Moves (Transpose,
+    Unsqueeze, Squeeze) and a row selection (Gather on ``outer``, e.g. q/k/v of a fused
+    projection) keep it; any other op collapses it into ``S`` units (each row whole: attention
+    heads), as the torch route's head split does."""
+
+    outer: int
+    inner: int
+    rows: list[list[int]]
+
+    def moved(self, outer: int, inner: int) -> _Table:
+        return _Table(outer, inner, self.rows)
+
+
+# a shape element: ("c", value, (initializer, flat index) or None) or ("d", tensor, axis, value,
+# label of the tensor when its Shape was read)
+_Elem = tuple[Any, ...]
+
+
+def _axes_of(label: Any) -> tuple[int, ...]:
+    if isinstance(label, _Label):
+        return (label.axis,)
+    if isinstance(label, _Table):
+        return (label.outer, label.inner)
+    return ()
+
+
+def _slots_of(label: Any) -> list[int]:
+    if isinstance(label, _Label):
+        return list(label.slots)
+    if isinstance(label, _Table):
+        return [s for row in label.rows for s in row]
+    return []
+
+
 def _normalize(model: Any) -> Any:
-    """A copy where every initializer feeds exactly one node input (exporters share
-    identical tensors, e.g. equal biases, through one initializer or Identity nodes)."""
+    """A copy where every initializer and every ``Constant`` node output feeds exactly one node
+    input (exporters share identical tensors, e.g. equal biases or shape constants, through one
+    initializer, Identity nodes or one Constant node)."""
     onnx = _require_onnx()
     new = onnx.ModelProto()
     new.CopyFrom(model)
@@ -94,8 +185,29 @@ def _normalize(model: Any) -> Any:
             )
         else:
             keep_nodes.append(node)
+    constants = {
+        n.output[0]: n
+        for n in keep_nodes
+        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value"
+    }
+    outputs = {o.name for o in g.output}
+    nodes: list[Any] = []
+    copies: dict[str, int] = {}
+    for node in keep_nodes:
+        for k, name in enumerate(node.input):
+            if name in constants:  # a Constant read twice: the second reader gets a copy
+                copies[name] = copies.get(name, 0) + 1
+                if copies[name] > 1 or name in outputs:
+                    fresh = f"{name}__nk{copies[name]}"
+                    dup = onnx.NodeProto()
+                    dup.CopyFrom(constants[name])
+                    dup.name = f"{dup.name}__nk{copies[name]}" if dup.name else ""
+                    dup.output[0] = fresh
+                    nodes.append(dup)
+                    node.input[k] = fresh
+        nodes.append(node)
     del g.node[:]
-    g.node.extend(keep_nodes)
+    g.node.extend(nodes)
     used: dict[str, int] = {}
     for node in g.node:
         for k, name in enumerate(node.input):
@@ -117,7 +229,8 @@ class OnnxDependencyGraph:
 
     Attributes:
         groups: list of :class:`~neuronkit.pruning.graph.Group`; member ``module`` fields hold
-            initializer names and ``param`` is ``""``.
+            initializer names and ``param`` is ``""``. An attention group's channels are whole
+            heads (each channel's positions hold its q, k and v rows).
     """
 
     def __init__(self, model: Any) -> None:
@@ -130,29 +243,225 @@ class OnnxDependencyGraph:
             )
         model = _normalize(model)
         self.model = model
-        inferred = onnx.shape_inference.infer_shapes(model)
+        self._opset = next(
+            (int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 13
+        )
+        try:  # data propagation resolves shapes computed from Shape (static exports)
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        except Exception:
+            inferred = onnx.shape_inference.infer_shapes(model)
         self._shapes: dict[str, tuple[int, ...]] = {}
+        self._dtypes: dict[str, int] = {}
         for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-            dims = vi.type.tensor_type.shape.dim
-            if all(d.HasField("dim_value") for d in dims):
+            tt = vi.type.tensor_type
+            if tt.elem_type:
+                self._dtypes[vi.name] = int(tt.elem_type)
+            dims = tt.shape.dim
+            if tt.HasField("shape") and all(d.HasField("dim_value") for d in dims):
                 self._shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
         self.init = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+        for t in model.graph.initializer:
+            self._shapes[t.name] = tuple(t.dims)
+            self._dtypes[t.name] = int(t.data_type)
+        # statically known values (integer initializers, Constant nodes, scalars, folded shape
+        # arithmetic) and, for shape vectors, where each element comes from
+        self._const: dict[str, np.ndarray] = {}
+        self._sv: dict[str, list[_Elem]] = {}
         for name, arr in self.init.items():
-            self._shapes[name] = tuple(arr.shape)
+            if arr.dtype.kind in "iub" or arr.size <= 1:
+                self._set_const(name, arr, source=True)
         self._alias: dict[str, str] = {}
         for node in model.graph.node:
             if node.op_type == "Constant":
                 for a in node.attribute:
+                    if a.name in ("value_int", "value_ints", "value_float", "value_floats"):
+                        value = np.array(onnx.helper.get_attribute_value(a))
+                        self._set_const(node.output[0], value)
+                        self._shapes[node.output[0]] = tuple(value.shape)
+                        self._dtypes[node.output[0]] = onnx.helper.np_dtype_to_tensor_dtype(
+                            value.dtype
+                        )
                     if a.name == "value":
-                        self.init[node.output[0]] = onnx.numpy_helper.to_array(a.t)
+                        arr = onnx.numpy_helper.to_array(a.t)
+                        self.init[node.output[0]] = arr
+                        self._dtypes[node.output[0]] = int(a.t.data_type)
+                        self._shapes[node.output[0]] = tuple(arr.shape)
+                        self._set_const(node.output[0], arr, source=True)
         self._uf = _UnionFind()
         self._frozen: dict[int, str] = {}
         self._members: list[_RawMember] = []
         self._mha: list[tuple[str, list[int], int]] = []
-        self._reshapes: list[tuple[str, int, int, list[int]]] = []
+        # reshape-target entries to rewrite: (initializer, flat index) -> (kind, slots / table)
+        self._rewrites: dict[tuple[str, int], tuple[str, Any]] = {}
+        self._pinned: set[tuple[str, int]] = set()  # shape constants also read by other ops
+        self._tables: list[_Table] = []
+        self._layernorms: list[tuple[int, str, list[int]]] = []
         self._depthwise: list[tuple[int, str]] = []
         self._build()
         self.groups: list[Group] = DependencyGraph._make_groups(self)  # type: ignore[arg-type]
+
+    # shape tensors -------------------------------------------------------------------------
+    def _set_const(self, name: str, arr: np.ndarray, source: bool = False) -> None:
+        self._const[name] = arr
+        if arr.dtype.kind in "iu" and arr.ndim <= 1:
+            flat = arr.reshape(-1).tolist()
+            self._sv[name] = [
+                ("c", int(v), (name, j) if source else None) for j, v in enumerate(flat)
+            ]
+
+    def _sensitive(self, elems: list[_Elem]) -> list[_Elem]:
+        """Elements that read the extent of a channel axis (they change when pruned)."""
+        return [e for e in elems if e[0] == "d" and e[2] in _axes_of(e[4])]
+
+    def _fold(self, node: Any) -> list[np.ndarray] | None:
+        onnx = _require_onnx()
+        from onnx.reference import ReferenceEvaluator
+
+        names = [n for n in node.input if n]
+        if any(self._const[n].size > _FOLD_MAX for n in names):
+            return None
+        h = onnx.helper
+        graph = h.make_graph(
+            [node],
+            "fold",
+            [h.make_empty_tensor_value_info(n) for n in dict.fromkeys(names)],
+            [h.make_empty_tensor_value_info(o) for o in node.output],
+        )
+        try:
+            outs = ReferenceEvaluator(graph, opsets={"": self._opset}).run(
+                None, {n: self._const[n] for n in names}
+            )
+        except Exception:  # an op the reference cannot run stays unknown
+            return None
+        return [np.asarray(o) for o in outs]
+
+    def _infer(self, node: Any) -> None:
+        """Output shapes ONNX shape inference left unknown (e.g. a Reshape whose target is
+        computed from ``Shape``), inferred for this node from the known shapes and the folded
+        values of its inputs."""
+        onnx = _require_onnx()
+        if all(o in self._shapes for o in node.output if o):
+            return
+        types, data = {}, {}
+        for n in node.input:
+            if not n:
+                continue
+            if n not in self._dtypes:
+                return
+            shape = self._shapes.get(n)
+            types[n] = onnx.helper.make_tensor_type_proto(self._dtypes[n], shape)
+            if n in self._const and self._const[n].size <= _FOLD_MAX:
+                data[n] = onnx.numpy_helper.from_array(self._const[n], n)
+        try:
+            schema = onnx.defs.get_schema(node.op_type, self._opset, node.domain)
+            outs = onnx.shape_inference.infer_node_outputs(
+                schema, node, types, data, opset_imports=list(self.model.opset_import)
+            )
+        except Exception:  # an op ONNX cannot infer keeps unknown shapes
+            return
+        for name, tp in outs.items():
+            tt = tp.tensor_type
+            if tt.elem_type:
+                self._dtypes.setdefault(name, int(tt.elem_type))
+            dims = tt.shape.dim
+            if tt.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+                self._shapes.setdefault(name, tuple(int(d.dim_value) for d in dims))
+
+    def _shape_rule(self, node: Any, labels: dict[str, Any]) -> bool:
+        """Shape, Constant and integer shape arithmetic; True when ``node`` was handled (its
+        outputs carry no channels)."""
+        op = node.op_type
+        if op == "Constant":
+            return True
+        if op == "Shape":
+            shape = self._shapes.get(node.input[0])
+            if shape is None:
+                return True
+            nd = len(shape)
+            start = int(self._attr(node, "start", 0))
+            end = int(self._attr(node, "end", nd))
+            start, end = (max(0, min(nd, v + nd if v < 0 else v)) for v in (start, end))
+            lab = labels.get(node.input[0])
+            if isinstance(lab, _Table) and start <= lab.inner < end:
+                # the per-head width is read (e.g. the 1/sqrt(head_dim) scale of an attention
+                # op): keep it by pruning whole heads only
+                lab = labels[node.input[0]] = self._collapse(lab)
+            elems = [("d", node.input[0], a, shape[a], lab) for a in range(start, end)]
+            self._const[node.output[0]] = np.array([e[3] for e in elems], dtype=np.int64)
+            self._shapes[node.output[0]] = (len(elems),)
+            self._sv[node.output[0]] = elems
+            return True
+        names = [n for n in node.input if n]
+        if op not in _FOLDABLE or not names or any(n not in self._const for n in names):
+            return False
+        if any(isinstance(labels.get(n), (_Label, _Table)) for n in names):
+            return False
+        if any(n in self.init and n not in self._sv for n in names):
+            return False  # a float parameter (e.g. a one-element scale) is not shape arithmetic
+        size = math.prod(self._shapes.get(node.output[0], (_FOLD_MAX + 1,)))
+        if op == "ConstantOfShape":
+            size = math.prod(self._const[node.input[0]].reshape(-1).tolist())
+        if size > _FOLD_MAX:
+            return False
+        outs = self._fold(node)
+        if outs is None:
+            return False
+        elems = self._sv.get(node.input[0], []) if node.input else []
+        moved: list[_Elem] | None = None
+        if op in _SHAPE_MOVES and outs[0].ndim <= 1 and node.input[0] in self._sv:
+            moved = self._move_elems(node, elems, outs[0])
+        # inputs computed with (not moved): their sources are pinned, channel counts frozen
+        computed = names if moved is None else [] if op == "Concat" else names[1:]
+        for name in computed:
+            self._pin(name, node)
+        for out, arr in zip(node.output, outs, strict=False):
+            self._set_const(out, arr)
+            self._shapes[out] = tuple(arr.shape)
+        if moved is not None:
+            self._sv[node.output[0]] = moved
+        return True
+
+    def _pin(self, name: str, node: Any) -> None:
+        """``name`` is used in arithmetic: its shape-constant sources must keep their values and
+        the channel extents it reads must not change."""
+        elems = self._sv.get(name, [])
+        for e in elems:
+            if e[0] == "c" and e[2] is not None:
+                self._pinned.add(e[2])
+        for e in self._sensitive(elems):
+            self._freeze(e[4], f"{node.name or node.op_type}: computes with a channel count")
+
+    def _move_elems(self, node: Any, elems: list[_Elem], value: np.ndarray) -> list[_Elem] | None:
+        op = node.op_type
+        out: list[_Elem] | None
+        if op == "Gather":
+            idx = self._const[node.input[1]].reshape(-1).tolist()
+            out = [elems[int(i) % len(elems)] for i in idx] if elems else None
+        elif op == "Slice":
+            if len(node.input) < 3:  # opset < 10: attributes
+                starts, ends = self._attr(node, "starts"), self._attr(node, "ends")
+            else:
+                starts, ends = (self._const[n].reshape(-1).tolist() for n in node.input[1:3])
+            steps = (
+                self._const[node.input[4]].reshape(-1).tolist()
+                if len(node.input) > 4 and node.input[4]
+                else [1]
+            )
+            out = elems[slice(int(starts[0]), int(ends[0]), int(steps[0]))]
+        elif op == "Concat":
+            out = []
+            for n in node.input:
+                if n not in self._sv:
+                    return None
+                out += self._sv[n]
+        else:
+            out = list(elems)
+        if out is None or len(out) != value.size:
+            return None
+        return [
+            e if e[0] == "d" or e[1] == v else ("c", v, None)
+            for e, v in zip(out, value.reshape(-1).tolist(), strict=True)
+        ]
 
     # the rules -------------------------------------------------------------------------
     def _param(self, name: str) -> str | None:
@@ -160,15 +469,30 @@ class OnnxDependencyGraph:
         return name if name in self.init else None
 
     def _freeze(self, label: Any, reason: str) -> None:
-        if isinstance(label, _Label):
-            for s in label.slots:
-                self._frozen.setdefault(s, reason)
+        for s in _slots_of(label):
+            self._frozen.setdefault(s, reason)
+
+    def _collapse(self, table: _Table) -> _Label:
+        for row in table.rows:
+            for s in row[1:]:
+                self._uf.union(row[0], s)
+        return _Label(table.outer, [row[0] for row in table.rows])
 
     def _build(self) -> None:
         labels: dict[str, Any] = {}
+        table_ops = {"Transpose", "Unsqueeze", "Squeeze", "Gather", "Shape"} | _ELEMENTWISE
         for i, node in enumerate(self.model.graph.node):
             if node.op_type == "Identity" and self._param(node.input[0]):
                 self._alias[node.output[0]] = self._alias.get(node.input[0], node.input[0])
+                continue
+            self._infer(node)
+            if node.op_type not in table_ops:
+                for name in node.input:
+                    if isinstance(labels.get(name), _Table):
+                        labels[name] = self._collapse(labels[name])
+            if self._shape_rule(node, labels):
+                for name in node.output:
+                    labels[name] = None
                 continue
             try:
                 outs = self._rule(node, labels, i)
@@ -176,10 +500,24 @@ class OnnxDependencyGraph:
                 for name in node.input:
                     self._freeze(labels.get(name), str(fz))
                 outs = [None] * len(node.output)
+            for name in node.input[:1] if node.op_type == "Reshape" else node.input:
+                if name in self._sv:  # a shape read as data, indices or axes
+                    self._pin(name, node)
             for name, lab in zip(node.output, outs, strict=False):
                 labels[name] = lab
         for out in self.model.graph.output:
             self._freeze(labels.get(out.name), "model output")
+        for key, (_, spec) in self._rewrites.items():
+            if key in self._pinned:
+                self._freeze(
+                    spec if isinstance(spec, _Table) else _Label(0, spec),
+                    "a reshape target constant is also used in arithmetic",
+                )
+        find = self._uf.find
+        for t in self._tables:  # kept entries must form a (rows x columns) block
+            roots = [[find(s) for s in row] for row in t.rows]
+            if not (all(r == roots[0] for r in roots) or all(len(set(r)) == 1 for r in roots)):
+                self._freeze(t, "reshape into two channel axes that are pruned unevenly")
 
     def _attr(self, node: Any, name: str, default: Any = None) -> Any:
         onnx = _require_onnx()
@@ -190,6 +528,28 @@ class OnnxDependencyGraph:
 
     def _member(self, init: str, dim: int, role: str, kind: str, slots: list[int]) -> None:
         self._members.append(_RawMember(init, "", dim, role, kind, list(slots)))
+
+    def _data(self, name: str, labels: dict[str, Any]) -> Any:
+        """The label of a data input; a float initializer read as data (a class token, a
+        position embedding, an embedding table) produces fresh channels on its last axis."""
+        lab = labels.get(name)
+        if lab is not None or not name:
+            return lab
+        p = self._param(name)
+        if p is None or p in self._sv or self.init[p].ndim == 0 or self.init[p].dtype.kind != "f":
+            return None
+        arr = self.init[p]
+        lab = _Label(arr.ndim - 1, self._uf.new(arr.shape[-1]))
+        self._member(p, arr.ndim - 1, "embed", "Initializer", lab.slots)
+        labels[name] = lab
+        return lab
+
+    def _axes_input(self, node: Any) -> list[int] | None:
+        axes = self._attr(node, "axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            c = self._const.get(node.input[1])
+            axes = None if c is None else c.reshape(-1).tolist()
+        return None if axes is None else [int(a) for a in axes]
 
     def _rule(self, node: Any, labels: dict[str, Any], i: int) -> list[Any]:
         op = node.op_type
@@ -225,6 +585,8 @@ class OnnxDependencyGraph:
             if b:
                 self._member(b, 0, "out", op, out.slots)
             return [out]
+        if op == "MatMul" and len(node.input) > 1 and self._param(node.input[1]) is None:
+            return [self._matmul(node, labels)]
         if op in ("Gemm", "MatMul"):
             w = self._param(node.input[1]) if len(node.input) > 1 else None
             if w is None or self.init[w].ndim != 2:
@@ -263,6 +625,8 @@ class OnnxDependencyGraph:
                     raise _Freeze(f"{node.name}: statistics are not initializers")
                 self._member(p, 0, "norm", op, x.slots)
             return [x]
+        if op == "LayerNormalization":
+            return self._layernorm(node, x, i)
         if op in _BINARY:
             return [self._binary(node, labels)]
         if op in ("Flatten", "Reshape"):
@@ -272,10 +636,27 @@ class OnnxDependencyGraph:
         if op == "Split":
             return self._split(node, x)
         if op == "Transpose":
+            x = self._data(node.input[0], labels)
             if x is None:
                 return [None]
             perm = list(self._attr(node, "perm"))
+            if isinstance(x, _Table):
+                return [x.moved(perm.index(x.outer), perm.index(x.inner))]
             return [_Label(perm.index(x.axis), x.slots)]
+        if op in ("Unsqueeze", "Squeeze"):
+            return [self._unsqueeze(node, self._data(node.input[0], labels))]
+        if op == "Gather":
+            return [self._gather(node, self._data(node.input[0], labels))]
+        if op == "Expand":
+            return [self._expand(node, self._data(node.input[0], labels))]
+        if op == "Softmax":
+            if x is None:
+                return [None]
+            nd = len(self._shapes.get(node.input[0]) or ())
+            axis = int(self._attr(node, "axis", -1 if self._opset >= 13 else 1)) % max(nd, 1)
+            if x.axis == axis or (self._opset < 13 and x.axis > axis):
+                raise _Freeze(f"{node.name}: softmax over channels")
+            return [x]
         if op in ("ReduceMean", "ReduceSum"):
             if x is None:
                 return [None]
@@ -291,9 +672,135 @@ class OnnxDependencyGraph:
             if x.axis in axes:
                 raise _Freeze(f"{node.name}: reduction over channels")
             return [_Label(x.axis - (0 if keep else sum(a < x.axis for a in axes)), x.slots)]
-        if op in ("Shape", "Constant"):
-            return [None]
         raise _Freeze(f"{node.name or op}: unsupported op {op}")
+
+    def _layernorm(self, node: Any, x: Any, i: int) -> list[Any]:
+        rest = [None] * (len(node.output) - 1)
+        if x is None:
+            return [None, *rest]
+        in_shape = self._shapes.get(node.input[0])
+        if in_shape is None:
+            raise _Freeze(f"{node.name}: unknown shape")
+        nd = len(in_shape)
+        axis = int(self._attr(node, "axis", -1)) % nd
+        if x.axis < axis:
+            return [x, *([x] * len(rest))]  # channels are not normalized over
+        if axis != nd - 1 or any(node.output[1:]):
+            raise _Freeze(f"{node.name}: LayerNormalization over several axes with channels")
+        scale = self._param(node.input[1])
+        bias = self._param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if scale is None or (len(node.input) > 2 and node.input[2] and bias is None):
+            raise _Freeze(f"{node.name}: scale or bias is not an initializer")
+        self._member(scale, 0, "norm", "LayerNormalization", x.slots)
+        if bias is not None:
+            self._member(bias, 0, "norm", "LayerNormalization", x.slots)
+        self._layernorms.append((i, scale, list(x.slots)))
+        return [x, *rest]
+
+    def _matmul(self, node: Any, labels: dict[str, Any]) -> Any:
+        """``a @ b`` of two activations (attention ``q @ k^T``, ``attn @ v``): channels only on
+        batch axes, which broadcast like an elementwise op and unify (the torch route's rule)."""
+        out = self._shapes.get(node.output[0])
+        labs = [labels.get(n) for n in node.input[:2]]
+        if not any(isinstance(lab, _Label) for lab in labs):
+            return None
+        if out is None or len(out) < 3:
+            raise _Freeze(f"{node.name}: matrix product over channels")
+        nd = len(out)
+        result: _Label | None = None
+        for name, lab in zip(node.input[:2], labs, strict=True):
+            if not isinstance(lab, _Label):
+                continue
+            s = self._shapes.get(name)
+            if s is None or lab.axis >= len(s) - 2:
+                raise _Freeze(f"{node.name}: matrix product over channels")
+            axis = lab.axis + nd - len(s)
+            if result is None:
+                result = _Label(axis, list(lab.slots))
+                continue
+            if axis != result.axis or len(lab.slots) != len(result.slots):
+                raise _Freeze(f"{node.name}: channel axes differ")
+            for a, b in zip(result.slots, lab.slots, strict=True):
+                self._uf.union(a, b)
+        assert result is not None
+        for name, lab in zip(node.input[:2], labs, strict=True):
+            if isinstance(lab, _Label):
+                continue
+            s = self._shapes.get(name)
+            idx = result.axis - (nd - len(s)) if s is not None else 0
+            if s is None or (idx >= 0 and s[idx] != 1):
+                raise _Freeze(f"{node.name}: combines channels with an untracked tensor")
+        return result
+
+    def _unsqueeze(self, node: Any, x: Any) -> Any:
+        if x is None:
+            return None
+        src, out = self._shapes.get(node.input[0]), self._shapes.get(node.output[0])
+        axes = self._axes_input(node)
+        if src is None or out is None:
+            raise _Freeze(f"{node.name}: unknown shapes")
+        if node.op_type == "Unsqueeze":
+            if axes is None:
+                raise _Freeze(f"{node.name}: unknown axes")
+            inserted = {a % len(out) for a in axes}
+            kept = [a for a in range(len(out)) if a not in inserted]  # kept[i]: new place of i
+        else:
+            removed = (
+                {a % len(src) for a in axes}
+                if axes is not None
+                else {a for a, n in enumerate(src) if n == 1}
+            )
+            if set(_axes_of(x)) & removed:
+                raise _Freeze(f"{node.name}: squeezes a channel axis")
+            kept = [-1] * len(src)
+            for new, a in enumerate(a for a in range(len(src)) if a not in removed):
+                kept[a] = new
+        if isinstance(x, _Table):
+            return x.moved(kept[x.outer], kept[x.inner])
+        return _Label(kept[x.axis], x.slots)
+
+    def _gather(self, node: Any, x: Any) -> Any:
+        if x is None:
+            return None
+        src, idx_shape = self._shapes.get(node.input[0]), self._shapes.get(node.input[1])
+        if src is None or idx_shape is None:
+            raise _Freeze(f"{node.name}: unknown shapes")
+        idx = self._const.get(node.input[1])
+        axis = int(self._attr(node, "axis", 0)) % len(src)
+        shift = len(idx_shape) - 1
+
+        def move(a: int) -> int:
+            return a if a < axis else a + shift
+
+        if isinstance(x, _Table):
+            if (
+                axis == x.outer and idx is not None and idx.ndim == 0
+            ):  # one row: q, k or v of a fused projection
+                return _Label(x.inner - (x.inner > axis), x.rows[int(idx) % len(x.rows)])
+            if axis in (x.outer, x.inner):
+                x = self._collapse(x)
+            else:
+                return x.moved(move(x.outer), move(x.inner))
+        if axis == x.axis:
+            raise _Freeze(f"{node.name}: selects channels")
+        return _Label(move(x.axis), x.slots)
+
+    def _expand(self, node: Any, x: Any) -> Any:
+        if x is None:
+            return None
+        src, out = self._shapes.get(node.input[0]), self._shapes.get(node.output[0])
+        if src is None or out is None:
+            raise _Freeze(f"{node.name}: unknown shapes")
+        axis = x.axis + len(out) - len(src)
+        if out[axis] != src[x.axis]:
+            raise _Freeze(f"{node.name}: broadcasts channels")
+        shape = self._sv.get(node.input[1])
+        if shape is None:
+            raise _Freeze(f"{node.name}: dynamic target shape")
+        j = axis - (len(out) - len(shape))
+        if j >= 0 and not (shape[j][0] == "c" and shape[j][1] == 1):
+            raise _Freeze(f"{node.name}: the target shape names the channel count")
+        return _Label(axis, x.slots)
 
     def _binary(self, node: Any, labels: dict[str, Any]) -> Any:
         out_shape = self._shapes.get(node.output[0])
@@ -337,23 +844,116 @@ class OnnxDependencyGraph:
         src, out = self._shapes.get(node.input[0]), self._shapes.get(node.output[0])
         if src is None or out is None:
             raise _Freeze(f"{node.name}: unknown shapes")
+        result: Any = None
+        chan: dict[int, tuple[str, Any]] = {}
         try:
             k, rep = _reshape_channel_map(src, out, x.axis)
+            result = _Label(k, [s for s in x.slots for _ in range(rep)])
         except ValueError as err:
-            raise _Freeze(f"{node.name}: reshape {err}") from None
+            heads = _head_split(src, out, x.axis)
+            if (
+                heads is None
+            ):  # the same split with unit axes around it ([N, 1, 3D] -> [N, 1, 3, D])
+                seg = _segments(src, out, x.axis)
+                if seg is not None and seg[1] - seg[0] == 1 and seg[3] - seg[2] == 2:
+                    heads = (seg[2], out[seg[2] + 1]) if min(out[seg[2] : seg[3]]) > 1 else None
+            result = self._merged_heads(src, out, x, unite=False)
+            if result is not None:
+                pass
+            elif heads is not None and op == "Reshape":
+                # [..., S*d, ...] -> [..., S, d, ...]: a table of S rows (heads, or q/k/v)
+                k, d = heads
+                result = _Table(k, k + 1, [x.slots[h * d : (h + 1) * d] for h in range(out[k])])
+                chan = {k: ("rows", result), k + 1: ("cols", result)}
+                self._tables.append(result)
+            else:
+                result = self._merged_heads(src, out, x, unite=True)
+                if result is None:
+                    raise _Freeze(f"{node.name}: reshape {err}") from None
+        if isinstance(result, _Label):
+            chan = {result.axis: ("count", result.slots)}
         if op == "Reshape":
-            p = self._param(node.input[1])
-            if p is None:
-                raise _Freeze(f"{node.name}: dynamic reshape target")
-            self._reshapes.append((p, k, rep, list(x.slots)))
-        return _Label(k, [s for s in x.slots for _ in range(rep)])
+            self._reshape_target(node, x, chan)
+        return result
+
+    def _merged_heads(
+        self, src: tuple[int, ...], out: tuple[int, ...], x: _Label, unite: bool
+    ) -> _Label | None:
+        """A reshape that moves channels next to other axes, e.g. ``[N, B, D] -> [N, B*H, hd]``
+        (heads merged into the batch axis, as ``nn.MultiheadAttention`` exports) or back
+        ``[B*H, N, hd] -> [B, H, N, hd]``: the label lands on the one output axis whose index
+        alone determines the slot (with ``unite``: after uniting each head's ``hd`` channels)."""
+        seg = _segments(src, out, x.axis)
+        if seg is None:
+            return None
+        a, b, c, d = seg
+        seg_src, seg_out = src[a:b], out[c:d]
+        n = len(x.slots)
+        if math.prod(seg_src) > 1 << 20:
+            return None
+        index = np.arange(n).reshape([n if j == x.axis - a else 1 for j in range(len(seg_src))])
+        grid = np.broadcast_to(index, seg_src).reshape(seg_out)
+        slots = np.asarray(x.slots)
+        units = sorted({e for e in seg_out if 1 < e < n and n % e == 0}) if unite else [1]
+        for unit in units:
+            ids = slots[grid] if unit == 1 else grid // unit
+            for j, extent in enumerate(seg_out):
+                flat = np.moveaxis(ids, j, 0).reshape(extent, -1)
+                if not (flat == flat[:, :1]).all():
+                    continue
+                if unit == 1:
+                    return _Label(c + j, flat[:, 0].tolist())
+                for h in range(n // unit):
+                    for s in x.slots[h * unit + 1 : (h + 1) * unit]:
+                        self._uf.union(x.slots[h * unit], s)
+                return _Label(c + j, [x.slots[int(u) * unit] for u in flat[:, 0]])
+        return None
+
+    def _reshape_target(self, node: Any, x: _Label, chan: dict[int, tuple[str, Any]]) -> None:
+        """Check every entry of the Reshape target and record the constants to rewrite."""
+        target = self._sv.get(node.input[1])
+        out = self._shapes.get(node.output[0])
+        if target is None or out is None or len(target) != len(out):
+            raise _Freeze(f"{node.name}: dynamic reshape target")
+        allowzero = int(self._attr(node, "allowzero", 0)) == 1
+        for j, e in enumerate(target):
+            spec = chan.get(j)
+            if spec is None:
+                if e[0] == "d" and self._sensitive([e]):
+                    raise _Freeze(f"{node.name}: target reads a channel count")
+                if e[0] == "c" and e[1] == 0 and not allowzero and j == x.axis:
+                    raise _Freeze(f"{node.name}: target copies the channel count")
+                continue
+            same = spec[0] == "count" and (
+                (
+                    e[0] == "d"
+                    and isinstance(e[4], _Label)
+                    and e[4].axis == e[2]
+                    and e[4].slots == spec[1]
+                )
+                or (
+                    e[0] == "c"
+                    and e[1] == 0
+                    and not allowzero
+                    and j == x.axis
+                    and x.slots == spec[1]
+                )
+            )
+            if same or (e[0] == "c" and e[1] == -1):
+                continue  # follows the pruned channels by itself
+            if e[0] != "c" or e[2] is None or e[1] <= 0:
+                raise _Freeze(f"{node.name}: reshape target is computed")
+            old = self._rewrites.get(e[2])
+            if old is not None and old[1] is not spec[1] and old[1] != spec[1]:
+                raise _Freeze(f"{node.name}: reshape target shared with another reshape")
+            self._rewrites[e[2]] = spec
 
     def _concat(self, node: Any, labels: dict[str, Any]) -> Any:
         out = self._shapes.get(node.output[0])
         if out is None:
             raise _Freeze(f"{node.name}: unknown shape")
         axis_attr = int(self._attr(node, "axis")) % len(out)
-        parts = [labels.get(n) for n in node.input]
+        parts = [self._data(n, labels) for n in node.input]
         found = [p for p in parts if isinstance(p, _Label)]
         if not found:
             return None
@@ -408,13 +1008,90 @@ class OnnxDependencyGraph:
         return [g for g in self.groups if g.prunable]
 
 
+def _segments(
+    src: tuple[int, ...], out: tuple[int, ...], axis: int
+) -> tuple[int, int, int, int] | None:
+    """The smallest runs of axes ``src[a:b]`` (holding ``axis``) and ``out[c:d]`` that a reshape
+    maps onto each other (equal element counts before and after), unit axes left out of
+    ``out[c:d]``; None when the sizes differ."""
+    ps, po = np.cumprod([1, *src]).tolist(), np.cumprod([1, *out]).tolist()
+    if ps[-1] != po[-1]:
+        return None
+    common = set(ps) & set(po)
+    a = max(i for i in range(axis + 1) if ps[i] in common)
+    b = min(i for i in range(axis + 1, len(src) + 1) if ps[i] in common)
+    c = max(j for j in range(len(po)) if po[j] == ps[a])
+    d = min(j for j in range(len(po)) if po[j] == ps[b])
+    return (a, b, c, d) if c < d else None
+
+
 def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
     rows = []
     for m in group.members:
         arr = np.abs(graph.init[m.module].astype(np.float64)) ** p
         per_pos = np.moveaxis(arr, m.dim, 0).reshape(arr.shape[m.dim], -1).sum(1)
-        rows.append(np.array([per_pos[pos].sum() for pos in m.positions]))
+        if all(len(pos) == 1 for pos in m.positions):  # one index per channel: no sum needed
+            rows.append(per_pos[[pos[0] for pos in m.positions]])
+        else:
+            rows.append(np.array([per_pos[pos].sum() for pos in m.positions]))
     return np.mean(rows, 0) if rows else np.zeros(group.size)
+
+
+def _new_extent(spec: tuple[str, Any], kept: Any) -> int:
+    """The extent of a reshaped channel axis once the pruned slots are gone."""
+    kind, data = spec
+    if kind == "count":
+        return sum(1 for s in data if kept(s))
+    cells = [[kept(s) for s in row] for row in data.rows]
+    if kind == "rows":
+        return sum(1 for row in cells if any(row))
+    return sum(1 for col in zip(*cells, strict=True) if any(col))
+
+
+def _masked_layernorms(
+    graph: OnnxDependencyGraph, new: Any, arrays: dict[str, np.ndarray], kept: Any
+) -> None:
+    """The oracle's LayerNormalization: statistics over the kept channels only, removed channels
+    output 0 (``Gather`` kept -> LayerNormalization -> ``MatMul`` with a 0/1 ``[C', C]``
+    placement matrix), as :class:`~neuronkit.pruning.prune.MaskedLayerNorm` in the torch route."""
+    onnx = _require_onnx()
+    h, nph = onnx.helper, onnx.numpy_helper
+    replace: dict[int, list[Any]] = {}
+    for i, scale, slots in graph._layernorms:
+        keep = np.array([kept(s) for s in slots])
+        if keep.all():
+            continue
+        node = new.graph.node[i]
+        idx = np.flatnonzero(keep).astype(np.int64)
+        tag = f"{node.output[0]}__nkmask"
+        place = np.zeros((len(idx), len(slots)), dtype=arrays[scale].dtype)
+        place[np.arange(len(idx)), idx] = 1
+        inits = {f"{tag}_idx": idx, f"{tag}_place": place}
+        ln_inputs = [f"{tag}_x"]
+        for k, name in enumerate(node.input[1:3]):
+            if name:
+                inits[f"{tag}_p{k}"] = arrays[name][idx]
+                ln_inputs.append(f"{tag}_p{k}")
+        for name, arr in inits.items():
+            new.graph.initializer.append(nph.from_array(arr, name))
+        ln = onnx.NodeProto()
+        ln.CopyFrom(node)
+        del ln.input[:]
+        ln.input.extend(ln_inputs)
+        ln.output[0] = f"{tag}_y"
+        replace[i] = [
+            h.make_node("Gather", [node.input[0], f"{tag}_idx"], [f"{tag}_x"], axis=-1),
+            ln,
+            h.make_node("MatMul", [f"{tag}_y", f"{tag}_place"], [node.output[0]]),
+        ]
+    if replace:
+        nodes = [n for i, old in enumerate(new.graph.node) for n in replace.get(i, [old])]
+        del new.graph.node[:]
+        new.graph.node.extend(nodes)
+        read = {name for n in nodes for name in n.input} | {i.name for i in new.graph.input}
+        used = [t for t in new.graph.initializer if t.name in read]
+        del new.graph.initializer[:]
+        new.graph.initializer.extend(used)
 
 
 def prune_onnx(
@@ -430,14 +1107,17 @@ def prune_onnx(
 
     Args:
         model: ``onnx.ModelProto`` or path (not modified).
-        ratio: fraction in [0, 1) removed from every group (lowest group Lp magnitude first).
+        ratio: fraction in [0, 1) removed from every group (lowest group Lp magnitude first);
+            an attention group's channels are whole heads.
         p: 1 or 2, the magnitude norm.
         ignored: initializer names whose output channels are kept (validated).
         output_path: where to save the pruned model (optional).
-        soft: the oracle instead: keep every channel but zero the removed ones' slices.
+        soft: the oracle instead: keep every channel but zero the removed ones' slices, with
+            LayerNormalization statistics over the kept channels only.
 
     Returns:
-        the pruned ``onnx.ModelProto`` (checked with ``onnx.checker``); runs in onnxruntime.
+        the pruned ``onnx.ModelProto`` (checked with ``onnx.checker``); runs in onnxruntime on
+        inputs of the shapes the model was exported with.
     """
     onnx = _require_onnx()
     from .prune import _check_ratio
@@ -466,6 +1146,7 @@ def prune_onnx(
     new = onnx.ModelProto()
     new.CopyFrom(graph.model)
     arrays = dict(graph.init)
+    originals = dict(graph.init)
     for (name, dim), pos in removed.items():
         keep = np.ones(arrays[name].shape[dim], dtype=bool)
         keep[sorted(pos)] = False
@@ -479,11 +1160,13 @@ def prune_onnx(
         else:
             arrays[name] = np.compress(keep, arrays[name], axis=dim)
     find = graph._uf.find
-    for shape_name, k, rep, slots in [] if soft else graph._reshapes:
-        kept = sum(1 for s in slots if find(s) not in pruned_roots)
+
+    def kept(slot: int) -> bool:
+        return find(slot) not in pruned_roots
+
+    for (shape_name, j), spec in [] if soft else graph._rewrites.items():
         target = arrays[shape_name].copy()
-        if target[k] > 0:
-            target[k] = kept * rep
+        target.reshape(-1)[j] = _new_extent(spec, kept)
         arrays[shape_name] = target
     for t in new.graph.initializer:
         if t.name in arrays:
@@ -498,6 +1181,8 @@ def prune_onnx(
         for a in node.attribute:
             if a.name == "group":
                 a.i = int(arrays[graph._alias.get(w, w)].shape[0])
+    if soft:
+        _masked_layernorms(graph, new, originals, kept)
     del new.graph.value_info[:]
     onnx.checker.check_model(new)
     if output_path is not None:

@@ -18,18 +18,53 @@ random initialization and the data-free SynFlow mask are deterministic), so only
 
 Two ways to run it:
 
-- the gRPC route, one OS process per party: :func:`start_server` (``flwr.server.start_server``)
-  and :func:`start_client` (``flwr.compat.client.app.start_client``); both are deprecated in
-  Flower >= 1.13 but still shipped in 1.42, and they need nothing but a reachable address;
-- Flower's current deployment engine (``flower-superlink`` + ``flower-supernode`` +
-  ``flwr run``): :func:`server_app` and :func:`client_app` return the ``ServerApp`` and
-  ``ClientApp`` objects a Flower app project points at.
+- Flower's deployment engine (``flower-superlink`` + ``flower-supernode`` + ``flwr run``):
+  :func:`server_app` and :func:`client_app` return the ``ServerApp`` and ``ClientApp`` that a
+  Flower app project points at. The app is a folder with a module that builds them at import
+  (every process builds the same network from the same seed) and a ``pyproject.toml``::
+
+      # hidenseek_app.py
+      net = ...  # the shared SignSupermask, built from a fixed seed
+      def load_data(context):  # this node's (x [N, ...], y [N])
+          k = int(context.node_config["partition-id"])
+          ...
+      server = flower.server_app(net, rounds=10, min_clients=2, x_test=x_test, y_test=y_test)
+      client = flower.client_app(load_data, net, local=LocalConfig())
+
+      # pyproject.toml
+      [project]
+      name = "hidenseekapp"
+      version = "1.0.0"
+      [tool.flwr.app]
+      publisher = "you"
+      [tool.flwr.app.components]
+      serverapp = "hidenseek_app:server"
+      clientapp = "hidenseek_app:client"
+
+  then, in an environment that already holds neuronkit-pruning and Flower::
+
+      flower-superlink --insecure --port 9091 --disable-runtime-dependency-installation
+      flower-supernode --insecure --superlink 127.0.0.1:9091 --port 9094 \\
+          --node-config 'partition-id=0 num-partitions=2'   # and one per further node
+      flwr run path/to/app my-superlink --stream  # [superlink.my-superlink] in
+                                                  # $FLWR_HOME/config.toml: address, insecure
+
+  (``--disable-runtime-dependency-installation``: the SuperLink would otherwise ``uv sync``
+  the app's dependencies from a package index before running it; offline, also set
+  ``FLWR_TELEMETRY_ENABLED=0`` and ``FLWR_DISABLE_UPDATE_CHECK=1``.) ``server_app(...,
+  on_finish=...)`` hands the final strategy (global scores, history) to a callback in the
+  ServerApp's process, for example to save the final mask.
+  tests/federated/test_flower_deployment.py runs exactly this on loopback.
+- the legacy gRPC route, one OS process per party: :func:`start_server`
+  (``flwr.server.start_server``) and :func:`start_client`
+  (``flwr.compat.client.app.start_client``); both are deprecated in Flower >= 1.13 but still
+  shipped in 1.42, and they need nothing but a reachable address.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -348,18 +383,46 @@ def server_app(
     min_clients: int,
     x_test: torch.Tensor | None = None,
     y_test: torch.Tensor | None = None,
+    on_finish: Callable[[Any, Any], None] | None = None,
 ) -> Any:
-    """A Flower ``ServerApp`` running HideNseek (for ``flower-superlink`` + ``flwr run``)."""
+    """A Flower ``ServerApp`` running HideNseek (for ``flower-superlink`` + ``flwr run``).
+
+    Args:
+        net: the shared :class:`SignSupermask` (copied for every run).
+        rounds: communication rounds of each run.
+        min_clients: clients sampled (and waited for) each round.
+        x_test: optional server-side test inputs ``[M, ...]``; y_test: labels ``[M]``.
+        on_finish: called as ``on_finish(strategy, context)`` in the ServerApp's process once
+            all ``rounds`` rounds are aggregated (not after a failed run); ``strategy`` is the
+            one :func:`make_strategy` returns (``history``, final ``scores`` and ``net``),
+            ``context`` Flower's ``Context`` (``run_config``, ``run_id``).
+    """
     check_number("rounds", rounds, ge=1, integer=True)
+    check_number("min_clients", min_clients, ge=1, integer=True)
+    if on_finish is not None and not callable(on_finish):
+        raise TypeError(f"on_finish must be callable or None, got {type(on_finish).__name__}")
     import_flwr()
     from flwr.server import ServerAppComponents, ServerConfig
     from flwr.serverapp import ServerApp
 
+    strategies: list[Any] = []  # the strategy of the run in progress (one run per process)
+
     def server_fn(context: Any) -> Any:
         strategy = make_strategy(net, min_clients=min_clients, x_test=x_test, y_test=y_test)
+        strategies.append(strategy)
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=int(rounds)))
 
-    return ServerApp(server_fn=server_fn)
+    app = ServerApp(server_fn=server_fn)
+    if on_finish is not None:
+
+        @app.lifespan()
+        def _finish(context: Any) -> Iterator[None]:
+            strategies.clear()
+            yield  # the run; Flower resumes here whether it finished or raised
+            if strategies and len(strategies[-1].history["clients"]) == int(rounds):
+                on_finish(strategies[-1], context)
+
+    return app
 
 
 def client_app(
