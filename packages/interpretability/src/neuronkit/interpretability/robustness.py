@@ -92,7 +92,7 @@ def pgd_attack(
         random_start: start from a uniform point of the L-inf box (or Gaussian direction for
             L2) instead of the clean input.
         clamp: ``(low, high)`` valid input range, enforced after every step.
-        seed: seed for the random start.
+        seed: seed for the random start (drawn on the CPU: the same on every device).
 
     Returns:
         Adversarial inputs ``[N, ...]`` (detached).
@@ -111,20 +111,18 @@ def pgd_attack(
         return x.clone()
     delta = torch.zeros_like(x)
     if random_start:
-        gen = torch.Generator(device=x.device)
+        # drawn on the CPU and moved: the same seed gives the same start on every device
+        gen = torch.Generator()
         if seed is not None:
             check_number("seed", seed, ge=0, integer=True)
             gen.manual_seed(int(seed))
         else:
             gen.seed()
         if norm == "linf":
-            delta = (
-                torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
-            ) * eps
+            delta = (torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device) * 2 - 1) * eps
         else:
-            delta = _project(
-                torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype), eps, norm
-            )
+            noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+            delta = _project(noise, eps, norm)
     for _ in range(n_steps):
         adv = x + delta
         if clamp is not None:

@@ -105,7 +105,8 @@ def layer_hessians(
     def record(name: str, mod: nn.Module) -> Any:
         def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
             rows = _unfold(mod, args[0].detach().double())
-            rows = torch.cat([rows, torch.ones(rows.shape[0], 1, dtype=rows.dtype)], 1)
+            ones = torch.ones(rows.shape[0], 1, dtype=rows.dtype, device=rows.device)
+            rows = torch.cat([rows, ones], 1)
             prev = sums.get(name)
             sums[name] = rows.T @ rows if prev is None else prev + rows.T @ rows
             counts[name] = counts.get(name, 0) + rows.shape[0]
@@ -120,9 +121,11 @@ def layer_hessians(
         if inputs is None and isinstance(mod, nn.modules.batchnorm._BatchNorm):
 
             def synth(m: Any, _args: Any, out: torch.Tensor) -> torch.Tensor:
-                eps = torch.randn(out.shape, generator=gen, dtype=out.dtype)
-                w = m.weight if m.weight is not None else torch.ones(out.shape[1])
-                b = m.bias if m.bias is not None else torch.zeros(out.shape[1])
+                # drawn on the CPU generator, then moved: the same draws on every device
+                eps = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
+                ones = torch.ones(out.shape[1], device=out.device)
+                w = m.weight if m.weight is not None else ones
+                b = m.bias if m.bias is not None else torch.zeros_like(ones)
                 shape = [1, -1] + [1] * (out.ndim - 2)
                 return b.view(shape) + w.view(shape) * eps
 
@@ -137,7 +140,11 @@ def layer_hessians(
                             "example_inputs: the data-free Hessian needs floating-point inputs; "
                             "pass calibration inputs"
                         )
-                    xs.append(torch.randn((samples, *x.shape[1:]), generator=gen, dtype=x.dtype))
+                    xs.append(
+                        torch.randn((samples, *x.shape[1:]), generator=gen, dtype=x.dtype).to(
+                            x.device
+                        )
+                    )
                 model(*xs)
             else:
                 model(*(inputs if isinstance(inputs, tuple) else (inputs,)))
@@ -161,11 +168,12 @@ class _Consumer:
 
     def __init__(self, mod: Any, hessian: torch.Tensor, damp: float) -> None:
         w = mod.weight.detach().double().reshape(mod.weight.shape[0], -1)
-        b = mod.bias.detach().double() if mod.bias is not None else torch.zeros(w.shape[0])
+        bias = mod.bias
+        b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], device=w.device)
         self.w = torch.cat([w, b[:, None]], 1)
         h = hessian.clone()
         lam = damp * float(torch.diagonal(h).mean())
-        h += lam * torch.eye(h.shape[0], dtype=h.dtype)
+        h += lam * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
         self.hinv = torch.linalg.inv(h)
 
     def saliency(self, cols: list[torch.Tensor]) -> torch.Tensor:
@@ -226,7 +234,8 @@ class OBSImportance(GroupImportance):
             if m.module not in self.hessians:
                 continue
             mod: Any = graph.model.get_submodule(m.module)
-            total += _Consumer(mod, self.hessians[m.module], self.damp).saliency(_columns(mod, m))
+            consumer = _Consumer(mod, self.hessians[m.module], self.damp)
+            total += consumer.saliency(_columns(mod, m)).cpu()  # scores live on the CPU
         if self.normalize is None or not bool(total.any()):
             return total
         fns: dict[str, Any] = {"mean": total.mean, "max": total.max, "sum": total.sum}
@@ -310,7 +319,7 @@ def obspa_prune(
         for _ in range(n):
             sal = torch.zeros(len(alive), dtype=torch.float64)
             for m, c in zip(members, cols, strict=True):
-                sal += state[m.module].saliency([c[j] for j in alive])
+                sal += state[m.module].saliency([c[j] for j in alive]).cpu()
             j = alive.pop(int(torch.argmin(sal)))
             removed.append(j)
             for m, c in zip(members, cols, strict=True):

@@ -66,10 +66,12 @@ def operand(p: Param, like: Tensor) -> Param:
     Bitwise the same result as the Python scalar (the kernels cast scalars to these dtypes
     anyway) but skips the per-op scalar conversion, which dominates small step ops on CPU
     (``torch.ge(h, thr)`` takes about half the time with a 0-d tensor). Half-precision dtypes
-    keep the scalar, whose kernels compute in float32. Tensors are cast to ``like``'s dtype.
+    keep the scalar, whose kernels compute in float32. Tensors are cast to ``like``'s dtype
+    and moved to its device (a per-neuron tensor held on the CPU, e.g. by an imported NIR
+    graph, then works with inputs on an accelerator).
     """
     if isinstance(p, Tensor):
-        return p.to(like.dtype)
+        return p.to(device=like.device, dtype=like.dtype)
     if like.dtype not in (torch.float32, torch.float64):
         return p
     if torch.compiler.is_compiling():

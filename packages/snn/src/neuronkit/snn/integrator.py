@@ -113,7 +113,7 @@ def _start(x: Tensor, state: Any, shape: torch.Size, v_leak: float) -> Tensor:
 
 def _leak(tau: Param, dt: float, x: Tensor, decay_input: bool) -> tuple[Param | None, Param | None]:
     """``(w, lam)``: the lerp weight ``1 / tau_s`` or the decay ``1 - 1 / tau_s``."""
-    tau_s = (tau.to(x.dtype) if isinstance(tau, Tensor) else tau) / dt
+    tau_s = (tau.to(device=x.device, dtype=x.dtype) if isinstance(tau, Tensor) else tau) / dt
     return (1.0 / tau_s, None) if decay_input else (None, 1.0 - 1.0 / tau_s)
 
 
@@ -122,7 +122,7 @@ def _drive(x: Tensor, tau: Param, dt: float, v_leak: float, decay_input: bool) -
         return x
     if decay_input:
         return x + v_leak
-    tau_s = (tau.to(x.dtype) if isinstance(tau, Tensor) else tau) / dt
+    tau_s = (tau.to(device=x.device, dtype=x.dtype) if isinstance(tau, Tensor) else tau) / dt
     return x + v_leak / tau_s
 
 

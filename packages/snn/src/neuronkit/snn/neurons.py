@@ -173,8 +173,9 @@ def _steps(tau: Param, dt: float) -> Param:
 
 
 def _like(p: Param, x: Tensor) -> Param:
-    """A tensor time constant in ``x``'s dtype (``torch.lerp`` takes no mixed dtypes)."""
-    return p.to(x.dtype) if isinstance(p, Tensor) else p
+    """A tensor time constant in ``x``'s dtype and on its device (``torch.lerp`` takes no mixed
+    dtypes or devices)."""
+    return p.to(device=x.device, dtype=x.dtype) if isinstance(p, Tensor) else p
 
 
 def _scan(core: Any, x: Tensor, state: tuple[Tensor, ...], *params: Any) -> Any:
@@ -201,7 +202,7 @@ def _operands(x: Tensor, tau: Param | None, threshold: Param) -> tuple[Param | N
     """``tau`` and ``threshold`` as every LIF/IF path takes them: tensors in ``x``'s dtype, a
     float threshold as a 0-d tensor (float32/64), a float ``tau`` left as a float."""
     if isinstance(tau, Tensor):
-        tau = tau.to(x.dtype)
+        tau = tau.to(device=x.device, dtype=x.dtype)
     return tau, _core.operand(threshold, x)
 
 

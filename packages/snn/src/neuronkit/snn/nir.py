@@ -132,6 +132,12 @@ class Threshold(nn.Module):
         return torch.ge(x, thr).to(x.dtype)
 
 
+def _on_device(value: float | Tensor, x: Tensor) -> float | Tensor:
+    """A per-neuron tensor parameter on ``x``'s device (kept as a plain attribute, it does not
+    follow ``module.to(device)``); floats pass through."""
+    return value.to(x.device) if isinstance(value, Tensor) else value
+
+
 class Integrator(nn.Module):
     """NIR ``I`` node (perfect integrator ``dv/dt = r I``) over time: ``v_t = v_{t-1} + g
     x_t`` with ``g = r dt`` (``g = 1`` skips the product); ``x, v: [T, B, ...]``, ``v_0 = 0``."""
@@ -143,7 +149,7 @@ class Integrator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not (isinstance(self.gain, float) and self.gain == 1.0):
-            x = x * self.gain
+            x = x * _on_device(self.gain, x)
         v = torch.zeros_like(x[0])
         out = []
         for x_t in x.unbind(0):
@@ -178,7 +184,7 @@ class InputGain(nn.Module):
         self.neuron = neuron
 
     def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.neuron(x * self.gain)
+        out: Tensor = self.neuron(x * _on_device(self.gain, x))
         return out
 
 
@@ -408,7 +414,7 @@ def _export_one(
         shape = in_shape
         for sub_path, sub in _flatten_seq(inner, f"{path}_"):
             with torch.no_grad():
-                probe = TimeDistributed(sub)(torch.zeros((1, 1, *shape), dtype=_dtype(sub)))
+                probe = TimeDistributed(sub)(_probe_input(sub, shape))
             sub_out = tuple(probe.shape[2:])
             nodes += _export_one(sub_path, TimeDistributed(sub), shape, sub_out, dt_graph)
             shape = sub_out
@@ -543,6 +549,13 @@ def _dtype(m: nn.Module) -> torch.dtype:
         if p.is_floating_point():
             return p.dtype
     return torch.get_default_dtype()
+
+
+def _probe_input(m: nn.Module, shape: tuple[int, ...]) -> Tensor:
+    """Zeros ``[1, 1, *shape]`` in ``m``'s dtype, on the device of its first parameter or
+    buffer (the CPU for a module without tensors), to probe its output shape."""
+    device = next(itertools.chain(m.parameters(), m.buffers()), torch.empty(0)).device
+    return torch.zeros((1, 1, *shape), dtype=_dtype(m), device=device)
 
 
 def _export_neuron(
@@ -702,7 +715,7 @@ def to_nir(
         _precheck(path, m)
         try:
             with torch.no_grad():
-                probe = m(torch.zeros((1, 1, *cur), dtype=_dtype(m)))
+                probe = m(_probe_input(m, cur))
         except Exception as err:
             raise ValueError(
                 f"module {path!r} ({type(m).__name__}) does not accept time-major input of "
@@ -746,7 +759,7 @@ def _graph_of(nir: Any, model: NIRModule, dt_graph: float) -> Any:
         if not isinstance(m, NIRModule):
             _precheck(name, m)
         with torch.no_grad():
-            probe = m(torch.zeros((1, 1, *in_shape), dtype=_dtype(m)))
+            probe = m(_probe_input(m, in_shape))
         out_shape = tuple(int(s) for s in probe.shape[2:])
         shapes[name] = out_shape
         if isinstance(m, NIRModule):

@@ -93,6 +93,8 @@ def split_threshold(values: Any) -> float:
     Returns the midpoint between the two values around the best cut, e.g. to separate low-IPR
     (memorizing) from high-IPR (generalizing) neurons without looking at any labels.
     """
+    if isinstance(values, torch.Tensor):  # on any device, e.g. neuron_ipr of a GPU model
+        values = values.detach().cpu()
     v = np.sort(np.asarray(values, dtype=np.float64).ravel())
     if v.size < 2:
         raise ValueError(f"values must hold at least 2 numbers, got {v.size}")

@@ -107,8 +107,9 @@ def _reseed(modules: Sequence[nn.Module], seed: int | None) -> None:
 
 def _coords(images: torch.Tensor) -> torch.Tensor:
     b, _, h, w = images.shape
-    ys = torch.linspace(-1.0, 1.0, h, dtype=images.dtype)[:, None].expand(h, w)
-    xs = torch.linspace(-1.0, 1.0, w, dtype=images.dtype)[None, :].expand(h, w)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=images.dtype, device=images.device)[:, None]
+    xs = torch.linspace(-1.0, 1.0, w, dtype=images.dtype, device=images.device)[None, :]
+    ys, xs = ys.expand(h, w), xs.expand(h, w)
     return torch.stack([ys, xs])[None].expand(b, -1, -1, -1)
 
 
@@ -171,7 +172,7 @@ class ExemplarEncoder(nn.Module):
         lead = images.shape[:-3]
         flat = images.reshape(-1, *images.shape[-3:])
         if masks is None:
-            m = torch.ones(flat.shape[0], 1, *flat.shape[-2:])
+            m = torch.ones(flat.shape[0], 1, *flat.shape[-2:], device=flat.device)
         else:
             check_type("masks", masks, torch.Tensor)
             if tuple(masks.shape) != (*lead, 1, *images.shape[-2:]):
@@ -290,6 +291,7 @@ class ExemplarEncoder(nn.Module):
         torch.manual_seed(seed)
         n_classes = [int(pixel_labels[:, a].max()) + 1 for a in range(pixel_labels.shape[1])]
         heads = nn.ModuleList([nn.Conv2d(self.feature_size, c, 1) for c in n_classes])
+        heads = heads.to(images.device)
         opt = torch.optim.Adam([*self.parameters(), *heads.parameters()], lr=lr)
         was_training = self.training
         self.train()
@@ -330,7 +332,8 @@ def beam_search(
     Args:
         step: ``(tokens [B], state) -> (log-probs [B, V], state)``; every tensor of ``state``
             has the beam on dimension 0.
-        state: initial state for one beam (dimension 0 of size 1).
+        state: initial state for one beam (dimension 0 of size 1); the token and score
+            tensors live on the device of its first tensor (the CPU for an empty state).
         bos, eos: start and end token ids.
         beam_size: live hypotheses kept per step (>= 1).
         max_length: most words before ``eos`` (``eos`` is forced after them).
@@ -343,8 +346,9 @@ def beam_search(
     check_number("beam_size", beam_size, ge=1, integer=True)
     check_number("max_length", max_length, ge=1, integer=True)
     tokens: list[list[int]] = [[]]
-    scores = torch.zeros(1)
-    current = torch.tensor([bos])
+    device = state[0].device if len(state) else torch.device("cpu")
+    scores = torch.zeros(1, device=device)
+    current = torch.tensor([bos], device=device)
     finished: list[tuple[list[int], float]] = []
     for t in range(max_length + 1):
         logp, state = step(current, state)
@@ -375,11 +379,11 @@ def beam_search(
         finished.sort(key=lambda x: -x[1])
         if len(finished) >= beam_size and finished[beam_size - 1][1] >= max(keep_s):
             break  # log-probs only fall: no live beam can enter the top beam_size
-        index = torch.tensor(keep_b)
+        index = torch.tensor(keep_b, device=device)
         state = tuple(s[index] for s in state)
         tokens = [[*tokens[b], w] for b, w in zip(keep_b, keep_w, strict=True)]
-        scores = torch.tensor(keep_s)
-        current = torch.tensor(keep_w)
+        scores = torch.tensor(keep_s, device=device)
+        current = torch.tensor(keep_w, device=device)
     finished.sort(key=lambda x: -x[1])
     return finished[:beam_size]
 
@@ -559,7 +563,7 @@ class ExemplarCaptioner(nn.Module):
                 texts.append(d)
         features = features.detach()
         set_idx = torch.tensor(sets)
-        ids = self.vocabulary.encode(texts)
+        ids = self.vocabulary.encode(texts).to(features.device)
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         params = [p for p in self.parameters() if p.requires_grad]
@@ -596,7 +600,8 @@ class ExemplarCaptioner(nn.Module):
         try:
             with torch.no_grad():
                 features = self.encode(images[None], masks[None]).expand(len(texts), -1, -1)
-                return self._sequence_log_prob(features, self.vocabulary.encode(texts))
+                ids = self.vocabulary.encode(texts).to(features.device)
+                return self._sequence_log_prob(features, ids)
         finally:
             self.train(was_training)
 
@@ -659,6 +664,7 @@ class HFCaptioner:
         highlight: intensity kept outside the mask, in ``[0, 1]``.
         candidates: descriptions always scored in :meth:`propose`.
 
+    Images and masks are on the model's device (pixel values and token ids are moved there).
     No weights are downloaded: load the model yourself (``from_pretrained`` from a local
     folder or your cache) and pass it in.
     """
@@ -692,11 +698,11 @@ class HFCaptioner:
         if self.image_processor is None:
             return shown
         arrays = [
-            (img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8) for img in shown
+            (img.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).astype(np.uint8) for img in shown
         ]
         out = self.image_processor(images=arrays, return_tensors="pt")
         values = out["pixel_values"] if isinstance(out, dict) else out.pixel_values
-        return torch.as_tensor(values)
+        return torch.as_tensor(values).to(images.device)
 
     def log_prob(
         self, images: torch.Tensor, masks: torch.Tensor, descriptions: Sequence[str]
@@ -706,8 +712,8 @@ class HFCaptioner:
         pixels = self.pixel_values(images, masks)
         k = pixels.shape[0]
         enc = self.tokenizer(texts, padding=True, return_tensors="pt")
-        ids = torch.as_tensor(enc["input_ids"])
-        keep = torch.as_tensor(enc["attention_mask"]).bool()
+        ids = torch.as_tensor(enc["input_ids"]).to(pixels.device)
+        keep = torch.as_tensor(enc["attention_mask"]).to(pixels.device).bool()
         labels = ids.masked_fill(~keep, -100)
         n = labels.shape[0]
         with torch.no_grad():

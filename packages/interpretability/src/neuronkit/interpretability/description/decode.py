@@ -121,7 +121,11 @@ def describe(
         raise ValueError("captioner proposed no candidate descriptions")
     texts = [t for t, _ in proposals]
     ll = torch.tensor([float(s) for _, s in proposals])
-    lp = prior.log_prob(texts).float() if prior is not None else torch.full_like(ll, float("nan"))
+    lp = (
+        prior.log_prob(texts).float().cpu()
+        if prior is not None
+        else torch.full_like(ll, float("nan"))
+    )
     scores = pmi_scores(ll, lp, lam) if lam > 0 else ll
     best = int(torch.argmax(scores))
     candidates = tuple(

@@ -82,7 +82,8 @@ def activation_quantiles(activations: torch.Tensor, quantile: float = 0.99) -> t
         quantile: in ``(0, 1)``.
 
     Returns:
-        ``[U]`` thresholds (linear interpolation, as ``numpy.quantile``).
+        ``[U]`` thresholds (linear interpolation, as ``numpy.quantile``), on the device of
+        ``activations``.
     """
     check_type("activations", activations, torch.Tensor)
     if activations.ndim < 2 or activations.shape[0] == 0:
@@ -93,7 +94,7 @@ def activation_quantiles(activations: torch.Tensor, quantile: float = 0.99) -> t
     check_finite("activations", activations)
     per_unit = activations.detach().transpose(0, 1).reshape(activations.shape[1], -1)
     values = np.quantile(per_unit.double().cpu().numpy(), quantile, axis=1)
-    return torch.as_tensor(values, dtype=activations.dtype)
+    return torch.as_tensor(values, dtype=activations.dtype, device=activations.device)
 
 
 def upsampled_masks(
@@ -189,11 +190,11 @@ def compute_exemplars(
     images = inputs[top_idx].detach().clone()  # [U, k, C, H, W]
     size = (int(inputs.shape[2]), int(inputs.shape[3]))
     if acts.ndim == 4:
-        u_rep = torch.arange(len(unit_idx))[:, None].expand(-1, k)
+        u_rep = torch.arange(len(unit_idx), device=top_idx.device)[:, None].expand(-1, k)
         maps = acts[top_idx, u_rep]  # [U, k, h, w]
         levels = thresholds[:, None].expand(-1, k).reshape(-1)
         masks = upsampled_masks(maps.reshape(-1, *maps.shape[2:]), levels, size)
         masks = masks.reshape(len(unit_idx), k, 1, *size)
     else:
-        masks = torch.ones(len(unit_idx), k, 1, *size)
+        masks = torch.ones(len(unit_idx), k, 1, *size, device=acts.device)
     return Exemplars(unit_idx.clone(), top_idx, top_act, images, masks, thresholds)

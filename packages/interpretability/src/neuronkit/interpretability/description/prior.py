@@ -119,7 +119,7 @@ class DescriptionLM(nn.Module):
             check_number(name, v, ge=1, integer=True)
         check_number("lr", lr, gt=0.0)
         check_number("seed", seed, ge=0, integer=True)
-        ids = self.vocabulary.encode(texts)
+        ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         opt = torch.optim.Adam(self.parameters(), lr=lr)
@@ -147,7 +147,8 @@ class DescriptionLM(nn.Module):
         self.eval()
         try:
             with torch.no_grad():
-                return self._sequence_log_prob(self.vocabulary.encode(texts))
+                ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
+                return self._sequence_log_prob(ids)
         finally:
             self.train(was_training)
 
@@ -196,8 +197,12 @@ class HFLanguagePrior:
             input_ids[r, : len(seq)] = torch.tensor(seq)
             attention[r, : len(seq)] = 1
             scored[r, len(s) : len(seq)] = True
+        device = getattr(self.model, "device", None)  # Hugging Face models have one
+        if isinstance(device, torch.device):
+            input_ids, attention = input_ids.to(device), attention.to(device)
         with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=attention).logits
         logp = torch.log_softmax(torch.as_tensor(logits).float(), dim=-1)
+        input_ids, scored = input_ids.to(logp.device), scored.to(logp.device)
         picked = logp[:, :-1].gather(2, input_ids[:, 1:, None])[..., 0]
         return (picked * scored[:, 1:]).sum(dim=1)

@@ -302,7 +302,7 @@ def track_information_plane(
       (all when ``None``).
 
     Args:
-        x: ``[N, in]`` all inputs (float).
+        x: ``[N, in]`` all inputs (float); the networks are built and trained on its device.
         y: ``[N]`` int64 labels ``0 .. C - 1``.
         train_idx: indices of the training inputs (the rest are the test set).
         hidden: hidden widths (the paper: 10, 7, 5, 4, 3).
@@ -357,14 +357,16 @@ def track_information_plane(
         if kde_samples is None or kde_samples >= n
         else np.sort(rng.choice(n, kde_samples, replace=False))
     )
-    y_np = y.numpy()
+    y_np = y.cpu().numpy()
     model = EnsembleMLP(n_runs, (x.shape[1], *hidden, n_classes), activation, seed=seed)
+    model = model.to(x.device)
     opt: torch.optim.Optimizer = (
         torch.optim.Adam(model.parameters(), lr=lr)
         if optimizer == "adam"
         else torch.optim.SGD(model.parameters(), lr=lr)
     )
-    x_train, y_train = x[torch.as_tensor(idx)], y[torch.as_tensor(idx)]
+    train_rows = torch.as_tensor(idx, device=x.device)
+    x_train, y_train = x[train_rows], y.to(x.device)[train_rows]
     x_train_t = x_train.T.unsqueeze(0).expand(n_runs, -1, -1).contiguous()  # [R, in, N]
     bs = x_train.shape[0] if batch_size is None else min(batch_size, x_train.shape[0])
     gen = torch.Generator().manual_seed(seed)
@@ -375,8 +377,8 @@ def track_information_plane(
         with torch.no_grad():
             reps = model.layers(x)
             reps[-1] = torch.softmax(reps[-1], dim=-1)
-            pred = reps[-1].argmax(-1).numpy()  # [R, N]
-        snapshots.append([r.numpy().astype(np.float32) for r in reps])
+            pred = reps[-1].argmax(-1).cpu().numpy()  # [R, N]
+        snapshots.append([r.cpu().numpy().astype(np.float32) for r in reps])
         correct = pred == y_np[None, :]
         train_acc.append(correct[:, idx].mean(1))
         test_acc.append(correct[:, test_mask].mean(1) if test_mask.any() else correct.mean(1))
@@ -393,7 +395,7 @@ def track_information_plane(
         if bs >= x_train.shape[0]:  # full batch: no shuffling needed
             batches: list[torch.Tensor | None] = [None]
         else:
-            order = torch.randperm(x_train.shape[0], generator=gen)
+            order = torch.randperm(x_train.shape[0], generator=gen).to(x.device)
             batches = [order[i : i + bs] for i in range(0, x_train.shape[0], bs)]
         for batch in batches:
             xb = x_train_t if batch is None else x_train_t[:, :, batch]

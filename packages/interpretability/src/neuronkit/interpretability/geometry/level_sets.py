@@ -233,7 +233,7 @@ def level_set_traversal(
         clamp: ``(low, high)`` valid input range enforced on every iterate, or ``None``.
         init_noise: width of the uniform noise added to the source before the first step.
         record_every: record the iterate every this many iterations.
-        seed: seeds the start noise.
+        seed: seeds the start noise (drawn on the CPU: the same on every device).
 
     Returns:
         :class:`LevelSetTraversal` with the final images and the recorded path.
@@ -273,8 +273,9 @@ def level_set_traversal(
     init_conf = class_confidence(model, src, labels)
     floor = torch.clamp(init_conf - max_drop, min=min_confidence)
 
-    gen = torch.Generator(device=src.device).manual_seed(int(seed))
-    noise = torch.rand(src.shape, generator=gen, device=src.device, dtype=src.dtype) - 0.5
+    # drawn on the CPU and moved: the same seed gives the same start on every device
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = torch.rand(src.shape, generator=gen, dtype=src.dtype).to(src.device) - 0.5
     x = src + init_noise * noise
     if clamp is not None:
         x = x.clamp(*clamp)

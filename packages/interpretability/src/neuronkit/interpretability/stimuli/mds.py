@@ -30,6 +30,7 @@ batch-norm in training mode).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ def contrastive_objective(
         raise ValueError(f"on_cluster must lie in [0, {k - 1}], got {on_cluster.tolist()}")
     check_number("temperature", temperature, gt=0)
     scaled = cluster_means / temperature
-    on = scaled.gather(1, on_cluster.long()[:, None])[:, 0]
+    on = scaled.gather(1, on_cluster.to(scaled.device).long()[:, None])[:, 0]
     return on - torch.logsumexp(scaled, dim=1) + math.log(k)
 
 
@@ -136,7 +137,9 @@ def cluster_mean_responses(
     k = int(labels.max()) + 1 if n_clusters is None else n_clusters
     check_number("n_clusters", k, ge=1, integer=True)
     onehot = torch.zeros(responses.shape[1], k, dtype=responses.dtype, device=responses.device)
-    onehot[torch.arange(responses.shape[1]), labels.to(responses.device)] = 1.0
+    onehot[
+        torch.arange(responses.shape[1], device=responses.device), labels.to(responses.device)
+    ] = 1.0
     counts = onehot.sum(0)
     if (counts == 0).any():
         raise ValueError(
@@ -199,7 +202,7 @@ def response_statistics(
     check_number("norm", norm, gt=0)
     check_number("n_samples", n_samples, ge=2, integer=True)
     gen = _generator(seed)
-    x = project_to_norm(torch.randn((n_samples, *shape), generator=gen), norm)
+    x = project_to_norm(_randn((n_samples, *shape), gen, _device(model)), norm)
     r = _responses(model, x)
     return r.mean(0), r.std(0).clamp_min(1e-6)
 
@@ -235,7 +238,9 @@ def optimize_stimuli(
         lr: Adam learning rate.
         smoothness: weight of the Laplace smoothness penalty (0 disables it).
         mean, std: ``[N]`` normalization of responses (none when omitted).
-        seed: seed or ``torch.Generator`` for the random initial stimuli.
+        seed: seed or ``torch.Generator`` for the random initial stimuli (drawn on the
+            generator's device, then moved to the model's: that of an ``nn.Module``'s first
+            parameter or buffer, the CPU for a plain function).
 
     Returns:
         ``(stimuli [K, *stimulus_shape], objectives [K])`` (detached).
@@ -250,7 +255,7 @@ def optimize_stimuli(
     check_number("lr", lr, gt=0)
     check_number("smoothness", smoothness, ge=0)
     if init is None:
-        start = torch.randn((k, *shape), generator=_generator(seed))
+        start = _randn((k, *shape), _generator(seed), _device(model))
     else:
         check_type("init", init, torch.Tensor)
         if tuple(init.shape) != (k, *shape):
@@ -259,7 +264,7 @@ def optimize_stimuli(
             raise ValueError("init must be finite, got NaN or infinity")
         start = init.detach().clone().float()
     x = project_to_norm(start, norm).requires_grad_(True)
-    on = torch.arange(k)
+    on = torch.arange(k, device=x.device)
     opt = torch.optim.Adam([x], lr=lr)
 
     def objectives(stim: torch.Tensor) -> torch.Tensor:
@@ -323,7 +328,8 @@ def mds_clustering(
 
     Args:
         model: differentiable ``f(x [B, *stimulus_shape]) -> [B, N]`` (e.g. an ``nn.Module``
-            in eval mode); it is not modified.
+            in eval mode); it is not modified. Stimuli are made on the device of a module's
+            first parameter or buffer (the CPU for a plain function).
         stimulus_shape: shape of one stimulus.
         n_clusters: initial number of clusters ``K0`` (clusters can only disappear, or appear
             through splits).
@@ -361,7 +367,7 @@ def mds_clustering(
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        probe = _responses(model, torch.zeros((1, *shape)))
+        probe = _responses(model, torch.zeros((1, *shape), device=_device(model)))
     n = probe.shape[1]
     if init_labels is None:
         perm = torch.randperm(n, generator=gen)
@@ -373,6 +379,7 @@ def mds_clustering(
             raise ValueError(
                 f"init_labels must lie in [0, {n_clusters - 1}], got max {int(labels.max())}"
             )
+    labels = labels.to(probe.device)
     mean: torch.Tensor | None
     std: torch.Tensor | None
     if normalize:
@@ -490,6 +497,7 @@ def _split_round(
         sub_labels[torch.randperm(members.numel(), generator=gen)] = (
             torch.arange(members.numel()) * 2 // members.numel()
         )
+        sub_labels = sub_labels.to(labels.device)
         sub_labels, sub_stim, _ = _em(
             sub_model, sub_labels, shape, None, sub_mean, sub_std, split_max_iter, gen, [],
             "split", **opts,
@@ -717,6 +725,21 @@ def _check_labels(name: str, labels: Any, n: int) -> torch.Tensor:
     if (labels < 0).any():
         raise ValueError(f"{name} must be >= 0, got min {int(labels.min())}")
     return labels.long()
+
+
+def _device(model: Model) -> torch.device:
+    """Where stimuli are made: the device of a module's first parameter or buffer (the CPU for
+    a plain function or a stateless module)."""
+    if isinstance(model, nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
+def _randn(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Standard normal draws on the generator's device (a seed's generator is a CPU one, so
+    seeded stimuli do not depend on the model's device), moved to ``device``."""
+    return torch.randn(shape, generator=gen, device=gen.device).to(device)
 
 
 def _generator(seed: int | torch.Generator) -> torch.Generator:

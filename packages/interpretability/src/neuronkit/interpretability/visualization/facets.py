@@ -73,7 +73,7 @@ def top_activating(
     values = objective_values(model, inputs, objective, batch_size=batch_size)
     if k > values.shape[0]:
         raise ValueError(f"k must be <= the number of inputs ({values.shape[0]}), got {k}")
-    order = torch.from_numpy(np.argsort(-values.numpy(), kind="stable")[: int(k)].copy())
+    order = torch.from_numpy(np.argsort(-values.cpu().numpy(), kind="stable")[: int(k)].copy())
     return order, values[order]
 
 

@@ -135,9 +135,9 @@ def activation_frequency(
     if task_ids.numel() and (int(task_ids.min()) < 0 or int(task_ids.max()) >= n_tasks):
         raise ValueError(f"task_ids must lie in [0, {n_tasks}), got values outside")
     fired = (hidden > threshold).double()
-    counts = torch.zeros(n_tasks, hidden.shape[1], dtype=torch.float64)
-    counts.index_add_(0, task_ids, fired)
-    totals = torch.bincount(task_ids, minlength=n_tasks).double()[:, None]
+    counts = torch.zeros(n_tasks, hidden.shape[1], dtype=torch.float64, device=hidden.device)
+    counts.index_add_(0, task_ids.to(hidden.device), fired)
+    totals = torch.bincount(task_ids.to(hidden.device), minlength=n_tasks).double()[:, None]
     return (counts / totals).float()
 
 
@@ -202,13 +202,13 @@ def cluster_neurons(
             raise ValueError(
                 f"live must be a bool tensor of shape [{h}], got {tuple(live.shape)} {live.dtype}"
             )
-    idx = torch.nonzero(live).flatten().numpy()
+    idx = torch.nonzero(live).flatten().cpu().numpy()
     if len(idx) < n_partitions:
         raise ValueError(
             f"n_partitions must be at most the number of live neurons ({len(idx)}), "
             f"got {n_partitions}"
         )
-    sub = affinity[idx][:, idx].double().numpy()
+    sub = affinity.detach().cpu()[idx][:, idx].double().numpy()
     sub = sub + 1e-6  # a tiny uniform floor keeps the graph connected (isolated neurons)
     sc = SpectralClustering(
         n_clusters=n_partitions,
@@ -250,7 +250,7 @@ def assign_partitions(
         )
     check_number("min_share", min_share, gt=0.0, le=1.0)
     k = int(lab.max()) + 1 if lab.size else 0
-    freq = frequency.double().numpy()
+    freq = frequency.detach().double().cpu().numpy()
     owner = np.full(k, -1, dtype=np.int64)
     for c in range(k):
         members = lab == c
@@ -372,9 +372,10 @@ class BrickDiscovery:
                 raise ValueError(
                     f"data_hidden[{i}] must have {len(labels)} columns, got {h.shape[1]}"
                 )
-            onehot = torch.zeros(len(labels), self.n_partitions)
+            onehot = torch.zeros(len(labels), self.n_partitions, device=h.device)
             ok = labels >= 0
-            onehot[torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(labels[ok])] = 1.0
+            rows, cols = torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(labels[ok])
+            onehot[rows.to(h.device), cols.to(h.device)] = 1.0
             out.append(h @ onehot / onehot.sum(0).clamp_min(1.0))
         return out
 

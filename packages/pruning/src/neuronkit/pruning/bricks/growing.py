@@ -64,9 +64,10 @@ def grow_ffn(
     w_out = ffn.w_out.weight.detach()
     if method == "zero":
         std = float(w_in.std()) if init_std is None else float(init_std)
-        new_w_in = torch.randn(n_new, d, generator=gen, dtype=w_in.dtype) * std
-        new_b_in = torch.zeros(n_new, dtype=b_in.dtype)
-        new_w_out = torch.zeros(d, n_new, dtype=w_out.dtype)
+        # drawn on the CPU generator, then moved: the same keys on every device
+        new_w_in = torch.randn(n_new, d, generator=gen, dtype=w_in.dtype).to(w_in.device) * std
+        new_b_in = torch.zeros(n_new, dtype=b_in.dtype, device=b_in.device)
+        new_w_out = torch.zeros(d, n_new, dtype=w_out.dtype, device=w_out.device)
         old_w_out = w_out.clone()
     else:
         src = torch.randperm(h, generator=gen)[:n_new]
@@ -75,7 +76,7 @@ def grow_ffn(
         old_w_out = w_out.clone()
         old_w_out[:, src] = w_out[:, src] / 2
         new_w_out = w_out[:, src] / 2
-    grown = FFN(d, h + n_new).to(w_in.dtype)
+    grown = FFN(d, h + n_new).to(device=w_in.device, dtype=w_in.dtype)
     with torch.no_grad():
         grown.w_in.weight.copy_(torch.cat([w_in, new_w_in], 0))
         grown.w_in.bias.copy_(torch.cat([b_in, new_b_in]))

@@ -51,7 +51,7 @@ def _apply_gate(gate: Gate, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"gate must give a torch.Tensor mask, got {type(mask).__name__}")
     try:
-        return h * mask.to(h.dtype)
+        return h * mask.to(device=h.device, dtype=h.dtype)
     except RuntimeError as err:
         raise ValueError(
             f"gate mask of shape {tuple(mask.shape)} must broadcast to the hidden shape "
@@ -293,8 +293,9 @@ def task_accuracy(
                 pred = model(tok, gates).argmax(-1)
                 valid = tgt != IGNORE_INDEX
                 hit = ((pred == tgt) & valid).sum(1).double()
-                correct.index_add_(0, tid, hit)
-                total.index_add_(0, tid, valid.sum(1).double())
+                # the per-task tallies stay on the CPU (a small result)
+                correct.index_add_(0, tid.cpu(), hit.cpu())
+                total.index_add_(0, tid.cpu(), valid.sum(1).double().cpu())
     finally:
         model.train(was)
     return (correct / total).float()

@@ -88,7 +88,7 @@ def balanced_kmeans(
     if n % n_clusters:
         raise ValueError(f"n_clusters must divide the number of points {n}, got {n_clusters}")
     size = n // n_clusters
-    pts = x.double().numpy()
+    pts = x.detach().double().cpu().numpy()
     centres = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(pts).cluster_centers_
     labels = np.full(n, -1, dtype=np.int64)
     for _ in range(max_iter):
@@ -147,7 +147,7 @@ def split_ffn(
         raise ValueError(f"hidden must have {h} columns, got {hidden.shape[1]}")
     from sklearn.manifold import spectral_embedding
 
-    aff = coactivation_affinity(hidden).double().numpy() + 1e-6  # floor: connected graph
+    aff = coactivation_affinity(hidden).double().cpu().numpy() + 1e-6  # floor: connected graph
     emb = spectral_embedding(aff, n_components=n_experts, random_state=seed, drop_first=False)
     return balanced_kmeans(torch.from_numpy(emb), n_experts, seed=seed)
 
@@ -169,7 +169,7 @@ def expert_scores(hidden: torch.Tensor, labels: np.ndarray, n_experts: int) -> t
     check_number("n_experts", n_experts, ge=1, integer=True)
     if len(labels) != hidden.shape[1]:
         raise ValueError(f"labels must have {hidden.shape[1]} entries, got {len(labels)}")
-    return hidden.clamp_min(0.0) @ _onehot(labels, n_experts)
+    return hidden.clamp_min(0.0) @ _onehot(labels, n_experts).to(hidden.device)
 
 
 class ExpertRouter(nn.Module):
@@ -209,7 +209,7 @@ class ExpertRouter(nn.Module):
                     f"keys must be [d_ff, {d_model}] with one label per row, got "
                     f"{tuple(keys.shape)} and {len(labels)} labels"
                 )
-            onehot = _onehot(labels, n_experts)
+            onehot = _onehot(labels, n_experts).to(keys.device)
             centres = (onehot.T @ F.normalize(keys.detach().float(), dim=1)) / onehot.sum(
                 0
             ).clamp_min(1.0)[:, None]
@@ -307,7 +307,8 @@ class RoutedGate:
         check_number("k", k, ge=1, le=router.n_experts, integer=True)
         self.router = router
         self.k = int(k)
-        self.expand = _onehot(labels, router.n_experts).T  # [K, d_ff]
+        device = router.proj.weight.device
+        self.expand = _onehot(labels, router.n_experts).T.to(device)  # [K, d_ff]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -322,7 +323,7 @@ def oracle_gate(ffn: FFN, labels: np.ndarray, n_experts: int, k: int) -> Gate:
     check_type("ffn", ffn, FFN)
     check_number("n_experts", n_experts, ge=1, integer=True)
     check_number("k", k, ge=1, le=n_experts, integer=True)
-    expand = _onehot(labels, n_experts)
+    expand = _onehot(labels, n_experts).to(ffn.w_in.weight.device)
 
     def gate(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -410,9 +411,9 @@ class MoEfication:
             labels = split_ffn(
                 ffn, self.n_experts, method=self.method, hidden=hidden[layer], seed=self.seed
             )
-            router = ExpertRouter(
-                ffn.d_model, self.n_experts, keys=ffn.w_in.weight.detach(), labels=labels
-            )
+            keys = ffn.w_in.weight.detach()
+            router = ExpertRouter(ffn.d_model, self.n_experts, keys=keys, labels=labels)
+            router = router.to(keys.device)  # trained and routing beside its FFN
             losses = train_router(
                 router,
                 inputs[layer],

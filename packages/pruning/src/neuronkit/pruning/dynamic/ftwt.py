@@ -859,7 +859,8 @@ def l1_filter_masks(net: DynamicCNN, keep_counts: Sequence[int]) -> list[torch.T
         keep_counts: one ``k_l`` in ``[1, C_l]`` per gated layer.
 
     Returns:
-        one ``[C_l]`` 0/1 mask per gated layer (use with :meth:`DynamicCNN.set_static_masks`).
+        one ``[C_l]`` 0/1 mask per gated layer, on the layer's device (use with
+        :meth:`DynamicCNN.set_static_masks`).
     """
     check_type("net", net, DynamicCNN)
     gated = net.gated
@@ -869,7 +870,7 @@ def l1_filter_masks(net: DynamicCNN, keep_counts: Sequence[int]) -> list[torch.T
     for i, (g, k) in enumerate(zip(gated, keep_counts)):
         check_number(f"keep_counts[{i}]", k, ge=1, le=g.out_channels, integer=True)
         norms = g.conv.weight.detach().abs().flatten(1).sum(1)
-        m = torch.zeros(g.out_channels)
+        m = torch.zeros(g.out_channels, device=norms.device)  # topk's indices live there
         m[torch.topk(norms, int(k)).indices] = 1.0
         masks.append(m)
     return masks

@@ -120,8 +120,8 @@ def _arrays_to_scores(net: SignSupermask, arrays: Sequence[np.ndarray]) -> dict[
             raise ValueError(
                 f"parameters for {n!r} must have shape ({int(m.sum())},), got {a.shape}"
             )
-        full = torch.zeros(m.shape, dtype=torch.float32)
-        full[m] = torch.from_numpy(a.astype(np.float32))
+        full = torch.zeros(m.shape, dtype=torch.float32, device=m.device)
+        full[m] = torch.from_numpy(a.astype(np.float32)).to(m.device)
         out[n] = full
     return out
 

@@ -328,7 +328,7 @@ def aggregate_sign_votes(
                 )
             vote += float(w[k]) * s.to(torch.float64).cpu()
         prev = previous[name].detach()
-        prev_sign = torch.where(prev[mask] >= 0, 1.0, -1.0).to(torch.float64)
+        prev_sign = torch.where(prev[mask] >= 0, 1.0, -1.0).to(torch.float64).cpu()  # as the vote
         vote = torch.where(vote == 0, 1e-3 * prev_sign, vote)
         new = prev.clone()
         new[mask] = vote.to(prev.dtype).to(prev.device)
@@ -452,7 +452,7 @@ def aggregate_mask_votes(
                 )
             vote += float(w[k]) * m.to(torch.float64).cpu()
         c = float(s0.abs().max())
-        out[name] = (c * vote + 1e-3 * s0.abs().to(torch.float64).cpu()).to(s0.dtype)
+        out[name] = (c * vote + 1e-3 * s0.abs().to(torch.float64).cpu()).to(s0.device, s0.dtype)
     return out
 
 
@@ -492,7 +492,7 @@ def run_binary_supermask(
         hist.payload_bits.append(
             sum(
                 payload_bits(
-                    [np.packbits(np.concatenate([v.flatten().numpy() for v in m.values()]))]
+                    [np.packbits(np.concatenate([v.flatten().cpu().numpy() for v in m.values()]))]
                 )
                 for m in msgs
             )

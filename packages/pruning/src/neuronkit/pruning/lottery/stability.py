@@ -43,7 +43,8 @@ def interpolate_states(
     """``(1 - alpha) * state_a + alpha * state_b`` for every floating tensor.
 
     Parameters and floating buffers (BatchNorm running statistics) are interpolated; integer
-    buffers (``num_batches_tracked``) are taken from ``state_a``. The inputs are not modified.
+    buffers (``num_batches_tracked``) are taken from ``state_a``. The inputs are not modified;
+    the result is on ``state_a``'s devices.
 
     Args:
         state_a, state_b: state dicts with the same keys and shapes.
@@ -65,7 +66,8 @@ def interpolate_states(
                 f"got {tuple(b.shape)}"
             )
         if a.is_floating_point():
-            out[key] = torch.lerp(a.detach(), b.detach().to(a.dtype), float(alpha))
+            b_like_a = b.detach().to(device=a.device, dtype=a.dtype)  # e.g. a CPU checkpoint
+            out[key] = torch.lerp(a.detach(), b_like_a, float(alpha))
         else:
             out[key] = a.detach().clone()
     return out

@@ -134,7 +134,10 @@ class ENASController(nn.Module):
             h, c = self.lstm(inp, (h, c))
             logp = torch.log_softmax(self._logits(t, h), dim=-1)
             if sequences is None:
-                tok = torch.multinomial(logp.detach().exp(), 1, generator=generator)[:, 0]
+                probs = logp.detach().exp()
+                if generator is not None:  # drawn on the generator's device (a seed's: the CPU)
+                    probs = probs.to(generator.device)
+                tok = torch.multinomial(probs, 1, generator=generator)[:, 0].to(device)
             else:
                 tok = sequences[:, t]
             tokens.append(tok)
@@ -152,7 +155,10 @@ class ENASController(nn.Module):
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, seed: int | None = None
     ) -> ControllerSample:
-        """Draw ``n`` architectures; log-probabilities and entropies keep their gradients."""
+        """Draw ``n`` architectures; log-probabilities and entropies keep their gradients.
+
+        The tokens are drawn on the generator's device (``seed``: a CPU generator, so the same
+        architectures whatever device the controller is on)."""
         check_number("n", n, ge=1, integer=True)
         gen = _generator(generator, seed)
         seqs, log_prob, entropy, h = self._run(int(n), None, gen)
@@ -348,7 +354,8 @@ class ReinforceTrainer:
         if not torch.isfinite(rewards).all():
             raise ValueError("rewards must be finite, got NaN or inf")
         cfg = self.config
-        r = rewards.detach().float() + cfg.entropy_weight * sample.entropy.detach()
+        entropy = sample.entropy.detach()
+        r = rewards.detach().float().to(entropy.device) + cfg.entropy_weight * entropy
         mean_r = float(r.mean())
         if self.baseline is None:
             self.baseline = mean_r

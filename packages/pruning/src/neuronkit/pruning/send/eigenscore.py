@@ -166,7 +166,8 @@ def efficient_eigenscore(
         probes: Rademacher probe vectors ``N_z`` per set (>= 1).
         power_iterations: iterations of the power method for the upper spectral bound.
         kernel: ``None`` or ``"jackson"`` damping of the Chebyshev series.
-        seed: an int or a ``torch.Generator`` for the probes and the power-method start.
+        seed: an int or a ``torch.Generator`` for the probes and the power-method start
+            (drawn on the generator's device, an int's on the CPU, then moved to the data).
 
     Returns:
         A scalar tensor (or ``[P]``) estimating ``(1/K) log det(Sigma)``.
@@ -199,7 +200,7 @@ def efficient_eigenscore(
             return x @ (xt @ v) + alpha * v
 
     # Upper spectral bound by power iteration (Rayleigh quotient + residual norm).
-    v = torch.randn(p, k, 1, generator=gen, dtype=torch.float64).to(x)
+    v = torch.randn(p, k, 1, generator=gen, dtype=torch.float64, device=gen.device).to(x)
     v = v / v.norm(dim=1, keepdim=True)
     for _ in range(power_iterations):
         w = apply(v)
@@ -212,12 +213,14 @@ def efficient_eigenscore(
     if exact_trace:
         probe = torch.eye(k, dtype=x.dtype, device=x.device).expand(p, k, k)
     else:
-        bits = torch.randint(0, 2, (p, k, n_vec), generator=gen, dtype=torch.int64)
+        shape = (p, k, n_vec)
+        bits = torch.randint(0, 2, shape, generator=gen, dtype=torch.int64, device=gen.device)
         probe = (2 * bits - 1).to(x)
     lower = alpha
     out = torch.empty(p, dtype=torch.float64)
-    scale = torch.as_tensor(2.0 / (upper - lower), dtype=x.dtype).view(p, 1, 1)
-    shift = torch.as_tensor((upper + lower) / (upper - lower), dtype=x.dtype).view(p, 1, 1)
+    scale = torch.as_tensor(2.0 / (upper - lower), dtype=x.dtype, device=x.device).view(p, 1, 1)
+    shift = torch.as_tensor((upper + lower) / (upper - lower), dtype=x.dtype, device=x.device)
+    shift = shift.view(p, 1, 1)
 
     def mapped(t: torch.Tensor) -> torch.Tensor:  # (2 Sigma - (b + a) I) / (b - a)
         return scale * apply(t) - shift * t
@@ -235,7 +238,7 @@ def efficient_eigenscore(
     for i in range(p):
         c = torch.from_numpy(chebyshev_log_coefficients(moments, lower, float(upper[i]), kernel))
         out[i] = (c * mus[i]).sum()
-    out = out.to(embeddings.dtype)
+    out = out.to(device=embeddings.device, dtype=embeddings.dtype)
     return out[0] if squeeze else out
 
 

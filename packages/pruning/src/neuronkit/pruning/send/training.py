@@ -232,7 +232,7 @@ class NeuronDropout:
         for layer, idx in dropped.items():
             if layer not in self._masks:
                 raise ValueError(f"dropped names layer {layer}, expected one of {self.layers}")
-            idx = torch.as_tensor(idx, dtype=torch.long)
+            idx = torch.as_tensor(idx, dtype=torch.long).cpu()  # the masks live on the CPU
             h = int(width[layer])
             if idx.numel() and (idx.min() < 0 or idx.max() >= h):
                 raise ValueError(f"dropped[{layer}] indices must lie in [0, {h}), got {idx}")
@@ -321,7 +321,7 @@ def record_activations(
             f"positions must be [N]={input_ids.shape[0]}, got {tuple(positions.shape)}"
         )
     store: dict[int, torch.Tensor] = {}
-    rows = torch.arange(input_ids.shape[0])
+    rows = torch.arange(input_ids.shape[0], device=positions.device)
 
     def make(li: int) -> Any:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -552,10 +552,11 @@ def sample_response_embeddings(
     ``temperature`` for exactly ``max_new_tokens`` tokens; the embedding of a response is
     ``hidden_states[layer]`` (0: token embeddings, ``i``: output of decoder layer ``i``;
     default the middle one, ``L // 2``) at the last token of prompt + response. Prompts of
-    equal length are batched together.
+    equal length are batched together. ``seed`` (an int: a CPU generator, so the same tokens on
+    every device, or a ``torch.Generator``) draws the tokens on the generator's device.
 
     Returns:
-        ``[P, k, H]`` float32 embeddings, in the order of ``prompts``.
+        ``[P, k, H]`` float32 embeddings on the model's device, in the order of ``prompts``.
     """
     check_type("prompts", prompts, (list, tuple))
     if not prompts:
@@ -580,14 +581,17 @@ def sample_response_embeddings(
     was_training = model.training
     model.eval()
     out: list[torch.Tensor | None] = [None] * len(rows)
+    device = next(model.parameters()).device
     try:
         for length in sorted(groups):
             members = groups[length]
-            seq = torch.tensor([rows[i] for i in members], dtype=torch.long)
+            seq = torch.tensor([rows[i] for i in members], dtype=torch.long, device=device)
             seq = seq.repeat_interleave(k, dim=0)
             for _ in range(max_new_tokens):
                 logits = model(input_ids=seq).logits[:, -1].float() / temperature
-                nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)
+                # drawn on the generator's device (a CPU generator: the same tokens anywhere)
+                probs = torch.softmax(logits, -1).to(gen.device)
+                nxt = torch.multinomial(probs, 1, generator=gen).to(device)
                 seq = torch.cat([seq, nxt], dim=1)
             hidden = model(input_ids=seq, output_hidden_states=True).hidden_states[layer]
             emb = hidden[:, -1].float().reshape(len(members), k, -1)

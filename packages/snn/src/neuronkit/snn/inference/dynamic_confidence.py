@@ -259,7 +259,7 @@ def confidence_sweep(
 def pareto_front(accuracy: Tensor, latency: Tensor) -> Tensor:
     """Indices of the points no other point beats (higher-or-equal accuracy at lower-or-equal
     latency, one of them strictly), sorted by latency; of identical points only the first is
-    kept. ``accuracy, latency: [n]``."""
+    kept. ``accuracy, latency: [n]``; the indices are on their device."""
     check_type("accuracy", accuracy, Tensor)
     check_type("latency", latency, Tensor)
     if accuracy.ndim != 1 or accuracy.shape != latency.shape:
@@ -276,7 +276,7 @@ def pareto_front(accuracy: Tensor, latency: Tensor) -> Tensor:
         same = (a[:i] == a[i]) & (lat[:i] == lat[i])  # keep one of identical points
         if not bool(better.any()) and not bool(same.any()):
             keep.append(i)
-    idx = torch.tensor(keep, dtype=torch.long)
+    idx = torch.tensor(keep, dtype=torch.long, device=accuracy.device)
     if idx.numel() == 0:
         return idx
     return idx[torch.argsort(lat[idx], stable=True)]

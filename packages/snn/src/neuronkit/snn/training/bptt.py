@@ -151,7 +151,9 @@ def minibatches(
     Args:
         batch_size: samples per batch (>= 1).
         shuffle: permute the samples first (with ``seed`` or ``generator``; one of them is
-            required when shuffling, so the order is reproducible).
+            required when shuffling, so the order is reproducible). The permutation is drawn
+            on the generator's device (``seed``: a CPU generator, so the order does not
+            depend on the data's device).
 
     Returns:
         a list of ``(x_b [b, ...], y_b [b])`` (views when not shuffled, copies otherwise).
@@ -171,9 +173,11 @@ def minibatches(
             raise ValueError("seed or generator is required when shuffle=True, got neither")
         if seed is not None and generator is not None:
             raise ValueError("pass seed or generator, not both (got both)")
+        if generator is not None:
+            check_type("generator", generator, torch.Generator)
         gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))  # type: ignore[arg-type]
-        order = torch.randperm(n, generator=gen)
-        x, y = x[order], y[order]
+        order = torch.randperm(n, generator=gen, device=gen.device)
+        x, y = x[order.to(x.device)], y[order.to(y.device)]
     return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)]
 
 

@@ -622,12 +622,13 @@ def ann_to_snn(
         m.eval()
         h = m(h)
         m.train(was)
+    device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
     snn: list[nn.Module] = []
     for j, m in enumerate(folded):
         if j == last:
             snn.append(AccumulatedReadout(m, average=average_readout))
         elif isinstance(m, nn.ReLU):
-            snn.append(IIRLIF(leak, thresholds[j]))
+            snn.append(IIRLIF(leak, thresholds[j]).to(device))
         elif isinstance(m, nn.Dropout):
             continue
         else:

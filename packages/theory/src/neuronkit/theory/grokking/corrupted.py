@@ -69,6 +69,11 @@ class QuadraticMLP(nn.Module):
         return self.fc2(self.fc1(x) ** 2)
 
 
+def _device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def _check_model(model: nn.Module) -> QuadraticMLP:
     if not isinstance(model, QuadraticMLP):
         raise TypeError(f"model must be a QuadraticMLP, got {type(model).__name__}")
@@ -122,13 +127,17 @@ def prune_neurons(model: QuadraticMLP, neurons: torch.Tensor) -> QuadraticMLP:
 @torch.no_grad()
 def corrupted_accuracies(model: nn.Module, data: ModularDataset) -> dict[str, float]:
     """Accuracies on the training labels as given (``train``), on its ``corrupted`` and ``clean``
-    parts, on the true labels of the corrupted pairs (``corrupted_true``) and on the test set."""
+    parts, on the true labels of the corrupted pairs (``corrupted_true``) and on the test set.
+
+    The inputs are moved to the device of the model's first parameter (the CPU for a model
+    without parameters) and the predictions back to the CPU, where ``data`` lives."""
     if not isinstance(data, ModularDataset):
         raise TypeError(f"data must be a ModularDataset, got {type(data).__name__}")
+    device = _device(model)
     was_training = model.training
     model.eval()
-    pred_train = model(data.x_train).argmax(dim=1)
-    pred_test = model(data.x_test).argmax(dim=1)
+    pred_train = model(data.x_train.to(device)).argmax(dim=1).cpu()
+    pred_test = model(data.x_test.to(device)).argmax(dim=1).cpu()
     model.train(was_training)
     given = pred_train == data.train_labels
     true = pred_train == data.labels[data.train_idx]
@@ -175,7 +184,7 @@ def train_modular(
     """Full-batch AdamW on the training pairs (in place); returns the recorded history.
 
     Args:
-        model: the network (trained in place).
+        model: the network (trained in place, on the device of its parameters).
         data: the dataset (:func:`neuronkit.theory.modular_arithmetic`).
         steps: optimizer steps (one per epoch: full batch).
         lr, betas: AdamW settings (reference code: 1e-2, (0.9, 0.98)).
@@ -194,8 +203,9 @@ def train_modular(
     check_number("lr", lr, gt=0)
     check_number("weight_decay", weight_decay, ge=0)
     check_choice("loss", loss, ("mse", "ce"))
-    x = data.x_train
-    y = data.train_labels
+    device = _device(m)
+    x = data.x_train.to(device)
+    y = data.train_labels.to(device)
     target = F.one_hot(y, m.p).float()
     opt = torch.optim.AdamW(m.parameters(), lr=lr, betas=betas, eps=1e-8, weight_decay=weight_decay)
     history = TrainingHistory()

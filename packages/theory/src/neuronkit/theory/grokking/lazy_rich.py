@@ -136,9 +136,12 @@ def quadratic_feature_data(
     return QuadraticFeatureData(x[:p], y[:p], x[p:], y[p:], beta)
 
 
-def _xy(x: Any, y: Any, name: str, d: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    xt = as_float_tensor(f"x_{name}", x, 2, "[P, D]")
-    yt = as_float_tensor(f"y_{name}", y, 1, "[P]")
+def _xy(
+    x: Any, y: Any, name: str, d: int | None = None, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked float64 ``x [P, D]`` and ``y [P]``, on ``device`` (the model's; default CPU)."""
+    xt = as_float_tensor(f"x_{name}", x, 2, "[P, D]").to(device)
+    yt = as_float_tensor(f"y_{name}", y, 1, "[P]").to(device)
     if yt.shape[0] != xt.shape[0]:
         raise ValueError(
             f"y_{name} must have one target per row of x_{name} ({xt.shape[0]}), got {yt.shape[0]}"
@@ -165,10 +168,10 @@ def initial_ntk_regression(
     if not isinstance(model, ScaledQuadraticNet):
         raise TypeError(f"model must be a ScaledQuadraticNet, got {type(model).__name__}")
     d = model.weight.shape[1]
-    xtr, ytr = _xy(x_train, y_train, "train", d)
-    xte, yte = _xy(x_test, y_test, "test", d)
+    xtr, ytr = _xy(x_train, y_train, "train", d, model.weight.device)
+    xte, yte = _xy(x_test, y_test, "test", d, model.weight.device)
     check_number("ridge", ridge, ge=0)
-    k = model.ntk(xtr) + ridge * torch.eye(xtr.shape[0], dtype=xtr.dtype)
+    k = model.ntk(xtr) + ridge * torch.eye(xtr.shape[0], dtype=xtr.dtype, device=xtr.device)
     coef = (
         torch.linalg.lstsq(k, ytr[:, None]).solution
         if ridge == 0
@@ -221,8 +224,8 @@ def train_lazy_rich(
     if not isinstance(model, ScaledQuadraticNet):
         raise TypeError(f"model must be a ScaledQuadraticNet, got {type(model).__name__}")
     d = model.weight.shape[1]
-    xtr, ytr = _xy(x_train, y_train, "train", d)
-    xte, yte = _xy(x_test, y_test, "test", d)
+    xtr, ytr = _xy(x_train, y_train, "train", d, model.weight.device)
+    xte, yte = _xy(x_test, y_test, "test", d, model.weight.device)
     steps = check_positive_int("steps", steps)
     eval_every = check_positive_int("eval_every", eval_every)
     align_every = check_positive_int("align_every", align_every)
@@ -251,14 +254,14 @@ def train_lazy_rich(
         coef = 2.0 * alpha / (n * p)
         # Preallocated buffers: every step runs the same element-wise ops, in the same order,
         # as ``model(x) - f_0 - y`` and ``coef * ((1 + eps z) r)^T x`` (bit-identical results).
-        z = torch.empty(p, n, dtype=w.dtype)
+        z = torch.empty(p, n, dtype=w.dtype, device=w.device)
         h = torch.empty_like(z)  # phi(z), then the back-propagated error
-        r = torch.empty(p, dtype=w.dtype)
+        r = torch.empty(p, dtype=w.dtype, device=w.device)
         grad = torch.empty_like(w)
         dw = torch.empty_like(w)
-        zt = torch.empty(xte.shape[0], n, dtype=w.dtype)
+        zt = torch.empty(xte.shape[0], n, dtype=w.dtype, device=w.device)
         ht = torch.empty_like(zt)
-        test_r = torch.empty(xte.shape[0], dtype=w.dtype)
+        test_r = torch.empty(xte.shape[0], dtype=w.dtype, device=w.device)
 
         def residual(
             x: torch.Tensor,

@@ -126,12 +126,13 @@ def train_rich_lazy(
     """Full-batch gradient descent on ``mean (f(x) - y)^2`` (in place), with richness measures.
 
     The NTK is the empirical one (``torch.func``) over both layers on the first
-    ``kernel_points`` inputs. ``x [P, D]``, ``y [P]``.
+    ``kernel_points`` inputs. ``x [P, D]``, ``y [P]`` (moved to the device of ``model.weight``).
     """
     if not isinstance(model, TwoLayerTanhNet):
         raise TypeError(f"model must be a TwoLayerTanhNet, got {type(model).__name__}")
-    xt = as_float_tensor("x", x, 2, "[P, D]")
-    yt = as_float_tensor("y", y, 1, "[P]")
+    device = model.weight.device
+    xt = as_float_tensor("x", x, 2, "[P, D]").to(device)
+    yt = as_float_tensor("y", y, 1, "[P]").to(device)
     if yt.shape[0] != xt.shape[0]:
         raise ValueError(f"y must have one target per row of x ({xt.shape[0]}), got {yt.shape[0]}")
     if xt.shape[1] != model.weight.shape[1]:

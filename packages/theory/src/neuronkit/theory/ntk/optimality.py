@@ -258,12 +258,13 @@ def dual_from_activation(
 
     def expect(rho: Tensor, deriv: bool) -> Tensor:
         flat = rho.reshape(-1, 1).clamp(-1.0, 1.0).to(torch.float64)
-        u = z1[None, :].expand(flat.shape[0], -1)
-        v = flat * z1[None, :] + torch.sqrt(1.0 - flat**2) * z2[None, :]
+        n1, n2, nw = z1.to(flat.device), z2.to(flat.device), w2.to(flat.device)
+        u = n1[None, :].expand(flat.shape[0], -1)
+        v = flat * n1[None, :] + torch.sqrt(1.0 - flat**2) * n2[None, :]
         fu, gu = phi_and_grad(u)
         fv, gv = phi_and_grad(v)
         prod = gu * gv if deriv else fu * fv
-        return (scale**2 * (prod * w2[None, :]).sum(dim=1)).reshape(rho.shape).to(rho.dtype)
+        return (scale**2 * (prod * nw[None, :]).sum(dim=1)).reshape(rho.shape).to(rho.dtype)
 
     def act(x: Tensor) -> Tensor:
         return scale * activation(x)
@@ -406,7 +407,7 @@ def koenigs_kernel(
         size = check_positive_int("table_size", table_size, minimum=16)
         beta = float(limit["beta"])
         # grid uniform in t = log((1 + rho) / (1 - rho)); h = S (1 - rho)^beta (1 + rho)^beta
-        grid_t = torch.linspace(-31.0, 31.0, size, dtype=torch.float64)
+        grid_t = torch.linspace(-31.0, 31.0, size, dtype=torch.float64, device=r.device)
         grid_rho = torch.tanh(grid_t / 2.0)
         damp = ((1.0 - grid_rho) * (1.0 + grid_rho)) ** beta
         h = koenigs_kernel(grid_rho, act, max_iter=max_iter) * damp
@@ -443,7 +444,7 @@ def koenigs_kernel(
 
 def majority_vote(y_train: Any, n_test: int) -> Tensor:
     """The most frequent training label (the smallest on ties), repeated ``n_test`` times."""
-    y = torch.as_tensor(np.asarray(y_train)).long()
+    y = _host_labels(y_train).long()
     if y.ndim != 1 or y.numel() == 0:
         raise ValueError(
             f"y_train must be a non-empty 1-D label vector, got shape {tuple(y.shape)}"
@@ -462,8 +463,13 @@ def nearest_neighbor_classify(x_train: Any, y_train: Any, x_test: Any) -> Tensor
     return y[torch.cat(idx)]
 
 
+def _host_labels(y: Any) -> Tensor:
+    """Labels as a CPU tensor (the kernels are computed on the CPU, like the inputs)."""
+    return y.detach().cpu() if isinstance(y, Tensor) else torch.as_tensor(np.asarray(y))
+
+
 def _labels_for(x: Tensor, y: Any) -> Tensor:
-    t = torch.as_tensor(np.asarray(y)) if not isinstance(y, Tensor) else y
+    t = _host_labels(y)
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
         raise ValueError(
             f"y_train must be [N] with N = {x.shape[0]} labels, got shape {tuple(t.shape)}"
@@ -598,7 +604,7 @@ class InfiniteDepthNTKClassifier:
 
     def score(self, x: Any, y: Any) -> float:
         pred = self.predict(x)
-        return float((pred == torch.as_tensor(np.asarray(y)).long()).double().mean())
+        return float((pred == _host_labels(y).long()).double().mean())
 
 
 class NTKNetwork(torch.nn.Module):

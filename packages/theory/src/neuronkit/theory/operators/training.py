@@ -106,7 +106,7 @@ def fit_operator(
         lr: peak learning rate.
         weight_decay: decoupled weight decay.
         test: optional ``(inputs, targets)`` evaluated after each epoch.
-        seed: int or torch Generator for the shuffling.
+        seed: int or torch Generator for the shuffling (drawn on the generator's device).
 
     Returns:
         :class:`OperatorFit` with the loss curves.
@@ -132,7 +132,7 @@ def fit_operator(
     start = time.perf_counter()
     model.train()
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen, device=gen.device).to(x.device)
         total = 0.0
         for i in range(0, n, batch_size):
             idx = perm[i : i + batch_size]

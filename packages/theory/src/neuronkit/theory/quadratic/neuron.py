@@ -123,10 +123,17 @@ class QuadraticLinear(nn.Module):
         """Re-draw the weights as described by ``init``."""
         gen = torch_generator(seed)
         bound = 1.0 / math.sqrt(self.in_features)
+
+        def uniform_(p: nn.Parameter) -> None:
+            # drawn on the generator's device (the CPU for a seed) and copied: the same seed
+            # gives the same weights whatever device the module is on
+            draw = torch.empty(p.shape, dtype=p.dtype, device=gen.device)
+            p.copy_(draw.uniform_(-bound, bound, generator=gen))
+
         with torch.no_grad():
             # the linear branch: nn.Linear's default (kaiming-uniform with a=sqrt(5))
-            self.weight_r.uniform_(-bound, bound, generator=gen)
-            self.bias_r.uniform_(-bound, bound, generator=gen)
+            uniform_(self.weight_r)
+            uniform_(self.bias_r)
             if self.init == "relinear":
                 self.weight_g.zero_()
                 self.bias_g.fill_(1.0)
@@ -134,7 +141,7 @@ class QuadraticLinear(nn.Module):
                 self.bias_c.zero_()
             else:
                 for p in (self.weight_g, self.bias_g, self.weight_b, self.bias_c):
-                    p.uniform_(-bound, bound, generator=gen)
+                    uniform_(p)
 
     def linear_parameters(self) -> list[nn.Parameter]:
         """``[weight_r, bias_r]``: the conventional part of the neuron."""

@@ -128,7 +128,8 @@ def random_translate(
     b, _, h, w = x.shape
     s = int(max_shift)
     padded = F.pad(x, (s, s, s, s), value=float(fill))
-    offsets = torch.randint(0, 2 * s + 1, (b, 2), generator=gen)
+    # drawn on the generator's device (the CPU for a seed: the same shifts on every device)
+    offsets = torch.randint(0, 2 * s + 1, (b, 2), generator=gen, device=gen.device).to(x.device)
     out = torch.empty_like(x)
     for dy in range(2 * s + 1):
         for dx in range(2 * s + 1):
@@ -168,9 +169,9 @@ def mixup(
     check_number("alpha", alpha, gt=0)
     gen = torch_generator(seed)
     # torch's Beta sampler takes no generator: draw lam with numpy, seeded from ``gen``
-    sub_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    sub_seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
     lam = float(np.random.default_rng(sub_seed).beta(alpha, alpha))
-    perm = torch.randperm(x.shape[0], generator=gen)
+    perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
 
 
@@ -271,7 +272,9 @@ def train_classifier(
         max_shift: random-crop shift in pixels (0: no crops).
         fill: value of pixels shifted in (the normalized background).
         eval_every: evaluate the test error every this many epochs (and after the last).
-        seed: int or ``torch.Generator`` for batches and augmentation.
+        seed: int or ``torch.Generator`` for batches and augmentation (drawn on the
+            generator's device: the CPU for an int, so that results do not depend on the
+            device of the model and data).
 
     Returns:
         :class:`TrainingRecord` with a checkpoint at epoch 0 (initialization) and every
@@ -326,7 +329,7 @@ def train_classifier(
     model.train()
     steps = n // batch_size
     for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen, device=gen.device).to(x_train.device)
         total = 0.0
         for s in range(steps):
             idx = perm[s * batch_size : (s + 1) * batch_size]

@@ -68,11 +68,14 @@ def randomize_coordinates(
     """
     coords = _check_inputs(x, coordinates, rotation)
     gen = torch_generator(seed)
-    z = x @ rotation.T.to(x.dtype) if rotation is not None else x.clone()
-    perm = torch.randperm(x.shape[0], generator=gen)
+    if rotation is not None:
+        rotation = rotation.to(device=x.device, dtype=x.dtype)
+    z = x @ rotation.T if rotation is not None else x.clone()
+    # drawn on the generator's device (the CPU for a seed: the same permutation on every device)
+    perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
     if coords:
         z[:, coords] = z[perm][:, coords]
-    return z @ rotation.to(x.dtype) if rotation is not None else z
+    return z @ rotation if rotation is not None else z
 
 
 @torch.no_grad()
