@@ -64,7 +64,7 @@ class GeoTopological(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         """``X: [k, n_pairs]`` RDM vectors -> transformed ``[k, n_pairs]``."""
-        arr = np.asarray(X, dtype=np.float64)
+        arr = np.asarray(_host(X), dtype=np.float64)
         if arr.ndim != 2:
             raise ValueError(
                 f"X must be a stack of RDM vectors [k, n_pairs], got shape {arr.shape}"
@@ -74,14 +74,21 @@ class GeoTopological(TransformerMixin, BaseEstimator):
         return np.asarray(geo_topological(arr, self.lower, self.upper, rank=self.rank))
 
 
+def _host(x: Any) -> Any:
+    """A torch tensor (on any device) as a CPU numpy array; anything else unchanged."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
+        return x.detach().cpu().numpy()
+    return x
+
+
 def _check_design(rdms: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.asarray(rdms, dtype=np.float64)
+    x = np.asarray(_host(rdms), dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"rdms must be a stack of RDM vectors [k, n_pairs], got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("rdms must be finite, got NaN or infinity")
-    lab = np.asarray(labels)
-    grp = np.asarray(groups)
+    lab = np.asarray(_host(labels))
+    grp = np.asarray(_host(groups))
     for name, arr in (("labels", lab), ("groups", grp)):
         if arr.shape != (x.shape[0],):
             raise ValueError(
