@@ -96,9 +96,10 @@ def _direct_pairs(a: np.ndarray, b: np.ndarray, prec: np.ndarray) -> np.ndarray:
     )
 
 
-@pytest.mark.parametrize(("n", "c"), [(3, 20), (20, 3), (12, 12)])
+@pytest.mark.parametrize(("n", "c"), [(3, 20), (20, 3), (12, 12), (300, 60)])
 def test_mahalanobis_matches_pairwise_definition(n, c) -> None:
-    # many conditions take the Cholesky (trmm + syrk) route, many channels the direct product
+    # many conditions on a large enough problem (300 x 60) take the Cholesky (trmm + syrk)
+    # route; many channels and small problems the direct product
     rng = np.random.default_rng(n * c)
     x = rng.normal(size=(n, c)) + 3.0
     mixing = rng.normal(size=(c, c))
@@ -132,6 +133,39 @@ def test_precision_symmetry_tolerance() -> None:
     wide[250, 10] = 1e-3  # asymmetry outside the first row strip is found too
     with pytest.raises(ValueError, match="noise must be a symmetric"):
         rdm(_data(3, n=6) @ np.ones((5, 300)), "mahalanobis", noise=wide)
+    wider = np.eye(600)
+    wider[10, 590] = 1e-3  # in the last off-diagonal tile (tiles of 256)
+    with pytest.raises(ValueError, match="noise must be a symmetric"):
+        rdm(_data(3, n=6) @ np.ones((5, 600)), "mahalanobis", noise=wider)
+    wide_data = _data(3, n=6) @ np.ones((5, 300))
+    for where, value in [((299, 299), np.inf), ((3, 280), np.nan), ((280, 3), -np.inf)]:
+        bad = np.eye(300)
+        bad[where] = value  # finiteness is read from the asymmetry scan: same message
+        with pytest.raises(ValueError, match="noise must be finite"):
+            rdm(wide_data, "mahalanobis", noise=bad)
+    bad = np.eye(300)
+    bad[5, 270] = bad[270, 5] = np.inf  # inf - inf: NaN asymmetry
+    with pytest.raises(ValueError, match="noise must be finite"):
+        rdm(wide_data, "mahalanobis", noise=bad)
+    overflow = np.eye(300)
+    overflow[5, 270], overflow[270, 5] = 1.5e308, -1.5e308  # finite, |P_ij - P_ji| overflows
+    with pytest.raises(ValueError, match="noise must be a symmetric"):
+        rdm(wide_data, "mahalanobis", noise=overflow)
+    with pytest.raises(ValueError, match="noise must be finite"):  # before the shape check
+        rdm(wide_data, "mahalanobis", noise=np.full((3, 3), np.nan))
+
+
+@pytest.mark.parametrize("c", [1, 5, 255, 256, 257, 600])
+def test_max_asymmetry_equals_the_full_difference(c) -> None:
+    from neuronkit.interpretability import rsa
+
+    rng = np.random.default_rng(c)
+    m = rng.normal(size=(c, c))
+    assert rsa._max_asymmetry(m) == np.abs(m - m.T).max()
+    sym = m + m.T
+    assert rsa._max_asymmetry(sym) == 0.0
+    sym[c - 1, 0] = np.nan
+    assert np.isnan(rsa._max_asymmetry(sym))
 
 
 @pytest.mark.parametrize("use_runs", [True, False])
@@ -461,3 +495,220 @@ BAD_RDM_CALLS = [
 def test_bad_inputs(call, error, match) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+# --------------------------------------------------------------------------------------------
+# fast ranking and tau-a against the previous algorithms (argsort-based ranks, one np.unique
+# per pair for the joint ties) on random inputs with and without ties
+
+
+def _previous_average_ranks(v: np.ndarray, center: bool = False) -> np.ndarray:
+    k, p = v.shape
+    order = np.argsort(v, axis=1)
+    ordered = np.take_along_axis(v, order, axis=1)
+    new = np.ones(v.shape, dtype=bool)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    flat = new.ravel()
+    starts = np.flatnonzero(flat)
+    stops = np.empty_like(starts)
+    stops[:-1] = starts[1:]
+    stops[-1] = flat.size
+    offset = (starts // p) * p
+    mean_rank = (starts + stops + 1 - 2 * offset) / 2.0
+    if center:
+        mean_rank -= (p + 1) / 2.0
+    ranks = np.empty(v.shape)
+    np.put_along_axis(ranks, order, mean_rank[np.cumsum(flat) - 1].reshape(k, p), axis=1)
+    return ranks
+
+
+def _previous_tau_a(va: np.ndarray, vb: np.ndarray) -> np.ndarray:
+    from scipy.stats._stats import _kendall_dis
+
+    def dense_ranks(v):
+        order = np.argsort(v, axis=1)
+        ordered = np.take_along_axis(v, order, axis=1)
+        new = np.ones(v.shape, dtype=bool)
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        dense = np.cumsum(new, axis=1, dtype=np.intp)
+        ties = np.zeros(v.shape[0], dtype=np.int64)
+        for i in range(v.shape[0]):
+            counts = np.bincount(dense[i]).astype(np.int64)
+            ties[i] = (counts * (counts - 1) // 2).sum()
+        return order, dense, ties
+
+    p = va.shape[1]
+    total = p * (p - 1) // 2
+    order_a, dense_a, ties_a = dense_ranks(va)
+    order_b, dense_b, ties_b = dense_ranks(vb)
+    ranks_b = np.empty_like(dense_b)
+    np.put_along_axis(ranks_b, order_b, dense_b, axis=1)
+    out = np.empty((va.shape[0], vb.shape[0]))
+    for i in range(va.shape[0]):
+        x = dense_a[i]
+        for j in range(vb.shape[0]):
+            y = ranks_b[j][order_a[i]]
+            dis = int(_kendall_dis(x, y))
+            joint = 0
+            if ties_a[i] and ties_b[j]:
+                _, counts = np.unique(x * (int(dense_b[j, -1]) + 1) + y, return_counts=True)
+                counts = counts.astype(np.int64)
+                joint = int((counts * (counts - 1) // 2).sum())
+            out[i, j] = (total - int(ties_a[i]) - int(ties_b[j]) + joint - 2 * dis) / total
+    return out
+
+
+def _rdm_rows(kind: str, k: int, p: int, seed: int) -> np.ndarray:
+    """Rows that exercise the packed-key sort: ties, negatives, -0.0, ulp-level differences
+    (shifted keys collide and must be re-sorted), huge spans, sorted and reversed rows."""
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        return rng.random((k, p))
+    if kind == "few values":
+        return rng.integers(0, 3, size=(k, p)).astype(float)
+    if kind == "signed zeros":
+        return np.where(rng.random((k, p)) < 0.3, -0.0, rng.integers(-2, 3, (k, p)).astype(float))
+    if kind == "normal":
+        return rng.normal(size=(k, p))
+    if kind == "ulps":  # distinct values 1 ulp apart next to a huge one: keys collide
+        v = 1.0 + np.spacing(1.0) * rng.integers(0, 4 * p, size=(k, p))
+        v[:, 0] = 1e300
+        return v
+    if kind == "ulps and ties":
+        v = 1.0 + np.spacing(1.0) * rng.integers(0, 5, size=(k, p))
+        v[:, -1] = -1e300
+        return v
+    if kind == "tiny and huge":
+        scale = np.where(rng.random((k, p)) < 0.5, 1e-300, 1e300)
+        return rng.random((k, p)) * scale
+    v = np.sort(rng.random((k, p)), axis=1)
+    return v if kind == "sorted" else v[:, ::-1].copy()
+
+
+RANK_KINDS = [
+    "random",
+    "few values",
+    "signed zeros",
+    "normal",
+    "ulps",
+    "ulps and ties",
+    "tiny and huge",
+    "sorted",
+    "reversed",
+]
+
+
+@pytest.mark.parametrize("kind", RANK_KINDS)
+@pytest.mark.parametrize("p", [1, 2, 3, 45, 4950, 70_000])
+def test_average_ranks_equal_rankdata_and_the_previous_algorithm(kind, p) -> None:
+    from scipy.stats import rankdata
+
+    from neuronkit.interpretability import rsa
+
+    v = _rdm_rows(kind, 3, p, seed=p)
+    ranks = rsa._average_ranks(v)
+    assert ranks.dtype == np.float64
+    np.testing.assert_array_equal(ranks, rankdata(v, axis=1))  # float32 path too (p >= 2**16)
+    np.testing.assert_array_equal(
+        rsa._average_ranks(v, center=True), _previous_average_ranks(v, center=True)
+    )
+    order, new, tied = rsa._sort_rows(v)
+    ordered = np.take_along_axis(v, order, axis=1)
+    assert np.all(ordered[:, 1:] >= ordered[:, :-1])
+    assert np.all(np.sort(order, axis=1) == np.arange(p))  # a permutation per row
+    np.testing.assert_array_equal(new[:, 1:], ordered[:, 1:] != ordered[:, :-1])
+    np.testing.assert_array_equal(tied, ~new.all(axis=1))
+
+
+def test_sort_rows_repairs_colliding_keys() -> None:
+    """Distinct values sharing their shifted key come out of the packed sort in position
+    order; the repair sorts them by value (without it this input would be misordered)."""
+    from neuronkit.interpretability import rsa
+
+    v = 1.0 + np.spacing(1.0) * np.arange(2000.0)[::-1]  # decreasing, 1 ulp apart
+    v = np.concatenate(([1e300], v))[None, :]  # the span needs all key bits: keys collide
+    order, new, tied = rsa._sort_rows(v)
+    np.testing.assert_array_equal(order[0], np.argsort(v[0]))
+    assert new.all()
+    assert not tied.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    v=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 3), st.integers(1, 60)),
+        elements=st.one_of(
+            st.integers(-3, 3).map(float),
+            st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False),
+            st.sampled_from([0.0, -0.0, 1.0, 1.0 + 2**-52, 1.0 + 2**-51, 5e-324]),
+        ),
+    )
+)
+def test_average_ranks_property(v) -> None:
+    from scipy.stats import rankdata
+
+    from neuronkit.interpretability import rsa
+
+    np.testing.assert_array_equal(rsa._average_ranks(v), rankdata(v, axis=1))
+    np.testing.assert_array_equal(
+        rsa._average_ranks(v, center=True), _previous_average_ranks(v, center=True)
+    )
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        ("random", "random"),
+        ("few values", "random"),
+        ("random", "few values"),
+        ("few values", "few values"),
+        ("signed zeros", "normal"),
+        ("ulps and ties", "few values"),
+        ("ulps", "reversed"),
+    ],
+)
+@pytest.mark.parametrize("p", [3, 6, 45, 4950, 65_703])  # n(n - 1) / 2; 65_703: n = 363
+def test_tau_a_equals_the_previous_algorithm_exactly(kinds, p) -> None:
+    from neuronkit.interpretability import rsa
+
+    a = _rdm_rows(kinds[0], 3, p, seed=1)
+    b = _rdm_rows(kinds[1], 2, p, seed=2)
+    if kinds == ("few values", "few values"):
+        b[1] = a[0] // 2  # ties shared with a: many pairs tied in both
+    np.testing.assert_array_equal(kendall_tau_a(a, b), _previous_tau_a(a, b))
+    if p <= 45:  # and the definition, with integer sign sums
+        sa = np.sign(a[:, :, None] - a[:, None, :]).reshape(3, -1).astype(np.int64)
+        sb = np.sign(b[:, :, None] - b[:, None, :]).reshape(2, -1).astype(np.int64)
+        np.testing.assert_array_equal(
+            rsa._tau_a_sorted(a, b), (sa @ sb.T // 2) / (p * (p - 1) // 2)
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    a=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 3), st.just(28)),
+        elements=st.integers(-3, 3).map(float),
+    ),
+    b=arrays(
+        np.float64, st.tuples(st.integers(1, 3), st.just(28)), elements=st.floats(-5, 5, width=16)
+    ),
+)
+def test_tau_a_property_against_the_previous_algorithm(a, b) -> None:
+    np.testing.assert_array_equal(kendall_tau_a(a, b), _previous_tau_a(a, b))
+    np.testing.assert_array_equal(kendall_tau_a(b, a), _previous_tau_a(b, a))
+    np.testing.assert_array_equal(kendall_tau_a(a, a), _previous_tau_a(a, a))
+
+
+@pytest.mark.parametrize("n_values", [3, 2000])  # bincount path, sort path
+def test_joint_ties_count(n_values) -> None:
+    from neuronkit.interpretability import rsa
+
+    rng = np.random.default_rng(n_values)
+    x = np.sort(rng.integers(1, n_values + 1, size=3000)).astype(np.intp)
+    y = rng.integers(1, n_values + 1, size=3000).astype(np.intp)
+    _, counts = np.unique(np.stack([x, y]), axis=1, return_counts=True)
+    expected = int((counts.astype(np.int64) * (counts - 1) // 2).sum())
+    assert rsa._joint_ties(x, y, int(y.max())) == expected

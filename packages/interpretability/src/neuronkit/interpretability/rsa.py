@@ -63,8 +63,10 @@ NOISE_ESTIMATORS = ("shrinkage_diag", "shrinkage_eye", "diag", "full")
 # input handling
 
 
-def _as_float_array(name: str, x: Any) -> np.ndarray:
-    """A float64 view or copy of ``x`` (array, tensor or nested sequence), for reading only."""
+def _as_float_array(name: str, x: Any, *, finite: bool = True) -> np.ndarray:
+    """A float64 view or copy of ``x`` (array, tensor or nested sequence), for reading only.
+
+    ``finite=False``: the caller checks finiteness itself (``check_finite``, same message)."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
         x = x.detach().cpu().numpy()
     try:
@@ -74,7 +76,8 @@ def _as_float_array(name: str, x: Any) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
-    check_finite(name, arr)
+    if finite:
+        check_finite(name, arr)
     return arr
 
 
@@ -348,20 +351,31 @@ def noise_precision_from_measurements(
     )
 
 
-def _max_asymmetry(matrix: np.ndarray, block: int = 128) -> float:
-    """``max |M_ij - M_ji|`` over the upper triangle of a square matrix, in row strips (the
-    transposed reads stay in cache; half the entries of ``M - M^T``)."""
+def _max_asymmetry(matrix: np.ndarray, block: int = 256) -> float:
+    """``max |M_ij - M_ji|`` over the upper triangle of a square matrix, by square tiles: tile
+    ``(i, j)`` against the transposed tile ``(j, i)`` (``j >= i``), both small enough for the
+    cache, so the transposed reads do not miss on every element (numpy does not block a
+    transposed operand); half the entries of ``M - M^T``. NaN if an entry is NaN (or two
+    mirrored entries are the same infinity), infinite if one is infinite."""
     worst = 0.0
-    for i in range(0, matrix.shape[0], block):
-        diff = matrix[i : i + block, i:] - matrix[i:, i : i + block].T
-        np.abs(diff, out=diff)
-        worst = max(worst, float(diff.max()))
+    n = matrix.shape[0]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, overflow: in the result
+        for i in range(0, n, block):
+            for j in range(i, n, block):
+                diff = matrix[i : i + block, j : j + block] - matrix[j : j + block, i : i + block].T
+                np.abs(diff, out=diff)
+                tile = float(diff.max())
+                if math.isnan(tile):  # a NaN entry (Python's max would drop it)
+                    return tile
+                worst = max(worst, tile)
     return worst
 
 
 def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
     """The precision matrix ``[c, c]``, or its diagonal ``[c]`` when given as a vector."""
-    prec = _as_float_array("noise", noise)
+    prec = _as_float_array("noise", noise, finite=False)
+    if prec.shape != (n_channels, n_channels):
+        check_finite("noise", prec)  # before the shape checks, as for every other input
     if prec.ndim == 1:
         if prec.shape[0] != n_channels:
             raise ValueError(
@@ -372,9 +386,14 @@ def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
         raise ValueError(
             f"noise must be a precision matrix [{n_channels}, {n_channels}], got shape {prec.shape}"
         )
+    # one pass for finiteness and symmetry: a NaN or infinite entry makes the asymmetry NaN or
+    # infinite (inf - inf, nan - x, inf - x), so only then is the matrix scanned for them
+    asymmetry = _max_asymmetry(prec)
+    if not math.isfinite(asymmetry):
+        check_finite("noise", prec)  # raises for non-finite entries (else: finite overflow)
     # np.allclose(prec, prec.T, atol=1e-8 * max(1, max |prec|)); accepted at once when every
     # |P_ij - P_ji| <= 1e-8 (<= that atol), e.g. an inverse that is symmetric up to rounding
-    if _max_asymmetry(prec) > 1e-8 and not np.allclose(
+    if not asymmetry <= 1e-8 and not np.allclose(
         prec, prec.T, atol=1e-8 * max(1.0, float(np.abs(prec).max()))
     ):
         raise ValueError("noise must be a symmetric precision matrix")
@@ -414,14 +433,15 @@ def _distances_from_kernel(kernel: np.ndarray, symmetric: bool) -> np.ndarray:
 def _gram(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
     """``x P x^T`` for ``x [n, c]``, symmetric in exact arithmetic.
 
-    With a full precision matrix and ``c^2 < n (n + c)`` (the Cholesky factor is cheap next to
-    the products), ``P = U^T U`` and ``x P x^T = (x U^T)(x U^T)^T``: a triangular product and a
-    symmetric one (BLAS trmm + syrk) do about half the multiply-adds of ``(x P) x^T``. A
-    precision that is not positive definite takes the direct product.
+    With a full precision matrix, ``c^2 < n (n + c)`` (the Cholesky factor is cheap next to
+    the products) and ``n c (n + c) >= 4e6`` (below that the three calls' overhead outweighs
+    the saved multiply-adds: measured), ``P = U^T U`` and ``x P x^T = (x U^T)(x U^T)^T``: a
+    triangular product and a symmetric one (BLAS trmm + syrk) do about half the multiply-adds
+    of ``(x P) x^T``. A precision that is not positive definite takes the direct product.
     """
     if prec is not None and prec.ndim == 2:
         n, c = x.shape
-        if c * c < n * (n + c):
+        if c * c < n * (n + c) and n * c * (n + c) >= 4_000_000:  # small: 3 calls cost more
             try:
                 upper = cholesky(prec, lower=False, check_finite=False)
             except np.linalg.LinAlgError:
@@ -629,16 +649,95 @@ def _signs(v: np.ndarray, rows: slice) -> np.ndarray:
     return block.reshape(v.shape[0], -1)
 
 
+def _sort_rows(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorting order of each row of ``v [k, P]`` and where its runs of equal values start.
+
+    Returns ``order [k, P]`` (intp; ``v[r, order[r]]`` is non-decreasing, the order among
+    equal values is arbitrary), ``new [k, P]`` (bool; ``True`` where the sorted value differs
+    from the previous one, and at position 0) and ``tied [k]`` (rows with equal values).
+
+    One value sort per row instead of an argsort (several times faster): each value is
+    mapped to an order-preserving unsigned key; the key minus the row's smallest (shifted
+    right when its span needs more than the ``61 - log2(P)`` free bits), the position and a
+    constant bit 61 are packed into one word, and the words are sorted as the positive
+    normal float64 numbers their bit patterns are (numpy sorts float64 fastest; the float
+    order of positive normal numbers is their bit patterns' order). Values whose shifted keys
+    collide (equal values, or distinct ones sharing the top bits) end up adjacent in position
+    order; those blocks are read back and, only where their values are out of order, sorted by
+    value, so the result is an exact sort whatever the collisions.
+    """
+    k, p = v.shape
+    index_bits = max(1, (p - 1).bit_length())
+    key_bits = 61 - index_bits
+    if key_bits < 16:  # pragma: no cover - over 2**45 dissimilarities per RDM
+        order = np.argsort(v, axis=1)
+        ordered = np.take_along_axis(v, order, axis=1)
+        new = np.ones(v.shape, dtype=bool)
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        return order, new, np.asarray(~new.all(axis=1))
+    v = np.ascontiguousarray(v)
+    if np.signbit(v).any():
+        v = v + 0.0  # -0.0 -> +0.0: equal values get equal keys
+    bits = v.view(np.uint64)
+    if np.signbit(v).any():  # negative values: flip all bits of negatives, the sign of others
+        key = bits >> np.uint64(63)
+        key *= np.uint64(0x7FFF_FFFF_FFFF_FFFF)
+        key |= np.uint64(0x8000_0000_0000_0000)
+        key ^= bits
+    else:  # non-negative floats order as their bit patterns
+        key = bits
+    low = key.min(axis=1)
+    shifts = np.array(
+        [max(0, int(span).bit_length() - key_bits) for span in key.max(axis=1) - low],
+        dtype=np.uint64,
+    )
+    packed = key - low[:, None]  # < 2**key_bits once shifted
+    if shifts.any():
+        packed >>= shifts[:, None]
+    packed <<= np.uint64(index_bits)
+    packed |= np.arange(p, dtype=np.uint64) | np.uint64(1 << 61)  # position, exponent bit
+    packed.view(np.float64).sort(axis=1)  # in [2**61, 2**62): positive normal floats
+    order = (packed & np.uint64((1 << index_bits) - 1)).view(np.int64).astype(np.intp, copy=False)
+    packed >>= np.uint64(index_bits)
+    same = packed[:, 1:] == packed[:, :-1]  # same shifted key as the previous sorted value
+    new = np.ones(v.shape, dtype=bool)
+    tied = np.zeros(k, dtype=bool)
+    for r in np.flatnonzero(same.any(axis=1)):
+        s = same[r]
+        if 16 * int(np.count_nonzero(s)) >= p:  # many ties: compare the whole sorted row
+            vals = v[r, order[r]]  # (ascending positions within each block: near sequential)
+            if not np.any(vals[1:] < vals[:-1]):  # no colliding distinct values out of order
+                np.not_equal(vals[1:], vals[:-1], out=new[r, 1:])  # equal only if same key
+                tied[r] = not new[r].all()
+                continue
+        member = np.zeros(p, dtype=bool)  # positions in a block of equal shifted keys
+        member[1:] = s
+        member[:-1] |= s
+        pos = np.flatnonzero(member)
+        idx = order[r, pos]
+        vals = v[r, idx]
+        inner = s[pos[1:] - 1]  # pos[j] continues the block of pos[j - 1]
+        if np.any(vals[1:][inner] < vals[:-1][inner]):  # colliding distinct values, unsorted
+            block = np.cumsum(np.concatenate(([True], ~inner)))
+            perm = np.lexsort((vals, block))
+            idx, vals = idx[perm], vals[perm]
+            order[r, pos] = idx
+        repeat = vals[1:][inner] == vals[:-1][inner]
+        new[r, pos[1:][inner]] = ~repeat
+        tied[r] = repeat.any()
+    return order, new, tied
+
+
 def _dense_ranks(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row of ``v [k, P]``: the sorting order, the dense ranks (1-based, equal values share
     a rank) in sorted order and the number of tied pairs: ``[k, P]``, ``[k, P]``, ``[k]``."""
-    order = np.argsort(v, axis=1)
-    ordered = np.take_along_axis(v, order, axis=1)
-    new = np.ones(v.shape, dtype=bool)
-    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    dense = np.cumsum(new, axis=1, dtype=np.intp)
-    ties = np.zeros(v.shape[0], dtype=np.int64)
-    for i in np.flatnonzero(dense[:, -1] < v.shape[1]):  # rows with ties
+    order, new, tied = _sort_rows(v)
+    k, p = v.shape
+    dense = np.empty((k, p), dtype=np.intp)
+    dense[:] = np.arange(1, p + 1, dtype=np.intp)
+    ties = np.zeros(k, dtype=np.int64)
+    for i in np.flatnonzero(tied):
+        np.cumsum(new[i], dtype=np.intp, out=dense[i])
         counts = np.bincount(dense[i]).astype(np.int64)
         ties[i] = (counts * (counts - 1) // 2).sum()
     return order, dense, ties
@@ -648,52 +747,81 @@ def _average_ranks(v: np.ndarray, *, center: bool = False) -> np.ndarray:
     """Average ranks (1-based, ties share their mean rank) of each row of ``v [k, P]``.
 
     Equals ``scipy.stats.rankdata(v, axis=1)`` exactly (the ranks are half-integers); one
-    unstable sort per row instead of rankdata's stable one. ``center``: subtract the mean rank
-    ``(P + 1) / 2`` (every row's exact mean, ties or not), also exactly.
+    value sort per row (:func:`_sort_rows`) instead of rankdata's stable argsort. ``center``:
+    subtract the mean rank ``(P + 1) / 2`` (every row's exact mean, ties or not), also exactly.
+    Large rows are scattered into float32 (half-integers up to ``2**22`` are exact there; half
+    the memory traffic of the random writes) and widened to float64 after.
     """
     k, p = v.shape
-    order = np.argsort(v, axis=1)
-    ordered = np.take_along_axis(v, order, axis=1)
-    new = np.ones(v.shape, dtype=bool)
-    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    flat = new.ravel()
-    starts = np.flatnonzero(flat)  # first position of each run of equal values
-    stops = np.empty_like(starts)
-    stops[:-1] = starts[1:]
-    stops[-1] = flat.size
-    offset = (starts // p) * p  # row offset in the flat array
-    mean_rank = (starts + stops + 1 - 2 * offset) / 2.0
-    if center:
-        mean_rank -= (p + 1) / 2.0
-    ranks = np.empty(v.shape)
-    np.put_along_axis(ranks, order, mean_rank[np.cumsum(flat) - 1].reshape(k, p), axis=1)
-    return ranks
+    order, new, tied = _sort_rows(v)
+    shift = (p + 1) / 2.0 if center else 0.0
+    dtype = np.float32 if 2**16 <= p <= 2**22 else np.float64
+    plain = (np.arange(1, p + 1, dtype=np.float64) - shift).astype(dtype)  # sorted, no ties
+    ranks = np.empty(v.shape, dtype=dtype)
+    for r in range(k):
+        if tied[r]:
+            starts = np.flatnonzero(new[r])  # first position of each run of equal values
+            stops = np.empty_like(starts)
+            stops[:-1] = starts[1:]
+            stops[-1] = p
+            mean_rank = (starts + stops + 1) / 2.0 - shift
+            ranks[r, order[r]] = mean_rank[np.cumsum(new[r]) - 1]
+        else:
+            ranks[r, order[r]] = plain
+    return ranks.astype(np.float64, copy=False)
+
+
+def _joint_ties(x: np.ndarray, y: np.ndarray, n_y: int) -> int:
+    """Number of pairs tied in both ``x`` (sorted dense ranks) and ``y`` (dense ranks in
+    ``1 .. n_y``, aligned with ``x``): the tie pairs of the joint key ``(x, y)``. Counted
+    with one ``bincount`` when the key range is small (O(P)), else with one value sort."""
+    key = x * (n_y + 1) + y
+    span = int(x[-1]) * (n_y + 1) + n_y + 1
+    if span <= 4 * key.shape[0]:
+        counts = np.bincount(key, minlength=span)
+    else:
+        key.sort()
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1], [True])))
+        counts = np.diff(starts)
+    counts = counts[counts > 1].astype(np.int64)
+    return int((counts * (counts - 1) // 2).sum())
 
 
 def _tau_a_sorted(va: np.ndarray, vb: np.ndarray) -> np.ndarray:
     """tau-a of every pair of rows by counting discordant pairs in O(P log P) per pair.
 
-    Each RDM is sorted once; a pair then costs one gather and one Fenwick-tree count (the
-    counts rsatoolbox and scipy's ``kendalltau`` compute, with integer arithmetic throughout).
+    Each RDM is sorted once (:func:`_sort_rows`); a pair then costs one gather and one
+    Fenwick-tree count (the counts rsatoolbox and scipy's ``kendalltau`` compute, with integer
+    arithmetic throughout). The count is symmetric in the two RDMs, so the one with fewer
+    distinct values gives the tree (its size is that number: a categorical model's tree stays
+    in cache) and the other the sorting order.
     """
     assert _kendall_dis is not None
     p = va.shape[1]
     total = p * (p - 1) // 2
     order_a, dense_a, ties_a = _dense_ranks(va)
     order_b, dense_b, ties_b = _dense_ranks(vb)
-    ranks_b = np.empty_like(dense_b)
-    np.put_along_axis(ranks_b, order_b, dense_b, axis=1)  # dense ranks in the original order
+    distinct_a, distinct_b = dense_a[:, -1].tolist(), dense_b[:, -1].tolist()
+    ranks: dict[tuple[int, int], np.ndarray] = {}  # dense ranks in the original order
+
+    def original(side: int, row: int, order: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        if (side, row) not in ranks:  # only the rows that give a tree are scattered back
+            scattered = np.empty(p, dtype=np.intp)
+            scattered[order[row]] = dense[row]
+            ranks[side, row] = scattered
+        return ranks[side, row]
+
     out = np.empty((va.shape[0], vb.shape[0]))
     for i in range(va.shape[0]):
-        x = dense_a[i]
         for j in range(vb.shape[0]):
-            y = ranks_b[j][order_a[i]]  # b's ranks in a's order
+            if distinct_b[j] <= distinct_a[i]:  # sorted by a, tree over b's ranks
+                x, n_y = dense_a[i], distinct_b[j]
+                y = original(1, j, order_b, dense_b)[order_a[i]]
+            else:
+                x, n_y = dense_b[j], distinct_a[i]
+                y = original(0, i, order_a, dense_a)[order_b[j]]
             dis = int(_kendall_dis(x, y))
-            joint = 0
-            if ties_a[i] and ties_b[j]:  # pairs tied in both
-                _, counts = np.unique(x * (int(dense_b[j, -1]) + 1) + y, return_counts=True)
-                counts = counts.astype(np.int64)
-                joint = int((counts * (counts - 1) // 2).sum())
+            joint = _joint_ties(x, y, n_y) if ties_a[i] and ties_b[j] else 0
             out[i, j] = (total - int(ties_a[i]) - int(ties_b[j]) + joint - 2 * dis) / total
     return out
 
