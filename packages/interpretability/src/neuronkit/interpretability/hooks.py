@@ -19,6 +19,7 @@ the batches, flattened to ``[N, features]`` if asked.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -29,6 +30,15 @@ from torch import nn
 from neuronkit.common import check_number, check_type
 
 __all__ = ["LayerRecorder", "get_layer", "layer_activations", "layer_names"]
+
+
+def model_device(model: Any) -> torch.device:
+    """The device of an ``nn.Module``'s first parameter or buffer; the CPU for a module
+    without any or a plain function."""
+    if isinstance(model, nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
 
 
 def layer_names(model: nn.Module) -> list[str]:

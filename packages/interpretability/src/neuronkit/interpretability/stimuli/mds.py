@@ -30,7 +30,6 @@ batch-norm in training mode).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,8 @@ import torch
 from torch import nn
 
 from neuronkit.common import check_number, check_type
+
+from ..hooks import model_device
 
 __all__ = [
     "MDSClustering",
@@ -202,7 +203,7 @@ def response_statistics(
     check_number("norm", norm, gt=0)
     check_number("n_samples", n_samples, ge=2, integer=True)
     gen = _generator(seed)
-    x = project_to_norm(_randn((n_samples, *shape), gen, _device(model)), norm)
+    x = project_to_norm(_randn((n_samples, *shape), gen, model_device(model)), norm)
     r = _responses(model, x)
     return r.mean(0), r.std(0).clamp_min(1e-6)
 
@@ -255,7 +256,7 @@ def optimize_stimuli(
     check_number("lr", lr, gt=0)
     check_number("smoothness", smoothness, ge=0)
     if init is None:
-        start = _randn((k, *shape), _generator(seed), _device(model))
+        start = _randn((k, *shape), _generator(seed), model_device(model))
     else:
         check_type("init", init, torch.Tensor)
         if tuple(init.shape) != (k, *shape):
@@ -367,7 +368,7 @@ def mds_clustering(
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        probe = _responses(model, torch.zeros((1, *shape), device=_device(model)))
+        probe = _responses(model, torch.zeros((1, *shape), device=model_device(model)))
     n = probe.shape[1]
     if init_labels is None:
         perm = torch.randperm(n, generator=gen)
@@ -725,15 +726,6 @@ def _check_labels(name: str, labels: Any, n: int) -> torch.Tensor:
     if (labels < 0).any():
         raise ValueError(f"{name} must be >= 0, got min {int(labels.min())}")
     return labels.long()
-
-
-def _device(model: Model) -> torch.device:
-    """Where stimuli are made: the device of a module's first parameter or buffer (the CPU for
-    a plain function or a stateless module)."""
-    if isinstance(model, nn.Module):
-        for tensor in itertools.chain(model.parameters(), model.buffers()):
-            return tensor.device
-    return torch.device("cpu")
 
 
 def _randn(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:

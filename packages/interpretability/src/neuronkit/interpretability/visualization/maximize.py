@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,7 +40,7 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_type
 
-from ..hooks import LayerRecorder, get_layer
+from ..hooks import LayerRecorder, get_layer, model_device
 from .params import ImageParam, image_param
 from .regularizers import Regularizer
 from .transforms import Compose
@@ -243,13 +242,6 @@ def _recording(model: nn.Module, layers: Sequence[str | None]) -> Iterator[Layer
         yield rec
 
 
-def _device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (the CPU for a stateless model)."""
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _forward(
     model: nn.Module, x: torch.Tensor, rec: LayerRecorder | None, objective: Objective
 ) -> torch.Tensor:
@@ -403,7 +395,7 @@ def maximize_activation(
         raise TypeError(
             f"param must be an ImageParam or 'pixel' / 'fourier', got {type(param).__name__}"
         )
-    image_module = image_module.to(_device(model))
+    image_module = image_module.to(model_device(model))
     params = [p for p in image_module.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer
     opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
