@@ -155,3 +155,35 @@ def test_check_finite_raises_exactly_when_an_entry_is_not_finite(values: list[fl
     else:
         with pytest.raises(ValueError, match="x must be finite"):
             check_finite("x", arr)
+
+
+def test_run_readme_examples_runs_examples_in_order_and_imports_of_sketches(
+    tmp_path: Path,
+) -> None:
+    from neuronkit.common.testing import run_readme_examples
+
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# demo\n\n```python\nimport math\nvalue = math.sqrt(16)\n```\n\ntext\n\n"
+        "```python\n# sketch: model is yours\nfrom math import floor\nmodel(floor)\n```\n\n"
+        "```python\nassert value == 4.0\n```\n\n```\nnot python\n```\n",
+        encoding="utf-8",
+    )
+    assert run_readme_examples(readme) == 2  # the sketch's call of `model` never runs
+
+    readme.write_text("```python\nvalue = 1 / 0\n```\n", encoding="utf-8")
+    with pytest.raises(ZeroDivisionError):
+        run_readme_examples(readme)
+    readme.write_text("```python\n# sketch: x is yours\nfrom math import no_such\n```\n")
+    with pytest.raises(ImportError, match="no_such"):
+        run_readme_examples(readme)
+    readme.write_text("# no examples\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="readme must contain"):
+        run_readme_examples(readme)
+
+
+def test_this_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuronkit.common.testing import run_readme_examples
+
+    monkeypatch.chdir(tmp_path)
+    assert run_readme_examples(Path(__file__).resolve().parents[1] / "README.md") >= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,12 @@ from typing import Any
 from .registry import reproduce
 from .reproduction import Result
 
-__all__ = ["assert_quick_reproduction", "devices"]
+__all__ = ["SKETCH", "assert_quick_reproduction", "devices", "run_readme_examples"]
+
+#: First-line comment of a README example that uses the reader's own objects (``model``, ``x``):
+#: :func:`run_readme_examples` runs only its imports.
+SKETCH = "# sketch:"
+_FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def assert_quick_reproduction(
@@ -46,3 +53,27 @@ def devices() -> list[Any]:
         "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason=reason)
     )
     return ["cpu", cuda]
+
+
+def run_readme_examples(readme: str | Path) -> int:
+    """Run the ```` ```python ```` examples of a README in order, in one namespace.
+
+    Every example runs as written, except one whose first line starts with :data:`SKETCH`
+    (it names what the reader brings, e.g. ``# sketch: model, x and y are yours``): its
+    imports run, so a renamed or removed name still fails. An exception propagates with the
+    example's number in its traceback. Returns the number of examples run whole.
+    """
+    path = Path(readme)
+    blocks = _FENCE.findall(path.read_text(encoding="utf-8"))
+    if not blocks:
+        raise ValueError(f"readme must contain ```python examples, found none in {path}")
+    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    whole = 0
+    for number, source in enumerate(blocks, start=1):
+        tree = ast.parse(source, filename=f"{path.name} example {number}")
+        if source.startswith(SKETCH):
+            tree.body = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        else:
+            whole += 1
+        exec(compile(tree, f"{path.name} example {number}", "exec"), namespace)
+    return whole

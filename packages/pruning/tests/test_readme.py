@@ -1,0 +1,15 @@
+"""The README's examples run as written (sketches, which use the reader's objects: imports)."""
+
+from pathlib import Path
+
+import pytest
+
+from neuronkit.common.testing import run_readme_examples
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.slow
+def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # anything an example writes lands here
+    assert run_readme_examples(README) >= 1
