@@ -187,3 +187,30 @@ def test_this_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.chdir(tmp_path)
     assert run_readme_examples(Path(__file__).resolve().parents[1] / "README.md") >= 1
+
+
+def test_run_docstring_examples_counts_and_reports_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neuronkit.common.testing import run_docstring_examples
+
+    pkg = tmp_path / "nk_doc_demo"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""Demo.\n\n>>> 1 + 1\n2\n"""\n', encoding="utf-8")
+    (pkg / "sub" / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "sub" / "mod.py").write_text(
+        'def f():\n    """>>> f()\n    [0, 1, ..., 9]\n    """\n    return list(range(10))\n',
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert run_docstring_examples("nk_doc_demo") == 2  # submodules too; ELLIPSIS on
+
+    (pkg / "sub" / "bad.py").write_text('"""\n>>> 2 * 2\n5\n"""\n', encoding="utf-8")
+    with pytest.raises(AssertionError, match="1 of 3 docstring examples failed"):
+        run_docstring_examples("nk_doc_demo")
+
+
+def test_this_package_docstring_examples_run() -> None:
+    from neuronkit.common.testing import run_docstring_examples
+
+    assert run_docstring_examples("neuronkit.common") >= 1

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import doctest
+import importlib
+import io
+import pkgutil
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -11,7 +15,13 @@ from typing import Any
 from .registry import reproduce
 from .reproduction import Result
 
-__all__ = ["SKETCH", "assert_quick_reproduction", "devices", "run_readme_examples"]
+__all__ = [
+    "SKETCH",
+    "assert_quick_reproduction",
+    "devices",
+    "run_docstring_examples",
+    "run_readme_examples",
+]
 
 #: First-line comment of a README example that uses the reader's own objects (``model``, ``x``):
 #: :func:`run_readme_examples` runs only its imports.
@@ -77,3 +87,29 @@ def run_readme_examples(readme: str | Path) -> int:
             whole += 1
         exec(compile(tree, f"{path.name} example {number}", "exec"), namespace)
     return whole
+
+
+def run_docstring_examples(package: str) -> int:
+    """Run the ``>>>`` examples in the docstrings of every module of ``package``.
+
+    Modules are imported as installed (``package`` and everything below it); the examples run
+    with :data:`doctest.ELLIPSIS` and :data:`doctest.NORMALIZE_WHITESPACE`, and ``+SKIP``
+    marks an example that is shown but not run. Raises AssertionError with doctest's report
+    when an example fails; returns the number of examples run.
+    """
+    root = importlib.import_module(package)
+    names = [package]
+    if hasattr(root, "__path__"):
+        names += [m.name for m in pkgutil.walk_packages(root.__path__, prefix=package + ".")]
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=flags)
+    report = io.StringIO()
+    for name in sorted(set(names)):
+        module = importlib.import_module(name)
+        for test in finder.find(module, name):
+            runner.run(test, out=report.write)
+    if runner.failures:
+        raise AssertionError(
+            f"{runner.failures} of {runner.tries} docstring examples failed:\n{report.getvalue()}"
+        )
+    return runner.tries

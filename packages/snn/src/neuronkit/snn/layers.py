@@ -6,6 +6,7 @@ an ``nn.Linear``: same constructor, parameters and state-dict keys) whose ``forw
 time-major input, so tools that look for ``nn.Linear`` or ``nn.Conv2d`` still find them.
 BatchNorm statistics are pooled over time and batch (as SpikingJelly's SeqToANNContainer).
 
+>>> import torch
 >>> net = nn.Sequential(SeqFlatten(), SeqLinear(64, 10))
 >>> net(torch.rand(4, 2, 1, 8, 8)).shape
 torch.Size([4, 2, 10])
