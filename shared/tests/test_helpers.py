@@ -214,3 +214,30 @@ def test_this_package_docstring_examples_run() -> None:
     from neuronkit.common.testing import run_docstring_examples
 
     assert run_docstring_examples("neuronkit.common") >= 1
+
+
+def test_bad_argument_problems_flags_unclear_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neuronkit.common.testing import bad_argument_problems
+
+    (tmp_path / "nk_args_demo.py").write_text(
+        "__all__ = ['clear', 'crashes', 'vague', 'accepts', 'no_args', 'Shape', 'text']\n"
+        "def clear(x, *, n):\n"
+        "    raise TypeError(f'x must be a tensor, got {type(x).__name__}')\n"
+        "def crashes(x):\n    return x.shape\n"
+        "def vague(x):\n    return float(x)\n"
+        "def accepts(x):\n    return x\n"
+        "def no_args(x=1):\n    return x\n"
+        "class Shape:\n"
+        "    def __init__(self, size):\n"
+        "        raise ValueError(f'size must be a positive int, got {size!r}')\n"
+        "def text(s):\n    return s.upper()\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    problems = bad_argument_problems("nk_args_demo", {"text": "takes any string"})
+    assert [p.split(":")[0] for p in problems] == ["accepts", "crashes", "vague"]
+    assert "AttributeError" in problems[1]
+    assert "names no argument" in problems[2]
+    assert bad_argument_problems("nk_args_demo", {"nope": "x"})[0].startswith("exempt names")

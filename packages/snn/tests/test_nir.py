@@ -448,6 +448,19 @@ def test_export_bad_arguments() -> None:
         to_nir(nn.Sequential(SeqLinear(4, 2)), (4,), dt=0.0)
 
 
+def test_import_bad_arguments(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"graph must be .* existing \.nir file"):
+        from_nir(tmp_path / "missing.nir")
+    with pytest.raises(TypeError, match="modules must be dict"):
+        NIRModule("net", [], {"in": (4,)}, {"out": (4,)}, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="modules must map node names"):
+        NIRModule({"a": "relu"}, [], {"in": (4,)}, {"out": (4,)}, 1.0)  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="edges must hold"):
+        NIRModule({}, ["ab"], {"in": (4,)}, {"out": (4,)}, 1.0)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="dt must be > 0"):
+        NIRModule({}, [("in", "out")], {"in": (4,)}, {"out": (4,)}, 0.0)
+
+
 def _lif_node(**kw):
     fields = {
         "tau": np.full(3, 2.0),

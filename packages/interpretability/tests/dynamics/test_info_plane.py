@@ -55,6 +55,13 @@ def test_binned_information_extremes() -> None:
         binned_information(np.zeros((10, 2)), np.zeros(9, dtype=int))
 
 
+def test_binned_information_names_t() -> None:
+    with pytest.raises(TypeError, match=r"^t must"):
+        binned_information("x", np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match=r"^t must be finite"):
+        binned_information(np.array([[np.nan], [0.0]]), np.zeros(2, dtype=int))
+
+
 def _kde_reference(h: np.ndarray, y: np.ndarray, var: float) -> tuple[float, float]:
     def bound(a: np.ndarray) -> float:
         n = len(a)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,10 @@ def test_aggregate_mean_vote_and_ties() -> None:
         aggregate_verdict([])
     with pytest.raises(ValueError, match="aggregation"):
         aggregate_verdict(outs, aggregation="max")
+    with pytest.raises(TypeError, match="outputs"):
+        aggregate_verdict("AB")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"outputs\[i\] must be NeuronOutput"):
+        aggregate_verdict([_out(7, 6), 1.0])  # type: ignore[list-item]
 
 
 class _RecordingJudge:
@@ -209,3 +214,18 @@ def test_hf_judge_names_the_extra_when_transformers_is_missing(
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes the import fail
     with pytest.raises(ImportError, match="transformers"):
         hf_judge("gpt2")
+    with pytest.raises(ImportError, match="transformers"):
+        hf_judge("org/model-1.5B_v2")
+
+
+def test_hf_judge_refuses_a_bad_model_before_the_hub(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # nothing may be loaded or fetched
+    for bad in ("?not-a-valid-argument?", "a/b/c", "./missing/dir", "", "x" * 97):
+        with pytest.raises(ValueError, match=r"^model must"):
+            hf_judge(bad)
+    with pytest.raises(TypeError, match=r"^model must"):
+        hf_judge(None)  # type: ignore[arg-type]
+    with pytest.raises(ImportError, match="transformers"):  # an existing directory passes
+        hf_judge(str(tmp_path / ""))

@@ -200,3 +200,16 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="lr"):
         delay_param_groups(layer, lr=0.0)
     assert math.isfinite(layer(torch.rand(4, 1, 2)).sum().item())
+
+
+def test_parameter_helpers_check_model_eagerly() -> None:
+    layer = DelayedLinear(2, 3, max_delay=3, seed=0)
+    assert count_parameters(list(layer.parameters())) == count_parameters(layer)
+    assert count_parameters(p for p in layer.parameters()) == count_parameters(layer)
+    with pytest.raises(TypeError, match=r"model_or_params must be an nn\.Module"):
+        count_parameters("weights")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"model_or_params .* element of type int"):
+        count_parameters([layer.weight, 3])  # type: ignore[list-item]
+    for helper in (delay_parameters, weight_parameters):
+        with pytest.raises(TypeError, match="model must be Module, got str"):
+            helper("layer")  # type: ignore[arg-type]  # raised at the call, not on iteration

@@ -88,6 +88,12 @@ def test_step_inputs_encoder() -> None:
     assert len(seq) == 4
     with pytest.raises(ValueError, match="encoder"):
         list(step_inputs(x, 4, lambda v, T: v))
+    with pytest.raises(ValueError, match="T must be >= 1"):
+        step_inputs(x, 0)  # raised at the call, not on iteration
+    with pytest.raises(TypeError, match="x must be Tensor"):
+        step_inputs("x", 4)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="encoder must be None or callable"):
+        step_inputs(x, 4, "poisson")  # type: ignore[arg-type]
 
 
 def test_bptt_epoch_is_one_sgd_step_on_the_unrolled_loss() -> None:

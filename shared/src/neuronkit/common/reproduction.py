@@ -312,7 +312,7 @@ def run_reproduction(
     package: str,
     quick: bool,
     seed: int,
-    out_root: Path,
+    out_root: str | Path,
     show_progress: bool = True,
 ) -> Result:
     """Run one reproduction and write ``<out_root>/<id>/`` (result.json, report.md, figures).
@@ -322,6 +322,7 @@ def run_reproduction(
     """
     from .report import render_report
 
+    out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     final_dir = out_root / spec.id
     work_dir = out_root / f".{spec.id}.partial-{os.getpid()}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import doctest
 import importlib
+import inspect
 import io
 import pkgutil
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from .reproduction import Result
 __all__ = [
     "SKETCH",
     "assert_quick_reproduction",
+    "bad_argument_problems",
     "devices",
     "run_docstring_examples",
     "run_readme_examples",
@@ -113,3 +116,77 @@ def run_docstring_examples(package: str) -> int:
             f"{runner.failures} of {runner.tries} docstring examples failed:\n{report.getvalue()}"
         )
     return runner.tries
+
+
+#: What :func:`bad_argument_problems` passes for every required argument.
+BAD_ARGUMENT = "?not-a-valid-argument?"
+
+
+def _public_callables(package: str) -> dict[str, Any]:
+    """Functions and classes named in the ``__all__`` of ``package`` and its modules (result
+    dataclasses, named tuples and exceptions left out; ``*.reproductions`` skipped)."""
+    root = importlib.import_module(package)
+    modules = [root]
+    if hasattr(root, "__path__"):
+        for info in pkgutil.walk_packages(root.__path__, prefix=package + "."):
+            if ".reproductions" not in info.name:
+                modules.append(importlib.import_module(info.name))
+    found: dict[str, Any] = {}
+    for module in modules:
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name, None)
+            if inspect.isclass(obj):
+                if dataclasses.is_dataclass(obj) or issubclass(obj, (BaseException, tuple)):
+                    continue
+                if inspect.isabstract(obj):
+                    continue
+            elif not inspect.isfunction(obj):
+                continue
+            found.setdefault(name, obj)
+    return found
+
+
+_KINDS = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.KEYWORD_ONLY,
+)
+
+
+def bad_argument_problems(package: str, exempt: Mapping[str, str] | None = None) -> list[str]:
+    """Call every public function and class of ``package`` with a string for each required
+    argument; return one line per callable that does not answer with a clear error.
+
+    A clear error is a TypeError, ValueError or FileNotFoundError whose message names one of
+    the callable's parameters. ``exempt`` maps names to the reason they are left out (for
+    example a function whose arguments are text, or a torch layer re-exported as is). Run it
+    from an empty working directory: a callable that wrongly accepts the string as a path may
+    write there.
+    """
+    exempt = dict(exempt or {})
+    callables = _public_callables(package)
+    unknown = sorted(set(exempt) - set(callables))
+    problems = [f"exempt names no public callable: {name}" for name in unknown]
+    for name, obj in sorted(callables.items()):
+        if name in exempt:
+            continue
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):
+            continue
+        params = [p for p in signature.parameters.values() if p.name != "self"]
+        required = [p for p in params if p.default is p.empty and p.kind in _KINDS]
+        if not required:
+            continue
+        args = [BAD_ARGUMENT for p in required if p.kind != p.KEYWORD_ONLY]
+        kwargs = {p.name: BAD_ARGUMENT for p in required if p.kind == p.KEYWORD_ONLY}
+        try:
+            obj(*args, **kwargs)
+        except (TypeError, ValueError, FileNotFoundError) as err:
+            if not any(re.search(rf"\b{re.escape(p.name)}\b", str(err)) for p in params):
+                problems.append(f"{name}: {type(err).__name__} names no argument: {err}")
+        except Exception as err:  # any other error is the finding
+            problems.append(f"{name}: {type(err).__name__}: {err}")
+        else:
+            problems.append(f"{name}: accepted {BAD_ARGUMENT!r} for {[p.name for p in required]}")
+    return problems

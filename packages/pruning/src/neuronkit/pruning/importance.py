@@ -42,6 +42,12 @@ _NORMALIZERS = (None, "mean", "max", "sum")
 
 def get_param(model: nn.Module, module: str, name: str) -> torch.Tensor:
     """The parameter or buffer ``name`` (dotted, e.g. ``"out_proj.weight"``) of ``module``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+    if not isinstance(module, str):
+        raise TypeError(f"module: expected a submodule name (str), got {type(module).__name__}")
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a parameter name (str), got {type(name).__name__}")
     owner = model.get_submodule(module) if module else model
     prefix, _, leaf = name.rpartition(".")
     if prefix:
@@ -62,6 +68,10 @@ def member_channel_scores(member: GroupMember, values: torch.Tensor) -> torch.Te
     Returns:
         ``[n]`` per-channel scores of the group.
     """
+    if not isinstance(member, GroupMember):
+        raise TypeError(f"member: expected a GroupMember, got {type(member).__name__}")
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"values: expected a tensor, got {type(values).__name__}")
     positions = member.positions
     n = len(positions)
     counts = np.fromiter(map(len, positions), dtype=np.int64, count=n)

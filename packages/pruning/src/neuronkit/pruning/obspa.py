@@ -90,6 +90,8 @@ def layer_hessians(
     Returns:
         name -> ``[D + 1, D + 1]`` float64 matrix (D = inputs per output unit of the layer).
     """
+    if not isinstance(graph, DependencyGraph):
+        raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples: expected a positive int, got {samples!r}")
     if layers is None:

@@ -236,6 +236,11 @@ class OnnxDependencyGraph:
     def __init__(self, model: Any) -> None:
         onnx = _require_onnx()
         if isinstance(model, (str, Path)):
+            if not Path(model).is_file():
+                raise FileNotFoundError(
+                    "model must be an onnx.ModelProto or the path of an existing .onnx file, "
+                    f"got {str(model)!r}"
+                )
             model = onnx.load(str(model))
         if not isinstance(model, onnx.ModelProto):
             raise TypeError(

@@ -485,6 +485,10 @@ class MaskedLayerNorm(nn.Module):
     """
 
     def __init__(self, layernorm: nn.LayerNorm, keep: torch.Tensor) -> None:
+        if not isinstance(layernorm, nn.LayerNorm):
+            raise TypeError(f"layernorm: expected an nn.LayerNorm, got {type(layernorm).__name__}")
+        if not isinstance(keep, torch.Tensor):
+            raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
         super().__init__()
         self.eps = layernorm.eps
         self.weight = layernorm.weight
@@ -517,6 +521,10 @@ class MaskedNorm(nn.Module):
     """
 
     def __init__(self, norm: nn.Module, keep: torch.Tensor) -> None:
+        if not isinstance(norm, nn.Module):
+            raise TypeError(f"norm: expected an nn.Module, got {type(norm).__name__}")
+        if not isinstance(keep, torch.Tensor):
+            raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
         super().__init__()
         self.inner = copy.deepcopy(norm)
         with torch.no_grad():

@@ -50,6 +50,8 @@ def is_hf_conv1d(module: nn.Module) -> bool:
 def is_rms_norm(module: nn.Module) -> bool:
     """True for a Hugging Face RMSNorm layer (``LlamaRMSNorm`` and its copies): a ``[C]``
     ``weight`` scaling ``x`` normalized by a statistic over its last axis (``C`` channels)."""
+    if not isinstance(module, nn.Module):
+        return False
     cls = type(module)
     weight = module._parameters.get("weight")  # not getattr: no proxy while tracing
     return (
@@ -150,6 +152,13 @@ class ConcreteTracer(fx.Tracer):
     def __init__(
         self, inputs: tuple[Any, ...], leaf: Callable[[nn.Module, str], bool] | None = None
     ) -> None:
+        if not isinstance(inputs, (tuple, list)):
+            raise TypeError(
+                "inputs must be a tuple of the root's placeholder values, got "
+                f"{type(inputs).__name__}"
+            )
+        if leaf is not None and not callable(leaf):
+            raise TypeError(f"leaf must be None or a callable, got {type(leaf).__name__}")
         super().__init__()
         self.proxy_buffer_attributes = True  # buffers (e.g. BERT's token_type_ids) are traced
         self._inputs = list(inputs)

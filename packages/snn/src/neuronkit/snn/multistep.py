@@ -57,6 +57,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from neuronkit.common import check_type
+
 from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset
 from .surrogate import Surrogate
 
@@ -265,7 +267,8 @@ def fused_lif(
     surrogate: Surrogate,
     keep_v: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Fused LIF (IF when ``tau is None``) over time; unvalidated, prefer ``lif_multistep``.
+    """Fused LIF (IF when ``tau is None``) over time; prefer ``lif_multistep``, which validates
+    every argument (here only ``x`` and ``v0`` are checked to be tensors).
 
     Args:
         x: input ``[T, B, ...]``.
@@ -283,6 +286,8 @@ def fused_lif(
         (``[T, B, ...]``, or ``[B, ...]`` without ``keep_v``). The autograd Function runs
         only when a gradient is needed; otherwise the plain loop does.
     """
+    check_type("x", x, Tensor)
+    check_type("v0", v0, Tensor)
     u = drive(x, tau, v_reset, decay_input)
     w, lam = leak(tau, decay_input)
     if not torch.is_grad_enabled() or not any(

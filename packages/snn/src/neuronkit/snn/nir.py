@@ -110,6 +110,22 @@ def _check_float_or_tensor(name: str, value: Any) -> None:
         check_number(name, value)
 
 
+def _check_nodes(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
+    """``value`` must be a dict from node names (str) to ``kind``."""
+    check_type(name, value, dict)
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, kind):
+            raise TypeError(
+                f"{name} must map node names (str) to {_kind_name(kind)}, got "
+                f"{key!r:.40}: {type(item).__name__}"
+            )
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+
+
 # ---- small executor modules (what NIR nodes without a counterpart here import as) -----------
 
 
@@ -212,6 +228,18 @@ class NIRModule(nn.Module):
         dt: float,
     ) -> None:
         super().__init__()
+        _check_nodes("modules", modules, nn.Module)
+        if isinstance(edges, (str, bytes)) or not isinstance(edges, Sequence):
+            raise TypeError(
+                f"edges must be a sequence of (source, target) pairs, got "
+                f"{type(edges).__name__} ({edges!r:.80})"
+            )
+        for edge in edges:
+            if isinstance(edge, (str, bytes)) or not isinstance(edge, Sequence) or len(edge) != 2:
+                raise TypeError(f"edges must hold (source, target) pairs, got {edge!r:.80}")
+        _check_nodes("input_types", input_types, (tuple, type(None)))
+        _check_nodes("output_types", output_types, (tuple, type(None)))
+        check_number("dt", dt, gt=0)
         self.names = list(modules)
         self.keys = {name: name.replace(".", "_") for name in modules}
         if len(set(self.keys.values())) != len(self.keys):
@@ -1036,6 +1064,11 @@ def from_nir(graph: Any, *, dt: float | None = None) -> NIRModule:
     """
     nir = _nir()
     if isinstance(graph, (str, os.PathLike)):
+        if not os.path.isfile(graph):
+            raise FileNotFoundError(
+                f"graph must be a nir.NIRGraph or a path to an existing .nir file, got "
+                f"{os.fspath(graph)!r} (no such file)"
+            )
         graph = nir.read(graph)
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(

@@ -80,6 +80,7 @@ def _const(value: float, like: Tensor) -> Tensor:
 
 def heaviside(x: Tensor) -> Tensor:
     """``1.0`` where ``x >= 0`` else ``0.0``, in ``x``'s dtype (no gradient)."""
+    check_type("x", x, Tensor)
     x = x.detach()
     return torch.ge(x, 0, out=torch.empty_like(x))  # a float out= skips the slow bool path
 
@@ -263,6 +264,20 @@ class SurrogateSwap:
     """
 
     def __init__(self, swapped: list[tuple[str, nn.Module, Surrogate, Surrogate]]) -> None:
+        check_type("swapped", swapped, list)
+        for entry in swapped:
+            if not (
+                isinstance(entry, tuple)
+                and len(entry) == 4
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], nn.Module)
+                and isinstance(entry[2], Surrogate)
+                and isinstance(entry[3], Surrogate)
+            ):
+                raise TypeError(
+                    "swapped must hold (name, module, old surrogate, new surrogate) tuples, "
+                    f"got {entry!r:.80}"
+                )
         self._swapped = swapped
         self.old = {name: old for name, _, old, _ in swapped}
         self.new = {name: new for name, _, _, new in swapped}

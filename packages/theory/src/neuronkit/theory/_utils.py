@@ -38,10 +38,29 @@ def as_float_tensor(name: str, x: Any, ndim: int, layout: str) -> torch.Tensor:
     return x
 
 
+def as_float_array(name: str, x: Any, layout: str = "") -> np.ndarray:
+    """``np.asarray(x, dtype=np.float64)``; a string, or anything numpy cannot read as real
+    numbers, raises ``TypeError`` naming the argument (``layout``, e.g. ``"[n]"``, goes into
+    the message)."""
+    what = f"a real array {layout}" if layout else "a real array"
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({err})") from None
+
+
 def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[torch.Tensor, int]:
     """Integer class labels ``[N]`` in ``0..K-1``; returns them and ``K``."""
     if not isinstance(labels, torch.Tensor):
-        labels = torch.as_tensor(np.asarray(labels))
+        arr = np.asarray(labels)
+        if arr.dtype.kind not in "biufc":  # what torch.as_tensor cannot read
+            raise TypeError(
+                f"{name} must hold integer class labels, got {type(labels).__name__} "
+                f"({labels!r:.80})"
+            )
+        labels = torch.as_tensor(arr)
     if labels.dtype.is_floating_point or labels.is_complex() or labels.dtype == torch.bool:
         if labels.dtype.is_floating_point and bool((labels == labels.round()).all()):
             labels = labels.long()
@@ -72,11 +91,11 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+# What the modules import from here besides the validators: those (as_float_array,
+# as_float_tensor, as_labels, check_positive_int) take the checked argument's name first, are
+# imported by name, and stay out of __all__, which lists public callables.
 __all__ = [
     "Seed",
-    "as_float_tensor",
-    "as_labels",
-    "check_positive_int",
     "numpy_rng",
     "torch_generator",
 ]

@@ -32,7 +32,7 @@ import torch
 
 from neuronkit.common import check_finite, check_number, check_shape
 
-from ._utils import as_float_tensor, as_labels, check_positive_int, torch_generator
+from ._utils import as_float_array, as_float_tensor, as_labels, check_positive_int, torch_generator
 
 __all__ = [
     "center_kernel",
@@ -95,7 +95,7 @@ def split_threshold(values: Any) -> float:
     """
     if isinstance(values, torch.Tensor):  # on any device, e.g. neuron_ipr of a GPU model
         values = values.detach().cpu()
-    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    v = np.sort(as_float_array("values", values).ravel())
     if v.size < 2:
         raise ValueError(f"values must hold at least 2 numbers, got {v.size}")
     if not np.isfinite(v).all():

@@ -78,6 +78,8 @@ def codebook_lookup(
     ``reduce="mean"`` (the paper) averages the ``k`` codes, ``"sum"`` adds them. An id of -1
     contributes a zero vector (a blocked code); the mean still divides by ``k``.
     """
+    check_type("codebook", codebook, torch.Tensor)
+    check_type("ids", ids, torch.Tensor)
     check_choice("reduce", reduce, _REDUCTIONS)
     blocked = ids < 0
     vecs = torch.nn.functional.embedding(ids.clamp_min(0), codebook)

@@ -14,6 +14,8 @@ import numpy as np
 
 from neuronkit.common import check_number
 
+from .._checks import float64_array
+
 __all__ = ["noisy_responses"]
 
 
@@ -44,7 +46,7 @@ def noisy_responses(
     """
     if hasattr(responses, "detach"):
         responses = responses.detach().cpu().numpy()
-    arr = np.asarray(responses, dtype=np.float64)
+    arr = float64_array("responses", responses)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"responses must be [n_stimuli, n_channels], got shape {arr.shape}")
     if not np.isfinite(arr).all():

@@ -23,6 +23,8 @@ import torch
 
 from neuronkit.common import check_ndim, check_number, check_type
 
+from .._checks import float64_array
+
 __all__ = ["TokFSM", "TokFSMSample", "random_tokfsm"]
 
 
@@ -72,7 +74,7 @@ class TokFSM:
 
     def __init__(self, transition: np.ndarray, base: int = 10) -> None:
         check_number("base", base, ge=2, integer=True)
-        arr = np.asarray(transition, dtype=np.float64)
+        arr = float64_array("transition", transition)
         check_ndim("transition", arr, 2, "[N, N]")
         if arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
             raise ValueError(

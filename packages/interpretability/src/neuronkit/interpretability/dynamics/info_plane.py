@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number
+from neuronkit.common import check_choice, check_finite, check_number
+from neuronkit.interpretability._checks import float64_array
 from neuronkit.interpretability.information import (
+    _as_matrix,
     bin_activations,
     entropy,
     joint_codes,
@@ -78,6 +80,8 @@ def binned_information(
     Returns:
         ``(I(X; T), I(T; Y))`` in bits; ``I(T; Y) <= min(H(T), H(Y))``.
     """
+    t = _as_matrix("t", t)  # named here: bin_activations would call it x
+    check_finite("t", t)
     binned = bin_activations(t, n_bins, value_range=value_range)
     if binned.shape[1] * math.log2(n_bins) < 62:
         # one integer per row (mixed radix n_bins): a 1-D unique is much faster than rows
@@ -258,7 +262,7 @@ def dpi_violation(values: Any) -> float:
 
 
 def _trajectory(name: str, x: Any) -> np.ndarray:
-    arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    arr = float64_array(name, x.detach().cpu() if isinstance(x, torch.Tensor) else x)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.size == 0:
@@ -475,8 +479,10 @@ def plot_information_plane(
     Returns:
         The scatter artist of the last layer (pass it to ``fig.colorbar`` for an epoch bar).
     """
+    if not (hasattr(ax, "plot") and hasattr(ax, "scatter")):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__} ({ax!r:.80})")
     a, b = _trajectory("ixt", ixt), _trajectory("ity", ity)
-    ep = np.asarray(epochs, dtype=np.float64).reshape(-1)
+    ep = float64_array("epochs", epochs).reshape(-1)
     if a.shape != b.shape or ep.shape[0] != a.shape[0]:
         raise ValueError(
             f"ixt, ity must have the same [E, L] shape and epochs [E], got {a.shape}, "

@@ -28,14 +28,19 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from neuronkit.common import check_choice, check_number, check_type
+
+#: What :func:`hf_judge` accepts as a hub id without a local directory (the hub's own rule,
+#: or looser: letters, digits, ``_``, ``.``, ``-``, an optional ``org/`` and at most 96 chars).
+_HUB_ID = re.compile(r"(?:[\w.-]+/)?[\w.-]{1,96}")
 
 #: Verdict codes (also the label codes of the simulated data): A better, B better, tie.
 A_BETTER, B_BETTER, TIE = 0, 1, 2
@@ -194,6 +199,13 @@ def aggregate_verdict(
     with the same rule on its own difference; the most frequent verdict wins and a tie
     between the top counts is a tie.
     """
+    if isinstance(outputs, (str, bytes)) or not isinstance(outputs, Collection):
+        raise TypeError(
+            f"outputs must be a sequence of NeuronOutput, got {type(outputs).__name__} "
+            f"({outputs!r:.80})"
+        )
+    for o in outputs:
+        check_type("outputs[i]", o, NeuronOutput)
     check_choice("aggregation", aggregation, ("mean", "vote"))
     check_number("tie_margin", tie_margin, ge=0.0)
     if len(outputs) == 0:
@@ -505,11 +517,18 @@ def hf_judge(
 ) -> Callable[[str], str]:
     """A judge backed by ``transformers.pipeline("text-generation", model=model)``.
 
+    ``model`` is a Hugging Face hub id (``"name"`` or ``"org/name"``) or a local model
+    directory; anything else is refused before the hub is contacted.
     Requires the ``transformers`` extra
     (``pip install 'neuronkit-interpretability[transformers]'``).
     Greedy decoding is the default (``do_sample=False``) unless ``generate_kwargs`` says otherwise.
     """
     check_type("model", model, str)
+    if not (os.path.isdir(model) or _HUB_ID.fullmatch(model)):
+        raise ValueError(
+            "model must be a Hugging Face hub id ('name' or 'org/name') or an existing local "
+            f"model directory, got {model!r:.120}"
+        )
     try:
         import transformers
     except ImportError as exc:  # pragma: no cover - exercised with a blocked import in tests

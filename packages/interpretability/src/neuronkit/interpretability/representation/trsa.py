@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from neuronkit.common import check_number
 
+from .._checks import float64_array
 from ..rsa import geo_topological, geodesic, rank_transform
 
 __all__ = [
@@ -82,7 +83,7 @@ def _host(x: Any) -> Any:
 
 
 def _check_design(rdms: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.asarray(_host(rdms), dtype=np.float64)
+    x = float64_array("rdms", _host(rdms))
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"rdms must be a stack of RDM vectors [k, n_pairs], got shape {x.shape}")
     if not np.isfinite(x).all():

@@ -68,6 +68,18 @@ def _activate_grad(a: np.ndarray, z: np.ndarray, activation: str) -> np.ndarray:
     return np.ones_like(z)
 
 
+def _float_array(name: str, value: Any) -> np.ndarray:
+    """``np.asarray(value, dtype=np.float64)``; a TypeError naming ``name`` if not numeric."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{name} must be an array of real numbers, got {type(value).__name__} ({err})"
+        ) from err
+
+
 def fit_hidden_block(
     X: np.ndarray,
     R: np.ndarray,
@@ -95,8 +107,8 @@ def fit_hidden_block(
     Returns:
         ``(W1 [d, J], b1 [J], W2 [J, K], b2 [K])``.
     """
-    X = np.asarray(X, dtype=np.float64)
-    R = np.asarray(R, dtype=np.float64)
+    X = _float_array("X", X)
+    R = _float_array("R", R)
     if X.ndim != 2 or R.ndim != 2 or R.shape[0] != X.shape[0]:
         raise ValueError(
             f"X must be [n, d] and R [n, K] with the same n, got {X.shape} and {R.shape}"

@@ -110,6 +110,10 @@ class SelfAttention(nn.Module):
     """
 
     def __init__(self, d_model: int, n_heads: int) -> None:
+        check_number("d_model", d_model, ge=1, integer=True)
+        check_number("n_heads", n_heads, ge=1, integer=True)
+        if d_model % n_heads:
+            raise ValueError(f"n_heads must divide d_model={d_model}, got {n_heads}")
         super().__init__()
         self.n_heads = int(n_heads)
         self.qkv = nn.Linear(d_model, 3 * d_model)
@@ -127,6 +131,9 @@ class Block(nn.Module):
     """Pre-LN transformer block: ``x + attn(ln1(x))``, then ``x + ffn(ln2(x))``."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int) -> None:
+        check_number("d_model", d_model, ge=1, integer=True)
+        check_number("n_heads", n_heads, ge=1, integer=True)
+        check_number("d_ff", d_ff, ge=1, integer=True)
         super().__init__()
         self.ln1 = nn.LayerNorm(d_model)
         self.attn = SelfAttention(d_model, n_heads)

@@ -590,6 +590,13 @@ def mask_loss(mask_logits: Sequence[torch.Tensor], targets: Sequence[torch.Tenso
     Returns:
         a scalar tensor.
     """
+    for name, seq in (("mask_logits", mask_logits), ("targets", targets)):
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence):
+            raise TypeError(
+                f"{name} must be a sequence of [B, C] tensors, got {type(seq).__name__}"
+            )
+        for i, item in enumerate(seq):
+            check_type(f"{name}[{i}]", item, torch.Tensor)
     if len(mask_logits) != len(targets) or not mask_logits:
         raise ValueError(
             f"mask_logits and targets must be non-empty and of equal length, got "

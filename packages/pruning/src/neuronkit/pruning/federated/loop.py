@@ -168,7 +168,14 @@ def _check_xy(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
 
 
 def _check_weights(weights: Sequence[float], n: int) -> np.ndarray:
-    w = np.asarray(list(weights), dtype=np.float64)
+    if isinstance(weights, (str, bytes)):
+        raise TypeError(f"weights must be a sequence of numbers, got {type(weights).__name__}")
+    try:
+        w = np.asarray(list(weights), dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"weights must be a sequence of numbers, got {type(weights).__name__} ({err})"
+        ) from err
     if w.shape != (n,):
         raise ValueError(f"weights must have one entry per client ({n}), got {w.shape[0]}")
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
@@ -534,6 +541,10 @@ def fedavg_aggregate(
     states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]
 ) -> dict[str, torch.Tensor]:
     """Sample-weighted average of client ``state_dict`` s (McMahan et al., 2017)."""
+    if isinstance(states, (str, bytes)) or not isinstance(states, Sequence):
+        raise TypeError(f"states must be a sequence of state dicts, got {type(states).__name__}")
+    for k, s in enumerate(states):
+        check_type(f"states[{k}]", s, Mapping)
     if len(states) == 0:
         raise ValueError("states must hold at least one client's state, got 0")
     w = _check_weights(weights, len(states))

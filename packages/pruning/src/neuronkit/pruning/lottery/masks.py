@@ -130,6 +130,7 @@ def ones_masks(
     Returns:
         ``{name: bool tensor shaped like the weight, all True}``.
     """
+    check_type("model", model, nn.Module)
     params = _params(model)
     return {
         n: torch.ones_like(params[n], dtype=torch.bool, device=params[n].device)
@@ -254,6 +255,11 @@ class MaskHandle:
     """What :func:`attach_masks` returns: ``remove()`` detaches the hook (masks stay applied)."""
 
     def __init__(self, handle: Any, masks: Masks) -> None:
+        if not callable(getattr(handle, "remove", None)):
+            raise TypeError(
+                f"handle must be a hook handle with a remove() method, got {type(handle).__name__}"
+            )
+        check_type("masks", masks, dict)
         self._handle = handle
         self.masks = masks
 

@@ -120,7 +120,14 @@ def instability(errors: torch.Tensor | Sequence[float]) -> float:
     Returns:
         A float ``>= 0`` up to rounding (the maximum includes the endpoints).
     """
-    e = torch.as_tensor(errors, dtype=torch.float64)
+    if isinstance(errors, (str, bytes)):
+        raise TypeError(f"errors must be a 1-D sequence of numbers, got {type(errors).__name__}")
+    try:
+        e = torch.as_tensor(errors, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(
+            f"errors must be a 1-D sequence of numbers, got {type(errors).__name__} ({err})"
+        ) from err
     if e.ndim != 1 or e.numel() < 2:
         raise ValueError(
             f"errors must be a 1-D sequence of >= 2 values, got shape {tuple(e.shape)}"

@@ -118,19 +118,25 @@ def split_fact(line: str) -> Fact:
     Raises:
         ValueError: when ``line`` does not end with ``" ."`` after at least two words.
     """
-    check_type("line", line, str)
+    return _split_fact(line, "line")
+
+
+def _split_fact(line: str, name: str) -> Fact:
+    check_type(name, line, str)
     words = line.split()
     if len(words) < 3 or words[-1] != ".":
-        raise ValueError(f"line must look like '<prompt> <answer> .', got {line!r}")
+        raise ValueError(f"{name} must look like '<prompt> <answer> .', got {line!r}")
     return Fact(" ".join(words[:-2]), words[-2])
 
 
 def unique_facts(lines: Sequence[str]) -> list[Fact]:
     """The distinct facts of ``lines`` in first-appearance order."""
+    if isinstance(lines, str):
+        raise TypeError(f"lines must be a sequence of fact lines, got a single str {lines!r:.80}")
     seen: dict[str, Fact] = {}
-    for line in lines:
+    for i, line in enumerate(lines):
         if line not in seen:
-            seen[line] = split_fact(line)
+            seen[line] = _split_fact(line, f"lines[{i}]")
     return list(seen.values())
 
 

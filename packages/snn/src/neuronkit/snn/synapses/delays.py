@@ -335,13 +335,23 @@ def delayed_layers(model: nn.Module) -> list[DelayedLinear]:
 
 def delay_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
     """The learnable delay positions of ``model`` (for the larger-learning-rate group)."""
+    check_type("model", model, nn.Module)
+    return _delay_parameters(model)
+
+
+def _delay_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
     for layer in delayed_layers(model):
         yield from layer.delay_parameters()
 
 
 def weight_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
     """Every parameter of ``model`` except the delay positions."""
-    skip = {id(p) for p in delay_parameters(model)}
+    check_type("model", model, nn.Module)
+    return _weight_parameters(model)
+
+
+def _weight_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    skip = {id(p) for p in _delay_parameters(model)}
     for p in model.parameters():
         if id(p) not in skip:
             yield p
@@ -440,7 +450,19 @@ def count_parameters(model_or_params: nn.Module | Iterable[nn.Parameter]) -> int
 
     Buffers (fixed delays, ``sigma``) do not count; learned delay positions do.
     """
-    params = (
-        model_or_params.parameters() if isinstance(model_or_params, nn.Module) else model_or_params
-    )
+    if isinstance(model_or_params, nn.Module):
+        params: Iterable[nn.Parameter] = model_or_params.parameters()
+    else:
+        if isinstance(model_or_params, (str, bytes)) or not isinstance(model_or_params, Iterable):
+            raise TypeError(
+                "model_or_params must be an nn.Module or an iterable of parameters, got "
+                f"{type(model_or_params).__name__} ({model_or_params!r:.80})"
+            )
+        params = list(model_or_params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    "model_or_params must be an nn.Module or an iterable of parameters, got an "
+                    f"element of type {type(p).__name__} ({p!r:.80})"
+                )
     return sum(p.numel() for p in params if p.requires_grad)

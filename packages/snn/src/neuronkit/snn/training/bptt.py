@@ -188,6 +188,16 @@ def step_inputs(x: Tensor, T: int, encoder: Encoder | None = None) -> Iterator[T
     otherwise ``encoder(x, T)`` must return ``[T, B, ...]`` and step ``t`` gets its ``t``-th
     slice (e.g. ``neuronkit.snn.poisson_encode``).
     """
+    check_type("x", x, Tensor)
+    check_number("T", T, ge=1, integer=True)
+    if encoder is not None and not callable(encoder):
+        raise TypeError(
+            f"encoder must be None or callable as encoder(x, T), got {type(encoder).__name__}"
+        )
+    return _step_inputs(x, T, encoder)
+
+
+def _step_inputs(x: Tensor, T: int, encoder: Encoder | None) -> Iterator[Tensor]:
     if encoder is None:
         for _ in range(T):
             yield x

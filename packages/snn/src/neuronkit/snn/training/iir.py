@@ -684,7 +684,7 @@ def train_ann(
     """Train a (ReLU) ``ann: [B, ...] -> logits [B, C]`` in place, as the start of an ANN ->
     SNN conversion: Adam, cross-entropy, cosine decay, shuffled batches from ``seed``.
     Returns the mean training loss of every epoch; the ANN is left in eval mode."""
-    _check_model(ann)
+    check_type("ann", ann, nn.Module)
     check_type("x", x, Tensor)
     check_type("y", y, Tensor)
     check_number("epochs", epochs, ge=0, integer=True)

@@ -225,6 +225,23 @@ def approximation_curve(
 
     from .._utils import numpy_rng
 
+    xtr = as_float_tensor("x_train", x_train, 2, "[n, d]")
+    ytr = as_float_tensor("y_train", y_train, 1, "[n]")
+    xte = as_float_tensor("x_test", x_test, 2, "[m, d]")
+    yte = as_float_tensor("y_test", y_test, 1, "[m]")
+    if ytr.shape[0] != xtr.shape[0]:
+        raise ValueError(
+            f"y_train must have {xtr.shape[0]} targets like x_train, got {ytr.shape[0]}"
+        )
+    if xte.shape[1] != xtr.shape[1]:
+        raise ValueError(
+            f"x_test must have {xtr.shape[1]} columns like x_train, got {xte.shape[1]}"
+        )
+    if yte.shape[0] != xte.shape[0]:
+        raise ValueError(f"y_test must have {xte.shape[0]} targets like x_test, got {yte.shape[0]}")
+    for name, values in (("bands", bands), ("widths", widths)):
+        if isinstance(values, (str, bytes)):
+            raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
     if not bands or not widths:
         raise ValueError("bands and widths must be non-empty")
     band_list = [float(b) for b in bands]
@@ -246,5 +263,5 @@ def approximation_curve(
                     ridge=ridge,
                     seed=int(np.int64(seeds[i, j, r])),
                 )
-                errors[i, j, r] = net.fit(x_train, y_train).score(x_test, y_test)
+                errors[i, j, r] = net.fit(xtr, ytr).score(xte, yte)
     return ApproximationCurve(bands=band_list, widths=width_list, errors=errors)

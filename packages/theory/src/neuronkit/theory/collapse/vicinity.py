@@ -40,9 +40,9 @@ __all__ = [
 
 
 def _inputs(
-    reference: Any, labels: Any, num_classes: int | None
+    name: str, reference: Any, labels: Any, num_classes: int | None
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    h0 = as_float_tensor("reference", reference, 2, "[N, D]")
+    h0 = as_float_tensor(name, reference, 2, "[N, D]")
     y, k = as_labels("labels", labels, h0.shape[0], num_classes)
     onehot = torch.nn.functional.one_hot(y, k).to(torch.float64)
     return h0, onehot, k
@@ -64,7 +64,7 @@ def vicinity_classifier(
     features: Any, labels: Any, lambda_w: float, num_classes: int | None = None
 ) -> torch.Tensor:
     """Optimal classifier ``W*(H) = Y^T H (H^T H + N lambda_W I)^-1`` ``[K, D]``; ``H [N, D]``."""
-    h, onehot, _ = _inputs(features, labels, num_classes)
+    h, onehot, _ = _inputs("features", features, labels, num_classes)
     check_number("lambda_w", lambda_w, gt=0)
     return _ridge(h, onehot, lambda_w)
 
@@ -98,7 +98,7 @@ def vicinity_objective(
     num_classes: int | None = None,
 ) -> float:
     """The vicinity loss ``L(W, H)`` (module docstring); features ``[N, D]``, weights ``[K, D]``."""
-    h0, onehot, k = _inputs(reference, labels, num_classes)
+    h0, onehot, k = _inputs("reference", reference, labels, num_classes)
     h = as_float_tensor("features", features, 2, "[N, D]")
     check_shape("features", h, tuple(h0.shape))
     w = as_float_tensor("weights", weights, 2, "[K, D]")
@@ -157,7 +157,7 @@ def fit_vicinity(
         max_steps: iteration cap.
         tol: tolerance on ``||grad|| / ||H||``.
     """
-    h0, onehot, _ = _inputs(reference, labels, num_classes)
+    h0, onehot, _ = _inputs("reference", reference, labels, num_classes)
     _check_reg(lambda_w, beta, lambda_h)
     if beta == 0 and lambda_h == 0:
         raise ValueError("beta must be > 0 when lambda_h is 0 (the loss has no minimizer)")
@@ -201,7 +201,7 @@ def vicinity_first_order(
 ) -> torch.Tensor:
     """First-order perturbation prediction of the minimizer for large ``beta``:
     ``H0 - (N/beta) grad f(H0)``, with ``f`` the loss without the vicinity term at ``W*(H0)``."""
-    h0, onehot, _ = _inputs(reference, labels, num_classes)
+    h0, onehot, _ = _inputs("reference", reference, labels, num_classes)
     _check_reg(lambda_w, beta, lambda_h)
     if beta == 0:
         raise ValueError("beta must be > 0 for the perturbation expansion")

@@ -39,7 +39,7 @@ from scipy import optimize
 
 from neuronkit.common import check_choice, check_finite, check_ndim, check_number, check_probability
 
-from .._utils import Seed, check_positive_int, numpy_rng
+from .._utils import Seed, as_float_array, check_positive_int, numpy_rng
 
 __all__ = [
     "GlauberResult",
@@ -195,11 +195,11 @@ def glauber_dynamics(
         track: optional patterns ``[K, N]`` whose Mattis overlaps are recorded every sweep.
         seed: seed or Generator for the visiting order and the thermal noise.
     """
-    f = np.asarray(factors, dtype=np.float64)
+    f = as_float_array("factors", factors, "[P, N]")
     check_ndim("factors", f, 2, "[P, N]")
     check_finite("factors", f)
     p, n = f.shape
-    s = np.asarray(sigma0, dtype=np.float64).copy()
+    s = as_float_array("sigma0", sigma0, "[N]").copy()
     if s.shape != (n,) or not np.isin(s, (-1.0, 1.0)).all():
         raise ValueError(f"sigma0 must be a [N={n}] vector of +-1, got shape {s.shape}")
     if not (isinstance(beta, (int, float)) and beta > 0):

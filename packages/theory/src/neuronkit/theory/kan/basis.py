@@ -74,6 +74,9 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
     Returns:
         ``[batch, in, n_knots - k - 1]``.
     """
+    _check_tensor("x", x, "[batch, in]")
+    _check_tensor("knots", knots, "[in, n_knots]")
+    k = check_positive_int("k", k, minimum=0)
     if x.ndim != 2 or knots.ndim != 2 or x.shape[1] != knots.shape[0]:
         raise ValueError(
             f"x [batch, in] and knots [in, n_knots] must agree on in, got {tuple(x.shape)} "
@@ -387,8 +390,22 @@ def uniform_bspline_basis(x: torch.Tensor, lo: float, h: float, grid: int, k: in
     return bspline_features(x, lo, h, grid, k, base=False)
 
 
+def _check_tensor(name: str, x: Any, layout: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
+
+
+def _check_range(lo: float, hi: float) -> None:
+    check_number("lo", lo)
+    check_number("hi", hi)
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo, got lo={lo!r} and hi={hi!r}")
+
+
 def chebyshev_basis(x: torch.Tensor, n: int) -> torch.Tensor:
     """``T_0..T_{n-1}(tanh x)``: ``[..., in] -> [..., in, n]``."""
+    _check_tensor("x", x, "[..., in]")
+    n = check_positive_int("n", n)
     t = torch.tanh(x)
     values = [torch.ones_like(t)]
     if n > 1:
@@ -400,6 +417,9 @@ def chebyshev_basis(x: torch.Tensor, n: int) -> torch.Tensor:
 
 def fourier_basis(x: torch.Tensor, n: int, half_range: float = 1.0) -> torch.Tensor:
     """``[cos(m pi x/L), sin(m pi x/L)]`` for ``m = 1..ceil(n/2)``, truncated to ``n``."""
+    _check_tensor("x", x, "[..., in]")
+    n = check_positive_int("n", n)
+    check_number("half_range", half_range, gt=0)
     m = math.ceil(n / 2)
     freq = torch.arange(1, m + 1, dtype=x.dtype, device=x.device) * (math.pi / half_range)
     arg = x.unsqueeze(-1) * freq
@@ -414,6 +434,9 @@ def _centres(n: int, lo: float, hi: float, x: torch.Tensor) -> tuple[torch.Tenso
 
 def rbf_basis(x: torch.Tensor, n: int, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
     """Gaussian RBFs ``exp(-((x - c_m)/h)^2)`` on ``n`` centres in ``[lo, hi]``."""
+    _check_tensor("x", x, "[..., in]")
+    n = check_positive_int("n", n)
+    _check_range(lo, hi)
     c, h = _centres(n, lo, hi, x)
     u = (x.unsqueeze(-1) - c) / h
     return torch.exp(-u * u)
@@ -421,6 +444,9 @@ def rbf_basis(x: torch.Tensor, n: int, lo: float = -1.0, hi: float = 1.0) -> tor
 
 def wavelet_basis(x: torch.Tensor, n: int, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
     """Mexican-hat wavelets ``(1 - u^2) exp(-u^2/2)``, ``u = (x - c_m)/h``, ``n`` centres."""
+    _check_tensor("x", x, "[..., in]")
+    n = check_positive_int("n", n)
+    _check_range(lo, hi)
     c, h = _centres(n, lo, hi, x)
     u = (x.unsqueeze(-1) - c) / h
     u2 = u * u

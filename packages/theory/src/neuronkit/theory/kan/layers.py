@@ -491,6 +491,15 @@ class SKAN(_LayerStack):
 
 def mlp_parameter_count(in_features: int, hidden: int, out_features: int, depth: int) -> int:
     """Parameters of an MLP with ``depth`` hidden layers of width ``hidden``."""
+    return _mlp_parameter_count(
+        check_positive_int("in_features", in_features),
+        check_positive_int("hidden", hidden),
+        check_positive_int("out_features", out_features),
+        check_positive_int("depth", depth),
+    )
+
+
+def _mlp_parameter_count(in_features: int, hidden: int, out_features: int, depth: int) -> int:
     n = (in_features + 1) * hidden + (depth - 1) * (hidden + 1) * hidden
     return n + (hidden + 1) * out_features
 
@@ -515,7 +524,7 @@ def matched_mlp(
     check_choice("activation", activation, acts)
     hidden = min(
         range(1, 4096),
-        key=lambda h: abs(mlp_parameter_count(in_features, h, out_features, depth) - n_params),
+        key=lambda h: abs(_mlp_parameter_count(in_features, h, out_features, depth) - n_params),
     )
     if seed is not None:
         gen = torch_generator(seed)

@@ -45,7 +45,7 @@ from scipy import optimize, stats
 
 from neuronkit.common import check_number
 
-from .._utils import as_float_tensor, check_positive_int, numpy_rng, torch_generator
+from .._utils import as_float_array, as_float_tensor, check_positive_int, numpy_rng, torch_generator
 
 __all__ = [
     "DeepNTKClassifier",
@@ -274,7 +274,7 @@ def dual_from_activation(
 
 def _as_rho(rho: Any) -> Tensor:
     if not isinstance(rho, Tensor):
-        rho = torch.as_tensor(np.asarray(rho, dtype=np.float64))
+        rho = torch.as_tensor(as_float_array("rho", rho))
     if not rho.dtype.is_floating_point:
         raise TypeError(f"rho must be a real floating tensor, got dtype {rho.dtype}")
     if not bool(torch.isfinite(rho).all()):
@@ -444,7 +444,7 @@ def koenigs_kernel(
 
 def majority_vote(y_train: Any, n_test: int) -> Tensor:
     """The most frequent training label (the smallest on ties), repeated ``n_test`` times."""
-    y = _host_labels(y_train).long()
+    y = _host_labels("y_train", y_train).long()
     if y.ndim != 1 or y.numel() == 0:
         raise ValueError(
             f"y_train must be a non-empty 1-D label vector, got shape {tuple(y.shape)}"
@@ -458,24 +458,31 @@ def nearest_neighbor_classify(x_train: Any, y_train: Any, x_test: Any) -> Tensor
     """1-NN by the largest cosine (nearest point on the sphere). ``[N, D]``, ``[N]``, ``[M, D]``."""
     a = _unit_rows("x_train", x_train)
     b = _unit_rows("x_test", x_test)
-    y = _labels_for(a, y_train)
+    y = _labels_for("y_train", a, y_train)
     idx = [(b[i : i + _CHUNK] @ a.T).argmax(dim=1) for i in range(0, b.shape[0], _CHUNK)]
     return y[torch.cat(idx)]
 
 
-def _host_labels(y: Any) -> Tensor:
+def _host_labels(name: str, y: Any) -> Tensor:
     """Labels as a CPU tensor (the kernels are computed on the CPU, like the inputs)."""
-    return y.detach().cpu() if isinstance(y, Tensor) else torch.as_tensor(np.asarray(y))
+    if isinstance(y, Tensor):
+        return y.detach().cpu()
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "biufc":  # what torch.as_tensor cannot read
+        raise TypeError(
+            f"{name} must hold integer class labels, got {type(y).__name__} ({y!r:.80})"
+        )
+    return torch.as_tensor(arr)
 
 
-def _labels_for(x: Tensor, y: Any) -> Tensor:
-    t = _host_labels(y)
+def _labels_for(name: str, x: Tensor, y: Any) -> Tensor:
+    t = _host_labels(name, y)
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
         raise ValueError(
-            f"y_train must be [N] with N = {x.shape[0]} labels, got shape {tuple(t.shape)}"
+            f"{name} must be [N] with N = {x.shape[0]} labels, got shape {tuple(t.shape)}"
         )
     if t.dtype.is_floating_point and not bool((t == t.round()).all()):
-        raise TypeError("y_train must hold integer class labels")
+        raise TypeError(f"{name} must hold integer class labels")
     return t.long()
 
 
@@ -498,7 +505,7 @@ def singular_kernel_classify(
         raise ValueError("give exactly one of beta or activation")
     a = _unit_rows("x_train", x_train)
     b = _unit_rows("x_test", x_test)
-    y = _labels_for(a, y_train)
+    y = _labels_for("y_train", a, y_train)
     if beta is not None:
         check_number("beta", beta, gt=0)
     classes = torch.unique(y)
@@ -538,7 +545,7 @@ class DeepNTKClassifier:
 
     def fit(self, x: Any, y: Any) -> DeepNTKClassifier:
         a = _unit_rows("x", x)
-        labels = _labels_for(a, y)
+        labels = _labels_for("y", a, y)
         self.classes_ = torch.unique(labels)
         if self.classes_.numel() < 2:
             raise ValueError("y must contain at least 2 classes")
@@ -569,7 +576,7 @@ class DeepNTKClassifier:
 
     def score(self, x: Any, y: Any) -> float:
         pred = self.predict(x)
-        return float((pred == _labels_for(pred[:, None].double(), y)).double().mean())
+        return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
 
 
 class InfiniteDepthNTKClassifier:
@@ -588,7 +595,7 @@ class InfiniteDepthNTKClassifier:
 
     def fit(self, x: Any, y: Any) -> InfiniteDepthNTKClassifier:
         self.x_ = _unit_rows("x", x)
-        self.y_ = _labels_for(self.x_, y)
+        self.y_ = _labels_for("y", self.x_, y)
         return self
 
     def predict(self, x: Any) -> Tensor:
@@ -604,7 +611,7 @@ class InfiniteDepthNTKClassifier:
 
     def score(self, x: Any, y: Any) -> float:
         pred = self.predict(x)
-        return float((pred == _host_labels(y).long()).double().mean())
+        return float((pred == _host_labels("y", y).long()).double().mean())
 
 
 class NTKNetwork(torch.nn.Module):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +141,13 @@ def check_sets(
 
 def gaussian_log_prob(y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Elementwise ``log N(y; mean, std^2)`` (broadcasting); ``std > 0``."""
+    for name, value in (("y", y), ("mean", mean)):
+        if not isinstance(value, (torch.Tensor, numbers.Real)):
+            raise TypeError(
+                f"{name} must be a torch.Tensor or a real number, got {type(value).__name__}"
+            )
+    if not isinstance(std, torch.Tensor):
+        raise TypeError(f"std must be a torch.Tensor, got {type(std).__name__}")
     z = (y - mean) / std
     return -0.5 * z * z - torch.log(std) - 0.5 * math.log(2.0 * math.pi)
 

@@ -31,6 +31,8 @@ import torch.nn as nn
 
 from neuronkit.common import check_number, check_type
 
+from .._utils import as_float_array
+
 __all__ = [
     "PowerLawFit",
     "approx_training_flops",
@@ -262,8 +264,8 @@ def pareto_frontier(compute: Any, error: Any) -> np.ndarray:
     Returns:
         ``[m]`` int indices into the inputs.
     """
-    x = np.asarray(compute, dtype=float)
-    y = np.asarray(error, dtype=float)
+    x = as_float_array("compute", compute, "[n]")
+    y = as_float_array("error", error, "[n]")
     if x.ndim != 1 or x.shape != y.shape:
         raise ValueError(
             f"compute and error must be 1-D of equal length, got {x.shape} and {y.shape}"
@@ -299,8 +301,10 @@ def plot_scaling(
         label: legend label for the points (the law's label adds ``b`` and ``R^2``).
         color, marker: matplotlib styling.
     """
-    x = np.asarray(compute, dtype=float)
-    y = np.asarray(error, dtype=float)
+    if not callable(getattr(ax, "loglog", None)):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+    x = as_float_array("compute", compute, "[n]")
+    y = as_float_array("error", error, "[n]")
     if x.shape != y.shape:
         raise ValueError(f"compute and error must have equal shapes, got {x.shape}, {y.shape}")
     points = ax.loglog(x, y, marker, color=color, label=label or None, ls="none")
