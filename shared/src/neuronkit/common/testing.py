@@ -92,6 +92,16 @@ def run_readme_examples(readme: str | Path) -> int:
     return whole
 
 
+def _modules(package: str, skip: str | None = None) -> list[Any]:
+    """``package`` and every module below it, imported as installed (names containing
+    ``skip`` left out)."""
+    root = importlib.import_module(package)
+    names = []
+    if hasattr(root, "__path__"):
+        names = [m.name for m in pkgutil.walk_packages(root.__path__, prefix=package + ".")]
+    return [root] + [importlib.import_module(n) for n in names if not (skip and skip in n)]
+
+
 def run_docstring_examples(package: str) -> int:
     """Run the ``>>>`` examples in the docstrings of every module of ``package``.
 
@@ -100,16 +110,11 @@ def run_docstring_examples(package: str) -> int:
     marks an example that is shown but not run. Raises AssertionError with doctest's report
     when an example fails; returns the number of examples run.
     """
-    root = importlib.import_module(package)
-    names = [package]
-    if hasattr(root, "__path__"):
-        names += [m.name for m in pkgutil.walk_packages(root.__path__, prefix=package + ".")]
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=flags)
     report = io.StringIO()
-    for name in sorted(set(names)):
-        module = importlib.import_module(name)
-        for test in finder.find(module, name):
+    for module in _modules(package):
+        for test in finder.find(module, module.__name__):
             runner.run(test, out=report.write)
     if runner.failures:
         raise AssertionError(
@@ -125,14 +130,8 @@ BAD_ARGUMENT = "?not-a-valid-argument?"
 def _public_callables(package: str) -> dict[str, Any]:
     """Functions and classes named in the ``__all__`` of ``package`` and its modules (result
     dataclasses, named tuples and exceptions left out; ``*.reproductions`` skipped)."""
-    root = importlib.import_module(package)
-    modules = [root]
-    if hasattr(root, "__path__"):
-        for info in pkgutil.walk_packages(root.__path__, prefix=package + "."):
-            if ".reproductions" not in info.name:
-                modules.append(importlib.import_module(info.name))
     found: dict[str, Any] = {}
-    for module in modules:
+    for module in _modules(package, skip=".reproductions"):
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name, None)
             if inspect.isclass(obj):
