@@ -51,16 +51,22 @@ def as_float_array(name: str, x: Any, layout: str = "") -> np.ndarray:
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({err})") from None
 
 
+def label_tensor(name: str, labels: Any) -> torch.Tensor:
+    """``labels`` as a tensor (a tensor is returned as is); anything numpy does not read as
+    numbers (what ``torch.as_tensor`` cannot take) raises ``TypeError`` naming ``name``."""
+    if isinstance(labels, torch.Tensor):
+        return labels
+    arr = np.asarray(labels)
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{name} must hold integer class labels, got {type(labels).__name__} ({labels!r:.80})"
+        )
+    return torch.as_tensor(arr)
+
+
 def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[torch.Tensor, int]:
     """Integer class labels ``[N]`` in ``0..K-1``; returns them and ``K``."""
-    if not isinstance(labels, torch.Tensor):
-        arr = np.asarray(labels)
-        if arr.dtype.kind not in "biufc":  # what torch.as_tensor cannot read
-            raise TypeError(
-                f"{name} must hold integer class labels, got {type(labels).__name__} "
-                f"({labels!r:.80})"
-            )
-        labels = torch.as_tensor(arr)
+    labels = label_tensor(name, labels)
     if labels.dtype.is_floating_point or labels.is_complex() or labels.dtype == torch.bool:
         if labels.dtype.is_floating_point and bool((labels == labels.round()).all()):
             labels = labels.long()
@@ -91,9 +97,9 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-# What the modules import from here besides the validators: those (as_float_array,
-# as_float_tensor, as_labels, check_positive_int) take the checked argument's name first, are
-# imported by name, and stay out of __all__, which lists public callables.
+# The validators (as_float_array, as_float_tensor, as_labels, check_positive_int,
+# label_tensor) take the checked argument's name first, are imported by name, and stay out of
+# __all__, which lists public callables.
 __all__ = [
     "Seed",
     "numpy_rng",

@@ -45,7 +45,14 @@ from scipy import optimize, stats
 
 from neuronkit.common import check_number
 
-from .._utils import as_float_array, as_float_tensor, check_positive_int, numpy_rng, torch_generator
+from .._utils import (
+    as_float_array,
+    as_float_tensor,
+    check_positive_int,
+    label_tensor,
+    numpy_rng,
+    torch_generator,
+)
 
 __all__ = [
     "DeepNTKClassifier",
@@ -465,14 +472,7 @@ def nearest_neighbor_classify(x_train: Any, y_train: Any, x_test: Any) -> Tensor
 
 def _host_labels(name: str, y: Any) -> Tensor:
     """Labels as a CPU tensor (the kernels are computed on the CPU, like the inputs)."""
-    if isinstance(y, Tensor):
-        return y.detach().cpu()
-    arr = np.asarray(y)
-    if arr.dtype.kind not in "biufc":  # what torch.as_tensor cannot read
-        raise TypeError(
-            f"{name} must hold integer class labels, got {type(y).__name__} ({y!r:.80})"
-        )
-    return torch.as_tensor(arr)
+    return label_tensor(name, y).detach().cpu()
 
 
 def _labels_for(name: str, x: Tensor, y: Any) -> Tensor:
