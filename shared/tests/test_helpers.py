@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neuronkit.common import (
+    as_float_array,
     atomic_write_json,
     atomic_write_text,
     check_choice,
@@ -55,11 +56,23 @@ from neuronkit.common.io import atomic_path
             r"state must have shape \[2, 4\]",
         ),
         (lambda: check_finite("x", np.array([1.0, np.nan])), ValueError, "x must be finite"),
+        (lambda: as_float_array("x", "1.5"), TypeError, "x must be a real array, got str"),
+        (
+            lambda: as_float_array("pts", [[1.0], [1.0, 2.0]], "[n, d]"),
+            TypeError,
+            r"pts must be a real array \[n, d\], got list",
+        ),
     ],
 )
 def test_errors_name_the_argument(call, error, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=message):
         call()
+
+
+def test_as_float_array_reads_what_numpy_reads() -> None:
+    out = as_float_array("x", [[1, 2], [3, 4]])
+    assert out.dtype == np.float64
+    assert out.tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
 def test_valid_inputs_pass() -> None:

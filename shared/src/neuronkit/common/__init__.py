@@ -13,6 +13,7 @@ from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, re
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
 from .seeding import seed_everything, torch_generator
 from .validation import (
+    as_float_array,
     check_choice,
     check_finite,
     check_ndim,
@@ -34,6 +35,7 @@ __all__ = [
     "Result",
     "RunContext",
     "__version__",
+    "as_float_array",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",

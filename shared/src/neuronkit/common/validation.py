@@ -107,6 +107,21 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
         raise ValueError(f"{name} must have shape {want}, got {_describe(x)}")
 
 
+def as_float_array(name: str, x: Any, layout: str = "") -> Any:
+    """``np.asarray(x, dtype=np.float64)`` (a CPU tensor, list or array reads as it always does);
+    a string, or anything numpy cannot read as real numbers, raises ``TypeError`` naming the
+    argument (``layout``, e.g. ``"[n, d]"``, goes into the message)."""
+    import numpy as np
+
+    what = f"a real array {layout}" if layout else "a real array"
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({err})") from None
+
+
 def check_finite(name: str, x: Any) -> None:
     """Raise ``ValueError`` if the array or tensor holds NaN or infinity.
 

@@ -38,19 +38,6 @@ def as_float_tensor(name: str, x: Any, ndim: int, layout: str) -> torch.Tensor:
     return x
 
 
-def as_float_array(name: str, x: Any, layout: str = "") -> np.ndarray:
-    """``np.asarray(x, dtype=np.float64)``; a string, or anything numpy cannot read as real
-    numbers, raises ``TypeError`` naming the argument (``layout``, e.g. ``"[n]"``, goes into
-    the message)."""
-    what = f"a real array {layout}" if layout else "a real array"
-    if isinstance(x, (str, bytes)):
-        raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
-    try:
-        return np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({err})") from None
-
-
 def label_tensor(name: str, labels: Any) -> torch.Tensor:
     """``labels`` as a tensor (a tensor is returned as is); anything numpy does not read as
     numbers (what ``torch.as_tensor`` cannot take) raises ``TypeError`` naming ``name``."""
@@ -97,9 +84,9 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-# The validators (as_float_array, as_float_tensor, as_labels, check_positive_int,
-# label_tensor) take the checked argument's name first, are imported by name, and stay out of
-# __all__, which lists public callables.
+# The validators (as_float_tensor, as_labels, check_positive_int, label_tensor) take the
+# checked argument's name first, are imported by name, and stay out of __all__, which lists
+# public callables.
 __all__ = [
     "Seed",
     "numpy_rng",

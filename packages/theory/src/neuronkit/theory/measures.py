@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_finite, check_number, check_shape
+from neuronkit.common import as_float_array, check_finite, check_number, check_shape
 
-from ._utils import as_float_array, as_float_tensor, as_labels, check_positive_int, torch_generator
+from ._utils import as_float_tensor, as_labels, check_positive_int, torch_generator
 
 __all__ = [
     "center_kernel",

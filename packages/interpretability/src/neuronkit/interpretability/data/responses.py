@@ -12,9 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from neuronkit.common import check_number
-
-from .._checks import float64_array
+from neuronkit.common import as_float_array, check_number
 
 __all__ = ["noisy_responses"]
 
@@ -46,7 +44,7 @@ def noisy_responses(
     """
     if hasattr(responses, "detach"):
         responses = responses.detach().cpu().numpy()
-    arr = float64_array("responses", responses)
+    arr = as_float_array("responses", responses)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"responses must be [n_stimuli, n_channels], got shape {arr.shape}")
     if not np.isfinite(arr).all():

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_ndim, check_number, check_type
-
-from .._checks import float64_array
+from neuronkit.common import as_float_array, check_ndim, check_number, check_type
 
 __all__ = ["TokFSM", "TokFSMSample", "random_tokfsm"]
 
@@ -74,7 +72,7 @@ class TokFSM:
 
     def __init__(self, transition: np.ndarray, base: int = 10) -> None:
         check_number("base", base, ge=2, integer=True)
-        arr = float64_array("transition", transition)
+        arr = as_float_array("transition", transition)
         check_ndim("transition", arr, 2, "[N, N]")
         if arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
             raise ValueError(

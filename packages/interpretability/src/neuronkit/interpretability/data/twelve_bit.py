@@ -26,9 +26,7 @@ import numpy as np
 import torch
 from numpy.polynomial import legendre
 
-from neuronkit.common import check_number
-
-from .._checks import float64_array
+from neuronkit.common import as_float_array, check_number
 
 __all__ = [
     "TwelveBitTask",
@@ -78,8 +76,8 @@ def spherical_power(x: np.ndarray, points: np.ndarray, degrees: Sequence[int] = 
     Returns:
         ``[N]`` float64 values.
     """
-    arr = float64_array("x", x)
-    pts = float64_array("points", points)
+    arr = as_float_array("x", x)
+    pts = as_float_array("points", points)
     if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0:
         raise ValueError(f"points must be [P, 3], got shape {pts.shape}")
     if not np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-8):

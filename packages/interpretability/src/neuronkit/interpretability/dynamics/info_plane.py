@@ -31,8 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number
-from neuronkit.interpretability._checks import float64_array
+from neuronkit.common import as_float_array, check_choice, check_finite, check_number
 from neuronkit.interpretability.information import (
     _as_matrix,
     bin_activations,
@@ -262,7 +261,7 @@ def dpi_violation(values: Any) -> float:
 
 
 def _trajectory(name: str, x: Any) -> np.ndarray:
-    arr = float64_array(name, x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+    arr = as_float_array(name, x.detach().cpu() if isinstance(x, torch.Tensor) else x)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.size == 0:
@@ -482,7 +481,7 @@ def plot_information_plane(
     if not (hasattr(ax, "plot") and hasattr(ax, "scatter")):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__} ({ax!r:.80})")
     a, b = _trajectory("ixt", ixt), _trajectory("ity", ity)
-    ep = float64_array("epochs", epochs).reshape(-1)
+    ep = as_float_array("epochs", epochs).reshape(-1)
     if a.shape != b.shape or ep.shape[0] != a.shape[0]:
         raise ValueError(
             f"ixt, ity must have the same [E, L] shape and epochs [E], got {a.shape}, "

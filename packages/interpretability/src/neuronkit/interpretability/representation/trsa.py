@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from neuronkit.common import check_number
+from neuronkit.common import as_float_array, check_number
 
-from .._checks import float64_array
 from ..rsa import geo_topological, geodesic, rank_transform
 
 __all__ = [
@@ -83,7 +82,7 @@ def _host(x: Any) -> Any:
 
 
 def _check_design(rdms: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = float64_array("rdms", _host(rdms))
+    x = as_float_array("rdms", _host(rdms))
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"rdms must be a stack of RDM vectors [k, n_pairs], got shape {x.shape}")
     if not np.isfinite(x).all():

@@ -40,6 +40,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from neuronkit.common import as_float_array
+
 __all__ = ["GBNNClassifier", "GBNNRegressor", "fit_hidden_block"]
 
 Activation = Literal["logistic", "tanh", "relu", "identity"]
@@ -66,18 +68,6 @@ def _activate_grad(a: np.ndarray, z: np.ndarray, activation: str) -> np.ndarray:
     if activation == "relu":
         return (z > 0).astype(z.dtype)
     return np.ones_like(z)
-
-
-def _float_array(name: str, value: Any) -> np.ndarray:
-    """``np.asarray(value, dtype=np.float64)``; a TypeError naming ``name`` if not numeric."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(
-            f"{name} must be an array of real numbers, got {type(value).__name__} ({err})"
-        ) from err
 
 
 def fit_hidden_block(
@@ -107,8 +97,8 @@ def fit_hidden_block(
     Returns:
         ``(W1 [d, J], b1 [J], W2 [J, K], b2 [K])``.
     """
-    X = _float_array("X", X)
-    R = _float_array("R", R)
+    X = as_float_array("X", X)
+    R = as_float_array("R", R)
     if X.ndim != 2 or R.ndim != 2 or R.shape[0] != X.shape[0]:
         raise ValueError(
             f"X must be [n, d] and R [n, K] with the same n, got {X.shape} and {R.shape}"

@@ -37,9 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from neuronkit.common import check_choice, check_finite, check_ndim, check_number, check_probability
+from neuronkit.common import (
+    as_float_array,
+    check_choice,
+    check_finite,
+    check_ndim,
+    check_number,
+    check_probability,
+)
 
-from .._utils import Seed, as_float_array, check_positive_int, numpy_rng
+from .._utils import Seed, check_positive_int, numpy_rng
 
 __all__ = [
     "GlauberResult",

@@ -43,10 +43,9 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
-from neuronkit.common import check_number
+from neuronkit.common import as_float_array, check_number
 
 from .._utils import (
-    as_float_array,
     as_float_tensor,
     check_positive_int,
     label_tensor,

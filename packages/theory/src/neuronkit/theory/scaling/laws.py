@@ -29,9 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_number, check_type
-
-from .._utils import as_float_array
+from neuronkit.common import as_float_array, check_number, check_type
 
 __all__ = [
     "PowerLawFit",
