@@ -67,15 +67,6 @@ def test_hugging_face_model_prunes_on_device(device: str) -> None:
     assert hard.lm_head.weight is hard.transformer.wte.weight
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models: one intra-op thread (on a shared CPU extra threads only spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _two_layer(device: str) -> nn.Module:
     torch.manual_seed(0)
     bn = nn.BatchNorm1d(10)  # a BatchNorm (data-free synthesis) and a consumer without bias

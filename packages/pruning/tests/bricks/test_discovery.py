@@ -20,14 +20,7 @@ from neuronkit.pruning.bricks.discovery import (
 from neuronkit.pruning.bricks.model import BrickTransformer, task_accuracy
 from neuronkit.pruning.bricks.tasks import make_task_data
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread (a shared CPU makes extra threads spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 def _planted(n: int = 300, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,14 +9,7 @@ from torch.nn import functional as F
 from neuronkit.pruning.bricks.model import BrickTransformer, task_accuracy, train_multitask
 from neuronkit.pruning.bricks.tasks import make_task_data
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread (a shared CPU makes extra threads spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 def _model(seed: int = 0) -> BrickTransformer:

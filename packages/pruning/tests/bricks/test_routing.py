@@ -21,14 +21,7 @@ from neuronkit.pruning.bricks.routing import (
 )
 from neuronkit.pruning.bricks.tasks import make_task_data
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread (a shared CPU makes extra threads spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 def test_balanced_kmeans_sizes_and_separated_clusters() -> None:

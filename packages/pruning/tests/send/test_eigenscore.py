@@ -14,14 +14,7 @@ from neuronkit.pruning.send.eigenscore import (
     jackson_damping,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: extra intra-op threads only add synchronization (slow on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 def test_covariance_matches_numpy_cov() -> None:

@@ -7,14 +7,7 @@ import torch
 
 from neuronkit.pruning.send.sensitivity import neuron_sensitivity, top_sensitive
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: extra intra-op threads only add synchronization (slow on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 def test_variance_across_checkpoints_not_inputs() -> None:

@@ -31,13 +31,7 @@ def _setup(seed: int = 0):
     return tok, model, ids, mask, t_ids, t_mask
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: extra intra-op threads only add synchronization (slow on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
 
 
 def test_tiny_model_is_seeded_and_found() -> None:
