@@ -2,6 +2,7 @@
 
 import io
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,13 +16,24 @@ from neuronkit.pruning import (  # noqa: E402
     MobileNetV2Style,
     ResNetStyle,
     SmallViT,
+    zoo,
 )
 from neuronkit.pruning.onnx import OnnxDependencyGraph, prune_onnx  # noqa: E402
 
 
-def _export(model: torch.nn.Module, x: torch.Tensor) -> "onnx.ModelProto":
+def _export(
+    model: torch.nn.Module, x: torch.Tensor, dynamic_axes: dict[str, Any] | None = None
+) -> "onnx.ModelProto":
     f = io.BytesIO()
-    torch.onnx.export(model.eval(), (x,), f, dynamo=False, input_names=["x"], output_names=["y"])
+    torch.onnx.export(
+        model.eval(),
+        (x,),
+        f,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes=dynamic_axes,
+    )
     return onnx.load_from_string(f.getvalue())
 
 
@@ -159,8 +171,10 @@ def test_reshape_target_shared_by_two_branches_is_rewritten_per_branch() -> None
     assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["w3"] == (4, 192)
 
 
-def test_shape_of_channels_used_in_arithmetic_freezes() -> None:
-    # y = conv(x) / C (C read with Shape -> Gather): pruning channels would change C
+def test_shape_of_channels_used_in_arithmetic_keeps_its_exported_value() -> None:
+    # y = conv(x) / C, C read with Shape -> Gather (batch axis dynamic): C is a static extent,
+    # folded to the exported 8 as torch's constant folding leaves a static export, so the
+    # pruned model divides by 8 like the zeroed oracle
     h = onnx.helper
     rng = np.random.default_rng(0)
     nodes = [
@@ -174,10 +188,48 @@ def test_shape_of_channels_used_in_arithmetic_freezes() -> None:
         h.make_node("Gemm", ["flat", "w3"], ["y"], transB=1),
     ]
     inits = {"w1": rng.normal(size=(8, 3, 1, 1)), "w3": rng.normal(size=(4, 128))}
-    graph = OnnxDependencyGraph(_model(nodes, inits, [2, 3, 4, 4]))
-    conv = next(g for g in graph.groups if "w1" in g.producers)
-    assert not conv.prunable
-    assert "channel count" in conv.reason
+    model = _model(nodes, inits, ["batch", 3, 4, 4])
+    graph = OnnxDependencyGraph(model)
+    assert next(g for g in graph.groups if "w1" in g.producers).prunable
+    hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
+    x = torch.randn(3, 3, 4, 4)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["w1"] == (4, 3, 1, 1)
+    assert "Shape" not in {n.op_type for n in hard.graph.node}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", ["mlp", "vgg", "resnet", "mobilenetv2", "densenet", "vit"])
+def test_dynamic_batch_export_prunes_like_a_static_one(name: str) -> None:
+    # exporters usually leave the batch axis dynamic: its shape arithmetic (e.g. B * heads in
+    # nn.MultiheadAttention) stays, channel counts read with Shape become constants
+    torch.manual_seed(0)
+    ctor, shape = zoo()[name]
+    model = ctor().eval()
+    x1 = torch.randn(1, *shape)
+    static = _export(model, x1)
+    dynamic = _export(model, x1, {"x": {0: "batch"}, "y": {0: "batch"}})
+
+    def prunable(proto: "onnx.ModelProto", **kw: Any) -> int:
+        return sum(g.size for g in OnnxDependencyGraph(proto, **kw).prunable_groups())
+
+    assert prunable(dynamic) == prunable(static) == prunable(dynamic, dims={"batch": 2}) > 0
+    hard, soft = prune_onnx(dynamic, 0.5), prune_onnx(dynamic, 0.5, soft=True)
+    x = torch.randn(3, *shape)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(dynamic, x) - _run(soft, x)).max() > 1e-4
+    assert len(hard.SerializeToString()) < 0.5 * len(dynamic.SerializeToString())
+    assert hard.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_dims_must_map_names_to_positive_sizes() -> None:
+    proto = _export(ResNetStyle(widths=(4, 4, 4), blocks=1), torch.randn(1, 3, 8, 8))
+    with pytest.raises(TypeError, match="dims"):
+        OnnxDependencyGraph(proto, dims=[("batch", 1)])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="dims"):
+        prune_onnx(proto, 0.5, dims={"batch": 1.5})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="dims"):
+        prune_onnx(proto, 0.5, dims={"batch": 0})
 
 
 class _HeadsAttention(torch.nn.Module):
@@ -208,10 +260,14 @@ class _HeadsAttention(torch.nn.Module):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("sdpa", [False, True])
-def test_separate_qkv_heads_and_shape_read_head_dim(sdpa: bool) -> None:
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_separate_qkv_heads_and_shape_read_head_dim(sdpa: bool, dynamic: bool) -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 6, 12)
-    proto = _export(_HeadsAttention(sdpa), x)
+    axes = {"x": {0: "batch", 1: "seq"}, "y": {0: "batch"}} if dynamic else None
+    proto = _export(_HeadsAttention(sdpa), x, axes)
+    if dynamic:
+        x = torch.randn(3, 9, 12)
     graph = OnnxDependencyGraph(proto)
     assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
     heads = next(g for g in graph.groups if any(m.module == "q.bias" for m in g.members))

@@ -28,7 +28,7 @@ Needs the ``onnx`` extra: ``pip install neuronkit-pruning[onnx]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,12 +67,15 @@ _ELEMENTWISE = {
     "Neg",
     "Abs",
     "Exp",
+    "IsNaN",
+    "IsInf",
+    "Not",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
     "GlobalMaxPool",
 }
-_BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"}
+_BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Where"}  # broadcasting
 # integer shape arithmetic that is folded to constants when every input is known
 _FOLDABLE = {
     "Abs",
@@ -112,6 +115,7 @@ _FOLDABLE = {
 # ops that move shape elements without computing on them (their provenance is kept)
 _SHAPE_MOVES = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Cast", "Identity"}
 _FOLD_MAX = 4096  # largest constant (elements) folded
+_INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # TensorProto integer element types
 
 
 def _require_onnx() -> Any:
@@ -124,6 +128,14 @@ def _require_onnx() -> Any:
             "neuronkit.pruning.onnx needs the onnx extra: pip install 'neuronkit-pruning[onnx]'"
         ) from exc
     return onnx
+
+
+def _get_attr(node: Any, name: str, default: Any = None) -> Any:
+    onnx = _require_onnx()
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
 
 
 class _Freeze(Exception):
@@ -221,11 +233,247 @@ def _normalize(model: Any) -> Any:
     return new
 
 
+def _evaluate(node: Any, inputs: dict[str, np.ndarray], opset: int) -> list[np.ndarray] | None:
+    """The outputs of one node on constant inputs (ONNX's reference evaluator); None when the
+    reference cannot run it."""
+    onnx = _require_onnx()
+    from onnx.reference import ReferenceEvaluator
+
+    h = onnx.helper
+    graph = h.make_graph(
+        [node],
+        "fold",
+        [h.make_empty_tensor_value_info(n) for n in inputs],
+        [h.make_empty_tensor_value_info(o) for o in node.output],
+    )
+    try:
+        outs = ReferenceEvaluator(graph, opsets={"": opset}).run(None, inputs)
+    except Exception:
+        return None
+    return [np.asarray(o) for o in outs]
+
+
+def _opset_of(model: Any) -> int:
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+
+
+def _fold_static_shapes(model: Any) -> Any:
+    """A copy where every value computed from static extents only (``Shape`` of axes whose size
+    is known, and the arithmetic on it) is a ``Constant``, as ``torch.onnx`` constant folding
+    leaves a static export: in an export with dynamic axes (batch, sequence) only the shape
+    arithmetic that depends on them stays, and a channel count read with ``Shape`` becomes a
+    constant that pruning rewrites like any other."""
+    onnx = _require_onnx()
+    h, nph = onnx.helper, onnx.numpy_helper
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:
+        return model
+    g = inferred.graph
+    dims: dict[str, list[int | None]] = {}
+    for vi in [*g.value_info, *g.input, *g.output]:
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            dims[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+    values: dict[str, np.ndarray] = {}
+    for t in model.graph.initializer:
+        if t.data_type in _INT_TYPES and math.prod(t.dims) <= _FOLD_MAX:
+            values[t.name] = nph.to_array(t)
+    opset = _opset_of(model)
+    # 1-D integer shape vectors with some entries known (a Shape of partly static axes)
+    partial: dict[str, list[int | None]] = {}
+    nodes: list[Any] = []
+    for node in model.graph.node:
+        outs: list[np.ndarray] | None = None
+        op = node.op_type
+        if op == "Constant":
+            a = node.attribute[0] if len(node.attribute) == 1 else None
+            if a is not None and a.name == "value" and math.prod(a.t.dims) <= _FOLD_MAX:
+                values[node.output[0]] = nph.to_array(a.t)
+        elif op == "Shape" and node.input[0] in dims:
+            shape = dims[node.input[0]]
+            nd = len(shape)
+            start, end = (int(_get_attr(node, k, d)) for k, d in (("start", 0), ("end", nd)))
+            partial[node.output[0]] = shape[slice(start, end)]
+        elif op in ("Gather", "Slice", "Concat") and node.input[0] in partial:
+            picked = _pick(node, partial, values)
+            if picked is not None:
+                partial[node.output[0]] = picked
+        elif op in _FOLDABLE and node.input and all(n in values for n in node.input if n):
+            outs = _evaluate(node, {n: values[n] for n in node.input if n}, opset)
+            if outs is not None and any(o.size > _FOLD_MAX for o in outs):
+                outs = None
+        if node.output and None not in partial.get(node.output[0], [None]):
+            outs = [np.array(partial[node.output[0]], dtype=np.int64)]
+            if op == "Gather" and values[node.input[1]].ndim == 0:
+                outs[0] = outs[0].reshape(())
+        if outs is None:
+            nodes.append(node)
+            continue
+        for name, arr in zip(node.output, outs, strict=False):
+            values[name] = arr
+            nodes.append(h.make_node("Constant", [], [name], value=nph.from_array(arr, name)))
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    g = new.graph
+    del g.node[:]
+    g.node.extend(_live(nodes, {o.name for o in model.graph.output}))
+    read = {n for node in g.node for n in _reads(node)} | {o.name for o in g.output}
+    read |= {i.name for i in g.input}
+    unread = [t for t in g.initializer if t.name not in read]
+    for t in unread:
+        g.initializer.remove(t)
+    return new
+
+
+def _private_shapes(model: Any) -> Any:
+    """A copy where each Reshape / Expand target is computed for that node alone: exporters
+    share one shape computation between nodes (e.g. the q, k and v views of every layer), while
+    pruning may need to rewrite its constants differently per node. The shape arithmetic on
+    the way to a shared target is cloned (``Shape`` of data tensors is read, not cloned)."""
+    onnx = _require_onnx()
+    g = model.graph
+    producer = {o: node for node in g.node for o in node.output}
+    reads: dict[str, int] = {}
+    for node in g.node:
+        for n in node.input:
+            reads[n] = reads.get(n, 0) + 1
+
+    def shared(name: str) -> bool:
+        p = producer.get(name)
+        if p is None or p.op_type == "Shape" or p.op_type not in _FOLDABLE | {"Constant"}:
+            return False
+        return reads.get(name, 0) > 1 or any(shared(n) for n in p.input if n)
+
+    nodes: list[Any] = []
+    copies: dict[str, str] = {}  # for the target being cloned: original -> copy
+
+    def clone(name: str, tag: str) -> str:
+        p = producer.get(name)
+        if p is None or p.op_type == "Shape" or p.op_type not in _FOLDABLE | {"Constant"}:
+            return name
+        if name not in copies:
+            copy = onnx.NodeProto()
+            copy.CopyFrom(p)
+            for k, n in enumerate(p.input):
+                if n:
+                    copy.input[k] = clone(n, tag)
+            for k, o in enumerate(p.output):
+                copy.output[k] = copies[o] = f"{o}__{tag}"
+            copy.name = f"{p.name}__{tag}" if p.name else ""
+            nodes.append(copy)
+        return copies[name]
+
+    for i, node in enumerate(g.node):
+        if node.op_type in ("Reshape", "Expand") and len(node.input) > 1 and shared(node.input[1]):
+            copies.clear()
+            fresh = onnx.NodeProto()
+            fresh.CopyFrom(node)
+            fresh.input[1] = clone(node.input[1], f"nks{i}")
+            node = fresh
+        nodes.append(node)
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    del new.graph.node[:]
+    new.graph.node.extend(_live(nodes, {o.name for o in g.output}))
+    return new
+
+
+def _live(nodes: list[Any], outputs: set[str]) -> list[Any]:
+    """``nodes`` without those whose results nothing reads (e.g. a ``Shape`` folded away)."""
+    read = set(outputs)
+    keep = []
+    for node in reversed(nodes):
+        if any(o in read for o in node.output):
+            keep.append(node)
+            read.update(_reads(node))
+    return keep[::-1]
+
+
+def _reads(node: Any) -> set[str]:
+    """Every name ``node`` reads, its subgraphs' outer-scope references included."""
+    names = {n for n in node.input if n}
+    for a in node.attribute:
+        for sub in [a.g] if a.HasField("g") else list(a.graphs):
+            for inner in sub.node:
+                names |= _reads(inner)
+    return names
+
+
+def _pick(
+    node: Any, partial: dict[str, list[int | None]], values: dict[str, np.ndarray]
+) -> list[int | None] | None:
+    """Entries of a partly known shape vector moved by Gather / Slice / Concat (constant
+    indices), or None."""
+    ins = [n for n in node.input if n]
+    if node.op_type == "Concat":
+        if not all(n in partial or (n in values and values[n].ndim == 1) for n in ins):
+            return None
+        return [v for n in ins for v in (partial[n] if n in partial else values[n].tolist())]
+    vec = partial[ins[0]]
+    if node.op_type == "Gather":
+        if len(ins) < 2 or ins[1] not in values or values[ins[1]].ndim > 1:
+            return None
+        return [vec[int(i) % len(vec)] if vec else None for i in values[ins[1]].reshape(-1)]
+    if len(node.input) < 3:  # Slice before opset 10: attributes
+        starts, ends = _get_attr(node, "starts"), _get_attr(node, "ends")
+        steps: Any = [1]
+    elif all(n in values for n in ins[1:]):
+        starts, ends = (values[n].reshape(-1).tolist() for n in node.input[1:3])
+        has_steps = len(node.input) > 4 and node.input[4]
+        steps = values[node.input[4]].reshape(-1).tolist() if has_steps else [1]
+    else:
+        return None
+    if len(starts) != 1:
+        return None
+    big = 1 << 62
+    return vec[slice(*(max(-big, min(big, int(v[0]))) for v in (starts, ends, steps)))]
+
+
+def _check_dims(dims: Mapping[str, int] | None) -> dict[str, int]:
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        raise TypeError(f"dims: expected a mapping of dimension names to sizes, got {dims!r}")
+    for name, size in dims.items():
+        if not isinstance(name, str) or isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"dims: expected str names and int sizes, got {name!r}: {size!r}")
+        if size < 1:
+            raise ValueError(f"dims: the size of {name!r} must be >= 1, got {size}")
+    return dict(dims)
+
+
+def _specialize(model: Any, dims: dict[str, int]) -> Any:
+    """A copy for shape inference whose graph inputs have every symbolic or unknown dimension
+    fixed (``dims[name]``, else 1) and whose intermediate and output shapes are left to
+    inference. Channel extents never depend on these dimensions (batch, sequence length), so
+    groups found on the copy hold for the model at any size."""
+    onnx = _require_onnx()
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    g = new.graph
+    known = {t.name for t in g.initializer}
+    for vi in g.input:
+        tt = vi.type.tensor_type
+        if vi.name in known or not tt.HasField("shape"):
+            continue
+        for d in tt.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = dims.get(d.dim_param, 1)
+    del g.value_info[:]
+    for vi in g.output:
+        vi.type.tensor_type.ClearField("shape")
+    return new
+
+
 class OnnxDependencyGraph:
     """Coupled channel groups of an ONNX model (SPA's ONNX graph).
 
     Args:
         model: an ``onnx.ModelProto`` or a path to an ``.onnx`` file (not modified).
+        dims: sizes for the symbolic dimensions of the graph inputs (e.g. ``{"batch": 1}``),
+            used only to infer shapes; every dimension not named is taken as 1. Exports with
+            dynamic axes (batch, sequence) prune like static ones and stay dynamic.
 
     Attributes:
         groups: list of :class:`~neuronkit.pruning.graph.Group`; member ``module`` fields hold
@@ -233,8 +481,9 @@ class OnnxDependencyGraph:
             heads (each channel's positions hold its q, k and v rows).
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, dims: Mapping[str, int] | None = None) -> None:
         onnx = _require_onnx()
+        fixed = _check_dims(dims)
         if isinstance(model, (str, Path)):
             if not Path(model).is_file():
                 raise FileNotFoundError(
@@ -246,24 +495,23 @@ class OnnxDependencyGraph:
             raise TypeError(
                 f"model: expected an onnx.ModelProto or a path, got {type(model).__name__}"
             )
-        model = _normalize(model)
+        model = _normalize(_private_shapes(_fold_static_shapes(model)))
         self.model = model
-        self._opset = next(
-            (int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 13
-        )
-        try:  # data propagation resolves shapes computed from Shape (static exports)
-            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        self._opset = _opset_of(model)
+        static = _specialize(model, fixed)
+        try:  # data propagation resolves shapes computed from Shape
+            inferred = onnx.shape_inference.infer_shapes(static, data_prop=True)
         except Exception:
-            inferred = onnx.shape_inference.infer_shapes(model)
+            inferred = onnx.shape_inference.infer_shapes(static)
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._dtypes: dict[str, int] = {}
         for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
             tt = vi.type.tensor_type
             if tt.elem_type:
                 self._dtypes[vi.name] = int(tt.elem_type)
-            dims = tt.shape.dim
-            if tt.HasField("shape") and all(d.HasField("dim_value") for d in dims):
-                self._shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
+            axes = tt.shape.dim
+            if tt.HasField("shape") and all(d.HasField("dim_value") for d in axes):
+                self._shapes[vi.name] = tuple(int(d.dim_value) for d in axes)
         self.init = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
         for t in model.graph.initializer:
             self._shapes[t.name] = tuple(t.dims)
@@ -296,8 +544,9 @@ class OnnxDependencyGraph:
         self._frozen: dict[int, str] = {}
         self._members: list[_RawMember] = []
         self._mha: list[tuple[str, list[int], int]] = []
-        # reshape-target entries to rewrite: (initializer, flat index) -> (kind, slots / table)
-        self._rewrites: dict[tuple[str, int], tuple[str, Any]] = {}
+        # reshape-target entries to rewrite: (initializer, flat index) -> (kind, slots / table,
+        # divisor: the dynamic factor of a product element)
+        self._rewrites: dict[tuple[str, int], tuple[str, Any, int]] = {}
         self._pinned: set[tuple[str, int]] = set()  # shape constants also read by other ops
         self._tables: list[_Table] = []
         self._layernorms: list[tuple[int, str, list[int]]] = []
@@ -319,26 +568,10 @@ class OnnxDependencyGraph:
         return [e for e in elems if e[0] == "d" and e[2] in _axes_of(e[4])]
 
     def _fold(self, node: Any) -> list[np.ndarray] | None:
-        onnx = _require_onnx()
-        from onnx.reference import ReferenceEvaluator
-
         names = [n for n in node.input if n]
         if any(self._const[n].size > _FOLD_MAX for n in names):
             return None
-        h = onnx.helper
-        graph = h.make_graph(
-            [node],
-            "fold",
-            [h.make_empty_tensor_value_info(n) for n in dict.fromkeys(names)],
-            [h.make_empty_tensor_value_info(o) for o in node.output],
-        )
-        try:
-            outs = ReferenceEvaluator(graph, opsets={"": self._opset}).run(
-                None, {n: self._const[n] for n in names}
-            )
-        except Exception:  # an op the reference cannot run stays unknown
-            return None
-        return [np.asarray(o) for o in outs]
+        return _evaluate(node, {n: self._const[n] for n in names}, self._opset)
 
     def _infer(self, node: Any) -> None:
         """Output shapes ONNX shape inference left unknown (e.g. a Reshape whose target is
@@ -415,8 +648,10 @@ class OnnxDependencyGraph:
         moved: list[_Elem] | None = None
         if op in _SHAPE_MOVES and outs[0].ndim <= 1 and node.input[0] in self._sv:
             moved = self._move_elems(node, elems, outs[0])
+        elif op == "Mul" and len(names) == 2 and outs[0].size == 1:
+            moved = self._product(names, int(outs[0].reshape(-1)[0]))
         # inputs computed with (not moved): their sources are pinned, channel counts frozen
-        computed = names if moved is None else [] if op == "Concat" else names[1:]
+        computed = names if moved is None else [] if op in ("Concat", "Mul") else names[1:]
         for name in computed:
             self._pin(name, node)
         for out, arr in zip(node.output, outs, strict=False):
@@ -426,12 +661,25 @@ class OnnxDependencyGraph:
             self._sv[node.output[0]] = moved
         return True
 
+    def _product(self, names: list[str], value: int) -> list[_Elem] | None:
+        """``d * c`` of a dynamic extent (batch, sequence) and a shape constant, e.g. the
+        ``B * heads`` axis that ``nn.MultiheadAttention`` exports: an element whose constant
+        factor can be rewritten (``("m", value, source, d)``)."""
+        pair = [self._sv.get(n, []) for n in names]
+        if any(len(p) != 1 for p in pair):
+            return None
+        (a,), (b,) = pair
+        d, c = (a, b) if a[0] == "d" else (b, a)
+        if d[0] != "d" or self._sensitive([d]) or c[0] != "c" or c[2] is None or d[3] < 1:
+            return None
+        return [("m", value, c[2], d[3])]
+
     def _pin(self, name: str, node: Any) -> None:
         """``name`` is used in arithmetic: its shape-constant sources must keep their values and
         the channel extents it reads must not change."""
         elems = self._sv.get(name, [])
         for e in elems:
-            if e[0] == "c" and e[2] is not None:
+            if e[0] in ("c", "m") and e[2] is not None:
                 self._pinned.add(e[2])
         for e in self._sensitive(elems):
             self._freeze(e[4], f"{node.name or node.op_type}: computes with a channel count")
@@ -512,7 +760,7 @@ class OnnxDependencyGraph:
                 labels[name] = lab
         for out in self.model.graph.output:
             self._freeze(labels.get(out.name), "model output")
-        for key, (_, spec) in self._rewrites.items():
+        for key, (_, spec, _) in self._rewrites.items():
             if key in self._pinned:
                 self._freeze(
                     spec if isinstance(spec, _Table) else _Label(0, spec),
@@ -525,11 +773,7 @@ class OnnxDependencyGraph:
                 self._freeze(t, "reshape into two channel axes that are pruned unevenly")
 
     def _attr(self, node: Any, name: str, default: Any = None) -> Any:
-        onnx = _require_onnx()
-        for a in node.attribute:
-            if a.name == name:
-                return onnx.helper.get_attribute_value(a)
-        return default
+        return _get_attr(node, name, default)
 
     def _member(self, init: str, dim: int, role: str, kind: str, slots: list[int]) -> None:
         self._members.append(_RawMember(init, "", dim, role, kind, list(slots)))
@@ -946,12 +1190,12 @@ class OnnxDependencyGraph:
             )
             if same or (e[0] == "c" and e[1] == -1):
                 continue  # follows the pruned channels by itself
-            if e[0] != "c" or e[2] is None or e[1] <= 0:
+            if e[0] not in ("c", "m") or e[2] is None or e[1] <= 0:
                 raise _Freeze(f"{node.name}: reshape target is computed")
-            old = self._rewrites.get(e[2])
-            if old is not None and old[1] is not spec[1] and old[1] != spec[1]:
+            per = e[3] if e[0] == "m" else 1  # the constant is the extent per batch element
+            old = self._rewrites.setdefault(e[2], (*spec, per))
+            if (old[1] is not spec[1] and old[1] != spec[1]) or old[2] != per:
                 raise _Freeze(f"{node.name}: reshape target shared with another reshape")
-            self._rewrites[e[2]] = spec
 
     def _concat(self, node: Any, labels: dict[str, Any]) -> Any:
         out = self._shapes.get(node.output[0])
@@ -1107,6 +1351,7 @@ def prune_onnx(
     ignored: Iterable[str] = (),
     output_path: str | Path | None = None,
     soft: bool = False,
+    dims: Mapping[str, int] | None = None,
 ) -> Any:
     """Remove ``ratio`` of every prunable group's channels from an ONNX model.
 
@@ -1119,10 +1364,12 @@ def prune_onnx(
         output_path: where to save the pruned model (optional).
         soft: the oracle instead: keep every channel but zero the removed ones' slices, with
             LayerNormalization statistics over the kept channels only.
+        dims: sizes for symbolic input dimensions during shape inference (see
+            :class:`OnnxDependencyGraph`); dynamic axes stay dynamic in the result.
 
     Returns:
         the pruned ``onnx.ModelProto`` (checked with ``onnx.checker``); runs in onnxruntime on
-        inputs of the shapes the model was exported with.
+        inputs of the shapes the model accepts (dynamic axes included).
     """
     onnx = _require_onnx()
     from .prune import _check_ratio
@@ -1130,7 +1377,7 @@ def prune_onnx(
     ratio = _check_ratio("ratio", ratio)
     if p not in (1, 2):
         raise ValueError(f"p: expected 1 or 2, got {p!r}")
-    graph = OnnxDependencyGraph(model)
+    graph = OnnxDependencyGraph(model, dims)
     ignored = list(ignored)
     for name in ignored:
         if name not in graph.init:
@@ -1171,7 +1418,7 @@ def prune_onnx(
 
     for (shape_name, j), spec in [] if soft else graph._rewrites.items():
         target = arrays[shape_name].copy()
-        target.reshape(-1)[j] = _new_extent(spec, kept)
+        target.reshape(-1)[j] = _new_extent(spec[:2], kept) // spec[2]
         arrays[shape_name] = target
     for t in new.graph.initializer:
         if t.name in arrays:
