@@ -223,13 +223,18 @@ def test_dynamic_batch_export_prunes_like_a_static_one(name: str) -> None:
 
 
 def test_dims_must_map_names_to_positive_sizes() -> None:
-    proto = _export(ResNetStyle(widths=(4, 4, 4), blocks=1), torch.randn(1, 3, 8, 8))
+    model, x = ResNetStyle(widths=(4, 4, 4), blocks=1), torch.randn(1, 3, 8, 8)
+    proto = _export(model, x, {"x": {0: "batch"}})
     with pytest.raises(TypeError, match="dims"):
         OnnxDependencyGraph(proto, dims=[("batch", 1)])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="dims"):
         prune_onnx(proto, 0.5, dims={"batch": 1.5})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="dims"):
         prune_onnx(proto, 0.5, dims={"batch": 0})
+    with pytest.raises(ValueError, match=r"dims: \['bacth'\] are not symbolic.*\['batch'\]"):
+        prune_onnx(proto, 0.5, dims={"bacth": 2})
+    with pytest.raises(ValueError, match="none"):
+        OnnxDependencyGraph(_export(model, x), dims={"batch": 2})
 
 
 class _HeadsAttention(torch.nn.Module):
@@ -277,3 +282,73 @@ def test_separate_qkv_heads_and_shape_read_head_dim(sdpa: bool, dynamic: bool) -
     soft = prune_onnx(proto, 0.5, soft=True)
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
     assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["q.bias"] == (16,)
+
+
+def _dynamo_export(model: torch.nn.Module, x: torch.Tensor, dims: dict[int, Any]) -> Any:
+    pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
+    program = torch.onnx.export(
+        model.eval(),
+        (x,),
+        dynamo=True,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_shapes=(dims,),
+        verbose=False,
+    )
+    return program.model_proto
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("name", ["resnet", "vit"])
+def test_dynamo_export_with_dynamic_batch(name: str) -> None:
+    # torch's default exporter (torch.export): different op patterns, symbolic batch
+    torch.manual_seed(0)
+    ctor, shape = zoo()[name]
+    model = ctor()
+    proto = _dynamo_export(model, torch.randn(2, *shape), {0: torch.export.Dim("batch")})
+    static = _export(model, torch.randn(1, *shape))
+    graph = OnnxDependencyGraph(proto)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    assert sum(g.size for g in graph.groups) == sum(
+        g.size for g in OnnxDependencyGraph(static).groups
+    )
+    x = torch.randn(3, *shape)
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_hugging_face_gpt2_dynamo_export_with_dynamic_batch_and_sequence() -> None:
+    transformers = pytest.importorskip("transformers", reason="the transformers extra")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(
+        n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=100, use_cache=False
+    )
+    lm = transformers.GPT2LMHeadModel(cfg)
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.lm(input_ids=ids, use_cache=False).logits
+
+    ids = torch.randint(0, 100, (2, 16))
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq", max=32)}
+    proto = _dynamo_export(Logits(), ids, dims)
+    graph = OnnxDependencyGraph(proto)
+    # residual width, and per layer its 4 heads (sdpa decomposed, IsNaN / Where included)
+    # and its MLP channels; the logits stay
+    sizes = sorted((g.size, g.prunable) for g in graph.groups)
+    assert sizes == [(4, True), (4, True), (64, True), (100, False), (256, True), (256, True)]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    x = torch.randint(0, 100, (3, 11))
+    sess = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        for m in (hard, soft)
+    ]
+    h, s = (ss.run(None, {"x": x.numpy()})[0] for ss in sess)
+    np.testing.assert_allclose(h, s, atol=1e-5, rtol=0)
+    assert h.shape == (3, 11, 100)
+    assert (100, 32) in {tuple(t.dims) for t in hard.graph.initializer}  # the token embedding

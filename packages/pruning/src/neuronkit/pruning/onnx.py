@@ -257,18 +257,23 @@ def _opset_of(model: Any) -> int:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
 
 
-def _fold_static_shapes(model: Any) -> Any:
-    """A copy where every value computed from static extents only (``Shape`` of axes whose size
+def _infer_shapes(model: Any) -> Any:
+    onnx = _require_onnx()
+    try:  # data propagation resolves shapes computed from Shape
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:
+        return onnx.shape_inference.infer_shapes(model)
+
+
+def _fold_static_shapes(model: Any, inferred: Any) -> Any:
+    """``model`` where every value computed from static extents only (``Shape`` of axes whose size
     is known, and the arithmetic on it) is a ``Constant``, as ``torch.onnx`` constant folding
     leaves a static export: in an export with dynamic axes (batch, sequence) only the shape
     arithmetic that depends on them stays, and a channel count read with ``Shape`` becomes a
-    constant that pruning rewrites like any other."""
+    constant that pruning rewrites like any other (a copy when anything was folded).
+    ``inferred``: ``model`` after ONNX shape inference."""
     onnx = _require_onnx()
     h, nph = onnx.helper, onnx.numpy_helper
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:
-        return model
     g = inferred.graph
     dims: dict[str, list[int | None]] = {}
     for vi in [*g.value_info, *g.input, *g.output]:
@@ -313,6 +318,10 @@ def _fold_static_shapes(model: Any) -> Any:
         for name, arr in zip(node.output, outs, strict=False):
             values[name] = arr
             nodes.append(h.make_node("Constant", [], [name], value=nph.from_array(arr, name)))
+    if len(nodes) == len(model.graph.node) and all(
+        a is b for a, b in zip(nodes, model.graph.node, strict=True)
+    ):
+        return model
     new = onnx.ModelProto()
     new.CopyFrom(model)
     g = new.graph
@@ -327,7 +336,7 @@ def _fold_static_shapes(model: Any) -> Any:
 
 
 def _private_shapes(model: Any) -> Any:
-    """A copy where each Reshape / Expand target is computed for that node alone: exporters
+    """``model`` (a copy if anything changed) where each Reshape / Expand target is computed for that node alone: exporters
     share one shape computation between nodes (e.g. the q, k and v views of every layer), while
     pruning may need to rewrite its constants differently per node. The shape arithmetic on
     the way to a shared target is cloned (``Shape`` of data tensors is read, not cloned)."""
@@ -372,6 +381,8 @@ def _private_shapes(model: Any) -> Any:
             fresh.input[1] = clone(node.input[1], f"nks{i}")
             node = fresh
         nodes.append(node)
+    if len(nodes) == len(g.node):
+        return model
     new = onnx.ModelProto()
     new.CopyFrom(model)
     del new.graph.node[:]
@@ -443,6 +454,18 @@ def _check_dims(dims: Mapping[str, int] | None) -> dict[str, int]:
     return dict(dims)
 
 
+def _symbolic_dims(model: Any) -> set[str]:
+    """The names of the graph inputs' dimensions without a fixed size ("" for unnamed ones)."""
+    known = {t.name for t in model.graph.initializer}
+    return {
+        d.dim_param
+        for vi in model.graph.input
+        if vi.name not in known and vi.type.tensor_type.HasField("shape")
+        for d in vi.type.tensor_type.shape.dim
+        if not d.HasField("dim_value")
+    }
+
+
 def _specialize(model: Any, dims: dict[str, int]) -> Any:
     """A copy for shape inference whose graph inputs have every symbolic or unknown dimension
     fixed (``dims[name]``, else 1) and whose intermediate and output shapes are left to
@@ -495,14 +518,18 @@ class OnnxDependencyGraph:
             raise TypeError(
                 f"model: expected an onnx.ModelProto or a path, got {type(model).__name__}"
             )
-        model = _normalize(_private_shapes(_fold_static_shapes(model)))
+        inferred = _infer_shapes(model)
+        model = _normalize(_private_shapes(_fold_static_shapes(model, inferred)))
         self.model = model
         self._opset = _opset_of(model)
-        static = _specialize(model, fixed)
-        try:  # data propagation resolves shapes computed from Shape
-            inferred = onnx.shape_inference.infer_shapes(static, data_prop=True)
-        except Exception:
-            inferred = onnx.shape_inference.infer_shapes(static)
+        symbolic = _symbolic_dims(model)
+        if set(fixed) - symbolic:
+            raise ValueError(
+                f"dims: {sorted(set(fixed) - symbolic)} are not symbolic dimensions of the "
+                f"model's inputs (those are {sorted(symbolic - {''}) or 'none'})"
+            )
+        if symbolic:  # shapes on a copy with those dimensions fixed
+            inferred = _infer_shapes(_specialize(model, fixed))
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._dtypes: dict[str, int] = {}
         for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
