@@ -300,12 +300,18 @@ def _fold_static_shapes(model: Any, inferred: Any) -> Any:
             nd = len(shape)
             start, end = (int(_get_attr(node, k, d)) for k, d in (("start", 0), ("end", nd)))
             partial[node.output[0]] = shape[slice(start, end)]
-        elif op in ("Gather", "Slice", "Concat") and node.input[0] in partial:
+        elif op in ("Gather", "Slice", "Concat") and (
+            node.input[0] in partial or (op == "Concat" and any(n in partial for n in node.input))
+        ):
             picked = _pick(node, partial, values)
             if picked is not None:
                 partial[node.output[0]] = picked
         elif op in _FOLDABLE and node.input and all(n in values for n in node.input if n):
-            outs = _evaluate(node, {n: values[n] for n in node.input if n}, opset)
+            extents = dims.get(node.output[0]) or []
+            if op == "ConstantOfShape":
+                extents = values[node.input[0]].reshape(-1).tolist()
+            if math.prod(e for e in extents if e is not None) <= _FOLD_MAX:
+                outs = _evaluate(node, {n: values[n] for n in node.input if n}, opset)
             if outs is not None and any(o.size > _FOLD_MAX for o in outs):
                 outs = None
         if node.output and None not in partial.get(node.output[0], [None]):
@@ -336,10 +342,11 @@ def _fold_static_shapes(model: Any, inferred: Any) -> Any:
 
 
 def _private_shapes(model: Any) -> Any:
-    """``model`` (a copy if anything changed) where each Reshape / Expand target is computed for that node alone: exporters
-    share one shape computation between nodes (e.g. the q, k and v views of every layer), while
-    pruning may need to rewrite its constants differently per node. The shape arithmetic on
-    the way to a shared target is cloned (``Shape`` of data tensors is read, not cloned)."""
+    """``model`` (a copy if anything changed) where each Reshape / Expand target is computed
+    for that node alone: exporters share one shape computation between nodes (e.g. the q, k
+    and v views of every layer), while pruning may need to rewrite its constants differently
+    per node. The shape arithmetic on the way to a shared target is cloned (``Shape`` of data
+    tensors is read, not cloned)."""
     onnx = _require_onnx()
     g = model.graph
     producer = {o: node for node in g.node for o in node.output}
