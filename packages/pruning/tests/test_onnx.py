@@ -352,3 +352,109 @@ def test_hugging_face_gpt2_dynamo_export_with_dynamic_batch_and_sequence() -> No
     np.testing.assert_allclose(h, s, atol=1e-5, rtol=0)
     assert h.shape == (3, 11, 100)
     assert (100, 32) in {tuple(t.dims) for t in hard.graph.initializer}  # the token embedding
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_layernorm_written_out_in_ops_prunes_like_the_layernorm_op(dynamic: bool) -> None:
+    # below opset 17 torch writes LayerNorm out (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt,
+    # Div, Mul, Add); its statistics then run over the kept channels, as LayerNormalization's
+    torch.manual_seed(0)
+    model = _HeadsAttention(sdpa=False)
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.5, 1.5)
+        model.norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(2, 6, 12)
+    axes = {"x": {0: "batch", 1: "seq"}} if dynamic else None
+    hard = {}
+    for opset in (14, 17):
+        f = io.BytesIO()
+        torch.onnx.export(model.eval(), (x,), f, dynamo=False, opset_version=opset,
+                          input_names=["x"], output_names=["y"], dynamic_axes=axes)  # fmt: skip
+        proto = onnx.load_from_string(f.getvalue())
+        ops = {n.op_type for n in proto.graph.node}
+        assert ("LayerNormalization" in ops) == (opset == 17)
+        graph = OnnxDependencyGraph(proto)
+        assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+        hard[opset] = _run(prune_onnx(proto, 0.5), x)
+        np.testing.assert_allclose(
+            hard[opset], _run(prune_onnx(proto, 0.5, soft=True), x), atol=1e-5, rtol=0
+        )
+    np.testing.assert_allclose(hard[14], hard[17], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum"])
+def test_statistic_over_channels_is_taken_over_the_kept_ones(op: str) -> None:
+    # y = c - mean_C(c) (or the sum) on a conv output: channel axis 1, not the last
+    h = onnx.helper
+    rng = np.random.default_rng(0)
+    reduce = (  # opset 17: ReduceSum takes its axes as an input, ReduceMean as an attribute
+        [_const("axes", [1]), h.make_node(op, ["c1", "axes"], ["m"], keepdims=1)]
+        if op == "ReduceSum"
+        else [h.make_node(op, ["c1"], ["m"], axes=[1], keepdims=1)]
+    )
+    nodes = [
+        h.make_node("Conv", ["x", "w1", "b1"], ["c1"]),
+        *reduce,
+        h.make_node("Sub", ["c1", "m"], ["d"]),
+        h.make_node("Flatten", ["d"], ["flat"], axis=1),
+        h.make_node("Gemm", ["flat", "w3"], ["y"], transB=1),
+    ]
+    inits = {
+        "w1": rng.normal(size=(8, 3, 1, 1)),
+        "b1": rng.normal(size=8),
+        "w3": rng.normal(size=(4, 128)),
+    }
+    model = _model(nodes, inits, [2, 3, 4, 4])
+    assert next(g for g in OnnxDependencyGraph(model).groups if "w1" in g.producers).prunable
+    hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
+    assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["b1"] == (4,)
+    x = torch.randn(2, 3, 4, 4)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(hard, x) - _run(model, x)).max() > 1e-3
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_hugging_face_llama_dynamo_export_rmsnorm_rope_and_grouped_query_attention() -> None:
+    transformers = pytest.importorskip("transformers", reason="the transformers extra")
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+        max_position_embeddings=64,
+        use_cache=False,
+    )
+    lm = transformers.LlamaForCausalLM(cfg)
+    with torch.no_grad():
+        for module in lm.modules():
+            if type(module).__name__ == "LlamaRMSNorm":
+                module.weight.uniform_(0.5, 1.5)
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.lm(input_ids=ids, use_cache=False).logits
+
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq", max=64)}
+    proto = _dynamo_export(Logits(), torch.randint(0, 100, (2, 16)), dims)
+    graph = OnnxDependencyGraph(proto)
+    # residual width (RMSNorm written out in ops), per layer 2 kv heads each with its 2 query
+    # heads (rotary halves sliced and swapped, repeat_kv expanded) and the MLP channels
+    sizes = sorted((g.size, g.prunable) for g in graph.groups)
+    assert sizes == [(2, True), (2, True), (64, True), (100, False), (128, True), (128, True)]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    x = torch.randint(0, 100, (3, 11)).numpy()
+    sess = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        for m in (hard, soft)
+    ]
+    h, s = (ss.run(None, {"x": x})[0] for ss in sess)
+    np.testing.assert_allclose(h, s, atol=1e-5, rtol=0)
+    assert h.shape == (3, 11, 100)

@@ -584,6 +584,8 @@ class OnnxDependencyGraph:
         self._pinned: set[tuple[str, int]] = set()  # shape constants also read by other ops
         self._tables: list[_Table] = []
         self._layernorms: list[tuple[int, str, list[int]]] = []
+        # ReduceMean / ReduceSum over a channel axis: (node index, axis, rank, slots)
+        self._reductions: list[tuple[int, int, int, list[int]]] = []
         self._depthwise: list[tuple[int, str]] = []
         self._build()
         self.groups: list[Group] = DependencyGraph._make_groups(self)  # type: ignore[arg-type]
@@ -787,7 +789,7 @@ class OnnxDependencyGraph:
                 for name in node.input:
                     self._freeze(labels.get(name), str(fz))
                 outs = [None] * len(node.output)
-            for name in node.input[:1] if node.op_type == "Reshape" else node.input:
+            for name in node.input[:1] if node.op_type in ("Reshape", "Expand") else node.input:
                 if name in self._sv:  # a shape read as data, indices or axes
                     self._pin(name, node)
             for name, lab in zip(node.output, outs, strict=False):
@@ -928,6 +930,8 @@ class OnnxDependencyGraph:
             return [_Label(perm.index(x.axis), x.slots)]
         if op in ("Unsqueeze", "Squeeze"):
             return [self._unsqueeze(node, self._data(node.input[0], labels))]
+        if op == "Slice":
+            return [self._slice(node, x)]
         if op == "Gather":
             return [self._gather(node, self._data(node.input[0], labels))]
         if op == "Expand":
@@ -949,11 +953,15 @@ class OnnxDependencyGraph:
                 axes = None if p is None else self.init[p].tolist()
             keep = int(self._attr(node, "keepdims", 1))
             in_shape = self._shapes.get(node.input[0])
+            if axes is None and (len(node.input) < 2 or not node.input[1]):
+                axes = list(range(len(in_shape or ())))  # no axes: every axis
             if axes is None or in_shape is None:
                 raise _Freeze(f"{node.name}: reduction over unknown axes")
             axes = [a % len(in_shape) for a in axes]
-            if x.axis in axes:
-                raise _Freeze(f"{node.name}: reduction over channels")
+            if x.axis in axes:  # a statistic over the channels (e.g. a LayerNorm written out
+                # in ops, as exports below opset 17 have it): over the kept ones once pruned
+                self._reductions.append((i, x.axis, len(in_shape), list(x.slots)))
+                return [None]
             return [_Label(x.axis - (0 if keep else sum(a < x.axis for a in axes)), x.slots)]
         raise _Freeze(f"{node.name or op}: unsupported op {op}")
 
@@ -1042,6 +1050,27 @@ class OnnxDependencyGraph:
             return x.moved(kept[x.outer], kept[x.inner])
         return _Label(kept[x.axis], x.slots)
 
+    def _slice(self, node: Any, x: Any) -> Any:
+        """Slicing other axes keeps the channels (e.g. the two halves of a head's dimensions
+        that rotary embeddings swap); slicing the channel axis selects channels."""
+        if x is None:
+            return None
+        src = self._shapes.get(node.input[0])
+        if src is None:
+            raise _Freeze(f"{node.name}: unknown shape")
+        if len(node.input) < 3:  # opset < 10: attributes
+            axes = self._attr(node, "axes", list(range(len(self._attr(node, "starts", [])))))
+        elif len(node.input) > 3 and node.input[3]:
+            axes = self._const.get(node.input[3])
+            if axes is None:
+                raise _Freeze(f"{node.name}: unknown slice axes")
+            axes = axes.reshape(-1).tolist()
+        else:
+            axes = list(range(self._const.get(node.input[1], np.zeros(0)).size))
+        if x.axis in [int(a) % len(src) for a in axes]:
+            raise _Freeze(f"{node.name}: selects channels")
+        return x
+
     def _gather(self, node: Any, x: Any) -> Any:
         if x is None:
             return None
@@ -1082,7 +1111,10 @@ class OnnxDependencyGraph:
             raise _Freeze(f"{node.name}: dynamic target shape")
         j = axis - (len(out) - len(shape))
         if j >= 0 and not (shape[j][0] == "c" and shape[j][1] == 1):
-            raise _Freeze(f"{node.name}: the target shape names the channel count")
+            e = shape[j]  # the channel count itself (e.g. repeat_kv of grouped-query attention)
+            if e[0] != "c" or e[2] is None or e[1] != len(x.slots):
+                raise _Freeze(f"{node.name}: the target shape names the channel count")
+            self._rewrite(node, e, ("count", x.slots))
         return _Label(axis, x.slots)
 
     def _binary(self, node: Any, labels: dict[str, Any]) -> Any:
@@ -1226,10 +1258,15 @@ class OnnxDependencyGraph:
                 continue  # follows the pruned channels by itself
             if e[0] not in ("c", "m") or e[2] is None or e[1] <= 0:
                 raise _Freeze(f"{node.name}: reshape target is computed")
-            per = e[3] if e[0] == "m" else 1  # the constant is the extent per batch element
-            old = self._rewrites.setdefault(e[2], (*spec, per))
-            if (old[1] is not spec[1] and old[1] != spec[1]) or old[2] != per:
-                raise _Freeze(f"{node.name}: reshape target shared with another reshape")
+            self._rewrite(node, e, spec)
+
+    def _rewrite(self, node: Any, e: _Elem, spec: tuple[str, Any]) -> None:
+        """Record that the source constant of the shape element ``e`` becomes the extent of
+        ``spec`` once pruned."""
+        per = e[3] if e[0] == "m" else 1  # the constant is the extent per batch element
+        old = self._rewrites.setdefault(e[2], (*spec, per))
+        if (old[1] is not spec[1] and old[1] != spec[1]) or old[2] != per:
+            raise _Freeze(f"{node.name}: reshape target shared with another reshape")
 
     def _concat(self, node: Any, labels: dict[str, Any]) -> Any:
         out = self._shapes.get(node.output[0])
@@ -1331,15 +1368,36 @@ def _new_extent(spec: tuple[str, Any], kept: Any) -> int:
     return sum(1 for col in zip(*cells, strict=True) if any(col))
 
 
-def _masked_layernorms(
+def _masked_statistics(
     graph: OnnxDependencyGraph, new: Any, arrays: dict[str, np.ndarray], kept: Any
 ) -> None:
-    """The oracle's LayerNormalization: statistics over the kept channels only, removed channels
-    output 0 (``Gather`` kept -> LayerNormalization -> ``MatMul`` with a 0/1 ``[C', C]``
-    placement matrix), as :class:`~neuronkit.pruning.prune.MaskedLayerNorm` in the torch route."""
+    """The oracle's statistics over channels, taken over the kept channels only, as the pruned
+    model takes them. LayerNormalization: removed channels output 0 (``Gather`` kept ->
+    LayerNormalization -> ``MatMul`` with a 0/1 ``[C', C]`` placement matrix), as
+    :class:`~neuronkit.pruning.prune.MaskedLayerNorm` in the torch route. ReduceMean /
+    ReduceSum over a channel axis (a LayerNorm or RMSNorm written out in ops): the input times
+    a 0/1 channel mask, a mean rescaled by ``C / C_kept``."""
     onnx = _require_onnx()
     h, nph = onnx.helper, onnx.numpy_helper
     replace: dict[int, list[Any]] = {}
+    for i, axis, rank, slots in graph._reductions:
+        keep = np.array([kept(s) for s in slots])
+        if keep.all():
+            continue
+        node = new.graph.node[i]
+        tag = f"{node.output[0]}__nkmask"
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(graph._dtypes[node.input[0]])
+        mask = keep.astype(dtype).reshape([-1] + [1] * (rank - 1 - axis))
+        new.graph.initializer.append(nph.from_array(mask, f"{tag}_mask"))
+        reduce = onnx.NodeProto()
+        reduce.CopyFrom(node)
+        reduce.input[0] = f"{tag}_x"
+        replace[i] = [h.make_node("Mul", [node.input[0], f"{tag}_mask"], [f"{tag}_x"]), reduce]
+        if node.op_type == "ReduceMean":
+            factor = np.array(len(keep) / keep.sum(), dtype=dtype)
+            new.graph.initializer.append(nph.from_array(factor, f"{tag}_scale"))
+            reduce.output[0] = f"{tag}_y"
+            replace[i].append(h.make_node("Mul", [f"{tag}_y", f"{tag}_scale"], [node.output[0]]))
     for i, scale, slots in graph._layernorms:
         keep = np.array([kept(s) for s in slots])
         if keep.all():
@@ -1468,7 +1526,7 @@ def prune_onnx(
             if a.name == "group":
                 a.i = int(arrays[graph._alias.get(w, w)].shape[0])
     if soft:
-        _masked_layernorms(graph, new, originals, kept)
+        _masked_statistics(graph, new, originals, kept)
     del new.graph.value_info[:]
     onnx.checker.check_model(new)
     if output_path is not None:
