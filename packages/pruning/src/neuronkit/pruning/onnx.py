@@ -5,11 +5,12 @@ standardized ONNX computational graph, so a model from PyTorch, TensorFlow, JAX 
 else that exports ONNX can be pruned, and the pruned file runs in onnxruntime. This module reads
 an ``onnx.ModelProto``, propagates channel labels over ONNX ops with the same rules as
 :mod:`neuronkit.pruning.graph` (Conv / Gemm / MatMul producers and consumers, BatchNormalization,
-LayerNormalization, elementwise and pooling ops, Softmax, Add/Mul with per-channel initializers,
-Concat, Split, Gather, Expand, Flatten, Reshape, Transpose, Unsqueeze / Squeeze), scores groups by
-L1/L2 magnitude of their initializer slices, removes channels from the initializers (fixing
-depthwise ``group`` attributes and Reshape targets) and returns a smaller ``ModelProto``. Ops it
-cannot map freeze the channels they touch.
+LayerNormalization, elementwise and pooling ops, Softmax, Add/Mul/Where with per-channel
+initializers, Concat, Split, Slice, Gather, Expand, Flatten, Reshape, Transpose, Unsqueeze /
+Squeeze, ReduceMean / ReduceSum: statistics over channels are then taken over the kept ones, as
+a LayerNorm's), scores groups by L1/L2 magnitude of their initializer slices, removes channels
+from the initializers (fixing depthwise ``group`` attributes and Reshape targets) and returns a
+smaller ``ModelProto``. Ops it cannot map freeze the channels they touch.
 
 Attention (e.g. a ViT exported by ``torch.onnx.export``): the fused ``[B, N, 3*D]`` projection
 is unflattened into ``(3, D)`` and split into q, k, v by index; a reshape that splits channels
@@ -21,6 +22,11 @@ input rows. Integer shape tensors are tracked element by element (``Shape`` / ``
 target is either left as is (``-1``, a ``Shape`` of a tensor whose channels shrink alike) or has
 its constant entry rewritten; a target the rules cannot map, or a shape of pruned channels used
 in arithmetic, freezes the channels.
+
+Dynamic axes (batch, sequence length) stay dynamic: shape arithmetic on static extents is
+folded to constants first (as a static export has it), shapes are inferred on a copy whose
+symbolic input dimensions are fixed, a ``batch * heads`` extent has its constant factor
+rewritten, and a shape computation shared by several reshapes is cloned per reshape.
 
 Needs the ``onnx`` extra: ``pip install neuronkit-pruning[onnx]``.
 """
