@@ -6,14 +6,14 @@ MobileNetV2-style (depthwise), DenseNet-style (concat), a small ViT with nn.Mult
 and a tiny GPT-2 built from a Hugging Face config (when transformers is installed). Reported per
 model and library: whether it handled the model (pruned model runs, output shape kept), MACs
 before/after (one counter, neuronkit.pruning.count_macs, for both), time to build the graph and
-prune (median of --repeats, each on a fresh copy), CPU latency before/after (median of timed
-forwards, fixed thread count). The tiny GPT-2 goes through the same pruner (its Hugging Face
+prune (median of --repeats, each on a fresh copy, the libraries taking turns), CPU latency
+before/after (median of timed forwards, fixed thread count). The tiny GPT-2 goes through the same pruner (its Hugging Face
 tracer): residual width (wte/wpe/LayerNorms/lm_head, tie kept), whole attention heads and MLP
 channels, 50% each, the vocabulary logits kept. neuronkit's ONNX route is reported separately:
 each model exported as users do (torch's default dynamo exporter, dynamic batch axis, and
 dynamic sequence for the GPT-2), pruned, and run in onnxruntime at another batch size.
 
-    python benchmarks/pruning/bench_prune.py [--threads 1] [--repeats 5] [--quick]
+    python benchmarks/pruning/bench_prune.py [--threads 1] [--repeats 9] [--quick]
 
 Needs torch-pruning (a benchmark-only environment); without it only neuronkit runs.
 """
@@ -125,39 +125,54 @@ def latency(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench(library: str, name: str, repeats: int) -> dict[str, Any]:
+def bench(name: str, libraries: list[str], repeats: int) -> list[dict[str, Any]]:
+    """One row per library. The libraries take turns (order reversed every repeat), each prune
+    on a fresh copy, so neither profits from running second or from a quieter moment."""
     from neuronkit.pruning import count_macs
 
     ctor, make_x, keep = models()[name]
     torch.manual_seed(0)
     base = ctor().eval()
     x = make_x()
-    row: dict[str, Any] = {"library": library, "model": name}
-    try:
-        times, pruned = [], None
-        for _ in range(repeats):
+    times: dict[str, list[float]] = {lib: [] for lib in libraries}
+    pruned: dict[str, nn.Module] = {}
+    errors: dict[str, Exception] = {}
+    for r in range(repeats):
+        for lib in libraries if r % 2 == 0 else libraries[::-1]:
+            if lib in errors:
+                continue
             m = copy.deepcopy(base)
-            t = time.perf_counter()
-            pruned = PRUNERS[library](m, x, keep)
-            times.append(time.perf_counter() - t)
-        assert pruned is not None
-        with torch.no_grad():
-            y0, y1 = _logits(base(x)), _logits(pruned(x))
-        if y0.shape != y1.shape:
-            raise RuntimeError(f"output shape changed {tuple(y0.shape)} -> {tuple(y1.shape)}")
-        row.update(
-            handled=True,
-            macs_before=count_macs(base, x),
-            macs_after=count_macs(pruned, x),
-            params_before=sum(p.numel() for p in base.parameters()),
-            params_after=sum(p.numel() for p in pruned.parameters()),
-            graph_and_prune_s=statistics.median(times),
-            latency_before_ms=1e3 * latency(base, x, 5 * repeats),
-            latency_after_ms=1e3 * latency(pruned, x, 5 * repeats),
-        )
-    except Exception as exc:  # a library failing on a model is a result, not a crash
-        row.update(handled=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
-    return row
+            try:
+                t = time.perf_counter()
+                pruned[lib] = PRUNERS[lib](m, x, keep)
+                times[lib].append(time.perf_counter() - t)
+            except Exception as exc:  # a library failing on a model is a result, not a crash
+                errors[lib] = exc
+    rows = []
+    for lib in libraries:
+        row: dict[str, Any] = {"library": lib, "model": name}
+        try:
+            if lib in errors:
+                raise errors[lib]
+            with torch.no_grad():
+                y0, y1 = _logits(base(x)), _logits(pruned[lib](x))
+            if y0.shape != y1.shape:
+                raise RuntimeError(f"output shape changed {tuple(y0.shape)} -> {tuple(y1.shape)}")
+            row.update(
+                handled=True,
+                macs_before=count_macs(base, x),
+                macs_after=count_macs(pruned[lib], x),
+                params_before=sum(p.numel() for p in base.parameters()),
+                params_after=sum(p.numel() for p in pruned[lib].parameters()),
+                graph_and_prune_s=statistics.median(times[lib]),
+                graph_and_prune_all_s=times[lib],
+                latency_before_ms=1e3 * latency(base, x, 5 * repeats),
+                latency_after_ms=1e3 * latency(pruned[lib], x, 5 * repeats),
+            )
+        except Exception as exc:
+            row.update(handled=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        rows.append(row)
+    return rows
 
 
 class _Logits(nn.Module):
@@ -225,7 +240,7 @@ def bench_onnx(name: str) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -240,8 +255,7 @@ def main(argv: list[str]) -> int:
         tp_version = None
     rows = []
     for name in models():
-        for lib in libraries:
-            row = bench(lib, name, repeats)
+        for row in bench(name, libraries, repeats):
             rows.append(row)
             print(json.dumps(row), flush=True)
         row = bench_onnx(name)
