@@ -507,9 +507,10 @@ class OnnxDependencyGraph:
 
     Args:
         model: an ``onnx.ModelProto`` or a path to an ``.onnx`` file (not modified).
-        dims: sizes for the symbolic dimensions of the graph inputs (e.g. ``{"batch": 1}``),
-            used only to infer shapes; every dimension not named is taken as 1. Exports with
-            dynamic axes (batch, sequence) prune like static ones and stay dynamic.
+        dims: sizes for the symbolic dimensions of the graph inputs (e.g. ``{"h": 32}``), used
+            only to infer shapes; every dimension not named is taken as 1 (name a size where 1
+            is not a valid input, e.g. an image pooled below one pixel). Exports with dynamic
+            axes (batch, sequence, image size) prune like static ones and stay dynamic.
 
     Attributes:
         groups: list of :class:`~neuronkit.pruning.graph.Group`; member ``module`` fields hold
