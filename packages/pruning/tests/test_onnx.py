@@ -222,6 +222,22 @@ def test_dynamic_batch_export_prunes_like_a_static_one(name: str) -> None:
     assert hard.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_dynamic_image_size() -> None:
+    torch.manual_seed(0)
+    model, x = ResNetStyle(widths=(8, 16, 16), blocks=1), torch.randn(1, 3, 16, 16)
+    proto = _export(model, x, {"x": {0: "batch", 2: "h", 3: "w"}, "y": {0: "batch"}})
+    static = _export(model, x)
+    sizes = [
+        sum(g.size for g in OnnxDependencyGraph(m, **kw).prunable_groups())
+        for m, kw in [(static, {}), (proto, {}), (proto, {"dims": {"h": 16, "w": 16}})]
+    ]
+    assert sizes[0] == sizes[1] == sizes[2] > 0
+    x = torch.randn(3, 3, 24, 20)
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+
+
 def test_dims_must_map_names_to_positive_sizes() -> None:
     model, x = ResNetStyle(widths=(4, 4, 4), blocks=1), torch.randn(1, 3, 8, 8)
     proto = _export(model, x, {"x": {0: "batch"}})
