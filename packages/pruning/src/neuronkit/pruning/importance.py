@@ -150,7 +150,13 @@ class GroupImportance:
 
     def tensor(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
         """The tensor a member's scores are computed from (weights by default)."""
-        return get_param(graph.model, member.module, member.param)
+        owner = graph._modules.get(member.module)  # the module map of the trace: no path walk
+        if owner is None or "." in member.param:
+            return get_param(graph.model, member.module, member.param)
+        value = getattr(owner, member.param)
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{member.module}.{member.param} is not a tensor")
+        return value
 
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
         """Per-position scores along ``member.dim``; None skips the member."""
