@@ -164,8 +164,9 @@ class _Table:
         return _Table(outer, inner, self.rows)
 
 
-# a shape element: ("c", value, (initializer, flat index) or None) or ("d", tensor, axis, value,
-# label of the tensor when its Shape was read)
+# a shape element: ("c", value, (initializer, flat index) or None), ("d", tensor, axis, value,
+# label of the tensor when its Shape was read) or ("m", value, (initializer, flat index), value
+# of the dynamic factor): a dynamic extent times a shape constant (``batch * heads``)
 _Elem = tuple[Any, ...]
 
 
