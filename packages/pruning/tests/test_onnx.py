@@ -333,6 +333,31 @@ def test_dynamo_export_with_dynamic_batch(name: str) -> None:
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
 
 
+class _Logits(torch.nn.Module):
+    """A Hugging Face causal LM's logits ``[B, T, vocab]`` for ``input_ids [B, T]``."""
+
+    def __init__(self, lm: torch.nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm(input_ids=ids, use_cache=False).logits
+
+
+def _lm_groups(lm: torch.nn.Module, max_seq: int) -> list[tuple[int, bool]]:
+    """Export ``lm`` (vocabulary 100) with dynamo, batch and sequence dynamic; check the pruned
+    model against the oracle on 3 x 11 tokens; return its groups' sorted (size, prunable)."""
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq", max=max_seq)}
+    proto = _dynamo_export(_Logits(lm), torch.randint(0, 100, (2, 16)), dims)
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    x = torch.randint(0, 100, (3, 11))
+    out = _run(hard, x)
+    np.testing.assert_allclose(out, _run(soft, x), atol=1e-5, rtol=0)
+    assert out.shape == (3, 11, 100)
+    assert (100, 32) in {tuple(t.dims) for t in hard.graph.initializer}  # the token embedding
+    return sorted((g.size, g.prunable) for g in OnnxDependencyGraph(proto).groups)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 def test_hugging_face_gpt2_dynamo_export_with_dynamic_batch_and_sequence() -> None:
     transformers = pytest.importorskip("transformers", reason="the transformers extra")
@@ -340,34 +365,16 @@ def test_hugging_face_gpt2_dynamo_export_with_dynamic_batch_and_sequence() -> No
     cfg = transformers.GPT2Config(
         n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=100, use_cache=False
     )
-    lm = transformers.GPT2LMHeadModel(cfg)
-
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lm = lm
-
-        def forward(self, ids: torch.Tensor) -> torch.Tensor:
-            return self.lm(input_ids=ids, use_cache=False).logits
-
-    ids = torch.randint(0, 100, (2, 16))
-    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq", max=32)}
-    proto = _dynamo_export(Logits(), ids, dims)
-    graph = OnnxDependencyGraph(proto)
     # residual width, and per layer its 4 heads (sdpa decomposed, IsNaN / Where included)
     # and its MLP channels; the logits stay
-    sizes = sorted((g.size, g.prunable) for g in graph.groups)
-    assert sizes == [(4, True), (4, True), (64, True), (100, False), (256, True), (256, True)]
-    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
-    x = torch.randint(0, 100, (3, 11))
-    sess = [
-        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-        for m in (hard, soft)
+    assert _lm_groups(transformers.GPT2LMHeadModel(cfg), 32) == [
+        (4, True),
+        (4, True),
+        (64, True),
+        (100, False),
+        (256, True),
+        (256, True),
     ]
-    h, s = (ss.run(None, {"x": x.numpy()})[0] for ss in sess)
-    np.testing.assert_allclose(h, s, atol=1e-5, rtol=0)
-    assert h.shape == (3, 11, 100)
-    assert (100, 32) in {tuple(t.dims) for t in hard.graph.initializer}  # the token embedding
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
@@ -449,28 +456,13 @@ def test_hugging_face_llama_dynamo_export_rmsnorm_rope_and_grouped_query_attenti
         for module in lm.modules():
             if type(module).__name__ == "LlamaRMSNorm":
                 module.weight.uniform_(0.5, 1.5)
-
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lm = lm
-
-        def forward(self, ids: torch.Tensor) -> torch.Tensor:
-            return self.lm(input_ids=ids, use_cache=False).logits
-
-    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq", max=64)}
-    proto = _dynamo_export(Logits(), torch.randint(0, 100, (2, 16)), dims)
-    graph = OnnxDependencyGraph(proto)
     # residual width (RMSNorm written out in ops), per layer 2 kv heads each with its 2 query
     # heads (rotary halves sliced and swapped, repeat_kv expanded) and the MLP channels
-    sizes = sorted((g.size, g.prunable) for g in graph.groups)
-    assert sizes == [(2, True), (2, True), (64, True), (100, False), (128, True), (128, True)]
-    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
-    x = torch.randint(0, 100, (3, 11)).numpy()
-    sess = [
-        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-        for m in (hard, soft)
+    assert _lm_groups(lm, 64) == [
+        (2, True),
+        (2, True),
+        (64, True),
+        (100, False),
+        (128, True),
+        (128, True),
     ]
-    h, s = (ss.run(None, {"x": x})[0] for ss in sess)
-    np.testing.assert_allclose(h, s, atol=1e-5, rtol=0)
-    assert h.shape == (3, 11, 100)
