@@ -151,12 +151,9 @@ class GroupImportance:
     def tensor(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
         """The tensor a member's scores are computed from (weights by default)."""
         owner = graph._modules.get(member.module)  # the module map of the trace: no path walk
-        if owner is None or "." in member.param:
+        if owner is None:
             return get_param(graph.model, member.module, member.param)
-        value = getattr(owner, member.param)
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{member.module}.{member.param} is not a tensor")
-        return value
+        return get_param(owner, "", member.param)
 
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
         """Per-position scores along ``member.dim``; None skips the member."""

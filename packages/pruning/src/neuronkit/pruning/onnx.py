@@ -34,7 +34,7 @@ Needs the ``onnx`` extra: ``pip install neuronkit-pruning[onnx]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -310,7 +310,7 @@ def _fold_static_shapes(model: Any, inferred: Any) -> Any:
         elif op in ("Gather", "Slice", "Concat") and (
             node.input[0] in partial or (op == "Concat" and any(n in partial for n in node.input))
         ):
-            picked = _pick(node, partial, values)
+            picked = _move(node, lambda n: _known_entries(n, partial, values), values.get)
             if picked is not None:
                 partial[node.output[0]] = picked
         elif op in _FOLDABLE and node.input and all(n in values for n in node.input if n):
@@ -335,11 +335,8 @@ def _fold_static_shapes(model: Any, inferred: Any) -> Any:
         a is b for a, b in zip(nodes, model.graph.node, strict=True)
     ):
         return model
-    new = onnx.ModelProto()
-    new.CopyFrom(model)
+    new = _with_nodes(model, nodes)
     g = new.graph
-    del g.node[:]
-    g.node.extend(_live(nodes, {o.name for o in model.graph.output}))
     read = {n for node in g.node for n in _reads(node)} | {o.name for o in g.output}
     read |= {i.name for i in g.input}
     unread = [t for t in g.initializer if t.name not in read]
@@ -397,10 +394,16 @@ def _private_shapes(model: Any) -> Any:
         nodes.append(node)
     if len(nodes) == len(g.node):
         return model
+    return _with_nodes(model, nodes)
+
+
+def _with_nodes(model: Any, nodes: list[Any]) -> Any:
+    """A copy of ``model`` whose graph holds the nodes of ``nodes`` that some output needs."""
+    onnx = _require_onnx()
     new = onnx.ModelProto()
     new.CopyFrom(model)
     del new.graph.node[:]
-    new.graph.node.extend(_live(nodes, {o.name for o in g.output}))
+    new.graph.node.extend(_live(nodes, {o.name for o in model.graph.output}))
     return new
 
 
@@ -425,30 +428,51 @@ def _reads(node: Any) -> set[str]:
     return names
 
 
-def _pick(
-    node: Any, partial: dict[str, list[int | None]], values: dict[str, np.ndarray]
+def _known_entries(
+    name: str, partial: dict[str, list[int | None]], values: dict[str, np.ndarray]
 ) -> list[int | None] | None:
-    """Entries of a partly known shape vector moved by Gather / Slice / Concat (constant
-    indices), or None."""
+    """A 1-D integer vector's entries, None where unknown (a partly known Shape)."""
+    if name in partial:
+        return partial[name]
+    return values[name].tolist() if name in values and values[name].ndim == 1 else None
+
+
+def _move(
+    node: Any, vector: Callable[[str], list[Any] | None], const: Callable[[str], Any]
+) -> list[Any] | None:
+    """The entries of 1-D shape vectors moved by ``node``: Gather / Slice / Concat with
+    constant indices, any other op (Unsqueeze, Cast, ...) keeps its first input's entries.
+    ``vector(name)``: an input's entries; ``const(name)``: a constant array. None when an
+    input is unknown."""
+    op = node.op_type
     ins = [n for n in node.input if n]
-    if node.op_type == "Concat":
-        if not all(n in partial or (n in values and values[n].ndim == 1) for n in ins):
-            return None
-        return [v for n in ins for v in (partial[n] if n in partial else values[n].tolist())]
-    vec = partial[ins[0]]
-    if node.op_type == "Gather":
-        if len(ins) < 2 or ins[1] not in values or values[ins[1]].ndim > 1:
-            return None
-        return [vec[int(i) % len(vec)] if vec else None for i in values[ins[1]].reshape(-1)]
-    if len(node.input) < 3:  # Slice before opset 10: attributes
-        starts, ends = _get_attr(node, "starts"), _get_attr(node, "ends")
-        steps: Any = [1]
-    elif all(n in values for n in ins[1:]):
-        starts, ends = (values[n].reshape(-1).tolist() for n in node.input[1:3])
-        has_steps = len(node.input) > 4 and node.input[4]
-        steps = values[node.input[4]].reshape(-1).tolist() if has_steps else [1]
-    else:
+    if op == "Concat":
+        out: list[Any] = []
+        for n in ins:
+            part = vector(n)
+            if part is None:
+                return None
+            out += part
+        return out
+    vec = vector(ins[0])
+    if vec is None:
         return None
+    if op == "Gather":
+        idx = const(ins[1]) if len(ins) > 1 else None
+        if idx is None or idx.ndim > 1 or not vec:
+            return None
+        return [vec[int(i) % len(vec)] for i in idx.reshape(-1)]
+    if op != "Slice":
+        return list(vec)
+    if len(node.input) < 3:  # Slice before opset 10: attributes
+        starts, ends, steps = _get_attr(node, "starts"), _get_attr(node, "ends"), [1]
+    else:
+        has_steps = len(node.input) > 4 and node.input[4]
+        bounds = [const(n) for n in [*node.input[1:3], *([node.input[4]] if has_steps else [])]]
+        if any(b is None for b in bounds):
+            return None
+        starts, ends = (b.reshape(-1).tolist() for b in bounds[:2])
+        steps = bounds[2].reshape(-1).tolist() if has_steps else [1]
     if len(starts) != 1:
         return None
     big = 1 << 62
@@ -688,10 +712,9 @@ class OnnxDependencyGraph:
         outs = self._fold(node)
         if outs is None:
             return False
-        elems = self._sv.get(node.input[0], []) if node.input else []
         moved: list[_Elem] | None = None
         if op in _SHAPE_MOVES and outs[0].ndim <= 1 and node.input[0] in self._sv:
-            moved = self._move_elems(node, elems, outs[0])
+            moved = self._move_elems(node, outs[0])
         elif op == "Mul" and len(names) == 2 and outs[0].size == 1:
             moved = self._product(names, int(outs[0].reshape(-1)[0]))
         # inputs computed with (not moved): their sources are pinned, channel counts frozen
@@ -728,31 +751,8 @@ class OnnxDependencyGraph:
         for e in self._sensitive(elems):
             self._freeze(e[4], f"{node.name or node.op_type}: computes with a channel count")
 
-    def _move_elems(self, node: Any, elems: list[_Elem], value: np.ndarray) -> list[_Elem] | None:
-        op = node.op_type
-        out: list[_Elem] | None
-        if op == "Gather":
-            idx = self._const[node.input[1]].reshape(-1).tolist()
-            out = [elems[int(i) % len(elems)] for i in idx] if elems else None
-        elif op == "Slice":
-            if len(node.input) < 3:  # opset < 10: attributes
-                starts, ends = self._attr(node, "starts"), self._attr(node, "ends")
-            else:
-                starts, ends = (self._const[n].reshape(-1).tolist() for n in node.input[1:3])
-            steps = (
-                self._const[node.input[4]].reshape(-1).tolist()
-                if len(node.input) > 4 and node.input[4]
-                else [1]
-            )
-            out = elems[slice(int(starts[0]), int(ends[0]), int(steps[0]))]
-        elif op == "Concat":
-            out = []
-            for n in node.input:
-                if n not in self._sv:
-                    return None
-                out += self._sv[n]
-        else:
-            out = list(elems)
+    def _move_elems(self, node: Any, value: np.ndarray) -> list[_Elem] | None:
+        out = _move(node, self._sv.get, self._const.get)
         if out is None or len(out) != value.size:
             return None
         return [
