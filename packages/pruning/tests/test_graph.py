@@ -1,11 +1,14 @@
 """Dependency graph: coupled groups on real architectures, freezing rules, untraceable models."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from neuronkit.pruning import (
     DependencyGraph,
+    GroupMember,
+    Positions,
     ResNetStyle,
     SmallViT,
     UntraceableModelError,
@@ -124,3 +127,46 @@ def test_bad_arguments() -> None:
         DependencyGraph(nn.Linear(2, 2), 3)
     with pytest.raises(ValueError, match="example_inputs"):
         DependencyGraph(nn.Linear(2, 2), torch.randn(1, 5))
+
+
+def test_tracing_keeps_each_module_mode() -> None:
+    # a training model with a frozen (eval) BN: the trace runs in eval mode, and afterwards
+    # every module has its own mode back, not the root's
+    model = ResNetStyle(widths=(8, 16, 16), blocks=1).train()
+    model.stem[1].eval()
+    before = {name: m.training for name, m in model.named_modules()}
+    stats = model.stem[1].running_mean.clone()
+    DependencyGraph(model, torch.randn(2, 3, 8, 8))
+    assert {name: m.training for name, m in model.named_modules()} == before
+    assert not before["stem.1"]
+    assert before["layers.0.bn1"]
+    assert torch.equal(model.stem[1].running_mean, stats)  # no BN statistics were updated
+    assert torch.equal(model.layers[0].bn1.running_mean, torch.zeros(8))
+
+
+def test_positions_are_a_sequence_of_channel_index_lists() -> None:
+    lists = [[4, 5], [0], [], [7, 8, 9]]
+    pos = Positions.from_lists(lists)
+    assert len(pos) == 4
+    assert pos == lists
+    assert list(pos) == lists
+    assert pos[-1] == [7, 8, 9]
+    assert pos[1:3] == [[0], []]
+    assert pos.counts.tolist() == [2, 1, 0, 3]
+    assert pos.take(np.array([3, 0, 2])).tolist() == [7, 8, 9, 4, 5]
+    single = Positions(np.array([3, 1, 2]))
+    assert single == [[3], [1], [2]]
+    assert single.take(np.array([2, 0])).tolist() == [2, 3]
+    assert pos != [[4, 5], [0], [], [7, 8]]
+    assert pos != single
+    with pytest.raises(IndexError, match="channel 4"):
+        pos[4]
+    with pytest.raises(ValueError, match="bounds"):
+        Positions(np.array([1, 2]), np.array([0, 3]))
+    with pytest.raises(ValueError, match="flat"):
+        Positions(np.array([-1]))
+    # a group's members hold Positions; given as lists, a member converts them
+    model = ResNetStyle(widths=(8, 16, 16), blocks=1).eval()
+    member = DependencyGraph(model, torch.randn(1, 3, 8, 8)).groups[0].members[0]
+    assert isinstance(member.positions, Positions)
+    assert GroupMember(**{**vars(member), "positions": list(member.positions)}) == member

@@ -29,7 +29,7 @@ from . import bricks, data, dynamic, federated, lottery, nas, send
 from .bricks import BrickDiscovery, BrickTransformer, MoEfication
 from .dynamic import DynamicCNN, FTWTConfig, MaskPredictor, estimate_flops, train_ftwt
 from .federated import SignSupermask, dirichlet_partition, run_hidenseek, synflow_prune
-from .graph import DependencyGraph, Group, GroupMember, UntraceableModelError
+from .graph import DependencyGraph, Group, GroupMember, Positions, UntraceableModelError
 from .hf_config import sync_hf_config
 from .importance import (
     GroupImportance,
@@ -107,6 +107,7 @@ __all__ = [
     "MoEfication",
     "MobileNetV2Style",
     "OBSImportance",
+    "Positions",
     "PruningPlan",
     "ResNetStyle",
     "SNIPImportance",

@@ -58,8 +58,113 @@ __all__ = [
     "DependencyGraph",
     "Group",
     "GroupMember",
+    "Positions",
     "UntraceableModelError",
 ]
+
+
+def _index_array(name: str, values: Any) -> np.ndarray:
+    """``values`` as a 1-D int64 array of non-negative indices (a view when it already is one)."""
+    if isinstance(values, np.ndarray) and values.dtype == np.int64:
+        arr = values
+    else:
+        try:
+            arr = np.asarray(values)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: expected a 1-D array of integer indices") from exc
+        if arr.size and arr.dtype.kind not in "iu":
+            raise TypeError(f"{name}: expected a 1-D array of integer indices, got {arr.dtype}")
+        arr = arr.astype(np.int64)
+    if arr.ndim != 1 or (arr.size and int(arr.min()) < 0):
+        raise ValueError(f"{name}: expected a 1-D array of non-negative indices")
+    return arr
+
+
+class Positions(Sequence[list[int]]):
+    """For each of a group's ``n`` channels, the indices along a member's ``dim`` that hold it.
+
+    A read-only sequence: ``positions[j]`` is channel ``j``'s indices (a list, ascending), and
+    ``len(positions) == n``. Stored flat, so that building and reading them costs no Python
+    object per channel: ``flat [total]`` (int64) holds the indices channel after channel and
+    ``bounds [n + 1]`` the offsets of each channel's run (``None``: one index per channel).
+    Equal to any sequence of the same lists.
+    """
+
+    __slots__ = ("_bounds", "flat")
+
+    def __init__(self, flat: np.ndarray, bounds: np.ndarray | None = None) -> None:
+        self.flat = _index_array("flat", flat)
+        self._bounds = None if bounds is None else _index_array("bounds", bounds)
+        b = self._bounds
+        if b is not None and (
+            len(b) == 0 or b[0] != 0 or b[-1] != len(self.flat) or bool((b[1:] < b[:-1]).any())
+        ):
+            raise ValueError(
+                f"bounds: expected non-decreasing offsets from 0 to len(flat) = {len(self.flat)}"
+            )
+
+    @classmethod
+    def from_lists(cls, lists: Sequence[Sequence[int]]) -> Positions:
+        """From one sequence of indices per channel."""
+        if isinstance(lists, Positions):
+            return lists
+        lists = [list(map(int, pos)) for pos in lists]
+        counts = [len(pos) for pos in lists]
+        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=sum(counts))
+        if all(c == 1 for c in counts):
+            return cls(flat)
+        bounds = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(counts, out=bounds[1:])
+        return cls(flat, bounds)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """``[n]``: how many indices hold each channel."""
+        if self._bounds is None:
+            return np.ones(len(self.flat), dtype=np.int64)
+        return np.diff(self._bounds)
+
+    def take(self, channels: np.ndarray) -> np.ndarray:
+        """The indices of ``channels`` (``[k]`` int), channel after channel: ``[total]``."""
+        if self._bounds is None:
+            return self.flat[channels]
+        start, stop = self._bounds[channels], self._bounds[np.asarray(channels) + 1]
+        counts = stop - start
+        offsets = np.repeat(start - np.cumsum(counts) + counts, counts)
+        return self.flat[offsets + np.arange(int(counts.sum()))]
+
+    def __len__(self) -> int:
+        return len(self.flat) if self._bounds is None else len(self._bounds) - 1
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[j] for j in range(*index.indices(len(self)))]
+        j = operator.index(index)
+        if j < 0:
+            j += len(self)
+        if not 0 <= j < len(self):
+            raise IndexError(f"channel {index} out of range for {len(self)} channels")
+        if self._bounds is None:
+            return [int(self.flat[j])]
+        return self.flat[self._bounds[j] : self._bounds[j + 1]].tolist()
+
+    def __iter__(self) -> Any:
+        if self._bounds is None:
+            return ([p] for p in self.flat.tolist())
+        flat, bounds = self.flat.tolist(), self._bounds.tolist()
+        return (flat[a:b] for a, b in itertools.pairwise(bounds))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            a == list(b) for a, b in zip(self, other, strict=True)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which do not hash
+
+    def __repr__(self) -> str:
+        return f"Positions({list(self)!r})"
 
 
 @dataclass
@@ -74,7 +179,8 @@ class GroupMember:
             parameters and statistics) or "embed" (a parameter read in ``forward``).
         kind: the module class name ("Conv2d", "Linear", ...; "Parameter" for embeds).
         positions: for each channel of the group, the indices along ``dim`` that hold it
-            (one index, or several after a flatten expanded channels over space).
+            (one index, or several after a flatten expanded channels over space); a
+            :class:`Positions` (a sequence of lists; given as lists, it is converted).
     """
 
     module: str
@@ -82,7 +188,10 @@ class GroupMember:
     dim: int
     role: str
     kind: str
-    positions: list[list[int]]
+    positions: Positions
+
+    def __post_init__(self) -> None:
+        self.positions = Positions.from_lists(self.positions)
 
 
 @dataclass
@@ -300,15 +409,17 @@ class DependencyGraph:
             )
         self.model = model
         self.example_inputs = tuple(example_inputs)
-        was_training = model.training
-        model.eval()
+        self._modules = dict(model.named_modules())
+        training = [m for m in self._modules.values() if m.training]
+        if training:
+            model.eval()
         try:
             with torch.no_grad():
                 self._root, self._graph = _trace_graph(model, self.example_inputs)
-        finally:
-            model.train(was_training)
+        finally:  # restore each module's own mode (a frozen BN in a training model stays eval)
+            for m in training:
+                m.training = True
         self._gm: fx.GraphModule | None = None
-        self._modules = dict(model.named_modules())
         self.module_names = set(self._modules)
         self._uf = _UnionFind()
         self._frozen: dict[int, str] = {}
@@ -967,19 +1078,18 @@ class DependencyGraph:
         p_codes = pairs[pair_order]
         g_size = g_starts[1:] - g_starts[:-1]
         simple = (p_len == g_size[p_codes % width]) & (p_repeats == 0)
-        pos_list = e_pos.tolist()
+        e_pos.flags.writeable = False  # each member's positions are a view of it
         bounds = p_starts.tolist()
         for r, (code, one) in enumerate(zip(p_codes.tolist(), simple.tolist(), strict=True)):
             m = members[code // width]
             group = groups[code % width]
             a, b = bounds[r], bounds[r + 1]
             if one:
-                positions = [[p] for p in pos_list[a:b]]
+                positions = Positions(e_pos[a:b])
             else:
                 cuts = np.zeros(group.size + 1, dtype=np.int64)
                 np.cumsum(np.bincount(e_chan[a:b], minlength=group.size), out=cuts[1:])
-                c = (cuts + a).tolist()
-                positions = [pos_list[c[k] : c[k + 1]] for k in range(group.size)]
+                positions = Positions(e_pos[a:b], cuts)
             group.members.append(GroupMember(m.module, m.param, m.dim, m.role, m.kind, positions))
         for name, slots, heads in self._mha:
             hits = slot_gid[root[np.asarray(slots, dtype=np.int64)]]

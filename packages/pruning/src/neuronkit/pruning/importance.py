@@ -15,7 +15,6 @@ through |weights|), and, in :mod:`neuronkit.pruning.obspa`, the OBS saliency.
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -74,8 +73,7 @@ def member_channel_scores(member: GroupMember, values: torch.Tensor) -> torch.Te
         raise TypeError(f"values: expected a tensor, got {type(values).__name__}")
     positions = member.positions
     n = len(positions)
-    counts = np.fromiter(map(len, positions), dtype=np.int64, count=n)
-    flat = np.fromiter(itertools.chain.from_iterable(positions), dtype=np.int64)
+    counts, flat = positions.counts, positions.flat
     # position -> channel (n for positions of no channel), built without per-position Python
     index = np.full(values.shape[0], n, dtype=np.int64)
     index[flat] = np.repeat(np.arange(n, dtype=np.int64), counts)
@@ -95,15 +93,8 @@ def _member_rows(members: list[GroupMember], values: list[torch.Tensor]) -> torc
     if any(len(m.positions) != n for m in members):  # ragged members: the per-member path
         return torch.stack([member_channel_scores(m, v) for m, v in zip(members, values)])
     lengths = np.fromiter((v.shape[0] for v in values), dtype=np.int64, count=len(values))
-    counts = np.fromiter(
-        map(len, itertools.chain.from_iterable(m.positions for m in members)),
-        dtype=np.int64,
-        count=n * len(members),
-    )
-    flat = np.fromiter(
-        itertools.chain.from_iterable(itertools.chain.from_iterable(m.positions for m in members)),
-        dtype=np.int64,
-    )
+    counts = np.concatenate([m.positions.counts for m in members])
+    flat = np.concatenate([m.positions.flat for m in members])
     rows = np.arange(len(members), dtype=np.int64)
     owner = np.repeat(np.repeat(rows, n), counts)
     if flat.size and (flat.min() < 0 or bool((flat >= lengths[owner]).any())):

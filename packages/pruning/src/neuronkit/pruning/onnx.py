@@ -1358,10 +1358,9 @@ def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
     for m in group.members:
         arr = np.abs(graph.init[m.module].astype(np.float64)) ** p
         per_pos = np.moveaxis(arr, m.dim, 0).reshape(arr.shape[m.dim], -1).sum(1)
-        if all(len(pos) == 1 for pos in m.positions):  # one index per channel: no sum needed
-            rows.append(per_pos[[pos[0] for pos in m.positions]])
-        else:
-            rows.append(np.array([per_pos[pos].sum() for pos in m.positions]))
+        counts = m.positions.counts
+        owner = np.repeat(np.arange(group.size), counts)
+        rows.append(np.bincount(owner, per_pos[m.positions.flat], minlength=group.size))
     return np.mean(rows, 0) if rows else np.zeros(group.size)
 
 

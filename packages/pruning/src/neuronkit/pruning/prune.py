@@ -17,9 +17,7 @@ Typical use::
 from __future__ import annotations
 
 import copy
-import itertools
 import math
-import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,20 +253,15 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
 
 def _removed_positions(
     graph: DependencyGraph, plan: PruningPlan
-) -> dict[tuple[str, str, int], list[int]]:
+) -> dict[tuple[str, str, int], np.ndarray]:
     """``(module, param, dim) -> removed indices along dim`` (possibly repeated), in plan order."""
-    out: dict[tuple[str, str, int], list[int]] = {}
+    parts: dict[tuple[str, str, int], list[np.ndarray]] = {}
     for gi, idx in plan.removed.items():
         g = graph.groups[gi]
-        channels = idx.tolist()
-        pick = operator.itemgetter(*channels) if len(channels) > 1 else None
+        channels = idx.cpu().numpy()
         for m in g.members:
-            acc = out.setdefault((m.module, m.param, m.dim), [])
-            if pick is not None:
-                acc.extend(itertools.chain.from_iterable(pick(m.positions)))
-            elif channels:
-                acc.extend(m.positions[channels[0]])
-    return out
+            parts.setdefault((m.module, m.param, m.dim), []).append(m.positions.take(channels))
+    return {key: np.concatenate(arrays) for key, arrays in parts.items()}
 
 
 def _set_tensor(model: nn.Module, module: str, name: str, value: torch.Tensor) -> None:
@@ -402,7 +395,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
         mod = mods[module]
         t = get_param(mod, "", param)
         size = t.shape[dim]
-        mask_key = (size, tuple(positions), t.device)
+        mask_key = (size, positions.tobytes(), t.device)
         cached = masks.get(mask_key)
         if cached is None:
             keep_np = np.ones(size, dtype=bool)
