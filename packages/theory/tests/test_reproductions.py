@@ -36,9 +36,6 @@ KNOWN_FAILING = {
     # Finite-depth NTK regression with the singular activation needs ~1e6 layers to reach the
     # limit; its excess error over Bayes shrinks slowly with n (direction holds, factor not).
     "theory.wide_deep_optimality": {"depth_agreement", "singular_excess_ratio"},
-    # Quick budget 1250 steps: the single head stops at N = 9, before its mean tau rises
-    # (growth 1.009, needs 1.2). Full mode: 1.46.
-    "theory.timescales": {"single_tau_growth"},
     # On 8x8 digits at equal parameters the plain MLP (a ~2.7x wider embedding) beats the
     # inverted-bottleneck MLP at every quick scale (ratio 1.33; full 2.57).
     "theory.scaling_mlps": {"bottleneck_over_plain_error"},
