@@ -38,7 +38,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,7 +148,7 @@ class Positions(Sequence[list[int]]):
             return [int(self.flat[j])]
         return self.flat[self._bounds[j] : self._bounds[j + 1]].tolist()
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[list[int]]:
         if self._bounds is None:
             return ([p] for p in self.flat.tolist())
         flat, bounds = self.flat.tolist(), self._bounds.tolist()

@@ -97,7 +97,7 @@ def _member_rows(members: list[GroupMember], values: list[torch.Tensor]) -> torc
     flat = np.concatenate([m.positions.flat for m in members])
     rows = np.arange(len(members), dtype=np.int64)
     owner = np.repeat(np.repeat(rows, n), counts)
-    if flat.size and (flat.min() < 0 or bool((flat >= lengths[owner]).any())):
+    if flat.size and bool((flat >= lengths[owner]).any()):  # (Positions are >= 0)
         return torch.stack([member_channel_scores(m, v) for m, v in zip(members, values)])
     starts = np.zeros(len(members), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
