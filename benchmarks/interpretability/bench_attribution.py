@@ -59,6 +59,8 @@ SRC = Path(__file__).resolve().parents[2] / "packages" / "interpretability" / "s
 if SRC.is_dir() and str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))  # the working tree, not an installed copy
 
+from _paired import time_alternating  # noqa: E402  (this script's folder)
+
 LIBRARIES = ["floor", "neuronkit", "captum"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_attribution.json"
 N_STEPS, N_SAMPLES, STDEV = 50, 50, 0.15
@@ -202,18 +204,10 @@ def worker(library: str, quick: bool, repeats: int, threads: int, save: str | No
         call()
         warm = time.perf_counter() - start
         count = max(3, min(repeats, round(0.5 / max(warm, 1e-6))))
-        # a library's calls alternate with the floor's in this process (order swapped every
-        # repeat), so "x floor" compares the two under the same machine state
         paired = build_call("floor", models[name], method, x, target) if lib in PAIRED else None
         if paired is not None:
             paired()
-        times, floor_times = [], []
-        for i in range(count):
-            calls = [(call, times), (paired, floor_times)] if paired else [(call, times)]
-            for fn, acc in calls if i % 2 == 0 else calls[::-1]:
-                start = time.perf_counter()
-                fn()
-                acc.append(time.perf_counter() - start)
+        times, floor_times = time_alternating(call, paired, count)
         out[key] = {"median_ms": 1e3 * statistics.median(times), "repeats": count}
         if floor_times:
             out[key]["paired_floor_ms"] = 1e3 * statistics.median(floor_times)
@@ -281,8 +275,9 @@ def main() -> int:
     from neuronkit.common import atomic_write_json
     from neuronkit.interpretability import attribution
 
+    out = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
     atomic_write_json(
-        RESULTS,
+        out,
         {
             "benchmark": "saliency / integrated gradients / SmoothGrad vs Captum, float32, CPU",
             "settings": {
@@ -314,7 +309,7 @@ def main() -> int:
             "rows": rows,
         },
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
     print(_markdown(rows))
     return 0 if passed else 1
 

@@ -22,6 +22,9 @@ Matched settings (issue #5; rsatoolbox 0.3.x conventions, see tests/test_rsa_rsa
    library runs --rounds times, the libraries interleaved in a rotating order, and the reported
    time is the median over rounds of those per-process medians, so slow drifts of a shared
    machine hit every library alike.
+   "x floor" is measured in each library's own process: its calls alternate with the floor's
+   (order swapped every repeat) and the ratio of the two medians is taken per process (median
+   over rounds); the floor's own process gives the floor ms column.
    The floor is the bare Gram-matrix GEMM the method cannot avoid: ``X @ X.T`` (Euclidean,
    correlation), ``(X @ P) @ X.T`` (Mahalanobis), per fold ``(A_train @ P) @ A_test.T``
    (crossnobis, condition means precomputed), ``a @ b.T`` (cosine, correlation comparisons) and
@@ -57,6 +60,8 @@ from typing import Any
 _SRC = Path(__file__).resolve().parents[2] / "packages" / "interpretability" / "src"
 if _SRC.is_dir() and str(_SRC) not in sys.path:  # measure the workspace, not an installed copy
     sys.path.insert(0, str(_SRC))
+
+from _paired import time_alternating  # noqa: E402  (this script's folder)
 
 LIBRARIES = ["floor", "neuronkit", "rsatoolbox"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_rsa.json"
@@ -183,6 +188,9 @@ def build_call(library: str, kind: str, method: str, inputs: dict) -> Callable[[
     raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
 
 
+PAIRED = ("neuronkit", "rsatoolbox")  # timed alternately with the floor in their own process
+
+
 def worker(
     library: str, quick: bool, repeats: int, threads: int, save: str | None, only: str | None
 ) -> dict:
@@ -200,12 +208,16 @@ def worker(
         if save and library != "floor":
             saved[key] = np.asarray(result, dtype=float)
         count = max(1, min(repeats, round(0.6 / max(first, 1e-6))))
-        times = [first] if first > 0.6 else []  # a slow first call is its own warm-up
-        for _ in range(count):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
+        paired = None
+        if library in PAIRED:
+            paired = build_call("floor", kind, method, make_inputs(kind, method, n, c))
+            paired()
+        times, floor_times = time_alternating(call, paired, count)
+        if first > 0.6:  # a slow first call is its own warm-up
+            times.append(first)
         out[key] = {"median_ms": 1e3 * statistics.median(times), "repeats": count}
+        if floor_times:
+            out[key]["paired_floor_ms"] = 1e3 * statistics.median(floor_times)
     if save and saved:
         np.savez(save, **{k.replace("/", "|"): v for k, v in saved.items()})  # type: ignore[arg-type]
     return out
@@ -252,6 +264,10 @@ def main() -> int:
                 continue
             rounds_ms = [res[key]["median_ms"] for res in results]
             row[lib] = {"median_ms": statistics.median(rounds_ms), "rounds_ms": rounds_ms}
+            if lib in PAIRED:  # time / floor in the same process, median over rounds
+                row[lib]["paired_ratio_to_floor"] = statistics.median(
+                    res[key]["median_ms"] / res[key]["paired_floor_ms"] for res in results
+                )
         row["equivalence_max_rel_diff"] = equivalence.get(key)
         ours = row["neuronkit"].get("median_ms")
         if ours and "median_ms" in row["rsatoolbox"]:
@@ -269,7 +285,8 @@ def main() -> int:
 
     from neuronkit.common import atomic_write_json
 
-    out = RESULTS if not args.only else RESULTS.with_name(RESULTS.stem + "_only.json")
+    suffix = "_only" if args.only else "_quick" if args.quick else ""  # a partial run: its own file
+    out = RESULTS.with_name(RESULTS.stem + suffix + ".json")
     atomic_write_json(
         out,
         {
@@ -382,9 +399,9 @@ def _markdown(rows: list[dict]) -> str:
         cells.append(
             f"{row['speedup_vs_rsatoolbox']:.2f}x" if "speedup_vs_rsatoolbox" in row else "-"
         )
-        cells.append(f"{row['ratio_to_floor']:.2f}" if "ratio_to_floor" in row else "-")
-        rsa_floor = row.get("rsatoolbox_ratio_to_floor")
-        cells.append(f"{rsa_floor:.2f}" if rsa_floor else "-")
+        for lib in PAIRED:  # time over the floor timed alternately in the library's process
+            ratio = row[lib].get("paired_ratio_to_floor")
+            cells.append(f"{ratio:.2f}" if ratio else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -396,8 +413,8 @@ def _row_text(row: dict) -> str:
         cells.append(f"{lib} {r['median_ms']:.2f}ms" if "median_ms" in r else f"{lib} ERR")
     if "speedup_vs_rsatoolbox" in row:
         cells.append(f"| x{row['speedup_vs_rsatoolbox']:.2f} vs rsatoolbox")
-    if "ratio_to_floor" in row:
-        cells.append(f"{row['ratio_to_floor']:.2f} x floor")
+    if "paired_ratio_to_floor" in row["neuronkit"]:
+        cells.append(f"{row['neuronkit']['paired_ratio_to_floor']:.2f} x floor (paired)")
     cells.append(f"diff {row['equivalence_max_rel_diff']}")
     return "  ".join(cells)
 

@@ -268,29 +268,28 @@ def main(argv: list[str]) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     import neuronkit.pruning as nkp
+    from neuronkit.common import atomic_write_json
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "pruning_spa",
-                "ratio": RATIO,
-                "importance": "group L2 magnitude, mean over members",
-                "threads": args.threads,
-                "repeats": repeats,
-                "torch": torch.__version__,
-                # the workspace sources' version (the environment's installed metadata may lag)
-                "neuronkit_pruning": tomllib.loads(
-                    (ROOT / "packages" / "pruning" / "pyproject.toml").read_text()
-                )["project"]["version"],
-                "neuronkit_pruning_source": os.path.relpath(Path(nkp.__file__).parent, ROOT),
-                "torch_pruning": tp_version,
-                "rows": rows,
-            },
-            indent=2,
-        )
+    out = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
+    atomic_write_json(
+        out,
+        {
+            "benchmark": "pruning_spa",
+            "ratio": RATIO,
+            "importance": "group L2 magnitude, mean over members",
+            "threads": args.threads,
+            "repeats": repeats,
+            "torch": torch.__version__,
+            # the workspace sources' version (the environment's installed metadata may lag)
+            "neuronkit_pruning": tomllib.loads(
+                (ROOT / "packages" / "pruning" / "pyproject.toml").read_text()
+            )["project"]["version"],
+            "neuronkit_pruning_source": os.path.relpath(Path(nkp.__file__).parent, ROOT),
+            "torch_pruning": tp_version,
+            "rows": rows,
+        },
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
     return 0
 
 

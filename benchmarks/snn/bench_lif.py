@@ -351,8 +351,9 @@ def main() -> int:
 
     from neuronkit.common import atomic_write_json
 
+    out = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
     atomic_write_json(
-        RESULTS,
+        out,
         {
             "benchmark": "two-layer Linear+LIF, batch 32, CPU",
             "threads": args.threads,
@@ -363,7 +364,7 @@ def main() -> int:
             "rows": rows,
         },
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
     print(_markdown(rows))
     return 0
 

@@ -245,9 +245,11 @@ def main() -> int:
         "isolated_processes": bool(args.isolate),
         "results": results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    from neuronkit.common import atomic_write_json
+
+    out = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
+    atomic_write_json(out, payload)
+    print(f"wrote {out}")
     print("| layout | threads | neuronkit ms | pykan ms | pykan layers ms | floor ms | x pykan |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
