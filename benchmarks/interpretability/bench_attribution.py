@@ -190,21 +190,20 @@ def worker(library: str, quick: bool, repeats: int, threads: int, save: str | No
     models = {}
     out = {}
     saved = {}
-    todo = [(*c, library) for c in configs(quick)]
-    for name, batch, method, lib in todo:
+    for name, batch, method in configs(quick):
         key = f"{name}/{batch}/{method}"
         if name not in models:
             models[name] = build_model(name)
         x, target = make_input(batch)
-        call = build_call(lib, models[name], method, x, target)
+        call = build_call(library, models[name], method, x, target)
         first = call()
-        if save and lib != "floor":
+        if save and library != "floor":
             saved[key] = first.detach().clone()
         start = time.perf_counter()
         call()
         warm = time.perf_counter() - start
         count = max(3, min(repeats, round(0.5 / max(warm, 1e-6))))
-        paired = build_call("floor", models[name], method, x, target) if lib in PAIRED else None
+        paired = build_call("floor", models[name], method, x, target) if library in PAIRED else None
         if paired is not None:
             paired()
         times, floor_times = time_alternating(call, paired, count)
