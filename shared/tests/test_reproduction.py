@@ -57,6 +57,27 @@ def test_spec_validation() -> None:
         ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0),), threads=0)
 
 
+def test_run_context_and_load_reject_wrong_types(tmp_path: Path) -> None:
+    from neuronkit.common import load
+
+    spec = getattr(_ok, ATTRIBUTE)
+    ok = {"quick": True, "seed": 0, "out_dir": tmp_path}
+    assert RunContext(spec, **{**ok, "out_dir": str(tmp_path)}).out_dir == tmp_path
+    for bad, message in [
+        ({"quick": "yes"}, "quick must be bool"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"out_dir": 3}, "out_dir must be"),
+        ({"show_progress": None}, "show_progress must be bool"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=message):
+            RunContext(spec, **{**ok, **bad})
+    with pytest.raises(TypeError, match="spec must be ReproductionSpec"):
+        RunContext("unit.ok", **ok)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="info must be a ReproductionInfo"):
+        load("unit.ok")  # type: ignore[arg-type]
+
+
 def test_threads_cap_torch_during_the_run_and_are_restored(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="the threads cap acts on torch")
     seen: list[int] = []

@@ -183,6 +183,11 @@ def discover(*, strict: bool = False) -> dict[str, ReproductionInfo]:
 
 def load(info: ReproductionInfo) -> Callable[[RunContext], None]:
     """Import and return the reproduction's ``run`` function (this may import torch)."""
+    if not isinstance(info, ReproductionInfo):
+        raise TypeError(
+            "info must be a ReproductionInfo (a value of neuronkit.common.discover()), "
+            f"got {type(info).__name__}"
+        )
     fn = _import_target(info.target)
     spec = getattr(fn, ATTRIBUTE, None)
     if spec != info.spec:

@@ -198,10 +198,15 @@ class RunContext:
         out_dir: Path,
         show_progress: bool = True,
     ) -> None:
+        check_type("spec", spec, ReproductionSpec)
+        check_type("quick", quick, bool)
+        check_number("seed", seed, ge=0, integer=True)
+        check_type("out_dir", out_dir, (str, os.PathLike))
+        check_type("show_progress", show_progress, bool)
         self.spec = spec
         self.quick = quick
         self.seed = seed
-        self.out_dir = out_dir
+        self.out_dir = Path(out_dir)
         self.show_progress = show_progress
         import numpy as np
 
