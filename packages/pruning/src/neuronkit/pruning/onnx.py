@@ -1490,10 +1490,9 @@ def prune_onnx(
         if n <= 0:
             continue
         order = np.argsort(_scores(graph, g, p), kind="stable")[:n]
-        for j in order:
-            pruned_roots.add(g.roots[int(j)])
-            for m in g.members:
-                removed.setdefault((m.module, m.dim), set()).update(m.positions[int(j)])
+        pruned_roots.update(g.roots[j] for j in order.tolist())
+        for m in g.members:
+            removed.setdefault((m.module, m.dim), set()).update(m.positions.take(order).tolist())
     new = onnx.ModelProto()
     new.CopyFrom(graph.model)
     arrays = dict(graph.init)
