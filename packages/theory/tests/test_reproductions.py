@@ -30,9 +30,6 @@ KNOWN_FAILING = {
     # 1.003 > 1: rank-1 init changes weights only 0.3% more than full rank in quick mode (16%
     # in full mode); a CPU with other kernels may land on either side.
     "theory.rich_lazy": {"weight_change_low_over_high"},
-    # NTK-target alignment rises 18% for alpha = 4 (stops at 40% of its plateau) and 11% for
-    # alpha = 8 (converges at 44.5% of its plateau; the same at 12000 and 40000 steps); needs 20%.
-    "theory.grokking_lazy_rich": {"alignment_rise"},
     # Finite-depth NTK regression with the singular activation needs ~1e6 layers to reach the
     # limit; its excess error over Bayes shrinks slowly with n (direction holds, factor not).
     "theory.wide_deep_optimality": {"depth_agreement", "singular_excess_ratio"},

@@ -32,7 +32,7 @@ def _reference_train(model, xtr, ytr, xte, yte, steps, lr, eval_every, align_eve
     """The plain loop (fresh tensors, ``model(x)``, ``model.ntk``) the fast one must match."""
     hist = LazyRichHistory()
     plateau = None
-    xa, ya = xte[:200], yte[:200]
+    xa, ya = xte, yte  # the default: all test inputs
     with torch.no_grad():
         w0 = model.weight.detach().clone()
         f0_train, f0_test = model(xtr), model(xte)
@@ -141,3 +141,19 @@ def test_bad_inputs_name_the_argument() -> None:
         initial_ntk_regression(
             model, torch.ones(5, 3), torch.ones(5), torch.ones(2, 4), torch.ones(2)
         )
+
+
+def test_alignment_uses_all_test_inputs_unless_limited() -> None:
+    """Default: every test input (the authors' notebook); ``align_points`` keeps the first k."""
+    data = quadratic_feature_data(30, 40, 5, seed=8)
+    args = (data.x_train, data.y_train, data.x_test, data.y_test)
+    model = ScaledQuadraticNet(5, 12, alpha=2.0, eps=0.5, seed=9)
+    every = kernel_target_alignment(model.ntk(data.x_test), data.y_test)
+    first = kernel_target_alignment(model.ntk(data.x_test[:10]), data.y_test[:10])
+    assert every != first
+    h_all = train_lazy_rich(ScaledQuadraticNet(5, 12, 2.0, 0.5, seed=9), *args, steps=1)
+    h_ten = train_lazy_rich(
+        ScaledQuadraticNet(5, 12, 2.0, 0.5, seed=9), *args, steps=1, align_points=10
+    )
+    assert h_all.alignment[0] == pytest.approx(every, rel=1e-12)
+    assert h_ten.alignment[0] == pytest.approx(first, rel=1e-12)

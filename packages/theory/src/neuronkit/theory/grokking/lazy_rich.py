@@ -204,7 +204,7 @@ def train_lazy_rich(
     lr: float | None = None,
     eval_every: int = 10,
     align_every: int = 100,
-    align_points: int = 200,
+    align_points: int | None = None,
     stop_test_loss: float | None = None,
     stop_drop_fraction: float | None = None,
 ) -> LazyRichHistory:
@@ -214,8 +214,10 @@ def train_lazy_rich(
         lr: learning rate (default ``N / alpha^2``, the paper's scaling that makes function-space
             steps independent of ``alpha``).
         eval_every: steps between loss records.
-        align_every: steps between NTK-target alignments (centred, on the first
-            ``align_points`` test inputs, as in the authors' code).
+        align_every: steps between NTK-target alignments (centred, on the test inputs).
+        align_points: use only the first ``align_points`` test inputs for the alignment
+            (default all of them, as in the authors' notebook; with few points the diagonal of
+            the kernel dominates and the alignment barely moves).
         stop_test_loss: stop early once the test loss is below this value (after the drop).
         stop_drop_fraction: stop early once the test loss is below this fraction of the lazy
             plateau (the test loss when the train loss first fell to 10% of its initial value,
@@ -229,7 +231,8 @@ def train_lazy_rich(
     steps = check_positive_int("steps", steps)
     eval_every = check_positive_int("eval_every", eval_every)
     align_every = check_positive_int("align_every", align_every)
-    align_points = check_positive_int("align_points", align_points, minimum=2)
+    if align_points is not None:
+        align_points = check_positive_int("align_points", align_points, minimum=2)
     n = model.width
     if lr is None:
         lr = n / model.alpha**2
