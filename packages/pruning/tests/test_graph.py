@@ -6,8 +6,10 @@ import torch
 from torch import nn
 
 from neuronkit.pruning import (
+    DenseNetStyle,
     DependencyGraph,
     GroupMember,
+    MobileNetV2Style,
     Positions,
     ResNetStyle,
     SmallViT,
@@ -170,3 +172,27 @@ def test_positions_are_a_sequence_of_channel_index_lists() -> None:
     member = DependencyGraph(model, torch.randn(1, 3, 8, 8)).groups[0].members[0]
     assert isinstance(member.positions, Positions)
     assert GroupMember(**{**vars(member), "positions": list(member.positions)}) == member
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ResNetStyle(widths=(8, 16, 16), blocks=2),
+        lambda: SmallViT(dim=32, heads=4, depth=1),
+        lambda: MobileNetV2Style(expand=2),
+        lambda: DenseNetStyle(growth=4, layers=2),
+    ],
+)
+def test_plain_tracer_records_the_stock_fx_graph(make) -> None:
+    """The dependency graph's tracer skips module-scope metadata, nothing else."""
+    from torch import fx
+
+    from neuronkit.pruning.tracing import _PlainTracer, trace_model
+
+    model = make()
+    plain, stock = _PlainTracer().trace(model), fx.Tracer().trace(model)
+    assert str(plain) == str(stock)
+    assert [n.meta for n in plain.nodes] == [{} for _ in plain.nodes]
+    # the public trace_model keeps what torch.fx.symbolic_trace records
+    traced = trace_model(model, (torch.randn(1, 3, 16, 16),))
+    assert any("nn_module_stack" in n.meta for n in traced.graph.nodes)
