@@ -196,3 +196,9 @@ def test_plain_tracer_records_the_stock_fx_graph(make) -> None:
     # the public trace_model keeps what torch.fx.symbolic_trace records
     traced = trace_model(model, (torch.randn(1, 3, 16, 16),))
     assert any("nn_module_stack" in n.meta for n in traced.graph.nodes)
+
+
+def test_positions_owners_name_the_channel_of_each_flat_index() -> None:
+    positions = Positions.from_lists([[4], [0, 2], [], [7, 1, 3]])
+    assert positions.owners.tolist() == [0, 1, 1, 3, 3, 3]
+    assert Positions.from_lists([[5], [6]]).owners.tolist() == [0, 1]

@@ -124,6 +124,11 @@ class Positions(Sequence[list[int]]):
             return np.ones(len(self.flat), dtype=np.int64)
         return np.diff(self._bounds)
 
+    @property
+    def owners(self) -> np.ndarray:
+        """``[total]``: the channel that each index of ``flat`` holds."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), self.counts)
+
     def take(self, channels: np.ndarray) -> np.ndarray:
         """The indices of ``channels`` (``[k]`` int), channel after channel: ``[total]``."""
         if self._bounds is None:

@@ -73,10 +73,9 @@ def member_channel_scores(member: GroupMember, values: torch.Tensor) -> torch.Te
         raise TypeError(f"values: expected a tensor, got {type(values).__name__}")
     positions = member.positions
     n = len(positions)
-    counts, flat = positions.counts, positions.flat
     # position -> channel (n for positions of no channel), built without per-position Python
     index = np.full(values.shape[0], n, dtype=np.int64)
-    index[flat] = np.repeat(np.arange(n, dtype=np.int64), counts)
+    index[positions.flat] = positions.owners
     out = torch.zeros(n + 1, dtype=values.dtype, device=values.device)
     out.index_add_(0, torch.from_numpy(index).to(values.device), values)
     return out[:n]

@@ -1358,9 +1358,8 @@ def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
     for m in group.members:
         arr = np.abs(graph.init[m.module].astype(np.float64)) ** p
         per_pos = np.moveaxis(arr, m.dim, 0).reshape(arr.shape[m.dim], -1).sum(1)
-        counts = m.positions.counts
-        owner = np.repeat(np.arange(group.size), counts)
-        rows.append(np.bincount(owner, per_pos[m.positions.flat], minlength=group.size))
+        owner, flat = m.positions.owners, m.positions.flat
+        rows.append(np.bincount(owner, per_pos[flat], minlength=group.size))
     return np.mean(rows, 0) if rows else np.zeros(group.size)
 
 

@@ -76,11 +76,11 @@ def _slope(ns: list[int], taus: list[float]) -> float:
     threads=1,  # a 32-64 neuron RNN: extra threads only add overhead
 )
 def run(ctx: RunContext) -> None:
-    hidden, budget, batch, per_epoch, heads = 64, 5000, 128, 50, 60
+    hidden, budget, batch, per_epoch, heads, ts_trials = 64, 5000, 128, 50, 60, 8
     if ctx.quick:  # the full mode's first seed; timescale fits at the last stage only
-        seeds, ts_len, ts_trials, all_stages = 1, 1000, 8, False
+        seeds, ts_len, all_stages = 1, 1000, False
     else:
-        seeds, ts_len, ts_trials, all_stages = 2, 2000, 8, True
+        seeds, ts_len, all_stages = 2, 2000, True
     lr, threshold, fit_lag, max_lag, burn_in = 0.01, 0.98, 30, 60, 200
     base = [int(s) for s in ctx.rng.integers(0, 2**31, size=3 * seeds)]
 
