@@ -24,6 +24,7 @@ from neuronkit.theory.ntk import (
     singular_kernel_classify,
     sphere_kernel,
 )
+from neuronkit.theory.ntk.optimality import _singular_scaled_ntk
 
 RHO = torch.linspace(-0.95, 0.95, 9, dtype=torch.float64)
 
@@ -118,12 +119,56 @@ def test_classifiers_on_data() -> None:
     assert torch.equal(maj, majority_vote(tr.y, 300))
     nn = InfiniteDepthNTKClassifier(hermite_dual([0, 0, 0, 1])).fit(tr.x, tr.y).predict(te.x)
     assert torch.equal(nn, nearest_neighbor_classify(tr.x, tr.y, te.x))
-    deep = DeepNTKClassifier(hermite_dual([0, 0, 0, 1]), 14).fit(tr.x, tr.y).predict(te.x)
+    deep = DeepNTKClassifier(hermite_dual([0, 0, 0, 1]), 12).fit(tr.x, tr.y).predict(te.x)
     assert float((deep == nn).double().mean()) > 0.9
     sk = singular_kernel_classify(tr.x, tr.y, tr.x[:5], beta=0.5)
     assert torch.equal(sk, tr.y[:5])
     k = sphere_kernel(tr.x[:4], None, 3, relu_dual())
     assert torch.allclose(torch.diagonal(k), torch.ones(4, dtype=torch.float64))
+
+
+def test_deep_singular_classifier_is_exact_at_any_depth() -> None:
+    act = singular_activation(1, degree=7)
+    tr = dirichlet_sphere_data(60, [2, 1], [1, 2], 0.4, seed=3)
+    te = dirichlet_sphere_data(80, [2, 1], [1, 2], 0.4, seed=4)
+    y = (2.0 * tr.y.double() - 1.0)[:, None]
+    # shallow: the scaled closed form equals interpolation with the normalized kernel
+    for depth in (5, 20):  # shallower kernels of 60 points on a circle are near singular
+        ref = sphere_kernel(te.x, tr.x, depth, act) @ torch.linalg.solve(
+            sphere_kernel(tr.x, None, depth, act), y
+        )
+        dec = DeepNTKClassifier(act, depth).fit(tr.x, tr.y).decision_function(te.x)
+        ratio = dec / ref  # a positive constant: K_L(1) / lambda^L
+        assert float(ratio.min()) > 0
+        assert torch.allclose(ratio, ratio[0, 0].expand_as(ratio))
+    # deep: the normalized kernel underflows (lambda / c = 1/8 per layer), the classifier does not
+    assert float(sphere_kernel(te.x, tr.x, 400, act).abs().max()) == 0.0
+    deep = DeepNTKClassifier(act, 400).fit(tr.x, tr.y).decision_function(te.x)
+    assert bool((deep != 0).all())
+    # K_L / lambda^L is affine in L beyond the transient: L S + C, slope = Koenigs kernel
+    rho = (te.x @ tr.x.T).reshape(-1)
+    k1, k2 = (_singular_scaled_ntk(rho, d, act) for d in (10**6, 2 * 10**6))
+    assert torch.allclose((k2 - k1) / 10**6, koenigs_kernel(rho, act), rtol=1e-6)
+    # as L grows the deep classifier becomes the infinite-depth one
+    limit = InfiniteDepthNTKClassifier(act).fit(tr.x, tr.y).predict(te.x)
+    assert torch.equal(DeepNTKClassifier(act, 10**12).fit(tr.x, tr.y).predict(te.x), limit)
+
+
+def test_training_cosines_are_exactly_one_on_the_diagonal() -> None:
+    x = torch.rand(50, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = x / torch.linalg.norm(x, dim=1, keepdim=True)
+    assert bool(((x * x).sum(dim=1) != 1.0).any())  # rounding: some <x, x> are not exactly 1
+    # 60 layers of the singular dual drive any rho < 1 to ~0; the diagonal must stay at 1
+    k = sphere_kernel(x, None, 60, singular_activation(1, degree=7))
+    assert torch.allclose(torch.diagonal(k), torch.ones(50, dtype=torch.float64), rtol=1e-12)
+
+
+def test_too_deep_normalized_kernel_raises_instead_of_predicting_zeros() -> None:
+    tr = dirichlet_sphere_data(50, [2, 1], [1, 2], 0.4, seed=5)
+    te = dirichlet_sphere_data(20, [2, 1], [1, 2], 0.4, seed=6)
+    clf = DeepNTKClassifier(hermite_dual([0, 0, 0, 1]), 40).fit(tr.x, tr.y)
+    with pytest.raises(ValueError, match="depth 40 is too deep"):
+        clf.predict(te.x)
 
 
 def test_bad_inputs_name_the_argument() -> None:

@@ -356,8 +356,58 @@ def sphere_kernel(
     b = a if x2 is None else _unit_rows("x2", x2)
     if b.shape[1] != a.shape[1]:
         raise ValueError(f"x2 must have {a.shape[1]} columns like x1, got {b.shape[1]}")
-    sigma, k = ntk_recursion(a @ b.T, depth, activation, normalize=True)
+    sigma, k = ntk_recursion(
+        _cosines(a, None if x2 is None else b), depth, activation, normalize=True
+    )
     return k if kind == "ntk" else sigma
+
+
+def _cosines(a: Tensor, b: Tensor | None) -> Tensor:
+    """``a b^T`` for unit rows; with ``b`` None, ``a a^T`` with its diagonal exactly 1 (a row
+    normalized in floating point can give ``<a, a> = 1 - 1e-16``, which a deep recursion drives
+    away from 1 like any other pair)."""
+    if b is not None:
+        return (a @ b.T).clamp(-1.0, 1.0)
+    rho = (a @ a.T).clamp(-1.0, 1.0)
+    rho.diagonal().fill_(1.0)
+    return rho
+
+
+def _singular_scaled_ntk(
+    rho: Tensor, depth: int, activation: DualActivation, name: str = "rho"
+) -> Tensor:
+    """``K_L(rho) / lambda^L`` (``lambda = dual'(0)``) of a singular-class activation, exact at
+    any depth, for cosines ``|rho| < 1``.
+
+    The recursion runs on the scaled NTK ``K_l / lambda^l`` until every pair is in the linear
+    regime of the dual (``dual(s) = lambda s`` and ``dual'(s) = lambda`` to a few ulps, where
+    ``|Sigma_l|`` only shrinks). From that layer ``l`` on, ``Sigma_l / lambda^l = S(rho)`` (the
+    Koenigs function) is constant and each layer adds it: ``K_L / lambda^L = K_l / lambda^l +
+    (L - l) S``, so depth costs nothing beyond the ~30-60 layers in which close pairs leave 1.
+    """
+    lam = float(activation.derivative(torch.zeros((), dtype=torch.float64)))
+    tol = 4.0 * torch.finfo(torch.float64).eps
+    budget = int(600.0 / math.log(1.0 / lam))  # lambda^-budget stays below ~1e260
+    sigma, k = rho.clone(), rho.clone()
+    inv_scale = 1.0  # lambda^-l
+    for layer in range(1, depth + 1):
+        new_sigma = activation.dual(sigma)
+        grad = activation.derivative(sigma)
+        inv_scale /= lam
+        k = new_sigma * inv_scale + k * (grad / lam)
+        linear = bool(
+            ((new_sigma - lam * sigma).abs() <= tol * lam * sigma.abs()).all()
+            and ((grad - lam).abs() <= tol * lam).all()
+        )
+        sigma = new_sigma
+        if linear:
+            return k + (depth - layer) * (sigma * inv_scale)
+        if layer >= budget:
+            raise ValueError(
+                f"{name}: the recursion of {activation.name} did not reach its linear regime in "
+                f"{budget} layers (cosines of exactly +-1, i.e. duplicate or antipodal points?)"
+            )
+    return k
 
 
 def _derivs_at(activation: DualActivation) -> tuple[float, float, float]:
@@ -530,7 +580,12 @@ class DeepNTKClassifier:
 
     scikit-learn style: ``fit(X [N, D], y [N])``, ``predict(X [M, D]) -> [M]``, ``score``. Inputs
     are projected to the unit sphere. Two classes use ``+-1`` targets, more classes one-hot
-    targets; the prediction is the sign / argmax of ``K(X, X_train) K(X_train, X_train)^-1 Y``.
+    targets; the prediction is the sign / argmax of ``K(X, X_train) K(X_train, X_train)^-1 Y``
+    with the NTK normalized by ``K_L(1)``. For singular-class activations (:func:`depth_limit`)
+    the kernel is computed scaled by ``dual'(0)^-L`` (:func:`ntk_recursion` in its linear regime
+    in closed form), so any depth is exact, even where the normalized kernel underflows double
+    precision (beyond a few hundred layers); ``decision_function`` is then ``K_L(1) /
+    dual'(0)^L`` times the normalized one (the same signs).
     """
 
     def __init__(self, activation: DualActivation, depth: int = 10, ridge: float = 0.0) -> None:
@@ -538,9 +593,18 @@ class DeepNTKClassifier:
         self.depth = check_positive_int("depth", depth, minimum=0)
         check_number("ridge", ridge, ge=0)
         self.ridge = float(ridge)
+        self._singular = depth_limit(self.activation)["classifier"] == "singular_kernel"
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {"activation": self.activation, "depth": self.depth, "ridge": self.ridge}
+
+    def _log_scaled_diagonal(self) -> float:
+        """``log(K_L(1) / lambda^L)``: ``K_L(1) = sum_{j <= L} c^j`` with ``c = dual'(1) > 1``."""
+        _, lam, c = _derivs_at(self.activation)
+        n = self.depth + 1
+        return (
+            n * math.log(c) + math.log1p(-(c**-n)) - math.log(c - 1.0) - self.depth * math.log(lam)
+        )
 
     def fit(self, x: Any, y: Any) -> DeepNTKClassifier:
         a = _unit_rows("x", x)
@@ -553,7 +617,14 @@ class DeepNTKClassifier:
             targets = (2.0 * idx - 1.0).to(torch.float64)[:, None]
         else:
             targets = torch.nn.functional.one_hot(idx, self.classes_.numel()).to(torch.float64)
-        k = sphere_kernel(a, None, self.depth, self.activation)
+        if self._singular:  # K / K_L(1) = (K / lambda^L) (lambda^L / K_L(1)); equal points: 1
+            rho = _cosines(a, None)
+            other = rho < 1.0
+            k = torch.ones_like(rho)
+            scaled = _singular_scaled_ntk(rho[other], self.depth, self.activation, "x")
+            k[other] = scaled * math.exp(-self._log_scaled_diagonal())
+        else:
+            k = sphere_kernel(a, None, self.depth, self.activation)
         k = k + self.ridge * torch.eye(k.shape[0], dtype=k.dtype)
         self.x_ = a
         self.coef_ = torch.linalg.solve(k, targets)
@@ -565,7 +636,19 @@ class DeepNTKClassifier:
         b = _unit_rows("x", x)
         if b.shape[1] != self.x_.shape[1]:
             raise ValueError(f"x must have {self.x_.shape[1]} columns, got {b.shape[1]}")
-        return sphere_kernel(b, self.x_, self.depth, self.activation) @ self.coef_
+        if self._singular:  # K / lambda^L; a point equal to a training point: K_L(1) / lambda^L
+            rho = _cosines(b, self.x_)
+            other = rho < 1.0
+            k = torch.full_like(rho, math.exp(min(self._log_scaled_diagonal(), 709.0)))
+            k[other] = _singular_scaled_ntk(rho[other], self.depth, self.activation, "x")
+            return k @ self.coef_
+        k = sphere_kernel(b, self.x_, self.depth, self.activation)
+        if self.depth > 0 and bool((k == 0).all(dim=1).any()):
+            raise ValueError(
+                f"depth {self.depth} is too deep for {self.activation.name}: its normalized NTK "
+                "underflows double precision for some inputs (use InfiniteDepthNTKClassifier)"
+            )
+        return k @ self.coef_
 
     def predict(self, x: Any) -> Tensor:
         out = self.decision_function(x)
