@@ -582,10 +582,12 @@ class DeepNTKClassifier:
     are projected to the unit sphere. Two classes use ``+-1`` targets, more classes one-hot
     targets; the prediction is the sign / argmax of ``K(X, X_train) K(X_train, X_train)^-1 Y``
     with the NTK normalized by ``K_L(1)``. For singular-class activations (:func:`depth_limit`)
-    the kernel is computed scaled by ``dual'(0)^-L`` (:func:`ntk_recursion` in its linear regime
-    in closed form), so any depth is exact, even where the normalized kernel underflows double
-    precision (beyond a few hundred layers); ``decision_function`` is then ``K_L(1) /
-    dual'(0)^L`` times the normalized one (the same signs).
+    the kernel is computed scaled by ``dual'(0)^-L``, and the layers after every cosine has
+    reached the dual's linear regime are added in closed form: any depth is exact and costs the
+    same, even where the normalized kernel underflows double precision (beyond a few hundred
+    layers). ``decision_function`` is then ``K_L(1) / dual'(0)^L`` times the normalized one (the
+    same signs). Other activations raise a ``ValueError`` at a depth where a test point's
+    normalized kernel underflows to all zeros.
     """
 
     def __init__(self, activation: DualActivation, depth: int = 10, ridge: float = 0.0) -> None:
