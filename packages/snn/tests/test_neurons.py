@@ -386,3 +386,19 @@ def test_validate_false_skips_value_checks_only() -> None:
     lif_multistep(nan, validate=False)  # NaN passes through when asked not to validate
     with pytest.raises(ValueError, match="at least 3 dimensions"):
         lif_multistep(torch.zeros(3, 4), validate=False)  # structure is always checked
+
+
+@pytest.mark.parametrize("decay_input", [False, True])
+def test_two_state_tensor_parameters_follow_the_input_dtype(decay_input: bool) -> None:
+    x = _drive(dtype=torch.float32) * 2
+    threshold = torch.tensor([1.0, 1.1, 1.2, 0.9, 1.0], dtype=F64)
+    out = alif_multistep(
+        x, threshold=threshold, beta=torch.tensor(0.5, dtype=F64), decay_input=decay_input
+    )
+    ref = alif_multistep(
+        x, threshold=threshold.float(), beta=torch.tensor(0.5), decay_input=decay_input
+    )
+    assert out.spikes.dtype == out.v.dtype == torch.float32
+    assert torch.equal(out.spikes, ref.spikes)
+    cuba = cuba_lif_multistep(x, threshold=threshold, decay_input=decay_input)
+    assert cuba.spikes.dtype == torch.float32

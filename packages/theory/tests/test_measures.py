@@ -223,3 +223,10 @@ def test_collapse_tightens_as_noise_shrinks() -> None:
 def test_bad_inputs_name_the_argument(call, exc: type, name: str) -> None:
     with pytest.raises(exc, match=rf"^{name} "):
         call()
+
+
+def test_ipr_of_tiny_and_huge_vectors() -> None:
+    v = torch.tensor([3.0, 4.0, 0.0, 1.0], dtype=torch.float64)
+    ref = float(inverse_participation_ratio(v))
+    for scale in (1e-170, 1e155):  # squares would underflow / overflow
+        assert float(inverse_participation_ratio(v * scale)) == pytest.approx(ref, rel=1e-12)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from neuronkit.snn.data import EventDigits, event_frames, load_event_digits
+from neuronkit.snn.data import EventDigits, event_frames, load_digits, load_event_digits
 
 
 def _images() -> torch.Tensor:
@@ -72,3 +72,8 @@ def test_bad_inputs() -> None:
         event_frames(img, 4, threshold=0.0)
     with pytest.raises(ValueError, match="noise"):
         event_frames(img, 4, noise=1.0)
+
+
+def test_delta_frames_with_one_step_still_move() -> None:
+    images = load_digits().x_train[:50]
+    assert float(event_frames(images, 1).sum()) > 0  # the frame before step 0 differs from it

@@ -173,3 +173,18 @@ def test_bad_inputs() -> None:
         run_dynamic_confidence(None, torch.rand(3, 2, 4))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="step must return"):
         run_dynamic_confidence(lambda x, s: (x.sum(), s), torch.rand(3, 2, 4))
+
+
+def test_run_confidence_keeps_the_outputs_dtype_for_binary_inputs() -> None:
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 4)
+    x = torch.rand(5, 3, 6) < 0.5  # event input stored as bool; the step casts it
+
+    def step(xt: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        return lin(xt.float()).detach(), state
+
+    run = run_dynamic_confidence(step, x, threshold=0.3, scale=1.0)
+    outputs = torch.stack([lin(x[t].float()).detach() for t in range(5)])
+    ref = dynamic_confidence(outputs, threshold=0.3, scale=1.0)
+    assert run.confidence.dtype == torch.float32
+    assert torch.allclose(run.confidence, ref.confidence)

@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from neuronkit.snn import SeqLinear, swap_surrogate
+from neuronkit.snn.attacks import PDSG
 from neuronkit.snn.training import (
     IIRLIF,
     AccumulatedReadout,
@@ -137,3 +139,20 @@ def test_iir_retrain_and_spike_counts() -> None:
         iir_retrain(net, (x, y, x, y), timesteps=(2, 1), epochs_per_stage=[1])
     with pytest.raises(TypeError, match="data"):
         iir_retrain(net, (x, y), timesteps=(1,))  # type: ignore[arg-type]
+
+
+def test_iirlif_restarts_a_stateful_surrogate_every_sequence() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(SeqLinear(6, 8), IIRLIF(1.0, 0.5), AccumulatedReadout(nn.Linear(8, 3)))
+    x = torch.rand(4, 2, 6)
+    y = torch.tensor([0, 1])
+
+    def input_grad() -> torch.Tensor:
+        xg = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(nn.functional.cross_entropy(model(xg), y), xg)
+        return g
+
+    with swap_surrogate(model, PDSG()):
+        first, second = input_grad(), input_grad()
+    assert torch.equal(first, second)  # PDSG's statistics restart with each sequence
+    assert bool(first.abs().sum() > 0)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from neuronkit.theory.bandlimited import (
+    ApproximationCurve,
     BandlimitedRandomNet,
     approximation_curve,
     draw_bandlimited_weights,
@@ -62,3 +63,18 @@ def test_bad_inputs() -> None:
         BandlimitedRandomNet(5, 1.0).fit(torch.full((4, 1), float("nan")), torch.zeros(4))
     with pytest.raises(ValueError, match="same shape"):
         relative_l2_error(torch.zeros(3), torch.ones(2))
+
+
+def test_no_ridge_is_the_minimum_norm_least_squares_fit() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = 2 * torch.rand(40, 2, generator=g, dtype=torch.float64) - 1
+    y = torch.sign(x[:, 0] * x[:, 1]) + 0.1 * torch.randn(40, generator=g, dtype=torch.float64)
+    net = BandlimitedRandomNet(1000, 3.0, ridge=0.0, seed=0).fit(x, y)  # more features than rows
+    ref = torch.linalg.pinv(net.features(x)) @ y
+    assert torch.allclose(net.coef_, ref, rtol=1e-6, atol=1e-8)
+
+
+def test_median_of_an_even_number_of_repeats_averages_the_middle_two() -> None:
+    errors = torch.tensor([[[0.1, 0.3]], [[0.4, 0.2]]], dtype=torch.float64)
+    curve = ApproximationCurve(bands=[1.0, 2.0], widths=[10], errors=errors)
+    assert torch.allclose(curve.median(), torch.tensor([[0.2], [0.3]], dtype=torch.float64))

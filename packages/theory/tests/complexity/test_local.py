@@ -76,3 +76,13 @@ def test_bad_inputs_name_the_argument() -> None:
         relu_preactivations(torch.nn.Linear(2, 2), torch.zeros(1, 2))
     with pytest.raises(TypeError, match="x"):
         local_complexity(model, [[0.0, 0.0]], radius=1.0)  # type: ignore[arg-type]
+
+
+def test_preactivations_of_an_in_place_relu_are_before_the_relu() -> None:
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 5)
+    model = torch.nn.Sequential(lin, torch.nn.ReLU(inplace=True), torch.nn.Linear(5, 2))
+    x = torch.randn(8, 3)
+    (pre,) = relu_preactivations(model, x)
+    assert torch.equal(pre, lin(x).detach())
+    assert bool((pre < 0).any())

@@ -128,3 +128,13 @@ def test_bad_inputs_name_the_argument(call, exc: type, name: str) -> None:
     model, data = QuadraticMLP(7, 8, seed=0), modular_arithmetic(7, seed=0)
     with pytest.raises(exc, match=rf"^{name} "):
         call(model, data)
+
+
+def test_recorded_loss_is_that_of_the_model_the_accuracies_measure() -> None:
+    data = modular_arithmetic(13, seed=0)
+    model = QuadraticMLP(13, 64, seed=0)
+    hist = train_modular(model, data, steps=5, lr=5e-2, eval_every=5)
+    with torch.no_grad():
+        out = model(data.x_train)
+        target = torch.nn.functional.one_hot(data.train_labels, 13).float()
+        assert hist.loss[-1] == pytest.approx(float(torch.nn.functional.mse_loss(out, target)))

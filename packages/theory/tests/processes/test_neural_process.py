@@ -169,3 +169,19 @@ def test_bad_inputs() -> None:
         train_process(cnp, [1, 2], steps=1)
     with pytest.raises(ValueError, match="steps"):
         train_process(cnp, lambda s: None, steps=0)
+
+
+def test_predictive_std_and_tail_cdf_keep_float32_precision() -> None:
+    offsets = torch.tensor([0.0, 1e-3, 2e-3, -1e-3, -2e-3])
+    std = torch.full((5, 1, 1, 1), 0.1)
+    for mu in (100.0, 1000.0):  # E[std^2 + mean^2] - m^2 cancels here in float32
+        mean = (mu + offsets).reshape(5, 1, 1, 1)
+        exact = math.sqrt(0.01 + float((offsets.double() ** 2).mean()))
+        pred = ProcessPrediction(mean, std)
+        assert float(pred.predictive_std()) == pytest.approx(exact, rel=1e-3)
+    mean = torch.tensor([0.0, 0.5]).reshape(2, 1, 1, 1)
+    std = torch.tensor([1.0, 0.3]).reshape(2, 1, 1, 1)
+    tail = 0.5 * (math.erfc(6 / math.sqrt(2)) + math.erfc(6.5 / 0.3 / math.sqrt(2))) / 2
+    assert float(mixture_cdf(torch.full((1, 1, 1), -6.0), mean, std)) == pytest.approx(
+        tail, rel=1e-4
+    )

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from neuronkit.theory import (
+    MonteCarloEstimate,
     expected_union_size,
     false_match_probability,
     log_false_match_probability,
@@ -169,3 +170,19 @@ def test_wilson_interval_brackets_the_rate(trials: int, data: st.DataObject) -> 
 def test_bad_inputs_name_the_argument(call, exc: type, name: str) -> None:
     with pytest.raises(exc, match=rf"^{name} "):
         call()
+
+
+@pytest.mark.parametrize(("n", "s", "m"), [(64, 8, 10), (100, 30, 4), (10, 6, 3)])
+def test_union_size_distribution_when_the_union_can_fill_the_population(
+    n: int, s: int, m: int
+) -> None:
+    dist = union_size_distribution(n, s, m)  # m s > n: some overlaps are forced
+    assert dist.sum() == pytest.approx(1.0)
+    sizes = np.arange(n + 1)
+    assert float((dist * sizes).sum()) == pytest.approx(expected_union_size(n, s, m), rel=1e-9)
+
+
+def test_z_score_sign_at_the_boundaries() -> None:
+    below = MonteCarloEstimate(successes=9, trials=10, low=0.6, high=0.99, confidence=0.99)
+    assert below.z_score(1.0) == -math.inf
+    assert below.z_score(0.0) == math.inf

@@ -173,8 +173,8 @@ def _steps(tau: Param, dt: float) -> Param:
 
 
 def _like(p: Param, x: Tensor) -> Param:
-    """A tensor time constant in ``x``'s dtype and on its device (``torch.lerp`` takes no mixed
-    dtypes or devices)."""
+    """A tensor parameter in ``x``'s dtype and on its device (``torch.lerp`` takes no mixed
+    dtypes or devices, and the outputs keep ``x``'s dtype)."""
     return p.to(device=x.device, dtype=x.dtype) if isinstance(p, Tensor) else p
 
 
@@ -497,8 +497,8 @@ def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
     )
     args = (
         *(_steps(_like(kw[name], x), kw["dt"]) for name in spec.taus),
-        *(kw[name] for name in spec.extra),
-        *(kw[name] for name in ("threshold", "v_reset", "reset", "detach_reset", "decay_input")),
+        *(_like(kw[name], x) for name in (*spec.extra, "threshold")),  # tensors in x's dtype
+        *(kw[name] for name in ("v_reset", "reset", "detach_reset", "decay_input")),
         sg,
     )
     if multistep:

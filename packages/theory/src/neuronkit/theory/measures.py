@@ -67,7 +67,10 @@ def inverse_participation_ratio(x: torch.Tensor, r: float = 2.0, dim: int = -1) 
     check_number("r", r, gt=1.0)
     if x.ndim == 0:
         raise ValueError("x must have at least 1 dimension, got a scalar")
-    mag2 = x.abs().to(torch.float64) ** 2
+    mag = x.abs().to(torch.float64)
+    # scaled by the largest entry first: the squares of tiny or huge vectors neither underflow
+    # nor overflow
+    mag2 = (mag / mag.amax(dim=dim, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)) ** 2
     total = mag2.sum(dim=dim, keepdim=True)
     ratio = torch.where(total > 0, mag2 / total.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
     return (ratio**r).sum(dim=dim)

@@ -8,10 +8,12 @@ the number of flips (L0). SDA attacks one sample at a time in two phases, minimi
 Carlini-Wagner margin ``max(z_y - max_{j != y} z_j, 0)`` of the time-averaged logits:
 
 1. **Generation** (iteration ``n = 1, 2, ...``): the input gradient ``g`` of the margin (through
-   the surrogate, e.g. :class:`~neuronkit.snn.attacks.PDSG`) keeps only *gradient-consistent*
+   the surrogate, e.g. :class:`~neuronkit.snn.attacks.PDSG`) ranks the *gradient-consistent*
    flips, those whose first-order change ``(1 - 2 x) g`` lowers the margin (0 -> 1 where
-   ``g < 0``, 1 -> 0 where ``g > 0``; entries with ``g = 0`` get a tiny random score so the
-   search never stalls). The ``n * k_init`` best not yet selected entries are each flipped
+   ``g < 0``, 1 -> 0 where ``g > 0``), by ``|g|``; every other entry (``g = 0`` or a flip that
+   would raise the margin) gets a random score below the smallest consistent one, so the
+   search never stalls and such entries are tried only once the consistent ones run out, as
+   in the authors' code. The ``n * k_init`` best not yet selected entries are each flipped
    alone in a batch and scored by the finite difference ``FD = margin(flipped) -
    margin(current)``; those with ``FD <= 0`` join the selected set (any entry whose FD is
    positive leaves it). The adversarial example is the input with every selected entry

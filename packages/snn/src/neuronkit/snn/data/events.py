@@ -3,7 +3,8 @@
 Two generators, both returning time-major binary frames ``[T, N, P, H, W]``:
 
 * ``"delta"`` (a DVS sensor watching a moving image, as N-MNIST films saccades): each image
-  moves along a circle of radius ``max_shift`` pixels (a random starting phase per image),
+  moves along a circle of radius ``max_shift`` pixels (a random starting phase per image, one
+  revolution over ``T`` steps, over two when ``T = 1`` so that the one step still moves),
   sampled by bilinear interpolation; an ON event fires where the intensity rose by at least
   ``threshold`` since the previous step, an OFF event where it fell by at least that much.
   ``P = 2 C`` polarity channels (ON then OFF for each of the ``C`` input channels).
@@ -84,7 +85,8 @@ def event_frames(
     n = x.shape[0]
     if mode == "delta":
         phase = torch.rand(n, generator=gen, device=x.device, dtype=x.dtype) * (2 * math.pi)
-        frames = [_shifted(x, phase + 2 * math.pi * t / T, max_shift) for t in range(-1, T)]
+        period = max(T, 2)  # T = 1: the frame before step 0 must differ from step 0's
+        frames = [_shifted(x, phase + 2 * math.pi * t / period, max_shift) for t in range(-1, T)]
         diff = torch.stack(frames[1:]) - torch.stack(frames[:-1])  # [T, N, C, H, W]
         events = torch.cat([diff >= threshold, diff <= -threshold], dim=2)
     else:

@@ -226,7 +226,7 @@ def confidence_sweep(
 ) -> ConfidenceSweep:
     """Accuracy and mean latency of :func:`dynamic_confidence` for each threshold.
 
-    ``thresholds`` defaults to 0 (exit at step 1 unless tied), a fine grid in (0.1, 1) dense
+    ``thresholds`` defaults to 0 (every sample exits at step 1), a fine grid in (0.1, 1) dense
     near 1, and 1 (never exit: full T).
     """
     _check_outputs(outputs)
@@ -394,6 +394,7 @@ def run_dynamic_confidence(
             )
         check_finite("step output", out)
         sample_steps += active.numel()
+        out_dtype = out.dtype  # the confidence is returned in the outputs' dtype
         acc = out.double() if acc is None else acc + out.double()
         conf, p = torch.softmax(scale * acc, dim=-1).max(-1)
         crossed = (conf > threshold) & (t + 1 >= min_steps)
@@ -409,4 +410,4 @@ def run_dynamic_confidence(
             if active.numel() == 0:
                 break
             state = _select(state, torch.nonzero(keep).flatten())
-    return RunResult(pred, exit_step, conf_out.to(x.dtype), exited, sample_steps)
+    return RunResult(pred, exit_step, conf_out.to(out_dtype), exited, sample_steps)

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_number, check_type
 
+from .._core import begin, fire
 from ..encoding import direct_encode
 from ..layers import SeqAvgPool2d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
@@ -133,12 +134,13 @@ class IIRLIF(nn.Module):
             )
         lam = self.leak.clamp(0.0, 1.0).to(x.dtype)
         theta = self.threshold.clamp(min=self.min_threshold).to(x.dtype)
+        begin(self.surrogate)  # a new sequence: a stateful surrogate (PDSG) restarts
         u = torch.zeros_like(x[0])
         s = torch.zeros_like(x[0])
         out = []
         for t in range(x.shape[0]):
             u = lam * u + x[t] - theta * s
-            s = self.surrogate(u / theta - 1.0)
+            s = fire(self.surrogate, u / theta, 1.0)  # spikes where u / theta - 1 >= 0
             out.append(s)
         return torch.stack(out)
 

@@ -164,13 +164,12 @@ class BandlimitedRandomNet:
             self.width, xt.shape[1], self.band, bias_band=self.bias_band, seed=self.seed
         )
         h = self.features(xt)
+        if self.ridge == 0:  # minimum-norm least squares: the normal equations may be singular
+            self.coef_ = torch.linalg.lstsq(h, yt[:, None], driver="gelsd").solution[:, 0]
+            return self
         n = xt.shape[0]
         gram = h.T @ h / n + self.ridge * torch.eye(self.width, dtype=torch.float64)
-        rhs = h.T @ yt / n
-        try:
-            self.coef_ = torch.linalg.solve(gram, rhs)
-        except RuntimeError:  # singular with ridge = 0: minimum-norm least squares
-            self.coef_ = torch.linalg.lstsq(h, yt[:, None], driver="gelsd").solution[:, 0]
+        self.coef_ = torch.linalg.solve(gram, h.T @ yt / n)
         return self
 
     def predict(self, x: Any) -> torch.Tensor:
@@ -193,8 +192,9 @@ class ApproximationCurve:
     errors: torch.Tensor
 
     def median(self) -> torch.Tensor:
-        """Median over repeats: ``[len(bands), len(widths)]``."""
-        return self.errors.median(dim=2).values
+        """Median over repeats: ``[len(bands), len(widths)]`` (the mean of the two middle values
+        for an even number of repeats)."""
+        return self.errors.quantile(0.5, dim=2)
 
 
 def approximation_curve(

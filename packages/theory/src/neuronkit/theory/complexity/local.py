@@ -81,7 +81,8 @@ def relu_preactivations(model: torch.nn.Module, x: Tensor) -> list[Tensor]:
     captured: list[Tensor] = []
 
     def hook(_module: torch.nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        captured.append(inputs[0].detach().reshape(inputs[0].shape[0], -1))
+        # a copy: an in-place ReLU overwrites its input after this hook
+        captured.append(inputs[0].detach().reshape(inputs[0].shape[0], -1).clone())
 
     handles = [m.register_forward_pre_hook(hook) for m in relus]
     try:

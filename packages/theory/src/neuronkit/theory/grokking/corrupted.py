@@ -217,8 +217,11 @@ def train_modular(
         value.backward()
         opt.step()
         if step % eval_every == 0 or step == steps or step == 1:
+            with torch.no_grad():  # the loss of the updated model, like the accuracies below
+                out = m(x)
+                value = F.mse_loss(out, target) if loss == "mse" else F.cross_entropy(out, y)
             history.steps.append(step)
-            history.loss.append(float(value.detach()))
+            history.loss.append(float(value))
             history.accuracies.append(corrupted_accuracies(m, data))
             history.mean_ipr.append(float(neuron_ipr(m).mean()))
             if callback is not None:

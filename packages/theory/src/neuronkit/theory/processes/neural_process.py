@@ -199,8 +199,10 @@ def mixture_cdf(y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
     """
     _check_mixture(mean, std)
     _check_values(y, mean)
+    # 0.5 erfc(-z), not 0.5 (1 + erf(z)) (nor torch's float32 ndtr): no cancellation in the
+    # lower tail
     z = (y.unsqueeze(0) - mean) / (std * math.sqrt(2.0))
-    return (0.5 * (1.0 + torch.erf(z))).mean(dim=0)
+    return (0.5 * torch.erfc(-z)).mean(dim=0)
 
 
 def mixture_quantile(
@@ -292,8 +294,8 @@ class ProcessPrediction:
     def predictive_std(self) -> torch.Tensor:
         """Mixture standard deviation ``[B, N, Dy]`` (law of total variance)."""
         m = self.mean.mean(dim=0)
-        var = (self.std**2 + self.mean**2).mean(dim=0) - m**2
-        return var.clamp_min(0.0).sqrt()
+        # E[std^2] + Var[mean], not E[std^2 + mean^2] - m^2 (which cancels for large means)
+        return ((self.std**2).mean(dim=0) + ((self.mean - m) ** 2).mean(dim=0)).sqrt()
 
 
 # ----------------------------------------------------------------------------- modules

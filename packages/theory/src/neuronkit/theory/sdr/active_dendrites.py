@@ -168,8 +168,10 @@ def union_size_distribution(n: int, s: int, m: int) -> np.ndarray:
     for _ in range(m - 1):
         u = np.flatnonzero(dist > 1e-300)
         pk = _hypergeom_pmf(k[None, :], n, u[:, None], s)  # [U, s + 1]
+        size = u[:, None] + s - k[None, :]  # > n only where the overlap k is impossible (pk = 0)
+        fits = size <= n
         new = np.zeros(n + 1)
-        np.add.at(new, (u[:, None] + s - k[None, :]).ravel(), (dist[u, None] * pk).ravel())
+        np.add.at(new, size[fits], (dist[u, None] * pk)[fits])
         dist = new
     return dist / dist.sum()
 
@@ -219,7 +221,7 @@ class MonteCarloEstimate:
     def z_score(self, value: float) -> float:
         """``(rate - value) / sqrt(value (1 - value) / trials)``: how far ``value`` is off."""
         if value <= 0.0 or value >= 1.0:
-            return 0.0 if self.rate == value else math.inf
+            return 0.0 if self.rate == value else math.copysign(math.inf, self.rate - value)
         return (self.rate - value) / math.sqrt(value * (1.0 - value) / self.trials)
 
 
