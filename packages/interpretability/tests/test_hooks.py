@@ -167,3 +167,19 @@ def test_tuple_outputs_record_their_first_tensor() -> None:
     with LayerRecorder(model, "rnn") as rec:
         out, _ = lstm(torch.randn(2, 5, 3))
     torch.testing.assert_close(rec.activations["rnn"], out.detach())
+
+
+def test_layer_activations_rejects_a_module_that_runs_twice_per_pass() -> None:
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.f1, self.f2, self.relu = nn.Linear(4, 4), nn.Linear(4, 4), nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.relu(self.f2(self.relu(self.f1(x))))
+
+    model = Shared()
+    with pytest.raises(ValueError, match=r"layers: 'relu' produced 4 tensor outputs in 2"):
+        layer_activations(model, torch.randn(6, 4), "relu", batch_size=3)
+    assert layer_activations(model, torch.randn(6, 4), "f2", batch_size=3)["f2"].shape == (6, 4)
+    assert _n_hooks(model) == 0

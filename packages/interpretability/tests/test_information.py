@@ -11,6 +11,7 @@ from neuronkit.interpretability.information import (
     bin_activations,
     entropy,
     joint_codes,
+    kde_information,
     mutual_information,
     mutual_information_matrix,
 )
@@ -140,3 +141,12 @@ def test_bin_accepts_torch_and_does_not_mutate() -> None:
 def test_bad_inputs_raise(call, error, match) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_kde_information_is_translation_invariant() -> None:
+    rng = np.random.default_rng(0)
+    h = 0.3 * rng.standard_normal((100, 5))
+    y = rng.integers(0, 3, 100)
+    ref = kde_information(h, y)
+    shifted = kde_information(h + 1e7, y)  # |h|^2 - 2 h.h' + |h'|^2 would cancel here
+    assert shifted == pytest.approx(ref, rel=1e-6)

@@ -250,3 +250,13 @@ def test_compare_networks_layers_dead_units_and_sparse() -> None:
 def test_bad_inputs_raise(call, error, match) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_sparse_prediction_treats_a_large_constant_unit_as_dead() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6))
+    y = np.column_stack([np.full(200, 2e4 + 0.3), x[:, :2] @ [1.0, -0.5]])
+    sp = SparsePrediction(alpha=0.05, seed=0).fit(x, y)
+    assert not sp.live_[0]
+    assert sp.live_[1]
+    assert np.isfinite(sp.r2_[1])

@@ -112,3 +112,16 @@ def test_bad_inputs(call, error, match) -> None:
     x, lab, grp = _design()
     with pytest.raises(error, match=match):
         call(x, lab, grp)
+
+
+def test_identification_is_translation_invariant() -> None:
+    rng = np.random.default_rng(0)
+    groups, classes, pairs = 6, 3, 300
+    labels = np.tile(np.arange(classes), groups)
+    grp = np.repeat(np.arange(groups), classes)
+    direction = rng.standard_normal((classes, pairs))
+    x = 1e-6 * (rng.standard_normal((groups * classes, pairs)) + 3.0 * direction[labels])
+    ref = identification_accuracy(x, labels, grp)
+    assert ref == 1.0
+    offset = 1e3 * rng.random(pairs)  # every RDM shares a large offset
+    assert identification_accuracy(x + offset, labels, grp) == ref

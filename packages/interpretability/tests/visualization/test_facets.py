@@ -120,3 +120,10 @@ def test_bad_inputs() -> None:
         visualize_facets(model, class_logit(0), [x])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="start images"):
         visualize_facets(model, class_logit(0), torch.zeros(2, 6, 6))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fewer_distinct_features_than_facets_is_an_error() -> None:
+    x = np.tile(np.arange(4.0), (12, 1))  # one distinct feature vector
+    with pytest.raises(ValueError, match=r"n_facets: the features separate into only 1"):
+        FacetClustering(3, embedding="pca", seed=0).fit(x)

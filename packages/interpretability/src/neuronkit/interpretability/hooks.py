@@ -217,11 +217,19 @@ def layer_activations(
     if batch_size is not None:
         check_number("batch_size", batch_size, ge=1, integer=True)
     step = inputs.shape[0] if batch_size is None else batch_size
+    starts = range(0, inputs.shape[0], step)
     with LayerRecorder(model, layers, accumulate=True) as rec, torch.no_grad():
-        for start in range(0, inputs.shape[0], step):
+        for start in starts:
             model(inputs[start : start + step])
     out: dict[str, torch.Tensor] = {}
     for name in rec.layers:
+        calls = len(rec.history[name])
+        if calls != len(starts):  # one output per forward pass, or the rows are not the inputs'
+            raise ValueError(
+                f"layers: {name!r} produced {calls} tensor outputs in {len(starts)} forward "
+                f"pass(es); name a module that runs exactly once per pass (not one reused "
+                f"inside the model, e.g. a ReLU applied twice, nor one that is never called)"
+            )
         acts = rec.stacked(name)
         out[name] = acts.reshape(acts.shape[0], -1) if flatten else acts
     return out

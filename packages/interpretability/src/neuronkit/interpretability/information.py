@@ -273,6 +273,7 @@ def joint_codes(codes: Any) -> np.ndarray:
 
 def _log_mean_kernel(h: np.ndarray, rows: np.ndarray, noise_variance: float) -> np.ndarray:
     """``log(1/M sum_j exp(-|h_i - h_j|^2 / (2 var)))`` for each ``i``, ``j`` over ``rows``."""
+    h = h - h.mean(0)  # distances do not change; the expansion below would cancel on an offset
     sub = h[rows]
     sq = (h * h).sum(1)
     d2 = np.maximum(sq[:, None] + sq[rows][None, :] - 2.0 * (h @ sub.T), 0.0)  # [N, M]

@@ -469,12 +469,16 @@ class SparsePrediction(BaseEstimator):
             )
         fit_idx = idx[n_test:]
         test_idx = idx[:n_test] if n_test > 0 else fit_idx
+        # non-zero variance relative to the magnitude, as in _standardize: a constant unit of
+        # large magnitude has a rounding-level std, not zero
+        x_tol = 1e-12 * np.maximum(1.0, np.abs(xs).max(0))
+        y_tol = 1e-12 * np.maximum(1.0, np.abs(yt).max(0))
         x_mean, x_std = xs[fit_idx].mean(0), xs[fit_idx].std(0)
-        x_std = np.where(x_std > 1e-12, x_std, 1.0)
+        x_std = np.where(x_std > x_tol, x_std, 1.0)
         y_mean, y_std = yt[fit_idx].mean(0), yt[fit_idx].std(0)
         # a target needs variance where it is fitted and where it is scored
-        live = (y_std > 1e-12) & (yt[test_idx].std(0) > 1e-12)
-        y_std = np.where(y_std > 1e-12, y_std, 1.0)
+        live = (y_std > y_tol) & (yt[test_idx].std(0) > y_tol)
+        y_std = np.where(y_std > y_tol, y_std, 1.0)
         xf, xe = (xs[fit_idx] - x_mean) / x_std, (xs[test_idx] - x_mean) / x_std
         yf, ye = (yt[fit_idx] - y_mean) / y_std, (yt[test_idx] - y_mean) / y_std
         n_fit, n_in = xf.shape

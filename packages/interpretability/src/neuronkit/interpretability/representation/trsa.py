@@ -109,6 +109,9 @@ class _CentroidStats:
     """
 
     def __init__(self, x: np.ndarray, cls: np.ndarray, grp: np.ndarray, n_cls: int, n_grp: int):
+        # centred first: distances do not change, and |x|^2 - 2 x.c + |c|^2 does not cancel
+        # when every RDM shares a large offset
+        x = x - x.mean(0)
         onehot = np.zeros((n_grp, n_cls, x.shape[0]))
         onehot[grp, cls, np.arange(x.shape[0])] = 1.0
         self.sums = onehot @ x  # [G, C, P]

@@ -160,6 +160,13 @@ class FacetClustering(ClusterMixin, BaseEstimator):
                 random_state=int(self.seed),
             ).fit_transform(z)
         km = KMeans(n_clusters=int(self.n_facets), n_init=10, random_state=int(self.seed)).fit(z)
+        found = np.unique(km.labels_).size
+        if found < int(self.n_facets):  # fewer distinct feature vectors than facets
+            raise ValueError(
+                f"n_facets: the features separate into only {found} distinct clusters, fewer "
+                f"than n_facets={self.n_facets} (constant or duplicated features); use fewer "
+                "facets or another layer"
+            )
         self.embedding_ = np.asarray(z)
         self.labels_ = km.labels_.astype(np.int64)
         self.cluster_centers_ = km.cluster_centers_
