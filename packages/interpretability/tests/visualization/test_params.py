@@ -108,3 +108,10 @@ def test_bad_inputs() -> None:
         color_correlation_sqrt(torch.zeros(0, 3, 2, 2))
     with pytest.raises(ValueError, match="vary"):
         color_correlation_sqrt(torch.zeros(4, 3, 2, 2))
+
+
+def test_color_correlation_of_one_channel_is_one() -> None:
+    sqrt = color_correlation_sqrt(
+        torch.rand(4, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    )
+    assert torch.equal(sqrt, torch.ones(1, 1))

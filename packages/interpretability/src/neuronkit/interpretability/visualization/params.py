@@ -113,7 +113,7 @@ def color_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
     flat = images.detach().double().transpose(0, 1).reshape(channels, -1)
     if flat.shape[1] < 2:
         raise ValueError("images must hold at least 2 values per channel")
-    cov = torch.cov(flat)
+    cov = torch.cov(flat).reshape(channels, channels)  # a 0-d variance for one channel
     evals, evecs = torch.linalg.eigh(cov)
     sqrt = evecs * evals.clamp_min(0.0).sqrt()[None, :]
     norm = sqrt.norm(dim=0).max()

@@ -7,11 +7,12 @@ Two generators, both returning time-major binary frames ``[T, N, P, H, W]``:
   revolution over ``T`` steps, over two when ``T = 1`` so that the one step still moves),
   sampled by bilinear interpolation; an ON event fires where the intensity rose by at least
   ``threshold`` since the previous step, an OFF event where it fell by at least that much.
-  ``P = 2 C`` polarity channels (ON then OFF for each of the ``C`` input channels).
+  ``P = 2 C`` polarity channels: the ``C`` ON channels, then the ``C`` OFF channels.
 * ``"threshold"`` (threshold crossing, a sigma-delta / integrate-and-fire pixel): each pixel
   accumulates its intensity every step from a random initial phase in ``[0, threshold)`` and
-  emits an event whenever the accumulator crosses ``threshold`` (which is then subtracted), so
-  a pixel of intensity ``x`` fires about ``x / threshold`` times per step. ``P = C``.
+  emits an event whenever the accumulator crosses ``threshold`` (which is then subtracted), at
+  most one per step, so a pixel of intensity ``x`` fires at a rate of about
+  ``min(1, x / threshold)`` events per step. ``P = C``.
 
 In both modes ``noise`` adds background activity: each entry independently flips to 1 with
 that probability per step.

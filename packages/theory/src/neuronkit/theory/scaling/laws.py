@@ -52,7 +52,8 @@ def forward_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     Counts every executed ``nn.Linear`` (``2 in out + out``), ``nn.LayerNorm`` (5 FLOPs per
     element with affine parameters, 4 without) and ``nn.BatchNorm1d`` (same as LayerNorm) via
     forward hooks on a single zero input, so shared or repeated layers are counted each time they
-    run. Activations and additions are not counted (fvcore's convention, 2 FLOPs per multiply-add).
+    run. Activations and additions are not counted, as in fvcore (which, unlike this count, takes
+    a multiply-add as one FLOP).
 
     Args:
         model: any module taking a batch ``[1, *input_shape]``.
