@@ -137,3 +137,15 @@ def test_smoothgrad_of_integrated_gradients_matches_noise_tunnel() -> None:
         model, x, 0, method="integrated_gradients", n_samples=3, stdev=0.2, seed=9, n_steps=10
     )
     torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["smoothgrad", "vargrad"])
+def test_smoothgrad_of_a_float64_model_matches_noise_tunnel(kind) -> None:
+    model = _mlp().double()  # Captum draws float32 noise whatever the input's dtype
+    x = torch.randn(6, 12, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    torch.manual_seed(5)
+    theirs = captum_attr.NoiseTunnel(captum_attr.Saliency(model)).attribute(
+        x, target=1, nt_type=kind, nt_samples=5, stdevs=0.2
+    )
+    ours = smoothgrad(model, x, 1, n_samples=5, stdev=0.2, kind=kind, seed=5)
+    torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)

@@ -89,3 +89,17 @@ def test_bad_importance_arguments() -> None:
         MagnitudeImportance(roles=("weights",))
     with pytest.raises(TypeError, match="graph"):
         MagnitudeImportance()(object())  # type: ignore[arg-type]
+
+
+def test_taylor_sums_a_channel_before_the_absolute_value() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(48, 5))
+    x, y = torch.randn(8, 1, 4, 4), torch.randint(0, 5, (8,))
+    imp = TaylorImportance(inputs=x, targets=y, reduction="sum", normalize=None, roles=("in",))
+    graph = DependencyGraph(model, torch.zeros(1, 1, 4, 4))
+    (scores,) = imp(graph).values()
+    model.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    wg = (model[3].weight * model[3].weight.grad).detach().double()  # [5, 48], 16 per channel
+    expected = wg.reshape(5, 3, 16).sum((0, 2)).abs()
+    torch.testing.assert_close(scores, expected)

@@ -100,3 +100,22 @@ def test_obspa_runs_and_validates() -> None:
         layer_hessians(graph, samples=0)
     plan2 = plan_pruning(graph, OBSImportance(), 0.5)
     assert plan2.num_removed() == 16
+
+
+def test_obs_importance_recomputes_data_free_hessians_for_each_graph() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    shared = OBSImportance()
+    graph = DependencyGraph(model, torch.zeros(1, 6))
+    shared(graph)
+    small = prune(graph, plan_pruning(graph, shared, 0.5))
+    with pytest.raises(TypeError, match="graph: expected a DependencyGraph"):
+        prune(model, plan_pruning(graph, shared, 0.5))
+    small_graph = DependencyGraph(small, torch.zeros(1, 6))
+    assert torch.equal(
+        torch.cat(list(shared(small_graph).values())),
+        torch.cat(list(OBSImportance()(small_graph).values())),
+    )
+    stale = OBSImportance(layer_hessians(graph))
+    with pytest.raises(ValueError, match="hessians: a layer with 4 inputs"):
+        stale(small_graph)

@@ -132,6 +132,11 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], float]] = {
         (1, 6, 6),
         3,
     ),
+    "if_none_offset": (  # starts at v_reset = -0.5: NIR's I starts at 0
+        lambda: nn.Sequential(SeqLinear(4, 5), IF(threshold=1.0, v_reset=-0.5, reset="none")),
+        (4,),
+        1,
+    ),
     "conv2d_sumpool_groups": (
         lambda: nn.Sequential(
             SeqConv2d(2, 4, (3, 2), stride=(1, 2), padding="valid", groups=2, bias=False),
@@ -334,6 +339,7 @@ def test_import_li_and_scale() -> None:
         v = v + dt / 2.0 * (0.25 - v + x_t * np.array([1.0, -2.0, 0.5]))
         ref.append(v)
     np.testing.assert_allclose(net(torch.as_tensor(x)).numpy(), np.stack(ref), rtol=1e-12)
+    assert net(torch.as_tensor(x, dtype=torch.float32)).dtype == torch.float32
 
 
 def test_dag_with_skip_connection_sums_inputs_and_re_exports() -> None:

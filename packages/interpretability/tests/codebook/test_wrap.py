@@ -154,3 +154,21 @@ def test_inputs_and_groups_bad_inputs() -> None:
         insert_codebooks(net, ["mlp"], num_codes=4, groups=3)
     with pytest.raises(TypeError, match="inputs must be a sequence"):
         insert_codebooks(net, ["mlp"], num_codes=4, inputs="mlp")
+
+
+def test_in_place_ops_after_a_codebook_leave_its_records_alone() -> None:
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 6)
+    model = nn.Sequential(lin, nn.ReLU(inplace=True), nn.Linear(6, 3))
+    cbm = insert_codebooks(model, ["0"], num_codes=8, layer_norm=False, replace_rho=0.0)
+    x = torch.randn(8, 4)
+    cbm.initialize_codebooks(x)
+    layer = cbm.codebooks["0"]
+    pre = lin(x).detach()  # what the codebook replaces: before the in-place ReLU
+    assert bool((layer.codebook < 0).any())
+    assert all(bool((pre == row).all(-1).any()) for row in layer.codebook.detach())
+    with cbm.force_codes({"0": [2]}):
+        cbm(x)
+    code = layer.codebook.detach()[2]
+    expected = (code - layer._last_input.detach()).pow(2).sum(-1).mean()
+    torch.testing.assert_close(layer.reconstruction_loss().detach(), expected)

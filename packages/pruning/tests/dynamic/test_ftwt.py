@@ -232,3 +232,11 @@ def test_bad_inputs() -> None:
         GatedConv(nn.Conv2d(4, 4, 3, groups=2), nn.BatchNorm2d(4), nn.ReLU())
     with pytest.raises(ValueError, match="target_reduction"):
         select_ratio(net, torch.randn(2, 1, 8, 8), 120.0, [0.5])
+
+
+def test_ratio_one_keeps_every_filter_with_mass() -> None:
+    act = torch.zeros(1, 3, 2, 2)
+    act[0, 0] = 1.0
+    act[0, 1] = 1e-7  # non-silent, however small
+    keep = mass_targets(act, 1.0)
+    assert keep.tolist() == [[1.0, 1.0, 0.0]]

@@ -183,3 +183,9 @@ def test_nan_weights_rejected() -> None:
         net[0].weight[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="finite"):
         global_magnitude_prune(net, ones_masks(net), 0.2)
+
+
+def test_float64_weights_are_ranked_at_their_own_precision() -> None:
+    w = {"w": torch.tensor([1.0, 1.0 + 1e-9, 2.0, 3.0], dtype=torch.float64)}
+    out = global_magnitude_prune(w, {"w": torch.ones(4, dtype=torch.bool)}, 0.25)
+    assert out["w"].tolist() == [False, True, True, True]

@@ -188,3 +188,18 @@ def test_bad_inputs() -> None:
         reinitialize(net, seed=-2)
     with pytest.raises(TypeError, match="state"):
         train_from(net, [1, 2], x, y, CFG)
+
+
+def test_reinitialize_redraws_attention_and_refuses_bare_parameters() -> None:
+    attn = nn.Sequential(nn.Linear(4, 8), nn.MultiheadAttention(8, 2, batch_first=True))
+    fresh = reinitialize(attn, seed=1)
+    assert not torch.equal(fresh[1].in_proj_weight, attn[1].in_proj_weight)
+
+    class WithEmbedding(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.pos = nn.Parameter(torch.randn(3, 4))
+
+    with pytest.raises(ValueError, match=r"no reset_parameters re-draws \['pos'\]"):
+        reinitialize(WithEmbedding(), seed=1)

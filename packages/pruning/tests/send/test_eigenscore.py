@@ -117,3 +117,13 @@ def test_bad_coefficient_bounds() -> None:
         chebyshev_log_coefficients(8, 2.0, 1.0)
     with pytest.raises(ValueError, match="lower"):
         chebyshev_log_coefficients(8, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", [7, 9])
+def test_a_missed_top_eigenvalue_falls_back_to_a_guaranteed_bound(seed: int) -> None:
+    # two close top eigenvalues: 15 power steps from an unlucky start stop below the top one
+    z = torch.zeros(6, 12, dtype=torch.float64)
+    for i, s in enumerate([10.0, 9.7, 1.0, 1.0, 1.0, 1.0]):
+        z[i, 2 * i], z[i, 2 * i + 1] = s, -s
+    exact = float(eigenscore(z))
+    assert float(efficient_eigenscore(z, seed=seed)) == pytest.approx(exact, abs=0.05)

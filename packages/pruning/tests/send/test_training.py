@@ -118,3 +118,13 @@ def test_bad_inputs() -> None:
         NeuronDropout(model, [0, -2], "mlp")
     with pytest.raises(ValueError, match="decoder layers"):
         decoder_layers(torch.nn.Linear(2, 2))
+
+
+def test_nothing_is_dropped_in_the_release_steps() -> None:
+    _, model, ids, mask, t_ids, t_mask = _setup()
+    cfg = SeNDConfig(
+        steps=12, batch_size=4, checkpoint_every=2, window=2, drop_fraction=0.25, release_steps=5
+    )
+    hist = train_send(model, ids, mask, t_ids, t_mask, cfg, seed=0)
+    assert [d["step"] for d in hist.drops] == [2, 6]  # the selection at step 10 is released
+    assert all(step < 7 for step in hist.checkpoints)

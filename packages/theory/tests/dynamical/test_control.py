@@ -103,3 +103,16 @@ def test_bad_inputs() -> None:
     src = signal_source(square(2))
     with pytest.raises(ValueError, match="has 2 ticks"):
         simulate(src, 3)
+
+
+def test_an_exact_model_tracks_from_a_nonzero_start() -> None:
+    # no step on the made-up pair (0, 0) -> y_0 at tick 0: an exact model stays exact
+    T = 8
+    loop = closed_loop(
+        first_order_plant(0.8, torch.ones(T, dtype=F64), y0=2.0),
+        adaptive_controller(lr=0.5, a0=0.8, b0=1.0),
+        signal_source(torch.ones(T, 1, dtype=F64)),
+    )
+    trace = simulate(loop, T)
+    error = tracking_error(trace.stack("y"), trace.stack("r"))
+    assert torch.allclose(error, torch.zeros_like(error))

@@ -304,3 +304,19 @@ def test_kan_layer_is_one_weight_tensor_with_views_and_loads_old_state_dicts() -
     assert torch.equal(fresh0.coef, coef)
     assert torch.equal(fresh0.base_weight, base_w)  # type: ignore[arg-type]
     assert torch.equal(fresh0.bias, torch.zeros(2))
+
+
+@pytest.mark.parametrize("stages", [(0.5, 0.5, 0.0), (1.0, 0.0, 0.0), (0.5, 0.25, 0.25)])
+def test_train_skan_takes_exactly_the_steps_asked(stages: tuple[float, float, float]) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(20, 2, generator=g) * 2 - 1
+    losses = train_skan(SKAN([2, 1], seed=0), x, x.sum(1), steps=10, stages=stages)
+    assert sum(len(v) for v in losses.values()) == 10
+    assert len(losses["pruned"]) >= 1
+
+
+def test_float64_knots_match_the_uniform_fast_path() -> None:
+    x = torch.linspace(-1, 1, 201, dtype=torch.float64)[:, None]
+    slow = bspline_basis(x, extended_grid(1, 5, 3, dtype=torch.float64), 3)
+    fast = uniform_bspline_basis(x, -1.0, 0.4, 5, 3)
+    assert torch.allclose(slow, fast, rtol=0, atol=1e-13)

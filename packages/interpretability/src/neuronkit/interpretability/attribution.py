@@ -528,10 +528,13 @@ def smoothgrad(
     while done < n_samples:
         k = min(per_pass, n_samples - done)
         shape = (batch * k, *x.shape[1:])
-        noise = torch.randn(shape, generator=gen, dtype=x.dtype, device=x.device)
-        # x + noise * stdev for k copies of each example, written into the fresh noise buffer
-        # with x broadcast (no repeated copy of x; the same numbers)
-        noise.view(batch, k, *x.shape[1:]).mul_(stdev).add_(x.unsqueeze(1))
+        # float32 draws scaled in float32 whatever x's dtype, as Captum's NoiseTunnel does, so
+        # float64 inputs see Captum's noise too
+        noise = torch.randn(shape, generator=gen, dtype=torch.float32, device=x.device)
+        noise = noise.mul_(stdev).to(x.dtype)
+        # x + noise for k copies of each example, written into the noise buffer with x
+        # broadcast (no repeated copy of x; the same numbers)
+        noise.view(batch, k, *x.shape[1:]).add_(x.unsqueeze(1))
         noisy = noise
         if fn is _noisy_saliency:  # an int target stays an int (no index tensor)
             tk = t if not isinstance(t, torch.Tensor) else t.repeat_interleave(k)

@@ -119,7 +119,14 @@ class GroupImportance:
         normalize: None, or divide each group's scores by their "mean", "max" or "sum" (makes
             scores comparable across groups for global pruning).
         roles: the member roles that score ("out", "in", "norm", "embed").
+
+    A subclass whose position scores are signed sets ``signed_positions``: a member's channel
+    score is then the absolute value of the sum over the channel's positions (a channel that
+    covers several positions, e.g. a conv channel seen by a Linear after a Flatten, sums
+    before the absolute value).
     """
+
+    signed_positions: bool = False
 
     def __init__(
         self,
@@ -167,6 +174,8 @@ class GroupImportance:
         if not members:
             return torch.zeros(group.size, dtype=torch.float64)
         stack = _member_rows(members, values)
+        if self.signed_positions:
+            stack = stack.abs()
         if self.reduction == "mean":
             scores = stack.mean(0)
         elif self.reduction == "sum":
@@ -260,11 +269,14 @@ class _GradientImportance(GroupImportance):
 
 
 class TaylorImportance(_GradientImportance):
-    """First-order Taylor: ``|sum_{slice} w * dL/dw|`` (Molchanov et al.), lifted to groups."""
+    """First-order Taylor: ``|sum_{slice} w * dL/dw|`` (Molchanov et al.), lifted to groups;
+    the slice is all of a member's positions of the channel (signed position scores)."""
+
+    signed_positions = True
 
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
         wg = self._wg(member)
-        return None if wg is None else _reduce_other_dims(wg, member.dim).abs()
+        return None if wg is None else _reduce_other_dims(wg, member.dim)
 
 
 class SNIPImportance(_GradientImportance):

@@ -173,6 +173,13 @@ class _Consumer:
         bias = mod.bias
         b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], device=w.device)
         self.w = torch.cat([w, b[:, None]], 1)
+        d = self.w.shape[1]
+        if tuple(hessian.shape) != (d, d):
+            raise ValueError(
+                f"hessians: a layer with {d - 1} inputs (+ bias) needs a [{d}, {d}] Hessian, got "
+                f"{tuple(hessian.shape)} (Hessians of another model or of the model before "
+                "pruning?)"
+            )
         h = hessian.clone()
         lam = damp * float(torch.diagonal(h).mean())
         h += lam * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
@@ -224,19 +231,20 @@ class OBSImportance(GroupImportance):
         super().__init__(reduction="sum", normalize="mean", roles=("in",))
         self.hessians = dict(hessians) if hessians is not None else None
         self.damp = float(damp)
+        self._graph_hessians: dict[str, torch.Tensor] = {}
 
     def prepare(self, graph: DependencyGraph) -> None:
-        if self.hessians is None:
-            self.hessians = layer_hessians(graph)
+        if self.hessians is None:  # data-free Hessians belong to this graph: recomputed per graph
+            self._graph_hessians = layer_hessians(graph)
 
     def group_scores(self, graph: DependencyGraph, group: Group) -> torch.Tensor:
-        assert self.hessians is not None
+        hessians = self.hessians if self.hessians is not None else self._graph_hessians
         total = torch.zeros(group.size, dtype=torch.float64)
         for m in _consumer_members(graph, group):
-            if m.module not in self.hessians:
+            if m.module not in hessians:
                 continue
             mod: Any = graph.model.get_submodule(m.module)
-            consumer = _Consumer(mod, self.hessians[m.module], self.damp)
+            consumer = _Consumer(mod, hessians[m.module], self.damp)
             total += consumer.saliency(_columns(mod, m)).cpu()  # scores live on the CPU
         if self.normalize is None or not bool(total.any()):
             return total

@@ -237,6 +237,10 @@ def plan_from_masks(graph: DependencyGraph, masks: Mapping[int, torch.Tensor]) -
 
 
 def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
+    if not isinstance(graph, DependencyGraph):
+        raise TypeError(
+            f"graph: expected a DependencyGraph (built on the model), got {type(graph).__name__}"
+        )
     if not isinstance(plan, PruningPlan):
         raise TypeError(f"plan: expected a PruningPlan, got {type(plan).__name__}")
     for gi, idx in plan.removed.items():

@@ -185,7 +185,7 @@ class Scale(nn.Module):
         self.register_buffer("scale", scale)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.scale
+        return x * self.scale.to(x.dtype)  # NIR arrays are float64: keep the input's dtype
 
 
 class InputGain(nn.Module):
@@ -621,10 +621,12 @@ def _export_neuron(
         _check_reset(path, m)
         r = np.full(shape, 1.0 / dt_graph)
         thr = _param_array("threshold", m.threshold, shape, f"module {path!r}")
-        if m.reset == "none":
+        if (
+            m.reset == "none"
+        ):  # v starts at v_reset, NIR's I at 0: the offset moves to the threshold
             return [
                 (f"i_{path}", nir.I(r=r)),
-                (f"threshold_{path}", nir.Threshold(threshold=thr)),
+                (f"threshold_{path}", nir.Threshold(threshold=thr - float(m.v_reset))),
             ]
         v_reset = np.full(shape, float(m.v_reset))
         return [(f"if_{path}", nir.IF(r=r, v_threshold=thr, v_reset=v_reset))]

@@ -243,8 +243,9 @@ class CodebookLayer(nn.Module):
                 flat = _apply_forced(flat, codes, positions, per_sequence)
             ids = flat.reshape(ids.shape)
         codes_out = self._lookup(ids, forced)
-        # straight-through: the value is the codes, d output / d a is the identity
-        out = codes_out + a - a.detach() if not forced else codes_out
+        # straight-through: the value is the codes, d output / d a is the identity; forced
+        # codes go out as a copy, so that in-place ops downstream leave _last_output alone
+        out = codes_out + a - a.detach() if not forced else codes_out.clone()
         if grouped:
             out = out.reshape(x.shape)
             a = a.reshape(x.shape)

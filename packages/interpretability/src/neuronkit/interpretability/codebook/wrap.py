@@ -157,7 +157,7 @@ class CodebookModel(nn.Module):
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
             x = _first_tensor(output)
             if self._collect is not None:
-                self._collect[name].append(x.detach())
+                self._collect[name].append(x.detach().clone())  # later in-place ops
                 return None
             return _replace_first_tensor(output, layer(x))
 
@@ -169,7 +169,7 @@ class CodebookModel(nn.Module):
         def hook(module: nn.Module, args: Any) -> Any:
             x = _first_tensor(tuple(args))
             if self._collect is not None:
-                self._collect[name].append(x.detach())
+                self._collect[name].append(x.detach().clone())  # later in-place ops
                 return None
             return _replace_first_tensor(tuple(args), layer(x))
 

@@ -125,7 +125,9 @@ def mass_targets(activation: torch.Tensor, ratio: float, criterion: str = "max")
         norm = mass / total.clamp_min(torch.finfo(mass.dtype).tiny)
         sorted_mass, order = torch.sort(norm, dim=1, descending=True)
         before = torch.cumsum(sorted_mass, dim=1) - sorted_mass  # mass of the better filters
-        keep_sorted = (before < float(ratio) - 1e-6) & (sorted_mass > 0)
+        # the slack absorbs the cumulative sum's rounding; r = 1 keeps every non-silent filter
+        reach = float(ratio) - 1e-6 if ratio < 1 else math.inf
+        keep_sorted = (before < reach) & (sorted_mass > 0)
         keep = torch.zeros_like(norm).scatter(1, order, keep_sorted.to(norm.dtype))
     return keep
 

@@ -172,8 +172,8 @@ def global_magnitude_prune(
         [
             torch.where(
                 masks[n].flatten().cpu(),
-                weights[n].detach().abs().flatten().float().cpu(),
-                torch.tensor(-1.0),
+                weights[n].detach().abs().flatten().double().cpu(),  # float64 weights too
+                torch.tensor(-1.0, dtype=torch.float64),
             )
             for n in names
         ]

@@ -246,20 +246,31 @@ def accuracy(
 
 
 def reinitialize(model: nn.Module, *, seed: int) -> nn.Module:
-    """A copy of ``model`` with every layer re-drawn by its ``reset_parameters`` (seeded).
+    """A copy of ``model`` with every layer re-drawn by its ``reset_parameters`` (or
+    ``_reset_parameters``, e.g. ``nn.MultiheadAttention``), seeded.
 
     The "random reinitialization" control: the ticket's mask on a fresh ``W_0'``. The global
-    RNG is forked, so calling this does not change other random streams.
+    RNG is forked, so calling this does not change other random streams. Raises a
+    ``ValueError`` naming any parameter no such method re-draws (e.g. a positional embedding
+    held directly by a model): its initial distribution is the model's own choice.
     """
     check_type("model", model, nn.Module)
     check_number("seed", seed, ge=0, integer=True)
     fresh = copy.deepcopy(model)
+    redrawn: set[int] = set()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         for m in fresh.modules():
-            reset = getattr(m, "reset_parameters", None)
+            reset = getattr(m, "reset_parameters", None) or getattr(m, "_reset_parameters", None)
             if callable(reset):
                 reset()
+                redrawn.update(id(p) for p in m.parameters(recurse=False))
+    left = [name for name, p in fresh.named_parameters() if id(p) not in redrawn]
+    if left:
+        raise ValueError(
+            f"model: no reset_parameters re-draws {left}; re-draw them yourself (the control "
+            "needs a fresh W_0' everywhere)"
+        )
     return fresh
 
 

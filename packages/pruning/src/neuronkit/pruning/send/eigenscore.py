@@ -156,7 +156,10 @@ def efficient_eigenscore(
     ``Sigma`` is applied implicitly as ``X (X^T V) + alpha V`` or, when that is cheaper for the
     given ``K``, ``d``, ``moments`` and ``probes``, through the formed ``K x K`` Gram matrix.
     The spectrum's upper end is the power-iteration Rayleigh quotient plus its residual norm
-    (a margin of 1%); the lower end is ``alpha``. With ``probes >= K`` the trace is taken
+    (a margin of 1%); if a moment then exceeds 1 in magnitude, which a spectrum inside the
+    interval cannot give, the power method missed the top eigenvalue and the moments are taken
+    again up to a guaranteed bound (``||X||_F^2``, or Gershgorin's on the Gram matrix, plus
+    ``alpha``). The lower end is ``alpha``. With ``probes >= K`` the trace is taken
     over the ``K`` unit vectors (exact, no sampling error).
 
     Args:
@@ -187,8 +190,11 @@ def efficient_eigenscore(
     n_vec = k if exact_trace else probes
     matvecs = moments + power_iterations + 1
     # Gram route: 2 K^2 d once + 2 K^2 per column; factor route: 4 K d per column.
+    # a guaranteed upper bound of the spectrum: ||X||_F^2 (+ alpha), or Gershgorin's on the Gram
+    safe = (x * x).sum(dim=(1, 2))
     if k * (d + matvecs * n_vec) < 2 * d * matvecs * n_vec:
         gram = x @ x.transpose(-1, -2)
+        safe = torch.minimum(safe, gram.abs().sum(-1).amax(-1))
 
         def apply(v: torch.Tensor) -> torch.Tensor:
             return gram @ v + alpha * v
@@ -218,23 +224,35 @@ def efficient_eigenscore(
         probe = (2 * bits - 1).to(x)
     lower = alpha
     out = torch.empty(p, dtype=torch.float64)
-    scale = torch.as_tensor(2.0 / (upper - lower), dtype=x.dtype, device=x.device).view(p, 1, 1)
-    shift = torch.as_tensor((upper + lower) / (upper - lower), dtype=x.dtype, device=x.device)
-    shift = shift.view(p, 1, 1)
-
-    def mapped(t: torch.Tensor) -> torch.Tensor:  # (2 Sigma - (b + a) I) / (b - a)
-        return scale * apply(t) - shift * t
-
-    # Chebyshev moments mu_m = tr(T_m(A)) / K (Hutchinson average over probes).
-    mus = torch.empty(p, moments + 1, dtype=torch.float64)
-    t_prev, t_cur = probe, mapped(probe)
     # tr(T) = sum of e_j^T T e_j (unit vectors) or K * mean of v^T T v (Rademacher probes)
     norm = 1.0 / k if exact_trace else 1.0 / (n_vec * k)
-    mus[:, 0] = (probe * t_prev).sum(dim=(1, 2)).double() * norm
-    mus[:, 1] = (probe * t_cur).sum(dim=(1, 2)).double() * norm
-    for m in range(2, moments + 1):
-        t_prev, t_cur = t_cur, 2.0 * mapped(t_cur) - t_prev
-        mus[:, m] = (probe * t_cur).sum(dim=(1, 2)).double() * norm
+
+    def chebyshev_moments(upper: np.ndarray) -> torch.Tensor:
+        """``[p, M + 1]``: ``mu_m = tr(T_m(A)) / K`` (Hutchinson average over probes) for the
+        spectrum mapped from ``[alpha, upper]`` to ``[-1, 1]``."""
+        scale = torch.as_tensor(2.0 / (upper - lower), dtype=x.dtype, device=x.device)
+        shift = torch.as_tensor((upper + lower) / (upper - lower), dtype=x.dtype, device=x.device)
+        scale, shift = scale.view(p, 1, 1), shift.view(p, 1, 1)
+
+        def mapped(t: torch.Tensor) -> torch.Tensor:  # (2 Sigma - (b + a) I) / (b - a)
+            return scale * apply(t) - shift * t
+
+        mus = torch.empty(p, moments + 1, dtype=torch.float64)
+        t_prev, t_cur = probe, mapped(probe)
+        mus[:, 0] = (probe * t_prev).sum(dim=(1, 2)).double() * norm
+        mus[:, 1] = (probe * t_cur).sum(dim=(1, 2)).double() * norm
+        for m in range(2, moments + 1):
+            t_prev, t_cur = t_cur, 2.0 * mapped(t_cur) - t_prev
+            mus[:, m] = (probe * t_cur).sum(dim=(1, 2)).double() * norm
+        return mus
+
+    mus = chebyshev_moments(upper)
+    # a spectrum inside the interval keeps every |mu_m| <= 1 (|z^T T_m z| <= |z|^2): a larger
+    # one means the power method missed the top eigenvalue, so use the guaranteed bound
+    missed = (mus.abs().amax(dim=1) > 1.0 + 1e-6).numpy()
+    if missed.any():
+        upper = np.where(missed, (safe + alpha).double().cpu().numpy(), upper)
+        mus = chebyshev_moments(upper)
     for i in range(p):
         c = torch.from_numpy(chebyshev_log_coefficients(moments, lower, float(upper[i]), kernel))
         out[i] = (c * mus[i]).sum()

@@ -455,8 +455,9 @@ def train_send(
     cursor = 0
     model.train()
     try:
+        release = config.steps - config.release_steps  # from here on nothing is dropped
         for step in range(config.steps):
-            if dropper is not None and step % config.checkpoint_every == 0:
+            if dropper is not None and step < release and step % config.checkpoint_every == 0:
                 with dropper.suspended():
                     snapshots.append(
                         record_activations(
@@ -481,7 +482,7 @@ def train_send(
                             }
                         )
                     dropper.set(chosen, width)
-            if dropper is not None and step == config.steps - config.release_steps:
+            if dropper is not None and step == release:
                 dropper.set(None)
             if cursor + config.batch_size > n:
                 order, cursor = torch.randperm(n, generator=gen), 0

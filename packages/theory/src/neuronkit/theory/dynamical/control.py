@@ -166,9 +166,10 @@ def adaptive_controller(
     Boxes: ``model`` (a :func:`dense_learner` ``[y, u] -> y_next`` with parameters exposed on
     wires, initialized at the nominal plant ``[[a0, b0]]``, bias 0), ``policy``
     (:func:`certainty_equivalence_policy` reading the model's parameters), ``memory`` (a unit
-    delay holding ``[y_{t-1}, u_{t-1}]``), ``features`` / ``target`` (reshaping) and ``loss``
-    (squared prediction error, whose gradient is fed back to the model). Each tick the model
-    takes one gradient step on ``(model([y_{t-1}, u_{t-1}]) - y_t)^2``.
+    delay holding ``[y_{t-1}, u_{t-1}, 1]``), ``features`` / ``unpack`` / ``target``
+    (reshaping), ``loss`` (squared prediction error) and ``gate`` (which passes its gradient to
+    the model only when the memory holds a real past tick). Each tick from the second on the
+    model takes one gradient step on ``(model([y_{t-1}, u_{t-1}]) - y_t)^2``.
 
     Args:
         lr: model learning rate (``0``: the fixed certainty-equivalence controller for the
@@ -195,11 +196,25 @@ def adaptive_controller(
         name=f"{name}/model",
     )
     policy = certainty_equivalence_policy(u_max=u_max, gain_floor=gain_floor, name=f"{name}/policy")
+    # the memory holds [y, u, 1]: the 1 marks a real past tick (the initial zeros are not one)
+    one = torch.ones(1, dtype=f64)
     features = function_system(
         [Port("y", (1,), f64), Port("u", (1,), f64)],
-        [Port("phi", (1, 2), f64)],
-        lambda i: {"phi": torch.cat([i["y"], i["u"]])[None, :]},
+        [Port("phi", (1, 3), f64)],
+        lambda i: {"phi": torch.cat([i["y"], i["u"], one])[None, :]},
         name=f"{name}/features",
+    )
+    unpack = function_system(
+        [Port("m", (1, 3), f64)],
+        [Port("x", (1, 2), f64), Port("valid", (1, 1), f64)],
+        lambda i: {"x": i["m"][:, :2], "valid": i["m"][:, 2:]},
+        name=f"{name}/unpack",
+    )
+    gate = function_system(  # no step at tick 0, where no past pair exists yet
+        [Port("grad", (None, 1), f64), Port("valid", (1, 1), f64)],
+        [Port("grad", (None, 1), f64)],
+        lambda i: {"grad": i["grad"] * i["valid"]},
+        name=f"{name}/gate",
     )
     target = function_system(
         [Port("y", (1,), f64)],
@@ -207,14 +222,16 @@ def adaptive_controller(
         lambda i: {"y2": i["y"][None, :]},
         name=f"{name}/target",
     )
-    memory = delay(Port("phi", (1, 2), f64), torch.zeros(1, 2, dtype=f64), name=f"{name}/memory")
+    memory = delay(Port("phi", (1, 3), f64), torch.zeros(1, 3, dtype=f64), name=f"{name}/memory")
     systems: dict[str, DynamicalSystem] = {
         "model": model,
         "policy": policy,
         "features": features,
         "target": target,
         "memory": memory,
+        "unpack": unpack,
         "loss": mse_loss_system(1),
+        "gate": gate,
     }
     wires = [
         ("outer.r", "policy.r"),
@@ -226,11 +243,14 @@ def adaptive_controller(
         ("outer.y", "features.y"),
         ("policy.u", "features.u"),
         ("features.phi", "memory.x"),
-        ("memory.y", "model.x"),
+        ("memory.y", "unpack.m"),
+        ("unpack.x", "model.x"),
         ("model.y", "loss.y"),
         ("outer.y", "target.y"),
         ("target.y2", "loss.target"),
-        ("loss.grad", "model.grad_y"),
+        ("loss.grad", "gate.grad"),
+        ("unpack.valid", "gate.valid"),
+        ("gate.grad", "model.grad_y"),
     ]
     diagram = WiringDiagram(
         [Port("r", (1,), f64), Port("y", (1,), f64)],

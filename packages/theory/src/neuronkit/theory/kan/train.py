@@ -108,9 +108,10 @@ def train_skan(
         raise ValueError(f"stages must sum to 1, got {tuple(stages)} (sum {sum(stages)})")
     if any(layer.is_selected or not bool(layer.active.all()) for layer in model.skan_layers()):
         raise ValueError("model must be a fresh S-KAN with every space active (not selected)")
-    n_full = max(1, round(stages[0] * steps))
-    n_sel = round(stages[1] * steps)
-    n_pruned = max(1, steps - n_full - n_sel)
+    # exactly `steps` in all, the pruned stage at least one (taken from the others if needed)
+    n_full = min(max(1, round(stages[0] * steps)), steps - 1)
+    n_sel = min(round(stages[1] * steps), steps - n_full - 1)
+    n_pruned = steps - n_full - n_sel
     kwargs = {"lr": lr, "weight_decay": weight_decay}
     losses = {"full": train_regression(model, x, y, steps=n_full, **kwargs)}
     losses["selective"] = []
