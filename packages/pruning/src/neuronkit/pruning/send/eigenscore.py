@@ -157,10 +157,10 @@ def efficient_eigenscore(
     given ``K``, ``d``, ``moments`` and ``probes``, through the formed ``K x K`` Gram matrix.
     The spectrum's upper end is the power-iteration Rayleigh quotient plus its residual norm
     (a margin of 1%); if a moment then exceeds 1 in magnitude, which a spectrum inside the
-    interval cannot give, the power method missed the top eigenvalue and the moments are taken
-    again up to a guaranteed bound (``||X||_F^2``, or Gershgorin's on the Gram matrix, plus
-    ``alpha``). The lower end is ``alpha``. With ``probes >= K`` the trace is taken
-    over the ``K`` unit vectors (exact, no sampling error).
+    interval cannot give, the power method stopped below the top eigenvalue and the interval is
+    widened by 25% at a time (never beyond the guaranteed bound ``||X||_F^2``, or Gershgorin's
+    on the Gram matrix, plus ``alpha``) until no moment does. The lower end is ``alpha``. With
+    ``probes >= K`` the trace is taken over the ``K`` unit vectors (exact, no sampling error).
 
     Args:
         embeddings: ``[K, d]`` or ``[P, K, d]`` (a batch of independent sets).
@@ -248,11 +248,14 @@ def efficient_eigenscore(
 
     mus = chebyshev_moments(upper)
     # a spectrum inside the interval keeps every |mu_m| <= 1 (|z^T T_m z| <= |z|^2): a larger
-    # one means the power method missed the top eigenvalue, so use the guaranteed bound
-    missed = (mus.abs().amax(dim=1) > 1.0 + 1e-6).numpy()
-    if missed.any():
-        upper = np.where(missed, (safe + alpha).double().cpu().numpy(), upper)
+    # one means the power method stopped below the top eigenvalue; widen the interval (by 25%
+    # a time, up to the guaranteed bound) until none does
+    ceiling = (safe + alpha).double().cpu().numpy()
+    missed = (mus.abs().amax(dim=1) > 1.0 + 1e-6).numpy() & (upper < ceiling)
+    while missed.any():
+        upper = np.where(missed, np.minimum(upper * 1.25, ceiling), upper)
         mus = chebyshev_moments(upper)
+        missed = (mus.abs().amax(dim=1) > 1.0 + 1e-6).numpy() & (upper < ceiling)
     for i in range(p):
         c = torch.from_numpy(chebyshev_log_coefficients(moments, lower, float(upper[i]), kernel))
         out[i] = (c * mus[i]).sum()
