@@ -30,9 +30,12 @@ KNOWN_FAILING = {
     # 1.003 > 1: rank-1 init changes weights only 0.3% more than full rank in quick mode (16%
     # in full mode); a CPU with other kernels may land on either side.
     "theory.rich_lazy": {"weight_change_low_over_high"},
-    # Finite-depth NTK regression with the singular activation needs ~1e6 layers to reach the
-    # limit; its excess error over Bayes shrinks slowly with n (direction holds, factor not).
-    "theory.wide_deep_optimality": {"depth_agreement", "singular_excess_ratio"},
+    # The Hilbert-kernel classifier's excess error over Bayes shrinks slowly with n (direction
+    # holds, factor not: 0.501 quick, 0.72 full).
+    "theory.wide_deep_optimality": {"singular_excess_ratio"},
+    # Since the spread is measured per network state (sorted levels, 0.6.6), the unsupervised
+    # protocol at d = 0.8 is 0.111 in quick mode (4 realizations of N = 2500); full: 0.069.
+    "theory.multitask_hebbian": {"parallel_spread"},
     # On 8x8 digits at equal parameters the plain MLP (a ~2.7x wider embedding) beats the
     # inverted-bottleneck MLP at every quick scale (ratio 1.33; full 2.57).
     "theory.scaling_mlps": {"bottleneck_over_plain_error"},

@@ -40,6 +40,18 @@ def test_iirlif_matches_reference_loop_and_learns_leak_threshold() -> None:
     assert float(n.threshold.grad) != 0.0
 
 
+def test_a_leak_starting_at_one_gets_a_gradient() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 4) * 1.5
+    n = IIRLIF(leak=1.0, threshold=0.7)  # where converted networks start
+    n(x).sum().backward()
+    assert n.leak.grad is not None
+    assert float(n.leak.grad) != 0.0
+    with torch.no_grad():
+        n.leak.fill_(1.3)  # beyond the bound the value stays 1
+    torch.testing.assert_close(n(x), IIRLIF(leak=1.0, threshold=0.7)(x))
+
+
 def test_iirlif_bad_inputs_and_frozen() -> None:
     with pytest.raises(ValueError, match="leak"):
         IIRLIF(leak=1.5)

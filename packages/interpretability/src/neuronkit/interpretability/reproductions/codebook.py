@@ -334,7 +334,9 @@ def _interventions(
         for name in names:
             al = alignments[name]
             seen = set(al.features.tolist())
-            # a state never completed in the held-out set has no top code: use code -1 -> skip
+            # a state never completed in the held-out set has no top code: the first seen
+            # state's code stands in (such a trial succeeds only by chance; with thousands of
+            # state completions in the held-out set every state is seen)
             ids = [al.code_for(b) if b in seen else int(al.top_code[0]) for b in tgt]
             codes[name] = torch.tensor(ids)[:, None]
         generated = generate_with_codes(

@@ -286,7 +286,8 @@ def run(ctx: RunContext) -> None:
         f"Stabilizing paper's failure of k = 0 at scale is not exercised. The controls fall "
         f"towards chance at this sparsity: a random mask or a fresh initialization keeps the "
         f"dense initializer's scale, so (likely) the signal shrinks with the density through "
-        f"the four layers and 7.6 epochs do not recover it, while the magnitude-selected ticket "
+        f"the four layers and {iterations * 64 / len(ytr):.1f} epochs do not recover it, while "
+        f"the magnitude-selected ticket "
         f"keeps the large weights."
     )
     ctx.note(

@@ -182,9 +182,12 @@ def run(ctx: RunContext) -> None:
         f"trains at T = 1 for {scratch_epochs} epochs: the IIR run's ANN and SNN epochs "
         "together. The paper starts from a fully trained DIET-SNN at T = 5 and trains every "
         "stage to convergence; here every stage is a few epochs, so the T = 5 network is not "
-        "converged and part of the later stages' accuracy is further training. The leaks are "
-        "trainable but, clamped to [0, 1], end at 1 (integrate-and-fire) in every layer on "
-        "this static-image task."
+        "converged and part of the later stages' accuracy is further training. The leaks "
+        "start at 1 and train (their value is clamped to [0, 1] with the gradient passed "
+        "straight through; before neuronkit-snn 0.3.7 the clamp's zero gradient at 1 froze "
+        "them); final leak per layer and seed: "
+        + "; ".join("[" + ", ".join(f"{v:.3f}" for v in r.final.leaks) + "]" for r in results)
+        + "."
     )
 
 

@@ -85,8 +85,9 @@ class IIRLIF(nn.Module):
 
     ``forward(x: [T, B, ...]) -> spikes [T, B, ...]`` from rest, with ``u_t = lam * u_{t-1} +
     x_t - theta * s_{t-1}`` and ``s_t = H(u_t / theta - 1)`` (fires at ``u >= theta``). The
-    leak is clamped to [0, 1] in the forward pass (1 is an IF neuron); the threshold must stay
-    positive (it is clamped at ``min_threshold``).
+    leak's value is clamped to [0, 1] in the forward pass (1 is an IF neuron) with the gradient
+    passed straight through, so a leak starting at 1 trains; the threshold must stay positive
+    (it is clamped at ``min_threshold``).
 
     Args:
         leak: initial leak ``lam`` in [0, 1] (DIET-SNN starts converted networks at 1).
@@ -132,7 +133,9 @@ class IIRLIF(nn.Module):
                 f"x must be a floating tensor [T, B, ...] (>= 3 dims), got dtype {x.dtype} and "
                 f"shape {tuple(x.shape)}"
             )
-        lam = self.leak.clamp(0.0, 1.0).to(x.dtype)
+        # clamped value, identity gradient (straight through): the plain clamp's gradient is 0
+        # at the bound, and converted networks start at leak 1, so the leak would never train
+        lam = (self.leak + (self.leak.clamp(0.0, 1.0) - self.leak).detach()).to(x.dtype)
         theta = self.threshold.clamp(min=self.min_threshold).to(x.dtype)
         begin(self.surrogate)  # a new sequence: a stateful surrogate (PDSG) restarts
         u = torch.zeros_like(x[0])

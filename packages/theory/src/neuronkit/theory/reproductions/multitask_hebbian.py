@@ -80,7 +80,7 @@ def run(ctx: RunContext) -> None:
     ctx.metric("realizations", reps)
     ctx.metric("hierarchical_stability_limit_K3", hierarchical_stability_limit(K))
 
-    # sorted |m| [proto][d] -> [K]; overlap per active entry with pattern order kept
+    # sorted |m| [proto][d] -> [K]; sorted overlap per active entry
     sorted_m: dict[str, list[np.ndarray]] = {p: [] for p in PROTOCOLS}
     per_active: dict[str, list[np.ndarray]] = {p: [] for p in PROTOCOLS}
     for d in ctx.progress(dilutions, desc="dilution"):
@@ -104,7 +104,9 @@ def run(ctx: RunContext) -> None:
                 )
                 m = np.abs(result.overlaps[-1])
                 acc_sorted[proto] += np.sort(m)[::-1] / reps
-                acc_active[proto] += m / np.maximum(active, 1.0 / n) / reps
+                # sorted per realization too: the spread is of one network state's levels
+                # (averaging in pattern order would mix levels across realizations)
+                acc_active[proto] += np.sort(m / np.maximum(active, 1.0 / n))[::-1] / reps
         for proto in PROTOCOLS:
             sorted_m[proto].append(acc_sorted[proto])
             per_active[proto].append(acc_active[proto])

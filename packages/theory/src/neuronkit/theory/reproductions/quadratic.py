@@ -191,7 +191,7 @@ def run(ctx: RunContext) -> None:
 
     _figures(ctx, rows, curves, deep_curves, rates)
     ctx.note(
-        f"Radial task: x ~ N(0, I_{dim}), label = [||x||^2 below the chi-square median] "
+        f"Radial task: x ~ N(0, I_{dim}), label = [||x||^2 above the chi-square median] "
         "(balanced); "
         f"{n_train} training and 4000 test points. Quadratic net {q_widths} with ReLU "
         f"({n_q} parameters, ReLinear init) against a ReLU MLP {[dim, conv_hidden, 1]} "
