@@ -621,9 +621,8 @@ def _export_neuron(
         _check_reset(path, m)
         r = np.full(shape, 1.0 / dt_graph)
         thr = _param_array("threshold", m.threshold, shape, f"module {path!r}")
-        if (
-            m.reset == "none"
-        ):  # v starts at v_reset, NIR's I at 0: the offset moves to the threshold
+        if m.reset == "none":
+            # v starts at v_reset and NIR's I at 0: the offset moves into the threshold
             return [
                 (f"i_{path}", nir.I(r=r)),
                 (f"threshold_{path}", nir.Threshold(threshold=thr - float(m.v_reset))),
