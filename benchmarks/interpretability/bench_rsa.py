@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -280,7 +281,13 @@ def main() -> int:
                 )
         rows.append(row)
         print(_row_text(row), flush=True)
-    worst = max((v for v in equivalence.values() if v is not None), default=None)
+    # any configuration without a comparison (None) or with a NaN difference fails the check
+    values = list(equivalence.values())
+    worst = (
+        None
+        if not values or any(v is None or not math.isfinite(v) for v in values)
+        else max(values)
+    )
     import numpy as np
 
     from neuronkit.common import atomic_write_json

@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,7 +239,10 @@ def main() -> int:
         "versions": {
             "torch": torch.__version__,
             "pykan": version("pykan"),
-            "neuronkit-theory": version("neuronkit-theory"),
+            # the checkout's sources (measured above), not the installed copy's metadata
+            "neuronkit-theory": tomllib.loads(
+                (ROOT / "packages" / "theory" / "pyproject.toml").read_text()
+            )["project"]["version"],
         },
         "repeats": args.repeats,
         "rounds": args.rounds,

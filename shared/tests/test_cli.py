@@ -218,3 +218,28 @@ def test_assert_quick_reproduction(with_plugin: Path, tmp_path: Path) -> None:
     # a known-failing check is tolerated, but a run must still leave a figure
     with pytest.raises(AssertionError, match="saved no figure"):
         assert_quick_reproduction("testplugin.biased_coin", tmp_path / "b", {"abs_error"})
+
+
+def test_resume_reruns_results_of_another_version_or_threshold(
+    with_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "testplugin.fair_coin" / "result.json"
+
+    def run() -> str:
+        assert main(["reproduce", "testplugin.fair_coin", "--quick", "--out", str(tmp_path)]) == 0
+        return capsys.readouterr().err
+
+    def edit(change: Callable[[dict], None]) -> None:
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+
+    run()
+    assert json.loads(path.read_text())["environment"]["package_version"]
+    edit(lambda d: d["checks"][0].update(value=None))  # a NaN value, written as null
+    assert "reusing" in run()  # read back as NaN, formatted without a crash
+    edit(lambda d: d["environment"].update(package_version="0.0.0"))
+    assert "reusing" not in run()  # made by another version of the package
+    edit(lambda d: d["checks"][0].update(threshold=d["checks"][0]["threshold"] + 1))
+    assert "reusing" not in run()  # checked against another threshold
+    assert "reusing" in run()

@@ -62,6 +62,17 @@ from neuronkit.common.io import atomic_path
             TypeError,
             r"pts must be a real array \[n, d\], got list",
         ),
+        (lambda: check_choice("mode", True, [1, 2]), ValueError, "mode must be one of"),
+        (
+            lambda: as_float_array("z", np.array([1.0 + 2.0j])),
+            TypeError,
+            r"z must be a real array, got ndarray \(complex values\)",
+        ),
+        (
+            lambda: check_finite("x", np.array([1.0, np.nan], dtype=object)),
+            ValueError,
+            "x must be finite",
+        ),
     ],
 )
 def test_errors_name_the_argument(call, error, message) -> None:  # type: ignore[no-untyped-def]

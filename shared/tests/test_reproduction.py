@@ -88,11 +88,12 @@ def test_threads_cap_torch_during_the_run_and_are_restored(tmp_path: Path) -> No
         ctx.check("v", 1.0)
 
     before = torch.get_num_threads()
-    run_reproduction(
+    result = run_reproduction(
         getattr(capped, ATTRIBUTE), capped, package="unit", quick=True, seed=0, out_root=tmp_path
     )
     assert seen == [1]
     assert torch.get_num_threads() == before
+    assert result.environment["torch_threads"] == "1"  # what the run used, not the restored count
 
 
 @reproduction(id="unit.ok", paper="P", claim="C", checks=[Check("v", ">=", 0.5, "value")], seed=4)

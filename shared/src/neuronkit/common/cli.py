@@ -155,7 +155,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     for n, info in enumerate(selected, 1):
         seed = info.spec.seed if args.seed is None else args.seed
         previous = None if args.force else load_result(out, info.id)
-        if previous is not None and previous.quick == args.quick and previous.seed == seed:
+        if previous is not None and _still_current(previous, info, args.quick, seed):
             say(f"[{n}/{len(selected)}] {info.id}: finished earlier, reusing (--force reruns)")
             results.append(previous)
             reused.append(info.id)
@@ -171,6 +171,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                 seed=seed,
                 out_root=out,
                 show_progress=not args.no_progress,
+                version=info.version,
             )
         except KeyboardInterrupt:
             say(f"interrupted during {info.id}; run the same command again to resume")
@@ -223,6 +224,18 @@ def _write_summary(
                 for r in results
             ],
         },
+    )
+
+
+def _still_current(previous: Result, info: ReproductionInfo, quick: bool, seed: int) -> bool:
+    """Whether a finished result answers this run: the same mode and seed, made by the
+    installed version of the package, against the same checks and thresholds."""
+    return (
+        previous.quick == quick
+        and previous.seed == seed
+        and previous.environment.get("package_version") == info.version
+        and [(c.name, c.comparison, c.threshold) for c in previous.checks]
+        == [(c.name, c.comparison, c.threshold) for c in info.spec.checks]
     )
 
 

@@ -174,7 +174,11 @@ class Result:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
         data = dict(data)
-        data["checks"] = [CheckResult(**c) for c in data.get("checks", [])]
+        # NaN values are written as null (JSON has no NaN): read them back as NaN
+        data["checks"] = [
+            CheckResult(**{**c, "value": math.nan if c.get("value") is None else c["value"]})
+            for c in data.get("checks", [])
+        ]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -319,8 +323,12 @@ def run_reproduction(
     seed: int,
     out_root: str | Path,
     show_progress: bool = True,
+    version: str | None = None,
 ) -> Result:
     """Run one reproduction and write ``<out_root>/<id>/`` (result.json, report.md, figures).
+
+    ``version``: the package's version, recorded in the result's environment
+    (``package_version``), so that a later run can tell whether the result is still current.
 
     The folder appears only when the run finished: it is built under a temporary name and
     moved into place, so an interrupted run leaves nothing that looks finished.
@@ -341,6 +349,9 @@ def run_reproduction(
         start = time.perf_counter()
         with _torch_threads(spec.threads):
             fn(ctx)
+            environment = environment_info()  # inside: the thread count the run used
+        if version is not None:
+            environment["package_version"] = version
         seconds = time.perf_counter() - start
         missing = [c.name for c in spec.checks if c.name not in ctx.checks]
         if missing:
@@ -362,7 +373,7 @@ def run_reproduction(
             figures=ctx.figures,
             notes=ctx.notes,
             tables=ctx.tables,
-            environment=environment_info(),
+            environment=environment,
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         atomic_write_text(work_dir / "report.md", render_report(result))

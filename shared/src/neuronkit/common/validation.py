@@ -79,9 +79,10 @@ def check_probability(name: str, value: Any, *, open_right: bool = False) -> Non
 
 
 def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``; returns ``value``."""
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``; returns ``value``. A bool
+    matches only a bool (``True == 1`` in Python, but ``True`` is not the choice ``1``)."""
     options = list(choices)
-    if value not in options:
+    if not any(o == value and isinstance(o, bool) == isinstance(value, bool) for o in options):
         raise ValueError(f"{name} must be one of {options!r}, got {value!r}")
     return value
 
@@ -117,7 +118,10 @@ def as_float_array(name: str, x: Any, layout: str = "") -> Any:
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
     try:
-        return np.asarray(x, dtype=np.float64)
+        arr = np.asarray(x)
+        if arr.dtype.kind == "c":  # a float64 cast would drop the imaginary part (a warning only)
+            raise TypeError("complex values")
+        return arr.astype(np.float64, copy=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({err})") from None
 
@@ -140,6 +144,11 @@ def check_finite(name: str, x: Any) -> None:
         import numpy as np
 
         arr = np.asarray(x)
+        if arr.dtype.kind == "O":  # numbers held as Python objects: check them as floats
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                return
         if arr.dtype.kind not in "fc":
             return
         with np.errstate(over="ignore", invalid="ignore"):
