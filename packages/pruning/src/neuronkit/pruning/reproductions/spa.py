@@ -57,8 +57,8 @@ def _zoo(ctx: RunContext) -> None:
             graph = DependencyGraph(model, x)
             plan = plan_pruning(graph, "l2", 0.5)
             hard = prune(graph, plan).eval()
-        except Exception as err:
-            failures.append(f"{name}: {type(err).__name__}: {err}")
+        except Exception as failure:
+            failures.append(f"{name}: {type(failure).__name__}: {failure}")
             continue
         seconds = time.perf_counter() - t0
         soft = soft_prune(graph, plan).eval()
