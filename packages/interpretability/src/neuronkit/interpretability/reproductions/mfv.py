@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
@@ -176,8 +177,17 @@ def _run(ctx: RunContext) -> None:
         facet_means = members.facet_mean_images()  # [2, 1, H, W] planted facet means
         dists = torch.cdist(vis.image.flatten(1), facet_means.flatten(1))  # [k, 2]
         init_dists = torch.cdist(facets.init_images.flatten(1), facet_means.flatten(1))
+        # each found facet's planted facet, one-to-one (the assignment with the most agreeing
+        # members), so two found facets are never judged against the same planted one
+        agree = np.array(
+            [
+                [int(((facets.labels == j) & (planted == f)).sum()) for f in range(2)]
+                for j in range(2)
+            ]
+        )
+        _, owner = linear_sum_assignment(-agree)
         for j in range(facets.n_facets):
-            own = int(torch.mode(planted[facets.labels == j]).values)
+            own = int(owner[j])
             other = 1 - own
             ok = bool(dists[j, own] < dists[j, other])
             closer.append(ok)
