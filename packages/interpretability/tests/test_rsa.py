@@ -712,3 +712,47 @@ def test_joint_ties_count(n_values) -> None:
     _, counts = np.unique(np.stack([x, y]), axis=1, return_counts=True)
     expected = int((counts.astype(np.int64) * (counts - 1) // 2).sum())
     assert rsa._joint_ties(x, y, int(y.max())) == expected
+
+
+@pytest.mark.parametrize("method", ["euclidean", "mahalanobis", "crossnobis"])
+def test_distances_survive_a_large_common_offset(method: str) -> None:
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.standard_normal((12, 7)), 3, axis=0) + 0.1 * rng.standard_normal((36, 7))
+    conditions = np.repeat(np.arange(12), 3)
+    kw = {"conditions": conditions} | ({"noise": 2 * np.eye(7)} if method != "euclidean" else {})
+    ref = rdm(x, method, **kw)
+    shifted = rdm(x + 1e8, method, **kw)  # the Gram expansion alone loses every digit here
+    np.testing.assert_allclose(shifted, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+
+
+def test_stacks_that_look_square_are_read_as_stacks() -> None:
+    # three RDMs of three conditions whose [3, 3] vector stack is symmetric with a zero
+    # diagonal: parsed once as a stack, never re-read as one square RDM
+    stack = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]])
+    squares, one = rdm_to_square(stack), np.array([1.0, 2.0, 3.0])
+    tau = compare_rdms(squares, one, "kendall_tau_a")
+    assert tau.shape == (3, 1)
+    np.testing.assert_allclose(tau, kendall_tau_a(squares, one))
+    ranked = geo_topological(
+        rdm_to_square(np.array([[0, 1, 2], [1, 0, 2], [2, 2, 0.0]])), 0, 1, rank=True
+    )
+    np.testing.assert_allclose(rdm_to_vector(ranked)[0], [0.0, 0.5, 1.0])
+
+
+def test_one_channel_shrinkage_and_tiny_scale_cosines() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((10, 1))
+    np.testing.assert_allclose(
+        noise_precision(noise), noise_precision(noise, method="diag"), rtol=1e-12
+    )
+    a, b = rng.random((1, 45)), rng.random((1, 45))
+    ref = compare_rdms(a, b, "cosine")
+    for scale in (1e-170, 1e170):
+        np.testing.assert_allclose(compare_rdms(a * scale, b * scale, "cosine"), ref, rtol=1e-12)
+
+
+def test_a_square_rdm_of_large_distances_with_rounding_on_the_diagonal_is_square() -> None:
+    rng = np.random.default_rng(0)
+    square = rdm_to_square(rng.uniform(1e8, 3e8, 45))
+    square[np.diag_indices(10)] = 1e-7  # the rounding a Gram-formed RDM leaves there
+    assert compare_rdms(square, square, "spearman").shape == (1, 1)

@@ -202,3 +202,60 @@ def test_positions_owners_name_the_channel_of_each_flat_index() -> None:
     positions = Positions.from_lists([[4], [0, 2], [], [7, 1, 3]])
     assert positions.owners.tolist() == [0, 1, 1, 3, 3, 3]
     assert Positions.from_lists([[5], [6]]).owners.tolist() == [0, 1]
+
+
+class _SwapChunks(nn.Module):
+    """Pieces of a channel split go separate ways (swapped before a concat)."""
+
+    def __init__(self, sliced: bool) -> None:
+        super().__init__()
+        self.sliced = sliced
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        p, q = (y[:, :4], y[:, 4:]) if self.sliced else y.chunk(2, 1)
+        return self.b(torch.cat([q, torch.relu(p)], 1)).mean((2, 3))
+
+
+class _ChannelPoolAndFriends(nn.Module):
+    """Ops that act across channels while keeping the shape."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 3)
+        self.pool, self.softmax = nn.AvgPool1d(3, 1, 1), nn.Softmax()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x)
+        if self.kind == "pool":  # a 1-d pool of [B, features] pools over the features
+            h = self.pool(h)
+        elif self.kind == "softmax":  # dim=None: torch's implicit dim 1, the channels
+            h = self.softmax(h)
+        else:  # .T: channels on the first axis
+            return self.fc2(torch.relu(h)).T
+        return self.fc2(h)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        _SwapChunks(sliced=False),
+        _SwapChunks(sliced=True),
+        _ChannelPoolAndFriends("pool"),
+        _ChannelPoolAndFriends("softmax"),
+        _ChannelPoolAndFriends("transpose"),
+    ],
+)
+def test_ops_across_channels_keep_the_pruned_model_equal_to_the_soft_oracle(model) -> None:
+    torch.manual_seed(0)
+    model = model.eval()
+    x = torch.randn(4, 3, 6, 6) if isinstance(model, _SwapChunks) else torch.randn(5, 6)
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    with torch.no_grad():
+        assert hard(x).shape == model(x).shape
+        torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)

@@ -32,3 +32,11 @@ def test_bad_inputs() -> None:
         count_macs("x", torch.randn(1))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="example_inputs"):
         count_macs(nn.Linear(2, 2), 3)
+
+
+def test_transposed_conv_counts() -> None:
+    # each of the 1 x 4 x 4 x 4 input elements feeds 6 x 2 x 2 outputs (stride 2, no overlap)
+    layer = nn.ConvTranspose2d(4, 6, 2, stride=2, bias=False)
+    assert count_macs(layer, torch.randn(1, 4, 4, 4)) == 4 * 4 * 4 * 6 * 2 * 2
+    grouped = nn.ConvTranspose2d(4, 6, 3, groups=2)
+    assert count_macs(grouped, torch.randn(1, 4, 5, 5)) == 4 * 5 * 5 * 3 * 3 * 3

@@ -466,3 +466,52 @@ def test_hugging_face_llama_dynamo_export_rmsnorm_rope_and_grouped_query_attenti
         (128, True),
         (128, True),
     ]
+
+
+def test_soft_oracle_sets_removed_divisors_to_one() -> None:
+    rng = np.random.default_rng(0)
+    h = onnx.helper
+    nodes = [
+        h.make_node("MatMul", ["x", "w1"], ["a"]),
+        h.make_node("Div", ["a", "d"], ["s"]),  # a per-channel divisor
+        h.make_node("MatMul", ["s", "w2"], ["y"]),
+    ]
+    inits = {
+        "w1": rng.standard_normal((6, 8)),
+        "d": rng.uniform(1.0, 2.0, 8),
+        "w2": rng.standard_normal((8, 4)),
+    }
+    model = _model(nodes, inits, [2, 6])
+    x = torch.randn(2, 6)
+    hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
+    assert np.isfinite(_run(soft, x)).all()
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_split_pieces_and_channel_pools_keep_the_oracle(pool: bool) -> None:
+    rng = np.random.default_rng(1)
+    h = onnx.helper
+    if pool:  # channels moved to the last axis, then pooled over (axes after 1)
+        nodes = [
+            h.make_node("MatMul", ["x", "w1"], ["a"]),  # [2, 5, 8]: channels on axis 2
+            h.make_node("MaxPool", ["a"], ["p"], kernel_shape=[3], pads=[1, 1]),
+            h.make_node("ReduceMean", ["p"], ["m"], axes=[1], keepdims=0),
+            h.make_node("MatMul", ["m", "w2"], ["y"]),
+        ]
+        inits = {"w1": rng.standard_normal((6, 8)), "w2": rng.standard_normal((8, 4))}
+        model, x = _model(nodes, inits, [2, 5, 6]), torch.randn(2, 5, 6)
+    else:  # the two halves of a Split swapped before they meet again
+        nodes = [
+            h.make_node("MatMul", ["x", "w1"], ["a"]),
+            h.make_node("Split", ["a"], ["p", "q"], axis=1, num_outputs=2),
+            h.make_node("Relu", ["p"], ["r"]),
+            h.make_node("Concat", ["q", "r"], ["c"], axis=1),
+            h.make_node("MatMul", ["c", "w2"], ["y"]),
+        ]
+        inits = {"w1": rng.standard_normal((6, 8)), "w2": rng.standard_normal((8, 4))}
+        model = _model(nodes, inits, [2, 6])
+        model.opset_import[0].version = 18  # Split's num_outputs
+        x = torch.randn(2, 6)
+    hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5)

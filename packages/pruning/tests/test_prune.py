@@ -13,6 +13,7 @@ from neuronkit.pruning import (
     DependencyGraph,
     MobileNetV2Style,
     SmallViT,
+    VGGStyle,
     count_macs,
     plan_from_masks,
     plan_pruning,
@@ -93,6 +94,16 @@ def test_ignored_and_per_layer_ratios() -> None:
     small = prune(graph, plan)
     assert small.body[0].out_features == 32
     assert small.body[2].out_features == 24
+    # a container names every layer inside it; a norm names its own channels
+    everything = prune(graph, plan_pruning(graph, ratio=0.5, ignored_layers=["body"]))
+    assert everything.body[0].out_features == everything.body[2].out_features == 32
+    vgg = VGGStyle().eval()
+    vgg_graph = DependencyGraph(vgg, torch.randn(2, 3, 16, 16))
+    norm = next(n for n, m in vgg.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
+    plan = plan_pruning(vgg_graph, ratio=0.5, ignored_layers=[norm])
+    assert not any(m.module == norm for gi in plan.removed for m in vgg_graph.groups[gi].members)
+    with pytest.raises(ValueError, match="layer_ratios: only used with scope='local'"):
+        plan_pruning(graph, scope="global", layer_ratios={"body.2": 0.25})
 
 
 def test_model_unchanged_and_clear_errors_on_bad_input() -> None:

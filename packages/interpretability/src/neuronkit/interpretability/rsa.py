@@ -115,13 +115,13 @@ def n_conditions(n_pairs: int) -> int:
 
 
 def _is_square_rdm(arr: np.ndarray, atol: float = 1e-8) -> bool:
-    return (
-        arr.ndim == 2
-        and arr.shape[0] == arr.shape[1]
-        and arr.shape[0] >= 2
-        and bool(np.allclose(np.diag(arr), 0.0, atol=atol))
-        and _symmetric(arr, atol, 1e-6)
-    )
+    """Square, symmetric, zero diagonal: the diagonal tolerance is relative to the largest
+    entry, as :func:`_check_square`'s (a Gram-formed RDM of large distances has a diagonal
+    that is zero only up to its rounding)."""
+    if not (arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] >= 2):
+        return False
+    scale = max(1.0, float(np.abs(arr).max(initial=0.0)))
+    return bool(np.allclose(np.diag(arr), 0.0, atol=atol * scale)) and _symmetric(arr, atol, 1e-6)
 
 
 def _check_square(name: str, arr: np.ndarray, atol: float) -> None:
@@ -264,7 +264,10 @@ def _covariance(matrix: np.ndarray, dof: float, method: str) -> np.ndarray:
     s2_mean = s2_sum / var[None, :] / var[:, None] / (n - 1)
     var_hat = n / dof**2 * (s2_mean - s_mean**2)
     off = ~np.eye(s.shape[0], dtype=bool)
-    lamb = float(np.sum(var_hat[off]) / np.sum(s_mean[off] ** 2))
+    denom = float(np.sum(s_mean[off] ** 2))
+    # no off-diagonal correlation (one channel, or exactly uncorrelated ones): nothing to
+    # shrink, any lambda gives the same matrix (0 / 0 would make it NaN)
+    lamb = float(np.sum(var_hat[off]) / denom) if denom > 0 else 0.0
     lamb = max(min(lamb, 1.0), 0.0)
     return s * (np.eye(s.shape[0]) + (1.0 - lamb) * off)
 
@@ -467,11 +470,28 @@ def _gram(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
     return weighted @ x.T
 
 
-def _pair_distances(a: np.ndarray, b: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
-    """``(a_i - a_j)^T P (b_i - b_j)`` for all pairs ``i < j``, as a vector."""
-    if a is b:
-        return _distances_from_kernel(_gram(a, prec), symmetric=True)
-    return _distances_from_kernel(_weighted(a, prec) @ b.T, symmetric=False)
+def _offset_cancels(distances: np.ndarray, scale: float) -> bool:
+    """Whether distances formed as ``K_ii + K_jj - K_ij - K_ji`` may have lost half their
+    digits: rounding of order ``eps * scale`` (``scale = max |K_ii|``, read before
+    :func:`_distances_from_kernel` overwrites the kernel) against distances of mean size
+    ``mean |d|``, as when the patterns share an offset much larger than their differences."""
+    return bool(np.finfo(np.float64).eps * scale > 1e-8 * float(np.abs(distances).mean()))
+
+
+def _pair_distances(patterns: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
+    """``(x_i - x_j)^T P (x_i - x_j)`` for all pairs ``i < j`` of the rows, as a vector.
+
+    From the Gram matrix (one product); when a large common offset would leave the expansion
+    without precision (:func:`_offset_cancels`), again from the patterns minus their mean,
+    which leaves every distance unchanged.
+    """
+    kernel = _gram(patterns, prec)
+    scale = float(np.abs(np.diagonal(kernel)).max())
+    out = _distances_from_kernel(kernel, symmetric=True)
+    if _offset_cancels(out, scale):
+        centred = patterns - patterns.mean(axis=0)
+        out = _distances_from_kernel(_gram(centred, prec), symmetric=True)
+    return out
 
 
 def rdm(
@@ -547,7 +567,7 @@ def rdm(
         patterns = patterns - patterns.mean(axis=1, keepdims=True)
     if method in ("correlation", "cosine"):
         return _cosine_distances(patterns, method)
-    out = _pair_distances(patterns, patterns, prec)
+    out = _pair_distances(patterns, prec)
     out /= n_channels
     return out
 
@@ -624,14 +644,30 @@ def _crossnobis(
     if remove_mean:
         m_train -= m_train.mean(axis=2, keepdims=True)
         m_test -= m_test.mean(axis=2, keepdims=True)
-    # the mean over folds of the per-fold RDMs is the RDM of the summed cross-fold kernel
-    weighted = _weighted(m_train.reshape(n_folds * n_cond, -1), prec).reshape(m_train.shape)
+    out = _cross_fold_distances(m_train, m_test, prec)
+    if out is None:  # a large common offset: again with one shift of every mean (exact)
+        shift = m_test.mean(axis=(0, 1))
+        out = _cross_fold_distances(m_train - shift, m_test - shift, prec, check=False)
+    assert out is not None
+    out /= n_folds * arr.shape[1]
+    return out
+
+
+def _cross_fold_distances(
+    m_train: np.ndarray, m_test: np.ndarray, prec: np.ndarray | None, *, check: bool = True
+) -> np.ndarray | None:
+    """Summed over folds, ``(a_i - a_j)^T P (b_i - b_j)`` of the train means ``a`` and test
+    means ``b`` ``[folds, conditions, channels]``: the mean over folds of the per-fold RDMs is
+    the RDM of the summed cross-fold kernel. ``None`` when ``check`` finds the digits lost to
+    a common offset (:func:`_offset_cancels`)."""
+    n_folds = m_train.shape[0]
+    weighted = _weighted(m_train.reshape(-1, m_train.shape[2]), prec).reshape(m_train.shape)
     kernel = weighted[0] @ m_test[0].T
     for f in range(1, n_folds):
         kernel += weighted[f] @ m_test[f].T
+    scale = float(np.abs(np.diagonal(kernel)).max())
     out = _distances_from_kernel(kernel, symmetric=False)
-    out /= n_folds * arr.shape[1]
-    return out
+    return None if check and _offset_cancels(out, scale) else out
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,8 +675,8 @@ def _crossnobis(
 
 
 def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    na = np.sqrt(np.einsum("ij,ij->i", a, a))
-    nb = np.sqrt(np.einsum("ij,ij->i", b, b))
+    a, na = _rows_and_norms(a)
+    b, nb = _rows_and_norms(b)
     ok_a, ok_b = na > 0, nb > 0
     if ok_a.all() and ok_b.all():  # no zero vector: no subsets to copy
         out = a @ b.T
@@ -650,6 +686,21 @@ def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros((a.shape[0], b.shape[0]))
     out[np.ix_(ok_a, ok_b)] = (a[ok_a] @ b[ok_b].T) / na[ok_a, None] / nb[None, ok_b]
     return out
+
+
+def _rows_and_norms(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(v, |v_i|)`` for ``v [k, P]``; rows whose norm is 0, tiny or huge (a sum of squares
+    that under- or overflowed) are first divided by their largest absolute entry, which leaves
+    their cosines unchanged. Well-scaled rows (the usual case) cost one pass."""
+    norms = np.sqrt(np.einsum("ij,ij->i", v, v))
+    risky = ~((norms > 1e-140) & (norms < 1e140))
+    if not risky.any():
+        return v, norms
+    top = np.abs(v[risky]).max(axis=1)
+    v = v.copy()
+    v[risky] /= np.where(top > 0, top, 1.0)[:, None]
+    norms[risky] = np.sqrt(np.einsum("ij,ij->i", v[risky], v[risky]))
+    return v, norms
 
 
 def _signs(v: np.ndarray, rows: slice) -> np.ndarray:
@@ -848,6 +899,12 @@ def kendall_tau_a(a: Any, b: Any) -> np.ndarray:
     va, _ = _as_vectors("a", a)
     vb, _ = _as_vectors("b", b)
     _same_length(va, vb)
+    return _tau_a(va, vb)
+
+
+def _tau_a(va: np.ndarray, vb: np.ndarray) -> np.ndarray:
+    """:func:`kendall_tau_a` of two parsed stacks ``[k_a, P]``, ``[k_b, P]`` (not re-read: a
+    stack with ``k = P`` could look like one square RDM)."""
     p = va.shape[1]
     if p < 2:
         raise ValueError("a and b must have at least 2 dissimilarities for a rank correlation")
@@ -891,7 +948,7 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
     if method == "cosine":
         return _cosine_matrix(va, vb)
     if method == "kendall_tau_a":
-        return kendall_tau_a(va, vb)
+        return _tau_a(va, vb)
     if method == "spearman":  # centered ranks: the same numbers as ranks minus their mean
         return _cosine_matrix(_average_ranks(va, center=True), _average_ranks(vb, center=True))
     va = va - va.mean(axis=1, keepdims=True)
@@ -909,11 +966,16 @@ def rank_transform(rdms: Any) -> np.ndarray:
     Same layout as the input (vector, square, or stacks; see :func:`compare_rdms`).
     """
     v, layout = _as_vectors("rdms", rdms)
+    return _restore(_rank_vectors(v), layout)
+
+
+def _rank_vectors(v: np.ndarray) -> np.ndarray:
+    """:func:`rank_transform` of a parsed stack ``[k, P]`` (not re-read as a layout)."""
     ranks = rankdata(v, axis=1)
     lo = ranks.min(axis=1, keepdims=True)
     hi = ranks.max(axis=1, keepdims=True)
     span = np.where(hi > lo, hi - lo, 1.0)
-    return _restore((ranks - lo) / span, layout)
+    return (ranks - lo) / span
 
 
 def _gt_vectors(v: np.ndarray, lower: float, upper: float) -> np.ndarray:
@@ -961,7 +1023,7 @@ def geo_topological(rdms: Any, lower: float, upper: float, *, rank: bool = False
     _check_bool("rank", rank)
     v, layout = _as_vectors("rdms", rdms)
     if rank:
-        v = rank_transform(v)
+        v = _rank_vectors(v)
     return _restore(_gt_vectors(v, lower, upper), layout)
 
 
@@ -1003,7 +1065,7 @@ def geodesic(
             raise ValueError(f"disconnected must be >= 0, got {disconnected}")
     v, layout = _as_vectors("rdms", rdms)
     if rank:
-        v = rank_transform(v)
+        v = _rank_vectors(v)
     gt = _gt_vectors(v, lower, upper)
     n = n_conditions(v.shape[1])
     squares = rdm_to_square(gt)

@@ -536,7 +536,9 @@ class DependencyGraph:
         kind = type(mod).__name__
         x = self._in(node, labels)
         out_shape = _shape(node)
-        if isinstance(mod, (_ELEMENTWISE_MODULES, _POOL_MODULES)):
+        if isinstance(mod, _POOL_MODULES):
+            return self._pool(node, labels, 1 if type(mod).__name__.endswith("1d") else 2)
+        if isinstance(mod, _ELEMENTWISE_MODULES):
             return self._passthrough(node, labels)
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             depthwise = mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1
@@ -629,7 +631,10 @@ class DependencyGraph:
         if isinstance(mod, nn.Flatten):
             return self._reshape(node, labels)
         if isinstance(mod, nn.Softmax):
-            if x is not None and mod.dim is not None and mod.dim % len(out_shape or (1,)) == x.axis:
+            ndim = len(out_shape or (1,))
+            # dim=None: torch's legacy implicit dim (0 for 0-, 1- and 3-d inputs, else 1)
+            dim = mod.dim if mod.dim is not None else (0 if ndim in (0, 1, 3) else 1)
+            if x is not None and dim % ndim == x.axis:
                 raise _Freeze(f"{name}: softmax over channels")
             return x
         if isinstance(mod, nn.MultiheadAttention):
@@ -823,10 +828,16 @@ class DependencyGraph:
             sizes = [min(sizes, n - i) for i in range(0, n, sizes)]
         if dim != label.axis:
             return [label for _ in sizes]
+        # the pruned model still splits by count: every piece must lose the same positions,
+        # so the pieces' channels are coupled position by position (equal pieces only)
+        if len(set(sizes)) != 1:
+            raise _Freeze(f"{_describe(node)} splits channels into unequal pieces")
         outs, start = [], 0
         for s in sizes:
             outs.append(_Label(label.axis, label.slots[start : start + s]))
             start += s
+        for piece in outs[1:]:
+            self._unify(outs[0], piece)
         return outs
 
     def _getitem(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -860,7 +871,10 @@ class DependencyGraph:
                     raise _Freeze(f"{_describe(node)} selects a single channel")
                 if any(isinstance(b, fx.Node) for b in (i.start, i.stop, i.step)):
                     raise _Freeze(f"{_describe(node)} slices channels at traced bounds")
-                return _Label(out_ax, label.slots[i])
+                kept = label.slots[i]
+                if len(kept) != len(label.slots):  # fixed bounds would not follow the pruning
+                    raise _Freeze(f"{_describe(node)} slices channels at fixed bounds")
+                return _Label(out_ax, kept)
             if not isinstance(i, int):
                 out_ax += 1
             in_ax += 1
@@ -874,7 +888,9 @@ class DependencyGraph:
             return self._getitem(node, labels)
         if target in _BINARY_FUNCS:
             return self._binary(node, labels, a[:2])
-        if target in _ELEMENTWISE_FUNCS or target in _POOL_FUNCS:
+        if target in _POOL_FUNCS:
+            return self._pool(node, labels, 1 if target.__name__.endswith("1d") else 2)
+        if target in _ELEMENTWISE_FUNCS:
             return self._passthrough(node, labels)
         if target is torch.matmul or target is operator.matmul:
             return self._matmul(node, labels)
@@ -903,9 +919,21 @@ class DependencyGraph:
             if x is not None and (dim is None or int(dim) % len(out or (1,)) == x.axis):
                 raise _Freeze(f"{_describe(node)}: softmax over channels")
             return x
-        if target in (getattr, len):
+        if target is getattr and a[1] in ("T", "mT", "H", "mH") and self._in(node, labels):
+            raise _Freeze(f"{_describe(node)}: a transposed view of channels (.{a[1]})")
+        if target in (getattr, len):  # shapes, dtypes, devices: no channels
             return None
         raise _Freeze(f"{_describe(node)}: unsupported function")
+
+    def _pool(self, node: fx.Node, labels: dict[fx.Node, Any], n_spatial: int) -> Any:
+        """A pooling op over the last ``n_spatial`` axes: per channel only when the channel
+        axis is not one of them (e.g. not after a permute to channels-last, nor a 1-d pool of a
+        ``[B, features]`` output, which pools over the features)."""
+        label = self._in(node, labels)
+        out = _shape(node)
+        if label is not None and out is not None and label.axis >= len(out) - n_spatial:
+            raise _Freeze(f"{_describe(node)} pools over the channel axis")
+        return self._passthrough(node, labels)
 
     def _chunk_sizes(self, node: fx.Node, chunks: int, dim: int) -> list[int]:
         src = _shape(node.args[0])

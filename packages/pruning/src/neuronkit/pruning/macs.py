@@ -50,6 +50,7 @@ _MATMULS = {
 }
 _ADDMMS = {torch.addmm, torch.baddbmm, torch.Tensor.addmm, torch.Tensor.baddbmm}
 _CONVS = {_F.conv1d, _F.conv2d, _F.conv3d}
+_CONV_TRANSPOSES = {_F.conv_transpose1d, _F.conv_transpose2d, _F.conv_transpose3d}
 
 
 class _MacCounter(TorchFunctionMode):
@@ -71,6 +72,9 @@ class _MacCounter(TorchFunctionMode):
         elif func in _CONVS:
             w = args[1] if len(args) > 1 else kwargs["weight"]
             self.macs += _numel(out.shape) * _numel(w.shape[1:])
+        elif func in _CONV_TRANSPOSES:  # every input element feeds out/groups x kernel outputs
+            w = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += _numel(args[0].shape) * _numel(w.shape[1:])
         elif func is _F.scaled_dot_product_attention:
             q, k = args[0], args[1]
             self.macs += 2 * _numel(q.shape) * int(k.shape[-2])

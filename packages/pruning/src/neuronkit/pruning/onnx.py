@@ -81,6 +81,7 @@ _ELEMENTWISE = {
     "GlobalAveragePool",
     "GlobalMaxPool",
 }
+_POOLS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
 _BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Where"}  # broadcasting
 # integer shape arithmetic that is folded to constants when every input is known
 _FOLDABLE = {
@@ -619,6 +620,7 @@ class OnnxDependencyGraph:
         # ReduceMean / ReduceSum over a channel axis: (node index, axis, rank, slots)
         self._reductions: list[tuple[int, int, int, list[int]]] = []
         self._depthwise: list[tuple[int, str]] = []
+        self._divisors: set[str] = set()  # per-channel divisors (soft oracle: removed -> 1)
         self._build()
         self.groups: list[Group] = DependencyGraph._make_groups(self)  # type: ignore[arg-type]
 
@@ -848,6 +850,9 @@ class OnnxDependencyGraph:
         op = node.op_type
         x = labels.get(node.input[0]) if node.input else None
         out_shape = self._shapes.get(node.output[0])
+        if op in _POOLS and isinstance(x, _Label) and x.axis != 1:
+            # ONNX pools act on the axes after 1: channels elsewhere would be pooled together
+            raise _Freeze(f"{node.name or op}: pools over the channel axis")
         if op in _ELEMENTWISE:
             return [x] + [None] * (len(node.output) - 1)
         if op == "Conv":
@@ -1158,6 +1163,8 @@ class OnnxDependencyGraph:
             p = self._param(name)
             if p is None:
                 raise _Freeze(f"{node.name}: per-channel operand is not an initializer")
+            if node.op_type == "Div" and name == node.input[1]:
+                self._divisors.add(p)
             self._member(p, idx, "norm", node.op_type, result.slots)
         return result
 
@@ -1329,6 +1336,10 @@ class OnnxDependencyGraph:
         for s in sizes:
             outs.append(_Label(axis, x.slots[start : start + s]))
             start += s
+        # the pruned Split still cuts into equal pieces: each must lose the same positions
+        for piece in outs[1:]:
+            for a, b in zip(outs[0].slots, piece.slots, strict=True):
+                self._uf.union(a, b)
         return outs
 
     def prunable_groups(self) -> list[Group]:
@@ -1503,7 +1514,9 @@ def prune_onnx(
             arr = arrays[name].copy()
             idx: list[Any] = [slice(None)] * arr.ndim
             idx[dim] = ~keep
-            if not (name.endswith("var") or "running_var" in name):
+            if name in graph._divisors:  # x / d of a removed channel: 0 / 1, not 0 / 0
+                arr[tuple(idx)] = 1
+            elif not (name.endswith("var") or "running_var" in name):
                 arr[tuple(idx)] = 0
             arrays[name] = arr
         else:

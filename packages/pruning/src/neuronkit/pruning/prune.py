@@ -138,17 +138,19 @@ def plan_pruning(
     _validate_names(graph, layer_ratios, "layer_ratios")
     for name, r in layer_ratios.items():
         _check_ratio(f"layer_ratios[{name!r}]", r)
+    if layer_ratios and scope == "global":
+        raise ValueError("layer_ratios: only used with scope='local' (global scope ranks all)")
     imp = resolve_importance(importance)
 
-    groups = [g for g in graph.prunable_groups() if not (set(g.producers) & ignored)]
+    groups = [g for g in graph.prunable_groups() if not _names_touch(g, ignored)]
     scores = imp(graph)
     plan = PruningPlan()
     if scope == "local":
         for g in groups:
             r = ratio
-            for name in g.producers:
-                if name in layer_ratios:
-                    r = layer_ratios[name]
+            for name, layer_ratio in layer_ratios.items():
+                if _names_touch(g, (name,)):
+                    r = layer_ratio
             keep = _keep_count(g.size, r, _unit(g, round_to))
             _take(plan, g, scores[g.index], g.size - keep)
     else:
@@ -165,6 +167,18 @@ def plan_pruning(
             _take(plan, g, s, g.size - keep)
     _plan_attention(graph, plan)
     return plan
+
+
+def _names_touch(group: Group, names: Iterable[str]) -> bool:
+    """Whether a module whose *output* channels are the group's (a producer, a norm or an
+    embedding; not a consumer, whose input channels follow its producer) is one of ``names``
+    or lies inside one of them (a container such as a ``Sequential``)."""
+    return any(
+        m.module == n or m.module.startswith(n + ".")
+        for n in names
+        for m in group.members
+        if m.role != "in"
+    )
 
 
 def _take(plan: PruningPlan, group: Group, scores: torch.Tensor, n: int) -> None:
