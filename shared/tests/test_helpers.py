@@ -109,6 +109,7 @@ def test_atomic_write_replaces_or_keeps(tmp_path: Path) -> None:
         raise RuntimeError("crash while writing")
     assert target.read_text() == "one"
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
+    assert target.stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0600
 
 
 def test_json_makes_numpy_and_nan_safe(tmp_path: Path) -> None:

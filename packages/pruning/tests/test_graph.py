@@ -259,3 +259,38 @@ def test_ops_across_channels_keep_the_pruned_model_equal_to_the_soft_oracle(mode
     with torch.no_grad():
         assert hard(x).shape == model(x).shape
         torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _Awkward(nn.Module):
+    """Layouts that crashed the pruned model: attention by keyword, a non-affine LayerNorm,
+    a concat of a traced list."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 3)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8, elementwise_affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x)  # [B, T, 8]
+        if self.kind == "mha_keywords":
+            h = self.attn(query=h, key=h, value=h, need_weights=False)[0]
+        elif self.kind == "layernorm":
+            h = self.norm(h)
+        else:
+            parts = h.chunk(2, dim=1)  # along time: a traced tuple
+            h = torch.cat(parts[1:], dim=1)
+        return self.fc2(h)
+
+
+@pytest.mark.parametrize("kind", ["mha_keywords", "layernorm", "traced_list"])
+def test_awkward_layouts_prune_to_a_working_model(kind: str) -> None:
+    torch.manual_seed(0)
+    model = _Awkward(kind).eval()
+    x = torch.randn(2, 4, 6)
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    with torch.no_grad():
+        torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)

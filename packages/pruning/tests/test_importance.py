@@ -103,3 +103,21 @@ def test_taylor_sums_a_channel_before_the_absolute_value() -> None:
     wg = (model[3].weight * model[3].weight.grad).detach().double()  # [5, 48], 16 per channel
     expected = wg.reshape(5, 3, 16).sum((0, 2)).abs()
     torch.testing.assert_close(scores, expected)
+
+
+def test_synflow_takes_absolute_values_of_bn_statistics_too() -> None:
+    # SynFlow scores the linearized network |theta|: the sign of a running mean cannot matter
+    def scores(sign: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64, 3),
+        ).eval()
+        model[1].running_mean.fill_(sign * 0.7)
+        graph = DependencyGraph(model, torch.randn(2, 1, 4, 4))
+        return torch.cat(list(SynFlowImportance()(graph).values()))
+
+    torch.testing.assert_close(scores(1.0), scores(-1.0))

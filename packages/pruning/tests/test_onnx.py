@@ -515,3 +515,46 @@ def test_split_pieces_and_channel_pools_keep_the_oracle(pool: bool) -> None:
         x = torch.randn(2, 6)
     hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["transpose_default_perm", "batchnorm_other_axis", "split_attr"])
+def test_onnx_layouts_that_crashed_prune_to_a_working_model(case: str) -> None:
+    rng = np.random.default_rng(2)
+    h = onnx.helper
+    inits: dict[str, np.ndarray] = {"w1": rng.standard_normal((6, 8))}
+    if case == "transpose_default_perm":  # no perm attribute: the axes are reversed
+        nodes = [
+            h.make_node("MatMul", ["x", "w1"], ["a"]),
+            h.make_node("Transpose", ["a"], ["t"]),
+            h.make_node("Transpose", ["t"], ["t2"]),
+            h.make_node("MatMul", ["t2", "w2"], ["y"]),
+        ]
+        inits["w2"] = rng.standard_normal((8, 4))
+        model, x = _model(nodes, inits, [2, 6]), torch.randn(2, 6)
+    elif case == "batchnorm_other_axis":  # channels on axis 2, BatchNormalization on axis 1
+        nodes = [
+            h.make_node("MatMul", ["x", "w1"], ["a"]),
+            h.make_node("BatchNormalization", ["a", "s", "b", "m", "v"], ["n"]),
+            h.make_node("ReduceMean", ["n"], ["r"], axes=[1], keepdims=0),
+            h.make_node("MatMul", ["r", "w2"], ["y"]),
+        ]
+        inits |= {
+            "s": rng.uniform(0.5, 1.5, 8),
+            "b": rng.uniform(-1, 1, 8),
+            "m": rng.uniform(-1, 1, 8),
+            "v": rng.uniform(0.5, 2, 8),
+            "w2": rng.standard_normal((8, 4)),
+        }
+        model, x = _model(nodes, inits, [2, 8, 6]), torch.randn(2, 8, 6)
+    else:  # opset 11: the split sizes are an attribute
+        nodes = [
+            h.make_node("MatMul", ["x", "w1"], ["a"]),
+            h.make_node("Split", ["a"], ["p", "q"], axis=1, split=[4, 4]),
+            h.make_node("Add", ["p", "q"], ["s"]),
+            h.make_node("MatMul", ["s", "w2"], ["y"]),
+        ]
+        inits["w2"] = rng.standard_normal((4, 4))
+        model, x = _model(nodes, inits, [2, 6]), torch.randn(2, 6)
+        model.opset_import[0].version = 11
+    hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5)

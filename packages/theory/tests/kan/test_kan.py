@@ -320,3 +320,9 @@ def test_float64_knots_match_the_uniform_fast_path() -> None:
     slow = bspline_basis(x, extended_grid(1, 5, 3, dtype=torch.float64), 3)
     fast = uniform_bspline_basis(x, -1.0, 0.4, 5, 3)
     assert torch.allclose(slow, fast, rtol=0, atol=1e-13)
+
+
+def test_a_transposed_input_view_gives_the_same_outputs() -> None:
+    layer = KANLayer(3, 2, seed=0)
+    x = torch.randn(3, 7)
+    torch.testing.assert_close(layer(x.T), layer(x.T.contiguous()))

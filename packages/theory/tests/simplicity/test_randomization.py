@@ -62,3 +62,15 @@ def test_bad_inputs() -> None:
         randomize_coordinates(torch.zeros(3), [0])
     with pytest.raises(ValueError, match="y must"):
         randomized_accuracy(nn.Linear(3, 2), data.x, data.y[:5], [0])
+
+
+def test_randomized_accuracy_runs_the_model_in_eval_mode() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.9), nn.Linear(8, 2))
+    model.train()
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    stats = model[1].running_mean.clone()
+    first = randomized_accuracy(model, x, y, [])
+    assert randomized_accuracy(model, x, y, []) == first  # no dropout noise
+    assert torch.equal(model[1].running_mean, stats)  # statistics untouched
+    assert model.training  # mode restored

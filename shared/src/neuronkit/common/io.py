@@ -16,6 +16,8 @@ from typing import Any
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
+    The file is flushed to disk before the rename (a crash leaves the old file or the whole
+    new one) and gets the usual ``rw-r--r--`` permissions (``mkstemp`` creates it owner-only).
     On error the temporary file is removed and ``path`` is left as it was.
     """
     target = Path(path)
@@ -25,6 +27,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        with open(tmp_path, "rb+") as written:
+            os.fsync(written.fileno())
+        os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -605,6 +605,10 @@ class DependencyGraph:
                 return x  # channels not normalized over
             if nd != 1 or x.axis != len(in_shape) - 1:
                 raise _Freeze(f"{name}: LayerNorm over several axes including channels")
+            if getattr(mod, "weight", None) is None and getattr(mod, "bias", None) is None:
+                # no parameter to carry the channels: its normalized_shape could not follow
+                self._freeze(x, f"{name}: LayerNorm without affine parameters")
+                return x
             for p in ("weight", "bias"):
                 if getattr(mod, p, None) is not None:
                     self._member(name, p, 0, "norm", kind, x.slots)
@@ -665,7 +669,14 @@ class DependencyGraph:
     def _mha_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.MultiheadAttention
     ) -> Any:
-        q, k, v = (self._in(node, labels, i) for i in range(3))
+        # query, key, value: positional or keyword (an input given by keyword is an input too)
+        def operand(i: int, key: str) -> Any:
+            if len(node.args) > i:
+                return self._in(node, labels, i)
+            given = node.kwargs.get(key)
+            return labels.get(given) if isinstance(given, fx.Node) else None
+
+        q, k, v = (operand(i, key) for i, key in enumerate(("query", "key", "value")))
         if q is None:
             self._freeze([k, v], f"{name}: attention query channels are fixed")
             return [None, None]
@@ -789,6 +800,8 @@ class DependencyGraph:
         out = _shape(node)
         assert out is not None
         dim = dim % len(out)
+        if not isinstance(tensors, (list, tuple)):  # e.g. torch.cat(parts[1:]): one traced list
+            raise _Freeze(f"{_describe(node)} concatenates a traced list")
         parts = [labels.get(t) if isinstance(t, fx.Node) else None for t in tensors]
         found = [p for p in parts if isinstance(p, _Label)]
         if not found:
@@ -843,8 +856,8 @@ class DependencyGraph:
     def _getitem(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         src_node, idx = node.args[0], node.args[1]
         label = labels.get(src_node) if isinstance(src_node, fx.Node) else None
-        if isinstance(label, list):
-            return label[idx] if isinstance(idx, int) else None
+        if isinstance(label, list):  # a piece, or a slice of the pieces (still tracked)
+            return label[idx] if isinstance(idx, (int, slice)) else None
         if label is None:
             return None
         src = _shape(src_node)

@@ -292,9 +292,10 @@ class SynFlowImportance(GroupImportance):
 
     def prepare(self, graph: DependencyGraph) -> None:
         model = copy.deepcopy(graph.model).double().eval()
-        with torch.no_grad():
-            for p in model.parameters():
-                p.abs_()
+        with torch.no_grad():  # every float entry of the state, buffers (BN statistics) too,
+            for t in model.state_dict().values():  # as the authors' linearize does
+                if t.is_floating_point():
+                    t.abs_()
         inputs = []
         for x in graph.example_inputs:
             if not torch.is_tensor(x) or not x.is_floating_point():

@@ -917,6 +917,8 @@ class OnnxDependencyGraph:
         if op == "BatchNormalization":
             if x is None:
                 return [None]
+            if not isinstance(x, _Label) or x.axis != 1:  # it normalizes axis 1 only
+                raise _Freeze(f"{node.name}: batch norm over another axis than the channels")
             for name in node.input[1:5]:
                 p = self._param(name)
                 if p is None:
@@ -937,7 +939,13 @@ class OnnxDependencyGraph:
             x = self._data(node.input[0], labels)
             if x is None:
                 return [None]
-            perm = list(self._attr(node, "perm"))
+            perm_attr = self._attr(node, "perm")
+            if perm_attr is None:  # ONNX's default: reverse the axes
+                nd = len(self._shapes.get(node.input[0]) or ())
+                if nd == 0:
+                    raise _Freeze(f"{node.name}: transpose of unknown rank")
+                perm_attr = list(range(nd - 1, -1, -1))
+            perm = list(perm_attr)
             if isinstance(x, _Table):
                 return [x.moved(perm.index(x.outer), perm.index(x.inner))]
             return [_Label(perm.index(x.axis), x.slots)]
@@ -1330,6 +1338,8 @@ class OnnxDependencyGraph:
             raise _Freeze(f"{node.name}: unknown split sizes")
         if len(node.input) > 1 and node.input[1]:
             raise _Freeze(f"{node.name}: split sizes are an input (would need rewriting)")
+        if self._attr(node, "split") is not None:  # opset < 13
+            raise _Freeze(f"{node.name}: split sizes are an attribute (would need rewriting)")
         if len(set(sizes)) != 1:
             raise _Freeze(f"{node.name}: uneven split")
         outs, start = [], 0

@@ -46,10 +46,12 @@ def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
 def _linearized(model: nn.Module) -> nn.Module:
     net = copy.deepcopy(model).double().eval()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.abs_()
-            p.requires_grad_(True)
+    with torch.no_grad():  # every float entry of the state, buffers (BN statistics) too, as
+        for t in net.state_dict().values():  # the authors' linearize does
+            if t.is_floating_point():
+                t.abs_()
+    for p in net.parameters():
+        p.requires_grad_(True)
     return net
 
 

@@ -214,7 +214,8 @@ def _bspline_buffer(
     n = grid + k
     width = n + 1
     batch, in_f = x.shape
-    t = (x * (1.0 / h)).add_(k - lo / h).view(-1)  # knot coordinate: knot m sits at t = m
+    # knot coordinate: knot m sits at t = m (reshape: x may be a transposed, strided view)
+    t = (x * (1.0 / h)).add_(k - lo / h).reshape(-1)
     j = torch.floor(t)
     u = t.sub_(j)
     # callers reject NaN/inf; m is clamped before the int cast

@@ -89,12 +89,18 @@ def randomized_accuracy(
     seed: int | torch.Generator | None = None,
 ) -> float:
     """Accuracy of ``model`` (logits ``[n, classes]``) on the S-randomized ``x`` against the true
-    labels ``y [n]``; ``coordinates = []`` gives the plain accuracy."""
+    labels ``y [n]``; ``coordinates = []`` gives the plain accuracy. The model runs in eval
+    mode (dropout off, BatchNorm statistics untouched); its mode is restored."""
     check_type("model", model, nn.Module)
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y must be a label tensor [n] with n = {x.shape[0]} (rows of x)")
     xr = randomize_coordinates(x, coordinates, rotation=rotation, seed=seed)
-    pred = model(xr).argmax(dim=1)
+    training = model.training
+    model.eval()
+    try:
+        pred = model(xr).argmax(dim=1)
+    finally:
+        model.train(training)
     return float((pred == y).float().mean())
 
 
