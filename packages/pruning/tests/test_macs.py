@@ -40,3 +40,12 @@ def test_transposed_conv_counts() -> None:
     assert count_macs(layer, torch.randn(1, 4, 4, 4)) == 4 * 4 * 4 * 6 * 2 * 2
     grouped = nn.ConvTranspose2d(4, 6, 3, groups=2)
     assert count_macs(grouped, torch.randn(1, 4, 5, 5)) == 4 * 5 * 5 * 3 * 3 * 3
+
+
+def test_attention_with_separate_key_and_value_dims_counts() -> None:
+    attn = nn.MultiheadAttention(8, 2, kdim=5, vdim=3, batch_first=True)
+    q, k, v = torch.randn(2, 4, 8), torch.randn(2, 6, 5), torch.randn(2, 6, 3)
+    # projections 2 x (4 x 8 x 8 + 6 x 8 x 5 + 6 x 8 x 3), scores and mixing 2 x 2 x 4 x 6 x 8,
+    # output projection 2 x 4 x 8 x 8
+    expected = 2 * (4 * 8 * 8 + 6 * 8 * 5 + 6 * 8 * 3) + 2 * 2 * 4 * 6 * 8 + 2 * 4 * 8 * 8
+    assert count_macs(attn, (q, k, v)) == expected

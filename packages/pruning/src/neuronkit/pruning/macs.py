@@ -38,6 +38,16 @@ def _mha_macs(q: Any, k: Any, qkv_w: Any, proj_w: Any, batch_first: bool) -> int
     return int(b * (lq + 2 * ls) * e * e_in + 2 * b * lq * ls * e + b * lq * proj_w.shape[0] * e)
 
 
+def _separate_mha_macs(q: Any, k: Any, weights: tuple[Any, Any, Any], proj_w: Any) -> int:
+    """Like :func:`_mha_macs` for separate query / key / value projections (``kdim`` /
+    ``vdim``); ``q``, ``k`` sequence-first ``[L, B, E]`` or unbatched ``[L, E]``."""
+    q_w, k_w, v_w = weights
+    b = 1 if q.ndim == 2 else q.shape[1]
+    lq, ls, e = q.shape[0], k.shape[0], q_w.shape[0]
+    proj = lq * e * q_w.shape[1] + ls * e * (k_w.shape[1] + v_w.shape[1])
+    return int(b * (proj + 2 * lq * ls * e + lq * proj_w.shape[0] * e))
+
+
 _F = torch.nn.functional
 _MATMULS = {
     torch.matmul,
@@ -79,7 +89,11 @@ class _MacCounter(TorchFunctionMode):
             q, k = args[0], args[1]
             self.macs += 2 * _numel(q.shape) * int(k.shape[-2])
         elif func is _F.multi_head_attention_forward:
-            self.macs += _mha_macs(args[0], args[1], args[5], args[11], False)
+            if args[5] is None:  # kdim / vdim: separate projection weights
+                weights = tuple(kwargs[f"{n}_proj_weight"] for n in ("q", "k", "v"))
+                self.macs += _separate_mha_macs(args[0], args[1], weights, args[11])
+            else:
+                self.macs += _mha_macs(args[0], args[1], args[5], args[11], False)
         elif func is torch._native_multi_head_attention:
             self.macs += _mha_macs(args[0], args[1], args[5], args[7], True)
         return out
