@@ -644,30 +644,28 @@ def _crossnobis(
     if remove_mean:
         m_train -= m_train.mean(axis=2, keepdims=True)
         m_test -= m_test.mean(axis=2, keepdims=True)
-    out = _cross_fold_distances(m_train, m_test, prec)
-    if out is None:  # a large common offset: again with one shift of every mean (exact)
+    out, scale = _cross_fold_distances(m_train, m_test, prec)
+    if _offset_cancels(out, scale):  # a large common offset: one shift of every mean (exact)
         shift = m_test.mean(axis=(0, 1))
-        out = _cross_fold_distances(m_train - shift, m_test - shift, prec, check=False)
-    assert out is not None
+        out, _ = _cross_fold_distances(m_train - shift, m_test - shift, prec)
     out /= n_folds * arr.shape[1]
     return out
 
 
 def _cross_fold_distances(
-    m_train: np.ndarray, m_test: np.ndarray, prec: np.ndarray | None, *, check: bool = True
-) -> np.ndarray | None:
+    m_train: np.ndarray, m_test: np.ndarray, prec: np.ndarray | None
+) -> tuple[np.ndarray, float]:
     """Summed over folds, ``(a_i - a_j)^T P (b_i - b_j)`` of the train means ``a`` and test
-    means ``b`` ``[folds, conditions, channels]``: the mean over folds of the per-fold RDMs is
-    the RDM of the summed cross-fold kernel. ``None`` when ``check`` finds the digits lost to
-    a common offset (:func:`_offset_cancels`)."""
+    means ``b`` ``[folds, conditions, channels]`` (the mean over folds of the per-fold RDMs is
+    the RDM of the summed cross-fold kernel), and the kernel's ``max |K_ii|`` for
+    :func:`_offset_cancels`."""
     n_folds = m_train.shape[0]
     weighted = _weighted(m_train.reshape(-1, m_train.shape[2]), prec).reshape(m_train.shape)
     kernel = weighted[0] @ m_test[0].T
     for f in range(1, n_folds):
         kernel += weighted[f] @ m_test[f].T
     scale = float(np.abs(np.diagonal(kernel)).max())
-    out = _distances_from_kernel(kernel, symmetric=False)
-    return None if check and _offset_cancels(out, scale) else out
+    return _distances_from_kernel(kernel, symmetric=False), scale
 
 
 # --------------------------------------------------------------------------------------------

@@ -190,14 +190,12 @@ def efficient_eigenscore(
     n_vec = k if exact_trace else probes
     matvecs = moments + power_iterations + 1
     # Gram route: 2 K^2 d once + 2 K^2 per column; factor route: 4 K d per column.
-    # a guaranteed upper bound of the spectrum: ||X||_F^2 (+ alpha), or Gershgorin's on the Gram
-    safe = (x * x).sum(dim=(1, 2))
+    gram: torch.Tensor | None = None
     if k * (d + matvecs * n_vec) < 2 * d * matvecs * n_vec:
-        gram = x @ x.transpose(-1, -2)
-        safe = torch.minimum(safe, gram.abs().sum(-1).amax(-1))
+        g = gram = x @ x.transpose(-1, -2)
 
         def apply(v: torch.Tensor) -> torch.Tensor:
-            return gram @ v + alpha * v
+            return g @ v + alpha * v
 
     else:
         xt = x.transpose(-1, -2).contiguous()
@@ -250,8 +248,13 @@ def efficient_eigenscore(
     # a spectrum inside the interval keeps every |mu_m| <= 1 (|z^T T_m z| <= |z|^2): a larger
     # one means the power method stopped below the top eigenvalue; widen the interval (by 25%
     # a time, up to the guaranteed bound) until none does
-    ceiling = (safe + alpha).double().cpu().numpy()
-    missed = (mus.abs().amax(dim=1) > 1.0 + 1e-6).numpy() & (upper < ceiling)
+    missed = (mus.abs().amax(dim=1) > 1.0 + 1e-6).numpy()
+    if missed.any():  # the guaranteed bound: ||X||_F^2, or Gershgorin's on the Gram matrix
+        safe = (x * x).sum(dim=(1, 2))
+        if gram is not None:
+            safe = torch.minimum(safe, gram.abs().sum(-1).amax(-1))
+        ceiling = (safe + alpha).double().cpu().numpy()
+        missed &= upper < ceiling
     while missed.any():
         upper = np.where(missed, np.minimum(upper * 1.25, ceiling), upper)
         mus = chebyshev_moments(upper)
