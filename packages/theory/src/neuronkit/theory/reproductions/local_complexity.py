@@ -41,6 +41,7 @@ def _mlp(width: int, depth: int, gen: torch.Generator) -> torch.nn.Sequential:
         "0.8 x peak) and ends lower at training points than near the decision boundary"
     ),
     checks=[
+        Check("lc_dip_over_peak", "<=", 0.8, "lowest LC before the peak / peak (the rise)"),
         Check("lc_final_over_peak", "<=", 0.8, "final / peak LC around training points"),
         Check("lc_train_over_boundary", "<", 1.0, "final LC at training / boundary points"),
     ],
@@ -95,6 +96,8 @@ def run(ctx: RunContext) -> None:
     ctx.metric("lc_peak_step", curve[peak_i]["step"])
     ctx.metric("lc_initial", float(lcs[0]))
     ctx.metric("lc_final", float(lcs[-1]))
+    low_i = int(np.argmin(lcs[: peak_i + 1]))
+    ctx.check("lc_dip_over_peak", float(lcs[low_i] / lcs[peak_i]))
     ctx.check("lc_final_over_peak", float(lcs[-1] / lcs[peak_i]))
     boundary = decision_boundary_points(model, x[tr], probe_n, seed=seed)
     lc_boundary = float(
@@ -118,7 +121,6 @@ def run(ctx: RunContext) -> None:
         f"over {probe_n} training points. Boundary points: bisection (30 halvings) between "
         "training points of different predicted classes."
     )
-    low_i = int(np.argmin(lcs[: peak_i + 1]))
     ctx.note(
         f"{'Quick' if ctx.quick else 'Full'} mode: {steps} steps, LC at {len(curve)} geometric "
         f"checkpoints (the paper trains MLPs on MNIST for 1e5 steps). Observed in this run: the "
