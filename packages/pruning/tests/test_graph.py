@@ -294,3 +294,67 @@ def test_awkward_layouts_prune_to_a_working_model(kind: str) -> None:
     hard, soft = prune(graph, plan), soft_prune(graph, plan)
     with torch.no_grad():
         torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _ReusedLayer(torch.nn.Module):
+    """``b`` is applied twice: its input and output channels are one set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (
+            torch.nn.Linear(8, 16),
+            torch.nn.Linear(16, 16),
+            torch.nn.Linear(16, 4),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.b(torch.relu(self.a(x))))
+        return self.c(torch.relu(self.b(h)))
+
+
+class _TiedLayers(torch.nn.Module):
+    """``b.weight is a.weight`` while ``a`` reads the model input: b's input stays whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.mid = torch.nn.Linear(8, 16), torch.nn.Linear(16, 8)
+        self.b, self.c = torch.nn.Linear(8, 16), torch.nn.Linear(16, 3)
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.mid(torch.relu(self.a(x)))
+        return self.c(torch.relu(self.b(h)))
+
+
+def test_reused_module_and_tied_weights_are_pruned_consistently() -> None:
+    from neuronkit.pruning import plan_pruning, prune, soft_prune
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 8)
+    reused = _ReusedLayer().eval()
+    graph = DependencyGraph(reused, x)
+    (group,) = graph.prunable_groups()  # a's output = b's input = b's output = c's input
+    assert group.size == 16
+    assert sorted((m.module, m.dim) for m in group.members if m.param == "weight") == [
+        ("a", 0),
+        ("b", 0),
+        ("b", 1),
+        ("c", 1),
+    ]  # b listed once although called twice
+    plan = plan_pruning(graph, "l2", 0.5)
+    small = prune(graph, plan)
+    assert small.b.weight.shape == (8, 8)
+    with torch.no_grad():  # it used to raise a shape mismatch
+        assert (small(x) - soft_prune(graph, plan)(x)).abs().max() <= 1e-6
+
+    tied = _TiedLayers().eval()
+    graph = DependencyGraph(tied, x)
+    frozen = [g for g in graph.groups if not g.prunable and "mid" in g.producers]
+    assert frozen  # shrinking it would change a's input
+    assert "shared" in frozen[0].reason
+    plan = plan_pruning(graph, "l2", 0.5)
+    small = prune(graph, plan)
+    assert small.b.weight is small.a.weight
+    assert small.a.weight.shape == (8, 8)
+    with torch.no_grad():  # it used to raise an IndexError
+        assert (small(x) - soft_prune(graph, plan)(x)).abs().max() <= 1e-6

@@ -1,5 +1,7 @@
 """The MAC counter against hand counts."""
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -49,3 +51,49 @@ def test_attention_with_separate_key_and_value_dims_counts() -> None:
     # output projection 2 x 4 x 8 x 8
     expected = 2 * (4 * 8 * 8 + 6 * 8 * 5 + 6 * 8 * 3) + 2 * 2 * 4 * 6 * 8 + 2 * 4 * 8 * 8
     assert count_macs(attn, (q, k, v)) == expected
+
+
+class _Einsum(nn.Module):
+    def __init__(self, equation: str) -> None:
+        super().__init__()
+        self.equation = equation
+        self.weight = nn.Parameter(torch.randn(4, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum(self.equation, x, self.weight)
+
+
+class _Chain(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ij,jk,kl->il", [a, b, c])
+
+
+class _Packed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(5, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # lengths 4 and 2: 6 tokens
+        return self.rnn(nn.utils.rnn.pack_padded_sequence(x, torch.tensor([4, 2])))[1]
+
+
+def test_einsum_bilinear_and_recurrent_counts() -> None:
+    # these used to count 0
+    x = torch.randn(2, 3, 4)
+    for equation in ("bij,jk->bik", "...j,jk->...k", "bij,jk"):
+        assert count_macs(_Einsum(equation), x) == 2 * 3 * 4 * 5
+    chain = (torch.randn(2, 3), torch.randn(3, 4), torch.randn(4, 5))
+    assert count_macs(_Chain(), chain) == 2 * 3 * 4 + 2 * 4 * 5  # (ab) first, then (ab)c
+    assert count_macs(nn.Bilinear(4, 5, 6), (torch.randn(2, 4), torch.randn(2, 5))) == 2 * 120
+    h, i, tokens = 7, 5, 3 * 2
+    lstm = nn.LSTM(i, h, num_layers=2, bidirectional=True)  # layer 2 reads both directions
+    per_token = 2 * 4 * h * (i + h) + 2 * 4 * h * (2 * h + h)
+    assert count_macs(lstm, torch.randn(3, 2, i)) == tokens * per_token
+    with warnings.catch_warnings():  # some builds: "LSTM with projections ... oneDNN"
+        warnings.simplefilter("ignore", UserWarning)
+        projected = count_macs(nn.LSTM(i, h, proj_size=3), torch.randn(3, 2, i))
+    assert projected == tokens * (4 * h * (i + 3) + 3 * h)
+    assert count_macs(nn.GRU(i, h, batch_first=True), torch.randn(2, 3, i)) == tokens * 3 * h * 12
+    assert count_macs(nn.RNN(i, h), torch.randn(3, i)) == 3 * h * 12  # unbatched
+    assert count_macs(nn.LSTMCell(i, h), torch.randn(2, i)) == 2 * 4 * h * 12
+    assert count_macs(_Packed(), torch.randn(4, 2, i)) == 6 * 3 * h * 12

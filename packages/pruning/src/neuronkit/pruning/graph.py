@@ -484,6 +484,55 @@ class DependencyGraph:
             except _Freeze as fz:
                 self._freeze_args(labels, node, fz.reason)
                 labels[node] = None
+        self._tie_shared_tensors()
+
+    def _tensor(self, module: str, name: str) -> torch.Tensor | None:
+        owner: Any = self._modules.get(module)
+        for part in name.split("."):
+            owner = getattr(owner, part, None)
+        return owner if isinstance(owner, torch.Tensor) else None
+
+    def _tie_shared_tensors(self) -> None:
+        """A module called more than once, or a tensor held by several modules (tied weights,
+        ``lm_head.weight is wte.weight``), holds one set of channels along each dimension for
+        all its uses: the slots of every use are unified (each use adds at most one member per
+        tensor dimension). Where some use leaves a dimension unmapped (its input was a graph
+        input, or a rule froze it), that dimension's channels are frozen in every use. The
+        repeated members of a module called several times (one per call) collapse to one."""
+        uses: dict[int, int] = {}
+        for node in self._graph.nodes:
+            if node.op == "call_module":
+                mod = self._modules[str(node.target)]
+                held = [*mod.parameters(), *mod.buffers()]
+            elif node.op == "get_attr":
+                held = [self._tensor(*_split_target(str(node.target)))]
+            else:
+                continue
+            for tensor_id in {id(t) for t in held if isinstance(t, torch.Tensor)}:
+                uses[tensor_id] = uses.get(tensor_id, 0) + 1
+        by_dim: dict[tuple[int, int], list[_RawMember]] = {}
+        for m in self._members:
+            t = self._tensor(m.module, m.param)
+            if t is not None and uses.get(id(t), 0) > 1:
+                by_dim.setdefault((id(t), m.dim), []).append(m)
+        for (tid, dim), shared in by_dim.items():
+            first = shared[0]
+            if len(shared) < uses[tid] or any(len(m.slots) != len(first.slots) for m in shared):
+                reason = f"{first.module}.{first.param}: shared by several uses, dim {dim} unmapped"
+                for m in shared:
+                    self._freeze(_Label(dim, m.slots), reason.lstrip("."))
+                continue
+            for m in shared[1:]:
+                for a, b in zip(first.slots, m.slots, strict=True):
+                    self._uf.union(a, b)
+        seen: set[tuple[str, str, int, str]] = set()
+        kept = []
+        for m in self._members:
+            key = (m.module, m.param, m.dim, m.role)
+            if key not in seen:
+                seen.add(key)
+                kept.append(m)
+        self._members = kept
 
     def _rule(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         op = node.op

@@ -3,10 +3,13 @@
 Counts multiply-accumulates of every matrix multiply and convolution the model runs on the
 given inputs, through a ``TorchFunctionMode`` at the ``torch`` function level (so
 ``nn.Linear`` and ``F.linear``, convolutions, ``torch.matmul`` / ``@`` / ``addmm`` (Hugging
-Face ``Conv1D``), scaled-dot-product attention and ``nn.MultiheadAttention`` (projections and
-both attention products) all count, whatever module wraps them). Elementwise ops,
-normalization and pooling are not counted. Unlike ``torch.utils.flop_counter`` it needs no
-sympy/dynamo import and it counts the attention products.
+Face ``Conv1D``), ``torch.einsum`` (pairwise, left to right: torch's order without
+opt_einsum), ``nn.Bilinear``, recurrent layers and cells (RNN, LSTM with projections, GRU;
+every weight matrix once per token, layer and direction), scaled-dot-product attention and
+``nn.MultiheadAttention`` (projections and both attention products) all count, whatever module
+wraps them). Elementwise ops, normalization and pooling are not counted. Unlike
+``torch.utils.flop_counter`` it needs no sympy/dynamo import and it counts the attention
+products.
 """
 
 from __future__ import annotations
@@ -48,6 +51,48 @@ def _separate_mha_macs(q: Any, k: Any, weights: tuple[Any, Any, Any], proj_w: An
     return int(b * (proj + 2 * lq * ls * e + lq * proj_w.shape[0] * e))
 
 
+def _einsum_macs(equation: str, operands: Any) -> int:
+    """MACs of ``torch.einsum(equation, *operands)`` contracted pairwise from the left."""
+    lhs, _, rhs = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands) or len(terms) < 2:
+        return 0
+    n_ell = max((op.ndim - len(t) + 3 for t, op in zip(terms, operands) if "..." in t), default=0)
+    ell = "".join(chr(0x100 + i) for i in range(n_ell))  # one symbol per broadcast dimension
+    sizes: dict[str, int] = {}
+    expanded: list[set[str]] = []
+    for term, op in zip(terms, operands, strict=True):
+        if "..." in term:
+            head, _, tail = term.partition("...")
+            term = head + ell[n_ell - (op.ndim - len(head) - len(tail)) :] + tail
+        for letter, size in zip(term, op.shape, strict=False):
+            sizes[letter] = max(sizes.get(letter, 1), int(size))
+        expanded.append(set(term))
+    out = set(rhs.replace("...", ell)) if "->" in equation else set()
+    if "->" not in equation:  # implicit output: the letters used once (and the ellipsis)
+        counts = [letter for term in expanded for letter in term]
+        out = {x for x in counts if counts.count(x) == 1} | set(ell)
+    macs, current = 0, expanded[0]
+    for i, letters in enumerate(expanded[1:], start=1):
+        joint = current | letters
+        macs += _numel(sizes[letter] for letter in joint)
+        later = set().union(out, *expanded[i + 1 :])
+        current = joint & later
+    return macs
+
+
+_RNNS = {torch.rnn_tanh, torch.rnn_relu, torch.lstm, torch.gru}
+_RNN_CELLS = {torch.rnn_tanh_cell, torch.rnn_relu_cell, torch.lstm_cell, torch.gru_cell}
+
+
+def _rnn_macs(args: Any) -> int:
+    """Every weight matrix of every layer and direction times the tokens (packed or padded)."""
+    packed = isinstance(args[1], torch.Tensor) and args[1].ndim == 1
+    params = args[3] if packed else args[2]
+    tokens = int(args[0].shape[0]) if packed else _numel(args[0].shape[:2])
+    return tokens * sum(int(w.numel()) for w in params if w.ndim == 2)
+
+
 _F = torch.nn.functional
 _MATMULS = {
     torch.matmul,
@@ -79,6 +124,15 @@ class _MacCounter(TorchFunctionMode):
             self.macs += _numel(out.shape) * int(a.shape[-1]) if a.ndim and b.ndim else 0
         elif func in _ADDMMS:
             self.macs += _numel(out.shape) * int(args[1].shape[-1])
+        elif func is torch.einsum:
+            ops = args[1:] if len(args) > 2 or isinstance(args[1], torch.Tensor) else args[1]
+            self.macs += _einsum_macs(args[0], ops)
+        elif func is _F.bilinear:  # out[n, o] = sum_ij x1[n, i] W[o, i, j] x2[n, j]
+            self.macs += _numel(args[0].shape[:-1]) * _numel(args[2].shape)
+        elif func in _RNNS:
+            self.macs += _rnn_macs(args)
+        elif func in _RNN_CELLS:  # (input, hx, w_ih, w_hh, ...)
+            self.macs += _numel(args[0].shape[:-1]) * (args[2].numel() + args[3].numel())
         elif func in _CONVS:
             w = args[1] if len(args) > 1 else kwargs["weight"]
             self.macs += _numel(out.shape) * _numel(w.shape[1:])
