@@ -139,6 +139,19 @@ def test_torch_generator_seeds_and_passes_through() -> None:
     assert isinstance(torch_generator(None), torch.Generator)
     with pytest.raises(ValueError, match="seed"):
         torch_generator(-1)
+    with pytest.raises(ValueError, match="seed must be < "):  # was torch's overflow message
+        torch_generator(2**70)
+
+
+def test_torch_generator_without_seed_follows_the_global_seed() -> None:
+    torch = pytest.importorskip("torch", reason="torch_generator needs torch")
+    from neuronkit.common import torch_generator
+
+    draws = []
+    for _ in range(2):  # seed=None drew from the OS: seed_everything did not repeat it
+        seed_everything(3)
+        draws.append(torch.rand(2, generator=torch_generator(None)))
+    assert torch.equal(draws[0], draws[1])
 
 
 def test_weights_round_trip(tmp_path: Path) -> None:

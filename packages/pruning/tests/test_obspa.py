@@ -117,5 +117,28 @@ def test_obs_importance_recomputes_data_free_hessians_for_each_graph() -> None:
         torch.cat(list(OBSImportance()(small_graph).values())),
     )
     stale = OBSImportance(layer_hessians(graph))
-    with pytest.raises(ValueError, match="hessians: a layer with 4 inputs"):
+    with pytest.raises(ValueError, match="a layer with 4 inputs"):
         stale(small_graph)
+
+
+def test_attention_projections_are_obs_consumers() -> None:
+    from neuronkit.pruning import SmallViT
+
+    torch.manual_seed(0)
+    model = SmallViT(dim=32, heads=4, depth=1, image_size=8, patch=4).eval()
+    x = torch.randn(128, 3, 8, 8)
+    graph = DependencyGraph(model, x[:2])
+    h = layer_hessians(graph, inputs=x)
+    assert h["blocks.0.attn"].shape == (3, 33, 33)  # query, key, value inputs' moments
+    torch.testing.assert_close(h["blocks.0.attn"][0], h["blocks.0.attn"][2])  # self-attention
+    compensated, plan = obspa_prune(graph, 0.25, inputs=x, damp=1e-4)
+    (stream,) = [g for g in graph.groups if g.attention]
+    assert plan.removed[stream.index].numel() == 8  # a multiple of the 4 heads
+    after = prune(graph, plan).blocks[0].attn.in_proj_weight  # same plan, no compensation
+    # the residual stream's removal is compensated in the q/k/v projections (it was not)
+    assert not torch.allclose(compensated.blocks[0].attn.in_proj_weight, after, atol=1e-4)
+    with torch.no_grad():
+        ref = model(x)
+        err_obs = ((compensated(x) - ref) ** 2).mean()
+        err_plain = ((prune(graph, plan)(x) - ref) ** 2).mean()
+    assert err_obs < err_plain

@@ -35,16 +35,17 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> np.random.Gene
 
 
 def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
-    """A CPU torch ``Generator`` from a non-negative int seed, an existing ``Generator`` (used
-    as is) or ``None`` (seeded from the OS). Needs torch."""
+    """A CPU torch ``Generator`` from an int seed in ``[0, 2**64)``, an existing ``Generator``
+    (used as is) or ``None`` (seeded by a draw from torch's global generator, so
+    :func:`seed_everything` / ``torch.manual_seed`` make it repeatable). Needs torch."""
     import torch
 
     if isinstance(seed, torch.Generator):
         return seed
     gen = torch.Generator()
     if seed is None:
-        gen.seed()
+        gen.manual_seed(int(torch.randint(0, 2**62, (1,))))
     else:
-        check_number("seed", seed, ge=0, integer=True)
+        check_number("seed", seed, ge=0, lt=2**64, integer=True)
         gen.manual_seed(int(seed))
     return gen

@@ -13,7 +13,11 @@ reconstruction ``||W x - W' x||^2`` under the input second moment ``H = E[x x^T]
 
 Channels are removed greedily, lowest saliency first, with the inverse updated after each
 removal. Inputs are augmented with a constant 1, so compensation reaches the bias (a bias is
-created where the consumer had none).
+created where the consumer had none). An ``nn.MultiheadAttention`` reading the channels is a
+consumer through its fused q/k/v projection: its query, key and value rows each compensate
+under their own input's second moment (one moment in self-attention), and the channel count
+removed from its embedding stays a multiple of the head count. A LayerNorm between the group
+and a consumer is treated as fixed (its statistics over the kept channels are not modelled).
 
 Data-free Hessian proxy (our reading of "no calibration data"; documented as such): the
 second moments are estimated from *synthetic* activations: Gaussian noise enters the model and
@@ -38,13 +42,16 @@ from .prune import PruningPlan, _check_ratio, _keep_count, _unit, _validate_name
 
 __all__ = ["OBSImportance", "layer_hessians", "obspa_prune"]
 
-_CONSUMERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+_CONSUMERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.MultiheadAttention)
+_MHA_INPUTS = ("query", "key", "value")
 
 
 def _consumer_members(graph: DependencyGraph, group: Group) -> list[GroupMember]:
+    """Members reading the group's channels through a weight OBS can compensate: Conv/Linear
+    input columns and the input columns of an attention's fused q/k/v projection."""
     out = []
     for m in group.members:
-        if m.role != "in" or m.param != "weight":
+        if m.role != "in" or m.param not in ("weight", "in_proj_weight"):
             continue
         mod = graph.model.get_submodule(m.module)
         if isinstance(mod, _CONSUMERS) and getattr(mod, "groups", 1) == 1:
@@ -54,7 +61,7 @@ def _consumer_members(graph: DependencyGraph, group: Group) -> list[GroupMember]
 
 def _unfold(mod: Any, x: torch.Tensor) -> torch.Tensor:
     """Layer input -> rows of the layer's im2col matrix ``[N, D]`` (D = weight[0].numel())."""
-    if isinstance(mod, nn.Linear):
+    if isinstance(mod, (nn.Linear, nn.MultiheadAttention)):
         return x.reshape(-1, x.shape[-1])
     if isinstance(mod.padding, str):
         raise ValueError(f"{type(mod).__name__}: string padding is not supported by OBSPA")
@@ -77,7 +84,8 @@ def layer_hessians(
     samples: int = 64,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """Input second moments ``H = E[x~ x~^T]`` (``x~ = [x; 1]``) of Conv/Linear layers.
+    """Input second moments ``H = E[x~ x~^T]`` (``x~ = [x; 1]``) of Conv/Linear layers (and
+    of the query, key and value inputs of ``nn.MultiheadAttention`` layers).
 
     Args:
         graph: the model's :class:`DependencyGraph`.
@@ -88,7 +96,9 @@ def layer_hessians(
         seed: seed of the synthetic draw.
 
     Returns:
-        name -> ``[D + 1, D + 1]`` float64 matrix (D = inputs per output unit of the layer).
+        name -> ``[D + 1, D + 1]`` float64 matrix (D = inputs per output unit of the layer);
+        for an ``nn.MultiheadAttention``, ``[3, D + 1, D + 1]``: the query, key and value
+        inputs' moments (equal in self-attention).
     """
     if not isinstance(graph, DependencyGraph):
         raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
@@ -104,22 +114,37 @@ def layer_hessians(
     counts: dict[str, int] = {}
     handles = []
 
+    def moment(mod: Any, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        rows = _unfold(mod, x.detach().double())
+        rows = torch.cat([rows, rows.new_ones(rows.shape[0], 1)], 1)
+        return rows.T @ rows, rows.shape[0]
+
+    def add(name: str, value: torch.Tensor, n: int) -> None:
+        prev = sums.get(name)
+        sums[name] = value if prev is None else prev + value
+        counts[name] = counts.get(name, 0) + n
+
     def record(name: str, mod: nn.Module) -> Any:
         def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
-            rows = _unfold(mod, args[0].detach().double())
-            ones = torch.ones(rows.shape[0], 1, dtype=rows.dtype, device=rows.device)
-            rows = torch.cat([rows, ones], 1)
-            prev = sums.get(name)
-            sums[name] = rows.T @ rows if prev is None else prev + rows.T @ rows
-            counts[name] = counts.get(name, 0) + rows.shape[0]
+            add(name, *moment(mod, args[0]))
 
-        return hook
+        def attention_hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
+            given = [args[i] if len(args) > i else kwargs[k] for i, k in enumerate(_MHA_INPUTS)]
+            moments: list[torch.Tensor] = []
+            for i, x in enumerate(given):  # self-attention: one moment for q, k and v
+                same = next((j for j in range(i) if given[j] is x), None)
+                moments.append(moments[same] if same is not None else moment(mod, x)[0])
+            add(name, torch.stack(moments), given[0].numel() // given[0].shape[-1])
+
+        if isinstance(mod, nn.MultiheadAttention):
+            return mod.register_forward_pre_hook(attention_hook, with_kwargs=True)
+        return mod.register_forward_pre_hook(hook)
 
     for name, mod in model.named_modules():
         if name in names:
             if not isinstance(mod, _CONSUMERS):
                 raise ValueError(f"layers: {name!r} is a {type(mod).__name__}, not Conv/Linear")
-            handles.append(mod.register_forward_pre_hook(record(name, mod)))
+            handles.append(record(name, mod))
         if inputs is None and isinstance(mod, nn.modules.batchnorm._BatchNorm):
 
             def synth(m: Any, _args: Any, out: torch.Tensor) -> torch.Tensor:
@@ -166,20 +191,10 @@ def _columns(mod: Any, member: GroupMember) -> list[torch.Tensor]:
 
 
 class _Consumer:
-    """A consumer's weight ``[out, D+1]`` (bias last) and its damped inverse Hessian."""
+    """A consumer weight ``[out, D+1]`` (bias last) and its damped inverse Hessian."""
 
-    def __init__(self, mod: Any, hessian: torch.Tensor, damp: float) -> None:
-        w = mod.weight.detach().double().reshape(mod.weight.shape[0], -1)
-        bias = mod.bias
-        b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], device=w.device)
-        self.w = torch.cat([w, b[:, None]], 1)
-        d = self.w.shape[1]
-        if tuple(hessian.shape) != (d, d):
-            raise ValueError(
-                f"hessians: a layer with {d - 1} inputs (+ bias) needs a [{d}, {d}] Hessian, got "
-                f"{tuple(hessian.shape)} (Hessians of another model or of the model before "
-                "pruning?)"
-            )
+    def __init__(self, w: torch.Tensor, hessian: torch.Tensor, damp: float) -> None:
+        self.w = w
         h = hessian.clone()
         lam = damp * float(torch.diagonal(h).mean())
         h += lam * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
@@ -207,15 +222,55 @@ class _Consumer:
         self.hinv -= self.hinv[:, q] @ coef
         self.w[:, q] = 0.0
 
+
+def _weights(mod: Any) -> tuple[str, str, torch.Tensor]:
+    """The consumer's weight and bias names and its ``[out, D+1]`` float64 matrix."""
+    names = ("in_proj_weight", "in_proj_bias")
+    weight_name, bias_name = names if isinstance(mod, nn.MultiheadAttention) else ("weight", "bias")
+    weight, bias = getattr(mod, weight_name), getattr(mod, bias_name)
+    w = weight.detach().double().reshape(weight.shape[0], -1)
+    b = bias.detach().double() if bias is not None else w.new_zeros(w.shape[0])
+    return weight_name, bias_name, torch.cat([w, b[:, None]], 1)
+
+
+class _Layer:
+    """A consumer layer's OBS state: one :class:`_Consumer`, or three for an attention's
+    query, key and value rows (each with its input's Hessian)."""
+
+    def __init__(self, name: str, mod: Any, hessian: torch.Tensor, damp: float) -> None:
+        self.weight_name, self.bias_name, w = _weights(mod)
+        d = w.shape[1]
+        parts = 3 if isinstance(mod, nn.MultiheadAttention) else 1
+        expected = (parts, d, d) if parts > 1 else (d, d)
+        if tuple(hessian.shape) != expected:
+            raise ValueError(
+                f"hessians[{name!r}]: a layer with {d - 1} inputs (+ bias) needs a "
+                f"{list(expected)} Hessian, got {list(hessian.shape)} (Hessians of another model "
+                "or of the model before pruning?)"
+            )
+        rows = w.shape[0] // parts
+        hs = hessian if parts > 1 else hessian[None]
+        self.parts = [
+            _Consumer(w[i * rows : (i + 1) * rows].clone(), hs[i], damp) for i in range(parts)
+        ]
+
+    def saliency(self, cols: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([c.saliency(cols) for c in self.parts]).sum(0)
+
+    def remove(self, q: torch.Tensor) -> None:
+        for c in self.parts:
+            c.remove(q)
+
     def write(self, mod: Any) -> None:
-        w = self.w[:, :-1].reshape(mod.weight.shape).to(mod.weight.dtype)
-        b = self.w[:, -1].to(mod.weight.dtype)
+        w = torch.cat([c.w for c in self.parts])
+        weight = getattr(mod, self.weight_name)
         with torch.no_grad():
-            mod.weight.copy_(w)
-            if mod.bias is None:
-                mod.bias = nn.Parameter(b.clone())
+            weight.copy_(w[:, :-1].reshape(weight.shape).to(weight.dtype))
+            b = w[:, -1].to(weight.dtype)
+            if getattr(mod, self.bias_name) is None:
+                setattr(mod, self.bias_name, nn.Parameter(b.clone()))
             else:
-                mod.bias.copy_(b)
+                getattr(mod, self.bias_name).copy_(b)
 
 
 class OBSImportance(GroupImportance):
@@ -244,8 +299,8 @@ class OBSImportance(GroupImportance):
             if m.module not in hessians:
                 continue
             mod: Any = graph.model.get_submodule(m.module)
-            consumer = _Consumer(mod, hessians[m.module], self.damp)
-            total += consumer.saliency(_columns(mod, m)).cpu()  # scores live on the CPU
+            layer = _Layer(m.module, mod, hessians[m.module], self.damp)
+            total += layer.saliency(_columns(mod, m)).cpu()  # scores live on the CPU
         if self.normalize is None or not bool(total.any()):
             return total
         fns: dict[str, Any] = {"mean": total.mean, "max": total.max, "sum": total.sum}
@@ -297,7 +352,7 @@ def obspa_prune(
     if hessians is None:
         hessians = layer_hessians(graph, inputs=inputs, samples=samples, seed=seed)
     target = copy.deepcopy(graph.model)
-    state: dict[str, _Consumer] = {}
+    state: dict[str, _Layer] = {}
     plan = PruningPlan()
     fallback: Any = None
     for g in graph.prunable_groups():
@@ -310,19 +365,18 @@ def obspa_prune(
         if n <= 0:
             continue
         members = [m for m in _consumer_members(graph, g) if m.module in hessians]
-        if not members or g.multiple > 1:
-            # no OBS consumer (or whole heads): magnitude order, no compensation
+        if not members:  # no OBS consumer: magnitude order, no compensation
             from .importance import MagnitudeImportance
 
             fallback = fallback or MagnitudeImportance(p=2)
             order = torch.argsort(fallback.group_scores(graph, g), stable=True)
-            plan.removed[g.index] = order[: n - n % g.multiple].sort().values
+            plan.removed[g.index] = order[:n].sort().values
             continue
         cols = []
         for m in members:
             if m.module not in state:
                 mod = target.get_submodule(m.module)
-                state[m.module] = _Consumer(mod, hessians[m.module], float(damp))
+                state[m.module] = _Layer(m.module, mod, hessians[m.module], float(damp))
             cols.append(_columns(target.get_submodule(m.module), m))
         alive = list(range(g.size))
         removed: list[int] = []
@@ -335,8 +389,8 @@ def obspa_prune(
             for m, c in zip(members, cols, strict=True):
                 state[m.module].remove(c[j])
         plan.removed[g.index] = torch.tensor(sorted(removed), dtype=torch.long)
-    for name, consumer in state.items():
-        consumer.write(target.get_submodule(name))
+    for name, layer in state.items():
+        layer.write(target.get_submodule(name))
     from .prune import _plan_attention
 
     _plan_attention(graph, plan)
