@@ -104,6 +104,22 @@ def test_delta_cumulative_accumulates_drift() -> None:
             "seed or generator",
         ),
         (lambda: poisson_encode(torch.rand(2), 2, seed=-1), ValueError, "seed must be >= 0"),
+        (
+            lambda: poisson_encode(torch.rand(2), 2, seed=2**70),
+            ValueError,
+            r"seed must be < 2\*\*64",
+        ),
+        (
+            lambda: poisson_encode(torch.rand(2), 2, seed=2**64),
+            ValueError,
+            r"seed must be < 2\*\*64",
+        ),
+        (lambda: delta_encode(torch.rand(0, 2)), ValueError, r"x must have T >= 1 time steps"),
+        (
+            lambda: delta_encode(torch.rand(0, 2), cumulative=True),
+            ValueError,
+            r"x must have T >= 1 time steps",
+        ),
         (lambda: poisson_encode(torch.rand(2), 2, generator=1), TypeError, "generator must be"),
         (lambda: latency_encode(torch.rand(2), 3, method="exp"), ValueError, "method must be"),
         (lambda: latency_encode(torch.rand(2), 3, threshold=1.0), ValueError, "threshold must"),
@@ -117,3 +133,7 @@ def test_delta_cumulative_accumulates_drift() -> None:
 def test_bad_inputs(call: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()  # type: ignore[operator]
+
+
+def test_largest_seed_is_accepted() -> None:
+    assert poisson_encode(torch.rand(2), 3, seed=2**64 - 1).shape == (3, 2)

@@ -128,6 +128,41 @@ def test_li_bad_inputs() -> None:
         li_multistep(_x(), tau=torch.full((7,), 2.0, dtype=F64))
 
 
+@pytest.mark.parametrize(
+    ("tau", "match"),
+    [
+        (-1.0, "tau must be > 0, got a tensor with minimum -1"),
+        (0.0, "tau must be > 0"),
+        (0.5, r"tau must be >= dt \(1\)"),
+        (float("nan"), "tau must be finite"),
+    ],
+)
+def test_li_tensor_tau_is_range_checked(tau: float, match: str) -> None:
+    bad = torch.tensor([2.0, 3.0, tau, 2.0, 4.0], dtype=F64)
+    for call in (
+        lambda: li_multistep(_x(), tau=bad),
+        lambda: li_step(_x()[0], tau=bad),
+        lambda: LI(tau=bad),
+        lambda: li_multistep(_x(), tau=torch.tensor(tau)),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call()
+    li_multistep(_x(), tau=bad, validate=False)  # the value checks honour validate
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf")])
+def test_li_non_finite_state_is_rejected_by_name(bad: float) -> None:
+    state = LIState(torch.full((3, 5), bad, dtype=F64))
+    for call in (
+        lambda: li_multistep(_x(), state),
+        lambda: li_step(_x()[0], state),
+        lambda: LI().run(_x(), state),
+    ):
+        with pytest.raises(ValueError, match=r"state\.v must be finite"):
+            call()
+    li_multistep(_x(), state, validate=False)
+
+
 # ---- delay --------------------------------------------------------------------------------------
 
 

@@ -74,3 +74,34 @@ def test_bad_inputs() -> None:
         over_time(nn.Identity(), [1.0])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="module must be Module"):
         TimeDistributed(lambda x: x)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("layer", "x", "error", "match"),
+    [
+        (SeqLinear(3, 2), torch.rand(4, 2, 5), ValueError,
+         r"x must have size 3 \(in_features\) in the last dimension of \[T, B, \.\.\., in_f"),
+        (SeqLinear(3, 2), torch.ones(4, 2, 3, dtype=torch.long), TypeError,
+         "x must be a floating-point tensor"),
+        (SeqConv2d(1, 2, 3), torch.rand(4, 2, 8, 8), ValueError,
+         r"x must have 5 dimensions \[T, B, C, H, W\]"),
+        (SeqConv2d(1, 2, 3), torch.rand(4, 2, 3, 8, 8), ValueError,
+         r"x must have size 1 \(in_channels\) in dim 2"),
+        (SeqConv1d(2, 3, 3), torch.rand(4, 2, 7), ValueError,
+         r"x must have 4 dimensions \[T, B, C, L\]"),
+        (SeqBatchNorm1d(3), torch.rand(4, 2, 5), ValueError,
+         r"x must have size 3 \(num_features\) in dim 2"),
+        (SeqBatchNorm2d(3), torch.rand(4, 2, 3, 5), ValueError, r"x must have 5 dimensions"),
+    ],
+)  # fmt: skip
+def test_wrong_shape_or_dtype_is_named_in_time_major_terms(
+    layer: nn.Module, x: torch.Tensor, error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        layer(x)
+
+
+def test_extra_leading_dims_still_reach_linear() -> None:
+    lin = SeqLinear(3, 2)
+    x = torch.rand(4, 2, 7, 3)  # nn.Linear takes [*, in_features]
+    torch.testing.assert_close(lin(x), nn.Linear.forward(lin, x.flatten(0, 1)).unflatten(0, (4, 2)))

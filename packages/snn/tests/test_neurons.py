@@ -402,3 +402,106 @@ def test_two_state_tensor_parameters_follow_the_input_dtype(decay_input: bool) -
     assert torch.equal(out.spikes, ref.spikes)
     cuba = cuba_lif_multistep(x, threshold=threshold, decay_input=decay_input)
     assert cuba.spikes.dtype == torch.float32
+
+
+# ---- tensor parameters and state are value-checked like floats ---------------------------------
+
+NAN = float("nan")
+TENSOR_PARAMS = {  # kind: [(keyword, bad value, match)]
+    "if": [
+        ("threshold", -1.0, "threshold must be > 0"),
+        ("threshold", 0.0, "threshold must be > 0"),
+    ],
+    "lif": [
+        ("tau", -2.0, "tau must be > 0"),
+        ("tau", 0.0, "tau must be > 0"),
+        ("tau", 0.5, r"tau must be >= dt \(1\)"),
+        ("tau", NAN, "tau must be finite"),
+        ("threshold", NAN, "threshold must be finite"),
+        ("threshold", float("inf"), "threshold must be finite"),
+    ],
+    "alif": [
+        ("beta", -5.0, "beta must be >= 0"),
+        ("tau_adapt", 0.0, "tau_adapt must be > 0"),
+        ("tau_adapt", 0.5, r"tau_adapt must be >= dt"),
+    ],
+    "cuba": [("tau_syn", -1.0, "tau_syn must be > 0"), ("tau_mem", NAN, "tau_mem must be finite")],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "value", "match"),
+    [(k, *case) for k, cases in TENSOR_PARAMS.items() for case in cases],
+)
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_tensor_parameters_are_range_checked(
+    kind: str, name: str, value: float, match: str, per_neuron: bool
+) -> None:
+    step, multistep, _, module_cls = STEPS[kind]
+    # one bad element among good ones is enough; a 0-d tensor is checked as well
+    good = {"threshold": 1.0, "beta": 1.0}.get(name, 2.0)
+    bad = torch.tensor([good, value, good, good]) if per_neuron else torch.tensor(value)
+    calls = [
+        lambda: multistep(X3, **{name: bad}),
+        lambda: step(X3[0], **{name: bad}),
+        lambda: module_cls(**{name: bad}),
+    ]
+    if kind in ("if", "lif"):
+        calls.append(lambda: multistep(X3, fused=False, **{name: bad}))
+    for call in calls:
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_tensor_threshold_must_exceed_v_reset() -> None:
+    with pytest.raises(ValueError, match=r"v_reset must be < threshold \(a tensor with minimum"):
+        lif_multistep(X3, threshold=torch.tensor([1.0, 0.4, 1.0, 1.0]), v_reset=0.5)
+
+
+def test_tensor_tau_equal_to_dt_in_its_own_precision_is_valid() -> None:
+    # float32 stores 0.7 just below the double 0.7: still tau == dt, not tau < dt
+    out = lif_multistep(X3, tau=torch.tensor(0.7), dt=0.7)
+    assert torch.equal(out.v, lif_multistep(X3, tau=0.7, dt=0.7).v)
+
+
+def test_learnable_tensor_parameter_is_checked_and_keeps_its_gradient() -> None:
+    thr = torch.tensor([1.0, 1.5, 0.8, 1.2], requires_grad=True)
+    out = lif_multistep(_drive(T=4, B=3, N=4, dtype=torch.float32), threshold=thr)
+    out.v.sum().backward()
+    assert thr.grad is not None
+    with pytest.raises(ValueError, match="threshold must be > 0"):
+        lif_multistep(X3, threshold=torch.tensor([1.0, -1.0, 1.0, 1.0], requires_grad=True))
+    plif = PLIF()
+    with torch.no_grad():
+        plif.w.fill_(NAN)  # a diverged learnable tau
+    with pytest.raises(ValueError, match="tau must be finite"):
+        plif(X3)
+
+
+def test_validate_false_skips_tensor_value_checks() -> None:
+    lif_multistep(X3, tau=torch.tensor(-2.0), validate=False)
+    alif_multistep(X3, beta=torch.tensor(-1.0), validate=False)
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+@pytest.mark.parametrize("bad", [NAN, float("inf")])
+def test_non_finite_state_is_rejected_by_name(kind: str, bad: float) -> None:
+    step, multistep, state_cls, module_cls = STEPS[kind]
+    fields = state_cls._fields
+    for field in fields:
+        state = state_cls(
+            *(torch.full((3, 4), bad) if f == field else torch.zeros(3, 4) for f in fields)
+        )
+        runs: list[tuple[Any, dict]] = [(multistep, {}), (module_cls().run, {}), (module_cls(), {})]
+        if kind in ("if", "lif"):
+            runs.append((multistep, {"fused": False}))
+        for call, kw in runs:
+            with pytest.raises(ValueError, match=rf"state\.{field} must be finite"):
+                call(X3, state, **kw)
+        with pytest.raises(ValueError, match=rf"state\.{field} must be finite"):
+            step(X3[0], state)
+    # the input is still named first when it is the culprit
+    finite = state_cls(*(torch.zeros(3, 4) for _ in fields))
+    with pytest.raises(ValueError, match="x must be finite"):
+        multistep(torch.full((2, 3, 4), NAN), finite)
+    multistep(X3, state_cls(*(torch.full((3, 4), NAN) for _ in fields)), validate=False)

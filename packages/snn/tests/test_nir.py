@@ -523,6 +523,31 @@ def test_module_input_validation() -> None:
         net(torch.zeros(2, 4))
     with pytest.raises(TypeError, match="x"):
         net([1.0])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"x\['input'\] must be a floating-point tensor"):
+        net(torch.ones(3, 2, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("dt", "error", "match"),
+    [
+        ("abc", TypeError, r"graph\.metadata\['dt'\] must be a real number .*got str"),
+        ("1.0", TypeError, r"graph\.metadata\['dt'\] must be a real number"),
+        ([1.0, 2.0], ValueError, r"graph\.metadata\['dt'\] must be one number .*shape \(2,\)"),
+        (True, TypeError, r"graph\.metadata\['dt'\] must be a real number"),
+        ({"dt": 1.0}, TypeError, r"graph\.metadata\['dt'\]"),
+        (-1.0, ValueError, r"graph\.metadata\['dt'\] must be > 0"),
+        (float("nan"), ValueError, r"graph\.metadata\['dt'\] must be finite"),
+    ],
+)
+def test_bad_metadata_dt_is_named(dt: object, error: type, match: str) -> None:
+    graph = to_nir(nn.Sequential(SeqLinear(3, 2), LIF(reset="zero")), (3,))
+    graph.metadata["dt"] = dt
+    with pytest.raises(error, match=match):
+        from_nir(graph)
+    graph.metadata["dt"] = np.array([1.0])  # a one-element array, as a file may hold it
+    assert from_nir(graph).dt == 1.0
+    graph.metadata["dt"] = np.float32(0.5)
+    assert from_nir(graph).dt == 0.5
 
 
 def test_executor_modules_validate() -> None:

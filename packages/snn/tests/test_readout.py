@@ -68,6 +68,18 @@ def test_bad_inputs(loss: object, data: tuple) -> None:
         f(spikes, [0, 1, 2, 0])  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("loss", [spike_count_ce, mean_membrane_ce, tet_ce, spike_count_mse])
+def test_empty_time_batch_or_classes_raise_instead_of_nan(loss: object) -> None:
+    f = loss  # type: ignore[assignment]
+    empty = torch.zeros(0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"must have a non-empty batch B >= 1 \[T, B, C\]"):
+        f(torch.zeros(4, 0, 3), empty)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=r"must have T >= 1 time steps \[T, B, C\]"):
+        f(torch.zeros(0, 2, 3), torch.zeros(2, dtype=torch.long))  # type: ignore[operator]
+    with pytest.raises(ValueError, match=r"must have C >= 1 classes"):
+        f(torch.zeros(4, 2, 0), torch.zeros(2, dtype=torch.long))  # type: ignore[operator]
+
+
 def test_bad_loss_options(data: tuple) -> None:
     spikes, v, y = data
     with pytest.raises(ValueError, match="lamb must be <= 1, got 2"):

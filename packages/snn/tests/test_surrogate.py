@@ -160,3 +160,31 @@ def test_bad_inputs() -> None:
         Triangle("1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alpha must be None when surrogate is an instance"):
         get_surrogate(ATan(), alpha=2.0)
+
+
+def test_nan_is_not_reported_as_no_spike() -> None:
+    x = torch.tensor([float("nan"), 1.0, -1.0, float("inf"), float("-inf")])
+    want = torch.tensor([float("nan"), 1.0, 0.0, 1.0, 0.0])
+    torch.testing.assert_close(heaviside(x), want, equal_nan=True)
+    for cls in CLASSES:
+        torch.testing.assert_close(cls()(x), want, equal_nan=True)
+    assert torch.equal(heaviside(torch.tensor([1, -1])), torch.tensor([1, 0]))  # integers as before
+
+
+def test_neurons_fire_through_the_unchecked_path() -> None:
+    """Neurons skip the NaN pass (their input is checked upstream) but honour a subclass that
+    overrides ``__call__``."""
+    from neuronkit.snn import lif_step
+
+    calls = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Loud(ATan):
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(x.shape)
+            return super().__call__(x)
+
+    lif_step(torch.ones(2, 3), surrogate=Loud())
+    assert calls == [torch.Size([2, 3])]
+    x = torch.tensor([float("nan"), 1.0])
+    assert torch.equal(ATan()._spike(x), torch.tensor([0.0, 1.0]))  # the unchecked fast path

@@ -72,6 +72,8 @@ def test_bad_inputs() -> None:
         event_frames(img, 4, threshold=0.0)
     with pytest.raises(ValueError, match="noise"):
         event_frames(img, 4, noise=1.0)
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        event_frames(img, 4, seed=2**64)
 
 
 def test_delta_frames_with_one_step_still_move() -> None:

@@ -133,3 +133,12 @@ def test_evaluate_steps_restores_mode() -> None:
     acc = evaluate_steps(net, torch.rand(9, 5), torch.zeros(9).long(), 3, batch_size=4)
     assert 0.0 <= acc <= 1.0
     assert net.training
+
+
+def test_minibatches_seed_range() -> None:
+    x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        minibatches(x, y, 4, seed=2**64)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        minibatches(x, y, 4, seed=1.5)  # type: ignore[arg-type]
+    assert len(minibatches(x, y, 4, seed=2**64 - 1)) == 3

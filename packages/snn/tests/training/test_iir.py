@@ -168,3 +168,10 @@ def test_iirlif_restarts_a_stateful_surrogate_every_sequence() -> None:
         first, second = input_grad(), input_grad()
     assert torch.equal(first, second)  # PDSG's statistics restart with each sequence
     assert bool(first.abs().sum() > 0)
+
+
+def test_seed_range_is_checked_before_torch_sees_it() -> None:
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        iir_cnn(seed=2**64)
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        cnn_ann(seed=2**70)

@@ -82,6 +82,8 @@ def test_sltt_bad_inputs() -> None:
         sltt_train_epoch(net, [(X, Y)], opt, 4, k=2)
     with pytest.raises(ValueError, match="k"):
         sltt_train_epoch(net, [(X, Y)], opt, 4, k=5, seed=0)
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        sltt_train_epoch(net, [(X, Y)], opt, 4, k=2, seed=2**64)
     with pytest.raises(ValueError, match="T"):
         sltt_train_epoch(net, [(X, Y)], opt, 0)
     with pytest.raises(ValueError, match="tau"):

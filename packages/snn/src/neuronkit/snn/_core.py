@@ -107,11 +107,14 @@ def reset(
 
 def fire(spike_fn: SpikeFn, h: Tensor, theta: Param) -> Tensor:
     """Spikes ``spike_fn(h - theta)``; a surrogate with ``needs_potential`` (its running
-    statistics need the membrane itself) gets ``spike_fn.fire(h - theta, h)`` instead."""
+    statistics need the membrane itself) gets ``spike_fn.fire(h - theta, h)`` instead. A
+    :class:`~neuronkit.snn.Surrogate` fires through its ``_spike``, which skips the public
+    call's NaN pass (the inputs are checked upstream)."""
     if getattr(spike_fn, "needs_potential", False):
         out: Tensor = spike_fn.fire(h - theta, h)  # type: ignore[attr-defined]
         return out
-    return spike_fn(h - theta)
+    spike: Tensor = getattr(spike_fn, "_spike", spike_fn)(h - theta)
+    return spike
 
 
 def begin(spike_fn: Any) -> None:
@@ -183,33 +186,75 @@ def cuba_core(
     return s, v_new, i_new
 
 
-# ---- validation (Python-level, cheap; tensor values are never read here) -------------------
+# ---- validation (Python-level, cheap: a tensor parameter costs one reduction) --------------
 
 
-def check_param(name: str, value: Any, *, gt: float | None = None, ge: float | None = None) -> None:
-    """A float checked against bounds, or a floating tensor (values not checked)."""
+def _value_range(value: Tensor) -> tuple[float, float] | None:
+    """``(min, max)`` of a floating tensor: one reduction and one host read (both NaN if any
+    element is NaN). None for an empty tensor, or while compiling (a read is a graph break)."""
+    if value.numel() == 0 or torch.compiler.is_compiling():
+        return None
+    lo, hi = torch.stack(torch.aminmax(value.detach())).tolist()
+    return lo, hi
+
+
+def check_param(
+    name: str, value: Any, *, gt: float | None = None, ge: float | None = None
+) -> float | None:
+    """A float, or a floating tensor whose every element is finite, checked against bounds.
+
+    A tensor (also a learnable one) is checked with one ``aminmax`` over its values. Returns
+    a tensor's minimum (None for a float, an empty tensor, or while compiling), so callers can
+    check further bounds without another reduction.
+    """
     if isinstance(value, Tensor):
         if not value.is_floating_point():
             raise TypeError(f"{name} must be a float or a floating-point tensor, got {value.dtype}")
-        return
+        rng = _value_range(value)
+        if rng is None:
+            return None
+        lo, hi = rng
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(
+                f"{name} must be finite, got NaN or infinity in a tensor of shape "
+                f"{list(value.shape)}"
+            )
+        if gt is not None and not lo > gt:
+            raise ValueError(f"{name} must be > {gt:g}, got a tensor with minimum {lo:g}")
+        if ge is not None and not lo >= ge:
+            raise ValueError(f"{name} must be >= {ge:g}, got a tensor with minimum {lo:g}")
+        return lo
     check_number(name, value, gt=gt, ge=ge)
+    return None
 
 
 def check_tau(name: str, tau: Any, dt: float) -> None:
-    """``tau > 0`` and ``tau >= dt`` (the forward-Euler factor ``dt / tau`` stays in (0, 1])."""
-    check_param(name, tau, gt=0)
-    if not isinstance(tau, Tensor) and tau < dt:
+    """``tau > 0`` and ``tau >= dt`` (the forward-Euler factor ``dt / tau`` stays in (0, 1]).
+
+    A tensor is compared with ``dt`` rounded to its dtype (``torch.tensor(0.7)`` is a valid
+    ``tau`` for ``dt=0.7`` although float32 stores it just below 0.7).
+    """
+    low = check_param(name, tau, gt=0)
+    if isinstance(tau, Tensor):
+        if low is not None and low < torch.tensor(dt, dtype=tau.dtype).item():
+            raise ValueError(f"{name} must be >= dt ({dt:g}), got a tensor with minimum {low:g}")
+    elif tau < dt:
         raise ValueError(f"{name} must be >= dt ({dt:g}), got {tau!r}")
 
 
 def check_common(threshold: Any, v_reset: Any, reset_mode: Any, detach_reset: Any) -> None:
     """Validate the arguments every neuron shares (the surrogate is checked on lookup)."""
-    check_param("threshold", threshold, gt=0)
+    low = check_param("threshold", threshold, gt=0)
     check_number("v_reset", v_reset)
     check_type("reset", reset_mode, str)
     check_choice("reset", reset_mode, RESETS)
     check_type("detach_reset", detach_reset, bool)
-    if not isinstance(threshold, Tensor) and v_reset >= threshold:
+    if isinstance(threshold, Tensor):
+        if low is not None and v_reset >= low:
+            raise ValueError(
+                f"v_reset must be < threshold (a tensor with minimum {low:g}), got {v_reset!r}"
+            )
+    elif v_reset >= threshold:
         raise ValueError(f"v_reset must be < threshold ({threshold:g}), got {v_reset!r}")
 
 
@@ -239,19 +284,36 @@ def check_input(x: Any, *, multistep: bool, validate: bool) -> None:
         check_finite_input(x)
 
 
-def check_finite_input(x: Tensor, witness: Tensor | None = None) -> None:
-    """Raise unless ``x`` is finite, with one reduction over ``witness`` (default ``x``).
+def check_finite_input(
+    x: Tensor, witness: Tensor | None = None, state: dict[str, Tensor] | None = None
+) -> None:
+    """Raise unless ``x`` (and every ``state`` tensor, by name) is finite, with one reduction
+    over ``witness`` (default ``x``).
 
-    A finite sum proves every summed element finite; otherwise ``x`` is checked exactly (a
-    sum can overflow). A LIF/IF run's final membrane is a valid witness for its input: a
-    NaN or infinity at any step makes that step's membrane NaN or infinite, and no charge
-    (an affine map with a positive weight on ``v``, or ``0 * v``, which is NaN for a
-    non-finite ``v``) or reset brings it back, so the ``[B, ...]`` final state stands in for
-    the whole ``[T, B, ...]`` input.
+    A finite sum proves every summed element finite; otherwise ``x`` and then the ``state``
+    tensors are checked exactly (a sum can overflow), and the first non-finite one is named. A
+    LIF/IF run's final membrane is a valid witness for its input and initial state: a NaN or
+    infinity at any step makes that step's membrane NaN or infinite, and no charge (an affine
+    map with a positive weight on ``v``, or ``0 * v``, which is NaN for a non-finite ``v``) or
+    reset brings it back, so the ``[B, ...]`` final state stands in for the whole ``[T, B,
+    ...]`` input and the initial membrane.
     """
     witness = x if witness is None else witness
     if not torch.compiler.is_compiling() and not math.isfinite(float(witness.detach().sum())):
         check_finite("x", x)
+        for name, value in (state or {}).items():
+            check_finite(name, value)
+
+
+def check_finite_run(x: Tensor, state: dict[str, Tensor]) -> None:
+    """Raise unless ``x`` and every ``state`` tensor (by name) are finite: one reduction each
+    and a single host read of their total (:func:`check_finite_input` names the culprit)."""
+    if torch.compiler.is_compiling():  # reading a value is a graph break
+        return
+    witness = x.detach().sum()
+    for value in state.values():
+        witness = witness + value.detach().sum()
+    check_finite_input(x, witness, state)
 
 
 def check_broadcast(name: str, value: Any, shape: torch.Size) -> None:

@@ -45,6 +45,17 @@ def direct_encode(x: Tensor, T: int) -> Tensor:
     return x.unsqueeze(0).repeat(T, *([1] * x.ndim))
 
 
+_SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 64-bit seeds
+
+
+def _check_seed(seed: Any) -> None:
+    """``seed`` is an int in ``[0, 2**64)``, the range ``torch.Generator.manual_seed`` takes
+    (a larger one fails inside torch with "Overflow when unpacking long long")."""
+    check_number("seed", seed, ge=0, integer=True)
+    if seed >= _SEED_LIMIT:
+        raise ValueError(f"seed must be < 2**64 (a 64-bit generator seed), got {seed}")
+
+
 def _generator(seed: int | None, generator: torch.Generator | None, device: torch.device) -> Any:
     if seed is not None and generator is not None:
         raise ValueError("pass seed or generator, not both (got both)")
@@ -52,7 +63,7 @@ def _generator(seed: int | None, generator: torch.Generator | None, device: torc
         check_type("generator", generator, torch.Generator)
         return generator
     if seed is not None:
-        check_number("seed", seed, ge=0, integer=True)
+        _check_seed(seed)
         return torch.Generator(device=device).manual_seed(seed)
     return None
 
@@ -118,7 +129,7 @@ def delta_encode(
     element's last event (send-on-delta, as an event-camera pixel), so slow drifts accumulate.
 
     Args:
-        x: signal ``[T, B, ...]``.
+        x: signal ``[T, B, ...]`` with ``T >= 1``.
         threshold: event threshold (> 0).
         polarity: ``"on"`` (increases only, 0/1), ``"signed"`` (+1/-1) or ``"split"`` (ON and
             OFF channels stacked at dim 2: ``[T, B, 2, ...]``).
@@ -128,6 +139,8 @@ def delta_encode(
         events ``[T, B, ...]`` (``[T, B, 2, ...]`` for ``"split"``) in ``x``'s dtype.
     """
     _check_x(x, min_ndim=2, layout="[T, B, ...]", unit=False)
+    if x.shape[0] < 1:  # as every time-major input here (the cumulative loop has no step 0)
+        raise ValueError(f"x must have T >= 1 time steps [T, B, ...], got shape {tuple(x.shape)}")
     check_number("threshold", threshold, gt=0)
     check_choice("polarity", polarity, ("on", "signed", "split"))
     check_type("cumulative", cumulative, bool)

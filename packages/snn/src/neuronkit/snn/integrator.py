@@ -33,6 +33,8 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_finite, check_number, check_type
 
+from ._core import check_finite_run, check_tau
+
 __all__ = ["LI", "Delay", "LIState", "delay", "li_multistep", "li_step"]
 
 Param = float | Tensor
@@ -66,13 +68,7 @@ def _check_finite(x: Tensor) -> None:
 
 def _check_params(tau: Any, v_leak: Any, decay_input: Any, dt: Any) -> None:
     check_number("dt", dt, gt=0)
-    if isinstance(tau, Tensor):
-        if not tau.is_floating_point():
-            raise TypeError(f"tau must be a float or a floating-point tensor, got {tau.dtype}")
-    else:
-        check_number("tau", tau, gt=0)
-        if tau < dt:
-            raise ValueError(f"tau must be >= dt ({dt:g}), got {tau!r}")
+    check_tau("tau", tau, dt)  # a tensor's values too: one reduction
     check_number("v_leak", v_leak)
     check_type("decay_input", decay_input, bool)
 
@@ -94,8 +90,11 @@ def _check_broadcast(name: str, value: Any, shape: torch.Size) -> None:
         )
 
 
-def _start(x: Tensor, state: Any, shape: torch.Size, v_leak: float) -> Tensor:
+def _start(x: Tensor, state: Any, shape: torch.Size, v_leak: float, validate: bool) -> Tensor:
+    """The initial membrane; with ``validate``, ``x`` (and a given state) must be finite."""
     if state is None:
+        if validate:
+            _check_finite(x)
         return torch.full(shape, v_leak, dtype=x.dtype, device=x.device)
     if not isinstance(state, LIState):
         raise TypeError(f"state must be a LIState or None, got {type(state).__name__}")
@@ -108,6 +107,8 @@ def _start(x: Tensor, state: Any, shape: torch.Size, v_leak: float) -> Tensor:
         )
     if v.dtype != x.dtype:
         raise TypeError(f"state.v must have x's dtype {x.dtype}, got {v.dtype}")
+    if validate:  # x and state.v with one host read
+        check_finite_run(x, {"state.v": v})
     return v
 
 
@@ -155,7 +156,8 @@ def li_step(
         decay_input: scale the input by ``dt / tau`` (True, forward Euler of NIR's ``LI``
             with ``r = 1``) or add it as a jump (False, NIR ``r = tau / dt``).
         dt: step length, in the units of ``tau``.
-        validate: check parameters and finiteness of ``x`` (shapes are always checked).
+        validate: check parameters (a tensor's values too, one reduction each) and the
+            finiteness of ``x`` and ``state`` (shapes and dtypes are always checked).
 
     Returns:
         The membrane after the step (the integrator's output) and the new state.
@@ -163,9 +165,8 @@ def li_step(
     _check_x(x, multistep=False)
     if validate:
         _check_params(tau, v_leak, decay_input, dt)
-        _check_finite(x)
     _check_broadcast("tau", tau, x.shape)
-    v = _start(x, state, x.shape, v_leak)
+    v = _start(x, state, x.shape, v_leak, validate)
     w, lam = _leak(tau, dt, x, decay_input)
     v = _charge(_drive(x, tau, dt, v_leak, decay_input), v, w, lam)
     return v, LIState(v)
@@ -188,10 +189,9 @@ def li_multistep(
     _check_x(x, multistep=True)
     if validate:
         _check_params(tau, v_leak, decay_input, dt)
-        _check_finite(x)
     shape = x.shape[1:]
     _check_broadcast("tau", tau, shape)
-    v = _start(x, state, shape, v_leak)
+    v = _start(x, state, shape, v_leak, validate)
     w, lam = _leak(tau, dt, x, decay_input)
     u = _drive(x, tau, dt, v_leak, decay_input)
     out = []

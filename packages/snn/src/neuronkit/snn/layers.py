@@ -15,7 +15,7 @@ torch.Size([4, 2, 10])
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -36,17 +36,25 @@ __all__ = [
 ]
 
 
-def over_time(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Apply ``fn`` to ``x: [T, B, ...]`` as one ``[T*B, ...]`` batch; returns ``[T, B, ...]``."""
+def _check_seq(x: Any) -> None:
     check_type("x", x, Tensor)
     if x.ndim < 3:
         raise ValueError(
             f"x must have at least 3 dimensions [T, B, ...] (time-major), got shape "
             f"{tuple(x.shape)}"
         )
+
+
+def _fold(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     T, B = x.shape[:2]
     y = fn(x.flatten(0, 1))
     return y.unflatten(0, (T, B))
+
+
+def over_time(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Apply ``fn`` to ``x: [T, B, ...]`` as one ``[T*B, ...]`` batch; returns ``[T, B, ...]``."""
+    _check_seq(x)
+    return _fold(fn, x)
 
 
 class TimeDistributed(nn.Module):
@@ -62,30 +70,74 @@ class TimeDistributed(nn.Module):
 
 
 class _OverTime(nn.Module):
-    """Mixin placed before a torch layer: its ``forward`` then takes ``[T, B, ...]``."""
+    """Mixin placed before a torch layer: its ``forward`` then takes ``[T, B, ...]``.
+
+    A layer with weights also checks what the folded call would otherwise report in terms of
+    ``[T*B, ...]`` (or not at all, for an input one rank short, which torch reads as unbatched):
+    a floating dtype, the rank (``_ranks``, None for any >= 3) and the size of the feature axis
+    (``_axis``) against the layer's ``_features`` attribute. Like the torch layers, values
+    (NaN) are not checked; the neurons downstream do that.
+    """
+
+    _features: ClassVar[str | None] = None
+    _axis: ClassVar[int] = 2
+    _ranks: ClassVar[tuple[int, ...] | None] = None
+    _layout: ClassVar[str] = "[T, B, ...]"
 
     def forward(self, x: Tensor) -> Any:
-        return over_time(super().forward, x)
+        _check_seq(x)
+        if self._features is not None:
+            self._check_layer(x)
+        return _fold(super().forward, x)
+
+    def _check_layer(self, x: Tensor) -> None:
+        if not (x.is_floating_point() or x.is_complex()):
+            raise TypeError(
+                f"x must be a floating-point tensor {self._layout}, got dtype {x.dtype}"
+            )
+        if self._ranks is not None and x.ndim not in self._ranks:
+            ranks = " or ".join(map(str, self._ranks))
+            raise ValueError(
+                f"x must have {ranks} dimensions {self._layout} (time-major), got shape "
+                f"{tuple(x.shape)}"
+            )
+        want = getattr(self, self._features)  # type: ignore[arg-type]
+        if x.shape[self._axis] != want:
+            where = "the last dimension" if self._axis == -1 else f"dim {self._axis}"
+            raise ValueError(
+                f"x must have size {want} ({self._features}) in {where} of {self._layout}, "
+                f"got shape {tuple(x.shape)}"
+            )
 
 
 class SeqLinear(_OverTime, nn.Linear):
     """``nn.Linear`` over time: ``[T, B, in_features] -> [T, B, out_features]``."""
 
+    _features, _axis, _layout = "in_features", -1, "[T, B, ..., in_features]"
+
 
 class SeqConv1d(_OverTime, nn.Conv1d):
     """``nn.Conv1d`` over time: ``[T, B, C, L] -> [T, B, C', L']``."""
+
+    _features, _ranks, _layout = "in_channels", (4,), "[T, B, C, L]"
 
 
 class SeqConv2d(_OverTime, nn.Conv2d):
     """``nn.Conv2d`` over time: ``[T, B, C, H, W] -> [T, B, C', H', W']``."""
 
+    _features, _ranks, _layout = "in_channels", (5,), "[T, B, C, H, W]"
+
 
 class SeqBatchNorm1d(_OverTime, nn.BatchNorm1d):
     """``nn.BatchNorm1d`` over time, statistics over T and B: ``[T, B, C(, L)]``."""
 
+    _features, _ranks, _layout = "num_features", (3, 4), "[T, B, C(, L)]"
+
 
 class SeqBatchNorm2d(_OverTime, nn.BatchNorm2d):
     """``nn.BatchNorm2d`` over time, statistics over T and B: ``[T, B, C, H, W]``."""
+
+    _features, _ranks, _layout = "num_features", (5,), "[T, B, C, H, W]"
 
 
 class SeqAvgPool2d(_OverTime, nn.AvgPool2d):

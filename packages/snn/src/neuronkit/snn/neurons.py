@@ -128,12 +128,18 @@ def _start(
     multistep: bool,
     validate: bool,
 ) -> tuple[Tensor, ...]:
-    """Validate ``x``/``state``/tensor ``params``; return the initial state's fields."""
-    _core.check_input(x, multistep=multistep, validate=validate)
+    """Validate ``x``/``state``/tensor ``params``; return the initial state's fields.
+
+    With ``validate``, ``x`` and a given state must be finite: one reduction each, one host
+    read for all (:func:`_core.check_finite_run`).
+    """
+    _core.check_input(x, multistep=multistep, validate=False)
     shape = x.shape[1:] if multistep else x.shape
     for name, value in params.items():
         _core.check_broadcast(name, value, shape)
     if state is None:  # full tensors: a broadcast 0-d start can round differently in add(alpha=)
+        if validate:
+            _core.check_finite_input(x)
         return tuple(
             torch.full(shape, init[f], dtype=x.dtype, device=x.device) for f in state_type._fields
         )
@@ -141,8 +147,11 @@ def _start(
         raise TypeError(
             f"state must be a {state_type.__name__} or None, got {type(state).__name__}"
         )
-    for field, value in zip(state_type._fields, state):
-        _core.check_state(f"state.{field}", value, shape, x.dtype)
+    fields = {f"state.{field}": value for field, value in zip(state_type._fields, state)}
+    for name, value in fields.items():
+        _core.check_state(name, value, shape, x.dtype)
+    if validate:
+        _core.check_finite_run(x, fields)
     return tuple(state)
 
 
@@ -261,8 +270,8 @@ def _lif_run(
         keep_v=keep_v,
     )
     v_last = v[-1] if keep_v else v
-    if validate:  # the final membrane witnesses x's finiteness: one [B, ...] sum
-        _core.check_finite_input(x, v_last)
+    if validate:  # the final membrane witnesses x's (and state.v's) finiteness: one [B, ...] sum
+        _core.check_finite_input(x, v_last, None if state is None else {"state.v": v0})
     return spikes, v, v_last
 
 
@@ -288,7 +297,8 @@ def if_step(
         reset: ``"subtract"``, ``"zero"`` (to ``v_reset``) or ``"none"``.
         detach_reset: cut the gradient through the reset's use of the spike.
         surrogate: a :class:`Surrogate` or its name.
-        validate: check parameters and finiteness of ``x`` (shapes are always checked).
+        validate: check parameters (a tensor's values too, one reduction each) and the
+            finiteness of ``x`` and ``state`` (shapes and dtypes are always checked).
     """
     if validate:
         _core.check_common(threshold, v_reset, reset, detach_reset)
@@ -383,7 +393,8 @@ def lif_step(
         decay_input: scale the input by ``dt / tau`` (True) or add it as a jump (False).
         dt: step length, in the units of ``tau``.
         surrogate: a :class:`Surrogate` or its name.
-        validate: check parameters and finiteness of ``x`` (shapes are always checked).
+        validate: check parameters (a tensor's values too, one reduction each) and the
+            finiteness of ``x`` and ``state`` (shapes and dtypes are always checked).
     """
     if validate:
         _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)

@@ -79,7 +79,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import as_float_array, check_number, check_type
 
 from .integrator import LI, Delay, _broadcasts
 from .layers import SeqAvgPool2d, SeqConv1d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
@@ -270,6 +270,8 @@ class NIRModule(nn.Module):
         for name, shape in self.input_types.items():
             t = x[name]
             check_type(f"x[{name!r}]", t, Tensor)
+            if not t.is_floating_point():
+                raise TypeError(f"x[{name!r}] must be a floating-point tensor, got dtype {t.dtype}")
             if t.ndim < 3:
                 raise ValueError(
                     f"x[{name!r}] must be time-major [T, B, ...], got shape {tuple(t.shape)}"
@@ -1043,6 +1045,26 @@ def _build(graph: Any, dt: float) -> NIRModule:
     return NIRModule(modules, edges, inputs, outputs, dt)
 
 
+def _metadata_dt(raw: Any) -> float:
+    """``graph.metadata["dt"]`` as a float: one real number > 0 (a Python or numpy scalar, or a
+    one-element array as ``nir.read`` may return)."""
+    name = "graph.metadata['dt']"
+    if isinstance(raw, (str, bytes, bool, np.bool_)):
+        raise TypeError(
+            f"{name} must be a real number (the step length), got {type(raw).__name__} "
+            f"({raw!r:.80}); pass from_nir(graph, dt=...)"
+        )
+    arr = as_float_array(name, raw)  # anything else non-numeric: TypeError naming it
+    if arr.size != 1:
+        raise ValueError(
+            f"{name} must be one number (the step length), got an array of shape {arr.shape}; "
+            "pass from_nir(graph, dt=...)"
+        )
+    dt = float(arr.reshape(()))
+    check_number(name, dt, gt=0)
+    return dt
+
+
 def from_nir(graph: Any, *, dt: float | None = None) -> NIRModule:
     """Build an executable :class:`NIRModule` from a NIR graph (or a path to a ``.nir`` file).
 
@@ -1082,7 +1104,7 @@ def from_nir(graph: Any, *, dt: float | None = None) -> NIRModule:
                 "dt is required: NIR graphs are continuous-time and this graph does not record "
                 "a step length (graph.metadata['dt']); pass from_nir(graph, dt=...)"
             )
-        dt = float(np.asarray(meta["dt"]))
+        dt = _metadata_dt(meta["dt"])
     check_number("dt", dt, gt=0)
     if not math.isfinite(dt):  # pragma: no cover - check_number already refuses
         raise ValueError(f"dt must be finite, got {dt}")

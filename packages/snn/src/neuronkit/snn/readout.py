@@ -32,6 +32,9 @@ def _check(out: Any, target: Any, name: str = "out") -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {out.dtype}")
     if out.ndim != 3:
         raise ValueError(f"{name} must have 3 dimensions [T, B, C], got shape {tuple(out.shape)}")
+    for dim, what in enumerate(("T >= 1 time steps", "a non-empty batch B >= 1", "C >= 1 classes")):
+        if out.shape[dim] < 1:  # a mean over nothing is NaN (or log C), not a loss
+            raise ValueError(f"{name} must have {what} [T, B, C], got shape {tuple(out.shape)}")
     check_finite(name, out)
     check_type("target", target, Tensor)
     if target.dtype != torch.long or target.ndim != 1 or target.shape[0] != out.shape[1]:

@@ -78,15 +78,30 @@ def _const(value: float, like: Tensor) -> Tensor:
     return c if isinstance(c, Tensor) else torch.full((), c, dtype=like.dtype, device=like.device)
 
 
-def heaviside(x: Tensor) -> Tensor:
-    """``1.0`` where ``x >= 0`` else ``0.0``, in ``x``'s dtype (no gradient)."""
-    check_type("x", x, Tensor)
+def _heaviside(x: Tensor) -> Tensor:
+    """:func:`heaviside` without the NaN pass: what the neurons fire with (their input and
+    state are checked finite upstream, so the extra ops would only slow every step)."""
     x = x.detach()
     return torch.ge(x, 0, out=torch.empty_like(x))  # a float out= skips the slow bool path
 
 
+def heaviside(x: Tensor) -> Tensor:
+    """``1.0`` where ``x >= 0`` else ``0.0``, in ``x``'s dtype (no gradient).
+
+    NaN where ``x`` is NaN: an undefined membrane has no defined spike, and ``x >= 0`` alone
+    would report it as "no spike". This costs two elementwise ops (no reduction, no host
+    sync, fine under ``torch.compile`` and ``vmap``); the neurons skip them.
+    """
+    check_type("x", x, Tensor)
+    s = _heaviside(x)
+    if s.is_floating_point():
+        s.masked_fill_(torch.isnan(x.detach()), math.nan)
+    return s
+
+
 class SpikeFunction(torch.autograd.Function):
-    """Heaviside forward, ``grad * surrogate.derivative(x)`` backward."""
+    """Heaviside forward (NaN where ``x`` is NaN, as :func:`heaviside`), ``grad *
+    surrogate.derivative(x)`` backward."""
 
     @staticmethod
     def forward(x: Tensor, surrogate: Surrogate) -> Tensor:
@@ -102,6 +117,14 @@ class SpikeFunction(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         (x,) = ctx.saved_tensors
         return grad * ctx.surrogate.derivative(x), None
+
+
+class _NeuronSpike(SpikeFunction):
+    """:class:`SpikeFunction` without the NaN pass, for the neurons (inputs checked upstream)."""
+
+    @staticmethod
+    def forward(x: Tensor, surrogate: Surrogate) -> Tensor:
+        return _heaviside(x)
 
 
 @dataclass(frozen=True)
@@ -121,8 +144,17 @@ class Surrogate:
         check_number("alpha", self.alpha, gt=0)
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Spikes ``H(x)`` (``x = v - threshold``, any shape) with the surrogate gradient."""
+        """Spikes ``H(x)`` (``x = v - threshold``, any shape) with the surrogate gradient; NaN
+        where ``x`` is NaN (see :func:`heaviside`)."""
         out: Tensor = SpikeFunction.apply(x, self)
+        return out
+
+    def _spike(self, x: Tensor) -> Tensor:
+        """``self(x)`` as the neurons call it: without the NaN pass (their inputs are checked
+        upstream), unless a subclass overrides ``__call__``, which is then honoured."""
+        if type(self).__call__ is not Surrogate.__call__:
+            return self(x)
+        out: Tensor = _NeuronSpike.apply(x, self)
         return out
 
     def derivative(self, x: Tensor) -> Tensor:

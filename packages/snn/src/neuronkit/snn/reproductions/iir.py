@@ -74,8 +74,8 @@ def run(ctx: RunContext) -> None:
     scratch: list[IIRResult] = []
     converted: list[dict[str, float]] = []
     for seed in ctx.progress(seeds, desc="seeds"):
-        data = load_digits(seed=seed)
         s = base + 100 * seed
+        data = load_digits(seed=s)  # the split follows --seed too
         ctx.log(f"seed {seed}: ANN ({ann_epochs} epochs) -> SNN, then IIR over T={TIMESTEPS}")
         ann = cnn_ann(channels=channels, hidden=hidden, seed=s)
         train_ann(ann, data.x_train, data.y_train, ann_epochs, lr=lr, batch_size=batch, seed=s)

@@ -110,7 +110,7 @@ def run(ctx: RunContext) -> None:
     curves: dict[str, list[list[float]]] = {"bptt": [], "sltt": [], "sltt_k": []}
     seconds: dict[str, list[float]] = {"bptt": [], "sltt": [], "sltt_k": []}
     for seed in ctx.progress(seeds, desc="seeds"):
-        data = load_digits(seed=seed, flatten=True)
+        data = load_digits(seed=base + seed, flatten=True)  # the split follows --seed too
         ctx.log(f"seed {seed}: saved-tensor memory over T={list(MEMORY_T)}")
         xm, ym = data.x_train[:mem_batch], data.y_train[:mem_batch]
         for method in mem:

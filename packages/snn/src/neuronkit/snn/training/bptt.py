@@ -32,6 +32,8 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_number, check_type
 
+from ..encoding import _check_seed
+
 __all__ = [
     "EpochStats",
     "StepSequential",
@@ -175,6 +177,8 @@ def minibatches(
             raise ValueError("pass seed or generator, not both (got both)")
         if generator is not None:
             check_type("generator", generator, torch.Generator)
+        else:
+            _check_seed(seed)
         gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))  # type: ignore[arg-type]
         order = torch.randperm(n, generator=gen, device=gen.device)
         x, y = x[order.to(x.device)], y[order.to(y.device)]

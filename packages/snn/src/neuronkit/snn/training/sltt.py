@@ -41,6 +41,7 @@ from torch import Tensor
 
 from neuronkit.common import check_number, check_type
 
+from ..encoding import _check_seed
 from ..neurons import LIF
 from ..surrogate import Triangle
 from .bptt import (
@@ -154,7 +155,7 @@ def sltt_train_epoch(
             check_type("generator", generator, torch.Generator)
             gen = generator
         elif seed is not None:
-            check_number("seed", seed, ge=0, integer=True)
+            _check_seed(seed)
             gen = torch.Generator().manual_seed(seed)
         else:
             raise ValueError("seed or generator is required for SLTT-K (k < T), got neither")
