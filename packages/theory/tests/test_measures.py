@@ -230,3 +230,73 @@ def test_ipr_of_tiny_and_huge_vectors() -> None:
     ref = float(inverse_participation_ratio(v))
     for scale in (1e-170, 1e155):  # squares would underflow / overflow
         assert float(inverse_participation_ratio(v * scale)) == pytest.approx(ref, rel=1e-12)
+
+
+# --- audit fixes: non-finite input, bad dim, coincident class means, zero classifier ----------
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_ipr_rejects_non_finite_input(bad: float) -> None:
+    # NaN / inf used to read as an all-zero vector (IPR 0.0)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        inverse_participation_ratio(torch.tensor([1.0, bad]))
+    with pytest.raises(ValueError, match=r"^w must be finite"):
+        fourier_ipr(torch.tensor([1.0, bad, 2.0]))
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "name"),
+    [
+        (lambda: inverse_participation_ratio(torch.rand(3), dim=2), ValueError, "dim"),
+        (lambda: inverse_participation_ratio(torch.rand(3, 4), dim=True), TypeError, "dim"),
+        (lambda: inverse_participation_ratio(torch.rand(3, 0)), ValueError, "x"),
+        (lambda: fourier_ipr(torch.rand(3), dim=3), ValueError, "dim"),
+        (lambda: fourier_ipr(torch.rand(3), dim=1.0), TypeError, "dim"),
+    ],
+)
+def test_ipr_bad_dim_names_the_argument(call, exc: type, name: str) -> None:
+    with pytest.raises(exc, match=rf"^{name} "):
+        call()
+
+
+def test_ipr_accepts_every_valid_dim() -> None:
+    x = torch.rand(3, 5, dtype=torch.float64)
+    assert torch.equal(inverse_participation_ratio(x, dim=0), inverse_participation_ratio(x.T))
+    assert torch.equal(fourier_ipr(x, dim=-2), fourier_ipr(x.T, dim=1))
+
+
+def test_coincident_class_means_raise_instead_of_perfect_collapse() -> None:
+    # Sigma_B = 0: pinv(0) = 0 made NC1 read 0 (perfect collapse) and NC2's parts 0
+    h = torch.tensor([[1.0], [-1.0], [1.0], [-1.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    for call in (
+        lambda: nc1(h, y),
+        lambda: nc2(h, y),
+        lambda: nc3(h, y, torch.ones(2, 1)),
+        lambda: neural_collapse_metrics(h, y),
+        lambda: neural_collapse_metrics(h, y, weights=torch.ones(2, 1)),
+    ):
+        with pytest.raises(ValueError, match=r"^features must separate the classes"):
+            call()
+    # equal means that are not zero, up to rounding of the means
+    shifted = torch.tensor([[0.1, 0.3], [0.7, 0.2], [0.7, 0.2], [0.1, 0.3]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="features"):
+        nc1(shifted + 1e3, y)
+    # separated means are still measured
+    assert nc1(h + torch.tensor([[0.0], [0.0], [5.0], [5.0]]), y) > 0.0
+
+
+def test_nc3_rejects_an_all_zero_classifier() -> None:
+    feats, labels, _ = clustered(0)
+    with pytest.raises(ValueError, match=r"^weights must not be all zeros"):
+        nc3(feats, labels, torch.zeros(K, D))
+    with pytest.raises(ValueError, match=r"^weights "):
+        neural_collapse_metrics(feats, labels, weights=torch.zeros(K, D))
+
+
+def test_nc2_is_scale_free_down_to_tiny_features() -> None:
+    feats, labels, _ = clustered(2)
+    ref = neural_collapse_metrics(feats, labels)
+    tiny = neural_collapse_metrics(feats * 1e-170, labels)  # the Gram matrix would underflow
+    for key in ("nc2", "nc2_equinorm", "nc2_equiangular"):
+        assert tiny[key] == pytest.approx(ref[key], rel=1e-9)

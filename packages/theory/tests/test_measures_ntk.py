@@ -97,3 +97,52 @@ def test_bad_inputs_name_the_argument() -> None:
         empirical_ntk("net", torch.randn(2, 3))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="matrix"):
         effective_rank(torch.ones(3))
+
+
+def test_kernel_target_alignment_names_non_numeric_targets() -> None:
+    with pytest.raises(TypeError, match=r"^targets "):
+        kernel_target_alignment(torch.eye(3), ["a", "b", "c"])
+
+
+def test_empirical_ntk_rejects_non_finite_inputs_and_parameters() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    x = torch.rand(5, 3)
+    with pytest.raises(ValueError, match=r"^x1 must be finite"):
+        empirical_ntk(model, torch.full((2, 3), math.nan))
+    with pytest.raises(ValueError, match=r"^x2 must be finite"):
+        empirical_ntk(model, x, torch.full((2, 3), math.inf))
+    # the ReLU backward masked these NaN weights into a finite kernel
+    with pytest.raises(ValueError, match=r"^params\['0.weight'\] must be finite"):
+        empirical_ntk(model, x, params={"0.weight": torch.full((4, 3), math.nan)})
+    with torch.no_grad():
+        model[2].bias[0] = math.inf
+    with pytest.raises(ValueError, match=r"model parameter '2\.bias' must be finite"):
+        empirical_ntk(model, x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "pattern"),
+    [
+        ({"params": {"0.weight": 3.0}}, TypeError, r"^params\['0.weight'\] must be a torch"),
+        ({"params": {"0.weight": torch.zeros(2, 2)}}, ValueError, r"^params\['0.weight'\] .*shape"),
+        ({"x1": torch.ones(2, 3, dtype=torch.long)}, TypeError, r"^x1 of dtype torch.int64"),
+        ({"x1": torch.rand(2, 3, dtype=torch.float64)}, TypeError, r"^x1 .*torch.float32"),
+        ({"x1": torch.rand(2, 5)}, ValueError, r"^x1 of shape \(2, 5\)"),
+        ({"x2": torch.rand(2, 3, dtype=torch.float64)}, TypeError, r"^x2 of dtype"),
+        ({"chunk_size": 1.5}, TypeError, r"^chunk_size "),
+        ({"chunk_size": 0}, ValueError, r"^chunk_size "),
+    ],
+)
+def test_empirical_ntk_bad_arguments_name_the_argument(kwargs, exc: type, pattern: str) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    args = {"x1": torch.rand(5, 3), **kwargs}
+    x1 = args.pop("x1")
+    x2 = args.pop("x2", None)
+    with pytest.raises(exc, match=pattern):
+        empirical_ntk(model, x1, x2, **args)
+
+
+def test_empirical_ntk_chunked_equals_unchunked() -> None:
+    model = _mlp()
+    x = torch.randn(5, 3)
+    assert torch.allclose(empirical_ntk(model, x, chunk_size=2), empirical_ntk(model, x))

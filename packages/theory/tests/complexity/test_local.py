@@ -86,3 +86,27 @@ def test_preactivations_of_an_in_place_relu_are_before_the_relu() -> None:
     (pre,) = relu_preactivations(model, x)
     assert torch.equal(pre, lin(x).detach())
     assert bool((pre < 0).any())
+
+
+def test_per_layer_must_be_a_bool() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with pytest.raises(TypeError, match=r"^per_layer must be bool"):
+        local_complexity(model, torch.rand(4, 3), radius=0.1, n_directions=2, per_layer="no")
+
+
+def test_non_finite_weights_or_preactivations_are_rejected() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    x = torch.rand(4, 3)
+    with torch.no_grad():
+        model[0].weight.fill_(float("nan"))  # used to give LC 0 everywhere
+    with pytest.raises(ValueError, match=r"^model parameter '0.weight' must be finite"):
+        local_complexity(model, x, radius=0.1, n_directions=2)
+    lin = torch.nn.Linear(3, 8)
+
+    def pre(v: torch.Tensor) -> list[torch.Tensor]:
+        out = lin(v).detach()
+        out[0, 0] = float("inf")
+        return [out]
+
+    with pytest.raises(ValueError, match=r"^model gave NaN or infinite pre-activations"):
+        local_complexity(pre, x, radius=0.1, n_directions=2)

@@ -326,3 +326,67 @@ def test_a_transposed_input_view_gives_the_same_outputs() -> None:
     layer = KANLayer(3, 2, seed=0)
     x = torch.randn(3, 7)
     torch.testing.assert_close(layer(x.T), layer(x.T.contiguous()))
+
+
+# --- audit fixes: one input check for every space, grid_range, train_skan arguments ------------
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_every_space_rejects_non_finite_input(space: str, bad: float) -> None:
+    # chebyshev, fourier, rbf and wavelet layers returned NaN where bspline raised
+    x = torch.full((2, 3), bad)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        KANLayer(3, 2, space=space)(x)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        KANLayer(3, 2, space=space).basis(x)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        KAN([3, 2], space=space)(x)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        SKANLayer(3, 2, spaces=(space,))(x)
+
+
+@pytest.mark.parametrize("space", ["bspline", "chebyshev"])
+def test_layers_name_x_of_the_wrong_dtype(space: str) -> None:
+    with pytest.raises(TypeError, match=r"^x must be a floating tensor"):
+        KANLayer(3, 2, space=space)(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"^x must have the layer's dtype torch.float32"):
+        KANLayer(3, 2, space=space)(torch.rand(2, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"^x must have the layer's dtype"):
+        SKANLayer(3, 2)(torch.rand(2, 3, dtype=torch.float64))
+    layer = KANLayer(3, 2, space=space).double()  # a float64 model takes float64 inputs
+    assert layer(torch.rand(2, 3, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_grid_range_must_be_a_pair_of_numbers() -> None:
+    with pytest.raises(TypeError, match=r"^grid_range\[0\] must be a real number"):
+        KANLayer(3, 2, grid_range=("a", "b"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^grid_range must be a pair"):
+        KANLayer(3, 2, grid_range=1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^grid_range must be a pair"):
+        SKANLayer(3, 2, grid_range="ab")  # type: ignore[arg-type]
+    assert KANLayer(3, 2, grid_range=[-2, 2]).grid_range == (-2.0, 2.0)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_train_skan_rejects_non_finite_targets(bad: float) -> None:
+    x = torch.rand(8, 3)
+    with pytest.raises(ValueError, match=r"^y must be finite"):
+        train_skan(SKAN([3, 1]), x, torch.full((8,), bad), steps=3)
+    with pytest.raises(ValueError, match=r"^y must be finite"):
+        train_regression(KAN([3, 1]), x, torch.full((8,), bad), steps=1)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        train_skan(SKAN([3, 1]), torch.full((8, 3), bad), torch.ones(8), steps=3)
+
+
+def test_train_skan_names_the_model_and_x() -> None:
+    with pytest.raises(ValueError, match=r"^model must have one output"):
+        train_skan(SKAN([3, 2]), torch.rand(8, 3), torch.rand(8), steps=3)
+    with pytest.raises(ValueError, match=r"^model must give one output per row"):
+        train_regression(KAN([3, 2]), torch.rand(8, 3), torch.rand(8), steps=1)
+    with pytest.raises(ValueError, match=r"^x must be a tensor \[n, d\] with n >= 1"):
+        train_skan(SKAN([3, 1]), torch.rand(0, 3), torch.ones(0), steps=3)
+    model = SKAN([3, 1])
+    with pytest.raises(TypeError, match=r"^x must have the layer's dtype"):
+        train_skan(model, torch.rand(8, 3, dtype=torch.float64), torch.rand(8), steps=3)
+    assert all(bool(layer.active.all()) for layer in model.skan_layers())  # left untouched

@@ -190,3 +190,51 @@ def test_bad_inputs_name_the_argument() -> None:
         dirichlet_sphere_data(10, [1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="singular-kernel class"):
         koenigs_kernel(RHO, relu_dual())
+
+
+def test_infinite_depth_score_validates_labels_like_deep_score() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    clf = InfiniteDepthNTKClassifier(relu_dual()).fit(x, y)
+    assert clf.score(x, y) == 0.5  # majority vote
+    # [0] and [M, 1] broadcast against the predictions; 0.7-offset labels were truncated
+    with pytest.raises(ValueError, match=r"^y must be \[N\] with N = 6"):
+        clf.score(x, [0])
+    with pytest.raises(ValueError, match=r"^y must be \[N\]"):
+        clf.score(x, y[:, None])
+    with pytest.raises(TypeError, match=r"^y must hold integer class labels"):
+        clf.score(x, y.double() + 0.7)
+
+
+def test_majority_vote_rejects_fractional_labels() -> None:
+    with pytest.raises(TypeError, match=r"^y_train must hold integer class labels"):
+        majority_vote([0.7, 0.7, 1.9], 2)
+    assert majority_vote([1.0, 1.0, 0.0], 2).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("act", [relu_dual(), erf_dual(), singular_activation(2)])
+@pytest.mark.parametrize("scale", [1.0, 2.0, 3.0])
+def test_deep_classifier_rejects_one_point_with_two_labels(act, scale: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    xd, yd = torch.cat([x, scale * x[:1]]), torch.cat([y, 1 - y[:1]])
+    # interpolation was attempted: coefficients ~1e8 and decision 0, or torch's LinAlgError
+    with pytest.raises(ValueError, match=r"^x rows 0 and 6 .* y gives them different labels"):
+        DeepNTKClassifier(act, depth=2).fit(xd, yd)
+    DeepNTKClassifier(act, depth=2, ridge=0.1).fit(xd, yd)  # a ridge fits a compromise
+
+
+def test_deep_classifier_singular_kernel_names_x() -> None:
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x[0] = torch.tensor([1.0, 0.0, 0.0])
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    # a duplicate with the same label: two equal kernel rows (torch's LinAlgError before)
+    with pytest.raises(ValueError, match=r"^x gives a singular kernel matrix"):
+        DeepNTKClassifier(relu_dual(), depth=2).fit(torch.cat([x, x[:1]]), torch.cat([y, y[:1]]))
+
+
+def test_ntk_recursion_normalize_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match=r"^normalize must be bool"):
+        ntk_recursion(RHO, 2, relu_dual(), normalize="no")  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 import itertools
 import math
+import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -186,3 +188,22 @@ def test_z_score_sign_at_the_boundaries() -> None:
     below = MonteCarloEstimate(successes=9, trials=10, low=0.6, high=0.99, confidence=0.99)
     assert below.z_score(1.0) == -math.inf
     assert below.z_score(0.0) == math.inf
+
+
+def test_large_populations_are_exact_and_fast_or_point_to_log_space() -> None:
+    # the exact sum over 20000 big-integer terms did not return (n = 1e8, a = s = 20000)
+    start = time.perf_counter()
+    p = false_match_probability(10**8, 20_000, 20_000, 1)
+    assert time.perf_counter() - start < 10.0
+    total = math.comb(10**8, 20_000)
+    assert p == float(Fraction(total - math.comb(10**8 - 20_000, 20_000), total))
+    assert p == pytest.approx(math.exp(log_false_match_probability(10**8, 20_000, 20_000, 1)))
+    with pytest.raises(ValueError, match="log_false_match_probability"):
+        false_match_probability(10**9, 10**5, 10**5, 5)
+
+
+@pytest.mark.parametrize("theta", [0, 1, 3, 6, 9, 12, 13])
+def test_tail_and_complement_sums_agree_with_the_direct_sum(theta: int) -> None:
+    n, a, s = 40, 12, 15
+    direct = sum(math.comb(s, b) * math.comb(n - s, a - b) for b in range(theta, min(a, s) + 1))
+    assert false_match_probability(n, a, s, theta) == float(Fraction(direct, math.comb(n, a)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,16 +15,19 @@ Seed = int | np.random.Generator | None
 
 
 def numpy_rng(seed: Seed) -> np.random.Generator:
-    """A numpy Generator from an int seed, an existing Generator (used as is) or None."""
+    """A numpy Generator from an int seed, an existing Generator (used as is) or None (seeded
+    by a draw from numpy's global generator, so ``seed_everything`` makes it repeatable)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None:
-        check_number("seed", seed, ge=0, integer=True)
+    if seed is None:
+        return np.random.default_rng(np.random.randint(0, 2**62, dtype=np.int64))  # noqa: NPY002
+    check_number("seed", seed, ge=0, integer=True)
     return np.random.default_rng(seed)
 
 
-def as_float_tensor(name: str, x: Any, ndim: int, layout: str) -> torch.Tensor:
-    """``x`` as a finite float64 tensor of rank ``ndim`` (numpy arrays and lists accepted)."""
+def as_float_tensor(name: str, x: Any, ndim: int | Sequence[int], layout: str) -> torch.Tensor:
+    """``x`` as a finite float64 tensor of rank ``ndim`` (one rank or a sequence of allowed ranks;
+    numpy arrays and lists accepted)."""
     if not isinstance(x, torch.Tensor):
         if isinstance(x, (str, bytes)) or np.asarray(x).dtype.kind not in "biuf":
             raise TypeError(

@@ -12,7 +12,11 @@
   - NC3 ``|| W/||W|| - Mbar/||Mbar|| ||_F^2``: self-duality of classifier and centred means;
   - NC4 the fraction of samples where the classifier and the nearest class centre disagree.
 
-  All are 0 at exact collapse. Shapes: features ``[N, D]``, labels ``[N]``, weights ``[K, D]``.
+  All are 0 at exact collapse. Class means that coincide (``Sigma_B = 0``: the features do not
+  separate the classes at all) leave NC1-NC3 undefined: the pseudo-inverse of a zero
+  ``Sigma_B`` would read NC1 as 0 (perfect collapse) although it tends to infinity as the means
+  merge, so NC1-NC3 raise ``ValueError`` there. Shapes: features ``[N, D]``, labels ``[N]``,
+  weights ``[K, D]``.
 
 * Learning-regime measures (lazy versus rich training): the entropy effective rank of a matrix
   (Roy & Vetterli 2007), the empirical neural tangent kernel of any ``nn.Module`` through
@@ -24,6 +28,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -56,17 +61,38 @@ __all__ = [
 ]
 
 
+def _check_dim(name: str, x: torch.Tensor, dim: Any) -> int:
+    """``dim`` as an int indexing a dimension of the tensor ``name`` (``x``)."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an integer, got {type(dim).__name__} ({dim!r:.80})")
+    if not -x.ndim <= int(dim) < x.ndim:
+        raise ValueError(
+            f"dim must index a dimension of {name} (rank {x.ndim}: {-x.ndim}..{x.ndim - 1}), "
+            f"got {dim}"
+        )
+    return int(dim)
+
+
 def inverse_participation_ratio(x: torch.Tensor, r: float = 2.0, dim: int = -1) -> torch.Tensor:
     """IPR ``sum_i |x_i|^(2r) / (sum_i |x_i|^2)^r`` along ``dim``.
 
     1 for a vector with one non-zero entry, ``n^(1 - r)`` for a flat vector of length ``n``;
-    invariant to scaling. All-zero vectors give 0. Works on real or complex tensors.
+    invariant to scaling. All-zero vectors give 0. Works on real or complex tensors; NaN or
+    infinite entries raise ``ValueError``.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     check_number("r", r, gt=1.0)
     if x.ndim == 0:
         raise ValueError("x must have at least 1 dimension, got a scalar")
+    dim = _check_dim("x", x, dim)
+    if x.shape[dim] == 0:
+        raise ValueError(f"x must have entries along dim {dim}, got shape {tuple(x.shape)}")
+    check_finite("x", x)
+    return _ipr(x, r, dim)
+
+
+def _ipr(x: torch.Tensor, r: float, dim: int) -> torch.Tensor:
     mag = x.abs().to(torch.float64)
     # scaled by the largest entry first: the squares of tiny or huge vectors neither underflow
     # nor overflow
@@ -84,10 +110,14 @@ def fourier_ipr(w: torch.Tensor, r: float = 2.0, dim: int = -1) -> torch.Tensor:
     """
     if not isinstance(w, torch.Tensor):
         raise TypeError(f"w must be a torch.Tensor, got {type(w).__name__}")
+    check_number("r", r, gt=1.0)
+    if w.ndim != 0:
+        dim = _check_dim("w", w, dim)
     if w.ndim == 0 or w.shape[dim] < 2:
         raise ValueError(f"w must have >= 2 entries along dim {dim}, got shape {tuple(w.shape)}")
+    check_finite("w", w)
     spectrum = torch.fft.rfft(w.detach().to(torch.float64), dim=dim).abs()
-    return inverse_participation_ratio(spectrum, r=r, dim=dim)
+    return _ipr(spectrum, r, dim)
 
 
 def split_threshold(values: Any) -> float:
@@ -149,11 +179,27 @@ def within_class_variability(features: Any, labels: Any, num_classes: int | None
     return float(within / total) if total > 0 else 0.0
 
 
+def _centred_means(h: torch.Tensor, means: torch.Tensor, glob: torch.Tensor) -> torch.Tensor:
+    """``Mbar = M - mean(M)``; raises when the class means coincide (to rounding): then
+    ``Sigma_B = 0`` and NC1 (``Tr(Sigma_W Sigma_B^+)``, infinite in the limit although the
+    pseudo-inverse of 0 would give 0), NC2 and NC3 are undefined."""
+    mbar = means - glob
+    # a mean of N entries of size <= max|h| is exact to about N eps max|h|
+    tol = h.shape[0] * torch.finfo(h.dtype).eps * float(h.abs().max())
+    if float(mbar.abs().max()) <= tol:
+        raise ValueError(
+            "features must separate the classes given by labels: all class means coincide "
+            "(between-class covariance Sigma_B = 0), so the collapse metrics NC1 = "
+            "Tr(Sigma_W Sigma_B^+)/K, NC2 and NC3 are undefined"
+        )
+    return mbar
+
+
 def _nc1(h: torch.Tensor, y: torch.Tensor, k: int) -> float:
     means, glob = _means(h, y, k)
     centred = h - means[y]
     sigma_w = centred.T @ centred / h.shape[0]
-    mbar = means - glob
+    mbar = _centred_means(h, means, glob)
     sigma_b = mbar.T @ mbar / k
     return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / k)
 
@@ -162,7 +208,9 @@ def nc1(features: Any, labels: Any, num_classes: int | None = None) -> float:
     """NC1 ``Tr(Sigma_W Sigma_B^+) / K`` (0 when every sample sits on its class mean).
 
     ``Sigma_W`` is the within-class covariance over all samples, ``Sigma_B`` the covariance of
-    the class means around their mean, ``^+`` the Moore-Penrose pseudo-inverse.
+    the class means around their mean, ``^+`` the Moore-Penrose pseudo-inverse. Raises
+    ``ValueError`` when all class means coincide (``Sigma_B = 0``): NC1 is then undefined
+    (infinite in the limit), not 0.
     """
     h, y, k = _prepare(features, labels, num_classes)
     return _nc1(h, y, k)
@@ -175,10 +223,10 @@ def _etf_gram(k: int) -> torch.Tensor:
 
 def _nc2_parts(mbar: torch.Tensor) -> dict[str, float]:
     k = mbar.shape[0]
+    # scale-free metrics: rescale by a power of two (exact) so that tiny means do not underflow
+    mbar = torch.ldexp(mbar, -torch.frexp(mbar.abs().max()).exponent)
     gram = mbar @ mbar.T
     norm = torch.linalg.norm(gram)
-    if norm == 0:
-        return {"nc2": float(torch.linalg.norm(_etf_gram(k))), "equinorm": 0.0, "equiangular": 0.0}
     lengths = torch.linalg.norm(mbar, dim=1)
     unit = mbar / lengths.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
     cos = (unit @ unit.T)[~torch.eye(k, dtype=torch.bool)]
@@ -191,10 +239,11 @@ def _nc2_parts(mbar: torch.Tensor) -> dict[str, float]:
 
 def nc2(features: Any, labels: Any, num_classes: int | None = None) -> float:
     """NC2: ``|| G/||G||_F - E/||E||_F ||_F`` with ``G`` the Gram matrix of the centred class means
-    and ``E = I - 11^T/K`` that of a simplex ETF (0 for an ETF of any scale and rotation)."""
+    and ``E = I - 11^T/K`` that of a simplex ETF (0 for an ETF of any scale and rotation).
+    Raises ``ValueError`` when all class means coincide (no Gram matrix to normalize)."""
     h, y, k = _prepare(features, labels, num_classes)
     means, glob = _means(h, y, k)
-    return _nc2_parts(means - glob)["nc2"]
+    return _nc2_parts(_centred_means(h, means, glob))["nc2"]
 
 
 def _check_weights(weights: Any, k: int, d: int) -> torch.Tensor:
@@ -205,18 +254,19 @@ def _check_weights(weights: Any, k: int, d: int) -> torch.Tensor:
 
 def _nc3(w: torch.Tensor, mbar: torch.Tensor) -> float:
     wn, mn = torch.linalg.norm(w), torch.linalg.norm(mbar)
-    if wn == 0 or mn == 0:
-        return float("nan")
+    if wn == 0:
+        raise ValueError("weights must not be all zeros (NC3 compares W/||W||_F to the means)")
     return float(torch.linalg.norm(w / wn - mbar / mn) ** 2)
 
 
 def nc3(features: Any, labels: Any, weights: Any, num_classes: int | None = None) -> float:
     """NC3 ``|| W/||W||_F - Mbar/||Mbar||_F ||_F^2`` (0 when the classifier rows are the centred
-    class means up to scale). ``weights [K, D]``."""
+    class means up to scale). ``weights [K, D]``, not all zeros. Raises ``ValueError`` when all
+    class means coincide."""
     h, y, k = _prepare(features, labels, num_classes)
     w = _check_weights(weights, k, h.shape[1])
     means, glob = _means(h, y, k)
-    return _nc3(w, means - glob)
+    return _nc3(w, _centred_means(h, means, glob))
 
 
 def _nc4(h: torch.Tensor, means: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> float:
@@ -259,10 +309,16 @@ def neural_collapse_metrics(
         weights: last-layer weights ``[K, D]`` (optional).
         bias: last-layer bias ``[K]`` (optional, used by NC4).
         num_classes: ``K`` (default: ``max(labels) + 1``).
+
+    Raises ``ValueError`` when all class means coincide (NC1-NC3 undefined) or ``weights`` are
+    all zeros.
     """
     h, y, k = _prepare(features, labels, num_classes)
+    if weights is None and bias is not None:
+        raise ValueError("bias must come with weights (NC4 needs the classifier)")
     means, glob = _means(h, y, k)
-    parts = _nc2_parts(means - glob)
+    mbar = _centred_means(h, means, glob)
+    parts = _nc2_parts(mbar)
     out = {
         "nc1": _nc1(h, y, k),
         "nc2": parts["nc2"],
@@ -271,10 +327,8 @@ def neural_collapse_metrics(
     }
     if weights is not None:
         w = _check_weights(weights, k, h.shape[1])
-        out["nc3"] = _nc3(w, means - glob)
+        out["nc3"] = _nc3(w, mbar)
         out["nc4"] = _nc4(h, means, w, _check_bias(bias, k))
-    elif bias is not None:
-        raise ValueError("bias must come with weights (NC4 needs the classifier)")
     return out
 
 
@@ -420,12 +474,9 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = True)
     over the samples first. Rises when the kernel adapts to the task (rich learning).
     """
     k = _square_kernel("kernel", kernel)
-    y = targets
-    if not isinstance(y, torch.Tensor):
-        y = torch.as_tensor(np.asarray(y))
+    y = as_float_tensor("targets", targets, (1, 2), "[N] or [N, C]")
     if y.ndim == 1:
         y = y[:, None]
-    y = as_float_tensor("targets", y, 2, "[N] or [N, C]")
     if y.shape[0] != k.shape[0]:
         raise ValueError(
             f"targets must have one row per kernel row ({k.shape[0]}), got {y.shape[0]}"
@@ -463,10 +514,15 @@ def empirical_ntk(
             kernel of one weight matrix.
         output: ``"trace"`` sums over the output dimension (``[N1, N2]``), ``"full"`` keeps it
             (``[N1, N2, O, O]``, ``O = 1`` for scalar outputs).
-        chunk_size: passed to ``vmap`` to bound memory.
+        chunk_size: passed to ``vmap`` to bound memory (a positive integer or None).
 
     Returns:
         ``[N1, N2]`` (or ``[N1, N2, O, O]``), in the dtype of the model.
+
+    Raises:
+        ValueError: NaN or infinity in ``x1``, ``x2`` or the parameters; ``params`` entries
+            that are not tensors shaped like the model's (``TypeError`` / ``ValueError``); a
+            batch the model cannot take (wrong feature size or dtype), naming ``x1`` or ``x2``.
     """
     from torch.func import functional_call, jacrev, vmap
 
@@ -474,10 +530,13 @@ def empirical_ntk(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if output not in ("trace", "full"):
         raise ValueError(f"output must be 'trace' or 'full', got {output!r}")
+    if chunk_size is not None:
+        chunk_size = check_positive_int("chunk_size", chunk_size)
     if not isinstance(x1, torch.Tensor):
         raise TypeError(f"x1 must be a torch.Tensor, got {type(x1).__name__}")
     if x1.ndim < 1 or x1.shape[0] == 0:
         raise ValueError(f"x1 must be a non-empty batch [N1, ...], got shape {tuple(x1.shape)}")
+    check_finite("x1", x1)
     if x2 is not None:
         if not isinstance(x2, torch.Tensor):
             raise TypeError(f"x2 must be a torch.Tensor or None, got {type(x2).__name__}")
@@ -486,8 +545,11 @@ def empirical_ntk(
                 f"x2 must be a non-empty batch shaped like x1 [N2, *{tuple(x1.shape[1:])}]"
                 f", got {tuple(x2.shape)}"
             )
+        check_finite("x2", x2)
     if params is None:
         params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+        for k, v in params.items():
+            check_finite(f"model parameter {k!r}", v)
     else:
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a dict name -> tensor, got {type(params).__name__}")
@@ -495,6 +557,17 @@ def empirical_ntk(
         unknown = [k for k in params if k not in known]
         if unknown:
             raise ValueError(f"params must name parameters of model, unknown: {unknown}")
+        for k, v in params.items():
+            if not isinstance(v, torch.Tensor):
+                raise TypeError(
+                    f"params[{k!r}] must be a torch.Tensor, got {type(v).__name__} ({v!r:.80})"
+                )
+            if v.shape != known[k].shape:
+                raise ValueError(
+                    f"params[{k!r}] must have the shape of the model's parameter "
+                    f"{tuple(known[k].shape)}, got {tuple(v.shape)}"
+                )
+            check_finite(f"params[{k!r}]", v)
         params = {k: v.detach() for k, v in params.items()}
     if not params:
         raise ValueError("params must hold at least one parameter to differentiate")
@@ -507,12 +580,25 @@ def empirical_ntk(
         jacrev(f_single), in_dims=(None, 0), chunk_size=chunk_size
     )
 
-    def jacobian(x: torch.Tensor) -> list[torch.Tensor]:
-        jac = jac_fn(params, x)
+    def jacobian(name: str, x: torch.Tensor) -> list[torch.Tensor]:
+        try:
+            jac = jac_fn(params, x)
+        except RuntimeError as err:  # the model cannot take x: name it, keep torch's reason
+            if isinstance(err, torch.OutOfMemoryError):
+                raise
+            dtypes = sorted({str(p.dtype) for p in params.values()})
+            if str(x.dtype) in dtypes:
+                raise ValueError(
+                    f"{name} of shape {tuple(x.shape)} could not be passed through model: {err}"
+                ) from err
+            raise TypeError(
+                f"{name} of dtype {x.dtype} could not be passed through model (its parameters "
+                f"are {', '.join(dtypes)}): {err}"
+            ) from err
         return [j.reshape(j.shape[0], j.shape[1], -1) for j in jac.values()]  # [N, O, P_k]
 
-    j1 = jacobian(x1)
-    j2 = j1 if x2 is None else jacobian(x2)
+    j1 = jacobian("x1", x1)
+    j2 = j1 if x2 is None else jacobian("x2", x2)
     spec = "aip,bjp->abij" if output == "full" else "aip,bip->ab"
     terms = [torch.einsum(spec, a, b) for a, b in zip(j1, j2, strict=True)]
     return torch.stack(terms).sum(dim=0)

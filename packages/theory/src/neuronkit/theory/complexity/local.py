@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from neuronkit.common import check_number
+from neuronkit.common import check_finite, check_number, check_type
 
 from .._utils import check_positive_int, torch_generator
 
@@ -114,16 +114,23 @@ def local_complexity(
         radius: radius ``r`` of the cross-polytope.
         n_directions: number ``k`` of orthonormal directions (``2k`` vertices).
         seed: seed of the shared frame (fixed by default so that LC is comparable over training).
-        per_layer: return ``[B, layers]`` instead of the total ``[B]``.
+        per_layer: return ``[B, layers]`` instead of the total ``[B]`` (a bool).
         batch_size: points per forward pass.
 
     Returns:
         ``[B]`` (or ``[B, layers]``) integer counts as a float tensor.
+
+    Raises:
+        ValueError: NaN or infinite parameters of ``model`` or pre-activations (their signs,
+            hence the count, would be meaningless).
     """
     x = _check_points("x", x)
     batch_size = check_positive_int("batch_size", batch_size)
+    check_type("per_layer", per_layer, bool)
     if isinstance(model, torch.nn.Module):
         module = model
+        for name, param in module.named_parameters():
+            check_finite(f"model parameter {name!r}", param)
 
         def pre_fn(v: Tensor) -> Sequence[Tensor]:
             return relu_preactivations(module, v)
@@ -136,6 +143,7 @@ def local_complexity(
     verts = cross_polytope(x, radius, n_directions, seed=seed)  # [B, V, *in]
     n_vert = verts.shape[1]
     out = []
+    finite = torch.ones((), dtype=torch.bool, device=x.device)  # read once, after the loop
     for start in range(0, x.shape[0], batch_size):
         chunk = verts[start : start + batch_size]
         b = chunk.shape[0]
@@ -143,10 +151,16 @@ def local_complexity(
             pres = fn(chunk.reshape(b * n_vert, *x.shape[1:]))
         counts = []
         for p in pres:
+            finite = finite & torch.isfinite(p).all().to(finite.device)
             s = torch.sign(p.reshape(b, n_vert, -1))
             changed = (s[:, 1:] != s[:, :1]).any(dim=1)
             counts.append(changed.sum(dim=1).to(torch.float64))
         out.append(torch.stack(counts, dim=1))
+    if not bool(finite):
+        raise ValueError(
+            "model gave NaN or infinite pre-activations on the cross-polytopes around x "
+            "(non-finite weights, or an overflow?)"
+        )
     lc = torch.cat(out, dim=0)
     return lc if per_layer else lc.sum(dim=1)
 

@@ -375,7 +375,14 @@ def bspline_features(
     k = check_positive_int("k", k, minimum=0)
     check_type("base", base, bool)
     check_finite("x", x)
-    feats = _BSplineBuffer.apply(x, float(lo), float(h), grid, k, base)
+    return _bspline_features(x, float(lo), float(h), grid, k, base)
+
+
+def _bspline_features(
+    x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool
+) -> torch.Tensor:
+    """:func:`bspline_features` without its input checks (callers validate)."""
+    feats = _BSplineBuffer.apply(x, lo, h, grid, k, base)
     blocks = feats[:, 1:].view(x.shape[0], x.shape[1], grid + k + 1)
     if base:  # silu first
         return torch.cat([blocks[..., -1:], blocks[..., :-1]], dim=-1)

@@ -35,31 +35,46 @@ from neuronkit.common import check_choice, check_finite, check_number, check_typ
 from .._utils import check_positive_int, torch_generator
 from .basis import (
     SPACES,
+    _bspline_features,
     _bspline_layer,
     basis_values,
     extended_grid,
-    uniform_bspline_basis,
 )
 
 __all__ = ["KAN", "SKAN", "KANLayer", "SKANLayer", "matched_mlp", "mlp_parameter_count"]
 
 
-def _check_x(x: torch.Tensor, in_features: int) -> None:
+def _check_x(x: torch.Tensor, in_features: int, dtype: torch.dtype) -> None:
+    """The input checks of every KAN / S-KAN layer, whatever its spaces: a finite floating
+    ``[batch, in_features]`` tensor in the layer's ``dtype`` (any float under autocast)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor [batch, in], got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != in_features:
         raise ValueError(
             f"x must have shape [batch, {in_features}] (in_features), got {tuple(x.shape)}"
         )
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating tensor ({dtype}, the layer's dtype), got {x.dtype}")
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"x must have the layer's dtype {dtype}, got {x.dtype} (convert x, or the model "
+            "with .to(dtype))"
+        )
+    check_finite("x", x)
 
 
 def _check_range(grid_range: Sequence[float]) -> tuple[float, float]:
+    if isinstance(grid_range, (str, bytes)) or not hasattr(grid_range, "__len__"):
+        raise TypeError(
+            f"grid_range must be a pair (lo, hi) of numbers, got {type(grid_range).__name__} "
+            f"({grid_range!r:.80})"
+        )
     if len(grid_range) != 2:
         raise ValueError(f"grid_range must be (lo, hi), got {grid_range!r}")
-    lo, hi = float(grid_range[0]), float(grid_range[1])
-    check_number("grid_range[0]", lo)
-    check_number("grid_range[1]", hi, gt=lo)
-    return lo, hi
+    ends = [v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v for v in grid_range]
+    check_number("grid_range[0]", ends[0])
+    check_number("grid_range[1]", ends[1], gt=ends[0])
+    return float(ends[0]), float(ends[1])
 
 
 class _BasisMixin(nn.Module):
@@ -85,8 +100,8 @@ class _BasisMixin(nn.Module):
         """Basis values ``[batch, in, G+k]`` (``[batch, in, 1+G+k]`` with ``silu(x)`` first if
         ``base``)."""
         if space == "bspline":
-            lo, hi = self.grid_range
-            b = uniform_bspline_basis(x, lo, (hi - lo) / self.grid, self.grid, self.k)
+            lo, hi = self.grid_range  # x is checked by the layers (_check_x)
+            b = _bspline_features(x, lo, (hi - lo) / self.grid, self.grid, self.k, False)
         else:
             b = self._basis_values(space, x)
         return torch.cat([F.silu(x).unsqueeze(-1), b], dim=-1) if base else b
@@ -202,11 +217,11 @@ class KANLayer(_BasisMixin):
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """Basis values ``[batch, in, G+k]`` of this layer's space."""
-        _check_x(x, self.in_features)
+        _check_x(x, self.in_features, self.weight.dtype)
         return self._basis(self.space, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_x(x, self.in_features)
+        _check_x(x, self.in_features, self.weight.dtype)
         weight: torch.Tensor = self.weight
         if not self.has_base:  # zero weight for the (zero) silu feature column
             blocks = F.pad(self._blocks(), (0, 1)).reshape(self.out_features, -1)
@@ -215,7 +230,6 @@ class KANLayer(_BasisMixin):
         # silu(x_i)] per input (B-splines: only the k+1 nonzero ones are evaluated, closed-form
         # backward)
         if self.space == "bspline":
-            check_finite("x", x)
             lo, hi = self.grid_range
             h = (hi - lo) / self.grid
             return _bspline_layer(x, weight, lo, h, self.grid, self.k, self.has_base)
@@ -355,7 +369,7 @@ class SKANLayer(_BasisMixin):
         return n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_x(x, self.in_features)
+        _check_x(x, self.in_features, self.coef.dtype)
         alpha = self.selection_weights()  # [in, S]
         used = self.active.any(dim=0).tolist()
         # spaces that no node keeps any more (after selection) are not evaluated

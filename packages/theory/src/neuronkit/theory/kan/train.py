@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type
 
 from .._utils import check_positive_int
-from .layers import SKAN
+from .layers import SKAN, _check_x
 
 __all__ = ["train_regression", "train_skan"]
 
@@ -31,7 +31,7 @@ def train_regression(
 
     Args:
         model: maps ``[n, d]`` to ``[n, 1]`` (or ``[n]``).
-        x: ``[n, d]``; y: ``[n]`` targets.
+        x: ``[n, d]`` with ``n >= 1``; y: ``[n]`` targets (both finite).
         steps: Adam steps (``>= 1``); lr: learning rate (``> 0``), cosine-decayed to 0;
         weight_decay: Adam's L2 penalty (``>= 0``).
 
@@ -39,13 +39,17 @@ def train_regression(
         the training loss before each step (stops early if it becomes NaN/inf).
     """
     check_type("model", model, nn.Module)
-    if not isinstance(x, torch.Tensor) or x.ndim != 2:
-        raise ValueError(f"x must be a tensor [n, d], got {getattr(x, 'shape', type(x))}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(
+            f"x must be a tensor [n, d] with n >= 1 rows, got {getattr(x, 'shape', type(x))}"
+        )
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(
             f"y must be a tensor [n] with n = {x.shape[0]} (rows of x), got "
             f"{getattr(y, 'shape', type(y))}"
         )
+    check_finite("x", x)
+    check_finite("y", y)
     steps = check_positive_int("steps", steps)
     check_number("lr", lr, gt=0)
     check_number("weight_decay", weight_decay, ge=0)
@@ -53,9 +57,15 @@ def train_regression(
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=False, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []
-    for _ in range(steps):
+    for step in range(steps):
         opt.zero_grad()
-        loss = F.mse_loss(model(x).reshape(-1), y)
+        out = model(x)
+        if step == 0 and out.numel() != y.shape[0]:
+            raise ValueError(
+                f"model must give one output per row of x ([n] or [n, 1], n = {y.shape[0]}), "
+                f"got shape {tuple(out.shape)}"
+            )
+        loss = F.mse_loss(out.reshape(-1), y)
         losses.append(float(loss.detach()))
         if not math.isfinite(losses[-1]):
             break
@@ -85,9 +95,10 @@ def train_skan(
     ``lr``); ``steps`` is the total over the stages, split by the fractions ``stages``.
 
     Args:
-        model: an :class:`~neuronkit.theory.kan.layers.SKAN` in its initial (all-active) state;
-            trained and pruned in place.
-        x: ``[n, d]``; y: ``[n]``; steps: total Adam steps (``>= 3``); lr: learning rate;
+        model: an :class:`~neuronkit.theory.kan.layers.SKAN` with one output (``widths[-1] =
+            1``) in its initial (all-active) state; trained and pruned in place.
+        x: ``[n, d]`` (``n >= 1``, the model's dtype); y: ``[n]`` (both finite);
+        steps: total Adam steps (``>= 3``); lr: learning rate;
         stages: fractions of ``steps`` for the three stages (non-negative, summing to 1);
         top_k: spaces kept per node for selective training (``>= 1``);
         weight_decay: Adam's L2 penalty.
@@ -108,6 +119,12 @@ def train_skan(
         raise ValueError(f"stages must sum to 1, got {tuple(stages)} (sum {sum(stages)})")
     if any(layer.is_selected or not bool(layer.active.all()) for layer in model.skan_layers()):
         raise ValueError("model must be a fresh S-KAN with every space active (not selected)")
+    if model.widths[-1] != 1:
+        raise ValueError(
+            f"model must have one output (widths[-1] = 1) for regression on y [n], got widths "
+            f"{model.widths}"
+        )
+    _check_x(x, model.widths[0], model.skan_layers()[0].coef.dtype)  # before any stage runs
     # exactly `steps` in all, the pruned stage at least one (taken from the others if needed)
     n_full = min(max(1, round(stages[0] * steps)), steps - 1)
     n_sel = min(round(stages[1] * steps), steps - n_full - 1)

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
-from neuronkit.common import as_float_array, check_number
+from neuronkit.common import as_float_array, check_number, check_type
 
 from .._utils import (
     as_float_tensor,
@@ -316,6 +316,7 @@ def ntk_recursion(
     r = _as_rho(rho)
     depth = check_positive_int("depth", depth, minimum=0)
     act = _check_dual(activation)
+    check_type("normalize", normalize, bool)
     sigma, k = r.clone(), r.clone()
     slope_one = float(act.derivative(torch.ones((), dtype=torch.float64)))
     inv_k_one = 1.0  # 1 / K_l(1), kept as a reciprocal so that deep kernels never overflow
@@ -499,12 +500,14 @@ def koenigs_kernel(
 
 
 def majority_vote(y_train: Any, n_test: int) -> Tensor:
-    """The most frequent training label (the smallest on ties), repeated ``n_test`` times."""
-    y = _host_labels("y_train", y_train).long()
+    """The most frequent training label (the smallest on ties), repeated ``n_test`` times.
+    ``y_train``: integer-valued class labels ``[N]``."""
+    y = _host_labels("y_train", y_train)
     if y.ndim != 1 or y.numel() == 0:
         raise ValueError(
             f"y_train must be a non-empty 1-D label vector, got shape {tuple(y.shape)}"
         )
+    y = _integer_labels("y_train", y)
     n = check_positive_int("n_test", n_test)
     counts = torch.bincount(y - y.min())
     return torch.full((n,), int(counts.argmax()) + int(y.min()), dtype=torch.long)
@@ -525,13 +528,19 @@ def _host_labels(name: str, y: Any) -> Tensor:
 
 
 def _labels_for(name: str, x: Tensor, y: Any) -> Tensor:
+    """``y`` as integer labels ``[N]``, one per row of ``x``."""
     t = _host_labels(name, y)
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
         raise ValueError(
             f"{name} must be [N] with N = {x.shape[0]} labels, got shape {tuple(t.shape)}"
         )
+    return _integer_labels(name, t)
+
+
+def _integer_labels(name: str, t: Tensor) -> Tensor:
+    """``t`` as ``long``; floating labels must be integer-valued (``.long()`` would truncate)."""
     if t.dtype.is_floating_point and not bool((t == t.round()).all()):
-        raise TypeError(f"{name} must hold integer class labels")
+        raise TypeError(f"{name} must hold integer class labels, got non-integer values")
     return t.long()
 
 
@@ -575,6 +584,21 @@ def singular_kernel_classify(
     return torch.cat(preds)
 
 
+def _check_no_conflicts(rho: Tensor, labels: Tensor) -> None:
+    """Raise if two rows at cosine 1 (to rounding: the same point on the sphere) carry different
+    labels: no interpolant fits both (the kernel rows are equal, the targets are not)."""
+    same = rho >= 1.0 - 64.0 * torch.finfo(rho.dtype).eps
+    same.fill_diagonal_(False)
+    clash = same & (labels[:, None] != labels[None, :])
+    if bool(clash.any()):
+        i, j = (int(v) for v in torch.nonzero(clash)[0])
+        raise ValueError(
+            f"x rows {i} and {j} are the same point on the unit sphere (cosine "
+            f"{float(rho[i, j]):.17g}) but y gives them different labels ({int(labels[i])} and "
+            f"{int(labels[j])}): kernel interpolation cannot fit both (drop one, or use ridge > 0)"
+        )
+
+
 class DeepNTKClassifier:
     """Kernel regression (interpolation) with the depth-``L`` NTK: the trained infinitely wide net.
 
@@ -609,6 +633,12 @@ class DeepNTKClassifier:
         )
 
     def fit(self, x: Any, y: Any) -> DeepNTKClassifier:
+        """Interpolate ``y [N]`` at the rows of ``x [N, D]`` (kernel regression with ``ridge``).
+
+        With ``ridge = 0`` two rows of ``x`` in the same direction (the same point on the
+        sphere, e.g. a duplicate) with different labels cannot both be interpolated: a
+        ``ValueError`` names them; so does a kernel matrix that is singular for other reasons.
+        """
         a = _unit_rows("x", x)
         labels = _labels_for("y", a, y)
         self.classes_ = torch.unique(labels)
@@ -619,8 +649,10 @@ class DeepNTKClassifier:
             targets = (2.0 * idx - 1.0).to(torch.float64)[:, None]
         else:
             targets = torch.nn.functional.one_hot(idx, self.classes_.numel()).to(torch.float64)
+        rho = _cosines(a, None)
+        if self.ridge == 0.0:
+            _check_no_conflicts(rho, labels)
         if self._singular:  # K / K_L(1) = (K / lambda^L) (lambda^L / K_L(1)); equal points: 1
-            rho = _cosines(a, None)
             other = rho < 1.0
             k = torch.ones_like(rho)
             scaled = _singular_scaled_ntk(rho[other], self.depth, self.activation, "x")
@@ -628,8 +660,20 @@ class DeepNTKClassifier:
         else:
             k = sphere_kernel(a, None, self.depth, self.activation)
         k = k + self.ridge * torch.eye(k.shape[0], dtype=k.dtype)
+        try:
+            coef = torch.linalg.solve(k, targets)
+        except torch.linalg.LinAlgError as err:
+            raise ValueError(
+                f"x gives a singular kernel matrix at depth {self.depth} ({err}); duplicate "
+                "points on the sphere or depth 0 with more points than dimensions? Use ridge > 0"
+            ) from err
+        if not bool(torch.isfinite(coef).all()):
+            raise ValueError(
+                f"x gives a kernel matrix too ill-conditioned to interpolate y at depth "
+                f"{self.depth} (non-finite coefficients); use ridge > 0"
+            )
         self.x_ = a
-        self.coef_ = torch.linalg.solve(k, targets)
+        self.coef_ = coef
         return self
 
     def decision_function(self, x: Any) -> Tensor:
@@ -695,7 +739,7 @@ class InfiniteDepthNTKClassifier:
 
     def score(self, x: Any, y: Any) -> float:
         pred = self.predict(x)
-        return float((pred == _host_labels("y", y).long()).double().mean())
+        return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
 
 
 class NTKNetwork(torch.nn.Module):

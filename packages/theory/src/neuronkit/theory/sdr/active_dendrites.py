@@ -77,12 +77,20 @@ def overlap_count(n: int, a: int, s: int, b: int) -> int:
     return math.comb(s, b) * math.comb(n - s, a - b)
 
 
+# work allowed for the exact sum, in (bits of C(n, a)) x (multiplications): about a second
+_EXACT_WORK_LIMIT = 1e11
+
+
 def false_match_probability(n: int, a: int, s: int, theta: int) -> float:
     """Probability that a random ``a``-pattern activates at least ``theta`` of ``s`` synapses.
 
     Exact: the tail ``sum_{b >= theta} C(s,b) C(n-s,a-b) / C(n,a)`` is summed in Python integers
     and divided once, so the result is the correctly rounded float (it underflows to 0.0 only
-    below about 1e-308; use :func:`log_false_match_probability` there).
+    below about 1e-308; use :func:`log_false_match_probability` there). The sum runs over the
+    tail or its complement, whichever is shorter, term to term by the exact ratio of
+    consecutive terms. Populations whose exact sum would take more than a second or so
+    (integers of ``log2 C(n, a)`` bits, e.g. ``n = 10**9, a = 10**5``) raise ``ValueError``:
+    use :func:`log_false_match_probability` there.
 
     Args:
         n: cells in the population (> 0).
@@ -91,14 +99,38 @@ def false_match_probability(n: int, a: int, s: int, theta: int) -> float:
         theta: NMDA threshold (>= 0); ``theta = 0`` gives probability 1.
     """
     n, a, s = _check_sizes(n, a, s, theta)
-    if theta > min(a, s):
+    lo, hi = max(0, a - (n - s)), min(a, s)  # support of the overlap b
+    if theta > hi:
         return 0.0
-    numerator = sum(
-        math.comb(s, b) * math.comb(n - s, a - b)
-        for b in range(theta, min(a, s) + 1)
-        if a - b <= n - s
-    )
-    return float(Fraction(numerator, math.comb(n, a)))
+    if theta <= lo:
+        return 1.0
+    tail, rest = hi - theta + 1, theta - lo  # terms b >= theta, terms b < theta
+    bits = float(_log_comb(n, a)) / math.log(2.0)
+    work = bits * (2.0 * min(a, n - a) + 20.0 * min(tail, rest))  # two binomials, the terms
+    if work > _EXACT_WORK_LIMIT:
+        raise ValueError(
+            f"n={n}, a={a}, s={s}, theta={theta} make the exact sum too large (integers of "
+            f"about {bits:.3g} bits, {min(tail, rest)} terms): use "
+            "log_false_match_probability(n, a, s, theta), computed in log space"
+        )
+    total = math.comb(n, a)
+    if tail <= rest:
+        numerator = _overlap_sum(n, a, s, theta, tail)
+    else:
+        numerator = total - _overlap_sum(n, a, s, lo, rest)
+    return float(Fraction(numerator, total))
+
+
+def _overlap_sum(n: int, a: int, s: int, start: int, count: int) -> int:
+    """``sum_{b = start}^{start + count - 1} C(s, b) C(n - s, a - b)`` in exact integers, for
+    ``b`` inside the support; each term from the previous one by the exact ratio
+    ``(s - b)(a - b) / ((b + 1)(n - s - a + b + 1))`` (cheaper than two binomials per term)."""
+    term = math.comb(s, start) * math.comb(n - s, a - start)
+    total = term
+    for b in range(start, start + count - 1):
+        term = term * ((s - b) * (a - b)) // ((b + 1) * (n - s - a + b + 1))
+        total += term
+    return total
 
 
 def log_false_match_probability(n: int, a: int, s: int, theta: int) -> float:
