@@ -410,3 +410,67 @@ def test_saliency_smoothgrad_and_loss_gradient_work_under_no_grad() -> None:
         )
         torch.testing.assert_close(loss_gradient(model, x, [1, 1]), loss_gradient(model, x, 1))
     assert torch.is_grad_enabled()
+
+
+def _nan_model() -> nn.Module:
+    lin = _linear()
+    with torch.no_grad():
+        lin.weight[0, 0] = float("nan")
+    return lin
+
+
+@pytest.mark.parametrize("method", [saliency, input_x_gradient, integrated_gradients, smoothgrad])
+def test_non_finite_model_outputs_do_not_reach_the_attributions(method) -> None:
+    with pytest.raises(ValueError, match="model produced non-finite"):
+        method(_nan_model(), torch.rand(2, 4), 0)
+
+
+def test_non_finite_losses_and_convergence_deltas_are_rejected() -> None:
+    x = torch.rand(2, 4)
+    with pytest.raises(ValueError, match="model produced non-finite"):
+        loss_gradient(_linear(), x, [0, 1], loss=lambda a, b: a.sum(1) * float("nan"))
+    with pytest.raises(ValueError, match="model produced non-finite"):
+        loss_gradient(_nan_model(), x, [0, 1])
+    with pytest.raises(ValueError, match="model produced non-finite"):
+        smoothgrad(_nan_model(), x, 0, kind="vargrad", seed=0)
+
+
+@pytest.mark.parametrize("method", [saliency, input_x_gradient, integrated_gradients, smoothgrad])
+def test_inputs_of_another_dtype_than_the_model_are_named(method) -> None:
+    with pytest.raises(TypeError, match=r"inputs must have the model's parameter dtype"):
+        method(_linear(), torch.rand(2, 4, dtype=torch.float64), 0)
+    with pytest.raises(TypeError, match=r"inputs must have the model's parameter dtype"):
+        loss_gradient(_linear(), torch.rand(2, 4, dtype=torch.float64), [0, 1])
+
+
+def test_a_model_output_detached_from_the_inputs_is_named() -> None:
+    lin = _linear()
+    x = torch.rand(2, 4)
+    for model in (lambda z: lin(z).detach(), lambda z: torch.zeros(len(z), 3)):
+        for method in (saliency, input_x_gradient, integrated_gradients, smoothgrad):
+            with pytest.raises(ValueError, match="detached from its input"):
+                method(model, x, 0)
+        with pytest.raises(ValueError, match="detached from its input"):
+            loss_gradient(model, x, [0, 1])
+
+
+def test_smoothgrad_names_bad_method_options_and_shapes() -> None:
+    lin, x = _linear(), torch.rand(2, 4)
+    with pytest.raises(TypeError, match=r"method_kwargs: \['foo'\] are not options of method"):
+        smoothgrad(lin, x, 0, foo=1)
+    with pytest.raises(TypeError, match="method_kwargs"):
+        smoothgrad(lin, x, 0, method="integrated_gradients", abs=False)
+    assert smoothgrad(lin, x, 0, method="integrated_gradients", n_steps=4).shape == x.shape
+    with pytest.raises(ValueError, match="method must return attributions shaped like"):
+        smoothgrad(lin, x, 0, method=lambda m, i, t: i.sum(1))
+    with pytest.raises(ValueError, match="method must return attributions shaped like"):
+        smoothgrad(lin, x, 0, method=lambda m, i, t: [i])
+
+
+def test_seeds_beyond_64_bits_are_named() -> None:
+    x = torch.rand(2, 4)
+    with pytest.raises(ValueError, match="seed must be <"):
+        random_attribution(x, seed=2**70)
+    with pytest.raises(ValueError, match="seed must be <"):
+        smoothgrad(_linear(), x, 0, seed=2**64)
+    assert random_attribution(x, seed=2**64 - 1).shape == x.shape

@@ -183,3 +183,37 @@ def test_layer_activations_rejects_a_module_that_runs_twice_per_pass() -> None:
         layer_activations(model, torch.randn(6, 4), "relu", batch_size=3)
     assert layer_activations(model, torch.randn(6, 4), "f2", batch_size=3)["f2"].shape == (6, 4)
     assert _n_hooks(model) == 0
+
+
+def test_flags_must_be_real_bools() -> None:
+    net = _net()
+    for flag in ("gradients", "detach", "accumulate"):
+        with pytest.raises(TypeError, match=flag):
+            LayerRecorder(net, "0", **{flag: "no"})
+    with pytest.raises(TypeError, match="flatten"):
+        layer_activations(net, torch.rand(2, 4), "0", flatten="no")
+
+
+def test_layer_activations_rejects_non_finite_and_wrong_dtype_inputs() -> None:
+    net = _net()
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        layer_activations(net, torch.full((2, 4), float("nan")), "0")
+    with pytest.raises(TypeError, match=r"inputs must have the model's parameter dtype"):
+        layer_activations(net, torch.ones(2, 4, dtype=torch.long), "0")
+    with pytest.raises(TypeError, match=r"inputs must have the model's parameter dtype"):
+        layer_activations(net, torch.rand(2, 4, dtype=torch.float64), "0")
+    # integer inputs a model takes (an embedding) still work: nothing is cast or refused
+    emb = nn.Sequential(nn.Embedding(5, 3))
+    acts = layer_activations(emb, torch.tensor([0, 4]), "0")["0"]
+    assert acts.shape == (2, 3)
+
+
+def test_layer_activations_names_a_layer_with_a_scalar_output() -> None:
+    class Total(nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return z.sum()
+
+    net = nn.Sequential(nn.Linear(4, 3), Total())
+    for batch_size in (None, 2):
+        with pytest.raises(ValueError, match="'1' returned a 0-d"):
+            layer_activations(net, torch.rand(4, 4), "1", batch_size=batch_size)

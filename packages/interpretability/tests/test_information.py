@@ -150,3 +150,32 @@ def test_kde_information_is_translation_invariant() -> None:
     ref = kde_information(h, y)
     shifted = kde_information(h + 1e7, y)  # |h|^2 - 2 h.h' + |h'|^2 would cancel here
     assert shifted == pytest.approx(ref, rel=1e-6)
+
+
+def test_huge_and_sparse_codes_are_relabelled_not_used_as_dense_indices() -> None:
+    codes = _codes(3, n=200, units=3)
+    huge = codes * 10**13 + 7  # a bijection per column: every measure is unchanged
+    np.testing.assert_allclose(
+        mutual_information_matrix(huge), mutual_information_matrix(codes), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        mutual_information_matrix(huge, codes[:, :2], bias_correction=True),
+        mutual_information_matrix(codes, codes[:, :2], bias_correction=True),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(entropy(huge), entropy(codes), rtol=1e-12)
+    assert mutual_information_matrix(np.array([[0], [10**13]]))[0, 0] == pytest.approx(1.0)
+    assert entropy(np.array([0, 10**13]))[0] == pytest.approx(1.0)
+
+
+def test_bin_value_range_must_be_a_finite_pair() -> None:
+    x = np.random.default_rng(0).random((5, 2))
+    for bad in [(-np.inf, np.inf), (0.0, np.inf), (np.nan, 1.0)]:
+        with pytest.raises(ValueError, match=r"value_range\[\d\] must be finite"):
+            bin_activations(x, 4, value_range=bad)
+    with pytest.raises(TypeError, match="value_range must be a"):
+        bin_activations(x, 4, value_range=1.0)
+    np.testing.assert_array_equal(
+        bin_activations(x, 4, value_range=np.array([0.0, 1.0])),
+        bin_activations(x, 4, value_range=(0.0, 1.0)),
+    )

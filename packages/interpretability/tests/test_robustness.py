@@ -110,3 +110,66 @@ def test_bad_inputs(call, error, match) -> None:
     x, y = _data(8)
     with pytest.raises(error, match=match):
         call(_model(), x, y)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_any_integer_label_dtype_gives_the_int64_results(dtype) -> None:
+    model, (x, y) = _model(), _data(8)
+    torch.testing.assert_close(
+        pgd_attack(model, x, y.to(dtype), eps=0.1), pgd_attack(model, x, y, eps=0.1)
+    )
+    assert accuracy(model, x, y.to(dtype)) == accuracy(model, x, y)
+    a, b = _model(3), _model(3)
+    assert train_classifier(a, x, y.to(dtype), epochs=1, seed=0) == train_classifier(
+        b, x, y, epochs=1, seed=0
+    )
+
+
+@pytest.mark.parametrize("bad", [[0, 7], [0, -1], [3, 0]])
+def test_labels_outside_the_model_classes_are_rejected(bad) -> None:
+    model, (x, _) = _model(), _data(2)
+    labels = torch.tensor(bad)
+    for call in (
+        lambda: accuracy(model, x, labels),  # was 0.0: counted as misses
+        lambda: pgd_attack(model, x, labels, eps=0.1),
+        lambda: fgsm_attack(model, x, labels, eps=0.1),
+        lambda: train_classifier(model, x, labels, epochs=1),
+    ):
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+            call()
+
+
+def test_clamp_seed_and_input_dtype_errors_name_the_argument() -> None:
+    model, (x, y) = _model(), _data(2)
+    with pytest.raises(TypeError, match="clamp must be a"):
+        fgsm_attack(model, x, y, eps=0.1, clamp=1.0)
+    with pytest.raises(TypeError, match=r"clamp\[1\]"):
+        fgsm_attack(model, x, y, eps=0.1, clamp=(0, "a"))
+    with pytest.raises(ValueError, match=r"clamp\[0\] must be finite"):
+        fgsm_attack(model, x, y, eps=0.1, clamp=(float("nan"), 1.0))
+    with pytest.raises(ValueError, match="seed"):
+        pgd_attack(model, x, y, eps=0.1, random_start=True, seed=2**70)
+    with pytest.raises(ValueError, match="seed"):
+        train_classifier(model, x, y, epochs=1, seed=2**64)
+    for call in (
+        lambda: fgsm_attack(model, x.double(), y, eps=0.1),
+        lambda: accuracy(model, x.double(), y),
+        lambda: train_classifier(model, x.double(), y, epochs=1),
+    ):
+        with pytest.raises(TypeError, match=r"inputs must have the model's parameter dtype"):
+            call()
+
+
+def test_an_attack_on_a_detached_model_output_is_refused() -> None:
+    model, (x, y) = _model(), _data(2)
+
+    class Detached(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return self.inner(z).detach()
+
+    with pytest.raises(ValueError, match="detached from its input"):
+        pgd_attack(Detached(), x, y, eps=0.1)

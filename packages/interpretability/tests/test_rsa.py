@@ -106,10 +106,10 @@ def test_mahalanobis_matches_pairwise_definition(n, c) -> None:
     prec = np.linalg.inv(mixing @ mixing.T + 0.3 * np.eye(c))  # symmetric up to rounding
     expected = _direct_pairs(x, x, prec) / c
     np.testing.assert_allclose(rdm(x, "mahalanobis", noise=prec), expected, rtol=1e-10)
-    # a symmetric but indefinite "precision" has no Cholesky factor: the direct product
+    # a negative definite "precision" gives negative squared distances: rejected
     indefinite = (prec + prec.T) / 2 - 2.0 * np.abs(np.linalg.eigvalsh(prec)).max() * np.eye(c)
-    expected = _direct_pairs(x, x, indefinite) / c
-    np.testing.assert_allclose(rdm(x, "mahalanobis", noise=indefinite), expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="noise must be a positive definite"):
+        rdm(x, "mahalanobis", noise=indefinite)
     diag = rng.random(c) + 0.5  # the diagonal as a vector equals the diagonal matrix
     np.testing.assert_allclose(
         rdm(x, "mahalanobis", noise=diag), _direct_pairs(x, x, np.diag(diag)) / c, rtol=1e-10
@@ -756,3 +756,60 @@ def test_a_square_rdm_of_large_distances_with_rounding_on_the_diagonal_is_square
     square = rdm_to_square(rng.uniform(1e8, 3e8, 45))
     square[np.diag_indices(10)] = 1e-7  # the rounding a Gram-formed RDM leaves there
     assert compare_rdms(square, square, "spearman").shape == (1, 1)
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "crossnobis"])
+def test_precisions_that_are_not_positive_definite_are_rejected(method) -> None:
+    x = np.r_[_data(4, n=5, c=4), _data(5, n=5, c=4)]
+    kwargs = {"conditions": np.tile(np.arange(5), 2)} if method == "crossnobis" else {}
+    with_zero = np.eye(4)
+    with_zero[3, 3] = 0.0
+    for bad in (-np.eye(4), np.zeros((4, 4)), with_zero, -np.ones(4), np.array([1, 1, 0, 1.0])):
+        with pytest.raises(ValueError, match="noise must be a positive definite"):
+            rdm(x, method, noise=bad, **kwargs)
+    good = np.diag([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(
+        rdm(x, method, noise=good, **kwargs), rdm(x, method, noise=np.diag(good), **kwargs)
+    )
+
+
+def test_an_indefinite_precision_shows_as_negative_distances() -> None:
+    x = _data(4, n=6, c=2)
+    x[:, 1] = x[:, 0] * -1.0  # every difference lies along (1, -1)
+    indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])  # positive diagonal, (1, -1) P (1, -1) < 0
+    with pytest.raises(ValueError, match=r"noise must be a positive definite.*squared distance"):
+        rdm(x, "mahalanobis", noise=indefinite)
+
+
+def test_a_singular_noise_covariance_is_refused_with_the_alternatives() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"method='full'.*'shrinkage_diag'"):
+        noise_precision(rng.normal(size=(3, 5)), method="full")  # rank 2 < 5 channels
+    with pytest.raises(ValueError, match=r"method='full'.*'shrinkage_diag'"):
+        noise_precision_from_measurements(
+            rng.normal(size=(6, 8)), [0, 0, 1, 1, 2, 2], method="full"
+        )  # 6 observations - 3 condition means = 3 < 8 channels
+    collinear = rng.normal(size=(50, 4))
+    collinear = np.c_[collinear, collinear[:, 0] + collinear[:, 1]]  # enough rows, rank 4
+    with pytest.raises(ValueError, match=r"method='full' gives a singular noise covariance"):
+        noise_precision(collinear, method="full")
+    # the estimators that stay invertible still answer
+    assert np.isfinite(noise_precision(rng.normal(size=(3, 5)), method="diag")).all()
+    assert np.isfinite(noise_precision(rng.normal(size=(3, 5)), method="shrinkage_diag")).all()
+    assert np.isfinite(noise_precision(collinear, method="shrinkage_eye")).all()
+    well = rng.normal(size=(30, 5))
+    np.testing.assert_allclose(
+        noise_precision(well, method="full"), np.linalg.inv(np.cov(well, rowvar=False))
+    )
+
+
+def test_unsortable_condition_labels_are_named() -> None:
+    with pytest.raises(TypeError, match="conditions must hold labels of one sortable kind"):
+        rdm(_data(n=5), conditions=[0, 1, None, None, 2])
+    with pytest.raises(TypeError, match="runs must hold labels"):
+        rdm(
+            np.r_[_data(n=5), _data(1, n=5)],
+            "crossnobis",
+            conditions=[0, 1, 2, 3, 4] * 2,
+            runs=[0] * 5 + [1, None, 1, 1, 1],
+        )

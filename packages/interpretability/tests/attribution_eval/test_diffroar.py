@@ -200,3 +200,33 @@ BAD = [
 def test_bad_inputs(call, error, match) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def test_keep_mask_reads_numpy_integers_as_counts() -> None:
+    import numpy as np
+
+    a = torch.rand(2, 4)
+    assert keep_mask(a, np.int64(1)).sum(1).tolist() == [1, 1]  # a count, not the fraction 1.0
+    assert keep_mask(a, np.int32(2)).equal(keep_mask(a, 2))
+    assert keep_mask(a, np.float64(0.5)).equal(keep_mask(a, 0.5))
+    with pytest.raises(ValueError, match="k must be <= 4"):
+        keep_mask(a, np.int64(5))
+
+
+def test_mask_inputs_rejects_non_finite_values_and_truncated_fills() -> None:
+    x = torch.rand(2, 4)
+    keep = torch.zeros(2, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="fill must be finite"):
+        mask_inputs(x, keep, float("nan"))
+    with pytest.raises(ValueError, match="fill must be finite"):
+        mask_inputs(x, keep, torch.full((4,), float("inf")))
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        mask_inputs(torch.full((2, 4), float("nan")), keep, 0.0)
+    with pytest.raises(TypeError, match="fill must be a real number or a tensor"):
+        mask_inputs(x, keep, "a")
+    ints = torch.ones(2, 4, dtype=torch.long)
+    with pytest.raises(TypeError, match="fill must be an integer"):
+        mask_inputs(ints, keep, 0.5)  # was truncated to 0
+    with pytest.raises(TypeError, match="fill must be an integer"):
+        mask_inputs(ints, keep, torch.tensor(0.5))
+    assert mask_inputs(ints, keep, 7).eq(7).all()

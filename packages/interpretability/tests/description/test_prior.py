@@ -88,3 +88,14 @@ def test_hf_prior_matches_manual_chain_rule() -> None:
     torch.testing.assert_close(no_eos, logp[1, 5][None])
     with pytest.raises(TypeError, match="model"):
         HFLanguagePrior(None, tok)
+
+
+def test_fit_leaves_the_global_rng_alone() -> None:
+    """``fit`` seeded torch's global RNG and left it there (an audit of determinism)."""
+    texts = ["red ball", "blue ball", "red cube"]
+    lm = DescriptionLM(Vocabulary.from_descriptions(texts), seed=0)
+    torch.manual_seed(1)
+    untouched = torch.rand(2)
+    torch.manual_seed(1)
+    lm.fit(texts, epochs=1, seed=0)
+    assert torch.equal(torch.rand(2), untouched)

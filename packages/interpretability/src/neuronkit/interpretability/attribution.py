@@ -22,6 +22,8 @@ cost is that of one forward+backward on a ``[n_steps * B, ...]`` batch.
 from __future__ import annotations
 
 import functools
+import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -30,6 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from neuronkit.common import check_choice, check_finite, check_number, check_type
+
+from .hooks import call_model
 
 __all__ = [
     "IG_METHODS",
@@ -206,16 +210,43 @@ def _select(outputs: torch.Tensor, target: int | torch.Tensor | None, batch: int
     return outputs.gather(1, target[:, None]).reshape(batch)
 
 
-def _gradient(model: Model, x: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tensor:
-    """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad."""
+def _check_graph(outputs: torch.Tensor, what: str = "model returned a tensor") -> None:
+    """A (validated) output must depend on the input through autograd."""
+    if not outputs.requires_grad:
+        raise ValueError(
+            f"{what} detached from its input (requires_grad=False, no autograd graph): "
+            "attributions need the output to be computed from inputs with gradients "
+            "(e.g. no .detach(), torch.no_grad() or new tensors inside the model)"
+        )
+
+
+def _check_finite_result(result: torch.Tensor, what: str = "outputs") -> torch.Tensor:
+    """``result`` (attributions) if finite, else ``ValueError``: the model (or loss) produced
+    NaN / infinity, which would otherwise reach the attributions silently. One reduction and
+    one host sync per call: a finite sum proves every entry finite."""
+    total = result.sum()
+    if not math.isfinite(total.item()) and not bool(result.isfinite().all()):
+        raise ValueError(
+            f"model produced non-finite {what} (NaN or infinity) for these inputs, so the "
+            "attributions are not finite; check the model's parameters and outputs"
+        )
+    return result
+
+
+def _gradient(
+    model: Model, x: torch.Tensor, target: int | torch.Tensor | None, *, check: bool = True
+) -> torch.Tensor:
+    """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad; checked finite unless
+    ``check=False`` (for callers that check their final result once instead of every pass)."""
     if torch.is_grad_enabled():
-        outputs = model(x)
+        outputs = call_model(model, x)
     else:
         with torch.enable_grad():
-            outputs = model(x)
+            outputs = call_model(model, x)
     grad_out = _grad_outputs(outputs, target, x.shape[0])
+    _check_graph(outputs)
     (grad,) = torch.autograd.grad(outputs, x, grad_out)
-    return grad
+    return _check_finite_result(grad, "outputs or gradients") if check else grad
 
 
 def _leaf(x: torch.Tensor) -> torch.Tensor:
@@ -288,16 +319,21 @@ def loss_gradient(
         raise TypeError(f"loss must be 'cross_entropy' or a callable, got {type(loss).__name__}")
     x = _leaf(inputs)
     with torch.enable_grad():
-        logits = model(x)
+        logits = call_model(model, x)
         labels = _index_tensor(t, x.shape[0], x.device)
         assert labels is not None
         _check_output(logits, labels, x.shape[0])
+        _check_graph(logits)
         per_example = (
             F.cross_entropy(logits, labels, reduction="none")
             if isinstance(loss, str)
             else loss(logits, labels)
         )
+        if not isinstance(per_example, torch.Tensor):
+            raise TypeError(f"loss must return a tensor, got {type(per_example).__name__}")
+        _check_graph(per_example, "loss returned a tensor")
         (grad,) = torch.autograd.grad(per_example.sum(), x)
+    _check_finite_result(grad, "outputs, losses or gradients")
     return grad.abs() if abs else grad
 
 
@@ -432,18 +468,18 @@ def integrated_gradients(
         if base is not None:
             scaled = scaled + base
         scaled = scaled.reshape(k * batch, *x.shape[1:]).requires_grad_(True)
-        grads = _gradient(model, scaled, _repeat(t, k))
+        grads = _gradient(model, scaled, _repeat(t, k), check=False)
         part = (weights[start:stop] @ grads.reshape(k, -1)).reshape(x.shape)
         total = part if total is None else total + part
     assert total is not None
-    attributions = total * diff
+    attributions = _check_finite_result(total * diff, "outputs or gradients")  # once, not per pass
     if not return_convergence_delta:
         return attributions
     baseline_out = _forward_selected(
         model, torch.zeros_like(x) if base is None else base.contiguous(), t
     )
     delta = attributions.reshape(batch, -1).sum(1) - (_forward_selected(model, x, t) - baseline_out)
-    return attributions, delta
+    return attributions, _check_finite_result(delta, "outputs")
 
 
 @functools.lru_cache(maxsize=64)
@@ -493,9 +529,12 @@ def smoothgrad(
         kind: ``"smoothgrad"`` mean, ``"smoothgrad_sq"`` mean of squares, ``"vargrad"``
             variance of the sampled attributions.
         samples_batch_size: noisy copies per example evaluated per pass (default: all).
-        seed, generator: the noise's random source (a ``torch.Generator`` or a seed for a new
-            one); both ``None`` uses torch's global generator, like Captum.
-        method_kwargs: passed to the method (e.g. ``abs=False``, ``n_steps=20``).
+        seed, generator: the noise's random source (a ``torch.Generator`` or a seed in
+            ``[0, 2**64)`` for a new one); both ``None`` uses torch's global generator, like
+            Captum.
+        method_kwargs: passed to the method (e.g. ``abs=False``, ``n_steps=20``); for a named
+            method, a keyword it does not take raises ``TypeError``. A callable method must
+            return attributions shaped like its (noisy) inputs.
     """
     _check_model(model)
     _check_inputs(inputs)
@@ -509,6 +548,12 @@ def smoothgrad(
         if fn is None:
             raise ValueError(
                 f"method must be one of {sorted(_SMOOTHABLE)} or a callable, got {method!r}"
+            )
+        unknown = sorted(set(method_kwargs) - _keyword_options(method))
+        if unknown:
+            raise TypeError(
+                f"method_kwargs: {unknown} are not options of method {method!r} "
+                f"(its options: {sorted(_keyword_options(method))})"
             )
         if method == "saliency":  # the noisy copies of finite inputs need no re-validation
             fn = _noisy_saliency
@@ -544,6 +589,16 @@ def smoothgrad(
         attr = fn(model, noisy, tk, **method_kwargs)
         if isinstance(attr, tuple):
             attr = attr[0]
+        if not isinstance(attr, torch.Tensor) or attr.shape != noisy.shape:
+            got = (
+                f"shape {tuple(attr.shape)}"
+                if isinstance(attr, torch.Tensor)
+                else type(attr).__name__
+            )
+            raise ValueError(
+                f"method must return attributions shaped like its inputs "
+                f"{tuple(noisy.shape)}, got {got}"
+            )
         attr = attr.detach().reshape(batch, k, *x.shape[1:])
         part = attr.sum(1)
         total = part if total is None else total.add_(part)
@@ -554,10 +609,18 @@ def smoothgrad(
     assert total is not None
     mean = total / n_samples
     if kind == "smoothgrad":
-        return mean
+        return _check_finite_result(mean, "outputs or attributions")
     assert total_sq is not None
     mean_sq = total_sq / n_samples
-    return mean_sq if kind == "smoothgrad_sq" else mean_sq - mean * mean
+    out = mean_sq if kind == "smoothgrad_sq" else mean_sq - mean * mean
+    return _check_finite_result(out, "outputs or attributions")
+
+
+@functools.lru_cache(maxsize=8)
+def _keyword_options(method: str) -> frozenset[str]:
+    """The keyword-only options of a named smoothgrad method (``abs`` of saliency, ...)."""
+    params = inspect.signature(_SMOOTHABLE[method]).parameters.values()
+    return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
 def _noisy_saliency(
@@ -568,7 +631,7 @@ def _noisy_saliency(
     finiteness scan of the ``n_samples`` times larger batch would cost about a tenth of the
     forward+backward)."""
     check_type("abs", abs, bool)
-    grad = _gradient(model, _leaf(inputs), target)
+    grad = _gradient(model, _leaf(inputs), target, check=False)  # smoothgrad checks its result
     return grad.abs() if abs else grad
 
 
@@ -582,7 +645,7 @@ def _generator(
         return generator
     if seed is None:
         return None
-    check_number("seed", seed, ge=0, integer=True)
+    check_number("seed", seed, ge=0, lt=2**64, integer=True)  # torch takes 64-bit seeds
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
@@ -592,7 +655,7 @@ def random_attribution(
     """Random baseline attribution: i.i.d. standard normal values shaped like ``inputs``.
 
     Ranking coordinates by its magnitude is a uniformly random ranking (the control of ROAR /
-    DiffROAR evaluations).
+    DiffROAR evaluations). ``seed``: an integer in ``[0, 2**64)``, or pass a ``generator``.
     """
     _check_inputs(inputs)
     gen = _generator(seed, generator, inputs.device)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type
 
 __all__ = ["LayerRecorder", "get_layer", "layer_activations", "layer_names"]
 
@@ -39,6 +39,34 @@ def model_device(model: Any) -> torch.device:
         for tensor in itertools.chain(model.parameters(), model.buffers()):
             return tensor.device
     return torch.device("cpu")
+
+
+def _parameter_dtype(model: Any) -> torch.dtype | None:
+    """The dtype of an ``nn.Module``'s first floating-point parameter or buffer, else ``None``."""
+    if isinstance(model, nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None
+
+
+def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs") -> Any:
+    """``model(inputs)``; a dtype mismatch between ``inputs`` and the model's parameters (e.g.
+    float64 inputs for a float32 model, which torch reports as a ``RuntimeError`` from deep
+    inside the model) is re-raised as a ``TypeError`` naming ``name``. Nothing is cast, and
+    a model that accepts the dtype (an embedding taking integer indices, a model casting its
+    input itself) runs as before: the check costs nothing unless the call fails."""
+    try:
+        return model(inputs)
+    except RuntimeError as err:
+        dtype = _parameter_dtype(model)
+        text = str(err)
+        if dtype is None or dtype == inputs.dtype or not ("dtype" in text or "scalar type" in text):
+            raise
+        raise TypeError(
+            f"{name} must have the model's parameter dtype {dtype}, got dtype {inputs.dtype} "
+            f"(the model failed with: {text.splitlines()[0] if text else type(err).__name__})"
+        ) from err
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -124,9 +152,12 @@ class LayerRecorder:
         self.model = model
         self.layers = names
         self.modules = {name: get_layer(model, name) for name in names}
-        self.record_gradients = bool(gradients)
-        self.detach = bool(detach)
-        self.accumulate = bool(accumulate)
+        check_type("gradients", gradients, bool)
+        check_type("detach", detach, bool)
+        check_type("accumulate", accumulate, bool)
+        self.record_gradients = gradients
+        self.detach = detach
+        self.accumulate = accumulate
         self.activations: dict[str, torch.Tensor] = {}
         self.gradients: dict[str, torch.Tensor] = {}
         self.history: dict[str, list[torch.Tensor]] = {name: [] for name in names}
@@ -201,26 +232,33 @@ def layer_activations(
 
     Args:
         model: the network (its train/eval mode is left as is).
-        inputs: ``[N, ...]`` batch-first input tensor.
+        inputs: ``[N, ...]`` batch-first input tensor (finite if floating-point; its dtype must
+            be one the model takes: nothing is cast).
         layers: submodule names.
         batch_size: run the model on chunks of this many examples (default: all at once).
         flatten: reshape each activation to ``[N, features]``.
 
     Returns:
         ``{layer: tensor}`` with ``N`` rows per layer, in the order of ``layers``.
+
+    Raises:
+        ValueError: a layer that does not run exactly once per forward pass, or whose output
+            is a 0-d tensor (e.g. a sum over the batch).
     """
     check_type("inputs", inputs, torch.Tensor)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(
             f"inputs must be a non-empty batch [N, ...], got shape {tuple(inputs.shape)}"
         )
+    check_finite("inputs", inputs)
     if batch_size is not None:
         check_number("batch_size", batch_size, ge=1, integer=True)
+    check_type("flatten", flatten, bool)
     step = inputs.shape[0] if batch_size is None else batch_size
     starts = range(0, inputs.shape[0], step)
     with LayerRecorder(model, layers, accumulate=True) as rec, torch.no_grad():
         for start in starts:
-            model(inputs[start : start + step])
+            call_model(model, inputs[start : start + step])
     out: dict[str, torch.Tensor] = {}
     for name in rec.layers:
         calls = len(rec.history[name])
@@ -229,6 +267,11 @@ def layer_activations(
                 f"layers: {name!r} produced {calls} tensor outputs in {len(starts)} forward "
                 f"pass(es); name a module that runs exactly once per pass (not one reused "
                 f"inside the model, e.g. a ReLU applied twice, nor one that is never called)"
+            )
+        if any(acts.ndim == 0 for acts in rec.history[name]):
+            raise ValueError(
+                f"layers: {name!r} returned a 0-d (scalar) tensor; name a layer whose output "
+                f"has the batch as first dimension [N, ...]"
             )
         acts = rec.stacked(name)
         out[name] = acts.reshape(acts.shape[0], -1) if flatten else acts

@@ -70,6 +70,34 @@ def _as_codes(name: str, codes: Any) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
+def _dense_codes(codes: np.ndarray) -> np.ndarray:
+    """Each column of ``codes [N, U]`` replaced by the ranks of its distinct values
+    (``0 .. n_distinct - 1``, in the order of the values): the inverse of ``np.unique`` per
+    column, vectorized. Information measures do not change under such a relabelling, and
+    codes used as indices then stay below ``N`` however large or sparse they were."""
+    order = np.argsort(codes, axis=0, kind="stable")
+    ordered = np.take_along_axis(codes, order, axis=0)
+    new = np.empty(codes.shape, dtype=np.int64)
+    new[:1] = 0
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:], casting="unsafe")
+    np.cumsum(new, axis=0, out=new)
+    out = np.empty_like(new)
+    np.put_along_axis(out, order, new, axis=0)
+    return out
+
+
+def _compact_codes(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """``codes`` for dense indexing and the number of code values ``k`` per column: the codes
+    as they are when ``max + 1 <= N`` (bin codes; tables of size ``k`` are no larger than the
+    samples), else re-mapped per column by :func:`_dense_codes` (huge or sparse codes, which
+    would otherwise size the tables by their largest value)."""
+    k = int(codes.max()) + 1
+    if k <= codes.shape[0]:
+        return codes, k
+    dense = _dense_codes(codes)
+    return dense, int(dense.max()) + 1
+
+
 def _check_base(base: float) -> float:
     check_number("base", base, gt=0.0)
     if base == 1:
@@ -94,8 +122,8 @@ def bin_activations(
             ``value_range`` for every unit, the information-plane convention of fixed bins);
             ``"quantile"``: equal-count bins at each unit's percentiles (ties share a bin, so
             fewer than ``n_bins`` codes may be used).
-        value_range: ``(low, high)`` common bin range for ``"uniform"``; values outside are
-            put in the first / last bin.
+        value_range: ``(low, high)`` finite common bin range for ``"uniform"``; values
+            outside are put in the first / last bin.
         zero_bin: code 0 is reserved for exact zeros (silent ReLU units); the non-zero values
             share the remaining ``n_bins - 1`` bins (Li et al.'s percentile binning).
 
@@ -113,7 +141,13 @@ def bin_activations(
     if value_range is not None:
         if strategy != "uniform":
             raise ValueError(f"value_range needs strategy='uniform', got strategy={strategy!r}")
-        if len(value_range) != 2 or not float(value_range[0]) < float(value_range[1]):
+        if not isinstance(value_range, (tuple, list, np.ndarray)) or len(value_range) != 2:
+            raise TypeError(
+                f"value_range must be a (low, high) pair of numbers or None, got {value_range!r}"
+            )
+        check_number("value_range[0]", value_range[0])  # finite: an infinite bound makes
+        check_number("value_range[1]", value_range[1])  # every bin but one empty
+        if not float(value_range[0]) < float(value_range[1]):
             raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
     if not isinstance(zero_bin, bool):
         raise TypeError(f"zero_bin must be a bool, got {zero_bin!r}")
@@ -164,7 +198,7 @@ def entropy(codes: Any, *, base: float = 2.0) -> np.ndarray:
     arr = _as_codes("codes", codes)
     log_base = _check_base(base)
     n, n_units = arr.shape
-    k = int(arr.max()) + 1
+    arr, k = _compact_codes(arr)
     counts = np.zeros((n_units, k))
     np.add.at(counts, (np.broadcast_to(np.arange(n_units), arr.shape), arr), 1.0)
     return _entropy_of_counts(counts, n, axis=1) / log_base
@@ -206,7 +240,8 @@ def mutual_information_matrix(
     if not isinstance(bias_correction, bool):
         raise TypeError(f"bias_correction must be a bool, got {bias_correction!r}")
     n = ca.shape[0]
-    ka, kb = int(ca.max()) + 1, int(cb.max()) + 1
+    ca, ka = _compact_codes(ca)
+    cb, kb = (ca, ka) if b is None else _compact_codes(cb)
     oa, ob = _one_hot(ca, ka), _one_hot(cb, kb)
     joint = (oa.T @ ob).reshape(ca.shape[1], ka, cb.shape[1], kb)  # [Ua, Ka, Ub, Kb]
     pa = oa.sum(0).reshape(ca.shape[1], ka) / n
@@ -246,9 +281,7 @@ def mutual_information(
     # sparse contingency table: only the occupied (x, y) cells, so many distinct codes
     # (e.g. from joint_codes) stay cheap
     n = cx.shape[0]
-    _, dx = np.unique(cx[:, 0], return_inverse=True)
-    _, dy = np.unique(cy[:, 0], return_inverse=True)
-    dx, dy = dx.reshape(-1), dy.reshape(-1)
+    dx, dy = _dense_codes(cx)[:, 0], _dense_codes(cy)[:, 0]
     kx, ky = int(dx.max()) + 1, int(dy.max()) + 1
     cells, cell_counts = np.unique(dx * ky + dy, return_counts=True)
     px = np.bincount(dx, minlength=kx) / n

@@ -22,12 +22,15 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_finite, check_number, check_type
 
+from .hooks import call_model
+
 __all__ = ["accuracy", "fgsm_attack", "pgd_attack", "train_classifier"]
 
 Adversary = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Validate a batch; returns ``labels`` as ``int64`` (what the cross-entropy takes)."""
     check_type("model", model, nn.Module)
     check_type("inputs", inputs, torch.Tensor)
     check_type("labels", labels, torch.Tensor)
@@ -46,6 +49,42 @@ def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -
             f"labels must have shape [{inputs.shape[0]}] (one per input), got {tuple(labels.shape)}"
         )
     check_finite("inputs", inputs)
+    return labels if labels.dtype == torch.int64 else labels.long()
+
+
+def _check_clamp(clamp: tuple[float, float] | None) -> None:
+    if clamp is None:
+        return
+    if not isinstance(clamp, (tuple, list)) or len(clamp) != 2:
+        raise TypeError(f"clamp must be a (low, high) pair of numbers or None, got {clamp!r:.80}")
+    check_number("clamp[0]", clamp[0])
+    check_number("clamp[1]", clamp[1])
+    if not clamp[0] < clamp[1]:
+        raise ValueError(f"clamp must be a (low, high) pair with low < high, got {clamp!r}")
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` checked to be logits ``[N, C]``."""
+    logits = call_model(model, x)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"model must return logits [N, C] for inputs [N, ...], got {got}")
+    return logits
+
+
+def _label_range(labels: torch.Tensor) -> tuple[int, int]:
+    """``(min, max)`` of ``labels`` (one host sync)."""
+    lo, hi = torch.aminmax(labels)
+    lo_v, hi_v = torch.stack((lo, hi)).tolist()
+    return int(lo_v), int(hi_v)
+
+
+def _check_label_range(label_range: tuple[int, int], n_classes: int) -> None:
+    lo, hi = label_range
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(
+            f"labels must lie in [0, {n_classes - 1}] (the model's classes), got range [{lo}, {hi}]"
+        )
 
 
 def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
@@ -83,7 +122,7 @@ def pgd_attack(
     Args:
         model: classifier returning logits ``[N, C]``.
         inputs: ``[N, ...]`` clean inputs (not modified).
-        labels: ``[N]`` true classes.
+        labels: ``[N]`` true classes (any integer dtype; in ``[0, C)``).
         eps: radius of the perturbation ball (``>= 0``; 0 returns a copy of ``inputs``).
         n_steps: gradient steps.
         step_size: per-step size; default ``2.5 * eps / n_steps`` (Madry et al.).
@@ -92,29 +131,31 @@ def pgd_attack(
         random_start: start from a uniform point of the L-inf box (or Gaussian direction for
             L2) instead of the clean input.
         clamp: ``(low, high)`` valid input range, enforced after every step.
-        seed: seed for the random start (drawn on the CPU: the same on every device).
+        seed: seed in ``[0, 2**64)`` for the random start (drawn on the CPU: the same on every
+            device).
 
     Returns:
         Adversarial inputs ``[N, ...]`` (detached).
     """
-    _check_batch(model, inputs, labels)
+    labels = _check_batch(model, inputs, labels)
     check_number("eps", eps, ge=0.0)
     check_number("n_steps", n_steps, ge=1, integer=True)
     check_choice("norm", norm, ["linf", "l2"])
     if step_size is None:
         step_size = 2.5 * eps / n_steps
     check_number("step_size", step_size, ge=0.0)
-    if clamp is not None and (len(clamp) != 2 or not clamp[0] < clamp[1]):
-        raise ValueError(f"clamp must be a (low, high) pair with low < high, got {clamp!r}")
+    _check_clamp(clamp)
+    if seed is not None:
+        check_number("seed", seed, ge=0, lt=2**64, integer=True)
     x = inputs.detach()
     if eps == 0:
         return x.clone()
+    label_range = _label_range(labels)
     delta = torch.zeros_like(x)
     if random_start:
         # drawn on the CPU and moved: the same seed gives the same start on every device
         gen = torch.Generator()
         if seed is not None:
-            check_number("seed", seed, ge=0, integer=True)
             gen.manual_seed(int(seed))
         else:
             gen.seed()
@@ -123,13 +164,21 @@ def pgd_attack(
         else:
             noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
             delta = _project(noise, eps, norm)
-    for _ in range(n_steps):
+    for step in range(n_steps):
         adv = x + delta
         if clamp is not None:
             adv = adv.clamp(*clamp)
         adv = adv.detach().requires_grad_(True)
         with torch.enable_grad():
-            loss = F.cross_entropy(model(adv), labels, reduction="sum")
+            logits = _logits(model, adv)
+            if step == 0:
+                _check_label_range(label_range, logits.shape[1])
+                if not logits.requires_grad:
+                    raise ValueError(
+                        "model returned logits detached from its input (no autograd graph); "
+                        "the attack needs gradients with respect to inputs"
+                    )
+            loss = F.cross_entropy(logits, labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, adv)
         delta = _project(adv.detach() + _step(grad, step_size, norm) - x, eps, norm)
     adv = x + delta
@@ -153,13 +202,19 @@ def fgsm_attack(
 def accuracy(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024
 ) -> float:
-    """Fraction of ``inputs`` whose arg-max logit equals ``labels`` (no gradients)."""
-    _check_batch(model, inputs, labels)
+    """Fraction of ``inputs`` whose arg-max logit equals ``labels`` (no gradients).
+
+    ``labels`` must lie in ``[0, C)`` for the model's ``C`` classes (an out-of-range label
+    raises ``ValueError`` instead of counting as a miss)."""
+    labels = _check_batch(model, inputs, labels)
     check_number("batch_size", batch_size, ge=1, integer=True)
+    label_range = _label_range(labels)
     correct = 0
     with torch.no_grad():
         for start in range(0, inputs.shape[0], batch_size):
-            logits = model(inputs[start : start + batch_size])
+            logits = _logits(model, inputs[start : start + batch_size])
+            if start == 0:
+                _check_label_range(label_range, logits.shape[1])
             correct += int((logits.argmax(1) == labels[start : start + batch_size]).sum())
     return correct / inputs.shape[0]
 
@@ -190,16 +245,16 @@ def train_classifier(
             dampening.
         adversary: ``adversary(model, x, y) -> x_adv`` applied to every batch before the
             update (PGD adversarial training); ``None`` for standard training.
-        seed: seeds the batch order.
+        seed: seeds the batch order (``[0, 2**64)``).
     """
-    _check_batch(model, inputs, labels)
+    labels = _check_batch(model, inputs, labels)
     check_number("epochs", epochs, ge=1, integer=True)
     check_number("batch_size", batch_size, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
     check_number("weight_decay", weight_decay, ge=0.0)
     check_number("momentum", momentum, ge=0.0, lt=1.0)
     check_choice("optimizer", optimizer, ["adam", "sgd"])
-    check_number("seed", seed, ge=0, integer=True)
+    check_number("seed", seed, ge=0, lt=2**64, integer=True)
     if adversary is not None and not callable(adversary):
         raise TypeError(f"adversary must be callable or None, got {type(adversary).__name__}")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -214,7 +269,8 @@ def train_classifier(
     n = inputs.shape[0]
     history: list[float] = []
     model.train()
-    for _ in range(epochs):
+    label_range = _label_range(labels)
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).to(inputs.device)
         total = 0.0
         for start in range(0, n, batch_size):
@@ -222,7 +278,10 @@ def train_classifier(
             xb, yb = inputs[idx], labels[idx]
             if adversary is not None:
                 xb = adversary(model, xb, yb)
-            loss = F.cross_entropy(model(xb), yb)
+            logits = _logits(model, xb)
+            if epoch == 0 and start == 0:
+                _check_label_range(label_range, logits.shape[1])
+            loss = F.cross_entropy(logits, yb)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -272,6 +272,40 @@ def _covariance(matrix: np.ndarray, dof: float, method: str) -> np.ndarray:
     return s * (np.eye(s.shape[0]) + (1.0 - lamb) * off)
 
 
+def _invert_covariance(cov: np.ndarray, method: str, n_independent: int) -> np.ndarray:
+    """``inv(cov)``, refusing a singular (or numerically singular) covariance estimate, whose
+    "inverse" is rounding noise of size ~1e16 instead of a precision matrix.
+
+    ``n_independent``: the rank bound of the residuals (rows minus the means removed); a
+    ``"full"`` covariance of more channels than that is singular by construction. Otherwise the
+    1-norm condition number of the covariance scaled to unit diagonal (a correlation matrix:
+    channel units do not matter) is formed from the inverse at O(c^2) cost and must leave at
+    least 3 significant digits (``cond < 1e-3 / eps``)."""
+    n_channels = cov.shape[0]
+    others = "'shrinkage_diag', 'shrinkage_eye' or 'diag'" if method == "full" else "'diag'"
+    if method == "full" and n_independent < n_channels:
+        raise ValueError(
+            f"method='full' needs more independent residuals than channels: {n_independent} "
+            f"residual degree(s) of freedom for {n_channels} channels give a singular covariance; "
+            f"use method={others} (or more measurements)"
+        )
+    singular = ValueError(
+        f"method={method!r} gives a singular noise covariance (channels that are linear "
+        f"combinations of others, or too few measurements); use method={others}"
+    )
+    try:
+        prec = np.linalg.inv(cov)
+    except np.linalg.LinAlgError:
+        raise singular from None
+    scale = np.sqrt(np.diagonal(cov))  # > 0: zero-variance channels are rejected before
+    cond = float(np.abs(cov / scale[:, None] / scale[None, :]).sum(axis=0).max()) * float(
+        np.abs(prec * scale[:, None] * scale[None, :]).sum(axis=0).max()
+    )
+    if not cond * np.finfo(np.float64).eps < 1e-3:  # NaN too
+        raise singular
+    return prec
+
+
 def noise_precision(
     residuals: Any, *, method: str = "shrinkage_diag", dof: int | None = None
 ) -> np.ndarray:
@@ -288,6 +322,10 @@ def noise_precision(
 
     Returns:
         ``[n_channels, n_channels]`` precision matrix.
+
+    Raises:
+        ValueError: the covariance estimate is singular (``"full"`` with ``n_residuals - 1 <
+            n_channels``, or collinear channels): use a shrinkage estimator or ``"diag"``.
     """
     res = _as_float_array("residuals", residuals)
     if res.ndim != 2 or res.shape[0] < 2 or res.shape[1] < 1:
@@ -300,7 +338,7 @@ def noise_precision(
     if np.any(np.einsum("ij,ij->j", matrix, matrix) == 0):
         raise ValueError("residuals must vary in every channel; a channel has zero variance")
     cov = _covariance(matrix, float(dof), method)
-    return np.linalg.inv(cov)
+    return _invert_covariance(cov, method, res.shape[0] - 1)
 
 
 def _group(conditions: Any, n_obs: int, name: str = "conditions") -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +349,14 @@ def _group(conditions: Any, n_obs: int, name: str = "conditions") -> tuple[np.nd
         raise ValueError(
             f"{name} must be a 1-D label per observation ({n_obs}), got shape {labels.shape}"
         )
-    unique, inverse = np.unique(labels, return_inverse=True)
+    try:
+        unique, inverse = np.unique(labels, return_inverse=True)
+    except TypeError:  # e.g. None among numbers: labels that cannot be sorted
+        kinds = sorted({type(v).__name__ for v in labels.tolist()})
+        raise TypeError(
+            f"{name} must hold labels of one sortable kind (all numbers or all strings), "
+            f"got a mix of {kinds}"
+        ) from None
     return unique, inverse.reshape(-1)
 
 
@@ -346,6 +391,10 @@ def noise_precision_from_measurements(
         dof: degrees of freedom; default ``n_observations - n_conditions`` (each condition
             mean costs one). rsatoolbox's ``prec_from_measurements`` uses
             ``(n_conditions - 1) * n_repeats`` for balanced data; pass ``dof`` to reproduce it.
+
+    Raises:
+        ValueError: a singular covariance estimate (``"full"`` with ``n_observations -
+            n_conditions < n_channels``, or collinear channels), as :func:`noise_precision`.
     """
     arr = _as_float_array("data", data)
     if arr.ndim != 2:
@@ -361,8 +410,10 @@ def noise_precision_from_measurements(
     check_number("dof", dof, gt=0)
     if np.any(np.einsum("ij,ij->j", residuals, residuals) == 0):
         raise ValueError("data must vary within conditions in every channel")
-    return np.linalg.inv(
-        _covariance(residuals - residuals.mean(0, keepdims=True), float(dof), method)
+    return _invert_covariance(
+        _covariance(residuals - residuals.mean(0, keepdims=True), float(dof), method),
+        method,
+        arr.shape[0] - len(unique),
     )
 
 
@@ -386,8 +437,18 @@ def _max_asymmetry(matrix: np.ndarray, block: int = 256) -> float:
     return worst
 
 
+def _not_positive(detail: str) -> ValueError:
+    return ValueError(
+        f"noise must be a positive definite precision ({detail}): one that is not gives "
+        "negative or zero squared distances"
+    )
+
+
 def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
-    """The precision matrix ``[c, c]``, or its diagonal ``[c]`` when given as a vector."""
+    """The precision matrix ``[c, c]`` (symmetric, positive diagonal), or its diagonal ``[c]``
+    (all > 0) when given as a vector. Positive definiteness is not factorized here (O(c^3),
+    more than the distances cost with many channels): a matrix that is not yet passes these
+    checks shows as negative squared distances, which :func:`rdm` rejects."""
     prec = _as_float_array("noise", noise, finite=False)
     if prec.shape != (n_channels, n_channels):
         check_finite("noise", prec)  # before the shape checks, as for every other input
@@ -396,6 +457,8 @@ def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
             raise ValueError(
                 f"noise must have {n_channels} diagonal entries, got shape {prec.shape}"
             )
+        if not prec.min() > 0:
+            raise _not_positive(f"its diagonal entries must be > 0, got minimum {prec.min():.6g}")
         return prec
     if prec.shape != (n_channels, n_channels):
         raise ValueError(
@@ -412,6 +475,9 @@ def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
         prec, prec.T, atol=1e-8 * max(1.0, float(np.abs(prec).max()))
     ):
         raise ValueError("noise must be a symmetric precision matrix")
+    low = float(np.diagonal(prec).min())
+    if not low > 0:
+        raise _not_positive(f"its diagonal entries must be > 0, got minimum {low:.6g}")
     return prec
 
 
@@ -520,8 +586,9 @@ def rdm(
             means are compared with the means of all other folds and the results averaged
             (leave-one-run-out, as rsatoolbox). Default: the k-th occurrence of each condition
             is fold k (needs the same number of repeats per condition).
-        noise: for ``"mahalanobis"`` / ``"crossnobis"``: a precision matrix
-            ``[n_channels, n_channels]`` (or its diagonal), ``None`` for the identity (then
+        noise: for ``"mahalanobis"`` / ``"crossnobis"``: a symmetric positive definite
+            precision matrix ``[n_channels, n_channels]`` (or its diagonal, all entries
+            ``> 0``), ``None`` for the identity (then
             Mahalanobis equals Euclidean, as in rsatoolbox), or the name of an estimator from
             :data:`NOISE_ESTIMATORS` to estimate it from the residuals around the condition
             means (:func:`noise_precision_from_measurements`).
@@ -568,6 +635,10 @@ def rdm(
     if method in ("correlation", "cosine"):
         return _cosine_distances(patterns, method)
     out = _pair_distances(patterns, prec)
+    if prec is not None and prec.ndim == 2 and out.min() < -1e-8 * np.abs(out).max():
+        raise _not_positive(
+            f"a squared distance came out {out.min() / n_channels:.6g}, beyond rounding"
+        )
     out /= n_channels
     return out
 

@@ -24,9 +24,11 @@ original model on masked data) keeps the masked inputs in-distribution for the e
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,7 +51,7 @@ Trainer = Callable[[torch.Tensor, torch.Tensor], nn.Module]
 def _n_keep(k: float, n_features: int) -> int:
     if isinstance(k, bool):
         raise TypeError(f"k must be a count (int) or a fraction (float), got {k!r}")
-    if isinstance(k, int):
+    if isinstance(k, numbers.Integral):  # Python or numpy integer: a count
         check_number("k", k, ge=1, le=n_features, integer=True)
         return int(k)
     check_number("k", k, gt=0.0, le=1.0)
@@ -61,7 +63,8 @@ def keep_mask(attributions: torch.Tensor, k: float, *, largest: bool = True) -> 
 
     Args:
         attributions: ``[N, ...]`` attributions (only magnitudes matter).
-        k: number of coordinates per example (int) or fraction of them (float in (0, 1]).
+        k: number of coordinates per example (an integer, Python or numpy) or fraction of
+            them (a float in (0, 1]).
         largest: top-k (default) or bottom-k.
 
     Ties are broken by coordinate index (stable sort), as ``numpy.argsort`` in the authors' code.
@@ -93,9 +96,11 @@ def mask_inputs(
     """``inputs`` where ``keep`` is true and ``fill`` elsewhere (a new tensor).
 
     Args:
-        inputs: ``[N, ...]``.
+        inputs: ``[N, ...]``, finite.
         keep: bool mask shaped like ``inputs``.
-        fill: a scalar or a tensor broadcastable to one example (e.g. the dataset mean).
+        fill: a finite real scalar or tensor broadcastable to one example (e.g. the dataset
+            mean). Integer (or bool) ``inputs`` need an integer fill: a floating-point one
+            raises ``TypeError`` instead of being truncated to the inputs' dtype.
     """
     check_type("inputs", inputs, torch.Tensor)
     check_type("keep", keep, torch.Tensor)
@@ -105,6 +110,25 @@ def mask_inputs(
         raise ValueError(
             f"keep must have the shape of inputs {tuple(inputs.shape)}, got {tuple(keep.shape)}"
         )
+    check_finite("inputs", inputs)
+    if isinstance(fill, torch.Tensor):
+        fill_floating = fill.is_floating_point() or fill.is_complex()
+    elif isinstance(fill, np.ndarray) and fill.dtype.kind in "biufc":  # read by as_tensor
+        fill_floating = fill.dtype.kind in "fc"
+    elif isinstance(fill, numbers.Real):
+        fill_floating = not isinstance(fill, numbers.Integral)
+    else:
+        raise TypeError(
+            f"fill must be a real number or a tensor, got {type(fill).__name__} ({fill!r:.80})"
+        )
+    if fill_floating:
+        check_finite("fill", fill)
+        if not (inputs.is_floating_point() or inputs.is_complex()):
+            raise TypeError(
+                f"fill must be an integer (or integer tensor) for inputs of dtype {inputs.dtype}, "
+                f"got a floating-point fill (it would be truncated); cast inputs to a "
+                f"floating dtype to fill with fractions"
+            )
     fill_t = torch.as_tensor(fill, dtype=inputs.dtype, device=inputs.device)
     example = tuple(inputs.shape[1:])
     trailing = tuple(fill_t.shape)[-len(example) :] if example else ()

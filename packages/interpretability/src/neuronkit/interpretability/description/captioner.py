@@ -21,9 +21,10 @@ to import this module: the adapter only calls the objects it is given).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -103,6 +104,22 @@ def _reseed(modules: Sequence[nn.Module], seed: int | None) -> None:
                 reset = getattr(m, "reset_parameters", None)
                 if callable(reset):
                     reset()
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _own_rng(fit: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a seeded training method on a fork of torch's global RNG: its dropout draws follow
+    its ``seed``, and the caller's global RNG state is restored afterwards."""
+
+    @functools.wraps(fit)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with torch.random.fork_rng():
+            return fit(*args, **kwargs)
+
+    return wrapper
 
 
 def _coords(images: torch.Tensor) -> torch.Tensor:
@@ -241,6 +258,7 @@ class ExemplarEncoder(nn.Module):
             pooled = [torch.einsum("nchw,nhw->nc", f[inverse], weights[:, 0]) for f in maps]
         return torch.cat(pooled, dim=1).reshape(*indices.shape, self.feature_size)
 
+    @_own_rng
     def pretrain(
         self,
         images: torch.Tensor,
@@ -526,6 +544,7 @@ class ExemplarCaptioner(nn.Module):
             seed=seed,
         )
 
+    @_own_rng
     def fit_features(
         self,
         features: torch.Tensor,

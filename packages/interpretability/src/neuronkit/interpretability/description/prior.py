@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from neuronkit.common import check_number, check_type
 
-from .captioner import _reseed
+from .captioner import _own_rng, _reseed
 from .vocabulary import Vocabulary
 
 __all__ = ["DescriptionLM", "HFLanguagePrior", "LanguagePrior"]
@@ -104,6 +104,7 @@ class DescriptionLM(nn.Module):
         picked = logp.gather(2, target[..., None])[..., 0]
         return (picked * (target != self.vocabulary.pad)).sum(dim=1)
 
+    @_own_rng
     def fit(
         self,
         descriptions: Sequence[str],
