@@ -21,6 +21,7 @@ from neuronkit.common import (
     check_ndim,
     check_number,
     check_probability,
+    check_seed,
     check_shape,
     check_type,
     seed_everything,
@@ -279,3 +280,17 @@ def test_bad_argument_problems_flags_unclear_errors(
     assert "AttributeError" in problems[1]
     assert "names no argument" in problems[2]
     assert bad_argument_problems("nk_args_demo", {"nope": "x"})[0].startswith("exempt names")
+
+
+def test_check_seed_takes_64_bit_seeds() -> None:
+    check_seed(0)
+    check_seed(2**64 - 1)
+    check_seed(np.int64(3))
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        check_seed(2**64)
+    with pytest.raises(ValueError, match="run_seed must be >= 0"):
+        check_seed(-1, "run_seed")
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        check_seed(1.5)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        check_seed(True)

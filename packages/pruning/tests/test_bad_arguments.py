@@ -18,3 +18,11 @@ def test_public_callables_reject_bad_arguments(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # a callable that took the string for a path writes here
     assert bad_argument_problems("neuronkit.pruning", EXEMPT) == []
+
+
+def test_seeds_beyond_64_bits_are_named() -> None:
+    """They failed inside torch with "Overflow when unpacking long long"."""
+    from neuronkit.pruning import dirichlet_partition
+
+    with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
+        dirichlet_partition([0, 1, 0, 1], 2, 1.0, seed=2**70)

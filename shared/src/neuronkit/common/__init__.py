@@ -19,6 +19,7 @@ from .validation import (
     check_ndim,
     check_number,
     check_probability,
+    check_seed,
     check_shape,
     check_type,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "check_ndim",
     "check_number",
     "check_probability",
+    "check_seed",
     "check_shape",
     "check_type",
     "discover",

@@ -6,7 +6,7 @@ import importlib.util
 import random
 from typing import TYPE_CHECKING
 
-from .validation import check_number
+from .validation import check_number, check_seed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +46,6 @@ def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
     if seed is None:
         gen.manual_seed(int(torch.randint(0, 2**62, (1,))))
     else:
-        check_number("seed", seed, ge=0, lt=2**64, integer=True)
+        check_seed(seed)
         gen.manual_seed(int(seed))
     return gen

@@ -70,6 +70,20 @@ def check_number(
             raise ValueError(f"{name} must be {op} {bound:g}, got {value!r}")
 
 
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """Check a seed: an integer in ``[0, 2**64)``, what ``torch.Generator.manual_seed`` takes
+    (a larger one fails inside torch with "Overflow when unpacking long long") and numpy's
+    ``default_rng`` accepts.
+
+    >>> check_seed(2**64)
+    Traceback (most recent call last):
+    ValueError: seed must be < 2**64 (a 64-bit generator seed), got 18446744073709551616
+    """
+    check_number(name, seed, ge=0, integer=True)
+    if seed >= 2**64:
+        raise ValueError(f"{name} must be < 2**64 (a 64-bit generator seed), got {seed}")
+
+
 def check_probability(name: str, value: Any, *, open_right: bool = False) -> None:
     """Check ``0 <= value <= 1`` (or ``< 1`` with ``open_right``)."""
     if open_right:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
 from .hooks import call_model
 
@@ -645,7 +645,7 @@ def _generator(
         return generator
     if seed is None:
         return None
-    check_number("seed", seed, ge=0, lt=2**64, integer=True)  # torch takes 64-bit seeds
+    check_seed(seed)
     return torch.Generator(device=device).manual_seed(int(seed))
 
 

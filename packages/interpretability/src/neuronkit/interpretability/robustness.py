@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
 from .hooks import call_model
 
@@ -146,7 +146,7 @@ def pgd_attack(
     check_number("step_size", step_size, ge=0.0)
     _check_clamp(clamp)
     if seed is not None:
-        check_number("seed", seed, ge=0, lt=2**64, integer=True)
+        check_seed(seed)
     x = inputs.detach()
     if eps == 0:
         return x.clone()
@@ -254,7 +254,7 @@ def train_classifier(
     check_number("weight_decay", weight_decay, ge=0.0)
     check_number("momentum", momentum, ge=0.0, lt=1.0)
     check_choice("optimizer", optimizer, ["adam", "sgd"])
-    check_number("seed", seed, ge=0, lt=2**64, integer=True)
+    check_seed(seed)
     if adversary is not None and not callable(adversary):
         raise TypeError(f"adversary must be callable or None, got {type(adversary).__name__}")
     params = [p for p in model.parameters() if p.requires_grad]

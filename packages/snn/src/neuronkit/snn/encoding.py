@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
 __all__ = ["delta_encode", "direct_encode", "latency_encode", "poisson_encode"]
 
@@ -45,17 +45,6 @@ def direct_encode(x: Tensor, T: int) -> Tensor:
     return x.unsqueeze(0).repeat(T, *([1] * x.ndim))
 
 
-_SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes 64-bit seeds
-
-
-def _check_seed(seed: Any) -> None:
-    """``seed`` is an int in ``[0, 2**64)``, the range ``torch.Generator.manual_seed`` takes
-    (a larger one fails inside torch with "Overflow when unpacking long long")."""
-    check_number("seed", seed, ge=0, integer=True)
-    if seed >= _SEED_LIMIT:
-        raise ValueError(f"seed must be < 2**64 (a 64-bit generator seed), got {seed}")
-
-
 def _generator(seed: int | None, generator: torch.Generator | None, device: torch.device) -> Any:
     if seed is not None and generator is not None:
         raise ValueError("pass seed or generator, not both (got both)")
@@ -63,7 +52,7 @@ def _generator(seed: int | None, generator: torch.Generator | None, device: torc
         check_type("generator", generator, torch.Generator)
         return generator
     if seed is not None:
-        _check_seed(seed)
+        check_seed(seed)
         return torch.Generator(device=device).manual_seed(seed)
     return None
 

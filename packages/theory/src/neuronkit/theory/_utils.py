@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_finite, check_ndim, check_number, torch_generator
+from neuronkit.common import check_finite, check_ndim, check_number, check_seed, torch_generator
 
 Seed = int | np.random.Generator | None
 
@@ -21,7 +21,7 @@ def numpy_rng(seed: Seed) -> np.random.Generator:
         return seed
     if seed is None:
         return np.random.default_rng(np.random.randint(0, 2**62, dtype=np.int64))  # noqa: NPY002
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return np.random.default_rng(seed)
 
 

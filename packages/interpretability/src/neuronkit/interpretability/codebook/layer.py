@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
 __all__ = ["CodebookLayer", "codebook_lookup", "cosine_topk"]
 
@@ -178,7 +178,7 @@ class CodebookLayer(nn.Module):
         check_type("layer_norm", layer_norm, bool)
         check_number("replace_after_steps", replace_after_steps, ge=0, integer=True)
         check_number("replace_rho", replace_rho, ge=0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         self.dim = int(dim)
         self.num_codes = int(num_codes)
         self.k = int(k)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 from ..hooks import get_layer
 from .layer import CodebookLayer
@@ -319,7 +319,7 @@ def insert_codebooks(
         a :class:`CodebookModel` (hooks are already attached).
     """
     check_type("model", model, nn.Module)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     if isinstance(modules, str) or not isinstance(modules, (Sequence, Mapping)):
         raise TypeError(
             "modules must be a sequence of module names or a {name: dim} mapping, "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_number
+from neuronkit.common import check_number, check_seed
 
 __all__ = ["BlockDigits", "block_digits", "load_digits", "null_patch"]
 
@@ -106,7 +106,7 @@ def block_digits(
         seed: seeds the top/bottom placement of the signal block (independent of the label).
         null_value: intensity of the null patch's outline.
     """
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_number("null_value", null_value, ge=0.0)
     digits, labels = load_digits(classes)
     n = digits.shape[0]

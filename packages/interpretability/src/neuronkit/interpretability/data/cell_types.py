@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 __all__ = ["LNPopulation", "on_off_population", "orientation_population"]
 
@@ -118,7 +118,7 @@ class LNPopulation(nn.Module):
 def _generator(seed: int | torch.Generator) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return torch.Generator().manual_seed(int(seed))
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_number, check_probability, check_type
+from neuronkit.common import check_number, check_probability, check_seed, check_type
 
 __all__ = [
     "COLORS",
@@ -74,7 +74,7 @@ _QUADRANT_POSITIONS = (("top", "left"), ("top", "right"), ("bottom", "left"), ("
 def _generator(seed: int | torch.Generator) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return torch.Generator().manual_seed(int(seed))
 
 
@@ -464,7 +464,7 @@ def planted_population(
     """
     check_number("n_units", n_units, ge=1, integer=True)
     check_probability("generic_fraction", generic_fraction)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     specific = [c for c in concept_vocabulary(kinds) if not c.is_generic]
     n_generic = math.floor(generic_fraction * n_units + 0.5)
     if n_generic < n_units and not specific:

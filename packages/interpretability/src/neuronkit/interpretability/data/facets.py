@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 from .block_digits import load_digits
 
@@ -131,7 +131,7 @@ def multifaceted_digits(
             f"digit stays on the canvas, got {max_shift}"
         )
     check_number("noise", noise, ge=0.0)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     x8, digit = load_digits(None)
     keep = torch.isin(digit, torch.tensor(facets + others))
     x8, digit = x8[keep], digit[keep]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_number, check_probability
+from neuronkit.common import check_number, check_probability, check_seed
 
 from .block_digits import load_digits
 
@@ -138,7 +138,7 @@ class ObjectContextData:
     def split(self, train_fraction: float, *, seed: int = 0) -> tuple[ObjectContextData, ...]:
         """Random train/test split by source digit (copies of one digit stay together)."""
         check_number("train_fraction", train_fraction, gt=0.0, lt=1.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         digits = torch.unique(self.digit_index)
         gen = torch.Generator().manual_seed(int(seed))
         order = digits[torch.randperm(len(digits), generator=gen)]
@@ -180,7 +180,7 @@ def object_context(
     check_number("copies", copies, ge=1, integer=True)
     check_number("amplitude", amplitude, gt=0.0, le=1.0)
     check_number("noise", noise, ge=0.0)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     digits, labels = load_digits(classes)
     k = int(labels.max()) + 1
     digits = digits.repeat(copies, 1, 1, 1)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from neuronkit.common import as_float_array, check_number
+from neuronkit.common import as_float_array, check_number, check_seed
 
 __all__ = ["noisy_responses"]
 
@@ -65,5 +65,5 @@ def noisy_responses(
 
 
 def _seed(seed: Any) -> int:
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return int(seed)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuronkit.common import check_number
+from neuronkit.common import check_number, check_seed
 
 __all__ = ["SignalCoordinateData", "signal_coordinate_data"]
 
@@ -52,7 +52,7 @@ def signal_coordinate_data(
     """
     check_number("n", n, ge=1, integer=True)
     check_number("dim", dim, ge=2, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     if bias_prob is not None:
         check_number("bias_prob", bias_prob, ge=0.0, le=1.0)
     lo, hi = signal_range

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import as_float_array, check_ndim, check_number, check_type
+from neuronkit.common import as_float_array, check_ndim, check_number, check_seed, check_type
 
 __all__ = ["TokFSM", "TokFSMSample", "random_tokfsm"]
 
@@ -297,7 +297,7 @@ class TokFSM:
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return np.random.default_rng(seed)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from numpy.polynomial import legendre
 
-from neuronkit.common import as_float_array, check_number
+from neuronkit.common import as_float_array, check_number, check_seed
 
 __all__ = [
     "TwelveBitTask",
@@ -129,7 +129,7 @@ class TwelveBitTask:
             ``(train_idx, test_idx)`` sorted int64 index arrays covering ``0 .. 4095`` once.
         """
         check_number("train_fraction", train_fraction, gt=0.0, lt=1.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         n = len(self)
         perm = np.random.default_rng(seed).permutation(n)
         n_train = min(max(round(train_fraction * n), 1), n - 1)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_seed, check_type
 
 from .vocabulary import Vocabulary
 
@@ -96,7 +96,7 @@ def _reseed(modules: Sequence[nn.Module], seed: int | None) -> None:
     """Re-initialise the parameters of ``modules`` from ``seed`` (global RNG untouched)."""
     if seed is None:
         return
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         for module in modules:
@@ -304,7 +304,7 @@ class ExemplarEncoder(nn.Module):
         for name, v in (("epochs", epochs), ("batch_size", batch_size)):
             check_number(name, v, ge=1, integer=True)
         check_number("lr", lr, gt=0.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         n_classes = [int(pixel_labels[:, a].max()) + 1 for a in range(pixel_labels.shape[1])]
@@ -574,7 +574,7 @@ class ExemplarCaptioner(nn.Module):
         for name, v in (("epochs", epochs), ("batch_size", batch_size)):
             check_number(name, v, ge=1, integer=True)
         check_number("lr", lr, gt=0.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         sets, texts = [], []
         for s, group in enumerate(annotations):
             for d in _check_descriptions(group):

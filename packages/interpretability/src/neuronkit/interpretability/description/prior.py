@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 from .captioner import _own_rng, _reseed
 from .vocabulary import Vocabulary
@@ -119,7 +119,7 @@ class DescriptionLM(nn.Module):
         for name, v in (("epochs", epochs), ("batch_size", batch_size)):
             check_number(name, v, ge=1, integer=True)
         check_number("lr", lr, gt=0.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)

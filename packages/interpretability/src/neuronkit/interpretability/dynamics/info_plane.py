@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import as_float_array, check_choice, check_finite, check_number
+from neuronkit.common import as_float_array, check_choice, check_finite, check_number, check_seed
 from neuronkit.interpretability.information import (
     _as_matrix,
     bin_activations,
@@ -142,7 +142,7 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         check_number("n_models", n_models, ge=1, integer=True)
         check_choice("activation", activation, list(_ACTIVATIONS))
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least input and output widths, got {sizes}")
@@ -345,7 +345,7 @@ def track_information_plane(
         check_number(name, value, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
     check_number("kde_noise_variance", kde_noise_variance, gt=0.0)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     if batch_size is not None:
         check_number("batch_size", batch_size, ge=1, integer=True)
     if kde_samples is not None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 from .widedeep import A_BETTER, B_BETTER, TIE, PairwiseSample, parse_scores
 
@@ -98,7 +98,7 @@ def simulated_pairwise_data(
     check_number("n_samples", n_samples, ge=1, integer=True)
     check_number("concentration", concentration, gt=0.0)
     check_number("tie_threshold", tie_threshold, ge=0.0)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     d = len(QUALITY_DIMENSIONS)
     weights = rng.dirichlet(np.full(d, float(concentration)), size=n_samples)
@@ -176,7 +176,7 @@ class SimulatedJudge:
         check_type("data", data, SimulatedPairwiseData)
         if biases is not None:
             check_type("biases", biases, JudgeBiases)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         self.data = data
         self.biases = biases if biases is not None else JudgeBiases()
         self.seed = int(seed)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
 from ..robustness import accuracy, fgsm_attack, pgd_attack
 
@@ -112,7 +112,7 @@ class StreamCNN(nn.Module):
         check_number("stride", stride, ge=1, integer=True)
         check_number("width", width, ge=1, integer=True)
         check_number("n_features", n_features, ge=1, integer=True)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         super().__init__()
         self.in_channels = int(in_channels)
         self.n_features = int(n_features)
@@ -304,7 +304,7 @@ def train_head(
     check_number("weight_decay", weight_decay, ge=0.0)
     check_number("alpha", alpha, ge=0.0)
     check_choice("penalized_stream", penalized_stream, ["object", "context"])
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     if alpha > 0 and not isinstance(model, LateFusionClassifier):
         raise ValueError(
             f"alpha > 0 needs a LateFusionClassifier (a stream to penalize), got alpha={alpha} "

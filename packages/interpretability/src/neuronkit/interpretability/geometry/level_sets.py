@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_finite, check_number, check_probability, check_type
+from neuronkit.common import check_finite, check_number, check_probability, check_seed, check_type
 
 __all__ = [
     "LevelSetTraversal",
@@ -261,7 +261,7 @@ def level_set_traversal(
     _check_clamp(clamp)
     check_number("init_noise", init_noise, ge=0.0)
     check_number("record_every", record_every, ge=1, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
 
     src = sources.detach().clone()
     trg = targets.detach().clone().to(src.dtype)

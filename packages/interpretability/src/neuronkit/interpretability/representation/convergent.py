@@ -49,7 +49,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, clone
 
-from neuronkit.common import check_choice, check_number
+from neuronkit.common import check_choice, check_number, check_seed
 
 __all__ = [
     "CorrelationBlocks",
@@ -346,7 +346,7 @@ def permutation_baseline(
     check_choice("method", method, ["bipartite", "semi"])
     check_choice("shuffle", shuffle, ["inputs", "samples"])
     check_number("n_permutations", n_permutations, ge=1, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     xa = unit_samples(a, "a")
     za, _ = _standardize(xa)
@@ -437,7 +437,7 @@ class SparsePrediction(BaseEstimator):
             check_number("max_samples", self.max_samples, ge=4, integer=True)
         check_number("max_iter", self.max_iter, ge=1, integer=True)
         check_number("tol", self.tol, gt=0.0)
-        check_number("seed", self.seed, ge=0, integer=True)
+        check_seed(self.seed)
 
     def fit(self, X: Any, y: Any) -> SparsePrediction:
         """Fit the maps.
@@ -636,7 +636,7 @@ def spectral_groups(
     joint = blocks.joint
     check_number("n_clusters", n_clusters, ge=2, lt=joint.shape[0], integer=True)
     check_choice("affinity", affinity, ["positive", "absolute"])
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     weights = np.maximum(joint, 0.0) if affinity == "positive" else np.abs(joint)
     weights = 0.5 * (weights + weights.T)
     with warnings.catch_warnings():
@@ -733,7 +733,7 @@ def compare_networks(
     if sparse is not None and not isinstance(sparse, SparsePrediction):
         raise TypeError(f"sparse must be a SparsePrediction or None, got {type(sparse).__name__}")
     check_number("n_permutations", n_permutations, ge=1, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     if not isinstance(exclude_dead, bool):
         raise TypeError(f"exclude_dead must be a bool, got {exclude_dead!r}")
     out: dict[str, LayerComparison] = {}

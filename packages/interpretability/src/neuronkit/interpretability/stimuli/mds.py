@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 from ..hooks import model_device
 
@@ -362,7 +362,7 @@ def mds_clustering(
     check_number("max_split_rounds", max_split_rounds, ge=0, integer=True)
     check_number("split_max_iter", split_max_iter, ge=1, integer=True)
     check_number("n_norm_samples", n_norm_samples, ge=2, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     for name, flag in (("reinitialize", reinitialize), ("normalize", normalize), ("split", split)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
@@ -737,5 +737,5 @@ def _randn(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -
 def _generator(seed: int | torch.Generator) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return torch.Generator().manual_seed(int(seed))

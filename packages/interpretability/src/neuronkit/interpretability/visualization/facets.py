@@ -33,7 +33,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
 from ..hooks import layer_activations
 from .maximize import (
@@ -125,7 +125,7 @@ class FacetClustering(ClusterMixin, BaseEstimator):
         check_choice("embedding", self.embedding, ["tsne", "pca"])
         check_number("perplexity", self.perplexity, gt=0.0)
         check_number("n_nearest", self.n_nearest, ge=1, integer=True)
-        check_number("seed", self.seed, ge=0, integer=True)
+        check_seed(self.seed)
         if isinstance(features, torch.Tensor):
             features = features.detach().cpu().numpy()
         x = np.asarray(features, dtype=np.float64)

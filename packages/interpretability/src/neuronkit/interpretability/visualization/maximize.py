@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 from ..hooks import LayerRecorder, get_layer, model_device
 from .params import ImageParam, image_param
@@ -361,7 +361,7 @@ def maximize_activation(
     check_number("steps", steps, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
     check_choice("optimizer", optimizer, ["adam", "sgd"])
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_number("record_every", record_every, ge=0, integer=True)
     if isinstance(regularizers, Regularizer) or not isinstance(regularizers, Sequence):
         raise TypeError(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_finite, check_ndim, check_number, check_type
+from neuronkit.common import check_finite, check_ndim, check_number, check_seed, check_type
 
 from .model import BrickTransformer, Gate, task_accuracy
 from .tasks import IGNORE_INDEX, TaskData
@@ -192,7 +192,7 @@ def cluster_neurons(
     if bool((affinity < 0).any()) or not torch.allclose(affinity, affinity.T, atol=1e-6):
         raise ValueError("affinity must be symmetric and non-negative")
     check_number("n_partitions", n_partitions, ge=2, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     h = affinity.shape[0]
     if live is None:
         live = torch.diagonal(affinity) > 0
@@ -295,7 +295,7 @@ class BrickDiscovery:
         check_number("n_partitions", n_partitions, ge=2, integer=True)
         check_number("threshold", threshold)
         check_number("min_share", min_share, gt=0.0, le=1.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         self.n_partitions = int(n_partitions)
         self.threshold = float(threshold)
         self.min_share = float(min_share)
@@ -388,7 +388,7 @@ def random_ablation_masks(
         raise ValueError(
             f"sizes and d_ff must have equal lengths, got {len(sizes)} and {len(d_ff)}"
         )
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     gen = torch.Generator().manual_seed(int(seed))
     masks = []
     for i, (s, h) in enumerate(zip(sizes, d_ff)):

@@ -18,7 +18,7 @@ import copy
 
 import torch
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 from .model import FFN, BrickTransformer
 
@@ -52,7 +52,7 @@ def grow_ffn(
     check_type("ffn", ffn, FFN)
     check_number("n_new", n_new, ge=1, integer=True)
     check_choice("method", method, GROW_METHODS)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     if init_std is not None:
         check_number("init_std", init_std, ge=0.0)
     h, d = ffn.d_ff, ffn.d_model

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_finite, check_ndim, check_number, check_type
+from neuronkit.common import check_finite, check_ndim, check_number, check_seed, check_type
 
 from .tasks import IGNORE_INDEX, TaskData
 
@@ -362,7 +362,7 @@ def train_multitask(
     check_number("lr", lr, gt=0.0)
     check_number("weight_decay", weight_decay, ge=0.0)
     check_number("warmup", warmup, ge=0, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_number("log_every", log_every, ge=1, integer=True)
     check_number("activation_l1", activation_l1, ge=0.0)
     params = list(model.parameters()) if parameters is None else list(parameters)

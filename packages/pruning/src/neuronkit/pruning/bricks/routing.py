@@ -27,7 +27,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_choice, check_finite, check_ndim, check_number, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_ndim,
+    check_number,
+    check_seed,
+    check_type,
+)
 
 from .discovery import coactivation_affinity, ffn_activations
 from .model import FFN, BrickTransformer, Gate
@@ -82,7 +89,7 @@ def balanced_kmeans(
 
     _check_points("x", x)
     check_number("n_clusters", n_clusters, ge=1, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_number("max_iter", max_iter, ge=1, integer=True)
     n = x.shape[0]
     if n % n_clusters:
@@ -128,7 +135,7 @@ def split_ffn(
     check_type("ffn", ffn, FFN)
     check_number("n_experts", n_experts, ge=1, integer=True)
     check_choice("method", method, SPLIT_METHODS)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     h = ffn.d_ff
     if h % n_experts:
         raise ValueError(f"n_experts must divide d_ff={h}, got {n_experts}")
@@ -262,7 +269,7 @@ def train_router(
     check_number("epochs", epochs, ge=1, integer=True)
     check_number("batch_size", batch_size, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     scores = expert_scores(hidden, labels, router.n_experts)
     opt = torch.optim.Adam(router.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
@@ -383,7 +390,7 @@ class MoEfication:
         check_choice("method", method, SPLIT_METHODS)
         check_number("router_epochs", router_epochs, ge=1, integer=True)
         check_number("router_lr", router_lr, gt=0.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         self.n_experts = int(n_experts)
         self.method = method
         self.router_epochs = int(router_epochs)

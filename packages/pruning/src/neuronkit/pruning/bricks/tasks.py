@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 __all__ = ["IGNORE_INDEX", "TASKS", "TaskData", "make_task_data", "task_targets"]
 
@@ -182,7 +182,7 @@ def make_task_data(
     check_number("n_per_task", n_per_task, ge=1, integer=True)
     check_number("seq_len", seq_len, ge=2, integer=True)
     check_number("n_digits", n_digits, ge=2, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_type("seed", seed, int)
     rng = np.random.default_rng(seed)
     toks, tgts, ids = [], [], []

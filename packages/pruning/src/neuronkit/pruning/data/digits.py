@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 __all__ = ["DigitsSplit", "load_digits"]
 
@@ -58,7 +58,7 @@ def load_digits(
         :class:`DigitsSplit` with images ``[N, 1, 8, 8]`` (float32) and labels ``[N]`` (int64).
     """
     check_number("test_fraction", test_fraction, gt=0.0, lt=1.0)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_type("normalize", normalize, bool)
     from sklearn.datasets import load_digits as _sk_load_digits
 

@@ -41,6 +41,7 @@ from neuronkit.common import (
     check_finite,
     check_ndim,
     check_number,
+    check_seed,
     check_type,
 )
 
@@ -386,7 +387,7 @@ class DynamicCNN(nn.Module):
         """
         check_type("features", features, nn.Sequential)
         check_type("head", head, nn.Module)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         flat: list[nn.Module] = []
         for m in copy.deepcopy(features):
             if isinstance(m, nn.Sequential):
@@ -697,7 +698,7 @@ def train_ftwt(
     check_type("net", net, DynamicCNN)
     _check_xy(x, y)
     check_type("config", config, FTWTConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     net.gating = "dynamic"
     opt_b = torch.optim.SGD(
         net.backbone_parameters(),

@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 from neuronkit.pruning.lottery import accuracy
 
 from .comm import pack_signs, payload_bits, unpack_signs
@@ -280,7 +280,7 @@ def make_client(
     check_type("net", net, SignSupermask)
     _check_xy(x, y, "client")
     check_type("local", local, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     client_cls, _ = _classes()
     return client_cls(_copy_net(net), x, y, local, int(seed))
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 from neuronkit.pruning.lottery import TrainConfig, accuracy, clone_state, train
 
 from .comm import dense_uplink_bits, pack_signs, payload_bits, sign_uplink_bits
@@ -199,7 +199,7 @@ def _check_run(
     _check_xy(x_test, y_test, "test set")
     check_number("rounds", rounds, ge=1, integer=True)
     check_type("local", local, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return sizes
 
 
@@ -228,7 +228,7 @@ def _train_copy(
     """
     _check_xy(x, y, "client")
     check_type("config", config, LocalConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     local = copy.deepcopy(net) if workspace is None else workspace
     load(local)
     train(local, x, y, config.train_config(len(y)), data_seed=int(seed))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from neuronkit.common import check_number
+from neuronkit.common import check_number, check_seed
 
 __all__ = ["dirichlet_partition"]
 
@@ -50,7 +50,7 @@ def dirichlet_partition(
         raise TypeError(f"labels must be integer class labels, got dtype {y.dtype}")
     check_number("n_clients", n_clients, ge=1, integer=True)
     check_number("alpha", alpha, gt=0.0)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_number("min_size", min_size, ge=0, integer=True)
     check_number("max_tries", max_tries, ge=1, integer=True)
     if min_size * n_clients > y.size:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 from neuronkit.pruning.lottery import prunable_weights
 
 __all__ = [
@@ -284,7 +284,7 @@ class BinarySupermask(_FrozenWrapper):
     ) -> None:
         check_type("model", model, nn.Module)
         check_type("densities", densities, Mapping)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         check_type("rescale", rescale, bool)
         if not densities:
             raise ValueError("densities must name at least one weight, got {}")

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 __all__ = [
     "DEFAULT_PRUNABLE",
@@ -216,7 +216,7 @@ def random_masks_like(masks: Masks, *, seed: int) -> Masks:
         New masks with the same shapes and per-layer counts.
     """
     _check_masks("masks", masks)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     gen = torch.Generator().manual_seed(int(seed))
     out: Masks = {}
     for n, m in masks.items():

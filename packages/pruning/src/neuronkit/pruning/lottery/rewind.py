@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 from .masks import (
     DEFAULT_PRUNABLE,
@@ -255,7 +255,7 @@ def reinitialize(model: nn.Module, *, seed: int) -> nn.Module:
     held directly by a model): its initial distribution is the model's own choice.
     """
     check_type("model", model, nn.Module)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     fresh = copy.deepcopy(model)
     redrawn: set[int] = set()
     with torch.random.fork_rng(devices=[]):

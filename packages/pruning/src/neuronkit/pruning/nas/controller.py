@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 from .space import Architecture, CellSpace, _check_architectures, _generator
 
@@ -95,7 +95,7 @@ class ENASController(nn.Module):
             check_number("tanh_c", tanh_c, gt=0.0)
         if temperature is not None:
             check_number("temperature", temperature, gt=0.0)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         self.space = space
         self.hidden = int(hidden)
         self.tanh_c = tanh_c
@@ -217,7 +217,7 @@ class MemoryBuffer:
     def __init__(self, capacity: int, *, policy: str = "best", seed: int = 0) -> None:
         check_number("capacity", capacity, ge=1, integer=True)
         check_choice("policy", policy, ("best", "random"))
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         self.capacity = int(capacity)
         self.policy = policy
         self._gen = torch.Generator().manual_seed(int(seed))

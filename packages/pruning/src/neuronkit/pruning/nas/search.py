@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 from ..lottery import TrainConfig, accuracy, train
 from .controller import ENASController, MemoryBuffer, ReinforceConfig, ReinforceTrainer
@@ -173,7 +173,7 @@ def _search(
             f"got {x_val[0].numel()}"
         )
     check_type("config", config, SearchConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     num_classes = int(max(int(y_train.max()), int(y_val.max())) + 1)
     seeds = torch.randint(0, 2**31 - 1, (4,), generator=torch.Generator().manual_seed(int(seed)))
     s_net, s_ctrl, s_sample, s_data = (int(s) for s in seeds)
@@ -340,7 +340,7 @@ def final_evaluation(
     _check_split(x_train, y_train, "x_train", "y_train")
     _check_split(x_test, y_test, "x_test", "y_test")
     check_number("hidden", hidden, ge=1, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     if train_config is None:
         train_config = TrainConfig(iterations=1500, batch_size=64, lr=0.05, milestones=(900, 1275))
     check_type("train_config", train_config, TrainConfig)

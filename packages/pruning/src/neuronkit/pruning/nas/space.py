@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 __all__ = [
     "DEFAULT_OPS",
@@ -264,5 +264,5 @@ def _generator(generator: torch.Generator | None, seed: int | None) -> torch.Gen
         return generator
     if seed is None:
         raise ValueError("seed must be given (an int >= 0) when generator is None, got None")
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return torch.Generator().manual_seed(int(seed))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 from .space import Architecture, CellSpace
 
@@ -67,7 +67,7 @@ class WeightSharingSupernet(nn.Module):
         check_number("in_features", in_features, ge=1, integer=True)
         check_number("hidden", hidden, ge=1, integer=True)
         check_number("num_classes", num_classes, ge=2, integer=True)
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         self.space = space
         self.in_features = int(in_features)
         self.hidden = int(hidden)

@@ -20,7 +20,7 @@ from importlib import resources
 
 import torch
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -81,7 +81,7 @@ def generate_fact_corpus(seed: int = 0, countries: int = 48, people: int = 64) -
     Returns:
         The corpus lines, each fact repeated 1-4 times (probabilities .4/.3/.2/.1), shuffled.
     """
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     check_number("countries", countries, ge=2, integer=True)
     check_number("people", people, ge=1, integer=True)
     rng = random.Random(seed)

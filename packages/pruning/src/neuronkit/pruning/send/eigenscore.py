@@ -30,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
 __all__ = [
     "KERNELS",
@@ -271,5 +271,5 @@ def _generator(seed: int | torch.Generator) -> torch.Generator:
         return seed
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     return torch.Generator().manual_seed(seed)

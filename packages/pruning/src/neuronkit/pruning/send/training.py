@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_probability, check_type
+from neuronkit.common import check_choice, check_number, check_probability, check_seed, check_type
 
 from .sensitivity import SENSITIVITY_METHODS, neuron_sensitivity, top_sensitive
 
@@ -106,7 +106,7 @@ def tiny_gpt_neox(
         )
     if intermediate_size is not None:
         check_number("intermediate_size", intermediate_size, ge=1, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     transformers = require_transformers()
     config = transformers.GPTNeoXConfig(
         vocab_size=vocab_size,
@@ -439,7 +439,7 @@ def train_send(
     _check_batch("input", input_ids, attention_mask)
     _check_batch("tracking", tracking_ids, tracking_mask)
     check_type("config", config, SeNDConfig)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     labels = input_ids.masked_fill(attention_mask == 0, -100)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -571,7 +571,7 @@ def sample_response_embeddings(
     if isinstance(seed, torch.Generator):
         gen = seed
     else:
-        check_number("seed", seed, ge=0, integer=True)
+        check_seed(seed)
         gen = torch.Generator().manual_seed(int(seed))
     rows = [list(map(int, p)) for p in prompts]
     if any(len(r) == 0 for r in rows):

@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
-from ..encoding import _check_seed
 from .digits import load_digits
 
 __all__ = ["EventDigits", "event_frames", "load_event_digits"]
@@ -81,7 +80,7 @@ def event_frames(
     check_number("threshold", threshold, gt=0)
     check_number("max_shift", max_shift, ge=0)
     check_number("noise", noise, ge=0, lt=1)
-    _check_seed(seed)
+    check_seed(seed)
     x = images.detach() if images.ndim == 4 else images.detach().unsqueeze(1)
     gen = torch.Generator(device=x.device).manual_seed(seed)
     n = x.shape[0]

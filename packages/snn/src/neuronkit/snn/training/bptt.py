@@ -30,9 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_type
-
-from ..encoding import _check_seed
+from neuronkit.common import check_number, check_seed, check_type
 
 __all__ = [
     "EpochStats",
@@ -178,7 +176,7 @@ def minibatches(
         if generator is not None:
             check_type("generator", generator, torch.Generator)
         else:
-            _check_seed(seed)
+            check_seed(seed)
         gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))  # type: ignore[arg-type]
         order = torch.randperm(n, generator=gen, device=gen.device)
         x, y = x[order.to(x.device)], y[order.to(y.device)]

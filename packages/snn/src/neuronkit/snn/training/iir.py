@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
 from .._core import begin, fire
-from ..encoding import _check_seed, direct_encode
+from ..encoding import direct_encode
 from ..layers import SeqAvgPool2d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
 from ..surrogate import Surrogate, get_surrogate
@@ -244,7 +244,7 @@ def _seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
-    _check_seed(seed)
+    check_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         yield
@@ -360,7 +360,7 @@ def train_at_latency(
     check_number("lr", lr, gt=0)
     check_number("batch_size", batch_size, ge=1, integer=True)
     check_number("weight_decay", weight_decay, ge=0)
-    _check_seed(seed)
+    check_seed(seed)
     if epochs == 0:
         return []
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -473,7 +473,7 @@ def iir_retrain(
     n = len(timesteps)
     epochs = _per_stage("epochs_per_stage", epochs_per_stage, n, int)
     lrs = _per_stage("lr", lr, n, float)
-    _check_seed(seed)
+    check_seed(seed)
     stages = []
     for i, (T, ep, rate) in enumerate(zip(timesteps, epochs, lrs)):
         start = time.perf_counter()
@@ -696,7 +696,7 @@ def train_ann(
     check_number("lr", lr, gt=0)
     check_number("batch_size", batch_size, ge=1, integer=True)
     check_number("weight_decay", weight_decay, ge=0)
-    _check_seed(seed)
+    check_seed(seed)
     losses: list[float] = []
     if epochs > 0:
         opt = torch.optim.Adam(ann.parameters(), lr=lr, weight_decay=weight_decay)

@@ -39,9 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_seed, check_type
 
-from ..encoding import _check_seed
 from ..neurons import LIF
 from ..surrogate import Triangle
 from .bptt import (
@@ -155,7 +154,7 @@ def sltt_train_epoch(
             check_type("generator", generator, torch.Generator)
             gen = generator
         elif seed is not None:
-            _check_seed(seed)
+            check_seed(seed)
             gen = torch.Generator().manual_seed(seed)
         else:
             raise ValueError("seed or generator is required for SLTT-K (k < T), got neither")

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 from .systems import OpenSystem, Port, State, Values
 from .wiring import OUTER, ComposedSystem, WiringDiagram, compose
@@ -676,7 +676,7 @@ def minibatch_schedule(n: int, batch_size: int, steps: int, *, seed: int = 0) ->
     check_number("n", n, ge=1, integer=True)
     check_number("batch_size", batch_size, ge=1, le=n, integer=True)
     check_number("steps", steps, ge=0, integer=True)
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     gen = torch.Generator().manual_seed(int(seed))
     per_epoch = n // batch_size
     rows: list[torch.Tensor] = []

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 __all__ = [
     "BottleneckBlock",
@@ -51,7 +51,7 @@ def _build(seed: int | None, build: Callable[[], None]) -> None:
     if seed is None:
         build()
         return
-    check_number("seed", seed, ge=0, integer=True)
+    check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         build()
