@@ -217,3 +217,17 @@ def test_layer_activations_names_a_layer_with_a_scalar_output() -> None:
     for batch_size in (None, 2):
         with pytest.raises(ValueError, match="'1' returned a 0-d"):
             layer_activations(net, torch.rand(4, 4), "1", batch_size=batch_size)
+
+
+def test_errors_inside_a_token_model_are_not_blamed_on_the_input_dtype() -> None:
+    class Buggy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(5, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.embed(x)
+            return h.masked_fill(torch.ones_like(h), 0.0)  # a bug of the model's own
+
+    with pytest.raises(RuntimeError, match="masked_fill"):  # not "inputs must have ... dtype"
+        layer_activations(Buggy(), torch.randint(0, 5, (2, 4)), ["embed"])

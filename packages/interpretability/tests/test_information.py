@@ -179,3 +179,13 @@ def test_bin_value_range_must_be_a_finite_pair() -> None:
         bin_activations(x, 4, value_range=np.array([0.0, 1.0])),
         bin_activations(x, 4, value_range=(0.0, 1.0)),
     )
+
+
+def test_value_range_may_be_tensors() -> None:
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    t = torch.as_tensor(x)
+    ref = bin_activations(x, 4, value_range=(float(x.min()), float(x.max())))
+    np.testing.assert_array_equal(bin_activations(x, 4, value_range=(t.min(), t.max())), ref)
+    np.testing.assert_array_equal(
+        bin_activations(x, 4, value_range=torch.tensor([x.min(), x.max()])), ref
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -173,3 +174,16 @@ def test_an_attack_on_a_detached_model_output_is_refused() -> None:
 
     with pytest.raises(ValueError, match="detached from its input"):
         pgd_attack(Detached(), x, y, eps=0.1)
+
+
+def test_clamp_bounds_may_be_tensors_or_arrays() -> None:
+    # (x.min(), x.max()) worked before the clamp check and was refused by its first version
+    x, y = torch.rand(4, 6), torch.tensor([0, 1, 2, 0])
+    model = _model()
+    ref = pgd_attack(model, x, y, eps=0.1, n_steps=2, clamp=(0.0, 1.0), seed=0)
+    for clamp in ((x.min(), x.max()), np.array([0.0, 1.0]), torch.tensor([0.0, 1.0])):
+        out = pgd_attack(model, x, y, eps=0.1, n_steps=2, clamp=clamp, seed=0)
+        assert out.shape == ref.shape
+    torch.testing.assert_close(
+        pgd_attack(model, x, y, eps=0.1, n_steps=2, clamp=np.array([0.0, 1.0]), seed=0), ref
+    )

@@ -779,6 +779,12 @@ def test_an_indefinite_precision_shows_as_negative_distances() -> None:
     indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])  # positive diagonal, (1, -1) P (1, -1) < 0
     with pytest.raises(ValueError, match=r"noise must be a positive definite.*squared distance"):
         rdm(x, "mahalanobis", noise=indefinite)
+    # identical conditions: every distance is rounding noise, which is not a reason to refuse
+    rng = np.random.default_rng(0)
+    same = np.tile(rng.normal(size=31), (19, 1))
+    for _ in range(20):
+        a = rng.normal(size=(31, 31))
+        assert np.abs(rdm(same, "mahalanobis", noise=a @ a.T / 31 + np.eye(31))).max() < 1e-12
 
 
 def test_a_singular_noise_covariance_is_refused_with_the_alternatives() -> None:

@@ -63,6 +63,15 @@ class _Einsum(nn.Module):
         return torch.einsum(self.equation, x, self.weight)
 
 
+class _BilinearByKeyword(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 4, 5))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return nn.functional.bilinear(a, b, weight=self.weight)
+
+
 class _Chain(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return torch.einsum("ij,jk,kl->il", [a, b, c])
@@ -85,6 +94,7 @@ def test_einsum_bilinear_and_recurrent_counts() -> None:
     chain = (torch.randn(2, 3), torch.randn(3, 4), torch.randn(4, 5))
     assert count_macs(_Chain(), chain) == 2 * 3 * 4 + 2 * 4 * 5  # (ab) first, then (ab)c
     assert count_macs(nn.Bilinear(4, 5, 6), (torch.randn(2, 4), torch.randn(2, 5))) == 2 * 120
+    assert count_macs(_BilinearByKeyword(), (torch.randn(2, 4), torch.randn(2, 5))) == 2 * 120
     h, i, tokens = 7, 5, 3 * 2
     lstm = nn.LSTM(i, h, num_layers=2, bidirectional=True)  # layer 2 reads both directions
     per_token = 2 * 4 * h * (i + h) + 2 * 4 * h * (2 * h + h)

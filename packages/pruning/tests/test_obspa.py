@@ -142,3 +142,26 @@ def test_attention_projections_are_obs_consumers() -> None:
         err_obs = ((compensated(x) - ref) ** 2).mean()
         err_plain = ((prune(graph, plan)(x) - ref) ** 2).mean()
     assert err_obs < err_plain
+
+
+class _BiasFreeAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(6, 8)
+        self.attn = nn.MultiheadAttention(8, 2, bias=False, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.inp(x))
+        return self.head(self.attn(h, h, h, need_weights=False)[0])
+
+
+def test_attention_without_biases_runs_after_compensation() -> None:
+    torch.manual_seed(0)
+    model = _BiasFreeAttention().eval()
+    x = torch.randn(16, 5, 6)
+    graph = DependencyGraph(model, x[:2])
+    compensated, _ = obspa_prune(graph, 0.5, inputs=x, damp=1e-4)
+    assert compensated.attn.in_proj_bias is not None  # created by the compensation
+    with torch.no_grad():  # torch's fast path needs both biases: it raised a TypeError
+        assert compensated(x).shape == (16, 5, 3)

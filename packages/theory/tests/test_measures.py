@@ -300,3 +300,17 @@ def test_nc2_is_scale_free_down_to_tiny_features() -> None:
     tiny = neural_collapse_metrics(feats * 1e-170, labels)  # the Gram matrix would underflow
     for key in ("nc2", "nc2_equinorm", "nc2_equiangular"):
         assert tiny[key] == pytest.approx(ref[key], rel=1e-9)
+
+
+def test_collapse_metrics_do_not_depend_on_the_feature_scale() -> None:
+    # NC1 read 0.0 ("perfect collapse") and NC3 inf for features of size 1e-170 (underflow)
+    torch.manual_seed(0)
+    h = torch.randn(30, 4, dtype=torch.float64)
+    y = torch.arange(30) % 3
+    w = torch.randn(3, 4, dtype=torch.float64)
+    ref = neural_collapse_metrics(h, y, w)
+    for scale in (1e-170, 1e150):
+        tiny = neural_collapse_metrics(h * scale, y, w, torch.zeros(3))
+        for key, value in ref.items():
+            assert tiny[key] == pytest.approx(value, rel=1e-9), key
+    assert nc1(h * 1e-170, y) == pytest.approx(ref["nc1"], rel=1e-9)

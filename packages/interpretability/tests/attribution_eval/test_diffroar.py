@@ -230,3 +230,12 @@ def test_mask_inputs_rejects_non_finite_values_and_truncated_fills() -> None:
     with pytest.raises(TypeError, match="fill must be an integer"):
         mask_inputs(ints, keep, torch.tensor(0.5))
     assert mask_inputs(ints, keep, 7).eq(7).all()
+
+
+def test_fill_may_be_a_nested_list() -> None:
+    x = torch.rand(2, 2, 3)
+    keep = torch.rand(2, 2, 3) > 0.5
+    means = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]
+    torch.testing.assert_close(
+        mask_inputs(x, keep, means), mask_inputs(x, keep, torch.tensor(means))
+    )

@@ -70,6 +70,27 @@ def check_number(
             raise ValueError(f"{name} must be {op} {bound:g}, got {value!r}")
 
 
+def check_interval(name: str, value: Any) -> tuple[float, float]:
+    """A ``(low, high)`` pair of finite reals with ``low < high``, as Python floats. Any
+    two-element sequence, array or tensor is accepted (elements may be numpy scalars or 0-d
+    tensors, e.g. ``(x.min(), x.max())``).
+
+    >>> check_interval("clamp", (0, 1))
+    (0.0, 1.0)
+    """
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{name} must be a (low, high) pair of numbers, got {_describe(value)}")
+    pair = []
+    for i, v in enumerate(value):
+        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # 0-d tensor or array
+            v = v.item()
+        check_number(f"{name}[{i}]", v)
+        pair.append(float(v))
+    if not pair[0] < pair[1]:
+        raise ValueError(f"{name} must be (low, high) with low < high, got {tuple(pair)}")
+    return pair[0], pair[1]
+
+
 def check_seed(seed: Any, name: str = "seed") -> None:
     """Check a seed: an integer in ``[0, 2**64)``, what ``torch.Generator.manual_seed`` takes
     (a larger one fails inside torch with "Overflow when unpacking long long") and numpy's

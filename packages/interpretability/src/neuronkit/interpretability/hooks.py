@@ -50,6 +50,17 @@ def _parameter_dtype(model: Any) -> torch.dtype | None:
     return None
 
 
+# torch's messages for operands of different dtypes (Linear / matmul, conv, norms, ...)
+_DTYPE_MISMATCH = (
+    "must have the same dtype",
+    "should be the same",
+    "expected scalar type",
+    "to have the same dtype",
+    "have same dtype",
+    "must share same datatype",
+)
+
+
 def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs") -> Any:
     """``model(inputs)``; a dtype mismatch between ``inputs`` and the model's parameters (e.g.
     float64 inputs for a float32 model, which torch reports as a ``RuntimeError`` from deep
@@ -61,7 +72,7 @@ def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs") -> Any:
     except RuntimeError as err:
         dtype = _parameter_dtype(model)
         text = str(err)
-        if dtype is None or dtype == inputs.dtype or not ("dtype" in text or "scalar type" in text):
+        if dtype is None or dtype == inputs.dtype or not any(m in text for m in _DTYPE_MISMATCH):
             raise
         raise TypeError(
             f"{name} must have the model's parameter dtype {dtype}, got dtype {inputs.dtype} "

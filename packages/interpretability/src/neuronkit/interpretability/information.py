@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from neuronkit.common import check_choice, check_number
+from neuronkit.common import check_choice, check_interval, check_number
 
 __all__ = [
     "bin_activations",
@@ -141,14 +141,8 @@ def bin_activations(
     if value_range is not None:
         if strategy != "uniform":
             raise ValueError(f"value_range needs strategy='uniform', got strategy={strategy!r}")
-        if not isinstance(value_range, (tuple, list, np.ndarray)) or len(value_range) != 2:
-            raise TypeError(
-                f"value_range must be a (low, high) pair of numbers or None, got {value_range!r}"
-            )
-        check_number("value_range[0]", value_range[0])  # finite: an infinite bound makes
-        check_number("value_range[1]", value_range[1])  # every bin but one empty
-        if not float(value_range[0]) < float(value_range[1]):
-            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+        # finite: an infinite bound makes every bin but one empty
+        value_range = check_interval("value_range", value_range)
     if not isinstance(zero_bin, bool):
         raise TypeError(f"zero_bin must be a bool, got {zero_bin!r}")
     n_free = n_bins - 1 if zero_bin else n_bins

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_interval,
+    check_number,
+    check_seed,
+    check_type,
+)
 
 from .hooks import call_model
 
@@ -50,17 +57,6 @@ def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -
         )
     check_finite("inputs", inputs)
     return labels if labels.dtype == torch.int64 else labels.long()
-
-
-def _check_clamp(clamp: tuple[float, float] | None) -> None:
-    if clamp is None:
-        return
-    if not isinstance(clamp, (tuple, list)) or len(clamp) != 2:
-        raise TypeError(f"clamp must be a (low, high) pair of numbers or None, got {clamp!r:.80}")
-    check_number("clamp[0]", clamp[0])
-    check_number("clamp[1]", clamp[1])
-    if not clamp[0] < clamp[1]:
-        raise ValueError(f"clamp must be a (low, high) pair with low < high, got {clamp!r}")
 
 
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -144,7 +140,7 @@ def pgd_attack(
     if step_size is None:
         step_size = 2.5 * eps / n_steps
     check_number("step_size", step_size, ge=0.0)
-    _check_clamp(clamp)
+    clamp = None if clamp is None else check_interval("clamp", clamp)
     if seed is not None:
         check_seed(seed)
     x = inputs.detach()

@@ -437,6 +437,9 @@ def _max_asymmetry(matrix: np.ndarray, block: int = 256) -> float:
     return worst
 
 
+_EPS = float(np.finfo(np.float64).eps)
+
+
 def _not_positive(detail: str) -> ValueError:
     return ValueError(
         f"noise must be a positive definite precision ({detail}): one that is not gives "
@@ -544,8 +547,9 @@ def _offset_cancels(distances: np.ndarray, scale: float) -> bool:
     return bool(np.finfo(np.float64).eps * scale > 1e-8 * float(np.abs(distances).mean()))
 
 
-def _pair_distances(patterns: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
-    """``(x_i - x_j)^T P (x_i - x_j)`` for all pairs ``i < j`` of the rows, as a vector.
+def _pair_distances(patterns: np.ndarray, prec: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """``(x_i - x_j)^T P (x_i - x_j)`` for all pairs ``i < j`` of the rows, as a vector, and the
+    largest Gram diagonal entry they were formed from (the scale of their rounding).
 
     From the Gram matrix (one product); when a large common offset would leave the expansion
     without precision (:func:`_offset_cancels`), again from the patterns minus their mean,
@@ -555,9 +559,10 @@ def _pair_distances(patterns: np.ndarray, prec: np.ndarray | None) -> np.ndarray
     scale = float(np.abs(np.diagonal(kernel)).max())
     out = _distances_from_kernel(kernel, symmetric=True)
     if _offset_cancels(out, scale):
-        centred = patterns - patterns.mean(axis=0)
-        out = _distances_from_kernel(_gram(centred, prec), symmetric=True)
-    return out
+        kernel = _gram(patterns - patterns.mean(axis=0), prec)
+        scale = float(np.abs(np.diagonal(kernel)).max())
+        out = _distances_from_kernel(kernel, symmetric=True)
+    return out, scale
 
 
 def rdm(
@@ -634,8 +639,9 @@ def rdm(
         patterns = patterns - patterns.mean(axis=1, keepdims=True)
     if method in ("correlation", "cosine"):
         return _cosine_distances(patterns, method)
-    out = _pair_distances(patterns, prec)
-    if prec is not None and prec.ndim == 2 and out.min() < -1e-8 * np.abs(out).max():
+    out, scale = _pair_distances(patterns, prec)
+    # K_ii + K_jj - 2 K_ij rounds to within ~4 c eps max K_ii: beyond that, P is not positive
+    if prec is not None and prec.ndim == 2 and out.min() < -4 * n_channels * _EPS * scale:
         raise _not_positive(
             f"a squared distance came out {out.min() / n_channels:.6g}, beyond rounding"
         )

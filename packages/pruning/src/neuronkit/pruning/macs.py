@@ -128,7 +128,8 @@ class _MacCounter(TorchFunctionMode):
             ops = args[1:] if len(args) > 2 or isinstance(args[1], torch.Tensor) else args[1]
             self.macs += _einsum_macs(args[0], ops)
         elif func is _F.bilinear:  # out[n, o] = sum_ij x1[n, i] W[o, i, j] x2[n, j]
-            self.macs += _numel(args[0].shape[:-1]) * _numel(args[2].shape)
+            w = args[2] if len(args) > 2 else kwargs["weight"]
+            self.macs += _numel(args[0].shape[:-1]) * _numel(w.shape)
         elif func in _RNNS:
             self.macs += _rnn_macs(args)
         elif func in _RNN_CELLS:  # (input, hx, w_ih, w_hh, ...)

@@ -119,7 +119,7 @@ def layer_hessians(
         rows = torch.cat([rows, rows.new_ones(rows.shape[0], 1)], 1)
         return rows.T @ rows, rows.shape[0]
 
-    def add(name: str, value: torch.Tensor, n: int) -> None:
+    def add(name: str, value: torch.Tensor, n: Any) -> None:
         prev = sums.get(name)
         sums[name] = value if prev is None else prev + value
         counts[name] = counts.get(name, 0) + n
@@ -130,11 +130,12 @@ def layer_hessians(
 
         def attention_hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
             given = [args[i] if len(args) > i else kwargs[k] for i, k in enumerate(_MHA_INPUTS)]
-            moments: list[torch.Tensor] = []
+            moments: list[tuple[torch.Tensor, int]] = []
             for i, x in enumerate(given):  # self-attention: one moment for q, k and v
                 same = next((j for j in range(i) if given[j] is x), None)
-                moments.append(moments[same] if same is not None else moment(mod, x)[0])
-            add(name, torch.stack(moments), given[0].numel() // given[0].shape[-1])
+                moments.append(moments[same] if same is not None else moment(mod, x))
+            rows = torch.tensor([n for _, n in moments], dtype=torch.float64)  # per input
+            add(name, torch.stack([m for m, _ in moments]), rows[:, None, None])
 
         if isinstance(mod, nn.MultiheadAttention):
             return mod.register_forward_pre_hook(attention_hook, with_kwargs=True)
@@ -144,6 +145,11 @@ def layer_hessians(
         if name in names:
             if not isinstance(mod, _CONSUMERS):
                 raise ValueError(f"layers: {name!r} is a {type(mod).__name__}, not Conv/Linear")
+            if isinstance(mod, nn.MultiheadAttention) and not mod._qkv_same_embed_dim:
+                raise ValueError(
+                    f"layers: {name!r} projects keys / values of other widths (kdim / vdim): "
+                    "not an OBS consumer"
+                )
             handles.append(record(name, mod))
         if inputs is None and isinstance(mod, nn.modules.batchnorm._BatchNorm):
 
@@ -269,6 +275,10 @@ class _Layer:
             b = w[:, -1].to(weight.dtype)
             if getattr(mod, self.bias_name) is None:
                 setattr(mod, self.bias_name, nn.Parameter(b.clone()))
+                if isinstance(mod, nn.MultiheadAttention) and mod.out_proj.bias is None:
+                    # torch's attention takes both biases or neither: a zero output bias
+                    proj = mod.out_proj
+                    proj.bias = nn.Parameter(torch.zeros_like(proj.weight[:, 0]))
             else:
                 getattr(mod, self.bias_name).copy_(b)
 

@@ -310,6 +310,14 @@ def _assign(owner: nn.Module, name: str, value: torch.Tensor) -> None:
         owner._buffers[leaf] = value
 
 
+def _bias_of(mod: nn.Module, name: str) -> torch.Tensor | None:
+    """The parameter ``name`` (e.g. ``"out_proj.bias"``) of ``mod``, or None."""
+    owner_name, _, leaf = name.rpartition(".")
+    owner = mod.get_submodule(owner_name) if owner_name else mod
+    bias = owner._parameters.get(leaf)
+    return bias if isinstance(bias, torch.Tensor) else None
+
+
 def _retie(model: nn.Module, old: torch.Tensor, new: torch.Tensor) -> list[str]:
     """Point every parameter/buffer slot holding ``old`` at ``new``; the owners' names."""
     names = []
@@ -446,13 +454,11 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                     cur = new_cur
                     tied[id(orig)] = (orig, cur, applied)
                 _assign(mod, param, cur)
-            bias = mod._parameters.get("bias") if param == "weight" and dim == 0 else None
-            if (
-                isinstance(bias, torch.Tensor)
-                and (module, "bias", 0) not in removed
-                and bias.shape[0] == size
-            ):  # a bias created after tracing (e.g. by OBS compensation) follows its rows
-                _set_tensor(mod, "", "bias", torch.index_select(bias.detach(), 0, kept))
+            # a bias created after tracing (e.g. by OBS compensation) follows its rows
+            bias_name = param[: -len("weight")] + "bias" if param.endswith("weight") else ""
+            bias = _bias_of(mod, bias_name) if bias_name and dim == 0 else None
+            if bias is not None and (module, bias_name, 0) not in removed and len(bias) == size:
+                _set_tensor(mod, "", bias_name, torch.index_select(bias.detach(), 0, kept))
         else:
             with torch.no_grad():
                 idx: list[Any] = [slice(None)] * t.ndim

@@ -228,6 +228,12 @@ def check_param(
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _rounded(value: float, dtype: torch.dtype) -> float:
+    """``value`` rounded to ``dtype`` (one conversion per pair, not a tensor per call)."""
+    return float(torch.tensor(value, dtype=dtype).item())
+
+
 def check_tau(name: str, tau: Any, dt: float) -> None:
     """``tau > 0`` and ``tau >= dt`` (the forward-Euler factor ``dt / tau`` stays in (0, 1]).
 
@@ -236,7 +242,7 @@ def check_tau(name: str, tau: Any, dt: float) -> None:
     """
     low = check_param(name, tau, gt=0)
     if isinstance(tau, Tensor):
-        if low is not None and low < torch.tensor(dt, dtype=tau.dtype).item():
+        if low is not None and low < _rounded(dt, tau.dtype):
             raise ValueError(f"{name} must be >= dt ({dt:g}), got a tensor with minimum {low:g}")
     elif tau < dt:
         raise ValueError(f"{name} must be >= dt ({dt:g}), got {tau!r}")
@@ -262,7 +268,7 @@ def check_dt(dt: Any) -> None:
     check_number("dt", dt, gt=0)
 
 
-def check_input(x: Any, *, multistep: bool, validate: bool) -> None:
+def check_input(x: Any, *, multistep: bool) -> None:
     """``x`` is a floating tensor ``[T, B, ...]`` (``[B, ...]`` for a single step)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -280,8 +286,6 @@ def check_input(x: Any, *, multistep: bool, validate: bool) -> None:
         )
     if multistep and x.shape[0] < 1:
         raise ValueError(f"x must have T >= 1 time steps, got shape {tuple(x.shape)}")
-    if validate:
-        check_finite_input(x)
 
 
 def check_finite_input(

@@ -133,7 +133,7 @@ def _start(
     With ``validate``, ``x`` and a given state must be finite: one reduction each, one host
     read for all (:func:`_core.check_finite_run`).
     """
-    _core.check_input(x, multistep=multistep, validate=False)
+    _core.check_input(x, multistep=multistep)
     shape = x.shape[1:] if multistep else x.shape
     for name, value in params.items():
         _core.check_broadcast(name, value, shape)

@@ -90,7 +90,7 @@ def heaviside(x: Tensor) -> Tensor:
 
     NaN where ``x`` is NaN: an undefined membrane has no defined spike, and ``x >= 0`` alone
     would report it as "no spike". This costs two elementwise ops (no reduction, no host
-    sync, fine under ``torch.compile`` and ``vmap``); the neurons skip them.
+    sync, fine under ``torch.compile``); the neurons skip them.
     """
     check_type("x", x, Tensor)
     s = _heaviside(x)

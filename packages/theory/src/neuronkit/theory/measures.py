@@ -179,6 +179,18 @@ def within_class_variability(features: Any, labels: Any, num_classes: int | None
     return float(within / total) if total > 0 else 0.0
 
 
+def _shift(h: torch.Tensor) -> torch.Tensor:
+    """The power of two (as an exponent) that brings ``max |h|`` into ``[0.5, 1)``."""
+    peak = h.abs().max()
+    return torch.zeros((), dtype=torch.int32) if peak == 0 else -torch.frexp(peak).exponent
+
+
+def _unit_scale(h: torch.Tensor) -> torch.Tensor:
+    """``h`` scaled by a power of two (exact) to ``max |h|`` in ``[0.5, 1)``: the collapse
+    metrics are scale-free, and tiny features would otherwise underflow in their products."""
+    return torch.ldexp(h, _shift(h))
+
+
 def _centred_means(h: torch.Tensor, means: torch.Tensor, glob: torch.Tensor) -> torch.Tensor:
     """``Mbar = M - mean(M)``; raises when the class means coincide (to rounding): then
     ``Sigma_B = 0`` and NC1 (``Tr(Sigma_W Sigma_B^+)``, infinite in the limit although the
@@ -213,7 +225,7 @@ def nc1(features: Any, labels: Any, num_classes: int | None = None) -> float:
     (infinite in the limit), not 0.
     """
     h, y, k = _prepare(features, labels, num_classes)
-    return _nc1(h, y, k)
+    return _nc1(_unit_scale(h), y, k)
 
 
 def _etf_gram(k: int) -> torch.Tensor:
@@ -223,8 +235,6 @@ def _etf_gram(k: int) -> torch.Tensor:
 
 def _nc2_parts(mbar: torch.Tensor) -> dict[str, float]:
     k = mbar.shape[0]
-    # scale-free metrics: rescale by a power of two (exact) so that tiny means do not underflow
-    mbar = torch.ldexp(mbar, -torch.frexp(mbar.abs().max()).exponent)
     gram = mbar @ mbar.T
     norm = torch.linalg.norm(gram)
     lengths = torch.linalg.norm(mbar, dim=1)
@@ -242,6 +252,7 @@ def nc2(features: Any, labels: Any, num_classes: int | None = None) -> float:
     and ``E = I - 11^T/K`` that of a simplex ETF (0 for an ETF of any scale and rotation).
     Raises ``ValueError`` when all class means coincide (no Gram matrix to normalize)."""
     h, y, k = _prepare(features, labels, num_classes)
+    h = _unit_scale(h)
     means, glob = _means(h, y, k)
     return _nc2_parts(_centred_means(h, means, glob))["nc2"]
 
@@ -265,12 +276,17 @@ def nc3(features: Any, labels: Any, weights: Any, num_classes: int | None = None
     class means coincide."""
     h, y, k = _prepare(features, labels, num_classes)
     w = _check_weights(weights, k, h.shape[1])
+    h = _unit_scale(h)
     means, glob = _means(h, y, k)
     return _nc3(w, _centred_means(h, means, glob))
 
 
 def _nc4(h: torch.Tensor, means: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> float:
-    logits = h @ w.T + (0.0 if b is None else b)
+    # both decisions are unchanged when h, the means and b scale together: scaled by a power
+    # of two (exact), tiny features do not underflow in the distances
+    shift = _shift(h)
+    h, means = torch.ldexp(h, shift), torch.ldexp(means, shift)
+    logits = h @ w.T + (0.0 if b is None else torch.ldexp(b, shift))
     ncc = torch.cdist(h, means).argmin(dim=1)
     return float((logits.argmax(dim=1) != ncc).to(torch.float64).mean())
 
@@ -316,11 +332,12 @@ def neural_collapse_metrics(
     h, y, k = _prepare(features, labels, num_classes)
     if weights is None and bias is not None:
         raise ValueError("bias must come with weights (NC4 needs the classifier)")
-    means, glob = _means(h, y, k)
-    mbar = _centred_means(h, means, glob)
+    scaled = _unit_scale(h)  # NC1-NC3 are scale-free; NC4 (with a bias) is not
+    means, glob = _means(scaled, y, k)
+    mbar = _centred_means(scaled, means, glob)
     parts = _nc2_parts(mbar)
     out = {
-        "nc1": _nc1(h, y, k),
+        "nc1": _nc1(scaled, y, k),
         "nc2": parts["nc2"],
         "nc2_equinorm": parts["equinorm"],
         "nc2_equiangular": parts["equiangular"],
@@ -328,7 +345,7 @@ def neural_collapse_metrics(
     if weights is not None:
         w = _check_weights(weights, k, h.shape[1])
         out["nc3"] = _nc3(w, mbar)
-        out["nc4"] = _nc4(h, means, w, _check_bias(bias, k))
+        out["nc4"] = _nc4(h, _means(h, y, k)[0], w, _check_bias(bias, k))
     return out
 
 

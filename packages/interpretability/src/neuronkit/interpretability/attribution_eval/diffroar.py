@@ -28,7 +28,6 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -111,25 +110,23 @@ def mask_inputs(
             f"keep must have the shape of inputs {tuple(inputs.shape)}, got {tuple(keep.shape)}"
         )
     check_finite("inputs", inputs)
-    if isinstance(fill, torch.Tensor):
-        fill_floating = fill.is_floating_point() or fill.is_complex()
-    elif isinstance(fill, np.ndarray) and fill.dtype.kind in "biufc":  # read by as_tensor
-        fill_floating = fill.dtype.kind in "fc"
-    elif isinstance(fill, numbers.Real):
-        fill_floating = not isinstance(fill, numbers.Integral)
-    else:
+    try:  # numbers, arrays, tensors and (nested) lists, read in their own dtype first
+        given = torch.as_tensor(fill)
+    except (TypeError, ValueError, RuntimeError):
         raise TypeError(
             f"fill must be a real number or a tensor, got {type(fill).__name__} ({fill!r:.80})"
-        )
-    if fill_floating:
-        check_finite("fill", fill)
-        if not (inputs.is_floating_point() or inputs.is_complex()):
+        ) from None
+    if given.is_complex():
+        raise TypeError(f"fill must be real numbers, got dtype {given.dtype}")
+    if given.is_floating_point():
+        check_finite("fill", given)
+        if not inputs.is_floating_point():
             raise TypeError(
                 f"fill must be an integer (or integer tensor) for inputs of dtype {inputs.dtype}, "
                 f"got a floating-point fill (it would be truncated); cast inputs to a "
                 f"floating dtype to fill with fractions"
             )
-    fill_t = torch.as_tensor(fill, dtype=inputs.dtype, device=inputs.device)
+    fill_t = given.to(dtype=inputs.dtype, device=inputs.device)
     example = tuple(inputs.shape[1:])
     trailing = tuple(fill_t.shape)[-len(example) :] if example else ()
     fits = fill_t.ndim <= len(example) and all(

@@ -77,8 +77,14 @@ def overlap_count(n: int, a: int, s: int, b: int) -> int:
     return math.comb(s, b) * math.comb(n - s, a - b)
 
 
-# work allowed for the exact sum, in (bits of C(n, a)) x (multiplications): about a second
-_EXACT_WORK_LIMIT = 1e11
+# the exact sum's rough cost in seconds (one 2-core VM core, measured): C(n, a) grows as the
+# square of its bit count (1.3 s at 1.5e6 bits), each term as its bits (1e4 terms of 2.75e5
+# bits: 0.9 s); beyond the limit the log-space version is the practical one
+_EXACT_SECONDS_LIMIT = 10.0
+
+
+def _exact_seconds(bits: float, terms: int) -> float:
+    return 1.3 * (bits / 1.5e6) ** 2 + bits * terms / 3e9
 
 
 def false_match_probability(n: int, a: int, s: int, theta: int) -> float:
@@ -88,9 +94,10 @@ def false_match_probability(n: int, a: int, s: int, theta: int) -> float:
     and divided once, so the result is the correctly rounded float (it underflows to 0.0 only
     below about 1e-308; use :func:`log_false_match_probability` there). The sum runs over the
     tail or its complement, whichever is shorter, term to term by the exact ratio of
-    consecutive terms. Populations whose exact sum would take more than a second or so
-    (integers of ``log2 C(n, a)`` bits, e.g. ``n = 10**9, a = 10**5``) raise ``ValueError``:
-    use :func:`log_false_match_probability` there.
+    consecutive terms. Populations whose exact sum would take more than about ten seconds
+    (integers of ``log2 C(n, a)`` bits: ``n = 10**9, a = 10**5`` takes about a second,
+    ``a = 3 * 10**5`` about nine) raise ``ValueError``: use
+    :func:`log_false_match_probability` there.
 
     Args:
         n: cells in the population (> 0).
@@ -106,8 +113,7 @@ def false_match_probability(n: int, a: int, s: int, theta: int) -> float:
         return 1.0
     tail, rest = hi - theta + 1, theta - lo  # terms b >= theta, terms b < theta
     bits = float(_log_comb(n, a)) / math.log(2.0)
-    work = bits * (2.0 * min(a, n - a) + 20.0 * min(tail, rest))  # two binomials, the terms
-    if work > _EXACT_WORK_LIMIT:
+    if _exact_seconds(bits, min(tail, rest)) > _EXACT_SECONDS_LIMIT:
         raise ValueError(
             f"n={n}, a={a}, s={s}, theta={theta} make the exact sum too large (integers of "
             f"about {bits:.3g} bits, {min(tail, rest)} terms): use "
