@@ -320,20 +320,23 @@ def check_finite_run(x: Tensor, state: dict[str, Tensor]) -> None:
     check_finite_input(x, witness, state)
 
 
+def broadcasts(shape: Any, target: Any) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` without growing it. Plain Python:
+    ``torch.broadcast_shapes`` costs seconds on its first call (it imports torch's reference
+    implementations)."""
+    dims, target = tuple(shape), tuple(target)
+    return len(dims) <= len(target) and all(
+        d in (1, s) for d, s in zip(reversed(dims), reversed(target))
+    )
+
+
 def check_broadcast(name: str, value: Any, shape: torch.Size) -> None:
     """A tensor parameter must broadcast to one step's shape ``[B, ...]`` without growing it."""
-    if isinstance(value, Tensor):
-        # Plain Python: torch.broadcast_shapes costs seconds on its first call (it imports
-        # torch's reference implementations).
-        dims = tuple(value.shape)
-        ok = len(dims) <= len(shape) and all(
-            d in (1, s) for d, s in zip(reversed(dims), reversed(tuple(shape)))
+    if isinstance(value, Tensor) and not broadcasts(value.shape, shape):
+        raise ValueError(
+            f"{name} must broadcast to the per-step shape {list(shape)}, got a tensor of "
+            f"shape {list(value.shape)}"
         )
-        if not ok:
-            raise ValueError(
-                f"{name} must broadcast to the per-step shape {list(shape)}, got a tensor of "
-                f"shape {list(value.shape)}"
-            )
 
 
 def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) -> None:

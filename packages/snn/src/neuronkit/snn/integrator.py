@@ -27,13 +27,20 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_number, check_type
 
-from ._core import check_finite_run, check_tau
+from ._core import (
+    broadcasts,
+    check_broadcast,
+    check_finite_input,
+    check_finite_run,
+    check_input,
+    check_state,
+    check_tau,
+)
 
 __all__ = ["LI", "Delay", "LIState", "delay", "li_multistep", "li_step"]
 
@@ -46,26 +53,6 @@ class LIState(NamedTuple):
     v: Tensor
 
 
-def _check_x(x: Any, *, multistep: bool) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-    need = 3 if multistep else 2
-    layout = "[T, B, ...] (time-major)" if multistep else "[B, ...] (one time step)"
-    if x.ndim < need:
-        raise ValueError(
-            f"x must have at least {need} dimensions {layout}, got shape {tuple(x.shape)}"
-        )
-    if multistep and x.shape[0] < 1:
-        raise ValueError(f"x must have T >= 1 time steps, got shape {tuple(x.shape)}")
-
-
-def _check_finite(x: Tensor) -> None:
-    if not torch.compiler.is_compiling():  # the check reads a value: a graph break
-        check_finite("x", x)
-
-
 def _check_params(tau: Any, v_leak: Any, decay_input: Any, dt: Any) -> None:
     check_number("dt", dt, gt=0)
     check_tau("tau", tau, dt)  # a tensor's values too: one reduction
@@ -73,40 +60,16 @@ def _check_params(tau: Any, v_leak: Any, decay_input: Any, dt: Any) -> None:
     check_type("decay_input", decay_input, bool)
 
 
-def _broadcasts(shape: Any, target: Any) -> bool:
-    """Whether ``shape`` broadcasts to ``target`` without growing it (numpy's rule; cheap,
-    unlike the first call of ``torch.broadcast_shapes``)."""
-    try:
-        return tuple(np.broadcast_shapes(tuple(shape), tuple(target))) == tuple(target)
-    except ValueError:
-        return False
-
-
-def _check_broadcast(name: str, value: Any, shape: torch.Size) -> None:
-    if isinstance(value, Tensor) and not _broadcasts(value.shape, shape):
-        raise ValueError(
-            f"{name} must broadcast to the per-step shape {list(shape)}, got a tensor of "
-            f"shape {list(value.shape)}"
-        )
-
-
 def _start(x: Tensor, state: Any, shape: torch.Size, v_leak: float, validate: bool) -> Tensor:
     """The initial membrane; with ``validate``, ``x`` (and a given state) must be finite."""
     if state is None:
         if validate:
-            _check_finite(x)
+            check_finite_input(x)
         return torch.full(shape, v_leak, dtype=x.dtype, device=x.device)
     if not isinstance(state, LIState):
         raise TypeError(f"state must be a LIState or None, got {type(state).__name__}")
     v = state.v
-    if not isinstance(v, Tensor):
-        raise TypeError(f"state.v must be a torch.Tensor, got {type(v).__name__}")
-    if v.shape != shape:
-        raise ValueError(
-            f"state.v must have shape {list(shape)} (one time step of x), got {list(v.shape)}"
-        )
-    if v.dtype != x.dtype:
-        raise TypeError(f"state.v must have x's dtype {x.dtype}, got {v.dtype}")
+    check_state("state.v", v, shape, x.dtype)
     if validate:  # x and state.v with one host read
         check_finite_run(x, {"state.v": v})
     return v
@@ -162,10 +125,10 @@ def li_step(
     Returns:
         The membrane after the step (the integrator's output) and the new state.
     """
-    _check_x(x, multistep=False)
+    check_input(x, multistep=False)
     if validate:
         _check_params(tau, v_leak, decay_input, dt)
-    _check_broadcast("tau", tau, x.shape)
+    check_broadcast("tau", tau, x.shape)
     v = _start(x, state, x.shape, v_leak, validate)
     w, lam = _leak(tau, dt, x, decay_input)
     v = _charge(_drive(x, tau, dt, v_leak, decay_input), v, w, lam)
@@ -186,11 +149,11 @@ def li_multistep(
 
     Returns ``(v [T, B, ...], LIState)``: the membrane after every step and the final state.
     """
-    _check_x(x, multistep=True)
+    check_input(x, multistep=True)
     if validate:
         _check_params(tau, v_leak, decay_input, dt)
     shape = x.shape[1:]
-    _check_broadcast("tau", tau, shape)
+    check_broadcast("tau", tau, shape)
     v = _start(x, state, shape, v_leak, validate)
     w, lam = _leak(tau, dt, x, decay_input)
     u = _drive(x, tau, dt, v_leak, decay_input)
@@ -277,7 +240,7 @@ def delay(x: Tensor, steps: int | Tensor) -> Tensor:
     Returns:
         ``[T, B, ...]``, same dtype as ``x``; delays >= T give all zeros.
     """
-    _check_x(x, multistep=True)
+    check_input(x, multistep=True)
     _check_steps(steps)
     T = x.shape[0]
     if not isinstance(steps, Tensor):
@@ -289,7 +252,7 @@ def delay(x: Tensor, steps: int | Tensor) -> Tensor:
             out[d:] = x[: T - d]
         return out
     sample = x.shape[2:]
-    if not _broadcasts(steps.shape, sample):
+    if not broadcasts(steps.shape, sample):
         raise ValueError(
             f"steps must broadcast to one sample's shape {list(sample)}, got a tensor of shape "
             f"{list(steps.shape)}"

@@ -81,7 +81,8 @@ from torch import Tensor, nn
 
 from neuronkit.common import as_float_array, check_number, check_type
 
-from .integrator import LI, Delay, _broadcasts
+from ._core import broadcasts
+from .integrator import LI, Delay
 from .layers import SeqAvgPool2d, SeqConv1d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
 from .neurons import ALIF, IF, LIF, CuBaLIF
 
@@ -368,7 +369,7 @@ def _param_array(name: str, value: Any, shape: tuple[int, ...], what: str) -> np
     if isinstance(value, Tensor):
         t = value.detach().cpu()
         target = (1, *shape)
-        if not _broadcasts(t.shape, target):
+        if not broadcasts(t.shape, target):
             raise ValueError(
                 f"cannot export {what}: its {name} tensor of shape {list(t.shape)} does not "
                 f"broadcast to one sample {list(shape)} (NIR parameters cannot vary over the "
