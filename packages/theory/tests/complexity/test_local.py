@@ -110,3 +110,16 @@ def test_non_finite_weights_or_preactivations_are_rejected() -> None:
 
     with pytest.raises(ValueError, match=r"^model gave NaN or infinite pre-activations"):
         local_complexity(pre, x, radius=0.1, n_directions=2)
+
+
+def test_dtype_mismatch_and_a_bare_tensor_are_named() -> None:
+    # both raised torch's own errors (a dtype RuntimeError, a reshape error)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    x = torch.rand(4, 3)
+    with pytest.raises(TypeError, match=r"^x must have the model's parameter dtype"):
+        local_complexity(model, x.double(), radius=0.1, n_directions=2)
+    lin = torch.nn.Linear(3, 8)
+    with pytest.raises(TypeError, match=r"^model must return a list"):
+        local_complexity(lambda v: lin(v), x, radius=0.1, n_directions=2)
+    lc = local_complexity(model.double(), x.double(), radius=0.1, n_directions=2)
+    assert lc.shape == (4,)

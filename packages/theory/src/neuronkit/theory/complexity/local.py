@@ -123,6 +123,8 @@ def local_complexity(
     Raises:
         ValueError: NaN or infinite parameters of ``model`` or pre-activations (their signs,
             hence the count, would be meaningless).
+        TypeError: ``x`` of another dtype than the model's parameters; a callable ``model``
+            that does not return a list of tensors.
     """
     x = _check_points("x", x)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -131,6 +133,12 @@ def local_complexity(
         module = model
         for name, param in module.named_parameters():
             check_finite(f"model parameter {name!r}", param)
+        first = next((p for p in module.parameters() if p.is_floating_point()), None)
+        if first is not None and first.dtype != x.dtype:
+            raise TypeError(
+                f"x must have the model's parameter dtype {first.dtype}, got {x.dtype} "
+                "(convert x, or the model with .to(dtype))"
+            )
 
         def pre_fn(v: Tensor) -> Sequence[Tensor]:
             return relu_preactivations(module, v)
@@ -149,6 +157,11 @@ def local_complexity(
         b = chunk.shape[0]
         with torch.no_grad():
             pres = fn(chunk.reshape(b * n_vert, *x.shape[1:]))
+        if isinstance(pres, Tensor) or not all(isinstance(p, Tensor) for p in pres):
+            raise TypeError(
+                "model must return a list of per-layer pre-activation tensors [M, U_l], got "
+                f"{type(pres).__name__}"
+            )
         counts = []
         for p in pres:
             finite = finite & torch.isfinite(p).all().to(finite.device)
