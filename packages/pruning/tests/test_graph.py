@@ -358,3 +358,100 @@ def test_reused_module_and_tied_weights_are_pruned_consistently() -> None:
     assert small.a.weight.shape == (8, 8)
     with torch.no_grad():  # it used to raise an IndexError
         assert (small(x) - soft_prune(graph, plan)(x)).abs().max() <= 1e-6
+
+
+def _drop_path(x: torch.Tensor, p: float, mode: str, training: bool = True) -> torch.Tensor:
+    """Stand-in for torchvision.ops.stochastic_depth (an fx-wrapped function, matched by its
+    qualified name; torchvision is not a test dependency)."""
+    return x
+
+
+_drop_path.__module__, _drop_path.__qualname__ = (
+    "torchvision.ops.stochastic_depth",
+    ("stochastic_depth"),
+)
+torch.fx.wrap("_drop_path")
+
+
+class _ChannelsFirstLayerNorm(nn.LayerNorm):
+    """torchvision's LayerNorm2d: an nn.LayerNorm subclass normalizing NCHW over C."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class _ConvNeXtBlock(nn.Module):
+    """torchvision's ConvNeXt layouts: a channels-first LayerNorm called through
+    F.layer_norm, a layer scale [C, 1, 1] read in forward, stochastic depth."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = _ChannelsFirstLayerNorm(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.up, self.down = nn.Linear(8, 16), nn.Linear(16, 8)
+        self.layer_scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.stem(x))
+        y = self.down(torch.relu(self.up(self.dw(h).permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+        return self.head(h + _drop_path(self.layer_scale * y, 0.1, "row", False))
+
+
+def test_convnext_layouts_are_prunable_and_match_the_oracle() -> None:
+    torch.manual_seed(0)
+    model = _ConvNeXtBlock().eval()
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.5, 1.5)
+        model.norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 3, 6, 6)
+    graph = DependencyGraph(model, x)
+    stem = graph.layer_groups("stem")[0]
+    assert stem.prunable, stem.reason  # layer scale, F.layer_norm and drop path follow it
+    roles = {(m.module, m.param): m.role for m in stem.members}
+    assert roles[("norm", "weight")] == "norm"
+    assert roles[("", "layer_scale")] == "embed"
+    assert graph.layer_groups("up")[0].prunable
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert hard.norm.normalized_shape == (4,)
+    assert hard.layer_scale.shape == (4, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _ConstantSizes(nn.Module):
+    """Sizes written as constants in forward: heads in a view, a hidden size in a reshape."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind, self.heads, self.hidden = kind, 2, 8
+        self.inp, self.qkv, self.out = nn.Linear(6, 8), nn.Linear(8, 24), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)  # [B, N, 8]
+        b, n, _ = h.shape
+        if self.kind == "hidden":  # torchvision ViT: x.reshape(n, self.hidden_dim, h * w)
+            return self.out(h.transpose(1, 2).reshape(b, self.hidden, n).transpose(1, 2))
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        a = (q @ k.transpose(-1, -2)).softmax(-1) @ v  # [B, heads, N, 4]
+        return self.out(a.transpose(1, 2).reshape(b, n, -1))
+
+
+@pytest.mark.parametrize("kind", ["heads", "hidden"])
+def test_constant_sizes_in_forward_freeze_their_channels(kind: str) -> None:
+    torch.manual_seed(0)
+    model = _ConstantSizes(kind).eval()
+    x = torch.randn(2, 5, 6)
+    graph = DependencyGraph(model, x)
+    frozen = graph.layer_groups("qkv" if kind == "heads" else "inp")[0]
+    assert not frozen.prunable
+    assert "constant of forward" in frozen.reason
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)  # the pruned model still runs
+    with torch.no_grad():
+        torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)

@@ -293,6 +293,10 @@ _ELEMENTWISE_FUNCS: set[Any] = {
     torch.neg,
     operator.neg,
 }
+# same-shape functions of optional packages, matched by qualified name (no import needed)
+_ELEMENTWISE_QUALNAMES = {
+    "torchvision.ops.stochastic_depth.stochastic_depth",  # per-sample drop: channels kept
+}
 _ELEMENTWISE_METHODS = {
     "relu",
     "sigmoid",
@@ -543,11 +547,14 @@ class DependencyGraph:
             if shape is None or len(shape) == 0:
                 return None
             module, name = _split_target(str(node.target))
-            label = self._fresh(shape[-1], len(shape) - 1)
+            # channels on the last non-singleton axis: a class token [1, 1, D] or a position
+            # embedding [1, N, D] on D, a per-channel scale [C, 1, 1] (ConvNeXt) on C
+            axis = max((i for i, n in enumerate(shape) if n != 1), default=len(shape) - 1)
+            label = self._fresh(shape[axis], axis)
             if not self._is_state(module, name):
                 self._freeze(label, f"{node.target}: a constant tensor of the trace")
                 return label
-            self._member(module, name, len(shape) - 1, "embed", "Parameter", label.slots)
+            self._member(module, name, axis, "embed", "Parameter", label.slots)
             return label
         if op == "output":
             self._freeze_args(labels, node, "model output")
@@ -792,11 +799,13 @@ class DependencyGraph:
             # [..., C, ...] -> [..., H, C/H, ...] (attention heads): the C/H channels of a head
             # become one unit; the label moves to the head axis
             k, d = heads
+            _check_requested_size(node, k)
             for h in range(len(label.slots) // d):
                 block = label.slots[h * d : (h + 1) * d]
                 for sl in block[1:]:
                     self._uf.union(block[0], sl)
             return _Label(k, label.slots[::d])
+        _check_requested_size(node, k)
         return _Label(k, [s for s in label.slots for _ in range(rep)])
 
     def _matmul(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -952,8 +961,10 @@ class DependencyGraph:
             return self._binary(node, labels, a[:2])
         if target in _POOL_FUNCS:
             return self._pool(node, labels, 1 if target.__name__.endswith("1d") else 2)
-        if target in _ELEMENTWISE_FUNCS:
+        if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:
             return self._passthrough(node, labels)
+        if target is _F.layer_norm:
+            return self._layer_norm_call(node, labels)
         if target is torch.matmul or target is operator.matmul:
             return self._matmul(node, labels)
         if target is torch.flatten or target is torch.reshape:
@@ -986,6 +997,47 @@ class DependencyGraph:
         if target in (getattr, len):  # shapes, dtypes, devices: no channels
             return None
         raise _Freeze(f"{_describe(node)}: unsupported function")
+
+    def _layer_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``F.layer_norm(x, normalized_shape, weight, bias, eps)`` called in a ``forward``
+        (e.g. torchvision's ``LayerNorm2d``, an ``nn.LayerNorm`` subclass that permutes
+        around the call). Over the channel axis it is the LayerNorm rule: only with affine
+        parameters owned by an ``nn.LayerNorm`` (whose ``normalized_shape`` the pruner
+        rewrites), which then become its normalization members."""
+        names = ("input", "normalized_shape", "weight", "bias", "eps")
+        args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
+        params = [p for p in (args.get("weight"), args.get("bias")) if isinstance(p, fx.Node)]
+        plabels = [labels.get(p) for p in params]
+        src = _shape(args["input"])
+        nd = len(args["normalized_shape"]) if isinstance(args["normalized_shape"], Sequence) else 0
+        if x is None or src is None or (nd and x.axis < len(src) - nd):
+            if any(isinstance(lab, _Label) for lab in plabels):
+                raise _Freeze(f"{_describe(node)}: parameters over untracked channels")
+            return x  # no channels, or channels not normalized over
+        owners = {_split_target(str(p.target))[0] for p in params if p.op == "get_attr"}
+        owner_name = next(iter(owners)) if len(owners) == 1 else ""
+        owner = self._modules.get(owner_name) if owner_name else None
+        if (
+            nd != 1
+            or x.axis != len(src) - 1
+            or not params
+            or len(params) != sum(p.op == "get_attr" for p in params)
+            or not isinstance(owner, nn.LayerNorm)
+        ):
+            raise _Freeze(
+                f"{_describe(node)}: layer_norm over channels outside an affine nn.LayerNorm "
+                "(its normalized_shape could not follow)"
+            )
+        for p, lab in zip(params, plabels, strict=True):
+            if not isinstance(lab, _Label) or not self._unify(x, lab):
+                raise _Freeze(f"{_describe(node)}: parameters do not match the channels")
+            module, pname = _split_target(str(p.target))
+            for m in self._members:  # the get_attr rule registered it as an embedding
+                if m.module == module and m.param == pname and m.slots == lab.slots:
+                    m.role, m.kind = "norm", type(owner).__name__
+        self._layernorms.add(owner_name)
+        return x
 
     def _pool(self, node: fx.Node, labels: dict[fx.Node, Any], n_spatial: int) -> Any:
         """A pooling op over the last ``n_spatial`` axes: per channel only when the channel
@@ -1266,6 +1318,33 @@ class _Freeze(Exception):
 
 def _kw(node: fx.Node) -> Any:
     return node.kwargs
+
+
+def _check_requested_size(node: fx.Node, axis: int) -> None:
+    """Freeze a view / reshape whose size on the channel axis is a constant of the traced code
+    (``x.view(B, N, self.heads, self.head_dim)``, ``x.reshape(n, self.hidden_dim, -1)``): the
+    pruned model runs that code again, so the constant would no longer match."""
+    if node.op == "call_method" and node.target in ("view", "reshape"):
+        sizes: Any = node.args[1:]
+    elif node.op == "call_function" and node.target is torch.reshape:
+        sizes = node.args[1:2] or (node.kwargs.get("shape"),)
+    else:
+        return  # flatten: no sizes
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = sizes[0]
+    out = _shape(node)
+    if out is None or len(sizes) != len(out):
+        return
+    size = sizes[axis]
+    if isinstance(size, int) and not isinstance(size, bool) and size != -1:
+        raise _Freeze(
+            f"{_describe(node)}: size {size} on the channel axis is a constant of forward "
+            "(e.g. a module attribute); it would not follow the pruning"
+        )
+
+
+def _qualname(target: Any) -> str:
+    return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
 
 
 def _describe(node: fx.Node) -> str:

@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .graph import DependencyGraph, Group
 from .hf_config import sync_hf_config
@@ -494,11 +496,15 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
 
 
 class MaskedLayerNorm(nn.Module):
-    """LayerNorm over the last axis whose statistics use only the kept channels (oracle use).
+    """An ``nn.LayerNorm`` (or a subclass with its own ``forward``, such as torchvision's
+    channels-first ``LayerNorm2d``) whose statistics use only the kept channels (oracle use).
+
+    The layer's own ``forward`` runs unchanged; its ``F.layer_norm`` call is replaced by one
+    that normalizes over the kept channels of the last axis and outputs 0 on the others.
 
     Args:
         layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine).
-        keep: ``[C]`` bool mask of kept channels; removed channels output 0.
+        keep: ``[C]`` bool mask of kept channels.
     """
 
     def __init__(self, layernorm: nn.LayerNorm, keep: torch.Tensor) -> None:
@@ -507,23 +513,38 @@ class MaskedLayerNorm(nn.Module):
         if not isinstance(keep, torch.Tensor):
             raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
         super().__init__()
-        self.eps = layernorm.eps
-        self.weight = layernorm.weight
-        self.bias = layernorm.bias
+        self.inner = layernorm
         self.register_buffer("keep", keep.clone())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: ``[..., C]`` -> ``[..., C]``."""
-        keep: Any = self.keep
-        k = keep.to(x.dtype)
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The layer's own forward (``[..., C]`` -> ``[..., C]`` for ``nn.LayerNorm``)."""
+        with _KeptChannelLayerNorm(self.keep):
+            return self.inner(*args, **kwargs)
+
+
+class _KeptChannelLayerNorm(TorchFunctionMode):
+    """Replaces ``F.layer_norm(x, (C,), weight, bias, eps)`` by its statistics over ``keep``."""
+
+    def __init__(self, keep: Any) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is not F.layer_norm:
+            return func(*args, **kwargs)
+        names = ("input", "normalized_shape", "weight", "bias", "eps")
+        a = {"weight": None, "bias": None, "eps": 1e-5, **dict(zip(names, args)), **kwargs}
+        x = a["input"]
+        k = self.keep.to(x.dtype)
         n = k.sum()
         mean = (x * k).sum(-1, keepdim=True) / n
         var = (((x - mean) * k) ** 2).sum(-1, keepdim=True) / n
-        y = (x - mean) / torch.sqrt(var + self.eps) * k
-        if self.weight is not None:
-            y = y * self.weight
-        if self.bias is not None:
-            y = y + self.bias
+        y = (x - mean) / torch.sqrt(var + a["eps"]) * k
+        if a["weight"] is not None:
+            y = y * a["weight"]
+        if a["bias"] is not None:
+            y = y + a["bias"]
         return y
 
 
