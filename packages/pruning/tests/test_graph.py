@@ -78,11 +78,52 @@ class _Grouped(nn.Module):
         return self.h(self.g(self.a(x)))
 
 
-def test_grouped_conv_channels_are_frozen() -> None:
-    graph = DependencyGraph(_Grouped(), torch.randn(2, 3, 5, 5))
-    a = graph.layer_groups("a")[0]
-    assert not a.prunable
-    assert "grouped" in a.reason
+class _ResNeXtBlock(nn.Module):
+    """A ResNeXt / RegNet bottleneck: 1x1 -> grouped 3x3 (groups=4) -> 1x1, residual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 1)
+        self.a, self.bn_a = nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16)
+        self.g, self.bn_g = nn.Conv2d(16, 24, 3, padding=1, groups=4), nn.BatchNorm2d(24)
+        self.c = nn.Conv2d(24, 8, 1)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        y = torch.relu(self.bn_g(self.g(torch.relu(self.bn_a(self.a(h))))))
+        return self.head(h + self.c(y))
+
+
+@pytest.mark.parametrize("model", [_Grouped(), _ResNeXtBlock()])
+def test_grouped_conv_prunes_the_same_local_channels_in_every_group(model) -> None:
+    torch.manual_seed(0)
+    model = model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.5, 0.5)
+    x = torch.randn(2, 3, 5, 5)
+    graph = DependencyGraph(model, x)
+    into = graph.layer_groups("a")[0]  # channels read by the grouped conv
+    assert into.prunable, into.reason
+    conv = model.g
+    d_in = conv.in_channels // conv.groups
+    assert into.size == d_in  # a unit is local channel j of every group
+    assert graph.layer_groups("g")[0].size == conv.out_channels // conv.groups
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert hard.g.groups == conv.groups
+    assert hard.g.in_channels == conv.in_channels // 2
+    assert hard.g.out_channels == conv.out_channels // 2
+    removed = plan.removed[into.index]
+    # the producer loses the same local channels from each group
+    lost = np.sort(graph.groups[into.index].members[0].positions.take(removed.numpy()))
+    assert np.array_equal(
+        lost, np.sort(np.add.outer(np.arange(conv.groups) * d_in, removed)).ravel()
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
 
 
 class _ChannelMix(nn.Module):

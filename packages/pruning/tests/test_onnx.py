@@ -51,6 +51,16 @@ def _run(model: "onnx.ModelProto", x: torch.Tensor) -> np.ndarray:
         lambda: ResNetStyle(widths=(8, 16, 16), blocks=1),
         lambda: MobileNetV2Style(expand=2),
         lambda: DenseNetStyle(growth=4, layers=2),
+        lambda: torch.nn.Sequential(  # grouped convolution (ResNeXt / RegNet)
+            torch.nn.Conv2d(3, 16, 1),
+            torch.nn.BatchNorm2d(16),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 24, 3, padding=1, groups=4),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(24, 8, 1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8 * 16 * 16, 10),
+        ),
     ],
 )
 def test_pruned_onnx_runs_and_matches_soft_oracle(ctor, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -558,3 +568,23 @@ def test_onnx_layouts_that_crashed_prune_to_a_working_model(case: str) -> None:
         model.opset_import[0].version = 11
     hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_grouped_convolution_units_are_local_channels_of_every_group() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 24, 3, padding=1, groups=4),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(24, 4, 1),
+    )
+    x = torch.randn(2, 3, 6, 6)
+    proto = _export(model, x)
+    sizes = [(g.size, g.prunable) for g in OnnxDependencyGraph(proto).groups]
+    assert sizes[:2] == [(4, True), (6, True)]  # 16 / 4 and 24 / 4 units
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    weights = {i.name: i.dims for i in hard.graph.initializer if len(i.dims) == 4}
+    assert sorted(tuple(d[:2]) for d in weights.values()) == [(4, 12), (8, 3), (12, 2)]

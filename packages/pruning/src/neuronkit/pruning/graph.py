@@ -371,6 +371,15 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _couple_blocks(uf: _UnionFind, slots: list[int], blocks: int) -> None:
+    """Unite slot ``j`` of each of ``blocks`` equal consecutive blocks of ``slots`` (the
+    channel groups of a grouped convolution, which must all keep the same local channels)."""
+    d = len(slots) // blocks
+    for b in range(1, blocks):
+        for j in range(d):
+            uf.union(slots[j], slots[b * d + j])
+
+
 def _roots(parent: list[int]) -> np.ndarray:
     """The union-find root of every slot (``find`` for all at once, by pointer jumping)."""
     p = np.asarray(parent, dtype=np.int64)
@@ -608,10 +617,7 @@ class DependencyGraph:
                     self._member(name, "bias", 0, "out", kind, x.slots)
                 return x
             if mod.groups > 1:
-                self._freeze(x, f"{name}: grouped convolution (groups={mod.groups})")
-                out = self._fresh(mod.out_channels, 1)
-                self._freeze(out, f"{name}: grouped convolution (groups={mod.groups})")
-                return out
+                return self._grouped_conv(name, mod, x)
             if x is not None:
                 if x.axis == 1 and len(x.slots) == mod.in_channels:
                     self._member(name, "weight", 1, "in", kind, x.slots)
@@ -700,6 +706,27 @@ class DependencyGraph:
         if isinstance(mod, nn.MultiheadAttention):
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
+
+    def _grouped_conv(
+        self, name: str, mod: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: _Label | None
+    ) -> _Label:
+        """A grouped convolution (``groups = G``, not depthwise): every group must keep the
+        same number of input and of output channels, so local channel ``j`` of each of the G
+        blocks is one unit (removed from every block at once, as Torch-Pruning does); the
+        weight ``[C_out, C_in / G, ...]`` loses local input column ``j``."""
+        kind, g = type(mod).__name__, mod.groups
+        if x is not None:
+            if x.axis != 1 or len(x.slots) != mod.in_channels:
+                self._freeze(x, f"{name}: input channels not on axis 1")
+            else:
+                _couple_blocks(self._uf, x.slots, g)
+                self._member(name, "weight", 1, "in", kind, x.slots[: len(x.slots) // g])
+        out = self._fresh(mod.out_channels, 1)
+        _couple_blocks(self._uf, out.slots, g)
+        self._member(name, "weight", 0, "out", kind, out.slots)
+        if mod.bias is not None:
+            self._member(name, "bias", 0, "out", kind, out.slots)
+        return out
 
     def _conv1d_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.Module

@@ -44,6 +44,7 @@ import numpy as np
 from .graph import (
     DependencyGraph,
     Group,
+    _couple_blocks,
     _head_split,
     _Label,
     _RawMember,
@@ -862,23 +863,24 @@ class OnnxDependencyGraph:
             o, i_per = self.init[w].shape[:2]
             groups = int(self._attr(node, "group", 1))
             b = self._param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            if groups > 1:
-                if x is None or groups != o or i_per != 1 or len(x.slots) != o:
-                    self._freeze(x, f"{node.name}: grouped convolution")
-                    out = _Label(1, self._uf.new(o))
-                    self._freeze(out, f"{node.name}: grouped convolution")
-                    return [out]
+            depthwise = groups > 1 and groups == o and i_per == 1
+            if depthwise and x is not None and x.axis == 1 and len(x.slots) == o:
                 self._member(w, 0, "out", op, x.slots)
                 if b:
                     self._member(b, 0, "out", op, x.slots)
                 self._depthwise.append((i, w))
                 return [x]
+            # grouped (as the torch route): local channel j of every group is one unit
             if x is not None:
-                if x.axis == 1 and len(x.slots) == i_per:
-                    self._member(w, 1, "in", op, x.slots)
+                if x.axis == 1 and len(x.slots) == i_per * groups and not depthwise:
+                    _couple_blocks(self._uf, x.slots, groups)
+                    self._member(w, 1, "in", op, x.slots[:i_per])
                 else:
                     self._freeze(x, f"{node.name}: input channels")
             out = _Label(1, self._uf.new(o))
+            _couple_blocks(self._uf, out.slots, groups)
+            if depthwise:  # its input channels are untracked: the output cannot follow them
+                self._freeze(out, f"{node.name}: depthwise convolution of untracked channels")
             self._member(w, 0, "out", op, out.slots)
             if b:
                 self._member(b, 0, "out", op, out.slots)
