@@ -231,3 +231,23 @@ def test_errors_inside_a_token_model_are_not_blamed_on_the_input_dtype() -> None
 
     with pytest.raises(RuntimeError, match="masked_fill"):  # not "inputs must have ... dtype"
         layer_activations(Buggy(), torch.randint(0, 5, (2, 4)), ["embed"])
+
+
+def test_an_in_place_op_after_the_layer_does_not_change_the_record() -> None:
+    torch.manual_seed(0)
+    # torchvision's ResNets: BatchNorm followed by ReLU(inplace=True)
+    model = nn.Sequential(
+        nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(inplace=True), nn.Linear(6, 2)
+    )
+    model.eval()
+    x = torch.randn(8, 4)
+    expected = model[1](model[0](x)).detach()
+    assert (expected < 0).any()
+    acts = layer_activations(model, x, ["1"])
+    torch.testing.assert_close(acts["1"], expected)
+    with LayerRecorder(model, "1", gradients=True, detach=False) as rec:
+        model(x).sum().backward()
+    torch.testing.assert_close(rec.activations["1"].detach(), expected)
+    # the gradient is with respect to the module's output (before the in-place ReLU)
+    grad = (expected > 0).float() * model[3].weight.sum(0)
+    torch.testing.assert_close(rec.gradients["1"], grad)

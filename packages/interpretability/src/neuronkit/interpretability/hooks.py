@@ -132,6 +132,8 @@ class LayerRecorder:
             of only the last one.
 
     For modules returning tuples (e.g. ``nn.LSTM``), the first tensor of the tuple is recorded.
+    The recorded output is a copy, so an in-place op later in the model (``ReLU(inplace=True)``)
+    does not change it; with ``detach=False`` the copy stays in the autograd graph.
 
     Attributes:
         activations: ``{layer: tensor}`` output of the most recent forward call.
@@ -184,9 +186,12 @@ class LayerRecorder:
             tensor = _first_tensor(output)
             if tensor is None:
                 return
-            self.activations[name] = tensor.detach() if self.detach else tensor
+            # a copy: a later in-place op (ReLU(inplace=True) after a BatchNorm, as in
+            # torchvision's ResNets) would overwrite the module's output in the stored tensor
+            value = (tensor.detach() if self.detach else tensor).clone()
+            self.activations[name] = value
             if self.accumulate:
-                self.history[name].append(tensor.detach())
+                self.history[name].append(value.detach())
             if self.record_gradients and tensor.requires_grad:
 
                 def grad_hook(grad: torch.Tensor) -> None:

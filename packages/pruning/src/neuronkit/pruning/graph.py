@@ -11,15 +11,16 @@ must be removed together (coupled channels). This module does the same on a ``to
   axis belongs to; shape-aware rules move labels through elementwise ops, residual adds
   (slot-wise union), concatenation and split (index mapping), flatten / reshape (channel x
   spatial expansion), permute / transpose, pooling, depthwise convolution (output = input
-  slots), normalization layers (BN / LN parameters follow their channel), and
+  slots), grouped convolution (local channel ``j`` of every group is one unit), normalization
+  layers (BN / LN parameters follow their channel), and
   ``nn.MultiheadAttention`` (input and output embedding channels coupled, heads kept whole);
 * consumers (Conv/Linear input columns, normalization parameters) attach to the slots they read.
 
 A *group* is a set of coupled channels: the slots tied together by one producer or by a
 residual union. Removing channel ``j`` of a group removes the matching slice of every member
-parameter. Anything the rules cannot map (an unknown op, a channel-mixing reshape, a grouped
-convolution, the model output) *freezes* the slots it touches, so the pruner may be
-conservative but never silently wrong. Models ``torch.fx`` cannot trace raise
+parameter. Anything the rules cannot map (an unknown op, a channel-mixing reshape, a channel
+size written as a constant in ``forward``, the model output) *freezes* the slots it touches, so
+the pruner may be conservative but never silently wrong. Models ``torch.fx`` cannot trace raise
 :class:`UntraceableModelError` naming the operation.
 
 Hugging Face transformer blocks (traced by :mod:`neuronkit.pruning.tracing`): HF ``Conv1D``
