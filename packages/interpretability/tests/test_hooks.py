@@ -251,3 +251,16 @@ def test_an_in_place_op_after_the_layer_does_not_change_the_record() -> None:
     # the gradient is with respect to the module's output (before the in-place ReLU)
     grad = (expected > 0).float() * model[3].weight.sum(0)
     torch.testing.assert_close(rec.gradients["1"], grad)
+
+
+def test_gradients_of_a_module_called_twice_are_those_of_the_recorded_call() -> None:
+    torch.manual_seed(0)
+    lin1, lin2, act = nn.Linear(4, 4), nn.Linear(4, 3), nn.Tanh()
+    model = nn.ModuleDict({"lin1": lin1, "lin2": lin2, "act": act})
+    x = torch.randn(5, 4)
+    with LayerRecorder(model, ["act", "lin2"], gradients=True) as rec:
+        first = act(lin1(x))
+        out = act(lin2(first))  # act is called twice; its second output is `out`
+        (out * torch.arange(1.0, 4.0)).sum().backward()
+    torch.testing.assert_close(rec.activations["act"], out.detach())
+    torch.testing.assert_close(rec.gradients["act"], torch.arange(1.0, 4.0).expand(5, 3))

@@ -187,3 +187,42 @@ def test_clamp_bounds_may_be_tensors_or_arrays() -> None:
     torch.testing.assert_close(
         pgd_attack(model, x, y, eps=0.1, n_steps=2, clamp=np.array([0.0, 1.0]), seed=0), ref
     )
+
+
+def _bn_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)
+    )
+
+
+def test_attacks_and_accuracy_run_in_eval_mode_and_restore_each_module_mode() -> None:
+    model, (x, y) = _bn_model(), _data(16)
+    model.train()
+    model[3].eval()  # mixed modes are restored module by module
+    bn_state = {k: v.clone() for k, v in model[1].state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    adv = pgd_attack(model, x, y, eps=0.1, n_steps=3)
+    accs = [accuracy(model, x, y, batch_size=b) for b in (16, 4, 1)]
+    for key, value in model[1].state_dict().items():  # running statistics untouched
+        torch.testing.assert_close(value, bn_state[key])
+    assert [m.training for m in model.modules()] == modes
+    model.eval()
+    assert accs == [accuracy(model, x, y)] * 3  # eval-mode answers, whatever the batch size
+    expected = pgd_attack(model, x, y, eps=0.1, n_steps=3)
+    torch.testing.assert_close(adv, expected)
+    model.train()
+    with pytest.raises(ValueError, match="labels"):  # raised inside the attack's forward loop
+        pgd_attack(model, x, torch.full_like(y, 7), eps=0.1)
+    assert all(m.training for m in model.modules())
+
+
+def test_training_a_batchnorm_model_skips_a_last_batch_of_one_example() -> None:
+    x, y = _data(9)
+    model = _bn_model()
+    losses = train_classifier(model, x, y, epochs=2, batch_size=4)  # batches 4, 4 (and 1)
+    assert len(losses) == 2
+    assert all(np.isfinite(losses))
+    assert int(model[1].num_batches_tracked) == 4
+    with pytest.raises(ValueError, match=r"batch_size.*BatchNorm"):
+        train_classifier(_bn_model(), x, y, epochs=1, batch_size=1)

@@ -676,7 +676,9 @@ def test_tau_a_equals_the_previous_algorithm_exactly(kinds, p) -> None:
     b = _rdm_rows(kinds[1], 2, p, seed=2)
     if kinds == ("few values", "few values"):
         b[1] = a[0] // 2  # ties shared with a: many pairs tied in both
-    np.testing.assert_array_equal(kendall_tau_a(a, b), _previous_tau_a(a, b))
+    # a [3, 3] stack of vectors is ambiguous with one square RDM: passed as squares
+    stack_a = rdm_to_square(a) if a.shape == (p, p) else a
+    np.testing.assert_array_equal(kendall_tau_a(stack_a, b), _previous_tau_a(a, b))
     if p <= 45:  # and the definition, with integer sign sums
         sa = np.sign(a[:, :, None] - a[:, None, :]).reshape(3, -1).astype(np.int64)
         sb = np.sign(b[:, :, None] - b[:, None, :]).reshape(2, -1).astype(np.int64)
@@ -819,3 +821,29 @@ def test_unsortable_condition_labels_are_named() -> None:
             conditions=[0, 1, 2, 3, 4] * 2,
             runs=[0] * 5 + [1, None, 1, 1, 1],
         )
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda r: compare_rdms(r, r), "a"),
+        (lambda r: kendall_tau_a(r, r), "a"),
+        (rank_transform, "rdms"),
+        (lambda r: geo_topological(r, 0.2, 0.8), "rdms"),
+        (geodesic, "rdms"),
+    ],
+)
+def test_a_near_square_rdm_whose_side_is_a_vector_length_is_ambiguous(call, name) -> None:
+    # 10 conditions: 10 = 5 * 4 / 2, so a rejected [10, 10] square could be 10 RDM vectors
+    square = rdm_to_square(np.random.default_rng(0).uniform(1, 2, 45))
+    square[np.diag_indices(10)] = 1e-2  # e.g. a float32 torch.cdist RDM
+    with pytest.raises(ValueError, match=rf"^{name} of shape \(10, 10\) is ambiguous.*diagonal"):
+        call(square)
+    skewed = rdm_to_square(np.random.default_rng(0).uniform(1, 2, 45))
+    skewed[0, 1] += 1e-3
+    with pytest.raises(ValueError, match=r"ambiguous.*M - M\^T.*symmetrize"):
+        call(skewed)
+    square[np.diag_indices(10)] = 0.0  # an exact square RDM is read as before
+    assert np.asarray(call(square)).shape in {(1, 1), (10, 10)}
+    stack = np.random.default_rng(1).uniform(1, 2, (3, 10))  # [k, 10] with k != 10: a stack
+    assert np.asarray(call(stack)).shape in {(3, 3), (3, 10)}

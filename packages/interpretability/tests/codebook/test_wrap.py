@@ -172,3 +172,44 @@ def test_in_place_ops_after_a_codebook_leave_its_records_alone() -> None:
     code = layer.codebook.detach()[2]
     expected = (code - layer._last_input.detach()).pow(2).sum(-1).mean()
     torch.testing.assert_close(layer.reconstruction_loss().detach(), expected)
+
+
+class _MhaNet(nn.Module):
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, 2, batch_first=True)
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attn(x, x, x)[0])
+
+
+@pytest.mark.parametrize("inputs", [(), ["attn.out_proj"]])
+def test_a_multihead_attention_out_proj_is_refused(inputs) -> None:
+    # nn.MultiheadAttention uses out_proj.weight functionally: a hook there never fires
+    with pytest.raises(ValueError, match=r"'attn.out_proj'.*never calls it.*'attn'"):
+        insert_codebooks(_MhaNet(), ["attn.out_proj"], num_codes=4, inputs=inputs)
+    cbm = insert_codebooks(_MhaNet(), ["attn"], num_codes=4)  # the attention's output works
+    with torch.no_grad(), cbm.record_codes() as rec:
+        cbm(torch.randn(2, 5, 8))
+    assert rec["attn"][0].shape == (2, 5, 1)
+
+
+def test_codebooks_take_the_train_or_eval_mode_of_their_module() -> None:
+    net = _Net().eval()
+    net.mlp.train()
+    cbm = insert_codebooks(net, ["attn", "mlp"], num_codes=8, replace_after_steps=1)
+    assert not cbm.training
+    assert not cbm.codebooks["attn"].training
+    assert cbm.codebooks["mlp"].training
+    assert not net.training  # the model's modes are left alone
+    assert net.mlp.training
+    cbm.remove()
+    net.mlp.eval()
+    cbm = insert_codebooks(net, ["mlp"], num_codes=8, replace_after_steps=1)
+    book = cbm.codebooks["mlp"].codebook.detach().clone()
+    ids = torch.randint(0, 5, (2, 6))
+    with torch.no_grad():  # eval-mode inference never replaces codes
+        first, second = cbm(ids), cbm(ids)
+    torch.testing.assert_close(cbm.codebooks["mlp"].codebook.detach(), book)
+    torch.testing.assert_close(first, second)

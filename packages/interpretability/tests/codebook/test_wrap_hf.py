@@ -113,3 +113,50 @@ def test_hf_attention_head_codebooks() -> None:
     torch.testing.assert_close(seen[0], expected.expand(2, 6, 16))
     with torch.no_grad(), cbm.disabled():
         torch.testing.assert_close(cbm(input_ids=ids).logits, before)
+
+
+def _bert() -> nn.Module:
+    cfg = transformers.BertConfig(
+        vocab_size=7,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(0)
+    return transformers.BertModel(cfg).eval()
+
+
+def test_bert_codebooks_sit_on_the_block_outputs_before_the_residual_and_norm() -> None:
+    model = _bert()
+    layer = "encoder.layer.0"
+    assert transformer_component_names(model, layers=[0]) == [
+        f"{layer}.attention.output.dense",
+        f"{layer}.output.dense",
+    ]
+    heads = transformer_component_names(model, ["attention_heads", "mlp"], layers=[0])
+    assert heads == [f"{layer}.attention.output.dense", f"{layer}.output.dense"]
+    ids = torch.randint(0, 7, (2, 6))
+    cbm = insert_hf_codebooks(model, num_codes=8, k=1)
+    mlp = f"{layer}.output.dense"
+    seen: dict[str, torch.Tensor] = {}
+    block = model.encoder.layer[0]
+    hooks = [
+        block.attention.register_forward_hook(lambda m, a, out: seen.update(residual=out[0])),
+        block.output.LayerNorm.register_forward_pre_hook(lambda m, a: seen.update(norm_in=a[0])),
+    ]
+    with torch.no_grad(), cbm.record_codes() as rec, cbm.force_codes({mlp: [3]}):
+        cbm(input_ids=ids)
+    for hook in hooks:
+        hook.remove()
+    assert rec[mlp][0].shape == (2, 6, 1)
+    # LayerNorm(mlp output + residual) sees the code itself plus the residual
+    code = cbm.codebooks[mlp].codebook.detach()[3]
+    torch.testing.assert_close(seen["norm_in"], code + seen["residual"])
+    cbm.remove()
+    insert_hf_codebooks(model, components=("attention_heads", "mlp"), num_codes=8).remove()
+    with pytest.raises(ValueError, match=r"attention\.output\.dense.*choose one"):
+        insert_hf_codebooks(model, components=("attention", "attention_heads"), num_codes=8)

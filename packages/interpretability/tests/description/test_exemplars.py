@@ -105,3 +105,30 @@ def test_bad_inputs() -> None:
         upsampled_masks(torch.zeros(2, 3, 3), torch.zeros(3), (6, 6))
     with pytest.raises(ValueError, match="activations"):
         activation_quantiles(torch.zeros(5), 0.5)
+
+
+class _ChannelsLast(nn.Module):
+    """``_Toy``'s ``feat`` with channels last: ``[N, h, w, U]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(2)
+        self.feat = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feat(self.pool(x).permute(0, 2, 3, 1))
+
+
+def test_exemplars_of_a_channels_last_layer() -> None:
+    x = torch.rand(20, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    ref = compute_exemplars(_Toy(), x, "feat", k=3, units=[2, 0])
+    for dim in (-1, 3):
+        got = compute_exemplars(_ChannelsLast(), x, "feat", k=3, units=[2, 0], dim=dim)
+        for field in ("units", "indices", "activations", "images", "masks", "thresholds"):
+            torch.testing.assert_close(getattr(got, field), getattr(ref, field))
+    with pytest.raises(ValueError, match=r"units must index the 3 channels .*along dim -1"):
+        compute_exemplars(_ChannelsLast(), x, "feat", k=3, units=[3], dim=-1)
+    with pytest.raises(ValueError, match=r"dim must be .*batch axis 0"):
+        compute_exemplars(_ChannelsLast(), x, "feat", dim=0)
+    with pytest.raises(ValueError, match=r"dim must be an axis .*4 dimensions"):
+        compute_exemplars(_ChannelsLast(), x, "feat", dim=-4)

@@ -167,3 +167,35 @@ def test_bad_inputs() -> None:
         channel("conv", -1)
     with pytest.raises(ValueError, match="inputs"):
         objective_values(model, torch.zeros(0, 1, 6, 6), class_logit(0))
+
+
+class _Permute(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1)
+
+
+def test_channel_objective_on_a_channels_last_layer() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        OrderedDict(
+            [
+                ("conv", nn.Conv2d(1, 4, 3, padding=1)),
+                ("nhwc", _Permute()),
+                ("last", nn.Linear(4, 5)),
+            ]
+        )
+    )
+    x = torch.rand(3, 1, 6, 6)
+    acts = model(x)  # [B, H, W, C] = [3, 6, 6, 5]
+    for dim in (-1, 3):
+        got = objective_values(model, x, channel("last", 4, dim=dim))
+        torch.testing.assert_close(got, acts[..., 4].mean((1, 2)))
+    assert "dim=-1" in repr(channel("last", 4, dim=-1))
+    with pytest.raises(ValueError, match=r"index must be a channel .*size 5 along dim -1"):
+        objective_values(model, x, channel("last", 5, dim=-1))
+    with pytest.raises(ValueError, match=r"dim must be an axis .*4 dimensions.*batch"):
+        objective_values(model, x, channel("last", 0, dim=4))
+    with pytest.raises(ValueError, match=r"dim must be .*batch axis 0, got 0"):
+        channel("last", 0, dim=0)
+    with pytest.raises(TypeError, match="dim must be an integer"):
+        channel("last", 0, dim=1.0)  # type: ignore[arg-type]

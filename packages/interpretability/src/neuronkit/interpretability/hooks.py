@@ -18,9 +18,10 @@ the batches, flattened to ``[N, features]`` if asked.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -39,6 +40,31 @@ def model_device(model: Any) -> torch.device:
         for tensor in itertools.chain(model.parameters(), model.buffers()):
             return tensor.device
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Every submodule of ``model`` in eval mode inside the block; each one's own training
+    flag is restored afterwards (also on an exception)."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def unit_axis(dim: Any, ndim: int | None = None, what: str = "the output") -> int:
+    """``dim`` checked as the unit (channel) axis of a batch-first ``[B, ...]`` output with
+    ``ndim`` dimensions: any axis but the batch axis, negative from the end. Returns it
+    non-negative (as given if ``ndim`` is ``None``: only its type and ``!= 0`` are checked)."""
+    check_number("dim", dim, integer=True)
+    dim = int(dim)
+    if dim == 0 or (ndim is not None and not -ndim < dim < ndim):
+        where = "" if ndim is None else f" of {what} ({ndim} dimensions)"
+        raise ValueError(f"dim must be an axis{where} other than the batch axis 0, got {dim}")
+    return dim if ndim is None else dim % ndim
 
 
 def _parameter_dtype(model: Any) -> torch.dtype | None:
@@ -132,6 +158,8 @@ class LayerRecorder:
             of only the last one.
 
     For modules returning tuples (e.g. ``nn.LSTM``), the first tensor of the tuple is recorded.
+    For a module called several times per forward pass (a shared ``ReLU``), ``activations``
+    and ``gradients`` are those of its last call.
     The recorded output is a copy, so an in-place op later in the model (``ReLU(inplace=True)``)
     does not change it; with ``detach=False`` the copy stays in the autograd graph.
 
@@ -174,6 +202,7 @@ class LayerRecorder:
         self.activations: dict[str, torch.Tensor] = {}
         self.gradients: dict[str, torch.Tensor] = {}
         self.history: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        self._calls = dict.fromkeys(names, 0)  # forward calls so far, per layer
         self._handles: list[Any] = []
 
     @property
@@ -190,12 +219,17 @@ class LayerRecorder:
             # torchvision's ResNets) would overwrite the module's output in the stored tensor
             value = (tensor.detach() if self.detach else tensor).clone()
             self.activations[name] = value
+            self._calls[name] += 1
+            call = self._calls[name]
             if self.accumulate:
                 self.history[name].append(value.detach())
             if self.record_gradients and tensor.requires_grad:
 
                 def grad_hook(grad: torch.Tensor) -> None:
-                    self.gradients[name] = grad.detach()
+                    # only the call whose output is in activations (backward reaches the
+                    # calls of a reused module last to first)
+                    if call == self._calls[name]:
+                        self.gradients[name] = grad.detach()
 
                 tensor.register_hook(grad_hook)
 

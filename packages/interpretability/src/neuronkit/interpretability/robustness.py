@@ -7,8 +7,10 @@
   training (each batch is replaced by its adversarial version before the update).
 * :func:`accuracy`: batched accuracy.
 
-Attacks take gradients with respect to the inputs only (``torch.autograd.grad``), never touch
-parameter ``.grad`` and leave the model's train/eval mode as it is.
+Attacks take gradients with respect to the inputs only (``torch.autograd.grad``) and never
+touch parameter ``.grad``. Attacks and :func:`accuracy` run the model with every submodule in
+eval mode (BatchNorm on its running statistics, which stay unchanged; no dropout) and restore
+each submodule's own train/eval flag afterwards.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from neuronkit.common import (
     check_type,
 )
 
-from .hooks import call_model
+from .hooks import call_model, eval_mode
 
 __all__ = ["accuracy", "fgsm_attack", "pgd_attack", "train_classifier"]
 
@@ -160,23 +162,24 @@ def pgd_attack(
         else:
             noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
             delta = _project(noise, eps, norm)
-    for step in range(n_steps):
-        adv = x + delta
-        if clamp is not None:
-            adv = adv.clamp(*clamp)
-        adv = adv.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = _logits(model, adv)
-            if step == 0:
-                _check_label_range(label_range, logits.shape[1])
-                if not logits.requires_grad:
-                    raise ValueError(
-                        "model returned logits detached from its input (no autograd graph); "
-                        "the attack needs gradients with respect to inputs"
-                    )
-            loss = F.cross_entropy(logits, labels, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, adv)
-        delta = _project(adv.detach() + _step(grad, step_size, norm) - x, eps, norm)
+    with eval_mode(model):
+        for step in range(n_steps):
+            adv = x + delta
+            if clamp is not None:
+                adv = adv.clamp(*clamp)
+            adv = adv.detach().requires_grad_(True)
+            with torch.enable_grad():
+                logits = _logits(model, adv)
+                if step == 0:
+                    _check_label_range(label_range, logits.shape[1])
+                    if not logits.requires_grad:
+                        raise ValueError(
+                            "model returned logits detached from its input (no autograd "
+                            "graph); the attack needs gradients with respect to inputs"
+                        )
+                loss = F.cross_entropy(logits, labels, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, adv)
+            delta = _project(adv.detach() + _step(grad, step_size, norm) - x, eps, norm)
     adv = x + delta
     if clamp is not None:
         adv = adv.clamp(*clamp)
@@ -198,7 +201,7 @@ def fgsm_attack(
 def accuracy(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024
 ) -> float:
-    """Fraction of ``inputs`` whose arg-max logit equals ``labels`` (no gradients).
+    """Fraction of ``inputs`` whose arg-max logit equals ``labels`` (no gradients, eval mode).
 
     ``labels`` must lie in ``[0, C)`` for the model's ``C`` classes (an out-of-range label
     raises ``ValueError`` instead of counting as a miss)."""
@@ -206,7 +209,7 @@ def accuracy(
     check_number("batch_size", batch_size, ge=1, integer=True)
     label_range = _label_range(labels)
     correct = 0
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, inputs.shape[0], batch_size):
             logits = _logits(model, inputs[start : start + batch_size])
             if start == 0:
@@ -235,12 +238,15 @@ def train_classifier(
         model: classifier returning logits (trained in place, left in train mode).
         inputs, labels: ``[N, ...]`` training data and ``[N]`` classes.
         epochs: passes over the data.
-        batch_size: examples per update.
+        batch_size: examples per update. A model with BatchNorm skips a last batch of one
+            example in each epoch (as ``DataLoader(drop_last=True)`` would): batch statistics
+            of one example are undefined.
         lr, optimizer, weight_decay, momentum: the optimizer: ``"adam"`` or ``"sgd"``, with
             ``torch.optim.Adam`` / ``torch.optim.SGD`` with their default betas, eps and
             dampening.
         adversary: ``adversary(model, x, y) -> x_adv`` applied to every batch before the
-            update (PGD adversarial training); ``None`` for standard training.
+            update (PGD adversarial training; :func:`pgd_attack` crafts it in eval mode);
+            ``None`` for standard training.
         seed: seeds the batch order (``[0, 2**64)``).
     """
     labels = _check_batch(model, inputs, labels)
@@ -265,11 +271,20 @@ def train_classifier(
     n = inputs.shape[0]
     history: list[float] = []
     model.train()
+    batch_norm = any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()
+    )
+    if batch_norm and min(n, batch_size) < 2:
+        raise ValueError(
+            "inputs and batch_size must give batches of >= 2 examples for a model with "
+            f"BatchNorm, got {n} input(s) and batch_size={batch_size}"
+        )
+    stop = n - 1 if batch_norm and n % batch_size == 1 else n  # no last batch of one
     label_range = _label_range(labels)
     for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).to(inputs.device)
         total = 0.0
-        for start in range(0, n, batch_size):
+        for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size]
             xb, yb = inputs[idx], labels[idx]
             if adversary is not None:
@@ -282,5 +297,5 @@ def train_classifier(
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
-        history.append(total / n)
+        history.append(total / stop)
     return history

@@ -114,14 +114,20 @@ def n_conditions(n_pairs: int) -> int:
     return n
 
 
-def _is_square_rdm(arr: np.ndarray, atol: float = 1e-8) -> bool:
-    """Square, symmetric, zero diagonal: the diagonal tolerance is relative to the largest
-    entry, as :func:`_check_square`'s (a Gram-formed RDM of large distances has a diagonal
-    that is zero only up to its rounding)."""
-    if not (arr.ndim == 2 and arr.shape[0] == arr.shape[1] and arr.shape[0] >= 2):
-        return False
+def _square_rdm_problem(arr: np.ndarray, atol: float = 1e-8) -> str | None:
+    """Why a square ``[n, n]`` matrix is not a square RDM (symmetric, zero diagonal), or
+    ``None`` if it is one. The diagonal tolerance is relative to the largest entry, as
+    :func:`_check_square`'s (a Gram-formed RDM of large distances has a diagonal that is zero
+    only up to its rounding)."""
     scale = max(1.0, float(np.abs(arr).max(initial=0.0)))
-    return bool(np.allclose(np.diag(arr), 0.0, atol=atol * scale)) and _symmetric(arr, atol, 1e-6)
+    diag = float(np.abs(np.diag(arr)).max(initial=0.0))
+    if diag > atol * scale:
+        return f"max |diagonal| {diag:.3g} exceeds the tolerance {atol * scale:.3g}"
+    if not _symmetric(arr, atol, 1e-6):
+        return (
+            f"max |M - M^T| {_max_asymmetry(arr):.3g} exceeds the tolerance {atol:.3g} + 1e-06 |M|"
+        )
+    return None
 
 
 def _check_square(name: str, arr: np.ndarray, atol: float) -> None:
@@ -188,15 +194,27 @@ def _as_vectors(name: str, rdms: Any) -> tuple[np.ndarray, str]:
     """``[k, n_pairs]`` stack and the input layout (``vector``, ``square``, ``stack``, ``squares``).
 
     A 2-D input is read as one square RDM if it is square, symmetric and has a zero diagonal,
-    and as a stack of RDM vectors otherwise.
+    and as a stack of RDM vectors otherwise. A square ``[m, m]`` that is not a square RDM but
+    whose side ``m = n (n - 1) / 2`` could be ``m`` RDM vectors is ambiguous: ``ValueError``.
     """
     arr = _as_float_array(name, rdms)
     if arr.ndim == 1:
         _check_length(name, arr.shape[0])
         return arr[None, :], "vector"
     if arr.ndim == 2:
-        if _is_square_rdm(arr):
-            return arr[_upper_mask(arr.shape[0])][None, :], "square"
+        m = arr.shape[0]
+        if m == arr.shape[1] and m >= 2:
+            problem = _square_rdm_problem(arr)
+            if problem is None:
+                return arr[_upper_mask(m)][None, :], "square"
+            if m >= 3 and _is_pair_count(m):
+                raise ValueError(
+                    f"{name} of shape {arr.shape} is ambiguous: not accepted as one square RDM "
+                    f"({problem}), but {m} = n(n-1)/2 for n = {n_conditions(m)}, so it could "
+                    f"be a stack of {m} RDM vectors. For one square RDM, zero its diagonal and "
+                    "symmetrize it (e.g. (d + d.T) / 2); for a stack of vectors, pass it as "
+                    "squares [k, n, n] (rdm_to_square) or in a shape that is not square"
+                )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} must hold at least one RDM, got shape {arr.shape}")
         _check_length(name, arr.shape[1], arr.shape)
@@ -207,9 +225,14 @@ def _as_vectors(name: str, rdms: Any) -> tuple[np.ndarray, str]:
     raise ValueError(f"{name} must have 1, 2 or 3 dimensions, got shape {arr.shape}")
 
 
-def _check_length(name: str, n_pairs: int, shape: tuple[int, ...] | None = None) -> None:
+def _is_pair_count(n_pairs: int) -> bool:
+    """Whether ``n_pairs = n (n - 1) / 2`` for some ``n >= 2`` (an RDM vector length)."""
     n = round((1 + math.sqrt(1 + 8 * n_pairs)) / 2) if n_pairs > 0 else 0
-    if n_pairs < 1 or n * (n - 1) // 2 != n_pairs:
+    return n_pairs >= 1 and n * (n - 1) // 2 == n_pairs
+
+
+def _check_length(name: str, n_pairs: int, shape: tuple[int, ...] | None = None) -> None:
+    if not _is_pair_count(n_pairs):
         got = f"shape {shape}" if shape is not None else f"length {n_pairs}"
         raise ValueError(
             f"{name} must be an RDM vector of length n(n-1)/2 (n >= 2 conditions), a square RDM "
@@ -1008,7 +1031,8 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
     Args:
         a, b: an RDM vector ``[P]``, a square RDM ``[n, n]`` (a 2-D input is read as one
             square RDM when it is square, symmetric and has a zero diagonal), a stack of vectors
-            ``[k, P]`` or of squares ``[k, n, n]``.
+            ``[k, P]`` or of squares ``[k, n, n]``. A square ``[m, m]`` that is not a square
+            RDM while ``m`` is a vector length ``n (n - 1) / 2`` is ambiguous and refused.
         method: ``"cosine"`` (rsatoolbox's default), ``"correlation"`` (Pearson; rsatoolbox
             ``"corr"``), ``"spearman"`` (Pearson on average ranks) or ``"kendall_tau_a"``
             (rsatoolbox ``"tau-a"``).

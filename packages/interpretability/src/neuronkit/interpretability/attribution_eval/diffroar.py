@@ -199,12 +199,7 @@ def roar_accuracy(
     model = trainer(x_train, train_labels)
     if not isinstance(model, nn.Module):
         raise TypeError(f"trainer must return an nn.Module, got {type(model).__name__}")
-    was_training = model.training
-    model.eval()
-    try:
-        return accuracy(model, x_test, test_labels)
-    finally:
-        model.train(was_training)
+    return accuracy(model, x_test, test_labels)  # in eval mode, each module's mode restored
 
 
 @dataclass(frozen=True)

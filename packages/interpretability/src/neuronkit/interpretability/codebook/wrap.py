@@ -119,6 +119,7 @@ class CodebookModel(nn.Module):
                 f"inputs must name modules with codebooks {list(codebooks)}, got {unknown}"
             )
         self.model = model
+        self.training = model.training  # this module's flag only; model and codebooks keep theirs
         self._names = list(codebooks)
         self._inputs = frozenset(inputs)
         self.layers = nn.ModuleDict({_key(n): layer for n, layer in codebooks.items()})
@@ -316,7 +317,12 @@ def insert_codebooks(
         seed: codebook ``i`` is seeded with ``seed + i``.
 
     Returns:
-        a :class:`CodebookModel` (hooks are already attached).
+        a :class:`CodebookModel` (hooks are already attached), in ``model``'s train/eval mode
+        and each codebook in that of its module.
+
+    Raises:
+        ValueError: a module is the ``out_proj`` of an ``nn.MultiheadAttention`` (never called
+            as a module, so a codebook on it would never run).
     """
     check_type("model", model, nn.Module)
     check_seed(seed)
@@ -347,6 +353,16 @@ def insert_codebooks(
     for i, (name, dim) in enumerate(items):
         check_type(f"modules[{i}]", name, str)
         module = get_layer(model, name)
+        parent, _, attr = name.rpartition(".")
+        if attr == "out_proj" and isinstance(
+            get_layer(model, parent) if parent else model, nn.MultiheadAttention
+        ):
+            raise ValueError(
+                f"modules: {name!r} is the out_proj of an nn.MultiheadAttention, which uses its "
+                "weight directly and never calls it, so a codebook there would never run; put "
+                f"it on the attention module {parent or 'model'!r} itself (its output) or on a "
+                "later layer"
+            )
         on_input = name in inputs
         if dim is not None:
             size: int | None = dim
@@ -370,7 +386,7 @@ def insert_codebooks(
             replace_after_steps=replace_after_steps,
             replace_rho=replace_rho,
             seed=seed + i,
-        )
+        ).train(module.training)  # an eval-mode model gets eval-mode codebooks
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     for layer in layers.values():
@@ -416,6 +432,16 @@ def _require_transformers() -> Any:
     return transformers
 
 
+def _post_norm_output(block: nn.Module | None) -> bool:
+    """Whether ``block`` is a post-norm output module (BERT's ``BertSelfOutput`` /
+    ``BertOutput``): a ``dense`` projection whose output is added to the residual and
+    layer-normalized inside the block."""
+    children = dict(block.named_children()) if block is not None else {}
+    return isinstance(children.get("dense"), nn.Linear) and any(
+        isinstance(c, nn.LayerNorm) for c in children.values()
+    )
+
+
 def transformer_component_names(
     model: nn.Module,
     components: Sequence[str] = ("attention", "mlp"),
@@ -429,6 +455,11 @@ def transformer_component_names(
     ``transformer.h`` of GPT-2 or ``gpt_neox.layers`` of GPT-NeoX). ``"attention_heads"``
     names the attention block's output projection (``dense``, ``c_proj``, ``o_proj``,
     ``out_proj``, ...), whose input is the concatenation of the heads' outputs.
+
+    Post-norm BERT-style layers (``attention``, ``intermediate``, ``output`` children) add the
+    residual and layer-normalize inside ``attention.output`` and ``output``, so there the
+    blocks' outputs before the residual are those of the dense projections:
+    ``"attention"`` names ``attention.output.dense`` and ``"mlp"`` names ``output.dense``.
 
     Args:
         model: a ``transformers.PreTrainedModel``.
@@ -489,11 +520,18 @@ def transformer_component_names(
                     "attn|attention" if block == "attention" else "mlp|ffn|feed_forward"
                 )
                 found = next((c for c in children if pattern.search(c)), None)
+            if found is None and block == "mlp" and "intermediate" in children:
+                found = "output.dense" if _post_norm_output(children.get("output")) else None
             if found is None:
                 raise ValueError(
                     f"model: layer {stack_name}.{idx} has no {block} block among its children "
-                    f"{list(children)}"
+                    f"{list(children)} (looked for {candidates}, or BERT-style 'intermediate' "
+                    "and 'output')"
                 )
+            if comp == "attention" and _post_norm_output(
+                dict(children[found].named_children()).get("output")
+            ):
+                found = f"{found}.output.dense"
             if comp == "attention_heads":
                 inner = dict(children[found].named_modules())
                 proj = next((c for c in _PROJECTION_NAMES if c in inner), None)
@@ -523,18 +561,27 @@ def insert_hf_codebooks(
     """Codebooks in the attention and/or MLP blocks of a Hugging Face transformers model.
 
     ``"attention"`` and ``"mlp"`` put one codebook (of size ``config.hidden_size``) on each
-    block's output, before it is added to the residual stream. ``"attention_heads"`` is the
-    paper's attention setup (the reference code's grouped codebooks at "attn_preproj"): the
-    concatenated head outputs entering the attention's output projection are snapped with one
-    codebook per head (``groups = config.num_attention_heads``, each of ``num_codes`` codes).
+    block's output, before it is added to the residual stream (for BERT-style post-norm
+    layers, on the dense output projections; see :func:`transformer_component_names`).
+    ``"attention_heads"`` is the paper's attention setup (the reference code's grouped
+    codebooks at "attn_preproj"): the concatenated head outputs entering the attention's
+    output projection are snapped with one codebook per head (``groups =
+    config.num_attention_heads``, each of ``num_codes`` codes).
     The TokFSM setting of the paper is ``components=("attention_heads", "mlp")``. See
     :func:`transformer_component_names` and :func:`insert_codebooks` for the arguments.
     """
     names = transformer_component_names(model, components, layers)
+    comps = [components] if isinstance(components, str) else list(components)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"components {comps} name the same modules twice for "
+            f"{type(model).__name__}: {twice[:4]} (in BERT-style layers 'attention' and "
+            "'attention_heads' are both on attention.output.dense); choose one"
+        )
     hidden = getattr(model.config, "hidden_size", None)
     if not isinstance(hidden, int):
         raise ValueError(f"model: config.hidden_size must be an int, got {hidden!r}")
-    comps = [components] if isinstance(components, str) else list(components)
     heads: dict[str, int] = {}
     dims: dict[str, int] = {}
     if "attention_heads" in comps:

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from neuronkit.common import check_finite, check_number, check_type
 
-from ..hooks import layer_activations
+from ..hooks import layer_activations, unit_axis
 
 __all__ = ["Exemplars", "activation_quantiles", "compute_exemplars", "upsampled_masks"]
 
@@ -33,7 +33,7 @@ class Exemplars:
     """Exemplar sets of ``U`` units (``k`` images each), from :func:`compute_exemplars`.
 
     Attributes:
-        units: ``[U]`` unit (channel) index in the layer.
+        units: ``[U]`` unit (channel) index in the layer, along its ``dim``.
         indices: ``[U, k]`` dataset index of each exemplar, by decreasing activation.
         activations: ``[U, k]`` the unit's max-pooled activation on each exemplar.
         images: ``[U, k, C, H, W]`` the exemplar images.
@@ -137,6 +137,7 @@ def compute_exemplars(
     k: int = 15,
     quantile: float = 0.99,
     batch_size: int | None = 256,
+    dim: int = 1,
 ) -> Exemplars:
     """Top-``k`` activating images of each unit of ``layer`` and their activation masks.
 
@@ -149,11 +150,13 @@ def compute_exemplars(
     Args:
         model: the network (its train/eval mode is left as is).
         inputs: ``[N, C, H, W]`` images (the dataset to search).
-        layer: name of the submodule whose output channels are the units.
+        layer: name of the submodule whose output channels are the units: ``[N, U]`` or
+            ``[N, U, h, w]`` with units on ``dim`` (e.g. ``[N, h, w, U]`` with ``dim=-1``).
         units: channel indices to describe (default: all).
         k: exemplars per unit (the paper: 15), ``<= N``.
         quantile: mask threshold quantile in ``(0, 1)`` (the paper: 0.99).
         batch_size: images per forward pass (``None``: all at once).
+        dim: the channel axis of the layer's output (default 1; ``-1`` for channels-last).
 
     Returns:
         :class:`Exemplars` with ``images [U, k, C, H, W]`` and ``masks [U, k, 1, H, W]``.
@@ -165,10 +168,13 @@ def compute_exemplars(
     check_number("k", k, ge=1, le=inputs.shape[0], integer=True)
     check_number("quantile", quantile, gt=0.0, lt=1.0)
     check_type("layer", layer, str)
+    unit_axis(dim)
     acts = layer_activations(model, inputs, layer, batch_size=batch_size, flatten=False)[layer]
+    shape = tuple(acts.shape)
+    acts = acts.movedim(unit_axis(dim, acts.ndim, f"layer {layer!r}'s output {shape}"), 1)
     if acts.ndim not in (2, 4) or acts.shape[0] != inputs.shape[0]:
         raise ValueError(
-            f"layer {layer!r} must output [N, U] or [N, U, h, w], got {tuple(acts.shape)}"
+            f"layer {layer!r} must output [N, U] or [N, U, h, w] (units on dim {dim}), got {shape}"
         )
     n_units = acts.shape[1]
     if units is None:
@@ -179,7 +185,8 @@ def compute_exemplars(
             raise ValueError(f"units must be a non-empty 1D list of indices, got {units!r:.80}")
         if unit_idx.min() < 0 or unit_idx.max() >= n_units:
             raise ValueError(
-                f"units must index the {n_units} channels of {layer!r}, got {unit_idx.tolist()}"
+                f"units must index the {n_units} channels of {layer!r} (along dim {dim}), "
+                f"got {unit_idx.tolist()}"
             )
     acts = acts[:, unit_idx].float()
     check_finite(f"activations of {layer!r}", acts)

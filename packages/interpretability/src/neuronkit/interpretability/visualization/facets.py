@@ -35,13 +35,12 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
-from ..hooks import layer_activations
+from ..hooks import eval_mode, layer_activations
 from .maximize import (
     ActivationMaximization,
     Objective,
     TransformFn,
     _check_model_objective,
-    _eval_mode,
     maximize_activation,
     objective_values,
 )
@@ -260,7 +259,7 @@ def discover_facets(
     else:
         idx, values = top_activating(model, inputs, objective, top_k, batch_size=batch_size)
     chosen = inputs[idx]
-    with _eval_mode(model):
+    with eval_mode(model):
         feats = layer_activations(model, chosen, layer, batch_size=batch_size)[layer]
     clustering = FacetClustering(
         n_facets,

@@ -40,7 +40,7 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type
 
-from ..hooks import LayerRecorder, get_layer, model_device
+from ..hooks import LayerRecorder, eval_mode, get_layer, model_device, unit_axis
 from .params import ImageParam, image_param
 from .regularizers import Regularizer
 from .transforms import Compose
@@ -175,28 +175,34 @@ def unit(layer: str | None, index: int | Sequence[int]) -> Objective:
     return Objective(fn, [layer], f"unit({_layer_label(layer)}, {idx if len(idx) > 1 else idx[0]})")
 
 
-def channel(layer: str | None, index: int) -> Objective:
+def channel(layer: str | None, index: int, *, dim: int = 1) -> Objective:
     """Mean activation of channel ``index`` of ``layer`` over its spatial positions.
 
-    For ``[B, C, ...]`` activations the mean runs over every dimension after ``C``; for
+    ``dim`` is the channel axis of the ``[B, ...]`` activation: ``1`` for ``[B, C, H, W]``
+    or ``[B, F]`` (the default), ``-1`` for channels-last ``[B, H, W, C]`` (ConvNeXt blocks)
+    or tokens ``[B, T, D]`` (ViT). The mean runs over every other non-batch dimension; for
     ``[B, F]`` it is the feature ``index`` itself.
     """
     if layer is not None:
         check_type("layer", layer, str)
     check_number("index", index, ge=0, integer=True)
+    unit_axis(dim)
     c = int(index)
 
     def fn(acts: Activations) -> torch.Tensor:
         a = acts[layer]
-        if a.ndim < 2 or c >= a.shape[1]:
+        shape = tuple(a.shape)
+        axis = unit_axis(dim, a.ndim, f"{_layer_label(layer)} of shape {shape}")
+        if c >= a.shape[axis]:
             raise ValueError(
-                f"index must be a channel of {_layer_label(layer)} (shape {tuple(a.shape)}), "
-                f"got {c}"
+                f"index must be a channel of {_layer_label(layer)} (size {a.shape[axis]} along "
+                f"dim {dim}, shape {shape}), got {c}"
             )
-        sel = a[:, c]
+        sel = a.select(axis, c)
         return sel.reshape(sel.shape[0], -1).mean(1)
 
-    return Objective(fn, [layer], f"channel({_layer_label(layer)}, {c})")
+    on = "" if dim == 1 else f", dim={dim}"
+    return Objective(fn, [layer], f"channel({_layer_label(layer)}, {c}{on})")
 
 
 def class_logit(index: int, layer: str | None = None) -> Objective:
@@ -262,17 +268,6 @@ def _forward(
     return objective(acts)
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-
-
 def _check_model_objective(model: nn.Module, objective: Objective) -> None:
     check_type("model", model, nn.Module)
     check_type("objective", objective, Objective)
@@ -302,7 +297,7 @@ def objective_values(
         raise ValueError(f"inputs must be a non-empty batch [N, ...], got {tuple(inputs.shape)}")
     check_number("batch_size", batch_size, ge=1, integer=True)
     values = []
-    with _eval_mode(model), torch.no_grad(), _recording(model, objective.layers) as rec:
+    with eval_mode(model), torch.no_grad(), _recording(model, objective.layers) as rec:
         for start in range(0, inputs.shape[0], batch_size):
             values.append(_forward(model, inputs[start : start + batch_size], rec, objective))
     return torch.cat(values).detach()
@@ -405,7 +400,7 @@ def maximize_activation(
     ]
     history: list[float] = []
     snapshots: list[tuple[int, torch.Tensor]] = []
-    with _eval_mode(model), _recording(model, objective.layers) as rec:
+    with eval_mode(model), _recording(model, objective.layers) as rec:
         with torch.no_grad():
             initial = _forward(model, image_module(), rec, objective).detach()
         for step in range(int(steps)):
