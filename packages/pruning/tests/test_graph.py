@@ -496,3 +496,63 @@ def test_constant_sizes_in_forward_freeze_their_channels(kind: str) -> None:
     hard, soft = prune(graph, plan), soft_prune(graph, plan)  # the pruned model still runs
     with torch.no_grad():
         torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _WidthLayerNorm(nn.LayerNorm):
+    """Calls F.layer_norm with its own width attribute, or with its bias only."""
+
+    def __init__(self, width: int, bias_only: bool) -> None:
+        super().__init__(width)
+        self.width, self.bias_only = width, bias_only
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias_only:
+            return nn.functional.layer_norm(x, self.normalized_shape, None, self.bias, self.eps)
+        return nn.functional.layer_norm(x, (self.width,), self.weight, self.bias, self.eps)
+
+
+class _NormLayouts(nn.Module):
+    """LayerNorm uses the pruner cannot follow (frozen) or must keep working in the oracle."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.a, self.b = nn.Linear(6, 8), nn.Linear(8, 3)
+        self.ln = (
+            _WidthLayerNorm(8, kind == "bias_only")
+            if "only" in kind or kind == "width"
+            else nn.LayerNorm(8)
+        )
+        self.tok = nn.Parameter(torch.randn(1, 1, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)  # [B, T, 8]
+        if self.kind == "parent_call":  # the parent calls F.layer_norm with the layer's weights
+            ln = self.ln
+            return self.b(nn.functional.layer_norm(h, ln.normalized_shape, ln.weight, ln.bias))
+        if self.kind == "reads_bias":  # the model reads the LayerNorm's bias elsewhere
+            return self.b(self.ln(h) + self.ln.bias)
+        if self.kind == "keyword_view":
+            return self.b(h.reshape(shape=(h.shape[0] * h.shape[1], 8)))
+        if self.kind == "expand":
+            return self.b(torch.cat([self.tok.expand(h.shape[0], 1, 8), h], 1))
+        return self.b(self.ln(h))
+
+
+@pytest.mark.parametrize(
+    "kind", ["width", "bias_only", "parent_call", "reads_bias", "keyword_view", "expand"]
+)
+def test_layouts_the_rules_cannot_follow_freeze_and_the_oracle_runs(kind: str) -> None:
+    torch.manual_seed(0)
+    model = _NormLayouts(kind).eval()
+    with torch.no_grad():
+        model.ln.bias.normal_()
+    x = torch.randn(2, 5, 6)
+    graph = DependencyGraph(model, x)
+    group = graph.layer_groups("a")[0]
+    assert group.prunable == (kind == "reads_bias"), group.reason
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    for inputs in (x, torch.randn(3, 4, 6)):
+        with torch.no_grad():
+            torch.testing.assert_close(hard(inputs), soft(inputs), atol=1e-6, rtol=0)

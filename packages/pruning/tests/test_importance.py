@@ -121,3 +121,20 @@ def test_synflow_takes_absolute_values_of_bn_statistics_too() -> None:
         return torch.cat(list(SynFlowImportance()(graph).values()))
 
     torch.testing.assert_close(scores(1.0), scores(-1.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_l2_scores_of_half_precision_weights_do_not_overflow(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).to(dtype)
+    with torch.no_grad():
+        model[0].weight[3] = 300.0  # squares above float16's largest value (65504)
+    graph = DependencyGraph(model, torch.randn(2, 4, dtype=dtype))
+    group = graph.layer_groups("0")[0]
+    scores = MagnitudeImportance(p=2)(graph)[group.index]
+    assert torch.isfinite(scores).all()
+    assert int(scores.argmax()) == 3
+    expected = model[0].weight.double().pow(2).sum(1) + model[0].bias.double().pow(2)
+    expected = (expected + model[2].weight.double().pow(2).sum(0)) / 3  # mean over 3 members
+    # the same up to the group normalization
+    torch.testing.assert_close(scores / scores.sum(), expected / expected.sum(), rtol=1e-9, atol=0)

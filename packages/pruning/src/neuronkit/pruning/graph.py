@@ -583,6 +583,8 @@ class DependencyGraph:
 
     def _in(self, node: fx.Node, labels: dict[fx.Node, Any], i: int = 0) -> Any:
         arg = node.args[i] if len(node.args) > i else None
+        if arg is None and i == 0:  # torch.reshape(input=x, shape=...)
+            arg = node.kwargs.get("input")
         return labels.get(arg) if isinstance(arg, fx.Node) else None
 
     def _passthrough(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -1049,13 +1051,16 @@ class DependencyGraph:
         if (
             nd != 1
             or x.axis != len(src) - 1
-            or not params
-            or len(params) != sum(p.op == "get_attr" for p in params)
             or not isinstance(owner, nn.LayerNorm)
+            or type(owner).forward is nn.LayerNorm.forward  # called from outside the layer
+            or args.get("weight") is None  # the pruner sizes normalized_shape by the weight
+            or len(params) != sum(p.op == "get_attr" for p in params)
+            or tuple(args["normalized_shape"]) != tuple(owner.normalized_shape)
+            or _holds_size(owner, len(x.slots))
         ):
             raise _Freeze(
                 f"{_describe(node)}: layer_norm over channels outside an affine nn.LayerNorm "
-                "(its normalized_shape could not follow)"
+                "subclass's own normalized_shape (it could not follow the pruning)"
             )
         for p, lab in zip(params, plabels, strict=True):
             if not isinstance(lab, _Label) or not self._unify(x, lab):
@@ -1114,8 +1119,11 @@ class DependencyGraph:
             return self._matmul(node, labels)
         if name in ("view", "reshape", "flatten"):
             return self._reshape(node, labels)
-        if name in ("expand", "expand_as", "repeat") and name != "repeat":
-            return self._passthrough(node, labels)
+        if name in ("expand", "expand_as"):
+            label = self._passthrough(node, labels)
+            if label is not None:
+                _check_requested_size(node, label.axis)
+            return label
         if name == "transpose":
             return self._transpose(node, labels, a[1], a[2])
         if name == "permute":
@@ -1349,15 +1357,16 @@ def _kw(node: fx.Node) -> Any:
 
 
 def _check_requested_size(node: fx.Node, axis: int) -> None:
-    """Freeze a view / reshape whose size on the channel axis is a constant of the traced code
-    (``x.view(B, N, self.heads, self.head_dim)``, ``x.reshape(n, self.hidden_dim, -1)``): the
-    pruned model runs that code again, so the constant would no longer match."""
-    if node.op == "call_method" and node.target in ("view", "reshape"):
-        sizes: Any = node.args[1:]
+    """Freeze a view / reshape / expand whose size on the channel axis is a constant of the
+    traced code (``x.view(B, N, self.heads, self.head_dim)``, ``x.reshape(n, self.hidden_dim,
+    -1)``, ``token.expand(B, 1, 768)``): the pruned model runs that code again, so the constant
+    would no longer match."""
+    if node.op == "call_method" and node.target in ("view", "reshape", "expand"):
+        sizes: Any = node.args[1:] or (node.kwargs.get("size", node.kwargs.get("shape")),)
     elif node.op == "call_function" and node.target is torch.reshape:
         sizes = node.args[1:2] or (node.kwargs.get("shape"),)
     else:
-        return  # flatten: no sizes
+        return  # flatten, expand_as: no sizes
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = sizes[0]
     out = _shape(node)
@@ -1369,6 +1378,20 @@ def _check_requested_size(node: fx.Node, axis: int) -> None:
             f"{_describe(node)}: size {size} on the channel axis is a constant of forward "
             "(e.g. a module attribute); it would not follow the pruning"
         )
+
+
+def _holds_size(module: nn.Module, size: int) -> bool:
+    """Whether ``module`` keeps ``size`` in an attribute other than ``normalized_shape`` (a
+    width its ``forward`` may pass to ``F.layer_norm`` instead, which the pruner cannot
+    rewrite)."""
+    for key, value in vars(module).items():
+        if key == "normalized_shape" or key.startswith("_"):
+            continue
+        if value == size and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if isinstance(value, (tuple, list)) and size in value:
+            return True
+    return False
 
 
 def _qualname(target: Any) -> str:

@@ -217,13 +217,10 @@ class MagnitudeImportance(GroupImportance):
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
         # detached first: the same values without recording autograd nodes for the scores
         t = self.tensor(graph, member).detach()
-        if self.p == 1:
-            t = t.abs()
-        elif t.dtype in (torch.float32, torch.float64):
-            t = t * t  # what torch.pow computes for the exponent 2 (same bits), minus overhead
-        else:
-            t = t.abs() ** 2
-        return _reduce_other_dims(t, member.dim)
+        if t.dtype not in (torch.float32, torch.float64):
+            t = t.double()  # float16 squares overflow above 256; bfloat16 loses digits
+        # t * t: what torch.pow computes for the exponent 2 (same bits), minus overhead
+        return _reduce_other_dims(t.abs() if self.p == 1 else t * t, member.dim)
 
 
 class _GradientImportance(GroupImportance):

@@ -521,6 +521,16 @@ class MaskedLayerNorm(nn.Module):
         with _KeptChannelLayerNorm(self.keep):
             return self.inner(*args, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped layer's attributes (``weight``, ``bias``, ``eps``...), for code that
+        reads them."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "inner":
+                raise
+            return getattr(self.inner, name)
+
 
 class _KeptChannelLayerNorm(TorchFunctionMode):
     """Replaces ``F.layer_norm(x, (C,), weight, bias, eps)`` by its statistics over ``keep``."""
