@@ -1031,9 +1031,11 @@ class DependencyGraph:
     def _layer_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.layer_norm(x, normalized_shape, weight, bias, eps)`` called in a ``forward``
         (e.g. torchvision's ``LayerNorm2d``, an ``nn.LayerNorm`` subclass that permutes
-        around the call). Over the channel axis it is the LayerNorm rule: only with affine
-        parameters owned by an ``nn.LayerNorm`` (whose ``normalized_shape`` the pruner
-        rewrites), which then become its normalization members."""
+        around the call). Over the channel axis it is the LayerNorm rule, but only for an
+        ``nn.LayerNorm`` subclass calling it from its own ``forward`` with its weight and its
+        own ``normalized_shape`` (which the pruner rewrites from the weight) and holding no
+        other attribute equal to the width; its parameters become normalization members.
+        Anything else over the channels freezes them."""
         names = ("input", "normalized_shape", "weight", "bias", "eps")
         args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
         x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
