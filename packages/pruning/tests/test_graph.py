@@ -556,3 +556,26 @@ def test_layouts_the_rules_cannot_follow_freeze_and_the_oracle_runs(kind: str) -
     for inputs in (x, torch.randn(3, 4, 6)):
         with torch.no_grad():
             torch.testing.assert_close(hard(inputs), soft(inputs), atol=1e-6, rtol=0)
+
+
+class _KeywordOperands(nn.Module):
+    """torch.add(input=..., other=...): operands the binary rule does not read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(4, 8), nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(torch.add(input=self.a(x), other=self.b(x)))
+
+
+def test_channels_a_rule_loses_track_of_are_frozen_not_dropped() -> None:
+    model = _KeywordOperands().eval()
+    x = torch.randn(2, 4)
+    graph = DependencyGraph(model, x)
+    a = graph.layer_groups("a")[0]
+    assert not a.prunable
+    assert "untracked output" in a.reason
+    plan = plan_pruning(graph, "l2", 0.5)
+    with torch.no_grad():  # before, `a` and `b` were pruned and `c` kept 8 inputs: a crash
+        torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))

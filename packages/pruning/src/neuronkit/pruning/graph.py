@@ -495,6 +495,10 @@ class DependencyGraph:
         for node in self._graph.nodes:
             try:
                 labels[node] = self._rule(node, labels)
+                if labels[node] is None and not _reads_shape_only(node):
+                    # a rule that lost track of channels it was given (an input passed by a
+                    # keyword it does not read): freeze them rather than let them vanish
+                    self._freeze_args(labels, node, f"{_describe(node)}: untracked output")
             except _Freeze as fz:
                 self._freeze_args(labels, node, fz.reason)
                 labels[node] = None
@@ -1380,6 +1384,18 @@ def _check_requested_size(node: fx.Node, axis: int) -> None:
             f"{_describe(node)}: size {size} on the channel axis is a constant of forward "
             "(e.g. a module attribute); it would not follow the pruning"
         )
+
+
+def _reads_shape_only(node: fx.Node) -> bool:
+    """Nodes whose output carries no channels even when their inputs do: shapes, sizes,
+    dtypes and devices (and functions marked ``nk_shape_only``); placeholders and the
+    output (which freezes its inputs itself)."""
+    if node.op in ("placeholder", "get_attr", "output"):
+        return True
+    if node.op == "call_method":
+        return node.target in ("size", "dim", "numel")
+    target = node.target
+    return target in (getattr, len) or bool(getattr(target, "nk_shape_only", False))
 
 
 def _holds_size(module: nn.Module, size: int) -> bool:
