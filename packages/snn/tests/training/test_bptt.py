@@ -38,6 +38,36 @@ def test_step_sequential_matches_multistep_lif() -> None:
     assert net.num_states == 1
 
 
+class _Residual(nn.Module):
+    """A SEW-style block with its own forward and no step method."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.lif = nn.Conv2d(2, 2, 3, padding=1), LIF(tau=2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.lif(self.conv(x))
+
+
+def test_step_sequential_steps_neurons_inside_nested_sequentials() -> None:
+    torch.manual_seed(0)
+    conv, lif, head = nn.Conv2d(1, 2, 3, padding=1), LIF(tau=2.0), nn.Linear(2 * 5 * 5, 3)
+    nested = StepSequential(nn.Sequential(conv, lif), nn.Flatten(), head)
+    flat = StepSequential(conv, lif, nn.Flatten(), head)
+    assert nested.num_states == 1
+    x = torch.rand(4, 3, 1, 5, 5) * 3  # [T, B, C, H, W]
+    s_nested = s_flat = None
+    for t in range(4):
+        out_nested, s_nested = nested(x[t], s_nested)
+        out_flat, s_flat = flat(x[t], s_flat)
+        torch.testing.assert_close(out_nested, out_flat)
+    # the given structure is kept (state dicts load as before)
+    keys = ["layers.0.0.weight", "layers.0.0.bias", "layers.2.weight", "layers.2.bias"]
+    assert list(nested.state_dict()) == keys
+    with pytest.raises(ValueError, match=r"layers\[0\] \(_Residual\).*step"):
+        StepSequential(_Residual(), nn.Flatten())
+
+
 def test_step_sequential_bad_inputs() -> None:
     with pytest.raises(ValueError, match="layers"):
         StepSequential()

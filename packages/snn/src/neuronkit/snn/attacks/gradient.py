@@ -10,7 +10,9 @@ Inputs are either time-major ``x: [T, B, ...]`` fed to the model as they are (``
 static ``x: [B, ...]`` with ``T`` steps of direct encoding (the same frame every step; the
 perturbation is on the static input). The model maps ``[T, B, ...]`` to outputs ``[T, B, K]``
 (averaged over time into logits, as in the authors' code) or directly to logits ``[B, K]``.
-The model's mode and parameters are left untouched (only the input gets a gradient).
+The model's mode and parameters are left untouched (only the input gets a gradient); call
+``model.eval()`` first: a BatchNorm in training mode would use batch statistics and update
+its running statistics during the attack.
 """
 
 from __future__ import annotations

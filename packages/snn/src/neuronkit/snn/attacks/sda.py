@@ -219,7 +219,9 @@ def sda(
             one; the global RNG if neither is given).
 
     Returns:
-        :class:`SDAResult`; ``x`` is not modified and neither is the model.
+        :class:`SDAResult`; ``x`` is not modified and neither are the model's parameters
+        (call ``model.eval()`` first: in training mode a BatchNorm updates its running
+        statistics, and candidates scored in one batch would share batch statistics).
     """
     _check_model(model)
     batch = _check_inputs(x, y, None)

@@ -69,6 +69,11 @@ class StepSequential(nn.Module):
     ``forward(x_t [B, ...], state=None) -> (out_t [B, ...], state)`` where ``state`` is a tuple
     with one entry per neuron module, in order (``None`` starts every neuron at rest).
 
+    Layers inside a nested ``nn.Sequential`` are stepped in order too. Any other module that
+    holds neuron modules (a residual block with its own ``forward``) must have a ``step(x_t,
+    state) -> (out_t, state)`` method; otherwise it is refused (its neurons would read the
+    batch axis as time).
+
     >>> from neuronkit.snn import LIF
     >>> net = StepSequential(nn.Linear(4, 8), LIF(), nn.Linear(8, 3))
     >>> out, state = net(torch.rand(2, 4))
@@ -80,10 +85,13 @@ class StepSequential(nn.Module):
         super().__init__()
         if not layers:
             raise ValueError("layers must hold at least one module, got none")
+        steps: list[nn.Module] = []
         for i, layer in enumerate(layers):
             check_type(f"layers[{i}]", layer, nn.Module)
+            steps.extend(_step_order(layer, f"layers[{i}]"))
         self.layers = nn.ModuleList(layers)
-        self._stateful = [callable(getattr(layer, "step", None)) for layer in layers]
+        self._steps = steps  # nested nn.Sequential flattened (not registered twice)
+        self._stateful = [_steps_itself(layer) for layer in steps]
 
     @property
     def num_states(self) -> int:
@@ -105,7 +113,7 @@ class StepSequential(nn.Module):
         new: list[Any] = []
         h = x
         i = 0
-        for layer, stateful in zip(self.layers, self._stateful):
+        for layer, stateful in zip(self._steps, self._stateful):
             if stateful:
                 h, s = getattr(layer, "step")(h, state[i])  # noqa: B009
                 new.append(s)
@@ -113,6 +121,28 @@ class StepSequential(nn.Module):
             else:
                 h = layer(h)
         return h, tuple(new)
+
+
+def _steps_itself(module: nn.Module) -> bool:
+    return callable(getattr(module, "step", None))
+
+
+def _step_order(layer: nn.Module, name: str) -> list[nn.Module]:
+    """``layer`` as the modules :class:`StepSequential` calls in order: a nested
+    ``nn.Sequential`` is flattened; a module that holds neurons without a ``step`` is refused."""
+    if _steps_itself(layer):
+        return [layer]
+    if isinstance(layer, nn.Sequential):
+        return [m for j, sub in enumerate(layer) for m in _step_order(sub, f"{name}[{j}]")]
+    inner = [n for n, m in layer.named_modules() if n and _steps_itself(m)]
+    if inner:
+        raise ValueError(
+            f"{name} ({type(layer).__name__}) holds neuron modules {inner[:3]} but has no "
+            "step(x_t, state) -> (out_t, state) method, so StepSequential cannot run it one "
+            "time step at a time (its neurons would read the batch axis as time); pass its "
+            "layers flat, or give it a step method"
+        )
+    return [layer]
 
 
 def detach_state(state: Any) -> Any:

@@ -570,7 +570,9 @@ def ann_to_snn(
     eval-mode statistics); every ``nn.ReLU`` becomes an :class:`IIRLIF` with leak ``leak``
     and threshold = the ``percentile``-th percentile of that ReLU's input (the folded
     pre-activation) over ``x_calib: [N, ...]`` (if it is not positive, the largest
-    pre-activation; 1 if none is positive); other layers are wrapped in
+    pre-activation; 1 if none is positive), and the next conv/linear layer's weights are
+    multiplied by that threshold (a unit spike stands for one threshold of activation, so
+    every layer receives the ANN's current: Rueckauer et al. 2017); other layers are wrapped in
     :class:`~neuronkit.snn.TimeDistributed`; the final ``nn.Linear`` (after the last ReLU)
     becomes the :class:`AccumulatedReadout`. Supported layers: Conv1d/2d, Linear,
     BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout. The
@@ -627,6 +629,17 @@ def ann_to_snn(
         m.eval()
         h = m(h)
         m.train(was)
+    # a unit spike of neuron layer j stands for thresholds[j] of activation: the next
+    # conv/linear layer's weights carry that factor, so its input current is in the ANN's
+    # units and its own threshold applies (Rueckauer et al. 2017's weight normalization)
+    scale = None
+    with torch.no_grad():
+        for j, m in enumerate(folded):
+            if isinstance(m, nn.ReLU):
+                scale = thresholds[j]
+            elif isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and scale is not None:
+                m.weight.mul_(scale)
+                scale = None
     device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
     snn: list[nn.Module] = []
     for j, m in enumerate(folded):
