@@ -66,6 +66,10 @@ def test_bad_inputs(loss: object, data: tuple) -> None:
         f(spikes, torch.tensor([0, 1, 2, 3]))  # type: ignore[operator]
     with pytest.raises(TypeError, match="target must be Tensor"):
         f(spikes, [0, 1, 2, 0])  # type: ignore[operator]
+    # a batch-first input run as [T, B, ...]: the outputs' time axis holds the batch
+    swapped = torch.rand(B, T, C)
+    with pytest.raises(ValueError, match=r"batch-first \[B, T, \.\.\.\]\? Pass it as \[T, B"):
+        f(swapped, y)  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("loss", [spike_count_ce, mean_membrane_ce, tet_ce, spike_count_mse])

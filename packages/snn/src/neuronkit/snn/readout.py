@@ -38,9 +38,17 @@ def _check(out: Any, target: Any, name: str = "out") -> None:
     check_finite(name, out)
     check_type("target", target, Tensor)
     if target.dtype != torch.long or target.ndim != 1 or target.shape[0] != out.shape[1]:
+        # the usual cause of a batch mismatch: batch-first input [B, T, ...] run as [T, B, ...]
+        hint = (
+            f"; {name} has {out.shape[0]} time steps, the batch size of target: was the "
+            "network's input batch-first [B, T, ...]? Pass it as [T, B, ...] "
+            "(x.transpose(0, 1))"
+            if target.ndim == 1 and target.shape[0] == out.shape[0] != out.shape[1]
+            else ""
+        )
         raise ValueError(
             f"target must be an int64 tensor of shape [B] = [{out.shape[1]}] (class indices), "
-            f"got dtype {target.dtype} and shape {tuple(target.shape)}"
+            f"got dtype {target.dtype} and shape {tuple(target.shape)}{hint}"
         )
     if target.numel() and (target.min() < 0 or target.max() >= out.shape[2]):
         raise ValueError(
