@@ -987,8 +987,6 @@ class DependencyGraph:
 
     def _function_rule(self, node: fx.Node, labels: dict[fx.Node, Any], target: Any) -> Any:
         a: Any = node.args
-        if getattr(target, "nk_shape_only", False):
-            return None  # reads only the shapes of its inputs (e.g. an attention-mask builder)
         if target is operator.getitem:
             return self._getitem(node, labels)
         if target in _BINARY_FUNCS:
@@ -1028,7 +1026,7 @@ class DependencyGraph:
             return x
         if target is getattr and a[1] in ("T", "mT", "H", "mH") and self._in(node, labels):
             raise _Freeze(f"{_describe(node)}: a transposed view of channels (.{a[1]})")
-        if target in (getattr, len):  # shapes, dtypes, devices: no channels
+        if _reads_shape_only(node):
             return None
         raise _Freeze(f"{_describe(node)}: unsupported function")
 
@@ -1115,7 +1113,7 @@ class DependencyGraph:
     def _method_rule(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         name = str(node.target)
         a: Any = node.args
-        if name in ("size", "dim", "numel"):
+        if _reads_shape_only(node):
             return None
         if name in _ELEMENTWISE_METHODS:
             return self._passthrough(node, labels)
@@ -1388,8 +1386,8 @@ def _check_requested_size(node: fx.Node, axis: int) -> None:
 
 def _reads_shape_only(node: fx.Node) -> bool:
     """Nodes whose output carries no channels even when their inputs do: shapes, sizes,
-    dtypes and devices (and functions marked ``nk_shape_only``); placeholders and the
-    output (which freezes its inputs itself)."""
+    dtypes and devices, functions marked ``nk_shape_only`` (e.g. an attention-mask builder);
+    placeholders and the output (which freezes its inputs itself)."""
     if node.op in ("placeholder", "get_attr", "output"):
         return True
     if node.op == "call_method":

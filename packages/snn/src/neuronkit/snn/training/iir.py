@@ -629,24 +629,22 @@ def ann_to_snn(
         m.eval()
         h = m(h)
         m.train(was)
-    # a unit spike of neuron layer j stands for thresholds[j] of activation: the next
-    # conv/linear layer's weights carry that factor, so its input current is in the ANN's
-    # units and its own threshold applies (Rueckauer et al. 2017's weight normalization)
-    scale = None
-    with torch.no_grad():
-        for j, m in enumerate(folded):
-            if isinstance(m, nn.ReLU):
-                scale = thresholds[j]
-            elif isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and scale is not None:
-                m.weight.mul_(scale)
-                scale = None
     device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
     snn: list[nn.Module] = []
+    scale = None
     for j, m in enumerate(folded):
+        # a unit spike of the previous neuron layer stands for its threshold of activation:
+        # this layer's weights carry that factor, so its input current is in the ANN's units
+        # and its own threshold applies (Rueckauer et al. 2017's weight normalization)
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and scale is not None:
+            with torch.no_grad():
+                m.weight.mul_(scale)
+            scale = None
         if j == last:
             snn.append(AccumulatedReadout(m, average=average_readout))
         elif isinstance(m, nn.ReLU):
             snn.append(IIRLIF(leak, thresholds[j]).to(device))
+            scale = thresholds[j]
         elif isinstance(m, nn.Dropout):
             continue
         else:
