@@ -59,6 +59,28 @@ def test_sample_log_prob_and_hidden_match_teacher_forcing() -> None:
     assert all(float(p.max() / p.min()) <= torch.exp(torch.tensor(5.0)) + 1e-3 for p in probs)
 
 
+def test_hidden_state_is_the_state_at_the_last_decision() -> None:
+    """The architecture's hidden state is the LSTM state from which its last token is drawn
+    (Adam & Lorraine's analysis code takes ``hidden[0]`` returned by the controller's
+    ``sample``, whose loop never feeds the last token back): it depends on the first
+    ``2B - 2`` tokens only."""
+    space = CellSpace(num_nodes=4)
+    ctrl = ENASController(space, hidden=8, seed=3)
+    base = random_architectures(space, 1, seed=0)[0]
+    seq = list(base.to_sequence())
+    variants = [Architecture.from_sequence(space, [*seq[:-1], op]) for op in range(len(space.ops))]
+    hidden = ctrl.hidden_states(variants)
+    assert torch.allclose(hidden, hidden[:1].expand_as(hidden))
+    with torch.no_grad():  # the state computed by hand: zero input, then tokens 0 .. T-2
+        h = c = inp = torch.zeros(1, 8)
+        for t in range(space.num_decisions):
+            h, c = ctrl.lstm(inp, (h, c))
+            inp = ctrl.embedding(torch.tensor([seq[t] + ctrl._token_offset[t]]))
+    assert torch.allclose(hidden[0], h[0], atol=1e-6)
+    s = ctrl.sample(5, seed=1)
+    assert torch.allclose(s.hidden, ctrl.hidden_states(s.architectures), atol=1e-6)
+
+
 def test_initialization_is_uniform_in_pm_0_1_with_zero_decoder_bias() -> None:
     ctrl = ENASController(CellSpace(num_nodes=4), hidden=8, seed=2)
     for name, p in ctrl.named_parameters():

@@ -10,7 +10,9 @@ position-specific linear decoder, the logits are shaped as ``tanh_c * tanh(logit
 (ENAS's temperature and tanh constant), a token is sampled, and its embedding (op tokens share
 one table, input-node tokens another) is the next input. All weights start uniform in
 ``[-0.1, 0.1]``, decoder biases at zero. The *hidden state of an architecture* is the LSTM's
-hidden state after it has consumed every token of the architecture, ``h_{2B-1}`` (``[H]``);
+hidden state at its last decision, ``h_{2B-1}`` (``[H]``): the state from which the last token is
+drawn, after the first ``2B - 2`` tokens have been fed back (the authors' analysis code takes
+``hidden[0]`` as returned by the controller's ``sample``; the last token is never fed back).
 Adam & Lorraine show that for a vanilla ENAS controller these hardly depend on the sampled
 cell, so their distances do not track the cells' graph similarity.
 
@@ -58,7 +60,8 @@ class ControllerSample:
         sequences: ``[n, 2B - 1]`` int64 tokens.
         log_prob: ``[n]`` log-probability of each sequence (differentiable).
         entropy: ``[n]`` summed entropy of the decision distributions (differentiable).
-        hidden: ``[n, H]`` hidden state after consuming each whole sequence (detached).
+        hidden: ``[n, H]`` hidden state at each sequence's last decision (detached; see the
+            module docstring).
     """
 
     architectures: list[Architecture]
@@ -143,8 +146,8 @@ class ENASController(nn.Module):
             tokens.append(tok)
             log_prob.append(logp.gather(1, tok[:, None])[:, 0])
             entropy.append(-(logp.exp() * logp).sum(dim=-1))
-            inp = self.embedding(tok + self._token_offset[t])
-        h, c = self.lstm(inp, (h, c))  # consume the last token: the architecture's hidden state
+            if t + 1 < self.space.num_decisions:  # the last token is not fed back (reference)
+                inp = self.embedding(tok + self._token_offset[t])
         return (
             torch.stack(tokens, dim=1),
             torch.stack(log_prob, dim=1).sum(dim=1),
@@ -182,7 +185,7 @@ class ENASController(nn.Module):
 
     @torch.no_grad()
     def hidden_states(self, architectures: Sequence[Architecture]) -> torch.Tensor:
-        """Hidden state ``[n, H]`` after consuming each architecture's whole token sequence."""
+        """Hidden state ``[n, H]`` of each architecture: the LSTM state at its last decision."""
         seqs = self._sequences(architectures)
         return self._run(len(seqs), seqs, None)[3]
 

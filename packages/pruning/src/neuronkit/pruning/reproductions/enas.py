@@ -11,15 +11,17 @@ node and one of tanh / ReLU / sigmoid / identity), for several seeds:
 2. ENAS: the supernet is trained on cells drawn from an LSTM controller that is trained by
    REINFORCE (validation accuracy with the shared weights, moving-average baseline, entropy
    bonus); 20 cells drawn from the trained controller are scored; the best is kept.
-3. ENAS with memory-buffer training: as 2, plus a buffer of the best architectures seen whose
-   teacher-forced negative log-likelihood is added to the controller loss at every step.
+3. ENAS with memory-buffer training: as 2, plus a buffer of previously sampled architectures
+   (a random subset, as in the authors' code) whose teacher-forced negative log-likelihood is
+   added to the controller loss at every step.
 
 Both chosen cells (1, 2) are retrained from scratch with the same seed and scored on the
 test split: their paired difference over seeds, in standard errors, measures whether ENAS
 beats random search beyond seed noise. For each trained controller (2, 3), the hidden state
-after consuming each of ``N`` distinct sampled architectures is computed and the Spearman
-correlation between minus the L2 distance of two hidden states and the Jaccard similarity of
-the two labelled cell graphs is taken over all pairs.
+at the last decision of each of ``N`` distinct sampled architectures is computed (as in the
+authors' analysis code) and the Spearman correlation between minus the L2 distance of two
+hidden states and the Jaccard similarity of the two labelled cell graphs is taken over all
+pairs.
 
 Checks: ``|mean(ENAS - random)| / SE <= 2`` (paired over seeds: within noise); the vanilla
 controller's correlation ``|r| <= 0.15``; the memory buffer raises it by ``>= 0.2``.
@@ -118,9 +120,10 @@ def run(ctx: RunContext) -> None:
             reinforce=ReinforceConfig(lr=0.01),
         )
         final_steps = 1000
-    memory_config = dataclasses.replace(config, memory_policy="best")
-    # full mode also runs the paper's buffer (a random subset of previously sampled cells)
-    controllers = ("enas", "enas+memory") if ctx.quick else ("enas", "enas+memory", "paper_buffer")
+    # the paper's buffer: a random subset of previously sampled cells, whatever their reward
+    memory_config = dataclasses.replace(config, memory_policy="random")
+    # full mode also runs a variant buffer that keeps the best-rewarded cells
+    controllers = ("enas", "enas+memory") if ctx.quick else ("enas", "enas+memory", "best_buffer")
     space = CellSpace(num_nodes=n_nodes)
     train_cfg = TrainConfig(
         iterations=final_steps,
@@ -149,14 +152,14 @@ def run(ctx: RunContext) -> None:
                 space, x_search, y_search, x_val, y_val, memory_config, seed=seed
             ),
         }
-        if "paper_buffer" in controllers:
-            res["paper_buffer"] = enas_search(
+        if "best_buffer" in controllers:
+            res["best_buffer"] = enas_search(
                 space,
                 x_search,
                 y_search,
                 x_val,
                 y_val,
-                dataclasses.replace(config, memory_policy="random"),
+                dataclasses.replace(config, memory_policy="best"),
                 seed=seed,
             )
         final_seed = int(ctx.rng.integers(0, 2**31 - 1))
@@ -313,9 +316,11 @@ def run(ctx: RunContext) -> None:
             "embedding of the previous decision at every step and its state keeps a fading "
             "trace of the last decisions: two cells that agree on their last nodes get "
             "closer hidden states. Measured on uniformly drawn cells (position_r metrics), "
-            "agreement at the last decision correlates with hidden-state similarity at "
-            f"r = {pos_van[-1]:.2f}, at the one before at r = {pos_van[-2]:.2f}, and at the first "
-            f"decision at r = {pos_van[0]:.2f}: the state is dominated by the last choices. "
+            "agreement at the last decision the state has read (the last node's input) "
+            f"correlates with hidden-state similarity at r = {pos_van[-2]:.2f}, at the one "
+            f"before at r = {pos_van[-3]:.2f}, and at the first decision at "
+            f"r = {pos_van[0]:.2f} (the last op is drawn from the state, never read: "
+            f"r = {pos_van[-1]:.2f}): the state is dominated by the last choices. "
             "Over whole cells, on one common set of uniformly drawn cells the correlation "
             f"is lower (r = {probe_r['enas']:.3f}); on the controller's own samples it is "
             "higher because a trained controller is confident about most decisions and the "
@@ -365,16 +370,20 @@ def run(ctx: RunContext) -> None:
         "bonus (1e-4) added to the reward and a moving-average baseline (decay 0.95), Adam "
         f"with lr {config.reinforce.lr} (ENAS uses 3.5e-4 over thousands of steps; the short "
         "schedule here needs a larger step). Memory buffer (Adam & Lorraine): from epoch "
-        f"{memory_config.memory_fill_epoch} the rewarded cells enter a buffer that keeps the "
-        f"{memory_config.memory_capacity} best ('replay of the best past architectures'); from "
-        f"epoch {memory_config.memory_start_epoch} every controller step adds the "
-        f"teacher-forced negative log-likelihood of {memory_config.memory_batch} buffered "
-        "cells, L = L_PG + L_sup. The paper's buffer instead keeps a random subset of "
-        "previously sampled cells (MemoryBuffer(policy='random'))."
+        f"{memory_config.memory_fill_epoch} the cells the controller samples enter a buffer of "
+        f"{memory_config.memory_capacity}, each new cell replacing a random entry once it is "
+        "full, whatever its reward (MemoryBuffer(policy='random'); the authors' code stores "
+        "fresh controller samples and replays a random subset); from epoch "
+        f"{memory_config.memory_start_epoch} every controller step adds the teacher-forced "
+        f"negative log-likelihood of {memory_config.memory_batch} buffered cells, "
+        "L = L_PG + L_sup. Full mode also runs a variant whose buffer keeps the best-rewarded "
+        "cells (controller best_buffer, MemoryBuffer(policy='best'))."
     )
     ctx.note(
-        "Hidden state of an architecture: the controller's LSTM hidden state after it has "
-        f"consumed the architecture's whole token sequence. For each controller, up to "
+        "Hidden state of an architecture: the controller's LSTM hidden state at the "
+        "architecture's last decision, from which its last token is drawn (the authors' "
+        "analysis takes the hidden state returned by the controller's sample, the last token "
+        f"never fed back). For each controller, up to "
         f"{n_pairs_archs} distinct architectures are sampled (identical cells are dropped: "
         "they trivially share a hidden state and say nothing about structure); the Spearman "
         "correlation between minus the L2 distance of two hidden states and the Jaccard "

@@ -3,8 +3,9 @@
 Lun et al., "Towards Effective and Sparse Adversarial Attack on Spiking Neural Networks via
 Breaking Invisible Surrogate Gradients" (CVPR 2025).
 
-Per seed, two victim SNNs are trained with one surrogate (ATan, alpha = 2: SpikingJelly's
-default) and then treated as inference-only models whose surrogate the attacker does not know:
+Per seed, two victim SNNs are trained with one surrogate (ATan, alpha = 2: the default width
+of SpikingJelly's ATan surrogate) and then treated as inference-only models whose surrogate the
+attacker does not know:
 
 1. *PGD on static digits* (direct encoding over T steps, an MLP with two LIF layers): L-inf
    PGD (10 steps of eps/4, random start, inputs clipped to [0, 1]) with the gradient taken
