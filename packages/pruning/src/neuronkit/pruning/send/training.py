@@ -296,7 +296,7 @@ def record_activations(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     layers: Sequence[int],
-    site: str = "mlp",
+    site: str = "hidden",
     positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Activations of the neurons of ``layers`` at one token per row (eval mode, no grad).
@@ -355,7 +355,9 @@ class SeNDConfig:
         weight_decay: AdamW weight decay.
         min_lr_ratio: final learning rate as a share of ``lr``.
         layers: decoder layers whose neurons are tracked and dropped (paper: penultimate).
-        site: ``"mlp"`` (MLP units) or ``"hidden"`` (layer output).
+        site: ``"hidden"`` (the layer's output embedding: the paper's sensitive embedding
+            indices, as the authors' code tracks ``hidden_states[-2]``) or ``"mlp"`` (the
+            layer's MLP units).
         drop_fraction: share ``K`` of each layer's neurons dropped per interval.
         checkpoint_every: optimizer steps between two recorded checkpoints.
         window: checkpoints per interval (the paper's ``Delta``); the sensitive set is
@@ -370,7 +372,7 @@ class SeNDConfig:
     weight_decay: float = 0.01
     min_lr_ratio: float = 0.1
     layers: tuple[int, ...] = (-2,)
-    site: str = "mlp"
+    site: str = "hidden"
     drop_fraction: float = 0.2
     checkpoint_every: int = 10
     window: int = 3
