@@ -42,10 +42,6 @@ KNOWN_FAILING: dict[str, set[str]] = {
     # 6 facet visualizations (4|7, digit 7) drifts past the midpoint towards the other facet
     # (0.833, needs 1.0). Full mode (3 pairs x 2 seeds, 30 epochs) fails it too: 0.667.
     "interpretability.mfv": {"visualizations_closer_to_own_facet"},
-    # Forcing a state's codes makes the first generated digit fit the target every time, but the
-    # whole next state only in 34% (needs 70%): layer 0's attention reads the raw tokens of the
-    # current state, which no codebook reaches. Full mode: 23%.
-    "interpretability.codebook": {"intervention_success"},
     # Not listed: interpretability.milan passes by a hair (PMI accuracy 0.71, needs 0.70),
     # carried by colour-shape units; shape and position units are mostly missed.
 }

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from neuronkit.interpretability.codebook.intervene import codes_at, next_token_logits
 from neuronkit.interpretability.codebook.wrap import (
     insert_hf_codebooks,
     transformer_component_names,
@@ -160,3 +161,34 @@ def test_bert_codebooks_sit_on_the_block_outputs_before_the_residual_and_norm() 
     insert_hf_codebooks(model, components=("attention_heads", "mlp"), num_codes=8).remove()
     with pytest.raises(ValueError, match=r"attention\.output\.dense.*choose one"):
         insert_hf_codebooks(model, components=("attention", "attention_heads"), num_codes=8)
+
+
+def test_codes_at_transplants_a_state_into_another_context() -> None:
+    # the reference's TokFSM interchange intervention: take every codebook's codes at the last
+    # token of input b and force them at the last token of input a. With codebooks on every
+    # attention head and MLP, the last position's residual is then the token embedding plus
+    # forced outputs only, so a and b ending with the same token must give b's logits there.
+    model = _neox()
+    cbm = insert_hf_codebooks(model, components=("attention_heads", "mlp"), num_codes=8, k=1)
+    gen = torch.Generator().manual_seed(0)
+    ids_b = torch.randint(0, 7, (4, 6), generator=gen)
+    ids_a = (ids_b + torch.randint(1, 7, (4, 6), generator=gen)) % 7  # differs everywhere ...
+    ids_a[:, -1] = ids_b[:, -1]  # ... except the last token
+    codes = codes_at(cbm, ids_b)
+    heads = "gpt_neox.layers.0.attention.dense"
+    assert list(codes) == cbm.names
+    assert codes[heads].shape == (4, 2, 1)
+    assert codes["gpt_neox.layers.0.mlp"].shape == (4, 1)
+    with torch.no_grad(), cbm.record_codes() as rec:
+        target = cbm(input_ids=ids_b).logits[:, -1]
+    for name in cbm.names:
+        torch.testing.assert_close(codes[name], rec[name][0][:, -1])
+    assert codes_at(cbm, ids_b, 2, names=[heads])[heads].shape == (4, 2, 1)
+    plain = next_token_logits(cbm, ids_a)
+    assert not torch.allclose(plain, target, atol=1e-4)
+    patched = next_token_logits(cbm, ids_a, codes, positions=[-1])
+    torch.testing.assert_close(patched, target)
+    with pytest.raises(ValueError, match="position"):
+        codes_at(cbm, ids_b, 6)
+    with pytest.raises(ValueError, match="names must name"):
+        codes_at(cbm, ids_b, names=["nope"])

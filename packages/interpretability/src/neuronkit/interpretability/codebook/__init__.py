@@ -3,7 +3,7 @@ for any torch or Hugging Face transformers model, code/feature alignment, and st
 generation by activating codes."""
 
 from .analysis import CodeAlignment, code_feature_alignment, code_feature_counts
-from .intervene import generate_with_codes, next_token_logits
+from .intervene import codes_at, generate_with_codes, next_token_logits
 from .layer import CodebookLayer, codebook_lookup, cosine_topk
 from .wrap import CodebookModel, insert_codebooks, insert_hf_codebooks, transformer_component_names
 
@@ -14,6 +14,7 @@ __all__ = [
     "code_feature_alignment",
     "code_feature_counts",
     "codebook_lookup",
+    "codes_at",
     "cosine_topk",
     "generate_with_codes",
     "insert_codebooks",

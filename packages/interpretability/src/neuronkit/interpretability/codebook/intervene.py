@@ -3,6 +3,12 @@
 the network behaves as if the feature were present (on TokFSM: as if it were in another state;
 in language models: it writes about the code's topic).
 
+:func:`codes_at` reads the codes every codebook chooses at one position of some inputs; forcing
+them at a position of other inputs (``codes=codes_at(model, ids_b)``, ``positions=[-1]``) is the
+reference implementation's interchange intervention on TokFSM (its ``tokfsm`` tutorial takes
+each codebook's codes at the last token of state ``b`` run on its own and patches them in at the
+last token of state ``a``).
+
 :func:`generate_with_codes` is a plain autoregressive loop (no key/value cache, so an
 intervention at a past position keeps acting on every later step) that works for any
 :class:`~neuronkit.interpretability.codebook.wrap.CodebookModel` whose wrapped model maps
@@ -21,7 +27,7 @@ from neuronkit.common import check_number, check_type
 
 from .wrap import CodebookModel
 
-__all__ = ["generate_with_codes", "next_token_logits"]
+__all__ = ["codes_at", "generate_with_codes", "next_token_logits"]
 
 
 def _logits(model: CodebookModel, ids: torch.Tensor) -> torch.Tensor:
@@ -35,6 +41,48 @@ def _logits(model: CodebookModel, ids: torch.Tensor) -> torch.Tensor:
             f"{type(out).__name__}"
         )
     return logits
+
+
+@torch.no_grad()
+def codes_at(
+    model: CodebookModel,
+    input_ids: torch.Tensor,
+    position: int = -1,
+    *,
+    names: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The codes each codebook chooses at ``position`` of every input (no codes forced).
+
+    Args:
+        model: a :class:`CodebookModel` (put it in ``eval()`` mode first).
+        input_ids: ``[B, T]`` long inputs.
+        position: the sequence position read (negative counts from the end).
+        names: codebooks to read (``None``: all).
+
+    Returns:
+        ``{module name: ids}`` with ``[B, k]`` ids (``[B, G, k]`` for grouped codebooks), on the
+        CPU, in the form :meth:`CodebookModel.force_codes` takes per sequence: forcing them at
+        a position of other inputs makes every such codebook output there what it output here.
+    """
+    _check(model, input_ids)
+    check_number("position", position, ge=-input_ids.shape[1], lt=input_ids.shape[1], integer=True)
+    with model.record_codes(names) as recorded:
+        _logits(model, input_ids)
+    out: dict[str, torch.Tensor] = {}
+    for name, calls in recorded.items():
+        if len(calls) != 1:
+            raise RuntimeError(
+                f"codebook {name!r} ran {len(calls)} times in one forward pass; codes_at needs "
+                "exactly one call per codebook"
+            )
+        ids = calls[0]
+        if ids.ndim < 3 or ids.shape[0] != input_ids.shape[0]:
+            raise RuntimeError(
+                f"codebook {name!r} chose ids of shape {tuple(ids.shape)}; codes_at needs "
+                "[B, T, ...] ids from a [B, T] input"
+            )
+        out[name] = ids[:, int(position)].clone()
+    return out
 
 
 @torch.no_grad()

@@ -318,9 +318,10 @@ def visualize_facets(
         transforms: robustness transforms (see :mod:`.transforms`).
         regularizers: default ``[CenterBias()]``, the paper's center-biased regularization;
             add e.g. :class:`~.regularizers.L2` / :class:`~.regularizers.TotalVariation`.
-        optimizer: ``"sgd"`` (default: plain gradient ascent, the paper's optimizer: pixels
-            the neuron is insensitive to stay at the facet's mean image) or ``"adam"`` (every
-            pixel moves at the same rate, which drives all facets towards one optimum).
+        optimizer: ``"sgd"`` (default: plain gradient ascent, steps along the gradient as in
+            the paper's code, whose steps are also rescaled by the mean absolute gradient:
+            pixels the neuron is insensitive to stay at the facet's mean image) or ``"adam"``
+            (every pixel moves at the same rate, which drives all facets towards one optimum).
         steps, lr, seed, record_every: see :func:`~.maximize.maximize_activation`.
 
     Returns:
