@@ -96,6 +96,9 @@ def wheels(session: nox.Session) -> None:
         shutil.rmtree(venv, ignore_errors=True)
         session.run("uv", "venv", "--quiet", "--python", session.python or "python3", str(venv))
         python = str(venv / "bin" / "python")
+        # our wheels keep their version while unreleased: never reuse one uv cached from an
+        # earlier build at the same path (a stale neuronkit-common once hid a new function)
+        refresh = [a for name in PACKAGES for a in ("--refresh-package", f"neuronkit-{name}")]
         session.run(
             "uv",
             "pip",
@@ -103,6 +106,7 @@ def wheels(session: nox.Session) -> None:
             "--quiet",
             "--python",
             python,
+            *refresh,
             "--find-links",
             str(dist),
             str(wheel),
