@@ -165,3 +165,23 @@ def test_attention_without_biases_runs_after_compensation() -> None:
     assert compensated.attn.in_proj_bias is not None  # created by the compensation
     with torch.no_grad():  # torch's fast path needs both biases: it raised a TypeError
         assert compensated(x).shape == (16, 5, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ignored_layers": ["features.0"]},  # the conv-BN-ReLU container
+        {"ignored_layers": ["features.0.1"]},  # its BatchNorm
+        {"layer_ratios": {"features.0": 0.5}},
+        {"layer_ratios": {"features.0.1": 0.5}},
+    ],
+)
+def test_obspa_reads_ignore_lists_and_layer_ratios_as_plan_pruning(kwargs: dict) -> None:
+    # a container or a norm names its group's channels in plan_pruning; obspa_prune used to
+    # match producers only and silently pruned the ignored group at the default ratio
+    torch.manual_seed(0)
+    model = DigitsCNN((16, 32, 32)).eval()
+    graph = DependencyGraph(model, torch.randn(4, 1, 8, 8))
+    counts = {k: len(v) for k, v in plan_pruning(graph, "l2", 0.3, **kwargs).removed.items()}
+    _, plan = obspa_prune(graph, 0.3, **kwargs)
+    assert {k: len(v) for k, v in plan.removed.items()} == counts

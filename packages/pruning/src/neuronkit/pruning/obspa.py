@@ -38,7 +38,16 @@ from torch import nn
 
 from .graph import DependencyGraph, Group, GroupMember
 from .importance import GroupImportance
-from .prune import PruningPlan, _check_ratio, _keep_count, _unit, _validate_names, prune
+from .prune import (
+    PruningPlan,
+    _check_ratio,
+    _group_ratio,
+    _keep_count,
+    _names_touch,
+    _unit,
+    _validate_names,
+    prune,
+)
 
 __all__ = ["OBSImportance", "layer_hessians", "obspa_prune"]
 
@@ -366,12 +375,9 @@ def obspa_prune(
     plan = PruningPlan()
     fallback: Any = None
     for g in graph.prunable_groups():
-        if set(g.producers) & ignored:
+        if _names_touch(g, ignored):  # as plan_pruning: containers and norms count too
             continue
-        r = ratio
-        for name in g.producers:
-            r = layer_ratios.get(name, r)
-        n = g.size - _keep_count(g.size, r, _unit(g, round_to))
+        n = g.size - _keep_count(g.size, _group_ratio(g, ratio, layer_ratios), _unit(g, round_to))
         if n <= 0:
             continue
         members = [m for m in _consumer_members(graph, g) if m.module in hessians]

@@ -149,11 +149,7 @@ def plan_pruning(
     plan = PruningPlan()
     if scope == "local":
         for g in groups:
-            r = ratio
-            for name, layer_ratio in layer_ratios.items():
-                if _names_touch(g, (name,)):
-                    r = layer_ratio
-            keep = _keep_count(g.size, r, _unit(g, round_to))
+            keep = _keep_count(g.size, _group_ratio(g, ratio, layer_ratios), _unit(g, round_to))
             _take(plan, g, scores[g.index], g.size - keep)
     else:
         flat = torch.cat([scores[g.index] for g in groups]) if groups else torch.zeros(0)
@@ -181,6 +177,15 @@ def _names_touch(group: Group, names: Iterable[str]) -> bool:
         for m in group.members
         if m.role != "in"
     )
+
+
+def _group_ratio(group: Group, ratio: float, layer_ratios: Mapping[str, float]) -> float:
+    """The ratio for ``group``: the last entry of ``layer_ratios`` naming one of its output
+    modules or a container of one (see :func:`_names_touch`), else ``ratio``."""
+    for name, layer_ratio in layer_ratios.items():
+        if _names_touch(group, (name,)):
+            ratio = layer_ratio
+    return ratio
 
 
 def _take(plan: PruningPlan, group: Group, scores: torch.Tensor, n: int) -> None:
