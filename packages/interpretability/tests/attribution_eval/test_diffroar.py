@@ -63,6 +63,67 @@ def test_oracle_attribution_gives_positive_and_inverted_gives_negative_diffroar(
     assert bad.diffroar == pytest.approx(bad.top_accuracy - bad.bottom_accuracy)
 
 
+def test_default_fill_is_the_scalar_training_mean() -> None:
+    # The authors mask with one value, the dataset mean (mask_val = X.mean() in
+    # harshays/inputgradients, 01_fig_in_real_data.ipynb and misc_utils.get_masked_data).
+    train = signal_coordinate_data(200, 5, seed=0)
+    attr = torch.randn(train.x.shape, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def trainer(x, y):
+        seen.append(x)
+        return _trainer(x, y)
+
+    roar_accuracy(
+        train.x, train.y, train.x, train.y, attr, attr, k=2, largest=True, trainer=trainer
+    )
+    removed = ~keep_mask(attr, 2)
+    expected = torch.full_like(train.x, float(train.x.mean()))
+    torch.testing.assert_close(seen[0][removed], expected[removed])
+
+
+def _leaky_split(pairs: list[tuple[int, int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, labels = [], []
+    for coordinate, label, count in pairs:
+        for _ in range(count):
+            x = torch.zeros(4)
+            x[coordinate] = 1.0 if label == 1 else -1.0
+            rows.append(x)
+            labels.append(label)
+    return torch.stack(rows), torch.tensor(labels)
+
+
+def test_default_fill_does_not_leak_labels_through_the_mask_pattern() -> None:
+    # x = y * e_j data whose coordinates 2 and 3 have means +0.25 and -0.25 (cancelling
+    # overall). Examples with the signal on coordinate 0 or 1 keep coordinate 2 when y = 1 and
+    # 3 when y = 0 (the others keep coordinate 0): no kept value carries the label. Filling
+    # with per-coordinate means would mark the kept coordinate (0 among +-0.25): 100% accuracy.
+    x_train, y_train = _leaky_split(
+        [(0, 1, 100), (0, 0, 100), (1, 1, 100), (1, 0, 100), (2, 1, 200), (3, 0, 200)]
+    )
+    x_test, y_test = _leaky_split([(0, 1, 50), (0, 0, 50), (1, 1, 50), (1, 0, 50)])
+
+    def label_attribution(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        kept = torch.where(y == 1, 2, 3)
+        kept = torch.where(x.abs().argmax(1) >= 2, torch.zeros_like(kept), kept)
+        a = torch.zeros(len(y), 4)
+        a[torch.arange(len(y)), kept] = 1.0
+        return a
+
+    acc = roar_accuracy(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        label_attribution(x_train, y_train),
+        label_attribution(x_test, y_test),
+        k=1,
+        largest=True,
+        trainer=_trainer,
+    )
+    assert acc == pytest.approx(0.5)
+
+
 def test_roar_accuracy_restores_training_mode() -> None:
     train = signal_coordinate_data(100, 4, seed=0)
     models = []

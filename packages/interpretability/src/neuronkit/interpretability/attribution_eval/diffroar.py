@@ -4,8 +4,9 @@ Shah, Jain & Netrapalli, "Do Input Gradients Highlight Discriminative Features?"
 
 For an attribution method and a level ``k``, every example (train and test) keeps only its
 top-k attributed coordinates (largest ``|attribution|``) and the rest are replaced by the
-training-set mean; a *fresh* model is trained on the masked training set and evaluated on the
-masked test set (RemOve And Retrain). The same is done keeping the bottom-k coordinates::
+training-set mean (one scalar over all coordinates, as the authors' ``mask_val = X.mean()``);
+a *fresh* model is trained on the masked training set and evaluated on the masked test set
+(RemOve And Retrain). The same is done keeping the bottom-k coordinates::
 
     DiffROAR(k) = accuracy(top-k kept) - accuracy(bottom-k kept)
 
@@ -179,7 +180,10 @@ def roar_accuracy(
         k: coordinates kept per example (int) or fraction (float).
         largest: keep the top-k (``True``) or bottom-k coordinates.
         trainer: ``trainer(x, y) -> model`` trains and returns a fresh classifier.
-        fill: value of removed coordinates; default the training-set mean per coordinate.
+        fill: value of removed coordinates; default the mean of ``train_inputs`` over all
+            examples and coordinates (one scalar, the authors' choice). A per-coordinate mean
+            can leak labels: where a kept coordinate's value (e.g. 0 in sparse inputs) differs
+            from its own mean, the retrained model can read which coordinates were kept.
     """
     _check_split("train", train_inputs, train_labels, train_attributions)
     _check_split("test", test_inputs, test_labels, test_attributions)
@@ -191,7 +195,7 @@ def roar_accuracy(
         )
     if not callable(trainer):
         raise TypeError(f"trainer must be callable (x, y) -> model, got {type(trainer).__name__}")
-    fill_value = train_inputs.mean(0) if fill is None else fill
+    fill_value = train_inputs.mean() if fill is None else fill
     x_train = mask_inputs(
         train_inputs, keep_mask(train_attributions, k, largest=largest), fill_value
     )
