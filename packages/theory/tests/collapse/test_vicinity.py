@@ -62,6 +62,23 @@ def test_optimized_features_are_less_variable_and_more_so_for_weaker_pull(seed: 
     assert ratios == sorted(ratios)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_feature_regularization_brings_the_optimized_features_closer_to_collapse(seed: int) -> None:
+    # Tirer et al., Theorem 4.2: increasing lambda_H shrinks the intra-class blocks
+    # (sigma_min = 1 - sqrt(lambda_H / lambda_W) / beta), so NC1 of the minimizer falls.
+    h0, y = features(seed)
+    ratios = [
+        nc1(
+            fit_vicinity(
+                h0, y, lambda_w=1e-2, beta=3.0, lambda_h=lam, max_steps=3000, tol=1e-9
+            ).features,
+            y,
+        )
+        for lam in (0.0, 0.1, 1.0)
+    ]
+    assert ratios[0] > ratios[1] > ratios[2]
+
+
 def test_first_order_prediction_error_shrinks_as_one_over_beta_squared() -> None:
     h0, y = features(2)
     errs = []
