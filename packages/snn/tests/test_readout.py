@@ -4,7 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neuronkit.snn import mean_membrane_ce, spike_count_ce, spike_count_mse, tet_ce
+from neuronkit.snn import (
+    mean_membrane_ce,
+    softmax_sum_ce,
+    softmax_sum_predict,
+    spike_count_ce,
+    spike_count_mse,
+    tet_ce,
+)
 
 T, B, C = 5, 4, 3
 
@@ -31,6 +38,26 @@ def test_mean_membrane_ce(data: tuple) -> None:
     torch.testing.assert_close(mean_membrane_ce(v, y), F.cross_entropy(v.mean(0), y))
 
 
+def test_softmax_sum_ce_is_ce_of_summed_step_probabilities(data: tuple) -> None:
+    _, v, y = data
+    want = F.cross_entropy(torch.stack([v[t].softmax(-1) for t in range(T)]).sum(0), y)
+    torch.testing.assert_close(softmax_sum_ce(v, y), want)
+
+
+def test_softmax_sum_predict_votes_with_probabilities_not_membranes() -> None:
+    # one large step for class 0 against two moderate ones for class 1: the mean membrane
+    # picks 0, the summed probabilities (the learnable-delays reference readout) pick 1
+    out = torch.tensor([[[10.0, 0.0]], [[0.0, 3.0]], [[0.0, 3.0]]])
+    assert out.mean(0).argmax(1).item() == 0
+    assert softmax_sum_predict(out).tolist() == [1]
+    with pytest.raises(ValueError, match=r"out must be a non-empty floating-point tensor"):
+        softmax_sum_predict(out[0])
+    with pytest.raises(ValueError, match="must be finite"):
+        softmax_sum_predict(torch.full((2, 1, 2), float("nan")))
+    with pytest.raises(TypeError, match="out must be Tensor"):
+        softmax_sum_predict([[1.0]])  # type: ignore[arg-type]
+
+
 def test_tet_is_mean_of_per_step_ce(data: tuple) -> None:
     _, v, y = data
     per_step = torch.stack([F.cross_entropy(v[t], y) for t in range(T)]).mean()
@@ -48,7 +75,9 @@ def test_spike_count_mse(data: tuple) -> None:
     torch.testing.assert_close(loss, want)
 
 
-@pytest.mark.parametrize("loss", [spike_count_ce, mean_membrane_ce, tet_ce, spike_count_mse])
+@pytest.mark.parametrize(
+    "loss", [spike_count_ce, mean_membrane_ce, softmax_sum_ce, tet_ce, spike_count_mse]
+)
 def test_bad_inputs(loss: object, data: tuple) -> None:
     spikes, _, y = data
     f = loss  # type: ignore[assignment]
@@ -72,7 +101,9 @@ def test_bad_inputs(loss: object, data: tuple) -> None:
         f(swapped, y)  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("loss", [spike_count_ce, mean_membrane_ce, tet_ce, spike_count_mse])
+@pytest.mark.parametrize(
+    "loss", [spike_count_ce, mean_membrane_ce, softmax_sum_ce, tet_ce, spike_count_mse]
+)
 def test_empty_time_batch_or_classes_raise_instead_of_nan(loss: object) -> None:
     f = loss  # type: ignore[assignment]
     empty = torch.zeros(0, dtype=torch.long)

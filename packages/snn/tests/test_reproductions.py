@@ -18,8 +18,10 @@ KNOWN_FAILING = {
     # PGD through PDSG vs a mismatched fixed surrogate: no gap on small digits SNNs (the
     # paper's gap comes from deep VGG/ResNet SNNs).
     "snn.pdsg_sda": {"pgd_pdsg_minus_mismatched"},
-    # Passes here by 0.12 points (5.12 >= 5; about one test sample of 1152) and fixed delays
-    # beat learned ones on one of three seeds: a CPU with other kernels may land below.
+    # Passes here by 1.34 points (6.34 >= 5 with the reference's protocol: no extra training
+    # for the learned network, rounded delays, sum-of-softmax readout) and hinges on the
+    # positions' learning rate (0.1 or 1.0 instead of 0.3 land below 5); rounding the delays
+    # costs ~22 points against the Gaussian taps. A CPU with other kernels may land below.
     "snn.delays": {"learned_minus_fixed"},
 }
 

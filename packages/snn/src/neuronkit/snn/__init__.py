@@ -57,7 +57,14 @@ from .neurons import (
     lif_step,
 )
 from .nir import NIRModule, from_nir, to_nir
-from .readout import mean_membrane_ce, spike_count_ce, spike_count_mse, tet_ce
+from .readout import (
+    mean_membrane_ce,
+    softmax_sum_ce,
+    softmax_sum_predict,
+    spike_count_ce,
+    spike_count_mse,
+    tet_ce,
+)
 from .surrogate import (
     ATan,
     FastSigmoid,
@@ -139,6 +146,8 @@ __all__ = [
     "mean_membrane_ce",
     "over_time",
     "poisson_encode",
+    "softmax_sum_ce",
+    "softmax_sum_predict",
     "spike_count_ce",
     "spike_count_mse",
     "spike_timing_dataset",

@@ -5,6 +5,10 @@ loss                       definition (mean over the batch)
 =========================  =============================================================
 :func:`spike_count_ce`     ``CE(sum_t spikes_t, y)``
 :func:`mean_membrane_ce`   ``CE(mean_t v_t, y)``
+:func:`softmax_sum_ce`     ``CE(sum_t softmax(out_t), y)``: the per-step class probabilities
+                           summed over time are the logits (Hammouamri et al. 2024, the
+                           learnable-delays reference's ``loss = 'sum'``); predict with
+                           :func:`softmax_sum_predict`
 :func:`tet_ce`             ``(1 - lamb) * mean_t CE(out_t, y) + lamb * mean_t MSE(out_t,
                            phi)`` (TET, Deng et al. 2022; ``lamb = 0`` by default)
 :func:`spike_count_mse`    ``MSE(sum_t spikes_t, T * rate(y)) / T`` with ``rate = correct_rate``
@@ -23,7 +27,14 @@ from torch import Tensor
 
 from neuronkit.common import check_finite, check_number, check_type
 
-__all__ = ["mean_membrane_ce", "spike_count_ce", "spike_count_mse", "tet_ce"]
+__all__ = [
+    "mean_membrane_ce",
+    "softmax_sum_ce",
+    "softmax_sum_predict",
+    "spike_count_ce",
+    "spike_count_mse",
+    "tet_ce",
+]
 
 
 def _check(out: Any, target: Any, name: str = "out") -> None:
@@ -67,6 +78,32 @@ def mean_membrane_ce(v: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy of the time-averaged membrane: ``v [T, B, C]``, ``target [B]``."""
     _check(v, target, "v")
     return F.cross_entropy(v.mean(0), target)
+
+
+def softmax_sum_ce(out: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy of the per-step softmax summed over time: ``out [T, B, C]``, ``target [B]``.
+
+    ``CE(sum_t softmax(out_t), y)``: the sum of the class probabilities of every step is used
+    as the logits (so cross-entropy applies its own log-softmax on top), exactly the
+    ``loss = 'sum'`` readout of the learnable-delays reference code (Thvnvtos/SNN-delays,
+    ``Model.calc_loss``). Every step votes with a bounded weight, unlike :func:`mean_membrane_ce`
+    where a few large membrane values can dominate. Predict with :func:`softmax_sum_predict`.
+    """
+    _check(out, target)
+    return F.cross_entropy(out.softmax(-1).sum(0), target)
+
+
+def softmax_sum_predict(out: Tensor) -> Tensor:
+    """Class predictions ``[B]`` (int64) of :func:`softmax_sum_ce`'s readout: ``argmax_c sum_t
+    softmax(out_t)_c`` for ``out [T, B, C]`` (the reference's ``Model.calc_metric``)."""
+    check_type("out", out, Tensor)
+    if not out.is_floating_point() or out.ndim != 3 or min(out.shape) < 1:
+        raise ValueError(
+            f"out must be a non-empty floating-point tensor [T, B, C], got dtype {out.dtype} "
+            f"and shape {tuple(out.shape)}"
+        )
+    check_finite("out", out)
+    return out.softmax(-1).sum(0).argmax(1)
 
 
 def tet_ce(out: Tensor, target: Tensor, *, lamb: float = 0.0, phi: float = 1.0) -> Tensor:
