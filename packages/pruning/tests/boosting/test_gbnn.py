@@ -149,6 +149,34 @@ def test_fit_hidden_block_gradient_and_fit():
     assert err < 1e-3 * np.var(R)
 
 
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
+def test_fit_hidden_block_initialisation_is_sklearns(activation, monkeypatch):
+    """The start point is scikit-learn's MLP initialisation (the authors fit MLPRegressor):
+    U(-b, b) with b = sqrt(2 / (fan_in + fan_out)) for logistic, sqrt(6 / ...) otherwise."""
+    import neuronkit.pruning.boosting.gbnn as gbnn_mod
+
+    seen = {}
+    real_minimize = gbnn_mod.minimize
+
+    def spy(fun, x0, **kw):
+        seen["x0"] = np.array(x0, copy=True)
+        return real_minimize(fun, x0, **kw)
+
+    monkeypatch.setattr(gbnn_mod, "minimize", spy)
+    d, J, K = 40, 60, 3
+    X = np.random.default_rng(0).normal(size=(20, d))
+    fit_hidden_block(X, np.zeros((20, K)), J, activation=activation, max_iter=1)
+    factor = 2.0 if activation == "logistic" else 6.0
+    theta = seen["x0"]
+    w1, b1 = theta[: d * J], theta[d * J : d * J + J]
+    w2, b2 = theta[d * J + J : d * J + J + J * K], theta[d * J + J + J * K :]
+    for block, bound in ((w1, np.sqrt(factor / (d + J))), (w2, np.sqrt(factor / (J + K)))):
+        assert np.abs(block).max() <= bound
+        assert np.abs(block).max() > 0.9 * bound  # uniform over the whole range
+    assert np.abs(b1).max() <= np.sqrt(factor / (d + J))
+    assert np.abs(b2).max() <= np.sqrt(factor / (J + K))
+
+
 def _reference_fit_hidden_block(X, R, J, activation, alpha, max_iter, seed):
     """The plain formulation of one GBNN step's fit (np.split / np.sum / np.concatenate)."""
     from scipy.optimize import minimize
@@ -158,9 +186,9 @@ def _reference_fit_hidden_block(X, R, J, activation, alpha, max_iter, seed):
     n, d = X.shape
     K = R.shape[1]
     gen = np.random.default_rng(seed)
-    factor = 2.0 if activation == "logistic" else 1.0
+    factor = 2.0 if activation == "logistic" else 6.0
     sizes = [(d, J), (J,), (J, K), (K,)]
-    bounds = [np.sqrt(factor * 6.0 / (d + J))] * 2 + [np.sqrt(factor * 6.0 / (J + K))] * 2
+    bounds = [np.sqrt(factor / (d + J))] * 2 + [np.sqrt(factor / (J + K))] * 2
     theta0 = np.concatenate(
         [gen.uniform(-b, b, size=sz).ravel() for sz, b in zip(sizes, bounds, strict=True)]
     )

@@ -113,9 +113,11 @@ def fit_hidden_block(
     if J < 1:
         raise ValueError(f"n_hidden must be >= 1, got {n_hidden}")
     gen = np.random.default_rng(seed)
-    factor = 2.0 if activation == "logistic" else 1.0
+    # scikit-learn's MLP initialisation: U(-b, b) with b = sqrt(factor / (fan_in + fan_out)),
+    # factor 2 for the logistic activation and 6 (Glorot) otherwise, for weights and biases.
+    factor = 2.0 if activation == "logistic" else 6.0
     sizes = [(d, J), (J,), (J, K), (K,)]
-    bounds = [np.sqrt(factor * 6.0 / (d + J))] * 2 + [np.sqrt(factor * 6.0 / (J + K))] * 2
+    bounds = [np.sqrt(factor / (d + J))] * 2 + [np.sqrt(factor / (J + K))] * 2
     theta0 = np.concatenate(
         [gen.uniform(-b, b, size=sz).ravel() for sz, b in zip(sizes, bounds, strict=True)]
     )
