@@ -12,8 +12,9 @@ A network reads a binary sequence ``x_1 .. x_M`` one bit per step and, at the la
 Several ``N`` can be asked about the same sequence (one label row per ``N``), which is what the
 multi-head curriculum trains on. Following the reference code, a batch's sequence length is drawn
 uniformly from ``[N_max + 2, N_max + 2 + c N_max)`` (``c = 1.5`` for parity, ``3`` for DMS) so the
-network cannot count time, and parity bits are Bernoulli(``p``) with one ``p ~ U(0, 1)`` drawn per
-batch (DMS bits are balanced, ``p = 0.5``, so neither class dominates).
+network cannot count time, and parity bits are Bernoulli(``p``) with its own ``p ~ U(0, 1)`` drawn
+for every sequence (the reference code calls ``generate_binary_sequence`` once per sequence;
+DMS bits are balanced, ``p = 0.5``, so neither class dominates).
 
 Sequences are time-major ``[T, B, 1]`` float32 tensors of 0/1; labels ``[K, B]`` int64 with one
 row per requested ``N``.
@@ -106,15 +107,17 @@ def binary_sequences(
     Args:
         length: time steps ``T >= 1``.
         batch_size: sequences ``B >= 1``.
-        p: probability of a 1; ``None`` draws one ``p ~ U(0, 1)`` for the whole batch, as the
-            authors' N-parity generator does.
+        p: probability of a 1; ``None`` draws one ``p ~ U(0, 1)`` per sequence, as the authors'
+            N-parity generator does (a single ``p`` for the whole batch would make each test
+            batch one draw of ``p``: near 0 or 1 the last bits are nearly constant and an
+            unsolved N-parity can score >= 0.98).
         seed: int seed or ``torch.Generator`` (``None``: a random seed).
     """
     length = check_positive_int("length", length)
     batch_size = check_positive_int("batch_size", batch_size)
     gen = torch_generator(seed)
     if p is None:
-        p_value = float(torch.rand(1, generator=gen))
+        p_value: torch.Tensor | float = torch.rand(1, batch_size, 1, generator=gen)
     else:
         check_probability("p", p)
         p_value = float(p)

@@ -192,7 +192,7 @@ def run(ctx: RunContext) -> None:
         "(init U[1, 2)), h_t = f((1 - 1/tau) h_{t-1} + (W h_{t-1} + W_in x_t + b)/tau), no "
         "self-connections, one linear head per N; 2-class cross-entropy on the last step "
         "summed over heads, gradient clipping 2, initial state 0.1 U(0, 1). N-parity batches: "
-        "length uniform in [N+2, N+2+1.5N), bits Bernoulli(p) with p ~ U(0, 1) per batch "
+        "length uniform in [N+2, N+2+1.5N), bits Bernoulli(p) with p ~ U(0, 1) per sequence "
         "(the reference code's generator)."
     )
     ctx.note(
