@@ -100,9 +100,21 @@ class _RecordingJudge:
         return f"Assistant 1: {5 + layer}\nAssistant 2: 5\nok"
 
 
+def test_width_is_capped_at_one_neuron_per_role_unless_roles_repeat() -> None:
+    # the reference (DAMO-ConvAI WideDeep, init_layer) uses min(width, number of roles)
+    # neurons, each with its own perspective
+    judge = _RecordingJudge()
+    res = WideDeep(judge, width=4, depth=2).evaluate(SAMPLE)
+    assert len(judge.prompts) == 1 + 3 * 2
+    assert [o.role for o in res.layers[0]] == ["accuracy", "relevance", "detail"]
+    assert [o.role for o in res.layers[1]] == ["accuracy", "relevance", "detail"]
+    with pytest.raises(TypeError, match="repeat_roles"):
+        WideDeep(judge, repeat_roles="yes")  # type: ignore[arg-type]
+
+
 def test_network_wiring_roles_and_layer2_sees_all_layer1_outputs() -> None:
     judge = _RecordingJudge()
-    net = WideDeep(judge, width=4, depth=2)
+    net = WideDeep(judge, width=4, depth=2, repeat_roles=True)
     res = net.evaluate(SAMPLE)
     assert len(judge.prompts) == 1 + 4 * 2
     assert res.roles == ("accuracy", "relevance", "detail")
@@ -127,10 +139,10 @@ def test_fixed_roles_skip_generation_and_pair_replies() -> None:
         calls.append(prompt)
         return (3.0, 7.0)
 
-    net = WideDeep(judge, width=3, depth=1, roles=["accuracy"], readout="last")
+    net = WideDeep(judge, width=3, depth=1, roles=["accuracy", "detail"], readout="last")
     preds = net.predict([SAMPLE, SAMPLE])
     assert preds.tolist() == [B_BETTER, B_BETTER]
-    assert len(calls) == 6
+    assert len(calls) == 4  # two roles: two neurons per sample
     with pytest.raises(TypeError, match="role generation reply"):
         WideDeep(judge, width=1).evaluate(SAMPLE)
 

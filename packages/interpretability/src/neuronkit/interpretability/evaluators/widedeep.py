@@ -9,8 +9,9 @@ An LLM evaluator network judges a pairwise sample (a question and two answers). 
 1. **Roles.** For each sample the LLM is first asked to list as many evaluation perspectives
    (neuron roles) as it can, adapted to that question (:data:`ROLE_PROMPT`).
 2. **Layer 1** (the width): neuron ``j`` evaluates the two answers independently from the
-   perspective ``roles[j % len(roles)]`` and writes two scores (1 to 10) and a rationale
-   (:data:`LAYER1_PROMPT`).
+   perspective ``roles[j]`` and writes two scores (1 to 10) and a rationale
+   (:data:`LAYER1_PROMPT`); as in the reference code, a layer has at most one neuron per role
+   (``repeat_roles=True`` cycles through the roles instead).
 3. **Layer 2 and above** (the depth): every neuron receives the outputs of *all* neurons of the
    previous layer (roles, scores and rationales, :func:`format_evaluations`) and, again with
    its own role, integrates them into a more comprehensive evaluation (:data:`LAYER2_PROMPT`),
@@ -231,8 +232,8 @@ class WideDeepResult:
     """The evaluation of one sample: roles, every neuron's output per layer, and the verdict.
 
     Attributes:
-        layers: ``layers[l][j]`` is neuron ``j`` of layer ``l + 1``; ``depth`` tuples of
-            ``width`` outputs.
+        layers: ``layers[l][j]`` is neuron ``j`` of layer ``l + 1``; ``depth`` tuples of one
+            output per neuron (``min(width, len(roles))`` unless ``repeat_roles``).
         verdict: the network's verdict under its own readout settings.
     """
 
@@ -300,7 +301,11 @@ class WideDeep:
         judge: the LLM backend, ``judge(prompt: str) -> str`` (a reply holding the scores, see
             :func:`parse_scores`) or ``-> (score_a, score_b)``. Used for every neuron and,
             unless ``roles`` is given, to generate the roles.
-        width: neurons per layer (>= 1). Neuron ``j`` takes role ``roles[j % len(roles)]``.
+        width: neurons per layer (>= 1), one per role: a layer has ``min(width, len(roles))``
+            neurons, neuron ``j`` taking ``roles[j]`` (the reference code caps the width at the
+            number of roles, so every neuron holds a different perspective).
+        repeat_roles: let ``width`` exceed the number of roles, neuron ``j`` taking
+            ``roles[j % len(roles)]`` (repeated calls per perspective; not the paper's).
         depth: layers (>= 1); layer ``l >= 2`` neurons read all outputs of layer ``l - 1``.
         roles: fixed perspectives for every sample instead of generating them per sample.
         role_judge: backend for role generation (default: ``judge``); must return text.
@@ -330,6 +335,7 @@ class WideDeep:
         readout: str = "all",
         aggregation: str = "mean",
         tie_margin: float = 0.0,
+        repeat_roles: bool = False,
         role_prompt: str = ROLE_PROMPT,
         layer1_prompt: str = LAYER1_PROMPT,
         layer2_prompt: str = LAYER2_PROMPT,
@@ -345,6 +351,7 @@ class WideDeep:
         check_choice("readout", readout, ("all", "last"))
         check_choice("aggregation", aggregation, ("mean", "vote"))
         check_number("tie_margin", tie_margin, ge=0.0)
+        check_type("repeat_roles", repeat_roles, bool)
         if roles is not None:
             if isinstance(roles, str) or not all(isinstance(r, str) and r.strip() for r in roles):
                 raise TypeError(f"roles must be a sequence of non-empty str, got {roles!r:.120}")
@@ -372,6 +379,7 @@ class WideDeep:
         self.readout_mode = readout
         self.aggregation = aggregation
         self.tie_margin = float(tie_margin)
+        self.repeat_roles = repeat_roles
         self.role_prompt = role_prompt
         self.layer1_prompt = layer1_prompt
         self.layer2_prompt = layer2_prompt
@@ -395,9 +403,11 @@ class WideDeep:
         return tuple(parse_roles(reply, self.max_roles))
 
     def evaluate(self, sample: PairwiseSample) -> WideDeepResult:
-        """Run the network on one sample (``width * depth`` judge calls, + 1 for the roles)."""
+        """Run the network on one sample (``n * depth`` judge calls, + 1 for the roles, with
+        ``n = width`` if ``repeat_roles`` else ``min(width, len(roles))``)."""
         check_type("sample", sample, PairwiseSample)
         roles = self.generate_roles(sample)
+        n_neurons = self.width if self.repeat_roles else min(self.width, len(roles))
         fields = {
             "question": sample.question,
             "answer_a": sample.answer_a,
@@ -407,7 +417,7 @@ class WideDeep:
         for layer in range(1, self.depth + 1):
             previous = format_evaluations(layers[-1]) if layers else ""
             outputs = []
-            for j in range(self.width):
+            for j in range(n_neurons):
                 role = roles[j % len(roles)]
                 if layer == 1:
                     prompt = self.layer1_prompt.format(role=role, **fields)
