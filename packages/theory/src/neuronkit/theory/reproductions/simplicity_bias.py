@@ -54,6 +54,17 @@ def _train(
         return float((model(data.x).argmax(dim=1) == data.y).float().mean())
 
 
+def _datasets(
+    dim: int, slabs: int, noise: float, n_train: int, n_test: int, seed: int
+) -> tuple[LMSDataset, LMSDataset]:
+    """Rotated LMS training and test sets sharing the training set's rotation."""
+    train = lms_data(n_train, dim, num_slabs=slabs, linear_noise=noise, rotate=True, seed=seed)
+    test = lms_data(
+        n_test, dim, num_slabs=slabs, linear_noise=noise, rotation=train.rotation, seed=seed + 1
+    )
+    return train, test
+
+
 def _experiment(
     ctx: RunContext,
     name: str,
@@ -69,15 +80,7 @@ def _experiment(
     depth: int,
     base_seed: int,
 ) -> tuple[list[dict], LMSDataset]:
-    train = lms_data(n_train, dim, num_slabs=slabs, linear_noise=noise, rotate=True, seed=base_seed)
-    test = lms_data(
-        n_test,
-        dim,
-        num_slabs=slabs,
-        linear_noise=noise,
-        rotation=train.rotation,
-        seed=base_seed + 1,
-    )
+    train, test = _datasets(dim, slabs, noise, n_train, n_test, base_seed)
     rows = []
     for s in ctx.progress(range(seeds), desc=name, total=seeds):
         model = _mlp(dim, width, depth, seed=base_seed + 10 + s)
@@ -116,11 +119,7 @@ def _slab_only_accuracy(
     s: int,
 ) -> float:
     """Test accuracy of :func:`_experiment`'s run ``s`` with the linear coordinate zeroed."""
-    train = lms_data(n_train, dim, num_slabs=slabs, linear_noise=noise, rotate=True, seed=base_seed)
-    test = lms_data(
-        n_test, dim, num_slabs=slabs, linear_noise=noise, rotation=train.rotation,
-        seed=base_seed + 1,
-    )  # fmt: skip
+    train, test = _datasets(dim, slabs, noise, n_train, n_test, base_seed)
 
     def strip(d: LMSDataset) -> LMSDataset:
         z = d.z.clone()
