@@ -11,6 +11,7 @@ from neuronkit.snn import (
     SeqBatchNorm2d,
     SeqConv1d,
     SeqConv2d,
+    SeqDropout,
     SeqFlatten,
     SeqLinear,
     SeqMaxPool2d,
@@ -105,3 +106,16 @@ def test_extra_leading_dims_still_reach_linear() -> None:
     lin = SeqLinear(3, 2)
     x = torch.rand(4, 2, 7, 3)  # nn.Linear takes [*, in_features]
     torch.testing.assert_close(lin(x), nn.Linear.forward(lin, x.flatten(0, 1)).unflatten(0, (4, 2)))
+
+
+def test_seq_dropout_keeps_one_mask_for_all_steps() -> None:
+    torch.manual_seed(0)
+    drop = SeqDropout(0.5)
+    y = drop(torch.ones(6, 4, 3, 5))
+    assert torch.equal(y, y[:1].expand_as(y))  # the same units are dropped at every step
+    assert set(y.unique().tolist()) == {0.0, 2.0}  # kept units scaled by 1 / (1 - p)
+    assert torch.equal(SeqDropout(1.0)(torch.ones(2, 3, 4)), torch.zeros(2, 3, 4))
+    x = torch.randn(3, 2, 4)
+    assert torch.equal(drop.eval()(x), x)
+    with pytest.raises(ValueError, match="T, B"):
+        drop(torch.ones(4, 3))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.snn import SeqLinear, swap_surrogate
+from neuronkit.snn import SeqDropout, SeqLinear, swap_surrogate
 from neuronkit.snn.attacks import PDSG
 from neuronkit.snn.training import (
     IIRLIF,
@@ -123,6 +123,14 @@ def test_ann_to_snn_thresholds_are_percentiles() -> None:
         ann_to_snn(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), torch.rand(3, 4))
     with pytest.raises(TypeError, match="ann"):
         ann_to_snn(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), torch.rand(3, 4))
+
+
+def test_ann_to_snn_keeps_dropout_with_one_mask_over_time() -> None:
+    ann = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+    snn = ann_to_snn(ann, torch.rand(32, 4))
+    drops = [m for m in snn if isinstance(m, SeqDropout)]
+    assert len(drops) == 1
+    assert drops[0].p == 0.5
 
 
 def test_iir_cnn_shape_and_depth() -> None:

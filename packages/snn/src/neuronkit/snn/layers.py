@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from neuronkit.common import check_type
@@ -28,6 +29,7 @@ __all__ = [
     "SeqBatchNorm2d",
     "SeqConv1d",
     "SeqConv2d",
+    "SeqDropout",
     "SeqFlatten",
     "SeqLinear",
     "SeqMaxPool2d",
@@ -154,3 +156,23 @@ class SeqAdaptiveAvgPool2d(_OverTime, nn.AdaptiveAvgPool2d):
 
 class SeqFlatten(_OverTime, nn.Flatten):
     """``nn.Flatten`` over time (dims after B): ``[T, B, C, H, W] -> [T, B, C*H*W]``."""
+
+
+class SeqDropout(nn.Dropout):
+    """``nn.Dropout`` over time with one mask per sample for all T steps: ``[T, B, ...]``.
+
+    In training mode it draws a ``[B, ...]`` mask of kept units (scaled by ``1 / (1 - p)``)
+    and applies it at every step, so a dropped neuron stays silent for the whole sequence, as
+    in the IIR-SNN reference (Chowdhury et al. 2021, after Rathi et al. 2020); in eval mode it
+    is the identity. ``TimeDistributed(nn.Dropout(p))`` instead draws a new mask per step.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_seq(x)
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.zeros_like(x[0])
+        if keep > 0:
+            mask.bernoulli_(keep).div_(keep)
+        return x.mul_(mask) if self.inplace else x * mask

@@ -44,7 +44,7 @@ from neuronkit.common import check_number, check_seed, check_type
 
 from .._core import begin, fire
 from ..encoding import direct_encode
-from ..layers import SeqAvgPool2d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
+from ..layers import SeqAvgPool2d, SeqConv2d, SeqDropout, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
 from ..surrogate import Surrogate, get_surrogate
 from .bptt import minibatches
@@ -575,8 +575,10 @@ def ann_to_snn(
     every layer receives the ANN's current: Rueckauer et al. 2017); other layers are wrapped in
     :class:`~neuronkit.snn.TimeDistributed`; the final ``nn.Linear`` (after the last ReLU)
     becomes the :class:`AccumulatedReadout`. Supported layers: Conv1d/2d, Linear,
-    BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout. The
-    result maps ``[T, B, ...] -> logits [B, C]``; ``ann`` is not modified.
+    BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout (a
+    :class:`~neuronkit.snn.SeqDropout` of the same ``p``: one mask per sample for all time
+    steps, as the IIR-SNN reference retrains with dropout). The result maps
+    ``[T, B, ...] -> logits [B, C]``; ``ann`` is not modified.
     """
     check_type("ann", ann, nn.Sequential)
     check_type("x_calib", x_calib, Tensor)
@@ -646,7 +648,7 @@ def ann_to_snn(
             snn.append(IIRLIF(leak, thresholds[j]).to(device))
             scale = thresholds[j]
         elif isinstance(m, nn.Dropout):
-            continue
+            snn.append(SeqDropout(m.p))
         else:
             snn.append(TimeDistributed(m))
     return nn.Sequential(*snn)
