@@ -9,6 +9,7 @@ from neuronkit.common.testing import bad_argument_problems
 EXEMPT = {  # name: why a string is not a bad argument for it
     "parse_description": "takes text: any string is a description to parse",
     "tokenize": "takes text: any string is text to tokenize",
+    "swap_labels": "takes text: any string is a reply whose labels may be swapped",
 }
 
 

@@ -10,6 +10,7 @@ from neuronkit.interpretability.evaluators import (
     B_BETTER,
     LAYER1_PROMPT,
     QUALITY_DIMENSIONS,
+    ROLE_PROMPT,
     TIE,
     JudgeBiases,
     SimulatedJudge,
@@ -65,7 +66,8 @@ def test_noiseless_unbiased_judge_recovers_the_truth() -> None:
 
 def test_roles_are_the_relevant_dimensions_and_replies_parse() -> None:
     data = simulated_pairwise_data(20, seed=2)
-    judge = SimulatedJudge(data, JudgeBiases(importance_noise=0.0), seed=0)
+    biases = JudgeBiases(importance_noise=0.0, role_min_importance=0.1)
+    judge = SimulatedJudge(data, biases, seed=0)
     net = WideDeep(judge, width=3, depth=2)
     res = net.evaluate(data.samples[0])
     relevant = {QUALITY_DIMENSIONS[k] for k in np.flatnonzero(data.weights[0] >= 0.1)}
@@ -73,10 +75,13 @@ def test_roles_are_the_relevant_dimensions_and_replies_parse() -> None:
     assert res.roles[0] == QUALITY_DIMENSIONS[int(np.argmax(data.weights[0]))]
     for layer in res.layers:
         for o in layer:
-            assert 1 <= o.score_a <= 10
-            assert 1 <= o.score_b <= 10
-            assert parse_scores(o.text) == (o.score_a, o.score_b)
-    assert judge.calls == 1 + 3 * 2
+            assert len(o.replies) == 2  # both answer orders
+            for text, a, b in o.replies:
+                assert 1 <= a <= 10
+                assert 1 <= b <= 10
+                assert parse_scores(text) == (a, b)
+            assert o.score_a == np.mean([r[1] for r in o.replies])
+    assert judge.calls == 1 + 3 * 2 * 2
     assert parse_roles(
         judge(net.role_prompt.format(question=data.samples[0].question, answer_a="a", answer_b="b"))
     ) == list(res.roles)
@@ -88,8 +93,51 @@ def test_same_seed_same_replies_and_position_bias_shows() -> None:
     b = WideDeep(SimulatedJudge(data, seed=7), width=2, depth=2).predict(data.samples)
     np.testing.assert_array_equal(a, b)
     biased = JudgeBiases(position_bias=3.0)
-    pred = WideDeep(SimulatedJudge(data, biased, seed=0), width=2, depth=1).predict(data.samples)
+    once = WideDeep(SimulatedJudge(data, biased, seed=0), width=2, depth=1, swap_order=False)
+    pred = once.predict(data.samples)
     assert np.mean(pred == A_BETTER) > 0.9
+    # both answer orders (the default): the bias toward the first position cancels
+    both = WideDeep(SimulatedJudge(data, biased, seed=0), width=2, depth=1).predict(data.samples)
+    assert abs(np.mean(both == A_BETTER) - np.mean(data.labels == A_BETTER)) < 0.15
+    assert agreement(both, data.labels)["kappa"] > agreement(pred, data.labels)["kappa"] + 0.2
+
+
+def test_judge_reads_which_answer_is_shown_first() -> None:
+    data = simulated_pairwise_data(50, seed=6)
+    i = int(np.argmax(np.abs(data.margin)))  # a clear case: |margin| > 2
+    s = data.samples[i]
+    role = QUALITY_DIMENSIONS[int(np.argmax(data.weights[i]))]
+    exact = {"noise": 0.0, "shared_noise": 0.0, "verbosity_bias": 0.0, "importance_noise": 0.0}
+
+    def mean_gap(judge: SimulatedJudge, first: str, second: str) -> float:
+        prompt = LAYER1_PROMPT.format(
+            question=s.question, answer_a=first, answer_b=second, role=role
+        )
+        return float(np.mean([np.subtract(*parse_scores(judge(prompt))) for _ in range(40)]))
+
+    for position_bias in (0.0, 1.0):
+        judge = SimulatedJudge(data, JudgeBiases(position_bias=position_bias, **exact), seed=0)
+        forward = mean_gap(judge, s.answer_a, s.answer_b)
+        swapped = mean_gap(judge, s.answer_b, s.answer_a)
+        # the better answer wins in both orders; the position bias (2 score points per
+        # latent unit) favours whichever answer is shown first
+        assert np.sign(forward) == np.sign(data.margin[i]) == -np.sign(swapped)
+        assert forward + swapped == pytest.approx(4 * position_bias, abs=0.5)
+        with pytest.raises(ValueError, match="Assistant 1's answer"):
+            judge(LAYER1_PROMPT.format(question=s.question, answer_a="x", answer_b="y", role=role))
+
+
+def test_judge_lists_every_dimension_by_default() -> None:
+    # the role prompt asks for as many perspectives as possible (as the paper's role
+    # generation and the reference's unlimited role prompt do): no relevance cut-off
+    data = simulated_pairwise_data(30, seed=2)
+    judge = SimulatedJudge(data, JudgeBiases(importance_noise=0.0), seed=0)
+    for i, s in enumerate(data.samples):
+        roles = parse_roles(
+            judge(ROLE_PROMPT.format(question=s.question, answer_a="a", answer_b="b"))
+        )
+        assert len(roles) == len(QUALITY_DIMENSIONS)
+        assert roles == [QUALITY_DIMENSIONS[k] for k in np.argsort(-data.weights[i], kind="stable")]
 
 
 def test_layer2_integration_beats_layer1_when_perspectives_mislead() -> None:

@@ -24,6 +24,7 @@ from neuronkit.interpretability.evaluators import (
     hf_pipeline_judge,
     parse_roles,
     parse_scores,
+    swap_labels,
 )
 
 SAMPLE = PairwiseSample("What is 2 + 2?", "It is 4.", "It is 5.")
@@ -105,7 +106,7 @@ def test_width_is_capped_at_one_neuron_per_role_unless_roles_repeat() -> None:
     # neurons, each with its own perspective
     judge = _RecordingJudge()
     res = WideDeep(judge, width=4, depth=2).evaluate(SAMPLE)
-    assert len(judge.prompts) == 1 + 3 * 2
+    assert len(judge.prompts) == 1 + 3 * 2 * 2  # 3 neurons x 2 layers x 2 answer orders
     assert [o.role for o in res.layers[0]] == ["accuracy", "relevance", "detail"]
     assert [o.role for o in res.layers[1]] == ["accuracy", "relevance", "detail"]
     with pytest.raises(TypeError, match="repeat_roles"):
@@ -114,7 +115,7 @@ def test_width_is_capped_at_one_neuron_per_role_unless_roles_repeat() -> None:
 
 def test_network_wiring_roles_and_layer2_sees_all_layer1_outputs() -> None:
     judge = _RecordingJudge()
-    net = WideDeep(judge, width=4, depth=2, repeat_roles=True)
+    net = WideDeep(judge, width=4, depth=2, repeat_roles=True, swap_order=False)
     res = net.evaluate(SAMPLE)
     assert len(judge.prompts) == 1 + 4 * 2
     assert res.roles == ("accuracy", "relevance", "detail")
@@ -139,7 +140,9 @@ def test_fixed_roles_skip_generation_and_pair_replies() -> None:
         calls.append(prompt)
         return (3.0, 7.0)
 
-    net = WideDeep(judge, width=3, depth=1, roles=["accuracy", "detail"], readout="last")
+    net = WideDeep(
+        judge, width=3, depth=1, roles=["accuracy", "detail"], readout="last", swap_order=False
+    )
     preds = net.predict([SAMPLE, SAMPLE])
     assert preds.tolist() == [B_BETTER, B_BETTER]
     assert len(calls) == 4  # two roles: two neurons per sample
@@ -168,10 +171,78 @@ def test_bad_judge_replies_and_arguments() -> None:
         PairwiseSample("q", "a", None)  # type: ignore[arg-type]
 
 
+class _ContentJudge:
+    """Knows each answer's worth (8 for "It is 4.", 3 for "It is 5."), adds a position bias
+    of ``bias`` points to the answer shown first, and records every prompt."""
+
+    def __init__(self, bias: float = 1.0) -> None:
+        self.bias = bias
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if "list as many evaluation perspectives" in prompt:
+            return "1. accuracy\n2. relevance"
+        first = prompt.split("[The Start of Assistant 1's Answer]\n", 1)[1].split("\n", 1)[0]
+        worth = {"It is 4.": 8.0, "It is 5.": 3.0}
+        s1 = worth[first] + self.bias
+        s2 = worth["It is 5." if first == "It is 4." else "It is 4."]
+        return f"Assistant 1: {s1:g}\nAssistant 2: {s2:g}\nAssistant 1's answer is {first}"
+
+
+def test_swap_order_scores_each_neuron_in_both_orders_and_averages() -> None:
+    # reference (DAMO-ConvAI WideDeep/inference-WideDeep.py, init_layer and single_layer):
+    # every neuron is called with (ans1, ans2) and with (ans2, ans1); the swapped scores are
+    # mapped back, the swapped reply relabelled, and all score pairs are averaged
+    judge = _ContentJudge(bias=1.0)
+    res = WideDeep(judge, width=2, depth=2).evaluate(SAMPLE)
+    assert len(judge.prompts) == 1 + 2 * 2 * 2
+    for prompt, first in zip(judge.prompts[1:], ["It is 4.", "It is 5."] * 4, strict=True):
+        assert f"[The Start of Assistant 1's Answer]\n{first}\n" in prompt
+    for o in res.layers[0]:
+        assert [(a, b) for _, a, b in o.replies] == [(9.0, 3.0), (8.0, 4.0)]
+        assert (o.score_a, o.score_b) == (8.5, 3.5)  # the position bias cancels
+        for text, a, b in o.replies:  # both replies labelled as in the original order
+            assert parse_scores(text) == (a, b)
+        assert "Assistant 2's answer is It is 5." in o.text  # the swapped reply, relabelled
+    forward, swapped = judge.prompts[5], judge.prompts[6]  # layer 2, neuron 1, both orders
+    assert forward.count("Reviewer ") == swapped.count("Reviewer ") == 4  # 2 neurons x 2 orders
+    assert "Reviewer 1 (perspective: accuracy):\nAssistant 1: 9\nAssistant 2: 3" in forward
+    assert "Reviewer 1 (perspective: accuracy):\nAssistant 2: 9\nAssistant 1: 3" in swapped
+    assert res.score_a - res.score_b == pytest.approx(5.0)
+    with pytest.raises(TypeError, match="swap_order"):
+        WideDeep(judge, swap_order=1)  # type: ignore[arg-type]
+
+
+def test_swap_order_cancels_a_pure_position_bias() -> None:
+    def first_wins(prompt: str) -> tuple[float, float]:
+        return (7.0, 5.0)
+
+    swapped = WideDeep(first_wins, roles=["accuracy"], width=1, depth=2)
+    assert swapped.evaluate(SAMPLE).verdict == TIE
+    assert swapped.evaluate(SAMPLE).layers[0][0].replies[1][1:] == (5.0, 7.0)
+    once = WideDeep(first_wins, roles=["accuracy"], width=1, depth=2, swap_order=False)
+    assert once.evaluate(SAMPLE).verdict == A_BETTER
+
+
+def test_swap_labels() -> None:
+    text = "Assistant 1: 8\nASSISTANT 2 score = 3; assistant 1's answer, Assistant 12"
+    assert swap_labels(text) == (
+        "Assistant 2: 8\nASSISTANT 1 score = 3; assistant 2's answer, Assistant 12"
+    )
+    assert parse_scores(swap_labels("Assistant 1: 8\nAssistant 2: 3")) == (3.0, 8.0)
+    with pytest.raises(TypeError, match="text"):
+        swap_labels(3)  # type: ignore[arg-type]
+
+
 def test_format_evaluations() -> None:
     text = format_evaluations([_out(8, 6, index=0, role="accuracy"), _out(1, 2, index=1)])
     assert text.startswith("Reviewer 1 (perspective: accuracy):\nAssistant 1: 8")
     assert "Reviewer 2 (perspective: r)" in text
+    both = NeuronOutput(1, 0, "a", "x\n\ny", 5.0, 5.0, (("x", 6.0, 4.0), ("y", 4.0, 6.0)))
+    assert format_evaluations([both]) == (
+        "Reviewer 1 (perspective: a):\nx\n\nReviewer 1 (perspective: a):\ny"
+    )
 
 
 def test_agreement_matches_sklearn_and_handles_degenerate_input() -> None:
@@ -210,7 +281,7 @@ def test_hf_pipeline_judge_with_fake_pipeline() -> None:
     echo = hf_pipeline_judge(_FakePipeline("Assistant 1: 1\nAssistant 2: 3", echo=True))
     assert echo("Rate: ") == "Assistant 1: 1\nAssistant 2: 3"
     nested = hf_pipeline_judge(_FakePipeline([[{"generated_text": "4 5"}]]))
-    net = WideDeep(nested, roles=["accuracy"], width=2, depth=2)
+    net = WideDeep(nested, roles=["accuracy"], width=2, depth=2, swap_order=False)
     assert net.evaluate(SAMPLE).verdict == B_BETTER
     with pytest.raises(TypeError, match="generated_text"):
         hf_pipeline_judge(_FakePipeline([{"text": "x"}]))("p")

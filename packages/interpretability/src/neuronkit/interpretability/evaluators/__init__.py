@@ -26,6 +26,7 @@ from .widedeep import (
     hf_pipeline_judge,
     parse_roles,
     parse_scores,
+    swap_labels,
 )
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "parse_roles",
     "parse_scores",
     "simulated_pairwise_data",
+    "swap_labels",
 ]

@@ -6,14 +6,19 @@ latent quality is known on several dimensions, and the "human" label compares th
 the dimensions that matter for that question. :class:`SimulatedJudge` answers the real
 WideDeep prompts (:mod:`neuronkit.interpretability.evaluators.widedeep`) as a noisy, biased LLM:
 
-* **Roles.** Asked for perspectives, it lists the quality dimensions it *perceives* as
-  relevant to the question (perceived importance >= ``role_min_importance``, a noisy copy of
-  the true importance), most important first.
+* **Roles.** Asked for perspectives (the prompt asks for as many as possible, like the
+  reference's role prompt), it lists every quality dimension whose *perceived* importance (a
+  noisy copy of the true importance) is at least ``role_min_importance`` (default 0: all of
+  them), most important first.
+* **Answer order.** It reads which answer is shown first (Assistant 1), so a network may show
+  the answers in either order: quality, length and the per-sample error belong to the answers,
+  the position bias to the first position.
 * **Layer-1 neuron** with role ``k``: attends mostly to dimension ``k`` (``role_focus``) and
   partly to its holistic impression (its perceived importance times the quality gap), plus a
-  position bias toward the first answer, a verbosity bias toward the longer answer (strong for
-  the ``"level of detail"`` role), a per-sample error shared by all calls on that sample, and
-  per-call noise; the result is written as integer scores 1 to 10 with a rationale.
+  position bias toward the answer shown first, a verbosity bias toward the longer answer
+  (strong for the ``"level of detail"`` role), a per-sample error shared by all calls on that
+  sample (a misjudgement of the answers, whatever their order), and per-call noise; the result
+  is written as integer scores 1 to 10 with a rationale.
 * **Layer-2 neuron**: parses every review in its prompt, averages the reported score gaps per
   perspective, and weighs each perspective by how important *it* perceives that perspective
   for the question (``integration`` share), mixing in its own layer-1-style judgment. This is
@@ -47,6 +52,9 @@ _DETAIL = QUALITY_DIMENSIONS.index("level of detail")
 _TASKS = ("open QA", "math", "writing", "coding", "summarization", "safety", "brainstorming")
 
 _QUESTION = re.compile(r"\[Question\]\n(.*?)\n\n\[The Start of Assistant 1", re.S)
+_FIRST_ANSWER = re.compile(
+    r"\[The Start of Assistant 1's Answer\]\n(.*?)\n\[The End of Assistant 1's Answer\]", re.S
+)
 _ROLE = re.compile(r"Your evaluation perspective: (.*?)\.\n")
 _REVIEWS = re.compile(r"\[Reviews from the previous layer\]\n(.*?)\n\[End of Reviews\]", re.S)
 _REVIEWER = re.compile(r"Reviewer \d+ \(perspective: (.*?)\):\n")
@@ -130,13 +138,15 @@ class JudgeBiases:
         role_focus: share of a neuron's attention on its role's dimension (rest: holistic).
         noise: std of per-call noise.
         shared_noise: std of a per-sample error shared by every call on that sample.
-        position_bias: constant preference for the first answer.
+        position_bias: constant preference for the answer shown first (Assistant 1).
         verbosity_bias: preference per unit of standardized log-length gap (all roles).
         detail_verbosity_bias: the same for the ``"level of detail"`` role.
         importance_noise: log-normal noise of the perceived dimension importance.
         integration: share of a layer-2 neuron's judgment taken from the reviews.
         role_min_importance: asked for perspectives, the judge lists the dimensions whose
-            perceived importance is at least this (the most important one at least).
+            perceived importance is at least this (the most important one at least); 0, the
+            default, lists every dimension, as the role prompt asks for as many perspectives
+            as possible.
     """
 
     role_focus: float = 0.6
@@ -147,7 +157,7 @@ class JudgeBiases:
     detail_verbosity_bias: float = 0.8
     importance_noise: float = 0.5
     integration: float = 0.7
-    role_min_importance: float = 0.1
+    role_min_importance: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -200,8 +210,9 @@ class SimulatedJudge:
         )
         return np.asarray(w / w.sum())
 
-    def _look(self, i: int, role: str) -> float:
-        """One neuron's latent judgment (positive: A better) of sample ``i`` from ``role``."""
+    def _look(self, i: int, role: str, sign: float = 1.0) -> float:
+        """One neuron's latent judgment of sample ``i`` from ``role`` (positive: the answer
+        shown first is better; ``sign`` is +1 when that is answer A, -1 when it is B)."""
         b = self.biases
         imp = self._importance(i)
         k = self._dims.get(role.strip().lower())
@@ -211,12 +222,11 @@ class SimulatedJudge:
             attention = (1.0 - b.role_focus) * imp
             attention[k] += b.role_focus
             verbosity = b.detail_verbosity_bias if k == _DETAIL else b.verbosity_bias
-        gap = self.data.quality_a[i] - self.data.quality_b[i]
+        gap = sign * (self.data.quality_a[i] - self.data.quality_b[i])
         return float(
             attention @ gap
             + b.position_bias
-            + verbosity * self._length_gap[i]
-            + self._shared[i]
+            + sign * (verbosity * self._length_gap[i] + self._shared[i])
             + self._rng.normal(0.0, b.noise)
         )
 
@@ -262,7 +272,8 @@ class SimulatedJudge:
                 f"prompt must state 'Your evaluation perspective: ...', got {prompt[:120]!r}"
             )
         role = role_match.group(1)
-        own = self._look(i, role)
+        sign = self._order(i, prompt)
+        own = self._look(i, role, sign)
         reviews_match = _REVIEWS.search(prompt)
         if reviews_match is None:
             latent, how = own, "independently"
@@ -279,8 +290,24 @@ class SimulatedJudge:
             how = f"after weighing {len(reviews)} reviews by relevance"
         a, b = self._scores(latent)
         la, lb = self.data.length_a[i], self.data.length_b[i]
+        if sign < 0:
+            la, lb = lb, la
         return (
             f"Assistant 1: {a}\nAssistant 2: {b}\n"
-            f"Judged {how} from the perspective of {role}; answer 1 has {la} words, answer 2 "
-            f"has {lb} words."
+            f"Judged {how} from the perspective of {role}; Assistant 1's answer has {la} words, "
+            f"Assistant 2's has {lb} words."
+        )
+
+    def _order(self, i: int, prompt: str) -> float:
+        """+1 if answer A of sample ``i`` is shown first (Assistant 1), -1 if answer B is."""
+        match = _FIRST_ANSWER.search(prompt)
+        sample = self.data.samples[i]
+        first = None if match is None else match.group(1)
+        if first == sample.answer_a:
+            return 1.0
+        if first == sample.answer_b:
+            return -1.0
+        raise ValueError(
+            "prompt must show one of the sample's two answers as Assistant 1's answer, got "
+            f"{prompt[:120]!r}"
         )

@@ -12,13 +12,20 @@ An LLM evaluator network judges a pairwise sample (a question and two answers). 
    perspective ``roles[j]`` and writes two scores (1 to 10) and a rationale
    (:data:`LAYER1_PROMPT`); as in the reference code, a layer has at most one neuron per role
    (``repeat_roles=True`` cycles through the roles instead).
-3. **Layer 2 and above** (the depth): every neuron receives the outputs of *all* neurons of the
-   previous layer (roles, scores and rationales, :func:`format_evaluations`) and, again with
-   its own role, integrates them into a more comprehensive evaluation (:data:`LAYER2_PROMPT`),
-   like a reviewer reading the other reviews in one round of discussion.
-4. **Readout.** The scores of the neurons (of the last layer, or of all layers as in the
-   paper's best setting) are averaged (or voted) into the verdict: answer A better, answer B
-   better, or a tie.
+3. **Both answer orders** (``swap_order=True``, the default): as in the reference code
+   (``init_layer`` and ``single_layer`` of ``inference-WideDeep.py``), every neuron of every
+   layer is called twice, once with answer A shown first and once with the answers swapped;
+   the swapped call's scores are mapped back to A and B and its reply relabelled (Assistant 1
+   <-> Assistant 2), and the neuron's scores are the mean over the two orders. A constant
+   preference for the first position cancels (FairEval's balanced position calibration).
+4. **Layer 2 and above** (the depth): every neuron receives the outputs of *all* neurons of the
+   previous layer (roles, scores and rationales of both orders, :func:`format_evaluations`)
+   and, again with its own role, integrates them into a more comprehensive evaluation
+   (:data:`LAYER2_PROMPT`), like a reviewer reading the other reviews in one round of
+   discussion. In the swapped call the reviews are relabelled to the swapped order.
+5. **Readout.** The scores of the neurons (of the last layer, or of all layers as in the
+   paper's best setting and the reference code) are averaged (or voted) into the verdict:
+   answer A better, answer B better, or a tie.
 
 The backend is any callable ``judge(prompt: str) -> str`` (or returning the two scores as a
 pair of numbers); :func:`hf_pipeline_judge` adapts a Hugging Face ``text-generation``
@@ -94,6 +101,7 @@ _ASSISTANT = re.compile(
 )
 _TWO_NUMBERS = re.compile(r"^\s*" + _NUMBER + r"\s*[,;/ \t]\s*" + _NUMBER + r"\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s*(.+?)\s*$")
+_ASSISTANT_LABEL = re.compile(r"(assistant\s*)([12])(?!\d)", re.IGNORECASE)
 
 Judge = Callable[[str], Any]
 
@@ -127,6 +135,16 @@ def parse_scores(text: str) -> tuple[float, float]:
     if not (math.isfinite(a) and math.isfinite(b)):
         raise ValueError(f"text must hold finite scores, got {a!r} and {b!r}")
     return a, b
+
+
+def swap_labels(text: str) -> str:
+    """Swap the labels ``Assistant 1`` and ``Assistant 2`` in ``text`` (any case).
+
+    Used to bring a reply about the swapped answer order back to the original order, and the
+    previous layer's reviews into the swapped order, as the reference code does.
+    """
+    check_type("text", text, str)
+    return _ASSISTANT_LABEL.sub(lambda m: m.group(1) + ("2" if m.group(2) == "1" else "1"), text)
 
 
 def parse_roles(text: str, max_roles: int | None = None) -> list[str]:
@@ -172,7 +190,17 @@ class PairwiseSample:
 
 @dataclass(frozen=True)
 class NeuronOutput:
-    """What one LLM neuron answered: its layer (1-based), index, role, text and scores."""
+    """What one LLM neuron answered: its layer (1-based), index, role, text and scores.
+
+    Attributes:
+        text: the neuron's replies, labelled as in the original order (Assistant 1 = answer
+            A), joined by a blank line.
+        score_a, score_b: the neuron's scores, the mean over its calls (both answer orders
+            when the network swaps them).
+        replies: each call's ``(text, score_a, score_b)`` in the original labelling: the
+            original order first, then the swapped one (empty when built by hand: ``text``
+            and the scores are then the only call).
+    """
 
     layer: int
     index: int
@@ -180,6 +208,7 @@ class NeuronOutput:
     text: str
     score_a: float
     score_b: float
+    replies: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def difference(self) -> float:
@@ -267,11 +296,15 @@ class WideDeepResult:
 
 
 def format_evaluations(outputs: Sequence[NeuronOutput]) -> str:
-    """The previous layer's reviews as a layer-2 neuron sees them (one block per neuron)."""
+    """The previous layer's reviews as a layer-2 neuron sees them: one block per reply (a
+    neuron called in both answer orders gives two blocks under the same reviewer header,
+    both labelled as in the original order, like the reference's two contents per neuron)."""
     blocks = []
     for o in outputs:
         check_type("outputs[i]", o, NeuronOutput)
-        blocks.append(f"Reviewer {o.index + 1} (perspective: {o.role}):\n{o.text.strip()}")
+        texts = [r[0] for r in o.replies] if o.replies else [o.text]
+        for text in texts:
+            blocks.append(f"Reviewer {o.index + 1} (perspective: {o.role}):\n{text.strip()}")
     return "\n\n".join(blocks)
 
 
@@ -312,14 +345,24 @@ class WideDeep:
         max_roles: keep at most this many generated roles.
         readout: ``"all"`` (pool every layer's neurons, the paper's best setting) or
             ``"last"``.
-        aggregation: ``"mean"`` of score differences or majority ``"vote"``.
+        aggregation: ``"mean"`` of score differences or majority ``"vote"`` (each neuron
+            votes with its own score difference, the mean over both orders).
         tie_margin: |mean score difference| <= this is a tie (score points).
+        swap_order: call every neuron twice, with the answers in the original and in the
+            swapped order, and average the two score pairs (the reference code's protocol
+            against position bias); ``False``: one call per neuron, answer A shown first.
         role_prompt, layer1_prompt, layer2_prompt: templates with the fields ``{question}``,
             ``{answer_a}``, ``{answer_b}``, ``{role}`` and (layer 2) ``{evaluations}``.
 
     Example:
-        >>> net = WideDeep(lambda p: "Assistant 1: 8\\nAssistant 2: 6", width=2, roles=["accuracy"])
-        >>> net.evaluate(PairwiseSample("q?", "a", "b")).verdict == A_BETTER
+        A judge that always prefers the answer shown first is cancelled by the two orders:
+
+        >>> first = lambda p: "Assistant 1: 8\\nAssistant 2: 6"
+        >>> sample = PairwiseSample("q?", "a", "b")
+        >>> WideDeep(first, width=2, roles=["accuracy"]).evaluate(sample).verdict == TIE
+        True
+        >>> once = WideDeep(first, width=2, roles=["accuracy"], swap_order=False)
+        >>> once.evaluate(sample).verdict == A_BETTER
         True
     """
 
@@ -336,6 +379,7 @@ class WideDeep:
         aggregation: str = "mean",
         tie_margin: float = 0.0,
         repeat_roles: bool = False,
+        swap_order: bool = True,
         role_prompt: str = ROLE_PROMPT,
         layer1_prompt: str = LAYER1_PROMPT,
         layer2_prompt: str = LAYER2_PROMPT,
@@ -352,6 +396,7 @@ class WideDeep:
         check_choice("aggregation", aggregation, ("mean", "vote"))
         check_number("tie_margin", tie_margin, ge=0.0)
         check_type("repeat_roles", repeat_roles, bool)
+        check_type("swap_order", swap_order, bool)
         if roles is not None:
             if isinstance(roles, str) or not all(isinstance(r, str) and r.strip() for r in roles):
                 raise TypeError(f"roles must be a sequence of non-empty str, got {roles!r:.120}")
@@ -380,6 +425,7 @@ class WideDeep:
         self.aggregation = aggregation
         self.tie_margin = float(tie_margin)
         self.repeat_roles = repeat_roles
+        self.swap_order = swap_order
         self.role_prompt = role_prompt
         self.layer1_prompt = layer1_prompt
         self.layer2_prompt = layer2_prompt
@@ -402,29 +448,61 @@ class WideDeep:
             )
         return tuple(parse_roles(reply, self.max_roles))
 
+    def _call(
+        self,
+        role: str,
+        question: str,
+        first: str,
+        second: str,
+        previous: str | None,
+        where: str,
+    ) -> tuple[str, float, float]:
+        """One judge call with ``first`` shown as Assistant 1: ``(reply, score_1, score_2)``;
+        ``previous`` is the previous layer's reviews (``None`` in layer 1)."""
+        fields = {"question": question, "answer_a": first, "answer_b": second, "role": role}
+        if previous is None:
+            prompt = self.layer1_prompt.format(**fields)
+        else:
+            prompt = self.layer2_prompt.format(evaluations=previous, **fields)
+        return _scores_from_reply(self.judge(prompt), where)
+
     def evaluate(self, sample: PairwiseSample) -> WideDeepResult:
-        """Run the network on one sample (``n * depth`` judge calls, + 1 for the roles, with
-        ``n = width`` if ``repeat_roles`` else ``min(width, len(roles))``)."""
+        """Run the network on one sample (``n * depth`` neurons, each called twice when
+        ``swap_order``, + 1 call for the roles, with ``n = width`` if ``repeat_roles`` else
+        ``min(width, len(roles))``)."""
         check_type("sample", sample, PairwiseSample)
         roles = self.generate_roles(sample)
         n_neurons = self.width if self.repeat_roles else min(self.width, len(roles))
-        fields = {
-            "question": sample.question,
-            "answer_a": sample.answer_a,
-            "answer_b": sample.answer_b,
-        }
+        q = sample.question
         layers: list[tuple[NeuronOutput, ...]] = []
         for layer in range(1, self.depth + 1):
-            previous = format_evaluations(layers[-1]) if layers else ""
+            previous = format_evaluations(layers[-1]) if layers else None
+            swapped_previous = None if previous is None else swap_labels(previous)
             outputs = []
             for j in range(n_neurons):
                 role = roles[j % len(roles)]
-                if layer == 1:
-                    prompt = self.layer1_prompt.format(role=role, **fields)
-                else:
-                    prompt = self.layer2_prompt.format(role=role, evaluations=previous, **fields)
-                text, a, b = _scores_from_reply(self.judge(prompt), f"layer {layer} neuron {j}")
-                outputs.append(NeuronOutput(layer, j, role, text, a, b))
+                where = f"layer {layer} neuron {j}"
+                # original order: answer A is Assistant 1
+                text, a, b = self._call(role, q, sample.answer_a, sample.answer_b, previous, where)
+                replies = [(text, a, b)]
+                if self.swap_order:
+                    # swapped order: answer B is Assistant 1; the reviews are relabelled to
+                    # match, and the reply is brought back to the original labelling
+                    s_text, s1, s2 = self._call(
+                        role, q, sample.answer_b, sample.answer_a, swapped_previous, where
+                    )
+                    replies.append((swap_labels(s_text), s2, s1))
+                outputs.append(
+                    NeuronOutput(
+                        layer,
+                        j,
+                        role,
+                        "\n\n".join(r[0].strip() for r in replies),
+                        float(np.mean([r[1] for r in replies])),
+                        float(np.mean([r[2] for r in replies])),
+                        tuple(replies),
+                    )
+                )
             layers.append(tuple(outputs))
         pool = [o for lay in layers for o in lay] if self.readout_mode == "all" else layers[-1]
         verdict = aggregate_verdict(pool, aggregation=self.aggregation, tie_margin=self.tie_margin)

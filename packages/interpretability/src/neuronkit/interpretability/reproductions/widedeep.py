@@ -6,9 +6,10 @@ No LLM is downloaded: the judge is :class:`SimulatedJudge`, a noisy LLM stand-in
 role-dependent attention, position bias, verbosity bias (strong for the "level of detail"
 perspective), a per-sample shared error and per-call noise, answering the real WideDeep
 prompts on a synthetic pairwise benchmark with ground-truth labels (A better / B better /
-tie). For each width the same network is run with two layers; its first layer alone is the
-one-layer network of that width (the very same calls), so the depth comparison is paired.
-Agreement with the ground truth is Cohen's kappa (sklearn), over several judge seeds.
+tie). As in the reference code, every neuron is called in both answer orders and its scores
+are averaged. For each width the same network is run with two layers; its first layer alone
+is the one-layer network of that width (the very same calls), so the depth comparison is
+paired. Agreement with the ground truth is Cohen's kappa (sklearn), over several judge seeds.
 
 The checks and thresholds are ours (PAPERS.md states the claim qualitatively): the 2-layer
 kappa gains >= 0.05 from width 1 to the largest width, kappa rises with width (Spearman over
@@ -43,6 +44,7 @@ def _sweep(
     seeds: list[int],
     *,
     repeat_roles: bool,
+    swap_order: bool = True,
     progress: Callable[..., Iterable[int]] = lambda it, **_: it,
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, object]], int]:
     """Kappa and accuracy ``[seeds, widths, depth 1 / 2]`` of 2-layer networks, per-run rows
@@ -63,6 +65,7 @@ def _sweep(
                 readout="all",
                 tie_margin=_TIE_MARGIN,
                 repeat_roles=repeat_roles,
+                swap_order=swap_order,
             )
             results = net.evaluate_many(data.samples)
             calls += judge.calls
@@ -130,7 +133,8 @@ def run(ctx: RunContext) -> None:
     # number of roles the judge lists); repeated roles are run for comparison
     kappa, acc, rows, calls = _sweep(data, widths, seeds, repeat_roles=False, progress=ctx.progress)
     kappa_rep, _, _, calls_rep = _sweep(data, widths, seeds, repeat_roles=True)
-    calls += calls_rep
+    kappa_one, _, _, calls_one = _sweep(data, widths, seeds, repeat_roles=False, swap_order=False)
+    calls += calls_rep + calls_one
     mean_k = kappa.mean(0)
     std_k = kappa.std(0)
     mean_a = acc.mean(0)
@@ -193,16 +197,26 @@ def run(ctx: RunContext) -> None:
     rho_rep = [float(spearmanr(widths, mean_rep[:, d]).statistic) for d in (0, 1)]
     ctx.metric("repeated_roles_kappa_1_layer", [round(float(v), 4) for v in mean_rep[:, 0]])
     ctx.metric("repeated_roles_kappa_2_layers", [round(float(v), 4) for v in mean_rep[:, 1]])
+    mean_one = kappa_one.mean(0)
+    rho_one = [float(spearmanr(widths, mean_one[:, d]).statistic) for d in (0, 1)]
+    ctx.metric("one_order_kappa_1_layer", [round(float(v), 4) for v in mean_one[:, 0]])
+    ctx.metric("one_order_kappa_2_layers", [round(float(v), 4) for v in mean_one[:, 1]])
     ctx.note(
         "Widths are capped at one neuron per role, as in the reference code (DAMO-ConvAI "
-        "WideDeep, init_layer: min(width, number of roles), neuron i taking role i); the judge "
-        "lists the dimensions it finds relevant, usually 2-4, so the larger widths mostly run "
-        "the same network. Not checked, for comparison: with roles repeated to fill the width "
+        "WideDeep, init_layer: min(width, number of roles), neuron i taking role i). Asked "
+        "for as many perspectives as possible (the paper's role generation; the reference's "
+        "default role prompt sets no number), the judge lists all "
+        f"{len(QUALITY_DIMENSIONS)} dimensions, most important first, so width w runs the w "
+        f"perspectives it finds most important (width {widths[-1]}: all "
+        f"{len(QUALITY_DIMENSIONS)}). Earlier versions of this reproduction had the judge list "
+        "only dimensions of perceived importance >= 0.1 (2-4 roles) and called each neuron "
+        "once. Not checked, for comparison: with roles repeated to fill the width "
         "(WideDeep(repeat_roles=True), more calls per perspective), the 2-layer kappa goes "
         f"{mean_rep[0, 1]:.3f} -> {mean_rep[-1, 1]:.3f} from width {widths[0]} to "
-        f"{widths[-1]} (Spearman {min(rho_rep):.2f} over both depths): there the width gain "
-        "comes from averaging repeated calls. Until interpretability 0.5.9 the checks used "
-        "repeated roles and held."
+        f"{widths[-1]} (Spearman {min(rho_rep):.2f} over both depths); with one call per "
+        "neuron, answer A always shown first (WideDeep(swap_order=False), position bias not "
+        f"cancelled), {mean_one[0, 1]:.3f} -> {mean_one[-1, 1]:.3f} (Spearman "
+        f"{min(rho_one):.2f})."
     )
     ctx.check("kappa_width_gain", float(mean_k[-1, 1] - mean_k[0, 1]))
     ctx.check("kappa_width_spearman", min(rho))
@@ -219,24 +233,26 @@ def run(ctx: RunContext) -> None:
         "Dirichlet(0.5) importances, answers have standard-normal qualities and log-normal "
         "lengths independent of quality; the ground-truth label is A/B/tie from the "
         "importance-weighted quality gap (|gap| <= 0.15 is a tie). Network: WideDeep with "
-        "roles generated per sample by the judge, width w, two layers, readout = mean score "
-        f"gap of all neurons of the kept layers, tie if |gap| <= {_TIE_MARGIN}; the 1-layer "
-        "network is the first layer of the same run (paired comparison)."
+        "roles generated per sample by the judge, width w, two layers, every neuron called "
+        "with the answers in both orders and its two score pairs averaged (reference code: "
+        "init_layer and single_layer), readout = mean score gap of all neurons of the kept "
+        f"layers (the reference averages all layers' scores), tie if |gap| <= {_TIE_MARGIN} "
+        "(ours); the 1-layer network is the first layer of the same run (paired comparison)."
     )
     ctx.note(
         "Simulated judge (SimulatedJudge, default JudgeBiases): a layer-1 neuron looks 60% at"
         " its role's dimension and 40% holistically (a noisy copy of the true importances), "
-        "with a position bias of +0.3 toward answer 1, a verbosity bias (0.8 for the 'level "
-        "of detail' role, 0.15 otherwise), a per-sample error shared by all calls (sd 0.3), "
-        "per-call noise (sd 0.7) and integer 1-10 scores. Asked for roles, it lists the "
-        "dimensions it perceives as relevant to the question (perceived importance >= 0.1), "
-        "so a network has as many neurons per layer as relevant roles, at most its width (an "
-        "earlier version that listed all six dimensions for every question showed no width "
-        "trend with repeated roles: equal weight on irrelevant perspectives cancelled the "
-        "noise averaging). Possible mechanisms of a width gain: more perspectives cover more "
-        "of the dimensions that matter and independent per-call noise averages out (the "
-        "shared error and the position bias do not). Mechanism of the depth gain: a layer-2 "
-        "neuron reads all layer-1 reviews, "
+        "with a position bias of +0.3 toward the answer shown first, a verbosity bias (0.8 "
+        "for the 'level of detail' role, 0.15 otherwise), a per-sample error shared by all "
+        "calls (sd 0.3, attached to the answers, not to their positions), per-call noise (sd "
+        "0.7) and integer 1-10 scores; it reads which answer is shown first, so calling a "
+        "neuron in both orders cancels the position bias. Asked for roles, it lists every "
+        "dimension, ordered by its (noisy) perceived importance. Possible mechanisms of a "
+        "width gain: more perspectives cover more of the dimensions that matter and "
+        "independent per-call noise averages out (the shared error does not); against it, a "
+        "mean over neurons weighs a barely relevant perspective (e.g. the verbosity-biased "
+        "'level of detail') as much as the decisive one. Mechanism of the depth gain: a "
+        "layer-2 neuron reads all layer-1 reviews, "
         "averages the score gaps per perspective and weighs each perspective by its own "
         "(noisy) estimate of its importance for the question (70%), plus its own look (30%); "
         "a one-layer mean/vote weighs perspectives by how many neurons hold them, so an "
