@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from neuronkit.common import (
     as_float_array,
@@ -262,6 +262,7 @@ def mean_field_overlaps(
     num_patterns: int,
     *,
     beta: float = math.inf,
+    rho: float = 0.0,
     init: np.ndarray | None = None,
     iterations: int = 2000,
     tol: float = 1e-12,
@@ -271,6 +272,26 @@ def mean_field_overlaps(
     The expectation over one neuron's ternary entries is exact (all ``3^K`` configurations).
     Iterates from ``init`` (default: the hierarchical law) until the change is below ``tol``.
     At ``beta = inf``, ``tanh`` becomes ``sign`` (0 on exact ties).
+
+    Dataset noise ``rho > 0`` (zero temperature only): the couplings are built from example
+    averages, modelled (large ``M``) as ``r xi_i (1 + sqrt(rho) Z_i)`` with ``Z_i`` standard
+    Gaussian, so given ``xi`` the field ``h = sum_nu xi_nu n_nu (1 + sqrt(rho) Z_nu)`` is Gaussian
+    with mean ``mu = xi.n`` and variance ``s^2 = rho sum_nu xi_nu^2 n_nu^2``, and ``E_Z sign(h) =
+    erf(mu / (sqrt(2) s))``. The iterated order parameters are the overlaps with the example
+    averages, ``n = E[xi (1 + sqrt(rho) Z) sign(h)] = m + rho n E[xi^2 2 phi(mu/s) / s]`` (Stein's
+    lemma, ``phi`` the standard normal density); the Mattis overlaps ``m = E[xi sign(h)]`` are
+    returned. Both Hebbian protocols obey these equations in low storage. ``rho = 0`` is exactly
+    the noiseless iteration; for ``rho > 0``, ``init`` starts ``n`` (only its direction matters).
+
+    Args:
+        dilution: ``d`` in ``[0, 1]``.
+        num_patterns: ``K <= 10``.
+        beta: inverse temperature (> 0, ``inf`` allowed).
+        rho: dataset entropy ``(1 - r^2) / (M r^2)`` (:func:`dataset_entropy`), ``>= 0``;
+            ``rho > 0`` needs ``beta = inf``.
+        init: starting overlaps ``[K]``.
+        iterations: maximum number of iterations.
+        tol: stop when no order parameter changes by more than this.
     """
     check_probability("dilution", dilution)
     k = check_positive_int("num_patterns", num_patterns)
@@ -278,6 +299,9 @@ def mean_field_overlaps(
         raise ValueError(f"num_patterns must be <= 10 for the exact 3^K average, got {k}")
     if not (isinstance(beta, (int, float)) and beta > 0):
         raise ValueError(f"beta must be > 0 (math.inf for zero temperature), got {beta!r}")
+    check_number("rho", rho, ge=0)
+    if rho > 0 and not math.isinf(beta):
+        raise ValueError(f"rho > 0 needs zero temperature (beta = inf), got beta = {beta!r}")
     iterations = check_positive_int("iterations", iterations)
     check_number("tol", tol, gt=0)
     configs = np.array(list(itertools.product((-1.0, 0.0, 1.0), repeat=k)))
@@ -286,6 +310,8 @@ def mean_field_overlaps(
     m = hierarchical_overlaps(dilution, k) if init is None else np.asarray(init, dtype=np.float64)
     if m.shape != (k,):
         raise ValueError(f"init must have shape [{k}], got {m.shape}")
+    if rho > 0:
+        return _noisy_zero_temperature_overlaps(configs, weights, float(rho), m, iterations, tol)
     for _ in range(iterations):
         field = configs @ m
         act = np.sign(field) if math.isinf(beta) else np.tanh(beta * field)
@@ -293,4 +319,32 @@ def mean_field_overlaps(
         if np.max(np.abs(new - m)) < tol:
             return np.asarray(new)
         m = new
+    return np.asarray(m)
+
+
+def _noisy_zero_temperature_overlaps(
+    configs: np.ndarray,
+    weights: np.ndarray,
+    rho: float,
+    n: np.ndarray,
+    iterations: int,
+    tol: float,
+) -> np.ndarray:
+    """Mattis overlaps at the fixed point of the ``rho > 0`` map of :func:`mean_field_overlaps`."""
+    active = configs**2
+    m = np.zeros_like(n)
+    for _ in range(iterations):
+        mu = configs @ n
+        s = np.sqrt(rho * (active @ n**2))
+        # s = 0 only where every term of the field vanishes, i.e. mu = 0 too: sign(h) = 0
+        safe = np.where(s > 0, s, 1.0)
+        mean_sign = np.where(s > 0, special.erf(mu / (math.sqrt(2.0) * safe)), 0.0)
+        density = np.where(
+            s > 0, np.sqrt(2.0 / math.pi) * np.exp(-0.5 * (mu / safe) ** 2) / safe, 0.0
+        )
+        m = weights @ (configs * mean_sign[:, None])
+        new = m + rho * n * ((weights * density) @ active)
+        if np.max(np.abs(new - n)) < tol:
+            break
+        n = new
     return np.asarray(m)
