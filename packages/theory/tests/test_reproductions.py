@@ -27,9 +27,10 @@ IDS = [
 # Checks whose paper effect does not show, or only marginally, at quick scale (explained in
 # each report and in docs/papers.md). They run and are reported; every other check must hold.
 KNOWN_FAILING = {
-    # 1.003 > 1: rank-1 init changes weights only 0.3% more than full rank in quick mode (16%
-    # in full mode); a CPU with other kernels may land on either side.
-    "theory.rich_lazy": {"weight_change_low_over_high"},
+    # Since 0.6.9 the rank checks run the paper's RNN (Fig. 1); quick trains one seed at
+    # h = 100, where the ratios are noisy: seed 0 gives 1.54 / 2.19, but an audit measured the
+    # weight-change ratio below 1 on 3 of 8 seeds (both 0.97 with --seed 3).
+    "theory.rich_lazy": {"weight_change_low_over_high", "kernel_change_low_over_high"},
     # The Hilbert-kernel classifier's excess error over Bayes shrinks slowly with n: expected
     # ratio 0.41-0.44 (n = 3000 vs 30), but the n = 30 mean of 3 draws is noisy (SE ~0.02 of
     # 0.05) and this run measures 0.501 quick, 0.72 full (5 draws, a low n = 30 baseline).

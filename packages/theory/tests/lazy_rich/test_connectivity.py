@@ -64,3 +64,28 @@ def test_bad_inputs_name_the_argument() -> None:
     net = TwoLayerTanhNet(torch.ones(4, 3), torch.ones(4))
     with pytest.raises(ValueError, match="y"):
         train_rich_lazy(net, torch.ones(5, 3), torch.ones(4), steps=1)
+
+
+def test_weight_kernel_distance_is_the_alignment_of_the_hidden_weights_kernel() -> None:
+    """Liu et al.'s code measures 1 - <K_0, K_T> / (|K_0| |K_T|) of the varied weight's kernel."""
+    import copy
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    y = torch.tanh(x[:, 0])
+    net = TwoLayerTanhNet(low_rank_weight(16, 5, 2, 4.0, seed=4), torch.randn(16, generator=g))
+    before = copy.deepcopy(net)
+    res = train_rich_lazy(net, x, y, steps=50, kernel_points=12)
+
+    def kernel(model: TwoLayerTanhNet) -> torch.Tensor:
+        rows = []
+        for xi in x[:12]:
+            (gw,) = torch.autograd.grad(model(xi[None])[0], model.weight)
+            rows.append(gw.reshape(-1))
+        j = torch.stack(rows)
+        return j @ j.T
+
+    k0, kt = kernel(before), kernel(net)
+    expected = 1 - float((k0 * kt).sum() / (k0.norm() * kt.norm()))
+    assert res.weight_kernel_distance == pytest.approx(expected, rel=1e-9)
+    assert res.weight_kernel_distance != pytest.approx(res.kernel_distance, rel=1e-6)

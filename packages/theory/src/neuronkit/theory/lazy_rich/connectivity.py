@@ -5,7 +5,8 @@ and lazy learning in neural circuits" (ICLR 2024). At a fixed weight norm, a low
 connectivity makes learning *richer* (larger relative weight change ``||W_T - W_0|| / ||W_0||``
 and larger change of the tangent kernel) than a high-rank one, unless the low-rank structure is
 aligned with the task, in which case learning is lazy again. This module builds initial weights
-with a controlled rank at fixed Frobenius norm (random or aligned with given task directions), a
+with a controlled rank at fixed Frobenius norm (equal singular values, random or aligned with given
+task directions; or, as the authors' code does, the truncated SVD of a given random matrix), a
 two-layer network ``f(x) = v . tanh(W x) / sqrt(h)`` and full-batch training that records the
 richness measures. Shapes: inputs ``[P, D]``, targets ``[P]``, ``W [h, D]``, ``v [h]``.
 """
@@ -29,7 +30,13 @@ from ..measures import (
     relative_change,
 )
 
-__all__ = ["RichLazyResult", "TwoLayerTanhNet", "low_rank_weight", "train_rich_lazy"]
+__all__ = [
+    "RichLazyResult",
+    "TwoLayerTanhNet",
+    "low_rank_weight",
+    "train_rich_lazy",
+    "truncated_rank_weight",
+]
 
 
 def _orthonormal(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
@@ -74,6 +81,26 @@ def low_rank_weight(
     return (frobenius_norm / math.sqrt(r)) * u @ v.T
 
 
+def truncated_rank_weight(weight: Any, rank: int) -> torch.Tensor:
+    """The rank-``rank`` truncated SVD of ``weight`` ``[M, N]``, rescaled to its Frobenius norm.
+
+    Liu et al.'s construction of low-rank initial weights of equal norm (reference code
+    ``BioRNN_RichLazy/main.py``): keep the top ``rank`` singular triplets of one random matrix
+    (its own singular values, not equal ones), then rescale to ``||weight||_F``; ``rank =
+    min(M, N)`` returns ``weight`` itself.
+    """
+    w = as_float_tensor("weight", weight, 2, "[M, N]")
+    r = check_positive_int("rank", rank)
+    if r > min(w.shape):
+        raise ValueError(f"rank must be <= min(M, N) = {min(w.shape)}, got {r}")
+    norm = torch.linalg.norm(w)
+    if norm == 0:
+        raise ValueError("weight must not be all zeros")
+    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    low = (u[:, :r] * s[:r]) @ vh[:r]
+    return low * (norm / torch.linalg.norm(low))
+
+
 class TwoLayerTanhNet(torch.nn.Module):
     """``f(x) = v . tanh(W x) / sqrt(h)``; ``W [h, D]`` and ``v [h]`` given. ``x [B, D] -> [B]``."""
 
@@ -98,14 +125,18 @@ class RichLazyResult:
 
     Attributes:
         weight_change: ``||W_T - W_0||_F / ||W_0||_F`` of the hidden weights.
-        kernel_distance: ``1 - alignment(K_0, K_T)`` of the empirical NTKs on the inputs.
-        kernel_change: ``||K_T - K_0||_F / ||K_0||_F``.
+        weight_kernel_distance: ``1 - alignment(K_0, K_T)`` (uncentred) of the tangent kernels
+            of the hidden weights ``W`` alone, the measure of Liu et al.'s code (the kernel of
+            the weight matrix whose rank is varied).
+        kernel_distance: ``1 - alignment(K_0, K_T)`` of the empirical NTKs over both layers.
+        kernel_change: ``||K_T - K_0||_F / ||K_0||_F`` of the NTKs over both layers.
         alignment_init, alignment_final: centred kernel-target alignments of ``K_0``, ``K_T``.
         effective_rank_init: effective rank of ``W_0``.
         final_loss: training MSE at the end.
     """
 
     weight_change: float
+    weight_kernel_distance: float
     kernel_distance: float
     kernel_change: float
     alignment_init: float
@@ -125,8 +156,9 @@ def train_rich_lazy(
 ) -> RichLazyResult:
     """Full-batch gradient descent on ``mean (f(x) - y)^2`` (in place), with richness measures.
 
-    The NTK is the empirical one (``torch.func``) over both layers on the first
-    ``kernel_points`` inputs. ``x [P, D]``, ``y [P]`` (moved to the device of ``model.weight``).
+    The kernels are the empirical ones (``torch.func``) on the first ``kernel_points`` inputs:
+    the NTK over both layers and the tangent kernel of ``W`` alone. ``x [P, D]``, ``y [P]``
+    (moved to the device of ``model.weight``).
     """
     if not isinstance(model, TwoLayerTanhNet):
         raise TypeError(f"model must be a TwoLayerTanhNet, got {type(model).__name__}")
@@ -143,6 +175,7 @@ def train_rich_lazy(
     xk, yk = xt[:kp], yt[:kp]
     w0 = model.weight.detach().clone()
     k0 = empirical_ntk(model, xk)
+    kw0 = empirical_ntk(model, xk, params={"weight": model.weight})
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss = torch.zeros(())
     for _ in range(steps):
@@ -153,8 +186,10 @@ def train_rich_lazy(
     with torch.no_grad():
         final = float(((model(xt) - yt) ** 2).mean())
     kt = empirical_ntk(model, xk)
+    kwt = empirical_ntk(model, xk, params={"weight": model.weight})
     return RichLazyResult(
         weight_change=relative_change(model.weight, w0),
+        weight_kernel_distance=kernel_distance(kw0, kwt),
         kernel_distance=kernel_distance(k0, kt),
         kernel_change=relative_change(kt, k0),
         alignment_init=kernel_target_alignment(k0, yk),
