@@ -28,6 +28,11 @@ KNOWN_FAILING: dict[str, set[str]] = {
     # 2.05% below the Adam MLP's on the one quick digits split (needs <= 2%: 4 of 450 images);
     # full mode holds (1.6%).
     "pruning.gbnn": {"digits_shortfall"},
+    # Under open_lth's LeNet recipe (0.5.11) the k = 44 instability is 0.11 points above k = 0
+    # (half a test image, mean of 2 pairs): this LeNet is already stable at k = 0, as the LMC
+    # paper finds for LeNet. The ticket is 1.56 points below dense here, but 2.22 on seeds 1
+    # and 2 and 2.89 in full mode (needs within 2).
+    "pruning.lth_rewind": {"instability_kmax_minus_k0", "ticket_minus_dense"},
     # Since SeND drops the paper's embedding indices (0.5.10) both checks hold (EES -0.169,
     # loss +4.71% against the +5% limit), but the EES gap comes from the dropped indices
     # carrying less activation in the very embedding EigenScore reads, while answer accuracy

@@ -203,3 +203,33 @@ def test_reinitialize_redraws_attention_and_refuses_bare_parameters() -> None:
 
     with pytest.raises(ValueError, match=r"no reset_parameters re-draws \['pos'\]"):
         reinitialize(WithEmbedding(), seed=1)
+
+
+def _kaiming(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.kaiming_normal_(module.weight)
+
+
+def test_reinitialize_redraws_with_the_models_own_initializer() -> None:
+    # open_lth's randomly_reinitialize builds a new model with the experiment's initializer;
+    # PyTorch's reset_parameters alone draws Linear weights with 1/6 of kaiming-normal's
+    # variance, which made the reinit control start at the wrong scale
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 200))
+    model.apply(_kaiming)
+    fresh = reinitialize(model, seed=3, init=_kaiming)
+    for i, fan_in in ((0, 400), (2, 300)):
+        w, w0 = fresh[i].weight.detach(), model[i].weight.detach()
+        assert not torch.equal(w, w0)
+        expected = (2.0 / fan_in) ** 0.5
+        assert float(w.std()) == pytest.approx(expected, rel=0.05)
+        assert float(w.std()) == pytest.approx(float(w0.std()), rel=0.05)
+        assert float(fresh[i].bias.detach().abs().max()) <= fan_in**-0.5  # default bias draw
+        assert not torch.equal(fresh[i].bias, model[i].bias)
+    again = reinitialize(model, seed=3, init=_kaiming)
+    assert _same(fresh.state_dict(), again.state_dict())
+    default = reinitialize(model, seed=3)  # without init: PyTorch's default scale
+    default_std = float(default[0].weight.detach().std())
+    assert default_std < 0.5 * float(fresh[0].weight.detach().std())
+    with pytest.raises(TypeError, match="init"):
+        reinitialize(model, seed=3, init="kaiming_normal")

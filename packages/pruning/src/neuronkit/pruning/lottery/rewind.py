@@ -14,11 +14,12 @@ IMP with rewinding to iteration ``k``:
    schedule and the data order resume at ``k``; the optimizer starts fresh).
 4. Repeat 2-3 for the requested number of rounds. ``k = 0`` is the original lottery ticket.
 
-Controls: the same mask from a random re-initialization trained from iteration 0
-(:func:`reinitialize`), and a random mask with the same per-layer sparsity rewound to ``W_k``
-(:func:`~neuronkit.pruning.lottery.masks.random_masks_like`). Training is plain minibatch SGD
-(or Adam) over in-memory tensors with a seeded data order, so two runs differ only by what is
-asked to differ (e.g. the data order of the two copies in the stability analysis).
+Controls: the same mask on a random re-initialization drawn with the model's own initializer
+(:func:`reinitialize`; open_lth's ``randomly_reinitialize`` branch trains it from iteration
+``k`` by default, from 0 on request), and a random mask with the same per-layer sparsity
+rewound to ``W_k`` (:func:`~neuronkit.pruning.lottery.masks.random_masks_like`). Training is
+plain minibatch SGD (or Adam) over in-memory tensors with a seeded data order, so two runs differ
+only by what is asked to differ (e.g. the data order of the two copies in the stability analysis).
 """
 
 from __future__ import annotations
@@ -245,17 +246,31 @@ def accuracy(
     return correct / len(y)
 
 
-def reinitialize(model: nn.Module, *, seed: int) -> nn.Module:
+def reinitialize(
+    model: nn.Module, *, seed: int, init: Callable[[nn.Module], None] | None = None
+) -> nn.Module:
     """A copy of ``model`` with every layer re-drawn by its ``reset_parameters`` (or
-    ``_reset_parameters``, e.g. ``nn.MultiheadAttention``), seeded.
+    ``_reset_parameters``, e.g. ``nn.MultiheadAttention``) and then by ``init``, seeded.
 
-    The "random reinitialization" control: the ticket's mask on a fresh ``W_0'``. The global
-    RNG is forked, so calling this does not change other random streams. Raises a
-    ``ValueError`` naming any parameter no such method re-draws (e.g. a positional embedding
-    held directly by a model): its initial distribution is the model's own choice.
+    The "random reinitialization" control: the ticket's mask on a fresh ``W_0'`` drawn from
+    the distribution ``W_0`` came from. open_lth (``lottery/branch/randomly_reinitialize.py``)
+    builds a new model with the experiment's own initializer (e.g. ``kaiming_normal``), so a
+    model that was not initialized by PyTorch's defaults must pass that initializer as
+    ``init``: it is applied to every submodule (``fresh.apply(init)``) after the reset, as
+    ``model.apply(initializer)`` is in open_lth's models. The global RNG is forked, so calling
+    this does not change other random streams. Raises a ``ValueError`` naming any parameter no
+    ``reset_parameters`` re-draws (e.g. a positional embedding held directly by a model): its
+    initial distribution is the model's own choice.
+
+    Args:
+        model: the network (not modified).
+        seed: seed of the fresh draw.
+        init: optional per-module initializer (``fn(module)``), applied after the reset.
     """
     check_type("model", model, nn.Module)
     check_seed(seed)
+    if init is not None and not callable(init):
+        raise TypeError(f"init must be a callable fn(module) or None, got {type(init).__name__}")
     fresh = copy.deepcopy(model)
     redrawn: set[int] = set()
     with torch.random.fork_rng(devices=[]):
@@ -265,6 +280,8 @@ def reinitialize(model: nn.Module, *, seed: int) -> nn.Module:
             if callable(reset):
                 reset()
                 redrawn.update(id(p) for p in m.parameters(recurse=False))
+        if init is not None:
+            fresh.apply(init)
     left = [name for name, p in fresh.named_parameters() if id(p) not in redrawn]
     if left:
         raise ValueError(
@@ -289,7 +306,7 @@ def train_from(
 
     The building block of every branch: a rewound ticket (IMP mask, ``W_k``, ``k``), the
     random-mask control (random mask, ``W_k``, ``k``), the reinit control (IMP mask, fresh
-    ``W_0'``, 0). ``model`` and ``state`` are not modified.
+    ``W_0'``, ``k`` as in open_lth, or 0). ``model`` and ``state`` are not modified.
 
     Returns:
         The trained copy (eval mode, masks applied).
