@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neuronkit.theory.data.lms import lms_data
+from neuronkit.theory.data.lms import AUTHORS_SLAB_WEIGHTS, lms_data
 
 
 @settings(max_examples=20, deadline=None)
@@ -56,3 +56,30 @@ def test_bad_inputs() -> None:
         lms_data(10, 3, num_slabs=5, slab_margin=0.5)
     with pytest.raises(ValueError, match="orthogonal"):
         lms_data(10, 2, rotation=torch.ones(2, 2))
+
+
+@pytest.mark.parametrize(
+    ("k", "label0", "label1"),
+    [
+        (5, [0.5, 0.5], [1 / 8, 3 / 4, 1 / 8]),
+        (7, [1 / 4, 1 / 2, 1 / 4], [1 / 16, 7 / 16, 7 / 16, 1 / 16]),
+    ],
+)
+def test_authors_slab_weights(k: int, label0: list, label1: list) -> None:
+    d = lms_data(100_000, 2, num_slabs=k, slab_weights=AUTHORS_SLAB_WEIGHTS[k], seed=0)
+    centres = torch.linspace(-1, 1, k, dtype=torch.float64)
+    slab = (d.z[:, 1:].double() - centres).abs().argmin(1).squeeze()
+    # label 0 lives on the odd slabs, label 1 on the even ones
+    for label, first, share in ((0, 1, label0), (1, 0, label1)):
+        counts = torch.bincount(slab[d.y == label], minlength=k)[first::2].double()
+        assert torch.allclose(counts / counts.sum(), torch.tensor(share).double(), atol=0.01)
+
+
+def test_uniform_slab_weights_keep_the_default_stream() -> None:
+    a = lms_data(500, 4, num_slabs=7, seed=3)
+    b = lms_data(500, 4, num_slabs=7, slab_weights=[1.0] * 7, seed=3)
+    assert torch.equal(a.z, b.z)
+    with pytest.raises(ValueError, match="slab_weights"):
+        lms_data(10, 3, num_slabs=5, slab_weights=[1.0] * 4)
+    with pytest.raises(ValueError, match="slab_weights"):
+        lms_data(10, 3, num_slabs=5, slab_weights=[1.0, 0.0, 1.0, 1.0, 1.0])

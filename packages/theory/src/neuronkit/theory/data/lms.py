@@ -23,6 +23,7 @@ act on the coordinates of ``z = x W^T``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,17 @@ from neuronkit.common import check_number, check_probability, check_type
 
 from .._utils import check_positive_int, torch_generator
 
-__all__ = ["LMSDataset", "lms_data"]
+__all__ = ["AUTHORS_SLAB_WEIGHTS", "LMSDataset", "lms_data"]
+
+# Per-slab sampling weights (left to right, normalised within each label) of the authors' code
+# (harshays/simplicitybiaspitfalls, scripts/gendata.py: slab3_pval = 1/2, slab5_pval = 3/4,
+# slab7_pval = 7/8): the 5-slab puts 3/4 of its three-slab label in the central slab, the 7-slab
+# 7/8 of its four-slab label in the inner pair.
+AUTHORS_SLAB_WEIGHTS: dict[int, tuple[float, ...]] = {
+    3: (0.5, 1.0, 0.5),
+    5: (1 / 8, 1 / 2, 3 / 4, 1 / 2, 1 / 8),
+    7: (1 / 16, 1 / 4, 7 / 16, 1 / 2, 7 / 16, 1 / 4, 1 / 16),
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ def lms_data(
     linear_margin: float = 0.1,
     slab_margin: float = 0.1,
     linear_noise: float = 0.0,
+    slab_weights: Sequence[float] | None = None,
     rotate: bool = False,
     rotation: torch.Tensor | None = None,
     seed: int | torch.Generator | None = None,
@@ -87,6 +99,9 @@ def lms_data(
         slab_margin: gap between consecutive slabs, in ``[0, 2/(k-1))``.
         linear_noise: fraction of samples whose linear coordinate is drawn from the other label's
             range, in ``[0, 0.5)``.
+        slab_weights: ``k`` positive sampling weights of the slabs (left to right), normalised
+            within each label; None: uniform over a label's slabs. ``AUTHORS_SLAB_WEIGHTS[k]``
+            gives the authors' distribution.
         rotate: apply a random orthogonal rotation drawn from ``seed``.
         rotation: an explicit orthogonal ``[dim, dim]`` matrix to use instead (e.g. the training
             set's, for a test set); overrides ``rotate``.
@@ -106,6 +121,17 @@ def lms_data(
     if linear_noise >= 0.5:
         raise ValueError(f"linear_noise must be < 0.5, got {linear_noise}")
     check_type("rotate", rotate, bool)
+    weights = None
+    if slab_weights is not None:
+        if isinstance(slab_weights, (str, bytes)) or not isinstance(slab_weights, Sequence):
+            raise TypeError(f"slab_weights must be a sequence of {k} numbers, got {slab_weights!r}")
+        if len(slab_weights) != k:
+            raise ValueError(
+                f"slab_weights must have num_slabs = {k} entries, got {len(slab_weights)}"
+            )
+        for i, v in enumerate(slab_weights):
+            check_number(f"slab_weights[{i}]", v, gt=0.0)
+        weights = torch.tensor([float(v) for v in slab_weights], dtype=torch.float64)
     gen = torch_generator(seed)
     y = (torch.rand(n, generator=gen) < 0.5).long()
     sign = 2.0 * y.double() - 1.0
@@ -120,8 +146,18 @@ def lms_data(
     m = dim - 1
     n_pos, n_neg = (k + 1) // 2, (k - 1) // 2
     pick = torch.rand(n, m, generator=gen, dtype=torch.float64)
-    pos_idx = 2 * torch.clamp((pick * n_pos).long(), max=n_pos - 1)
-    neg_idx = 1 + 2 * torch.clamp((pick * n_neg).long(), max=n_neg - 1)
+    if weights is None:
+        pos_idx = 2 * torch.clamp((pick * n_pos).long(), max=n_pos - 1)
+        neg_idx = 1 + 2 * torch.clamp((pick * n_neg).long(), max=n_neg - 1)
+    else:
+        # inverse CDF of each label's slab distribution
+        def draw(first: int, count: int) -> torch.Tensor:
+            w = weights[first::2]
+            cdf = torch.cumsum(w, 0) / w.sum()
+            j = torch.searchsorted(cdf, pick.contiguous(), right=True)
+            return first + 2 * torch.clamp(j, max=count - 1)
+
+        pos_idx, neg_idx = draw(0, n_pos), draw(1, n_neg)
     slab = torch.where(y[:, None] == 1, pos_idx, neg_idx)
     offset = (2.0 * torch.rand(n, m, generator=gen, dtype=torch.float64) - 1.0) * halfwidth
     z = torch.cat([x0[:, None], centers[slab] + offset], dim=1)
