@@ -72,3 +72,39 @@ def test_bad_inputs() -> None:
     )
     with pytest.raises(ValueError, match="feature must be one of"):
         al.code_for(1)
+
+
+def test_reference_precision_counts_every_token_and_picks_the_most_precise_code() -> None:
+    # feature 0 (tokens 0-3): code 1 on 3 tokens, code 2 on 1 token. Code 1 also fires on 3
+    # unlabelled tokens; code 2 never fires elsewhere. The reference's code search
+    # (code_search_utils.get_code_precision_and_recall) counts firings over every token and
+    # takes the most precise code with recall > 1%: code 2, precision 1.
+    codes = torch.tensor([1, 1, 1, 2, 1, 1, 1, 3])[:, None]
+    labels = torch.tensor([0, 0, 0, 0, -1, -1, -1, 1])
+    old = code_feature_alignment(codes, labels, num_codes=4, num_features=2)
+    assert old.top_code[0] == 1
+    assert old.precision[0] == pytest.approx(1.0)  # labelled tokens only
+    al = code_feature_alignment(
+        codes, labels, num_codes=4, num_features=2, precision_over="all", top_code="most_precise"
+    )
+    assert al.top_code.tolist() == [2, 3]
+    np.testing.assert_allclose(al.precision, [1.0, 1.0])
+    np.testing.assert_allclose(al.recall, [0.25, 1.0])
+    freq_all = code_feature_alignment(
+        codes, labels, num_codes=4, num_features=2, precision_over="all"
+    )
+    assert freq_all.top_code[0] == 1
+    assert freq_all.precision[0] == pytest.approx(0.5)
+    # a recall floor above code 2's recall leaves code 1
+    floor = code_feature_alignment(
+        codes,
+        labels,
+        num_codes=4,
+        num_features=2,
+        precision_over="all",
+        top_code="most_precise",
+        min_recall=0.3,
+    )
+    assert floor.top_code[0] == 1
+    with pytest.raises(ValueError, match="precision_over"):
+        code_feature_alignment(codes, labels, num_codes=4, num_features=2, precision_over="x")

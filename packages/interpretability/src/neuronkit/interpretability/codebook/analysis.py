@@ -5,6 +5,12 @@ the FSM states, and a code that represents a state should fire (almost) only whe
 is in that state (precision) and (almost) whenever it is (recall). For a feature value ``f``
 its top code is the code chosen most often on tokens labelled ``f``; its precision is
 ``P(label = f | code fires)`` and its recall ``P(code fires | label = f)``.
+
+The reference implementation's code search (``codebook_features/code_search_utils.py``,
+``get_code_precision_and_recall`` and ``get_codes_from_pattern``) counts a code's firings over
+*every* token of the dataset (``act_count_ft_tkns``, built by ``code_search_cache.py`` from all
+token positions) and, among the codes whose recall on the pattern exceeds 1%, takes the most
+precise one: ``precision_over="all"``, ``top_code="most_precise"``, ``min_recall=0.01``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_choice, check_number, check_type
 
 __all__ = ["CodeAlignment", "code_feature_alignment", "code_feature_counts"]
 
@@ -103,7 +109,14 @@ class CodeAlignment:
 
 
 def code_feature_alignment(
-    codes: torch.Tensor, labels: torch.Tensor, *, num_codes: int, num_features: int
+    codes: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_codes: int,
+    num_features: int,
+    precision_over: str = "labelled",
+    top_code: str = "most_frequent",
+    min_recall: float = 0.01,
 ) -> CodeAlignment:
     """Top code per feature with its precision and recall (see the module docstring).
 
@@ -113,10 +126,21 @@ def code_feature_alignment(
         labels: ``[...]`` long feature label per token (e.g. the FSM state at tokens that
             complete a state); negative labels are ignored.
         num_codes, num_features: sizes of the code and label ranges.
+        precision_over: ``"labelled"``: a code's firings are counted on labelled tokens only
+            (precision among the labelled tokens); ``"all"``: on every token of ``codes``,
+            labelled or not (the reference implementation's precision).
+        top_code: ``"most_frequent"``: each feature's code chosen most often on its tokens;
+            ``"most_precise"``: the most precise code among those whose recall on the feature
+            exceeds ``min_recall`` (ties: the higher recall), as the reference's code search.
+            A feature with no code above ``min_recall`` falls back to its most frequent code.
+        min_recall: recall floor for ``top_code="most_precise"``, in ``[0, 1)``.
 
     Returns:
         a :class:`CodeAlignment` over the features that occur at least once.
     """
+    check_choice("precision_over", precision_over, ("labelled", "all"))
+    check_choice("top_code", top_code, ("most_frequent", "most_precise"))
+    check_number("min_recall", min_recall, ge=0, lt=1)
     counts = code_feature_counts(
         codes, labels, num_codes=num_codes, num_features=num_features
     ).numpy()
@@ -126,9 +150,25 @@ def code_feature_alignment(
     features = np.flatnonzero(occurrences > 0)
     if features.size == 0:
         raise ValueError("labels must contain at least one non-negative label")
-    top = counts[:, features].argmax(0)
+    if precision_over == "all":
+        ids = codes.reshape(-1).long().cpu()
+        firings = torch.bincount(ids[ids >= 0], minlength=num_codes).numpy().astype(np.float64)
+    else:
+        firings = counts.sum(1).astype(np.float64)
+    sub = counts[:, features].astype(np.float64)  # [C, F']
+    top = sub.argmax(0)
+    if top_code == "most_precise":
+        prec_all = np.divide(
+            sub, firings[:, None], out=np.zeros_like(sub), where=firings[:, None] > 0
+        )
+        eligible = sub / occurrences[features] > min_recall
+        masked = np.where(eligible, prec_all, -1.0)
+        # the most precise eligible code; ties go to the higher recall
+        tied = eligible & (masked >= masked.max(0, keepdims=True))
+        best = np.where(tied, sub, -1.0).argmax(0)
+        top = np.where(eligible.any(0), best, top)
     hits = counts[top, features].astype(np.float64)
-    fired = counts[top].sum(1).astype(np.float64)
+    fired = firings[top]
     precision = np.divide(hits, fired, out=np.zeros_like(hits), where=fired > 0)
     recall = hits / occurrences[features]
     return CodeAlignment(
