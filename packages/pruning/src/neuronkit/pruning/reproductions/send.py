@@ -188,9 +188,10 @@ def run(ctx: RunContext) -> None:
     # dropped are coordinates of the EigenScore embedding; compare their activation scale, and
     # the exact EigenScore over the indices never dropped, between the two models.
     same_units = base.site == "hidden" and base.layers == (-2,)
-    ever = sorted({i for d in results["send"]["history"].drops for i in d["indices"]})
+    ever_set = {i for d in results["send"]["history"].drops for i in d["indices"]}
+    ever = sorted(ever_set)
     width = int(results["send"]["embeddings"].shape[-1])
-    never = [i for i in range(width) if i not in set(ever)]
+    never = [i for i in range(width) if i not in ever_set]
     diag: dict[str, dict[str, float | None]] = {}
     for name, r in results.items() if same_units else ():
         e = r["embeddings"]

@@ -151,11 +151,11 @@ def run(ctx: RunContext) -> None:
 
     # zero-temperature mean field at the simulations' rho (large-M Gaussian example averages)
     dense = np.linspace(0.02, 0.98, 60)
-    theory = np.array([_theory(float(d), RHO) for d in dense])
+    theory = np.array([_theory(float(d)) for d in dense])
     theory_spread = [_spread(m / (1 - d)) for m, d in zip(theory, dense)]
-    onset_theory = _theory_onset(dense, theory_spread, RHO)
+    onset_theory = _theory_onset(dense, theory_spread)
     ctx.metric("parallel_onset_d_theory", onset_theory)
-    theory_strong = [_theory(d, RHO) for d in STRONG]
+    theory_strong = [_theory(d) for d in STRONG]
     ctx.metric("theory_overlaps_strong", [m.round(4).tolist() for m in theory_strong])
     ctx.metric(
         "theory_spreads", [round(_spread(m / (1 - d)), 6) for m, d in zip(theory_strong, STRONG)]
@@ -212,12 +212,12 @@ def _spread(levels: np.ndarray) -> float:
     return float((levels.max() - levels.min()) / levels.max())
 
 
-def _theory(d: float, rho: float) -> np.ndarray:
-    """Zero-temperature mean-field overlaps ``[K]`` at dilution ``d`` and dataset noise ``rho``."""
-    return mean_field_overlaps(d, K, rho=rho, iterations=THEORY_ITERATIONS)
+def _theory(d: float) -> np.ndarray:
+    """Zero-temperature mean-field overlaps ``[K]`` at dilution ``d`` and the simulations' rho."""
+    return mean_field_overlaps(d, K, rho=RHO, iterations=THEORY_ITERATIONS)
 
 
-def _theory_onset(dense: np.ndarray, spread: list[float], rho: float, steps: int = 7) -> float:
+def _theory_onset(dense: np.ndarray, spread: list[float], steps: int = 7) -> float:
     """First dilution where the mean-field spread falls to PARALLEL_SPREAD (bisection)."""
     i = next((j for j, y in enumerate(spread) if y <= PARALLEL_SPREAD), None)
     if i is None or i == 0:
@@ -225,7 +225,7 @@ def _theory_onset(dense: np.ndarray, spread: list[float], rho: float, steps: int
     lo, hi = float(dense[i - 1]), float(dense[i])
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        if _spread(_theory(mid, rho) / (1 - mid)) <= PARALLEL_SPREAD:
+        if _spread(_theory(mid) / (1 - mid)) <= PARALLEL_SPREAD:
             hi = mid
         else:
             lo = mid
@@ -275,8 +275,7 @@ def _figure(
     )
     ax1.legend(fontsize=6)
     for proto, marker in zip(PROTOCOLS, ("o-", "x--")):
-        spread = [(a.max() - a.min()) / a.max() for a in per_active[proto]]
-        ax2.plot(dilutions, spread, marker, ms=4, label=proto)
+        ax2.plot(dilutions, [_spread(a) for a in per_active[proto]], marker, ms=4, label=proto)
     ax2.plot(dense, 1 - dense ** (K - 1), "k-", lw=1, label="hierarchical law")
     ax2.plot(dense, mf_spread, "k:", lw=1, label=f"mean field, rho={RHO}")
     ax2.axhline(PARALLEL_SPREAD, color="grey", ls="--", lw=0.8)

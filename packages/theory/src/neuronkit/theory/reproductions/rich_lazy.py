@@ -59,6 +59,11 @@ def _mean_rows(results: dict[str, list], keys: tuple[str, ...]) -> list[dict[str
     return rows
 
 
+def _by_init(rows: list[dict[str, float | str]]) -> dict[str, dict[str, float]]:
+    """The rows of :func:`_mean_rows` keyed by their init."""
+    return {str(r["init"]): {k: float(v) for k, v in r.items() if k != "init"} for r in rows}
+
+
 @reproduction(
     id="theory.rich_lazy",
     paper="How connectivity structure shapes rich and lazy learning in neural circuits",
@@ -116,7 +121,7 @@ def run(ctx: RunContext) -> None:
             for s in range(rnn_seeds)
         ],
     )
-    by = {str(r["init"]): {k: float(v) for k, v in r.items() if k != "init"} for r in rnn_rows}
+    by = _by_init(rnn_rows)
     low, high = by["rank 1"], by[f"rank {hidden}"]
     ctx.check("weight_change_low_over_high", low["weight_change"] / high["weight_change"])
     ctx.check("kernel_change_low_over_high", low["kernel_distance"] / high["kernel_distance"])
@@ -145,7 +150,7 @@ def run(ctx: RunContext) -> None:
     ff_rows = _mean_rows(ff, _FF_KEYS)
     ctx.table(f"Two-layer tanh network (mean over {seeds} seeds)", ff_rows)
     ctx.metric("two_layer_per_init", ff_rows)
-    fb = {str(r["init"]): {k: float(v) for k, v in r.items() if k != "init"} for r in ff_rows}
+    fb = _by_init(ff_rows)
     aligned, rand1 = fb["rank 1 aligned"], fb["rank 1"]
     ctx.check(
         "aligned_over_random_weight_change", aligned["weight_change"] / rand1["weight_change"]
