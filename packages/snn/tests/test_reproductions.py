@@ -18,11 +18,16 @@ KNOWN_FAILING = {
     # PGD through PDSG vs a mismatched fixed surrogate: no gap on small digits SNNs (the
     # paper's gap comes from deep VGG/ResNet SNNs).
     "snn.pdsg_sda": {"pgd_pdsg_minus_mismatched"},
-    # Passes here by 1.34 points (6.34 >= 5 with the reference's protocol: no extra training
-    # for the learned network, rounded delays, sum-of-softmax readout) and hinges on the
-    # positions' learning rate (0.1 or 1.0 instead of 0.3 land below 5); rounding the delays
-    # costs ~22 points against the Gaussian taps. A CPU with other kernels may land below.
+    # Passes here by 1.25 points (6.25 >= 5 with the reference's protocol: no extra training
+    # for the learned network, rounded delays, sum-of-softmax readout, the reference's
+    # position learning rate in kernel spans) and is sensitive to that rate (the unscaled
+    # 100 x lr_w or an absolute 0.1 land below 5); rounding the delays costs ~22 points
+    # against the Gaussian taps. A CPU with other kernels may land below.
     "snn.delays": {"learned_minus_fixed"},
+    # With every stage trained to ~98% at T = 5, T = 1 keeps 0.959 of it (needs 0.97) and
+    # scratch training at T = 1 is as good on 8x8 digits (full mode, twice the epochs: 0.965,
+    # +0.22 points).
+    "snn.iir": {"t1_over_t5_accuracy", "iir_minus_scratch_t1_points"},
 }
 
 

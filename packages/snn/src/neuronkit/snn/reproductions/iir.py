@@ -50,9 +50,9 @@ TIMESTEPS = (5, 3, 2, 1)
 )
 def run(ctx: RunContext) -> None:
     if ctx.quick:
-        seeds, ann_epochs, stage_epochs, batch, lr = (0, 1, 2), 2, (2, 2, 2, 2), 128, 3e-3
-    else:
         seeds, ann_epochs, stage_epochs, batch, lr = (0, 1, 2), 10, (10, 6, 6, 6), 64, 2e-3
+    else:
+        seeds, ann_epochs, stage_epochs, batch, lr = (0, 1, 2), 20, (20, 12, 12, 12), 64, 2e-3
     channels, hidden, percentile, calib = (8, 16, 16), 64, 90.0, 512
     scratch_epochs = ann_epochs + sum(stage_epochs)
     base = int(ctx.rng.integers(0, 2**31 - 1000))
@@ -132,7 +132,9 @@ def run(ctx: RunContext) -> None:
         f"seeds (mean difference {100.0 * (t1 - float(scratch_acc.mean())):+.2f} points); on "
         "the 8x8 digits a T = 1 network trained from a calibrated start is already strong, so "
         "the gap is small compared with the paper's deep CIFAR/ImageNet networks, where "
-        "training at T = 1 from scratch does not converge."
+        "training at T = 1 from scratch does not converge. Mean test accuracy per IIR stage: "
+        + ", ".join(f"T = {T}: {acc[:, i].mean():.4f}" for i, T in enumerate(TIMESTEPS))
+        + "; the last step (T = 2 to 1) loses the most."
     )
     ctx.check("t1_over_t5_accuracy", t1 / t5)
     ctx.check("iir_minus_scratch_t1_points", 100.0 * (t1 - float(scratch_acc.mean())))
@@ -181,8 +183,10 @@ def run(ctx: RunContext) -> None:
         "(random weights, the same threshold calibration, so its neurons fire at T = 1) and "
         f"trains at T = 1 for {scratch_epochs} epochs: the IIR run's ANN and SNN epochs "
         "together. The paper starts from a fully trained DIET-SNN at T = 5 and trains every "
-        "stage to convergence; here every stage is a few epochs, so the T = 5 network is not "
-        "converged and part of the later stages' accuracy is further training. The leaks "
+        "stage to convergence; here the ANN and the T = 5 stage get as many epochs as the "
+        "budget allows (about 98-99% test accuracy at T = 5). Before neuronkit-snn 0.3.12 quick "
+        "mode trained every stage for 2 epochs: its T = 5 network was unconverged, so its pass "
+        "(T1/T5 1.12, +7.9 points over scratch) mostly measured further training. The leaks "
         "start at 1 and train (their value is clamped to [0, 1] with the gradient passed "
         "straight through; before neuronkit-snn 0.3.7 the clamp's zero gradient at 1 froze "
         "them); final leak per layer and seed: "
