@@ -185,7 +185,7 @@ def _run(ctx: RunContext) -> None:
                 units_per_step=4,
                 gbnn_max_iters=(25, 50),
                 mlp_max_iter=200,
-                seeds=1,
+                seeds=3,
                 random_draws=20,
             ),
         }
@@ -294,10 +294,13 @@ def _run(ctx: RunContext) -> None:
             f"Quick mode: {d['units']} hidden units (full mode: 128) and L-BFGS iterations "
             f"per step {d['gbnn_max_iters']} in the GBNN grid (full: (25, 50, 100)), up to "
             f"{d['mlp_max_iter']} MLP epochs (full: 500) and {d['random_draws']} random unit "
-            f"subsets (full: 50); diabetes uses the full mode's {d['seeds']} splits (the same "
-            f"train/test splits, in the same order), digits the first {g['seeds']} of the full "
-            "mode's 3 splits (the grid searches dominate the time, the MLP classifier's fits "
-            "most of all). Observed in this run: "
+            f"subsets (full: 50); diabetes uses the full mode's {d['seeds']} splits and digits "
+            f"its {g['seeds']} (the same train/test splits, in the same order). Until "
+            "neuronkit-pruning 0.5.12 quick mode used only the first digits split, where the "
+            "shortfall was 2.05% (4 test images over 2%); quick mode was moved to the full "
+            "mode's 3 splits after that failure: the claim is about the expected shortfall, and "
+            "one split measures it to a few test images (one image is 0.22 points). Observed in "
+            "this run: "
             + "; ".join(
                 f"{name} shortfall {res['shortfall']:+.2%} (per split "
                 + ", ".join(f"{gap:+.2%}" for gap in res["gaps"])
