@@ -211,7 +211,7 @@ def run(ctx: RunContext) -> None:
     )
     ctx.note(
         "Training length (an audit, neuronkit-theory 0.6.10, measured outside this run): at "
-        "these budgets neither model has converged (train error about equal to test error), "
+        "short budgets neither model has converged (train error about equal to test error), "
         "and the Dirichlet ratio changes sign with the number of epochs. Quick size, seed 0: "
         "0.90 at 8 epochs (quick mode), 0.71 at 30, 1.08 at 100, 1.20 at 300 (both models "
         "overfit 160 samples on the 15x15 grid; 2 of 3 seed draws above 1). Full size: 1.05 at "
@@ -219,7 +219,8 @@ def run(ctx: RunContext) -> None:
         "0.67-0.80), 1.00 at 60, 0.88 at 200 (0.86 on a second draw); periodic 0.55 at 20, "
         "1.03 at 80, 0.89 at 160. Full mode therefore trains 200 epochs (the authors' Darcy "
         "runs use 500); quick mode cannot converge in its time budget, so its pass is a "
-        "short-training result, and trained to convergence at quick size MgNO loses."
+        "short-training result; trained to convergence at quick size, MgNO loses on 2 of 3 seed "
+        "draws."
     )
 
 
