@@ -98,6 +98,18 @@ def test_binary_supermask_keeps_k_per_layer() -> None:
     assert bm.num_weights() == 48 + 18
 
 
+def test_binary_supermask_scores_start_as_edge_popup() -> None:
+    # edge-popup (allenai/hidden-networks SubnetConv): kaiming_uniform_(scores, a=sqrt(5)),
+    # i.e. uniform in +-1/sqrt(fan_in); a 512-input layer makes the bound easy to tell apart
+    net = nn.Sequential(nn.Flatten(), nn.Linear(512, 64), nn.ReLU(), nn.Linear(64, 10))
+    bm = BinarySupermask(net, {"1.weight": 0.5, "3.weight": 0.5}, seed=0)
+    for name, fan_in in (("1.weight", 512), ("3.weight", 64)):
+        s = bm.get_scores()[name]
+        bound = fan_in**-0.5
+        assert float(s.abs().max()) <= bound
+        assert float(s.abs().max()) > 0.95 * bound
+
+
 def test_set_scores_and_constructor_validation() -> None:
     net = _net()
     sm = SignSupermask(net, _masks(net))

@@ -267,7 +267,8 @@ class BinarySupermask(_FrozenWrapper):
         model: the randomly initialized network (copied, not modified); its weights are frozen.
         densities: ``{weight name: fraction of that layer kept, in (0, 1]}``; pass the
             per-layer densities of a SynFlow mask to compare at exactly the same sparsity.
-        seed: seed of the initial scores (Kaiming-uniform, as in edge-popup).
+        seed: seed of the initial scores, uniform in ``+-1 / sqrt(fan_in)`` (edge-popup's
+            ``kaiming_uniform_(scores, a=sqrt(5))``).
         rescale: multiply each layer's weights by ``1 / sqrt(layer density)`` (see
             :class:`SignSupermask`).
 
@@ -308,7 +309,8 @@ class BinarySupermask(_FrozenWrapper):
             scale = (1.0 / d) ** 0.5 if rescale else 1.0
             self.register_buffer(f"weight__{_key(n)}", (w0 * scale).clone())
             fan_in = w0[0].numel() if w0.ndim > 1 else w0.numel()
-            bound = (6.0 / fan_in) ** 0.5  # kaiming_uniform(a=0)-style bound, as edge-popup
+            # edge-popup's SubnetConv: kaiming_uniform_(scores, a=sqrt(5)), bound 1 / sqrt(fan_in)
+            bound = fan_in**-0.5
             s = (torch.rand(w0.shape, generator=gen, dtype=w0.dtype) * 2 - 1) * bound
             self.scores[_key(n)] = nn.Parameter(s.to(w0.device))
 

@@ -90,7 +90,7 @@ def _mlp(seed: int) -> nn.Module:
 def run(ctx: RunContext) -> None:
     quick = ctx.quick
     n_seeds = 1 if quick else 3
-    rounds = 12 if quick else 30
+    rounds = 12 if quick else 200  # full: until HideNseek is flat over its last 20% of rounds
     sign_local = LocalConfig(epochs=2, batch_size=16, lr=0.1, optimizer="adam")
     binary_local = LocalConfig(epochs=2, batch_size=16, lr=0.003, optimizer="adam")
     dense_local = LocalConfig(epochs=2, batch_size=16, lr=0.05, optimizer="sgd", momentum=0.9)
@@ -233,7 +233,11 @@ def run(ctx: RunContext) -> None:
         f"weight. Learning rates (sign 0.1, binary 0.003, FedAvg SGD 0.05 momentum 0.9) were "
         f"the best of a small grid tried for each method on this task (sign: 0.01-0.1; "
         f"binary: Adam 0.003/0.03, SGD 0.1), judged by test accuracy in development runs (there "
-        f"is no validation split: every method's number is optimistic alike)."
+        f"is no validation split: every method's number is optimistic alike). Those development "
+        f"runs, and the pilot runs below, used edge-popup scores initialized 2.45x wider than "
+        f"edge-popup's (kaiming_uniform with a = sqrt(5), bound 1/sqrt(fan_in)), which acts "
+        f"like a 2.45x smaller score learning rate; neuronkit-pruning 0.5.12 uses edge-popup's "
+        f"bound, and the {{0,1}} supermask became stronger (quick: 95.6% against 91.6%)."
     )
     gap = acc["hidenseek"] - acc["binary_supermask"]
     flip_h = float(np.mean(flips["hidenseek"], axis=0)[-1])
