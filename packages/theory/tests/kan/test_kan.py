@@ -122,9 +122,21 @@ def test_chebyshev_and_fourier_values() -> None:
     t = math.tanh(0.3)
     assert torch.allclose(cheb, torch.tensor([1.0, t, 2 * t * t - 1, 4 * t**3 - 3 * t]), atol=1e-6)
     four = basis_values("fourier", x, 4)[0, 0]
-    a = math.pi * 0.3
+    a = 0.3  # FourierKAN's integer frequencies: cos(k x), sin(k x), k = 1, 2
     ref = torch.tensor([math.cos(a), math.cos(2 * a), math.sin(a), math.sin(2 * a)])
     assert torch.allclose(four, ref, atol=1e-6)
+
+
+def test_fourier_space_uses_fourierkan_frequencies_and_does_not_alias_hidden_inputs() -> None:
+    # GistNoesis/FourierKAN (fftKAN.py): cos(k x), sin(k x) for k = 1..gridsize, period 2 pi.
+    # A basis of period 2 (frequencies k pi) made a hidden-layer input h and h - 2 (hidden values
+    # reach |h| ~ 2) indistinguishable.
+    x = torch.linspace(-3.0, 3.0, 13).unsqueeze(1)
+    k = torch.arange(1, 5, dtype=torch.float32)
+    ref = torch.cat([torch.cos(x.unsqueeze(-1) * k), torch.sin(x.unsqueeze(-1) * k)], dim=-1)
+    assert torch.allclose(basis_values("fourier", x, 8), ref, atol=1e-6)
+    h = torch.tensor([[1.5]])
+    assert not torch.allclose(basis_values("fourier", h, 8), basis_values("fourier", h - 2, 8))
 
 
 def test_skan_mixture_and_selection() -> None:

@@ -12,8 +12,10 @@ activation is a linear combination of one space's basis functions (plus the base
   ``k + 1`` nonzero cardinal B-splines per input, as polynomials in the in-interval position,
   scattered into the dense basis; a custom backward uses their closed-form derivatives);
 * ``"chebyshev"``: Chebyshev polynomials ``T_0..T_{n-1}(tanh x)`` (ChebyKAN);
-* ``"fourier"``: ``cos(m pi x / L), sin(m pi x / L)``, ``m = 1..n/2``, ``L`` the half range
-  (FourierKAN);
+* ``"fourier"``: ``cos(m x / L), sin(m x / L)``, ``m = 1..n/2``, ``L`` the half range
+  (FourierKAN's integer frequencies ``cos(k x), sin(k x)`` on the default range ``[-1, 1]``:
+  GistNoesis/FourierKAN ``fftKAN.py``; period ``2 pi L``, so hidden-layer inputs beyond the
+  grid range are not aliased);
 * ``"rbf"``: Gaussians ``exp(-((x - c_m)/h)^2)`` on ``n`` equispaced centres (FastKAN);
 * ``"wavelet"``: Mexican-hat wavelets ``(1 - u^2) exp(-u^2/2)``, ``u = (x - c_m)/h`` (Wav-KAN).
 """
@@ -432,12 +434,13 @@ def chebyshev_basis(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def fourier_basis(x: torch.Tensor, n: int, half_range: float = 1.0) -> torch.Tensor:
-    """``[cos(m pi x/L), sin(m pi x/L)]`` for ``m = 1..ceil(n/2)``, truncated to ``n``."""
+    """``[cos(m x/L), sin(m x/L)]`` for ``m = 1..ceil(n/2)``, truncated to ``n`` (FourierKAN's
+    ``cos(k x), sin(k x)``, ``k = 1..gridsize``, for ``L = 1``)."""
     _check_tensor("x", x, "[..., in]")
     n = check_positive_int("n", n)
     check_number("half_range", half_range, gt=0)
     m = math.ceil(n / 2)
-    freq = torch.arange(1, m + 1, dtype=x.dtype, device=x.device) * (math.pi / half_range)
+    freq = torch.arange(1, m + 1, dtype=x.dtype, device=x.device) * (1.0 / half_range)
     arg = x.unsqueeze(-1) * freq
     return torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)[..., :n]
 

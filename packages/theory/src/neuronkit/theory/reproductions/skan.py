@@ -154,7 +154,9 @@ def run(ctx: RunContext) -> None:
     ctx.note(
         "What the paper leaves open here: the split of the steps between the stages, the number "
         "of spaces kept for selective training, the optimizer (pykan fits with LBFGS; we use "
-        "Adam for every model) and grid updates (none here: inputs lie in [-1, 1]). These are "
+        "Adam for every model) and grid updates (none here: the inputs lie in [-1, 1], the "
+        "hidden-layer inputs reach about +-3 and are not re-gridded). The Fourier space uses "
+        f"FourierKAN's integer frequencies cos(k x), sin(k x), k = 1..{(grid + 4) // 2}. These are "
         "our choices, set once and the same for every task; the "
         "authors' code was not available to us. At this step budget the single-space KANs are "
         "themselves far from converged, so the comparison measures how fast each model fits "

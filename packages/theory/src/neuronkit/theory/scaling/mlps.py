@@ -10,9 +10,11 @@ The paper's model is an MLP on the *flattened* image with no vision-specific str
 with expansion factor ``k = 4`` (the "inverted bottleneck": each block widens to ``4 d`` and
 comes back), pre-LayerNorm, GELU and a residual connection; PyTorch's default initialization
 (as in the authors' ``models/networks.py``). The baseline "standard MLP" of the authors' code
-has no residual and no bottleneck: ``z_0 = W_in x``, then ``L`` layers
-``z_l = W^l GELU(LN(z_{l-1}))`` of constant width, then the head. :func:`plain_width_for_params`
-picks its width so that both families have the same number of parameters.
+has no residual and no bottleneck: ``z_0 = W_in x``, then layers ``z_l = W^l GELU(LN(z_{l-1}))``
+of constant width, then the head. The authors build it from the same ``B_L-Wi_d`` string as the
+bottleneck MLP (``models/__init__.py``): width ``d`` and ``L - 1`` such layers, so their S-MLP vs
+B-MLP comparison is at equal width, not equal parameters. :func:`plain_width_for_params`
+instead picks the width that gives both families the same number of parameters.
 """
 
 from __future__ import annotations
