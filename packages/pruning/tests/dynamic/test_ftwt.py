@@ -39,17 +39,29 @@ def test_heatmap_mass_criteria() -> None:
     assert torch.allclose(heatmap_mass(a, "mean"), torch.tensor([[1.0, 0.5]]))
 
 
-def test_mass_targets_keep_smallest_prefix_reaching_ratio() -> None:
+def test_mass_targets_keep_filters_whose_cumulative_mass_is_within_ratio() -> None:
     mass = torch.tensor([[0.1, 0.4, 0.0, 0.3, 0.2], [1.0, 0.0, 0.0, 0.0, 0.0]])
     a = mass[:, :, None, None].expand(-1, -1, 2, 2).contiguous()
     t = mass_targets(a, 0.7)
-    # sorted 0.4, 0.3 -> cumulative 0.7 reaches r: keep exactly those two
+    # sorted 0.4, 0.3 -> cumulative 0.7 does not exceed r: keep exactly those two
     assert t[0].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
-    assert t[1].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
-    t = mass_targets(a, 0.75)  # needs the third filter (0.2)
-    assert t[0].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    # the top filter alone holds more than r: the authors' rule keeps nothing
+    assert t[1].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]
+    t = mass_targets(a, 0.85)  # the third filter (0.2) would cross r: pruned
+    assert t[0].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
     t1 = mass_targets(a, 1.0)  # ratio 1 keeps exactly the non-silent filters
     assert torch.equal(t1, (mass > 0).float())
+
+
+def test_mass_targets_authors_example() -> None:
+    """The authors' worked example (FTWT poster, "Top-k filters"): GMP values 5.5, 7.9, 0.3,
+    8.6, 2.2, 3.1, 0.9 at r = 0.95 give k = index(cumsum > r) = 4 (cumulative 0.30, 0.58,
+    0.77, 0.88, 0.96, ...): the filter that crosses r (2.2) is not kept."""
+    gmp = torch.tensor([[5.5, 7.9, 0.3, 8.6, 2.2, 3.1, 0.9]])
+    a = torch.zeros(1, 7, 3, 3)
+    a[0, :, 1, 1] = gmp[0]  # max |a| over space is the GMP value
+    t = mass_targets(a, 0.95)
+    assert t.tolist() == [[1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]]
 
 
 def test_mass_targets_invariants_random() -> None:
@@ -61,10 +73,14 @@ def test_mass_targets_invariants_random() -> None:
         m = heatmap_mass(a)
         norm = m / m.sum(1, keepdim=True)
         kept = (norm * t).sum(1)
-        assert bool((kept >= r - 1e-5).all())  # the kept mass reaches r
-        # minimal: dropping the smallest kept filter falls below r
-        smallest = torch.where(t > 0, norm, torch.full_like(norm, 2.0)).amin(1)
-        assert bool((kept - smallest < r + 1e-6).all())
+        assert bool((kept <= r + 1e-5).all())  # the kept mass never exceeds r
+        # maximal: adding the largest pruned non-silent filter would exceed r
+        largest = torch.where((t == 0) & (norm > 0), norm, torch.zeros_like(norm)).amax(1)
+        has_pruned = ((t == 0) & (norm > 0)).any(1)
+        assert bool((kept + largest > r)[has_pruned].all())
+        # the kept filters are the top ones
+        lowest_kept = torch.where(t > 0, norm, torch.full_like(norm, 2.0)).amin(1)
+        assert bool((lowest_kept >= largest).all())
         if prev is not None:
             assert bool((t >= prev).all())  # monotone in r
         prev = t
@@ -174,6 +190,20 @@ def test_train_ftwt_decoupled_learns_predictors_only_from_mask_loss() -> None:
     for p, q in zip(net.backbone_parameters(), backbone):
         assert torch.equal(p, q)
     assert hist["mask_loss"][-1] < hist["mask_loss"][0]
+
+
+def test_train_ftwt_cooldown_stops_predictors_at_int_of_fraction() -> None:
+    """The reference zeroes the mask loss from epoch int(cooldown * epochs) on: with 5 epochs
+    and cooldown 0.5 the predictors learn in epochs 0 and 1 only."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 8, 8, generator=gen)
+    y = torch.randint(0, 10, (64,), generator=gen)
+    _, five = _net(ratio=0.8)
+    _, two = _net(ratio=0.8)
+    train_ftwt(five, x, y, FTWTConfig(epochs=5, batch_size=32, cooldown=0.5), seed=0)
+    train_ftwt(two, x, y, FTWTConfig(epochs=2, batch_size=32, cooldown=1.0), seed=0)
+    for p, q in zip(five.predictor_parameters(), two.predictor_parameters()):
+        assert torch.equal(p, q)
 
 
 def test_decoupled_task_loss_does_not_reach_predictors() -> None:

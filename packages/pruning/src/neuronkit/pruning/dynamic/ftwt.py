@@ -8,7 +8,8 @@ pooled input of the layer (a softmax over its channels, as in the authors' defau
 one linear map to one logit per output filter. Its self-supervised target is the *heatmap
 mass* rule: per sample, the filters' activation masses (max of ``|activation|`` over space, the
 authors' criterion; ``"mean"`` is offered too) are normalized to sum to one, sorted in
-decreasing order, and filters are kept until the cumulative mass reaches ``r``, so the number of
+decreasing order, and the filters whose cumulative mass does not exceed ``r`` are kept (the
+authors' ``k = index(cumsum > r)``: the filter that crosses ``r`` is dropped), so the number of
 kept filters ``k`` varies from input to input. The predictors are trained with a binary
 cross-entropy that is *decoupled* from the task loss (their input is detached, the task loss
 never reaches them), while the backbone keeps learning the task with the predicted binary masks
@@ -104,12 +105,17 @@ def heatmap_mass(activation: torch.Tensor, criterion: str = "max") -> torch.Tens
 
 
 def mass_targets(activation: torch.Tensor, ratio: float, criterion: str = "max") -> torch.Tensor:
-    """FTWT's self-supervised mask targets: keep filters until the cumulative mass reaches ``r``.
+    """FTWT's self-supervised mask targets: keep the top filters whose cumulative mass is <= ``r``.
 
     Per sample, the masses of :func:`heatmap_mass` are normalized to sum to one and sorted in
-    decreasing order; the smallest prefix whose cumulative normalized mass reaches ``ratio`` is
-    kept (1), the rest is pruned (0). Filters with zero mass are never kept (a sample whose
-    whole layer is silent keeps nothing). ``ratio = 1`` keeps exactly the non-silent filters.
+    decreasing order; the filters whose cumulative normalized mass (their own included) does not
+    exceed ``ratio`` are kept (1), the rest is pruned (0). This is the authors' rule
+    (``k = index(cumsum > r)``; reference ``utils/layers.py::get_gt_mask_ratio`` prunes where
+    ``cumsum - r > 1e-5``, the slack used here): the filter whose mass crosses ``r`` is pruned,
+    so a sample whose top filter alone holds more than ``r`` keeps nothing in that layer.
+    Filters with zero mass are never kept (a sample whose whole layer is silent keeps nothing).
+    ``ratio = 1`` keeps exactly the non-silent filters (the authors' "r = 1 drops the filters
+    that activate no pixel").
 
     Args:
         activation: ``[B, C, H, W]`` output of a layer (before masking).
@@ -125,10 +131,11 @@ def mass_targets(activation: torch.Tensor, ratio: float, criterion: str = "max")
         total = mass.sum(dim=1, keepdim=True)
         norm = mass / total.clamp_min(torch.finfo(mass.dtype).tiny)
         sorted_mass, order = torch.sort(norm, dim=1, descending=True)
-        before = torch.cumsum(sorted_mass, dim=1) - sorted_mass  # mass of the better filters
-        # the slack absorbs the cumulative sum's rounding; r = 1 keeps every non-silent filter
-        reach = float(ratio) - 1e-6 if ratio < 1 else math.inf
-        keep_sorted = (before < reach) & (sorted_mass > 0)
+        cumulative = torch.cumsum(sorted_mass, dim=1)  # mass of this filter and the better ones
+        # the reference's slack (1e-5) absorbs the cumulative sum's rounding; r = 1 keeps every
+        # non-silent filter
+        limit = float(ratio) + 1e-5 if ratio < 1 else math.inf
+        keep_sorted = (cumulative <= limit) & (sorted_mass > 0)
         keep = torch.zeros_like(norm).scatter(1, order, keep_sorted.to(norm.dtype))
     return keep
 
@@ -628,10 +635,12 @@ class FTWTConfig:
         mask_lr: predictor SGD learning rate (reference: 1e-1, no weight decay).
         momentum: SGD momentum of both optimizers.
         weight_decay: backbone weight decay (reference 5e-4).
-        warmup_epochs: first epochs in which only the predictors learn (backbone frozen).
+        warmup_epochs: first epochs in which only the predictors learn (backbone frozen). The
+            reference trains both from the first epoch (its ``--warmup`` option is never read),
+            hence the default 0.
         cooldown: fraction of ``epochs`` after which the predictors stop learning (the
-            reference's mask-loss weight goes to 0 at half of the epochs) while the backbone
-            keeps adapting to the predicted masks.
+            reference's mask-loss weight goes to 0 from epoch ``int(cooldown * epochs)`` on,
+            0.5 by default) while the backbone keeps adapting to the predicted masks.
         milestones: epochs at which the backbone learning rate is multiplied by 0.1.
     """
 
@@ -707,7 +716,8 @@ def train_ftwt(
         weight_decay=config.weight_decay,
     )
     opt_m = torch.optim.SGD(net.predictor_parameters(), lr=config.mask_lr, momentum=config.momentum)
-    stop_masks = max(config.warmup_epochs + 1, math.ceil(config.cooldown * config.epochs))
+    # the reference zeroes the mask loss from epoch int(cooldown * epochs) on (cifar.py, train)
+    stop_masks = max(config.warmup_epochs + 1, int(config.cooldown * config.epochs))
     gen = torch.Generator().manual_seed(int(seed))
     hist: dict[str, list[float]] = {
         "task_loss": [],
