@@ -213,7 +213,10 @@ class MemoryBuffer:
         policy: ``"best"`` keeps the ``capacity`` distinct architectures with the highest
             reward seen (a re-seen architecture keeps its best reward); ``"random"`` stores
             every architecture offered until full, then each new one replaces a uniformly
-            random entry (the paper's buffer of previously sampled architectures).
+            random entry (the paper's buffer of previously sampled architectures; the authors
+            store 1,000 samples per epoch up to 10,000, i.e. ten epochs of history, and once
+            full replace only 100 per epoch: give a ``capacity`` of several epochs' samples,
+            or the buffer holds only the latest ones).
         seed: seed of the random replacement and of :meth:`sample`.
     """
 
