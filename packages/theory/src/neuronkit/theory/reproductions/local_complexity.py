@@ -9,6 +9,9 @@ and compared at the end with the local complexity around points of the decision 
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -92,7 +95,7 @@ def run(ctx: RunContext) -> None:
     x_tr, t_tr = x[tr], targets[tr]  # gathered once: batches are rows of these
     checkpoints = sorted({0, *np.unique(np.geomspace(1, steps, n_check).astype(int)).tolist()})
     probe = x[tr[:probe_n]]
-    curve = []
+    curve: list[dict[str, Any]] = []
     worst = torch.zeros(())  # largest minibatch loss since the last checkpoint
     for step in range(steps + 1):
         if step in checkpoints:
@@ -139,9 +142,8 @@ def run(ctx: RunContext) -> None:
     ctx.metric("silent_units_final", curve[-1]["silent_units"])
     # an optimizer instability (a minibatch-loss spike) after the peak, against the late level
     # before it, tells a fall caused by units dying in one jump from a gradual one
-    nan = float("nan")
-    loss_after = max((c["max_batch_loss"] for c in curve[peak_i + 1 :]), default=nan)
-    loss_before = curve[peak_i]["max_batch_loss"]  # the checkpoint interval ending at the peak
+    loss_after = max((c["max_batch_loss"] for c in curve[peak_i + 1 :]), default=math.nan)
+    loss_before = curve[peak_i]["max_batch_loss"]  # the interval ending at the peak
     ctx.metric("max_batch_loss_after_peak", loss_after)
     ctx.metric("max_batch_loss_interval_before_peak", loss_before)
     low_i = int(np.argmin(lcs[: peak_i + 1]))
