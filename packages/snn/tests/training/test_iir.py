@@ -21,6 +21,12 @@ from neuronkit.snn.training import (
 )
 
 
+def _reference_percentile(t: torch.Tensor, q: float) -> float:
+    """The IIR-SNN reference's percentile: the k-th smallest value, k = 1 + round(q (n-1) / 100)."""
+    flat = t.flatten()
+    return float(flat.kthvalue(1 + round(q / 100.0 * (flat.numel() - 1))).values)
+
+
 def test_iirlif_matches_reference_loop_and_learns_leak_threshold() -> None:
     torch.manual_seed(0)
     x = torch.rand(6, 3, 4) * 1.5
@@ -115,7 +121,7 @@ def test_ann_to_snn_thresholds_are_percentiles() -> None:
     # the first neuron's threshold: 90th percentile of conv1 + BN (folded) pre-activations
     with torch.no_grad():
         pre = ann[1](ann[0](x))
-    want = float(torch.quantile(pre.flatten().double(), 0.9))
+    want = _reference_percentile(pre, 90.0)
     assert float(neurons[0].threshold.detach()) == pytest.approx(want, rel=1e-5)
     assert all(float(n.leak.detach()) == 1.0 for n in neurons)
     assert snn(torch.rand(3, 2, 1, 8, 8)).shape == (2, 10)
@@ -123,6 +129,37 @@ def test_ann_to_snn_thresholds_are_percentiles() -> None:
         ann_to_snn(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), torch.rand(3, 4))
     with pytest.raises(TypeError, match="ann"):
         ann_to_snn(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)), torch.rand(3, 4))
+
+
+def test_ann_to_snn_calibrates_on_spikes_like_the_reference() -> None:
+    # SayeedChowdhury/IIR-SNN, find_threshold: the ANN's (BN-folded) weights are kept, and
+    # each threshold is the largest per-step percentile of the current that the layers below,
+    # already at their thresholds, drive into the neuron (no weight normalization)
+    torch.manual_seed(0)
+    ann = nn.Sequential(
+        nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3)
+    )  # fmt: skip
+    ann.eval()
+    x = torch.rand(50, 6)
+    snn = ann_to_snn(ann, x, percentile=80.0, calib_steps=7)
+    lins = [m for m in snn.modules() if isinstance(m, nn.Linear)]
+    for a, b in zip([ann[0], ann[2], ann[4]], lins):
+        torch.testing.assert_close(b.weight, a.weight)
+    with torch.no_grad():  # an IF neuron with soft reset over 7 steps of constant input
+        theta1 = _reference_percentile(ann[0](x), 80.0)
+        u, s, want = torch.zeros(50, 12), torch.zeros(50, 12), []
+        for _ in range(7):
+            u = u + ann[0](x) - theta1 * s
+            s = (u >= theta1).float()
+            want.append(_reference_percentile(ann[2](s), 80.0))
+    thr = [float(m.threshold.detach()) for m in snn if isinstance(m, IIRLIF)]
+    assert thr == pytest.approx([theta1, max(want)], rel=1e-5)
+    # the ANN-statistics variant normalizes the next layer's weights by the threshold
+    old = ann_to_snn(ann, x, percentile=80.0, calibration="ann")
+    old_lins = [m for m in old.modules() if isinstance(m, nn.Linear)]
+    torch.testing.assert_close(old_lins[1].weight, ann[2].weight * theta1)
+    with pytest.raises(ValueError, match="calibration"):
+        ann_to_snn(ann, x, calibration="max")
 
 
 def test_ann_to_snn_keeps_dropout_with_one_mask_over_time() -> None:

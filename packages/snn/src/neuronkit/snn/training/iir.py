@@ -14,15 +14,16 @@ The neuron is DIET-SNN's (Rathi & Roy), which the paper builds on: per layer, a 
 i.e. soft reset (subtract ``theta`` after a spike), with the linear surrogate ``dH(z)/dz ~=
 gamma * max(0, 1 - |z|)``, ``gamma = 0.3`` (:class:`ScaledTriangle`). Inputs are direct
 encoded (the analog image at every step into the first conv) and the last layer is a
-non-spiking accumulator: ``logits = (1 / T) * sum_t W s_t + b`` (the accumulated membrane,
-divided by T so the logit scale does not jump between stages).
+non-spiking accumulator: ``logits = sum_t W s_t + b``, the accumulated membrane as in the
+reference code (``average=True``, the default of :class:`AccumulatedReadout` and
+:func:`ann_to_snn`, divides it by T).
 
 Building blocks: :class:`IIRLIF` (the neuron over ``[T, B, ...]``), :class:`AccumulatedReadout`,
 :func:`iir_cnn` (a small conv net for 8x8 images), :func:`train_at_latency` (BPTT at one T),
 :func:`iir_retrain` (the schedule, with per-stage accuracy, latency and spike counts),
 :func:`spike_counts`, and the optional ANN -> SNN start: :func:`fold_batchnorm`,
-:func:`ann_to_snn` (BN folded, thresholds at the 90th percentile of each layer's
-pre-activation over calibration data, leak 1).
+:func:`ann_to_snn` (BN folded, leak 1, thresholds set layer by layer at the 90th percentile of
+the spike-driven input current, as the reference's ``find_threshold`` does).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type
 
 from .._core import begin, fire
 from ..encoding import direct_encode
@@ -563,27 +564,40 @@ def ann_to_snn(
     percentile: float = 90.0,
     leak: float = 1.0,
     average_readout: bool = True,
+    calibration: str = "spikes",
+    calib_steps: int = 500,
 ) -> nn.Sequential:
     """Convert a ReLU ``ann`` (an ``nn.Sequential`` on ``[B, ...]``) into an IIR-SNN.
 
     Every ``BatchNorm`` is folded into the conv/linear layer before it (:func:`fold_batchnorm`,
-    eval-mode statistics); every ``nn.ReLU`` becomes an :class:`IIRLIF` with leak ``leak``
-    and threshold = the ``percentile``-th percentile of that ReLU's input (the folded
-    pre-activation) over ``x_calib: [N, ...]`` (if it is not positive, the largest
-    pre-activation; 1 if none is positive), and the next conv/linear layer's weights are
-    multiplied by that threshold (a unit spike stands for one threshold of activation, so
-    every layer receives the ANN's current: Rueckauer et al. 2017); other layers are wrapped in
-    :class:`~neuronkit.snn.TimeDistributed`; the final ``nn.Linear`` (after the last ReLU)
-    becomes the :class:`AccumulatedReadout`. Supported layers: Conv1d/2d, Linear,
-    BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d, Flatten, Dropout (a
-    :class:`~neuronkit.snn.SeqDropout` of the same ``p``: one mask per sample for all time
-    steps, as the IIR-SNN reference retrains with dropout). The result maps
-    ``[T, B, ...] -> logits [B, C]``; ``ann`` is not modified.
+    eval-mode statistics); every ``nn.ReLU`` becomes an :class:`IIRLIF` with leak ``leak``;
+    other layers are wrapped in :class:`~neuronkit.snn.TimeDistributed`; the final
+    ``nn.Linear`` (after the last ReLU) becomes the :class:`AccumulatedReadout`. Supported
+    layers: Conv1d/2d, Linear, BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d,
+    Flatten, Dropout (a :class:`~neuronkit.snn.SeqDropout` of the same ``p``: one mask per
+    sample for all time steps, as the IIR-SNN reference retrains with dropout). The result
+    maps ``[T, B, ...] -> logits [B, C]``; ``ann`` is not modified.
+
+    Thresholds (``x_calib: [N, ...]``, direct encoded):
+
+    * ``calibration="spikes"`` (the IIR-SNN / DIET-SNN reference's ``find_threshold``): the
+      weights stay the ANN's (BN folded); layer by layer, the network converted so far is run
+      for ``calib_steps`` steps and the neuron's threshold is the largest, over the steps, of
+      the ``percentile``-th percentile of its input current at that step (the current the
+      previous layers' spikes, at their thresholds just set, drive into it);
+    * ``calibration="ann"``: the ``percentile``-th percentile of the ANN's pre-activation of
+      that ReLU, with the next conv/linear layer's weights multiplied by the threshold so a
+      unit spike stands for one threshold of activation (Rueckauer et al. 2017's weight
+      normalization).
+
+    A threshold that is not positive becomes the largest current (1 if none is positive).
     """
     check_type("ann", ann, nn.Sequential)
     check_type("x_calib", x_calib, Tensor)
     check_number("percentile", percentile, gt=0, le=100)
     check_number("leak", leak, ge=0, le=1)
+    check_choice("calibration", calibration, ("spikes", "ann"))
+    check_number("calib_steps", calib_steps, ge=1, integer=True)
     mods = list(ann)
     folded: list[nn.Module] = []
     i = 0
@@ -616,22 +630,103 @@ def ann_to_snn(
             "ann must hold at least one nn.ReLU and end with an nn.Linear output layer, got "
             f"{[type(m).__name__ for m in folded]}"
         )
-    # thresholds from the pre-activations of the folded ANN
+    modes = [m.training for m in folded]
+    for m in folded:
+        m.eval()  # calibrate in eval mode, then give every layer back the ANN's mode
+    if calibration == "ann":
+        net = _convert_ann_calibrated(folded, x_calib, percentile, leak, average_readout)
+    else:
+        net = _convert_spike_calibrated(
+            folded, relus, x_calib, percentile, leak, average_readout, calib_steps
+        )
+    for m, mode in zip(folded, modes):
+        m.train(mode)
+    return net
+
+
+@torch.no_grad()
+def _convert_spike_calibrated(
+    folded: list[nn.Module],
+    relus: list[int],
+    x_calib: Tensor,
+    percentile: float,
+    leak: float,
+    average: bool,
+    steps: int,
+) -> nn.Sequential:
+    """``calibration="spikes"`` of :func:`ann_to_snn`: the ANN's weights, thresholds set layer
+    by layer from the spike-driven currents (the reference's ``find_threshold``)."""
+    last = len(folded) - 1
+    device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
+    snn: list[nn.Module] = []
+    for j, m in enumerate(folded):
+        if j == last:
+            snn.append(AccumulatedReadout(m, average=average))
+        elif isinstance(m, nn.ReLU):
+            snn.append(IIRLIF(leak, 1.0).to(device))
+        elif isinstance(m, nn.Dropout):
+            snn.append(SeqDropout(m.p))
+        else:
+            snn.append(TimeDistributed(m))
+    for j in relus:
+        q, top = -math.inf, 0.0
+        for c in _step_currents(snn[:j], x_calib, steps):
+            if c.numel():
+                q = max(q, _percentile(c, percentile))
+                top = max(top, float(c.max()))
+        if not q > 0 or not math.isfinite(q):
+            q = top if top > 0 else 1.0
+        neuron: Any = snn[j]
+        neuron.threshold.fill_(q)
+    return nn.Sequential(*snn)
+
+
+def _percentile(t: Tensor, q: float) -> float:
+    """The reference's percentile of ``t``: its k-th smallest value, k = 1 + round(q (n-1)/100)."""
+    flat = t.flatten()
+    return float(flat.kthvalue(1 + round(q / 100.0 * (flat.numel() - 1))).values)
+
+
+@torch.no_grad()
+def _step_currents(layers: Sequence[nn.Module], x: Tensor, steps: int) -> Iterator[Tensor]:
+    """Run ``layers`` (a converted prefix) on the direct-encoded ``x`` one step at a time and
+    yield the output (the next neuron's input current) of every step."""
+    state: dict[int, tuple[Tensor, Tensor]] = {}
+    for _ in range(steps):
+        h = x
+        for k, m in enumerate(layers):
+            if isinstance(m, IIRLIF):
+                lam = float(m.leak.clamp(0.0, 1.0))
+                theta = float(m.threshold.clamp(min=m.min_threshold))
+                u, s = state.get(k, (torch.zeros_like(h), torch.zeros_like(h)))
+                u = lam * u + h - theta * s
+                s = (u >= theta).to(h.dtype)
+                state[k] = (u, s)
+                h = s
+            else:
+                h = m(h.unsqueeze(0)).squeeze(0)
+        yield h
+
+
+@torch.no_grad()
+def _convert_ann_calibrated(
+    folded: list[nn.Module], x_calib: Tensor, percentile: float, leak: float, average: bool
+) -> nn.Sequential:
+    """``calibration="ann"`` of :func:`ann_to_snn`: thresholds from the ANN's pre-activations,
+    weight normalization."""
+    last = len(folded) - 1
     thresholds: dict[int, float] = {}
     h = x_calib
     for j, m in enumerate(folded):
         if isinstance(m, nn.ReLU):
             pre = h.flatten()
-            q = float(torch.quantile(pre.double(), percentile / 100.0))
+            q = _percentile(pre, percentile) if pre.numel() else math.nan
             if not q > 0 or not math.isfinite(q):
                 top = float(pre.max()) if pre.numel() else 0.0
                 q = top if top > 0 else 1.0
             thresholds[j] = q
-        was = m.training
-        m.eval()
         h = m(h)
-        m.train(was)
-    device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
+    device = next(folded[last].parameters()).device
     snn: list[nn.Module] = []
     scale = None
     for j, m in enumerate(folded):
@@ -639,11 +734,10 @@ def ann_to_snn(
         # this layer's weights carry that factor, so its input current is in the ANN's units
         # and its own threshold applies (Rueckauer et al. 2017's weight normalization)
         if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and scale is not None:
-            with torch.no_grad():
-                m.weight.mul_(scale)
+            m.weight.mul_(scale)
             scale = None
         if j == last:
-            snn.append(AccumulatedReadout(m, average=average_readout))
+            snn.append(AccumulatedReadout(m, average=average))
         elif isinstance(m, nn.ReLU):
             snn.append(IIRLIF(leak, thresholds[j]).to(device))
             scale = thresholds[j]
