@@ -181,9 +181,11 @@ def roar_accuracy(
         largest: keep the top-k (``True``) or bottom-k coordinates.
         trainer: ``trainer(x, y) -> model`` trains and returns a fresh classifier.
         fill: value of removed coordinates; default the mean of ``train_inputs`` over all
-            examples and coordinates (one scalar, the authors' choice). A per-coordinate mean
-            can leak labels: where a kept coordinate's value (e.g. 0 in sparse inputs) differs
-            from its own mean, the retrained model can read which coordinates were kept.
+            examples and coordinates (one scalar, the authors' choice). Any fill that differs
+            from the value uninformative kept coordinates take can leak labels through the mask
+            pattern (the retrained model reads which coordinates were kept): a per-coordinate
+            mean, and also the scalar mean of sparse zero-mean data such as ``x = y * e_j``,
+            whose finite-sample mean is off 0 by the label imbalance. Pass ``fill=0`` there.
     """
     _check_split("train", train_inputs, train_labels, train_attributions)
     _check_split("test", test_inputs, test_labels, test_attributions)

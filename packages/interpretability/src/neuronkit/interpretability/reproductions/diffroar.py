@@ -5,7 +5,7 @@ Shah, Jain & Netrapalli, "Do Input Gradients Highlight Discriminative Features?"
 1. Synthetic data ``x = y * e_j`` (d = 10; the authors' notebook): one-hidden-layer ReLU MLPs
    are trained normally and with L-inf PGD adversarial training. Their input (loss) gradients
    rank coordinates; DiffROAR retrains fresh models on inputs keeping only the top-k or only
-   the bottom-k coordinates (others set to the training mean) and reports
+   the bottom-k coordinates (others set to 0, this distribution's mean) and reports
    ``acc(top-k) - acc(bottom-k)``. The paper finds it negative for standard models (feature
    inversion in gradients: the signal coordinate gets the *smallest* gradient) and positive for
    robust ones.
@@ -39,7 +39,6 @@ from neuronkit.interpretability.data import (
     block_digits,
     signal_coordinate_data,
 )
-
 
 # Value of the removed coordinates of the y*e_j data: 0, the distribution's mean and the value of
 # every uninformative coordinate (the paper's unmasked instance x^S zeroes the coordinates outside
@@ -204,14 +203,17 @@ def _synthetic(
         f"epochs (the paper: SGD, 500 epochs); robust models use L-inf PGD adversarial "
         f"training with eps={eps} (8 steps of 0.25 eps; the paper uses eps=0.45, which our "
         f"narrower, shorter-trained MLPs do not fit). Attributions are input gradients of the "
-        f"loss (the paper's choice). DiffROAR retrains a width-64 MLP for {retrain_epochs} "
-        f"epochs on inputs keeping the top-k or bottom-k coordinates (the others set to 0, "
-        f"the paper's masking and this distribution's mean: any other value, the training "
-        f"sample's mean of about +-0.005 included, lets the retrained model read which "
-        f"coordinates were kept, and gradient rankings depend on the label). A random ranking keeps the signal with probability k/10, so its "
-        f"accuracies sit near 0.5 + k/20 on both sides; for gradients, acc(top-1) is about "
-        f"0.5 + P[top-1 gradient = signal] / 2 (and likewise bottom-1), so DiffROAR(1) is "
-        f"about half the attribution quality P[top-1] - P[bottom-1] that the authors' "
+        f"loss (the authors' synthetic notebook; the paper's main text uses logit gradients and "
+        f"its Appendix C loss gradients, with the same findings). DiffROAR retrains a width-64 "
+        f"MLP for {retrain_epochs} epochs on inputs keeping the top-k or bottom-k coordinates "
+        f"(the others set to 0, the paper's masking and this distribution's mean: any other "
+        f"value, the training sample's mean of about +-0.005 included, lets the retrained model "
+        f"read which coordinates were kept, and gradient rankings depend on the label). A "
+        f"random ranking keeps the signal with probability k/10, so its accuracies sit near "
+        f"0.5 + k/20 on both sides; for gradients, acc(top-1) is about 0.5 + P[top-1 gradient "
+        f"= signal] / 2 (and likewise bottom-1; a little more where the examples whose signal "
+        f"is dropped are mostly of one class), so DiffROAR(1) is about half the attribution "
+        f"quality P[top-1] - P[bottom-1] that the authors' "
         f"notebook reports (-0.521 standard, 1.000 robust)."
     )
     return results
