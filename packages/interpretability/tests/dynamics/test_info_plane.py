@@ -129,6 +129,17 @@ def test_compression_and_dpi_violation() -> None:
         compression(np.array([[np.nan]]))
 
 
+def test_ensemble_init_is_the_authors_truncated_normal() -> None:
+    # idnns/networks/model.py: truncated_normal_initializer(stddev=1/sqrt(fan_in)), zero biases
+    model = EnsembleMLP(300, (12, 10, 7), seed=0)
+    for w, fan_in in zip(model.weights, (12, 10), strict=True):
+        z = w.detach() * fan_in**0.5
+        assert float(z.abs().max()) <= 2.0
+        assert abs(float(z.std()) - 0.8796) < 0.02  # std of N(0, 1) truncated to [-2, 2]
+    for b in model.biases:
+        assert float(b.detach().abs().max()) == 0.0
+
+
 def test_ensemble_models_are_independent() -> None:
     model = EnsembleMLP(3, (4, 5, 2), "tanh", seed=1)
     x = torch.randn(7, 4, generator=torch.Generator().manual_seed(0))

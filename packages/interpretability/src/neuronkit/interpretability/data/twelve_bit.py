@@ -6,15 +6,21 @@ all ``2 ** 12 = 4096`` patterns, and the label is ``y = 1[f(x) > theta]`` for a 
 that is invariant under O(3) rotations of the sphere, with ``theta`` set so that the classes
 are (nearly) balanced.
 
-The authors ship the labels as a data file (``var_u.mat`` in ``ravidziv/IDNNs``) without the
-code that made them, so the exact labels cannot be regenerated. This module follows the same
-construction: the 12 points are the vertices of the regular icosahedron (the only 12-point
-configuration uniform on the sphere); each bit is a charge ``s_i = 2 x_i - 1`` at its vertex;
-``f`` is the rotation-invariant angular power of the charge distribution,
+The authors ship the labels as a data file (``data/var_u.mat`` in ``ravidziv/IDNNs``, rows in
+binary-counting order like :func:`all_binary_inputs`) without the code that made them. Those
+labels are nevertheless exactly such a rule: with each bit a charge ``s_i = 2 x_i - 1`` at a
+vertex ``p_i`` of the regular icosahedron (the only 12-point configuration uniform on the
+sphere; bit ``i`` at vertex :data:`REFERENCE_VERTEX_ORDER` ``[i]``),
+``f(x) = sum_i s_i + |sum_i s_i p_i|`` (total charge plus dipole magnitude, both invariant)
+and ``theta`` the cut between distinct values of ``f`` that best balances the classes
+reproduce every one of the 4096 labels (``P(y = 1) = 2118 / 4096 = 0.517``; 87.5% of them
+follow from the number of active bits alone). This is the default (:func:`charge_dipole`).
+
+The earlier construction, the rotation-invariant angular power
 ``f_l(x) = sum_{i,j} s_i s_j P_l(p_i . p_j)`` (``P_l`` the Legendre polynomial; for ``l = 1``
-the squared dipole moment ``|sum_i s_i p_i|^2``), summed over the chosen degrees; ``theta`` is the
-median of ``f``, so that ``P(y = 1)`` is as close to 1/2 as the discrete values allow
-(0.498 for the default ``degrees=(1,)``).
+the squared dipole moment ``|sum_i s_i p_i|^2``) summed over chosen degrees, stays available
+with ``twelve_bit_task(degrees=...)``; it has no charge term, so its labels are symmetric under
+flipping all bits and unlike the authors' (``P(y = 1) = 0.497`` for ``degrees=(1,)``).
 """
 
 from __future__ import annotations
@@ -29,12 +35,20 @@ from numpy.polynomial import legendre
 from neuronkit.common import as_float_array, check_number, check_seed
 
 __all__ = [
+    "REFERENCE_VERTEX_ORDER",
     "TwelveBitTask",
     "all_binary_inputs",
+    "charge_dipole",
     "icosahedron_vertices",
     "spherical_power",
     "twelve_bit_task",
 ]
+
+
+# Bit i of the authors' inputs sits at vertex REFERENCE_VERTEX_ORDER[i] of icosahedron_vertices()
+# (found by matching the pair structure of their labels to the icosahedron graph; any
+# symmetry of the icosahedron applied to it gives the same labels).
+REFERENCE_VERTEX_ORDER: tuple[int, ...] = (0, 1, 8, 2, 3, 5, 11, 10, 4, 9, 6, 7)
 
 
 def icosahedron_vertices() -> np.ndarray:
@@ -76,16 +90,7 @@ def spherical_power(x: np.ndarray, points: np.ndarray, degrees: Sequence[int] = 
     Returns:
         ``[N]`` float64 values.
     """
-    arr = as_float_array("x", x)
-    pts = as_float_array("points", points)
-    if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0:
-        raise ValueError(f"points must be [P, 3], got shape {pts.shape}")
-    if not np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-8):
-        raise ValueError("points must be unit vectors, got norms different from 1")
-    if arr.ndim != 2 or arr.shape[1] != pts.shape[0]:
-        raise ValueError(f"x must be [N, {pts.shape[0]}] (one column per point), got {arr.shape}")
-    if not np.isin(arr, (0.0, 1.0)).all():
-        raise ValueError("x must hold binary values in {0, 1}")
+    arr, pts = _check_charges(x, points)
     degs = list(degrees)
     if not degs:
         raise ValueError("degrees must name at least one Legendre degree, got none")
@@ -97,6 +102,38 @@ def spherical_power(x: np.ndarray, points: np.ndarray, degrees: Sequence[int] = 
     return np.einsum("ni,ij,nj->n", s, kernel, s)
 
 
+def charge_dipole(x: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Total charge plus dipole magnitude, ``f(x) = sum_i s_i + |sum_i s_i p_i|``, ``s = 2x - 1``.
+
+    Both terms are invariant under O(3) rotations of the points; thresholded at the balanced cut
+    with the points of :data:`REFERENCE_VERTEX_ORDER` it gives the authors' 12-bit labels.
+
+    Args:
+        x: ``[N, P]`` binary inputs in {0, 1}.
+        points: ``[P, 3]`` unit vectors.
+
+    Returns:
+        ``[N]`` float64 values.
+    """
+    arr, pts = _check_charges(x, points)
+    s = 2.0 * arr - 1.0
+    return s.sum(1) + np.linalg.norm(s @ pts, axis=1)
+
+
+def _check_charges(x: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    arr = as_float_array("x", x)
+    pts = as_float_array("points", points)
+    if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0:
+        raise ValueError(f"points must be [P, 3], got shape {pts.shape}")
+    if not np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-8):
+        raise ValueError("points must be unit vectors, got norms different from 1")
+    if arr.ndim != 2 or arr.shape[1] != pts.shape[0]:
+        raise ValueError(f"x must be [N, {pts.shape[0]}] (one column per point), got {arr.shape}")
+    if not np.isin(arr, (0.0, 1.0)).all():
+        raise ValueError("x must hold binary values in {0, 1}")
+    return arr, pts
+
+
 @dataclass(frozen=True)
 class TwelveBitTask:
     """The 12-bit task: every input once.
@@ -106,7 +143,7 @@ class TwelveBitTask:
         y: ``[4096]`` int64 labels 0/1.
         f: ``[4096]`` float64 values of the invariant function the labels threshold.
         threshold: ``theta`` (``y = f > theta``).
-        points: ``[12, 3]`` the sphere points (icosahedron vertices).
+        points: ``[12, 3]`` the sphere points (icosahedron vertices; row ``i`` is bit ``i``).
     """
 
     x: torch.Tensor
@@ -136,24 +173,31 @@ class TwelveBitTask:
         return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 
 
-def twelve_bit_task(degrees: Sequence[int] = (1,)) -> TwelveBitTask:
+def twelve_bit_task(degrees: Sequence[int] | None = None) -> TwelveBitTask:
     """Build the 12-bit task (deterministic: no randomness is involved).
 
     Args:
-        degrees: Legendre degrees of the invariant ``f`` (see :func:`spherical_power`); the
-            default ``(1,)`` thresholds the squared dipole moment of the charges.
+        degrees: ``None`` (default): the authors' labels, ``f`` = :func:`charge_dipole` with
+            the bits at the vertices in :data:`REFERENCE_VERTEX_ORDER`; else the Legendre
+            degrees of the angular power ``f`` (see :func:`spherical_power`; ``(1,)``
+            thresholds the squared dipole moment) with the vertices in their default order.
 
     Returns:
-        :class:`TwelveBitTask` with labels ``y = 1[f > median(f)]``.
+        :class:`TwelveBitTask` with labels ``y = 1[f > theta]``, ``theta`` the cut between
+        distinct values of ``f`` that best balances the classes.
     """
-    points = icosahedron_vertices()
     x = all_binary_inputs(12)
-    f = spherical_power(x, points, degrees)
+    if degrees is None:
+        points = icosahedron_vertices()[list(REFERENCE_VERTEX_ORDER)]
+        f = charge_dipole(x, points)
+    else:
+        points = icosahedron_vertices()
+        f = spherical_power(x, points, degrees)
     # f takes few distinct values: move the cut to the nearest gap that best balances classes
     values = np.unique(np.round(f, 10))
     cuts = (values[:-1] + values[1:]) / 2.0
     if cuts.size == 0:
-        raise ValueError(f"degrees={list(degrees)} give a constant f; choose other degrees")
+        raise ValueError(f"degrees={list(degrees or [])} give a constant f; choose other degrees")
     balance = np.abs((f[:, None] > cuts[None, :]).mean(0) - 0.5)
     theta = float(cuts[int(np.argmin(balance))])
     y = (f > theta).astype(np.int64)

@@ -114,6 +114,14 @@ def log_epoch_grid(epochs: int, n_points: int) -> np.ndarray:
     return np.unique(np.concatenate([[0], np.round(grid).astype(np.int64), [epochs]]))
 
 
+def _truncated_normal(shape: tuple[int, ...], scale: float, gen: torch.Generator) -> torch.Tensor:
+    """``N(0, scale^2)`` samples restricted to ``[-2 scale, 2 scale]`` (TensorFlow's
+    ``truncated_normal_initializer``)."""
+    out = torch.empty(shape)
+    nn.init.trunc_normal_(out, 0.0, scale, -2.0 * scale, 2.0 * scale, generator=gen)
+    return out
+
+
 class EnsembleMLP(nn.Module):
     """``n_models`` independent MLPs with the same layout, evaluated in one batched pass.
 
@@ -121,8 +129,10 @@ class EnsembleMLP(nn.Module):
     feature-major (``h: [R, width, N]``, samples contiguous, which makes ``torch.baddbmm`` of
     these narrow layers several times faster than sample-major); the models share nothing,
     so one optimizer step on the summed losses is ``R`` independent steps (Adam and SGD act
-    elementwise). Initialization follows the authors' code: normal weights with std
-    ``1 / sqrt(fan_in)`` and zero biases.
+    elementwise). Initialization follows the authors' code (``idnns/networks/model.py``:
+    ``tf.truncated_normal_initializer(stddev=1 / sqrt(fan_in))``, zero biases): normal weights
+    with scale ``1 / sqrt(fan_in)`` truncated at two scales (redrawn beyond), so their std is
+    ``0.88 / sqrt(fan_in)``.
 
     Args:
         n_models: ``R >= 1``.
@@ -152,7 +162,7 @@ class EnsembleMLP(nn.Module):
         self.sizes = tuple(int(s) for s in sizes)
         self.activation = activation
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.randn(n_models, b, a, generator=gen) / math.sqrt(a))
+            nn.Parameter(_truncated_normal((n_models, b, a), 1.0 / math.sqrt(a), gen))
             for a, b in itertools.pairwise(sizes)
         )
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(n_models, b, 1)) for b in sizes[1:])
@@ -299,7 +309,8 @@ def track_information_plane(
     * ``"binning"``: :func:`binned_information`, ``n_bins`` equal bins per unit over
       ``[-1, 1]`` for tanh layers (the paper), over ``[0, max]`` for ReLU layers with ``max``
       the layer's largest activation over all recorded epochs of that run (one fixed grid
-      over training, as Saxe et al.), and over ``[0, 1]`` for the softmax output;
+      over training), and over ``[-1, 1]`` for the softmax output (as the authors' code bins
+      every layer);
     * ``"kde"``: :func:`~neuronkit.interpretability.information.kde_information` with noise
       variance ``kde_noise_variance`` on a fixed random subset of ``kde_samples`` inputs
       (all when ``None``).
@@ -417,9 +428,9 @@ def track_information_plane(
     ity = {k: np.zeros((n_runs, n_rec, n_layers)) for k in ("binning", "kde")}
     for r in range(n_runs):
         for layer in range(n_layers):
-            if layer == n_layers - 1:
-                value_range = (0.0, 1.0)
-            elif activation == "tanh":
+            if layer == n_layers - 1 or activation == "tanh":
+                # the softmax too: IDNNs bins every layer over [-1, 1] (about 15 bins across
+                # [0, 1], as ibsgd's fixed width 0.07)
                 value_range = (-1.0, 1.0)
             else:
                 top = max(float(s[layer][r].max()) for s in snapshots)
