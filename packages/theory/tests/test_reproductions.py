@@ -31,6 +31,10 @@ KNOWN_FAILING = {
     # h = 100, where the ratios are noisy: seed 0 gives 1.54 / 2.19, but an audit measured the
     # weight-change ratio below 1 on 3 of 8 seeds (both 0.97 with --seed 3).
     "theory.rich_lazy": {"weight_change_low_over_high", "kernel_change_low_over_high"},
+    # Single-head tau growth with the reference's sequence lengths ([N+2, N+2+3N), 0.6.11) and
+    # its 50-batch test set: 1.16 (needs 1.2; seed 1 1.14); it passed (1.24) with 1.5 N lengths
+    # from an unmerged branch and a one-batch test that declared stages solved at 0.95.
+    "theory.timescales": {"single_tau_growth"},
     # The Hilbert-kernel classifier's excess risk over Bayes shrinks slowly with n: with exact
     # risks and draws ~ 1/n (0.6.10) seeds 0-2 give 0.497, 0.465, 0.443 against <= 0.5, so a
     # pass by a small margin; the n = 3000 mean of 3 draws still moves it by a few hundredths.

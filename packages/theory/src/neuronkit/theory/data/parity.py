@@ -11,9 +11,10 @@ A network reads a binary sequence ``x_1 .. x_M`` one bit per step and, at the la
 
 Several ``N`` can be asked about the same sequence (one label row per ``N``), which is what the
 multi-head curriculum trains on. Following the reference code, a batch's sequence length is drawn
-uniformly from ``[N_max + 2, N_max + 2 + c N_max)`` (``c = 1.5`` for parity, ``3`` for DMS) so the
-network cannot count time, and parity bits are Bernoulli(``p``) with its own ``p ~ U(0, 1)`` drawn
-for every sequence (the reference code calls ``generate_binary_sequence`` once per sequence;
+uniformly from ``[N_max + 2, N_max + 2 + 3 N_max)`` (``make_batch_Nbit_pair_parity`` and the DMS
+batch maker on the reference's main branch; a 1.5 N_max spread exists only on an unmerged branch) so
+the network cannot count time, and parity bits are Bernoulli(``p``) with its own ``p ~ U(0, 1)``
+drawn for every sequence (the reference code calls ``generate_binary_sequence`` once per sequence;
 DMS bits are balanced, ``p = 0.5``, so neither class dominates).
 
 Sequences are time-major ``[T, B, 1]`` float32 tensors of 0/1; labels ``[K, B]`` int64 with one
@@ -44,7 +45,7 @@ __all__ = [
 
 _TASKS = ("parity", "dms")
 #: Spread of the random sequence length, in units of ``N_max`` (reference code).
-_LENGTH_SPREAD = {"parity": 1.5, "dms": 3.0}
+_LENGTH_SPREAD = {"parity": 3.0, "dms": 3.0}
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,8 @@ def dms_labels(x: torch.Tensor, ns: Sequence[int]) -> torch.Tensor:
 def task_length(task: str, n_max: int, *, seed: int | torch.Generator | None = None) -> int:
     """Random sequence length for a batch whose largest span is ``n_max``.
 
-    Uniform on the integers of ``[n_max + 2, n_max + 2 + c n_max)`` with ``c = 1.5`` (parity) or
-    ``3`` (DMS), as in the reference code.
+    Uniform on the integers of ``[n_max + 2, n_max + 2 + 3 n_max)`` for both tasks, as in the
+    reference code's main branch.
     """
     check_choice("task", task, _TASKS)
     n_max = check_positive_int("n_max", n_max)

@@ -82,6 +82,7 @@ def run(ctx: RunContext) -> None:
     else:
         seeds, ts_len, all_stages = 2, 2000, True
     lr, threshold, fit_lag, max_lag, burn_in = 0.01, 0.98, 30, 60, 200
+    test_batches = 50  # the reference's TEST_STEPS: 50 batches of 256, each its own length
     base = [int(s) for s in ctx.rng.integers(0, 2**31, size=3 * seeds)]
 
     results: dict[str, list[CurriculumResult]] = {"single": [], "multi": []}
@@ -102,6 +103,7 @@ def run(ctx: RunContext) -> None:
                 steps_per_epoch=per_epoch,
                 batch_size=batch,
                 test_batch_size=256,
+                test_batches=test_batches,
                 optimizer="adam",
                 lr=lr,
                 threshold=threshold,
@@ -192,13 +194,14 @@ def run(ctx: RunContext) -> None:
         "(init U[1, 2)), h_t = f((1 - 1/tau) h_{t-1} + (W h_{t-1} + W_in x_t + b)/tau), no "
         "self-connections, one linear head per N; 2-class cross-entropy on the last step "
         "summed over heads, gradient clipping 2, initial state 0.1 U(0, 1). N-parity batches: "
-        "length uniform in [N+2, N+2+1.5N), bits Bernoulli(p) with p ~ U(0, 1) per sequence "
+        "length uniform in [N+2, N+2+3N), bits Bernoulli(p) with p ~ U(0, 1) per sequence "
         "(the reference code's generator)."
     )
     ctx.note(
         f"Curricula: both start at N=2 from the same initial network and get the same budget of "
         f"{budget} gradient steps (batch {batch}); a stage is solved when the test accuracy "
-        f"(256 fresh sequences after every {per_epoch} steps) reaches {threshold} on average "
+        f"({test_batches} fresh batches of 256 sequences, each batch with its own length, as in "
+        f"the reference code, after every {per_epoch} steps) reaches {threshold} on average "
         "over its heads and on its newest head. Single head: one shared head, N -> N+1. Multi "
         f"head: heads 2..N, a head added per solved stage. {seeds} seed(s)."
     )

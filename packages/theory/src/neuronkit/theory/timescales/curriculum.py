@@ -12,12 +12,15 @@ growing memory span ``N``:
 Training follows the reference code: cross-entropy on the last step's logits, SGD (Nesterov,
 momentum 0.1, lr 0.05) with gradient-norm clipping at 2, initial state ``0.1 U(0, 1)``, a
 random sequence length per batch (see :mod:`neuronkit.theory.data.parity`), and after each
-"epoch" of ``steps_per_epoch`` updates an evaluation on fresh batches. A stage counts as solved
-when the mean test accuracy over its heads and the accuracy of its newest head both reach
-``threshold`` (0.98 in the paper); the single head has one head, so this is its accuracy. For
-each solved stage the result keeps the step, the accuracies, the trained ``tau`` and a copy of the
-weights (for the network-timescale analysis of :mod:`.analysis`). The budget is a number of
-gradient steps, so both curricula get the same amount of training.
+"epoch" of ``steps_per_epoch`` updates an evaluation on fresh batches (by default the reference's
+50 batches of 256 sequences, each batch with its own random length: a single test batch is one
+draw of the length and of 256 sequences, noisy enough that networks whose accuracy is ~0.95 pass
+a 0.98 threshold by chance). A stage counts as solved when the mean test accuracy over its heads
+and the accuracy of its newest head both reach ``threshold`` (0.98 in the paper); the single head
+has one head, so this is its accuracy. For each solved stage the result keeps the step, the
+accuracies, the trained ``tau`` and a copy of the weights (for the network-timescale analysis of
+:mod:`.analysis`). The budget is a number of gradient steps, so both curricula get the same amount
+of training.
 """
 
 from __future__ import annotations
@@ -182,8 +185,8 @@ def train_curriculum(
     max_steps: int = 10_000,
     steps_per_epoch: int = 100,
     batch_size: int = 256,
-    test_batch_size: int = 512,
-    test_batches: int = 1,
+    test_batch_size: int = 256,
+    test_batches: int = 50,
     optimizer: str = "sgd",
     lr: float = 0.05,
     momentum: float = 0.1,
@@ -204,7 +207,8 @@ def train_curriculum(
         max_steps: budget of gradient steps.
         steps_per_epoch: updates between evaluations.
         batch_size: training sequences per step.
-        test_batch_size, test_batches: evaluation batches after each epoch.
+        test_batch_size, test_batches: evaluation batches after each epoch (default 50 x 256,
+            the reference code's ``TEST_STEPS`` x ``BATCH_SIZE``).
         optimizer: ``"sgd"`` (Nesterov, the paper's) or ``"adam"``.
         lr, momentum: optimizer settings (momentum only for SGD).
         clip_norm: gradient-norm clipping (``None``: off).
