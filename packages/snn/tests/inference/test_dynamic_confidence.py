@@ -113,6 +113,23 @@ def test_sweep_front_and_calibration() -> None:
     ]
 
 
+def test_calibration_accepts_a_tie_with_the_full_T_accuracy() -> None:
+    # 263 of 269 samples right at every step, the rest never: every threshold ties the full-T
+    # accuracy 263/269, whose float32 rounding lies below its float64 value. The zero-drop
+    # calibration must take the fastest threshold (exit at step 1), not fall back to 1.
+    B, right = 269, 263
+    out = torch.zeros(4, B, 2)
+    out[:, :, 0] = 5.0
+    y = torch.zeros(B, dtype=torch.long)
+    y[right:] = 1
+    assert float(torch.tensor(right / B, dtype=torch.float32)) < right / B
+    th = calibrate_threshold(out, y, max_drop=0.0, scale=1.0)
+    res = dynamic_confidence(out, threshold=th, scale=1.0)
+    assert th < 1.0
+    assert res.mean_latency() == 1.0
+    assert res.accuracy(y) == stepwise_accuracy(out, y)[-1].item() == right / B
+
+
 class _TinySNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()

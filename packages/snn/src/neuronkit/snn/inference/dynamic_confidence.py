@@ -64,13 +64,14 @@ class ExitResult(NamedTuple):
     exited: Tensor
 
     def accuracy(self, targets: Tensor) -> float:
-        """Fraction of ``targets [B]`` predicted correctly."""
+        """Fraction of ``targets [B]`` predicted correctly (an exact count over ``B``, as in
+        :func:`stepwise_accuracy`, so a tie with the full-T accuracy compares equal)."""
         _check_targets(targets, self.prediction.shape[0], None)
-        return float((self.prediction == targets).float().mean())
+        return int((self.prediction == targets).sum()) / targets.shape[0]
 
     def mean_latency(self) -> float:
         """Mean number of steps run per sample."""
-        return float(self.exit_step.float().mean())
+        return int(self.exit_step.sum()) / self.exit_step.shape[0]
 
 
 class ConfidenceSweep(NamedTuple):
@@ -339,13 +340,14 @@ class RunResult(NamedTuple):
     sample_steps: int
 
     def accuracy(self, targets: Tensor) -> float:
-        """Fraction of ``targets [B]`` predicted correctly."""
+        """Fraction of ``targets [B]`` predicted correctly (an exact count over ``B``, as in
+        :func:`stepwise_accuracy`, so a tie with the full-T accuracy compares equal)."""
         _check_targets(targets, self.prediction.shape[0], None)
-        return float((self.prediction == targets).float().mean())
+        return int((self.prediction == targets).sum()) / targets.shape[0]
 
     def mean_latency(self) -> float:
         """Mean number of steps run per sample."""
-        return float(self.exit_step.float().mean())
+        return int(self.exit_step.sum()) / self.exit_step.shape[0]
 
 
 @torch.no_grad()
