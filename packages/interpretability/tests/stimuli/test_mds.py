@@ -80,6 +80,31 @@ def test_optimize_stimuli_finds_the_discriminative_direction() -> None:
     assert torch.equal(assign_to_stimuli(_linear_model(filters), stim), labels)
 
 
+def test_optimize_stimuli_reaches_the_norm_constrained_optimum() -> None:
+    # an ON and an OFF neuron with the same Gaussian receptive field w: under the norm
+    # constraint the MDS of the ON cluster is norm * w / |w| and that of the OFF cluster its
+    # negative. Adam steps followed by re-projection used to drift to norm * sign(w) / sqrt(d)
+    # (a flat stimulus here, cosine 0.73 with w) because Adam rescales the radial gradient
+    # per coordinate; the reference (SGD + norm re-projection) converges to w.
+    d = 20
+    pos = torch.arange(d, dtype=torch.float32)
+    w = torch.exp(-0.5 * ((pos - 9.5) / 3.0) ** 2)
+    w = w / w.norm()
+    flat_cos = float(torch.ones(d) @ w / math.sqrt(d))
+    assert flat_cos < 0.75
+    stim, obj = optimize_stimuli(
+        _linear_model(torch.stack([w, -w])), torch.tensor([0, 1]), (d,), norm=3.0,
+        n_steps=300, lr=0.1, seed=0,
+    )  # fmt: skip
+    assert float(stim[0] @ w) / 3.0 > 0.99
+    assert float(-stim[1] @ w) / 3.0 > 0.99
+    _, best = optimize_stimuli(
+        _linear_model(torch.stack([w, -w])), torch.tensor([0, 1]), (d,), norm=3.0, n_steps=0,
+        init=torch.stack([w, -w]),
+    )  # fmt: skip
+    assert (obj > best - 1e-3).all()
+
+
 def test_response_statistics() -> None:
     filters = torch.eye(3)
     mean, std = response_statistics(_linear_model(filters), (3,), norm=1.0, n_samples=4000)

@@ -127,8 +127,10 @@ def run(ctx: RunContext) -> None:
     _figures(ctx, onoff_runs, ori_runs)
     ctx.note(
         f"Method: {n_steps} Adam steps (lr 0.05) per EM iteration on all cluster stimuli at "
-        f"once (warm-started from the previous MDS), stimuli projected to L2 norm {NORM} after "
-        f"each step; responses z-scored per neuron with statistics over 256 random stimuli of "
+        f"once (warm-started from the previous MDS) on the gradient's component tangent to the "
+        f"norm sphere, stimuli projected to L2 norm {NORM} after each step (the authors use "
+        f"SGD + norm re-projection; plain Adam + re-projection would drift to sign-like "
+        f"stimuli); responses z-scored per neuron with statistics over 256 random stimuli of "
         f"the same norm (the authors normalize by data statistics); temperature 1; stop when "
         f"no neuron changes cluster (at most {max_iter} iterations). Initial clusters: neurons "
         f"shuffled and dealt into K0 equal chunks (the authors' initialization). Seeds "

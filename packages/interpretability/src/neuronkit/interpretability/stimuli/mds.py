@@ -225,8 +225,9 @@ def optimize_stimuli(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Optimize one most discriminative stimulus per cluster (the stimulus step).
 
-    Maximizes ``sum_k J_k(x_k) - smoothness * laplace_penalty(x)`` with Adam, projecting every
-    stimulus back to L2 norm ``norm`` after each step.
+    Maximizes ``sum_k J_k(x_k) - smoothness * laplace_penalty(x)`` with Adam on the gradient's
+    component tangent to the norm sphere (the radial component is removed, see
+    :func:`_tangent`), projecting every stimulus back to L2 norm ``norm`` after each step.
 
     Args:
         model: differentiable ``f(x [B, *stimulus_shape]) -> [B, N]``.
@@ -278,6 +279,9 @@ def optimize_stimuli(
         if smoothness > 0:
             loss = loss + smoothness * laplace_penalty(x)
         loss.backward()
+        with torch.no_grad():
+            assert x.grad is not None
+            x.grad.copy_(_tangent(x.grad, x))
         opt.step()
         with torch.no_grad():
             x.copy_(project_to_norm(x, norm))
@@ -672,6 +676,22 @@ class MDSClustering:
         if not hasattr(self, "stimuli_"):
             raise ValueError("MDSClustering must be fitted before predict, call fit first")
         return assign_to_stimuli(model, self.stimuli_)
+
+
+def _tangent(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``grad`` minus its component along ``x``, per stimulus (tangent to the norm sphere).
+
+    Adam rescales every coordinate of the gradient separately, so a radial gradient (the
+    norm-constrained optimum, where the gradient is parallel to ``x``) still yields a
+    non-radial step, roughly ``lr * sign(grad)``; with re-projection to the sphere the
+    iteration then converges towards ``sign``-like stimuli instead of the optimum. Removing
+    the radial component first makes the fixed points those of projected gradient ascent
+    (the authors' SGD + norm re-projection): stimuli where the tangent gradient vanishes.
+    """
+    g = grad.reshape(grad.shape[0], -1)
+    v = x.reshape(x.shape[0], -1)
+    coef = (g * v).sum(1, keepdim=True) / (v * v).sum(1, keepdim=True).clamp_min(1e-24)
+    return (g - coef * v).reshape(grad.shape)
 
 
 def _relabel(labels: torch.Tensor) -> torch.Tensor:
