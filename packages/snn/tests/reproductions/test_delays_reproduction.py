@@ -77,3 +77,11 @@ def test_accuracy_reads_summed_step_probabilities() -> None:
 
     # the mean membrane would say class 0; the reference's readout says class 1
     assert _accuracy(Fixed(), torch.zeros(3, 1, 1), torch.tensor([1])) == 1.0
+
+
+def test_hidden_neurons_reset_to_zero_like_the_reference_lifnode() -> None:
+    # the reference's neuron.LIFNode keeps SpikingJelly's default v_reset = 0.0: a hard reset
+    model = DelaySNN(C, H, K, D, "none", seed=0)
+    x = torch.tensor([[[3.0]]])
+    v = model.lif.run(x).v
+    assert float(v[0, 0, 0]) == 0.0  # a subtractive reset would leave 3 - 1 = 2

@@ -5,8 +5,9 @@ Networks using Dilated Convolutions with Learnable Spacings". The paper's ablati
 compares feedforward SNNs with learned delays (DCLS), fixed random delays and no delays. Here
 the data set is a generated spike-timing task whose class lives only in the relative timing of
 channel groups (:func:`neuronkit.snn.data.spike_timing_dataset`), the role SHD plays in the
-paper, and the neurons are nearly memoryless (LIF with tau = 1.005 steps and no input decay,
-the reference's 10.05 ms at 10 ms steps), so only synaptic delays can bring the timing
+paper, and the neurons are nearly memoryless (LIF with tau = 1.005 steps, no input decay and a
+hard reset to 0: the reference's 10.05 ms at 10 ms steps and SpikingJelly's default
+v_reset = 0), so only synaptic delays can bring the timing
 information together. All three networks have (nearly) the same number of trainable
 parameters: the learned-delay network counts one position per synapse, so the other two get
 about twice as many hidden neurons. All three get the same training (epochs, batches,
@@ -58,7 +59,11 @@ class DelaySNN(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.syn1 = DelayedLinear(n_in, hidden, max_delay, delays=delays, generator=gen)
         self.bn = SeqBatchNorm1d(hidden)
-        self.lif = LIF(tau=1.005, decay_input=False, detach_reset=True, surrogate=ATan(alpha=5.0))
+        # SpikingJelly LIFNode as the reference builds it: v_reset = 0.0 (its default), i.e. a
+        # hard reset to 0, no input decay, detached reset
+        self.lif = LIF(
+            tau=1.005, decay_input=False, reset="zero", detach_reset=True, surrogate=ATan(alpha=5.0)
+        )
         self.syn2 = DelayedLinear(hidden, n_out, max_delay, delays=delays, generator=gen)
         # the reference pads the delay convolutions only; its no-delay SNN (snn.py) has none
         self.tail = (max_delay - 1) // 2 if delays != "none" else 0
@@ -219,7 +224,8 @@ def run(ctx: RunContext) -> None:
         f"channel-step), groups {data_cfg['spacing']} steps apart in a class-specific order, "
         f"T = {data_cfg['T']}; every class shows the same frames, only their order differs. "
         f"Network: DelayedLinear({C} -> H, max_delay {D}) -> BatchNorm -> LIF(tau 1.005, no "
-        f"input decay, detached reset, ATan surrogate alpha 5) -> DelayedLinear(H -> {K}); "
+        "input decay, hard reset to 0, detached reset, ATan surrogate alpha 5) -> "
+        f"DelayedLinear(H -> {K}); "
         f"each delayed layer's output runs {(D - 1) // 2} steps past its input (the "
         "reference's right padding); loss CE(sum_t softmax(out_t)) and prediction argmax "
         "sum_t softmax(out_t) (the reference's loss = 'sum'). "
