@@ -644,6 +644,33 @@ def ann_to_snn(
     return net
 
 
+def _snn_layers(
+    folded: list[nn.Module], thresholds: dict[int, float], leak: float, average: bool
+) -> list[nn.Module]:
+    """The converted layers: each ReLU ``j`` an :class:`IIRLIF` at ``thresholds.get(j, 1)``,
+    the last layer the readout, Dropout a :class:`SeqDropout`, the rest time-distributed."""
+    last = len(folded) - 1
+    device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
+    snn: list[nn.Module] = []
+    for j, m in enumerate(folded):
+        if j == last:
+            snn.append(AccumulatedReadout(m, average=average))
+        elif isinstance(m, nn.ReLU):
+            snn.append(IIRLIF(leak, thresholds.get(j, 1.0)).to(device))
+        elif isinstance(m, nn.Dropout):
+            snn.append(SeqDropout(m.p))
+        else:
+            snn.append(TimeDistributed(m))
+    return snn
+
+
+def _usable_threshold(q: float, top: float) -> float:
+    """``q`` if it is a positive number, else the largest current ``top`` (1 if not positive)."""
+    if q > 0 and math.isfinite(q):
+        return q
+    return top if top > 0 else 1.0
+
+
 @torch.no_grad()
 def _convert_spike_calibrated(
     folded: list[nn.Module],
@@ -656,28 +683,15 @@ def _convert_spike_calibrated(
 ) -> nn.Sequential:
     """``calibration="spikes"`` of :func:`ann_to_snn`: the ANN's weights, thresholds set layer
     by layer from the spike-driven currents (the reference's ``find_threshold``)."""
-    last = len(folded) - 1
-    device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
-    snn: list[nn.Module] = []
-    for j, m in enumerate(folded):
-        if j == last:
-            snn.append(AccumulatedReadout(m, average=average))
-        elif isinstance(m, nn.ReLU):
-            snn.append(IIRLIF(leak, 1.0).to(device))
-        elif isinstance(m, nn.Dropout):
-            snn.append(SeqDropout(m.p))
-        else:
-            snn.append(TimeDistributed(m))
+    snn = _snn_layers(folded, {}, leak, average)
     for j in relus:
         q, top = -math.inf, 0.0
         for c in _step_currents(snn[:j], x_calib, steps):
             if c.numel():
                 q = max(q, _percentile(c, percentile))
                 top = max(top, float(c.max()))
-        if not q > 0 or not math.isfinite(q):
-            q = top if top > 0 else 1.0
         neuron: Any = snn[j]
-        neuron.threshold.fill_(q)
+        neuron.threshold.fill_(_usable_threshold(q, top))
     return nn.Sequential(*snn)
 
 
@@ -714,38 +728,25 @@ def _convert_ann_calibrated(
 ) -> nn.Sequential:
     """``calibration="ann"`` of :func:`ann_to_snn`: thresholds from the ANN's pre-activations,
     weight normalization."""
-    last = len(folded) - 1
     thresholds: dict[int, float] = {}
     h = x_calib
     for j, m in enumerate(folded):
         if isinstance(m, nn.ReLU):
             pre = h.flatten()
             q = _percentile(pre, percentile) if pre.numel() else math.nan
-            if not q > 0 or not math.isfinite(q):
-                top = float(pre.max()) if pre.numel() else 0.0
-                q = top if top > 0 else 1.0
-            thresholds[j] = q
+            thresholds[j] = _usable_threshold(q, float(pre.max()) if pre.numel() else 0.0)
         h = m(h)
-    device = next(folded[last].parameters()).device
-    snn: list[nn.Module] = []
+    # a unit spike of a neuron layer stands for its threshold of activation: the next
+    # conv/linear layer's weights carry that factor, so its input current is in the ANN's
+    # units and its own threshold applies (Rueckauer et al. 2017's weight normalization)
     scale = None
     for j, m in enumerate(folded):
-        # a unit spike of the previous neuron layer stands for its threshold of activation:
-        # this layer's weights carry that factor, so its input current is in the ANN's units
-        # and its own threshold applies (Rueckauer et al. 2017's weight normalization)
         if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and scale is not None:
             m.weight.mul_(scale)
             scale = None
-        if j == last:
-            snn.append(AccumulatedReadout(m, average=average))
-        elif isinstance(m, nn.ReLU):
-            snn.append(IIRLIF(leak, thresholds[j]).to(device))
+        if j in thresholds:
             scale = thresholds[j]
-        elif isinstance(m, nn.Dropout):
-            snn.append(SeqDropout(m.p))
-        else:
-            snn.append(TimeDistributed(m))
-    return nn.Sequential(*snn)
+    return nn.Sequential(*_snn_layers(folded, thresholds, leak, average))
 
 
 def cnn_ann(
