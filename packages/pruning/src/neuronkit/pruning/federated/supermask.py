@@ -4,9 +4,11 @@ Vallapuram et al. (2022), "HideNseek: Federated Lottery Ticket via Server-side P
 Supermask": the weights of a pruned, randomly initialized network are frozen and only a sign
 supermask ``sigma in {-1, +1}`` is learned, ``W_eff = m * |W_0| * sigma`` with ``m`` the
 (SynFlow) pruning mask and ``sigma = sign(s)`` of real-valued scores ``s`` trained through the
-straight-through estimator (``d sign(s) / ds := 1``). The binary baseline is the {0,1}
-supermask of Zhou et al. (2019) / Ramanujan et al. (2020, edge-popup): ``W_eff = W_0 * top_k(|s|)``
-with each layer keeping its top-``k`` scores (gradients pass straight through the top-k).
+straight-through estimator (``d sign(s) / ds := 1``). The binary baseline is edge-popup's {0,1}
+supermask (Ramanujan et al., 2020): ``W_eff = W_0 * top_k(|s|)`` with each layer keeping its
+top-``k`` scores (gradients pass straight through the top-k). Zhou et al.'s (2019) original
+supermask samples the mask from ``Bernoulli(sigmoid(s))`` instead, so its density is not fixed;
+that rule is not implemented here.
 
 Both wrap any ``nn.Module`` whose prunable weights are Conv/Linear ``weight`` tensors; the
 wrapped network is called with :func:`torch.func.functional_call`, so the architecture is not

@@ -11,7 +11,7 @@ methods that run the same number of rounds and local epochs:
    (100 iterations, exponential schedule) to 50% sparsity; clients learn only a sign supermask
    in {-1, +1} over the frozen unpruned magnitudes (straight-through scores) and upload one bit
    per unpruned weight; the server's sample-weighted vote gives the next scores.
-2. The {0,1} supermask baseline (edge-popup, Ramanujan et al. 2020 / Zhou et al. 2019) over the
+2. The {0,1} supermask baseline (edge-popup's top-k rule, Ramanujan et al. 2020) over the
    same initial weights, with the SynFlow mask's per-layer density (the same sparsity); clients
    upload their top-k masks (one bit per weight), the server votes.
 3. Dense FedAvg (McMahan et al. 2017): all weights trained, uploaded as float32.
