@@ -140,6 +140,48 @@ def test_judge_lists_every_dimension_by_default() -> None:
         assert roles == [QUALITY_DIMENSIONS[k] for k in np.argsort(-data.weights[i], kind="stable")]
 
 
+def test_role_list_is_deterministic_per_sample() -> None:
+    # the reference queries the roles at temperature 0 (inference-WideDeep.py, get_aspects:
+    # query_gpt(tp=0)): the perceived-importance order carries no per-call noise
+    data = simulated_pairwise_data(30, seed=3)
+    judge = SimulatedJudge(data, JudgeBiases(importance_noise=2.0), seed=0)
+    for s in data.samples:
+        prompt = ROLE_PROMPT.format(question=s.question, answer_a="a", answer_b="b")
+        assert len({judge(prompt) for _ in range(5)}) == 1
+
+
+def test_multi_dimension_perspective_spreads_the_role_focus() -> None:
+    # a layer-2 neuron's perspective joins the layer-1 roles ("accuracy, relevance"): the
+    # role_focus share goes to those dimensions by their (here exact) importance
+    data = simulated_pairwise_data(200, seed=8)
+    exact = {"noise": 0.0, "shared_noise": 0.0, "position_bias": 0.0, "importance_noise": 0.0}
+    biases = JudgeBiases(verbosity_bias=0.0, detail_verbosity_bias=0.0, **exact)
+    judge = SimulatedJudge(data, biases, seed=0)
+    dims = [0, 1]
+    role = ", ".join(QUALITY_DIMENSIONS[k] for k in dims)
+    gap = data.quality_a - data.quality_b
+    w = data.weights
+    share = np.zeros_like(w)
+    share[:, dims] = w[:, dims] / w[:, dims].sum(1, keepdims=True)
+    focused = np.einsum("nd,nd->n", 0.4 * w + 0.6 * share, gap)
+    holistic = data.margin
+    i = int(np.argmax(np.abs(focused - holistic) * (np.abs(focused) < 3.5)))
+    assert abs(focused[i] - holistic[i]) > 1.0  # the two readings are distinguishable
+    s = data.samples[i]
+    prompt = LAYER1_PROMPT.format(
+        question=s.question, answer_a=s.answer_a, answer_b=s.answer_b, role=role
+    )
+    mean_gap = np.mean([np.subtract(*parse_scores(judge(prompt))) for _ in range(60)]) / 2
+    assert mean_gap == pytest.approx(focused[i], abs=0.35)
+    # one named dimension: the single-role look; all of them: the holistic look
+    every = ", ".join(QUALITY_DIMENSIONS)
+    prompt = LAYER1_PROMPT.format(
+        question=s.question, answer_a=s.answer_a, answer_b=s.answer_b, role=every
+    )
+    mean_gap = np.mean([np.subtract(*parse_scores(judge(prompt))) for _ in range(60)]) / 2
+    assert mean_gap == pytest.approx(holistic[i], abs=0.35)
+
+
 def test_layer2_integration_beats_layer1_when_perspectives_mislead() -> None:
     """Pure role focus and a heavily verbosity-biased detail reviewer: the layer-2 neurons,
     which weigh perspectives by importance, agree better with the truth than layer 1."""

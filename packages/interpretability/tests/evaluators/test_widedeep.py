@@ -108,7 +108,7 @@ def test_width_is_capped_at_one_neuron_per_role_unless_roles_repeat() -> None:
     res = WideDeep(judge, width=4, depth=2).evaluate(SAMPLE)
     assert len(judge.prompts) == 1 + 3 * 2 * 2  # 3 neurons x 2 layers x 2 answer orders
     assert [o.role for o in res.layers[0]] == ["accuracy", "relevance", "detail"]
-    assert [o.role for o in res.layers[1]] == ["accuracy", "relevance", "detail"]
+    assert [o.role for o in res.layers[1]] == ["accuracy, relevance, detail"] * 3
     with pytest.raises(TypeError, match="repeat_roles"):
         WideDeep(judge, repeat_roles="yes")  # type: ignore[arg-type]
 
@@ -131,6 +131,28 @@ def test_network_wiring_roles_and_layer2_sees_all_layer1_outputs() -> None:
     assert res.readout(2, readout="last", tie_margin=1.0) == A_BETTER
     with pytest.raises(ValueError, match="n_layers"):
         res.readout(3)
+
+
+def test_deep_neurons_take_the_joined_roles_of_the_neurons_they_read() -> None:
+    # reference (DAMO-ConvAI WideDeep, utils/experts_task.py gen_prompt_QA): a layer-2
+    # neuron's "Angle of View" is the joined aspects of the layer-1 neurons it reads
+    judge = _RecordingJudge()
+    res = WideDeep(judge, width=4, depth=3, repeat_roles=True, swap_order=False).evaluate(SAMPLE)
+    union = "accuracy, relevance, detail"  # in order, without the repeated "accuracy"
+    layer1 = [p for p in judge.prompts[1:] if "[Reviews from the previous layer]" not in p]
+    deep = [p for p in judge.prompts[1:] if "[Reviews from the previous layer]" in p]
+    assert len(layer1) == 4
+    assert len(deep) == 8
+    assert all(f"Your evaluation perspective: {union}." in p for p in deep)
+    assert [o.role for o in res.layers[1]] == [union] * 4
+    assert [o.role for o in res.layers[2]] == [union] * 4
+    assert f"Reviewer 1 (perspective: {union})" in deep[-1]
+    own = _RecordingJudge()
+    res = WideDeep(own, width=3, depth=2, deep_roles="own", swap_order=False).evaluate(SAMPLE)
+    assert [o.role for o in res.layers[1]] == ["accuracy", "relevance", "detail"]
+    assert "Your evaluation perspective: relevance." in own.prompts[-2]
+    with pytest.raises(ValueError, match="deep_roles"):
+        WideDeep(own, deep_roles="window")
 
 
 def test_fixed_roles_skip_generation_and_pair_replies() -> None:

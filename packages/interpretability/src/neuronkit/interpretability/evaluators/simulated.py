@@ -9,7 +9,9 @@ WideDeep prompts (:mod:`neuronkit.interpretability.evaluators.widedeep`) as a no
 * **Roles.** Asked for perspectives (the prompt asks for as many as possible, like the
   reference's role prompt), it lists every quality dimension whose *perceived* importance (a
   noisy copy of the true importance) is at least ``role_min_importance`` (default 0: all of
-  them), most important first.
+  them), most important first. The list is deterministic per sample (no per-call noise): the
+  reference queries the roles at temperature 0 (``get_aspects`` calls ``query_gpt(tp=0)`` in
+  ``inference-WideDeep.py``), the scores at the default temperature.
 * **Answer order.** It reads which answer is shown first (Assistant 1), so a network may show
   the answers in either order: quality, length and the per-sample error belong to the answers,
   the position bias to the first position.
@@ -18,7 +20,11 @@ WideDeep prompts (:mod:`neuronkit.interpretability.evaluators.widedeep`) as a no
   position bias toward the answer shown first, a verbosity bias toward the longer answer
   (strong for the ``"level of detail"`` role), a per-sample error shared by all calls on that
   sample (a misjudgement of the answers, whatever their order), and per-call noise; the result
-  is written as integer scores 1 to 10 with a rationale.
+  is written as integer scores 1 to 10 with a rationale. A perspective naming several
+  dimensions (``"accuracy, relevance"``, the joined roles a layer-2 neuron gets) spreads the
+  ``role_focus`` share over them by their perceived importance (one dimension: as above; all
+  of them: a holistic look), and its verbosity bias is that of the ``"level of detail"`` role
+  in proportion to the share it gets.
 * **Layer-2 neuron**: parses every review in its prompt, averages the reported score gaps per
   perspective, and weighs each perspective by how important *it* perceives that perspective
   for the question (``integration`` share), mixing in its own layer-1-style judgment. This is
@@ -202,9 +208,12 @@ class SimulatedJudge:
         self.calls = 0
 
     # -- latent quantities ----------------------------------------------------------------
-    def _importance(self, i: int) -> np.ndarray:
+    def _importance(self, i: int, *, sampled: bool = True) -> np.ndarray:
+        """Perceived importance of the dimensions for sample ``i``: the judge's fixed
+        misperception plus, when ``sampled`` (a call at non-zero temperature), per-call noise."""
         b = self.biases
-        h = self._rng.standard_normal(self.data.weights.shape[1])
+        d = self.data.weights.shape[1]
+        h = self._rng.standard_normal(d) if sampled else np.zeros(d)
         w = self.data.weights[i] * np.exp(
             b.importance_noise * (self._perception[i] + h) / np.sqrt(2)
         )
@@ -215,13 +224,18 @@ class SimulatedJudge:
         shown first is better; ``sign`` is +1 when that is answer A, -1 when it is B)."""
         b = self.biases
         imp = self._importance(i)
-        k = self._dims.get(role.strip().lower())
-        if k is None:
+        ks = self._role_dims(role)
+        if not ks:
             attention, verbosity = imp, b.verbosity_bias
         else:
-            attention = (1.0 - b.role_focus) * imp
-            attention[k] += b.role_focus
-            verbosity = b.detail_verbosity_bias if k == _DETAIL else b.verbosity_bias
+            # the role's share of attention goes to its dimension(s), split by perceived
+            # importance when it names several (one dimension: all of it)
+            share = np.zeros_like(imp)
+            share[ks] = imp[ks] / imp[ks].sum() if len(ks) > 1 else 1.0
+            attention = (1.0 - b.role_focus) * imp + b.role_focus * share
+            verbosity = b.verbosity_bias + (b.detail_verbosity_bias - b.verbosity_bias) * float(
+                share[_DETAIL]
+            )
         gap = sign * (self.data.quality_a[i] - self.data.quality_b[i])
         return float(
             attention @ gap
@@ -229,6 +243,15 @@ class SimulatedJudge:
             + sign * (verbosity * self._length_gap[i] + self._shared[i])
             + self._rng.normal(0.0, b.noise)
         )
+
+    def _role_dims(self, role: str) -> list[int]:
+        """Indices of the dimensions a perspective names: one name, or several joined by
+        commas (unknown names are ignored; none known: an empty list, a holistic look)."""
+        name = role.strip().lower()
+        if name in self._dims:
+            return [self._dims[name]]
+        ks = [self._dims[p.strip()] for p in name.split(",") if p.strip() in self._dims]
+        return list(dict.fromkeys(ks))
 
     def _integrate(self, i: int, reviews: list[tuple[str, float]]) -> float:
         """Importance-weighted mean of the reviews' per-perspective score gaps (latent units)."""
@@ -238,8 +261,8 @@ class SimulatedJudge:
             by_role.setdefault(role.strip().lower(), []).append(gap)
         total, norm = 0.0, 0.0
         for role, gaps in by_role.items():
-            k = self._dims.get(role)
-            weight = float(imp[k]) if k is not None else 1.0 / len(imp)
+            ks = self._role_dims(role)
+            weight = float(imp[ks].sum()) if ks else 1.0 / len(imp)
             total += weight * sum(gaps) / len(gaps)
             norm += weight
         return total / norm if norm > 0 else 0.0
@@ -262,7 +285,7 @@ class SimulatedJudge:
         i = self._index[match.group(1)]
         self.calls += 1
         if _ROLE_REQUEST in prompt:
-            imp = self._importance(i)
+            imp = self._importance(i, sampled=False)  # temperature 0, as in the reference
             order = [int(k) for k in np.argsort(-imp, kind="stable")]
             keep = [k for k in order if imp[k] >= self.biases.role_min_importance] or order[:1]
             return "\n".join(f"{r + 1}. {self.data.dimensions[k]}" for r, k in enumerate(keep))

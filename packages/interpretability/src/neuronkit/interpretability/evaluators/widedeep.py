@@ -20,9 +20,13 @@ An LLM evaluator network judges a pairwise sample (a question and two answers). 
    preference for the first position cancels (FairEval's balanced position calibration).
 4. **Layer 2 and above** (the depth): every neuron receives the outputs of *all* neurons of the
    previous layer (roles, scores and rationales of both orders, :func:`format_evaluations`)
-   and, again with its own role, integrates them into a more comprehensive evaluation
-   (:data:`LAYER2_PROMPT`), like a reviewer reading the other reviews in one round of
-   discussion. In the swapped call the reviews are relabelled to the swapped order.
+   and integrates them into a more comprehensive evaluation (:data:`LAYER2_PROMPT`), like a
+   reviewer reading the other reviews in one round of discussion. Its perspective is the union
+   of the perspectives of the neurons it reads (``deep_roles="union"``, the default), as in the
+   reference code (``gen_prompt_QA`` and its siblings in ``utils/experts_task.py`` take the
+   joined aspects of all connected neurons as the layer-2 "Angle of View"); ``"own"`` keeps
+   neuron ``j``'s layer-1 role. In the swapped call the reviews are relabelled to the swapped
+   order.
 5. **Readout.** The scores of the neurons (of the last layer, or of all layers as in the
    paper's best setting and the reference code) are averaged (or voted) into the verdict:
    answer A better, answer B better, or a tie.
@@ -351,6 +355,10 @@ class WideDeep:
         swap_order: call every neuron twice, with the answers in the original and in the
             swapped order, and average the two score pairs (the reference code's protocol
             against position bias); ``False``: one call per neuron, answer A shown first.
+        deep_roles: perspective of a neuron in layer 2 and above: ``"union"`` (default) the
+            roles of all neurons of the previous layer, in order and without repeats, joined
+            by ``", "`` (the reference's layer-2 "Angle of View": the joined aspects of the
+            neurons it reads); ``"own"`` the layer-1 role of the neuron with the same index.
         role_prompt, layer1_prompt, layer2_prompt: templates with the fields ``{question}``,
             ``{answer_a}``, ``{answer_b}``, ``{role}`` and (layer 2) ``{evaluations}``.
 
@@ -380,6 +388,7 @@ class WideDeep:
         tie_margin: float = 0.0,
         repeat_roles: bool = False,
         swap_order: bool = True,
+        deep_roles: str = "union",
         role_prompt: str = ROLE_PROMPT,
         layer1_prompt: str = LAYER1_PROMPT,
         layer2_prompt: str = LAYER2_PROMPT,
@@ -397,6 +406,7 @@ class WideDeep:
         check_number("tie_margin", tie_margin, ge=0.0)
         check_type("repeat_roles", repeat_roles, bool)
         check_type("swap_order", swap_order, bool)
+        check_choice("deep_roles", deep_roles, ("union", "own"))
         if roles is not None:
             if isinstance(roles, str) or not all(isinstance(r, str) and r.strip() for r in roles):
                 raise TypeError(f"roles must be a sequence of non-empty str, got {roles!r:.120}")
@@ -426,6 +436,7 @@ class WideDeep:
         self.tie_margin = float(tie_margin)
         self.repeat_roles = repeat_roles
         self.swap_order = swap_order
+        self.deep_roles = deep_roles
         self.role_prompt = role_prompt
         self.layer1_prompt = layer1_prompt
         self.layer2_prompt = layer2_prompt
@@ -478,9 +489,15 @@ class WideDeep:
         for layer in range(1, self.depth + 1):
             previous = format_evaluations(layers[-1]) if layers else None
             swapped_previous = None if previous is None else swap_labels(previous)
+            # layer >= 2 with deep_roles="union": every neuron reads all neurons of the previous
+            # layer and takes their joined perspectives (reference: gen_prompt_QA's aspects)
+            union = ", ".join(dict.fromkeys(o.role for o in layers[-1])) if layers else None
             outputs = []
             for j in range(n_neurons):
-                role = roles[j % len(roles)]
+                if union is not None and self.deep_roles == "union":
+                    role = union
+                else:
+                    role = roles[j % len(roles)]
                 where = f"layer {layer} neuron {j}"
                 # original order: answer A is Assistant 1
                 text, a, b = self._call(role, q, sample.answer_a, sample.answer_b, previous, where)

@@ -7,7 +7,8 @@ role-dependent attention, position bias, verbosity bias (strong for the "level o
 perspective), a per-sample shared error and per-call noise, answering the real WideDeep
 prompts on a synthetic pairwise benchmark with ground-truth labels (A better / B better /
 tie). As in the reference code, every neuron is called in both answer orders and its scores
-are averaged. For each width the same network is run with two layers; its first layer alone
+are averaged, and a layer-2 neuron takes the joined perspectives of the layer-1 neurons it
+reads as its own. For each width the same network is run with two layers; its first layer alone
 is the one-layer network of that width (the very same calls), so the depth comparison is
 paired. Agreement with the ground truth is Cohen's kappa (sklearn), over several judge seeds.
 
@@ -235,7 +236,10 @@ def run(ctx: RunContext) -> None:
         "importance-weighted quality gap (|gap| <= 0.15 is a tie). Network: WideDeep with "
         "roles generated per sample by the judge, width w, two layers, every neuron called "
         "with the answers in both orders and its two score pairs averaged (reference code: "
-        "init_layer and single_layer), readout = mean score gap of all neurons of the kept "
+        "init_layer and single_layer), layer-2 neurons reading every layer-1 review and "
+        "taking the layer-1 roles joined as their perspective (reference: gen_prompt_QA; "
+        "the reference connects a layer-2 neuron to itself and its two neighbours only, the "
+        "paper to all), readout = mean score gap of all neurons of the kept "
         f"layers (the reference averages all layers' scores), tie if |gap| <= {_TIE_MARGIN} "
         "(ours); the 1-layer network is the first layer of the same run (paired comparison)."
     )
@@ -247,14 +251,18 @@ def run(ctx: RunContext) -> None:
         "calls (sd 0.3, attached to the answers, not to their positions), per-call noise (sd "
         "0.7) and integer 1-10 scores; it reads which answer is shown first, so calling a "
         "neuron in both orders cancels the position bias. Asked for roles, it lists every "
-        "dimension, ordered by its (noisy) perceived importance. Possible mechanisms of a "
+        "dimension, ordered by its (noisy) perceived importance, the same list on every "
+        "request (the reference asks for roles at temperature 0). Possible mechanisms of a "
         "width gain: more perspectives cover more of the dimensions that matter and "
         "independent per-call noise averages out (the shared error does not); against it, a "
         "mean over neurons weighs a barely relevant perspective (e.g. the verbosity-biased "
         "'level of detail') as much as the decisive one. Mechanism of the depth gain: a "
         "layer-2 neuron reads all layer-1 reviews, "
         "averages the score gaps per perspective and weighs each perspective by its own "
-        "(noisy) estimate of its importance for the question (70%), plus its own look (30%); "
+        "(noisy) estimate of its importance for the question (70%), plus its own look (30%) "
+        "from the joined perspectives of all layer-1 neurons (as the reference's layer-2 "
+        "'Angle of View': the role focus spread over those dimensions by perceived "
+        "importance; all six: a holistic look); "
         "a one-layer mean/vote weighs perspectives by how many neurons hold them, so an "
         "unimportant or verbosity-biased perspective counts as much as the decisive one. This"
         " is our modelling of the paper's hypothesis that higher layers integrate local "
