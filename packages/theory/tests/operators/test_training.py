@@ -29,6 +29,35 @@ def test_fit_operator_learns_a_linear_smoothing_operator() -> None:
     assert model.training  # left in training mode, as given
 
 
+class _Scale(torch.nn.Module):
+    """``y = w * x`` that records ``w`` at every forward call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(1.0))
+        self.seen: list[float] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(float(self.w.detach()))
+        return self.w * x
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "first_lr"),
+    [({}, 0.5e-2), ({"div_factor": 25.0}, 0.04e-2)],
+)
+def test_one_cycle_schedule_has_the_authors_shape(kwargs, first_lr) -> None:
+    # MgNO's utilities3.getOptimizerScheduler + darcy.py: OneCycleLR(div_factor=2,
+    # final_div_factor=100, pct_start=0.2). Adam's first step moves a scalar by exactly the
+    # current learning rate, so the first step shows where the schedule starts (lr / 2 by
+    # default; torch's own default would start at lr / 25).
+    x = torch.ones(4, 1, 3, 3)
+    model = _Scale()
+    fit_operator(model, x, 2 * x, epochs=10, batch_size=4, lr=1e-2, seed=0, **kwargs)
+    assert len(model.seen) == 10
+    assert model.seen[1] - model.seen[0] == pytest.approx(first_lr, rel=1e-3)
+
+
 def test_bad_inputs() -> None:
     model = MgNO(1, 1, width=2, num_layers=1, levels=2)
     x = torch.randn(4, 1, 7, 7)
@@ -44,5 +73,9 @@ def test_bad_inputs() -> None:
         fit_operator(model, x, x, epochs=0)
     with pytest.raises(ValueError, match="finite"):
         fit_operator(model, x, torch.full_like(x, float("nan")), epochs=1)
+    with pytest.raises(ValueError, match="pct_start"):
+        fit_operator(model, x, x, epochs=1, pct_start=1.0)
+    with pytest.raises(ValueError, match="div_factor"):
+        fit_operator(model, x, x, epochs=1, div_factor=0.0)
     with pytest.raises(TypeError, match="model"):
         fit_operator("net", x, x, epochs=1)  # type: ignore[arg-type]
