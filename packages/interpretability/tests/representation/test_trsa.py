@@ -125,3 +125,24 @@ def test_identification_is_translation_invariant() -> None:
     assert ref == 1.0
     offset = 1e3 * rng.random(pairs)  # every RDM shares a large offset
     assert identification_accuracy(x + offset, labels, grp) == ref
+
+
+def _reference_gt(v: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """GT(l, u) as the authors define it (doerlbh/TopologicalRSA utils_transform.gt_transform):
+    average ranks, min-max, per-RDM np.quantile bounds, 0 below / linear / 1 above."""
+    from scipy.stats import rankdata
+
+    r = rankdata(v)
+    d = (r - r.min()) / (r.max() - r.min())
+    lo, hi = np.quantile(d, lower), np.quantile(d, upper)
+    out = np.clip((d - lo) / (hi - lo), 0.0, 1.0) if hi > lo else (d > hi).astype(float)
+    return out
+
+
+@pytest.mark.parametrize(("lower", "upper"), [(0.0, 1.0), (0.2, 0.7), (0.4, 0.5), (0.5, 0.5)])
+def test_rank_gt_matches_the_authors_definition_with_ties(lower, upper) -> None:
+    rng = np.random.default_rng(3)
+    x = np.round(rng.random((4, 45)), 1)  # many ties, as in clipped noisy RDMs
+    ours = GeoTopological(lower, upper, rank=True).transform(x)
+    for row, got in zip(x, ours, strict=True):
+        np.testing.assert_allclose(got, _reference_gt(row, lower, upper), atol=1e-12)
