@@ -113,3 +113,12 @@ def test_bad_inputs() -> None:
             layer.weight_b,
             layer.bias_c,
         )
+
+
+def test_default_gammas_are_the_reference_codes() -> None:
+    # FengleiFan/ReLinear qtrainer_10_5.py: lr 0.1, lr_gb 1e-5 for both the g and the b group
+    net = QuadraticNet([2, 3, 1], seed=0)
+    by_name = {g["name"]: g for g in relinear_param_groups(net, 0.1)}
+    assert by_name["linear"]["lr"] == pytest.approx(0.1)
+    assert by_name["quadratic_g"]["lr"] == pytest.approx(1e-5)
+    assert by_name["quadratic_b"]["lr"] == pytest.approx(1e-5)

@@ -269,8 +269,8 @@ def relinear_param_groups(
     model: nn.Module,
     lr: float,
     *,
-    gamma_g: float = 0.1,
-    gamma_b: float = 0.01,
+    gamma_g: float = 1e-4,
+    gamma_b: float = 1e-4,
     beta_g: float = 0.0,
     beta_b: float = 0.0,
     weight_decay: float = 0.0,
@@ -282,7 +282,11 @@ def relinear_param_groups(
     group with ``gamma_b * lr`` and ``beta_b``; all other parameters (the linear branch
     ``weight_r, bias_r`` and any conventional layers) use ``lr`` and ``weight_decay``.
     ``gamma = 1, beta = 0`` recovers plain training; ``gamma = 0`` freezes the quadratic terms
-    (with the ReLinear initialization, a conventional network).
+    (with the ReLinear initialization, a conventional network). The defaults ``gamma_g = gamma_b
+    = 1e-4`` are the authors' (FengleiFan/ReLinear, TrainQuadraticNetworksViaReLinear/
+    qtrainer_10_5.py: ``--lr 0.1``, ``--lr_gb 1e-5`` for both the g and the b group); their
+    ReLinear+ReZero script uses ``1e-2``. As with ``torch.optim`` groups, a group's weight decay
+    is applied at that group's (shrunk) learning rate, as in the authors' code.
 
     Returns:
         a list of dicts for ``torch.optim.SGD/Adam(groups, lr=lr)``; empty groups are dropped.
