@@ -35,6 +35,11 @@ KNOWN_FAILING = {
     # its 50-batch test set: 1.16 (needs 1.2; seed 1 1.14); it passed (1.24) with 1.5 N lengths
     # from an unmerged branch and a one-batch test that declared stages solved at 0.95.
     "theory.timescales": {"single_tau_growth"},
+    # Since 0.6.12 the kernel check reads the laziest alpha's test loss once the training set is
+    # interpolated (train loss <= 0.1%), where kernel regression applies; it read it at 10%,
+    # where even the linearized network is 6-24% above the kernel error. Quick's alpha = 8
+    # learns features from the start and falls through the kernel line: 0.546 (needs 0.1).
+    "theory.grokking_lazy_rich": {"plateau_kernel_rel_error"},
     # The Hilbert-kernel classifier's excess risk over Bayes shrinks slowly with n: with exact
     # risks and draws ~ 1/n (0.6.10) seeds 0-2 give 0.497, 0.465, 0.443 against <= 0.5, so a
     # pass by a small margin; the n = 3000 mean of 3 draws still moves it by a few hundredths.

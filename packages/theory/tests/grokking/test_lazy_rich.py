@@ -157,3 +157,22 @@ def test_alignment_uses_all_test_inputs_unless_limited() -> None:
     )
     assert h_all.alignment[0] == pytest.approx(every, rel=1e-12)
     assert h_ten.alignment[0] == pytest.approx(first, rel=1e-12)
+
+
+def test_kernel_plateau_is_read_at_interpolation_not_at_the_fit() -> None:
+    """A lazy net's test loss reaches the initial-NTK regression error once it interpolates.
+
+    At ``t_fit`` (train loss at 10%) it is still falling and far above the kernel error, so the
+    reproduction's kernel check reads the test loss at interpolation (train loss at 0.1%).
+    """
+    from neuronkit.theory.grokking.lazy_rich import interpolation_plateau
+
+    data = quadratic_feature_data(200, 300, 25, seed=11)
+    model = ScaledQuadraticNet(25, 40, alpha=1000.0, eps=0.5, seed=21)
+    kr = initial_ntk_regression(model, data.x_train, data.y_train, data.x_test, data.y_test)
+    hist = train_lazy_rich(
+        model, data.x_train, data.y_train, data.x_test, data.y_test, steps=6500, eval_every=10
+    )
+    assert hist.weight_change[-1] < 0.01
+    assert interpolation_plateau(hist) == pytest.approx(kr, rel=0.02)
+    assert abs(grokking_delay(hist)["plateau"] - kr) > 0.2 * kr

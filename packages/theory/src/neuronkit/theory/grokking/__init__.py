@@ -16,6 +16,7 @@ from .lazy_rich import (
     ScaledQuadraticNet,
     grokking_delay,
     initial_ntk_regression,
+    interpolation_plateau,
     quadratic_feature_data,
     train_lazy_rich,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "corrupted_accuracies",
     "grokking_delay",
     "initial_ntk_regression",
+    "interpolation_plateau",
     "lowest_ipr_neurons",
     "neuron_ipr",
     "prune_neurons",

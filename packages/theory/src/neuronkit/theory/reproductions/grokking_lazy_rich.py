@@ -19,6 +19,7 @@ from neuronkit.theory.grokking import (
     ScaledQuadraticNet,
     grokking_delay,
     initial_ntk_regression,
+    interpolation_plateau,
     quadratic_feature_data,
     train_lazy_rich,
 )
@@ -35,7 +36,12 @@ from neuronkit.theory.grokking import (
     checks=[
         Check("fit_before_drop", ">=", 2.0, "min over alpha of t_drop / t_fit"),
         Check("delay_increasing", ">=", 1.0, "fraction of alpha steps where the delay grows"),
-        Check("plateau_kernel_rel_error", "<=", 0.10, "|plateau - K0 regression| / K0 (laziest)"),
+        Check(
+            "plateau_kernel_rel_error",
+            "<=",
+            0.10,
+            "|test loss at interpolation - K0 regression| / K0 (laziest)",
+        ),
         Check("alignment_rise", ">=", 1.2, "min over alpha of alignment after / at the fit"),
     ],
     seed=0,
@@ -92,6 +98,8 @@ def run(ctx: RunContext) -> None:
             "alpha": alpha,
             "kernel_mse": kr,
             **ev,
+            "t_interp": grokking_delay(hist, fit_fraction=1e-3)["t_fit"],
+            "plateau_interp": interpolation_plateau(hist),
             "alignment_at_fit": at_fit,
             "alignment_end": float(align[-1]),
             "steps_run": hist.steps[-1],
@@ -107,8 +115,9 @@ def run(ctx: RunContext) -> None:
     grows = [float(b > a) for a, b in itertools.pairwise(delays)]
     ctx.check("delay_increasing", float(np.mean(grows)) if np.all(np.isfinite(delays)) else 0.0)
     lazy = rows[-1]
-    ctx.check(
-        "plateau_kernel_rel_error", abs(lazy["plateau"] - lazy["kernel_mse"]) / lazy["kernel_mse"]
+    plateau_ok = ctx.check(
+        "plateau_kernel_rel_error",
+        abs(lazy["plateau_interp"] - lazy["kernel_mse"]) / lazy["kernel_mse"],
     )
     rises = [r["alignment_end"] / r["alignment_at_fit"] for r in rows]
     rise_ok = ctx.check("alignment_rise", float(np.min(rises)))
@@ -121,9 +130,15 @@ def run(ctx: RunContext) -> None:
         f"{align_every} steps. t_fit: first step with the train loss <= 10% of its initial "
         "value; plateau: the test loss at t_fit; t_drop: first later step with test loss <= 50% "
         f"of the plateau; each run stops once the test loss is below {stop_fraction:.0%} of the "
-        "plateau. The plateau check uses the laziest alpha. Alignment: centred kernel-target "
-        "alignment of the NTK on all 1000 test points (as in the authors' notebook); "
-        "alignment_at_fit is the last one recorded at or before t_fit."
+        "plateau. The kernel check compares the initial-NTK regression error with the laziest "
+        "alpha's test loss at t_interp, the first step with the train loss <= 0.1% of its "
+        "initial value (plateau_interp): kernel regression is the test error of the converged, "
+        "interpolating linearized network, and the test loss at t_fit is not: in the exact "
+        "linearized dynamics it is still falling there and lies 6-24% above the kernel error "
+        "(quick data, seeds 0-4; alpha = 1024 at seed 0: 12%), while at t_interp it is within "
+        "1.3% (alpha = 1024: 0.6%). Alignment: centred kernel-target alignment of the NTK on "
+        "all 1000 test points (as in the authors' notebook); alignment_at_fit is the last one "
+        "recorded at or before t_fit."
     )
     ended = []
     for r, rise in zip(rows, rises, strict=True):
@@ -153,15 +168,28 @@ def run(ctx: RunContext) -> None:
         f"{'Quick' if ctx.quick else 'Full'} mode uses eps = {eps}, D = {dim}, P = {n_train}, "
         f"N = {width} instead of the paper's eps = 0.02, D = 100, P = 550, N = 500 and 1e5 "
         "epochs (its alpha sweep: eps 0.25, P = 450), so that the drop happens within a few "
-        "thousand steps; at this scale the test loss keeps decreasing slowly after the fit "
-        "instead of staying flat, so the measured 'plateau' at t_fit lies below the kernel "
-        "regression error unless alpha is large."
+        "thousand steps. At the quick scale (measured at seed 0) no alpha both sits on the "
+        "kernel-regression plateau and "
+        "drops: the alphas that drop learn features from the start (their t_fit is shorter than "
+        "the lazy limit's and their alignment has already risen by t_fit), and their test loss "
+        "falls through the kernel line without stopping on it, so the test loss at t_fit "
+        "(the delay's 'plateau') is only a reference point for the drop, not the lazy plateau."
         + (
             ""
             if rise_ok
             else f" The NTK-target alignment rises by less than 20% for alpha = {lagging} "
             "(line above), so alignment_rise fails; a run that used the whole step budget "
             "and barely changed over its second half is not limited by the budget."
+        )
+        + (
+            ""
+            if plateau_ok
+            else f" plateau_kernel_rel_error fails: alpha = {lazy['alpha']:g} interpolates its "
+            f"training set at step {lazy['t_interp']:.0f} (its drop: step {lazy['t_drop']:.0f}) "
+            f"with test loss {lazy['plateau_interp']:.4g} against the kernel regression error "
+            f"{lazy['kernel_mse']:.4g}; the lazier alpha = 128 (not in the sweep; quick data, "
+            "seed 0, measured outside this run) gets within 7% of it (0.311 vs 0.333) but does "
+            "not drop in 6000 steps."
         )
     )
     ctx.note(
