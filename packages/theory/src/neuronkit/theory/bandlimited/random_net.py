@@ -5,14 +5,18 @@ Weights?" (ICML 2023). A depth-2 *random net*
 
     f(x) = (1/sqrt(N)) sum_j c_j sigma(a_j . x + b_j)
 
-freezes the hidden parameters ``(a_j, b_j)`` at random draws and fits only the output weights
-``c`` (here by ridge-regularized least squares, whose penalty ``ridge * ||c||^2`` keeps the
-output layer's norm bounded as ``N`` grows: the finite-width version of the integral
-representation the paper analyses with ridgelet transforms). When the hidden parameters are drawn
-from a bounded domain ("bandlimited": ``a_j ~ U[-band, band]^d``, ``b_j ~ U[-bias_band,
-bias_band]``) the features only carry frequencies up to about ``band`` times the activation's
-bandwidth, and a target whose frequency lies beyond that keeps an error floor however wide the
-net: the paper's lower bound. Widening the band removes the floor.
+freezes the hidden parameters ``(a_j, b_j)`` at random draws and fits only the output weights ``c``
+by loss minimization: least squares, optionally with a ridge penalty ``ridge * ||c||^2`` (with the
+``1/sqrt(N)`` scaling, the limit ``N -> inf`` is kernel ridge regression with the band's
+random-feature kernel). The hidden parameters are drawn from a bounded domain ("bandlimited": a_j ~
+U[-band, band]^d, b_j ~ U[-bias_band, bias_band]), so a feature carries the frequencies ``|a_j|``
+times those of the activation. For a strictly bandlimited activation (``cos``) that caps the
+features' frequencies at ``band``, and a target beyond it keeps an error floor however wide the net
+(on a bounded domain only superoscillating combinations with enormous weights could beat it, which
+float64 least squares cannot resolve). tanh, sigmoid and the Gaussian are not bandlimited (their
+spectra decay but never vanish): least squares can still reach a frequency a few times ``band`` with
+larger output weights, and a floor then appears only under a norm penalty (a ridge) or when the
+features' spectrum at the target's frequency falls below float64 precision.
 """
 
 from __future__ import annotations
@@ -93,7 +97,8 @@ class BandlimitedRandomNet:
         activation: ``"tanh"`` (default), ``"sigmoid"``, ``"gaussian"``, ``"relu"`` or ``"cos"``.
         ridge: penalty on ``||c||^2`` relative to the mean squared error (``>= 0``; default
             1e-6), with features scaled by ``1/sqrt(N)`` so the limit ``N -> inf`` is kernel ridge
-            regression with the band's random-feature kernel.
+            regression with the band's random-feature kernel; ``0`` is the minimum-norm least
+            squares fit, the paper's unpenalized loss minimization.
         seed: int or ``torch.Generator`` for the hidden parameters.
 
     Follows the scikit-learn estimator API: ``fit(x [n, d], y [n])``, ``predict(x) -> [n]``,

@@ -2,10 +2,17 @@
 
 Li, Sonoda, Cao, Wang & Liang, "How Powerful are Shallow Neural Networks with Bandlimited Random
 Weights?" (ICML 2023). Depth-2 random nets ``(1/sqrt N) sum_j c_j tanh(a_j x + b_j)`` with frozen
-hidden parameters ``a_j, b_j ~ U[-band, band]`` and ridge-fitted output weights approximate the
-target ``sin(omega x)`` on ``[-1, 1]``. With a band narrower than the target's frequency the test
-error stops falling as the width grows (a floor, the paper's lower bound); with a band wider than
-the frequency it keeps falling.
+hidden parameters ``a_j, b_j ~ U[-band, band]`` approximate the target ``sin(omega x)`` on
+``[-1, 1]``; only the output weights are fitted, by loss minimization (the paper's random net),
+here plain minimum-norm least squares (``RIDGE = 0``). The claim: with a band narrower than the
+target's frequency the test error stops falling as the width grows (a floor, the paper's lower
+bound); with a band wider than the frequency it keeps falling.
+
+Earlier versions of this reproduction fitted ``c`` with a ridge penalty ``1e-6 ||c||^2`` (no source
+in the paper), and that penalty made the narrow-band floor: least squares with the narrow band
+``omega / 4`` fits ``sin(20 x)`` to a relative error ~1e-9, and the checks passed only for ridge
+values in about [1e-6, 1e-5]. The metric ``narrow_error_by_ridge`` records the narrow band's error
+at the largest width for several penalties.
 """
 
 from __future__ import annotations
@@ -16,6 +23,12 @@ import torch
 
 from neuronkit.common import Check, RunContext, new_figure, reproduction
 from neuronkit.theory.bandlimited import approximation_curve
+
+# Output weights by plain (minimum-norm) least squares: the paper's random net trains only the
+# output layer "by loss minimization" (abstract); no penalty is given there.
+RIDGE = 0.0
+# Penalties for the diagnostic metric ``narrow_error_by_ridge`` (not used by the checks).
+DIAGNOSTIC_RIDGES = (1e-4, 1e-6, 1e-8, 1e-10, 0.0)
 
 
 @reproduction(
@@ -56,7 +69,7 @@ def run(ctx: RunContext) -> None:
     else:
         widths, repeats, n_train, n_test = [25, 50, 100, 200, 400, 800, 1600, 3200], 5, 2000, 4000
     bands = [omega / 4, omega / 2, omega, 2 * omega]
-    ridge = 1e-6
+    ridge = RIDGE
     x_train = torch.linspace(-1.0, 1.0, n_train, dtype=torch.float64)[:, None]
     gen = torch.Generator().manual_seed(int(ctx.rng.integers(0, 2**31)))
     x_test = 2.0 * torch.rand(n_test, 1, generator=gen, dtype=torch.float64) - 1.0
@@ -87,6 +100,29 @@ def run(ctx: RunContext) -> None:
             for i, b in enumerate(bands)
         ],
     )
+    # how the narrow band's error at the largest width depends on a ridge penalty (diagnostic;
+    # the same hidden-layer draws for every penalty)
+    diag_seed = int(ctx.rng.integers(0, 2**31))
+    by_ridge = [
+        float(
+            approximation_curve(
+                x_train,
+                y_train,
+                x_test,
+                y_test,
+                bands=[bands[narrow]],
+                widths=[widths[last]],
+                repeats=repeats,
+                activation="tanh",
+                ridge=r,
+                seed=diag_seed,
+            )
+            .median()[0, 0]
+            .item()
+        )
+        for r in DIAGNOSTIC_RIDGES
+    ]
+    ctx.metric("narrow_error_by_ridge", dict(zip([f"{r:g}" for r in DIAGNOSTIC_RIDGES], by_ridge)))
     ctx.check("narrow_plateau_ratio", float(med[narrow, last] / med[narrow, quarter]))
     ctx.check("narrow_floor", float(med[narrow, last]))
     ctx.check("wide_over_narrow", float(med[wide, last] / med[narrow, last]))
@@ -103,14 +139,15 @@ def run(ctx: RunContext) -> None:
     ctx.note(
         f"Target sin({omega:g} x) on [-1, 1]; {n_train} equispaced training points, {n_test} "
         f"uniform test points. Random nets (1/sqrt N) sum c_j tanh(a_j x + b_j) with "
-        f"a_j, b_j ~ U[-band, band] frozen; output weights by ridge least squares (penalty "
-        f"{ridge:g} ||c||^2 against the mean squared error, which bounds the output layer's "
-        f"norm as N grows, as in the paper's integral representation). Median over {repeats} "
-        "hidden-layer draws. The plateau and decay ratios compare the largest width with a "
-        "quarter of it. Without the ridge term a tanh net with a narrow band can still reduce "
-        "the error through huge, cancelling output weights (tanh is not exactly bandlimited); "
-        "the floor is the error reachable with bounded output weights, which is what the "
-        "paper's lower bound concerns."
+        f"a_j, b_j ~ U[-band, band] frozen; output weights by least squares (ridge {ridge:g}: "
+        "minimum-norm solution, the paper's loss minimization). Median over "
+        f"{repeats} hidden-layer draws. The plateau and decay ratios compare the largest width "
+        "with a quarter of it. tanh is not a bandlimited activation (its spectrum decays like "
+        "exp(-pi |xi| / 2) but never vanishes), so tanh features with |a| <= omega / 4 still carry "
+        "the target's frequency, and least squares reaches it with moderately larger output "
+        "weights: the narrow band has no floor here. A floor appears only under a norm penalty "
+        "(metric narrow_error_by_ridge: narrow-band error at the largest width for each ridge), "
+        "which the paper does not use."
     )
     if not math.isfinite(float(med.sum())):
         ctx.note("Some fits were not finite.")
