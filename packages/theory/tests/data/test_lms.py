@@ -8,26 +8,43 @@ from hypothesis import strategies as st
 from neuronkit.theory.data.lms import AUTHORS_SLAB_WEIGHTS, lms_data
 
 
+def _centres(k: int, gap: float = 0.1) -> torch.Tensor:
+    """Slab centres of the authors' geometry: k slabs and k - 1 gaps tiling [-1, 1]."""
+    width = (2.0 - (k - 1) * gap) / k
+    return -1.0 + width / 2 + (width + gap) * torch.arange(k, dtype=torch.float64)
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.integers(2, 8), st.sampled_from([3, 5, 7]), st.integers(0, 99))
 def test_each_feature_alone_predicts_the_label(dim: int, k: int, seed: int) -> None:
     data = lms_data(400, dim, num_slabs=k, seed=seed)
     y, z = data.y, data.z
     assert bool(((z[:, 0] > 0).long() == y).all())  # linear coordinate
-    centers = torch.linspace(-1, 1, k)
+    centers = _centres(k).float()
     for j in data.slab_coordinates:
         slab = (z[:, j, None] - centers).abs().argmin(dim=1)
         assert bool(((slab % 2 == 0).long() == y).all())  # even slabs carry label 1
     assert float(z[:, 0].abs().max()) <= 1.0 + 1e-6
-    assert float(z[:, 1:].abs().max()) <= 1.0 + 1.0 / (k - 1) + 1e-6  # outer slabs centred at +-1
+    assert float(z[:, 1:].abs().max()) <= 1.0 + 1e-6  # the slabs tile [-1, 1]
     assert float(z[:, 0].abs().min()) >= 0.05 - 1e-6  # linear margin 0.1
 
 
-def test_margins_between_slabs() -> None:
-    data = lms_data(3000, 3, num_slabs=5, slab_margin=0.2, seed=0)
-    half = 0.5 / 2 + 0.0  # slab spacing 0.5
-    dist = (data.z[:, 1:, None] - torch.linspace(-1, 1, 5)).abs().min(dim=2).values
-    assert float(dist.max()) <= half - 0.1 + 1e-6
+def test_slabs_have_the_authors_widths_and_tile_minus_one_to_one() -> None:
+    # scripts/gendata.py get_slab_width (data width 1, slab margin 0.1 on each side): k slabs of
+    # width (2 - (k - 1) 0.2) / k separated by gaps of 0.2, spanning [-1, 1] (5 slabs: 0.24)
+    for k in (5, 7):
+        data = lms_data(20_000, 3, num_slabs=k, slab_margin=0.2, seed=0)
+        values = data.z[:, 1:].double().reshape(-1).sort().values
+        assert -1.0 <= float(values[0]) < -0.99
+        assert 0.99 < float(values[-1]) <= 1.0
+        diffs = values[1:] - values[:-1]
+        cut = (diffs > 0.1).nonzero().flatten()
+        assert len(cut) == k - 1
+        assert torch.allclose(diffs[cut], torch.full((k - 1,), 0.2, dtype=torch.float64), atol=2e-3)
+        starts = torch.cat([values[:1], values[cut + 1]])
+        ends = torch.cat([values[cut], values[-1:]])
+        width = torch.full((k,), (2.0 - (k - 1) * 0.2) / k, dtype=torch.float64)
+        assert torch.allclose(ends - starts, width, atol=2e-3)
 
 
 def test_noisy_linear_coordinate_and_rotation() -> None:
@@ -67,8 +84,7 @@ def test_bad_inputs() -> None:
 )
 def test_authors_slab_weights(k: int, label0: list, label1: list) -> None:
     d = lms_data(100_000, 2, num_slabs=k, slab_weights=AUTHORS_SLAB_WEIGHTS[k], seed=0)
-    centres = torch.linspace(-1, 1, k, dtype=torch.float64)
-    slab = (d.z[:, 1:].double() - centres).abs().argmin(1).squeeze()
+    slab = (d.z[:, 1:].double() - _centres(k)).abs().argmin(1).squeeze()
     # label 0 lives on the odd slabs, label 1 on the even ones
     for label, first, share in ((0, 1, label0), (1, 0, label1)):
         counts = torch.bincount(slab[d.y == label], minlength=k)[first::2].double()

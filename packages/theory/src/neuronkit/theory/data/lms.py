@@ -8,8 +8,10 @@ alone predicts the label perfectly:
 
 * linear coordinate: ``x_0 ~ U[margin/2, 1]`` for ``y = 1`` and ``U[-1, -margin/2]`` for
   ``y = 0`` (a gap of width ``linear_margin`` around 0);
-* k-slab coordinate: ``k`` slabs of equal width centred at ``-1 + 2i/(k-1)``, separated by gaps
-  of width ``slab_margin``; slab ``i`` carries label ``1`` when ``i`` is even. Given the label a
+* k-slab coordinate: ``k`` slabs of equal width ``(2 - (k-1) slab_margin) / k`` tiling
+  ``[-1, 1]``, separated by gaps of width ``slab_margin`` (the authors' geometry,
+  ``scripts/gendata.py`` ``get_slab_width``: 5 slabs of width 0.24 at a gap of 0.2); slab ``i``
+  carries label ``1`` when ``i`` is even. Given the label a
   slab of that label is drawn uniformly, then the value uniformly inside the slab; coordinates are
   drawn independently given ``y``.
 
@@ -141,8 +143,9 @@ def lms_data(
     x0 = lin_sign * (half + (1.0 - half) * torch.rand(n, generator=gen, dtype=torch.float64))
 
     # slabs: label-1 slabs are the even indices 0, 2, ..., k-1; label-0 the odd ones
-    centers = torch.linspace(-1.0, 1.0, k, dtype=torch.float64)
-    halfwidth = 1.0 / (k - 1) - slab_margin / 2.0
+    width = (2.0 - (k - 1) * slab_margin) / k  # k slabs and k - 1 gaps tile [-1, 1]
+    centers = -1.0 + width / 2.0 + (width + slab_margin) * torch.arange(k, dtype=torch.float64)
+    halfwidth = width / 2.0
     m = dim - 1
     n_pos, n_neg = (k + 1) // 2, (k - 1) // 2
     pick = torch.rand(n, m, generator=gen, dtype=torch.float64)

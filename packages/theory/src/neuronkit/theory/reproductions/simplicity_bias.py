@@ -384,8 +384,9 @@ def run(ctx: RunContext) -> None:
     ctx.note(
         "Slab distribution: the authors' (scripts/gendata.py, slab5_pval = 3/4, slab7_pval = "
         "7/8; lms_data(slab_weights=AUTHORS_SLAB_WEIGHTS[k])): 3/4 of the 3-slab label in the "
-        "central 5-slab, 7/8 of the 4-slab label in the inner 7-slab pair. Remaining deviation: "
-        "our slabs tile about [-1.15, 1.15] (5 slabs) / [-1.07, 1.07] (7 slabs), theirs [-1, 1]."
+        "central 5-slab, 7/8 of the 4-slab label in the inner 7-slab pair. Slab geometry: the "
+        "authors' (gendata.py get_slab_width): the slabs tile [-1, 1] with gaps of 0.2, widths "
+        "0.24 (5 slabs) and 0.114 (7 slabs)."
     )
     ctx.note(
         "S-randomization (the paper's test): in the feature basis z = x W^T the coordinates in S "
