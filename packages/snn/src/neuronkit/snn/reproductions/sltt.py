@@ -132,8 +132,15 @@ def run(ctx: RunContext) -> None:
                 elif m == "sltt":
                     st = sltt_train_epoch(models[m], loader, opts[m], T_train)
                 else:
+                    # SLTT-K's step draws: a stream of their own per (seed, epoch), apart from
+                    # the batch order's (base + 1000 seed + epoch) and never shared across seeds
                     st = sltt_train_epoch(
-                        models[m], loader, opts[m], T_train, k=K, seed=base + 7 * seed + epoch
+                        models[m],
+                        loader,
+                        opts[m],
+                        T_train,
+                        k=K,
+                        seed=base + 1000 * seed + 500 + epoch,
                     )
                 scheds[m].step()
                 seconds[m].append(st.seconds)
