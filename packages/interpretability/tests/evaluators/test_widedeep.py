@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -334,3 +335,103 @@ def test_hf_judge_refuses_a_bad_model_before_the_hub(
         hf_judge(None)  # type: ignore[arg-type]
     with pytest.raises(ImportError, match="transformers"):  # an existing directory passes
         hf_judge(str(tmp_path / ""))
+
+
+_HEADER = re.compile(r"Reviewer (\d+) \(perspective: ([^)]*)\)")
+_PERSPECTIVE = re.compile(r"Your evaluation perspective: (.*)\.\n")
+
+
+def _reviewers(prompt: str) -> list[tuple[int, str]]:
+    """The (reviewer number, perspective) headers of the reviews shown in ``prompt``."""
+    return [(int(n), role) for n, role in _HEADER.findall(prompt)]
+
+
+def test_window_connectivity_reads_only_the_neighbours_and_joins_their_roles() -> None:
+    # reference (DAMO-ConvAI WideDeep/inference-WideDeep.py, single_layer, win_size = 2):
+    # neuron i reads neurons max(i - 1, 0) .. min(i + 1, n - 1) of the previous layer, no
+    # wrap-around, and gen_prompt_QA joins exactly those neurons' aspects
+    judge = _RecordingJudge("1. r0\n2. r1\n3. r2\n4. r3")
+    res = WideDeep(judge, width=4, depth=2, connectivity="window", swap_order=False).evaluate(
+        SAMPLE
+    )
+    deep = judge.prompts[5:]
+    assert len(deep) == 4
+    windows = [[0, 1], [0, 1, 2], [1, 2, 3], [2, 3]]
+    for j, (prompt, window) in enumerate(zip(deep, windows, strict=True)):
+        assert _reviewers(prompt) == [(k + 1, f"r{k}") for k in window], j
+        union = ", ".join(f"r{k}" for k in window)
+        assert _PERSPECTIVE.findall(prompt) == [union]
+        assert res.layers[1][j].role == union
+    assert [o.difference for o in res.layers[1]] == [2.0] * 4
+
+
+def test_window_connectivity_in_both_answer_orders_and_deeper_layers() -> None:
+    judge = _RecordingJudge("1. r0\n2. r1\n3. r2\n4. r3")
+    res = WideDeep(judge, width=4, depth=3, connectivity="window").evaluate(SAMPLE)
+    assert len(judge.prompts) == 1 + 4 * 3 * 2
+    layer2, layer3 = judge.prompts[9:17], judge.prompts[17:]
+    windows = [[0, 1], [0, 1, 2], [1, 2, 3], [2, 3]]
+    for j, window in enumerate(windows):
+        forward, swapped = layer2[2 * j], layer2[2 * j + 1]
+        # both orders of every window neuron, in both calls; the swapped call relabelled
+        expected = [(k + 1, f"r{k}") for k in window for _ in range(2)]
+        assert _reviewers(forward) == _reviewers(swapped) == expected
+        assert "Assistant 1: 6\nAssistant 2: 5" in forward
+        assert "Assistant 2: 6\nAssistant 1: 5" in swapped
+        assert _PERSPECTIVE.findall(forward) == _PERSPECTIVE.findall(swapped)
+    # layer 3: the window of layer 2, whose neurons already joined their own windows (the
+    # reference passes the joined aspects on), so neuron j holds r(j-2) .. r(j+2)
+    layer2_roles = ["r0, r1", "r0, r1, r2", "r1, r2, r3", "r2, r3"]
+    assert [o.role for o in res.layers[1]] == layer2_roles
+    assert [o.role for o in res.layers[2]] == [
+        "r0, r1, r2",
+        "r0, r1, r2, r3",
+        "r0, r1, r2, r3",
+        "r1, r2, r3",
+    ]
+    for j, window in enumerate(windows):
+        expected = [(k + 1, layer2_roles[k]) for k in window for _ in range(2)]
+        assert _reviewers(layer3[2 * j]) == expected
+
+
+def test_window_connectivity_with_own_roles_and_at_width_two() -> None:
+    judge = _RecordingJudge("1. r0\n2. r1\n3. r2\n4. r3")
+    net = WideDeep(judge, width=4, depth=2, connectivity="window", deep_roles="own")
+    res = net.evaluate(SAMPLE)
+    assert [o.role for o in res.layers[1]] == ["r0", "r1", "r2", "r3"]
+    assert [len(_reviewers(p)) for p in judge.prompts[9::2]] == [4, 6, 6, 4]
+    # width 2 (the reference's default number of neurons): the window is the whole layer
+    window, everything = _RecordingJudge(), _RecordingJudge()
+    WideDeep(window, width=2, depth=3, connectivity="window").evaluate(SAMPLE)
+    WideDeep(everything, width=2, depth=3).evaluate(SAMPLE)
+    assert window.prompts == everything.prompts
+
+
+def test_window_connectivity_at_width_one_shows_no_reviews() -> None:
+    # reference (gen_prompt_QA): the history block is only added when the neuron has
+    # colleagues in its window; a lone neuron is asked again without any reviews
+    judge = _RecordingJudge()
+    res = WideDeep(judge, width=1, depth=2, connectivity="window").evaluate(SAMPLE)
+    assert len(judge.prompts) == 1 + 2 * 2
+    assert judge.prompts[3:] == judge.prompts[1:3]  # the layer-1 prompts, no reviews
+    assert [o.role for o in res.layers[1]] == ["accuracy"]
+    every = _RecordingJudge()
+    WideDeep(every, width=1, depth=2).evaluate(SAMPLE)
+    assert all("[Reviews from the previous layer]" in p for p in every.prompts[3:])
+
+
+def test_all_connectivity_is_the_default_and_bad_values_are_refused() -> None:
+    default, explicit = _RecordingJudge(), _RecordingJudge()
+    a = WideDeep(default, width=4, depth=3, repeat_roles=True).evaluate(SAMPLE)
+    net = WideDeep(explicit, width=4, depth=3, repeat_roles=True, connectivity="all")
+    assert net.evaluate(SAMPLE) == a
+    assert default.prompts == explicit.prompts
+    union = "accuracy, relevance, detail"
+    for p in default.prompts[9:17]:  # layer 2: every layer-1 neuron, both orders
+        assert _reviewers(p) == [(k + 1, o.role) for k, o in enumerate(a.layers[0]) for _ in "ab"]
+    for p in default.prompts[17:]:  # layer 3: every layer-2 neuron
+        assert _reviewers(p) == [(k + 1, union) for k in range(4) for _ in "ab"]
+    assert WideDeep(default).connectivity == "all"
+    for bad in ("neighbours", "WINDOW", None, 2):
+        with pytest.raises(ValueError, match=r"connectivity must be one of \['all', 'window'\]"):
+            WideDeep(default, connectivity=bad)  # type: ignore[arg-type]

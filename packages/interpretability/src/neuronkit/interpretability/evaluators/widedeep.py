@@ -26,7 +26,9 @@ An LLM evaluator network judges a pairwise sample (a question and two answers). 
    reference code (``gen_prompt_QA`` and its siblings in ``utils/experts_task.py`` take the
    joined aspects of all connected neurons as the layer-2 "Angle of View"); ``"own"`` keeps
    neuron ``j``'s layer-1 role. In the swapped call the reviews are relabelled to the swapped
-   order.
+   order. ``connectivity="window"`` instead wires the layers as the reference code does
+   (``single_layer``, ``win_size = 2``): neuron ``j`` reads only neurons ``j - 1``, ``j`` and
+   ``j + 1`` of the previous layer (:data:`WINDOW_HALF_WIDTH`).
 5. **Readout.** The scores of the neurons (of the last layer, or of all layers as in the
    paper's best setting and the reference code) are averaged (or voted) into the verdict:
    answer A better, answer B better, or a tie.
@@ -53,6 +55,13 @@ from neuronkit.common import check_choice, check_number, check_type
 #: What :func:`hf_judge` accepts as a hub id without a local directory (the hub's own rule,
 #: or looser: letters, digits, ``_``, ``.``, ``-``, an optional ``org/`` and at most 96 chars).
 _HUB_ID = re.compile(r"(?:[\w.-]+/)?[\w.-]{1,96}")
+
+#: Half-width of the layer-to-layer window of ``WideDeep(connectivity="window")``: a neuron
+#: ``j`` of layer 2 and above reads neurons ``j - 1 .. j + 1`` of the previous layer, clipped
+#: at the first and last neuron (no wrap-around). The reference code hard-codes it:
+#: ``win_size = 2`` in ``single_layer`` of ``WideDeep/inference-WideDeep.py`` reads indices
+#: ``max(i - win_size + 1, 0)`` to ``min(n, i + win_size) - 1``.
+WINDOW_HALF_WIDTH = 1
 
 #: Verdict codes (also the label codes of the simulated data): A better, B better, tie.
 A_BETTER, B_BETTER, TIE = 0, 1, 2
@@ -343,7 +352,8 @@ class WideDeep:
             number of roles, so every neuron holds a different perspective).
         repeat_roles: let ``width`` exceed the number of roles, neuron ``j`` taking
             ``roles[j % len(roles)]`` (repeated calls per perspective; not the paper's).
-        depth: layers (>= 1); layer ``l >= 2`` neurons read all outputs of layer ``l - 1``.
+        depth: layers (>= 1); layer ``l >= 2`` neurons read outputs of layer ``l - 1`` (all of
+            them, or a window: ``connectivity``).
         roles: fixed perspectives for every sample instead of generating them per sample.
         role_judge: backend for role generation (default: ``judge``); must return text.
         max_roles: keep at most this many generated roles.
@@ -356,9 +366,32 @@ class WideDeep:
             swapped order, and average the two score pairs (the reference code's protocol
             against position bias); ``False``: one call per neuron, answer A shown first.
         deep_roles: perspective of a neuron in layer 2 and above: ``"union"`` (default) the
-            roles of all neurons of the previous layer, in order and without repeats, joined
+            perspectives of the neurons of the previous layer that it reads (all of them, or
+            its window under ``connectivity="window"``), in order and without repeats, joined
             by ``", "`` (the reference's layer-2 "Angle of View": the joined aspects of the
             neurons it reads); ``"own"`` the layer-1 role of the neuron with the same index.
+            A deep neuron's perspectives are the individual layer-1 roles it has joined, so
+            in layer 3 and above the union is taken over those roles, not over the joined
+            strings (with ``connectivity="all"`` every neuron of layer 2 and above holds the
+            same union of all layer-1 roles).
+        connectivity: which neurons of the previous layer a neuron of layer 2 and above reads.
+            ``"all"`` (default, the paper's description): every neuron of the previous
+            layer. ``"window"`` (the reference code: ``single_layer`` in
+            ``WideDeep/inference-WideDeep.py`` with ``win_size = 2``): neuron ``j`` reads
+            neurons ``j - 1``, ``j`` and ``j + 1`` (:data:`WINDOW_HALF_WIDTH`), clipped at the
+            first and last neuron, without wrap-around; with ``deep_roles="union"`` its
+            perspective joins exactly the perspectives of those neurons (the reference joins
+            the window's aspects in ``gen_prompt_QA`` of ``utils/experts_task.py`` and passes
+            them on, so a layer-3 neuron holds the roles of ``j - 2 .. j + 2``). When the
+            window holds no other neuron (a layer of one neuron) the neuron gets no reviews
+            and is asked with ``layer1_prompt``, as the reference skips its history block when
+            there are no colleagues' evaluations. Differences from the reference: the
+            neuron's own previous review is one block among the window's reviews
+            (:func:`format_evaluations`, labelled by reviewer number) rather than a separate
+            "Your Historical Evaluations" block before "Other Colleagues' Evaluations"; the
+            joined perspectives keep their order (the reference joins a ``set``, so its
+            order varies from run to run); and the prompts are this module's, not the
+            reference's.
         role_prompt, layer1_prompt, layer2_prompt: templates with the fields ``{question}``,
             ``{answer_a}``, ``{answer_b}``, ``{role}`` and (layer 2) ``{evaluations}``.
 
@@ -389,6 +422,7 @@ class WideDeep:
         repeat_roles: bool = False,
         swap_order: bool = True,
         deep_roles: str = "union",
+        connectivity: str = "all",
         role_prompt: str = ROLE_PROMPT,
         layer1_prompt: str = LAYER1_PROMPT,
         layer2_prompt: str = LAYER2_PROMPT,
@@ -407,6 +441,7 @@ class WideDeep:
         check_type("repeat_roles", repeat_roles, bool)
         check_type("swap_order", swap_order, bool)
         check_choice("deep_roles", deep_roles, ("union", "own"))
+        check_choice("connectivity", connectivity, ("all", "window"))
         if roles is not None:
             if isinstance(roles, str) or not all(isinstance(r, str) and r.strip() for r in roles):
                 raise TypeError(f"roles must be a sequence of non-empty str, got {roles!r:.120}")
@@ -437,6 +472,7 @@ class WideDeep:
         self.repeat_roles = repeat_roles
         self.swap_order = swap_order
         self.deep_roles = deep_roles
+        self.connectivity = connectivity
         self.role_prompt = role_prompt
         self.layer1_prompt = layer1_prompt
         self.layer2_prompt = layer2_prompt
@@ -477,6 +513,12 @@ class WideDeep:
             prompt = self.layer2_prompt.format(evaluations=previous, **fields)
         return _scores_from_reply(self.judge(prompt), where)
 
+    def _reads(self, j: int, n: int) -> range:
+        """Indices of the previous layer's ``n`` neurons that neuron ``j`` reads."""
+        if self.connectivity == "all":
+            return range(n)
+        return range(max(j - WINDOW_HALF_WIDTH, 0), min(j + WINDOW_HALF_WIDTH + 1, n))
+
     def evaluate(self, sample: PairwiseSample) -> WideDeepResult:
         """Run the network on one sample (``n * depth`` neurons, each called twice when
         ``swap_order``, + 1 call for the roles, with ``n = width`` if ``repeat_roles`` else
@@ -486,18 +528,29 @@ class WideDeep:
         n_neurons = self.width if self.repeat_roles else min(self.width, len(roles))
         q = sample.question
         layers: list[tuple[NeuronOutput, ...]] = []
+        # the individual layer-1 roles each neuron of the previous layer stands for
+        aspects: list[tuple[str, ...]] = []
         for layer in range(1, self.depth + 1):
-            previous = format_evaluations(layers[-1]) if layers else None
-            swapped_previous = None if previous is None else swap_labels(previous)
-            # layer >= 2 with deep_roles="union": every neuron reads all neurons of the previous
-            # layer and takes their joined perspectives (reference: gen_prompt_QA's aspects)
-            union = ", ".join(dict.fromkeys(o.role for o in layers[-1])) if layers else None
             outputs = []
+            new_aspects = []
             for j in range(n_neurons):
-                if union is not None and self.deep_roles == "union":
-                    role = union
+                own_role = roles[j % len(roles)]
+                previous: str | None = None
+                swapped_previous: str | None = None
+                if layers:
+                    # layer >= 2: read the previous layer's neurons (all, or j's window) and,
+                    # with deep_roles="union", take their joined perspectives (reference:
+                    # single_layer's window, gen_prompt_QA's joined aspects)
+                    read = self._reads(j, len(layers[-1]))
+                    joined = tuple(dict.fromkeys(a for k in read for a in aspects[k]))
+                    role = ", ".join(joined) if self.deep_roles == "union" else own_role
+                    new_aspects.append(joined if self.deep_roles == "union" else (own_role,))
+                    if self.connectivity == "all" or len(read) > 1:
+                        previous = format_evaluations([layers[-1][k] for k in read])
+                        swapped_previous = swap_labels(previous)
                 else:
-                    role = roles[j % len(roles)]
+                    role = own_role
+                    new_aspects.append((own_role,))
                 where = f"layer {layer} neuron {j}"
                 # original order: answer A is Assistant 1
                 text, a, b = self._call(role, q, sample.answer_a, sample.answer_b, previous, where)
@@ -521,6 +574,7 @@ class WideDeep:
                     )
                 )
             layers.append(tuple(outputs))
+            aspects = new_aspects
         pool = [o for lay in layers for o in lay] if self.readout_mode == "all" else layers[-1]
         verdict = aggregate_verdict(pool, aggregation=self.aggregation, tie_margin=self.tie_margin)
         return WideDeepResult(
