@@ -13,9 +13,17 @@ from .mgno import (
     prolong2d,
     restrict2d,
 )
-from .training import OperatorFit, evaluate_operator, fit_operator, relative_l2
+from .training import (
+    LOSSES,
+    OperatorFit,
+    evaluate_operator,
+    fit_operator,
+    relative_h1_loss,
+    relative_l2,
+)
 
 __all__ = [
+    "LOSSES",
     "PADDING_MODES",
     "MgConv",
     "MgNO",
@@ -29,6 +37,7 @@ __all__ = [
     "fit_operator",
     "level_sizes",
     "prolong2d",
+    "relative_h1_loss",
     "relative_l2",
     "restrict2d",
 ]
