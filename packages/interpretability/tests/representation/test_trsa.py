@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import squareform
+from scipy.stats import rankdata
+from sklearn.base import clone
 from sklearn.neighbors import NearestCentroid
 
 from neuronkit.interpretability import (
     GeoTopological,
     geo_topological,
+    geodesic,
     gt_grid,
     identification_accuracy,
+    rank_transform,
     select_geo_topological,
 )
 
@@ -130,8 +135,6 @@ def test_identification_is_translation_invariant() -> None:
 def _reference_gt(v: np.ndarray, lower: float, upper: float) -> np.ndarray:
     """GT(l, u) as the authors define it (doerlbh/TopologicalRSA utils_transform.gt_transform):
     average ranks, min-max, per-RDM np.quantile bounds, 0 below / linear / 1 above."""
-    from scipy.stats import rankdata
-
     r = rankdata(v)
     d = (r - r.min()) / (r.max() - r.min())
     lo, hi = np.quantile(d, lower), np.quantile(d, upper)
@@ -146,3 +149,138 @@ def test_rank_gt_matches_the_authors_definition_with_ties(lower, upper) -> None:
     ours = GeoTopological(lower, upper, rank=True).transform(x)
     for row, got in zip(x, ours, strict=True):
         np.testing.assert_allclose(got, _reference_gt(row, lower, upper), atol=1e-12)
+
+
+# --- rank_after: the reference's final rank transform of the geodesic distances ---
+
+
+def _reference_twostep_ranks(v: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """The authors' RGDM (doerlbh/TopologicalRSA ``geodesic_transform(gt_transform(v),
+    gd_type="twostep")``, ``rank_transform_after=True``): GT of the ranked RDM, edges at GT = 1
+    removed, all-pairs shortest paths (inf where unreachable), then average ranks, not rescaled.
+    Written independently (plain Floyd-Warshall); zero-weight edges are kept, as in ours, and
+    distances are rounded before ranking so that equal path sums tie whatever their order."""
+    w = squareform(_reference_gt(v, lower, upper))
+    w[w >= 1.0] = np.inf
+    np.fill_diagonal(w, 0.0)
+    for k in range(w.shape[0]):
+        w = np.minimum(w, w[:, k, None] + w[None, k, :])
+    return rankdata(np.round(squareform(w, checks=False), 9))
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper"), [(0.0, 1.0), (0.0, 0.5), (0.1, 0.3), (0.0, 0.2), (0.2, 0.8)]
+)
+def test_rank_after_matches_the_reference_twostep_with_ties(lower, upper) -> None:
+    rng = np.random.default_rng(5)
+    x = np.round(rng.random((6, 45)), 1)  # 10 conditions, many ties
+    before = x.copy()
+    ours = GeoTopological(lower, upper, geodesic=True, rank_after=True).transform(x)
+    np.testing.assert_array_equal(x, before)  # input not mutated
+    assert ours.shape == x.shape
+    assert ours.dtype == np.float64
+    n_pairs = x.shape[1]
+    assert ours.min() >= 1.0
+    assert ours.max() <= n_pairs
+    # ranks of the geodesic distances with unreachable pairs at infinity
+    dist = geodesic(x, lower, upper, rank=True, disconnected=float("inf"))
+    for row, got, ref_row in zip(dist, ours, x, strict=True):
+        np.testing.assert_array_equal(got, rankdata(np.round(row, 9)))  # average ranks, ties
+        np.testing.assert_allclose(got, _reference_twostep_ranks(ref_row, lower, upper))
+        assert got.sum() == pytest.approx(n_pairs * (n_pairs + 1) / 2)  # a rank vector
+    # where every pair is reachable, they are the ranks of the default output
+    default = GeoTopological(lower, upper, geodesic=True).transform(x)
+    for row, got, d in zip(dist, ours, default, strict=True):
+        if np.isfinite(row).all():
+            np.testing.assert_array_equal(got, rankdata(np.round(d, 9)))
+    # scaled to [0, 1] when wanted: rank_transform of the output = min-max of the ranks
+    scaled = rank_transform(ours)
+    lo, hi = ours.min(axis=1, keepdims=True), ours.max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)  # an RDM of one tie maps to 0
+    np.testing.assert_allclose(scaled, (ours - lo) / span, atol=1e-12)
+    assert scaled.min() == 0.0
+    assert scaled.max() <= 1.0
+
+
+def test_rank_after_ranks_unreachable_pairs_above_reachable_ones() -> None:
+    rng = np.random.default_rng(5)
+    x = np.round(rng.random((6, 45)), 1)
+    dist = geodesic(x, 0.0, 0.2, rank=True, disconnected=float("inf"))
+    assert (~np.isfinite(dist)).any(axis=1).all()  # the case is exercised in every RDM
+    ours = GeoTopological(0.0, 0.2, geodesic=True, rank_after=True).transform(x)
+    for row, got in zip(dist, ours, strict=True):
+        far = ~np.isfinite(row)
+        assert got[far].min() > got[~far].max()
+        np.testing.assert_allclose(got[far], got[far][0])  # one tie
+    # the default keeps distances; the largest finite one stands in for "no path"
+    default = GeoTopological(0.0, 0.2, geodesic=True).transform(x)
+    assert np.isfinite(default).all()
+    assert not np.array_equal(ours, default)
+
+
+def test_rank_after_default_is_unchanged() -> None:
+    x, _, _ = _design()
+    before = x.copy()
+    for rank in (True, False):
+        expected = geodesic(x, 0.1, 0.6, rank=rank)
+        for est in (
+            GeoTopological(0.1, 0.6, rank=rank, geodesic=True),
+            GeoTopological(0.1, 0.6, rank=rank, geodesic=True, rank_after=False),
+        ):
+            np.testing.assert_array_equal(est.transform(x), expected)
+    np.testing.assert_array_equal(
+        GeoTopological(0.1, 0.6).transform(x), geo_topological(x, 0.1, 0.6, rank=True)
+    )
+    np.testing.assert_array_equal(x, before)
+    params = GeoTopological().get_params()
+    assert params["rank_after"] is False
+    assert clone(GeoTopological(geodesic=True, rank_after=True)).rank_after is True
+
+
+def test_select_geo_topological_passes_rank_after_through() -> None:
+    x, lab, grp = _design(1, signal=0.4)
+    grid = [(0.0, 1.0), (0.1, 0.5)]
+    sel = select_geo_topological(x, lab, grp, grid=grid, geodesic=True, rank_after=True)
+    for key in grid:
+        tx = GeoTopological(*key, geodesic=True, rank_after=True).transform(x)
+        assert sel.grid_accuracy[key] == pytest.approx(_brute_logo(tx, lab, grp))
+
+
+BAD_RANK_AFTER = [
+    (lambda x, lab, grp: GeoTopological(rank_after=True).fit(x), ValueError, "rank_after"),
+    (lambda x, lab, grp: GeoTopological(rank_after=True).transform(x), ValueError, "geodesic"),
+    (
+        lambda x, lab, grp: GeoTopological(geodesic=True, rank_after=1).transform(x),
+        TypeError,
+        "rank_after",
+    ),
+    (
+        lambda x, lab, grp: GeoTopological(geodesic=True, rank_after="yes").fit(x),
+        TypeError,
+        "rank_after",
+    ),
+    (
+        lambda x, lab, grp: select_geo_topological(x, lab, grp, rank_after=True),
+        ValueError,
+        "rank_after",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD_RANK_AFTER)
+def test_rank_after_bad_inputs(call, error, match) -> None:
+    x, lab, grp = _design()
+    with pytest.raises(error, match=match):
+        call(x, lab, grp)
+
+
+def test_rank_after_ties_do_not_depend_on_summation_order() -> None:
+    from neuronkit.interpretability.representation.trsa import _tied_ranks
+
+    a, b, c = 0.1, 0.2, 0.7
+    v = np.array([(a + b) + c, a + (b + c), 0.5, np.inf, np.inf, 0.0])
+    assert v[0] != v[1]  # one ULP apart
+    np.testing.assert_array_equal(_tied_ranks(v), [3.5, 3.5, 2.0, 5.5, 5.5, 1.0])
+    np.testing.assert_array_equal(_tied_ranks(np.full(3, np.inf)), [2.0, 2.0, 2.0])
+    w = np.array([3.0, 1.0, 2.0])
+    np.testing.assert_array_equal(_tied_ranks(w), rankdata(w))

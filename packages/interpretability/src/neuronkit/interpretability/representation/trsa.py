@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from neuronkit.common import as_float_array, check_number
@@ -47,31 +48,94 @@ class GeoTopological(TransformerMixin, BaseEstimator):
         lower, upper: GT quantiles (``0 <= lower <= upper <= 1``).
         rank: rank-transform each RDM first (the authors' reference code; default ``True``).
         geodesic: follow GT with geodesic distances (the RGDM variant).
+        rank_after: only with ``geodesic=True``: replace each RDM's geodesic distances by
+            their ranks (average ranks for ties, ``1 .. n_pairs``, not rescaled), with pairs
+            that have no path ranked above every finite distance. This is the last step of the
+            authors' reference code (``utils_transform.geodesic_transform(...,
+            gd_type="twostep", rank_transform_after=True)`` in doerlbh/TopologicalRSA, where
+            it is on by default: ``scipy.stats.rankdata`` of the Floyd-Warshall distances,
+            ``inf`` for unreachable pairs). Distances equal up to floating-point rounding
+            (closer than ``1e-9 * max(1, largest finite distance)``) count as ties, so ranks
+            do not depend on the order in which path lengths were summed (the reference ranks
+            the raw floats). Default ``False`` (geodesic distances as they are,
+            disconnected pairs at the largest finite distance, see
+            :func:`neuronkit.interpretability.rsa.geodesic`); rsatoolbox's
+            ``geodesic_transform`` does not rank afterwards either. For ranks scaled to
+            [0, 1], apply :func:`neuronkit.interpretability.rsa.rank_transform` to the output.
+            ``rank_after=True`` without ``geodesic=True`` is a ``ValueError``.
+
+    As everywhere in :func:`~neuronkit.interpretability.rsa.geodesic`, pairs whose GT value is
+    0 keep their edge at distance 0 (the reference's networkx graph drops them).
     """
 
     def __init__(
-        self, lower: float = 0.0, upper: float = 1.0, *, rank: bool = True, geodesic: bool = False
+        self,
+        lower: float = 0.0,
+        upper: float = 1.0,
+        *,
+        rank: bool = True,
+        geodesic: bool = False,
+        rank_after: bool = False,
     ) -> None:
         self.lower = lower
         self.upper = upper
         self.rank = rank
         self.geodesic = geodesic
+        self.rank_after = rank_after
 
     def fit(self, X: Any, y: Any = None) -> GeoTopological:
         """Nothing to learn; validates the parameters."""
-        geo_topological(np.zeros(1), self.lower, self.upper)  # parameter check on a 2x2 RDM
+        self._check_params()
         return self
+
+    def _check_params(self) -> None:
+        geo_topological(np.zeros(1), self.lower, self.upper)  # parameter check on a 2x2 RDM
+        _check_rank_after(self.rank_after, self.geodesic)
 
     def transform(self, X: Any) -> np.ndarray:
         """``X: [k, n_pairs]`` RDM vectors -> transformed ``[k, n_pairs]``."""
+        _check_rank_after(self.rank_after, self.geodesic)
         arr = np.asarray(_host(X), dtype=np.float64)
         if arr.ndim != 2:
             raise ValueError(
                 f"X must be a stack of RDM vectors [k, n_pairs], got shape {arr.shape}"
             )
         if self.geodesic:
+            if self.rank_after:
+                # unreachable pairs as inf, so that they rank above every finite distance
+                dist = np.asarray(
+                    geodesic(arr, self.lower, self.upper, rank=self.rank, disconnected=float("inf"))
+                )
+                return np.stack([_tied_ranks(row) for row in dist])
             return np.asarray(geodesic(arr, self.lower, self.upper, rank=self.rank))
         return np.asarray(geo_topological(arr, self.lower, self.upper, rank=self.rank))
+
+
+def _tied_ranks(v: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Average ranks (``1 .. len(v)``) of ``v``, with values closer than ``rtol`` times the
+    largest finite ``|v|`` (at least ``rtol``) tied, and every ``inf`` tied above them."""
+    order = np.argsort(v, kind="stable")
+    ordered = v[order]
+    finite = ordered[np.isfinite(ordered)]
+    tol = rtol * max(1.0, float(np.abs(finite).max()) if finite.size else 1.0)
+    with np.errstate(invalid="ignore"):  # inf - inf: nan, not a new group
+        new_group = np.diff(ordered) > tol
+    groups = np.concatenate(([0], np.cumsum(new_group)))
+    ranks = np.empty(v.shape, dtype=np.float64)
+    ranks[order] = rankdata(groups)
+    return ranks
+
+
+def _check_rank_after(rank_after: Any, use_geodesic: Any) -> None:
+    if not isinstance(rank_after, (bool, np.bool_)):
+        raise TypeError(
+            f"rank_after must be a bool, got {type(rank_after).__name__} ({rank_after!r:.40})"
+        )
+    if rank_after and not use_geodesic:
+        raise ValueError(
+            "rank_after=True ranks geodesic distances and needs geodesic=True, got "
+            f"geodesic={use_geodesic!r}"
+        )
 
 
 def _host(x: Any) -> Any:
@@ -209,6 +273,7 @@ def select_geo_topological(
     grid: Sequence[tuple[float, float]] | None = None,
     rank: bool = True,
     geodesic: bool = False,
+    rank_after: bool = False,
 ) -> TRSASelection:
     """Choose GT(l, u) by inner leave-one-group-out accuracy; report outer accuracy.
 
@@ -219,8 +284,9 @@ def select_geo_topological(
     Args:
         rdms, labels, groups: as :func:`identification_accuracy` (untransformed RDMs).
         grid: candidate ``(l, u)`` pairs (default :func:`gt_grid` with step 0.1).
-        rank, geodesic: see :class:`GeoTopological`.
+        rank, geodesic, rank_after: see :class:`GeoTopological`.
     """
+    _check_rank_after(rank_after, geodesic)
     x, lab, grp = _check_design(rdms, labels, groups)
     if len(np.unique(grp)) < 3:
         raise ValueError("groups must contain at least 3 subjects for nested selection")
@@ -229,9 +295,9 @@ def select_geo_topological(
         raise ValueError("grid must contain at least one (lower, upper) pair")
     base = np.asarray(rank_transform(x)) if rank else x  # rank once, not per grid point
     transformed = {
-        (float(lo), float(hi)): GeoTopological(lo, hi, rank=False, geodesic=geodesic).transform(
-            base
-        )
+        (float(lo), float(hi)): GeoTopological(
+            lo, hi, rank=False, geodesic=geodesic, rank_after=rank_after
+        ).transform(base)
         for lo, hi in candidates
     }
     classes, cls, group_ids, grp_idx = _encode(lab, grp)
