@@ -56,7 +56,11 @@ def relative_l2(
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     diff = (pred - target).flatten(1).norm(dim=1)
-    norm = target.flatten(1).norm(dim=1)
+    return _reduced_ratio(diff, target.flatten(1).norm(dim=1), reduction)
+
+
+def _reduced_ratio(diff: torch.Tensor, norm: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-sample ``diff / norm`` ``[B]``, reduced by ``reduction``; a zero target norm raises."""
     if bool((norm == 0).any()):
         raise ValueError("target must have a nonzero norm in every sample, got a zero sample")
     err = diff / norm
@@ -141,15 +145,7 @@ def relative_h1_loss(
     diff_hat = scale * torch.fft.fft2(pred - target, norm="ortho")
     target_hat = scale * torch.fft.fft2(target, norm="ortho")
     diff = torch.linalg.vector_norm(diff_hat.flatten(1), dim=1)
-    norm = torch.linalg.vector_norm(target_hat.flatten(1), dim=1)
-    if bool((norm == 0).any()):
-        raise ValueError("target must have a nonzero norm in every sample, got a zero sample")
-    err = diff / norm
-    if reduction == "mean":
-        return err.mean()
-    if reduction == "sum":
-        return err.sum()
-    return err
+    return _reduced_ratio(diff, torch.linalg.vector_norm(target_hat.flatten(1), dim=1), reduction)
 
 
 @dataclass
