@@ -109,6 +109,24 @@ BAD = [
     (lambda x, lab, grp: GeoTopological(0.5, 0.2).fit(x), ValueError, "lower"),
     (lambda x, lab, grp: GeoTopological().transform(x[0]), ValueError, "X"),
     (lambda x, lab, grp: gt_grid(0.0), ValueError, "step"),
+    # rank_after: geodesic only, a bool
+    (lambda x, lab, grp: GeoTopological(rank_after=True).fit(x), ValueError, "rank_after"),
+    (lambda x, lab, grp: GeoTopological(rank_after=True).transform(x), ValueError, "geodesic"),
+    (
+        lambda x, lab, grp: GeoTopological(geodesic=True, rank_after=1).transform(x),
+        TypeError,
+        "rank_after",
+    ),
+    (
+        lambda x, lab, grp: GeoTopological(geodesic=True, rank_after="yes").fit(x),
+        TypeError,
+        "rank_after",
+    ),
+    (
+        lambda x, lab, grp: select_geo_topological(x, lab, grp, rank_after=True),
+        ValueError,
+        "rank_after",
+    ),
 ]
 
 
@@ -244,34 +262,6 @@ def test_select_geo_topological_passes_rank_after_through() -> None:
     for key in grid:
         tx = GeoTopological(*key, geodesic=True, rank_after=True).transform(x)
         assert sel.grid_accuracy[key] == pytest.approx(_brute_logo(tx, lab, grp))
-
-
-BAD_RANK_AFTER = [
-    (lambda x, lab, grp: GeoTopological(rank_after=True).fit(x), ValueError, "rank_after"),
-    (lambda x, lab, grp: GeoTopological(rank_after=True).transform(x), ValueError, "geodesic"),
-    (
-        lambda x, lab, grp: GeoTopological(geodesic=True, rank_after=1).transform(x),
-        TypeError,
-        "rank_after",
-    ),
-    (
-        lambda x, lab, grp: GeoTopological(geodesic=True, rank_after="yes").fit(x),
-        TypeError,
-        "rank_after",
-    ),
-    (
-        lambda x, lab, grp: select_geo_topological(x, lab, grp, rank_after=True),
-        ValueError,
-        "rank_after",
-    ),
-]
-
-
-@pytest.mark.parametrize(("call", "error", "match"), BAD_RANK_AFTER)
-def test_rank_after_bad_inputs(call, error, match) -> None:
-    x, lab, grp = _design()
-    with pytest.raises(error, match=match):
-        call(x, lab, grp)
 
 
 def test_rank_after_ties_do_not_depend_on_summation_order() -> None:

@@ -533,6 +533,9 @@ class WideDeep:
         for layer in range(1, self.depth + 1):
             outputs = []
             new_aspects = []
+            # the previous layer's reviews as shown, in both labellings, per set of neurons read
+            # (formatted once: with connectivity="all" every neuron reads the same ones)
+            shown: dict[range, tuple[str, str]] = {}
             for j in range(n_neurons):
                 own_role = roles[j % len(roles)]
                 previous: str | None = None
@@ -546,8 +549,10 @@ class WideDeep:
                     role = ", ".join(joined) if self.deep_roles == "union" else own_role
                     new_aspects.append(joined if self.deep_roles == "union" else (own_role,))
                     if self.connectivity == "all" or len(read) > 1:
-                        previous = format_evaluations([layers[-1][k] for k in read])
-                        swapped_previous = swap_labels(previous)
+                        if read not in shown:
+                            reviews = format_evaluations([layers[-1][k] for k in read])
+                            shown[read] = (reviews, swap_labels(reviews))
+                        previous, swapped_previous = shown[read]
                 else:
                     role = own_role
                     new_aspects.append((own_role,))
