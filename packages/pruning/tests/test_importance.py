@@ -12,6 +12,7 @@ from neuronkit.pruning import (
     SynFlowImportance,
     TaylorImportance,
     VGGStyle,
+    importance,
     plan_pruning,
 )
 
@@ -138,3 +139,18 @@ def test_l2_scores_of_half_precision_weights_do_not_overflow(dtype: torch.dtype)
     expected = (expected + model[2].weight.double().pow(2).sum(0)) / 3  # mean over 3 members
     # the same up to the group normalization
     torch.testing.assert_close(scores / scores.sum(), expected / expected.sum(), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(300, 700), (100, 300, 3, 3), (3, 70_000)])
+def test_blocked_reduction_equals_one_float64_sum(shape: tuple[int, ...]) -> None:
+    """Weights spanning several ~64k-entry blocks (and rows longer than one block) reduce to
+    the float64 sums of the whole tensor, for every axis and op."""
+    torch.manual_seed(0)
+    t = torch.randn(*shape)
+    assert t.numel() > 3 * importance._BLOCK
+    for dim in range(t.ndim):
+        other = [d for d in range(t.ndim) if d != dim]
+        for op, ref in ((None, t), (torch.abs, t.abs()), (importance._square, t * t)):
+            got = importance._reduce_other_dims(t, dim, op)
+            want = ref.double().sum(other)
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)  # dtype and shape too
