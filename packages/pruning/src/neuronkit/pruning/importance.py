@@ -214,6 +214,8 @@ def _reduce_other_dims(
     n = t.shape[0]
     rows = max(1, _BLOCK // max(1, t[0].numel())) if t.device.type == "cpu" else n
     other = [d for d in range(t.ndim) if d != dim]
+    if rows >= n:  # one block
+        return (t if op is None else op(t)).sum(other, dtype=torch.float64)
     out = torch.zeros(t.shape[dim], dtype=torch.float64, device=t.device)
     for start in range(0, n, rows):
         block = t[start : start + rows]
