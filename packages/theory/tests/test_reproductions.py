@@ -48,11 +48,6 @@ KNOWN_FAILING = {
     # risks and draws ~ 1/n (0.6.10) seeds 0-2 give 0.497, 0.465, 0.443 against <= 0.5, so a
     # pass by a small margin; the n = 3000 mean of 3 draws still moves it by a few hundredths.
     "theory.wide_deep_optimality": {"singular_excess_ratio"},
-    # Since the spread is measured per network state (sorted levels, 0.6.6), the unsupervised
-    # protocol at d = 0.8 is 0.111 in quick mode (4 realizations of N = 2500); full: 0.069.
-    # A finite-size effect (0.6.9 audit): the rho-aware theory's overlaps are exactly equal
-    # there, and the measured spread falls like ~7 / sqrt(N) to a floor of ~0.04 (M = 40).
-    "theory.multitask_hebbian": {"parallel_spread"},
     # On 8x8 digits at equal parameters the plain MLP (a ~2.7x wider embedding) beats the
     # inverted-bottleneck MLP at the largest quick scale (ratio 1.29; seeds 0-4 give 0.76-1.29,
     # a few test images either way; full 2.57). The paper compares at equal width (0.49).
