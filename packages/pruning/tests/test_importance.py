@@ -141,13 +141,13 @@ def test_l2_scores_of_half_precision_weights_do_not_overflow(dtype: torch.dtype)
     torch.testing.assert_close(scores / scores.sum(), expected / expected.sum(), rtol=1e-9, atol=0)
 
 
-@pytest.mark.parametrize("shape", [(300, 700), (100, 300, 3, 3), (3, 70_000)])
+@pytest.mark.parametrize("shape", [(300, 700), (100, 300, 3, 3), (3, 70_000), (0, 5), (4, 0, 3)])
 def test_blocked_reduction_equals_one_float64_sum(shape: tuple[int, ...]) -> None:
     """Weights spanning several ~64k-entry blocks (and rows longer than one block) reduce to
-    the float64 sums of the whole tensor, for every axis and op."""
+    the float64 sums of the whole tensor, for every axis and op; empty weights too."""
     torch.manual_seed(0)
     t = torch.randn(*shape)
-    assert t.numel() > 3 * importance._BLOCK
+    assert t.numel() == 0 or t.numel() > 3 * importance._BLOCK  # several blocks
     for dim in range(t.ndim):
         other = [d for d in range(t.ndim) if d != dim]
         for op, ref in ((None, t), (torch.abs, t.abs()), (importance._square, t * t)):

@@ -15,6 +15,7 @@ through |weights|), and, in :mod:`neuronkit.pruning.obspa`, the OBS saliency.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -212,7 +213,7 @@ def _reduce_other_dims(
     if t.ndim == 1:
         return (t if op is None else op(t)).double()
     n = t.shape[0]
-    rows = max(1, _BLOCK // max(1, t[0].numel())) if t.device.type == "cpu" else n
+    rows = max(1, _BLOCK // max(1, math.prod(t.shape[1:]))) if t.device.type == "cpu" else n
     other = [d for d in range(t.ndim) if d != dim]
     if rows >= n:  # one block
         return (t if op is None else op(t)).sum(other, dtype=torch.float64)
