@@ -25,7 +25,7 @@ KNOWN_FAILING: dict[str, set[str]] = {
     # HideNseek on 8x8 digits: -1.1 points after 12 quick rounds (needs +5); full mode, 200
     # rounds x 3 seeds, until HideNseek is flat: +0.4.
     "pruning.hidenseek": {"hidenseek_minus_binary_supermask"},
-    # Over 10 digits splits (0.5.15; 3 before, 1.90%, a favourable subset) GBNN's accuracy is
+    # Over 10 digits splits (0.5.15; the first 3, used before, give 1.90%) GBNN's accuracy is
     # 2.12% below the Adam MLP's at quick's 64 units (needs <= 2%; per split 0.92-3.40%, standard
     # error ~0.25); full mode (128 units, the same 10 splits) holds at 1.66%.
     "pruning.gbnn": {"digits_shortfall"},
