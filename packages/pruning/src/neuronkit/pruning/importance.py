@@ -210,22 +210,26 @@ def _reduce_other_dims(
     cost page faults that made scoring a 37M-entry Linear ~10x slower). One block elsewhere.
     """
     t = t.detach()
+    f = op if op is not None else _identity
     if t.ndim == 1:
-        return (t if op is None else op(t)).double()
+        return f(t).double()
     n = t.shape[0]
     rows = max(1, _BLOCK // max(1, math.prod(t.shape[1:]))) if t.device.type == "cpu" else n
     other = [d for d in range(t.ndim) if d != dim]
     if rows >= n:  # one block
-        return (t if op is None else op(t)).sum(other, dtype=torch.float64)
+        return f(t).sum(other, dtype=torch.float64)
     out = torch.zeros(t.shape[dim], dtype=torch.float64, device=t.device)
     for start in range(0, n, rows):
-        block = t[start : start + rows]
-        block = block if op is None else op(block)
+        block = f(t[start : start + rows])
         if dim == 0:
             out[start : start + rows] = block.sum(other, dtype=torch.float64)
         else:
             out += block.sum(other, dtype=torch.float64)
     return out
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
 
 
 def _square(t: torch.Tensor) -> torch.Tensor:
