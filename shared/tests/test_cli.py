@@ -148,6 +148,35 @@ def test_package_selector_and_json(
     assert ids == ["testplugin.biased_coin", "testplugin.fair_coin"]
 
 
+def test_seed_survey(with_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = ["testplugin.fair_coin", "testplugin.biased_coin"]
+    args = ["reproduce", *ids, "--quick", "--seeds", "4-5,2,4", "--out", str(tmp_path)]
+    assert main(args) == 1  # the biased coin fails at every seed
+    printed = capsys.readouterr()
+    assert "testplugin.fair_coin  held at 3 of 3 seeds" in printed.out
+    assert "testplugin.biased_coin  held at 0 of 3 seeds" in printed.out
+    for seed in (4, 5, 2):
+        result = json.loads(
+            (tmp_path / f"seed-{seed}" / "testplugin.fair_coin" / "result.json").read_text()
+        )
+        assert result["seed"] == seed
+    survey = json.loads((tmp_path / "seeds.json").read_text())
+    assert survey["seeds"] == [4, 5, 2]
+    fair, biased = survey["reproductions"]
+    values = fair["checks"][0]["values"]
+    assert len(set(values)) == 3  # each seed draws its own coin flips
+    assert fair["checks"][0]["mean"] == pytest.approx(sum(values) / 3)
+    assert fair["held"] == 3
+    assert [c["held"] for c in biased["checks"]] == [0, 3]  # abs_error fails, n_flips holds
+    assert "| abs_error <= 0.05 | " in (tmp_path / "seeds.md").read_text()
+    # a second run reuses every seed's result and writes the same survey
+    assert main([*args, "--json"]) == 1
+    printed = capsys.readouterr()
+    assert "reusing" in printed.err
+    assert json.loads(printed.out) == survey
+    assert json.loads((tmp_path / "seeds.json").read_text()) == survey
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -155,6 +184,10 @@ def test_package_selector_and_json(
         (["reproduce", "all", "--seed", "-1"], "--seed must be in [0, 2**32)"),
         (["reproduce", "all", "--seed", "x"], "--seed must be an integer"),
         (["reproduce"], "the following arguments are required"),
+        (["reproduce", "all", "--seed", "1", "--seeds", "0-2"], "not allowed with argument"),
+        (["reproduce", "all", "--seeds", "3-1"], "--seeds range '3-1' runs backwards"),
+        (["reproduce", "all", "--seeds", "0,x"], "--seeds takes integers and ranges"),
+        (["reproduce", "all", "--seeds", "0-1000"], "--seeds names more than 1000 seeds"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -2,8 +2,8 @@
 
     neuronkit list [--json]
     neuronkit info ID
-    neuronkit reproduce ID [ID ...] | PACKAGE | all [--quick] [--seed N] [--out DIR]
-                        [--json] [--force] [--no-progress]
+    neuronkit reproduce ID [ID ...] | PACKAGE | all [--quick] [--seed N | --seeds 0-4]
+                        [--out DIR] [--json] [--force] [--no-progress]
 
 Exit status: 0 every claim held, 1 a claim failed, 2 usage or runtime error.
 """
@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
+import statistics
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .io import atomic_write_json, atomic_write_text
 from .registry import RegistryError, ReproductionInfo, discover, load
@@ -53,7 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser("reproduce", help="run reproductions and check their claims")
     p_run.add_argument("ids", nargs="+", metavar="ID", help="ids, package names, or 'all'")
     p_run.add_argument("--quick", action="store_true", help="small version (~30 s each on 2 cores)")
-    p_run.add_argument("--seed", type=_seed, default=None, help="seed (default: each one's own)")
+    seeding = p_run.add_mutually_exclusive_group()
+    seeding.add_argument("--seed", type=_seed, default=None, help="seed (default: each one's own)")
+    seeding.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=None,
+        metavar="SEEDS",
+        help="run at each of several seeds, e.g. 0-4 or 0,3,7: one folder per seed "
+        "(DIR/seed-N) and a survey of every check over the seeds (DIR/seeds.md, seeds.json)",
+    )
     p_run.add_argument(
         "--out",
         type=Path,
@@ -75,6 +87,28 @@ def _seed(text: str) -> int:
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
     return value
+
+
+MAX_SEEDS = 1000
+
+
+def _seed_list(text: str) -> list[int]:
+    """``"0-4"`` or ``"0,3,7"`` (or a mix) -> distinct seeds in the order given."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, sep, last = part.strip().partition("-")
+        try:
+            lo, hi = _seed(first), _seed(last) if sep else _seed(first)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"--seeds takes integers and ranges such as 0-4 or 0,3,7, got {text!r}"
+            ) from None
+        if hi < lo:
+            raise argparse.ArgumentTypeError(f"--seeds range {part.strip()!r} runs backwards")
+        if len(seeds) + hi - lo >= MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"--seeds names more than {MAX_SEEDS} seeds")
+        seeds += [s for s in range(lo, hi + 1) if s not in seeds]
+    return seeds
 
 
 def _resolve(names: Sequence[str], registry: dict[str, ReproductionInfo]) -> list[ReproductionInfo]:
@@ -149,44 +183,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     )
     if not selected:
         say("no reproductions installed: nothing to run")
-    results: list[Result] = []
-    errors: dict[str, str] = {}
-    reused: list[str] = []
-    for n, info in enumerate(selected, 1):
-        seed = info.spec.seed if args.seed is None else args.seed
-        previous = None if args.force else load_result(out, info.id)
-        if previous is not None and _still_current(previous, info, args.quick, seed):
-            say(f"[{n}/{len(selected)}] {info.id}: finished earlier, reusing (--force reruns)")
-            results.append(previous)
-            reused.append(info.id)
-            continue
-        mode = "quick" if args.quick else "full"
-        say(f"[{n}/{len(selected)}] {info.id}: running ({mode}, seed {seed})")
-        try:
-            result = run_reproduction(
-                info.spec,
-                load(info),
-                package=info.package,
-                quick=args.quick,
-                seed=seed,
-                out_root=out,
-                show_progress=not args.no_progress,
-                version=info.version,
-            )
-        except KeyboardInterrupt:
-            say(f"interrupted during {info.id}; run the same command again to resume")
-            return EXIT_ERROR
-        except Exception as err:  # a broken reproduction must not stop the others
-            errors[info.id] = f"{type(err).__name__}: {err}"
-            say(f"[{n}/{len(selected)}] {info.id}: ERROR {errors[info.id]}")
-            if not args.no_progress:
-                traceback.print_exc(file=sys.stderr)
-            continue
-        results.append(result)
-        say(
-            f"[{n}/{len(selected)}] {info.id}: {'passed' if result.passed else 'FAILED'} "
-            f"in {result.seconds:.1f} s -> {out / info.id / 'report.md'}"
-        )
+    if args.seeds is not None:
+        return _reproduce_over_seeds(selected, args, say)
+    outcome = _run_selected(selected, args, args.seed, out, say)
+    if outcome is None:
+        return EXIT_ERROR
+    results, errors, reused = outcome
     if len(selected) > 1 or "all" in args.ids:
         _write_summary(out, results, errors, reused)
     table = _summary_table(results, errors)
@@ -198,6 +200,141 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if errors:
         return EXIT_ERROR
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def _run_selected(
+    selected: list[ReproductionInfo],
+    args: argparse.Namespace,
+    seed: int | None,
+    out: Path,
+    say: Callable[[str], None],
+) -> tuple[list[Result], dict[str, str], list[str]] | None:
+    """Run (or reuse) each selected reproduction into ``out``; None if interrupted."""
+    results: list[Result] = []
+    errors: dict[str, str] = {}
+    reused: list[str] = []
+    for n, info in enumerate(selected, 1):
+        run_seed = info.spec.seed if seed is None else seed
+        previous = None if args.force else load_result(out, info.id)
+        if previous is not None and _still_current(previous, info, args.quick, run_seed):
+            say(f"[{n}/{len(selected)}] {info.id}: finished earlier, reusing (--force reruns)")
+            results.append(previous)
+            reused.append(info.id)
+            continue
+        mode = "quick" if args.quick else "full"
+        say(f"[{n}/{len(selected)}] {info.id}: running ({mode}, seed {run_seed})")
+        try:
+            result = run_reproduction(
+                info.spec,
+                load(info),
+                package=info.package,
+                quick=args.quick,
+                seed=run_seed,
+                out_root=out,
+                show_progress=not args.no_progress,
+                version=info.version,
+            )
+        except KeyboardInterrupt:
+            say(f"interrupted during {info.id}; run the same command again to resume")
+            return None
+        except Exception as err:  # a broken reproduction must not stop the others
+            errors[info.id] = f"{type(err).__name__}: {err}"
+            say(f"[{n}/{len(selected)}] {info.id}: ERROR {errors[info.id]}")
+            if not args.no_progress:
+                traceback.print_exc(file=sys.stderr)
+            continue
+        results.append(result)
+        say(
+            f"[{n}/{len(selected)}] {info.id}: {'passed' if result.passed else 'FAILED'} "
+            f"in {result.seconds:.1f} s -> {out / info.id / 'report.md'}"
+        )
+    return results, errors, reused
+
+
+def _reproduce_over_seeds(
+    selected: list[ReproductionInfo], args: argparse.Namespace, say: Callable[[str], None]
+) -> int:
+    """``--seeds``: each seed into ``DIR/seed-N`` (resumable), then a survey of every check."""
+    runs: dict[int, tuple[list[Result], dict[str, str]]] = {}
+    for seed in args.seeds:
+        say(f"== seed {seed} ==")
+        outcome = _run_selected(selected, args, seed, args.out / f"seed-{seed}", say)
+        if outcome is None:
+            return EXIT_ERROR
+        runs[seed] = outcome[0], outcome[1]
+    survey = _seed_survey(selected, runs, quick=args.quick)
+    from .report import render_seed_survey
+
+    atomic_write_json(args.out / "seeds.json", survey)
+    atomic_write_text(args.out / "seeds.md", render_seed_survey(survey))
+    table = _survey_table(survey)
+    if args.json:
+        print((args.out / "seeds.json").read_text(), end="")
+        print(table, file=sys.stderr)
+    else:
+        print(table)
+    if any(entry["errors"] for entry in survey["reproductions"]):
+        return EXIT_ERROR
+    held_everywhere = all(e["held"] == len(e["seeds"]) for e in survey["reproductions"])
+    return EXIT_OK if held_everywhere else EXIT_FAILED
+
+
+def _seed_survey(
+    selected: list[ReproductionInfo],
+    runs: dict[int, tuple[list[Result], dict[str, str]]],
+    *,
+    quick: bool,
+) -> dict[str, Any]:
+    """Per reproduction and check: the value at each seed, mean, standard deviation, holds."""
+    entries = []
+    for info in selected:
+        by_seed = {
+            seed: r for seed, (results, _) in runs.items() for r in results if r.id == info.id
+        }
+        checks = []
+        for check in info.spec.checks:
+            # every finished (or reused, see _still_current) run holds every declared check
+            found = [next(c for c in r.checks if c.name == check.name) for r in by_seed.values()]
+            finite = [c.value for c in found if math.isfinite(c.value)]
+            checks.append(
+                {
+                    "name": check.name,
+                    "comparison": check.comparison,
+                    "threshold": check.threshold,
+                    "values": [c.value for c in found],
+                    "mean": statistics.fmean(finite) if finite else math.nan,
+                    "sd": statistics.stdev(finite) if len(finite) > 1 else math.nan,
+                    "held": sum(c.passed for c in found),
+                }
+            )
+        entries.append(
+            {
+                "id": info.id,
+                "seeds": list(by_seed),
+                "held": sum(r.passed for r in by_seed.values()),
+                "seconds": [r.seconds for r in by_seed.values()],
+                "checks": checks,
+                "errors": {
+                    str(seed): errors[info.id]
+                    for seed, (_, errors) in runs.items()
+                    if info.id in errors
+                },
+            }
+        )
+    return {"quick": quick, "seeds": list(runs), "reproductions": entries}
+
+
+def _survey_table(survey: dict[str, Any]) -> str:
+    lines = []
+    for e in survey["reproductions"]:
+        checks = ", ".join(
+            f"{c['name']} {c['mean']:.3g}+-{c['sd']:.2g} ({c['held']}/{len(e['seeds'])})"
+            for c in e["checks"]
+        )
+        error_note = f", {len(e['errors'])} errors" if e["errors"] else ""
+        lines.append(f"{e['id']}  held at {e['held']} of {len(e['seeds'])} seeds{error_note}")
+        lines.append(f"    {checks}")
+    return "\n".join(lines) if lines else "nothing was run"
 
 
 def _write_summary(

@@ -99,3 +99,31 @@ def render_summary(
     ]
     lines.append(markdown_table(rows))
     return "\n".join(lines)
+
+
+def render_seed_survey(survey: dict[str, Any]) -> str:
+    """``seeds.md`` of ``neuronkit reproduce ... --seeds``: every check at every seed."""
+    seeds = survey["seeds"]
+    mode = "quick" if survey["quick"] else "full"
+    lines = [
+        "# neuronkit seed survey\n",
+        f"{mode} mode, seeds {', '.join(map(str, seeds))}; each seed's reports are in "
+        "`seed-N/ID/report.md`. A check's 'held' counts the seeds where it held.\n",
+    ]
+    for entry in survey["reproductions"]:
+        n = len(entry["seeds"])
+        lines.append(f"## {entry['id']}: held at {entry['held']} of {n} seeds\n")
+        rows = [
+            {
+                "check": f"{c['name']} {c['comparison']} {c['threshold']:g}",
+                **{f"seed {s}": v for s, v in zip(entry["seeds"], c["values"])},
+                "mean": c["mean"],
+                "sd": c["sd"],
+                "held": f"{c['held']}/{n}",
+            }
+            for c in entry["checks"]
+        ]
+        lines.append(markdown_table(rows))
+        for seed, message in entry["errors"].items():
+            lines.append(f"- seed {seed}: **ERROR** {message}")
+    return "\n".join(lines)
