@@ -6,6 +6,9 @@
 For every `<DIR>/<id>/result.json` of a quick run, the row of `<id>` gets its status set to
 `done` and its last column set to the checks' values, pass/fail and the run date. Rows of
 reproductions that have no quick result are left as they are.
+
+A folder written by `neuronkit reproduce all --quick --seeds 0-4` (it holds `seeds.json`)
+instead replaces the "Seed survey" section at the end of the file.
 """
 
 from __future__ import annotations
@@ -27,7 +30,54 @@ def summarize(result: dict) -> str:
     return f"{verdict}: {checks} ({result['finished_at'][:10]})"
 
 
+SURVEY_HEADING = "## Seed survey"
+
+
+def survey_section(survey: dict, date: str) -> str:
+    """The "Seed survey" section: per quick reproduction, seeds held and each check's spread."""
+    seeds = survey["seeds"]
+    span = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else seeds
+    lines = [
+        SURVEY_HEADING,
+        "",
+        f"`neuronkit reproduce all --quick --seeds {span}` ({date}): at how many of the "
+        f"{len(seeds)} seeds each quick reproduction's claim held, and each check's mean +- "
+        "standard deviation over the seeds with the number of seeds it held at. The table "
+        "above gives one run at each reproduction's default seed.",
+        "",
+        "| reproduction id | claim held at | checks: mean +- sd (seeds held) |",
+        "|---|---|---|",
+    ]
+    for entry in survey["reproductions"]:
+        checks = "; ".join(
+            f"{c['name']} {c['mean']:.3g} +- {c['sd']:.2g} ({c['held']})" for c in entry["checks"]
+        )
+        held = f"{entry['held']} of {len(entry['seeds'])}"
+        if entry["errors"]:
+            held += f" ({len(entry['errors'])} errors)"
+        lines.append(f"| `{entry['id']}` | {held} | {checks} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_survey(path: Path) -> int:
+    survey = json.loads(path.read_text(encoding="utf-8"))
+    if not survey["quick"]:
+        sys.exit(f"{path} is a survey of full runs; the section lists quick runs")
+    first = path.parent / f"seed-{survey['seeds'][0]}"
+    date = min(
+        json.loads(p.read_text(encoding="utf-8"))["finished_at"][:10]
+        for p in first.glob("*/result.json")
+    )
+    text = TABLE.read_text(encoding="utf-8")
+    head = text.split(f"\n{SURVEY_HEADING}\n")[0].rstrip("\n")
+    atomic_write_text(TABLE, head + "\n\n" + survey_section(survey, date))
+    print(f"wrote the seed survey of {len(survey['reproductions'])} reproductions to {TABLE}")
+    return 0
+
+
 def main(results_dir: str) -> int:
+    if (Path(results_dir) / "seeds.json").is_file():
+        return write_survey(Path(results_dir) / "seeds.json")
     results = {}
     for path in Path(results_dir).glob("*/result.json"):
         result = json.loads(path.read_text(encoding="utf-8"))
