@@ -177,6 +177,17 @@ def test_seed_survey(with_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert json.loads((tmp_path / "seeds.json").read_text()) == survey
 
 
+def test_seed_survey_reports_errors(with_plugin: Path, tmp_path: Path) -> None:
+    args = ["reproduce", "testplugin.broken", "--quick", "--seeds", "0-1", "--out", str(tmp_path)]
+    assert main([*args, "--no-progress"]) == 2
+    (broken,) = json.loads((tmp_path / "seeds.json").read_text())["reproductions"]
+    assert broken["seeds"] == []
+    assert broken["held"] == 0
+    assert set(broken["errors"]) == {"0", "1"}
+    assert "simulated failure" in broken["errors"]["0"]
+    assert "- seed 1: **ERROR** RuntimeError" in (tmp_path / "seeds.md").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

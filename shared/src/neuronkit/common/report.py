@@ -124,6 +124,5 @@ def render_seed_survey(survey: dict[str, Any]) -> str:
             for c in entry["checks"]
         ]
         lines.append(markdown_table(rows))
-        for seed, message in entry["errors"].items():
-            lines.append(f"- seed {seed}: **ERROR** {message}")
+        lines += [f"- seed {seed}: **ERROR** {msg}\n" for seed, msg in entry["errors"].items()]
     return "\n".join(lines)
