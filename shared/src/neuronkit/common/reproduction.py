@@ -169,6 +169,7 @@ class Result:
     finished_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dicts and lists: what ``result.json`` holds."""
         return asdict(self)
 
     @classmethod

@@ -206,9 +206,11 @@ class LI(nn.Module):
         return li_multistep(x, state, **self._kw())[0]
 
     def run(self, x: Tensor, state: LIState | None = None) -> tuple[Tensor, LIState]:
+        """``x: [T, B, ...]`` -> ``(v [T, B, ...], final LIState)``."""
         return li_multistep(x, state, **self._kw())
 
     def step(self, x: Tensor, state: LIState | None = None) -> tuple[Tensor, LIState]:
+        """One step: ``x: [B, ...]`` -> ``(v [B, ...], LIState)``."""
         return li_step(x, state, **self._kw())
 
     def extra_repr(self) -> str:

@@ -664,6 +664,13 @@ class _Neuron(nn.Module):
         return spikes
 
     def run(self, x: Tensor, state: Any = None) -> NeuronOutput[Any]:
+        """``x: [T, B, ...]`` from ``state`` (rest if None) -> ``NeuronOutput``: spikes and
+        membrane ``[T, B, ...]`` and the final state (the fused multi-step path)."""
+        raise NotImplementedError
+
+    def step(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """One time step: ``x: [B, ...]`` from ``state`` (rest if None) -> ``(spikes [B, ...],
+        new state)``."""
         raise NotImplementedError
 
     def extra_repr(self) -> str:

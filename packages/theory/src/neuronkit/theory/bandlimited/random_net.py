@@ -131,6 +131,7 @@ class BandlimitedRandomNet:
         self.coef_: torch.Tensor | None = None
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn convention)."""
         return {
             "width": self.width,
             "band": self.band,

@@ -233,6 +233,7 @@ class VicinityCollapse:
         self.tol = tol
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn convention)."""
         return {
             "lambda_w": self.lambda_w,
             "beta": self.beta,
@@ -242,6 +243,7 @@ class VicinityCollapse:
         }
 
     def set_params(self, **params: Any) -> VicinityCollapse:
+        """Set constructor arguments by name (scikit-learn convention); returns ``self``."""
         for key, value in params.items():
             if key not in self.get_params():
                 raise ValueError(f"params must be among {sorted(self.get_params())}, got {key!r}")
@@ -249,6 +251,8 @@ class VicinityCollapse:
         return self
 
     def fit(self, X: Any, y: Any) -> VicinityCollapse:
+        """Optimize the features from ``X [N, D]`` and the classifier (:func:`fit_vicinity`):
+        sets ``features_ [N, D]``, ``coef_ [K, D]``, ``n_iter_`` and ``converged_``."""
         result = fit_vicinity(X, y, **self.get_params())
         self.features_ = result.features
         self.coef_ = result.weights
@@ -257,9 +261,11 @@ class VicinityCollapse:
         return self
 
     def fit_transform(self, X: Any, y: Any) -> torch.Tensor:
+        """:meth:`fit`, then the optimized features ``[N, D]``."""
         return self.fit(X, y).features_
 
     def predict(self, X: Any) -> torch.Tensor:
+        """Class labels ``[M]`` for ``X [M, D]`` by the fitted linear classifier."""
         if not hasattr(self, "coef_"):
             raise RuntimeError("VicinityCollapse must be fitted before predict")
         h = as_float_tensor("X", X, 2, "[N, D]")

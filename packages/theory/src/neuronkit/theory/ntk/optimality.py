@@ -622,6 +622,7 @@ class DeepNTKClassifier:
         self._singular = depth_limit(self.activation)["classifier"] == "singular_kernel"
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn convention)."""
         return {"activation": self.activation, "depth": self.depth, "ridge": self.ridge}
 
     def _log_scaled_diagonal(self) -> float:
@@ -677,6 +678,7 @@ class DeepNTKClassifier:
         return self
 
     def decision_function(self, x: Any) -> Tensor:
+        """Kernel-regression outputs ``[M, 1]`` (two classes) or ``[M, C]`` for ``x [M, D]``."""
         if not hasattr(self, "coef_"):
             raise RuntimeError("call fit before predict")
         b = _unit_rows("x", x)
@@ -697,12 +699,14 @@ class DeepNTKClassifier:
         return k @ self.coef_
 
     def predict(self, x: Any) -> Tensor:
+        """Class labels ``[M]`` for ``x [M, D]`` (the sign, or the largest output)."""
         out = self.decision_function(x)
         if self.classes_.numel() == 2:
             return self.classes_[(out[:, 0] > 0).long()]
         return self.classes_[out.argmax(dim=1)]
 
     def score(self, x: Any, y: Any) -> float:
+        """Accuracy of :meth:`predict` on ``x [M, D]`` against ``y [M]``."""
         pred = self.predict(x)
         return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
 
@@ -719,14 +723,17 @@ class InfiniteDepthNTKClassifier:
         self.limit_ = depth_limit(self.activation)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn convention)."""
         return {"activation": self.activation}
 
     def fit(self, x: Any, y: Any) -> InfiniteDepthNTKClassifier:
+        """Store the training rows ``x [N, D]`` (projected to the sphere) and labels ``y [N]``."""
         self.x_ = _unit_rows("x", x)
         self.y_ = _labels_for("y", self.x_, y)
         return self
 
     def predict(self, x: Any) -> Tensor:
+        """Class labels ``[M]`` for ``x [M, D]`` by the limit classifier (``limit_``)."""
         if not hasattr(self, "x_"):
             raise RuntimeError("call fit before predict")
         kind = self.limit_["classifier"]
@@ -738,6 +745,7 @@ class InfiniteDepthNTKClassifier:
         return singular_kernel_classify(self.x_, self.y_, b, activation=self.activation)
 
     def score(self, x: Any, y: Any) -> float:
+        """Accuracy of :meth:`predict` on ``x [M, D]`` against ``y [M]``."""
         pred = self.predict(x)
         return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
 
