@@ -36,7 +36,8 @@ SURVEY_HEADING = "## Seed survey"
 def survey_section(survey: dict, date: str) -> str:
     """The "Seed survey" section: per quick reproduction, seeds held and each check's spread."""
     seeds = survey["seeds"]
-    span = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else seeds
+    contiguous = seeds == list(range(seeds[0], seeds[-1] + 1))
+    span = f"{seeds[0]}-{seeds[-1]}" if contiguous else ",".join(map(str, seeds))
     lines = [
         SURVEY_HEADING,
         "",
