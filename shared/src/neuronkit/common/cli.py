@@ -98,7 +98,8 @@ def _seed_list(text: str) -> list[int]:
     for part in text.split(","):
         first, sep, last = part.strip().partition("-")
         try:
-            lo, hi = _seed(first), _seed(last) if sep else _seed(first)
+            lo = _seed(first)
+            hi = _seed(last) if sep else lo
         except argparse.ArgumentTypeError:
             raise argparse.ArgumentTypeError(
                 f"--seeds takes integers and ranges such as 0-4 or 0,3,7, got {text!r}"
