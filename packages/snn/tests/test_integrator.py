@@ -205,3 +205,8 @@ def test_delay_bad_inputs() -> None:
         delay(_x(N=3), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
         delay(torch.zeros(4, 3), 1)
+
+
+def test_integrator_and_delay_declare_channel_locality() -> None:
+    assert LI(tau=3.0).channel_local and Delay(2).channel_local
+    assert not LI(tau=torch.linspace(2.0, 3.0, 4)).channel_local

@@ -119,3 +119,18 @@ def test_seq_dropout_keeps_one_mask_for_all_steps() -> None:
     assert torch.equal(drop.eval()(x), x)
     with pytest.raises(ValueError, match="T, B"):
         drop(torch.ones(4, 3))
+
+
+def test_layers_declare_their_time_axis_and_fold_under_symbolic_tracing() -> None:
+    # what tools that map channels by layer type read (neuronkit-pruning): the torch layer
+    # applied with one leading time axis; dropout is elementwise
+    for layer, _, _, _ in CASES:
+        assert layer.leading_dims == 1
+    assert SeqDropout(0.1).channel_local
+    inner = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
+    # torch.fx records the fold (a Proxy is not validated); the traced graph equals the module
+    traced = torch.fx.symbolic_trace(TimeDistributed(inner))
+    methods = [n.target for n in traced.graph.nodes if n.op == "call_method"]
+    assert "flatten" in methods and "unflatten" in methods
+    x = torch.randn(3, 2, 1, 6, 6)
+    torch.testing.assert_close(traced(x), TimeDistributed(inner)(x))

@@ -505,3 +505,14 @@ def test_non_finite_state_is_rejected_by_name(kind: str, bad: float) -> None:
     with pytest.raises(ValueError, match="x must be finite"):
         multistep(torch.full((2, 3, 4), NAN), finite)
     multistep(X3, state_cls(*(torch.full((3, 4), NAN) for _ in fields)), validate=False)
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_neurons_are_channel_local_unless_a_setting_is_per_neuron(kind: str) -> None:
+    # read by tools that prune channels through a layer (neuronkit-pruning)
+    module = STEPS[kind][3]
+    assert module().channel_local
+    per_neuron = torch.linspace(1.0, 2.0, 5)
+    assert not module(threshold=per_neuron).channel_local
+    assert module(threshold=torch.tensor(1.5)).channel_local
+    assert PLIF().channel_local  # its learnable tau is one 0-d parameter per layer

@@ -53,6 +53,7 @@ from .tracing import (
     _trace_graph,
     is_hf_conv1d,
     is_rms_norm,
+    leading_dims,
 )
 
 __all__ = [
@@ -608,6 +609,9 @@ class DependencyGraph:
         kind = type(mod).__name__
         x = self._in(node, labels)
         out_shape = _shape(node)
+        axis = 1 + leading_dims(mod)  # channels of conv / batch-norm layouts [B, C, ...]
+        if hasattr(mod, "channel_local"):
+            return self._channel_local(node, labels, name, mod)
         if isinstance(mod, _POOL_MODULES):
             return self._pool(node, labels, 1 if type(mod).__name__.endswith("1d") else 2)
         if isinstance(mod, _ELEMENTWISE_MODULES):
@@ -617,20 +621,20 @@ class DependencyGraph:
             if depthwise:
                 if x is None:
                     return None
-                if x.axis != 1 or len(x.slots) != mod.in_channels:
-                    raise _Freeze(f"{name}: input channels not on axis 1")
+                if x.axis != axis or len(x.slots) != mod.in_channels:
+                    raise _Freeze(f"{name}: input channels not on axis {axis}")
                 self._member(name, "weight", 0, "out", kind, x.slots)
                 if mod.bias is not None:
                     self._member(name, "bias", 0, "out", kind, x.slots)
                 return x
             if mod.groups > 1:
-                return self._grouped_conv(name, mod, x)
+                return self._grouped_conv(name, mod, x, axis)
             if x is not None:
-                if x.axis == 1 and len(x.slots) == mod.in_channels:
+                if x.axis == axis and len(x.slots) == mod.in_channels:
                     self._member(name, "weight", 1, "in", kind, x.slots)
                 else:
-                    self._freeze(x, f"{name}: input channels not on axis 1")
-            out = self._fresh(mod.out_channels, 1)
+                    self._freeze(x, f"{name}: input channels not on axis {axis}")
+            out = self._fresh(mod.out_channels, axis)
             self._member(name, "weight", 0, "out", kind, out.slots)
             if mod.bias is not None:
                 self._member(name, "bias", 0, "out", kind, out.slots)
@@ -658,8 +662,8 @@ class DependencyGraph:
         if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
             if x is None:
                 return None
-            if x.axis != 1 or len(x.slots) != mod.num_features:
-                raise _Freeze(f"{name}: channels not on axis 1")
+            if x.axis != axis or len(x.slots) != mod.num_features:
+                raise _Freeze(f"{name}: channels not on axis {axis}")
             for p in ("weight", "bias", "running_mean", "running_var"):
                 if getattr(mod, p, None) is not None:
                     self._member(name, p, 0, "norm", kind, x.slots)
@@ -714,8 +718,26 @@ class DependencyGraph:
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
 
+    def _channel_local(
+        self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.Module
+    ) -> Any:
+        """A module declaring ``channel_local`` (e.g. a spiking neuron over ``[T, B, C, ...]``):
+        each output element depends only on the same input element, so channels pass through,
+        unless it declares ``channel_local = False`` or holds a parameter or buffer of more
+        than one value (settings per element that its channels would have to follow)."""
+        per_element = [
+            n
+            for n, t in itertools.chain(mod.named_parameters(), mod.named_buffers())
+            if t.numel() != 1
+        ]
+        if per_element:
+            raise _Freeze(f"{name}: per-element {', '.join(per_element)}")
+        if not mod.channel_local:
+            raise _Freeze(f"{name}: {type(mod).__name__} has per-element settings")
+        return self._passthrough(node, labels)
+
     def _grouped_conv(
-        self, name: str, mod: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: _Label | None
+        self, name: str, mod: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: _Label | None, axis: int
     ) -> _Label:
         """A grouped convolution (``groups = G``, not depthwise): every group must keep the
         same number of input and of output channels, so local channel ``j`` of each of the G
@@ -723,12 +745,12 @@ class DependencyGraph:
         weight ``[C_out, C_in / G, ...]`` loses local input column ``j``."""
         kind, g = type(mod).__name__, mod.groups
         if x is not None:
-            if x.axis != 1 or len(x.slots) != mod.in_channels:
-                self._freeze(x, f"{name}: input channels not on axis 1")
+            if x.axis != axis or len(x.slots) != mod.in_channels:
+                self._freeze(x, f"{name}: input channels not on axis {axis}")
             else:
                 _couple_blocks(self._uf, x.slots, g)
                 self._member(name, "weight", 1, "in", kind, x.slots[: len(x.slots) // g])
-        out = self._fresh(mod.out_channels, 1)
+        out = self._fresh(mod.out_channels, axis)
         _couple_blocks(self._uf, out.slots, g)
         self._member(name, "weight", 0, "out", kind, out.slots)
         if mod.bias is not None:
@@ -841,6 +863,15 @@ class DependencyGraph:
             return _Label(k, label.slots[::d])
         _check_requested_size(node, k)
         return _Label(k, [s for s in label.slots for _ in range(rep)])
+
+    def _unflatten(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``x.unflatten(dim, sizes)``: a reshape that splits one axis (e.g. ``[T*B, C, ...] ->
+        [T, B, C, ...]``); splitting the channel axis itself would fix its sizes in forward."""
+        label, src = self._in(node, labels), _shape(node.args[0])
+        dim = node.args[1] if len(node.args) > 1 else _kw(node).get("dim")
+        if label is not None and src is not None and int(dim) % len(src) == label.axis:
+            raise _Freeze(f"{_describe(node)} splits the channel axis")
+        return self._reshape(node, labels)
 
     def _matmul(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``a @ b`` with channels only on batch axes (attention heads): batch axes broadcast
@@ -1001,6 +1032,8 @@ class DependencyGraph:
             return self._matmul(node, labels)
         if target is torch.flatten or target is torch.reshape:
             return self._reshape(node, labels)
+        if target is torch.unflatten:
+            return self._unflatten(node, labels)
         if target is torch.cat or target is torch.concat:
             dim = a[1] if len(a) > 1 else _kw(node).get("dim", 0)
             return self._cat(node, labels, a[0], int(dim))
@@ -1123,6 +1156,8 @@ class DependencyGraph:
             return self._matmul(node, labels)
         if name in ("view", "reshape", "flatten"):
             return self._reshape(node, labels)
+        if name == "unflatten":
+            return self._unflatten(node, labels)
         if name in ("expand", "expand_as"):
             label = self._passthrough(node, labels)
             if label is not None:

@@ -25,7 +25,15 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-__all__ = ["ConcreteTracer", "is_hf_conv1d", "is_hf_model", "is_rms_norm", "trace_model"]
+__all__ = [
+    "ConcreteTracer",
+    "declares_layout",
+    "is_hf_conv1d",
+    "is_hf_model",
+    "is_rms_norm",
+    "leading_dims",
+    "trace_model",
+]
 
 
 class UntraceableModelError(ValueError):
@@ -38,6 +46,27 @@ def is_hf_model(model: nn.Module) -> bool:
         c.__name__ == "PreTrainedModel" and c.__module__.startswith("transformers.")
         for c in type(model).__mro__
     )
+
+
+def leading_dims(module: nn.Module) -> int:
+    """Axes a torch layer subclass takes in front of its own layout, folded into its batch.
+
+    A class attribute ``leading_dims = k`` declares that the module *is* its torch base class
+    (``nn.Conv2d``, ``nn.BatchNorm1d``, ...) applied to inputs with ``k`` extra leading axes:
+    ``neuronkit.snn``'s time-major ``Seq*`` layers take ``[T, B, C, ...]`` (``k = 1``), so
+    their channels sit on axis ``1 + k``. 0 for every other module.
+    """
+    k = getattr(type(module), "leading_dims", 0)
+    return k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else 0
+
+
+def declares_layout(module: nn.Module) -> bool:
+    """True for a module whose class declares how it maps channels, so the tracer keeps it
+    whole (a leaf) even outside ``torch.nn``: ``leading_dims`` (see :func:`leading_dims`) or
+    ``channel_local`` (each output element depends only on the same input element, as
+    ``neuronkit.snn``'s spiking neurons over time; the module may set it False, or keep
+    per-element parameters or buffers, when its settings differ per element)."""
+    return leading_dims(module) > 0 or hasattr(type(module), "channel_local")
 
 
 def is_hf_conv1d(module: nn.Module) -> bool:
@@ -408,6 +437,9 @@ class _PlainTracer(fx.Tracer):
         if not self.is_leaf_module(m, name):
             return forward(*args, **kwargs)
         return self.create_proxy("call_module", name, args, kwargs)
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return declares_layout(m) or super().is_leaf_module(m, module_qualified_name)
 
 
 def _trace_graph(

@@ -349,3 +349,19 @@ def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) ->
         )
     if value.dtype != dtype:
         raise TypeError(f"{name} must have x's dtype {dtype}, got {value.dtype}")
+
+
+class ChannelLocal:
+    """Mixin of modules over ``[T, B, ...]`` whose every output element depends only on the same
+    input element (over time): spiking neurons, leaky integrators, delays.
+
+    ``channel_local`` tells tools that map channels by module (neuronkit-pruning removes channels
+    through such a module as through an activation) whether that holds for this instance: False
+    when a setting (``tau``, ``threshold``, ...) is a tensor of more than one value, one per
+    element, which the channels would have to carry along.
+    """
+
+    @property
+    def channel_local(self) -> bool:
+        """True when every tensor-valued setting is a single value."""
+        return all(v.numel() == 1 for v in vars(self).values() if isinstance(v, Tensor))

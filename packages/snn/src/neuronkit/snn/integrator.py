@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from neuronkit.common import check_number, check_type
 
 from ._core import (
+    ChannelLocal,
     broadcasts,
     check_broadcast,
     check_finite_input,
@@ -164,7 +165,7 @@ def li_multistep(
     return torch.stack(out), LIState(v)
 
 
-class LI(nn.Module):
+class LI(ChannelLocal, nn.Module):
     """Leaky integrator (non-spiking) neurons; see :func:`li_step` for the arguments.
 
     ``forward(x [T, B, ...]) -> v [T, B, ...]``, ``run(x, state) -> (v, LIState)``,
@@ -268,7 +269,7 @@ def delay(x: Tensor, steps: int | Tensor) -> Tensor:
     return torch.where(valid.unsqueeze(1), out, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
-class Delay(nn.Module):
+class Delay(ChannelLocal, nn.Module):
     """Fixed integer delay over time: ``[T, B, ...] -> [T, B, ...]``; see :func:`delay`.
 
     ``steps`` is an int or an integer tensor of one sample's shape (kept as a buffer).

@@ -54,8 +54,12 @@ def _fold(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
 
 def over_time(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Apply ``fn`` to ``x: [T, B, ...]`` as one ``[T*B, ...]`` batch; returns ``[T, B, ...]``."""
-    _check_seq(x)
+    """Apply ``fn`` to ``x: [T, B, ...]`` as one ``[T*B, ...]`` batch; returns ``[T, B, ...]``.
+
+    Under ``torch.fx`` symbolic tracing (``x`` a ``Proxy``) the fold is recorded unchecked.
+    """
+    if not isinstance(x, torch.fx.Proxy):
+        _check_seq(x)
     return _fold(fn, x)
 
 
@@ -81,6 +85,9 @@ class _OverTime(nn.Module):
     (NaN) are not checked; the neurons downstream do that.
     """
 
+    # the torch layer applied with one extra leading axis (time) folded into its batch: tools
+    # that map channels by layer type (neuronkit-pruning) find them on axis 1 + leading_dims
+    leading_dims: ClassVar[int] = 1
     _features: ClassVar[str | None] = None
     _axis: ClassVar[int] = 2
     _ranks: ClassVar[tuple[int, ...] | None] = None
@@ -166,6 +173,8 @@ class SeqDropout(nn.Dropout):
     in the IIR-SNN reference (Chowdhury et al. 2021, after Rathi et al. 2020); in eval mode it
     is the identity. ``TimeDistributed(nn.Dropout(p))`` instead draws a new mask per step.
     """
+
+    channel_local: ClassVar[bool] = True  # elementwise: one mask value per element
 
     def forward(self, x: Tensor) -> Tensor:
         _check_seq(x)

@@ -626,7 +626,7 @@ def cuba_lif_multistep(
 # ---- modules -------------------------------------------------------------------------------------
 
 
-class _Neuron(nn.Module):
+class _Neuron(_core.ChannelLocal, nn.Module):
     """Common shell: parameters are validated once here; ``forward`` returns spikes only."""
 
     def __init__(
