@@ -264,3 +264,36 @@ def test_gradients_of_a_module_called_twice_are_those_of_the_recorded_call() -> 
         (out * torch.arange(1.0, 4.0)).sum().backward()
     torch.testing.assert_close(rec.activations["act"], out.detach())
     torch.testing.assert_close(rec.gradients["act"], torch.arange(1.0, 4.0).expand(5, 3))
+
+
+class _TimeMajor(nn.Module):
+    """A model whose hidden layer is time-major, as a spiking network's: [B, F] -> [T, B, H]."""
+
+    def __init__(self, steps: int = 3) -> None:
+        super().__init__()
+        self.steps = steps
+        self.hidden = nn.Linear(4, 5)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.unsqueeze(0).expand(self.steps, -1, -1) * torch.arange(1.0, self.steps + 1)[
+            :, None, None
+        ]
+        return self.act(self.hidden(seq)).sum(0)
+
+
+def test_layer_activations_reads_time_major_layers_with_batch_dim() -> None:
+    torch.manual_seed(0)
+    model, x = _TimeMajor(), torch.randn(6, 4)
+    acts = layer_activations(model, x, "act", batch_dim=1, batch_size=4, flatten=False)["act"]
+    assert acts.shape == (6, 3, 5)  # [N, T, H]: each input's whole response
+    for n in range(6):  # row n is input n at every step, also across the two chunks
+        seq = torch.stack([x[n] * (t + 1) for t in range(3)])
+        torch.testing.assert_close(acts[n], torch.relu(model.hidden(seq)))
+    flat = layer_activations(model, x, "act", batch_dim=1)["act"]
+    assert flat.shape == (6, 15)
+    # read batch-first, the time axis would pass for the inputs: a clear error instead
+    with pytest.raises(ValueError, match=r"shape \(3, 6, 5\).*need batch_dim=1"):
+        layer_activations(model, x, "act")
+    with pytest.raises(ValueError, match="batch_dim"):
+        layer_activations(model, x, "act", batch_dim=-1)

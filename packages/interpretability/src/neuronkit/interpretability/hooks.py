@@ -277,6 +277,7 @@ def layer_activations(
     *,
     batch_size: int | None = None,
     flatten: bool = True,
+    batch_dim: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Outputs of the named layers for ``inputs``, computed without gradients.
 
@@ -287,13 +288,17 @@ def layer_activations(
         layers: submodule names.
         batch_size: run the model on chunks of this many examples (default: all at once).
         flatten: reshape each activation to ``[N, features]``.
+        batch_dim: the axis of the layers' outputs that indexes the inputs, moved to the front:
+            1 for time-major layers ``[T, B, ...]`` (spiking neurons, neuronkit-snn's ``Seq*``
+            layers), whose ``[N, T * features]`` rows then keep each input's whole response.
 
     Returns:
         ``{layer: tensor}`` with ``N`` rows per layer, in the order of ``layers``.
 
     Raises:
-        ValueError: a layer that does not run exactly once per forward pass, or whose output
-            is a 0-d tensor (e.g. a sum over the batch).
+        ValueError: a layer that does not run exactly once per forward pass, whose output is a
+            0-d tensor (e.g. a sum over the batch), or whose output does not have the pass's
+            inputs on axis ``batch_dim`` (e.g. ``[T, B, ...]`` read with ``batch_dim=0``).
     """
     check_type("inputs", inputs, torch.Tensor)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
@@ -304,6 +309,7 @@ def layer_activations(
     if batch_size is not None:
         check_number("batch_size", batch_size, ge=1, integer=True)
     check_type("flatten", flatten, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     step = inputs.shape[0] if batch_size is None else batch_size
     starts = range(0, inputs.shape[0], step)
     with LayerRecorder(model, layers, accumulate=True) as rec, torch.no_grad():
@@ -323,6 +329,16 @@ def layer_activations(
                 f"layers: {name!r} returned a 0-d (scalar) tensor; name a layer whose output "
                 f"has the batch as first dimension [N, ...]"
             )
-        acts = rec.stacked(name)
+        chunks = []
+        for start, acts in zip(starts, rec.history[name]):
+            n = min(step, inputs.shape[0] - start)
+            if acts.ndim <= batch_dim or acts.shape[batch_dim] != n:
+                raise ValueError(
+                    f"layers: {name!r} returned shape {tuple(acts.shape)} for a pass of {n} "
+                    f"inputs, which are not on its axis {batch_dim} (batch_dim); time-major "
+                    f"layers [T, B, ...], such as spiking neurons, need batch_dim=1"
+                )
+            chunks.append(acts.movedim(batch_dim, 0))
+        acts = torch.cat(chunks)
         out[name] = acts.reshape(acts.shape[0], -1) if flatten else acts
     return out
