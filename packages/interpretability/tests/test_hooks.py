@@ -276,9 +276,10 @@ class _TimeMajor(nn.Module):
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seq = x.unsqueeze(0).expand(self.steps, -1, -1) * torch.arange(1.0, self.steps + 1)[
-            :, None, None
-        ]
+        seq = (
+            x.unsqueeze(0).expand(self.steps, -1, -1)
+            * torch.arange(1.0, self.steps + 1)[:, None, None]
+        )
         return self.act(self.hidden(seq)).sum(0)
 
 

@@ -208,5 +208,6 @@ def test_delay_bad_inputs() -> None:
 
 
 def test_integrator_and_delay_declare_channel_locality() -> None:
-    assert LI(tau=3.0).channel_local and Delay(2).channel_local
+    assert LI(tau=3.0).channel_local
+    assert Delay(2).channel_local
     assert not LI(tau=torch.linspace(2.0, 3.0, 4)).channel_local

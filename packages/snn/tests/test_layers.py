@@ -131,6 +131,7 @@ def test_layers_declare_their_time_axis_and_fold_under_symbolic_tracing() -> Non
     # torch.fx records the fold (a Proxy is not validated); the traced graph equals the module
     traced = torch.fx.symbolic_trace(TimeDistributed(inner))
     methods = [n.target for n in traced.graph.nodes if n.op == "call_method"]
-    assert "flatten" in methods and "unflatten" in methods
+    assert "flatten" in methods
+    assert "unflatten" in methods
     x = torch.randn(3, 2, 1, 6, 6)
     torch.testing.assert_close(traced(x), TimeDistributed(inner)(x))

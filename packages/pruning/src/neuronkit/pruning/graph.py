@@ -868,7 +868,7 @@ class DependencyGraph:
         """``x.unflatten(dim, sizes)``: a reshape that splits one axis (e.g. ``[T*B, C, ...] ->
         [T, B, C, ...]``); splitting the channel axis itself would fix its sizes in forward."""
         label, src = self._in(node, labels), _shape(node.args[0])
-        dim = node.args[1] if len(node.args) > 1 else _kw(node).get("dim")
+        dim: Any = node.args[1] if len(node.args) > 1 else _kw(node).get("dim")
         if label is not None and src is not None and int(dim) % len(src) == label.axis:
             raise _Freeze(f"{_describe(node)} splits the channel axis")
         return self._reshape(node, labels)

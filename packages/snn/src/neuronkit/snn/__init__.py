@@ -81,6 +81,7 @@ from .surrogate import (
     surrogate_names,
     swap_surrogate,
 )
+from .synops import LayerOps, synaptic_operations
 
 __version__ = _version("neuronkit-snn")
 
@@ -102,6 +103,7 @@ __all__ = [
     "IFState",
     "LIFState",
     "LIState",
+    "LayerOps",
     "NIRModule",
     "NeuronOutput",
     "Rectangular",
@@ -155,6 +157,7 @@ __all__ = [
     "spike_timing_dataset",
     "surrogate_names",
     "swap_surrogate",
+    "synaptic_operations",
     "tet_ce",
     "to_nir",
 ]

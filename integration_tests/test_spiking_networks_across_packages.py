@@ -1,0 +1,172 @@
+"""A spiking network through the other packages: train it (snn), prune its channels (pruning),
+count its synaptic operations and export the pruned network to NIR (snn), read its
+representations and attributions (interpretability).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import layer_activations, rdm, saliency
+from neuronkit.pruning import DependencyGraph, count_macs, plan_pruning, prune, soft_prune
+from neuronkit.snn import (
+    ALIF,
+    IF,
+    LI,
+    LIF,
+    PLIF,
+    CuBaLIF,
+    SeqAvgPool2d,
+    SeqConv2d,
+    SeqFlatten,
+    SeqLinear,
+    TimeDistributed,
+    from_nir,
+    load_event_digits,
+    spike_count_ce,
+    synaptic_operations,
+    to_nir,
+)
+
+T = 6
+
+
+def _spiking_cnn() -> nn.Sequential:
+    # reset to zero: the reset NIR neurons have, so the pruned network exports
+    return nn.Sequential(
+        SeqConv2d(2, 16, 3, padding=1),
+        LIF(tau=2.0, reset="zero"),
+        SeqAvgPool2d(2),
+        SeqConv2d(16, 16, 3, padding=1),
+        IF(reset="zero"),
+        SeqFlatten(),
+        SeqLinear(16 * 4 * 4, 32),
+        LIF(tau=2.0, reset="zero"),
+        SeqLinear(32, 10),
+    )
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, x.shape[1], (64,), generator=g)
+        opt.zero_grad()
+        spike_count_ce(model(x[:, idx]), y[idx]).backward()
+        opt.step()
+    model.eval()
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model(x).sum(0).argmax(-1) == y).float().mean())
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    data = load_event_digits(T, seed=0)
+    x_tr, x_te = data.x_train, data.x_test  # [T, N, 2 polarities, 8, 8] binary events
+    model = _spiking_cnn()
+    _train(model, x_tr, data.y_train, 150)
+    return model, x_tr, data.y_train, x_te, data.y_test
+
+
+def test_prune_a_trained_snn_count_its_synops_and_export_it_to_nir(trained) -> None:
+    model, x_tr, y_tr, x_te, y_te = trained
+    base_acc = _accuracy(model, x_te, y_te)
+    assert base_acc > 0.6  # it learned: the rest is about a working network
+
+    graph = DependencyGraph(model, x_te[:, :4])
+    assert [g.size for g in graph.groups if g.prunable] == [16, 16, 32]
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    small, oracle = prune(graph, plan), soft_prune(graph, plan)
+    with torch.no_grad():  # the same spikes, on data, at another batch size
+        torch.testing.assert_close(small(x_te[:, :100]), oracle(x_te[:, :100]))
+    assert (small[0].out_channels, small[3].out_channels, small[6].out_features) == (8, 8, 16)
+
+    # fewer operations: dense MACs (pruning's counter) and event-driven SynOps (snn's) agree
+    # on the dense count; SynOps fall with the channels and the spikes that reach them
+    before, after = synaptic_operations(model, x_te), synaptic_operations(small, x_te)
+    assert before["total"].macs == count_macs(model, x_te)
+    assert after["total"].macs == count_macs(small, x_te) < before["total"].macs / 2
+    assert after["total"].synops < before["total"].synops
+    assert 0 < after["3"].input_density < 1  # conv2 reads spikes, sparse ones
+
+    # fine-tuning recovers accuracy; the pruned network exports and runs from NIR unchanged
+    _train(small, x_tr, y_tr, 100)
+    assert _accuracy(small, x_te, y_te) > base_acc - 0.15
+    graph_nir = to_nir(small, input_shape=(2, 8, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(from_nir(graph_nir)(x_te[:, :50]), small(x_te[:, :50]))
+
+
+@pytest.mark.parametrize(
+    "neuron", [LIF(), PLIF(), IF(), ALIF(), CuBaLIF(), LI()], ids=lambda m: type(m).__name__
+)
+def test_every_neuron_type_prunes_to_the_oracle(neuron: nn.Module) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        TimeDistributed(nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8))),
+        neuron,
+        SeqFlatten(),
+        SeqLinear(8 * 8 * 8, 12),
+        LIF(),
+        SeqLinear(12, 4),
+    ).eval()
+    x = (torch.rand(T, 3, 1, 8, 8) > 0.6).float() * 2
+    graph = DependencyGraph(model, x)
+    assert all(g.prunable for g in graph.groups if g.size in (8, 12))
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    small, oracle = prune(graph, plan), soft_prune(graph, plan)
+    x = (torch.rand(T + 2, 5, 1, 8, 8) > 0.6).float() * 2
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), oracle(x))
+
+
+def test_per_neuron_thresholds_keep_their_channels() -> None:
+    model = nn.Sequential(SeqLinear(6, 8), LIF(threshold=torch.linspace(0.5, 1.5, 8)))
+    model.append(SeqLinear(8, 3))
+    graph = DependencyGraph(model, torch.rand(T, 2, 6))
+    hidden = next(g for g in graph.groups if g.size == 8)
+    assert not hidden.prunable
+    assert "per-element settings" in hidden.reason
+
+
+def test_representations_and_attributions_of_a_spiking_network(trained) -> None:
+    model, _, _, x_te, y_te = trained
+    x = x_te[:, :40]
+
+    class BatchFirst(nn.Module):  # [N, T, ...] inputs, as interpretability's functions take
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x.transpose(0, 1)).sum(0)  # spike counts [N, 10]
+
+    wrapped = BatchFirst(model).eval()
+    # layer_activations reads the hidden layer's time-major spikes per input: [N, T * 32]
+    spikes = layer_activations(wrapped, x.transpose(0, 1), "net.7", batch_dim=1)["net.7"]
+    assert spikes.shape == (40, T * 32)
+    with torch.no_grad():
+        direct = model[:8](x).transpose(0, 1).reshape(40, -1)
+    assert torch.equal(spikes, direct)
+    # an RDM of the spike patterns: same-class pairs are closer than different-class pairs
+    labels = y_te[:40]
+    d = torch.as_tensor(rdm(spikes.double().numpy(), "euclidean"))
+    i, j = torch.triu_indices(40, 40, 1)
+    same = labels[i] == labels[j]
+    assert d[same].mean() < d[~same].mean()
+    # saliency through the surrogate gradients: the gradient of the target's spike count
+    inputs = x.transpose(0, 1).clone()
+    sal = saliency(wrapped, inputs, target=labels, abs=False)
+    probe = inputs.clone().requires_grad_(True)
+    wrapped(probe).gather(1, labels[:, None]).sum().backward()
+    assert probe.grad is not None
+    assert sal.shape == inputs.shape
+    torch.testing.assert_close(sal, probe.grad)
+    assert sal.abs().sum() > 0
