@@ -170,3 +170,12 @@ def test_representations_and_attributions_of_a_spiking_network(trained) -> None:
     assert sal.shape == inputs.shape
     torch.testing.assert_close(sal, probe.grad)
     assert sal.abs().sum() > 0
+
+
+def test_the_front_readme_examples_run(tmp_path, monkeypatch) -> None:
+    from pathlib import Path
+
+    from neuronkit.common.testing import run_readme_examples
+
+    monkeypatch.chdir(tmp_path)
+    assert run_readme_examples(Path(__file__).resolve().parents[1] / "README.md") >= 1

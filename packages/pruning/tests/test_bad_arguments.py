@@ -7,6 +7,8 @@ import pytest
 from neuronkit.common.testing import bad_argument_problems
 
 EXEMPT = {  # name: why a string is not a bad argument for it
+    "declares_layout": "predicate: answers False for anything that declares no channel layout",
+    "leading_dims": "reads a declaration: 0 for anything that declares no leading axes",
     "is_hf_conv1d": "predicate: answers False for anything that is not an HF Conv1D layer",
     "is_hf_model": "predicate: answers False for anything that is not an HF PreTrainedModel",
     "is_rms_norm": "predicate: answers False for anything that is not an HF RMSNorm layer",

@@ -610,7 +610,7 @@ class DependencyGraph:
         x = self._in(node, labels)
         out_shape = _shape(node)
         axis = 1 + leading_dims(mod)  # channels of conv / batch-norm layouts [B, C, ...]
-        if hasattr(mod, "channel_local"):
+        if hasattr(type(mod), "channel_local"):
             return self._channel_local(node, labels, name, mod)
         if isinstance(mod, _POOL_MODULES):
             return self._pool(node, labels, 1 if type(mod).__name__.endswith("1d") else 2)
