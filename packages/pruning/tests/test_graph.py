@@ -579,3 +579,52 @@ def test_channels_a_rule_loses_track_of_are_frozen_not_dropped() -> None:
     plan = plan_pruning(graph, "l2", 0.5)
     with torch.no_grad():  # before, `a` and `b` were pruned and `c` kept 8 inputs: a crash
         torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))
+
+
+class _ShapeChecked(nn.Module):
+    """Checks its input and takes one unbatched sample too: Python control flow on shapes,
+    which torch.fx cannot trace symbolically."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 12), nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.a.in_features:
+            raise ValueError(f"x must have {self.a.in_features} features, got {x.shape[-1]}")
+        single = x.ndim == 1
+        if single:
+            x = x.unsqueeze(0)
+        y = self.b(torch.relu(self.a(x)))
+        return y[0] if single else y
+
+
+def test_control_flow_on_shapes_is_traced_on_the_example_inputs() -> None:
+    torch.manual_seed(0)
+    model = _ShapeChecked().eval()
+    graph = DependencyGraph(model, torch.randn(4, 6))
+    hidden = graph.layer_groups("a")[0]
+    assert hidden.prunable
+    assert hidden.size == 12
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    small, oracle = prune(graph, plan), soft_prune(graph, plan)
+    assert type(small) is _ShapeChecked
+    assert small.a.out_features == 6
+    x = torch.randn(7, 6)
+    torch.testing.assert_close(small(x), oracle(x))
+    torch.testing.assert_close(small(x[0]), oracle(x)[0])  # the other branch runs too
+
+
+class _TypeChecked(_ShapeChecked):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError("x must be a tensor")
+        return super().forward(x)
+
+
+def test_control_flow_on_values_or_types_stays_untraceable() -> None:
+    # values: the example's branch would not hold for other inputs (see _Untraceable too)
+    with pytest.raises(UntraceableModelError, match="data-dependent control flow"):
+        DependencyGraph(_Untraceable(), torch.randn(2, 4))
+    with pytest.raises(UntraceableModelError, match=r"must be a tensor.*failed too"):
+        DependencyGraph(_TypeChecked(), torch.randn(2, 6))

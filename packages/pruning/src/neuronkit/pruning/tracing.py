@@ -133,6 +133,8 @@ class _ConcreteMixin:
         return iter([me[i] for i in range(len(self._value()))])
 
     def __index__(self) -> int:
+        tracer: Any = getattr(self, "tracer")  # noqa: B009
+        tracer.check_shape_flow(self, "an integer")
         value = self._value()
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(
@@ -166,6 +168,22 @@ def _map(value: Any, fn: Callable[[Any], Any]) -> Any:
     return fn(value)
 
 
+_METADATA_ATTRS = frozenset({"shape", "ndim", "dtype", "device", "is_cuda", "layout"})
+_METADATA_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex"})
+
+
+def _reads_metadata(node: fx.Node) -> bool:
+    """A node that reads a tensor's shape, rank, dtype or device, never its values."""
+    if node.op == "call_method":
+        return node.target in _METADATA_METHODS
+    return (
+        node.op == "call_function"
+        and node.target is getattr
+        and len(node.args) > 1
+        and node.args[1] in _METADATA_ATTRS
+    )
+
+
 class ConcreteTracer(fx.Tracer):
     """An ``fx.Tracer`` that executes each recorded op on concrete example values.
 
@@ -176,10 +194,17 @@ class ConcreteTracer(fx.Tracer):
     Args:
         inputs: the concrete values of the root's placeholders, in order.
         leaf: extra predicate ``(module, qualified_name) -> bool`` for leaf modules.
+        shapes_only: control flow may read shapes, dtypes and devices of traced tensors but
+            not their values (``if x.sum() > 0`` raises ``TraceError``): the graph then holds
+            for every input of the example's shapes.
     """
 
     def __init__(
-        self, inputs: tuple[Any, ...], leaf: Callable[[nn.Module, str], bool] | None = None
+        self,
+        inputs: tuple[Any, ...],
+        leaf: Callable[[nn.Module, str], bool] | None = None,
+        *,
+        shapes_only: bool = False,
     ) -> None:
         if not isinstance(inputs, (tuple, list)):
             raise TypeError(
@@ -194,6 +219,7 @@ class ConcreteTracer(fx.Tracer):
         self._leaf = leaf
         self._values: dict[fx.Node, Any] = {}
         self._concrete_run = False
+        self._shapes_only = shapes_only
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if self._leaf is not None and self._leaf(m, module_qualified_name):
@@ -231,7 +257,26 @@ class ConcreteTracer(fx.Tracer):
             self._concrete_run = was
 
     def to_bool(self, obj: fx.Proxy) -> bool:
+        self.check_shape_flow(obj, "a condition")
         return bool(self.value_of(obj))
+
+    def check_shape_flow(self, obj: fx.Proxy, what: str) -> None:
+        """With ``shapes_only``, raise ``TraceError`` if the Python value of ``obj`` depends
+        on the values (not only the shapes) of a traced tensor."""
+        if not self._shapes_only:
+            return
+        stack, seen = [obj.node], set()
+        while stack:
+            node = stack.pop()
+            if node in seen or _reads_metadata(node):
+                continue
+            seen.add(node)
+            if isinstance(self._values.get(node), torch.Tensor):
+                raise fx.proxy.TraceError(
+                    f"{what} computed from the values of `{node.format_node()}`: "
+                    "data-dependent control flow"
+                )
+            stack.extend(node.all_input_nodes)
 
     def iter(self, obj: fx.Proxy) -> Iterator[Any]:
         seq: Any = obj
@@ -294,34 +339,38 @@ class ConcreteTracer(fx.Tracer):
         return self.create_proxy("call_function", bound, tuple(traced), {})
 
 
-class _HFRoot(nn.Module):
-    """Calls the wrapped HF model with ``use_cache=False`` and returns its outputs as a tuple."""
+class _Root(nn.Module):
+    """Calls the wrapped model on the placeholders (an HF model with ``use_cache=False``,
+    its outputs as a tuple)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, hf: bool) -> None:
         super().__init__()
         self.model = model
+        self.hf = hf
 
     def run(self, *inputs: Any) -> Any:
+        if not self.hf:
+            return self.model(*inputs)
         out = self.model(*inputs, use_cache=False, return_dict=True)
         return out.to_tuple() if hasattr(out, "to_tuple") else out
 
 
-class _HFRoot1(_HFRoot):
+class _Root1(_Root):
     def forward(self, x0: Any) -> Any:
         return self.run(x0)
 
 
-class _HFRoot2(_HFRoot):
+class _Root2(_Root):
     def forward(self, x0: Any, x1: Any) -> Any:
         return self.run(x0, x1)
 
 
-class _HFRoot3(_HFRoot):
+class _Root3(_Root):
     def forward(self, x0: Any, x1: Any, x2: Any) -> Any:
         return self.run(x0, x1, x2)
 
 
-_ROOTS: dict[int, type[_HFRoot]] = {1: _HFRoot1, 2: _HFRoot2, 3: _HFRoot3}
+_ROOTS: dict[int, type[_Root]] = {1: _Root1, 2: _Root2, 3: _Root3}
 
 
 def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
@@ -347,15 +396,26 @@ def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
     return found
 
 
-def _trace_hf(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModule:
-    tracer = ConcreteTracer(example_inputs, leaf=_hf_leaf)
-    if len(example_inputs) not in _ROOTS:
-        raise ValueError(
-            f"example_inputs: expected 1 to 3 positional inputs for a Hugging Face model "
-            f"(e.g. input_ids), got {len(example_inputs)}"
+def _trace_concrete(model: nn.Module, example_inputs: tuple[Any, ...], hf: bool) -> fx.GraphModule:
+    """The graph of ``model(*example_inputs)`` recorded by :class:`ConcreteTracer`, its
+    targets ``model``'s own names. Hugging Face models get their leaves and mask builders;
+    other models (a fallback when ``torch.fx`` cannot trace them, e.g. a ``forward`` that
+    branches on its input's shape) may branch on shapes only, and nodes left without users
+    (such checks) are dropped."""
+    if hf:
+        tracer = ConcreteTracer(example_inputs, leaf=_hf_leaf)
+    else:
+        tracer = ConcreteTracer(
+            example_inputs, leaf=lambda m, _: declares_layout(m), shapes_only=True
         )
-    root = _ROOTS[len(example_inputs)](model)
-    patched = _mask_builders(model)
+    if len(example_inputs) not in _ROOTS:
+        what = "a Hugging Face model (e.g. input_ids)" if hf else "the concrete tracer"
+        raise ValueError(
+            f"example_inputs: expected 1 to 3 positional inputs for {what}, got "
+            f"{len(example_inputs)}"
+        )
+    root = _ROOTS[len(example_inputs)](model, hf)
+    patched = _mask_builders(model) if hf else []
 
     def wrap(fn: Any) -> Any:
         def shape_only(*args: Any, **kwargs: Any) -> Any:
@@ -384,7 +444,21 @@ def _trace_hf(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModu
                 target = target[len(prefix) :]
                 node.target = target
             attrs[target] = obj
+    if not hf:
+        _drop_unused(graph)
     return fx.GraphModule(attrs, graph, class_name=type(model).__name__)
+
+
+def _drop_unused(graph: fx.Graph) -> None:
+    """Erase computations whose results nothing uses (input checks that only decided control
+    flow, e.g. ``torch.isfinite(x).all()``); in-place methods (``x.mul_(2)``) stay."""
+    for node in reversed(list(graph.nodes)):
+        if (
+            node.op in ("call_function", "call_method")
+            and not node.users
+            and not str(getattr(node.target, "__name__", node.target)).endswith("_")
+        ):
+            graph.erase_node(node)
 
 
 def _untraceable(model: nn.Module, exc: Exception, how: str) -> UntraceableModelError:
@@ -452,8 +526,10 @@ def _trace_graph(
     Plain modules: ``tracer`` (default :class:`_PlainTracer`: the graph that
     ``torch.fx.symbolic_trace`` records, without module-scope metadata) and one run of the graph
     on ``example_inputs`` (with ``torch.fx.Interpreter``'s semantics) to record the shapes;
-    ``root`` is ``model``. Hugging Face models: :class:`ConcreteTracer` (see
-    :func:`trace_model`); ``root`` is the traced ``GraphModule``.
+    ``root`` is ``model``. Hugging Face models, and plain models that ``torch.fx`` cannot trace
+    symbolically (Python control flow on an input's shape): :class:`ConcreteTracer` on the
+    example inputs (see :func:`trace_model`; for plain models control flow may read shapes,
+    never values); ``root`` is the traced ``GraphModule``.
 
     Raises:
         UntraceableModelError: the trace failed; the message names the failing operation.
@@ -461,14 +537,22 @@ def _trace_graph(
     """
     if is_hf_model(model):
         try:
-            gm = _trace_hf(model, example_inputs)
+            gm = _trace_concrete(model, example_inputs, hf=True)
         except Exception as exc:
             raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
         return gm, gm.graph
     try:
         graph = tracer().trace(model)
     except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
-        raise _untraceable(model, exc, "torch.fx") from exc
+        try:  # e.g. a forward that branches on its input's shape: follow the example's
+            gm = _trace_concrete(model, example_inputs, hf=False)
+        except Exception as concrete:
+            err = _untraceable(model, exc, "torch.fx")
+            raise UntraceableModelError(
+                f"{err} Tracing it on the example inputs (control flow on shapes only) "
+                f"failed too: {type(concrete).__name__}: {concrete}"
+            ) from exc
+        return gm, gm.graph
     try:
         _record_shapes(model, graph, example_inputs)
     except _NodeError as err:
