@@ -628,3 +628,25 @@ def test_control_flow_on_values_or_types_stays_untraceable() -> None:
         DependencyGraph(_Untraceable(), torch.randn(2, 4))
     with pytest.raises(UntraceableModelError, match=r"must be a tensor.*failed too"):
         DependencyGraph(_TypeChecked(), torch.randn(2, 6))
+
+
+def test_modules_with_forward_hooks_keep_their_channels() -> None:
+    """torch.fx calls forward without hooks: a hook that reads or rewrites a fixed width (here
+    a per-channel scale of 16, as a codebook or recorder attached by hook would) must not
+    see its channels removed."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)
+    )
+    scale = torch.linspace(0.5, 1.5, 16)
+    model[1].register_forward_hook(lambda _m, _i, out: out * scale)
+    model[2].register_forward_pre_hook(lambda _m, args: (args[0] * scale,))
+    x = torch.randn(5, 6)
+    graph = DependencyGraph(model, x)
+    group = graph.layer_groups("0")[0]
+    assert not group.prunable
+    assert "1: forward hooks" in group.reason
+    assert not any(g.prunable for g in graph.layer_groups("2"))  # its call is kept whole
+    small = prune(graph, plan_pruning(graph, "l2", ratio=0.5))
+    assert small[2].weight.shape == (16, 16)
+    torch.testing.assert_close(small(x), model(x))  # nothing was removed

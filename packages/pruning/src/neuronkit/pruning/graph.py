@@ -50,6 +50,7 @@ from torch import fx, nn
 from .tracing import (
     UntraceableModelError,
     _graph_module,
+    _has_forward_hooks,
     _trace_graph,
     is_hf_conv1d,
     is_rms_norm,
@@ -610,6 +611,8 @@ class DependencyGraph:
         x = self._in(node, labels)
         out_shape = _shape(node)
         axis = 1 + leading_dims(mod)  # channels of conv / batch-norm layouts [B, C, ...]
+        if _has_forward_hooks(mod):  # kept whole by the tracer; a hook may change its channels
+            raise _Freeze(f"{name}: forward hooks, which the trace does not see")
         if hasattr(type(mod), "channel_local"):
             return self._channel_local(node, labels, name, mod)
         if isinstance(mod, _POOL_MODULES):

@@ -69,6 +69,12 @@ def declares_layout(module: nn.Module) -> bool:
     return leading_dims(module) > 0 or hasattr(type(module), "channel_local")
 
 
+def _has_forward_hooks(module: nn.Module) -> bool:
+    """True when forward hooks or pre-hooks are registered on ``module``: ``torch.fx`` calls
+    ``forward`` without them, so what they change is invisible to a traced graph."""
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
 def is_hf_conv1d(module: nn.Module) -> bool:
     """True for ``transformers.pytorch_utils.Conv1D`` (a linear layer with ``[in, out]`` weights,
     used by GPT-2: ``y = x @ weight + bias``, ``weight: [in_features, nf]``)."""
@@ -222,7 +228,9 @@ class ConcreteTracer(fx.Tracer):
         self._shapes_only = shapes_only
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if self._leaf is not None and self._leaf(m, module_qualified_name):
+        if _has_forward_hooks(m) or (
+            self._leaf is not None and self._leaf(m, module_qualified_name)
+        ):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
@@ -513,7 +521,11 @@ class _PlainTracer(fx.Tracer):
         return self.create_proxy("call_module", name, args, kwargs)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return declares_layout(m) or super().is_leaf_module(m, module_qualified_name)
+        return (
+            declares_layout(m)
+            or _has_forward_hooks(m)
+            or super().is_leaf_module(m, module_qualified_name)
+        )
 
 
 def _trace_graph(
