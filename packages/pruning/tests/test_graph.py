@@ -650,3 +650,24 @@ def test_modules_with_forward_hooks_keep_their_channels() -> None:
     small = prune(graph, plan_pruning(graph, "l2", ratio=0.5))
     assert small[2].weight.shape == (16, 16)
     torch.testing.assert_close(small(x), model(x))  # nothing was removed
+
+
+class _ScalarGated(_ShapeChecked):
+    """Branches on a scalar buffer: the same branch for every input, never pruned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("gate", torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2 and self.gate > 0:
+            x = 2 * x
+        return super().forward(x)
+
+
+def test_control_flow_on_a_scalar_buffer_is_followed() -> None:
+    model = _ScalarGated().eval()
+    graph = DependencyGraph(model, torch.randn(4, 6))
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))

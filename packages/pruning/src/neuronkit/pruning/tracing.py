@@ -270,7 +270,8 @@ class ConcreteTracer(fx.Tracer):
 
     def check_shape_flow(self, obj: fx.Proxy, what: str) -> None:
         """With ``shapes_only``, raise ``TraceError`` if the Python value of ``obj`` depends
-        on the values (not only the shapes) of a traced tensor."""
+        on the values (not only the shapes) of a traced tensor other than a scalar parameter or
+        buffer."""
         if not self._shapes_only:
             return
         stack, seen = [obj.node], set()
@@ -279,7 +280,10 @@ class ConcreteTracer(fx.Tracer):
             if node in seen or _reads_metadata(node):
                 continue
             seen.add(node)
-            if isinstance(self._values.get(node), torch.Tensor):
+            value = self._values.get(node)
+            if node.op == "get_attr" and getattr(value, "numel", lambda: 2)() <= 1:
+                continue  # a scalar parameter or buffer: the same for every input, never pruned
+            if isinstance(value, torch.Tensor):
                 raise fx.proxy.TraceError(
                     f"{what} computed from the values of `{node.format_node()}`: "
                     "data-dependent control flow"
