@@ -270,8 +270,8 @@ class ConcreteTracer(fx.Tracer):
 
     def check_shape_flow(self, obj: fx.Proxy, what: str) -> None:
         """With ``shapes_only``, raise ``TraceError`` if the Python value of ``obj`` depends
-        on the values (not only the shapes) of a traced tensor other than a scalar parameter or
-        buffer."""
+        on the values (not only the shapes) of an input or of a parameter or buffer of more than
+        one value (a scalar one is the same for every input and never pruned)."""
         if not self._shapes_only:
             return
         stack, seen = [obj.node], set()
@@ -281,9 +281,8 @@ class ConcreteTracer(fx.Tracer):
                 continue
             seen.add(node)
             value = self._values.get(node)
-            if node.op == "get_attr" and getattr(value, "numel", lambda: 2)() <= 1:
-                continue  # a scalar parameter or buffer: the same for every input, never pruned
-            if isinstance(value, torch.Tensor):
+            scalar_attr = node.op == "get_attr" and getattr(value, "numel", lambda: 2)() <= 1
+            if node.op == "placeholder" or (node.op == "get_attr" and not scalar_attr):
                 raise fx.proxy.TraceError(
                     f"{what} computed from the values of `{node.format_node()}`: "
                     "data-dependent control flow"
