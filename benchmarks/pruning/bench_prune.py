@@ -2,8 +2,9 @@
 
 Same importance (group L2 magnitude, mean over members), same channel ratio (50% of every
 prunable group, local), the classifier output kept, for: ResNet-56-style, VGG-style,
-MobileNetV2-style (depthwise), DenseNet-style (concat), a small ViT with nn.MultiheadAttention
-and a tiny GPT-2 built from a Hugging Face config (when transformers is installed). Reported per
+MobileNetV2-style (depthwise), DenseNet-style (concat), a small ViT with nn.MultiheadAttention,
+a time-major spiking CNN from neuronkit-snn (``[T, B, C, H, W]`` events through LIF neurons) and
+a tiny GPT-2 built from a Hugging Face config (when transformers is installed). Reported per
 model and library: whether it handled the model (pruned model runs, output shape kept), MACs
 before/after (one counter, neuronkit.pruning.count_macs, for both), time to build the graph and
 prune (median of --repeats, each on a fresh copy, the libraries taking turns), CPU latency
@@ -39,7 +40,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "pruning_spa.json"
 RATIO = 0.5
 # benchmark the workspace sources, not a stale copy installed in the benchmark environment
-for _src in (ROOT / "shared" / "src", ROOT / "packages" / "pruning" / "src"):
+for _src in (
+    ROOT / "shared" / "src",
+    ROOT / "packages" / "pruning" / "src",
+    ROOT / "packages" / "snn" / "src",
+):
     if str(_src) not in sys.path:
         sys.path.insert(0, str(_src))
 
@@ -56,6 +61,7 @@ def models() -> dict[str, tuple[Any, Any, list[str]]]:
         "densenet": (lambda: DenseNetStyle(growth=12, layers=6), img, ["fc"]),
         "vit": (lambda: SmallViT(image_size=32, patch=4, dim=128, depth=4, heads=4), img, ["head"]),
     }
+    out["spiking_cnn"] = (_spiking_cnn, _events, ["11"])
     try:
         from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -68,6 +74,28 @@ def models() -> dict[str, tuple[Any, Any, list[str]]]:
     except ImportError:
         pass
     return out
+
+
+def _spiking_cnn() -> nn.Module:
+    """A time-major spiking CNN (neuronkit-snn): ``[T, B, 2, 32, 32]`` events -> ``[T, B, 10]``."""
+    from neuronkit.snn import LIF, SeqAvgPool2d, SeqBatchNorm2d, SeqConv2d, SeqFlatten, SeqLinear
+
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        return [SeqConv2d(c_in, c_out, 3, padding=1), SeqBatchNorm2d(c_out), LIF(), SeqAvgPool2d(2)]
+
+    return nn.Sequential(
+        *block(2, 32),
+        *block(32, 64),
+        SeqFlatten(),
+        SeqLinear(64 * 8 * 8, 256),
+        LIF(),
+        SeqLinear(256, 10),
+    )
+
+
+def _events() -> torch.Tensor:
+    """8 steps of binary events on two polarity channels, ``[8, 1, 2, 32, 32]``."""
+    return (torch.rand(8, 1, 2, 32, 32) > 0.8).float()
 
 
 def _logits(y: Any) -> torch.Tensor:
@@ -193,6 +221,7 @@ def bench_onnx(name: str, repeats: int) -> dict[str, Any]:
     calls), then run in onnxruntime on a batch of 3 (a shorter sequence for the LM) against the
     zeroed oracle."""
     tokens = name == "tiny_gpt2"
+    axis = 1 if name == "spiking_cnn" else 0  # time-major [T, B, ...]: the batch is axis 1
     row: dict[str, Any] = {
         "library": "neuronkit-onnx",
         "model": name,
@@ -207,12 +236,12 @@ def bench_onnx(name: str, repeats: int) -> dict[str, Any]:
         ctor, make_x, _ = models()[name]
         torch.manual_seed(0)
         model, x = _Logits(ctor().eval()).eval(), make_x()
-        dims: dict[int, Any] = {0: torch.export.Dim("batch")}
+        dims: dict[int, Any] = {axis: torch.export.Dim("batch")}
         if tokens:
             dims[1] = torch.export.Dim("seq", max=32)
         program = torch.onnx.export(
             model,
-            (torch.cat([x, x]),),  # torch.export specializes a batch of 1
+            (torch.cat([x, x], axis),),  # torch.export specializes a batch of 1
             dynamo=True,
             input_names=["x"],
             output_names=["y"],
@@ -228,7 +257,7 @@ def bench_onnx(name: str, repeats: int) -> dict[str, Any]:
         row["graph_and_prune_s"] = statistics.median(times)
         row["graph_and_prune_all_s"] = times
         soft = prune_onnx(proto, RATIO, soft=True)
-        x3 = torch.cat([x, x, x])[:, :11] if tokens else torch.cat([x, x, x])
+        x3 = torch.cat([x, x, x])[:, :11] if tokens else torch.cat([x, x, x], axis)
 
         def run(p: Any) -> Any:
             s = ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
