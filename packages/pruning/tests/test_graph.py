@@ -671,3 +671,23 @@ def test_control_flow_on_a_scalar_buffer_is_followed() -> None:
     plan = plan_pruning(graph, "l2", ratio=0.5)
     x = torch.randn(3, 6)
     torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))
+
+
+class _ShapeCheckedInPlace(_ShapeChecked):
+    """A shape branch and an in-place op whose result nothing reads: it must stay."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:
+            x = x.clone()
+            x.mul_(2.0)
+        return super().forward(x)
+
+
+def test_in_place_writes_survive_the_concrete_trace() -> None:
+    torch.manual_seed(0)
+    model = _ShapeCheckedInPlace().eval()
+    graph = DependencyGraph(model, torch.randn(4, 6))
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))
+    assert any(n.target == "mul_" for n in graph._graph.nodes)

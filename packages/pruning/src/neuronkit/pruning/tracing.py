@@ -462,13 +462,10 @@ def _trace_concrete(model: nn.Module, example_inputs: tuple[Any, ...], hf: bool)
 
 def _drop_unused(graph: fx.Graph) -> None:
     """Erase computations whose results nothing uses (input checks that only decided control
-    flow, e.g. ``torch.isfinite(x).all()``); in-place methods (``x.mul_(2)``) stay."""
+    flow, e.g. ``torch.isfinite(x).all()``); in-place ones (``x.mul_(2)``) stay."""
     for node in reversed(list(graph.nodes)):
-        if (
-            node.op in ("call_function", "call_method")
-            and not node.users
-            and not str(getattr(node.target, "__name__", node.target)).endswith("_")
-        ):
+        in_place = str(getattr(node.target, "__name__", node.target)).endswith("_")
+        if node.op in ("call_function", "call_method") and not node.users and not in_place:
             graph.erase_node(node)
 
 
