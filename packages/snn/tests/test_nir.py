@@ -400,7 +400,7 @@ def test_nested_graph_round_trip() -> None:
         (CuBaLIF(reset="zero"), None),
         (CuBaLIF(reset="none"), "CubaLI"),
         (ALIF(reset="zero"), "adaptive"),
-        (SeqBatchNorm1d(4), "batch norm"),
+        (SeqBatchNorm1d(4), "batch norm.*fold_batchnorm"),
         (nn.ReLU(), "no NIR mapping"),
     ],
 )
@@ -583,3 +583,18 @@ def test_export_does_not_mutate_model() -> None:
     graph.nodes["conv2d_0"].weight[...] = 0.0  # the graph holds copies
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
+
+
+def test_batch_norm_folded_as_the_refusal_says_exports_exactly() -> None:
+    from neuronkit.snn.training import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(SeqLinear(4, 6), SeqBatchNorm1d(6), LIF(reset="zero"), SeqLinear(6, 2))
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2.0)
+    model.eval()
+    folded = nn.Sequential(fold_batchnorm(model[0], model[1]), *model[2:]).eval()
+    x = torch.rand(5, 3, 4) * 3
+    imported = from_nir(to_nir(folded, (4,)))
+    torch.testing.assert_close(imported(x), model(x), atol=1e-5, rtol=1e-5)

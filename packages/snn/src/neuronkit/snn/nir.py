@@ -533,10 +533,16 @@ def _export_one(
             raise _refuse(path, m, "count_include_pad=False with padding")
         return [(f"avgpool2d_{path}", nir.AvgPool2d(kernel_size=k, stride=s, padding=p))]
     if isinstance(inner, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        raise _refuse(path, m, "NIR has no batch norm; fold it into the preceding layer first")
+        raise _refuse(path, m, _NO_BATCH_NORM)
     if isinstance(inner, (nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         raise _refuse(path, m, "NIR defines only AvgPool2d and SumPool2d")
     return _export_neuron(path, m, out_shape, dt_graph)
+
+
+_NO_BATCH_NORM = (
+    "NIR has no batch norm; fold it into the preceding layer first "
+    "(neuronkit.snn.training.fold_batchnorm(layer, bn) returns the folded layer, in eval mode)"
+)
 
 
 def _precheck(path: str, m: nn.Module) -> None:
@@ -549,7 +555,7 @@ def _precheck(path: str, m: nn.Module) -> None:
     timed = isinstance(m, (TimeDistributed, SeqLinear, SeqConv1d, SeqConv2d, SeqFlatten))
     timed = timed or isinstance(m, SeqAvgPool2d)
     if isinstance(inner, nn.modules.batchnorm._BatchNorm):
-        raise _refuse(path, m, "NIR has no batch norm; fold it into the preceding layer first")
+        raise _refuse(path, m, _NO_BATCH_NORM)
     if isinstance(inner, (nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         raise _refuse(path, m, "NIR defines only AvgPool2d and SumPool2d pooling")
     if isinstance(m, ALIF):
