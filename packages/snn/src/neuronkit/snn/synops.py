@@ -2,13 +2,13 @@
 
 A weight layer (``nn.Linear`` or ``nn.Conv1d/2d/3d``, including the time-major ``Seq*`` layers
 and layers inside :class:`~neuronkit.snn.TimeDistributed`) performs, on dense hardware, one
-multiply-accumulate per weight tap and output element (its *MACs*, the count of the usual
-MAC counters, zero padding included). On event-driven hardware
-only non-zero inputs are propagated: each one costs one accumulate per outgoing synapse, so the
-layer performs ``sum over non-zero inputs of their fan-out`` *synaptic operations* (SynOps;
-for binary spikes an accumulate, for analog inputs a multiply-accumulate). Energy estimates in
-the SNN literature multiply the two counts by per-operation costs (e.g. 0.9 pJ per AC, 4.6 pJ
-per MAC at 45 nm, Horowitz 2014).
+multiply-accumulate per weight tap and output element (its *MACs*, the count of the usual MAC
+counters, zero padding included). On event-driven hardware only non-zero inputs are propagated:
+each one costs one accumulate per outgoing synapse, so the layer performs ``sum over non-zero
+inputs of their fan-out`` *synaptic operations* (SynOps; for binary spikes an accumulate, for
+analog inputs a multiply-accumulate). Energy estimates in the SNN literature multiply the two
+counts by per-operation costs (e.g. 0.9 pJ per AC, 4.6 pJ per MAC for 32-bit floats at 45 nm,
+Horowitz 2014).
 
 Counts are exact: a convolution's SynOps are the convolution of the input's event map with an
 all-ones kernel of the weight's shape (padding, stride, dilation and groups included).
