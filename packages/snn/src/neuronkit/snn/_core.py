@@ -1,4 +1,5 @@
-"""Private arithmetic shared by the step functions, the reference loop and the fused path.
+"""Private arithmetic shared by the step functions, the reference loop and the fused path,
+and the :class:`ChannelLocal` declaration shared by the stateful module shells.
 
 Everything here is unvalidated. Keeping a single copy of the update equations is what makes
 the fused multi-step path bit-identical to the step-by-step reference: both call
