@@ -588,3 +588,37 @@ def test_grouped_convolution_units_are_local_channels_of_every_group() -> None:
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
     weights = {i.name: i.dims for i in hard.graph.initializer if len(i.dims) == 4}
     assert sorted(tuple(d[:2]) for d in weights.values()) == [(4, 12), (8, 3), (12, 2)]
+
+
+class _ThresholdFill(torch.nn.Module):
+    """A spiking neuron's step as exported: the drive compared with a threshold broadcast to its
+    full shape (a fill of one value, not an initializer), the spikes gating the drive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        threshold = torch.full_like(h, 0.1)
+        spikes = (h - threshold >= 0).to(h.dtype)
+        return self.b(spikes * h).mean((2, 3))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_a_fill_of_one_value_follows_the_channels_as_a_scalar(dynamo: bool) -> None:
+    torch.manual_seed(0)
+    model, x = _ThresholdFill().eval(), torch.randn(2, 3, 6, 6)
+    batch = {0: torch.export.Dim("batch")}
+    proto = _dynamo_export(model, x, batch) if dynamo else _export(model, x)
+    graph = OnnxDependencyGraph(proto)
+    assert [(g.size, g.prunable) for g in graph.groups] == [(8, True), (4, False)]
+    x = torch.randn(3 if dynamo else 2, 3, 6, 6)
+    np.testing.assert_allclose(_run(prune_onnx(proto, 0.0), x), _run(proto, x), atol=1e-6)
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-6, rtol=0)
+    conv = next(n for n in hard.graph.node if n.op_type == "Conv")
+    weight = next(t for t in hard.graph.initializer if t.name == conv.input[1])
+    assert weight.dims[0] == 4  # half of the 8 channels, through the threshold test

@@ -83,7 +83,26 @@ _ELEMENTWISE = {
     "GlobalMaxPool",
 }
 _POOLS = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
-_BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Where"}  # broadcasting
+# broadcasting, elementwise (comparisons too: a spiking neuron's threshold test)
+_BINARY = {
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Max",
+    "Min",
+    "Pow",
+    "Where",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "Equal",
+    "And",
+    "Or",
+}
+# ops whose output is one value everywhere when every input is (see ``_fill``)
+_FILL_KEEPING = {"Cast", "Identity", "Neg", "Abs", "Sqrt", "Exp", "Not"} | _BINARY
 # integer shape arithmetic that is folded to constants when every input is known
 _FOLDABLE = {
     "Abs",
@@ -615,6 +634,11 @@ class OnnxDependencyGraph:
         # reshape-target entries to rewrite: (initializer, flat index) -> (kind, slots / table,
         # divisor: the dynamic factor of a product element)
         self._rewrites: dict[tuple[str, int], tuple[str, Any, int]] = {}
+        # (node index, input index) -> the one value of a fill operand, written as a scalar
+        self._scalar_inputs: dict[tuple[int, int], np.ndarray] = {}
+        self._producer = {o: n for n in model.graph.node for o in n.output}
+        self._index = {id(n): i for i, n in enumerate(model.graph.node)}
+        self._fills: dict[str, np.ndarray | None] = {}
         self._pinned: set[tuple[str, int]] = set()  # shape constants also read by other ops
         self._tables: list[_Table] = []
         self._layernorms: list[tuple[int, str, list[int]]] = []
@@ -767,6 +791,39 @@ class OnnxDependencyGraph:
     def _param(self, name: str) -> str | None:
         name = self._alias.get(name, name)
         return name if name in self.init else None
+
+    def _fill(self, name: str) -> np.ndarray | None:
+        """The single value (0-d array) of ``name`` when it holds one value everywhere: a
+        constant of equal entries, a ``ConstantOfShape``, an ``Expand`` of such a value (e.g. a
+        threshold or an initial state broadcast to the input's shape), or elementwise ops of
+        those; else None."""
+        if name in self._fills:
+            return self._fills[name]
+        self._fills[name] = None  # cycles hold no fill
+        value = self.init.get(self._alias.get(name, name), self._const.get(name))
+        node = self._producer.get(name)
+        fill: np.ndarray | None = None
+        if value is not None:
+            flat = np.asarray(value).reshape(-1)
+            if flat.size >= 1 and bool((flat == flat[0]).all()):
+                fill = flat[:1].reshape(())
+        elif node is not None and node.op_type == "ConstantOfShape":
+            attr = next((a for a in node.attribute if a.name == "value"), None)
+            onnx = _require_onnx()
+            fill = (
+                onnx.numpy_helper.to_array(attr.t).reshape(-1)[:1].reshape(())
+                if attr is not None
+                else np.zeros((), np.float32)
+            )
+        elif node is not None and node.op_type == "Expand":
+            fill = self._fill(node.input[0])
+        elif node is not None and node.op_type in _FILL_KEEPING:
+            args = {i: self._fill(i) for i in node.input if i}
+            if args and all(v is not None for v in args.values()):
+                outs = _evaluate(node, args, self._opset)
+                fill = None if outs is None else np.asarray(outs[0]).reshape(-1)[:1].reshape(())
+        self._fills[name] = fill
+        return fill
 
     def _freeze(self, label: Any, reason: str) -> None:
         for s in _slots_of(label):
@@ -1145,7 +1202,7 @@ class OnnxDependencyGraph:
         if out_shape is None:
             raise _Freeze(f"{node.name}: unknown shape")
         nd = len(out_shape)
-        found = []
+        found, found_names = [], []
         for name in node.input:
             lab = labels.get(name)
             if isinstance(lab, _Label):
@@ -1153,6 +1210,7 @@ class OnnxDependencyGraph:
                 if s is None:
                     raise _Freeze(f"{node.name}: unknown shape")
                 found.append(_Label(lab.axis + nd - len(s), lab.slots))
+                found_names.append(name)
         if not found:
             return None
         axis, result = found[0].axis, found[0]
@@ -1171,6 +1229,11 @@ class OnnxDependencyGraph:
             if idx < 0 or s[idx] == 1:
                 continue
             p = self._param(name)
+            fill = self._fill(name) if p is None else None
+            if fill is not None and out_shape == self._shapes.get(found_names[0]):
+                # one value broadcast to the channels: written as that scalar, it follows them
+                self._scalar_inputs[(self._index[id(node)], list(node.input).index(name))] = fill
+                continue
             if p is None:
                 raise _Freeze(f"{node.name}: per-channel operand is not an initializer")
             if node.op_type == "Div" and name == node.input[1]:
@@ -1545,6 +1608,11 @@ def prune_onnx(
     for t in new.graph.initializer:
         if t.name in arrays:
             t.CopyFrom(onnx.numpy_helper.from_array(arrays[t.name], t.name))
+    for (i, j), value in graph._scalar_inputs.items():  # fills of one value, as scalars
+        node = new.graph.node[i]
+        scalar = f"{node.output[0]}_nk_scalar_{j}"
+        new.graph.initializer.append(onnx.numpy_helper.from_array(value, scalar))
+        node.input[j] = scalar
     for node in new.graph.node:
         if node.op_type == "Constant" and node.output[0] in arrays:
             for a in node.attribute:
