@@ -818,8 +818,9 @@ class OnnxDependencyGraph:
         elif node is not None and node.op_type == "Expand":
             fill = self._fill(node.input[0])
         elif node is not None and node.op_type in _FILL_KEEPING:
-            args = {i: self._fill(i) for i in node.input if i}
-            if args and all(v is not None for v in args.values()):
+            fills = {i: self._fill(i) for i in node.input if i}
+            args = {i: v for i, v in fills.items() if v is not None}
+            if args and len(args) == len(fills):
                 outs = _evaluate(node, args, self._opset)
                 fill = None if outs is None else np.asarray(outs[0]).reshape(-1)[:1].reshape(())
         self._fills[name] = fill
