@@ -637,7 +637,6 @@ class OnnxDependencyGraph:
         # (node index, input index) -> the one value of a fill operand, written as a scalar
         self._scalar_inputs: dict[tuple[int, int], np.ndarray] = {}
         self._producer = {o: n for n in model.graph.node for o in n.output}
-        self._index = {id(n): i for i, n in enumerate(model.graph.node)}
         self._fills: dict[str, np.ndarray | None] = {}
         self._pinned: set[tuple[str, int]] = set()  # shape constants also read by other ops
         self._tables: list[_Table] = []
@@ -988,7 +987,7 @@ class OnnxDependencyGraph:
         if op == "LayerNormalization":
             return self._layernorm(node, x, i)
         if op in _BINARY:
-            return [self._binary(node, labels)]
+            return [self._binary(node, labels, i)]
         if op in ("Flatten", "Reshape"):
             return [self._reshape(node, x, op)]
         if op == "Concat":
@@ -1198,7 +1197,9 @@ class OnnxDependencyGraph:
             self._rewrite(node, e, ("count", x.slots))
         return _Label(axis, x.slots)
 
-    def _binary(self, node: Any, labels: dict[str, Any]) -> Any:
+    def _binary(self, node: Any, labels: dict[str, Any], i: int) -> Any:
+        """A broadcasting elementwise op (node ``i``): the channels of its labelled operands
+        are one; a per-channel operand must be an initializer, or a fill of one value."""
         out_shape = self._shapes.get(node.output[0])
         if out_shape is None:
             raise _Freeze(f"{node.name}: unknown shape")
@@ -1233,7 +1234,7 @@ class OnnxDependencyGraph:
             fill = self._fill(name) if p is None else None
             if fill is not None and out_shape == self._shapes.get(found_names[0]):
                 # one value broadcast to the channels: written as that scalar, it follows them
-                self._scalar_inputs[(self._index[id(node)], list(node.input).index(name))] = fill
+                self._scalar_inputs[(i, list(node.input).index(name))] = fill
                 continue
             if p is None:
                 raise _Freeze(f"{node.name}: per-channel operand is not an initializer")
