@@ -51,10 +51,12 @@ from .tracing import (
     UntraceableModelError,
     _graph_module,
     _has_forward_hooks,
+    _reads_metadata,
     _trace_graph,
     is_hf_conv1d,
     is_rms_norm,
     leading_dims,
+    split_inputs,
 )
 
 __all__ = [
@@ -406,9 +408,13 @@ class DependencyGraph:
             models with the concrete tracer of :mod:`neuronkit.pruning.tracing`, e.g.
             ``input_ids: [B, T]``) and never modified.
         example_inputs: a tensor or a tuple of positional inputs the model accepts (e.g.
-            ``x: [B, C, H, W]``); used for shapes only. Prefer a batch of at least 2.
+            ``x: [B, C, H, W]``), or a dict of keyword inputs (``model(**example_inputs)``,
+            e.g. a tokenizer's output, or ``input_ids`` and ``decoder_input_ids`` of an
+            encoder-decoder); used for shapes only. Prefer a batch of at least 2.
 
     Attributes:
+        example_inputs: the inputs' values, in order (a tuple).
+        input_names: their keywords when they were given as a dict, else None.
         groups: list of :class:`Group`, prunable and frozen.
         module_names: names of every submodule, for validating ignore lists.
         gm: the traced ``torch.fx.GraphModule`` (generated on first access).
@@ -421,22 +427,17 @@ class DependencyGraph:
     def __init__(self, model: nn.Module, example_inputs: Any) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-        if isinstance(example_inputs, torch.Tensor):
-            example_inputs = (example_inputs,)
-        if not isinstance(example_inputs, (tuple, list)) or not example_inputs:
-            raise TypeError(
-                "example_inputs: expected a tensor or a non-empty tuple of inputs, got "
-                f"{type(example_inputs).__name__}"
-            )
+        self.example_inputs, self.input_names = split_inputs(example_inputs)
         self.model = model
-        self.example_inputs = tuple(example_inputs)
         self._modules = dict(model.named_modules())
         training = [m for m in self._modules.values() if m.training]
         if training:
             model.eval()
         try:
             with torch.no_grad():
-                self._root, self._graph = _trace_graph(model, self.example_inputs)
+                self._root, self._graph = _trace_graph(
+                    model, self.example_inputs, names=self.input_names
+                )
         finally:  # restore each module's own mode (a frozen BN in a training model stays eval)
             for m in training:
                 m.training = True
@@ -524,7 +525,7 @@ class DependencyGraph:
             if node.op == "call_module":
                 mod = self._modules[str(node.target)]
                 held = [*mod.parameters(), *mod.buffers()]
-            elif node.op == "get_attr":
+            elif node.op == "get_attr" and not _metadata_only(node):
                 held = [self._tensor(*_split_target(str(node.target)))]
             else:
                 continue
@@ -560,7 +561,7 @@ class DependencyGraph:
             return None
         if op == "get_attr":
             shape = _shape(node)
-            if shape is None or len(shape) == 0:
+            if shape is None or len(shape) == 0 or _metadata_only(node):
                 return None
             module, name = _split_target(str(node.target))
             # channels on the last non-singleton axis: a class token [1, 1, D] or a position
@@ -705,6 +706,8 @@ class DependencyGraph:
             return x
         if isinstance(mod, nn.Embedding):
             assert out_shape is not None
+            if mod.max_norm is not None:
+                raise _Freeze(f"{name}: max_norm renormalizes rows over the channels")
             out = self._fresh(mod.embedding_dim, len(out_shape) - 1)
             self._member(name, "weight", 1, "out", kind, out.slots)
             return out
@@ -879,12 +882,29 @@ class DependencyGraph:
     def _matmul(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``a @ b`` with channels only on batch axes (attention heads): batch axes broadcast
         like an elementwise op; channels on the two matrix axes are contracted or mixed."""
+        return self._batch_axes_only(node, labels, node.args[:2], "matrix product")
+
+    def _attention(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``F.scaled_dot_product_attention(q, k, v, attn_mask)`` (the default attention of
+        Hugging Face models): heads on a batch axis, as ``softmax(q @ k^T + mask) @ v``; a
+        per-head mask (T5's position bias) follows its heads. With ``enable_gqa`` the key and
+        value heads are fewer than the query heads, which freezes them."""
+        names = ("query", "key", "value", "attn_mask")
+        args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        return self._batch_axes_only(node, labels, [args.get(n) for n in names], "attention")
+
+    def _batch_axes_only(
+        self, node: fx.Node, labels: dict[fx.Node, Any], operands: Sequence[Any], what: str
+    ) -> Any:
+        """An op whose operands' last two axes are matrices and whose leading axes broadcast:
+        channels on the leading axes of every operand are unified; channels on a matrix axis,
+        or an untracked operand spanning the channel axis, freeze them."""
         out = _shape(node)
         if out is None or len(out) < 3:
-            raise _Freeze(f"{_describe(node)}: matrix product over channels")
+            raise _Freeze(f"{_describe(node)}: {what} over channels")
         nd = len(out)
         result: _Label | None = None
-        for a in node.args[:2]:
+        for a in operands:
             lab = labels.get(a) if isinstance(a, fx.Node) else None
             if not isinstance(lab, _Label):
                 continue
@@ -892,14 +912,14 @@ class DependencyGraph:
             assert s is not None
             axis = lab.axis + nd - len(s)
             if lab.axis >= len(s) - 2 or axis < 0:
-                raise _Freeze(f"{_describe(node)}: matrix product over channels")
+                raise _Freeze(f"{_describe(node)}: {what} over channels")
             if result is None:
                 result = _Label(axis, list(lab.slots))
             elif axis != result.axis or not self._unify(result, lab):
                 raise _Freeze(f"{_describe(node)} mixes channel axes")
         if result is None:
             return None
-        for a in node.args[:2]:
+        for a in operands:
             if isinstance(a, fx.Node) and not isinstance(labels.get(a), _Label):
                 s = _shape(a)
                 idx = result.axis - (nd - len(s)) if s is not None else -1
@@ -1025,15 +1045,21 @@ class DependencyGraph:
             return self._getitem(node, labels)
         if target in _BINARY_FUNCS:
             return self._binary(node, labels, a[:2])
+        if target is torch.where:  # where(condition, x, y): elementwise over three operands
+            return self._binary(node, labels, a[:3])
         if target in _POOL_FUNCS:
             return self._pool(node, labels, 1 if target.__name__.endswith("1d") else 2)
         if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:
             return self._passthrough(node, labels)
         if target is _F.layer_norm:
             return self._layer_norm_call(node, labels)
+        if target is _F.embedding:
+            return self._embedding_call(node, labels)
         if target is torch.matmul or target is operator.matmul:
             return self._matmul(node, labels)
-        if target is torch.flatten or target is torch.reshape:
+        if target is _F.scaled_dot_product_attention:
+            return self._attention(node, labels)
+        if target in (torch.flatten, torch.reshape, torch.unsqueeze, torch.squeeze):
             return self._reshape(node, labels)
         if target is torch.unflatten:
             return self._unflatten(node, labels)
@@ -1065,6 +1091,27 @@ class DependencyGraph:
         if _reads_shape_only(node):
             return None
         raise _Freeze(f"{_describe(node)}: unsupported function")
+
+    def _embedding_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``F.embedding(ids, weight)`` in a ``forward`` (an ``nn.Embedding`` subclass that
+        shifts its ids, OPT's learned positions, or scales its rows, Gemma's): the table's
+        columns are the output's channels, as in the Embedding rule. A table that is not a
+        parameter, or ``max_norm`` (rows renormalized over all columns), freezes them."""
+        names = ("input", "weight", "padding_idx", "max_norm")
+        args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        table, out = args["weight"], _shape(node)
+        lab = labels.get(table) if isinstance(table, fx.Node) else None
+        if not isinstance(lab, _Label):
+            return None
+        if table.op != "get_attr" or lab.axis != 1 or out is None:
+            raise _Freeze(f"{_describe(node)}: embedding table that is not a parameter")
+        if args.get("max_norm") is not None:
+            raise _Freeze(f"{_describe(node)}: max_norm renormalizes rows over the channels")
+        module, pname = _split_target(str(table.target))
+        for m in self._members:  # the get_attr rule registered the table as an embedding
+            if m.module == module and m.param == pname and m.slots == lab.slots:
+                m.role, m.kind = "out", type(self._modules[module]).__name__
+        return _Label(len(out) - 1, lab.slots)
 
     def _layer_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.layer_norm(x, normalized_shape, weight, bias, eps)`` called in a ``forward``
@@ -1157,7 +1204,7 @@ class DependencyGraph:
             return self._binary(node, labels, a[:2])
         if name == "matmul":
             return self._matmul(node, labels)
-        if name in ("view", "reshape", "flatten"):
+        if name in ("view", "reshape", "flatten", "unsqueeze", "squeeze"):
             return self._reshape(node, labels)
         if name == "unflatten":
             return self._unflatten(node, labels)
@@ -1409,17 +1456,65 @@ def _check_requested_size(node: fx.Node, axis: int) -> None:
         sizes = node.args[1:2] or (node.kwargs.get("shape"),)
     else:
         return  # flatten, expand_as: no sizes
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
-        sizes = sizes[0]
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, fx.Node)):
+        sizes = _size_items(sizes[0])
     out = _shape(node)
-    if out is None or len(sizes) != len(out):
+    if sizes is None or out is None or len(sizes) != len(out):
         return
-    size = sizes[axis]
-    if isinstance(size, int) and not isinstance(size, bool) and size != -1:
+    size = _constant_size(sizes[axis])
+    if size is not None and size != -1:
         raise _Freeze(
             f"{_describe(node)}: size {size} on the channel axis is a constant of forward "
             "(e.g. a module attribute); it would not follow the pruning"
         )
+
+
+def _size_items(value: Any) -> list[Any] | None:
+    """The entries of a traced size tuple: ``x.size()[:-2] + (self.all_head_size,)`` gives
+    ``[<traced>, <traced>, 64]``; None when the tuple cannot be read back."""
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    if not isinstance(value, fx.Node):
+        return None
+    if value.op == "call_method" and value.target == "size" and len(value.args) == 1:
+        src = _shape(value.args[0])
+        return None if src is None else [_TRACED] * len(src)
+    if value.op == "call_function" and value.target is getattr and value.args[1] == "shape":
+        src = _shape(value.args[0])
+        return None if src is None else [_TRACED] * len(src)
+    if value.op == "call_function" and value.target is operator.add:
+        parts = [_size_items(a) for a in value.args]
+        return None if any(p is None for p in parts) else [i for p in parts for i in p or ()]
+    if value.op == "call_function" and value.target is operator.getitem:
+        items, idx = _size_items(value.args[0]), value.args[1]
+        return items[idx] if items is not None and isinstance(idx, slice) else None
+    return None
+
+
+_TRACED = object()  # a size read from a traced tensor: it follows the pruning
+
+
+def _constant_size(value: Any) -> int | None:
+    """The Python int a size argument holds, also through indexing a traced size tuple
+    (``view(*shape)`` unpacks ``shape[i]``); None for a traced or unknown size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if (
+        isinstance(value, fx.Node)
+        and value.op == "call_function"
+        and value.target is operator.getitem
+        and isinstance(value.args[1], int)
+    ):
+        items = _size_items(value.args[0])
+        if items is not None and -len(items) <= value.args[1] < len(items):
+            return _constant_size(items[value.args[1]])
+    return None
+
+
+def _metadata_only(node: fx.Node) -> bool:
+    """A parameter read only for its dtype, device or shape (HF ViT's
+    ``projection.weight.dtype``), or not at all: not a use of its channels."""
+    return all(_reads_metadata(u) for u in node.users)
 
 
 def _reads_shape_only(node: fx.Node) -> bool:

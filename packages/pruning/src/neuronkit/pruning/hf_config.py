@@ -78,7 +78,10 @@ def sync_hf_config(model: nn.Module) -> dict[str, int]:
             f"{type(model).__name__}"
         )
     candidate: dict[str, int] = {}
-    emb = get_embeddings()
+    try:
+        emb = get_embeddings()
+    except NotImplementedError:  # vision models (ResNet, MobileViT) have no token embedding
+        emb = None
     if isinstance(emb, nn.Embedding):
         candidate["hidden_size"] = emb.embedding_dim
     for field, values in _per_layer_sizes(model).items():

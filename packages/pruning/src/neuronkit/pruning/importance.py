@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .graph import DependencyGraph, Group, GroupMember
+from .tracing import call_model, split_inputs
 
 __all__ = [
     "GroupImportance",
@@ -277,9 +278,9 @@ class _GradientImportance(GroupImportance):
             return graph.model
         model = copy.deepcopy(graph.model)
         model.zero_grad(set_to_none=True)
-        inputs = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
+        values, names = split_inputs(self.inputs)
         assert self.targets is not None
-        self.loss_fn(model(*inputs), self.targets).backward()
+        self.loss_fn(call_model(model, values, names), self.targets).backward()
         return model
 
     def prepare(self, graph: DependencyGraph) -> None:
@@ -333,7 +334,7 @@ class SynFlowImportance(GroupImportance):
             if not torch.is_tensor(x) or not x.is_floating_point():
                 raise ValueError("example_inputs: SynFlow needs floating-point model inputs")
             inputs.append(torch.ones_like(x[:1], dtype=torch.float64))
-        out = model(*inputs)
+        out = call_model(model, tuple(inputs), graph.input_names)
         out = out[0] if isinstance(out, (tuple, list)) else out
         out.sum().backward()
         self._scores: dict[tuple[str, str], torch.Tensor] = {}

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .tracing import call_model, split_inputs
+
 __all__ = ["count_macs", "count_params"]
 
 
@@ -159,25 +161,21 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
 
     Args:
         model: any ``nn.Module``; run in eval mode under ``torch.no_grad`` (state restored).
-        example_inputs: a tensor or tuple of positional inputs (the batch size counts).
+        example_inputs: a tensor, a tuple of positional inputs or a dict of keyword inputs
+            (the batch size counts).
 
     Returns:
         the MAC count (int).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(example_inputs, torch.Tensor):
-        example_inputs = (example_inputs,)
-    if not isinstance(example_inputs, (tuple, list)):
-        raise TypeError(
-            f"example_inputs: expected a tensor or tuple, got {type(example_inputs).__name__}"
-        )
+    values, names = split_inputs(example_inputs)
     was_training = model.training
     model.eval()
     try:
         counter = _MacCounter()
         with torch.no_grad(), counter:
-            model(*example_inputs)
+            call_model(model, values, names)
     finally:
         model.train(was_training)
     return counter.macs

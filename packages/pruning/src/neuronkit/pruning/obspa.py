@@ -48,6 +48,7 @@ from .prune import (
     _validate_names,
     prune,
 )
+from .tracing import call_model, split_inputs
 
 __all__ = ["OBSImportance", "layer_hessians", "obspa_prune"]
 
@@ -99,8 +100,9 @@ def layer_hessians(
     Args:
         graph: the model's :class:`DependencyGraph`.
         layers: module names (default: every consumer of a prunable group).
-        inputs: calibration inputs (tensor or tuple); None = data-free synthetic activations
-            (Gaussian input, every BatchNorm emitting ``beta + gamma * eps``).
+        inputs: calibration inputs (tensor, tuple or dict of keyword inputs); None =
+            data-free synthetic activations (Gaussian input, every BatchNorm emitting
+            ``beta + gamma * eps``).
         samples: batch size of the synthetic input.
         seed: seed of the synthetic draw.
 
@@ -187,9 +189,9 @@ def layer_hessians(
                             x.device
                         )
                     )
-                model(*xs)
+                call_model(model, tuple(xs), graph.input_names)
             else:
-                model(*(inputs if isinstance(inputs, tuple) else (inputs,)))
+                call_model(model, *split_inputs(inputs))
     finally:
         for h in handles:
             h.remove()

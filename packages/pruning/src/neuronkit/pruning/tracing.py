@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -150,8 +150,16 @@ class _ConcreteMixin:
         return value
 
     def __getattr__(self, k: str) -> Any:
+        if k in _TYPE_ATTRS:  # torch.finfo(x.dtype), torch.ones(..., device=x.device)
+            value = self._value()
+            if isinstance(value, torch.Tensor):
+                return getattr(value, k)
         me: Any = self
         return _ConcreteAttribute(me, k)
+
+
+# a traced tensor's dtype and device are the example's, for every input the graph serves
+_TYPE_ATTRS = frozenset({"dtype", "device", "layout", "is_cuda"})
 
 
 class _ConcreteProxy(_ConcreteMixin, fx.Proxy):
@@ -188,6 +196,32 @@ def _reads_metadata(node: fx.Node) -> bool:
         and len(node.args) > 1
         and node.args[1] in _METADATA_ATTRS
     )
+
+
+def _call_unregistered(
+    tracer: fx.Tracer,
+    m: nn.Module,
+    forward: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Trace through a module that ``forward`` calls but the model does not hold (HF's
+    module-level ``gelu = GELUActivation()``, DistilBERT's ``nn.ReLU()(x)``): a stateless one
+    is its operations; one with parameters or buffers cannot be pruned and is refused."""
+    if any(True for _ in m.parameters()) or any(True for _ in m.buffers()):
+        raise NameError(
+            f"a {type(m).__name__} that is not a submodule of the model is called in forward "
+            "and holds parameters or buffers; register it as a submodule"
+        )
+    return forward(*args, **kwargs)
+
+
+def _registered(tracer: fx.Tracer, m: nn.Module) -> str | None:
+    """``m``'s qualified name in the traced root, or None when the root does not hold it."""
+    try:
+        return tracer.path_of_module(m)
+    except NameError:
+        return None
 
 
 class ConcreteTracer(fx.Tracer):
@@ -233,6 +267,17 @@ class ConcreteTracer(fx.Tracer):
         ):
             return True
         return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(
+        self,
+        m: nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if _registered(self, m) is None:
+            return _call_unregistered(self, m, forward, args, kwargs)
+        return super().call_module(m, forward, args, kwargs)
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         if self._concrete_run:  # a leaf module running on concrete values reads real weights
@@ -350,38 +395,67 @@ class ConcreteTracer(fx.Tracer):
         return self.create_proxy("call_function", bound, tuple(traced), {})
 
 
-class _Root(nn.Module):
-    """Calls the wrapped model on the placeholders (an HF model with ``use_cache=False``,
-    its outputs as a tuple)."""
+_MAX_INPUTS = 8
 
-    def __init__(self, model: nn.Module, hf: bool) -> None:
+
+class _Root(nn.Module):
+    """Calls the wrapped model on the first ``n`` placeholders, by position or as the keyword
+    inputs ``names`` (an HF model with ``use_cache=False``, its outputs as a tuple)."""
+
+    def __init__(self, model: nn.Module, hf: bool, n: int, names: tuple[str, ...] | None):
         super().__init__()
         self.model = model
         self.hf = hf
+        self.n = n
+        self.names = names
 
-    def run(self, *inputs: Any) -> Any:
+    def forward(
+        self,
+        x0: Any,
+        x1: Any = None,
+        x2: Any = None,
+        x3: Any = None,
+        x4: Any = None,
+        x5: Any = None,
+        x6: Any = None,
+        x7: Any = None,
+    ) -> Any:
+        values = (x0, x1, x2, x3, x4, x5, x6, x7)[: self.n]
         if not self.hf:
-            return self.model(*inputs)
-        out = self.model(*inputs, use_cache=False, return_dict=True)
+            return call_model(self.model, values, self.names)
+        out = call_model(self.model, values, self.names, use_cache=False, return_dict=True)
         return out.to_tuple() if hasattr(out, "to_tuple") else out
 
 
-class _Root1(_Root):
-    def forward(self, x0: Any) -> Any:
-        return self.run(x0)
+def split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], tuple[str, ...] | None]:
+    """``(values, names)`` of a model's example inputs: a tensor or a tuple of positional
+    inputs (``names`` None), or a dict of keyword inputs (``model(**inputs)``, e.g. a
+    tokenizer's output or an encoder-decoder's ``input_ids`` and ``decoder_input_ids``).
+
+    Raises:
+        TypeError: anything else, or an empty tuple or dict, or a non-string key.
+    """
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,), None
+    if isinstance(example_inputs, Mapping) and example_inputs:
+        if not all(isinstance(k, str) for k in example_inputs):
+            raise TypeError("example_inputs: the keys of keyword inputs must be strings")
+        return tuple(example_inputs.values()), tuple(example_inputs)
+    if isinstance(example_inputs, (tuple, list)) and example_inputs:
+        return tuple(example_inputs), None
+    raise TypeError(
+        "example_inputs: expected a tensor, a non-empty tuple of positional inputs or a "
+        f"non-empty dict of keyword inputs, got {type(example_inputs).__name__}"
+    )
 
 
-class _Root2(_Root):
-    def forward(self, x0: Any, x1: Any) -> Any:
-        return self.run(x0, x1)
-
-
-class _Root3(_Root):
-    def forward(self, x0: Any, x1: Any, x2: Any) -> Any:
-        return self.run(x0, x1, x2)
-
-
-_ROOTS: dict[int, type[_Root]] = {1: _Root1, 2: _Root2, 3: _Root3}
+def call_model(
+    model: Callable[..., Any], values: tuple[Any, ...], names: tuple[str, ...] | None, **extra: Any
+) -> Any:
+    """``model(*values, **extra)``, or ``model(**dict(zip(names, values)), **extra)``."""
+    if names is None:
+        return model(*values, **extra)
+    return model(**dict(zip(names, values, strict=True)), **extra)
 
 
 def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
@@ -407,7 +481,12 @@ def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
     return found
 
 
-def _trace_concrete(model: nn.Module, example_inputs: tuple[Any, ...], hf: bool) -> fx.GraphModule:
+def _trace_concrete(
+    model: nn.Module,
+    example_inputs: tuple[Any, ...],
+    hf: bool,
+    names: tuple[str, ...] | None = None,
+) -> fx.GraphModule:
     """The graph of ``model(*example_inputs)`` recorded by :class:`ConcreteTracer`, its
     targets ``model``'s own names. Hugging Face models get their leaves and mask builders;
     other models (a fallback when ``torch.fx`` cannot trace them, e.g. a ``forward`` that
@@ -419,13 +498,13 @@ def _trace_concrete(model: nn.Module, example_inputs: tuple[Any, ...], hf: bool)
         tracer = ConcreteTracer(
             example_inputs, leaf=lambda m, _: declares_layout(m), shapes_only=True
         )
-    if len(example_inputs) not in _ROOTS:
+    if not 1 <= len(example_inputs) <= _MAX_INPUTS:
         what = "a Hugging Face model (e.g. input_ids)" if hf else "the concrete tracer"
         raise ValueError(
-            f"example_inputs: expected 1 to 3 positional inputs for {what}, got "
+            f"example_inputs: expected 1 to {_MAX_INPUTS} inputs for {what}, got "
             f"{len(example_inputs)}"
         )
-    root = _ROOTS[len(example_inputs)](model, hf)
+    root = _Root(model, hf, len(example_inputs), names)
     patched = _mask_builders(model) if hf else []
 
     def wrap(fn: Any) -> Any:
@@ -434,8 +513,17 @@ def _trace_concrete(model: nn.Module, example_inputs: tuple[Any, ...], hf: bool)
 
         return shape_only
 
+    def factory(fn: Any) -> Any:  # torch.ones(x.shape[0], n): sizes that are traced values
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not _holds_proxy((args, kwargs)):
+                return fn(*args, **kwargs)
+            return tracer.create_proxy("call_function", fn, args, kwargs)
+
+        return call
+
+    patched += [(vars(torch), name, getattr(torch, name)) for name in _FACTORIES]
     for g, name, fn in patched:
-        g[name] = wrap(fn)
+        g[name] = factory(fn) if g is vars(torch) else wrap(fn)
     try:
         graph = tracer.trace(root)
     finally:
@@ -458,6 +546,22 @@ def _trace_concrete(model: nn.Module, example_inputs: tuple[Any, ...], hf: bool)
     if not hf:
         _drop_unused(graph)
     return fx.GraphModule(attrs, graph, class_name=type(model).__name__)
+
+
+# tensor factories whose sizes may be traced values; torch's argument parser rejects a proxy
+_FACTORIES = ("arange", "empty", "eye", "full", "linspace", "ones", "rand", "randn", "zeros")
+
+
+def _holds_proxy(value: Any) -> bool:
+    found = False
+
+    def look(v: Any) -> Any:
+        nonlocal found
+        found = found or isinstance(v, fx.Proxy)
+        return v
+
+    _map(value, look)
+    return found
 
 
 def _drop_unused(graph: fx.Graph) -> None:
@@ -515,7 +619,9 @@ class _PlainTracer(fx.Tracer):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        name = self.path_of_module(m)
+        name = _registered(self, m)
+        if name is None:
+            return _call_unregistered(self, m, forward, args, kwargs)
         if not self.is_leaf_module(m, name):
             return forward(*args, **kwargs)
         return self.create_proxy("call_module", name, args, kwargs)
@@ -529,7 +635,10 @@ class _PlainTracer(fx.Tracer):
 
 
 def _trace_graph(
-    model: nn.Module, example_inputs: tuple[Any, ...], tracer: type[fx.Tracer] = _PlainTracer
+    model: nn.Module,
+    example_inputs: tuple[Any, ...],
+    tracer: type[fx.Tracer] = _PlainTracer,
+    names: tuple[str, ...] | None = None,
 ) -> tuple[nn.Module, fx.Graph]:
     """Trace ``model`` into an ``fx.Graph`` whose nodes carry ``meta["nk_shape"]``, without
     generating a ``GraphModule``: returns ``(root, graph)`` where ``graph``'s ``get_attr`` and
@@ -539,9 +648,9 @@ def _trace_graph(
     ``torch.fx.symbolic_trace`` records, without module-scope metadata) and one run of the graph
     on ``example_inputs`` (with ``torch.fx.Interpreter``'s semantics) to record the shapes;
     ``root`` is ``model``. Hugging Face models, and plain models that ``torch.fx`` cannot trace
-    symbolically (Python control flow on an input's shape): :class:`ConcreteTracer` on the
-    example inputs (see :func:`trace_model`; for plain models control flow may read shapes,
-    never values); ``root`` is the traced ``GraphModule``.
+    symbolically (Python control flow on an input's shape) or take keyword inputs (``names``):
+    :class:`ConcreteTracer` on the example inputs (see :func:`trace_model`; for plain models
+    control flow may read shapes, never values); ``root`` is the traced ``GraphModule``.
 
     Raises:
         UntraceableModelError: the trace failed; the message names the failing operation.
@@ -549,9 +658,15 @@ def _trace_graph(
     """
     if is_hf_model(model):
         try:
-            gm = _trace_concrete(model, example_inputs, hf=True)
+            gm = _trace_concrete(model, example_inputs, hf=True, names=names)
         except Exception as exc:
             raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
+        return gm, gm.graph
+    if names is not None:
+        try:
+            gm = _trace_concrete(model, example_inputs, hf=False, names=names)
+        except Exception as exc:
+            raise _untraceable(model, exc, "the concrete tracer (keyword inputs)") from exc
         return gm, gm.graph
     try:
         graph = tracer().trace(model)
@@ -577,19 +692,22 @@ def _trace_graph(
     return model, graph
 
 
-def trace_model(model: nn.Module, example_inputs: tuple[Any, ...]) -> fx.GraphModule:
+def trace_model(model: nn.Module, example_inputs: Any) -> fx.GraphModule:
     """Trace ``model`` into an ``fx.GraphModule`` whose nodes carry ``meta["nk_shape"]``.
 
-    Plain modules: ``torch.fx.symbolic_trace`` and one run on ``example_inputs`` to record the
-    shapes. Hugging Face models: :class:`ConcreteTracer` on ``model(*example_inputs,
-    use_cache=False)`` (e.g. ``input_ids: [B, T]``), a graph specialized to those inputs whose
-    module targets are ``model``'s own submodule names.
+    ``example_inputs``: a tensor, a tuple of positional inputs or a dict of keyword inputs (see
+    :func:`split_inputs`). Plain modules: ``torch.fx.symbolic_trace`` and one run on the
+    example inputs to record the shapes. Hugging Face models and keyword inputs:
+    :class:`ConcreteTracer` on ``model(*example_inputs, use_cache=False)`` (e.g. ``input_ids:
+    [B, T]``), a graph specialized to those inputs whose module targets are ``model``'s own
+    submodule names; the graph's placeholders take the inputs by position.
 
     Raises:
         UntraceableModelError: the trace failed; the message names the failing operation.
         ValueError: the traced graph does not run on ``example_inputs``.
     """
-    root, graph = _trace_graph(model, example_inputs, fx.Tracer)  # keeps nn_module_stack
+    values, names = split_inputs(example_inputs)
+    root, graph = _trace_graph(model, values, fx.Tracer, names)  # keeps nn_module_stack
     return _graph_module(root, graph, type(model).__name__)
 
 
