@@ -297,6 +297,11 @@ _ELEMENTWISE_FUNCS: set[Any] = {
     torch.abs,
     torch.neg,
     operator.neg,
+    # same-shape constants: their channel axis follows the input's
+    torch.zeros_like,
+    torch.ones_like,
+    torch.full_like,
+    torch.empty_like,
 }
 # same-shape functions of optional packages, matched by qualified name (no import needed)
 _ELEMENTWISE_QUALNAMES = {
@@ -570,6 +575,10 @@ class DependencyGraph:
             label = self._fresh(shape[axis], axis)
             if not self._is_state(module, name):
                 self._freeze(label, f"{node.target}: a constant tensor of the trace")
+                return label
+            tensor = self._tensor(module, name)
+            if tensor is not None and not (tensor.is_floating_point() or tensor.is_complex()):
+                self._freeze(label, f"{node.target}: an integer tensor (indices), not channels")
                 return label
             self._member(module, name, axis, "embed", "Parameter", label.slots)
             return label
@@ -882,30 +891,42 @@ class DependencyGraph:
     def _matmul(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``a @ b`` with channels only on batch axes (attention heads): batch axes broadcast
         like an elementwise op; channels on the two matrix axes are contracted or mixed."""
-        return self._batch_axes_only(node, labels, node.args[:2], "matrix product")
+        operands = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in node.args[:2]]
+        return self._batch_axes_only(node, operands, "matrix product")
 
     def _attention(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.scaled_dot_product_attention(q, k, v, attn_mask)`` (the default attention of
         Hugging Face models): heads on a batch axis, as ``softmax(q @ k^T + mask) @ v``; a
-        per-head mask (T5's position bias) follows its heads. With ``enable_gqa`` the key and
-        value heads are fewer than the query heads, which freezes them."""
+        per-head mask (T5's position bias) follows its heads. With ``enable_gqa`` query head
+        ``h`` reads key/value head ``h // g`` (``g`` = query heads per key/value head), so a
+        key/value head and its ``g`` query heads are one unit, as through ``repeat_kv``."""
         names = ("query", "key", "value", "attn_mask")
         args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
-        return self._batch_axes_only(node, labels, [args.get(n) for n in names], "attention")
+        values = [args.get(n) for n in names]
+        operands = [(v, labels.get(v) if isinstance(v, fx.Node) else None) for v in values]
+        q = operands[0][1]
+        if node.kwargs.get("enable_gqa") and isinstance(q, _Label):
+            for i in (1, 2):
+                kv = operands[i][1]
+                if isinstance(kv, _Label) and len(q.slots) % len(kv.slots) == 0:
+                    g = len(q.slots) // len(kv.slots)
+                    repeated = _Label(kv.axis, [s for s in kv.slots for _ in range(g)])
+                    operands[i] = (operands[i][0], repeated)
+        return self._batch_axes_only(node, operands, "attention")
 
     def _batch_axes_only(
-        self, node: fx.Node, labels: dict[fx.Node, Any], operands: Sequence[Any], what: str
+        self, node: fx.Node, operands: Sequence[tuple[Any, Any]], what: str
     ) -> Any:
-        """An op whose operands' last two axes are matrices and whose leading axes broadcast:
-        channels on the leading axes of every operand are unified; channels on a matrix axis,
-        or an untracked operand spanning the channel axis, freeze them."""
+        """An op whose ``(operand, label)`` pairs have matrices on their last two axes and
+        broadcast their leading axes: channels on the leading axes of every operand are
+        unified; channels on a matrix axis, or an untracked operand spanning the channel axis,
+        freeze them."""
         out = _shape(node)
         if out is None or len(out) < 3:
             raise _Freeze(f"{_describe(node)}: {what} over channels")
         nd = len(out)
         result: _Label | None = None
-        for a in operands:
-            lab = labels.get(a) if isinstance(a, fx.Node) else None
+        for a, lab in operands:
             if not isinstance(lab, _Label):
                 continue
             s = _shape(a)
@@ -919,8 +940,8 @@ class DependencyGraph:
                 raise _Freeze(f"{_describe(node)} mixes channel axes")
         if result is None:
             return None
-        for a in operands:
-            if isinstance(a, fx.Node) and not isinstance(labels.get(a), _Label):
+        for a, lab in operands:
+            if isinstance(a, fx.Node) and not isinstance(lab, _Label):
                 s = _shape(a)
                 idx = result.axis - (nd - len(s)) if s is not None else -1
                 if s is not None and idx >= 0 and s[idx] != 1:
@@ -985,6 +1006,8 @@ class DependencyGraph:
         n = src[dim]
         if isinstance(sizes, int):
             sizes = [min(sizes, n - i) for i in range(0, n, sizes)]
+        if not isinstance(sizes, (list, tuple)) or not all(isinstance(k, int) for k in sizes):
+            raise _Freeze(f"{_describe(node)} splits at sizes computed in forward")
         if dim != label.axis:
             return [label for _ in sizes]
         # the pruned model still splits by count: every piece must lose the same positions,
@@ -1010,8 +1033,13 @@ class DependencyGraph:
         if src is None:
             return None
         items = idx if isinstance(idx, tuple) else (idx,)
-        if any(isinstance(i, fx.Node) or torch.is_tensor(i) or isinstance(i, list) for i in items):
-            raise _Freeze(f"{_describe(node)}: advanced indexing")
+        advanced = [
+            p
+            for p, i in enumerate(items)
+            if isinstance(i, fx.Node) or torch.is_tensor(i) or isinstance(i, list)
+        ]
+        if advanced:
+            return self._gather_rows(node, label, items, advanced)
         n_real = sum(1 for i in items if i is not None and i is not Ellipsis)
         expanded: list[Any] = []
         for i in items:
@@ -1039,6 +1067,27 @@ class DependencyGraph:
             in_ax += 1
         return label
 
+    def _gather_rows(
+        self, node: fx.Node, label: _Label, items: tuple[Any, ...], advanced: list[int]
+    ) -> _Label:
+        """``x[index]`` with one index tensor on an axis before the channels and full slices
+        elsewhere (Swin's ``relative_position_bias_table[relative_position_index]``, a per-head
+        table): the index's axes replace the indexed one; other advanced indexing freezes."""
+        (p,) = advanced if len(advanced) == 1 else (None,)
+        index = items[p] if p is not None else None
+        rest_full = all(
+            isinstance(i, slice) and i == slice(None) for q, i in enumerate(items) if q != p
+        )
+        if p is None or p >= label.axis or not rest_full:
+            raise _Freeze(f"{_describe(node)}: advanced indexing")
+        if isinstance(index, fx.Node):
+            index_shape = _shape(index)
+        else:
+            index_shape = tuple(torch.as_tensor(index).shape)
+        if index_shape is None:
+            raise _Freeze(f"{_describe(node)}: advanced indexing with an unknown index")
+        return _Label(label.axis - 1 + len(index_shape), label.slots)
+
     def _function_rule(self, node: fx.Node, labels: dict[fx.Node, Any], target: Any) -> Any:
         a: Any = node.args
         if target is operator.getitem:
@@ -1047,6 +1096,13 @@ class DependencyGraph:
             return self._binary(node, labels, a[:2])
         if target is torch.where:  # where(condition, x, y): elementwise over three operands
             return self._binary(node, labels, a[:3])
+        if target is _F.pad:  # pad = (last axis before, after, next-to-last ...)
+            label, pad = self._in(node, labels), a[1] if len(a) > 1 else _kw(node).get("pad")
+            if label is not None:
+                k = len(_shape(node) or ()) - 1 - label.axis
+                if 2 * k < len(pad) and (pad[2 * k], pad[2 * k + 1]) != (0, 0):
+                    raise _Freeze(f"{_describe(node)} pads the channel axis")
+            return self._passthrough(node, labels)
         if target in _POOL_FUNCS:
             return self._pool(node, labels, 1 if target.__name__.endswith("1d") else 2)
         if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:
@@ -1079,7 +1135,7 @@ class DependencyGraph:
         if target is torch.mean or target is torch.sum:
             dim = a[1] if len(a) > 1 else _kw(node).get("dim")
             return self._reduce(node, labels, dim, bool(_kw(node).get("keepdim", False)))
-        if target is _F.softmax:
+        if target is _F.softmax or target is torch.softmax:
             x = self._in(node, labels)
             dim = a[1] if len(a) > 1 else _kw(node).get("dim")
             out = _shape(node)

@@ -216,6 +216,9 @@ def _call_unregistered(
     return forward(*args, **kwargs)
 
 
+_BASE_LAYERS = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 def _registered(tracer: fx.Tracer, m: nn.Module) -> str | None:
     """``m``'s qualified name in the traced root, or None when the root does not hold it."""
     try:
@@ -260,10 +263,13 @@ class ConcreteTracer(fx.Tracer):
         self._values: dict[fx.Node, Any] = {}
         self._concrete_run = False
         self._shapes_only = shapes_only
+        self._base_layers: set[int] = set()  # ids of subclasses verified to compute the base
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if _has_forward_hooks(m) or (
-            self._leaf is not None and self._leaf(m, module_qualified_name)
+        if (
+            id(m) in self._base_layers
+            or _has_forward_hooks(m)
+            or (self._leaf is not None and self._leaf(m, module_qualified_name))
         ):
             return True
         return super().is_leaf_module(m, module_qualified_name)
@@ -277,7 +283,37 @@ class ConcreteTracer(fx.Tracer):
     ) -> Any:
         if _registered(self, m) is None:
             return _call_unregistered(self, m, forward, args, kwargs)
+        if id(m) not in self._base_layers and self._computes_base_layer(m, args, kwargs):
+            self._base_layers.add(id(m))
         return super().call_module(m, forward, args, kwargs)
+
+    def _computes_base_layer(self, m: nn.Module, args: Any, kwargs: Any) -> bool:
+        """Whether ``m`` subclasses a torch layer with its own ``forward`` (Falcon's
+        ``input @ self.weight.T`` Linear) and computes the base layer's function on these
+        inputs: it is then traced whole, as that layer."""
+        base = next((b for b in _BASE_LAYERS if isinstance(m, b)), None)
+        if (
+            base is None
+            or type(m).forward is base.forward
+            or any(True for _ in m.children())
+            or any(True for _ in m.buffers())
+            or {n for n, _ in m.named_parameters()} - {"weight", "bias"}
+        ):
+            return False
+        a, kw = self.value_of(args), self.value_of(kwargs)
+        was, self._concrete_run = self._concrete_run, True
+        try:
+            with torch.no_grad():
+                mine, ref = m.forward(*a, **kw), base.forward(m, *a, **kw)  # type: ignore[arg-type]
+        except Exception:
+            return False
+        finally:
+            self._concrete_run = was
+        return (
+            isinstance(mine, torch.Tensor)
+            and mine.shape == ref.shape
+            and torch.allclose(mine, ref, rtol=1e-4, atol=1e-6)
+        )
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         if self._concrete_run:  # a leaf module running on concrete values reads real weights
@@ -656,6 +692,21 @@ def _trace_graph(
         UntraceableModelError: the trace failed; the message names the failing operation.
         ValueError: the traced graph does not run on ``example_inputs``.
     """
+    saved = [(m, dict(vars(m))) for m in model.modules()]
+    try:
+        return _trace(model, example_inputs, tracer, names)
+    finally:  # a forward that stores on its module (Swin's window size) stored traced values
+        for m, attrs in saved:
+            vars(m).clear()
+            vars(m).update(attrs)
+
+
+def _trace(
+    model: nn.Module,
+    example_inputs: tuple[Any, ...],
+    tracer: type[fx.Tracer],
+    names: tuple[str, ...] | None,
+) -> tuple[nn.Module, fx.Graph]:
     if is_hf_model(model):
         try:
             gm = _trace_concrete(model, example_inputs, hf=True, names=names)

@@ -1,0 +1,318 @@
+"""Dependency graph on functional and transformer-style code in plain models: scaled
+dot-product attention (grouped-query too), per-head tables read by an index, padding,
+``where``, ``unsqueeze``, modules built inside ``forward``, tensor factories sized from the
+input, keyword inputs, layer subclasses, and sizes a ``forward`` writes as constants.
+
+Each prunable case is checked against the soft-pruning oracle (the pruned model computes what
+the original computes with the removed channels zeroed), and the check is not vacuous (the
+oracle differs from the original); each frozen case names its reason.
+"""
+
+import math
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuronkit.pruning import (
+    DependencyGraph,
+    UntraceableModelError,
+    count_macs,
+    plan_pruning,
+    prune,
+    soft_prune,
+)
+
+
+def _run(model: nn.Module, inputs: Any) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**inputs) if isinstance(inputs, dict) else model(inputs)
+
+
+def _check_oracle(model: nn.Module, inputs: Any, ratio: float = 0.5) -> DependencyGraph:
+    graph = DependencyGraph(model, inputs)
+    plan = plan_pruning(graph, "l2", ratio)
+    assert plan.num_removed() > 0
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    y_hard, y_soft = _run(hard, inputs), _run(soft, inputs)
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(y_soft, _run(model, inputs), atol=1e-4)  # not vacuous
+    assert sum(p.numel() for p in hard.parameters()) < sum(p.numel() for p in model.parameters())
+    return graph
+
+
+def _group_of(graph: DependencyGraph, producer: str) -> Any:
+    return next(g for g in graph.groups if producer in g.producers)
+
+
+class _Attention(nn.Module):
+    """Self-attention through ``F.scaled_dot_product_attention`` with ``kv_heads`` key/value
+    heads (grouped-query attention when fewer than ``heads``), an optional per-head bias
+    table read by a relative-position index (Swin, T5) and a causal ``where`` mask."""
+
+    def __init__(self, heads: int = 4, kv_heads: int = 4, table: bool = False) -> None:
+        super().__init__()
+        self.d, self.heads, self.kv_heads = 8, heads, kv_heads
+        self.inp = nn.Linear(6, 16)
+        self.q = nn.Linear(16, heads * self.d)
+        self.k = nn.Linear(16, kv_heads * self.d)
+        self.v = nn.Linear(16, kv_heads * self.d)
+        self.o = nn.Linear(heads * self.d, 16)
+        self.out = nn.Linear(16, 3)
+        self.table = nn.Parameter(torch.randn(9, heads)) if table else None
+        idx = torch.arange(5)[:, None] - torch.arange(5)[None, :] + 4  # [T, T] in 0..8
+        self.register_buffer("index", idx.flatten(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        h = self.inp(x)
+        q = self.q(h).view(b, t, -1, self.d).transpose(1, 2)
+        k = self.k(h).view(b, t, -1, self.d).transpose(1, 2)
+        v = self.v(h).view(b, t, -1, self.d).transpose(1, 2)
+        mask = None
+        if self.table is not None:
+            bias = self.table[self.index].view(t, t, -1).permute(2, 0, 1).unsqueeze(0)
+            causal = torch.ones(t, t, dtype=torch.bool).tril()
+            mask = torch.where(causal, bias, torch.full_like(bias, -1e4))
+        gqa = self.kv_heads != self.heads
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        y = y.transpose(1, 2).reshape(b, t, -1)
+        return self.out(h + self.o(y))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"kv_heads": 2}, {"table": True}], ids=["mha", "gqa", "bias_table"]
+)
+def test_scaled_dot_product_attention_prunes_whole_heads(kwargs: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    model = _Attention(**kwargs).eval()
+    graph = _check_oracle(model, torch.randn(3, 5, 6))
+    heads = _group_of(graph, "q")
+    assert heads.prunable
+    assert {"k", "v"} <= set(heads.producers)
+    assert heads.size == model.kv_heads  # a key/value head with its query heads is one unit
+    if model.table is not None:  # the table's per-head column follows its head
+        assert any(m.module == "" and m.param == "table" for m in heads.members)
+    assert _group_of(graph, "inp").prunable  # the residual stream through the attention
+
+
+def test_grouped_query_attention_removes_query_heads_with_their_key_value_head() -> None:
+    torch.manual_seed(0)
+    model = _Attention(heads=4, kv_heads=2).eval()
+    x = torch.randn(3, 5, 6)
+    graph = DependencyGraph(model, x)
+    small = prune(graph, plan_pruning(graph, "l2", 0.5, ignored_layers=["inp"]))
+    assert small.k.out_features == 8  # 1 key/value head
+    assert small.q.out_features == 16  # with its 2 query heads
+    assert _run(small, x).shape == (3, 5, 3)
+
+
+class _Padded(nn.Module):
+    """Channels-last padding (Swin's ``maybe_pad``): zero padding on the channel axis is a
+    no-op for channels; padding it freezes them."""
+
+    def __init__(self, pad_channels: bool) -> None:
+        super().__init__()
+        self.pad_channels = pad_channels
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, H, W, 4]
+        h = self.a(x)
+        h = F.pad(h, (0, 1 if self.pad_channels else 0, 0, 1, 0, 1))
+        return self.b(h[..., :8]).mean((1, 2)) if self.pad_channels else self.b(h).mean((1, 2))
+
+
+def test_padding_spatial_axes_passes_channels_and_padding_channels_freezes_them() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 3, 4)
+    graph = _check_oracle(_Padded(pad_channels=False).eval(), x)
+    assert _group_of(graph, "a").prunable
+    frozen = _group_of(DependencyGraph(_Padded(pad_channels=True).eval(), x), "a")
+    assert not frozen.prunable
+    assert "pads the channel axis" in frozen.reason
+
+
+class _InlineModules(nn.Module):
+    """Modules the model does not hold: built in ``forward`` or shared at module level."""
+
+    shared_act = nn.GELU()
+
+    def __init__(self, stateful: bool = False) -> None:
+        super().__init__()
+        self.stateful = stateful
+        self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.ReLU()(self.a(x)) + self.shared_act(self.a(x))
+        if self.stateful:
+            h = nn.LayerNorm(8)(h)  # parameters the pruner could not follow
+        return self.b(h)
+
+
+def test_modules_called_but_not_held_are_traced_through_when_stateless() -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_InlineModules().eval(), torch.randn(4, 5))
+    assert _group_of(graph, "a").prunable
+    with pytest.raises(UntraceableModelError, match=r"not a submodule.*register it"):
+        DependencyGraph(_InlineModules(stateful=True).eval(), torch.randn(4, 5))
+
+
+class _FactorySized(nn.Module):
+    """A tensor factory sized from the input's shape (OPT's position mask): ``torch.fx``
+    rejects the traced size; the concrete trace records it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = torch.ones(x.shape[0], 1, device=x.device, dtype=x.dtype)
+        return self.b(self.a(x) * gate)
+
+
+def test_tensor_factories_sized_from_the_input_are_traced() -> None:
+    torch.manual_seed(0)
+    model, ones = _FactorySized().eval(), torch.ones
+    graph = _check_oracle(model, torch.randn(4, 5))
+    assert _group_of(graph, "a").prunable
+    assert torch.ones is ones  # the factory is restored after tracing
+
+
+class _Keywords(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(5, 8), nn.Linear(3, 8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.a(x)
+        if context is not None:
+            h = h + self.b(context)
+        return self.c(torch.relu(h))
+
+
+def test_keyword_example_inputs() -> None:
+    torch.manual_seed(0)
+    model = _Keywords().eval()
+    inputs = {"context": torch.randn(4, 3), "x": torch.randn(4, 5)}
+    graph = _check_oracle(model, inputs)
+    assert graph.input_names == ("context", "x")
+    assert {"a", "b"} <= set(_group_of(graph, "a").producers)
+    assert count_macs(model, inputs) == 4 * (5 * 8 + 3 * 8 + 8 * 2)
+    with pytest.raises(TypeError, match="example_inputs: the keys"):
+        DependencyGraph(model, {0: torch.randn(4, 5)})
+    with pytest.raises(TypeError, match="non-empty dict"):
+        DependencyGraph(model, {})
+
+
+class _ShiftedEmbedding(nn.Embedding):
+    """OPT's learned positions: ids shifted before the lookup, then scaled (Gemma)."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(ids + 2) * 3.0
+
+
+class _LinearT(nn.Linear):
+    """Falcon's Linear: ``x @ W.T + b`` (the same function as ``nn.Linear``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight.T + self.bias
+
+
+class _Subclasses(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = _ShiftedEmbedding(12, 8)
+        self.fc = nn.Linear(8, 16)
+        self.fc_t = _LinearT(16, 8)
+        self.out = nn.Linear(8, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids)
+        return self.out(h + self.fc_t(torch.relu(self.fc(h))))
+
+
+def test_layer_subclasses_with_their_own_forward() -> None:
+    torch.manual_seed(0)
+    model = _Subclasses().eval()
+    ids = torch.randint(0, 10, (3, 5))
+    graph = DependencyGraph(model, ids)
+    stream = _group_of(graph, "emb")
+    member = next(m for m in stream.members if m.module == "emb")
+    assert (member.param, member.dim, member.role) == ("weight", 1, "out")  # F.embedding
+    # plain models are traced symbolically: a Linear computing x @ W.T is not assumed to be
+    # one, so the channels it reads and writes are frozen, never guessed
+    assert not _group_of(graph, "fc").prunable
+    assert not stream.prunable
+
+
+class _StoresOnSelf(nn.Module):
+    """A ``forward`` that writes its module's attributes (Swin's window size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 2)
+        self.last_batch = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.last_batch = x.shape[0]
+        return self.b(self.a(x))
+
+
+def test_tracing_leaves_module_attributes_as_they_were() -> None:
+    torch.manual_seed(0)
+    model = _StoresOnSelf().eval()
+    graph = DependencyGraph(model, torch.randn(4, 5))
+    assert model.last_batch == 0  # not a traced value
+    _check_oracle(model, torch.randn(4, 5))
+    assert isinstance(prune(graph, plan_pruning(graph, "l2", 0.5)).last_batch, int)
+
+
+class _HeadsFromAttribute(nn.Module):
+    """MobileViT / BERT-style merge of heads: ``size()[:-2] + (self.all_head_size,)``, a
+    constant width hidden in a traced size tuple."""
+
+    def __init__(self, constant: bool) -> None:
+        super().__init__()
+        self.constant, self.all_head_size, self.d = constant, 16, 4
+        self.q, self.o = nn.Linear(6, 16), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.q(x)
+        h = h.view(*h.shape[:-1], -1, self.d).transpose(1, 2)  # [B, H, T, d]
+        h = torch.softmax(h @ h.transpose(-1, -2) / math.sqrt(self.d), -1) @ h
+        h = h.transpose(1, 2)
+        width = (self.all_head_size,) if self.constant else (-1,)
+        return self.o(h.reshape(*(h.size()[:-2] + width)))
+
+
+@pytest.mark.parametrize("constant", [False, True])
+def test_a_constant_width_inside_a_traced_size_tuple_freezes_the_heads(constant: bool) -> None:
+    torch.manual_seed(0)
+    model = _HeadsFromAttribute(constant).eval()
+    x = torch.randn(2, 5, 6)
+    if not constant:
+        assert _group_of(_check_oracle(model, x), "q").prunable
+        return
+    heads = _group_of(DependencyGraph(model, x), "q")
+    assert not heads.prunable
+    assert "size 16 on the channel axis is a constant of forward" in heads.reason
+
+
+class _DtypeRead(nn.Module):
+    """HF ViT reads ``projection.weight.dtype``: a read of metadata, not of channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj, self.fc = nn.Conv2d(3, 8, 2, 2), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.proj.weight.dtype)
+        return self.fc(self.proj(x).flatten(2).transpose(1, 2)).mean(1)
+
+
+def test_reading_a_weights_dtype_does_not_freeze_its_channels() -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_DtypeRead().eval(), torch.randn(2, 3, 4, 4))
+    assert _group_of(graph, "proj").prunable
