@@ -271,3 +271,47 @@ def test_architecture_prunes_to_the_soft_oracle(name: str, attention: str) -> No
     assert not torch.allclose(y_soft, y0, rtol=1e-3, atol=0)  # the check is not vacuous
     n0 = sum(p.numel() for p in model.parameters())
     assert sum(p.numel() for p in hard.parameters()) < 0.8 * n0
+
+
+class _Logits(torch.nn.Module):
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).logits
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("name", ["opt", "falcon", "swin"])
+def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
+    """The ONNX route on the same architectures: OPT's head count, a constant of the torch
+    code, is a reshape constant it rewrites (its heads prune here, not in the torch route);
+    Swin pads its channels-last maps."""
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
+    from neuronkit.pruning.onnx import OnnxDependencyGraph, prune_onnx
+
+    build, kind, _ = _ZOO[name]
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build()
+    model.config._attn_implementation = "eager" if name == "swin" else "sdpa"
+    x = _inputs(kind)
+    proto = torch.onnx.export(_Logits(model).eval(), (x,), dynamo=True, verbose=False).model_proto
+    groups = OnnxDependencyGraph(proto).groups
+    assert sum(g.prunable for g in groups) >= 3
+    if name == "opt":
+        assert [g.reason for g in groups if not g.prunable] == ["model output"]
+
+    def run(p: Any) -> Any:
+        sess = ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+        return sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    assert isinstance(hard, onnx.ModelProto)
+    assert abs(run(hard) - run(soft)).max() < 1e-5 * max(1.0, abs(run(proto)).max())
+    assert abs(run(proto) - run(soft)).max() > 1e-4
+    assert hard.ByteSize() < 0.9 * proto.ByteSize()  # Swin's index tables stay whole

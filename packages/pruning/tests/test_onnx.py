@@ -622,3 +622,36 @@ def test_a_fill_of_one_value_follows_the_channels_as_a_scalar(dynamo: bool) -> N
     conv = next(n for n in hard.graph.node if n.op_type == "Conv")
     weight = next(t for t in hard.graph.initializer if t.name == conv.input[1])
     assert weight.dims[0] == 4  # half of the 8 channels, through the threshold test
+
+
+class _ChannelsLastPad(torch.nn.Module):
+    """Swin's ``maybe_pad``: a channels-last map padded on its spatial axes (zero pads on the
+    channels), or, with ``pad_channels``, on the channel axis too."""
+
+    def __init__(self, pad_channels: bool) -> None:
+        super().__init__()
+        self.pad_channels = pad_channels
+        self.a, self.b = torch.nn.Linear(4, 8), torch.nn.Linear(8 + pad_channels, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, H, W, 4]
+        h = torch.nn.functional.pad(self.a(x), (0, int(self.pad_channels), 0, 1, 0, 1))
+        return self.b(h).mean((1, 2))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_padding_other_axes_keeps_the_channels_prunable(dynamo: bool) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 3, 4)
+    export = (lambda m: _dynamo_export(m, x, {})) if dynamo else (lambda m: _export(m, x))
+    proto = export(_ChannelsLastPad(pad_channels=False).eval())
+    assert [(g.size, g.prunable) for g in OnnxDependencyGraph(proto).groups] == [
+        (8, True),
+        (3, False),
+    ]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-6, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    padded = OnnxDependencyGraph(export(_ChannelsLastPad(pad_channels=True).eval())).groups[0]
+    assert not padded.prunable
+    assert "pads the channel axis" in padded.reason

@@ -136,6 +136,7 @@ _FOLDABLE = {
     "Squeeze",
     "Sub",
     "Tile",
+    "Transpose",
     "Unsqueeze",
     "Where",
 }
@@ -1012,6 +1013,8 @@ class OnnxDependencyGraph:
             return [self._unsqueeze(node, self._data(node.input[0], labels))]
         if op == "Slice":
             return [self._slice(node, x)]
+        if op == "Pad":
+            return [self._pad(node, x)]
         if op == "Gather":
             return [self._gather(node, self._data(node.input[0], labels))]
         if op == "Expand":
@@ -1149,6 +1152,28 @@ class OnnxDependencyGraph:
             axes = list(range(self._const.get(node.input[1], np.zeros(0)).size))
         if x.axis in [int(a) % len(src) for a in axes]:
             raise _Freeze(f"{node.name}: selects channels")
+        return x
+
+    def _pad(self, node: Any, x: Any) -> Any:
+        """Padding other axes keeps the channels (Swin pads channels-last maps with zero
+        channel pads); padding the channel axis, or unknown pads, freezes them."""
+        if x is None:
+            return None
+        src = self._shapes.get(node.input[0])
+        if len(node.input) > 1:  # opset >= 11: pads (and, from 18, axes) are inputs
+            pads = self._const.get(node.input[1])
+            axes = self._const.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        else:
+            pads, axes = np.asarray(self._attr(node, "pads", [])), None
+        if src is None or pads is None or not isinstance(x, _Label):
+            raise _Freeze(f"{node.name}: padding with unknown pads")
+        nd = len(src)
+        axes_list = list(range(nd)) if axes is None else [int(a) % nd for a in axes.reshape(-1)]
+        pads = pads.reshape(-1).tolist()
+        k = len(axes_list)
+        for j, a in enumerate(axes_list):
+            if a == x.axis and (pads[j], pads[j + k]) != (0, 0):
+                raise _Freeze(f"{node.name}: pads the channel axis")
         return x
 
     def _gather(self, node: Any, x: Any) -> Any:
