@@ -1169,10 +1169,10 @@ class OnnxDependencyGraph:
             raise _Freeze(f"{node.name}: padding with unknown pads")
         nd = len(src)
         axes_list = list(range(nd)) if axes is None else [int(a) % nd for a in axes.reshape(-1)]
-        pads = pads.reshape(-1).tolist()
+        amounts = np.asarray(pads).reshape(-1).tolist()
         k = len(axes_list)
         for j, a in enumerate(axes_list):
-            if a == x.axis and (pads[j], pads[j + k]) != (0, 0):
+            if a == x.axis and (amounts[j], amounts[j + k]) != (0, 0):
                 raise _Freeze(f"{node.name}: pads the channel axis")
         return x
 
