@@ -51,6 +51,7 @@ from .models import (
     ResNetStyle,
     SmallViT,
     VGGStyle,
+    hf_zoo,
     zoo,
 )
 from .nas import CellSpace, ENASController, WeightSharingSupernet, enas_search, random_search
@@ -131,6 +132,7 @@ __all__ = [
     "enas_search",
     "estimate_flops",
     "federated",
+    "hf_zoo",
     "iterative_magnitude_pruning",
     "layer_hessians",
     "linear_mode_connectivity",

@@ -6,12 +6,14 @@ and projection shortcuts), MobileNetV2-style (inverted residuals with depthwise 
 DenseNet-style (dense concatenation) and a small ViT (patch embedding, class token, position
 embedding, ``nn.MultiheadAttention``, LayerNorm, GELU MLP). Forward passes hard-code no channel
 counts, so physically pruned copies keep working. Inputs: images ``[B, C, H, W]`` (MLP:
-``[B, F]``); outputs: logits ``[B, num_classes]``.
+``[B, F]``); outputs: logits ``[B, num_classes]``. :func:`hf_zoo` builds tiny Hugging Face
+models of eighteen architectures from their configs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ __all__ = [
     "ResNetStyle",
     "SmallViT",
     "VGGStyle",
+    "hf_zoo",
     "zoo",
 ]
 
@@ -330,4 +333,164 @@ def zoo() -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]]:
         "mobilenetv2": (MobileNetV2Style, (3, 16, 16)),
         "densenet": (DenseNetStyle, (3, 16, 16)),
         "vit": (SmallViT, (3, 16, 16)),
+    }
+
+
+def hf_zoo() -> dict[str, tuple[Callable[[], nn.Module], Callable[[], Any]]]:
+    """Tiny Hugging Face models built from configs (no download; needs ``transformers``):
+    name -> (constructor, example-input maker). Decoder LMs (Mistral, Qwen2, Phi, Gemma, OPT,
+    GPT-NeoX, GPT-J, BLOOM, Falcon; ``input_ids: [2, 16]``), encoders (DistilBERT, RoBERTa,
+    ALBERT), an encoder-decoder (T5; keyword inputs ``input_ids`` and ``decoder_input_ids``)
+    and vision models (ViT, Swin, ConvNeXt, ResNet, MobileViT; ``pixel_values: [2, 3, 32,
+    32]``; inputs drawn with seed 1), each two layers or stages of width 64 or less, with the
+    classes' default attention.
+
+    Raises:
+        ImportError: ``transformers`` is not installed (extra ``transformers``).
+    """
+    import transformers
+
+    tr: Any = transformers  # configs are built from keyword dicts
+    lm: dict[str, Any] = dict(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=32,
+    )
+
+    def ids() -> torch.Tensor:
+        return torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(1))
+
+    def seq2seq() -> dict[str, torch.Tensor]:
+        x = ids()
+        return {"input_ids": x, "decoder_input_ids": x[:, :8]}
+
+    def image() -> torch.Tensor:
+        return torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+    opt: dict[str, Any] = dict(ffn_dim=128, word_embed_proj_dim=64, max_position_embeddings=32)
+    small_lm: dict[str, Any] = dict(vocab_size=128, n_layer=2)
+    return {
+        "mistral": (
+            lambda: tr.MistralForCausalLM(tr.MistralConfig(**lm, num_key_value_heads=2)),
+            ids,
+        ),
+        "qwen2": (lambda: tr.Qwen2ForCausalLM(tr.Qwen2Config(**lm, num_key_value_heads=2)), ids),
+        "phi": (lambda: tr.PhiForCausalLM(tr.PhiConfig(**lm)), ids),
+        "gemma": (
+            lambda: tr.GemmaForCausalLM(tr.GemmaConfig(**lm, num_key_value_heads=2, head_dim=16)),
+            ids,
+        ),
+        "opt": (
+            lambda: tr.OPTForCausalLM(
+                tr.OPTConfig(
+                    vocab_size=128,
+                    hidden_size=64,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    **opt,
+                )
+            ),
+            ids,
+        ),
+        "gpt_neox": (lambda: tr.GPTNeoXForCausalLM(tr.GPTNeoXConfig(**lm)), ids),
+        "gptj": (
+            lambda: tr.GPTJForCausalLM(
+                tr.GPTJConfig(**small_lm, n_embd=64, n_head=4, n_positions=32, rotary_dim=8)
+            ),
+            ids,
+        ),
+        "bloom": (
+            lambda: tr.BloomForCausalLM(tr.BloomConfig(**small_lm, hidden_size=64, n_head=4)),
+            ids,
+        ),
+        "falcon": (
+            lambda: tr.FalconForCausalLM(
+                tr.FalconConfig(
+                    vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4
+                )
+            ),
+            ids,
+        ),
+        "distilbert": (
+            lambda: tr.DistilBertForSequenceClassification(
+                tr.DistilBertConfig(
+                    vocab_size=128,
+                    dim=64,
+                    hidden_dim=128,
+                    n_layers=2,
+                    n_heads=4,
+                    max_position_embeddings=32,
+                )
+            ),
+            ids,
+        ),
+        "roberta": (lambda: tr.RobertaForMaskedLM(tr.RobertaConfig(**lm)), ids),
+        "albert": (
+            lambda: tr.AlbertForMaskedLM(tr.AlbertConfig(**lm, embedding_size=32)),
+            ids,
+        ),
+        "t5": (
+            lambda: tr.T5ForConditionalGeneration(
+                tr.T5Config(
+                    vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4
+                )
+            ),
+            seq2seq,
+        ),
+        "vit": (
+            lambda: tr.ViTForImageClassification(
+                tr.ViTConfig(
+                    hidden_size=64,
+                    intermediate_size=128,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    image_size=32,
+                    patch_size=8,
+                    num_labels=10,
+                )
+            ),
+            image,
+        ),
+        "swin": (
+            lambda: tr.SwinForImageClassification(
+                tr.SwinConfig(
+                    image_size=32,
+                    patch_size=4,
+                    embed_dim=16,
+                    depths=[1, 1],
+                    num_heads=[2, 4],
+                    window_size=4,
+                    num_labels=10,
+                )
+            ),
+            image,
+        ),
+        "convnext": (
+            lambda: tr.ConvNextForImageClassification(
+                tr.ConvNextConfig(num_stages=2, hidden_sizes=[16, 32], depths=[1, 1], num_labels=10)
+            ),
+            image,
+        ),
+        "resnet": (
+            lambda: tr.ResNetForImageClassification(
+                tr.ResNetConfig(
+                    embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], num_labels=10
+                )
+            ),
+            image,
+        ),
+        "mobilevit": (
+            lambda: tr.MobileViTForImageClassification(
+                tr.MobileViTConfig(
+                    image_size=32,
+                    hidden_sizes=[16, 24, 32],
+                    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+                    num_labels=10,
+                )
+            ),
+            image,
+        ),
     }
