@@ -1073,12 +1073,13 @@ class DependencyGraph:
         """``x[index]`` with one index tensor on an axis before the channels and full slices
         elsewhere (Swin's ``relative_position_bias_table[relative_position_index]``, a per-head
         table): the index's axes replace the indexed one; other advanced indexing freezes."""
-        (p,) = advanced if len(advanced) == 1 else (None,)
-        index = items[p] if p is not None else None
-        rest_full = all(
-            isinstance(i, slice) and i == slice(None) for q, i in enumerate(items) if q != p
-        )
-        if p is None or p >= label.axis or not rest_full:
+        p = advanced[0]
+        index = items[p]
+        if (
+            len(advanced) != 1
+            or p >= label.axis
+            or any(i != slice(None) for q, i in enumerate(items) if q != p)
+        ):
             raise _Freeze(f"{_describe(node)}: advanced indexing")
         if isinstance(index, fx.Node):
             index_shape = _shape(index)

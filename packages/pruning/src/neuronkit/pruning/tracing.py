@@ -199,11 +199,7 @@ def _reads_metadata(node: fx.Node) -> bool:
 
 
 def _call_unregistered(
-    tracer: fx.Tracer,
-    m: nn.Module,
-    forward: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """Trace through a module that ``forward`` calls but the model does not hold (HF's
     module-level ``gelu = GELUActivation()``, DistilBERT's ``nn.ReLU()(x)``): a stateless one
@@ -231,8 +227,11 @@ class ConcreteTracer(fx.Tracer):
     """An ``fx.Tracer`` that executes each recorded op on concrete example values.
 
     Control flow (``bool``), ``len``, iteration and integer conversion of traced values use the
-    concrete values, so the graph follows the path the example inputs take. Every node gets
-    ``node.meta["nk_shape"]`` (the shape of its tensor result).
+    concrete values, so the graph follows the path the example inputs take; a traced tensor's
+    dtype and device are the example's. Every node gets ``node.meta["nk_shape"]`` (the shape
+    of its tensor result). Modules ``forward`` calls but the root does not hold are traced
+    through when stateless; a subclass of a torch layer with its own ``forward`` is traced
+    whole, as that layer, when it computes the layer's function on the example.
 
     Args:
         inputs: the concrete values of the root's placeholders, in order.
@@ -282,7 +281,7 @@ class ConcreteTracer(fx.Tracer):
         kwargs: dict[str, Any],
     ) -> Any:
         if _registered(self, m) is None:
-            return _call_unregistered(self, m, forward, args, kwargs)
+            return _call_unregistered(m, forward, args, kwargs)
         if id(m) not in self._base_layers and self._computes_base_layer(m, args, kwargs):
             self._base_layers.add(id(m))
         return super().call_module(m, forward, args, kwargs)
@@ -657,7 +656,7 @@ class _PlainTracer(fx.Tracer):
     ) -> Any:
         name = _registered(self, m)
         if name is None:
-            return _call_unregistered(self, m, forward, args, kwargs)
+            return _call_unregistered(m, forward, args, kwargs)
         if not self.is_leaf_module(m, name):
             return forward(*args, **kwargs)
         return self.create_proxy("call_module", name, args, kwargs)
