@@ -171,3 +171,17 @@ def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
     assert abs(run(hard) - run(soft)).max() < 1e-5 * max(1.0, abs(run(proto)).max())
     assert abs(run(proto) - run(soft)).max() > 1e-4
     assert hard.ByteSize() < 0.9 * proto.ByteSize()  # Swin's index tables stay whole
+
+
+def test_a_config_that_cannot_describe_the_pruned_model_warns() -> None:
+    """T5's heads have config fields ``sync_hf_config`` does not know (``n_heads`` per block):
+    the pruned shapes are still checked against a model rebuilt from the config, which would
+    get them wrong, so ``prune`` warns and leaves the config (it was silent)."""
+    build, make_inputs = _ZOO["t5"]
+    torch.manual_seed(0)
+    model = build().eval()
+    graph = DependencyGraph(model, make_inputs())
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["lm_head"])
+    with pytest.warns(UserWarning, match=r"no config describes the pruned shapes \(encoder"):
+        small = prune(graph, plan)
+    assert small.config.num_heads == model.config.num_heads == 4

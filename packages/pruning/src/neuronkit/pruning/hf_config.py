@@ -95,9 +95,7 @@ def sync_hf_config(model: nn.Module) -> dict[str, int]:
     if "n_inner" in current and current["n_inner"] is None:  # GPT-2's default: 4 x width
         current["n_inner"] = 4 * config.hidden_size
     changed = {f: v for f, v in candidate.items() if current[f] != v}
-    if not changed:
-        return {}
-    new = copy.deepcopy(config)
+    new = copy.deepcopy(config)  # checked even when no known field changed (e.g. T5's heads)
     for field, value in changed.items():
         setattr(new, field, value)
     want = _shapes(model)
