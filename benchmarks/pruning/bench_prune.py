@@ -276,104 +276,6 @@ def bench_onnx(name: str, repeats: int) -> dict[str, Any]:
     return row
 
 
-_HEADS = ("lm_head", "lm_head.decoder", "predictions.decoder", "classifier", "classifier.1")
-TP_LIMIT_S = 120.0  # Torch-Pruning's group search runs for minutes on some LMs
-
-
-def bench_hf_coverage(libraries: list[str]) -> list[dict[str, Any]]:
-    """Which of eighteen tiny Hugging Face architectures (``neuronkit.pruning.hf_zoo``) each
-    library prunes, with no per-architecture setup: 50% of every group by group L2 magnitude,
-    the output layer kept, from the model as ``transformers`` builds it (default attention).
-    A row is handled when pruning returns, within ``TP_LIMIT_S`` seconds, a model that runs and
-    keeps the output's shape; ``pruned_fraction`` is the share of parameters it lost and
-    ``seconds`` the time to build the graph and prune. For neuronkit the soft-pruning oracle is
-    checked too (``max_abs_hard_minus_soft``). Each prune runs in a forked process, so one that
-    does not finish is stopped and reported."""
-    import multiprocessing
-
-    from neuronkit.pruning import hf_zoo
-
-    ctx = multiprocessing.get_context("fork")
-    rows = []
-    for name in hf_zoo():
-        for lib in libraries:
-            queue = ctx.Queue()
-            child = ctx.Process(target=_coverage_child, args=(name, lib, queue))
-            child.start()
-            child.join(TP_LIMIT_S)
-            row: dict[str, Any] = {"library": lib, "model": f"hf_{name}", "coverage": True}
-            if child.is_alive():
-                child.kill()
-                child.join()
-                row.update(handled=False, error=f"did not finish within {TP_LIMIT_S:.0f} s")
-            else:
-                row.update(queue.get() if not queue.empty() else {"handled": False})
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    return rows
-
-
-def _coverage_child(name: str, lib: str, queue: Any) -> None:
-    from neuronkit.pruning import DependencyGraph, hf_zoo, plan_pruning, prune, soft_prune
-
-    ctor, make_x = hf_zoo()[name]
-    torch.manual_seed(0)
-    base, x = ctor().eval(), make_x()
-    run = (lambda m: _logits(m(**x))) if isinstance(x, dict) else (lambda m: _logits(m(x)))
-    keep = [n for n in _HEADS if isinstance(_get(base, n), (nn.Linear, nn.Conv2d))][:1]
-    try:
-        with torch.no_grad():
-            y0 = run(base)
-        model = copy.deepcopy(base)
-        t = time.perf_counter()
-        if lib == "neuronkit":
-            graph = DependencyGraph(model, x)
-            plan = plan_pruning(graph, "l2", RATIO, ignored_layers=keep)
-            pruned = prune(graph, plan)
-        else:
-            pruned = _prune_tp_generic(model, x, keep)
-        seconds = time.perf_counter() - t
-        with torch.no_grad():
-            y1 = run(pruned)
-        if y1.shape != y0.shape:
-            raise RuntimeError(f"output shape changed {tuple(y0.shape)} -> {tuple(y1.shape)}")
-        n0 = sum(p.numel() for p in base.parameters())
-        n1 = sum(p.numel() for p in pruned.parameters())
-        out: dict[str, Any] = {"handled": True, "pruned_fraction": 1 - n1 / n0, "seconds": seconds}
-        if lib == "neuronkit":
-            with torch.no_grad():
-                y_soft = run(soft_prune(graph, plan))
-            out["max_abs_hard_minus_soft"] = float((y1 - y_soft).abs().max())
-    except Exception as exc:
-        out = {"handled": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    queue.put(out)
-
-
-def _get(model: nn.Module, name: str) -> nn.Module | None:
-    try:
-        return model.get_submodule(name)
-    except AttributeError:
-        return None
-
-
-def _prune_tp_generic(model: nn.Module, x: Any, keep: list[str]) -> nn.Module:
-    import torch_pruning as tp
-
-    config: Any = getattr(model, "config", None)
-    if config is not None:  # no key/value cache in the outputs it traces
-        config.use_cache = False
-    pruner = tp.pruner.MetaPruner(
-        model,
-        x,
-        importance=tp.importance.GroupMagnitudeImportance(p=2, group_reduction="mean"),
-        pruning_ratio=RATIO,
-        ignored_layers=[model.get_submodule(k) for k in keep],
-        output_transform=_logits,  # trace from the logits (its documented hook)
-    )
-    pruner.step()
-    return model
-
-
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -398,12 +300,6 @@ def main(argv: list[str]) -> int:
         row = bench_onnx(name, repeats)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    try:
-        import transformers  # noqa: F401
-
-        rows.extend(bench_hf_coverage(libraries))
-    except ImportError:
-        pass
     import neuronkit.pruning as nkp
     from neuronkit.common import atomic_write_json
 

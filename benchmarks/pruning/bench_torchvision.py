@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ for _src in (ROOT / "shared" / "src", ROOT / "packages" / "pruning" / "src", HER
     if str(_src) not in sys.path:
         sys.path.insert(0, str(_src))
 
-from bench_prune import RATIO, prune_tp  # noqa: E402
+from bench_prune import RATIO, _logits, prune_tp  # noqa: E402
 
 # name -> input size (ViT, Swin and MaxViT are built for 224 x 224 images)
 MODELS = {
@@ -79,22 +80,29 @@ def _build(name: str) -> tuple[nn.Module, torch.Tensor, str]:
     return model, x, last
 
 
-def _neuronkit(model: nn.Module, x: torch.Tensor, keep: str) -> nn.Module:
+def _neuronkit(model: nn.Module, x: Any, keep: str) -> nn.Module:
     from neuronkit.pruning import DependencyGraph, plan_pruning, prune
 
     graph = DependencyGraph(model, x)
     return prune(graph, plan_pruning(graph, "l2", RATIO, ignored_layers=[keep]), inplace=True)
 
 
-def _oracle(model: nn.Module, x: torch.Tensor, keep: str) -> dict[str, Any]:
+def _run(model: nn.Module, x: Any) -> torch.Tensor:
+    """The model's output tensor (logits of a Hugging Face output; keyword inputs as a dict)."""
+    return _logits(model(**x) if isinstance(x, dict) else model(x))
+
+
+def _oracle(model: nn.Module, x: Any, keep: str) -> dict[str, Any]:
     """The pruned model against the soft-pruning oracle (zeroed channels in the original)."""
     from neuronkit.pruning import DependencyGraph, plan_pruning, prune, soft_prune
 
     graph = DependencyGraph(model, x)
     plan = plan_pruning(graph, "l2", RATIO, ignored_layers=[keep])
     with torch.no_grad():
-        oracle = soft_prune(graph, plan)(x)
-        err = (prune(graph, plan)(x) - oracle).abs().max() / oracle.abs().max().clamp_min(1e-12)
+        oracle = _run(soft_prune(graph, plan), x)
+        err = (_run(prune(graph, plan), x) - oracle).abs().max() / oracle.abs().max().clamp_min(
+            1e-12
+        )
     frozen = [g for g in graph.groups if not g.prunable]
     return {
         "oracle_relative_error": float(err),
@@ -104,16 +112,19 @@ def _oracle(model: nn.Module, x: torch.Tensor, keep: str) -> dict[str, Any]:
     }
 
 
-def one(name: str, library: str) -> dict[str, Any]:
+def one(
+    name: str, library: str, build: Callable[[str], tuple[nn.Module, Any, str]]
+) -> dict[str, Any]:
     """Prune one model with one library (run in a child process)."""
     from neuronkit.pruning import count_macs
 
     torch.set_num_threads(1)
-    model, x, keep = _build(name)
-    row: dict[str, Any] = {"model": name, "library": library, "input": list(x.shape)}
+    model, x, keep = build(name)
+    shape = {k: list(v.shape) for k, v in x.items()} if isinstance(x, dict) else list(x.shape)
+    row: dict[str, Any] = {"model": name, "library": library, "input": shape}
     try:
         with torch.no_grad():
-            y0 = model(x)
+            y0 = _run(model, x)
         times = []
         for _ in range(2):  # in place on a fresh copy, as Torch-Pruning prunes
             m = copy.deepcopy(model)
@@ -122,7 +133,7 @@ def one(name: str, library: str) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
         info = _oracle(model, x, keep) if library == "neuronkit" else {}
         with torch.no_grad():
-            y1 = pruned(x)
+            y1 = _run(pruned, x)
         if y1.shape != y0.shape:
             raise RuntimeError(f"output shape changed {tuple(y0.shape)} -> {tuple(y1.shape)}")
         row.update(
@@ -139,6 +150,28 @@ def one(name: str, library: str) -> dict[str, Any]:
     return row
 
 
+def run_coverage(script: str, names: Any, timeout: float) -> list[dict[str, Any]]:
+    """``script --one NAME LIBRARY`` for every model and library, each in its own process with
+    ``timeout`` seconds; a library failing, or not finishing, on a model is a result."""
+    rows = []
+    for name in names:
+        for library in ("neuronkit", "torch_pruning"):
+            cmd = [sys.executable, script, "--one", name, library]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+                lines = done.stdout.strip().splitlines()
+                row = json.loads(lines[-1]) if lines else {}
+                if not row:
+                    err = done.stderr.strip().splitlines()
+                    row = {"handled": False, "error": err[-1] if err else f"exit {done.returncode}"}
+            except subprocess.TimeoutExpired:
+                row = {"handled": False, "error": f"no result within {timeout:g} s"}
+            row = {"model": name, "library": library, **row}
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "frozen_reasons"}), flush=True)
+    return rows
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
@@ -146,29 +179,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "LIBRARY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(one(*args.one)))
+        print(json.dumps(one(*args.one, _build)))
         return 0
     import torch_pruning
     import torchvision
 
     from neuronkit.common import atomic_write_json
 
-    rows = []
-    for name in QUICK if args.quick else MODELS:
-        for library in ("neuronkit", "torch_pruning"):
-            cmd = [sys.executable, __file__, "--one", name, library]
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-                lines = done.stdout.strip().splitlines()
-                row = json.loads(lines[-1]) if lines else {}
-                if not row:
-                    err = done.stderr.strip().splitlines()
-                    row = {"handled": False, "error": err[-1] if err else f"exit {done.returncode}"}
-            except subprocess.TimeoutExpired:
-                row = {"handled": False, "error": f"no result within {args.timeout:g} s"}
-            row = {"model": name, "library": library, **row}
-            rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "frozen_reasons"}), flush=True)
+    rows = run_coverage(__file__, QUICK if args.quick else MODELS, args.timeout)
     out = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
     atomic_write_json(
         out,
