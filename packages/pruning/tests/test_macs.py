@@ -107,3 +107,22 @@ def test_einsum_bilinear_and_recurrent_counts() -> None:
     assert count_macs(nn.RNN(i, h), torch.randn(3, i)) == 3 * h * 12  # unbatched
     assert count_macs(nn.LSTMCell(i, h), torch.randn(2, i)) == 2 * 4 * h * 12
     assert count_macs(_Packed(), torch.randn(4, 2, i)) == 6 * 3 * h * 12
+
+
+class _KeywordProducts(nn.Module):
+    """Products whose operands are passed by keyword (BLOOM: ``alibi.baddbmm(batch1=q,
+    batch2=k)``; counting them crashed with an IndexError)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = torch.zeros(x.shape[0], x.shape[1], x.shape[1])
+        scores = bias.baddbmm(batch1=x, batch2=x.transpose(1, 2), alpha=0.5)  # [B, T, T]
+        attn = torch.nn.functional.scaled_dot_product_attention(query=x, key=x, value=x)
+        return torch.matmul(input=scores, other=attn)
+
+
+def test_products_with_keyword_operands() -> None:
+    b, t, d = 2, 3, 4
+    sdpa = 2 * b * t * d * t  # q @ k^T and attn @ v
+    assert (
+        count_macs(_KeywordProducts(), torch.randn(b, t, d)) == b * t * t * d + sdpa + b * t * d * t
+    )

@@ -110,6 +110,13 @@ _CONVS = {_F.conv1d, _F.conv2d, _F.conv3d}
 _CONV_TRANSPOSES = {_F.conv_transpose1d, _F.conv_transpose2d, _F.conv_transpose3d}
 
 
+def _arg(args: Any, kwargs: dict[str, Any], i: int, *names: str) -> Any:
+    """Argument ``i`` of a call, given by position or by one of its keyword ``names``."""
+    if len(args) > i:
+        return args[i]
+    return next(kwargs[n] for n in names if n in kwargs)
+
+
 class _MacCounter(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
@@ -122,10 +129,11 @@ class _MacCounter(TorchFunctionMode):
             w = args[1] if len(args) > 1 else kwargs["weight"]
             self.macs += _numel(args[0].shape) // int(w.shape[-1]) * _numel(w.shape)
         elif func in _MATMULS:
-            a, b = args[0], args[1]
+            a, b = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "other", "mat2")
             self.macs += _numel(out.shape) * int(a.shape[-1]) if a.ndim and b.ndim else 0
-        elif func in _ADDMMS:
-            self.macs += _numel(out.shape) * int(args[1].shape[-1])
+        elif func in _ADDMMS:  # BLOOM: alibi.baddbmm(batch1=q, batch2=k, ...)
+            a = _arg(args, kwargs, 1, "mat1", "batch1")
+            self.macs += _numel(out.shape) * int(a.shape[-1])
         elif func is torch.einsum:
             ops = args[1:] if len(args) > 2 or isinstance(args[1], torch.Tensor) else args[1]
             self.macs += _einsum_macs(args[0], ops)
@@ -143,7 +151,7 @@ class _MacCounter(TorchFunctionMode):
             w = args[1] if len(args) > 1 else kwargs["weight"]
             self.macs += _numel(args[0].shape) * _numel(w.shape[1:])
         elif func is _F.scaled_dot_product_attention:
-            q, k = args[0], args[1]
+            q, k = _arg(args, kwargs, 0, "query"), _arg(args, kwargs, 1, "key")
             self.macs += 2 * _numel(q.shape) * int(k.shape[-2])
         elif func is _F.multi_head_attention_forward:
             if args[5] is None:  # kdim / vdim: separate projection weights
