@@ -696,8 +696,12 @@ def _trace_graph(
         return _trace(model, example_inputs, tracer, names)
     finally:  # a forward that stores on its module (Swin's window size) stored traced values
         for m, attrs in saved:
-            vars(m).clear()
-            vars(m).update(attrs)
+            now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
+            for k in [k for k in now if k not in attrs]:
+                del now[k]
+            for k, v in attrs.items():
+                if now.get(k, _MISSING) is not v:
+                    now[k] = v
 
 
 def _trace(
