@@ -316,3 +316,32 @@ def test_reading_a_weights_dtype_does_not_freeze_its_channels() -> None:
     torch.manual_seed(0)
     graph = _check_oracle(_DtypeRead().eval(), torch.randn(2, 3, 4, 4))
     assert _group_of(graph, "proj").prunable
+
+
+class _RowsByIndex(nn.Module):
+    """Rows picked by a list, a tensor, or both axes indexed (the last freezes)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 2)
+        self.register_buffer("rows", torch.tensor([[0, 2], [1, 1]]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)  # [B, 8]
+        if self.kind == "list":
+            h = h[[0, 2, 2]]
+        elif self.kind == "tensor":
+            h = h[self.rows]  # [2, 2, 8]
+        else:
+            h = h[self.rows, :4]
+        return self.b(torch.relu(h)) if self.kind != "both" else h.sum(-1)
+
+
+@pytest.mark.parametrize("kind", ["list", "tensor"])
+def test_rows_gathered_by_an_index_keep_their_channels(kind: str) -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_RowsByIndex(kind).eval(), torch.randn(4, 5))
+    assert _group_of(graph, "a").prunable
+    frozen = _group_of(DependencyGraph(_RowsByIndex("both").eval(), torch.randn(4, 5)), "a")
+    assert not frozen.prunable

@@ -26,12 +26,13 @@ the pruner may be conservative but never silently wrong. Models ``torch.fx`` can
 Hugging Face transformer blocks (traced by :mod:`neuronkit.pruning.tracing`): HF ``Conv1D``
 (``[in, out]`` weights) is a linear layer; a reshape that splits the channel axis into
 ``(heads, head_dim)`` makes each head's ``head_dim`` channels one unit and moves the label to
-the head axis, and batched matrix products (``q @ k^T``, ``attn @ v``) unify the head axes of
-their operands, so the q/k/v head slices of a (fused) projection and the output projection's
-input columns form one group of whole heads (with grouped-query attention, a key/value head
-together with its query heads, through ``repeat_kv``'s expand-and-merge); RMSNorm weights follow
+the head axis, and batched matrix products (``q @ k^T``, ``attn @ v``) and
+``F.scaled_dot_product_attention`` unify the head axes of their operands, so the q/k/v head
+slices of a (fused) projection and the output projection's input columns form one group of
+whole heads (with grouped-query attention, a key/value head together with its query heads,
+through ``repeat_kv``'s expand-and-merge or SDPA's ``enable_gqa``); RMSNorm weights follow
 their channel like LayerNorm; tied parameters (``lm_head.weight is wte.weight``) are pruned once
-and stay tied.
+and stay tied; ``F.embedding`` inside an ``nn.Embedding`` subclass is the Embedding rule.
 """
 
 from __future__ import annotations
@@ -1083,8 +1084,10 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)}: advanced indexing")
         if isinstance(index, fx.Node):
             index_shape = _shape(index)
-        else:
+        elif torch.is_tensor(index) or all(isinstance(i, int) for i in index):
             index_shape = tuple(torch.as_tensor(index).shape)
+        else:  # a list holding traced values
+            index_shape = None
         if index_shape is None:
             raise _Freeze(f"{_describe(node)}: advanced indexing with an unknown index")
         return _Label(label.axis - 1 + len(index_shape), label.slots)
