@@ -902,7 +902,7 @@ class DependencyGraph:
         ``h`` reads key/value head ``h // g`` (``g`` = query heads per key/value head), so a
         key/value head and its ``g`` query heads are one unit, as through ``repeat_kv``."""
         names = ("query", "key", "value", "attn_mask")
-        args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        args = _named_args(node, names)
         values = [args.get(n) for n in names]
         operands = [(v, labels.get(v) if isinstance(v, fx.Node) else None) for v in values]
         q = operands[0][1]
@@ -1158,7 +1158,7 @@ class DependencyGraph:
         columns are the output's channels, as in the Embedding rule. A table that is not a
         parameter, or ``max_norm`` (rows renormalized over all columns), freezes them."""
         names = ("input", "weight", "padding_idx", "max_norm")
-        args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        args = _named_args(node, names)
         table, out = args["weight"], _shape(node)
         lab = labels.get(table) if isinstance(table, fx.Node) else None
         if not isinstance(lab, _Label):
@@ -1182,7 +1182,7 @@ class DependencyGraph:
         other attribute equal to the width; its parameters become normalization members.
         Anything else over the channels freezes them."""
         names = ("input", "normalized_shape", "weight", "bias", "eps")
-        args: dict[str, Any] = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        args = _named_args(node, names)
         x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
         params = [p for p in (args.get("weight"), args.get("bias")) if isinstance(p, fx.Node)]
         plabels = [labels.get(p) for p in params]
@@ -1503,6 +1503,11 @@ class _Freeze(Exception):
 
 def _kw(node: fx.Node) -> Any:
     return node.kwargs
+
+
+def _named_args(node: fx.Node, names: Sequence[str]) -> dict[str, Any]:
+    """The node's arguments by parameter name (positional ones named by ``names``)."""
+    return {**dict(zip(names, node.args, strict=False)), **node.kwargs}
 
 
 def _check_requested_size(node: fx.Node, axis: int) -> None:

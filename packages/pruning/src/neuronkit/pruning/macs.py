@@ -126,7 +126,7 @@ class _MacCounter(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if func is _F.linear:
-            w = args[1] if len(args) > 1 else kwargs["weight"]
+            w = _arg(args, kwargs, 1, "weight")
             self.macs += _numel(args[0].shape) // int(w.shape[-1]) * _numel(w.shape)
         elif func in _MATMULS:
             a, b = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "other", "mat2")
@@ -138,17 +138,17 @@ class _MacCounter(TorchFunctionMode):
             ops = args[1:] if len(args) > 2 or isinstance(args[1], torch.Tensor) else args[1]
             self.macs += _einsum_macs(args[0], ops)
         elif func is _F.bilinear:  # out[n, o] = sum_ij x1[n, i] W[o, i, j] x2[n, j]
-            w = args[2] if len(args) > 2 else kwargs["weight"]
+            w = _arg(args, kwargs, 2, "weight")
             self.macs += _numel(args[0].shape[:-1]) * _numel(w.shape)
         elif func in _RNNS:
             self.macs += _rnn_macs(args)
         elif func in _RNN_CELLS:  # (input, hx, w_ih, w_hh, ...)
             self.macs += _numel(args[0].shape[:-1]) * (args[2].numel() + args[3].numel())
         elif func in _CONVS:
-            w = args[1] if len(args) > 1 else kwargs["weight"]
+            w = _arg(args, kwargs, 1, "weight")
             self.macs += _numel(out.shape) * _numel(w.shape[1:])
         elif func in _CONV_TRANSPOSES:  # every input element feeds out/groups x kernel outputs
-            w = args[1] if len(args) > 1 else kwargs["weight"]
+            w = _arg(args, kwargs, 1, "weight")
             self.macs += _numel(args[0].shape) * _numel(w.shape[1:])
         elif func is _F.scaled_dot_product_attention:
             q, k = _arg(args, kwargs, 0, "query"), _arg(args, kwargs, 1, "key")

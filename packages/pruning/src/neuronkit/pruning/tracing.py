@@ -523,10 +523,11 @@ def _trace_concrete(
     names: tuple[str, ...] | None = None,
 ) -> fx.GraphModule:
     """The graph of ``model(*example_inputs)`` recorded by :class:`ConcreteTracer`, its
-    targets ``model``'s own names. Hugging Face models get their leaves and mask builders;
-    other models (a fallback when ``torch.fx`` cannot trace them, e.g. a ``forward`` that
-    branches on its input's shape) may branch on shapes only, and nodes left without users
-    (such checks) are dropped."""
+    targets ``model``'s own names. Tensor factories (``torch.ones``, ...) record sizes that
+    are traced values; Hugging Face models get their leaves and mask builders; other models
+    (a fallback when ``torch.fx`` cannot trace them, e.g. a ``forward`` that branches on its
+    input's shape) may branch on shapes only, and nodes left without users (such checks) are
+    dropped."""
     if hf:
         tracer = ConcreteTracer(example_inputs, leaf=_hf_leaf)
     else:
@@ -540,7 +541,6 @@ def _trace_concrete(
             f"{len(example_inputs)}"
         )
     root = _Root(model, hf, len(example_inputs), names)
-    patched = _mask_builders(model) if hf else []
 
     def wrap(fn: Any) -> Any:
         def shape_only(*args: Any, **kwargs: Any) -> Any:
@@ -556,13 +556,15 @@ def _trace_concrete(
 
         return call
 
-    patched += [(vars(torch), name, getattr(torch, name)) for name in _FACTORIES]
-    for g, name, fn in patched:
-        g[name] = factory(fn) if g is vars(torch) else wrap(fn)
+    # (module globals, name, original, stand-in while tracing)
+    patched = [(g, name, fn, wrap(fn)) for g, name, fn in (_mask_builders(model) if hf else [])]
+    patched += [(vars(torch), n, getattr(torch, n), factory(getattr(torch, n))) for n in _FACTORIES]
+    for g, name, _, stand_in in patched:
+        g[name] = stand_in
     try:
         graph = tracer.trace(root)
     finally:
-        for g, name, fn in patched:
+        for g, name, fn, _ in patched:
             g[name] = fn
     prefix = "model."
     attrs: dict[str, Any] = {}
