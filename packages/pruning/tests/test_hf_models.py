@@ -290,7 +290,7 @@ def test_gpt2_width_that_is_not_heads_times_head_dim_warns() -> None:
     model = _gpt2()
     graph = DependencyGraph(model, _ids())
     heads = {g.index for g in graph.groups if any(p.endswith("attn.c_attn") for p in g.producers)}
-    with pytest.warns(UserWarning, match="no config describes the pruned shapes"):
+    with pytest.warns(UserWarning, match="no config describes the pruned model"):
         pruned = prune(
             graph,
             plan_pruning(

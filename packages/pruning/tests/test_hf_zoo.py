@@ -173,15 +173,49 @@ def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
     assert hard.ByteSize() < 0.9 * proto.ByteSize()  # Swin's index tables stay whole
 
 
-def test_a_config_that_cannot_describe_the_pruned_model_warns() -> None:
-    """T5's heads have config fields ``sync_hf_config`` does not know (``n_heads`` per block):
-    the pruned shapes are still checked against a model rebuilt from the config, which would
-    get them wrong, so ``prune`` warns and leaves the config (it was silent)."""
-    build, make_inputs = _ZOO["t5"]
+# the pruned config rebuilds the pruned model: save_pretrained -> from_pretrained gives its
+# outputs. Mistral / Qwen2 / RoBERTa by their module names; the others by the config search,
+# GPT-NeoX through a head count that equal shapes leave open (4 heads of 8 or 2 of 16) and
+# Swin / ConvNeXt / ResNet through per-stage lists
+_CONFIG_REBUILDS = {
+    "mistral", "qwen2", "phi", "gpt_neox", "distilbert", "roberta", "albert", "vit", "swin",
+    "convnext", "resnet",
+}  # fmt: skip
+# the rest keep their config, with a warning: Gemma scales its embeddings by sqrt(hidden_size)
+# from the config (same shapes, other outputs); OPT, GPT-J, BLOOM and Falcon tie the attention
+# width to the residual width, whose heads stay frozen; T5's cross-attention keeps its heads
+# while self-attention loses some (one num_heads); MobileViT's stages differ in MLP ratio
+_CONFIG_WARNS = {"gemma", "opt", "gptj", "bloom", "falcon", "t5", "mobilevit"}
+
+
+@pytest.mark.parametrize("name", sorted(_MUST_PRUNE))
+def test_pruned_config_rebuilds_the_pruned_model_or_warns(name: str, tmp_path: Any) -> None:
+    assert set(_ZOO) == _CONFIG_REBUILDS | _CONFIG_WARNS
+    build, make_inputs = _ZOO[name]
     torch.manual_seed(0)
-    model = build().eval()
-    graph = DependencyGraph(model, make_inputs())
-    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["lm_head"])
-    with pytest.warns(UserWarning, match=r"no config describes the pruned shapes \(encoder"):
-        small = prune(graph, plan)
-    assert small.config.num_heads == model.config.num_heads == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build().eval()
+    before = model.config.to_dict()
+    inputs = make_inputs()
+    graph = DependencyGraph(model, inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    why = [str(w.message) for w in caught if "from_pretrained cannot rebuild" in str(w.message)]
+    if name in _CONFIG_WARNS:
+        assert why
+        assert "no config describes the pruned model" in why[0]
+        assert pruned.config.to_dict() == before
+        if name == "gemma":
+            assert "computes other outputs" in why[0]
+        return
+    assert not why
+    assert pruned.config.to_dict() != before
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruned.save_pretrained(tmp_path)
+        reloaded = type(pruned).from_pretrained(tmp_path).eval()
+    assert [p.shape for p in reloaded.parameters()] == [p.shape for p in pruned.parameters()]
+    y, y_reloaded = _logits(pruned, inputs), _logits(reloaded, inputs)
+    torch.testing.assert_close(y_reloaded, y, atol=1e-5 * max(float(y.abs().max()), 1.0), rtol=0)

@@ -3,22 +3,35 @@
 After :func:`~neuronkit.pruning.prune` removes residual channels, attention heads or MLP
 channels from a ``transformers`` model, ``model.config`` still describes the original sizes, so
 ``save_pretrained`` followed by ``from_pretrained`` would build the wrong model.
-:func:`sync_hf_config` reads the sizes off the pruned modules (GPT-2, BERT and the LLaMA
-family: Llama, Mistral, Qwen2, ...), writes them into the config and proves the result by
-building the model class from the new config on the meta device and comparing every parameter
-shape. A config cannot describe layers of different sizes (global pruning) or a residual width
-that is no longer heads x head_dim where the architecture ties them (GPT-2); such a config is
-left as it was, with a warning that names the mismatch.
+:func:`sync_hf_config` first reads the sizes off the pruned modules where it knows their names
+(GPT-2, BERT and the LLaMA family: Llama, Mistral, Qwen2, ...) and proves the result by building
+the model class from the new config on the meta device and comparing every parameter shape.
+
+For any other architecture, given example inputs, it searches the config: every integer field
+(or element of an integer list, such as ConvNeXt's per-stage ``hidden_sizes``) that equals a
+size the pruning changed is a candidate for the new size, and a field named for heads (``n_head``,
+``num_heads``, ...) a candidate for the head count that keeps the head size. A candidate is kept
+when the model built from it matches more parameter shapes and loses none. Equal shapes do not
+prove an equal model (four heads of 8 channels have the shapes of two heads of 16), so the found
+config is accepted only when the model it builds, sharing the pruned model's tensors, computes
+the pruned model's outputs on the example inputs.
+
+A config cannot describe layers of different sizes (global pruning) or a width that the
+architecture ties to another one that changed differently (GPT-2's heads x head_dim); such a
+config is left as it was, with a warning that names the mismatch.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 from torch import nn
+
+from .tracing import call_model, split_inputs
 
 __all__ = ["sync_hf_config"]
 
@@ -58,15 +71,53 @@ def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def sync_hf_config(model: nn.Module) -> dict[str, int]:
+def _no_init_weights() -> AbstractContextManager[Any]:
+    """``transformers``' context that skips weight initialization (only shapes are read)."""
+    import importlib
+
+    try:
+        module = importlib.import_module("transformers.initialization")  # transformers >= 5
+    except ImportError:  # pragma: no cover - transformers 4.x
+        module = importlib.import_module("transformers.modeling_utils")
+    context: AbstractContextManager[Any] = module.no_init_weights()
+    return context
+
+
+def _build(model: nn.Module, config: Any, device: str = "meta") -> nn.Module:
+    """``type(model)(config)`` on ``device`` without initializing weights (on the CPU the
+    weights are allocated, never written)."""
+    with torch.device(device), _no_init_weights():
+        return type(model)(config)
+
+
+def _built_shapes(model: nn.Module, config: Any) -> dict[str, tuple[int, ...]] | str:
+    """The parameter shapes of the model ``config`` builds, or why the class rejects it."""
+    try:
+        return _shapes(_build(model, config))
+    except Exception as err:  # a model class may raise anything on a config it cannot build
+        return f"the model class rejects it: {type(err).__name__}: {err}"
+
+
+def _matched(want: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]]) -> set[str]:
+    return {k for k, shape in want.items() if got.get(k) == shape}
+
+
+def sync_hf_config(model: nn.Module, example_inputs: Any = None) -> dict[str, Any]:
     """Write a pruned Hugging Face model's new sizes into ``model.config`` (in place).
 
     Args:
         model: a ``transformers`` ``PreTrainedModel`` after structural pruning.
+        example_inputs: inputs the model accepts (a tensor, a tuple or a dict of keyword
+            inputs, as for :class:`~neuronkit.pruning.DependencyGraph`). With them, a config
+            the known module names do not describe is searched for, and every config is checked
+            by running the model it builds (see the module docstring); without them only the
+            known names are read and only the shapes are checked. :func:`~neuronkit.pruning.prune`
+            passes the graph's example inputs.
 
     Returns:
-        the config fields that changed, e.g. ``{"hidden_size": 32, "num_attention_heads": 2}``;
-        empty when nothing changed or the sizes cannot be described by a config (then a
+        the config fields that changed, e.g. ``{"hidden_size": 32, "num_attention_heads": 2}``
+        (a list field whole, a nested config's field as ``"vision_config.hidden_size"``);
+        empty when nothing changed or no config describes the pruned model (then a
         ``UserWarning`` names the first parameter whose shape a rebuilt model would get wrong,
         and the config is unchanged).
     """
@@ -77,44 +128,239 @@ def sync_hf_config(model: nn.Module) -> dict[str, int]:
             f"model: expected a Hugging Face PreTrainedModel with a config, got "
             f"{type(model).__name__}"
         )
+    inputs = None if example_inputs is None else split_inputs(example_inputs)
+    known, problem = _known_sizes(model, config)
+    new = copy.deepcopy(config)  # checked even when no known field changed (e.g. T5's heads)
+    for field, value in known.items():
+        setattr(new, field, value)
+    want = _shapes(model)
+    got = _built_shapes(model, new)
+    if isinstance(got, str):
+        problem = problem or got
+        new, got = copy.deepcopy(config), _built_shapes(model, config)
+    elif got == want:
+        if inputs is None or _same_function(model, new, inputs):
+            for field, value in known.items():
+                setattr(config, field, value)
+            return known
+        problem = problem or (
+            "the model built from it computes other outputs on the example inputs (a size "
+            "the model reads from its config, e.g. a scale)"
+        )
+    else:
+        bad = next((k for k in want if got.get(k) != want[k]), None)
+        problem = problem or (
+            f"{bad}: pruned {want[bad]}, built from the updated config {got.get(bad)}"
+            if bad is not None
+            else f"the rebuilt model has other parameters ({sorted(set(got) - set(want))[:3]})"
+        )
+    found = None
+    if inputs is not None and isinstance(got, dict):
+        found = _search(model, new, want, got, inputs)
+    if found is None:
+        return _unchanged(f"no config describes the pruned model ({problem})")
+    changed = _differences(config, found)
+    for name, value in changed.items():
+        owner, _, field = name.rpartition(".")
+        setattr(getattr(config, owner) if owner else config, field, value)
+    return changed
+
+
+def _known_sizes(model: nn.Module, config: Any) -> tuple[dict[str, int], str | None]:
+    """The config fields that the known module names give (those that changed), or a
+    problem when the layers disagree."""
     candidate: dict[str, int] = {}
     try:
-        emb = get_embeddings()
+        emb = model.get_input_embeddings()  # type: ignore[operator]
     except NotImplementedError:  # vision models (ResNet, MobileViT) have no token embedding
         emb = None
     if isinstance(emb, nn.Embedding):
         candidate["hidden_size"] = emb.embedding_dim
     for field, values in _per_layer_sizes(model).items():
         if len(set(values)) > 1:
-            return _unchanged(
-                f"layers differ in {field} ({sorted(set(values))}); a Hugging Face config holds "
-                "one value"
+            return {}, (
+                f"layers differ in {field} ({sorted(set(values))}); a Hugging Face config "
+                "holds one value"
             )
         candidate[field] = values[0]
     current = {f: getattr(config, f, None) for f in candidate}
     if "n_inner" in current and current["n_inner"] is None:  # GPT-2's default: 4 x width
         current["n_inner"] = 4 * config.hidden_size
-    changed = {f: v for f, v in candidate.items() if current[f] != v}
-    new = copy.deepcopy(config)  # checked even when no known field changed (e.g. T5's heads)
-    for field, value in changed.items():
-        setattr(new, field, value)
-    want = _shapes(model)
-    try:
-        with torch.device("meta"):
-            got = _shapes(type(model)(new))
-    except (ValueError, RuntimeError) as err:  # e.g. a width that is not heads x head_dim
-        problem = f"the model class rejects it: {err}"
+    return {f: v for f, v in candidate.items() if current[f] != v}, None
+
+
+# a config field: (attribute,), (attribute, list index), (sub-config, attribute[, index])
+_Path = tuple[str | int, ...]
+
+
+def _int_fields(config: Any, prefix: _Path = ()) -> list[tuple[_Path, int]]:
+    """Every integer field of ``config``, every element of an integer list, and those of
+    nested configs (``text_config``, ...), one level deep."""
+    out: list[tuple[_Path, int]] = []
+    for key, value in vars(config).items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            out.append(((*prefix, key), value))
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            out.extend(((*prefix, key, i), v) for i, v in enumerate(value))
+        elif not prefix and hasattr(value, "to_dict") and hasattr(value, "model_type"):
+            out.extend(_int_fields(value, (key,)))
+    return out
+
+
+def _get(config: Any, path: _Path) -> Any:
+    obj = config
+    for part in path:
+        obj = obj[part] if isinstance(part, int) else getattr(obj, part)
+    return obj
+
+
+def _set(config: Any, path: _Path, value: int) -> None:
+    if isinstance(path[-1], int):
+        owner, field = _get(config, path[:-2]), str(path[-2])
+        seq = list(getattr(owner, field))
+        seq[path[-1]] = value
+        old = getattr(owner, field)
+        setattr(owner, field, type(old)(seq) if isinstance(old, tuple) else seq)
     else:
-        bad = next((k for k in want if got.get(k) != want[k]), None)
-        if bad is None:
-            for field, value in changed.items():
-                setattr(config, field, value)
-            return changed
-        problem = f"{bad}: pruned {want[bad]}, built from the updated config {got.get(bad)}"
-    return _unchanged(f"no config describes the pruned shapes ({problem})")
+        setattr(_get(config, path[:-1]), str(path[-1]), value)
 
 
-def _unchanged(problem: str) -> dict[str, int]:
+def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[tuple[_Path, int]]:
+    """(field, new value) to try: fields equal to a changed size get the new size; head
+    counts get the count that keeps the head size (``a / v`` channels per head)."""
+    exact: list[tuple[_Path, int]] = []
+    heads: list[tuple[_Path, int]] = []
+    for path, v in _int_fields(config):
+        name = str(path[-1] if isinstance(path[-1], str) else path[-2]).lower()
+        for a, b in sorted(pairs):
+            if v == a:
+                exact.append((path, b))
+            elif "head" in name and v > 0 and a % v == 0 and (b * v) % a == 0:
+                heads.append((path, b * v // a))
+    return list(dict.fromkeys(exact + heads))
+
+
+def _search(
+    model: nn.Module,
+    config: Any,
+    want: dict[str, tuple[int, ...]],
+    got: dict[str, tuple[int, ...]],
+    inputs: tuple[tuple[Any, ...], tuple[str, ...] | None],
+) -> Any | None:
+    """A copy of ``config`` that builds the pruned shapes and the pruned model's function,
+    or None (greedy over :func:`_candidates`; see the module docstring)."""
+    pairs = {
+        (a, b)
+        for k, shape in want.items()
+        if k in got and len(got[k]) == len(shape)
+        for a, b in zip(got[k], shape, strict=True)
+        if a != b
+    }
+    candidates = _candidates(config, pairs)
+    if not candidates:
+        return None
+    matched = _matched(want, got)
+    for path, value in candidates:
+        if got == want:
+            break
+        if _get(config, path) == value:
+            continue
+        trial = copy.deepcopy(config)
+        _set(trial, path, value)
+        shapes = _built_shapes(model, trial)
+        if isinstance(shapes, dict) and (now := _matched(want, shapes)) > matched:
+            config, matched, got = trial, now, shapes
+    if got != want:
+        return None
+    if _same_function(model, config, inputs):
+        return config
+    # equal shapes, another function: a head count with the same total width (4 x 8 vs 2 x 16)
+    for path, value in candidates:
+        if _get(config, path) == value:
+            continue
+        trial = copy.deepcopy(config)
+        _set(trial, path, value)
+        if _built_shapes(model, trial) == want and _same_function(model, trial, inputs):
+            return trial
+    return None
+
+
+def _same_function(
+    model: nn.Module, config: Any, inputs: tuple[tuple[Any, ...], tuple[str, ...] | None]
+) -> bool:
+    """Whether the model that ``config`` builds computes ``model``'s outputs on ``inputs``
+    once given what ``from_pretrained`` would load: ``model``'s parameters and persistent
+    buffers (shared, not copied). Non-persistent buffers (a rotary table, an embedding scale)
+    are the twin's own, computed from ``config``. Both run in eval mode; ``model``'s modes are
+    restored."""
+    try:
+        twin = _build(model, config, "cpu")
+        source = dict(model.named_modules())
+        for name, mod in twin.named_modules():
+            src = source[name]
+            for key in mod._parameters:
+                mod._parameters[key] = src._parameters[key]
+            for key, own in mod._buffers.items():
+                theirs = src._buffers[key]
+                if key not in mod._non_persistent_buffers_set or own is None or theirs is None:
+                    mod._buffers[key] = theirs
+                else:
+                    mod._buffers[key] = own.to(device=theirs.device, dtype=theirs.dtype)
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        twin.eval()
+        values, names = inputs
+        try:
+            with torch.no_grad():
+                a = _tensors(call_model(model, values, names, use_cache=False, return_dict=True))
+                b = _tensors(call_model(twin, values, names, use_cache=False, return_dict=True))
+        finally:
+            for m, mode in modes:
+                m.training = mode
+    except Exception:  # the twin cannot run: the config is not proven
+        return False
+    if not a or len(a) != len(b):
+        return False
+    return all(
+        x.shape == y.shape and torch.allclose(x, y, rtol=1e-4, atol=1e-6)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _tensors(out: Any) -> list[torch.Tensor]:
+    """The floating-point tensors of a model output (a ``ModelOutput``, tuple or tensor)."""
+    if isinstance(out, torch.Tensor):
+        return [out] if out.is_floating_point() else []
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for item in out for t in _tensors(item)]
+    return []
+
+
+def _differences(old: Any, new: Any) -> dict[str, Any]:
+    """``{name: value}`` of ``old``'s fields (whole lists; nested as ``sub.field``) that
+    differ in ``new`` (fields a model class adds to its config while building are skipped)."""
+    known = {path for path, _ in _int_fields(old)}
+    changed: dict[str, Any] = {}
+    for path, _ in _int_fields(new):
+        if path not in known:
+            continue
+        field = path[:-1] if isinstance(path[-1], int) else path
+        name = ".".join(str(p) for p in field)
+        value = _get(new, field)
+        if name not in changed and _get(old, field) != value:
+            changed[name] = copy.deepcopy(value)
+    return changed
+
+
+def _unchanged(problem: str) -> dict[str, Any]:
     """Warn that ``model.config`` stays as it was because of ``problem``; nothing changed."""
     warnings.warn(
         f"model: {problem}; model.config is left unchanged and from_pretrained cannot rebuild "

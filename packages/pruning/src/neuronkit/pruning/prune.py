@@ -613,8 +613,9 @@ def prune(
     Returns:
         the pruned module (a copy unless ``inplace``). On any validation error the original
         model is left unchanged. A Hugging Face model's ``config`` is rewritten to the new
-        sizes when one config can describe them (:func:`~.hf_config.sync_hf_config`; otherwise
-        a warning says why ``from_pretrained`` cannot rebuild it).
+        sizes when one config can describe them (:func:`~.hf_config.sync_hf_config`, checked
+        on the graph's example inputs; otherwise a warning says why ``from_pretrained``
+        cannot rebuild it).
     """
     _validate_plan(graph, plan)
     if target is not None:
@@ -627,7 +628,9 @@ def prune(
         model = graph.model if inplace else copy.deepcopy(graph.model)
     pruned = _apply(graph, plan, model, hard=True)
     if is_hf_model(pruned):
-        sync_hf_config(pruned)
+        names = graph.input_names
+        inputs = graph.example_inputs if names is None else dict(zip(names, graph.example_inputs))
+        sync_hf_config(pruned, inputs)
     return pruned
 
 

@@ -521,13 +521,14 @@ def _trace_concrete(
     example_inputs: tuple[Any, ...],
     hf: bool,
     names: tuple[str, ...] | None = None,
-) -> fx.GraphModule:
-    """The graph of ``model(*example_inputs)`` recorded by :class:`ConcreteTracer`, its
-    targets ``model``'s own names. Tensor factories (``torch.ones``, ...) record sizes that
-    are traced values; Hugging Face models get their leaves and mask builders; other models
-    (a fallback when ``torch.fx`` cannot trace them, e.g. a ``forward`` that branches on its
-    input's shape) may branch on shapes only, and nodes left without users (such checks) are
-    dropped."""
+) -> tuple[nn.Module, fx.Graph]:
+    """``(root, graph)``: the graph of ``model(*example_inputs)`` recorded by
+    :class:`ConcreteTracer`, its targets ``model``'s own names, and a module holding what those
+    targets name (no code is generated: :func:`_graph_module` does that on demand). Tensor
+    factories (``torch.ones``, ...) record sizes that are traced values; Hugging Face models
+    get their leaves and mask builders; other models (a fallback when ``torch.fx`` cannot
+    trace them, e.g. a ``forward`` that branches on its input's shape) may branch on shapes
+    only, and nodes left without users (such checks) are dropped."""
     if hf:
         tracer = ConcreteTracer(example_inputs, leaf=_hf_leaf)
     else:
@@ -567,7 +568,7 @@ def _trace_concrete(
         for g, name, fn, _ in patched:
             g[name] = fn
     prefix = "model."
-    attrs: dict[str, Any] = {}
+    holder = nn.Module()
     for node in graph.nodes:
         if node.op in ("call_module", "get_attr"):
             target = str(node.target)
@@ -579,10 +580,26 @@ def _trace_concrete(
             if target.startswith(prefix):
                 target = target[len(prefix) :]
                 node.target = target
-            attrs[target] = obj
+            _hold(holder, target, obj)
     if not hf:
         _drop_unused(graph)
-    return fx.GraphModule(attrs, graph, class_name=type(model).__name__)
+    return holder, graph
+
+
+def _hold(holder: nn.Module, target: str, obj: Any) -> None:
+    """Make ``holder.<target>`` (a dotted name) resolve to ``obj``, creating empty modules on
+    the way as ``fx.GraphModule`` does; a tensor that is not a parameter becomes a buffer."""
+    *path, field = target.split(".")
+    for part in path:
+        sub = getattr(holder, part, None)
+        if sub is None:
+            sub = nn.Module()
+            setattr(holder, part, sub)
+        holder = sub
+    if isinstance(obj, torch.Tensor) and not isinstance(obj, nn.Parameter):
+        holder.register_buffer(field, obj)
+    else:
+        setattr(holder, field, obj)
 
 
 # tensor factories whose sizes may be traced values; torch's argument parser rejects a proxy
@@ -687,7 +704,7 @@ def _trace_graph(
     ``root`` is ``model``. Hugging Face models, and plain models that ``torch.fx`` cannot trace
     symbolically (Python control flow on an input's shape) or take keyword inputs (``names``):
     :class:`ConcreteTracer` on the example inputs (see :func:`trace_model`; for plain models
-    control flow may read shapes, never values); ``root`` is the traced ``GraphModule``.
+    control flow may read shapes, never values); ``root`` holds what the graph's targets name.
 
     Raises:
         UntraceableModelError: the trace failed; the message names the failing operation.
@@ -714,28 +731,25 @@ def _trace(
 ) -> tuple[nn.Module, fx.Graph]:
     if is_hf_model(model):
         try:
-            gm = _trace_concrete(model, example_inputs, hf=True, names=names)
+            return _trace_concrete(model, example_inputs, hf=True, names=names)
         except Exception as exc:
             raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
-        return gm, gm.graph
     if names is not None:
         try:
-            gm = _trace_concrete(model, example_inputs, hf=False, names=names)
+            return _trace_concrete(model, example_inputs, hf=False, names=names)
         except Exception as exc:
             raise _untraceable(model, exc, "the concrete tracer (keyword inputs)") from exc
-        return gm, gm.graph
     try:
         graph = tracer().trace(model)
     except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
         try:  # e.g. a forward that branches on its input's shape: follow the example's
-            gm = _trace_concrete(model, example_inputs, hf=False)
+            return _trace_concrete(model, example_inputs, hf=False)
         except Exception as concrete:
             err = _untraceable(model, exc, "torch.fx")
             raise UntraceableModelError(
                 f"{err} Tracing it on the example inputs (control flow on shapes only) "
                 f"failed too: {type(concrete).__name__}: {concrete}"
             ) from exc
-        return gm, gm.graph
     try:
         _record_shapes(model, graph, example_inputs)
     except _NodeError as err:
@@ -768,13 +782,11 @@ def trace_model(model: nn.Module, example_inputs: Any) -> fx.GraphModule:
 
 
 def _graph_module(root: nn.Module, graph: fx.Graph, class_name: str) -> fx.GraphModule:
-    """The ``fx.GraphModule`` of a :func:`_trace_graph` result (``root`` itself when it is one).
+    """The ``fx.GraphModule`` of a :func:`_trace_graph` result.
 
     Raises:
         UntraceableModelError: ``torch.fx`` cannot generate code for the graph.
     """
-    if isinstance(root, fx.GraphModule) and root.graph is graph:
-        return root
     try:
         return fx.GraphModule(root, graph, class_name=class_name)
     except Exception as exc:
