@@ -220,15 +220,18 @@ def _get(config: Any, path: _Path) -> Any:
     return obj
 
 
-def _set(config: Any, path: _Path, value: int) -> None:
-    if isinstance(path[-1], int):
-        owner, field = _get(config, path[:-2]), str(path[-2])
-        seq = list(getattr(owner, field))
-        seq[path[-1]] = value
+def _with(config: Any, path: _Path, value: int) -> Any:
+    """A copy of ``config`` with the field at ``path`` set to ``value``."""
+    trial = copy.deepcopy(config)
+    if isinstance(path[-1], int):  # one element of a list field: the field is replaced
+        owner, field = _get(trial, path[:-2]), str(path[-2])
         old = getattr(owner, field)
+        seq = list(old)
+        seq[path[-1]] = value
         setattr(owner, field, type(old)(seq) if isinstance(old, tuple) else seq)
     else:
-        setattr(_get(config, path[:-1]), str(path[-1]), value)
+        setattr(_get(trial, path[:-1]), str(path[-1]), value)
+    return trial
 
 
 def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[tuple[_Path, int]]:
@@ -271,8 +274,7 @@ def _search(
             break
         if _get(config, path) == value:
             continue
-        trial = copy.deepcopy(config)
-        _set(trial, path, value)
+        trial = _with(config, path, value)
         shapes = _built_shapes(model, trial)
         if isinstance(shapes, dict) and (now := _matched(want, shapes)) > matched:
             config, matched, got = trial, now, shapes
@@ -284,8 +286,7 @@ def _search(
     for path, value in candidates:
         if _get(config, path) == value:
             continue
-        trial = copy.deepcopy(config)
-        _set(trial, path, value)
+        trial = _with(config, path, value)
         if _built_shapes(model, trial) == want and _same_function(model, trial, inputs):
             return trial
     return None
