@@ -465,37 +465,50 @@ def test_convnext_layouts_are_prunable_and_match_the_oracle() -> None:
 
 
 class _ConstantSizes(nn.Module):
-    """Sizes written as constants in forward: heads in a view, a hidden size in a reshape."""
+    """Sizes in forward: heads in a view, a hidden size in a reshape, each a module attribute
+    read nowhere else or a literal."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, literal: bool) -> None:
         super().__init__()
-        self.kind, self.heads, self.hidden = kind, 2, 8
+        self.kind, self.literal, self.heads, self.hidden = kind, literal, 2, 8
         self.inp, self.qkv, self.out = nn.Linear(6, 8), nn.Linear(8, 24), nn.Linear(8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.inp(x)  # [B, N, 8]
         b, n, _ = h.shape
         if self.kind == "hidden":  # torchvision ViT: x.reshape(n, self.hidden_dim, h * w)
-            return self.out(h.transpose(1, 2).reshape(b, self.hidden, n).transpose(1, 2))
+            hidden = 8 if self.literal else self.hidden
+            return self.out(h.transpose(1, 2).reshape(b, hidden, n).transpose(1, 2))
+        heads = 2 if self.literal else self.heads
         q, k, v = self.qkv(h).chunk(3, dim=-1)
-        q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.view(b, n, heads, -1).transpose(1, 2) for t in (q, k, v))
         a = (q @ k.transpose(-1, -2)).softmax(-1) @ v  # [B, heads, N, 4]
         return self.out(a.transpose(1, 2).reshape(b, n, -1))
 
 
+@pytest.mark.parametrize("literal", [True, False], ids=["literal", "attribute"])
 @pytest.mark.parametrize("kind", ["heads", "hidden"])
-def test_constant_sizes_in_forward_freeze_their_channels(kind: str) -> None:
+def test_constant_sizes_in_forward_freeze_unless_module_attributes(
+    kind: str, literal: bool
+) -> None:
+    """A literal size freezes its channels; a module attribute read only as that size is
+    rewritten to the kept count (``heads`` -> 1, ``hidden`` -> 4)."""
     torch.manual_seed(0)
-    model = _ConstantSizes(kind).eval()
+    model = _ConstantSizes(kind, literal).eval()
     x = torch.randn(2, 5, 6)
     graph = DependencyGraph(model, x)
-    frozen = graph.layer_groups("qkv" if kind == "heads" else "inp")[0]
-    assert not frozen.prunable
-    assert "constant of forward" in frozen.reason
+    group = graph.layer_groups("qkv" if kind == "heads" else "inp")[0]
+    assert group.prunable is not literal
+    if literal:
+        assert "constant of forward" in group.reason
     plan = plan_pruning(graph, "l2", 0.5)
     hard, soft = prune(graph, plan), soft_prune(graph, plan)  # the pruned model still runs
     with torch.no_grad():
         torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+        if not literal:
+            assert not torch.allclose(soft(x), model(x), atol=1e-4)  # channels were removed
+    attr = "heads" if kind == "heads" else "hidden"
+    assert getattr(hard, attr) == {"heads": 2, "hidden": 8}[attr] // (1 if literal else 2)
 
 
 class _WidthLayerNorm(nn.LayerNorm):

@@ -1,7 +1,8 @@
 """Dependency graph on functional and transformer-style code in plain models: scaled
 dot-product attention (grouped-query too), per-head tables read by an index, padding,
 ``where``, ``unsqueeze``, modules built inside ``forward``, tensor factories sized from the
-input, keyword inputs, layer subclasses, and sizes a ``forward`` writes as constants.
+input, keyword inputs, layer subclasses, sizes a ``forward`` writes as constants and sizes it
+reads from module attributes (which follow the pruning when read nowhere else).
 
 Each prunable case is checked against the soft-pruning oracle (the pruned model computes what
 the original computes with the removed channels zeroed), and the check is not vacuous (the
@@ -270,12 +271,13 @@ def test_tracing_leaves_module_attributes_as_they_were() -> None:
 
 
 class _HeadsFromAttribute(nn.Module):
-    """MobileViT / BERT-style merge of heads: ``size()[:-2] + (self.all_head_size,)``, a
-    constant width hidden in a traced size tuple."""
+    """MobileViT / BERT-style merge of heads: ``size()[:-2] + (width,)`` with the width
+    traced (-1), a module attribute read only there, a literal, an attribute ``forward`` also
+    computes with, or an attribute another op also reads."""
 
-    def __init__(self, constant: bool) -> None:
+    def __init__(self, width: str) -> None:
         super().__init__()
-        self.constant, self.all_head_size, self.d = constant, 16, 4
+        self.width, self.all_head_size, self.d = width, 16, 4
         self.q, self.o = nn.Linear(6, 16), nn.Linear(16, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -283,21 +285,77 @@ class _HeadsFromAttribute(nn.Module):
         h = h.view(*h.shape[:-1], -1, self.d).transpose(1, 2)  # [B, H, T, d]
         h = torch.softmax(h @ h.transpose(-1, -2) / math.sqrt(self.d), -1) @ h
         h = h.transpose(1, 2)
-        width = (self.all_head_size,) if self.constant else (-1,)
-        return self.o(h.reshape(*(h.size()[:-2] + width)))
+        width: tuple[int, ...] = (self.all_head_size,)
+        if self.width == "traced":
+            width = (-1,)
+        elif self.width == "literal":
+            width = (16,)
+        elif self.width == "computed":
+            h = h / math.sqrt(self.all_head_size)
+        y = h.reshape(*(h.size()[:-2] + width))
+        if self.width == "read":
+            y = y * self.all_head_size  # a recorded op reads the attribute too
+        return self.o(y)
 
 
-@pytest.mark.parametrize("constant", [False, True])
-def test_a_constant_width_inside_a_traced_size_tuple_freezes_the_heads(constant: bool) -> None:
+@pytest.mark.parametrize("width", ["traced", "attribute", "literal", "computed", "read"])
+def test_a_width_in_a_traced_size_tuple_follows_the_pruning_unless_constant(width: str) -> None:
+    """A module attribute read only as a reshape size on the channel axis is rewritten to
+    the kept width; a literal, or an attribute ``forward`` also uses otherwise, freezes."""
     torch.manual_seed(0)
-    model = _HeadsFromAttribute(constant).eval()
+    model = _HeadsFromAttribute(width).eval()
     x = torch.randn(2, 5, 6)
-    if not constant:
-        assert _group_of(_check_oracle(model, x), "q").prunable
+    if width in ("traced", "attribute"):
+        graph = _check_oracle(model, x)
+        assert _group_of(graph, "q").prunable
+        small = prune(graph, plan_pruning(graph, "l2", 0.5))
+        assert type(small.all_head_size) is int
+        assert small.all_head_size == (8 if width == "attribute" else 16)
+        assert type(model.all_head_size) is int  # tracing restored the original
+        assert model.all_head_size == 16
         return
     heads = _group_of(DependencyGraph(model, x), "q")
     assert not heads.prunable
-    assert "size 16 on the channel axis is a constant of forward" in heads.reason
+    reason = {
+        "literal": "size 16 on the channel axis is a constant of forward",
+        "computed": "is the module attribute all_head_size, and forward also computes with it",
+        "read": "is the module attribute all_head_size, and other ops also read it",
+    }[width]
+    assert reason in heads.reason
+
+
+class _HeadCountAttribute(nn.Module):
+    """OPT-style attention: ``view(b, t, self.num_heads, self.head_dim)`` with the head count
+    a module attribute, merged back with ``reshape(b, t, -1)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = 4, 4
+        self.qkv = nn.ModuleList(nn.Linear(6, 16) for _ in range(3))
+        self.o = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = (p(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2) for p in self.qkv)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.o(y.transpose(1, 2).reshape(b, t, -1))
+
+
+@pytest.mark.parametrize("keywords", [False, True], ids=["fx", "concrete"])
+def test_a_head_count_attribute_follows_the_pruned_heads(keywords: bool) -> None:
+    torch.manual_seed(0)
+    model = _HeadCountAttribute().eval()
+    x = torch.randn(2, 5, 6)
+    inputs: Any = {"x": x} if keywords else x  # keyword inputs take the concrete tracer
+    graph = _check_oracle(model, inputs)
+    heads = _group_of(graph, "qkv.0")
+    assert heads.prunable
+    assert heads.multiple == 4 or heads.size == 4  # whole heads
+    small = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert small.num_heads == 2
+    assert small.head_dim == 4
+    y = small(torch.randn(3, 7, 6))  # any batch and length
+    assert y.shape == (3, 7, 3)
 
 
 class _DtypeRead(nn.Module):

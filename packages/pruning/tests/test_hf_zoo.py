@@ -7,7 +7,9 @@ attention.
 Each model prunes at ratio 0.5 to the SPA soft-pruning oracle; the groups named here (the
 residual stream, attention heads, MLPs) must be prunable, so the check cannot pass by freezing
 everything. What stays frozen is frozen for a reason the graph names (for example a head count
-that ``forward`` reads from a module attribute, as OPT, BLOOM and Falcon do).
+that ``forward`` computes from module attributes, as Falcon does, or BLOOM's fused heads). OPT
+views its heads with the module attribute ``self.num_heads``, read nowhere else: it is rewritten
+to the kept count.
 """
 
 import warnings
@@ -39,7 +41,11 @@ _MUST_PRUNE: dict[str, list[str]] = {
     "qwen2": ["model.embed_tokens", "model.layers.1.self_attn.k_proj"],
     "phi": ["model.embed_tokens", "model.layers.0.self_attn.q_proj", "model.layers.0.mlp.fc1"],
     "gemma": ["model.embed_tokens", "model.layers.0.self_attn.q_proj"],  # a scaled Embedding
-    "opt": ["model.decoder.embed_tokens", "model.decoder.embed_positions"],  # shifted positions
+    "opt": [  # shifted positions; heads viewed with the module attribute self.num_heads
+        "model.decoder.embed_tokens",
+        "model.decoder.embed_positions",
+        "model.decoder.layers.0.self_attn.q_proj",
+    ],
     "gpt_neox": ["gpt_neox.embed_in", "gpt_neox.layers.0.attention.query_key_value"],
     "gptj": ["transformer.wte", "transformer.h.0.mlp.fc_in"],
     "bloom": ["transformer.word_embeddings", "transformer.h.0.mlp.dense_h_to_4h"],
@@ -141,9 +147,9 @@ class _Logits(torch.nn.Module):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 @pytest.mark.parametrize("name", ["opt", "falcon", "swin"])
 def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
-    """The ONNX route on the same architectures: OPT's head count, a constant of the torch
-    code, is a reshape constant it rewrites (its heads prune here, not in the torch route);
-    Swin pads its channels-last maps."""
+    """The ONNX route on the same architectures: OPT's head count is a reshape constant it
+    rewrites (the torch route rewrites the module attribute); Swin pads its channels-last
+    maps."""
     onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
     ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
@@ -178,14 +184,14 @@ def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
 # GPT-NeoX through a head count that equal shapes leave open (4 heads of 8 or 2 of 16) and
 # Swin / ConvNeXt / ResNet through per-stage lists
 _CONFIG_REBUILDS = {
-    "mistral", "qwen2", "phi", "gpt_neox", "distilbert", "roberta", "albert", "vit", "swin",
-    "convnext", "resnet",
+    "mistral", "qwen2", "phi", "opt", "gpt_neox", "distilbert", "roberta", "albert", "vit",
+    "swin", "convnext", "resnet",
 }  # fmt: skip
 # the rest keep their config, with a warning: Gemma scales its embeddings by sqrt(hidden_size)
-# from the config (same shapes, other outputs); OPT, GPT-J, BLOOM and Falcon tie the attention
+# from the config (same shapes, other outputs); GPT-J, BLOOM and Falcon tie the attention
 # width to the residual width, whose heads stay frozen; T5's cross-attention keeps its heads
 # while self-attention loses some (one num_heads); MobileViT's stages differ in MLP ratio
-_CONFIG_WARNS = {"gemma", "opt", "gptj", "bloom", "falcon", "t5", "mobilevit"}
+_CONFIG_WARNS = {"gemma", "gptj", "bloom", "falcon", "t5", "mobilevit"}
 
 
 @pytest.mark.parametrize("name", sorted(_MUST_PRUNE))

@@ -53,6 +53,7 @@ from .tracing import (
     _graph_module,
     _has_forward_hooks,
     _reads_metadata,
+    _SizeInt,
     _trace_graph,
     is_hf_conv1d,
     is_rms_norm,
@@ -423,6 +424,10 @@ class DependencyGraph:
         input_names: their keywords when they were given as a dict, else None.
         groups: list of :class:`Group`, prunable and frozen.
         module_names: names of every submodule, for validating ignore lists.
+        size_attributes: ``(module, attribute) -> (group indices, channel positions)`` of
+            every entry of the channel axis that an integer module attribute sizes in a
+            reshape (OPT's ``self.num_heads``; -1 where an entry belongs to no group):
+            :func:`~.prune.prune` sets the attribute to the number of entries kept.
         gm: the traced ``torch.fx.GraphModule`` (generated on first access).
 
     Raises:
@@ -441,7 +446,7 @@ class DependencyGraph:
             model.eval()
         try:
             with torch.no_grad():
-                self._root, self._graph = _trace_graph(
+                self._root, self._graph, self._escaped = _trace_graph(
                     model, self.example_inputs, names=self.input_names
                 )
         finally:  # restore each module's own mode (a frozen BN in a training model stays eval)
@@ -453,6 +458,10 @@ class DependencyGraph:
         self._frozen: dict[int, str] = {}
         self._members: list[_RawMember] = []
         self._mha: list[tuple[str, list[int], int]] = []
+        # reshape sizes on the channel axis read from module attributes: (module, attribute)
+        # -> [(slots of that axis, node)]; resolved into _size_attributes after the build
+        self._sized: dict[tuple[str, str], list[tuple[list[int], fx.Node]]] = {}
+        self._size_slots: dict[tuple[str, str], list[int]] = {}
         self._layernorms: set[str] = set()
         self._build()
         self.layernorms = frozenset(self._layernorms)
@@ -504,14 +513,64 @@ class DependencyGraph:
         for node in self._graph.nodes:
             try:
                 labels[node] = self._rule(node, labels)
-                if labels[node] is None and not _reads_shape_only(node):
+                unused_item = node.target is operator.getitem and not node.users
+                if labels[node] is None and not _reads_shape_only(node) and not unused_item:
                     # a rule that lost track of channels it was given (an input passed by a
-                    # keyword it does not read): freeze them rather than let them vanish
+                    # keyword it does not read): freeze them rather than let them vanish; an
+                    # unused item of a tuple (``out, _ = attention(...)``) carries nothing
                     self._freeze_args(labels, node, f"{_describe(node)}: untracked output")
             except _Freeze as fz:
                 self._freeze_args(labels, node, fz.reason)
                 labels[node] = None
         self._tie_shared_tensors()
+        self._resolve_size_attributes()
+
+    def _bind_size(self, size: _SizeInt | None, label: _Label, node: fx.Node) -> _Label:
+        """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``."""
+        if size is not None:
+            self._sized.setdefault(size.key, []).append((list(label.slots), node))
+        return label
+
+    def _resolve_size_attributes(self) -> None:
+        """An attribute that sizes the channel axis of reshapes (OPT's ``self.num_heads``) and
+        is read nowhere else follows the pruning: its reshapes' channels are one set and
+        :func:`~.prune.prune` rewrites it to the kept count. Read elsewhere (arithmetic, a
+        comparison, another op, a tensor factory), it is a constant and freezes them."""
+        if not self._sized:
+            return
+        uses: dict[tuple[str, str], int] = {}
+
+        def count(a: Any) -> Any:
+            if isinstance(a, _SizeInt):
+                uses[a.key] = uses.get(a.key, 0) + 1
+            return a
+
+        for node in self._graph.nodes:
+            fx.node.map_aggregate((node.args, node.kwargs), count)
+        for key, binds in self._sized.items():
+            width = len(binds[0][0])
+            why = ""
+            if key in self._escaped:
+                why = "forward also computes with it"
+            elif uses.get(key, 0) != len(binds):
+                why = "other ops also read it"
+            elif any(len(slots) != width for slots, _ in binds):
+                why = "it sizes axes of different widths"
+            if why:
+                for slots, node in binds:
+                    reason = (
+                        f"{_describe(node)}: size {width} on the channel axis is the module "
+                        f"attribute {'.'.join(p for p in key if p)}, and {why}; it would not "
+                        "follow the pruning"
+                    )
+                    for sl in slots:
+                        self._frozen.setdefault(sl, reason)
+                continue
+            first = binds[0][0]
+            for slots, _ in binds[1:]:
+                for x, y in zip(first, slots, strict=True):
+                    self._uf.union(x, y)
+            self._size_slots[key] = first
 
     def _tensor(self, module: str, name: str) -> torch.Tensor | None:
         owner: Any = self._modules.get(module)
@@ -871,14 +930,14 @@ class DependencyGraph:
             # [..., C, ...] -> [..., H, C/H, ...] (attention heads): the C/H channels of a head
             # become one unit; the label moves to the head axis
             k, d = heads
-            _check_requested_size(node, k)
+            size = _requested_size(node, k)
             for h in range(len(label.slots) // d):
                 block = label.slots[h * d : (h + 1) * d]
                 for sl in block[1:]:
                     self._uf.union(block[0], sl)
-            return _Label(k, label.slots[::d])
-        _check_requested_size(node, k)
-        return _Label(k, [s for s in label.slots for _ in range(rep)])
+            return self._bind_size(size, _Label(k, label.slots[::d]), node)
+        size = _requested_size(node, k)
+        return self._bind_size(size, _Label(k, [s for s in label.slots for _ in range(rep)]), node)
 
     def _unflatten(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``x.unflatten(dim, sizes)``: a reshape that splits one axis (e.g. ``[T*B, C, ...] ->
@@ -1271,7 +1330,7 @@ class DependencyGraph:
         if name in ("expand", "expand_as"):
             label = self._passthrough(node, labels)
             if label is not None:
-                _check_requested_size(node, label.axis)
+                self._bind_size(_requested_size(node, label.axis), label, node)
             return label
         if name == "transpose":
             return self._transpose(node, labels, a[1], a[2])
@@ -1435,6 +1494,11 @@ class DependencyGraph:
         for g in groups:
             if g.prunable and g.size <= g.multiple:
                 g.prunable, g.reason = False, "too few channels to remove whole units"
+        # each rewritable size attribute: (group, channel) of every entry of its axis
+        self.size_attributes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        for key, slots in self._size_slots.items():
+            at = root[np.asarray(slots, dtype=np.int64)]
+            self.size_attributes[key] = (slot_gid[at], slot_pos[at])
         return groups
 
     # ------------------------------------------------------------------ helpers
@@ -1510,28 +1574,33 @@ def _named_args(node: fx.Node, names: Sequence[str]) -> dict[str, Any]:
     return {**dict(zip(names, node.args, strict=False)), **node.kwargs}
 
 
-def _check_requested_size(node: fx.Node, axis: int) -> None:
-    """Freeze a view / reshape / expand whose size on the channel axis is a constant of the
-    traced code (``x.view(B, N, self.heads, self.head_dim)``, ``x.reshape(n, self.hidden_dim,
-    -1)``, ``token.expand(B, 1, 768)``): the pruned model runs that code again, so the constant
-    would no longer match."""
+def _requested_size(node: fx.Node, axis: int) -> _SizeInt | None:
+    """The size a view / reshape / expand asks for on the channel axis when it is a module
+    attribute (``x.view(B, N, self.heads, self.head_dim)``: see
+    :meth:`DependencyGraph._resolve_size_attributes`); None when it follows the input (``-1``,
+    a traced size). Any other constant of the traced code (``token.expand(B, 1, 768)``, a size
+    computed from attributes) freezes the channels: the pruned model runs that code again, so
+    the constant would no longer match."""
     if node.op == "call_method" and node.target in ("view", "reshape", "expand"):
         sizes: Any = node.args[1:] or (node.kwargs.get("size", node.kwargs.get("shape")),)
     elif node.op == "call_function" and node.target is torch.reshape:
         sizes = node.args[1:2] or (node.kwargs.get("shape"),)
     else:
-        return  # flatten, expand_as: no sizes
+        return None  # flatten, expand_as: no sizes
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, fx.Node)):
         sizes = _size_items(sizes[0])
     out = _shape(node)
     if sizes is None or out is None or len(sizes) != len(out):
-        return
+        return None
     size = _constant_size(sizes[axis])
+    if isinstance(size, _SizeInt):
+        return size
     if size is not None and size != -1:
         raise _Freeze(
             f"{_describe(node)}: size {size} on the channel axis is a constant of forward "
             "(e.g. a module attribute); it would not follow the pruning"
         )
+    return None
 
 
 def _size_items(value: Any) -> list[Any] | None:

@@ -409,9 +409,23 @@ def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool)
     mha.out_proj.out_features = mha.out_proj.weight.shape[0]
 
 
+def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str, Any]) -> None:
+    """Set each size attribute the graph found (a reshape's head count) to the entries kept."""
+    for (module, attr), (gids, pos) in graph.size_attributes.items():
+        gone = 0
+        for gi, idx in plan.removed.items():
+            hit = gids == gi
+            if hit.any():
+                gone += int(np.isin(pos[hit], idx.cpu().numpy()).sum())
+        if gone:
+            setattr(mods[module], attr, len(gids) - gone)
+
+
 def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: bool) -> nn.Module:
     removed = _removed_positions(graph, plan)
     mods = dict(target.named_modules())
+    if hard:
+        _resize_attributes(graph, plan, mods)
     touched: set[str] = set()
     layer_masks: dict[str, torch.Tensor] = {}
     tied: dict[int, tuple[torch.Tensor, torch.Tensor, set[Any]]] = {}

@@ -333,6 +333,8 @@ class ConcreteTracer(fx.Tracer):
                     self._values[v] = self._attr(str(v.target))
                     v.meta["nk_shape"] = tuple(int(d) for d in self._values[v].shape)
                 return self._values[v]
+            if isinstance(v, _SizeInt):  # torch runs on plain ints: no reads to mark
+                return int.__int__(v)
             return v
 
         return _map(obj, one)
@@ -693,10 +695,13 @@ def _trace_graph(
     example_inputs: tuple[Any, ...],
     tracer: type[fx.Tracer] = _PlainTracer,
     names: tuple[str, ...] | None = None,
-) -> tuple[nn.Module, fx.Graph]:
+) -> tuple[nn.Module, fx.Graph, frozenset[tuple[str, str]]]:
     """Trace ``model`` into an ``fx.Graph`` whose nodes carry ``meta["nk_shape"]``, without
-    generating a ``GraphModule``: returns ``(root, graph)`` where ``graph``'s ``get_attr`` and
-    ``call_module`` targets are qualified names inside ``root``.
+    generating a ``GraphModule``: returns ``(root, graph, escaped)`` where ``graph``'s
+    ``get_attr`` and ``call_module`` targets are qualified names inside ``root``. While tracing,
+    the modules' integer attributes are :class:`_SizeInt` (restored after): those read into
+    the graph's ops stay there as such, and ``escaped`` names the ``(module, attribute)`` pairs
+    that ``forward`` also read otherwise.
 
     Plain modules: ``tracer`` (default :class:`_PlainTracer`: the graph that
     ``torch.fx.symbolic_trace`` records, without module-scope metadata) and one run of the graph
@@ -711,9 +716,17 @@ def _trace_graph(
         ValueError: the traced graph does not run on ``example_inputs``.
     """
     saved = [(m, dict(vars(m))) for m in model.modules()]
+    sizes = _track_sizes(model)
+    factories = [(n, getattr(torch, n)) for n in (*_FACTORIES, "tensor")]
+    for n, fn in factories:
+        setattr(torch, n, _marks_sizes(fn))
     try:
-        return _trace(model, example_inputs, tracer, names)
+        root, graph = _trace(model, example_inputs, tracer, names)
+        return root, graph, frozenset(sizes.escaped)
     finally:  # a forward that stores on its module (Swin's window size) stored traced values
+        sizes.active = False
+        for n, fn in factories:
+            setattr(torch, n, fn)
         for m, attrs in saved:
             now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
             for k in [k for k in now if k not in attrs]:
@@ -777,7 +790,7 @@ def trace_model(model: nn.Module, example_inputs: Any) -> fx.GraphModule:
         ValueError: the traced graph does not run on ``example_inputs``.
     """
     values, names = split_inputs(example_inputs)
-    root, graph = _trace_graph(model, values, fx.Tracer, names)  # keeps nn_module_stack
+    root, graph, _ = _trace_graph(model, values, fx.Tracer, names)  # keeps nn_module_stack
     return _graph_module(root, graph, type(model).__name__)
 
 
@@ -791,6 +804,88 @@ def _graph_module(root: nn.Module, graph: fx.Graph, class_name: str) -> fx.Graph
         return fx.GraphModule(root, graph, class_name=class_name)
     except Exception as exc:
         raise _untraceable(root, exc, "torch.fx") from exc
+
+
+class _Sizes:
+    """The integer attributes of a model's modules while it is traced (see :class:`_SizeInt`):
+    which were read other than as an argument of a recorded op."""
+
+    def __init__(self) -> None:
+        self.active = True
+        self.escaped: set[tuple[str, str]] = set()
+
+
+class _SizeInt(int):
+    """An integer module attribute (``self.num_heads``) while its model is traced: an ``int``
+    that knows its owner ``key = (module, attribute)``. Arithmetic, comparisons, conversions,
+    hashing and tensor factories on it mark it as read elsewhere; passed as is to a recorded
+    op (``x.view(b, t, self.num_heads, d)``) it stays in the graph, where a size on the channel
+    axis that nothing else reads can follow the pruning (the attribute is rewritten)."""
+
+    key: tuple[str, str]
+    sizes: _Sizes
+
+    def __new__(cls, value: int, key: tuple[str, str], sizes: _Sizes) -> _SizeInt:
+        obj = super().__new__(cls, value)
+        obj.key, obj.sizes = key, sizes
+        return obj
+
+    def escape(self) -> None:
+        if self.sizes.active:
+            self.sizes.escaped.add(self.key)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles (of a graph) are plain ints
+        return int, (int.__int__(self),)
+
+
+def _escaping(name: str) -> Callable[..., Any]:
+    base = getattr(int, name)
+
+    def method(self: _SizeInt, *args: Any) -> Any:
+        self.escape()
+        return base(self, *args)
+
+    method.__name__ = name
+    return method
+
+
+for _name in (
+    *(f"__{op}__" for op in ("add", "sub", "mul", "floordiv", "truediv", "mod", "divmod")),
+    *(f"__r{op}__" for op in ("add", "sub", "mul", "floordiv", "truediv", "mod", "divmod")),
+    *("__pow__", "__rpow__", "__neg__", "__pos__", "__abs__", "__invert__"),
+    *("__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__"),
+    *("__lshift__", "__rlshift__", "__rshift__", "__rrshift__"),
+    *("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__"),
+    *("__index__", "__int__", "__float__", "__round__", "__trunc__", "__floor__", "__ceil__"),
+):
+    setattr(_SizeInt, _name, _escaping(_name))
+
+
+def _track_sizes(model: nn.Module) -> _Sizes:
+    """Replace every module's plain ``int`` attributes by :class:`_SizeInt` (the caller
+    restores them) and make tensor factories mark the sizes they receive."""
+    sizes = _Sizes()
+    for name, m in model.named_modules():
+        attrs = vars(m)
+        for key, value in attrs.items():
+            if type(value) is int and not key.startswith("_"):
+                attrs[key] = _SizeInt(value, (name, key), sizes)
+    return sizes
+
+
+def _marks_sizes(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a tensor factory) marking the :class:`_SizeInt` arguments it receives."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        def mark(v: Any) -> Any:
+            if isinstance(v, _SizeInt):
+                v.escape()
+            return v
+
+        _map((args, kwargs), mark)
+        return fn(*args, **kwargs)
+
+    return call
 
 
 _MISSING = object()
