@@ -22,8 +22,8 @@ parameter. Anything the rules cannot map (an unknown op, a channel-mixing reshap
 size written as a constant in ``forward``, the model output) *freezes* the slots it touches, so
 the pruner may be conservative but never silently wrong. A channel size that ``forward`` reads
 from an integer module attribute and uses for nothing else (``view(b, t, self.num_heads, d)``)
-is not a constant: :func:`~.prune.prune` rewrites the attribute (:attr:`size_attributes`). Models ``torch.fx`` cannot trace raise
-:class:`UntraceableModelError` naming the operation.
+is not a constant: :func:`~.prune.prune` rewrites the attribute (:attr:`size_attributes`).
+Models ``torch.fx`` cannot trace raise :class:`UntraceableModelError` naming the operation.
 
 Hugging Face transformer blocks (traced by :mod:`neuronkit.pruning.tracing`): HF ``Conv1D``
 (``[in, out]`` weights) is a linear layer; a reshape that splits the channel axis into
