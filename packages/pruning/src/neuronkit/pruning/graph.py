@@ -461,7 +461,7 @@ class DependencyGraph:
         self._members: list[_RawMember] = []
         self._mha: list[tuple[str, list[int], int]] = []
         # reshape sizes on the channel axis read from module attributes: (module, attribute)
-        # -> [(slots of that axis, node)]; resolved into _size_attributes after the build
+        # -> [(slots of that axis, node)]; the rewritable ones end in _size_slots
         self._sized: dict[tuple[str, str], list[tuple[list[int], fx.Node]]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}
         self._layernorms: set[str] = set()
