@@ -126,3 +126,13 @@ def test_products_with_keyword_operands() -> None:
     assert (
         count_macs(_KeywordProducts(), torch.randn(b, t, d)) == b * t * t * d + sdpa + b * t * d * t
     )
+
+
+def test_counting_gives_every_submodule_its_own_mode_back() -> None:
+    """A BatchNorm frozen in eval inside a training model stays in eval (``model.train()``
+    after counting would have switched it back to batch statistics)."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).train()
+    model[1].eval()
+    count_macs(model, torch.randn(1, 3, 8, 8))
+    assert [m.training for m in model] == [True, False, True]
+    assert model.training

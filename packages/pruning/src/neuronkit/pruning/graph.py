@@ -57,6 +57,7 @@ from .tracing import (
     _reads_metadata,
     _SizeInt,
     _trace_graph,
+    eval_mode,
     is_hf_conv1d,
     is_rms_norm,
     leading_dims,
@@ -443,17 +444,10 @@ class DependencyGraph:
         self.example_inputs, self.input_names = split_inputs(example_inputs)
         self.model = model
         self._modules = dict(model.named_modules())
-        training = [m for m in self._modules.values() if m.training]
-        if training:
-            model.eval()
-        try:
-            with torch.no_grad():
-                self._root, self._graph, self._escaped = _trace_graph(
-                    model, self.example_inputs, names=self.input_names
-                )
-        finally:  # restore each module's own mode (a frozen BN in a training model stays eval)
-            for m in training:
-                m.training = True
+        with torch.no_grad(), eval_mode(model):
+            self._root, self._graph, self._escaped = _trace_graph(
+                model, self.example_inputs, names=self.input_names
+            )
         self._gm: fx.GraphModule | None = None
         self.module_names = set(self._modules)
         self._uf = _UnionFind()

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .tracing import call_model, split_inputs
+from .tracing import call_model, eval_mode, split_inputs
 
 __all__ = ["sync_hf_config"]
 
@@ -313,17 +313,10 @@ def _same_function(
                     mod._buffers[key] = theirs
                 else:
                     mod._buffers[key] = own.to(device=theirs.device, dtype=theirs.dtype)
-        modes = [(m, m.training) for m in model.modules()]
-        model.eval()
-        twin.eval()
         values, names = inputs
-        try:
-            with torch.no_grad():
-                a = _tensors(call_model(model, values, names, use_cache=False, return_dict=True))
-                b = _tensors(call_model(twin, values, names, use_cache=False, return_dict=True))
-        finally:
-            for m, mode in modes:
-                m.training = mode
+        with torch.no_grad(), eval_mode(model, twin):
+            a = _tensors(call_model(model, values, names, use_cache=False, return_dict=True))
+            b = _tensors(call_model(twin, values, names, use_cache=False, return_dict=True))
     except Exception:  # the twin cannot run: the config is not proven
         return False
     if not a or len(a) != len(b):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .tracing import call_model, split_inputs
+from .tracing import call_model, eval_mode, split_inputs
 
 __all__ = ["count_macs", "count_params"]
 
@@ -178,14 +178,9 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     values, names = split_inputs(example_inputs)
-    was_training = model.training
-    model.eval()
-    try:
-        counter = _MacCounter()
-        with torch.no_grad(), counter:
-            call_model(model, values, names)
-    finally:
-        model.train(was_training)
+    counter = _MacCounter()
+    with torch.no_grad(), eval_mode(model), counter:
+        call_model(model, values, names)
     return counter.macs
 
 
