@@ -403,3 +403,58 @@ def test_rows_gathered_by_an_index_keep_their_channels(kind: str) -> None:
     assert _group_of(graph, "a").prunable
     frozen = _group_of(DependencyGraph(_RowsByIndex("both").eval(), torch.randn(4, 5)), "a")
     assert not frozen.prunable
+
+
+class _CountReads(nn.Module):
+    """A residual block whose ``forward`` reads its width from the input (``B, N, C =
+    x.shape``) and uses it as ``use`` says: as a reshape size of the same channels (alone,
+    scaled by other sizes, or inside a concatenated size tuple), or to compute sizes of other
+    channels (timm's ``C // self.num_heads``, FocalNet's split sizes)."""
+
+    def __init__(self, use: str) -> None:
+        super().__init__()
+        self.use, self.num_heads = use, 2
+        self.inp = nn.Linear(6, 8)
+        self.qkv = nn.Linear(8, 24)
+        self.mix = nn.Linear(8, 8 + 8 + 3)
+        self.proj = nn.Linear(8, 8)
+        self.mlp = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        b, n, c = h.shape
+        if self.use == "reshape":
+            y = self.proj(h).transpose(1, 2).reshape(b, c, n).transpose(1, 2)
+        elif self.use == "scaled":
+            y = self.proj(h).transpose(1, 2).reshape(b, c * n).view(b, c, n).transpose(1, 2)
+        elif self.use == "tuple":
+            y = self.proj(h).view((-1,) + h.shape[1:2] + (h.size(-1),))  # noqa: RUF005 (GPT-2)
+        elif self.use == "heads":  # timm's attention
+            qkv = self.qkv(h).reshape(b, n, 3, self.num_heads, c // self.num_heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            y = self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
+        else:  # FocalNet's modulation
+            q, ctx, gates = torch.split(self.mix(h), (c, c, 3), -1)
+            y = self.proj(q * ctx + gates.sum(-1, keepdim=True))
+        h = h + y
+        return self.out((h + self.mlp(h)).mean(1))
+
+
+@pytest.mark.parametrize("use", ["reshape", "scaled", "tuple", "heads", "split"])
+def test_a_channel_count_read_in_forward_follows_the_pruning_only_as_its_own_size(
+    use: str,
+) -> None:
+    """A width read from a tensor's shape may size those channels again; computing other
+    sizes from it (before 0.5.20 the pruned timm / FocalNet blocks failed on their first call)
+    freezes the channels it counts."""
+    torch.manual_seed(0)
+    model = _CountReads(use).eval()
+    x = torch.randn(2, 5, 6)
+    graph = _check_oracle(model, x)
+    residual = _group_of(graph, "inp")
+    if use in ("reshape", "scaled", "tuple"):
+        assert residual.prunable
+    else:
+        assert not residual.prunable
+        assert "computes with the channel count" in residual.reason

@@ -107,6 +107,21 @@ def test_gpt2_local_half_prunes_heads_width_and_mlp() -> None:
     assert _logits(small, ids).shape == (2, 16, 128)
 
 
+def test_gpt2_heads_prune_alone_and_conv1d_biases_stay() -> None:
+    """HF ``Conv1D`` keeps ``[in, out]`` weights: pruning the attention output projection's
+    inputs (the heads) with the residual stream kept must leave its bias whole, although it
+    has as many entries as the inputs (0.5.19 sliced it, and the model failed on its first
+    call)."""
+    model, ids = _gpt2(), _ids()
+    graph = DependencyGraph(model, ids)
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["lm_head", "transformer.wte"])
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    c_proj = hard.transformer.h[0].attn.c_proj
+    assert tuple(c_proj.weight.shape) == (32, 64)
+    assert tuple(c_proj.bias.shape) == (64,)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+
+
 class _UntraceableGPT2(transformers.GPT2LMHeadModel):  # type: ignore[misc]
     def forward(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
         out = super().forward(input_ids, **kwargs)
@@ -308,3 +323,32 @@ def test_gpt2_width_that_is_not_heads_times_head_dim_warns() -> None:
 def test_sync_hf_config_rejects_non_hf_model() -> None:
     with pytest.raises(TypeError, match="model: expected a Hugging Face"):
         sync_hf_config(torch.nn.Linear(2, 2))
+
+
+def test_a_config_field_holding_a_list_is_not_overwritten_by_one_size() -> None:
+    """SegFormer keeps its per-stage head counts in a list: the head count read off its
+    BERT-style attention modules is not written over it (0.5.19 raised the config's
+    validation error from ``prune``); the search may change list elements."""
+    cfg = transformers.SegformerConfig(
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[16, 32],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 2],
+        mlp_ratios=[2, 2],
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = transformers.SegformerForImageClassification(cfg).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["classifier"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no config may describe the pruned model
+        hard = prune(graph, plan)
+    assert isinstance(hard.config.num_attention_heads, list)
+    with torch.no_grad():
+        y_hard, y_soft = hard(x).logits, soft_prune(graph, plan)(x).logits
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)

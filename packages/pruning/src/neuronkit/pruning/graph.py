@@ -520,6 +520,69 @@ class DependencyGraph:
                 labels[node] = None
         self._tie_shared_tensors()
         self._resolve_size_attributes()
+        self._check_channel_counts(labels)
+
+    def _check_channel_counts(self, labels: dict[fx.Node, Any]) -> None:
+        """A channel count read in ``forward`` (``B, N, C = x.shape``, ``x.size(1)``) changes
+        with the pruning. It follows the pruning only where it sizes those channels again: as
+        a view / reshape / expand size (alone, or times other sizes and constants, as
+        ``C * H * W``) on an output axis that holds only channels of the same group.
+        Anything else (split sizes, ``C // self.num_heads``, a factory, a comparison) would
+        compute with the new count where the traced code had the old one, so the channels it
+        counts freeze; so do the reshape's channels where they are another group's."""
+        counts: dict[fx.Node, _Label] = {}  # node -> the channels whose count it holds
+        tuples: dict[fx.Node, tuple[int, int, _Label]] = {}  # size tuple -> (axis, rank, label)
+        for node in self._graph.nodes:
+            if (node.op == "call_method" and node.target == "size") or (
+                node.op == "call_function" and node.target is getattr and node.args[1] == "shape"
+            ):
+                label, shape = labels.get(node.args[0]), _shape(node.args[0])
+                if not isinstance(label, _Label) or shape is None:
+                    continue
+                dim = node.args[1] if node.target == "size" and len(node.args) > 1 else None
+                dim = node.kwargs.get("dim", dim)
+                if dim is None:
+                    tuples[node] = (label.axis, len(shape), label)
+                elif isinstance(dim, int) and dim % len(shape) == label.axis:
+                    counts[node] = label
+            elif node.op == "call_function" and node.target is operator.getitem:
+                held = tuples.get(node.args[0])
+                if held is None:
+                    continue
+                axis, rank, label = held
+                index = node.args[1]
+                if isinstance(index, int) and index % rank == axis:
+                    counts[node] = label
+                elif isinstance(index, slice) and axis in range(rank)[index]:
+                    kept = range(rank)[index]
+                    tuples[node] = (kept.index(axis), len(kept), label)
+            elif node.op == "call_function" and node.target is operator.mul:
+                factors = [counts.get(a) for a in node.args if isinstance(a, fx.Node)]
+                counted = [f for f in factors if f is not None]
+                if len(counted) == 1:  # C * H * W: still this group's count, scaled
+                    counts[node] = counted[0]
+        for node, label in counts.items():
+            uses = list(node.users)
+            while uses:
+                user = uses.pop()
+                if user in counts and user.target is operator.mul:
+                    continue  # a product of sizes: its own users are checked
+                if user.target is operator.add and _in_tuple(user, node):
+                    uses.extend(user.users)  # (-1,) + shape[1:] + (C,): a size tuple holding it
+                    continue
+                out, items = labels.get(user), _reshape_sizes(user)
+                at = [i for i, v in enumerate(items or ()) if v is node]
+                if isinstance(out, _Label) and at == [out.axis]:
+                    find = self._uf.find
+                    if {find(sl) for sl in label.slots} == {find(sl) for sl in out.slots}:
+                        continue
+                    reason = f"{_describe(user)}: sizes its channels with another group's count"
+                    self._freeze(out, reason)
+                self._freeze(
+                    label,
+                    f"{_describe(user)} computes with the channel count {_describe(node)}; it "
+                    "would change with the pruning",
+                )
 
     def _bind_size(self, size: _SizeInt | None, label: _Label, node: fx.Node) -> _Label:
         """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``."""
@@ -1577,14 +1640,7 @@ def _requested_size(node: fx.Node, axis: int) -> _SizeInt | None:
     a traced size). Any other constant of the traced code (``token.expand(B, 1, 768)``, a size
     computed from attributes) freezes the channels: the pruned model runs that code again, so
     the constant would no longer match."""
-    if node.op == "call_method" and node.target in ("view", "reshape", "expand"):
-        sizes: Any = node.args[1:] or (node.kwargs.get("size", node.kwargs.get("shape")),)
-    elif node.op == "call_function" and node.target is torch.reshape:
-        sizes = node.args[1:2] or (node.kwargs.get("shape"),)
-    else:
-        return None  # flatten, expand_as: no sizes
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, fx.Node)):
-        sizes = _size_items(sizes[0])
+    sizes = _reshape_sizes(node)  # None for flatten, expand_as: no sizes
     out = _shape(node)
     if sizes is None or out is None or len(sizes) != len(out):
         return None
@@ -1597,6 +1653,31 @@ def _requested_size(node: fx.Node, axis: int) -> _SizeInt | None:
             "(e.g. a module attribute); it would not follow the pruning"
         )
     return None
+
+
+def _reshape_sizes(node: fx.Node) -> list[Any] | None:
+    """The sizes a view / reshape / expand asks for, one per output axis as far as they can be
+    read back (``view(*x.shape[:2], -1)`` and ``view(x.size()[:-1] + (C,))`` expanded); None
+    for other ops."""
+    if node.op == "call_method" and node.target in ("view", "reshape", "expand"):
+        sizes: Any = node.args[1:] or (node.kwargs.get("size", node.kwargs.get("shape")),)
+    elif node.op == "call_function" and node.target is torch.reshape:
+        sizes = node.args[1:2] or (node.kwargs.get("shape"),)
+    else:
+        return None
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, fx.Node)):
+        items = _size_items(sizes[0])
+        return [sizes[0]] if items is None and isinstance(sizes[0], fx.Node) else items
+    return list(sizes)
+
+
+def _in_tuple(node: fx.Node, value: fx.Node) -> bool:
+    """Whether ``node`` (an ``add``) builds a size tuple: ``value`` is an element of a literal
+    tuple among its arguments, or it concatenates tuples rather than adding numbers."""
+    literal = [a for a in node.args if isinstance(a, (tuple, list))]
+    return any(any(v is value for v in a) for a in literal) or (
+        bool(literal) and all(isinstance(a, (tuple, list, fx.Node)) for a in node.args)
+    )
 
 
 def _size_items(value: Any) -> list[Any] | None:

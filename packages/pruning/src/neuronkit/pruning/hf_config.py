@@ -186,7 +186,9 @@ def _known_sizes(model: nn.Module, config: Any) -> tuple[dict[str, int], str | N
     current = {f: getattr(config, f, None) for f in candidate}
     if "n_inner" in current and current["n_inner"] is None:  # GPT-2's default: 4 x width
         current["n_inner"] = 4 * config.hidden_size
-    return {f: v for f, v in candidate.items() if current[f] != v}, None
+    # a field that holds something else (SegFormer's per-stage head counts) is the search's
+    known = {f: v for f, v in candidate.items() if current[f] is None or type(current[f]) is int}
+    return {f: v for f, v in known.items() if current[f] != v}, None
 
 
 # a config field: (attribute,), (attribute, list index), (sub-config, attribute[, index])
@@ -220,17 +222,21 @@ def _get(config: Any, path: _Path) -> Any:
     return obj
 
 
-def _with(config: Any, path: _Path, value: int) -> Any:
-    """A copy of ``config`` with the field at ``path`` set to ``value``."""
+def _with(config: Any, path: _Path, value: int) -> Any | None:
+    """A copy of ``config`` with the field at ``path`` set to ``value``, or None where the
+    config class rejects that value (a validating config)."""
     trial = copy.deepcopy(config)
-    if isinstance(path[-1], int):  # one element of a list field: the field is replaced
-        owner, field = _get(trial, path[:-2]), str(path[-2])
-        old = getattr(owner, field)
-        seq = list(old)
-        seq[path[-1]] = value
-        setattr(owner, field, type(old)(seq) if isinstance(old, tuple) else seq)
-    else:
-        setattr(_get(trial, path[:-1]), str(path[-1]), value)
+    try:
+        if isinstance(path[-1], int):  # one element of a list field: the field is replaced
+            owner, field = _get(trial, path[:-2]), str(path[-2])
+            old = getattr(owner, field)
+            seq = list(old)
+            seq[path[-1]] = value
+            setattr(owner, field, type(old)(seq) if isinstance(old, tuple) else seq)
+        else:
+            setattr(_get(trial, path[:-1]), str(path[-1]), value)
+    except Exception:  # e.g. huggingface_hub's strict dataclass validation
+        return None
     return trial
 
 
@@ -275,6 +281,8 @@ def _search(
         if _get(config, path) == value:
             continue
         trial = _with(config, path, value)
+        if trial is None:
+            continue
         shapes = _built_shapes(model, trial)
         if isinstance(shapes, dict) and (now := _matched(want, shapes)) > matched:
             config, matched, got = trial, now, shapes
@@ -287,6 +295,8 @@ def _search(
         if _get(config, path) == value:
             continue
         trial = _with(config, path, value)
+        if trial is None:
+            continue
         if _built_shapes(model, trial) == want and _same_function(model, trial, inputs):
             return trial
     return None

@@ -424,6 +424,8 @@ def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str
 def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: bool) -> nn.Module:
     removed = _removed_positions(graph, plan)
     mods = dict(target.named_modules())
+    # weights whose dim 0 is their output rows (not HF Conv1D's [in, out] input side)
+    rows = {(m.module, m.param, m.dim) for g in graph.groups for m in g.members if m.role == "out"}
     if hard:
         _resize_attributes(graph, plan, mods)
     touched: set[str] = set()
@@ -477,7 +479,8 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 _assign(mod, param, cur)
             # a bias created after tracing (e.g. by OBS compensation) follows its rows
             bias_name = param[: -len("weight")] + "bias" if param.endswith("weight") else ""
-            bias = _bias_of(mod, bias_name) if bias_name and dim == 0 else None
+            follows = bias_name and dim == 0 and (module, param, 0) in rows
+            bias = _bias_of(mod, bias_name) if follows else None
             if bias is not None and (module, bias_name, 0) not in removed and len(bias) == size:
                 _set_tensor(mod, "", bias_name, torch.index_select(bias.detach(), 0, kept))
         else:
