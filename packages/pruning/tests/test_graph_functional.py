@@ -458,3 +458,41 @@ def test_a_channel_count_read_in_forward_follows_the_pruning_only_as_its_own_siz
     else:
         assert not residual.prunable
         assert "computes with the channel count" in residual.reason
+
+
+class _InPlaceAndScale(nn.Module):
+    """BART's ``shift_tokens_right`` (an in-place write into token ids), DeBERTa's
+    ``torch.sqrt(torch.tensor(q.size(-1)))`` scale, and, with ``write_channels``, an in-place
+    write into hidden channels."""
+
+    def __init__(self, write_channels: bool) -> None:
+        super().__init__()
+        self.write_channels = write_channels
+        self.emb = nn.Embedding(12, 8)
+        self.fc = nn.Linear(8, 16)
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        shifted = ids.new_zeros(ids.shape)
+        shifted[:, 1:] = ids[:, :-1].clone()
+        h = torch.relu(self.fc(self.emb(shifted)))
+        h = h / torch.sqrt(torch.tensor(h.size(1), dtype=torch.float))
+        if self.write_channels:
+            h[:, :, 0] = 0.0
+        return self.out(h.mean(1))
+
+
+@pytest.mark.parametrize("write_channels", [False, True], ids=["ids", "channels"])
+def test_in_place_writes_and_tensors_of_sizes_are_traced(write_channels: bool) -> None:
+    """The concrete tracer records ``x[key] = value`` and ``torch.tensor(<traced size>)``
+    (before 0.5.20 both raised UntraceableModelError: BART given only ``input_ids``,
+    DeBERTa); a write into channels freezes them."""
+    torch.manual_seed(0)
+    model = _InPlaceAndScale(write_channels).eval()
+    inputs = {"ids": torch.randint(0, 12, (2, 5))}
+    if not write_channels:
+        _check_oracle(model, inputs)
+        return
+    graph = DependencyGraph(model, inputs)
+    assert not _group_of(graph, "fc").prunable
+    assert "setitem" in _group_of(graph, "fc").reason

@@ -352,3 +352,52 @@ def test_a_config_field_holding_a_list_is_not_overwritten_by_one_size() -> None:
     with torch.no_grad():
         y_hard, y_soft = hard(x).logits, soft_prune(graph, plan)(x).logits
     torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+
+
+def _deberta_v2() -> Any:
+    cfg = transformers.DebertaV2Config(
+        vocab_size=128,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
+    return transformers.DebertaV2ForSequenceClassification(cfg), "classifier"
+
+
+def _bart() -> Any:
+    cfg = transformers.BartConfig(
+        vocab_size=128,
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=64,
+    )
+    return transformers.BartForConditionalGeneration(cfg), "lm_head"
+
+
+@pytest.mark.parametrize("make", [_deberta_v2, _bart], ids=["deberta_v2", "bart"])
+def test_models_with_in_place_writes_or_tensors_of_sizes_prune(make: Any) -> None:
+    """DeBERTa-v2 (``torch.tensor`` of a traced size) and BART given only ``input_ids``
+    (``shift_tokens_right`` writes in place) raised UntraceableModelError before 0.5.20;
+    both now prune to their oracle, also on inputs of another shape."""
+    torch.manual_seed(0)
+    model, keep = make()
+    model.eval()
+    ids = torch.randint(3, 128, (2, 16), generator=torch.Generator().manual_seed(1))
+    graph = DependencyGraph(model, ids)
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=[keep])
+    assert plan.num_removed() > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no config may describe the pruned model
+        hard = prune(graph, plan)
+    soft = soft_prune(graph, plan)
+    other = torch.randint(3, 128, (3, 11), generator=torch.Generator().manual_seed(2))
+    for x in (ids, other):
+        torch.testing.assert_close(_logits(hard, x), _logits(soft, x), atol=1e-5, rtol=0)

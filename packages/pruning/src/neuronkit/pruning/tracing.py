@@ -18,6 +18,7 @@ never the channels, of their tensor arguments).
 from __future__ import annotations
 
 import contextlib
+import operator
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -149,6 +150,12 @@ class _ConcreteMixin:
                 "would leave the graph); only integer sizes can"
             )
         return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``x[key] = value`` in place (BART's ``shift_tokens_right``): one ``setitem`` node,
+        run on the concrete value."""
+        tracer: Any = getattr(self, "tracer")  # noqa: B009
+        tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
 
     def __getattr__(self, k: str) -> Any:
         if k in _TYPE_ATTRS:  # torch.finfo(x.dtype), torch.ones(..., device=x.device)
@@ -620,7 +627,18 @@ def _hold(holder: nn.Module, target: str, obj: Any) -> None:
 
 
 # tensor factories whose sizes may be traced values; torch's argument parser rejects a proxy
-_FACTORIES = ("arange", "empty", "eye", "full", "linspace", "ones", "rand", "randn", "zeros")
+_FACTORIES = (
+    "arange",
+    "empty",
+    "eye",
+    "full",
+    "linspace",
+    "ones",
+    "rand",
+    "randn",
+    "tensor",
+    "zeros",
+)
 
 
 def _holds_proxy(value: Any) -> bool:
@@ -639,7 +657,8 @@ def _drop_unused(graph: fx.Graph) -> None:
     """Erase computations whose results nothing uses (input checks that only decided control
     flow, e.g. ``torch.isfinite(x).all()``); in-place ones (``x.mul_(2)``) stay."""
     for node in reversed(list(graph.nodes)):
-        in_place = str(getattr(node.target, "__name__", node.target)).endswith("_")
+        name = str(getattr(node.target, "__name__", node.target))
+        in_place = name.endswith("_") or node.target is operator.setitem
         if node.op in ("call_function", "call_method") and not node.users and not in_place:
             graph.erase_node(node)
 
@@ -732,7 +751,7 @@ def _trace_graph(
     """
     saved = [(m, dict(vars(m))) for m in model.modules()]
     sizes = _track_sizes(model)
-    factories = [(n, getattr(torch, n)) for n in (*_FACTORIES, "tensor")]
+    factories = [(n, getattr(torch, n)) for n in _FACTORIES]
     for n, fn in factories:
         setattr(torch, n, _marks_sizes(fn))
     try:
