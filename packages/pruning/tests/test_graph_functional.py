@@ -249,23 +249,33 @@ def test_layer_subclasses_with_their_own_forward() -> None:
 
 
 class _StoresOnSelf(nn.Module):
-    """A ``forward`` that writes its module's attributes (Swin's window size)."""
+    """A ``forward`` that writes its module's attributes (Swin's window size) and fills a
+    cache in place (TinyViT's attention biases per device)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 2)
         self.last_batch = 0
+        self.cache: dict[str, torch.Tensor] = {}
+        self.seen: list[int] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.last_batch = x.shape[0]
-        return self.b(self.a(x))
+        self.seen.append(x.shape[0])
+        if "scale" not in self.cache:
+            self.cache["scale"] = self.b.bias * 0 + 1
+        return self.b(self.a(x)) * self.cache["scale"]
 
 
 def test_tracing_leaves_module_attributes_as_they_were() -> None:
+    """Tracing restores what ``forward`` stored on its modules, also inside their dicts and
+    lists (before 0.5.20 a traced value left in TinyViT's cache broke copies of the model)."""
     torch.manual_seed(0)
     model = _StoresOnSelf().eval()
     graph = DependencyGraph(model, torch.randn(4, 5))
     assert model.last_batch == 0  # not a traced value
+    assert model.cache == {}
+    assert model.seen == []
     _check_oracle(model, torch.randn(4, 5))
     assert isinstance(prune(graph, plan_pruning(graph, "l2", 0.5)).last_batch, int)
 
@@ -496,3 +506,134 @@ def test_in_place_writes_and_tensors_of_sizes_are_traced(write_channels: bool) -
     graph = DependencyGraph(model, inputs)
     assert not _group_of(graph, "fc").prunable
     assert "setitem" in _group_of(graph, "fc").reason
+
+
+class _BatchNormAct(nn.BatchNorm2d):
+    """timm's ``BatchNormAct2d``: ``F.batch_norm`` in its own ``forward``, then an activation."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.1, self.eps
+        )
+        return self.act(y)
+
+
+class _LinearF(nn.Linear):
+    """timm's ``Linear``: ``F.linear`` in its own ``forward``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class _FusedBias(nn.Module):
+    """EVA's attention projection: ``F.linear`` with a bias concatenated from parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(24, 8) / 3)
+        self.q_bias, self.v_bias = nn.Parameter(torch.randn(8)), nn.Parameter(torch.randn(8))
+        self.register_buffer("k_bias", torch.zeros(8), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, torch.cat((self.q_bias, self.k_bias, self.v_bias)))
+
+
+class _FunctionalLayers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = _BatchNormAct(8)
+        self.fc = _LinearF(8, 16)
+        self.fused = _FusedBias()
+        self.out = nn.Linear(16 + 24, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn(self.conv(x)).mean((2, 3))
+        return self.out(torch.cat([torch.relu(self.fc(h)), self.fused(h)], -1))
+
+
+def test_functional_batch_norm_and_linear_in_layer_subclasses_prune() -> None:
+    """``F.batch_norm`` and ``F.linear`` called in a layer's own ``forward`` (timm's
+    ``BatchNormAct2d`` and ``Linear``, EVA's concatenated bias) follow their channels (before
+    0.5.20 they were unsupported functions, which froze every timm CNN)."""
+    torch.manual_seed(0)
+    model = _FunctionalLayers().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    graph = _check_oracle(model, torch.randn(2, 3, 6, 6))
+    for producer in ("conv", "fc", "fused"):
+        assert _group_of(graph, producer).prunable, producer
+    small = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert small.bn.num_features == small.bn.running_mean.numel() == 4
+
+
+class _TimmAttention(nn.Module):
+    """timm's ViT attention: one fused qkv projection viewed as ``(3, heads, head_dim)``,
+    unbound into q, k, v, merged back with ``reshape(B, N, self.attn_dim)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = 4, 4
+        self.attn_dim = self.num_heads * self.head_dim
+        self.inp = nn.Linear(6, 8)
+        self.qkv = nn.Linear(8, 3 * self.attn_dim)
+        self.proj = nn.Linear(self.attn_dim, 8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        b, n, _ = h.shape
+        qkv = self.qkv(h).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, self.attn_dim)
+        return self.out((h + self.proj(y)).mean(1))
+
+
+def test_fused_qkv_heads_prune_whole() -> None:
+    """A fused projection split into ``(3, heads, head_dim)``: head h of q, k and v is one
+    unit, and the head count and width attributes follow the pruning (before 0.5.20 the
+    reshape froze them)."""
+    torch.manual_seed(0)
+    model = _TimmAttention().eval()
+    graph = _check_oracle(model, torch.randn(2, 5, 6))
+    heads = _group_of(graph, "qkv")
+    assert heads.prunable
+    assert heads.size == 4
+    small = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert (small.num_heads, small.attn_dim, small.head_dim) == (2, 8, 4)
+    assert tuple(small.qkv.weight.shape) == (24, 4)
+
+
+class _ConstantSplit(nn.Module):
+    """CSPNet's stage: ``x.split(self.expand_chs // 2, dim=1)`` (a size written in forward),
+    or the same halves by ``chunk(2)`` (a count, which follows the pruning)."""
+
+    def __init__(self, chunk: bool) -> None:
+        super().__init__()
+        self.chunk, self.expand_chs = chunk, 8
+        self.expand = nn.Conv2d(3, self.expand_chs, 1)
+        self.block = nn.Conv2d(4, 4, 3, padding=1)
+        self.out = nn.Conv2d(8, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x)
+        a, b = y.chunk(2, dim=1) if self.chunk else y.split(self.expand_chs // 2, dim=1)
+        return self.out(torch.cat([a, torch.relu(self.block(b))], 1)).mean((2, 3))
+
+
+@pytest.mark.parametrize("chunk", [False, True], ids=["split", "chunk"])
+def test_split_at_sizes_written_in_forward_freezes(chunk: bool) -> None:
+    """Pieces of a count (``chunk``) follow the pruning; sizes written in ``forward`` freeze
+    the channels they split (before 0.5.20 the pruned CSPNet failed on its first call)."""
+    torch.manual_seed(0)
+    model = _ConstantSplit(chunk).eval()
+    graph = _check_oracle(model, torch.randn(2, 3, 6, 6))
+    expand = _group_of(graph, "expand")
+    assert expand.prunable == chunk
+    if not chunk:
+        assert "sizes written in forward" in expand.reason

@@ -12,7 +12,8 @@ must be removed together (coupled channels). This module does the same on a ``to
   (slot-wise union), concatenation and split (index mapping), flatten / reshape (channel x
   spatial expansion), permute / transpose, pooling, depthwise convolution (output = input
   slots), grouped convolution (local channel ``j`` of every group is one unit), normalization
-  layers (BN / LN parameters follow their channel), and
+  layers (BN / LN parameters follow their channel, also through ``F.batch_norm`` /
+  ``F.layer_norm`` / ``F.linear`` in a layer subclass's own ``forward``, as timm's), and
   ``nn.MultiheadAttention`` (input and output embedding channels coupled, heads kept whole);
 * consumers (Conv/Linear input columns, normalization parameters) attach to the slots they read.
 
@@ -28,13 +29,15 @@ Models ``torch.fx`` cannot trace raise :class:`UntraceableModelError` naming the
 Hugging Face transformer blocks (traced by :mod:`neuronkit.pruning.tracing`): HF ``Conv1D``
 (``[in, out]`` weights) is a linear layer; a reshape that splits the channel axis into
 ``(heads, head_dim)`` makes each head's ``head_dim`` channels one unit and moves the label to
-the head axis, and batched matrix products (``q @ k^T``, ``attn @ v``) and
-``F.scaled_dot_product_attention`` unify the head axes of their operands, so the q/k/v head
-slices of a (fused) projection and the output projection's input columns form one group of
-whole heads (with grouped-query attention, a key/value head together with its query heads,
-through ``repeat_kv``'s expand-and-merge or SDPA's ``enable_gqa``); RMSNorm weights follow
-their channel like LayerNorm; tied parameters (``lm_head.weight is wte.weight``) are pruned once
-and stay tied; ``F.embedding`` inside an ``nn.Embedding`` subclass is the Embedding rule.
+the head axis (a fused projection split into ``(3, heads, head_dim)``, timm's qkv, makes head
+``h`` of q, k and v one unit; ``unbind`` keeps the label), and batched matrix products
+(``q @ k^T``, ``attn @ v``) and ``F.scaled_dot_product_attention`` unify the head axes of their
+operands, so the q/k/v head slices of a (fused) projection and the output projection's input
+columns form one group of whole heads (with grouped-query attention, a key/value head together
+with its query heads, through ``repeat_kv``'s expand-and-merge or SDPA's ``enable_gqa``);
+RMSNorm weights follow their channel like LayerNorm; tied parameters (``lm_head.weight is
+wte.weight``) are pruned once and stay tied; ``F.embedding`` inside an ``nn.Embedding``
+subclass is the Embedding rule.
 """
 
 from __future__ import annotations
@@ -986,15 +989,17 @@ class DependencyGraph:
             heads = _head_split(src, out, label.axis)
             if heads is None:
                 raise _Freeze(f"{_describe(node)} {err}") from None
-            # [..., C, ...] -> [..., H, C/H, ...] (attention heads): the C/H channels of a head
-            # become one unit; the label moves to the head axis
-            k, d = heads
-            size = _requested_size(node, k)
+            # [..., C, ...] -> [..., (G,) H, C/(G H), ...] (attention heads, G fused blocks such
+            # as q / k / v): the d channels of a head become one unit, head h of every block
+            # the same unit; the label moves to the head axis
+            k, blocks, d = heads
+            n_heads = len(label.slots) // (blocks * d)
             for h in range(len(label.slots) // d):
-                block = label.slots[h * d : (h + 1) * d]
-                for sl in block[1:]:
-                    self._uf.union(block[0], sl)
-            return self._bind_size(size, _Label(k, label.slots[::d]), node)
+                unit = label.slots[(h % n_heads) * d]
+                for sl in label.slots[h * d : (h + 1) * d]:
+                    self._uf.union(unit, sl)
+            size = _requested_size(node, k)
+            return self._bind_size(size, _Label(k, label.slots[: n_heads * d : d]), node)
         size = _requested_size(node, k)
         return self._bind_size(size, _Label(k, [s for s in label.slots for _ in range(rep)]), node)
 
@@ -1115,7 +1120,12 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)} concatenates untracked channels")
         return result
 
-    def _split(self, node: fx.Node, labels: dict[fx.Node, Any], sizes: Any, dim: int) -> Any:
+    def _split(
+        self, node: fx.Node, labels: dict[fx.Node, Any], sizes: Any, dim: int, by_count: bool
+    ) -> Any:
+        """``split`` / ``chunk`` (``by_count``: a number of pieces, which follows the
+        pruning; sizes written in ``forward``, e.g. CSPNet's ``split(self.expand_chs // 2)``,
+        do not, unless a module attribute that the pruner rewrites holds them)."""
         label = self._in(node, labels)
         if label is None:
             return None
@@ -1123,6 +1133,13 @@ class DependencyGraph:
         assert src is not None
         dim = dim % len(src)
         n = src[dim]
+        written = [sizes] if isinstance(sizes, int) else sizes
+        constant = isinstance(written, (list, tuple)) and any(type(k) is int for k in written)
+        if dim == label.axis and not by_count and constant:
+            raise _Freeze(
+                f"{_describe(node)} splits channels at sizes written in forward; they would not "
+                "follow the pruning"
+            )
         if isinstance(sizes, int):
             sizes = [min(sizes, n - i) for i in range(0, n, sizes)]
         if not isinstance(sizes, (list, tuple)) or not all(isinstance(k, int) for k in sizes):
@@ -1231,6 +1248,10 @@ class DependencyGraph:
             return self._passthrough(node, labels)
         if target is _F.layer_norm:
             return self._layer_norm_call(node, labels)
+        if target is _F.batch_norm:
+            return self._batch_norm_call(node, labels)
+        if target is _F.linear:
+            return self._linear_call(node, labels)
         if target is _F.embedding:
             return self._embedding_call(node, labels)
         if target is torch.matmul or target is operator.matmul:
@@ -1249,7 +1270,9 @@ class DependencyGraph:
             sizes = a[1]
             if target is torch.chunk:
                 sizes = self._chunk_sizes(node, int(sizes), int(dim))
-            return self._split(node, labels, sizes, int(dim))
+            return self._split(node, labels, sizes, int(dim), target is torch.chunk)
+        if target is torch.unbind:
+            return self._unbind(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim", 0))
         if target is torch.transpose:
             return self._transpose(node, labels, a[1], a[2])
         if target is torch.permute:
@@ -1327,15 +1350,84 @@ class DependencyGraph:
                 f"{_describe(node)}: layer_norm over channels outside an affine nn.LayerNorm "
                 "subclass's own normalized_shape (it could not follow the pruning)"
             )
+        self._norm_members(node, x, params, plabels, type(owner).__name__)
+        self._layernorms.add(owner_name)
+        return x
+
+    def _batch_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``F.batch_norm(x, running_mean, running_var, weight, bias, ...)`` called in a
+        ``forward`` (timm's ``BatchNormAct2d``, a ``BatchNorm2d`` subclass with its own
+        ``forward``): per channel on axis 1 like the BatchNorm rule, the statistics and affine
+        parameters (parameters or buffers of the model) becoming normalization members."""
+        names = ("input", "running_mean", "running_var", "weight", "bias")
+        args = _named_args(node, names)
+        x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
+        params = [args[n] for n in names[1:] if isinstance(args.get(n), fx.Node)]
+        plabels = [labels.get(p) for p in params]
+        if x is None:
+            if any(isinstance(lab, _Label) for lab in plabels):
+                raise _Freeze(f"{_describe(node)}: parameters over untracked channels")
+            return None
+        if x.axis != 1 or any(p.op != "get_attr" for p in params):
+            raise _Freeze(
+                f"{_describe(node)}: batch_norm of channels not on axis 1 or with "
+                "computed statistics"
+            )
+        owners = {_split_target(str(p.target))[0] for p in params}
+        kind = (
+            type(self._modules[next(iter(owners))]).__name__ if len(owners) == 1 else "batch_norm"
+        )
+        self._norm_members(node, x, params, plabels, kind)
+        return x
+
+    def _linear_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``F.linear(x, weight, bias)`` called in a ``forward`` (timm's ``Linear``, an
+        ``nn.Linear`` subclass; EVA's attention with ``bias=torch.cat((q_bias, k_bias,
+        v_bias))``): the Linear rule, with a weight that is a parameter of the model; the bias
+        may be computed from parameters (its channels follow the output rows)."""
+        args = _named_args(node, ("input", "weight", "bias"))
+        weight, bias, out_shape = args["weight"], args.get("bias"), _shape(node)
+        x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
+        wl = labels.get(weight) if isinstance(weight, fx.Node) else None
+        src = _shape(args["input"])
+        if not isinstance(wl, _Label) or weight.op != "get_attr" or wl.axis != 1 or not out_shape:
+            raise _Freeze(f"{_describe(node)}: linear with a weight that is not a parameter")
+        module, pname = _split_target(str(weight.target))
+        kind = type(self._modules[module]).__name__
+        for m in self._members:  # the get_attr rule registered the weight's columns
+            if m.module == module and m.param == pname and m.slots == wl.slots:
+                m.role, m.kind = "in", kind
+        if x is None or src is None or x.axis != len(src) - 1 or not self._unify(x, wl):
+            self._freeze(wl, f"{_describe(node)}: input features not on the last axis")
+            self._freeze(x, f"{_describe(node)}: input features not on the last axis")
+        out = self._fresh(out_shape[-1], len(out_shape) - 1)
+        self._member(module, pname, 0, "out", kind, out.slots)
+        bl = labels.get(bias) if isinstance(bias, fx.Node) else None
+        if isinstance(bl, _Label):
+            if bl.axis != 0 or not self._unify(out, bl):
+                raise _Freeze(f"{_describe(node)}: bias does not match the output features")
+            if isinstance(bias, fx.Node) and bias.op == "get_attr":
+                bmod, bname = _split_target(str(bias.target))
+                for m in self._members:
+                    if m.module == bmod and m.param == bname and m.slots == bl.slots:
+                        m.role, m.kind = "out", kind
+        elif bias is not None:
+            self._freeze(out, f"{_describe(node)}: bias of untracked channels")
+        return out
+
+    def _norm_members(
+        self, node: fx.Node, x: _Label, params: list[fx.Node], plabels: list[Any], kind: str
+    ) -> None:
+        """Tie the per-channel parameters ``params`` of a functional normalization to the
+        channels ``x`` and make them normalization members (the get_attr rule registered them
+        as embeddings)."""
         for p, lab in zip(params, plabels, strict=True):
             if not isinstance(lab, _Label) or not self._unify(x, lab):
                 raise _Freeze(f"{_describe(node)}: parameters do not match the channels")
             module, pname = _split_target(str(p.target))
-            for m in self._members:  # the get_attr rule registered it as an embedding
+            for m in self._members:
                 if m.module == module and m.param == pname and m.slots == lab.slots:
-                    m.role, m.kind = "norm", type(owner).__name__
-        self._layernorms.add(owner_name)
-        return x
+                    m.role, m.kind = "norm", kind
 
     def _pool(self, node: fx.Node, labels: dict[fx.Node, Any], n_spatial: int) -> Any:
         """A pooling op over the last ``n_spatial`` axes: per channel only when the channel
@@ -1405,14 +1497,28 @@ class DependencyGraph:
             sizes = a[1]
             if name == "chunk":
                 sizes = self._chunk_sizes(node, int(sizes), int(dim))
-            return self._split(node, labels, sizes, int(dim))
+            return self._split(node, labels, sizes, int(dim), name == "chunk")
         if name == "softmax":
             x = self._in(node, labels)
             dim = a[1] if len(a) > 1 else _kw(node).get("dim")
             if x is not None and (dim is None or int(dim) % len(_shape(node) or (1,)) == x.axis):
                 raise _Freeze(f"{_describe(node)}: softmax over channels")
             return x
+        if name == "unbind":
+            return self._unbind(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim", 0))
         raise _Freeze(f"{_describe(node)}: unsupported method")
+
+    def _unbind(self, node: fx.Node, labels: dict[fx.Node, Any], dim: Any) -> Any:
+        """``x.unbind(dim)`` (timm's ``q, k, v = qkv.unbind(0)``): every slice keeps the
+        channels when ``dim`` is another axis; slicing the channel axis freezes them."""
+        label, src = self._in(node, labels), _shape(node.args[0])
+        if label is None or src is None:
+            return None
+        dim = int(dim) % len(src)
+        if dim == label.axis:
+            raise _Freeze(f"{_describe(node)} unbinds the channel axis")
+        axis = label.axis - (label.axis > dim)
+        return [_Label(axis, list(label.slots)) for _ in range(src[dim])]
 
     # ------------------------------------------------------------------ groups
     def _make_groups(self) -> list[Group]:
@@ -1602,20 +1708,28 @@ def _reshape_channel_map(src: Sequence[int], out: Sequence[int], axis: int) -> t
     return k, size // src[axis]
 
 
-def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int] | None:
-    """``(k, d)`` when a reshape splits channel axis ``axis`` of ``src`` into two consecutive
-    axes ``out[k], out[k + 1]`` (heads, channels per head ``d``) and keeps every other axis's
-    extent; None otherwise."""
+def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int, int] | None:
+    """``(k, blocks, d)`` when a reshape splits channel axis ``axis`` of ``src`` into the
+    consecutive axes ``out[k], out[k + 1]`` (heads, channels per head ``d``; ``blocks`` 1), or
+    ``out[k - 1], out[k], out[k + 1]`` (``blocks`` fused blocks of heads, timm's
+    ``reshape(B, N, 3, self.num_heads, self.head_dim)``), and keeps every other axis's extent;
+    None otherwise."""
     pre = math.prod(src[:axis])
     acc, k = 1, 0
     while k < len(out) and acc < pre:
         acc *= out[k]
         k += 1
-    if acc != pre or k + 1 >= len(out) or out[k] * out[k + 1] != src[axis] or out[k] < 2:
+    if acc != pre:
         return None
-    if math.prod(out[k + 2 :]) != math.prod(src[axis + 1 :]):
-        return None
-    return k, out[k + 1]
+    rest = math.prod(src[axis + 1 :])
+    for blocks, first in ((1, k), (out[k] if k < len(out) else 0, k + 1)):
+        last = first + 1
+        if last >= len(out) or (blocks < 2 and first != k):
+            continue
+        whole = blocks * out[first] * out[last] == src[axis]
+        if whole and out[first] >= 2 and math.prod(out[last + 1 :]) == rest:
+            return first, blocks, out[last]
+    return None
 
 
 class _Freeze(Exception):

@@ -1281,7 +1281,8 @@ class OnnxDependencyGraph:
             k, rep = _reshape_channel_map(src, out, x.axis)
             result = _Label(k, [s for s in x.slots for _ in range(rep)])
         except ValueError as err:
-            heads = _head_split(src, out, x.axis)
+            split = _head_split(src, out, x.axis)  # [..., S*d, ...] -> [..., S, d, ...] only
+            heads = (split[0], split[2]) if split is not None and split[1] == 1 else None
             if (
                 heads is None
             ):  # the same split with unit axes around it ([N, 1, 3D] -> [N, 1, 3, D])

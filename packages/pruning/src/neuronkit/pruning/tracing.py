@@ -18,6 +18,7 @@ never the channels, of their tensor arguments).
 from __future__ import annotations
 
 import contextlib
+import copy
 import operator
 import sys
 import traceback
@@ -750,6 +751,13 @@ def _trace_graph(
         ValueError: the traced graph does not run on ``example_inputs``.
     """
     saved = [(m, dict(vars(m))) for m in model.modules()]
+    # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache)
+    contents = [
+        (v, copy.copy(v))
+        for _, attrs in saved
+        for k, v in attrs.items()
+        if type(v) in (dict, list) and not k.startswith("_")
+    ]
     sizes = _track_sizes(model)
     factories = [(n, getattr(torch, n)) for n in _FACTORIES]
     for n, fn in factories:
@@ -768,6 +776,17 @@ def _trace_graph(
             for k, v in attrs.items():
                 if now.get(k, _MISSING) is not v:
                     now[k] = v
+        for container, before in contents:
+            if isinstance(container, dict):
+                if container.keys() != before.keys() or any(
+                    container[k] is not v for k, v in before.items()
+                ):
+                    container.clear()
+                    container.update(before)
+            elif len(container) != len(before) or any(
+                a is not b for a, b in zip(container, before, strict=True)
+            ):
+                container[:] = before
 
 
 def _trace(
