@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per model and library")
     ap.add_argument(
-        "--only", nargs="+", metavar="NAME", help="run these models only (results not written)"
+        "--only", nargs="+", metavar="NAME", help="run these models only (to *_only.json)"
     )
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "LIBRARY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -98,10 +98,9 @@ def main(argv: list[str]) -> int:
     if unknown:
         ap.error(f"--only: unknown models {unknown}; expected some of {names}")
     rows = run_coverage(__file__, args.only or names, args.timeout)
-    if args.only:
-        return 0
+    out = RESULTS.with_name(RESULTS.stem + "_only.json") if args.only else RESULTS
     atomic_write_json(
-        RESULTS,
+        out,
         {
             "benchmark": "pruning_hf",
             "ratio": RATIO,
@@ -113,7 +112,7 @@ def main(argv: list[str]) -> int:
             "rows": rows,
         },
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
     return 0
 
 

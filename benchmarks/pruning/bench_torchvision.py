@@ -136,9 +136,13 @@ def _oracle(model: nn.Module, x: Any, keep: str) -> dict[str, Any]:
 
 
 def one(
-    name: str, library: str, build: Callable[[str], tuple[nn.Module, Any, str]]
+    name: str,
+    library: str,
+    build: Callable[[str], tuple[nn.Module, Any, str]],
+    tp: Callable[[nn.Module, Any, list[str]], nn.Module] = prune_tp,
 ) -> dict[str, Any]:
-    """Prune one model with one library (run in a child process)."""
+    """Prune one model with one library (run in a child process); ``tp`` prunes with
+    Torch-Pruning."""
     from neuronkit.pruning import count_macs
 
     torch.set_num_threads(1)
@@ -153,9 +157,7 @@ def one(
             m = copy.deepcopy(model)
             with _config_sync_time() as synced:
                 t = time.perf_counter()
-                pruned = (
-                    _neuronkit(m, x, keep) if library == "neuronkit" else prune_tp(m, x, [keep])
-                )
+                pruned = _neuronkit(m, x, keep) if library == "neuronkit" else tp(m, x, [keep])
                 times.append(time.perf_counter() - t)
             syncs.append(sum(synced))
         best = min(range(len(times)), key=times.__getitem__)

@@ -637,3 +637,24 @@ def test_split_at_sizes_written_in_forward_freezes(chunk: bool) -> None:
     assert expand.prunable == chunk
     if not chunk:
         assert "sizes written in forward" in expand.reason
+
+
+class _ScalarAffine(nn.Module):
+    """HGNetV2's ``LearnableAffineBlock``: ``scale * x + bias`` with one-element parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.scale, self.bias = nn.Parameter(torch.tensor([1.5])), nn.Parameter(torch.tensor([0.2]))
+        self.out = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.scale * self.conv(x) + self.bias)).mean((2, 3))
+
+
+def test_one_element_parameters_scale_every_channel() -> None:
+    """A one-element parameter is a scalar, not a channel (before 0.5.20 it froze every group
+    of HGNetV2)."""
+    torch.manual_seed(0)
+    graph = _check_oracle(_ScalarAffine().eval(), torch.randn(2, 3, 5, 5))
+    assert _group_of(graph, "conv").prunable

@@ -688,7 +688,8 @@ class DependencyGraph:
             return None
         if op == "get_attr":
             shape = _shape(node)
-            if shape is None or len(shape) == 0 or _metadata_only(node):
+            # a scalar (HGNetV2's learnable affine ``scale * x + bias``) scales every channel
+            if shape is None or math.prod(shape) == 1 or _metadata_only(node):
                 return None
             module, name = _split_target(str(node.target))
             # channels on the last non-singleton axis: a class token [1, 1, D] or a position
