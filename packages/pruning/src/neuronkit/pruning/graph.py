@@ -456,6 +456,7 @@ class DependencyGraph:
         self._uf = _UnionFind()
         self._frozen: dict[int, str] = {}
         self._members: list[_RawMember] = []
+        self._read_tensors: dict[fx.Node, _RawMember] = {}  # get_attr node -> its member
         self._mha: list[tuple[str, list[int], int]] = []
         # reshape sizes on the channel axis read from module attributes: (module, attribute)
         # -> [(slots of that axis, node)]; the rewritable ones end in _size_slots
@@ -704,6 +705,7 @@ class DependencyGraph:
                 self._freeze(label, f"{node.target}: an integer tensor (indices), not channels")
                 return label
             self._member(module, name, axis, "embed", "Parameter", label.slots)
+            self._read_tensors.setdefault(node, self._members[-1])
             return label
         if op == "output":
             self._freeze_args(labels, node, "model output")
@@ -1309,10 +1311,8 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)}: embedding table that is not a parameter")
         if args.get("max_norm") is not None:
             raise _Freeze(f"{_describe(node)}: max_norm renormalizes rows over the channels")
-        module, pname = _split_target(str(table.target))
-        for m in self._members:  # the get_attr rule registered the table as an embedding
-            if m.module == module and m.param == pname and m.slots == lab.slots:
-                m.role, m.kind = "out", type(self._modules[module]).__name__
+        module, _ = _split_target(str(table.target))
+        self._recast(table, "out", type(self._modules[module]).__name__)
         return _Label(len(out) - 1, lab.slots)
 
     def _layer_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -1395,9 +1395,7 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)}: linear with a weight that is not a parameter")
         module, pname = _split_target(str(weight.target))
         kind = type(self._modules[module]).__name__
-        for m in self._members:  # the get_attr rule registered the weight's columns
-            if m.module == module and m.param == pname and m.slots == wl.slots:
-                m.role, m.kind = "in", kind
+        self._recast(weight, "in", kind)
         if x is None or src is None or x.axis != len(src) - 1 or not self._unify(x, wl):
             self._freeze(wl, f"{_describe(node)}: input features not on the last axis")
             self._freeze(x, f"{_describe(node)}: input features not on the last axis")
@@ -1407,11 +1405,8 @@ class DependencyGraph:
         if isinstance(bl, _Label):
             if bl.axis != 0 or not self._unify(out, bl):
                 raise _Freeze(f"{_describe(node)}: bias does not match the output features")
-            if isinstance(bias, fx.Node) and bias.op == "get_attr":
-                bmod, bname = _split_target(str(bias.target))
-                for m in self._members:
-                    if m.module == bmod and m.param == bname and m.slots == bl.slots:
-                        m.role, m.kind = "out", kind
+            if isinstance(bias, fx.Node):
+                self._recast(bias, "out", kind)
         elif bias is not None:
             self._freeze(out, f"{_describe(node)}: bias of untracked channels")
         return out
@@ -1425,10 +1420,14 @@ class DependencyGraph:
         for p, lab in zip(params, plabels, strict=True):
             if not isinstance(lab, _Label) or not self._unify(x, lab):
                 raise _Freeze(f"{_describe(node)}: parameters do not match the channels")
-            module, pname = _split_target(str(p.target))
-            for m in self._members:
-                if m.module == module and m.param == pname and m.slots == lab.slots:
-                    m.role, m.kind = "norm", kind
+            self._recast(p, "norm", kind)
+
+    def _recast(self, tensor: fx.Node, role: str, kind: str) -> None:
+        """Give the member that the get_attr rule registered for the parameter read by
+        ``tensor`` (an embedding by default) its role in the op that uses it."""
+        member = self._read_tensors.get(tensor)
+        if member is not None:
+            member.role, member.kind = role, kind
 
     def _pool(self, node: fx.Node, labels: dict[fx.Node, Any], n_spatial: int) -> Any:
         """A pooling op over the last ``n_spatial`` axes: per channel only when the channel
