@@ -1722,12 +1722,12 @@ def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int,
     if acc != pre:
         return None
     rest = math.prod(src[axis + 1 :])
-    for blocks, first in ((1, k), (out[k] if k < len(out) else 0, k + 1)):
+    splits = [(1, k)] + ([(out[k], k + 1)] if k < len(out) and out[k] >= 2 else [])
+    for blocks, first in splits:  # (heads, d), then (blocks, heads, d)
         last = first + 1
-        if last >= len(out) or (blocks < 2 and first != k):
+        if last >= len(out) or out[first] < 2 or blocks * out[first] * out[last] != src[axis]:
             continue
-        whole = blocks * out[first] * out[last] == src[axis]
-        if whole and out[first] >= 2 and math.prod(out[last + 1 :]) == rest:
+        if math.prod(out[last + 1 :]) == rest:
             return first, blocks, out[last]
     return None
 
