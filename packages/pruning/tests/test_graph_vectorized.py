@@ -21,14 +21,32 @@ from neuronkit.pruning import (
 from neuronkit.pruning.graph import GroupMember, _UnionFind
 
 
+class _ScalarUnionFind:
+    """The plain per-element union-find (path compression, smaller root wins)."""
+
+    def __init__(self, parent: list[int]) -> None:
+        self.parent = parent
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
 def _reference_groups(graph: Any) -> list[tuple[Any, ...]]:
     """The per-slot algorithm (one ``find`` per slot and per member slot), as plain tuples."""
-    uf = _UnionFind()
-    uf.parent = list(graph._uf.parent)
+    uf = _ScalarUnionFind(graph._uf.parent.tolist())
     find = uf.find
     frozen = {find(s): r for s, r in graph._frozen.items()}
-    link = _UnionFind()
-    link.parent = list(range(len(uf.parent)))
+    link = _ScalarUnionFind(list(range(len(uf.parent))))
     for m in graph._members:
         if m.role in ("out", "embed"):
             roots = [find(s) for s in m.slots]
@@ -202,3 +220,24 @@ def test_shape_run_failure_names_the_node() -> None:
     model = ResNetStyle(widths=(8, 16, 16), blocks=1).eval()
     with pytest.raises(ValueError, match=r"example_inputs: .* failed at `%stem_0 .*3 channels"):
         DependencyGraph(model, torch.randn(2, 5, 8, 8))  # 5 input channels, stem expects 3
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batched_union_find_matches_the_scalar_one(seed: int) -> None:
+    """``unite`` on whole slot lists (repeated roots, chains, pairs already joined) gives every
+    slot the root the per-pair algorithm gives: the smallest slot of its component."""
+    gen = torch.Generator().manual_seed(seed)
+    uf = _UnionFind()
+    ref = _ScalarUnionFind([])
+    for _ in range(30):
+        n = int(torch.randint(1, 40, (1,), generator=gen))
+        uf.new(n)
+        ref.parent.extend(range(len(ref.parent), len(ref.parent) + n))
+        k = int(torch.randint(1, 25, (1,), generator=gen))
+        a = torch.randint(0, uf.size, (k,), generator=gen).tolist()
+        b = torch.randint(0, uf.size, (k,), generator=gen).tolist()
+        uf.unite(a, b)
+        for x, y in zip(a, b, strict=True):
+            ref.union(x, y)
+    assert uf.roots(list(range(uf.size))).tolist() == [ref.find(i) for i in range(uf.size)]
+    assert uf.find(uf.size - 1) == ref.find(uf.size - 1)

@@ -367,45 +367,73 @@ def _shape(node: Any) -> tuple[int, ...] | None:
 
 
 class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: list[int] = []
+    """Union-find over channel slots ``0..n-1``, batched with numpy: :meth:`unite` merges
+    whole slot lists at once (a layer's channels), so Python never loops per channel. Every
+    parent points to a smaller slot, so a component's root is its smallest slot."""
+
+    def __init__(self, n: int = 0) -> None:
+        self._parent = np.arange(max(n, 64), dtype=np.int64)
+        self.size = n
+
+    @property
+    def parent(self) -> np.ndarray:
+        """``[n]`` parent of every slot (a view)."""
+        return self._parent[: self.size]
 
     def new(self, n: int) -> list[int]:
-        start = len(self.parent)
-        self.parent.extend(range(start, start + n))
-        return list(range(start, start + n))
+        """``n`` fresh slots, each its own component."""
+        start, end = self.size, self.size + n
+        if end > len(self._parent):
+            grown = np.arange(max(end, 2 * len(self._parent)), dtype=np.int64)
+            grown[:start] = self._parent[:start]
+            self._parent = grown
+        self.size = end
+        return list(range(start, end))
+
+    def roots(self, slots: Any) -> np.ndarray:
+        """The root of every slot in ``slots`` (pointer jumping; the slots are then hung
+        directly under their roots)."""
+        x = np.asarray(slots, dtype=np.int64)
+        p = self._parent
+        r = p[x]
+        while True:
+            up = p[r]
+            if np.array_equal(up, r):
+                break
+            r = up
+        p[x] = r
+        return r
 
     def find(self, x: int) -> int:
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
+        return int(self.roots([x])[0])
+
+    def unite(self, a: Any, b: Any) -> None:
+        """Merge the components of ``a[i]`` and ``b[i]`` for every ``i`` (equal lengths).
+        Each round hangs every unmatched pair's larger root under its smallest partner root
+        (``minimum.at``: several pairs may share a root), until all pairs match."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        while a.size:
+            ra, rb = self.roots(a), self.roots(b)
+            differ = ra != rb
+            if not differ.any():
+                return
+            a, b, ra, rb = a[differ], b[differ], ra[differ], rb[differ]
+            np.minimum.at(self._parent, np.maximum(ra, rb), np.minimum(ra, rb))
 
     def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+        self.unite([a], [b])
 
 
 def _couple_blocks(uf: _UnionFind, slots: list[int], blocks: int) -> None:
     """Unite slot ``j`` of each of ``blocks`` equal consecutive blocks of ``slots`` (the
     channel groups of a grouped convolution, which must all keep the same local channels)."""
     d = len(slots) // blocks
-    for b in range(1, blocks):
-        for j in range(d):
-            uf.union(slots[j], slots[b * d + j])
+    uf.unite(slots[:d] * (blocks - 1), slots[d:])
 
 
-def _roots(parent: list[int]) -> np.ndarray:
-    """The union-find root of every slot (``find`` for all at once, by pointer jumping)."""
-    p = np.asarray(parent, dtype=np.int64)
-    while True:
-        q = p[p]
-        if np.array_equal(q, p):
-            return p
-        p = q
+def _roots(uf: _UnionFind) -> np.ndarray:
+    """The union-find root of every slot."""
+    return uf.roots(np.arange(uf.size))
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -504,8 +532,8 @@ class DependencyGraph:
     def _unify(self, a: _Label, b: _Label) -> bool:
         if len(a.slots) != len(b.slots):
             return False
-        for x, y in zip(a.slots, b.slots, strict=True):
-            self._uf.union(x, y)
+        if a.slots != b.slots:
+            self._uf.unite(a.slots, b.slots)
         return True
 
     def _build(self) -> None:
@@ -577,8 +605,8 @@ class DependencyGraph:
                 out, items = labels.get(user), _reshape_sizes(user)
                 at = [i for i, v in enumerate(items or ()) if v is node]
                 if isinstance(out, _Label) and at == [out.axis]:
-                    find = self._uf.find
-                    if {find(sl) for sl in label.slots} == {find(sl) for sl in out.slots}:
+                    roots = self._uf.roots
+                    if set(roots(label.slots).tolist()) == set(roots(out.slots).tolist()):
                         continue
                     reason = f"{_describe(user)}: sizes its channels with another group's count"
                     self._freeze(out, reason)
@@ -631,8 +659,7 @@ class DependencyGraph:
                 continue
             first = binds[0][0]
             for slots, _ in binds[1:]:
-                for x, y in zip(first, slots, strict=True):
-                    self._uf.union(x, y)
+                self._uf.unite(first, slots)
             self._size_slots[key] = first
 
     def _tensor(self, module: str, name: str) -> torch.Tensor | None:
@@ -672,8 +699,7 @@ class DependencyGraph:
                     self._freeze(_Label(dim, m.slots), reason.lstrip("."))
                 continue
             for m in shared[1:]:
-                for a, b in zip(first.slots, m.slots, strict=True):
-                    self._uf.union(a, b)
+                self._uf.unite(first.slots, m.slots)
         seen: set[tuple[str, str, int, str]] = set()
         kept = []
         for m in self._members:
@@ -997,10 +1023,9 @@ class DependencyGraph:
             # the same unit; the label moves to the head axis
             k, blocks, d = heads
             n_heads = len(label.slots) // (blocks * d)
-            for h in range(len(label.slots) // d):
-                unit = label.slots[(h % n_heads) * d]
-                for sl in label.slots[h * d : (h + 1) * d]:
-                    self._uf.union(unit, sl)
+            # slot i joins the first slot of its head (head h of every block: h % n_heads)
+            units = [label.slots[(i // d) % n_heads * d] for i in range(len(label.slots))]
+            self._uf.unite(units, label.slots)
             size = _requested_size(node, k)
             return self._bind_size(size, _Label(k, label.slots[: n_heads * d : d]), node)
         size = _requested_size(node, k)
@@ -1530,7 +1555,7 @@ class DependencyGraph:
         over the producer members' slots, members are attached in member order (within a
         member, in order of the first slot that hits each group).
         """
-        root = _roots(self._uf.parent)
+        root = _roots(self._uf)
         members = self._members
         n_mem = len(members)
         lengths = np.fromiter((len(m.slots) for m in members), dtype=np.int64, count=n_mem)
@@ -1552,13 +1577,11 @@ class DependencyGraph:
         uniq, first = np.unique(p_root, return_index=True)
         first_member = np.full(len(root), -1, dtype=np.int64)
         first_member[uniq] = p_member[first]
-        link = _UnionFind()
-        link.parent = list(range(n_mem))
+        link = _UnionFind(n_mem)
         other = first_member[p_root]
         diff = other != p_member
-        for code in np.unique(p_member[diff] * n_mem + other[diff]).tolist():
-            link.union(code // n_mem, code % n_mem)
-        member_comp = np.fromiter((link.find(i) for i in range(n_mem)), dtype=np.int64, count=n_mem)
+        link.unite(p_member[diff], other[diff])
+        member_comp = _roots(link)
         # roots in order of first appearance; groups (components) likewise
         ordered = uniq[np.argsort(first, kind="stable")]
         comp = member_comp[first_member[ordered]]

@@ -833,8 +833,7 @@ class OnnxDependencyGraph:
 
     def _collapse(self, table: _Table) -> _Label:
         for row in table.rows:
-            for s in row[1:]:
-                self._uf.union(row[0], s)
+            self._uf.unite(row[:1] * (len(row) - 1), row[1:])
         return _Label(table.outer, [row[0] for row in table.rows])
 
     def _build(self) -> None:
@@ -872,9 +871,8 @@ class OnnxDependencyGraph:
                     spec if isinstance(spec, _Table) else _Label(0, spec),
                     "a reshape target constant is also used in arithmetic",
                 )
-        find = self._uf.find
         for t in self._tables:  # kept entries must form a (rows x columns) block
-            roots = [[find(s) for s in row] for row in t.rows]
+            roots = [self._uf.roots(row).tolist() for row in t.rows]
             if not (all(r == roots[0] for r in roots) or all(len(set(r)) == 1 for r in roots)):
                 self._freeze(t, "reshape into two channel axes that are pruned unevenly")
 
@@ -1095,8 +1093,7 @@ class OnnxDependencyGraph:
                 continue
             if axis != result.axis or len(lab.slots) != len(result.slots):
                 raise _Freeze(f"{node.name}: channel axes differ")
-            for a, b in zip(result.slots, lab.slots, strict=True):
-                self._uf.union(a, b)
+            self._uf.unite(result.slots, lab.slots)
         assert result is not None
         for name, lab in zip(node.input[:2], labs, strict=True):
             if isinstance(lab, _Label):
@@ -1245,8 +1242,7 @@ class OnnxDependencyGraph:
         for lab in found[1:]:
             if lab.axis != axis or len(lab.slots) != len(result.slots):
                 raise _Freeze(f"{node.name}: channel axes differ")
-            for a, b in zip(result.slots, lab.slots, strict=True):
-                self._uf.union(a, b)
+            self._uf.unite(result.slots, lab.slots)
         for name in node.input:
             if isinstance(labels.get(name), _Label):
                 continue
@@ -1335,9 +1331,7 @@ class OnnxDependencyGraph:
                     continue
                 if unit == 1:
                     return _Label(c + j, flat[:, 0].tolist())
-                for h in range(n // unit):
-                    for s in x.slots[h * unit + 1 : (h + 1) * unit]:
-                        self._uf.union(x.slots[h * unit], s)
+                self._uf.unite([x.slots[i // unit * unit] for i in range(n)], x.slots[:n])
                 return _Label(c + j, [x.slots[int(u) * unit] for u in flat[:, 0]])
         return None
 
@@ -1399,8 +1393,7 @@ class OnnxDependencyGraph:
             raise _Freeze(f"{node.name}: channel axes differ")
         if axis_attr != axis:
             for p in found[1:]:
-                for a, b in zip(found[0].slots, p.slots, strict=True):
-                    self._uf.union(a, b)
+                self._uf.unite(found[0].slots, p.slots)
             if len(found) != len(parts):
                 raise _Freeze(f"{node.name}: untracked inputs")
             return found[0]
@@ -1442,8 +1435,7 @@ class OnnxDependencyGraph:
             start += s
         # the pruned Split still cuts into equal pieces: each must lose the same positions
         for piece in outs[1:]:
-            for a, b in zip(outs[0].slots, piece.slots, strict=True):
-                self._uf.union(a, b)
+            self._uf.unite(outs[0].slots, piece.slots)
         return outs
 
     def prunable_groups(self) -> list[Group]:

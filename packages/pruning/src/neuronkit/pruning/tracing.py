@@ -328,6 +328,10 @@ class ConcreteTracer(fx.Tracer):
             return attr_val
         return _tensor_proxy(self, attr_val, parameter_proxy_cache)
 
+    def create_arg(self, a: Any) -> Any:
+        node = _tensor_arg(self, a)
+        return super().create_arg(a) if node is None else node
+
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _ConcreteProxy(node, self)
 
@@ -683,12 +687,11 @@ def _untraceable(model: nn.Module, exc: Exception, how: str) -> UntraceableModel
     )
 
 
-def _tensor_proxy(tracer: fx.Tracer, value: Any, cache: dict[str, Any]) -> Any:
-    """``fx.Tracer.getattr``: the ``get_attr`` proxy of a parameter (or, with
-    ``proxy_buffer_attributes``, a buffer) of the root read as a module attribute, else the
-    value itself. fx finds the tensor's name by scanning ``named_parameters()`` on every read
-    (quadratic in the model's size: a third of tracing timm's MobileNetV4); here one table of
-    the root's tensors is built per trace."""
+def _tensor_names(tracer: fx.Tracer) -> tuple[dict[int, str], dict[int, str]]:
+    """The root's parameter and buffer names by tensor ``id`` (the first name of a shared
+    tensor, as ``named_parameters`` / ``named_buffers`` give it), built once per trace. fx finds
+    a tensor's name by scanning those on every read and every tensor argument (quadratic in the
+    model's size: a third of tracing timm's MobileNetV4)."""
     table = getattr(tracer, "_nk_tensor_names", None)
     if table is None or table[0] is not tracer.root:
         params: dict[int, str] = {}
@@ -699,14 +702,33 @@ def _tensor_proxy(tracer: fx.Tracer, value: Any, cache: dict[str, Any]) -> Any:
             buffers.setdefault(id(buffer), n)
         table = (tracer.root, params, buffers)
         setattr(tracer, "_nk_tensor_names", table)  # noqa: B010
-    name = table[1].get(id(value)) if isinstance(value, nn.Parameter) else None
+    return table[1], table[2]
+
+
+def _tensor_proxy(tracer: fx.Tracer, value: Any, cache: dict[str, Any]) -> Any:
+    """``fx.Tracer.getattr``: the ``get_attr`` proxy of a parameter (or, with
+    ``proxy_buffer_attributes``, a buffer) of the root read as a module attribute, else the
+    value itself (names from :func:`_tensor_names`)."""
+    params, buffers = _tensor_names(tracer)
+    name = params.get(id(value)) if isinstance(value, nn.Parameter) else None
     if name is None and tracer.proxy_buffer_attributes and isinstance(value, torch.Tensor):
-        name = table[2].get(id(value))
+        name = buffers.get(id(value))
     if name is None:
         return value
     if name not in cache:
         cache[name] = tracer.create_proxy("get_attr", name, (), {})
     return cache[name]
+
+
+def _tensor_arg(tracer: fx.Tracer, value: Any) -> fx.Node | None:
+    """``fx.Tracer.create_arg`` for a parameter or buffer of the root passed as a plain
+    tensor (``F.batch_norm(x, self.running_mean, ...)``): its ``get_attr`` node, found in
+    :func:`_tensor_names`; None for anything else (fx's own handling)."""
+    if not isinstance(value, torch.Tensor):
+        return None
+    params, buffers = _tensor_names(tracer)
+    name = params.get(id(value)) if isinstance(value, nn.Parameter) else buffers.get(id(value))
+    return None if name is None else tracer.create_node("get_attr", name, (), {})
 
 
 class _PlainTracer(fx.Tracer):
@@ -745,6 +767,10 @@ class _PlainTracer(fx.Tracer):
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         return _tensor_proxy(self, attr_val, parameter_proxy_cache)
+
+    def create_arg(self, a: Any) -> Any:
+        node = _tensor_arg(self, a)
+        return super().create_arg(a) if node is None else node
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return (
