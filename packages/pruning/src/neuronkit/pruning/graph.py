@@ -37,7 +37,11 @@ columns form one group of whole heads (with grouped-query attention, a key/value
 with its query heads, through ``repeat_kv``'s expand-and-merge or SDPA's ``enable_gqa``);
 RMSNorm weights follow their channel like LayerNorm; tied parameters (``lm_head.weight is
 wte.weight``) are pruned once and stay tied; ``F.embedding`` inside an ``nn.Embedding``
-subclass is the Embedding rule.
+subclass is the Embedding rule. With ``head_dims=True`` the split instead makes dimension ``j``
+of every head one unit and moves the label to the head-dimension axis: ``q @ k^T`` (and SDPA
+with an explicit ``scale``) unifies the query and key dimensions, which the product sums away,
+``attn @ v`` passes the value dimensions to its output, and the merge back to
+``[..., heads * d]`` repeats them once per head.
 """
 
 from __future__ import annotations
@@ -452,6 +456,12 @@ class DependencyGraph:
             ``x: [B, C, H, W]``), or a dict of keyword inputs (``model(**example_inputs)``,
             e.g. a tokenizer's output, or ``input_ids`` and ``decoder_input_ids`` of an
             encoder-decoder); used for shapes only. Prefer a batch of at least 2.
+        head_dims: in attention written with tensor ops (Hugging Face, timm), remove
+            dimensions within the heads (the same dimensions of every head; the head count
+            stays) instead of whole heads. Query / key dimensions are kept whole where the
+            attention scale follows the head size (``F.scaled_dot_product_attention`` without
+            ``scale``) or a rotary embedding rotates them; ``nn.MultiheadAttention`` keeps
+            whole heads.
 
     Attributes:
         example_inputs: the inputs' values, in order (a tuple).
@@ -469,9 +479,12 @@ class DependencyGraph:
         TypeError: when ``model`` is not an ``nn.Module``.
     """
 
-    def __init__(self, model: nn.Module, example_inputs: Any) -> None:
+    def __init__(self, model: nn.Module, example_inputs: Any, *, head_dims: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(head_dims, bool):
+            raise TypeError(f"head_dims: expected a bool, got {type(head_dims).__name__}")
+        self.head_dims = head_dims
         self.example_inputs, self.input_names = split_inputs(example_inputs)
         self.model = model
         self._modules = dict(model.named_modules())
@@ -541,6 +554,9 @@ class DependencyGraph:
         for node in self._graph.nodes:
             try:
                 labels[node] = self._rule(node, labels)
+                if labels[node] is _CONTRACTED:  # its channels were summed over, legitimately
+                    labels[node] = None
+                    continue
                 unused_item = node.target is operator.getitem and not node.users
                 if labels[node] is None and not _reads_shape_only(node) and not unused_item:
                     # a rule that lost track of channels it was given (an input passed by a
@@ -1016,6 +1032,8 @@ class DependencyGraph:
             k, rep = _reshape_channel_map(src, out, label.axis)
         except ValueError as err:
             heads = _head_split(src, out, label.axis)
+            if self.head_dims:
+                return self._head_dim_reshape(node, label, src, out, heads, err)
             if heads is None:
                 raise _Freeze(f"{_describe(node)} {err}") from None
             # [..., C, ...] -> [..., (G,) H, C/(G H), ...] (attention heads, G fused blocks such
@@ -1031,6 +1049,31 @@ class DependencyGraph:
         size = _requested_size(node, k)
         return self._bind_size(size, _Label(k, [s for s in label.slots for _ in range(rep)]), node)
 
+    def _head_dim_reshape(
+        self,
+        node: fx.Node,
+        label: _Label,
+        src: Sequence[int],
+        out: Sequence[int],
+        heads: tuple[int, int, int] | None,
+        err: ValueError,
+    ) -> _Label:
+        """``head_dims`` mode: a split into ``(..., heads, d)`` makes dimension ``j`` of every
+        head (of every fused block) one unit and moves the label to the ``d`` axis; the
+        merge back (``[..., heads, d] -> [..., heads * d]``, the label on an inner axis of
+        the merged ones) repeats the ``d`` slots once per head."""
+        if heads is not None:
+            k, _, d = heads
+            self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
+            size = _requested_size(node, k + 1)
+            return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
+        merged = _inner_merge(src, out, label.axis)
+        if merged is None:
+            raise _Freeze(f"{_describe(node)} {err}")
+        k, outer, inner = merged
+        slots = [s for _ in range(outer) for s in label.slots for _ in range(inner)]
+        return self._bind_size(_requested_size(node, k), _Label(k, slots), node)
+
     def _unflatten(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``x.unflatten(dim, sizes)``: a reshape that splits one axis (e.g. ``[T*B, C, ...] ->
         [T, B, C, ...]``); splitting the channel axis itself would fix its sizes in forward."""
@@ -1044,6 +1087,8 @@ class DependencyGraph:
         """``a @ b`` with channels only on batch axes (attention heads): batch axes broadcast
         like an elementwise op; channels on the two matrix axes are contracted or mixed."""
         operands = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in node.args[:2]]
+        if self.head_dims and self._on_matrix_axes(operands):
+            return self._matrix_axes(node, operands)
         return self._batch_axes_only(node, operands, "matrix product")
 
     def _attention(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -1064,7 +1109,63 @@ class DependencyGraph:
                     g = len(q.slots) // len(kv.slots)
                     repeated = _Label(kv.axis, [s for s in kv.slots for _ in range(g)])
                     operands[i] = (operands[i][0], repeated)
+        if self.head_dims and self._on_matrix_axes(operands[:3]):
+            return self._attention_dims(node, operands, args.get("scale"))
         return self._batch_axes_only(node, operands, "attention")
+
+    @staticmethod
+    def _on_matrix_axes(operands: Sequence[tuple[Any, Any]]) -> bool:
+        """Whether some operand has channels on one of its last two axes (and none on a
+        leading axis: those are the head-axis rules' case)."""
+        axes = [lab.axis - len(_shape(a) or ()) for a, lab in operands if isinstance(lab, _Label)]
+        return bool(axes) and all(ax in (-1, -2) for ax in axes)
+
+    def _matrix_axes(self, node: fx.Node, operands: Sequence[tuple[Any, Any]]) -> Any:
+        """``head_dims`` mode, ``a @ b`` with channels on matrix axes: channels on the
+        contracted axes (``a``'s last, ``b``'s second to last, as ``q @ k^T``) are unified and
+        leave the product; channels on ``a``'s rows or ``b``'s columns (``attn @ v``) label
+        the output's. Channels contracted against an untracked tensor, or on both outer axes,
+        freeze."""
+        (a, la), (b, lb) = operands
+        na, nb, out = len(_shape(a) or ()), len(_shape(b) or ()), _shape(node)
+        if out is None or na < 2 or nb < 2:
+            raise _Freeze(f"{_describe(node)}: matrix product over channels of a vector")
+        on_a = isinstance(la, _Label) and la.axis == na - 1
+        on_b = isinstance(lb, _Label) and lb.axis == nb - 2
+        if (on_a or on_b) and not (on_a and on_b and self._unify(la, lb)):
+            raise _Freeze(f"{_describe(node)} contracts channels with an untracked tensor")
+        rows = la if isinstance(la, _Label) and la.axis == na - 2 else None
+        cols = lb if isinstance(lb, _Label) and lb.axis == nb - 1 else None
+        if rows is not None and cols is not None:
+            raise _Freeze(f"{_describe(node)}: channels on both axes of the product")
+        if rows is not None:
+            return _Label(len(out) - 2, list(rows.slots))
+        if cols is not None:
+            return _Label(len(out) - 1, list(cols.slots))
+        return _CONTRACTED if on_a else None
+
+    def _attention_dims(
+        self, node: fx.Node, operands: Sequence[tuple[Any, Any]], scale: Any
+    ) -> Any:
+        """``head_dims`` mode, ``F.scaled_dot_product_attention`` with channels on the last
+        axis of ``q`` / ``k`` (contracted: unified; only with an explicit ``scale``, since the
+        default ``1 / sqrt(head_dim)`` would change) or of ``v`` (they label the output's)."""
+        (q, lq), (k, lk), (v, lv), (_, lm) = operands
+        for t, lab in ((q, lq), (k, lk), (v, lv)):
+            if isinstance(lab, _Label) and lab.axis != len(_shape(t) or ()) - 1:
+                raise _Freeze(f"{_describe(node)}: attention over channels on other axes")
+        if lm is not None:  # a per-head bias (T5, Swin): heads stay whole in this mode
+            self._freeze(lm, f"{_describe(node)}: a mask over heads (head_dims keeps them)")
+        contracted = lq is not None or lk is not None
+        if contracted and scale is None:  # v's channels stay prunable
+            reason = "the default scale 1 / sqrt(head_dim) would change with the query / key"
+            self._freeze([lq, lk], f"{_describe(node)}: {reason} dimensions")
+        elif contracted and (lq is None or lk is None or not self._unify(lq, lk)):
+            raise _Freeze(f"{_describe(node)} contracts channels with an untracked tensor")
+        out = _shape(node)
+        if lv is None or out is None:
+            return _CONTRACTED if contracted else None
+        return _Label(len(out) - 1, list(lv.slots))
 
     def _batch_axes_only(
         self, node: fx.Node, operands: Sequence[tuple[Any, Any]], what: str
@@ -1731,6 +1832,27 @@ def _reshape_channel_map(src: Sequence[int], out: Sequence[int], axis: int) -> t
     return k, size // src[axis]
 
 
+def _inner_merge(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int, int] | None:
+    """``(k, outer, inner)`` when a reshape merges axes ``src[a:m]`` around channel axis
+    ``axis`` (``a <= axis < m``) into output axis ``k`` and keeps the extent of the axes before
+    them (``[B, T, H, d] -> [B, T, H * d]`` with ``axis = 3``: ``(2, H, 1)``): entry
+    ``(o * C + c) * inner + i`` of output axis ``k`` is channel ``c``; None otherwise."""
+    for a in range(axis + 1):
+        pre, acc, k = math.prod(src[:a]), 1, 0
+        while k < len(out) and acc < pre:
+            acc *= out[k]
+            k += 1
+        if acc != pre or k >= len(out):
+            continue
+        prod_in, m = math.prod(src[a : axis + 1]), axis + 1
+        while prod_in < out[k] and m < len(src):
+            prod_in *= src[m]
+            m += 1
+        if prod_in == out[k]:
+            return k, math.prod(src[a:axis]), math.prod(src[axis + 1 : m])
+    return None
+
+
 def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int, int] | None:
     """``(k, blocks, d)`` when a reshape splits channel axis ``axis`` of ``src`` into the
     consecutive axes ``out[k], out[k + 1]`` (heads, channels per head ``d``; ``blocks`` 1), or
@@ -1753,6 +1875,10 @@ def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int,
         if math.prod(out[last + 1 :]) == rest:
             return first, blocks, out[last]
     return None
+
+
+# a rule's result for an op that sums its inputs' channels away (``q @ k^T`` in head_dims mode)
+_CONTRACTED = object()
 
 
 class _Freeze(Exception):

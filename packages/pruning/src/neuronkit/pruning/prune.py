@@ -669,12 +669,15 @@ def prune_model(
     example_inputs: Any,
     ratio: float = 0.5,
     importance: GroupImportance | str = "l2",
+    *,
+    head_dims: bool = False,
     **kwargs: Any,
 ) -> nn.Module:
     """One call: trace ``model``, plan with ``importance`` at ``ratio`` and return a pruned copy.
 
-    Extra keyword arguments go to :func:`plan_pruning` (scope, layer_ratios, ignored_layers,
-    round_to, max_ratio).
+    ``head_dims`` prunes dimensions within attention heads instead of whole heads (see
+    :class:`DependencyGraph`). Extra keyword arguments go to :func:`plan_pruning` (scope,
+    layer_ratios, ignored_layers, round_to, max_ratio).
     """
-    graph = DependencyGraph(model, example_inputs)
+    graph = DependencyGraph(model, example_inputs, head_dims=head_dims)
     return prune(graph, plan_pruning(graph, importance, ratio, **kwargs))

@@ -687,32 +687,35 @@ def _untraceable(model: nn.Module, exc: Exception, how: str) -> UntraceableModel
     )
 
 
-def _tensor_names(tracer: fx.Tracer) -> tuple[dict[int, str], dict[int, str]]:
-    """The root's parameter and buffer names by tensor ``id`` (the first name of a shared
-    tensor, as ``named_parameters`` / ``named_buffers`` give it), built once per trace. fx finds
-    a tensor's name by scanning those on every read and every tensor argument (quadratic in the
-    model's size: a third of tracing timm's MobileNetV4)."""
+def _tensor_name(tracer: fx.Tracer, value: Any, buffers: bool) -> str | None:
+    """The root's name for ``value``, a parameter (or, with ``buffers``, a buffer), or None:
+    the first name of a shared tensor, as ``named_parameters`` / ``named_buffers`` give it.
+    fx scans those on every attribute read and every tensor argument (quadratic in the model's
+    size: a third of tracing timm's MobileNetV4); here one table is built per trace (it holds
+    the tensors, so an ``id`` reused by a new tensor never matches)."""
     table = getattr(tracer, "_nk_tensor_names", None)
     if table is None or table[0] is not tracer.root:
-        params: dict[int, str] = {}
-        buffers: dict[int, str] = {}
+        found: tuple[dict[int, tuple[Any, str]], dict[int, tuple[Any, str]]] = ({}, {})
         for n, param in tracer.root.named_parameters():
-            params.setdefault(id(param), n)
+            found[0].setdefault(id(param), (param, n))
         for n, buffer in tracer.root.named_buffers():
-            buffers.setdefault(id(buffer), n)
-        table = (tracer.root, params, buffers)
+            found[1].setdefault(id(buffer), (buffer, n))
+        table = (tracer.root, *found)
         setattr(tracer, "_nk_tensor_names", table)  # noqa: B010
-    return table[1], table[2]
+    if isinstance(value, nn.Parameter):
+        entry = table[1].get(id(value))
+    elif buffers and isinstance(value, torch.Tensor):
+        entry = table[2].get(id(value))
+    else:
+        return None
+    return entry[1] if entry is not None and entry[0] is value else None
 
 
 def _tensor_proxy(tracer: fx.Tracer, value: Any, cache: dict[str, Any]) -> Any:
     """``fx.Tracer.getattr``: the ``get_attr`` proxy of a parameter (or, with
     ``proxy_buffer_attributes``, a buffer) of the root read as a module attribute, else the
-    value itself (names from :func:`_tensor_names`)."""
-    params, buffers = _tensor_names(tracer)
-    name = params.get(id(value)) if isinstance(value, nn.Parameter) else None
-    if name is None and tracer.proxy_buffer_attributes and isinstance(value, torch.Tensor):
-        name = buffers.get(id(value))
+    value itself."""
+    name = _tensor_name(tracer, value, tracer.proxy_buffer_attributes)
     if name is None:
         return value
     if name not in cache:
@@ -722,12 +725,9 @@ def _tensor_proxy(tracer: fx.Tracer, value: Any, cache: dict[str, Any]) -> Any:
 
 def _tensor_arg(tracer: fx.Tracer, value: Any) -> fx.Node | None:
     """``fx.Tracer.create_arg`` for a parameter or buffer of the root passed as a plain
-    tensor (``F.batch_norm(x, self.running_mean, ...)``): its ``get_attr`` node, found in
-    :func:`_tensor_names`; None for anything else (fx's own handling)."""
-    if not isinstance(value, torch.Tensor):
-        return None
-    params, buffers = _tensor_names(tracer)
-    name = params.get(id(value)) if isinstance(value, nn.Parameter) else buffers.get(id(value))
+    tensor (``F.batch_norm(x, self.running_mean, ...)``): its ``get_attr`` node; None for
+    anything else (fx's own handling)."""
+    name = _tensor_name(tracer, value, buffers=True)
     return None if name is None else tracer.create_node("get_attr", name, (), {})
 
 
