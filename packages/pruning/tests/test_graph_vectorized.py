@@ -18,7 +18,7 @@ from neuronkit.pruning import (
     VGGStyle,
     trace_model,
 )
-from neuronkit.pruning.graph import GroupMember, _UnionFind
+from neuronkit.pruning.graph import GroupMember, _roots, _UnionFind
 
 
 class _ScalarUnionFind:
@@ -43,7 +43,7 @@ class _ScalarUnionFind:
 
 def _reference_groups(graph: Any) -> list[tuple[Any, ...]]:
     """The per-slot algorithm (one ``find`` per slot and per member slot), as plain tuples."""
-    uf = _ScalarUnionFind(graph._uf.parent.tolist())
+    uf = _ScalarUnionFind(list(graph._uf.parent))
     find = uf.find
     frozen = {find(s): r for s, r in graph._frozen.items()}
     link = _ScalarUnionFind(list(range(len(uf.parent))))
@@ -225,7 +225,8 @@ def test_shape_run_failure_names_the_node() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_batched_union_find_matches_the_scalar_one(seed: int) -> None:
     """``unite`` on whole slot lists (repeated roots, chains, pairs already joined) gives every
-    slot the root the per-pair algorithm gives: the smallest slot of its component."""
+    slot the root the per-pair algorithm gives: the smallest slot of its component (one at a
+    time with ``roots`` and ``find``, all at once with ``_roots``)."""
     gen = torch.Generator().manual_seed(seed)
     uf = _UnionFind()
     ref = _ScalarUnionFind([])
@@ -234,10 +235,11 @@ def test_batched_union_find_matches_the_scalar_one(seed: int) -> None:
         uf.new(n)
         ref.parent.extend(range(len(ref.parent), len(ref.parent) + n))
         k = int(torch.randint(1, 25, (1,), generator=gen))
-        a = torch.randint(0, uf.size, (k,), generator=gen).tolist()
-        b = torch.randint(0, uf.size, (k,), generator=gen).tolist()
+        a = torch.randint(0, len(uf.parent), (k,), generator=gen).tolist()
+        b = torch.randint(0, len(uf.parent), (k,), generator=gen).tolist()
         uf.unite(a, b)
         for x, y in zip(a, b, strict=True):
             ref.union(x, y)
-    assert uf.roots(list(range(uf.size))).tolist() == [ref.find(i) for i in range(uf.size)]
-    assert uf.find(uf.size - 1) == ref.find(uf.size - 1)
+    expected = [ref.find(i) for i in range(len(ref.parent))]
+    assert _roots(uf).tolist() == expected
+    assert uf.roots(list(range(len(ref.parent)))).tolist() == expected

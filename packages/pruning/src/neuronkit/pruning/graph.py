@@ -371,61 +371,44 @@ def _shape(node: Any) -> tuple[int, ...] | None:
 
 
 class _UnionFind:
-    """Union-find over channel slots ``0..n-1``, batched with numpy: :meth:`unite` merges
-    whole slot lists at once (a layer's channels), so Python never loops per channel. Every
-    parent points to a smaller slot, so a component's root is its smallest slot."""
+    """Union-find over channel slots ``0..n-1``. :meth:`unite` merges whole slot lists (a
+    layer's channels) in one loop with path halving, no call per channel. Every parent points
+    to a smaller slot, so a component's root is its smallest slot."""
 
     def __init__(self, n: int = 0) -> None:
-        self._parent = np.arange(max(n, 64), dtype=np.int64)
-        self.size = n
-
-    @property
-    def parent(self) -> np.ndarray:
-        """``[n]`` parent of every slot (a view)."""
-        return self._parent[: self.size]
+        self.parent: list[int] = list(range(n))
 
     def new(self, n: int) -> list[int]:
         """``n`` fresh slots, each its own component."""
-        start, end = self.size, self.size + n
-        if end > len(self._parent):
-            grown = np.arange(max(end, 2 * len(self._parent)), dtype=np.int64)
-            grown[:start] = self._parent[:start]
-            self._parent = grown
-        self.size = end
-        return list(range(start, end))
-
-    def roots(self, slots: Any) -> np.ndarray:
-        """The root of every slot in ``slots`` (pointer jumping; the slots are then hung
-        directly under their roots)."""
-        x = np.asarray(slots, dtype=np.int64)
-        p = self._parent
-        r = p[x]
-        while True:
-            up = p[r]
-            if np.array_equal(up, r):
-                break
-            r = up
-        p[x] = r
-        return r
+        start = len(self.parent)
+        self.parent.extend(range(start, start + n))
+        return list(range(start, start + n))
 
     def find(self, x: int) -> int:
-        return int(self.roots([x])[0])
+        p = self.parent
+        while p[x] != x:
+            p[x] = p[p[x]]
+            x = p[x]
+        return x
 
-    def unite(self, a: Any, b: Any) -> None:
-        """Merge the components of ``a[i]`` and ``b[i]`` for every ``i`` (equal lengths).
-        Each round hangs every unmatched pair's larger root under its smallest partner root
-        (``minimum.at``: several pairs may share a root), until all pairs match."""
-        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-        while a.size:
-            ra, rb = self.roots(a), self.roots(b)
-            differ = ra != rb
-            if not differ.any():
-                return
-            a, b, ra, rb = a[differ], b[differ], ra[differ], rb[differ]
-            np.minimum.at(self._parent, np.maximum(ra, rb), np.minimum(ra, rb))
+    def roots(self, slots: Sequence[int]) -> np.ndarray:
+        """``[len(slots)]`` the root of every slot in ``slots``."""
+        return np.fromiter(map(self.find, slots), dtype=np.int64, count=len(slots))
 
-    def union(self, a: int, b: int) -> None:
-        self.unite([a], [b])
+    def unite(self, a: Sequence[int], b: Sequence[int]) -> None:
+        """Merge the components of ``a[i]`` and ``b[i]`` for every ``i``."""
+        p = self.parent
+        for x, y in zip(a, b, strict=True):
+            while p[x] != x:
+                p[x] = p[p[x]]
+                x = p[x]
+            while p[y] != y:
+                p[y] = p[p[y]]
+                y = p[y]
+            if x < y:
+                p[y] = x
+            elif y < x:
+                p[x] = y
 
 
 def _couple_blocks(uf: _UnionFind, slots: list[int], blocks: int) -> None:
@@ -436,8 +419,13 @@ def _couple_blocks(uf: _UnionFind, slots: list[int], blocks: int) -> None:
 
 
 def _roots(uf: _UnionFind) -> np.ndarray:
-    """The union-find root of every slot."""
-    return uf.roots(np.arange(uf.size))
+    """The root of every slot, all at once (pointer jumping in numpy)."""
+    p = np.asarray(uf.parent, dtype=np.int64)
+    while True:
+        q = p[p]
+        if np.array_equal(q, p):
+            return p
+        p = q
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -1681,7 +1669,7 @@ class DependencyGraph:
         link = _UnionFind(n_mem)
         other = first_member[p_root]
         diff = other != p_member
-        link.unite(p_member[diff], other[diff])
+        link.unite(p_member[diff].tolist(), other[diff].tolist())
         member_comp = _roots(link)
         # roots in order of first appearance; groups (components) likewise
         ordered = uniq[np.argsort(first, kind="stable")]
