@@ -1669,7 +1669,8 @@ class DependencyGraph:
         link = _UnionFind(n_mem)
         other = first_member[p_root]
         diff = other != p_member
-        link.unite(p_member[diff].tolist(), other[diff].tolist())
+        codes = np.unique(p_member[diff] * n_mem + other[diff])  # each linked pair once
+        link.unite((codes // n_mem).tolist(), (codes % n_mem).tolist())
         member_comp = _roots(link)
         # roots in order of first appearance; groups (components) likewise
         ordered = uniq[np.argsort(first, kind="stable")]
