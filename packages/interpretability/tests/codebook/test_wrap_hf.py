@@ -192,3 +192,131 @@ def test_codes_at_transplants_a_state_into_another_context() -> None:
         codes_at(cbm, ids_b, 6)
     with pytest.raises(ValueError, match="names must name"):
         codes_at(cbm, ids_b, names=["nope"])
+
+
+def _tiny(config_class: str, model_class: str, **sizes: int) -> nn.Module:
+    cfg = getattr(transformers, config_class)(vocab_size=16, **sizes)
+    torch.manual_seed(0)
+    return getattr(transformers, model_class)(cfg).eval()
+
+
+_LAYOUTS = {  # architecture: (model, attention, attention heads, mlp) names in layer 0
+    "opt": (
+        lambda: _tiny(
+            "OPTConfig",
+            "OPTForCausalLM",
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            ffn_dim=32,
+            word_embed_proj_dim=16,
+            max_position_embeddings=16,
+        ),
+        "model.decoder.layers.0.self_attn",
+        "model.decoder.layers.0.self_attn.out_proj",
+        "model.decoder.layers.0.fc2",  # no MLP module: fc1 and fc2 are the layer's own
+    ),
+    "gpt_neo": (
+        lambda: _tiny(
+            "GPTNeoConfig",
+            "GPTNeoForCausalLM",
+            hidden_size=16,
+            num_layers=2,
+            num_heads=2,
+            attention_types=[[["global"], 2]],
+            max_position_embeddings=16,
+        ),
+        "transformer.h.0.attn",
+        "transformer.h.0.attn.attention.out_proj",  # the projection sits one level down
+        "transformer.h.0.mlp",
+    ),
+    "distilbert": (
+        lambda: _tiny(
+            "DistilBertConfig",
+            "DistilBertModel",
+            dim=16,
+            n_layers=2,
+            n_heads=2,
+            hidden_dim=32,
+            max_position_embeddings=16,
+        ),
+        "transformer.layer.0.attention",
+        "transformer.layer.0.attention.out_lin",
+        "transformer.layer.0.ffn",
+    ),
+    "deberta": (  # post-norm with DeBERTa's own LayerNorm class
+        lambda: _tiny(
+            "DebertaConfig",
+            "DebertaModel",
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=16,
+        ),
+        "encoder.layer.0.attention.output.dense",
+        "encoder.layer.0.attention.output.dense",
+        "encoder.layer.0.output.dense",
+    ),
+    "t5": (  # blocks nested in the layer's own list: layer.0 attention, layer.1 MLP
+        lambda: _tiny(
+            "T5Config",
+            "T5EncoderModel",
+            d_model=16,
+            d_kv=8,
+            d_ff=32,
+            num_layers=2,
+            num_heads=2,
+        ),
+        "encoder.block.0.layer.0.SelfAttention",
+        "encoder.block.0.layer.0.SelfAttention.o",
+        "encoder.block.0.layer.1.DenseReluDense",
+    ),
+}
+
+
+@pytest.mark.parametrize("arch", list(_LAYOUTS))
+def test_component_names_of_other_layer_layouts(arch: str) -> None:
+    make, attention, heads, mlp = _LAYOUTS[arch]
+    model = make()
+    assert transformer_component_names(model, layers=[0]) == [attention, mlp]
+    assert transformer_component_names(model, ["attention_heads", "mlp"], layers=[0]) == [
+        heads,
+        mlp,
+    ]
+    ids = torch.randint(0, 16, (2, 5))
+    with torch.no_grad():
+        before = model(input_ids=ids)[0]
+    for components in [("attention", "mlp"), ("attention_heads", "mlp")]:
+        if arch == "deberta" and components[0] == "attention_heads":
+            continue  # the same module as "attention" there
+        cbm = insert_hf_codebooks(model, components=components, num_codes=8, k=1)
+        with torch.no_grad(), cbm.record_codes() as rec:
+            out = cbm(input_ids=ids)[0]
+        assert out.shape == before.shape
+        assert not torch.allclose(out, before)
+        assert rec[mlp][0].shape == (2, 5, 1)
+        cbm.remove()
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids)[0], before)
+
+
+def test_flattened_token_activations_are_snapped_per_token() -> None:
+    # OPT's MLP runs on [B * T, D]: codes come back as [B, T, k], positions address tokens,
+    # and a transplant of every code at the last token reproduces the other input's logits
+    model = _LAYOUTS["opt"][0]()
+    cbm = insert_hf_codebooks(model, components=("attention_heads", "mlp"), num_codes=8, k=1)
+    mlp = "model.decoder.layers.1.fc2"
+    gen = torch.Generator().manual_seed(0)
+    ids_b = torch.randint(0, 16, (3, 6), generator=gen)
+    ids_a = (ids_b + torch.randint(1, 16, (3, 6), generator=gen)) % 16
+    ids_a[:, -1] = ids_b[:, -1]
+    with torch.no_grad(), cbm.record_codes([mlp]) as rec:
+        target = cbm(input_ids=ids_b).logits[:, -1]
+    assert rec[mlp][0].shape == (3, 6, 1)
+    codes = codes_at(cbm, ids_b)
+    torch.testing.assert_close(codes[mlp], rec[mlp][0][:, -1])
+    assert not torch.allclose(next_token_logits(cbm, ids_a), target, atol=1e-4)
+    torch.testing.assert_close(next_token_logits(cbm, ids_a, codes, positions=[-1]), target)
+    cbm.initialize_codebooks(input_ids=ids_b)  # the collected activations are [B, T, D] too
+    assert cbm.codebooks[mlp].codebook.shape == (8, 16)

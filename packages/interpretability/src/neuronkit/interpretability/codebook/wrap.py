@@ -40,9 +40,18 @@ __all__ = [
 ]
 
 _ATTENTION_NAMES = ("attn", "attention", "self_attn", "self_attention", "attn_layer")
-_MLP_NAMES = ("mlp", "feed_forward", "ffn", "ff", "mlp_layer", "block_sparse_moe")
+_MLP_NAMES = (
+    "mlp",
+    "feed_forward",
+    "ffn",
+    "ff",
+    "mlp_layer",
+    "block_sparse_moe",
+    "DenseReluDense",  # T5
+)
+_BLOCK_PATTERNS = {"attention": "attn|attention", "mlp": "mlp|ffn|feed_forward"}
 # output projection of the concatenated heads, inside the attention block
-_PROJECTION_NAMES = ("dense", "c_proj", "o_proj", "out_proj", "output.dense", "wo")
+_PROJECTION_NAMES = ("dense", "c_proj", "o_proj", "out_proj", "output.dense", "wo", "out_lin", "o")
 _COMPONENTS = ("attention", "attention_heads", "mlp")
 _TRANSFORMERS_HINT = (
     "the Hugging Face helpers need the transformers package: "
@@ -125,6 +134,7 @@ class CodebookModel(nn.Module):
         self.layers = nn.ModuleDict({_key(n): layer for n, layer in codebooks.items()})
         self._handles: list[Any] = []
         self._collect: dict[str, list[torch.Tensor]] | None = None
+        self._tokens: tuple[int, int] | None = None
         self._attach()
 
     # ------------------------------------------------------------------ plumbing
@@ -153,28 +163,41 @@ class CodebookModel(nn.Module):
             self._handles.append(handle)
 
     def _hook(self, name: str) -> Any:
-        layer = self.layers[_key(name)]
-
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
-            x = _first_tensor(output)
-            if self._collect is not None:
-                self._collect[name].append(x.detach().clone())  # later in-place ops
-                return None
-            return _replace_first_tensor(output, layer(x))
+            return self._snap(name, output)
 
         return hook
 
     def _pre_hook(self, name: str) -> Any:
-        layer = self.layers[_key(name)]
-
         def hook(module: nn.Module, args: Any) -> Any:
-            x = _first_tensor(tuple(args))
-            if self._collect is not None:
-                self._collect[name].append(x.detach().clone())  # later in-place ops
-                return None
-            return _replace_first_tensor(tuple(args), layer(x))
+            return self._snap(name, tuple(args))
 
         return hook
+
+    def _snap(self, name: str, values: Any) -> Any:
+        """``values`` (a module's output or its input arguments) with the first tensor snapped
+        by the codebook ``name`` (or recorded, inside :meth:`initialize_codebooks`). Token
+        activations flattened to ``[B * T, D]`` (OPT's MLP) are snapped as ``[B, T, D]``."""
+        x = _first_tensor(values)
+        x_bt, tokens = x, self._tokens
+        if tokens is not None and x.ndim == 2 and x.shape[0] == tokens[0] * tokens[1]:
+            x_bt = x.reshape(*tokens, x.shape[-1])
+        if self._collect is not None:
+            self._collect[name].append(x_bt.detach().clone())  # later in-place ops
+            return None
+        return _replace_first_tensor(values, self.layers[_key(name)](x_bt).reshape(x.shape))
+
+    @contextlib.contextmanager
+    def _token_shape(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[None]:
+        """Within the block, ``(B, T)`` of the call's ``[B, T]`` integer token ids, if any."""
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self._tokens = None
+        if isinstance(ids, torch.Tensor) and ids.ndim == 2 and not ids.is_floating_point():
+            self._tokens = (int(ids.shape[0]), int(ids.shape[1]))
+        try:
+            yield
+        finally:
+            self._tokens = None
 
     def remove(self) -> None:
         """Remove the hooks: the wrapped model runs as if no codebook had been inserted."""
@@ -191,7 +214,8 @@ class CodebookModel(nn.Module):
         """Run the wrapped model (``self.model(*args, **kwargs)``)."""
         if not self._handles:
             raise RuntimeError("the codebooks were removed; call the wrapped model directly")
-        return self.model(*args, **kwargs)
+        with self._token_shape(args, kwargs):
+            return self.model(*args, **kwargs)
 
     # ------------------------------------------------------------------ training helpers
     def codebook_loss(self) -> torch.Tensor:
@@ -218,7 +242,8 @@ class CodebookModel(nn.Module):
         """
         self._collect = {n: [] for n in self._names}
         try:
-            self.model(*args, **kwargs)
+            with self._token_shape(args, kwargs):
+                self.model(*args, **kwargs)
             collected = self._collect
         finally:
             self._collect = None
@@ -438,8 +463,65 @@ def _post_norm_output(block: nn.Module | None) -> bool:
     layer-normalized inside the block."""
     children = dict(block.named_children()) if block is not None else {}
     return isinstance(children.get("dense"), nn.Linear) and any(
-        isinstance(c, nn.LayerNorm) for c in children.values()
+        isinstance(c, nn.LayerNorm) or type(c).__name__.endswith("LayerNorm")  # DeBERTa's own
+        for c in children.values()
     )
+
+
+def _find_block(layer: nn.Module, block: str) -> str | None:
+    """The attention or MLP block of one transformer layer, relative to it: a child with a
+    known name or one matching the block's pattern; for the MLP of a post-norm BERT-style
+    layer (``intermediate`` and ``output`` children) ``output.dense``, and of a layer whose
+    MLP is two of its own linear layers (OPT, BART, XGLM: ``fc1``, ``fc2``) ``fc2``; else the
+    shallowest descendant with a known or matching name (T5's ``layer.0.SelfAttention``,
+    ``layer.1.DenseReluDense``)."""
+    children = dict(layer.named_children())
+    names = _ATTENTION_NAMES if block == "attention" else _MLP_NAMES
+    pattern = re.compile(_BLOCK_PATTERNS[block], re.IGNORECASE)
+    found = next((c for c in names if c in children), None)
+    found = found or next((c for c in children if pattern.search(c)), None)
+    if found is None and block == "mlp":
+        if "intermediate" in children and _post_norm_output(children.get("output")):
+            return "output.dense"
+        if all(isinstance(children.get(c), nn.Linear) for c in ("fc1", "fc2")):
+            return "fc2"
+    if found is None:
+        deeper = sorted(
+            (n for n, _ in layer.named_modules() if "." in n), key=lambda n: n.count(".")
+        )
+        last = {n: n.rpartition(".")[2] for n in deeper}
+        found = next((n for c in names for n in deeper if last[n] == c), None)
+        found = found or next((n for n in deeper if pattern.search(last[n])), None)
+    return found
+
+
+def _find_component(layer: nn.Module, comp: str, where: str) -> str:
+    """The module of component ``comp`` in the transformer layer ``layer`` (named ``where``),
+    relative to the layer (see :func:`transformer_component_names`)."""
+    block = "attention" if comp == "attention_heads" else comp
+    found = _find_block(layer, block)
+    if found is None:
+        raise ValueError(
+            f"model: layer {where} has no {block} block among its children "
+            f"{[n for n, _ in layer.named_children()]} (looked for "
+            f"{_ATTENTION_NAMES if block == 'attention' else _MLP_NAMES} and their descendants, "
+            "BERT-style 'intermediate' and 'output', or 'fc1' and 'fc2')"
+        )
+    module = layer.get_submodule(found)
+    if comp == "attention" and _post_norm_output(dict(module.named_children()).get("output")):
+        return f"{found}.output.dense"
+    if comp == "attention_heads":
+        inner = sorted((n for n, _ in module.named_modules() if n), key=lambda n: n.count("."))
+        proj = next(
+            (n for c in _PROJECTION_NAMES for n in inner if n == c or n.endswith(f".{c}")), None
+        )
+        if proj is None:
+            raise ValueError(
+                f"model: attention block {where}.{found} has no output projection among "
+                f"{_PROJECTION_NAMES}"
+            )
+        return f"{found}.{proj}"
+    return found
 
 
 def transformer_component_names(
@@ -454,12 +536,17 @@ def transformer_component_names(
     (the ``nn.ModuleList`` with ``config.num_hidden_layers`` entries, e.g.
     ``transformer.h`` of GPT-2 or ``gpt_neox.layers`` of GPT-NeoX). ``"attention_heads"``
     names the attention block's output projection (``dense``, ``c_proj``, ``o_proj``,
-    ``out_proj``, ...), whose input is the concatenation of the heads' outputs.
+    ``out_proj``, ...; also one level down, as in GPT-Neo), whose input is the concatenation
+    of the heads' outputs.
 
     Post-norm BERT-style layers (``attention``, ``intermediate``, ``output`` children) add the
     residual and layer-normalize inside ``attention.output`` and ``output``, so there the
     blocks' outputs before the residual are those of the dense projections:
     ``"attention"`` names ``attention.output.dense`` and ``"mlp"`` names ``output.dense``.
+    Layers whose MLP is two of their own linear layers (OPT, BART, XGLM, BioGPT: ``fc1``,
+    ``fc2``) give ``fc2`` as the MLP; blocks nested deeper (T5's ``layer.0.SelfAttention``
+    and ``layer.1.DenseReluDense``) are found as the shallowest descendants with such names.
+    Checked on 43 tiny architectures (decoders, BERT-style encoders, T5, BART).
 
     Args:
         model: a ``transformers.PreTrainedModel``.
@@ -510,37 +597,8 @@ def transformer_component_names(
             chosen.append(idx % total)
     names: list[str] = []
     for idx in chosen:
-        children = dict(stack[idx].named_children())
         for comp in comps:
-            block = "attention" if comp == "attention_heads" else comp
-            candidates = _ATTENTION_NAMES if block == "attention" else _MLP_NAMES
-            found = next((c for c in candidates if c in children), None)
-            if found is None:
-                pattern = re.compile(
-                    "attn|attention" if block == "attention" else "mlp|ffn|feed_forward"
-                )
-                found = next((c for c in children if pattern.search(c)), None)
-            if found is None and block == "mlp" and "intermediate" in children:
-                found = "output.dense" if _post_norm_output(children.get("output")) else None
-            if found is None:
-                raise ValueError(
-                    f"model: layer {stack_name}.{idx} has no {block} block among its children "
-                    f"{list(children)} (looked for {candidates}, or BERT-style 'intermediate' "
-                    "and 'output')"
-                )
-            if comp == "attention" and _post_norm_output(
-                dict(children[found].named_children()).get("output")
-            ):
-                found = f"{found}.output.dense"
-            if comp == "attention_heads":
-                inner = dict(children[found].named_modules())
-                proj = next((c for c in _PROJECTION_NAMES if c in inner), None)
-                if proj is None:
-                    raise ValueError(
-                        f"model: attention block {stack_name}.{idx}.{found} has no output "
-                        f"projection among {_PROJECTION_NAMES}"
-                    )
-                found = f"{found}.{proj}"
+            found = _find_component(stack[idx], comp, f"{stack_name}.{idx}")
             names.append(f"{stack_name}.{idx}.{found}")
     return names
 
