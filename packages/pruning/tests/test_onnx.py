@@ -655,3 +655,38 @@ def test_padding_other_axes_keeps_the_channels_prunable(dynamo: bool) -> None:
     padded = OnnxDependencyGraph(export(_ChannelsLastPad(pad_channels=True).eval())).groups[0]
     assert not padded.prunable
     assert "pads the channel axis" in padded.reason
+
+
+def _value_shapes(model: "onnx.ModelProto") -> dict[str, list[Any]]:
+    g = model.graph
+    return {
+        vi.name: [d.dim_value or d.dim_param for d in vi.type.tensor_type.shape.dim]
+        for vi in [*g.value_info, *g.output]
+    }
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_shapes_are_inferred_without_the_weights_data() -> None:
+    # the weights (> 4096 entries) are graph inputs of their shape on the copy that inference
+    # sees; every inferred shape equals inference on the whole model, also when the weights are
+    # listed as graph inputs already (IR version < 4 exports), and those prune the same
+    from neuronkit.pruning.onnx import _infer_shapes
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16)
+    proto = _export(ResNetStyle(widths=(8, 16, 80), blocks=1), x, {"x": {0: "batch"}})
+    assert any(math.prod(t.dims) > 4096 for t in proto.graph.initializer)
+    full = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    assert _value_shapes(_infer_shapes(proto)) == _value_shapes(full)
+    listed = onnx.ModelProto()
+    listed.CopyFrom(proto)
+    listed.graph.input.extend(
+        onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+        for t in proto.graph.initializer
+    )
+    assert _value_shapes(_infer_shapes(listed)) == _value_shapes(full)
+    hard = prune_onnx(listed, 0.5)
+    assert list(hard.graph.initializer) == list(prune_onnx(proto, 0.5).graph.initializer)
+    np.testing.assert_allclose(
+        _run(hard, x), _run(prune_onnx(listed, 0.5, soft=True), x), atol=1e-5, rtol=0
+    )

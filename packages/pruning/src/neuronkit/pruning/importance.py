@@ -247,12 +247,18 @@ class MagnitudeImportance(GroupImportance):
         self.p = p
 
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
-        # detached first: the same values without recording autograd nodes for the scores
-        t = self.tensor(graph, member).detach()
-        if t.dtype not in (torch.float32, torch.float64):
-            t = t.double()  # float16 squares overflow above 256; bfloat16 loses digits
-        # t * t: what torch.pow computes for the exponent 2 (same bits), minus overhead
-        return _reduce_other_dims(t, member.dim, torch.abs if self.p == 1 else _square)
+        return magnitude_position_scores(self.tensor(graph, member), member.dim, self.p)
+
+
+def magnitude_position_scores(t: torch.Tensor, dim: int, p: int) -> torch.Tensor:
+    """``sum |t|^p`` over every axis but ``dim``: ``[t.shape[dim]]`` float64 (p = 1 or 2).
+    The scores of :class:`MagnitudeImportance` and of the ONNX route, the same bits."""
+    # detached first: the same values without recording autograd nodes for the scores
+    t = t.detach()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.double()  # float16 squares overflow above 256; bfloat16 loses digits
+    # t * t: what torch.pow computes for the exponent 2 (same bits), minus overhead
+    return _reduce_other_dims(t, dim, torch.abs if p == 1 else _square)
 
 
 class _GradientImportance(GroupImportance):

@@ -34,12 +34,14 @@ Needs the ``onnx`` extra: ``pip install neuronkit-pruning[onnx]``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .graph import (
     DependencyGraph,
@@ -51,6 +53,7 @@ from .graph import (
     _reshape_channel_map,
     _UnionFind,
 )
+from .importance import magnitude_position_scores
 
 __all__ = ["OnnxDependencyGraph", "prune_onnx"]
 
@@ -216,14 +219,19 @@ def _normalize(model: Any) -> Any:
     new = onnx.ModelProto()
     new.CopyFrom(model)
     g = new.graph
-    arrays = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
+    tensors = {t.name: t for t in g.initializer}  # copied under a new name where needed
+
+    def renamed(name: str, fresh: str) -> Any:
+        t = onnx.TensorProto()
+        t.CopyFrom(tensors[name])
+        t.name = fresh
+        return t
+
     keep_nodes = []
     for node in g.node:
-        if node.op_type == "Identity" and node.input[0] in arrays:
-            arrays[node.output[0]] = arrays[node.input[0]]
-            g.initializer.append(
-                onnx.numpy_helper.from_array(arrays[node.input[0]], node.output[0])
-            )
+        if node.op_type == "Identity" and node.input[0] in tensors:
+            tensors[node.output[0]] = renamed(node.input[0], node.output[0])
+            g.initializer.append(tensors[node.output[0]])
         else:
             keep_nodes.append(node)
     constants = {
@@ -252,12 +260,12 @@ def _normalize(model: Any) -> Any:
     used: dict[str, int] = {}
     for node in g.node:
         for k, name in enumerate(node.input):
-            if name not in arrays:
+            if name not in tensors:
                 continue
             used[name] = used.get(name, 0) + 1
             if used[name] > 1:
                 fresh = f"{name}__nk{used[name]}"
-                g.initializer.append(onnx.numpy_helper.from_array(arrays[name], fresh))
+                g.initializer.append(renamed(name, fresh))
                 node.input[k] = fresh
     return new
 
@@ -286,12 +294,60 @@ def _opset_of(model: Any) -> int:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
 
 
-def _infer_shapes(model: Any) -> Any:
+def _infer_shapes(model: Any, dims: Mapping[str, int] | None = None) -> Any:
+    """``model`` after ONNX shape inference, run on a copy without the data of its large
+    floating-point initializers: each is a graph input of its type and shape there, all that
+    inference reads of it (integer and small initializers, which data propagation may read,
+    keep their values). Copying the weights was most of the inference time of large models.
+
+    With ``dims``, every symbolic or unknown dimension of the graph inputs is fixed first
+    (``dims[name]``, else 1) and intermediate and output shapes are left to inference.
+    Channel extents never depend on these dimensions (batch, sequence length), so groups
+    found with them hold for the model at any size."""
     onnx = _require_onnx()
+    new = _without_initializers(model)
+    g = new.graph
+    inputs = {vi.name for vi in g.input}
+    for t in model.graph.initializer:
+        if t.data_type in _INT_TYPES or math.prod(t.dims) <= _FOLD_MAX:
+            g.initializer.append(t)
+        elif t.name not in inputs:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims))
+    if dims is not None:
+        for vi in g.input:
+            tt = vi.type.tensor_type
+            for d in tt.shape.dim if tt.HasField("shape") else ():
+                if not d.HasField("dim_value"):
+                    d.dim_value = dims.get(d.dim_param, 1)
+        del g.value_info[:]
+        for vi in g.output:
+            vi.type.tensor_type.ClearField("shape")
     try:  # data propagation resolves shapes computed from Shape
-        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+        return onnx.shape_inference.infer_shapes(new, data_prop=True)
     except Exception:
-        return onnx.shape_inference.infer_shapes(model)
+        return onnx.shape_inference.infer_shapes(new)
+
+
+def _without_initializers(model: Any) -> Any:
+    """A copy of ``model`` whose graph has no initializers (the weights: most of a copy's cost)."""
+    new = _require_onnx().ModelProto()
+    for field, value in model.ListFields():
+        if field.name != "graph":
+            _copy_field(new, field.name, value)
+    for field, value in model.graph.ListFields():
+        if field.name != "initializer":
+            _copy_field(new.graph, field.name, value)
+    return new
+
+
+def _copy_field(message: Any, name: str, value: Any) -> None:
+    """Set the protobuf field ``name`` of ``message`` to a copy of ``value``."""
+    if hasattr(value, "extend"):  # repeated
+        getattr(message, name).extend(value)
+    elif hasattr(value, "CopyFrom"):  # a message
+        getattr(message, name).CopyFrom(value)
+    else:
+        setattr(message, name, value)
 
 
 def _fold_static_shapes(model: Any, inferred: Any) -> Any:
@@ -526,29 +582,6 @@ def _symbolic_dims(model: Any) -> set[str]:
     }
 
 
-def _specialize(model: Any, dims: dict[str, int]) -> Any:
-    """A copy for shape inference whose graph inputs have every symbolic or unknown dimension
-    fixed (``dims[name]``, else 1) and whose intermediate and output shapes are left to
-    inference. Channel extents never depend on these dimensions (batch, sequence length), so
-    groups found on the copy hold for the model at any size."""
-    onnx = _require_onnx()
-    new = onnx.ModelProto()
-    new.CopyFrom(model)
-    g = new.graph
-    known = {t.name for t in g.initializer}
-    for vi in g.input:
-        tt = vi.type.tensor_type
-        if vi.name in known or not tt.HasField("shape"):
-            continue
-        for d in tt.shape.dim:
-            if not d.HasField("dim_value"):
-                d.dim_value = dims.get(d.dim_param, 1)
-    del g.value_info[:]
-    for vi in g.output:
-        vi.type.tensor_type.ClearField("shape")
-    return new
-
-
 class OnnxDependencyGraph:
     """Coupled channel groups of an ONNX model (SPA's ONNX graph).
 
@@ -590,7 +623,7 @@ class OnnxDependencyGraph:
                 f"model's inputs (those are {sorted(symbolic - {''}) or 'none'})"
             )
         if symbolic:  # shapes on a copy with those dimensions fixed
-            inferred = _infer_shapes(_specialize(model, fixed))
+            inferred = _infer_shapes(model, fixed)
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._dtypes: dict[str, int] = {}
         for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
@@ -1463,8 +1496,12 @@ def _segments(
 def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
     rows = []
     for m in group.members:
-        arr = np.abs(graph.init[m.module].astype(np.float64)) ** p
-        per_pos = np.moveaxis(arr, m.dim, 0).reshape(arr.shape[m.dim], -1).sum(1)
+        arr = graph.init[m.module]
+        if arr.dtype not in (np.float16, np.float32, np.float64):  # e.g. bfloat16 (ml_dtypes)
+            arr = arr.astype(np.float64)
+        with warnings.catch_warnings():  # read-only buffers (numpy_helper), only read here
+            warnings.simplefilter("ignore", UserWarning)
+            per_pos = magnitude_position_scores(torch.from_numpy(arr), m.dim, p).numpy()
         owner, flat = m.positions.owners, m.positions.flat
         rows.append(np.bincount(owner, per_pos[flat], minlength=group.size))
     return np.mean(rows, 0) if rows else np.zeros(group.size)
@@ -1599,8 +1636,7 @@ def prune_onnx(
         pruned_roots.update(g.roots[j] for j in order.tolist())
         for m in g.members:
             removed.setdefault((m.module, m.dim), set()).update(m.positions.take(order).tolist())
-    new = onnx.ModelProto()
-    new.CopyFrom(graph.model)
+    new = _without_initializers(graph.model)
     arrays = dict(graph.init)
     originals = dict(graph.init)
     for (name, dim), pos in removed.items():
@@ -1626,9 +1662,17 @@ def prune_onnx(
         target = arrays[shape_name].copy()
         target.reshape(-1)[j] = _new_extent(spec[:2], kept) // spec[2]
         arrays[shape_name] = target
-    for t in new.graph.initializer:
-        if t.name in arrays:
-            t.CopyFrom(onnx.numpy_helper.from_array(arrays[t.name], t.name))
+    for t in graph.model.graph.initializer:  # the unchanged ones as they were
+        changed = arrays[t.name] is not graph.init[t.name]
+        new.graph.initializer.append(
+            onnx.numpy_helper.from_array(arrays[t.name], t.name) if changed else t
+        )
+    for vi in new.graph.input:  # weights also listed as graph inputs (IR version < 4)
+        if vi.name in arrays and arrays[vi.name] is not graph.init[vi.name]:
+            shape = vi.type.tensor_type.shape
+            del shape.dim[:]
+            for n in arrays[vi.name].shape:
+                shape.dim.add().dim_value = n
     for (i, j), value in graph._scalar_inputs.items():  # fills of one value, as scalars
         node = new.graph.node[i]
         scalar = f"{node.output[0]}_nk_scalar_{j}"
