@@ -658,3 +658,57 @@ def test_one_element_parameters_scale_every_channel() -> None:
     torch.manual_seed(0)
     graph = _check_oracle(_ScalarAffine().eval(), torch.randn(2, 3, 5, 5))
     assert _group_of(graph, "conv").prunable
+
+
+class _Conv3dSimple(nn.Conv3d):
+    """torchvision's video ``Conv3DSimple``: a Conv3d subclass that changes no method."""
+
+    @staticmethod
+    def get_downsample_stride(stride: int) -> tuple[int, int, int]:
+        return stride, stride, stride
+
+
+class _StandardizedConv3d(nn.Conv3d):
+    """Changes what the inherited ``forward`` computes (weight standardization)."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: Any) -> torch.Tensor:
+        w = (weight - weight.mean((1, 2, 3, 4), keepdim=True)) / (weight.std() + 1e-5)
+        return super()._conv_forward(x, w, bias)
+
+
+@torch.fx.wrap
+def _clip_window(window: list[int], size: list[int]) -> list[int]:
+    for i in range(len(window)):  # writes into its argument, as torchvision's Swin3D does
+        window[i] = min(window[i], size[i])
+    return window
+
+
+class _Video(nn.Module):
+    def __init__(self, conv: type[nn.Conv3d]) -> None:
+        super().__init__()
+        self.stem = conv(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm3d(8)
+        self.mid = conv(8, 12, 3, padding=1)
+        self.drop = nn.Dropout3d(0.0)
+        self.pool3 = nn.MaxPool3d(2)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        window = _clip_window([4, 7, 7], [x.shape[2], x.shape[3], x.shape[4]])
+        x = self.pool3(self.drop(self.mid(torch.relu(self.bn(self.stem(x))))))
+        x = F.avg_pool3d(x, 1) * (window[0] / 2)
+        return self.fc(self.pool(x).flatten(1))
+
+
+def test_conv3d_subclasses_and_3d_pools_prune() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 2, 6, 6)
+    graph = _check_oracle(_Video(_Conv3dSimple).eval(), x)
+    assert _group_of(graph, "stem").prunable
+    assert _group_of(graph, "mid").prunable
+    # a subclass that changes an inherited method is traced through: its channels freeze
+    changed = DependencyGraph(_Video(_StandardizedConv3d).eval(), x)
+    stem = [g for g in changed.groups if any(m.module == "stem" for m in g.members)]
+    assert stem
+    assert not any(g.prunable for g in stem)

@@ -279,17 +279,22 @@ _ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,
+    nn.Dropout3d,
     nn.Identity,
 )
 _POOL_MODULES: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d,
     nn.MaxPool2d,
+    nn.MaxPool3d,
     nn.AvgPool1d,
     nn.AvgPool2d,
+    nn.AvgPool3d,
     nn.AdaptiveAvgPool1d,
     nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
     nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
 )
 _F = torch.nn.functional
 _ELEMENTWISE_FUNCS: set[Any] = {
@@ -353,14 +358,24 @@ _BINARY_FUNCS: set[Any] = {
 }
 _BINARY_METHODS = {"add", "sub", "mul", "div", "add_", "mul_", "pow"}
 _POOL_FUNCS: set[Any] = {
-    _F.adaptive_avg_pool2d,
     _F.adaptive_avg_pool1d,
-    _F.max_pool2d,
-    _F.avg_pool2d,
+    _F.adaptive_avg_pool2d,
+    _F.adaptive_avg_pool3d,
     _F.max_pool1d,
+    _F.max_pool2d,
+    _F.max_pool3d,
     _F.avg_pool1d,
+    _F.avg_pool2d,
+    _F.avg_pool3d,
+    _F.adaptive_max_pool1d,
     _F.adaptive_max_pool2d,
+    _F.adaptive_max_pool3d,
 }
+
+
+def _pooled_axes(name: str) -> int:
+    """How many trailing axes a pooling op named ``name`` pools (``MaxPool3d``: 3)."""
+    return int(name[-2]) if name[-1] == "d" and name[-2].isdigit() else 2
 
 
 def _shape(node: Any) -> tuple[int, ...] | None:
@@ -781,7 +796,7 @@ class DependencyGraph:
         if hasattr(type(mod), "channel_local"):
             return self._channel_local(node, labels, name, mod)
         if isinstance(mod, _POOL_MODULES):
-            return self._pool(node, labels, 1 if type(mod).__name__.endswith("1d") else 2)
+            return self._pool(node, labels, _pooled_axes(type(mod).__name__))
         if isinstance(mod, _ELEMENTWISE_MODULES):
             return self._passthrough(node, labels)
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
@@ -1360,7 +1375,7 @@ class DependencyGraph:
                     raise _Freeze(f"{_describe(node)} pads the channel axis")
             return self._passthrough(node, labels)
         if target in _POOL_FUNCS:
-            return self._pool(node, labels, 1 if target.__name__.endswith("1d") else 2)
+            return self._pool(node, labels, _pooled_axes(target.__name__))
         if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:
             return self._passthrough(node, labels)
         if target is _F.layer_norm:

@@ -78,6 +78,37 @@ def _has_forward_hooks(module: nn.Module) -> bool:
     return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
+_CONTAINERS = (nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_UNCHANGED: dict[type, bool] = {}
+
+
+def _unchanged_torch_layer(module: nn.Module) -> bool:
+    """True when ``module``'s class subclasses a ``torch.nn`` layer outside ``torch.nn``
+    without changing any of its methods (torchvision's video ``Conv3DSimple`` only adds a
+    static method): it computes that layer and is traced whole, as that layer, where fx
+    would trace through it to a functional call."""
+    cls = type(module)
+    if cls not in _UNCHANGED:
+        base = next(
+            (
+                b
+                for b in cls.__mro__[1:]
+                if b.__module__.startswith("torch.nn.") and b not in _CONTAINERS
+            ),
+            None,
+        )
+        _UNCHANGED[cls] = (
+            not cls.__module__.startswith("torch.nn.")
+            and base is not None
+            and all(
+                getattr(cls, name) is getattr(base, name)
+                for name in dir(base)
+                if callable(getattr(base, name)) and not name.startswith("__")
+            )
+        )
+    return _UNCHANGED[cls]
+
+
 def is_hf_conv1d(module: nn.Module) -> bool:
     """True for ``transformers.pytorch_utils.Conv1D`` (a linear layer with ``[in, out]`` weights,
     used by GPT-2: ``y = x @ weight + bias``, ``weight: [in_features, nf]``)."""
@@ -277,6 +308,7 @@ class ConcreteTracer(fx.Tracer):
         if (
             id(m) in self._base_layers
             or _has_forward_hooks(m)
+            or _unchanged_torch_layer(m)
             or (self._leaf is not None and self._leaf(m, module_qualified_name))
         ):
             return True
@@ -776,6 +808,7 @@ class _PlainTracer(fx.Tracer):
         return (
             declares_layout(m)
             or _has_forward_hooks(m)
+            or _unchanged_torch_layer(m)
             or super().is_leaf_module(m, module_qualified_name)
         )
 
@@ -1020,6 +1053,22 @@ def _fetch(root: nn.Module, target: str) -> Any:
     return value
 
 
+_ImmutableList = fx.immutable_collections.immutable_list
+_ImmutableDict = fx.immutable_collections.immutable_dict
+
+
+def _mutable(value: Any) -> Any:
+    """``value`` with fx's immutable lists and dicts (of node arguments) as plain ones: a
+    wrapped function may write into a list it is given (torchvision's Swin3D
+    ``_get_window_and_shift_size``), as it does in the model's own forward."""
+    if type(value) in (list, tuple, _ImmutableList):
+        items = [_mutable(v) for v in value]
+        return tuple(items) if type(value) is tuple else items
+    if type(value) in (dict, _ImmutableDict):
+        return {k: _mutable(v) for k, v in value.items()}
+    return value
+
+
 def _record_shapes(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) -> None:
     """Run ``graph`` once on ``inputs`` and record every tensor result's shape in
     ``node.meta["nk_shape"]``.
@@ -1058,8 +1107,8 @@ def _record_shapes(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) ->
             elif op == "get_attr":
                 value = _fetch(root, str(target))
             else:
-                args: Any = map_arg(node.args, load)
-                kwargs: Any = map_arg(node.kwargs, load)
+                args: Any = _mutable(map_arg(node.args, load))
+                kwargs: Any = _mutable(map_arg(node.kwargs, load))
                 if op == "call_function":
                     value = target(*args, **kwargs)
                 elif op == "call_method":
