@@ -163,6 +163,18 @@ def test_untraceable_model_names_the_operation() -> None:
         assert torch.equal(v, before[k])
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
+def test_wrapped_models_are_refused_naming_what_to_pass() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    x = torch.randn(2, 4)
+    with pytest.raises(TypeError, match=r"model\._orig_mod"):
+        DependencyGraph(torch.compile(model), x)
+    with pytest.raises(TypeError, match=r"model\.module"):
+        DependencyGraph(nn.DataParallel(model), x)
+    with pytest.raises(TypeError, match="TorchScript"):
+        DependencyGraph(torch.jit.trace(model, x), x)
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(TypeError, match="model"):
         DependencyGraph("not a model", torch.randn(1))  # type: ignore[arg-type]

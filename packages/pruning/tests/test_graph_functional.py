@@ -712,3 +712,30 @@ def test_conv3d_subclasses_and_3d_pools_prune() -> None:
     stem = [g for g in changed.groups if any(m.module == "stem" for m in g.members)]
     assert stem
     assert not any(g.prunable for g in stem)
+
+
+@pytest.mark.parametrize("norm_dim", [0, 1, None])
+def test_weight_norm_parametrizations_prune_and_spectral_norm_freezes(norm_dim: Any) -> None:
+    from torch.nn.utils import parametrizations
+
+    torch.manual_seed(0)
+    wn = parametrizations.weight_norm
+    model = nn.Sequential(
+        wn(nn.Conv1d(3, 16, 3, padding=1), dim=norm_dim),
+        nn.ReLU(),
+        wn(nn.Conv1d(16, 8, 3, padding=1), dim=norm_dim),
+        nn.Flatten(),
+        nn.Linear(8 * 10, 4),
+    ).eval()
+    x = torch.randn(2, 3, 10)
+    before = _run(model, x)
+    graph = _check_oracle(model, x)  # g and v follow the sliced weight, the oracle's zeros
+    torch.testing.assert_close(_run(model, x), before)  # the original model still runs
+    assert len(graph.prunable_groups()) == 2
+    spectral = nn.Sequential(
+        parametrizations.spectral_norm(nn.Linear(6, 16)),
+        nn.ReLU(),
+        parametrizations.spectral_norm(nn.Linear(16, 4)),
+    ).eval()
+    frozen = DependencyGraph(spectral, torch.randn(2, 6))
+    assert not frozen.prunable_groups()  # dividing by sigma: slicing would change it

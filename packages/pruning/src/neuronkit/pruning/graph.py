@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import fx, nn
+from torch.nn.utils import parametrize
 
 from .tracing import (
     UntraceableModelError,
@@ -373,6 +374,37 @@ _POOL_FUNCS: set[Any] = {
 }
 
 
+def _check_not_wrapped(model: nn.Module) -> None:
+    """Refuse wrappers whose ``forward`` is not the model's Python code, naming what to pass."""
+    kind = type(model).__name__
+    if kind == "OptimizedModule":
+        raise TypeError(
+            "model: a torch.compile'd module; pass the module it compiles (model._orig_mod) "
+            "and compile the pruned model"
+        )
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        raise TypeError(f"model: a {kind} wrapper; pass the module it wraps (model.module)")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            f"model: a TorchScript module ({kind}); its Python code cannot be traced: pass the "
+            "nn.Module it was scripted or traced from (or export to ONNX for prune_onnx)"
+        )
+
+
+def _check_parametrizations(name: str, mod: nn.Module) -> None:
+    """Freeze a module whose tensors have parametrizations other than ``weight_norm`` (which
+    ``prune`` re-derives from the sliced weight: the same function). ``spectral_norm``
+    divides by the largest singular value, which removing rows or columns changes."""
+    chains: Any = mod.parametrizations
+    for tensor, chain in chains.items():
+        other = [type(p).__name__ for p in chain if type(p).__name__ != "_WeightNorm"]
+        if other:
+            raise _Freeze(
+                f"{name}: {tensor} is parametrized by {', '.join(other)}, which pruning would "
+                "change (only weight_norm is supported; remove the parametrization first)"
+            )
+
+
 def _pooled_axes(name: str) -> int:
     """How many trailing axes a pooling op named ``name`` pools (``MaxPool3d``: 3)."""
     return int(name[-2]) if name[-1] == "d" and name[-2].isdigit() else 2
@@ -485,6 +517,7 @@ class DependencyGraph:
     def __init__(self, model: nn.Module, example_inputs: Any, *, head_dims: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        _check_not_wrapped(model)
         if not isinstance(head_dims, bool):
             raise TypeError(f"head_dims: expected a bool, got {type(head_dims).__name__}")
         self.head_dims = head_dims
@@ -793,6 +826,8 @@ class DependencyGraph:
         axis = 1 + leading_dims(mod)  # channels of conv / batch-norm layouts [B, C, ...]
         if _has_forward_hooks(mod):  # kept whole by the tracer; a hook may change its channels
             raise _Freeze(f"{name}: forward hooks, which the trace does not see")
+        if parametrize.is_parametrized(mod):
+            _check_parametrizations(name, mod)
         if hasattr(type(mod), "channel_local"):
             return self._channel_local(node, labels, name, mod)
         if isinstance(mod, _POOL_MODULES):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
 from .graph import DependencyGraph, Group
@@ -294,11 +295,28 @@ def _set_tensor(model: nn.Module, module: str, name: str, value: torch.Tensor) -
     prefix, _, leaf = name.rpartition(".")
     if prefix:
         owner = owner.get_submodule(prefix)
+    if parametrize.is_parametrized(owner, leaf):  # weight_norm: g and v of the new weight
+        with torch.no_grad():
+            setattr(owner, leaf, value.contiguous())
+        return
     old = getattr(owner, leaf)
     if isinstance(old, nn.Parameter):
         setattr(owner, leaf, nn.Parameter(value.contiguous(), requires_grad=old.requires_grad))
     else:
         owner._buffers[leaf] = value.contiguous()
+
+
+def _zero_weight_norm(owner: nn.Module, leaf: str, idx: tuple[Any, ...]) -> None:
+    """Zero ``weight[idx]`` of a ``weight_norm``-parametrized tensor: ``g`` and ``v`` become
+    those of the zeroed weight (a norm group that is all zero keeps its ``v``, with
+    ``g = 0``), so the other entries keep their values."""
+    chains: Any = owner.parametrizations
+    chain = chains[leaf]
+    w = getattr(owner, leaf).clone()
+    w[idx] = 0
+    g = torch.norm_except_dim(w, 2, chain[0].dim)
+    chain.original0.copy_(g)
+    chain.original1.copy_(torch.where(g == 0, chain.original1, w))
 
 
 def _as_param(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -483,11 +501,15 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             bias = _bias_of(mod, bias_name) if follows else None
             if bias is not None and (module, bias_name, 0) not in removed and len(bias) == size:
                 _set_tensor(mod, "", bias_name, torch.index_select(bias.detach(), 0, kept))
-        else:
+        elif "running_var" not in param:
+            idx: list[Any] = [slice(None)] * t.ndim
+            idx[dim] = ~keep
+            owner_name, _, leaf = param.rpartition(".")
+            owner = mod.get_submodule(owner_name) if owner_name else mod
             with torch.no_grad():
-                idx: list[Any] = [slice(None)] * t.ndim
-                idx[dim] = ~keep
-                if "running_var" not in param:
+                if parametrize.is_parametrized(owner, leaf):
+                    _zero_weight_norm(owner, leaf, tuple(idx))
+                else:
                     t[tuple(idx)] = 0
         touched.add(module)
         if isinstance(mod, nn.LayerNorm) or is_rms_norm(mod):
