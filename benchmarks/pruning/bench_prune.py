@@ -62,6 +62,7 @@ def models() -> dict[str, tuple[Any, Any, list[str]]]:
         "vit": (lambda: SmallViT(image_size=32, patch=4, dim=128, depth=4, heads=4), img, ["head"]),
     }
     out["spiking_cnn"] = (_spiking_cnn, _events, ["11"])
+    out["lstm"] = (_LSTMClassifier, lambda: torch.randn(1, 32, 16), ["head"])
     try:
         from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -74,6 +75,20 @@ def models() -> dict[str, tuple[Any, Any, list[str]]]:
     except ImportError:
         pass
     return out
+
+
+class _LSTMClassifier(nn.Module):
+    """A sequence classifier: ``[B, 32, 16]`` -> Linear -> bidirectional LSTM -> last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(16, 64)
+        self.lstm = nn.LSTM(64, 128, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.lstm(torch.relu(self.embed(x)))
+        return self.head(y[:, -1])
 
 
 def _spiking_cnn() -> nn.Module:

@@ -173,6 +173,9 @@ def test_wrapped_models_are_refused_naming_what_to_pass() -> None:
         DependencyGraph(nn.DataParallel(model), x)
     with pytest.raises(TypeError, match="TorchScript"):
         DependencyGraph(torch.jit.trace(model, x), x)
+    # a torch.nn layer given as the model is traced through (it was left a call of itself)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0).eval()
+    assert DependencyGraph(layer, torch.randn(3, 2, 8)).prunable_groups()
 
 
 def test_bad_arguments() -> None:

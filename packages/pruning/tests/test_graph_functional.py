@@ -739,3 +739,51 @@ def test_weight_norm_parametrizations_prune_and_spectral_norm_freezes(norm_dim: 
     ).eval()
     frozen = DependencyGraph(spectral, torch.randn(2, 6))
     assert not frozen.prunable_groups()  # dividing by sigma: slicing would change it
+
+
+class _Recurrent(nn.Module):
+    def __init__(self, cell: type[nn.RNNBase], layers: int, bidirectional: bool, use: str) -> None:
+        super().__init__()
+        self.inp, self.use = nn.Linear(5, 12), use
+        self.rnn = cell(12, 10, num_layers=layers, bidirectional=bidirectional, batch_first=True)
+        self.out = nn.Linear(10 * (1 + bidirectional) if use == "sequence" else 10, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, state = self.rnn(torch.relu(self.inp(x)))
+        if self.use == "sequence":
+            return self.out(y.select(1, -1))  # the last step of every unit (both directions)
+        h = state[1] if isinstance(state, tuple) else state  # LSTM: the cell state c_n
+        return self.out(h[-1])
+
+
+@pytest.mark.parametrize("use", ["sequence", "state"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
+def test_recurrent_layers_prune_hidden_units_and_inputs(
+    cell: type[nn.RNNBase], layers: int, bidirectional: bool, use: str
+) -> None:
+    torch.manual_seed(0)
+    model = _Recurrent(cell, layers, bidirectional, use).eval()
+    x = torch.randn(2, 7, 5)
+    graph = _check_oracle(model, x)
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert (pruned.rnn.input_size, pruned.rnn.hidden_size) == (6, 5)
+    assert pruned(x).shape == (2, 3)
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections:UserWarning")
+def test_recurrent_layers_with_projections_or_given_states_freeze() -> None:
+    class GivenState(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.out = nn.GRU(4, 6), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+            return self.out(self.rnn(x, h0)[0])
+
+    x = torch.randn(5, 2, 4)
+    graph = DependencyGraph(GivenState(), (x, torch.zeros(1, 2, 6)))
+    assert not graph.prunable_groups()
+    projected = nn.LSTM(4, 6, proj_size=3)
+    assert not DependencyGraph(projected, x).prunable_groups()

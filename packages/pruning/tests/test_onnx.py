@@ -690,3 +690,32 @@ def test_shapes_are_inferred_without_the_weights_data() -> None:
     np.testing.assert_allclose(
         _run(hard, x), _run(prune_onnx(listed, 0.5, soft=True), x), atol=1e-5, rtol=0
     )
+
+
+class _SharedWeights(torch.nn.Module):
+    """One Linear applied twice and a weight read by two nodes: shared initializers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.shared = torch.nn.Linear(6, 16), torch.nn.Linear(16, 16)
+        self.out = torch.nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.shared(torch.relu(self.a(x))))
+        return self.out(torch.relu(self.shared(h)))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_shared_initializers_stay_shared_in_the_pruned_file() -> None:
+    # _normalize gives every extra reader its own copy (pruning may cut them differently:
+    # here the two uses of `shared` get their own channels); copies still equal after pruning
+    # are merged again, so nothing is stored twice that was stored once
+    torch.manual_seed(0)
+    x = torch.randn(2, 6)
+    proto = _export(_SharedWeights(), x)
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-6, rtol=0)
+    same = prune_onnx(proto, 0.0)  # nothing removed: every copy equals what it copies
+    names = sorted(t.name for t in same.graph.initializer)
+    assert names == sorted(t.name for t in proto.graph.initializer)
+    np.testing.assert_allclose(_run(same, x), _run(proto, x), rtol=0, atol=0)

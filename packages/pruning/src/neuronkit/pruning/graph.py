@@ -934,6 +934,8 @@ class DependencyGraph:
             if x is not None and dim % ndim == x.axis:
                 raise _Freeze(f"{name}: softmax over channels")
             return x
+        if isinstance(mod, nn.RNNBase):
+            return self._rnn_rule(node, labels, name, mod)
         if isinstance(mod, nn.MultiheadAttention):
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
@@ -997,6 +999,42 @@ class DependencyGraph:
         if getattr(mod, "bias", None) is not None:
             self._member(name, "bias", 0, "out", "Conv1D", out.slots)
         return out
+
+    def _rnn_rule(
+        self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.RNNBase
+    ) -> Any:
+        """``nn.RNN`` / ``GRU`` / ``LSTM``: hidden unit ``j`` is one channel in every layer and
+        direction (its row in each gate block of ``weight_ih`` / ``weight_hh`` and the biases,
+        its column of ``weight_hh`` and of the next layer's ``weight_ih``; Torch-Pruning also
+        prunes a unit in both directions at once); the input features are the first layer's
+        ``weight_ih`` columns. Outputs: the sequence ``[..., D * H]`` (unit ``j`` at ``j`` and
+        ``H + j``) and the final states ``[L * D, (B,) H]``."""
+        x = self._in(node, labels)
+        in_shape = _shape(node.args[0]) if node.args else None
+        if mod.proj_size or in_shape is None or len(node.args) > 1 or node.kwargs:
+            raise _Freeze(f"{name}: projections, a packed sequence or an initial state given")
+        axis = len(in_shape) - 1  # features last: [T, F], [T, B, F] or [B, T, F]
+        kind = type(mod).__name__
+        directions = ["", "_reverse"] if mod.bidirectional else [""]
+        if x is not None:
+            if x.axis != axis or len(x.slots) != mod.input_size:
+                self._freeze(x, f"{name}: input features not on the last axis")
+            else:
+                for sfx in directions:
+                    self._member(name, f"weight_ih_l0{sfx}", 1, "in", kind, x.slots)
+        units = self._uf.new(mod.hidden_size)
+        gates = units * {"LSTM": 4, "GRU": 3}.get(kind, 1)
+        for layer in range(mod.num_layers):
+            for sfx in directions:
+                for p in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if mod.bias else ()):
+                    self._member(name, f"{p}_l{layer}{sfx}", 0, "out", kind, gates)
+                self._member(name, f"weight_hh_l{layer}{sfx}", 1, "in", kind, units)
+                if layer:
+                    below = units * len(directions)
+                    self._member(name, f"weight_ih_l{layer}{sfx}", 1, "in", kind, below)
+        state = _Label(axis, list(units))
+        final = [state, state] if isinstance(mod, nn.LSTM) else state
+        return [_Label(axis, units * len(directions)), final]
 
     def _mha_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.MultiheadAttention
@@ -1409,6 +1447,8 @@ class DependencyGraph:
                 if 2 * k < len(pad) and (pad[2 * k], pad[2 * k + 1]) != (0, 0):
                     raise _Freeze(f"{_describe(node)} pads the channel axis")
             return self._passthrough(node, labels)
+        if target in (torch.select, torch.narrow):
+            return self._select(node, labels, node.args[1] if len(node.args) > 1 else None)
         if target in _POOL_FUNCS:
             return self._pool(node, labels, _pooled_axes(target.__name__))
         if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:
@@ -1670,7 +1710,23 @@ class DependencyGraph:
             return x
         if name == "unbind":
             return self._unbind(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim", 0))
+        if name in ("select", "narrow"):
+            return self._select(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim"))
         raise _Freeze(f"{_describe(node)}: unsupported method")
+
+    def _select(self, node: fx.Node, labels: dict[fx.Node, Any], dim: Any) -> Any:
+        """``x.select(dim, i)`` (drops ``dim``) or ``x.narrow(dim, start, n)`` of another axis
+        than the channels' (an RNN's last time step): the channels pass; of theirs: frozen."""
+        label, src = self._in(node, labels), _shape(node.args[0])
+        if label is None:
+            return None
+        if src is None or not isinstance(dim, int):
+            raise _Freeze(f"{_describe(node)} at an unknown axis")
+        dim %= len(src)
+        if dim == label.axis:
+            raise _Freeze(f"{_describe(node)} takes part of the channel axis")
+        drops = str(getattr(node.target, "__name__", node.target)) == "select"
+        return _Label(label.axis - (drops and label.axis > dim), list(label.slots))
 
     def _unbind(self, node: fx.Node, labels: dict[fx.Node, Any], dim: Any) -> Any:
         """``x.unbind(dim)`` (timm's ``q, k, v = qkv.unbind(0)``): every slice keeps the

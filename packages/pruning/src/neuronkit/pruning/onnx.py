@@ -211,20 +211,23 @@ def _slots_of(label: Any) -> list[int]:
     return []
 
 
-def _normalize(model: Any) -> Any:
+def _normalize(model: Any) -> tuple[Any, dict[str, str]]:
     """A copy where every initializer and every ``Constant`` node output feeds exactly one node
     input (exporters share identical tensors, e.g. equal biases or shape constants, through one
-    initializer, Identity nodes or one Constant node)."""
+    initializer, Identity nodes or one Constant node), and ``{copy: initializer it copies}``
+    (``prune_onnx`` merges the copies that stay equal again)."""
     onnx = _require_onnx()
     new = onnx.ModelProto()
     new.CopyFrom(model)
     g = new.graph
     tensors = {t.name: t for t in g.initializer}  # copied under a new name where needed
+    sources: dict[str, str] = {}  # copy -> the initializer it copies
 
     def renamed(name: str, fresh: str) -> Any:
         t = onnx.TensorProto()
         t.CopyFrom(tensors[name])
         t.name = fresh
+        sources[fresh] = sources.get(name, name)
         return t
 
     keep_nodes = []
@@ -267,7 +270,7 @@ def _normalize(model: Any) -> Any:
                 fresh = f"{name}__nk{used[name]}"
                 g.initializer.append(renamed(name, fresh))
                 node.input[k] = fresh
-    return new
+    return new, sources
 
 
 def _evaluate(node: Any, inputs: dict[str, np.ndarray], opset: int) -> list[np.ndarray] | None:
@@ -613,7 +616,7 @@ class OnnxDependencyGraph:
                 f"model: expected an onnx.ModelProto or a path, got {type(model).__name__}"
             )
         inferred = _infer_shapes(model)
-        model = _normalize(_private_shapes(_fold_static_shapes(model, inferred)))
+        model, self._copies = _normalize(_private_shapes(_fold_static_shapes(model, inferred)))
         self.model = model
         self._opset = _opset_of(model)
         symbolic = _symbolic_dims(model)
@@ -1507,6 +1510,20 @@ def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
     return np.mean(rows, 0) if rows else np.zeros(group.size)
 
 
+def _equal_copies(graph: OnnxDependencyGraph, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """``{copy: initializer}`` for the copies ``_normalize`` made (one per extra reader of a
+    shared initializer) that are still equal to what they copy after pruning: those readers
+    share the initializer again, so a weight read by several nodes (an unrolled recurrence, a
+    tied embedding) is stored once in the pruned file, as it was in the original."""
+    merged = {}
+    for copy, source in graph._copies.items():
+        a, b = arrays[copy], arrays[source]
+        unchanged = a is graph.init[copy] and b is graph.init[source]
+        if unchanged or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)):
+            merged[copy] = source
+    return merged
+
+
 def _new_extent(spec: tuple[str, Any], kept: Any) -> int:
     """The extent of a reshaped channel axis once the pruned slots are gone."""
     kind, data = spec
@@ -1662,11 +1679,18 @@ def prune_onnx(
         target = arrays[shape_name].copy()
         target.reshape(-1)[j] = _new_extent(spec[:2], kept) // spec[2]
         arrays[shape_name] = target
+    merged = _equal_copies(graph, arrays)
     for t in graph.model.graph.initializer:  # the unchanged ones as they were
+        if t.name in merged:
+            continue
         changed = arrays[t.name] is not graph.init[t.name]
         new.graph.initializer.append(
             onnx.numpy_helper.from_array(arrays[t.name], t.name) if changed else t
         )
+    for node in new.graph.node:
+        for k, name in enumerate(node.input):
+            if name in merged:
+                node.input[k] = merged[name]
     for vi in new.graph.input:  # weights also listed as graph inputs (IR version < 4)
         if vi.name in arrays and arrays[vi.name] is not graph.init[vi.name]:
             shape = vi.type.tensor_type.shape

@@ -376,6 +376,11 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.normalized_shape = (mod.weight.shape[0],)
     elif isinstance(mod, nn.Embedding):
         mod.embedding_dim = mod.weight.shape[1]
+    elif isinstance(mod, nn.RNNBase):
+        w_ih: Any = mod.weight_ih_l0
+        w_hh: Any = mod.weight_hh_l0
+        mod.input_size, mod.hidden_size = int(w_ih.shape[1]), int(w_hh.shape[1])
+        mod._init_flat_weights()
 
 
 def _fix_hf_attention(mod: nn.Module) -> None:

@@ -303,8 +303,11 @@ class ConcreteTracer(fx.Tracer):
         self._concrete_run = False
         self._shapes_only = shapes_only
         self._base_layers: set[int] = set()  # ids of subclasses verified to compute the base
+        self.model: nn.Module | None = None  # the traced model (inside its _Root)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if m is self.model:  # a torch.nn layer given as the model is traced through
+            return False
         if (
             id(m) in self._base_layers
             or _has_forward_hooks(m)
@@ -603,6 +606,7 @@ def _trace_concrete(
             f"{len(example_inputs)}"
         )
     root = _Root(model, hf, len(example_inputs), names)
+    tracer.model = model
 
     def wrap(fn: Any) -> Any:
         def shape_only(*args: Any, **kwargs: Any) -> Any:
