@@ -1023,7 +1023,7 @@ class DependencyGraph:
                 for sfx in directions:
                     self._member(name, f"weight_ih_l0{sfx}", 1, "in", kind, x.slots)
         units = self._uf.new(mod.hidden_size)
-        gates = units * {"LSTM": 4, "GRU": 3}.get(kind, 1)
+        gates = units * (4 if isinstance(mod, nn.LSTM) else 3 if isinstance(mod, nn.GRU) else 1)
         for layer in range(mod.num_layers):
             for sfx in directions:
                 for p in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if mod.bias else ()):

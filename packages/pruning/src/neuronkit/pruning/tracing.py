@@ -1063,7 +1063,7 @@ _ImmutableDict = fx.immutable_collections.immutable_dict
 
 def _mutable(value: Any) -> Any:
     """``value`` with fx's immutable lists and dicts (of node arguments) as plain ones: a
-    wrapped function may write into a list it is given (torchvision's Swin3D
+    wrapped Python function may write into a list it is given (torchvision's Swin3D
     ``_get_window_and_shift_size``), as it does in the model's own forward."""
     if type(value) in (list, tuple, _ImmutableList):
         items = [_mutable(v) for v in value]
@@ -1111,9 +1111,11 @@ def _record_shapes(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) ->
             elif op == "get_attr":
                 value = _fetch(root, str(target))
             else:
-                args: Any = _mutable(map_arg(node.args, load))
-                kwargs: Any = _mutable(map_arg(node.kwargs, load))
+                args: Any = map_arg(node.args, load)
+                kwargs: Any = map_arg(node.kwargs, load)
                 if op == "call_function":
+                    if not getattr(target, "__module__", "torch").startswith(("torch", "_op")):
+                        args, kwargs = _mutable(args), _mutable(kwargs)  # plain Python
                     value = target(*args, **kwargs)
                 elif op == "call_method":
                     value = getattr(args[0], str(target))(*args[1:], **kwargs)
