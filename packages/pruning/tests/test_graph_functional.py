@@ -787,3 +787,37 @@ def test_recurrent_layers_with_projections_or_given_states_freeze() -> None:
     assert not graph.prunable_groups()
     projected = nn.LSTM(4, 6, proj_size=3)
     assert not DependencyGraph(projected, x).prunable_groups()
+
+
+class _UNet(nn.Module):
+    """Encoder-decoder layers: transposed convolution, instance norm, per-channel PReLU,
+    upsampling, skip concatenations."""
+
+    def __init__(self, norm: Any) -> None:
+        super().__init__()
+        self.e1 = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), norm(16), nn.PReLU(16))
+        self.e2 = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1), norm(32), nn.PReLU())
+        self.up = nn.ConvTranspose2d(32, 16, 2, stride=2)
+        self.d1 = nn.Sequential(nn.Conv2d(32, 16, 3, padding=1), norm(16), nn.ReLU())
+        self.side = nn.Sequential(nn.Conv2d(32, 8, 1), nn.Upsample(scale_factor=2))
+        self.head = nn.Conv2d(16 + 8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.e1(x)
+        b = self.e2(a)
+        d = self.d1(torch.cat([self.up(b), a], 1))
+        side = F.interpolate(self.side(b), scale_factor=0.5, mode="bilinear")
+        return self.head(torch.cat([d, F.interpolate(side, scale_factor=2.0)], 1))
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_encoder_decoder_layers_prune(affine: bool) -> None:
+    torch.manual_seed(0)
+    model = _UNet(lambda c: nn.InstanceNorm2d(c, affine=affine)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    graph = _check_oracle(model, x)
+    assert len(graph.prunable_groups()) == 5  # every layer but the output
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert (pruned.up.in_channels, pruned.up.out_channels) == (16, 8)
+    assert (pruned.e1[1].num_features, pruned.e1[2].num_parameters) == (8, 8)
+    assert count_macs(pruned, x) < count_macs(model, x) / 3

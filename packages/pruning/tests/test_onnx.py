@@ -719,3 +719,40 @@ def test_shared_initializers_stay_shared_in_the_pruned_file() -> None:
     names = sorted(t.name for t in same.graph.initializer)
     assert names == sorted(t.name for t in proto.graph.initializer)
     np.testing.assert_allclose(_run(same, x), _run(proto, x), rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:ONNX export mode is set to TrainingMode.EVAL")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_encoder_decoder_onnx_ops_prune(dynamo: bool) -> None:
+    # ConvTranspose, InstanceNormalization, PRelu, Resize with scales of 1 on the channels
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.InstanceNorm2d(16, affine=True),
+        nn.PReLU(16),
+        nn.ConvTranspose2d(16, 12, 2, stride=2),
+        nn.PReLU(),
+        nn.Upsample(scale_factor=0.5, mode="bilinear"),
+        nn.Conv2d(12, 4, 1),
+    ).eval()
+    x = torch.randn(2, 3, 8, 8)
+    if dynamo:
+        batch = torch.export.Dim("batch")
+        program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=({0: batch},))
+        proto, names = program.model_proto, [i.name for i in program.model_proto.graph.input]
+        proto.graph.input[0].name = "x"  # as _run feeds it
+        for node in proto.graph.node:
+            node.input[:] = ["x" if n == names[0] else n for n in node.input]
+    else:
+        proto = _export(model, x)
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"ConvTranspose", "InstanceNormalization", "PRelu", "Resize"} <= ops
+    assert len(OnnxDependencyGraph(proto).prunable_groups()) == 2
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    entries = [sum(math.prod(t.dims) for t in m.graph.initializer) for m in (hard, proto)]
+    assert entries[0] < 0.5 * entries[1]

@@ -832,8 +832,28 @@ class DependencyGraph:
             return self._channel_local(node, labels, name, mod)
         if isinstance(mod, _POOL_MODULES):
             return self._pool(node, labels, _pooled_axes(type(mod).__name__))
+        if isinstance(mod, nn.Upsample):  # also UpsamplingNearest2d / UpsamplingBilinear2d
+            in_shape = _shape(node.args[0]) if node.args else None
+            return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
         if isinstance(mod, _ELEMENTWISE_MODULES):
             return self._passthrough(node, labels)
+        if isinstance(mod, nn.PReLU) and mod.num_parameters == 1:
+            return self._passthrough(node, labels)
+        if isinstance(mod, (nn.PReLU, nn.modules.instancenorm._InstanceNorm)):
+            return self._per_channel(name, mod, x, axis)
+        if isinstance(mod, nn.modules.conv._ConvTransposeNd):
+            if mod.groups > 1:
+                raise _Freeze(f"{name}: grouped transposed convolution")
+            if x is not None:
+                if x.axis == axis and len(x.slots) == mod.in_channels:
+                    self._member(name, "weight", 0, "in", kind, x.slots)
+                else:
+                    self._freeze(x, f"{name}: input channels not on axis {axis}")
+            out = self._fresh(mod.out_channels, axis)
+            self._member(name, "weight", 1, "out", kind, out.slots)
+            if mod.bias is not None:
+                self._member(name, "bias", 0, "out", kind, out.slots)
+            return out
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             depthwise = mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1
             if depthwise:
@@ -999,6 +1019,22 @@ class DependencyGraph:
         if getattr(mod, "bias", None) is not None:
             self._member(name, "bias", 0, "out", "Conv1D", out.slots)
         return out
+
+    def _per_channel(self, name: str, mod: nn.Module, x: _Label | None, axis: int) -> Any:
+        """A per-channel layer on axis ``axis`` (``PReLU`` with one slope per channel,
+        ``InstanceNorm``: statistics per sample and channel): its parameters and running
+        statistics follow the channels, and so does ``num_features`` (also without them)."""
+        if x is None:
+            return None
+        count = mod.num_parameters if isinstance(mod, nn.PReLU) else mod.num_features
+        if x.axis != axis or len(x.slots) != count:
+            raise _Freeze(f"{name}: channels not on axis {axis}")
+        for p in ("weight", "bias", "running_mean", "running_var"):
+            if isinstance(getattr(mod, p, None), torch.Tensor):
+                self._member(name, p, 0, "norm", type(mod).__name__, x.slots)
+        if not isinstance(mod, nn.PReLU):
+            self._size_slots[(name, "num_features")] = list(x.slots)
+        return x
 
     def _rnn_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.RNNBase
@@ -1449,6 +1485,9 @@ class DependencyGraph:
             return self._passthrough(node, labels)
         if target in (torch.select, torch.narrow):
             return self._select(node, labels, node.args[1] if len(node.args) > 1 else None)
+        if target in (_F.interpolate, _F.upsample):
+            in_shape = _shape(node.args[0]) if node.args else None
+            return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
         if target in _POOL_FUNCS:
             return self._pool(node, labels, _pooled_axes(target.__name__))
         if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:

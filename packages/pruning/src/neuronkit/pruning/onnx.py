@@ -103,6 +103,7 @@ _BINARY = {
     "Equal",
     "And",
     "Or",
+    "PRelu",  # the slope broadcasts like a per-channel scale
 }
 # ops whose output is one value everywhere when every input is (see ``_fill``)
 _FILL_KEEPING = {"Cast", "Identity", "Neg", "Abs", "Sqrt", "Exp", "Not"} | _BINARY
@@ -1009,6 +1010,44 @@ class OnnxDependencyGraph:
                 elif self.init[c].size != 1:
                     self._freeze(out, f"{node.name}: bias shape")
             return [out]
+        if op == "ConvTranspose":
+            w = self._param(node.input[1])
+            if w is None or int(self._attr(node, "group", 1)) != 1:
+                raise _Freeze(f"{node.name or op}: weights not an initializer, or grouped")
+            c_in, c_out = self.init[w].shape[:2]
+            if x is not None:
+                if x.axis == 1 and len(x.slots) == c_in:
+                    self._member(w, 0, "in", op, x.slots)
+                else:
+                    self._freeze(x, f"{node.name}: input channels")
+            out = _Label(1, self._uf.new(c_out))
+            self._member(w, 1, "out", op, out.slots)
+            b = self._param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            if b:
+                self._member(b, 0, "out", op, out.slots)
+            return [out]
+        if op == "InstanceNormalization":
+            if x is None:
+                return [None]
+            if not isinstance(x, _Label) or x.axis != 1:
+                raise _Freeze(f"{node.name}: instance norm over another axis than the channels")
+            for name in node.input[1:3]:
+                p = self._param(name)
+                if p is None:
+                    raise _Freeze(f"{node.name}: scale and bias are not initializers")
+                self._member(p, 0, "norm", op, x.slots)
+            return [x]
+        if op == "Resize":  # scales per axis (or per listed ``axes``), 1 on the channels
+            name = node.input[2] if len(node.input) > 2 else ""
+            scales = self._const.get(name, self.init.get(name))
+            if len(node.input) > 3 and node.input[3]:
+                raise _Freeze(f"{node.name}: resize to given sizes")
+            if isinstance(x, _Label):
+                axes = self._attr(node, "axes") or range(0 if scales is None else scales.size)
+                scale = dict(zip(axes, [] if scales is None else scales.reshape(-1).tolist()))
+                if scale.get(x.axis, 1 if scales is not None else None) != 1:
+                    raise _Freeze(f"{node.name}: resizes the channel axis")
+            return [x]
         if op == "BatchNormalization":
             if x is None:
                 return [None]

@@ -376,6 +376,10 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.normalized_shape = (mod.weight.shape[0],)
     elif isinstance(mod, nn.Embedding):
         mod.embedding_dim = mod.weight.shape[1]
+    elif isinstance(mod, nn.modules.conv._ConvTransposeNd):
+        mod.in_channels, mod.out_channels = mod.weight.shape[0], mod.weight.shape[1]
+    elif isinstance(mod, nn.PReLU):
+        mod.num_parameters = mod.weight.shape[0]
     elif isinstance(mod, nn.RNNBase):
         w_ih: Any = mod.weight_ih_l0
         w_hh: Any = mod.weight_hh_l0
