@@ -821,3 +821,26 @@ def test_encoder_decoder_layers_prune(affine: bool) -> None:
     assert (pruned.up.in_channels, pruned.up.out_channels) == (16, 8)
     assert (pruned.e1[1].num_features, pruned.e1[2].num_parameters) == (8, 8)
     assert count_macs(pruned, x) < count_macs(model, x) / 3
+
+
+def test_group_norm_removes_whole_groups() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.GroupNorm(8, 32),
+        nn.SiLU(),
+        nn.Conv2d(32, 16, 3, padding=1),
+        nn.GroupNorm(4, 16),
+        nn.SiLU(),
+        nn.Conv2d(16, 4, 1),
+    ).eval()
+    for m in model.modules():
+        if isinstance(m, nn.GroupNorm):  # not the identity of a fresh affine
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.normal_(m.bias)
+    x = torch.randn(2, 3, 8, 8)
+    graph = _check_oracle(model, x)  # the kept groups keep their statistics
+    assert [g.size for g in graph.prunable_groups()] == [8, 4]  # units: whole groups
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert (pruned[1].num_groups, pruned[1].num_channels) == (4, 16)
+    assert (pruned[4].num_groups, pruned[4].num_channels) == (2, 8)

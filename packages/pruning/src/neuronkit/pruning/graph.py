@@ -936,7 +936,19 @@ class DependencyGraph:
             self._layernorms.add(name)
             return x
         if isinstance(mod, nn.GroupNorm):
-            self._freeze(x, f"{name}: GroupNorm channels are kept (group structure)")
+            if x is None:
+                return None
+            if x.axis != axis or len(x.slots) != mod.num_channels or not mod.affine:
+                raise _Freeze(f"{name}: GroupNorm channels not on axis {axis}, or no affine")
+            # a group's channels are one unit: removing whole groups leaves the statistics of
+            # the others as they were (Torch-Pruning prunes inside groups, which changes them)
+            k = mod.num_channels // mod.num_groups
+            blocks = [x.slots[g : g + k] for g in range(0, len(x.slots), k)]
+            self._uf.unite(
+                [b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]]
+            )
+            for p in ("weight", "bias"):
+                self._member(name, p, 0, "norm", kind, x.slots)
             return x
         if isinstance(mod, nn.Embedding):
             assert out_shape is not None

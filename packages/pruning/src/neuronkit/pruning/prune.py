@@ -380,6 +380,10 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.in_channels, mod.out_channels = mod.weight.shape[0], mod.weight.shape[1]
     elif isinstance(mod, nn.PReLU):
         mod.num_parameters = mod.weight.shape[0]
+    elif isinstance(mod, nn.GroupNorm):  # whole groups were removed: the same group width
+        width = mod.num_channels // mod.num_groups
+        mod.num_channels = mod.weight.shape[0]
+        mod.num_groups = mod.num_channels // width
     elif isinstance(mod, nn.RNNBase):
         w_ih: Any = mod.weight_ih_l0
         w_hh: Any = mod.weight_hh_l0
