@@ -941,7 +941,8 @@ class DependencyGraph:
             if x.axis != axis or len(x.slots) != mod.num_channels or not mod.affine:
                 raise _Freeze(f"{name}: GroupNorm channels not on axis {axis}, or no affine")
             # a group's channels are one unit: removing whole groups leaves the statistics of
-            # the others as they were (Torch-Pruning prunes inside groups, which changes them)
+            # the others as they were (Torch-Pruning removes channels inside every group and
+            # keeps num_groups, which changes each group's mean and variance)
             k = mod.num_channels // mod.num_groups
             blocks = [x.slots[g : g + k] for g in range(0, len(x.slots), k)]
             self._uf.unite(
