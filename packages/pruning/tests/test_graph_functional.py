@@ -844,3 +844,17 @@ def test_group_norm_removes_whole_groups() -> None:
     pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
     assert (pruned[1].num_groups, pruned[1].num_channels) == (4, 16)
     assert (pruned[4].num_groups, pruned[4].num_channels) == (2, 8)
+
+
+def test_pixel_shuffle_moves_channel_blocks_to_space() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    up = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.PixelShuffle(2), nn.Conv2d(4, 3, 3, padding=1)
+    ).eval()
+    graph = _check_oracle(up, x)  # the 4 input channels of an output channel go together
+    assert [g.size for g in graph.prunable_groups()] == [4]
+    assert prune(graph, plan_pruning(graph, "l2", 0.5))[0].out_channels == 8
+    down = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.PixelUnshuffle(2), nn.Conv2d(32, 6, 1))
+    graph = _check_oracle(down.eval(), x)
+    assert prune(graph, plan_pruning(graph, "l2", 0.5))[2].in_channels == 16

@@ -832,6 +832,8 @@ class DependencyGraph:
             return self._channel_local(node, labels, name, mod)
         if isinstance(mod, _POOL_MODULES):
             return self._pool(node, labels, _pooled_axes(type(mod).__name__))
+        if isinstance(mod, (nn.PixelShuffle, nn.PixelUnshuffle)):
+            return self._pixel_shuffle(name, mod, x, node)
         if isinstance(mod, nn.Upsample):  # also UpsamplingNearest2d / UpsamplingBilinear2d
             in_shape = _shape(node.args[0]) if node.args else None
             return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
@@ -1032,6 +1034,23 @@ class DependencyGraph:
         if getattr(mod, "bias", None) is not None:
             self._member(name, "bias", 0, "out", "Conv1D", out.slots)
         return out
+
+    def _pixel_shuffle(self, name: str, mod: nn.Module, x: _Label | None, node: fx.Node) -> Any:
+        """``PixelShuffle(r)``: output channel ``c`` is input channels ``c r^2 .. c r^2 + r^2 - 1``
+        moved to space, so those are one unit; ``PixelUnshuffle(r)``: input channel ``c`` becomes
+        output channels ``c r^2 ..``, each of its positions there."""
+        if x is None:
+            return None
+        in_shape = _shape(node.args[0])
+        if in_shape is None or x.axis != len(in_shape) - 3:  # [..., C, H, W]
+            raise _Freeze(f"{name}: channels not on axis -3")
+        factor: Any = getattr(mod, "upscale_factor", None) or mod.downscale_factor
+        r2 = int(factor) ** 2
+        if isinstance(mod, nn.PixelUnshuffle):
+            return _Label(x.axis, [s for s in x.slots for _ in range(r2)])
+        blocks = [x.slots[c : c + r2] for c in range(0, len(x.slots), r2)]
+        self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
+        return _Label(x.axis, [b[0] for b in blocks])
 
     def _per_channel(self, name: str, mod: nn.Module, x: _Label | None, axis: int) -> Any:
         """A per-channel layer on axis ``axis`` (``PReLU`` with one slope per channel,
