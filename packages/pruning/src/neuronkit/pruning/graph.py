@@ -843,19 +843,10 @@ class DependencyGraph:
             return self._passthrough(node, labels)
         if isinstance(mod, (nn.PReLU, nn.modules.instancenorm._InstanceNorm)):
             return self._per_channel(name, mod, x, axis)
-        if isinstance(mod, nn.modules.conv._ConvTransposeNd):
+        if isinstance(mod, nn.modules.conv._ConvTransposeNd):  # weight [in, out, ...]
             if mod.groups > 1:
                 raise _Freeze(f"{name}: grouped transposed convolution")
-            if x is not None:
-                if x.axis == axis and len(x.slots) == mod.in_channels:
-                    self._member(name, "weight", 0, "in", kind, x.slots)
-                else:
-                    self._freeze(x, f"{name}: input channels not on axis {axis}")
-            out = self._fresh(mod.out_channels, axis)
-            self._member(name, "weight", 1, "out", kind, out.slots)
-            if mod.bias is not None:
-                self._member(name, "bias", 0, "out", kind, out.slots)
-            return out
+            return self._dense_conv(name, mod, x, axis, in_dim=0)
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             depthwise = mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1
             if depthwise:
@@ -869,16 +860,7 @@ class DependencyGraph:
                 return x
             if mod.groups > 1:
                 return self._grouped_conv(name, mod, x, axis)
-            if x is not None:
-                if x.axis == axis and len(x.slots) == mod.in_channels:
-                    self._member(name, "weight", 1, "in", kind, x.slots)
-                else:
-                    self._freeze(x, f"{name}: input channels not on axis {axis}")
-            out = self._fresh(mod.out_channels, axis)
-            self._member(name, "weight", 0, "out", kind, out.slots)
-            if mod.bias is not None:
-                self._member(name, "bias", 0, "out", kind, out.slots)
-            return out
+            return self._dense_conv(name, mod, x, axis, in_dim=1)
         if is_hf_conv1d(mod):
             return self._conv1d_rule(node, labels, name, mod)
         if isinstance(mod, nn.Linear):
@@ -1033,6 +1015,21 @@ class DependencyGraph:
         self._member(name, "weight", 1, "out", "Conv1D", out.slots)
         if getattr(mod, "bias", None) is not None:
             self._member(name, "bias", 0, "out", "Conv1D", out.slots)
+        return out
+
+    def _dense_conv(self, name: str, mod: Any, x: _Label | None, axis: int, in_dim: int) -> _Label:
+        """An ungrouped (transposed) convolution: input channels on weight dim ``in_dim``,
+        output channels on the other of dims 0 and 1 and on the bias."""
+        kind = type(mod).__name__
+        if x is not None:
+            if x.axis == axis and len(x.slots) == mod.in_channels:
+                self._member(name, "weight", in_dim, "in", kind, x.slots)
+            else:
+                self._freeze(x, f"{name}: input channels not on axis {axis}")
+        out = self._fresh(mod.out_channels, axis)
+        self._member(name, "weight", 1 - in_dim, "out", kind, out.slots)
+        if mod.bias is not None:
+            self._member(name, "bias", 0, "out", kind, out.slots)
         return out
 
     def _pixel_shuffle(self, name: str, mod: nn.Module, x: _Label | None, node: fx.Node) -> Any:

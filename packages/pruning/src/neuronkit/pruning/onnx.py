@@ -1026,17 +1026,6 @@ class OnnxDependencyGraph:
             if b:
                 self._member(b, 0, "out", op, out.slots)
             return [out]
-        if op == "InstanceNormalization":
-            if x is None:
-                return [None]
-            if not isinstance(x, _Label) or x.axis != 1:
-                raise _Freeze(f"{node.name}: instance norm over another axis than the channels")
-            for name in node.input[1:3]:
-                p = self._param(name)
-                if p is None:
-                    raise _Freeze(f"{node.name}: scale and bias are not initializers")
-                self._member(p, 0, "norm", op, x.slots)
-            return [x]
         if op == "Resize":  # scales per axis (or per listed ``axes``), 1 on the channels
             name = node.input[2] if len(node.input) > 2 else ""
             scales = self._const.get(name, self.init.get(name))
@@ -1048,15 +1037,15 @@ class OnnxDependencyGraph:
                 if scale.get(x.axis, 1 if scales is not None else None) != 1:
                     raise _Freeze(f"{node.name}: resizes the channel axis")
             return [x]
-        if op == "BatchNormalization":
+        if op in ("BatchNormalization", "InstanceNormalization"):
             if x is None:
                 return [None]
-            if not isinstance(x, _Label) or x.axis != 1:  # it normalizes axis 1 only
-                raise _Freeze(f"{node.name}: batch norm over another axis than the channels")
-            for name in node.input[1:5]:
+            if not isinstance(x, _Label) or x.axis != 1:  # they normalize axis 1 only
+                raise _Freeze(f"{node.name}: {op} over another axis than the channels")
+            for name in node.input[1:5]:  # scale, bias (and batch norm's statistics)
                 p = self._param(name)
                 if p is None:
-                    raise _Freeze(f"{node.name}: statistics are not initializers")
+                    raise _Freeze(f"{node.name}: parameters are not initializers")
                 self._member(p, 0, "norm", op, x.slots)
             return [x]
         if op == "LayerNormalization":
