@@ -401,3 +401,37 @@ def test_models_with_in_place_writes_or_tensors_of_sizes_prune(make: Any) -> Non
     other = torch.randint(3, 128, (3, 11), generator=torch.Generator().manual_seed(2))
     for x in (ids, other):
         torch.testing.assert_close(_logits(hard, x), _logits(soft, x), atol=1e-5, rtol=0)
+
+
+def test_audio_encoder_with_group_norm_and_weight_norm_prunes() -> None:
+    # Wav2Vec2: GroupNorm in the convolutional feature extractor and a weight_norm-
+    # parametrized grouped positional convolution; the concrete run of that convolution
+    # called its parametrization's module, which the trace recorded (every group froze)
+    cfg = transformers.Wav2Vec2Config(
+        vocab_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16),
+        conv_stride=(5, 2, 2),
+        conv_kernel=(10, 3, 3),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        feat_extract_norm="group",
+    )
+    torch.manual_seed(0)
+    model = transformers.Wav2Vec2ForCTC(cfg).eval()
+    for m in model.modules():
+        if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.normal_(m.bias, std=0.2)
+    x = torch.randn(2, 800)
+    graph = DependencyGraph(model, x)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the config check's notes
+        soft = soft_prune(graph, plan)(x).logits
+        hard = prune(graph, plan)(x).logits
+    torch.testing.assert_close(hard, soft, atol=1e-5, rtol=0)

@@ -324,6 +324,8 @@ class ConcreteTracer(fx.Tracer):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        if self._concrete_run:  # inside a leaf running on values (a parametrization's module)
+            return forward(*args, **kwargs)
         if _registered(self, m) is None:
             return _call_unregistered(m, forward, args, kwargs)
         if id(m) not in self._base_layers and self._computes_base_layer(m, args, kwargs):
