@@ -858,3 +858,26 @@ def test_pixel_shuffle_moves_channel_blocks_to_space() -> None:
     down = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.PixelUnshuffle(2), nn.Conv2d(32, 6, 1))
     graph = _check_oracle(down.eval(), x)
     assert prune(graph, plan_pruning(graph, "l2", 0.5))[2].in_channels == 16
+
+
+class _ClassToken(nn.Module):
+    """CLIP's embedding: a 1-D class token expanded to ``[B, 1, D]`` (new leading axes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.cls = nn.Parameter(torch.randn(16))
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(x.shape[0], 1, -1), tokens], 1)
+        tokens = tokens + self.mlp(tokens)
+        return self.head(tokens[:, 0])
+
+
+def test_expand_that_adds_leading_axes_keeps_the_channels() -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_ClassToken().eval(), torch.randn(2, 3, 8, 8))
+    assert _group_of(graph, "patch").prunable  # the residual width, class token included

@@ -1750,10 +1750,14 @@ class DependencyGraph:
             return self._reshape(node, labels)
         if name == "unflatten":
             return self._unflatten(node, labels)
-        if name in ("expand", "expand_as"):
-            label = self._passthrough(node, labels)
-            if label is not None:
-                self._bind_size(_requested_size(node, label.axis), label, node)
+        if name in ("expand", "expand_as"):  # may add leading axes (a class token's batch)
+            label, src, out = self._in(node, labels), _shape(node.args[0]), _shape(node)
+            if label is None:
+                return None
+            if src is None or out is None or len(out) < len(src):
+                raise _Freeze(f"{_describe(node)} changes the rank")
+            label = _Label(label.axis + len(out) - len(src), list(label.slots))
+            self._bind_size(_requested_size(node, label.axis), label, node)
             return label
         if name == "transpose":
             return self._transpose(node, labels, a[1], a[2])
