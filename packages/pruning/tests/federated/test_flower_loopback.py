@@ -87,8 +87,8 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=10)
 
 
-def _federate(tmp_path: Path, attempt: int) -> tuple[dict | None, bool]:
-    """Run one federation; return (the server's result or None, whether it timed out)."""
+def _federate(tmp_path: Path, attempt: int) -> dict | None:
+    """Run one federation; return the server's result (None: it failed or timed out)."""
     script = tmp_path / "party.py"
     script.write_text(PARTY)
     out = tmp_path / f"server-{attempt}.json"
@@ -121,21 +121,21 @@ def _federate(tmp_path: Path, attempt: int) -> tuple[dict | None, bool]:
         deadline = time.monotonic() + 300  # ~30 s unloaded; generous for busy CI
         while procs[0].poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
-        if procs[0].poll() is None:
-            return None, True
-        if procs[0].returncode != 0 or not out.exists():
-            return None, False
+        if procs[0].poll() is None or procs[0].returncode != 0 or not out.exists():
+            return None
         for p in procs[1:]:  # clients leave once the server says so
             p.wait(timeout=max(5.0, deadline - time.monotonic()))
-        return json.loads(out.read_text()), False
+        return json.loads(out.read_text())
 
 
 @pytest.mark.slow
 def test_hidenseek_runs_on_real_flower_processes(tmp_path: Path) -> None:
     result = None
-    for attempt in range(2):  # a port taken between probing and binding gets one more try
-        result, timed_out = _federate(tmp_path, attempt)
-        if result is not None or timed_out:
+    # one more try with fresh processes and port: a port taken between probing and binding,
+    # or (seen once in CI, 2026-11-30) a client that never received round 1 within 300 s
+    for attempt in range(2):
+        result = _federate(tmp_path, attempt)
+        if result is not None:
             break
     if result is None:
         logs = "\n".join(
