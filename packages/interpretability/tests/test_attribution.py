@@ -474,3 +474,24 @@ def test_seeds_beyond_64_bits_are_named() -> None:
     with pytest.raises(ValueError, match="seed must be <"):
         smoothgrad(_linear(), x, 0, seed=2**64)
     assert random_attribution(x, seed=2**64 - 1).shape == x.shape
+
+
+def test_loss_gradient_requires_per_example_losses() -> None:
+    torch.manual_seed(0)
+    model, x, y = nn.Linear(4, 3), torch.randn(8, 4), torch.randint(0, 3, (8,))
+    with pytest.raises(ValueError, match=r"loss must return per-example losses of shape \[B\]"):
+        loss_gradient(model, x, y, loss=lambda logits, t: nn.functional.cross_entropy(logits, t))
+
+    def first_three(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, t, reduction="none")[:3]
+
+    with pytest.raises(ValueError, match="per-example"):
+        loss_gradient(model, x, y, loss=first_three)
+
+
+def test_target_must_be_one_index_per_example() -> None:
+    model, x = nn.Linear(4, 3), torch.randn(8, 4)
+    with pytest.raises(ValueError, match=r"target must be \[B\]"):
+        saliency(model, x, torch.zeros(2, 4, dtype=torch.long))
+    column = torch.randint(0, 3, (8, 1))
+    torch.testing.assert_close(saliency(model, x, column), saliency(model, x, column[:, 0]))

@@ -300,3 +300,11 @@ def test_fill_may_be_a_nested_list() -> None:
     torch.testing.assert_close(
         mask_inputs(x, keep, means), mask_inputs(x, keep, torch.tensor(means))
     )
+
+
+def test_integer_inputs_need_an_explicit_fill() -> None:
+    x = torch.randint(0, 5, (12, 4))
+    y = torch.randint(0, 2, (12,))
+    att = torch.rand(12, 4)
+    with pytest.raises(TypeError, match="fill is required for integer train_inputs"):
+        roar_accuracy(x, y, x, y, att, att, k=0.5, largest=True, trainer=_trainer)

@@ -277,3 +277,20 @@ def test_groups_bad_inputs() -> None:
         layer.force(torch.tensor([[1], [4]])),
     ):
         pass
+
+
+def test_codebook_lookup_checks_ids() -> None:
+    book = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"ids must lie in \[-1, 3\]"):
+        codebook_lookup(book, torch.tensor([[5]]))
+    with pytest.raises(ValueError, match=r"ids must lie in \[-1, 3\]"):
+        codebook_lookup(book, torch.tensor([[-2]]))
+    with pytest.raises(TypeError, match="ids must be an integer tensor"):
+        codebook_lookup(book, torch.tensor([[1.0]]))
+    torch.testing.assert_close(codebook_lookup(book, torch.tensor([[1, -1]])), book[1:2] / 2)
+
+
+def test_codebook_layer_names_a_dtype_mismatch() -> None:
+    layer = CodebookLayer(4, 8)
+    with pytest.raises(TypeError, match="x must have the codebook's dtype"):
+        layer(torch.randn(2, 4, dtype=torch.float64))

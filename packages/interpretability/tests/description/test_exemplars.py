@@ -91,6 +91,10 @@ def test_bad_inputs() -> None:
         compute_exemplars(model, x, "feat", k=2, quantile=1.0)
     with pytest.raises(ValueError, match="units must index"):
         compute_exemplars(model, x, "feat", units=[3], k=2)
+    with pytest.raises(TypeError, match="units must hold integer channel indices"):
+        compute_exemplars(model, x, "feat", units=torch.tensor([True, False, True]), k=2)
+    with pytest.raises(TypeError, match="units must hold integer"):
+        compute_exemplars(model, x, "feat", units=[1.7], k=2)
     with pytest.raises(ValueError, match="layer"):
         compute_exemplars(model, x, "nope", k=2)
     with pytest.raises(ValueError, match="inputs must be"):

@@ -125,8 +125,11 @@ def test_compression_and_dpi_violation() -> None:
     np.testing.assert_allclose(compression(ixt), [0.5, 2.0])
     assert dpi_violation(ixt) == 0.0
     assert dpi_violation(np.array([[1.0, 1.25, 0.5]])) == pytest.approx(0.25)
+    assert dpi_violation([1.0, 1.25, 0.5]) == pytest.approx(0.25)  # one epoch's [L]
     with pytest.raises(ValueError, match="finite"):
         compression(np.array([[np.nan]]))
+    with pytest.raises(ValueError, match=r"ixt must be a non-empty \[E, L\]"):
+        compression(np.array([1.0, 3.0, 2.0]))  # ambiguous: one layer or one epoch
 
 
 def test_ensemble_init_is_the_authors_truncated_normal() -> None:
@@ -190,6 +193,10 @@ def test_track_information_plane_bad_inputs() -> None:
         track_information_plane(task.x, task.y.float(), [0, 1])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="train_idx"):
         track_information_plane(task.x, task.y, [5000])
+    mask = np.zeros(task.x.shape[0], dtype=bool)
+    mask[:200] = True
+    with pytest.raises(TypeError, match="train_idx must hold integer indices"):
+        track_information_plane(task.x, task.y, mask)
     with pytest.raises(ValueError, match="activation"):
         track_information_plane(task.x, task.y, [0], activation="gelu")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"torch\.Tensors"):

@@ -43,13 +43,18 @@ def _out(a: float, b: float, layer: int = 1, index: int = 0, role: str = "r") ->
         ("Assistant 2: 3\nAssistant 1: 4", (4.0, 3.0)),
         ("\n 7 5\nThe first answer is better.", (7.0, 5.0)),
         ("7, 5", (7.0, 5.0)),
+        ("**Assistant 1**: 8.5\n**Assistant 2**: 9", (8.5, 9.0)),  # bold labels
+        ("Assistant 1: **7**\nAssistant 2: **5**", (7.0, 5.0)),
     ],
 )
 def test_parse_scores_formats(text: str, expected: tuple[float, float]) -> None:
     assert parse_scores(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "Assistant 1: 8 only", "I like the first one more."])
+@pytest.mark.parametrize(
+    "text",
+    ["", "Assistant 1: 8 only", "I like the first one more.", "Assistant 1: 1e3\nAssistant 2: 2"],
+)
 def test_parse_scores_rejects_unparseable(text: str) -> None:
     with pytest.raises(ValueError, match="text must contain"):
         parse_scores(text)

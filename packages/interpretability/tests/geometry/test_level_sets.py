@@ -212,3 +212,27 @@ def test_adversarial_correction_raises_confidence() -> None:
     plain = level_set_traversal(model, src, trg, adv_step_size=0.0, **kwargs)  # type: ignore[arg-type]
     adv = level_set_traversal(model, src, trg, adv_step_size=0.05, **kwargs)  # type: ignore[arg-type]
     assert bool((adv.confidences[:, -1] > plain.confidences[:, -1]).all())
+
+
+def test_confidence_runs_in_eval_mode_and_restores_it() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
+    model.train()
+    x, labels = torch.randn(5, 6), torch.zeros(5, dtype=torch.long)
+    running = model[1].running_mean.clone()
+    first = class_confidence(model, x, labels)
+    torch.testing.assert_close(class_confidence(model, x, labels), first, rtol=0, atol=0)
+    torch.testing.assert_close(model[1].running_mean, running, rtol=0, atol=0)
+    assert model.training
+    assert model[2].training
+    level_set_traversal(model, x[:2], x[2:4], n_iterations=3)
+    torch.testing.assert_close(model[1].running_mean, running, rtol=0, atol=0)
+    assert model.training
+
+
+def test_a_dtype_mismatch_names_the_argument() -> None:
+    model, x = _linear(), _images(4, 0)  # a float64 model
+    with pytest.raises(TypeError, match="inputs must have the model's parameter dtype"):
+        class_confidence(model, x.float(), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="sources must have the model's parameter dtype"):
+        level_set_traversal(model, x[:2].float(), x[2:].float())

@@ -16,6 +16,7 @@ from neuronkit.interpretability import (
     gt_grid,
     identification_accuracy,
     rank_transform,
+    rdm,
     select_geo_topological,
 )
 
@@ -91,6 +92,16 @@ def test_transformer_and_grid() -> None:
     assert grid == [(0.0, 0.5), (0.0, 1.0), (0.5, 0.5), (0.5, 1.0)]
     assert len(gt_grid(0.1)) == 64
     assert GeoTopological().get_params()["upper"] == 1.0
+
+
+def test_stack_as_long_as_an_rdm_vector_is_a_stack() -> None:
+    # 15 RDMs of 6 conditions: a square [15, 15] stack, never read as one square RDM
+    rng = np.random.default_rng(0)
+    x = np.stack([rdm(rng.normal(size=(6, 4))) for _ in range(15)])
+    per_rdm = np.stack([geodesic(v, 0.1, 0.5, rank=True) for v in x])
+    np.testing.assert_array_equal(GeoTopological(0.1, 0.5, geodesic=True).transform(x), per_rdm)
+    labels, groups = np.repeat(np.arange(5), 3), np.tile(np.arange(3), 5)
+    assert 0.0 <= select_geo_topological(x, labels, groups).accuracy <= 1.0
 
 
 BAD = [

@@ -101,7 +101,11 @@ def _target_index(target: Target, batch: int, device: torch.device) -> int | tor
             raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
         if target.ndim == 0:
             return int(target.item())
-        t = target if target.ndim == 1 else target.reshape(-1)
+        if target.ndim > 2 or (target.ndim == 2 and target.shape[1] != 1):
+            raise ValueError(
+                f"target must be [B] (or [B, 1]) class indices, got shape {tuple(target.shape)}"
+            )
+        t = target.reshape(-1)
         if t.dtype != torch.long or t.device != device:
             t = t.to(device=device, dtype=torch.long)
     elif isinstance(target, Sequence) and not isinstance(target, str):
@@ -328,6 +332,11 @@ def loss_gradient(
         )
         if not isinstance(per_example, torch.Tensor):
             raise TypeError(f"loss must return a tensor, got {type(per_example).__name__}")
+        if per_example.shape != (x.shape[0],):
+            raise ValueError(
+                f"loss must return per-example losses of shape [B] = [{x.shape[0]}], got shape "
+                f"{tuple(per_example.shape)} (use reduction='none')"
+            )
         _check_graph(per_example, "loss returned a tensor")
         (grad,) = torch.autograd.grad(per_example.sum(), x)
     _check_finite_result(grad, "outputs, losses or gradients")

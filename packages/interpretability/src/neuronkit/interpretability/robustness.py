@@ -121,7 +121,8 @@ def pgd_attack(
         model: classifier returning logits ``[N, C]``.
         inputs: ``[N, ...]`` clean inputs (not modified).
         labels: ``[N]`` true classes (any integer dtype; in ``[0, C)``).
-        eps: radius of the perturbation ball (``>= 0``; 0 returns a copy of ``inputs``).
+        eps: radius of the perturbation ball (``>= 0``; 0 returns a copy of ``inputs``
+            without running the model, so the labels' range is not checked then).
         n_steps: gradient steps.
         step_size: per-step size; default ``2.5 * eps / n_steps`` (Madry et al.).
         norm: ``"linf"`` (sign steps, box projection) or ``"l2"`` (normalized steps, ball

@@ -225,6 +225,17 @@ def _as_vectors(name: str, rdms: Any) -> tuple[np.ndarray, str]:
     raise ValueError(f"{name} must have 1, 2 or 3 dimensions, got shape {arr.shape}")
 
 
+def _as_stack(name: str, rdms: Any) -> np.ndarray:
+    """``rdms`` read as a stack of RDM vectors ``[k >= 1, n_pairs]`` (never as a square RDM)."""
+    arr = _as_float_array(name, rdms)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a stack of RDM vectors [k, n_pairs], got shape {arr.shape}"
+        )
+    _check_length(name, arr.shape[1], arr.shape)
+    return arr
+
+
 def _is_pair_count(n_pairs: int) -> bool:
     """Whether ``n_pairs = n (n - 1) / 2`` for some ``n >= 2`` (an RDM vector length)."""
     n = round((1 + math.sqrt(1 + 8 * n_pairs)) / 2) if n_pairs > 0 else 0
@@ -1114,9 +1125,10 @@ def geo_topological(rdms: Any, lower: float, upper: float, *, rank: bool = False
         rank: rank-transform (and min-max) each RDM first, as the authors' reference code does.
 
     Returns:
-        Transformed RDM(s), same layout as the input. Quantiles are taken per RDM; this
-        equals ``rsatoolbox.rdm.geotopological_transform`` for a single RDM (rsatoolbox pools
-        the quantiles over a whole stack).
+        Transformed RDM(s), same layout as the input. Quantiles are taken per RDM, and the
+        band maps linearly onto [0, 1] as in the paper; ``rsatoolbox.rdm.geotopological_transform``
+        0.3.2 differs (it pools quantiles over a stack and re-saturates values above the upper
+        quantile's rescaled value).
     """
     _check_bounds(lower, upper)
     _check_bool("rank", rank)
@@ -1155,6 +1167,14 @@ def geodesic(
     """
     _check_bounds(lower, upper)
     _check_bool("rank", rank)
+    _check_disconnected(disconnected)
+    v, layout = _as_vectors("rdms", rdms)
+    if rank:
+        v = _rank_vectors(v)
+    return _restore(_geodesic_vectors(v, lower, upper, disconnected), layout)
+
+
+def _check_disconnected(disconnected: Any) -> None:
     if isinstance(disconnected, str):
         check_choice("disconnected", disconnected, ["max"])
     else:
@@ -1162,9 +1182,12 @@ def geodesic(
             raise TypeError(f"disconnected must be 'max' or a number, got {disconnected!r}")
         if math.isnan(disconnected) or disconnected < 0:
             raise ValueError(f"disconnected must be >= 0, got {disconnected}")
-    v, layout = _as_vectors("rdms", rdms)
-    if rank:
-        v = _rank_vectors(v)
+
+
+def _geodesic_vectors(
+    v: np.ndarray, lower: float, upper: float, disconnected: Literal["max"] | float
+) -> np.ndarray:
+    """:func:`geodesic` of a parsed stack ``[k, P]`` (not re-read as a layout)."""
     gt = _gt_vectors(v, lower, upper)
     n = n_conditions(v.shape[1])
     squares = rdm_to_square(gt)
@@ -1185,4 +1208,4 @@ def geodesic(
             )
             dist = np.where(finite, dist, fill)
         out[i] = dist
-    return _restore(out, layout)
+    return out

@@ -197,6 +197,11 @@ def roar_accuracy(
         )
     if not callable(trainer):
         raise TypeError(f"trainer must be callable (x, y) -> model, got {type(trainer).__name__}")
+    if fill is None and not train_inputs.is_floating_point():
+        raise TypeError(
+            f"fill is required for integer train_inputs (dtype {train_inputs.dtype}): the "
+            "default fill is their floating-point mean; pass an integer fill such as 0"
+        )
     fill_value = train_inputs.mean() if fill is None else fill
     x_train = mask_inputs(
         train_inputs, keep_mask(train_attributions, k, largest=largest), fill_value

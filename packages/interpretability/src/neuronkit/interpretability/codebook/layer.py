@@ -81,6 +81,22 @@ def codebook_lookup(
     check_type("codebook", codebook, torch.Tensor)
     check_type("ids", ids, torch.Tensor)
     check_choice("reduce", reduce, _REDUCTIONS)
+    if codebook.ndim != 2:
+        raise ValueError(f"codebook must be [C, D], got shape {tuple(codebook.shape)}")
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"ids must be an integer tensor of code indices, got dtype {ids.dtype}")
+    if ids.ndim == 0 or ids.shape[-1] == 0:
+        raise ValueError(f"ids must be [..., k] with k >= 1, got shape {tuple(ids.shape)}")
+    if ids.numel() and (int(ids.min()) < -1 or int(ids.max()) >= codebook.shape[0]):
+        raise ValueError(
+            f"ids must lie in [-1, {codebook.shape[0] - 1}] (-1: a blocked code), got range "
+            f"[{int(ids.min())}, {int(ids.max())}]"
+        )
+    return _combine_codes(codebook, ids.long(), reduce)
+
+
+def _combine_codes(codebook: torch.Tensor, ids: torch.Tensor, reduce: str) -> torch.Tensor:
+    """:func:`codebook_lookup` without the checks (for ids made here, valid by construction)."""
     blocked = ids < 0
     vecs = torch.nn.functional.embedding(ids.clamp_min(0), codebook)
     if bool(blocked.any()):
@@ -227,6 +243,11 @@ class CodebookLayer(nn.Module):
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
         if not self.enabled:
             return x
+        if x.dtype != self.codebook.dtype:
+            raise TypeError(
+                f"x must have the codebook's dtype {self.codebook.dtype}, got {x.dtype} "
+                "(cast the layer with .to(dtype) or the input)"
+            )
         grouped = self.groups > 1
         if grouped:
             a = self.norm(x.reshape(*x.shape[:-1], self.groups, self.group_dim))
@@ -282,7 +303,7 @@ class CodebookLayer(nn.Module):
             # top-k ids are never blocked, and one code's mean (or sum) is the code itself:
             # the same values as codebook_lookup, with fewer operations
             return torch.nn.functional.embedding(ids[..., 0], table)
-        return codebook_lookup(table, ids, self.reduce)
+        return _combine_codes(table, ids, self.reduce)
 
     def _count(self, ids: torch.Tensor, forced: bool) -> torch.Tensor:
         valid = ids >= 0 if forced else None  # top-k ids are never blocked

@@ -180,7 +180,13 @@ def compute_exemplars(
     if units is None:
         unit_idx = torch.arange(n_units)
     else:
-        unit_idx = torch.as_tensor(units, dtype=torch.long)
+        unit_idx = torch.as_tensor(units)
+        if unit_idx.numel() and (unit_idx.is_floating_point() or unit_idx.dtype == torch.bool):
+            raise TypeError(
+                f"units must hold integer channel indices, got dtype {unit_idx.dtype} (for a "
+                "boolean mask pass mask.nonzero().flatten())"
+            )
+        unit_idx = unit_idx.long()
         if unit_idx.ndim != 1 or len(unit_idx) == 0:
             raise ValueError(f"units must be a non-empty 1D list of indices, got {units!r:.80}")
         if unit_idx.min() < 0 or unit_idx.max() >= n_units:

@@ -264,6 +264,8 @@ def dpi_violation(values: Any) -> float:
     Args:
         values: ``[E, L]`` (or ``[L]``) ``I(X; T)`` or ``I(T; Y)`` trajectories.
     """
+    if np.ndim(values) == 1:  # one epoch's [L]
+        values = values[None] if hasattr(values, "shape") else [values]
     arr = _trajectory("values", values)
     if arr.shape[1] < 2:
         return 0.0
@@ -272,10 +274,11 @@ def dpi_violation(values: Any) -> float:
 
 def _trajectory(name: str, x: Any) -> np.ndarray:
     arr = as_float_array(name, x.detach().cpu() if isinstance(x, torch.Tensor) else x)
-    if arr.ndim == 1:
-        arr = arr[None, :]
     if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty [E, L] array, got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty [E, L] array (epochs x layers; one layer's trajectory "
+            f"is x[:, None], one epoch x[None, :]), got shape {arr.shape}"
+        )
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite, got NaN or infinity")
     return arr
@@ -347,7 +350,12 @@ def track_information_plane(
         )
     if int(y.min()) < 0:
         raise ValueError(f"y must hold labels >= 0, got minimum {int(y.min())}")
-    idx = np.asarray(train_idx, dtype=np.int64).reshape(-1)
+    idx = np.asarray(train_idx).reshape(-1)
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(
+            f"train_idx must hold integer indices, got dtype {idx.dtype} (for a boolean mask "
+            "pass np.flatnonzero(mask))"
+        )
     if idx.size == 0 or idx.min() < 0 or idx.max() >= x.shape[0]:
         raise ValueError(f"train_idx must be non-empty indices into 0..{x.shape[0] - 1}")
     check_choice("activation", activation, list(_ACTIVATIONS))

@@ -109,8 +109,13 @@ LAYER2_PROMPT = (
 )
 
 _NUMBER = r"([+-]?\d+(?:\.\d+)?)"
+# "Assistant 1: 7", "Assistant 1's score = 7", with markdown bold around the label or the
+# number ("**Assistant 1**: 7", "Assistant 1: **7**"); "7e3" is not read as 7
 _ASSISTANT = re.compile(
-    r"assistant\s*([12])\s*(?:'s)?\s*(?:score)?\s*[:=\-]\s*\**\s*" + _NUMBER, re.IGNORECASE
+    r"assistant\s*([12])\s*\**\s*(?:'s)?\s*(?:score)?\s*\**\s*[:=\-]\s*\**\s*"
+    + _NUMBER
+    + r"(?![eE][+-]?\d)",
+    re.IGNORECASE,
 )
 _TWO_NUMBERS = re.compile(r"^\s*" + _NUMBER + r"\s*[,;/ \t]\s*" + _NUMBER + r"\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s*(.+?)\s*$")

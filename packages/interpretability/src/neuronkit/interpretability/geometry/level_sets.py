@@ -34,6 +34,8 @@ from torch import nn
 
 from neuronkit.common import check_finite, check_number, check_probability, check_seed, check_type
 
+from ..hooks import call_model, eval_mode
+
 __all__ = [
     "LevelSetTraversal",
     "TriangleConfidence",
@@ -111,7 +113,7 @@ def _check_clamp(clamp: tuple[float, float] | None) -> None:
 
 
 def _logits_checked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    logits = model(x)
+    logits = call_model(model, x)
     if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
         raise ValueError(
             f"model must return logits [N, C] for inputs [N, ...], got {tuple(logits.shape)}"
@@ -127,7 +129,8 @@ def _logits_checked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> 
 def class_confidence(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 4096
 ) -> torch.Tensor:
-    """Softmax probability of class ``labels[i]`` for ``inputs[i]`` (no gradients).
+    """Softmax probability of class ``labels[i]`` for ``inputs[i]`` (no gradients; the model
+    runs in eval mode, its training flags restored afterwards).
 
     Args:
         model: classifier returning logits ``[N, C]``.
@@ -142,7 +145,7 @@ def class_confidence(
     _check_labels(labels, inputs.shape[0])
     check_number("batch_size", batch_size, ge=1, integer=True)
     out = []
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, inputs.shape[0], batch_size):
             xb, yb = inputs[start : start + batch_size], labels[start : start + batch_size]
             probs = _logits_checked(model, xb, yb).softmax(dim=1)
@@ -217,7 +220,8 @@ def level_set_traversal(
     """Level Set Traversal (Balasubramanian et al., NeurIPS 2023, Algorithm 1), batched.
 
     Args:
-        model: classifier returning logits ``[N, C]``; used as is (put it in eval mode).
+        model: classifier returning logits ``[N, C]``; run in eval mode (training flags
+            restored afterwards).
             Gradients are taken with respect to the inputs only; parameters are untouched.
         sources: ``[N, *S]`` source images (not modified).
         targets: ``[N, *S]`` target images, or ``[*S]`` / ``[1, *S]`` for one target shared by
@@ -263,68 +267,69 @@ def level_set_traversal(
     check_number("record_every", record_every, ge=1, integer=True)
     check_seed(seed)
 
-    src = sources.detach().clone()
-    trg = targets.detach().clone().to(src.dtype)
-    with torch.no_grad():
-        if labels is None:
-            labels = model(src).argmax(dim=1)
-    _check_labels(labels, n)
-    labels = labels.detach().long().clone()
-    init_conf = class_confidence(model, src, labels)
-    floor = torch.clamp(init_conf - max_drop, min=min_confidence)
+    with eval_mode(model):  # dropout off, BatchNorm statistics frozen; restored after
+        src = sources.detach().clone()
+        trg = targets.detach().clone().to(src.dtype)
+        with torch.no_grad():
+            if labels is None:
+                labels = call_model(model, src, "sources").argmax(dim=1)
+        _check_labels(labels, n)
+        labels = labels.detach().long().clone()
+        init_conf = class_confidence(model, src, labels)
+        floor = torch.clamp(init_conf - max_drop, min=min_confidence)
 
-    # drawn on the CPU and moved: the same seed gives the same start on every device
-    gen = torch.Generator().manual_seed(int(seed))
-    noise = torch.rand(src.shape, generator=gen, dtype=src.dtype).to(src.device) - 0.5
-    x = src + init_noise * noise
-    if clamp is not None:
-        x = x.clamp(*clamp)
-    conf = class_confidence(model, x, labels)
-    delta = torch.zeros_like(x)
-    accepted = torch.zeros(n, dtype=torch.long, device=src.device)
-    view = (n,) + (1,) * len(shape)
-
-    path, path_conf, steps = [x.clone()], [conf.clone()], [0]
-    done = 0
-    for it in range(1, n_iterations + 1):
-        xg = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(xg), labels, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, xg)
-        perp = orthogonal_component(trg - x, grad)
-        if adv_step_size > 0:
-            delta = (delta + 0.5 * adv_step_size * grad).clamp(-adv_step_size, adv_step_size)
-        proposal = x + step_size * perp - delta
+        # drawn on the CPU and moved: the same seed gives the same start on every device
+        gen = torch.Generator().manual_seed(int(seed))
+        noise = torch.rand(src.shape, generator=gen, dtype=src.dtype).to(src.device) - 0.5
+        x = src + init_noise * noise
         if clamp is not None:
-            proposal = proposal.clamp(*clamp)
-        new_conf = class_confidence(model, proposal, labels)
-        ok = new_conf >= floor
-        done = it
-        if not bool(ok.any()):
-            break
-        x = torch.where(ok.view(view), proposal, x)
-        conf = torch.where(ok, new_conf, conf)
-        accepted += ok.long()
-        if it % record_every == 0:
+            x = x.clamp(*clamp)
+        conf = class_confidence(model, x, labels)
+        delta = torch.zeros_like(x)
+        accepted = torch.zeros(n, dtype=torch.long, device=src.device)
+        view = (n,) + (1,) * len(shape)
+
+        path, path_conf, steps = [x.clone()], [conf.clone()], [0]
+        done = 0
+        for it in range(1, n_iterations + 1):
+            xg = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                loss = F.cross_entropy(model(xg), labels, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, xg)
+            perp = orthogonal_component(trg - x, grad)
+            if adv_step_size > 0:
+                delta = (delta + 0.5 * adv_step_size * grad).clamp(-adv_step_size, adv_step_size)
+            proposal = x + step_size * perp - delta
+            if clamp is not None:
+                proposal = proposal.clamp(*clamp)
+            new_conf = class_confidence(model, proposal, labels)
+            ok = new_conf >= floor
+            done = it
+            if not bool(ok.any()):
+                break
+            x = torch.where(ok.view(view), proposal, x)
+            conf = torch.where(ok, new_conf, conf)
+            accepted += ok.long()
+            if it % record_every == 0:
+                path.append(x.clone())
+                path_conf.append(conf.clone())
+                steps.append(it)
+        if steps[-1] != done:
             path.append(x.clone())
             path_conf.append(conf.clone())
-            steps.append(it)
-    if steps[-1] != done:
-        path.append(x.clone())
-        path_conf.append(conf.clone())
-        steps.append(done)
-    return LevelSetTraversal(
-        sources=src,
-        targets=trg,
-        labels=labels,
-        final=x.detach(),
-        path=torch.stack(path, dim=1),
-        path_steps=torch.tensor(steps),
-        confidences=torch.stack(path_conf, dim=1),
-        initial_confidence=init_conf,
-        accepted=accepted,
-        n_iterations=done,
-    )
+            steps.append(done)
+        return LevelSetTraversal(
+            sources=src,
+            targets=trg,
+            labels=labels,
+            final=x.detach(),
+            path=torch.stack(path, dim=1),
+            path_steps=torch.tensor(steps),
+            confidences=torch.stack(path_conf, dim=1),
+            initial_confidence=init_conf,
+            accepted=accepted,
+            n_iterations=done,
+        )
 
 
 def line_confidence(

@@ -30,7 +30,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from neuronkit.common import as_float_array, check_number
 
-from ..rsa import geo_topological, geodesic, rank_transform
+from ..rsa import (
+    _as_stack,
+    _check_bool,
+    _check_bounds,
+    _geodesic_vectors,
+    _gt_vectors,
+    _rank_vectors,
+)
 
 __all__ = [
     "GeoTopological",
@@ -89,26 +96,24 @@ class GeoTopological(TransformerMixin, BaseEstimator):
         return self
 
     def _check_params(self) -> None:
-        geo_topological(np.zeros(1), self.lower, self.upper)  # parameter check on a 2x2 RDM
+        _check_bounds(self.lower, self.upper)
+        _check_bool("rank", self.rank)
+        _check_bool("geodesic", self.geodesic)
         _check_rank_after(self.rank_after, self.geodesic)
 
     def transform(self, X: Any) -> np.ndarray:
         """``X: [k, n_pairs]`` RDM vectors -> transformed ``[k, n_pairs]``."""
-        _check_rank_after(self.rank_after, self.geodesic)
-        arr = np.asarray(_host(X), dtype=np.float64)
-        if arr.ndim != 2:
-            raise ValueError(
-                f"X must be a stack of RDM vectors [k, n_pairs], got shape {arr.shape}"
-            )
-        if self.geodesic:
-            if self.rank_after:
-                # unreachable pairs as inf, so that they rank above every finite distance
-                dist = np.asarray(
-                    geodesic(arr, self.lower, self.upper, rank=self.rank, disconnected=float("inf"))
-                )
-                return np.stack([_tied_ranks(row) for row in dist])
-            return np.asarray(geodesic(arr, self.lower, self.upper, rank=self.rank))
-        return np.asarray(geo_topological(arr, self.lower, self.upper, rank=self.rank))
+        self._check_params()
+        arr = _as_stack("X", X)  # a stack even when k == n_pairs (never one square RDM)
+        if self.rank:
+            arr = _rank_vectors(arr)
+        if not self.geodesic:
+            return _gt_vectors(arr, self.lower, self.upper)
+        if not self.rank_after:
+            return _geodesic_vectors(arr, self.lower, self.upper, "max")
+        # unreachable pairs as inf, so that they rank above every finite distance
+        dist = _geodesic_vectors(arr, self.lower, self.upper, float("inf"))
+        return np.stack([_tied_ranks(row) for row in dist])
 
 
 def _tied_ranks(v: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
@@ -293,7 +298,7 @@ def select_geo_topological(
     candidates = list(gt_grid(0.1) if grid is None else grid)
     if not candidates:
         raise ValueError("grid must contain at least one (lower, upper) pair")
-    base = np.asarray(rank_transform(x)) if rank else x  # rank once, not per grid point
+    base = _rank_vectors(x) if rank else x  # rank once, not per grid point
     transformed = {
         (float(lo), float(hi)): GeoTopological(
             lo, hi, rank=False, geodesic=geodesic, rank_after=rank_after

@@ -40,7 +40,7 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type
 
-from ..hooks import LayerRecorder, eval_mode, get_layer, model_device, unit_axis
+from ..hooks import LayerRecorder, call_model, eval_mode, get_layer, model_device, unit_axis
 from .params import ImageParam, image_param
 from .regularizers import Regularizer
 from .transforms import Compose
@@ -251,7 +251,7 @@ def _recording(model: nn.Module, layers: Sequence[str | None]) -> Iterator[Layer
 def _forward(
     model: nn.Module, x: torch.Tensor, rec: LayerRecorder | None, objective: Objective
 ) -> torch.Tensor:
-    out = model(x)
+    out = call_model(model, x)
     acts: dict[str | None, torch.Tensor] = {}
     if None in objective.layers:
         if not isinstance(out, torch.Tensor):
