@@ -398,7 +398,7 @@ def test_nir_export_of_a_model_on_device(device: str, monkeypatch: pytest.Monkey
         SeqLinear(48, 6),
         CuBaLIF(tau_mem=4.0, tau_syn=2.0, reset="zero"),
         SeqLinear(6, 4),
-        LIF(  # per-neuron tensors: plain attributes, they stay on the CPU under .to(device)
+        LIF(  # per-neuron tensors: buffers, they move with .to(device)
             tau=torch.tensor([1.5, 2.0, 3.0, 6.0]),  # type: ignore[arg-type]
             threshold=torch.tensor([0.2, 0.3, 0.4, 0.25]),  # type: ignore[arg-type]
             reset="zero",

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from neuronkit.snn import LIF, lif_multistep
 from neuronkit.snn.integrator import LI, Delay, LIState, delay, li_multistep, li_step
@@ -211,3 +212,27 @@ def test_integrator_and_delay_declare_channel_locality() -> None:
     assert LI(tau=3.0).channel_local
     assert Delay(2).channel_local
     assert not LI(tau=torch.linspace(2.0, 3.0, 4)).channel_local
+    # per-element parameters and buffers count too
+    assert not LI(tau=nn.Parameter(torch.linspace(2.0, 3.0, 4))).channel_local
+    assert LI(tau=nn.Parameter(torch.tensor(2.0))).channel_local
+    assert not Delay(torch.tensor([0, 1, 2])).channel_local
+
+
+def test_li_tensor_tau_is_a_buffer() -> None:
+    a = LI(tau=torch.linspace(2.0, 3.0, 5))
+    b = LI(tau=torch.full((5,), 7.0))
+    assert list(a.state_dict()) == ["tau"]
+    x = _x(dtype=torch.float32)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a(x), b(x))
+    assert a.double().tau.dtype == F64
+    assert LI(tau=3.0).state_dict() == {}
+    assert [n for n, _ in LI(tau=nn.Parameter(torch.tensor(3.0))).named_parameters()] == ["tau"]
+    assert "tau=tensor(shape=[5], min=2, max=3)" in repr(a)
+
+
+def test_li_validate_flag_is_type_checked() -> None:
+    with pytest.raises(TypeError, match="validate must be bool"):
+        li_multistep(_x(), validate="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="validate must be bool"):
+        li_step(_x()[0], validate="yes")  # type: ignore[arg-type]

@@ -93,6 +93,11 @@ def test_bad_inputs() -> None:
         (SeqBatchNorm1d(3), torch.rand(4, 2, 5), ValueError,
          r"x must have size 3 \(num_features\) in dim 2"),
         (SeqBatchNorm2d(3), torch.rand(4, 2, 3, 5), ValueError, r"x must have 5 dimensions"),
+        (SeqAvgPool2d(2), torch.rand(2, 4, 8), ValueError,
+         r"x must have 5 dimensions \[T, B, C, H, W\]"),
+        (SeqMaxPool2d(2), torch.rand(2, 4, 8), ValueError, r"x must have 5 dimensions"),
+        (SeqAdaptiveAvgPool2d(1), torch.rand(2, 4, 8), ValueError, r"x must have 5 dimensions"),
+        (SeqAvgPool2d(2), torch.rand(2, 4, 3, 1, 8, 8), ValueError, r"x must have 5 dimensions"),
     ],
 )  # fmt: skip
 def test_wrong_shape_or_dtype_is_named_in_time_major_terms(

@@ -1,15 +1,19 @@
 """Neuron step functions, multi-step functions and module shells."""
 
+import copy
+import pickle
 from typing import Any
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from neuronkit.snn import (
     ALIF,
     IF,
+    LI,
     LIF,
     PLIF,
     ALIFState,
@@ -17,6 +21,7 @@ from neuronkit.snn import (
     CuBaLIFState,
     IFState,
     LIFState,
+    SeqLinear,
     alif_multistep,
     alif_step,
     cuba_lif_multistep,
@@ -516,3 +521,122 @@ def test_neurons_are_channel_local_unless_a_setting_is_per_neuron(kind: str) -> 
     assert not module(threshold=per_neuron).channel_local
     assert module(threshold=torch.tensor(1.5)).channel_local
     assert PLIF().channel_local  # its learnable tau is one 0-d parameter per layer
+
+
+# ---- tensor settings are buffers -----------------------------------------------------------------
+
+PER_NEURON = {  # kind: the settings given as one tensor value per neuron
+    "if": {"threshold": (0.5, 1.5)},
+    "lif": {"tau": (1.5, 4.0), "threshold": (0.5, 1.5)},
+    "alif": {"tau": (1.5, 4.0), "tau_adapt": (5.0, 30.0), "beta": (0.5, 2.0)},
+    "cuba": {"tau_mem": (2.0, 12.0), "tau_syn": (1.5, 6.0), "threshold": (0.5, 1.5)},
+}
+
+
+def _per_neuron(kind: str, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        n: lo + (hi - lo) * torch.rand(5, generator=g) for n, (lo, hi) in PER_NEURON[kind].items()
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_tensor_settings_are_in_the_state_dict_and_follow_the_module(kind: str) -> None:
+    module_cls = STEPS[kind][3]
+    settings_ = _per_neuron(kind, seed=0)
+    a = module_cls(**settings_)
+    assert sorted(a.state_dict()) == sorted(settings_)
+    assert list(a.parameters()) == []
+    b = module_cls(**_per_neuron(kind, seed=1))
+    x = _drive(dtype=torch.float32)
+    assert not torch.equal(a(x), b(x))
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a(x), b(x))
+    # they move and cast with the module (as .to(device) moves them)
+    assert all(getattr(a.double(), name).dtype == F64 for name in settings_)
+    assert torch.equal(copy.deepcopy(a)(x.double()), a(x.double()))
+    assert torch.equal(pickle.loads(pickle.dumps(a))(x.double()), a(x.double()))
+    # floats stay attributes, parameters stay parameters
+    assert module_cls().state_dict() == {}
+    name = next(iter(settings_))
+    learnable = module_cls(**{name: nn.Parameter(settings_[name])})
+    assert [n for n, _ in learnable.named_parameters()] == [name]
+    assert list(learnable.buffers()) == []
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_state_dict_without_the_tensor_settings_still_loads(kind: str) -> None:
+    # saved before the settings were buffers (0.3.17): the constructed values stay
+    module_cls = STEPS[kind][3]
+    a = module_cls(**_per_neuron(kind, seed=0))
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    a.load_state_dict({})
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in before.items())
+
+
+def test_lif_pickled_by_older_versions_still_loads() -> None:
+    # 0.3.17 kept tau as the plain attribute ``_tau``
+    lif = LIF(tau=3.0)
+    state = lif.__getstate__()
+    state["_tau"] = state.pop("tau")
+    old = LIF.__new__(LIF)
+    old.__setstate__(state)
+    x = _drive()
+    assert torch.equal(old(x), lif(x))
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_repr_of_per_neuron_settings_shows_shape_and_range(kind: str) -> None:
+    module_cls = STEPS[kind][3]
+    settings_ = _per_neuron(kind, seed=0)
+    text = repr(module_cls(**settings_))
+    for name, value in settings_.items():
+        assert f"{name}=tensor(shape=[5], min={float(value.min()):.4g}" in text
+    name = next(iter(settings_))
+    one = repr(module_cls(**{name: nn.Parameter(torch.tensor(2.5))}))
+    assert f"{name}=2.5," in one
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_channel_local_sees_per_neuron_parameters(kind: str) -> None:
+    module_cls = STEPS[kind][3]
+    name = next(iter(PER_NEURON[kind]))
+    per_neuron = _per_neuron(kind, seed=0)[name]
+    assert not module_cls(**{name: nn.Parameter(per_neuron)}).channel_local
+    assert module_cls(**{name: nn.Parameter(per_neuron[:1])}).channel_local
+
+
+@pytest.mark.parametrize("kind", sorted(STEPS))
+def test_flags_of_the_functions_are_type_checked(kind: str) -> None:
+    step, multistep, _, _ = STEPS[kind]
+    x = _drive()
+    with pytest.raises(TypeError, match="validate must be bool"):
+        multistep(x, validate="yes")
+    with pytest.raises(TypeError, match="validate must be bool"):
+        step(x[0], validate="yes")
+    if kind in ("if", "lif"):
+        with pytest.raises(TypeError, match="fused must be bool"):
+            multistep(x, fused="yes")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: LIF(tau=v),
+        lambda v: LIF(v_reset=-v / 8),
+        lambda v: IF(threshold=v / 4),
+        lambda v: ALIF(tau=v),
+        lambda v: CuBaLIF(tau_mem=v),
+        lambda v: LI(tau=v),
+    ],
+    ids=["lif_tau", "lif_v_reset", "if_threshold", "alif_tau", "cuba_tau_mem", "li_tau"],
+)
+def test_compiled_models_with_different_float_settings(make: Any) -> None:
+    # dynamo traces a float setting that changes between compiled models as a symbol, whose
+    # value cannot be read by the parameter checks
+    torch._dynamo.reset()
+    x = _drive(T=4, B=2, N=8, dtype=torch.float32)
+    for value in (2.0, 3.0):
+        net = nn.Sequential(SeqLinear(8, 16), make(value))
+        compiled = torch.compile(net, fullgraph=True, backend="eager")
+        assert torch.equal(compiled(x), net(x))

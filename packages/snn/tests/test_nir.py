@@ -342,6 +342,31 @@ def test_import_li_and_scale() -> None:
     assert net(torch.as_tensor(x, dtype=torch.float32)).dtype == torch.float32
 
 
+def test_imported_per_neuron_settings_round_trip_through_the_state_dict() -> None:
+    n, zeros = 4, np.zeros(4)
+
+    def graph(seed: int) -> nir.NIRGraph:
+        rng = np.random.default_rng(seed)
+        lif = nir.LIF(
+            tau=rng.uniform(2e-3, 6e-3, n),
+            r=rng.uniform(0.5, 2.0, n),  # neither 1 nor tau / dt: an input gain per neuron
+            v_leak=zeros,
+            v_threshold=rng.uniform(0.5, 1.5, n),
+            v_reset=zeros,
+        )
+        li = nir.LI(tau=rng.uniform(2e-3, 6e-3, n), r=np.ones(n), v_leak=zeros)
+        return nir.NIRGraph.from_list(lif, nir.Threshold(rng.uniform(0.5, 1.5, n)), li)
+
+    a, b = from_nir(graph(0), dt=1e-3), from_nir(graph(1), dt=1e-3)
+    keys = a.state_dict().keys()
+    assert {k.rsplit(".", 1)[-1] for k in keys} == {"gain", "tau", "threshold"}
+    x = torch.rand(12, 3, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    assert not torch.equal(a(x), b(x))
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a(x), b(x))
+    assert all(v.dtype == torch.float32 for v in a.float().state_dict().values())
+
+
 def test_dag_with_skip_connection_sums_inputs_and_re_exports() -> None:
     torch.manual_seed(0)
     w1, w2, w3 = (np.random.default_rng(i).normal(size=(4, 4)) for i in range(3))

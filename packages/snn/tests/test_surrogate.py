@@ -162,6 +162,19 @@ def test_bad_inputs() -> None:
         get_surrogate(ATan(), alpha=2.0)
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_integer_input_is_refused(cls: type[Surrogate]) -> None:
+    ints = torch.ones(3, dtype=torch.long)
+    with pytest.raises(
+        TypeError, match=r"x must be a floating-point tensor, got dtype torch\.int64"
+    ):
+        cls()(ints)
+    with pytest.raises(
+        TypeError, match=r"x must be a floating-point tensor, got dtype torch\.int64"
+    ):
+        cls().derivative(ints)
+
+
 def test_nan_is_not_reported_as_no_spike() -> None:
     x = torch.tensor([float("nan"), 1.0, -1.0, float("inf"), float("-inf")])
     want = torch.tensor([float("nan"), 1.0, 0.0, 1.0, 0.0])

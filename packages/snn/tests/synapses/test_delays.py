@@ -165,6 +165,40 @@ def test_round_clamp_and_soft() -> None:
         DelayedLinear(2, 2, max_delay=4, delays="fixed", seed=0).soft_delays()
 
 
+def test_tap_mode_survives_a_state_dict_round_trip() -> None:
+    x = torch.rand(20, 4, 16, generator=torch.Generator().manual_seed(0))
+    a = DelayedLinear(16, 8, max_delay=10, seed=0)
+    a.set_sigma(0.23)
+    a.round_delays()
+    b = DelayedLinear(16, 8, max_delay=10, seed=1)
+    b.load_state_dict(a.state_dict())
+    assert b.hard
+    assert torch.equal(b(x), a(x))
+    a.soft_delays()  # and back: soft taps reload as soft
+    b.load_state_dict(a.state_dict())
+    assert not b.hard
+    assert torch.equal(b(x), a(x))
+    # a state dict saved before the mode was in it loads and keeps the layer's own mode
+    old = {k: v for k, v in a.state_dict().items() if not k.endswith("_extra_state")}
+    b.round_delays()
+    b.load_state_dict(old)
+    assert b.hard
+    # a fixed-delay layer stays hard
+    fixed = DelayedLinear(16, 8, max_delay=10, delays="fixed", seed=0)
+    fixed.load_state_dict(a.state_dict())
+    assert fixed.hard
+    with pytest.raises(ValueError, match="state must be a dict"):
+        fixed.set_extra_state(True)
+
+
+def test_bias_follows_the_input_dtype() -> None:
+    layer = DelayedLinear(4, 3, 6, bias=True, seed=0)
+    x = torch.rand(10, 2, 4, dtype=torch.float64)
+    out = layer(x)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out.float(), layer(x.float()))
+
+
 def test_sigma_schedule_matches_reference_decay() -> None:
     layer = DelayedLinear(2, 2, max_delay=25, seed=0)
     assert layer.sigma.item() == 12.5

@@ -155,6 +155,10 @@ def test_bptt_bad_inputs() -> None:
         bptt_train_epoch(net, [], opt, 2)
     with pytest.raises(ValueError, match="batch"):
         bptt_train_epoch(net, [(torch.rand(3, 5), torch.zeros(2).long())], opt, 2)
+    with pytest.raises(TypeError, match="y must hold integer class indices"):
+        bptt_train_epoch(net, [(torch.rand(3, 5), torch.zeros(3))], opt, 2)
+    with pytest.raises(TypeError, match="y must hold integer class indices"):
+        evaluate_steps(net, torch.rand(3, 5), torch.zeros(3), 2)
 
 
 def test_evaluate_steps_restores_mode() -> None:

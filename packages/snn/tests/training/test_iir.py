@@ -65,6 +65,12 @@ def test_iirlif_bad_inputs_and_frozen() -> None:
         IIRLIF(threshold=0.0)
     with pytest.raises(ValueError, match="x"):
         IIRLIF()(torch.rand(3, 4))
+    nan = torch.rand(5, 2, 4)
+    nan[2, 1, 3] = float("nan")
+    with pytest.raises(ValueError, match="x must be finite"):
+        IIRLIF()(nan)  # as the other neurons
+    with pytest.raises(ValueError, match="x must be finite"):
+        IIRLIF(leak=0.0)(torch.full((3, 2, 4), float("inf")))
     frozen = IIRLIF(learn_leak=False, learn_threshold=False)
     assert list(frozen.parameters()) == []
 

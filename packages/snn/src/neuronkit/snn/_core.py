@@ -1,5 +1,6 @@
 """Private arithmetic shared by the step functions, the reference loop and the fused path,
-and the :class:`ChannelLocal` declaration shared by the stateful module shells.
+the validation helpers, and what the stateful module shells share: :class:`ChannelLocal`,
+:class:`Settings` and :func:`hold` (tensor settings are buffers).
 
 Everything here is unvalidated. Keeping a single copy of the update equations is what makes
 the fused multi-step path bit-identical to the step-by-step reference: both call
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from neuronkit.common import check_choice, check_finite, check_number, check_type
 
@@ -190,6 +191,14 @@ def cuba_core(
 # ---- validation (Python-level, cheap: a tensor parameter costs one reduction) --------------
 
 
+def check_scalar(name: str, value: Any, **bounds: Any) -> None:
+    """:func:`~neuronkit.common.check_number`, skipped while compiling: dynamo may trace a float
+    setting as a symbol (a second module with another ``tau``), whose finiteness cannot be
+    read; modules checked theirs at construction."""
+    if not torch.compiler.is_compiling():
+        check_number(name, value, **bounds)
+
+
 def _value_range(value: Tensor) -> tuple[float, float] | None:
     """``(min, max)`` of a floating tensor: one reduction and one host read (both NaN if any
     element is NaN). None for an empty tensor, or while compiling (a read is a graph break)."""
@@ -204,9 +213,10 @@ def check_param(
 ) -> float | None:
     """A float, or a floating tensor whose every element is finite, checked against bounds.
 
-    A tensor (also a learnable one) is checked with one ``aminmax`` over its values. Returns
-    a tensor's minimum (None for a float, an empty tensor, or while compiling), so callers can
-    check further bounds without another reduction.
+    A tensor (also a learnable one) is checked with one ``aminmax`` over its values, a number
+    with :func:`check_scalar` (neither is read while compiling). Returns a tensor's minimum
+    (None for a float, an empty tensor, or while compiling), so callers can check further
+    bounds without another reduction.
     """
     if isinstance(value, Tensor):
         if not value.is_floating_point():
@@ -225,7 +235,7 @@ def check_param(
         if ge is not None and not lo >= ge:
             raise ValueError(f"{name} must be >= {ge:g}, got a tensor with minimum {lo:g}")
         return lo
-    check_number(name, value, gt=gt, ge=ge)
+    check_scalar(name, value, gt=gt, ge=ge)
     return None
 
 
@@ -252,7 +262,7 @@ def check_tau(name: str, tau: Any, dt: float) -> None:
 def check_common(threshold: Any, v_reset: Any, reset_mode: Any, detach_reset: Any) -> None:
     """Validate the arguments every neuron shares (the surrogate is checked on lookup)."""
     low = check_param("threshold", threshold, gt=0)
-    check_number("v_reset", v_reset)
+    check_scalar("v_reset", v_reset)
     check_type("reset", reset_mode, str)
     check_choice("reset", reset_mode, RESETS)
     check_type("detach_reset", detach_reset, bool)
@@ -266,7 +276,7 @@ def check_common(threshold: Any, v_reset: Any, reset_mode: Any, detach_reset: An
 
 
 def check_dt(dt: Any) -> None:
-    check_number("dt", dt, gt=0)
+    check_scalar("dt", dt, gt=0)
 
 
 def check_input(x: Any, *, multistep: bool) -> None:
@@ -352,6 +362,52 @@ def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) ->
         raise TypeError(f"{name} must have x's dtype {dtype}, got {value.dtype}")
 
 
+def hold(module: nn.Module, name: str, value: Any) -> None:
+    """Keep a setting (``tau``, ``threshold``, ...) on ``module``: a plain tensor as a buffer
+    (in the state dict, moved and cast with the module), an ``nn.Parameter`` as a parameter,
+    a number as an attribute."""
+    if isinstance(value, Tensor) and not isinstance(value, nn.Parameter):
+        module.register_buffer(name, value)
+    else:
+        setattr(module, name, value)
+
+
+def describe(value: Any) -> str:
+    """A setting as ``extra_repr`` shows it: a one-value tensor by its value, a larger one by
+    its shape and range (a number by ``repr``)."""
+    if not isinstance(value, Tensor):
+        return repr(value)
+    t = value.detach()
+    if t.numel() == 1 and not t.is_meta:
+        return f"{float(t):.4g}"
+    if t.numel() == 0 or t.is_meta:
+        return f"tensor(shape={list(t.shape)})"
+    lo, hi = torch.aminmax(t.float())
+    return f"tensor(shape={list(t.shape)}, min={float(lo):.4g}, max={float(hi):.4g})"
+
+
+class Settings:
+    """Mixin of modules that :func:`hold` their tensor settings as buffers: a state dict saved
+    before they were buffers (0.3.17 and older) lacks them and still loads, keeping the
+    constructed values."""
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        super()._load_from_state_dict(  # type: ignore[misc]
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        own = {prefix + name for name in vars(self).get("_buffers", {})}
+        missing_keys[:] = [k for k in missing_keys if k not in own]
+
+
 class ChannelLocal:
     """Mixin of modules over ``[T, B, ...]`` whose every output element depends only on the same
     input element (over time): spiking neurons, leaky integrators, delays.
@@ -364,5 +420,8 @@ class ChannelLocal:
 
     @property
     def channel_local(self) -> bool:
-        """True when every tensor-valued setting is a single value."""
-        return all(v.numel() == 1 for v in vars(self).values() if isinstance(v, Tensor))
+        """True when every tensor-valued setting (parameter, buffer or attribute) is a single
+        value."""
+        held = vars(self)
+        values = [*held.get("_parameters", {}).values(), *held.get("_buffers", {}).values()]
+        return all(v.numel() == 1 for v in [*values, *held.values()] if isinstance(v, Tensor))

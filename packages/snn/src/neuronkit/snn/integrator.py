@@ -34,13 +34,17 @@ from neuronkit.common import check_number, check_type
 
 from ._core import (
     ChannelLocal,
+    Settings,
     broadcasts,
     check_broadcast,
     check_finite_input,
     check_finite_run,
     check_input,
+    check_scalar,
     check_state,
     check_tau,
+    describe,
+    hold,
 )
 
 __all__ = ["LI", "Delay", "LIState", "delay", "li_multistep", "li_step"]
@@ -55,9 +59,9 @@ class LIState(NamedTuple):
 
 
 def _check_params(tau: Any, v_leak: Any, decay_input: Any, dt: Any) -> None:
-    check_number("dt", dt, gt=0)
+    check_scalar("dt", dt, gt=0)
     check_tau("tau", tau, dt)  # a tensor's values too: one reduction
-    check_number("v_leak", v_leak)
+    check_scalar("v_leak", v_leak)
     check_type("decay_input", decay_input, bool)
 
 
@@ -127,6 +131,7 @@ def li_step(
         The membrane after the step (the integrator's output) and the new state.
     """
     check_input(x, multistep=False)
+    check_type("validate", validate, bool)
     if validate:
         _check_params(tau, v_leak, decay_input, dt)
     check_broadcast("tau", tau, x.shape)
@@ -151,6 +156,7 @@ def li_multistep(
     Returns ``(v [T, B, ...], LIState)``: the membrane after every step and the final state.
     """
     check_input(x, multistep=True)
+    check_type("validate", validate, bool)
     if validate:
         _check_params(tau, v_leak, decay_input, dt)
     shape = x.shape[1:]
@@ -165,8 +171,10 @@ def li_multistep(
     return torch.stack(out), LIState(v)
 
 
-class LI(ChannelLocal, nn.Module):
+class LI(Settings, ChannelLocal, nn.Module):
     """Leaky integrator (non-spiking) neurons; see :func:`li_step` for the arguments.
+
+    A tensor ``tau`` is a buffer (an ``nn.Parameter`` stays a parameter).
 
     ``forward(x [T, B, ...]) -> v [T, B, ...]``, ``run(x, state) -> (v, LIState)``,
     ``step(x_t [B, ...], state) -> (v_t, LIState)``.
@@ -174,6 +182,8 @@ class LI(ChannelLocal, nn.Module):
     >>> LI(tau=4.0)(torch.ones(3, 2, 5)).shape
     torch.Size([3, 2, 5])
     """
+
+    tau: Param
 
     def __init__(
         self,
@@ -187,7 +197,7 @@ class LI(ChannelLocal, nn.Module):
         super().__init__()
         _check_params(tau, v_leak, decay_input, dt)
         check_type("validate", validate, bool)
-        self.tau = tau
+        hold(self, "tau", tau)
         self.v_leak = v_leak
         self.decay_input = decay_input
         self.dt = dt
@@ -215,7 +225,7 @@ class LI(ChannelLocal, nn.Module):
         return li_step(x, state, **self._kw())
 
     def extra_repr(self) -> str:
-        tau = f"{float(self.tau.detach().mean()) if isinstance(self.tau, Tensor) else self.tau:.4g}"
+        tau = describe(self.tau) if isinstance(self.tau, Tensor) else f"{self.tau:.4g}"
         return f"tau={tau}, v_leak={self.v_leak}, decay_input={self.decay_input}, dt={self.dt}"
 
 

@@ -78,11 +78,11 @@ class TimeDistributed(nn.Module):
 class _OverTime(nn.Module):
     """Mixin placed before a torch layer: its ``forward`` then takes ``[T, B, ...]``.
 
-    A layer with weights also checks what the folded call would otherwise report in terms of
-    ``[T*B, ...]`` (or not at all, for an input one rank short, which torch reads as unbatched):
-    a floating dtype, the rank (``_ranks``, None for any >= 3) and the size of the feature axis
-    (``_axis``) against the layer's ``_features`` attribute. Like the torch layers, values
-    (NaN) are not checked; the neurons downstream do that.
+    A layer checks what the folded call would otherwise report in terms of ``[T*B, ...]`` (or
+    not at all, for an input one rank short, which torch reads as unbatched): the rank
+    (``_ranks``, None for any >= 3) and, for a layer with weights, a floating dtype and the size
+    of the feature axis (``_axis``) against the layer's ``_features`` attribute. Like the torch
+    layers, values (NaN) are not checked; the neurons downstream do that.
     """
 
     # the torch layer applied with one extra leading axis (time) folded into its batch: tools
@@ -95,26 +95,26 @@ class _OverTime(nn.Module):
 
     def forward(self, x: Tensor) -> Any:
         _check_seq(x)
-        if self._features is not None:
-            self._check_layer(x)
-        return _fold(super().forward, x)
-
-    def _check_layer(self, x: Tensor) -> None:
-        if not (x.is_floating_point() or x.is_complex()):
-            raise TypeError(
-                f"x must be a floating-point tensor {self._layout}, got dtype {x.dtype}"
-            )
         if self._ranks is not None and x.ndim not in self._ranks:
             ranks = " or ".join(map(str, self._ranks))
             raise ValueError(
                 f"x must have {ranks} dimensions {self._layout} (time-major), got shape "
                 f"{tuple(x.shape)}"
             )
-        want = getattr(self, self._features)  # type: ignore[arg-type]
+        if self._features is not None:
+            self._check_layer(x, self._features)
+        return _fold(super().forward, x)
+
+    def _check_layer(self, x: Tensor, features: str) -> None:
+        if not (x.is_floating_point() or x.is_complex()):
+            raise TypeError(
+                f"x must be a floating-point tensor {self._layout}, got dtype {x.dtype}"
+            )
+        want = getattr(self, features)
         if x.shape[self._axis] != want:
             where = "the last dimension" if self._axis == -1 else f"dim {self._axis}"
             raise ValueError(
-                f"x must have size {want} ({self._features}) in {where} of {self._layout}, "
+                f"x must have size {want} ({features}) in {where} of {self._layout}, "
                 f"got shape {tuple(x.shape)}"
             )
 
@@ -152,13 +152,19 @@ class SeqBatchNorm2d(_OverTime, nn.BatchNorm2d):
 class SeqAvgPool2d(_OverTime, nn.AvgPool2d):
     """``nn.AvgPool2d`` over time: ``[T, B, C, H, W] -> [T, B, C, H', W']``."""
 
+    _ranks, _layout = (5,), "[T, B, C, H, W]"
+
 
 class SeqMaxPool2d(_OverTime, nn.MaxPool2d):
     """``nn.MaxPool2d`` over time: ``[T, B, C, H, W] -> [T, B, C, H', W']``."""
 
+    _ranks, _layout = (5,), "[T, B, C, H, W]"
+
 
 class SeqAdaptiveAvgPool2d(_OverTime, nn.AdaptiveAvgPool2d):
     """``nn.AdaptiveAvgPool2d`` over time: ``[T, B, C, H, W] -> [T, B, C, h, w]``."""
+
+    _ranks, _layout = (5,), "[T, B, C, H, W]"
 
 
 class SeqFlatten(_OverTime, nn.Flatten):

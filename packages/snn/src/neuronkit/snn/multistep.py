@@ -37,8 +37,9 @@ none        1             0
 * (u_t - v_{t-1})``, a tensor ``lam`` ``sum_t dh_t * v_{t-1}`` (the membranes recomputed from
 ``h`` with the forward's own reset op, so bit-identical), a tensor ``threshold`` the sum of its
 per-step partials, each reduced to the parameter's shape (autograd carries them on to
-``tau``). The backward is ``once_differentiable`` (no double backward) and the Function has no
-forward-mode/vmap rule: use the reference path (``fused=False``) for those.
+``tau``). The backward is once-differentiable: asked for a graph of itself (``create_graph=True``,
+for double backward) it raises; the Function has no forward-mode/vmap rule either. Use the
+reference path (``fused=False``) for those.
 
 A potential-dependent surrogate (``surrogate.needs_potential``, e.g. PDSG) shapes each step's
 gradient from running statistics of the membrane, which the time-parallel backward cannot
@@ -55,7 +56,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from neuronkit.common import check_type
 
@@ -160,8 +160,13 @@ class _FusedLIF(torch.autograd.Function):
         return spikes, v
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, g_s: Tensor | None, g_v: Tensor | None) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():  # autograd runs backward with grad mode = create_graph
+            raise RuntimeError(
+                "the fused LIF/IF backward is once-differentiable: create_graph=True (double "
+                "backward, gradient penalties) needs the reference path, fused=False "
+                "(lif_multistep(..., fused=False), LIF(..., fused=False))"
+            )
         h, u, v0, w_t, lam_t, thr_t = ctx.saved_tensors
         w_f, lam_f, thr_f = ctx.floats
         w = w_t if w_t is not None else w_f

@@ -177,6 +177,11 @@ def _check_lif(
     check_type("decay_input", decay_input, bool)
 
 
+def _check_flags(fused: Any, validate: Any) -> None:
+    check_type("fused", fused, bool)
+    check_type("validate", validate, bool)
+
+
 def _steps(tau: Param, dt: float) -> Param:
     return tau / dt
 
@@ -300,6 +305,7 @@ def if_step(
         validate: check parameters (a tensor's values too, one reduction each) and the
             finiteness of ``x`` and ``state`` (shapes and dtypes are always checked).
     """
+    check_type("validate", validate, bool)
     if validate:
         _core.check_common(threshold, v_reset, reset, detach_reset)
     sg = get_surrogate(surrogate)
@@ -336,6 +342,7 @@ def if_multistep(
     finiteness checked once on the final membrane); ``fused=False`` loops :func:`if_step`'s
     update under autograd. Both give the same bits forward.
     """
+    _check_flags(fused, validate)
     spikes, v, last = _if(
         x, state, threshold=threshold, v_reset=v_reset, reset=reset, detach_reset=detach_reset,
         surrogate=surrogate, fused=fused, validate=validate,
@@ -396,6 +403,7 @@ def lif_step(
         validate: check parameters (a tensor's values too, one reduction each) and the
             finiteness of ``x`` and ``state`` (shapes and dtypes are always checked).
     """
+    check_type("validate", validate, bool)
     if validate:
         _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
     sg = get_surrogate(surrogate)
@@ -428,6 +436,7 @@ def lif_multistep(
     finiteness checked once on the final membrane); ``fused=False`` loops :func:`lif_step`'s
     update under autograd. Both give the same bits forward.
     """
+    _check_flags(fused, validate)
     spikes, v, last = _lif(
         x, state, tau=tau, threshold=threshold, v_reset=v_reset, reset=reset,
         detach_reset=detach_reset, decay_input=decay_input, dt=dt, surrogate=surrogate,
@@ -498,6 +507,7 @@ def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
     Returns ``(spikes, state)`` for one step, a :class:`NeuronOutput` for ``multistep``.
     """
     x, validate = kw["x"], kw["validate"]
+    check_type("validate", validate, bool)
     if validate:
         _check_two_state(spec, kw)
     sg = get_surrogate(kw["surrogate"])
@@ -626,8 +636,13 @@ def cuba_lif_multistep(
 # ---- modules -------------------------------------------------------------------------------------
 
 
-class _Neuron(_core.ChannelLocal, nn.Module):
-    """Common shell: parameters are validated once here; ``forward`` returns spikes only."""
+class _Neuron(_core.Settings, _core.ChannelLocal, nn.Module):
+    """Common shell: parameters are validated once here; ``forward`` returns spikes only.
+
+    A tensor setting (``threshold``, ``tau``, ...) is a buffer, an ``nn.Parameter`` a parameter
+    (both in the state dict), a number a plain attribute (:func:`_core.hold`)."""
+
+    threshold: Param
 
     def __init__(
         self,
@@ -642,7 +657,7 @@ class _Neuron(_core.ChannelLocal, nn.Module):
         _core.check_common(threshold, v_reset, reset, detach_reset)
         check_type("validate", validate, bool)
         self.surrogate = get_surrogate(surrogate)
-        self.threshold = threshold
+        _core.hold(self, "threshold", threshold)
         self.v_reset = v_reset
         self.reset = reset
         self.detach_reset = detach_reset
@@ -675,7 +690,9 @@ class _Neuron(_core.ChannelLocal, nn.Module):
 
     def extra_repr(self) -> str:
         skip = {"validate"}
-        return ", ".join(f"{k}={v!r}" for k, v in self._common().items() if k not in skip)
+        return ", ".join(
+            f"{k}={_core.describe(v)}" for k, v in self._common().items() if k not in skip
+        )
 
 
 class IF(_Neuron):
@@ -722,6 +739,8 @@ class LIF(_Neuron):
     torch.Size([4, 3, 5])
     """
 
+    tau: Param  # membrane time constant (a tensor derived from ``w`` for :class:`PLIF`)
+
     def __init__(
         self,
         tau: float = 2.0,
@@ -739,15 +758,18 @@ class LIF(_Neuron):
         super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
         _check_lif(tau, threshold, v_reset, reset, detach_reset, decay_input, dt)
         check_type("fused", fused, bool)
-        self._tau = tau
+        self._hold_tau(tau)
         self.decay_input = decay_input
         self.dt = dt
         self.fused = fused
 
-    @property
-    def tau(self) -> Param:
-        """Membrane time constant (a tensor for :class:`PLIF`)."""
-        return self._tau
+    def _hold_tau(self, tau: Param) -> None:
+        _core.hold(self, "tau", tau)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_tau" in state:  # pickled by 0.3.17 or older, which kept tau as ``_tau``
+            state["tau"] = state.pop("_tau")
+        super().__setstate__(state)
 
     def _lif(self) -> dict[str, Any]:
         return {"tau": self.tau, "decay_input": self.decay_input, "dt": self.dt, **self._common()}
@@ -763,7 +785,7 @@ class LIF(_Neuron):
         return lif_step(x, state, **self._lif())
 
     def extra_repr(self) -> str:
-        tau = f"{float(self.tau.detach()) if isinstance(self.tau, Tensor) else self.tau:.4g}"
+        tau = _core.describe(self.tau) if isinstance(self.tau, Tensor) else f"{self.tau:.4g}"
         return f"tau={tau}, decay_input={self.decay_input}, dt={self.dt}, {super().extra_repr()}"
 
 
@@ -805,8 +827,11 @@ class PLIF(LIF):
         )
         self.w = nn.Parameter(torch.tensor(-math.log(init_tau / dt - 1.0)))
 
+    def _hold_tau(self, tau: Param) -> None:
+        """Nothing to keep: ``tau`` derives from ``w``."""
+
     @property
-    def tau(self) -> Tensor:
+    def tau(self) -> Tensor:  # type: ignore[override]  # read-only: derived from w
         """``dt * (1 + exp(-w))``, a 0-d tensor that carries the gradient to ``w``."""
         return self.dt * (1.0 + torch.exp(-self.w))
 
@@ -819,8 +844,9 @@ class _TwoStateNeuron(_Neuron):
 
     def _init_two_state(self, kw: dict[str, Any]) -> None:
         _check_two_state(self._spec, kw)
-        for name in (*self._spec.taus, *self._spec.extra, "decay_input", "dt"):
-            setattr(self, name, kw[name])
+        for name in (*self._spec.taus, *self._spec.extra):
+            _core.hold(self, name, kw[name])
+        self.decay_input, self.dt = kw["decay_input"], kw["dt"]
 
     def _names(self) -> tuple[str, ...]:
         return (*self._spec.taus, *self._spec.extra, "decay_input", "dt")
@@ -836,7 +862,7 @@ class _TwoStateNeuron(_Neuron):
         return _two_state(self._spec, self._kw(x, state), multistep=False)
 
     def extra_repr(self) -> str:
-        own = ", ".join(f"{name}={getattr(self, name)}" for name in self._names())
+        own = ", ".join(f"{name}={_core.describe(getattr(self, name))}" for name in self._names())
         return f"{own}, {super().extra_repr()}"
 
 

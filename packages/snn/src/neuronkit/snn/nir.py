@@ -81,7 +81,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import as_float_array, check_number, check_type
 
-from ._core import broadcasts
+from ._core import Settings, broadcasts, hold
 from .integrator import LI, Delay
 from .layers import SeqAvgPool2d, SeqConv1d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
 from .neurons import ALIF, IF, LIF, CuBaLIF
@@ -130,17 +130,19 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 # ---- small executor modules (what NIR nodes without a counterpart here import as) -----------
 
 
-class Threshold(nn.Module):
+class Threshold(Settings, nn.Module):
     """NIR ``Threshold`` node over time: ``z = 1[x >= threshold]`` for ``x: [T, B, ...]``.
 
-    ``threshold`` is a float or a tensor of one sample's shape. No gradient flows (a graph
-    imported for inference); use the neuron modules to train.
+    ``threshold`` is a float or a tensor of one sample's shape (a buffer). No gradient flows
+    (a graph imported for inference); use the neuron modules to train.
     """
+
+    threshold: float | Tensor
 
     def __init__(self, threshold: float | Tensor) -> None:
         super().__init__()
         _check_float_or_tensor("threshold", threshold)
-        self.threshold = threshold
+        hold(self, "threshold", threshold)
 
     def forward(self, x: Tensor) -> Tensor:
         thr = self.threshold
@@ -150,19 +152,22 @@ class Threshold(nn.Module):
 
 
 def _on_device(value: float | Tensor, x: Tensor) -> float | Tensor:
-    """A per-neuron tensor parameter on ``x``'s device (kept as a plain attribute, it does not
-    follow ``module.to(device)``); floats pass through."""
+    """A tensor setting on ``x``'s device (a buffer, already there once the module is moved
+    with ``module.to(device)``); floats pass through."""
     return value.to(x.device) if isinstance(value, Tensor) else value
 
 
-class Integrator(nn.Module):
+class Integrator(Settings, nn.Module):
     """NIR ``I`` node (perfect integrator ``dv/dt = r I``) over time: ``v_t = v_{t-1} + g
-    x_t`` with ``g = r dt`` (``g = 1`` skips the product); ``x, v: [T, B, ...]``, ``v_0 = 0``."""
+    x_t`` with ``g = r dt`` (``g = 1`` skips the product; a tensor ``g`` is a buffer);
+    ``x, v: [T, B, ...]``, ``v_0 = 0``."""
+
+    gain: float | Tensor
 
     def __init__(self, gain: float | Tensor = 1.0) -> None:
         super().__init__()
         _check_float_or_tensor("gain", gain)
-        self.gain = gain
+        hold(self, "gain", gain)
 
     def forward(self, x: Tensor) -> Tensor:
         if not (isinstance(self.gain, float) and self.gain == 1.0):
@@ -189,15 +194,18 @@ class Scale(nn.Module):
         return x * self.scale.to(x.dtype)  # NIR arrays are float64: keep the input's dtype
 
 
-class InputGain(nn.Module):
+class InputGain(Settings, nn.Module):
     """A neuron whose input is multiplied by ``gain`` first (NIR's ``r`` / ``w_in`` when they
-    are not a value the neuron expresses itself): ``neuron(x * gain)``."""
+    are not a value the neuron expresses itself): ``neuron(x * gain)``; a tensor ``gain`` is a
+    buffer."""
+
+    gain: float | Tensor
 
     def __init__(self, gain: float | Tensor, neuron: nn.Module) -> None:
         super().__init__()
         _check_float_or_tensor("gain", gain)
         check_type("neuron", neuron, nn.Module)
-        self.gain = gain
+        hold(self, "gain", gain)
         self.neuron = neuron
 
     def forward(self, x: Tensor) -> Tensor:

@@ -78,6 +78,14 @@ def _const(value: float, like: Tensor) -> Tensor:
     return c if isinstance(c, Tensor) else torch.full((), c, dtype=like.dtype, device=like.device)
 
 
+def _floating(x: Any) -> Tensor:
+    """``x`` itself, checked to be a floating-point tensor (what spike functions differentiate)."""
+    check_type("x", x, Tensor)
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
 def _heaviside(x: Tensor) -> Tensor:
     """:func:`heaviside` without the NaN pass: what the neurons fire with (their input and
     state are checked finite upstream, so the extra ops would only slow every step)."""
@@ -146,7 +154,7 @@ class Surrogate:
     def __call__(self, x: Tensor) -> Tensor:
         """Spikes ``H(x)`` (``x = v - threshold``, any shape) with the surrogate gradient; NaN
         where ``x`` is NaN (see :func:`heaviside`)."""
-        out: Tensor = SpikeFunction.apply(x, self)
+        out: Tensor = SpikeFunction.apply(_floating(x), self)
         return out
 
     def _spike(self, x: Tensor) -> Tensor:
@@ -191,6 +199,7 @@ class ATan(Surrogate):
     name: ClassVar[str] = "atan"
 
     def derivative(self, x: Tensor) -> Tensor:
+        _floating(x)
         # half / (1 + (c x)^2) = 1 / (1 / half + c^2 / half * x^2): one addcmul, one reciprocal
         half = self.alpha / 2
         c2 = (math.pi * half) ** 2
@@ -205,6 +214,7 @@ class Sigmoid(Surrogate):
     name: ClassVar[str] = "sigmoid"
 
     def derivative(self, x: Tensor) -> Tensor:
+        _floating(x)
         sig = (x * self.alpha).sigmoid_()
         return torch.addcmul(sig, sig, sig, value=-1.0).mul_(self.alpha)  # sig - sig^2
 
@@ -217,6 +227,7 @@ class FastSigmoid(Surrogate):
     name: ClassVar[str] = "fast_sigmoid"
 
     def derivative(self, x: Tensor) -> Tensor:
+        _floating(x)
         return torch.add(_const(1.0, x), x.abs(), alpha=self.alpha).pow_(-2)
 
 
@@ -228,6 +239,7 @@ class Triangle(Surrogate):
     name: ClassVar[str] = "triangle"
 
     def derivative(self, x: Tensor) -> Tensor:
+        _floating(x)
         return x.abs().mul_(-(self.alpha**2)).add_(self.alpha).relu_()
 
 
@@ -239,6 +251,7 @@ class Gaussian(Surrogate):
     name: ClassVar[str] = "gaussian"
 
     def derivative(self, x: Tensor) -> Tensor:
+        _floating(x)
         # exp(log(alpha / sqrt(pi)) - alpha^2 x^2): one addcmul, one exp
         scale = _const(math.log(self.alpha / math.sqrt(math.pi)), x)
         return torch.addcmul(scale, x, x, value=-(self.alpha**2)).exp_()
@@ -252,6 +265,7 @@ class Rectangular(Surrogate):
     name: ClassVar[str] = "rectangular"
 
     def derivative(self, x: Tensor) -> Tensor:
+        _floating(x)
         t = x.detach().abs()  # piecewise constant: no gradient to carry
         return torch.lt(t, 0.5 / self.alpha, out=t).mul_(self.alpha)
 

@@ -193,6 +193,7 @@ class DelayedLinear(nn.Module):
             buffer).
         sigma: 0-d buffer, set by :class:`SigmaSchedule`.
         hard: True after :meth:`round_delays` (or for ``"fixed"``/``"none"``): integer taps.
+            Part of the state dict (its extra state), so a reloaded layer runs the same taps.
     """
 
     sigma: Tensor
@@ -284,7 +285,8 @@ class DelayedLinear(nn.Module):
             raise ValueError(
                 f"x must have shape [T, B, {self.in_features}] (time-major), got {tuple(x.shape)}"
             )
-        return delayed_linear(x, self.kernel().to(x.dtype), self.bias)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return delayed_linear(x, self.kernel().to(x.dtype), bias)
 
     # ---- delay bookkeeping ---------------------------------------------------------------
 
@@ -304,6 +306,32 @@ class DelayedLinear(nn.Module):
         if self.mode != "learned":
             raise ValueError(f"soft delays need delays='learned', this layer has {self.mode!r}")
         self.hard = False
+
+    def get_extra_state(self) -> dict[str, bool]:
+        """The tap mode, saved in the state dict with the positions it applies to."""
+        return {"hard": self.hard}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore the tap mode (a ``"fixed"`` or ``"none"`` layer stays hard)."""
+        if not (isinstance(state, dict) and isinstance(state.get("hard"), bool)):
+            raise ValueError(f"state must be a dict {{'hard': bool}}, got {state!r:.80}")
+        self.hard = state["hard"] or self.mode != "learned"
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        # a state dict saved before the mode was part of it (0.3.17 and older) keeps this one's
+        missing_keys[:] = [k for k in missing_keys if k != f"{prefix}_extra_state"]
 
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian spread (>= 0) of the taps."""

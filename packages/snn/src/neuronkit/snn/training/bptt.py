@@ -262,6 +262,8 @@ def _check_batch(x: Any, y: Any) -> None:
             f"each batch must be (x [B, ...], y [B]) with matching B, got shapes "
             f"{tuple(x.shape)} and {tuple(y.shape)}"
         )
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"y must hold integer class indices [B], got dtype {y.dtype}")
 
 
 def bptt_train_epoch(

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type
 
-from .._core import begin, fire
+from .._core import begin, check_finite_input, fire
 from ..encoding import direct_encode
 from ..layers import SeqAvgPool2d, SeqConv2d, SeqDropout, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
@@ -88,7 +88,7 @@ class IIRLIF(nn.Module):
     x_t - theta * s_{t-1}`` and ``s_t = H(u_t / theta - 1)`` (fires at ``u >= theta``). The
     leak's value is clamped to [0, 1] in the forward pass (1 is an IF neuron) with the gradient
     passed straight through, so a leak starting at 1 trains; the threshold must stay positive
-    (it is clamped at ``min_threshold``).
+    (it is clamped at ``min_threshold``). ``x`` must be finite, as for the other neurons.
 
     Args:
         leak: initial leak ``lam`` in [0, 1] (DIET-SNN starts converted networks at 1).
@@ -146,6 +146,7 @@ class IIRLIF(nn.Module):
             u = lam * u + x[t] - theta * s
             s = fire(self.surrogate, u / theta, 1.0)  # spikes where u / theta - 1 >= 0
             out.append(s)
+        check_finite_input(x, u)  # a NaN or infinity in x stays in u: one [B, ...] sum
         return torch.stack(out)
 
     def extra_repr(self) -> str:
