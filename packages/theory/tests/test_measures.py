@@ -12,11 +12,14 @@ from neuronkit.theory import (
     class_means,
     fourier_ipr,
     inverse_participation_ratio,
+    kernel_alignment,
+    kernel_target_alignment,
     nc1,
     nc2,
     nc3,
     nc4,
     neural_collapse_metrics,
+    relative_change,
     simplex_etf,
     split_threshold,
     within_class_variability,
@@ -314,3 +317,24 @@ def test_collapse_metrics_do_not_depend_on_the_feature_scale() -> None:
         for key, value in ref.items():
             assert tiny[key] == pytest.approx(value, rel=1e-9), key
     assert nc1(h * 1e-170, y) == pytest.approx(ref["nc1"], rel=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e300])
+def test_scale_free_measures_survive_extreme_scales(scale: float) -> None:
+    # squares of huge entries overflowed: NaN (inf / inf) or 0.0 (finite / inf)
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 4
+    h = torch.randn(4, 6, generator=g, dtype=torch.float64)[y]
+    h = h + 0.3 * torch.randn(40, 6, generator=g, dtype=torch.float64)
+    k1, k2 = h @ h.T / 10, torch.exp(-torch.cdist(h, h))
+    t = torch.randn(40, generator=g, dtype=torch.float64)
+    pairs = [
+        (within_class_variability(h * scale, y), within_class_variability(h, y)),
+        (kernel_alignment(k1 * scale, k2 * scale), kernel_alignment(k1, k2)),
+        (kernel_alignment(k1 * scale, k2, centered=True), kernel_alignment(k1, k2, centered=True)),
+        (kernel_target_alignment(k1 * scale, t), kernel_target_alignment(k1, t)),
+        (kernel_target_alignment(k1, t * scale), kernel_target_alignment(k1, t)),
+        (relative_change(h * 2 * scale, h * scale), relative_change(h * 2, h)),
+    ]
+    for got, want in pairs:
+        assert got == pytest.approx(want, rel=1e-12)

@@ -18,3 +18,12 @@ def test_installed_as_typed_namespace_portion() -> None:
     root = Path(pkg.__file__).parent
     assert (root / "py.typed").is_file()
     assert not (root.parent / "__init__.py").exists(), "neuronkit must stay a PEP 420 namespace"
+
+
+def test_the_readme_data_helpers_are_importable_from_the_package() -> None:
+    # the README says everything in it is importable from neuronkit.theory
+    from neuronkit.theory import data
+
+    assert pkg.darcy_dataset is data.darcy_dataset
+    assert pkg.function_task is data.function_task
+    assert {"darcy_dataset", "function_task"} <= set(pkg.__all__)

@@ -80,3 +80,26 @@ def test_median_of_an_even_number_of_repeats_averages_the_middle_two() -> None:
     errors = torch.tensor([[[0.1, 0.3]], [[0.4, 0.2]]], dtype=torch.float64)
     curve = ApproximationCurve(bands=[1.0, 2.0], widths=[10], errors=errors)
     assert torch.allclose(curve.median(), torch.tensor([[0.2], [0.3]], dtype=torch.float64))
+
+
+def test_bands_and_widths_may_be_arrays_or_tensors_and_fit_needs_samples() -> None:
+    import numpy as np
+
+    x = torch.linspace(-1, 1, 30, dtype=torch.float64)[:, None]
+    y = torch.sin(3 * x[:, 0])
+    kw = {"repeats": 1, "seed": 0}
+    ref = approximation_curve(x, y, x, y, bands=[1.0, 2.0], widths=[10, 20], **kw)
+    for bands, widths in (
+        (np.array([1.0, 2.0]), np.array([10, 20])),  # were "truth value ... ambiguous"
+        (torch.tensor([1.0, 2.0]), torch.tensor([10, 20])),
+    ):
+        got = approximation_curve(x, y, x, y, bands=bands, widths=widths, **kw)
+        assert got.bands == ref.bands
+        assert got.widths == ref.widths
+        assert torch.equal(got.errors, ref.errors)
+    with pytest.raises(ValueError, match=r"^bands must be a 1-D sequence"):
+        approximation_curve(x, y, x, y, bands=np.ones((2, 2)), widths=[10], **kw)
+    with pytest.raises(TypeError, match=r"^widths\[0\] must be an integer"):
+        approximation_curve(x, y, x, y, bands=[1.0], widths=np.array([10.5]), **kw)
+    with pytest.raises(ValueError, match=r"^x must hold at least one sample"):
+        BandlimitedRandomNet(10, 1.0).fit(torch.zeros(0, 1), torch.zeros(0))  # was NaN weights

@@ -123,3 +123,9 @@ def test_dtype_mismatch_and_a_bare_tensor_are_named() -> None:
         local_complexity(lambda v: lin(v), x, radius=0.1, n_directions=2)
     lc = local_complexity(model.double(), x.double(), radius=0.1, n_directions=2)
     assert lc.shape == (4,)
+
+
+def test_points_of_the_wrong_feature_size_name_x() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    with pytest.raises(ValueError, match=r"^x must fit the model's input .* got shape \(3, 5\)"):
+        local_complexity(model, torch.randn(3, 5), radius=0.1, n_directions=2)  # was addmm's

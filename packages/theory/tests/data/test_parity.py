@@ -116,3 +116,10 @@ def test_bad_inputs() -> None:
         binary_sequences(4, 0)
     with pytest.raises(ValueError, match="n_max"):
         task_length("parity", 0)
+
+
+def test_memory_task_parity_draws_p_per_sequence() -> None:
+    # the docstring said per batch: each sequence has its own p ~ U(0, 1)
+    x = memory_task("parity", [2], 2000, length=400, seed=0).x[:, :, 0]
+    means = x.mean(dim=0)  # [batch]: per-sequence rate of ones
+    assert float(means.std()) > 0.2  # U(0, 1): 0.29; one p per batch: ~0.02

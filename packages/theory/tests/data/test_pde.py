@@ -169,3 +169,19 @@ def test_bad_inputs() -> None:
         darcy_dataset(2, 8, forcing=np.ones((4, 4)))
     with pytest.raises(ValueError, match="tau"):
         gaussian_random_field(2, 8, tau=0.0)
+
+
+def test_numpy_and_0d_scalar_forcings_and_an_empty_batch() -> None:
+    import torch
+
+    a = np.ones((5, 5))
+    ref = solve_darcy(a, 2.0)
+    for f in (np.float32(2.0), np.int64(2), np.array(2.0), torch.tensor(2.0)):  # were rejected
+        np.testing.assert_array_equal(solve_darcy(a, f), ref)
+    with pytest.raises(
+        ValueError, match=r"^f must have 2 or 3 dimensions \[n, n\] or \[num, n, n\]"
+    ):
+        solve_darcy(a, np.ones(5))
+    for method in ("direct", "cg"):
+        out = solve_darcy(np.ones((0, 4, 4)), method=method)  # was numpy's "zero-size array"
+        assert out.shape == (0, 4, 4)

@@ -60,6 +60,23 @@ def test_pruning_removes_exactly_the_chosen_neurons() -> None:
         prune_neurons(m, torch.tensor([10]))
 
 
+def test_pruning_takes_a_boolean_mask_and_rejects_fractional_indices() -> None:
+    m = QuadraticMLP(7, 10, seed=1)
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[1, 4, 7]] = True
+    by_mask = prune_neurons(m, mask)  # was read as indices 0 and 1
+    by_index = prune_neurons(m, torch.tensor([1, 4, 7]))
+    assert torch.equal(by_mask.fc1.weight, by_index.fc1.weight)
+    assert torch.equal(prune_neurons(m, mask.numpy()).fc2.weight, by_index.fc2.weight)
+    assert torch.equal(prune_neurons(m, []).fc1.weight, m.fc1.weight)
+    with pytest.raises(TypeError, match=r"^neurons "):
+        prune_neurons(m, torch.tensor([2.7]))  # was truncated to neuron 2
+    with pytest.raises(TypeError, match=r"^neurons "):
+        prune_neurons(m, [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^neurons "):
+        prune_neurons(m, torch.ones(9, dtype=torch.bool))
+
+
 def test_lowest_ipr_selection() -> None:
     ipr = torch.tensor([0.9, 0.1, 0.5, 0.05, 0.7])
     assert lowest_ipr_neurons(ipr, fraction=0.4).tolist() == [3, 1]

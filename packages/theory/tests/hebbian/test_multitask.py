@@ -179,3 +179,21 @@ def test_mean_field_noise_regimes() -> None:
 def test_bad_inputs_name_the_argument(call, exc: type, name: str) -> None:
     with pytest.raises(exc, match=rf"^{name} "):
         call()
+
+
+def test_numpy_real_betas_are_accepted_and_bad_inits_named() -> None:
+    f = np.ones((2, 5))
+    ref = mean_field_overlaps(0.2, 3, beta=2.0)
+    for beta in (np.float32(2.0), np.float64(2.0), np.int64(2)):  # np.float32 was rejected
+        np.testing.assert_allclose(mean_field_overlaps(0.2, 3, beta=beta), ref, rtol=1e-12)
+        got = glauber_dynamics(f, np.ones(5), beta=beta, sweeps=2, seed=0)
+        want = glauber_dynamics(f, np.ones(5), beta=2.0, sweeps=2, seed=0)
+        np.testing.assert_array_equal(got.overlaps, want.overlaps)
+    with pytest.raises(ValueError, match=r"^beta must be > 0"):
+        mean_field_overlaps(0.2, 3, beta=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^init must be finite"):
+        mean_field_overlaps(0.2, 3, init=np.array([np.nan, 0.0, 0.0]))  # was [nan, nan, nan]
+    with pytest.raises(TypeError, match=r"^init must be a real array"):
+        mean_field_overlaps(0.2, 3, init="abc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^factors must have at least one neuron"):
+        glauber_dynamics(np.ones((2, 0)), np.ones(0))  # was numpy's "number sections"

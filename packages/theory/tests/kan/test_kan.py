@@ -411,3 +411,28 @@ def test_kan_compiles_without_graph_breaks(space: str) -> None:
     x = torch.rand(5, 3)
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), model(x))
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("base", [True, False])
+def test_every_space_takes_an_empty_batch(space: str, base: bool) -> None:
+    # only bspline did: the others failed to reshape [0, -1]
+    x = torch.zeros(0, 2)
+    assert KANLayer(2, 3, space=space, base=base)(x).shape == (0, 3)
+    assert KAN([2, 4, 1], space=space, base=base)(x).shape == (0, 1)
+    assert SKANLayer(2, 3, spaces=(space, "rbf") if space != "rbf" else (space,))(x).shape == (0, 3)
+
+
+def test_train_skan_accepts_a_fresh_single_space_model_and_checks_top_k_first() -> None:
+    x = torch.rand(16, 2) * 2 - 1
+    y = x.sum(1)
+    model = SKAN([2, 3, 1], spaces=["rbf"], seed=0)  # "selected" from the start: one space
+    losses = train_skan(model, x, y, steps=6, top_k=1)
+    assert sum(len(v) for v in losses.values()) == 6
+    fresh = SKAN([2, 3, 1], spaces=["rbf", "fourier"], seed=0)
+    before = [p.detach().clone() for p in fresh.parameters()]
+    with pytest.raises(ValueError, match=r"^top_k must be at most the number of spaces \(2\)"):
+        train_skan(fresh, x, y, steps=6, top_k=3)
+    assert all(torch.equal(p, b) for p, b in zip(fresh.parameters(), before, strict=True))
+    with pytest.raises(ValueError, match=r"^top_k must be at most the number of spaces \(1\)"):
+        train_skan(SKAN([2, 1], spaces=["rbf"]), x, y, steps=6)  # the default top_k = 2

@@ -129,3 +129,15 @@ def test_bad_inputs_name_the_argument() -> None:
         perceptual_decision_trials(3, coherences=[])
     with pytest.raises(TypeError, match="dtype"):
         perceptual_decision_trials(3, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_weights_are_copied_not_shared(dtype: torch.dtype) -> None:
+    w_ih, w_hh, w_ho = torch.ones(4, 3, dtype=dtype), torch.eye(4, dtype=dtype), torch.ones(3, 4)
+    saved = [w.clone() for w in (w_ih, w_hh, w_ho)]
+    model = ReluRNN(w_ih, w_hh, w_ho, dtype=dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    for given, before in zip((w_ih, w_hh, w_ho), saved, strict=True):
+        assert torch.equal(given, before)

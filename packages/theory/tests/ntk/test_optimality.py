@@ -238,3 +238,21 @@ def test_deep_classifier_singular_kernel_names_x() -> None:
 def test_ntk_recursion_normalize_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match=r"^normalize must be bool"):
         ntk_recursion(RHO, 2, relu_dual(), normalize="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("alpha0", "alpha1", "name"),
+    [
+        ([math.nan, 2.0], [2.0, 1.0], "alpha0"),  # NaN passed "(a <= 0).any()"
+        ([2.0, 1.0], [1.0, math.inf], "alpha1"),
+        ([2.0, 1.0], [1.0, math.nan], "alpha1"),
+    ],
+)
+def test_dirichlet_concentrations_must_be_finite(alpha0: list, alpha1: list, name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} must be .*positive finite"):
+        dirichlet_sphere_data(5, alpha0, alpha1)
+
+
+def test_dirichlet_concentrations_that_are_not_numbers_name_the_argument() -> None:
+    with pytest.raises(TypeError, match=r"^alpha0 must be a real array"):
+        dirichlet_sphere_data(5, "ab", [2.0, 1.0])  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from neuronkit.theory.operators.baselines import UNet2d
 from neuronkit.theory.operators.mgno import (
     MgConv,
     MgNO,
@@ -152,3 +153,18 @@ def test_bad_inputs() -> None:
         restrict2d(torch.randn(1, 1, 8, 8), torch.randn(1, 1, 5, 5))
     with pytest.raises(ValueError, match="n must be even"):
         coarse_size(7, "circular")
+
+
+def test_seeds_and_non_finite_inputs_are_checked() -> None:
+    for cls in (MgNO, UNet2d):
+        with pytest.raises(ValueError, match=r"^seed must be < 2\*\*64"):
+            cls(seed=2**70)  # was torch's "Overflow when unpacking long"
+        with pytest.raises(ValueError, match=r"^seed must be >= 0"):
+            cls(seed=-1)
+    assert torch.equal(
+        MgNO(width=4, num_layers=1, levels=2, seed=2**64 - 1).output.weight,
+        MgNO(width=4, num_layers=1, levels=2, seed=2**64 - 1).output.weight,
+    )
+    model = MgNO(width=4, num_layers=1, levels=2, seed=0)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        model(torch.full((1, 1, 7, 7), float("nan")))  # was a NaN output

@@ -118,3 +118,12 @@ def test_bad_inputs() -> None:
         mixup(x, y, 0.0)
     with pytest.raises(ValueError, match="same B"):
         mixup(x, y[:3], 0.5)
+
+
+def test_labels_beyond_the_model_logits_name_the_labels() -> None:
+    x, y = _blobs(32, 0)
+    model = BottleneckMLP(2, 3, 4, 1)  # 3 logits
+    with pytest.raises(ValueError, match=r"^y_train must hold class labels in 0\.\.2 .* 5\.\.7"):
+        train_classifier(model, x, y + 5, x, y, epochs=1, batch_size=8)
+    with pytest.raises(ValueError, match=r"^y_test must hold class labels in 0\.\.2"):
+        train_classifier(model, x, y, x, y - 1, epochs=1, batch_size=8)

@@ -78,6 +78,45 @@ def test_log_space_handles_huge_populations() -> None:
     assert -400 < logp < -50
 
 
+def _exact_log_tail(n: int, a: int, s: int, theta: int) -> float:
+    """log P from exact integers (``log1p`` of the exact complement when P > 1/2)."""
+    lo, hi = max(a - (n - s), 0), min(a, s)
+    if theta > hi:
+        return -math.inf
+    if theta <= lo:
+        return 0.0
+    total = math.comb(n, a)
+    tail = sum(math.comb(s, b) * math.comb(n - s, a - b) for b in range(theta, hi + 1))
+    if 2 * tail > total:
+        return math.log1p(-float(Fraction(total - tail, total)))
+    return math.log(tail) - math.log(total)
+
+
+@pytest.mark.parametrize("n", [7, 50, 2048, 10**4, 10**6, 10**8, 10**12, 10**16, 10**20, 10**25])
+def test_log_space_is_accurate_up_to_huge_populations(n: int) -> None:
+    # gammaln(n + 1) - gammaln(n - a + 1) cancelled: -21.39 for -20.72 at n = 1e14, 0.0 at 1e20
+    for a, s, theta in itertools.product([1, 10, 40, 1000], [1, 20, 1000], [1, 2, 5, 15, 999]):
+        if a > n or s > n:
+            continue
+        exact = _exact_log_tail(n, a, s, theta)
+        logp = log_false_match_probability(n, a, s, theta)
+        if exact in (0.0, -math.inf):
+            assert logp == exact
+        else:
+            assert logp == pytest.approx(exact, rel=1e-10), (a, s, theta)
+        if n <= 10**6 and exact > -700:  # where scipy's own log tail is accurate
+            ref = float(stats.hypergeom.logsf(theta - 1, n, s, a))
+            assert logp == pytest.approx(ref, rel=1e-8, abs=1e-300), (a, s, theta)
+    assert log_false_match_probability(10**14, 1000, 100, 1) == pytest.approx(-20.7232658374372)
+
+
+def test_log_space_near_probability_one_is_relatively_accurate() -> None:
+    # log P = -1.59e-12 (P = 1 - 1.59e-12): the complement, not the tail, fixes the digits
+    logp = log_false_match_probability(2048, 40, 1000, 1)
+    assert logp == pytest.approx(_exact_log_tail(2048, 40, 1000, 1), rel=1e-10)
+    assert log_false_match_probability(2048, 1000, 100, 1) < 0.0  # P = 1 - 7e-31, not 1
+
+
 def test_union_size_distribution_has_the_exact_mean() -> None:
     n, s, m = 200, 12, 7
     dist = union_size_distribution(n, s, m)

@@ -74,3 +74,13 @@ def test_randomized_accuracy_runs_the_model_in_eval_mode() -> None:
     assert randomized_accuracy(model, x, y, []) == first  # no dropout noise
     assert torch.equal(model[1].running_mean, stats)  # statistics untouched
     assert model.training  # mode restored
+
+
+def test_coordinates_must_be_integers() -> None:
+    x = torch.randn(6, 3)
+    with pytest.raises(TypeError, match=r"^coordinates\[0\] must be an integer"):
+        randomize_coordinates(x, [1.7], seed=0)  # was silently coordinate 1
+    with pytest.raises(TypeError, match=r"^coordinates\[1\] must be an integer"):
+        randomize_coordinates(x, [0, True], seed=0)
+    expected = randomize_coordinates(x, [1], seed=0)
+    assert torch.equal(randomize_coordinates(x, [torch.tensor(1)], seed=0), expected)

@@ -1,5 +1,6 @@
 """Autocorrelation timescales (tau_net) of the timescale RNN."""
 
+import copy
 import math
 
 import numpy as np
@@ -92,3 +93,12 @@ def test_bad_inputs() -> None:
         network_timescales(model, length=10, max_lag=10, fit_lag=5)
     with pytest.raises(ValueError, match="input_size"):
         network_timescales(TimescaleRNN(2, 4, seed=0))
+
+
+def test_network_timescales_of_a_float64_model_match_the_float32_one() -> None:
+    model = TimescaleRNN(1, 6, seed=2)
+    kw = {"length": 300, "burn_in": 20, "trials": 2, "max_lag": 20, "fit_lag": 10, "seed": 3}
+    a = network_timescales(model, **kw)  # type: ignore[arg-type]
+    b = network_timescales(copy.deepcopy(model).double(), **kw)  # type: ignore[arg-type]
+    np.testing.assert_allclose(b.tau, a.tau, rtol=1e-6)
+    np.testing.assert_allclose(b.ac_population, a.ac_population, rtol=1e-3, atol=1e-4)

@@ -189,3 +189,15 @@ def test_bad_inputs() -> None:
         timescale_rnn_step(h, h, torch.zeros(3, 3), b, torch.ones(4))
     with pytest.raises(TypeError, match="bias"):
         timescale_rnn_step(h, h, w, [0.0] * 4, torch.ones(4))  # type: ignore[arg-type]
+
+
+def test_dtype_mismatch_and_bad_initial_states_name_the_argument() -> None:
+    model = TimescaleRNN(1, 4, seed=0)
+    with pytest.raises(TypeError, match=r"^x must have the model's dtype torch.float32"):
+        model(torch.zeros(3, 2, 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^h0 must be finite"):
+        model(torch.zeros(3, 2, 1), h0=torch.full((2, 4), float("nan")))
+    with pytest.raises(TypeError, match=r"^h0 must have the model's dtype"):
+        model(torch.zeros(3, 2, 1), h0=torch.zeros(2, 4, dtype=torch.float64))
+    m64 = TimescaleRNN(1, 4, seed=0).double()
+    assert m64(torch.zeros(3, 2, 1, dtype=torch.float64)).dtype == torch.float64

@@ -42,6 +42,22 @@ def as_float_tensor(name: str, x: Any, ndim: int | Sequence[int], layout: str) -
     return x
 
 
+def check_input_dtype(name: str, x: torch.Tensor, dtype: torch.dtype, owner: str = "model") -> None:
+    """Raise ``TypeError`` unless the tensor ``x`` is floating and has the ``owner``'s parameter
+    ``dtype`` (any floating dtype under autocast), instead of torch's bare matmul dtype error."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating tensor ({dtype}, the {owner}'s dtype), got {x.dtype}"
+        )
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"{name} must have the {owner}'s dtype {dtype}, got {x.dtype} (convert {name}, or the "
+            f"{owner} with .to(dtype))"
+        )
+
+
 def label_tensor(name: str, labels: Any) -> torch.Tensor:
     """``labels`` as a tensor (a tensor is returned as is); anything numpy does not read as
     numbers (what ``torch.as_tensor`` cannot take) raises ``TypeError`` naming ``name``."""
@@ -88,9 +104,9 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-# The validators (as_float_tensor, as_labels, check_positive_int, label_tensor) take the
-# checked argument's name first, are imported by name, and stay out of __all__, which lists
-# public callables.
+# The validators (as_float_tensor, as_labels, check_input_dtype, check_positive_int,
+# label_tensor) take the checked argument's name first, are imported by name, and stay out of
+# __all__, which lists public callables.
 __all__ = [
     "Seed",
     "numpy_rng",

@@ -173,6 +173,7 @@ def _means(h: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torc
 def within_class_variability(features: Any, labels: Any, num_classes: int | None = None) -> float:
     """``Tr(Sigma_W) / Tr(Sigma_T)``: the share of the feature variance that is within classes."""
     h, y, k = _prepare(features, labels, num_classes)
+    h = _unit_scale(h)  # exact (a power of two): huge features' squares would overflow
     means, _ = _means(h, y, k)
     within = ((h - means[y]) ** 2).sum()
     total = ((h - h.mean(dim=0)) ** 2).sum()
@@ -436,6 +437,9 @@ def relative_change(after: Any, before: Any) -> float:
         )
     check_finite("after", a)
     check_finite("before", b)
+    if a.numel():  # one exact power-of-two scale for both: huge weights' squares would overflow
+        shift = _shift(torch.stack([a.abs().max(), b.abs().max()]))
+        a, b = torch.ldexp(a, shift), torch.ldexp(b, shift)
     nb = torch.linalg.norm(b)
     if nb == 0:
         raise ValueError("before must not be all zeros (the relative change is undefined)")
@@ -470,6 +474,7 @@ def kernel_alignment(kernel1: Any, kernel2: Any, *, centered: bool = False) -> f
         raise ValueError(
             f"kernel2 must have the shape of kernel1 {tuple(k1.shape)}, got {tuple(k2.shape)}"
         )
+    k1, k2 = _unit_scale(k1), _unit_scale(k2)  # exact; huge kernels' squares would overflow
     if centered:
         k1, k2 = _center(k1), _center(k2)
     n1, n2 = torch.linalg.norm(k1), torch.linalg.norm(k2)
@@ -498,6 +503,7 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = True)
         raise ValueError(
             f"targets must have one row per kernel row ({k.shape[0]}), got {y.shape[0]}"
         )
+    k, y = _unit_scale(k), _unit_scale(y)  # exact; huge kernels' squares would overflow
     if centered:
         k = _center(k)
         y = y - y.mean(dim=0, keepdim=True)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from neuronkit.common import check_choice, check_number
@@ -166,6 +167,10 @@ class BandlimitedRandomNet:
             raise ValueError(
                 f"y must have one target per row of x ({xt.shape[0]}), got {yt.shape[0]}"
             )
+        if xt.shape[0] == 0:
+            raise ValueError(
+                f"x must hold at least one sample [n >= 1, dim], got {tuple(xt.shape)}"
+            )
         self.hidden_weight_, self.hidden_bias_ = draw_bandlimited_weights(
             self.width, xt.shape[1], self.band, bias_band=self.bias_band, seed=self.seed
         )
@@ -203,6 +208,20 @@ class ApproximationCurve:
         return self.errors.quantile(0.5, dim=2)
 
 
+def _as_list(name: str, values: Any) -> list[Any]:
+    """A sequence, 1-D array or 1-D tensor of numbers as a list (tensor / array entries as
+    Python numbers)."""
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        if values.ndim != 1:
+            raise ValueError(
+                f"{name} must be a 1-D sequence of numbers, got shape {tuple(values.shape)}"
+            )
+        return list(values.tolist())
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    return list(values)
+
+
 def approximation_curve(
     x_train: Any,
     y_train: Any,
@@ -221,14 +240,13 @@ def approximation_curve(
 
     Args:
         x_train ``[n, d]``, y_train ``[n]``, x_test ``[m, d]``, y_test ``[m]``: the task.
-        bands: hidden-weight bounds (each ``> 0``); widths: hidden sizes (each ``>= 1``).
+        bands: hidden-weight bounds (each ``> 0``); widths: hidden sizes (each ``>= 1``);
+            sequences, 1-D arrays or 1-D tensors.
         repeats: independent hidden-layer draws per cell (``>= 1``).
         activation, ridge, bias_band: as in :class:`BandlimitedRandomNet` (``bias_band``
             None: each band's own value).
         seed: int, numpy Generator or None; each draw gets its own derived torch seed.
     """
-    import numpy as np
-
     from .._utils import numpy_rng
 
     xtr = as_float_tensor("x_train", x_train, 2, "[n, d]")
@@ -245,15 +263,13 @@ def approximation_curve(
         )
     if yte.shape[0] != xte.shape[0]:
         raise ValueError(f"y_test must have {xte.shape[0]} targets like x_test, got {yte.shape[0]}")
-    for name, values in (("bands", bands), ("widths", widths)):
-        if isinstance(values, (str, bytes)):
-            raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
-    if not bands or not widths:
+    band_values, width_values = _as_list("bands", bands), _as_list("widths", widths)
+    if not band_values or not width_values:
         raise ValueError("bands and widths must be non-empty")
-    band_list = [float(b) for b in bands]
-    for i, b in enumerate(band_list):
+    for i, b in enumerate(band_values):
         check_number(f"bands[{i}]", b, gt=0)
-    width_list = [check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]
+    band_list = [float(b) for b in band_values]
+    width_list = [check_positive_int(f"widths[{i}]", w) for i, w in enumerate(width_values)]
     repeats = check_positive_int("repeats", repeats)
     rng = numpy_rng(seed)
     seeds = rng.integers(0, 2**31, size=(len(band_list), len(width_list), repeats))

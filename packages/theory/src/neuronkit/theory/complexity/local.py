@@ -156,7 +156,17 @@ def local_complexity(
         chunk = verts[start : start + batch_size]
         b = chunk.shape[0]
         with torch.no_grad():
-            pres = fn(chunk.reshape(b * n_vert, *x.shape[1:]))
+            try:
+                pres = fn(chunk.reshape(b * n_vert, *x.shape[1:]))
+            except torch.OutOfMemoryError:
+                raise
+            except RuntimeError as err:  # e.g. "mat1 and mat2 shapes cannot be multiplied"
+                if start:  # the first chunk ran: not a mismatch of x and the model
+                    raise
+                raise ValueError(
+                    f"x must fit the model's input (points [B, *in]), got shape "
+                    f"{tuple(x.shape)}: the model raised {type(err).__name__}: {err}"
+                ) from err
         if isinstance(pres, Tensor) or not all(isinstance(p, Tensor) for p in pres):
             raise TypeError(
                 "model must return a list of per-layer pre-activation tensors [M, U_l], got "

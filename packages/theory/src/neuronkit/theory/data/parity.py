@@ -190,8 +190,8 @@ def memory_task(
             ``2..N`` at once).
         batch_size: sequences per batch.
         length: sequence length ``T >= max(ns)``; ``None`` draws it with :func:`task_length`.
-        p: probability of a 1; ``None`` uses the task's default (parity: ``p ~ U(0, 1)`` per
-            batch; DMS: 0.5).
+        p: probability of a 1; ``None`` uses the task's default (parity: its own
+            ``p ~ U(0, 1)`` per sequence; DMS: 0.5).
         seed: int seed or ``torch.Generator``.
     """
     check_choice("task", task, _TASKS)

@@ -32,6 +32,7 @@ data and Fourier modes (periodic eigenfunctions) for periodic data.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -224,7 +225,7 @@ def _batch_matrix(a: np.ndarray, boundary: str) -> sp.csr_matrix:
 def _check_coefficient(arr: np.ndarray) -> None:
     if arr.shape[-1] != arr.shape[-2] or arr.shape[-1] < 2:
         raise ValueError(f"a must hold square grids [.., n, n] with n >= 2, got shape {arr.shape}")
-    if float(arr.min()) <= 0:
+    if arr.size and float(arr.min()) <= 0:
         raise ValueError(f"a must be > 0 everywhere, got min {float(arr.min()):g}")
 
 
@@ -364,16 +365,20 @@ def solve_darcy(
     single = arr.ndim == 2
     batch = arr[None] if single else arr
     num, n = batch.shape[0], batch.shape[1]
-    if isinstance(f, (int, float)) and not isinstance(f, bool):
-        check_number("f", f)
+    if isinstance(f, (np.ndarray, torch.Tensor)) and f.ndim == 0:
+        f = f.item()  # a 0-d array or tensor is a scalar
+    if isinstance(f, numbers.Real) and not isinstance(f, (bool, np.bool_)):
+        check_number("f", f)  # Python and numpy real scalars
         rhs = np.full((num, n, n), float(f))
     else:
-        farr = _as_field("f", f, (2, 3), "a scalar, [n, n] or [num, n, n]")
+        farr = _as_field("f", f, (2, 3), "[n, n] or [num, n, n] (or a scalar)")
         if farr.shape[-2:] != (n, n) or (farr.ndim == 3 and farr.shape[0] != num):
             raise ValueError(
                 f"f must have shape [{n}, {n}] or [{num}, {n}, {n}] to match a, got {farr.shape}"
             )
         rhs = np.broadcast_to(farr, (num, n, n)).copy()
+    if num == 0:  # an empty batch: nothing to solve
+        return np.zeros((0, n, n))
     if boundary == "periodic":
         mean = rhs.reshape(num, -1).mean(axis=1)
         scale = np.abs(rhs).reshape(num, -1).max(axis=1)

@@ -19,14 +19,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from neuronkit.common import check_choice, check_number
 
-from .._utils import check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator
 from ..data.modular import ModularDataset
 from ..measures import fourier_ipr
 
@@ -64,6 +66,7 @@ class QuadraticMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, 2p]`` -> logits ``[B, p]``."""
+        check_input_dtype("x", x, self.fc1.weight.dtype)
         if x.ndim != 2 or x.shape[1] != 2 * self.p:
             raise ValueError(f"x must have shape [B, {2 * self.p}], got {tuple(x.shape)}")
         return self.fc2(self.fc1(x) ** 2)
@@ -112,9 +115,12 @@ def lowest_ipr_neurons(
 
 
 def prune_neurons(model: QuadraticMLP, neurons: torch.Tensor) -> QuadraticMLP:
-    """A copy of ``model`` with hidden ``neurons`` removed (their in- and out-weights zeroed)."""
+    """A copy of ``model`` with hidden ``neurons`` removed (their in- and out-weights zeroed).
+
+    ``neurons``: integer indices, or a boolean mask ``[width]`` (True = remove).
+    """
     m = _check_model(model)
-    idx = torch.as_tensor(neurons, dtype=torch.long).flatten()
+    idx = _neuron_indices(neurons, m.width)
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= m.width):
         raise ValueError(f"neurons must be indices in 0..{m.width - 1}")
     pruned = copy.deepcopy(m)
@@ -122,6 +128,30 @@ def prune_neurons(model: QuadraticMLP, neurons: torch.Tensor) -> QuadraticMLP:
         pruned.fc1.weight[idx] = 0.0
         pruned.fc2.weight[:, idx] = 0.0
     return pruned
+
+
+def _neuron_indices(neurons: Any, width: int) -> torch.Tensor:
+    """``neurons`` (indices or a boolean mask ``[width]``) as flat int64 indices."""
+    if isinstance(neurons, torch.Tensor):
+        t = neurons.detach()
+    else:
+        arr = np.asarray(neurons)
+        if arr.size and arr.dtype.kind not in "biu":
+            raise TypeError(
+                "neurons must be integer indices or a boolean mask, got "
+                f"{type(neurons).__name__} of dtype {arr.dtype}"
+            )
+        t = torch.as_tensor(arr if arr.size else arr.astype(np.int64))
+    if t.dtype == torch.bool:
+        if tuple(t.shape) != (width,):
+            raise ValueError(
+                f"neurons as a boolean mask must have shape [{width}] (one entry per hidden "
+                f"neuron), got {tuple(t.shape)}"
+            )
+        return t.nonzero().flatten()
+    if t.numel() and (t.dtype.is_floating_point or t.is_complex()):
+        raise TypeError(f"neurons must be integer indices or a boolean mask, got dtype {t.dtype}")
+    return t.long().flatten()
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ import torch
 
 from neuronkit.common import check_number
 
-from .._utils import as_float_tensor, check_positive_int, torch_generator
+from .._utils import as_float_tensor, check_input_dtype, check_positive_int, torch_generator
 from ..measures import kernel_target_alignment
 
 __all__ = [
@@ -76,6 +76,7 @@ class ScaledQuadraticNet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, D]`` -> ``[B]``."""
+        check_input_dtype("x", x, self.weight.dtype)
         if x.ndim != 2 or x.shape[1] != self.weight.shape[1]:
             raise ValueError(f"x must be [B, {self.weight.shape[1]}], got shape {tuple(x.shape)}")
         return self.alpha * self.activation(x @ self.weight.T).mean(dim=1)

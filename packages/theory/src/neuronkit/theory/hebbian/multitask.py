@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,6 +177,13 @@ class GlauberResult:
         return np.asarray(self.overlaps[start:].mean(axis=0))
 
 
+def _check_beta(beta: float) -> float:
+    """``beta > 0`` (``math.inf`` allowed; numpy real scalars too) as a Python float."""
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta > 0:
+        raise ValueError(f"beta must be > 0 (math.inf for zero temperature), got {beta!r}")
+    return float(beta)
+
+
 def glauber_dynamics(
     factors: np.ndarray,
     sigma0: np.ndarray,
@@ -206,11 +214,12 @@ def glauber_dynamics(
     check_ndim("factors", f, 2, "[P, N]")
     check_finite("factors", f)
     p, n = f.shape
+    if n == 0:
+        raise ValueError(f"factors must have at least one neuron (N >= 1), got shape {f.shape}")
     s = as_float_array("sigma0", sigma0, "[N]").copy()
     if s.shape != (n,) or not np.isin(s, (-1.0, 1.0)).all():
         raise ValueError(f"sigma0 must be a [N={n}] vector of +-1, got shape {s.shape}")
-    if not (isinstance(beta, (int, float)) and beta > 0):
-        raise ValueError(f"beta must be > 0 (math.inf for zero temperature), got {beta!r}")
+    beta = _check_beta(beta)
     sweeps = check_positive_int("sweeps", sweeps)
     blocks = min(50, n) if blocks is None else check_positive_int("blocks", blocks)
     if blocks > n:
@@ -297,8 +306,7 @@ def mean_field_overlaps(
     k = check_positive_int("num_patterns", num_patterns)
     if k > 10:
         raise ValueError(f"num_patterns must be <= 10 for the exact 3^K average, got {k}")
-    if not (isinstance(beta, (int, float)) and beta > 0):
-        raise ValueError(f"beta must be > 0 (math.inf for zero temperature), got {beta!r}")
+    beta = _check_beta(beta)
     check_number("rho", rho, ge=0)
     if rho > 0 and not math.isinf(beta):
         raise ValueError(f"rho > 0 needs zero temperature (beta = inf), got beta = {beta!r}")
@@ -307,9 +315,10 @@ def mean_field_overlaps(
     configs = np.array(list(itertools.product((-1.0, 0.0, 1.0), repeat=k)))
     p_entry = {-1.0: (1 - dilution) / 2, 0.0: dilution, 1.0: (1 - dilution) / 2}
     weights = np.array([np.prod([p_entry[v] for v in c]) for c in configs])
-    m = hierarchical_overlaps(dilution, k) if init is None else np.asarray(init, dtype=np.float64)
+    m = hierarchical_overlaps(dilution, k) if init is None else as_float_array("init", init, "[K]")
     if m.shape != (k,):
         raise ValueError(f"init must have shape [{k}], got {m.shape}")
+    check_finite("init", m)
     if rho > 0:
         return _noisy_zero_temperature_overlaps(configs, weights, float(rho), m, iterations, tol)
     for _ in range(iterations):

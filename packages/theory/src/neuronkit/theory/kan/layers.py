@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from neuronkit.common import check_choice, check_finite, check_interval, check_number, check_type
 
-from .._utils import check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator
 from .basis import (
     SPACES,
     _bspline_features,
@@ -53,13 +53,7 @@ def _check_x(x: torch.Tensor, in_features: int, dtype: torch.dtype) -> None:
         raise ValueError(
             f"x must have shape [batch, {in_features}] (in_features), got {tuple(x.shape)}"
         )
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating tensor ({dtype}, the layer's dtype), got {x.dtype}")
-    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
-        raise TypeError(
-            f"x must have the layer's dtype {dtype}, got {x.dtype} (convert x, or the model "
-            "with .to(dtype))"
-        )
+    check_input_dtype("x", x, dtype, owner="layer")
     if not torch.compiler.is_compiling():  # a host read: a graph break under torch.compile
         check_finite("x", x)
 
@@ -222,7 +216,7 @@ class KANLayer(_BasisMixin):
             return _bspline_layer(x, weight, lo, h, self.grid, self.k, self.has_base)
         b = self._basis(self.space, x)
         silu = F.silu(x) if self.has_base else torch.zeros_like(x)
-        feats = torch.cat([b, silu.unsqueeze(-1)], dim=-1).view(x.shape[0], -1)
+        feats = torch.cat([b, silu.unsqueeze(-1)], dim=-1).flatten(1)  # a view; [0, ...] too
         return torch.addmm(weight[:, 0], feats, weight[:, 1:].T)
 
     def extra_repr(self) -> str:
@@ -367,9 +361,7 @@ class SKANLayer(_BasisMixin):
             for s, space in enumerate(self.spaces)
         ]
         b = torch.stack(parts, dim=2) * alpha[None, :, :, None]  # [B, in, S, G+k]
-        out = torch.addmm(
-            self.bias, b.reshape(x.shape[0], -1), self.coef.reshape(self.out_features, -1).T
-        )
+        out = torch.addmm(self.bias, b.flatten(1), self.coef.reshape(self.out_features, -1).T)
         if self.base_weight is not None:
             out = out + F.silu(x) @ self.base_weight.T
         return out

@@ -100,7 +100,8 @@ def train_skan(
         x: ``[n, d]`` (``n >= 1``, the model's dtype); y: ``[n]`` (both finite);
         steps: total Adam steps (``>= 3``); lr: learning rate;
         stages: fractions of ``steps`` for the three stages (non-negative, summing to 1);
-        top_k: spaces kept per node for selective training (``>= 1``);
+        top_k: spaces kept per node for selective training (``1 <= top_k <=`` the number of
+            spaces);
         weight_decay: Adam's L2 penalty.
 
     Returns:
@@ -117,8 +118,12 @@ def train_skan(
         check_number(f"stages[{i}]", f, ge=0, le=1)
     if abs(sum(stages) - 1.0) > 1e-6:
         raise ValueError(f"stages must sum to 1, got {tuple(stages)} (sum {sum(stages)})")
-    if any(layer.is_selected or not bool(layer.active.all()) for layer in model.skan_layers()):
+    # every space active is the fresh state (a one-space layer is also "selected" from the start)
+    if any(not bool(layer.active.all()) for layer in model.skan_layers()):
         raise ValueError("model must be a fresh S-KAN with every space active (not selected)")
+    n_spaces = min(len(layer.spaces) for layer in model.skan_layers())
+    if top_k > n_spaces:
+        raise ValueError(f"top_k must be at most the number of spaces ({n_spaces}), got {top_k}")
     if model.widths[-1] != 1:
         raise ValueError(
             f"model must have one output (widths[-1] = 1) for regression on y [n], got widths "

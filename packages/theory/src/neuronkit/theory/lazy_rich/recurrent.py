@@ -115,9 +115,9 @@ class ReluRNN(torch.nn.Module):
             )
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.weight_ih = torch.nn.Parameter(w_ih.to(dtype))
-        self.weight_hh = torch.nn.Parameter(w_hh.to(dtype))
-        self.weight_ho = torch.nn.Parameter(w_ho.to(dtype))
+        self.weight_ih = torch.nn.Parameter(w_ih.to(dtype, copy=True))
+        self.weight_hh = torch.nn.Parameter(w_hh.to(dtype, copy=True))
+        self.weight_ho = torch.nn.Parameter(w_ho.to(dtype, copy=True))
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
         """Hidden states ``[B, T, h]`` for inputs ``x [B, T, I]``."""

@@ -822,13 +822,14 @@ def dirichlet_sphere_data(
     Bayes classifier compares ``prior * Dirichlet pdf`` at the simplex point.
     """
     n = check_positive_int("n", n)
-    a0 = np.asarray(alpha0, dtype=np.float64)
-    a1 = np.asarray(alpha1, dtype=np.float64)
-    if a0.ndim != 1 or a0.size < 2 or (a0 <= 0).any():
-        raise ValueError(f"alpha0 must be >= 2 positive concentrations, got {alpha0}")
-    if a1.shape != a0.shape or (a1 <= 0).any():
+    a0 = as_float_array("alpha0", alpha0, "[K]")
+    a1 = as_float_array("alpha1", alpha1, "[K]")
+    # `not (a > 0)` and isfinite also refuse NaN, which every comparison lets through
+    if a0.ndim != 1 or a0.size < 2 or not ((a0 > 0) & np.isfinite(a0)).all():
+        raise ValueError(f"alpha0 must be >= 2 positive finite concentrations, got {alpha0}")
+    if a1.shape != a0.shape or not ((a1 > 0) & np.isfinite(a1)).all():
         raise ValueError(
-            f"alpha1 must be {a0.size} positive concentrations like alpha0, got {alpha1}"
+            f"alpha1 must be {a0.size} positive finite concentrations like alpha0, got {alpha1}"
         )
     check_number("prior1", prior1, gt=0, lt=1)
     rng = numpy_rng(seed)

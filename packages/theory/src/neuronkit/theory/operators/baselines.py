@@ -16,9 +16,9 @@ from typing import Literal, cast
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_choice, check_ndim, check_type
+from neuronkit.common import check_choice, check_ndim, check_seed, check_type
 
-from .._utils import check_positive_int
+from .._utils import check_input_dtype, check_positive_int
 from .mgno import PADDING_MODES, Prolongation, Restriction, level_sizes
 
 __all__ = ["UNet2d"]
@@ -72,7 +72,7 @@ class UNet2d(nn.Module):
         check_type("activation", activation, str)
         check_choice("activation", activation, _ACTIVATIONS)
         if seed is not None:
-            check_positive_int("seed", seed, minimum=0)
+            check_seed(seed)
         mode = self.padding_mode
         chans = [width * 2**d for d in range(self.depth + 1)]
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
@@ -100,6 +100,7 @@ class UNet2d(nn.Module):
             raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x must have {self.in_channels} channels, got {x.shape[1]}")
+        check_input_dtype("x", x, next(self.parameters()).dtype)
         sizes = level_sizes(tuple(x.shape[-2:]), self.depth + 1, self.padding_mode)
         skips = []
         h = x

@@ -40,9 +40,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_ndim, check_type
+from neuronkit.common import check_choice, check_finite, check_ndim, check_seed, check_type
 
-from .._utils import check_positive_int
+from .._utils import check_input_dtype, check_positive_int
 
 __all__ = [
     "PADDING_MODES",
@@ -394,7 +394,7 @@ class MgNO(nn.Module):
         self.padding_mode = _mode(padding_mode)
         self.levels = check_positive_int("levels", levels)
         if seed is not None:
-            check_positive_int("seed", seed, minimum=0)
+            check_seed(seed)
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(int(seed))
@@ -421,6 +421,9 @@ class MgNO(nn.Module):
         x = _check_input("x", x)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x must have {self.in_channels} channels, got {x.shape[1]}")
+        check_input_dtype("x", x, self.output.weight.dtype)
+        if not torch.compiler.is_compiling():  # a host read: a graph break under torch.compile
+            check_finite("x", x)  # one reduction: ~0.1 % of the smallest forward on a CPU
         level_sizes(tuple(x.shape[-2:]), self.levels, self.padding_mode)
         u = x
         for mg, k in zip(self.mgconvs, self.pointwise, strict=True):

@@ -47,6 +47,7 @@ from .neural_process import (
     GaussianDecoder,
     ProcessPrediction,
     SetEncoder,
+    _dtype,
     check_sets,
     gaussian_log_prob,
     normal_noise,
@@ -214,7 +215,7 @@ class MartingalePosteriorNP(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Context representations ``[B, n, d]`` and ``num_sets`` pseudo-context sets
         ``[K, B, M, d]`` for the context ``xc [B, n, Dx], yc [B, n, Dy]``."""
-        check_sets(xc, yc, xc, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xc, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         rc = self.encoder.embed(xc, yc)
         m = self._num_pseudo(rc.shape[1], num_pseudo)
         return rc, self.generator(rc, m, num_sets, generator=generator)
@@ -242,7 +243,7 @@ class MartingalePosteriorNP(nn.Module):
         Returns:
             a :class:`ProcessPrediction` with ``K = num_samples`` components.
         """
-        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         k = check_positive_int("num_samples", num_samples)
         rc, pseudo = self.generate(xc, yc, num_sets=k, num_pseudo=num_pseudo, generator=generator)
         mean, std = self.decoder(xt.unsqueeze(0), self._pool(rc, pseudo))
@@ -252,7 +253,7 @@ class MartingalePosteriorNP(nn.Module):
         self, xc: torch.Tensor, yc: torch.Tensor, xt: torch.Tensor
     ) -> ProcessPrediction:
         """The deterministic predictive ``p(y | x, C)`` without pseudo contexts (``K = 1``)."""
-        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         mean, std = self.decoder(xt, self.encoder(xc, yc))
         return ProcessPrediction(mean.unsqueeze(0), std.unsqueeze(0))
 
@@ -271,7 +272,7 @@ class MartingalePosteriorNP(nn.Module):
         Returns:
             ``{"marginal", "amortized", "pseudo", "total"}``.
         """
-        check_sets(xc, yc, xt, yt, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xt, yt, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         k = self.num_train_samples if num_samples is None else num_samples
         k = check_positive_int("num_samples", k)
         rc, pseudo = self.generate(xc, yc, num_sets=k, generator=generator)

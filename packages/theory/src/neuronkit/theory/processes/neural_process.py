@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from neuronkit.common import check_number, check_probability, check_type
 
-from .._utils import check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator
 
 __all__ = [
     "ConditionalNeuralProcess",
@@ -96,13 +96,22 @@ def _mlp(in_dim: int, hidden: int, out_dim: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _check_tensor(name: str, x: Any, ndim: int, layout: str, last: int | None = None) -> None:
+def _check_tensor(
+    name: str,
+    x: Any,
+    ndim: int,
+    layout: str,
+    last: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
     if x.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions {layout}, got {tuple(x.shape)}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating-point tensor {layout}, got dtype {x.dtype}")
+    if dtype is not None:
+        check_input_dtype(name, x, dtype)
     if last is not None and x.shape[-1] != last:
         raise ValueError(f"{name} must have last dimension {last} {layout}, got {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
@@ -117,12 +126,13 @@ def check_sets(
     *,
     x_dim: int,
     y_dim: int,
+    dtype: torch.dtype | None = None,
 ) -> None:
     """Validate context ``xc [B, Nc, Dx], yc [B, Nc, Dy]`` and targets ``xt [B, Nt, Dx]``
-    (``yt [B, Nt, Dy]``)."""
-    _check_tensor("xc", xc, 3, "[B, Nc, Dx]", x_dim)
-    _check_tensor("yc", yc, 3, "[B, Nc, Dy]", y_dim)
-    _check_tensor("xt", xt, 3, "[B, Nt, Dx]", x_dim)
+    (``yt [B, Nt, Dy]``); with ``dtype`` (the model's), each must have it."""
+    _check_tensor("xc", xc, 3, "[B, Nc, Dx]", x_dim, dtype)
+    _check_tensor("yc", yc, 3, "[B, Nc, Dy]", y_dim, dtype)
+    _check_tensor("xt", xt, 3, "[B, Nt, Dx]", x_dim, dtype)
     if yc.shape[:2] != xc.shape[:2]:
         raise ValueError(
             f"yc must have shape [{xc.shape[0]}, {xc.shape[1]}, {y_dim}], got {tuple(yc.shape)}"
@@ -132,11 +142,16 @@ def check_sets(
     if xt.shape[0] != xc.shape[0]:
         raise ValueError(f"xt must have batch size {xc.shape[0]}, got {tuple(xt.shape)}")
     if yt is not None:
-        _check_tensor("yt", yt, 3, "[B, Nt, Dy]", y_dim)
+        _check_tensor("yt", yt, 3, "[B, Nt, Dy]", y_dim, dtype)
         if yt.shape[:2] != xt.shape[:2]:
             raise ValueError(
                 f"yt must have shape [{xt.shape[0]}, {xt.shape[1]}, {y_dim}], got {tuple(yt.shape)}"
             )
+
+
+def _dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s parameters (its first one)."""
+    return next(model.parameters()).dtype
 
 
 def gaussian_log_prob(y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -403,7 +418,7 @@ class ConditionalNeuralProcess(nn.Module):
         Returns:
             a :class:`ProcessPrediction` with ``K = 1``.
         """
-        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         mean, std = self.decoder(xt, self.encoder(xc, yc))
         return ProcessPrediction(mean.unsqueeze(0), std.unsqueeze(0))
 
@@ -417,7 +432,7 @@ class ConditionalNeuralProcess(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Negative log-likelihood per target point (scalar); ``generator`` is unused."""
-        check_sets(xc, yc, xt, yt, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xt, yt, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         mean, std = self.decoder(xt, self.encoder(xc, yc))
         return -gaussian_log_prob(yt, mean, std).sum(-1).mean()
 
@@ -486,7 +501,7 @@ class NeuralProcess(nn.Module):
         generator: torch.Generator | None = None,
     ) -> ProcessPrediction:
         """Mixture over ``num_samples`` draws ``z ~ q(z | C)`` (shapes as in the CNP)."""
-        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xt, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         k = check_positive_int("num_samples", num_samples)
         q = self.latent(xc, yc)
         z = q.loc + q.scale * normal_noise((k, *q.loc.shape), q.loc, generator)
@@ -514,7 +529,7 @@ class NeuralProcess(nn.Module):
         Args:
             num_samples: ``K`` (None: the model's ``num_train_samples``).
         """
-        check_sets(xc, yc, xt, yt, x_dim=self.x_dim, y_dim=self.y_dim)
+        check_sets(xc, yc, xt, yt, x_dim=self.x_dim, y_dim=self.y_dim, dtype=_dtype(self))
         k = self.num_train_samples if num_samples is None else num_samples
         k = check_positive_int("num_samples", k)
         prior = self.latent(xc, yc)

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from neuronkit.common import check_choice, check_number, check_type
 
-from .._utils import check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator
 
 __all__ = [
     "QuadraticLinear",
@@ -78,6 +78,7 @@ def quadratic_forward(
     for name, b in (("bias_r", bias_r), ("bias_g", bias_g), ("bias_c", bias_c)):
         if b.shape != (weight_r.shape[0],):
             raise ValueError(f"{name} must have shape [{weight_r.shape[0]}], got {tuple(b.shape)}")
+    check_input_dtype("x", x, weight_r.dtype, owner="layer")
     r = torch.nn.functional.linear(x, weight_r, bias_r)
     g = torch.nn.functional.linear(x, weight_g, bias_g)
     return r * g + torch.nn.functional.linear(x * x, weight_b, bias_c)
@@ -223,6 +224,7 @@ class QuadraticNet(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_dtype("x", x, next(self.parameters()).dtype)
         return self.layers(x)
 
 

@@ -222,13 +222,18 @@ def _check_xy(name_x: str, x: torch.Tensor, name_y: str, y: torch.Tensor) -> Non
 
 
 @torch.no_grad()
-def _error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
+def _error(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048
+) -> tuple[float, int]:
+    """Error rate of ``model`` on ``(x, y)`` and its number of logits ``K``."""
     model.eval()
-    wrong = 0
+    wrong, k = 0, 0
     for i in range(0, x.shape[0], batch):
-        wrong += int((model(x[i : i + batch]).argmax(1) != y[i : i + batch]).sum())
+        logits = model(x[i : i + batch])
+        k = int(logits.shape[-1])
+        wrong += int((logits.argmax(1) != y[i : i + batch]).sum())
     model.train()
-    return wrong / x.shape[0]
+    return wrong / x.shape[0], k
 
 
 def train_classifier(
@@ -318,14 +323,23 @@ def train_classifier(
     )
     seen = 0
 
-    def checkpoint(epoch: int, loss: float) -> None:
+    def checkpoint(epoch: int, loss: float) -> int:
         record.epochs.append(epoch)
         record.examples_seen.append(seen)
         record.compute.append(training_flops(flops, seen))
-        record.test_error.append(_error(model, x_test, y_test))
+        error, k = _error(model, x_test, y_test)
+        record.test_error.append(error)
         record.train_loss.append(loss)
+        return k
 
-    checkpoint(0, float("nan"))
+    k = checkpoint(0, float("nan"))
+    for name, y in (("y_train", y_train), ("y_test", y_test)):  # K known after one forward
+        lo, hi = (int(y.min()), int(y.max())) if y.numel() else (0, 0)
+        if lo < 0 or hi >= k:
+            raise ValueError(
+                f"{name} must hold class labels in 0..{k - 1} (the model gives {k} logits), got "
+                f"labels in {lo}..{hi}"
+            )
     model.train()
     steps = n // batch_size
     for epoch in range(1, epochs + 1):

@@ -11,6 +11,7 @@ labels), the model relies on ``S`` only.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -34,7 +35,13 @@ def _check_inputs(x: torch.Tensor, coordinates: Sequence[int], rotation: torch.T
             "coordinates must be a sequence of coordinate indices, got "
             f"{type(coordinates).__name__}"
         )
-    coords = [int(c) for c in coordinates]
+    coords: list[int] = []
+    for i, c in enumerate(coordinates):
+        if getattr(c, "ndim", None) == 0 and hasattr(c, "item"):  # a 0-d tensor or array
+            c = c.item()
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral):  # 1.7 read as 1
+            raise TypeError(f"coordinates[{i}] must be an integer coordinate index, got {c!r}")
+        coords.append(int(c))
     bad = [c for c in coords if not 0 <= c < dim]
     if bad:
         raise ValueError(f"coordinates must lie in 0..{dim - 1}, got {bad}")

@@ -231,9 +231,10 @@ def network_timescales(
     check_number("min_weight", min_weight, ge=0.0, le=0.5)
     gen = torch_generator(seed)
     steps = int(length) + int(burn_in)
+    dtype = model.w_in.dtype  # the draws stay float32 (the same stream for any model dtype)
     p = torch.rand(1, trials, 1, generator=gen)
-    x = (torch.rand(steps, trials, 1, generator=gen) < p).float()
-    h0 = 0.1 * torch.rand(trials, model.hidden_size, generator=gen)
+    x = (torch.rand(steps, trials, 1, generator=gen) < p).to(dtype)
+    h0 = (0.1 * torch.rand(trials, model.hidden_size, generator=gen)).to(dtype)
     with torch.no_grad():
         hs = model.simulate(x, h0)[1 + int(burn_in) :].double().numpy()  # [T, trials, H]
         tau = model.effective_tau().detach().double().numpy().copy()

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from neuronkit.common import check_choice, check_number, check_type
 
-from .._utils import check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator
 
 __all__ = ["ACTIVATIONS", "PLACEMENTS", "TimescaleRNN", "timescale_rnn_step"]
 
@@ -218,8 +218,7 @@ class TimescaleRNN(nn.Module):
         check_type("x", x, torch.Tensor)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"x must have shape [T, B, {self.input_size}], got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        check_input_dtype("x", x, self.w_in.dtype)
         if not bool(torch.isfinite(x).all()):
             raise ValueError("x must be finite, got NaN or infinity")
         batch = x.shape[1]
@@ -230,6 +229,9 @@ class TimescaleRNN(nn.Module):
             raise ValueError(
                 f"h0 must have shape [{batch}, {self.hidden_size}], got {tuple(h0.shape)}"
             )
+        check_input_dtype("h0", h0, self.w_in.dtype)
+        if not bool(torch.isfinite(h0).all()):
+            raise ValueError("h0 must be finite, got NaN or infinity")
         return h0
 
     def _run(self, x: torch.Tensor, h: torch.Tensor, keep_states: bool) -> torch.Tensor:

@@ -1,0 +1,96 @@
+"""A model fed a tensor of another floating dtype names the argument and both dtypes (it was
+torch's bare "expected m1 and m2 to have the same dtype" or "Input type ... and bias type")."""
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from neuronkit.theory import (
+    ConditionalNeuralProcess,
+    KANLayer,
+    MartingalePosteriorNP,
+    MgNO,
+    NeuralProcess,
+    QuadraticLinear,
+    QuadraticMLP,
+    QuadraticNet,
+    TimescaleRNN,
+    UNet2d,
+)
+from neuronkit.theory.grokking.lazy_rich import ScaledQuadraticNet
+
+F32, F64 = torch.float32, torch.float64
+
+
+def _sets(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (
+        torch.zeros(2, 3, 1, dtype=dtype),
+        torch.zeros(2, 3, 1, dtype=dtype),
+        torch.zeros(2, 4, 1, dtype=dtype),
+    )
+
+
+CASES: dict[str, tuple[Callable[[], torch.nn.Module], Callable[[torch.dtype], tuple], str]] = {
+    "QuadraticMLP": (
+        lambda: QuadraticMLP(3, 4, seed=0),
+        lambda d: (torch.zeros(2, 6, dtype=d),),
+        "x",
+    ),
+    "QuadraticNet": (
+        lambda: QuadraticNet([3, 4, 1], seed=0),
+        lambda d: (torch.zeros(2, 3, dtype=d),),
+        "x",
+    ),
+    "QuadraticLinear": (
+        lambda: QuadraticLinear(3, 2, seed=0),
+        lambda d: (torch.zeros(2, 3, dtype=d),),
+        "x",
+    ),
+    "TimescaleRNN": (
+        lambda: TimescaleRNN(1, 4, seed=0),
+        lambda d: (torch.zeros(3, 2, 1, dtype=d),),
+        "x",
+    ),
+    "CNP": (lambda: ConditionalNeuralProcess(hidden=8, seed=0), _sets, "xc"),
+    "NP": (lambda: NeuralProcess(hidden=8, seed=0), _sets, "xc"),
+    "MPNP": (lambda: MartingalePosteriorNP(hidden=8, seed=0), _sets, "xc"),
+    "MgNO": (
+        lambda: MgNO(width=4, num_layers=1, levels=2, seed=0),
+        lambda d: (torch.zeros(1, 1, 7, 7, dtype=d),),
+        "x",
+    ),
+    "UNet2d": (lambda: UNet2d(seed=0), lambda d: (torch.zeros(1, 1, 8, 8, dtype=d),), "x"),
+    "KANLayer": (lambda: KANLayer(2, 3, seed=0), lambda d: (torch.zeros(2, 2, dtype=d),), "x"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("other", [F64, torch.float16])
+def test_float32_models_reject_other_dtypes_by_name(case: str, other: torch.dtype) -> None:
+    make, inputs, name = CASES[case]
+    model = make()
+    with torch.no_grad():
+        model(*inputs(F32))  # the model's own dtype works
+        with pytest.raises(
+            TypeError,
+            match=rf"^{name} must have the (model|layer)'s dtype torch.float32, got {other}",
+        ):
+            model(*inputs(other))
+
+
+def test_models_converted_to_float64_take_float64() -> None:
+    for case, (make, inputs, _) in CASES.items():
+        with torch.no_grad():
+            out = make().double()(*inputs(F64))
+        mean = out.mean if hasattr(out, "mean") and not callable(out.mean) else out
+        assert mean.dtype == F64, case
+
+
+def test_scaled_quadratic_net_rejects_float32_input() -> None:
+    net = ScaledQuadraticNet(5, 7, seed=0)  # float64 by default
+    with pytest.raises(
+        TypeError, match=r"^x must have the model's dtype torch.float64, got torch.float32"
+    ):
+        net(torch.zeros(3, 5))
+    assert net(torch.zeros(3, 5, dtype=F64)).shape == (3,)
