@@ -128,6 +128,38 @@ def test_products_with_keyword_operands() -> None:
     )
 
 
+class _Call(nn.Module):
+    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+W, B3 = torch.randn(8, 16), torch.randn(3, 16, 5)
+CHAIN = min(8 * 16 * 4 + 8 * 4 * 2, 16 * 4 * 2 + 8 * 16 * 2)  # the cheaper order
+
+
+@pytest.mark.parametrize(
+    ("fn", "macs"),
+    [
+        (lambda x: torch.mv(W, x), 128),
+        (lambda x: W.mv(x), 128),
+        (lambda x: torch.linalg.matmul(W, x), 128),
+        (lambda x: torch.addmv(torch.zeros(8), W, x), 128),
+        (lambda x: torch.dot(x, x), 16),
+        (lambda x: torch.inner(W, W), 8 * 8 * 16),
+        (lambda x: torch.tensordot(B3, torch.randn(16, 5, 7), dims=2), 3 * 16 * 5 * 7),
+        (lambda x: torch.addbmm(torch.zeros(16, 16), B3, B3.transpose(1, 2)), 3 * 16 * 5 * 16),
+        (lambda x: torch.linalg.multi_dot([W, torch.randn(16, 4), torch.randn(4, 2)]), CHAIN),
+        (lambda x: torch.linalg.multi_dot([x, W.T, torch.randn(8, 2)]), 16 * 8 + 8 * 2),
+    ],
+)
+def test_every_product_form_counts(fn, macs) -> None:  # type: ignore[no-untyped-def]
+    assert count_macs(_Call(fn), torch.randn(16)) == macs
+
+
 def test_counting_gives_every_submodule_its_own_mode_back() -> None:
     """A BatchNorm frozen in eval inside a training model stays in eval (``model.train()``
     after counting would have switched it back to batch statistics)."""

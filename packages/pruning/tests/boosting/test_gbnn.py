@@ -258,6 +258,7 @@ def test_unit_mask_forms():
         ({"alpha": -1.0}, ValueError, "alpha"),
         ({"activation": "gelu"}, ValueError, "activation"),
         ({"n_active_units": -1}, ValueError, "n_active_units"),
+        ({"n_active_units": 10**6}, ValueError, "n_active_units"),
         ({"max_iter": 2.5}, ValueError, "max_iter"),
     ],
 )
@@ -265,6 +266,13 @@ def test_bad_parameters(params, exc, word):
     X, y = _regression()
     with pytest.raises(exc, match=word):
         _small(GBNNRegressor, **params).fit(X, y)
+
+
+def test_n_active_units_set_after_fit_is_named():
+    X, y = _regression()
+    model = _small(GBNNRegressor).fit(X, y)
+    with pytest.raises(ValueError, match="n_active_units"):
+        model.set_params(n_active_units=10**6).predict(X)
 
 
 def test_bad_data():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -38,6 +39,8 @@ def test_task_arithmetic_identities() -> None:
     neg = task_arithmetic(base, [ta], -1.0)["w"]
     assert torch.allclose(neg, 2 * base["w"] - a["w"], atol=1e-6)
     assert torch.equal(task_arithmetic(base, [ta])["n"], base["n"])
+    half = task_arithmetic(base, [ta], np.float32(0.5))["w"]  # numpy scalars are numbers
+    assert torch.allclose(half, task_arithmetic(base, [ta], 0.5)["w"])
 
 
 def test_average_weights() -> None:

@@ -126,3 +126,11 @@ def test_bad_inputs() -> None:
         train_router(
             ExpertRouter(4, 2), torch.randn(3, 4), torch.randn(2, 4), np.array([0, 0, 1, 1])
         )
+
+
+def test_moefication_of_a_float64_model() -> None:
+    data = make_task_data(["affine", "reverse"], 40, seq_len=4, n_digits=5, seed=0)
+    torch.manual_seed(0)
+    m = BrickTransformer(data.vocab_size, data.seq_len, d_model=8, n_heads=2, d_ff=16).double()
+    moe = MoEfication(4, router_epochs=1, seed=0).fit(m, data)
+    assert all(r.proj.weight.dtype == torch.float64 for r in moe.routers_)

@@ -270,3 +270,24 @@ def test_ratio_one_keeps_every_filter_with_mass() -> None:
     act[0, 1] = 1e-7  # non-silent, however small
     keep = mass_targets(act, 1.0)
     assert keep.tolist() == [[1.0, 1.0, 0.0]]
+
+
+def test_a_float64_network_gets_float64_predictors() -> None:
+    model, _ = _net()
+    model = model.double()
+    head = nn.Sequential(model.pool, nn.Flatten(), model.fc)
+    net = DynamicCNN.from_sequential(model.features, head)
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(net.run(x, "dense").logits, model(x))
+    assert all(g.static_mask.dtype == torch.float64 for g in net.gated)
+
+
+def test_labels_beyond_the_classes_are_named() -> None:
+    _, net = _net()
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 10])
+    with pytest.raises(ValueError, match=r"y must hold class labels in \[0, 9\]"):
+        net.evaluate(x, y)
+    with pytest.raises(ValueError, match="y must hold class labels"):
+        train_ftwt(net, x, y, FTWTConfig(epochs=1, batch_size=2))
+    with pytest.raises(TypeError, match="milestones"):
+        FTWTConfig(milestones=3)  # type: ignore[arg-type]

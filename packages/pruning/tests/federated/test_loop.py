@@ -65,6 +65,10 @@ def test_sign_vote_is_weighted_majority_with_tie_keeping_previous() -> None:
         )
     with pytest.raises(ValueError, match="weights"):
         aggregate_sign_votes(sm, [plus], [0], prev)
+    with pytest.raises(ValueError, match="must hold only -1 and \\+1"):
+        aggregate_sign_votes(sm, [{k: 5 * v for k, v in plus.items()}], [1], prev)
+    with pytest.raises(ValueError, match="previous lacks"):
+        aggregate_sign_votes(sm, [plus], [1], {})
 
 
 def test_mask_vote_and_fedavg_aggregate() -> None:

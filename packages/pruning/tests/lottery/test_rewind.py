@@ -233,3 +233,22 @@ def test_reinitialize_redraws_with_the_models_own_initializer() -> None:
     assert default_std < 0.5 * float(fresh[0].weight.detach().std())
     with pytest.raises(TypeError, match="init"):
         reinitialize(model, seed=3, init="kaiming_normal")
+
+
+def test_labels_beyond_the_models_classes_are_named() -> None:
+    x, y = _data()
+    net = _net()  # 3 classes
+    with pytest.raises(ValueError, match=r"y must hold class labels in \[0, 2\]"):
+        train(net, x, torch.full_like(y, 7), CFG)
+    with pytest.raises(ValueError, match=r"got range \[-1, 2\]"):
+        accuracy(net, x, torch.where(y == 0, -1, y))
+    net.train()
+
+    def broken(_module: nn.Module, _inputs: tuple, _output: torch.Tensor) -> None:
+        raise RuntimeError("boom")
+
+    handle = net[0].register_forward_hook(broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        accuracy(net, x, y)
+    handle.remove()
+    assert net.training  # the mode comes back after an exception too

@@ -109,8 +109,11 @@ def test_bad_inputs() -> None:
         SeNDConfig(drop_fraction=1.0)
     with pytest.raises(ValueError, match="window"):
         SeNDConfig(window=1)
+    with pytest.raises(ValueError, match="release_steps must leave room for a drop"):
+        SeNDConfig(steps=6, checkpoint_every=1, window=2, release_steps=5)
+    SeNDConfig(steps=6, checkpoint_every=1, window=2, release_steps=4)  # drops at step 1
     with pytest.raises(ValueError, match="input_mask must match"):
-        train_send(model, ids, mask[:, :-1], t_ids, t_mask, SeNDConfig(steps=1))
+        train_send(model, ids, mask[:, :-1], t_ids, t_mask, SeNDConfig(steps=1, drop_fraction=0))
     with pytest.raises(ValueError, match="hidden_size must be divisible"):
         tiny_gpt_neox(10, hidden_size=10, heads=3)
     with pytest.raises(ValueError, match="k"):

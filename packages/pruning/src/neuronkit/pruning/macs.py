@@ -1,15 +1,16 @@
 """One MAC counter for every model (used by tests, the reproduction and the benchmark).
 
 Counts multiply-accumulates of every matrix multiply and convolution the model runs on the
-given inputs, through a ``TorchFunctionMode`` at the ``torch`` function level (so
-``nn.Linear`` and ``F.linear``, convolutions, ``torch.matmul`` / ``@`` / ``addmm`` (Hugging
-Face ``Conv1D``), ``torch.einsum`` (pairwise, left to right: torch's order without
-opt_einsum), ``nn.Bilinear``, recurrent layers and cells (RNN, LSTM with projections, GRU;
-every weight matrix once per token, layer and direction), scaled-dot-product attention and
-``nn.MultiheadAttention`` (projections and both attention products) all count, whatever module
-wraps them). Elementwise ops, normalization and pooling are not counted. Unlike
-``torch.utils.flop_counter`` it needs no sympy/dynamo import and it counts the attention
-products.
+given inputs, through a ``TorchFunctionMode`` at the ``torch`` function level. So
+``nn.Linear`` and ``F.linear``, convolutions, ``torch.matmul`` / ``@`` / ``mm`` / ``bmm`` /
+``mv`` / ``dot`` / ``inner`` / ``tensordot`` and their ``add*`` forms (``addmm``: Hugging
+Face ``Conv1D``), ``multi_dot`` / ``chain_matmul`` (cheapest order), ``torch.einsum``
+(pairwise, left to right: torch's order without opt_einsum), ``nn.Bilinear``, recurrent
+layers and cells (RNN, LSTM with projections, GRU; every weight matrix once per token, layer
+and direction), scaled-dot-product attention and ``nn.MultiheadAttention`` (projections and
+both attention products) all count, whatever module wraps them. Elementwise ops,
+normalization and pooling are not counted. Unlike ``torch.utils.flop_counter`` it needs no
+sympy/dynamo import and it counts the attention products.
 """
 
 from __future__ import annotations
@@ -96,18 +97,57 @@ def _rnn_macs(args: Any) -> int:
 
 
 _F = torch.nn.functional
+# products whose MACs are the output's size times the first operand's last axis
 _MATMULS = {
     torch.matmul,
     torch.Tensor.__matmul__,
+    torch.linalg.matmul,
     torch.mm,
     torch.bmm,
+    torch.mv,
+    torch.dot,
+    torch.vdot,
+    torch.inner,
     torch.Tensor.matmul,
     torch.Tensor.mm,
     torch.Tensor.bmm,
+    torch.Tensor.mv,
+    torch.Tensor.dot,
+    torch.Tensor.vdot,
+    torch.Tensor.inner,
 }
-_ADDMMS = {torch.addmm, torch.baddbmm, torch.Tensor.addmm, torch.Tensor.baddbmm}
+# the same with a leading summand: (input, mat1 / batch1 / mat, mat2 / batch2 / vec)
+_ADDMMS = {
+    torch.addmm,
+    torch.baddbmm,
+    torch.addmv,
+    torch.Tensor.addmm,
+    torch.Tensor.baddbmm,
+    torch.Tensor.addmv,
+}
+_ADDBMMS = {torch.addbmm, torch.Tensor.addbmm}  # sums the batch of products: no batch axis out
+_CHAINS = {torch.linalg.multi_dot, torch.chain_matmul}
 _CONVS = {_F.conv1d, _F.conv2d, _F.conv3d}
 _CONV_TRANSPOSES = {_F.conv_transpose1d, _F.conv_transpose2d, _F.conv_transpose3d}
+
+
+def _chain_macs(matrices: Any) -> int:
+    """MACs of a matrix chain in the cheapest order (what ``torch.linalg.multi_dot`` runs); a
+    1-D first / last operand is a row / column vector."""
+    first, last = matrices[0], matrices[-1]
+    dims = [int(first.shape[0]) if first.ndim == 2 else 1]
+    dims += [int(m.shape[-1]) for m in matrices[:-1]]
+    dims.append(int(last.shape[-1]) if last.ndim == 2 else 1)
+    n = len(matrices)
+    cost = [[0] * n for _ in range(n)]
+    for span in range(1, n):
+        for i in range(n - span):
+            j = i + span
+            cost[i][j] = min(
+                cost[i][k] + cost[k + 1][j] + dims[i] * dims[k + 1] * dims[j + 1]
+                for k in range(i, j)
+            )
+    return cost[0][n - 1]
 
 
 def _arg(args: Any, kwargs: dict[str, Any], i: int, *names: str) -> Any:
@@ -132,8 +172,20 @@ class _MacCounter(TorchFunctionMode):
             a, b = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "other", "mat2")
             self.macs += _numel(out.shape) * int(a.shape[-1]) if a.ndim and b.ndim else 0
         elif func in _ADDMMS:  # BLOOM: alibi.baddbmm(batch1=q, batch2=k, ...)
-            a = _arg(args, kwargs, 1, "mat1", "batch1")
+            a = _arg(args, kwargs, 1, "mat1", "batch1", "mat")
             self.macs += _numel(out.shape) * int(a.shape[-1])
+        elif func in _ADDBMMS:
+            a, b = _arg(args, kwargs, 1, "batch1"), _arg(args, kwargs, 2, "batch2")
+            self.macs += _numel(a.shape) * int(b.shape[-1])
+        elif func is torch.tensordot:  # out = free_a x free_b; a = free_a x c, b = c x free_b
+            a, b = _arg(args, kwargs, 0, "a"), _arg(args, kwargs, 1, "b")
+            if out.numel():
+                self.macs += round((_numel(a.shape) * _numel(b.shape) * out.numel()) ** 0.5)
+        elif func in _CHAINS:
+            matrices = _arg(args, kwargs, 0, "tensors", "matrices")
+            if func is torch.chain_matmul and isinstance(matrices, torch.Tensor):
+                matrices = args  # chain_matmul(*matrices)
+            self.macs += _chain_macs(list(matrices))
         elif func is torch.einsum:
             ops = args[1:] if len(args) > 2 or isinstance(args[1], torch.Tensor) else args[1]
             self.macs += _einsum_macs(args[0], ops)

@@ -239,8 +239,15 @@ class _GBNNBase(BaseEstimator):
             raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
         if self.n_active_units is not None:
             v = self.n_active_units
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ValueError(f"n_active_units must be None or an integer >= 0, got {v!r}")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, numbers.Integral)
+                or not 0 <= v <= self.n_units
+            ):
+                raise ValueError(
+                    f"n_active_units must be None or an integer in [0, n_units = {self.n_units}], "
+                    f"got {v!r}"
+                )
 
     # -- fitting ------------------------------------------------------------------------
     def _fit_targets(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -307,9 +314,10 @@ class _GBNNBase(BaseEstimator):
         check_is_fitted(self, "output_weights_")
         U = self.n_units_
         if units is None:
-            units = self.n_active_units
-            if units is None:
+            if self.n_active_units is None:
                 return np.ones(U, dtype=bool)
+            self._check_params()  # set_params after fit: name n_active_units, not units
+            units = self.n_active_units
         if isinstance(units, numbers.Integral) and not isinstance(units, bool):
             if not 0 <= int(units) <= U:
                 raise ValueError(f"units must be an int in [0, {U}], got {units}")

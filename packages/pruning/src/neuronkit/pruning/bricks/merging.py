@@ -17,7 +17,9 @@ the selected parameters trainable.
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import torch
 
@@ -93,7 +95,8 @@ def task_arithmetic(
     """
     _check_state("base", base)
     check_type("vectors", vectors, Sequence)
-    lambdas = [scales] * len(vectors) if isinstance(scales, (int, float)) else list(scales)
+    one = isinstance(scales, numbers.Real)  # numpy scalars too
+    lambdas = [cast(float, scales)] * len(vectors) if one else list(cast(Sequence[float], scales))
     if len(lambdas) != len(vectors):
         raise ValueError(
             f"scales must be one number or one per vector ({len(vectors)}), got {len(lambdas)}"

@@ -176,7 +176,7 @@ def expert_scores(hidden: torch.Tensor, labels: np.ndarray, n_experts: int) -> t
     check_number("n_experts", n_experts, ge=1, integer=True)
     if len(labels) != hidden.shape[1]:
         raise ValueError(f"labels must have {hidden.shape[1]} entries, got {len(labels)}")
-    return hidden.clamp_min(0.0) @ _onehot(labels, n_experts).to(hidden.device)
+    return hidden.clamp_min(0.0) @ _onehot(labels, n_experts).to(hidden)
 
 
 class ExpertRouter(nn.Module):
@@ -420,7 +420,7 @@ class MoEfication:
             )
             keys = ffn.w_in.weight.detach()
             router = ExpertRouter(ffn.d_model, self.n_experts, keys=keys, labels=labels)
-            router = router.to(keys.device)  # trained and routing beside its FFN
+            router = router.to(keys.device, keys.dtype)  # trained and routing beside its FFN
             losses = train_router(
                 router,
                 inputs[layer],
@@ -442,7 +442,8 @@ class MoEfication:
         return max(1, math.floor(keep_fraction * self.n_experts + 1e-9))
 
     def gates(self, keep_fraction: float) -> list[Gate]:
-        """Per-layer routed gates keeping ``floor(keep_fraction * K)`` experts per token."""
+        """Per-layer routed gates keeping ``max(1, floor(keep_fraction * K))`` experts per
+        token."""
         k = self._k(keep_fraction)
         return [RoutedGate(r, lab, k) for r, lab in zip(self.routers_, self.labels_)]
 

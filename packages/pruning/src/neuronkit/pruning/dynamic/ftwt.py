@@ -46,7 +46,9 @@ from neuronkit.common import (
     check_type,
 )
 
+from ..lottery.rewind import _check_classes
 from ..macs import count_macs
+from ..tracing import eval_mode
 
 __all__ = [
     "CRITERIA",
@@ -261,10 +263,12 @@ class GatedConv(nn.Module):
                 f"bn must normalize {conv.out_channels} channels, got {bn.num_features}"
             )
         self.conv, self.bn, self.act = conv, bn, act
+        # on the conv's device and in its dtype, like the layer it gates
+        w = conv.weight
         self.predictor = MaskPredictor(
             conv.in_channels, conv.out_channels, softmax=softmax, embedding=embedding
-        )
-        self.register_buffer("static_mask", torch.ones(conv.out_channels))
+        ).to(w.device, w.dtype)
+        self.register_buffer("static_mask", w.new_ones(conv.out_channels))
 
     @property
     def in_channels(self) -> int:
@@ -568,6 +572,8 @@ class DynamicCNN(nn.Module):
         try:
             for i in range(0, len(y), batch_size):
                 out = self.run(x[i : i + batch_size], gating)
+                if i == 0:
+                    _check_classes(out.logits, y)
                 correct += int((out.logits.argmax(1) == y[i : i + batch_size]).sum())
                 macs.append(out.macs)
                 kept.append(torch.stack([m.sum(1) for m in out.masks], 1))
@@ -635,7 +641,8 @@ class FTWTConfig:
         mask_lr: predictor SGD learning rate (reference: 1e-1, no weight decay).
         momentum: SGD momentum of both optimizers.
         weight_decay: backbone weight decay (reference 5e-4).
-        warmup_epochs: first epochs in which only the predictors learn (backbone frozen). The
+        warmup_epochs: first epochs in which only the predictors learn (backbone weights
+            frozen; BatchNorm running statistics still update in training mode). The
             reference trains both from the first epoch (its ``--warmup`` option is never read),
             hence the default 0.
         cooldown: fraction of ``epochs`` after which the predictors stop learning (the
@@ -663,6 +670,7 @@ class FTWTConfig:
         check_number("weight_decay", self.weight_decay, ge=0.0)
         check_number("warmup_epochs", self.warmup_epochs, ge=0, le=self.epochs, integer=True)
         check_number("cooldown", self.cooldown, gt=0.0, le=1.0)
+        check_type("milestones", self.milestones, tuple)
         for m in self.milestones:
             check_number("milestones[i]", m, ge=1, integer=True)
 
@@ -738,6 +746,8 @@ def train_ftwt(
         for i in range(0, n, config.batch_size):
             idx = perm[i : i + config.batch_size]
             out = net.run(x[idx])
+            if epoch == 0 and i == 0:
+                _check_classes(out.logits, y)
             task = nn.functional.cross_entropy(out.logits, y[idx])
             mloss = mask_loss(out.mask_logits, out.targets)
             opt_b.zero_grad(set_to_none=True)
@@ -884,6 +894,7 @@ def l1_filter_masks(net: DynamicCNN, keep_counts: Sequence[int]) -> list[torch.T
     """
     check_type("net", net, DynamicCNN)
     gated = net.gated
+    check_type("keep_counts", keep_counts, Sequence)
     if len(keep_counts) != len(gated):
         raise ValueError(f"keep_counts must hold {len(gated)} counts, got {len(keep_counts)}")
     masks = []
@@ -903,7 +914,8 @@ def static_keep_counts(
 
     The same keep fraction ``q`` is used in every gated layer (``k_l = max(1, round(q C_l))``);
     the smallest ``q`` on a fine grid whose per-sample MACs are ``>= target_macs`` is returned,
-    so the static network never gets fewer MACs than the budget.
+    so the static network never gets fewer MACs than the budget (the dense counts when the
+    budget exceeds the dense network's MACs).
 
     Args:
         net: the :class:`DynamicCNN`.
@@ -915,11 +927,8 @@ def static_keep_counts(
     """
     check_type("net", net, DynamicCNN)
     check_number("target_macs", target_macs, gt=0.0)
-    with torch.no_grad():
-        was = net.training
-        net.eval()
+    with torch.no_grad(), eval_mode(net):
         out = net.run(x[:1], "dense")
-        net.train(was)
     chans = [g.out_channels for g in net.gated]
     best: tuple[list[int], float] | None = None
     for q in torch.linspace(0.0, 1.0, 401).tolist():

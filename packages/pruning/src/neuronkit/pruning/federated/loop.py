@@ -333,7 +333,12 @@ def aggregate_sign_votes(
                 raise ValueError(
                     f"signs[{k}][{name!r}] must have shape ({n_kept},), got {tuple(s.shape)}"
                 )
-            vote += float(w[k]) * s.to(torch.float64).cpu()
+            s = s.to(torch.float64).cpu()
+            if not bool((s.abs() == 1).all()):
+                raise ValueError(f"signs[{k}][{name!r}] must hold only -1 and +1")
+            vote += float(w[k]) * s
+        if name not in previous:
+            raise ValueError(f"previous lacks the scores of {name!r}")
         prev = previous[name].detach()
         prev_sign = torch.where(prev[mask] >= 0, 1.0, -1.0).to(torch.float64).cpu()  # as the vote
         vote = torch.where(vote == 0, 1e-3 * prev_sign, vote)

@@ -148,8 +148,8 @@ def synflow_prune(
         ignore: prunable weight names to leave dense.
 
     Returns:
-        ``{name: bool tensor}`` with exactly ``round(density * total)`` kept weights overall
-        (ties broken by position).
+        ``{name: bool tensor}`` with exactly ``max(1, round(density * total))`` kept weights
+        overall (ties broken by position).
     """
     check_type("model", model, nn.Module)
     check_number("density", density, gt=0.0, le=1.0)

@@ -34,6 +34,7 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type
 
+from ..tracing import eval_mode
 from .masks import (
     DEFAULT_PRUNABLE,
     Masks,
@@ -134,6 +135,22 @@ def _check_data(x: Any, y: Any, xname: str = "x", yname: str = "y") -> None:
         raise ValueError(f"{xname} must be finite, got NaN or inf")
 
 
+def _check_classes(logits: torch.Tensor, y: torch.Tensor, yname: str = "y") -> None:
+    """Raise unless every label of ``y [N]`` indexes one of the model's classes (``logits
+    [B, C]`` of one batch): out-of-range labels fail deep inside the loss in training and
+    silently count as errors in an accuracy."""
+    if logits.ndim != 2:
+        raise ValueError(
+            f"model must return class logits [B, C] for {yname}, got shape {tuple(logits.shape)}"
+        )
+    lo, hi = (int(v) for v in torch.aminmax(y))
+    if lo < 0 or hi >= logits.shape[1]:
+        raise ValueError(
+            f"{yname} must hold class labels in [0, {logits.shape[1] - 1}] (the model has "
+            f"{logits.shape[1]} outputs), got range [{lo}, {hi}]"
+        )
+
+
 def _batches(n: int, batch_size: int, seed: int, start: int, stop: int) -> Iterator[torch.Tensor]:
     """Index batches for iterations ``start..stop-1`` of the seeded data order."""
     per_epoch = -(-n // batch_size)
@@ -178,7 +195,8 @@ def train(
         callback: called as ``callback(t, model)`` after each step ``t`` (1-based count).
 
     Returns:
-        ``{t: state_dict copy}`` for every requested checkpoint.
+        ``{t: state_dict copy}`` for every requested checkpoint. The model is left in eval
+        mode.
     """
     check_type("model", model, nn.Module)
     _check_data(x, y)
@@ -209,7 +227,10 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = config.lr_at(it)
             xb, yb = x[idx].to(device), y[idx].to(device)
-            loss = nn.functional.cross_entropy(model(xb), yb)
+            logits = model(xb)
+            if it == start_iteration:
+                _check_classes(logits, y)
+            loss = nn.functional.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -237,12 +258,13 @@ def accuracy(
     check_type("model", model, nn.Module)
     _check_data(x, y)
     check_number("batch_size", batch_size, ge=1, integer=True)
-    was_training = model.training
-    model.eval()
     correct = 0
-    for i in range(0, len(y), batch_size):
-        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(y), batch_size):
+            logits = model(x[i : i + batch_size])
+            if i == 0:
+                _check_classes(logits, y)
+            correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
     return correct / len(y)
 
 

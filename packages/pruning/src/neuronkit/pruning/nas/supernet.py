@@ -26,6 +26,7 @@ from torch import nn
 
 from neuronkit.common import check_number, check_seed, check_type
 
+from ..tracing import eval_mode
 from .space import Architecture, CellSpace
 
 __all__ = [
@@ -158,8 +159,6 @@ def evaluate_architectures(
         raise ValueError(
             f"y must be labels [N] matching x's {len(x)} samples, got shape {tuple(y.shape)}"
         )
-    was_training = supernet.training
-    supernet.eval()
-    accs = [float((supernet(x, a).argmax(1) == y).float().mean()) for a in architectures]
-    supernet.train(was_training)
+    with eval_mode(supernet):
+        accs = [float((supernet(x, a).argmax(1) == y).float().mean()) for a in architectures]
     return torch.tensor(accs)

@@ -394,6 +394,14 @@ class SeNDConfig:
         check_number("window", self.window, ge=2, integer=True)
         check_choice("sensitivity", self.sensitivity, SENSITIVITY_METHODS)
         check_number("release_steps", self.release_steps, ge=0, integer=True)
+        first_drop = (self.window - 1) * self.checkpoint_every  # the window's last checkpoint
+        if self.drop_fraction > 0 and first_drop >= self.steps - self.release_steps:
+            raise ValueError(
+                f"release_steps must leave room for a drop: the first drop comes at step "
+                f"(window - 1) * checkpoint_every = {first_drop}, but dropping stops at step "
+                f"steps - release_steps = {self.steps - self.release_steps}, so SeND would "
+                "train as usual (use drop_fraction=0 for that)"
+            )
 
 
 @dataclass
