@@ -565,27 +565,6 @@ def test_tensor_settings_are_in_the_state_dict_and_follow_the_module(kind: str) 
 
 
 @pytest.mark.parametrize("kind", sorted(STEPS))
-def test_state_dict_without_the_tensor_settings_still_loads(kind: str) -> None:
-    # saved before the settings were buffers (0.3.17): the constructed values stay
-    module_cls = STEPS[kind][3]
-    a = module_cls(**_per_neuron(kind, seed=0))
-    before = {k: v.clone() for k, v in a.state_dict().items()}
-    a.load_state_dict({})
-    assert all(torch.equal(a.state_dict()[k], v) for k, v in before.items())
-
-
-def test_lif_pickled_by_older_versions_still_loads() -> None:
-    # 0.3.17 kept tau as the plain attribute ``_tau``
-    lif = LIF(tau=3.0)
-    state = lif.__getstate__()
-    state["_tau"] = state.pop("tau")
-    old = LIF.__new__(LIF)
-    old.__setstate__(state)
-    x = _drive()
-    assert torch.equal(old(x), lif(x))
-
-
-@pytest.mark.parametrize("kind", sorted(STEPS))
 def test_repr_of_per_neuron_settings_shows_shape_and_range(kind: str) -> None:
     module_cls = STEPS[kind][3]
     settings_ = _per_neuron(kind, seed=0)

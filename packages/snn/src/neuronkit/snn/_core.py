@@ -1,6 +1,6 @@
 """Private arithmetic shared by the step functions, the reference loop and the fused path,
 the validation helpers, and what the stateful module shells share: :class:`ChannelLocal`,
-:class:`Settings` and :func:`hold` (tensor settings are buffers).
+:func:`hold` (tensor settings are buffers).
 
 Everything here is unvalidated. Keeping a single copy of the update equations is what makes
 the fused multi-step path bit-identical to the step-by-step reference: both call
@@ -384,28 +384,6 @@ def describe(value: Any) -> str:
         return f"tensor(shape={list(t.shape)})"
     lo, hi = torch.aminmax(t.float())
     return f"tensor(shape={list(t.shape)}, min={float(lo):.4g}, max={float(hi):.4g})"
-
-
-class Settings:
-    """Mixin of modules that :func:`hold` their tensor settings as buffers: a state dict saved
-    before they were buffers (0.3.17 and older) lacks them and still loads, keeping the
-    constructed values."""
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(  # type: ignore[misc]
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        own = {prefix + name for name in vars(self).get("_buffers", {})}
-        missing_keys[:] = [k for k in missing_keys if k not in own]
 
 
 class ChannelLocal:

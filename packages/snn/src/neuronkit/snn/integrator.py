@@ -34,7 +34,6 @@ from neuronkit.common import check_number, check_type
 
 from ._core import (
     ChannelLocal,
-    Settings,
     broadcasts,
     check_broadcast,
     check_finite_input,
@@ -171,7 +170,7 @@ def li_multistep(
     return torch.stack(out), LIState(v)
 
 
-class LI(Settings, ChannelLocal, nn.Module):
+class LI(ChannelLocal, nn.Module):
     """Leaky integrator (non-spiking) neurons; see :func:`li_step` for the arguments.
 
     A tensor ``tau`` is a buffer (an ``nn.Parameter`` stays a parameter).

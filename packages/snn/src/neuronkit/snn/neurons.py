@@ -636,7 +636,7 @@ def cuba_lif_multistep(
 # ---- modules -------------------------------------------------------------------------------------
 
 
-class _Neuron(_core.Settings, _core.ChannelLocal, nn.Module):
+class _Neuron(_core.ChannelLocal, nn.Module):
     """Common shell: parameters are validated once here; ``forward`` returns spikes only.
 
     A tensor setting (``threshold``, ``tau``, ...) is a buffer, an ``nn.Parameter`` a parameter
@@ -765,11 +765,6 @@ class LIF(_Neuron):
 
     def _hold_tau(self, tau: Param) -> None:
         _core.hold(self, "tau", tau)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "_tau" in state:  # pickled by 0.3.17 or older, which kept tau as ``_tau``
-            state["tau"] = state.pop("_tau")
-        super().__setstate__(state)
 
     def _lif(self) -> dict[str, Any]:
         return {"tau": self.tau, "decay_input": self.decay_input, "dt": self.dt, **self._common()}

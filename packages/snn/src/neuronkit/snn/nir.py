@@ -81,7 +81,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import as_float_array, check_number, check_type
 
-from ._core import Settings, broadcasts, hold
+from ._core import broadcasts, hold
 from .integrator import LI, Delay
 from .layers import SeqAvgPool2d, SeqConv1d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
 from .neurons import ALIF, IF, LIF, CuBaLIF
@@ -130,7 +130,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 # ---- small executor modules (what NIR nodes without a counterpart here import as) -----------
 
 
-class Threshold(Settings, nn.Module):
+class Threshold(nn.Module):
     """NIR ``Threshold`` node over time: ``z = 1[x >= threshold]`` for ``x: [T, B, ...]``.
 
     ``threshold`` is a float or a tensor of one sample's shape (a buffer). No gradient flows
@@ -157,7 +157,7 @@ def _on_device(value: float | Tensor, x: Tensor) -> float | Tensor:
     return value.to(x.device) if isinstance(value, Tensor) else value
 
 
-class Integrator(Settings, nn.Module):
+class Integrator(nn.Module):
     """NIR ``I`` node (perfect integrator ``dv/dt = r I``) over time: ``v_t = v_{t-1} + g
     x_t`` with ``g = r dt`` (``g = 1`` skips the product; a tensor ``g`` is a buffer);
     ``x, v: [T, B, ...]``, ``v_0 = 0``."""
@@ -194,7 +194,7 @@ class Scale(nn.Module):
         return x * self.scale.to(x.dtype)  # NIR arrays are float64: keep the input's dtype
 
 
-class InputGain(Settings, nn.Module):
+class InputGain(nn.Module):
     """A neuron whose input is multiplied by ``gain`` first (NIR's ``r`` / ``w_in`` when they
     are not a value the neuron expresses itself): ``neuron(x * gain)``; a tensor ``gain`` is a
     buffer."""

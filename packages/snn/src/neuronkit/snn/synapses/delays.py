@@ -317,22 +317,6 @@ class DelayedLinear(nn.Module):
             raise ValueError(f"state must be a dict {{'hard': bool}}, got {state!r:.80}")
         self.hard = state["hard"] or self.mode != "learned"
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        # a state dict saved before the mode was part of it (0.3.17 and older) keeps this one's
-        missing_keys[:] = [k for k in missing_keys if k != f"{prefix}_extra_state"]
-
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian spread (>= 0) of the taps."""
         check_number("sigma", sigma, ge=0)
