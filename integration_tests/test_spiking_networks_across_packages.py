@@ -127,13 +127,53 @@ def test_every_neuron_type_prunes_to_the_oracle(neuron: nn.Module) -> None:
         torch.testing.assert_close(small(x), oracle(x))
 
 
-def test_per_neuron_thresholds_keep_their_channels() -> None:
-    model = nn.Sequential(SeqLinear(6, 8), LIF(threshold=torch.linspace(0.5, 1.5, 8)))
-    model.append(SeqLinear(8, 3))
-    graph = DependencyGraph(model, torch.rand(T, 2, 6))
+def _per_channel(n: int, shape: tuple[int, ...] = ()) -> torch.Tensor:
+    return torch.linspace(0.5, 1.5, n).reshape(n, *shape)
+
+
+@pytest.mark.parametrize(
+    "neuron",
+    [
+        LIF(threshold=_per_channel(8, (1, 1)), tau=1.0 + 2 * _per_channel(8, (1, 1))),
+        ALIF(threshold=nn.Parameter(_per_channel(8, (1, 1)))),  # learnable per channel
+        LI(tau=1.0 + 2 * _per_channel(8, (1, 1))),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_per_channel_settings_are_sliced_with_their_channels(neuron: nn.Module) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        TimeDistributed(nn.Conv2d(1, 8, 3, padding=1)),
+        neuron,
+        SeqFlatten(),
+        SeqLinear(8 * 8 * 8, 4),
+    ).eval()
+    x = (torch.rand(T, 3, 1, 8, 8) > 0.6).float() * 2
+    graph = DependencyGraph(model, x)
+    hidden = next(g for g in graph.groups if g.size == 8)
+    assert hidden.prunable
+    assert {m.role for m in hidden.members if m.module == "1"} == {"setting"}
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    small, oracle = prune(graph, plan), soft_prune(graph, plan)
+    assert all(t.shape[0] == 4 for _, t in small[1].named_buffers())
+    assert all(t.shape[0] == 4 for _, t in small[1].named_parameters())
+    x = (torch.rand(T + 2, 5, 1, 8, 8) > 0.6).float() * 2
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), oracle(x))
+
+
+def test_settings_that_vary_along_another_axis_keep_the_channels() -> None:
+    # a [C] threshold on [T, B, C, H, W] broadcasts along W, not the channels
+    model = nn.Sequential(
+        TimeDistributed(nn.Conv2d(1, 8, 3, padding=1)),
+        LIF(threshold=_per_channel(8)),
+        SeqFlatten(),
+        SeqLinear(8 * 8 * 8, 4),
+    )
+    graph = DependencyGraph(model, torch.rand(T, 2, 1, 8, 8))
     hidden = next(g for g in graph.groups if g.size == 8)
     assert not hidden.prunable
-    assert "per-element threshold" in hidden.reason  # a buffer since neuronkit-snn 0.3.18
+    assert "per-element threshold [8] is not one per channel" in hidden.reason
 
 
 def test_representations_and_attributions_of_a_spiking_network(trained) -> None:

@@ -127,7 +127,8 @@ def test_per_element_settings_keep_their_channels() -> None:
     x = torch.randn(4, 2, 1, 8, 8)
     for neuron, reason in (
         (Leaky(torch.linspace(0.1, 0.9, 6).view(6, 1, 1)), "per-element settings"),
-        (Leaky(torch.full((6, 1, 1), 0.5), learn=True), "per-element decay"),
+        (Leaky(torch.full((6, 1, 1), 0.5), learn=True), "per-element settings"),  # it says so
+        (LocalLeaky(torch.full((4,), 0.5), learn=True), "per-element decay [4] is not one per"),
     ):
         graph = DependencyGraph(_spiking_cnn(neuron), x)
         conv2 = next(g for g in graph.groups if g.size == 6)
@@ -136,6 +137,29 @@ def test_per_element_settings_keep_their_channels() -> None:
         small = prune(graph, plan_pruning(graph, "l2", ratio=0.5))
         assert small[4].out_channels == 6  # kept, and the pruned model still runs
         assert small(x).shape == (4, 2, 5)
+
+
+class LocalLeaky(Leaky):
+    """``Leaky`` declaring itself channel-local whatever its decay: a per-channel parameter
+    or buffer is then the pruner's to slice."""
+
+    channel_local = True  # type: ignore[assignment]
+
+
+def test_per_channel_settings_follow_their_channels() -> None:
+    x = torch.randn(4, 2, 1, 8, 8)
+    neuron = LocalLeaky(torch.linspace(0.1, 0.9, 6).view(6, 1, 1), learn=True)
+    graph = DependencyGraph(_spiking_cnn(neuron), x)
+    conv2 = next(g for g in graph.groups if g.size == 6)
+    assert conv2.prunable
+    assert [(m.param, m.dim, m.role) for m in conv2.members if m.module == "5"] == [
+        ("decay", 0, "setting")
+    ]
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    small, oracle = prune(graph, plan), soft_prune(graph, plan)
+    assert small[5].decay.shape == (3, 1, 1)
+    assert isinstance(small[5].decay, nn.Parameter)
+    torch.testing.assert_close(small(x), oracle(x))
 
 
 def test_undeclared_time_major_module_is_untraceable_with_a_clear_error() -> None:

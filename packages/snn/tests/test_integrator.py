@@ -211,11 +211,13 @@ def test_delay_bad_inputs() -> None:
 def test_integrator_and_delay_declare_channel_locality() -> None:
     assert LI(tau=3.0).channel_local
     assert Delay(2).channel_local
-    assert not LI(tau=torch.linspace(2.0, 3.0, 4)).channel_local
-    # per-element parameters and buffers count too
-    assert not LI(tau=nn.Parameter(torch.linspace(2.0, 3.0, 4))).channel_local
-    assert LI(tau=nn.Parameter(torch.tensor(2.0))).channel_local
-    assert not Delay(torch.tensor([0, 1, 2])).channel_local
+    # per-element settings are parameters or buffers, visible in the module's state
+    assert LI(tau=torch.linspace(2.0, 3.0, 4)).channel_local
+    assert LI(tau=nn.Parameter(torch.linspace(2.0, 3.0, 4))).channel_local
+    assert Delay(torch.tensor([0, 1, 2])).channel_local
+    hidden = LI(tau=3.0)
+    hidden.extra = torch.ones(3)  # a plain tensor attribute a tool cannot see
+    assert not hidden.channel_local
 
 
 def test_li_tensor_tau_is_a_buffer() -> None:

@@ -513,12 +513,12 @@ def test_non_finite_state_is_rejected_by_name(kind: str, bad: float) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(STEPS))
-def test_neurons_are_channel_local_unless_a_setting_is_per_neuron(kind: str) -> None:
-    # read by tools that prune channels through a layer (neuronkit-pruning)
+def test_neurons_are_channel_local(kind: str) -> None:
+    # read by tools that prune channels through a layer (neuronkit-pruning); a per-neuron
+    # setting is a buffer, which the tool reads from the state and slices with the channels
     module = STEPS[kind][3]
     assert module().channel_local
-    per_neuron = torch.linspace(1.0, 2.0, 5)
-    assert not module(threshold=per_neuron).channel_local
+    assert module(threshold=torch.linspace(1.0, 2.0, 5)).channel_local
     assert module(threshold=torch.tensor(1.5)).channel_local
     assert PLIF().channel_local  # its learnable tau is one 0-d parameter per layer
 
@@ -577,12 +577,14 @@ def test_repr_of_per_neuron_settings_shows_shape_and_range(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(STEPS))
-def test_channel_local_sees_per_neuron_parameters(kind: str) -> None:
+def test_per_neuron_settings_are_in_the_state_channel_local_holds(kind: str) -> None:
     module_cls = STEPS[kind][3]
     name = next(iter(PER_NEURON[kind]))
     per_neuron = _per_neuron(kind, seed=0)[name]
-    assert not module_cls(**{name: nn.Parameter(per_neuron)}).channel_local
-    assert module_cls(**{name: nn.Parameter(per_neuron[:1])}).channel_local
+    learnable = module_cls(**{name: nn.Parameter(per_neuron)})
+    assert learnable.channel_local  # the setting is a parameter: tools see and slice it
+    assert name in dict(learnable.named_parameters())
+    assert name in dict(module_cls(**{name: per_neuron}).named_buffers())
 
 
 @pytest.mark.parametrize("kind", sorted(STEPS))

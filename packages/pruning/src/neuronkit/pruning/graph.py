@@ -199,7 +199,9 @@ class GroupMember:
         param: parameter or buffer name inside ``module``.
         dim: the tensor dimension indexed by channels.
         role: "out" (producer rows), "in" (consumer columns), "norm" (normalization
-            parameters and statistics) or "embed" (a parameter read in ``forward``).
+            parameters and statistics), "embed" (a parameter read in ``forward``) or
+            "setting" (a per-channel setting of an elementwise module, e.g. a spiking
+            neuron's threshold; sliced, never scored).
         kind: the module class name ("Conv2d", "Linear", ...; "Parameter" for embeds).
         positions: for each channel of the group, the indices along ``dim`` that hold it
             (one index, or several after a flatten expanded channels over space); a
@@ -962,18 +964,31 @@ class DependencyGraph:
     ) -> Any:
         """A module declaring ``channel_local`` (e.g. a spiking neuron over ``[T, B, C, ...]``):
         each output element depends only on the same input element, so channels pass through,
-        unless it declares ``channel_local = False`` or holds a parameter or buffer of more
-        than one value (settings per element that its channels would have to follow)."""
+        unless it declares ``channel_local = False``. A parameter or buffer of more than one
+        value is a setting per element (a per-neuron threshold), broadcast against the input:
+        one that varies along the channel axis only (``[C]`` on ``[T, B, C]``, ``[C, 1, 1]`` on
+        ``[T, B, C, H, W]``) is sliced with the channels (role ``"setting"``, not scored); any
+        other keeps the channels."""
+        if not mod.channel_local:
+            raise _Freeze(f"{name}: {type(mod).__name__} has per-element settings")
+        x = self._passthrough(node, labels)
         per_element = [
-            n
+            (n, t)
             for n, t in itertools.chain(mod.named_parameters(), mod.named_buffers())
             if t.numel() != 1
         ]
-        if per_element:
-            raise _Freeze(f"{name}: per-element {', '.join(per_element)}")
-        if not mod.channel_local:
-            raise _Freeze(f"{name}: {type(mod).__name__} has per-element settings")
-        return self._passthrough(node, labels)
+        if x is None or not per_element:
+            return x
+        in_shape = _shape(node.args[0])
+        assert in_shape is not None  # _passthrough read it
+        from_end = len(in_shape) - x.axis  # the channel axis counted from the last one
+        for n, t in per_element:
+            dim = t.ndim - from_end
+            if dim < 0 or t.shape[dim] != len(x.slots) or t.numel() != len(x.slots):
+                raise _Freeze(f"{name}: per-element {n} {list(t.shape)} is not one per channel")
+        for n, t in per_element:
+            self._member(name, n, t.ndim - from_end, "setting", type(mod).__name__, x.slots)
+        return x
 
     def _grouped_conv(
         self, name: str, mod: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: _Label | None, axis: int

@@ -457,6 +457,11 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
     mods = dict(target.named_modules())
     # weights whose dim 0 is their output rows (not HF Conv1D's [in, out] input side)
     rows = {(m.module, m.param, m.dim) for g in graph.groups for m in g.members if m.role == "out"}
+    # per-channel settings (a spiking neuron's threshold) keep their values in the oracle: a
+    # removed channel's input is zero already, and a zero threshold or tau is not a setting
+    settings = {
+        (m.module, m.param, m.dim) for g in graph.groups for m in g.members if m.role == "setting"
+    }
     if hard:
         _resize_attributes(graph, plan, mods)
     touched: set[str] = set()
@@ -514,7 +519,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             bias = _bias_of(mod, bias_name) if follows else None
             if bias is not None and (module, bias_name, 0) not in removed and len(bias) == size:
                 _set_tensor(mod, "", bias_name, torch.index_select(bias.detach(), 0, kept))
-        elif "running_var" not in param:
+        elif "running_var" not in param and (module, param, dim) not in settings:
             idx: list[Any] = [slice(None)] * t.ndim
             idx[dim] = ~keep
             owner_name, _, leaf = param.rpartition(".")

@@ -391,15 +391,15 @@ class ChannelLocal:
     input element (over time): spiking neurons, leaky integrators, delays.
 
     ``channel_local`` tells tools that map channels by module (neuronkit-pruning removes channels
-    through such a module as through an activation) whether that holds for this instance: False
-    when a setting (``tau``, ``threshold``, ...) is a tensor of more than one value, one per
-    element, which the channels would have to carry along.
+    through such a module as through an activation) whether that holds for this instance.
+    Settings that differ per element (a per-neuron ``tau`` or ``threshold``) are parameters or
+    buffers (:func:`hold`), broadcast against the input: a tool reads them from the module's
+    state and carries them along with the channels (the pruner slices a setting that varies
+    along the channel axis only and keeps the channels of any other).
     """
 
     @property
     def channel_local(self) -> bool:
-        """True when every tensor-valued setting (parameter, buffer or attribute) is a single
-        value."""
-        held = vars(self)
-        values = [*held.get("_parameters", {}).values(), *held.get("_buffers", {}).values()]
-        return all(v.numel() == 1 for v in [*values, *held.values()] if isinstance(v, Tensor))
+        """True unless a plain (not parameter or buffer) tensor attribute holds more than one
+        value, which a tool could not see in the module's state."""
+        return all(v.numel() == 1 for v in vars(self).values() if isinstance(v, Tensor))
