@@ -46,6 +46,7 @@ def test_list_human(with_plugin: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "testplugin.fair_coin" in out
     assert "A fair coin" in out
+    assert "claim: " in out
 
 
 def test_info_shows_checks(with_plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,8 +145,26 @@ def test_package_selector_and_json(
     with_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["reproduce", "testplugin", "--quick", "--json", "--out", str(tmp_path)]) == 2
-    ids = [r["id"] for r in json.loads(capsys.readouterr().out)]
-    assert ids == ["testplugin.biased_coin", "testplugin.fair_coin"]
+    rows = json.loads(capsys.readouterr().out)
+    ids = [r["id"] for r in rows]
+    assert ids == ["testplugin.biased_coin", "testplugin.fair_coin", "testplugin.broken"]
+    assert [r.get("reused") for r in rows] == [False, False, None]
+    assert "error" in rows[2]  # the id that failed to run is reported, not left out
+    assert (
+        main(["reproduce", "testplugin.fair_coin", "--quick", "--json", "--out", str(tmp_path)])
+        == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["reused"] is True
+
+
+def test_unwritable_out_is_a_usage_error(run_cli: CliRunner, tmp_path: Path) -> None:
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    ids = ("testplugin.fair_coin", "testplugin.biased_coin")
+    proc = run_cli("reproduce", *ids, "--quick", "--out", str(file / "sub"))
+    assert proc.returncode == 2
+    assert "cannot be created" in proc.stderr
 
 
 def test_seed_survey(with_plugin: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

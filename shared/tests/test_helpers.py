@@ -18,6 +18,7 @@ from neuronkit.common import (
     atomic_write_text,
     check_choice,
     check_finite,
+    check_interval,
     check_ndim,
     check_number,
     check_probability,
@@ -26,7 +27,7 @@ from neuronkit.common import (
     check_type,
     seed_everything,
 )
-from neuronkit.common.io import atomic_path
+from neuronkit.common.io import atomic_path, replace_dir
 
 
 @pytest.mark.parametrize(
@@ -74,6 +75,13 @@ from neuronkit.common.io import atomic_path
             ValueError,
             "x must be finite",
         ),
+        # None would become NaN, strings would be parsed, dates read as day counts
+        (lambda: as_float_array("x", [1.0, None]), TypeError, "x must be a real array"),
+        (lambda: as_float_array("x", ["1.5", "2"]), TypeError, "x must be a real array"),
+        (lambda: check_interval("c", np.array(5.0)), TypeError, "c must be a"),
+        (lambda: check_interval("c", {0: 1, 2: 3}), TypeError, "c must be a"),
+        (lambda: check_seed(10**400), ValueError, "seed must be < 2"),
+        (lambda: check_number("n", 10**400, le=10), ValueError, "n must be <= 10"),
     ],
 )
 def test_errors_name_the_argument(call, error, message) -> None:  # type: ignore[no-untyped-def]
@@ -111,6 +119,24 @@ def test_atomic_write_replaces_or_keeps(tmp_path: Path) -> None:
     assert target.read_text() == "one"
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]
     assert target.stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0600
+
+
+def test_replace_dir_keeps_the_old_folder_when_the_move_fails(tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "old.txt").write_text("old")
+    with pytest.raises(FileNotFoundError):
+        replace_dir(tmp_path / "missing", dst)
+    assert (dst / "old.txt").read_text() == "old"
+    new = tmp_path / "new"
+    new.mkdir()
+    replace_dir(new, dst)
+    assert list(dst.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst"]  # nothing left behind
+
+
+def test_seed_everything_takes_numpy_integers() -> None:
+    assert seed_everything(np.int64(3)).random() == seed_everything(3).random()
 
 
 def test_json_makes_numpy_and_nan_safe(tmp_path: Path) -> None:

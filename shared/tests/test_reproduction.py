@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,21 @@ def test_failing_run_leaves_no_folder_and_keeps_old_result(tmp_path: Path) -> No
     assert kept is not None
     assert kept.seed == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.ok"]
+
+
+def test_killed_runs_folders_are_swept_and_damaged_results_rerun(tmp_path: Path) -> None:
+    spec = getattr(_ok, ATTRIBUTE)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a finished process: its pid names a killed run's leftover
+    (tmp_path / f".unit.ok.partial-{dead.pid}").mkdir()
+    run_reproduction(
+        spec, _ok, package="unit", quick=True, seed=1, out_root=tmp_path, show_progress=False
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.ok"]
+    path = tmp_path / "unit.ok" / "result.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "environment": None}))
+    assert load_result(tmp_path, "unit.ok") is None  # not trusted: rerun
 
 
 def test_missing_check_is_an_error(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import argparse
 import difflib
 import json
 import math
+import signal
 import statistics
 import sys
 import traceback
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, json_text
 from .registry import RegistryError, ReproductionInfo, discover, load
 from .reproduction import Result, load_result, run_reproduction
 
@@ -147,6 +148,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max(len(i) for i in registry)
     for info in registry.values():
         print(f"{info.id:<{width}}  {info.package:<16}  {info.spec.paper}")
+        print(f"{'':<{width}}  claim: {info.spec.claim}")
     print(f"\n{len(registry)} reproductions; `neuronkit info ID` shows the claim and its checks")
     return EXIT_OK
 
@@ -177,6 +179,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, got the file {str(out)!r}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out {str(out)!r} cannot be created ({err})") from err
     say = (
         (lambda msg: None)
         if args.no_progress
@@ -192,9 +198,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     results, errors, reused = outcome
     if len(selected) > 1 or "all" in args.ids:
         _write_summary(out, results, errors, reused)
-    table = _summary_table(results, errors)
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+    table = _summary_table(results, errors, reused)
+    if args.json:  # one object per id: a result (with "reused"), or {"id", "error"}
+        rows = [{**r.to_dict(), "reused": r.id in reused} for r in results]
+        print(json_text(rows + [{"id": rid, "error": msg} for rid, msg in errors.items()]))
         print(table, file=sys.stderr)
     else:
         print(table)
@@ -235,12 +242,12 @@ def _run_selected(
                 show_progress=not args.no_progress,
                 version=info.version,
             )
-        except KeyboardInterrupt:
-            say(f"interrupted during {info.id}; run the same command again to resume")
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main): not progress, always said
+            _warn(f"interrupted during {info.id}; run the same command again to resume")
             return None
         except Exception as err:  # a broken reproduction must not stop the others
             errors[info.id] = f"{type(err).__name__}: {err}"
-            say(f"[{n}/{len(selected)}] {info.id}: ERROR {errors[info.id]}")
+            _warn(f"[{n}/{len(selected)}] {info.id}: ERROR {errors[info.id]}")
             if not args.no_progress:
                 traceback.print_exc(file=sys.stderr)
             continue
@@ -338,6 +345,10 @@ def _survey_table(survey: dict[str, Any]) -> str:
     return "\n".join(lines) if lines else "nothing was run"
 
 
+def _warn(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def _write_summary(
     out: Path, results: list[Result], errors: dict[str, str], reused: list[str]
 ) -> None:
@@ -353,6 +364,7 @@ def _write_summary(
             "results": [
                 {
                     "id": r.id,
+                    "reused": r.id in reused,
                     "passed": r.passed,
                     "quick": r.quick,
                     "seed": r.seed,
@@ -377,12 +389,12 @@ def _still_current(previous: Result, info: ReproductionInfo, quick: bool, seed: 
     )
 
 
-def _summary_table(results: list[Result], errors: dict[str, str]) -> str:
+def _summary_table(results: list[Result], errors: dict[str, str], reused: list[str]) -> str:
     rows = [
         (
             r.id,
             "passed" if r.passed else "FAILED",
-            f"{r.seconds:.1f}s",
+            "reused" if r.id in reused else f"{r.seconds:.1f}s",
             ", ".join(f"{c.name}={c.value:.3g}{'' if c.passed else '!'}" for c in r.checks),
         )
         for r in results
@@ -403,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neuronkit`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     commands = {"list": _cmd_list, "info": _cmd_info, "reproduce": _cmd_reproduce}
+    previous = signal.getsignal(signal.SIGTERM)
+    if args.command == "reproduce":  # a terminated run cleans up as after Ctrl-C
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return commands[args.command](args)
     except UsageError as err:
@@ -411,6 +426,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RegistryError as err:
         print(f"neuronkit: broken reproduction registry: {err}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as err:  # a summary or survey that cannot be written
+        print(f"neuronkit: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if args.command == "reproduce":
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -48,21 +48,35 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as indented, strict JSON: numpy and torch values as plain numbers and lists,
+    NaN and infinities as ``null`` (what :func:`atomic_write_json` writes)."""
+    return json.dumps(_json_safe(obj), indent=2, allow_nan=False)
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (NaN is written as ``null``)."""
-    return atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
+    return atomic_write_text(path, json_text(obj) + "\n")
 
 
 def replace_dir(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
-    """Move the finished folder ``src`` to ``dst``, replacing any older ``dst``."""
+    """Move the finished folder ``src`` to ``dst``, replacing any older ``dst``; if the move
+    fails (or is interrupted) the older ``dst`` is put back."""
     src_path, dst_path = Path(src), Path(dst)
-    if dst_path.exists():
-        old = dst_path.with_name(f".{dst_path.name}.old-{os.getpid()}")
-        os.replace(dst_path, old)
+    if not (dst_path.exists() or dst_path.is_symlink()):
         os.replace(src_path, dst_path)
+        return dst_path
+    old = dst_path.with_name(f".{dst_path.name}.old-{os.getpid()}")
+    os.replace(dst_path, old)
+    try:
+        os.replace(src_path, dst_path)
+    except BaseException:
+        os.replace(old, dst_path)
+        raise
+    if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(src_path, dst_path)
+        old.unlink(missing_ok=True)
     return dst_path
 
 

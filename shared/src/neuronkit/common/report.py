@@ -89,7 +89,7 @@ def render_summary(
             "status": "passed" if r.passed else "**FAILED**",
             "checks": "; ".join(f"{c.name}={c.value:.3g}" for c in r.checks),
             "mode": "quick" if r.quick else "full",
-            "seconds": r.seconds,
+            "seconds": f"{r.seconds} (reused)" if r.id in skipped else r.seconds,
         }
         for r in results
     ]

@@ -340,6 +340,7 @@ def run_reproduction(
     out_root.mkdir(parents=True, exist_ok=True)
     final_dir = out_root / spec.id
     work_dir = out_root / f".{spec.id}.partial-{os.getpid()}"
+    _remove_stale_partials(out_root, spec.id)
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir()
     try:
@@ -386,6 +387,25 @@ def run_reproduction(
     return result
 
 
+def _remove_stale_partials(out_root: Path, reproduction_id: str) -> None:
+    """Remove the unfinished folders of earlier runs of ``reproduction_id`` whose process is
+    gone (killed without a chance to clean up); a running one's folder is left alone."""
+    for partial in out_root.glob(f".{reproduction_id}.partial-*"):
+        pid = partial.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def load_result(out_root: Path, reproduction_id: str) -> Result | None:
     """The finished result of ``reproduction_id`` under ``out_root``, or ``None``."""
     import json
@@ -394,6 +414,12 @@ def load_result(out_root: Path, reproduction_id: str) -> Result | None:
     if not path.is_file():
         return None
     try:
-        return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError, KeyError):
+        result = Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        # a damaged file (hand-edited, a partial copy) is rerun rather than trusted
+        if not isinstance(result.environment, dict) or not all(
+            isinstance(c.value, (int, float)) for c in result.checks
+        ):
+            return None
+        return result
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None

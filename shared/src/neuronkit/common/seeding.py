@@ -17,12 +17,13 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> np.random.Gene
     """Seed ``random``, numpy and (when installed) torch; return a numpy ``Generator``.
 
     Args:
-        seed: non-negative integer seed.
+        seed: integer in ``[0, 2**32)`` (numpy's global seed takes no more); numpy integers too.
         deterministic: also ask torch for deterministic algorithms (slower on some ops).
     """
     import numpy as np
 
     check_number("seed", seed, ge=0, lt=2**32, integer=True)
+    seed = int(seed)  # random.seed refuses numpy integers
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - seeds legacy global state used by third-party code
     if importlib.util.find_spec("torch") is not None:

@@ -63,11 +63,12 @@ def check_number(
         value, numbers.Integral if integer else numbers.Real
     ):
         raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r:.80})")
-    if not math.isfinite(float(value)):
+    # an int beyond float range is finite (and compares exactly below)
+    if not isinstance(value, numbers.Integral) and not math.isfinite(float(value)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     for op, bound in ((">", gt), (">=", ge), ("<", lt), ("<=", le)):
         if bound is not None and not _COMPARISONS[op](value, bound):
-            raise ValueError(f"{name} must be {op} {bound:g}, got {value!r}")
+            raise ValueError(f"{name} must be {op} {bound!r}, got {value!r:.80}")
 
 
 def check_interval(name: str, value: Any) -> tuple[float, float]:
@@ -78,7 +79,12 @@ def check_interval(name: str, value: Any) -> tuple[float, float]:
     >>> check_interval("clamp", (0, 1))
     (0.0, 1.0)
     """
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+    if (
+        isinstance(value, (str, bytes, dict))
+        or getattr(value, "ndim", 1) == 0  # a 0-d array or tensor has __len__ but no length
+        or not hasattr(value, "__len__")
+        or len(value) != 2
+    ):
         raise TypeError(f"{name} must be a (low, high) pair of numbers, got {_describe(value)}")
     pair = []
     for i, v in enumerate(value):
@@ -102,7 +108,7 @@ def check_seed(seed: Any, name: str = "seed") -> None:
     """
     check_number(name, seed, ge=0, integer=True)
     if seed >= 2**64:
-        raise ValueError(f"{name} must be < 2**64 (a 64-bit generator seed), got {seed}")
+        raise ValueError(f"{name} must be < 2**64 (a 64-bit generator seed), got {str(seed)[:40]}")
 
 
 def check_probability(name: str, value: Any, *, open_right: bool = False) -> None:
@@ -152,10 +158,14 @@ def as_float_array(name: str, x: Any, layout: str = "") -> Any:
     what = f"a real array {layout}" if layout else "a real array"
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, also one with a graph
+        x = x.detach().cpu()
     try:
         arr = np.asarray(x)
         if arr.dtype.kind == "c":  # a float64 cast would drop the imaginary part (a warning only)
             raise TypeError("complex values")
+        if arr.dtype.kind not in "biuf":  # None as NaN, strings parsed, dates as day counts
+            raise TypeError(f"dtype {arr.dtype} is not real numbers")
         return arr.astype(np.float64, copy=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({err})") from None
