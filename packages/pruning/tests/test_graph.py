@@ -719,3 +719,18 @@ def test_in_place_writes_survive_the_concrete_trace() -> None:
     x = torch.randn(3, 6)
     torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))
     assert any(n.target == "mul_" for n in graph._graph.nodes)
+
+
+def test_hooks_on_the_model_itself_freeze_every_group() -> None:
+    from neuronkit.pruning.lottery import attach_masks, ones_masks
+
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    handle = attach_masks(net, ones_masks(net))  # a forward pre-hook on the root
+    graph = DependencyGraph(net, torch.rand(3, 8))
+    hidden = next(g for g in graph.groups if g.size == 16)
+    assert not hidden.prunable
+    assert "forward hooks on the model" in hidden.reason
+    small = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert small(torch.rand(3, 8)).shape == (3, 4)  # the copied hook still fits
+    handle.remove()
+    assert DependencyGraph(net, torch.rand(3, 8)).groups[0].prunable

@@ -238,3 +238,10 @@ def test_li_validate_flag_is_type_checked() -> None:
         li_multistep(_x(), validate="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="validate must be bool"):
         li_step(_x()[0], validate="yes")  # type: ignore[arg-type]
+
+
+def test_per_element_delays_compile_in_one_graph() -> None:
+    module = Delay(torch.tensor([1, 2]))
+    x = torch.rand(4, 2, 2)
+    compiled = torch.compile(nn.Sequential(module), backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), module(x))

@@ -8,7 +8,9 @@ from torch import nn
 
 from neuronkit.snn import (
     LIF,
+    SeqBatchNorm2d,
     SeqConv2d,
+    SeqDropout,
     SeqFlatten,
     SeqLinear,
     TimeDistributed,
@@ -97,3 +99,15 @@ def test_no_weight_layer_and_bad_model() -> None:
     assert ops["total"].synops_per_mac == 0.0
     with pytest.raises(TypeError, match="model must be"):
         synaptic_operations(lambda x: x, torch.ones(2))  # type: ignore[arg-type]
+
+
+def test_counting_runs_in_eval_mode_and_restores_it() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(SeqConv2d(2, 4, 3), SeqBatchNorm2d(4), LIF(), SeqDropout(0.5)).train()
+    net[1].eval()  # a submodule's own mode comes back too
+    x = torch.rand(3, 2, 2, 6, 6)
+    running = net[1].running_mean.clone()
+    first = synaptic_operations(net, x)["total"]
+    assert synaptic_operations(net, x)["total"] == first  # no dropout draws
+    assert torch.equal(net[1].running_mean, running)
+    assert [m.training for m in net] == [True, False, True, True]

@@ -199,3 +199,11 @@ def test_channel_objective_on_a_channels_last_layer() -> None:
         channel("last", 0, dim=0)
     with pytest.raises(TypeError, match="dim must be an integer"):
         channel("last", 0, dim=1.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("param", ["pixel", "fourier"])
+def test_a_float64_model_gets_a_float64_image(param: str) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).double()
+    init = torch.rand(1, 1, 4, 4, dtype=torch.float64)
+    result = maximize_activation(model, class_logit(0), init=init, steps=2, param=param)
+    assert result.image.dtype == torch.float64

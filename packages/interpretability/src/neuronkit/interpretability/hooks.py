@@ -335,8 +335,10 @@ def layer_activations(
             if acts.ndim <= batch_dim or acts.shape[batch_dim] != n:
                 raise ValueError(
                     f"layers: {name!r} returned shape {tuple(acts.shape)} for a pass of {n} "
-                    f"inputs, which are not on its axis {batch_dim} (batch_dim); time-major "
-                    f"layers [T, B, ...], such as spiking neurons, need batch_dim=1"
+                    f"inputs, which are not on its axis {batch_dim} (batch_dim). Time-major "
+                    f"layers [T, B, ...], such as spiking neurons, need batch_dim=1, and the "
+                    f"inputs must be batch-first [N, ...] (they are split into passes along "
+                    f"axis 0): wrap a time-major model in a module that moves the batch axis"
                 )
             chunks.append(acts.movedim(batch_dim, 0))
         acts = torch.cat(chunks)

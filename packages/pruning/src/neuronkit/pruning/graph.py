@@ -1962,9 +1962,13 @@ class DependencyGraph:
                     g.prunable, g.reason = False, f"{name}: attention embedding spans groups"
                 g.multiple = math.lcm(g.multiple, heads)
                 g.attention.append(name)
+        # hooks on the model itself (e.g. lottery masks' pre-hook) act on what the trace saw
+        root_hooked = isinstance(self.model, nn.Module) and _has_forward_hooks(self.model)
         for g in groups:
             if g.prunable and g.size <= g.multiple:
                 g.prunable, g.reason = False, "too few channels to remove whole units"
+            if g.prunable and root_hooked:
+                g.prunable, g.reason = False, "forward hooks on the model, unseen by the trace"
         # each rewritable size attribute: (group, channel) of every entry of its axis
         self.size_attributes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for key, slots in self._size_slots.items():

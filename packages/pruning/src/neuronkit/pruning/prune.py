@@ -365,8 +365,9 @@ def _fix_attributes(mod: nn.Module) -> None:
             mod.out_channels = out_c
     elif isinstance(mod, nn.Linear):
         mod.out_features, mod.in_features = mod.weight.shape
-    elif is_hf_conv1d(mod):  # HF Conv1D: weight [in, out], output width in ``nf``
+    elif is_hf_conv1d(mod):  # HF Conv1D: weight [in, out], widths in ``nx`` and ``nf``
         weight: Any = mod.weight
+        setattr(mod, "nx", int(weight.shape[0]))  # noqa: B010
         setattr(mod, "nf", int(weight.shape[1]))  # noqa: B010
     elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
         ref = mod.weight if mod.weight is not None else mod.running_mean

@@ -235,7 +235,8 @@ def _check_steps(steps: Any) -> None:
     if isinstance(steps, Tensor):
         if steps.dtype.is_floating_point or steps.dtype == torch.bool or steps.is_complex():
             raise TypeError(f"steps must be an int or an integer tensor, got dtype {steps.dtype}")
-        if steps.numel() and int(steps.min()) < 0:
+        # (a value read is a data-dependent guard under torch.compile: checked eagerly only)
+        if steps.numel() and not torch.compiler.is_compiling() and int(steps.min()) < 0:
             raise ValueError(f"steps must be >= 0, got a minimum of {int(steps.min())}")
         return
     check_number("steps", steps, ge=0, integer=True)

@@ -91,7 +91,9 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
 
     Args:
         model: any module; its ``nn.Linear`` and ``nn.Conv1d/2d/3d`` submodules are counted
-            (``Seq*`` layers on their time-major input, so over all ``T`` steps).
+            (``Seq*`` layers on their time-major input, so over all ``T`` steps). It runs in
+            eval mode (no dropout, BatchNorm statistics untouched), each submodule's training
+            flag restored afterwards, as ``count_macs`` does.
         inputs, kwargs: what ``model`` is called with, e.g. ``x: [T, B, ...]``.
 
     Returns:
@@ -117,9 +119,14 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
         return record
 
     handles = [m.register_forward_pre_hook(hook(name)) for name, m in layers.items()]
+    training = [m for m in model.modules() if m.training]
+    for m in training:
+        m.training = False
     try:
         model(*inputs, **kwargs)
     finally:
         for h in handles:
             h.remove()
+        for m in training:
+            m.training = True
     return {**counted, "total": functools.reduce(_add, counted.values(), LayerOps(0, 0, 0, 0))}

@@ -618,9 +618,10 @@ def insert_hf_codebooks(
 ) -> CodebookModel:
     """Codebooks in the attention and/or MLP blocks of a Hugging Face transformers model.
 
-    ``"attention"`` and ``"mlp"`` put one codebook (of size ``config.hidden_size``) on each
-    block's output, before it is added to the residual stream (for BERT-style post-norm
-    layers, on the dense output projections; see :func:`transformer_component_names`).
+    ``"attention"`` and ``"mlp"`` put one codebook (as wide as the module's output, normally
+    ``config.hidden_size``) on each block's output, before it is added to the residual stream
+    (for BERT-style post-norm layers, on the dense output projections; see
+    :func:`transformer_component_names`).
     ``"attention_heads"`` is the paper's attention setup (the reference code's grouped
     codebooks at "attn_preproj"): the concatenated head outputs entering the attention's
     output projection are snapped with one codebook per head (``groups =
@@ -652,9 +653,13 @@ def insert_hf_codebooks(
                 size = _input_dim(get_layer(model, name))
                 dims[name] = size if size is not None else hidden
                 heads[name] = n_heads
+    for name in names:  # the modules' own widths: a pruned model's config may lag behind
+        if name not in dims:
+            size = _output_dim(get_layer(model, name))
+            dims[name] = size if size is not None else hidden
     return insert_codebooks(
         model,
-        {n: dims.get(n, hidden) for n in names},
+        dims,
         num_codes=num_codes,
         k=k,
         groups=heads,

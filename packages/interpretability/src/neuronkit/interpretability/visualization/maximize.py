@@ -40,7 +40,15 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type
 
-from ..hooks import LayerRecorder, call_model, eval_mode, get_layer, model_device, unit_axis
+from ..hooks import (
+    LayerRecorder,
+    _parameter_dtype,
+    call_model,
+    eval_mode,
+    get_layer,
+    model_device,
+    unit_axis,
+)
 from .params import ImageParam, image_param
 from .regularizers import Regularizer
 from .transforms import Compose
@@ -390,7 +398,8 @@ def maximize_activation(
         raise TypeError(
             f"param must be an ImageParam or 'pixel' / 'fourier', got {type(param).__name__}"
         )
-    image_module = image_module.to(model_device(model))
+    # on the model's device and in its dtype (float64 models too; None: left as it is)
+    image_module = image_module.to(device=model_device(model), dtype=_parameter_dtype(model))
     params = [p for p in image_module.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer
     opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
