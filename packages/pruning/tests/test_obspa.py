@@ -185,3 +185,37 @@ def test_obspa_reads_ignore_lists_and_layer_ratios_as_plan_pruning(kwargs: dict)
     counts = {k: len(v) for k, v in plan_pruning(graph, "l2", 0.3, **kwargs).removed.items()}
     _, plan = obspa_prune(graph, 0.3, **kwargs)
     assert {k: len(v) for k, v in plan.removed.items()} == counts
+
+
+def _time_major_cnn(batch_norm: bool) -> nn.Module:
+    from neuronkit.snn import LIF, SeqBatchNorm2d, SeqConv2d, SeqFlatten, SeqLinear
+
+    torch.manual_seed(0)
+    norm = [SeqBatchNorm2d(8)] if batch_norm else []
+    return nn.Sequential(
+        SeqConv2d(2, 8, 3, padding=1),
+        *norm,
+        LIF(),
+        SeqConv2d(8, 8, 3, padding=1),
+        LIF(),
+        SeqFlatten(),
+        SeqLinear(512, 4),
+    ).eval()
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_time_major_layers_fold_time_into_the_batch(batch_norm: bool) -> None:
+    pytest.importorskip("neuronkit.snn")
+    net = _time_major_cnn(batch_norm)
+    x = torch.rand(4, 3, 2, 8, 8)  # [T, B, C, H, W]
+    graph = DependencyGraph(net, x)
+    second = str(2 + batch_norm)  # the second convolution
+    h = layer_hessians(graph, [second], inputs=x)[second]
+    with torch.no_grad():  # its input, time folded into the batch: [T * B, C, H, W]
+        folded = nn.Sequential(*list(net)[: 2 + batch_norm])(x).flatten(0, 1)
+    cols = nn.functional.unfold(folded, 3, padding=1).transpose(1, 2).reshape(-1, 72)
+    cols = torch.cat([cols, torch.ones(len(cols), 1)], 1).double()
+    torch.testing.assert_close(h, cols.T @ cols / len(cols))
+    for inputs in (x, None):  # calibrated and data-free (BatchNorm channels on axis 2)
+        small, _ = obspa_prune(graph, 0.5, inputs=inputs)
+        assert small(x).shape == (4, 3, 4)

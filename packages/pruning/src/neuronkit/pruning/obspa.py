@@ -48,7 +48,7 @@ from .prune import (
     _validate_names,
     prune,
 )
-from .tracing import call_model, split_inputs
+from .tracing import call_model, leading_dims, split_inputs
 
 __all__ = ["OBSImportance", "layer_hessians", "obspa_prune"]
 
@@ -79,6 +79,8 @@ def _unfold(mod: Any, x: torch.Tensor) -> torch.Tensor:
     s: Any = mod.stride
     p: Any = mod.padding
     d: Any = mod.dilation
+    spatial = 1 if isinstance(mod, nn.Conv1d) else 2
+    x = x.reshape(-1, *x.shape[-1 - spatial :])  # leading axes (time: [T, B, C, ...]) as batch
     if isinstance(mod, nn.Conv1d):
         x = x.unsqueeze(-1)
         k, s, p, d = (k[0], 1), (s[0], 1), (p[0], 0), (d[0], 1)
@@ -167,16 +169,20 @@ def layer_hessians(
             def synth(m: Any, _args: Any, out: torch.Tensor) -> torch.Tensor:
                 # drawn on the CPU generator, then moved: the same draws on every device
                 eps = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
-                ones = torch.ones(out.shape[1], device=out.device)
+                axis = 1 + leading_dims(m)  # channels ([T, B, C, ...] for a time-major norm)
+                ones = torch.ones(out.shape[axis], device=out.device)
                 w = m.weight if m.weight is not None else ones
                 b = m.bias if m.bias is not None else torch.zeros_like(ones)
-                shape = [1, -1] + [1] * (out.ndim - 2)
+                shape = [1] * out.ndim
+                shape[axis] = -1
                 return b.view(shape) + w.view(shape) * eps
 
             handles.append(mod.register_forward_hook(synth))
     try:
         with torch.no_grad():
             if inputs is None:
+                # the batch axis of the inputs: 1 for time-major models ([T, B, ...])
+                batch = max((leading_dims(m) for m in model.modules()), default=0)
                 xs = []
                 for x in graph.example_inputs:
                     if not torch.is_tensor(x) or not x.is_floating_point():
@@ -184,11 +190,8 @@ def layer_hessians(
                             "example_inputs: the data-free Hessian needs floating-point inputs; "
                             "pass calibration inputs"
                         )
-                    xs.append(
-                        torch.randn((samples, *x.shape[1:]), generator=gen, dtype=x.dtype).to(
-                            x.device
-                        )
-                    )
+                    shape = [*x.shape[:batch], samples, *x.shape[batch + 1 :]]
+                    xs.append(torch.randn(shape, generator=gen, dtype=x.dtype).to(x.device))
                 call_model(model, tuple(xs), graph.input_names)
             else:
                 call_model(model, *split_inputs(inputs))
