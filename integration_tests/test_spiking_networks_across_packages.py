@@ -29,6 +29,7 @@ from neuronkit.snn import (
     synaptic_operations,
     to_nir,
 )
+from neuronkit.snn.synapses import DelayedLinear
 
 T = 6
 
@@ -219,3 +220,27 @@ def test_the_front_readme_examples_run(tmp_path, monkeypatch) -> None:
 
     monkeypatch.chdir(tmp_path)
     assert run_readme_examples(Path(__file__).resolve().parents[1] / "README.md") >= 1
+
+
+def test_delayed_synapses_keep_their_channels_and_the_rest_prunes() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        SeqLinear(10, 16),
+        LIF(),
+        DelayedLinear(16, 12, 5, seed=0),
+        LIF(),
+        SeqLinear(12, 8),
+        LIF(),
+        SeqLinear(8, 4),
+    ).eval()
+    x = torch.rand(6, 3, 10) * 3
+    graph = DependencyGraph(model, x)
+    into_delays = next(g for g in graph.groups if g.size == 16)
+    assert not into_delays.prunable
+    assert "DelayedLinear is not channel-local" in into_delays.reason
+    assert next(g for g in graph.groups if g.size == 8).prunable
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    with torch.no_grad():
+        torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))
+    ops = synaptic_operations(model, x)
+    assert ops["total"].macs == count_macs(model, x)  # the delayed synapses counted as well

@@ -126,8 +126,8 @@ def test_time_major_model_prunes_to_the_soft_oracle(ratio: float) -> None:
 def test_per_element_settings_keep_their_channels() -> None:
     x = torch.randn(4, 2, 1, 8, 8)
     for neuron, reason in (
-        (Leaky(torch.linspace(0.1, 0.9, 6).view(6, 1, 1)), "per-element settings"),
-        (Leaky(torch.full((6, 1, 1), 0.5), learn=True), "per-element settings"),  # it says so
+        (Leaky(torch.linspace(0.1, 0.9, 6).view(6, 1, 1)), "Leaky is not channel-local"),
+        (Leaky(torch.full((6, 1, 1), 0.5), learn=True), "is not channel-local"),  # it says so
         (LocalLeaky(torch.full((4,), 0.5), learn=True), "per-element decay [4] is not one per"),
     ):
         graph = DependencyGraph(_spiking_cnn(neuron), x)

@@ -111,3 +111,26 @@ def test_counting_runs_in_eval_mode_and_restores_it() -> None:
     assert synaptic_operations(net, x)["total"] == first  # no dropout draws
     assert torch.equal(net[1].running_mean, running)
     assert [m.training for m in net] == [True, False, True, True]
+
+
+@pytest.mark.parametrize("delays", ["learned", "fixed", "none"])
+def test_delayed_synapses_are_counted(delays: str) -> None:
+    from neuronkit.snn.synapses import DelayedLinear
+
+    torch.manual_seed(0)
+    layer = DelayedLinear(4, 3, 5, delays=delays, seed=0).eval()
+    x = (torch.rand(7, 2, 4) > 0.5).float()
+    kernel = layer.kernel().detach()
+    width = kernel.shape[2]
+    # brute force: an event at step t reaches tap j (delay width - 1 - j) if it arrives by T
+    expected = sum(
+        int(kernel[o, i, j] != 0)
+        for t, b, i in (x != 0).nonzero().tolist()
+        for o in range(3)
+        for j in range(width)
+        if t + width - 1 - j < x.shape[0]
+    )
+    ops = synaptic_operations(layer, x)[""]
+    assert ops.synops == expected
+    assert ops.macs == 7 * 2 * 3 * 4 * width  # the dense kernel, as count_macs counts it
+    assert ops.events == int((x != 0).sum())

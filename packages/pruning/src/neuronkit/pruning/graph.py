@@ -970,7 +970,7 @@ class DependencyGraph:
         ``[T, B, C, H, W]``) is sliced with the channels (role ``"setting"``, not scored); any
         other keeps the channels."""
         if not mod.channel_local:
-            raise _Freeze(f"{name}: {type(mod).__name__} has per-element settings")
+            raise _Freeze(f"{name}: {type(mod).__name__} is not channel-local")
         x = self._passthrough(node, labels)
         per_element = [
             (n, t)

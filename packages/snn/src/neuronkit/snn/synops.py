@@ -1,7 +1,8 @@
 """Synaptic operations: the work a spiking network does, counted event by event.
 
 A weight layer (``nn.Linear`` or ``nn.Conv1d/2d/3d``, including the time-major ``Seq*`` layers
-and layers inside :class:`~neuronkit.snn.TimeDistributed`) performs, on dense hardware, one
+and layers inside :class:`~neuronkit.snn.TimeDistributed`, and the delayed synapses of
+:class:`~neuronkit.snn.synapses.DelayedLinear`) performs, on dense hardware, one
 multiply-accumulate per weight tap and output element (its *MACs*, the count of the usual MAC
 counters, zero padding included). On event-driven hardware only non-zero inputs are propagated:
 each one costs one accumulate per outgoing synapse, so the layer performs ``sum over non-zero
@@ -25,6 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from neuronkit.common import check_type
+
+from .synapses.delays import DelayedLinear
 
 __all__ = ["LayerOps", "synaptic_operations"]
 
@@ -62,7 +65,10 @@ def _add(a: LayerOps, b: LayerOps) -> LayerOps:
     return LayerOps(*(u + v for u, v in zip(astuple(a), astuple(b))))
 
 
-def _layer_ops(module: nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d, x: Tensor) -> LayerOps:
+def _layer_ops(module: nn.Module, x: Tensor) -> LayerOps:
+    if isinstance(module, DelayedLinear):
+        return _delayed_ops(module, x)
+    assert isinstance(module, (nn.Linear, *_CONVS))
     folded = x.flatten(0, getattr(type(module), "leading_dims", 0))  # [T, B, ...] -> [T*B, ...]
     events = (folded != 0).to(torch.float64)
     if isinstance(module, nn.Linear):
@@ -85,13 +91,30 @@ def _layer_ops(module: nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d, x: Tensor)
     )
 
 
+def _delayed_ops(module: DelayedLinear, x: Tensor) -> LayerOps:
+    """``x [T, B, C_in]``: the causal ``conv1d`` of :func:`delayed_linear`; an event reaches
+    every non-zero tap of its synapses whose delayed arrival falls within the ``T`` steps."""
+    events = (x != 0).to(torch.float64)
+    taps = (module.kernel().detach() != 0).to(torch.float64)  # [C_out, C_in, D]
+    width = taps.shape[2]
+    u = torch.nn.functional.pad(events.permute(1, 2, 0), (width - 1, 0))  # [B, C_in, T + D - 1]
+    reached = torch.nn.functional.conv1d(u, taps)  # [B, C_out, T]
+    return LayerOps(
+        macs=reached.numel() * taps[0].numel(),  # the dense kernel: every tap of every synapse
+        synops=int(reached.sum()),
+        events=int(events.sum()),
+        inputs=events.numel(),
+    )
+
+
 @torch.no_grad()
 def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[str, LayerOps]:
     """Count every weight layer's dense MACs and event-driven SynOps over one forward pass.
 
     Args:
-        model: any module; its ``nn.Linear`` and ``nn.Conv1d/2d/3d`` submodules are counted
-            (``Seq*`` layers on their time-major input, so over all ``T`` steps). It runs in
+        model: any module; its ``nn.Linear``, ``nn.Conv1d/2d/3d`` and :class:`DelayedLinear`
+            submodules are counted (``Seq*`` layers and delayed synapses on their time-major
+            input, so over all ``T`` steps; a delayed synapse's every kernel tap). It runs in
             eval mode (no dropout, BatchNorm statistics untouched), each submodule's training
             flag restored afterwards, as ``count_macs`` does.
         inputs, kwargs: what ``model`` is called with, e.g. ``x: [T, B, ...]``.
@@ -108,7 +131,8 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
         (120, 120)
     """
     check_type("model", model, nn.Module)
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, *_CONVS))}
+    kinds = (nn.Linear, *_CONVS, DelayedLinear)
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, kinds)}
     counted: dict[str, LayerOps] = {}
 
     def hook(name: str) -> Callable[..., None]:

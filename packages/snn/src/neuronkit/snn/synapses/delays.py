@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -198,6 +198,9 @@ class DelayedLinear(nn.Module):
 
     sigma: Tensor
     positions: Tensor
+    # declared for tools that map channels by module (neuronkit-pruning keeps it whole and
+    # its channels as they are): every output mixes every input, over several steps
+    channel_local: ClassVar[bool] = False
 
     def __init__(
         self,
