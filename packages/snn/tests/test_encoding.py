@@ -137,3 +137,12 @@ def test_bad_inputs(call: object, error: type, match: str) -> None:
 
 def test_largest_seed_is_accepted() -> None:
     assert poisson_encode(torch.rand(2), 3, seed=2**64 - 1).shape == (3, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_poisson_rates_are_unbiased_in_half_precision(dtype: torch.dtype) -> None:
+    rate = 1e-3  # below the half-precision uniform grid (2^-8 for bfloat16)
+    spikes = poisson_encode(torch.full((20_000,), rate, dtype=dtype), 50, seed=0)
+    assert spikes.dtype == dtype
+    observed = float(spikes.float().mean())
+    assert abs(observed - float(torch.tensor(rate, dtype=dtype))) < 2e-4  # ~0.7e-4 std error

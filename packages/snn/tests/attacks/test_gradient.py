@@ -106,3 +106,14 @@ def test_bad_inputs() -> None:
         fgsm(3, x, y, eps=0.1, T=2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="model must return"):
         snn_logits(lambda t: t.sum(), x, T=2)
+
+
+def test_inputs_outside_the_clamp_range_are_refused() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(SeqLinear(20, 32), LIF(threshold=0.5), SeqLinear(32, 5)).eval()
+    x, y = torch.rand(8, 20) * 255, torch.randint(0, 5, (8,))  # raw pixels, clamp (0, 1)
+    for attack in (fgsm, pgd):
+        with pytest.raises(ValueError, match=r"x must lie within clamp \(0.0, 1.0\)"):
+            attack(model, x, y, eps=2.0, T=4)
+    x_adv = fgsm(model, x, y, eps=2.0, T=4, clamp=(0.0, 255.0))
+    assert float((x_adv - x).abs().max()) <= 2.0 + 1e-5

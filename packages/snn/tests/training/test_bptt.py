@@ -176,3 +176,14 @@ def test_minibatches_seed_range() -> None:
     with pytest.raises(TypeError, match="seed must be an integer"):
         minibatches(x, y, 4, seed=1.5)  # type: ignore[arg-type]
     assert len(minibatches(x, y, 4, seed=2**64 - 1)) == 3
+
+
+@pytest.mark.parametrize("make", ["delay", "dropout", "iir"])
+def test_modules_of_whole_sequences_are_refused(make: str) -> None:
+    from neuronkit.snn import SeqDropout
+    from neuronkit.snn.integrator import Delay
+    from neuronkit.snn.training import IIRLIF
+
+    module = {"delay": lambda: Delay(1), "dropout": lambda: SeqDropout(0.1), "iir": IIRLIF}[make]()
+    with pytest.raises(ValueError, match="takes whole sequences"):
+        StepSequential(nn.Conv2d(3, 4, 3), module, LIF())

@@ -226,3 +226,28 @@ def test_seed_range_is_checked_before_torch_sees_it() -> None:
         iir_cnn(seed=2**64)
     with pytest.raises(ValueError, match=r"seed must be < 2\*\*64"):
         cnn_ann(seed=2**70)
+
+
+def test_evaluation_checks_labels_and_keeps_each_submodules_mode() -> None:
+    from neuronkit.snn.training.iir import evaluate_latency
+
+    model = iir_cnn(seed=0)
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    with pytest.raises(ValueError, match="matching B"):
+        evaluate_latency(model, x, y.view(-1, 1), 2)
+    with pytest.raises(ValueError, match=r"y must hold class labels in \[0, 9\]"):
+        evaluate_latency(model, x, y + 100, 2)
+    model.train()
+    model[0].eval()  # a frozen submodule stays frozen
+    evaluate_latency(model, x, y, 2)
+    spike_counts(model, x, 2)
+    assert model.training
+    assert not model[0].training
+
+
+def test_calibration_inputs_must_be_non_empty_and_finite() -> None:
+    ann = cnn_ann(seed=0)
+    with pytest.raises(ValueError, match="x_calib must be a non-empty batch"):
+        ann_to_snn(ann, torch.rand(0, 1, 8, 8))
+    with pytest.raises(ValueError, match="x_calib must be finite"):
+        ann_to_snn(ann, torch.full((4, 1, 8, 8), float("nan")))

@@ -73,8 +73,11 @@ def poisson_encode(
     check_number("T", T, ge=1, integer=True)
     _check_x(x, min_ndim=1, layout="[B, ...]", unit=True)
     gen = _generator(seed, generator, x.device)
-    u = torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=x.dtype)
-    return (u < x.detach()).to(x.dtype)
+    # drawn in float32 or wider: half-precision uniforms sit on a grid of 2^-8 / 2^-11, which
+    # would round every probability up to it (a 1e-4 rate fired 21x too often in bfloat16)
+    wide = torch.promote_types(x.dtype, torch.float32)
+    u = torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=wide)
+    return (u < x.detach().to(wide)).to(x.dtype)
 
 
 def latency_encode(x: Tensor, T: int, *, method: str = "linear", threshold: float = 0.01) -> Tensor:

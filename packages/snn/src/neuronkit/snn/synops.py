@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_type
 
+from ._core import eval_mode
 from .synapses.delays import DelayedLinear
 
 __all__ = ["LayerOps", "synaptic_operations"]
@@ -143,14 +144,10 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
         return record
 
     handles = [m.register_forward_pre_hook(hook(name)) for name, m in layers.items()]
-    training = [m for m in model.modules() if m.training]
-    for m in training:
-        m.training = False
     try:
-        model(*inputs, **kwargs)
+        with eval_mode(model):
+            model(*inputs, **kwargs)
     finally:
         for h in handles:
             h.remove()
-        for m in training:
-            m.training = True
     return {**counted, "total": functools.reduce(_add, counted.values(), LayerOps(0, 0, 0, 0))}

@@ -146,7 +146,15 @@ def _setup(
     check_type("targeted", targeted, bool)
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable or None, got {type(loss_fn).__name__}")
-    return _clamp(clamp), (loss_fn if loss_fn is not None else F.cross_entropy)
+    bounds = _clamp(clamp)
+    if bounds is not None and x.numel():
+        lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+        if lo < bounds[0] or hi > bounds[1]:  # clipping would move x itself, past eps
+            raise ValueError(
+                f"x must lie within clamp {bounds} (the valid input range), got values in "
+                f"[{lo:g}, {hi:g}]; pass the range of your inputs as clamp, or clamp=None"
+            )
+    return bounds, (loss_fn if loss_fn is not None else F.cross_entropy)
 
 
 def _project(x_adv: Tensor, x: Tensor, eps: float, clamp: tuple[float, float] | None) -> Tensor:

@@ -32,6 +32,8 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_number, check_seed, check_type
 
+from .._core import eval_mode
+
 __all__ = [
     "EpochStats",
     "StepSequential",
@@ -127,13 +129,26 @@ def _steps_itself(module: nn.Module) -> bool:
     return callable(getattr(module, "step", None))
 
 
+def _time_major(module: nn.Module) -> bool:
+    """Declared to take whole sequences ``[T, B, ...]`` (``Seq*`` layers, delays, dropout over
+    time, IIR neurons): one step ``[B, ...]`` would be read with the batch as time."""
+    return hasattr(type(module), "channel_local") or getattr(type(module), "leading_dims", 0) > 0
+
+
 def _step_order(layer: nn.Module, name: str) -> list[nn.Module]:
     """``layer`` as the modules :class:`StepSequential` calls in order: a nested
-    ``nn.Sequential`` is flattened; a module that holds neurons without a ``step`` is refused."""
+    ``nn.Sequential`` is flattened; a module that holds neurons without a ``step``, or takes
+    whole sequences, is refused."""
     if _steps_itself(layer):
         return [layer]
     if isinstance(layer, nn.Sequential):
         return [m for j, sub in enumerate(layer) for m in _step_order(sub, f"{name}[{j}]")]
+    if _time_major(layer):
+        raise ValueError(
+            f"{name} ({type(layer).__name__}) takes whole sequences [T, B, ...] and has no "
+            "step(x_t, state) method, so StepSequential would feed it one step [B, ...] with "
+            "the batch read as time; run it in a sequence model, or use its step counterpart"
+        )
     inner = [n for n, m in layer.named_modules() if n and _steps_itself(m)]
     if inner:
         raise ValueError(
@@ -266,6 +281,17 @@ def _check_batch(x: Any, y: Any) -> None:
         raise TypeError(f"y must hold integer class indices [B], got dtype {y.dtype}")
 
 
+def check_labels_fit(logits: Tensor, y: Tensor) -> None:
+    """Raise unless every label of ``y`` indexes a class of ``logits [B, C]`` (out-of-range
+    labels would silently count as errors in an accuracy)."""
+    lo, hi = (int(v) for v in torch.aminmax(y)) if y.numel() else (0, 0)
+    if lo < 0 or hi >= logits.shape[-1]:
+        raise ValueError(
+            f"y must hold class labels in [0, {logits.shape[-1] - 1}] (the model's outputs), "
+            f"got range [{lo}, {hi}]"
+        )
+
+
 def bptt_train_epoch(
     model: StepModel,
     loader: Iterable[tuple[Tensor, Tensor]],
@@ -340,20 +366,16 @@ def evaluate_steps(
         raise TypeError(f"model must be callable as model(x_t, state), got {type(model).__name__}")
     _check_batch(x, y)
     check_number("T", T, ge=1, integer=True)
-    was_training = getattr(model, "training", False)
-    if isinstance(model, nn.Module):
-        model.eval()
     correct = 0
-    try:
-        for xb, yb in minibatches(x, y, batch_size, shuffle=False):
+    with eval_mode(model):
+        for n, (xb, yb) in enumerate(minibatches(x, y, batch_size, shuffle=False)):
             state = None
             total: Tensor | None = None
             for x_t in step_inputs(xb, T, encoder):
                 out, state = model(x_t, state)
                 total = out if total is None else total + out
             assert total is not None
+            if n == 0:
+                check_labels_fit(total, y)
             correct += int((total.argmax(1) == yb).sum())
-    finally:
-        if isinstance(model, nn.Module):
-            model.train(was_training)
     return correct / max(int(y.shape[0]), 1)

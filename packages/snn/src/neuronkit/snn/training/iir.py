@@ -41,14 +41,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
 
-from .._core import begin, check_finite_input, fire
+from .._core import begin, check_finite_input, eval_mode, fire
 from ..encoding import direct_encode
 from ..layers import SeqAvgPool2d, SeqConv2d, SeqDropout, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
 from ..surrogate import Surrogate, get_surrogate
-from .bptt import minibatches
+from .bptt import _check_batch, check_labels_fit, minibatches
 
 __all__ = [
     "IIRLIF",
@@ -97,6 +97,10 @@ class IIRLIF(nn.Module):
         learn_leak / learn_threshold: make them ``nn.Parameter``s (else buffers).
         min_threshold: lower clamp of the threshold (> 0).
     """
+
+    # elementwise over time (one leak and one threshold per layer): tools that map channels by
+    # module (neuronkit-pruning) pass channels through it; it takes whole sequences [T, B, ...]
+    channel_local: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -287,6 +291,7 @@ def spike_counts(model: nn.Module, x: Tensor, T: int, *, batch_size: int = 512) 
     _check_model(model)
     check_type("x", x, Tensor)
     check_number("T", T, ge=1, integer=True)
+    check_number("batch_size", batch_size, ge=1, integer=True)
     counts: dict[str, float] = {}
     hooks = []
 
@@ -300,15 +305,13 @@ def spike_counts(model: nn.Module, x: Tensor, T: int, *, batch_size: int = 512) 
         if isinstance(module, _NEURONS):
             counts[name] = 0.0
             hooks.append(module.register_forward_hook(make_hook(name)))
-    was_training = model.training
-    model.eval()
     try:
-        for i in range(0, x.shape[0], batch_size):
-            model(direct_encode(x[i : i + batch_size], T))
+        with eval_mode(model):
+            for i in range(0, x.shape[0], batch_size):
+                model(direct_encode(x[i : i + batch_size], T))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     n = max(int(x.shape[0]), 1)
     per = {k: v / n for k, v in counts.items()}
     per["total"] = sum(per.values())
@@ -321,18 +324,16 @@ def evaluate_latency(
 ) -> float:
     """Accuracy of ``argmax(model(direct_encode(x, T)))`` over ``x: [N, ...]``, ``y: [N]``."""
     _check_model(model)
-    check_type("x", x, Tensor)
-    check_type("y", y, Tensor)
+    _check_batch(x, y)
     check_number("T", T, ge=1, integer=True)
-    was_training = model.training
-    model.eval()
+    check_number("batch_size", batch_size, ge=1, integer=True)
     correct = 0
-    try:
+    with eval_mode(model):
         for i in range(0, x.shape[0], batch_size):
             logits = model(direct_encode(x[i : i + batch_size], T))
+            if i == 0:
+                check_labels_fit(logits, y)
             correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
-    finally:
-        model.train(was_training)
     return correct / max(int(x.shape[0]), 1)
 
 
@@ -595,6 +596,12 @@ def ann_to_snn(
     """
     check_type("ann", ann, nn.Sequential)
     check_type("x_calib", x_calib, Tensor)
+    if x_calib.ndim < 2 or x_calib.shape[0] == 0:
+        raise ValueError(
+            f"x_calib must be a non-empty batch [N, ...] of calibration inputs, got shape "
+            f"{tuple(x_calib.shape)}"
+        )
+    check_finite("x_calib", x_calib)
     check_number("percentile", percentile, gt=0, le=100)
     check_number("leak", leak, ge=0, le=1)
     check_choice("calibration", calibration, ("spikes", "ann"))
