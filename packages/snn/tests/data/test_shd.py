@@ -68,3 +68,12 @@ def test_bad_inputs(shd_file, tmp_path) -> None:
         f.create_dataset("labels", data=np.zeros(2))
     with pytest.raises(ValueError, match="spikes"):
         load_shd(bad)
+
+
+def test_spikes_at_or_after_duration_are_dropped_in_a_partial_last_frame(tmp_path) -> None:
+    path = tmp_path / "cut.h5"
+    _write(path, [[0.021, 0.028]], [[1, 2]], [0])
+    d = load_shd(path, dt=0.01, duration=0.025)  # 3 frames, the last one cut at 0.025
+    assert d.x.shape[0] == 3
+    assert float(d.x[2, 0, 1]) == 1.0  # 0.021 < duration
+    assert float(d.x[2, 0, 2]) == 0.0  # 0.028 >= duration

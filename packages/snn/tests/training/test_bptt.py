@@ -187,3 +187,11 @@ def test_modules_of_whole_sequences_are_refused(make: str) -> None:
     module = {"delay": lambda: Delay(1), "dropout": lambda: SeqDropout(0.1), "iir": IIRLIF}[make]()
     with pytest.raises(ValueError, match="takes whole sequences"):
         StepSequential(nn.Conv2d(3, 4, 3), module, LIF())
+
+
+def test_int32_labels_train() -> None:
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.rand(8, 5), torch.randint(0, 3, (8,), dtype=torch.int32)
+    stats = bptt_train_epoch(net, [(x, y)], opt, T=3)
+    assert stats.samples == 8

@@ -132,7 +132,7 @@ def load_shd(
     frames = np.zeros((T, len(idx), C), dtype=np.float32)
     for i, (t, u) in enumerate(zip(times, units)):
         tb = np.floor(t / dt).astype(np.int64)
-        keep = tb < T
+        keep = tb < T if duration is None else (tb < T) & (t < duration)  # last frame may be cut
         rows = np.full(int(keep.sum()), i, dtype=np.int64)
         np.add.at(frames, (tb[keep], rows, u[keep] // channel_bins), 1.0)
     if binary:

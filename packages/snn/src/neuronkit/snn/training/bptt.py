@@ -257,7 +257,7 @@ def _step_inputs(x: Tensor, T: int, encoder: Encoder | None) -> Iterator[Tensor]
 
 
 def _default_loss(out: Tensor, target: Tensor) -> Tensor:
-    return F.cross_entropy(out, target)
+    return F.cross_entropy(out, target.long())  # int32 labels too (checked integer upstream)
 
 
 def _check_trainer_args(model: Any, optimizer: Any, T: Any, loss_fn: Any) -> None:
