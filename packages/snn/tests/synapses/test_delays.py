@@ -218,7 +218,7 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="seed or generator"):
         DelayedLinear(2, 2, max_delay=3, seed=0, generator=torch.Generator())
     layer = DelayedLinear(2, 3, max_delay=3, seed=0)
-    with pytest.raises(ValueError, match=r"x must have shape \[T, B, 2\]"):
+    with pytest.raises(ValueError, match=r"x must have shape \[T >= 1, B, 2\]"):
         layer(torch.rand(4, 2, 5))
     with pytest.raises(ValueError, match="delays must have"):
         delay_kernel(torch.rand(3, 2), torch.rand(2, 3), max_delay=3, sigma=1.0)
@@ -242,3 +242,8 @@ def test_parameter_helpers_check_model_eagerly() -> None:
     for helper in (delay_parameters, weight_parameters):
         with pytest.raises(TypeError, match="model must be Module, got str"):
             helper("layer")  # type: ignore[arg-type]  # raised at the call, not on iteration
+
+
+def test_an_empty_sequence_is_named() -> None:
+    with pytest.raises(ValueError, match=r"x must have shape \[T >= 1, B, 4\]"):
+        DelayedLinear(4, 3, 5, seed=0)(torch.rand(0, 2, 4))

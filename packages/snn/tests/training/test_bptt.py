@@ -195,3 +195,8 @@ def test_int32_labels_train() -> None:
     x, y = torch.rand(8, 5), torch.randint(0, 3, (8,), dtype=torch.int32)
     stats = bptt_train_epoch(net, [(x, y)], opt, T=3)
     assert stats.samples == 8
+
+
+def test_empty_batches_are_named() -> None:
+    with pytest.raises(ValueError, match="at least one sample"):
+        evaluate_steps(_net(), torch.rand(0, 5), torch.zeros(0, dtype=torch.long), T=2)

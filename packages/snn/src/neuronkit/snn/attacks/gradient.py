@@ -54,6 +54,8 @@ def _check_inputs(x: Any, y: Any, T: int | None) -> int:
             raise ValueError(f"x must be static [B, ...] with T given, got shape {tuple(x.shape)}")
     check_finite("x", x)
     batch = x.shape[0] if T is not None else x.shape[1]
+    if batch == 0:
+        raise ValueError(f"x must hold at least one sample (B >= 1), got shape {tuple(x.shape)}")
     check_type("y", y, Tensor)
     if y.dtype != torch.long or y.shape != (batch,):
         raise ValueError(

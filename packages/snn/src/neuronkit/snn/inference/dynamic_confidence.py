@@ -102,9 +102,10 @@ def _check_outputs(outputs: Any) -> None:
     check_type("outputs", outputs, Tensor)
     if not outputs.is_floating_point():
         raise TypeError(f"outputs must be a floating-point tensor, got dtype {outputs.dtype}")
-    if outputs.ndim != 3 or outputs.shape[0] < 1 or outputs.shape[2] < 2:
+    if outputs.ndim != 3 or min(outputs.shape[:2]) < 1 or outputs.shape[2] < 2:
         raise ValueError(
-            f"outputs must have shape [T >= 1, B, classes >= 2] (per-step outputs, time-major), "
+            f"outputs must have shape [T >= 1, B >= 1, classes >= 2] (per-step outputs, "
+            "time-major), "
             f"got {tuple(outputs.shape)}"
         )
     check_finite("outputs", outputs)

@@ -284,9 +284,10 @@ class DelayedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x: [T, B, C_in]`` -> ``[T, B, C_out]``, causal (zeros before the first step)."""
         check_type("x", x, Tensor)
-        if x.ndim != 3 or x.shape[2] != self.in_features:
+        if x.ndim != 3 or x.shape[2] != self.in_features or x.shape[0] == 0:
             raise ValueError(
-                f"x must have shape [T, B, {self.in_features}] (time-major), got {tuple(x.shape)}"
+                f"x must have shape [T >= 1, B, {self.in_features}] (time-major), got "
+                f"{tuple(x.shape)}"
             )
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return delayed_linear(x, self.kernel().to(x.dtype), bias)

@@ -279,6 +279,8 @@ def _check_batch(x: Any, y: Any) -> None:
         )
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"y must hold integer class indices [B], got dtype {y.dtype}")
+    if y.shape[0] == 0:
+        raise ValueError("each batch must hold at least one sample (B >= 1), got an empty one")
 
 
 def check_labels_fit(logits: Tensor, y: Tensor) -> None:
