@@ -659,7 +659,7 @@ def insert_hf_codebooks(
             dims[name] = size if size is not None else hidden
     return insert_codebooks(
         model,
-        dims,
+        {n: dims[n] for n in names},  # in the model's order
         num_codes=num_codes,
         k=k,
         groups=heads,
