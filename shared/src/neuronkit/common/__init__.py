@@ -1,13 +1,14 @@
 """neuronkit.common: the thin shared layer of neuronkit.
 
 Reproduction registry and CLI, run context and results, seeding, device selection, argument
-validation, atomic writes and safe weight IO. Importing it never imports torch.
+validation, module modes, atomic writes and safe weight IO. Importing it never imports torch.
 """
 
 from importlib.metadata import version as _version
 
 from .device import select_device
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .modes import eval_mode
 from .plotting import new_figure
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
@@ -52,6 +53,7 @@ __all__ = [
     "check_shape",
     "check_type",
     "discover",
+    "eval_mode",
     "load",
     "load_weights",
     "new_figure",

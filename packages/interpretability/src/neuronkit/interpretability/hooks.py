@@ -18,10 +18,9 @@ the batches, flattened to ``[N, features]`` if asked.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -40,19 +39,6 @@ def model_device(model: Any) -> torch.device:
         for tensor in itertools.chain(model.parameters(), model.buffers()):
             return tensor.device
     return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Every submodule of ``model`` in eval mode inside the block; each one's own training
-    flag is restored afterwards (also on an exception)."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
 
 
 def unit_axis(dim: Any, ndim: int | None = None, what: str = "the output") -> int:

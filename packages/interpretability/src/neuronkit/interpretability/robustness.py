@@ -29,9 +29,10 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    eval_mode,
 )
 
-from .hooks import call_model, eval_mode
+from .hooks import call_model
 
 __all__ = ["accuracy", "fgsm_attack", "pgd_attack", "train_classifier"]
 

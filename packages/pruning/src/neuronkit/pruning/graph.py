@@ -58,6 +58,8 @@ import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
 
+from neuronkit.common import eval_mode
+
 from .tracing import (
     UntraceableModelError,
     _graph_module,
@@ -65,7 +67,6 @@ from .tracing import (
     _reads_metadata,
     _SizeInt,
     _trace_graph,
-    eval_mode,
     is_hf_conv1d,
     is_rms_norm,
     leading_dims,

@@ -31,7 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .tracing import call_model, eval_mode, split_inputs
+from neuronkit.common import eval_mode
+
+from .tracing import call_model, split_inputs
 
 __all__ = ["sync_hf_config"]
 

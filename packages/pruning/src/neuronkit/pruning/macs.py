@@ -21,7 +21,9 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .tracing import call_model, eval_mode, split_inputs
+from neuronkit.common import eval_mode
+
+from .tracing import call_model, split_inputs
 
 __all__ = ["count_macs", "count_params"]
 

@@ -17,7 +17,6 @@ never the channels, of their tensor arguments).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import operator
 import sys
@@ -534,20 +533,6 @@ def split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], tuple[str, ...] 
         "example_inputs: expected a tensor, a non-empty tuple of positional inputs or a "
         f"non-empty dict of keyword inputs, got {type(example_inputs).__name__}"
     )
-
-
-@contextlib.contextmanager
-def eval_mode(*models: nn.Module) -> Iterator[None]:
-    """Run the block with ``models`` in eval mode, then give every submodule back its own mode
-    (a BatchNorm frozen in eval inside a training model stays in eval)."""
-    training = [m for model in models for m in model.modules() if m.training]
-    for m in training:
-        m.training = False
-    try:
-        yield
-    finally:
-        for m in training:
-            m.training = True
 
 
 def call_model(

@@ -13,10 +13,9 @@ surrogate (``needs_potential``) the membrane ``h`` as well as ``h - threshold``.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -361,21 +360,6 @@ def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) ->
         )
     if value.dtype != dtype:
         raise TypeError(f"{name} must have x's dtype {dtype}, got {value.dtype}")
-
-
-@contextlib.contextmanager
-def eval_mode(model: Any) -> Iterator[None]:
-    """Every submodule of ``model`` (an ``nn.Module``; anything else is left alone) in eval mode
-    inside the block, each one's own training flag restored afterwards (also on an
-    exception): a BatchNorm frozen in eval inside a training model stays in eval."""
-    training = [m for m in model.modules() if m.training] if isinstance(model, nn.Module) else []
-    for m in training:
-        m.training = False
-    try:
-        yield
-    finally:
-        for m in training:
-            m.training = True
 
 
 def hold(module: nn.Module, name: str, value: Any) -> None:

@@ -25,9 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_type
+from neuronkit.common import check_type, eval_mode
 
-from ._core import eval_mode
 from .synapses.delays import DelayedLinear
 
 __all__ = ["LayerOps", "synaptic_operations"]

@@ -32,9 +32,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_finite, check_number, check_probability, check_seed, check_type
+from neuronkit.common import (
+    check_finite,
+    check_number,
+    check_probability,
+    check_seed,
+    check_type,
+    eval_mode,
+)
 
-from ..hooks import call_model, eval_mode
+from ..hooks import call_model
 
 __all__ = [
     "LevelSetTraversal",

@@ -33,9 +33,16 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_seed,
+    check_type,
+    eval_mode,
+)
 
-from ..hooks import eval_mode, layer_activations
+from ..hooks import layer_activations
 from .maximize import (
     ActivationMaximization,
     Objective,

@@ -38,13 +38,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type, eval_mode
 
 from ..hooks import (
     LayerRecorder,
     _parameter_dtype,
     call_model,
-    eval_mode,
     get_layer,
     model_device,
     unit_axis,

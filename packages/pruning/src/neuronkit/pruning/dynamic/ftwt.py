@@ -44,11 +44,11 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    eval_mode,
 )
 
 from ..lottery.rewind import _check_classes
 from ..macs import count_macs
-from ..tracing import eval_mode
 
 __all__ = [
     "CRITERIA",

@@ -32,9 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type, eval_mode
 
-from ..tracing import eval_mode
 from .masks import (
     DEFAULT_PRUNABLE,
     Masks,

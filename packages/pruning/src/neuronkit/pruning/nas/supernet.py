@@ -24,9 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_seed, check_type
+from neuronkit.common import check_number, check_seed, check_type, eval_mode
 
-from ..tracing import eval_mode
 from .space import Architecture, CellSpace
 
 __all__ = [

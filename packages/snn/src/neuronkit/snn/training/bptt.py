@@ -30,9 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_seed, check_type
-
-from .._core import eval_mode
+from neuronkit.common import check_number, check_seed, check_type, eval_mode
 
 __all__ = [
     "EpochStats",

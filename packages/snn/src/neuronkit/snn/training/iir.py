@@ -41,9 +41,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_seed,
+    check_type,
+    eval_mode,
+)
 
-from .._core import begin, check_finite_input, eval_mode, fire
+from .._core import begin, check_finite_input, fire
 from ..encoding import direct_encode
 from ..layers import SeqAvgPool2d, SeqConv2d, SeqDropout, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
