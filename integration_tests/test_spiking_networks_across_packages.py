@@ -244,3 +244,15 @@ def test_delayed_synapses_keep_their_channels_and_the_rest_prunes() -> None:
         torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))
     ops = synaptic_operations(model, x)
     assert ops["total"].macs == count_macs(model, x)  # the delayed synapses counted as well
+
+
+def test_the_iir_snn_prunes_to_the_oracle() -> None:
+    from neuronkit.snn.training import iir_cnn
+
+    model = iir_cnn(seed=0).eval()
+    x = torch.rand(3, 2, 1, 8, 8) * 2
+    graph = DependencyGraph(model, x)
+    assert all(g.prunable for g in graph.groups if g.size in (16, 32, 64))  # IIRLIF passes
+    plan = plan_pruning(graph, "l2", ratio=0.5)
+    with torch.no_grad():
+        torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))

@@ -182,7 +182,8 @@ class AccumulatedReadout(nn.Module):
         self.average = average
 
     def forward(self, x: Tensor) -> Tensor:
-        check_type("x", x, Tensor)
+        if not isinstance(x, torch.fx.Proxy):  # traced symbolically by neuronkit-pruning
+            check_type("x", x, Tensor)
         if x.ndim < 3:
             raise ValueError(f"x must be [T, B, ...] (>= 3 dims), got shape {tuple(x.shape)}")
         T, B = x.shape[:2]
