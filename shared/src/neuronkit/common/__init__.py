@@ -16,6 +16,7 @@ from .seeding import seed_everything, torch_generator
 from .validation import (
     as_float_array,
     check_choice,
+    check_class_labels,
     check_finite,
     check_interval,
     check_ndim,
@@ -44,6 +45,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_choice",
+    "check_class_labels",
     "check_finite",
     "check_interval",
     "check_ndim",

@@ -97,6 +97,26 @@ def check_interval(name: str, value: Any) -> tuple[float, float]:
     return pair[0], pair[1]
 
 
+def check_class_labels(name: str, labels: Any, n_classes: int) -> None:
+    """Raise ``ValueError`` unless every entry of ``labels`` (``[N]`` integers, an array or a
+    tensor) is a class index in ``[0, n_classes)``: out-of-range labels fail deep inside a loss
+    in training and silently count as errors in an accuracy. Empty ``labels`` pass.
+
+    >>> import numpy as np
+    >>> check_class_labels("y", np.array([0, 3]), 3)
+    Traceback (most recent call last):
+    ValueError: y must hold class labels in [0, 2] (the model has 3 outputs), got range [0, 3]
+    """
+    if len(labels) == 0:
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(
+            f"{name} must hold class labels in [0, {n_classes - 1}] (the model has {n_classes} "
+            f"outputs), got range [{lo}, {hi}]"
+        )
+
+
 def check_seed(seed: Any, name: str = "seed") -> None:
     """Check a seed: an integer in ``[0, 2**64)``, what ``torch.Generator.manual_seed`` takes
     (a larger one fails inside torch with "Overflow when unpacking long long") and numpy's

@@ -32,7 +32,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type, eval_mode
+from neuronkit.common import (
+    check_choice,
+    check_class_labels,
+    check_number,
+    check_seed,
+    check_type,
+    eval_mode,
+)
 
 from .masks import (
     DEFAULT_PRUNABLE,
@@ -142,12 +149,7 @@ def _check_classes(logits: torch.Tensor, y: torch.Tensor, yname: str = "y") -> N
         raise ValueError(
             f"model must return class logits [B, C] for {yname}, got shape {tuple(logits.shape)}"
         )
-    lo, hi = (int(v) for v in torch.aminmax(y))
-    if lo < 0 or hi >= logits.shape[1]:
-        raise ValueError(
-            f"{yname} must hold class labels in [0, {logits.shape[1] - 1}] (the model has "
-            f"{logits.shape[1]} outputs), got range [{lo}, {hi}]"
-        )
+    check_class_labels(yname, y, logits.shape[1])
 
 
 def _batches(n: int, batch_size: int, seed: int, start: int, stop: int) -> Iterator[torch.Tensor]:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_seed, check_type, eval_mode
+from neuronkit.common import check_class_labels, check_number, check_seed, check_type, eval_mode
 
 __all__ = [
     "EpochStats",
@@ -281,17 +281,6 @@ def _check_batch(x: Any, y: Any) -> None:
         raise ValueError("each batch must hold at least one sample (B >= 1), got an empty one")
 
 
-def check_labels_fit(logits: Tensor, y: Tensor) -> None:
-    """Raise unless every label of ``y`` indexes a class of ``logits [B, C]`` (out-of-range
-    labels would silently count as errors in an accuracy)."""
-    lo, hi = (int(v) for v in torch.aminmax(y)) if y.numel() else (0, 0)
-    if lo < 0 or hi >= logits.shape[-1]:
-        raise ValueError(
-            f"y must hold class labels in [0, {logits.shape[-1] - 1}] (the model's outputs), "
-            f"got range [{lo}, {hi}]"
-        )
-
-
 def bptt_train_epoch(
     model: StepModel,
     loader: Iterable[tuple[Tensor, Tensor]],
@@ -376,6 +365,6 @@ def evaluate_steps(
                 total = out if total is None else total + out
             assert total is not None
             if n == 0:
-                check_labels_fit(total, y)
+                check_class_labels("y", y, total.shape[-1])
             correct += int((total.argmax(1) == yb).sum())
     return correct / max(int(y.shape[0]), 1)

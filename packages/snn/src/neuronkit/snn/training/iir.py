@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import (
     check_choice,
+    check_class_labels,
     check_finite,
     check_number,
     check_seed,
@@ -55,7 +56,7 @@ from ..encoding import direct_encode
 from ..layers import SeqAvgPool2d, SeqConv2d, SeqDropout, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
 from ..surrogate import Surrogate, get_surrogate
-from .bptt import _check_batch, check_labels_fit, minibatches
+from .bptt import _check_batch, minibatches
 
 __all__ = [
     "IIRLIF",
@@ -340,7 +341,7 @@ def evaluate_latency(
         for i in range(0, x.shape[0], batch_size):
             logits = model(direct_encode(x[i : i + batch_size], T))
             if i == 0:
-                check_labels_fit(logits, y)
+                check_class_labels("y", y, logits.shape[-1])
             correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
     return correct / max(int(x.shape[0]), 1)
 
