@@ -721,6 +721,35 @@ def test_in_place_writes_survive_the_concrete_trace() -> None:
     assert any(n.target == "mul_" for n in graph._graph.nodes)
 
 
+class _HooksOnFirstCall(nn.Module):
+    """Registers a forward hook on its first call, with a flag on itself (as transformers'
+    output capturing does): a trace must leave neither behind, or the next call would see the
+    flag gone and register a second hook."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 16), nn.Linear(16, 3)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not getattr(self, "_hooked", False):
+            self.fc1.register_forward_hook(lambda _m, _i, out: self._count())
+            self._hooked = True
+        return self.fc2(torch.relu(self.fc1(x)))
+
+    def _count(self) -> None:
+        self.calls += 1
+
+
+def test_hooks_a_forward_registers_while_traced_are_removed() -> None:
+    model = _HooksOnFirstCall()
+    DependencyGraph(model, torch.randn(2, 6))
+    assert not model.fc1._forward_hooks
+    assert not hasattr(model, "_hooked")
+    model(torch.randn(2, 6))
+    assert model.calls == 1
+
+
 def test_hooks_on_the_model_itself_freeze_every_group() -> None:
     from neuronkit.pruning.lottery import attach_masks, ones_masks
 

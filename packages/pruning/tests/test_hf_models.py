@@ -354,6 +354,46 @@ def test_a_config_field_holding_a_list_is_not_overwritten_by_one_size() -> None:
     torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("called_before", [False, True])
+def test_segformer_decode_head_reads_hidden_states_recorded_by_hooks(called_before: bool) -> None:
+    """SegFormer's decode head reads every stage's output, which transformers collects with
+    forward hooks it registers on the first call that asks for hidden states: the trace sees
+    the recorded stages (0.5.23 raised UntraceableModelError), the model keeps one hook per
+    stage, and the pruned model equals its oracle."""
+    cfg = transformers.SegformerConfig(
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[16, 32],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 2],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=32,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = transformers.SegformerForSemanticSegmentation(cfg).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    if called_before:
+        model(x)
+    hooks = sum(len(m._forward_hooks) for m in model.modules())
+    graph = DependencyGraph(model, x)
+    assert sum(len(m._forward_hooks) for m in model.modules()) == hooks
+    prunable = {p for g in graph.groups if g.prunable for p in g.producers}
+    assert {"decode_head.linear_fuse", "segformer.stages.1.patch_embeddings.proj"} <= prunable
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["decode_head.classifier"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no config may describe the pruned model
+        hard = prune(graph, plan)
+    with torch.no_grad():
+        assert len(model(x, output_hidden_states=True).hidden_states) == 2
+        y_hard, y_soft = hard(x).logits, soft_prune(graph, plan)(x).logits
+    assert y_hard.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert sum(p.numel() for p in hard.parameters()) < sum(p.numel() for p in model.parameters())
+
+
 def _deberta_v2() -> Any:
     cfg = transformers.DebertaV2Config(
         vocab_size=128,

@@ -17,7 +17,6 @@ never the channels, of their tensor arguments).
 
 from __future__ import annotations
 
-import copy
 import operator
 import sys
 import traceback
@@ -71,10 +70,30 @@ def declares_layout(module: nn.Module) -> bool:
     return leading_dims(module) > 0 or hasattr(type(module), "channel_local")
 
 
+def _records_output(hook: Any) -> bool:
+    """True for a forward hook that only records the module's output: transformers' output
+    capturing (``output_hidden_states`` / ``output_attentions`` of models whose layers' outputs
+    are collected by hooks, such as SegFormer's stages, which its decode head reads)."""
+    return getattr(hook, "__module__", None) == "transformers.utils.output_capturing"
+
+
 def _has_forward_hooks(module: nn.Module) -> bool:
-    """True when forward hooks or pre-hooks are registered on ``module``: ``torch.fx`` calls
-    ``forward`` without them, so what they change is invisible to a traced graph."""
-    return bool(module._forward_hooks or module._forward_pre_hooks)
+    """True when forward hooks or pre-hooks are registered on ``module`` (other than those
+    that only record its output): ``torch.fx`` calls ``forward`` without them, so what they
+    change is invisible to a traced graph."""
+    return bool(module._forward_pre_hooks) or not all(
+        map(_records_output, module._forward_hooks.values())
+    )
+
+
+def _run_output_recorders(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+    """Run the output-recording hooks of ``module``, a leaf of the trace, on its traced
+    ``output`` (they collect the proxies the model reads later, as they collect tensors in a
+    plain call)."""
+    for hook in list(module._forward_hooks.values()):
+        if _records_output(hook):
+            hook(module, args, output)
+    return output
 
 
 _CONTAINERS = (nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -329,7 +348,10 @@ class ConcreteTracer(fx.Tracer):
             return _call_unregistered(m, forward, args, kwargs)
         if id(m) not in self._base_layers and self._computes_base_layer(m, args, kwargs):
             self._base_layers.add(id(m))
-        return super().call_module(m, forward, args, kwargs)
+        out = super().call_module(m, forward, args, kwargs)
+        if m._forward_hooks and self.is_leaf_module(m, _registered(self, m) or ""):
+            _run_output_recorders(m, args, out)  # traced through, ``forward`` ran them
+        return out
 
     def _computes_base_layer(self, m: nn.Module, args: Any, kwargs: Any) -> bool:
         """Whether ``m`` subclasses a torch layer with its own ``forward`` (Falcon's
@@ -785,8 +807,8 @@ class _PlainTracer(fx.Tracer):
         if name is None:
             return _call_unregistered(m, forward, args, kwargs)
         if not self.is_leaf_module(m, name):
-            return forward(*args, **kwargs)
-        return self.create_proxy("call_module", name, args, kwargs)
+            return forward(*args, **kwargs)  # fx's ``forward`` runs the module's hooks
+        return _run_output_recorders(m, args, self.create_proxy("call_module", name, args, kwargs))
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         return _tensor_proxy(self, attr_val, parameter_proxy_cache)
@@ -830,12 +852,14 @@ def _trace_graph(
         ValueError: the traced graph does not run on ``example_inputs``.
     """
     saved = [(m, dict(vars(m))) for m in model.modules()]
-    # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache)
+    # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache) and
+    # the hooks it may register (transformers' output capturing, with a flag on the model that
+    # the restore below removes: kept hooks would then be registered twice)
     contents = [
-        (v, copy.copy(v))
+        (v, v.copy())
         for _, attrs in saved
         for k, v in attrs.items()
-        if type(v) in (dict, list) and not k.startswith("_")
+        if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
     ]
     sizes = _track_sizes(model)
     factories = [(n, getattr(torch, n)) for n in _FACTORIES]
@@ -1021,6 +1045,15 @@ def _marks_sizes(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _MISSING = object()
+_HOOK_DICTS = frozenset(
+    (
+        "_forward_hooks",
+        "_forward_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+        "_forward_pre_hooks",
+        "_forward_pre_hooks_with_kwargs",
+    )
+)
 
 
 class _NodeError(Exception):
