@@ -394,6 +394,62 @@ def test_segformer_decode_head_reads_hidden_states_recorded_by_hooks(called_befo
     assert sum(p.numel() for p in hard.parameters()) < sum(p.numel() for p in model.parameters())
 
 
+def test_dpt_int_of_a_float_computed_from_shapes_is_followed() -> None:
+    """DPT sizes its position-embedding grid with ``torch_int(x.size(0) ** 0.5)``: a float
+    computed from shapes only becomes the example's integer (0.5.23 refused every traced
+    float), and the depth model prunes to its oracle."""
+    cfg = transformers.DPTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 16, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+    )
+    torch.manual_seed(0)
+    model = transformers.DPTForDepthEstimation(cfg).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    graph = DependencyGraph(model, x)
+    assert sum(g.prunable for g in graph.groups) >= len(graph.groups) - 1
+    plan = plan_pruning(graph, "l2", 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no config may describe the pruned model
+        hard = prune(graph, plan)
+    with torch.no_grad():
+        y_hard = hard(x).predicted_depth
+        y_soft = soft_prune(graph, plan)(x).predicted_depth
+    assert y_hard.shape == (2, 64, 64)
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+
+
+def test_int_of_a_float_computed_from_values_is_refused() -> None:
+    class _Rounded(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = transformers.PretrainedConfig()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)[:, : int(x.abs().sum() * 0.0 + 2.5)]
+
+    class _HF(transformers.PreTrainedModel):
+        config_class = transformers.PretrainedConfig
+
+        def __init__(self) -> None:
+            super().__init__(transformers.PretrainedConfig())
+            self.inner = _Rounded()
+
+        def forward(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            return self.inner(x)
+
+    with pytest.raises(UntraceableModelError, match="cannot become a Python number"):
+        DependencyGraph(_HF(), torch.randn(2, 4))
+
+
 def _deberta_v2() -> Any:
     cfg = transformers.DebertaV2Config(
         vocab_size=128,

@@ -201,6 +201,16 @@ class _ConcreteMixin:
             )
         return value
 
+    def __int__(self) -> int:
+        """``int(x)``: an integer as ``__index__``; a float computed from shapes only
+        (``int(x.size(0) ** 0.5)``, DPT's grid of position embeddings) is truncated."""
+        value = self._value()
+        if isinstance(value, float):
+            tracer: Any = getattr(self, "tracer")  # noqa: B009
+            if tracer.value_source(self) is None:
+                return int(value)
+        return self.__index__()
+
     def __setitem__(self, key: Any, value: Any) -> None:
         """``x[key] = value`` in place (BART's ``shift_tokens_right``): one ``setitem`` node,
         run on the concrete value."""
@@ -427,6 +437,16 @@ class ConcreteTracer(fx.Tracer):
         one value (a scalar one is the same for every input and never pruned)."""
         if not self._shapes_only:
             return
+        source = self.value_source(obj)
+        if source is not None:
+            raise fx.proxy.TraceError(
+                f"{what} computed from the values of `{source.format_node()}`: "
+                "data-dependent control flow"
+            )
+
+    def value_source(self, obj: fx.Proxy) -> fx.Node | None:
+        """A placeholder or tensor attribute (of more than one value) whose values, not only
+        its shape, ``obj`` is computed from; None when ``obj`` depends on shapes only."""
         stack, seen = [obj.node], set()
         while stack:
             node = stack.pop()
@@ -436,11 +456,9 @@ class ConcreteTracer(fx.Tracer):
             value = self._values.get(node)
             scalar_attr = node.op == "get_attr" and getattr(value, "numel", lambda: 2)() <= 1
             if node.op == "placeholder" or (node.op == "get_attr" and not scalar_attr):
-                raise fx.proxy.TraceError(
-                    f"{what} computed from the values of `{node.format_node()}`: "
-                    "data-dependent control flow"
-                )
+                return node
             stack.extend(node.all_input_nodes)
+        return None
 
     def iter(self, obj: fx.Proxy) -> Iterator[Any]:
         seq: Any = obj
