@@ -79,6 +79,24 @@ def test_synflow_scores_are_positive_and_usable() -> None:
     assert plan.num_removed() == 2
 
 
+def test_synflow_sees_every_time_step_of_a_time_major_network() -> None:
+    """On ``[T, B, C]`` inputs the all-ones input keeps all T steps: units that act only after
+    a delay score above 0 (0.5.23 took ``x[:1]``, the first time step, and scored them 0)."""
+    snn = pytest.importorskip("neuronkit.snn", reason="needs neuronkit-snn")
+    net = nn.Sequential(
+        snn.SeqLinear(10, 8),
+        snn.Delay(torch.tensor([0, 0, 0, 0, 2, 2, 2, 2])),
+        snn.LIF(threshold=0.1),
+        snn.SeqLinear(8, 4),
+    ).eval()
+    x = torch.rand(6, 3, 10)
+    scores = SynFlowImportance()(DependencyGraph(net, x))
+    (hidden,) = (s for s in scores.values() if s.numel() == 8)
+    assert bool((hidden > 0).all())
+    one = SynFlowImportance()(DependencyGraph(net, x[:, :1]))  # one sample: the same scores
+    torch.testing.assert_close(next(s for s in one.values() if s.numel() == 8), hidden)
+
+
 def test_bad_importance_arguments() -> None:
     with pytest.raises(ValueError, match="reduction"):
         MagnitudeImportance(reduction="median")

@@ -327,7 +327,11 @@ class SNIPImportance(_GradientImportance):
 
 
 class SynFlowImportance(GroupImportance):
-    """SynFlow (Tanaka et al.): data-free ``|w * dR/dw|``, R = sum of f_|w|(1) in float64."""
+    """SynFlow (Tanaka et al.): data-free ``|w * dR/dw|``, R = sum of f_|w|(1) in float64.
+
+    The all-ones input has the example inputs' shapes: every sample is the same, so the raw
+    scores are the one-sample scores times the batch size (the same once normalized), wherever
+    the batch axis is (a time-major ``[T, B, ...]`` network sees all T steps)."""
 
     def prepare(self, graph: DependencyGraph) -> None:
         model = copy.deepcopy(graph.model).double().eval()
@@ -339,7 +343,7 @@ class SynFlowImportance(GroupImportance):
         for x in graph.example_inputs:
             if not torch.is_tensor(x) or not x.is_floating_point():
                 raise ValueError("example_inputs: SynFlow needs floating-point model inputs")
-            inputs.append(torch.ones_like(x[:1], dtype=torch.float64))
+            inputs.append(torch.ones_like(x, dtype=torch.float64))
         out = call_model(model, tuple(inputs), graph.input_names)
         out = out[0] if isinstance(out, (tuple, list)) else out
         out.sum().backward()
