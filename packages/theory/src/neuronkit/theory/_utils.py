@@ -42,9 +42,17 @@ def as_float_tensor(name: str, x: Any, ndim: int | Sequence[int], layout: str) -
     return x
 
 
+def traced(x: object) -> bool:
+    """True when ``x`` is a ``torch.fx`` proxy: the model is being traced (neuronkit-pruning's
+    dependency graph), so input checks, which read shapes, dtypes or values, are skipped."""
+    return isinstance(x, torch.fx.Proxy)
+
+
 def check_input_dtype(name: str, x: torch.Tensor, dtype: torch.dtype, owner: str = "model") -> None:
     """Raise ``TypeError`` unless the tensor ``x`` is floating and has the ``owner``'s parameter
     ``dtype`` (any floating dtype under autocast), instead of torch's bare matmul dtype error."""
+    if traced(x):
+        return
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():

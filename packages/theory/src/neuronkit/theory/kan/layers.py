@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from neuronkit.common import check_choice, check_finite, check_interval, check_number, check_type
 
-from .._utils import check_input_dtype, check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator, traced
 from .basis import (
     SPACES,
     _bspline_features,
@@ -47,6 +47,8 @@ __all__ = ["KAN", "SKAN", "KANLayer", "SKANLayer", "matched_mlp", "mlp_parameter
 def _check_x(x: torch.Tensor, in_features: int, dtype: torch.dtype) -> None:
     """The input checks of every KAN / S-KAN layer, whatever its spaces: a finite floating
     ``[batch, in_features]`` tensor in the layer's ``dtype`` (any float under autocast)."""
+    if traced(x):
+        return
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor [batch, in], got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != in_features:

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from neuronkit.common import check_choice, check_number, check_type
 
-from .._utils import check_input_dtype, check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator, traced
 
 __all__ = [
     "QuadraticLinear",
@@ -40,6 +40,33 @@ __all__ = [
 
 _INITS = ("relinear", "random")
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+
+
+def _check_quadratic_inputs(
+    x: torch.Tensor,
+    weight_r: torch.Tensor,
+    weight_g: torch.Tensor,
+    weight_b: torch.Tensor,
+    bias_r: torch.Tensor,
+    bias_g: torch.Tensor,
+    bias_c: torch.Tensor,
+) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor [..., in], got {type(x).__name__}")
+    if x.ndim < 1 or x.shape[-1] != weight_r.shape[1]:
+        raise ValueError(
+            f"x must have last dimension in_features={weight_r.shape[1]}, got shape "
+            f"{tuple(x.shape)}"
+        )
+    for name, w in (("weight_g", weight_g), ("weight_b", weight_b)):
+        if w.shape != weight_r.shape:
+            raise ValueError(
+                f"{name} must have the shape of weight_r {tuple(weight_r.shape)}, got "
+                f"{tuple(w.shape)}"
+            )
+    for name, b in (("bias_r", bias_r), ("bias_g", bias_g), ("bias_c", bias_c)):
+        if b.shape != (weight_r.shape[0],):
+            raise ValueError(f"{name} must have shape [{weight_r.shape[0]}], got {tuple(b.shape)}")
 
 
 def quadratic_forward(
@@ -62,22 +89,8 @@ def quadratic_forward(
     Returns:
         ``[..., out]``.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor [..., in], got {type(x).__name__}")
-    if x.ndim < 1 or x.shape[-1] != weight_r.shape[1]:
-        raise ValueError(
-            f"x must have last dimension in_features={weight_r.shape[1]}, got shape "
-            f"{tuple(x.shape)}"
-        )
-    for name, w in (("weight_g", weight_g), ("weight_b", weight_b)):
-        if w.shape != weight_r.shape:
-            raise ValueError(
-                f"{name} must have the shape of weight_r {tuple(weight_r.shape)}, got "
-                f"{tuple(w.shape)}"
-            )
-    for name, b in (("bias_r", bias_r), ("bias_g", bias_g), ("bias_c", bias_c)):
-        if b.shape != (weight_r.shape[0],):
-            raise ValueError(f"{name} must have shape [{weight_r.shape[0]}], got {tuple(b.shape)}")
+    if not traced(x):
+        _check_quadratic_inputs(x, weight_r, weight_g, weight_b, bias_r, bias_g, bias_c)
     check_input_dtype("x", x, weight_r.dtype, owner="layer")
     r = torch.nn.functional.linear(x, weight_r, bias_r)
     g = torch.nn.functional.linear(x, weight_g, bias_g)

@@ -27,6 +27,8 @@ import torch.nn as nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type
 
+from .._utils import traced
+
 __all__ = [
     "BottleneckBlock",
     "BottleneckMLP",
@@ -69,6 +71,8 @@ def _check_sizes(in_features: int, out_features: int, width: int, depth: int, no
 
 
 def _flatten_input(x: torch.Tensor, in_features: int) -> torch.Tensor:
+    if traced(x):
+        return x.flatten(1)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor [B, in_features] or [B, ...], got {type(x)}")
     if x.ndim < 2:
