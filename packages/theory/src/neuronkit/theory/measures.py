@@ -612,7 +612,9 @@ def empirical_ntk(
             dtypes = sorted({str(p.dtype) for p in params.values()})
             if str(x.dtype) in dtypes:
                 raise ValueError(
-                    f"{name} of shape {tuple(x.shape)} could not be passed through model: {err}"
+                    f"{name} of shape {tuple(x.shape)}: model could not be run on it under "
+                    "torch.func's vmap over jacrev (a wrong input shape, or a model without "
+                    f"batching rules, e.g. spiking neurons or in-place counters): {err}"
                 ) from err
             raise TypeError(
                 f"{name} of dtype {x.dtype} could not be passed through model (its parameters "
