@@ -298,3 +298,37 @@ def test_layer_activations_reads_time_major_layers_with_batch_dim() -> None:
         layer_activations(model, x, "act")
     with pytest.raises(ValueError, match="batch_dim"):
         layer_activations(model, x, "act", batch_dim=-1)
+
+
+def test_stacked_concatenates_on_the_batch_axis_of_time_major_outputs() -> None:
+    torch.manual_seed(0)
+    model = _TimeMajor(steps=5)
+    x = torch.randn(7, 4)
+    with LayerRecorder(model, "act", accumulate=True) as rec:
+        model(x[:4])
+        model(x[4:])  # [5, 4, 5] then [5, 3, 5]
+    stacked = rec.stacked("act", batch_dim=1)
+    assert stacked.shape == (5, 7, 5)  # [T, N, H]: the layout kept, the inputs in order
+    acts = layer_activations(model, x, "act", batch_dim=1, flatten=False)["act"]  # [N, T, H]
+    torch.testing.assert_close(stacked, acts.movedim(0, 1))
+    # read batch-first, the batches of different sizes do not stack: a clear error
+    with pytest.raises(ValueError, match=r"except on axis batch_dim=0.*\(5, 4, 5\), \(5, 3, 5\)"):
+        rec.stacked("act")
+    with pytest.raises(ValueError, match=r"batch_dim=3"):
+        rec.stacked("act", batch_dim=3)
+    with pytest.raises(ValueError, match="batch_dim"):
+        rec.stacked("act", batch_dim=-1)
+
+
+def test_a_compiled_model_is_refused_with_a_pointer_to_the_module_it_compiles() -> None:
+    # hooks added after torch.compile are skipped by the compiled code: nothing was recorded
+    net = _net()
+    compiled = torch.compile(net, backend="eager")
+    x = torch.randn(3, 4)
+    with pytest.raises(TypeError, match=r"model must not be a torch.compile'd .*model\._orig_mod"):
+        LayerRecorder(compiled, "_orig_mod.1")
+    with pytest.raises(TypeError, match=r"model\._orig_mod"):
+        layer_activations(compiled, x, "_orig_mod.1")
+    torch.testing.assert_close(
+        layer_activations(compiled._orig_mod, x, "1")["1"], torch.relu(net[0](x)).detach()
+    )

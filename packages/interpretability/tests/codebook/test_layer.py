@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -64,6 +66,49 @@ def test_reconstruction_loss_trains_only_the_codebook() -> None:
     assert x.grad is None or x.grad.abs().sum() == 0
     assert layer.codebook.grad is not None
     assert layer.codebook.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_deepcopy_after_a_training_step_keeps_the_loss_and_its_gradients(groups: int) -> None:
+    # the last call's activations are tensors of its autograd graph, which deepcopy refuses
+    # ("only graph leaves support the deepcopy protocol"): a copy leaves them out, and the
+    # original's loss and gradients are those of a twin layer never copied
+    x = torch.randn(3, 4, 8, generator=torch.Generator().manual_seed(5))
+    w = torch.randn(3, 4, 8, generator=torch.Generator().manual_seed(6))
+
+    def step(net: CodebookLayer, copy_after_forward: bool) -> tuple[torch.Tensor, object]:
+        loss = (net(x) * w).sum() + net.reconstruction_loss()
+        copied = copy.deepcopy(net) if copy_after_forward else None
+        loss.backward()
+        return loss.detach(), copied
+
+    layer, twin = (CodebookLayer(8, 16, k=2, groups=groups) for _ in range(2))
+    loss, copied = step(layer, True)
+    want, _ = step(twin, False)
+    torch.testing.assert_close(loss, want, rtol=0, atol=0)
+    for got, ref in zip(layer.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(got.grad, ref.grad, rtol=0, atol=0)
+    # the copy: nothing run yet (a zero loss), then the loss and gradients of the original
+    assert isinstance(copied, CodebookLayer)
+    assert float(copied.reconstruction_loss().detach()) == 0.0
+    torch.testing.assert_close(copied.last_codes, layer.last_codes)
+    again, _ = step(copied, False)
+    torch.testing.assert_close(again, loss, rtol=0, atol=0)
+    for got, ref in zip(copied.parameters(), layer.parameters(), strict=True):
+        torch.testing.assert_close(got.grad, ref.grad, rtol=0, atol=0)
+
+
+def test_a_copy_made_in_a_record_or_force_block_starts_without_them() -> None:
+    layer = _layer()
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        free = layer(x)
+        with layer.record() as store, layer.force(3):
+            copied = copy.deepcopy(layer)
+        # the blocks ended on the original only; the copy must not stay forced or recording
+        torch.testing.assert_close(copied(x), free)
+    assert store == []
+    assert copied._records == []
 
 
 def test_counts_and_dead_code_replacement() -> None:

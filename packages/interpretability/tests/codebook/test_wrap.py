@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -142,6 +145,50 @@ def test_codebook_on_a_module_input_with_groups() -> None:
         torch.testing.assert_close(cbm(ids), before)
     cbm.remove()
     torch.testing.assert_close(net(ids), before)
+
+
+@pytest.mark.parametrize("copier", ["deepcopy", "pickle"])
+def test_a_copy_owns_its_hooks_and_codebooks(copier: str) -> None:
+    # the hooks used to be closures over the original: a deep copy (and a pruned copy, which
+    # neuronkit.pruning makes with deepcopy) recorded into and was forced by the original
+    torch.manual_seed(0)
+    net = _Net()
+    ids = torch.randint(0, 5, (3, 4))
+    cbm = insert_codebooks(net, ["attn.proj", "mlp"], num_codes=16, k=2, inputs=["attn.proj"])
+    (cbm(ids).sum() + cbm.codebook_loss()).backward()  # a copy after a training step too
+    cbm.eval()
+    with torch.no_grad():
+        before = cbm(ids)
+        copied = copy.deepcopy(cbm) if copier == "deepcopy" else pickle.loads(pickle.dumps(cbm))
+        torch.testing.assert_close(copied(ids), before)
+        with copied.record_codes() as mine, cbm.record_codes() as theirs:
+            copied(ids)
+        assert [len(v) for v in mine.values()] == [1, 1]
+        assert [len(v) for v in theirs.values()] == [0, 0]
+        with copied.force_codes({"mlp": [3]}):
+            forced = copied(ids)
+            torch.testing.assert_close(cbm(ids), before)
+        assert not torch.allclose(forced, before)
+        for layer in copied.codebooks.values():  # editing the copy's codebooks
+            layer.codebook.mul_(-1)
+        assert not torch.allclose(copied(ids), before)
+        torch.testing.assert_close(cbm(ids), before)
+        copied.remove()
+        assert cbm.attached
+        torch.testing.assert_close(cbm(ids), before)
+        with cbm.disabled():
+            torch.testing.assert_close(copied.model(ids), cbm(ids))
+
+
+def test_a_compiled_model_is_refused() -> None:
+    # its compiled code skips hooks added after compiling: the codebooks would never run
+    compiled = torch.compile(_Net(), backend="eager")
+    with pytest.raises(TypeError, match=r"model must not be a torch.compile'd .*model\._orig_mod"):
+        insert_codebooks(compiled, ["_orig_mod.mlp"], num_codes=4)
+    layer = insert_codebooks(_Net(), ["mlp"], num_codes=4).codebooks["mlp"]
+    with pytest.raises(TypeError, match=r"model\._orig_mod"):
+        CodebookModel(compiled, {"_orig_mod.mlp": layer})
+    assert insert_codebooks(compiled._orig_mod, ["mlp"], num_codes=4).attached
 
 
 def test_inputs_and_groups_bad_inputs() -> None:

@@ -192,6 +192,28 @@ def test_compare_networks_layers_dead_units_and_sparse() -> None:
     np.testing.assert_array_equal(conv_a, before)
 
 
+def test_compare_networks_reads_time_major_activations_with_dim() -> None:
+    # layer_activations(..., batch_dim=1, flatten=False) gives spiking layers as [N, T, U]:
+    # with dim=-1 the units are the last axis and the time steps are pooled as samples
+    rng = np.random.default_rng(12)
+    spikes_a = (rng.random((60, 4, 4)) < 0.4).astype(np.float32)  # [N, T=4, U=4]
+    spikes_b = spikes_a[:, :, ::-1] + 0.1 * rng.random((60, 4, 4))  # units reversed
+    a, b = {"lif": torch.from_numpy(spikes_a)}, {"lif": spikes_b.copy()}
+    out = compare_networks(a, b, dim=-1)["lif"]
+    assert out.matching.partner.tolist() == [3, 2, 1, 0]
+    channels_first = compare_networks(
+        {"lif": np.moveaxis(spikes_a, 2, 1)}, {"lif": np.moveaxis(spikes_b, 2, 1)}
+    )["lif"]
+    np.testing.assert_allclose(out.blocks.joint, channels_first.blocks.joint, rtol=1e-12)
+    np.testing.assert_array_equal(out.baseline, channels_first.baseline)
+    # the default reads axis 1, the time steps, as units: a different (wrong) matching here
+    assert compare_networks(a, b)["lif"].matching.partner.tolist() != [3, 2, 1, 0]
+    with pytest.raises(ValueError, match=r"dim must be an axis of activations_a\['lif'\]"):
+        compare_networks(a, b, dim=3)
+    with pytest.raises(ValueError, match="other than the batch axis 0"):
+        compare_networks(a, b, dim=0)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [

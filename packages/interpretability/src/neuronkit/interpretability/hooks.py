@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import sys
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -51,6 +52,18 @@ def unit_axis(dim: Any, ndim: int | None = None, what: str = "the output") -> in
         where = "" if ndim is None else f" of {what} ({ndim} dimensions)"
         raise ValueError(f"dim must be an axis{where} other than the batch axis 0, got {dim}")
     return dim if ndim is None else dim % ndim
+
+
+def check_not_compiled(name: str, model: Any) -> None:
+    """Raise ``TypeError`` if ``model`` is a ``torch.compile``'d module: its compiled code does
+    not run forward hooks added after compilation, so hooks put on its submodules would record
+    (or change) nothing, silently. The module it compiles, ``model._orig_mod``, runs them."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # loaded by torch.compile
+    if eval_frame is not None and isinstance(model, eval_frame.OptimizedModule):
+        raise TypeError(
+            f"{name} must not be a torch.compile'd module: its compiled code skips forward hooks "
+            f"added after compiling, which would silently do nothing; pass {name}._orig_mod"
+        )
 
 
 def _parameter_dtype(model: Any) -> torch.dtype | None:
@@ -134,7 +147,8 @@ class LayerRecorder:
     """Context manager recording outputs (and their gradients) of named submodules.
 
     Args:
-        model: the network.
+        model: the network (not a ``torch.compile``'d module, whose compiled code skips the
+            hooks: pass ``model._orig_mod``).
         layers: names of submodules (as in ``model.named_modules()``); checked on construction.
         gradients: also record the gradient of whatever is back-propagated with respect to
             each layer's output (via a tensor hook on the output).
@@ -165,6 +179,7 @@ class LayerRecorder:
         accumulate: bool = False,
     ) -> None:
         check_type("model", model, nn.Module)
+        check_not_compiled("model", model)
         if isinstance(layers, str):
             layers = [layers]
         if not isinstance(layers, Iterable) or isinstance(layers, (bytes, dict)):
@@ -245,15 +260,39 @@ class LayerRecorder:
         while self._handles:
             self._handles.pop().remove()
 
-    def stacked(self, name: str) -> torch.Tensor:
-        """All recorded outputs of ``name`` concatenated along the batch dimension."""
+    def stacked(self, name: str, batch_dim: int = 0) -> torch.Tensor:
+        """All recorded outputs of ``name`` concatenated along their batch axis.
+
+        Args:
+            name: a recorded layer.
+            batch_dim: the axis of the outputs that indexes the inputs, as in
+                :func:`layer_activations`: 0 for batch-first outputs (``[B, ...]`` calls stack
+                to ``[sum B, ...]``), 1 for time-major ones such as spiking neurons' (``[T, B,
+                ...]`` calls stack to ``[T, sum B, ...]``; the layout is kept).
+
+        Raises:
+            ValueError: nothing was recorded, or the outputs' shapes differ other than on
+                axis ``batch_dim``.
+        """
         if name not in self.history:
             raise ValueError(f"name must be one of the recorded layers {self.layers}, got {name!r}")
-        if not self.history[name]:
+        check_number("batch_dim", batch_dim, ge=0, integer=True)
+        history = self.history[name]
+        if not history:
             raise ValueError(
                 f"no outputs of {name!r} were recorded (use accumulate=True and run the model)"
             )
-        return torch.cat(self.history[name], dim=0)
+        shapes = [tuple(t.shape) for t in history]
+        rest = {s[:batch_dim] + s[batch_dim + 1 :] for s in shapes}
+        if any(len(s) <= batch_dim for s in shapes) or len(rest) > 1:
+            distinct = list(dict.fromkeys(shapes))
+            raise ValueError(
+                f"the outputs of {name!r} must have the same shape except on axis batch_dim="
+                f"{batch_dim} to be stacked along it, got shapes {distinct[:4]}"
+                f"{' ...' if len(distinct) > 4 else ''} (time-major outputs [T, B, ...] need "
+                "batch_dim=1)"
+            )
+        return torch.cat(history, dim=batch_dim)
 
 
 def layer_activations(
@@ -268,7 +307,8 @@ def layer_activations(
     """Outputs of the named layers for ``inputs``, computed without gradients.
 
     Args:
-        model: the network (its train/eval mode is left as is).
+        model: the network (its train/eval mode is left as is; not a ``torch.compile``'d
+            module: pass ``model._orig_mod``).
         inputs: ``[N, ...]`` batch-first input tensor (finite if floating-point; its dtype must
             be one the model takes: nothing is cast).
         layers: submodule names.

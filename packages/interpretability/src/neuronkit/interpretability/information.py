@@ -34,6 +34,8 @@ import numpy as np
 
 from neuronkit.common import check_choice, check_interval, check_number
 
+from ._arrays import host_array
+
 __all__ = [
     "bin_activations",
     "entropy",
@@ -47,9 +49,7 @@ BinStrategy = Literal["uniform", "quantile"]
 
 
 def _as_matrix(name: str, x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch tensor
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
+    arr = np.asarray(host_array(x))
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real-valued array or tensor, got dtype {arr.dtype}")
     if arr.ndim == 1:

@@ -40,6 +40,8 @@ except ImportError:  # pragma: no cover - private scipy helper; fall back to sig
 
 from neuronkit.common import check_choice, check_finite, check_number
 
+from ._arrays import host_array
+
 __all__ = [
     "COMPARISONS",
     "NOISE_ESTIMATORS",
@@ -69,8 +71,7 @@ def _as_float_array(name: str, x: Any, *, finite: bool = True) -> np.ndarray:
     """A float64 view or copy of ``x`` (array, tensor or nested sequence), for reading only.
 
     ``finite=False``: the caller checks finiteness itself (``check_finite``, same message)."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
+    x = host_array(x)
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError) as err:
@@ -376,9 +377,7 @@ def noise_precision(
 
 
 def _group(conditions: Any, n_obs: int, name: str = "conditions") -> tuple[np.ndarray, np.ndarray]:
-    labels = np.asarray(
-        conditions.detach().cpu().numpy() if hasattr(conditions, "detach") else conditions
-    )
+    labels = np.asarray(host_array(conditions))
     if labels.ndim != 1 or labels.shape[0] != n_obs:
         raise ValueError(
             f"{name} must be a 1-D label per observation ({n_obs}), got shape {labels.shape}"

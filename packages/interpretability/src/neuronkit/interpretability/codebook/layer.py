@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -227,6 +228,17 @@ class CodebookLayer(nn.Module):
         self._records: list[list[torch.Tensor]] = []
         self._forced: list[tuple[torch.Tensor, torch.Tensor | None, bool]] = []
         self.replaced_total = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state ``copy.deepcopy`` and pickle copy: all of it but what belongs to the last
+        forward call or to open ``with`` blocks of this layer. The last call's normalized input
+        and codes (kept for :meth:`reconstruction_loss`) are tensors of that call's autograd
+        graph, which cannot be deep-copied; a copy's loss is zero until its first forward call.
+        The lists of open :meth:`record` and :meth:`force` blocks are only cleared on this
+        layer when the blocks end, so a copy starts with none."""
+        state: dict[str, Any] = super().__getstate__()
+        state.update(_last_input=None, _last_output=None, _records=[], _forced=[])
+        return state
 
     def extra_repr(self) -> str:
         groups = f", groups={self.groups}" if self.groups > 1 else ""

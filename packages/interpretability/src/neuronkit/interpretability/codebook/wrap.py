@@ -20,6 +20,7 @@ and leaves the model as it was.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from torch import nn
 
 from neuronkit.common import check_number, check_seed, check_type
 
-from ..hooks import get_layer
+from ..hooks import check_not_compiled, get_layer
 from .layer import CodebookLayer
 
 __all__ = [
@@ -99,7 +100,7 @@ class CodebookModel(nn.Module):
     named in ``inputs``).
 
     Args:
-        model: the model to wrap (shared, not copied).
+        model: the model to wrap (shared, not copied; not a ``torch.compile``'d module).
         codebooks: ``{module name: CodebookLayer}``.
         inputs: the names whose module input (first positional tensor argument) is snapped
             instead of its output.
@@ -118,6 +119,7 @@ class CodebookModel(nn.Module):
     ) -> None:
         super().__init__()
         check_type("model", model, nn.Module)
+        check_not_compiled("model", model)
         if not codebooks:
             raise ValueError("codebooks must name at least one module, got none")
         if isinstance(inputs, str):
@@ -154,25 +156,22 @@ class CodebookModel(nn.Module):
         return [n for n in self._names if n in self._inputs]
 
     def _attach(self) -> None:
+        # the hooks are bound methods of this module (not closures over it): copy.deepcopy
+        # rebinds them to the copy, so a deep copy (or a pruned copy) of the model runs,
+        # records and is forced through its own codebooks, not the original's
         for name in self._names:
             module = get_layer(self.model, name)
             if name in self._inputs:
-                handle = module.register_forward_pre_hook(self._pre_hook(name))
+                handle = module.register_forward_pre_hook(functools.partial(self._pre_hook, name))
             else:
-                handle = module.register_forward_hook(self._hook(name))
+                handle = module.register_forward_hook(functools.partial(self._hook, name))
             self._handles.append(handle)
 
-    def _hook(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> Any:
-            return self._snap(name, output)
+    def _hook(self, name: str, module: nn.Module, args: Any, output: Any) -> Any:
+        return self._snap(name, output)
 
-        return hook
-
-    def _pre_hook(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any) -> Any:
-            return self._snap(name, tuple(args))
-
-        return hook
+    def _pre_hook(self, name: str, module: nn.Module, args: Any) -> Any:
+        return self._snap(name, tuple(args))
 
     def _snap(self, name: str, values: Any) -> Any:
         """``values`` (a module's output or its input arguments) with the first tensor snapped
@@ -324,7 +323,9 @@ def insert_codebooks(
     """Put a :class:`CodebookLayer` after (or before) each named module of ``model``.
 
     Args:
-        model: any ``nn.Module``; its weights are shared with the result, not copied.
+        model: any ``nn.Module``; its weights are shared with the result, not copied. Not a
+            ``torch.compile``'d module (its compiled code skips the hooks): pass
+            ``model._orig_mod``.
         modules: names as in ``model.named_modules()``, or ``{name: dim}`` when the size
             cannot be inferred (an output size is read from the module's ``out_features``,
             ``embed_dim``, ``hidden_size`` or ``normalized_shape``, else from its last
@@ -350,6 +351,7 @@ def insert_codebooks(
             as a module, so a codebook on it would never run).
     """
     check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
     check_seed(seed)
     if isinstance(modules, str) or not isinstance(modules, (Sequence, Mapping)):
         raise TypeError(

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from neuronkit.common import as_float_array, check_number, check_seed
+from neuronkit.common import check_number, check_seed
+
+from .._arrays import float_array
 
 __all__ = ["noisy_responses"]
 
@@ -42,9 +44,7 @@ def noisy_responses(
         index of each row and the repeat (run) index of each row, ready for
         :func:`neuronkit.interpretability.rsa.rdm` (``conditions=..., runs=...``).
     """
-    if hasattr(responses, "detach"):
-        responses = responses.detach().cpu().numpy()
-    arr = as_float_array("responses", responses)
+    arr = float_array("responses", responses)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"responses must be [n_stimuli, n_channels], got shape {arr.shape}")
     if not np.isfinite(arr).all():

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import as_float_array, check_ndim, check_number, check_seed, check_type
+from neuronkit.common import check_ndim, check_number, check_seed, check_type
+
+from .._arrays import float_array, host_array
 
 __all__ = ["TokFSM", "TokFSMSample", "random_tokfsm"]
 
@@ -72,7 +74,7 @@ class TokFSM:
 
     def __init__(self, transition: np.ndarray, base: int = 10) -> None:
         check_number("base", base, ge=2, integer=True)
-        arr = as_float_array("transition", transition)
+        arr = float_array("transition", transition)
         check_ndim("transition", arr, 2, "[N, N]")
         if arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
             raise ValueError(
@@ -110,7 +112,7 @@ class TokFSM:
 
     def encode(self, states: torch.Tensor | np.ndarray, *, bos: bool = True) -> torch.Tensor:
         """Tokens of state trajectories: ``[B, S]`` states -> ``[B, bos + S * digits]`` long."""
-        arr = np.asarray(states)
+        arr = np.asarray(host_array(states))
         check_ndim("states", arr, 2, "[B, S]")
         if arr.size and (arr.min() < 0 or arr.max() >= self.n_states):
             raise ValueError(
@@ -166,7 +168,7 @@ class TokFSM:
 
     def sample_from_states(self, states: torch.Tensor | np.ndarray) -> TokFSMSample:
         """Tokens and labels of given trajectories ``[B, S]`` (validity is not required)."""
-        arr = np.asarray(states, dtype=np.int64)
+        arr = np.asarray(host_array(states), dtype=np.int64)
         tokens = self.encode(arr)
         b, s = arr.shape
         token_states = np.concatenate(

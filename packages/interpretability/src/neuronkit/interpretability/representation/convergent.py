@@ -51,6 +51,9 @@ from sklearn.base import BaseEstimator, clone
 
 from neuronkit.common import check_choice, check_number, check_seed
 
+from .._arrays import host_array
+from ..hooks import unit_axis
+
 __all__ = [
     "CorrelationBlocks",
     "LayerComparison",
@@ -74,8 +77,7 @@ MatchMethod = Literal["bipartite", "semi"]
 
 
 def _to_numpy(name: str, x: Any) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
+    x = host_array(x)
     if not isinstance(x, np.ndarray):
         raise TypeError(
             f"{name} must be a numpy array or torch tensor, got {type(x).__name__} ({x!r:.60})"
@@ -83,6 +85,14 @@ def _to_numpy(name: str, x: Any) -> np.ndarray:
     if x.dtype == object or x.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be real-valued, got dtype {x.dtype}")
     return x
+
+
+def _units_first(name: str, x: Any, dim: int) -> np.ndarray:
+    """``x`` as an array with its unit axis ``dim`` moved to axis 1 (after the samples)."""
+    arr = _to_numpy(name, x)
+    if dim == 1 or arr.ndim < 2:  # unit_samples reports arrays without a unit axis
+        return arr
+    return np.moveaxis(arr, unit_axis(dim, arr.ndim, f"{name} of shape {arr.shape}"), 1)
 
 
 def unit_samples(activations: Any, name: str = "activations") -> np.ndarray:
@@ -702,13 +712,15 @@ def compare_networks(
     sparse: SparsePrediction | None = None,
     exclude_dead: bool = True,
     seed: int = 0,
+    dim: int = 1,
 ) -> dict[str, LayerComparison]:
     """Compare two networks layer by layer (Li et al. 2016).
 
     Args:
         activations_a, activations_b: ``{layer: [N, U] or [N, C, *spatial]}`` activations of
-            the two nets on the same ``N`` inputs (e.g. from
+            the two nets on the same ``N`` inputs, units on axis ``dim`` (e.g. from
             :func:`neuronkit.interpretability.layer_activations` with ``flatten=False``).
+            Every other axis but the first is pooled into samples, as spatial positions are.
         layers: which layers (default: those of ``activations_a``, in order).
         n_permutations: shuffles of the permutation baseline.
         sparse: an unfitted :class:`SparsePrediction` template, cloned and fitted net A ->
@@ -716,9 +728,14 @@ def compare_networks(
         exclude_dead: drop units with zero variance on these inputs (dead ReLUs, whose
             correlation is undefined) from both nets before comparing.
         seed: seed of the baseline shuffles.
+        dim: the unit (channel) axis of every activation array (default 1: ``[N, U]``,
+            ``[N, C, *spatial]``; negative from the end). Time-major layers (spiking neurons)
+            read by ``layer_activations(..., batch_dim=1, flatten=False)`` come as ``[N, T, U]``
+            and need ``dim=-1``: their ``T`` time steps are then pooled as samples, while the
+            default would take the time steps for the units.
 
     Returns:
-        ``{layer: LayerComparison}``.
+        ``{layer: LayerComparison}`` (units ordered as on axis ``dim``).
     """
     for name, acts in (("activations_a", activations_a), ("activations_b", activations_b)):
         if not isinstance(acts, Mapping):
@@ -736,10 +753,11 @@ def compare_networks(
     check_seed(seed)
     if not isinstance(exclude_dead, bool):
         raise TypeError(f"exclude_dead must be a bool, got {exclude_dead!r}")
+    unit_axis(dim)
     out: dict[str, LayerComparison] = {}
     for i, name in enumerate(names):
-        a = _to_numpy(f"activations_a[{name!r}]", activations_a[name])
-        b = _to_numpy(f"activations_b[{name!r}]", activations_b[name])
+        a = _units_first(f"activations_a[{name!r}]", activations_a[name], dim)
+        b = _units_first(f"activations_b[{name!r}]", activations_b[name], dim)
         blocks = correlation_blocks(a, b)
         units_a = np.arange(blocks.dead_a.size)
         units_b = np.arange(blocks.dead_b.size)

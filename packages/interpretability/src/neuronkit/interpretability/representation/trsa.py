@@ -28,8 +28,9 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from neuronkit.common import as_float_array, check_number
+from neuronkit.common import check_number
 
+from .._arrays import float_array, host_array
 from ..rsa import (
     _as_stack,
     _check_bool,
@@ -143,21 +144,14 @@ def _check_rank_after(rank_after: Any, use_geodesic: Any) -> None:
         )
 
 
-def _host(x: Any) -> Any:
-    """A torch tensor (on any device) as a CPU numpy array; anything else unchanged."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
-        return x.detach().cpu().numpy()
-    return x
-
-
 def _check_design(rdms: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = as_float_array("rdms", _host(rdms))
+    x = float_array("rdms", rdms)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"rdms must be a stack of RDM vectors [k, n_pairs], got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("rdms must be finite, got NaN or infinity")
-    lab = np.asarray(_host(labels))
-    grp = np.asarray(_host(groups))
+    lab = np.asarray(host_array(labels))
+    grp = np.asarray(host_array(groups))
     for name, arr in (("labels", lab), ("groups", grp)):
         if arr.shape != (x.shape[0],):
             raise ValueError(

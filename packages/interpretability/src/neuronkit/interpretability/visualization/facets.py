@@ -42,6 +42,7 @@ from neuronkit.common import (
     eval_mode,
 )
 
+from .._arrays import host_array
 from ..hooks import layer_activations
 from .maximize import (
     ActivationMaximization,
@@ -79,7 +80,7 @@ def top_activating(
     values = objective_values(model, inputs, objective, batch_size=batch_size)
     if k > values.shape[0]:
         raise ValueError(f"k must be <= the number of inputs ({values.shape[0]}), got {k}")
-    order = torch.from_numpy(np.argsort(-values.cpu().numpy(), kind="stable")[: int(k)].copy())
+    order = torch.from_numpy(np.argsort(-host_array(values), kind="stable")[: int(k)].copy())
     return order, values[order]
 
 
@@ -132,9 +133,7 @@ class FacetClustering(ClusterMixin, BaseEstimator):
         check_number("perplexity", self.perplexity, gt=0.0)
         check_number("n_nearest", self.n_nearest, ge=1, integer=True)
         check_seed(self.seed)
-        if isinstance(features, torch.Tensor):
-            features = features.detach().cpu().numpy()
-        x = np.asarray(features, dtype=np.float64)
+        x = np.asarray(host_array(features), dtype=np.float64)
         if x.ndim != 2:
             raise ValueError(f"features must be a [N, D] matrix, got shape {x.shape}")
         check_finite("features", x)
