@@ -325,10 +325,8 @@ def test_sync_hf_config_rejects_non_hf_model() -> None:
         sync_hf_config(torch.nn.Linear(2, 2))
 
 
-def test_a_config_field_holding_a_list_is_not_overwritten_by_one_size() -> None:
-    """SegFormer keeps its per-stage head counts in a list: the head count read off its
-    BERT-style attention modules is not written over it (0.5.19 raised the config's
-    validation error from ``prune``); the search may change list elements."""
+def _segformer(cls: Any) -> Any:
+    """A tiny two-stage SegFormer of class ``cls`` in eval mode (seed 0)."""
     cfg = transformers.SegformerConfig(
         num_encoder_blocks=2,
         depths=[1, 1],
@@ -338,10 +336,18 @@ def test_a_config_field_holding_a_list_is_not_overwritten_by_one_size() -> None:
         strides=[4, 2],
         num_attention_heads=[1, 2],
         mlp_ratios=[2, 2],
+        decoder_hidden_size=32,
         num_labels=3,
     )
     torch.manual_seed(0)
-    model = transformers.SegformerForImageClassification(cfg).eval()
+    return cls(cfg).eval()
+
+
+def test_a_config_field_holding_a_list_is_not_overwritten_by_one_size() -> None:
+    """SegFormer keeps its per-stage head counts in a list: the head count read off its
+    BERT-style attention modules is not written over it (0.5.19 raised the config's
+    validation error from ``prune``); the search may change list elements."""
+    model = _segformer(transformers.SegformerForImageClassification)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     graph = DependencyGraph(model, x)
     plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["classifier"])
@@ -360,20 +366,7 @@ def test_segformer_decode_head_reads_hidden_states_recorded_by_hooks(called_befo
     forward hooks it registers on the first call that asks for hidden states: the trace sees
     the recorded stages (0.5.23 raised UntraceableModelError), the model keeps one hook per
     stage, and the pruned model equals its oracle."""
-    cfg = transformers.SegformerConfig(
-        num_encoder_blocks=2,
-        depths=[1, 1],
-        sr_ratios=[2, 1],
-        hidden_sizes=[16, 32],
-        patch_sizes=[7, 3],
-        strides=[4, 2],
-        num_attention_heads=[1, 2],
-        mlp_ratios=[2, 2],
-        decoder_hidden_size=32,
-        num_labels=3,
-    )
-    torch.manual_seed(0)
-    model = transformers.SegformerForSemanticSegmentation(cfg).eval()
+    model = _segformer(transformers.SegformerForSemanticSegmentation)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     if called_before:
         model(x)
