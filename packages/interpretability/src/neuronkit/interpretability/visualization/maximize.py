@@ -397,8 +397,19 @@ def maximize_activation(
         raise TypeError(
             f"param must be an ImageParam or 'pixel' / 'fourier', got {type(param).__name__}"
         )
-    # on the model's device and in its dtype (float64 models too; None: left as it is)
-    image_module = image_module.to(device=model_device(model), dtype=_parameter_dtype(model))
+    # on the model's device and in its dtype (float64 models too; None: left as it is); for a
+    # bfloat16 / float16 model the image is optimized in float32 (Adam's state underflows, and
+    # the Fourier spectrum has no complex type, in half precision) and rendered in its dtype
+    dtype = _parameter_dtype(model)
+    low = dtype is not None and dtype.itemsize < 4
+    image_module = image_module.to(
+        device=model_device(model), dtype=torch.float32 if low else dtype
+    )
+
+    def render() -> torch.Tensor:
+        image = image_module()
+        return image.to(dtype) if low else image
+
     params = [p for p in image_module.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer
     opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
@@ -410,11 +421,11 @@ def maximize_activation(
     snapshots: list[tuple[int, torch.Tensor]] = []
     with eval_mode(model), _recording(model, objective.layers) as rec:
         with torch.no_grad():
-            initial = _forward(model, image_module(), rec, objective).detach()
+            initial = _forward(model, render(), rec, objective).detach()
         for step in range(int(steps)):
             progress = step / int(steps)
             with torch.enable_grad():
-                image = image_module()
+                image = render()
                 if filters:
 
                     def hook(grad: torch.Tensor, progress: float = progress) -> torch.Tensor:
@@ -447,9 +458,9 @@ def maximize_activation(
             opt.zero_grad(set_to_none=True)
             history.append(float(value.detach().mean()))
             if record_every and (step + 1) % record_every == 0:
-                snapshots.append((step + 1, image_module().detach().clone()))
+                snapshots.append((step + 1, render().detach().clone()))
         with torch.no_grad():
-            final_image = image_module().detach()
+            final_image = render().detach()
             final = _forward(model, final_image, rec, objective).detach()
     return ActivationMaximization(
         image=final_image,
