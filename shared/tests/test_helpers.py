@@ -95,6 +95,15 @@ def test_as_float_array_reads_what_numpy_reads() -> None:
     assert out.tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_as_float_array_reads_half_precision_tensors_exactly(dtype: str) -> None:
+    torch = pytest.importorskip("torch", reason="tensors need torch")
+    x = torch.tensor([[0.1, -2.5], [3.0, 1e-3]], dtype=getattr(torch, dtype), requires_grad=True)
+    out = as_float_array("x", x)  # numpy has no bfloat16: 0.1.10 raised TypeError
+    assert out.dtype == np.float64
+    assert out.tolist() == x.detach().double().tolist()
+
+
 def test_valid_inputs_pass() -> None:
     check_shape("x", np.zeros((2, 3)), (None, 3))
     check_finite("labels", np.array([1, 2, 3]))

@@ -16,7 +16,7 @@ from neuronkit.interpretability import (
     kde_information,
     rdm,
 )
-from neuronkit.interpretability._arrays import float_array, host_array
+from neuronkit.interpretability._arrays import host_array
 from neuronkit.interpretability.data.responses import noisy_responses
 from neuronkit.interpretability.data.twelve_bit import charge_dipole, icosahedron_vertices
 from neuronkit.interpretability.dynamics import binned_information, compression
@@ -88,6 +88,3 @@ def test_host_array_upcasts_low_precision_and_leaves_the_rest(dtype: torch.dtype
     assert host_array(torch.ones(2, dtype=torch.float64)).dtype == np.float64
     listed = [[1.0, 2.0]]
     assert host_array(listed) is listed
-    assert float_array("x", x.to(dtype)).dtype == np.float64
-    with pytest.raises(TypeError, match="x must be a real array"):
-        float_array("x", torch.ones(2, dtype=torch.complex64))

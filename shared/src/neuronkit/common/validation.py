@@ -170,9 +170,10 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
 
 
 def as_float_array(name: str, x: Any, layout: str = "") -> Any:
-    """``np.asarray(x, dtype=np.float64)`` (a CPU tensor, list or array reads as it always does);
-    a string, or anything numpy cannot read as real numbers, raises ``TypeError`` naming the
-    argument (``layout``, e.g. ``"[n, d]"``, goes into the message)."""
+    """``np.asarray(x, dtype=np.float64)`` (a tensor on any device, also a bfloat16 one, which
+    numpy cannot hold; a list or array reads as it always does); a string, or anything numpy
+    cannot read as real numbers, raises ``TypeError`` naming the argument (``layout``, e.g.
+    ``"[n, d]"``, goes into the message)."""
     import numpy as np
 
     what = f"a real array {layout}" if layout else "a real array"
@@ -180,6 +181,8 @@ def as_float_array(name: str, x: Any, layout: str = "") -> Any:
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, also one with a graph
         x = x.detach().cpu()
+        if x.is_floating_point() and x.element_size() < 4:  # bfloat16 / float16: exact
+            x = x.double()
     try:
         arr = np.asarray(x)
         if arr.dtype.kind == "c":  # a float64 cast would drop the imaginary part (a warning only)

@@ -1,5 +1,6 @@
-"""Reading user tensors as numpy arrays: the one conversion every numpy-based analysis of this
-package uses (without importing torch, so numpy-only modules stay light).
+"""Reading user tensors as numpy arrays in their own dtype (labels, features, scores), without
+importing torch, so numpy-only modules stay light; float64 arrays come from
+:func:`neuronkit.common.as_float_array`, which reads bfloat16 tensors too.
 
 numpy has no bfloat16, so ``tensor.numpy()`` fails on one; low-precision floats (bfloat16,
 float16) are upcast to float32, which holds each of their values exactly, so a bfloat16
@@ -9,8 +10,6 @@ tensor gives the same numbers as a float32 tensor of the same values.
 from __future__ import annotations
 
 from typing import Any
-
-from neuronkit.common import as_float_array
 
 
 def host_array(x: Any) -> Any:
@@ -22,10 +21,3 @@ def host_array(x: Any) -> Any:
             x = x.float()
         return x.numpy()
     return x
-
-
-def float_array(name: str, x: Any, layout: str = "") -> Any:
-    """:func:`neuronkit.common.as_float_array` (a float64 array; ``TypeError`` naming ``name``
-    for anything that is not real numbers) of :func:`host_array` ``(x)``, so bfloat16 and
-    float16 tensors are read too."""
-    return as_float_array(name, host_array(x), layout)

@@ -12,9 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from neuronkit.common import check_number, check_seed
-
-from .._arrays import float_array
+from neuronkit.common import as_float_array, check_number, check_seed
 
 __all__ = ["noisy_responses"]
 
@@ -44,7 +42,7 @@ def noisy_responses(
         index of each row and the repeat (run) index of each row, ready for
         :func:`neuronkit.interpretability.rsa.rdm` (``conditions=..., runs=...``).
     """
-    arr = float_array("responses", responses)
+    arr = as_float_array("responses", responses)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"responses must be [n_stimuli, n_channels], got shape {arr.shape}")
     if not np.isfinite(arr).all():

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_ndim, check_number, check_seed, check_type
+from neuronkit.common import as_float_array, check_ndim, check_number, check_seed, check_type
 
-from .._arrays import float_array, host_array
+from .._arrays import host_array
 
 __all__ = ["TokFSM", "TokFSMSample", "random_tokfsm"]
 
@@ -74,7 +74,7 @@ class TokFSM:
 
     def __init__(self, transition: np.ndarray, base: int = 10) -> None:
         check_number("base", base, ge=2, integer=True)
-        arr = float_array("transition", transition)
+        arr = as_float_array("transition", transition)
         check_ndim("transition", arr, 2, "[N, N]")
         if arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
             raise ValueError(

@@ -32,9 +32,7 @@ import numpy as np
 import torch
 from numpy.polynomial import legendre
 
-from neuronkit.common import check_number, check_seed
-
-from .._arrays import float_array
+from neuronkit.common import as_float_array, check_number, check_seed
 
 __all__ = [
     "REFERENCE_VERTEX_ORDER",
@@ -123,8 +121,8 @@ def charge_dipole(x: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def _check_charges(x: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    arr = float_array("x", x)
-    pts = float_array("points", points)
+    arr = as_float_array("x", x)
+    pts = as_float_array("points", points)
     if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0:
         raise ValueError(f"points must be [P, 3], got shape {pts.shape}")
     if not np.allclose(np.linalg.norm(pts, axis=1), 1.0, atol=1e-8):

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed
+from neuronkit.common import as_float_array, check_choice, check_finite, check_number, check_seed
 from neuronkit.interpretability.information import (
     _as_matrix,
     bin_activations,
@@ -41,7 +41,7 @@ from neuronkit.interpretability.information import (
     mutual_information,
 )
 
-from .._arrays import float_array, host_array
+from .._arrays import host_array
 
 __all__ = [
     "EnsembleMLP",
@@ -275,7 +275,7 @@ def dpi_violation(values: Any) -> float:
 
 
 def _trajectory(name: str, x: Any) -> np.ndarray:
-    arr = float_array(name, x)
+    arr = as_float_array(name, x)
     if arr.ndim != 2 or arr.size == 0:
         raise ValueError(
             f"{name} must be a non-empty [E, L] array (epochs x layers; one layer's trajectory "
@@ -502,7 +502,7 @@ def plot_information_plane(
     if not (hasattr(ax, "plot") and hasattr(ax, "scatter")):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__} ({ax!r:.80})")
     a, b = _trajectory("ixt", ixt), _trajectory("ity", ity)
-    ep = float_array("epochs", epochs).reshape(-1)
+    ep = as_float_array("epochs", epochs).reshape(-1)
     if a.shape != b.shape or ep.shape[0] != a.shape[0]:
         raise ValueError(
             f"ixt, ity must have the same [E, L] shape and epochs [E], got {a.shape}, "

@@ -28,9 +28,9 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from neuronkit.common import check_number
+from neuronkit.common import as_float_array, check_number
 
-from .._arrays import float_array, host_array
+from .._arrays import host_array
 from ..rsa import (
     _as_stack,
     _check_bool,
@@ -145,7 +145,7 @@ def _check_rank_after(rank_after: Any, use_geodesic: Any) -> None:
 
 
 def _check_design(rdms: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = float_array("rdms", rdms)
+    x = as_float_array("rdms", rdms)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"rdms must be a stack of RDM vectors [k, n_pairs], got shape {x.shape}")
     if not np.isfinite(x).all():
