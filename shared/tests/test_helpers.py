@@ -25,6 +25,7 @@ from neuronkit.common import (
     check_seed,
     check_shape,
     check_type,
+    host_array,
     seed_everything,
 )
 from neuronkit.common.io import atomic_path, replace_dir
@@ -102,6 +103,19 @@ def test_as_float_array_reads_half_precision_tensors_exactly(dtype: str) -> None
     out = as_float_array("x", x)  # numpy has no bfloat16: 0.1.10 raised TypeError
     assert out.dtype == np.float64
     assert out.tolist() == x.detach().double().tolist()
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_host_array_upcasts_low_precision_and_leaves_the_rest(dtype: str) -> None:
+    torch = pytest.importorskip("torch", reason="tensors need torch")
+    x = (torch.randint(-32, 33, (3, 2)).float() / 8).requires_grad_(True)  # exact in both
+    arr = host_array((x * 1).to(getattr(torch, dtype)))  # in an autograd graph
+    assert arr.dtype == np.float32
+    np.testing.assert_array_equal(arr, x.detach().numpy())
+    assert host_array(torch.arange(3)).dtype == np.int64
+    assert host_array(torch.ones(2, dtype=torch.float64)).dtype == np.float64
+    listed = [[1.0, 2.0]]
+    assert host_array(listed) is listed
 
 
 def test_valid_inputs_pass() -> None:

@@ -16,7 +16,6 @@ from neuronkit.interpretability import (
     kde_information,
     rdm,
 )
-from neuronkit.interpretability._arrays import host_array
 from neuronkit.interpretability.data.responses import noisy_responses
 from neuronkit.interpretability.data.twelve_bit import charge_dipole, icosahedron_vertices
 from neuronkit.interpretability.dynamics import binned_information, compression
@@ -76,15 +75,3 @@ def test_low_precision_tensors_give_the_float32_result(name: str, dtype: torch.d
     want = ANALYSES[name](same_float32)
     got = ANALYSES[name](low)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-
-
-@pytest.mark.parametrize("dtype", LOW, ids=str)
-def test_host_array_upcasts_low_precision_and_leaves_the_rest(dtype: torch.dtype) -> None:
-    x = _values(3, 2).requires_grad_(True)
-    arr = host_array((x * 1).to(dtype))  # in an autograd graph
-    assert arr.dtype == np.float32
-    np.testing.assert_array_equal(arr, x.detach().numpy())
-    assert host_array(torch.arange(3)).dtype == np.int64
-    assert host_array(torch.ones(2, dtype=torch.float64)).dtype == np.float64
-    listed = [[1.0, 2.0]]
-    assert host_array(listed) is listed

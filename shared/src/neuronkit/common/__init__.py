@@ -25,6 +25,7 @@ from .validation import (
     check_seed,
     check_shape,
     check_type,
+    host_array,
 )
 from .weights import load_weights, save_weights
 
@@ -56,6 +57,7 @@ __all__ = [
     "check_type",
     "discover",
     "eval_mode",
+    "host_array",
     "load",
     "load_weights",
     "new_figure",

@@ -169,6 +169,18 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
         raise ValueError(f"{name} must have shape {want}, got {_describe(x)}")
 
 
+def host_array(x: Any) -> Any:
+    """A torch tensor (any device, also one in an autograd graph) as a CPU numpy array of the
+    same shape and dtype, except bfloat16 / float16, which are upcast to float32 (numpy has no
+    bfloat16; float32 holds each of their values exactly); anything else is returned as is."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
+        x = x.detach().cpu()
+        if x.is_floating_point() and x.element_size() < 4:
+            x = x.float()
+        return x.numpy()
+    return x
+
+
 def as_float_array(name: str, x: Any, layout: str = "") -> Any:
     """``np.asarray(x, dtype=np.float64)`` (a tensor on any device, also a bfloat16 one, which
     numpy cannot hold; a list or array reads as it always does); a string, or anything numpy
@@ -179,12 +191,8 @@ def as_float_array(name: str, x: Any, layout: str = "") -> Any:
     what = f"a real array {layout}" if layout else "a real array"
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, also one with a graph
-        x = x.detach().cpu()
-        if x.is_floating_point() and x.element_size() < 4:  # bfloat16 / float16: exact
-            x = x.double()
     try:
-        arr = np.asarray(x)
+        arr = np.asarray(host_array(x))
         if arr.dtype.kind == "c":  # a float64 cast would drop the imaginary part (a warning only)
             raise TypeError("complex values")
         if arr.dtype.kind not in "biuf":  # None as NaN, strings parsed, dates as day counts

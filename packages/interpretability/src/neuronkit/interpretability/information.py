@@ -32,9 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from neuronkit.common import check_choice, check_interval, check_number
-
-from ._arrays import host_array
+from neuronkit.common import check_choice, check_interval, check_number, host_array
 
 __all__ = [
     "bin_activations",

@@ -38,9 +38,7 @@ try:  # Fenwick-tree count of discordant pairs, O(P log P): the kernel rsatoolbo
 except ImportError:  # pragma: no cover - private scipy helper; fall back to sign products
     _kendall_dis = None
 
-from neuronkit.common import check_choice, check_finite, check_number
-
-from ._arrays import host_array
+from neuronkit.common import check_choice, check_finite, check_number, host_array
 
 __all__ = [
     "COMPARISONS",

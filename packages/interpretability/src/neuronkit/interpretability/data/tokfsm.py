@@ -21,9 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import as_float_array, check_ndim, check_number, check_seed, check_type
-
-from .._arrays import host_array
+from neuronkit.common import (
+    as_float_array,
+    check_ndim,
+    check_number,
+    check_seed,
+    check_type,
+    host_array,
+)
 
 __all__ = ["TokFSM", "TokFSMSample", "random_tokfsm"]
 

@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import as_float_array, check_choice, check_finite, check_number, check_seed
+from neuronkit.common import (
+    as_float_array,
+    check_choice,
+    check_finite,
+    check_number,
+    check_seed,
+    host_array,
+)
 from neuronkit.interpretability.information import (
     _as_matrix,
     bin_activations,
@@ -40,8 +47,6 @@ from neuronkit.interpretability.information import (
     kde_information,
     mutual_information,
 )
-
-from .._arrays import host_array
 
 __all__ = [
     "EnsembleMLP",

@@ -49,9 +49,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, clone
 
-from neuronkit.common import check_choice, check_number, check_seed
+from neuronkit.common import check_choice, check_number, check_seed, host_array
 
-from .._arrays import host_array
 from ..hooks import unit_axis
 
 __all__ = [

@@ -28,9 +28,8 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from neuronkit.common import as_float_array, check_number
+from neuronkit.common import as_float_array, check_number, host_array
 
-from .._arrays import host_array
 from ..rsa import (
     _as_stack,
     _check_bool,

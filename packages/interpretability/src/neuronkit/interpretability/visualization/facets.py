@@ -40,9 +40,9 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    host_array,
 )
 
-from .._arrays import host_array
 from ..hooks import layer_activations
 from .maximize import (
     ActivationMaximization,
