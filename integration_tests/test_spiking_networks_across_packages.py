@@ -1,6 +1,6 @@
 """A spiking network through the other packages: train it (snn), prune its channels (pruning),
 count its synaptic operations and export the pruned network to NIR (snn), read its
-representations and attributions (interpretability).
+representations and attributions (interpretability), take its tangent kernel (theory).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from neuronkit.snn import (
     to_nir,
 )
 from neuronkit.snn.synapses import DelayedLinear
+from neuronkit.theory import empirical_ntk
 
 T = 6
 
@@ -256,3 +257,37 @@ def test_the_iir_snn_prunes_to_the_oracle() -> None:
     plan = plan_pruning(graph, "l2", ratio=0.5)
     with torch.no_grad():
         torch.testing.assert_close(prune(graph, plan)(x), soft_prune(graph, plan)(x))
+
+
+class _BatchFirst(nn.Module):
+    """A time-major spiking network as a batch-first model: ``[B, T, F] -> [B, O]``, the mean
+    readout over time."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.transpose(0, 1)).mean(0)
+
+
+@pytest.mark.parametrize("neuron", [LIF(), PLIF(), ALIF()], ids=["lif", "plif", "alif"])
+def test_the_tangent_kernel_of_a_spiking_network(neuron: nn.Module) -> None:
+    """theory's empirical NTK (vmap over jacrev) runs through spiking neurons with their
+    surrogate gradient and equals J J^T from one backward per example and output."""
+    torch.manual_seed(0)
+    model = _BatchFirst(nn.Sequential(SeqLinear(4, 16), neuron, SeqLinear(16, 3)))
+    x = 2 * torch.randn(5, 8, 4, generator=torch.Generator().manual_seed(1))  # [B, T, F]
+    kernel = empirical_ntk(model, x, output="full")  # [B, B, O, O]
+    jacobian = []
+    for b in range(len(x)):
+        rows = []
+        for o in range(3):
+            model.zero_grad()
+            model(x[b : b + 1])[0, o].backward()
+            rows.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        jacobian.append(torch.stack(rows))
+    j = torch.stack(jacobian)  # [B, O, P]
+    expected = torch.einsum("aop,bqp->aboq", j, j)
+    assert float(expected.abs().max()) > 0.1  # the spikes pass a gradient
+    torch.testing.assert_close(kernel, expected, atol=1e-5, rtol=1e-4)

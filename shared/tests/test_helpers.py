@@ -17,6 +17,7 @@ from neuronkit.common import (
     atomic_write_json,
     atomic_write_text,
     check_choice,
+    check_class_labels,
     check_finite,
     check_interval,
     check_ndim,
@@ -26,6 +27,7 @@ from neuronkit.common import (
     check_shape,
     check_type,
     host_array,
+    plain_tensor,
     seed_everything,
 )
 from neuronkit.common.io import atomic_path, replace_dir
@@ -116,6 +118,31 @@ def test_host_array_upcasts_low_precision_and_leaves_the_rest(dtype: str) -> Non
     assert host_array(torch.ones(2, dtype=torch.float64)).dtype == np.float64
     listed = [[1.0, 2.0]]
     assert host_array(listed) is listed
+
+
+def test_checks_read_tensors_inside_torch_func_transforms() -> None:
+    """vmap's batched tensors refuse ``.item()``: checks read the plain tensor beneath, which
+    holds every example, so a NaN in one example is still found."""
+    torch = pytest.importorskip("torch", reason="tensors need torch")
+    from torch.func import grad, vmap
+
+    x = torch.tensor([[0.5, 1.0], [2.0, 3.0]])
+    assert plain_tensor(x) is x
+    assert plain_tensor([1.0]) == [1.0]
+    seen = []
+    vmap(lambda row: seen.append(plain_tensor(row)) or row)(x)
+    assert seen[0] is x  # the tensor under the batched wrapper
+
+    def loss(row: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        check_finite("row", row)
+        check_class_labels("label", label.unsqueeze(0), 3)
+        return row.sum()
+
+    assert vmap(grad(loss))(x, torch.tensor([0, 2])).tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    with pytest.raises(ValueError, match="row must be finite"):
+        vmap(grad(loss))(torch.tensor([[0.5, 1.0], [2.0, math.nan]]), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match=r"label must hold class labels in \[0, 2\]"):
+        vmap(grad(loss))(x, torch.tensor([0, 3]))
 
 
 def test_valid_inputs_pass() -> None:

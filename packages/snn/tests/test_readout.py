@@ -91,7 +91,7 @@ def test_bad_inputs(loss: object, data: tuple) -> None:
         f(spikes, y[:3])  # type: ignore[operator]
     with pytest.raises(ValueError, match="target must be an int64"):
         f(spikes, y.float())  # type: ignore[operator]
-    with pytest.raises(ValueError, match=r"target must hold class indices in \[0, 2\]"):
+    with pytest.raises(ValueError, match=r"target must hold class labels in \[0, 2\]"):
         f(spikes, torch.tensor([0, 1, 2, 3]))  # type: ignore[operator]
     with pytest.raises(TypeError, match="target must be Tensor"):
         f(spikes, [0, 1, 2, 0])  # type: ignore[operator]

@@ -26,6 +26,7 @@ from .validation import (
     check_shape,
     check_type,
     host_array,
+    plain_tensor,
 )
 from .weights import load_weights, save_weights
 
@@ -61,6 +62,7 @@ __all__ = [
     "load",
     "load_weights",
     "new_figure",
+    "plain_tensor",
     "reproduce",
     "reproduction",
     "run_reproduction",

@@ -109,6 +109,7 @@ def check_class_labels(name: str, labels: Any, n_classes: int) -> None:
     """
     if len(labels) == 0:
         return
+    labels = plain_tensor(labels)
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= n_classes:
         raise ValueError(
@@ -169,6 +170,23 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
         raise ValueError(f"{name} must have shape {want}, got {_describe(x)}")
 
 
+def plain_tensor(x: Any) -> Any:
+    """A torch tensor without ``torch.func``'s wrappers: the plain tensor holding its values
+    (every batch element, under ``vmap``), which checks can read inside ``vmap`` / ``grad`` /
+    ``jvp``, where the wrapped tensor refuses ``.item()``. Anything else (also a tensor outside
+    a transform) is returned as is."""
+    if not hasattr(x, "detach"):
+        return x
+    import torch  # loaded already: x is a tensor
+
+    if torch.compiler.is_compiling():  # dynamo sees no wrappers (and cannot trace the test)
+        return x
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(x):
+        x = functorch.get_unwrapped(x)
+    return x
+
+
 def host_array(x: Any) -> Any:
     """A torch tensor (any device, also one in an autograd graph) as a CPU numpy array of the
     same shape and dtype, except bfloat16 / float16, which are upcast to float32 (numpy has no
@@ -212,7 +230,8 @@ def check_finite(name: str, x: Any) -> None:
     if hasattr(x, "isfinite") and hasattr(x, "all") and not hasattr(x, "__array_interface__"):
         if not (x.is_floating_point() or x.is_complex()):  # torch integer / bool tensor
             return
-        t = x.detach() if x.requires_grad else x  # torch: no host copy, no autograd graph
+        t = plain_tensor(x)
+        t = t.detach() if t.requires_grad else t  # torch: no host copy, no autograd graph
         total = t.sum()
         fast = bool(total.isfinite()) if t.is_complex() else math.isfinite(total.item())
         finite = fast or bool(t.isfinite().all())

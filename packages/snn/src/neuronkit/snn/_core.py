@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_type, plain_tensor
 
 Param = float | Tensor
 SpikeFn = Callable[[Tensor], Tensor]
@@ -188,6 +188,18 @@ def cuba_core(
     return s, v_new, i_new
 
 
+# ---- torch.func transforms --------------------------------------------------------------------
+
+
+def transforming() -> bool:
+    """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``, ...) is
+    running: its wrapped tensors take no ``out=`` buffers and no hand-written backward without
+    a vmap rule, so the neurons step through the reference recurrence."""
+    if torch.compiler.is_compiling():  # dynamo handles transforms itself (and cannot trace this)
+        return False
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
 # ---- validation (Python-level, cheap: a tensor parameter costs one reduction) --------------
 
 
@@ -204,7 +216,7 @@ def _value_range(value: Tensor) -> tuple[float, float] | None:
     element is NaN). None for an empty tensor, or while compiling (a read is a graph break)."""
     if value.numel() == 0 or torch.compiler.is_compiling():
         return None
-    lo, hi = torch.stack(torch.aminmax(value.detach())).tolist()
+    lo, hi = torch.stack(torch.aminmax(plain_tensor(value).detach())).tolist()
     return lo, hi
 
 
@@ -314,10 +326,12 @@ def check_finite_input(
     ...]`` input and the initial membrane.
     """
     witness = x if witness is None else witness
-    if not torch.compiler.is_compiling() and not math.isfinite(float(witness.detach().sum())):
-        check_finite("x", x)
+    if not torch.compiler.is_compiling() and not math.isfinite(
+        float(plain_tensor(witness).detach().sum())
+    ):
+        check_finite("x", plain_tensor(x))
         for name, value in (state or {}).items():
-            check_finite(name, value)
+            check_finite(name, plain_tensor(value))
 
 
 def check_finite_run(x: Tensor, state: dict[str, Tensor]) -> None:
@@ -325,9 +339,9 @@ def check_finite_run(x: Tensor, state: dict[str, Tensor]) -> None:
     and a single host read of their total (:func:`check_finite_input` names the culprit)."""
     if torch.compiler.is_compiling():  # reading a value is a graph break
         return
-    witness = x.detach().sum()
+    witness = plain_tensor(x).detach().sum()
     for value in state.values():
-        witness = witness + value.detach().sum()
+        witness = witness + plain_tensor(value).detach().sum()
     check_finite_input(x, witness, state)
 
 

@@ -18,7 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_seed,
+    check_type,
+    plain_tensor,
+)
 
 __all__ = ["delta_encode", "direct_encode", "latency_encode", "poisson_encode"]
 
@@ -32,9 +39,11 @@ def _check_x(x: Any, *, min_ndim: int, layout: str, unit: bool) -> None:
             f"x must have at least {min_ndim} dimensions {layout}, got shape {tuple(x.shape)}"
         )
     check_finite("x", x)
-    if unit and x.numel() and (x.min() < 0 or x.max() > 1):
+    values = plain_tensor(x)  # readable under torch.func transforms
+    if unit and values.numel() and (values.min() < 0 or values.max() > 1):
         raise ValueError(
-            f"x must lie in [0, 1], got values in [{x.min().item():g}, {x.max().item():g}]"
+            f"x must lie in [0, 1], got values in [{values.min().item():g}, "
+            f"{values.max().item():g}]"
         )
 
 

@@ -38,8 +38,9 @@ none        1             0
 ``h`` with the forward's own reset op, so bit-identical), a tensor ``threshold`` the sum of its
 per-step partials, each reduced to the parameter's shape (autograd carries them on to
 ``tau``). The backward is once-differentiable: asked for a graph of itself (``create_graph=True``,
-for double backward) it raises; the Function has no forward-mode/vmap rule either. Use the
-reference path (``fused=False``) for those.
+for double backward) it raises; use the reference path (``fused=False``) there. Under a
+``torch.func`` transform (``vmap``, ``grad``, ``jvp``, ...) :func:`fused_lif` runs the reference
+recurrence itself: the same forward bits, and the surrogate in both modes.
 
 A potential-dependent surrogate (``surrogate.needs_potential``, e.g. PDSG) shapes each step's
 gradient from running statistics of the membrane, which the time-parallel backward cannot
@@ -59,7 +60,7 @@ from torch import Tensor
 
 from neuronkit.common import check_type
 
-from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset
+from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset, transforming
 from .surrogate import Surrogate
 
 __all__ = ["fused_lif"]
@@ -293,6 +294,9 @@ def fused_lif(
     """
     check_type("x", x, Tensor)
     check_type("v0", v0, Tensor)
+    if transforming():  # torch.func: wrapped tensors take no out= and need autograd's rules
+        return _reference(x, v0, tau, threshold, v_reset, reset_mode, detach_reset,
+                          decay_input, surrogate, keep_v)  # fmt: skip
     u = drive(x, tau, v_reset, decay_input)
     w, lam = leak(tau, decay_input)
     if not torch.is_grad_enabled() or not any(
@@ -316,7 +320,8 @@ def _reference(
     detach_reset: bool, decay_input: bool, surrogate: Surrogate, keep_v: bool,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """The step-by-step recurrence under autograd (``lif_core`` per step), for surrogates that
-    need the membrane potential; returns what :func:`fused_lif` returns."""
+    need the membrane potential and under ``torch.func`` transforms; returns what
+    :func:`fused_lif` returns."""
     begin(surrogate)
     spikes, vs = [], []
     v = v0

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_class_labels, check_finite, check_number, check_type
 
 __all__ = [
     "mean_membrane_ce",
@@ -61,11 +61,7 @@ def _check(out: Any, target: Any, name: str = "out") -> None:
             f"target must be an int64 tensor of shape [B] = [{out.shape[1]}] (class indices), "
             f"got dtype {target.dtype} and shape {tuple(target.shape)}{hint}"
         )
-    if target.numel() and (target.min() < 0 or target.max() >= out.shape[2]):
-        raise ValueError(
-            f"target must hold class indices in [0, {out.shape[2] - 1}], got values in "
-            f"[{target.min().item()}, {target.max().item()}]"
-        )
+    check_class_labels("target", target, out.shape[2])
 
 
 def spike_count_ce(spikes: Tensor, target: Tensor) -> Tensor:
@@ -136,6 +132,7 @@ def spike_count_mse(
     check_number("correct_rate", correct_rate, ge=0, le=1)
     check_number("incorrect_rate", incorrect_rate, ge=0, le=1)
     T, _, C = spikes.shape
-    onehot = F.one_hot(target, C).to(spikes.dtype)
+    # one-hot by comparison: F.one_hot reads its input's range, which vmap cannot
+    onehot = (target.unsqueeze(-1) == torch.arange(C, device=target.device)).to(spikes.dtype)
     goal = T * (incorrect_rate + (correct_rate - incorrect_rate) * onehot)
     return F.mse_loss(spikes.sum(0), goal) / T

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import check_choice, check_number, check_type
 
-from ._core import operand
+from ._core import operand, transforming
 
 __all__ = [
     "ATan",
@@ -90,6 +90,8 @@ def _heaviside(x: Tensor) -> Tensor:
     """:func:`heaviside` without the NaN pass: what the neurons fire with (their input and
     state are checked finite upstream, so the extra ops would only slow every step)."""
     x = x.detach()
+    if transforming():  # torch.func's wrapped tensors take no out=
+        return torch.ge(x, 0).to(x.dtype)
     return torch.ge(x, 0, out=torch.empty_like(x))  # a float out= skips the slow bool path
 
 
@@ -109,7 +111,11 @@ def heaviside(x: Tensor) -> Tensor:
 
 class SpikeFunction(torch.autograd.Function):
     """Heaviside forward (NaN where ``x`` is NaN, as :func:`heaviside`), ``grad *
-    surrogate.derivative(x)`` backward."""
+    surrogate.derivative(x)`` backward, and the same surrogate in forward mode (``jvp``:
+    ``tangent * surrogate.derivative(x)``), so ``torch.func`` transforms (``vmap``, ``grad``,
+    ``jacrev``, ``jacfwd``, ``jvp``) run through spikes with the surrogate gradient."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(x: Tensor, surrogate: Surrogate) -> Tensor:
@@ -120,11 +126,17 @@ class SpikeFunction(torch.autograd.Function):
         x, surrogate = inputs
         ctx.surrogate = surrogate
         ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         (x,) = ctx.saved_tensors
         return grad * ctx.surrogate.derivative(x), None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: Tensor, _: None) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return tangent * ctx.surrogate.derivative(x)
 
 
 class _NeuronSpike(SpikeFunction):
@@ -133,6 +145,18 @@ class _NeuronSpike(SpikeFunction):
     @staticmethod
     def forward(x: Tensor, surrogate: Surrogate) -> Tensor:
         return _heaviside(x)
+
+
+class _CompiledSpike(SpikeFunction):
+    """:class:`SpikeFunction` as ``torch.compile`` traces it: dynamo refuses a custom ``jvp``."""
+
+    jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
+
+
+class _CompiledNeuronSpike(_NeuronSpike):
+    """:class:`_NeuronSpike` as ``torch.compile`` traces it (no custom ``jvp``)."""
+
+    jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
 
 
 @dataclass(frozen=True)
@@ -154,7 +178,8 @@ class Surrogate:
     def __call__(self, x: Tensor) -> Tensor:
         """Spikes ``H(x)`` (``x = v - threshold``, any shape) with the surrogate gradient; NaN
         where ``x`` is NaN (see :func:`heaviside`)."""
-        out: Tensor = SpikeFunction.apply(_floating(x), self)
+        fn = _CompiledSpike if torch.compiler.is_compiling() else SpikeFunction
+        out: Tensor = fn.apply(_floating(x), self)
         return out
 
     def _spike(self, x: Tensor) -> Tensor:
@@ -162,7 +187,8 @@ class Surrogate:
         upstream), unless a subclass overrides ``__call__``, which is then honoured."""
         if type(self).__call__ is not Surrogate.__call__:
             return self(x)
-        out: Tensor = _NeuronSpike.apply(x, self)
+        fn = _CompiledNeuronSpike if torch.compiler.is_compiling() else _NeuronSpike
+        out: Tensor = fn.apply(x, self)
         return out
 
     def derivative(self, x: Tensor) -> Tensor:
@@ -267,7 +293,7 @@ class Rectangular(Surrogate):
     def derivative(self, x: Tensor) -> Tensor:
         _floating(x)
         t = x.detach().abs()  # piecewise constant: no gradient to carry
-        return torch.lt(t, 0.5 / self.alpha, out=t).mul_(self.alpha)
+        return t.lt_(0.5 / self.alpha).mul_(self.alpha)
 
 
 _REGISTRY: dict[str, type[Surrogate]] = {
