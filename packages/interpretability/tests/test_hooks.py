@@ -332,3 +332,33 @@ def test_a_compiled_model_is_refused_with_a_pointer_to_the_module_it_compiles() 
     torch.testing.assert_close(
         layer_activations(compiled._orig_mod, x, "1")["1"], torch.relu(net[0](x)).detach()
     )
+
+
+def test_copies_made_while_recording_do_not_record() -> None:
+    """A model deep-copied (as the pruner does) or pickled inside the recorder's context gets
+    inert hooks: its outputs do not overwrite the recorder's, before or after the context."""
+    import copy
+    import io
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(5, 3)
+    expected = model[0](x).detach()
+    with LayerRecorder(model, ["0"], accumulate=True) as rec:
+        model(x)
+        twin = copy.deepcopy(model)
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        loaded = torch.load(buffer, weights_only=False)
+        with torch.no_grad():
+            twin[0].weight.add_(1.0)
+            loaded[0].weight.add_(2.0)
+        twin(x)
+        loaded(x)
+        torch.testing.assert_close(rec.activations["0"], expected)
+        assert len(rec.history["0"]) == 1
+    twin(x)
+    assert len(rec.history["0"]) == 1
+    model(x)  # the recorder's own hook is gone after the context
+    assert len(rec.history["0"]) == 1

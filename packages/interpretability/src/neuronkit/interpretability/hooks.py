@@ -143,6 +143,34 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
     return None
 
 
+class _Inert:
+    """What a :class:`_RecordingHook` becomes in a copy of the model: a hook that does nothing."""
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        return None
+
+
+class _RecordingHook:
+    """A :class:`LayerRecorder`'s forward hook on layer ``name``.
+
+    A copy of the model made while it records (``copy.deepcopy``, a pickle, the pruner's
+    copy) gets an inert hook instead: the copy's outputs must not overwrite the recorder's, and
+    the recorder could never remove a hook it did not register.
+    """
+
+    def __init__(self, recorder: LayerRecorder, name: str) -> None:
+        self.recorder, self.name = recorder, name
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.recorder._record(self.name, output)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Inert:
+        return _Inert()
+
+    def __reduce__(self) -> tuple[type[_Inert], tuple[()]]:
+        return _Inert, ()
+
+
 class LayerRecorder:
     """Context manager recording outputs (and their gradients) of named submodules.
 
@@ -157,6 +185,8 @@ class LayerRecorder:
         accumulate: keep every call's output (see :attr:`history` and :meth:`stacked`) instead
             of only the last one.
 
+    A copy of the model made while recording (``copy.deepcopy``, pickling, pruning) does not
+    record: its copies of the hooks do nothing.
     For modules returning tuples (e.g. ``nn.LSTM``), the first tensor of the tuple is recorded.
     For a module called several times per forward pass (a shared ``ReLU``), ``activations``
     and ``gradients`` are those of its last call.
@@ -211,37 +241,35 @@ class LayerRecorder:
         """Whether hooks are currently registered."""
         return bool(self._handles)
 
-    def _forward_hook(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            tensor = _first_tensor(output)
-            if tensor is None:
-                return
-            # a copy: a later in-place op (ReLU(inplace=True) after a BatchNorm, as in
-            # torchvision's ResNets) would overwrite the module's output in the stored tensor
-            value = (tensor.detach() if self.detach else tensor).clone()
-            self.activations[name] = value
-            self._calls[name] += 1
-            call = self._calls[name]
-            if self.accumulate:
-                self.history[name].append(value.detach())
-            if self.record_gradients and tensor.requires_grad:
+    def _record(self, name: str, output: Any) -> None:
+        """The forward hook's work: store ``name``'s output (and hook its gradient)."""
+        tensor = _first_tensor(output)
+        if tensor is None:
+            return
+        # a copy: a later in-place op (ReLU(inplace=True) after a BatchNorm, as in
+        # torchvision's ResNets) would overwrite the module's output in the stored tensor
+        value = (tensor.detach() if self.detach else tensor).clone()
+        self.activations[name] = value
+        self._calls[name] += 1
+        call = self._calls[name]
+        if self.accumulate:
+            self.history[name].append(value.detach())
+        if self.record_gradients and tensor.requires_grad:
 
-                def grad_hook(grad: torch.Tensor) -> None:
-                    # only the call whose output is in activations (backward reaches the
-                    # calls of a reused module last to first)
-                    if call == self._calls[name]:
-                        self.gradients[name] = grad.detach()
+            def grad_hook(grad: torch.Tensor) -> None:
+                # only the call whose output is in activations (backward reaches the
+                # calls of a reused module last to first)
+                if call == self._calls[name]:
+                    self.gradients[name] = grad.detach()
 
-                tensor.register_hook(grad_hook)
-
-        return hook
+            tensor.register_hook(grad_hook)
 
     def __enter__(self) -> LayerRecorder:
         if self._handles:
             raise RuntimeError("LayerRecorder is already active; it cannot be entered twice")
         try:
             for name, module in self.modules.items():
-                self._handles.append(module.register_forward_hook(self._forward_hook(name)))
+                self._handles.append(module.register_forward_hook(_RecordingHook(self, name)))
         except BaseException:
             self.remove()
             raise
