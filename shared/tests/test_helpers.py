@@ -29,6 +29,7 @@ from neuronkit.common import (
     host_array,
     plain_tensor,
     seed_everything,
+    under_torch_func,
 )
 from neuronkit.common.io import atomic_path, replace_dir
 
@@ -128,6 +129,8 @@ def test_checks_read_tensors_inside_torch_func_transforms() -> None:
 
     x = torch.tensor([[0.5, 1.0], [2.0, 3.0]])
     assert plain_tensor(x) is x
+    assert not under_torch_func()
+    assert vmap(lambda row: torch.tensor(under_torch_func()))(x).all()
     assert plain_tensor([1.0]) == [1.0]
     seen = []
     vmap(lambda row: seen.append(plain_tensor(row)) or row)(x)

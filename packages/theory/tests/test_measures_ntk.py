@@ -146,3 +146,50 @@ def test_empirical_ntk_chunked_equals_unchunked() -> None:
     model = _mlp()
     x = torch.randn(5, 3)
     assert torch.allclose(empirical_ntk(model, x, chunk_size=2), empirical_ntk(model, x))
+
+
+class _TimeMajor(torch.nn.Module):
+    """``[B, T, I] -> [B, C]`` around the timescale RNN (time-major, logits ``[heads, B, C]``)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.transpose(0, 1))[0]
+
+
+def _theory_model(name: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    from neuronkit.theory import KAN, SKAN, QuadraticNet, TimescaleRNN
+
+    gen = torch.Generator().manual_seed(1)
+    if name == "kan":
+        return KAN([3, 4, 2], seed=0), 2 * torch.rand(4, 3, generator=gen) - 1
+    if name == "skan":
+        return SKAN([3, 4, 2], seed=0), 2 * torch.rand(4, 3, generator=gen) - 1
+    if name == "quadratic":
+        return QuadraticNet([3, 5, 2], init="random", seed=0), torch.randn(4, 3, generator=gen)
+    rnn = TimescaleRNN(1, 6, num_classes=2, seed=0)
+    return _TimeMajor(rnn), torch.randn(4, 5, 1, generator=gen)
+
+
+@pytest.mark.parametrize("name", ["kan", "skan", "quadratic", "timescale_rnn"])
+def test_empirical_ntk_of_the_theory_models(name: str) -> None:
+    """The KANs' fast B-spline path (a custom autograd Function) and the timescale RNN's input
+    checks run under torch.func: the kernel equals J J^T from one backward per output."""
+    model, x = _theory_model(name)
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for i in range(len(x)):
+        for o in range(2):
+            grads = torch.autograd.grad(model(x[i : i + 1])[0, o], params, allow_unused=True)
+            flat = [
+                (torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)
+            ]
+            rows.append(torch.cat(flat))
+    jac = torch.stack(rows).reshape(len(x), 2, -1)
+    expected = torch.einsum("aip,bjp->abij", jac, jac)
+    assert float(expected.abs().max()) > 1e-3
+    torch.testing.assert_close(
+        empirical_ntk(model, x, output="full"), expected, atol=1e-5, rtol=1e-4
+    )

@@ -27,6 +27,7 @@ from .validation import (
     check_type,
     host_array,
     plain_tensor,
+    under_torch_func,
 )
 from .weights import load_weights, save_weights
 
@@ -70,4 +71,5 @@ __all__ = [
     "seed_everything",
     "select_device",
     "torch_generator",
+    "under_torch_func",
 ]

@@ -170,6 +170,18 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
         raise ValueError(f"{name} must have shape {want}, got {_describe(x)}")
 
 
+def under_torch_func() -> bool:
+    """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``, ...) is
+    running (False while ``torch.compile`` traces, which handles transforms itself). Code with
+    ``out=`` buffers or a custom ``autograd.Function`` lacking transform rules switches to plain
+    ops then. Needs torch."""
+    import torch
+
+    if torch.compiler.is_compiling():  # dynamo cannot trace the query
+        return False
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
 def plain_tensor(x: Any) -> Any:
     """A torch tensor without ``torch.func``'s wrappers: the plain tensor holding its values
     (every batch element, under ``vmap``), which checks can read inside ``vmap`` / ``grad`` /

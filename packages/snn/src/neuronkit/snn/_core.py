@@ -188,18 +188,6 @@ def cuba_core(
     return s, v_new, i_new
 
 
-# ---- torch.func transforms --------------------------------------------------------------------
-
-
-def transforming() -> bool:
-    """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``, ...) is
-    running: its wrapped tensors take no ``out=`` buffers and no hand-written backward without
-    a vmap rule, so the neurons step through the reference recurrence."""
-    if torch.compiler.is_compiling():  # dynamo handles transforms itself (and cannot trace this)
-        return False
-    return torch._C._functorch.peek_interpreter_stack() is not None
-
-
 # ---- validation (Python-level, cheap: a tensor parameter costs one reduction) --------------
 
 

@@ -58,9 +58,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_type
+from neuronkit.common import check_type, under_torch_func
 
-from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset, transforming
+from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset
 from .surrogate import Surrogate
 
 __all__ = ["fused_lif"]
@@ -294,7 +294,7 @@ def fused_lif(
     """
     check_type("x", x, Tensor)
     check_type("v0", v0, Tensor)
-    if transforming():  # torch.func: wrapped tensors take no out= and need autograd's rules
+    if under_torch_func():  # torch.func: wrapped tensors take no out= and need autograd's rules
         return _reference(x, v0, tau, threshold, v_reset, reset_mode, detach_reset,
                           decay_input, surrogate, keep_v)  # fmt: skip
     u = drive(x, tau, v_reset, decay_input)

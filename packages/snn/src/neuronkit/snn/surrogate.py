@@ -51,9 +51,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_type, under_torch_func
 
-from ._core import operand, transforming
+from ._core import operand
 
 __all__ = [
     "ATan",
@@ -90,7 +90,7 @@ def _heaviside(x: Tensor) -> Tensor:
     """:func:`heaviside` without the NaN pass: what the neurons fire with (their input and
     state are checked finite upstream, so the extra ops would only slow every step)."""
     x = x.detach()
-    if transforming():  # torch.func's wrapped tensors take no out=
+    if under_torch_func():  # torch.func's wrapped tensors take no out=
         return torch.ge(x, 0).to(x.dtype)
     return torch.ge(x, 0, out=torch.empty_like(x))  # a float out= skips the slow bool path
 

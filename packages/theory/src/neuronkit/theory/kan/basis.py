@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_type, under_torch_func
 
 from .._utils import check_positive_int
 
@@ -279,13 +279,28 @@ class _BSplineBuffer(torch.autograd.Function):
         return grad_x, None, None, None, None, None
 
 
+def _features(x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool) -> torch.Tensor:
+    """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]``: the fast Function,
+    or under a ``torch.func`` transform (``vmap``, ``jacrev``, ``jvp``: its scatter into a new
+    buffer and its closed-form backward have no transform rules) the same values from
+    :func:`bspline_basis`'s Cox-de Boor recursion in plain ops, differentiated by autograd."""
+    if not under_torch_func():
+        out: torch.Tensor = _BSplineBuffer.apply(x, lo, h, grid, k, base)
+        return out
+    knots = extended_grid(x.shape[1], grid, k, (lo, lo + grid * h), dtype=x.dtype)
+    basis = bspline_basis(x, knots.to(x.device), k)  # [B, in, G + k]
+    last = F.silu(x) if base else torch.zeros_like(x)
+    blocks = torch.cat([basis, last.unsqueeze(-1)], dim=-1)
+    return torch.cat([torch.ones_like(x[:, :1]), blocks.flatten(1)], dim=1)
+
+
 def _bspline_layer(
     x: torch.Tensor, weight: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool
 ) -> torch.Tensor:
     """``[B, in] -> [B, out]``: the features of :func:`_bspline_buffer` times
     ``weight [out, 1 + in * (G + k + 1)]`` (the bias, then per input
     ``[coef_0..coef_{G+k-1}, base]``). No input checks (callers validate)."""
-    return _BSplineBuffer.apply(x, lo, h, grid, k, base) @ weight.T
+    return _features(x, lo, h, grid, k, base) @ weight.T
 
 
 def bspline_linear(
@@ -384,7 +399,7 @@ def _bspline_features(
     x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool
 ) -> torch.Tensor:
     """:func:`bspline_features` without its input checks (callers validate)."""
-    feats = _BSplineBuffer.apply(x, lo, h, grid, k, base)
+    feats = _features(x, lo, h, grid, k, base)
     blocks = feats[:, 1:].view(x.shape[0], x.shape[1], grid + k + 1)
     if base:  # silu first
         return torch.cat([blocks[..., -1:], blocks[..., :-1]], dim=-1)

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_number, check_type, plain_tensor
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 
@@ -101,8 +101,9 @@ def timescale_rnn_step(
     for name, t in (("bias", bias), ("tau", tau)):
         if t.shape != (n,):
             raise ValueError(f"{name} must have shape [{n}], got {tuple(t.shape)}")
-    if bool((tau < 1).any()) or not bool(torch.isfinite(tau).all()):
-        raise ValueError(f"tau must be finite and >= 1, got min {float(tau.min()):g}")
+    values = plain_tensor(tau)  # readable under torch.func transforms
+    if bool((values < 1).any()) or not bool(torch.isfinite(values).all()):
+        raise ValueError(f"tau must be finite and >= 1, got min {float(values.min()):g}")
     drive = h @ w_rec.T + x_in + bias
     return _step(h, drive, 1.0 / tau, activation, placement)
 
@@ -219,8 +220,7 @@ class TimescaleRNN(nn.Module):
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"x must have shape [T, B, {self.input_size}], got {tuple(x.shape)}")
         check_input_dtype("x", x, self.w_in.dtype)
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("x must be finite, got NaN or infinity")
+        check_finite("x", x)
         batch = x.shape[1]
         if h0 is None:
             return x.new_zeros(batch, self.hidden_size)
@@ -230,8 +230,7 @@ class TimescaleRNN(nn.Module):
                 f"h0 must have shape [{batch}, {self.hidden_size}], got {tuple(h0.shape)}"
             )
         check_input_dtype("h0", h0, self.w_in.dtype)
-        if not bool(torch.isfinite(h0).all()):
-            raise ValueError("h0 must be finite, got NaN or infinity")
+        check_finite("h0", h0)
         return h0
 
     def _run(self, x: torch.Tensor, h: torch.Tensor, keep_states: bool) -> torch.Tensor:
