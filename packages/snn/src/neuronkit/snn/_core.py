@@ -317,9 +317,9 @@ def check_finite_input(
     if not torch.compiler.is_compiling() and not math.isfinite(
         float(plain_tensor(witness).detach().sum())
     ):
-        check_finite("x", plain_tensor(x))
+        check_finite("x", x)
         for name, value in (state or {}).items():
-            check_finite(name, plain_tensor(value))
+            check_finite(name, value)
 
 
 def check_finite_run(x: Tensor, state: dict[str, Tensor]) -> None:
