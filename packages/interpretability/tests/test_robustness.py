@@ -226,3 +226,20 @@ def test_training_a_batchnorm_model_skips_a_last_batch_of_one_example() -> None:
     assert int(model[1].num_batches_tracked) == 4
     with pytest.raises(ValueError, match=r"batch_size.*BatchNorm"):
         train_classifier(_bn_model(), x, y, epochs=1, batch_size=1)
+
+
+def test_training_arguments_are_checked_before_the_model_changes() -> None:
+    """Out-of-range labels (found from the model's class count) and a batch of one for a
+    BatchNorm model raise with the model untouched: still in eval mode, same running stats."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(8, 4)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        train_classifier(model, x, torch.tensor([0, 1, 2, 7, 0, 1, 2, 0]), epochs=1, batch_size=4)
+    with pytest.raises(ValueError, match="batches of >= 2 examples"):
+        train_classifier(model, x[:1], torch.tensor([0]), epochs=1, batch_size=4)
+    assert not model.training
+    assert not model[1].training
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, state[name]), name

@@ -115,6 +115,12 @@ def test_bad_inputs() -> None:
         insert_codebooks(net, ["mlp", "mlp"], num_codes=4)
     with pytest.raises(ValueError, match="num_codes"):
         insert_codebooks(net, ["mlp"], num_codes=0)
+    # a bad name after a good one: no hook is left on the good one's module
+    from neuronkit.interpretability.codebook import CodebookLayer
+
+    with pytest.raises(ValueError, match="layer must name a submodule"):
+        CodebookModel(net, {"mlp": CodebookLayer(8, 4), "nope": CodebookLayer(8, 4)})
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
 
 
 def test_codebook_on_a_module_input_with_groups() -> None:

@@ -71,10 +71,18 @@ def test_fast_bspline_gradcheck_and_base_column() -> None:
     assert torch.autograd.gradcheck(
         lambda v, c, b, z: bspline_linear(v, c, b, z, -1.0, 0.4, 3), (x, coef, bw, bias)
     )
-    with pytest.raises(RuntimeError):  # first derivatives only
-        y = bspline_linear(x, coef, bw, bias, -1.0, 0.4, 3).sum()
-        (g,) = torch.autograd.grad(y, x, create_graph=True)
-        g.sum().backward()
+    # second derivatives (gradient penalties, Hessians) go through the Cox-de Boor recursion:
+    # the fast path's once-differentiable backward raised or silently gave no gradient
+    assert torch.autograd.gradgradcheck(
+        lambda v, c, b, z: bspline_linear(v, c, b, z, -1.0, 0.4, 3), (x, coef, bw, bias)
+    )
+    assert torch.autograd.gradgradcheck(
+        lambda v: bspline_features(v, -1.0, 0.4, 5, 2, base=False), (x,)
+    )
+    y = bspline_linear(x, coef, bw, bias, -1.0, 0.4, 3).sum()
+    (g,) = torch.autograd.grad(y, x, create_graph=True)
+    penalty = torch.autograd.grad(g.pow(2).sum(), [coef, bw])
+    assert all(float(p.abs().max()) > 0 for p in penalty)
 
 
 def test_fast_bspline_matches_pykan_convention_outside_grid() -> None:

@@ -272,18 +272,18 @@ def train_classifier(
     gen = torch.Generator().manual_seed(int(seed))
     n = inputs.shape[0]
     history: list[float] = []
-    model.train()
-    batch_norm = any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()
-    )
+    # every check before the model changes: the class count from one example in eval mode
+    with eval_mode(model), torch.no_grad():
+        _check_label_range(_label_range(labels), _logits(model, inputs[:1]).shape[1])
+    batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if batch_norm and min(n, batch_size) < 2:
         raise ValueError(
             "inputs and batch_size must give batches of >= 2 examples for a model with "
             f"BatchNorm, got {n} input(s) and batch_size={batch_size}"
         )
     stop = n - 1 if batch_norm and n % batch_size == 1 else n  # no last batch of one
-    label_range = _label_range(labels)
-    for epoch in range(epochs):
+    model.train()
+    for _ in range(epochs):
         order = torch.randperm(n, generator=gen).to(inputs.device)
         total = 0.0
         for start in range(0, stop, batch_size):
@@ -292,8 +292,6 @@ def train_classifier(
             if adversary is not None:
                 xb = adversary(model, xb, yb)
             logits = _logits(model, xb)
-            if epoch == 0 and start == 0:
-                _check_label_range(label_range, logits.shape[1])
             loss = F.cross_entropy(logits, yb)
             opt.zero_grad()
             loss.backward()

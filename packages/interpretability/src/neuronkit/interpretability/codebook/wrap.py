@@ -159,8 +159,8 @@ class CodebookModel(nn.Module):
         # the hooks are bound methods of this module (not closures over it): copy.deepcopy
         # rebinds them to the copy, so a deep copy (or a pruned copy) of the model runs,
         # records and is forced through its own codebooks, not the original's
-        for name in self._names:
-            module = get_layer(self.model, name)
+        modules = {name: get_layer(self.model, name) for name in self._names}  # all, or none
+        for name, module in modules.items():
             if name in self._inputs:
                 handle = module.register_forward_pre_hook(functools.partial(self._pre_hook, name))
             else:

@@ -424,7 +424,8 @@ class PlantedConceptNet(nn.Module):
             # detector at brightness > 0.25, a conjunction only when both detectors are on.
             bias[u] = -(len(idx) - 0.75)
         gain = 1.0 + torch.rand(len(concepts), generator=gen)
-        conv = nn.Conv2d(n_maps, len(concepts), 1)
+        with torch.random.fork_rng(devices=[]):  # default init, overwritten below
+            conv = nn.Conv2d(n_maps, len(concepts), 1)
         with torch.no_grad():
             conv.weight.copy_((gain[:, None] * weight)[:, :, None, None])
             assert conv.bias is not None

@@ -21,9 +21,10 @@ to import this module: the adapter only calls the objects it is given).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -92,18 +93,16 @@ def _check_descriptions(descriptions: Any) -> list[str]:
     return list(descriptions)
 
 
-def _reseed(modules: Sequence[nn.Module], seed: int | None) -> None:
-    """Re-initialise the parameters of ``modules`` from ``seed`` (global RNG untouched)."""
-    if seed is None:
-        return
-    check_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        for module in modules:
-            for m in module.modules():
-                reset = getattr(m, "reset_parameters", None)
-                if callable(reset):
-                    reset()
+@contextlib.contextmanager
+def _seeded_init(seed: int | None) -> Iterator[None]:
+    """Modules built inside the block draw their initial parameters from ``seed`` with the
+    global RNG untouched; ``None``: from torch's global RNG."""
+    if seed is not None:
+        check_seed(seed)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        yield
 
 
 _P = ParamSpec("_P")
@@ -154,14 +153,14 @@ class ExemplarEncoder(nn.Module):
         self.in_channels = int(in_channels)
         self.width = int(width)
         c0 = in_channels + 2
-        self.layers = nn.ModuleList(
-            [
-                nn.Sequential(nn.Conv2d(c0, width, 3, padding=1), nn.ReLU()),
-                nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU()),
-                nn.Sequential(nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU()),
-            ]
-        )
-        _reseed([self.layers], seed)
+        with _seeded_init(seed):
+            self.layers = nn.ModuleList(
+                [
+                    nn.Sequential(nn.Conv2d(c0, width, 3, padding=1), nn.ReLU()),
+                    nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU()),
+                    nn.Sequential(nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU()),
+                ]
+            )
 
     @property
     def feature_size(self) -> int:
@@ -441,18 +440,20 @@ class ExemplarCaptioner(nn.Module):
         self.encoder = encoder.requires_grad_(False)
         f = encoder.feature_size
         self.hidden_size = int(hidden_size)
-        self.norm = nn.LayerNorm(f)
-        self.init_h = nn.Sequential(nn.Linear(f, hidden_size), nn.Tanh())
-        self.init_c = nn.Sequential(nn.Linear(f, hidden_size), nn.Tanh())
-        self.embedding = nn.Embedding(len(vocabulary), embedding_size)
         attn = min(f, hidden_size)
-        self.query = nn.Linear(hidden_size, attn)
-        self.key = nn.Linear(f, attn)
-        self.score = nn.Linear(attn, 1)
-        self.gate = nn.Sequential(nn.Linear(hidden_size, f), nn.Sigmoid())
-        self.lstm = nn.LSTMCell(embedding_size + f, hidden_size)
-        self.output = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, len(vocabulary)))
-        _reseed([m for name, m in self.named_children() if name != "encoder"], seed)
+        with _seeded_init(seed):
+            self.norm = nn.LayerNorm(f)
+            self.init_h = nn.Sequential(nn.Linear(f, hidden_size), nn.Tanh())
+            self.init_c = nn.Sequential(nn.Linear(f, hidden_size), nn.Tanh())
+            self.embedding = nn.Embedding(len(vocabulary), embedding_size)
+            self.query = nn.Linear(hidden_size, attn)
+            self.key = nn.Linear(f, attn)
+            self.score = nn.Linear(attn, 1)
+            self.gate = nn.Sequential(nn.Linear(hidden_size, f), nn.Sigmoid())
+            self.lstm = nn.LSTMCell(embedding_size + f, hidden_size)
+            self.output = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(hidden_size, len(vocabulary))
+            )
 
     def encode(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Exemplar features ``[..., k, F]`` of ``images [..., k, C, H, W]`` (frozen encoder)."""

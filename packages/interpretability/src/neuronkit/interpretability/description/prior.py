@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from neuronkit.common import check_number, check_seed, check_type
 
-from .captioner import _own_rng, _reseed
+from .captioner import _own_rng, _seeded_init
 from .vocabulary import Vocabulary
 
 __all__ = ["DescriptionLM", "HFLanguagePrior", "LanguagePrior"]
@@ -83,11 +83,11 @@ class DescriptionLM(nn.Module):
             check_number(name, v, ge=1, integer=True)
         check_number("dropout", dropout, ge=0.0, lt=1.0)
         self.vocabulary = vocabulary
-        self.embedding = nn.Embedding(len(vocabulary), embedding_size)
-        self.lstm = nn.LSTM(embedding_size, hidden_size, num_layers=layers, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, len(vocabulary))
-        _reseed([self], seed)
+        with _seeded_init(seed):
+            self.embedding = nn.Embedding(len(vocabulary), embedding_size)
+            self.lstm = nn.LSTM(embedding_size, hidden_size, num_layers=layers, batch_first=True)
+            self.dropout = nn.Dropout(dropout)
+            self.output = nn.Linear(hidden_size, len(vocabulary))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         check_type("inputs", inputs, torch.Tensor)

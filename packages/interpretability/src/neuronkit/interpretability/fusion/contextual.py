@@ -116,15 +116,17 @@ class StreamCNN(nn.Module):
         super().__init__()
         self.in_channels = int(in_channels)
         self.n_features = int(n_features)
-        self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, stride=stride, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(),
-        )
-        self.fc = nn.Linear(2 * width * 16, n_features)
+        # the default init (overwritten below) leaves the global RNG alone
+        with torch.random.fork_rng(devices=[]):
+            self.conv = nn.Sequential(
+                nn.Conv2d(in_channels, width, 3, stride=stride, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(width, 2 * width, 3, padding=1),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(4),
+                nn.Flatten(),
+            )
+            self.fc = nn.Linear(2 * width * 16, n_features)
         gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             for module in self.modules():

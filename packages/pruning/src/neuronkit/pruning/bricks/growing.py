@@ -76,7 +76,8 @@ def grow_ffn(
         old_w_out = w_out.clone()
         old_w_out[:, src] = w_out[:, src] / 2
         new_w_out = w_out[:, src] / 2
-    grown = FFN(d, h + n_new).to(device=w_in.device, dtype=w_in.dtype)
+    with torch.random.fork_rng(devices=[]):  # default init, overwritten below
+        grown = FFN(d, h + n_new).to(device=w_in.device, dtype=w_in.dtype)
     with torch.no_grad():
         grown.w_in.weight.copy_(torch.cat([w_in, new_w_in], 0))
         grown.w_in.bias.copy_(torch.cat([b_in, new_b_in]))

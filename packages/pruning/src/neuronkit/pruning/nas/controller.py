@@ -105,9 +105,11 @@ class ENASController(nn.Module):
         self.temperature = temperature
         n_ops = len(space.ops)
         self._token_offset = [0 if op else n_ops for op in space.is_op_position]
-        self.embedding = nn.Embedding(n_ops + space.num_nodes - 1, self.hidden)
-        self.lstm = nn.LSTMCell(self.hidden, self.hidden)
-        self.decoders = nn.ModuleList(nn.Linear(self.hidden, c) for c in space.choices)
+        # the default init (overwritten below) leaves the global RNG alone
+        with torch.random.fork_rng(devices=[]):
+            self.embedding = nn.Embedding(n_ops + space.num_nodes - 1, self.hidden)
+            self.lstm = nn.LSTMCell(self.hidden, self.hidden)
+            self.decoders = nn.ModuleList(nn.Linear(self.hidden, c) for c in space.choices)
         gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             for p in self.parameters():

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_number
+from neuronkit.common import check_choice, check_number, eval_mode
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 from ..data.modular import ModularDataset
@@ -56,8 +56,10 @@ class QuadraticMLP(nn.Module):
         super().__init__()
         self.p = check_positive_int("p", p, minimum=2)
         self.width = check_positive_int("width", width)
-        self.fc1 = nn.Linear(2 * self.p, self.width, bias=False)
-        self.fc2 = nn.Linear(self.width, self.p, bias=False)
+        # with a seed, the default init (overwritten below) leaves the global RNG alone
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            self.fc1 = nn.Linear(2 * self.p, self.width, bias=False)
+            self.fc2 = nn.Linear(self.width, self.p, bias=False)
         std = 0.5 / (2 * self.width) ** (1.0 / 3.0)
         gen = torch_generator(seed)
         with torch.no_grad():
@@ -164,11 +166,9 @@ def corrupted_accuracies(model: nn.Module, data: ModularDataset) -> dict[str, fl
     if not isinstance(data, ModularDataset):
         raise TypeError(f"data must be a ModularDataset, got {type(data).__name__}")
     device = _device(model)
-    was_training = model.training
-    model.eval()
-    pred_train = model(data.x_train.to(device)).argmax(dim=1).cpu()
-    pred_test = model(data.x_test.to(device)).argmax(dim=1).cpu()
-    model.train(was_training)
+    with eval_mode(model):
+        pred_train = model(data.x_train.to(device)).argmax(dim=1).cpu()
+        pred_test = model(data.x_test.to(device)).argmax(dim=1).cpu()
     given = pred_train == data.train_labels
     true = pred_train == data.labels[data.train_idx]
     bad = data.corrupted

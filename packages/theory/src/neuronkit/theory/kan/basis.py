@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from neuronkit.common import check_choice, check_finite, check_number, check_type, under_torch_func
 
@@ -243,7 +242,9 @@ def _bspline_buffer(
 class _BSplineBuffer(torch.autograd.Function):
     """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]`` with a
     closed-form sparse backward: ``grad_x = sum_r grad[pos_r] dB_{m_r}/dx + grad_silu
-    silu'(x)`` over the ``k + 1`` local basis functions only."""
+    silu'(x)`` over the ``k + 1`` local basis functions only. Asked for a graph of its backward
+    (``create_graph=True``: gradient penalties, Hessians), it differentiates
+    :func:`_plain_features` instead, so higher derivatives are exact too."""
 
     @staticmethod
     def forward(
@@ -253,25 +254,30 @@ class _BSplineBuffer(torch.autograd.Function):
         feats, saved = _bspline_buffer(x, lo, h, grid, k, base, need)
         if saved is not None:
             pos, deriv, dsilu = saved
-            ctx.base = base
-            ctx.width = grid + k + 1
-            ctx.save_for_backward(pos, deriv, dsilu if dsilu is not None else deriv)
+            ctx.args = (lo, h, grid, k, base)
+            ctx.save_for_backward(x, pos, deriv, dsilu if dsilu is not None else deriv)
         return feats
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None, None
-        pos, deriv, dsilu = ctx.saved_tensors
-        batch, in_f = dsilu.shape if ctx.base else (grad.shape[0], pos.shape[1] // grad.shape[0])
+        x, pos, deriv, dsilu = ctx.saved_tensors
+        lo, h, grid, k, base = ctx.args
+        if torch.is_grad_enabled():  # autograd runs backward with grad mode = create_graph
+            (grad_x,) = torch.autograd.grad(
+                _plain_features(x, lo, h, grid, k, base), x, grad, create_graph=True
+            )
+            return grad_x, None, None, None, None, None
+        batch, in_f = x.shape
+        width = grid + k + 1
         grad = grad.contiguous()
-        blocks = grad[:, 1:].view(batch, in_f, ctx.width)
-        grad_silu = blocks[..., -1] * dsilu if ctx.base else None
+        blocks = grad[:, 1:].view(batch, in_f, width)
+        grad_silu = blocks[..., -1] * dsilu if base else None
         # out-of-basis local values were scattered to the 1 and silu columns: zero those there
         grad = grad.clone()
         grad[:, 0] = 0.0
-        grad[:, 1:].view(batch, in_f, ctx.width)[..., -1] = 0.0
+        grad[:, 1:].view(batch, in_f, width)[..., -1] = 0.0
         local = grad.view(-1).index_select(0, pos.view(-1)).view_as(deriv)
         grad_x = (local * deriv).sum(0).view(batch, in_f)
         if grad_silu is not None:
@@ -279,19 +285,27 @@ class _BSplineBuffer(torch.autograd.Function):
         return grad_x, None, None, None, None, None
 
 
-def _features(x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool) -> torch.Tensor:
-    """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]``: the fast Function,
-    or under a ``torch.func`` transform (``vmap``, ``jacrev``, ``jvp``: its scatter into a new
-    buffer and its closed-form backward have no transform rules) the same values from
-    :func:`bspline_basis`'s Cox-de Boor recursion in plain ops, differentiated by autograd."""
-    if not under_torch_func():
-        out: torch.Tensor = _BSplineBuffer.apply(x, lo, h, grid, k, base)
-        return out
+def _plain_features(
+    x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool
+) -> torch.Tensor:
+    """The features of :func:`_bspline_buffer` from :func:`bspline_basis`'s Cox-de Boor
+    recursion in plain ops (differentiable any number of times, and under ``torch.func``)."""
     knots = extended_grid(x.shape[1], grid, k, (lo, lo + grid * h), dtype=x.dtype)
     basis = bspline_basis(x, knots.to(x.device), k)  # [B, in, G + k]
     last = F.silu(x) if base else torch.zeros_like(x)
     blocks = torch.cat([basis, last.unsqueeze(-1)], dim=-1)
     return torch.cat([torch.ones_like(x[:, :1]), blocks.flatten(1)], dim=1)
+
+
+def _features(x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool) -> torch.Tensor:
+    """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]``: the fast Function,
+    or under a ``torch.func`` transform (``vmap``, ``jacrev``, ``jvp``: its scatter into a new
+    buffer and its closed-form backward have no transform rules) :func:`_plain_features`, the
+    same values differentiated by autograd."""
+    if under_torch_func():
+        return _plain_features(x, lo, h, grid, k, base)
+    out: torch.Tensor = _BSplineBuffer.apply(x, lo, h, grid, k, base)
+    return out
 
 
 def _bspline_layer(
@@ -328,8 +342,9 @@ def bspline_linear(
         bias: ``[out]`` or None; lo, h: grid start and spacing (``h > 0``); k: order.
 
     Returns:
-        ``[batch, out]``. First derivatives only (``once_differentiable`` in ``x``). NaN or
-        infinite inputs are rejected (``ValueError``).
+        ``[batch, out]``. Second and higher derivatives (``create_graph=True``) go through the
+        Cox-de Boor recursion (:func:`bspline_basis`). NaN or infinite inputs are rejected
+        (``ValueError``).
     """
     if not isinstance(x, torch.Tensor) or not isinstance(coef, torch.Tensor):
         raise TypeError(
@@ -369,8 +384,8 @@ def bspline_features(
     scatters them into the dense basis; the backward pass uses the closed-form derivative
     ``dB^k_m/dx = (B^{k-1}_m - B^{k-1}_{m+1}) / h`` of those ``k + 1`` functions only. Values
     equal :func:`bspline_basis` on ``extended_grid(in, grid, k, (lo, lo + grid*h))`` (pykan's
-    ``B_batch``); inputs outside the extended grid give zeros, as there. Not twice
-    differentiable (use :func:`bspline_basis` for higher derivatives).
+    ``B_batch``); inputs outside the extended grid give zeros, as there. Higher derivatives
+    (``create_graph=True``) differentiate :func:`bspline_basis`'s recursion.
 
     Args:
         x: ``[batch, in]``; lo: left end of the grid range; h: knot spacing (``> 0``);

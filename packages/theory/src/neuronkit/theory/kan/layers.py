@@ -525,10 +525,12 @@ def matched_mlp(
         gen = torch_generator(seed)
     layers: list[nn.Module] = []
     a = in_features
-    for _ in range(depth):
-        layers += [nn.Linear(a, hidden), acts[activation]()]
-        a = hidden
-    layers.append(nn.Linear(a, out_features))
+    # with a seed, the default init (overwritten below) leaves the global RNG alone
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        for _ in range(depth):
+            layers += [nn.Linear(a, hidden), acts[activation]()]
+            a = hidden
+        layers.append(nn.Linear(a, out_features))
     model = nn.Sequential(*layers)
     if seed is not None:
         with torch.no_grad():

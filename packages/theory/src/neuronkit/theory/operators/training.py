@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_choice, check_finite, check_ndim, check_number, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_ndim,
+    check_number,
+    check_type,
+    eval_mode,
+)
 
 from .._utils import check_positive_int, torch_generator
 
@@ -275,14 +282,10 @@ def evaluate_operator(
     check_type("model", model, nn.Module)
     x, y = _check_pairs("evaluation", inputs, targets)
     batch_size = check_positive_int("batch_size", batch_size)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        errs = torch.cat(
+    with eval_mode(model), torch.no_grad():
+        return torch.cat(
             [
                 relative_l2(model(x[i : i + batch_size]), y[i : i + batch_size], reduction="none")
                 for i in range(0, x.shape[0], batch_size)
             ]
         )
-    model.train(was_training)
-    return errs

@@ -258,7 +258,9 @@ def conventional_net(
     gen = torch_generator(seed)
     layers: list[nn.Module] = []
     for i in range(len(ws) - 1):
-        lin = nn.Linear(ws[i], ws[i + 1])
+        # with a seed, the default init (overwritten below) leaves the global RNG alone
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            lin = nn.Linear(ws[i], ws[i + 1])
         bound = 1.0 / math.sqrt(ws[i])
         with torch.no_grad():
             lin.weight.uniform_(-bound, bound, generator=gen)

@@ -180,7 +180,9 @@ class TimescaleRNN(nn.Module):
         self.tau = nn.Parameter(tau, requires_grad=train_tau)
         self.heads = nn.ModuleList()
         for _ in range(self.num_heads):
-            head = nn.Linear(h, self.num_classes)
+            # with a seed, the default init (overwritten below) leaves the global RNG alone
+            with torch.random.fork_rng(devices=[], enabled=seed is not None):
+                head = nn.Linear(h, self.num_classes)
             with torch.no_grad():
                 head.weight.copy_(_uniform((self.num_classes, h), b_rec, gen))
                 head.bias.copy_(_uniform((self.num_classes,), b_rec, gen))

@@ -1,0 +1,59 @@
+"""A seeded constructor leaves torch's global RNG where it was; an evaluation whose forward
+raises gives every submodule its training flag back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.theory import (
+    QuadraticMLP,
+    TimescaleRNN,
+    corrupted_accuracies,
+    modular_arithmetic,
+)
+from neuronkit.theory.kan import matched_mlp
+from neuronkit.theory.operators import evaluate_operator
+from neuronkit.theory.quadratic import conventional_net
+
+BUILDS: dict[str, Callable[[], object]] = {
+    "matched_mlp": lambda: matched_mlp(2, 1, 50, seed=0),
+    "QuadraticMLP": lambda: QuadraticMLP(5, 4, seed=0),
+    "conventional_net": lambda: conventional_net([3, 4, 1], seed=0),
+    "TimescaleRNN": lambda: TimescaleRNN(1, 8, num_heads=2, seed=0),
+}
+
+
+@pytest.mark.parametrize("build", BUILDS.values(), ids=BUILDS.keys())
+def test_seeded_build_leaves_the_global_rng(build: Callable[[], object]) -> None:
+    state = torch.get_rng_state()
+    build()
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+class _Raises(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+        self.frozen = nn.Dropout()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("forward failed")
+
+
+EVALUATIONS: dict[str, Callable[[nn.Module], object]] = {
+    "evaluate_operator": lambda m: evaluate_operator(m, torch.rand(2, 1, 4), torch.rand(2, 1, 4)),
+    "corrupted_accuracies": lambda m: corrupted_accuracies(m, modular_arithmetic(5, seed=0)),
+}
+
+
+@pytest.mark.parametrize("evaluate", EVALUATIONS.values(), ids=EVALUATIONS.keys())
+def test_raising_forward_restores_training_flags(evaluate: Callable[[nn.Module], object]) -> None:
+    model = _Raises().train()
+    model.frozen.eval()  # a submodule kept in eval inside a training model
+    with pytest.raises(RuntimeError, match="forward failed"):
+        evaluate(model)
+    assert [m.training for m in (model, model.linear, model.frozen)] == [True, True, False]
