@@ -247,6 +247,20 @@ def test_delayed_synapses_keep_their_channels_and_the_rest_prunes() -> None:
     assert ops["total"].macs == count_macs(model, x)  # the delayed synapses counted as well
 
 
+def test_delayed_synapses_save_and_load_with_common_weight_io(tmp_path) -> None:
+    """save_weights keeps DelayedLinear's tap mode (its extra state, not a tensor)."""
+    from neuronkit.common import load_weights, save_weights
+
+    torch.manual_seed(0)
+    model = nn.Sequential(DelayedLinear(6, 4, 5, seed=0), LIF()).eval()
+    model[0].round_delays()  # integer taps: the mode the reloaded layer must run
+    path = save_weights(model, tmp_path / "delays.safetensors")
+    loaded = load_weights(path, nn.Sequential(DelayedLinear(6, 4, 5, seed=1), LIF()).eval())
+    assert loaded[0].hard
+    x = torch.rand(8, 2, 6) * 3
+    torch.testing.assert_close(loaded(x), model(x))
+
+
 def test_the_iir_snn_prunes_to_the_oracle() -> None:
     from neuronkit.snn.training import iir_cnn
 

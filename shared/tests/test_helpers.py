@@ -250,6 +250,34 @@ def test_weights_round_trip(tmp_path: Path) -> None:
     assert select_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="device must be"):
         select_device("not-a-device")
+
+
+def test_weights_keep_a_modules_extra_state(tmp_path: Path) -> None:
+    """A module's non-tensor extra state goes into the file's metadata and comes back."""
+    torch = pytest.importorskip("torch", reason="weight IO needs the [weights] extra")
+    pytest.importorskip("safetensors", reason="weight IO needs the [weights] extra")
+    from neuronkit.common import load_weights, save_weights
+
+    class Mode(torch.nn.Linear):
+        hard = False
+
+        def get_extra_state(self) -> dict[str, bool]:
+            return {"hard": self.hard}
+
+        def set_extra_state(self, state: dict[str, bool]) -> None:
+            self.hard = state["hard"]
+
+    saved = Mode(3, 2)
+    saved.hard = True
+    path = save_weights(saved, tmp_path / "w.safetensors", metadata={"paper": "x"})
+    loaded = load_weights(path, Mode(3, 2))
+    assert loaded.hard is True
+    assert torch.equal(loaded.weight, saved.weight)
+    assert load_weights(path)["_extra_state"] == {"hard": True}
+    with pytest.raises(ValueError, match="reserved key"):
+        save_weights(saved, tmp_path / "x.safetensors", metadata={"neuronkit.extra_state": "{}"})
+    with pytest.raises(TypeError, match="must be JSON-serializable"):
+        save_weights({"w": torch.ones(1), "bad": object()}, tmp_path / "y.safetensors")
     state = torch.get_rng_state()
     seed_everything(1)
     x = torch.rand(3)
@@ -373,3 +401,29 @@ def test_check_seed_takes_64_bit_seeds() -> None:
         check_seed(1.5)
     with pytest.raises(TypeError, match="seed must be an integer"):
         check_seed(True)
+
+
+def test_estimator_params_follow_the_constructor() -> None:
+    """get_params reads the constructor's arguments; set_params rebuilds through __init__, so
+    arguments are validated again and derived settings follow."""
+    from neuronkit.common import EstimatorParams
+
+    class Ridge(EstimatorParams):
+        def __init__(self, alpha: float = 1.0, *, fit_intercept: bool = True) -> None:
+            check_number("alpha", alpha, ge=0)
+            self.alpha = float(alpha)
+            self.fit_intercept = fit_intercept
+            self.scale_ = 2 * self.alpha  # derived
+
+    est = Ridge(0.5)
+    assert est.get_params() == {"alpha": 0.5, "fit_intercept": True}
+    assert est.set_params(alpha=3) is est
+    assert (est.alpha, est.scale_, est.fit_intercept) == (3.0, 6.0, True)
+    with pytest.raises(ValueError, match=r"params must be among \['alpha', 'fit_intercept'\]"):
+        est.set_params(beta=1)
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        est.set_params(alpha=-1)
+    sklearn_base = pytest.importorskip("sklearn.base", reason="clone needs scikit-learn")
+    twin = sklearn_base.clone(est)
+    assert twin.get_params() == est.get_params()
+    assert twin is not est

@@ -167,3 +167,14 @@ def test_planted_population_mix_and_errors() -> None:
         PlantedConceptNet(["red"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="generic_fraction"):
         planted_population(4, generic_fraction=2.0)
+
+
+def test_a_float64_network_runs_in_float64() -> None:
+    """Images are cast to the network's dtype (a hard .float() broke .double() models)."""
+    from neuronkit.interpretability.data.compositional import Concept, PlantedConceptNet
+
+    net = PlantedConceptNet([Concept("color", color="red"), Concept("generic")], seed=0)
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = net.double()(images.double())
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out.float(), net.float()(images), atol=1e-5, rtol=1e-5)

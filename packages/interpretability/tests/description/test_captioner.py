@@ -228,3 +228,13 @@ def test_hf_captioner_adapter() -> None:
         HFCaptioner(model, tok, highlight=2.0)
     with pytest.raises(TypeError, match="tokenizer"):
         HFCaptioner(model, None)
+
+
+def test_a_float64_encoder_runs_in_float64() -> None:
+    """Images and masks are cast to the encoder's dtype (a hard .float() broke .double())."""
+    from neuronkit.interpretability.description.captioner import ExemplarEncoder
+
+    encoder = ExemplarEncoder(3, 4, seed=0).double()
+    masks = torch.rand(2, 3, 1, 8, 8, dtype=torch.float64)
+    assert encoder(torch.rand(2, 3, 3, 8, 8), masks).dtype == torch.float64
+    assert encoder(torch.rand(2, 3, 3, 8, 8)).dtype == torch.float64

@@ -187,3 +187,13 @@ def test_bad_inputs() -> None:
         trainer.step(s, torch.tensor([0.0, float("nan"), 1.0]))
     with pytest.raises(TypeError, match="controller"):
         ReinforceTrainer("ctrl")  # type: ignore[arg-type]
+
+
+def test_a_float64_controller_runs_in_float64() -> None:
+    """The LSTM states follow the controller's dtype (they were float32 after .double())."""
+    space = CellSpace(num_nodes=4)
+    ctrl = ENASController(space, hidden=8, seed=0).double()
+    s = ctrl.sample(3, seed=1)
+    assert s.log_prob.dtype == torch.float64
+    assert torch.allclose(s.log_prob, ctrl.log_prob(s.architectures))
+    assert all(p.dtype == torch.float64 for p in ctrl.decision_probabilities(s.architectures))

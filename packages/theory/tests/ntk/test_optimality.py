@@ -256,3 +256,49 @@ def test_dirichlet_concentrations_must_be_finite(alpha0: list, alpha1: list, nam
 def test_dirichlet_concentrations_that_are_not_numbers_name_the_argument() -> None:
     with pytest.raises(TypeError, match=r"^alpha0 must be a real array"):
         dirichlet_sphere_data(5, "ab", [2.0, 1.0])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "act",
+    [relu_dual(), erf_dual(), singular_activation(2), dual_from_activation(torch.tanh)],
+    ids=["relu", "erf", "singular", "numeric"],
+)
+def test_models_and_fitted_classifiers_pickle(act) -> None:
+    """The duals are module-level functions or partials of them, so a whole NTKNetwork and a
+    fitted classifier pickle (closures made torch.save / pickle raise)."""
+    import pickle
+
+    x = torch.nn.functional.normalize(
+        torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
+    )
+    y = (x[:, 0] > 0).long()
+    rho = torch.linspace(-1, 1, 7, dtype=torch.float64)
+    copy = pickle.loads(pickle.dumps(act))
+    assert torch.equal(copy(rho), act(rho))
+    assert torch.equal(copy.derivative(rho), act.derivative(rho))
+    net = NTKNetwork(3, 8, 2, act, seed=0)
+    assert torch.equal(pickle.loads(pickle.dumps(net))(x.double()), net(x.double()))
+    clf = DeepNTKClassifier(act, depth=2).fit(x, y)
+    assert torch.equal(pickle.loads(pickle.dumps(clf)).predict(x), clf.predict(x))
+
+
+def test_classifiers_follow_scikit_learn_model_selection() -> None:
+    """set_params rebuilds through __init__ (the singular-kernel flag follows the activation),
+    and GridSearchCV runs over the depth."""
+    from sklearn.model_selection import GridSearchCV
+
+    clf = DeepNTKClassifier(relu_dual(), depth=3)
+    assert clf.set_params(depth=5).get_params()["depth"] == 5
+    with pytest.raises(ValueError, match="depth"):
+        clf.set_params(depth=-1)
+    limit = InfiniteDepthNTKClassifier(relu_dual())
+    assert limit.set_params(activation=singular_activation(2)).limit_ == depth_limit(
+        singular_activation(2)
+    )
+    gen = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.normalize(torch.randn(40, 3, generator=gen), dim=1)
+    y = (x[:, 0] > 0).long()
+    search = GridSearchCV(DeepNTKClassifier(relu_dual()), {"depth": [1, 4]}, cv=2).fit(
+        x.numpy(), y.numpy()
+    )
+    assert search.best_params_["depth"] in (1, 4)

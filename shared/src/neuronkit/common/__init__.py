@@ -1,12 +1,14 @@
 """neuronkit.common: the thin shared layer of neuronkit.
 
 Reproduction registry and CLI, run context and results, seeding, device selection, argument
-validation, module modes, atomic writes and safe weight IO. Importing it never imports torch.
+validation, module modes, atomic writes, safe weight IO and the estimators' parameter
+protocol. Importing it never imports torch.
 """
 
 from importlib.metadata import version as _version
 
 from .device import select_device
+from .estimator import EstimatorParams
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .modes import eval_mode
 from .plotting import new_figure
@@ -37,6 +39,7 @@ __all__ = [
     "GROUP",
     "Check",
     "CheckResult",
+    "EstimatorParams",
     "RegistryError",
     "ReproductionInfo",
     "Result",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from .io import atomic_path
+
+#: metadata key holding the non-tensor entries of a state dict (modules' extra state), as JSON
+EXTRA_STATE_KEY = "neuronkit.extra_state"
 
 
 def _safetensors_torch() -> Any:
@@ -25,7 +29,10 @@ def save_weights(
     """Save an ``nn.Module``'s state dict (or a dict of tensors) to ``path`` atomically.
 
     Tensors are made contiguous and copied to the CPU; tied (shared) tensors are saved once
-    per name. ``metadata`` must map strings to strings.
+    per name. ``metadata`` must map strings to strings. Entries that are not tensors (a
+    module's ``get_extra_state()``, e.g. neuronkit-snn's ``DelayedLinear`` tap mode) are kept
+    as JSON in the file's metadata (key ``"neuronkit.extra_state"``), so they must be
+    JSON-serializable; :func:`load_weights` puts them back.
     """
     st = _safetensors_torch()
     state = (
@@ -39,21 +46,44 @@ def save_weights(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise TypeError("metadata must map str to str")
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    if metadata is not None and EXTRA_STATE_KEY in metadata:
+        raise ValueError(f"metadata must not use the reserved key {EXTRA_STATE_KEY!r}")
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items() if _is_tensor(v)}
+    extra = {k: v for k, v in state.items() if not _is_tensor(v)}
+    if extra:
+        try:
+            encoded = json.dumps(extra)
+        except TypeError as err:
+            raise TypeError(
+                f"module_or_state's non-tensor entries {sorted(extra)} must be JSON-serializable "
+                f"to be saved with safetensors ({err})"
+            ) from None
+        metadata = {**(metadata or {}), EXTRA_STATE_KEY: encoded}
     with atomic_path(path) as tmp:
         st.save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
 
 
+def _is_tensor(value: Any) -> bool:
+    return hasattr(value, "detach") and hasattr(value, "contiguous")
+
+
 def load_weights(path: str | os.PathLike[str], module: Any = None, *, strict: bool = True) -> Any:
     """Load tensors from a safetensors file; load them into ``module`` when given.
 
-    Returns the dict of tensors, or the module when ``module`` is given.
+    Returns the state dict (tensors, and any extra state :func:`save_weights` kept as JSON),
+    or the module when ``module`` is given.
     """
     st = _safetensors_torch()
     if not Path(path).is_file():
         raise FileNotFoundError(f"path must be an existing safetensors file, got {str(path)!r}")
-    state = st.load_file(str(path))
+    state: dict[str, Any] = st.load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        extra = (f.metadata() or {}).get(EXTRA_STATE_KEY)
+    if extra is not None:
+        state.update(json.loads(extra))
     if module is None:
         return state
     module.load_state_dict(state, strict=strict)

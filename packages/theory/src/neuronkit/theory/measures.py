@@ -357,8 +357,8 @@ def simplex_etf(
     scale: float = 1.0,
     seed: int | torch.Generator | None = None,
 ) -> torch.Tensor:
-    """A simplex equiangular tight frame: ``K`` rows ``[K, D]`` of norm ``scale`` with pairwise
-    cosine ``-1/(K-1)`` that sum to zero.
+    """A simplex equiangular tight frame: ``K`` rows ``[K, D]`` (float64) of norm ``scale`` with
+    pairwise cosine ``-1/(K-1)`` that sum to zero.
 
     Built in the ``K - 1``-dimensional subspace orthogonal to the all-ones vector; with ``dim``
     larger than ``K - 1`` it is embedded by a random orthonormal map drawn from ``seed`` (the

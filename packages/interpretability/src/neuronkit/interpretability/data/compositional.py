@@ -445,7 +445,8 @@ class PlantedConceptNet(nn.Module):
             raise ValueError(
                 f"x must be [B, 3, {self.size}, {self.size}], got shape {tuple(x.shape)}"
             )
-        return self.units(self.detectors(x.float()))
+        # the images in the network's dtype (float32 unless converted, e.g. with .double())
+        return self.units(self.detectors(x.to(self.detectors.rgb.dtype)))
 
 
 def planted_population(

@@ -163,6 +163,10 @@ class ExemplarEncoder(nn.Module):
             )
 
     @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.layers.parameters()).dtype
+
+    @property
     def feature_size(self) -> int:
         """Length of one exemplar's feature vector."""
         return 3 * self.width
@@ -174,7 +178,8 @@ class ExemplarEncoder(nn.Module):
             raise ValueError(
                 f"images must be [B, {self.in_channels}, H, W], got shape {tuple(images.shape)}"
             )
-        h = torch.cat([images.float(), _coords(images.float())], dim=1)
+        x = images.to(self._dtype)  # float32 unless the encoder was converted (.double())
+        h = torch.cat([x, _coords(x)], dim=1)
         maps = []
         for layer in self.layers:
             h = layer(h)
@@ -188,7 +193,9 @@ class ExemplarEncoder(nn.Module):
         lead = images.shape[:-3]
         flat = images.reshape(-1, *images.shape[-3:])
         if masks is None:
-            m = torch.ones(flat.shape[0], 1, *flat.shape[-2:], device=flat.device)
+            m = torch.ones(
+                flat.shape[0], 1, *flat.shape[-2:], device=flat.device, dtype=self._dtype
+            )
         else:
             check_type("masks", masks, torch.Tensor)
             if tuple(masks.shape) != (*lead, 1, *images.shape[-2:]):
@@ -196,7 +203,7 @@ class ExemplarEncoder(nn.Module):
                     f"masks must have shape {(*lead, 1, *images.shape[-2:])}, "
                     f"got {tuple(masks.shape)}"
                 )
-            m = masks.reshape(-1, 1, *masks.shape[-2:]).float()
+            m = masks.reshape(-1, 1, *masks.shape[-2:]).to(self._dtype)
         weights = m / m.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
         pooled = [(f * weights).sum(dim=(2, 3)) for f in self.feature_maps(flat)]
         return torch.cat(pooled, dim=1).reshape(*lead, self.feature_size)
@@ -252,7 +259,7 @@ class ExemplarEncoder(nn.Module):
                     strict=True,
                 )
             ]
-            m = masks.reshape(-1, 1, *masks.shape[-2:]).float()
+            m = masks.reshape(-1, 1, *masks.shape[-2:]).to(self._dtype)
             weights = m / m.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
             pooled = [torch.einsum("nchw,nhw->nc", f[inverse], weights[:, 0]) for f in maps]
         return torch.cat(pooled, dim=1).reshape(*indices.shape, self.feature_size)

@@ -379,7 +379,8 @@ def barycentric_grid(n_interps: int) -> torch.Tensor:
     """Barycentric weights ``(1 - a - b, a, b)``, ``a, b`` in ``{0, 1/n, ..., 1}``, ``a + b <= 1``.
 
     Returns:
-        ``[P, 3]`` weights, ``P = (n + 1)(n + 2) / 2``; the first row is the first vertex.
+        ``[P, 3]`` float64 weights, ``P = (n + 1)(n + 2) / 2``; the first row is the first
+        vertex.
     """
     check_number("n_interps", n_interps, ge=1, integer=True)
     rows = [

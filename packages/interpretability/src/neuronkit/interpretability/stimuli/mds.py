@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_seed, check_type
+from neuronkit.common import EstimatorParams, check_number, check_seed, check_type
 
 from ..hooks import model_device
 
@@ -571,7 +571,7 @@ class _Subset(nn.Module):
         return self.model(x)[:, self.index]
 
 
-class MDSClustering:
+class MDSClustering(EstimatorParams):
     """Scikit-learn-style estimator around :func:`mds_clustering` (Burg et al., ICLR 2024).
 
     ``fit(model, stimulus_shape)`` clusters the neurons of a differentiable response model;
@@ -615,35 +615,6 @@ class MDSClustering:
         self.max_split_rounds = max_split_rounds
         self.split_max_iter = split_max_iter
         self.seed = seed
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters."""
-        names = [
-            "n_clusters",
-            "temperature",
-            "norm",
-            "n_steps",
-            "lr",
-            "smoothness",
-            "max_iter",
-            "reinitialize",
-            "normalize",
-            "n_norm_samples",
-            "split",
-            "max_split_rounds",
-            "split_max_iter",
-            "seed",
-        ]
-        return {n: getattr(self, n) for n in names}
-
-    def set_params(self, **params: Any) -> MDSClustering:
-        """Set constructor parameters; unknown names raise ``ValueError``."""
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"params must be among {sorted(valid)}, got {key!r}")
-            setattr(self, key, value)
-        return self
 
     def fit(
         self,

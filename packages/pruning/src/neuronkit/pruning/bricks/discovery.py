@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_finite, check_ndim, check_number, check_seed, check_type
+from neuronkit.common import (
+    EstimatorParams,
+    check_finite,
+    check_ndim,
+    check_number,
+    check_seed,
+    check_type,
+)
 
 from .model import BrickTransformer, Gate, task_accuracy
 from .tasks import IGNORE_INDEX, TaskData
@@ -266,7 +273,7 @@ def assign_partitions(
     return owner
 
 
-class BrickDiscovery:
+class BrickDiscovery(EstimatorParams):
     """Find task-specific neuron partitions (emergent bricks) of every FFN layer.
 
     scikit-learn-style estimator over a trained :class:`BrickTransformer`.
@@ -300,15 +307,6 @@ class BrickDiscovery:
         self.threshold = float(threshold)
         self.min_share = float(min_share)
         self.seed = int(seed)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        return {
-            "n_partitions": self.n_partitions,
-            "threshold": self.threshold,
-            "min_share": self.min_share,
-            "seed": self.seed,
-        }
 
     def fit(self, model: BrickTransformer, data: TaskData) -> BrickDiscovery:
         """Record activations of ``model`` on ``data`` and build the partitions of every layer."""

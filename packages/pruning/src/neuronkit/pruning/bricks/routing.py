@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from neuronkit.common import (
+    EstimatorParams,
     check_choice,
     check_finite,
     check_ndim,
@@ -361,7 +362,7 @@ def router_recall(
     return float(((chosen * scores).sum(-1)[ok] / total[ok]).mean())
 
 
-class MoEfication:
+class MoEfication(EstimatorParams):
     """Turn every FFN of a :class:`BrickTransformer` into routed experts.
 
     Args:
@@ -396,16 +397,6 @@ class MoEfication:
         self.router_epochs = int(router_epochs)
         self.router_lr = float(router_lr)
         self.seed = int(seed)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        return {
-            "n_experts": self.n_experts,
-            "method": self.method,
-            "router_epochs": self.router_epochs,
-            "router_lr": self.router_lr,
-            "seed": self.seed,
-        }
 
     def fit(self, model: BrickTransformer, data: TaskData) -> MoEfication:
         """Split every FFN of ``model`` and train its router on the tokens of ``data``."""

@@ -130,10 +130,10 @@ class ENASController(nn.Module):
         self, n: int, sequences: torch.Tensor | None, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the controller; sample tokens unless ``sequences [n, T]`` are teacher-forced."""
-        device = self.embedding.weight.device
-        h = torch.zeros(n, self.hidden, device=device)
-        c = torch.zeros(n, self.hidden, device=device)
-        inp = torch.zeros(n, self.hidden, device=device)
+        weight = self.embedding.weight  # the states follow its device and dtype
+        h = weight.new_zeros(n, self.hidden)
+        c = torch.zeros_like(h)
+        inp = torch.zeros_like(h)
         tokens, log_prob, entropy = [], [], []
         for t in range(self.space.num_decisions):
             h, c = self.lstm(inp, (h, c))
@@ -142,7 +142,7 @@ class ENASController(nn.Module):
                 probs = logp.detach().exp()
                 if generator is not None:  # drawn on the generator's device (a seed's: the CPU)
                     probs = probs.to(generator.device)
-                tok = torch.multinomial(probs, 1, generator=generator)[:, 0].to(device)
+                tok = torch.multinomial(probs, 1, generator=generator)[:, 0].to(weight.device)
             else:
                 tok = sequences[:, t]
             tokens.append(tok)
@@ -196,7 +196,7 @@ class ENASController(nn.Module):
         """Teacher-forced decision distributions: ``[n, choices[t]]`` for each position ``t``."""
         seqs = self._sequences(architectures)
         n = len(seqs)
-        h = torch.zeros(n, self.hidden, device=seqs.device)
+        h = self.embedding.weight.new_zeros(n, self.hidden)
         c = torch.zeros_like(h)
         inp = torch.zeros_like(h)
         out = []

@@ -137,7 +137,8 @@ def _check_rule(threshold: Any, scale: Any, min_steps: Any) -> None:
 
 
 def accumulated_confidence(outputs: Tensor, *, scale: float = REF_SCALE) -> Tensor:
-    """Softmax of the scaled running sum: ``outputs [T, B, K]`` -> probabilities ``[T, B, K]``."""
+    """Softmax of the scaled running sum: ``outputs [T, B, K]`` -> probabilities ``[T, B, K]``
+    in float64 (the running sums of a long run are accumulated in double precision)."""
     _check_outputs(outputs)
     check_number("scale", scale, gt=0)
     return torch.softmax(scale * outputs.detach().double().cumsum(0), dim=-1)

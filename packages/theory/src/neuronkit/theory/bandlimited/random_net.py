@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
-from neuronkit.common import check_choice, check_number
+from neuronkit.common import EstimatorParams, check_choice, check_number
 
 from .._utils import Seed, as_float_tensor, check_positive_int, torch_generator
 
@@ -88,7 +89,7 @@ def relative_l2_error(prediction: Any, target: Any) -> float:
     return float(torch.linalg.norm(p - t) / torch.linalg.norm(t).clamp_min(1e-300))
 
 
-class BandlimitedRandomNet:
+class BandlimitedRandomNet(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
     """A depth-2 random net with bandlimited hidden weights; only the output layer is fitted.
 
     Args:
@@ -130,17 +131,6 @@ class BandlimitedRandomNet:
         self.hidden_weight_: torch.Tensor | None = None
         self.hidden_bias_: torch.Tensor | None = None
         self.coef_: torch.Tensor | None = None
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's arguments (scikit-learn convention)."""
-        return {
-            "width": self.width,
-            "band": self.band,
-            "bias_band": self.bias_band,
-            "activation": self.activation,
-            "ridge": self.ridge,
-            "seed": self.seed,
-        }
 
     def features(self, x: Any) -> torch.Tensor:
         """Hidden activations ``sigma(x a^T + b) / sqrt(N)``: ``[n, N]`` (after ``fit``)."""

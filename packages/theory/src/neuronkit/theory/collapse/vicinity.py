@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from sklearn.base import BaseEstimator
 
-from neuronkit.common import check_number, check_shape
+from neuronkit.common import EstimatorParams, check_number, check_shape
 
 from .._utils import as_float_tensor, as_labels, check_positive_int
 
@@ -210,7 +211,7 @@ def vicinity_first_order(
     return h0 - (h0.shape[0] / beta) * grad
 
 
-class VicinityCollapse:
+class VicinityCollapse(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
     """Estimator shell around :func:`fit_vicinity` (scikit-learn style).
 
     ``VicinityCollapse(lambda_w=1e-3, beta=1.0).fit(H0, y)`` sets ``features_ [N, D]``,
@@ -231,24 +232,6 @@ class VicinityCollapse:
         self.lambda_h = lambda_h
         self.max_steps = max_steps
         self.tol = tol
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's arguments (scikit-learn convention)."""
-        return {
-            "lambda_w": self.lambda_w,
-            "beta": self.beta,
-            "lambda_h": self.lambda_h,
-            "max_steps": self.max_steps,
-            "tol": self.tol,
-        }
-
-    def set_params(self, **params: Any) -> VicinityCollapse:
-        """Set constructor arguments by name (scikit-learn convention); returns ``self``."""
-        for key, value in params.items():
-            if key not in self.get_params():
-                raise ValueError(f"params must be among {sorted(self.get_params())}, got {key!r}")
-            setattr(self, key, value)
-        return self
 
     def fit(self, X: Any, y: Any) -> VicinityCollapse:
         """Optimize the features from ``X [N, D]`` and the classifier (:func:`fit_vicinity`):

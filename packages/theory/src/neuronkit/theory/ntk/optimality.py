@@ -34,6 +34,7 @@ data on the sphere with its Bayes classifier.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,8 +43,9 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import optimize, stats
+from sklearn.base import BaseEstimator
 
-from neuronkit.common import as_float_array, check_number, check_type
+from neuronkit.common import EstimatorParams, as_float_array, check_number, check_type
 
 from .._utils import (
     as_float_tensor,
@@ -101,26 +103,49 @@ class DualActivation:
         return self.dual(rho)
 
 
+# The duals and activations are module-level functions (or partials of them), so models and
+# fitted estimators holding a DualActivation pickle (torch.save of a whole NTKNetwork).
+
+
+def _relu_dual(rho: Tensor) -> Tensor:
+    r = rho.clamp(-1.0, 1.0)
+    return (torch.sqrt((1.0 - r * r).clamp_min(0.0)) + r * (math.pi - torch.arccos(r))) / math.pi
+
+
+def _relu_derivative(rho: Tensor) -> Tensor:
+    return (math.pi - torch.arccos(rho.clamp(-1.0, 1.0))) / math.pi
+
+
+def _relu_activation(z: Tensor) -> Tensor:
+    return math.sqrt(2.0) * torch.relu(z)
+
+
 def relu_dual() -> DualActivation:
     """ReLU scaled by ``sqrt(2)``: the normalized arc-cosine kernel of degree 1 (Cho & Saul).
 
     ``dual(rho) = (sqrt(1 - rho^2) + rho (pi - arccos rho)) / pi``,
     ``dual'(rho) = (pi - arccos rho) / pi``.
     """
+    return DualActivation("relu", _relu_dual, _relu_derivative, _relu_activation)
 
-    def dual(rho: Tensor) -> Tensor:
-        r = rho.clamp(-1.0, 1.0)
-        return (
-            torch.sqrt((1.0 - r * r).clamp_min(0.0)) + r * (math.pi - torch.arccos(r))
-        ) / math.pi
 
-    def derivative(rho: Tensor) -> Tensor:
-        return (math.pi - torch.arccos(rho.clamp(-1.0, 1.0))) / math.pi
+_ERF_NORM = math.asin(2.0 / 3.0)
 
-    def act(z: Tensor) -> Tensor:
-        return math.sqrt(2.0) * torch.relu(z)
 
-    return DualActivation("relu", dual, derivative, act)
+def _erf_dual(rho: Tensor) -> Tensor:
+    return torch.arcsin(2.0 * rho.clamp(-1.0, 1.0) / 3.0) / _ERF_NORM
+
+
+def _erf_derivative(rho: Tensor) -> Tensor:
+    r = rho.clamp(-1.0, 1.0)
+    return (2.0 / 3.0) / torch.sqrt(1.0 - 4.0 * r * r / 9.0) / _ERF_NORM
+
+
+_ERF_SCALE = 1.0 / math.sqrt(2.0 / math.pi * _ERF_NORM)
+
+
+def _erf_activation(z: Tensor) -> Tensor:
+    return _ERF_SCALE * torch.erf(z)
 
 
 def erf_dual() -> DualActivation:
@@ -128,21 +153,7 @@ def erf_dual() -> DualActivation:
 
     (Williams 1997 for ``E[erf(u) erf(v)]``.)
     """
-    norm = math.asin(2.0 / 3.0)
-
-    def dual(rho: Tensor) -> Tensor:
-        return torch.arcsin(2.0 * rho.clamp(-1.0, 1.0) / 3.0) / norm
-
-    def derivative(rho: Tensor) -> Tensor:
-        r = rho.clamp(-1.0, 1.0)
-        return (2.0 / 3.0) / torch.sqrt(1.0 - 4.0 * r * r / 9.0) / norm
-
-    scale = 1.0 / math.sqrt(2.0 / math.pi * norm)
-
-    def act(z: Tensor) -> Tensor:
-        return scale * torch.erf(z)
-
-    return DualActivation("erf", dual, derivative, act)
+    return DualActivation("erf", _erf_dual, _erf_derivative, _erf_activation)
 
 
 def _hermite_e(k: int, z: Tensor) -> Tensor:
@@ -153,6 +164,26 @@ def _hermite_e(k: int, z: Tensor) -> Tensor:
     for n in range(1, k):
         h_prev, h = h, z * h - n * h_prev
     return h
+
+
+def _polynomial(c: tuple[float, ...], rho: Tensor) -> Tensor:
+    """``sum_k c_k rho^k`` (Horner)."""
+    out = torch.zeros_like(rho)
+    for k in range(len(c) - 1, -1, -1):
+        out = out * rho + c[k]
+    return out
+
+
+def _polynomial_derivative(c: tuple[float, ...], rho: Tensor) -> Tensor:
+    out = torch.zeros_like(rho)
+    for k in range(len(c) - 1, 0, -1):
+        out = out * rho + k * c[k]
+    return out
+
+
+def _hermite_activation(amps: tuple[float, ...], z: Tensor) -> Tensor:
+    """``sum_k a_k He_k(z)``."""
+    return sum(a * _hermite_e(k, z) for k, a in enumerate(amps) if a > 0)  # type: ignore[return-value]
 
 
 def hermite_dual(coefficients: Sequence[float], name: str | None = None) -> DualActivation:
@@ -176,25 +207,16 @@ def hermite_dual(coefficients: Sequence[float], name: str | None = None) -> Dual
     while len(c) > 1 and c[-1] == 0.0:
         c.pop()
 
-    def dual(rho: Tensor) -> Tensor:
-        out = torch.zeros_like(rho)
-        for k in range(len(c) - 1, -1, -1):  # Horner
-            out = out * rho + c[k]
-        return out
-
-    def derivative(rho: Tensor) -> Tensor:
-        out = torch.zeros_like(rho)
-        for k in range(len(c) - 1, 0, -1):
-            out = out * rho + k * c[k]
-        return out
-
-    amps = [math.sqrt(v / math.factorial(k)) for k, v in enumerate(c)]
-
-    def act(z: Tensor) -> Tensor:
-        return sum(a * _hermite_e(k, z) for k, a in enumerate(amps) if a > 0)  # type: ignore[return-value]
-
+    amps = tuple(math.sqrt(v / math.factorial(k)) for k, v in enumerate(c))
     label = name or "hermite(" + ", ".join(f"{v:.3g}" for v in c) + ")"
-    return DualActivation(label, dual, derivative, act, tuple(c))
+    coeffs = tuple(c)
+    return DualActivation(
+        label,
+        functools.partial(_polynomial, coeffs),
+        functools.partial(_polynomial_derivative, coeffs),
+        functools.partial(_hermite_activation, amps),
+        coeffs,
+    )
 
 
 def singular_activation(dim: int, degree: int | None = None) -> DualActivation:
@@ -247,35 +269,54 @@ def dual_from_activation(
     w2 = (w[:, None] * w[None, :]).reshape(-1)
     z1, z2 = z1.reshape(-1), z2.reshape(-1)
 
-    def phi_and_grad(x: Tensor) -> tuple[Tensor, Tensor]:
-        x = x.detach().clone().requires_grad_(True)
-        y = activation(x)
-        if not isinstance(y, Tensor) or y.shape != x.shape:
-            raise ValueError("activation must map a tensor to a tensor of the same shape")
-        (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
-        if g is None:
-            g = torch.zeros_like(x)
-        return y.detach(), g.detach()
-
-    second = float((w * phi_and_grad(z)[0] ** 2).sum())
+    second = float((w * _phi_and_grad(activation, z)[0] ** 2).sum())
     if not math.isfinite(second) or second <= 0:
         raise ValueError("activation must have a finite, positive E[phi(z)^2]")
     scale = 1.0 / math.sqrt(second)
+    nodes_weights = (z1, z2, w2)
+    return DualActivation(
+        name,
+        functools.partial(_quadrature_dual, activation, scale, nodes_weights, False),
+        functools.partial(_quadrature_dual, activation, scale, nodes_weights, True),
+        functools.partial(_scaled, activation, scale),
+        None,
+    )
 
-    def expect(rho: Tensor, deriv: bool) -> Tensor:
-        flat = rho.reshape(-1, 1).clamp(-1.0, 1.0).to(torch.float64)
-        n1, n2, nw = z1.to(flat.device), z2.to(flat.device), w2.to(flat.device)
-        u = n1[None, :].expand(flat.shape[0], -1)
-        v = flat * n1[None, :] + torch.sqrt(1.0 - flat**2) * n2[None, :]
-        fu, gu = phi_and_grad(u)
-        fv, gv = phi_and_grad(v)
-        prod = gu * gv if deriv else fu * fv
-        return (scale**2 * (prod * nw[None, :]).sum(dim=1)).reshape(rho.shape).to(rho.dtype)
 
-    def act(x: Tensor) -> Tensor:
-        return scale * activation(x)
+def _phi_and_grad(activation: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(phi(x), phi'(x))`` elementwise (``phi'`` by autograd; 0 where it has no gradient)."""
+    x = x.detach().clone().requires_grad_(True)
+    y = activation(x)
+    if not isinstance(y, Tensor) or y.shape != x.shape:
+        raise ValueError("activation must map a tensor to a tensor of the same shape")
+    (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+    if g is None:
+        g = torch.zeros_like(x)
+    return y.detach(), g.detach()
 
-    return DualActivation(name, lambda r: expect(r, False), lambda r: expect(r, True), act, None)
+
+def _quadrature_dual(
+    activation: Callable[[Tensor], Tensor],
+    scale: float,
+    nodes_weights: tuple[Tensor, Tensor, Tensor],
+    deriv: bool,
+    rho: Tensor,
+) -> Tensor:
+    """``E[phi(u) phi(v)]`` (or of ``phi'``) at correlation ``rho`` by 2-D Gauss-Hermite nodes
+    ``z1, z2`` with weights ``w2``, for ``phi = scale * activation``."""
+    z1, z2, w2 = nodes_weights
+    flat = rho.reshape(-1, 1).clamp(-1.0, 1.0).to(torch.float64)
+    n1, n2, nw = z1.to(flat.device), z2.to(flat.device), w2.to(flat.device)
+    u = n1[None, :].expand(flat.shape[0], -1)
+    v = flat * n1[None, :] + torch.sqrt(1.0 - flat**2) * n2[None, :]
+    fu, gu = _phi_and_grad(activation, u)
+    fv, gv = _phi_and_grad(activation, v)
+    prod = gu * gv if deriv else fu * fv
+    return (scale**2 * (prod * nw[None, :]).sum(dim=1)).reshape(rho.shape).to(rho.dtype)
+
+
+def _scaled(activation: Callable[[Tensor], Tensor], scale: float, x: Tensor) -> Tensor:
+    return scale * activation(x)
 
 
 def _as_rho(rho: Any) -> Tensor:
@@ -599,7 +640,7 @@ def _check_no_conflicts(rho: Tensor, labels: Tensor) -> None:
         )
 
 
-class DeepNTKClassifier:
+class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
     """Kernel regression (interpolation) with the depth-``L`` NTK: the trained infinitely wide net.
 
     scikit-learn style: ``fit(X [N, D], y [N])``, ``predict(X [M, D]) -> [M]``, ``score``. Inputs
@@ -620,10 +661,6 @@ class DeepNTKClassifier:
         check_number("ridge", ridge, ge=0)
         self.ridge = float(ridge)
         self._singular = depth_limit(self.activation)["classifier"] == "singular_kernel"
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's arguments (scikit-learn convention)."""
-        return {"activation": self.activation, "depth": self.depth, "ridge": self.ridge}
 
     def _log_scaled_diagonal(self) -> float:
         """``log(K_L(1) / lambda^L)``: ``K_L(1) = sum_{j <= L} c^j`` with ``c = dual'(1) > 1``."""
@@ -711,7 +748,7 @@ class DeepNTKClassifier:
         return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
 
 
-class InfiniteDepthNTKClassifier:
+class InfiniteDepthNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
     """The ``L -> inf`` limit of :class:`DeepNTKClassifier`, chosen by :func:`depth_limit`.
 
     Majority vote, 1-NN (largest cosine) or the singular kernel classifier with the exact limit
@@ -721,10 +758,6 @@ class InfiniteDepthNTKClassifier:
     def __init__(self, activation: DualActivation) -> None:
         self.activation = _check_dual(activation)
         self.limit_ = depth_limit(self.activation)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's arguments (scikit-learn convention)."""
-        return {"activation": self.activation}
 
     def fit(self, x: Any, y: Any) -> InfiniteDepthNTKClassifier:
         """Store the training rows ``x [N, D]`` (projected to the sphere) and labels ``y [N]``."""
