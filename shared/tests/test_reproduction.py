@@ -98,6 +98,28 @@ def test_threads_cap_torch_during_the_run_and_are_restored(tmp_path: Path) -> No
     assert result.environment["torch_threads"] == "1"  # what the run used, not the restored count
 
 
+def test_tensor_metrics_are_stored_as_numbers(tmp_path: Path) -> None:
+    """A metric or table cell given as a tensor in an autograd graph is stored as Python
+    numbers: it kept the graph alive and the end-of-run copy of the result raised."""
+    torch = pytest.importorskip("torch", reason="tensor metrics need torch")
+    x = torch.ones(3, requires_grad=True)
+
+    @reproduction(id="unit.tensors", paper="P", claim="C", checks=[Check("v", ">=", 0)])
+    def tensors(ctx: RunContext) -> None:
+        loss = (x * 2).sum()  # non-leaf, with a grad_fn
+        ctx.metric("loss", loss)
+        ctx.metric("curve", [loss, {"last": loss * 0.5}])
+        ctx.table("losses", [{"step": 1, "loss": loss}])
+        ctx.check("v", 1.0)
+
+    result = run_reproduction(
+        getattr(tensors, ATTRIBUTE), tensors, package="unit", quick=True, seed=0, out_root=tmp_path
+    )
+    assert result.metrics["loss"] == 6.0
+    assert result.metrics["curve"] == [6.0, {"last": 3.0}]
+    assert result.tables[0]["rows"] == [{"step": 1, "loss": 6.0}]
+
+
 @reproduction(id="unit.ok", paper="P", claim="C", checks=[Check("v", ">=", 0.5, "value")], seed=4)
 def _ok(ctx: RunContext) -> None:
     ctx.metric("draw", float(ctx.rng.random()))

@@ -68,6 +68,21 @@ def test_reconstruction_loss_trains_only_the_codebook() -> None:
     assert layer.codebook.grad.abs().sum() > 0
 
 
+def test_the_layer_does_not_keep_the_upstream_graph() -> None:
+    """Between calls the layer holds its last input detached: the network's graph before it
+    (every tensor saved for backward) is freed when the caller drops the output."""
+    import weakref
+
+    layer = _layer()
+    x = torch.randn(4, 8, requires_grad=True)
+    hidden = torch.nn.functional.linear(x, torch.eye(8, requires_grad=True))
+    alive = weakref.ref(hidden)
+    out = layer(hidden)
+    del hidden, out
+    assert alive() is None
+    assert layer.reconstruction_loss().requires_grad  # the codebook's own graph
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 def test_deepcopy_after_a_training_step_keeps_the_loss_and_its_gradients(groups: int) -> None:
     # the last call's activations are tensors of its autograd graph, which deepcopy refuses

@@ -45,6 +45,13 @@ def test_placement_is_seeded_and_balanced() -> None:
     sub = a.subset([0, 5, 7])
     assert len(sub) == 3
     assert torch.equal(sub.y, a.y[[0, 5, 7]])
+    # a boolean mask selects its rows (it was read as the indices 0 and 1)
+    assert torch.equal(a.subset(a.y == 1).y, a.y[a.y == 1])
+    assert torch.equal(a.subset((a.y == 1).numpy()).y, a.y[a.y == 1])
+    with pytest.raises(ValueError, match="boolean mask"):
+        a.subset(torch.tensor([True, False]))
+    with pytest.raises(ValueError, match="integer or boolean"):
+        a.subset([0.5, 1.5])
 
 
 @pytest.mark.parametrize(

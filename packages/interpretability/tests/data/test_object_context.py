@@ -67,6 +67,7 @@ def test_seeded_split_keeps_digits_together() -> None:
     sub = a.subset([0, 3])
     assert torch.equal(sub.y, a.y[[0, 3]])
     assert sub.box == a.box
+    assert torch.equal(a.subset(a.y == 1).y, a.y[a.y == 1])  # a mask, not indices 0 and 1
 
 
 @pytest.mark.parametrize(

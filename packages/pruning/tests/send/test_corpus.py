@@ -61,3 +61,9 @@ def test_tokenizer_bad_inputs() -> None:
         tok.batch([])
     with pytest.raises(TypeError, match="text"):
         tok.encode(3)  # type: ignore[arg-type]
+
+
+def test_a_numpy_integer_seed_is_the_same_seed() -> None:
+    import numpy as np
+
+    assert generate_fact_corpus(seed=np.int64(3)) == generate_fact_corpus(seed=3)

@@ -79,3 +79,17 @@ def test_bad_inputs() -> None:
 def test_delta_frames_with_one_step_still_move() -> None:
     images = load_digits().x_train[:50]
     assert float(event_frames(images, 1).sum()) > 0  # the frame before step 0 differs from it
+
+
+def test_numpy_and_64_bit_seeds() -> None:
+    """A numpy integer seed works as the same int (torch's Generator refuses numpy integers),
+    and any seed below 2**64 (a DataLoader worker's) is accepted by the spike-timing data."""
+    import numpy as np
+
+    from neuronkit.snn import poisson_encode, spike_timing_dataset
+
+    images = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(event_frames(images, 4, seed=np.int64(3)), event_frames(images, 4, seed=3))
+    x = torch.rand(2, 5)
+    assert torch.equal(poisson_encode(x, 4, seed=np.int64(3)), poisson_encode(x, 4, seed=3))
+    spike_timing_dataset(n_train=4, n_test=2, seed=2**40)

@@ -68,6 +68,28 @@ def test_bad_inputs(shd_file, tmp_path) -> None:
         f.create_dataset("labels", data=np.zeros(2))
     with pytest.raises(ValueError, match="spikes"):
         load_shd(bad)
+    # unreadable files and malformed contents name the path
+    for name, content in (("empty.h5", b""), ("text.h5", b"not hdf5")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"path .*{name}.* is not a readable HDF5 file"):
+            load_shd(tmp_path / name)
+    with h5py.File(bad, "w") as f:
+        f.create_group("spikes")
+        f.create_dataset("labels", data=np.zeros(2, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"bad\.h5.* has no 'spikes/times'"):
+        load_shd(bad)
+    # masks and fractional indices are not sample positions
+    with pytest.raises(TypeError, match="indices must be integer"):
+        load_shd(shd_file, indices=np.array([False, True, False]))
+    with pytest.raises(TypeError, match="indices must be integer"):
+        load_shd(shd_file, indices=[1.7])
+    floats = tmp_path / "float_labels.h5"
+    _write(floats, [[0.1]], [[0]], [1])
+    with h5py.File(floats, "a") as f:
+        del f["labels"]
+        f.create_dataset("labels", data=np.array([1.7]))
+    with pytest.raises(ValueError, match=r"labels must be \[N\] integers"):
+        load_shd(floats)
 
 
 def test_spikes_at_or_after_duration_are_dropped_in_a_partial_last_frame(tmp_path) -> None:

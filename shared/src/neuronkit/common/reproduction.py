@@ -184,6 +184,18 @@ class Result:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def _untensor(value: Any) -> Any:
+    """``value`` with torch tensors (also inside dicts, lists and tuples) as Python numbers and
+    lists: a tensor in an autograd graph would pin the graph and fail ``result.json``'s copy."""
+    if isinstance(value, dict):
+        return {k: _untensor(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_untensor(v) for v in value]
+    if hasattr(value, "detach") and hasattr(value, "tolist"):  # a torch tensor
+        return value.detach().tolist()
+    return value
+
+
 class RunContext:
     """Everything a reproduction gets: settings, a seeded RNG, and places to put results.
 
@@ -239,8 +251,9 @@ class RunContext:
         return result.passed
 
     def metric(self, name: str, value: Any) -> None:
-        """Record a metric (number, list or small dict) for ``result.json`` and the report."""
-        self.metrics[name] = value
+        """Record a metric (number, list or small dict) for ``result.json`` and the report;
+        torch tensors are stored as Python numbers and lists."""
+        self.metrics[name] = _untensor(value)
 
     def note(self, text: str) -> None:
         """Add a paragraph to the report (method details, caveats, what did not reproduce)."""
@@ -248,7 +261,7 @@ class RunContext:
 
     def table(self, title: str, rows: Sequence[dict[str, Any]]) -> None:
         """Add a table (a list of dicts with the same keys) to the report and ``result.json``."""
-        self.tables.append({"title": title, "rows": [dict(r) for r in rows]})
+        self.tables.append({"title": title, "rows": [_untensor(dict(r)) for r in rows]})
 
     def save_figure(self, name: str, fig: Any, *, dpi: int = 120) -> Path:
         """Save a matplotlib figure as ``<name>.png`` atomically and close it."""

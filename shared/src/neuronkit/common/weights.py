@@ -77,11 +77,14 @@ def load_weights(path: str | os.PathLike[str], module: Any = None, *, strict: bo
     st = _safetensors_torch()
     if not Path(path).is_file():
         raise FileNotFoundError(f"path must be an existing safetensors file, got {str(path)!r}")
-    state: dict[str, Any] = st.load_file(str(path))
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        extra = (f.metadata() or {}).get(EXTRA_STATE_KEY)
+    try:
+        state: dict[str, Any] = st.load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            extra = (f.metadata() or {}).get(EXTRA_STATE_KEY)
+    except SafetensorError as err:  # empty, truncated or another format
+        raise ValueError(f"path {str(path)!r} is not a readable safetensors file ({err})") from None
     if extra is not None:
         state.update(json.loads(extra))
     if module is None:

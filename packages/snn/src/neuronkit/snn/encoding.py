@@ -62,7 +62,7 @@ def _generator(seed: int | None, generator: torch.Generator | None, device: torc
         return generator
     if seed is not None:
         check_seed(seed)
-        return torch.Generator(device=device).manual_seed(seed)
+        return torch.Generator(device=device).manual_seed(int(seed))  # also a numpy integer
     return None
 
 

@@ -284,7 +284,7 @@ class CodebookLayer(nn.Module):
             a = a.reshape(x.shape)
             codes_out = codes_out.reshape(x.shape)
         self.last_codes = ids.detach()
-        self._last_input = a
+        self._last_input = a.detach()  # the loss reads it detached: no upstream graph kept
         self._last_output = codes_out
         with torch.no_grad():
             self.counts += self._count(ids, forced)
@@ -334,7 +334,7 @@ class CodebookLayer(nn.Module):
         """
         if self._last_input is None or self._last_output is None:
             return self.codebook.sum() * 0.0
-        diff = self._last_output - self._last_input.detach()
+        diff = self._last_output - self._last_input
         return diff.pow(2).sum(-1).mean()
 
     # ------------------------------------------------------------------ codes bookkeeping

@@ -20,6 +20,8 @@ import torch
 
 from neuronkit.common import check_number, check_seed
 
+from ._index import subset_index
+
 __all__ = ["BlockDigits", "block_digits", "load_digits", "null_patch"]
 
 
@@ -87,8 +89,8 @@ class BlockDigits:
         return masks.reshape(n, 1, h, w)
 
     def subset(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> BlockDigits:
-        """The examples at ``index``."""
-        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        """The examples at ``index`` (``[M]`` integer indices or an ``[N]`` boolean mask)."""
+        idx = subset_index(index, len(self.y))
         return BlockDigits(self.x[idx], self.y[idx], self.signal_top[idx])
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from neuronkit.common import check_number, check_seed, check_type
 
+from ._index import subset_index
 from .block_digits import load_digits
 
 __all__ = ["MultifacetedDigits", "multifaceted_digits"]
@@ -67,16 +68,7 @@ class MultifacetedDigits:
     def subset(self, index: torch.Tensor) -> MultifacetedDigits:
         """The examples at ``index`` (a ``[M]`` integer or ``[N]`` boolean tensor)."""
         check_type("index", index, torch.Tensor)
-        if index.dtype == torch.bool:
-            if index.shape != (len(self),):
-                raise ValueError(
-                    f"index must be a [{len(self)}] boolean mask, got shape {tuple(index.shape)}"
-                )
-        elif index.is_floating_point() or index.ndim != 1:
-            raise ValueError(
-                f"index must be a 1-D integer or boolean tensor, got {index.dtype} "
-                f"of shape {tuple(index.shape)}"
-            )
+        index = subset_index(index, len(self))
         return MultifacetedDigits(
             x=self.x[index],
             y=self.y[index],

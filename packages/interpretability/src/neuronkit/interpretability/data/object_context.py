@@ -29,6 +29,7 @@ import torch
 
 from neuronkit.common import check_number, check_probability, check_seed
 
+from ._index import subset_index
 from .block_digits import load_digits
 
 __all__ = ["ObjectContextData", "context_texture", "object_context"]
@@ -124,8 +125,9 @@ class ObjectContextData:
         return float((self.context == self.y).float().mean()) if len(self) else float("nan")
 
     def subset(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> ObjectContextData:
-        """The examples at ``index`` (same box)."""
-        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        """The examples at ``index`` (``[M]`` integer indices or an ``[N]`` boolean mask; same
+        box)."""
+        idx = subset_index(index, len(self.y))
         return ObjectContextData(
             self.scenes[idx],
             self.objects[idx],

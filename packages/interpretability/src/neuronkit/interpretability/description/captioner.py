@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_finite, check_number, check_seed, check_type
+from neuronkit.common import check_finite, check_number, check_seed, check_type, torch_generator
 
 from .vocabulary import Vocabulary
 
@@ -311,7 +311,7 @@ class ExemplarEncoder(nn.Module):
             check_number(name, v, ge=1, integer=True)
         check_number("lr", lr, gt=0.0)
         check_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch_generator(seed)
         torch.manual_seed(seed)
         n_classes = [int(pixel_labels[:, a].max()) + 1 for a in range(pixel_labels.shape[1])]
         heads = nn.ModuleList([nn.Conv2d(self.feature_size, c, 1) for c in n_classes])
@@ -591,7 +591,7 @@ class ExemplarCaptioner(nn.Module):
         features = features.detach()
         set_idx = torch.tensor(sets)
         ids = self.vocabulary.encode(texts).to(features.device)
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch_generator(seed)
         torch.manual_seed(seed)
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=lr)

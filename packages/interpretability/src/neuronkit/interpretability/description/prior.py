@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_number, check_seed, check_type
+from neuronkit.common import check_number, check_seed, check_type, torch_generator
 
 from .captioner import _own_rng, _seeded_init
 from .vocabulary import Vocabulary
@@ -121,7 +121,7 @@ class DescriptionLM(nn.Module):
         check_number("lr", lr, gt=0.0)
         check_seed(seed)
         ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch_generator(seed)
         torch.manual_seed(seed)
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         was_training = self.training

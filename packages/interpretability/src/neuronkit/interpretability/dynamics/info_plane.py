@@ -38,6 +38,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     host_array,
+    torch_generator,
 )
 from neuronkit.interpretability.information import (
     _as_matrix,
@@ -165,7 +166,7 @@ class EnsembleMLP(nn.Module):
             raise ValueError(f"sizes must list at least input and output widths, got {sizes}")
         for s in sizes:
             check_number("sizes[i]", s, ge=1, integer=True)
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch_generator(seed)
         self.sizes = tuple(int(s) for s in sizes)
         self.activation = activation
         self.weights = nn.ParameterList(
@@ -398,7 +399,7 @@ def track_information_plane(
     x_train, y_train = x[train_rows], y.to(x.device)[train_rows]
     x_train_t = x_train.T.unsqueeze(0).expand(n_runs, -1, -1).contiguous()  # [R, in, N]
     bs = x_train.shape[0] if batch_size is None else min(batch_size, x_train.shape[0])
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     snapshots: list[list[np.ndarray]] = []  # per record: per layer [R, N, U] float32
     train_acc, test_acc = [], []
 

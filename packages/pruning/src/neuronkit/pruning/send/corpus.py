@@ -84,7 +84,7 @@ def generate_fact_corpus(seed: int = 0, countries: int = 48, people: int = 64) -
     check_seed(seed)
     check_number("countries", countries, ge=2, integer=True)
     check_number("people", people, ge=1, integer=True)
-    rng = random.Random(seed)
+    rng = random.Random(int(seed))  # also a numpy integer
     used: set[str] = set(_JOBS)
     country = _names(rng, countries, used, 2)
     city = _names(rng, countries, used, 2)

@@ -31,7 +31,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_probability, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    check_probability,
+    check_seed,
+    check_type,
+    torch_generator,
+)
 
 from .sensitivity import SENSITIVITY_METHODS, neuron_sensitivity, top_sensitive
 
@@ -450,7 +457,7 @@ def train_send(
     _check_batch("tracking", tracking_ids, tracking_mask)
     check_type("config", config, SeNDConfig)
     check_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     labels = input_ids.masked_fill(attention_mask == 0, -100)
     params = [p for p in model.parameters() if p.requires_grad]
     # foreach: one C++ loop over the parameters instead of a Python loop (the CPU default),

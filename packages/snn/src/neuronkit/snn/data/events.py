@@ -82,7 +82,7 @@ def event_frames(
     check_number("noise", noise, ge=0, lt=1)
     check_seed(seed)
     x = images.detach() if images.ndim == 4 else images.detach().unsqueeze(1)
-    gen = torch.Generator(device=x.device).manual_seed(seed)
+    gen = torch.Generator(device=x.device).manual_seed(int(seed))  # also a numpy integer
     n = x.shape[0]
     if mode == "delta":
         phase = torch.rand(n, generator=gen, device=x.device, dtype=x.dtype) * (2 * math.pi)

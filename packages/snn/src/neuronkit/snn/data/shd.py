@@ -68,7 +68,8 @@ def load_shd(
         channel_bins: neighbouring units pooled per channel (the reference uses 5: 140
             channels); must divide ``n_units``.
         n_units: input units in the file (700 for SHD and SSC).
-        indices: optional sample indices to load (an int sequence or slice); default all.
+        indices: optional sample indices to load (integers, negative from the end, or a
+            slice); default all.
         binary: clip counts to 1.
         dtype: floating dtype of the frames.
     """
@@ -87,12 +88,22 @@ def load_shd(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path must be an existing HDF5 file, got {os.fspath(path)!r}")
     h5py = _h5py()
-    with h5py.File(path, "r") as f:
-        for key in ("spikes", "labels"):
+    name = repr(os.fspath(path))
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:  # empty, truncated or not HDF5: h5py's message names no file
+        raise ValueError(f"path {name} is not a readable HDF5 file ({err})") from None
+    with f:
+        for key in ("spikes", "labels", "spikes/times", "spikes/units"):
             if key not in f:
-                raise ValueError(f"{os.fspath(path)!r} has no {key!r} (not an SHD/SSC file)")
+                raise ValueError(f"{name} has no {key!r} (not an SHD/SSC file)")
         times_ds, units_ds = f["spikes"]["times"], f["spikes"]["units"]
         labels_all = np.asarray(f["labels"][()])
+        if labels_all.ndim != 1 or labels_all.dtype.kind not in "iu":
+            raise ValueError(
+                f"{name}: labels must be [N] integers, got {labels_all.dtype} of shape "
+                f"{labels_all.shape}"
+            )
         n = labels_all.shape[0]
         if times_ds.shape[0] != n or units_ds.shape[0] != n:
             raise ValueError(
@@ -104,7 +115,12 @@ def load_shd(
         elif isinstance(indices, slice):
             idx = np.arange(n)[indices]
         else:
-            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+            idx = np.asarray(indices).reshape(-1)
+            if idx.size and idx.dtype.kind not in "iu":  # a mask or floats: not positions
+                raise TypeError(
+                    f"indices must be integer sample indices or a slice, got dtype {idx.dtype}"
+                )
+            idx = idx.astype(np.int64)
             if idx.size and (idx.min() < -n or idx.max() >= n):
                 raise ValueError(
                     f"indices must lie in [-{n}, {n - 1}], got {idx.min()}..{idx.max()}"

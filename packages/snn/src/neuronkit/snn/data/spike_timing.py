@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_number, check_probability, check_type
+from neuronkit.common import check_number, check_probability, check_seed, check_type
 
 __all__ = ["SpikeTiming", "spike_timing_dataset", "timing_patterns"]
 
@@ -49,7 +49,7 @@ def timing_patterns(n_classes: int, n_groups: int, spacing: int, *, seed: int = 
     check_number("n_groups", n_groups, ge=2, integer=True)
     check_number("n_classes", n_classes, ge=2, le=math.factorial(n_groups), integer=True)
     check_number("spacing", spacing, ge=1, integer=True)
-    check_number("seed", seed, ge=0, lt=2**32, integer=True)
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     perms = list(itertools.permutations(range(n_groups)))
     rows = rng.choice(len(perms), size=n_classes, replace=False)
@@ -101,7 +101,7 @@ def spike_timing_dataset(
     check_number("jitter", jitter, ge=0)
     check_probability("noise_rate", noise_rate, open_right=True)
     check_probability("drop", drop, open_right=True)
-    check_number("seed", seed, ge=0, lt=2**32, integer=True)
+    check_seed(seed)
     check_type("dtype", dtype, torch.dtype)
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")

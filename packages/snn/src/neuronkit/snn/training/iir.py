@@ -49,6 +49,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    torch_generator,
 )
 
 from .._core import begin, check_finite_input, fire
@@ -377,7 +378,7 @@ def train_at_latency(
         return []
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed)
     model.train()
     losses = []
     for _ in range(epochs):
@@ -826,7 +827,7 @@ def train_ann(
     if epochs > 0:
         opt = torch.optim.Adam(ann.parameters(), lr=lr, weight_decay=weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch_generator(seed)
         ann.train()
         for _ in range(epochs):
             total, seen = 0.0, 0

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_number, check_seed, check_type
+from neuronkit.common import check_number, check_seed, check_type, torch_generator
 
 from ..neurons import LIF
 from ..surrogate import Triangle
@@ -155,7 +155,7 @@ def sltt_train_epoch(
             gen = generator
         elif seed is not None:
             check_seed(seed)
-            gen = torch.Generator().manual_seed(seed)
+            gen = torch_generator(seed)
         else:
             raise ValueError("seed or generator is required for SLTT-K (k < T), got neither")
     total_loss, correct, seen = 0.0, 0, 0
