@@ -123,6 +123,19 @@ def test_bad_inputs() -> None:
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
 
 
+def test_a_second_codebook_on_the_same_module_is_refused() -> None:
+    """insert_codebooks twice on one model stacked hooks: both codebooks snapped in turn and
+    the first stayed alive through the model's hooks. Removing the first allows the second."""
+    net = _Net()
+    first = insert_codebooks(net, ["mlp"], num_codes=4)
+    with pytest.raises(ValueError, match=r"already carries a codebook .* remove\(\) first"):
+        insert_codebooks(net, ["mlp"], num_codes=4)
+    assert len(net.mlp._forward_hooks) == 1
+    first.remove()
+    second = insert_codebooks(net, ["mlp"], num_codes=4)
+    assert second.attached
+
+
 def test_codebook_on_a_module_input_with_groups() -> None:
     torch.manual_seed(0)
     net = _Net()

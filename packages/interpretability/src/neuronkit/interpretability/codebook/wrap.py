@@ -92,6 +92,16 @@ def _first_tensor(output: Any) -> torch.Tensor:
     )
 
 
+def _codebook_owner(module: nn.Module) -> CodebookModel | None:
+    """The :class:`CodebookModel` whose hook is on ``module``, if any."""
+    for hooks in (module._forward_hooks, module._forward_pre_hooks):
+        for hook in hooks.values():
+            owner = getattr(getattr(hook, "func", None), "__self__", None)
+            if isinstance(owner, CodebookModel):
+                return owner
+    return None
+
+
 class CodebookModel(nn.Module):
     """A model with codebooks after some of its modules (made by :func:`insert_codebooks`).
 
@@ -160,6 +170,12 @@ class CodebookModel(nn.Module):
         # rebinds them to the copy, so a deep copy (or a pruned copy) of the model runs,
         # records and is forced through its own codebooks, not the original's
         modules = {name: get_layer(self.model, name) for name in self._names}  # all, or none
+        for name, module in modules.items():
+            if _codebook_owner(module) is not None:  # two codebooks would snap in turn
+                raise ValueError(
+                    f"codebooks[{name!r}]: the module already carries a codebook of another "
+                    "CodebookModel; call that model's remove() first"
+                )
         for name, module in modules.items():
             if name in self._inputs:
                 handle = module.register_forward_pre_hook(functools.partial(self._pre_hook, name))
