@@ -552,6 +552,14 @@ def test_tensor_settings_are_in_the_state_dict_and_follow_the_module(kind: str) 
     assert not torch.equal(a(x), b(x))
     b.load_state_dict(a.state_dict())
     assert torch.equal(a(x), b(x))
+    # each module owns a copy: loading a state dict leaves the caller's tensors (and any other
+    # module built from them) alone
+    shared = _per_neuron(kind, seed=2)
+    kept = {n: v.clone() for n, v in shared.items()}
+    c, d = module_cls(**shared), module_cls(**shared)
+    c.load_state_dict(a.state_dict())
+    assert all(torch.equal(shared[n], kept[n]) for n in shared)
+    assert all(torch.equal(getattr(d, n), kept[n]) for n in shared)
     # they move and cast with the module (as .to(device) moves them)
     assert all(getattr(a.double(), name).dtype == F64 for name in settings_)
     assert torch.equal(copy.deepcopy(a)(x.double()), a(x.double()))

@@ -110,3 +110,23 @@ def test_simulate_input_errors() -> None:
         simulate(leaky(), -1, {"u": torch.zeros(1, 1)})
     traj = simulate(leaky(), 3, lambda t: {"u": torch.full((1,), float(t), dtype=torch.float64)})
     assert traj.stack("y")[-1].item() == pytest.approx(0.0 * 0.9 + 1.0)
+
+
+def test_trajectory_outputs_are_copies() -> None:
+    """Editing a recorded output changes neither the system (a constant's value, a signal's
+    samples) nor the caller's inputs (a delay's state is its last input)."""
+    from neuronkit.theory.dynamical.control import signal_source
+
+    port = Port("y", (2,))
+    const = constant(port, torch.tensor([1.0, 2.0]))
+    first = simulate(const, 3)
+    first.outputs["y"][0].add_(100.0)
+    assert first.outputs["y"][1].tolist() == [1.0, 2.0]
+    assert simulate(const, 1).outputs["y"][0].tolist() == [1.0, 2.0]
+    signal = signal_source(torch.arange(4.0), name="r")
+    simulate(signal, 2).outputs["r"][0].add_(9.0)
+    assert simulate(signal, 1).outputs["r"][0].item() == 0.0
+    inputs = torch.arange(6.0).reshape(3, 2)
+    traced = simulate(delay(Port("x", (2,)), torch.zeros(2)), 3, inputs={"x": inputs})
+    traced.outputs["y"][1].mul_(0.0)
+    assert inputs[0].tolist() == [0.0, 1.0]

@@ -366,10 +366,11 @@ def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) ->
 
 def hold(module: nn.Module, name: str, value: Any) -> None:
     """Keep a setting (``tau``, ``threshold``, ...) on ``module``: a plain tensor as a buffer
-    (in the state dict, moved and cast with the module), an ``nn.Parameter`` as a parameter,
-    a number as an attribute."""
+    of its own (a copy: in the state dict, moved and cast with the module, and loading a state
+    dict leaves the caller's tensor alone), an ``nn.Parameter`` as a parameter (shared, as
+    parameters are), a number as an attribute."""
     if isinstance(value, Tensor) and not isinstance(value, nn.Parameter):
-        module.register_buffer(name, value)
+        module.register_buffer(name, value.detach().clone())
     else:
         setattr(module, name, value)
 

@@ -464,7 +464,8 @@ class Trajectory:
     """What :func:`simulate` returns.
 
     Attributes:
-        outputs: for each output port, the list of values at ticks ``0..steps-1``.
+        outputs: for each output port, the list of values at ticks ``0..steps-1`` (copies:
+            editing one changes neither the system nor the inputs).
         final_state: the state after the last tick.
         records: what ``record(t, state)`` returned at each tick (before the update).
     """
@@ -553,6 +554,6 @@ def simulate(
         if record is not None:
             records.append(record(t, current))
         outs, current = system.step(current, source(t))
-        for k, v in outs.items():
-            outputs[k].append(v)
+        for k, v in outs.items():  # copies: a readout may return its state, a constant or a
+            outputs[k].append(v.clone())  # view of the inputs, which edits would change
     return Trajectory(outputs=outputs, final_state=current, records=records)
