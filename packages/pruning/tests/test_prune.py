@@ -12,6 +12,7 @@ from neuronkit.pruning import (
     DenseNetStyle,
     DependencyGraph,
     MobileNetV2Style,
+    PruningPlan,
     SmallViT,
     VGGStyle,
     count_macs,
@@ -164,3 +165,37 @@ def test_prune_model_one_call_and_inplace() -> None:
     same = prune(graph, plan_pruning(graph, ratio=0.25), inplace=True)
     assert same is model
     assert model.body[0].out_features == 12
+
+
+@pytest.mark.parametrize("build", [MobileNetV2Style, lambda: SmallViT(dim=32, heads=4, depth=1)])
+def test_a_saved_plan_rebuilds_the_pruned_model_for_its_weights(build) -> None:
+    """Prune, change the weights (as fine-tuning would), save the plan and the weights; a fresh
+    model of the same architecture is pruned by the loaded plan and takes the weights."""
+    import io
+
+    torch.manual_seed(0)
+    model = build().eval()
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.5)
+    small = prune(graph, plan)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.mul_(1.1)
+    buffer = io.BytesIO()
+    torch.save({"plan": plan.state_dict(), "weights": small.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+
+    torch.manual_seed(5)  # another initialization
+    fresh = build().eval()
+    loaded = PruningPlan.from_state_dict(saved["plan"])
+    assert set(loaded.attention) == set(plan.attention)
+    rebuilt = prune(DependencyGraph(fresh, x), loaded)
+    rebuilt.load_state_dict(saved["weights"])
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), small(x))
+    with pytest.raises(ValueError, match="state keys must be"):
+        PruningPlan.from_state_dict({"kept.0": torch.tensor([1])})
+    with pytest.raises(ValueError, match="1-D integer tensor"):
+        PruningPlan.from_state_dict({"removed.0": torch.tensor([0.5])})

@@ -63,6 +63,39 @@ class PruningPlan:
         """Total number of removed channels."""
         return int(sum(int(v.numel()) for v in self.removed.values()))
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The plan as int64 tensors named ``"removed.<group index>"`` and
+        ``"attention.<module name>"``: save it with ``neuronkit.common.save_weights`` or
+        ``torch.save`` and rebuild the pruned architecture of a fresh model later with
+        :meth:`from_state_dict` and :func:`prune` (then load the pruned weights into it)."""
+        state = {f"removed.{g}": idx.to("cpu", torch.int64) for g, idx in self.removed.items()}
+        state.update(
+            {f"attention.{n}": idx.to("cpu", torch.int64) for n, idx in self.attention.items()}
+        )
+        return state
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> PruningPlan:
+        """The plan :meth:`state_dict` wrote (group indices refer to a
+        :class:`DependencyGraph` built on a model of the same architecture)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a mapping of tensors, got {type(state).__name__}")
+        plan = cls()
+        for key, value in state.items():
+            kind, _, name = str(key).partition(".")
+            if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.is_floating_point():
+                raise ValueError(f"state[{key!r}] must be a 1-D integer tensor, got {value!r:.60}")
+            if kind == "removed" and name.isdigit():
+                plan.removed[int(name)] = value.long()
+            elif kind == "attention" and name:
+                plan.attention[name] = value.long()
+            else:
+                raise ValueError(
+                    f"state keys must be 'removed.<group index>' or 'attention.<module>', "
+                    f"got {key!r}"
+                )
+        return plan
+
 
 def _check_ratio(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
