@@ -430,3 +430,25 @@ def test_estimator_params_follow_the_constructor() -> None:
     twin = sklearn_base.clone(est)
     assert twin.get_params() == est.get_params()
     assert twin is not est
+
+
+def test_progress_bars_follow_show_and_close_on_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """``show=None`` hides the bar off a terminal (pytest's stderr is not one); ``True`` forces
+    it on stderr, never stdout; a loop that raises closes its bar; messages go to stderr."""
+    pytest.importorskip("tqdm", reason="progress bars need tqdm")
+    from neuronkit.common import progress, progress_write
+
+    assert list(progress(range(3))) == [0, 1, 2]
+    assert capsys.readouterr().err == ""
+    assert list(progress(range(3), show=True, desc="steps")) == [0, 1, 2]
+    out = capsys.readouterr()
+    assert "steps" in out.err
+    assert out.out == ""
+    with pytest.raises(RuntimeError, match="stop"):
+        for i in progress(range(5), show=True):
+            if i == 2:
+                raise RuntimeError("stop")
+    progress_write("a message")
+    assert capsys.readouterr().err.endswith("a message\n")
+    with pytest.raises(TypeError, match="show must be bool"):
+        list(progress(range(2), show="yes"))  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ def test_run_context_and_load_reject_wrong_types(tmp_path: Path) -> None:
         ({"seed": -1}, "seed"),
         ({"seed": 1.5}, "seed"),
         ({"out_dir": 3}, "out_dir must be"),
-        ({"show_progress": None}, "show_progress must be bool"),
+        ({"show_progress": "yes"}, "show_progress must be bool"),
     ]:
         with pytest.raises((TypeError, ValueError), match=message):
             RunContext(spec, **{**ok, **bad})

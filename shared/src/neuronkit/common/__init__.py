@@ -12,6 +12,7 @@ from .estimator import EstimatorParams
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .modes import eval_mode
 from .plotting import new_figure
+from .progress import progress, progress_write
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
 from .seeding import seed_everything, torch_generator
@@ -67,6 +68,8 @@ __all__ = [
     "load_weights",
     "new_figure",
     "plain_tensor",
+    "progress",
+    "progress_write",
     "reproduce",
     "reproduction",
     "run_reproduction",

@@ -239,7 +239,7 @@ def _run_selected(
                 quick=args.quick,
                 seed=run_seed,
                 out_root=out,
-                show_progress=not args.no_progress,
+                show_progress=False if args.no_progress else None,  # None: bars only on a terminal
                 version=info.version,
             )
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main): not progress, always said

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .io import atomic_path, atomic_write_json, atomic_write_text, replace_dir
+from .progress import progress, progress_write
 from .seeding import seed_everything
 from .validation import check_choice, check_number, check_type
 
@@ -213,13 +214,14 @@ class RunContext:
         quick: bool,
         seed: int,
         out_dir: Path,
-        show_progress: bool = True,
+        show_progress: bool | None = None,
     ) -> None:
         check_type("spec", spec, ReproductionSpec)
         check_type("quick", quick, bool)
         check_number("seed", seed, ge=0, integer=True)
         check_type("out_dir", out_dir, (str, os.PathLike))
-        check_type("show_progress", show_progress, bool)
+        if show_progress is not None:
+            check_type("show_progress", show_progress, bool)
         self.spec = spec
         self.quick = quick
         self.seed = seed
@@ -280,23 +282,15 @@ class RunContext:
     def progress(
         self, iterable: Iterable[T], desc: str | None = None, total: int | None = None
     ) -> Iterator[T]:
-        """Wrap a loop in a progress bar on stderr (hidden when progress is off)."""
-        from tqdm.auto import tqdm
-
-        yield from tqdm(
-            iterable,
-            desc=f"{self.spec.id}: {desc}" if desc else self.spec.id,
-            total=total,
-            disable=not self.show_progress,
-            leave=False,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
+        """Wrap a loop in a progress bar on stderr (:func:`neuronkit.common.progress` with the
+        run's ``show_progress``: off, on, or ``None``, only on a terminal)."""
+        label = f"{self.spec.id}: {desc}" if desc else self.spec.id
+        yield from progress(iterable, show=self.show_progress, desc=label, total=total)
 
     def log(self, message: str) -> None:
-        """Print a progress message on stderr (when progress is on)."""
-        if self.show_progress:
-            print(f"  [{self.spec.id}] {message}", file=sys.stderr, flush=True)
+        """Print a progress message on stderr (unless progress is off), above any open bar."""
+        if self.show_progress is not False:
+            progress_write(f"  [{self.spec.id}] {message}")
 
 
 def environment_info() -> dict[str, str]:
@@ -336,7 +330,7 @@ def run_reproduction(
     quick: bool,
     seed: int,
     out_root: str | Path,
-    show_progress: bool = True,
+    show_progress: bool | None = None,
     version: str | None = None,
 ) -> Result:
     """Run one reproduction and write ``<out_root>/<id>/`` (result.json, report.md, figures).

@@ -30,6 +30,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    progress,
 )
 
 from .hooks import call_model
@@ -233,6 +234,7 @@ def train_classifier(
     momentum: float = 0.0,
     adversary: Adversary | None = None,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> list[float]:
     """Train ``model`` in place with cross-entropy on mini-batches; returns per-epoch losses.
 
@@ -250,6 +252,8 @@ def train_classifier(
             update (PGD adversarial training; :func:`pgd_attack` crafts it in eval mode);
             ``None`` for standard training.
         seed: seeds the batch order (``[0, 2**64)``).
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
     """
     labels = _check_batch(model, inputs, labels)
     check_number("epochs", epochs, ge=1, integer=True)
@@ -283,7 +287,7 @@ def train_classifier(
         )
     stop = n - 1 if batch_norm and n % batch_size == 1 else n  # no last batch of one
     model.train()
-    for _ in range(epochs):
+    for _ in progress(range(epochs), show=show_progress, desc="train_classifier"):
         order = torch.randperm(n, generator=gen).to(inputs.device)
         total = 0.0
         for start in range(0, stop, batch_size):

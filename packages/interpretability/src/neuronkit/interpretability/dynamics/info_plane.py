@@ -38,6 +38,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     host_array,
+    progress,
     torch_generator,
 )
 from neuronkit.interpretability.information import (
@@ -310,6 +311,7 @@ def track_information_plane(
     kde_samples: int | None = None,
     seed: int = 0,
     callback: Callable[[int, int], None] | None = None,
+    show_progress: bool | None = None,
 ) -> InformationPlane:
     """Train ``n_runs`` networks and record every layer's information-plane position.
 
@@ -340,6 +342,8 @@ def track_information_plane(
         kde_samples: inputs used by the KDE estimator (``None``: all ``N``).
         seed: seeds initialization, minibatch order and the KDE subset.
         callback: called as ``callback(done_epochs, epochs)`` after each recorded epoch.
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         :class:`InformationPlane` with both estimators.
@@ -377,6 +381,8 @@ def track_information_plane(
         check_number("batch_size", batch_size, ge=1, integer=True)
     if kde_samples is not None:
         check_number("kde_samples", kde_samples, ge=2, integer=True)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     n, n_classes = x.shape[0], int(y.max()) + 1
     test_mask = np.ones(n, dtype=bool)
     test_mask[idx] = False
@@ -414,7 +420,8 @@ def track_information_plane(
         test_acc.append(correct[:, test_mask].mean(1) if test_mask.any() else correct.mean(1))
 
     next_record = 0
-    for epoch in range(epochs + 1):
+    epochs_run = progress(range(epochs + 1), show=show_progress, desc="track_information_plane")
+    for epoch in epochs_run:
         if epoch == record[next_record]:
             snapshot()
             next_record += 1

@@ -309,6 +309,7 @@ def visualize_facets(
     optimizer: Literal["adam", "sgd"] = "sgd",
     seed: int = 0,
     record_every: int = 0,
+    show_progress: bool | None = None,
 ) -> ActivationMaximization:
     """One activation-maximization image per facet, each started from its facet's mean image.
 
@@ -328,7 +329,8 @@ def visualize_facets(
             the paper's code, whose steps are also rescaled by the mean absolute gradient:
             pixels the neuron is insensitive to stay at the facet's mean image) or ``"adam"``
             (every pixel moves at the same rate, which drives all facets towards one optimum).
-        steps, lr, seed, record_every: see :func:`~.maximize.maximize_activation`.
+        steps, lr, seed, record_every, show_progress: see
+            :func:`~.maximize.maximize_activation`.
 
     Returns:
         :class:`~.maximize.ActivationMaximization` with ``image [k, C, H, W]``.
@@ -362,4 +364,5 @@ def visualize_facets(
         optimizer=optimizer,
         seed=seed,
         record_every=record_every,
+        show_progress=show_progress,
     )

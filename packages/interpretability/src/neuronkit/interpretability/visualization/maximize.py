@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type, eval_mode
+from neuronkit.common import check_choice, check_number, check_seed, check_type, eval_mode, progress
 
 from ..hooks import (
     LayerRecorder,
@@ -324,6 +324,7 @@ def maximize_activation(
     optimizer: Literal["adam", "sgd"] = "adam",
     seed: int = 0,
     record_every: int = 0,
+    show_progress: bool | None = None,
 ) -> ActivationMaximization:
     """Gradient ascent on an image parameterization to maximize ``objective``.
 
@@ -352,6 +353,8 @@ def maximize_activation(
         optimizer: ``"adam"`` (default) or ``"sgd"`` (plain gradient ascent).
         seed: seeds the random start and every transform draw.
         record_every: keep a snapshot of the image every this many steps (0: none).
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         :class:`ActivationMaximization`.
@@ -422,15 +425,15 @@ def maximize_activation(
     with eval_mode(model), _recording(model, objective.layers) as rec:
         with torch.no_grad():
             initial = _forward(model, render(), rec, objective).detach()
-        for step in range(int(steps)):
-            progress = step / int(steps)
+        for step in progress(range(int(steps)), show=show_progress, desc="maximize_activation"):
+            fraction = step / int(steps)
             with torch.enable_grad():
                 image = render()
                 if filters:
 
-                    def hook(grad: torch.Tensor, progress: float = progress) -> torch.Tensor:
+                    def hook(grad: torch.Tensor, fraction: float = fraction) -> torch.Tensor:
                         for r in filters:
-                            grad = r.filter_gradient(grad, progress)
+                            grad = r.filter_gradient(grad, fraction)
                         return grad
 
                     image.register_hook(hook)
@@ -443,7 +446,7 @@ def maximize_activation(
                     )
                 loss = -value.sum()
                 for reg in regularizers:
-                    pen = reg.penalty(image, progress)
+                    pen = reg.penalty(image, fraction)
                     if pen is not None:
                         loss = loss + pen.sum()
                 if not bool(torch.isfinite(loss)):

@@ -90,7 +90,7 @@ def run(ctx: RunContext) -> None:
     for s in range(seeds):
         model = TimescaleRNN(1, hidden, num_heads=heads, seed=base[3 * s])
         for j, kind in enumerate(("single", "multi")):
-            bar = ctx.progress(iter(range(budget // per_epoch)), desc=f"{kind} seed {s}")
+            bar = ctx.progress(range(budget // per_epoch), desc=f"{kind} seed {s}")
 
             def tick(record: dict, _bar=bar) -> None:
                 next(_bar, None)

@@ -1,0 +1,74 @@
+"""Long-running analyses show a progress bar on stderr when asked (``show_progress``), none by
+default off a terminal, and the bar does not change their results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import maximize_activation, train_classifier
+from neuronkit.interpretability.dynamics import track_information_plane
+from neuronkit.interpretability.visualization import channel, visualize_facets
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2))
+
+
+RUNS: dict[str, Callable[[bool | None], object]] = {
+    "maximize_activation": lambda show: (
+        maximize_activation(
+            _cnn(), channel("0", 1), shape=(1, 3, 4, 4), steps=3, show_progress=show
+        ).image
+    ),
+    "visualize_facets": lambda show: (
+        visualize_facets(
+            _cnn(), channel("0", 1), torch.rand(2, 3, 4, 4), steps=3, show_progress=show
+        ).image
+    ),
+    "train_classifier": lambda show: train_classifier(
+        _cnn(), torch.rand(8, 3, 4, 4), torch.arange(8) % 2, epochs=2, show_progress=show
+    ),
+    "track_information_plane": lambda show: track_information_plane(
+        torch.rand(12, 4, generator=torch.Generator().manual_seed(0)),
+        torch.arange(12) % 2,
+        torch.arange(8),
+        hidden=(3,),
+        n_runs=1,
+        epochs=3,
+        n_records=2,
+        show_progress=show,
+    ).train_accuracy.tolist(),
+}
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_show_progress(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run = RUNS[name]
+    shown = run(True)
+    out = capsys.readouterr()
+    assert name.replace("visualize_facets", "maximize_activation") in out.err  # its optimizer
+    assert out.out == ""
+    for show in (None, False):  # pytest's stderr is not a terminal: None shows nothing
+        hidden = run(show)
+        assert "it/s" not in capsys.readouterr().err
+    if isinstance(shown, torch.Tensor):
+        assert torch.equal(shown, hidden)
+    else:
+        assert shown == hidden
+    with pytest.raises(TypeError, match="show must be bool"):
+        run("yes")  # type: ignore[arg-type]
+
+
+def test_a_bad_callback_fails_before_training() -> None:
+    with pytest.raises(TypeError, match="callback must be callable"):
+        track_information_plane(
+            torch.rand(6, 2),
+            torch.arange(6) % 2,
+            torch.arange(4),
+            callback="x",  # type: ignore[arg-type]
+        )
