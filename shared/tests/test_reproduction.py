@@ -120,6 +120,35 @@ def test_tensor_metrics_are_stored_as_numbers(tmp_path: Path) -> None:
     assert result.tables[0]["rows"] == [{"step": 1, "loss": 6.0}]
 
 
+def test_library_bars_stay_off_inside_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run shows its own bars; library calls inside it (``progress(show=None)``) show none,
+    so ``--no-progress`` silences everything and bars do not nest."""
+    pytest.importorskip("tqdm", reason="progress bars need tqdm")
+    from neuronkit.common import progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
+    list(progress(range(2), desc="library"))
+    assert "library" in capsys.readouterr().err  # show=None outside a run: on a terminal
+
+    @reproduction(id="unit.bars", paper="P", claim="C", checks=[Check("v", ">=", 0)])
+    def bars(ctx: RunContext) -> None:
+        for _ in ctx.progress(range(2), desc="outer"):
+            list(progress(range(2), desc="inner"))
+        list(progress(range(2), show=True, desc="forced"))
+        ctx.check("v", 1.0)
+
+    run_reproduction(
+        getattr(bars, ATTRIBUTE), bars, package="unit", quick=True, seed=0, out_root=tmp_path,
+        show_progress=True,
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert "outer" in err
+    assert "forced" in err
+    assert "inner" not in err
+
+
 @reproduction(id="unit.ok", paper="P", claim="C", checks=[Check("v", ">=", 0.5, "value")], seed=4)
 def _ok(ctx: RunContext) -> None:
     ctx.metric("draw", float(ctx.rng.random()))

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 from .validation import check_type
 
 T = TypeVar("T")
+
+# what show=None means for library calls: None (a bar only on a terminal), or False while a
+# reproduction runs (it shows its own bars; see run_reproduction)
+_LIBRARY_DEFAULT: ContextVar[bool | None] = ContextVar("neuronkit_progress", default=None)
 
 
 def progress(
@@ -22,14 +28,24 @@ def progress(
 
     Args:
         show: ``True`` / ``False`` force the bar on or off; ``None`` (the default everywhere)
-            shows it only when stderr is a terminal, so logs and CI output stay clean.
+            shows it only when stderr is a terminal, so logs and CI output stay clean, and not
+            inside a reproduction run, which shows its own bars.
         desc: the bar's label.
         total: the number of items when ``iterable`` has no length.
 
     The bar closes when the loop ends, also when it raises (or the generator is dropped).
     """
-    if show is not None:
+    if show is None:
+        show = _LIBRARY_DEFAULT.get()
+    else:
         check_type("show", show, bool)
+    return _bar(iterable, show, desc, total)
+
+
+def _bar(
+    iterable: Iterable[T], show: bool | None, desc: str | None, total: int | None
+) -> Iterator[T]:
+    """The bar itself (``show=None``: only on a terminal)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -45,6 +61,16 @@ def progress(
         yield from bar
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def _library_bars(show: bool | None) -> Iterator[None]:
+    """Within the block, library calls' ``progress(show=None)`` mean ``show``."""
+    token = _LIBRARY_DEFAULT.set(show)
+    try:
+        yield
+    finally:
+        _LIBRARY_DEFAULT.reset(token)
 
 
 def progress_write(message: str) -> None:

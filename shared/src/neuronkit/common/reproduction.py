@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .io import atomic_path, atomic_write_json, atomic_write_text, replace_dir
-from .progress import progress, progress_write
+from .progress import _bar, _library_bars, progress_write
 from .seeding import seed_everything
 from .validation import check_choice, check_number, check_type
 
@@ -285,7 +285,7 @@ class RunContext:
         """Wrap a loop in a progress bar on stderr (:func:`neuronkit.common.progress` with the
         run's ``show_progress``: off, on, or ``None``, only on a terminal)."""
         label = f"{self.spec.id}: {desc}" if desc else self.spec.id
-        yield from progress(iterable, show=self.show_progress, desc=label, total=total)
+        yield from _bar(iterable, self.show_progress, label, total)
 
     def log(self, message: str) -> None:
         """Print a progress message on stderr (unless progress is off), above any open bar."""
@@ -356,7 +356,7 @@ def run_reproduction(
         )
         seed_everything(seed)
         start = time.perf_counter()
-        with _torch_threads(spec.threads):
+        with _torch_threads(spec.threads), _library_bars(False):  # the run shows its own bars
             fn(ctx)
             environment = environment_info()  # inside: the thread count the run used
         if version is not None:

@@ -45,6 +45,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    progress,
 )
 
 from ..lottery.rewind import _check_classes
@@ -694,6 +695,7 @@ def train_ftwt(
     config: FTWTConfig,
     *,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> dict[str, list[float]]:
     """Train ``net`` in place with FTWT's decoupled task and mask losses (dynamic gating).
 
@@ -708,6 +710,8 @@ def train_ftwt(
         y: labels ``[N]`` (int64).
         config: :class:`FTWTConfig`.
         seed: seed of the data order.
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         per-epoch history ``{"task_loss", "mask_loss", "mask_accuracy", "kept_fraction"}``.
@@ -735,7 +739,7 @@ def train_ftwt(
     }
     net.train()
     n = len(y)
-    for epoch in range(config.epochs):
+    for epoch in progress(range(config.epochs), show=show_progress, desc="train_ftwt"):
         decays = sum(1 for m in config.milestones if epoch >= m)
         for group in opt_b.param_groups:
             group["lr"] = config.lr * 0.1**decays

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type, progress
 
 from ..lottery import TrainConfig, accuracy, train
 from .controller import ENASController, MemoryBuffer, ReinforceConfig, ReinforceTrainer
@@ -163,6 +163,8 @@ def _search(
     config: SearchConfig,
     seed: int,
     use_controller: bool,
+    show_progress: bool | None = None,
+    desc: str | None = None,
 ) -> SearchResult:
     check_type("space", space, CellSpace)
     _check_split(x_train, y_train, "x_train", "y_train")
@@ -200,7 +202,7 @@ def _search(
         "memory_loss": [],
     }
     n_tr, n_val = len(y_train), len(y_val)
-    for epoch in range(config.epochs):
+    for epoch in progress(range(config.epochs), show=show_progress, desc=desc):
         supernet.train()
         if controller is not None:
             controller.eval()
@@ -270,6 +272,7 @@ def enas_search(
     config: SearchConfig | None = None,
     *,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> SearchResult:
     """ENAS: alternate supernet training on controller-sampled cells and REINFORCE.
 
@@ -280,12 +283,25 @@ def enas_search(
             score; ``y_val``: ``[M]`` labels.
         config: the schedule; ``config.memory_policy`` switches memory-buffer training on.
         seed: seed of every random choice (weights, controller, sampling, minibatches).
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         :class:`SearchResult` with the trained controller.
     """
     config = SearchConfig() if config is None else config
-    return _search(space, x_train, y_train, x_val, y_val, config, seed, use_controller=True)
+    return _search(
+        space,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        config,
+        seed,
+        use_controller=True,
+        show_progress=show_progress,
+        desc="enas_search",
+    )
 
 
 def random_search(
@@ -297,14 +313,30 @@ def random_search(
     config: SearchConfig | None = None,
     *,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> SearchResult:
     """Random search with weight sharing: the ENAS loop with uniform cells and no controller.
 
     Same arguments as :func:`enas_search` (the controller settings are ignored). The supernet
     sees as many steps as ENAS's; derivation scores ``num_candidates`` uniform cells.
+
+    Args:
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
     """
     config = SearchConfig() if config is None else config
-    return _search(space, x_train, y_train, x_val, y_val, config, seed, use_controller=False)
+    return _search(
+        space,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        config,
+        seed,
+        use_controller=False,
+        show_progress=show_progress,
+        desc="random_search",
+    )
 
 
 def final_evaluation(

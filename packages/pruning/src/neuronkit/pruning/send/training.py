@@ -37,6 +37,7 @@ from neuronkit.common import (
     check_probability,
     check_seed,
     check_type,
+    progress,
     torch_generator,
 )
 
@@ -429,6 +430,7 @@ def train_send(
     config: SeNDConfig,
     *,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> SeNDHistory:
     """Train a causal LM in place with Sensitive Neuron Dropout (or normally).
 
@@ -447,6 +449,8 @@ def train_send(
         tracking_ids: ``[M, L']`` tracking inputs; tracking_mask ``[M, L']``.
         config: :class:`SeNDConfig`.
         seed: seed of the batch order.
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         :class:`SeNDHistory` with the per-step loss and the dropped sets (step, layer,
@@ -473,7 +477,7 @@ def train_send(
     model.train()
     try:
         release = config.steps - config.release_steps  # from here on nothing is dropped
-        for step in range(config.steps):
+        for step in progress(range(config.steps), show=show_progress, desc="train_send"):
             if dropper is not None and step < release and step % config.checkpoint_every == 0:
                 with dropper.suspended():
                     snapshots.append(

@@ -49,6 +49,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    progress,
     torch_generator,
 )
 
@@ -358,12 +359,17 @@ def train_at_latency(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> list[float]:
     """Train ``model`` in place with BPTT at latency ``T`` (direct-encoded ``x: [N, ...]``).
 
     Adam (a fresh optimizer, as every IIR stage starts one), cross-entropy on the model's
     logits ``[B, C]``, cosine learning-rate decay over the stage's epochs, shuffled
     mini-batches from ``seed``. Returns the mean training loss of every epoch.
+
+    Args:
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
     """
     _check_model(model)
     check_type("x", x, Tensor)
@@ -381,7 +387,7 @@ def train_at_latency(
     gen = torch_generator(seed)
     model.train()
     losses = []
-    for _ in range(epochs):
+    for _ in progress(range(epochs), show=show_progress, desc="train_at_latency"):
         total, seen = 0.0, 0
         for xb, yb in minibatches(x, y, batch_size, generator=gen):
             opt.zero_grad(set_to_none=True)
@@ -811,10 +817,16 @@ def train_ann(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> list[float]:
     """Train a (ReLU) ``ann: [B, ...] -> logits [B, C]`` in place, as the start of an ANN ->
     SNN conversion: Adam, cross-entropy, cosine decay, shuffled batches from ``seed``.
-    Returns the mean training loss of every epoch; the ANN is left in eval mode."""
+    Returns the mean training loss of every epoch; the ANN is left in eval mode.
+
+    Args:
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
+    """
     check_type("ann", ann, nn.Module)
     check_type("x", x, Tensor)
     check_type("y", y, Tensor)
@@ -829,7 +841,7 @@ def train_ann(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         gen = torch_generator(seed)
         ann.train()
-        for _ in range(epochs):
+        for _ in progress(range(epochs), show=show_progress, desc="train_ann"):
             total, seen = 0.0, 0
             for xb, yb in minibatches(x, y, batch_size, generator=gen):
                 opt.zero_grad(set_to_none=True)

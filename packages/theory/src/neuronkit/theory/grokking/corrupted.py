@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, eval_mode
+from neuronkit.common import check_choice, check_number, eval_mode, progress
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 from ..data.modular import ModularDataset
@@ -210,6 +210,7 @@ def train_modular(
     loss: str = "mse",
     eval_every: int = 50,
     callback: Callable[[int, TrainingHistory], None] | None = None,
+    show_progress: bool | None = None,
 ) -> TrainingHistory:
     """Full-batch AdamW on the training pairs (in place); returns the recorded history.
 
@@ -222,6 +223,8 @@ def train_modular(
         loss: ``"mse"`` on one-hot targets (the paper's) or ``"ce"``.
         eval_every: record loss, accuracies and mean neuron IPR every so many steps.
         callback: called as ``callback(step, history)`` after each record.
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
     """
     m = _check_model(model)
     if not isinstance(data, ModularDataset):
@@ -240,7 +243,7 @@ def train_modular(
     opt = torch.optim.AdamW(m.parameters(), lr=lr, betas=betas, eps=1e-8, weight_decay=weight_decay)
     history = TrainingHistory()
     m.train()
-    for step in range(1, steps + 1):
+    for step in progress(range(1, steps + 1), show=show_progress, desc="train_modular"):
         opt.zero_grad()
         out = m(x)
         value = F.mse_loss(out, target) if loss == "mse" else F.cross_entropy(out, y)

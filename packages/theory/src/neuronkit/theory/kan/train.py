@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type, progress
 
 from .._utils import check_positive_int
 from .layers import SKAN, _check_x
@@ -26,6 +27,7 @@ def train_regression(
     steps: int,
     lr: float = 1e-2,
     weight_decay: float = 0.0,
+    show_progress: bool | None = None,
 ) -> list[float]:
     """Train ``model`` in place by full-batch Adam on the mean squared error.
 
@@ -34,6 +36,8 @@ def train_regression(
         x: ``[n, d]`` with ``n >= 1``; y: ``[n]`` targets (both finite).
         steps: Adam steps (``>= 1``); lr: learning rate (``> 0``), cosine-decayed to 0;
         weight_decay: Adam's L2 penalty (``>= 0``).
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         the training loss before each step (stops early if it becomes NaN/inf).
@@ -57,7 +61,7 @@ def train_regression(
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=False, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []
-    for step in range(steps):
+    for step in progress(range(steps), show=show_progress, desc="train_regression"):
         opt.zero_grad()
         out = model(x)
         if step == 0 and out.numel() != y.shape[0]:
@@ -85,6 +89,7 @@ def train_skan(
     stages: tuple[float, float, float] = (0.5, 0.25, 0.25),
     top_k: int = 2,
     weight_decay: float = 0.0,
+    show_progress: bool | None = None,
 ) -> dict[str, list[float]]:
     """S-KAN's three-stage training (Yang et al., "Activation Space Selectable
     Kolmogorov-Arnold Networks"): *full training* of all candidate spaces mixed by the learned
@@ -103,6 +108,8 @@ def train_skan(
         top_k: spaces kept per node for selective training (``1 <= top_k <=`` the number of
             spaces);
         weight_decay: Adam's L2 penalty.
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         the losses of each stage: ``{"full": [...], "selective": [...], "pruned": [...]}``.
@@ -134,7 +141,11 @@ def train_skan(
     n_full = min(max(1, round(stages[0] * steps)), steps - 1)
     n_sel = min(round(stages[1] * steps), steps - n_full - 1)
     n_pruned = steps - n_full - n_sel
-    kwargs = {"lr": lr, "weight_decay": weight_decay}
+    kwargs: dict[str, Any] = {
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "show_progress": show_progress,
+    }
     losses = {"full": train_regression(model, x, y, steps=n_full, **kwargs)}
     losses["selective"] = []
     if n_sel > 0 and top_k > 1:

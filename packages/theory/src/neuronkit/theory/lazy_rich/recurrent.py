@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from neuronkit.common import check_number
+from neuronkit.common import check_number, progress
 
 from .._utils import as_float_tensor, check_positive_int, torch_generator
 from ..measures import effective_rank, empirical_ntk, kernel_alignment, relative_change
@@ -182,12 +182,17 @@ def train_recurrent_rich_lazy(
     kernel_trials: int = 32,
     eval_trials: int = 512,
     seed: int | torch.Generator | None = None,
+    show_progress: bool | None = None,
 ) -> RecurrentRichLazyResult:
     """SGD (with momentum) on the perceptual decision task, in place, with richness measures.
 
     Defaults are the reference's (``main.py``: 10000 iterations of 32 fresh trials, lr 0.003,
     momentum 0.9, kernels on 32 trials drawn before training). Every parameter is trained.
     The model must take 3 inputs and give 3 outputs.
+
+    Args:
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
     """
     if not isinstance(model, ReluRNN):
         raise TypeError(f"model must be a ReluRNN, got {type(model).__name__}")
@@ -212,7 +217,7 @@ def train_recurrent_rich_lazy(
     with torch.no_grad():
         r0 = model.hidden_states(xk)[:, -1]
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    for _ in range(iterations):
+    for _ in progress(range(iterations), show=show_progress, desc="train_recurrent_rich_lazy"):
         x, y = perceptual_decision_trials(batch_size, seed=gen, dtype=dt)
         x, y = x.to(dev), y.to(dev)
         loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, 3), y.reshape(-1))

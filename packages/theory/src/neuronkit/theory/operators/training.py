@@ -26,6 +26,7 @@ from neuronkit.common import (
     check_number,
     check_type,
     eval_mode,
+    progress,
 )
 
 from .._utils import check_positive_int, torch_generator
@@ -200,6 +201,7 @@ def fit_operator(
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int | torch.Generator | None = None,
     loss: str = "l2",
+    show_progress: bool | None = None,
 ) -> OperatorFit:
     """Train ``model`` (in place) on ``inputs -> targets`` with the relative L2 (or H1) loss.
 
@@ -221,6 +223,8 @@ def fit_operator(
         loss: training loss, ``"l2"`` (:func:`relative_l2`, the default) or ``"h1"``
             (:func:`relative_h1_loss` with the authors' defaults, what MgNO's ``darcy.py``
             trains with); either way ``test_error`` is the relative L2 error.
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         :class:`OperatorFit` with the loss curves.
@@ -255,7 +259,7 @@ def fit_operator(
     fit = OperatorFit()
     start = time.perf_counter()
     model.train()
-    for _ in range(epochs):
+    for _ in progress(range(epochs), show=show_progress, desc="fit_operator"):
         perm = torch.randperm(n, generator=gen, device=gen.device).to(x.device)
         total = 0.0
         for i in range(0, n, batch_size):

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_number, check_probability, check_type
+from neuronkit.common import check_number, check_probability, check_type, progress
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 
@@ -576,6 +576,7 @@ def train_process(
     generator: torch.Generator | None = None,
     callback: Callable[[int, float], None] | None = None,
     loss_kwargs: dict[str, Any] | None = None,
+    show_progress: bool | None = None,
 ) -> TrainingLog:
     """Meta-train a neural process with Adam and cosine learning-rate decay.
 
@@ -589,6 +590,8 @@ def train_process(
         clip: gradient-norm clip (None: none); generator: passed to ``model.loss``.
         callback: called as ``callback(step, loss)`` after each update.
         loss_kwargs: extra keyword arguments of ``model.loss``.
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         a :class:`TrainingLog`.
@@ -608,7 +611,7 @@ def train_process(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []
     model.train()
-    for step in range(steps):
+    for step in progress(range(steps), show=show_progress, desc="train_process"):
         batch = tasks(step)
         loss = loss_fn(batch.xc, batch.yc, batch.x, batch.y, generator=generator, **kwargs)
         value = float(loss.detach())

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_number, check_probability, check_type
+from neuronkit.common import check_choice, check_number, check_probability, check_type, progress
 
 from .._utils import check_positive_int, torch_generator
 from ..data.parity import memory_task
@@ -194,6 +194,7 @@ def train_curriculum(
     threshold: float = 0.98,
     seed: int | torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
+    show_progress: bool | None = None,
 ) -> CurriculumResult:
     """Train a copy of ``model`` with the single-head or multi-head curriculum.
 
@@ -215,6 +216,8 @@ def train_curriculum(
         threshold: test accuracy that counts as solved (0.98 in the paper).
         seed: int seed or ``torch.Generator`` for batches and initial states.
         callback: called with each epoch's history dict (e.g. for progress display).
+        show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
+            ``True`` / ``False``.
 
     Returns:
         A :class:`CurriculumResult`.
@@ -263,7 +266,9 @@ def train_curriculum(
     stages: list[CurriculumStage] = []
     history: list[dict] = []
     step = 0
-    while step < max_steps:
+    # the epochs until the budget is spent (fewer when the curriculum stops early)
+    epochs = -(-max_steps // steps_per_epoch)
+    for _ in progress(range(epochs), show=show_progress, desc="train_curriculum"):
         heads = curriculum_heads(curriculum, ns, n_start)
         losses = []
         for _ in range(min(steps_per_epoch, max_steps - step)):

@@ -1,0 +1,121 @@
+"""The ``show_progress`` bars of the long pruning loops (``neuronkit.common.progress``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import DigitsCNN
+from neuronkit.pruning.dynamic import DynamicCNN, FTWTConfig, train_ftwt
+from neuronkit.pruning.nas import CellSpace, SearchConfig, enas_search, random_search
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors
+
+SEARCH = SearchConfig(
+    epochs=2,
+    shared_steps=2,
+    batch_size=8,
+    hidden=4,
+    controller_hidden=4,
+    controller_steps=1,
+    controller_batch=2,
+    reward_batch=8,
+    num_candidates=2,
+)
+
+
+def _split() -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 6, generator=g)
+    y = torch.arange(32) % 3
+    return x[:16], y[:16], x[16:], y[16:]
+
+
+def _enas(**kw: Any) -> Any:
+    return enas_search(CellSpace(num_nodes=2), *_split(), SEARCH, seed=0, **kw)
+
+
+def _random(**kw: Any) -> Any:
+    return random_search(CellSpace(num_nodes=2), *_split(), SEARCH, seed=0, **kw)
+
+
+def _ftwt(**kw: Any) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = DigitsCNN(widths=(4, 6, 5))
+    head = nn.Sequential(model.pool, nn.Flatten(), model.fc)
+    net = DynamicCNN.from_sequential(model.features, head, ratio=0.8)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (16,), generator=g)
+    hist = train_ftwt(net, x, y, FTWTConfig(epochs=2, batch_size=8), seed=0, **kw)
+    return hist, net.state_dict()
+
+
+def _send(**kw: Any) -> Any:
+    pytest.importorskip("transformers", reason="SeND training needs the transformers extra")
+    from neuronkit.pruning.send.corpus import WordTokenizer
+    from neuronkit.pruning.send.training import SeNDConfig, tiny_gpt_neox, train_send
+
+    lines = ["the capital of a is b .", "x works as a e ."] * 2
+    tok = WordTokenizer.from_texts(lines)
+    model = tiny_gpt_neox(len(tok), hidden_size=8, layers=2, heads=2, seed=0)
+    ids, mask = tok.batch(lines)
+    t_ids, t_mask = tok.batch(["the capital of a is"], eos=False)
+    cfg = SeNDConfig(steps=3, batch_size=2, checkpoint_every=1, window=2, drop_fraction=0.25)
+    return train_send(model, ids, mask, t_ids, t_mask, cfg, seed=0, **kw)
+
+
+CASES: dict[str, Callable[..., Any]] = {
+    "enas_search": _enas,
+    "random_search": _random,
+    "train_ftwt": _ftwt,
+    "train_send": _send,
+}
+
+
+def _no_bar(err: str, name: str) -> bool:
+    return "it/s" not in err and "s/it" not in err and f"{name}:" not in err
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_show_progress_true_draws_a_bar_named_after_the_function_on_stderr(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    CASES[name](show_progress=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"{name}:" in err
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_no_bar_by_default_off_a_terminal_or_when_off(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    CASES[name]()  # None: stderr is not a terminal under pytest
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert _no_bar(err, name)
+    CASES[name](show_progress=False)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert _no_bar(err, name)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_show_progress_must_be_a_bool(name: str) -> None:
+    with pytest.raises(TypeError, match="show must be bool"):
+        CASES[name](show_progress="yes")
+
+
+def test_the_bar_leaves_the_numbers_unchanged() -> None:
+    hist_on, state_on = _ftwt(show_progress=True)
+    hist_off, state_off = _ftwt(show_progress=False)
+    assert hist_on == hist_off
+    assert state_on.keys() == state_off.keys()
+    for k in state_on:
+        assert torch.equal(state_on[k], state_off[k]), k

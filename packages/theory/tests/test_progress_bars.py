@@ -1,0 +1,136 @@
+"""The ``show_progress`` bars of the long training loops (``neuronkit.common.progress``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from neuronkit.theory import QuadraticMLP, modular_arithmetic, train_modular
+from neuronkit.theory.data.gp import sample_gp_tasks
+from neuronkit.theory.kan import KAN, SKAN, train_regression, train_skan
+from neuronkit.theory.lazy_rich import ReluRNN, train_recurrent_rich_lazy
+from neuronkit.theory.operators import MgNO, fit_operator
+from neuronkit.theory.processes import ConditionalNeuralProcess, train_process
+from neuronkit.theory.timescales import TimescaleRNN, train_curriculum
+
+
+def _rich_lazy(**kw: Any) -> Any:
+    g = torch.Generator().manual_seed(0)
+    h = 4
+    w_hh = torch.randn(h, h, generator=g, dtype=torch.float64) / math.sqrt(h)
+    w_ih = torch.rand(h, 3, generator=g, dtype=torch.float64) - 0.5
+    w_ho = torch.rand(3, h, generator=g, dtype=torch.float64) - 0.5
+    model = ReluRNN(w_ih, w_hh, w_ho)
+    return train_recurrent_rich_lazy(
+        model, iterations=3, batch_size=2, kernel_trials=2, eval_trials=4, seed=0, **kw
+    )
+
+
+def _operator(**kw: Any) -> Any:
+    x = torch.randn(4, 1, 7, 7, generator=torch.Generator().manual_seed(0))
+    model = MgNO(1, 1, width=2, num_layers=1, levels=2, seed=0)
+    return fit_operator(model, x, 2 * x, epochs=2, batch_size=2, seed=0, **kw)
+
+
+def _curriculum(**kw: Any) -> Any:
+    model = TimescaleRNN(1, 4, num_heads=2, seed=0)
+    return train_curriculum(
+        model,
+        "multi",
+        max_steps=5,
+        steps_per_epoch=2,
+        batch_size=4,
+        test_batch_size=4,
+        test_batches=1,
+        optimizer="adam",
+        lr=1e-3,
+        threshold=1.0,
+        seed=0,
+        **kw,
+    )
+
+
+def _modular(**kw: Any) -> Any:
+    data = modular_arithmetic(5, seed=0)
+    return train_modular(QuadraticMLP(5, 8, seed=0), data, steps=3, eval_every=2, **kw)
+
+
+def _process(**kw: Any) -> Any:
+    batch = sample_gp_tasks(2, num_context=3, num_target=3, seed=0)
+    model = ConditionalNeuralProcess(hidden=4, encoder_depth=2, decoder_depth=2, seed=0)
+    return train_process(model, lambda step: batch, steps=3, **kw)
+
+
+def _xy() -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.rand(8, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    return x, x[:, 0] * x[:, 1]
+
+
+def _regression(**kw: Any) -> Any:
+    return train_regression(KAN([2, 2, 1], seed=0), *_xy(), steps=3, **kw)
+
+
+def _skan(**kw: Any) -> Any:
+    return train_skan(SKAN([2, 1], seed=0), *_xy(), steps=3, **kw)
+
+
+CASES: dict[str, Callable[..., Any]] = {
+    "train_recurrent_rich_lazy": _rich_lazy,
+    "fit_operator": _operator,
+    "train_curriculum": _curriculum,
+    "train_modular": _modular,
+    "train_process": _process,
+    "train_regression": _regression,
+    "train_skan": _skan,
+}
+
+
+def _no_bar(err: str, name: str) -> bool:
+    return "it/s" not in err and "s/it" not in err and f"{name}:" not in err
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_show_progress_true_draws_a_bar_named_after_the_function_on_stderr(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    CASES[name](show_progress=True)
+    out, err = capsys.readouterr()
+    assert out == ""
+    label = "train_regression" if name == "train_skan" else name  # its stages' loop
+    assert f"{label}:" in err
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_no_bar_by_default_off_a_terminal_or_when_off(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    CASES[name]()  # None: stderr is not a terminal under pytest
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert _no_bar(err, name)
+    CASES[name](show_progress=False)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert _no_bar(err, name)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_show_progress_must_be_a_bool(name: str) -> None:
+    with pytest.raises(TypeError, match="show must be bool"):
+        CASES[name](show_progress="yes")
+
+
+def test_the_bar_leaves_the_numbers_unchanged() -> None:
+    on = _curriculum(show_progress=True)
+    off = _curriculum(show_progress=False)
+    assert on.steps == off.steps == 5
+    assert on.history == off.history
+    assert len(on.history) == 3  # epochs of 2, 2 and 1 steps
+    on_state, off_state = on.model.state_dict(), off.model.state_dict()
+    assert on_state.keys() == off_state.keys()
+    for k in on_state:
+        assert torch.equal(on_state[k], off_state[k]), k
