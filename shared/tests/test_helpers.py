@@ -452,3 +452,26 @@ def test_progress_bars_follow_show_and_close_on_errors(capsys: pytest.CaptureFix
     assert capsys.readouterr().err.endswith("a message\n")
     with pytest.raises(TypeError, match="show must be bool"):
         list(progress(range(2), show="yes"))  # type: ignore[arg-type]
+
+
+def test_progress_bar_problems_finds_what_is_wrong() -> None:
+    pytest.importorskip("tqdm", reason="progress bars need tqdm")
+    from neuronkit.common import progress
+    from neuronkit.common.testing import progress_bar_problems
+
+    def good(show_progress: bool | None = None) -> None:
+        list(progress(range(2), show=show_progress, desc="good"))
+
+    def noisy(show_progress: bool | None = None) -> None:
+        print("step")  # stdout, and the argument ignored
+        list(progress(range(2), show=True, desc="noisy"))
+
+    assert progress_bar_problems(good, "good") == []
+    assert progress_bar_problems(noisy, "noisy") == [
+        "show_progress=True: wrote to stdout",
+        "show_progress=None: bar drawn",
+        "show_progress=None: wrote to stdout",
+        "show_progress=False: bar drawn",
+        "show_progress=False: wrote to stdout",
+        "show_progress='yes' raised no TypeError",
+    ]

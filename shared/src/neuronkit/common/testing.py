@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import doctest
 import importlib
@@ -10,7 +11,7 @@ import inspect
 import io
 import pkgutil
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "assert_quick_reproduction",
     "bad_argument_problems",
     "devices",
+    "progress_bar_problems",
     "run_docstring_examples",
     "run_readme_examples",
 ]
@@ -188,4 +190,28 @@ def bad_argument_problems(package: str, exempt: Mapping[str, str] | None = None)
             problems.append(f"{name}: {type(err).__name__}: {err}")
         else:
             problems.append(f"{name}: accepted {BAD_ARGUMENT!r} for {[p.name for p in required]}")
+    return problems
+
+
+def progress_bar_problems(run: Callable[..., Any], label: str) -> list[str]:
+    """What is wrong with ``run``'s progress bar, ``run(show_progress=...)`` being a small call
+    of a long-running function: ``True`` must draw a bar labelled ``label`` on stderr, the
+    default and ``False`` none (stderr is a buffer here, not a terminal), nothing may go to
+    stdout, and a non-bool must raise ``TypeError``. An empty list means all is well."""
+    problems = []
+    for show in (True, None, False):
+        out, err = io.StringIO(), io.StringIO()
+        kwargs = {} if show is None else {"show_progress": show}
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            run(**kwargs)
+        if (f"{label}:" in err.getvalue()) != (show is True):
+            problems.append(f"show_progress={show}: bar {'missing' if show else 'drawn'}")
+        if out.getvalue():
+            problems.append(f"show_progress={show}: wrote to stdout")
+    try:
+        run(show_progress="yes")
+    except TypeError:
+        pass
+    else:
+        problems.append("show_progress='yes' raised no TypeError")
     return problems

@@ -164,7 +164,6 @@ def _search(
     seed: int,
     use_controller: bool,
     show_progress: bool | None = None,
-    desc: str | None = None,
 ) -> SearchResult:
     check_type("space", space, CellSpace)
     _check_split(x_train, y_train, "x_train", "y_train")
@@ -202,6 +201,7 @@ def _search(
         "memory_loss": [],
     }
     n_tr, n_val = len(y_train), len(y_val)
+    desc = "enas_search" if use_controller else "random_search"
     for epoch in progress(range(config.epochs), show=show_progress, desc=desc):
         supernet.train()
         if controller is not None:
@@ -300,7 +300,6 @@ def enas_search(
         seed,
         use_controller=True,
         show_progress=show_progress,
-        desc="enas_search",
     )
 
 
@@ -335,7 +334,6 @@ def random_search(
         seed,
         use_controller=False,
         show_progress=show_progress,
-        desc="random_search",
     )
 
 
