@@ -278,6 +278,9 @@ def test_weights_keep_a_modules_extra_state(tmp_path: Path) -> None:
         save_weights(saved, tmp_path / "x.safetensors", metadata={"neuronkit.extra_state": "{}"})
     with pytest.raises(TypeError, match="must be JSON-serializable"):
         save_weights({"w": torch.ones(1), "bad": object()}, tmp_path / "y.safetensors")
+    with pytest.raises(TypeError, match="int keys into strings or tuples into lists"):
+        save_weights({"w": torch.ones(1), "lossy": {1: (2, 3)}}, tmp_path / "z.safetensors")
+    assert not (tmp_path / "z.safetensors").exists()
     (tmp_path / "empty.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match=r"path .*empty\.safetensors.* is not a readable"):
         load_weights(tmp_path / "empty.safetensors")

@@ -199,3 +199,12 @@ def test_a_saved_plan_rebuilds_the_pruned_model_for_its_weights(build) -> None:
         PruningPlan.from_state_dict({"kept.0": torch.tensor([1])})
     with pytest.raises(ValueError, match="1-D integer tensor"):
         PruningPlan.from_state_dict({"removed.0": torch.tensor([0.5])})
+    with pytest.raises(ValueError, match="1-D integer tensor"):  # a mask, not positions
+        PruningPlan.from_state_dict({"removed.0": torch.tensor([True, False])})
+    group = next(iter(loaded.removed))
+    repeated = PruningPlan({group: torch.tensor([0, 0])}, dict(loaded.attention))
+    with pytest.raises(ValueError, match="repeats a channel index"):
+        prune(DependencyGraph(fresh, x), repeated)
+    foreign = PruningPlan(dict(loaded.removed), {"no.such.attn": torch.arange(4)})
+    with pytest.raises(ValueError, match=r"'no\.such\.attn' is not an nn\.MultiheadAttention"):
+        prune(DependencyGraph(fresh, x), foreign)

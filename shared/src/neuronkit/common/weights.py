@@ -53,11 +53,17 @@ def save_weights(
     if extra:
         try:
             encoded = json.dumps(extra)
-        except TypeError as err:
+            lossless = json.loads(encoded) == extra  # int keys and tuples would come back changed
+        except (TypeError, ValueError) as err:
+            encoded, lossless = "", False
+            reason = str(err)
+        else:
+            reason = "JSON would turn int keys into strings or tuples into lists"
+        if not lossless:
             raise TypeError(
                 f"module_or_state's non-tensor entries {sorted(extra)} must be JSON-serializable "
-                f"to be saved with safetensors ({err})"
-            ) from None
+                f"(str keys, lists) to be saved with safetensors ({reason})"
+            )
         metadata = {**(metadata or {}), EXTRA_STATE_KEY: encoded}
     with atomic_path(path) as tmp:
         st.save_file(tensors, str(tmp), metadata=metadata)

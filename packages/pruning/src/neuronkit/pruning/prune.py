@@ -83,7 +83,10 @@ class PruningPlan:
         plan = cls()
         for key, value in state.items():
             kind, _, name = str(key).partition(".")
-            if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.is_floating_point():
+            integer = isinstance(value, torch.Tensor) and not (
+                value.is_floating_point() or value.is_complex() or value.dtype == torch.bool
+            )
+            if not integer or value.ndim != 1:
                 raise ValueError(f"state[{key!r}] must be a 1-D integer tensor, got {value!r:.60}")
             if kind == "removed" and name.isdigit():
                 plan.removed[int(name)] = value.long()
@@ -308,6 +311,15 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
             raise ValueError(f"plan: channel index out of range for group {g.name!r} (n={g.size})")
         if idx.numel() >= g.size:
             raise ValueError(f"plan: removes every channel of group {g.name!r}")
+        if idx.numel() and torch.unique(idx).numel() != idx.numel():
+            raise ValueError(f"plan: repeats a channel index for group {g.name!r}")
+    modules = dict(graph.model.named_modules())
+    for name in plan.attention:
+        if not isinstance(modules.get(name), nn.MultiheadAttention):
+            raise ValueError(
+                f"plan: attention entry {name!r} is not an nn.MultiheadAttention of the model "
+                "(a plan made for another architecture?)"
+            )
 
 
 def _removed_positions(
