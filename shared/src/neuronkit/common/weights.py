@@ -80,14 +80,15 @@ def load_weights(path: str | os.PathLike[str], module: Any = None, *, strict: bo
     Returns the state dict (tensors, and any extra state :func:`save_weights` kept as JSON),
     or the module when ``module`` is given.
     """
-    st = _safetensors_torch()
+    _safetensors_torch()  # the extra's ImportError, if missing
     if not Path(path).is_file():
         raise FileNotFoundError(f"path must be an existing safetensors file, got {str(path)!r}")
     from safetensors import SafetensorError, safe_open
 
-    try:
-        state: dict[str, Any] = st.load_file(str(path))
+    try:  # one open: the tensors and the metadata
         with safe_open(str(path), framework="pt") as f:
+            keys = f.keys()  # a safetensors handle: no iteration of its own
+            state: dict[str, Any] = {key: f.get_tensor(key) for key in keys}
             extra = (f.metadata() or {}).get(EXTRA_STATE_KEY)
     except SafetensorError as err:  # empty, truncated or another format
         raise ValueError(f"path {str(path)!r} is not a readable safetensors file ({err})") from None

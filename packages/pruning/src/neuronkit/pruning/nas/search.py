@@ -160,11 +160,12 @@ def _search(
     y_train: torch.Tensor,
     x_val: torch.Tensor,
     y_val: torch.Tensor,
-    config: SearchConfig,
+    config: SearchConfig | None,
     seed: int,
     use_controller: bool,
     show_progress: bool | None = None,
 ) -> SearchResult:
+    config = SearchConfig() if config is None else config
     check_type("space", space, CellSpace)
     _check_split(x_train, y_train, "x_train", "y_train")
     _check_split(x_val, y_val, "x_val", "y_val")
@@ -289,7 +290,6 @@ def enas_search(
     Returns:
         :class:`SearchResult` with the trained controller.
     """
-    config = SearchConfig() if config is None else config
     return _search(
         space,
         x_train,
@@ -323,7 +323,6 @@ def random_search(
         show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
             ``True`` / ``False``.
     """
-    config = SearchConfig() if config is None else config
     return _search(
         space,
         x_train,
