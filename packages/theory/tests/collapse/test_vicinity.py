@@ -103,7 +103,12 @@ def test_estimator_shell() -> None:
     assert out.shape == h0.shape
     assert est.coef_.shape == (K, D)
     assert est.n_iter_ > 0
-    assert (est.predict(out) == y).float().mean() > 0.9
+    accuracy = (est.predict(out) == y).double().mean()
+    assert accuracy > 0.9
+    assert est.score(out, y) == pytest.approx(float(accuracy))
+    with pytest.raises(ValueError, match=r"^y must have one label per sample"):
+        est.score(out, y[:-1])
+    assert repr(est) == "VicinityCollapse(lambda_w=0.01)"
     assert est.set_params(beta=2.0).get_params()["beta"] == 2.0
     with pytest.raises(RuntimeError, match=r"fitted"):
         VicinityCollapse().predict(h0)

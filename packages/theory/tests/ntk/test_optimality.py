@@ -291,13 +291,13 @@ def test_classifiers_follow_scikit_learn_model_selection() -> None:
     assert clf.set_params(depth=5).get_params()["depth"] == 5
     with pytest.raises(ValueError, match="depth"):
         clf.set_params(depth=-1)
-    limit = InfiniteDepthNTKClassifier(relu_dual())
-    assert limit.set_params(activation=singular_activation(2)).limit_ == depth_limit(
-        singular_activation(2)
-    )
     gen = torch.Generator().manual_seed(1)
     x = torch.nn.functional.normalize(torch.randn(40, 3, generator=gen), dim=1)
     y = (x[:, 0] > 0).long()
+    limit = InfiniteDepthNTKClassifier(relu_dual())
+    assert not hasattr(limit, "limit_")  # scikit-learn: fitted attributes come from fit
+    limit.set_params(activation=singular_activation(2)).fit(x, y)
+    assert limit.limit_ == depth_limit(singular_activation(2))
     search = GridSearchCV(DeepNTKClassifier(relu_dual()), {"depth": [1, 4]}, cv=2).fit(
         x.numpy(), y.numpy()
     )

@@ -15,7 +15,8 @@ class EstimatorParams:
     The estimator keeps every constructor argument as an attribute of the same name (as
     scikit-learn requires), so ``sklearn.base.clone`` and model selection work.
     ``set_params`` builds the estimator again through ``__init__`` with the merged arguments:
-    they are validated as at construction, and settings derived from them follow.
+    they are validated as at construction, and settings derived from them follow. The ``repr``
+    names the arguments that differ from their defaults, as scikit-learn's does.
     """
 
     @classmethod
@@ -37,3 +38,23 @@ class EstimatorParams:
             raise ValueError(f"params must be among {sorted(current)}, got {unknown}")
         type(self).__init__(self, **{**current, **params})
         return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        changed = []
+        for name, value in self.get_params().items():
+            default = defaults.get(name, inspect.Parameter.empty)
+            if value is default or (type(value) is type(default) and _same(value, default)):
+                continue
+            changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a == b`` where that is a plain truth value (tensors and arrays are never the same)."""
+    try:
+        return bool(a == b) if isinstance(a, (bool, int, float, str, tuple)) else False
+    except (TypeError, ValueError, RuntimeError):
+        return False

@@ -216,7 +216,7 @@ class VicinityCollapse(EstimatorParams, BaseEstimator):  # sklearn: tags, model 
 
     ``VicinityCollapse(lambda_w=1e-3, beta=1.0).fit(H0, y)`` sets ``features_ [N, D]``,
     ``coef_ [K, D]`` (the classifier) and ``n_iter_``; :meth:`predict` classifies new features
-    with ``coef_``.
+    with ``coef_`` and :meth:`score` gives its accuracy.
     """
 
     def __init__(
@@ -254,3 +254,9 @@ class VicinityCollapse(EstimatorParams, BaseEstimator):  # sklearn: tags, model 
         h = as_float_tensor("X", X, 2, "[N, D]")
         check_shape("X", h, (None, self.coef_.shape[1]))
         return (h @ self.coef_.T).argmax(dim=1)
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy of :meth:`predict` on ``X [M, D]`` against labels ``y [M]``."""
+        pred = self.predict(X)
+        labels, _ = as_labels("y", y, pred.shape[0], self.coef_.shape[0])
+        return float((pred == labels).double().mean())

@@ -102,6 +102,9 @@ class DualActivation:
     def __call__(self, rho: Tensor) -> Tensor:
         return self.dual(rho)
 
+    def __repr__(self) -> str:
+        return f"DualActivation({self.name!r})"
+
 
 # The duals and activations are module-level functions (or partials of them), so models and
 # fitted estimators holding a DualActivation pickle (torch.save of a whole NTKNetwork).
@@ -757,12 +760,14 @@ class InfiniteDepthNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: ta
 
     def __init__(self, activation: DualActivation) -> None:
         self.activation = _check_dual(activation)
-        self.limit_ = depth_limit(self.activation)
 
     def fit(self, x: Any, y: Any) -> InfiniteDepthNTKClassifier:
-        """Store the training rows ``x [N, D]`` (projected to the sphere) and labels ``y [N]``."""
-        self.x_ = _unit_rows("x", x)
-        self.y_ = _labels_for("y", self.x_, y)
+        """Store the training rows ``x [N, D]`` (projected to the sphere) and labels ``y [N]``,
+        and the limit classifier :func:`depth_limit` chooses (``limit_``)."""
+        x_rows = _unit_rows("x", x)
+        self.y_ = _labels_for("y", x_rows, y)
+        self.x_ = x_rows
+        self.limit_ = depth_limit(self.activation)
         return self
 
     def predict(self, x: Any) -> Tensor:
