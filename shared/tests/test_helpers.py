@@ -425,7 +425,8 @@ def test_estimator_params_follow_the_constructor() -> None:
     assert est.get_params() == {"alpha": 0.5, "fit_intercept": True}
     assert est.set_params(alpha=3) is est
     assert (est.alpha, est.scale_, est.fit_intercept) == (3.0, 6.0, True)
-    assert repr(est) == "Ridge(alpha=3.0)" and repr(Ridge()) == "Ridge()"
+    assert repr(est) == "Ridge(alpha=3.0)"
+    assert repr(Ridge()) == "Ridge()"
     assert repr(Ridge(fit_intercept=False)) == "Ridge(fit_intercept=False)"
     with pytest.raises(ValueError, match=r"params must be among \['alpha', 'fit_intercept'\]"):
         est.set_params(beta=1)
