@@ -96,7 +96,7 @@ def test_cnp_shapes_invariance_and_seed() -> None:
     again = ConditionalNeuralProcess(hidden=16, seed=1)
     assert torch.equal(again(t.xc, t.yc, t.xt).mean, pred.mean)
     loss = cnp.loss(t.xc, t.yc, t.xt, t.yt)
-    assert float(loss) == pytest.approx(-float(pred.log_likelihood(t.yt).mean()), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(-float(pred.log_likelihood(t.yt).mean()), rel=1e-5)
 
 
 def test_np_sampling_and_elbo() -> None:
@@ -129,8 +129,12 @@ def test_training_reduces_the_loss() -> None:
     batch = sample_gp_tasks(8, num_context=10, num_target=10, seed=0)
     model = ConditionalNeuralProcess(hidden=16, seed=0)
     before = float(model.loss(batch.xc, batch.yc, batch.x, batch.y))
-    log = train_process(model, lambda step: batch, steps=30, lr=1e-2)
+    seen: list[tuple[int, float]] = []
+    log = train_process(
+        model, lambda step: batch, steps=30, lr=1e-2, callback=lambda *a: seen.append(a)
+    )
     assert len(log.losses) == 30
+    assert seen == list(zip(range(1, 31), log.losses, strict=True))  # 1-based update count
     assert len(log.smoothed(10)) == 30
     assert float(model.loss(batch.xc, batch.yc, batch.x, batch.y)) < before - 0.1
 

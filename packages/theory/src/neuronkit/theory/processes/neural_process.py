@@ -586,9 +586,11 @@ def train_process(
 
     Args:
         model: a module with ``loss(xc, yc, xt, yt, *, generator=..., **loss_kwargs)``.
-        tasks: ``step -> batch``; steps: number of updates; lr: peak learning rate.
+        tasks: ``step -> batch`` (``step`` from 0); steps: number of updates; lr: peak
+            learning rate.
         clip: gradient-norm clip (None: none); generator: passed to ``model.loss``.
-        callback: called as ``callback(step, loss)`` after each update.
+        callback: called as ``callback(done, loss)`` after each update, ``done`` the number of
+            updates made so far (1-based, as the other trainers' callbacks count).
         loss_kwargs: extra keyword arguments of ``model.loss``.
         show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
             ``True`` / ``False``.
@@ -625,6 +627,6 @@ def train_process(
         sched.step()
         losses.append(value)
         if callback is not None:
-            callback(step, value)
+            callback(step + 1, value)
     model.eval()
     return TrainingLog(losses)
