@@ -439,25 +439,26 @@ def test_estimator_params_follow_the_constructor() -> None:
 
 
 def test_progress_bars_follow_show_and_close_on_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    """``show=None`` hides the bar off a terminal (pytest's stderr is not one); ``True`` forces
-    it on stderr, never stdout; a loop that raises closes its bar; messages go to stderr."""
+    """``show_progress=None`` hides the bar off a terminal (pytest's stderr is not one);
+    ``True`` forces it on stderr, never stdout; a loop that raises closes its bar; messages go
+    to stderr."""
     pytest.importorskip("tqdm", reason="progress bars need tqdm")
     from neuronkit.common import progress, progress_write
 
     assert list(progress(range(3))) == [0, 1, 2]
     assert capsys.readouterr().err == ""
-    assert list(progress(range(3), show=True, desc="steps")) == [0, 1, 2]
+    assert list(progress(range(3), show_progress=True, desc="steps")) == [0, 1, 2]
     out = capsys.readouterr()
     assert "steps" in out.err
     assert out.out == ""
     with pytest.raises(RuntimeError, match="stop"):
-        for i in progress(range(5), show=True):
+        for i in progress(range(5), show_progress=True):
             if i == 2:
                 raise RuntimeError("stop")
     progress_write("a message")
     assert capsys.readouterr().err.endswith("a message\n")
-    with pytest.raises(TypeError, match="show must be bool"):
-        list(progress(range(2), show="yes"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="show_progress must be bool"):
+        list(progress(range(2), show_progress="yes"))  # type: ignore[arg-type]
 
 
 def test_progress_bar_problems_finds_what_is_wrong() -> None:
@@ -466,11 +467,11 @@ def test_progress_bar_problems_finds_what_is_wrong() -> None:
     from neuronkit.common.testing import progress_bar_problems
 
     def good(show_progress: bool | None = None) -> None:
-        list(progress(range(2), show=show_progress, desc="good"))
+        list(progress(range(2), show_progress=show_progress, desc="good"))
 
     def noisy(show_progress: bool | None = None) -> None:
         print("step")  # stdout, and the argument ignored
-        list(progress(range(2), show=True, desc="noisy"))
+        list(progress(range(2), show_progress=True, desc="noisy"))
 
     assert progress_bar_problems(good, "good") == []
     assert progress_bar_problems(noisy, "noisy") == [

@@ -123,20 +123,20 @@ def test_tensor_metrics_are_stored_as_numbers(tmp_path: Path) -> None:
 def test_library_bars_stay_off_inside_a_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run shows its own bars; library calls inside it (``progress(show=None)``) show none,
-    so ``--no-progress`` silences everything and bars do not nest."""
+    """A run shows its own bars; library calls inside it (``progress(show_progress=None)``)
+    show none, so ``--no-progress`` silences everything and bars do not nest."""
     pytest.importorskip("tqdm", reason="progress bars need tqdm")
     from neuronkit.common import progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
     list(progress(range(2), desc="library"))
-    assert "library" in capsys.readouterr().err  # show=None outside a run: on a terminal
+    assert "library" in capsys.readouterr().err  # show_progress=None outside a run: on a terminal
 
     @reproduction(id="unit.bars", paper="P", claim="C", checks=[Check("v", ">=", 0)])
     def bars(ctx: RunContext) -> None:
         for _ in ctx.progress(range(2), desc="outer"):
             list(progress(range(2), desc="inner"))
-        list(progress(range(2), show=True, desc="forced"))
+        list(progress(range(2), show_progress=True, desc="forced"))
         ctx.check("v", 1.0)
 
     run_reproduction(

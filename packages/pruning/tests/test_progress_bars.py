@@ -71,7 +71,20 @@ def _send(**kw: Any) -> Any:
     return train_send(model, ids, mask, t_ids, t_mask, cfg, seed=0, **kw)
 
 
+def _imp(**kw: Any) -> Any:
+    from neuronkit.pruning.lottery import TrainConfig, iterative_magnitude_pruning
+
+    x, y = _split()[:2]
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    for p in model.parameters():
+        nn.init.normal_(p, std=0.3, generator=g)
+    cfg = TrainConfig(iterations=2, batch_size=8, lr=0.1)
+    return iterative_magnitude_pruning(model, x, y, cfg, rounds=2, **kw)
+
+
 CASES: dict[str, Callable[..., Any]] = {
+    "iterative_magnitude_pruning": _imp,
     "enas_search": _enas,
     "random_search": _random,
     "train_ftwt": _ftwt,
@@ -79,7 +92,7 @@ CASES: dict[str, Callable[..., Any]] = {
 }
 
 
-LABELS: dict[str, str] = {}
+LABELS: dict[str, str] = {"iterative_magnitude_pruning": "imp_rounds"}
 
 
 @pytest.mark.parametrize("name", list(CASES))

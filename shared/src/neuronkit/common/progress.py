@@ -12,34 +12,34 @@ from .validation import check_type
 
 T = TypeVar("T")
 
-# what show=None means for library calls: None (a bar only on a terminal), or False while a
-# reproduction runs (it shows its own bars; see run_reproduction)
+# what show_progress=None means for library calls: None (a bar only on a terminal), or False
+# while a reproduction runs (it shows its own bars; see run_reproduction)
 _LIBRARY_DEFAULT: ContextVar[bool | None] = ContextVar("neuronkit_progress", default=None)
 
 
 def progress(
     iterable: Iterable[T],
     *,
-    show: bool | None = None,
+    show_progress: bool | None = None,
     desc: str | None = None,
     total: int | None = None,
 ) -> Iterator[T]:
     """``iterable`` with a progress bar on stderr.
 
     Args:
-        show: ``True`` / ``False`` force the bar on or off; ``None`` (the default everywhere)
-            shows it only when stderr is a terminal, so logs and CI output stay clean, and not
-            inside a reproduction run, which shows its own bars.
+        show_progress: ``True`` / ``False`` force the bar on or off; ``None`` (the default
+            everywhere) shows it only when stderr is a terminal, so logs and CI output stay
+            clean, and not inside a reproduction run, which shows its own bars.
         desc: the bar's label.
         total: the number of items when ``iterable`` has no length.
 
     The bar closes when the loop ends, also when it raises (or the generator is dropped).
     """
-    if show is None:
-        show = _LIBRARY_DEFAULT.get()
+    if show_progress is None:
+        show_progress = _LIBRARY_DEFAULT.get()
     else:
-        check_type("show", show, bool)
-    return _bar(iterable, show, desc, total)
+        check_type("show_progress", show_progress, bool)
+    return _bar(iterable, show_progress, desc, total)
 
 
 def _bar(
@@ -65,7 +65,7 @@ def _bar(
 
 @contextlib.contextmanager
 def _library_bars(show: bool | None) -> Iterator[None]:
-    """Within the block, library calls' ``progress(show=None)`` mean ``show``."""
+    """Within the block, library calls' ``progress(show_progress=None)`` mean ``show``."""
     token = _LIBRARY_DEFAULT.set(show)
     try:
         yield

@@ -287,7 +287,7 @@ def train_classifier(
         )
     stop = n - 1 if batch_norm and n % batch_size == 1 else n  # no last batch of one
     model.train()
-    for _ in progress(range(epochs), show=show_progress, desc="train_classifier"):
+    for _ in progress(range(epochs), show_progress=show_progress, desc="train_classifier"):
         order = torch.randperm(n, generator=gen).to(inputs.device)
         total = 0.0
         for start in range(0, stop, batch_size):

@@ -420,7 +420,9 @@ def track_information_plane(
         test_acc.append(correct[:, test_mask].mean(1) if test_mask.any() else correct.mean(1))
 
     next_record = 0
-    epochs_run = progress(range(epochs + 1), show=show_progress, desc="track_information_plane")
+    epochs_run = progress(
+        range(epochs + 1), show_progress=show_progress, desc="track_information_plane"
+    )
     for epoch in epochs_run:
         if epoch == record[next_record]:
             snapshot()

@@ -425,7 +425,9 @@ def maximize_activation(
     with eval_mode(model), _recording(model, objective.layers) as rec:
         with torch.no_grad():
             initial = _forward(model, render(), rec, objective).detach()
-        for step in progress(range(int(steps)), show=show_progress, desc="maximize_activation"):
+        for step in progress(
+            range(int(steps)), show_progress=show_progress, desc="maximize_activation"
+        ):
             fraction = step / int(steps)
             with torch.enable_grad():
                 image = render()

@@ -739,7 +739,7 @@ def train_ftwt(
     }
     net.train()
     n = len(y)
-    for epoch in progress(range(config.epochs), show=show_progress, desc="train_ftwt"):
+    for epoch in progress(range(config.epochs), show_progress=show_progress, desc="train_ftwt"):
         decays = sum(1 for m in config.milestones if epoch >= m)
         for group in opt_b.param_groups:
             group["lr"] = config.lr * 0.1**decays

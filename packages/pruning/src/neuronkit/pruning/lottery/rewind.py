@@ -39,6 +39,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    progress,
 )
 
 from .masks import (
@@ -394,7 +395,7 @@ def iterative_magnitude_pruning(
     layer_types: tuple[type[nn.Module], ...] = DEFAULT_PRUNABLE,
     ignore: Iterable[str] = (),
     dense: tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]] | None = None,
-    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
+    show_progress: bool | None = None,
 ) -> IMPResult:
     """Iterative magnitude pruning with rewinding to iteration ``k`` (global, 20% per round).
 
@@ -413,7 +414,8 @@ def iterative_magnitude_pruning(
         dense: optional ``(trained_state, W_k)`` of a dense run already made with the same
             ``W_0``, config and data order (shares round 0 between IMP runs with different
             ``k``).
-        progress: optional wrapper of the round iterator (e.g. a progress bar).
+        show_progress: a bar over the pruning rounds on stderr: ``None`` (default) only on a
+            terminal, or ``True`` / ``False``.
 
     Returns:
         :class:`IMPResult` with ``rounds + 1`` entries per list.
@@ -445,10 +447,7 @@ def iterative_magnitude_pruning(
     result.trained_states.append(clone_state(net))
     if x_eval is not None and y_eval is not None:
         result.accuracies.append(accuracy(net, x_eval, y_eval))
-    steps: Iterable[int] = range(1, int(rounds) + 1)
-    if progress is not None:
-        steps = progress(steps)
-    for _ in steps:
+    for _ in progress(range(int(rounds)), show_progress=show_progress, desc="imp_rounds"):
         masks = global_magnitude_prune(net, masks, fraction)
         net = train_from(
             model,

@@ -203,7 +203,7 @@ def _search(
     }
     n_tr, n_val = len(y_train), len(y_val)
     desc = "enas_search" if use_controller else "random_search"
-    for epoch in progress(range(config.epochs), show=show_progress, desc=desc):
+    for epoch in progress(range(config.epochs), show_progress=show_progress, desc=desc):
         supernet.train()
         if controller is not None:
             controller.eval()

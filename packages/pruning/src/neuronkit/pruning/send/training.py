@@ -477,7 +477,7 @@ def train_send(
     model.train()
     try:
         release = config.steps - config.release_steps  # from here on nothing is dropped
-        for step in progress(range(config.steps), show=show_progress, desc="train_send"):
+        for step in progress(range(config.steps), show_progress=show_progress, desc="train_send"):
             if dropper is not None and step < release and step % config.checkpoint_every == 0:
                 with dropper.suspended():
                     snapshots.append(

@@ -387,7 +387,7 @@ def train_at_latency(
     gen = torch_generator(seed)
     model.train()
     losses = []
-    for _ in progress(range(epochs), show=show_progress, desc="train_at_latency"):
+    for _ in progress(range(epochs), show_progress=show_progress, desc="train_at_latency"):
         total, seen = 0.0, 0
         for xb, yb in minibatches(x, y, batch_size, generator=gen):
             opt.zero_grad(set_to_none=True)
@@ -841,7 +841,7 @@ def train_ann(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         gen = torch_generator(seed)
         ann.train()
-        for _ in progress(range(epochs), show=show_progress, desc="train_ann"):
+        for _ in progress(range(epochs), show_progress=show_progress, desc="train_ann"):
             total, seen = 0.0, 0
             for xb, yb in minibatches(x, y, batch_size, generator=gen):
                 opt.zero_grad(set_to_none=True)

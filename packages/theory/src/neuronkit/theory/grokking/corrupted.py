@@ -243,7 +243,7 @@ def train_modular(
     opt = torch.optim.AdamW(m.parameters(), lr=lr, betas=betas, eps=1e-8, weight_decay=weight_decay)
     history = TrainingHistory()
     m.train()
-    for step in progress(range(1, steps + 1), show=show_progress, desc="train_modular"):
+    for step in progress(range(1, steps + 1), show_progress=show_progress, desc="train_modular"):
         opt.zero_grad()
         out = m(x)
         value = F.mse_loss(out, target) if loss == "mse" else F.cross_entropy(out, y)

@@ -61,7 +61,7 @@ def train_regression(
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=False, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []
-    for step in progress(range(steps), show=show_progress, desc="train_regression"):
+    for step in progress(range(steps), show_progress=show_progress, desc="train_regression"):
         opt.zero_grad()
         out = model(x)
         if step == 0 and out.numel() != y.shape[0]:

@@ -217,7 +217,9 @@ def train_recurrent_rich_lazy(
     with torch.no_grad():
         r0 = model.hidden_states(xk)[:, -1]
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    for _ in progress(range(iterations), show=show_progress, desc="train_recurrent_rich_lazy"):
+    for _ in progress(
+        range(iterations), show_progress=show_progress, desc="train_recurrent_rich_lazy"
+    ):
         x, y = perceptual_decision_trials(batch_size, seed=gen, dtype=dt)
         x, y = x.to(dev), y.to(dev)
         loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, 3), y.reshape(-1))

@@ -259,7 +259,7 @@ def fit_operator(
     fit = OperatorFit()
     start = time.perf_counter()
     model.train()
-    for _ in progress(range(epochs), show=show_progress, desc="fit_operator"):
+    for _ in progress(range(epochs), show_progress=show_progress, desc="fit_operator"):
         perm = torch.randperm(n, generator=gen, device=gen.device).to(x.device)
         total = 0.0
         for i in range(0, n, batch_size):

@@ -613,7 +613,7 @@ def train_process(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []
     model.train()
-    for step in progress(range(steps), show=show_progress, desc="train_process"):
+    for step in progress(range(steps), show_progress=show_progress, desc="train_process"):
         batch = tasks(step)
         loss = loss_fn(batch.xc, batch.yc, batch.x, batch.y, generator=generator, **kwargs)
         value = float(loss.detach())

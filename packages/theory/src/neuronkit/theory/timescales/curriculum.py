@@ -268,7 +268,7 @@ def train_curriculum(
     step = 0
     # the epochs until the budget is spent (fewer when the curriculum stops early)
     epochs = -(-max_steps // steps_per_epoch)
-    for _ in progress(range(epochs), show=show_progress, desc="train_curriculum"):
+    for _ in progress(range(epochs), show_progress=show_progress, desc="train_curriculum"):
         heads = curriculum_heads(curriculum, ns, n_start)
         losses = []
         for _ in range(min(steps_per_epoch, max_steps - step)):
