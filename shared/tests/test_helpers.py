@@ -232,6 +232,8 @@ def test_torch_generator_without_seed_follows_the_global_seed() -> None:
         seed_everything(3)
         draws.append(torch.rand(2, generator=torch_generator(None)))
     assert torch.equal(draws[0], draws[1])
+    with torch.device("meta"):  # the draw stays on the CPU under any default device
+        assert torch_generator(None).device == torch.device("cpu")
 
 
 def test_weights_round_trip(tmp_path: Path) -> None:

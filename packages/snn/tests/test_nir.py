@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -27,7 +28,7 @@ from neuronkit.snn import (  # noqa: E402
     TimeDistributed,
 )
 from neuronkit.snn.integrator import LI, Delay  # noqa: E402
-from neuronkit.snn.nir import NIRModule, from_nir, to_nir  # noqa: E402
+from neuronkit.snn.nir import NIRModule, Scale, from_nir, to_nir  # noqa: E402
 
 
 def _seeded(build: Callable[[], nn.Module]) -> nn.Module:
@@ -256,6 +257,20 @@ def test_exported_fields_follow_the_documented_mapping() -> None:
     np.testing.assert_allclose(if_.v_reset, -0.5)
     assert tuple(g.edges[0]) == ("input", "affine_0")
     assert tuple(g.nodes["output"].output_type["output"]) == (2,)
+
+
+def test_half_precision_models_export_their_exact_values() -> None:
+    """numpy has no bfloat16: weights are exported in float32, which holds them exactly."""
+    scale = Scale(torch.full((2,), 2.0))
+    model = _seeded(lambda: nn.Sequential(SeqLinear(3, 2), LIF(reset="zero"), scale))
+    for dtype in (torch.bfloat16, torch.float16):
+        half = copy.deepcopy(model).to(dtype)
+        g = to_nir(half, (3,))
+        assert g.nodes["affine_0"].weight.dtype == np.float32
+        np.testing.assert_array_equal(
+            g.nodes["affine_0"].weight, half[0].weight.detach().float().numpy()
+        )
+        np.testing.assert_array_equal(g.nodes["scale_2"].scale, [2.0, 2.0])
 
 
 # ---- import semantics against the ODEs, by forward Euler ---------------------------------------

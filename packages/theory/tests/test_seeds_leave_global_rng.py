@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from neuronkit.theory import (
+    KAN,
+    QuadraticLinear,
     QuadraticMLP,
     TimescaleRNN,
     corrupted_accuracies,
@@ -17,6 +19,7 @@ from neuronkit.theory import (
 )
 from neuronkit.theory.kan import matched_mlp
 from neuronkit.theory.operators import evaluate_operator
+from neuronkit.theory.processes import NeuralProcess
 from neuronkit.theory.quadratic import conventional_net
 
 BUILDS: dict[str, Callable[[], object]] = {
@@ -32,6 +35,23 @@ def test_seeded_build_leaves_the_global_rng(build: Callable[[], object]) -> None
     state = torch.get_rng_state()
     build()
     assert torch.equal(torch.get_rng_state(), state)
+
+
+META_BUILDS: dict[str, Callable[[], nn.Module]] = {
+    "QuadraticLinear": lambda: QuadraticLinear(3, 4),
+    "KAN": lambda: KAN([3, 4, 1]),
+    "TimescaleRNN": lambda: TimescaleRNN(hidden_size=8),
+    "NeuralProcess": lambda: NeuralProcess(hidden=4, seed=0),
+}
+
+
+@pytest.mark.parametrize("build", META_BUILDS.values(), ids=META_BUILDS.keys())
+def test_models_build_on_the_meta_device(build: Callable[[], nn.Module]) -> None:
+    """The seed (drawn, or derived from ``seed``) is drawn on the CPU under any default device;
+    on the meta device there was no number to read."""
+    with torch.device("meta"):
+        model = build()
+    assert next(model.parameters()).is_meta
 
 
 class _Raises(nn.Module):

@@ -148,6 +148,13 @@ def test_seeded_init_is_reproducible() -> None:
     torch.testing.assert_close(a.weight, b.weight)
     assert a.positions.min() >= 0
     assert a.positions.max() <= 5
+    torch.manual_seed(7)  # unseeded: drawn from the global RNG, on the CPU under any device
+    c = DelayedLinear(5, 3, max_delay=6)
+    torch.manual_seed(7)
+    with torch.device("meta"):
+        d = DelayedLinear(5, 3, max_delay=6)
+    assert d.weight.is_meta
+    assert not torch.equal(c.weight, a.weight)
 
 
 def test_round_clamp_and_soft() -> None:

@@ -45,7 +45,7 @@ def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
         return seed
     gen = torch.Generator()
     if seed is None:
-        gen.manual_seed(int(torch.randint(0, 2**62, (1,))))
+        gen.manual_seed(int(torch.randint(0, 2**62, (1,), device="cpu")))  # any default device
     else:
         check_seed(seed)
         gen.manual_seed(int(seed))

@@ -79,7 +79,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import as_float_array, check_number, check_type
+from neuronkit.common import as_float_array, check_number, check_type, host_array
 
 from ._core import broadcasts, hold
 from .integrator import LI, Delay
@@ -383,7 +383,7 @@ def _param_array(name: str, value: Any, shape: tuple[int, ...], what: str) -> np
                 f"broadcast to one sample {list(shape)} (NIR parameters cannot vary over the "
                 "batch)"
             )
-        return t.expand(target)[0].numpy().copy()
+        return host_array(t.expand(target)[0]).copy()
     return np.full(shape, float(value), dtype=np.float64)
 
 
@@ -470,21 +470,21 @@ def _export_one(
             raise _refuse(
                 path, m, f"a Linear layer on samples of shape {list(in_shape)}; flatten first"
             )
-        w = inner.weight.detach().cpu().numpy().copy()
+        w = host_array(inner.weight).copy()
         if inner.bias is None:
             return [(f"linear_{path}", nir.Linear(weight=w))]
-        b = inner.bias.detach().cpu().numpy().copy()
+        b = host_array(inner.bias).copy()
         return [(f"affine_{path}", nir.Affine(weight=w, bias=b))]
     if isinstance(inner, (nn.Conv1d, nn.Conv2d)):
         if not timed:
             raise _refuse(path, m, "a plain torch conv layer; use SeqConv1d/SeqConv2d over time")
         if inner.padding_mode != "zeros":
             raise _refuse(path, m, f"padding_mode={inner.padding_mode!r} (NIR pads with zeros)")
-        w = inner.weight.detach().cpu().numpy().copy()
+        w = host_array(inner.weight).copy()
         b = (
             np.zeros(w.shape[0], dtype=w.dtype)
             if inner.bias is None
-            else inner.bias.detach().cpu().numpy().copy()
+            else host_array(inner.bias).copy()
         )
         pad: Any = inner.padding if isinstance(inner.padding, str) else tuple(inner.padding)
         if isinstance(inner, nn.Conv1d):
@@ -688,7 +688,7 @@ def _export_neuron(
         gain = _param_array("gain", m.gain, shape, f"module {path!r}")
         return [(f"i_{path}", nir.I(r=gain / dt_graph))]
     if isinstance(m, Scale):
-        return [(f"scale_{path}", nir.Scale(scale=m.scale.detach().cpu().numpy().copy()))]
+        return [(f"scale_{path}", nir.Scale(scale=host_array(m.scale).copy()))]
     raise _refuse(path, m, "no NIR mapping for this module type")
 
 

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_type, torch_generator
 
 from ..encoding import _generator
 
@@ -228,7 +228,7 @@ class DelayedLinear(nn.Module):
         check_choice("init_delays", init_delays, ("uniform", "zero"))
         gen = _generator(seed, generator, torch.device("cpu"))
         if gen is None:  # draw from torch's global RNG, like nn.Linear's init
-            gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+            gen = torch_generator(None)
         self.in_features, self.out_features = in_features, out_features
         self.max_delay, self.mode, self.sigma_floor = max_delay, delays, sigma_floor
 

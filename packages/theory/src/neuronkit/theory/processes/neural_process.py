@@ -79,7 +79,7 @@ def seeded_init(seed: int | torch.Generator | None) -> Iterator[None]:
         yield
         return
     gen = torch_generator(seed)
-    value = int(torch.randint(0, 2**62, (1,), generator=gen))
+    value = int(torch.randint(0, 2**62, (1,), generator=gen, device="cpu"))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(value)
         yield
