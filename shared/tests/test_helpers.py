@@ -236,6 +236,20 @@ def test_torch_generator_without_seed_follows_the_global_seed() -> None:
         assert torch_generator(None).device == torch.device("cpu")
 
 
+def test_module_placement_reads_device_and_floating_dtype() -> None:
+    torch = pytest.importorskip("torch", reason="module_placement needs torch")
+    from neuronkit.common import module_placement
+
+    cpu = torch.device("cpu")
+    assert module_placement(torch.nn.Linear(2, 2).double()) == (cpu, torch.float64)
+    assert module_placement(torch.nn.ReLU()) == (cpu, torch.get_default_dtype())
+    counter = torch.nn.Module()
+    counter.register_buffer("steps", torch.zeros((), dtype=torch.long))
+    assert module_placement(counter) == (cpu, torch.get_default_dtype())  # no float parameter
+    with torch.device("meta"):
+        assert module_placement(torch.nn.Linear(2, 2))[0].type == "meta"
+
+
 def test_weights_round_trip(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="weight IO needs the [weights] extra")
     pytest.importorskip("safetensors", reason="weight IO needs the [weights] extra")

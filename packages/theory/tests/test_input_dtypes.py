@@ -1,6 +1,7 @@
 """A model fed a tensor of another floating dtype names the argument and both dtypes (it was
 torch's bare "expected m1 and m2 to have the same dtype" or "Input type ... and bias type")."""
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -94,3 +95,30 @@ def test_scaled_quadratic_net_rejects_float32_input() -> None:
     ):
         net(torch.zeros(3, 5))
     assert net(torch.zeros(3, 5, dtype=F64)).shape == (3,)
+
+
+def test_trainers_feed_their_own_data_in_the_model_dtype() -> None:
+    """Trainers that generate the inputs build them in the model's dtype: a float64 model got
+    float32 batches and the model's own dtype error about an ``x`` the user never passed."""
+    from neuronkit.theory import (
+        corrupted_accuracies,
+        modular_arithmetic,
+        train_curriculum,
+        train_modular,
+        train_rich_lazy,
+    )
+    from neuronkit.theory.lazy_rich import TwoLayerTanhNet
+
+    rnn = TimescaleRNN(hidden_size=4, seed=0).double()
+    kw = {"batch_size": 4, "test_batch_size": 4, "test_batches": 1, "seed": 0}
+    history = train_curriculum(rnn, max_steps=2, steps_per_epoch=1, **kw).history
+    assert all(math.isfinite(record["loss"]) for record in history)
+    data = modular_arithmetic(5, seed=0)
+    quadratic = QuadraticMLP(5, 4, seed=0).double()
+    assert len(train_modular(quadratic, data, steps=2, eval_every=1).loss) == 2
+    assert set(corrupted_accuracies(quadratic, data)) >= {"train", "test"}
+    gen = torch.Generator().manual_seed(0)
+    weight, readout = torch.randn(8, 3, generator=gen), torch.randn(8, generator=gen)
+    net = TwoLayerTanhNet(weight, readout).float()  # float64 by default
+    x, y = torch.randn(6, 3, generator=gen, dtype=F64), torch.randn(6, generator=gen)
+    assert math.isfinite(train_rich_lazy(net, x, y, steps=2, kernel_points=4).final_loss)

@@ -7,7 +7,7 @@ protocol. Importing it never imports torch.
 
 from importlib.metadata import version as _version
 
-from .device import select_device
+from .device import module_placement, select_device
 from .estimator import EstimatorParams
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .modes import eval_mode
@@ -66,6 +66,7 @@ __all__ = [
     "host_array",
     "load",
     "load_weights",
+    "module_placement",
     "new_figure",
     "plain_tensor",
     "progress",

@@ -32,3 +32,17 @@ def select_device(device: Any = None) -> Any:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available")
     return dev
+
+
+def module_placement(module: Any) -> tuple[Any, Any]:
+    """``(device, dtype)`` to build inputs for ``module`` in: the device of its first parameter
+    or buffer and the dtype of its first floating-point parameter (the CPU and torch's default
+    dtype for a module without them)."""
+    import itertools
+
+    import torch
+
+    first = next(itertools.chain(module.parameters(), module.buffers()), None)
+    device = torch.device("cpu") if first is None else first.device
+    floats = (p.dtype for p in module.parameters() if p.is_floating_point())
+    return device, next(floats, torch.get_default_dtype())

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, eval_mode, progress
+from neuronkit.common import check_choice, check_number, eval_mode, module_placement, progress
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 from ..data.modular import ModularDataset
@@ -72,11 +72,6 @@ class QuadraticMLP(nn.Module):
         if x.ndim != 2 or x.shape[1] != 2 * self.p:
             raise ValueError(f"x must have shape [B, {2 * self.p}], got {tuple(x.shape)}")
         return self.fc2(self.fc1(x) ** 2)
-
-
-def _device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (the CPU for a model without parameters)."""
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def _check_model(model: nn.Module) -> QuadraticMLP:
@@ -161,14 +156,14 @@ def corrupted_accuracies(model: nn.Module, data: ModularDataset) -> dict[str, fl
     """Accuracies on the training labels as given (``train``), on its ``corrupted`` and ``clean``
     parts, on the true labels of the corrupted pairs (``corrupted_true``) and on the test set.
 
-    The inputs are moved to the device of the model's first parameter (the CPU for a model
-    without parameters) and the predictions back to the CPU, where ``data`` lives."""
+    The inputs are moved to the model's device and dtype and the predictions back to the CPU,
+    where ``data`` lives."""
     if not isinstance(data, ModularDataset):
         raise TypeError(f"data must be a ModularDataset, got {type(data).__name__}")
-    device = _device(model)
+    device, dtype = module_placement(model)
     with eval_mode(model):
-        pred_train = model(data.x_train.to(device)).argmax(dim=1).cpu()
-        pred_test = model(data.x_test.to(device)).argmax(dim=1).cpu()
+        pred_train = model(data.x_train.to(device, dtype)).argmax(dim=1).cpu()
+        pred_test = model(data.x_test.to(device, dtype)).argmax(dim=1).cpu()
     given = pred_train == data.train_labels
     true = pred_train == data.labels[data.train_idx]
     bad = data.corrupted
@@ -215,7 +210,7 @@ def train_modular(
     """Full-batch AdamW on the training pairs (in place); returns the recorded history.
 
     Args:
-        model: the network (trained in place, on the device of its parameters).
+        model: the network (trained in place, on its device and in its dtype).
         data: the dataset (:func:`neuronkit.theory.modular_arithmetic`).
         steps: optimizer steps (one per epoch: full batch).
         lr, betas: AdamW settings (reference code: 1e-2, (0.9, 0.98)).
@@ -236,10 +231,10 @@ def train_modular(
     check_number("lr", lr, gt=0)
     check_number("weight_decay", weight_decay, ge=0)
     check_choice("loss", loss, ("mse", "ce"))
-    device = _device(m)
-    x = data.x_train.to(device)
+    device, dtype = module_placement(m)
+    x = data.x_train.to(device, dtype)
     y = data.train_labels.to(device)
-    target = F.one_hot(y, m.p).float()
+    target = F.one_hot(y, m.p).to(dtype)
     opt = torch.optim.AdamW(m.parameters(), lr=lr, betas=betas, eps=1e-8, weight_decay=weight_decay)
     history = TrainingHistory()
     m.train()

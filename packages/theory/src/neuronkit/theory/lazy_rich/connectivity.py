@@ -158,13 +158,13 @@ def train_rich_lazy(
 
     The kernels are the empirical ones (``torch.func``) on the first ``kernel_points`` inputs:
     the NTK over both layers and the tangent kernel of ``W`` alone. ``x [P, D]``, ``y [P]``
-    (moved to the device of ``model.weight``).
+    (moved to the device and dtype of ``model.weight``).
     """
     if not isinstance(model, TwoLayerTanhNet):
         raise TypeError(f"model must be a TwoLayerTanhNet, got {type(model).__name__}")
-    device = model.weight.device
-    xt = as_float_tensor("x", x, 2, "[P, D]").to(device)
-    yt = as_float_tensor("y", y, 1, "[P]").to(device)
+    device, dtype = model.weight.device, model.weight.dtype
+    xt = as_float_tensor("x", x, 2, "[P, D]").to(device, dtype)
+    yt = as_float_tensor("y", y, 1, "[P]").to(device, dtype)
     if yt.shape[0] != xt.shape[0]:
         raise ValueError(f"y must have one target per row of x ({xt.shape[0]}), got {yt.shape[0]}")
     if xt.shape[1] != model.weight.shape[1]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_number, check_probability, check_type, progress
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    check_probability,
+    check_type,
+    module_placement,
+    progress,
+)
 
 from .._utils import check_positive_int, torch_generator
 from ..data.parity import memory_task
@@ -138,6 +145,17 @@ def curriculum_heads(curriculum: str, ns: tuple[int, ...], n_start: int) -> list
     return [n - n_start for n in ns]
 
 
+def _batch(
+    model: TimescaleRNN, task: str, ns: Sequence[int], batch_size: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A :func:`memory_task` batch and the initial state ``0.1 U(0, 1)`` on ``model``'s device
+    and in its dtype: ``x [T, B, 1]``, ``h0 [B, H]``, labels ``[K, B]``."""
+    device, dtype = module_placement(model)
+    data = memory_task(task, ns, batch_size, seed=gen)
+    h0 = 0.1 * torch.rand(batch_size, model.hidden_size, generator=gen)
+    return data.x.to(device, dtype), h0.to(device, dtype), data.labels.to(device)
+
+
 def evaluate_heads(
     model: TimescaleRNN,
     task: str,
@@ -168,10 +186,9 @@ def evaluate_heads(
     correct = torch.zeros(len(ns))
     with torch.no_grad():
         for _ in range(batches):
-            data = memory_task(task, ns, batch_size, seed=generator)
-            h0 = 0.1 * torch.rand(batch_size, model.hidden_size, generator=generator)
-            logits = model(data.x, h0, heads=heads)
-            correct += (logits.argmax(-1) == data.labels).float().sum(dim=1)
+            x, h0, labels = _batch(model, task, ns, batch_size, generator)
+            logits = model(x, h0, heads=heads)
+            correct += (logits.argmax(-1) == labels).float().sum(dim=1).cpu()
     return [float(c) / (batch_size * batches) for c in correct]
 
 
@@ -272,10 +289,9 @@ def train_curriculum(
         heads = curriculum_heads(curriculum, ns, n_start)
         losses = []
         for _ in range(min(steps_per_epoch, max_steps - step)):
-            data = memory_task(task, ns, batch_size, seed=gen)
-            h0 = 0.1 * torch.rand(batch_size, net.hidden_size, generator=gen)
-            logits = net(data.x, h0, heads=heads)  # [K, B, 2]
-            loss = F.cross_entropy(logits.reshape(-1, 2), data.labels.reshape(-1)) * len(ns)
+            x, h0, labels = _batch(net, task, ns, batch_size, gen)
+            logits = net(x, h0, heads=heads)  # [K, B, 2]
+            loss = F.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1)) * len(ns)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip_norm is not None:
