@@ -325,6 +325,28 @@ def test_check_finite_raises_exactly_when_an_entry_is_not_finite(values: list[fl
             check_finite("x", arr)
 
 
+def test_value_checks_skip_while_tracing() -> None:
+    """``check_finite`` reads values: under ``torch.fx`` and ``torch.export`` it is skipped (it
+    raised a proxy TraceError / GuardOnDataDependentSymNode), in eager mode it still raises."""
+    torch = pytest.importorskip("torch", reason="tracing needs torch")
+    from neuronkit.common import values_hidden
+
+    class Checked(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            check_finite("x", x)
+            return x * 2
+
+    x = torch.ones(3)
+    assert not values_hidden(x)
+    assert not values_hidden(np.ones(3))
+    graph = torch.fx.symbolic_trace(Checked())
+    assert torch.equal(graph(x), x * 2)
+    exported = torch.export.export(Checked(), (x,)).module()
+    assert torch.equal(exported(x), x * 2)
+    with pytest.raises(ValueError, match="x must be finite"):
+        Checked()(torch.tensor([1.0, math.nan]))
+
+
 def test_run_readme_examples_runs_examples_in_order_and_imports_of_sketches(
     tmp_path: Path,
 ) -> None:

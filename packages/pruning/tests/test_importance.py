@@ -172,3 +172,16 @@ def test_blocked_reduction_equals_one_float64_sum(shape: tuple[int, ...]) -> Non
             got = importance._reduce_other_dims(t, dim, op)
             want = ref.double().sum(other)
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)  # dtype and shape too
+
+
+def test_l2_scores_of_huge_float32_weights_do_not_overflow() -> None:
+    """float32 squares overflow above ~1.8e19: such scores are computed again in float64."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(1e20)
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    scores = MagnitudeImportance(p=2)(graph)[graph.layer_groups("0")[0].index]
+    assert torch.isfinite(scores).all()
+    w = model[0].weight.double()
+    assert torch.equal(scores.argsort(), w.pow(2).sum(1).argsort())  # the weights dominate

@@ -219,3 +219,15 @@ def test_time_major_layers_fold_time_into_the_batch(batch_norm: bool) -> None:
     for inputs in (x, None):  # calibrated and data-free (BatchNorm channels on axis 2)
         small, _ = obspa_prune(graph, 0.5, inputs=inputs)
         assert small(x).shape == (4, 3, 4)
+
+
+def test_empty_calibration_batch_is_rejected() -> None:
+    """0 calibration rows gave 0/0 NaN Hessians and NaN weights."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    with pytest.raises(ValueError, match="inputs: expected a non-empty calibration batch"):
+        layer_hessians(graph, inputs=torch.randn(0, 4))
+    with pytest.raises(ValueError, match="inputs"):
+        obspa_prune(graph, 0.5, inputs=(torch.randn(0, 4),))
+    with pytest.raises(ValueError, match="inputs: layer '2' received no input rows"):
+        layer_hessians(graph, inputs=torch.randn(2, 0, 4))  # samples, but no rows

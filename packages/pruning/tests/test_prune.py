@@ -11,6 +11,7 @@ from neuronkit.pruning import (
     MLP,
     DenseNetStyle,
     DependencyGraph,
+    MagnitudeImportance,
     MobileNetV2Style,
     PruningPlan,
     SmallViT,
@@ -208,3 +209,31 @@ def test_a_saved_plan_rebuilds_the_pruned_model_for_its_weights(build) -> None:
     foreign = PruningPlan(dict(loaded.removed), {"no.such.attn": torch.arange(4)})
     with pytest.raises(ValueError, match=r"'no\.such\.attn' is not an nn\.MultiheadAttention"):
         prune(DependencyGraph(fresh, x), foreign)
+
+
+def test_global_scope_removes_exactly_k_channels_when_scores_tie() -> None:
+    """Tied scores: exactly floor(ratio * total) channels, earlier group and lower index
+    first, each group still capped by max_ratio (the threshold rule removed every tie)."""
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    for p in model.parameters():
+        torch.nn.init.constant_(p, 0.5)  # every channel scores the same
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    plan = plan_pruning(graph, "l2", 0.1, scope="global")
+    assert plan.num_removed() == 1  # floor(0.1 * 14), not all 12 ties
+    assert {g: v.tolist() for g, v in plan.removed.items()} == {0: [0]}
+    plan = plan_pruning(graph, "l2", 0.7, scope="global", max_ratio=0.5)
+    assert {g: v.tolist() for g, v in plan.removed.items()} == {0: [0, 1, 2, 3], 1: [0]}
+
+
+def test_global_scope_without_ties_removes_the_scores_below_the_kth() -> None:
+    torch.manual_seed(0)
+    model = MLP(in_features=8, hidden=(16, 12), num_classes=3).eval()
+    graph = DependencyGraph(model, torch.randn(2, 8))
+    scores = MagnitudeImportance(p=2)(graph)
+    flat = torch.cat([scores[g.index] for g in graph.prunable_groups()])
+    kth = flat.sort().values[math.floor(0.4 * flat.numel()) - 1]
+    plan = plan_pruning(graph, "l2", 0.4, scope="global")
+    for g in graph.prunable_groups():
+        want = (scores[g.index] <= kth).nonzero().flatten().tolist()
+        assert plan.removed.get(g.index, torch.zeros(0)).tolist() == want

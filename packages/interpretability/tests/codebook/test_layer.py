@@ -354,3 +354,14 @@ def test_codebook_layer_names_a_dtype_mismatch() -> None:
     layer = CodebookLayer(4, 8)
     with pytest.raises(TypeError, match="x must have the codebook's dtype"):
         layer(torch.randn(2, 4, dtype=torch.float64))
+
+
+@pytest.mark.filterwarnings("ignore:The tensor attributes:UserWarning")  # last_codes etc.
+def test_layer_with_several_codes_exports() -> None:
+    """The blocked-code test read values and stopped ``torch.export``; traced, the mask is
+    applied unconditionally (the same numbers). The exported program does not record
+    ``last_codes`` (torch warns)."""
+    layer = CodebookLayer(8, 16, k=2, seed=0).eval()
+    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
+    exported = torch.export.export(layer, (x,)).module()
+    torch.testing.assert_close(exported(x), layer(x))

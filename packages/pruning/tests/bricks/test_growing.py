@@ -51,3 +51,11 @@ def test_bad_inputs() -> None:
         grow_model(BrickTransformer(5, 5, d_model=8, n_heads=2, n_layers=1), 1, 2)
     with pytest.raises(TypeError, match="ffn"):
         grow_ffn(torch.nn.Linear(2, 2), 1)  # type: ignore[arg-type]
+
+
+def test_brick_transformer_exports() -> None:
+    """The token-range check read values and stopped ``torch.export``; traced, it is skipped."""
+    model = BrickTransformer(11, 6, d_model=8, n_heads=2, d_ff=16).eval()
+    tokens = torch.randint(0, 11, (2, 6), generator=torch.Generator().manual_seed(0))
+    exported = torch.export.export(model, (tokens,)).module()
+    torch.testing.assert_close(exported(tokens), model(tokens))

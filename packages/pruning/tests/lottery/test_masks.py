@@ -1,6 +1,7 @@
 """Tests of neuronkit.pruning.lottery.masks."""
 
 import math
+import pickle
 
 import pytest
 import torch
@@ -128,6 +129,11 @@ def test_attach_masks_keeps_pruned_weights_at_zero_during_training() -> None:
     reference.load_state_dict(net.state_dict())
     reference.train()
     torch.testing.assert_close(reference(x), out)
+    twin = pickle.loads(pickle.dumps(net))  # the hook is no closure: the model pickles
+    with torch.no_grad():
+        twin[0].weight[~masks["0.weight"]] = 1.0
+    torch.testing.assert_close(twin(x), out)  # its hook zeroed them again
+    assert not bool(twin[0].weight[~masks["0.weight"]].any())
     handle.remove()
     with torch.no_grad():
         params["0.weight"].fill_(1.0)
@@ -189,3 +195,23 @@ def test_float64_weights_are_ranked_at_their_own_precision() -> None:
     w = {"w": torch.tensor([1.0, 1.0 + 1e-9, 2.0, 3.0], dtype=torch.float64)}
     out = global_magnitude_prune(w, {"w": torch.ones(4, dtype=torch.bool)}, 0.25)
     assert out["w"].tolist() == [False, True, True, True]
+
+
+def test_global_prune_always_keeps_one_weight() -> None:
+    """ceil(0.99 * 56) = 56 would remove every weight: the largest |w| survives."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    out = global_magnitude_prune(net, ones_masks(net), 0.99)
+    weights = {n: p.detach().abs() for n, p in net.named_parameters() if n in out}
+    kept = torch.cat([w[out[n]] for n, w in weights.items()])
+    assert kept.tolist() == [max(float(w.max()) for w in weights.values())]
+    # nothing left stays nothing left
+    empty = {n: torch.zeros_like(m) for n, m in out.items()}
+    assert sparsity(global_magnitude_prune(net, empty, 0.5)) == 1.0
+
+
+@pytest.mark.parametrize("fn", [sparsity, layer_sparsity, lambda m: random_masks_like(m, seed=0)])
+def test_zero_element_masks_rejected(fn) -> None:
+    masks = {"a": torch.ones(2, dtype=torch.bool), "w": torch.ones(0, 3, dtype=torch.bool)}
+    with pytest.raises(ValueError, match=r"masks\['w'\] must have at least one element"):
+        fn(masks)

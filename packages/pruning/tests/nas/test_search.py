@@ -109,3 +109,41 @@ def test_bad_inputs() -> None:
         enas_search(SPACE, xtr, ytr, xv, yv, "cfg")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="nodes"):
         final_evaluation(SPACE, Architecture((0, 0), (0,)), xtr, ytr, xv, yv)
+
+
+TINY = SearchConfig(
+    epochs=1,
+    shared_steps=2,
+    batch_size=8,
+    hidden=4,
+    controller_hidden=4,
+    controller_steps=1,
+    controller_batch=2,
+    reward_batch=8,
+    num_candidates=2,
+)
+
+
+@pytest.mark.parametrize("search", [random_search, enas_search])
+def test_searches_build_the_supernet_in_the_dtype_of_x(search) -> None:
+    """float64 inputs failed with a bare matmul dtype mismatch (a float32 supernet)."""
+    xtr, ytr, xv, yv = (t[:16] for t in _task(64))
+    result = search(SPACE, xtr.double(), ytr, xv.double(), yv, TINY, seed=0)
+    assert all(p.dtype == torch.float64 for p in result.supernet.parameters())
+    assert 0.0 <= result.best_score <= 1.0
+    with pytest.raises(TypeError, match="x_train must be a floating-point tensor"):
+        search(SPACE, xtr.long(), ytr, xv.long(), yv, TINY)
+    with pytest.raises(TypeError, match="x_val must have x_train's dtype"):
+        search(SPACE, xtr.double(), ytr, xv, yv, TINY)
+
+
+def test_final_evaluation_trains_in_the_dtype_of_x() -> None:
+    xtr, ytr, xte, yte = _task(seed=3)
+    arch = Architecture((1, 0, 3), (0, 1))
+    cfg = TrainConfig(iterations=5, batch_size=16, lr=0.05)
+    acc = final_evaluation(
+        SPACE, arch, xtr.double(), ytr, xte.double(), yte, hidden=4, train_config=cfg
+    )
+    assert 0.0 <= acc <= 1.0
+    with pytest.raises(TypeError, match="x_test"):
+        final_evaluation(SPACE, arch, xtr.double(), ytr, xte, yte, hidden=4, train_config=cfg)

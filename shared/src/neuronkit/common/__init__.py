@@ -31,6 +31,7 @@ from .validation import (
     host_array,
     plain_tensor,
     under_torch_func,
+    values_hidden,
 )
 from .weights import load_weights, save_weights
 
@@ -79,4 +80,5 @@ __all__ = [
     "select_device",
     "torch_generator",
     "under_torch_func",
+    "values_hidden",
 ]

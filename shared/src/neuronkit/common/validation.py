@@ -182,6 +182,17 @@ def under_torch_func() -> bool:
     return torch._C._functorch.peek_interpreter_stack() is not None
 
 
+def values_hidden(x: Any) -> bool:
+    """Whether ``x``'s values cannot be read: it is a ``torch.fx`` proxy, or ``torch.compile`` /
+    ``torch.export`` / ``torch.jit.trace`` is tracing (a read would break the graph or be baked
+    into it). Value checks skip then; shape and type checks still run."""
+    if not hasattr(x, "detach"):
+        return False
+    import torch  # loaded already: x is a tensor or a proxy
+
+    return isinstance(x, torch.fx.Proxy) or torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def plain_tensor(x: Any) -> Any:
     """A torch tensor without ``torch.func``'s wrappers: the plain tensor holding its values
     (every batch element, under ``vmap``), which checks can read inside ``vmap`` / ``grad`` /
@@ -233,12 +244,15 @@ def as_float_array(name: str, x: Any, layout: str = "") -> Any:
 
 
 def check_finite(name: str, x: Any) -> None:
-    """Raise ``ValueError`` if the array or tensor holds NaN or infinity.
+    """Raise ``ValueError`` if the array or tensor holds NaN or infinity (skipped while tracing:
+    :func:`values_hidden`).
 
     One read pass on the common path: a sum is finite only if every term is (NaN and infinities
     propagate, ``inf - inf`` is NaN), so a finite sum proves the input finite; only a non-finite
     sum (non-finite entries, or an overflow of large finite ones) is checked element by element.
     """
+    if values_hidden(x):
+        return
     if hasattr(x, "isfinite") and hasattr(x, "all") and not hasattr(x, "__array_interface__"):
         if not (x.is_floating_point() or x.is_complex()):  # torch integer / bool tensor
             return

@@ -258,7 +258,10 @@ def magnitude_position_scores(t: torch.Tensor, dim: int, p: int) -> torch.Tensor
     if t.dtype not in (torch.float32, torch.float64):
         t = t.double()  # float16 squares overflow above 256; bfloat16 loses digits
     # t * t: what torch.pow computes for the exponent 2 (same bits), minus overhead
-    return _reduce_other_dims(t, dim, torch.abs if p == 1 else _square)
+    scores = _reduce_other_dims(t, dim, torch.abs if p == 1 else _square)
+    if p == 2 and t.dtype == torch.float32 and not bool(scores.isfinite().all()):
+        scores = _reduce_other_dims(t.double(), dim, _square)  # squares above ~1.8e19 overflow
+    return scores
 
 
 class _GradientImportance(GroupImportance):

@@ -102,9 +102,9 @@ def layer_hessians(
     Args:
         graph: the model's :class:`DependencyGraph`.
         layers: module names (default: every consumer of a prunable group).
-        inputs: calibration inputs (tensor, tuple or dict of keyword inputs); None =
-            data-free synthetic activations (Gaussian input, every BatchNorm emitting
-            ``beta + gamma * eps``).
+        inputs: a non-empty batch of calibration inputs (tensor, tuple or dict of keyword
+            inputs); None = data-free synthetic activations (Gaussian input, every BatchNorm
+            emitting ``beta + gamma * eps``).
         samples: batch size of the synthetic input.
         seed: seed of the synthetic draw.
 
@@ -121,6 +121,15 @@ def layer_hessians(
         names = {m.module for g in graph.prunable_groups() for m in _consumer_members(graph, g)}
     else:
         names = set(_validate_names(graph, layers, "layers"))
+    # the batch axis of the inputs: 1 for time-major models ([T, B, ...])
+    batch = max((leading_dims(m) for m in graph.model.modules()), default=0)
+    if inputs is not None:
+        for x in split_inputs(inputs)[0]:
+            if torch.is_tensor(x) and x.ndim > batch and x.shape[batch] == 0:
+                raise ValueError(
+                    f"inputs: expected a non-empty calibration batch, got a tensor of shape "
+                    f"{tuple(x.shape)} (0 samples on axis {batch})"
+                )
     model = copy.deepcopy(graph.model).eval()
     gen = torch.Generator().manual_seed(int(seed))
     sums: dict[str, torch.Tensor] = {}
@@ -181,8 +190,6 @@ def layer_hessians(
     try:
         with torch.no_grad():
             if inputs is None:
-                # the batch axis of the inputs: 1 for time-major models ([T, B, ...])
-                batch = max((leading_dims(m) for m in model.modules()), default=0)
                 xs = []
                 for x in graph.example_inputs:
                     if not torch.is_tensor(x) or not x.is_floating_point():
@@ -198,6 +205,9 @@ def layer_hessians(
     finally:
         for h in handles:
             h.remove()
+    for n, rows in counts.items():
+        if torch.as_tensor(rows).min() == 0:
+            raise ValueError(f"inputs: layer {n!r} received no input rows (an empty batch)")
     return {n: sums[n] / counts[n] for n in sums}
 
 
@@ -352,7 +362,7 @@ def obspa_prune(
         ratio: fraction of channels removed from every prunable group, in [0, 1).
         hessians: precomputed :func:`layer_hessians`; else computed here (data-free unless
             ``inputs`` are given).
-        inputs: optional calibration inputs (None = no data).
+        inputs: optional calibration inputs, a non-empty batch (None = no data).
         samples, seed: size and seed of the synthetic activations.
         damp: relative diagonal damping of each Hessian.
         layer_ratios, ignored_layers, round_to: as in :func:`plan_pruning`.

@@ -152,7 +152,9 @@ def plan_pruning(
         graph: the model's :class:`DependencyGraph`.
         importance: a :class:`GroupImportance` or a name ("l1", "l2", "synflow").
         ratio: fraction of channels removed, in [0, 1). "local": from every group;
-            "global": of all prunable channels, lowest normalized scores first.
+            "global": ``floor(ratio * total)`` of all prunable channels, lowest normalized
+            scores first (ties: earlier group, then lower channel index), then each group's
+            count is capped by ``max_ratio`` and rounded down to its ``round_to``/head unit.
         scope: "local" or "global".
         layer_ratios: per-layer ratios by producer module name, overriding ``ratio`` for the
             groups that layer produces (local scope).
@@ -189,12 +191,9 @@ def plan_pruning(
             keep = _keep_count(g.size, _group_ratio(g, ratio, layer_ratios), _unit(g, round_to))
             _take(plan, g, scores[g.index], g.size - keep)
     else:
-        flat = torch.cat([scores[g.index] for g in groups]) if groups else torch.zeros(0)
-        k = math.floor(ratio * flat.numel())
-        threshold = flat.sort().values[k - 1] if k > 0 else -math.inf
-        for g in groups:
+        counts = _global_counts([scores[g.index] for g in groups], ratio)
+        for g, n in zip(groups, counts):
             s = scores[g.index]
-            n = int((s <= threshold).sum())
             unit = _unit(g, round_to)
             n = min(n, g.size - _keep_count(g.size, max_ratio, unit))
             n = (n // unit) * unit if g.multiple > 1 else n
@@ -202,6 +201,18 @@ def plan_pruning(
             _take(plan, g, s, g.size - keep)
     _plan_attention(graph, plan)
     return plan
+
+
+def _global_counts(scores: list[torch.Tensor], ratio: float) -> list[int]:
+    """How many of each group's channels are among the ``floor(ratio * total)`` lowest scores
+    of all groups (``scores``: one ``[n_g]`` tensor per group); ties go to the earlier group,
+    then the lower channel index, so exactly that many are chosen."""
+    if not scores:
+        return []
+    flat = torch.cat([s.detach().cpu() for s in scores])
+    owner = torch.cat([torch.full((s.numel(),), i) for i, s in enumerate(scores)])
+    lowest = torch.argsort(flat, stable=True)[: math.floor(ratio * flat.numel())]
+    return torch.bincount(owner[lowest], minlength=len(scores)).tolist()
 
 
 def _names_touch(group: Group, names: Iterable[str]) -> bool:

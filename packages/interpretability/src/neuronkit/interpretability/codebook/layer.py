@@ -31,7 +31,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_seed,
+    check_type,
+    values_hidden,
+)
 
 __all__ = ["CodebookLayer", "codebook_lookup", "cosine_topk"]
 
@@ -100,7 +107,7 @@ def _combine_codes(codebook: torch.Tensor, ids: torch.Tensor, reduce: str) -> to
     """:func:`codebook_lookup` without the checks (for ids made here, valid by construction)."""
     blocked = ids < 0
     vecs = torch.nn.functional.embedding(ids.clamp_min(0), codebook)
-    if bool(blocked.any()):
+    if values_hidden(ids) or bool(blocked.any()):  # traced: mask unconditionally
         vecs = vecs.masked_fill(blocked[..., None], 0.0)
     out = vecs.sum(-2)
     return out / ids.shape[-1] if reduce == "mean" else out

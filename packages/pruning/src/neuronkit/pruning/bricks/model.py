@@ -24,7 +24,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_finite, check_ndim, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_finite,
+    check_ndim,
+    check_number,
+    check_seed,
+    check_type,
+    values_hidden,
+)
 
 from .tasks import IGNORE_INDEX, TaskData
 
@@ -212,7 +219,11 @@ class BrickTransformer(nn.Module):
             raise ValueError(
                 f"tokens must have at most {self.seq_len} positions, got {tokens.shape[1]}"
             )
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+        if (
+            tokens.numel()
+            and not values_hidden(tokens)
+            and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size)
+        ):
             raise ValueError(
                 f"tokens must be ids in [0, {self.vocab_size}), got range "
                 f"[{int(tokens.min())}, {int(tokens.max())}]"

@@ -15,6 +15,7 @@ state dict keeps its ordinary keys (rewinding is a plain ``load_state_dict``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -101,6 +102,10 @@ def _check_masks(name: str, masks: Any, params: Mapping[str, torch.Tensor] | Non
                 f"{name}[{key!r}] must be a bool tensor, got "
                 f"{type(m).__name__}{'' if not isinstance(m, torch.Tensor) else ' ' + str(m.dtype)}"
             )
+        if m.numel() == 0:
+            raise ValueError(
+                f"{name}[{key!r}] must have at least one element, got shape {tuple(m.shape)}"
+            )
         if params is not None:
             if key not in params:
                 raise ValueError(
@@ -146,7 +151,8 @@ def global_magnitude_prune(
     One IMP round of Frankle & Carbin (2019) in its global form (open_lth's ``sparse_global``):
     all surviving weights of all masked layers compete in one ranking, so layers lose different
     fractions. Exactly ``ceil(fraction * remaining)`` weights are removed (ties broken by
-    position); already-pruned weights stay pruned.
+    position), except that at least one weight overall is always kept (``fraction < 1``
+    never empties the network); already-pruned weights stay pruned.
 
     Args:
         model: the trained network (or its ``state_dict``/``named_parameters`` mapping).
@@ -180,7 +186,7 @@ def global_magnitude_prune(
     )
     remaining = int(sum(int(masks[n].sum()) for n in names))
     n_prune = math.ceil(float(fraction) * remaining)
-    keep = remaining - n_prune
+    keep = max(remaining - n_prune, min(remaining, 1))  # at least one weight survives
     flat = torch.zeros(scores.numel(), dtype=torch.bool)
     if keep > 0:
         if not torch.isfinite(scores).all():
@@ -287,8 +293,10 @@ def attach_masks(model: nn.Module, masks: Masks) -> MaskHandle:
     _check_masks("masks", masks, params)
     own = {n: m.detach().clone() for n, m in masks.items()}
     apply_masks(model, own)
-
-    def hook(module: nn.Module, args: Any) -> None:
-        apply_masks(module, own)
-
+    # a partial of a module-level function, not a closure: the model still pickles
+    hook = functools.partial(_masks_pre_hook, own)
     return MaskHandle(model.register_forward_pre_hook(hook), own)
+
+
+def _masks_pre_hook(masks: dict[str, torch.Tensor], module: nn.Module, args: Any) -> None:
+    apply_masks(module, masks)

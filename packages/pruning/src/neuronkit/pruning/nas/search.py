@@ -144,6 +144,8 @@ class SearchResult:
 def _check_split(x: Any, y: Any, xname: str, yname: str) -> None:
     check_type(xname, x, torch.Tensor)
     check_type(yname, y, torch.Tensor)
+    if not x.is_floating_point():
+        raise TypeError(f"{xname} must be a floating-point tensor, got {x.dtype}")
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"{xname} must be a non-empty batch [N, ...], got shape {tuple(x.shape)}")
     if y.shape != (len(x),) or y.dtype != torch.long:
@@ -152,6 +154,15 @@ def _check_split(x: Any, y: Any, xname: str, yname: str) -> None:
         )
     if not torch.isfinite(x).all():
         raise ValueError(f"{xname} must be finite, got NaN or inf")
+
+
+def _check_same_kind(x: torch.Tensor, ref: torch.Tensor, name: str, ref_name: str) -> None:
+    """``x`` must share ``ref``'s dtype and device (the network is built in them)."""
+    if x.dtype != ref.dtype or x.device != ref.device:
+        raise TypeError(
+            f"{name} must have {ref_name}'s dtype and device ({ref.dtype}, {ref.device}), "
+            f"got {x.dtype}, {x.device}"
+        )
 
 
 def _search(
@@ -174,6 +185,7 @@ def _search(
             f"x_val must have x_train's {x_train[0].numel()} features per sample, "
             f"got {x_val[0].numel()}"
         )
+    _check_same_kind(x_val, x_train, "x_val", "x_train")
     check_type("config", config, SearchConfig)
     check_seed(seed)
     num_classes = int(max(int(y_train.max()), int(y_val.max())) + 1)
@@ -181,7 +193,7 @@ def _search(
     s_net, s_ctrl, s_sample, s_data = (int(s) for s in seeds)
     supernet = WeightSharingSupernet(
         space, x_train[0].numel(), hidden=config.hidden, num_classes=num_classes, seed=s_net
-    )
+    ).to(device=x_train.device, dtype=x_train.dtype)
     gen = torch.Generator().manual_seed(s_sample)
     data_gen = torch.Generator().manual_seed(s_data)
     controller = trainer = buffer = None
@@ -368,6 +380,7 @@ def final_evaluation(
     architecture.validate(space)
     _check_split(x_train, y_train, "x_train", "y_train")
     _check_split(x_test, y_test, "x_test", "y_test")
+    _check_same_kind(x_test, x_train, "x_test", "x_train")
     check_number("hidden", hidden, ge=1, integer=True)
     check_seed(seed)
     if train_config is None:
@@ -379,6 +392,6 @@ def final_evaluation(
             space, x_train[0].numel(), hidden=hidden, num_classes=num_classes, seed=int(seed)
         ),
         architecture,
-    )
+    ).to(device=x_train.device, dtype=x_train.dtype)
     train(net, x_train, y_train, train_config, data_seed=int(seed))
     return accuracy(net, x_test, y_test)

@@ -40,7 +40,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_finite, check_ndim, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_ndim,
+    check_seed,
+    check_type,
+    values_hidden,
+)
 
 from .._utils import check_input_dtype, check_positive_int
 
@@ -145,7 +152,8 @@ def restrict2d(x: torch.Tensor, weight: torch.Tensor, padding_mode: str = "zeros
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"x must have {weight.shape[1]} channels for weight, got {x.shape[1]}")
     h, w = x.shape[-2:]
-    coarse_size(h, mode), coarse_size(w, mode)  # validates the grid
+    if not values_hidden(x):  # traced sizes are tensors
+        coarse_size(h, mode), coarse_size(w, mode)  # validates the grid
     if mode == "circular":
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), weight, stride=2)
     return F.conv2d(x, weight, stride=2, padding=(1 - h % 2, 1 - w % 2))

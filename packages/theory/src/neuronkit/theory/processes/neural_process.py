@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_number, check_probability, check_type, progress
+from neuronkit.common import check_number, check_probability, check_type, progress, values_hidden
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 
@@ -114,7 +114,7 @@ def _check_tensor(
         check_input_dtype(name, x, dtype)
     if last is not None and x.shape[-1] != last:
         raise ValueError(f"{name} must have last dimension {last} {layout}, got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    if not values_hidden(x) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} must be finite, got NaN or infinity in {tuple(x.shape)}")
 
 
@@ -311,6 +311,12 @@ class ProcessPrediction:
         m = self.mean.mean(dim=0)
         # E[std^2] + Var[mean], not E[std^2 + mean^2] - m^2 (which cancels for large means)
         return ((self.std**2).mean(dim=0) + ((self.mean - m) ** 2).mean(dim=0)).sqrt()
+
+
+# a pytree node, so torch.export / torch.compile can return it from a model's forward
+torch.export.register_dataclass(
+    ProcessPrediction, serialized_type_name="neuronkit.theory.ProcessPrediction"
+)
 
 
 # ----------------------------------------------------------------------------- modules
