@@ -189,3 +189,24 @@ def test_value_range_may_be_tensors() -> None:
     np.testing.assert_array_equal(
         bin_activations(x, 4, value_range=torch.tensor([x.min(), x.max()])), ref
     )
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e8, 1e10, 1e160])
+def test_kde_information_of_far_apart_points_at_any_scale(scale: float) -> None:
+    # the noise (var 0.1) is negligible next to the spread: T identifies X, I(T;Y) = H(Y)
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(20, 4))
+    y = (h[:, 0] > 0).astype(int)
+    ixt, ity = kde_information(h * scale, y, noise_variance=0.1)
+    assert ixt == pytest.approx(np.log2(20), abs=1e-12)
+    assert ity == pytest.approx(float(entropy(y)[0]), abs=1e-12)
+
+
+def test_bin_activations_puts_far_out_values_in_the_edge_bins() -> None:
+    x = np.array([[-1e300], [-5.0], [0.0], [5.0], [1e20], [1e300]])
+    codes = bin_activations(x, 10, value_range=(-1, 1)).ravel()
+    np.testing.assert_array_equal(codes, [0, 0, 5, 9, 9, 9])
+    # a range whose width overflows float64
+    wide = np.array([[-1e308], [0.0], [1e308]])
+    np.testing.assert_array_equal(bin_activations(wide, 4).ravel(), [0, 2, 3])
+    assert bin_activations(wide, 4, value_range=(-1e308, 1e308)).ravel().tolist() == [0, 2, 3]

@@ -847,3 +847,33 @@ def test_a_near_square_rdm_whose_side_is_a_vector_length_is_ambiguous(call, name
     assert np.asarray(call(square)).shape in {(1, 1), (10, 10)}
     stack = np.random.default_rng(1).uniform(1, 2, (3, 10))  # [k, 10] with k != 10: a stack
     assert np.asarray(call(stack)).shape in {(3, 3), (3, 10)}
+
+
+def test_rdm_of_huge_and_tiny_patterns_scales_exactly() -> None:
+    # a power-of-two scale s multiplies squared distances by s^2 (exact), leaves cosines as
+    # they are; the Gram matrix of the scaled patterns would over- or underflow
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(5, 3))
+    prec = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]])
+    big = 2.0**511
+    for method, kw in [("euclidean", {}), ("mahalanobis", {"noise": prec})]:
+        got = rdm(x * big, method, **kw)
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, rdm(x, method, **kw) * big**2, rtol=1e-12)
+    for method in ("cosine", "correlation"):
+        for scale in (1e-170, 1e160):
+            np.testing.assert_allclose(rdm(x * scale, method), rdm(x, method), rtol=1e-12)
+    runs = np.repeat(x, 2, axis=0) + 0.1 * rng.normal(size=(10, 3))
+    conditions = np.repeat(np.arange(5), 2)
+    got = rdm(runs * big, "crossnobis", conditions=conditions)
+    ref = rdm(runs, "crossnobis", conditions=conditions)
+    np.testing.assert_allclose(got, ref * big**2, rtol=1e-12)
+
+
+def test_rdm_distances_of_parallel_patterns_are_not_negative() -> None:
+    for method in ("cosine", "euclidean"):
+        out = rdm(np.ones((3, 3)), method)
+        assert (out >= 0).all()
+        np.testing.assert_allclose(out, 0.0, atol=1e-15)
+    parallel = np.outer([1.0, 3.0, 7.0, 0.1], [0.1, 0.7, 0.3])
+    assert (rdm(parallel, "cosine") >= 0).all()

@@ -136,3 +136,28 @@ def test_exemplars_of_a_channels_last_layer() -> None:
         compute_exemplars(_ChannelsLast(), x, "feat", dim=0)
     with pytest.raises(ValueError, match=r"dim must be an axis .*4 dimensions"):
         compute_exemplars(_ChannelsLast(), x, "feat", dim=-4)
+
+
+def test_exemplars_keep_float64_activations() -> None:
+    n = 6
+    base = torch.rand(1, 2, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # images that differ by 1e-10: distinct in float64, equal in float32
+    x = 1.0 + base + 1e-10 * torch.arange(n, dtype=torch.float64).view(n, 1, 1, 1)
+    ex = compute_exemplars(_Toy(), x, "feat", k=3, quantile=0.5)
+    assert ex.activations.dtype == ex.thresholds.dtype == torch.float64
+    np.testing.assert_array_equal(ex.indices.numpy(), [[5, 4, 3], [5, 4, 3]])
+    acts = F.avg_pool2d(x, 2)
+    torch.testing.assert_close(ex.activations, acts.flatten(2).amax(2)[[5, 4, 3]].T)
+    # beyond float32's range
+    huge = compute_exemplars(_Toy(), x * 1e39, "feat", k=1, quantile=0.5)
+    assert huge.indices[:, 0].tolist() == [5, 5]
+    assert bool(torch.isfinite(huge.activations).all())
+    assert bool((huge.masks[:, 0].flatten(1).sum(1) > 0).all())
+
+
+def test_exemplars_of_half_precision_activations_are_float32() -> None:
+    x = torch.rand(6, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    ref = compute_exemplars(_Toy(), x.bfloat16().float(), "feat", k=2)
+    ex = compute_exemplars(_Toy(), x.bfloat16(), "feat", k=2)
+    assert ex.activations.dtype == ex.thresholds.dtype == ex.masks.dtype == torch.float32
+    assert torch.equal(ex.indices, ref.indices)

@@ -217,3 +217,31 @@ def test_plot_information_plane() -> None:
     with pytest.raises(ValueError, match="epochs"):
         plot_information_plane(ax, ixt, ity, [0, 10])
     plt.close(fig)
+
+
+def test_binned_information_of_a_saturated_layer_is_its_sign_pattern() -> None:
+    rng = np.random.default_rng(0)
+    t = rng.uniform(-1, 1, size=(20, 3))
+    y = np.arange(20) % 2
+    # far beyond value_range: every value in an edge bin, as the sign of t
+    assert binned_information(t * 1e30, y) == binned_information(np.sign(t), y)
+    assert binned_information(t * 1e30, y)[0] > 0
+
+
+def test_track_information_plane_runs_in_the_inputs_dtype() -> None:
+    task = twelve_bit_task()
+    train, _ = task.split(0.8, seed=0)
+    kwargs = dict(n_runs=1, epochs=3, n_records=2, lr=1e-2, kde_samples=32, seed=0)
+    ref = track_information_plane(task.x, task.y, train, **kwargs)
+    for dtype in (torch.float64, torch.bfloat16):  # float64 ensemble; bf16 (exact 0/1) in f32
+        plane = track_information_plane(task.x.to(dtype), task.y, train, **kwargs)
+        for key in ("binning", "kde"):
+            np.testing.assert_allclose(plane.ixt[key], ref.ixt[key], atol=1e-4)
+            np.testing.assert_allclose(plane.ity[key], ref.ity[key], atol=1e-4)
+
+
+def test_ensemble_mlp_names_a_dtype_mismatch() -> None:
+    model = EnsembleMLP(2, (3, 4, 2))
+    with pytest.raises(TypeError, match=r"x must have the model's parameter dtype torch\.float32"):
+        model(torch.zeros(5, 3, dtype=torch.float64))
+    assert model.double()(torch.zeros(5, 3, dtype=torch.float64)).dtype == torch.float64

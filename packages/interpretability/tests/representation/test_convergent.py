@@ -282,3 +282,39 @@ def test_sparse_prediction_treats_a_large_constant_unit_as_dead() -> None:
     assert not sp.live_[0]
     assert sp.live_[1]
     assert np.isfinite(sp.r2_[1])
+
+
+def test_unit_correlation_is_scale_and_offset_invariant() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 4))
+    b = a[:, ::-1] + 0.1 * rng.normal(size=(50, 4))
+    ref = unit_correlation(a, b)
+    for scale in (1e-13, 1e-200, 1e30):
+        np.testing.assert_allclose(unit_correlation(a * scale, b * scale), ref, atol=1e-12)
+    np.testing.assert_allclose(unit_correlation(a + 1e13, b), ref, atol=1e-2)
+
+
+def test_constant_units_are_dead_at_any_magnitude() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 5))
+    eps = np.finfo(np.float64).eps
+    a[:, 0] = 0.0
+    a[:, 1] = 2e4 + 0.3
+    a[:, 2] = 1e-20
+    a[:, 3] = 0.1 * (1.0 + eps * rng.integers(0, 3, 40))  # constant up to rounding
+    blocks = correlation_blocks(a, a)
+    assert blocks.dead_a.tolist() == [True, True, True, True, False]
+    corr = unit_correlation(a, a)
+    np.testing.assert_array_equal(corr[:4], 0.0)
+    # tiny but varying units are alive
+    assert not correlation_blocks(a * 1e-13, a).dead_a[4]
+
+
+def test_sparse_prediction_is_scale_invariant() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6))
+    y = np.column_stack([x[:, 0] - x[:, 1], x[:, 2:4] @ [1.0, -0.5]])
+    ref = SparsePrediction(alpha=0.05, seed=0).fit(x, y)
+    tiny = SparsePrediction(alpha=0.05, seed=0).fit(x * 1e-13, y * 1e-13)
+    assert tiny.live_.tolist() == ref.live_.tolist() == [True, True]
+    np.testing.assert_allclose(tiny.r2_, ref.r2_, rtol=1e-6)

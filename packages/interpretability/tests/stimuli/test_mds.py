@@ -198,3 +198,25 @@ def test_init_labels_and_params() -> None:
 def test_bad_inputs(call, error) -> None:
     with pytest.raises(error):
         call()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_mds_clustering_of_a_double_or_half_precision_model(dtype: torch.dtype) -> None:
+    # stimuli in the model's dtype (half precision: optimized in float32); seeded draws are
+    # the float32 ones, so the clustering is that of the float32 model
+    pop = on_off_population(12, 10, seed=3)
+    ref = mds_clustering(pop, pop.stimulus_shape, 4, n_steps=30, norm=2.0, seed=0)
+    model = on_off_population(12, 10, seed=3).to(dtype)
+    res = mds_clustering(model, pop.stimulus_shape, 4, n_steps=30, norm=2.0, seed=0)
+    stim_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    assert res.stimuli.dtype == res.objectives.dtype == stim_dtype
+    assert torch.equal(res.labels, ref.labels)
+    if dtype == torch.float64:
+        torch.testing.assert_close(res.stimuli.float(), ref.stimuli, atol=1e-4, rtol=0)
+    est = MDSClustering(4, n_steps=30, norm=2.0, seed=0).fit(model, pop.stimulus_shape)
+    assert torch.equal(est.predict(model), ref.labels)
+    mean, _ = response_statistics(model, pop.stimulus_shape, norm=1.0)
+    assert mean.dtype == stim_dtype
+    init = torch.randn(2, 10, dtype=torch.float64)
+    stim, _ = optimize_stimuli(model, ref.labels, pop.stimulus_shape, init=init, n_steps=2)
+    assert stim.dtype == stim_dtype

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from neuronkit.common import check_choice, check_interval, check_number, host_array
 
@@ -160,7 +161,12 @@ def bin_activations(
             if hi <= lo:
                 inner = np.zeros(vals.shape, dtype=np.int64)
             else:
-                inner = np.floor((vals - lo) / (hi - lo) * n_free).astype(np.int64)
+                # clipped to [lo, hi] and scaled by a power of two (exact) so that neither
+                # vals - lo nor hi - lo overflows: the ratio is in [0, 1] before the cast
+                shift = -int(np.frexp(max(abs(lo), abs(hi)))[1])
+                lo_s, hi_s = np.ldexp(lo, shift), np.ldexp(hi, shift)
+                ratio = (np.ldexp(np.clip(vals, lo, hi), shift) - lo_s) / (hi_s - lo_s)
+                inner = np.floor(ratio * n_free).astype(np.int64)
         else:
             edges = np.unique(np.quantile(vals, np.linspace(0.0, 1.0, n_free + 1)[1:-1]))
             inner = np.searchsorted(edges, vals, side="right").astype(np.int64)
@@ -297,12 +303,16 @@ def joint_codes(codes: Any) -> np.ndarray:
 
 
 def _log_mean_kernel(h: np.ndarray, rows: np.ndarray, noise_variance: float) -> np.ndarray:
-    """``log(1/M sum_j exp(-|h_i - h_j|^2 / (2 var)))`` for each ``i``, ``j`` over ``rows``."""
-    h = h - h.mean(0)  # distances do not change; the expansion below would cancel on an offset
-    sub = h[rows]
-    sq = (h * h).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[rows][None, :] - 2.0 * (h @ sub.T), 0.0)  # [N, M]
-    a = -d2 / (2.0 * noise_variance)
+    """``log(1/M sum_j exp(-|h_i - h_j|^2 / (2 var)))`` for each ``i``, ``j`` over ``rows``.
+
+    ``h``: ``[N, U]``; returns ``[N]``. The distances come from the differences
+    ``h_i - h_j`` (not ``|h_i|^2 + |h_j|^2 - 2 h_i.h_j``, which cancels at large scale or
+    offset), so ``d(h_i, h_i) = 0`` exactly.
+    """
+    ht = torch.from_numpy(np.ascontiguousarray(h))
+    dist = torch.cdist(ht, ht[torch.from_numpy(rows)], compute_mode="donot_use_mm_for_euclid_dist")
+    with np.errstate(over="ignore"):  # beyond float64: -inf, a kernel of exactly 0
+        a = -(dist.numpy() ** 2) / (2.0 * noise_variance)  # [N, M]
     amax = a.max(1, keepdims=True)
     return amax[:, 0] + np.log(np.exp(a - amax).mean(1))
 

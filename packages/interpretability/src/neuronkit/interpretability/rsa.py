@@ -519,6 +519,12 @@ def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
 # RDMs
 
 
+def _max_exponent(x: np.ndarray) -> int:
+    """``e`` with ``max |x| / 2**e`` in ``[0.5, 1)`` (0 for an all-zero or empty ``x``)."""
+    top = float(np.abs(x).max()) if x.size else 0.0
+    return int(np.frexp(top)[1])
+
+
 def _weighted(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
     """``x P`` for a precision matrix ``P [c, c]``, its diagonal ``[c]`` or ``None`` (identity)."""
     if prec is None:
@@ -656,8 +662,12 @@ def rdm(
     elif noise is not None:
         prec = _check_precision(noise, n_channels)
 
+    # scaled by a power of two (exact) so that the Gram matrices neither over- nor underflow:
+    # squared distances scale back by 4 ** exponent, cosines do not change
+    exponent = _max_exponent(arr)
+    arr = np.ldexp(arr, -exponent)
     if method == "crossnobis":
-        return _crossnobis(arr, conditions, runs, prec, remove_mean)
+        return np.ldexp(_crossnobis(arr, conditions, runs, prec, remove_mean), 2 * exponent)
 
     if conditions is not None:
         unique, inverse = _group(conditions, arr.shape[0])
@@ -673,11 +683,11 @@ def rdm(
     out, scale = _pair_distances(patterns, prec)
     # K_ii + K_jj - 2 K_ij rounds to within ~4 c eps max K_ii: beyond that, P is not positive
     if prec is not None and prec.ndim == 2 and out.min() < -4 * n_channels * _EPS * scale:
-        raise _not_positive(
-            f"a squared distance came out {out.min() / n_channels:.6g}, beyond rounding"
-        )
+        low = np.ldexp(out.min() / n_channels, 2 * exponent)
+        raise _not_positive(f"a squared distance came out {low:.6g}, beyond rounding")
     out /= n_channels
-    return out
+    np.maximum(out, 0.0, out=out)  # rounding below 0
+    return np.ldexp(out, 2 * exponent, out=out)
 
 
 def _cosine_distances(patterns: np.ndarray, method: str) -> np.ndarray:
@@ -701,7 +711,8 @@ def _cosine_distances(patterns: np.ndarray, method: str) -> np.ndarray:
         gram /= norms[:, None]
         gram /= norms[None, :]
         sim = gram[mask]
-    return np.subtract(1.0, sim, out=sim)
+    out = np.subtract(1.0, sim, out=sim)
+    return np.maximum(out, 0.0, out=out)  # rounding of parallel patterns below 0
 
 
 def _check_norms(norms: np.ndarray, method: str) -> None:

@@ -35,7 +35,8 @@ class Exemplars:
     Attributes:
         units: ``[U]`` unit (channel) index in the layer, along its ``dim``.
         indices: ``[U, k]`` dataset index of each exemplar, by decreasing activation.
-        activations: ``[U, k]`` the unit's max-pooled activation on each exemplar.
+        activations: ``[U, k]`` the unit's max-pooled activation on each exemplar (the
+            layer's dtype; float32 for half precision).
         images: ``[U, k, C, H, W]`` the exemplar images.
         masks: ``[U, k, 1, H, W]`` float 0/1 masks, 1 where the upsampled activation exceeds
             the unit's threshold.
@@ -108,7 +109,8 @@ def upsampled_masks(
         size: ``(H, W)`` output size.
 
     Returns:
-        ``[M, 1, H, W]`` float tensor of 0/1.
+        ``[M, 1, H, W]`` float32 tensor of 0/1. The maps are upsampled and compared in their
+        own dtype (half precision in float32).
     """
     check_type("maps", maps, torch.Tensor)
     check_type("thresholds", thresholds, torch.Tensor)
@@ -122,10 +124,11 @@ def upsampled_masks(
         raise TypeError(f"size must be a pair (H, W), got {size!r}")
     for s in size:
         check_number("size", s, ge=1, integer=True)
+    dtype = torch.promote_types(maps.dtype, torch.float32)
     up = F.interpolate(
-        maps[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False
+        maps[:, None].to(dtype), size=tuple(size), mode="bilinear", align_corners=False
     )
-    return (up > thresholds.float()[:, None, None, None]).float()
+    return (up > thresholds.to(dtype)[:, None, None, None]).float()
 
 
 def compute_exemplars(
@@ -194,7 +197,10 @@ def compute_exemplars(
                 f"units must index the {n_units} channels of {layer!r} (along dim {dim}), "
                 f"got {unit_idx.tolist()}"
             )
-    acts = acts[:, unit_idx].float()
+    # the layer's own precision (float64 activations rank and overflow as float64); half
+    # precision is upcast to float32
+    acts = acts[:, unit_idx]
+    acts = acts.to(torch.promote_types(acts.dtype, torch.float32))
     check_finite(f"activations of {layer!r}", acts)
     pooled = acts.flatten(2).amax(2) if acts.ndim == 4 else acts
     top_act, top_idx = pooled.topk(k, dim=0)  # [k, U]

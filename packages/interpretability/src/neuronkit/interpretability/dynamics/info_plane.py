@@ -185,7 +185,8 @@ class EnsembleMLP(nn.Module):
         """Every layer's representation: hidden activations then the output logits.
 
         Args:
-            x: ``[N, in]`` inputs (shared by all models) or ``[R, N, in]``.
+            x: ``[N, in]`` inputs (shared by all models) or ``[R, N, in]``, in the models'
+                parameter dtype.
 
         Returns:
             ``[R, N, width]`` per layer (the last entry are logits, not probabilities).
@@ -198,6 +199,11 @@ class EnsembleMLP(nn.Module):
             raise ValueError(
                 f"x must be [N, {self.sizes[0]}] or [{self.n_models}, N, {self.sizes[0]}], "
                 f"got shape {tuple(x.shape)}"
+            )
+        if x.dtype != self.weights[0].dtype:
+            raise TypeError(
+                f"x must have the model's parameter dtype {self.weights[0].dtype}, got dtype "
+                f"{x.dtype} (convert x, or the model with .to(dtype))"
             )
         return [h.transpose(1, 2) for h in self._layers_t(x.transpose(1, 2))]
 
@@ -329,7 +335,8 @@ def track_information_plane(
       (all when ``None``).
 
     Args:
-        x: ``[N, in]`` all inputs (float); the networks are built and trained on its device.
+        x: ``[N, in]`` all inputs (float); the networks are built and trained on its device
+            and in its dtype (float32 for half precision).
         y: ``[N]`` int64 labels ``0 .. C - 1``.
         train_idx: indices of the training inputs (the rest are the test set).
         hidden: hidden widths (the paper: 10, 7, 5, 4, 3).
@@ -394,8 +401,12 @@ def track_information_plane(
         else np.sort(rng.choice(n, kde_samples, replace=False))
     )
     y_np = y.cpu().numpy()
+    # trained in x's dtype (float64 too); half-precision inputs in float32 (exact), as Adam's
+    # state underflows in half precision
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    x = x.to(dtype)
     model = EnsembleMLP(n_runs, (x.shape[1], *hidden, n_classes), activation, seed=seed)
-    model = model.to(x.device)
+    model = model.to(device=x.device, dtype=dtype)
     opt: torch.optim.Optimizer = (
         torch.optim.Adam(model.parameters(), lr=lr)
         if optimizer == "adam"

@@ -132,11 +132,21 @@ def _cross(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ).numpy()
 
 
-def _standardize(x: np.ndarray, tol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
-    """z-scores (population std) and the mask of units with non-zero variance."""
+# a unit varies when its std exceeds this fraction of its largest |value|: purely relative
+# (Pearson correlation is scale-invariant), above the rounding-level std of a constant unit
+_LIVE_TOL = 1e-14
+
+
+def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z-scores (population std) of ``x [N, U]`` and the ``[U]`` mask of units that vary
+    (an all-zero or constant unit, up to rounding, is dead: z = 0)."""
+    # each unit scaled by a power of two near its max |x| (exact, z unchanged): its squares
+    # neither under- nor overflow
+    mantissa, exponent = np.frexp(np.abs(x).max(0))  # max |x| = mantissa * 2**exponent
+    x = np.ldexp(x, -exponent)
     centered = x - x.mean(0)
     std = centered.std(0)
-    live = std > tol * np.maximum(1.0, np.abs(x).max(0))
+    live = std > _LIVE_TOL * mantissa
     z = np.zeros_like(centered)
     z[:, live] = centered[:, live] / std[live]
     return z, live
@@ -480,8 +490,8 @@ class SparsePrediction(BaseEstimator):
         test_idx = idx[:n_test] if n_test > 0 else fit_idx
         # non-zero variance relative to the magnitude, as in _standardize: a constant unit of
         # large magnitude has a rounding-level std, not zero
-        x_tol = 1e-12 * np.maximum(1.0, np.abs(xs).max(0))
-        y_tol = 1e-12 * np.maximum(1.0, np.abs(yt).max(0))
+        x_tol = _LIVE_TOL * np.abs(xs).max(0)
+        y_tol = _LIVE_TOL * np.abs(yt).max(0)
         x_mean, x_std = xs[fit_idx].mean(0), xs[fit_idx].std(0)
         x_std = np.where(x_std > x_tol, x_std, 1.0)
         y_mean, y_std = yt[fit_idx].mean(0), yt[fit_idx].std(0)

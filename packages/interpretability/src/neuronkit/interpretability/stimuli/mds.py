@@ -40,7 +40,7 @@ from torch import nn
 
 from neuronkit.common import EstimatorParams, check_number, check_seed, check_type
 
-from ..hooks import model_device
+from ..hooks import _parameter_dtype, model_device
 
 __all__ = [
     "MDSClustering",
@@ -203,7 +203,7 @@ def response_statistics(
     check_number("norm", norm, gt=0)
     check_number("n_samples", n_samples, ge=2, integer=True)
     gen = _generator(seed)
-    x = project_to_norm(_randn((n_samples, *shape), gen, model_device(model)), norm)
+    x = project_to_norm(_randn((n_samples, *shape), gen, model), norm)
     r = _responses(model, x)
     return r.mean(0), r.std(0).clamp_min(1e-6)
 
@@ -240,9 +240,10 @@ def optimize_stimuli(
         lr: Adam learning rate.
         smoothness: weight of the Laplace smoothness penalty (0 disables it).
         mean, std: ``[N]`` normalization of responses (none when omitted).
-        seed: seed or ``torch.Generator`` for the random initial stimuli (drawn on the
-            generator's device, then moved to the model's: that of an ``nn.Module``'s first
-            parameter or buffer, the CPU for a plain function).
+        seed: seed or ``torch.Generator`` for the random initial stimuli (drawn in float32
+            on the generator's device, then moved to the model's: that of an ``nn.Module``'s
+            first parameter or buffer, the CPU for a plain function). Stimuli are optimized in
+            the model's parameter dtype (float32 for half precision or a plain function).
 
     Returns:
         ``(stimuli [K, *stimulus_shape], objectives [K])`` (detached).
@@ -257,14 +258,14 @@ def optimize_stimuli(
     check_number("lr", lr, gt=0)
     check_number("smoothness", smoothness, ge=0)
     if init is None:
-        start = _randn((k, *shape), _generator(seed), model_device(model))
+        start = _randn((k, *shape), _generator(seed), model)
     else:
         check_type("init", init, torch.Tensor)
         if tuple(init.shape) != (k, *shape):
             raise ValueError(f"init must have shape {(k, *shape)}, got {tuple(init.shape)}")
         if not torch.isfinite(init).all():
             raise ValueError("init must be finite, got NaN or infinity")
-        start = init.detach().clone().float()
+        start = init.detach().to(dtype=_stimulus_dtype(model), copy=True)
     x = project_to_norm(start, norm).requires_grad_(True)
     on = torch.arange(k, device=x.device)
     opt = torch.optim.Adam([x], lr=lr)
@@ -334,7 +335,8 @@ def mds_clustering(
     Args:
         model: differentiable ``f(x [B, *stimulus_shape]) -> [B, N]`` (e.g. an ``nn.Module``
             in eval mode); it is not modified. Stimuli are made on the device of a module's
-            first parameter or buffer (the CPU for a plain function).
+            first parameter or buffer (the CPU for a plain function), in its parameter dtype
+            (float32 for half precision or a plain function).
         stimulus_shape: shape of one stimulus.
         n_clusters: initial number of clusters ``K0`` (clusters can only disappear, or appear
             through splits).
@@ -372,7 +374,8 @@ def mds_clustering(
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        probe = _responses(model, torch.zeros((1, *shape), device=model_device(model)))
+        zeros = torch.zeros((1, *shape), device=model_device(model), dtype=_stimulus_dtype(model))
+        probe = _responses(model, zeros)
     n = probe.shape[1]
     if init_labels is None:
         perm = torch.randperm(n, generator=gen)
@@ -681,7 +684,11 @@ def _normalize(
 
 
 def _responses(model: Model, x: torch.Tensor, n_neurons: int | None = None) -> torch.Tensor:
-    r = model(x)
+    """``model(x) [B, N]``; a model of another parameter dtype (half precision: ``x`` is
+    float32) gets ``x`` in its dtype and its responses come back in ``x``'s."""
+    dtype = _parameter_dtype(model)
+    cast = dtype is not None and dtype != x.dtype
+    r = model(x.to(dtype) if cast else x)
     if not isinstance(r, torch.Tensor) or r.ndim != 2 or r.shape[0] != x.shape[0]:
         raise ValueError(
             f"model must map [B, *stimulus_shape] to [B, N] responses, got "
@@ -689,7 +696,7 @@ def _responses(model: Model, x: torch.Tensor, n_neurons: int | None = None) -> t
         )
     if n_neurons is not None and r.shape[1] != n_neurons:
         raise ValueError(f"labels must have one entry per neuron ({r.shape[1]}), got {n_neurons}")
-    return r
+    return r.to(x.dtype) if cast and r.is_floating_point() else r
 
 
 def _check_model(model: Any) -> None:
@@ -719,10 +726,20 @@ def _check_labels(name: str, labels: Any, n: int) -> torch.Tensor:
     return labels.long()
 
 
-def _randn(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Standard normal draws on the generator's device (a seed's generator is a CPU one, so
-    seeded stimuli do not depend on the model's device), moved to ``device``."""
-    return torch.randn(shape, generator=gen, device=gen.device).to(device)
+def _stimulus_dtype(model: Model) -> torch.dtype:
+    """The dtype stimuli are made and optimized in: the model's parameter dtype (float64 models
+    too), float32 for a half-precision model (Adam's state underflows in half precision) or a
+    plain function."""
+    dtype = _parameter_dtype(model)
+    return torch.float32 if dtype is None or dtype.itemsize < 4 else dtype
+
+
+def _randn(shape: tuple[int, ...], gen: torch.Generator, model: Model) -> torch.Tensor:
+    """Standard normal float32 draws on the generator's device (a seed's generator is a CPU
+    one, so seeded stimuli do not depend on the model's device or dtype), moved to the model's
+    device and :func:`_stimulus_dtype`."""
+    draws = torch.randn(shape, generator=gen, device=gen.device)
+    return draws.to(device=model_device(model), dtype=_stimulus_dtype(model))
 
 
 def _generator(seed: int | torch.Generator) -> torch.Generator:
