@@ -41,6 +41,9 @@ def test_prunable_weights_are_conv_and_linear_weights_only() -> None:
     assert set(masks) == {"0.weight", "4.weight"}
     assert all(m.dtype == torch.bool and bool(m.all()) for m in masks.values())
     assert masks["4.weight"].shape == (8, 64)
+    empty = nn.Sequential(nn.Linear(0, 2), nn.Linear(2, 3))  # nothing to prune in layer 0
+    assert prunable_weights(empty) == ["1.weight"]
+    assert set(ones_masks(empty)) == {"1.weight"}
 
 
 def test_global_prune_removes_smallest_fraction_of_remaining() -> None:

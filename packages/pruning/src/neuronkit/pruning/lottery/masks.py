@@ -55,7 +55,8 @@ def prunable_weights(
     layer_types: tuple[type[nn.Module], ...] = DEFAULT_PRUNABLE,
     ignore: Iterable[str] = (),
 ) -> list[str]:
-    """Names of the prunable weights of ``model``: the ``weight`` of every ``layer_types`` layer.
+    """Names of the prunable weights of ``model``: the ``weight`` of every ``layer_types`` layer
+    (but an empty one, e.g. of ``nn.Linear(0, n)``).
 
     Args:
         model: any ``nn.Module``.
@@ -75,9 +76,8 @@ def prunable_weights(
     ignored = set(ignore)
     names = []
     for mod_name, module in model.named_modules():
-        if isinstance(module, layer_types) and isinstance(
-            getattr(module, "weight", None), nn.Parameter
-        ):
+        weight = getattr(module, "weight", None)
+        if isinstance(module, layer_types) and isinstance(weight, nn.Parameter) and weight.numel():
             names.append(f"{mod_name}.weight" if mod_name else "weight")
     unknown = ignored - set(names)
     if unknown:
