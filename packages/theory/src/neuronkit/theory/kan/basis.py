@@ -28,10 +28,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from neuronkit.common import check_choice, check_finite, check_number, check_type, under_torch_func
 
-from .._utils import check_positive_int
+from .._utils import check_positive_int, traced
 
 __all__ = [
     "SPACES",
@@ -91,6 +92,11 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
             f"x [batch, in] and knots [in, n_knots] must agree on in, got {tuple(x.shape)} "
             f"and {tuple(knots.shape)}"
         )
+    return _cox_de_boor(x, knots, k)
+
+
+def _cox_de_boor(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`bspline_basis` without its checks; ``knots`` ``[in or 1, n_knots]``."""
     g = knots.unsqueeze(0).to(x.dtype)  # [1, in, n]
     xe = x.unsqueeze(-1)  # [B, in, 1]
     b = ((xe >= g[..., :-1]) & (xe < g[..., 1:])).to(x.dtype)
@@ -101,81 +107,113 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
     return b
 
 
-@functools.lru_cache(maxsize=16)
 def _local_bspline_polys(k: int) -> tuple[tuple[float, ...], ...]:
     """Polynomial coefficients ``P [k+1 (power), k+1 (r)]`` of the ``k + 1`` nonzero cardinal
     B-splines on one knot interval: ``B_{j-k+r}(j + u) = sum_d P[d, r] u^d``, ``u in [0, 1)``.
 
     From the Cox-de Boor step on unit knots restricted to the nonzero functions,
     ``N^p_r = ((u + p - r) N^{p-1}_{r-1} + (r + 1 - u) N^{p-1}_r) / p`` (out-of-range terms 0),
-    with polynomials in ``u`` as coefficient lists (exact rationals, then floats).
+    in integers ``M^p = p! N^p`` (polynomials in ``u`` as coefficient lists), divided by ``k!``
+    at the end (correctly rounded). Plain Python integers only, so ``torch.compile`` folds it
+    into constants.
     """
-    from fractions import Fraction
 
-    def add(a: list[Fraction], b: list[Fraction]) -> list[Fraction]:
+    def add(a: list[int], b: list[int]) -> list[int]:
         n = max(len(a), len(b))
-        zero = Fraction(0)
-        return [(a[i] if i < len(a) else zero) + (b[i] if i < len(b) else zero) for i in range(n)]
+        return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(n)]
 
-    def mul_lin(a: list[Fraction], c0: Fraction, c1: Fraction) -> list[Fraction]:
+    def mul_lin(a: list[int], c0: int, c1: int) -> list[int]:
         # a(u) * (c0 + c1 u)
-        out = [Fraction(0)] * (len(a) + 1)
+        out = [0] * (len(a) + 1)
         for i, ai in enumerate(a):
             out[i] += ai * c0
             out[i + 1] += ai * c1
         return out
 
-    polys: list[list[Fraction]] = [[Fraction(1)]]
+    polys: list[list[int]] = [[1]]
+    scale = 1
     for p in range(1, k + 1):
-        new: list[list[Fraction]] = []
+        new: list[list[int]] = []
         for r in range(p + 1):
-            term: list[Fraction] = [Fraction(0)]
+            term: list[int] = [0]
             if r >= 1:
-                term = add(term, mul_lin(polys[r - 1], Fraction(p - r), Fraction(1)))
+                term = add(term, mul_lin(polys[r - 1], p - r, 1))
             if r <= p - 1:
-                term = add(term, mul_lin(polys[r], Fraction(r + 1), Fraction(-1)))
-            new.append([c / p for c in term])
+                term = add(term, mul_lin(polys[r], r + 1, -1))
+            new.append(term)
         polys = new
+        scale *= p
     return tuple(
-        tuple(float(polys[r][d]) if d < len(polys[r]) else 0.0 for r in range(k + 1))
+        tuple(polys[r][d] / scale if d < len(polys[r]) else 0.0 for r in range(k + 1))
         for d in range(k + 1)
     )
 
 
-_POLY_CACHE: dict[tuple[int, float, torch.dtype, torch.device], torch.Tensor] = {}
+def _eager(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a plain tensor in plain eager mode, so :func:`_constants` may read and
+    fill its module-level caches. Not while ``torch.compile`` / ``torch.export``
+    (FakeTensors, functional tensors), ``torch.jit.trace``, ``torch.fx`` (a Proxy:
+    neuronkit-pruning's dependency graph) or a ``TorchDispatchMode`` runs: a tensor made there
+    must not outlive the trace (cached, it gave later eager calls other values and the next
+    export a fake constant)."""
+    return (
+        type(x) is torch.Tensor  # not a FakeTensor, FunctionalTensor, fx Proxy or subclass
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and not is_in_torch_dispatch_mode()
+    )
 
 
-def _poly_matrix(k: int, h: float, like: torch.Tensor) -> torch.Tensor:
-    """``[P | Q / h] [k+1, 2(k+1)]``: coefficients of the ``k + 1`` local values (``P``) and
-    of their ``d/dx = d/du / h`` (``Q``, last row 0), rows by power of ``u``; cached per
-    order, spacing, dtype and device (read-only)."""
-    key = (k, h, like.dtype, like.device)
-    if key not in _POLY_CACHE:
-        if len(_POLY_CACHE) > 64:
-            _POLY_CACHE.clear()
-        p = torch.tensor(_local_bspline_polys(k), dtype=like.dtype, device=like.device)
-        q = torch.zeros_like(p)
-        if k > 0:
-            q[:-1] = p[1:] * torch.arange(1, k + 1, dtype=like.dtype, device=like.device)[:, None]
-        _POLY_CACHE[key] = torch.cat([p, q * (1.0 / h)], dim=1)
-    return _POLY_CACHE[key]
+def _poly_rows(k: int, h: float) -> tuple[tuple[float, ...], ...]:
+    """``[P | Q / h]`` as plain floats ``[k+1][2(k+1)]``: the coefficients of the ``k + 1``
+    local values (``P``, :func:`_local_bspline_polys`) and of their ``d/dx = d/du / h`` (``Q``,
+    last row 0), rows by power of ``u``. Not cached (:func:`_constants` caches the tensor;
+    ``torch.compile`` traces an ``lru_cache`` with a warning)."""
+    p = _local_bspline_polys(k)
+    q = [[(d + 1) * v for v in p[d + 1]] for d in range(k)] + [[0.0] * (k + 1)]
+    return tuple(tuple(p[d]) + tuple(v * (1.0 / h) for v in q[d]) for d in range(k + 1))
 
 
-@functools.lru_cache(maxsize=16)
 def _column_offsets(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``[k+1, 1]``: ``-k, ..., 0``, the basis index of local value ``r`` relative to the
-    interval ``j``. Read-only (cached)."""
+    interval ``j``."""
     return torch.arange(-k, 1, dtype=dtype, device=device).unsqueeze(1)
 
 
-@functools.lru_cache(maxsize=32)
 def _flat_offsets(batch: int, in_features: int, width: int, device: torch.device) -> torch.Tensor:
     """``[1, batch * in]`` int64: flat feature position of basis ``m = 0`` of input ``(b, i)``,
-    ``b * (1 + in * width) + 1 + i * width`` (see :func:`_bspline_buffer`). Read-only
-    (cached)."""
+    ``b * (1 + in * width) + 1 + i * width`` (see :func:`_bspline_buffer`)."""
     b = torch.arange(batch, device=device).unsqueeze(1) * (1 + in_features * width)
     i = torch.arange(in_features, device=device) * width
     return (b + i + 1).view(1, -1)
+
+
+_POLY_CACHE: dict[tuple[int, float, torch.dtype, torch.device], torch.Tensor] = {}
+_cached_column_offsets = functools.lru_cache(maxsize=16)(_column_offsets)
+_cached_flat_offsets = functools.lru_cache(maxsize=32)(_flat_offsets)
+
+
+def _constants(
+    k: int, h: float, batch: int, in_features: int, width: int, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The constant tensors of :func:`_bspline_buffer` for ``x``: :func:`_column_offsets`,
+    :func:`_flat_offsets` and the matrix of :func:`_poly_rows` ``[k+1, 2(k+1)]``. Read-only,
+    cached per order, spacing, sizes, dtype and device in plain eager mode; built afresh while
+    anything traces ``x`` (see :func:`_eager`), so no traced, fake or functional tensor is
+    ever cached."""
+    if not _eager(x):
+        pq = torch.tensor(_poly_rows(k, h), dtype=x.dtype, device=x.device)
+        cols = _column_offsets(k, x.dtype, x.device)
+        return cols, _flat_offsets(batch, in_features, width, x.device), pq
+    key = (k, h, x.dtype, x.device)
+    cached = _POLY_CACHE.get(key)
+    if cached is None:
+        if len(_POLY_CACHE) > 64:
+            _POLY_CACHE.clear()
+        cached = torch.tensor(_poly_rows(k, h), dtype=x.dtype, device=x.device)
+        _POLY_CACHE[key] = cached
+    cols = _cached_column_offsets(k, x.dtype, x.device)
+    return cols, _cached_flat_offsets(batch, in_features, width, x.device), cached
 
 
 def _horner_t(coef: torch.Tensor, u: torch.Tensor, degree: int) -> torch.Tensor:
@@ -219,10 +257,10 @@ def _bspline_buffer(
     t = (x * (1.0 / h)).add_(k - lo / h).reshape(-1)
     j = torch.floor(t)
     u = t.sub_(j)
+    cols, flat, pq = _constants(k, h, batch, in_f, width, x)
     # callers reject NaN/inf; m is clamped before the int cast
-    m = (j + _column_offsets(k, x.dtype, x.device)).clamp_(-1, n)  # [k+1, B*in]
-    pos = m.to(torch.long).add_(_flat_offsets(batch, in_f, width, x.device))
-    pq = _poly_matrix(k, h, x)
+    m = (j + cols).clamp_(-1, n)  # [k+1, B*in]
+    pos = m.to(torch.long).add_(flat)
     vals = _horner_t(pq if with_deriv else pq[:, : k + 1], u, k)  # [(2)(k+1), B*in]
     feats = x.new_zeros(batch, 1 + in_f * width)
     feats.view(-1).scatter_(0, pos.view(-1), vals[: k + 1].reshape(-1))
@@ -290,8 +328,10 @@ def _plain_features(
 ) -> torch.Tensor:
     """The features of :func:`_bspline_buffer` from :func:`bspline_basis`'s Cox-de Boor
     recursion in plain ops (differentiable any number of times, and under ``torch.func``)."""
-    knots = extended_grid(x.shape[1], grid, k, (lo, lo + grid * h), dtype=x.dtype)
-    basis = bspline_basis(x, knots.to(x.device), k)  # [B, in, G + k]
+    # one row of knots for every input (broadcast): no size of x is read, so a
+    # torch.jit.trace of it holds for every batch size
+    knots = extended_grid(1, grid, k, (lo, lo + grid * h), dtype=x.dtype)
+    basis = _cox_de_boor(x, knots.to(x.device), k)  # [B, in, G + k]
     last = F.silu(x) if base else torch.zeros_like(x)
     blocks = torch.cat([basis, last.unsqueeze(-1)], dim=-1)
     return torch.cat([torch.ones_like(x[:, :1]), blocks.flatten(1)], dim=1)
@@ -300,9 +340,10 @@ def _plain_features(
 def _features(x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool) -> torch.Tensor:
     """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]``: the fast Function,
     or under a ``torch.func`` transform (``vmap``, ``jacrev``, ``jvp``: its scatter into a new
-    buffer and its closed-form backward have no transform rules) :func:`_plain_features`, the
-    same values differentiated by autograd."""
-    if under_torch_func():
+    buffer and its closed-form backward have no transform rules) or ``torch.jit.trace`` (also
+    ONNX's legacy exporter, which cannot trace a Python autograd Function's saved state)
+    :func:`_plain_features`, the same values differentiated by autograd."""
+    if under_torch_func() or torch.jit.is_tracing():
         return _plain_features(x, lo, h, grid, k, base)
     out: torch.Tensor = _BSplineBuffer.apply(x, lo, h, grid, k, base)
     return out
@@ -439,6 +480,8 @@ def uniform_bspline_basis(x: torch.Tensor, lo: float, h: float, grid: int, k: in
 
 
 def _check_tensor(name: str, x: Any, layout: str) -> None:
+    if traced(x):  # a torch.fx proxy (neuronkit-pruning's dependency graph): nothing to read
+        return
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
 

@@ -46,8 +46,10 @@ __all__ = ["KAN", "SKAN", "KANLayer", "SKANLayer", "matched_mlp", "mlp_parameter
 
 def _check_x(x: torch.Tensor, in_features: int, dtype: torch.dtype) -> None:
     """The input checks of every KAN / S-KAN layer, whatever its spaces: a finite floating
-    ``[batch, in_features]`` tensor in the layer's ``dtype`` (any float under autocast)."""
-    if traced(x):
+    ``[batch, in_features]`` tensor in the layer's ``dtype`` (any float under autocast).
+    Skipped while ``torch.fx`` or ``torch.jit.trace`` (ONNX's legacy exporter) traces: sizes
+    read there would become constants of the trace."""
+    if traced(x) or torch.jit.is_tracing():
         return
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor [batch, in], got {type(x).__name__}")
@@ -353,16 +355,24 @@ class SKANLayer(_BasisMixin):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_x(x, self.in_features, self.coef.dtype)
-        alpha = self.selection_weights()  # [in, S]
-        used = self.active.any(dim=0).tolist()
-        # spaces that no node keeps any more (after selection) are not evaluated
-        parts = [
-            self._basis(space, x)
-            if used[s]
-            else x.new_zeros(x.shape[0], self.in_features, self.n_basis)
-            for s, space in enumerate(self.spaces)
-        ]
-        b = torch.stack(parts, dim=2) * alpha[None, :, :, None]  # [B, in, S, G+k]
+        alpha = self.selection_weights()  # [in, S], 0 on every inactive (node, space)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or traced(x):
+            # torch.compile / torch.export, torch.jit.trace and torch.fx cannot choose spaces by
+            # the values of ``active`` (a data-dependent branch): every space is evaluated and
+            # the inactive ones masked out, the same output as below for any ``active``
+            parts = [self._basis(space, x) for space in self.spaces]
+            b = torch.stack(parts, dim=2) * alpha[None, :, :, None]  # [B, in, S, G+k]
+            b = torch.where(self.active[None, :, :, None], b, 0.0)
+        else:
+            used = self.active.any(dim=0).tolist()
+            # spaces that no node keeps any more (after selection) are not evaluated
+            parts = [
+                self._basis(space, x)
+                if used[s]
+                else x.new_zeros(x.shape[0], self.in_features, self.n_basis)
+                for s, space in enumerate(self.spaces)
+            ]
+            b = torch.stack(parts, dim=2) * alpha[None, :, :, None]  # [B, in, S, G+k]
         out = torch.addmm(self.bias, b.flatten(1), self.coef.reshape(self.out_features, -1).T)
         if self.base_weight is not None:
             out = out + F.silu(x) @ self.base_weight.T
