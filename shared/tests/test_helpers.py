@@ -6,6 +6,7 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -234,6 +235,24 @@ def test_torch_generator_without_seed_follows_the_global_seed() -> None:
     assert torch.equal(draws[0], draws[1])
     with torch.device("meta"):  # the draw stays on the CPU under any default device
         assert torch_generator(None).device == torch.device("cpu")
+
+
+def test_torch_rng_seeded_forks_and_seeds_the_global_rng() -> None:
+    torch = pytest.importorskip("torch", reason="torch_rng_seeded needs torch")
+    from neuronkit.common import torch_generator, torch_rng_seeded
+
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    with torch_rng_seeded(5):
+        a = torch.rand(3)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(1)
+    with torch_rng_seeded(5):
+        assert torch.equal(torch.rand(3), a)  # the seed, not the caller's state
+    with torch_rng_seeded(5):  # not the stream of a Generator seeded with 5 (the batch order)
+        assert not torch.equal(torch.rand(3), torch.rand(3, generator=torch_generator(5)))
+    with pytest.raises(TypeError, match="seed"), torch_rng_seeded(1.5):  # type: ignore[arg-type]
+        pass
 
 
 def test_module_placement_reads_device_and_floating_dtype() -> None:

@@ -452,6 +452,13 @@ def test_a_model_output_detached_from_the_inputs_is_named() -> None:
                 method(model, x, 0)
         with pytest.raises(ValueError, match="detached from its input"):
             loss_gradient(model, x, [0, 1])
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match=r"outside torch\.inference_mode"),
+    ):
+        saliency(lin, x, 0)  # the model was blamed for the caller's inference mode
+    with torch.no_grad():
+        assert saliency(lin, x, 0).shape == x.shape
 
 
 def test_smoothgrad_names_bad_method_options_and_shapes() -> None:

@@ -47,6 +47,11 @@ def test_random_start_is_seeded_and_fgsm_is_one_sign_step() -> None:
     F.cross_entropy(model(xr), y, reduction="sum").backward()
     torch.testing.assert_close(fgsm_attack(model, x, y, eps=0.03), x + 0.03 * xr.grad.sign())
     torch.testing.assert_close(pgd_attack(model, x, y, eps=0.0), x)
+    starts = []
+    for _ in range(2):  # seed=None draws from the global RNG (it took OS entropy)
+        torch.manual_seed(3)
+        starts.append(pgd_attack(model, x, y, eps=0.05, n_steps=1, random_start=True))
+    torch.testing.assert_close(starts[0], starts[1])
 
 
 def test_attacks_do_not_touch_inputs_parameters_or_mode() -> None:
@@ -79,6 +84,20 @@ def test_training_is_deterministic_given_the_seed() -> None:
     train_classifier(b, x, y, epochs=3, seed=7, optimizer="sgd", lr=0.1, momentum=0.9)
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
+
+
+def test_the_seed_also_covers_dropout_and_keeps_the_global_rng() -> None:
+    x, y = _data()
+    weights = []
+    for global_seed in (0, 1):  # dropout drew from the global RNG: different weights
+        torch.manual_seed(5)
+        net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        train_classifier(net, x, y, epochs=2, seed=7)
+        assert torch.equal(torch.get_rng_state(), state)
+        weights.append(net[0].weight.detach())
+    assert torch.equal(weights[0], weights[1])
 
 
 BAD = [

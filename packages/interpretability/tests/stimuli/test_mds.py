@@ -78,6 +78,10 @@ def test_optimize_stimuli_finds_the_discriminative_direction() -> None:
     assert (obj > obj0).all()
     assert torch.equal(labels, frozen)
     assert torch.equal(assign_to_stimuli(_linear_model(filters), stim), labels)
+    model = torch.nn.Linear(d, 4)
+    optimize_stimuli(model, labels, (d,), n_steps=2, seed=1)
+    mds_clustering(model, (d,), 2, n_steps=2, max_iter=1, n_norm_samples=8)
+    assert model.weight.grad is None  # only the stimuli's gradient: the model's .grad untouched
 
 
 def test_optimize_stimuli_reaches_the_norm_constrained_optimum() -> None:

@@ -173,6 +173,13 @@ def test_estimate_flops_ratio_one_and_monotone() -> None:
     assert e5.macs < e1.macs
     assert all(0 < f <= 1 for f in e5.keep_fractions)
     assert net.ratio == 0.8  # restored
+    net.train()
+    frozen = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    frozen.eval()  # each submodule's flag comes back, not the top one's
+    estimate_flops(net, x, 0.5)
+    net.evaluate(x, torch.zeros(20, dtype=torch.long))
+    assert net.training
+    assert not frozen.training
     r, ests = select_ratio(net, x, e5.reduction - 1e-6, [0.5, 1.0])
     assert r == 0.5
     assert len(ests) == 2
@@ -262,6 +269,16 @@ def test_bad_inputs() -> None:
         GatedConv(nn.Conv2d(4, 4, 3, groups=2), nn.BatchNorm2d(4), nn.ReLU())
     with pytest.raises(ValueError, match="target_reduction"):
         select_ratio(net, torch.randn(2, 1, 8, 8), 120.0, [0.5])
+
+
+def test_head_macs_follow_a_replaced_head() -> None:
+    model, net = _net()
+    x = torch.randn(2, 1, 8, 8)
+    before = net.run(x, "dense").head_macs
+    wide = nn.Sequential(model.pool, nn.Flatten(), nn.Linear(model.fc.in_features, 100))
+    net.head = wide  # e.g. a new classifier: the cached count was kept
+    fresh = DynamicCNN.from_sequential(model.features, wide).eval()
+    assert net.run(x, "dense").head_macs == fresh.run(x, "dense").head_macs > before
 
 
 def test_ratio_one_keeps_every_filter_with_mass() -> None:

@@ -39,6 +39,30 @@ def _same(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_dropout_follows_the_data_seed_and_the_global_rng_is_kept() -> None:
+    """Step t's dropout masks come from (data_seed, t): the same network whatever the global
+    RNG holds, also when resumed at k; the caller's RNG state is restored."""
+    x, y = _data()
+    runs = []
+    for global_seed in (0, 1):
+        torch.manual_seed(3)
+        net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        saved = train(net, x, y, CFG, data_seed=2, checkpoints=(6,))
+        assert torch.equal(torch.get_rng_state(), state)
+        runs.append((net.state_dict(), saved[6]))
+    assert _same(runs[0][0], runs[1][0])
+    torch.manual_seed(3)
+    resumed = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    resumed.load_state_dict(runs[0][1])
+    train(resumed, x, y, CFG, data_seed=2, start_iteration=6)  # SGD momentum restarts at 0
+    full = copy.deepcopy(resumed)
+    full.load_state_dict(runs[0][1])
+    train(full, x, y, CFG, data_seed=2, start_iteration=6)
+    assert _same(resumed.state_dict(), full.state_dict())
+
+
 def test_lr_schedule_warmup_and_steps() -> None:
     cfg = TrainConfig(iterations=100, lr=1.0, warmup=4, milestones=(50, 80), gamma=0.5)
     assert [cfg.lr_at(i) for i in range(5)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])

@@ -25,6 +25,11 @@ from neuronkit.theory.scaling import (
 def test_forward_flops_of_a_linear_layer() -> None:
     assert forward_flops(nn.Linear(5, 3), (5,)) == 2 * 5 * 3 + 3
     assert forward_flops(nn.Linear(5, 3, bias=False), (5,)) == 2 * 5 * 3
+    model = nn.Sequential(nn.Linear(5, 3), nn.BatchNorm1d(3)).train()
+    model[1].eval()  # frozen inside a training model: each flag comes back as it was
+    forward_flops(model, (5,))
+    assert model.training
+    assert not model[1].training
 
 
 def test_forward_flops_of_the_bottleneck_mlp_per_layer() -> None:

@@ -74,6 +74,10 @@ def test_randomized_accuracy_runs_the_model_in_eval_mode() -> None:
     assert randomized_accuracy(model, x, y, []) == first  # no dropout noise
     assert torch.equal(model[1].running_mean, stats)  # statistics untouched
     assert model.training  # mode restored
+    model[1].eval()  # a BatchNorm frozen inside a training model stays frozen
+    randomized_accuracy(model, x, y, [])
+    assert model.training
+    assert not model[1].training
 
 
 def test_coordinates_must_be_integers() -> None:

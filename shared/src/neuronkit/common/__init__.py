@@ -15,7 +15,7 @@ from .plotting import new_figure
 from .progress import progress, progress_write
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
-from .seeding import seed_everything, torch_generator
+from .seeding import seed_everything, torch_generator, torch_rng_seeded
 from .validation import (
     as_float_array,
     check_choice,
@@ -79,6 +79,7 @@ __all__ = [
     "seed_everything",
     "select_device",
     "torch_generator",
+    "torch_rng_seeded",
     "under_torch_func",
     "values_hidden",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import random
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .validation import check_number, check_seed
@@ -50,3 +52,19 @@ def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
         check_seed(seed)
         gen.manual_seed(int(seed))
     return gen
+
+
+@contextlib.contextmanager
+def torch_rng_seeded(seed: int) -> Iterator[None]:
+    """Within the block torch's global RNGs (the CPU's and every CUDA device's) follow ``seed``,
+    for the draws that take no generator (dropout in a training loop); the caller's RNG state
+    is restored afterwards. The global seed is drawn from ``seed``, not ``seed`` itself, so it
+    differs from a ``torch.Generator`` seeded with ``seed`` for the batch order. Needs torch.
+    """
+    import torch
+
+    check_seed(seed)
+    value = int(torch.randint(0, 2**62, (2,), generator=torch_generator(seed), device="cpu")[1])
+    with torch.random.fork_rng():
+        torch.manual_seed(value)
+        yield

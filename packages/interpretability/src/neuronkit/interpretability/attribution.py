@@ -215,6 +215,11 @@ def _select(outputs: torch.Tensor, target: int | torch.Tensor | None, batch: int
 
 def _check_graph(outputs: torch.Tensor, what: str = "model returned a tensor") -> None:
     """A (validated) output must depend on the input through autograd."""
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "attributions need autograd: call them outside torch.inference_mode() (a "
+            "surrounding torch.no_grad() is fine)"
+        )
     if not outputs.requires_grad:
         raise ValueError(
             f"{what} detached from its input (requires_grad=False, no autograd graph): "

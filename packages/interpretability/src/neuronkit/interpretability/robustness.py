@@ -31,6 +31,8 @@ from neuronkit.common import (
     check_type,
     eval_mode,
     progress,
+    torch_generator,
+    torch_rng_seeded,
 )
 
 from .hooks import call_model
@@ -155,11 +157,7 @@ def pgd_attack(
     delta = torch.zeros_like(x)
     if random_start:
         # drawn on the CPU and moved: the same seed gives the same start on every device
-        gen = torch.Generator()
-        if seed is not None:
-            gen.manual_seed(int(seed))
-        else:
-            gen.seed()
+        gen = torch_generator(seed)  # None: a draw from the global RNG (seed_everything)
         if norm == "linf":
             delta = (torch.rand(x.shape, generator=gen, dtype=x.dtype).to(x.device) * 2 - 1) * eps
         else:
@@ -251,7 +249,8 @@ def train_classifier(
         adversary: ``adversary(model, x, y) -> x_adv`` applied to every batch before the
             update (PGD adversarial training; :func:`pgd_attack` crafts it in eval mode);
             ``None`` for standard training.
-        seed: seeds the batch order (``[0, 2**64)``).
+        seed: seeds the batch order and dropout (``[0, 2**64)``; the global RNG is forked and
+            restored).
         show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
             ``True`` / ``False``.
     """
@@ -287,19 +286,20 @@ def train_classifier(
         )
     stop = n - 1 if batch_norm and n % batch_size == 1 else n  # no last batch of one
     model.train()
-    for _ in progress(range(epochs), show_progress=show_progress, desc="train_classifier"):
-        order = torch.randperm(n, generator=gen).to(inputs.device)
-        total = 0.0
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
-            xb, yb = inputs[idx], labels[idx]
-            if adversary is not None:
-                xb = adversary(model, xb, yb)
-            logits = _logits(model, xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history.append(total / stop)
+    with torch_rng_seeded(int(seed)):  # dropout follows seed; the caller's RNG is kept
+        for _ in progress(range(epochs), show_progress=show_progress, desc="train_classifier"):
+            order = torch.randperm(n, generator=gen).to(inputs.device)
+            total = 0.0
+            for start in range(0, stop, batch_size):
+                idx = order[start : start + batch_size]
+                xb, yb = inputs[idx], labels[idx]
+                if adversary is not None:
+                    xb = adversary(model, xb, yb)
+                logits = _logits(model, xb)
+                loss = F.cross_entropy(logits, yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            history.append(total / stop)
     return history

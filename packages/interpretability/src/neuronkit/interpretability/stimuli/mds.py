@@ -275,14 +275,12 @@ def optimize_stimuli(
         return contrastive_objective(cluster_mean_responses(r, labels, k), on, temperature)
 
     for _ in range(n_steps):
-        opt.zero_grad()
         loss = -objectives(x).sum()
         if smoothness > 0:
             loss = loss + smoothness * laplace_penalty(x)
-        loss.backward()
-        with torch.no_grad():
-            assert x.grad is not None
-            x.grad.copy_(_tangent(x.grad, x))
+        # the gradient of the stimuli only: backward() would also add into the model's .grad
+        (grad,) = torch.autograd.grad(loss, x)
+        x.grad = _tangent(grad, x)
         opt.step()
         with torch.no_grad():
             x.copy_(project_to_norm(x, norm))

@@ -38,6 +38,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    eval_mode,
 )
 
 from .model import BrickTransformer, Gate, task_accuracy
@@ -94,25 +95,20 @@ def ffn_activations(
     ins: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
     hids: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
     tids: list[torch.Tensor] = []
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for s in range(0, len(data), batch_size):
-                tok = data.tokens[s : s + batch_size]
-                keep = (
-                    data.targets[s : s + batch_size] != IGNORE_INDEX
-                    if labelled_only
-                    else torch.ones_like(tok, dtype=torch.bool)
-                )
-                _, f_in, f_h = model.run_with_cache(tok)
-                for layer in range(n_layers):
-                    ins[layer].append(f_in[layer][keep])
-                    hids[layer].append(f_h[layer][keep])
-                tid = data.task_ids[s : s + batch_size][:, None].expand_as(tok)
-                tids.append(tid[keep])
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        for s in range(0, len(data), batch_size):
+            tok = data.tokens[s : s + batch_size]
+            keep = (
+                data.targets[s : s + batch_size] != IGNORE_INDEX
+                if labelled_only
+                else torch.ones_like(tok, dtype=torch.bool)
+            )
+            _, f_in, f_h = model.run_with_cache(tok)
+            for layer in range(n_layers):
+                ins[layer].append(f_in[layer][keep])
+                hids[layer].append(f_h[layer][keep])
+            tid = data.task_ids[s : s + batch_size][:, None].expand_as(tok)
+            tids.append(tid[keep])
     return [torch.cat(x) for x in ins], [torch.cat(h) for h in hids], torch.cat(tids)
 
 

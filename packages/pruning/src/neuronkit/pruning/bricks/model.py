@@ -30,6 +30,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    eval_mode,
     values_hidden,
 )
 
@@ -300,22 +301,17 @@ def task_accuracy(
     n = len(data.tasks)
     correct = torch.zeros(n, dtype=torch.float64)
     total = torch.zeros(n, dtype=torch.float64)
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for s in range(0, len(data), batch_size):
-                tok = data.tokens[s : s + batch_size]
-                tgt = data.targets[s : s + batch_size]
-                tid = data.task_ids[s : s + batch_size]
-                pred = model(tok, gates).argmax(-1)
-                valid = tgt != IGNORE_INDEX
-                hit = ((pred == tgt) & valid).sum(1).double()
-                # the per-task tallies stay on the CPU (a small result)
-                correct.index_add_(0, tid.cpu(), hit.cpu())
-                total.index_add_(0, tid.cpu(), valid.sum(1).double().cpu())
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        for s in range(0, len(data), batch_size):
+            tok = data.tokens[s : s + batch_size]
+            tgt = data.targets[s : s + batch_size]
+            tid = data.task_ids[s : s + batch_size]
+            pred = model(tok, gates).argmax(-1)
+            valid = tgt != IGNORE_INDEX
+            hit = ((pred == tgt) & valid).sum(1).double()
+            # the per-task tallies stay on the CPU (a small result)
+            correct.index_add_(0, tid.cpu(), hit.cpu())
+            total.index_add_(0, tid.cpu(), valid.sum(1).double().cpu())
     return (correct / total).float()
 
 

@@ -363,11 +363,17 @@ class DynamicCNN(nn.Module):
         self.criterion = criterion
         self.mode = mode
         self._gating = "dynamic"
-        self._head_cache: dict[tuple[int, ...], int] = {}
+        self._head_cache: dict[tuple[Any, ...], int] = {}
 
     def _head_macs(self, h: torch.Tensor) -> int:
-        key = tuple(h.shape[1:])
-        if key not in self._head_cache:  # the head is dense: its cost depends on shapes only
+        # the head is dense: its cost depends on its layers' and the input's shapes only (the
+        # head itself is in the key, so a replaced or resized head is counted again)
+        shapes = tuple(
+            (type(m), *(tuple(p.shape) for p in m.parameters(recurse=False)))
+            for m in self.head.modules()
+        )
+        key = (id(self.head), shapes, tuple(h.shape[1:]))
+        if key not in self._head_cache:
             self._head_cache[key] = count_macs(self.head, h[:1].detach())
         return self._head_cache[key]
 
@@ -567,10 +573,8 @@ class DynamicCNN(nn.Module):
         if len(x) != len(y):
             raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
         check_number("batch_size", batch_size, ge=1, integer=True)
-        was = self.training
-        self.eval()
         correct, macs, kept, agree = 0, [], [], []
-        try:
+        with eval_mode(self):
             for i in range(0, len(y), batch_size):
                 out = self.run(x[i : i + batch_size], gating)
                 if i == 0:
@@ -583,8 +587,6 @@ class DynamicCNN(nn.Module):
                         [(m == t).float().mean(1) for m, t in zip(out.masks, out.targets)], 1
                     )
                 )
-        finally:
-            self.train(was)
         k = torch.cat(kept)
         return {
             "accuracy": correct / max(1, len(y)),
@@ -827,28 +829,26 @@ def estimate_flops(
     old_ratio = net.ratio
     if ratio is not None:
         net.set_ratio(ratio)
-    was = net.training
-    net.eval()
     macs_sum, dense_sum, n = 0.0, 0.0, 0
     frac_sum: torch.Tensor | None = None
     try:
-        for i in range(0, len(x), batch_size):
-            out = net.run(x[i : i + batch_size], "dense")
-            b = out.logits.shape[0]
-            kept_prev = torch.full((b,), float(out.first_in))
-            est = torch.zeros(b)
-            for t, geo in zip(out.targets, out.geometry):
-                k = t.sum(1).cpu()
-                est += kept_prev * k * geo
-                kept_prev = k
-            est += out.head_macs + out.predictor_macs
-            macs_sum += float(est.sum())
-            dense_sum += float(out.macs.sum())
-            fr = torch.stack([t.mean(1).sum() for t in out.targets]).cpu()
-            frac_sum = fr if frac_sum is None else frac_sum + fr
-            n += b
+        with eval_mode(net):
+            for i in range(0, len(x), batch_size):
+                out = net.run(x[i : i + batch_size], "dense")
+                b = out.logits.shape[0]
+                kept_prev = torch.full((b,), float(out.first_in))
+                est = torch.zeros(b)
+                for t, geo in zip(out.targets, out.geometry):
+                    k = t.sum(1).cpu()
+                    est += kept_prev * k * geo
+                    kept_prev = k
+                est += out.head_macs + out.predictor_macs
+                macs_sum += float(est.sum())
+                dense_sum += float(out.macs.sum())
+                fr = torch.stack([t.mean(1).sum() for t in out.targets]).cpu()
+                frac_sum = fr if frac_sum is None else frac_sum + fr
+                n += b
     finally:
-        net.train(was)
         net.ratio = old_ratio
     if n == 0 or frac_sum is None:
         raise ValueError("x must hold at least one sample, got 0")

@@ -189,8 +189,9 @@ def train(
         config: the recipe (:class:`TrainConfig`).
         masks: pruning masks enforced during training (see
             :func:`~neuronkit.pruning.lottery.masks.attach_masks`); the hook is removed after.
-        data_seed: seed of the data order; iteration ``t`` always sees the same minibatch for
-            a given seed, whatever ``start_iteration`` is.
+        data_seed: seed of the data order and of dropout: iteration ``t`` always sees the same
+            minibatch and dropout masks for a given seed, whatever ``start_iteration`` is (the
+            global RNG is seeded per step inside a fork; the caller's state is restored).
         start_iteration: resume the schedule and the data order here (rewinding to ``k``).
         checkpoints: iterations ``t`` (``start_iteration <= t <= T``) whose state (after ``t``
             steps) to return; the point of the first run of IMP is ``W_k``.
@@ -225,25 +226,29 @@ def train(
     model.train()
     try:
         batches = _batches(len(y), config.batch_size, data_seed, start_iteration, config.iterations)
-        for it, idx in enumerate(batches, start=start_iteration):
-            for group in opt.param_groups:
-                group["lr"] = config.lr_at(it)
-            xb, yb = x[idx].to(device), y[idx].to(device)
-            logits = model(xb)
-            if it == start_iteration:
-                _check_classes(logits, y)
-            loss = nn.functional.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training diverged at iteration {it} (loss {loss})")
-            if callback is not None:
-                callback(it + 1, model)
-            if it + 1 in wanted:
-                if masks is not None:  # the state the masked network computes with
-                    apply_masks(model, masks)
-                saved[it + 1] = clone_state(model)
+        # the caller's global RNG state comes back afterwards
+        with torch.random.fork_rng():
+            for it, idx in enumerate(batches, start=start_iteration):
+                # dropout (any draw on the global RNG) at step t: from (data_seed, t) only
+                torch.manual_seed((int(data_seed) * 2**32 + it) % 2**63)
+                for group in opt.param_groups:
+                    group["lr"] = config.lr_at(it)
+                xb, yb = x[idx].to(device), y[idx].to(device)
+                logits = model(xb)
+                if it == start_iteration:
+                    _check_classes(logits, y)
+                loss = nn.functional.cross_entropy(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training diverged at iteration {it} (loss {loss})")
+                if callback is not None:
+                    callback(it + 1, model)
+                if it + 1 in wanted:
+                    if masks is not None:  # the state the masked network computes with
+                        apply_masks(model, masks)
+                    saved[it + 1] = clone_state(model)
     finally:
         if handle is not None:
             handle.remove()

@@ -37,6 +37,7 @@ from neuronkit.common import (
     check_probability,
     check_seed,
     check_type,
+    eval_mode,
     progress,
     torch_generator,
 )
@@ -338,14 +339,12 @@ def record_activations(
         return hook
 
     handles = [neuron_module(model, li, site).register_forward_hook(make(li)) for li in layers]
-    was_training = model.training
-    model.eval()
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask)
+        with eval_mode(model):
+            model(input_ids=input_ids, attention_mask=attention_mask)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     widths = {store[li].shape[-1] for li in layers}
     if len(widths) != 1:
         raise ValueError(f"layers must have the same number of neurons, got widths {widths}")
@@ -538,10 +537,8 @@ def language_model_loss(
     """Mean next-token cross-entropy (nats per predicted token) over right-padded sequences."""
     _check_batch("input", input_ids, attention_mask)
     check_number("batch_size", batch_size, ge=1, integer=True)
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
+    with eval_mode(model):
         for s in range(0, input_ids.shape[0], batch_size):
             ids, mask = input_ids[s : s + batch_size], attention_mask[s : s + batch_size]
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
@@ -552,8 +549,6 @@ def language_model_loss(
             )  # fmt: skip
             total += float(loss)
             count += int((target != -100).sum())
-    finally:
-        model.train(was_training)
     return total / max(count, 1)
 
 
@@ -600,11 +595,9 @@ def sample_response_embeddings(
     groups: dict[int, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(len(r), []).append(i)
-    was_training = model.training
-    model.eval()
     out: list[torch.Tensor | None] = [None] * len(rows)
     device = next(model.parameters()).device
-    try:
+    with eval_mode(model):
         for length in sorted(groups):
             members = groups[length]
             seq = torch.tensor([rows[i] for i in members], dtype=torch.long, device=device)
@@ -619,6 +612,4 @@ def sample_response_embeddings(
             emb = hidden[:, -1].float().reshape(len(members), k, -1)
             for j, i in enumerate(members):
                 out[i] = emb[j]
-    finally:
-        model.train(was_training)
     return torch.stack([e for e in out if e is not None])

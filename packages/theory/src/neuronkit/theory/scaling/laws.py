@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from neuronkit.common import as_float_array, check_number, check_type
+from neuronkit.common import as_float_array, check_number, check_type, eval_mode
 
 __all__ = [
     "PowerLawFit",
@@ -88,18 +88,15 @@ def forward_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
         for m in model.modules()
         if isinstance(m, (nn.Linear, nn.LayerNorm, nn.BatchNorm1d))
     ]
-    was_training = model.training
     try:
-        model.eval()
         param = next(model.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
         device = param.device if param is not None else torch.device("cpu")
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(1, *[int(s) for s in input_shape], dtype=dtype, device=device))
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return int(total)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_type
+from neuronkit.common import check_type, eval_mode
 
 from .._utils import torch_generator
 
@@ -102,12 +102,8 @@ def randomized_accuracy(
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y must be a label tensor [n] with n = {x.shape[0]} (rows of x)")
     xr = randomize_coordinates(x, coordinates, rotation=rotation, seed=seed)
-    training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         pred = model(xr).argmax(dim=1)
-    finally:
-        model.train(training)
     return float((pred == y).float().mean())
 
 
