@@ -159,6 +159,10 @@ def test_robustness_curves_monotone_in_fgsm_and_levels() -> None:
         robustness_curves(model, x, y, fgsm_eps=(-0.1,))
     with pytest.raises(TypeError, match="model"):
         robustness_curves(nn.Linear(2, 2).weight, x, y)  # type: ignore[arg-type]
+    noisy = nn.Sequential(model, nn.Dropout(0.9)).train()  # every accuracy in eval mode
+    c = robustness_curves(noisy, x, y, fgsm_eps=(0.0,), pgd_eps=(0.0,))
+    assert c.fgsm[0] == c.pgd[0] == c.clean
+    assert noisy.training
 
 
 def test_constructor_bad_inputs() -> None:

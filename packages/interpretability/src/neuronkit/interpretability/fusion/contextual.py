@@ -32,7 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_seed,
+    check_type,
+    eval_mode,
+)
 
 from ..robustness import accuracy, fgsm_attack, pgd_attack
 
@@ -419,7 +426,8 @@ def robustness_curves(
     under Gaussian blur of the whole input.
 
     Args:
-        model: classifier ``[N, C, H, W] -> [N, K]`` (left in its current mode).
+        model: classifier ``[N, C, H, W] -> [N, K]``; attacked and evaluated in eval mode,
+            its modes restored afterwards.
         inputs: ``[N, C, H, W]`` clean inputs; ``labels``: ``[N]``.
         fgsm_eps, pgd_eps: L-inf radii.
         blur_sigmas: Gaussian blur sigmas in pixels.
@@ -443,7 +451,7 @@ def robustness_curves(
                 adv = fgsm_attack(model, xb, yb, eps=eps, clamp=clamp)
             else:
                 adv = pgd_attack(model, xb, yb, eps=eps, n_steps=pgd_steps, clamp=clamp)
-            with torch.no_grad():
+            with eval_mode(model), torch.no_grad():  # as clean and blurred accuracy are
                 correct += int((model(adv).argmax(1) == yb).sum())
         return correct / inputs.shape[0]
 

@@ -112,7 +112,8 @@ def local_complexity(
             pre-activations ``[M, U_l]`` of each layer.
         x: points ``[B, *in]``.
         radius: radius ``r`` of the cross-polytope.
-        n_directions: number ``k`` of orthonormal directions (``2k`` vertices).
+        n_directions: number ``k`` of orthonormal directions (``2k`` vertices), at most the
+            input dimension.
         seed: seed of the shared frame (fixed by default so that LC is comparable over training).
         per_layer: return ``[B, layers]`` instead of the total ``[B]`` (a bool).
         batch_size: points per forward pass.
@@ -121,7 +122,8 @@ def local_complexity(
         ``[B]`` (or ``[B, layers]``) integer counts as a float tensor.
 
     Raises:
-        ValueError: NaN or infinite parameters of ``model`` or pre-activations (their signs,
+        ValueError: ``n_directions`` above the input dimension; NaN or infinite parameters of
+            ``model`` or pre-activations (their signs,
             hence the count, would be meaningless).
         TypeError: ``x`` of another dtype than the model's parameters; a callable ``model``
             that does not return a list of tensors.
