@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import mutual_info_score
 
+from neuronkit.interpretability import information
 from neuronkit.interpretability.information import (
     bin_activations,
     entropy,
@@ -210,3 +213,167 @@ def test_bin_activations_puts_far_out_values_in_the_edge_bins() -> None:
     wide = np.array([[-1e308], [0.0], [1e308]])
     np.testing.assert_array_equal(bin_activations(wide, 4).ravel(), [0, 2, 3])
     assert bin_activations(wide, 4, value_range=(-1e308, 1e308)).ravel().tolist() == [0, 2, 3]
+
+
+# --- vectorised binning and blocked KDE against the straightforward implementations ---------
+
+
+def _bin_reference(
+    x: np.ndarray,
+    n_bins: int,
+    strategy: str = "uniform",
+    value_range: tuple[float, float] | None = None,
+    zero_bin: bool = False,
+) -> np.ndarray:
+    """bin_activations one unit at a time (its earlier implementation), the oracle of the
+    vectorised one."""
+    arr = np.asarray(x).astype(np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    n_free = n_bins - 1 if zero_bin else n_bins
+    codes = np.zeros(arr.shape, dtype=np.int64)
+    for u in range(arr.shape[1]):
+        col = arr[:, u]
+        mask = col != 0 if zero_bin else np.ones(col.shape, dtype=bool)
+        vals = col[mask]
+        if vals.size == 0:
+            continue
+        if strategy == "uniform":
+            lo, hi = (
+                (float(value_range[0]), float(value_range[1]))
+                if value_range is not None
+                else (float(vals.min()), float(vals.max()))
+            )
+            if hi <= lo:
+                inner = np.zeros(vals.shape, dtype=np.int64)
+            else:
+                shift = -int(np.frexp(max(abs(lo), abs(hi)))[1])
+                lo_s, hi_s = np.ldexp(lo, shift), np.ldexp(hi, shift)
+                ratio = (np.ldexp(np.clip(vals, lo, hi), shift) - lo_s) / (hi_s - lo_s)
+                inner = np.floor(ratio * n_free).astype(np.int64)
+        else:
+            edges = np.unique(np.quantile(vals, np.linspace(0.0, 1.0, n_free + 1)[1:-1]))
+            inner = np.searchsorted(edges, vals, side="right").astype(np.int64)
+        inner = np.clip(inner, 0, n_free - 1)
+        codes[mask, u] = inner + (1 if zero_bin else 0)
+    return codes
+
+
+def _awkward_columns(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``[n, U]`` columns of every kind the binning must get right, side by side."""
+    normal = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 3) + rng.normal(0, 5)
+    relu = np.maximum(rng.normal(0.3, 1.0, size=n), 0.0)  # many tied zeros
+    cols = [
+        normal,
+        relu,
+        np.maximum(rng.normal(-0.5, 1.0, size=n), 0.0),  # mostly zeros
+        rng.permutation(relu),  # as many non-zeros as relu (one np.quantile call for both)
+        np.round(rng.normal(0, 1.5, size=n)),  # few values: repeated quantile edges
+        rng.choice([-1.0, 2.0], size=n, p=[0.9, 0.1]),  # two values, one dominant
+        np.full(n, 3.5),  # constant
+        np.zeros(n),  # all zeros (zero_bin: no non-zero value at all)
+        np.where(np.arange(n) == n // 2, 7.0, 0.0),  # a single non-zero value
+        np.where(rng.random(n) < 0.5, -0.0, 0.0) + (rng.random(n) < 0.3),  # signed zeros
+        rng.normal(size=n) * 1e300,  # huge
+        rng.choice([-1e308, -1.0, 0.0, 1e-300, 1e308], size=n),  # width overflows float64
+        rng.normal(size=n) * 1e-300 + rng.choice([0.0, 5e-324], size=n),  # tiny, subnormal
+        rng.uniform(1e6, 1e6 + 1e-6, size=n),  # narrow range at a large offset
+        -np.abs(rng.standard_cauchy(size=n)),  # heavy tail, all negative
+    ]
+    return np.stack(cols, axis=1)
+
+
+def _bin_options(rng: np.random.Generator) -> list[dict]:
+    lo = float(rng.normal())
+    options: list[dict] = []
+    for n_bins in (2, 3, 10, int(rng.integers(4, 40))):
+        for zero_bin in (False, True):
+            options.append(dict(n_bins=n_bins, strategy="quantile", zero_bin=zero_bin))
+            for value_range in (None, (lo, lo + float(rng.uniform(0.01, 5))), (-1e308, 1e308)):
+                options.append(
+                    dict(
+                        n_bins=n_bins,
+                        strategy="uniform",
+                        value_range=value_range,
+                        zero_bin=zero_bin,
+                    )
+                )
+    return options
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bin_activations_equals_the_per_unit_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = [1, 2, 5, 17, 200, 333, 64, 1000][seed]
+    x = _awkward_columns(rng, n)
+    x = x[:, rng.permutation(x.shape[1])]
+    if seed % 3 == 2:
+        x = np.clip(x, -3e38, 3e38).astype(np.float32)  # binned in float64 either way
+    for opts in _bin_options(rng):
+        with warnings.catch_warnings(record=True) as seen_ref:
+            warnings.simplefilter("always")
+            ref = _bin_reference(x, **opts)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            got = bin_activations(x, **opts)
+        assert got.dtype == np.int64
+        assert got.shape == x.shape
+        np.testing.assert_array_equal(got, ref, err_msg=str(opts))
+        # nothing beyond the reference's own warnings (np.quantile's overflow at 1e308)
+        assert {str(w.message) for w in seen} <= {str(w.message) for w in seen_ref}, opts
+        # each unit alone gives the same codes as in the whole layer
+        for u in (0, x.shape[1] - 1):
+            np.testing.assert_array_equal(bin_activations(x[:, u], **opts)[:, 0], got[:, u])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bin_activations_equals_the_reference_on_random_layers(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n, units = int(rng.integers(50, 400)), int(rng.integers(1, 60))
+    x = rng.normal(size=(n, units)) * rng.uniform(1e-2, 1e2, units) + rng.normal(0, 3, units)
+    relu = np.maximum(x, 0.0)
+    ties = np.round(x)
+    for layer in (x, relu, ties, torch.as_tensor(relu, dtype=torch.float32)):
+        ref_in = layer.numpy() if isinstance(layer, torch.Tensor) else layer
+        for opts in (
+            dict(n_bins=10),
+            dict(n_bins=7, strategy="quantile"),
+            dict(n_bins=10, strategy="quantile", zero_bin=True),
+            dict(n_bins=5, zero_bin=True),
+            dict(n_bins=30, value_range=(-1.0, 1.0)),
+        ):
+            np.testing.assert_array_equal(
+                bin_activations(layer, **opts), _bin_reference(ref_in, **opts), err_msg=str(opts)
+            )
+
+
+def _log_mean_kernel_reference(h: np.ndarray, rows: np.ndarray, var: float) -> np.ndarray:
+    """The whole ``[N, M]`` matrix at once (the unblocked implementation), the oracle of the
+    blocked one."""
+    ht = torch.from_numpy(np.ascontiguousarray(h))
+    dist = torch.cdist(ht, ht[torch.from_numpy(rows)], compute_mode="donot_use_mm_for_euclid_dist")
+    with np.errstate(over="ignore"):
+        a = -(dist.numpy() ** 2) / (2.0 * var)
+    amax = a.max(1, keepdims=True)
+    return amax[:, 0] + np.log(np.exp(a - amax).mean(1))
+
+
+@pytest.mark.parametrize("block_elements", [1, 7, 100, 999, 1 << 20])
+def test_blocked_kde_kernel_equals_the_whole_matrix(monkeypatch, block_elements: int) -> None:
+    rng = np.random.default_rng(block_elements)
+    n = 157  # no block size above divides it: a short last block
+    h = rng.normal(size=(n, 6))
+    y = rng.integers(0, 4, n)
+    unblocked = kde_information(h, y, noise_variance=0.2)
+    monkeypatch.setattr(information, "_KDE_BLOCK_ELEMENTS", block_elements)
+    subset = np.sort(rng.choice(n, size=40, replace=False))
+    for scale in (1.0, 1e-3, 1e7, 1e160):
+        # (at 1e160 a row outside the subset would have no finite kernel at all)
+        for rows in (np.arange(n), subset) if scale < 1e100 else (np.arange(n),):
+            got = information._log_mean_kernel(h * scale, rows, 0.2)
+            ref = _log_mean_kernel_reference(h * scale, rows, 0.2)
+            np.testing.assert_array_equal(got, ref)
+    # far apart points: every kernel but the own one is exactly 0, d(h_i, h_i) = 0 exactly
+    far = information._log_mean_kernel(h * 1e160, np.arange(n), 0.1)
+    np.testing.assert_array_equal(far, np.full(n, np.log(1.0 / n)))
+    assert kde_information(h, y, noise_variance=0.2) == unblocked

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from neuronkit.common import new_figure
+from neuronkit.interpretability import information
 from neuronkit.interpretability.data.twelve_bit import twelve_bit_task
 from neuronkit.interpretability.dynamics import (
     EnsembleMLP,
@@ -76,7 +77,10 @@ def _kde_reference(h: np.ndarray, y: np.ndarray, var: float) -> tuple[float, flo
     return h_t / np.log(2), (h_t - h_ty) / np.log(2)
 
 
-def test_kde_information_matches_brute_force() -> None:
+@pytest.mark.parametrize("block_elements", [None, 1, 33])
+def test_kde_information_matches_brute_force(monkeypatch, block_elements: int | None) -> None:
+    if block_elements is not None:  # distances in blocks of a few rows (many blocks)
+        monkeypatch.setattr(information, "_KDE_BLOCK_ELEMENTS", block_elements)
     rng = np.random.default_rng(0)
     h = rng.normal(size=(40, 3))
     y = rng.integers(0, 2, 40)

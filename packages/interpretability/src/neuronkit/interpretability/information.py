@@ -145,34 +145,80 @@ def bin_activations(
     if not isinstance(zero_bin, bool):
         raise TypeError(f"zero_bin must be a bool, got {zero_bin!r}")
     n_free = n_bins - 1 if zero_bin else n_bins
-    codes = np.zeros(arr.shape, dtype=np.int64)
-    for u in range(arr.shape[1]):
-        col = arr[:, u]
-        mask = col != 0 if zero_bin else np.ones(col.shape, dtype=bool)
-        vals = col[mask]
-        if vals.size == 0:
-            continue
-        if strategy == "uniform":
-            lo, hi = (
-                (float(value_range[0]), float(value_range[1]))
-                if value_range is not None
-                else (float(vals.min()), float(vals.max()))
-            )
-            if hi <= lo:
-                inner = np.zeros(vals.shape, dtype=np.int64)
-            else:
-                # clipped to [lo, hi] and scaled by a power of two (exact) so that neither
-                # vals - lo nor hi - lo overflows: the ratio is in [0, 1] before the cast
-                shift = -int(np.frexp(max(abs(lo), abs(hi)))[1])
-                lo_s, hi_s = np.ldexp(lo, shift), np.ldexp(hi, shift)
-                ratio = (np.ldexp(np.clip(vals, lo, hi), shift) - lo_s) / (hi_s - lo_s)
-                inner = np.floor(ratio * n_free).astype(np.int64)
-        else:
-            edges = np.unique(np.quantile(vals, np.linspace(0.0, 1.0, n_free + 1)[1:-1]))
-            inner = np.searchsorted(edges, vals, side="right").astype(np.int64)
-        inner = np.clip(inner, 0, n_free - 1)
-        codes[mask, u] = inner + (1 if zero_bin else 0)
-    return codes
+    # zero_bin: only the non-zero values of a unit are binned (its range / quantiles)
+    live = arr != 0 if zero_bin else None
+    if strategy == "uniform":
+        inner = _uniform_codes(arr, live, n_free, value_range)
+    else:
+        inner = _quantile_codes(arr, live, n_free)
+    np.clip(inner, 0, n_free - 1, out=inner)
+    if live is None:
+        return inner
+    inner += 1
+    inner[~live] = 0
+    return inner
+
+
+def _uniform_codes(
+    arr: np.ndarray,
+    live: np.ndarray | None,
+    n_free: int,
+    value_range: tuple[float, float] | None,
+) -> np.ndarray:
+    """Equal-width bin index ``floor((x - lo) / (hi - lo) * n_free)`` of every entry, with
+    ``[lo, hi]`` each unit's range (of its ``live`` entries) or ``value_range``, all units at
+    once; 0 for a unit with ``hi <= lo``. Not clipped to ``n_free - 1``."""
+    n_units = arr.shape[1]
+    if value_range is not None:
+        lo = np.full(n_units, float(value_range[0]))
+        hi = np.full(n_units, float(value_range[1]))
+    elif live is None:
+        lo, hi = arr.min(axis=0), arr.max(axis=0)
+    else:  # no live entry: lo = inf > hi = -inf
+        lo = np.where(live, arr, np.inf).min(axis=0)
+        hi = np.where(live, arr, -np.inf).max(axis=0)
+    spread = hi > lo
+    lo = np.where(spread, lo, 0.0)  # placeholders, overwritten by code 0 below
+    hi = np.where(spread, hi, 1.0)
+    # clipped to [lo, hi] and scaled by a power of two per unit (exact) so that neither
+    # x - lo nor hi - lo overflows: the ratio is in [0, 1] before the cast
+    shift = -np.frexp(np.maximum(np.abs(lo), np.abs(hi)))[1]
+    lo_s, hi_s = np.ldexp(lo, shift), np.ldexp(hi, shift)
+    ratio = np.clip(arr, lo, hi)
+    np.ldexp(ratio, shift, out=ratio)
+    ratio -= lo_s
+    ratio /= hi_s - lo_s
+    ratio *= n_free
+    np.floor(ratio, out=ratio)
+    inner = ratio.astype(np.int64)
+    inner[:, ~spread] = 0
+    return inner
+
+
+def _quantile_codes(arr: np.ndarray, live: np.ndarray | None, n_free: int) -> np.ndarray:
+    """Equal-count bin index of every entry: the number of distinct quantile edges of its unit
+    (of the unit's ``live`` entries) that are ``<= x``, i.e. ``np.searchsorted(np.unique(
+    edges), x, side="right")`` per unit, all units at once."""
+    levels = np.linspace(0.0, 1.0, n_free + 1)[1:-1]
+    if live is None:
+        edges = np.quantile(arr, levels, axis=0)  # [n_free - 1, U]
+    else:
+        # np.quantile of each unit's live values; units with as many live values share one
+        # call (a unit with none keeps NaN edges: no edge is <= x)
+        edges = np.full((levels.size, arr.shape[1]), np.nan)
+        n_live = live.sum(axis=0)
+        arr_t, live_t = arr.T, live.T
+        for count in np.unique(n_live[n_live > 0]):
+            units = np.flatnonzero(n_live == count)
+            vals = arr_t[units][live_t[units]].reshape(units.size, int(count))
+            edges[:, units] = np.quantile(vals, levels, axis=1)
+    # as np.unique leaves them: sorted, a repeated edge counted once (NaN compares False)
+    edges.sort(axis=0)
+    edges[1:][edges[1:] == edges[:-1]] = np.nan
+    counts = np.zeros(arr.shape, dtype=np.min_scalar_type(levels.size))  # small: fast
+    for edge in edges:
+        counts += arr >= edge
+    return counts.astype(np.int64)
 
 
 def _entropy_of_counts(counts: np.ndarray, n: int, axis: int) -> np.ndarray:
@@ -302,19 +348,36 @@ def joint_codes(codes: Any) -> np.ndarray:
     return inverse.reshape(-1).astype(np.int64)
 
 
+_KDE_BLOCK_ELEMENTS = 1 << 20
+"""Entries of each ``[rows, M]`` block of distances in :func:`_log_mean_kernel` (8 MiB)."""
+
+
 def _log_mean_kernel(h: np.ndarray, rows: np.ndarray, noise_variance: float) -> np.ndarray:
     """``log(1/M sum_j exp(-|h_i - h_j|^2 / (2 var)))`` for each ``i``, ``j`` over ``rows``.
 
     ``h``: ``[N, U]``; returns ``[N]``. The distances come from the differences
     ``h_i - h_j`` (not ``|h_i|^2 + |h_j|^2 - 2 h_i.h_j``, which cancels at large scale or
-    offset), so ``d(h_i, h_i) = 0`` exactly.
+    offset), so ``d(h_i, h_i) = 0`` exactly. Computed for blocks of ``i`` of about
+    ``_KDE_BLOCK_ELEMENTS`` distances, never the whole ``[N, M]`` matrix; each row's result
+    does not depend on the blocking.
     """
     ht = torch.from_numpy(np.ascontiguousarray(h))
-    dist = torch.cdist(ht, ht[torch.from_numpy(rows)], compute_mode="donot_use_mm_for_euclid_dist")
-    with np.errstate(over="ignore"):  # beyond float64: -inf, a kernel of exactly 0
-        a = -(dist.numpy() ** 2) / (2.0 * noise_variance)  # [N, M]
-    amax = a.max(1, keepdims=True)
-    return amax[:, 0] + np.log(np.exp(a - amax).mean(1))
+    centres = ht[torch.from_numpy(rows)]
+    step = max(1, _KDE_BLOCK_ELEMENTS // max(1, centres.shape[0]))
+    out = np.empty(h.shape[0])
+    for start in range(0, h.shape[0], step):
+        a = torch.cdist(
+            ht[start : start + step], centres, compute_mode="donot_use_mm_for_euclid_dist"
+        ).numpy()  # [rows, M], a fresh array: the steps below work in place
+        with np.errstate(over="ignore"):  # beyond float64: -inf, a kernel of exactly 0
+            np.square(a, out=a)
+            np.negative(a, out=a)
+            a /= 2.0 * noise_variance
+        amax = a.max(1, keepdims=True)
+        a -= amax
+        np.exp(a, out=a)
+        out[start : start + step] = amax[:, 0] + np.log(a.mean(1))
+    return out
 
 
 def kde_information(
