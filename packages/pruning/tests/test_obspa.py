@@ -231,3 +231,86 @@ def test_empty_calibration_batch_is_rejected() -> None:
         obspa_prune(graph, 0.5, inputs=(torch.randn(0, 4),))
     with pytest.raises(ValueError, match="inputs: layer '2' received no input rows"):
         layer_hessians(graph, inputs=torch.randn(2, 0, 4))  # samples, but no rows
+
+
+def _patches(x: torch.Tensor, conv: nn.Conv1d | nn.Conv2d) -> torch.Tensor:
+    """The im2col matrix ``[D, B * L]`` of a conv's input by explicit slicing (no unfold), rows
+    in the order of ``conv.weight[0].flatten()`` (channel, then kernel taps)."""
+    two_d = isinstance(conv, nn.Conv2d)
+    if not two_d:  # a Conv1d as a Conv2d of width 1
+        x = x.unsqueeze(-1)
+    k, s, p, d = (
+        (tuple(a) if two_d else (a[0], 1))
+        for a in (conv.kernel_size, conv.stride, conv.padding, conv.dilation)
+    )
+    p = p if two_d else (p[0], 0)
+    x = nn.functional.pad(x, (p[1], p[1], p[0], p[0]))
+    out = [(x.shape[2 + i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    rows = []
+    for c in range(x.shape[1]):
+        for i in range(k[0]):
+            for j in range(k[1]):
+                tap = x[:, c, i * d[0] :: s[0], j * d[1] :: s[1]][:, : out[0], : out[1]]
+                rows.append(tap.reshape(-1))
+    return torch.stack(rows)
+
+
+class _StridedNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 20, 3, stride=2, padding=1)
+        self.b = nn.Conv2d(20, 7, 3, stride=(1, 2), padding=(2, 1), dilation=(2, 1))
+        self.c = nn.Conv1d(7, 5, 3, stride=2, padding=2, dilation=2)
+        self.head = nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.b(torch.relu(self.a(x))))
+        h = torch.relu(self.c(h.flatten(2)))  # [B, 7, H * W] as a sequence
+        return self.head(h.transpose(1, 2))  # a Linear over [B, L, 5]: rows = B * L
+
+
+def test_layer_hessians_match_direct_im2col_moments() -> None:
+    # the blocked per-image Gram must equal [x; 1][x; 1]^T / N of the plain im2col rows,
+    # stride, padding, dilation, Conv1d, a Linear over a sequence, D > one Gram block (180)
+    from neuronkit.pruning import obspa
+
+    torch.manual_seed(0)
+    model = _StridedNet().eval()
+    x = torch.randn(6, 3, 11, 9)
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        getattr(model, n).register_forward_pre_hook(
+            lambda _m, args, n=n: seen.__setitem__(n, args[0].double())
+        )
+        for n in "abc"
+    ] + [model.head.register_forward_pre_hook(lambda _m, a: seen.__setitem__("head", a[0]))]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    graph = DependencyGraph(model, x[:2])
+    h = layer_hessians(graph, ["a", "b", "c", "head"], inputs=x)
+    for name in ("a", "b", "c", "head"):
+        mod = getattr(model, name)
+        if name == "head":
+            cols = seen[name].reshape(-1, 5).T.double()
+        else:
+            cols = _patches(seen[name], mod)
+            with torch.no_grad():  # the reference rows reproduce the conv itself
+                w = mod.weight.reshape(len(mod.weight), -1).double()
+                out = (w @ cols).reshape(len(w), x.shape[0], -1).transpose(0, 1)
+                ref_out = mod(seen[name].float()).reshape(x.shape[0], len(w), -1).double()
+                torch.testing.assert_close(
+                    out + mod.bias.double()[:, None], ref_out, atol=1e-4, rtol=1e-4
+                )
+        aug = torch.cat([cols, torch.ones(1, cols.shape[1], dtype=torch.float64)])
+        ref = aug @ aug.T / cols.shape[1]
+        assert h[name].dtype == torch.float64
+        assert torch.equal(h[name], h[name].T)
+        torch.testing.assert_close(h[name], ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
+    # every chunking of the images (one per product, several, all at once) gives the same sum
+    cols = nn.functional.unfold(seen["b"], 3, dilation=(2, 1), padding=(2, 1), stride=(1, 2))
+    want = layer_hessians(graph, ["b"], inputs=x)["b"] * cols.shape[0] * cols.shape[2]
+    for columns in (1, 50, 10**9):
+        got = obspa._second_moment(cols, columns)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12 * float(want.abs().max()))

@@ -127,6 +127,62 @@ def test_nc1_matches_a_direct_numpy_computation() -> None:
     assert np.allclose(g.numpy(), glob)
 
 
+def _nc1_reference(h: torch.Tensor, y: torch.Tensor, k: int) -> float:
+    """The direct formula: per-sample Sigma_W (population, over all N samples), Sigma_B of the
+    centred class means (over K), the [D, D] pseudo-inverse with torch's default cutoff."""
+    h = h.to(torch.float64)
+    means = torch.stack([h[y == c].mean(0) for c in range(k)])
+    centred = h - means[y]
+    sigma_w = centred.T @ centred / h.shape[0]
+    mbar = means - means.mean(0)
+    sigma_b = mbar.T @ mbar / k
+    return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / k)
+
+
+def _nc1_case(kind: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    g = torch.Generator().manual_seed(len(kind))
+    n, d, k = {"k2": (30, 7, 2), "d_below_k": (120, 3, 10), "d1": (24, 1, 4)}.get(kind, (90, 9, 6))
+    y = torch.arange(n) % k
+    if kind == "imbalanced":
+        y = torch.cat([torch.arange(k), torch.randint(0, 2, (n - k,), generator=g)])
+    if kind == "single_sample_class":  # class k - 1 holds one sample
+        y = torch.cat([torch.tensor([k - 1]), torch.arange(n - 1) % (k - 1)])
+    centres = 2 * torch.randn(k, d, generator=g, dtype=torch.float64)
+    if kind.startswith("rank_deficient"):  # centred means span 2 of the D dimensions
+        centres[:, 2:] = 0
+        if kind.endswith("rotated"):
+            centres = centres @ torch.linalg.qr(torch.randn(d, d, generator=g).double())[0]
+    noise = {"collapsed": 0.0, "near_collapse": 1e-9}.get(kind, 1.0)
+    return centres[y] + noise * torch.randn(n, d, generator=g, dtype=torch.float64), y, k
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "plain",
+        "k2",
+        "d_below_k",
+        "d1",
+        "imbalanced",
+        "single_sample_class",
+        "collapsed",
+        "near_collapse",
+        "rank_deficient",
+        "rank_deficient_rotated",
+    ],
+)
+def test_nc1_matches_the_direct_pseudo_inverse_formula(kind: str) -> None:
+    # nc1 works in the span of the class means (no [D, D] matrix); it must stay the same
+    # Tr(Sigma_W Sigma_B^+) / K, weighting, pinv cutoff and degenerate cases included
+    h, y, k = _nc1_case(kind)
+    ref = _nc1_reference(h, y, k)
+    got = nc1(h, y)
+    assert got == pytest.approx(ref, rel=1e-12, abs=1e-30)
+    assert neural_collapse_metrics(h, y)["nc1"] == got
+    if kind == "collapsed":
+        assert got < 1e-25
+
+
 def test_nc4_counts_disagreements_with_nearest_centre() -> None:
     feats = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.1, 0.0]])
     labels = torch.tensor([0, 0, 1, 1])

@@ -70,9 +70,11 @@ def _consumer_members(graph: DependencyGraph, group: Group) -> list[GroupMember]
 
 
 def _unfold(mod: Any, x: torch.Tensor) -> torch.Tensor:
-    """Layer input -> rows of the layer's im2col matrix ``[N, D]`` (D = weight[0].numel())."""
+    """Layer input -> the columns of the layer's im2col matrix, ``[B, D, L]`` (``D =
+    weight[0].numel()``, ``B L`` columns): ``nn.functional.unfold``'s own layout for a conv, a
+    ``[1, D, N]`` (transposed) view of the ``N`` input rows for a Linear / attention."""
     if isinstance(mod, (nn.Linear, nn.MultiheadAttention)):
-        return x.reshape(-1, x.shape[-1])
+        return x.reshape(-1, x.shape[-1]).T.unsqueeze(0)
     if isinstance(mod.padding, str):
         raise ValueError(f"{type(mod).__name__}: string padding is not supported by OBSPA")
     k: Any = mod.kernel_size
@@ -84,8 +86,41 @@ def _unfold(mod: Any, x: torch.Tensor) -> torch.Tensor:
     if isinstance(mod, nn.Conv1d):
         x = x.unsqueeze(-1)
         k, s, p, d = (k[0], 1), (s[0], 1), (p[0], 0), (d[0], 1)
-    cols = nn.functional.unfold(x, k, dilation=d, padding=p, stride=s)  # [B, D, L]
-    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+    return nn.functional.unfold(x, k, dilation=d, padding=p, stride=s)  # [B, D, L]
+
+
+_GRAM_BLOCK = 128  # rows per block of the upper block triangle of the Gram matrix
+_GRAM_COLUMNS = 256  # columns per product on the CPU: whole images, at least this many
+
+
+def _second_moment(cols: torch.Tensor, columns: int | None = None) -> torch.Tensor:
+    """``sum_n x~_n x~_n^T`` (``x~ = [x; 1]``) over the columns ``x_n`` of ``cols [B, D, L]``:
+    ``[D + 1, D + 1]`` in ``cols``' dtype, exactly symmetric.
+
+    The ``[D, D]`` Gram accumulates over chunks of whole images of at least ``columns`` columns
+    (default: ``_GRAM_COLUMNS`` on the CPU, where one image of ``L >= columns`` is a view of
+    unfold's layout, not a transposed copy of the im2col matrix; all images at once on other
+    devices), over its upper block triangle only (about half the flops of the full product),
+    then is mirrored. The last row / column hold the column sums and the count ``B L``; no
+    column of ones is appended.
+    """
+    b, d, n = cols.shape
+    if columns is None:
+        columns = _GRAM_COLUMNS if cols.device.type == "cpu" else b * n
+    step = max(1, -(-columns // max(n, 1)))  # images per product
+    gram = cols.new_zeros(d, d)
+    for j in range(0, b, step):
+        a = cols[j : j + step].transpose(0, 1).reshape(d, -1)  # [D, images * L]
+        for i in range(0, d, _GRAM_BLOCK):
+            gram[i : i + _GRAM_BLOCK, i:].addmm_(a[i : i + _GRAM_BLOCK], a[i:].T)
+    gram = gram.triu()
+    out = cols.new_empty(d + 1, d + 1)
+    out[:d, :d] = gram + gram.triu(1).T
+    total = cols.sum(dim=(0, 2))
+    out[:d, d] = total
+    out[d, :d] = total
+    out[d, d] = b * n
+    return out
 
 
 def layer_hessians(
@@ -137,9 +172,8 @@ def layer_hessians(
     handles = []
 
     def moment(mod: Any, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-        rows = _unfold(mod, x.detach().double())
-        rows = torch.cat([rows, rows.new_ones(rows.shape[0], 1)], 1)
-        return rows.T @ rows, rows.shape[0]
+        cols = _unfold(mod, x.detach().double())  # [B, D, L]
+        return _second_moment(cols), cols.shape[0] * cols.shape[2]
 
     def add(name: str, value: torch.Tensor, n: Any) -> None:
         prev = sums.get(name)

@@ -208,13 +208,23 @@ def _centred_means(h: torch.Tensor, means: torch.Tensor, glob: torch.Tensor) -> 
     return mbar
 
 
-def _nc1(h: torch.Tensor, y: torch.Tensor, k: int) -> float:
-    means, glob = _means(h, y, k)
-    centred = h - means[y]
-    sigma_w = centred.T @ centred / h.shape[0]
-    mbar = _centred_means(h, means, glob)
-    sigma_b = mbar.T @ mbar / k
-    return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / k)
+def _nc1(h: torch.Tensor, y: torch.Tensor, means: torch.Tensor, mbar: torch.Tensor) -> float:
+    """``Tr(Sigma_W Sigma_B^+) / K`` with ``Sigma_W = sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T / N``
+    (over all samples) and ``Sigma_B = Mbar^T Mbar / K``, without forming a ``[D, D]`` matrix.
+
+    ``Sigma_B`` has rank ``<= K - 1``: with ``Mbar = U diag(s) V^T``, ``Sigma_B = V diag(lam) V^T``
+    (``lam = s^2 / K``) and ``Sigma_B^+ = V diag(1 / lam) V^T`` over the directions that
+    ``torch.linalg.pinv`` keeps for the ``[D, D]`` matrix (``lam > D eps max(lam)``), so
+    ``Tr(Sigma_W Sigma_B^+) = sum_j v_j^T Sigma_W v_j / lam_j``: ``O(N D r)`` instead of
+    ``O(N D^2 + D^3)``.
+    """
+    n, d = h.shape
+    k = mbar.shape[0]
+    _, s, vh = torch.linalg.svd(mbar, full_matrices=False)
+    lam = s.square() / k
+    keep = lam > lam.max() * (d * torch.finfo(h.dtype).eps)  # pinv's default rtol, D x D
+    proj = (h - means[y]) @ vh[keep].T  # [N, r]: within-class residuals along kept directions
+    return float((proj.square().sum(dim=0) / n / lam[keep]).sum() / k)
 
 
 def nc1(features: Any, labels: Any, num_classes: int | None = None) -> float:
@@ -226,7 +236,9 @@ def nc1(features: Any, labels: Any, num_classes: int | None = None) -> float:
     (infinite in the limit), not 0.
     """
     h, y, k = _prepare(features, labels, num_classes)
-    return _nc1(_unit_scale(h), y, k)
+    h = _unit_scale(h)
+    means, glob = _means(h, y, k)
+    return _nc1(h, y, means, _centred_means(h, means, glob))
 
 
 def _etf_gram(k: int) -> torch.Tensor:
@@ -338,7 +350,7 @@ def neural_collapse_metrics(
     mbar = _centred_means(scaled, means, glob)
     parts = _nc2_parts(mbar)
     out = {
-        "nc1": _nc1(scaled, y, k),
+        "nc1": _nc1(scaled, y, means, mbar),
         "nc2": parts["nc2"],
         "nc2_equinorm": parts["equinorm"],
         "nc2_equiangular": parts["equiangular"],
