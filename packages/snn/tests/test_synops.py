@@ -1,6 +1,7 @@
 """Synaptic operations: dense MACs and event-driven SynOps, counted exactly per layer."""
 
 import itertools
+import random
 
 import pytest
 import torch
@@ -134,3 +135,114 @@ def test_delayed_synapses_are_counted(delays: str) -> None:
     assert ops.synops == expected
     assert ops.macs == 7 * 2 * 3 * 4 * width  # the dense kernel, as count_macs counts it
     assert ops.events == int((x != 0).sum())
+
+
+# ---- the closed-form counts against the convolutions they replace ------------------------------
+
+
+def _dense_conv_ops(conv: nn.Module, x: torch.Tensor) -> tuple[int, int, int, int]:
+    """Reference: the layer's own convolution of the event map through all-ones filters."""
+    events = (x != 0).to(torch.float64)
+    ones = torch.ones_like(conv.weight, dtype=torch.float64)
+    reached = conv._conv_forward(events, ones, None)
+    return reached.numel() * ones[0].numel(), int(reached.sum()), int(events.sum()), x.numel()
+
+
+def _dense_delayed_ops(layer: nn.Module, x: torch.Tensor) -> tuple[int, int, int, int]:
+    """Reference: the causal conv1d of the event map through the kernel's non-zero taps."""
+    events = (x != 0).to(torch.float64)
+    taps = (layer.kernel().detach() != 0).to(torch.float64)
+    u = torch.nn.functional.pad(events.permute(1, 2, 0), (taps.shape[2] - 1, 0))
+    reached = torch.nn.functional.conv1d(u, taps)
+    return reached.numel() * taps[0].numel(), int(reached.sum()), int(events.sum()), x.numel()
+
+
+def _graded_events(shape: tuple[int, ...], rng: random.Random) -> torch.Tensor:
+    values = torch.randn(shape) * rng.choice([1.0, 3.0])  # graded, negative ones too
+    return torch.where(torch.rand(shape) < rng.random(), values, torch.zeros(()))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch, the reference
+def test_convolution_counts_equal_the_dense_reference_on_a_random_grid(monkeypatch) -> None:
+    from dataclasses import astuple
+
+    from neuronkit.snn import synops
+
+    # the closed form must answer every configuration the layer can run (no dense fallback)
+    def no_dense(*args: object) -> None:
+        raise AssertionError("dense fallback used")
+
+    monkeypatch.setattr(synops, "_conv_ops_dense", no_dense)
+    rng = random.Random(0)
+    torch.manual_seed(0)
+    convs = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+    checked, cases = set(), 0
+    while cases < 150:
+        nd = rng.choice([1, 2, 2, 3])
+        groups = rng.choice([1, 1, 2, 3])
+        mode = rng.choice(["zeros", "reflect", "replicate", "circular"])
+        padding: object = rng.choice(
+            [rng.randint(0, 3), tuple(rng.randint(0, 3) for _ in range(nd)), "same", "valid"]
+        )
+        stride = 1 if padding == "same" else tuple(rng.randint(1, 3) for _ in range(nd))
+        conv = convs[nd](
+            groups * rng.randint(1, 3),
+            groups * rng.randint(1, 3),
+            tuple(rng.randint(1, 4) for _ in range(nd)),
+            stride=stride,
+            padding=padding,
+            dilation=tuple(rng.randint(1, 2) for _ in range(nd)),
+            groups=groups,
+            padding_mode=mode,
+        )
+        batch = rng.choice([(), (0,), (1,), (3,)])  # unbatched and empty batches too
+        x = _graded_events((*batch, conv.in_channels, *(rng.randint(1, 7) for _ in range(nd))), rng)
+        try:
+            expected = _dense_conv_ops(conv, x)
+        except RuntimeError:  # kernel larger than the padded input, padding wider than input
+            continue
+        assert astuple(synaptic_operations(conv, x)[""]) == expected, (conv, tuple(x.shape))
+        checked.add((nd, mode, isinstance(padding, str), len(batch) > 0 and batch[0] == 0))
+        cases += 1
+    assert len(checked) >= 25  # most ranks x padding modes x kinds of padding and batch
+    seq = SeqConv2d(4, 6, 3, padding=1, groups=2, padding_mode="circular")
+    x = _graded_events((3, 2, 4, 5, 6), rng)
+    assert astuple(synaptic_operations(seq, x)[""]) == _dense_conv_ops(seq, x.flatten(0, 1))
+
+
+def test_a_layer_with_its_own_convolution_is_counted_by_it() -> None:
+    class EveryOtherRow(nn.Conv2d):
+        def _conv_forward(self, x, weight, bias):  # type: ignore[no-untyped-def]
+            return super()._conv_forward(x[..., ::2, :], weight, bias)
+
+    conv = EveryOtherRow(2, 3, 3)
+    x = (torch.rand(2, 2, 8, 8) > 0.5).float()
+    from dataclasses import astuple
+
+    assert astuple(synaptic_operations(conv, x)[""]) == _dense_conv_ops(conv, x)
+
+
+def test_delayed_counts_equal_the_dense_reference_on_a_random_grid(monkeypatch) -> None:
+    from dataclasses import astuple
+
+    from neuronkit.snn import synops
+    from neuronkit.snn.synapses import DelayedLinear
+
+    def no_dense(*args: object) -> None:
+        raise AssertionError("dense fallback used")
+
+    monkeypatch.setattr(synops, "_delayed_ops_dense", no_dense)
+    rng = random.Random(1)
+    for seed in range(80):
+        mode = ("learned", "fixed", "none")[seed % 3]
+        layer = DelayedLinear(
+            rng.randint(1, 5), rng.randint(1, 5), rng.randint(1, 8), delays=mode, seed=seed
+        )
+        if mode == "learned" and rng.random() < 0.5:
+            layer.round_delays()  # integer taps
+        with torch.no_grad():  # pruned synapses: no taps at all
+            layer.weight[torch.rand(layer.weight.shape) < 0.3] = 0
+        shape = (rng.randint(1, 12), rng.choice([0, 1, 3]), layer.in_features)  # T < D too
+        x = _graded_events(shape, rng)
+        expected = _dense_delayed_ops(layer, x)
+        assert astuple(synaptic_operations(layer, x)[""]) == expected, (layer, shape)

@@ -18,11 +18,13 @@ all-ones kernel of the weight's shape (padding, stride, dilation and groups incl
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuronkit.common import check_type, eval_mode
@@ -70,17 +72,111 @@ def _layer_ops(module: nn.Module, x: Tensor) -> LayerOps:
         return _delayed_ops(module, x)
     assert isinstance(module, (nn.Linear, *_CONVS))
     folded = x.flatten(0, getattr(type(module), "leading_dims", 0))  # [T, B, ...] -> [T*B, ...]
-    events = (folded != 0).to(torch.float64)
     if isinstance(module, nn.Linear):
-        rows = events.reshape(-1, module.in_features)
-        out = module.out_features
+        rows = (folded != 0).reshape(-1, module.in_features)
+        out, events = module.out_features, int(rows.sum())
         return LayerOps(
-            macs=rows.numel() * out,
-            synops=int(rows.sum()) * out,
-            events=int(rows.sum()),
-            inputs=rows.numel(),
+            macs=rows.numel() * out, synops=events * out, events=events, inputs=rows.numel()
         )
-    # each output element sums its receptive field: the events in it are its synops
+    return _conv_ops(module, folded)
+
+
+def _conv_ops(module: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: Tensor) -> LayerOps:
+    """``x [N, C_in, *spatial]`` (or unbatched ``[C_in, *spatial]``).
+
+    Every event at input position ``p`` is read by the ``C_out / groups`` filters of its group
+    once per (output position, kernel tap) pair that lands on ``p`` (after padding, which for
+    ``reflect``/``replicate``/``circular`` maps a padded position back to an input position).
+    Box kernel, per-axis stride/padding/dilation: that multiplicity ``reads[p]`` is the outer
+    product of one profile per spatial axis, the same for every sample and channel, so
+    ``synops = C_out / groups * sum_p (events summed over samples and channels)[p] * reads[p]``
+    (exactly the sum of an all-ones-filter convolution of the event map, without running it).
+    """
+    geometry = _conv_geometry(module, x)
+    if geometry is None:  # a case the closed form does not cover: count as the layer computes
+        return _conv_ops_dense(module, x)
+    out_shape, profiles = geometry
+    nd = len(profiles)
+    weight = module.weight
+    per_sample = x.shape[-nd:].numel() * x.shape[-nd - 1]
+    samples = x.numel() // per_sample if per_sample else 0
+    # events per input position, over samples and channels (int64: exact)
+    event_map = torch.count_nonzero(x, dim=tuple(range(x.ndim - nd)))
+    reads = profiles[0].to(event_map.device)
+    for profile in profiles[1:]:
+        reads = reads.unsqueeze(-1) * profile.to(event_map.device)
+    fan_out = weight.shape[0] // module.groups
+    return LayerOps(
+        macs=samples * weight.shape[0] * math.prod(out_shape) * weight[0].numel(),
+        synops=int((event_map * reads).sum()) * fan_out,
+        events=int(event_map.sum()),
+        inputs=x.numel(),
+    )
+
+
+def _conv_geometry(
+    module: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: Tensor
+) -> tuple[list[int], list[Tensor]] | None:
+    """Output size and per-axis read counts ``reads_axis [size]`` of a convolution, or None
+    where the layer would not run a plain ``torch`` convolution on ``x`` (it then raises)."""
+    base = next(c for c in _CONVS if isinstance(module, c))
+    weight = module.weight
+    kernel = tuple(weight.shape[2:])
+    nd = len(kernel)
+    if (
+        type(module)._conv_forward is not base._conv_forward  # a custom convolution
+        or x.ndim not in (nd + 1, nd + 2)
+        or x.shape[-nd - 1] != weight.shape[1] * module.groups
+        or weight.shape[0] % module.groups
+        or 0 in x.shape[-nd:]
+    ):
+        return None
+
+    def per_axis(value: Any) -> tuple[int, ...]:
+        return (value,) * nd if isinstance(value, int) else tuple(value)
+
+    stride, dilation = per_axis(module.stride), per_axis(module.dilation)
+    if len(stride) != nd or len(dilation) != nd:
+        return None
+    if module.padding_mode != "zeros":  # padded by F.pad before an unpadded convolution
+        flat = module._reversed_padding_repeated_twice
+        pads = [(flat[2 * (nd - 1 - a)], flat[2 * (nd - 1 - a) + 1]) for a in range(nd)]
+    elif module.padding == "valid":
+        pads = [(0, 0)] * nd
+    elif module.padding == "same":  # torch: left = total // 2, the rest on the right
+        totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
+        pads = [(t // 2, t - t // 2) for t in totals]
+    else:
+        padding = per_axis(module.padding)
+        if len(padding) != nd:
+            return None
+        pads = [(p, p) for p in padding]
+    out_shape, profiles = [], []
+    for size, k, s, d, (left, right) in zip(x.shape[-nd:], kernel, stride, dilation, pads):
+        padded = size + left + right
+        out = (padded - d * (k - 1) - 1) // s + 1
+        if out <= 0:
+            return None
+        hits = (torch.arange(out) * s).unsqueeze(1) + torch.arange(k) * d  # padded positions
+        reads = torch.bincount(hits.flatten(), minlength=padded)
+        if module.padding_mode == "zeros":
+            source = torch.arange(padded) - left
+            inside = (source >= 0) & (source < size)
+            source, reads = source[inside], reads[inside]
+        else:  # the input position F.pad copies into each padded position
+            index = torch.arange(size, dtype=torch.float64).view(1, 1, size)
+            try:
+                source = F.pad(index, (left, right), mode=module.padding_mode).view(-1).long()
+            except (RuntimeError, ValueError, NotImplementedError):
+                return None  # padding this mode rejects: let the layer raise its error
+        out_shape.append(out)
+        profiles.append(torch.zeros(size, dtype=torch.int64).index_add_(0, source, reads))
+    return out_shape, profiles
+
+
+def _conv_ops_dense(module: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: Tensor) -> LayerOps:
+    """The convolution's own count: its event map through all-ones filters (the reference)."""
+    events = (x != 0).to(torch.float64)
     ones = torch.ones_like(module.weight, dtype=events.dtype)
     reached = module._conv_forward(events, ones, None)
     return LayerOps(
@@ -93,14 +189,39 @@ def _layer_ops(module: nn.Module, x: Tensor) -> LayerOps:
 
 def _delayed_ops(module: DelayedLinear, x: Tensor) -> LayerOps:
     """``x [T, B, C_in]``: the causal ``conv1d`` of :func:`delayed_linear`; an event reaches
-    every non-zero tap of its synapses whose delayed arrival falls within the ``T`` steps."""
+    every non-zero tap of its synapses whose delayed arrival falls within the ``T`` steps.
+
+    Tap ``j`` of ``D`` carries delay ``D - 1 - j``: an event at step ``s`` arrives through it
+    at ``s + D - 1 - j``, within the sequence iff ``s <= T - D + j``. So tap ``j`` of input
+    ``i`` is reached by the events of ``i`` up to step ``T - D + j`` (none if negative), once
+    per output whose synapse has that tap non-zero.
+    """
+    kernel = module.kernel().detach()  # [C_out, C_in, D]
+    if x.ndim != 3 or x.shape[0] == 0 or x.shape[2] != kernel.shape[1]:
+        return _delayed_ops_dense(module, x)  # raises, as the layer would
+    steps, batch, inputs = x.shape
+    width = kernel.shape[2]
+    so_far = torch.count_nonzero(x, dim=1).cumsum(0)  # [T, C_in] events up to each step
+    last = torch.arange(width, device=so_far.device) + (steps - width)  # [D]: T - D + j
+    reaching = so_far[last.clamp(min=0)] * (last >= 0).unsqueeze(1)  # [D, C_in]
+    per_tap = torch.count_nonzero(kernel, dim=0).to(so_far.device)  # [C_in, D]: outputs per tap
+    return LayerOps(
+        macs=batch * kernel.shape[0] * steps * inputs * width,  # the dense kernel, every tap
+        synops=int((per_tap * reaching.T).sum()),
+        events=int(so_far[-1].sum()),
+        inputs=x.numel(),
+    )
+
+
+def _delayed_ops_dense(module: DelayedLinear, x: Tensor) -> LayerOps:
+    """The causal ``conv1d`` of the event map through the kernel's non-zero taps."""
     events = (x != 0).to(torch.float64)
     taps = (module.kernel().detach() != 0).to(torch.float64)  # [C_out, C_in, D]
     width = taps.shape[2]
-    u = torch.nn.functional.pad(events.permute(1, 2, 0), (width - 1, 0))  # [B, C_in, T + D - 1]
-    reached = torch.nn.functional.conv1d(u, taps)  # [B, C_out, T]
+    u = F.pad(events.permute(1, 2, 0), (width - 1, 0))  # [B, C_in, T + D - 1]
+    reached = F.conv1d(u, taps)  # [B, C_out, T]
     return LayerOps(
-        macs=reached.numel() * taps[0].numel(),  # the dense kernel: every tap of every synapse
+        macs=reached.numel() * taps[0].numel(),
         synops=int(reached.sum()),
         events=int(events.sum()),
         inputs=events.numel(),
