@@ -539,3 +539,19 @@ def test_progress_bar_problems_finds_what_is_wrong() -> None:
         "show_progress=False: wrote to stdout",
         "show_progress='yes' raised no TypeError",
     ]
+
+
+def test_correct_predictions_never_credits_a_nan_score_vector() -> None:
+    import torch
+
+    from neuronkit.common import correct_predictions
+
+    logits = torch.tensor([[2.0, 1.0], [float("nan"), 0.0], [0.0, float("nan")], [1.0, 3.0]])
+    labels = torch.tensor([0, 0, 1, 0])
+    # argmax reads NaN as the largest score: rows 1 and 2 would count as correct
+    assert (logits.argmax(1) == labels).tolist() == [True, True, True, False]
+    assert correct_predictions(logits, labels).tolist() == [True, False, False, False]
+    # the class axis can be any axis; +inf is an ordinary (largest) score
+    time_major = torch.tensor([[[0.0, float("inf")]], [[float("nan"), 1.0]]])  # [T, B, C]
+    assert correct_predictions(time_major, torch.tensor([[1], [1]])).tolist() == [[True], [False]]
+    assert correct_predictions(logits.T, labels, dim=0).tolist() == [True, False, False, False]

@@ -394,3 +394,16 @@ def test_scale_free_measures_survive_extreme_scales(scale: float) -> None:
     ]
     for got, want in pairs:
         assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e300, 1e-300])
+def test_nc3_does_not_depend_on_the_weight_scale(scale: float) -> None:
+    # only the features were rescaled: weights of size 1e200 gave ||W||_F = inf and NC3 = 1.0,
+    # weights of size 1e-200 ||W||_F = 0 and a false "all zeros"
+    feats, labels, weights = clustered(4)
+    ref = nc3(feats, labels, weights)
+    assert ref > 0.01
+    assert nc3(feats, labels, weights * scale) == pytest.approx(ref, rel=1e-12)
+    assert nc3(feats * scale, labels, weights * scale) == pytest.approx(ref, rel=1e-12)
+    both = neural_collapse_metrics(feats, labels, weights * scale)
+    assert both["nc3"] == pytest.approx(ref, rel=1e-12)

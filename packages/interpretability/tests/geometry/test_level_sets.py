@@ -106,11 +106,18 @@ def test_guard_rejects_steps_that_drop_confidence() -> None:
     model = _linear(3)
     src, trg = _images(4, 6), _images(1, 7)[0]
     conf0 = class_confidence(model, src, model(src).argmax(1))
-    # a floor above every source's confidence: nothing is ever accepted, the loop stops
+    # a floor above every source's confidence: nothing is ever accepted; without a correction
+    # the first rejection is a fixed point and the loop stops there
+    floor = float(conf0.max()) + 1e-3
     out = level_set_traversal(
-        model, src, trg, min_confidence=float(conf0.max()) + 1e-3, init_noise=0.0
+        model, src, trg, min_confidence=floor, adv_step_size=0.0, init_noise=0.0
     )
     assert out.n_iterations == 1
+    assert out.accepted.tolist() == [0, 0, 0, 0]
+    assert torch.equal(out.final, src)
+    # with one, proposals change until the correction saturates, and are still all rejected
+    out = level_set_traversal(model, src, trg, min_confidence=floor, init_noise=0.0)
+    assert 1 < out.n_iterations < 1000
     assert out.accepted.tolist() == [0, 0, 0, 0]
     assert torch.equal(out.final, src)
     assert out.targets.shape == src.shape  # one shared target is broadcast
@@ -122,6 +129,23 @@ def test_guard_rejects_steps_that_drop_confidence() -> None:
     assert bool((run.confidences[:, 1:] >= floor[:, None] - 1e-12).all())
     assert float(run.path.min()) >= 0.0
     assert float(run.path.max()) <= 1.0
+
+
+def test_each_path_is_the_one_it_follows_alone() -> None:
+    # steep tanh net: some sources reject early steps and pass later ones (the correction
+    # accumulates), so stopping when the whole batch rejects would change their paths
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 3)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(6.0)
+    src, trg = torch.rand(8, 1, 4, 4), torch.rand(8, 1, 4, 4)
+    kwargs = dict(n_iterations=60, step_size=0.5, adv_step_size=0.05, max_drop=0.02)
+    batch = level_set_traversal(model, src, trg, init_noise=0.0, **kwargs)
+    for i in range(8):
+        alone = level_set_traversal(model, src[i : i + 1], trg[i : i + 1], init_noise=0.0, **kwargs)
+        torch.testing.assert_close(alone.final[0], batch.final[i], atol=1e-4, rtol=0)
+        assert int(alone.accepted[0]) == int(batch.accepted[i])
 
 
 def test_lst_is_deterministic_and_does_not_mutate() -> None:

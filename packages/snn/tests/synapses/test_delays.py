@@ -254,3 +254,10 @@ def test_parameter_helpers_check_model_eagerly() -> None:
 def test_an_empty_sequence_is_named() -> None:
     with pytest.raises(ValueError, match=r"x must have shape \[T >= 1, B, 4\]"):
         DelayedLinear(4, 3, 5, seed=0)(torch.rand(0, 2, 4))
+
+
+def test_a_nan_delay_is_named_in_hard_mode() -> None:
+    weight, delays = torch.ones(2, 3), torch.ones(2, 3)
+    delays[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="delays"):
+        hard_delay_kernel(weight, delays, max_delay=4)

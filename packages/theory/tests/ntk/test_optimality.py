@@ -302,3 +302,33 @@ def test_classifiers_follow_scikit_learn_model_selection() -> None:
         x.numpy(), y.numpy()
     )
     assert search.best_params_["depth"] in (1, 4)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e300, 1e-300])
+def test_kernels_and_classifiers_ignore_the_row_scale(scale: float) -> None:
+    # rows were normalized by an unscaled norm: 1e200 overflowed (the kernel a constant 0.2286),
+    # 1e-200 underflowed to a false "zero rows"
+    x = torch.tensor([[1.0, 2.0, 3.0], [3.0, -1.0, 2.0], [0.5, 0.5, -1.0]], dtype=torch.float64)
+    ref = sphere_kernel(x, None, 3, relu_dual())
+    weights = torch.tensor([1.0, scale, 1e-3 * scale], dtype=torch.float64)[:, None]
+    for a, b in ((x * scale, None), (x * weights, None), (x, x * scale)):
+        got = sphere_kernel(a, b, 3, relu_dual())
+        assert torch.allclose(got, ref, rtol=1e-12, atol=0.0)
+        assert torch.allclose(
+            sphere_kernel(a, b, 3, relu_dual(), kind="nngp"),
+            sphere_kernel(x, x, 3, relu_dual(), kind="nngp"),
+            rtol=1e-12,
+        )
+    tr = dirichlet_sphere_data(60, [2, 1], [1, 2], 0.4, seed=1)
+    te = dirichlet_sphere_data(40, [2, 1], [1, 2], 0.4, seed=2)
+    nn = nearest_neighbor_classify(tr.x, tr.y, te.x)
+    assert torch.equal(nearest_neighbor_classify(tr.x * scale, tr.y, te.x * scale), nn)
+    deep = DeepNTKClassifier(relu_dual(), 3).fit(tr.x, tr.y)
+    scaled = DeepNTKClassifier(relu_dual(), 3).fit(tr.x * scale, tr.y)
+    assert torch.allclose(
+        scaled.decision_function(te.x * scale), deep.decision_function(te.x), rtol=1e-9
+    )
+    with pytest.raises(ValueError, match="zero rows"):
+        sphere_kernel(
+            torch.cat([x * scale, torch.zeros(1, 3, dtype=torch.float64)]), None, 3, relu_dual()
+        )

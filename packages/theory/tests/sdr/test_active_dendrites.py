@@ -1,5 +1,6 @@
 """Active-dendrite match probabilities: formulas vs brute force, scipy, Monte Carlo; bad inputs."""
 
+import decimal
 import itertools
 import math
 from fractions import Fraction
@@ -244,3 +245,30 @@ def test_tail_and_complement_sums_agree_with_the_direct_sum(theta: int) -> None:
     n, a, s = 40, 12, 15
     direct = sum(math.comb(s, b) * math.comb(n - s, a - b) for b in range(theta, min(a, s) + 1))
     assert false_match_probability(n, a, s, theta) == float(Fraction(direct, math.comb(n, a)))
+
+
+def _exact_union_size(n: int, s: int, m: int) -> float:
+    """``n (1 - (1 - s/n)^m)`` in 60-digit decimal arithmetic."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        log = (1 - decimal.Decimal(s) / n).ln()
+        return float(n * (1 - (m * log).exp()))
+
+
+@pytest.mark.parametrize(
+    ("n", "s", "m"),
+    [(10**20, 1, 10**30), (10**20, 1, 10**19), (10**20, 3, 7), (10**12, 3, 1000), (200, 12, 7)],
+)
+def test_expected_union_size_is_accurate_for_huge_populations(n: int, s: int, m: int) -> None:
+    # (1 - s/n)^m rounded 1 - s/n to 1 once s/n < 1e-16: 0.0 instead of ~1e20
+    assert expected_union_size(n, s, m) == pytest.approx(_exact_union_size(n, s, m), rel=1e-13)
+    assert expected_union_size(n, n, m) == float(n)
+    assert expected_union_size(n, n - 1, 3) == pytest.approx(n * (1 - (1 / n) ** 3), rel=1e-13)
+
+
+def test_expected_union_size_matches_exact_fractions_on_small_populations() -> None:
+    for n in range(1, 40):
+        for s in range(1, n + 1):
+            for m in (1, 2, 3, 10):
+                exact = n * (1 - (1 - Fraction(s, n)) ** m)
+                assert expected_union_size(n, s, m) == pytest.approx(float(exact), rel=1e-14)

@@ -1,8 +1,8 @@
 """neuronkit.common: the thin shared layer of neuronkit.
 
 Reproduction registry and CLI, run context and results, seeding, device selection, argument
-validation, module modes, atomic writes, safe weight IO and the estimators' parameter
-protocol. Importing it never imports torch.
+validation, correct predictions, module modes, atomic writes, safe weight IO and the
+estimators' parameter protocol. Importing it never imports torch.
 """
 
 from importlib.metadata import version as _version
@@ -10,6 +10,7 @@ from importlib.metadata import version as _version
 from .device import module_placement, select_device
 from .estimator import EstimatorParams
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .metrics import correct_predictions
 from .modes import eval_mode
 from .plotting import new_figure
 from .progress import progress, progress_write
@@ -62,6 +63,7 @@ __all__ = [
     "check_seed",
     "check_shape",
     "check_type",
+    "correct_predictions",
     "discover",
     "eval_mode",
     "host_array",

@@ -29,6 +29,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    correct_predictions,
     eval_mode,
     progress,
     torch_generator,
@@ -215,7 +216,7 @@ def accuracy(
             logits = _logits(model, inputs[start : start + batch_size])
             if start == 0:
                 _check_label_range(label_range, logits.shape[1])
-            correct += int((logits.argmax(1) == labels[start : start + batch_size]).sum())
+            correct += int(correct_predictions(logits, labels[start : start + batch_size]).sum())
     return correct / inputs.shape[0]
 
 

@@ -36,11 +36,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from neuronkit.common import check_finite, check_number
+
 from .graph import DependencyGraph, Group, GroupMember
 from .importance import GroupImportance
 from .prune import (
     PruningPlan,
     _check_ratio,
+    _check_scores,
     _group_ratio,
     _keep_count,
     _names_touch,
@@ -160,6 +163,8 @@ def layer_hessians(
     batch = max((leading_dims(m) for m in graph.model.modules()), default=0)
     if inputs is not None:
         for x in split_inputs(inputs)[0]:
+            if torch.is_tensor(x):
+                check_finite("inputs", x)
             if torch.is_tensor(x) and x.ndim > batch and x.shape[batch] == 0:
                 raise ValueError(
                     f"inputs: expected a non-empty calibration batch, got a tensor of shape "
@@ -347,10 +352,11 @@ class OBSImportance(GroupImportance):
 
     Args:
         hessians: from :func:`layer_hessians` (computed data-free when None).
-        damp: relative diagonal damping of H.
+        damp: relative diagonal damping of H, a finite number >= 0.
     """
 
     def __init__(self, hessians: Mapping[str, torch.Tensor] | None = None, damp: float = 0.01):
+        check_number("damp", damp, ge=0)
         super().__init__(reduction="sum", normalize="mean", roles=("in",))
         self.hessians = dict(hessians) if hessians is not None else None
         self.damp = float(damp)
@@ -398,7 +404,7 @@ def obspa_prune(
             ``inputs`` are given).
         inputs: optional calibration inputs, a non-empty batch (None = no data).
         samples, seed: size and seed of the synthetic activations.
-        damp: relative diagonal damping of each Hessian.
+        damp: relative diagonal damping of each Hessian, a finite number > 0.
         layer_ratios, ignored_layers, round_to: as in :func:`plan_pruning`.
 
     Returns:
@@ -408,8 +414,7 @@ def obspa_prune(
     if not isinstance(graph, DependencyGraph):
         raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
     ratio = _check_ratio("ratio", ratio)
-    if not (isinstance(damp, (int, float)) and damp > 0):
-        raise ValueError(f"damp: expected a positive float, got {damp!r}")
+    check_number("damp", damp, gt=0)
     ignored = set(_validate_names(graph, ignored_layers, "ignored_layers"))
     layer_ratios = dict(layer_ratios or {})
     _validate_names(graph, layer_ratios, "layer_ratios")
@@ -434,7 +439,9 @@ def obspa_prune(
             from .importance import MagnitudeImportance
 
             fallback = fallback or MagnitudeImportance(p=2)
-            order = torch.argsort(fallback.group_scores(graph, g), stable=True)
+            scores = fallback.group_scores(graph, g)
+            _check_scores(f"importance scores of group {g.name!r}", scores)
+            order = torch.argsort(scores, stable=True)
             plan.removed[g.index] = order[:n].sort().values
             continue
         cols = []
@@ -445,10 +452,12 @@ def obspa_prune(
             cols.append(_columns(target.get_submodule(m.module), m))
         alive = list(range(g.size))
         removed: list[int] = []
+        what = f"OBS saliencies of group {g.name!r} (layers {[m.module for m in members]})"
         for _ in range(n):
             sal = torch.zeros(len(alive), dtype=torch.float64)
             for m, c in zip(members, cols, strict=True):
                 sal += state[m.module].saliency([c[j] for j in alive]).cpu()
+            _check_scores(what, sal)
             j = alive.pop(int(torch.argmin(sal)))
             removed.append(j)
             for m, c in zip(members, cols, strict=True):

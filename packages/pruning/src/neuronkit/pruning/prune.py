@@ -165,6 +165,10 @@ def plan_pruning(
 
     Returns:
         a :class:`PruningPlan`.
+
+    Raises:
+        ValueError: invalid arguments, or a group's importance scores are not finite (NaN or
+            inf in its layers' weights or in the calibration data).
     """
     if not isinstance(graph, DependencyGraph):
         raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
@@ -185,6 +189,8 @@ def plan_pruning(
 
     groups = [g for g in graph.prunable_groups() if not _names_touch(g, ignored)]
     scores = imp(graph)
+    for g in groups:
+        _check_scores(f"importance scores of group {g.name!r}", scores[g.index])
     plan = PruningPlan()
     if scope == "local":
         for g in groups:
@@ -201,6 +207,16 @@ def plan_pruning(
             _take(plan, g, s, g.size - keep)
     _plan_attention(graph, plan)
     return plan
+
+
+def _check_scores(what: str, scores: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless the scores that rank a group's channels are finite: a NaN
+    sorts last and an all-NaN group is all ties, so the plan would drop the wrong channels."""
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError(
+            f"{what} must be finite to rank its channels, got NaN or inf (NaN or inf in "
+            "its layers' weights or in the calibration data?)"
+        )
 
 
 def _global_counts(scores: list[torch.Tensor], ratio: float) -> list[int]:

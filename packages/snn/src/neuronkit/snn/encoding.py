@@ -78,6 +78,10 @@ def poisson_encode(
 
     Returns:
         ``[T, B, ...]`` of 0/1 in ``x``'s dtype (no gradient).
+
+    The uniforms are one ``[T, *x.shape]`` draw (float64 for float64 inputs, float32
+    otherwise), as in snnTorch: with the same seed, a sample's train depends on the batch's
+    shape, its position in it and the dtype.
     """
     check_number("T", T, ge=1, integer=True)
     _check_x(x, min_ndim=1, layout="[B, ...]", unit=True)

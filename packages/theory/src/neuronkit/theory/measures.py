@@ -277,6 +277,7 @@ def _check_weights(weights: Any, k: int, d: int) -> torch.Tensor:
 
 
 def _nc3(w: torch.Tensor, mbar: torch.Tensor) -> float:
+    w = _unit_scale(w)  # exact; NC3 is scale-free in W, and huge weights' squares would overflow
     wn, mn = torch.linalg.norm(w), torch.linalg.norm(mbar)
     if wn == 0:
         raise ValueError("weights must not be all zeros (NC3 compares W/||W||_F to the means)")

@@ -38,6 +38,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    correct_predictions,
     eval_mode,
 )
 
@@ -452,7 +453,7 @@ def robustness_curves(
             else:
                 adv = pgd_attack(model, xb, yb, eps=eps, n_steps=pgd_steps, clamp=clamp)
             with eval_mode(model), torch.no_grad():  # as clean and blurred accuracy are
-                correct += int((model(adv).argmax(1) == yb).sum())
+                correct += int(correct_predictions(model(adv), yb).sum())
         return correct / inputs.shape[0]
 
     def blurred(sigma: float) -> float:

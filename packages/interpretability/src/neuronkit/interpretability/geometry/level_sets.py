@@ -14,8 +14,11 @@ another class while staying on the source's *equi-confidence level set*. With
 3. proposes ``x' = clip(x + eta * dx_perp - delta, low, high)`` and
 4. keeps ``x'`` only where the source-class confidence has not dropped by more than
    ``max_drop`` below the starting confidence (and, optionally, stays above an absolute
-   ``min_confidence`` floor); elsewhere the example stays put. The loop stops early once no
-   example of the batch accepts its step.
+   ``min_confidence`` floor); elsewhere the example stays put, and its correction keeps
+   accumulating, so a later step may pass. The loop stops early only at a fixed point: no
+   example accepts and no correction changed, so every later proposal would be the same.
+   Each example therefore follows the path it would follow alone (the authors' code stops
+   once no example of the batch accepts, which makes a path depend on its batch).
 
 The authors start from the source plus uniform noise of width ``init_noise`` (4/255 there).
 :func:`line_confidence` evaluates the source-class confidence along the straight segment
@@ -242,7 +245,8 @@ def level_set_traversal(
             below the source's clean confidence (the authors' ``pthresh``).
         min_confidence: also reject steps whose confidence falls below this absolute floor.
         clamp: ``(low, high)`` valid input range enforced on every iterate, or ``None``.
-        init_noise: width of the uniform noise added to the source before the first step.
+        init_noise: width of the uniform noise added to the source before the first step
+            (one ``[N, *S]`` draw: a source's start depends on its place in the batch).
         record_every: record the iterate every this many iterations.
         seed: seeds the start noise (drawn on the CPU: the same on every device).
 
@@ -304,16 +308,19 @@ def level_set_traversal(
                 loss = F.cross_entropy(model(xg), labels, reduction="sum")
                 (grad,) = torch.autograd.grad(loss, xg)
             perp = orthogonal_component(trg - x, grad)
+            moved = False
             if adv_step_size > 0:
+                previous = delta
                 delta = (delta + 0.5 * adv_step_size * grad).clamp(-adv_step_size, adv_step_size)
+                moved = not torch.equal(delta, previous)
             proposal = x + step_size * perp - delta
             if clamp is not None:
                 proposal = proposal.clamp(*clamp)
             new_conf = class_confidence(model, proposal, labels)
             ok = new_conf >= floor
             done = it
-            if not bool(ok.any()):
-                break
+            if not (bool(ok.any()) or moved):
+                break  # a fixed point: x and delta stay, so every later step is rejected too
             x = torch.where(ok.view(view), proposal, x)
             conf = torch.where(ok, new_conf, conf)
             accepted += ok.long()

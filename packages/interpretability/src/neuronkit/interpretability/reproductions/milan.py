@@ -69,6 +69,13 @@ LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
             0.0,
             "PMI accuracy minus max-likelihood (lambda=0) accuracy on the same units",
         ),
+        Check(
+            "ml_minus_pmi_generic_share",
+            ">",
+            0.0,
+            "on units with a specific planted concept: share named by a generic description "
+            "under max likelihood minus the share under PMI (ML prefers generic descriptions)",
+        ),
     ],
     seed=0,
     threads=1,  # tiny models: one thread is fastest and immune to oversubscription
@@ -144,8 +151,9 @@ def run(ctx: RunContext) -> None:
     pmi_acc, ml_acc = float(pmi_ok.mean()), float(ml_ok.mean())
     ctx.metric("pmi_accuracy", pmi_acc)
     ctx.metric("ml_accuracy", ml_acc)
-    ctx.metric("ml_generic_share_on_specific_units", generic_share(ml_texts))
-    ctx.metric("pmi_generic_share_on_specific_units", generic_share(pmi_texts))
+    ml_generic, pmi_generic = generic_share(ml_texts), generic_share(pmi_texts)
+    ctx.metric("ml_generic_share_on_specific_units", ml_generic)
+    ctx.metric("pmi_generic_share_on_specific_units", pmi_generic)
     ctx.metric("accuracy_by_lambda", {str(lam): float(v.mean()) for lam, v in sweep.items()})
     ctx.metric("captioner_nll", [round(x, 4) for x in cap_loss])
     ctx.metric("training_descriptions", dict(Counter(texts).most_common(8)))
@@ -278,6 +286,7 @@ def run(ctx: RunContext) -> None:
     )
     ctx.check("pmi_accuracy", pmi_acc)
     ctx.check("pmi_minus_ml_accuracy", pmi_acc - ml_acc)
+    ctx.check("ml_minus_pmi_generic_share", ml_generic - pmi_generic)
 
 
 def _figures(

@@ -30,6 +30,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    correct_predictions,
     eval_mode,
     values_hidden,
 )
@@ -306,9 +307,8 @@ def task_accuracy(
             tok = data.tokens[s : s + batch_size]
             tgt = data.targets[s : s + batch_size]
             tid = data.task_ids[s : s + batch_size]
-            pred = model(tok, gates).argmax(-1)
             valid = tgt != IGNORE_INDEX
-            hit = ((pred == tgt) & valid).sum(1).double()
+            hit = (correct_predictions(model(tok, gates), tgt) & valid).sum(1).double()
             # the per-task tallies stay on the CPU (a small result)
             correct.index_add_(0, tid.cpu(), hit.cpu())
             total.index_add_(0, tid.cpu(), valid.sum(1).double().cpu())

@@ -44,6 +44,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    correct_predictions,
     eval_mode,
     progress,
 )
@@ -579,7 +580,7 @@ class DynamicCNN(nn.Module):
                 out = self.run(x[i : i + batch_size], gating)
                 if i == 0:
                     _check_classes(out.logits, y)
-                correct += int((out.logits.argmax(1) == y[i : i + batch_size]).sum())
+                correct += int(correct_predictions(out.logits, y[i : i + batch_size]).sum())
                 macs.append(out.macs)
                 kept.append(torch.stack([m.sum(1) for m in out.masks], 1))
                 agree.append(

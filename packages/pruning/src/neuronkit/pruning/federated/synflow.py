@@ -73,6 +73,10 @@ def synflow_scores(
 
     Returns:
         ``{name: float64 tensor shaped like the weight}``, all ``>= 0``.
+
+    Raises:
+        ValueError: invalid arguments, or scores that are not finite (NaN or inf in the
+            model's parameters or buffers).
     """
     check_type("model", model, nn.Module)
     shape = _check_input_shape(input_shape)
@@ -102,6 +106,12 @@ def synflow_scores(
         p = params[n]
         g = p.grad if p.grad is not None else torch.zeros_like(p)
         scores[n] = (p.detach() * g).abs()
+    bad = [n for n in names if not bool(scores[n].isfinite().all())]
+    if bad:
+        raise ValueError(
+            f"synflow scores of {bad} must be finite to rank them, got NaN or inf (NaN or inf "
+            "in the model's parameters or buffers?)"
+        )
     return scores
 
 

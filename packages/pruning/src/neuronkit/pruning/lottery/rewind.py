@@ -38,6 +38,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    correct_predictions,
     eval_mode,
     progress,
 )
@@ -271,7 +272,7 @@ def accuracy(
             logits = model(x[i : i + batch_size])
             if i == 0:
                 _check_classes(logits, y)
-            correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
+            correct += int(correct_predictions(logits, y[i : i + batch_size]).sum())
     return correct / len(y)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_seed, check_type, eval_mode
+from neuronkit.common import check_number, check_seed, check_type, correct_predictions, eval_mode
 
 from .space import Architecture, CellSpace
 
@@ -159,5 +159,5 @@ def evaluate_architectures(
             f"y must be labels [N] matching x's {len(x)} samples, got shape {tuple(y.shape)}"
         )
     with eval_mode(supernet):
-        accs = [float((supernet(x, a).argmax(1) == y).float().mean()) for a in architectures]
+        accs = [float(correct_predictions(supernet(x, a), y).float().mean()) for a in architectures]
     return torch.tensor(accs)

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_number, check_type, torch_generator
+from neuronkit.common import check_choice, check_finite, check_number, check_type, torch_generator
 
 from ..encoding import _generator
 
@@ -136,6 +136,7 @@ def hard_delay_kernel(weight: Tensor, delays: Tensor, *, max_delay: int) -> Tens
     flows to ``weight`` only.
     """
     _check_weight_delays(weight, delays, max_delay)
+    check_finite("delays", delays)  # a NaN delay has no tap (.long() makes it INT64_MIN)
     idx = delays.detach().round().clamp(0, max_delay - 1).long()
     onehot = F.one_hot(max_delay - 1 - idx, max_delay).to(weight.dtype)
     return weight.unsqueeze(-1) * onehot

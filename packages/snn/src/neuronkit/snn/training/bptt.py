@@ -30,7 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import check_class_labels, check_number, check_seed, check_type, eval_mode
+from neuronkit.common import (
+    check_class_labels,
+    check_number,
+    check_seed,
+    check_type,
+    correct_predictions,
+    eval_mode,
+)
 
 __all__ = [
     "EpochStats",
@@ -329,7 +336,7 @@ def bptt_train_epoch(
         loss.backward()
         optimizer.step()
         total_loss += float(loss.detach()) * y.shape[0]
-        correct += int((acc_out.argmax(1) == y).sum())
+        correct += int(correct_predictions(acc_out, y).sum())
         seen += y.shape[0]
     seconds = time.perf_counter() - start
     if seen == 0:
@@ -366,5 +373,5 @@ def evaluate_steps(
             assert total is not None
             if n == 0:
                 check_class_labels("y", y, total.shape[-1])
-            correct += int((total.argmax(1) == yb).sum())
+            correct += int(correct_predictions(total, yb).sum())
     return correct / max(int(y.shape[0]), 1)

@@ -48,6 +48,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    correct_predictions,
     eval_mode,
     progress,
     torch_generator,
@@ -344,7 +345,7 @@ def evaluate_latency(
             logits = model(direct_encode(x[i : i + batch_size], T))
             if i == 0:
                 check_class_labels("y", y, logits.shape[-1])
-            correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
+            correct += int(correct_predictions(logits, y[i : i + batch_size]).sum())
     return correct / max(int(x.shape[0]), 1)
 
 

@@ -39,7 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_number, check_seed, check_type, torch_generator
+from neuronkit.common import (
+    check_number,
+    check_seed,
+    check_type,
+    correct_predictions,
+    torch_generator,
+)
 
 from ..neurons import LIF
 from ..surrogate import Triangle
@@ -184,7 +190,7 @@ def sltt_train_epoch(
         optimizer.step()
         assert acc_out is not None
         total_loss += batch_loss * y.shape[0]
-        correct += int((acc_out.argmax(1) == y).sum())
+        correct += int(correct_predictions(acc_out, y).sum())
         seen += y.shape[0]
     seconds = time.perf_counter() - start
     if seen == 0:

@@ -26,7 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, eval_mode, module_placement, progress
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    correct_predictions,
+    eval_mode,
+    module_placement,
+    progress,
+)
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 from ..data.modular import ModularDataset
@@ -162,10 +169,10 @@ def corrupted_accuracies(model: nn.Module, data: ModularDataset) -> dict[str, fl
         raise TypeError(f"data must be a ModularDataset, got {type(data).__name__}")
     device, dtype = module_placement(model)
     with eval_mode(model):
-        pred_train = model(data.x_train.to(device, dtype)).argmax(dim=1).cpu()
-        pred_test = model(data.x_test.to(device, dtype)).argmax(dim=1).cpu()
-    given = pred_train == data.train_labels
-    true = pred_train == data.labels[data.train_idx]
+        out_train = model(data.x_train.to(device, dtype)).cpu()
+        out_test = model(data.x_test.to(device, dtype)).cpu()
+    given = correct_predictions(out_train, data.train_labels)
+    true = correct_predictions(out_train, data.labels[data.train_idx])
     bad = data.corrupted
 
     def frac(mask: torch.Tensor) -> float:
@@ -176,7 +183,7 @@ def corrupted_accuracies(model: nn.Module, data: ModularDataset) -> dict[str, fl
         "corrupted": frac(given[bad]),
         "clean": frac(given[~bad]),
         "corrupted_true": frac(true[bad]),
-        "test": frac(pred_test == data.y_test),
+        "test": frac(correct_predictions(out_test, data.y_test)),
     }
 
 

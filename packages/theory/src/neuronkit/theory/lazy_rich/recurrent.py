@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from neuronkit.common import check_number, progress
+from neuronkit.common import check_number, correct_predictions, progress
 
 from .._utils import as_float_tensor, check_positive_int, torch_generator
 from ..measures import effective_rank, empirical_ntk, kernel_alignment, relative_change
@@ -233,7 +233,7 @@ def train_recurrent_rich_lazy(
         rt = model.hidden_states(xk)[:, -1]
         out = model(xe)
         final = float(torch.nn.functional.cross_entropy(out.reshape(-1, 3), ye.reshape(-1)))
-        acc = float((out[:, -1].argmax(-1) == ye[:, -1]).double().mean())
+        acc = float(correct_predictions(out[:, -1], ye[:, -1]).double().mean())
     ka = kernel_alignment(k0_rec, kt_rec)
     return RecurrentRichLazyResult(
         weight_change=relative_change(p, w0),

@@ -379,12 +379,15 @@ def ntk_recursion(
 
 def _unit_rows(name: str, x: Any) -> Tensor:
     t = as_float_tensor(name, x, 2, "[N, D]")
-    norms = torch.linalg.norm(t, dim=1)
-    if bool((norms == 0).any()):
+    peaks = t.abs().amax(dim=1) if t.shape[1] else t.new_zeros(t.shape[0])
+    if bool((peaks == 0).any()):
         raise ValueError(
             f"{name} must not contain zero rows (they have no direction on the sphere)"
         )
-    return t / norms[:, None]
+    # each row scaled by a power of two (exact) to max |x| in [0.5, 1) first: the squares of
+    # huge or tiny rows would overflow or underflow in the norm
+    t = torch.ldexp(t, -torch.frexp(peaks).exponent[:, None])
+    return t / torch.linalg.norm(t, dim=1)[:, None]
 
 
 def sphere_kernel(

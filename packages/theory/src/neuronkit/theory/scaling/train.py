@@ -22,7 +22,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim.optimizer import Optimizer
 
-from neuronkit.common import check_choice, check_number, check_probability, check_type
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    check_probability,
+    check_type,
+    correct_predictions,
+)
 
 from .._utils import torch_generator
 from .laws import forward_flops, training_flops
@@ -231,7 +237,7 @@ def _error(
     for i in range(0, x.shape[0], batch):
         logits = model(x[i : i + batch])
         k = int(logits.shape[-1])
-        wrong += int((logits.argmax(1) != y[i : i + batch]).sum())
+        wrong += int((~correct_predictions(logits, y[i : i + batch])).sum())
     model.train()
     return wrong / x.shape[0], k
 

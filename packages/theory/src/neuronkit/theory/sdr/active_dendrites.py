@@ -208,13 +208,16 @@ def expected_union_size(n: int, s: int, m: int) -> float:
     """Expected number of distinct cells in the union of ``m`` random ``s``-subsets of ``n``.
 
     ``n (1 - (1 - s/n)^m)``: the size the paper substitutes for ``s`` in the union property.
+    Computed as ``-n expm1(m log1p(-s/n))``, accurate also when ``s/n`` is below rounding.
     """
     n = check_positive_int("n", n)
     s = check_positive_int("s", s)
     m = check_positive_int("m", m)
     if s > n:
         raise ValueError(f"s must be <= n={n}, got {s}")
-    return n * (1.0 - (1.0 - s / n) ** m)
+    if s / n == 1.0:  # every cell (to rounding) in each subset: log1p(-1) has no value
+        return float(n)
+    return -n * math.expm1(m * math.log1p(-s / n))
 
 
 def union_size_distribution(n: int, s: int, m: int) -> np.ndarray:

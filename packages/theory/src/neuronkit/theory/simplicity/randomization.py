@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_type, eval_mode
+from neuronkit.common import check_type, correct_predictions, eval_mode
 
 from .._utils import torch_generator
 
@@ -103,8 +103,8 @@ def randomized_accuracy(
         raise ValueError(f"y must be a label tensor [n] with n = {x.shape[0]} (rows of x)")
     xr = randomize_coordinates(x, coordinates, rotation=rotation, seed=seed)
     with eval_mode(model):
-        pred = model(xr).argmax(dim=1)
-    return float((pred == y).float().mean())
+        correct = correct_predictions(model(xr), y)
+    return float(correct.float().mean())
 
 
 def feature_reliance(

@@ -40,6 +40,7 @@ from neuronkit.common import (
     check_number,
     check_probability,
     check_type,
+    correct_predictions,
     module_placement,
     progress,
 )
@@ -188,7 +189,7 @@ def evaluate_heads(
         for _ in range(batches):
             x, h0, labels = _batch(model, task, ns, batch_size, generator)
             logits = model(x, h0, heads=heads)
-            correct += (logits.argmax(-1) == labels).float().sum(dim=1).cpu()
+            correct += correct_predictions(logits, labels).float().sum(dim=1).cpu()
     return [float(c) / (batch_size * batches) for c in correct]
 
 
