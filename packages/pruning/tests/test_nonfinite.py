@@ -132,3 +132,12 @@ def test_synflow_rejects_nan_weight() -> None:
         synflow_scores(model, (4,))
     with pytest.raises(ValueError, match=r"'2\.weight'.*NaN or inf in the model's parameters"):
         synflow_prune(model, 0.5, (4,), iterations=3)
+
+
+def test_a_masked_nan_weight_counts_as_zero_in_synflow() -> None:
+    model = _model((2, (1, 2)))
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters()}
+    masks["2.weight"][1, 2] = False
+    scores = synflow_scores(model, (4,), masks=masks)
+    assert all(bool(s.isfinite().all()) for s in scores.values())
+    assert float(scores["2.weight"][1, 2]) == 0.0

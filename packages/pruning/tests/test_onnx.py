@@ -756,3 +756,12 @@ def test_encoder_decoder_onnx_ops_prune(dynamo: bool) -> None:
     assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
     entries = [sum(math.prod(t.dims) for t in m.graph.initializer) for m in (hard, proto)]
     assert entries[0] < 0.5 * entries[1]
+
+
+def test_a_nan_initializer_is_refused_not_ranked() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with torch.no_grad():
+        model[0].weight[5, 0] = float("nan")
+    proto = _export(model, torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"scores of the group of .* must be finite"):
+        prune_onnx(proto, 0.5)

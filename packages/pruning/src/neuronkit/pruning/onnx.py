@@ -1677,7 +1677,13 @@ def prune_onnx(
         n = math.floor(ratio * g.size + 1e-9)
         if n <= 0:
             continue
-        order = np.argsort(_scores(graph, g, p), kind="stable")[:n]
+        scores = _scores(graph, g, p)
+        if not np.isfinite(scores).all():
+            raise ValueError(
+                f"the L{p} scores of the group of {sorted(g.producers)} must be finite to rank "
+                "its channels, got NaN or inf (NaN or inf in those initializers?)"
+            )
+        order = np.argsort(scores, kind="stable")[:n]
         pruned_roots.update(g.roots[j] for j in order.tolist())
         for m in g.members:
             removed.setdefault((m.module, m.dim), set()).update(m.positions.take(order).tolist())

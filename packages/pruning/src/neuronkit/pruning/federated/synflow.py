@@ -96,7 +96,7 @@ def synflow_scores(
                         f"{tuple(params[n].shape) if n in params else '(not a parameter)'}, "
                         f"got {getattr(m, 'dtype', type(m))} {tuple(getattr(m, 'shape', ()))}"
                     )
-                params[n].mul_(m.to(torch.float64))
+                params[n].masked_fill_(~m, 0.0)  # zero, even where the weight is NaN or inf
     device = next(iter(params.values())).device
     out = net(torch.ones((1, *shape), dtype=torch.float64, device=device))
     out = out[0] if isinstance(out, (tuple, list)) else out
