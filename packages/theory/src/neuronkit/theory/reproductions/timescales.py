@@ -61,8 +61,9 @@ def _slope(ns: list[int], taus: list[float]) -> float:
         Check(
             "multi_tau_final",
             "<=",
-            1.5,
-            "multi head: mean tau at the largest solved N (mean over seeds); tau starts U[1, 2)",
+            1.25,
+            "multi head: mean tau at the largest solved N (mean over seeds); tau starts U[1, 2), "
+            "so <= 1.25 is nearer 1 than the initial mean 1.5",
         ),
         Check(
             "n_max_multi_minus_single",
@@ -218,7 +219,10 @@ def run(ctx: RunContext) -> None:
     ctx.note(
         "Thresholds are ours (PAPERS.md gives none), fixed before this reproduction's results: "
         "slope > 0 and growth >= 1.2 for the single-head mean tau, multi-head final mean tau <= "
-        "1.5 (the mean of the U[1, 2) init), N_max(multi) >= N_max(single). Pilot runs on 32 "
+        "1.5 (the mean of the U[1, 2) init), N_max(multi) >= N_max(single). Since 0.6.19 the "
+        "multi-head bound is 1.25, nearer 1 than the initial mean (set after seeing the "
+        "results, 1.09 +- 0.04 over seeds 0-4: a tightening, as 1.5 also passed a network "
+        "whose tau never moved). Pilot runs on 32 "
         "neurons showed the learning rate matters: with Adam lr 0.03 both curricula raise tau, "
         "with 0.003 both lower it within the budget; lr 0.01 is used throughout. At this scale "
         "the single-head tau first drops (N = 2..5 need little memory) and only starts to rise "
