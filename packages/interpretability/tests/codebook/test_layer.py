@@ -365,3 +365,19 @@ def test_layer_with_several_codes_exports() -> None:
     x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
     exported = torch.export.export(layer, (x,)).module()
     torch.testing.assert_close(exported(x), layer(x))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_forcing_some_positions_keeps_the_straight_through_gradient_elsewhere(groups: int) -> None:
+    layer = CodebookLayer(4, 6, k=1, groups=groups, seed=0).double()
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, 4, dtype=torch.float64)
+    codes = [2] if groups == 1 else [[2], [3]]
+    with layer.force(codes, positions=[0]):
+        out = layer(x)
+    (grad,) = torch.autograd.grad((out * w).sum(), x)
+    assert float(grad[:, 0].abs().max()) == 0.0  # the intervention: the codes alone
+    plain = layer(x)
+    (expected,) = torch.autograd.grad((plain * w).sum(), x)
+    torch.testing.assert_close(grad[:, 1:], expected[:, 1:])  # unforced: as without forcing
+    torch.testing.assert_close(out[:, 1:], plain[:, 1:])

@@ -279,13 +279,20 @@ class CodebookLayer(nn.Module):
         forced = bool(self._forced)
         if forced:
             flat = ids.reshape(*ids.shape[:-2], -1) if grouped else ids
+            marker = torch.full_like(flat, -2)  # forced slots get a code id or -1 (blocked)
             for codes, positions, per_sequence in self._forced:
                 flat = _apply_forced(flat, codes, positions, per_sequence)
+                marker = _apply_forced(marker, codes, positions, per_sequence)
             ids = flat.reshape(ids.shape)
+            forced_at = (marker != -2).any(-1)  # [...] without the feature axes
         codes_out = self._lookup(ids, forced)
-        # straight-through: the value is the codes, d output / d a is the identity; forced
-        # codes go out as a copy, so that in-place ops downstream leave _last_output alone
-        out = codes_out + a - a.detach() if not forced else codes_out.clone()
+        # straight-through: the value is the codes, d output / d a is the identity
+        out = codes_out + a - a.detach()
+        if forced:
+            # forced places: the codes alone (a new tensor, so in-place ops downstream leave
+            # _last_output alone); elsewhere the straight-through output
+            at = forced_at.reshape(*forced_at.shape, *([1] * (out.ndim - forced_at.ndim)))
+            out = torch.where(at, codes_out, out)
         if grouped:
             out = out.reshape(x.shape)
             a = a.reshape(x.shape)

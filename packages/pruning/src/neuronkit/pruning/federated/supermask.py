@@ -111,7 +111,8 @@ def topk_mask_ste(scores: torch.Tensor, k: int) -> torch.Tensor:
         k: number of entries kept, ``0 <= k <= scores.numel()`` (ties are broken by ``torch.topk``).
 
     Returns:
-        A 0/1 tensor shaped like ``scores``; its gradient is the identity.
+        A 0/1 tensor shaped like ``scores``; its gradient is the straight-through identity
+        taken through ``|scores|``: ``sign(scores) * grad``.
     """
     check_type("scores", scores, torch.Tensor)
     if not scores.is_floating_point():
