@@ -555,3 +555,37 @@ def test_correct_predictions_never_credits_a_nan_score_vector() -> None:
     time_major = torch.tensor([[[0.0, float("inf")]], [[float("nan"), 1.0]]])  # [T, B, C]
     assert correct_predictions(time_major, torch.tensor([[1], [1]])).tolist() == [[True], [False]]
     assert correct_predictions(logits.T, labels, dim=0).tolist() == [True, False, False, False]
+
+
+def test_load_weights_that_do_not_fit_leave_the_module_unchanged(tmp_path: Path) -> None:
+    import torch
+    from torch import nn
+
+    from neuronkit.common import load_weights, save_weights
+
+    torch.manual_seed(0)
+    path = save_weights(nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3)), tmp_path / "a.st")
+    wider = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 5))
+    deeper = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3), nn.Linear(3, 2))
+    for module, match in [
+        (wider, r"1\.weight: \(3, 8\) in the file, \(5, 8\) in module"),
+        (deeper, r"missing from the file: \['2\.bias', '2\.weight'\]"),
+    ]:
+        before = {k: v.clone() for k, v in module.state_dict().items()}
+        with pytest.raises(ValueError, match=match):
+            load_weights(path, module)
+        after = module.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)  # layer 0 untouched too
+    # strict=False loads the keys that fit and leaves the rest
+    load_weights(path, deeper, strict=False)
+    assert torch.equal(deeper[0].weight, load_weights(path)["0.weight"])
+
+
+def test_a_failed_atomic_write_removes_the_folders_it_created(tmp_path: Path) -> None:
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(tmp_path / "kept/a/b/f.txt") as t:
+        t.write_text("half")
+        raise RuntimeError("boom")
+    assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
+    atomic_write_text(tmp_path / "kept/a/b/f.txt", "whole")  # and a later write still works
+    assert (tmp_path / "kept/a/b/f.txt").read_text() == "whole"

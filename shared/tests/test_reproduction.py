@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -246,3 +247,40 @@ def test_save_figure_png(tmp_path: Path) -> None:
     assert ctx.figures == ["curve.png"]
     with pytest.raises(ValueError, match="name must be an identifier"):
         ctx.save_figure("../escape", fig)
+
+
+def test_a_run_seeds_the_global_rngs_and_gives_the_callers_back(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    spec = getattr(_ok, ATTRIBUTE)
+    seen = []
+
+    def draws() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(()))  # noqa: NPY002
+
+    def seed_caller() -> None:
+        random.seed(11)
+        np.random.seed(11)  # noqa: NPY002
+        torch.manual_seed(11)
+
+    def finishes(ctx: RunContext) -> None:
+        seen.append(draws())
+        ctx.check("v", 1.0)
+
+    def interrupted(ctx: RunContext) -> None:
+        seen.append(draws())
+        raise KeyboardInterrupt
+
+    seed_caller()
+    expected = draws()
+    for fn in (finishes, interrupted):
+        seed_caller()
+        with contextlib.suppress(KeyboardInterrupt):
+            run_reproduction(
+                spec, fn, package="unit", quick=True, seed=3, out_root=tmp_path, show_progress=False
+            )
+        assert draws() == expected
+    assert seen[0] == seen[1] != expected  # inside, the run's own seed

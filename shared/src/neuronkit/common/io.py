@@ -18,9 +18,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The file is flushed to disk before the rename (a crash leaves the old file or the whole
     new one) and gets the usual ``rw-r--r--`` permissions (``mkstemp`` creates it owner-only).
-    On error the temporary file is removed and ``path`` is left as it was.
+    On error the temporary file is removed and ``path`` is left as it was, as are its folders
+    (those created for it are removed again).
     """
     target = Path(path)
+    created = []  # the missing folders, deepest first
+    for folder in (target.parent, *target.parent.parents):
+        if folder.exists():
+            break
+        created.append(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -33,6 +39,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: something else wrote there since
+                folder.rmdir()
         raise
 
 

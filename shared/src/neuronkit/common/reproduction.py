@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .io import atomic_path, atomic_write_json, atomic_write_text, replace_dir
 from .progress import _bar, _library_bars, progress_write
-from .seeding import seed_everything
+from .seeding import global_rngs_restored, seed_everything
 from .validation import check_choice, check_number, check_type
 
 if TYPE_CHECKING:
@@ -339,7 +339,9 @@ def run_reproduction(
     (``package_version``), so that a later run can tell whether the result is still current.
 
     The folder appears only when the run finished: it is built under a temporary name and
-    moved into place, so an interrupted run leaves nothing that looks finished.
+    moved into place, so an interrupted run leaves nothing that looks finished. The run seeds
+    the global RNGs of ``random``, numpy and torch with ``seed``; the caller's states are
+    restored afterwards.
     """
     from .report import render_report
 
@@ -354,10 +356,11 @@ def run_reproduction(
         ctx = RunContext(
             spec, quick=quick, seed=seed, out_dir=work_dir, show_progress=show_progress
         )
-        seed_everything(seed)
         start = time.perf_counter()
-        with _torch_threads(spec.threads), _library_bars(False):  # the run shows its own bars
-            fn(ctx)
+        # the run seeds the global RNGs; the caller's states come back afterwards
+        with global_rngs_restored(), _torch_threads(spec.threads), _library_bars(False):
+            seed_everything(seed)
+            fn(ctx)  # shows its own bars
             environment = environment_info()  # inside: the thread count the run used
         if version is not None:
             environment["package_version"] = version

@@ -68,3 +68,23 @@ def torch_rng_seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng():
         torch.manual_seed(value)
         yield
+
+
+@contextlib.contextmanager
+def global_rngs_restored() -> Iterator[None]:
+    """The global RNGs of ``random``, numpy and (when installed) torch, CPU and CUDA, are put
+    back as they were when the block ends, however it ends."""
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    with contextlib.ExitStack() as stack:
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+            stack.enter_context(torch.random.fork_rng(devices=devices))
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)  # noqa: NPY002

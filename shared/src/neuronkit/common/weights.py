@@ -78,7 +78,9 @@ def load_weights(path: str | os.PathLike[str], module: Any = None, *, strict: bo
     """Load tensors from a safetensors file; load them into ``module`` when given.
 
     Returns the state dict (tensors, and any extra state :func:`save_weights` kept as JSON),
-    or the module when ``module`` is given.
+    or the module when ``module`` is given. A file that does not fit ``module`` (a tensor of
+    another shape; with ``strict``, a missing or unexpected key) raises ``ValueError`` before
+    anything is copied: ``load_state_dict`` would have overwritten the matching tensors first.
     """
     _safetensors_torch()  # the extra's ImportError, if missing
     if not Path(path).is_file():
@@ -96,5 +98,24 @@ def load_weights(path: str | os.PathLike[str], module: Any = None, *, strict: bo
         state.update(json.loads(extra))
     if module is None:
         return state
+    _check_fits(path, state, module.state_dict(), strict)
     module.load_state_dict(state, strict=strict)
     return module
+
+
+def _check_fits(path: Any, state: dict[str, Any], current: dict[str, Any], strict: bool) -> None:
+    problems = [
+        f"{key}: {tuple(state[key].shape)} in the file, {tuple(current[key].shape)} in module"
+        for key in sorted(state.keys() & current.keys())
+        if _is_tensor(state[key]) and _is_tensor(current[key])
+        if state[key].shape != current[key].shape
+    ]
+    if strict:
+        missing, unexpected = sorted(current.keys() - state.keys()), sorted(state.keys() - current)
+        problems += [f"missing from the file: {missing}"] * bool(missing)
+        problems += [f"not in module: {unexpected}"] * bool(unexpected)
+    if problems:
+        raise ValueError(
+            f"path {str(path)!r} does not fit module ({'; '.join(problems)}); "
+            "module was left unchanged"
+        )
