@@ -349,7 +349,9 @@ def test_square_and_vector_inputs_are_equivalent() -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(
-    v=arrays(np.float64, 15, elements=st.floats(0, 10, allow_nan=False)),
+    # no subnormal dissimilarities: their quotients round to fewer bits, so scaling them by 4
+    # is not exact (1.1125369292536e-309 against 1.112536929253597e-309)
+    v=arrays(np.float64, 15, elements=st.floats(0, 10, allow_nan=False, allow_subnormal=False)),
     lower=st.floats(0, 1),
     width=st.floats(0, 1),
 )

@@ -237,3 +237,31 @@ def test_global_scope_without_ties_removes_the_scores_below_the_kth() -> None:
     for g in graph.prunable_groups():
         want = (scores[g.index] <= kth).nonzero().flatten().tolist()
         assert plan.removed.get(g.index, torch.zeros(0)).tolist() == want
+
+
+def test_a_target_of_another_shape_is_refused_before_anything_is_pruned() -> None:
+    """``target`` must match ``graph.model``: a wider/narrower layer or a missing layer is a
+    ValueError naming ``target`` and the mismatch, and the target keeps every tensor."""
+    nn = torch.nn
+
+    def make(hidden: int, layers: int = 3) -> torch.nn.Sequential:
+        mods = [nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 3)]
+        return nn.Sequential(*mods[: 2 * layers - 1])
+
+    torch.manual_seed(0)
+    graph = DependencyGraph(make(8), torch.randn(2, 4))
+    plan = plan_pruning(graph, "l2", 0.5)
+    for target, match in (
+        (make(6), r"target: '2\.weight' has shape \(6, 8\), graph\.model's has \(8, 8\)"),
+        (make(8, layers=2), r"target: has no submodule '3'"),
+    ):
+        before = {k: v.clone() for k, v in target.state_dict().items()}
+        with pytest.raises(ValueError, match=match):
+            prune(graph, plan, target=target)
+        after = target.state_dict()
+        assert after.keys() == before.keys()
+        assert all(torch.equal(after[k], v) for k, v in before.items())
+    # a matching copy (weights may differ) is still pruned in place
+    target = make(8)
+    assert prune(graph, plan, target=target) is target
+    assert target[2].weight.shape == (4, 4)

@@ -279,3 +279,51 @@ def test_codebooks_take_the_train_or_eval_mode_of_their_module() -> None:
         first, second = cbm(ids), cbm(ids)
     torch.testing.assert_close(cbm.codebooks["mlp"].codebook.detach(), book)
     torch.testing.assert_close(first, second)
+
+
+class _SkippingNet(_Net):
+    """``_Net`` whose MLP block can be skipped, or give non-finite activations."""
+
+    skip = False
+    blow_up = False
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids)
+        h = h + self.attn(h)[0]
+        if not self.skip:
+            h = h + self.mlp(h * float("inf") if self.blow_up else h)
+        return self.head(h)
+
+
+def test_a_failed_initialize_codebooks_leaves_every_codebook_as_it_was() -> None:
+    # codebooks were initialized one by one: a later module never called (or giving non-finite
+    # activations) raised after the earlier codebooks were re-drawn and their counts zeroed
+    torch.manual_seed(0)
+    net = _SkippingNet()
+    cbm = insert_codebooks(net, ["attn", "mlp"], num_codes=4)
+    ids = torch.randint(0, 5, (2, 3))
+    cbm(ids)  # usage counts
+    before = {
+        n: (layer.codebook.detach().clone(), layer.counts.clone())
+        for n, layer in cbm.codebooks.items()
+    }
+    assert all(int(counts.sum()) > 0 for _, counts in before.values())
+
+    def unchanged() -> bool:
+        return all(
+            torch.equal(layer.codebook, before[n][0]) and torch.equal(layer.counts, before[n][1])
+            for n, layer in cbm.codebooks.items()
+        )
+
+    net.skip = True
+    with pytest.raises(RuntimeError, match=r"^module 'mlp' was not called"):
+        cbm.initialize_codebooks(ids)
+    assert unchanged()
+    net.skip, net.blow_up = False, True
+    with pytest.raises(ValueError, match="finite"):
+        cbm.initialize_codebooks(ids)
+    assert unchanged()
+    net.blow_up = False
+    cbm.initialize_codebooks(ids)  # a good call still initializes both
+    assert not unchanged()
+    assert all(int(layer.counts.sum()) == 0 for layer in cbm.codebooks.values())

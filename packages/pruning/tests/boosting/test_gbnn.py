@@ -294,3 +294,57 @@ def test_bad_data():
         fit_hidden_block(X, y, 2)
     with pytest.raises(ValueError, match="finite"):
         fit_hidden_block(Xbad, y[:, None], 2)
+
+
+def _state(est) -> dict:
+    return {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in vars(est).items()}
+
+
+def _assert_same_state(est, before: dict) -> None:
+    after = vars(est)
+    assert after.keys() == before.keys()
+    for k, v in before.items():
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(after[k], v), k
+        else:
+            assert after[k] == v, k
+
+
+def test_a_failed_refit_leaves_the_fitted_classifier_as_it_was():
+    """A refit that fails validation (one class, with other features; a bad parameter)
+    keeps every fitted attribute: predictions are still those of the first fit."""
+    X, y = _classification(k=2)
+    clf = _small(GBNNClassifier).fit(X, y + 5)
+    pred, before = clf.predict(X), _state(clf)
+    X3 = np.hstack([X, X[:, :1]])
+    with pytest.raises(ValueError, match="y must contain at least 2 classes"):
+        clf.fit(X3, np.zeros(len(X), dtype=int))
+    _assert_same_state(clf, before)
+    np.testing.assert_array_equal(clf.predict(X), pred)
+    with pytest.raises(ValueError, match="n_units"):
+        clf.set_params(n_units=0).fit(X, y)
+    clf.set_params(n_units=8)
+    _assert_same_state(clf, before)
+    np.testing.assert_array_equal(clf.predict(X), pred)
+
+
+def test_an_interrupted_refit_leaves_the_fitted_regressor_as_it_was(monkeypatch):
+    """Ctrl-C inside the boosting loop of a refit: the first fit's attributes all stay."""
+    from neuronkit.pruning.boosting import gbnn
+
+    X, y = _regression()
+    reg = _small(GBNNRegressor).fit(X, y)
+    pred, before = reg.predict(X), _state(reg)
+    fit_block, calls = gbnn.fit_hidden_block, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit_block(*args, **kwargs)
+
+    monkeypatch.setattr(gbnn, "fit_hidden_block", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reg.fit(X[:, :3], np.stack([y, y + 100], axis=1))
+    _assert_same_state(reg, before)
+    np.testing.assert_array_equal(reg.predict(X), pred)

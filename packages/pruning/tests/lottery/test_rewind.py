@@ -276,3 +276,16 @@ def test_labels_beyond_the_models_classes_are_named() -> None:
         accuracy(net, x, y)
     handle.remove()
     assert net.training  # the mode comes back after an exception too
+
+
+def test_a_model_without_trainable_parameters_is_refused_before_the_masks_are_attached() -> None:
+    """The optimizer cannot be built: a ValueError naming ``model``, and the model keeps its
+    weights (no mask applied) and gets no forward pre-hook."""
+    x, y = _data()
+    model = _net().requires_grad_(False)
+    masks = {k: torch.rand(v.shape) > 0.5 for k, v in ones_masks(model).items()}
+    before = clone_state(model)
+    with pytest.raises(ValueError, match="model: has no trainable parameters"):
+        train(model, x, y, CFG, masks=masks)
+    assert not model._forward_pre_hooks
+    assert _same(clone_state(model), before)

@@ -132,3 +132,24 @@ def test_nothing_is_dropped_in_the_release_steps() -> None:
     hist = train_send(model, ids, mask, t_ids, t_mask, cfg, seed=0)
     assert [d["step"] for d in hist.drops] == [2, 6]  # the selection at step 10 is released
     assert all(step < 7 for step in hist.checkpoints)
+
+
+def test_a_failed_set_keeps_every_mask() -> None:
+    """``set`` checks every layer before it installs any mask: an out-of-range index (or a
+    layer missing from ``width``) in a later layer leaves the earlier ones as they were."""
+    _, model, *_ = _setup()
+    with NeuronDropout(model, [0, 1], "mlp") as drop:
+        drop.set({1: torch.tensor([2])}, {1: 8})
+        before = drop.dropped()
+        bad = (
+            ({0: 8, 1: 8}, [99], r"dropped\[1\] indices must lie in \[0, 8\)"),
+            ({0: 8}, [3], "width must give the neuron count of layer 1"),
+        )
+        for width, idx, match in bad:
+            with pytest.raises(ValueError, match=match):
+                drop.set({0: torch.tensor([1]), 1: torch.tensor(idx)}, width)
+            after = drop.dropped()
+            assert after.keys() == before.keys()
+            assert all(torch.equal(after[k], v) for k, v in before.items())
+            assert after[0].numel() == 0
+            assert after[1].tolist() == [2]

@@ -129,3 +129,31 @@ def test_points_of_the_wrong_feature_size_name_x() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
     with pytest.raises(ValueError, match=r"^x must fit the model's input .* got shape \(3, 5\)"):
         local_complexity(model, torch.randn(3, 5), radius=0.1, n_directions=2)  # was addmm's
+
+
+def test_errors_of_the_model_other_than_shape_mismatches_pass_through() -> None:
+    # every RuntimeError of the first chunk became "x must fit the model's input": an
+    # allocation failure or the model's own error was reported as a shape problem
+    class Fails(torch.nn.Module):
+        def __init__(self, message: str) -> None:
+            super().__init__()
+            self.message = message
+
+        def forward(self, v: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError(self.message)
+
+    for message in (
+        "DefaultCPUAllocator: not enough memory: you tried to allocate 123456789 bytes",
+        "the model's own failure",
+    ):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), Fails(message))
+        with pytest.raises(RuntimeError) as info:
+            local_complexity(model, torch.randn(3, 4), radius=0.1, n_directions=2)
+        assert type(info.value) is RuntimeError
+        assert str(info.value) == message
+    # a shape mismatch still names x, with torch's error chained
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    with pytest.raises(ValueError, match=r"^x must fit the model's input") as info:
+        local_complexity(model, torch.randn(3, 5), radius=0.1, n_directions=2)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "mat1 and mat2" in str(info.value.__cause__)

@@ -332,3 +332,58 @@ def test_kernels_and_classifiers_ignore_the_row_scale(scale: float) -> None:
         sphere_kernel(
             torch.cat([x * scale, torch.zeros(1, 3, dtype=torch.float64)]), None, 3, relu_dual()
         )
+
+
+def test_a_failed_refit_keeps_the_previous_fit() -> None:
+    # classes_ was assigned before the checks: after a refused refit, predict mapped the old
+    # coefficients onto the new labels ([5, 5, 5, 5, 5] instead of the old predictions)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 3, generator=gen, dtype=torch.float64)
+    y = (x[:, 0] > 0).long()
+    clf = DeepNTKClassifier(relu_dual(), depth=3).fit(x, y)
+    classes, coef, x_fit, pred = clf.classes_, clf.coef_, clf.x_, clf.predict(x)
+    bad = [
+        (torch.cat([x[:4], x[:1]]), torch.tensor([5, 6, 7, 5, 6]), r"^x rows 0 and 4"),
+        (x, torch.full((20,), 3), r"^y must contain at least 2 classes"),
+        (torch.cat([x[:5], x[:1]]), torch.tensor([5, 6, 7, 8, 9, 5]), r"^x gives a singular"),
+    ]
+    for xb, yb, match in bad:
+        with pytest.raises(ValueError, match=match):
+            clf.fit(xb, yb)
+        assert clf.classes_ is classes
+        assert clf.coef_ is coef
+        assert clf.x_ is x_fit
+        assert torch.equal(clf.predict(x), pred)
+    # a refused set_params leaves the parameters (and the singular-kernel flag) as they were
+    with pytest.raises(ValueError, match="depth"):
+        clf.set_params(activation=singular_activation(2), depth=-1)
+    assert clf.activation.name == relu_dual().name
+    assert clf.depth == 3
+    assert clf._singular is False
+    assert torch.equal(clf.predict(x), pred)
+
+
+def test_a_failed_infinite_depth_refit_keeps_the_previous_fit(monkeypatch) -> None:
+    from neuronkit.theory.ntk import optimality
+
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.tensor([0, 1, 0, 1, 1, 1])
+    clf = InfiniteDepthNTKClassifier(relu_dual()).fit(x, y)
+    x_fit, y_fit, limit, pred = clf.x_, clf.y_, clf.limit_, clf.predict(x)
+    with pytest.raises(ValueError, match=r"^y must be \[N\]"):
+        clf.fit(x, y[:3])
+    assert clf.x_ is x_fit
+    assert clf.y_ is y_fit
+    assert clf.limit_ is limit
+
+    def interrupted(*args, **kwargs):  # the dual evaluated by depth_limit, interrupted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optimality, "depth_limit", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # x_ and y_ were replaced before limit_ failed
+        clf.fit(x[:4].flip(0), torch.tensor([1, 1, 0, 0]))
+    monkeypatch.undo()
+    assert clf.x_ is x_fit
+    assert clf.y_ is y_fit
+    assert clf.limit_ is limit
+    assert torch.equal(clf.predict(x), pred)

@@ -189,3 +189,38 @@ def test_predictive_std_and_tail_cdf_keep_float32_precision() -> None:
     assert float(mixture_cdf(torch.full((1, 1, 1), -6.0), mean, std)) == pytest.approx(
         tail, rel=1e-4
     )
+
+
+def test_interrupted_training_leaves_the_model_in_eval_mode_like_a_complete_run() -> None:
+    # model.train() ... model.eval() had no finally: a KeyboardInterrupt from the callback (or
+    # a diverging loss) left the model in train mode, a complete run leaves it in eval mode
+    batch = sample_gp_tasks(2, num_context=3, num_target=3, seed=0)
+    model = ConditionalNeuralProcess(hidden=8, seed=0).eval()
+
+    def interrupt(done: int, loss: float) -> None:
+        assert model.training
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_process(model, lambda step: batch, steps=3, callback=interrupt)
+    assert not any(m.training for m in model.modules())
+
+    def tasks(step: int):
+        if step == 1:
+            raise RuntimeError("task sampler failed")
+        return batch
+
+    model.train()
+    with pytest.raises(RuntimeError, match="task sampler failed"):
+        train_process(model, tasks, steps=2)
+    assert not any(m.training for m in model.modules())
+    train_process(model, lambda step: batch, steps=1)
+    assert not any(m.training for m in model.modules())
+    # an argument refused up front leaves the modes alone
+    model.train()
+    model.decoder.eval()
+    modes = [m.training for m in model.modules()]
+    with pytest.raises(ValueError, match="steps"):
+        train_process(model, lambda step: batch, steps=0)
+    assert [m.training for m in model.modules()] == modes

@@ -127,3 +127,44 @@ def test_labels_beyond_the_model_logits_name_the_labels() -> None:
         train_classifier(model, x, y + 5, x, y, epochs=1, batch_size=8)
     with pytest.raises(ValueError, match=r"^y_test must hold class labels in 0\.\.2"):
         train_classifier(model, x, y, x, y - 1, epochs=1, batch_size=8)
+
+
+def _modes(model: nn.Module) -> dict[str, bool]:
+    return {name: m.training for name, m in model.named_modules()}
+
+
+def test_refused_labels_leave_every_submodule_mode_as_it_was() -> None:
+    # the label range is known after one forward; _error ended with model.train(): a model in
+    # eval mode (one BatchNorm kept in train mode) came back with every submodule in train mode
+    x, y = _blobs(32, 0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.Dropout(0.1), nn.Linear(8, 3))
+    model.eval()
+    model[1].train()
+    modes = _modes(model)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for y_train, y_test, name in ((y + 5, y, "y_train"), (y, y - 1, "y_test")):
+        with pytest.raises(ValueError, match=rf"^{name} must hold class labels in 0\.\.2"):
+            train_classifier(model, x, y_train, x, y_test, epochs=1, batch_size=8)
+        assert _modes(model) == modes
+        assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_interrupted_training_leaves_the_model_in_eval_mode_like_a_complete_run() -> None:
+    x, y = _blobs(32, 0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    calls = []
+
+    def interrupt(module: nn.Module, args: object, out: torch.Tensor) -> None:
+        calls.append(module.training)
+        if calls.count(True) == 2:  # the second training step
+            raise KeyboardInterrupt
+
+    handle = model[3].register_forward_hook(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(model, x, y, x, y, epochs=2, batch_size=8, seed=0)
+    handle.remove()
+    assert calls[-2:] == [True, True]
+    assert not any(calls[:-2])  # the FLOPs count and checkpoint 0 run in eval mode
+    assert not any(_modes(model).values())
+    train_classifier(model, x, y, x, y, epochs=1, batch_size=8, seed=0)
+    assert not any(_modes(model).values())

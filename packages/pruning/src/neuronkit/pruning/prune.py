@@ -349,6 +349,38 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
             )
 
 
+def _check_target(graph: DependencyGraph, target: nn.Module) -> None:
+    """``target`` must have every submodule, parameter and buffer of ``graph.model``, each
+    tensor of the same shape (it may have more, e.g. a bias added by OBS compensation)."""
+    if not isinstance(target, nn.Module) or type(target) is not type(graph.model):
+        raise TypeError(
+            f"target: expected a {type(graph.model).__name__}, got {type(target).__name__}"
+        )
+    modules = dict(target.named_modules(remove_duplicate=False))
+    for name, _ in graph.model.named_modules(remove_duplicate=False):
+        if name not in modules:
+            raise ValueError(
+                f"target: has no submodule {name!r} of graph.model (expected a model of the "
+                "same structure, e.g. a copy of it)"
+            )
+    tensors: dict[str, torch.Tensor] = dict(target.named_parameters(remove_duplicate=False))
+    tensors.update(target.named_buffers(remove_duplicate=False))
+    ref: list[tuple[str, torch.Tensor]] = list(graph.model.named_parameters(remove_duplicate=False))
+    ref += graph.model.named_buffers(remove_duplicate=False)
+    for name, t in ref:
+        other = tensors.get(name)
+        if other is None:
+            raise ValueError(
+                f"target: has no tensor {name!r} of graph.model (expected a model of the "
+                "same structure, e.g. a copy of it)"
+            )
+        if other.shape != t.shape:
+            raise ValueError(
+                f"target: {name!r} has shape {tuple(other.shape)}, graph.model's has "
+                f"{tuple(t.shape)} (expected a model of the same structure, e.g. a copy of it)"
+            )
+
+
 def _removed_positions(
     graph: DependencyGraph, plan: PruningPlan
 ) -> dict[tuple[str, str, int], np.ndarray]:
@@ -738,7 +770,9 @@ def prune(
         plan: a :class:`PruningPlan` for that graph.
         inplace: modify ``graph.model`` itself instead of a deep copy.
         target: prune this module in place instead: a model of the same structure as
-            ``graph.model`` whose weights may differ (e.g. an OBS-compensated copy).
+            ``graph.model`` whose weights may differ (e.g. an OBS-compensated copy); it
+            needs every submodule, parameter and buffer of ``graph.model``, with the same
+            shapes (else a ValueError, before anything is modified).
 
     Returns:
         the pruned module (a copy unless ``inplace``). On any validation error the original
@@ -749,10 +783,7 @@ def prune(
     """
     _validate_plan(graph, plan)
     if target is not None:
-        if not isinstance(target, nn.Module) or type(target) is not type(graph.model):
-            raise TypeError(
-                f"target: expected a {type(graph.model).__name__}, got {type(target).__name__}"
-            )
+        _check_target(graph, target)
         model = target
     else:
         model = graph.model if inplace else copy.deepcopy(graph.model)

@@ -262,10 +262,28 @@ class CodebookModel(nn.Module):
             collected = self._collect
         finally:
             self._collect = None
-        for name, layer in self.codebooks.items():
-            if not collected[name]:
-                raise RuntimeError(f"module {name!r} was not called by the model's forward pass")
-            layer.initialize_from(torch.cat([t.reshape(-1, t.shape[-1]) for t in collected[name]]))
+        # every codebook's input first: a module left uncalled refuses before any codebook changes
+        missing = [name for name in self._names if not collected[name]]
+        if missing:
+            which = ", ".join(map(repr, missing))
+            raise RuntimeError(
+                f"module {which} was not called by the model's forward pass"
+                if len(missing) == 1
+                else f"modules {which} were not called by the model's forward pass"
+            )
+        inputs = {
+            n: torch.cat([t.reshape(-1, t.shape[-1]) for t in collected[n]]) for n in self._names
+        }
+        layers = self.codebooks
+        saved = {n: (cb.codebook.detach().clone(), cb.counts.clone()) for n, cb in layers.items()}
+        try:
+            for name, layer in layers.items():
+                layer.initialize_from(inputs[name])
+        except BaseException:  # e.g. non-finite activations at a later module: all as before
+            for name, layer in layers.items():
+                layer.codebook.data.copy_(saved[name][0])
+                layer.counts.copy_(saved[name][1])
+            raise
 
     def reset_counts(self) -> None:
         """Zero every codebook's usage counts."""

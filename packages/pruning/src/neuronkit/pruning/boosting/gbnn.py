@@ -28,8 +28,9 @@ ensemble after ``k`` steps.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -250,19 +251,30 @@ class _GBNNBase(BaseEstimator):
                 )
 
     # -- fitting ------------------------------------------------------------------------
-    def _fit_targets(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Boost on validated ``X: [n, d]`` and encoded targets ``y: [n, K]`` (float64)."""
-        self._check_params()
+    @contextlib.contextmanager
+    def _unchanged_on_failure(self) -> Iterator[None]:
+        """A failed or interrupted ``fit`` leaves the estimator as it was: ``validate_data``
+        sets ``n_features_in_`` / ``feature_names_in_`` before the other checks, so every
+        attribute comes back (the fitted ones are only assigned once fitting succeeded)."""
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_targets(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """Boost on validated ``X: [n, d]`` and encoded targets ``y: [n, K]`` (float64);
+        the fitted attributes, for the caller to assign once everything succeeded (the
+        parameters were checked by ``fit``)."""
         rng = check_random_state(self.random_state)
         n, K = X.shape[0], y.shape[1]
         J = int(self.units_per_step)
         T = max(1, int(self.n_units) // J)
         m = max(1, round(float(self.subsample) * n))
-        self.n_steps_ = T
-        self.n_units_ = T * J
-        self.n_outputs_ = K
-        self.init_ = self._init_output(y)  # [K]
-        raw = np.tile(self.init_, (n, 1))
+        init = self._init_output(y)  # [K]
+        raw = np.tile(init, (n, 1))
         W1 = np.empty((X.shape[1], T * J))
         b1 = np.empty(T * J)
         W2 = np.empty((T * J, K))
@@ -290,13 +302,19 @@ class _GBNNBase(BaseEstimator):
             steps[t] = rho
             raw = raw + rho * f
             losses.append(self._loss(y, raw))
-        self.hidden_weights_ = W1  # [d, T*J]
-        self.hidden_biases_ = b1  # [T*J]
-        self.output_weights_ = W2  # [T*J, K], already scaled by rho
-        self.step_biases_ = step_bias  # [T, K], already scaled by rho
-        self.step_sizes_ = steps  # [T]
-        self.train_loss_ = np.asarray(losses)  # [T]
-        self.n_iter_ = T  # boosting steps (scikit-learn's convention for iterative fits)
+        return {
+            "n_steps_": T,
+            "n_units_": T * J,
+            "n_outputs_": K,
+            "init_": init,  # [K]
+            "hidden_weights_": W1,  # [d, T*J]
+            "hidden_biases_": b1,  # [T*J]
+            "output_weights_": W2,  # [T*J, K], already scaled by rho
+            "step_biases_": step_bias,  # [T, K], already scaled by rho
+            "step_sizes_": steps,  # [T]
+            "train_loss_": np.asarray(losses),  # [T]
+            "n_iter_": T,  # boosting steps (scikit-learn's convention for iterative fits)
+        }
 
     # -- unit selection -----------------------------------------------------------------
     def unit_mask(self, units: UnitsArg = None) -> np.ndarray:
@@ -433,13 +451,18 @@ class GBNNRegressor(RegressorMixin, _GBNNBase):
     """
 
     def fit(self, X: Any, y: Any) -> GBNNRegressor:
-        """Fit on ``X: [n, d]`` and ``y: [n]`` or ``[n, K]`` (finite reals)."""
-        Xv, yv = validate_data(
-            self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, reset=True
-        )
-        yv = np.asarray(yv, dtype=np.float64)
-        self._y_ndim = yv.ndim
-        self._fit_targets(Xv, yv.reshape(len(yv), -1))
+        """Fit on ``X: [n, d]`` and ``y: [n]`` or ``[n, K]`` (finite reals).
+
+        If it fails (or is interrupted) the estimator is left as it was."""
+        self._check_params()
+        with self._unchanged_on_failure():
+            Xv, yv = validate_data(
+                self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, reset=True
+            )
+            yv = np.asarray(yv, dtype=np.float64)
+            fitted = self._fit_targets(Xv, yv.reshape(len(yv), -1))
+            fitted["_y_ndim"] = yv.ndim
+            self.__dict__.update(fitted)
         return self
 
     def _init_output(self, y: np.ndarray) -> np.ndarray:
@@ -489,20 +512,26 @@ class GBNNClassifier(ClassifierMixin, _GBNNBase):
     """
 
     def fit(self, X: Any, y: Any) -> GBNNClassifier:
-        """Fit on ``X: [n, d]`` and class labels ``y: [n]`` (at least two classes)."""
-        Xv, yv = validate_data(self, X, y, dtype=np.float64, reset=True)
-        check_classification_targets(yv)
-        self.classes_, codes = np.unique(yv, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"y must contain at least 2 classes, got {len(self.classes_)} class: "
-                f"{self.classes_.tolist()}"
-            )
-        if len(self.classes_) == 2:
-            target = codes.astype(np.float64)[:, None]
-        else:
-            target = np.eye(len(self.classes_))[codes]
-        self._fit_targets(Xv, target)
+        """Fit on ``X: [n, d]`` and class labels ``y: [n]`` (at least two classes).
+
+        If it fails (or is interrupted) the estimator is left as it was."""
+        self._check_params()
+        with self._unchanged_on_failure():
+            Xv, yv = validate_data(self, X, y, dtype=np.float64, reset=True)
+            check_classification_targets(yv)
+            classes, codes = np.unique(yv, return_inverse=True)
+            if len(classes) < 2:
+                raise ValueError(
+                    f"y must contain at least 2 classes, got {len(classes)} class: "
+                    f"{classes.tolist()}"
+                )
+            if len(classes) == 2:
+                target = codes.astype(np.float64)[:, None]
+            else:
+                target = np.eye(len(classes))[codes]
+            fitted = self._fit_targets(Xv, target)
+            fitted["classes_"] = classes
+            self.__dict__.update(fitted)
         return self
 
     @property

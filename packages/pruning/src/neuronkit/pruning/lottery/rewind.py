@@ -211,11 +211,10 @@ def train(
     for c in checkpoints:
         check_number("checkpoints[i]", c, ge=start_iteration, le=config.iterations, integer=True)
         wanted.add(int(c))
-    handle = attach_masks(model, masks) if masks is not None else None
-    saved: dict[int, State] = {}
-    if start_iteration in wanted:
-        saved[start_iteration] = clone_state(model)
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model: has no trainable parameters (every requires_grad is False)")
+    # the optimizer first: a failure here leaves the model without the masks' hook
     opt: torch.optim.Optimizer
     if config.optimizer == "sgd":
         opt = torch.optim.SGD(
@@ -223,9 +222,13 @@ def train(
         )
     else:
         opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    device = next(iter(params)).device if params else torch.device("cpu")
-    model.train()
+    device = params[0].device
+    handle = attach_masks(model, masks) if masks is not None else None
+    saved: dict[int, State] = {}
     try:
+        if start_iteration in wanted:
+            saved[start_iteration] = clone_state(model)
+        model.train()
         batches = _batches(len(y), config.batch_size, data_seed, start_iteration, config.iterations)
         # the caller's global RNG state comes back afterwards
         with torch.random.fork_rng():

@@ -231,6 +231,7 @@ class NeuronDropout:
         """Drop ``dropped[layer]`` (int64 indices) in each layer; ``None`` clears every mask.
 
         ``width[layer]`` is the number of neurons of that layer (needed to build the mask).
+        Every layer is checked before any mask changes: on an error the masks stay as they were.
         """
         if dropped is None:
             self._masks = dict.fromkeys(self.layers)
@@ -238,16 +239,20 @@ class NeuronDropout:
         check_type("dropped", dropped, dict)
         if width is None:
             raise ValueError("width must give each layer's neuron count when dropped is given")
+        new: dict[int, torch.Tensor | None] = {}
         for layer, idx in dropped.items():
             if layer not in self._masks:
                 raise ValueError(f"dropped names layer {layer}, expected one of {self.layers}")
+            if layer not in width:
+                raise ValueError(f"width must give the neuron count of layer {layer}")
             idx = torch.as_tensor(idx, dtype=torch.long).cpu()  # the masks live on the CPU
             h = int(width[layer])
             if idx.numel() and (idx.min() < 0 or idx.max() >= h):
                 raise ValueError(f"dropped[{layer}] indices must lie in [0, {h}), got {idx}")
             mask = torch.ones(h)
             mask[idx] = 0.0
-            self._masks[layer] = mask if idx.numel() else None
+            new[layer] = mask if idx.numel() else None
+        self._masks.update(new)
 
     def dropped(self) -> dict[int, torch.Tensor]:
         """The currently dropped indices per layer."""

@@ -14,6 +14,7 @@ robustness. Shapes: points ``[B, *in]``, vertices ``[B, 2k, *in]``, LC ``[B]`` o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,18 @@ import torch
 from neuronkit.common import check_finite, check_number, check_type
 
 from .._utils import check_positive_int, torch_generator
+
+# torch's wording for an input that does not fit a layer ("mat1 and mat2 shapes cannot be
+# multiplied", "expected input[...] to have 3 channels", "size of tensor a ... must match",
+# "running_mean should contain 8 elements"); a message about memory is never a shape problem
+_SHAPE_ERROR = re.compile(r"shape|size|dimension|mat1|mat2|channels|elements", re.IGNORECASE)
+_MEMORY_ERROR = re.compile(r"memory|allocat", re.IGNORECASE)
+
+
+def _is_shape_error(err: RuntimeError) -> bool:
+    msg = str(err)
+    return bool(_SHAPE_ERROR.search(msg)) and not _MEMORY_ERROR.search(msg)
+
 
 __all__ = [
     "cross_polytope",
@@ -122,9 +135,10 @@ def local_complexity(
         ``[B]`` (or ``[B, layers]``) integer counts as a float tensor.
 
     Raises:
-        ValueError: ``n_directions`` above the input dimension; NaN or infinite parameters of
-            ``model`` or pre-activations (their signs,
-            hence the count, would be meaningless).
+        ValueError: ``n_directions`` above the input dimension; ``x`` whose shape ``model``
+            refuses (torch's shape error chained); NaN or infinite parameters of ``model`` or
+            pre-activations (their signs, hence the count, would be meaningless). Other errors
+            of ``model`` (e.g. an allocation failure) propagate unchanged.
         TypeError: ``x`` of another dtype than the model's parameters; a callable ``model``
             that does not return a list of tensors.
     """
@@ -163,7 +177,9 @@ def local_complexity(
             except torch.OutOfMemoryError:
                 raise
             except RuntimeError as err:  # e.g. "mat1 and mat2 shapes cannot be multiplied"
-                if start:  # the first chunk ran: not a mismatch of x and the model
+                # the first chunk ran: not a mismatch of x and the model; other errors (an
+                # allocation failure, the model's own) pass through unchanged
+                if start or not _is_shape_error(err):
                     raise
                 raise ValueError(
                     f"x must fit the model's input (points [B, *in]), got shape "

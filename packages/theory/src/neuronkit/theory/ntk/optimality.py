@@ -662,11 +662,15 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
     """
 
     def __init__(self, activation: DualActivation, depth: int = 10, ridge: float = 0.0) -> None:
-        self.activation = _check_dual(activation)
-        self.depth = check_positive_int("depth", depth, minimum=0)
+        # validate every argument before assigning any: a failed set_params leaves self as it was
+        act = _check_dual(activation)
+        depth = check_positive_int("depth", depth, minimum=0)
         check_number("ridge", ridge, ge=0)
+        singular = depth_limit(act)["classifier"] == "singular_kernel"
+        self.activation = act
+        self.depth = depth
         self.ridge = float(ridge)
-        self._singular = depth_limit(self.activation)["classifier"] == "singular_kernel"
+        self._singular = singular
 
     def _log_scaled_diagonal(self) -> float:
         """``log(K_L(1) / lambda^L)``: ``K_L(1) = sum_{j <= L} c^j`` with ``c = dual'(1) > 1``."""
@@ -683,16 +687,17 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
         sphere, e.g. a duplicate) with different labels cannot both be interpolated: a
         ``ValueError`` names them; so does a kernel matrix that is singular for other reasons.
         """
+        # computed into locals, assigned only at the end: a failed (re)fit leaves the old fit whole
         a = _unit_rows("x", x)
         labels = _labels_for("y", a, y)
-        self.classes_ = torch.unique(labels)
-        if self.classes_.numel() < 2:
+        classes = torch.unique(labels)
+        if classes.numel() < 2:
             raise ValueError("y must contain at least 2 classes")
-        idx = torch.searchsorted(self.classes_, labels)
-        if self.classes_.numel() == 2:
+        idx = torch.searchsorted(classes, labels)
+        if classes.numel() == 2:
             targets = (2.0 * idx - 1.0).to(torch.float64)[:, None]
         else:
-            targets = torch.nn.functional.one_hot(idx, self.classes_.numel()).to(torch.float64)
+            targets = torch.nn.functional.one_hot(idx, classes.numel()).to(torch.float64)
         rho = _cosines(a, None)
         if self.ridge == 0.0:
             _check_no_conflicts(rho, labels)
@@ -716,6 +721,7 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
                 f"x gives a kernel matrix too ill-conditioned to interpolate y at depth "
                 f"{self.depth} (non-finite coefficients); use ridge > 0"
             )
+        self.classes_ = classes
         self.x_ = a
         self.coef_ = coef
         return self
@@ -768,9 +774,11 @@ class InfiniteDepthNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: ta
         """Store the training rows ``x [N, D]`` (projected to the sphere) and labels ``y [N]``,
         and the limit classifier :func:`depth_limit` chooses (``limit_``)."""
         x_rows = _unit_rows("x", x)
-        self.y_ = _labels_for("y", x_rows, y)
+        labels = _labels_for("y", x_rows, y)
+        limit = depth_limit(self.activation)
+        self.y_ = labels  # assigned together, after everything that can fail
         self.x_ = x_rows
-        self.limit_ = depth_limit(self.activation)
+        self.limit_ = limit
         return self
 
     def predict(self, x: Any) -> Tensor:

@@ -602,7 +602,8 @@ def train_process(
             ``True`` / ``False``.
 
     Returns:
-        a :class:`TrainingLog`.
+        a :class:`TrainingLog`. The model is left in eval mode, also when a step or the callback
+        raises (e.g. a ``KeyboardInterrupt``).
     """
     check_type("model", model, nn.Module)
     if not hasattr(model, "loss"):
@@ -619,20 +620,22 @@ def train_process(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []
     model.train()
-    for step in progress(range(steps), show_progress=show_progress, desc="train_process"):
-        batch = tasks(step)
-        loss = loss_fn(batch.xc, batch.yc, batch.x, batch.y, generator=generator, **kwargs)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"loss became {value} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        sched.step()
-        losses.append(value)
-        if callback is not None:
-            callback(step + 1, value)
-    model.eval()
+    try:
+        for step in progress(range(steps), show_progress=show_progress, desc="train_process"):
+            batch = tasks(step)
+            loss = loss_fn(batch.xc, batch.yc, batch.x, batch.y, generator=generator, **kwargs)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            sched.step()
+            losses.append(value)
+            if callback is not None:
+                callback(step + 1, value)
+    finally:  # eval mode, as after a complete run, also when a step or the callback raises
+        model.eval()
     return TrainingLog(losses)

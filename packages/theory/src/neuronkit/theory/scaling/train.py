@@ -28,6 +28,7 @@ from neuronkit.common import (
     check_probability,
     check_type,
     correct_predictions,
+    eval_mode,
 )
 
 from .._utils import torch_generator
@@ -231,14 +232,17 @@ def _check_xy(name_x: str, x: torch.Tensor, name_y: str, y: torch.Tensor) -> Non
 def _error(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048
 ) -> tuple[float, int]:
-    """Error rate of ``model`` on ``(x, y)`` and its number of logits ``K``."""
-    model.eval()
+    """Error rate of ``model`` on ``(x, y)`` and its number of logits ``K``.
+
+    Evaluated in eval mode; every submodule's own training flag comes back afterwards (also
+    on an exception).
+    """
     wrong, k = 0, 0
-    for i in range(0, x.shape[0], batch):
-        logits = model(x[i : i + batch])
-        k = int(logits.shape[-1])
-        wrong += int((~correct_predictions(logits, y[i : i + batch])).sum())
-    model.train()
+    with eval_mode(model):
+        for i in range(0, x.shape[0], batch):
+            logits = model(x[i : i + batch])
+            k = int(logits.shape[-1])
+            wrong += int((~correct_predictions(logits, y[i : i + batch])).sum())
     return wrong / x.shape[0], k
 
 
@@ -289,7 +293,8 @@ def train_classifier(
 
     Returns:
         :class:`TrainingRecord` with a checkpoint at epoch 0 (initialization) and every
-        ``eval_every`` epochs.
+        ``eval_every`` epochs. The model is left in eval mode (also when training is
+        interrupted); an argument refused up front leaves its modes as they were.
     """
     check_type("model", model, nn.Module)
     _check_xy("x_train", x_train, "y_train", y_train)
@@ -338,7 +343,7 @@ def train_classifier(
         record.train_loss.append(loss)
         return k
 
-    k = checkpoint(0, float("nan"))
+    k = checkpoint(0, float("nan"))  # leaves every submodule's training flag as it was
     for name, y in (("y_train", y_train), ("y_test", y_test)):  # K known after one forward
         lo, hi = (int(y.min()), int(y.max())) if y.numel() else (0, 0)
         if lo < 0 or hi >= k:
@@ -346,31 +351,33 @@ def train_classifier(
                 f"{name} must hold class labels in 0..{k - 1} (the model gives {k} logits), got "
                 f"labels in {lo}..{hi}"
             )
-    model.train()
     steps = n // batch_size
-    for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=gen, device=gen.device).to(x_train.device)
-        total = 0.0
-        for s in range(steps):
-            idx = perm[s * batch_size : (s + 1) * batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if max_shift > 0:
-                xb = random_translate(xb, max_shift, fill=fill, seed=gen)
-            opt.zero_grad(set_to_none=True)
-            if mixup_alpha > 0:
-                xm, ya, yb2, lam = mixup(xb, yb, mixup_alpha, seed=gen)
-                logits = model(xm)
-                loss = lam * F.cross_entropy(logits, ya, label_smoothing=label_smoothing) + (
-                    1 - lam
-                ) * F.cross_entropy(logits, yb2, label_smoothing=label_smoothing)
-            else:
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            seen += idx.numel()
-        if epoch % eval_every == 0 or epoch == epochs:
-            checkpoint(epoch, total / max(steps, 1))
-    model.eval()
+    model.train()
+    try:
+        for epoch in range(1, epochs + 1):
+            perm = torch.randperm(n, generator=gen, device=gen.device).to(x_train.device)
+            total = 0.0
+            for s in range(steps):
+                idx = perm[s * batch_size : (s + 1) * batch_size]
+                xb, yb = x_train[idx], y_train[idx]
+                if max_shift > 0:
+                    xb = random_translate(xb, max_shift, fill=fill, seed=gen)
+                opt.zero_grad(set_to_none=True)
+                if mixup_alpha > 0:
+                    xm, ya, yb2, lam = mixup(xb, yb, mixup_alpha, seed=gen)
+                    logits = model(xm)
+                    loss = lam * F.cross_entropy(logits, ya, label_smoothing=label_smoothing) + (
+                        1 - lam
+                    ) * F.cross_entropy(logits, yb2, label_smoothing=label_smoothing)
+                else:
+                    logits = model(xb)
+                    loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                seen += idx.numel()
+            if epoch % eval_every == 0 or epoch == epochs:
+                checkpoint(epoch, total / max(steps, 1))
+    finally:  # eval mode, as after a complete run, also when training is interrupted
+        model.eval()
     return record
