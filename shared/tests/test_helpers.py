@@ -489,6 +489,17 @@ def test_estimator_params_follow_the_constructor() -> None:
         est.set_params(beta=1)
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         est.set_params(alpha=-1)
+
+    class Assigning(EstimatorParams):  # assigns each argument as it checks it
+        def __init__(self, a: float = 1.0, b: float = 1.0) -> None:
+            self.a = a
+            check_number("b", b, ge=0)
+            self.b = b
+
+    partial = Assigning()
+    with pytest.raises(ValueError, match="b must be >= 0"):
+        partial.set_params(a=5.0, b=-1.0)
+    assert vars(partial) == {"a": 1.0, "b": 1.0}  # a refused value changes nothing
     sklearn_base = pytest.importorskip("sklearn.base", reason="clone needs scikit-learn")
     twin = sklearn_base.clone(est)
     assert twin.get_params() == est.get_params()

@@ -31,12 +31,18 @@ class EstimatorParams:
 
     def set_params(self: E, **params: Any) -> E:
         """Set constructor arguments by name; unknown names raise ``ValueError``. Returns
-        ``self``."""
+        ``self``; a refused value leaves every attribute as it was."""
         current = self.get_params()
         unknown = sorted(set(params) - set(current))
         if unknown:
             raise ValueError(f"params must be among {sorted(current)}, got {unknown}")
-        type(self).__init__(self, **{**current, **params})
+        saved = dict(self.__dict__)
+        try:
+            type(self).__init__(self, **{**current, **params})
+        except BaseException:  # __init__ may have assigned the arguments it checked first
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         return self
 
     def __repr__(self) -> str:
