@@ -285,3 +285,15 @@ def test_rank_after_ties_do_not_depend_on_summation_order() -> None:
     np.testing.assert_array_equal(_tied_ranks(np.full(3, np.inf)), [2.0, 2.0, 2.0])
     w = np.array([3.0, 1.0, 2.0])
     np.testing.assert_array_equal(_tied_ranks(w), rankdata(w))
+
+
+def test_stateless_transformer_ends_a_pipeline() -> None:
+    # without fitted attributes check_is_fitted failed: a Pipeline ending in GeoTopological
+    # raised NotFittedError in transform after fit
+    from sklearn.pipeline import make_pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    x, _, _ = _design(n_groups=2)
+    pipe = make_pipeline(GeoTopological(0.2, 0.8)).fit(x)
+    np.testing.assert_array_equal(pipe.transform(x), GeoTopological(0.2, 0.8).transform(x))
+    check_is_fitted(GeoTopological(0.2, 0.8))

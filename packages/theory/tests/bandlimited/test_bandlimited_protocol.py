@@ -26,11 +26,11 @@ def test_narrow_band_tanh_floor_comes_from_the_ridge_not_the_band() -> None:
     x, y, xt, yt = _task()
     least_squares = BandlimitedRandomNet(400, 5.0, ridge=RIDGE, seed=0).fit(x, y)
     ridged = BandlimitedRandomNet(400, 5.0, ridge=1e-6, seed=0).fit(x, y)
-    assert least_squares.score(xt, yt) < 1e-6  # band omega / 4, yet no floor
-    assert ridged.score(xt, yt) > 0.5  # the old protocol's "floor"
+    assert least_squares.relative_error(xt, yt) < 1e-6  # band omega / 4, yet no floor
+    assert ridged.relative_error(xt, yt) > 0.5  # the old protocol's "floor"
 
 
 def test_a_strictly_bandlimited_activation_keeps_a_floor_under_least_squares() -> None:
     x, y, xt, yt = _task()
     net = BandlimitedRandomNet(400, 5.0, activation="cos", ridge=0.0, seed=0).fit(x, y)
-    assert net.score(xt, yt) > 0.3
+    assert net.relative_error(xt, yt) > 0.3

@@ -103,3 +103,55 @@ def test_bands_and_widths_may_be_arrays_or_tensors_and_fit_needs_samples() -> No
         approximation_curve(x, y, x, y, bands=[1.0], widths=np.array([10.5]), **kw)
     with pytest.raises(ValueError, match=r"^x must hold at least one sample"):
         BandlimitedRandomNet(10, 1.0).fit(torch.zeros(0, 1), torch.zeros(0))  # was NaN weights
+
+
+def _sine_task() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = 2 * torch.rand(200, 1, generator=g, dtype=torch.float64) - 1
+    return x, torch.sin(8 * x[:, 0])
+
+
+def test_score_is_r2_so_model_selection_picks_the_best_band() -> None:
+    # score was the relative L2 error (lower is better): GridSearchCV, which maximizes, chose the
+    # band that cannot fit the target (0.5: error 0.96) over the one that fits it (20: 0.015)
+    from sklearn.base import is_regressor
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GridSearchCV
+
+    x, y = _sine_task()
+    search = GridSearchCV(BandlimitedRandomNet(100, 1.0, seed=0), {"band": [0.5, 20.0]}, cv=3)
+    search.fit(x.numpy(), y.numpy())
+    assert search.best_params_ == {"band": 20.0}
+    net = BandlimitedRandomNet(100, 20.0, seed=0)
+    assert is_regressor(net)
+    net.fit(x, y)
+    assert net.score(x, y) == pytest.approx(r2_score(y.numpy(), net.predict(x).numpy()))
+    assert net.score(x, y) > 0.99
+    assert net.relative_error(x, y) == relative_l2_error(net.predict(x), y)
+    assert net.relative_error(x, y) < 0.05
+
+
+def test_unfitted_net_is_not_fitted_and_set_params_keeps_the_fit() -> None:
+    # __init__ created coef_ = None: check_is_fitted passed on an unfitted net, and set_params
+    # (which reruns __init__) threw the fit away ("call fit before predict")
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    x, y = _sine_task()
+    net = BandlimitedRandomNet(50, 10.0, seed=0).fit(x, y)
+    pred = net.predict(x)
+    net.set_params(band=1.0, width=7, activation="cos", seed=3)
+    assert torch.equal(net.predict(x), pred)  # the fitted model, until the next fit
+    check_is_fitted(net)
+    assert net.activation_ == "tanh"
+    assert net.n_features_in_ == 1
+    unfitted = BandlimitedRandomNet(50, 10.0, seed=0)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(unfitted)
+    with pytest.raises(NotFittedError, match="fit"):
+        unfitted.predict(x)
+    with pytest.raises(RuntimeError, match="fit"):  # as before, for callers catching it
+        unfitted.features(x)
+    assert net.fit(x, y).predict(x).shape == pred.shape
+    assert net.activation_ == "cos"
+    assert net.coef_.shape == (7,)

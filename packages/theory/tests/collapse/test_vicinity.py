@@ -152,3 +152,36 @@ def test_bad_inputs_name_the_argument(call, exc: type, name: str) -> None:
     h, y = features(0)
     with pytest.raises(exc, match=rf"^{name} "):
         call(h, y)
+
+
+def test_estimator_is_a_scikit_learn_classifier() -> None:
+    # not recognized as a classifier: cross_val_score split the class-sorted data by KFold,
+    # every test fold held a class never trained on
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import cross_val_score
+
+    h, y = features(0, noise=0.5)  # sorted by class
+    scores = cross_val_score(VicinityCollapse(lambda_w=1e-2, max_steps=50), h.numpy(), y.numpy())
+    assert scores.min() > 0.8
+    assert is_classifier(VicinityCollapse())
+
+
+def test_estimator_predicts_only_the_labels_of_y() -> None:
+    # K was max(y) + 1: labels [3, 7] made classes 0..6, and the empty class 0 was predicted
+    h, y = features(0, noise=0.5)
+    two = y < 2
+    h, labels = h[two], torch.where(y[two] == 0, 3, 7)
+    est = VicinityCollapse(lambda_w=1e-2, max_steps=50).fit(h, labels)
+    pred = est.predict(torch.randn(50, D, generator=torch.Generator().manual_seed(1)).double())
+    assert set(pred.tolist()) <= {3, 7}
+    assert torch.equal(est.classes_, torch.tensor([3, 7]))
+    assert est.coef_.shape == (2, D)
+    assert est.score(h, labels) == pytest.approx(float((est.predict(h) == labels).double().mean()))
+    assert est.score(h, labels) > 0.9
+    assert est.score(h, torch.full_like(labels, 5)) == 0.0  # an unseen label is an error
+    negative = VicinityCollapse(lambda_w=1e-2, max_steps=50).fit(h, labels - 10)
+    assert torch.equal(negative.predict(h), est.predict(h) - 10)
+    with pytest.raises(ValueError, match=r"^y must contain at least 2 classes"):
+        VicinityCollapse().fit(h, torch.full_like(labels, 4))
+    with pytest.raises(TypeError, match=r"^y must hold integer"):
+        VicinityCollapse().fit(h, labels + 0.5)

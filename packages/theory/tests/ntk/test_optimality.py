@@ -387,3 +387,96 @@ def test_a_failed_infinite_depth_refit_keeps_the_previous_fit(monkeypatch) -> No
     assert clf.y_ is y_fit
     assert clf.limit_ is limit
     assert torch.equal(clf.predict(x), pred)
+
+
+def _sorted_blobs() -> tuple:
+    """Three well separated classes in 3-D, sorted by class (like iris)."""
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(0)
+    centres = 3.0 * torch.eye(3, dtype=torch.float64)
+    x = torch.cat([c + torch.randn(15, 3, generator=gen, dtype=torch.float64) for c in centres])
+    return x.numpy(), np.repeat([0, 1, 2], 15)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DeepNTKClassifier(relu_dual(), depth=2),
+        lambda: InfiniteDepthNTKClassifier(hermite_dual([0, 0, 0, 1])),
+    ],
+    ids=["deep", "infinite"],
+)
+def test_classifiers_are_scikit_learn_classifiers(make) -> None:
+    # not recognized as classifiers, cross_val_score split class-sorted data by KFold: each
+    # test fold held a class never trained on, and every fold scored 0
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import cross_val_score
+
+    x, y = _sorted_blobs()
+    scores = cross_val_score(make(), x, y, cv=3)
+    assert scores.min() > 0.8
+    assert is_classifier(make())
+    fitted = make().fit(x, y)
+    assert fitted.score(x, y) == pytest.approx(float((fitted.predict(x).numpy() == y).mean()))
+
+
+def test_set_params_after_fit_keeps_the_fitted_model() -> None:
+    # predict used the current depth / activation with coef_ fitted at the old ones (here the
+    # singular-kernel scaling of a relu fit: training accuracy 0.78)
+    data = dirichlet_sphere_data(60, [2, 1], [1, 2], 0.4, seed=1)
+    clf = DeepNTKClassifier(relu_dual(), depth=2).fit(data.x, data.y)
+    out, pred = clf.decision_function(data.x), clf.predict(data.x)
+    clf.set_params(depth=7)
+    assert torch.equal(clf.decision_function(data.x), out)
+    clf.set_params(activation=singular_activation(2), ridge=1.0)
+    assert torch.equal(clf.predict(data.x), pred)
+    assert (clf.depth_, clf.ridge_, clf.activation_.name) == (2, 0.0, relu_dual().name)
+    refit = clf.fit(data.x, data.y)
+    assert (refit.depth_, refit.ridge_) == (7, 1.0)
+    assert refit.activation_.name == singular_activation(2).name
+
+
+def test_set_params_after_fit_keeps_the_fitted_limit_classifier() -> None:
+    # the limit classifier kept limit_ from fit but used the new activation's kernel (another
+    # singular kernel: 2% of the predictions changed; relu: a ValueError)
+    data = dirichlet_sphere_data(60, [2, 1], [1, 2], 0.4, seed=1)
+    test = dirichlet_sphere_data(200, [2, 1], [1, 2], 0.4, seed=2)
+    limit = InfiniteDepthNTKClassifier(singular_activation(2)).fit(data.x, data.y)
+    want = limit.predict(test.x)
+    for act in (singular_activation(3), relu_dual()):
+        limit.set_params(activation=act)
+        assert torch.equal(limit.predict(test.x), want)
+        assert limit.activation_.name == singular_activation(2).name
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DeepNTKClassifier(relu_dual(), depth=2),
+        lambda: InfiniteDepthNTKClassifier(relu_dual()),
+        lambda: InfiniteDepthNTKClassifier(hermite_dual([0, 0, 0, 1])),
+        lambda: InfiniteDepthNTKClassifier(singular_activation(2)),
+    ],
+    ids=["deep", "majority", "nearest", "singular"],
+)
+def test_classifiers_predict_only_the_labels_of_y(make) -> None:
+    data = dirichlet_sphere_data(40, [2, 1], [1, 2], 0.4, seed=1)
+    y = torch.where(data.y == 0, 3, 7)
+    clf = make().fit(data.x, y)
+    assert torch.equal(clf.classes_, torch.tensor([3, 7]))
+    test = dirichlet_sphere_data(100, [2, 1], [1, 2], 0.4, seed=2)
+    assert set(clf.predict(test.x).tolist()) <= {3, 7}
+    assert clf.score(data.x, y) > 0.5
+
+
+@pytest.mark.parametrize("act", [relu_dual(), erf_dual(), hermite_dual([0, 0, 0, 1])])
+def test_infinite_depth_predict_checks_the_number_of_features(act) -> None:
+    # relu predicted silently, erf failed in a torch matmul
+    data = dirichlet_sphere_data(20, [2, 1], [1, 2], 0.4, seed=1)
+    clf = InfiniteDepthNTKClassifier(act).fit(data.x, data.y)
+    with pytest.raises(ValueError, match=r"^x must have 2 columns, got 3"):
+        clf.predict(torch.cat([data.x, data.x[:, :1]], dim=1))
+    with pytest.raises(ValueError, match=r"^x must have 2 columns, got 1"):
+        clf.predict(data.x[:, :1])
+    assert clf.n_features_in_ == data.x.shape[1] == 2

@@ -95,6 +95,11 @@ class GeoTopological(TransformerMixin, BaseEstimator):
         self._check_params()
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Always fitted: a stateless transformer (``check_is_fitted``, and a ``Pipeline``
+        ending in it, accept it before ``fit``)."""
+        return True
+
     def _check_params(self) -> None:
         _check_bounds(self.lower, self.upper)
         _check_bool("rank", self.rank)

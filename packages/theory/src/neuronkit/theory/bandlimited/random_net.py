@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
 
 from neuronkit.common import EstimatorParams, check_choice, check_number
 
@@ -89,7 +90,12 @@ def relative_l2_error(prediction: Any, target: Any) -> float:
     return float(torch.linalg.norm(p - t) / torch.linalg.norm(t).clamp_min(1e-300))
 
 
-class BandlimitedRandomNet(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
+class _NotFittedError(NotFittedError, RuntimeError):
+    """scikit-learn's ``NotFittedError`` (a ``ValueError`` and ``AttributeError``) that is also
+    the ``RuntimeError`` this estimator raised before it was fitted in earlier versions."""
+
+
+class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # sklearn regressor
     """A depth-2 random net with bandlimited hidden weights; only the output layer is fitted.
 
     Args:
@@ -103,8 +109,16 @@ class BandlimitedRandomNet(EstimatorParams, BaseEstimator):  # sklearn: tags, mo
             squares fit, the paper's unpenalized loss minimization.
         seed: int or ``torch.Generator`` for the hidden parameters.
 
-    Follows the scikit-learn estimator API: ``fit(x [n, d], y [n])``, ``predict(x) -> [n]``,
-    ``score(x, y)`` (relative L2 error, lower is better), ``get_params()``.
+    Follows the scikit-learn regressor API: ``fit(x [n, d], y [n])``, ``predict(x) -> [n]``,
+    ``score(x, y)`` (the coefficient of determination R^2, higher is better, so that model
+    selection such as ``GridSearchCV`` maximizes it), ``get_params()`` / ``set_params()``;
+    :meth:`relative_error` gives the relative L2 error (lower is better) that
+    :func:`approximation_curve` records.
+
+    Fitted attributes (set by ``fit`` only): ``hidden_weight_ [N, dim]``, ``hidden_bias_ [N]``,
+    ``coef_ [N]``, ``activation_`` (the activation the fit used) and ``n_features_in_``.
+    ``features`` / ``predict`` use them: a ``set_params`` after ``fit`` takes effect at the next
+    ``fit`` (as in scikit-learn).
     """
 
     def __init__(
@@ -128,22 +142,33 @@ class BandlimitedRandomNet(EstimatorParams, BaseEstimator):  # sklearn: tags, mo
         self.activation = activation
         self.ridge = float(ridge)
         self.seed = seed
-        self.hidden_weight_: torch.Tensor | None = None
-        self.hidden_bias_: torch.Tensor | None = None
-        self.coef_: torch.Tensor | None = None
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "coef_")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise _NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet: call fit before "
+                "features/predict"
+            )
+
+    def _features(
+        self, x: Any, weight: torch.Tensor, bias: torch.Tensor, activation: str
+    ) -> torch.Tensor:
+        xt = as_float_tensor("x", x, 2, "[n, dim]")
+        if xt.shape[1] != weight.shape[1]:
+            raise ValueError(
+                f"x must have {weight.shape[1]} columns like the training data, got {xt.shape[1]}"
+            )
+        z = xt @ weight.T + bias
+        return ACTIVATIONS[activation](z) / weight.shape[0] ** 0.5
 
     def features(self, x: Any) -> torch.Tensor:
-        """Hidden activations ``sigma(x a^T + b) / sqrt(N)``: ``[n, N]`` (after ``fit``)."""
-        if self.hidden_weight_ is None or self.hidden_bias_ is None:
-            raise RuntimeError("call fit before features/predict")
-        xt = as_float_tensor("x", x, 2, "[n, dim]")
-        if xt.shape[1] != self.hidden_weight_.shape[1]:
-            raise ValueError(
-                f"x must have {self.hidden_weight_.shape[1]} columns like the training data, "
-                f"got {xt.shape[1]}"
-            )
-        z = xt @ self.hidden_weight_.T + self.hidden_bias_
-        return ACTIVATIONS[self.activation](z) / self.width**0.5
+        """Hidden activations ``sigma(x a^T + b) / sqrt(N)``: ``[n, N]`` (after ``fit``, with the
+        fitted hidden layer and activation)."""
+        self._check_fitted()
+        return self._features(x, self.hidden_weight_, self.hidden_bias_, self.activation_)
 
     def fit(self, x: Any, y: Any) -> BandlimitedRandomNet:
         """Draw the hidden layer and solve the ridge least squares for the output weights.
@@ -161,26 +186,45 @@ class BandlimitedRandomNet(EstimatorParams, BaseEstimator):  # sklearn: tags, mo
             raise ValueError(
                 f"x must hold at least one sample [n >= 1, dim], got {tuple(xt.shape)}"
             )
-        self.hidden_weight_, self.hidden_bias_ = draw_bandlimited_weights(
+        # computed into locals, assigned only at the end: a failed refit leaves the old fit whole
+        weight, bias = draw_bandlimited_weights(
             self.width, xt.shape[1], self.band, bias_band=self.bias_band, seed=self.seed
         )
-        h = self.features(xt)
+        h = self._features(xt, weight, bias, self.activation)
         if self.ridge == 0:  # minimum-norm least squares: the normal equations may be singular
-            self.coef_ = torch.linalg.lstsq(h, yt[:, None], driver="gelsd").solution[:, 0]
-            return self
-        n = xt.shape[0]
-        gram = h.T @ h / n + self.ridge * torch.eye(self.width, dtype=torch.float64)
-        self.coef_ = torch.linalg.solve(gram, h.T @ yt / n)
+            coef = torch.linalg.lstsq(h, yt[:, None], driver="gelsd").solution[:, 0]
+        else:
+            n = xt.shape[0]
+            gram = h.T @ h / n + self.ridge * torch.eye(self.width, dtype=torch.float64)
+            coef = torch.linalg.solve(gram, h.T @ yt / n)
+        self.hidden_weight_, self.hidden_bias_ = weight, bias
+        self.activation_ = self.activation
+        self.n_features_in_ = int(xt.shape[1])
+        self.coef_ = coef
         return self
 
     def predict(self, x: Any) -> torch.Tensor:
         """Network outputs ``[n]``."""
-        if self.coef_ is None:
-            raise RuntimeError("call fit before predict")
         return self.features(x) @ self.coef_
 
-    def score(self, x: Any, y: Any) -> float:
-        """Relative L2 error of :meth:`predict` on ``(x, y)`` (lower is better)."""
+    def score(self, x: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R^2 of :meth:`predict` on ``(x, y)`` (higher is better;
+        1 is a perfect fit), as for every scikit-learn regressor (``sklearn.metrics.r2_score``).
+        See :meth:`relative_error` for the relative L2 error."""
+        from sklearn.metrics import r2_score
+
+        pred = self.predict(x)
+        target = as_float_tensor("y", y, 1, "[n]")
+        if target.shape != pred.shape:
+            raise ValueError(
+                f"y must have one target per row of x ({pred.shape[0]}), got shape "
+                f"{tuple(target.shape)}"
+            )
+        return float(r2_score(target.numpy(), pred.numpy(), sample_weight=sample_weight))
+
+    def relative_error(self, x: Any, y: Any) -> float:
+        """Relative L2 error ``||predict(x) - y|| / ||y||`` on ``(x, y)`` (lower is better;
+        :func:`relative_l2_error`)."""
         return relative_l2_error(self.predict(x), y)
 
 
@@ -275,5 +319,5 @@ def approximation_curve(
                     ridge=ridge,
                     seed=int(np.int64(seeds[i, j, r])),
                 )
-                errors[i, j, r] = net.fit(xtr, ytr).score(xte, yte)
+                errors[i, j, r] = net.fit(xtr, ytr).relative_error(xte, yte)
     return ApproximationCurve(bands=band_list, widths=width_list, errors=errors)

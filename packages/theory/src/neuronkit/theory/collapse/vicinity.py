@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from neuronkit.common import EstimatorParams, check_number, check_shape
 
-from .._utils import as_float_tensor, as_labels, check_positive_int
+from .._utils import as_float_tensor, as_labels, check_positive_int, label_tensor
 
 __all__ = [
     "VicinityCollapse",
@@ -211,12 +211,14 @@ def vicinity_first_order(
     return h0 - (h0.shape[0] / beta) * grad
 
 
-class VicinityCollapse(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
-    """Estimator shell around :func:`fit_vicinity` (scikit-learn style).
+class VicinityCollapse(ClassifierMixin, EstimatorParams, BaseEstimator):  # sklearn classifier
+    """Estimator shell around :func:`fit_vicinity` (a scikit-learn classifier).
 
-    ``VicinityCollapse(lambda_w=1e-3, beta=1.0).fit(H0, y)`` sets ``features_ [N, D]``,
-    ``coef_ [K, D]`` (the classifier) and ``n_iter_``; :meth:`predict` classifies new features
-    with ``coef_`` and :meth:`score` gives its accuracy.
+    ``VicinityCollapse(lambda_w=1e-3, beta=1.0).fit(H0, y)`` sets ``classes_ [K]`` (the sorted
+    distinct labels of ``y``, any integers), ``features_ [N, D]``, ``coef_ [K, D]`` (the
+    classifier; row ``k`` scores ``classes_[k]``) and ``n_iter_``; :meth:`predict` classifies
+    new features with ``coef_`` (only labels seen in ``y``) and :meth:`score` gives its
+    accuracy.
     """
 
     def __init__(
@@ -234,9 +236,13 @@ class VicinityCollapse(EstimatorParams, BaseEstimator):  # sklearn: tags, model 
         self.tol = tol
 
     def fit(self, X: Any, y: Any) -> VicinityCollapse:
-        """Optimize the features from ``X [N, D]`` and the classifier (:func:`fit_vicinity`):
-        sets ``features_ [N, D]``, ``coef_ [K, D]``, ``n_iter_`` and ``converged_``."""
-        result = fit_vicinity(X, y, **self.get_params())
+        """Optimize the features from ``X [N, D]`` and the classifier (:func:`fit_vicinity`) for
+        the labels ``y [N]`` encoded as indices into ``classes_``: sets ``classes_ [K]``,
+        ``features_ [N, D]``, ``coef_ [K, D]``, ``n_iter_`` and ``converged_``."""
+        h0 = as_float_tensor("X", X, 2, "[N, D]")
+        classes, codes = _encode_labels("y", y, h0.shape[0])
+        result = fit_vicinity(h0, codes, num_classes=classes.numel(), **self.get_params())
+        self.classes_ = classes
         self.features_ = result.features
         self.coef_ = result.weights
         self.n_iter_ = result.steps
@@ -253,10 +259,34 @@ class VicinityCollapse(EstimatorParams, BaseEstimator):  # sklearn: tags, model 
             raise RuntimeError("VicinityCollapse must be fitted before predict")
         h = as_float_tensor("X", X, 2, "[N, D]")
         check_shape("X", h, (None, self.coef_.shape[1]))
-        return (h @ self.coef_.T).argmax(dim=1)
+        return self.classes_[(h @ self.coef_.T).argmax(dim=1)]
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy of :meth:`predict` on ``X [M, D]`` against labels ``y [M]``."""
+        """Accuracy of :meth:`predict` on ``X [M, D]`` against integer labels ``y [M]`` (a label
+        not among ``classes_`` counts as an error)."""
         pred = self.predict(X)
-        labels, _ = as_labels("y", y, pred.shape[0], self.coef_.shape[0])
+        labels = _integer_labels("y", y, pred.shape[0])
         return float((pred == labels).double().mean())
+
+
+def _integer_labels(name: str, y: Any, n: int) -> torch.Tensor:
+    """``y`` as ``n`` integer labels ``[n]`` (long, CPU); integer-valued floats accepted."""
+    t = label_tensor(name, y)
+    if t.dtype.is_floating_point and bool((t == t.round()).all()):
+        t = t.long()
+    if t.dtype.is_floating_point or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer class labels, got dtype {t.dtype}")
+    if t.ndim != 1:
+        raise ValueError(f"{name} must be a label vector [N], got shape {tuple(t.shape)}")
+    if t.shape[0] != n:
+        raise ValueError(f"{name} must have one label per sample ({n}), got {t.shape[0]}")
+    return t.long().cpu()
+
+
+def _encode_labels(name: str, y: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sorted distinct labels of ``y`` (at least two) and each sample's index into them."""
+    labels = _integer_labels(name, y, n)
+    classes, codes = torch.unique(labels, return_inverse=True)
+    if classes.numel() < 2:
+        raise ValueError(f"{name} must contain at least 2 classes, got {classes.tolist()}")
+    return classes, codes

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import optimize, stats
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from neuronkit.common import EstimatorParams, as_float_array, check_number, check_type
 
@@ -646,10 +646,11 @@ def _check_no_conflicts(rho: Tensor, labels: Tensor) -> None:
         )
 
 
-class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
+class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # sklearn classifier
     """Kernel regression (interpolation) with the depth-``L`` NTK: the trained infinitely wide net.
 
-    scikit-learn style: ``fit(X [N, D], y [N])``, ``predict(X [M, D]) -> [M]``, ``score``. Inputs
+    scikit-learn classifier: ``fit(X [N, D], y [N])``, ``predict(X [M, D]) -> [M]``, ``score``
+    (accuracy); ``is_classifier`` holds, so model selection stratifies the folds. Inputs
     are projected to the unit sphere. Two classes use ``+-1`` targets, more classes one-hot
     targets; the prediction is the sign / argmax of ``K(X, X_train) K(X_train, X_train)^-1 Y``
     with the NTK normalized by ``K_L(1)``. For singular-class activations (:func:`depth_limit`)
@@ -659,6 +660,11 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
     layers). ``decision_function`` is then ``K_L(1) / dual'(0)^L`` times the normalized one (the
     same signs). Other activations raise a ``ValueError`` at a depth where a test point's
     normalized kernel underflows to all zeros.
+
+    Fitted attributes: ``classes_`` (the sorted labels of ``y``; any integers), ``x_ [N, D]``
+    (the training rows on the sphere), ``coef_``, and the settings the fit used,
+    ``activation_``, ``depth_`` and ``ridge_``: ``decision_function`` / ``predict`` use these,
+    so a ``set_params`` after ``fit`` takes effect at the next ``fit`` (as in scikit-learn).
     """
 
     def __init__(self, activation: DualActivation, depth: int = 10, ridge: float = 0.0) -> None:
@@ -672,13 +678,12 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
         self.ridge = float(ridge)
         self._singular = singular
 
-    def _log_scaled_diagonal(self) -> float:
+    @staticmethod
+    def _log_scaled_diagonal(activation: DualActivation, depth: int) -> float:
         """``log(K_L(1) / lambda^L)``: ``K_L(1) = sum_{j <= L} c^j`` with ``c = dual'(1) > 1``."""
-        _, lam, c = _derivs_at(self.activation)
-        n = self.depth + 1
-        return (
-            n * math.log(c) + math.log1p(-(c**-n)) - math.log(c - 1.0) - self.depth * math.log(lam)
-        )
+        _, lam, c = _derivs_at(activation)
+        n = depth + 1
+        return n * math.log(c) + math.log1p(-(c**-n)) - math.log(c - 1.0) - depth * math.log(lam)
 
     def fit(self, x: Any, y: Any) -> DeepNTKClassifier:
         """Interpolate ``y [N]`` at the rows of ``x [N, D]`` (kernel regression with ``ridge``).
@@ -688,6 +693,7 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
         ``ValueError`` names them; so does a kernel matrix that is singular for other reasons.
         """
         # computed into locals, assigned only at the end: a failed (re)fit leaves the old fit whole
+        act, depth, ridge, singular = self.activation, self.depth, self.ridge, self._singular
         a = _unit_rows("x", x)
         labels = _labels_for("y", a, y)
         classes = torch.unique(labels)
@@ -699,50 +705,56 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
         else:
             targets = torch.nn.functional.one_hot(idx, classes.numel()).to(torch.float64)
         rho = _cosines(a, None)
-        if self.ridge == 0.0:
+        if ridge == 0.0:
             _check_no_conflicts(rho, labels)
-        if self._singular:  # K / K_L(1) = (K / lambda^L) (lambda^L / K_L(1)); equal points: 1
+        if singular:  # K / K_L(1) = (K / lambda^L) (lambda^L / K_L(1)); equal points: 1
             other = rho < 1.0
             k = torch.ones_like(rho)
-            scaled = _singular_scaled_ntk(rho[other], self.depth, self.activation, "x")
-            k[other] = scaled * math.exp(-self._log_scaled_diagonal())
+            scaled = _singular_scaled_ntk(rho[other], depth, act, "x")
+            k[other] = scaled * math.exp(-self._log_scaled_diagonal(act, depth))
         else:
-            k = sphere_kernel(a, None, self.depth, self.activation)
-        k = k + self.ridge * torch.eye(k.shape[0], dtype=k.dtype)
+            k = sphere_kernel(a, None, depth, act)
+        k = k + ridge * torch.eye(k.shape[0], dtype=k.dtype)
         try:
             coef = torch.linalg.solve(k, targets)
         except torch.linalg.LinAlgError as err:
             raise ValueError(
-                f"x gives a singular kernel matrix at depth {self.depth} ({err}); duplicate "
+                f"x gives a singular kernel matrix at depth {depth} ({err}); duplicate "
                 "points on the sphere or depth 0 with more points than dimensions? Use ridge > 0"
             ) from err
         if not bool(torch.isfinite(coef).all()):
             raise ValueError(
                 f"x gives a kernel matrix too ill-conditioned to interpolate y at depth "
-                f"{self.depth} (non-finite coefficients); use ridge > 0"
+                f"{depth} (non-finite coefficients); use ridge > 0"
             )
         self.classes_ = classes
         self.x_ = a
         self.coef_ = coef
+        self.activation_, self.depth_, self.ridge_ = act, depth, ridge  # what predict uses
+        self._fitted_singular = singular
+        self.n_features_in_ = int(a.shape[1])
         return self
 
     def decision_function(self, x: Any) -> Tensor:
         """Kernel-regression outputs ``[M, 1]`` (two classes) or ``[M, C]`` for ``x [M, D]``."""
         if not hasattr(self, "coef_"):
             raise RuntimeError("call fit before predict")
+        act, depth = self.activation_, self.depth_  # the fit's, whatever set_params did since
         b = _unit_rows("x", x)
         if b.shape[1] != self.x_.shape[1]:
             raise ValueError(f"x must have {self.x_.shape[1]} columns, got {b.shape[1]}")
-        if self._singular:  # K / lambda^L; a point equal to a training point: K_L(1) / lambda^L
+        if (
+            self._fitted_singular
+        ):  # K / lambda^L; a point equal to a training point: K_L(1)/lambda^L
             rho = _cosines(b, self.x_)
             other = rho < 1.0
-            k = torch.full_like(rho, math.exp(min(self._log_scaled_diagonal(), 709.0)))
-            k[other] = _singular_scaled_ntk(rho[other], self.depth, self.activation, "x")
+            k = torch.full_like(rho, math.exp(min(self._log_scaled_diagonal(act, depth), 709.0)))
+            k[other] = _singular_scaled_ntk(rho[other], depth, act, "x")
             return k @ self.coef_
-        k = sphere_kernel(b, self.x_, self.depth, self.activation)
-        if self.depth > 0 and bool((k == 0).all(dim=1).any()):
+        k = sphere_kernel(b, self.x_, depth, act)
+        if depth > 0 and bool((k == 0).all(dim=1).any()):
             raise ValueError(
-                f"depth {self.depth} is too deep for {self.activation.name}: its normalized NTK "
+                f"depth {depth} is too deep for {act.name}: its normalized NTK "
                 "underflows double precision for some inputs (use InfiniteDepthNTKClassifier)"
             )
         return k @ self.coef_
@@ -760,11 +772,17 @@ class DeepNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model
         return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
 
 
-class InfiniteDepthNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: tags, model selection
+class InfiniteDepthNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):
     """The ``L -> inf`` limit of :class:`DeepNTKClassifier`, chosen by :func:`depth_limit`.
 
     Majority vote, 1-NN (largest cosine) or the singular kernel classifier with the exact limit
-    kernel :func:`koenigs_kernel`. ``fit(X [N, D], y [N])``, ``predict(X [M, D])``.
+    kernel :func:`koenigs_kernel`. A scikit-learn classifier: ``fit(X [N, D], y [N])``,
+    ``predict(X [M, D])``, ``score`` (accuracy).
+
+    Fitted attributes: ``classes_`` (the sorted labels of ``y``), ``x_ [N, D]``, ``y_ [N]``,
+    ``limit_`` (:func:`depth_limit` of the activation) and ``activation_``, the activation the
+    fit used: ``predict`` uses it, so a ``set_params`` after ``fit`` takes effect at the next
+    ``fit``.
     """
 
     def __init__(self, activation: DualActivation) -> None:
@@ -773,12 +791,16 @@ class InfiniteDepthNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: ta
     def fit(self, x: Any, y: Any) -> InfiniteDepthNTKClassifier:
         """Store the training rows ``x [N, D]`` (projected to the sphere) and labels ``y [N]``,
         and the limit classifier :func:`depth_limit` chooses (``limit_``)."""
+        act = self.activation
         x_rows = _unit_rows("x", x)
         labels = _labels_for("y", x_rows, y)
-        limit = depth_limit(self.activation)
+        limit = depth_limit(act)
         self.y_ = labels  # assigned together, after everything that can fail
         self.x_ = x_rows
+        self.classes_ = torch.unique(labels)
         self.limit_ = limit
+        self.activation_ = act
+        self.n_features_in_ = int(x_rows.shape[1])
         return self
 
     def predict(self, x: Any) -> Tensor:
@@ -787,11 +809,13 @@ class InfiniteDepthNTKClassifier(EstimatorParams, BaseEstimator):  # sklearn: ta
             raise RuntimeError("call fit before predict")
         kind = self.limit_["classifier"]
         b = _unit_rows("x", x)
+        if b.shape[1] != self.x_.shape[1]:
+            raise ValueError(f"x must have {self.x_.shape[1]} columns, got {b.shape[1]}")
         if kind == "majority_vote":
             return majority_vote(self.y_, b.shape[0])
         if kind == "nearest_neighbor":
             return nearest_neighbor_classify(self.x_, self.y_, b)
-        return singular_kernel_classify(self.x_, self.y_, b, activation=self.activation)
+        return singular_kernel_classify(self.x_, self.y_, b, activation=self.activation_)
 
     def score(self, x: Any, y: Any) -> float:
         """Accuracy of :meth:`predict` on ``x [M, D]`` against ``y [M]``."""
