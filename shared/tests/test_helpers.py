@@ -600,3 +600,36 @@ def test_a_failed_atomic_write_removes_the_folders_it_created(tmp_path: Path) ->
     assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
     atomic_write_text(tmp_path / "kept/a/b/f.txt", "whole")  # and a later write still works
     assert (tmp_path / "kept/a/b/f.txt").read_text() == "whole"
+
+
+_RACER = """
+import os, shutil, sys
+from pathlib import Path
+from neuronkit.common.io import replace_dir
+root, n = Path(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    src = root / f".x.partial-{os.getpid()}-{i}"
+    src.mkdir()
+    (src / "result.json").write_text(str(os.getpid()))
+    replace_dir(src, root / "x")
+"""
+
+
+def test_replace_dir_lets_the_last_of_concurrent_writers_win(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "racer.py"
+    script.write_text(_RACER)
+    root = tmp_path / "out"
+    root.mkdir()
+    racers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(root), "300"], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    errors = [r.communicate(timeout=120)[1] for r in racers]
+    assert [r.returncode for r in racers] == [0, 0], errors
+    assert [p.name for p in root.iterdir()] == ["x"]  # nothing set aside is left
+    assert (root / "x" / "result.json").read_text() in {str(r.pid) for r in racers}

@@ -199,11 +199,17 @@ def test_killed_runs_folders_are_swept_and_damaged_results_rerun(tmp_path: Path)
     spec = getattr(_ok, ATTRIBUTE)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a finished process: its pid names a killed run's leftover
-    (tmp_path / f".unit.ok.partial-{dead.pid}").mkdir()
+    from neuronkit.common.reproduction import _HOST
+
+    (tmp_path / f".unit.ok.partial-{dead.pid}").mkdir()  # the name before 0.1.14
+    (tmp_path / f".unit.ok.partial-{_HOST}-{dead.pid}-00ff00ff").mkdir()
+    # another machine sharing the folder: its process cannot be asked, so its folder stays
+    elsewhere = f".unit.ok.partial-{_HOST}x-{dead.pid}-00ff00ff"
+    (tmp_path / elsewhere).mkdir()
     run_reproduction(
         spec, _ok, package="unit", quick=True, seed=1, out_root=tmp_path, show_progress=False
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.ok"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [elsewhere, "unit.ok"]
     path = tmp_path / "unit.ok" / "result.json"
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, "environment": None}))

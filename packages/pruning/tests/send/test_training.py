@@ -153,3 +153,27 @@ def test_a_failed_set_keeps_every_mask() -> None:
             assert all(torch.equal(after[k], v) for k, v in before.items())
             assert after[0].numel() == 0
             assert after[1].tolist() == [2]
+
+
+def test_a_model_with_a_dropper_pickles_and_its_copies_keep_the_masks_of_their_time() -> None:
+    import copy
+    import pickle
+
+    _, model, ids, *_ = _setup()
+    model.eval()
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+    dropper = NeuronDropout(model, [0], "mlp")
+    dropper.set({0: torch.arange(32)}, {0: 64})
+    with torch.no_grad():
+        dropped = model(input_ids=ids).logits
+    assert not torch.allclose(dropped, plain)
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        dropper.set(None)  # the original stops dropping ...
+        with torch.no_grad():
+            torch.testing.assert_close(twin(input_ids=ids).logits, dropped)  # ... the copy not
+            torch.testing.assert_close(model(input_ids=ids).logits, plain)
+        dropper.set({0: torch.arange(32)}, {0: 64})
+    dropper.remove()
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, plain)

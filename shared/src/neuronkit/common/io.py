@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -70,23 +72,47 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 def replace_dir(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
     """Move the finished folder ``src`` to ``dst``, replacing any older ``dst``; if the move
-    fails (or is interrupted) the older ``dst`` is put back."""
+    fails (or is interrupted) the older ``dst`` is put back.
+
+    Safe against other processes replacing ``dst`` at the same time: the last one to move its
+    folder in wins, and no one fails or leaves a set-aside folder behind.
+    """
     src_path, dst_path = Path(src), Path(dst)
-    if not (dst_path.exists() or dst_path.is_symlink()):
-        os.replace(src_path, dst_path)
+    old = dst_path.with_name(f".{dst_path.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    for _ in range(1000):
+        if dst_path.exists() or dst_path.is_symlink():
+            try:
+                os.replace(dst_path, old)
+            except FileNotFoundError:  # another process set it aside first
+                continue
+        try:
+            os.replace(src_path, dst_path)
+        except OSError as err:
+            # another process's folder landed in between: set that one aside on the next try
+            landed = err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
+            if not (landed and (dst_path.exists() or dst_path.is_symlink())):
+                _put_back(old, dst_path)
+                raise
+            _remove(old)
+            continue
+        except BaseException:
+            _put_back(old, dst_path)
+            raise
+        _remove(old)
         return dst_path
-    old = dst_path.with_name(f".{dst_path.name}.old-{os.getpid()}")
-    os.replace(dst_path, old)
-    try:
-        os.replace(src_path, dst_path)
-    except BaseException:
-        os.replace(old, dst_path)
-        raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
+    raise RuntimeError(f"dst {str(dst_path)!r} kept being replaced by other processes")
+
+
+def _put_back(old: Path, dst: Path) -> None:
+    if (old.exists() or old.is_symlink()) and not (dst.exists() or dst.is_symlink()):
+        os.replace(old, dst)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
     else:
-        old.unlink(missing_ok=True)
-    return dst_path
+        path.unlink(missing_ok=True)
 
 
 def _json_safe(obj: Any) -> Any:

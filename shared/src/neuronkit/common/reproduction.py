@@ -25,7 +25,9 @@ import math
 import os
 import platform
 import re
+import secrets
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -348,9 +350,9 @@ def run_reproduction(
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     final_dir = out_root / spec.id
-    work_dir = out_root / f".{spec.id}.partial-{os.getpid()}"
+    # host, process and a random token: unique also across machines sharing out_root
+    work_dir = out_root / f".{spec.id}.partial-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
     _remove_stale_partials(out_root, spec.id)
-    shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir()
     try:
         ctx = RunContext(
@@ -397,12 +399,21 @@ def run_reproduction(
     return result
 
 
+#: this machine in work folders' names (no "-": the names are split at it)
+_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+
+
 def _remove_stale_partials(out_root: Path, reproduction_id: str) -> None:
-    """Remove the unfinished folders of earlier runs of ``reproduction_id`` whose process is
-    gone (killed without a chance to clean up); a running one's folder is left alone."""
-    for partial in out_root.glob(f".{reproduction_id}.partial-*"):
-        pid = partial.name.rpartition("-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+    """Remove the unfinished folders of earlier runs of ``reproduction_id`` on this machine
+    whose process is gone (killed without a chance to clean up); a running one's folder, and
+    every other machine's (whose processes cannot be asked), are left alone."""
+    prefix = f".{reproduction_id}.partial-"
+    for partial in out_root.glob(f"{prefix}*"):
+        parts = partial.name[len(prefix) :].split("-")
+        host, pid = (_HOST, parts[0]) if len(parts) == 1 else (parts[0], parts[1])  # 1: old
+        if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        if not _process_alive(int(pid)):
             shutil.rmtree(partial, ignore_errors=True)
 
 

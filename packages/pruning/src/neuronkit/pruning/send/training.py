@@ -23,6 +23,7 @@ middle-layer hidden state of the last token each).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -185,13 +186,30 @@ def _first(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
+def _drop_neurons(
+    dropper: NeuronDropout, layer: int, module: nn.Module, args: Any, output: Any
+) -> Any:
+    """Forward hook of :class:`NeuronDropout`: zero the dropped neurons of ``layer``."""
+    mask = dropper._masks.get(layer)
+    if mask is None or not dropper.active:
+        return None
+    out = _first(output)
+    if out.shape[-1] != mask.numel():
+        raise ValueError(
+            f"layer {layer} has {out.shape[-1]} neurons but the mask has {mask.numel()}"
+        )
+    dropped = out * mask.to(dtype=out.dtype, device=out.device)
+    return (dropped, *output[1:]) if isinstance(output, tuple) else dropped
+
+
 class NeuronDropout:
     """Deterministic dropout of chosen neurons through forward hooks (SeND's drop step).
 
     ``NeuronDropout(model, layers, site)`` registers one hook per layer; :meth:`set` chooses
     which neuron indices are zeroed (``None`` or empty: none). Zeroing multiplies the module
     output by a 0/1 mask over the last dimension (out of place, no rescaling). Use it as a
-    context manager or call :meth:`remove`.
+    context manager or call :meth:`remove`. The model stays picklable; a copy of it (deepcopy,
+    pickle) drops the neurons dropped at copy time, whatever this dropper does afterwards.
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[int], site: str = "mlp") -> None:
@@ -206,24 +224,12 @@ class NeuronDropout:
         self.site = site
         self.active = True
         self._masks: dict[int, torch.Tensor | None] = dict.fromkeys(self.layers)
+        # a partial of a module-level function, not a closure: the model pickles, and a copy of
+        # it gets a copy of this dropper (its current masks), independent of this one
         self._handles = [
-            m.register_forward_hook(self._hook(li)) for li, m in zip(self.layers, modules)
+            m.register_forward_hook(functools.partial(_drop_neurons, self, li))
+            for li, m in zip(self.layers, modules)
         ]
-
-    def _hook(self, layer: int) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> Any:
-            mask = self._masks.get(layer)
-            if mask is None or not self.active:
-                return None
-            out = _first(output)
-            if out.shape[-1] != mask.numel():
-                raise ValueError(
-                    f"layer {layer} has {out.shape[-1]} neurons but the mask has {mask.numel()}"
-                )
-            dropped = out * mask.to(dtype=out.dtype, device=out.device)
-            return (dropped, *output[1:]) if isinstance(output, tuple) else dropped
-
-        return hook
 
     def set(
         self, dropped: dict[int, torch.Tensor] | None, width: dict[int, int] | None = None
