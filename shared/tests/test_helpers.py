@@ -633,3 +633,25 @@ def test_replace_dir_lets_the_last_of_concurrent_writers_win(tmp_path: Path) -> 
     assert [r.returncode for r in racers] == [0, 0], errors
     assert [p.name for p in root.iterdir()] == ["x"]  # nothing set aside is left
     assert (root / "x" / "result.json").read_text() in {str(r.pid) for r in racers}
+
+
+def test_new_figure_leaves_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from neuronkit.common import new_figure
+
+    plt.close("all")
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")  # a session's own (non-Agg) backend
+    try:
+        for _ in range(30):  # more than pyplot's 20-figure warning
+            fig, axes = new_figure(1, 2, sharey=True, figsize=(4, 2))
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(backend)
+    assert plt.get_fignums() == []
+    assert axes.shape == (2,)
+    assert axes[0].get_shared_y_axes().joined(axes[0], axes[1])
+    fig.savefig(tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

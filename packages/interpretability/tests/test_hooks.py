@@ -362,3 +362,18 @@ def test_copies_made_while_recording_do_not_record() -> None:
     assert len(rec.history["0"]) == 1
     model(x)  # the recorder's own hook is gone after the context
     assert len(rec.history["0"]) == 1
+
+
+def test_a_recorder_keeping_the_graph_is_freed() -> None:
+    import gc
+    import weakref
+
+    # with detach=False the recorder holds the graph that holds its gradient hook: the hook
+    # used to keep the recorder (and the graph) alive for good
+    model = _net()
+    with LayerRecorder(model, ["0"], gradients=True, detach=False) as rec:
+        model(torch.randn(2, 4))
+    ref = weakref.ref(rec)
+    del rec
+    gc.collect()
+    assert ref() is None

@@ -281,6 +281,18 @@ def test_head_macs_follow_a_replaced_head() -> None:
     assert net.run(x, "dense").head_macs == fresh.run(x, "dense").head_macs > before
 
 
+def test_head_macs_follow_the_heads_settings_not_its_identity() -> None:
+    model, _ = _net()
+    x = torch.randn(2, 1, 8, 8)
+    head = nn.Sequential(nn.Conv2d(5, 5, 3, padding=1), nn.Flatten())
+    net = DynamicCNN.from_sequential(model.features, head).eval()
+    stride_one = net.run(x, "dense").head_macs
+    net.head[0].stride = (2, 2)  # the same objects and parameter shapes, a quarter of the outputs
+    stride_two = net.run(x, "dense").head_macs
+    assert stride_two < stride_one
+    assert stride_two == DynamicCNN.from_sequential(model.features, net.head).run(x).head_macs
+
+
 def test_ratio_one_keeps_every_filter_with_mass() -> None:
     act = torch.zeros(1, 3, 2, 2)
     act[0, 0] = 1.0

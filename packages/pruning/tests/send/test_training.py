@@ -177,3 +177,10 @@ def test_a_model_with_a_dropper_pickles_and_its_copies_keep_the_masks_of_their_t
     dropper.remove()
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, plain)
+
+
+def test_record_activations_checks_every_layer_before_hooking_any() -> None:
+    _, model, ids, mask, *_ = _setup()
+    with pytest.raises(ValueError, match="layer must lie in"):
+        record_activations(model, ids, mask, [0, 5], "mlp")
+    assert not any(m._forward_hooks for m in model.modules())

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+#: keyword arguments of ``Figure.subplots``; the others go to ``Figure``
+_SUBPLOTS_KEYS = frozenset(
+    ("sharex", "sharey", "squeeze", "width_ratios", "height_ratios", "subplot_kw", "gridspec_kw")
+)
+
 
 def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
-    """Return ``(fig, axes)`` from a non-interactive (Agg) matplotlib backend.
+    """Return ``(fig, axes)`` as ``plt.subplots`` would, but headless and outside pyplot.
 
-    Save it with ``RunContext.save_figure(name, fig)``.
+    The figure is a plain ``matplotlib.figure.Figure`` drawn with Agg: the session's backend is
+    left alone, nothing is registered with pyplot (no figure accumulates, none needs closing)
+    and no window opens. Save it with ``RunContext.save_figure(name, fig)`` or
+    ``fig.savefig``; a notebook shows it as a cell's result.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("plots need matplotlib: pip install 'neuronkit-common[plot]'") from err
     kwargs.setdefault("figsize", (4.0 * ncols, 3.2 * nrows))
     kwargs.setdefault("constrained_layout", True)
-    return plt.subplots(nrows, ncols, **kwargs)
+    subplots = {k: kwargs.pop(k) for k in list(kwargs) if k in _SUBPLOTS_KEYS}
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **subplots)

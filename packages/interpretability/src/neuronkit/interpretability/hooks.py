@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import sys
+import weakref
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -255,12 +256,16 @@ class LayerRecorder:
         if self.accumulate:
             self.history[name].append(value.detach())
         if self.record_gradients and tensor.requires_grad:
+            # weakly: with detach=False the recorder holds the graph that holds this hook, a
+            # cycle through autograd that Python's collector cannot see (every recorder leaked)
+            recorder = weakref.ref(self)
 
             def grad_hook(grad: torch.Tensor) -> None:
+                rec = recorder()
                 # only the call whose output is in activations (backward reaches the
                 # calls of a reused module last to first)
-                if call == self._calls[name]:
-                    self.gradients[name] = grad.detach()
+                if rec is not None and call == rec._calls[name]:
+                    rec.gradients[name] = grad.detach()
 
             tensor.register_hook(grad_hook)
 

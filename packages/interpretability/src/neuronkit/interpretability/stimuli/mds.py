@@ -280,7 +280,7 @@ def optimize_stimuli(
             loss = loss + smoothness * laplace_penalty(x)
         # the gradient of the stimuli only: backward() would also add into the model's .grad
         (grad,) = torch.autograd.grad(loss, x)
-        x.grad = _tangent(grad, x)
+        x.grad = _tangent(grad, x.detach())  # no graph: x -> x.grad -> graph -> x would leak
         opt.step()
         with torch.no_grad():
             x.copy_(project_to_norm(x, norm))

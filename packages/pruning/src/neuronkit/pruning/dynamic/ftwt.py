@@ -367,14 +367,17 @@ class DynamicCNN(nn.Module):
         self._head_cache: dict[tuple[Any, ...], int] = {}
 
     def _head_macs(self, h: torch.Tensor) -> int:
-        # the head is dense: its cost depends on its layers' and the input's shapes only (the
-        # head itself is in the key, so a replaced or resized head is counted again)
-        shapes = tuple(
-            (type(m), *(tuple(p.shape) for p in m.parameters(recurse=False)))
+        # the head is dense: its cost depends on its structure (layer types, settings such as
+        # strides, parameter shapes) and the input's shape only, so those are the key; a head
+        # object's id would be reused by a different head once the first one is freed
+        structure = tuple(
+            (type(m), m.extra_repr(), *(tuple(p.shape) for p in m.parameters(recurse=False)))
             for m in self.head.modules()
         )
-        key = (id(self.head), shapes, tuple(h.shape[1:]))
+        key = (structure, tuple(h.shape[1:]))
         if key not in self._head_cache:
+            if len(self._head_cache) >= 64:  # bounded: many input sizes or replaced heads
+                self._head_cache.clear()
             self._head_cache[key] = count_macs(self.head, h[:1].detach())
         return self._head_cache[key]
 

@@ -349,7 +349,8 @@ def record_activations(
 
         return hook
 
-    handles = [neuron_module(model, li, site).register_forward_hook(make(li)) for li in layers]
+    modules = [neuron_module(model, li, site) for li in layers]  # all checked before any hook
+    handles = [m.register_forward_hook(make(li)) for li, m in zip(layers, modules)]
     try:
         with eval_mode(model):
             model(input_ids=input_ids, attention_mask=attention_mask)
