@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -655,3 +656,7 @@ def test_new_figure_leaves_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
     assert axes[0].get_shared_y_axes().joined(axes[0], axes[1])
     fig.savefig(tmp_path / "f.png")
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "layout and constrained_layout cannot be used together"
+        fig, _ = new_figure(layout="tight")
+    assert fig.get_layout_engine().__class__.__name__ == "TightLayoutEngine"

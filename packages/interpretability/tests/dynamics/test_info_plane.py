@@ -220,6 +220,11 @@ def test_plot_information_plane() -> None:
         plot_information_plane(ax, ixt, ity, [0, 10, 100], layer_names=["a"])
     with pytest.raises(ValueError, match="epochs"):
         plot_information_plane(ax, ixt, ity, [0, 10])
+    for bad in (np.nan, np.inf):  # the log colour scale failed (inf: only when saved)
+        with pytest.raises(ValueError, match="epochs must be finite"):
+            plot_information_plane(ax, ixt, ity, [0, 10, bad])
+    with pytest.raises(TypeError, match="layer_names must be a sequence"):
+        plot_information_plane(ax, ixt, ity, [0, 10, 100], layer_names="ab")
     plt.close(fig)
 
 

@@ -88,6 +88,11 @@ def test_plot_scaling_draws_points_and_law() -> None:
     plot_scaling(ax, c, c**-0.5, fit_power_law(c, c**-0.5), label="b")
     assert len(ax.lines) == 2
     assert ax.get_xscale() == "log"
+    for compute in ([0.0, 1e4, 1e5, 1e6], [np.nan, 1e4, 1e5, 1e6], []):  # not dropped silently
+        with pytest.raises(ValueError, match=r"compute (and error )?must"):
+            plot_scaling(ax, compute, [0.1] * len(compute), fit_power_law(c, c**-0.5))
+    with pytest.raises(ValueError, match="error must hold finite numbers > 0"):
+        plot_scaling(ax, c, [0.1, -0.1, 0.1, 0.1])
     import matplotlib.pyplot as plt
 
     plt.close(fig)

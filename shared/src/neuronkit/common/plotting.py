@@ -24,7 +24,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("plots need matplotlib: pip install 'neuronkit-common[plot]'") from err
     kwargs.setdefault("figsize", (4.0 * ncols, 3.2 * nrows))
-    kwargs.setdefault("constrained_layout", True)
+    if "layout" not in kwargs:  # matplotlib warns when both are given
+        kwargs.setdefault("constrained_layout", True)
     subplots = {k: kwargs.pop(k) for k in list(kwargs) if k in _SUBPLOTS_KEYS}
     fig = Figure(**kwargs)
     FigureCanvasAgg(fig)

@@ -534,6 +534,10 @@ def plot_information_plane(
             f"ixt, ity must have the same [E, L] shape and epochs [E], got {a.shape}, "
             f"{b.shape} and {ep.shape}"
         )
+    if not np.all(np.isfinite(ep)):
+        raise ValueError(f"epochs must be finite (the colour scale is logarithmic), got {ep}")
+    if isinstance(layer_names, (str, bytes)):
+        raise TypeError(f"layer_names must be a sequence of names, got the string {layer_names!r}")
     names = (
         list(layer_names) if layer_names is not None else [f"T{i + 1}" for i in range(a.shape[1])]
     )

@@ -299,10 +299,16 @@ def plot_scaling(
     """
     if not callable(getattr(ax, "loglog", None)):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
-    x = as_float_array("compute", compute, "[n]")
-    y = as_float_array("error", error, "[n]")
-    if x.shape != y.shape:
-        raise ValueError(f"compute and error must have equal shapes, got {x.shape}, {y.shape}")
+    x = as_float_array("compute", compute, "[n]").reshape(-1)
+    y = as_float_array("error", error, "[n]").reshape(-1)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(
+            f"compute and error must be [n] with the same n >= 1, got {np.shape(compute)}, "
+            f"{np.shape(error)}"
+        )
+    for name, v in (("compute", x), ("error", y)):  # log-log axes would drop the others
+        if not np.all(np.isfinite(v) & (v > 0)):
+            raise ValueError(f"{name} must hold finite numbers > 0 for log-log axes, got {v}")
     points = ax.loglog(x, y, marker, color=color, label=label or None, ls="none")
     if fit is not None:
         check_type("fit", fit, PowerLawFit)
