@@ -259,7 +259,8 @@ class VicinityCollapse(ClassifierMixin, EstimatorParams, BaseEstimator):  # skle
             raise RuntimeError("VicinityCollapse must be fitted before predict")
         h = as_float_tensor("X", X, 2, "[N, D]")
         check_shape("X", h, (None, self.coef_.shape[1]))
-        return self.classes_[(h @ self.coef_.T).argmax(dim=1)]
+        best = (h @ self.coef_.T).argmax(dim=1)
+        return self.classes_.to(best.device)[best]  # classes_ on the CPU, h maybe not
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy of :meth:`predict` on ``X [M, D]`` against integer labels ``y [M]`` (a label

@@ -743,9 +743,8 @@ class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # skl
         b = _unit_rows("x", x)
         if b.shape[1] != self.x_.shape[1]:
             raise ValueError(f"x must have {self.x_.shape[1]} columns, got {b.shape[1]}")
-        if (
-            self._fitted_singular
-        ):  # K / lambda^L; a point equal to a training point: K_L(1)/lambda^L
+        if self._fitted_singular:
+            # K / lambda^L; a point equal to a training point: K_L(1)/lambda^L
             rho = _cosines(b, self.x_)
             other = rho < 1.0
             k = torch.full_like(rho, math.exp(min(self._log_scaled_diagonal(act, depth), 709.0)))
