@@ -79,8 +79,8 @@ def label_tensor(name: str, labels: Any) -> torch.Tensor:
     return torch.as_tensor(arr)
 
 
-def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[torch.Tensor, int]:
-    """Integer class labels ``[N]`` in ``0..K-1``; returns them and ``K``."""
+def integer_labels(name: str, labels: Any, n: int) -> torch.Tensor:
+    """``n`` integer labels ``[N]`` (long, on the CPU); integer-valued floats are accepted."""
     labels = label_tensor(name, labels)
     if labels.dtype.is_floating_point or labels.is_complex() or labels.dtype == torch.bool:
         if labels.dtype.is_floating_point and bool((labels == labels.round()).all()):
@@ -90,7 +90,12 @@ def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[
     check_ndim(name, labels, 1, "[N]")
     if labels.shape[0] != n:
         raise ValueError(f"{name} must have one label per sample ({n}), got {labels.shape[0]}")
-    labels = labels.long().cpu()
+    return labels.long().cpu()
+
+
+def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[torch.Tensor, int]:
+    """Integer class labels ``[N]`` in ``0..K-1``; returns them and ``K``."""
+    labels = integer_labels(name, labels, n)
     if n and int(labels.min()) < 0:
         raise ValueError(f"{name} must be >= 0, got {int(labels.min())}")
     if num_classes is None:

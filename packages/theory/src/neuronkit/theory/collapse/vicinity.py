@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from neuronkit.common import EstimatorParams, check_number, check_shape
 
-from .._utils import as_float_tensor, as_labels, check_positive_int, label_tensor
+from .._utils import as_float_tensor, as_labels, check_positive_int, integer_labels
 
 __all__ = [
     "VicinityCollapse",
@@ -266,27 +266,13 @@ class VicinityCollapse(ClassifierMixin, EstimatorParams, BaseEstimator):  # skle
         """Accuracy of :meth:`predict` on ``X [M, D]`` against integer labels ``y [M]`` (a label
         not among ``classes_`` counts as an error)."""
         pred = self.predict(X)
-        labels = _integer_labels("y", y, pred.shape[0])
+        labels = integer_labels("y", y, pred.shape[0])
         return float((pred == labels).double().mean())
-
-
-def _integer_labels(name: str, y: Any, n: int) -> torch.Tensor:
-    """``y`` as ``n`` integer labels ``[n]`` (long, CPU); integer-valued floats accepted."""
-    t = label_tensor(name, y)
-    if t.dtype.is_floating_point and bool((t == t.round()).all()):
-        t = t.long()
-    if t.dtype.is_floating_point or t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class labels, got dtype {t.dtype}")
-    if t.ndim != 1:
-        raise ValueError(f"{name} must be a label vector [N], got shape {tuple(t.shape)}")
-    if t.shape[0] != n:
-        raise ValueError(f"{name} must have one label per sample ({n}), got {t.shape[0]}")
-    return t.long().cpu()
 
 
 def _encode_labels(name: str, y: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The sorted distinct labels of ``y`` (at least two) and each sample's index into them."""
-    labels = _integer_labels(name, y, n)
+    labels = integer_labels(name, y, n)
     classes, codes = torch.unique(labels, return_inverse=True)
     if classes.numel() < 2:
         raise ValueError(f"{name} must contain at least 2 classes, got {classes.tolist()}")
