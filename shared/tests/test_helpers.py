@@ -660,3 +660,32 @@ def test_new_figure_leaves_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
         warnings.simplefilter("error")  # "layout and constrained_layout cannot be used together"
         fig, _ = new_figure(layout="tight")
     assert fig.get_layout_engine().__class__.__name__ == "TightLayoutEngine"
+
+
+def test_grad_enabled_overrides_no_grad_and_names_the_caller_under_inference_mode() -> None:
+    torch = pytest.importorskip("torch")
+    from neuronkit.common import grad_enabled
+
+    w = torch.ones(2, requires_grad=True)
+    with torch.no_grad(), grad_enabled("fit"):
+        (w * 2).sum().backward()
+    assert w.grad is not None and w.grad.tolist() == [2.0, 2.0]
+    assert torch.is_grad_enabled()  # the caller's mode is back
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="fit needs autograd"):
+        with grad_enabled("fit"):
+            pass
+
+
+def test_detached_input_leaves_the_callers_graph_and_grad_alone() -> None:
+    torch = pytest.importorskip("torch")
+    from neuronkit.common import detached_input
+
+    x = torch.ones(3, requires_grad=True)
+    y = detached_input(x * 2)
+    assert not y.requires_grad and y.grad_fn is None
+    with torch.inference_mode():
+        z = torch.ones(3)
+    w = torch.ones(3, requires_grad=True)
+    (detached_input(z) * w).sum().backward()  # an inference tensor cannot be saved for backward
+    assert not detached_input(z).is_inference()
+    assert detached_input([1, 2]) == [1, 2]

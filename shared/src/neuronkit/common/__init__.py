@@ -11,7 +11,7 @@ from .device import module_placement, select_device
 from .estimator import EstimatorParams
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .metrics import correct_predictions
-from .modes import eval_mode
+from .modes import detached_input, eval_mode, grad_enabled
 from .plotting import new_figure
 from .progress import progress, progress_write
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
@@ -64,8 +64,10 @@ __all__ = [
     "check_shape",
     "check_type",
     "correct_predictions",
+    "detached_input",
     "discover",
     "eval_mode",
+    "grad_enabled",
     "host_array",
     "load",
     "load_weights",

@@ -1,4 +1,5 @@
-"""Module modes: run models in eval mode and give every submodule its own mode back."""
+"""Module and autograd modes: run models in eval mode and give every submodule its own mode
+back; turn autograd on for code that needs it; detach inputs from the caller's graph."""
 
 from __future__ import annotations
 
@@ -37,3 +38,42 @@ def eval_mode(*models: Any) -> Iterator[None]:
     finally:
         for m in training:
             m.training = True
+
+
+@contextlib.contextmanager
+def grad_enabled(what: str) -> Iterator[None]:
+    """Autograd on inside the block, whatever the caller's grad mode: for code that needs
+    gradients internally (a trainer, an attack, an optimisation over inputs), which a
+    surrounding ``torch.no_grad()`` would otherwise break with torch's "element 0 of tensors
+    does not require grad". Under ``torch.inference_mode()``, where no graph can be recorded,
+    raises ``RuntimeError`` naming ``what``. Needs torch.
+
+    >>> import torch
+    >>> with torch.no_grad(), grad_enabled("train"):
+    ...     torch.is_grad_enabled()
+    True
+    >>> with torch.inference_mode(), grad_enabled("train"):  # doctest: +ELLIPSIS
+    ...     pass
+    Traceback (most recent call last):
+    RuntimeError: train needs autograd: call it outside torch.inference_mode() ...
+    """
+    import torch
+
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            f"{what} needs autograd: call it outside torch.inference_mode() (a surrounding "
+            "torch.no_grad() is fine)"
+        )
+    with torch.enable_grad():
+        yield
+
+
+def detached_input(x: Any) -> Any:
+    """A torch tensor cut from the caller's autograd graph, ready to enter a new one: a
+    differentiation or training on it then neither fills the caller's ``x.grad`` nor holds
+    their graph. ``x.detach()`` (no copy), or a copy of an inference tensor (made under
+    ``torch.inference_mode()``), which autograd cannot save for backward. Anything else is
+    returned as is."""
+    if not hasattr(x, "detach") or not hasattr(x, "is_inference"):
+        return x
+    return x.clone() if x.is_inference() else x.detach()
