@@ -258,7 +258,7 @@ def test_python_api_reproduce(with_plugin: Path, tmp_path: Path) -> None:
 def test_broken_plugin_is_named_and_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from neuronkit.common import RegistryError, discover
+    from neuronkit.common import RegistryError, discover, reproduce
 
     dist = tmp_path / "neuronkit_broken-0.1.dist-info"
     dist.mkdir()
@@ -267,8 +267,15 @@ def test_broken_plugin_is_named_and_skipped(
         "[neuronkit.reproductions]\nbroken.missing = no_such_module_here:run\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.warns(UserWarning, match=r"broken\.missing"):
+    with pytest.warns(UserWarning, match=r"broken\.missing") as caught:
         assert "broken.missing" not in discover()
+    with (
+        pytest.warns(UserWarning, match=r"broken\.missing") as caught_too,
+        pytest.raises(ValueError, match="reproduction_id"),
+    ):
+        reproduce("broken.missing", out=tmp_path)
+    # both warnings point at the caller's line, not inside the registry
+    assert {w.filename for w in [*caught, *caught_too]} == {__file__}
     with pytest.raises(RegistryError, match=r"broken\.missing"):
         discover(strict=True)
 

@@ -669,11 +669,15 @@ def test_grad_enabled_overrides_no_grad_and_names_the_caller_under_inference_mod
     w = torch.ones(2, requires_grad=True)
     with torch.no_grad(), grad_enabled("fit"):
         (w * 2).sum().backward()
-    assert w.grad is not None and w.grad.tolist() == [2.0, 2.0]
+    assert w.grad is not None
+    assert w.grad.tolist() == [2.0, 2.0]
     assert torch.is_grad_enabled()  # the caller's mode is back
-    with torch.inference_mode(), pytest.raises(RuntimeError, match="fit needs autograd"):
-        with grad_enabled("fit"):
-            pass
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match="fit needs autograd"),
+        grad_enabled("fit"),
+    ):
+        pass
 
 
 def test_detached_input_leaves_the_callers_graph_and_grad_alone() -> None:
@@ -682,7 +686,8 @@ def test_detached_input_leaves_the_callers_graph_and_grad_alone() -> None:
 
     x = torch.ones(3, requires_grad=True)
     y = detached_input(x * 2)
-    assert not y.requires_grad and y.grad_fn is None
+    assert not y.requires_grad
+    assert y.grad_fn is None
     with torch.inference_mode():
         z = torch.ones(3)
     w = torch.ones(3, requires_grad=True)

@@ -502,3 +502,37 @@ def test_target_must_be_one_index_per_example() -> None:
         saliency(model, x, torch.zeros(2, 4, dtype=torch.long))
     column = torch.randint(0, 3, (8, 1))
     torch.testing.assert_close(saliency(model, x, column), saliency(model, x, column[:, 0]))
+
+
+def test_inputs_and_targets_made_under_inference_mode_are_attributed() -> None:
+    model = _mlp()
+    x, target = torch.randn(3, 5), torch.tensor([0, 2, 1])
+    with torch.inference_mode():
+        xi, ti = x.clone(), target.clone()
+    for method in (saliency, input_x_gradient, loss_gradient, integrated_gradients):
+        torch.testing.assert_close(method(model, xi, ti), method(model, x, target))
+    expected = smoothgrad(model, x, target, stdev=0.1, seed=0)
+    torch.testing.assert_close(smoothgrad(model, xi, ti, stdev=0.1, seed=0), expected)
+
+
+@pytest.mark.parametrize(
+    "method", [saliency, input_x_gradient, loss_gradient, integrated_gradients, smoothgrad]
+)
+def test_inference_mode_is_named_with_the_method(method) -> None:
+    x = torch.rand(2, 4)
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match=rf"{method.__name__} needs autograd: call it outside"),
+    ):
+        method(_linear(), x, [0, 1])
+
+
+@pytest.mark.parametrize(
+    "baseline", [np.float32(0.5), np.float64(0.5), np.array(0.5), torch.tensor(0.5)]
+)
+def test_integrated_gradients_takes_numpy_and_0d_scalar_baselines(baseline) -> None:
+    lin, x = _linear(), torch.randn(3, 4)
+    expected = integrated_gradients(lin, x, 1, baselines=0.5, n_steps=4)
+    torch.testing.assert_close(
+        integrated_gradients(lin, x, 1, baselines=baseline, n_steps=4), expected
+    )

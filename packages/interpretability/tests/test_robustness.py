@@ -262,3 +262,42 @@ def test_training_arguments_are_checked_before_the_model_changes() -> None:
     assert not model[1].training
     for name, value in model.state_dict().items():
         assert torch.equal(value, state[name]), name
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("pgd_attack", lambda m, x, y: pgd_attack(m, x, y, eps=0.1, n_steps=1)),
+        ("fgsm_attack", lambda m, x, y: fgsm_attack(m, x, y, eps=0.1)),
+        ("train_classifier", lambda m, x, y: train_classifier(m, x, y, epochs=1)),
+    ],
+)
+def test_inference_mode_is_named_not_blamed_on_the_model(name, call) -> None:
+    model, (x, y) = _model(), _data(8)
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match=rf"{name} needs autograd: call it outside"),
+    ):
+        call(model, x, y)
+
+
+def test_attacks_and_training_work_under_no_grad_and_on_inference_tensors() -> None:
+    (x, y) = _data(16)
+    with torch.inference_mode():
+        xi, yi = x.clone(), y.clone()
+    expected = pgd_attack(_model(), x, y, eps=0.1, n_steps=3)
+    with torch.no_grad():
+        torch.testing.assert_close(pgd_attack(_model(), x, y, eps=0.1, n_steps=3), expected)
+    torch.testing.assert_close(pgd_attack(_model(), xi, yi, eps=0.1, n_steps=3), expected)
+    losses = train_classifier(_model(), x, y, epochs=2, batch_size=8)
+    with torch.no_grad():
+        assert train_classifier(_model(), x, y, epochs=2, batch_size=8) == losses
+    assert train_classifier(_model(), xi, yi, epochs=2, batch_size=8) == losses
+
+
+def test_training_leaves_the_inputs_graph_and_grad_alone() -> None:
+    (x, y) = _data(16)
+    xg = x.clone().requires_grad_(True)
+    losses = train_classifier(_model(), xg, y, epochs=2, batch_size=8)  # two batches
+    assert xg.grad is None
+    assert losses == train_classifier(_model(), x, y, epochs=2, batch_size=8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -149,8 +151,10 @@ def test_precision_symmetry_tolerance() -> None:
         rdm(wide_data, "mahalanobis", noise=bad)
     overflow = np.eye(300)
     overflow[5, 270], overflow[270, 5] = 1.5e308, -1.5e308  # finite, |P_ij - P_ji| overflows
-    with pytest.raises(ValueError, match="noise must be a symmetric"):
-        rdm(wide_data, "mahalanobis", noise=overflow)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning before the error
+        with pytest.raises(ValueError, match="noise must be a symmetric"):
+            rdm(wide_data, "mahalanobis", noise=overflow)
     with pytest.raises(ValueError, match="noise must be finite"):  # before the shape check
         rdm(wide_data, "mahalanobis", noise=np.full((3, 3), np.nan))
 
@@ -481,6 +485,9 @@ BAD_RDM_CALLS = [
     (lambda: geo_topological(np.ones(3), 0.1, 0.2, rank="yes"), TypeError, "rank"),
     (lambda: geodesic(np.ones(3), disconnected="min"), ValueError, "disconnected"),
     (lambda: geodesic(np.ones(3), disconnected=-1.0), ValueError, "disconnected"),
+    (lambda: geodesic(np.ones(3), disconnected=np.float32(-1)), ValueError, "disconnected"),
+    (lambda: geodesic(np.ones(3), disconnected=True), TypeError, "disconnected"),
+    (lambda: geodesic(np.ones(3), disconnected=np.ones(3)), TypeError, "disconnected"),
     (lambda: noise_precision(np.ones((1, 3))), ValueError, "residuals"),
     (lambda: noise_precision(np.ones((4, 3))), ValueError, "zero variance"),
     (lambda: noise_precision(_data(), method="oas"), ValueError, "method"),
@@ -879,3 +886,11 @@ def test_rdm_distances_of_parallel_patterns_are_not_negative() -> None:
         np.testing.assert_allclose(out, 0.0, atol=1e-15)
     parallel = np.outer([1.0, 3.0, 7.0, 0.1], [0.1, 0.7, 0.3])
     assert (rdm(parallel, "cosine") >= 0).all()
+
+
+@pytest.mark.parametrize("fill", [np.float32(5.0), np.int64(5), np.array(5.0), torch.tensor(5.0)])
+def test_geodesic_takes_numpy_and_0d_disconnected_values(fill) -> None:
+    v = rdm(np.random.default_rng(0).normal(size=(6, 3)))
+    expected = geodesic(v, 0.0, 0.05, disconnected=5.0)
+    assert (expected == 5.0).any()
+    np.testing.assert_array_equal(geodesic(v, 0.0, 0.05, disconnected=fill), expected)

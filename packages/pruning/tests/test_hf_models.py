@@ -296,8 +296,9 @@ def test_layers_of_different_sizes_keep_hf_config_and_warn() -> None:
     model = _llama()
     graph = DependencyGraph(model, _ids())
     plan = plan_pruning(graph, "l2", 0.5, scope="global")
-    with pytest.warns(UserWarning, match="layers differ in"):
+    with pytest.warns(UserWarning, match="layers differ in") as caught:
         pruned = prune(graph, plan)
+    assert [w.filename for w in caught] == [__file__]  # the user's line, not prune's
     assert pruned.config.intermediate_size == 128  # unchanged: no single value describes it
 
 

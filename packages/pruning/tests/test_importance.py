@@ -7,6 +7,7 @@ from torch import nn
 from neuronkit.pruning import (
     MLP,
     DependencyGraph,
+    GroupImportance,
     MagnitudeImportance,
     SNIPImportance,
     SynFlowImportance,
@@ -69,6 +70,71 @@ def test_gradient_importance_needs_gradients() -> None:
         TaylorImportance()(graph)
     with pytest.raises(ValueError, match="both"):
         TaylorImportance(inputs=torch.randn(2, 5))
+
+
+def _frozen_net(frozen: tuple[int, ...]) -> nn.Sequential:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    for i in frozen:
+        net[i].requires_grad_(False)
+    return net
+
+
+@pytest.mark.parametrize("frozen", [(0, 2, 4), (0, 2)])
+@pytest.mark.parametrize("kind", ["taylor", "snip", "synflow"])
+def test_gradient_scores_of_frozen_layers_equal_those_of_trainable_ones(
+    kind: str, frozen: tuple[int, ...]
+) -> None:
+    """A fully frozen model failed with "element 0 of tensors does not require grad"; the
+    groups of frozen layers in a partly frozen one scored all zeros. Neither the caller's
+    grad mode nor the model's flags change the scores, and the model keeps its flags."""
+    x, y = torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
+
+    def make() -> SNIPImportance | SynFlowImportance | TaylorImportance:
+        if kind == "synflow":
+            return SynFlowImportance()
+        return (TaylorImportance if kind == "taylor" else SNIPImportance)(x, y)
+
+    expected = make()(DependencyGraph(_frozen_net(()), x))
+    net = _frozen_net(frozen)
+    graph = DependencyGraph(net, x)
+    for scores in (make()(graph), _under_no_grad(make(), graph)):
+        assert scores.keys() == expected.keys()
+        for k, v in expected.items():
+            assert bool((v > 0).any())
+            torch.testing.assert_close(scores[k], v)
+    assert [p.requires_grad for p in net.parameters()] == [
+        i not in frozen for i in (0, 0, 2, 2, 4, 4)
+    ]
+    assert all(p.grad is None for p in net.parameters())
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="Importance needs autograd"):
+        make()(graph)
+
+
+def _under_no_grad(imp: GroupImportance, graph: DependencyGraph) -> dict[int, torch.Tensor]:
+    with torch.no_grad():
+        return imp(graph)
+
+
+def test_gradient_importance_leaves_the_callers_inputs_alone() -> None:
+    """Inputs that require grad had their ``.grad`` filled; inference tensors failed with
+    "Inference tensors cannot be saved for backward"."""
+    _, graph = _mlp_graph()
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    expected = TaylorImportance(x, y)(graph)
+    leaf = x.clone().requires_grad_(True)
+    soft_targets = nn.functional.one_hot(y, 3).float().requires_grad_(True)
+    for cls in (TaylorImportance, SNIPImportance):
+        cls(leaf, y)(graph)
+        cls(leaf, soft_targets)(graph)
+    assert leaf.grad is None
+    assert soft_targets.grad is None
+    with torch.inference_mode():
+        xi, yi = x.clone(), y.clone()
+    scores = TaylorImportance(xi, yi)(graph)
+    assert scores.keys() == expected.keys()
+    assert all(torch.equal(scores[k], v) for k, v in expected.items())
+    SNIPImportance({"x": xi}, yi)(graph)  # keyword inputs too
 
 
 def test_synflow_scores_are_positive_and_usable() -> None:

@@ -224,6 +224,7 @@ def test_dynamic_batch_export_prunes_like_a_static_one(name: str) -> None:
         return sum(g.size for g in OnnxDependencyGraph(proto, **kw).prunable_groups())
 
     assert prunable(dynamic) == prunable(static) == prunable(dynamic, dims={"batch": 2}) > 0
+    assert prunable(dynamic, dims={"batch": np.int64(2)}) == prunable(static)  # numpy sizes
     hard, soft = prune_onnx(dynamic, 0.5), prune_onnx(dynamic, 0.5, soft=True)
     x = torch.randn(3, *shape)
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)

@@ -14,6 +14,7 @@ from neuronkit.pruning import (
     MagnitudeImportance,
     MobileNetV2Style,
     PruningPlan,
+    ResNetStyle,
     SmallViT,
     VGGStyle,
     count_macs,
@@ -265,3 +266,74 @@ def test_a_target_of_another_shape_is_refused_before_anything_is_pruned() -> Non
     target = make(8)
     assert prune(graph, plan, target=target) is target
     assert target[2].weight.shape == (4, 4)
+
+
+@pytest.mark.parametrize("ndim", [4, 5])
+def test_pruned_weights_keep_their_memory_format(ndim: int) -> None:
+    """A channels_last (channels_last_3d) model prunes to weights in the same memory format,
+    not the default contiguous one; a default-contiguous model stays contiguous."""
+    nn = torch.nn
+    if ndim == 4:
+        fmt, shape = torch.channels_last, (2, 3, 16, 16)
+        make = ResNetStyle
+    else:
+        fmt, shape = torch.channels_last_3d, (2, 3, 4, 6, 6)
+
+        def make() -> nn.Module:
+            conv = nn.Conv3d
+            return nn.Sequential(conv(3, 8, 3, padding=1), nn.ReLU(), conv(8, 8, 3), nn.ReLU())
+
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    for channels_last in (True, False):
+        model = make().eval()
+        if channels_last:
+            model = model.to(memory_format=fmt)
+        graph = DependencyGraph(model, x.contiguous(memory_format=fmt) if channels_last else x)
+        plan = plan_pruning(graph, "l2", 0.5)
+        small = prune(graph, plan)
+        convs = [p for p in small.parameters() if p.ndim == ndim]
+        assert sum(p.numel() for p in convs) < sum(p.numel() for p in model.parameters())
+        for p in convs:
+            assert p.is_contiguous(memory_format=fmt if channels_last else torch.contiguous_format)
+            if p.shape[1] > 1 and p.shape[2:].numel() > 1:  # the two formats differ
+                assert p.is_contiguous() != channels_last
+        with torch.no_grad():
+            torch.testing.assert_close(small(x), soft_prune(graph, plan)(x), atol=1e-5, rtol=0)
+
+
+def test_numpy_scalars_are_accepted_as_python_numbers() -> None:
+    """A numpy float ratio, a numpy int round_to / samples / group index / model width was
+    rejected ("expected a float ..., got float32", "unknown group index np.int64(0)")."""
+    import numpy as np
+
+    from neuronkit.pruning import obspa_prune
+
+    model = MLP(in_features=np.int64(8), hidden=(np.int64(16), 16), num_classes=np.int64(3))
+    assert model.body[0].out_features == 16
+    assert type(model.body[0].out_features) is int
+    model.eval()
+    graph = DependencyGraph(model, torch.randn(4, 8))
+    plan = plan_pruning(graph, "l2", 0.5, round_to=2)
+    numpy_plan = plan_pruning(
+        graph,
+        "l2",
+        np.float32(0.5),
+        round_to=np.int64(2),
+        max_ratio=np.float64(0.95),
+        layer_ratios={"body.2": np.float32(0.5)},
+    )
+    assert plan.removed.keys() == numpy_plan.removed.keys()
+    assert all(torch.equal(plan.removed[k], numpy_plan.removed[k]) for k in plan.removed)
+    g = graph.prunable_groups()[0]
+    mask = torch.ones(g.size, dtype=torch.bool)
+    mask[:4] = False
+    from_masks = plan_from_masks(graph, {np.int64(g.index): mask})
+    assert list(from_masks.removed) == [g.index]
+    assert all(type(k) is int for k in from_masks.removed)
+    _, obs_plan = obspa_prune(graph, np.float64(0.25), samples=np.int64(8), round_to=np.int16(2))
+    assert obs_plan.removed
+    with pytest.raises(TypeError, match="masks: expected int group indices, got str"):
+        plan_from_masks(graph, {"0": mask})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match=r"round_to: expected a positive int, got 2\.0"):
+        plan_pruning(graph, round_to=2.0)  # type: ignore[arg-type]

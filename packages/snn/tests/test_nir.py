@@ -638,3 +638,9 @@ def test_batch_norm_folded_as_the_refusal_says_exports_exactly() -> None:
     x = torch.rand(5, 3, 4) * 3
     imported = from_nir(to_nir(folded, (4,)))
     torch.testing.assert_close(imported(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_export_input_shape_given_a_tensor_gets_a_short_message() -> None:
+    with pytest.raises(TypeError, match=r"^input_shape must be a non-empty tuple") as err:
+        to_nir(nn.Sequential(SeqLinear(4, 2)), torch.rand(8, 3, 32, 32))  # type: ignore[arg-type]
+    assert len(str(err.value)) < 250  # was the whole tensor, thousands of characters

@@ -193,3 +193,35 @@ def test_empirical_ntk_of_the_theory_models(name: str) -> None:
     torch.testing.assert_close(
         empirical_ntk(model, x, output="full"), expected, atol=1e-5, rtol=1e-4
     )
+
+
+def test_empirical_ntk_holds_no_graph_of_its_inputs() -> None:
+    """Only the parameters were detached: with ``x.requires_grad`` the kernel came back with
+    ``requires_grad=True``, holding the vmap/jacrev graph of ``x``."""
+    model = _mlp()
+    x = torch.randn(4, 3)
+    expected = empirical_ntk(model, x)
+    leaf = x.clone().requires_grad_(True)
+    for k in (empirical_ntk(model, leaf), empirical_ntk(model, leaf * 1.0, leaf[:2] * 1.0)):
+        assert not k.requires_grad
+        assert k.grad_fn is None
+    torch.testing.assert_close(empirical_ntk(model, leaf), expected)
+    with torch.inference_mode():
+        xi = x.clone()
+    torch.testing.assert_close(empirical_ntk(model, xi), expected)
+
+
+def test_empirical_ntk_of_a_frozen_model_says_why_and_how() -> None:
+    """A model without trainable parameters got "params must hold at least one parameter to
+    differentiate", not naming requires_grad; every parameter can still be passed."""
+    model = _mlp()
+    x = torch.randn(4, 3)
+    expected = empirical_ntk(model, x)
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"^model must have at least one parameter with requires"):
+        empirical_ntk(model, x)
+    torch.testing.assert_close(
+        empirical_ntk(model, x, params=dict(model.named_parameters())), expected
+    )
+    with pytest.raises(ValueError, match=r"^params must hold at least one parameter"):
+        empirical_ntk(model, x, params={})

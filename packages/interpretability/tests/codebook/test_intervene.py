@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -117,3 +118,18 @@ def test_per_sequence_positions_and_readout_positions() -> None:
         next_token_logits(cbm, prompt, at=torch.tensor([0, 1, 4]))
     with pytest.raises(ValueError, match="positions must give one position"):
         next_token_logits(cbm, prompt, {"mlp": [2]}, per_sequence=True)
+
+
+@pytest.mark.parametrize("position", [np.int64(1), torch.tensor(1), np.array(1), np.array([1])])
+def test_numpy_and_0d_positions_are_single_positions(position) -> None:
+    cbm, prompt = _model()
+    expected = next_token_logits(cbm, prompt, {"mlp": [0]}, positions=[1])
+    torch.testing.assert_close(
+        next_token_logits(cbm, prompt, {"mlp": [0]}, positions=position), expected
+    )
+    torch.testing.assert_close(
+        generate_with_codes(cbm, prompt, {"mlp": [0]}, positions=position, max_new_tokens=2),
+        generate_with_codes(cbm, prompt, {"mlp": [0]}, positions=[1], max_new_tokens=2),
+    )
+    with pytest.raises(TypeError, match=r"positions\[0\] must be an integer"):
+        next_token_logits(cbm, prompt, {"mlp": [0]}, positions=1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -356,14 +357,17 @@ def test_codebook_layer_names_a_dtype_mismatch() -> None:
         layer(torch.randn(2, 4, dtype=torch.float64))
 
 
-@pytest.mark.filterwarnings("ignore:The tensor attributes:UserWarning")  # last_codes etc.
+@pytest.mark.filterwarnings("error::UserWarning")
 def test_layer_with_several_codes_exports() -> None:
     """The blocked-code test read values and stopped ``torch.export``; traced, the mask is
-    applied unconditionally (the same numbers). The exported program does not record
-    ``last_codes`` (torch warns)."""
+    applied unconditionally (the same numbers). Exporting leaves ``last_codes`` and the
+    recordings alone (no tensor attributes assigned while tracing, which torch warns of)."""
     layer = CodebookLayer(8, 16, k=2, seed=0).eval()
     x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
-    exported = torch.export.export(layer, (x,)).module()
+    with layer.record() as codes:
+        exported = torch.export.export(layer, (x,)).module()
+    assert codes == []
+    assert layer.last_codes is None
     torch.testing.assert_close(exported(x), layer(x))
 
 
@@ -381,3 +385,22 @@ def test_forcing_some_positions_keeps_the_straight_through_gradient_elsewhere(gr
     (expected,) = torch.autograd.grad((plain * w).sum(), x)
     torch.testing.assert_close(grad[:, 1:], expected[:, 1:])  # unforced: as without forcing
     torch.testing.assert_close(out[:, 1:], plain[:, 1:])
+
+
+@pytest.mark.parametrize("position", [1, np.int64(1), torch.tensor(1), np.array(1), [1]])
+def test_a_single_position_is_accepted_in_every_integer_form(position) -> None:
+    layer = _layer().eval()
+    x = torch.randn(2, 4, 8)
+    with layer.force([5], positions=[1]):
+        expected = layer(x)
+    with layer.force([5], positions=position):
+        torch.testing.assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("position", [1.5, torch.tensor(1.0), [True], "1"])
+def test_non_integer_positions_are_named(position) -> None:
+    with (
+        pytest.raises(ValueError, match="positions must be an int or a non-empty"),
+        _layer().force([5], positions=position),
+    ):
+        pass

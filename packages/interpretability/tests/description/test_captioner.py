@@ -238,3 +238,60 @@ def test_a_float64_encoder_runs_in_float64() -> None:
     masks = torch.rand(2, 3, 1, 8, 8, dtype=torch.float64)
     assert encoder(torch.rand(2, 3, 3, 8, 8), masks).dtype == torch.float64
     assert encoder(torch.rand(2, 3, 3, 8, 8)).dtype == torch.float64
+
+
+def _modes(module: torch.nn.Module) -> list[bool]:
+    return [m.training for m in module.modules()]
+
+
+def test_captioning_restores_every_submodules_own_mode() -> None:
+    cap = _captioner()
+    images, masks = torch.rand(2, 3, 8, 8, generator=_gen(0)), torch.ones(2, 1, 8, 8)
+    cap.train()
+    cap.encoder.eval()  # a frozen encoder the user keeps in eval mode
+    modes = _modes(cap)
+    cap.log_prob(images, masks, ["red shapes"])
+    assert _modes(cap) == modes
+    cap.propose(images, masks, beam_size=2, max_length=3)
+    assert _modes(cap) == modes
+    cap.fit(images[None], masks[None], [["red shapes"]], epochs=1)
+    assert _modes(cap) == modes
+
+
+def test_a_failed_fit_restores_the_modes(monkeypatch) -> None:
+    cap = _captioner().eval()
+    images, masks = torch.rand(1, 2, 3, 8, 8, generator=_gen(0)), torch.ones(1, 2, 1, 8, 8)
+
+    def fail(*args: object) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cap, "_sequence_log_prob", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        cap.fit(images, masks, [["red shapes"]], epochs=1)
+    assert not any(_modes(cap))
+
+
+def test_training_under_no_grad_and_on_inputs_that_require_grad() -> None:
+    images, masks = torch.rand(2, 2, 3, 8, 8, generator=_gen(0)), torch.ones(2, 2, 1, 8, 8)
+    annotations = [["red shapes"], ["blue shapes"]]
+    expected = _captioner().fit(images, masks, annotations, epochs=2, seed=0)
+    with torch.no_grad():
+        assert _captioner().fit(images, masks, annotations, epochs=2, seed=0) == expected
+    cap = _captioner()
+    features = cap.encode(images, masks).requires_grad_(True)
+    assert cap.fit_features(features, annotations, epochs=2, seed=0) == expected
+    assert features.grad is None
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"ExemplarCaptioner\.fit needs"):
+        _captioner().fit(images, masks, annotations, epochs=1)
+
+    x = torch.rand(4, 3, 8, 8, generator=_gen(1))
+    labels = (x[:, :1] > 0.5).long()
+    history = ExemplarEncoder(width=4, seed=0).pretrain(x, labels, epochs=2, batch_size=2)
+    enc = ExemplarEncoder(width=4, seed=0)
+    enc.layers[0].eval()
+    modes = _modes(enc)
+    with torch.no_grad():
+        xg = x.clone().requires_grad_(True)
+        assert enc.pretrain(xg, labels, epochs=2, batch_size=2) == history
+    assert xg.grad is None
+    assert _modes(enc) == modes

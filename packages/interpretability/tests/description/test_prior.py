@@ -99,3 +99,29 @@ def test_fit_leaves_the_global_rng_alone() -> None:
     torch.manual_seed(1)
     lm.fit(texts, epochs=1, seed=0)
     assert torch.equal(torch.rand(2), untouched)
+
+
+def test_lm_modes_grad_mode_and_a_failed_fit(monkeypatch) -> None:
+    texts = ["red ball", "blue ball", "red cube"]
+    lm = DescriptionLM(Vocabulary.from_descriptions(texts), seed=0)
+    expected = DescriptionLM(lm.vocabulary, seed=0).fit(texts, epochs=2, seed=0)
+    with torch.no_grad():
+        assert lm.fit(texts, epochs=2, seed=0) == expected
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"DescriptionLM\.fit needs"):
+        lm.fit(texts, epochs=1)
+    lm.train()
+    lm.dropout.eval()  # a submodule the user keeps in eval mode
+    modes = [m.training for m in lm.modules()]
+    lm.log_prob(texts)
+    assert [m.training for m in lm.modules()] == modes
+    lm.fit(texts, epochs=1)
+    assert [m.training for m in lm.modules()] == modes
+
+    def fail(ids: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+    lm.eval()
+    monkeypatch.setattr(lm, "_sequence_log_prob", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        lm.fit(texts, epochs=1)
+    assert not any(m.training for m in lm.modules())

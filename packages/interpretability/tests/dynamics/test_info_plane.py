@@ -254,3 +254,23 @@ def test_ensemble_mlp_names_a_dtype_mismatch() -> None:
     with pytest.raises(TypeError, match=r"x must have the model's parameter dtype torch\.float32"):
         model(torch.zeros(5, 3, dtype=torch.float64))
     assert model.double()(torch.zeros(5, 3, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_track_information_plane_under_no_grad_and_on_inputs_that_require_grad() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 4, generator=gen)
+    y = (x[:, 0] > 0).long()
+    kwargs = dict(hidden=(3,), n_runs=1, epochs=2, n_records=2, batch_size=8, seed=0)
+    plane = track_information_plane(x, y, np.arange(12), **kwargs)
+    with torch.no_grad():
+        quiet = track_information_plane(x, y, np.arange(12), **kwargs)
+    np.testing.assert_array_equal(quiet.ixt["kde"], plane.ixt["kde"])
+    xg = x.clone().requires_grad_(True)
+    attached = track_information_plane(xg, y, np.arange(12), **kwargs)
+    assert xg.grad is None
+    np.testing.assert_array_equal(attached.ixt["kde"], plane.ixt["kde"])
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match="track_information_plane needs autograd"),
+    ):
+        track_information_plane(x, y, np.arange(12), **kwargs)

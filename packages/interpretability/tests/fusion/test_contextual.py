@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -176,3 +177,34 @@ def test_constructor_bad_inputs() -> None:
         StreamCNN(stride=0)
     with pytest.raises(ValueError, match="stream"):
         _fused().stream_weight("both")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "box", [(np.int64(4), 4, np.int32(8), 8), (torch.tensor(4), np.array(4), 8, 8), [4, 4, 8, 8]]
+)
+def test_numpy_and_0d_box_values_are_ints(box) -> None:
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(crop_box(x, box), crop_box(x, BOX))
+    assert StreamClassifier(StreamCNN(), 3, box=box).box == BOX
+    with pytest.raises(TypeError, match="box must be a") as info:
+        crop_box(x, torch.rand(4, 64, 64).unbind(0))  # type: ignore[arg-type]
+    assert len(str(info.value)) < 200
+
+
+def test_training_and_attacks_under_no_grad_and_inference_mode() -> None:
+    x, y = _scenes()
+    torch.manual_seed(0)  # the head's initial weights
+    expected = train_head(_fused(), x, y, epochs=2, seed=0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert train_head(_fused(), x, y, epochs=2, seed=0) == expected
+    model = _fused()
+    curves = robustness_curves(model, x, y, fgsm_eps=(0.1,), blur_sigmas=(1.0,))
+    with torch.no_grad():
+        assert robustness_curves(model, x, y, fgsm_eps=(0.1,), blur_sigmas=(1.0,)) == curves
+    with torch.inference_mode():
+        assert robustness_curves(model, x, y, blur_sigmas=(1.0,)).blur == curves.blur
+        with pytest.raises(RuntimeError, match="robustness_curves needs autograd"):
+            robustness_curves(model, x, y, fgsm_eps=(0.1,))
+        with pytest.raises(RuntimeError, match="train_head needs autograd"):
+            train_head(model, x, y, epochs=1)

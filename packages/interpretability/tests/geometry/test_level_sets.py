@@ -260,3 +260,23 @@ def test_a_dtype_mismatch_names_the_argument() -> None:
         class_confidence(model, x.float(), torch.zeros(4, dtype=torch.long))
     with pytest.raises(TypeError, match="sources must have the model's parameter dtype"):
         level_set_traversal(model, x[:2].float(), x[2:].float())
+
+
+def test_lst_names_inference_mode_and_works_under_no_grad() -> None:
+    model, src, trg = _linear(), _images(3, 0), _images(3, 1)
+    expected = level_set_traversal(model, src, trg, n_iterations=5)
+    with torch.no_grad():
+        out = level_set_traversal(model, src, trg, n_iterations=5)
+    torch.testing.assert_close(out.final, expected.final)
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match="level_set_traversal needs autograd"),
+    ):
+        level_set_traversal(model, src, trg, n_iterations=5)
+
+
+def test_a_tensor_given_as_clamp_gives_a_short_message() -> None:
+    model, src = _linear(), _images(3, 0)
+    with pytest.raises(ValueError, match="clamp must be a") as info:
+        level_set_traversal(model, src, src, clamp=torch.rand(64, 3, 8, 8))
+    assert len(str(info.value)) < 200

@@ -214,10 +214,23 @@ def test_compare_networks_reads_time_major_activations_with_dim() -> None:
         compare_networks(a, b, dim=0)
 
 
+def test_plain_lists_are_read_like_arrays() -> None:
+    a, b, _ = _nets(n=40, units=3)
+    np.testing.assert_array_equal(unit_correlation(a.tolist(), b.tolist()), unit_correlation(a, b))
+    sim = unit_correlation(a, b)
+    assert match_units(sim.tolist()).partner.tolist() == match_units(sim).partner.tolist()
+    fitted = SparsePrediction(alpha=0.01).fit(a.tolist(), b.tolist())
+    reference = SparsePrediction(alpha=0.01).fit(a, b)
+    np.testing.assert_array_equal(fitted.coef_, reference.coef_)
+    np.testing.assert_array_equal(fitted.predict(a.tolist()), reference.predict(a))
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: unit_samples([[1.0, 2.0]]), TypeError, "numpy array or torch tensor"),
+        (lambda: unit_samples("ab"), TypeError, "numpy array, torch tensor or list"),
+        (lambda: unit_samples([[1.0, 2.0], [3.0]]), ValueError, "ragged"),
+        (lambda: unit_samples([[1.0, 2.0]]), ValueError, "at least 2 samples"),
         (lambda: unit_samples(np.ones(5)), ValueError, "activations must be"),
         (lambda: unit_samples(np.ones((1, 3))), ValueError, "at least 2 samples"),
         (lambda: unit_samples(np.full((3, 2), np.inf)), ValueError, "finite"),

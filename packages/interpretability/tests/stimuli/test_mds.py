@@ -243,3 +243,23 @@ def test_optimize_stimuli_leaves_no_tensor_behind() -> None:
     for _ in range(5):
         optimize_stimuli(model, labels, (6,), n_steps=3, seed=1)
     assert live_tensors() == before
+
+
+def test_stimuli_are_optimized_under_no_grad_and_inference_mode_is_named() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    labels = torch.tensor([0, 1, 0])
+    stim, obj = optimize_stimuli(model, labels, (4,), n_steps=3, seed=0)
+    res = mds_clustering(model, (4,), 2, n_steps=3, max_iter=2, n_norm_samples=8)
+    with torch.no_grad():
+        stim_ng, obj_ng = optimize_stimuli(model, labels, (4,), n_steps=3, seed=0)
+        res_ng = mds_clustering(model, (4,), 2, n_steps=3, max_iter=2, n_norm_samples=8)
+    torch.testing.assert_close(stim_ng, stim)
+    torch.testing.assert_close(obj_ng, obj)
+    assert torch.equal(res_ng.labels, res.labels)
+    torch.testing.assert_close(res_ng.stimuli, res.stimuli)
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError, match="optimize_stimuli needs autograd"):
+            optimize_stimuli(model, labels, (4,), n_steps=1)
+        with pytest.raises(RuntimeError, match="mds_clustering needs autograd"):
+            mds_clustering(model, (4,), 2, n_steps=1, max_iter=1, n_norm_samples=8)

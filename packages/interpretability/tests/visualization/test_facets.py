@@ -122,8 +122,18 @@ def test_bad_inputs() -> None:
         visualize_facets(model, class_logit(0), torch.zeros(2, 6, 6))
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("error")  # the error alone, without KMeans' warning before it
 def test_fewer_distinct_features_than_facets_is_an_error() -> None:
     x = np.tile(np.arange(4.0), (12, 1))  # one distinct feature vector
     with pytest.raises(ValueError, match=r"n_facets: the features separate into only 1"):
         FacetClustering(3, embedding="pca", seed=0).fit(x)
+
+
+def test_visualize_facets_names_inference_mode() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match="visualize_facets needs autograd"),
+    ):
+        visualize_facets(model, class_logit(1), torch.rand(2, 1, 4, 4), steps=1)

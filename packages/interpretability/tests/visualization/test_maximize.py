@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -211,3 +212,41 @@ def test_a_model_gets_an_image_of_its_dtype(param: str, dtype: torch.dtype) -> N
     result = maximize_activation(model, class_logit(0), init=init, steps=2, param=param)
     assert result.image.dtype == dtype
     assert bool(torch.isfinite(result.image.float()).all())
+
+
+def test_maximize_activation_names_inference_mode_and_works_under_no_grad() -> None:
+    model = _net()
+    expected = maximize_activation(model, class_logit(1), shape=(1, 1, 6, 6), steps=3)
+    with torch.no_grad():
+        out = maximize_activation(model, class_logit(1), shape=(1, 1, 6, 6), steps=3)
+    torch.testing.assert_close(out.image, expected.image)
+    with (
+        torch.inference_mode(),
+        pytest.raises(RuntimeError, match="maximize_activation needs autograd"),
+    ):
+        maximize_activation(model, class_logit(1), shape=(1, 1, 6, 6), steps=1)
+
+
+def test_a_tensor_given_as_shape_gives_a_short_message() -> None:
+    with pytest.raises(ValueError, match="shape must be a sequence") as info:
+        maximize_activation(_net(), class_logit(1), shape=torch.rand(8, 3, 32, 32), steps=1)
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("index", [np.int64(7), torch.tensor(7), np.array(7)])
+def test_numpy_and_0d_indices_are_ints(index) -> None:
+    model, x = _net(), torch.rand(2, 1, 6, 6)
+    expected = objective_values(model, x, unit("conv", 7))
+    torch.testing.assert_close(objective_values(model, x, unit("conv", index)), expected)
+    torch.testing.assert_close(
+        objective_values(model, x, unit("conv", (np.int64(0), torch.tensor(1), 3))),
+        objective_values(model, x, unit("conv", (0, 1, 3))),
+    )
+    torch.testing.assert_close(
+        objective_values(model, x, channel("conv", index % 4)),
+        objective_values(model, x, channel("conv", 3)),
+    )
+    torch.testing.assert_close(
+        objective_values(model, x, class_logit(index % 3)),
+        objective_values(model, x, class_logit(1)),
+    )

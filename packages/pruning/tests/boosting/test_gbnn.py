@@ -139,6 +139,22 @@ def test_determinism_and_no_input_mutation():
     np.testing.assert_array_equal(y, y0)
 
 
+def test_tensors_in_an_autograd_graph_fit_like_their_arrays():
+    """A tensor that requires grad failed inside scikit-learn with "Can't call numpy() on
+    Tensor that requires grad"."""
+    X, y = _regression()
+    Xt = torch.tensor(X, requires_grad=True)
+    yt = torch.tensor(y, requires_grad=True)
+    ref = _small(GBNNRegressor, random_state=3).fit(X, y)
+    reg = _small(GBNNRegressor, random_state=3).fit(Xt, yt)
+    np.testing.assert_array_equal(reg.predict(Xt), ref.predict(X))
+    labels = (X[:, 0] > 0).astype(np.int64)
+    clf = _small(GBNNClassifier, random_state=3).fit(Xt, torch.tensor(labels))
+    ref_clf = _small(GBNNClassifier, random_state=3).fit(X, labels)
+    np.testing.assert_array_equal(clf.decision_function(Xt), ref_clf.decision_function(X))
+    assert Xt.grad is None
+
+
 def test_fit_hidden_block_gradient_and_fit():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))

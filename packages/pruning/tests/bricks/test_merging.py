@@ -89,3 +89,17 @@ def test_bad_inputs() -> None:
         average_weights([a, {"w": torch.zeros(2, 2), "n": a["n"]}])
     with pytest.raises(TypeError, match="base"):
         task_vector([1, 2], a)  # type: ignore[arg-type]
+
+
+def test_customize_brick_ignores_the_callers_grad_mode() -> None:
+    """Under torch.no_grad() it failed with torch's own message."""
+    data = make_task_data(["affine"], 30, seq_len=4, n_digits=5, seed=0)
+    torch.manual_seed(0)
+    m = BrickTransformer(data.vocab_size, data.seq_len, d_model=8, n_heads=2, d_ff=16).eval()
+    ref = customize_brick(m, data, steps=3, seed=0)
+    with torch.no_grad():
+        tau = customize_brick(m, data, steps=3, seed=0)
+    assert tau.keys() == ref.keys()
+    assert all(torch.equal(tau[k], ref[k]) for k in ref)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^customize_brick needs"):
+        customize_brick(m, data, steps=3, seed=0)

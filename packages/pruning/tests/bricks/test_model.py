@@ -99,3 +99,27 @@ def test_bad_inputs() -> None:
         train_multitask(m, data, steps=0)
     with pytest.raises(TypeError, match="data"):
         task_accuracy(m, "data")  # type: ignore[arg-type]
+
+
+def test_training_ignores_the_callers_grad_mode() -> None:
+    """Under torch.no_grad() training failed with torch's own message; token tensors made
+    under torch.inference_mode() could not be saved for backward."""
+    import dataclasses
+
+    data = make_task_data(["affine"], 40, seq_len=4, n_digits=5, seed=0)
+    with torch.inference_mode():
+        tokens, targets = data.tokens.clone(), data.targets.clone()
+    frozen_data = dataclasses.replace(data, tokens=tokens, targets=targets)
+
+    def trained(grad_mode, d) -> BrickTransformer:  # type: ignore[no-untyped-def]
+        torch.manual_seed(0)
+        m = BrickTransformer(data.vocab_size, data.seq_len, d_model=8, n_heads=2, d_ff=16)
+        with grad_mode():
+            train_multitask(m, d, steps=3, batch_size=8, seed=0, activation_l1=0.1)
+        return m
+
+    ref = trained(torch.enable_grad, data)
+    for m in (trained(torch.no_grad, data), trained(torch.no_grad, frozen_data)):
+        assert all(torch.equal(p, q) for p, q in zip(m.parameters(), ref.parameters()))
+    with pytest.raises(RuntimeError, match=r"^train_multitask needs autograd"):
+        trained(torch.inference_mode, data)

@@ -134,3 +134,27 @@ def test_moefication_of_a_float64_model() -> None:
     m = BrickTransformer(data.vocab_size, data.seq_len, d_model=8, n_heads=2, d_ff=16).double()
     moe = MoEfication(4, router_epochs=1, seed=0).fit(m, data)
     assert all(r.proj.weight.dtype == torch.float64 for r in moe.routers_)
+
+
+def test_router_training_ignores_the_callers_grad_mode_and_leaves_their_inputs_alone() -> None:
+    """Under torch.no_grad() training failed with torch's own message; inputs that require
+    grad got their ``.grad`` filled."""
+    data = make_task_data(["affine"], 30, seq_len=4, n_digits=5, seed=0)
+    torch.manual_seed(0)
+    m = BrickTransformer(data.vocab_size, data.seq_len, d_model=8, n_heads=2, d_ff=16).eval()
+    ins, hid, _ = ffn_activations(m, data, labelled_only=False)
+    labels = split_ffn(m.ffns[0], 4, seed=0)
+    torch.manual_seed(1)
+    router = ExpertRouter(8, 4)
+    twin = ExpertRouter(8, 4)
+    twin.load_state_dict(router.state_dict())
+    ref = train_router(router, ins[0], hid[0], labels, epochs=2, seed=0)
+    leaf = ins[0].clone().requires_grad_(True)
+    with torch.no_grad():
+        losses = train_router(twin, leaf, hid[0], labels, epochs=2, seed=0)
+        moe = MoEfication(4, router_epochs=1, seed=0).fit(m, data)
+    assert leaf.grad is None
+    assert losses == ref
+    assert len(moe.routers_) == len(m.ffns)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^train_router needs"):
+        train_router(twin, ins[0], hid[0], labels, epochs=1, seed=0)

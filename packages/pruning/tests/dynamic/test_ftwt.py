@@ -320,3 +320,24 @@ def test_labels_beyond_the_classes_are_named() -> None:
         train_ftwt(net, x, y, FTWTConfig(epochs=1, batch_size=2))
     with pytest.raises(TypeError, match="milestones"):
         FTWTConfig(milestones=3)  # type: ignore[arg-type]
+
+
+def test_train_ftwt_ignores_the_callers_grad_mode_and_leaves_their_inputs_alone() -> None:
+    """Under torch.no_grad() training failed with torch's own message; inputs that require
+    grad got their ``.grad`` filled."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 8, 8, generator=gen)
+    y = torch.randint(0, 10, (16,), generator=gen)
+    cfg = FTWTConfig(epochs=2, batch_size=8, warmup_epochs=1)
+    _, ref = _net()
+    ref_hist = train_ftwt(ref, x, y, cfg, seed=0)
+    _, net = _net()
+    leaf = x.clone().requires_grad_(True)
+    with torch.no_grad():
+        hist = train_ftwt(net, leaf, y, cfg, seed=0)
+    assert leaf.grad is None
+    assert hist == ref_hist
+    for p, q in zip(net.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p, q)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^train_ftwt needs autograd"):
+        train_ftwt(net, x, y, cfg, seed=0)

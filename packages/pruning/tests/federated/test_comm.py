@@ -32,6 +32,14 @@ def test_pack_unpack_roundtrip_and_size(sizes: list[int]) -> None:
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.int8])
+def test_pack_signs_any_dtype(dtype: torch.dtype) -> None:
+    # bfloat16 has no numpy dtype: the comparison runs in torch before .numpy()
+    signs = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0]).to(dtype)
+    packed = pack_signs([signs])
+    assert torch.equal(unpack_signs(packed, [5])[0], signs.to(torch.int8))
+
+
 def test_bit_formulas() -> None:
     masks = {"a": torch.tensor([True, False, True]), "b": torch.ones(2, 2, dtype=torch.bool)}
     assert sign_uplink_bits(masks) == 6

@@ -190,3 +190,27 @@ def test_run_loops_equal_rounds_of_the_public_client_updates() -> None:
         ]
         state = fedavg_aggregate(states, sizes)
     assert all(torch.equal(state[n], hist.scores[n]) for n in state)
+
+
+def test_client_updates_and_runs_ignore_the_callers_grad_mode() -> None:
+    """Under torch.no_grad() local training failed with torch's own message; client inputs
+    that require grad got their ``.grad`` filled."""
+    sm = _sign_net()
+    x, y = _data(24, 0)
+    ref = hidenseek_client_update(sm, sm.get_scores(), x, y, LOCAL, seed=0)
+    leaf = x.clone().requires_grad_(True)
+    clients = [(leaf, y), _data(13, 2)]
+    x_test, y_test = _data(30, 9)
+    dense = LocalConfig(epochs=1, batch_size=8, lr=0.05, optimizer="sgd")
+    run = run_fedavg(_net(), [(x, y), clients[1]], x_test, y_test, rounds=1, local=dense, seed=4)
+    with torch.no_grad():
+        signs = hidenseek_client_update(sm, sm.get_scores(), leaf, y, LOCAL, seed=0)
+        again = run_fedavg(_net(), clients, x_test, y_test, rounds=1, local=dense, seed=4)
+    assert leaf.grad is None
+    assert all(torch.equal(signs[n], ref[n]) for n in ref)
+    assert all(torch.equal(again.scores[n], run.scores[n]) for n in run.scores)
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError, match=r"^hidenseek_client_update needs autograd"):
+            hidenseek_client_update(sm, sm.get_scores(), x, y, LOCAL, seed=0)
+        with pytest.raises(RuntimeError, match=r"^run_fedavg needs autograd"):
+            run_fedavg(_net(), clients, x_test, y_test, rounds=1, local=dense, seed=4)

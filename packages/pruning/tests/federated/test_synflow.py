@@ -105,3 +105,19 @@ def test_selection_equals_the_stable_descending_sort() -> None:
                 order = torch.sort(values, descending=True, stable=True).indices
                 expected[order[:keep]] = True
                 assert torch.equal(_first_k_descending(values, keep), expected)
+
+
+def test_grad_mode_and_frozen_weights_do_not_change_the_masks() -> None:
+    """Under torch.no_grad() SynFlow failed with torch's "element 0 of tensors does not
+    require grad"; under torch.inference_mode() the error names the function."""
+    ref = synflow_prune(_mlp(), 0.3, (16,), iterations=3)
+    frozen = _mlp().requires_grad_(False)
+    with torch.no_grad():
+        masks = synflow_prune(frozen, 0.3, (16,), iterations=3)
+    assert masks.keys() == ref.keys()
+    assert all(torch.equal(masks[n], ref[n]) for n in ref)
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError, match=r"^synflow_prune needs autograd"):
+            synflow_prune(_mlp(), 0.3, (16,), iterations=3)
+        with pytest.raises(RuntimeError, match=r"^synflow_scores needs autograd"):
+            synflow_scores(_mlp(), (16,))

@@ -289,3 +289,37 @@ def test_a_model_without_trainable_parameters_is_refused_before_the_masks_are_at
         train(model, x, y, CFG, masks=masks)
     assert not model._forward_pre_hooks
     assert _same(clone_state(model), before)
+
+
+def test_training_ignores_the_callers_grad_mode_and_leaves_their_inputs_alone() -> None:
+    """Under torch.no_grad() training failed with torch's "element 0 of tensors does not
+    require grad"; inputs that require grad got their ``.grad`` filled; inference tensors
+    could not be saved for backward. Now the same result in every case, and a clear error
+    under torch.inference_mode()."""
+    x, y = _data()
+    cfg = TrainConfig(iterations=4, batch_size=16, lr=0.1)
+    ref = _net()
+    train(ref, x, y, cfg)
+    imp = iterative_magnitude_pruning(_net(), x, y, cfg, rounds=1)
+    leaf = x.clone().requires_grad_(True)
+    with torch.inference_mode():
+        xi, yi = x.clone(), y.clone()
+    for xs, ys, grad_mode in (
+        (x, y, torch.no_grad),
+        (leaf, y, torch.enable_grad),
+        (xi, yi, torch.no_grad),
+    ):
+        net = _net()
+        with grad_mode():
+            train(net, xs, ys, cfg)
+            again = iterative_magnitude_pruning(_net(), xs, ys, cfg, rounds=1)
+        assert _same(clone_state(net), clone_state(ref))
+        assert _same(again.trained_states[-1], imp.trained_states[-1])
+    assert leaf.grad is None
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError, match=r"^train needs autograd"):
+            train(_net(), x, y, cfg)
+        with pytest.raises(RuntimeError, match=r"^iterative_magnitude_pruning needs autograd"):
+            iterative_magnitude_pruning(_net(), x, y, cfg, rounds=1)
+        with pytest.raises(RuntimeError, match=r"^train_from needs autograd"):
+            train_from(_net(), clone_state(ref), x, y, cfg)

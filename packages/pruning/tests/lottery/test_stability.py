@@ -103,3 +103,19 @@ def test_bad_inputs() -> None:
     cfg = TrainConfig(iterations=2)
     with pytest.raises(ValueError, match="data_seeds"):
         linear_mode_connectivity(_net(), a, x, y, x, y, cfg, data_seeds=(3, 3))
+
+
+def test_lmc_ignores_the_callers_grad_mode_and_leaves_their_inputs_alone() -> None:
+    """Under torch.no_grad() it failed with torch's own message; inputs that require grad
+    got their ``.grad`` filled."""
+    x, y = _data()
+    cfg = TrainConfig(iterations=4, batch_size=16, lr=0.1)
+    start = _net().state_dict()
+    ref = linear_mode_connectivity(_net(), start, x, y, x, y, cfg, points=3)
+    leaf = x.clone().requires_grad_(True)
+    with torch.no_grad():
+        res = linear_mode_connectivity(_net(), start, leaf, y, x, y, cfg, points=3)
+    assert leaf.grad is None
+    torch.testing.assert_close(res.errors, ref.errors, rtol=0, atol=0)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^linear_mode_connectivity"):
+        linear_mode_connectivity(_net(), start, x, y, x, y, cfg, points=3)

@@ -197,3 +197,26 @@ def test_a_float64_controller_runs_in_float64() -> None:
     assert s.log_prob.dtype == torch.float64
     assert torch.allclose(s.log_prob, ctrl.log_prob(s.architectures))
     assert all(p.dtype == torch.float64 for p in ctrl.decision_probabilities(s.architectures))
+
+
+def test_reinforce_step_under_no_grad_and_a_sample_without_a_graph() -> None:
+    """A step under torch.no_grad() (e.g. inside an evaluation block) still learns from a
+    sample drawn with its graph; a sample drawn under no_grad is named, not torch's "element
+    0 of tensors does not require grad"."""
+    space = CellSpace(num_nodes=3)
+    replay = random_architectures(space, 2, seed=9)
+    a, b = ENASController(space, hidden=8, seed=0), ENASController(space, hidden=8, seed=0)
+    ta, tb = ReinforceTrainer(a), ReinforceTrainer(b)
+    out_a = ta.step(a.sample(4, seed=1), torch.rand(4, generator=torch.Generator()), replay)
+    sample = b.sample(4, seed=1)
+    with torch.no_grad():
+        rewards = torch.rand(4, generator=torch.Generator())
+        out_b = tb.step(sample, rewards, replay)
+    assert out_a == out_b
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    with torch.no_grad():
+        detached = b.sample(4, seed=2)
+    with pytest.raises(ValueError, match="sample must carry the controller's autograd graph"):
+        tb.step(detached, torch.zeros(4))
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^ReinforceTrainer\.step"):
+        tb.step(b.sample(4, seed=3), torch.zeros(4))

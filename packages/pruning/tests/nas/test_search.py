@@ -147,3 +147,20 @@ def test_final_evaluation_trains_in_the_dtype_of_x() -> None:
     assert 0.0 <= acc <= 1.0
     with pytest.raises(TypeError, match="x_test"):
         final_evaluation(SPACE, arch, xtr.double(), ytr, xte, yte, hidden=4, train_config=cfg)
+
+
+def test_searches_ignore_the_callers_grad_mode_and_leave_their_inputs_alone() -> None:
+    """Under torch.no_grad() the supernet training failed with torch's own message; inputs
+    that require grad got their ``.grad`` filled."""
+    xtr, ytr, xv, yv = _task()
+    cfg = dataclasses.replace(CFG, epochs=1)
+    ref = enas_search(SPACE, xtr, ytr, xv, yv, cfg, seed=1)
+    leaf = xtr.clone().requires_grad_(True)
+    with torch.no_grad():
+        res = enas_search(SPACE, leaf, ytr, xv, yv, cfg, seed=1)
+        random_search(SPACE, leaf, ytr, xv, yv, cfg, seed=1)
+    assert leaf.grad is None
+    assert res.candidates == ref.candidates
+    assert torch.equal(res.scores, ref.scores)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^random_search needs"):
+        random_search(SPACE, xtr, ytr, xv, yv, cfg, seed=1)

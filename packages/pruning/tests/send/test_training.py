@@ -184,3 +184,19 @@ def test_record_activations_checks_every_layer_before_hooking_any() -> None:
     with pytest.raises(ValueError, match="layer must lie in"):
         record_activations(model, ids, mask, [0, 5], "mlp")
     assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_train_send_ignores_the_callers_grad_mode() -> None:
+    """Under torch.no_grad() training failed with torch's own message; token tensors made
+    under torch.inference_mode() could not be saved for backward."""
+    _, m1, ids, mask, t_ids, t_mask = _setup()
+    _, m2, *_ = _setup()
+    cfg = SeNDConfig(steps=3, batch_size=4, checkpoint_every=1, window=2, drop_fraction=0.25)
+    h1 = train_send(m1, ids, mask, t_ids, t_mask, cfg, seed=3)
+    with torch.inference_mode():
+        ids_i, mask_i = ids.clone(), mask.clone()
+    with torch.no_grad():
+        h2 = train_send(m2, ids_i, mask_i, t_ids, t_mask, cfg, seed=3)
+    assert h1.loss == h2.loss
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^train_send needs autograd"):
+        train_send(m2, ids, mask, t_ids, t_mask, cfg, seed=3)

@@ -117,3 +117,40 @@ def test_inputs_outside_the_clamp_range_are_refused() -> None:
             attack(model, x, y, eps=2.0, T=4)
     x_adv = fgsm(model, x, y, eps=2.0, T=4, clamp=(0.0, 255.0))
     assert float((x_adv - x).abs().max()) <= 2.0 + 1e-5
+
+
+def test_attacks_run_under_no_grad_and_refuse_inference_mode_by_name() -> None:
+    """A surrounding ``torch.no_grad()`` broke the attacks with torch's "element 0 of tensors
+    does not require grad"; under ``torch.inference_mode()`` they now say what is wrong."""
+    model, x, y = _setup()
+    expected = (fgsm(model, x, y, eps=0.05, T=3), pgd(model, x, y, eps=0.05, T=3, seed=0))
+    with torch.no_grad():
+        got = (fgsm(model, x, y, eps=0.05, T=3), pgd(model, x, y, eps=0.05, T=3, seed=0))
+    torch.testing.assert_close(got, expected)
+    for name, attack in (("fgsm", fgsm), ("pgd", pgd)):
+        with torch.inference_mode(), pytest.raises(RuntimeError, match=rf"^{name} needs autograd"):
+            attack(model, x, y, eps=0.05, T=3)
+
+
+def test_attacks_take_inference_tensors_and_leave_the_callers_graph_alone() -> None:
+    """An input made under ``torch.inference_mode()`` failed with "Setting requires_grad=True on
+    inference tensor outside InferenceMode"; an input requiring grad kept its ``.grad`` empty."""
+    model, x, y = _setup()
+    expected = fgsm(model, x, y, eps=0.05, T=3)
+    with torch.inference_mode():
+        xi = x.clone()
+    torch.testing.assert_close(fgsm(model, xi, y, eps=0.05, T=3), expected)
+    torch.testing.assert_close(
+        pgd(model, xi, y, eps=0.05, T=3, seed=0), pgd(model, x, y, eps=0.05, T=3, seed=0)
+    )
+    leaf = x.clone().requires_grad_(True)
+    out = fgsm(model, leaf, y, eps=0.05, T=3)
+    assert leaf.grad is None
+    assert not out.requires_grad
+
+
+def test_clamp_given_a_tensor_gets_a_short_message() -> None:
+    model, x, y = _setup()
+    with pytest.raises(TypeError, match=r"^clamp must be None or a pair") as err:
+        fgsm(model, x, y, eps=0.1, T=2, clamp=torch.rand(64, 64))  # type: ignore[arg-type]
+    assert len(str(err.value)) < 200  # was the whole tensor, thousands of characters

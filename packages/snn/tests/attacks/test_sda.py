@@ -74,3 +74,18 @@ def test_sda_bad_inputs() -> None:
         sda(net, x, y[:2])
     with pytest.raises(ValueError, match="seed or generator"):
         sda(net, x, y, seed=1, generator=torch.Generator())
+
+
+def test_sda_takes_inference_tensors_and_runs_under_no_grad() -> None:
+    """Events made under ``torch.inference_mode()`` failed with "Setting requires_grad=True on
+    inference tensor outside InferenceMode"; inside it, sda now names itself."""
+    net, x, y = _net_and_data()
+    x, y = x[:, :2], y[:2]
+    expected = sda(net, x, y, k_init=4, max_iters=3, seed=0)
+    with torch.inference_mode():
+        xi = x.clone()
+    assert torch.equal(sda(net, xi, y, k_init=4, max_iters=3, seed=0).x_adv, expected.x_adv)
+    with torch.no_grad():
+        assert torch.equal(sda(net, x, y, k_init=4, max_iters=3, seed=0).x_adv, expected.x_adv)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^sda needs autograd"):
+        sda(net, x, y, k_init=4, max_iters=3, seed=0)

@@ -1,5 +1,6 @@
 """Dynamic Confidence: early exit on recorded outputs, sweep, Pareto front, oracle, runner."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -205,3 +206,15 @@ def test_run_confidence_keeps_the_outputs_dtype_for_binary_inputs() -> None:
     ref = dynamic_confidence(outputs, threshold=0.3, scale=1.0)
     assert run.confidence.dtype == torch.float32
     assert torch.allclose(run.confidence, ref.confidence)
+
+
+def test_sweep_copies_read_only_thresholds() -> None:
+    """A read-only numpy array was wrapped as is: torch warned of undefined behaviour, and the
+    sweep's ``thresholds`` tensor wrote through to the caller's read-only array."""
+    g = torch.Generator().manual_seed(0)
+    out, y = torch.randn(4, 6, 3, generator=g), torch.arange(6) % 3
+    th = np.array([0.0, 0.5, 0.9])
+    th.setflags(write=False)
+    sweep = confidence_sweep(out, y, th, scale=1.0)
+    assert sweep.thresholds.tolist() == th.tolist()
+    assert not np.shares_memory(sweep.thresholds.numpy(), th)

@@ -200,3 +200,35 @@ def test_int32_labels_train() -> None:
 def test_empty_batches_are_named() -> None:
     with pytest.raises(ValueError, match="at least one sample"):
         evaluate_steps(_net(), torch.rand(0, 5), torch.zeros(0, dtype=torch.long), T=2)
+
+
+def test_minibatches_are_cut_from_the_inputs_graph() -> None:
+    """Every batch indexed one shared graph of ``x``: a trainer's second backward failed with
+    "Trying to backward through the graph a second time"."""
+    base = torch.rand(6, 5, requires_grad=True)
+    x, y = base * 2, torch.arange(6) % 3  # x has a graph, as the output of a preprocessing step
+    for shuffle in (False, True):
+        batches = minibatches(x, y, 4, shuffle=shuffle, seed=0)
+        assert not any(xb.requires_grad for xb, _ in batches)
+    with torch.inference_mode():
+        xi = torch.rand(6, 5)
+    (xb, _), _ = minibatches(xi, y, 4, shuffle=False)
+    assert not xb.is_inference()  # can enter a training graph
+
+
+def test_bptt_runs_under_no_grad_and_leaves_the_inputs_grad_alone() -> None:
+    """Under ``torch.no_grad()`` the epoch failed with torch's "element 0 of tensors does not
+    require grad"; an input requiring grad had its ``.grad`` filled by the training."""
+    T = 3
+    x, y = torch.rand(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    net, ref = _net(1), _net(1)
+    bptt_train_epoch(ref, [(x, y)], torch.optim.SGD(ref.parameters(), lr=0.5), T)
+    leaf = x.clone().requires_grad_(True)
+    with torch.no_grad():
+        bptt_train_epoch(net, [(leaf, y)], torch.optim.SGD(net.parameters(), lr=0.5), T)
+    for p, q in zip(net.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q)
+    assert leaf.grad is None
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^bptt_train_epoch needs"):
+        bptt_train_epoch(net, [(x, y)], opt, T)

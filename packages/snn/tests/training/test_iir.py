@@ -251,3 +251,35 @@ def test_calibration_inputs_must_be_non_empty_and_finite() -> None:
         ann_to_snn(ann, torch.rand(0, 1, 8, 8))
     with pytest.raises(ValueError, match="x_calib must be finite"):
         ann_to_snn(ann, torch.full((4, 1, 8, 8), float("nan")))
+
+
+def test_train_ann_runs_under_no_grad_with_an_input_that_has_a_graph() -> None:
+    """Under ``torch.no_grad()`` train_ann failed with torch's "element 0 of tensors does not
+    require grad"; an input with a graph failed on the second batch ("Trying to backward through
+    the graph a second time"): every batch shared the graph of ``x``."""
+    from neuronkit.snn.training import train_ann
+
+    torch.manual_seed(0)
+    base = torch.randn(8, 6, requires_grad=True)
+    x, y = base * 1.0, torch.randint(0, 3, (8,))
+    ann = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    ref = copy.deepcopy(ann)
+    train_ann(ref, x.detach(), y, 1, batch_size=4)
+    with torch.no_grad():
+        train_ann(ann, x, y, 1, batch_size=4)  # two batches
+    for p, q in zip(ann.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q)
+    assert base.grad is None
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^train_ann needs autograd"):
+        train_ann(ann, x.detach(), y, 1, batch_size=4)
+
+
+def test_iir_retrain_runs_under_no_grad() -> None:
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 10
+    net = iir_cnn(channels=(2, 2), hidden=4, seed=0, threshold=0.3)
+    with torch.no_grad():
+        res = iir_retrain(net, (x, y, x, y), timesteps=(2,), epochs_per_stage=1, batch_size=4)
+    assert res.stages[0].losses  # was torch's "element 0 of tensors does not require grad"
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^iir_retrain needs"):
+        iir_retrain(net, (x, y, x, y), timesteps=(1,), epochs_per_stage=1, batch_size=4)

@@ -152,3 +152,25 @@ def test_sltt_memory_is_flat_bptt_grows() -> None:
     assert _peak("sltt", 2) == _peak("sltt", 16)
     b2, b4, b8 = _peak("bptt", 2), _peak("bptt", 4), _peak("bptt", 8)
     assert b8 - b4 == 2 * (b4 - b2) > 0  # linear in T
+
+
+def test_sltt_runs_under_no_grad_with_an_input_that_has_a_graph() -> None:
+    """Under ``torch.no_grad()`` SLTT failed with torch's "element 0 of tensors does not require
+    grad"; an encoded input with a graph of its own was backpropagated through at every step
+    ("Trying to backward through the graph a second time")."""
+    T = 3
+    want = _delta(_net(2.0), lambda n, o: sltt_train_epoch(n, [(X, Y)], o, T))
+    base = X.clone().requires_grad_(True)
+    x = base * 1.0  # a graph to the caller's leaf
+
+    def encode(v: torch.Tensor, steps: int) -> torch.Tensor:
+        return v.expand(steps, *v.shape)
+
+    def train(n: nn.Module, o: torch.optim.Optimizer) -> None:
+        with torch.no_grad():
+            sltt_train_epoch(n, [(x, Y)], o, T, encoder=encode)
+
+    got = _delta(_net(2.0), train)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    assert base.grad is None

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -197,3 +198,20 @@ def test_numpy_real_betas_are_accepted_and_bad_inits_named() -> None:
         mean_field_overlaps(0.2, 3, init="abc")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^factors must have at least one neuron"):
         glauber_dynamics(np.ones((2, 0)), np.ones(0))  # was numpy's "number sections"
+
+
+def test_zero_dimensional_tensor_and_array_betas_are_accepted() -> None:
+    """``beta=torch.tensor(2.0)`` got "beta must be > 0 ..., got tensor(2.)"."""
+    f = np.ones((2, 5))
+    want = glauber_dynamics(f, np.ones(5), beta=2.0, sweeps=2, seed=0)
+    for beta in (torch.tensor(2.0), np.array(2.0)):
+        got = glauber_dynamics(f, np.ones(5), beta=beta, sweeps=2, seed=0)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(got.overlaps, want.overlaps)
+        np.testing.assert_allclose(
+            mean_field_overlaps(0.2, 3, beta=beta),  # type: ignore[arg-type]
+            mean_field_overlaps(0.2, 3, beta=2.0),
+            rtol=1e-12,
+        )
+    with pytest.raises(ValueError, match=r"^beta must be > 0") as err:
+        glauber_dynamics(f, np.ones(5), beta=torch.ones(100, 100), sweeps=1)  # type: ignore[arg-type]
+    assert len(str(err.value)) < 200

@@ -480,3 +480,22 @@ def test_infinite_depth_predict_checks_the_number_of_features(act) -> None:
     with pytest.raises(ValueError, match=r"^x must have 2 columns, got 1"):
         clf.predict(data.x[:, :1])
     assert clf.n_features_in_ == data.x.shape[1] == 2
+
+
+def test_custom_duals_run_under_no_grad() -> None:
+    """A custom dual's derivative comes from autograd: under ``torch.no_grad()``
+    dual_from_activation, ntk_recursion and the classifiers with such a dual failed with
+    torch's "element 0 of tensors does not require grad"."""
+    rho = torch.tensor([0.3, 0.5, -0.2], dtype=torch.float64)
+    dual = dual_from_activation(torch.tanh, points=16)
+    expected = ntk_recursion(rho, 2, dual)
+    tr = dirichlet_sphere_data(20, [2, 1], [1, 2], 0.4, seed=1)
+    pred = DeepNTKClassifier(dual, 2).fit(tr.x, tr.y).predict(tr.x)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ntk_recursion(rho, 2, dual_from_activation(torch.tanh, points=16)), expected
+        )
+        torch.testing.assert_close(ntk_recursion(rho, 2, dual), expected)
+        assert torch.equal(DeepNTKClassifier(dual, 2).fit(tr.x, tr.y).predict(tr.x), pred)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^a dual from dual_from_act"):
+        ntk_recursion(rho, 2, dual)

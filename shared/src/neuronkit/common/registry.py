@@ -157,6 +157,12 @@ def discover(*, strict: bool = False) -> dict[str, ReproductionInfo]:
     A broken entry point (unreadable metadata, id mismatch) is skipped with a warning, or
     raises :class:`RegistryError` when ``strict``.
     """
+    return _discover(strict=strict, stacklevel=3)
+
+
+def _discover(*, strict: bool = False, stacklevel: int) -> dict[str, ReproductionInfo]:
+    """:func:`discover`, its warnings attributed ``stacklevel`` frames up (the user's call to
+    ``discover`` or ``reproduce``)."""
     found: dict[str, ReproductionInfo] = {}
     for ep in entry_points(group=GROUP):
         try:
@@ -169,7 +175,7 @@ def discover(*, strict: bool = False) -> dict[str, ReproductionInfo]:
             )
             if strict:
                 raise error from err
-            warnings.warn(f"skipping a broken reproduction: {error}", stacklevel=2)
+            warnings.warn(f"skipping a broken reproduction: {error}", stacklevel=stacklevel)
             continue
         other = found.get(info.id)
         if other is not None and other.distribution != info.distribution:
@@ -210,7 +216,7 @@ def reproduce(
     Writes ``<out>/<id>/`` and returns the :class:`Result`; ``seed=None`` uses the
     reproduction's own default seed. Package tests call this for their quick reproductions.
     """
-    registry = discover()
+    registry = _discover(stacklevel=3)
     if reproduction_id not in registry:
         raise ValueError(
             f"reproduction_id must be a registered id ({len(registry)} installed), "

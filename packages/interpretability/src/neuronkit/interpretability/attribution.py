@@ -12,7 +12,9 @@ each example's attribution is the gradient of its own output.
 
 Nothing here changes the model's mode or its parameters' ``.grad``: gradients are taken with
 ``torch.autograd.grad`` with respect to the inputs only, which also skips the weight-gradient
-work of a full ``backward``. Inputs are never modified.
+work of a full ``backward``. Inputs are never modified. The methods turn autograd on for
+themselves, so they work inside ``torch.no_grad()``; under ``torch.inference_mode()`` they
+raise ``RuntimeError`` (inputs made there, inference tensors, are fine outside it).
 
 Speed: integrated gradients evaluates all ``n_steps`` interpolation points of all examples in
 one batched forward and backward pass (or in chunks of ``internal_batch_size`` rows), so its
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -30,7 +33,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_seed,
+    check_type,
+    detached_input,
+    grad_enabled,
+)
 
 from .hooks import call_model
 
@@ -105,7 +116,7 @@ def _target_index(target: Target, batch: int, device: torch.device) -> int | tor
             raise ValueError(
                 f"target must be [B] (or [B, 1]) class indices, got shape {tuple(target.shape)}"
             )
-        t = target.reshape(-1)
+        t = detached_input(target.reshape(-1))  # an inference tensor cannot enter a loss graph
         if t.dtype != torch.long or t.device != device:
             t = t.to(device=device, dtype=torch.long)
     elif isinstance(target, Sequence) and not isinstance(target, str):
@@ -214,12 +225,8 @@ def _select(outputs: torch.Tensor, target: int | torch.Tensor | None, batch: int
 
 
 def _check_graph(outputs: torch.Tensor, what: str = "model returned a tensor") -> None:
-    """A (validated) output must depend on the input through autograd."""
-    if torch.is_inference_mode_enabled():
-        raise RuntimeError(
-            "attributions need autograd: call them outside torch.inference_mode() (a "
-            "surrounding torch.no_grad() is fine)"
-        )
+    """A (validated) output must depend on the input through autograd (the public methods run
+    under :func:`~neuronkit.common.grad_enabled`, which names a caller's inference mode)."""
     if not outputs.requires_grad:
         raise ValueError(
             f"{what} detached from its input (requires_grad=False, no autograd graph): "
@@ -244,11 +251,7 @@ def _gradient(
 ) -> torch.Tensor:
     """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad; checked finite unless
     ``check=False`` (for callers that check their final result once instead of every pass)."""
-    if torch.is_grad_enabled():
-        outputs = call_model(model, x)
-    else:
-        with torch.enable_grad():
-            outputs = call_model(model, x)
+    outputs = call_model(model, x)
     grad_out = _grad_outputs(outputs, target, x.shape[0])
     _check_graph(outputs)
     (grad,) = torch.autograd.grad(outputs, x, grad_out)
@@ -256,13 +259,16 @@ def _gradient(
 
 
 def _leaf(x: torch.Tensor) -> torch.Tensor:
-    return x.detach().requires_grad_(True)
+    """A new leaf with the values of ``x`` (a copy of an inference tensor, which cannot take
+    ``requires_grad`` outside inference mode)."""
+    return detached_input(x).requires_grad_(True)
 
 
 # --------------------------------------------------------------------------------------------
 # methods
 
 
+@grad_enabled("saliency")
 def saliency(
     model: Model, inputs: torch.Tensor, target: Target = None, *, abs: bool = True
 ) -> torch.Tensor:
@@ -285,6 +291,7 @@ def saliency(
     return grad.abs() if abs else grad
 
 
+@grad_enabled("input_x_gradient")
 def input_x_gradient(model: Model, inputs: torch.Tensor, target: Target = None) -> torch.Tensor:
     """Gradient times input, Captum's ``InputXGradient``: ``x * d f_target / d x``."""
     _check_model(model)
@@ -293,6 +300,7 @@ def input_x_gradient(model: Model, inputs: torch.Tensor, target: Target = None) 
     return _gradient(model, _leaf(inputs), t) * inputs.detach()
 
 
+@grad_enabled("loss_gradient")
 def loss_gradient(
     model: Model,
     inputs: torch.Tensor,
@@ -324,26 +332,25 @@ def loss_gradient(
     elif not callable(loss):
         raise TypeError(f"loss must be 'cross_entropy' or a callable, got {type(loss).__name__}")
     x = _leaf(inputs)
-    with torch.enable_grad():
-        logits = call_model(model, x)
-        labels = _index_tensor(t, x.shape[0], x.device)
-        assert labels is not None
-        _check_output(logits, labels, x.shape[0])
-        _check_graph(logits)
-        per_example = (
-            F.cross_entropy(logits, labels, reduction="none")
-            if isinstance(loss, str)
-            else loss(logits, labels)
+    logits = call_model(model, x)
+    labels = _index_tensor(t, x.shape[0], x.device)
+    assert labels is not None
+    _check_output(logits, labels, x.shape[0])
+    _check_graph(logits)
+    per_example = (
+        F.cross_entropy(logits, labels, reduction="none")
+        if isinstance(loss, str)
+        else loss(logits, labels)
+    )
+    if not isinstance(per_example, torch.Tensor):
+        raise TypeError(f"loss must return a tensor, got {type(per_example).__name__}")
+    if per_example.shape != (x.shape[0],):
+        raise ValueError(
+            f"loss must return per-example losses of shape [B] = [{x.shape[0]}], got shape "
+            f"{tuple(per_example.shape)} (use reduction='none')"
         )
-        if not isinstance(per_example, torch.Tensor):
-            raise TypeError(f"loss must return a tensor, got {type(per_example).__name__}")
-        if per_example.shape != (x.shape[0],):
-            raise ValueError(
-                f"loss must return per-example losses of shape [B] = [{x.shape[0]}], got shape "
-                f"{tuple(per_example.shape)} (use reduction='none')"
-            )
-        _check_graph(per_example, "loss returned a tensor")
-        (grad,) = torch.autograd.grad(per_example.sum(), x)
+    _check_graph(per_example, "loss returned a tensor")
+    (grad,) = torch.autograd.grad(per_example.sum(), x)
     _check_finite_result(grad, "outputs, losses or gradients")
     return grad.abs() if abs else grad
 
@@ -392,7 +399,9 @@ def _nodes(method: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 def _baselines(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
     if baselines is None:
         return torch.zeros_like(inputs)
-    if isinstance(baselines, (int, float)) and not isinstance(baselines, bool):
+    if isinstance(baselines, np.ndarray) and baselines.ndim == 0:
+        baselines = baselines.item()
+    if isinstance(baselines, numbers.Real) and not isinstance(baselines, bool):  # np.float32 too
         check_number("baselines", baselines)
         return torch.full_like(inputs, float(baselines))
     check_type("baselines", baselines, torch.Tensor)
@@ -401,6 +410,8 @@ def _baselines(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
     check_finite("baselines", baselines)
     if baselines.shape == inputs.shape:
         return baselines.detach().to(inputs)
+    if baselines.ndim == 0:  # a scalar tensor
+        return baselines.detach().to(inputs).expand_as(inputs)
     if baselines.shape == inputs.shape[1:] or baselines.shape == (1, *inputs.shape[1:]):
         return baselines.detach().to(inputs).reshape(1, *inputs.shape[1:]).expand_as(inputs)
     raise ValueError(
@@ -418,6 +429,7 @@ def _forward_selected(
         return _select(outputs, target, x.shape[0])
 
 
+@grad_enabled("integrated_gradients")
 def integrated_gradients(
     model: Model,
     inputs: torch.Tensor,
@@ -508,6 +520,7 @@ AttributionFn = Callable[..., Any]
 _SMOOTHABLE: dict[str, AttributionFn] = {}
 
 
+@grad_enabled("smoothgrad")
 def smoothgrad(
     model: Model,
     inputs: torch.Tensor,

@@ -143,7 +143,7 @@ def bin_activations(
         # finite: an infinite bound makes every bin but one empty
         value_range = check_interval("value_range", value_range)
     if not isinstance(zero_bin, bool):
-        raise TypeError(f"zero_bin must be a bool, got {zero_bin!r}")
+        raise TypeError(f"zero_bin must be a bool, got {zero_bin!r:.80}")
     n_free = n_bins - 1 if zero_bin else n_bins
     # zero_bin: only the non-zero values of a unit are binned (its range / quantiles)
     live = arr != 0 if zero_bin else None
@@ -282,7 +282,7 @@ def mutual_information_matrix(
         )
     log_base = _check_base(base)
     if not isinstance(bias_correction, bool):
-        raise TypeError(f"bias_correction must be a bool, got {bias_correction!r}")
+        raise TypeError(f"bias_correction must be a bool, got {bias_correction!r:.80}")
     n = ca.shape[0]
     ca, ka = _compact_codes(ca)
     cb, kb = (ca, ka) if b is None else _compact_codes(cb)
@@ -321,7 +321,7 @@ def mutual_information(
         raise ValueError(f"y must have as many samples as x ({cx.shape[0]}), got {cy.shape[0]}")
     log_base = _check_base(base)
     if not isinstance(bias_correction, bool):
-        raise TypeError(f"bias_correction must be a bool, got {bias_correction!r}")
+        raise TypeError(f"bias_correction must be a bool, got {bias_correction!r:.80}")
     # sparse contingency table: only the occupied (x, y) cells, so many distinct codes
     # (e.g. from joint_codes) stay cheap
     n = cx.shape[0]

@@ -10,7 +10,9 @@
 Attacks take gradients with respect to the inputs only (``torch.autograd.grad``) and never
 touch parameter ``.grad``. Attacks and :func:`accuracy` run the model with every submodule in
 eval mode (BatchNorm on its running statistics, which stay unchanged; no dropout) and restore
-each submodule's own train/eval flag afterwards.
+each submodule's own train/eval flag afterwards. Attacks and training turn autograd on for
+themselves: they work inside ``torch.no_grad()`` and raise ``RuntimeError`` under
+``torch.inference_mode()``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from neuronkit.common import (
     check_seed,
     check_type,
     correct_predictions,
+    detached_input,
     eval_mode,
+    grad_enabled,
     progress,
     torch_generator,
     torch_rng_seeded,
@@ -44,7 +48,8 @@ Adversary = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Validate a batch; returns ``labels`` as ``int64`` (what the cross-entropy takes)."""
+    """Validate a batch; returns ``labels`` as ``int64`` (what the cross-entropy takes; a copy
+    of an inference tensor, which the cross-entropy could not save for backward)."""
     check_type("model", model, nn.Module)
     check_type("inputs", inputs, torch.Tensor)
     check_type("labels", labels, torch.Tensor)
@@ -63,7 +68,7 @@ def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -
             f"labels must have shape [{inputs.shape[0]}] (one per input), got {tuple(labels.shape)}"
         )
     check_finite("inputs", inputs)
-    return labels if labels.dtype == torch.int64 else labels.long()
+    return detached_input(labels) if labels.dtype == torch.int64 else labels.long()
 
 
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -107,6 +112,7 @@ def _step(grad: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
     return step_size * unit.reshape(grad.shape)
 
 
+@grad_enabled("pgd_attack")
 def pgd_attack(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -151,7 +157,7 @@ def pgd_attack(
     clamp = None if clamp is None else check_interval("clamp", clamp)
     if seed is not None:
         check_seed(seed)
-    x = inputs.detach()
+    x = detached_input(inputs)  # a copy of an inference tensor, which cannot enter a graph
     if eps == 0:
         return x.clone()
     label_range = _label_range(labels)
@@ -170,17 +176,16 @@ def pgd_attack(
             if clamp is not None:
                 adv = adv.clamp(*clamp)
             adv = adv.detach().requires_grad_(True)
-            with torch.enable_grad():
-                logits = _logits(model, adv)
-                if step == 0:
-                    _check_label_range(label_range, logits.shape[1])
-                    if not logits.requires_grad:
-                        raise ValueError(
-                            "model returned logits detached from its input (no autograd "
-                            "graph); the attack needs gradients with respect to inputs"
-                        )
-                loss = F.cross_entropy(logits, labels, reduction="sum")
-                (grad,) = torch.autograd.grad(loss, adv)
+            logits = _logits(model, adv)
+            if step == 0:
+                _check_label_range(label_range, logits.shape[1])
+                if not logits.requires_grad:
+                    raise ValueError(
+                        "model returned logits detached from its input (no autograd "
+                        "graph); the attack needs gradients with respect to inputs"
+                    )
+            loss = F.cross_entropy(logits, labels, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, adv)
             delta = _project(adv.detach() + _step(grad, step_size, norm) - x, eps, norm)
     adv = x + delta
     if clamp is not None:
@@ -188,6 +193,7 @@ def pgd_attack(
     return adv.detach()
 
 
+@grad_enabled("fgsm_attack")
 def fgsm_attack(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -220,6 +226,7 @@ def accuracy(
     return correct / inputs.shape[0]
 
 
+@grad_enabled("train_classifier")
 def train_classifier(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -256,6 +263,7 @@ def train_classifier(
             ``True`` / ``False``.
     """
     labels = _check_batch(model, inputs, labels)
+    inputs = detached_input(inputs)  # the updates never reach the caller's graph or x.grad
     check_number("epochs", epochs, ge=1, integer=True)
     check_number("batch_size", batch_size, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)

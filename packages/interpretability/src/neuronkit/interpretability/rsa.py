@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Any, Literal
 
 import numpy as np
@@ -502,7 +503,9 @@ def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
     # infinite (inf - inf, nan - x, inf - x), so only then is the matrix scanned for them
     asymmetry = _max_asymmetry(prec)
     if not math.isfinite(asymmetry):
-        check_finite("noise", prec)  # raises for non-finite entries (else: finite overflow)
+        check_finite("noise", prec)  # raises for non-finite entries
+        # finite entries whose difference overflows: far beyond any tolerance below
+        raise ValueError("noise must be a symmetric precision matrix")
     # np.allclose(prec, prec.T, atol=1e-8 * max(1, max |prec|)); accepted at once when every
     # |P_ij - P_ji| <= 1e-8 (<= that atol), e.g. an inverse that is symmetric up to rounding
     if not asymmetry <= 1e-8 and not np.allclose(
@@ -1175,21 +1178,25 @@ def geodesic(
     """
     _check_bounds(lower, upper)
     _check_bool("rank", rank)
-    _check_disconnected(disconnected)
+    disconnected = _check_disconnected(disconnected)
     v, layout = _as_vectors("rdms", rdms)
     if rank:
         v = _rank_vectors(v)
     return _restore(_geodesic_vectors(v, lower, upper, disconnected), layout)
 
 
-def _check_disconnected(disconnected: Any) -> None:
+def _check_disconnected(disconnected: Any) -> Literal["max"] | float:
+    """``"max"``, or the number (a numpy scalar or a 0-d array / tensor too) as a float."""
     if isinstance(disconnected, str):
         check_choice("disconnected", disconnected, ["max"])
-    else:
-        if not isinstance(disconnected, (int, float)) or isinstance(disconnected, bool):
-            raise TypeError(f"disconnected must be 'max' or a number, got {disconnected!r}")
-        if math.isnan(disconnected) or disconnected < 0:
-            raise ValueError(f"disconnected must be >= 0, got {disconnected}")
+        return "max"
+    if getattr(disconnected, "ndim", None) == 0 and hasattr(disconnected, "item"):
+        disconnected = disconnected.item()
+    if not isinstance(disconnected, numbers.Real) or isinstance(disconnected, bool):
+        raise TypeError(f"disconnected must be 'max' or a number, got {disconnected!r:.80}")
+    if math.isnan(disconnected) or disconnected < 0:
+        raise ValueError(f"disconnected must be >= 0, got {disconnected}")
+    return float(disconnected)
 
 
 def _geodesic_vectors(

@@ -24,8 +24,10 @@ config is left as it was, with a warning that names the mismatch.
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from contextlib import AbstractContextManager
+from types import FrameType
 from typing import Any
 
 import torch
@@ -367,10 +369,16 @@ def _differences(old: Any, new: Any) -> dict[str, Any]:
 
 
 def _unchanged(problem: str) -> dict[str, Any]:
-    """Warn that ``model.config`` stays as it was because of ``problem``; nothing changed."""
+    """Warn that ``model.config`` stays as it was because of ``problem``; nothing changed. The
+    warning points at the user's line (the first frame outside neuronkit.pruning), whether they
+    called :func:`sync_hf_config`, ``prune`` or ``prune_model``."""
+    level = 1
+    frame: FrameType | None = sys._getframe(0)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("neuronkit.pruning"):
+        level, frame = level + 1, frame.f_back
     warnings.warn(
         f"model: {problem}; model.config is left unchanged and from_pretrained cannot rebuild "
         "this model",
-        stacklevel=3,
+        stacklevel=level,
     )
     return {}

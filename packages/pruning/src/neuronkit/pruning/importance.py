@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuronkit.common import detached_input, grad_enabled
+
 from .graph import DependencyGraph, Group, GroupMember
 from .tracing import call_model, split_inputs
 
@@ -283,13 +285,24 @@ class _GradientImportance(GroupImportance):
         self._grads: dict[tuple[str, str], torch.Tensor] = {}
 
     def _model_with_grads(self, graph: DependencyGraph) -> nn.Module:
+        """A copy of the model with the gradients of the loss on ``inputs``: every scored
+        parameter gets one, also a frozen one (``requires_grad=False``), whatever the caller's
+        grad mode; the caller's inputs and targets are left out of the graph."""
         if self.inputs is None:
             return graph.model
-        model = copy.deepcopy(graph.model)
-        model.zero_grad(set_to_none=True)
-        values, names = split_inputs(self.inputs)
-        assert self.targets is not None
-        self.loss_fn(call_model(model, values, names), self.targets).backward()
+        with grad_enabled(type(self).__name__):
+            model = copy.deepcopy(graph.model)
+            model.zero_grad(set_to_none=True)
+            for g in graph.prunable_groups():
+                for m in g.members:
+                    t = get_param(model, m.module, m.param)
+                    if isinstance(t, nn.Parameter):
+                        t.requires_grad_(True)
+            values, names = split_inputs(self.inputs)
+            values = tuple(detached_input(v) for v in values)
+            assert self.targets is not None
+            targets = detached_input(self.targets)
+            self.loss_fn(call_model(model, values, names), targets).backward()
         return model
 
     def prepare(self, graph: DependencyGraph) -> None:
@@ -337,19 +350,23 @@ class SynFlowImportance(GroupImportance):
     the batch axis is (a time-major ``[T, B, ...]`` network sees all T steps)."""
 
     def prepare(self, graph: DependencyGraph) -> None:
-        model = copy.deepcopy(graph.model).double().eval()
-        with torch.no_grad():  # every float entry of the state, buffers (BN statistics) too,
-            for t in model.state_dict().values():  # as the authors' linearize does
-                if t.is_floating_point():
-                    t.abs_()
         inputs = []
         for x in graph.example_inputs:
             if not torch.is_tensor(x) or not x.is_floating_point():
                 raise ValueError("example_inputs: SynFlow needs floating-point model inputs")
             inputs.append(torch.ones_like(x, dtype=torch.float64))
-        out = call_model(model, tuple(inputs), graph.input_names)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        out.sum().backward()
+        # every parameter scores, frozen ones too (as federated.synflow_scores), whatever the
+        # caller's grad mode
+        with grad_enabled(type(self).__name__):
+            model = copy.deepcopy(graph.model).double().eval()
+            with torch.no_grad():  # every float entry of the state, buffers (BN statistics)
+                for t in model.state_dict().values():  # too, as the authors' linearize does
+                    if t.is_floating_point():
+                        t.abs_()
+            model.requires_grad_(True)
+            out = call_model(model, tuple(inputs), graph.input_names)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            out.sum().backward()
         self._scores: dict[tuple[str, str], torch.Tensor] = {}
         for name, p in model.named_parameters():
             if p.grad is not None:

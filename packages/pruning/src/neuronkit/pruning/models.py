@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .prune import _check_positive_int
+
 __all__ = [
     "MLP",
     "DenseNetStyle",
@@ -31,12 +33,6 @@ __all__ = [
 ]
 
 
-def _check_pos(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return value
-
-
 class MLP(nn.Module):
     """Linear-ReLU stack: ``[B, in_features] -> [B, num_classes]``."""
 
@@ -44,13 +40,14 @@ class MLP(nn.Module):
         self, in_features: int = 64, hidden: tuple[int, ...] = (256, 256), num_classes: int = 10
     ):
         super().__init__()
-        _check_pos("in_features", in_features)
-        _check_pos("num_classes", num_classes)
+        in_features = _check_positive_int("in_features", in_features)
+        num_classes = _check_positive_int("num_classes", num_classes)
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, _check_pos("hidden", h)), nn.ReLU()]
-            width = h
+            width_out = _check_positive_int("hidden", h)
+            layers += [nn.Linear(width, width_out), nn.ReLU()]
+            width = width_out
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, num_classes)
 
@@ -131,7 +128,7 @@ class ResNetStyle(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        _check_pos("blocks", blocks)
+        blocks = _check_positive_int("blocks", blocks)
         self.stem = _cbr(in_channels, widths[0])
         layers: list[nn.Module] = []
         c = widths[0]
@@ -173,7 +170,7 @@ class MobileNetV2Style(nn.Module):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, expand: int = 4) -> None:
         super().__init__()
-        _check_pos("expand", expand)
+        expand = _check_positive_int("expand", expand)
         self.stem = _cbr(in_channels, 16, 3)
         cfg = [(16, 1), (24, 2), (24, 1), (32, 2), (32, 1)]
         blocks: list[nn.Module] = []
@@ -217,8 +214,8 @@ class DenseNetStyle(nn.Module):
         self, in_channels: int = 3, growth: int = 12, layers: int = 3, num_classes: int = 10
     ) -> None:
         super().__init__()
-        _check_pos("growth", growth)
-        _check_pos("layers", layers)
+        growth = _check_positive_int("growth", growth)
+        layers = _check_positive_int("layers", layers)
         self.stem = nn.Conv2d(in_channels, 2 * growth, 3, 1, 1, bias=False)
         c = 2 * growth
         stages: list[nn.Module] = []
@@ -398,7 +395,15 @@ def hf_zoo() -> dict[str, tuple[Callable[[], nn.Module], Callable[[], Any]]]:
         "gpt_neox": (lambda: tr.GPTNeoXForCausalLM(tr.GPTNeoXConfig(**lm)), ids),
         "gptj": (
             lambda: tr.GPTJForCausalLM(
-                tr.GPTJConfig(**small_lm, n_embd=64, n_head=4, n_positions=32, rotary_dim=8)
+                tr.GPTJConfig(
+                    **small_lm,
+                    n_embd=64,
+                    n_head=4,
+                    n_positions=32,
+                    rotary_dim=8,
+                    bos_token_id=0,  # the default 50256 lies outside the 128-token vocabulary
+                    eos_token_id=0,
+                )
             ),
             ids,
         ),

@@ -42,6 +42,7 @@ from .graph import DependencyGraph, Group, GroupMember
 from .importance import GroupImportance
 from .prune import (
     PruningPlan,
+    _check_positive_int,
     _check_ratio,
     _check_scores,
     _group_ratio,
@@ -153,8 +154,7 @@ def layer_hessians(
     """
     if not isinstance(graph, DependencyGraph):
         raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples: expected a positive int, got {samples!r}")
+    samples = _check_positive_int("samples", samples)
     if layers is None:
         names = {m.module for g in graph.prunable_groups() for m in _consumer_members(graph, g)}
     else:
@@ -419,9 +419,8 @@ def obspa_prune(
     layer_ratios = dict(layer_ratios or {})
     _validate_names(graph, layer_ratios, "layer_ratios")
     for name, r in layer_ratios.items():
-        _check_ratio(f"layer_ratios[{name!r}]", r)
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f"round_to: expected a positive int, got {round_to!r}")
+        layer_ratios[name] = _check_ratio(f"layer_ratios[{name!r}]", r)
+    round_to = _check_positive_int("round_to", round_to)
     if hessians is None:
         hessians = layer_hessians(graph, inputs=inputs, samples=samples, seed=seed)
     target = copy.deepcopy(graph.model)

@@ -34,6 +34,7 @@ Needs the ``onnx`` extra: ``pip install neuronkit-pruning[onnx]``.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -567,11 +568,15 @@ def _check_dims(dims: Mapping[str, int] | None) -> dict[str, int]:
     if not isinstance(dims, Mapping):
         raise TypeError(f"dims: expected a mapping of dimension names to sizes, got {dims!r}")
     for name, size in dims.items():
-        if not isinstance(name, str) or isinstance(size, bool) or not isinstance(size, int):
+        if (
+            not isinstance(name, str)
+            or isinstance(size, bool)
+            or not isinstance(size, numbers.Integral)
+        ):
             raise TypeError(f"dims: expected str names and int sizes, got {name!r}: {size!r}")
         if size < 1:
             raise ValueError(f"dims: the size of {name!r} must be >= 1, got {size}")
-    return dict(dims)
+    return {name: int(size) for name, size in dims.items()}
 
 
 def _symbolic_dims(model: Any) -> set[str]:
@@ -1531,7 +1536,7 @@ def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
         if arr.dtype not in (np.float16, np.float32, np.float64):  # e.g. bfloat16 (ml_dtypes)
             arr = arr.astype(np.float64)
         with warnings.catch_warnings():  # read-only buffers (numpy_helper), only read here
-            warnings.simplefilter("ignore", UserWarning)
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             per_pos = magnitude_position_scores(torch.from_numpy(arr), m.dim, p).numpy()
         owner, flat = m.positions.owners, m.positions.flat
         rows.append(np.bincount(owner, per_pos[flat], minlength=group.size))

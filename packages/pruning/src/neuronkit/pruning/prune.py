@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,12 +102,20 @@ class PruningPlan:
 
 
 def _check_ratio(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A ratio in [0, 1) as a Python float (numpy scalars are accepted)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
     value = float(value)
     if not (0.0 <= value < 1.0) or math.isnan(value):
         raise ValueError(f"{name}: expected a ratio in [0, 1), got {value}")
     return value
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    """A positive integer as a Python int (numpy integers are accepted)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return int(value)
 
 
 def _validate_names(graph: DependencyGraph, names: Iterable[str], arg: str) -> list[str]:
@@ -176,13 +185,12 @@ def plan_pruning(
     max_ratio = _check_ratio("max_ratio", max_ratio)
     if scope not in ("local", "global"):
         raise ValueError(f"scope: expected 'local' or 'global', got {scope!r}")
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f"round_to: expected a positive int, got {round_to!r}")
+    round_to = _check_positive_int("round_to", round_to)
     ignored = set(_validate_names(graph, ignored_layers, "ignored_layers"))
     layer_ratios = dict(layer_ratios or {})
     _validate_names(graph, layer_ratios, "layer_ratios")
     for name, r in layer_ratios.items():
-        _check_ratio(f"layer_ratios[{name!r}]", r)
+        layer_ratios[name] = _check_ratio(f"layer_ratios[{name!r}]", r)
     if layer_ratios and scope == "global":
         raise ValueError("layer_ratios: only used with scope='local' (global scope ranks all)")
     imp = resolve_importance(importance)
@@ -294,7 +302,10 @@ def plan_from_masks(graph: DependencyGraph, masks: Mapping[int, torch.Tensor]) -
         )
     plan = PruningPlan()
     for gi, mask in masks.items():
-        if not isinstance(gi, int) or not (0 <= gi < len(graph.groups)):
+        if isinstance(gi, bool) or not isinstance(gi, numbers.Integral):
+            raise TypeError(f"masks: expected int group indices, got {type(gi).__name__} {gi!r}")
+        gi = int(gi)
+        if not (0 <= gi < len(graph.groups)):
             raise ValueError(f"masks: unknown group index {gi!r} (have {len(graph.groups)} groups)")
         g = graph.groups[gi]
         if not torch.is_tensor(mask) or mask.dtype != torch.bool:
@@ -399,15 +410,26 @@ def _set_tensor(model: nn.Module, module: str, name: str, value: torch.Tensor) -
     prefix, _, leaf = name.rpartition(".")
     if prefix:
         owner = owner.get_submodule(prefix)
+    old = getattr(owner, leaf)
+    value = _contiguous_like(value, old)
     if parametrize.is_parametrized(owner, leaf):  # weight_norm: g and v of the new weight
         with torch.no_grad():
-            setattr(owner, leaf, value.contiguous())
+            setattr(owner, leaf, value)
         return
-    old = getattr(owner, leaf)
     if isinstance(old, nn.Parameter):
-        setattr(owner, leaf, nn.Parameter(value.contiguous(), requires_grad=old.requires_grad))
+        setattr(owner, leaf, nn.Parameter(value, requires_grad=old.requires_grad))
     else:
-        owner._buffers[leaf] = value.contiguous()
+        owner._buffers[leaf] = value
+
+
+def _contiguous_like(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``value`` contiguous in the memory format of ``like``: a channels_last (4-D) or
+    channels_last_3d (5-D) tensor stays so, anything else is made plainly contiguous."""
+    if not like.is_contiguous() and value.ndim == like.ndim:
+        for ndim, fmt in ((4, torch.channels_last), (5, torch.channels_last_3d)):
+            if like.ndim == ndim and like.is_contiguous(memory_format=fmt):
+                return value.contiguous(memory_format=fmt)
+    return value.contiguous()
 
 
 def _zero_weight_norm(owner: nn.Module, leaf: str, idx: tuple[Any, ...]) -> None:
@@ -424,9 +446,10 @@ def _zero_weight_norm(owner: nn.Module, leaf: str, idx: tuple[Any, ...]) -> None
 
 
 def _as_param(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    value = _contiguous_like(value, like)
     if isinstance(like, nn.Parameter):
-        return nn.Parameter(value.contiguous(), requires_grad=like.requires_grad)
-    return value.contiguous()
+        return nn.Parameter(value, requires_grad=like.requires_grad)
+    return value
 
 
 def _assign(owner: nn.Module, name: str, value: torch.Tensor) -> None:

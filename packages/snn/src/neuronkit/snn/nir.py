@@ -365,7 +365,7 @@ def _shape_arg(name: str, shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, (tuple, list, torch.Size)) or not shape:
         raise TypeError(
             f"{name} must be a non-empty tuple of positive ints (one sample's shape, without T "
-            f"and B), got {shape!r}"
+            f"and B), got {shape!r:.80}"
         )
     for s in shape:
         check_number(f"{name} entries", s, ge=1, integer=True)

@@ -316,7 +316,7 @@ def get_surrogate(surrogate: Surrogate | str, alpha: float | None = None) -> Sur
     if isinstance(surrogate, Surrogate):
         if alpha is not None:
             raise ValueError(
-                f"alpha must be None when surrogate is an instance, got alpha={alpha!r} "
+                f"alpha must be None when surrogate is an instance, got alpha={alpha!r:.80} "
                 f"with surrogate={surrogate!r}"
             )
         return surrogate

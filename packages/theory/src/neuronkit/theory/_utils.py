@@ -25,6 +25,12 @@ def numpy_rng(seed: Seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def writable(arr: np.ndarray) -> np.ndarray:
+    """``arr``, or a copy of it when it is read-only, for ``torch.as_tensor``: a tensor sharing
+    a read-only array's memory could be written to, which torch warns is undefined behaviour."""
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def as_float_tensor(name: str, x: Any, ndim: int | Sequence[int], layout: str) -> torch.Tensor:
     """``x`` as a finite float64 tensor of rank ``ndim`` (one rank or a sequence of allowed ranks;
     numpy arrays and lists accepted)."""
@@ -33,7 +39,7 @@ def as_float_tensor(name: str, x: Any, ndim: int | Sequence[int], layout: str) -
             raise TypeError(
                 f"{name} must be a real tensor or array {layout}, got {type(x).__name__}"
             )
-        x = torch.as_tensor(np.asarray(x))
+        x = torch.as_tensor(writable(np.asarray(x)))
     if x.is_complex() or x.dtype == torch.bool:
         raise TypeError(f"{name} must be a real tensor {layout}, got dtype {x.dtype}")
     check_ndim(name, x, ndim, layout)
@@ -76,7 +82,7 @@ def label_tensor(name: str, labels: Any) -> torch.Tensor:
         raise TypeError(
             f"{name} must hold integer class labels, got {type(labels).__name__} ({labels!r:.80})"
         )
-    return torch.as_tensor(arr)
+    return torch.as_tensor(writable(arr))
 
 
 def integer_labels(name: str, labels: Any, n: int) -> torch.Tensor:
@@ -109,8 +115,18 @@ def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[
     return labels, int(num_classes)
 
 
+def scalar_value(value: Any) -> Any:
+    """A 0-d tensor or numpy array (``torch.tensor(2.0)``, ``np.array(3)``) as its Python
+    number, so scalar checks accept it; anything else is returned as is."""
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        return value.item()
+    return value
+
+
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Raise unless ``value`` is an integer ``>= minimum``; return it as int."""
+    """Raise unless ``value`` is an integer ``>= minimum`` (a 0-d integer tensor or array too);
+    return it as int."""
+    value = scalar_value(value)
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = int(value)
     check_number(name, value, ge=minimum, integer=True)
@@ -118,8 +134,8 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 # The validators (as_float_tensor, as_labels, check_input_dtype, check_positive_int,
-# label_tensor) take the checked argument's name first, are imported by name, and stay out of
-# __all__, which lists public callables.
+# label_tensor) take the checked argument's name first; they, scalar_value and writable are
+# imported by name and stay out of __all__, which lists public callables.
 __all__ = [
     "Seed",
     "numpy_rng",

@@ -35,7 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import as_float_array, check_finite, check_number, check_shape
+from neuronkit.common import (
+    as_float_array,
+    check_finite,
+    check_number,
+    check_shape,
+    detached_input,
+)
 
 from ._utils import as_float_tensor, as_labels, check_positive_int, torch_generator
 
@@ -546,19 +552,24 @@ def empirical_ntk(
         x1: inputs ``[N1, *in]``.
         x2: inputs ``[N2, *in]`` (default ``x1``).
         params: the parameters to differentiate, name -> tensor (default: the module's
-            parameters with ``requires_grad``); pass e.g. only ``{"weight_hh": ...}`` to get the
-            kernel of one weight matrix.
+            parameters with ``requires_grad``, those training would update; pass
+            ``dict(model.named_parameters())`` for the kernel over all of them, frozen ones
+            too); pass e.g. only ``{"weight_hh": ...}`` to get the kernel of one weight matrix.
         output: ``"trace"`` sums over the output dimension (``[N1, N2]``), ``"full"`` keeps it
             (``[N1, N2, O, O]``, ``O = 1`` for scalar outputs).
         chunk_size: passed to ``vmap`` to bound memory (a positive integer or None).
 
     Returns:
-        ``[N1, N2]`` (or ``[N1, N2, O, O]``), in the dtype of the model.
+        ``[N1, N2]`` (or ``[N1, N2, O, O]``), in the dtype of the model; computed on detached
+        copies of the inputs and parameters, so it holds no autograd graph and is not
+        differentiable in ``x1``, ``x2`` or ``params``.
 
     Raises:
         ValueError: NaN or infinity in ``x1``, ``x2`` or the parameters; ``params`` entries
             that are not tensors shaped like the model's (``TypeError`` / ``ValueError``); a
-            batch the model cannot take (wrong feature size or dtype), naming ``x1`` or ``x2``.
+            batch the model cannot take (wrong feature size or dtype), naming ``x1`` or ``x2``;
+            no parameter to differentiate (a model whose parameters are all frozen, with
+            ``params`` left to its default, or an empty ``params``).
     """
     from torch.func import functional_call, jacrev, vmap
 
@@ -582,8 +593,16 @@ def empirical_ntk(
                 f", got {tuple(x2.shape)}"
             )
         check_finite("x2", x2)
+    x1 = detached_input(x1)  # the kernel neither holds nor extends the inputs' graph
+    x2 = detached_input(x2)
     if params is None:
         params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+        if not params:
+            raise ValueError(
+                "model must have at least one parameter with requires_grad=True (the default "
+                "params are the trainable ones); pass params=dict(model.named_parameters()) "
+                "for the kernel over its frozen parameters"
+            )
         for k, v in params.items():
             check_finite(f"model parameter {k!r}", v)
     else:
@@ -605,8 +624,8 @@ def empirical_ntk(
                 )
             check_finite(f"params[{k!r}]", v)
         params = {k: v.detach() for k, v in params.items()}
-    if not params:
-        raise ValueError("params must hold at least one parameter to differentiate")
+        if not params:
+            raise ValueError("params must hold at least one parameter to differentiate, got {}")
 
     def f_single(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         out = functional_call(model, p, (x.unsqueeze(0),))

@@ -50,7 +50,7 @@ Trainer = Callable[[torch.Tensor, torch.Tensor], nn.Module]
 
 def _n_keep(k: float, n_features: int) -> int:
     if isinstance(k, bool):
-        raise TypeError(f"k must be a count (int) or a fraction (float), got {k!r}")
+        raise TypeError(f"k must be a count (int) or a fraction (float), got {k!r:.80}")
     if isinstance(k, numbers.Integral):  # Python or numpy integer: a count
         check_number("k", k, ge=1, le=n_features, integer=True)
         return int(k)

@@ -104,7 +104,7 @@ class CodeAlignment:
         """The top code of ``feature`` (raises ValueError if it never occurred)."""
         hits = np.flatnonzero(self.features == feature)
         if hits.size == 0:
-            raise ValueError(f"feature must be one of the observed features, got {feature!r}")
+            raise ValueError(f"feature must be one of the observed features, got {feature!r:.80}")
         return int(self.top_code[hits[0]])
 
 

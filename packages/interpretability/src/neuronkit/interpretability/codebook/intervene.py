@@ -19,8 +19,11 @@ Hugging Face output.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
 from neuronkit.common import check_number, check_type
@@ -90,7 +93,7 @@ def next_token_logits(
     model: CodebookModel,
     input_ids: torch.Tensor,
     codes: Mapping[str, torch.Tensor | Sequence[int] | int] | None = None,
-    positions: Sequence[int] | torch.Tensor | None = None,
+    positions: int | Sequence[int] | torch.Tensor | None = None,
     *,
     per_sequence: bool = False,
     at: torch.Tensor | None = None,
@@ -126,7 +129,7 @@ def generate_with_codes(
     input_ids: torch.Tensor,
     codes: Mapping[str, torch.Tensor | Sequence[int] | int] | None = None,
     *,
-    positions: Sequence[int] | torch.Tensor | None = None,
+    positions: int | Sequence[int] | torch.Tensor | None = None,
     per_sequence: bool = False,
     max_new_tokens: int = 1,
     sample: bool = False,
@@ -212,7 +215,7 @@ def _absolute_tensor(name: str, values: torch.Tensor, length: int, batch: int) -
 
 
 def _absolute(
-    positions: Sequence[int] | torch.Tensor | None,
+    positions: int | Sequence[int] | torch.Tensor | None,
     length: int,
     per_sequence: bool = False,
     batch: int = 1,
@@ -224,12 +227,13 @@ def _absolute(
         return _absolute_tensor("positions", torch.as_tensor(positions), length, batch)
     if positions is None:
         return None
-    if isinstance(positions, torch.Tensor):
-        positions = positions.tolist()
-    if isinstance(positions, int):
-        positions = [positions]
+    values: Any = positions
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        values = values.tolist()  # a 0-d one gives a number
+    if isinstance(values, numbers.Number):  # an int, np.int64, ...: one position
+        values = [values]
     out: list[int] = []
-    for i, p in enumerate(positions):
+    for i, p in enumerate(values):
         check_number(f"positions[{i}]", p, ge=-length, lt=length, integer=True)
         out.append(int(p) % length)
     if not out:

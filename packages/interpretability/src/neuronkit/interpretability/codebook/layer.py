@@ -25,9 +25,11 @@ positions or at chosen sequence positions, so the network computes with them dow
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -297,13 +299,14 @@ class CodebookLayer(nn.Module):
             out = out.reshape(x.shape)
             a = a.reshape(x.shape)
             codes_out = codes_out.reshape(x.shape)
-        self.last_codes = ids.detach()
-        self._last_input = a.detach()  # the loss reads it detached: no upstream graph kept
-        self._last_output = codes_out
+        if not torch.compiler.is_exporting():  # an exported program keeps no module state
+            self.last_codes = ids.detach()
+            self._last_input = a.detach()  # the loss reads it detached: no upstream graph kept
+            self._last_output = codes_out
+            for record in self._records:
+                record.append(ids.detach().cpu())
         with torch.no_grad():
             self.counts += self._count(ids, forced)
-        for record in self._records:
-            record.append(ids.detach().cpu())
         if self.training and self.replace_after_steps > 0:
             self._steps += 1
             if self._steps >= self.replace_after_steps:
@@ -500,16 +503,7 @@ class CodebookLayer(nn.Module):
             ids = ids.reshape(*ids.shape[:-2], -1)
         pos: torch.Tensor | None = None
         if positions is not None:
-            if isinstance(positions, int):
-                positions = [positions]
-            pos = torch.as_tensor(
-                positions if isinstance(positions, torch.Tensor) else list(positions)
-            )
-            if pos.ndim != 1 or pos.numel() == 0 or pos.dtype.is_floating_point:
-                raise ValueError(
-                    f"positions must be a non-empty sequence of ints, got {positions!r:.80}"
-                )
-            pos = pos.long()
+            pos = _positions(positions)
         elif per_sequence:
             raise ValueError("positions must give one position per sequence when per_sequence")
         entry = (ids, pos, per_sequence)
@@ -518,6 +512,31 @@ class CodebookLayer(nn.Module):
             yield
         finally:
             self._forced = [f for f in self._forced if f is not entry]
+
+
+def _positions(positions: Any) -> torch.Tensor:
+    """``positions`` as a 1-D long tensor; an int (``np.int64`` too) or a 0-d integer array /
+    tensor is one position."""
+    values = [positions] if isinstance(positions, numbers.Number) else positions
+    try:
+        pos = torch.as_tensor(
+            values if isinstance(values, (torch.Tensor, np.ndarray)) else list(values)
+        )
+    except (TypeError, ValueError, RuntimeError):  # not numbers (or not iterable)
+        pos = torch.empty(0)
+    if pos.ndim == 0:
+        pos = pos.reshape(1)
+    if (
+        pos.ndim != 1
+        or pos.numel() == 0
+        or pos.dtype.is_floating_point
+        or pos.dtype.is_complex
+        or pos.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"positions must be an int or a non-empty sequence of ints, got {positions!r:.80}"
+        )
+    return pos.long()
 
 
 def _apply_forced(

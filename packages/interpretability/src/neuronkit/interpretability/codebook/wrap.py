@@ -309,7 +309,7 @@ class CodebookModel(nn.Module):
     def force_codes(
         self,
         codes: Mapping[str, torch.Tensor | Sequence[int] | int],
-        positions: Sequence[int] | torch.Tensor | None = None,
+        positions: int | Sequence[int] | torch.Tensor | None = None,
         *,
         per_sequence: bool = False,
     ) -> Iterator[None]:
@@ -676,13 +676,15 @@ def insert_hf_codebooks(
         )
     hidden = getattr(model.config, "hidden_size", None)
     if not isinstance(hidden, int):
-        raise ValueError(f"model: config.hidden_size must be an int, got {hidden!r}")
+        raise ValueError(f"model: config.hidden_size must be an int, got {hidden!r:.80}")
     heads: dict[str, int] = {}
     dims: dict[str, int] = {}
     if "attention_heads" in comps:
         n_heads = getattr(model.config, "num_attention_heads", None)
         if not isinstance(n_heads, int):
-            raise ValueError(f"model: config.num_attention_heads must be an int, got {n_heads!r}")
+            raise ValueError(
+                f"model: config.num_attention_heads must be an int, got {n_heads!r:.80}"
+            )
         proj_names = set(transformer_component_names(model, ["attention_heads"], layers))
         for name in names:
             if name in proj_names:

@@ -259,8 +259,8 @@ def orientation_population(
 
 def _check_range(name: str, value: object, positive: bool = False) -> None:
     if not isinstance(value, tuple | list) or len(value) != 2:
-        raise TypeError(f"{name} must be a (low, high) pair, got {value!r}")
+        raise TypeError(f"{name} must be a (low, high) pair, got {value!r:.80}")
     for v in value:
         check_number(name, v, gt=0) if positive else check_number(name, v)
     if value[0] > value[1]:
-        raise ValueError(f"{name} must have low <= high, got {value!r}")
+        raise ValueError(f"{name} must have low <= high, got {value!r:.80}")

@@ -32,7 +32,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_finite, check_number, check_seed, check_type, torch_generator
+from neuronkit.common import (
+    check_finite,
+    check_number,
+    check_seed,
+    check_type,
+    detached_input,
+    eval_mode,
+    grad_enabled,
+    torch_generator,
+)
 
 from .vocabulary import Vocabulary
 
@@ -119,6 +128,19 @@ def _own_rng(fit: Callable[_P, _R]) -> Callable[_P, _R]:
             return fit(*args, **kwargs)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _training(module: nn.Module) -> Iterator[None]:
+    """``module`` in train mode inside the block; every submodule's own train/eval flag is
+    restored afterwards, also on an exception (a frozen encoder kept in eval stays in eval)."""
+    flags = [(m, m.training) for m in module.modules()]
+    module.train()
+    try:
+        yield
+    finally:
+        for m, training in flags:
+            m.training = training
 
 
 def _coords(images: torch.Tensor) -> torch.Tensor:
@@ -265,6 +287,7 @@ class ExemplarEncoder(nn.Module):
         return torch.cat(pooled, dim=1).reshape(*indices.shape, self.feature_size)
 
     @_own_rng
+    @grad_enabled("ExemplarEncoder.pretrain")
     def pretrain(
         self,
         images: torch.Tensor,
@@ -311,33 +334,32 @@ class ExemplarEncoder(nn.Module):
             check_number(name, v, ge=1, integer=True)
         check_number("lr", lr, gt=0.0)
         check_seed(seed)
+        images = detached_input(images)  # training never reaches the caller's graph or .grad
         gen = torch_generator(seed)
         torch.manual_seed(seed)
         n_classes = [int(pixel_labels[:, a].max()) + 1 for a in range(pixel_labels.shape[1])]
         heads = nn.ModuleList([nn.Conv2d(self.feature_size, c, 1) for c in n_classes])
         heads = heads.to(images.device)
         opt = torch.optim.Adam([*self.parameters(), *heads.parameters()], lr=lr)
-        was_training = self.training
-        self.train()
         history = []
-        for _ in range(epochs):
-            order = torch.randperm(images.shape[0], generator=gen)
-            total, count = 0.0, 0
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                feats = torch.cat(self.feature_maps(images[idx]), dim=1)
-                loss = sum(
-                    F.cross_entropy(head(feats), pixel_labels[idx, a].long())
-                    for a, head in enumerate(heads)
-                )
-                assert isinstance(loss, torch.Tensor)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            history.append(total / count)
-        self.train(was_training)
+        with _training(self):
+            for _ in range(epochs):
+                order = torch.randperm(images.shape[0], generator=gen)
+                total, count = 0.0, 0
+                for start in range(0, len(order), batch_size):
+                    idx = order[start : start + batch_size]
+                    feats = torch.cat(self.feature_maps(images[idx]), dim=1)
+                    loss = sum(
+                        F.cross_entropy(head(feats), pixel_labels[idx, a].long())
+                        for a, head in enumerate(heads)
+                    )
+                    assert isinstance(loss, torch.Tensor)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * len(idx)
+                    count += len(idx)
+                history.append(total / count)
         return history
 
 
@@ -518,6 +540,7 @@ class ExemplarCaptioner(nn.Module):
         picked = logp.gather(2, target[..., None])[..., 0]
         return (picked * (target != self.vocabulary.pad)).sum(dim=1)
 
+    @grad_enabled("ExemplarCaptioner.fit")
     def fit(
         self,
         images: torch.Tensor,
@@ -553,6 +576,7 @@ class ExemplarCaptioner(nn.Module):
         )
 
     @_own_rng
+    @grad_enabled("ExemplarCaptioner.fit_features")
     def fit_features(
         self,
         features: torch.Tensor,
@@ -588,7 +612,7 @@ class ExemplarCaptioner(nn.Module):
             for d in _check_descriptions(group):
                 sets.append(s)
                 texts.append(d)
-        features = features.detach()
+        features = detached_input(features)
         set_idx = torch.tensor(sets)
         ids = self.vocabulary.encode(texts).to(features.device)
         gen = torch_generator(seed)
@@ -597,23 +621,21 @@ class ExemplarCaptioner(nn.Module):
         opt = torch.optim.Adam(params, lr=lr)
         steps = epochs * math.ceil(len(texts) / batch_size)
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 - i / steps)
-        was_training = self.training
-        self.train()
         history = []
-        for _ in range(epochs):
-            order = torch.randperm(len(texts), generator=gen)
-            total = 0.0
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                loss = -self._sequence_log_prob(features[set_idx[idx]], ids[idx]).mean()
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 5.0)
-                opt.step()
-                schedule.step()
-                total += float(loss.detach()) * len(idx)
-            history.append(total / len(texts))
-        self.train(was_training)
+        with _training(self):
+            for _ in range(epochs):
+                order = torch.randperm(len(texts), generator=gen)
+                total = 0.0
+                for start in range(0, len(order), batch_size):
+                    idx = order[start : start + batch_size]
+                    loss = -self._sequence_log_prob(features[set_idx[idx]], ids[idx]).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(params, 5.0)
+                    opt.step()
+                    schedule.step()
+                    total += float(loss.detach()) * len(idx)
+                history.append(total / len(texts))
         return history
 
     def log_prob(
@@ -622,15 +644,10 @@ class ExemplarCaptioner(nn.Module):
         """``[n]`` log p(d | E) of each description (including ``<eos>``), dropout off."""
         _check_exemplar_set(images, masks)
         texts = _check_descriptions(descriptions)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                features = self.encode(images[None], masks[None]).expand(len(texts), -1, -1)
-                ids = self.vocabulary.encode(texts).to(features.device)
-                return self._sequence_log_prob(features, ids)
-        finally:
-            self.train(was_training)
+        with eval_mode(self), torch.no_grad():  # every submodule's own mode restored after
+            features = self.encode(images[None], masks[None]).expand(len(texts), -1, -1)
+            ids = self.vocabulary.encode(texts).to(features.device)
+            return self._sequence_log_prob(features, ids)
 
     def propose(
         self,
@@ -643,30 +660,23 @@ class ExemplarCaptioner(nn.Module):
         """Beam-search candidates ``(description, log p(d | E))``, best first."""
         _check_exemplar_set(images, masks)
         v = self.vocabulary
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                features = self.norm(self.encode(images[None], masks[None]))
-                keys = self.key(features)
+        with eval_mode(self), torch.no_grad():  # every submodule's own mode restored after
+            features = self.norm(self.encode(images[None], masks[None]))
+            keys = self.key(features)
 
-                def step(tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-                    n = len(tokens)
-                    return self.step(
-                        features.expand(n, -1, -1), tokens, state, keys.expand(n, -1, -1)
-                    )
+            def step(tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+                n = len(tokens)
+                return self.step(features.expand(n, -1, -1), tokens, state, keys.expand(n, -1, -1))
 
-                beams = beam_search(
-                    step,
-                    self.init_state(features),
-                    bos=v.bos,
-                    eos=v.eos,
-                    beam_size=beam_size,
-                    max_length=max_length,
-                    banned=(v.pad, v.bos, v.unk),
-                )
-        finally:
-            self.train(was_training)
+            beams = beam_search(
+                step,
+                self.init_state(features),
+                bos=v.bos,
+                eos=v.eos,
+                beam_size=beam_size,
+                max_length=max_length,
+                banned=(v.pad, v.bos, v.unk),
+            )
         return [(v.decode(tokens), score) for tokens, score in beams]
 
 

@@ -121,7 +121,7 @@ def upsampled_masks(
             f"thresholds must have shape ({maps.shape[0]},), got {tuple(thresholds.shape)}"
         )
     if not isinstance(size, (tuple, list)) or len(size) != 2:
-        raise TypeError(f"size must be a pair (H, W), got {size!r}")
+        raise TypeError(f"size must be a pair (H, W), got {size!r:.80}")
     for s in size:
         check_number("size", s, ge=1, integer=True)
     dtype = torch.promote_types(maps.dtype, torch.float32)

@@ -22,9 +22,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_number, check_seed, check_type, torch_generator
+from neuronkit.common import (
+    check_number,
+    check_seed,
+    check_type,
+    eval_mode,
+    grad_enabled,
+    torch_generator,
+)
 
-from .captioner import _own_rng, _seeded_init
+from .captioner import _own_rng, _seeded_init, _training
 from .vocabulary import Vocabulary
 
 __all__ = ["DescriptionLM", "HFLanguagePrior", "LanguagePrior"]
@@ -105,6 +112,7 @@ class DescriptionLM(nn.Module):
         return (picked * (target != self.vocabulary.pad)).sum(dim=1)
 
     @_own_rng
+    @grad_enabled("DescriptionLM.fit")
     def fit(
         self,
         descriptions: Sequence[str],
@@ -124,34 +132,27 @@ class DescriptionLM(nn.Module):
         gen = torch_generator(seed)
         torch.manual_seed(seed)
         opt = torch.optim.Adam(self.parameters(), lr=lr)
-        was_training = self.training
-        self.train()
         history = []
-        for _ in range(epochs):
-            order = torch.randperm(len(texts), generator=gen)
-            total = 0.0
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                loss = -self._sequence_log_prob(ids[idx]).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            history.append(total / len(texts))
-        self.train(was_training)
+        with _training(self):
+            for _ in range(epochs):
+                order = torch.randperm(len(texts), generator=gen)
+                total = 0.0
+                for start in range(0, len(order), batch_size):
+                    idx = order[start : start + batch_size]
+                    loss = -self._sequence_log_prob(ids[idx]).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * len(idx)
+                history.append(total / len(texts))
         return history
 
     def log_prob(self, descriptions: Sequence[str]) -> torch.Tensor:
         """``[n]`` log p(d) (including ``<eos>``), dropout off."""
         texts = _texts(descriptions)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
-                return self._sequence_log_prob(ids)
-        finally:
-            self.train(was_training)
+        with eval_mode(self), torch.no_grad():  # every submodule's own mode restored after
+            ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
+            return self._sequence_log_prob(ids)
 
 
 class HFLanguagePrior:

@@ -37,6 +37,8 @@ from neuronkit.common import (
     check_finite,
     check_number,
     check_seed,
+    detached_input,
+    grad_enabled,
     host_array,
     progress,
     torch_generator,
@@ -299,6 +301,7 @@ def _trajectory(name: str, x: Any) -> np.ndarray:
     return arr
 
 
+@grad_enabled("track_information_plane")
 def track_information_plane(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -404,7 +407,7 @@ def track_information_plane(
     # trained in x's dtype (float64 too); half-precision inputs in float32 (exact), as Adam's
     # state underflows in half precision
     dtype = torch.promote_types(x.dtype, torch.float32)
-    x = x.to(dtype)
+    x = detached_input(x).to(dtype)  # training never reaches the caller's graph or x.grad
     model = EnsembleMLP(n_runs, (x.shape[1], *hidden, n_classes), activation, seed=seed)
     model = model.to(device=x.device, dtype=dtype)
     opt: torch.optim.Optimizer = (
@@ -537,7 +540,9 @@ def plot_information_plane(
     if not np.all(np.isfinite(ep)):
         raise ValueError(f"epochs must be finite (the colour scale is logarithmic), got {ep}")
     if isinstance(layer_names, (str, bytes)):
-        raise TypeError(f"layer_names must be a sequence of names, got the string {layer_names!r}")
+        raise TypeError(
+            f"layer_names must be a sequence of names, got the string {layer_names!r:.80}"
+        )
     names = (
         list(layer_names) if layer_names is not None else [f"T{i + 1}" for i in range(a.shape[1])]
     )

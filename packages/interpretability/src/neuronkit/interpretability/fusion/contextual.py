@@ -24,6 +24,7 @@ foreground features, which biases the decision towards the context.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -40,6 +41,7 @@ from neuronkit.common import (
     check_type,
     correct_predictions,
     eval_mode,
+    grad_enabled,
 )
 
 from ..robustness import accuracy, fgsm_attack, pgd_attack
@@ -70,15 +72,21 @@ def _check_images(name: str, x: object) -> torch.Tensor:
 
 
 def _check_box(box: object) -> Box:
-    if (
-        not isinstance(box, (tuple, list))
-        or len(box) != 4
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+    # numpy integers and 0-d integer arrays / tensors (e.g. from a box tensor) count as ints
+    values = (
+        [v.item() if getattr(v, "ndim", None) == 0 and hasattr(v, "item") else v for v in box]
+        if isinstance(box, (tuple, list))
+        else []
+    )
+    if len(values) != 4 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
     ):
-        raise TypeError(f"box must be a (top, left, height, width) tuple of ints, got {box!r}")
-    top, left, h, w = box
+        raise TypeError(f"box must be a (top, left, height, width) tuple of ints, got {box!r:.80}")
+    top, left, h, w = (int(v) for v in values)
     if top < 0 or left < 0 or h < 1 or w < 1:
-        raise ValueError(f"box must have top, left >= 0 and height, width >= 1, got {box!r}")
+        raise ValueError(
+            f"box must have top, left >= 0 and height, width >= 1, got {(top, left, h, w)}"
+        )
     return (top, left, h, w)
 
 
@@ -156,7 +164,7 @@ def _features_dim(backbone: nn.Module, name: str) -> int:
     dim = getattr(backbone, "n_features", None)
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(
-            f"{name} must expose its output size as an int attribute n_features, got {dim!r}"
+            f"{name} must expose its output size as an int attribute n_features, got {dim!r:.80}"
         )
     return dim
 
@@ -270,6 +278,7 @@ def stream_penalty(
     return model.stream_weight(stream).pow(2).sum()
 
 
+@grad_enabled("train_head")
 def train_head(
     model: StreamClassifier | LateFusionClassifier,
     inputs: torch.Tensor,
@@ -448,10 +457,11 @@ def robustness_curves(
         correct = 0
         for s in range(0, inputs.shape[0], batch_size):
             xb, yb = inputs[s : s + batch_size], labels[s : s + batch_size]
-            if attack == "fgsm":
-                adv = fgsm_attack(model, xb, yb, eps=eps, clamp=clamp)
-            else:
-                adv = pgd_attack(model, xb, yb, eps=eps, n_steps=pgd_steps, clamp=clamp)
+            with grad_enabled("robustness_curves"):  # the attacks; blur needs no autograd
+                if attack == "fgsm":
+                    adv = fgsm_attack(model, xb, yb, eps=eps, clamp=clamp)
+                else:
+                    adv = pgd_attack(model, xb, yb, eps=eps, n_steps=pgd_steps, clamp=clamp)
             with eval_mode(model), torch.no_grad():  # as clean and blurred accuracy are
                 correct += int(correct_predictions(model(adv), yb).sum())
         return correct / inputs.shape[0]

@@ -42,6 +42,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    grad_enabled,
 )
 
 from ..hooks import call_model
@@ -119,7 +120,9 @@ def _check_clamp(clamp: tuple[float, float] | None) -> None:
     if clamp is not None and (
         not isinstance(clamp, tuple) or len(clamp) != 2 or not float(clamp[0]) < float(clamp[1])
     ):
-        raise ValueError(f"clamp must be a (low, high) pair with low < high or None, got {clamp!r}")
+        raise ValueError(
+            f"clamp must be a (low, high) pair with low < high or None, got {clamp!r:.80}"
+        )
 
 
 def _logits_checked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -211,6 +214,7 @@ def relative_distance(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return num / den
 
 
+@grad_enabled("level_set_traversal")
 def level_set_traversal(
     model: nn.Module,
     sources: torch.Tensor,
@@ -304,9 +308,8 @@ def level_set_traversal(
         done = 0
         for it in range(1, n_iterations + 1):
             xg = x.detach().requires_grad_(True)
-            with torch.enable_grad():
-                loss = F.cross_entropy(model(xg), labels, reduction="sum")
-                (grad,) = torch.autograd.grad(loss, xg)
+            loss = F.cross_entropy(model(xg), labels, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, xg)
             perp = orthogonal_component(trg - x, grad)
             moved = False
             if adv_step_size > 0:

@@ -77,9 +77,18 @@ MatchMethod = Literal["bipartite", "semi"]
 
 def _to_numpy(name: str, x: Any) -> np.ndarray:
     x = host_array(x)
+    if isinstance(x, (list, tuple)):  # nested lists of numbers
+        try:
+            x = np.asarray(x)
+        except ValueError:  # ragged
+            raise ValueError(
+                f"{name} must be a rectangular (nested) list of numbers, got a ragged "
+                f"{type(x).__name__}"
+            ) from None
     if not isinstance(x, np.ndarray):
         raise TypeError(
-            f"{name} must be a numpy array or torch tensor, got {type(x).__name__} ({x!r:.60})"
+            f"{name} must be a numpy array, torch tensor or list, got {type(x).__name__} "
+            f"({x!r:.60})"
         )
     if x.dtype == object or x.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be real-valued, got dtype {x.dtype}")
@@ -100,7 +109,8 @@ def unit_samples(activations: Any, name: str = "activations") -> np.ndarray:
     spatial position a sample, as in Li et al. 2016).
 
     Args:
-        activations: numpy array or torch tensor, batch first, finite, at least 2 samples.
+        activations: numpy array, torch tensor or (nested) list, batch first, finite, at least
+            2 samples.
         name: the argument name used in error messages.
 
     Returns:
@@ -761,7 +771,7 @@ def compare_networks(
     check_number("n_permutations", n_permutations, ge=1, integer=True)
     check_seed(seed)
     if not isinstance(exclude_dead, bool):
-        raise TypeError(f"exclude_dead must be a bool, got {exclude_dead!r}")
+        raise TypeError(f"exclude_dead must be a bool, got {exclude_dead!r:.80}")
     unit_axis(dim)
     out: dict[str, LayerComparison] = {}
     for i, name in enumerate(names):

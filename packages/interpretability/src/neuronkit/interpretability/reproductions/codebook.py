@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import Check, RunContext, new_figure, reproduction
+from neuronkit.common import Check, RunContext, grad_enabled, new_figure, reproduction
 from neuronkit.interpretability.codebook import (
     CodeAlignment,
     CodebookModel,
@@ -296,6 +296,7 @@ def _lm_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     )
 
 
+@grad_enabled("codebook training")
 def _train(
     ctx: RunContext,
     model: nn.Module,

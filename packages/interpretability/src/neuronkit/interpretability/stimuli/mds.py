@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import EstimatorParams, check_number, check_seed, check_type
+from neuronkit.common import EstimatorParams, check_number, check_seed, check_type, grad_enabled
 
 from ..hooks import _parameter_dtype, model_device
 
@@ -274,16 +274,17 @@ def optimize_stimuli(
         r = _normalize(_responses(model, stim, n_neurons=labels.shape[0]), mean, std)
         return contrastive_objective(cluster_mean_responses(r, labels, k), on, temperature)
 
-    for _ in range(n_steps):
-        loss = -objectives(x).sum()
-        if smoothness > 0:
-            loss = loss + smoothness * laplace_penalty(x)
-        # the gradient of the stimuli only: backward() would also add into the model's .grad
-        (grad,) = torch.autograd.grad(loss, x)
-        x.grad = _tangent(grad, x.detach())  # no graph: x -> x.grad -> graph -> x would leak
-        opt.step()
-        with torch.no_grad():
-            x.copy_(project_to_norm(x, norm))
+    with grad_enabled("optimize_stimuli"):  # also inside the caller's torch.no_grad()
+        for _ in range(n_steps):
+            loss = -objectives(x).sum()
+            if smoothness > 0:
+                loss = loss + smoothness * laplace_penalty(x)
+            # the gradient of the stimuli only: backward() would also add into the model's .grad
+            (grad,) = torch.autograd.grad(loss, x)
+            x.grad = _tangent(grad, x.detach())  # no graph: x -> x.grad -> graph -> x would leak
+            opt.step()
+            with torch.no_grad():
+                x.copy_(project_to_norm(x, norm))
     with torch.no_grad():
         final = objectives(x)
     return x.detach(), final.detach()
@@ -308,6 +309,7 @@ def assign_to_stimuli(model: Model, stimuli: torch.Tensor) -> torch.Tensor:
     return _responses(model, stimuli).argmax(0)
 
 
+@grad_enabled("mds_clustering")
 def mds_clustering(
     model: Model,
     stimulus_shape: tuple[int, ...],
@@ -704,7 +706,7 @@ def _check_model(model: Any) -> None:
 
 def _check_shape(shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, tuple | list) or len(shape) == 0:
-        raise TypeError(f"stimulus_shape must be a non-empty tuple of ints, got {shape!r}")
+        raise TypeError(f"stimulus_shape must be a non-empty tuple of ints, got {shape!r:.80}")
     for s in shape:
         check_number("stimulus_shape", s, ge=1, integer=True)
     return tuple(int(s) for s in shape)

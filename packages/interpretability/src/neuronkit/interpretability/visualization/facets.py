@@ -21,6 +21,7 @@ random start blends the facets into one incoherent image. The paper's Algorithm 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,6 +31,7 @@ import torch
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.manifold import TSNE
 from torch import nn
 
@@ -40,6 +42,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    grad_enabled,
     host_array,
 )
 
@@ -164,7 +167,10 @@ class FacetClustering(ClusterMixin, BaseEstimator):
                 learning_rate="auto",
                 random_state=int(self.seed),
             ).fit_transform(z)
-        km = KMeans(n_clusters=int(self.n_facets), n_init=10, random_state=int(self.seed)).fit(z)
+        with warnings.catch_warnings():  # too few distinct points: the ValueError below says so
+            warnings.filterwarnings("ignore", "Number of distinct clusters", ConvergenceWarning)
+            km = KMeans(n_clusters=int(self.n_facets), n_init=10, random_state=int(self.seed))
+            km.fit(z)
         found = np.unique(km.labels_).size
         if found < int(self.n_facets):  # fewer distinct feature vectors than facets
             raise ValueError(
@@ -295,6 +301,7 @@ def discover_facets(
     )
 
 
+@grad_enabled("visualize_facets")
 def visualize_facets(
     model: nn.Module,
     objective: Objective,

@@ -31,14 +31,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type, eval_mode, progress
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    check_seed,
+    check_type,
+    eval_mode,
+    grad_enabled,
+    progress,
+)
 
 from ..hooks import (
     LayerRecorder,
@@ -88,7 +97,8 @@ class Objective:
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
             raise ValueError(
-                f"layers must be a non-empty sequence of layer names (None: output), got {layers!r}"
+                "layers must be a non-empty sequence of layer names (None: output), got "
+                f"{layers!r:.80}"
             )
         for i, layer in enumerate(layers):
             if layer is not None:
@@ -137,6 +147,12 @@ class Objective:
         return f"Objective({self.description})"
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d array or tensor as its Python number (``x.argmax()`` as an index); anything else
+    as it is."""
+    return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
+
+
 def _layer_label(layer: str | None) -> str:
     return "output" if layer is None else repr(layer)
 
@@ -151,14 +167,16 @@ def unit(layer: str | None, index: int | Sequence[int]) -> Objective:
     """
     if layer is not None:
         check_type("layer", layer, str)
-    if isinstance(index, int) and not isinstance(index, bool):
+    index = _scalar(index)
+    if isinstance(index, numbers.Integral) and not isinstance(index, bool):  # np.int64 too
         idx: tuple[int, ...] = (int(index),)
     elif isinstance(index, Sequence) and index and not isinstance(index, (str, bytes)):
-        for i, v in enumerate(index):
+        values = [_scalar(v) for v in index]
+        for i, v in enumerate(values):
             check_number(f"index[{i}]", v, integer=True)
-        idx = tuple(int(v) for v in index)
+        idx = tuple(int(v) for v in values)
     else:
-        raise TypeError(f"index must be an int or a non-empty tuple of ints, got {index!r}")
+        raise TypeError(f"index must be an int or a non-empty tuple of ints, got {index!r:.80}")
 
     def fn(acts: Activations) -> torch.Tensor:
         a = acts[layer]
@@ -192,6 +210,7 @@ def channel(layer: str | None, index: int, *, dim: int = 1) -> Objective:
     """
     if layer is not None:
         check_type("layer", layer, str)
+    index = _scalar(index)
     check_number("index", index, ge=0, integer=True)
     unit_axis(dim)
     c = int(index)
@@ -218,6 +237,7 @@ def class_logit(index: int, layer: str | None = None) -> Objective:
     ``layer`` defaults to the model's output; name the logit layer if the model ends with a
     softmax.
     """
+    index = _scalar(index)
     check_number("index", index, ge=0, integer=True)
     obj = unit(layer, int(index))
     obj.description = f"class_logit({int(index)})"
@@ -310,6 +330,7 @@ def objective_values(
     return torch.cat(values).detach()
 
 
+@grad_enabled("maximize_activation")
 def maximize_activation(
     model: nn.Module,
     objective: Objective,
@@ -429,34 +450,33 @@ def maximize_activation(
             range(int(steps)), show_progress=show_progress, desc="maximize_activation"
         ):
             fraction = step / int(steps)
-            with torch.enable_grad():
-                image = render()
-                if filters:
+            image = render()
+            if filters:
 
-                    def hook(grad: torch.Tensor, fraction: float = fraction) -> torch.Tensor:
-                        for r in filters:
-                            grad = r.filter_gradient(grad, fraction)
-                        return grad
+                def hook(grad: torch.Tensor, fraction: float = fraction) -> torch.Tensor:
+                    for r in filters:
+                        grad = r.filter_gradient(grad, fraction)
+                    return grad
 
-                    image.register_hook(hook)
-                x = transform(image, gen) if transform is not None else image
-                value = _forward(model, x, rec, objective)
-                if value.shape[0] != image.shape[0]:
-                    raise ValueError(
-                        f"objective must give one value per image ({image.shape[0]}), "
-                        f"got {value.shape[0]}"
-                    )
-                loss = -value.sum()
-                for reg in regularizers:
-                    pen = reg.penalty(image, fraction)
-                    if pen is not None:
-                        loss = loss + pen.sum()
-                if not bool(torch.isfinite(loss)):
-                    raise RuntimeError(
-                        f"objective became non-finite at step {step} (try a smaller lr or a "
-                        "value_range)"
-                    )
-                grads = torch.autograd.grad(loss, params)
+                image.register_hook(hook)
+            x = transform(image, gen) if transform is not None else image
+            value = _forward(model, x, rec, objective)
+            if value.shape[0] != image.shape[0]:
+                raise ValueError(
+                    f"objective must give one value per image ({image.shape[0]}), "
+                    f"got {value.shape[0]}"
+                )
+            loss = -value.sum()
+            for reg in regularizers:
+                pen = reg.penalty(image, fraction)
+                if pen is not None:
+                    loss = loss + pen.sum()
+            if not bool(torch.isfinite(loss)):
+                raise RuntimeError(
+                    f"objective became non-finite at step {step} (try a smaller lr or a "
+                    "value_range)"
+                )
+            grads = torch.autograd.grad(loss, params)
             for p, g in zip(params, grads):
                 p.grad = g
             opt.step()

@@ -56,7 +56,7 @@ _EPS = 1e-3
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, int, int, int]:
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) != 4:
-        raise ValueError(f"shape must be a sequence [B, C, H, W] of 4 sizes, got {shape!r}")
+        raise ValueError(f"shape must be a sequence [B, C, H, W] of 4 sizes, got {shape!r:.80}")
     for i, s in enumerate(shape):
         check_number(f"shape[{i}]", s, ge=1, integer=True)
     b, c, h, w = (int(s) for s in shape)
@@ -72,7 +72,8 @@ def _check_range(value_range: tuple[float, float] | None) -> tuple[float, float]
         or not float(value_range[0]) < float(value_range[1])
     ):
         raise ValueError(
-            f"value_range must be a (low, high) pair with low < high or None, got {value_range!r}"
+            "value_range must be a (low, high) pair with low < high or None, got "
+            f"{value_range!r:.80}"
         )
     return float(value_range[0]), float(value_range[1])
 

@@ -114,7 +114,7 @@ class RandomScale(Transform):
         padding_mode: Literal["zeros", "border", "reflection"] = "zeros",
     ) -> None:
         if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales:
-            raise ValueError(f"scales must be a non-empty sequence of factors, got {scales!r}")
+            raise ValueError(f"scales must be a non-empty sequence of factors, got {scales!r:.80}")
         for i, s in enumerate(scales):
             check_number(f"scales[{i}]", s, gt=0.0)
         check_choice("padding_mode", padding_mode, ["zeros", "border", "reflection"])

@@ -41,7 +41,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from neuronkit.common import as_float_array
+from neuronkit.common import as_float_array, host_array
 
 __all__ = ["GBNNClassifier", "GBNNRegressor", "fit_hidden_block"]
 
@@ -383,7 +383,7 @@ class _GBNNBase(BaseEstimator):
 
     def _raw(self, X: Any, units: UnitsArg) -> np.ndarray:
         check_is_fitted(self, "output_weights_")
-        Xv = validate_data(self, X, reset=False, dtype=np.float64)
+        Xv = validate_data(self, host_array(X), reset=False, dtype=np.float64)
         W1, b1, W2, bias = self._active_parameters(units)
         return np.asarray(_activate(Xv @ W1 + b1, self.activation) @ W2 + bias)
 
@@ -456,8 +456,14 @@ class GBNNRegressor(RegressorMixin, _GBNNBase):
         If it fails (or is interrupted) the estimator is left as it was."""
         self._check_params()
         with self._unchanged_on_failure():
-            Xv, yv = validate_data(
-                self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, reset=True
+            Xv, yv = validate_data(  # a tensor, also one in an autograd graph, as numpy
+                self,
+                host_array(X),
+                host_array(y),
+                dtype=np.float64,
+                multi_output=True,
+                y_numeric=True,
+                reset=True,
             )
             yv = np.asarray(yv, dtype=np.float64)
             fitted = self._fit_targets(Xv, yv.reshape(len(yv), -1))
@@ -517,7 +523,7 @@ class GBNNClassifier(ClassifierMixin, _GBNNBase):
         If it fails (or is interrupted) the estimator is left as it was."""
         self._check_params()
         with self._unchanged_on_failure():
-            Xv, yv = validate_data(self, X, y, dtype=np.float64, reset=True)
+            Xv, yv = validate_data(self, host_array(X), host_array(y), dtype=np.float64, reset=True)
             check_classification_targets(yv)
             classes, codes = np.unique(yv, return_inverse=True)
             if len(classes) < 2:

@@ -23,7 +23,7 @@ from typing import cast
 
 import torch
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type, grad_enabled
 
 from .model import BrickTransformer, train_multitask
 from .tasks import TaskData
@@ -160,6 +160,7 @@ def average_weights(
     return out
 
 
+@grad_enabled("customize_brick")
 def customize_brick(
     model: BrickTransformer,
     data: TaskData,

@@ -31,7 +31,9 @@ from neuronkit.common import (
     check_seed,
     check_type,
     correct_predictions,
+    detached_input,
     eval_mode,
+    grad_enabled,
     values_hidden,
 )
 
@@ -323,6 +325,7 @@ class TrainResult:
     loss: list[float]
 
 
+@grad_enabled("train_multitask")
 def train_multitask(
     model: BrickTransformer,
     data: TaskData,
@@ -389,16 +392,18 @@ def train_multitask(
     gen = torch.Generator().manual_seed(int(seed))
     hist_steps: list[int] = []
     hist_loss: list[float] = []
+    # inference tensors (made under torch.inference_mode) cannot be saved for backward
+    tokens, targets = detached_input(data.tokens), detached_input(data.targets)
     model.train()
     for t in range(steps):
         idx = torch.randint(0, len(data), (batch_size,), generator=gen)
         if activation_l1 > 0:
-            logits, _, hidden = model.run_with_cache(data.tokens[idx], gates)
+            logits, _, hidden = model.run_with_cache(tokens[idx], gates)
         else:
-            logits, hidden = model(data.tokens[idx], gates), []
+            logits, hidden = model(tokens[idx], gates), []
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]),
-            data.targets[idx].reshape(-1),
+            targets[idx].reshape(-1),
             ignore_index=IGNORE_INDEX,
         )
         total = loss

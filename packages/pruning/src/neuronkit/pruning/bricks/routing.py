@@ -35,6 +35,8 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    detached_input,
+    grad_enabled,
 )
 
 from .discovery import coactivation_affinity, ffn_activations
@@ -230,6 +232,7 @@ class ExpertRouter(nn.Module):
         return self.mix(torch.tanh(self.proj(F.normalize(x, dim=-1))))
 
 
+@grad_enabled("train_router")
 def train_router(
     router: ExpertRouter,
     inputs: torch.Tensor,
@@ -271,6 +274,8 @@ def train_router(
     check_number("batch_size", batch_size, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
     check_seed(seed)
+    # the caller's inputs.grad stays as it is; inference tensors can enter the graph
+    inputs, hidden = detached_input(inputs), detached_input(hidden)
     scores = expert_scores(hidden, labels, router.n_experts)
     opt = torch.optim.Adam(router.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
@@ -398,6 +403,7 @@ class MoEfication(EstimatorParams):
         self.router_lr = float(router_lr)
         self.seed = int(seed)
 
+    @grad_enabled("MoEfication.fit")
     def fit(self, model: BrickTransformer, data: TaskData) -> MoEfication:
         """Split every FFN of ``model`` and train its router on the tokens of ``data``."""
         check_type("model", model, BrickTransformer)

@@ -45,7 +45,9 @@ from neuronkit.common import (
     check_seed,
     check_type,
     correct_predictions,
+    detached_input,
     eval_mode,
+    grad_enabled,
     progress,
 )
 
@@ -694,6 +696,7 @@ def _check_xy(x: Any, y: Any) -> None:
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
 
 
+@grad_enabled("train_ftwt")
 def train_ftwt(
     net: DynamicCNN,
     x: torch.Tensor,
@@ -724,6 +727,7 @@ def train_ftwt(
     """
     check_type("net", net, DynamicCNN)
     _check_xy(x, y)
+    x, y = detached_input(x), detached_input(y)  # the caller's x.grad stays as it is
     check_type("config", config, FTWTConfig)
     check_seed(seed)
     net.gating = "dynamic"

@@ -81,7 +81,7 @@ def pack_signs(signs: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> np
         v = s.detach().flatten().cpu()
         if not bool(((v == 1) | (v == -1)).all()):
             raise ValueError(f"signs[{i}] must hold only -1 and +1, got other values")
-        flat.append(v.numpy() > 0)
+        flat.append((v > 0).numpy())  # bool first: .numpy() has no bfloat16
     return np.packbits(np.concatenate(flat))
 
 

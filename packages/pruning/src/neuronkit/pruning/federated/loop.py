@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type, grad_enabled
 from neuronkit.pruning.lottery import TrainConfig, accuracy, clone_state, train
 
 from .comm import dense_uplink_bits, pack_signs, payload_bits, sign_uplink_bits
@@ -271,6 +271,7 @@ def _round(
     ]
 
 
+@grad_enabled("hidenseek_client_update")
 def hidenseek_client_update(
     net: SignSupermask,
     global_scores: Mapping[str, torch.Tensor],
@@ -357,6 +358,7 @@ def _flip_fraction(net: SignSupermask, a: Scores, b: Scores) -> float:
     return changed / max(total, 1)
 
 
+@grad_enabled("run_hidenseek")
 def run_hidenseek(
     net: SignSupermask,
     clients: Sequence[ClientData],
@@ -410,6 +412,7 @@ def run_hidenseek(
 # ------------------------------------------------------------------ {0,1} supermask
 
 
+@grad_enabled("binary_client_update")
 def binary_client_update(
     net: BinarySupermask,
     global_scores: Mapping[str, torch.Tensor],
@@ -468,6 +471,7 @@ def aggregate_mask_votes(
     return out
 
 
+@grad_enabled("run_binary_supermask")
 def run_binary_supermask(
     net: BinarySupermask,
     clients: Sequence[ClientData],
@@ -519,6 +523,7 @@ def run_binary_supermask(
 # -------------------------------------------------------------------------- FedAvg
 
 
+@grad_enabled("fedavg_client_update")
 def fedavg_client_update(
     model: nn.Module,
     state: Mapping[str, torch.Tensor],
@@ -569,6 +574,7 @@ def fedavg_aggregate(
     return out
 
 
+@grad_enabled("run_fedavg")
 def run_fedavg(
     model: nn.Module,
     clients: Sequence[ClientData],

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_type, grad_enabled
 from neuronkit.pruning.lottery import DEFAULT_PRUNABLE, prunable_weights
 
 __all__ = ["synflow_prune", "synflow_scores"]
@@ -55,6 +55,7 @@ def _linearized(model: nn.Module) -> nn.Module:
     return net
 
 
+@grad_enabled("synflow_scores")
 def synflow_scores(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -135,6 +136,7 @@ def _first_k_descending(flat: torch.Tensor, keep: int) -> torch.Tensor:
     return torch.from_numpy(above)
 
 
+@grad_enabled("synflow_prune")
 def synflow_prune(
     model: nn.Module,
     density: float,

@@ -39,7 +39,9 @@ from neuronkit.common import (
     check_seed,
     check_type,
     correct_predictions,
+    detached_input,
     eval_mode,
+    grad_enabled,
     progress,
 )
 
@@ -169,6 +171,7 @@ def _batches(n: int, batch_size: int, seed: int, start: int, stop: int) -> Itera
             yield perm[j * batch_size : (j + 1) * batch_size]
 
 
+@grad_enabled("train")
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -204,6 +207,7 @@ def train(
     """
     check_type("model", model, nn.Module)
     _check_data(x, y)
+    x, y = detached_input(x), detached_input(y)  # the caller's x.grad stays as it is
     check_type("config", config, TrainConfig)
     check_number("data_seed", data_seed, ge=0, integer=True)
     check_number("start_iteration", start_iteration, ge=0, le=config.iterations, integer=True)
@@ -324,6 +328,7 @@ def reinitialize(
     return fresh
 
 
+@grad_enabled("train_from")
 def train_from(
     model: nn.Module,
     state: Mapping[str, torch.Tensor],
@@ -389,6 +394,7 @@ class IMPResult:
         return self.masks[-1]
 
 
+@grad_enabled("iterative_magnitude_pruning")
 def iterative_magnitude_pruning(
     model: nn.Module,
     x: torch.Tensor,
@@ -431,6 +437,7 @@ def iterative_magnitude_pruning(
     """
     check_type("model", model, nn.Module)
     _check_data(x, y)
+    x, y = detached_input(x), detached_input(y)  # once, not in every round's train
     check_type("config", config, TrainConfig)
     check_number("rounds", rounds, ge=0, integer=True)
     check_number("rewind_iteration", rewind_iteration, ge=0, le=config.iterations, integer=True)

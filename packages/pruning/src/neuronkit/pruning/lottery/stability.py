@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, detached_input, grad_enabled
 
 from .masks import Masks, apply_masks
 from .rewind import State, TrainConfig, _check_data, accuracy, clone_state, train_from
@@ -162,6 +162,7 @@ class LMCResult:
         return float(self.errors[0]), float(self.errors[-1])
 
 
+@grad_enabled("linear_mode_connectivity")
 def linear_mode_connectivity(
     model: nn.Module,
     start_state: Mapping[str, torch.Tensor],
@@ -194,6 +195,7 @@ def linear_mode_connectivity(
     """
     check_type("model", model, nn.Module)
     _check_data(x_eval, y_eval, "x_eval", "y_eval")
+    x, y = detached_input(x), detached_input(y)  # once for both copies
     check_type("data_seeds", data_seeds, tuple)
     if len(data_seeds) != 2 or data_seeds[0] == data_seeds[1]:
         raise ValueError(f"data_seeds must be two different seeds, got {data_seeds!r}")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type, grad_enabled
 
 from .space import Architecture, CellSpace, _check_architectures, _generator
 
@@ -337,6 +337,7 @@ class ReinforceTrainer:
         self.baseline: float | None = None
         self.optimizer = torch.optim.Adam(controller.parameters(), lr=config.lr)
 
+    @grad_enabled("ReinforceTrainer.step")
     def step(
         self,
         sample: ControllerSample,
@@ -361,6 +362,11 @@ class ReinforceTrainer:
             raise ValueError(f"rewards must have shape ({n},), got {tuple(rewards.shape)}")
         if not torch.isfinite(rewards).all():
             raise ValueError("rewards must be finite, got NaN or inf")
+        if not sample.log_prob.requires_grad:
+            raise ValueError(
+                "sample must carry the controller's autograd graph, got log-probabilities "
+                "without one: draw it with controller.sample outside torch.no_grad()"
+            )
         cfg = self.config
         entropy = sample.entropy.detach()
         r = rewards.detach().float().to(entropy.device) + cfg.entropy_weight * entropy

@@ -29,7 +29,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type, progress
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    check_seed,
+    check_type,
+    detached_input,
+    grad_enabled,
+    progress,
+)
 
 from ..lottery import TrainConfig, accuracy, train
 from .controller import ENASController, MemoryBuffer, ReinforceConfig, ReinforceTrainer
@@ -186,6 +194,9 @@ def _search(
             f"got {x_val[0].numel()}"
         )
     _check_same_kind(x_val, x_train, "x_val", "x_train")
+    # the caller's x_train.grad stays as it is
+    x_train, y_train = detached_input(x_train), detached_input(y_train)
+    x_val, y_val = detached_input(x_val), detached_input(y_val)
     check_type("config", config, SearchConfig)
     check_seed(seed)
     num_classes = int(max(int(y_train.max()), int(y_val.max())) + 1)
@@ -276,6 +287,7 @@ def _search(
     )
 
 
+@grad_enabled("enas_search")
 def enas_search(
     space: CellSpace,
     x_train: torch.Tensor,
@@ -315,6 +327,7 @@ def enas_search(
     )
 
 
+@grad_enabled("random_search")
 def random_search(
     space: CellSpace,
     x_train: torch.Tensor,
@@ -348,6 +361,7 @@ def random_search(
     )
 
 
+@grad_enabled("final_evaluation")
 def final_evaluation(
     space: CellSpace,
     architecture: Architecture,

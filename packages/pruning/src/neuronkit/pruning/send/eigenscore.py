@@ -26,6 +26,7 @@ only matrix-vector products with ``Sigma``, ``O(M N_z K d)`` instead of ``O(K^2 
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -269,7 +270,7 @@ def efficient_eigenscore(
 def _generator(seed: int | torch.Generator) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
     check_seed(seed)
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(int(seed))

@@ -38,7 +38,9 @@ from neuronkit.common import (
     check_probability,
     check_seed,
     check_type,
+    detached_input,
     eval_mode,
+    grad_enabled,
     progress,
     torch_generator,
 )
@@ -432,6 +434,7 @@ class SeNDHistory:
     checkpoints: list[int] = field(default_factory=list)
 
 
+@grad_enabled("train_send")
 def train_send(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -472,6 +475,8 @@ def train_send(
     _check_batch("tracking", tracking_ids, tracking_mask)
     check_type("config", config, SeNDConfig)
     check_seed(seed)
+    # inference tensors (made under torch.inference_mode) cannot be saved for backward
+    input_ids, attention_mask = detached_input(input_ids), detached_input(attention_mask)
     gen = torch_generator(seed)
     labels = input_ids.masked_fill(attention_mask == 0, -100)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type, detached_input, grad_enabled
 
 from ..encoding import _generator, direct_encode
 
@@ -106,12 +106,12 @@ def _clamp(clamp: Any) -> tuple[float, float] | None:
     if clamp is None:
         return None
     if not isinstance(clamp, tuple | list) or len(clamp) != 2:
-        raise TypeError(f"clamp must be None or a pair (low, high), got {clamp!r}")
+        raise TypeError(f"clamp must be None or a pair (low, high), got {clamp!r:.80}")
     lo, hi = clamp
     check_number("clamp[0]", lo)
     check_number("clamp[1]", hi)
     if not lo < hi:
-        raise ValueError(f"clamp must satisfy low < high, got {clamp!r}")
+        raise ValueError(f"clamp must satisfy low < high, got {clamp!r:.80}")
     return float(lo), float(hi)
 
 
@@ -125,10 +125,9 @@ def _ascent_grad(
 ) -> Tensor:
     """Gradient of the attack objective w.r.t. ``x``: ``loss`` (untargeted) or ``-loss``."""
     x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        loss = loss_fn(snn_logits(model, x, T=T), y)
-        objective = -loss if targeted else loss
-        (grad,) = torch.autograd.grad(objective, x)
+    loss = loss_fn(snn_logits(model, x, T=T), y)
+    objective = -loss if targeted else loss
+    (grad,) = torch.autograd.grad(objective, x)
     return grad
 
 
@@ -191,8 +190,10 @@ def fgsm(
         The adversarial input, shaped like ``x`` (detached; ``x`` is not modified).
     """
     rng, loss = _setup(model, x, y, eps, T, targeted, clamp, loss_fn)
-    grad = _ascent_grad(model, x, y, T, targeted, loss)
-    return _project(x.detach() + eps * grad.sign(), x.detach(), eps, rng)
+    x = detached_input(x)  # also a copy of an inference tensor, which cannot enter a graph
+    with grad_enabled("fgsm"):
+        grad = _ascent_grad(model, x, y, T, targeted, loss)
+    return _project(x + eps * grad.sign(), x, eps, rng)
 
 
 def pgd(
@@ -232,12 +233,13 @@ def pgd(
     check_number("steps", steps, ge=1, integer=True)
     check_type("random_start", random_start, bool)
     generator = _generator(seed, generator, x.device)
-    x0 = x.detach()
+    x0 = detached_input(x)
     x_adv = x0.clone()
     if random_start:
         noise = torch.rand(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         x_adv = _project(x0 + (2 * noise - 1) * eps, x0, eps, rng)
-    for _ in range(steps):
-        grad = _ascent_grad(model, x_adv, y, T, targeted, loss)
-        x_adv = _project(x_adv + step * grad.sign(), x0, eps, rng)
+    with grad_enabled("pgd"):
+        for _ in range(steps):
+            grad = _ascent_grad(model, x_adv, y, T, targeted, loss)
+            x_adv = _project(x_adv + step * grad.sign(), x0, eps, rng)
     return x_adv

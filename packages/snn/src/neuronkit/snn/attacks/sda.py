@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, detached_input, grad_enabled
 
 from ..encoding import _generator
 from .gradient import _check_inputs, _check_model, snn_logits
@@ -102,9 +102,8 @@ def _is_adversarial(model: Model, x: Tensor, y: Tensor) -> bool:
 
 def _margin_and_grad(model: Model, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     xg = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        loss = cw_margin(snn_logits(model, xg), y).sum()
-        (grad,) = torch.autograd.grad(loss, xg)
+    loss = cw_margin(snn_logits(model, xg), y).sum()
+    (grad,) = torch.autograd.grad(loss, xg)
     return loss.detach(), grad
 
 
@@ -232,29 +231,30 @@ def sda(
     check_number("batch_limit", batch_limit, ge=1, integer=True)
     check_type("reduce", reduce, bool)
     generator = _generator(seed, generator, x.device)
-    x = x.detach()
+    x = detached_input(x)  # a copy of an inference tensor, which cannot enter a graph
     x_adv = x.clone()
     stats = torch.zeros(5, batch, dtype=torch.long)  # success, l0, l0_gen, iterations, queries
-    for b in range(batch):
-        x0, yb = x[:, b : b + 1], y[b : b + 1]
-        if _is_adversarial(model, x0, yb):  # already misclassified: nothing to flip
-            stats[:, b] = torch.tensor([1, 0, 0, 0, 1])
-            continue
-        ok, selected, fd, its, queries = _generate(
-            model, x0, yb, k_init, max_iters, batch_limit, generator
-        )
-        queries += 1
-        adv = x0
-        if ok:
-            if reduce:
-                adv, extra = _reduce(model, x0, yb, selected, fd)
-                queries += extra
-            else:
-                flat0 = x0.reshape(-1)
-                adv = torch.where(selected, 1 - flat0, flat0).reshape(x0.shape)
-            x_adv[:, b : b + 1] = adv
-        l0 = int((adv != x0).sum())
-        stats[:, b] = torch.tensor([int(ok), l0, int(selected.sum()), its, queries])
+    with grad_enabled("sda"):
+        for b in range(batch):
+            x0, yb = x[:, b : b + 1], y[b : b + 1]
+            if _is_adversarial(model, x0, yb):  # already misclassified: nothing to flip
+                stats[:, b] = torch.tensor([1, 0, 0, 0, 1])
+                continue
+            ok, selected, fd, its, queries = _generate(
+                model, x0, yb, k_init, max_iters, batch_limit, generator
+            )
+            queries += 1
+            adv = x0
+            if ok:
+                if reduce:
+                    adv, extra = _reduce(model, x0, yb, selected, fd)
+                    queries += extra
+                else:
+                    flat0 = x0.reshape(-1)
+                    adv = torch.where(selected, 1 - flat0, flat0).reshape(x0.shape)
+                x_adv[:, b : b + 1] = adv
+            l0 = int((adv != x0).sum())
+            stats[:, b] = torch.tensor([int(ok), l0, int(selected.sum()), its, queries])
     return SDAResult(
         x_adv=x_adv,
         success=stats[0].bool(),

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -239,9 +240,13 @@ def confidence_sweep(
         th = torch.cat([grid, torch.linspace(0.1, 0.99, 90, dtype=torch.float64)])
         th = torch.unique(torch.cat([th, torch.tensor([0.0, 1.0], dtype=torch.float64)]))
     else:
+        if isinstance(thresholds, np.ndarray) and not thresholds.flags.writeable:
+            thresholds = thresholds.copy()  # torch warns on sharing a read-only array's memory
         th = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
         if th.numel() == 0 or not bool(((th >= 0) & (th <= 1)).all()):
-            raise ValueError(f"thresholds must be a non-empty list of values in [0, 1], got {th}")
+            raise ValueError(
+                f"thresholds must be a non-empty list of values in [0, 1], got {th!r:.80}"
+            )
     _check_rule(0.5, scale, min_steps)
     conf, pred = accumulated_confidence(outputs, scale=scale).max(-1)
     accs, lats = [], []

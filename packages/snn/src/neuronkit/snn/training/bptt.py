@@ -36,7 +36,9 @@ from neuronkit.common import (
     check_seed,
     check_type,
     correct_predictions,
+    detached_input,
     eval_mode,
+    grad_enabled,
 )
 
 __all__ = [
@@ -206,7 +208,9 @@ def minibatches(
             depend on the data's device).
 
     Returns:
-        a list of ``(x_b [b, ...], y_b [b])`` (views when not shuffled, copies otherwise).
+        a list of ``(x_b [b, ...], y_b [b])`` (views when not shuffled, copies otherwise), cut
+        from the autograd graph of ``x`` (each batch's backward then neither goes through a
+        shared graph nor fills ``x.grad``).
     """
     check_type("x", x, Tensor)
     check_type("y", y, Tensor)
@@ -217,6 +221,7 @@ def minibatches(
         )
     check_number("batch_size", batch_size, ge=1, integer=True)
     check_type("shuffle", shuffle, bool)
+    x = detached_input(x)
     n = x.shape[0]
     if shuffle:
         if seed is None and generator is None:
@@ -271,7 +276,7 @@ def _check_trainer_args(model: Any, optimizer: Any, T: Any, loss_fn: Any) -> Non
     check_type("optimizer", optimizer, torch.optim.Optimizer)
     check_number("T", T, ge=1, integer=True)
     if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable as loss_fn(out_t, target), got {loss_fn!r}")
+        raise TypeError(f"loss_fn must be callable as loss_fn(out_t, target), got {loss_fn!r:.80}")
 
 
 def _check_batch(x: Any, y: Any) -> None:
@@ -288,6 +293,7 @@ def _check_batch(x: Any, y: Any) -> None:
         raise ValueError("each batch must hold at least one sample (B >= 1), got an empty one")
 
 
+@grad_enabled("bptt_train_epoch")
 def bptt_train_epoch(
     model: StepModel,
     loader: Iterable[tuple[Tensor, Tensor]],
@@ -322,6 +328,7 @@ def bptt_train_epoch(
     start = time.perf_counter()
     for x, y in loader:
         _check_batch(x, y)
+        x = detached_input(x)  # neither fill the caller's x.grad nor go through its graph
         optimizer.zero_grad(set_to_none=True)
         state = None
         loss: Tensor | None = None

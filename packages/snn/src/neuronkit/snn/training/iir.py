@@ -50,6 +50,7 @@ from neuronkit.common import (
     check_type,
     correct_predictions,
     eval_mode,
+    grad_enabled,
     progress,
     torch_generator,
 )
@@ -246,7 +247,9 @@ def _check_cnn_args(
     check_number("num_classes", num_classes, ge=2, integer=True)
     check_type("channels", channels, (list, tuple))
     if not channels or not all(isinstance(c, int) and c >= 1 for c in channels):
-        raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}")
+        raise ValueError(
+            f"channels must be a non-empty sequence of ints >= 1, got {channels!r:.80}"
+        )
     pools = len(channels) - 1
     if image_size % (2**pools):
         raise ValueError(
@@ -349,6 +352,7 @@ def evaluate_latency(
     return correct / max(int(x.shape[0]), 1)
 
 
+@grad_enabled("train_at_latency")
 def train_at_latency(
     model: nn.Module,
     x: Tensor,
@@ -453,6 +457,7 @@ def _neuron_params(model: nn.Module) -> tuple[list[float], list[float]]:
     return leaks, thrs
 
 
+@grad_enabled("iir_retrain")
 def iir_retrain(
     model: nn.Module,
     data: tuple[Tensor, Tensor, Tensor, Tensor],
@@ -487,7 +492,9 @@ def iir_retrain(
     x_tr, y_tr, x_te, y_te = _check_data(data)
     check_type("timesteps", timesteps, (list, tuple))
     if not timesteps or not all(isinstance(t, int) and t >= 1 for t in timesteps):
-        raise ValueError(f"timesteps must be a non-empty sequence of ints >= 1, got {timesteps!r}")
+        raise ValueError(
+            f"timesteps must be a non-empty sequence of ints >= 1, got {timesteps!r:.80}"
+        )
     if any(a <= b for a, b in itertools.pairwise(timesteps)):
         raise ValueError(f"timesteps must be strictly decreasing, got {list(timesteps)}")
     n = len(timesteps)
@@ -808,6 +815,7 @@ def cnn_ann(
         return nn.Sequential(*layers)
 
 
+@grad_enabled("train_ann")
 def train_ann(
     ann: nn.Module,
     x: Tensor,

@@ -44,6 +44,8 @@ from neuronkit.common import (
     check_seed,
     check_type,
     correct_predictions,
+    detached_input,
+    grad_enabled,
     torch_generator,
 )
 
@@ -114,6 +116,7 @@ def sltt_loss(out: Tensor, target: Tensor, *, lamb: float = 0.05, phi: float = 1
     return (1 - lamb) * ce + lamb * F.mse_loss(out, torch.full_like(out, phi))
 
 
+@grad_enabled("sltt_train_epoch")
 def sltt_train_epoch(
     model: StepModel,
     loader: Iterable[tuple[Tensor, Tensor]],
@@ -168,6 +171,7 @@ def sltt_train_epoch(
     start = time.perf_counter()
     for x, y in loader:
         _check_batch(x, y)
+        x = detached_input(x)  # neither fill the caller's x.grad nor go through its graph
         if gen is None:
             trained = set(range(T))
         else:

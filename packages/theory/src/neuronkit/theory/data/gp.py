@@ -168,7 +168,7 @@ def gp_kernel(
 
 def _check_range(name: str, value: Any, *, positive: bool) -> tuple[float, float]:
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise TypeError(f"{name} must be a pair (low, high), got {value!r}")
+        raise TypeError(f"{name} must be a pair (low, high), got {value!r:.80}")
     lo, hi = value
     check_number(f"{name}[0]", lo, gt=0 if positive else None)
     check_number(f"{name}[1]", hi, ge=lo)

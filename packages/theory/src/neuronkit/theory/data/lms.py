@@ -126,7 +126,9 @@ def lms_data(
     weights = None
     if slab_weights is not None:
         if isinstance(slab_weights, (str, bytes)) or not isinstance(slab_weights, Sequence):
-            raise TypeError(f"slab_weights must be a sequence of {k} numbers, got {slab_weights!r}")
+            raise TypeError(
+                f"slab_weights must be a sequence of {k} numbers, got {slab_weights!r:.80}"
+            )
         if len(slab_weights) != k:
             raise ValueError(
                 f"slab_weights must have num_slabs = {k} entries, got {len(slab_weights)}"

@@ -507,7 +507,7 @@ def layer_parameters(state: Any) -> tuple[torch.Tensor, torch.Tensor]:
 def _check_widths(widths: Any) -> list[int]:
     if not isinstance(widths, Sequence) or len(widths) < 2:
         raise ValueError(
-            f"widths must be a sequence [in, hidden..., out] of >= 2 ints, got {widths!r}"
+            f"widths must be a sequence [in, hidden..., out] of >= 2 ints, got {widths!r:.80}"
         )
     for i, w in enumerate(widths):
         _check_features(f"widths[{i}]", w)

@@ -81,10 +81,11 @@ def _parse(arg: str, endpoint: Any) -> Endpoint:
         box, port = endpoint.rsplit(".", 1)
     else:
         raise ValueError(
-            f"{arg} must be 'box.port' (or 'outer.port') or a (box, port) pair, got {endpoint!r}"
+            f"{arg} must be 'box.port' (or 'outer.port') or a (box, port) pair, got "
+            f"{endpoint!r:.80}"
         )
     if not isinstance(box, str) or not isinstance(port, str):
-        raise TypeError(f"{arg} must name box and port by strings, got {endpoint!r}")
+        raise TypeError(f"{arg} must name box and port by strings, got {endpoint!r:.80}")
     return box, port
 
 
@@ -153,7 +154,7 @@ class WiringDiagram:
         wire_list: list[tuple[Endpoint, Endpoint]] = []
         for i, wire in enumerate(wires):
             if not isinstance(wire, tuple | list) or len(wire) != 2:
-                raise ValueError(f"wires[{i}] must be a (source, target) pair, got {wire!r}")
+                raise ValueError(f"wires[{i}] must be a (source, target) pair, got {wire!r:.80}")
             src = _parse(f"source of wires[{i}]", wire[0])
             dst = _parse(f"target of wires[{i}]", wire[1])
             sp = self._source_port(src)

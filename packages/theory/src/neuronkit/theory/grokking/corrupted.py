@@ -31,11 +31,12 @@ from neuronkit.common import (
     check_number,
     correct_predictions,
     eval_mode,
+    grad_enabled,
     module_placement,
     progress,
 )
 
-from .._utils import check_input_dtype, check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator, writable
 from ..data.modular import ModularDataset
 from ..measures import fourier_ipr
 
@@ -145,7 +146,7 @@ def _neuron_indices(neurons: Any, width: int) -> torch.Tensor:
                 "neurons must be integer indices or a boolean mask, got "
                 f"{type(neurons).__name__} of dtype {arr.dtype}"
             )
-        t = torch.as_tensor(arr if arr.size else arr.astype(np.int64))
+        t = torch.as_tensor(writable(arr) if arr.size else arr.astype(np.int64))
     if t.dtype == torch.bool:
         if tuple(t.shape) != (width,):
             raise ValueError(
@@ -201,6 +202,7 @@ class TrainingHistory:
         return [a[key] for a in self.accuracies]
 
 
+@grad_enabled("train_modular")
 def train_modular(
     model: QuadraticMLP,
     data: ModularDataset,

@@ -47,7 +47,7 @@ from neuronkit.common import (
     check_probability,
 )
 
-from .._utils import Seed, check_positive_int, numpy_rng
+from .._utils import Seed, check_positive_int, numpy_rng, scalar_value
 
 __all__ = [
     "GlauberResult",
@@ -178,9 +178,11 @@ class GlauberResult:
 
 
 def _check_beta(beta: float) -> float:
-    """``beta > 0`` (``math.inf`` allowed; numpy real scalars too) as a Python float."""
+    """``beta > 0`` (``math.inf`` allowed; numpy real scalars and 0-d tensors or arrays too) as
+    a Python float."""
+    beta = scalar_value(beta)
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not beta > 0:
-        raise ValueError(f"beta must be > 0 (math.inf for zero temperature), got {beta!r}")
+        raise ValueError(f"beta must be > 0 (math.inf for zero temperature), got {beta!r:.80}")
     return float(beta)
 
 

@@ -67,7 +67,7 @@ def extended_grid(
     k = check_positive_int("k", k, minimum=0)
     lo, hi = float(grid_range[0]), float(grid_range[1])
     if not hi > lo:
-        raise ValueError(f"grid_range must be (lo, hi) with hi > lo, got {grid_range}")
+        raise ValueError(f"grid_range must be (lo, hi) with hi > lo, got {grid_range!r:.80}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     h = (hi - lo) / grid

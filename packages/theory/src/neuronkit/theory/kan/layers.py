@@ -281,7 +281,9 @@ class SKANLayer(_BasisMixin):
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
         if isinstance(spaces, str) or not isinstance(spaces, Sequence) or not spaces:
-            raise TypeError(f"spaces must be a non-empty sequence of space names, got {spaces!r}")
+            raise TypeError(
+                f"spaces must be a non-empty sequence of space names, got {spaces!r:.80}"
+            )
         for s in spaces:
             check_choice("spaces", s, SPACES)
         if len(set(spaces)) != len(spaces):
@@ -381,7 +383,7 @@ class SKANLayer(_BasisMixin):
 
 def _check_widths(widths: Sequence[int]) -> list[int]:
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
-        raise TypeError(f"widths must be a sequence [in, hidden..., out], got {widths!r}")
+        raise TypeError(f"widths must be a sequence [in, hidden..., out], got {widths!r:.80}")
     if len(widths) < 2:
         raise ValueError(f"widths must name at least [in, out], got {list(widths)}")
     return [check_positive_int(f"widths[{i}]", w) for i, w in enumerate(widths)]

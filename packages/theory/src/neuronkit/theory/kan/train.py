@@ -11,7 +11,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_finite, check_number, check_type, progress
+from neuronkit.common import (
+    check_finite,
+    check_number,
+    check_type,
+    detached_input,
+    grad_enabled,
+    progress,
+)
 
 from .._utils import check_positive_int
 from .layers import SKAN, _check_x
@@ -19,6 +26,7 @@ from .layers import SKAN, _check_x
 __all__ = ["train_regression", "train_skan"]
 
 
+@grad_enabled("train_regression")
 def train_regression(
     model: nn.Module,
     x: torch.Tensor,
@@ -54,6 +62,7 @@ def train_regression(
         )
     check_finite("x", x)
     check_finite("y", y)
+    x, y = detached_input(x), detached_input(y)  # each step's backward stops at them
     steps = check_positive_int("steps", steps)
     check_number("lr", lr, gt=0)
     check_number("weight_decay", weight_decay, ge=0)
@@ -79,6 +88,7 @@ def train_regression(
     return losses
 
 
+@grad_enabled("train_skan")
 def train_skan(
     model: SKAN,
     x: torch.Tensor,
@@ -119,7 +129,7 @@ def train_skan(
     top_k = check_positive_int("top_k", top_k)
     if not isinstance(stages, Sequence) or len(stages) != 3:
         raise ValueError(
-            f"stages must be three fractions (full, selective, pruned), got {stages!r}"
+            f"stages must be three fractions (full, selective, pruned), got {stages!r:.80}"
         )
     for i, f in enumerate(stages):
         check_number(f"stages[{i}]", f, ge=0, le=1)

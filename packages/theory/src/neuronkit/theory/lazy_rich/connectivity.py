@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from neuronkit.common import check_number
+from neuronkit.common import check_number, grad_enabled
 
 from .._utils import as_float_tensor, check_positive_int, torch_generator
 from ..measures import (
@@ -145,6 +145,7 @@ class RichLazyResult:
     final_loss: float
 
 
+@grad_enabled("train_rich_lazy")
 def train_rich_lazy(
     model: TwoLayerTanhNet,
     x: Any,

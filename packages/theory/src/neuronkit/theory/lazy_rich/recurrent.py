@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from neuronkit.common import check_number, correct_predictions, progress
+from neuronkit.common import check_number, correct_predictions, grad_enabled, progress
 
 from .._utils import as_float_tensor, check_positive_int, torch_generator
 from ..measures import effective_rank, empirical_ntk, kernel_alignment, relative_change
@@ -172,6 +172,7 @@ def _kernels(model: ReluRNN, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return rec, rec + _resolved(empirical_ntk(model, x, params=rest, output="full"))
 
 
+@grad_enabled("train_recurrent_rich_lazy")
 def train_recurrent_rich_lazy(
     model: ReluRNN,
     *,

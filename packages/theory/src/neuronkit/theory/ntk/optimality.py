@@ -45,7 +45,13 @@ import torch
 from scipy import optimize, stats
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from neuronkit.common import EstimatorParams, as_float_array, check_number, check_type
+from neuronkit.common import (
+    EstimatorParams,
+    as_float_array,
+    check_number,
+    check_type,
+    grad_enabled,
+)
 
 from .._utils import (
     as_float_tensor,
@@ -53,6 +59,7 @@ from .._utils import (
     label_tensor,
     numpy_rng,
     torch_generator,
+    writable,
 )
 
 __all__ = [
@@ -287,12 +294,14 @@ def dual_from_activation(
 
 
 def _phi_and_grad(activation: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
-    """``(phi(x), phi'(x))`` elementwise (``phi'`` by autograd; 0 where it has no gradient)."""
-    x = x.detach().clone().requires_grad_(True)
-    y = activation(x)
-    if not isinstance(y, Tensor) or y.shape != x.shape:
-        raise ValueError("activation must map a tensor to a tensor of the same shape")
-    (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+    """``(phi(x), phi'(x))`` elementwise (``phi'`` by autograd, also under ``torch.no_grad()``;
+    0 where it has no gradient)."""
+    with grad_enabled("a dual from dual_from_activation"):
+        x = x.detach().clone().requires_grad_(True)
+        y = activation(x)
+        if not isinstance(y, Tensor) or y.shape != x.shape:
+            raise ValueError("activation must map a tensor to a tensor of the same shape")
+        (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
     if g is None:
         g = torch.zeros_like(x)
     return y.detach(), g.detach()
@@ -324,7 +333,7 @@ def _scaled(activation: Callable[[Tensor], Tensor], scale: float, x: Tensor) -> 
 
 def _as_rho(rho: Any) -> Tensor:
     if not isinstance(rho, Tensor):
-        rho = torch.as_tensor(as_float_array("rho", rho))
+        rho = torch.as_tensor(writable(as_float_array("rho", rho)))
     if not rho.dtype.is_floating_point:
         raise TypeError(f"rho must be a real floating tensor, got dtype {rho.dtype}")
     if not bool(torch.isfinite(rho).all()):

@@ -25,7 +25,9 @@ from neuronkit.common import (
     check_ndim,
     check_number,
     check_type,
+    detached_input,
     eval_mode,
+    grad_enabled,
     progress,
 )
 
@@ -186,6 +188,7 @@ def _check_pairs(name: str, x: object, y: object) -> tuple[torch.Tensor, torch.T
     return x, y
 
 
+@grad_enabled("fit_operator")
 def fit_operator(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -231,6 +234,7 @@ def fit_operator(
     """
     check_type("model", model, nn.Module)
     x, y = _check_pairs("training", inputs, targets)
+    x, y = detached_input(x), detached_input(y)  # each batch's backward stops at them
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     check_number("lr", lr, gt=0)

@@ -34,7 +34,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neuronkit.common import check_number, check_probability, check_type, progress, values_hidden
+from neuronkit.common import (
+    check_number,
+    check_probability,
+    check_type,
+    grad_enabled,
+    progress,
+    values_hidden,
+)
 
 from .._utils import check_input_dtype, check_positive_int, torch_generator
 
@@ -572,6 +579,7 @@ class TrainingLog:
         return out
 
 
+@grad_enabled("train_process")
 def train_process(
     model: nn.Module,
     tasks: Callable[[int], Any],

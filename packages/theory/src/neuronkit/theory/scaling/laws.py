@@ -308,7 +308,7 @@ def plot_scaling(
         )
     for name, v in (("compute", x), ("error", y)):  # log-log axes would drop the others
         if not np.all(np.isfinite(v) & (v > 0)):
-            raise ValueError(f"{name} must hold finite numbers > 0 for log-log axes, got {v}")
+            raise ValueError(f"{name} must hold finite numbers > 0 for log-log axes, got {v!r:.80}")
     points = ax.loglog(x, y, marker, color=color, label=label or None, ls="none")
     if fit is not None:
         check_type("fit", fit, PowerLawFit)

@@ -28,7 +28,9 @@ from neuronkit.common import (
     check_probability,
     check_type,
     correct_predictions,
+    detached_input,
     eval_mode,
+    grad_enabled,
 )
 
 from .._utils import torch_generator
@@ -69,7 +71,7 @@ class Lion(Optimizer):
     ) -> None:
         check_number("lr", lr, gt=0)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r:.80}")
         for i, beta in enumerate(betas):
             check_probability(f"betas[{i}]", beta, open_right=True)
         check_number("weight_decay", weight_decay, ge=0)
@@ -246,6 +248,7 @@ def _error(
     return wrong / x.shape[0], k
 
 
+@grad_enabled("train_classifier")
 def train_classifier(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -304,6 +307,7 @@ def train_classifier(
             f"x_test must have the per-example shape of x_train {tuple(x_train.shape[1:])}, got "
             f"{tuple(x_test.shape[1:])}"
         )
+    x_train = detached_input(x_train)  # neither fill the caller's x.grad nor use its graph
     n = x_train.shape[0]
     check_number("epochs", epochs, ge=1, integer=True)
     check_number("batch_size", batch_size, ge=1, le=n, integer=True)

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from neuronkit.common import check_type, correct_predictions, eval_mode
 
-from .._utils import torch_generator
+from .._utils import scalar_value, torch_generator
 
 __all__ = ["feature_reliance", "randomize_coordinates", "randomized_accuracy"]
 
@@ -37,10 +37,9 @@ def _check_inputs(x: torch.Tensor, coordinates: Sequence[int], rotation: torch.T
         )
     coords: list[int] = []
     for i, c in enumerate(coordinates):
-        if getattr(c, "ndim", None) == 0 and hasattr(c, "item"):  # a 0-d tensor or array
-            c = c.item()
+        c = scalar_value(c)  # a 0-d tensor or array
         if isinstance(c, bool) or not isinstance(c, numbers.Integral):  # 1.7 read as 1
-            raise TypeError(f"coordinates[{i}] must be an integer coordinate index, got {c!r}")
+            raise TypeError(f"coordinates[{i}] must be an integer coordinate index, got {c!r:.80}")
         coords.append(int(c))
     bad = [c for c in coords if not 0 <= c < dim]
     if bad:

@@ -41,6 +41,7 @@ from neuronkit.common import (
     check_probability,
     check_type,
     correct_predictions,
+    grad_enabled,
     module_placement,
     progress,
 )
@@ -135,7 +136,7 @@ class CurriculumResult:
                 m = copy.deepcopy(self.model)
                 m.load_state_dict(s.state)
                 return m
-        raise ValueError(f"n must be a solved span {self.ns}, got {n!r}")
+        raise ValueError(f"n must be a solved span {self.ns}, got {n!r:.80}")
 
 
 def curriculum_heads(curriculum: str, ns: tuple[int, ...], n_start: int) -> list[int]:
@@ -193,6 +194,7 @@ def evaluate_heads(
     return [float(c) / (batch_size * batches) for c in correct]
 
 
+@grad_enabled("train_curriculum")
 def train_curriculum(
     model: TimescaleRNN,
     curriculum: str = "multi",
