@@ -149,6 +149,22 @@ def test_smoothgrad_is_seeded_and_zero_noise_is_the_method() -> None:
     torch.testing.assert_close(var, torch.zeros_like(var), atol=1e-6, rtol=0)
 
 
+def test_vargrad_of_low_precision_attributions_is_summed_in_float32() -> None:
+    """Attributions 64 +- 1 in bfloat16 (both exact): the variance is 1. Summed in bfloat16,
+    E[g^2] - E[g]^2 (about 4097 - 4096) cancels to rounding noise."""
+
+    def alternating(model: nn.Module, x: torch.Tensor, target: object) -> torch.Tensor:
+        sign = 1.0 - 2.0 * (torch.arange(x.shape[0]) % 2)  # copies alternate within each example
+        return (64.0 + sign.reshape(-1, *[1] * (x.dim() - 1))).expand_as(x).to(torch.bfloat16)
+
+    x = torch.zeros(3, 5)
+    var = smoothgrad(
+        _mlp(), x, 0, method=alternating, n_samples=8, stdev=0.1, kind="vargrad", seed=0
+    )
+    assert var.dtype == torch.bfloat16
+    torch.testing.assert_close(var.float(), torch.ones(3, 5), atol=0, rtol=0)
+
+
 def test_smoothgrad_with_a_callable_method() -> None:
     model = _mlp()
     x = torch.randn(2, 5)

@@ -377,3 +377,52 @@ def test_a_recorder_keeping_the_graph_is_freed() -> None:
     del rec
     gc.collect()
     assert ref() is None
+
+
+class _Output(dict):  # stands in for a Hugging Face ModelOutput (an OrderedDict subclass)
+    pass
+
+
+class _DictEncoder(nn.Module):
+    def __init__(self, wrap: type) -> None:
+        super().__init__()
+        self.fc, self.wrap = nn.Linear(4, 6), wrap
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        # the first tensor value is recorded: not the None before it, nor the one after
+        return self.wrap(mask=None, hidden=torch.relu(self.fc(x)), pooled=x.mean(1))
+
+
+class _Net(nn.Module):
+    def __init__(self, enc: nn.Module) -> None:
+        super().__init__()
+        self.enc, self.head = enc, nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.enc(x)
+        return self.head(torch.zeros(len(x), 6) if out is None else out["hidden"])
+
+
+@pytest.mark.parametrize("wrap", [dict, _Output])
+def test_dict_and_model_outputs_record_their_first_tensor_value(wrap: type) -> None:
+    torch.manual_seed(0)
+    net, x = _Net(_DictEncoder(wrap)), torch.randn(5, 4)
+    expected = torch.relu(net.enc.fc(x)).detach()
+    with LayerRecorder(net, "enc") as rec:
+        net(x)
+    torch.testing.assert_close(rec.activations["enc"], expected)
+    torch.testing.assert_close(layer_activations(net, x, "enc")["enc"], expected)
+    assert _n_hooks(net) == 0
+
+
+def test_a_layer_returning_no_tensor_is_named_not_called_unrun() -> None:
+    class Nothing(nn.Module):
+        def forward(self, x: torch.Tensor) -> None:
+            return None
+
+    net = _Net(Nothing())
+    with pytest.raises(TypeError, match=r"layer 'enc' returned NoneType, which holds no tensor"):
+        layer_activations(net, torch.randn(5, 4), "enc")
+    with pytest.raises(TypeError, match="holds no tensor"), LayerRecorder(net, "enc"):
+        net(torch.randn(5, 4))
+    assert _n_hooks(net) == 0

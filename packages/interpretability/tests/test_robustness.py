@@ -301,3 +301,16 @@ def test_training_leaves_the_inputs_graph_and_grad_alone() -> None:
     losses = train_classifier(_model(), xg, y, epochs=2, batch_size=8)  # two batches
     assert xg.grad is None
     assert losses == train_classifier(_model(), x, y, epochs=2, batch_size=8)
+
+
+def test_an_adversary_switching_to_eval_mode_does_not_stop_training() -> None:
+    model, (x, y) = _bn_model(), _data(16)
+
+    def adversary(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        net.eval()  # as attack code often does, without restoring the mode
+        return xb + 0.01
+
+    before = int(model[1].num_batches_tracked)
+    train_classifier(model, x, y, epochs=2, batch_size=8, adversary=adversary)
+    assert int(model[1].num_batches_tracked) - before == 4  # every update in train mode
+    assert all(m.training for m in model.modules())  # left in train mode, as documented

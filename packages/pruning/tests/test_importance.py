@@ -15,7 +15,9 @@ from neuronkit.pruning import (
     VGGStyle,
     importance,
     plan_pruning,
+    tracing,
 )
+from neuronkit.pruning.graph import GroupMember
 
 
 def _mlp_graph() -> tuple[MLP, DependencyGraph]:
@@ -251,3 +253,129 @@ def test_l2_scores_of_huge_float32_weights_do_not_overflow() -> None:
     assert torch.isfinite(scores).all()
     w = model[0].weight.double()
     assert torch.equal(scores.argsort(), w.pow(2).sum(1).argsort())  # the weights dominate
+
+
+class _Outputs(nn.Module):
+    """An MLP whose logits come as a tensor, a tuple, a dict or a Hugging Face ModelOutput."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(5, 7), nn.ReLU())
+        self.head = nn.Linear(7, 3)
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> object:
+        out = self.head(self.body(x))
+        if self.kind == "tuple":
+            return out, x.sum()
+        if self.kind == "dict":
+            return {"logits": out, "hidden": x}
+        if self.kind == "model_output":
+            outputs = pytest.importorskip("transformers.modeling_outputs")
+            return outputs.SequenceClassifierOutput(logits=out, hidden_states=(x,))
+        return out
+
+
+@pytest.mark.parametrize("kind", ["tuple", "dict", "model_output"])
+def test_synflow_and_the_default_loss_score_the_logits_of_tuples_dicts_and_model_outputs(
+    kind: str,
+) -> None:
+    """A dict or ``ModelOutput`` failed with "'ImageClassifierOutput' object has no attribute
+    'sum'" (SynFlow) or "cross_entropy_loss(): argument 'input' must be Tensor" (Taylor, SNIP
+    with the default loss; a tuple too): their first tensor, the logits, is scored."""
+    x, y = torch.randn(4, 5), torch.tensor([0, 1, 2, 0])
+    makers = [SynFlowImportance, lambda: TaylorImportance(x, y), lambda: SNIPImportance(x, y)]
+    plain = DependencyGraph(_Outputs("tensor"), x)
+    graph = DependencyGraph(_Outputs(kind), x)
+    for make in makers:
+        expected, scores = make()(plain), make()(graph)
+        assert scores.keys() == expected.keys()
+        for k, v in expected.items():
+            torch.testing.assert_close(scores[k], v)
+
+
+def test_first_tensor_of_a_model_output() -> None:
+    t = torch.ones(2)
+    assert tracing.first_tensor(t) is t
+    assert tracing.first_tensor({"logits": (t, 1)}) is t
+    assert tracing.first_tensor([{"a": t}]) is t
+    for nothing in ({}, (), ("text", t), None):
+        assert tracing.first_tensor(nothing) is None
+
+
+def test_gradient_importance_rejects_a_bad_loss_fn() -> None:
+    """``loss_fn="mse"`` failed at scoring with "'str' object is not callable"; a per-sample
+    loss with "grad can be implicitly created only for scalar outputs"."""
+    _, graph = _mlp_graph()
+    x, y = torch.randn(4, 5), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(TypeError, match=r"loss_fn: expected a callable .* got str"):
+        TaylorImportance(x, y, loss_fn="mse")  # type: ignore[arg-type]
+    per_sample = lambda out, t: nn.functional.cross_entropy(out, t, reduction="none")  # noqa: E731
+    for cls in (TaylorImportance, SNIPImportance):
+        with pytest.raises(ValueError, match=r"loss_fn: expected a scalar loss .* shape \(4,\)"):
+            cls(x, y, loss_fn=per_sample)(graph)
+
+
+def test_missing_position_scores_names_the_class() -> None:
+    class Missing(GroupImportance):
+        pass
+
+    _, graph = _mlp_graph()
+    with pytest.raises(NotImplementedError, match="Missing: implement position_scores"):
+        Missing()(graph)
+
+
+def _tensor_of(imp: GroupImportance, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
+    return imp.tensor(graph, member).detach().double()
+
+
+@pytest.mark.parametrize(
+    ("returned", "got"),
+    [
+        (lambda t, dim: t.abs(), r"shape \(7, 5\)"),  # the whole weight matrix
+        (lambda t, dim: torch.ones(t.shape[dim] + 5), r"shape \(12,\)"),
+        (lambda t, dim: torch.ones(3), r"shape \(3,\)"),
+        (lambda t, dim: torch.ones(t.shape[dim], 1), r"shape \(7, 1\)"),
+        (lambda t, dim: [1.0] * t.shape[dim], "list"),
+    ],
+)
+def test_wrong_shaped_position_scores_are_rejected(returned: object, got: str) -> None:
+    """A weight matrix was flattened (its first row ranked the channels), extra entries were
+    ignored, a short vector failed with a numpy IndexError and a list with AttributeError."""
+
+    class Custom(GroupImportance):
+        def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
+            return returned(_tensor_of(self, graph, member), member.dim)  # type: ignore[operator]
+
+    _, graph = _mlp_graph()
+    match = r"Custom\.position_scores: expected a 1-D tensor of 7 scores for body\.0\.weight"
+    with pytest.raises(ValueError, match=f"{match} .* in group 'body.0', got {got}"):
+        plan_pruning(graph, Custom(), 0.5)
+
+
+@pytest.mark.parametrize(
+    ("returned", "error", "got"),
+    [
+        (lambda g: {}, ValueError, r"no scores for group 'body.0' \(index 0\), expected a 1-D"),
+        (lambda g: torch.ones(g.size), TypeError, "returned Tensor, expected a dict"),
+        (lambda g: {g.index: torch.ones(g.size - 4)}, ValueError, r"got shape \(3,\)"),
+        (lambda g: {g.index: torch.ones(g.size + 4)}, ValueError, r"got shape \(11,\)"),
+        (lambda g: {g.index: torch.ones(g.size, 1)}, ValueError, r"got shape \(7, 1\)"),
+        (lambda g: {g.index: list(range(g.size))}, ValueError, "got list"),
+    ],
+)
+def test_plan_pruning_rejects_wrong_shaped_group_scores(
+    returned: object, error: type[Exception], got: str
+) -> None:
+    """Short scores made only their channels candidates; a missing group failed with
+    KeyError: 0 and a list with an isfinite() TypeError."""
+
+    class Custom(GroupImportance):
+        def __call__(self, graph: DependencyGraph) -> dict[int, torch.Tensor]:
+            (group,) = graph.prunable_groups()
+            return returned(group)  # type: ignore[operator,no-any-return]
+
+    _, graph = _mlp_graph()
+    with pytest.raises(error, match=f"importance: Custom .*{got}"):
+        plan_pruning(graph, Custom(), 0.5)

@@ -230,6 +230,59 @@ def test_custom_surrogate_in_fused_path() -> None:
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
 
 
+class _Broadcast(Surrogate):
+    """A straight-through surrogate whose derivative only broadcasts to x (0-d, a [last]
+    row, an expanded view): the fused backward must not write into it."""
+
+    def __init__(self, kind: str) -> None:
+        object.__setattr__(self, "kind", kind)
+
+    def derivative(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "scalar":
+            return torch.tensor(0.5, dtype=x.dtype)
+        if self.kind == "row":
+            return x.new_full(x.shape[-1:], 0.5)
+        return x.new_full((), 0.5).expand_as(x)
+
+
+@pytest.mark.parametrize("kind", ["scalar", "row", "expanded"])
+@pytest.mark.parametrize(
+    ("reset", "detach"), [("subtract", False), ("zero", False), ("subtract", True)]
+)
+@pytest.mark.parametrize("thr_grad", [False, True])
+def test_fused_backward_takes_a_broadcastable_derivative(
+    kind: str, reset: str, detach: bool, thr_grad: bool
+) -> None:
+    # The fused backward wrote into the derivative in place: "output with shape [] doesn't
+    # match the broadcast shape" (0-d), "more than one element ... refers to a single memory
+    # location" (expanded view).
+    x = (torch.randn(6, 2, 3, dtype=F64) * 2).requires_grad_()
+    thr = torch.tensor(1.0, dtype=F64, requires_grad=thr_grad)
+    leaves = (x, thr) if thr_grad else (x,)
+    grads = []
+    for fused in (True, False):
+        out = lif_multistep(
+            x, threshold=thr, reset=reset, detach_reset=detach, surrogate=_Broadcast(kind),
+            fused=fused,
+        )  # fmt: skip
+        loss = (out.spikes * torch.arange(3.0, dtype=F64)).sum()
+        grads.append(torch.autograd.grad(loss, leaves))
+    for fused_grad, ref_grad in zip(*grads):
+        torch.testing.assert_close(fused_grad, ref_grad, rtol=0, atol=1e-12)
+
+
+def test_fused_backward_names_a_derivative_of_the_wrong_shape() -> None:
+    class Bad(Surrogate):
+        def derivative(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ones(7, dtype=x.dtype)
+
+    x = torch.randn(4, 2, 3, requires_grad=True)
+    with pytest.raises(
+        ValueError, match=r"^Bad\.derivative\(x\) must return a tensor broadcastable"
+    ):
+        LIF(surrogate=Bad())(x).sum().backward()
+
+
 def test_fused_lif_low_level_matches() -> None:
     x = torch.randn(4, 2, 3, dtype=F64, requires_grad=True)
     v0 = torch.zeros(2, 3, dtype=F64)

@@ -1,7 +1,9 @@
 """Surrogate spike functions: Heaviside forward, analytic surrogate backward, lookup."""
 
+import copy
 import dataclasses
 import math
+import pickle
 
 import pytest
 import torch
@@ -145,6 +147,37 @@ def test_custom_surrogate_subclass() -> None:
     x = torch.tensor([-1.0, 1.0], requires_grad=True)
     Flat(0.5)(x).sum().backward()
     assert torch.equal(x.grad, torch.tensor([0.5, 0.5]))
+
+
+def test_a_surrogate_without_derivative_is_refused_at_construction() -> None:
+    # It used to build, run forward and fail only at backward with a bare NotImplementedError.
+    @dataclasses.dataclass(frozen=True)
+    class NoDeriv(Surrogate):
+        pass
+
+    class OwnInit(Surrogate):  # its own __init__ skips the dataclass __post_init__
+        def __init__(self, beta: float) -> None:
+            object.__setattr__(self, "beta", beta)
+
+    with pytest.raises(TypeError, match=r"^NoDeriv must implement derivative\(x\)"):
+        NoDeriv()
+    with pytest.raises(TypeError, match=r"^OwnInit must implement derivative\(x\)"):
+        OwnInit(2.0)
+    with pytest.raises(TypeError, match=r"^Surrogate must implement derivative\(x\)"):
+        Surrogate()
+
+    class Later(Surrogate):  # an abstract base may leave it to its subclasses
+        pass
+
+    class Done(Later):
+        def derivative(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ones_like(x)
+
+    assert Done()(torch.zeros(2)).tolist() == [1.0, 1.0]
+    s = ATan(3.0)
+    assert pickle.loads(pickle.dumps(s)) == s
+    assert copy.deepcopy(s) == s
+    assert dataclasses.replace(s, alpha=1.0) == ATan(1.0)
 
 
 def test_bad_inputs() -> None:

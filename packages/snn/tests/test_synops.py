@@ -2,10 +2,13 @@
 
 import itertools
 import random
+import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neuronkit.snn import (
     LIF,
@@ -17,6 +20,7 @@ from neuronkit.snn import (
     TimeDistributed,
     synaptic_operations,
 )
+from neuronkit.snn.synops import LayerOps, _add
 
 
 def _brute_conv2d_synops(conv: nn.Conv2d, x: torch.Tensor) -> int:
@@ -100,6 +104,60 @@ def test_no_weight_layer_and_bad_model() -> None:
     assert ops["total"].synops_per_mac == 0.0
     with pytest.raises(TypeError, match="model must be"):
         synaptic_operations(lambda x: x, torch.ones(2))  # type: ignore[arg-type]
+
+
+def test_a_layer_called_with_a_keyword_input_is_counted() -> None:
+    # The pre-hook read args[0]: IndexError for fc(input=x).
+    class Keyword(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(input=x)
+
+    x = (torch.rand(4, 6) > 0.5).float()
+    ops = synaptic_operations(Keyword(), x)
+    assert ops["fc"] == LayerOps(macs=72, synops=int(x.sum()) * 3, events=int(x.sum()), inputs=24)
+
+
+def test_uncounted_weight_modules_are_named_in_one_warning() -> None:
+    class RawSynapse(nn.Module):  # a weight layer the counter does not know
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(5, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.linear(x, self.w)
+
+    net = nn.Sequential(SeqLinear(6, 8), LIF(), RawSynapse(), LIF(), SeqLinear(5, 3))
+    x = torch.rand(4, 2, 6)
+    with pytest.warns(UserWarning, match=r"not counted.*'2' \(RawSynapse\)") as record:
+        ops = synaptic_operations(net, x)
+    assert len(record) == 1
+    assert record[0].filename == __file__  # points at the caller
+    assert ops["total"] == _add(ops["0"], ops["4"])
+    with pytest.warns(UserWarning, match=r"'<model>' \(ConvTranspose1d\)"):
+        synaptic_operations(nn.ConvTranspose1d(2, 3, 3), torch.rand(1, 2, 5))
+    # neurons with per-neuron parameters, norms, parametrized and unused weights: no warning
+    lin = nn.Linear(6, 4)
+    parametrize.register_parametrization(lin, "weight", nn.Identity())
+
+    class Quiet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            tau = nn.Parameter(torch.full((2, 4), 2.0))
+            self.body = nn.Sequential(SeqLinear(6, 4), nn.LayerNorm([2, 4]), LIF(tau=tau))
+            self.unused = RawSynapse()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    quiet = Quiet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synaptic_operations(quiet, x)
+        synaptic_operations(TimeDistributed(lin), x)
 
 
 def test_counting_runs_in_eval_mode_and_restores_it() -> None:

@@ -148,6 +148,15 @@ def test_empirical_ntk_chunked_equals_unchunked() -> None:
     assert torch.allclose(empirical_ntk(model, x, chunk_size=2), empirical_ntk(model, x))
 
 
+def test_empirical_ntk_under_autocast_is_computed_in_the_models_precision() -> None:
+    model = _mlp()
+    x = torch.randn(5, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kernel = empirical_ntk(model, x)
+    assert kernel.dtype == next(model.parameters()).dtype
+    torch.testing.assert_close(kernel, empirical_ntk(model, x))
+
+
 class _TimeMajor(torch.nn.Module):
     """``[B, T, I] -> [B, C]`` around the timescale RNN (time-major, logits ``[heads, B, C]``)."""
 

@@ -357,6 +357,19 @@ def test_codebook_layer_names_a_dtype_mismatch() -> None:
         layer(torch.randn(2, 4, dtype=torch.float64))
 
 
+def test_codebook_layer_snaps_a_low_precision_input_under_autocast() -> None:
+    """Under autocast the layer before a codebook returns bfloat16: snapped in the codebook's
+    float32, the same codes as the input cast by hand."""
+    layer = CodebookLayer(4, 8, k=2, seed=0)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0)).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    codes = layer.last_codes
+    torch.testing.assert_close(out, layer(x.float()))
+    assert codes is not None
+    torch.testing.assert_close(codes, layer.last_codes)
+
+
 @pytest.mark.filterwarnings("error::UserWarning")
 def test_layer_with_several_codes_exports() -> None:
     """The blocked-code test read values and stopped ``torch.export``; traced, the mask is

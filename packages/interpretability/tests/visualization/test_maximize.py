@@ -18,7 +18,12 @@ from neuronkit.interpretability.visualization.maximize import (
     unit,
 )
 from neuronkit.interpretability.visualization.params import PixelImage
-from neuronkit.interpretability.visualization.regularizers import L2, CenterBias, TotalVariation
+from neuronkit.interpretability.visualization.regularizers import (
+    L2,
+    CenterBias,
+    Regularizer,
+    TotalVariation,
+)
 from neuronkit.interpretability.visualization.transforms import standard_transforms
 
 
@@ -250,3 +255,62 @@ def test_numpy_and_0d_indices_are_ints(index) -> None:
         objective_values(model, x, class_logit(index % 3)),
         objective_values(model, x, class_logit(1)),
     )
+
+
+def test_a_one_argument_transform_is_named_with_the_expected_signature() -> None:
+    model = _net()
+    for transforms, name in ((lambda x: x.flip(-1), "transforms"), ([_flip], r"transforms\[0\]")):
+        with pytest.raises(TypeError, match=rf"{name} must take \(x, generator\).*\(x\)"):
+            maximize_activation(
+                model, class_logit(0), shape=(1, 1, 6, 6), steps=1, transforms=transforms
+            )
+    ok = maximize_activation(  # a callable with *args, or two arguments, is taken
+        model, class_logit(0), shape=(1, 1, 6, 6), steps=1, transforms=[lambda *a: a[0]]
+    )
+    assert ok.image.shape == (1, 1, 6, 6)
+
+
+def _flip(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+def test_a_penalty_that_is_not_a_tensor_names_the_regularizer() -> None:
+    class FloatPenalty(Regularizer):
+        def penalty(self, image: torch.Tensor, progress: float) -> torch.Tensor:
+            return 0.1  # type: ignore[return-value]
+
+    with pytest.raises(
+        TypeError,
+        match=r"regularizers\[1\] \(FloatPenalty\) penalty must "
+        r"return a tensor .* got float",
+    ):
+        maximize_activation(
+            _net(),
+            class_logit(0),
+            shape=(1, 1, 6, 6),
+            steps=1,
+            regularizers=[L2(0.1), FloatPenalty()],
+        )
+
+
+def test_a_gradient_filter_under_autocast_keeps_the_gradient_dtype() -> None:
+    """CenterBias blurs the image gradient with a convolution, which autocast runs in bfloat16:
+    autograd refused the hook's dtype change."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = maximize_activation(
+            model, class_logit(0), shape=(1, 1, 6, 6), regularizers=[CenterBias()], steps=3, seed=0
+        )
+    assert result.image.dtype == torch.float32
+
+
+def test_a_gradient_filter_of_the_wrong_shape_is_named() -> None:
+    class Crop(Regularizer):
+        def filter_gradient(self, grad: torch.Tensor, progress: float) -> torch.Tensor:
+            return grad[..., 1:]
+
+    with pytest.raises(ValueError, match=r"Crop\.filter_gradient must return a tensor shaped"):
+        maximize_activation(
+            _net(), class_logit(0), shape=(1, 1, 6, 6), regularizers=[Crop()], steps=1
+        )

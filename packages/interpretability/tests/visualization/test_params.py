@@ -8,6 +8,7 @@ import torch
 from neuronkit.interpretability.visualization.params import (
     IMAGENET_COLOR_CORRELATION,
     FourierImage,
+    ImageParam,
     PixelImage,
     color_correlation_sqrt,
     image_param,
@@ -115,3 +116,11 @@ def test_color_correlation_of_one_channel_is_one() -> None:
         torch.rand(4, 1, 5, 5, generator=torch.Generator().manual_seed(0))
     )
     assert torch.equal(sqrt, torch.ones(1, 1))
+
+
+def test_a_subclass_without_pre_names_itself_and_the_method() -> None:
+    class NoPre(ImageParam):
+        pass
+
+    with pytest.raises(NotImplementedError, match=r"NoPre must implement _pre\(self\)"):
+        NoPre((1, 1, 4, 4), None)()

@@ -93,3 +93,9 @@ def test_bad_inputs() -> None:
         Jitter(1)(torch.zeros(1, 1, 4, 4), 0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="transforms\\[0\\]"):
         Compose([3])  # type: ignore[list-item]
+
+
+def test_compose_rejects_a_one_argument_transform_by_its_index() -> None:
+    with pytest.raises(TypeError, match=r"transforms\[1\] must take \(x, generator\)"):
+        Compose([Jitter(1), lambda x: x])
+    Compose([Jitter(1), lambda x, g: x, lambda x, generator=None, **kw: x, print])  # taken

@@ -121,3 +121,33 @@ def test_grad_mode_and_frozen_weights_do_not_change_the_masks() -> None:
             synflow_prune(_mlp(), 0.3, (16,), iterations=3)
         with pytest.raises(RuntimeError, match=r"^synflow_scores needs autograd"):
             synflow_scores(_mlp(), (16,))
+
+
+class _DictOutput(nn.Module):
+    """The MLP's logits returned as the first value of a dict (as Hugging Face models do)."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.body(x), "other": torch.zeros(1)}
+
+
+def test_scores_read_the_logits_of_a_dict_output() -> None:
+    plain = synflow_scores(_mlp(), (1, 4, 4))
+    wrapped = synflow_scores(_DictOutput(_mlp()), (1, 4, 4))
+    assert plain.keys() == {k.removeprefix("body.") for k in wrapped}
+    for k, v in wrapped.items():
+        torch.testing.assert_close(v, plain[k.removeprefix("body.")])
+
+    class NoTensor(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> dict[str, float]:
+            return {"loss": float(self.fc(x).detach().sum())}
+
+    with pytest.raises(TypeError, match="SynFlow needs a tensor output"):
+        synflow_scores(NoTensor(), (2,))

@@ -89,3 +89,12 @@ def test_sda_takes_inference_tensors_and_runs_under_no_grad() -> None:
         assert torch.equal(sda(net, x, y, k_init=4, max_iters=3, seed=0).x_adv, expected.x_adv)
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^sda needs autograd"):
         sda(net, x, y, k_init=4, max_iters=3, seed=0)
+
+
+def test_sda_runs_under_autocast() -> None:
+    """Under autocast the flip scores come back in bfloat16; they fill a float32 buffer (an
+    index put refused the dtype mismatch)."""
+    net, x, y = _net_and_data()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        res = sda(net, x, y, k_init=4, max_iters=10, seed=0)
+    assert ((res.x_adv == 0) | (res.x_adv == 1)).all()

@@ -1,9 +1,13 @@
 """Step-by-step networks, state detaching, mini-batches and the BPTT trainer."""
 
+import functools
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from neuronkit.snn import LIF, LIFState
 from neuronkit.snn.training import (
@@ -12,6 +16,7 @@ from neuronkit.snn.training import (
     detach_state,
     evaluate_steps,
     minibatches,
+    sltt_train_epoch,
     step_inputs,
 )
 
@@ -78,6 +83,57 @@ def test_step_sequential_bad_inputs() -> None:
         net(torch.rand(2, 5), (None, None))
     with pytest.raises(TypeError, match="x"):
         net([1.0])  # type: ignore[arg-type]
+
+
+class _NoState(nn.Module):
+    """Breaks the step protocol: returns the spikes only, no (output, state) pair."""
+
+    def step(self, x: torch.Tensor, state: object = None) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+
+@pytest.mark.parametrize("batch", [2, 4])
+def test_a_step_returning_no_state_is_named(batch: int) -> None:
+    # With B = 2 the tensor used to unpack along the batch into (output, state), silently.
+    nested = StepSequential(nn.Linear(5, 4), nn.Sequential(nn.Identity(), _NoState()))
+    with pytest.raises(
+        TypeError,
+        match=r"^layers\[1\]\[1\] \(_NoState\)\.step must return \(output, state\), got Tensor",
+    ):
+        nested(torch.rand(batch, 5))
+    net = StepSequential(nn.Linear(5, 4), _NoState(), nn.Linear(4, 3))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"^layers\[1\] \(_NoState\)\.step must return"):
+        bptt_train_epoch(net, [(torch.rand(batch, 5), torch.zeros(batch).long())], opt, T=2)
+
+
+@pytest.mark.parametrize("train", [bptt_train_epoch, sltt_train_epoch])
+def test_trainers_name_dict_batches_and_non_scalar_losses(train: Any) -> None:
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.rand(4, 5), torch.tensor([0, 1, 2, 0])
+    # a DataLoader over a dict dataset yields dicts: they unpacked as their keys
+    loader = DataLoader([{"x": x[i], "y": y[i]} for i in range(4)], batch_size=2)
+    with pytest.raises(
+        TypeError, match=r"^loader must yield \(x, y\) pairs, got a dict with keys \['x', 'y'\]"
+    ):
+        train(net, loader, opt, T=2)
+    with pytest.raises(
+        TypeError, match=r"^loader must yield \(x, y\) pairs, got a tuple of length 3"
+    ):
+        train(net, [(x, y, y)], opt, T=2)
+    per_sample = functools.partial(F.cross_entropy, reduction="none")
+    with pytest.raises(
+        ValueError,
+        match=r"^loss_fn\(out_t, y\) must return a scalar \(0-d\) tensor, got shape \(4,\)",
+    ):
+        train(net, [(x, y)], opt, T=2, loss_fn=per_sample)
+    with pytest.raises(
+        TypeError, match=r"^loss_fn\(out_t, y\) must return a scalar \(0-d\) tensor, got float"
+    ):
+        train(net, [(x, y)], opt, T=2, loss_fn=lambda out, target: 1.0)
+    stats = train(net, DataLoader(TensorDataset(x, y), batch_size=2), opt, T=2)  # lists of 2
+    assert stats.samples == 4
 
 
 def test_detach_state_nested_and_not_in_place() -> None:

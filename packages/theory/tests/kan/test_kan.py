@@ -412,6 +412,21 @@ def test_train_skan_names_the_model_and_x() -> None:
     assert all(bool(layer.active.all()) for layer in model.skan_layers())  # left untouched
 
 
+def test_train_regression_names_the_type_of_x_y_and_the_model_output() -> None:
+    # numpy x showed only its shape ("got (16, 2)"); a tuple output failed on .numel
+    x, y = torch.randn(16, 2), torch.randn(16)
+    with pytest.raises(
+        TypeError, match=r"^x must be a torch\.Tensor \[n, d\], got ndarray of shape \(16, 2\)"
+    ):
+        train_regression(KAN([2, 3, 1], seed=0), x.numpy(), y, steps=1)
+    with pytest.raises(TypeError, match=r"^y must be a torch\.Tensor \[n\], got list"):
+        train_regression(KAN([2, 3, 1], seed=0), x, y.tolist(), steps=1)
+    with pytest.raises(
+        TypeError, match=r"^model must return a tensor \[n\] or \[n, 1\], got tuple"
+    ):
+        train_regression(torch.nn.LSTM(2, 1), x, y, steps=1)
+
+
 @pytest.mark.parametrize("space", ["chebyshev", "fourier"])
 def test_kan_compiles_without_graph_breaks(space: str) -> None:
     # the finiteness check of the input is a host read: it broke fullgraph compilation

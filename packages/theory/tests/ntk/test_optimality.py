@@ -8,6 +8,7 @@ import torch
 from neuronkit.theory.measures import empirical_ntk
 from neuronkit.theory.ntk import (
     DeepNTKClassifier,
+    DualActivation,
     InfiniteDepthNTKClassifier,
     NTKNetwork,
     depth_limit,
@@ -499,3 +500,30 @@ def test_custom_duals_run_under_no_grad() -> None:
         assert torch.equal(DeepNTKClassifier(dual, 2).fit(tr.x, tr.y).predict(tr.x), pred)
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^a dual from dual_from_act"):
         ntk_recursion(rho, 2, dual)
+
+
+def test_duals_must_be_normalized_and_of_an_elementwise_activation() -> None:
+    """An unnormalized dual (dual(1) = 2) gave a sphere-kernel diagonal of 11.1, and a
+    non-elementwise activation (softmax) a "normalized" dual with dual(1) = 0.00024."""
+    one = torch.ones((), dtype=torch.float64)
+    for act in (
+        relu_dual(), erf_dual(), hermite_dual([1e-3, 3.0, 7.0, 1e5]), singular_activation(7),
+        dual_from_activation(torch.tanh), dual_from_activation(torch.relu, points=8),
+    ):  # fmt: skip
+        assert abs(float(act.dual(one)) - 1.0) < 1e-12
+    mine = DualActivation("quad", dual=lambda r: 0.5 * r + 0.5 * r**2, derivative=lambda r: 0.5 + r)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(
+        sphere_kernel(x, None, 3, mine).diag(), torch.ones(5, dtype=torch.float64)
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^activation 'twice' must have dual\(1\) = 1, got dual\(1\) = 2: .*elementwise",
+    ):
+        DualActivation("twice", dual=lambda r: r + r**2, derivative=lambda r: 1 + 2 * r)
+    with pytest.raises(
+        ValueError, match=r"^activation 'custom' must have dual\(1\) = 1, got dual\(1\) = 0\.000244"
+    ):
+        dual_from_activation(lambda z: torch.softmax(z, -1))
+    with pytest.raises(TypeError, match=r"^dual must be callable as dual\(rho\), got int"):
+        DualActivation("x", dual=3, derivative=4)  # type: ignore[arg-type]

@@ -623,7 +623,10 @@ def smoothgrad(
                 f"method must return attributions shaped like its inputs "
                 f"{tuple(noisy.shape)}, got {got}"
             )
-        attr = attr.detach().reshape(batch, k, *x.shape[1:])
+        dtype = attr.dtype
+        # sums in float32 at least: E[g^2] - E[g]^2 of bfloat16 / float16 sums cancels
+        attr = attr.detach().to(torch.promote_types(dtype, torch.float32))
+        attr = attr.reshape(batch, k, *x.shape[1:])
         part = attr.sum(1)
         total = part if total is None else total.add_(part)
         if squares:
@@ -633,11 +636,11 @@ def smoothgrad(
     assert total is not None
     mean = total / n_samples
     if kind == "smoothgrad":
-        return _check_finite_result(mean, "outputs or attributions")
+        return _check_finite_result(mean.to(dtype), "outputs or attributions")
     assert total_sq is not None
     mean_sq = total_sq / n_samples
     out = mean_sq if kind == "smoothgrad_sq" else mean_sq - mean * mean
-    return _check_finite_result(out, "outputs or attributions")
+    return _check_finite_result(out.to(dtype), "outputs or attributions")
 
 
 @functools.lru_cache(maxsize=8)

@@ -22,7 +22,7 @@ import difflib
 import itertools
 import sys
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -135,8 +135,13 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
 
 
 def _first_tensor(output: Any) -> torch.Tensor | None:
+    """``output`` itself if a tensor, else the first tensor of a tuple / list or the first tensor
+    value of a mapping (a dict, a Hugging Face ``ModelOutput``: its ``last_hidden_state`` or
+    ``logits``); ``None`` if there is none."""
     if isinstance(output, torch.Tensor):
         return output
+    if isinstance(output, Mapping):
+        output = tuple(output.values())
     if isinstance(output, (tuple, list)):
         for item in output:
             if isinstance(item, torch.Tensor):
@@ -188,7 +193,10 @@ class LayerRecorder:
 
     A copy of the model made while recording (``copy.deepcopy``, pickling, pruning) does not
     record: its copies of the hooks do nothing.
-    For modules returning tuples (e.g. ``nn.LSTM``), the first tensor of the tuple is recorded.
+    For modules returning tuples (e.g. ``nn.LSTM``), the first tensor of the tuple is recorded;
+    for modules returning a dict or a Hugging Face ``ModelOutput``, its first tensor value
+    (``last_hidden_state``, ``logits``). A module returning no tensor at all raises
+    ``TypeError`` when it runs.
     For a module called several times per forward pass (a shared ``ReLU``), ``activations``
     and ``gradients`` are those of its last call.
     The recorded output is a copy, so an in-place op later in the model (``ReLU(inplace=True)``)
@@ -246,7 +254,10 @@ class LayerRecorder:
         """The forward hook's work: store ``name``'s output (and hook its gradient)."""
         tensor = _first_tensor(output)
         if tensor is None:
-            return
+            raise TypeError(
+                f"layer {name!r} returned {type(output).__name__}, which holds no tensor to "
+                f"record; name a submodule returning a tensor, or a tuple, list or dict of them"
+            )
         # a copy: a later in-place op (ReLU(inplace=True) after a BatchNorm, as in
         # torchvision's ResNets) would overwrite the module's output in the stored tensor
         value = (tensor.detach() if self.detach else tensor).clone()

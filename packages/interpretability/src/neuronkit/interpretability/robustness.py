@@ -256,7 +256,8 @@ def train_classifier(
             dampening.
         adversary: ``adversary(model, x, y) -> x_adv`` applied to every batch before the
             update (PGD adversarial training; :func:`pgd_attack` crafts it in eval mode);
-            ``None`` for standard training.
+            ``None`` for standard training. The model is put back in train mode after each
+            call, so an adversary that calls ``model.eval()`` does not stop the training.
         seed: seeds the batch order and dropout (``[0, 2**64)``; the global RNG is forked and
             restored).
         show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
@@ -304,6 +305,7 @@ def train_classifier(
                 xb, yb = inputs[idx], labels[idx]
                 if adversary is not None:
                     xb = adversary(model, xb, yb)
+                    model.train()  # an adversary calling model.eval() must not freeze the rest
                 logits = _logits(model, xb)
                 loss = F.cross_entropy(logits, yb)
                 opt.zero_grad()

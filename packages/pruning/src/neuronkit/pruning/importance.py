@@ -26,7 +26,7 @@ from torch import nn
 from neuronkit.common import detached_input, grad_enabled
 
 from .graph import DependencyGraph, Group, GroupMember
-from .tracing import call_model, split_inputs
+from .tracing import call_model, first_tensor, split_inputs
 
 __all__ = [
     "GroupImportance",
@@ -158,7 +158,11 @@ class GroupImportance:
 
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor | None:
         """Per-position scores along ``member.dim``; None skips the member."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__}: implement position_scores(graph, member) (a 1-D tensor "
+            "of one score per position along member.dim, or None to skip the member), or "
+            "override group_scores or __call__"
+        )
 
     def prepare(self, graph: DependencyGraph) -> None:
         """Hook run once per graph before scoring (e.g. to compute gradients)."""
@@ -173,8 +177,9 @@ class GroupImportance:
             v = self.position_scores(graph, m)
             if v is None:
                 continue
+            self._check_position_scores(graph, group, m, v)
             members.append(m)
-            values.append(v.detach().double().flatten())
+            values.append(v.detach().double())
         if not members:
             return torch.zeros(group.size, dtype=torch.float64)
         stack = _member_rows(members, values)
@@ -192,12 +197,32 @@ class GroupImportance:
             scores = scores / denom.clamp_min(1e-12)
         return scores.cpu()
 
+    def _check_position_scores(
+        self, graph: DependencyGraph, group: Group, member: GroupMember, scores: Any
+    ) -> None:
+        """Raise ``ValueError`` unless ``scores`` is a 1-D tensor of one score per position of
+        ``member`` (its tensor's size along ``member.dim``): a shape check, nothing computed."""
+        size = self.tensor(graph, member).shape[member.dim]
+        if not isinstance(scores, torch.Tensor) or scores.shape != (size,):
+            raise ValueError(
+                f"{type(self).__name__}.position_scores: expected a 1-D tensor of {size} scores "
+                f"for {member.module}.{member.param} (its size along dim {member.dim}) in group "
+                f"{group.name!r}, got {_described(scores)}"
+            )
+
     def __call__(self, graph: DependencyGraph) -> dict[int, torch.Tensor]:
         """Scores ``[n]`` for every prunable group, keyed by group index."""
         if not isinstance(graph, DependencyGraph):
             raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
         self.prepare(graph)
         return {g.index: self.group_scores(graph, g) for g in graph.prunable_groups()}
+
+
+def _described(value: Any) -> str:
+    """``"shape (8, 6)"`` for a tensor, else the type name: for error messages."""
+    if isinstance(value, torch.Tensor):
+        return f"shape {tuple(value.shape)}"
+    return type(value).__name__
 
 
 _BLOCK = 1 << 16  # elements per block of _reduce_other_dims: the temporary stays in cache
@@ -267,21 +292,34 @@ def magnitude_position_scores(t: torch.Tensor, dim: int, p: int) -> torch.Tensor
 
 
 class _GradientImportance(GroupImportance):
-    """Scores from ``w * dL/dw``; gradients come from a loss or from existing ``.grad``."""
+    """Scores from ``w * dL/dw``; gradients come from a loss or from existing ``.grad``.
+
+    Args:
+        inputs, targets: a batch for the loss (both or neither; neither: existing ``.grad``).
+        loss_fn: ``loss_fn(outputs, targets)`` -> scalar loss, given the model's outputs as
+            returned. Default: cross-entropy of the first output tensor (the logits of a
+            tuple, dict or Hugging Face ``ModelOutput``).
+    """
 
     def __init__(
         self,
         inputs: Any = None,
         targets: torch.Tensor | None = None,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if (inputs is None) != (targets is None):
             raise ValueError("inputs/targets: pass both (to compute gradients) or neither")
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(
+                "loss_fn: expected a callable (model outputs, targets) -> scalar loss, got "
+                f"{type(loss_fn).__name__}"
+            )
         self.inputs = inputs
         self.targets = targets
         self.loss_fn = loss_fn or nn.functional.cross_entropy
+        self._default_loss = loss_fn is None  # fed the logits (the first output tensor)
         self._grads: dict[tuple[str, str], torch.Tensor] = {}
 
     def _model_with_grads(self, graph: DependencyGraph) -> nn.Module:
@@ -302,7 +340,19 @@ class _GradientImportance(GroupImportance):
             values = tuple(detached_input(v) for v in values)
             assert self.targets is not None
             targets = detached_input(self.targets)
-            self.loss_fn(call_model(model, values, names), targets).backward()
+            out = call_model(model, values, names)
+            if self._default_loss:  # a tuple, dict or ModelOutput: the logits come first
+                first = first_tensor(out)
+                if first is None:
+                    raise TypeError(f"model returns {type(out).__name__}; pass loss_fn")
+                out = first
+            loss = self.loss_fn(out, targets)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError(
+                    f"loss_fn: expected a scalar loss tensor, got {_described(loss)} (reduce "
+                    "it, e.g. reduction='mean')"
+                )
+            loss.backward()
         return model
 
     def prepare(self, graph: DependencyGraph) -> None:
@@ -365,8 +415,13 @@ class SynFlowImportance(GroupImportance):
                         t.abs_()
             model.requires_grad_(True)
             out = call_model(model, tuple(inputs), graph.input_names)
-            out = out[0] if isinstance(out, (tuple, list)) else out
-            out.sum().backward()
+            first = first_tensor(out)  # logits of a tuple, dict or Hugging Face ModelOutput
+            if first is None:
+                raise TypeError(
+                    f"model: SynFlow needs a tensor output (or a tuple, dict or ModelOutput "
+                    f"whose first entry is one), got {type(out).__name__}"
+                )
+            first.sum().backward()
         self._scores: dict[tuple[str, str], torch.Tensor] = {}
         for name, p in model.named_parameters():
             if p.grad is not None:

@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 
 from .graph import DependencyGraph, Group
 from .hf_config import sync_hf_config
-from .importance import GroupImportance, get_param, resolve_importance
+from .importance import GroupImportance, _described, get_param, resolve_importance
 from .tracing import is_hf_conv1d, is_hf_model, is_rms_norm
 
 __all__ = [
@@ -197,6 +197,7 @@ def plan_pruning(
 
     groups = [g for g in graph.prunable_groups() if not _names_touch(g, ignored)]
     scores = imp(graph)
+    _check_group_scores(imp, scores, groups)
     for g in groups:
         _check_scores(f"importance scores of group {g.name!r}", scores[g.index])
     plan = PruningPlan()
@@ -215,6 +216,29 @@ def plan_pruning(
             _take(plan, g, s, g.size - keep)
     _plan_attention(graph, plan)
     return plan
+
+
+def _check_group_scores(imp: GroupImportance, scores: Any, groups: list[Group]) -> None:
+    """Raise unless ``scores`` (what ``imp`` returned) maps the index of each of ``groups`` to
+    a 1-D tensor of one score per channel: a shape check, nothing computed."""
+    name = type(imp).__name__
+    if not isinstance(scores, Mapping):
+        raise TypeError(
+            f"importance: {name} returned {type(scores).__name__}, expected a dict "
+            "{group index: scores}"
+        )
+    for g in groups:
+        s = scores.get(g.index)
+        if s is None:
+            raise ValueError(
+                f"importance: {name} returned no scores for group {g.name!r} (index "
+                f"{g.index}), expected a 1-D tensor of {g.size} scores for every prunable group"
+            )
+        if not isinstance(s, torch.Tensor) or s.shape != (g.size,):
+            raise ValueError(
+                f"importance: {name} scores of group {g.name!r} (index {g.index}): expected a "
+                f"1-D tensor of {g.size} scores (one per channel), got {_described(s)}"
+            )
 
 
 def _check_scores(what: str, scores: torch.Tensor) -> None:

@@ -584,6 +584,21 @@ def call_model(
     return model(**dict(zip(names, values, strict=True)), **extra)
 
 
+def first_tensor(output: Any) -> torch.Tensor | None:
+    """The tensor that stands for a model's output: the output itself, else the first item of
+    a tuple or list or the first value of a dict or Hugging Face ``ModelOutput`` (an
+    ``OrderedDict`` of the fields that are set: ``logits`` for a classifier called without
+    labels), looked into until a tensor is found; None if there is none."""
+    while not isinstance(output, torch.Tensor):
+        if isinstance(output, Mapping) and output:
+            output = next(iter(output.values()))
+        elif isinstance(output, (tuple, list)) and output:
+            output = output[0]
+        else:
+            return None
+    return output
+
+
 def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
     """(module globals, name, function) of every ``transformers.masking_utils.create_*``
     function that the modeling modules of ``model``'s submodules import."""

@@ -71,6 +71,27 @@ def _reduce(grad: Tensor, like: Tensor) -> Tensor:
     return grad.sum_to_size(like.shape).to(like.dtype)
 
 
+def _derivative(surrogate: Surrogate, z: Tensor) -> Tensor:
+    """``surrogate.derivative(z)`` as a tensor of ``z``'s shape and strides that the backward
+    may write into: a broadcastable result (a 0-d constant, an expanded view) is copied out."""
+    g = surrogate.derivative(z)
+    if (
+        isinstance(g, Tensor)
+        and g.shape == z.shape
+        and (g.stride() == z.stride() or g.is_contiguous())
+    ):
+        return g  # the built-ins: a new tensor laid out like z (or z itself)
+    name = f"{type(surrogate).__name__}.derivative(x)"
+    check_type(name, g, Tensor)
+    try:
+        return torch.empty_like(z).copy_(g)
+    except RuntimeError:
+        raise ValueError(
+            f"{name} must return a tensor broadcastable to x's shape {tuple(z.shape)}, "
+            f"got shape {tuple(g.shape)}"
+        ) from None
+
+
 def _loop(
     u: Tensor,
     v0: Tensor,
@@ -180,7 +201,7 @@ class _FusedLIF(torch.autograd.Function):
             g_v = torch.cat([torch.zeros_like(h[:-1]), g_v.unsqueeze(0)])
 
         z = h - threshold
-        g = surrogate.derivative(z)
+        g = _derivative(surrogate, z)
         coef: Tensor | None = None  # A + B * g; None stands for 1
         if mode == "zero":  # A = 1 - s, written over z (no longer needed) when g is new
             coef = torch.lt(h, threshold, out=z if g is not z else None)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 from torch import Tensor, nn
@@ -172,6 +172,12 @@ class Surrogate:
     #: True for surrogates that need the membrane potential (see :meth:`fire`).
     needs_potential: ClassVar[bool] = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Checked here rather than in __post_init__: a subclass with its own __init__ skips that.
+        if cls.derivative is Surrogate.derivative:
+            raise TypeError(f"{cls.__name__} must implement derivative(x) (a Surrogate subclass)")
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         check_number("alpha", self.alpha, gt=0)
 
@@ -198,7 +204,7 @@ class Surrogate:
         make one new tensor and work in place on it (still autograd-safe: the reference path
         differentiates through it for double backward).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement derivative(x)")
 
     def fire(self, x: Tensor, v: Tensor) -> Tensor:
         """Spikes ``H(x)`` for ``x = v - threshold`` given the membrane ``v`` (same shape).

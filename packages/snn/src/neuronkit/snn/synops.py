@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Any
@@ -244,6 +245,13 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
         ``{layer name: LayerOps}`` in call order, plus ``"total"``; counts are over the whole
         batch (divide by ``B`` for per-sample numbers). A layer called several times adds up.
 
+    Warns:
+        UserWarning: naming the modules that ran with a weight of their own (a parameter with
+        two or more non-trivial axes: a raw ``F.linear``/matmul weight, ``nn.ConvTranspose``,
+        ``nn.MultiheadAttention``'s input projection, an embedding) but are none of the
+        layers above: their work is in no entry and not in ``"total"``. Neuron modules and
+        normalization layers are not reported.
+
     Example:
         >>> from neuronkit.snn import LIF, SeqLinear
         >>> net = nn.Sequential(SeqLinear(4, 3), LIF(), SeqLinear(3, 2))
@@ -254,20 +262,64 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
     check_type("model", model, nn.Module)
     kinds = (nn.Linear, *_CONVS, DelayedLinear)
     layers = {name: m for name, m in model.named_modules() if isinstance(m, kinds)}
+    others = {
+        name: m
+        for name, m in model.named_modules()
+        if name not in layers
+        and _uncounted_weights(m)
+        and not any(name.startswith(f"{layer}.") for layer in layers if layer)
+    }
     counted: dict[str, LayerOps] = {}
+    missed: dict[str, None] = {}  # ordered set of uncounted weight modules that ran
 
     def hook(name: str) -> Callable[..., None]:
-        def record(module: Any, args: tuple[Any, ...]) -> None:
-            ops = _layer_ops(module, args[0])
+        def record(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            x = args[0] if args else next(iter(kwargs.values()), None)
+            if not isinstance(x, Tensor):
+                raise TypeError(
+                    f"module {name!r} ({type(module).__name__}) must be called with its input "
+                    f"tensor first, got args of types {[type(a).__name__ for a in args]} and "
+                    f"keywords {list(kwargs)}"
+                )
+            ops = _layer_ops(module, x)
             counted[name] = _add(counted[name], ops) if name in counted else ops
 
         return record
 
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in layers.items()]
+    def note(name: str) -> Callable[..., None]:
+        def record(module: Any, args: tuple[Any, ...]) -> None:
+            missed[name] = None
+
+        return record
+
+    handles = [
+        m.register_forward_pre_hook(hook(name), with_kwargs=True) for name, m in layers.items()
+    ]
+    handles += [m.register_forward_pre_hook(note(name)) for name, m in others.items()]
     try:
         with eval_mode(model):
             model(*inputs, **kwargs)
     finally:
         for h in handles:
             h.remove()
+    if missed:
+        listed = [f"{name or '<model>'!r} ({type(others[name]).__name__})" for name in missed]
+        warnings.warn(
+            "synaptic_operations counts nn.Linear, nn.Conv1d/2d/3d and DelayedLinear layers "
+            f"only; these modules ran with weights of their own and are not counted (not in "
+            f"'total'): {', '.join(listed[:8])}{' ...' if len(listed) > 8 else ''}",
+            UserWarning,
+            stacklevel=3,  # the caller of synaptic_operations (past torch.no_grad's wrapper)
+        )
     return {**counted, "total": functools.reduce(_add, counted.values(), LayerOps(0, 0, 0, 0))}
+
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
+
+
+def _uncounted_weights(module: nn.Module) -> bool:
+    """A module with a weight of its own (a parameter with >= 2 axes of size > 1) that is not
+    a neuron (its per-neuron ``tau``/``threshold``) or a normalization layer's affine."""
+    if isinstance(module, _NORMS) or callable(getattr(module, "step", None)):
+        return False
+    return any(sum(size > 1 for size in p.shape) >= 2 for p in module.parameters(recurse=False))

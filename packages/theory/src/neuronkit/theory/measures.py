@@ -654,8 +654,11 @@ def empirical_ntk(
             ) from err
         return [j.reshape(j.shape[0], j.shape[1], -1) for j in jac.values()]  # [N, O, P_k]
 
-    j1 = jacobian("x1", x1)
-    j2 = j1 if x2 is None else jacobian("x2", x2)
-    spec = "aip,bjp->abij" if output == "full" else "aip,bip->ab"
-    terms = [torch.einsum(spec, a, b) for a, b in zip(j1, j2, strict=True)]
-    return torch.stack(terms).sum(dim=0)
+    # in the model's own precision: under autocast, bfloat16 Jacobians and sums give a kernel
+    # that is not positive semi-definite
+    with torch.autocast(x1.device.type, enabled=False):
+        j1 = jacobian("x1", x1)
+        j2 = j1 if x2 is None else jacobian("x2", x2)
+        spec = "aip,bjp->abij" if output == "full" else "aip,bip->ab"
+        terms = [torch.einsum(spec, a, b) for a, b in zip(j1, j2, strict=True)]
+        return torch.stack(terms).sum(dim=0)

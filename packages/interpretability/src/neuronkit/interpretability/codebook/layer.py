@@ -265,10 +265,12 @@ class CodebookLayer(nn.Module):
         if not self.enabled:
             return x
         if x.dtype != self.codebook.dtype:
-            raise TypeError(
-                f"x must have the codebook's dtype {self.codebook.dtype}, got {x.dtype} "
-                "(cast the layer with .to(dtype) or the input)"
-            )
+            if not (x.is_floating_point() and torch.is_autocast_enabled(x.device.type)):
+                raise TypeError(
+                    f"x must have the codebook's dtype {self.codebook.dtype}, got {x.dtype} "
+                    "(cast the layer with .to(dtype) or the input)"
+                )
+            x = x.to(self.codebook.dtype)  # under autocast: snapped in the codebook's precision
         grouped = self.groups > 1
         if grouped:
             a = self.norm(x.reshape(*x.shape[:-1], self.groups, self.group_dim))

@@ -59,7 +59,7 @@ from ..hooks import (
 )
 from .params import ImageParam, image_param
 from .regularizers import Regularizer
-from .transforms import Compose
+from .transforms import Compose, check_transform
 
 __all__ = [
     "ActivationMaximization",
@@ -398,6 +398,7 @@ def maximize_activation(
     if transforms is None:
         transform: TransformFn | None = None
     elif callable(transforms):
+        check_transform("transforms", transforms)
         transform = transforms
     else:
         transform = Compose(list(transforms))  # type: ignore[arg-type]
@@ -454,9 +455,18 @@ def maximize_activation(
             if filters:
 
                 def hook(grad: torch.Tensor, fraction: float = fraction) -> torch.Tensor:
+                    out = grad
                     for r in filters:
-                        grad = r.filter_gradient(grad, fraction)
-                    return grad
+                        out = r.filter_gradient(out, fraction)
+                        if not isinstance(out, torch.Tensor) or out.shape != grad.shape:
+                            got = getattr(out, "shape", type(out).__name__)
+                            raise ValueError(
+                                f"regularizers: {type(r).__name__}.filter_gradient must return "
+                                f"a tensor shaped like the gradient {tuple(grad.shape)}, got "
+                                f"{got}"
+                            )
+                    # the gradient's own dtype: a filter run under autocast returns bfloat16
+                    return out.to(grad.dtype)
 
                 image.register_hook(hook)
             x = transform(image, gen) if transform is not None else image
@@ -467,10 +477,16 @@ def maximize_activation(
                     f"got {value.shape[0]}"
                 )
             loss = -value.sum()
-            for reg in regularizers:
+            for i, reg in enumerate(regularizers):
                 pen = reg.penalty(image, fraction)
-                if pen is not None:
-                    loss = loss + pen.sum()
+                if pen is None:
+                    continue
+                if not isinstance(pen, torch.Tensor):
+                    raise TypeError(
+                        f"regularizers[{i}] ({type(reg).__name__}) penalty must return a tensor "
+                        f"(a per-image penalty [B]) or None, got {type(pen).__name__}"
+                    )
+                loss = loss + pen.sum()
             if not bool(torch.isfinite(loss)):
                 raise RuntimeError(
                     f"objective became non-finite at step {step} (try a smaller lr or a "

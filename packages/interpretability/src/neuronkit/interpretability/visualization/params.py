@@ -154,8 +154,11 @@ class ImageParam(nn.Module):
         self.shape: tuple[int, int, int, int] = _check_shape(shape)
         self.value_range = _check_range(value_range)
 
-    def _pre(self) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _pre(self) -> torch.Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _pre(self) -> torch.Tensor, the unsquashed "
+            f"[B, C, H, W] image (ImageParam subclasses render through it)"
+        )
 
     def _squash(self, pre: torch.Tensor) -> torch.Tensor:
         if self.value_range is None:

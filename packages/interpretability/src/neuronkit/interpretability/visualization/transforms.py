@@ -17,9 +17,10 @@ each batch item (so facets optimized together in one batch do not share a random
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,26 @@ def _check_batch(x: torch.Tensor, generator: torch.Generator) -> None:
     if x.ndim != 4:
         raise ValueError(f"x must be an image batch [B, C, H, W], got shape {tuple(x.shape)}")
     check_type("generator", generator, torch.Generator)
+
+
+def check_transform(name: str, transform: Any) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``transform`` is a callable that can take
+    ``(x, generator)``. Only a signature that clearly cannot is rejected (a one-argument,
+    torchvision-style ``lambda x: ...``); a callable without an inspectable signature passes."""
+    if not callable(transform):
+        raise TypeError(f"{name} must be callable, got {type(transform).__name__}")
+    try:
+        signature = inspect.signature(transform)
+    except (TypeError, ValueError):  # no signature to read (some builtins): not checked
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"{name} must take (x, generator) and return the transformed [B, C, H, W] batch, "
+            f"got a callable with signature {signature}; wrap a one-argument (torchvision-style) "
+            f"transform t as lambda x, generator: t(x)"
+        ) from None
 
 
 class Transform:
@@ -176,8 +197,7 @@ class Compose(Transform):
         if isinstance(transforms, (str, bytes)) or not isinstance(transforms, Sequence):
             raise TypeError(f"transforms must be a sequence of transforms, got {transforms!r:.80}")
         for i, t in enumerate(transforms):
-            if not callable(t):
-                raise TypeError(f"transforms[{i}] must be callable, got {type(t).__name__}")
+            check_transform(f"transforms[{i}]", t)
         self.transforms = tuple(transforms)
 
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

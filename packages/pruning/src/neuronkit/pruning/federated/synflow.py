@@ -25,6 +25,7 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_type, grad_enabled
 from neuronkit.pruning.lottery import DEFAULT_PRUNABLE, prunable_weights
+from neuronkit.pruning.tracing import first_tensor
 
 __all__ = ["synflow_prune", "synflow_scores"]
 
@@ -100,8 +101,13 @@ def synflow_scores(
                 params[n].masked_fill_(~m, 0.0)  # zero, even where the weight is NaN or inf
     device = next(iter(params.values())).device
     out = net(torch.ones((1, *shape), dtype=torch.float64, device=device))
-    out = out[0] if isinstance(out, (tuple, list)) else out
-    out.sum().backward()
+    first = first_tensor(out)  # logits of a tuple, dict or Hugging Face ModelOutput
+    if first is None:
+        raise TypeError(
+            "model: SynFlow needs a tensor output (or a tuple, dict or ModelOutput whose first "
+            f"entry is one), got {type(out).__name__}"
+        )
+    first.sum().backward()
     scores = {}
     for n in names:
         p = params[n]

@@ -156,7 +156,7 @@ def _generate(
         if k == 0:
             return False, selected, fd, n, queries + 1
         idx = score.topk(k).indices
-        fd[idx] = _score_flips(model, adv, y, idx, batch_limit) - loss
+        fd[idx] = (_score_flips(model, adv, y, idx, batch_limit) - loss).to(fd.dtype)  # autocast
         selected[idx] = True
         worse = fd > 0
         selected &= ~worse

@@ -23,7 +23,7 @@ trainers, not only :class:`StepSequential`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -94,13 +94,14 @@ class StepSequential(nn.Module):
         super().__init__()
         if not layers:
             raise ValueError("layers must hold at least one module, got none")
-        steps: list[nn.Module] = []
+        steps: list[tuple[str, nn.Module]] = []
         for i, layer in enumerate(layers):
             check_type(f"layers[{i}]", layer, nn.Module)
             steps.extend(_step_order(layer, f"layers[{i}]"))
         self.layers = nn.ModuleList(layers)
-        self._steps = steps  # nested nn.Sequential flattened (not registered twice)
-        self._stateful = [_steps_itself(layer) for layer in steps]
+        self._names = [name for name, _ in steps]
+        self._steps = [m for _, m in steps]  # nested nn.Sequential flattened (not registered twice)
+        self._stateful = [_steps_itself(layer) for layer in self._steps]
 
     @property
     def num_states(self) -> int:
@@ -122,9 +123,20 @@ class StepSequential(nn.Module):
         new: list[Any] = []
         h = x
         i = 0
-        for layer, stateful in zip(self._steps, self._stateful):
+        for j, (layer, stateful) in enumerate(zip(self._steps, self._stateful)):
             if stateful:
-                h, s = getattr(layer, "step")(h, state[i])  # noqa: B009
+                out = getattr(layer, "step")(h, state[i])  # noqa: B009
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    got = (
+                        f"a tuple of length {len(out)}"
+                        if isinstance(out, tuple)
+                        else type(out).__name__
+                    )
+                    raise TypeError(
+                        f"{self._names[j]} ({type(layer).__name__}).step must return "
+                        f"(output, state), got {got}"
+                    )
+                h, s = out
                 new.append(s)
                 i += 1
             else:
@@ -142,14 +154,14 @@ def _time_major(module: nn.Module) -> bool:
     return hasattr(type(module), "channel_local") or getattr(type(module), "leading_dims", 0) > 0
 
 
-def _step_order(layer: nn.Module, name: str) -> list[nn.Module]:
-    """``layer`` as the modules :class:`StepSequential` calls in order: a nested
-    ``nn.Sequential`` is flattened; a module that holds neurons without a ``step``, or takes
-    whole sequences, is refused."""
+def _step_order(layer: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
+    """``layer`` as the ``(name, module)`` pairs :class:`StepSequential` calls in order: a
+    nested ``nn.Sequential`` is flattened; a module that holds neurons without a ``step``, or
+    takes whole sequences, is refused."""
     if _steps_itself(layer):
-        return [layer]
+        return [(name, layer)]
     if isinstance(layer, nn.Sequential):
-        return [m for j, sub in enumerate(layer) for m in _step_order(sub, f"{name}[{j}]")]
+        return [p for j, sub in enumerate(layer) for p in _step_order(sub, f"{name}[{j}]")]
     if _time_major(layer):
         raise ValueError(
             f"{name} ({type(layer).__name__}) takes whole sequences [T, B, ...] and has no "
@@ -164,7 +176,7 @@ def _step_order(layer: nn.Module, name: str) -> list[nn.Module]:
             "time step at a time (its neurons would read the batch axis as time); pass its "
             "layers flat, or give it a step method"
         )
-    return [layer]
+    return [(name, layer)]
 
 
 def detach_state(state: Any) -> Any:
@@ -279,6 +291,40 @@ def _check_trainer_args(model: Any, optimizer: Any, T: Any, loss_fn: Any) -> Non
         raise TypeError(f"loss_fn must be callable as loss_fn(out_t, target), got {loss_fn!r:.80}")
 
 
+def _unpack_batch(batch: Any) -> tuple[Tensor, Tensor]:
+    """One loader item as a checked ``(x, y)`` pair (a dict batch would unpack as its keys)."""
+    if isinstance(batch, Mapping):
+        raise TypeError(
+            f"loader must yield (x, y) pairs, got a dict with keys {list(batch)[:8]}; wrap it, "
+            "e.g. ((b['x'], b['y']) for b in loader)"
+        )
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        got = (
+            f"a {type(batch).__name__} of length {len(batch)}"
+            if isinstance(batch, tuple | list)
+            else type(batch).__name__
+        )
+        raise TypeError(f"loader must yield (x, y) pairs, got {got}")
+    x, y = batch
+    _check_batch(x, y)
+    return x, y
+
+
+def _step_loss(loss_fn: StepLoss, out: Tensor, y: Tensor) -> Tensor:
+    """``loss_fn(out, y)``, checked to be a 0-d tensor (what ``backward()`` needs)."""
+    loss = loss_fn(out, y)
+    if not isinstance(loss, Tensor) or loss.ndim != 0:
+        if not isinstance(loss, Tensor):
+            raise TypeError(
+                f"loss_fn(out_t, y) must return a scalar (0-d) tensor, got {type(loss).__name__}"
+            )
+        raise ValueError(
+            f"loss_fn(out_t, y) must return a scalar (0-d) tensor, got shape "
+            f"{tuple(loss.shape)}; reduce it, e.g. with reduction='mean'"
+        )
+    return loss
+
+
 def _check_batch(x: Any, y: Any) -> None:
     check_type("x", x, Tensor)
     check_type("y", y, Tensor)
@@ -326,8 +372,8 @@ def bptt_train_epoch(
     _check_trainer_args(model, optimizer, T, loss_fn)
     total_loss, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
-    for x, y in loader:
-        _check_batch(x, y)
+    for batch in loader:
+        x, y = _unpack_batch(batch)
         x = detached_input(x)  # neither fill the caller's x.grad nor go through its graph
         optimizer.zero_grad(set_to_none=True)
         state = None
@@ -335,7 +381,7 @@ def bptt_train_epoch(
         acc_out: Tensor | None = None
         for x_t in step_inputs(x, T, encoder):
             out, state = model(x_t, state)
-            step_loss = loss_fn(out, y) / T
+            step_loss = _step_loss(loss_fn, out, y) / T
             loss = step_loss if loss is None else loss + step_loss
             acc_out = out.detach() if acc_out is None else acc_out + out.detach()
         if loss is None or acc_out is None:  # T >= 1 is checked: unreachable

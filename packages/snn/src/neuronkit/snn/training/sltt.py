@@ -55,8 +55,9 @@ from .bptt import (
     EpochStats,
     StepLoss,
     StepModel,
-    _check_batch,
     _check_trainer_args,
+    _step_loss,
+    _unpack_batch,
     detach_state,
     step_inputs,
 )
@@ -169,8 +170,8 @@ def sltt_train_epoch(
             raise ValueError("seed or generator is required for SLTT-K (k < T), got neither")
     total_loss, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
-    for x, y in loader:
-        _check_batch(x, y)
+    for batch in loader:
+        x, y = _unpack_batch(batch)
         x = detached_input(x)  # neither fill the caller's x.grad nor go through its graph
         if gen is None:
             trained = set(range(T))
@@ -184,7 +185,7 @@ def sltt_train_epoch(
             if t in trained:
                 out, new_state = model(x_t, detach_state(state))
                 state = detach_state(new_state)  # nothing of step t outlives its backward
-                loss = loss_fn(out, y) / T
+                loss = _step_loss(loss_fn, out, y) / T
                 loss.backward()
                 batch_loss += float(loss.detach())
             else:

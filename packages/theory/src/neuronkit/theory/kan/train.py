@@ -26,6 +26,13 @@ from .layers import SKAN, _check_x
 __all__ = ["train_regression", "train_skan"]
 
 
+def _described(value: Any) -> str:
+    """``value``'s type, with its shape when it has one (an array)."""
+    shape = getattr(value, "shape", None)
+    name = type(value).__name__
+    return name if shape is None else f"{name} of shape {tuple(shape)}"
+
+
 @grad_enabled("train_regression")
 def train_regression(
     model: nn.Module,
@@ -51,14 +58,15 @@ def train_regression(
         the training loss before each step (stops early if it becomes NaN/inf).
     """
     check_type("model", model, nn.Module)
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] == 0:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor [n, d], got {_described(x)}")
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be a tensor [n, d] with n >= 1 rows, got {tuple(x.shape)}")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor [n], got {_described(y)}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(
-            f"x must be a tensor [n, d] with n >= 1 rows, got {getattr(x, 'shape', type(x))}"
-        )
-    if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"y must be a tensor [n] with n = {x.shape[0]} (rows of x), got "
-            f"{getattr(y, 'shape', type(y))}"
+            f"y must be a tensor [n] with n = {x.shape[0]} (rows of x), got {tuple(y.shape)}"
         )
     check_finite("x", x)
     check_finite("y", y)
@@ -73,6 +81,11 @@ def train_regression(
     for step in progress(range(steps), show_progress=show_progress, desc="train_regression"):
         opt.zero_grad()
         out = model(x)
+        if step == 0 and not isinstance(out, torch.Tensor):
+            raise TypeError(
+                f"model must return a tensor [n] or [n, 1], got {type(out).__name__}; wrap a "
+                "model returning several outputs so that it returns the prediction alone"
+            )
         if step == 0 and out.numel() != y.shape[0]:
             raise ValueError(
                 f"model must give one output per row of x ([n] or [n, 1], n = {y.shape[0]}), "

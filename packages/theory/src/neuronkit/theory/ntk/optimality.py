@@ -106,6 +106,33 @@ class DualActivation:
     activation: Callable[[Tensor], Tensor] | None = None
     coefficients: tuple[float, ...] | None = None
 
+    def __post_init__(self) -> None:
+        for field in ("dual", "derivative"):
+            if not callable(getattr(self, field)):
+                raise TypeError(
+                    f"{field} must be callable as {field}(rho), "
+                    f"got {type(getattr(self, field)).__name__}"
+                )
+        if self.activation is not None and not callable(self.activation):
+            raise TypeError(
+                f"activation must be None or callable, got {type(self.activation).__name__}"
+            )
+        # The recursions assume unit-norm features: dual(1) = E[phi(z)^2] = 1. The built-ins
+        # and quadrature duals hit it to ~1e-15; 1e-6 leaves room for float32 user duals.
+        value = self.dual(torch.ones(1, dtype=torch.float64))
+        if not isinstance(value, Tensor) or value.numel() != 1:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(
+                f"dual must map cosines rho [n] to a tensor [n], got {got} for rho of shape (1,)"
+            )
+        at_one = float(value.reshape(-1)[0])
+        if not abs(at_one - 1.0) <= 1e-6:
+            raise ValueError(
+                f"activation {self.name!r} must have dual(1) = 1, got dual(1) = {at_one:.6g}: "
+                "the activation must be elementwise and normalized, E[phi(z)^2] = 1 for "
+                "z ~ N(0, 1)"
+            )
+
     def __call__(self, rho: Tensor) -> Tensor:
         return self.dual(rho)
 
