@@ -314,3 +314,16 @@ def test_an_adversary_switching_to_eval_mode_does_not_stop_training() -> None:
     train_classifier(model, x, y, epochs=2, batch_size=8, adversary=adversary)
     assert int(model[1].num_batches_tracked) - before == 4  # every update in train mode
     assert all(m.training for m in model.modules())  # left in train mode, as documented
+
+
+def test_training_keeps_learning_inside_an_outer_autocast() -> None:
+    """An outer ``torch.autocast`` caches the bf16 copy of every parameter until it exits:
+    every forward after the first update reused the first weights, so the loss never moved."""
+    model, (x, y) = _model(), _data()
+    losses, params = [], []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(3):
+            losses += train_classifier(model, x, y, epochs=1, batch_size=64, lr=1e-2, seed=0)
+            params.append([p.detach().clone() for p in model.parameters()])
+    assert any(not torch.equal(a, b) for a, b in zip(params[0], params[1]))
+    assert len(set(losses)) > 1, losses

@@ -323,3 +323,21 @@ def test_training_ignores_the_callers_grad_mode_and_leaves_their_inputs_alone() 
             iterative_magnitude_pruning(_net(), x, y, cfg, rounds=1)
         with pytest.raises(RuntimeError, match=r"^train_from needs autograd"):
             train_from(_net(), clone_state(ref), x, y, cfg)
+
+
+def test_training_keeps_learning_inside_an_outer_autocast() -> None:
+    """An outer ``torch.autocast`` caches the bf16 copy of every parameter until it exits:
+    every forward after the first step reused the initial weights, so the loss never moved."""
+    x, y = _data()
+    net = _net()
+    losses: list[float] = []
+
+    def record(t: int, model: nn.Module) -> None:
+        with torch.no_grad():
+            losses.append(float(nn.functional.cross_entropy(model(x), y)))
+
+    cfg = TrainConfig(iterations=3, batch_size=96, lr=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        saved = train(net, x, y, cfg, checkpoints=(1, 2), callback=record)
+    assert not _same(saved[1], saved[2])
+    assert len(set(losses)) > 1, losses

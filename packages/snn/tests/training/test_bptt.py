@@ -288,3 +288,20 @@ def test_bptt_runs_under_no_grad_and_leaves_the_inputs_grad_alone() -> None:
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^bptt_train_epoch needs"):
         bptt_train_epoch(net, [(x, y)], opt, T)
+
+
+@pytest.mark.parametrize("train", [bptt_train_epoch, sltt_train_epoch])
+def test_trainers_keep_learning_inside_an_outer_autocast(train: Any) -> None:
+    """An outer ``torch.autocast`` caches the bf16 copy of every parameter until it exits:
+    every forward after the first ``optimizer.step()`` reused the first batch's weights, so
+    the loss stayed the same every epoch."""
+    x, y = torch.rand(8, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    net = _net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses, params = [], []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(3):
+            losses.append(train(net, [(x[:4], y[:4]), (x[4:], y[4:])], opt, T=2).loss)
+            params.append([p.detach().clone() for p in net.parameters()])
+    assert any(not torch.equal(a, b) for a, b in zip(params[0], params[1]))
+    assert len(set(losses)) > 1, losses

@@ -79,3 +79,19 @@ def test_bad_inputs() -> None:
         fit_operator(model, x, x, epochs=1, div_factor=0.0)
     with pytest.raises(TypeError, match="model"):
         fit_operator("net", x, x, epochs=1)  # type: ignore[arg-type]
+
+
+def test_fit_operator_keeps_learning_inside_an_outer_autocast() -> None:
+    """An outer ``torch.autocast`` caches the bf16 copy of every parameter until it exits:
+    every forward after the first step reused the first weights, so the loss never moved."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 1, 7, 7, generator=gen)
+    y = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+    model = MgNO(1, 1, width=4, num_layers=1, levels=2, seed=0)
+    losses, params = [], []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(3):
+            losses += fit_operator(model, x, y, epochs=1, batch_size=16, lr=1e-2, seed=0).train_loss
+            params.append([p.detach().clone() for p in model.parameters()])
+    assert any(not torch.equal(a, b) for a, b in zip(params[0], params[1]))
+    assert len(set(losses)) > 1, losses

@@ -301,7 +301,7 @@ class CodebookLayer(nn.Module):
             out = out.reshape(x.shape)
             a = a.reshape(x.shape)
             codes_out = codes_out.reshape(x.shape)
-        if not torch.compiler.is_exporting():  # an exported program keeps no module state
+        if not _is_exporting():  # an exported program keeps no module state
             self.last_codes = ids.detach()
             self._last_input = a.detach()  # the loss reads it detached: no upstream graph kept
             self._last_output = codes_out
@@ -514,6 +514,13 @@ class CodebookLayer(nn.Module):
             yield
         finally:
             self._forced = [f for f in self._forced if f is not entry]
+
+
+def _is_exporting() -> bool:
+    """Whether ``torch.export`` is tracing (``torch.compiler.is_exporting``, torch >= 2.6;
+    False before, where the export only warns about the attributes set)."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting()) if is_exporting is not None else False
 
 
 def _positions(positions: Any) -> torch.Tensor:

@@ -357,6 +357,8 @@ class ExemplarEncoder(nn.Module):
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
+                    # drop an outer autocast's cached low-precision copies of the updated weights
+                    torch.clear_autocast_cache()
                     total += float(loss.detach()) * len(idx)
                     count += len(idx)
                 history.append(total / count)
@@ -633,6 +635,7 @@ class ExemplarCaptioner(nn.Module):
                     loss.backward()
                     nn.utils.clip_grad_norm_(params, 5.0)
                     opt.step()
+                    torch.clear_autocast_cache()
                     schedule.step()
                     total += float(loss.detach()) * len(idx)
                 history.append(total / len(texts))

@@ -460,6 +460,8 @@ def track_information_plane(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
 
     n_layers = len(hidden) + 1
     n_rec = len(snapshots)

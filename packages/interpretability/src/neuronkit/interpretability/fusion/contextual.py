@@ -349,6 +349,8 @@ def train_head(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             total += float(loss.detach()) * len(idx)
         history.append(total / n)
     return history

@@ -323,6 +323,8 @@ def _train(
         opt.zero_grad()
         total.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         curve.append(float(loss.detach()))
     ctx.log(f"{desc}: final training loss {np.mean(curve[-20:]):.3f}")
     return curve

@@ -285,6 +285,8 @@ def optimize_stimuli(
             opt.step()
             with torch.no_grad():
                 x.copy_(project_to_norm(x, norm))
+            # drop an outer autocast's cached low-precision copies of the updated stimuli
+            torch.clear_autocast_cache()
     with torch.no_grad():
         final = objectives(x)
     return x.detach(), final.detach()

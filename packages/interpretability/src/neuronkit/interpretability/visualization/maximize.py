@@ -496,6 +496,8 @@ def maximize_activation(
             for p, g in zip(params, grads):
                 p.grad = g
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated parameters
+            torch.clear_autocast_cache()
             opt.zero_grad(set_to_none=True)
             history.append(float(value.detach().mean()))
             if record_every and (step + 1) % record_every == 0:

@@ -412,6 +412,8 @@ def train_multitask(
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         sched.step()
         if (t + 1) % log_every == 0 or t + 1 == steps:
             hist_steps.append(t + 1)

@@ -292,6 +292,8 @@ def train_router(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
         losses.append(total / count)

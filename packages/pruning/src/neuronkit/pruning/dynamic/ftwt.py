@@ -773,6 +773,8 @@ def train_ftwt(
                 opt_b.step()
             if learn_masks:
                 opt_m.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             w = len(idx)
             with torch.no_grad():
                 acc = torch.stack(

@@ -228,6 +228,8 @@ def train(
         opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     device = params[0].device
     handle = attach_masks(model, masks) if masks is not None else None
+    # the masks were just applied in place: drop an outer autocast's cached copies of the weights
+    torch.clear_autocast_cache()
     saved: dict[int, State] = {}
     try:
         if start_iteration in wanted:
@@ -249,6 +251,8 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                # drop an outer autocast's cached low-precision copies of the updated weights
+                torch.clear_autocast_cache()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training diverged at iteration {it} (loss {loss})")
                 if callback is not None:

@@ -387,6 +387,8 @@ class ReinforceTrainer:
         if cfg.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.controller.parameters(), cfg.grad_clip)
         self.optimizer.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         return {
             "reward": float(rewards.mean()),
             "baseline": float(self.baseline),

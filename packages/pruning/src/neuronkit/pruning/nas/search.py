@@ -242,6 +242,8 @@ def _search(
             loss.backward()
             nn.utils.clip_grad_norm_(supernet.parameters(), config.shared_grad_clip)
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             sched.step()
             losses.append(float(loss.detach()))
         history["shared_loss"].append(sum(losses) / len(losses))

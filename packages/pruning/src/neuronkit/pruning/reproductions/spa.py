@@ -129,6 +129,8 @@ def _train(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             sched.step()
     return model.eval()
 

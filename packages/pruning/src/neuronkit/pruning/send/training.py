@@ -539,6 +539,8 @@ def train_send(
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             history.loss.append(float(out.loss.detach()))
     finally:
         if dropper is not None:

@@ -111,6 +111,8 @@ def _train(model: DelaySNN, data: SpikeTiming, cfg: dict[str, Any], seed: int) -
             loss.backward()
             opt.step()
             clamp_delays(model)
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
         lr_sched.step()
         sigma_sched.step()
     # every variant has had the same training; no extra stage for the learned one (the

@@ -77,6 +77,8 @@ def _train(x: Tensor, y: Tensor, *, hidden: int, epochs: int, seed: int) -> Digi
             opt.zero_grad()
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
         sched.step()
     model.eval()
     return model

@@ -84,6 +84,8 @@ def _train(
             opt.zero_grad()
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
 
 
 @torch.no_grad()

@@ -388,6 +388,8 @@ def bptt_train_epoch(
             raise RuntimeError("no time step was run")
         loss.backward()
         optimizer.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         total_loss += float(loss.detach()) * y.shape[0]
         correct += int(correct_predictions(acc_out, y).sum())
         seen += y.shape[0]

@@ -401,6 +401,8 @@ def train_at_latency(
                 raise FloatingPointError(f"training loss became {float(loss)} at T={T}")
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             total += float(loss.detach()) * yb.shape[0]
             seen += yb.shape[0]
         sched.step()
@@ -857,6 +859,7 @@ def train_ann(
                 loss = F.cross_entropy(ann(xb), yb)
                 loss.backward()
                 opt.step()
+                torch.clear_autocast_cache()
                 total += float(loss.detach()) * yb.shape[0]
                 seen += yb.shape[0]
             sched.step()

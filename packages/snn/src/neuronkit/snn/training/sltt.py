@@ -193,6 +193,8 @@ def sltt_train_epoch(
                     out, state = model(x_t, state)
             acc_out = out.detach() if acc_out is None else acc_out + out.detach()
         optimizer.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         assert acc_out is not None
         total_loss += batch_loss * y.shape[0]
         correct += int(correct_predictions(acc_out, y).sum())

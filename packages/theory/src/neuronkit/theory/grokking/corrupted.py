@@ -253,6 +253,8 @@ def train_modular(
         value = F.mse_loss(out, target) if loss == "mse" else F.cross_entropy(out, y)
         value.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         if step % eval_every == 0 or step == steps or step == 1:
             with torch.no_grad():  # the loss of the updated model, like the accuracies below
                 out = m(x)

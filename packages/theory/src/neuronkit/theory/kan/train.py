@@ -97,6 +97,8 @@ def train_regression(
             break
         loss.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         sched.step()
     return losses
 

@@ -184,6 +184,8 @@ def train_rich_lazy(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
     with torch.no_grad():
         final = float(((model(xt) - yt) ** 2).mean())
     kt = empirical_ntk(model, xk)

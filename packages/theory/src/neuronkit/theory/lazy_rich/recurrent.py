@@ -227,6 +227,8 @@ def train_recurrent_rich_lazy(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
     kt_rec, kt_full = _kernels(model, xk)
     xe, ye = perceptual_decision_trials(eval_trials, seed=gen, dtype=dt)
     xe, ye = xe.to(dev), ye.to(dev)

@@ -272,6 +272,8 @@ def fit_operator(
             batch_loss = criterion(model(x[idx]), y[idx])
             batch_loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             sched.step()
             total += float(batch_loss.detach()) * len(idx)
         fit.train_loss.append(total / n)

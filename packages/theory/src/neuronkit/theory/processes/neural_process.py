@@ -640,6 +640,8 @@ def train_process(
             if clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             sched.step()
             losses.append(value)
             if callback is not None:

@@ -128,6 +128,8 @@ def run(ctx: RunContext) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         worst = torch.maximum(worst, loss.detach())
     lcs = np.asarray([c["lc_train"] for c in curve])
     peak_i = int(np.argmax(lcs))

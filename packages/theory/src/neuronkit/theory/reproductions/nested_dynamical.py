@@ -98,6 +98,8 @@ def _direct_sgd(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
         losses.append(loss.item())
     snapshots.append([p.detach().clone() for p in params])  # after the last step
     return np.array(losses), snapshots

@@ -140,6 +140,8 @@ def _train(ctx: RunContext, gen: torch.Generator) -> tuple[torch.Tensor, torch.T
         if step < steps:
             loss.backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
     ctx.metric("samples", len(y))
     ctx.metric("width", width)
     ctx.metric("steps", steps)

@@ -63,6 +63,8 @@ def _train(
             break
         loss.backward()
         opt.step()
+        # drop an outer autocast's cached low-precision copies of the updated weights
+        torch.clear_autocast_cache()
     with torch.no_grad():
         train_acc = float(((model(data.x).squeeze(-1) > 0).long() == data.y).float().mean())
         test_acc = float(((model(test.x).squeeze(-1) > 0).long() == test.y).float().mean())

@@ -90,6 +90,8 @@ def _train(
             opt.zero_grad()
             F.cross_entropy(model(data.x[idx]), data.y[idx]).backward()
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             updates += 1
             due = p.check_every and stop_at is None and updates % p.check_every == 0
             if due and _accuracy(model, data) >= 1.0 - p.epsilon:

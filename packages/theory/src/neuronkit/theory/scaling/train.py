@@ -378,6 +378,8 @@ def train_classifier(
                     loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
                 loss.backward()
                 opt.step()
+                # drop an outer autocast's cached low-precision copies of the updated weights
+                torch.clear_autocast_cache()
                 total += float(loss.detach())
                 seen += idx.numel()
             if epoch % eval_every == 0 or epoch == epochs:

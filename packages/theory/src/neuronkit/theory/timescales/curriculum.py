@@ -300,6 +300,8 @@ def train_curriculum(
             if clip_norm is not None:
                 nn.utils.clip_grad_norm_(params, max_norm=clip_norm)
             opt.step()
+            # drop an outer autocast's cached low-precision copies of the updated weights
+            torch.clear_autocast_cache()
             losses.append(float(loss.detach()))
             step += 1
         if not all(math.isfinite(v) for v in losses):
