@@ -133,6 +133,16 @@ def _wheel_modules(wheel: Path) -> list[str]:
 
 
 @nox.session(default=False)
+def lowest(session: nox.Session) -> None:
+    """Every package's tests and the integration tests with each declared dependency at the
+    lowest version its bounds allow (uv's lowest-direct resolution): checks the lower bounds.
+    Not in CI; run it when a bound or a dependency-sensitive code path changes."""
+    session.install("--resolution=lowest-direct", *_all_packages(), *TEST_TOOLS)
+    folders = [f"{folder}/tests" for folder, _ in PACKAGES.values()]
+    session.run(*PYTEST, *folders, "integration_tests", *session.posargs)
+
+
+@nox.session(default=False)
 def reproduce(session: nox.Session) -> None:
     """Every quick reproduction; the report lands in ./neuronkit-results/summary.md."""
     session.install(*_all_packages())

@@ -150,7 +150,9 @@ def _model(nodes: list, inits: dict[str, np.ndarray], x_shape: list[int]) -> "on
         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [x_shape[0], 4])],
         [onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
     )
-    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    # IR version 8 goes with opset 17; without it onnx writes its newest, which an older
+    # onnxruntime refuses to load
+    return h.make_model(graph, ir_version=8, opset_imports=[h.make_opsetid("", 17)])
 
 
 def test_reshape_target_shared_by_two_branches_is_rewritten_per_branch() -> None:
