@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import random
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -694,3 +696,53 @@ def test_detached_input_leaves_the_callers_graph_and_grad_alone() -> None:
     (detached_input(z) * w).sum().backward()  # an inference tensor cannot be saved for backward
     assert not detached_input(z).is_inference()
     assert detached_input([1, 2]) == [1, 2]
+
+
+def test_lazy_exports_import_a_submodule_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "nk_lazy_demo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from neuronkit.common.lazy import lazy_exports\n"
+        "__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)\n",
+        encoding="utf-8",
+    )
+    (pkg / "__init__.pyi").write_text(
+        "from . import heavy\nfrom .light import double as twice\n__all__ = ['heavy', 'twice']\n",
+        encoding="utf-8",
+    )
+    (pkg / "heavy.py").write_text("VALUE = 1\n", encoding="utf-8")
+    (pkg / "light.py").write_text("def double(x):\n    return 2 * x\n", encoding="utf-8")
+    (pkg / "other.py").write_text("", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("nk_lazy_demo")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    demo = importlib.import_module("nk_lazy_demo")
+    assert demo.__all__ == ["heavy", "twice"]
+    assert "nk_lazy_demo.light" not in sys.modules
+    assert "nk_lazy_demo.heavy" not in sys.modules
+    assert {"heavy", "twice"} <= set(dir(demo))
+    assert demo.twice(3) == 6
+    assert "nk_lazy_demo.light" in sys.modules
+    assert "nk_lazy_demo.heavy" not in sys.modules
+    assert demo.heavy.VALUE == 1
+    assert demo.other.__name__ == "nk_lazy_demo.other"  # unlisted submodules are reachable too
+    with pytest.raises(AttributeError, match="module 'nk_lazy_demo' has no attribute 'missing'"):
+        demo.missing  # noqa: B018
+    assert not hasattr(demo, "light.double")
+
+
+def test_lazy_exports_reject_a_stub_without_a_consistent_all(tmp_path: Path) -> None:
+    from neuronkit.common.lazy import lazy_exports
+
+    init = tmp_path / "__init__.py"
+    (tmp_path / "__init__.pyi").write_text("from .a import f\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="has no __all__ list"):
+        lazy_exports("nk_x", str(init))
+    (tmp_path / "__init__.pyi").write_text(
+        "from .a import f\n__all__ = ['f', 'g']\n", encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match=r"__all__ names \['g'\] that the stub does not import"):
+        lazy_exports("nk_x", str(init))

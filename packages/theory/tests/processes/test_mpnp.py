@@ -95,9 +95,9 @@ def test_gradients_reach_the_generator_and_training_helps() -> None:
     assert sum(float(g.abs().sum()) for g in grads) > 0
     model.zero_grad()
     g = torch.Generator().manual_seed(0)
-    before = float(model.loss(batch.xc, batch.yc, batch.x, batch.y, generator=g))
+    before = model.loss(batch.xc, batch.yc, batch.x, batch.y, generator=g).item()
     train_process(model, lambda s: batch, steps=15, lr=2e-2, generator=torch.Generator())
-    after = float(model.loss(batch.xc, batch.yc, batch.x, batch.y, generator=g))
+    after = model.loss(batch.xc, batch.yc, batch.x, batch.y, generator=g).item()
     assert after < before - 0.1
 
 

@@ -11,6 +11,8 @@ import inspect
 import io
 import pkgutil
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ __all__ = [
     "assert_quick_reproduction",
     "bad_argument_problems",
     "devices",
+    "imported_modules",
     "progress_bar_problems",
     "run_docstring_examples",
     "run_readme_examples",
@@ -92,6 +95,16 @@ def run_readme_examples(readme: str | Path) -> int:
             whole += 1
         exec(compile(tree, f"{path.name} example {number}", "exec"), namespace)
     return whole
+
+
+def imported_modules(statement: str) -> set[str]:
+    """Names in ``sys.modules`` after running ``statement`` in a fresh interpreter (e.g. to
+    check that ``"import neuronkit.theory"`` stays lazy)."""
+    code = f"{statement}\nimport sys\nprint('\\n'.join(sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise AssertionError(f"{statement!r} failed:\n{run.stderr}")
+    return set(run.stdout.split())
 
 
 def _modules(package: str, skip: str | None = None) -> list[Any]:

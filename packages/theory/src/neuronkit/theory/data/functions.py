@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from scipy.special import j0
 
 from neuronkit.common import check_choice
 
@@ -23,6 +22,8 @@ __all__ = ["FUNCTION_TASKS", "FunctionTask", "function_task"]
 
 
 def _bessel(x: torch.Tensor) -> torch.Tensor:
+    from scipy.special import j0  # imported here: keeps scipy out of `import neuronkit.theory.data`
+
     return torch.as_tensor(j0(20.0 * x[:, 0].double().numpy()), dtype=x.dtype)
 
 

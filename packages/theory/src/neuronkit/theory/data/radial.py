@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from scipy.stats import chi2
 
 from .._utils import check_positive_int, torch_generator
 
@@ -53,6 +52,8 @@ def radial_shells(
     gen = torch_generator(seed)
     x = torch.randn(n, dim, generator=gen, dtype=torch.float64)
     q = torch.arange(1, shells, dtype=torch.float64) / shells
+    from scipy.stats import chi2  # imported here: scipy.stats takes about a second to import
+
     edges = torch.as_tensor(chi2.ppf(q.numpy(), df=dim), dtype=torch.float64)
     shell = torch.bucketize((x * x).sum(dim=1), edges)
     return RadialDataset(x=x.float(), y=(shell % 2).long(), edges=edges)

@@ -1,0 +1,137 @@
+"""Public names of neuronkit.interpretability, imported lazily by ``__init__.py`` on first use."""
+
+from . import codebook, description, dynamics, evaluators, fusion, geometry, stimuli, visualization
+from .attribution import (
+    IG_METHODS,
+    input_x_gradient,
+    integrated_gradients,
+    integration_nodes,
+    loss_gradient,
+    random_attribution,
+    saliency,
+    smoothgrad,
+)
+from .attribution_eval import (
+    DiffROARResult,
+    diffroar,
+    keep_mask,
+    mask_inputs,
+    roar_accuracy,
+    signal_mass,
+)
+from .codebook import CodebookLayer, insert_codebooks, insert_hf_codebooks
+from .description import ExemplarCaptioner, compute_exemplars, describe_units
+from .dynamics import InformationPlane, track_information_plane
+from .evaluators import WideDeep, WideDeepResult
+from .fusion import LateFusionClassifier, robustness_curves
+from .geometry import level_set_traversal, line_confidence, triangle_confidence
+from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
+from .information import kde_information, mutual_information, mutual_information_matrix
+from .representation import (
+    GeoTopological,
+    TRSASelection,
+    compare_networks,
+    gt_grid,
+    identification_accuracy,
+    match_units,
+    select_geo_topological,
+)
+from .robustness import accuracy, fgsm_attack, pgd_attack, train_classifier
+from .rsa import (
+    COMPARISONS,
+    NOISE_ESTIMATORS,
+    RDM_METHODS,
+    compare_rdms,
+    geo_topological,
+    geodesic,
+    kendall_tau_a,
+    n_conditions,
+    noise_precision,
+    noise_precision_from_measurements,
+    rank_transform,
+    rdm,
+    rdm_to_square,
+    rdm_to_vector,
+)
+from .stimuli import MDSClustering, mds_clustering
+from .visualization import discover_facets, maximize_activation, visualize_facets
+
+__version__: str
+
+__all__ = [
+    "COMPARISONS",
+    "IG_METHODS",
+    "NOISE_ESTIMATORS",
+    "RDM_METHODS",
+    "CodebookLayer",
+    "DiffROARResult",
+    "ExemplarCaptioner",
+    "GeoTopological",
+    "InformationPlane",
+    "LateFusionClassifier",
+    "LayerRecorder",
+    "MDSClustering",
+    "TRSASelection",
+    "WideDeep",
+    "WideDeepResult",
+    "__version__",
+    "accuracy",
+    "codebook",
+    "compare_networks",
+    "compare_rdms",
+    "compute_exemplars",
+    "describe_units",
+    "description",
+    "diffroar",
+    "discover_facets",
+    "dynamics",
+    "evaluators",
+    "fgsm_attack",
+    "fusion",
+    "geo_topological",
+    "geodesic",
+    "geometry",
+    "get_layer",
+    "gt_grid",
+    "identification_accuracy",
+    "input_x_gradient",
+    "insert_codebooks",
+    "insert_hf_codebooks",
+    "integrated_gradients",
+    "integration_nodes",
+    "kde_information",
+    "keep_mask",
+    "kendall_tau_a",
+    "layer_activations",
+    "layer_names",
+    "level_set_traversal",
+    "line_confidence",
+    "loss_gradient",
+    "mask_inputs",
+    "match_units",
+    "maximize_activation",
+    "mds_clustering",
+    "mutual_information",
+    "mutual_information_matrix",
+    "n_conditions",
+    "noise_precision",
+    "noise_precision_from_measurements",
+    "pgd_attack",
+    "random_attribution",
+    "rank_transform",
+    "rdm",
+    "rdm_to_square",
+    "rdm_to_vector",
+    "roar_accuracy",
+    "robustness_curves",
+    "saliency",
+    "select_geo_topological",
+    "signal_mass",
+    "smoothgrad",
+    "stimuli",
+    "track_information_plane",
+    "train_classifier",
+    "triangle_confidence",
+    "visualization",
+    "visualize_facets",
+]
