@@ -96,7 +96,7 @@ def test_cnp_shapes_invariance_and_seed() -> None:
     again = ConditionalNeuralProcess(hidden=16, seed=1)
     assert torch.equal(again(t.xc, t.yc, t.xt).mean, pred.mean)
     loss = cnp.loss(t.xc, t.yc, t.xt, t.yt)
-    assert float(loss.detach()) == pytest.approx(-float(pred.log_likelihood(t.yt).mean()), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(-pred.log_likelihood(t.yt).mean().item(), rel=1e-5)
 
 
 def test_np_sampling_and_elbo() -> None:
@@ -109,16 +109,16 @@ def test_np_sampling_and_elbo() -> None:
     assert torch.equal(pred.mean, again.mean)
     loss = model.loss(t.xc, t.yc, t.x, t.y, generator=torch.Generator().manual_seed(0))
     assert loss.ndim == 0
-    assert math.isfinite(float(loss))
+    assert math.isfinite(loss.item())
     # the importance-weighted bound with many samples is tighter than the ELBO
     elbo = [
-        float(model.loss(t.xc, t.yc, t.x, t.y, generator=torch.Generator().manual_seed(i)))
+        model.loss(t.xc, t.yc, t.x, t.y, generator=torch.Generator().manual_seed(i)).item()
         for i in range(20)
     ]
     iw = model.loss(
         t.xc, t.yc, t.x, t.y, num_samples=64, generator=torch.Generator().manual_seed(0)
     )
-    assert float(iw) <= sum(elbo) / len(elbo)
+    assert iw.item() <= sum(elbo) / len(elbo)
     # KL >= 0, so the negative ELBO is at least the expected negative log-likelihood
     with torch.no_grad():
         q = model.latent(t.x, t.y)
@@ -128,7 +128,7 @@ def test_np_sampling_and_elbo() -> None:
 def test_training_reduces_the_loss() -> None:
     batch = sample_gp_tasks(8, num_context=10, num_target=10, seed=0)
     model = ConditionalNeuralProcess(hidden=16, seed=0)
-    before = float(model.loss(batch.xc, batch.yc, batch.x, batch.y))
+    before = model.loss(batch.xc, batch.yc, batch.x, batch.y).item()
     seen: list[tuple[int, float]] = []
     log = train_process(
         model, lambda step: batch, steps=30, lr=1e-2, callback=lambda *a: seen.append(a)
@@ -136,7 +136,7 @@ def test_training_reduces_the_loss() -> None:
     assert len(log.losses) == 30
     assert seen == list(zip(range(1, 31), log.losses, strict=True))  # 1-based update count
     assert len(log.smoothed(10)) == 30
-    assert float(model.loss(batch.xc, batch.yc, batch.x, batch.y)) < before - 0.1
+    assert model.loss(batch.xc, batch.yc, batch.x, batch.y).item() < before - 0.1
 
 
 def test_bad_inputs() -> None:
