@@ -117,6 +117,19 @@ def test_boosting_reduces_training_loss_and_fits():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_regressor_is_equivariant_to_the_targets_units(scale):
+    X, y = _regression(n=100)
+    Y = np.c_[y, 1e-3 * X[:, 2]]  # outputs of different scales
+    ref = _small(GBNNRegressor).fit(X, Y)
+    reg = _small(GBNNRegressor).fit(X, Y * scale)
+    np.testing.assert_allclose(reg.predict(X), ref.predict(X) * scale, rtol=1e-6, atol=1e-6 * scale)
+    np.testing.assert_allclose(reg.train_loss_, ref.train_loss_ * scale**2, rtol=1e-6)
+    assert ref.score(X, Y) > 0.7
+    # the loss is the mean squared error in the targets' units
+    np.testing.assert_allclose(reg.train_loss_[-1], np.mean((reg.predict(X) - Y * scale) ** 2))
+
+
 def test_binary_labels_and_newton_step():
     Xc, yc = _classification(k=2)
     labels = np.where(yc == 1, "yes", "no")

@@ -113,6 +113,14 @@ def test_bad_inputs(kwargs: dict, err: type, match: str) -> None:
         efficient_eigenscore(**kwargs)
 
 
+@pytest.mark.parametrize("score", [eigenscore, efficient_eigenscore])
+def test_embeddings_whose_covariance_overflows_are_named(score) -> None:
+    big = torch.randn(10, 64, generator=torch.Generator().manual_seed(0)) * 1e20
+    with pytest.raises(ValueError, match="embeddings are too large for torch.float32"):
+        score(big)
+    assert torch.isfinite(score(big.double()))
+
+
 def test_bad_coefficient_bounds() -> None:
     with pytest.raises(ValueError, match="upper"):
         chebyshev_log_coefficients(8, 2.0, 1.0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -211,11 +212,18 @@ class GroupImportance:
             )
 
     def __call__(self, graph: DependencyGraph) -> dict[int, torch.Tensor]:
-        """Scores ``[n]`` for every prunable group, keyed by group index."""
+        """Scores ``[n]`` for every prunable group, keyed by group index.
+
+        ``prepare`` keeps per-graph state on the object, so calls run one at a time: one
+        object may be shared by threads."""
         if not isinstance(graph, DependencyGraph):
             raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
-        self.prepare(graph)
-        return {g.index: self.group_scores(graph, g) for g in graph.prunable_groups()}
+        with _SCORING_LOCK:
+            self.prepare(graph)
+            return {g.index: self.group_scores(graph, g) for g in graph.prunable_groups()}
+
+
+_SCORING_LOCK = threading.RLock()
 
 
 def _described(value: Any) -> str:

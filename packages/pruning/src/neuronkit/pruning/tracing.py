@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import operator
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -291,7 +292,48 @@ def _registered(tracer: fx.Tracer, m: nn.Module) -> str | None:
         return None
 
 
-class ConcreteTracer(fx.Tracer):
+#: Tracing patches process-wide names: torch.fx replaces ``nn.Module.__call__`` and
+#: ``__getattr__``, and the tracers here torch's tensor factories (and transformers' mask
+#: builders). One trace runs at a time, and calls from other threads pass straight through.
+_TRACE_LOCK = threading.RLock()
+
+
+class _ThreadSafeTracer(fx.Tracer):
+    """``fx.Tracer`` whose traces hold :data:`_TRACE_LOCK` and record only the tracing
+    thread's module calls: another thread's model, run meanwhile, runs as usual."""
+
+    _owner: int | None = None
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        with _TRACE_LOCK:
+            self._owner = threading.get_ident()
+            try:
+                return super().trace(root, concrete_args)
+            finally:
+                self._owner = None
+
+    def _foreign(self) -> bool:
+        """Whether the caller is another thread than the one tracing."""
+        return threading.get_ident() != self._owner
+
+    def call_module(
+        self,
+        m: nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if self._foreign():
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if self._foreign():
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
+class ConcreteTracer(_ThreadSafeTracer):
     """An ``fx.Tracer`` that executes each recorded op on concrete example values.
 
     Control flow (``bool``), ``len``, iteration and integer conversion of traced values use the
@@ -352,7 +394,7 @@ class ConcreteTracer(fx.Tracer):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        if self._concrete_run:  # inside a leaf running on values (a parametrization's module)
+        if self._concrete_run or self._foreign():  # a leaf running on values, another thread
             return forward(*args, **kwargs)
         if _registered(self, m) is None:
             return _call_unregistered(m, forward, args, kwargs)
@@ -392,7 +434,7 @@ class ConcreteTracer(fx.Tracer):
         )
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
-        if self._concrete_run:  # a leaf module running on concrete values reads real weights
+        if self._concrete_run or self._foreign():  # a leaf running on values, another thread
             return attr_val
         return _tensor_proxy(self, attr_val, parameter_proxy_cache)
 
@@ -649,16 +691,19 @@ def _trace_concrete(
         )
     root = _Root(model, hf, len(example_inputs), names)
     tracer.model = model
+    owner = threading.get_ident()
 
     def wrap(fn: Any) -> Any:
         def shape_only(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != owner:
+                return fn(*args, **kwargs)
             return tracer.shape_only_call(fn, args, kwargs)
 
         return shape_only
 
     def factory(fn: Any) -> Any:  # torch.ones(x.shape[0], n): sizes that are traced values
         def call(*args: Any, **kwargs: Any) -> Any:
-            if not _holds_proxy((args, kwargs)):
+            if threading.get_ident() != owner or not _holds_proxy((args, kwargs)):
                 return fn(*args, **kwargs)
             return tracer.create_proxy("call_function", fn, args, kwargs)
 
@@ -667,13 +712,14 @@ def _trace_concrete(
     # (module globals, name, original, stand-in while tracing)
     patched = [(g, name, fn, wrap(fn)) for g, name, fn in (_mask_builders(model) if hf else [])]
     patched += [(vars(torch), n, getattr(torch, n), factory(getattr(torch, n))) for n in _FACTORIES]
-    for g, name, _, stand_in in patched:
-        g[name] = stand_in
-    try:
-        graph = tracer.trace(root)
-    finally:
-        for g, name, fn, _ in patched:
-            g[name] = fn
+    with _TRACE_LOCK:
+        for g, name, _, stand_in in patched:
+            g[name] = stand_in
+        try:
+            graph = tracer.trace(root)
+        finally:
+            for g, name, fn, _ in patched:
+                g[name] = fn
     prefix = "model."
     holder = nn.Module()
     for node in graph.nodes:
@@ -809,7 +855,7 @@ def _tensor_arg(tracer: fx.Tracer, value: Any) -> fx.Node | None:
     return None if name is None else tracer.create_node("get_attr", name, (), {})
 
 
-class _PlainTracer(fx.Tracer):
+class _PlainTracer(_ThreadSafeTracer):
     """``torch.fx.Tracer`` without the per-node module-scope bookkeeping.
 
     The stock tracer copies its module stack into every node's ``meta["nn_module_stack"]``,
@@ -836,6 +882,8 @@ class _PlainTracer(fx.Tracer):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        if self._foreign():
+            return forward(*args, **kwargs)
         name = _registered(self, m)
         if name is None:
             return _call_unregistered(m, forward, args, kwargs)
@@ -844,7 +892,7 @@ class _PlainTracer(fx.Tracer):
         return _run_output_recorders(m, args, self.create_proxy("call_module", name, args, kwargs))
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
-        return _tensor_proxy(self, attr_val, parameter_proxy_cache)
+        return attr_val if self._foreign() else _tensor_proxy(self, attr_val, parameter_proxy_cache)
 
     def create_arg(self, a: Any) -> Any:
         node = _tensor_arg(self, a)
@@ -884,45 +932,46 @@ def _trace_graph(
         UntraceableModelError: the trace failed; the message names the failing operation.
         ValueError: the traced graph does not run on ``example_inputs``.
     """
-    saved = [(m, dict(vars(m))) for m in model.modules()]
-    # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache) and
-    # the hooks it may register (transformers' output capturing, with a flag on the model that
-    # the restore below removes: kept hooks would then be registered twice)
-    contents = [
-        (v, v.copy())
-        for _, attrs in saved
-        for k, v in attrs.items()
-        if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
-    ]
-    sizes = _track_sizes(model)
-    factories = [(n, getattr(torch, n)) for n in _FACTORIES]
-    for n, fn in factories:
-        setattr(torch, n, _marks_sizes(fn))
-    try:
-        root, graph = _trace(model, example_inputs, tracer, names)
-        return root, graph, frozenset(sizes.escaped)
-    finally:  # a forward that stores on its module (Swin's window size) stored traced values
-        sizes.active = False
+    with _TRACE_LOCK:  # the factories below, and torch.fx, patch process-wide names
+        saved = [(m, dict(vars(m))) for m in model.modules()]
+        # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache) and
+        # the hooks it may register (transformers' output capturing, with a flag on the model that
+        # the restore below removes: kept hooks would then be registered twice)
+        contents = [
+            (v, v.copy())
+            for _, attrs in saved
+            for k, v in attrs.items()
+            if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
+        ]
+        sizes = _track_sizes(model)
+        factories = [(n, getattr(torch, n)) for n in _FACTORIES]
         for n, fn in factories:
-            setattr(torch, n, fn)
-        for m, attrs in saved:
-            now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
-            for k in [k for k in now if k not in attrs]:
-                del now[k]
-            for k, v in attrs.items():
-                if now.get(k, _MISSING) is not v:
-                    now[k] = v
-        for container, before in contents:
-            if isinstance(container, dict):
-                if container.keys() != before.keys() or any(
-                    container[k] is not v for k, v in before.items()
+            setattr(torch, n, _marks_sizes(fn, threading.get_ident()))
+        try:
+            root, graph = _trace(model, example_inputs, tracer, names)
+            return root, graph, frozenset(sizes.escaped)
+        finally:  # a forward that stores on its module (Swin's window size) stored traced values
+            sizes.active = False
+            for n, fn in factories:
+                setattr(torch, n, fn)
+            for m, attrs in saved:
+                now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
+                for k in [k for k in now if k not in attrs]:
+                    del now[k]
+                for k, v in attrs.items():
+                    if now.get(k, _MISSING) is not v:
+                        now[k] = v
+            for container, before in contents:
+                if isinstance(container, dict):
+                    if container.keys() != before.keys() or any(
+                        container[k] is not v for k, v in before.items()
+                    ):
+                        container.clear()
+                        container.update(before)
+                elif len(container) != len(before) or any(
+                    a is not b for a, b in zip(container, before, strict=True)
                 ):
-                    container.clear()
-                    container.update(before)
-            elif len(container) != len(before) or any(
-                a is not b for a, b in zip(container, before, strict=True)
-            ):
-                container[:] = before
+                    container[:] = before
 
 
 def _trace(
@@ -979,7 +1028,7 @@ def trace_model(model: nn.Module, example_inputs: Any) -> fx.GraphModule:
         ValueError: the traced graph does not run on ``example_inputs``.
     """
     values, names = split_inputs(example_inputs)
-    root, graph, _ = _trace_graph(model, values, fx.Tracer, names)  # keeps nn_module_stack
+    root, graph, _ = _trace_graph(model, values, _ThreadSafeTracer, names)  # nn_module_stack
     return _graph_module(root, graph, type(model).__name__)
 
 
@@ -1062,10 +1111,14 @@ def _track_sizes(model: nn.Module) -> _Sizes:
     return sizes
 
 
-def _marks_sizes(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` (a tensor factory) marking the :class:`_SizeInt` arguments it receives."""
+def _marks_sizes(fn: Callable[..., Any], owner: int) -> Callable[..., Any]:
+    """``fn`` (a tensor factory) marking the :class:`_SizeInt` arguments it receives from the
+    thread ``owner`` (the one tracing)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() != owner:
+            return fn(*args, **kwargs)
+
         def mark(v: Any) -> Any:
             if isinstance(v, _SizeInt):
                 v.escape()

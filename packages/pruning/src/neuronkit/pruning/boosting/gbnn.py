@@ -264,16 +264,20 @@ class _GBNNBase(BaseEstimator):
             self.__dict__.update(saved)
             raise
 
-    def _fit_targets(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        """Boost on validated ``X: [n, d]`` and encoded targets ``y: [n, K]`` (float64);
-        the fitted attributes, for the caller to assign once everything succeeded (the
-        parameters were checked by ``fit``)."""
+    def _fit_targets(
+        self, X: np.ndarray, y: np.ndarray, scale: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Boost on validated ``X: [n, d]`` and encoded targets ``y: [n, K]`` (float64),
+        divided by ``scale [K]`` if given (the fitted weights are in ``y``'s units); the fitted
+        attributes, for the caller to assign once everything succeeded (the parameters were
+        checked by ``fit``)."""
         rng = check_random_state(self.random_state)
         n, K = X.shape[0], y.shape[1]
+        target = y if scale is None else y / scale
         J = int(self.units_per_step)
         T = max(1, int(self.n_units) // J)
         m = max(1, round(float(self.subsample) * n))
-        init = self._init_output(y)  # [K]
+        init = self._init_output(target)  # [K]
         raw = np.tile(init, (n, 1))
         W1 = np.empty((X.shape[1], T * J))
         b1 = np.empty(T * J)
@@ -282,7 +286,7 @@ class _GBNNBase(BaseEstimator):
         steps = np.empty(T)
         losses = []
         for t in range(T):
-            r = self._residuals(y, raw)  # [n, K]
+            r = self._residuals(target, raw)  # [n, K]
             idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
             w1, c1, w2, c2 = fit_hidden_block(
                 X[idx],
@@ -295,13 +299,15 @@ class _GBNNBase(BaseEstimator):
                 seed=int(rng.randint(0, 2**31 - 1)),
             )
             f = _activate(X @ w1 + c1, self.activation) @ w2 + c2  # [n, K]
-            rho = float(self.learning_rate) * self._newton_step(y, raw, f)
+            rho = float(self.learning_rate) * self._newton_step(target, raw, f)
             sl = slice(t * J, (t + 1) * J)
             W1[:, sl], b1[sl], W2[sl] = w1, c1, rho * w2
             step_bias[t] = rho * c2
             steps[t] = rho
             raw = raw + rho * f
-            losses.append(self._loss(y, raw))
+            losses.append(self._loss(y, raw if scale is None else raw * scale))
+        if scale is not None:
+            init, W2, step_bias = init * scale, W2 * scale, step_bias * scale
         return {
             "n_steps_": T,
             "n_units_": T * J,
@@ -427,7 +433,10 @@ class GBNNRegressor(RegressorMixin, _GBNNBase):
     """Gradient Boosted Neural Network regressor (squared loss), Emami & Martínez-Muñoz 2023.
 
     Builds a one-hidden-layer network of ``n_units`` hidden units in ``T = n_units //
-    units_per_step`` boosting steps (see the module docstring).
+    units_per_step`` boosting steps (see the module docstring). The targets are standardised
+    internally (each output divided by its standard deviation, folded back into the output
+    weights), so the model does not depend on their units; standardise ``X`` as for any MLP
+    (large inputs saturate the logistic units).
 
     Args:
         n_units: total hidden units ``T * J`` (rounded down to a multiple of ``units_per_step``).
@@ -466,7 +475,15 @@ class GBNNRegressor(RegressorMixin, _GBNNBase):
                 reset=True,
             )
             yv = np.asarray(yv, dtype=np.float64)
-            fitted = self._fit_targets(Xv, yv.reshape(len(yv), -1))
+            y2 = yv.reshape(len(yv), -1)
+            # boosted on standardised targets: each step's L-BFGS fit (its stopping rule and
+            # initial weights assume residuals of order one), and so the model, is equivariant
+            # to the target's units
+            peak = np.abs(y2).max(axis=0)
+            peak[peak == 0] = 1.0
+            scale = (y2 / peak).std(axis=0) * peak  # no under/overflow of the squares
+            scale[scale == 0] = 1.0
+            fitted = self._fit_targets(Xv, y2, scale)
             fitted["_y_ndim"] = yv.ndim
             self.__dict__.update(fitted)
         return self

@@ -62,9 +62,18 @@ def _check_embeddings(embeddings: torch.Tensor) -> None:
 
 
 def _centred(embeddings: torch.Tensor) -> torch.Tensor:
-    """``J_d``-centred embeddings scaled by ``1 / sqrt(d - 1)``: ``Sigma = X X^T + alpha I``."""
+    """``J_d``-centred embeddings scaled by ``1 / sqrt(d - 1)``: ``Sigma = X X^T + alpha I``.
+
+    Raises:
+        ValueError: ``Sigma``'s trace overflows the embeddings' dtype."""
     d = embeddings.shape[-1]
-    return (embeddings - embeddings.mean(-1, keepdim=True)) / math.sqrt(d - 1)
+    x = (embeddings - embeddings.mean(-1, keepdim=True)) / math.sqrt(d - 1)
+    if not bool(torch.isfinite(x.square().sum())):
+        raise ValueError(
+            f"embeddings are too large for {embeddings.dtype}: their covariance overflows; "
+            "rescale them or pass float64"
+        )
+    return x
 
 
 def embedding_covariance(embeddings: torch.Tensor, alpha: float = 1e-3) -> torch.Tensor:
