@@ -216,6 +216,26 @@ def test_killed_runs_folders_are_swept_and_damaged_results_rerun(tmp_path: Path)
     assert load_result(tmp_path, "unit.ok") is None  # not trusted: rerun
 
 
+@pytest.mark.parametrize("damage", ["nested", "unreadable"])
+def test_unreadable_or_too_deeply_nested_result_is_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    spec = getattr(_ok, ATTRIBUTE)
+    run_reproduction(
+        spec, _ok, package="unit", quick=True, seed=1, out_root=tmp_path, show_progress=False
+    )
+    path = tmp_path / "unit.ok" / "result.json"
+    if damage == "nested":  # RecursionError in the parser
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    else:  # PermissionError (faked: root reads a mode 000 file)
+
+        def denied(self: Path, *args: object, **kwargs: object) -> str:
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "read_text", denied)
+    assert load_result(tmp_path, "unit.ok") is None
+
+
 def test_missing_check_is_an_error(tmp_path: Path) -> None:
     spec = getattr(_ok, ATTRIBUTE)
     with pytest.raises(RuntimeError, match=r"without reporting checks \['v'\]"):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import json
 import math
+import os
 import signal
 import statistics
 import sys
@@ -69,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument(
         "--out",
-        type=Path,
+        type=_out_path,
         default=Path("neuronkit-results"),
         metavar="DIR",
         help="output folder (default: ./neuronkit-results)",
@@ -88,6 +90,14 @@ def _seed(text: str) -> int:
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
     return value
+
+
+def _out_path(text: str) -> Path:
+    """``--out``: a folder, ``~`` meaning the home folder also where the shell leaves it
+    (``--out=~/x``, ``'~/x'``)."""
+    if not text:
+        raise argparse.ArgumentTypeError("--out must name a folder, got ''")
+    return Path(os.path.expanduser(text))
 
 
 MAX_SEEDS = 1000
@@ -130,7 +140,8 @@ def _resolve(names: Sequence[str], registry: dict[str, ReproductionInfo]) -> lis
 
 
 def _unknown(name: str, registry: dict[str, ReproductionInfo]) -> str:
-    close = difflib.get_close_matches(name, list(registry), n=3)
+    by_lower = {rid.lower(): rid for rid in registry}  # THEORY.X suggests theory.x
+    close = [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3)]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     if not registry:
         hint = "; no reproductions are installed (install a neuronkit package)"
@@ -140,16 +151,20 @@ def _unknown(name: str, registry: dict[str, ReproductionInfo]) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     registry = discover()
     if args.json:
-        print(json.dumps([info.as_dict() for info in registry.values()], indent=2))
+        _print_out(json.dumps([info.as_dict() for info in registry.values()], indent=2))
         return EXIT_OK
     if not registry:
-        print("no reproductions installed: install a package such as neuronkit-snn")
+        _print_out("no reproductions installed: install a package such as neuronkit-snn")
         return EXIT_OK
     width = max(len(i) for i in registry)
+    lines = []
     for info in registry.values():
-        print(f"{info.id:<{width}}  {info.package:<16}  {info.spec.paper}")
-        print(f"{'':<{width}}  claim: {info.spec.claim}")
-    print(f"\n{len(registry)} reproductions; `neuronkit info ID` shows the claim and its checks")
+        lines.append(f"{info.id:<{width}}  {info.package:<16}  {info.spec.paper}")
+        lines.append(f"{'':<{width}}  claim: {info.spec.claim}")
+    lines.append(
+        f"\n{len(registry)} reproductions; `neuronkit info ID` shows the claim and its checks"
+    )
+    _print_out("\n".join(lines))
     return EXIT_OK
 
 
@@ -159,17 +174,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
         raise UsageError(_unknown(args.id, registry))
     info = registry[args.id]
     if args.json:
-        print(json.dumps(info.as_dict(), indent=2))
+        _print_out(json.dumps(info.as_dict(), indent=2))
         return EXIT_OK
     spec = info.spec
-    print(f"{spec.id}  ({info.distribution} {info.version})")
-    print(f"paper:  {spec.paper}")
-    print(f"claim:  {spec.claim}")
-    print(f"seed:   {spec.seed}")
-    print("checks:")
-    for check in spec.checks:
-        print(f"  {check}")
-    print(f"run:    neuronkit reproduce {spec.id} --quick")
+    _print_out(
+        "\n".join(
+            [
+                f"{spec.id}  ({info.distribution} {info.version})",
+                f"paper:  {spec.paper}",
+                f"claim:  {spec.claim}",
+                f"seed:   {spec.seed}",
+                "checks:",
+                *(f"  {check}" for check in spec.checks),
+                f"run:    neuronkit reproduce {spec.id} --quick",
+            ]
+        )
+    )
     return EXIT_OK
 
 
@@ -177,12 +197,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     registry = discover()
     selected = _resolve(args.ids, registry)
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder, got the file {str(out)!r}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--out {str(out)!r} cannot be created ({err})") from err
+    _prepare_out(out)
     say = (
         (lambda msg: None)
         if args.no_progress
@@ -201,13 +216,29 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     table = _summary_table(results, errors, reused)
     if args.json:  # one object per id: a result (with "reused"), or {"id", "error"}
         rows = [{**r.to_dict(), "reused": r.id in reused} for r in results]
-        print(json_text(rows + [{"id": rid, "error": msg} for rid, msg in errors.items()]))
+        _print_out(json_text(rows + [{"id": rid, "error": msg} for rid, msg in errors.items()]))
         print(table, file=sys.stderr)
     else:
-        print(table)
+        _print_out(table)
     if errors:
         return EXIT_ERROR
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def _prepare_out(out: Path) -> None:
+    """Create the output folder, or say in one line naming --out why it cannot be used:
+    checked before anything runs (a read-only folder failed only per id, after the imports)."""
+    where = repr(str(out))
+    try:
+        if out.is_symlink() and not out.exists():
+            raise UsageError(f"--out {where} is a broken symbolic link (to {os.readlink(out)!r})")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out must be a folder, got the file {where}")
+        out.mkdir(parents=True, exist_ok=True)  # fails if a missing one's parent is read-only
+    except OSError as err:
+        raise UsageError(f"--out {where} cannot be created ({err})") from err
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {where} is not writable")
 
 
 def _run_selected(
@@ -277,10 +308,10 @@ def _reproduce_over_seeds(
     atomic_write_text(args.out / "seeds.md", render_seed_survey(survey))
     table = _survey_table(survey)
     if args.json:
-        print((args.out / "seeds.json").read_text(), end="")
+        _print_out((args.out / "seeds.json").read_text(), end="")
         print(table, file=sys.stderr)
     else:
-        print(table)
+        _print_out(table)
     if any(entry["errors"] for entry in survey["reproductions"]):
         return EXIT_ERROR
     held_everywhere = all(e["held"] == len(e["seeds"]) for e in survey["reproductions"])
@@ -349,6 +380,26 @@ def _warn(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _print_out(text: str, end: str = "\n") -> None:
+    """Print ``text`` on stdout. A reader that stopped reading (``neuronkit list | head -1``)
+    is not an error: the rest of the output goes to devnull (the recipe in Python's
+    documentation of SIGPIPE) and the command's exit status stands."""
+    try:
+        print(text, end=end, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # also for what Python flushes at exit
+        os.close(devnull)
+
+
+def _tolerate_unencodable_output() -> None:
+    """Write what the terminal's encoding lacks (a non-ASCII paper title under LANG=C) as
+    backslash escapes rather than fail with UnicodeEncodeError; the encoding is kept."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _write_summary(
     out: Path, results: list[Result], errors: dict[str, str], reused: list[str]
 ) -> None:
@@ -413,6 +464,7 @@ def _summary_table(results: list[Result], errors: dict[str, str], reused: list[s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neuronkit`` command; returns the exit status."""
+    _tolerate_unencodable_output()
     args = _parser().parse_args(argv)
     commands = {"list": _cmd_list, "info": _cmd_info, "reproduce": _cmd_reproduce}
     previous = signal.getsignal(signal.SIGTERM)
@@ -428,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except OSError as err:  # a summary or survey that cannot be written
         print(f"neuronkit: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:  # a bug: exit status 1 would claim that a claim failed
+        traceback.print_exc()
         return EXIT_ERROR
     finally:
         if args.command == "reproduce":

@@ -428,7 +428,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def load_result(out_root: Path, reproduction_id: str) -> Result | None:
-    """The finished result of ``reproduction_id`` under ``out_root``, or ``None``."""
+    """The finished result of ``reproduction_id`` under ``out_root``, or ``None`` (also when
+    the file is damaged or unreadable: the caller reruns it)."""
     import json
 
     path = out_root / reproduction_id / "result.json"
@@ -442,5 +443,5 @@ def load_result(out_root: Path, reproduction_id: str) -> Result | None:
         ):
             return None
         return result
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
+    except (OSError, RecursionError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # unreadable, nested too deep for the parser, or not a result
