@@ -54,6 +54,41 @@ def test_random_start_is_seeded_and_fgsm_is_one_sign_step() -> None:
     torch.testing.assert_close(starts[0], starts[1])
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_confidently_classified_examples_still_move(norm) -> None:
+    # logit margins in the hundreds: float32's cross-entropy gradient is exactly 0 there
+    model, (x, _) = _model(), _data(16)
+    with torch.no_grad():
+        model[2].weight.mul_(1000.0)
+        y = model(x).argmax(1)
+    xr = x.clone().requires_grad_(True)
+    F.cross_entropy(model(xr), y, reduction="sum").backward()
+    assert (xr.grad.abs().sum(1) == 0).any()  # the situation the test is about
+    eps = 0.05
+    delta = (pgd_attack(model, x, y, eps=eps, n_steps=3, norm=norm) - x).reshape(len(x), -1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    torch.testing.assert_close(size, torch.full_like(size, eps))
+    # the cross-entropy gradient is sum_j p_j grad(l_j - l_y) over the wrong classes j: in
+    # float64 with weights p_j / max p (exact from logit differences), its sign is FGSM's step
+    x64 = x.double().requires_grad_(True)
+    logits = model.double()(x64)
+    margins = logits - logits.gather(1, y[:, None])
+    weights = torch.exp(margins - margins.scatter(1, y[:, None], -1e300).amax(1, keepdim=True))
+    (weights.detach().scatter(1, y[:, None], 0.0) * margins).sum().backward()
+    model.float()
+    torch.testing.assert_close(fgsm_attack(model, x, y, eps=eps) - x, eps * x64.grad.sign().float())
+
+
+def test_l2_steps_have_their_size_for_gradients_of_any_size() -> None:
+    # first-layer weights of 1e-20 give input gradients of ~1e-20: the step keeps its size
+    model, (x, y) = _model(), _data(8)
+    with torch.no_grad():
+        model[0].weight.mul_(1e-20)
+        model[0].bias.mul_(1e-20)
+    delta = pgd_attack(model, x, y, eps=0.1, n_steps=1, norm="l2") - x
+    torch.testing.assert_close(delta.norm(dim=1), torch.full((8,), 0.1))
+
+
 def test_attacks_do_not_touch_inputs_parameters_or_mode() -> None:
     model, (x, y) = _model(), _data(8)
     model.eval()

@@ -419,6 +419,27 @@ def test_noise_precision_diag_and_full() -> None:
         assert np.all(np.linalg.eigvalsh(p) > 0)
 
 
+@pytest.mark.parametrize("method", ["shrinkage_diag", "shrinkage_eye", "diag", "full"])
+@pytest.mark.parametrize("scale", [1e-100, 1e100])
+def test_noise_precision_scales_inversely_with_the_residuals(method, scale) -> None:
+    res = np.random.default_rng(9).normal(size=(100, 5))
+    expected = noise_precision(res, method=method) / scale**2
+    np.testing.assert_allclose(noise_precision(res * scale, method=method), expected, rtol=1e-12)
+    data, conds = res[:40], np.repeat(np.arange(8), 5)
+    d = rdm(data, "mahalanobis", conditions=conds, noise=method)
+    got = rdm(data * scale, "mahalanobis", conditions=conds, noise=method)
+    np.testing.assert_allclose(got, d, rtol=1e-12)  # the data's own noise: scale-free
+
+
+def test_a_noise_precision_beyond_float64_is_named() -> None:
+    res = np.random.default_rng(9).normal(size=(100, 3))
+    for scale, size in ((1e-170, "small"), (1e170, "large")):
+        with pytest.raises(ValueError, match=f"residuals are too {size}"):
+            noise_precision(res * scale)
+        with pytest.raises(ValueError, match=f"data are too {size}"):
+            noise_precision_from_measurements(res * scale, np.repeat(np.arange(20), 5))
+
+
 def test_inputs_are_never_mutated() -> None:
     rng = np.random.default_rng(10)
     data = rng.normal(size=(8, 4)) + 1.0

@@ -46,6 +46,9 @@ def test_cluster_means_and_projection() -> None:
     y = project_to_norm(x, 2.5)
     torch.testing.assert_close(y.flatten(1).norm(dim=1), torch.full((3,), 2.5))
     torch.testing.assert_close(x, frozen)
+    for scale in (1e-30, 1e30):  # the norm is taken without under- or overflow
+        torch.testing.assert_close(project_to_norm(x * scale, 2.5), y)
+    assert torch.equal(project_to_norm(torch.zeros(2, 3), 2.5), torch.zeros(2, 3))
 
 
 def test_laplace_penalty() -> None:

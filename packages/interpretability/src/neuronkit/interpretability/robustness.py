@@ -17,6 +17,7 @@ themselves: they work inside ``torch.no_grad()`` and raise ``RuntimeError`` unde
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -104,11 +105,28 @@ def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     return (flat * factor[:, None]).reshape(delta.shape)
 
 
+def _ascent_direction(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``[N, C]`` gradient of each example's cross-entropy with respect to its logits, divided
+    by a positive factor per example (its largest wrong-class probability): ``softmax -
+    onehot`` formed from float64 log-probabilities. A sign or normalized step does not see the
+    factor, and a confidently classified example keeps a direction: in float32 its gradient
+    rounds to exactly 0 once the logit margin passes ~100 (PGD then silently returns the
+    clean input)."""
+    if logits.shape[1] < 2:
+        return torch.zeros_like(logits)
+    rows = labels[:, None]
+    wrong = torch.log_softmax(logits.detach().double(), dim=1).scatter(1, rows, -math.inf)
+    ratio = torch.exp(wrong - wrong.amax(dim=1, keepdim=True))  # p_j / max_k p_k, 0 at y
+    return ratio.scatter(1, rows, -ratio.sum(dim=1, keepdim=True)).to(logits.dtype)
+
+
 def _step(grad: torch.Tensor, step_size: float, norm: str) -> torch.Tensor:
     if norm == "linf":
         return step_size * grad.sign()
     flat = grad.reshape(grad.shape[0], -1)
-    unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    peak = flat.abs().amax(dim=1, keepdim=True)  # the norm of flat / peak neither under- nor
+    flat = flat / torch.where(peak > 0, peak, 1.0)  # overflows: tiny gradients keep full steps
+    unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1.0)
     return step_size * unit.reshape(grad.shape)
 
 
@@ -127,6 +145,10 @@ def pgd_attack(
     seed: int | None = None,
 ) -> torch.Tensor:
     """Untargeted projected gradient ascent on the cross-entropy loss.
+
+    Each step follows the loss gradient's sign (``"linf"``) or direction (``"l2"``), computed
+    from float64 log-probabilities so that confidently classified examples, whose float32
+    gradient is exactly 0, still move.
 
     Args:
         model: classifier returning logits ``[N, C]``.
@@ -184,8 +206,7 @@ def pgd_attack(
                         "model returned logits detached from its input (no autograd "
                         "graph); the attack needs gradients with respect to inputs"
                     )
-            loss = F.cross_entropy(logits, labels, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, adv)
+            (grad,) = torch.autograd.grad(logits, adv, _ascent_direction(logits, labels))
             delta = _project(adv.detach() + _step(grad, step_size, norm) - x, eps, norm)
     adv = x + delta
     if clamp is not None:

@@ -368,11 +368,36 @@ def noise_precision(
     if dof is None:
         dof = res.shape[0] - 1
     check_number("dof", dof, gt=0)
-    matrix = _demeaned(res)
+    return _scaled_precision(
+        _demeaned(res),
+        float(dof),
+        method,
+        res.shape[0] - 1,
+        "residuals",
+        "residuals must vary in every channel; a channel has zero variance",
+    )
+
+
+def _scaled_precision(
+    matrix: np.ndarray, dof: float, method: str, n_independent: int, name: str, constant: str
+) -> np.ndarray:
+    """The precision of demeaned residuals ``matrix [n, c]``, estimated on a copy scaled by a
+    power of two (exact) so that no sum of squares under- or overflows; ``name``: the
+    argument they come from, ``constant``: the message for a channel without variance."""
+    exponent = _max_exponent(matrix)
+    matrix = np.ldexp(matrix, -exponent)
     if np.any(np.einsum("ij,ij->j", matrix, matrix) == 0):
-        raise ValueError("residuals must vary in every channel; a channel has zero variance")
-    cov = _covariance(matrix, float(dof), method)
-    return _invert_covariance(cov, method, res.shape[0] - 1)
+        raise ValueError(constant)
+    prec = _invert_covariance(_covariance(matrix, dof, method), method, n_independent)
+    with np.errstate(over="ignore", under="ignore"):
+        prec = np.ldexp(prec, -2 * exponent)
+    if not (np.isfinite(prec).all() and np.diagonal(prec).min() >= np.finfo(np.float64).tiny):
+        size = "small" if exponent < 0 else "large"
+        raise ValueError(
+            f"{name} are too {size}: their noise precision (inverse covariance) is out of "
+            "float64's range; rescale them"
+        )
+    return prec
 
 
 def _group(conditions: Any, n_obs: int, name: str = "conditions") -> tuple[np.ndarray, np.ndarray]:
@@ -440,12 +465,13 @@ def noise_precision_from_measurements(
             raise ValueError("conditions must repeat: no residual degrees of freedom are left")
     check_choice("method", method, NOISE_ESTIMATORS)
     check_number("dof", dof, gt=0)
-    if np.any(np.einsum("ij,ij->j", residuals, residuals) == 0):
-        raise ValueError("data must vary within conditions in every channel")
-    return _invert_covariance(
-        _covariance(residuals - residuals.mean(0, keepdims=True), float(dof), method),
+    return _scaled_precision(
+        residuals - residuals.mean(0, keepdims=True),
+        float(dof),
         method,
         arr.shape[0] - len(unique),
+        "data",
+        "data must vary within conditions in every channel",
     )
 
 
@@ -656,19 +682,21 @@ def rdm(
     if runs is not None and method != "crossnobis":
         raise ValueError(f"runs is only used by 'crossnobis', not {method!r}")
 
+    # scaled by a power of two (exact) so that the Gram matrices neither over- nor underflow:
+    # squared distances scale back by 4 ** exponent, cosines do not change
+    exponent = _max_exponent(arr)
+    arr = np.ldexp(arr, -exponent)
     prec: np.ndarray | None = None
     if isinstance(noise, str):
         check_choice("noise", noise, NOISE_ESTIMATORS)
         if conditions is None:
             raise ValueError("conditions must be given to estimate the noise from residuals")
+        # distances under the data's own noise do not depend on its scale: estimated on the
+        # scaled data, nothing scales back (and no precision overflows at extreme scales)
         prec = noise_precision_from_measurements(arr, conditions, method=noise)
+        exponent = 0
     elif noise is not None:
         prec = _check_precision(noise, n_channels)
-
-    # scaled by a power of two (exact) so that the Gram matrices neither over- nor underflow:
-    # squared distances scale back by 4 ** exponent, cosines do not change
-    exponent = _max_exponent(arr)
-    arr = np.ldexp(arr, -exponent)
     if method == "crossnobis":
         return np.ldexp(_crossnobis(arr, conditions, runs, prec, remove_mean), 2 * exponent)
 

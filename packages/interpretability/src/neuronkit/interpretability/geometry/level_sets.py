@@ -188,9 +188,12 @@ def orthogonal_component(direction: torch.Tensor, gradient: torch.Tensor) -> tor
         )
     d = direction.reshape(direction.shape[0], -1)
     g = gradient.reshape(gradient.shape[0], -1)
-    gg = (g * g).sum(dim=1, keepdim=True)
-    coef = torch.where(gg > 0, (d * g).sum(dim=1, keepdim=True) / gg.clamp_min(1e-30), 0.0)
-    return (d - coef * g).reshape(direction.shape)
+    # g scaled to a largest entry of 1 (the projection does not depend on g's size): <g, g>
+    # neither underflows for the tiny gradients of a saturated classifier nor overflows
+    peak = g.abs().amax(dim=1, keepdim=True)
+    u = g / torch.where(peak > 0, peak, 1.0)
+    coef = (d * u).sum(dim=1, keepdim=True) / (u * u).sum(dim=1, keepdim=True).clamp_min(1.0)
+    return (d - coef * u).reshape(direction.shape)
 
 
 def relative_distance(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -156,8 +156,10 @@ def project_to_norm(x: torch.Tensor, norm: float) -> torch.Tensor:
     if x.ndim < 2:
         raise ValueError(f"x must be [B, *stimulus_shape], got shape {tuple(x.shape)}")
     check_number("norm", norm, gt=0)
-    flat_norm = x.reshape(x.shape[0], -1).norm(dim=1).clamp_min(1e-12)
-    return x * (norm / flat_norm).reshape(-1, *([1] * (x.ndim - 1)))
+    flat = x.reshape(x.shape[0], -1)
+    peak = flat.abs().amax(dim=1, keepdim=True)  # the norm of flat / peak neither under- nor
+    flat = flat / torch.where(peak > 0, peak, 1.0)  # overflows (an all-zero stimulus stays 0)
+    return (flat * (norm / flat.norm(dim=1, keepdim=True).clamp_min(1.0))).reshape(x.shape)
 
 
 def laplace_penalty(x: torch.Tensor) -> torch.Tensor:
