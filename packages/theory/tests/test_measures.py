@@ -81,6 +81,17 @@ def test_split_threshold_separates_two_modes() -> None:
     assert low.max() < cut < high.min()
 
 
+def test_split_threshold_is_scale_equivariant() -> None:
+    # (mu0 - mu1)^2 overflowed (or underflowed) at every cut, so the first cut won: 0.5 s, not
+    # 51 s, at s = 1e200 and 1e-200
+    v = np.array([0.0, 1.0, 2.0, 100.0])
+    for scale in (2.0**-1000, 2.0**-600, 1.0, 2.0**600, 2.0**1000):
+        assert split_threshold(v * scale) == 51.0 * scale
+    for scale in (1e-200, 1e100, 1e200):
+        assert split_threshold(v * scale) == pytest.approx(51.0 * scale, rel=1e-15)
+    assert split_threshold([1.7e308, 1.79e308]) == pytest.approx(1.745e308)  # the sum was inf
+
+
 # --- ETF and metrics -------------------------------------------------------------------------
 
 

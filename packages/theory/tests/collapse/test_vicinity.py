@@ -35,6 +35,18 @@ def test_classifier_is_ridge_regression() -> None:
     assert np.allclose(w.numpy(), ridge.coef_, atol=1e-8)
 
 
+def test_features_too_large_for_the_ridge_solve_are_named() -> None:
+    # H^T H overflowed for features of 1e160: W* came back all NaN, silently
+    h, y = features(0)
+    with pytest.raises(ValueError, match=r"^features must be rescaled"):
+        vicinity_classifier(h * 1e160, y, 1e-3)
+    with pytest.raises(ValueError, match=r"^reference must be rescaled"):
+        fit_vicinity(h * 1e160, y, lambda_w=1e-3, beta=1.0)
+    w = vicinity_classifier(h * 1e-160, y, 1e-3)  # tiny features stay fine
+    assert bool(torch.isfinite(w).all())
+    assert float(w.abs().max()) > 0
+
+
 def test_descent_decreases_the_objective_and_reaches_a_stationary_point() -> None:
     h0, y = features(1)
     res = fit_vicinity(h0, y, lambda_w=1e-2, beta=0.5, max_steps=5000, tol=1e-10)

@@ -71,6 +71,15 @@ def test_recursion_depth_one_closed_form_and_normalization() -> None:
     assert float(k_one) == pytest.approx(6.0)  # ReLU: K_L(1) = L + 1
 
 
+def test_unnormalized_recursion_that_overflows_suggests_normalize() -> None:
+    # K_L(1) of erf grows geometrically: at depth 5000 the kernel was [-inf, ..., inf], silently
+    rho = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^depth 5000 .*normalize=True"):
+        ntk_recursion(rho, 5000, erf_dual())
+    _, k = ntk_recursion(rho, 5000, erf_dual(), normalize=True)
+    assert bool(torch.isfinite(k).all())
+
+
 @pytest.mark.parametrize(("act", "depth"), [(relu_dual(), 2), (erf_dual(), 2), (erf_dual(), 1)])
 def test_recursion_matches_empirical_ntk_of_a_wide_network(act, depth) -> None:
     g = torch.Generator().manual_seed(3)

@@ -119,3 +119,13 @@ def test_bad_inputs() -> None:
         training_flops(10, -1)
     with pytest.raises(ValueError, match="1-D"):
         pareto_frontier([1, 2], [1.0])
+
+
+def test_fit_power_law_coefficient_beyond_the_float_range_names_compute() -> None:
+    # a = e^1382 raised OverflowError ("math range error"); a = e^-1391 came back as 0
+    for error in ([1.0, 1e-2, 1e-4], [1e-4, 1e-2, 1.0]):
+        with pytest.raises(ValueError, match=r"^compute and error .* rescale compute"):
+            fit_power_law([1e300, 1e301, 1e302], error)
+    fit = fit_power_law([1.0, 1e1, 1e2], [1.0, 1e-2, 1e-4])  # rescaled: fine
+    assert fit.a == pytest.approx(1.0)
+    assert fit.b == pytest.approx(2.0)

@@ -139,6 +139,10 @@ def split_threshold(values: Any) -> float:
         raise ValueError(f"values must hold at least 2 numbers, got {v.size}")
     if not np.isfinite(v).all():
         raise ValueError("values must be finite, got NaN or infinity")
+    # scaled by a power of two (exact) to max |v| in [0.5, 1): the squared mean differences of
+    # huge or tiny values overflowed (or underflowed) and the first cut won
+    shift = int(np.frexp(np.abs(v).max())[1])
+    v = np.ldexp(v, -shift)
     n = v.size
     csum = np.cumsum(v)
     k = np.arange(1, n)
@@ -147,7 +151,7 @@ def split_threshold(values: Any) -> float:
     mu1 = (csum[-1] - csum[:-1]) / (n - k)
     score = w0 * w1 * (mu0 - mu1) ** 2
     best = int(np.argmax(score))
-    return float((v[best] + v[best + 1]) / 2.0)
+    return float(np.ldexp((v[best] + v[best + 1]) / 2.0, shift))
 
 
 def _prepare(

@@ -55,10 +55,18 @@ def _check_reg(lambda_w: float, beta: float, lambda_h: float) -> None:
     check_number("lambda_h", lambda_h, ge=0)
 
 
-def _ridge(h: torch.Tensor, onehot: torch.Tensor, lambda_w: float) -> torch.Tensor:
+def _ridge(h: torch.Tensor, onehot: torch.Tensor, lambda_w: float, name: str) -> torch.Tensor:
+    """``W*(H)`` ``[K, D]``; ``name`` is the argument ``h`` comes from (for the error)."""
     n, d = h.shape
     gram = h.T @ h + n * lambda_w * torch.eye(d, dtype=h.dtype)
-    return torch.linalg.solve(gram, h.T @ onehot).T  # [K, D]
+    w, info = torch.linalg.solve_ex(gram, h.T @ onehot)
+    if bool(info) or not bool(torch.isfinite(w).all()):
+        # finite but huge features: H^T H overflowed (NaN W*) or swamped N lambda_W I
+        raise ValueError(
+            f"{name} must be rescaled (e.g. to max |{name}| about 1): at max |{name}| "
+            f"{float(h.abs().max()):.3g}, H^T H overflows {h.dtype} or is singular"
+        )
+    return w.T
 
 
 def vicinity_classifier(
@@ -67,7 +75,7 @@ def vicinity_classifier(
     """Optimal classifier ``W*(H) = Y^T H (H^T H + N lambda_W I)^-1`` ``[K, D]``; ``H [N, D]``."""
     h, onehot, _ = _inputs("features", features, labels, num_classes)
     check_number("lambda_w", lambda_w, gt=0)
-    return _ridge(h, onehot, lambda_w)
+    return _ridge(h, onehot, lambda_w, "features")
 
 
 def _objective(
@@ -166,7 +174,7 @@ def fit_vicinity(
     check_number("tol", tol, gt=0)
     n = h0.shape[0]
     h = h0.clone()
-    w = _ridge(h, onehot, lambda_w)
+    w = _ridge(h, onehot, lambda_w, "reference")
     value = _objective(h, w, onehot, h0, lambda_w, beta, lambda_h)
     result = VicinityResult(features=h, weights=w, objective=[value])
     scale = 1.0
@@ -178,7 +186,7 @@ def fit_vicinity(
         lr = scale * n / (float(torch.linalg.matrix_norm(w, ord=2)) ** 2 + beta + lambda_h)
         while True:
             h_new = h - lr * grad
-            w_new = _ridge(h_new, onehot, lambda_w)
+            w_new = _ridge(h_new, onehot, lambda_w, "reference")
             new_value = _objective(h_new, w_new, onehot, h0, lambda_w, beta, lambda_h)
             if new_value <= value or lr < 1e-12:
                 break
@@ -206,7 +214,7 @@ def vicinity_first_order(
     _check_reg(lambda_w, beta, lambda_h)
     if beta == 0:
         raise ValueError("beta must be > 0 for the perturbation expansion")
-    w = _ridge(h0, onehot, lambda_w)
+    w = _ridge(h0, onehot, lambda_w, "reference")
     grad = _gradient(h0, w, onehot, h0, 0.0, lambda_h)
     return h0 - (h0.shape[0] / beta) * grad
 

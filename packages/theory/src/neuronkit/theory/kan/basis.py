@@ -188,6 +188,23 @@ def _flat_offsets(batch: int, in_features: int, width: int, device: torch.device
     return (b + i + 1).view(1, -1)
 
 
+def _positions(j: torch.Tensor, k: int, n: int, batch: int, in_features: int) -> torch.Tensor:
+    """:func:`_bspline_buffer`'s flat positions ``[k+1, B*in]`` for the intervals ``j [B*in]``
+    without a ``[B*in]`` constant: :func:`_flat_offsets` broadcast from ``[B]`` and ``[in]``.
+    Clamps ``j`` in place to ``[-1, n + k]`` first (which leaves ``m`` unchanged), so that the
+    int cast is exact."""
+    width = n + 1
+    start = torch.arange(in_features, device=j.device).mul_(width).add_(1)  # 1 + i * width
+    jl = j.clamp_(-1, n + k).to(torch.long).view(batch, in_features).add_(start).view(1, -1)
+    pos = jl + torch.arange(-k, 1, device=j.device).unsqueeze(1)  # [k+1, B*in]
+    step = 1 + in_features * width
+    rows = torch.arange(0, batch * step, step, device=j.device).view(-1, 1)
+    return pos.view(k + 1, batch, -1).clamp_(start - 1, start + n).add_(rows).view(k + 1, -1)
+
+
+# batch * in_features up to which _flat_offsets are cached (128 KiB each): larger ones, cached
+# per batch size, kept hundreds of MB alive; those batches use _positions (as fast there)
+_CACHED_FLAT = 1 << 14
 _POLY_CACHE: dict[tuple[int, float, torch.dtype, torch.device], torch.Tensor] = {}
 _cached_column_offsets = functools.lru_cache(maxsize=16)(_column_offsets)
 _cached_flat_offsets = functools.lru_cache(maxsize=32)(_flat_offsets)
@@ -195,12 +212,12 @@ _cached_flat_offsets = functools.lru_cache(maxsize=32)(_flat_offsets)
 
 def _constants(
     k: int, h: float, batch: int, in_features: int, width: int, x: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The constant tensors of :func:`_bspline_buffer` for ``x``: :func:`_column_offsets`,
-    :func:`_flat_offsets` and the matrix of :func:`_poly_rows` ``[k+1, 2(k+1)]``. Read-only,
-    cached per order, spacing, sizes, dtype and device in plain eager mode; built afresh while
-    anything traces ``x`` (see :func:`_eager`), so no traced, fake or functional tensor is
-    ever cached."""
+    :func:`_flat_offsets` (None for ``batch * in_features > _CACHED_FLAT`` in eager mode) and
+    the matrix of :func:`_poly_rows` ``[k+1, 2(k+1)]``. Read-only, cached per order, spacing,
+    sizes, dtype and device in plain eager mode; built afresh while anything traces ``x`` (see
+    :func:`_eager`), so no traced, fake or functional tensor is ever cached."""
     if not _eager(x):
         pq = torch.tensor(_poly_rows(k, h), dtype=x.dtype, device=x.device)
         cols = _column_offsets(k, x.dtype, x.device)
@@ -213,6 +230,8 @@ def _constants(
         cached = torch.tensor(_poly_rows(k, h), dtype=x.dtype, device=x.device)
         _POLY_CACHE[key] = cached
     cols = _cached_column_offsets(k, x.dtype, x.device)
+    if batch * in_features > _CACHED_FLAT:
+        return cols, None, cached
     return cols, _cached_flat_offsets(batch, in_features, width, x.device), cached
 
 
@@ -258,9 +277,10 @@ def _bspline_buffer(
     j = torch.floor(t)
     u = t.sub_(j)
     cols, flat, pq = _constants(k, h, batch, in_f, width, x)
-    # callers reject NaN/inf; m is clamped before the int cast
-    m = (j + cols).clamp_(-1, n)  # [k+1, B*in]
-    pos = m.to(torch.long).add_(flat)
+    if flat is None:
+        pos = _positions(j, k, n, batch, in_f)
+    else:  # callers reject NaN/inf; m is clamped before the int cast
+        pos = (j + cols).clamp_(-1, n).to(torch.long).add_(flat)  # [k+1, B*in]
     vals = _horner_t(pq if with_deriv else pq[:, : k + 1], u, k)  # [(2)(k+1), B*in]
     feats = x.new_zeros(batch, 1 + in_f * width)
     feats.view(-1).scatter_(0, pos.view(-1), vals[: k + 1].reshape(-1))

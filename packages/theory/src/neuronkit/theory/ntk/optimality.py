@@ -410,6 +410,11 @@ def ntk_recursion(
         else:
             k = new_sigma + k * grad
         sigma = new_sigma
+    if not normalize and not bool(torch.isfinite(k).all()):
+        raise ValueError(
+            f"depth {depth} overflows the NTK of this activation in float64 (K_L(1) grows "
+            "geometrically with depth); use normalize=True"
+        )
     return sigma, k
 
 

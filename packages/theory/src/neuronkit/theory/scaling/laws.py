@@ -191,8 +191,17 @@ def fit_power_law(compute: Any, error: Any) -> PowerLawFit:
     lx, ly = np.log(x), np.log(y)
     slope, intercept = np.polyfit(lx, ly, 1)
     pred = intercept + slope * lx
+    try:
+        a = math.exp(intercept)
+    except OverflowError:
+        a = math.inf
+    if not 0.0 < a < math.inf:
+        raise ValueError(
+            f"compute and error give a coefficient a = exp({intercept:.6g}) beyond the float "
+            "range; rescale compute (e.g. divide it by its geometric mean)"
+        )
     return PowerLawFit(
-        a=float(math.exp(intercept)),
+        a=a,
         b=float(-slope),
         c=0.0,
         r2=_r2(ly, pred),
