@@ -709,10 +709,12 @@ def _trace_concrete(
 
         return call
 
-    # (module globals, name, original, stand-in while tracing)
-    patched = [(g, name, fn, wrap(fn)) for g, name, fn in (_mask_builders(model) if hf else [])]
-    patched += [(vars(torch), n, getattr(torch, n), factory(getattr(torch, n))) for n in _FACTORIES]
-    with _TRACE_LOCK:
+    with _TRACE_LOCK:  # the originals are read once no other trace has them patched
+        # (module globals, name, original, stand-in while tracing)
+        patched = [(g, n, fn, wrap(fn)) for g, n, fn in (_mask_builders(model) if hf else [])]
+        patched += [
+            (vars(torch), n, getattr(torch, n), factory(getattr(torch, n))) for n in _FACTORIES
+        ]
         for g, name, _, stand_in in patched:
             g[name] = stand_in
         try:
