@@ -61,6 +61,23 @@ def test_uniform_fast_path_equals_cox_de_boor(k: int, grid: int) -> None:
     assert torch.allclose(ga, gb, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("lo", "hi", "grid", "dtype"),
+    [(-0.3, 2.1, 7, torch.float64), (-1.0, 1.0, 5, torch.float32), (0.0, 1.0, 10, torch.float32)],
+)
+def test_order_zero_fast_path_equals_cox_de_boor_on_the_knots(lo, hi, grid, dtype) -> None:
+    # a step function: at a knot (where rounding decides) the fast path must pick the
+    # reference's interval, or a KANLayer(k=0) gives other values under torch.func.vmap
+    h = (hi - lo) / grid
+    knots = extended_grid(1, grid, 0, (lo, lo + grid * h), dtype=dtype)
+    x = knots[:, :-1].T.contiguous()  # [grid, 1]: every knot that starts an interval
+    fast = uniform_bspline_basis(x, lo, h, grid, 0)
+    assert torch.equal(fast, bspline_basis(x, knots, 0))
+    layer = KANLayer(1, 2, grid=grid, k=0, grid_range=(lo, hi), seed=0).to(dtype)
+    with torch.no_grad():
+        assert torch.equal(layer(x), torch.func.vmap(layer)(x.unsqueeze(1)).squeeze(1))
+
+
 @pytest.mark.parametrize("k", [0, 3])
 def test_uniform_fast_path_equals_cox_de_boor_for_large_batches(k: int) -> None:
     # batch * in above the size up to which the flat positions are cached: built per call from

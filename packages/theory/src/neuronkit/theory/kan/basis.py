@@ -275,6 +275,11 @@ def _bspline_buffer(
     # knot coordinate: knot m sits at t = m (reshape: x may be a transposed, strided view)
     t = (x * (1.0 / h)).add_(k - lo / h).reshape(-1)
     j = torch.floor(t)
+    if k == 0:  # a step function: on a knot, rounding in t can pick the interval below;
+        # compared with the knots of extended_grid itself, as the reference path is
+        step, xf = ((lo + grid * h) - lo) / grid, x.reshape(-1)
+        j += (xf >= lo + step * (j + 1)).to(j.dtype)
+        j -= (xf < lo + step * j).to(j.dtype)
     u = t.sub_(j)
     cols, flat, pq = _constants(k, h, batch, in_f, width, x)
     if flat is None:
