@@ -915,3 +915,13 @@ def test_geodesic_takes_numpy_and_0d_disconnected_values(fill) -> None:
     expected = geodesic(v, 0.0, 0.05, disconnected=5.0)
     assert (expected == 5.0).any()
     np.testing.assert_array_equal(geodesic(v, 0.0, 0.05, disconnected=fill), expected)
+
+
+def test_rdm_to_square_says_a_square_input_is_already_square() -> None:
+    """The error listed "a square RDM [n, n]" as accepted, yet rdm_to_square refuses squares."""
+    square = rdm_to_square(np.arange(1.0, 7.0))  # [4, 4]
+    with pytest.raises(ValueError, match=r"^rdm must be in vector form .*; it is already square$"):
+        rdm_to_square(square)
+    with pytest.raises(ValueError, match=r"^rdm must be in vector form") as info:
+        rdm_to_square(np.ones((2, 4)))
+    assert "square" not in str(info.value)

@@ -234,3 +234,16 @@ def test_empirical_ntk_of_a_frozen_model_says_why_and_how() -> None:
     )
     with pytest.raises(ValueError, match=r"^params must hold at least one parameter"):
         empirical_ntk(model, x, params={})
+
+
+@pytest.mark.parametrize("layer", [torch.nn.BatchNorm1d(8), torch.nn.Dropout(0.5)])
+def test_empirical_ntk_of_a_training_mode_model_names_train_mode(layer) -> None:
+    """A BatchNorm or Dropout in training mode failed with a message blaming "a wrong input
+    shape, or a model without batching rules"; in eval mode the kernel is computed."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), layer, torch.nn.Linear(8, 2))
+    x = torch.randn(4, 3)
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=rf"^x1 of shape .*its {name} in training mode: call mod"):
+        empirical_ntk(model, x)
+    assert empirical_ntk(model.eval(), x).shape == (4, 4)

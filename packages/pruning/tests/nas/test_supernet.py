@@ -79,6 +79,22 @@ def test_evaluate_architectures() -> None:
     assert 0.0 <= float(acc[1]) <= 1.0
 
 
+def test_evaluate_architectures_checks_the_labels() -> None:
+    """1-indexed labels scored 0.375 and float labels 0.0, with no error: bad labels quietly
+    corrupted the ENAS / random-search ranking."""
+    space = CellSpace(num_nodes=3)
+    net = WeightSharingSupernet(space, 4, hidden=3, num_classes=3, seed=0)
+    archs = [Architecture((0, 1, 2), (0, 1))]
+    x, y = torch.randn(20, 4), torch.arange(20) % 3
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+        evaluate_architectures(net, archs, x, y + 1)
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+        evaluate_architectures(net, archs, x, y - 1)
+    with pytest.raises(TypeError, match=r"^y must hold integer class labels, got dtype"):
+        evaluate_architectures(net, archs, x, y.float() + 0.5)
+    assert evaluate_architectures(net, archs, x, y.int()).shape == (1,)
+
+
 def test_bad_inputs() -> None:
     space = CellSpace(num_nodes=3)
     net = WeightSharingSupernet(space, 4, hidden=3, num_classes=2)

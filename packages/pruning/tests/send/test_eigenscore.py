@@ -116,7 +116,7 @@ def test_bad_inputs(kwargs: dict, err: type, match: str) -> None:
 @pytest.mark.parametrize("score", [eigenscore, efficient_eigenscore])
 def test_embeddings_whose_covariance_overflows_are_named(score) -> None:
     big = torch.randn(10, 64, generator=torch.Generator().manual_seed(0)) * 1e20
-    with pytest.raises(ValueError, match="embeddings are too large for torch.float32"):
+    with pytest.raises(ValueError, match=r"embeddings are too large for torch\.float32"):
         score(big)
     assert torch.isfinite(score(big.double()))
 

@@ -108,6 +108,23 @@ def test_bad_inputs() -> None:
         snn_logits(lambda t: t.sum(), x, T=2)
 
 
+def test_labels_outside_the_models_classes_are_refused() -> None:
+    """attack_success counted a label >= K as a success (argmax never equals it); fgsm and pgd
+    failed in torch's cross-entropy with "IndexError: Target 3 is out of bounds"."""
+    model, x, y = _setup()  # 3 classes
+    bad = torch.full_like(y, 3)
+    msg = r"^y must hold class labels in \[0, 2\] \(the model has 3 outputs\)"
+    for targeted in (False, True):
+        with pytest.raises(ValueError, match=msg):
+            attack_success(model, x, bad, T=2, targeted=targeted)
+        with pytest.raises(ValueError, match=msg):
+            fgsm(model, x, bad, eps=0.1, T=2, targeted=targeted)
+        with pytest.raises(ValueError, match=msg):
+            pgd(model, x, y - 1, eps=0.1, T=2, steps=2, targeted=targeted, seed=0)
+    with pytest.raises(ValueError, match=msg):
+        attack_success(model, x.expand(2, -1, -1), bad)  # time-major [T, B, ...]
+
+
 def test_inputs_outside_the_clamp_range_are_refused() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(SeqLinear(20, 32), LIF(threshold=0.5), SeqLinear(32, 5)).eval()

@@ -245,6 +245,24 @@ def test_evaluation_checks_labels_and_keeps_each_submodules_mode() -> None:
     assert not model[0].training
 
 
+def test_latency_functions_reject_a_time_major_output() -> None:
+    """A model without AccumulatedReadout returns [T, B, C]: evaluate_latency counted T x B
+    hits over N samples (accuracy 1.5) and train_at_latency failed in torch's cross-entropy."""
+    from neuronkit.snn.training import evaluate_latency, train_at_latency
+
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 10), torch.randint(0, 3, (16,))
+    time_major = nn.Sequential(SeqLinear(10, 3))
+    for T in (1, 4):
+        with pytest.raises(ValueError, match=r"model must return logits \[B, C\].*Accumulated"):
+            evaluate_latency(time_major, x, y, T)
+        with pytest.raises(ValueError, match=r"model must return logits \[B, C\].*Accumulated"):
+            train_at_latency(time_major, x, y, T, 1, batch_size=4, show_progress=False)
+    readout = nn.Sequential(AccumulatedReadout(nn.Linear(10, 3)))
+    assert 0.0 <= evaluate_latency(readout, x, y, 4) <= 1.0
+    assert len(train_at_latency(readout, x, y, 2, 1, batch_size=4, show_progress=False)) == 1
+
+
 def test_calibration_inputs_must_be_non_empty_and_finite() -> None:
     ann = cnn_ann(seed=0)
     with pytest.raises(ValueError, match="x_calib must be a non-empty batch"):

@@ -155,3 +155,14 @@ def test_recorded_loss_is_that_of_the_model_the_accuracies_measure() -> None:
         out = model(data.x_train)
         target = torch.nn.functional.one_hot(data.train_labels, 13).float()
         assert hist.loss[-1] == pytest.approx(float(torch.nn.functional.mse_loss(out, target)))
+
+
+def test_corrupted_accuracies_needs_one_logit_per_residue() -> None:
+    """A model with fewer outputs than p could never predict the top residues, and still got
+    accuracies (0.21 on train) without an error."""
+    data = modular_arithmetic(7, seed=0)
+    for model in (torch.nn.Linear(14, 5), torch.nn.Sequential(torch.nn.Linear(14, 1))):
+        with pytest.raises(ValueError, match=r"^model must return logits \[n, p\] = \[\d+, 7\]"):
+            corrupted_accuracies(model, data)
+    acc = corrupted_accuracies(torch.nn.Linear(14, 7), data)
+    assert 0.0 <= acc["train"] <= 1.0

@@ -215,3 +215,12 @@ def test_zero_dimensional_tensor_and_array_betas_are_accepted() -> None:
     with pytest.raises(ValueError, match=r"^beta must be > 0") as err:
         glauber_dynamics(f, np.ones(5), beta=torch.ones(100, 100), sweeps=1)  # type: ignore[arg-type]
     assert len(str(err.value)) < 200
+
+
+def test_mattis_overlaps_takes_tensors_that_require_grad() -> None:
+    """Was torch's "Can't call numpy() on Tensor that requires grad"."""
+    xi = np.where(np.random.default_rng(0).random((3, 50)) < 0.5, 1.0, -1.0)
+    expected = mattis_overlaps(xi, xi[0])
+    sigma = torch.tensor(xi[0], requires_grad=True)
+    np.testing.assert_allclose(mattis_overlaps(xi, sigma), expected)
+    np.testing.assert_allclose(mattis_overlaps(torch.tensor(xi).requires_grad_(), sigma), expected)

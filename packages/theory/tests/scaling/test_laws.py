@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 import torch.nn as nn
 
 from neuronkit.common import new_figure
@@ -129,3 +130,14 @@ def test_fit_power_law_coefficient_beyond_the_float_range_names_compute() -> Non
     fit = fit_power_law([1.0, 1e1, 1e2], [1.0, 1e-2, 1e-4])  # rescaled: fine
     assert fit.a == pytest.approx(1.0)
     assert fit.b == pytest.approx(2.0)
+
+
+def test_fits_take_tensors_that_require_grad() -> None:
+    """Was torch's "Can't call numpy() on Tensor that requires grad"."""
+    c, err = [1.0, 10.0, 100.0, 1000.0], [1.0, 0.5, 0.25, 0.12]
+    expected = fit_power_law(c, err)
+    tc, te = torch.tensor(c, requires_grad=True), torch.tensor(err, requires_grad=True)
+    got = fit_power_law(tc, te)
+    assert got.b == pytest.approx(expected.b, rel=1e-6)
+    assert got.a == pytest.approx(expected.a, rel=1e-6)
+    assert fit_power_law_offset(tc, te).kind == "offset"

@@ -88,3 +88,21 @@ def test_coordinates_must_be_integers() -> None:
         randomize_coordinates(x, [0, True], seed=0)
     expected = randomize_coordinates(x, [1], seed=0)
     assert torch.equal(randomize_coordinates(x, [torch.tensor(1)], seed=0), expected)
+
+
+def test_randomized_accuracy_checks_the_logits_and_the_labels() -> None:
+    """A single-logit model, a [n] output, 1-indexed and float labels all gave an accuracy."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    flat = nn.Sequential(nn.Linear(4, 1), nn.Flatten(0))
+    for model in (nn.Linear(4, 1), flat):
+        with pytest.raises(ValueError, match=r"^model must return logits \[n, C\] \(n = 64, C >="):
+            randomized_accuracy(model, x, y, [])
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 1\]"):
+        randomized_accuracy(nn.Linear(4, 2), x, y + 1, [])
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 1\]"):
+        feature_reliance(nn.Linear(4, 2), x, y + 1, {"a": [0]})
+    with pytest.raises(TypeError, match=r"^y must hold integer class labels, got dtype"):
+        randomized_accuracy(nn.Linear(4, 2), x, y * 0.5, [])
+    assert 0.0 <= randomized_accuracy(nn.Linear(4, 2), x, y.bool(), []) <= 1.0

@@ -352,7 +352,9 @@ def layer_activations(
 
     Args:
         model: the network (its train/eval mode is left as is; not a ``torch.compile``'d
-            module: pass ``model._orig_mod``).
+            module: pass ``model._orig_mod``). In training mode its BatchNorm layers update
+            their running statistics and normalize with each chunk's statistics, so the
+            activations depend on ``batch_size``: call ``model.eval()`` first to measure.
         inputs: ``[N, ...]`` batch-first input tensor (finite if floating-point; its dtype must
             be one the model takes: nothing is cast).
         layers: submodule names.

@@ -181,7 +181,12 @@ def rdm_to_square(rdm: Any) -> np.ndarray:
         raise ValueError(
             f"rdm must be a vector [n_pairs] or a stack [k, n_pairs], got shape {arr.shape}"
         )
-    _check_length("rdm", arr.shape[-1], arr.shape)
+    if not _is_pair_count(arr.shape[-1]):
+        square = arr.ndim == 2 and arr.shape[0] == arr.shape[1]
+        raise ValueError(
+            "rdm must be in vector form [n_pairs] or [k, n_pairs] with n_pairs = n(n-1)/2 (n >= 2),"
+            f" got shape {arr.shape}" + ("; it is already square" if square else "")
+        )
     n = n_conditions(arr.shape[-1])
     rows, cols = np.triu_indices(n, k=1)
     out = np.zeros((*arr.shape[:-1], n, n))

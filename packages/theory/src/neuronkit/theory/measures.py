@@ -517,6 +517,8 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = True)
     ``kernel``: ``[N, N]``; ``targets``: ``[N]`` or ``[N, C]`` (one-hot or regression targets).
     With ``centered`` (default, as in Kumar et al. 2024) both ``K`` and the targets are centred
     over the samples first. Rises when the kernel adapts to the task (rich learning).
+    Integer class indices ``[N]`` are read as one scalar target: pass one-hot ``[N, C]`` for
+    classes.
     """
     k = _square_kernel("kernel", kernel)
     y = as_float_tensor("targets", targets, (1, 2), "[N] or [N, C]")
@@ -647,10 +649,18 @@ def empirical_ntk(
                 raise
             dtypes = sorted({str(p.dtype) for p in params.values()})
             if str(x.dtype) in dtypes:
+                cause = (
+                    "a wrong input shape, or a model without batching rules, e.g. spiking "
+                    "neurons or in-place counters"
+                )
+                modal = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)
+                for m in model.modules():
+                    if m.training and isinstance(m, modal):  # running-stat updates, random masks
+                        cause = f"likely its {type(m).__name__} in training mode: call model.eval()"
+                        break
                 raise ValueError(
                     f"{name} of shape {tuple(x.shape)}: model could not be run on it under "
-                    "torch.func's vmap over jacrev (a wrong input shape, or a model without "
-                    f"batching rules, e.g. spiking neurons or in-place counters): {err}"
+                    f"torch.func's vmap over jacrev ({cause}): {err}"
                 ) from err
             raise TypeError(
                 f"{name} of dtype {x.dtype} could not be passed through model (its parameters "

@@ -24,7 +24,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_seed, check_type, correct_predictions, eval_mode
+from neuronkit.common import (
+    check_class_labels,
+    check_number,
+    check_seed,
+    check_type,
+    correct_predictions,
+    eval_mode,
+)
 
 from .space import Architecture, CellSpace
 
@@ -158,6 +165,9 @@ def evaluate_architectures(
         raise ValueError(
             f"y must be labels [N] matching x's {len(x)} samples, got shape {tuple(y.shape)}"
         )
+    if y.is_floating_point() or y.is_complex():
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+    check_class_labels("y", y, supernet.num_classes)
     with eval_mode(supernet):
         accs = [float(correct_predictions(supernet(x, a), y).float().mean()) for a in architectures]
     return torch.tensor(accs)

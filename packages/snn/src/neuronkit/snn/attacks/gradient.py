@@ -24,7 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_finite, check_number, check_type, detached_input, grad_enabled
+from neuronkit.common import (
+    check_class_labels,
+    check_finite,
+    check_number,
+    check_type,
+    detached_input,
+    grad_enabled,
+)
 
 from ..encoding import _generator, direct_encode
 
@@ -98,7 +105,9 @@ def attack_success(
     _check_model(model)
     _check_inputs(x_adv, y, T)
     check_type("targeted", targeted, bool)
-    pred = snn_logits(model, x_adv, T=T).argmax(1)
+    logits = snn_logits(model, x_adv, T=T)
+    check_class_labels("y", y, logits.shape[1])  # a label >= K would count as a success
+    pred = logits.argmax(1)
     return pred.eq(y) if targeted else pred.ne(y)
 
 
@@ -122,10 +131,15 @@ def _ascent_grad(
     T: int | None,
     targeted: bool,
     loss_fn: LossFn,
+    check_labels: bool = False,
 ) -> Tensor:
-    """Gradient of the attack objective w.r.t. ``x``: ``loss`` (untargeted) or ``-loss``."""
+    """Gradient of the attack objective w.r.t. ``x``: ``loss`` (untargeted) or ``-loss``;
+    ``check_labels``: first check ``y`` against the model's classes."""
     x = x.detach().requires_grad_(True)
-    loss = loss_fn(snn_logits(model, x, T=T), y)
+    logits = snn_logits(model, x, T=T)
+    if check_labels:
+        check_class_labels("y", y, logits.shape[1])
+    loss = loss_fn(logits, y)
     objective = -loss if targeted else loss
     (grad,) = torch.autograd.grad(objective, x)
     return grad
@@ -192,7 +206,7 @@ def fgsm(
     rng, loss = _setup(model, x, y, eps, T, targeted, clamp, loss_fn)
     x = detached_input(x)  # also a copy of an inference tensor, which cannot enter a graph
     with grad_enabled("fgsm"):
-        grad = _ascent_grad(model, x, y, T, targeted, loss)
+        grad = _ascent_grad(model, x, y, T, targeted, loss, check_labels=True)
     return _project(x + eps * grad.sign(), x, eps, rng)
 
 
@@ -239,7 +253,7 @@ def pgd(
         noise = torch.rand(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         x_adv = _project(x0 + (2 * noise - 1) * eps, x0, eps, rng)
     with grad_enabled("pgd"):
-        for _ in range(steps):
-            grad = _ascent_grad(model, x_adv, y, T, targeted, loss)
+        for i in range(steps):
+            grad = _ascent_grad(model, x_adv, y, T, targeted, loss, check_labels=i == 0)
             x_adv = _project(x_adv + step * grad.sign(), x0, eps, rng)
     return x_adv

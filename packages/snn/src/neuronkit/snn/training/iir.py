@@ -333,6 +333,18 @@ def spike_counts(model: nn.Module, x: Tensor, T: int, *, batch_size: int = 512) 
     return per
 
 
+def _latency_logits(model: nn.Module, x: Tensor, T: int) -> Tensor:
+    """``model(direct_encode(x, T))`` checked to be logits ``[B, C]`` for ``x: [B, ...]``."""
+    logits = model(direct_encode(x, T))
+    if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+        got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(
+            f"model must return logits [B, C] (B = {x.shape[0]}, the batch), got {got}; a "
+            "time-major [T, B, C] output needs an AccumulatedReadout as its last layer"
+        )
+    return logits
+
+
 @torch.no_grad()
 def evaluate_latency(
     model: nn.Module, x: Tensor, y: Tensor, T: int, *, batch_size: int = 512
@@ -345,7 +357,7 @@ def evaluate_latency(
     correct = 0
     with eval_mode(model):
         for i in range(0, x.shape[0], batch_size):
-            logits = model(direct_encode(x[i : i + batch_size], T))
+            logits = _latency_logits(model, x[i : i + batch_size], T)
             if i == 0:
                 check_class_labels("y", y, logits.shape[-1])
             correct += int(correct_predictions(logits, y[i : i + batch_size]).sum())
@@ -396,7 +408,7 @@ def train_at_latency(
         total, seen = 0.0, 0
         for xb, yb in minibatches(x, y, batch_size, generator=gen):
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(direct_encode(xb, T)), yb)
+            loss = F.cross_entropy(_latency_logits(model, xb, T), yb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {float(loss)} at T={T}")
             loss.backward()

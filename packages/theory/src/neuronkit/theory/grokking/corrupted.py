@@ -172,6 +172,12 @@ def corrupted_accuracies(model: nn.Module, data: ModularDataset) -> dict[str, fl
     with eval_mode(model):
         out_train = model(data.x_train.to(device, dtype)).cpu()
         out_test = model(data.x_test.to(device, dtype)).cpu()
+    for out, x in ((out_train, data.x_train), (out_test, data.x_test)):
+        if out.shape != (len(x), data.p):
+            raise ValueError(
+                f"model must return logits [n, p] = [{len(x)}, {data.p}] (one per residue), "
+                f"got {tuple(out.shape)}"
+            )
     given = correct_predictions(out_train, data.train_labels)
     true = correct_predictions(out_train, data.labels[data.train_idx])
     bad = data.corrupted

@@ -45,6 +45,7 @@ from neuronkit.common import (
     check_ndim,
     check_number,
     check_probability,
+    host_array,
 )
 
 from .._utils import Seed, check_positive_int, numpy_rng, scalar_value
@@ -78,7 +79,7 @@ def diluted_patterns(
 
 
 def _check_patterns(name: str, patterns: np.ndarray | object) -> np.ndarray:
-    arr = np.asarray(patterns)
+    arr = np.asarray(host_array(patterns))  # also a tensor in a graph or on a GPU
     check_ndim(name, arr, 2, "[K, N]")
     if arr.dtype.kind not in "biuf" or not np.isin(arr, (-1, 0, 1)).all():
         raise ValueError(f"{name} must hold ternary entries in {{-1, 0, 1}}")
@@ -154,7 +155,7 @@ def hebbian_couplings(
 def mattis_overlaps(patterns: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Mattis overlaps ``m = patterns @ sigma / N``: ``[K]`` for ``sigma [N]``, or ``[..., K]``."""
     xi = _check_patterns("patterns", patterns)
-    s = np.asarray(sigma, dtype=np.float64)
+    s = as_float_array("sigma", sigma, "[..., N]")
     if s.shape[-1:] != (xi.shape[1],):
         raise ValueError(f"sigma must end with N={xi.shape[1]} neurons, got shape {s.shape}")
     return np.asarray(s @ xi.T.astype(np.float64) / xi.shape[1])

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from neuronkit.common import as_float_array, check_number, check_type, eval_mode
+from neuronkit.common import as_float_array, check_number, check_type, eval_mode, host_array
 
 __all__ = [
     "PowerLawFit",
@@ -151,8 +151,8 @@ def _as_positive_pairs(compute: Any, error: Any) -> tuple[np.ndarray, np.ndarray
         if isinstance(v, (str, bytes)):
             raise TypeError(f"{name} must be a 1-D array of numbers, got {type(v).__name__}")
     try:
-        x = np.asarray(compute, dtype=float)
-        y = np.asarray(error, dtype=float)
+        x = np.asarray(host_array(compute), dtype=float)  # also a tensor in a graph
+        y = np.asarray(host_array(error), dtype=float)
     except (TypeError, ValueError) as err:
         raise TypeError(f"compute and error must be 1-D arrays of numbers ({err})") from None
     if x.ndim != 1 or y.ndim != 1:

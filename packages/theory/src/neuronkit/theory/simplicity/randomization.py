@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_type, correct_predictions, eval_mode
+from neuronkit.common import check_class_labels, check_type, correct_predictions, eval_mode
 
 from .._utils import scalar_value, torch_generator
 
@@ -100,10 +100,21 @@ def randomized_accuracy(
     check_type("model", model, nn.Module)
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y must be a label tensor [n] with n = {x.shape[0]} (rows of x)")
+    if y.is_floating_point() or y.is_complex():
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     xr = randomize_coordinates(x, coordinates, rotation=rotation, seed=seed)
     with eval_mode(model):
-        correct = correct_predictions(model(xr), y)
-    return float(correct.float().mean())
+        out = model(xr)
+    if (
+        not isinstance(out, torch.Tensor)
+        or out.ndim != 2
+        or out.shape[0] != len(x)
+        or out.shape[1] < 2
+    ):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model must return logits [n, C] (n = {len(x)}, C >= 2), got {got}")
+    check_class_labels("y", y, out.shape[1])
+    return float(correct_predictions(out, y).float().mean())
 
 
 def feature_reliance(
