@@ -325,11 +325,27 @@ class _ThreadSafeTracer(fx.Tracer):
     ) -> Any:
         if self._foreign():
             return forward(*args, **kwargs)
-        return super().call_module(m, forward, args, kwargs)
+        return self._traced_call_module(m, forward, args, kwargs)
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         if self._foreign():
             return attr_val
+        return self._traced_getattr(attr, attr_val, parameter_proxy_cache)
+
+    def _traced_call_module(
+        self,
+        m: nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """``call_module`` on the tracing thread (what subclasses override)."""
+        return super().call_module(m, forward, args, kwargs)
+
+    def _traced_getattr(
+        self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]
+    ) -> Any:
+        """``getattr`` on the tracing thread (what subclasses override)."""
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
@@ -387,20 +403,20 @@ class ConcreteTracer(_ThreadSafeTracer):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
-    def call_module(
+    def _traced_call_module(
         self,
         m: nn.Module,
         forward: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        if self._concrete_run or self._foreign():  # a leaf running on values, another thread
+        if self._concrete_run:  # inside a leaf running on values (a parametrization's module)
             return forward(*args, **kwargs)
         if _registered(self, m) is None:
             return _call_unregistered(m, forward, args, kwargs)
         if id(m) not in self._base_layers and self._computes_base_layer(m, args, kwargs):
             self._base_layers.add(id(m))
-        out = super().call_module(m, forward, args, kwargs)
+        out = super()._traced_call_module(m, forward, args, kwargs)
         if m._forward_hooks and self.is_leaf_module(m, _registered(self, m) or ""):
             _run_output_recorders(m, args, out)  # traced through, ``forward`` ran them
         return out
@@ -433,8 +449,10 @@ class ConcreteTracer(_ThreadSafeTracer):
             and torch.allclose(mine, ref, rtol=1e-4, atol=1e-6)
         )
 
-    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
-        if self._concrete_run or self._foreign():  # a leaf running on values, another thread
+    def _traced_getattr(
+        self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]
+    ) -> Any:
+        if self._concrete_run:  # a leaf module running on concrete values reads real weights
             return attr_val
         return _tensor_proxy(self, attr_val, parameter_proxy_cache)
 
@@ -877,15 +895,13 @@ class _PlainTracer(_ThreadSafeTracer):
     ) -> fx.Node:
         return self.graph.create_node(kind, target, args, kwargs, name, type_expr)
 
-    def call_module(
+    def _traced_call_module(
         self,
         m: nn.Module,
         forward: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        if self._foreign():
-            return forward(*args, **kwargs)
         name = _registered(self, m)
         if name is None:
             return _call_unregistered(m, forward, args, kwargs)
@@ -893,8 +909,10 @@ class _PlainTracer(_ThreadSafeTracer):
             return forward(*args, **kwargs)  # fx's ``forward`` runs the module's hooks
         return _run_output_recorders(m, args, self.create_proxy("call_module", name, args, kwargs))
 
-    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
-        return attr_val if self._foreign() else _tensor_proxy(self, attr_val, parameter_proxy_cache)
+    def _traced_getattr(
+        self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]
+    ) -> Any:
+        return _tensor_proxy(self, attr_val, parameter_proxy_cache)
 
     def create_arg(self, a: Any) -> Any:
         node = _tensor_arg(self, a)
