@@ -377,3 +377,31 @@ def test_blocked_kde_kernel_equals_the_whole_matrix(monkeypatch, block_elements:
     far = information._log_mean_kernel(h * 1e160, np.arange(n), 0.1)
     np.testing.assert_array_equal(far, np.full(n, np.log(1.0 / n)))
     assert kde_information(h, y, noise_variance=0.2) == unblocked
+
+
+@pytest.mark.parametrize("bias_correction", [False, True])
+@pytest.mark.parametrize("codes", ["dense", "with_gaps", "sparse_large"])
+def test_mi_matrix_entries_equal_pairwise_mutual_information(
+    codes: str, bias_correction: bool
+) -> None:
+    # the matrix counts occupied bins per unit from one-hot products, the scalar relabels the
+    # codes and counts distinct values: the same plug-in MI and Miller-Madow correction
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 4, (40, 3))
+    b = (a[:, :1] + rng.integers(0, 3, (40, 2))) % 4
+    a = {"dense": a, "with_gaps": 3 * a, "sparse_large": a * 10**9 + 7}[codes]
+    kw = {"bias_correction": bias_correction}
+    between = mutual_information_matrix(a, b, **kw)
+    within = mutual_information_matrix(a, **kw)
+    for i in range(3):
+        for j in range(2):
+            want = mutual_information(a[:, i], b[:, j], **kw)
+            assert between[i, j] == pytest.approx(want, rel=1e-12, abs=1e-12)
+        for j in range(3):
+            want = mutual_information(a[:, i], a[:, j], **kw)
+            assert within[i, j] == pytest.approx(want, rel=1e-12, abs=1e-12)
+    if bias_correction:  # the correction is applied and not everything is clipped to 0
+        raw = mutual_information_matrix(a, b)
+        assert (between < raw - 1e-3).all()
+        assert (between > 0).any()
+        assert np.all(np.diag(within) < entropy(a) - 1e-3)

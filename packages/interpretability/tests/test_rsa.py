@@ -925,3 +925,24 @@ def test_rdm_to_square_says_a_square_input_is_already_square() -> None:
     with pytest.raises(ValueError, match=r"^rdm must be in vector form") as info:
         rdm_to_square(np.ones((2, 4)))
     assert "square" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper", "rank", "disconnected"),
+    [
+        (0.0, 1.0, False, "max"),
+        (0.1, 0.6, False, "max"),
+        (0.0, 0.3, False, "max"),  # disconnected pairs
+        (0.0, 0.25, True, 7.0),  # disconnected pairs at a given value
+    ],
+)
+def test_geodesic_of_a_square_rdm_is_the_square_of_the_vector_result(
+    lower: float, upper: float, rank: bool, disconnected: str | float
+) -> None:
+    v = rdm(_data(8, n=9, c=2))
+    kw = {"rank": rank, "disconnected": disconnected}
+    from_vector = geodesic(v, lower, upper, **kw)
+    from_square = geodesic(rdm_to_square(v), lower, upper, **kw)
+    assert from_square.shape == (9, 9)
+    np.testing.assert_allclose(from_square, rdm_to_square(from_vector), rtol=1e-12, atol=1e-12)
+    assert not np.allclose(from_vector, geo_topological(v, lower, upper, rank=rank))  # paths

@@ -19,6 +19,10 @@ from torch import nn
 
 from neuronkit.pruning import (
     DependencyGraph,
+    MagnitudeImportance,
+    SNIPImportance,
+    SynFlowImportance,
+    TaylorImportance,
     UntraceableModelError,
     count_macs,
     plan_pruning,
@@ -881,3 +885,66 @@ def test_expand_that_adds_leading_axes_keeps_the_channels() -> None:
     torch.manual_seed(0)
     graph = _check_oracle(_ClassToken().eval(), torch.randn(2, 3, 8, 8))
     assert _group_of(graph, "patch").prunable  # the residual width, class token included
+
+
+class _TwoInputs(nn.Module):
+    """Two prunable groups (``a``/``b`` summed, then ``c``) behind a keyword input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 8), nn.Linear(3, 8)
+        self.c, self.d = nn.Linear(8, 6), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.a(x)
+        if context is not None:
+            h = h + self.b(context)
+        return self.d(torch.relu(self.c(torch.relu(h))))
+
+
+def _importance_of(kind: str, inputs: Any, targets: torch.Tensor) -> Any:
+    if kind == "taylor":
+        return TaylorImportance(inputs, targets)
+    if kind == "snip":
+        return SNIPImportance(inputs, targets)
+    return SynFlowImportance() if kind == "synflow" else MagnitudeImportance()
+
+
+@pytest.mark.parametrize("kind", ["l2", "taylor", "snip", "synflow"])
+def test_tuple_list_and_dict_example_inputs_give_the_same_scores_and_plan(kind: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    model = _TwoInputs().double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    c = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    forms: dict[str, Any] = {
+        "tuple": (x, c),
+        "list": [x, c],
+        "dict": {"x": x, "context": c},
+        "reordered_dict": {"context": c, "x": x},
+    }
+    results = {}
+    for name, inputs in forms.items():
+        graph = DependencyGraph(model, inputs)
+        imp = _importance_of(kind, inputs, y)
+        groups = sorted(
+            tuple(sorted((m.module, m.param, m.dim) for m in g.members))
+            for g in graph.prunable_groups()
+        )
+        plan = plan_pruning(graph, imp, 0.5, scope="global")
+        with torch.no_grad():
+            out = prune(graph, plan)(x, c)
+        results[name] = (groups, imp(graph), plan.state_dict(), out)
+    groups, scores, plan, out = results["tuple"]
+    assert len(groups) == 2
+    assert sum(v.numel() for v in plan.values()) > 0
+    for name in forms:
+        assert results[name][0] == groups, name
+        assert results[name][1].keys() == scores.keys(), name
+        assert all(torch.equal(results[name][1][k], v) for k, v in scores.items()), name
+        assert results[name][2].keys() == plan.keys(), name
+        assert all(torch.equal(results[name][2][k], v) for k, v in plan.items()), name
+        assert torch.equal(results[name][3], out), name

@@ -245,3 +245,18 @@ def test_per_element_delays_compile_in_one_graph() -> None:
     x = torch.rand(4, 2, 2)
     compiled = torch.compile(nn.Sequential(module), backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), module(x))
+
+
+@pytest.mark.parametrize("d", [0, 2, 6, 7])  # T = 6: d = T and d > T give all zeros
+def test_int_and_tensor_steps_give_the_same_delay(d: int) -> None:
+    x = _x(T=6, B=2, N=3)
+    want = delay(x, d)  # the slicing path; tensors take the gather path
+    assert torch.equal(want[d:], x[: max(6 - d, 0)])
+    for steps in (
+        torch.tensor(d),
+        torch.tensor(d, dtype=torch.int32),
+        torch.tensor([d]),
+        torch.full((3,), d),
+    ):
+        assert torch.equal(delay(x, steps), want)
+        assert torch.equal(Delay(steps)(x), want)

@@ -389,3 +389,52 @@ def test_inference_mode_then_training() -> None:
     x = (torch.rand(3, 2, 4) * 2).requires_grad_()
     LIF(threshold=0.7)(x).sum().backward()
     assert x.grad is not None
+
+
+@pytest.mark.parametrize("decay_input", [True, False])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_fused_equals_reference_when_dt_is_not_one(reset: str, decay_input: bool) -> None:
+    """With dt = 0.5 and per-neuron tau and threshold: same spikes and membranes, and the same
+    gradients for x, tau and threshold (the hypothesis test above keeps dt = 1)."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(3, 5, 7, generator=g, dtype=F64) * 1.5).requires_grad_()
+    x_in = x.permute(2, 0, 1)  # a non-contiguous [T, B, N] view
+    tau = torch.tensor([0.6, 1.2, 2.0, 3.0, 5.5], dtype=F64, requires_grad=True)
+    thr = torch.tensor([0.8, 1.0, 1.2, 0.9, 1.1], dtype=F64, requires_grad=True)
+
+    def call(fused: bool) -> Any:
+        return lif_multistep(
+            x_in, tau=tau, threshold=thr, v_reset=-0.2, reset=reset, decay_input=decay_input,
+            dt=0.5, fused=fused,
+        )  # fmt: skip
+
+    (fused, g_fused), (ref, g_ref) = _run_both(x, [x, tau, thr], call)
+    assert "Fused" in _grad_fn_names(fused.spikes)
+    assert "Fused" not in _grad_fn_names(ref.spikes)
+    assert 0 < float(fused.spikes.detach().mean()) < 1
+    assert torch.equal(fused.spikes, ref.spikes)
+    assert torch.equal(fused.v, ref.v)
+    for a, b in zip(g_fused, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_module_forward_gradients_equal_run_for_per_neuron_tau_and_threshold(reset: str) -> None:
+    """``module(x)`` (fused, no membrane trace kept) and ``module.run(x).spikes`` give the same
+    spikes and the same gradients for x and learnable per-neuron tau and threshold."""
+    g = torch.Generator().manual_seed(4)
+    x = (torch.randn(7, 3, 5, generator=g, dtype=F64) * 1.5).requires_grad_()
+    tau = torch.nn.Parameter(1.2 + 3.0 * torch.rand(5, generator=g, dtype=F64))
+    thr = torch.nn.Parameter(0.8 + 0.4 * torch.rand(5, generator=g, dtype=F64))
+    lif = LIF(tau=tau, threshold=thr, v_reset=-0.2, reset=reset, dt=0.5)  # type: ignore[arg-type]
+    w = torch.randn(7, 3, 5, generator=g, dtype=F64)
+    spikes, grads = [], []
+    for out in (lif(x), lif.run(x).spikes):
+        assert "Fused" in _grad_fn_names(out)
+        spikes.append(out)
+        grads.append(torch.autograd.grad((out * w).sum(), [x, tau, thr]))
+    assert 0 < float(spikes[0].detach().mean()) < 1
+    assert torch.equal(spikes[0], spikes[1])
+    for a, b in zip(*grads):
+        assert bool(b.abs().max() > 0)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)

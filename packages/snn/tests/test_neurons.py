@@ -629,3 +629,31 @@ def test_compiled_models_with_different_float_settings(make: Any) -> None:
         net = nn.Sequential(SeqLinear(8, 16), make(value))
         compiled = torch.compile(net, fullgraph=True, backend="eager")
         assert torch.equal(compiled(x), net(x))
+
+
+@pytest.mark.parametrize("decay_input", [True, False])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_step_loop_gradients_equal_fused_multistep_for_per_neuron_tau_and_threshold(
+    reset: str, decay_input: bool
+) -> None:
+    g = torch.Generator().manual_seed(6)
+    x = (torch.randn(7, 3, 5, generator=g, dtype=F64) * 1.5).requires_grad_()
+    tau = (1.2 + 3.0 * torch.rand(5, generator=g, dtype=F64)).requires_grad_()
+    thr = (0.8 + 0.4 * torch.rand(5, generator=g, dtype=F64)).requires_grad_()
+    kw: dict[str, Any] = {"tau": tau, "threshold": thr, "v_reset": -0.2, "reset": reset}
+    kw.update(decay_input=decay_input, dt=0.5)
+    w = torch.randn(7, 3, 5, generator=g, dtype=F64)
+    full = lif_multistep(x, **kw)
+    assert "Fused" in type(full.spikes.grad_fn).__name__
+    state, spikes = None, []
+    for t in range(x.shape[0]):
+        s, state = lif_step(x[t], state, **kw)
+        spikes.append(s)
+    looped = torch.stack(spikes)
+    assert 0 < float(looped.detach().mean()) < 1
+    assert torch.equal(looped, full.spikes)
+    leaves = (x, tau, thr)
+    g_full = torch.autograd.grad((full.spikes * w).sum() + full.state.v.square().sum(), leaves)
+    g_loop = torch.autograd.grad((looped * w).sum() + state.v.square().sum(), leaves)
+    for a, b in zip(g_full, g_loop):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)

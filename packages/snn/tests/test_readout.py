@@ -123,3 +123,19 @@ def test_bad_loss_options(data: tuple) -> None:
         spike_count_mse(spikes, y, correct_rate=1.5)
     with pytest.raises(ValueError, match="incorrect_rate must be >= 0"):
         spike_count_mse(spikes, y, incorrect_rate=-0.1)
+
+
+def test_softmax_sum_predict_equals_a_hand_argmax_of_summed_step_probabilities() -> None:
+    g = torch.Generator().manual_seed(2)
+    out = torch.randn(T, 32, C, generator=g, dtype=torch.float64) * 3
+    want = []
+    for b in range(out.shape[1]):
+        votes = [0.0] * C
+        for t in range(T):
+            e = [float(v) for v in (out[t, b] - out[t, b].max()).exp()]
+            votes = [acc + v / sum(e) for acc, v in zip(votes, e)]
+        want.append(max(range(C), key=votes.__getitem__))
+    got = softmax_sum_predict(out)
+    assert got.dtype == torch.int64
+    assert got.tolist() == want
+    assert want != out.mean(0).argmax(1).tolist()  # the mean membrane votes otherwise here

@@ -418,3 +418,15 @@ def test_nc3_does_not_depend_on_the_weight_scale(scale: float) -> None:
     assert nc3(feats * scale, labels, weights * scale) == pytest.approx(ref, rel=1e-12)
     both = neural_collapse_metrics(feats, labels, weights * scale)
     assert both["nc3"] == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_neural_collapse_metrics_equal_the_separate_nc1_to_nc4(seed: int) -> None:
+    feats, labels, weights = clustered(seed, noise=1.5)
+    bias = 3 * torch.randn(K, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    both = neural_collapse_metrics(feats, labels, weights, bias)
+    assert both["nc1"] == pytest.approx(nc1(feats, labels), rel=1e-12)
+    assert both["nc2"] == pytest.approx(nc2(feats, labels), rel=1e-12)
+    assert both["nc3"] == pytest.approx(nc3(feats, labels, weights), rel=1e-12)
+    assert both["nc4"] == nc4(feats, labels, weights, bias)
+    assert 0 < both["nc4"] != nc4(feats, labels, weights)  # the bias reaches NC4

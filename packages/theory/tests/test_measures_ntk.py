@@ -247,3 +247,39 @@ def test_empirical_ntk_of_a_training_mode_model_names_train_mode(layer) -> None:
     with pytest.raises(ValueError, match=rf"^x1 of shape .*its {name} in training mode: call mod"):
         empirical_ntk(model, x)
     assert empirical_ntk(model.eval(), x).shape == (4, 4)
+
+
+def _features_kernel_and_labels(n: int = 12) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(5)
+    feats = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    return feats, feats @ feats.T + 0.5, torch.arange(n) % 3
+
+
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("form", ["1d", "one_hot"])
+def test_kernel_target_alignment_is_kernel_alignment_with_the_target_kernel(
+    form: str, centered: bool
+) -> None:
+    _, k, labels = _features_kernel_and_labels()
+    y = labels.double() if form == "1d" else torch.nn.functional.one_hot(labels).double()
+    y2 = y[:, None] if form == "1d" else y
+    got = kernel_target_alignment(k, y, centered=centered)
+    assert got == pytest.approx(kernel_alignment(k, y2 @ y2.T, centered=centered), rel=1e-12)
+    assert got < 0.99  # not the trivial value 1
+
+
+def test_centred_kernel_alignment_is_the_alignment_of_centred_kernels() -> None:
+    feats, k1, _ = _features_kernel_and_labels()
+    k2 = torch.exp(-torch.cdist(feats, feats))
+    got = kernel_alignment(k1, k2, centered=True)
+    assert got == pytest.approx(kernel_alignment(center_kernel(k1), center_kernel(k2)), rel=1e-12)
+    assert got != pytest.approx(kernel_alignment(k1, k2), rel=1e-3)  # centring matters here
+
+
+def test_effective_rank_is_the_same_for_numpy_and_torch_inputs() -> None:
+    feats, _, _ = _features_kernel_and_labels()
+    ref = effective_rank(feats)
+    assert 1.5 < ref < 4
+    assert effective_rank(feats.numpy()) == pytest.approx(ref, rel=1e-12)
+    assert effective_rank(feats.T) == pytest.approx(ref, rel=1e-12)  # a non-contiguous view
+    assert effective_rank(feats.numpy().T.copy()) == pytest.approx(ref, rel=1e-12)
