@@ -62,6 +62,10 @@ KNOWN_FAILING = {
     # Fourier space uses FourierKAN's frequencies (0.6.11; 3 of 7 before); at these step
     # budgets no model converges and the pruned net has fewer steps in its space.
     "theory.skan": {"tasks_within_best_kan"},
+    # The paper's 100% test accuracy with corrupted labels coexisting holds at seeds 0 and 4 of
+    # 0-4 and depends on the machine: seed 0 gave 1.0 on the CPU of one 2026-12-01 session and
+    # 0.994 (2 of 336 test pairs) on the next one's, with the same code.
+    "theory.grok_corrupted": {"coexist_test_acc"},
 }
 
 
