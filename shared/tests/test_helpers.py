@@ -135,6 +135,9 @@ def test_checks_read_tensors_inside_torch_func_transforms() -> None:
     assert plain_tensor(x) is x
     assert not under_torch_func()
     assert vmap(lambda row: torch.tensor(under_torch_func()))(x).all()
+    with torch.autograd.forward_ad.dual_level():  # dual tensors take no out= either
+        assert under_torch_func()
+    assert not under_torch_func()
     assert plain_tensor([1.0]) == [1.0]
     seen = []
     vmap(lambda row: seen.append(plain_tensor(row)) or row)(x)

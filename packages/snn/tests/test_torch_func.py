@@ -149,3 +149,49 @@ def test_input_checks_still_run_under_vmap(fused):
         )(params, x.nan_to_num().unsqueeze(2), torch.tensor([0, 1, 3, 0]).unsqueeze(1))
     with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
         vmap(lambda row: snn.latency_encode(row, 4))(torch.tensor([[0.5], [1.5]]))
+
+
+@pytest.mark.parametrize("kind", ["lif", "if", "plif"])
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["no-grad", "grad"])
+def test_autograd_forward_ad_on_the_fused_path(kind, requires_grad):
+    """``torch.autograd.forward_ad`` dual inputs take the reference recurrence (the fused
+    path's out= buffers and autograd Function have no forward-mode rule): same spikes, and the
+    tangent equals ``torch.func.jvp``'s."""
+    import torch.autograd.forward_ad as fwAD
+
+    net = _net(NEURONS[kind]())
+    x = (3 * torch.randn(6, 2, 4, generator=torch.Generator().manual_seed(5))).requires_grad_(
+        requires_grad
+    )
+    tangent = torch.randn(x.shape, generator=torch.Generator().manual_seed(6))
+    with fwAD.dual_level():
+        out = fwAD.unpack_dual(net(fwAD.make_dual(x, tangent)))
+    expected, expected_tangent = jvp(net, (x.detach(),), (tangent,))
+    assert torch.equal(out.primal, expected)
+    assert float(expected_tangent.abs().max()) > 1e-3
+    torch.testing.assert_close(out.tangent, expected_tangent)
+
+
+def test_pdsg_forward_mode_and_clear_vmap_error():
+    """PDSG's Gaussian is its forward-mode rule too; per-example vmap cannot pool its batch
+    statistics, so it is refused by name."""
+    from neuronkit.snn.attacks import PDSG
+
+    net = _net(snn.LIF(threshold=0.5))
+    snn.swap_surrogate(net, PDSG())
+    x = 3 * torch.randn(6, 1, 4, generator=torch.Generator().manual_seed(7))
+    tangent = torch.randn(x.shape, generator=torch.Generator().manual_seed(8))
+
+    def restart() -> None:
+        for module in net.modules():
+            if isinstance(getattr(module, "surrogate", None), PDSG):
+                module.surrogate.begin()
+
+    restart()
+    _, directional = jvp(net, (x,), (tangent,))
+    restart()
+    jacobian = torch.func.jacrev(net)(x).reshape(directional.numel(), x.numel())
+    assert float(directional.abs().max()) > 1e-3
+    torch.testing.assert_close(directional.flatten(), jacobian @ tangent.flatten())
+    with pytest.raises(RuntimeError, match=r"PDSG cannot run under torch\.func\.vmap"):
+        vmap(lambda x_b: net(x_b.unsqueeze(1)), in_dims=1)(x.expand(6, 3, 4))

@@ -56,6 +56,17 @@ def test_empirical_ntk_of_a_parameter_subset_is_smaller() -> None:
     assert bool((torch.diagonal(full) >= torch.diagonal(last) - 1e-6).all())
 
 
+def test_empirical_ntk_takes_either_name_of_a_tied_parameter() -> None:
+    """``functional_call`` accepts every name of a tied parameter; so does the kernel."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh(), torch.nn.Linear(3, 3))
+    model[2].weight = model[0].weight
+    x = torch.randn(4, 3)
+    by_first = empirical_ntk(model, x, params={"0.weight": model[0].weight})
+    by_second = empirical_ntk(model, x, params={"2.weight": model[0].weight})
+    torch.testing.assert_close(by_second, by_first)
+
+
 def test_alignments() -> None:
     k = torch.randn(6, 6, dtype=torch.float64)
     k = k @ k.T

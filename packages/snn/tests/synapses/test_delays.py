@@ -166,8 +166,10 @@ def test_round_clamp_and_soft() -> None:
     round_delays(nn.Sequential(layer))
     assert layer.hard
     assert layer.positions.tolist() == [[0.0, 1.0], [3.0, 3.0]]
+    assert not layer.positions.requires_grad  # integer taps pass it no gradient (DDP-safe)
     layer.soft_delays()
     assert not layer.hard
+    assert layer.positions.requires_grad
     with pytest.raises(ValueError, match="soft delays"):
         DelayedLinear(2, 2, max_delay=4, delays="fixed", seed=0).soft_delays()
 
@@ -180,6 +182,7 @@ def test_tap_mode_survives_a_state_dict_round_trip() -> None:
     b = DelayedLinear(16, 8, max_delay=10, seed=1)
     b.load_state_dict(a.state_dict())
     assert b.hard
+    assert not b.positions.requires_grad
     assert torch.equal(b(x), a(x))
     a.soft_delays()  # and back: soft taps reload as soft
     b.load_state_dict(a.state_dict())

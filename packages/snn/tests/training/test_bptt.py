@@ -73,6 +73,25 @@ def test_step_sequential_steps_neurons_inside_nested_sequentials() -> None:
         StepSequential(_Residual(), nn.Flatten())
 
 
+def test_step_sequential_runs_the_registered_layers() -> None:
+    """Layers replaced after construction (``convert_sync_batchnorm``, assignment, the
+    replicas of ``DataParallel``) are the ones that run and get gradients."""
+    torch.manual_seed(0)
+    net = StepSequential(nn.Linear(4, 6), nn.BatchNorm1d(6), LIF(), nn.Linear(6, 3))
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in converted.modules())
+    net.layers[3] = head = nn.Linear(6, 3)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(2.0)
+    out, _ = net.eval()(torch.rand(5, 4))
+    assert torch.equal(out, torch.full((5, 3), 2.0))
+    out.sum().backward()
+    assert head.bias.grad is not None
+    net.layers[2] = nn.Sequential(nn.ReLU(), LIF())
+    assert net.num_states == 1
+
+
 def test_step_sequential_bad_inputs() -> None:
     with pytest.raises(ValueError, match="layers"):
         StepSequential()

@@ -517,3 +517,18 @@ def test_train_skan_accepts_a_fresh_single_space_model_and_checks_top_k_first() 
     assert all(torch.equal(p, b) for p, b in zip(fresh.parameters(), before, strict=True))
     with pytest.raises(ValueError, match=r"^top_k must be at most the number of spaces \(1\)"):
         train_skan(SKAN([2, 1], spaces=["rbf"]), x, y, steps=6)  # the default top_k = 2
+
+
+def test_bspline_layer_under_autograd_forward_ad() -> None:
+    """Dual inputs take the plain features (the fast Function has no forward-mode rule): the
+    tangent equals ``torch.func.jvp``'s."""
+    import torch.autograd.forward_ad as fwAD
+
+    layer = KANLayer(3, 2, seed=0)
+    x = torch.rand(4, 3, generator=torch.Generator().manual_seed(0)) * 1.8 - 0.9
+    tangent = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    with fwAD.dual_level():
+        out = fwAD.unpack_dual(layer(fwAD.make_dual(x, tangent)))
+    expected, expected_tangent = torch.func.jvp(layer, (x,), (tangent,))
+    torch.testing.assert_close(out.primal, expected)
+    torch.testing.assert_close(out.tangent, expected_tangent)

@@ -172,14 +172,19 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
 
 def under_torch_func() -> bool:
     """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``, ...) is
-    running (False while ``torch.compile`` traces, which handles transforms itself). Code with
-    ``out=`` buffers or a custom ``autograd.Function`` lacking transform rules switches to plain
-    ops then. Needs torch."""
+    running or a forward-mode AD level is open (``torch.autograd.forward_ad.dual_level``);
+    False while ``torch.compile`` traces, which handles transforms itself. Code with ``out=``
+    buffers or a custom ``autograd.Function`` lacking transform rules switches to plain ops
+    then. Needs torch."""
     import torch
+    import torch.autograd.forward_ad as forward_ad
 
     if torch.compiler.is_compiling():  # dynamo cannot trace the query
         return False
-    return torch._C._functorch.peek_interpreter_stack() is not None
+    return (
+        torch._C._functorch.peek_interpreter_stack() is not None
+        or forward_ad._current_level >= 0  # dual tensors take no out= either
+    )
 
 
 def values_hidden(x: Any) -> bool:

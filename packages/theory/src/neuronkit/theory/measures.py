@@ -614,7 +614,7 @@ def empirical_ntk(
     else:
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a dict name -> tensor, got {type(params).__name__}")
-        known = dict(model.named_parameters())
+        known = dict(model.named_parameters(remove_duplicate=False))  # tied names too
         unknown = [k for k in params if k not in known]
         if unknown:
             raise ValueError(f"params must name parameters of model, unknown: {unknown}")

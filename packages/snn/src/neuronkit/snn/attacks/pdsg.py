@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, under_torch_func
 
 from ..surrogate import Surrogate, _heaviside
 
@@ -105,7 +105,8 @@ class RunningChannelStd:
 
 class _PDSGSpike(torch.autograd.Function):
     """Heaviside forward; backward ``grad * N(x; shift * sigma, sigma^2)`` with the sigma of
-    the forward step (saved, since the running statistics move on)."""
+    the forward step (saved, since the running statistics move on), and the same Gaussian in
+    forward mode (``jvp``)."""
 
     @staticmethod
     def forward(x: Tensor, sigma: Tensor, shift: float) -> Tensor:
@@ -116,11 +117,25 @@ class _PDSGSpike(torch.autograd.Function):
         x, sigma, shift = inputs
         ctx.shift = shift
         ctx.save_for_backward(x, sigma)
+        ctx.save_for_forward(x, sigma)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         x, sigma = ctx.saved_tensors
         return grad * _gaussian(x, sigma, ctx.shift), None, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: Tensor, _sigma: Any, _shift: Any) -> Tensor:
+        x, sigma = ctx.saved_tensors
+        return tangent * _gaussian(x, sigma, ctx.shift)
+
+
+def _under_vmap() -> bool:
+    """Whether a ``torch.func.vmap`` is among the running transforms."""
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    vmap = torch._C._functorch.TransformType.Vmap
+    return any(i.key() == vmap for i in retrieve_all_functorch_interpreters())
 
 
 def _gaussian(x: Tensor, sigma: Tensor, shift: float) -> Tensor:
@@ -142,7 +157,10 @@ class PDSG(Surrogate):
 
     Stateful: it holds running statistics (not part of equality or hashing). Neurons call
     :meth:`fire` with the membrane; ``pdsg(x)`` alone uses the statistics of ``x`` itself,
-    which equal the membrane's when the threshold is constant per channel.
+    which equal the membrane's when the threshold is constant per channel. Every call adds
+    to them, so ``torch.utils.checkpoint`` around single steps (its recomputation fires
+    again) counts those steps twice; multi-step runs restart the statistics per sequence
+    (:meth:`begin`). Under ``torch.func.vmap`` it raises (the statistics pool the batch).
     """
 
     alpha: float = 1.0
@@ -167,6 +185,13 @@ class PDSG(Surrogate):
         with the Gaussian gradient of the current sigma (``x = v - threshold``, same shape)."""
         check_type("x", x, Tensor)
         check_type("v", v, Tensor)
+        if under_torch_func() and _under_vmap():
+            raise RuntimeError(
+                "PDSG cannot run under torch.func.vmap: its sigma pools the membrane "
+                "statistics over the whole batch (and keeps them between calls), which a "
+                "per-example map cannot see; swap in a stateless surrogate (e.g. ATan) for "
+                "per-example gradients"
+            )
         self.stats.update(v)
         out: Tensor = _PDSGSpike.apply(x, self.sigma(v), self.shift)
         return out

@@ -302,15 +302,23 @@ class DelayedLinear(nn.Module):
 
     @torch.no_grad()
     def round_delays(self) -> None:
-        """Round the positions to integers in place and switch to integer taps (inference)."""
+        """Round the positions to integers in place and switch to integer taps (inference).
+        Integer taps pass no gradient to the positions, so learned positions stop requiring
+        one (training the weights alone, e.g. under DDP, then finds no unused parameter)."""
         self.positions.clamp_(0, self.max_delay - 1).round_()
-        self.hard = True
+        self._set_hard(True)
 
     def soft_delays(self) -> None:
-        """Go back to Gaussian taps (e.g. to fine-tune after :meth:`round_delays`)."""
+        """Go back to Gaussian taps (e.g. to fine-tune after :meth:`round_delays`); learned
+        positions require a gradient again."""
         if self.mode != "learned":
             raise ValueError(f"soft delays need delays='learned', this layer has {self.mode!r}")
-        self.hard = False
+        self._set_hard(False)
+
+    def _set_hard(self, hard: bool) -> None:
+        self.hard = hard or self.mode != "learned"
+        if isinstance(self.positions, nn.Parameter):
+            self.positions.requires_grad_(not self.hard)
 
     def get_extra_state(self) -> dict[str, bool]:
         """The tap mode, saved in the state dict with the positions it applies to."""
@@ -320,7 +328,7 @@ class DelayedLinear(nn.Module):
         """Restore the tap mode (a ``"fixed"`` or ``"none"`` layer stays hard)."""
         if not (isinstance(state, dict) and isinstance(state.get("hard"), bool)):
             raise ValueError(f"state must be a dict {{'hard': bool}}, got {state!r:.80}")
-        self.hard = state["hard"] or self.mode != "learned"
+        self._set_hard(state["hard"])
 
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian spread (>= 0) of the taps."""

@@ -94,24 +94,29 @@ class StepSequential(nn.Module):
         super().__init__()
         if not layers:
             raise ValueError("layers must hold at least one module, got none")
-        steps: list[tuple[str, nn.Module]] = []
         for i, layer in enumerate(layers):
             check_type(f"layers[{i}]", layer, nn.Module)
-            steps.extend(_step_order(layer, f"layers[{i}]"))
         self.layers = nn.ModuleList(layers)
-        self._names = [name for name, _ in steps]
-        self._steps = [m for _, m in steps]  # nested nn.Sequential flattened (not registered twice)
-        self._stateful = [_steps_itself(layer) for layer in self._steps]
+        self._order()  # refuses what cannot run one step at a time, now rather than at forward
+
+    def _order(self) -> list[tuple[str, nn.Module]]:
+        """The ``(name, module)`` pairs run in order, read from the registered ``layers`` on
+        every call (so replaced layers, ``convert_sync_batchnorm`` and ``DataParallel``
+        replicas run what is registered), nested ``nn.Sequential`` flattened."""
+        return [
+            p for i, layer in enumerate(self.layers) for p in _step_order(layer, f"layers[{i}]")
+        ]
 
     @property
     def num_states(self) -> int:
         """Number of neuron modules (entries of the state tuple)."""
-        return sum(self._stateful)
+        return sum(_steps_itself(m) for _, m in self._order())
 
     def forward(self, x: Tensor, state: tuple[Any, ...] | None = None) -> tuple[Tensor, Any]:
         """One step: ``x: [B, ...]`` -> ``(out [B, ...], state)``."""
         check_type("x", x, Tensor)
-        n = self.num_states
+        order = self._order()
+        n = sum(_steps_itself(m) for _, m in order)
         if state is None:
             state = (None,) * n
         elif not isinstance(state, tuple) or len(state) != n:
@@ -123,8 +128,8 @@ class StepSequential(nn.Module):
         new: list[Any] = []
         h = x
         i = 0
-        for j, (layer, stateful) in enumerate(zip(self._steps, self._stateful)):
-            if stateful:
+        for name, layer in order:
+            if _steps_itself(layer):
                 out = getattr(layer, "step")(h, state[i])  # noqa: B009
                 if not (isinstance(out, tuple) and len(out) == 2):
                     got = (
@@ -133,7 +138,7 @@ class StepSequential(nn.Module):
                         else type(out).__name__
                     )
                     raise TypeError(
-                        f"{self._names[j]} ({type(layer).__name__}).step must return "
+                        f"{name} ({type(layer).__name__}).step must return "
                         f"(output, state), got {got}"
                     )
                 h, s = out

@@ -364,8 +364,9 @@ def _plain_features(
 
 def _features(x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool) -> torch.Tensor:
     """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]``: the fast Function,
-    or under a ``torch.func`` transform (``vmap``, ``jacrev``, ``jvp``: its scatter into a new
-    buffer and its closed-form backward have no transform rules) or ``torch.jit.trace`` (also
+    or under a ``torch.func`` transform or forward-mode AD (``vmap``, ``jacrev``, ``jvp``,
+    ``forward_ad``: its scatter into a new buffer and its closed-form backward have no
+    transform rules) or ``torch.jit.trace`` (also
     ONNX's legacy exporter, which cannot trace a Python autograd Function's saved state)
     :func:`_plain_features`, the same values differentiated by autograd."""
     if under_torch_func() or torch.jit.is_tracing():
