@@ -83,6 +83,11 @@ class StepSequential(nn.Module):
     state) -> (out_t, state)`` method; otherwise it is refused (its neurons would read the
     batch axis as time).
 
+    Hooks: ``layer.step`` and the children of a nested ``nn.Sequential`` are called directly,
+    so forward hooks on neuron modules and on nested ``nn.Sequential`` containers do not fire
+    (as for any method other than ``forward``); hooks on the stateless layers and on this
+    module do (a neuron's spikes are the input of the layer after it, e.g. a pre-hook there).
+
     >>> from neuronkit.snn import LIF
     >>> net = StepSequential(nn.Linear(4, 8), LIF(), nn.Linear(8, 3))
     >>> out, state = net(torch.rand(2, 4))
