@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from neuronkit.common import (
@@ -175,6 +176,21 @@ class CodebookLayer(nn.Module):
             each code since the last :meth:`reset_counts` (or dead-code replacement).
         last_codes: ids chosen in the last forward call (after forcing), or None: ``[..., k]``,
             or ``[..., G, k]`` with groups (the ids of group ``g`` index its own codebook).
+
+    Data-parallel training (``DistributedDataParallel``): while ``torch.distributed`` has a
+    process group of more than one rank, a forward call in training mode sums the codes
+    chosen on all ranks into ``counts`` (an all-reduce), so every rank sees the same, global
+    usage and replaces the same dead codes, and after a replacement every rank takes rank 0's
+    new code vectors (a broadcast of the codebook). The replicas thus stay identical (DDP
+    itself only averages gradients, and overwrites the other ranks' buffers with rank 0's).
+    Such a forward call is a collective: every rank must make it, equally often, as under DDP.
+    In eval mode, and in direct calls of :meth:`replace_dead_codes`, the bookkeeping stays
+    local to the rank.
+
+    Recomputing the forward call, as reentrant ``torch.utils.checkpoint``
+    (``use_reentrant=True``) does in the backward pass, repeats the bookkeeping: the vectors
+    are counted twice and the replacement schedule advances twice (and, distributed, the
+    collectives run again during the backward pass). Do not checkpoint the layer that way.
     """
 
     counts: torch.Tensor
@@ -307,13 +323,19 @@ class CodebookLayer(nn.Module):
             self._last_output = codes_out
             for record in self._records:
                 record.append(ids.detach().cpu())
+        sync = self.training and _distributed()
         with torch.no_grad():
-            self.counts += self._count(ids, forced)
+            step_counts = self._count(ids, forced)
+            if sync:  # global statistics: every rank adds the codes chosen on all ranks
+                dist.all_reduce(step_counts)
+            self.counts += step_counts
         if self.training and self.replace_after_steps > 0:
             self._steps += 1
             if self._steps >= self.replace_after_steps:
                 self._steps = 0
-                self.replace_dead_codes(a.detach())
+                replaced = self.replace_dead_codes(a.detach())
+                if sync and replaced:  # the same dead codes on every rank: take rank 0's
+                    dist.broadcast(self.codebook.data, src=0)  # new vectors everywhere
         return out
 
     def _offsets(self, device: torch.device) -> torch.Tensor:
@@ -514,6 +536,12 @@ class CodebookLayer(nn.Module):
             yield
         finally:
             self._forced = [f for f in self._forced if f is not entry]
+
+
+def _distributed() -> bool:
+    """Whether a ``torch.distributed`` default process group of more than one rank is set up
+    (the codebook layer then keeps its replicas in step, see :class:`CodebookLayer`)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _is_exporting() -> bool:
