@@ -709,6 +709,16 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
     return target
 
 
+def _float_keep(keep: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """A copy of the ``[C]`` mask ``keep`` (bool, or 0/1) as 0/1 in ``module``'s floating dtype
+    (its first floating parameter's, else the default dtype): the masked norms' ``keep``
+    buffer, which weight averaging over buffers (``AveragedModel(use_buffers=True)``, EMA)
+    interpolates, so it cannot be bool (an average of equal 0/1 masks is the same mask)."""
+    params = (p for p in module.parameters() if p.is_floating_point())
+    dtype = next(params, torch.empty(0)).dtype
+    return (keep.detach() != 0).to(dtype)
+
+
 class MaskedLayerNorm(nn.Module):
     """An ``nn.LayerNorm`` (or a subclass with its own ``forward``, such as torchvision's
     channels-first ``LayerNorm2d``) whose statistics use only the kept channels (oracle use).
@@ -718,7 +728,8 @@ class MaskedLayerNorm(nn.Module):
 
     Args:
         layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine).
-        keep: ``[C]`` bool mask of kept channels.
+        keep: ``[C]`` bool (or 0/1) mask of kept channels; stored as the buffer ``keep``, a
+            0/1 mask in the layer's floating dtype (weight averaging needs one).
     """
 
     def __init__(self, layernorm: nn.LayerNorm, keep: torch.Tensor) -> None:
@@ -728,7 +739,7 @@ class MaskedLayerNorm(nn.Module):
             raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
         super().__init__()
         self.inner = layernorm
-        self.register_buffer("keep", keep.clone())
+        self.register_buffer("keep", _float_keep(keep, layernorm))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The layer's own forward (``[..., C]`` -> ``[..., C]`` for ``nn.LayerNorm``)."""
@@ -779,7 +790,8 @@ class MaskedNorm(nn.Module):
 
     Args:
         norm: the original layer; its 1-D parameters are ``[C]`` per-channel.
-        keep: ``[C]`` bool mask of kept channels.
+        keep: ``[C]`` bool (or 0/1) mask of kept channels; stored as the buffer ``keep``, a
+            0/1 mask in the layer's floating dtype (weight averaging needs one).
     """
 
     def __init__(self, norm: nn.Module, keep: torch.Tensor) -> None:
@@ -789,15 +801,16 @@ class MaskedNorm(nn.Module):
             raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
         super().__init__()
         self.inner = copy.deepcopy(norm)
+        mask = keep.detach() != 0
         with torch.no_grad():
             for pname, p in list(self.inner.named_parameters(recurse=False)):
                 if p.ndim == 1 and p.shape[0] == keep.numel():
-                    self.inner._parameters[pname] = nn.Parameter(p.detach()[keep].clone())
-        self.register_buffer("keep", keep.clone())
+                    self.inner._parameters[pname] = nn.Parameter(p.detach()[mask].clone())
+        self.register_buffer("keep", _float_keep(mask, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: ``[..., C]`` -> ``[..., C]``."""
-        keep: Any = self.keep
+        keep: Any = self.keep != 0  # the 0/1 buffer as an index mask
         y = torch.zeros_like(x)
         y[..., keep] = self.inner(x[..., keep]).to(x.dtype)
         return y

@@ -147,13 +147,33 @@ def mass_targets(activation: torch.Tensor, ratio: float, criterion: str = "max")
 
 
 class _BinarizeSTE(torch.autograd.Function):
+    """``probs > threshold`` forward, straight-through (identity) backward and forward-mode
+    rule; the new-style form (``setup_context``, generated vmap rule, ``jvp``) runs under
+    ``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``, ``jvp``...)."""
+
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    def forward(probs: torch.Tensor, threshold: float) -> torch.Tensor:
         return (probs > threshold).to(probs.dtype)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        pass  # the straight-through rules need nothing saved
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, _: None) -> torch.Tensor:
+        return tangent
+
+
+class _CompiledBinarizeSTE(_BinarizeSTE):
+    """:class:`_BinarizeSTE` as ``torch.compile`` traces it: dynamo refuses a custom ``jvp``."""
+
+    jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
 
 
 def binarize_ste(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -170,7 +190,8 @@ def binarize_ste(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     if not probs.is_floating_point():
         raise TypeError(f"probs must be a floating-point tensor, got dtype {probs.dtype}")
     check_number("threshold", threshold, ge=0.0, lt=1.0)
-    out: torch.Tensor = _BinarizeSTE.apply(probs, float(threshold))
+    fn = _CompiledBinarizeSTE if torch.compiler.is_compiling() else _BinarizeSTE
+    out: torch.Tensor = fn.apply(probs, float(threshold))
     return out
 
 

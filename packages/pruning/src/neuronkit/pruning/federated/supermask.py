@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from neuronkit.common import check_number, check_seed, check_type
+from neuronkit.common import check_number, check_seed, check_type, under_torch_func
 from neuronkit.pruning.lottery import prunable_weights
 
 __all__ = [
@@ -42,13 +42,33 @@ Masks = dict[str, torch.Tensor]
 
 
 class _SignSTE(torch.autograd.Function):
+    """``sign`` forward, straight-through (identity) backward and forward-mode rule; the
+    new-style form (``setup_context``, generated vmap rule, ``jvp``) runs under ``torch.func``
+    transforms (``grad``, ``vmap``, ``jacrev``, ``jvp``...)."""
+
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor) -> torch.Tensor:
+    def forward(scores: torch.Tensor) -> torch.Tensor:
         return torch.where(scores >= 0, 1.0, -1.0).to(scores.dtype)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        pass  # the straight-through rules need nothing saved
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         return grad
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor) -> torch.Tensor:
+        return tangent
+
+
+class _CompiledSignSTE(_SignSTE):
+    """:class:`_SignSTE` as ``torch.compile`` traces it: dynamo refuses a custom ``jvp``."""
+
+    jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
 
 
 def _topk_indices(flat: torch.Tensor, k: int) -> torch.Tensor:
@@ -73,17 +93,43 @@ def _topk_indices(flat: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class _TopKSTE(torch.autograd.Function):
+    """Top-``k`` 0/1 mask forward, straight-through backward and forward-mode rule. Under a
+    ``torch.func`` transform (or a forward-mode AD level) the mask comes from ``torch.topk``
+    and ``scatter`` alone, which ``vmap`` batches; the numpy fast path of
+    :func:`_topk_indices` (which picks the same set) runs only on plain tensors."""
+
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor, k: int) -> torch.Tensor:
+    def forward(scores: torch.Tensor, k: int) -> torch.Tensor:
         flat = scores.detach().flatten()
         out = torch.zeros_like(flat)
         if k > 0:
-            out[_topk_indices(flat, k)] = 1.0
+            # wrapped tensors have no host values for numpy; dynamo cannot trace argpartition
+            if under_torch_func() or torch.compiler.is_compiling():
+                idx = torch.topk(flat, k, sorted=False).indices
+                out = out.scatter(0, idx, 1.0)
+            else:
+                out[_topk_indices(flat, k)] = 1.0
         return out.reshape(scores.shape)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        pass  # the straight-through rules need nothing saved
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, _: None) -> torch.Tensor:
+        return tangent
+
+
+class _CompiledTopKSTE(_TopKSTE):
+    """:class:`_TopKSTE` as ``torch.compile`` traces it: dynamo refuses a custom ``jvp``."""
+
+    jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
 
 
 def sign_ste(scores: torch.Tensor) -> torch.Tensor:
@@ -99,7 +145,8 @@ def sign_ste(scores: torch.Tensor) -> torch.Tensor:
     check_type("scores", scores, torch.Tensor)
     if not scores.is_floating_point():
         raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
-    out: torch.Tensor = _SignSTE.apply(scores)
+    fn = _CompiledSignSTE if torch.compiler.is_compiling() else _SignSTE
+    out: torch.Tensor = fn.apply(scores)
     return out
 
 
@@ -119,7 +166,8 @@ def topk_mask_ste(scores: torch.Tensor, k: int) -> torch.Tensor:
         raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
     check_number("k", k, ge=0, le=scores.numel(), integer=True)
     # rank |s|; the gradient flows through abs() (edge-popup's clamped scores)
-    out: torch.Tensor = _TopKSTE.apply(scores.abs(), int(k))
+    fn = _CompiledTopKSTE if torch.compiler.is_compiling() else _TopKSTE
+    out: torch.Tensor = fn.apply(scores.abs(), int(k))
     return out
 
 
