@@ -62,6 +62,7 @@ from neuronkit.common import eval_mode
 
 from .tracing import (
     UntraceableModelError,
+    _global_forward_hooks,
     _graph_module,
     _has_forward_hooks,
     _reads_metadata,
@@ -301,6 +302,10 @@ _POOL_MODULES: tuple[type[nn.Module], ...] = (
     nn.AdaptiveMaxPool3d,
 )
 _F = torch.nn.functional
+_GLOBAL_HOOKS = (
+    "global forward hooks (torch.nn.modules.module.register_module_forward_hook / "
+    "register_module_forward_pre_hook) run on every module, unseen by the trace"
+)
 _ELEMENTWISE_FUNCS: set[Any] = {
     torch.relu,
     _F.relu,
@@ -1965,9 +1970,13 @@ class DependencyGraph:
                 g.attention.append(name)
         # hooks on the model itself (e.g. lottery masks' pre-hook) act on what the trace saw
         root_hooked = isinstance(self.model, nn.Module) and _has_forward_hooks(self.model)
+        # and global ones (torch.nn.modules.module.register_module_forward_hook) on every module
+        global_hooked = _global_forward_hooks()
         for g in groups:
             if g.prunable and g.size <= g.multiple:
                 g.prunable, g.reason = False, "too few channels to remove whole units"
+            if g.prunable and global_hooked:
+                g.prunable, g.reason = False, _GLOBAL_HOOKS
             if g.prunable and root_hooked:
                 g.prunable, g.reason = False, "forward hooks on the model, unseen by the trace"
         # each rewritable size attribute: (group, channel) of every entry of its axis

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neuronkit.common import detached_input, grad_enabled
 
@@ -60,6 +61,43 @@ def get_param(model: nn.Module, module: str, name: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{module}.{name} is not a tensor")
     return value
+
+
+def _is_parametrized(model: nn.Module, module: str, name: str) -> bool:
+    """Whether the tensor ``name`` (dotted) of ``module`` is computed by a parametrization
+    (``weight_norm``, ``spectral_norm``, ...) rather than held as a parameter or buffer."""
+    owner = model.get_submodule(module) if module else model
+    prefix, _, leaf = name.rpartition(".")
+    if prefix:
+        owner = owner.get_submodule(prefix)
+    return parametrize.is_parametrized(owner, leaf)
+
+
+def _materialize_parametrizations(model: nn.Module) -> None:
+    """Replace every parametrized tensor of ``model`` (a scoring copy) by a plain parameter
+    (or buffer) holding its current value, the tensor the forward computes with: gradients
+    (``w * dL/dw``) and SynFlow's ``|w|`` then apply to the weight itself, as for the same
+    model without parametrizations, not to the parametrization's originals (``g``, ``v``).
+
+    Not ``parametrize.remove_parametrizations``: it deletes the tensor's property from the
+    module's ``Parametrized*`` class, which a deep copy shares with the caller's module."""
+    for mod in list(model.modules()):
+        if not parametrize.is_parametrized(mod):
+            continue
+        chains: Any = mod.parametrizations
+        plain: dict[str, tuple[torch.Tensor, bool, bool]] = {}
+        for name in list(chains.keys()):
+            originals = chains[name]._parameters  # original / original0, original1, ...
+            trainable = any(p is not None and p.requires_grad for p in originals.values())
+            with torch.no_grad():
+                plain[name] = (getattr(mod, name).detach(), bool(originals), trainable)
+        mod.__class__ = parametrize.type_before_parametrizations(mod)  # this module only
+        del mod._modules["parametrizations"]
+        for name, (value, is_param, trainable) in plain.items():
+            if is_param:
+                mod.register_parameter(name, nn.Parameter(value, requires_grad=trainable))
+            else:
+                mod.register_buffer(name, value)
 
 
 def member_channel_scores(member: GroupMember, values: torch.Tensor) -> torch.Tensor:
@@ -338,6 +376,7 @@ class _GradientImportance(GroupImportance):
             return graph.model
         with grad_enabled(type(self).__name__):
             model = copy.deepcopy(graph.model)
+            _materialize_parametrizations(model)  # dL/dw of a parametrized w itself
             model.zero_grad(set_to_none=True)
             for g in graph.prunable_groups():
                 for m in g.members:
@@ -364,6 +403,20 @@ class _GradientImportance(GroupImportance):
         return model
 
     def prepare(self, graph: DependencyGraph) -> None:
+        if self.inputs is None:
+            computed = [
+                f"{m.module}.{m.param}" if m.module else m.param
+                for g in graph.prunable_groups()
+                for m in g.members
+                if _is_parametrized(graph.model, m.module, m.param)
+            ]
+            if computed:
+                raise ValueError(
+                    f"inputs: {sorted(set(computed))} are parametrized (computed from "
+                    "parametrization originals, e.g. weight_norm's g and v), so backward leaves "
+                    "no .grad on them to score; pass inputs and targets to compute the "
+                    "gradients of the weights themselves"
+                )
         model = self._model_with_grads(graph)
         self._grads = {}
         for g in graph.prunable_groups():
@@ -416,7 +469,11 @@ class SynFlowImportance(GroupImportance):
         # every parameter scores, frozen ones too (as federated.synflow_scores), whatever the
         # caller's grad mode
         with grad_enabled(type(self).__name__):
-            model = copy.deepcopy(graph.model).double().eval()
+            model = copy.deepcopy(graph.model)
+            # a parametrized weight is linearised as the weight it computes, |w| (not as
+            # |g| and |v| of weight_norm, or spectral_norm's |W| / sigma(|W|))
+            _materialize_parametrizations(model)
+            model = model.double().eval()
             with torch.no_grad():  # every float entry of the state, buffers (BN statistics)
                 for t in model.state_dict().values():  # too, as the authors' linearize does
                     if t.is_floating_point():

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neuronkit.common import check_finite, check_number
 
@@ -48,6 +49,7 @@ from .prune import (
     _group_ratio,
     _keep_count,
     _names_touch,
+    _set_tensor,
     _unit,
     _validate_names,
     prune,
@@ -333,17 +335,27 @@ class _Layer:
     def write(self, mod: Any) -> None:
         w = torch.cat([c.w for c in self.parts])
         weight = getattr(mod, self.weight_name)
-        with torch.no_grad():
-            weight.copy_(w[:, :-1].reshape(weight.shape).to(weight.dtype))
-            b = w[:, -1].to(weight.dtype)
-            if getattr(mod, self.bias_name) is None:
-                setattr(mod, self.bias_name, nn.Parameter(b.clone()))
-                if isinstance(mod, nn.MultiheadAttention) and mod.out_proj.bias is None:
-                    # torch's attention takes both biases or neither: a zero output bias
-                    proj = mod.out_proj
-                    proj.bias = nn.Parameter(torch.zeros_like(proj.weight[:, 0]))
-            else:
-                getattr(mod, self.bias_name).copy_(b)
+        b = w[:, -1].to(weight.dtype)
+        _write_tensor(mod, self.weight_name, w[:, :-1].reshape(weight.shape).to(weight.dtype))
+        if getattr(mod, self.bias_name) is None:
+            setattr(mod, self.bias_name, nn.Parameter(b.clone()))
+            if isinstance(mod, nn.MultiheadAttention) and mod.out_proj.bias is None:
+                # torch's attention takes both biases or neither: a zero output bias
+                proj = mod.out_proj
+                proj.bias = nn.Parameter(torch.zeros_like(proj.weight[:, 0]))
+        else:
+            _write_tensor(mod, self.bias_name, b)
+
+
+def _write_tensor(mod: nn.Module, name: str, value: torch.Tensor) -> None:
+    """Set ``mod.<name>`` to ``value`` in place; a parametrized tensor (``weight_norm``) is a
+    computed one that a copy into would not change: it is assigned (its parametrization's
+    ``right_inverse`` sets the originals, e.g. ``g`` and ``v``)."""
+    if parametrize.is_parametrized(mod, name):
+        _set_tensor(mod, "", name, value)
+        return
+    with torch.no_grad():
+        getattr(mod, name).copy_(value)
 
 
 class OBSImportance(GroupImportance):

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.nn.modules import module as _torch_module
 
 __all__ = [
     "ConcreteTracer",
@@ -78,6 +79,14 @@ def _records_output(hook: Any) -> bool:
     return getattr(hook, "__module__", None) == "transformers.utils.output_capturing"
 
 
+def _global_forward_hooks() -> bool:
+    """True while global forward hooks or pre-hooks are registered
+    (``torch.nn.modules.module.register_module_forward_hook`` / ``_pre_hook``): they run on
+    every module call. The traces run them on concrete values only (the leaves' calls, as
+    hooked modules' hooks), never on traced ones; the dependency graph freezes every group."""
+    return bool(_torch_module._global_forward_hooks or _torch_module._global_forward_pre_hooks)
+
+
 def _has_forward_hooks(module: nn.Module) -> bool:
     """True when forward hooks or pre-hooks are registered on ``module`` (other than those
     that only record its output): ``torch.fx`` calls ``forward`` without them, so what they
@@ -87,10 +96,37 @@ def _has_forward_hooks(module: nn.Module) -> bool:
     )
 
 
+def _trace_through(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Trace through module ``m`` (not a leaf: no forward hooks but output recorders):
+    ``m.forward`` and the recorders, not ``nn.Module.__call__``, whose other hooks must not
+    see traced values (global forward hooks; backward hooks, which wrap the outputs)."""
+    out = m.forward(*args, **kwargs)
+    return _run_output_recorders(m, args, out) if m._forward_hooks else out
+
+
+def _call_hooked(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``module(*args, **kwargs)`` on concrete values for a module with forward hooks (a leaf
+    of the trace), as the model calls it: its hooks run and what they change (an output's
+    shape) is what the graph's later nodes see, but not the output recorders (run on the
+    traced output instead). With gradients enabled, whatever the caller's grad mode: a hook
+    may register a tensor hook on its output (Grad-CAM), which needs a grad-tracking one."""
+    hooks = module._forward_hooks
+    kept = {k: h for k, h in hooks.items() if not _records_output(h)}
+    swap = len(kept) != len(hooks)
+    if swap:  # a new dict on the module meanwhile: the caller's dict itself is untouched
+        module._forward_hooks = type(hooks)(kept)
+    try:
+        with torch.enable_grad():
+            return module(*args, **kwargs)
+    finally:
+        if swap:
+            module._forward_hooks = hooks
+
+
 def _run_output_recorders(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-    """Run the output-recording hooks of ``module``, a leaf of the trace, on its traced
-    ``output`` (they collect the proxies the model reads later, as they collect tensors in a
-    plain call)."""
+    """Run the output-recording hooks of ``module`` (a leaf of the trace, or a module traced
+    through with its ``forward``) on its traced ``output`` (they collect the proxies the model
+    reads later, as they collect tensors in a plain call)."""
     for hook in list(module._forward_hooks.values()):
         if _records_output(hook):
             hook(module, args, output)
@@ -414,12 +450,17 @@ class ConcreteTracer(_ThreadSafeTracer):
             return forward(*args, **kwargs)
         if _registered(self, m) is None:
             return _call_unregistered(m, forward, args, kwargs)
-        if id(m) not in self._base_layers and self._computes_base_layer(m, args, kwargs):
+        if (
+            m is not self.model
+            and id(m) not in self._base_layers
+            and self._computes_base_layer(m, args, kwargs)
+        ):
             self._base_layers.add(id(m))
-        out = super()._traced_call_module(m, forward, args, kwargs)
-        if m._forward_hooks and self.is_leaf_module(m, _registered(self, m) or ""):
-            _run_output_recorders(m, args, out)  # traced through, ``forward`` ran them
-        return out
+        # a module traced through (the model too: hooks on it freeze every group) runs its
+        # ``forward``, as :func:`_trace_through`: no hook but the output recorders sees traced
+        # values; a leaf is one node, its output recorders run on it
+        out = super()._traced_call_module(m, m.forward, args, kwargs)
+        return _run_output_recorders(m, args, out) if m._forward_hooks else out
 
     def _computes_base_layer(self, m: nn.Module, args: Any, kwargs: Any) -> bool:
         """Whether ``m`` subclasses a torch layer with its own ``forward`` (Falcon's
@@ -549,9 +590,13 @@ class ConcreteTracer(_ThreadSafeTracer):
         elif kind == "call_method":
             value = getattr(a[0], target)(*a[1:], **kw)
         elif kind == "call_module":
+            leaf = self.root.get_submodule(str(target))
             was, self._concrete_run = self._concrete_run, True
-            try:
-                value = self.root.get_submodule(str(target)).forward(*a, **kw)
+            try:  # a hooked leaf with its hooks, as _record_shapes runs the symbolic graph
+                if _has_forward_hooks(leaf) or _global_forward_hooks():
+                    value = _call_hooked(leaf, a, kw)
+                else:
+                    value = leaf.forward(*a, **kw)
             finally:
                 self._concrete_run = was
         else:
@@ -906,7 +951,7 @@ class _PlainTracer(_ThreadSafeTracer):
         if name is None:
             return _call_unregistered(m, forward, args, kwargs)
         if not self.is_leaf_module(m, name):
-            return forward(*args, **kwargs)  # fx's ``forward`` runs the module's hooks
+            return _trace_through(m, args, kwargs)
         return _run_output_recorders(m, args, self.create_proxy("call_module", name, args, kwargs))
 
     def _traced_getattr(
@@ -1027,10 +1072,43 @@ def _trace(
         cause = err.error
         raise ValueError(
             f"example_inputs: running the traced {type(model).__name__} on the example inputs "
-            f"failed at `{err.node.format_node()}` ({type(cause).__name__}: {cause}); pass "
-            "inputs the model accepts"
+            f"failed at `{err.node.format_node()}` ({type(cause).__name__}: {cause})"
+            f"{_hook_culprit(model, err.node, cause)}; pass inputs the model accepts"
         ) from cause
     return model, graph
+
+
+def _hook_culprit(root: nn.Module, node: fx.Node, exc: BaseException) -> str:
+    """``", raised in ... by ..."``: the forward hook or pre-hook (of the module ``node``
+    calls, or a global one) in whose code ``exc`` was raised; ``""`` when none was."""
+    if node.op != "call_module":
+        return ""
+    try:
+        module = _fetch(root, str(node.target))
+    except RuntimeError:
+        return ""
+    tables = (
+        ("its forward hook", module._forward_hooks),
+        ("its forward pre-hook", module._forward_pre_hooks),
+        ("a global forward hook", _torch_module._global_forward_hooks),
+        ("a global forward pre-hook", _torch_module._global_forward_pre_hooks),
+    )
+    codes = {}
+    for kind, hook in ((k, h) for k, table in tables for h in table.values()):
+        while hasattr(hook, "func"):  # functools.partial
+            hook = hook.func
+        code = getattr(hook, "__code__", None)
+        if code is not None:
+            codes[code] = (kind, getattr(hook, "__qualname__", repr(hook)))
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code in codes:
+            kind, name = codes[frame.f_code]
+            where = f"{frame.f_code.co_filename}:{line}"
+            return (
+                f", raised in `{node.target}` by {kind} `{name}` ({where}): hooks run here as "
+                "in a call of the model (with gradients enabled)"
+            )
+    return ""
 
 
 def trace_model(model: nn.Module, example_inputs: Any) -> fx.GraphModule:
@@ -1209,7 +1287,8 @@ def _record_shapes(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) ->
     """
     env: dict[fx.Node, Any] = {}
     args_iter = iter(inputs)
-    modules: dict[str, Any] = {}
+    modules: dict[str, tuple[Any, bool]] = {}  # target -> (module, hooks run on its calls)
+    global_hooks = _global_forward_hooks()
     map_arg = fx.node.map_arg
     load = env.__getitem__
     last_uses: dict[fx.Node, list[fx.Node]] = {}  # free values after their last use
@@ -1246,10 +1325,16 @@ def _record_shapes(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) ->
                 elif op == "call_method":
                     value = getattr(args[0], str(target))(*args[1:], **kwargs)
                 elif op == "call_module":
-                    module = modules.get(str(target))
-                    if module is None:
-                        module = modules[str(target)] = _fetch(root, str(target))
-                    value = module(*args, **kwargs)
+                    entry = modules.get(str(target))
+                    if entry is None:
+                        module = _fetch(root, str(target))
+                        hooked = global_hooks or _has_forward_hooks(module)
+                        entry = modules[str(target)] = (module, hooked)
+                    if entry[1]:  # its hooks run, with gradients (see _call_hooked)
+                        with torch.enable_grad():
+                            value = entry[0](*args, **kwargs)
+                    else:
+                        value = entry[0](*args, **kwargs)
                 elif op == "output":
                     value = args[0]
                 else:

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neuronkit.common import check_number, check_seed, check_type
 
@@ -62,7 +63,12 @@ def prunable_weights(
         model: any ``nn.Module``.
         layer_types: layer classes whose ``weight`` may be pruned (biases never are).
         ignore: parameter names to leave dense (e.g. ``("fc.weight",)`` for the output layer,
-            open_lth's ``pruning_layers_to_ignore``); each must be a prunable weight.
+            open_lth's ``pruning_layers_to_ignore``); each must be a prunable weight or a
+            parametrized one.
+
+    Raises:
+        ValueError: a ``layer_types`` layer's ``weight`` is parametrized (``weight_norm``,
+            ``spectral_norm``, ...) and not in ``ignore``: masks act on plain parameters.
 
     Returns:
         Parameter names in ``model.named_parameters()`` order.
@@ -75,14 +81,33 @@ def prunable_weights(
         raise TypeError(f"ignore must be an iterable of parameter names, got the str {ignore!r}")
     ignored = set(ignore)
     names = []
+    computed: dict[str, str] = {}  # parametrized weights: name -> their parametrizations
     for mod_name, module in model.named_modules():
+        if not isinstance(module, layer_types):
+            continue
+        name = f"{mod_name}.weight" if mod_name else "weight"
+        if parametrize.is_parametrized(module, "weight"):
+            chains: Any = module.parametrizations
+            computed[name] = ", ".join(type(p).__name__ for p in chains["weight"])
+            continue
         weight = getattr(module, "weight", None)
-        if isinstance(module, layer_types) and isinstance(weight, nn.Parameter) and weight.numel():
-            names.append(f"{mod_name}.weight" if mod_name else "weight")
-    unknown = ignored - set(names)
+        if isinstance(weight, nn.Parameter) and weight.numel():
+            names.append(name)
+    unknown = ignored - set(names) - set(computed)
     if unknown:
         raise ValueError(
             f"ignore must name prunable weights of the model ({names}), got {sorted(unknown)}"
+        )
+    refused = {n: kinds for n, kinds in computed.items() if n not in ignored}
+    if refused:
+        which = ", ".join(f"{n} ({kinds})" for n, kinds in refused.items())
+        raise ValueError(
+            f"model: {which} {'is' if len(refused) == 1 else 'are'} parametrized, a weight "
+            "computed from the parametrization's originals (a mask on it would not hold, a mask "
+            "on an original would not zero its entries): lottery masks apply to plain weight "
+            "Parameters; remove the parametrization with "
+            "torch.nn.utils.parametrize.remove_parametrizations, or leave the layer out with "
+            f"ignore={sorted(refused)} or layer_types"
         )
     order = {n: i for i, (n, _) in enumerate(model.named_parameters())}
     return sorted((n for n in names if n not in ignored), key=lambda n: order.get(n, -1))
