@@ -382,6 +382,21 @@ def test_imported_per_neuron_settings_round_trip_through_the_state_dict() -> Non
     assert all(v.dtype == torch.float32 for v in a.float().state_dict().values())
 
 
+def test_a_per_neuron_input_gain_keeps_float64_precision() -> None:
+    """NIR computes the gain ``r`` in float64: a float64 input is scaled by it exactly (it was
+    rounded to float32), a float32 input stays float32."""
+    r = np.array([0.3, 1.7, 0.9])
+    lif = nir.LIF(tau=np.full(3, 5.0), r=r, v_leak=np.zeros(3), v_threshold=np.full(3, 1e9),
+                  v_reset=np.zeros(3))  # fmt: skip
+    net = from_nir(nir.NIRGraph.from_list(lif), dt=1.0)
+    gains = [m.gain for m in net.modules() if isinstance(getattr(m, "gain", None), torch.Tensor)]
+    assert len(gains) == 1
+    assert torch.equal(gains[0], torch.as_tensor(r))  # float64, not 0.30000001...
+    x = torch.rand(3, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert net(x).dtype == torch.float64
+    assert net(x.float()).dtype == torch.float32
+
+
 def test_dag_with_skip_connection_sums_inputs_and_re_exports() -> None:
     torch.manual_seed(0)
     w1, w2, w3 = (np.random.default_rng(i).normal(size=(4, 4)) for i in range(3))

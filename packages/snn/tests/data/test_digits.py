@@ -46,3 +46,14 @@ def test_split_is_stratified_and_seeded() -> None:
 def test_bad_inputs(kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         load_digits(**kwargs)
+
+
+def test_default_dtype_follows_torch_default() -> None:
+    """``dtype=None`` is torch's default dtype: a script that sets float64 gets float64."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert load_digits().x_train.dtype == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    assert load_digits().x_train.dtype == previous

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from neuronkit.theory.data.pde import (
     darcy_coefficient,
@@ -185,3 +186,14 @@ def test_numpy_and_0d_scalar_forcings_and_an_empty_batch() -> None:
     for method in ("direct", "cg"):
         out = solve_darcy(np.ones((0, 4, 4)), method=method)  # was numpy's "zero-size array"
         assert out.shape == (0, 4, 4)
+
+
+def test_darcy_dataset_dtype() -> None:
+    """The solve is float64; the tensors come in ``dtype`` (torch's default for ``None``)."""
+    wide = darcy_dataset(2, 7, seed=0, dtype=torch.float64)
+    narrow = darcy_dataset(2, 7, seed=0)
+    assert wide.solution.dtype == wide.coefficient.dtype == wide.coordinates.dtype == torch.float64
+    assert narrow.solution.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(wide.solution.float(), narrow.solution, rtol=0, atol=0)
+    with pytest.raises(TypeError, match=r"dtype must be a floating torch\.dtype"):
+        darcy_dataset(2, 7, seed=0, dtype=torch.int64)

@@ -532,3 +532,17 @@ def test_bspline_layer_under_autograd_forward_ad() -> None:
     expected, expected_tangent = torch.func.jvp(layer, (x,), (tangent,))
     torch.testing.assert_close(out.primal, expected)
     torch.testing.assert_close(out.tangent, expected_tangent)
+
+
+def test_knots_follow_the_default_dtype() -> None:
+    """``extended_grid(dtype=None)`` and the layers' knots use torch's default dtype, as the
+    weights do (a float64 script got float32 knots beside float64 weights)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        layer = KANLayer(2, 3, seed=0)
+        assert layer.knots.dtype == torch.float64
+        assert extended_grid(2, 5, 3).dtype == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    assert extended_grid(2, 5, 3).dtype == previous

@@ -152,9 +152,11 @@ class Threshold(nn.Module):
 
 
 def _on_device(value: float | Tensor, x: Tensor) -> float | Tensor:
-    """A tensor setting on ``x``'s device (a buffer, already there once the module is moved
-    with ``module.to(device)``); floats pass through."""
-    return value.to(x.device) if isinstance(value, Tensor) else value
+    """A tensor gain on ``x``'s device and in its dtype (a buffer, already there once the
+    module is moved with ``module.to(device)``; kept in float64 as NIR computes it, so a
+    float64 input gets its full precision and a float32 one is not promoted); floats pass
+    through."""
+    return value.to(device=x.device, dtype=x.dtype) if isinstance(value, Tensor) else value
 
 
 class Integrator(nn.Module):
@@ -854,7 +856,7 @@ def _gain(g: Any) -> float | Tensor | None:
     if _close(g, 1.0):
         return None
     first = g.reshape(-1)[0]
-    return float(first) if np.all(g == first) else torch.as_tensor(g.astype(np.float32))
+    return float(first) if np.all(g == first) else torch.as_tensor(g.copy())  # float64
 
 
 def _with_gain(gain: float | Tensor | None, neuron: nn.Module) -> nn.Module:

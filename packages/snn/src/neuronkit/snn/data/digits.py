@@ -30,7 +30,7 @@ def load_digits(
     test_size: float = 0.25,
     seed: int = 0,
     flatten: bool = False,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> Digits:
     """Load digits with a seeded, class-stratified train/test split.
 
@@ -38,7 +38,7 @@ def load_digits(
         test_size: fraction of the 1797 images held out, in (0, 1).
         seed: split seed (same seed, same split).
         flatten: return images as ``[N, 64]`` instead of ``[N, 1, 8, 8]``.
-        dtype: floating dtype of the images.
+        dtype: floating dtype of the images (``None``: torch's default dtype).
     """
     from sklearn.datasets import load_digits as _sk_load_digits
     from sklearn.model_selection import train_test_split
@@ -46,6 +46,8 @@ def load_digits(
     check_number("test_size", test_size, gt=0, lt=1)
     check_number("seed", seed, ge=0, lt=2**32, integer=True)
     check_type("flatten", flatten, bool)
+    if dtype is None:
+        dtype = torch.get_default_dtype()
     check_type("dtype", dtype, torch.dtype)
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")

@@ -438,6 +438,15 @@ class DarcyDataset:
         return int(self.coefficient.shape[-1])
 
 
+def _floating_dtype(dtype: torch.dtype | None) -> torch.dtype:
+    """``dtype``, or torch's default dtype for ``None``; checked to be floating."""
+    if dtype is None:
+        return torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype or None, got {dtype!r:.80}")
+    return dtype
+
+
 def darcy_dataset(
     num: int,
     n: int,
@@ -453,6 +462,7 @@ def darcy_dataset(
     tau: float = 3.0,
     method: str = "cg",
     seed: Seed = None,
+    dtype: torch.dtype | None = None,
 ) -> DarcyDataset:
     """Draw ``num`` random coefficients on an ``n x n`` grid and solve for each.
 
@@ -471,7 +481,10 @@ def darcy_dataset(
         method: linear solver, ``"cg"`` (batched, default) or ``"direct"``; see
             :func:`solve_darcy`.
         seed: int or numpy Generator.
+        dtype: floating dtype of the returned tensors (the solve is float64 either way);
+            ``None``: torch's default dtype (float32 unless changed).
     """
+    dtype = _floating_dtype(dtype)
     boundary = _boundary(boundary)
     n = check_positive_int("n", n, minimum=2)
     check_type("coefficient", coefficient, str)
@@ -503,9 +516,9 @@ def darcy_dataset(
         f = np.broadcast_to(f, (num, n, n))
     u = solve_darcy(a, f, boundary=boundary, method=method)
     return DarcyDataset(
-        coefficient=torch.as_tensor(a, dtype=torch.float32),
-        solution=torch.as_tensor(u, dtype=torch.float32),
-        forcing=torch.as_tensor(np.ascontiguousarray(f), dtype=torch.float32),
+        coefficient=torch.as_tensor(a, dtype=dtype),
+        solution=torch.as_tensor(u, dtype=dtype),
+        forcing=torch.as_tensor(np.ascontiguousarray(f), dtype=dtype),
         boundary=boundary,
-        coordinates=torch.as_tensor(grid_coordinates(n, boundary), dtype=torch.float32),
+        coordinates=torch.as_tensor(grid_coordinates(n, boundary), dtype=dtype),
     )

@@ -57,19 +57,22 @@ def extended_grid(
     k: int,
     grid_range: tuple[float, float] = (-1.0, 1.0),
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Uniform knots ``[in_features, grid + 2k + 1]`` over ``grid_range``, extended by ``k``
-    knot spacings on both sides (pykan's grid), computed in ``dtype`` (use ``torch.float64``
-    for double-precision bases: float32 knots are off by ~1e-8)."""
+    knot spacings on both sides (pykan's grid), computed in ``dtype`` (``None``: torch's
+    default dtype; use ``torch.float64`` for double-precision bases: float32 knots are off by
+    ~1e-8)."""
     in_features = check_positive_int("in_features", in_features)
     grid = check_positive_int("grid", grid)
     k = check_positive_int("k", k, minimum=0)
     lo, hi = float(grid_range[0]), float(grid_range[1])
     if not hi > lo:
         raise ValueError(f"grid_range must be (lo, hi) with hi > lo, got {grid_range!r:.80}")
+    if dtype is None:
+        dtype = torch.get_default_dtype()
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        raise TypeError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
     h = (hi - lo) / grid
     knots = lo + h * torch.arange(-k, grid + k + 1, dtype=dtype)
     return knots.expand(in_features, -1).contiguous()
