@@ -220,7 +220,7 @@ def layer_hessians(
                 # drawn on the CPU generator, then moved: the same draws on every device
                 eps = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
                 axis = 1 + leading_dims(m)  # channels ([T, B, C, ...] for a time-major norm)
-                ones = torch.ones(out.shape[axis], device=out.device)
+                ones = torch.ones(out.shape[axis], dtype=out.dtype, device=out.device)
                 w = m.weight if m.weight is not None else ones
                 b = m.bias if m.bias is not None else torch.zeros_like(ones)
                 shape = [1] * out.ndim

@@ -366,7 +366,7 @@ class BrickDiscovery(EstimatorParams):
                 raise ValueError(
                     f"data_hidden[{i}] must have {len(labels)} columns, got {h.shape[1]}"
                 )
-            onehot = torch.zeros(len(labels), self.n_partitions, device=h.device)
+            onehot = torch.zeros(len(labels), self.n_partitions, dtype=h.dtype, device=h.device)
             ok = labels >= 0
             rows, cols = torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(labels[ok])
             onehot[rows.to(h.device), cols.to(h.device)] = 1.0

@@ -162,15 +162,16 @@ def split_ffn(
     return balanced_kmeans(torch.from_numpy(emb), n_experts, seed=seed)
 
 
-def _onehot(labels: np.ndarray, n_experts: int) -> torch.Tensor:
+def _onehot(labels: np.ndarray, n_experts: int, like: torch.Tensor) -> torch.Tensor:
+    """``[len(labels), n_experts]`` one-hot in the dtype and on the device of ``like``."""
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.dtype.kind not in "iu":
         raise ValueError(f"labels must be a 1-D integer array, got {lab.shape} {lab.dtype}")
     if lab.size and (lab.min() < 0 or lab.max() >= n_experts):
         raise ValueError(f"labels must lie in [0, {n_experts}), got [{lab.min()}, {lab.max()}]")
-    out = torch.zeros(len(lab), n_experts)
+    out = torch.zeros(len(lab), n_experts, dtype=like.dtype)
     out[torch.arange(len(lab)), torch.from_numpy(lab.astype(np.int64))] = 1.0
-    return out
+    return out.to(like.device)
 
 
 def expert_scores(hidden: torch.Tensor, labels: np.ndarray, n_experts: int) -> torch.Tensor:
@@ -179,7 +180,7 @@ def expert_scores(hidden: torch.Tensor, labels: np.ndarray, n_experts: int) -> t
     check_number("n_experts", n_experts, ge=1, integer=True)
     if len(labels) != hidden.shape[1]:
         raise ValueError(f"labels must have {hidden.shape[1]} entries, got {len(labels)}")
-    return hidden.clamp_min(0.0) @ _onehot(labels, n_experts).to(hidden)
+    return hidden.clamp_min(0.0) @ _onehot(labels, n_experts, hidden)
 
 
 class ExpertRouter(nn.Module):
@@ -219,10 +220,10 @@ class ExpertRouter(nn.Module):
                     f"keys must be [d_ff, {d_model}] with one label per row, got "
                     f"{tuple(keys.shape)} and {len(labels)} labels"
                 )
-            onehot = _onehot(labels, n_experts).to(keys.device)
-            centres = (onehot.T @ F.normalize(keys.detach().float(), dim=1)) / onehot.sum(
-                0
-            ).clamp_min(1.0)[:, None]
+            # in the keys' precision, at least float32 (bf16 / fp16 keys averaged in float32)
+            k = keys.detach().to(torch.promote_types(keys.dtype, torch.float32))
+            onehot = _onehot(labels, n_experts, k)
+            centres = (onehot.T @ F.normalize(k, dim=1)) / onehot.sum(0).clamp_min(1.0)[:, None]
             with torch.no_grad():
                 self.proj.weight.copy_(centres)
                 self.mix.weight.copy_(torch.eye(n_experts))
@@ -322,8 +323,7 @@ class RoutedGate:
         check_number("k", k, ge=1, le=router.n_experts, integer=True)
         self.router = router
         self.k = int(k)
-        device = router.proj.weight.device
-        self.expand = _onehot(labels, router.n_experts).T.to(device)  # [K, d_ff]
+        self.expand = _onehot(labels, router.n_experts, router.proj.weight).T  # [K, d_ff]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -338,7 +338,7 @@ def oracle_gate(ffn: FFN, labels: np.ndarray, n_experts: int, k: int) -> Gate:
     check_type("ffn", ffn, FFN)
     check_number("n_experts", n_experts, ge=1, integer=True)
     check_number("k", k, ge=1, le=n_experts, integer=True)
-    expand = _onehot(labels, n_experts).to(ffn.w_in.weight.device)
+    expand = _onehot(labels, n_experts, ffn.w_in.weight)
 
     def gate(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

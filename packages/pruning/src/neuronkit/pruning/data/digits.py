@@ -21,9 +21,9 @@ class DigitsSplit:
     """A train/test split of the digits.
 
     Attributes:
-        x_train: ``[N_train, 1, 8, 8]`` float32 images.
+        x_train: ``[N_train, 1, 8, 8]`` images (float32 unless another ``dtype`` was asked).
         y_train: ``[N_train]`` int64 labels in ``0..9``.
-        x_test: ``[N_test, 1, 8, 8]`` float32 images.
+        x_test: ``[N_test, 1, 8, 8]`` images (the dtype of ``x_train``).
         y_test: ``[N_test]`` int64 labels.
         mean: the scalar pixel mean subtracted (0 when not normalized).
         std: the scalar pixel standard deviation divided by (1 when not normalized).
@@ -43,7 +43,11 @@ class DigitsSplit:
 
 
 def load_digits(
-    test_fraction: float = 0.25, *, seed: int = 0, normalize: bool = True
+    test_fraction: float = 0.25,
+    *,
+    seed: int = 0,
+    normalize: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> DigitsSplit:
     """Load the 8x8 digits as images and split them with a seeded stratified permutation.
 
@@ -53,17 +57,24 @@ def load_digits(
         normalize: scale pixels to ``[0, 1]`` and then standardize them with the training
             split's scalar mean and standard deviation (test images use the same constants);
             ``False`` returns pixels scaled to ``[0, 1]`` only.
+        dtype: floating dtype of the images; ``None`` (default): ``torch.get_default_dtype()``
+            (float32 unless it was changed).
 
     Returns:
-        :class:`DigitsSplit` with images ``[N, 1, 8, 8]`` (float32) and labels ``[N]`` (int64).
+        :class:`DigitsSplit` with images ``[N, 1, 8, 8]`` (``dtype``) and labels ``[N]``
+        (int64).
     """
     check_number("test_fraction", test_fraction, gt=0.0, lt=1.0)
     check_seed(seed)
     check_type("normalize", normalize, bool)
+    if dtype is None:
+        dtype = torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     from sklearn.datasets import load_digits as _sk_load_digits
 
     data = _sk_load_digits()
-    x = torch.tensor(data.data / 16.0, dtype=torch.float32).reshape(-1, 1, 8, 8)
+    x = torch.tensor(data.data / 16.0, dtype=dtype).reshape(-1, 1, 8, 8)
     y = torch.tensor(data.target, dtype=torch.long)
     gen = torch.Generator().manual_seed(int(seed))
     test_idx, train_idx = [], []

@@ -531,10 +531,12 @@ class DynamicCNN(nn.Module):
         check_finite("x", x)
         gating = self._gating if gating is None else check_choice("gating", gating, GATINGS)
         b = x.shape[0]
-        kept = torch.full((b,), float(x.shape[1]), device=x.device)
+        # counts in the inputs' precision, at least float32 (not torch's default dtype)
+        count_dtype = torch.promote_types(x.dtype, torch.float32)
+        kept = torch.full((b,), float(x.shape[1]), dtype=count_dtype, device=x.device)
         first_in = int(x.shape[1])
         mask_logits, targets, masks, kept_in, geometry = [], [], [], [], []
-        macs = torch.zeros(b, device=x.device)
+        macs = torch.zeros(b, dtype=count_dtype, device=x.device)
         pred_macs = 0
         h = x
         for layer in self.layers:
@@ -648,7 +650,9 @@ def mask_loss(mask_logits: Sequence[torch.Tensor], targets: Sequence[torch.Tenso
             f"mask_logits and targets must be non-empty and of equal length, got "
             f"{len(mask_logits)} and {len(targets)}"
         )
-    total = torch.zeros((), device=mask_logits[0].device)
+    # the logits' precision, at least float32 (not torch's default dtype)
+    loss_dtype = torch.promote_types(mask_logits[0].dtype, torch.float32)
+    total = torch.zeros((), dtype=loss_dtype, device=mask_logits[0].device)
     for i, (p, t) in enumerate(zip(mask_logits, targets)):
         if p.shape != t.shape:
             raise ValueError(
