@@ -41,7 +41,12 @@ class LNPopulation(nn.Module):
         labels: ``[N]`` true type of each neuron (integers ``0..n_types-1``).
         quadrature: optional ``[N, *stimulus_shape]`` quadrature filters (complex cells).
 
-    Forward: ``x [B, *stimulus_shape] -> [B, N]`` (differentiable in ``x``).
+    The filters, gains and biases are stored in the default dtype
+    (``torch.get_default_dtype()`` when the population is built).
+
+    Forward: ``x [B, *stimulus_shape] -> [B, N]`` (differentiable in ``x``), computed and
+    returned in ``x``'s floating dtype (the buffers are cast to it; a non-floating ``x`` is
+    cast to the buffers' dtype).
     """
 
     filters: torch.Tensor
@@ -80,12 +85,13 @@ class LNPopulation(nn.Module):
                     f"quadrature must have the shape of filters {tuple(filters.shape)}, "
                     f"got {tuple(quadrature.shape)}"
                 )
-        self.register_buffer("filters", filters.detach().clone().float())
-        self.register_buffer("gain", gain.detach().clone().float())
-        self.register_buffer("bias", bias.detach().clone().float())
+        dtype = torch.get_default_dtype()
+        self.register_buffer("filters", filters.detach().clone().to(dtype))
+        self.register_buffer("gain", gain.detach().clone().to(dtype))
+        self.register_buffer("bias", bias.detach().clone().to(dtype))
         self.register_buffer("labels", labels.detach().clone().long())
         self.register_buffer(
-            "quadrature", None if quadrature is None else quadrature.detach().clone().float()
+            "quadrature", None if quadrature is None else quadrature.detach().clone().to(dtype)
         )
 
     @property
@@ -107,12 +113,13 @@ class LNPopulation(nn.Module):
                 f"x must be [B, {', '.join(map(str, self.stimulus_shape))}], "
                 f"got shape {tuple(x.shape)}"
             )
-        flat = x.reshape(x.shape[0], -1).to(self.filters.dtype)
-        drive = flat @ self.filters.reshape(self.n_neurons, -1).T
+        dtype = x.dtype if x.is_floating_point() else self.filters.dtype
+        flat = x.reshape(x.shape[0], -1).to(dtype)
+        drive = flat @ self.filters.reshape(self.n_neurons, -1).to(dtype).T
         if self.quadrature is not None:
-            q = flat @ self.quadrature.reshape(self.n_neurons, -1).T
+            q = flat @ self.quadrature.reshape(self.n_neurons, -1).to(dtype).T
             drive = torch.sqrt(drive**2 + q**2 + 1e-8)
-        return F.softplus(self.gain * drive + self.bias)
+        return F.softplus(self.gain.to(dtype) * drive + self.bias.to(dtype))
 
 
 def _generator(seed: int | torch.Generator) -> torch.Generator:
@@ -164,7 +171,8 @@ def on_off_population(
     _check_range("bias_range", bias_range)
     gen = _generator(seed)
     n = 2 * n_per_type
-    pos = torch.arange(size, dtype=torch.float32)
+    dtype = torch.get_default_dtype()
+    pos = torch.arange(size, dtype=dtype)
     centers = size / 2 - 0.5 + _uniform(n, -center_jitter, center_jitter, gen)
     widths = rf_width * (1 + _uniform(n, -width_jitter, width_jitter, gen))
     rf = torch.exp(-0.5 * ((pos[None, :] - centers[:, None]) / widths[:, None]) ** 2)
@@ -172,7 +180,7 @@ def on_off_population(
     rf = rf + filter_noise * torch.randn(n, size, generator=gen) / math.sqrt(size)
     rf = rf / rf.norm(dim=1, keepdim=True)
     labels = torch.cat([torch.zeros(n_per_type), torch.ones(n_per_type)]).long()
-    sign = 1.0 - 2.0 * labels.float()
+    sign = 1.0 - 2.0 * labels.to(dtype)
     gain = _uniform(n, *gain_range, gen)
     bias = _uniform(n, *bias_range, gen)
     return LNPopulation(sign[:, None] * rf, gain, bias, labels)
@@ -229,7 +237,8 @@ def orientation_population(
     gen = _generator(seed)
     n = n_types * n_per_type
     labels = torch.arange(n_types).repeat_interleave(n_per_type)
-    theta = labels.float() * math.pi / n_types + _uniform(
+    dtype = torch.get_default_dtype()
+    theta = labels.to(dtype) * math.pi / n_types + _uniform(
         n, -orientation_jitter, orientation_jitter, gen
     )
     c = (size - 1) / 2
@@ -237,8 +246,8 @@ def orientation_population(
     cy = c + _uniform(n, -position_jitter, position_jitter, gen)
     phase = _uniform(n, -phase_jitter, phase_jitter, gen)
     yy, xx = torch.meshgrid(
-        torch.arange(size, dtype=torch.float32),
-        torch.arange(size, dtype=torch.float32),
+        torch.arange(size, dtype=dtype),
+        torch.arange(size, dtype=dtype),
         indexing="ij",
     )
     dx = xx[None] - cx[:, None, None]

@@ -162,7 +162,8 @@ def compute_exemplars(
         dim: the channel axis of the layer's output (default 1; ``-1`` for channels-last).
 
     Returns:
-        :class:`Exemplars` with ``images [U, k, C, H, W]`` and ``masks [U, k, 1, H, W]``.
+        :class:`Exemplars` with ``images [U, k, C, H, W]`` and ``masks [U, k, 1, H, W]``
+        (masks in the activations' dtype: the layer's, half precision upcast to float32).
     """
     check_type("inputs", inputs, torch.Tensor)
     if inputs.ndim != 4 or inputs.shape[0] == 0:
@@ -213,7 +214,7 @@ def compute_exemplars(
         maps = acts[top_idx, u_rep]  # [U, k, h, w]
         levels = thresholds[:, None].expand(-1, k).reshape(-1)
         masks = upsampled_masks(maps.reshape(-1, *maps.shape[2:]), levels, size)
-        masks = masks.reshape(len(unit_idx), k, 1, *size)
+        masks = masks.reshape(len(unit_idx), k, 1, *size).to(acts.dtype)
     else:
-        masks = torch.ones(len(unit_idx), k, 1, *size, device=acts.device)
+        masks = torch.ones(len(unit_idx), k, 1, *size, dtype=acts.dtype, device=acts.device)
     return Exemplars(unit_idx.clone(), top_idx, top_act, images, masks, thresholds)

@@ -93,6 +93,15 @@ def _check_init(init: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.T
     return init.detach().clone()
 
 
+def _param_dtype(init: torch.Tensor | None) -> torch.dtype:
+    """The dtype of a parameterization's tensors: ``init``'s floating dtype when given (half
+    precision is upcast to float32, as the FFT and the sigmoid inverse need), else the
+    default dtype."""
+    if init is None or not init.is_floating_point():
+        return torch.get_default_dtype()
+    return torch.promote_types(init.dtype, torch.float32)
+
+
 def color_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
     """Square root ``M`` of the channel covariance of ``images`` (``M @ M.T = cov``).
 
@@ -123,12 +132,15 @@ def color_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
     return (sqrt / norm).to(images.dtype)
 
 
-def spectrum_scale(height: int, width: int, decay_power: float = 1.0) -> torch.Tensor:
+def spectrum_scale(
+    height: int, width: int, decay_power: float = 1.0, *, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Per-frequency amplitude ``1 / max(f, 1/max(H, W)) ** decay_power`` of the real FFT.
 
     ``f`` is the radial frequency (cycles per pixel) of each bin of ``torch.fft.rfft2`` on an
     ``[H, W]`` image; the result ``[H, W // 2 + 1]`` is normalized to unit root mean square so
     that a white spectrum of standard deviation ``sd`` gives pixels of about that scale.
+    Computed in float64 and returned in ``dtype`` (default: ``torch.get_default_dtype()``).
     """
     check_number("height", height, ge=1, integer=True)
     check_number("width", width, ge=1, integer=True)
@@ -138,7 +150,7 @@ def spectrum_scale(height: int, width: int, decay_power: float = 1.0) -> torch.T
     freqs = (fx * fx + fy * fy).sqrt()
     scale = freqs.clamp_min(1.0 / max(height, width)).pow(-float(decay_power))
     scale = scale / scale.pow(2).mean().sqrt()
-    return scale.float()
+    return scale.to(torch.get_default_dtype() if dtype is None else dtype)
 
 
 class ImageParam(nn.Module):
@@ -185,7 +197,9 @@ class PixelImage(ImageParam):
         shape: ``[B, C, H, W]``.
         init: start image ``[B, C, H, W]`` or ``[C, H, W]`` (inside ``value_range``; values
             at its edges are pulled in by 0.1% so the sigmoid can be inverted); default:
-            Gaussian noise of standard deviation ``sd`` in the unsquashed space.
+            Gaussian noise of standard deviation ``sd`` in the unsquashed space. The
+            parameter takes ``init``'s floating dtype (half precision: float32), or the
+            default dtype without ``init``.
         sd: noise level of the random start.
         value_range: ``(low, high)`` sigmoid squash, or ``None`` for raw values.
         seed: seed (or ``torch.Generator``) for the random start.
@@ -203,7 +217,8 @@ class PixelImage(ImageParam):
         super().__init__(shape, value_range)
         check_number("sd", sd, ge=0.0)
         if init is not None:
-            pre = self._unsquash(_check_init(init, self.shape).float())
+            dtype = _param_dtype(init)
+            pre = self._unsquash(_check_init(init, self.shape).to(dtype))
         else:
             pre = torch.randn(self.shape, generator=torch_generator(seed)) * float(sd)
         self.pixels = nn.Parameter(pre)
@@ -222,6 +237,8 @@ class FourierImage(ImageParam):
         shape: ``[B, C, H, W]``.
         init: start image (``[B, C, H, W]`` or ``[C, H, W]``), inverted exactly through the
             squash, ``M`` and the FFT; default: a white random spectrum of scale ``sd``.
+            The spectrum, ``scale`` and ``color_matrix`` take ``init``'s floating dtype (half
+            precision: float32), or the default dtype without ``init``.
         sd: noise level of the random start.
         decay_power: exponent of the ``1/f`` amplitude scaling (0: plain Fourier basis).
         decorrelate: mix channels by ``color_matrix`` (default: the ImageNet RGB matrix when
@@ -264,32 +281,33 @@ class FourierImage(ImageParam):
                     f"got {tuple(color_matrix.shape)}"
                 )
             check_finite("color_matrix", color_matrix)
+        dtype = _param_dtype(init)
         if not decorrelate:
-            matrix = torch.eye(c)
+            matrix = torch.eye(c, dtype=dtype)
         elif color_matrix is not None:
-            matrix = color_matrix.detach().float().clone()
+            matrix = color_matrix.detach().to(dtype).clone()
         elif c == 3:
-            matrix = torch.tensor(IMAGENET_COLOR_CORRELATION)
+            matrix = torch.tensor(IMAGENET_COLOR_CORRELATION, dtype=dtype)
             matrix = matrix / matrix.norm(dim=0).max()
         else:
-            matrix = torch.eye(c)
+            matrix = torch.eye(c, dtype=dtype)
         if abs(float(torch.linalg.det(matrix.double()))) < 1e-10:
             raise ValueError("color_matrix must be invertible (its determinant is ~0)")
         self.decay_power = float(decay_power)
-        self.register_buffer("scale", spectrum_scale(h, w, decay_power))
+        self.register_buffer("scale", spectrum_scale(h, w, decay_power, dtype=dtype))
         self.register_buffer("color_matrix", matrix)
         if init is not None:
-            target = self._unsquash(_check_init(init, self.shape).float())
+            target = self._unsquash(_check_init(init, self.shape).to(dtype))
             spectrum = self._analyze(target)
         else:
             spectrum = torch.randn(
-                (b, c, h, w // 2 + 1, 2), generator=torch_generator(seed)
+                (b, c, h, w // 2 + 1, 2), generator=torch_generator(seed), dtype=dtype
             ) * float(sd)
         self.spectrum = nn.Parameter(spectrum)
 
     def _analyze(self, pre: torch.Tensor) -> torch.Tensor:
         """The spectrum parameter whose rendering (before the squash) is ``pre``."""
-        inverse = torch.linalg.inv(self.color_matrix.double()).float()
+        inverse = torch.linalg.inv(self.color_matrix.double()).to(self.color_matrix.dtype)
         mixed = torch.einsum("dc,bchw->bdhw", inverse, pre)
         freq = torch.fft.rfft2(mixed, norm="ortho") / self.scale
         return torch.view_as_real(freq).contiguous()

@@ -80,15 +80,20 @@ def l2_penalty(x: torch.Tensor, center: float = 0.0) -> torch.Tensor:
     return (x - center).pow(2).flatten(1).mean(1)
 
 
-def gaussian_kernel1d(sigma: float, radius: int | None = None) -> torch.Tensor:
-    """Normalized 1-D Gaussian kernel ``[2 * radius + 1]`` (default radius ``ceil(3 sigma)``)."""
+def gaussian_kernel1d(
+    sigma: float, radius: int | None = None, *, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Normalized 1-D Gaussian kernel ``[2 * radius + 1]`` (default radius ``ceil(3 sigma)``).
+
+    Computed in float64 and returned in ``dtype`` (default: ``torch.get_default_dtype()``).
+    """
     check_number("sigma", sigma, gt=0.0)
     if radius is None:
         radius = max(1, math.ceil(3.0 * sigma))
     check_number("radius", radius, ge=0, integer=True)
     t = torch.arange(-int(radius), int(radius) + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (k / k.sum()).float()
+    return (k / k.sum()).to(torch.get_default_dtype() if dtype is None else dtype)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -104,7 +109,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = min(max(1, math.ceil(3.0 * sigma)), min(x.shape[-2:]) - 1)
     if radius < 1:
         return x
-    k = gaussian_kernel1d(sigma, radius).to(dtype=x.dtype, device=x.device)
+    # the kernel in the image's precision (half precision via float32, as before)
+    k = gaussian_kernel1d(sigma, radius, dtype=torch.promote_types(x.dtype, torch.float32))
+    k = k.to(dtype=x.dtype, device=x.device)
     c = x.shape[1]
     out = F.pad(x, (radius, radius, 0, 0), mode="reflect")
     out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
