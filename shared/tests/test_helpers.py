@@ -749,3 +749,14 @@ def test_lazy_exports_reject_a_stub_without_a_consistent_all(tmp_path: Path) -> 
     )
     with pytest.raises(ValueError, match=r"__all__ names \['g'\] that the stub does not import"):
         lazy_exports("nk_x", str(init))
+
+
+def test_floating_dtype_defaults_to_torch_default_and_names_the_argument() -> None:
+    torch = pytest.importorskip("torch", reason="dtypes need torch")
+    from neuronkit.common import floating_dtype
+
+    assert floating_dtype("dtype", None) is torch.get_default_dtype()
+    assert floating_dtype("dtype", torch.float64) is torch.float64
+    for bad in (torch.int64, "float32", float):
+        with pytest.raises(TypeError, match=r"images_dtype must be a floating torch\.dtype"):
+            floating_dtype("images_dtype", bad)

@@ -170,6 +170,18 @@ def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
         raise ValueError(f"{name} must have shape {want}, got {_describe(x)}")
 
 
+def floating_dtype(name: str, dtype: Any) -> Any:
+    """``dtype`` checked to be a floating ``torch.dtype``; ``None`` is torch's default dtype
+    (``torch.get_default_dtype()``, float32 unless a script changed it). Needs torch."""
+    import torch
+
+    if dtype is None:
+        return torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating torch.dtype or None, got {dtype!r:.80}")
+    return dtype
+
+
 def under_torch_func() -> bool:
     """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``, ...) is
     running or a forward-mode AD level is open (``torch.autograd.forward_ad.dual_level``);

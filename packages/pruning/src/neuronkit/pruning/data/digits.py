@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuronkit.common import check_number, check_seed, check_type
+from neuronkit.common import check_number, check_seed, check_type, floating_dtype
 
 __all__ = ["DigitsSplit", "load_digits"]
 
@@ -67,10 +67,7 @@ def load_digits(
     check_number("test_fraction", test_fraction, gt=0.0, lt=1.0)
     check_seed(seed)
     check_type("normalize", normalize, bool)
-    if dtype is None:
-        dtype = torch.get_default_dtype()
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    dtype = floating_dtype("dtype", dtype)
     from sklearn.datasets import load_digits as _sk_load_digits
 
     data = _sk_load_digits()

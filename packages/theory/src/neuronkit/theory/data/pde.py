@@ -42,7 +42,14 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from neuronkit.common import check_choice, check_finite, check_ndim, check_number, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_ndim,
+    check_number,
+    check_type,
+    floating_dtype,
+)
 
 from .._utils import Seed, check_positive_int, numpy_rng
 
@@ -438,15 +445,6 @@ class DarcyDataset:
         return int(self.coefficient.shape[-1])
 
 
-def _floating_dtype(dtype: torch.dtype | None) -> torch.dtype:
-    """``dtype``, or torch's default dtype for ``None``; checked to be floating."""
-    if dtype is None:
-        return torch.get_default_dtype()
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype or None, got {dtype!r:.80}")
-    return dtype
-
-
 def darcy_dataset(
     num: int,
     n: int,
@@ -484,7 +482,7 @@ def darcy_dataset(
         dtype: floating dtype of the returned tensors (the solve is float64 either way);
             ``None``: torch's default dtype (float32 unless changed).
     """
-    dtype = _floating_dtype(dtype)
+    dtype = floating_dtype("dtype", dtype)
     boundary = _boundary(boundary)
     n = check_positive_int("n", n, minimum=2)
     check_type("coefficient", coefficient, str)

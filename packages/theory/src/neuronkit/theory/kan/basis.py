@@ -30,7 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type, under_torch_func
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_type,
+    floating_dtype,
+    under_torch_func,
+)
 
 from .._utils import check_positive_int, traced
 
@@ -69,10 +76,7 @@ def extended_grid(
     lo, hi = float(grid_range[0]), float(grid_range[1])
     if not hi > lo:
         raise ValueError(f"grid_range must be (lo, hi) with hi > lo, got {grid_range!r:.80}")
-    if dtype is None:
-        dtype = torch.get_default_dtype()
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
+    dtype = floating_dtype("dtype", dtype)
     h = (hi - lo) / grid
     knots = lo + h * torch.arange(-k, grid + k + 1, dtype=dtype)
     return knots.expand(in_features, -1).contiguous()
