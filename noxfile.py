@@ -36,8 +36,18 @@ PACKAGES: dict[str, tuple[str, str]] = {
 }
 TEST_TOOLS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_TOOLS = nox.project.dependency_groups(PYPROJECT, "lint")
-# The one pytest invocation, shared with tox (tox.ini): settings live in pyproject.toml.
-PYTEST = ("python", "-m", "pytest")
+# The one pytest invocation, shared with tox (tox.ini): settings live in pyproject.toml. Tests
+# run in one pytest-xdist worker per core (at most 4; each test sets its own torch threads),
+# which halves CI on a 2-core machine; work stealing balances the long reproduction tests.
+# `-- -n 0` after a session name runs them in one process.
+PYTEST = (
+    "python",
+    "-m",
+    "pytest",
+    "--numprocesses=auto",
+    "--maxprocesses=4",
+    "--dist=worksteal",
+)
 
 
 def _all_packages() -> list[str]:
