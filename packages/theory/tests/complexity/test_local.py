@@ -157,3 +157,42 @@ def test_errors_of_the_model_other_than_shape_mismatches_pass_through() -> None:
         local_complexity(model, torch.randn(3, 5), radius=0.1, n_directions=2)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert "mat1 and mat2" in str(info.value.__cause__)
+
+
+def test_measuring_a_training_model_leaves_it_as_it_was() -> None:
+    """A model caught mid-training (BatchNorm, dropout in train mode) is measured in eval mode:
+    its statistics, flags and the global RNG are untouched, and the result does not depend on
+    the batch size."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16),
+        torch.nn.BatchNorm1d(16),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(16, 3),
+    ).train()
+    x = torch.randn(12, 8)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    lc = local_complexity(model, x, radius=0.1, n_directions=3, batch_size=12)
+    assert torch.equal(lc, local_complexity(model, x, radius=0.1, n_directions=3, batch_size=2))
+    relu_preactivations(model, x)
+    decision_boundary_points(model, x, 3, iters=4, seed=0)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in buffers.items())
+    assert all(m.training for m in model.modules())
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_boundary_points_need_a_model_returning_logits() -> None:
+    class Pair(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.f = torch.nn.Linear(2, 3)
+
+        def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.f(v), v
+
+    with pytest.raises(
+        TypeError, match=r"model must return a tensor of logits \[B, C\], got tuple"
+    ):
+        decision_boundary_points(Pair(), torch.randn(6, 2), 2)

@@ -635,6 +635,8 @@ def empirical_ntk(
 
     def f_single(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         out = functional_call(model, p, (x.unsqueeze(0),))
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"model must return a tensor, got {type(out).__name__}")
         return out.reshape(-1)
 
     jac_fn: Callable[..., dict[str, torch.Tensor]] = vmap(

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type, eval_mode
 
 from .._utils import check_positive_int, torch_generator
 
@@ -85,6 +85,7 @@ def relu_preactivations(model: torch.nn.Module, x: Tensor) -> list[Tensor]:
     """Inputs of every ``nn.ReLU`` module of ``model`` during ``model(x)``, flattened ``[M, U_l]``.
 
     These are the pre-activations whose sign defines the linear regions. ``x``: ``[M, *in]``.
+    The model runs in eval mode (its flags are restored): BatchNorm statistics stay as they are.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -99,7 +100,7 @@ def relu_preactivations(model: torch.nn.Module, x: Tensor) -> list[Tensor]:
 
     handles = [m.register_forward_pre_hook(hook) for m in relus]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             model(x)
     finally:
         for h in handles:
@@ -219,14 +220,14 @@ def decision_boundary_points(
     Pairs ``(a, b)`` of rows of ``x`` with different predicted classes are drawn at random; the
     segment is bisected ``iters`` times on "predicted class equals that of ``a``", so the
     result lies within ``|a - b| / 2^iters`` of a point where the prediction changes.
-    ``x``: ``[B, *in]`` -> ``[n_points, *in]``.
+    ``x``: ``[B, *in]`` -> ``[n_points, *in]``. The model runs in eval mode (flags restored).
     """
     x = _check_points("x", x)
     n = check_positive_int("n_points", n_points)
     iters = check_positive_int("iters", iters)
     gen = torch_generator(seed)
-    with torch.no_grad():
-        pred = model(x).argmax(dim=1)
+    with torch.no_grad(), eval_mode(model):
+        pred = _predict(model, x)
     if int(torch.unique(pred).numel()) < 2:
         raise ValueError("x must contain points of at least two predicted classes")
     ia = torch.randint(0, x.shape[0], (8 * n,), generator=gen)
@@ -242,10 +243,19 @@ def decision_boundary_points(
     lo, hi = x[ia].clone(), x[ib].clone()
     cls = pred[ia]
     shape = (-1,) + (1,) * (x.ndim - 1)
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model):
         for _ in range(iters):
             mid = 0.5 * (lo + hi)
-            same = (model(mid).argmax(dim=1) == cls).reshape(shape)
+            same = (_predict(model, mid) == cls).reshape(shape)
             lo = torch.where(same, mid, lo)
             hi = torch.where(same, hi, mid)
     return 0.5 * (lo + hi)
+
+
+def _predict(model: torch.nn.Module, x: Tensor) -> Tensor:
+    """Predicted classes ``[B]`` from ``model(x)``'s logits ``[B, C]``."""
+    out = model(x)
+    if not isinstance(out, Tensor) or out.ndim != 2:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+        raise TypeError(f"model must return a tensor of logits [B, C], got {got}")
+    return out.argmax(dim=1)
