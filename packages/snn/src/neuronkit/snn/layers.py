@@ -63,16 +63,47 @@ def over_time(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return _fold(fn, x)
 
 
+def _multi_step(module: nn.Module) -> bool:
+    """Takes whole sequences ``[T, B, ...]`` itself: a ``Seq*`` layer (``leading_dims``), a
+    neuron, delay or :class:`SeqDropout` (``channel_local``), or a :class:`TimeDistributed`."""
+    return (
+        isinstance(module, TimeDistributed)
+        or getattr(type(module), "leading_dims", 0) > 0
+        or hasattr(type(module), "channel_local")
+    )
+
+
 class TimeDistributed(nn.Module):
-    """Run a stateless ``module`` on every time step at once: ``[T, B, ...] -> [T, B, ...]``."""
+    """Run a stateless ``module`` on every time step at once: ``[T, B, ...] -> [T, B, ...]``.
+
+    ``module`` maps ``[N, ...]`` to one tensor ``[N, ...]``; a module that already takes
+    ``[T, B, ...]`` (a ``Seq*`` layer, a neuron; also nested in it) is refused.
+    """
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         check_type("module", module, nn.Module)
+        for name, sub in module.named_modules():
+            if _multi_step(sub):
+                where = f"module.{name}" if name else "module"
+                raise ValueError(
+                    f"{where} ({type(sub).__name__}) already takes time-major input "
+                    "[T, B, ...]; TimeDistributed would fold time into the batch a second time. "
+                    "Use it without TimeDistributed, or wrap its plain torch counterpart"
+                )
         self.module = module
 
     def forward(self, x: Tensor) -> Tensor:
-        return over_time(self.module, x)
+        return over_time(self._call, x)
+
+    def _call(self, x: Tensor) -> Any:
+        out = self.module(x)
+        if not isinstance(out, Tensor | torch.fx.Proxy):  # a Proxy under symbolic tracing
+            raise TypeError(
+                f"module ({type(self.module).__name__}) must return a tensor, got "
+                f"{type(out).__name__}"
+            )
+        return out
 
 
 class _OverTime(nn.Module):

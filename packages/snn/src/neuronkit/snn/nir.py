@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import skip_init
 
 from neuronkit.common import as_float_array, check_number, check_type, host_array
 
@@ -912,7 +913,16 @@ def _import_node(name: str, node: Any, dt: float) -> nn.Module:
             raise ValueError(f"node {name!r}: only 2-D weights are supported, got {w.shape}")
         bias = isinstance(node, nir.Affine) and node.bias is not None
         wt = _float_tensor(w)
-        lin = SeqLinear(w.shape[1], w.shape[0], bias=bias, dtype=wt.dtype)
+        # skip_init: no random initialization (the global RNG stays as it was), then overwritten;
+        # on the default device, as a plain constructor would
+        lin = skip_init(
+            SeqLinear,
+            w.shape[1],
+            w.shape[0],
+            bias=bias,
+            dtype=wt.dtype,
+            device=torch.get_default_device(),
+        )
         with torch.no_grad():
             lin.weight.copy_(wt)
             if bias:
@@ -929,7 +939,9 @@ def _import_node(name: str, node: Any, dt: float) -> nn.Module:
                 if one
                 else tuple(int(p) for p in np.broadcast_to(pad, (2,)))
             )
-        conv = cls(
+        wt = _float_tensor(w)
+        conv = skip_init(  # no random initialization, as for the linear layer
+            cls,
             w.shape[1] * int(node.groups),
             w.shape[0],
             tuple(w.shape[2:]) if not one else int(w.shape[2]),
@@ -938,9 +950,9 @@ def _import_node(name: str, node: Any, dt: float) -> nn.Module:
             dilation=_ints(node.dilation, one),
             groups=int(node.groups),
             bias=True,
+            dtype=wt.dtype,
+            device=torch.get_default_device(),
         )
-        wt = _float_tensor(w)
-        conv = conv.to(wt.dtype)
         with torch.no_grad():
             conv.weight.copy_(wt)
             assert conv.bias is not None

@@ -373,13 +373,33 @@ class SurrogateSwap:
             sg.begin()
 
     def restore(self) -> None:
-        """Put the old surrogates back (idempotent)."""
-        if not self.restored:
-            for _, module, old, _ in self._swapped:
-                setattr(module, "surrogate", old)  # noqa: B010 (plain attribute)
-            self.restored = True
+        """Put the old surrogates back (idempotent).
+
+        Raises:
+            RuntimeError: a module no longer holds the surrogate this swap installed (a later
+                swap on it is still in place: restore swaps last in, first out); nothing is
+                restored then.
+        """
+        if self.restored:
+            return
+        for name, module, _, new in self._swapped:
+            held = getattr(module, "surrogate", None)
+            if held is not new:
+                raise RuntimeError(
+                    f"cannot restore: module {name!r} holds {held!r}, not the {new!r} this "
+                    "swap installed; restore the later swap_surrogate on it first (swaps are "
+                    "undone last in, first out)"
+                )
+        for _, module, old, _ in self._swapped:
+            setattr(module, "surrogate", old)  # noqa: B010 (plain attribute)
+        self.restored = True
 
     def __enter__(self) -> SurrogateSwap:
+        if self.restored:
+            raise RuntimeError(
+                "this SurrogateSwap was already restored and cannot be entered again; call "
+                "swap_surrogate(model, surrogate) for a new swap"
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

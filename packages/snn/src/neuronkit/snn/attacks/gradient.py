@@ -79,12 +79,15 @@ def snn_logits(model: Callable[[Tensor], Tensor], x: Tensor, *, T: int | None = 
         model: maps ``[T, B, ...]`` to ``[T, B, K]`` (or to ``[B, K]``, used as is).
         x: time-major input ``[T, B, ...]`` (``T=None``) or static ``[B, ...]``.
         T: steps of direct encoding for a static ``x``.
+
+    The model gets a copy of ``x``, so one that works on its input in place (``x.sub_(...)``,
+    ``F.relu(x, inplace=True)``) neither modifies ``x`` nor breaks a gradient w.r.t. ``x``.
     """
     _check_model(model)
     check_type("x", x, Tensor)
     if T is not None:
         check_number("T", T, ge=1, integer=True)
-    out = model(x if T is None else direct_encode(x, T))
+    out = model(x.clone() if T is None else direct_encode(x, T))  # both new tensors
     if not isinstance(out, Tensor) or out.ndim not in (2, 3):
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise ValueError(f"model must return [T, B, K] or [B, K] outputs, got {got}")

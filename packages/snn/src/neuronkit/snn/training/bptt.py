@@ -41,6 +41,8 @@ from neuronkit.common import (
     grad_enabled,
 )
 
+from .._core import begin
+
 __all__ = [
     "EpochStats",
     "StepSequential",
@@ -76,7 +78,9 @@ class StepSequential(nn.Module):
     as in the SLTT and OTTT reference networks).
 
     ``forward(x_t [B, ...], state=None) -> (out_t [B, ...], state)`` where ``state`` is a tuple
-    with one entry per neuron module, in order (``None`` starts every neuron at rest).
+    with one entry per neuron module, in order (``None`` starts every neuron at rest: a new
+    sequence, so a stateful surrogate such as PDSG restarts its statistics, as in the neurons'
+    multi-step ``forward``).
 
     Layers inside a nested ``nn.Sequential`` are stepped in order too. Any other module that
     holds neuron modules (a residual block with its own ``forward``) must have a ``step(x_t,
@@ -122,7 +126,8 @@ class StepSequential(nn.Module):
         check_type("x", x, Tensor)
         order = self._order()
         n = sum(_steps_itself(m) for _, m in order)
-        if state is None:
+        if state is None:  # a new sequence: stateful surrogates (PDSG) restart, as in forward
+            _begin_sequence(layer for _, layer in order if _steps_itself(layer))
             state = (None,) * n
         elif not isinstance(state, tuple) or len(state) != n:
             got = f"a tuple of length {len(state)}" if isinstance(state, tuple) else type(state)
@@ -152,6 +157,14 @@ class StepSequential(nn.Module):
             else:
                 h = layer(h)
         return h, tuple(new)
+
+
+def _begin_sequence(layers: Iterable[nn.Module]) -> None:
+    """``begin`` the surrogate of every neuron in ``layers`` (nested ones included), as a
+    multi-step ``forward`` does at the start of its sequence."""
+    for layer in layers:
+        for m in layer.modules():
+            begin(getattr(m, "surrogate", None))
 
 
 def _steps_itself(module: nn.Module) -> bool:

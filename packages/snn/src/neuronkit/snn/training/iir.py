@@ -616,7 +616,10 @@ def ann_to_snn(
     layers: Conv1d/2d, Linear, BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, AdaptiveAvgPool2d,
     Flatten, Dropout (a :class:`~neuronkit.snn.SeqDropout` of the same ``p``: one mask per
     sample for all time steps, as the IIR-SNN reference retrains with dropout). The result
-    maps ``[T, B, ...] -> logits [B, C]``; ``ann`` is not modified.
+    maps ``[T, B, ...] -> logits [B, C]``; ``ann`` and ``x_calib`` are not modified. Each
+    converted layer takes the training mode of the ANN layer it replaces and the returned
+    ``nn.Sequential`` that of ``ann`` (an ANN in eval mode gives an SNN in eval mode);
+    calibration runs in eval mode (no dropout) and leaves the global RNG alone.
 
     Thresholds (``x_calib: [N, ...]``, direct encoded):
 
@@ -676,17 +679,13 @@ def ann_to_snn(
             "ann must hold at least one nn.ReLU and end with an nn.Linear output layer, got "
             f"{[type(m).__name__ for m in folded]}"
         )
-    modes = [m.training for m in folded]
-    for m in folded:
-        m.eval()  # calibrate in eval mode, then give every layer back the ANN's mode
     if calibration == "ann":
         net = _convert_ann_calibrated(folded, x_calib, percentile, leak, average_readout)
     else:
         net = _convert_spike_calibrated(
             folded, relus, x_calib, percentile, leak, average_readout, calib_steps
         )
-    for m, mode in zip(folded, modes):
-        m.train(mode)
+    net.training = ann.training  # its layers already hold their ANN layer's flag
     return net
 
 
@@ -694,19 +693,21 @@ def _snn_layers(
     folded: list[nn.Module], thresholds: dict[int, float], leak: float, average: bool
 ) -> list[nn.Module]:
     """The converted layers: each ReLU ``j`` an :class:`IIRLIF` at ``thresholds.get(j, 1)``,
-    the last layer the readout, Dropout a :class:`SeqDropout`, the rest time-distributed."""
+    the last layer the readout, Dropout a :class:`SeqDropout`, the rest time-distributed; each
+    in the training mode of the ANN layer it replaces."""
     last = len(folded) - 1
     device = next(folded[last].parameters()).device  # the neurons live with the ANN's layers
     snn: list[nn.Module] = []
     for j, m in enumerate(folded):
         if j == last:
-            snn.append(AccumulatedReadout(m, average=average))
+            layer: nn.Module = AccumulatedReadout(m, average=average)
         elif isinstance(m, nn.ReLU):
-            snn.append(IIRLIF(leak, thresholds.get(j, 1.0)).to(device))
+            layer = IIRLIF(leak, thresholds.get(j, 1.0)).to(device)
         elif isinstance(m, nn.Dropout):
-            snn.append(SeqDropout(m.p))
+            layer = SeqDropout(m.p)
         else:
-            snn.append(TimeDistributed(m))
+            layer = TimeDistributed(m)
+        snn.append(layer.train(m.training))
     return snn
 
 
@@ -730,14 +731,15 @@ def _convert_spike_calibrated(
     """``calibration="spikes"`` of :func:`ann_to_snn`: the ANN's weights, thresholds set layer
     by layer from the spike-driven currents (the reference's ``find_threshold``)."""
     snn = _snn_layers(folded, {}, leak, average)
-    for j in relus:
-        q, top = -math.inf, 0.0
-        for c in _step_currents(snn[:j], x_calib, steps):
-            if c.numel():
-                q = max(q, _percentile(c, percentile))
-                top = max(top, float(c.max()))
-        neuron: Any = snn[j]
-        neuron.threshold.fill_(_usable_threshold(q, top))
+    with eval_mode(*snn):  # calibrate without dropout, whatever the layers' modes
+        for j in relus:
+            q, top = -math.inf, 0.0
+            for c in _step_currents(snn[:j], x_calib, steps):
+                if c.numel():
+                    q = max(q, _percentile(c, percentile))
+                    top = max(top, float(c.max()))
+            neuron: Any = snn[j]
+            neuron.threshold.fill_(_usable_threshold(q, top))
     return nn.Sequential(*snn)
 
 
@@ -775,13 +777,14 @@ def _convert_ann_calibrated(
     """``calibration="ann"`` of :func:`ann_to_snn`: thresholds from the ANN's pre-activations,
     weight normalization."""
     thresholds: dict[int, float] = {}
-    h = x_calib
-    for j, m in enumerate(folded):
-        if isinstance(m, nn.ReLU):
-            pre = h.flatten()
-            q = _percentile(pre, percentile) if pre.numel() else math.nan
-            thresholds[j] = _usable_threshold(q, float(pre.max()) if pre.numel() else 0.0)
-        h = m(h)
+    h = x_calib.clone()  # an in-place layer (ReLU(inplace=True)) must not write into x_calib
+    with eval_mode(*folded):
+        for j, m in enumerate(folded):
+            if isinstance(m, nn.ReLU):
+                pre = h.flatten()
+                q = _percentile(pre, percentile) if pre.numel() else math.nan
+                thresholds[j] = _usable_threshold(q, float(pre.max()) if pre.numel() else 0.0)
+            h = m(h)
     # a unit spike of a neuron layer stands for its threshold of activation: the next
     # conv/linear layer's weights carry that factor, so its input current is in the ANN's
     # units and its own threshold applies (Rueckauer et al. 2017's weight normalization)
