@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import sys
 import warnings
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
@@ -163,7 +164,8 @@ def sync_hf_config(model: nn.Module, example_inputs: Any = None) -> dict[str, An
         found = _search(model, new, want, got, inputs)
     if found is None:
         return _unchanged(f"no config describes the pruned model ({problem})")
-    changed = _differences(config, found)
+    # with the fields the known names added (ViT's head_dim): write the config that was proved
+    changed = _differences(config, found, added=set(known))
     for name, value in changed.items():
         owner, _, field = name.rpartition(".")
         setattr(getattr(config, owner) if owner else config, field, value)
@@ -352,18 +354,25 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return []
 
 
-def _differences(old: Any, new: Any) -> dict[str, Any]:
+def _differences(old: Any, new: Any, added: Collection[str] = ()) -> dict[str, Any]:
     """``{name: value}`` of ``old``'s fields (whole lists; nested as ``sub.field``) that
-    differ in ``new`` (fields a model class adds to its config while building are skipped)."""
+    differ in ``new``, and the top-level fields named in ``added`` (set by
+    :func:`sync_hf_config` from the module names, e.g. a ``head_dim`` the model class reads
+    but ``old`` lacks or holds as None) wherever ``new`` holds an integer there. Other fields
+    ``old`` lacks (ones a model class adds to its config while building) are skipped."""
     known = {path for path, _ in _int_fields(old)}
     changed: dict[str, Any] = {}
     for path, _ in _int_fields(new):
-        if path not in known:
+        if path in known:
+            field = path[:-1] if isinstance(path[-1], int) else path
+            before = _get(old, field)
+        elif len(path) == 1 and path[0] in added:
+            field, before = path, getattr(old, str(path[0]), None)
+        else:
             continue
-        field = path[:-1] if isinstance(path[-1], int) else path
         name = ".".join(str(p) for p in field)
         value = _get(new, field)
-        if name not in changed and _get(old, field) != value:
+        if name not in changed and before != value:
             changed[name] = copy.deepcopy(value)
     return changed
 

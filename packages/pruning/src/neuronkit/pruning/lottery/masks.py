@@ -306,9 +306,17 @@ def attach_masks(model: nn.Module, masks: Masks) -> MaskHandle:
     on pruned weights are discarded before they affect any output and ``state_dict`` keys are
     unchanged. The masks are copied; later changes to the given dict have no effect.
 
+    One set of masks at a time: two hooks would enforce the intersection of their masks, so a
+    model that already carries masks (attached here and not removed, or copied with them) is
+    refused; call ``remove()`` on the first :class:`MaskHandle` (a copy made while masks are
+    attached, e.g. by ``copy.deepcopy``, carries the hook without a handle: copy after it).
+
     Args:
         model: the network; modified in place (that is the point).
         masks: ``{name: bool tensor shaped like the parameter}``.
+
+    Raises:
+        ValueError: ``model`` already carries masks attached by this function.
 
     Returns:
         A :class:`MaskHandle`; call ``remove()`` to stop enforcing.
@@ -316,6 +324,17 @@ def attach_masks(model: nn.Module, masks: Masks) -> MaskHandle:
     check_type("model", model, nn.Module)
     params = _params(model)
     _check_masks("masks", masks, params)
+    if any(
+        isinstance(h, functools.partial) and h.func is _masks_pre_hook
+        for h in model._forward_pre_hooks.values()
+    ):
+        raise ValueError(
+            "model already carries lottery masks (an earlier attach_masks whose hook is still "
+            "on it; both would hold, enforcing the intersection of their masks): call remove() "
+            "on the MaskHandle that attach_masks returned before attaching other masks (a "
+            "copy of a model made while masks were attached carries the hook but no handle: "
+            "copy it after remove())"
+        )
     own = {n: m.detach().clone() for n, m in masks.items()}
     apply_masks(model, own)
     # a partial of a module-level function, not a closure: the model still pickles

@@ -145,10 +145,14 @@ def _check_data(x: Any, y: Any, xname: str = "x", yname: str = "y") -> None:
         raise ValueError(f"{xname} must be finite, got NaN or inf")
 
 
-def _check_classes(logits: torch.Tensor, y: torch.Tensor, yname: str = "y") -> None:
-    """Raise unless every label of ``y [N]`` indexes one of the model's classes (``logits
-    [B, C]`` of one batch): out-of-range labels fail deep inside the loss in training and
-    silently count as errors in an accuracy."""
+def _check_classes(logits: Any, y: torch.Tensor, yname: str = "y") -> None:
+    """Raise unless the model's output of one batch is a tensor of logits ``[B, C]`` and every
+    label of ``y [N]`` indexes one of its classes: out-of-range labels fail deep inside the
+    loss in training and silently count as errors in an accuracy."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(
+            f"model must return a tensor of class logits [B, C], got {type(logits).__name__}"
+        )
     if logits.ndim != 2:
         raise ValueError(
             f"model must return class logits [B, C] for {yname}, got shape {tuple(logits.shape)}"

@@ -210,8 +210,11 @@ class NeuronDropout:
     ``NeuronDropout(model, layers, site)`` registers one hook per layer; :meth:`set` chooses
     which neuron indices are zeroed (``None`` or empty: none). Zeroing multiplies the module
     output by a 0/1 mask over the last dimension (out of place, no rescaling). Use it as a
-    context manager or call :meth:`remove`. The model stays picklable; a copy of it (deepcopy,
-    pickle) drops the neurons dropped at copy time, whatever this dropper does afterwards.
+    context manager or call :meth:`remove`; once removed, a dropper is spent (:meth:`set` and
+    ``with`` raise a ``RuntimeError``): make a new one. One dropper per module: a layer whose
+    ``site`` module already carries another dropper's hook is refused (``ValueError``). The
+    model stays picklable; a copy of it (deepcopy, pickle) drops the neurons dropped at copy
+    time, whatever this dropper does afterwards.
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[int], site: str = "mlp") -> None:
@@ -222,6 +225,16 @@ class NeuronDropout:
         modules = [neuron_module(model, li, site) for li in layers]  # validates each index
         if len({li % n for li in layers}) != len(layers):
             raise ValueError(f"layers must be distinct, got {list(layers)}")
+        for li, m in zip(layers, modules):
+            if any(
+                isinstance(h, functools.partial) and h.func is _drop_neurons
+                for h in m._forward_hooks.values()
+            ):  # two droppers would each zero their own neurons, silently
+                raise ValueError(
+                    f"layers: the {site!r} module of decoder layer {li} already carries the hook "
+                    "of another NeuronDropout; call that dropper's remove() (or leave its with "
+                    "block) first"
+                )
         self.layers = tuple(int(li) for li in layers)
         self.site = site
         self.active = True
@@ -240,7 +253,11 @@ class NeuronDropout:
 
         ``width[layer]`` is the number of neurons of that layer (needed to build the mask).
         Every layer is checked before any mask changes: on an error the masks stay as they were.
+
+        Raises:
+            RuntimeError: the dropper's hooks were removed (nothing would be dropped).
         """
+        self._check_hooked("set()")
         if dropped is None:
             self._masks = dict.fromkeys(self.layers)
             return
@@ -288,7 +305,16 @@ class NeuronDropout:
             h.remove()
         self._handles = []
 
+    def _check_hooked(self, what: str) -> None:
+        if not self._handles:
+            raise RuntimeError(
+                f"NeuronDropout: {what} after its hooks were removed (by remove() or the end of "
+                "a with block): it would drop nothing; make a new NeuronDropout(model, layers, "
+                "site)"
+            )
+
     def __enter__(self) -> NeuronDropout:
+        self._check_hooked("a with block")
         return self
 
     def __exit__(self, *exc: object) -> None:
