@@ -10,11 +10,15 @@ Targets (as in Captum): ``None`` when the model returns one number per example (
 ``B`` class indices. The attributed quantity is the selected output, summed over the batch, so
 each example's attribution is the gradient of its own output.
 
-Nothing here changes the model's mode or its parameters' ``.grad``: gradients are taken with
-``torch.autograd.grad`` with respect to the inputs only, which also skips the weight-gradient
-work of a full ``backward``. Inputs are never modified. The methods turn autograd on for
-themselves, so they work inside ``torch.no_grad()``; under ``torch.inference_mode()`` they
-raise ``RuntimeError`` (inputs made there, inference tensors, are fine outside it).
+The model runs in eval mode (its flags are restored afterwards, also on an error): dropout is
+off and BatchNorm uses, and keeps, its running statistics, so a model left in training mode
+is not changed and gives deterministic attributions. Nothing here changes the parameters'
+``.grad``: gradients are taken with ``torch.autograd.grad`` with respect to the inputs only,
+which also skips the weight-gradient work of a full ``backward``. Inputs are never modified:
+the model gets a copy, so a model that modifies its input in place (``x.sub_(0.5)``,
+``F.relu(x, inplace=True)``) works too. The methods turn autograd on for themselves, so they
+work inside ``torch.no_grad()``; under ``torch.inference_mode()`` they raise ``RuntimeError``
+(inputs made there, inference tensors, are fine outside it).
 
 Speed: integrated gradients evaluates all ``n_steps`` interpolation points of all examples in
 one batched forward and backward pass (or in chunks of ``internal_batch_size`` rows), so its
@@ -40,10 +44,11 @@ from neuronkit.common import (
     check_seed,
     check_type,
     detached_input,
+    eval_mode,
     grad_enabled,
 )
 
-from .hooks import call_model
+from .hooks import call_model, tensor_output
 
 __all__ = [
     "IG_METHODS",
@@ -153,8 +158,7 @@ def _check_output(
     """Validate the model output ``[batch, ...]`` and the target's range. ``scan=False`` skips
     the range scan of an index tensor on the CPU, for :func:`_one_hot` to check while
     scattering."""
-    if not isinstance(outputs, torch.Tensor):
-        raise TypeError(f"model must return a tensor, got {type(outputs).__name__}")
+    tensor_output(outputs)
     if outputs.ndim == 0 or outputs.shape[0] != batch:
         raise ValueError(
             f"model output must have the batch size {batch} as first dimension, "
@@ -249,12 +253,14 @@ def _check_finite_result(result: torch.Tensor, what: str = "outputs") -> torch.T
 def _gradient(
     model: Model, x: torch.Tensor, target: int | torch.Tensor | None, *, check: bool = True
 ) -> torch.Tensor:
-    """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad; checked finite unless
-    ``check=False`` (for callers that check their final result once instead of every pass)."""
-    outputs = call_model(model, x)
-    grad_out = _grad_outputs(outputs, target, x.shape[0])
-    _check_graph(outputs)
-    (grad,) = torch.autograd.grad(outputs, x, grad_out)
+    """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad (the model runs in
+    eval mode, on a copy of ``x``); checked finite unless ``check=False`` (for callers that
+    check their final result once instead of every pass)."""
+    with eval_mode(model):
+        outputs = call_model(model, x)
+        grad_out = _grad_outputs(outputs, target, x.shape[0])
+        _check_graph(outputs)
+        (grad,) = torch.autograd.grad(outputs, x, grad_out)
     return _check_finite_result(grad, "outputs or gradients") if check else grad
 
 
@@ -272,7 +278,8 @@ def _leaf(x: torch.Tensor) -> torch.Tensor:
 def saliency(
     model: Model, inputs: torch.Tensor, target: Target = None, *, abs: bool = True
 ) -> torch.Tensor:
-    """Input gradient (Simonyan et al. 2013), Captum's ``Saliency``.
+    """Input gradient (Simonyan et al. 2013), Captum's ``Saliency``. The model runs in eval
+    mode (its flags are restored).
 
     Args:
         model: callable mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``).
@@ -293,7 +300,8 @@ def saliency(
 
 @grad_enabled("input_x_gradient")
 def input_x_gradient(model: Model, inputs: torch.Tensor, target: Target = None) -> torch.Tensor:
-    """Gradient times input, Captum's ``InputXGradient``: ``x * d f_target / d x``."""
+    """Gradient times input, Captum's ``InputXGradient``: ``x * d f_target / d x``. The model
+    runs in eval mode (its flags are restored)."""
     _check_model(model)
     _check_inputs(inputs)
     t = _target_index(target, inputs.shape[0], inputs.device)
@@ -312,6 +320,7 @@ def loss_gradient(
     abs: bool = False,
 ) -> torch.Tensor:
     """Gradient of each example's loss with respect to its input (the DiffROAR paper's choice).
+    The model runs in eval mode (its flags are restored).
 
     Args:
         model: classifier returning logits ``[B, C]``.
@@ -332,25 +341,26 @@ def loss_gradient(
     elif not callable(loss):
         raise TypeError(f"loss must be 'cross_entropy' or a callable, got {type(loss).__name__}")
     x = _leaf(inputs)
-    logits = call_model(model, x)
     labels = _index_tensor(t, x.shape[0], x.device)
     assert labels is not None
-    _check_output(logits, labels, x.shape[0])
-    _check_graph(logits)
-    per_example = (
-        F.cross_entropy(logits, labels, reduction="none")
-        if isinstance(loss, str)
-        else loss(logits, labels)
-    )
-    if not isinstance(per_example, torch.Tensor):
-        raise TypeError(f"loss must return a tensor, got {type(per_example).__name__}")
-    if per_example.shape != (x.shape[0],):
-        raise ValueError(
-            f"loss must return per-example losses of shape [B] = [{x.shape[0]}], got shape "
-            f"{tuple(per_example.shape)} (use reduction='none')"
+    with eval_mode(model):
+        logits = call_model(model, x)
+        _check_output(logits, labels, x.shape[0])
+        _check_graph(logits)
+        per_example = (
+            F.cross_entropy(logits, labels, reduction="none")
+            if isinstance(loss, str)
+            else loss(logits, labels)
         )
-    _check_graph(per_example, "loss returned a tensor")
-    (grad,) = torch.autograd.grad(per_example.sum(), x)
+        if not isinstance(per_example, torch.Tensor):
+            raise TypeError(f"loss must return a tensor, got {type(per_example).__name__}")
+        if per_example.shape != (x.shape[0],):
+            raise ValueError(
+                f"loss must return per-example losses of shape [B] = [{x.shape[0]}], got shape "
+                f"{tuple(per_example.shape)} (use reduction='none')"
+            )
+        _check_graph(per_example, "loss returned a tensor")
+        (grad,) = torch.autograd.grad(per_example.sum(), x)
     _check_finite_result(grad, "outputs, losses or gradients")
     return grad.abs() if abs else grad
 
@@ -423,8 +433,8 @@ def _baselines(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
 def _forward_selected(
     model: Model, x: torch.Tensor, target: int | torch.Tensor | None
 ) -> torch.Tensor:
-    with torch.no_grad():
-        outputs = model(x)
+    with eval_mode(model), torch.no_grad():
+        outputs = call_model(model, x)
         _check_output(outputs, target, x.shape[0])
         return _select(outputs, target, x.shape[0])
 
@@ -444,7 +454,8 @@ def integrated_gradients(
     """Integrated gradients (Sundararajan et al. 2017), Captum's ``IntegratedGradients``.
 
     ``IG_i(x) = (x_i - x'_i) * sum_k w_k * d f(x' + a_k (x - x')) / d x_i`` with nodes
-    ``a_k`` and weights ``w_k`` from :func:`integration_nodes`.
+    ``a_k`` and weights ``w_k`` from :func:`integration_nodes`. The model runs in eval mode
+    (its flags are restored).
 
     Args:
         model: callable mapping ``[N, ...]`` to ``[N, C]`` (or ``[N]``).
@@ -539,7 +550,8 @@ def smoothgrad(
 
     Matches Captum's ``NoiseTunnel(method).attribute(..., nt_type=kind, nt_samples=n_samples,
     stdevs=stdev, nt_samples_batch_size=samples_batch_size)`` including the order in which
-    noise is drawn, so with the same random state the numbers are identical.
+    noise is drawn, so with the same random state the numbers are identical. The model runs
+    in eval mode (its flags are restored), also for a callable ``method``.
 
     Args:
         model, inputs, target: as for :func:`saliency`.
@@ -610,7 +622,8 @@ def smoothgrad(
         else:  # the public methods and callables get the index tensor, as before
             tb = _index_tensor(t, batch, x.device)
             tk = None if tb is None else tb.repeat_interleave(k)
-        attr = fn(model, noisy, tk, **method_kwargs)
+        with eval_mode(model):
+            attr = fn(model, noisy, tk, **method_kwargs)
         if isinstance(attr, tuple):
             attr = attr[0]
         if not isinstance(attr, torch.Tensor) or attr.shape != noisy.shape:

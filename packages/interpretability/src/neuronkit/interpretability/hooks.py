@@ -88,13 +88,18 @@ _DTYPE_MISMATCH = (
 
 
 def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs") -> Any:
-    """``model(inputs)``; a dtype mismatch between ``inputs`` and the model's parameters (e.g.
-    float64 inputs for a float32 model, which torch reports as a ``RuntimeError`` from deep
-    inside the model) is re-raised as a ``TypeError`` naming ``name``. Nothing is cast, and
-    a model that accepts the dtype (an embedding taking integer indices, a model casting its
-    input itself) runs as before: the check costs nothing unless the call fails."""
+    """``model`` called on a copy of ``inputs``: a model that modifies its input in place
+    (``x.sub_(0.5)``, ``F.relu(x, inplace=True)``) neither changes the caller's tensor nor
+    fails on a leaf that requires grad (torch's "a leaf Variable that requires grad is being
+    used in an in-place operation"); gradients still reach ``inputs`` through the copy.
+
+    A dtype mismatch between ``inputs`` and the model's parameters (e.g. float64 inputs for a
+    float32 model, which torch reports as a ``RuntimeError`` from deep inside the model) is
+    re-raised as a ``TypeError`` naming ``name``. Nothing is cast, and a model that accepts
+    the dtype (an embedding taking integer indices, a model casting its input itself) runs as
+    before: the check costs nothing unless the call fails."""
     try:
-        return model(inputs)
+        return model(inputs.clone())
     except RuntimeError as err:
         dtype = _parameter_dtype(model)
         text = str(err)
@@ -104,6 +109,15 @@ def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs") -> Any:
             f"{name} must have the model's parameter dtype {dtype}, got dtype {inputs.dtype} "
             f"(the model failed with: {text.splitlines()[0] if text else type(err).__name__})"
         ) from err
+
+
+def tensor_output(outputs: Any) -> torch.Tensor:
+    """``outputs`` if the model returned a tensor, else ``TypeError`` (e.g. for a model
+    returning ``(logits, features)``, which would otherwise fail later with an unrelated
+    ``AttributeError``)."""
+    if not isinstance(outputs, torch.Tensor):
+        raise TypeError(f"model must return a tensor, got {type(outputs).__name__}")
+    return outputs
 
 
 def layer_names(model: nn.Module) -> list[str]:

@@ -45,7 +45,7 @@ from neuronkit.common import (
     grad_enabled,
 )
 
-from ..hooks import call_model
+from ..hooks import call_model, tensor_output
 
 __all__ = [
     "LevelSetTraversal",
@@ -125,12 +125,17 @@ def _check_clamp(clamp: tuple[float, float] | None) -> None:
         )
 
 
-def _logits_checked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    logits = call_model(model, x)
+def _logits(model: nn.Module, x: torch.Tensor, name: str = "inputs") -> torch.Tensor:
+    logits = tensor_output(call_model(model, x, name))
     if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
         raise ValueError(
             f"model must return logits [N, C] for inputs [N, ...], got {tuple(logits.shape)}"
         )
+    return logits
+
+
+def _logits_checked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    logits = _logits(model, x)
     if int(labels.max()) >= logits.shape[1] or int(labels.min()) < 0:
         raise ValueError(
             f"labels must lie in [0, {logits.shape[1] - 1}] (the model's classes), "
@@ -290,7 +295,7 @@ def level_set_traversal(
         trg = targets.detach().clone().to(src.dtype)
         with torch.no_grad():
             if labels is None:
-                labels = call_model(model, src, "sources").argmax(dim=1)
+                labels = _logits(model, src, "sources").argmax(dim=1)
         _check_labels(labels, n)
         labels = labels.detach().long().clone()
         init_conf = class_confidence(model, src, labels)
@@ -311,7 +316,7 @@ def level_set_traversal(
         done = 0
         for it in range(1, n_iterations + 1):
             xg = x.detach().requires_grad_(True)
-            loss = F.cross_entropy(model(xg), labels, reduction="sum")
+            loss = F.cross_entropy(call_model(model, xg), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, xg)
             perp = orthogonal_component(trg - x, grad)
             moved = False

@@ -24,8 +24,11 @@ model ``f(stimulus) -> responses [neurons]``:
 
 Stimuli of all clusters are optimized together as one batch: the objectives of different
 clusters depend on different stimuli, so the summed loss gives every stimulus exactly its own
-gradient (Adam is element-wise), provided the model treats batch items independently (no
-batch-norm in training mode).
+gradient (Adam is element-wise), provided the model treats batch items independently.
+
+Every function here runs the model in eval mode (each submodule's training flag is restored
+afterwards, also on an error), so BatchNorm uses, and keeps, its running statistics and
+dropout is off, and gives it a copy of its input (a model may modify its input in place).
 """
 
 from __future__ import annotations
@@ -38,9 +41,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import EstimatorParams, check_number, check_seed, check_type, grad_enabled
+from neuronkit.common import (
+    EstimatorParams,
+    check_number,
+    check_seed,
+    check_type,
+    eval_mode,
+    grad_enabled,
+)
 
-from ..hooks import _parameter_dtype, model_device
+from ..hooks import _parameter_dtype, call_model, model_device
 
 __all__ = [
     "MDSClustering",
@@ -337,10 +347,10 @@ def mds_clustering(
     """Cluster the neurons of ``model`` by their most discriminative stimuli (Burg et al. 2024).
 
     Args:
-        model: differentiable ``f(x [B, *stimulus_shape]) -> [B, N]`` (e.g. an ``nn.Module``
-            in eval mode); it is not modified. Stimuli are made on the device of a module's
-            first parameter or buffer (the CPU for a plain function), in its parameter dtype
-            (float32 for half precision or a plain function).
+        model: differentiable ``f(x [B, *stimulus_shape]) -> [B, N]`` (e.g. an ``nn.Module``);
+            it runs in eval mode (its flags are restored) and is not modified. Stimuli are
+            made on the device of a module's first parameter or buffer (the CPU for a plain
+            function), in its parameter dtype (float32 for half precision or a plain function).
         stimulus_shape: shape of one stimulus.
         n_clusters: initial number of clusters ``K0`` (clusters can only disappear, or appear
             through splits).
@@ -688,11 +698,13 @@ def _normalize(
 
 
 def _responses(model: Model, x: torch.Tensor, n_neurons: int | None = None) -> torch.Tensor:
-    """``model(x) [B, N]``; a model of another parameter dtype (half precision: ``x`` is
-    float32) gets ``x`` in its dtype and its responses come back in ``x``'s."""
+    """``model(x) [B, N]``, in eval mode (training flags restored) on a copy of ``x``; a model
+    of another parameter dtype (half precision: ``x`` is float32) gets ``x`` in its dtype and
+    its responses come back in ``x``'s."""
     dtype = _parameter_dtype(model)
     cast = dtype is not None and dtype != x.dtype
-    r = model(x.to(dtype) if cast else x)
+    with eval_mode(model):
+        r = call_model(model, x.to(dtype) if cast else x)
     if not isinstance(r, torch.Tensor) or r.ndim != 2 or r.shape[0] != x.shape[0]:
         raise ValueError(
             f"model must map [B, *stimulus_shape] to [B, N] responses, got "

@@ -468,6 +468,10 @@ def maximize_activation(
                     # the gradient's own dtype: a filter run under autocast returns bfloat16
                     return out.to(grad.dtype)
 
+                # a hook on a leaf (PixelImage(value_range=None) renders its parameter
+                # itself) would stay for every later step: hook this step's view instead
+                if image.is_leaf:
+                    image = image.view_as(image)
                 image.register_hook(hook)
             x = transform(image, gen) if transform is not None else image
             value = _forward(model, x, rec, objective)
