@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import fx, nn
+from torch.nn.parameter import is_lazy
 from torch.nn.utils import parametrize
 
 from neuronkit.common import eval_mode
@@ -203,7 +204,8 @@ class GroupMember:
         role: "out" (producer rows), "in" (consumer columns), "norm" (normalization
             parameters and statistics), "embed" (a parameter read in ``forward``) or
             "setting" (a per-channel setting of an elementwise module, e.g. a spiking
-            neuron's threshold; sliced, never scored).
+            neuron's threshold, or the ``keep`` mask of a soft-pruned model's
+            :class:`~.prune.MaskedLayerNorm`; sliced, never scored).
         kind: the module class name ("Conv2d", "Linear", ...; "Parameter" for embeds).
         positions: for each channel of the group, the indices along ``dim`` that hold it
             (one index, or several after a flatten expanded channels over space); a
@@ -309,19 +311,26 @@ _GLOBAL_HOOKS = (
 _ELEMENTWISE_FUNCS: set[Any] = {
     torch.relu,
     _F.relu,
+    torch.relu_,  # is _F.relu_
     _F.relu6,
     _F.gelu,
     _F.silu,
     _F.leaky_relu,
+    _F.leaky_relu_,
     _F.elu,
+    _F.elu_,
     _F.hardswish,
     _F.dropout,
     torch.sigmoid,
+    torch.sigmoid_,
     torch.tanh,
+    torch.tanh_,
     _F.sigmoid,
     _F.tanh,
     torch.abs,
+    torch.abs_,
     torch.neg,
+    torch.neg_,
     operator.neg,
     # same-shape constants: their channel axis follows the input's
     torch.zeros_like,
@@ -355,8 +364,11 @@ _BINARY_FUNCS: set[Any] = {
     operator.mul,
     operator.truediv,
     operator.iadd,
+    operator.isub,
     operator.imul,
+    operator.itruediv,
     operator.pow,
+    operator.ipow,
     torch.pow,
     torch.add,
     torch.sub,
@@ -365,7 +377,13 @@ _BINARY_FUNCS: set[Any] = {
     torch.maximum,
     torch.minimum,
 }
-_BINARY_METHODS = {"add", "sub", "mul", "div", "add_", "mul_", "pow"}
+_BINARY_METHODS = {"add", "sub", "mul", "div", "pow"}
+# the in-place method of each of these (``relu_``, ``add_``) is read as the method itself: the
+# result is its input tensor, whose channels stay where they were
+_INPLACE_METHODS = {f"{name}_": name for name in _ELEMENTWISE_METHODS | _BINARY_METHODS}
+# division functions (the method ``div`` is matched by name): a parameter read as the divisor
+# is set to 1, not 0, on removed channels by the soft-pruning oracle (0 / 0 would be NaN)
+_DIVISIONS: set[Any] = {operator.truediv, operator.itruediv, torch.div}
 _POOL_FUNCS: set[Any] = {
     _F.adaptive_avg_pool1d,
     _F.adaptive_avg_pool2d,
@@ -483,6 +501,16 @@ def _roots(uf: _UnionFind) -> np.ndarray:
         p = q
 
 
+def _state_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter of ``model`` by qualified name (each name of a shared one;
+    parametrized tensors by their originals, nothing computed; not the uninitialized ones of
+    lazy modules, which have none). Buffers are left out: a pruned group always changes a
+    parameter, while a buffer may legitimately change shape (a cache regrown for a longer
+    input)."""
+    params = model.named_parameters(remove_duplicate=False)
+    return {name: tuple(t.shape) for name, t in params if not is_lazy(t)}
+
+
 def _split_target(target: str) -> tuple[str, str]:
     module, _, name = target.rpartition(".")
     return module, name
@@ -515,7 +543,15 @@ class DependencyGraph:
             every entry of the channel axis that an integer module attribute sizes in a
             reshape (OPT's ``self.num_heads``; -1 where an entry belongs to no group):
             :func:`~.prune.prune` sets the attribute to the number of entries kept.
+        divisors: ``(module, parameter)`` of the parameters and buffers that ``forward``
+            divides channels by (``x / self.gamma``): :func:`~.prune.soft_prune` sets their
+            removed channels to 1 instead of 0, which would make them 0 / 0.
         gm: the traced ``torch.fx.GraphModule`` (generated on first access).
+
+    The graph describes ``model`` as it was built: :func:`~.prune.prune`,
+    :func:`~.prune.soft_prune` and the importance scores raise ``ValueError``, before touching
+    anything, once a parameter or buffer of ``model`` has another shape (``model`` pruned in
+    place: build a new graph).
 
     Raises:
         UntraceableModelError: when ``torch.fx`` cannot trace the model (names the op).
@@ -548,9 +584,27 @@ class DependencyGraph:
         self._sized: dict[tuple[str, str], list[tuple[list[int], fx.Node]]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}
         self._layernorms: set[str] = set()
+        self._divisors: set[tuple[str, str]] = set()
         self._build()
         self.layernorms = frozenset(self._layernorms)
+        self.divisors = frozenset(self._divisors)
         self.groups = self._make_groups()
+        self._shapes = _state_shapes(model)
+
+    def _check_unchanged(self) -> None:
+        """Raise ``ValueError`` unless every parameter of ``self.model`` the graph was built on
+        is still there with the same shape: the groups' positions index those
+        shapes, so after the model was pruned in place they would slice the wrong channels."""
+        now = _state_shapes(self.model)
+        for name, then in self._shapes.items():
+            shape = now.get(name)
+            if shape != then:
+                now_is = "is gone" if shape is None else f"has shape {shape}"
+                raise ValueError(
+                    f"graph: graph.model changed since this DependencyGraph was built (pruned "
+                    f"in place?): {name} {now_is}, the graph was built on shape {then}; "
+                    "build a new DependencyGraph on the model as it is now"
+                )
 
     @property
     def gm(self) -> fx.GraphModule:
@@ -915,6 +969,7 @@ class DependencyGraph:
             for p in ("weight", "bias"):
                 if getattr(mod, p, None) is not None:
                     self._member(name, p, 0, "norm", kind, x.slots)
+            self._masked_keep(name, mod, x)
             self._layernorms.add(name)
             return x
         if is_rms_norm(mod):
@@ -964,6 +1019,18 @@ class DependencyGraph:
         if isinstance(mod, nn.MultiheadAttention):
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
+
+    def _masked_keep(self, name: str, mod: nn.Module, x: _Label) -> None:
+        """A LayerNorm that is the ``inner`` layer of a soft-pruning oracle's
+        :class:`~.prune.MaskedLayerNorm` (the trace calls it directly): the wrapper's ``keep``
+        mask ``[C]`` (statistics over the kept channels) follows the channels too (role
+        ``"setting"``: sliced, never scored)."""
+        from .prune import MaskedLayerNorm  # prune imports this module
+
+        parent, _, leaf = name.rpartition(".")
+        owner = self._modules.get(parent)
+        if leaf == "inner" and isinstance(owner, MaskedLayerNorm) and owner.inner is mod:
+            self._member(parent, "keep", 0, "setting", type(owner).__name__, x.slots)
 
     def _channel_local(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.Module
@@ -1153,6 +1220,13 @@ class DependencyGraph:
             self._member(name, "out_proj.bias", 0, "out", "Linear", q.slots)
         self._mha.append((name, list(q.slots), mod.num_heads))
         return [_Label(q.axis, list(q.slots)), None]
+
+    def _note_divisor(self, divisor: Any) -> None:
+        """Record that the parameter (or buffer) read by ``divisor`` divides channels: the
+        soft-pruning oracle sets its removed channels to 1, so that they stay 0 (not 0 / 0)."""
+        member = self._read_tensors.get(divisor) if isinstance(divisor, fx.Node) else None
+        if member is not None:
+            self._divisors.add((member.module, member.param))
 
     def _binary(self, node: fx.Node, labels: dict[fx.Node, Any], operands: Sequence[Any]) -> Any:
         out = _shape(node)
@@ -1523,6 +1597,8 @@ class DependencyGraph:
         if target is operator.getitem:
             return self._getitem(node, labels)
         if target in _BINARY_FUNCS:
+            if target in _DIVISIONS:
+                self._note_divisor(a[1] if len(a) > 1 else node.kwargs.get("other"))
             return self._binary(node, labels, a[:2])
         if target is torch.where:  # where(condition, x, y): elementwise over three operands
             return self._binary(node, labels, a[:3])
@@ -1761,9 +1837,12 @@ class DependencyGraph:
         a: Any = node.args
         if _reads_shape_only(node):
             return None
+        name = _INPLACE_METHODS.get(name, name)
         if name in _ELEMENTWISE_METHODS:
             return self._passthrough(node, labels)
         if name in _BINARY_METHODS:
+            if name == "div":
+                self._note_divisor(a[1] if len(a) > 1 else node.kwargs.get("other"))
             return self._binary(node, labels, a[:2])
         if name == "matmul":
             return self._matmul(node, labels)

@@ -253,9 +253,14 @@ class GroupImportance:
         """Scores ``[n]`` for every prunable group, keyed by group index.
 
         ``prepare`` keeps per-graph state on the object, so calls run one at a time: one
-        object may be shared by threads."""
+        object may be shared by threads.
+
+        Raises:
+            ValueError: ``graph.model`` changed since the graph was built (pruned in place:
+                build a new graph)."""
         if not isinstance(graph, DependencyGraph):
             raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
+        graph._check_unchanged()
         with _SCORING_LOCK:
             self.prepare(graph)
             return {g.index: self.group_scores(graph, g) for g in graph.prunable_groups()}

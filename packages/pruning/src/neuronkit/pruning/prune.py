@@ -176,11 +176,13 @@ def plan_pruning(
         a :class:`PruningPlan`.
 
     Raises:
-        ValueError: invalid arguments, or a group's importance scores are not finite (NaN or
-            inf in its layers' weights or in the calibration data).
+        ValueError: invalid arguments, a group's importance scores are not finite (NaN or
+            inf in its layers' weights or in the calibration data), or ``graph.model``
+            changed since the graph was built (pruned in place: build a new graph).
     """
     if not isinstance(graph, DependencyGraph):
         raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
+    graph._check_unchanged()
     ratio = _check_ratio("ratio", ratio)
     max_ratio = _check_ratio("max_ratio", max_ratio)
     if scope not in ("local", "global"):
@@ -318,8 +320,12 @@ def plan_from_masks(graph: DependencyGraph, masks: Mapping[int, torch.Tensor]) -
 
     Raises:
         ValueError: unknown or frozen group, mask of the wrong shape or dtype, a mask that
-            keeps nothing, or attention groups losing a count that is not whole heads.
+            keeps nothing, attention groups losing a count that is not whole heads, or
+            ``graph.model`` changed since the graph was built.
     """
+    if not isinstance(graph, DependencyGraph):
+        raise TypeError(f"graph: expected a DependencyGraph, got {type(graph).__name__}")
+    graph._check_unchanged()
     if not isinstance(masks, Mapping):
         raise TypeError(
             f"masks: expected a mapping group index -> mask, got {type(masks).__name__}"
@@ -363,6 +369,7 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
         )
     if not isinstance(plan, PruningPlan):
         raise TypeError(f"plan: expected a PruningPlan, got {type(plan).__name__}")
+    graph._check_unchanged()  # e.g. pruned in place: the groups' positions no longer fit
     for gi, idx in plan.removed.items():
         if not (0 <= gi < len(graph.groups)):
             raise ValueError(f"plan: unknown group index {gi}")
@@ -456,14 +463,14 @@ def _contiguous_like(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return value.contiguous()
 
 
-def _zero_weight_norm(owner: nn.Module, leaf: str, idx: tuple[Any, ...]) -> None:
-    """Zero ``weight[idx]`` of a ``weight_norm``-parametrized tensor: ``g`` and ``v`` become
-    those of the zeroed weight (a norm group that is all zero keeps its ``v``, with
-    ``g = 0``), so the other entries keep their values."""
+def _fill_weight_norm(owner: nn.Module, leaf: str, idx: tuple[Any, ...], value: float) -> None:
+    """Set ``weight[idx]`` of a ``weight_norm``-parametrized tensor to ``value`` (0 in the
+    oracle): ``g`` and ``v`` become those of the new weight (a norm group that is all zero
+    keeps its ``v``, with ``g = 0``), so the other entries keep their values."""
     chains: Any = owner.parametrizations
     chain = chains[leaf]
     w = getattr(owner, leaf).clone()
-    w[idx] = 0
+    w[idx] = value
     g = torch.norm_except_dim(w, 2, chain[0].dim)
     chain.original0.copy_(g)
     chain.original1.copy_(torch.where(g == 0, chain.original1, w))
@@ -610,9 +617,13 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
     # weights whose dim 0 is their output rows (not HF Conv1D's [in, out] input side)
     rows = {(m.module, m.param, m.dim) for g in graph.groups for m in g.members if m.role == "out"}
     # per-channel settings (a spiking neuron's threshold) keep their values in the oracle: a
-    # removed channel's input is zero already, and a zero threshold or tau is not a setting
+    # removed channel's input is zero already, and a zero threshold or tau is not a setting;
+    # the keep mask of a MaskedLayerNorm (an oracle pruned again) is zeroed: masks compose
     settings = {
-        (m.module, m.param, m.dim) for g in graph.groups for m in g.members if m.role == "setting"
+        (m.module, m.param, m.dim)
+        for g in graph.groups
+        for m in g.members
+        if m.role == "setting" and not isinstance(mods[m.module], MaskedLayerNorm)
     }
     if hard:
         _resize_attributes(graph, plan, mods)
@@ -676,11 +687,13 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             idx[dim] = ~keep
             owner_name, _, leaf = param.rpartition(".")
             owner = mod.get_submodule(owner_name) if owner_name else mod
+            # a divisor (x / gamma) gets 1: a removed channel stays 0, not 0 / 0 = NaN
+            value = 1.0 if (module, param) in graph.divisors else 0.0
             with torch.no_grad():
                 if parametrize.is_parametrized(owner, leaf):
-                    _zero_weight_norm(owner, leaf, tuple(idx))
+                    _fill_weight_norm(owner, leaf, tuple(idx), value)
                 else:
-                    t[tuple(idx)] = 0
+                    t[tuple(idx)] = value
         touched.add(module)
         if isinstance(mod, nn.LayerNorm) or is_rms_norm(mod):
             layer_masks[module] = keep
@@ -702,6 +715,8 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
         for name, keep in layer_masks.items():
             ln = mods[name]
             parent, _, leaf = name.rpartition(".")
+            if (parent, "keep", 0) in removed and isinstance(mods[parent], MaskedLayerNorm):
+                continue  # masked already (an oracle): its keep mask was zeroed with the rest
             masked = (
                 MaskedLayerNorm(ln, keep) if isinstance(ln, nn.LayerNorm) else MaskedNorm(ln, keep)
             )
@@ -724,7 +739,10 @@ class MaskedLayerNorm(nn.Module):
     channels-first ``LayerNorm2d``) whose statistics use only the kept channels (oracle use).
 
     The layer's own ``forward`` runs unchanged; its ``F.layer_norm`` call is replaced by one
-    that normalizes over the kept channels of the last axis and outputs 0 on the others.
+    that normalizes over the kept channels of the last axis and outputs 0 on the others. In a
+    :class:`DependencyGraph` of a model holding one (an oracle, traced again), ``keep`` is a
+    member of its channels' group: :func:`prune` slices it with them and :func:`soft_prune`
+    zeroes their entries (one mask, the product of both plans).
 
     Args:
         layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine).
@@ -836,10 +854,11 @@ def prune(
 
     Returns:
         the pruned module (a copy unless ``inplace``). On any validation error the original
-        model is left unchanged. A Hugging Face model's ``config`` is rewritten to the new
-        sizes when one config can describe them (:func:`~.hf_config.sync_hf_config`, checked
-        on the graph's example inputs; otherwise a warning says why ``from_pretrained``
-        cannot rebuild it).
+        model is left unchanged; so it is when ``graph.model`` changed since the graph was
+        built (a ValueError: after ``inplace=True``, build a new graph to prune again). A
+        Hugging Face model's ``config`` is rewritten to the new sizes when one config can
+        describe them (:func:`~.hf_config.sync_hf_config`, checked on the graph's example
+        inputs; otherwise a warning says why ``from_pretrained`` cannot rebuild it).
     """
     _validate_plan(graph, plan)
     if target is not None:
@@ -859,10 +878,12 @@ def soft_prune(graph: DependencyGraph, plan: PruningPlan) -> nn.Module:
     """The correctness oracle: a copy of the original with the planned channels zeroed.
 
     Producer rows and biases, consumer columns, BatchNorm scale and shift, embedding columns
-    and the attention dimensions of removed heads are zeroed; LayerNorms (and Hugging Face
-    RMSNorms, :class:`MaskedNorm`) whose channels lose members normalize over the kept channels
-    only. The hard-pruned model of the same plan must
-    compute the same outputs.
+    and the attention dimensions of removed heads are zeroed, except parameters that
+    ``forward`` divides channels by (``x / gamma``, :attr:`DependencyGraph.divisors`), which
+    are set to 1 there (0 / 0 would be NaN); LayerNorms (and Hugging Face RMSNorms,
+    :class:`MaskedNorm`) whose channels lose members normalize over the kept channels only (a
+    :class:`MaskedLayerNorm` of an oracle soft-pruned again loses them from its mask). The
+    hard-pruned model of the same plan must compute the same outputs.
     """
     _validate_plan(graph, plan)
     return _apply(graph, plan, copy.deepcopy(graph.model), hard=False)

@@ -28,6 +28,8 @@ import torch
 from torch import fx, nn
 from torch.nn.modules import module as _torch_module
 
+from neuronkit.common import eval_mode
+
 __all__ = [
     "ConcreteTracer",
     "declares_layout",
@@ -1121,12 +1123,18 @@ def trace_model(model: nn.Module, example_inputs: Any) -> fx.GraphModule:
     [B, T]``), a graph specialized to those inputs whose module targets are ``model``'s own
     submodule names; the graph's placeholders take the inputs by position.
 
+    As for :class:`~.graph.DependencyGraph`, the model runs in eval mode without gradients
+    (code that branches on ``self.training`` is traced in its eval branch): the trace updates
+    no BatchNorm statistics and draws no dropout masks (which would advance the global random
+    state), and every module's training flag is restored after it.
+
     Raises:
         UntraceableModelError: the trace failed; the message names the failing operation.
         ValueError: the traced graph does not run on ``example_inputs``.
     """
     values, names = split_inputs(example_inputs)
-    root, graph, _ = _trace_graph(model, values, _ThreadSafeTracer, names)  # nn_module_stack
+    with torch.no_grad(), eval_mode(model):
+        root, graph, _ = _trace_graph(model, values, _ThreadSafeTracer, names)  # nn_module_stack
     return _graph_module(root, graph, type(model).__name__)
 
 

@@ -1,0 +1,131 @@
+"""The soft-pruning oracle: channels divided by a parameter stay finite, and an oracle can be
+traced, pruned and soft-pruned again (its MaskedLayerNorm masks follow the channels)."""
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import (
+    DependencyGraph,
+    MaskedLayerNorm,
+    plan_from_masks,
+    plan_pruning,
+    prune,
+    soft_prune,
+)
+
+
+class _Divided(nn.Module):
+    """A layer's output divided by a per-channel parameter: ``(c1(x) / gamma)``."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 3)
+        self.gamma = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(x)
+        if self.how == "operator":
+            h = h / self.gamma
+        elif self.how == "torch.div":
+            h = torch.div(h, self.gamma)
+        elif self.how == "method":
+            h = h.div(self.gamma)
+        else:  # a reciprocal, multiplied
+            h = h * (1.0 / self.gamma)
+        return self.fc(h.mean((2, 3)))
+
+
+@pytest.mark.parametrize("how", ["operator", "torch.div", "method", "reciprocal"])
+def test_oracle_of_channels_divided_by_a_parameter_is_finite(one_thread, how: str) -> None:
+    torch.manual_seed(0)
+    model = _Divided(how).eval()
+    x = torch.randn(2, 3, 5, 5)
+    gamma = model.gamma.detach().clone()
+    graph = DependencyGraph(model, x)
+    assert ("", "gamma") in graph.divisors
+    plan = plan_pruning(graph, "l2", 0.5)
+    assert plan.removed, "the c1 / gamma group should lose channels"
+    oracle, small = soft_prune(graph, plan), prune(graph, plan)
+    removed = plan.removed[graph.layer_groups("c1")[0].index]
+    assert torch.equal(oracle.gamma.detach()[removed], torch.ones(len(removed), 1, 1))
+    assert bool((oracle.c1.weight.detach()[removed] == 0).all())
+    with torch.no_grad():
+        expected = oracle(x)
+        assert bool(expected.isfinite().all())
+        torch.testing.assert_close(small(x), expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(model.gamma.detach(), gamma)  # the oracle is a copy
+
+
+def test_dividend_parameter_is_zeroed_as_before(one_thread) -> None:
+    """A parameter divided (not dividing) is an ordinary member: zeroed in the oracle."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 8, 3)
+            self.beta = nn.Parameter(torch.rand(8, 1, 1))
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc((self.c1(x) + self.beta / 2.0).mean((2, 3)))
+
+    torch.manual_seed(0)
+    graph = DependencyGraph(Net().eval(), torch.randn(2, 3, 5, 5))
+    assert not graph.divisors
+    plan = plan_pruning(graph, "l2", 0.5)
+    removed = plan.removed[graph.layer_groups("c1")[0].index]
+    assert bool((soft_prune(graph, plan).beta.detach()[removed] == 0).all())
+
+
+def _layernorm_model() -> nn.Sequential:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[1].weight.normal_(1.0, 0.3)
+        model[1].bias.normal_(0.0, 0.3)
+    return model
+
+
+def test_pruning_an_oracle_slices_its_layernorm_mask(one_thread) -> None:
+    x = torch.randn(2, 4)
+    graph = DependencyGraph(_layernorm_model(), x)
+    oracle = soft_prune(graph, plan_pruning(graph, "l2", 0.5))
+    graph2 = DependencyGraph(oracle, x)
+    (group,) = graph2.prunable_groups()
+    keep = [m for m in group.members if (m.module, m.param) == ("1", "keep")]
+    assert [m.role for m in keep] == ["setting"]  # sliced with the channels, never scored
+    # remove some channels the oracle zeroed and some it kept
+    zeroed = (oracle[1].keep == 0).nonzero().flatten()
+    kept = (oracle[1].keep != 0).nonzero().flatten()
+    mask = torch.ones(8, dtype=torch.bool)
+    mask[zeroed[:2]] = False
+    mask[kept[:1]] = False
+    plan2 = plan_from_masks(graph2, {group.index: mask})
+    small, oracle2 = prune(graph2, plan2), soft_prune(graph2, plan2)
+    assert isinstance(small[1], MaskedLayerNorm)
+    assert torch.equal(small[1].keep, oracle[1].keep[mask])
+    assert small[1].inner.normalized_shape == (5,)
+    # soft-pruned again: one mask, the product of both (no MaskedLayerNorm inside another)
+    assert isinstance(oracle2[1], MaskedLayerNorm)
+    assert isinstance(oracle2[1].inner, nn.LayerNorm)
+    assert not isinstance(oracle2[1].inner, MaskedLayerNorm)
+    assert torch.equal(oracle2[1].keep, oracle[1].keep * mask)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), oracle2(x), rtol=1e-5, atol=1e-6)
+
+
+def test_pruning_an_oracle_with_a_plan_gives_the_first_pruned_model(one_thread) -> None:
+    x = torch.randn(2, 4)
+    model = _layernorm_model()
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.5)
+    oracle, small = soft_prune(graph, plan), prune(graph, plan)
+    graph2 = DependencyGraph(oracle, x)
+    plan2 = plan_pruning(graph2, "l2", 0.5)  # the zeroed channels score lowest
+    small2 = prune(graph2, plan2)
+    with torch.no_grad():
+        torch.testing.assert_close(small2(x), small(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(small2(x), soft_prune(graph2, plan2)(x), rtol=1e-5, atol=1e-6)
