@@ -296,14 +296,6 @@ def test_effective_rank_is_the_same_for_numpy_and_torch_inputs() -> None:
     assert effective_rank(feats.numpy().T.copy()) == pytest.approx(ref, rel=1e-12)
 
 
-def test_empirical_ntk_of_a_model_returning_a_tuple_names_it() -> None:
-    class Pair(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.f = torch.nn.Linear(2, 3)
-
-        def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.f(v), v
-
+def test_empirical_ntk_of_a_model_returning_a_tuple_names_it(tuple_model: torch.nn.Module) -> None:
     with pytest.raises(TypeError, match="model must return a tensor, got tuple"):
-        empirical_ntk(Pair(), torch.randn(4, 2))
+        empirical_ntk(tuple_model, torch.randn(4, 2))

@@ -183,16 +183,8 @@ def test_measuring_a_training_model_leaves_it_as_it_was() -> None:
     assert torch.equal(rng, torch.get_rng_state())
 
 
-def test_boundary_points_need_a_model_returning_logits() -> None:
-    class Pair(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.f = torch.nn.Linear(2, 3)
-
-        def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.f(v), v
-
+def test_boundary_points_need_a_model_returning_logits(tuple_model: torch.nn.Module) -> None:
     with pytest.raises(
         TypeError, match=r"model must return a tensor of logits \[B, C\], got tuple"
     ):
-        decision_boundary_points(Pair(), torch.randn(6, 2), 2)
+        decision_boundary_points(tuple_model, torch.randn(6, 2), 2)
