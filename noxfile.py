@@ -47,6 +47,7 @@ PYTEST = (
     "--numprocesses=auto",
     "--maxprocesses=4",
     "--dist=worksteal",
+    "--durations=10",  # the slowest tests, for keeping CI within its time
 )
 
 
