@@ -760,3 +760,35 @@ def test_floating_dtype_defaults_to_torch_default_and_names_the_argument() -> No
     for bad in (torch.int64, "float32", float):
         with pytest.raises(TypeError, match=r"images_dtype must be a floating torch\.dtype"):
             floating_dtype("images_dtype", bad)
+
+
+def test_forked_manual_seed_seeds_the_block_only_and_leaves_cuda_alone() -> None:
+    """Inside: the draws of torch.manual_seed(seed); after: the caller's stream, and no reseed
+    of an uninitialized CUDA queued for later (torch.manual_seed inside fork_rng(devices=[])
+    queues one, replacing the caller's CUDA seed)."""
+    import torch
+
+    from neuronkit.common import forked_manual_seed
+
+    torch.manual_seed(7)
+    expected_outside = torch.rand(3)
+    torch.manual_seed(5)
+    expected_inside = torch.rand(3)
+
+    tracker = getattr(torch.cuda, "_lazy_seed_tracker", None)
+    torch.manual_seed(7)
+    queued = tracker.get_calls() if tracker is not None else None
+    with forked_manual_seed(5):
+        inside = torch.rand(3)
+    assert torch.equal(inside, expected_inside)
+    assert torch.equal(torch.rand(3), expected_outside)
+    if tracker is not None and not torch.cuda.is_initialized():
+        assert tracker.get_calls() == queued
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(5)
+        assert tracker.get_calls() != queued  # the check above can fail
+    torch.manual_seed(7)
+    with forked_manual_seed(None):  # no seed: the global stream, advanced
+        assert torch.equal(torch.rand(3), expected_outside)
+    with pytest.raises(ValueError, match="seed"), forked_manual_seed(-1):
+        pass

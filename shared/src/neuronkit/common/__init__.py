@@ -16,7 +16,7 @@ from .plotting import new_figure
 from .progress import progress, progress_write
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
-from .seeding import seed_everything, torch_generator, torch_rng_seeded
+from .seeding import forked_manual_seed, seed_everything, torch_generator, torch_rng_seeded
 from .validation import (
     as_float_array,
     check_choice,
@@ -69,6 +69,7 @@ __all__ = [
     "discover",
     "eval_mode",
     "floating_dtype",
+    "forked_manual_seed",
     "grad_enabled",
     "host_array",
     "load",

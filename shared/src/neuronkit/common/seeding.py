@@ -55,6 +55,28 @@ def torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
 
 
 @contextlib.contextmanager
+def forked_manual_seed(seed: int | None) -> Iterator[None]:
+    """``torch.manual_seed(seed)`` for the block only (building modules with a seeded init):
+    torch's CPU generator, and each CUDA device's once CUDA is initialized, follow ``seed``
+    inside and are restored afterwards. An uninitialized CUDA is left alone: the usual
+    ``torch.manual_seed`` inside ``fork_rng(devices=[])`` queues a reseed of every GPU for
+    when CUDA starts, replacing the caller's CUDA seed. ``None``: the block runs on the global
+    RNG as it is (it advances). Needs torch."""
+    import torch
+
+    if seed is None:
+        yield
+        return
+    check_seed(seed)
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(int(seed))  # the CPU part of torch.manual_seed
+        for d in devices:
+            torch.cuda.default_generators[d].manual_seed(int(seed))
+        yield
+
+
+@contextlib.contextmanager
 def torch_rng_seeded(seed: int) -> Iterator[None]:
     """Within the block torch's global RNGs (the CPU's and every CUDA device's) follow ``seed``,
     for the draws that take no generator (dropout in a training loop); the caller's RNG state

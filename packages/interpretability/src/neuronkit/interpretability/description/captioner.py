@@ -39,6 +39,7 @@ from neuronkit.common import (
     check_type,
     detached_input,
     eval_mode,
+    forked_manual_seed,
     grad_enabled,
     torch_generator,
 )
@@ -102,18 +103,6 @@ def _check_descriptions(descriptions: Any) -> list[str]:
     return list(descriptions)
 
 
-@contextlib.contextmanager
-def _seeded_init(seed: int | None) -> Iterator[None]:
-    """Modules built inside the block draw their initial parameters from ``seed`` with the
-    global RNG untouched; ``None``: from torch's global RNG."""
-    if seed is not None:
-        check_seed(seed)
-    with torch.random.fork_rng(devices=[], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        yield
-
-
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -175,7 +164,7 @@ class ExemplarEncoder(nn.Module):
         self.in_channels = int(in_channels)
         self.width = int(width)
         c0 = in_channels + 2
-        with _seeded_init(seed):
+        with forked_manual_seed(seed):
             self.layers = nn.ModuleList(
                 [
                     nn.Sequential(nn.Conv2d(c0, width, 3, padding=1), nn.ReLU()),
@@ -472,7 +461,7 @@ class ExemplarCaptioner(nn.Module):
         f = encoder.feature_size
         self.hidden_size = int(hidden_size)
         attn = min(f, hidden_size)
-        with _seeded_init(seed):
+        with forked_manual_seed(seed):
             self.norm = nn.LayerNorm(f)
             self.init_h = nn.Sequential(nn.Linear(f, hidden_size), nn.Tanh())
             self.init_c = nn.Sequential(nn.Linear(f, hidden_size), nn.Tanh())

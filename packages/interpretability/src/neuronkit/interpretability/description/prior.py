@@ -27,11 +27,12 @@ from neuronkit.common import (
     check_seed,
     check_type,
     eval_mode,
+    forked_manual_seed,
     grad_enabled,
     torch_generator,
 )
 
-from .captioner import _own_rng, _seeded_init, _training
+from .captioner import _own_rng, _training
 from .vocabulary import Vocabulary
 
 __all__ = ["DescriptionLM", "HFLanguagePrior", "LanguagePrior"]
@@ -90,7 +91,7 @@ class DescriptionLM(nn.Module):
             check_number(name, v, ge=1, integer=True)
         check_number("dropout", dropout, ge=0.0, lt=1.0)
         self.vocabulary = vocabulary
-        with _seeded_init(seed):
+        with forked_manual_seed(seed):
             self.embedding = nn.Embedding(len(vocabulary), embedding_size)
             self.lstm = nn.LSTM(embedding_size, hidden_size, num_layers=layers, batch_first=True)
             self.dropout = nn.Dropout(dropout)

@@ -47,6 +47,7 @@ from neuronkit.common import (
     correct_predictions,
     detached_input,
     eval_mode,
+    forked_manual_seed,
     grad_enabled,
     progress,
 )
@@ -440,8 +441,7 @@ class DynamicCNN(nn.Module):
             else:
                 flat.append(m)
         layers: list[nn.Module] = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+        with forked_manual_seed(seed):
             i = 0
             while i < len(flat):
                 m = flat[i]

@@ -41,6 +41,7 @@ from neuronkit.common import (
     correct_predictions,
     detached_input,
     eval_mode,
+    forked_manual_seed,
     grad_enabled,
     progress,
 )
@@ -318,8 +319,7 @@ def reinitialize(
         raise TypeError(f"init must be a callable fn(module) or None, got {type(init).__name__}")
     fresh = copy.deepcopy(model)
     redrawn: set[int] = set()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with forked_manual_seed(seed):
         for m in fresh.modules():
             reset = getattr(m, "reset_parameters", None) or getattr(m, "_reset_parameters", None)
             if callable(reset):

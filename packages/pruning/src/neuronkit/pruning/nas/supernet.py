@@ -31,6 +31,7 @@ from neuronkit.common import (
     check_type,
     correct_predictions,
     eval_mode,
+    forked_manual_seed,
 )
 
 from .space import Architecture, CellSpace
@@ -79,9 +80,7 @@ class WeightSharingSupernet(nn.Module):
         self.in_features = int(in_features)
         self.hidden = int(hidden)
         self.num_classes = int(num_classes)
-        fork = torch.random.fork_rng(devices=[])
-        with fork:
-            torch.manual_seed(int(seed))
+        with forked_manual_seed(seed):
             self.stem = nn.Linear(self.in_features, self.hidden)
             self.edges = nn.ModuleDict(
                 {

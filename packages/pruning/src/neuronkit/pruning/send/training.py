@@ -40,6 +40,7 @@ from neuronkit.common import (
     check_type,
     detached_input,
     eval_mode,
+    forked_manual_seed,
     grad_enabled,
     progress,
     torch_generator,
@@ -135,8 +136,7 @@ def tiny_gpt_neox(
         tie_word_embeddings=False,
         use_cache=False,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with forked_manual_seed(seed):
         model = transformers.GPTNeoXForCausalLM(config)
     return model
 

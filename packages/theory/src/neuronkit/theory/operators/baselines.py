@@ -16,7 +16,7 @@ from typing import Literal, cast
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_choice, check_ndim, check_seed, check_type
+from neuronkit.common import check_choice, check_ndim, check_seed, check_type, forked_manual_seed
 
 from .._utils import check_input_dtype, check_positive_int
 from .mgno import PADDING_MODES, Prolongation, Restriction, level_sizes
@@ -75,9 +75,7 @@ class UNet2d(nn.Module):
             check_seed(seed)
         mode = self.padding_mode
         chans = [width * 2**d for d in range(self.depth + 1)]
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(int(seed))
+        with forked_manual_seed(seed):
             self.encoders = nn.ModuleList(
                 _Block(self.in_channels if d == 0 else chans[d - 1], chans[d], mode, activation)
                 for d in range(self.depth + 1)

@@ -46,6 +46,7 @@ from neuronkit.common import (
     check_ndim,
     check_seed,
     check_type,
+    forked_manual_seed,
     values_hidden,
 )
 
@@ -403,9 +404,7 @@ class MgNO(nn.Module):
         self.levels = check_positive_int("levels", levels)
         if seed is not None:
             check_seed(seed)
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(int(seed))
+        with forked_manual_seed(seed):
             channels = [self.in_channels] + [width] * num_layers
             self.mgconvs = nn.ModuleList(
                 MgConv(

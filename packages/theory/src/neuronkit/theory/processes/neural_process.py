@@ -38,6 +38,7 @@ from neuronkit.common import (
     check_number,
     check_probability,
     check_type,
+    forked_manual_seed,
     grad_enabled,
     progress,
     values_hidden,
@@ -87,8 +88,7 @@ def seeded_init(seed: int | torch.Generator | None) -> Iterator[None]:
         return
     gen = torch_generator(seed)
     value = int(torch.randint(0, 2**62, (1,), generator=gen, device="cpu"))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(value)
+    with forked_manual_seed(value):
         yield
 
 

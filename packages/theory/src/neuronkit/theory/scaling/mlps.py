@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type
+from neuronkit.common import check_choice, check_number, check_seed, check_type, forked_manual_seed
 
 from .._utils import traced
 
@@ -56,8 +56,7 @@ def _build(seed: int | None, build: Callable[[], None]) -> None:
         build()
         return
     check_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with forked_manual_seed(seed):
         build()
 
 
