@@ -550,7 +550,7 @@ class DependencyGraph:
 
     The graph describes ``model`` as it was built: :func:`~.prune.prune`,
     :func:`~.prune.soft_prune` and the importance scores raise ``ValueError``, before touching
-    anything, once a parameter or buffer of ``model`` has another shape (``model`` pruned in
+    anything, once a parameter of ``model`` has another shape or is gone (``model`` pruned in
     place: build a new graph).
 
     Raises:
@@ -593,8 +593,8 @@ class DependencyGraph:
 
     def _check_unchanged(self) -> None:
         """Raise ``ValueError`` unless every parameter of ``self.model`` the graph was built on
-        is still there with the same shape: the groups' positions index those
-        shapes, so after the model was pruned in place they would slice the wrong channels."""
+        is still there with the same shape: the groups' positions index those shapes, so
+        after the model was pruned in place they would slice the wrong channels."""
         now = _state_shapes(self.model)
         for name, then in self._shapes.items():
             shape = now.get(name)
