@@ -317,3 +317,18 @@ def test_level_set_traversal_names_a_model_returning_a_tuple(labels: Any) -> Non
     x = _inputs()
     with pytest.raises(TypeError, match="model must return a tensor, got tuple"):
         level_set_traversal(TupleNet(), x[:2], x[2:4], labels, n_iterations=2)
+
+
+def test_robustness_names_a_model_returning_a_tuple() -> None:
+    x = _inputs()
+    for call in (
+        lambda: fgsm_attack(TupleNet(), x[:2], LABELS[:2], eps=0.1),
+        lambda: accuracy(TupleNet(), x[:2], LABELS[:2]),
+    ):
+        with pytest.raises(TypeError, match="model must return a tensor, got tuple"):
+            call()
+
+
+def test_mds_names_a_model_returning_a_tuple() -> None:
+    with pytest.raises(TypeError, match="model must return a tensor, got tuple"):
+        response_statistics(TupleNet(), (4,), norm=1.0, n_samples=8)

@@ -41,7 +41,7 @@ from neuronkit.common import (
     torch_rng_seeded,
 )
 
-from .hooks import call_model
+from .hooks import call_model, tensor_output
 
 __all__ = ["accuracy", "fgsm_attack", "pgd_attack", "train_classifier"]
 
@@ -74,10 +74,11 @@ def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -
 
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``model(x)`` checked to be logits ``[N, C]``."""
-    logits = call_model(model, x)
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != x.shape[0]:
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must return logits [N, C] for inputs [N, ...], got {got}")
+    logits = tensor_output(call_model(model, x))
+    if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"model must return logits [N, C] for inputs [N, ...], got {tuple(logits.shape)}"
+        )
     return logits
 
 

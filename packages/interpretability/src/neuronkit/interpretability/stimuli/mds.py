@@ -50,7 +50,7 @@ from neuronkit.common import (
     grad_enabled,
 )
 
-from ..hooks import _parameter_dtype, call_model, model_device
+from ..hooks import _parameter_dtype, call_model, model_device, tensor_output
 
 __all__ = [
     "MDSClustering",
@@ -704,11 +704,10 @@ def _responses(model: Model, x: torch.Tensor, n_neurons: int | None = None) -> t
     dtype = _parameter_dtype(model)
     cast = dtype is not None and dtype != x.dtype
     with eval_mode(model):
-        r = call_model(model, x.to(dtype) if cast else x)
-    if not isinstance(r, torch.Tensor) or r.ndim != 2 or r.shape[0] != x.shape[0]:
+        r = tensor_output(call_model(model, x.to(dtype) if cast else x))
+    if r.ndim != 2 or r.shape[0] != x.shape[0]:
         raise ValueError(
-            f"model must map [B, *stimulus_shape] to [B, N] responses, got "
-            f"{tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__}"
+            f"model must map [B, *stimulus_shape] to [B, N] responses, got {tuple(r.shape)}"
         )
     if n_neurons is not None and r.shape[1] != n_neurons:
         raise ValueError(f"labels must have one entry per neuron ({r.shape[1]}), got {n_neurons}")
