@@ -129,3 +129,31 @@ def test_pruning_an_oracle_with_a_plan_gives_the_first_pruned_model(one_thread) 
     with torch.no_grad():
         torch.testing.assert_close(small2(x), small(x), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(small2(x), soft_prune(graph2, plan2)(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [None, 1e-3])
+def test_torch_rms_norm_follows_its_channels(one_thread, eps: float | None) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.RMSNorm(8, eps=eps), nn.GELU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+    x = torch.randn(5, 4)
+    graph = DependencyGraph(model, x)
+    (group,) = graph.prunable_groups()  # the norm's channels are not frozen
+    assert ("1", "weight", 0) in {(m.module, m.param, m.dim) for m in group.members}
+    plan = plan_pruning(graph, "l2", 0.5)
+    small, oracle = prune(graph, plan), soft_prune(graph, plan)
+    assert small[1].normalized_shape == (4,)
+    assert small[1].weight.shape == (4,)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), oracle(x), rtol=1e-5, atol=1e-6)
+
+
+def test_rms_norm_subclass_with_its_own_forward_is_not_pruned_through(one_thread) -> None:
+    class Scaled(nn.RMSNorm):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    model = nn.Sequential(nn.Linear(4, 8), Scaled(8), nn.Linear(8, 3))
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    assert all("0" not in {m.module for m in g.members} for g in graph.prunable_groups())

@@ -531,7 +531,8 @@ def _fix_attributes(mod: nn.Module) -> None:
         ref = mod.weight if mod.weight is not None else mod.running_mean
         assert ref is not None
         mod.num_features = ref.shape[0]
-    elif isinstance(mod, nn.LayerNorm):
+    elif isinstance(mod, nn.LayerNorm | nn.RMSNorm):
+        assert mod.weight is not None
         mod.normalized_shape = (mod.weight.shape[0],)
     elif isinstance(mod, nn.Embedding):
         mod.embedding_dim = mod.weight.shape[1]
@@ -802,9 +803,9 @@ class _KeptChannelLayerNorm(TorchFunctionMode):
 
 
 class MaskedNorm(nn.Module):
-    """Any last-axis normalization (e.g. a Hugging Face RMSNorm) with statistics over the kept
-    channels only (oracle use): the layer runs on ``x[..., keep]`` with its per-channel
-    parameters restricted to the kept channels; removed channels output 0.
+    """Any last-axis normalization (an RMSNorm: Hugging Face's or ``torch.nn.RMSNorm``) with
+    statistics over the kept channels only (oracle use): the layer runs on ``x[..., keep]``
+    with its per-channel parameters restricted to the kept channels; removed channels output 0.
 
     Args:
         norm: the original layer; its 1-D parameters are ``[C]`` per-channel.
@@ -824,6 +825,8 @@ class MaskedNorm(nn.Module):
             for pname, p in list(self.inner.named_parameters(recurse=False)):
                 if p.ndim == 1 and p.shape[0] == keep.numel():
                     self.inner._parameters[pname] = nn.Parameter(p.detach()[mask].clone())
+        if isinstance(self.inner, nn.RMSNorm):  # it checks its input's last axis against it
+            self.inner.normalized_shape = (int(mask.sum()),)
         self.register_buffer("keep", _float_keep(mask, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

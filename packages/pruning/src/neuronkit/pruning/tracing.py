@@ -174,17 +174,21 @@ def is_hf_conv1d(module: nn.Module) -> bool:
 
 
 def is_rms_norm(module: nn.Module) -> bool:
-    """True for a Hugging Face RMSNorm layer (``LlamaRMSNorm`` and its copies): a ``[C]``
-    ``weight`` scaling ``x`` normalized by a statistic over its last axis (``C`` channels)."""
+    """True for an RMSNorm over the last axis with a ``[C]`` ``weight`` scaling ``x``
+    normalized by a statistic over that axis (``C`` channels): a Hugging Face RMSNorm
+    (``LlamaRMSNorm`` and its copies) or ``torch.nn.RMSNorm`` with a 1-D ``normalized_shape``
+    and ``elementwise_affine`` (a subclass with its own ``forward`` is not one)."""
     if not isinstance(module, nn.Module):
         return False
     cls = type(module)
     weight = module._parameters.get("weight")  # not getattr: no proxy while tracing
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 1:
+        return False
+    if isinstance(module, nn.RMSNorm):
+        return cls.forward is nn.RMSNorm.forward and len(module.normalized_shape) == 1
     return (
         cls.__name__.endswith("RMSNorm")
         and cls.__module__.startswith("transformers.")
-        and isinstance(weight, torch.Tensor)
-        and weight.ndim == 1
         and not list(module.children())
     )
 
