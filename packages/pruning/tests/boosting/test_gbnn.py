@@ -377,3 +377,16 @@ def test_an_interrupted_refit_leaves_the_fitted_regressor_as_it_was(monkeypatch)
         reg.fit(X[:, :3], np.stack([y, y + 100], axis=1))
     _assert_same_state(reg, before)
     np.testing.assert_array_equal(reg.predict(X), pred)
+
+
+def test_the_reproductions_score_is_the_estimators_score():
+    """pruning.gbnn scores digits without accuracy_score's per-call checks: the same values."""
+    from neuronkit.pruning.reproductions.gbnn import _gbnn_score
+
+    X, y = _classification(k=4)
+    clf = _small(GBNNClassifier).fit(X, y)
+    Xr, yr = _regression()
+    reg = _small(GBNNRegressor).fit(Xr, yr)
+    for units in (None, 2, 5, np.array([0, 3, 6]), np.arange(8)):
+        assert _gbnn_score(clf, X, y, units, "classification") == clf.score(X, y, units=units)
+        assert _gbnn_score(reg, Xr, yr, units, "regression") == reg.score(Xr, yr, units=units)

@@ -1,6 +1,7 @@
 """IIR-SNN: the trainable-leak neuron, readout, BN folding, ANN -> SNN and the schedule."""
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -18,6 +19,8 @@ from neuronkit.snn.training import (
     iir_cnn,
     iir_retrain,
     spike_counts,
+    train_ann,
+    train_at_latency,
 )
 
 
@@ -58,6 +61,39 @@ def test_a_leak_starting_at_one_gets_a_gradient() -> None:
     torch.testing.assert_close(n(x), IIRLIF(leak=1.0, threshold=0.7)(x))
 
 
+def _plain_iirlif(n: IIRLIF, x: torch.Tensor) -> torch.Tensor:
+    """IIRLIF's update written plainly: zero state tensors, one ``x[t]`` per step."""
+    lam = n.leak + (n.leak.clamp(0.0, 1.0) - n.leak).detach()
+    theta = n.threshold.clamp(min=n.min_threshold)
+    u, s, out = torch.zeros_like(x[0]), torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):
+        u = lam * u + x[t] - theta * s
+        s = n.surrogate(u / theta - 1.0)
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("leak", [0.8, 1.0])
+@pytest.mark.parametrize("T", [1, 4])
+def test_iirlif_matches_the_plain_formulation_bitwise(leak: float, T: int) -> None:
+    """The forward (scalar zeros at rest, one unbind) does the plain loop's arithmetic: the
+    same spikes and the same gradients for the input, the leak and the threshold."""
+    torch.manual_seed(T)
+    x0, w = torch.rand(T, 3, 5) * 1.5, torch.randn(T, 3, 5)
+
+    def run(forward: Any) -> list[torch.Tensor]:
+        n = IIRLIF(leak=leak, threshold=0.6)
+        x = x0.clone().requires_grad_()
+        s = forward(n, x)
+        (s * w).sum().backward()
+        return [s.detach(), x.grad, n.leak.grad, n.threshold.grad]
+
+    got, want = run(IIRLIF.__call__), run(_plain_iirlif)
+    for g, r in zip(got, want, strict=True):
+        assert torch.equal(g, r)
+    assert float(got[3]) != 0.0
+
+
 def test_iirlif_bad_inputs_and_frozen() -> None:
     with pytest.raises(ValueError, match="leak"):
         IIRLIF(leak=1.5)
@@ -65,6 +101,8 @@ def test_iirlif_bad_inputs_and_frozen() -> None:
         IIRLIF(threshold=0.0)
     with pytest.raises(ValueError, match="x"):
         IIRLIF()(torch.rand(3, 4))
+    with pytest.raises(ValueError, match="T >= 1"):
+        IIRLIF()(torch.rand(0, 2, 4))
     nan = torch.rand(5, 2, 4)
     nan[2, 1, 3] = float("nan")
     with pytest.raises(ValueError, match="x must be finite"):
@@ -166,6 +204,51 @@ def test_ann_to_snn_calibrates_on_spikes_like_the_reference() -> None:
     torch.testing.assert_close(old_lins[1].weight, ann[2].weight * theta1)
     with pytest.raises(ValueError, match="calibration"):
         ann_to_snn(ann, x, calibration="max")
+
+
+def _plain_spike_thresholds(snn: nn.Sequential, x: torch.Tensor, q: float, steps: int) -> list:
+    """The spike calibration written plainly: for each neuron in turn, the whole prefix run
+    from rest at every step, the percentile of every step's current, the largest kept."""
+    layers = list(snn)
+    thresholds = []
+    with torch.no_grad():
+        for j, neuron in enumerate(layers):
+            if not isinstance(neuron, IIRLIF):
+                continue
+            state: dict = {}
+            best = -float("inf")
+            for _ in range(steps):
+                h = x
+                for k, m in enumerate(layers[:j]):
+                    if isinstance(m, IIRLIF):
+                        lam = float(m.leak.clamp(0.0, 1.0))
+                        theta = float(m.threshold)
+                        u, s = state.get(k, (torch.zeros_like(h), torch.zeros_like(h)))
+                        u = lam * u + h - theta * s
+                        s = (u >= theta).to(h.dtype)
+                        state[k] = (u, s)
+                        h = s
+                    else:
+                        h = m(h.unsqueeze(0)).squeeze(0)
+                best = max(best, _reference_percentile(h, q))
+            neuron.threshold.fill_(best)  # the layers above see it, as in the calibration
+            thresholds.append(best)
+    return thresholds
+
+
+@pytest.mark.parametrize("leak", [0.7, 1.0])
+def test_ann_to_snn_spike_calibration_matches_the_plain_loop_exactly(leak: float) -> None:
+    """Running the neuron-free first layers once, updating the membranes in place and skipping
+    the k-th value search when the running maximum already bounds it give the same thresholds
+    to the last bit."""
+    ann = cnn_ann(channels=(3, 4, 4), hidden=8, seed=0)
+    ann.eval()
+    x = torch.rand(40, 1, 8, 8)
+    snn = ann_to_snn(ann, x, percentile=85.0, leak=leak, calib_steps=6)
+    got = [float(m.threshold.detach()) for m in snn if isinstance(m, IIRLIF)]
+    ref = copy.deepcopy(snn)
+    assert _plain_spike_thresholds(ref, x, 85.0, 6) == got
+    assert len(set(got)) == 4
 
 
 def test_ann_to_snn_keeps_dropout_with_one_mask_over_time() -> None:
@@ -301,3 +384,25 @@ def test_iir_retrain_runs_under_no_grad() -> None:
     assert res.stages[0].losses  # was torch's "element 0 of tensors does not require grad"
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^iir_retrain needs"):
         iir_retrain(net, (x, y, x, y), timesteps=(1,), epochs_per_stage=1, batch_size=4)
+
+
+def test_trainers_adam_is_the_per_tensor_update_bitwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both trainers use the multi-tensor Adam update: the same arithmetic as the per-tensor
+    loop (torch's CPU default), so the trained weights are the same."""
+    torch.manual_seed(0)
+    x, y = torch.rand(40, 1, 8, 8), torch.randint(0, 10, (40,))
+    snn = iir_cnn(channels=(2, 3), hidden=8, seed=0)
+    ann = cnn_ann(channels=(2, 3), hidden=8, seed=0)
+    real = torch.optim.Adam
+    trained = []
+    for foreach in (None, False):
+        if foreach is False:
+            monkeypatch.setattr(
+                torch.optim, "Adam", lambda params, **kw: real(params, **{**kw, "foreach": False})
+            )
+        a, b = copy.deepcopy(snn), copy.deepcopy(ann)
+        train_at_latency(a, x, y, 2, 2, batch_size=16, weight_decay=1e-3, seed=0)
+        train_ann(b, x, y, 2, batch_size=16, weight_decay=1e-3, seed=0)
+        trained.append([*a.state_dict().values(), *b.state_dict().values()])
+    for got, want in zip(*trained, strict=True):
+        assert torch.equal(got, want)

@@ -150,16 +150,18 @@ class IIRLIF(nn.Module):
                 f"x must be a floating tensor [T, B, ...] (>= 3 dims), got dtype {x.dtype} and "
                 f"shape {tuple(x.shape)}"
             )
+        if x.shape[0] == 0:
+            raise ValueError(f"x must have T >= 1 time steps, got shape {tuple(x.shape)}")
         # clamped value, identity gradient (straight through): the plain clamp's gradient is 0
         # at the bound, and converted networks start at leak 1, so the leak would never train
         lam = (self.leak + (self.leak.clamp(0.0, 1.0) - self.leak).detach()).to(x.dtype)
         theta = self.threshold.clamp(min=self.min_threshold).to(x.dtype)
         begin(self.surrogate)  # a new sequence: a stateful surrogate (PDSG) restarts
-        u = torch.zeros_like(x[0])
-        s = torch.zeros_like(x[0])
+        u = x.new_zeros(())  # at rest: scalar zeros, broadcast at the first step
+        s = x.new_zeros(())
         out = []
-        for t in range(x.shape[0]):
-            u = lam * u + x[t] - theta * s
+        for xt in x.unbind(0):  # one backward node for all steps (indexing x[t] makes T)
+            u = lam * u + xt - theta * s
             s = fire(self.surrogate, u / theta, 1.0)  # spikes where u / theta - 1 >= 0
             out.append(s)
         check_finite_input(x, u)  # a NaN or infinity in x stays in u: one [B, ...] sum
@@ -364,6 +366,12 @@ def evaluate_latency(
     return correct / max(int(x.shape[0]), 1)
 
 
+def _adam(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam over ``model``'s parameters, with the multi-tensor update (CUDA's default): on the
+    CPU the same arithmetic as the per-tensor loop, in fewer Python steps."""
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
+
+
 @grad_enabled("train_at_latency")
 def train_at_latency(
     model: nn.Module,
@@ -399,7 +407,7 @@ def train_at_latency(
     check_seed(seed)
     if epochs == 0:
         return []
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _adam(model, lr, weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch_generator(seed)
     model.train()
@@ -736,7 +744,7 @@ def _convert_spike_calibrated(
             q, top = -math.inf, 0.0
             for c in _step_currents(snn[:j], x_calib, steps):
                 if c.numel():
-                    q = max(q, _percentile(c, percentile))
+                    q = _max_percentile(c, percentile, q)
                     top = max(top, float(c.max()))
             neuron: Any = snn[j]
             neuron.threshold.fill_(_usable_threshold(q, top))
@@ -749,20 +757,41 @@ def _percentile(t: Tensor, q: float) -> float:
     return float(flat.kthvalue(1 + round(q / 100.0 * (flat.numel() - 1))).values)
 
 
+def _max_percentile(t: Tensor, q: float, floor: float) -> float:
+    """``max(floor, _percentile(t, q))``, without the k-th value search when at least k values
+    of ``t`` are <= ``floor`` (its k-th smallest is then <= ``floor`` too): the same value, and
+    a running maximum over many steps rarely needs the search."""
+    flat = t.flatten()
+    k = 1 + round(q / 100.0 * (flat.numel() - 1))
+    if int(torch.count_nonzero(flat <= floor)) >= k:
+        return floor
+    return max(floor, float(flat.kthvalue(k).values))
+
+
 @torch.no_grad()
 def _step_currents(layers: Sequence[nn.Module], x: Tensor, steps: int) -> Iterator[Tensor]:
     """Run ``layers`` (a converted prefix) on the direct-encoded ``x`` one step at a time and
-    yield the output (the next neuron's input current) of every step."""
+    yield the output (the next neuron's input current) of every step. The layers before the
+    first neuron (stateless, in eval mode) get the same input at every step: they run once."""
+    first = next((k for k, m in enumerate(layers) if isinstance(m, IIRLIF)), len(layers))
+    head = x
+    for m in layers[:first]:
+        head = m(head.unsqueeze(0)).squeeze(0)
     state: dict[int, tuple[Tensor, Tensor]] = {}
     for _ in range(steps):
-        h = x
-        for k, m in enumerate(layers):
+        h = head
+        for k in range(first, len(layers)):
+            m = layers[k]
             if isinstance(m, IIRLIF):
                 lam = float(m.leak.clamp(0.0, 1.0))
                 theta = float(m.threshold.clamp(min=m.min_threshold))
-                u, s = state.get(k, (torch.zeros_like(h), torch.zeros_like(h)))
-                u = lam * u + h - theta * s
-                s = (u >= theta).to(h.dtype)
+                if k not in state:  # at rest (a default in state.get would be built every step)
+                    state[k] = (torch.zeros_like(h), torch.zeros_like(h))
+                u, s = state[k]
+                if lam != 1.0:  # a leak of 1 (converted networks) leaves u as it is
+                    u.mul_(lam)
+                u.add_(h).sub_(theta * s)  # u = lam * u + h - theta * s, in place
+                s = torch.ge(u, theta, out=torch.empty_like(u))  # float out=: no bool copy
                 state[k] = (u, s)
                 h = s
             else:
@@ -863,7 +892,7 @@ def train_ann(
     check_seed(seed)
     losses: list[float] = []
     if epochs > 0:
-        opt = torch.optim.Adam(ann.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = _adam(ann, lr, weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         gen = torch_generator(seed)
         ann.train()
