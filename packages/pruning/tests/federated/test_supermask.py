@@ -33,6 +33,14 @@ def test_sign_ste_values_and_identity_gradient() -> None:
     (out * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     assert s.grad is not None
     assert s.grad.tolist() == [1.0, 2.0, 3.0]
+    # every dtype and edge value as torch.where(s >= 0, 1, -1): -0.0 gives +1, NaN gives -1
+    edge = torch.tensor([-0.0, float("nan"), float("inf"), -float("inf"), 1e-45, -1e-45])
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        v = torch.cat([edge, torch.randn(50, generator=torch.Generator().manual_seed(0))])
+        v = v.to(dtype)
+        got = sign_ste(v)
+        assert got.dtype == dtype
+        assert torch.equal(got, torch.where(v >= 0, 1.0, -1.0).to(dtype))
 
 
 def test_topk_mask_keeps_k_largest_magnitudes_with_abs_gradient() -> None:
@@ -138,9 +146,15 @@ def test_topk_mask_selects_the_same_set_as_torch_topk(dtype: torch.dtype) -> Non
     """The partition fast path picks exactly torch.topk's set (ties fall back to topk)."""
     gen = torch.Generator().manual_seed(0)
     for n, k in [(1, 1), (7, 3), (500, 250), (4096, 2047), (300, 300), (300, 0)]:
+        with_nan = torch.randn(n, generator=gen, dtype=dtype)
+        with_nan[::5] = float("nan")  # torch.topk ranks NaN above everything
+        with_inf = torch.randn(n, generator=gen, dtype=dtype)
+        with_inf[::7] = float("inf")
         for values in (
             torch.randn(n, generator=gen, dtype=dtype),
             torch.randint(0, 4, (n,), generator=gen).to(dtype),  # many ties at the boundary
+            with_nan,
+            with_inf,
         ):
             expected = torch.zeros(n, dtype=dtype)
             if k:

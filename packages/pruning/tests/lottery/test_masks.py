@@ -144,6 +144,27 @@ def test_attach_masks_keeps_pruned_weights_at_zero_during_training() -> None:
     assert bool((params["0.weight"] == 1.0).all())  # no longer enforced
 
 
+def test_attached_masks_follow_a_change_of_the_weights_dtype() -> None:
+    """The hook keeps each mask cast to its weight's dtype; a model moved to another dtype
+    after attach_masks is still masked, by a mask of the new dtype."""
+    net = _net()
+    masks = global_magnitude_prune(net, ones_masks(net), 0.5)
+    handle = attach_masks(net, masks)
+    x = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    net(x)
+    net.double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1.0)
+    net(x.double())
+    params = dict(net.named_parameters())
+    for k, m in masks.items():
+        assert params[k].dtype == torch.float64
+        assert bool((params[k].detach()[~m] == 0).all())
+        assert bool((params[k].detach()[m] == 1).all())
+    handle.remove()
+
+
 def test_apply_masks_returns_model_and_zeroes() -> None:
     net = _net()
     masks = {"6.weight": torch.zeros(3, 8, dtype=torch.bool)}

@@ -63,6 +63,22 @@ def test_dropout_follows_the_data_seed_and_the_global_rng_is_kept() -> None:
     assert _same(resumed.state_dict(), full.state_dict())
 
 
+def test_training_on_the_cpu_seeds_only_the_cpu_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-step seed goes to the CPU generator alone: torch.manual_seed would also queue a
+    reseed of every accelerator not yet started, recording stack traces, on every step."""
+    x, y = _data()
+
+    def refuse(seed: int) -> None:
+        raise AssertionError("torch.manual_seed called while training on the CPU")
+
+    monkeypatch.setattr(torch, "manual_seed", refuse)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    twin = copy.deepcopy(net)
+    train(net, x, y, CFG, data_seed=2)
+    train(twin, x, y, CFG, data_seed=2)
+    assert _same(net.state_dict(), twin.state_dict())  # dropout still follows the data seed
+
+
 def test_lr_schedule_warmup_and_steps() -> None:
     cfg = TrainConfig(iterations=100, lr=1.0, warmup=4, milestones=(50, 80), gamma=0.5)
     assert [cfg.lr_at(i) for i in range(5)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])

@@ -338,9 +338,20 @@ def attach_masks(model: nn.Module, masks: Masks) -> MaskHandle:
     own = {n: m.detach().clone() for n, m in masks.items()}
     apply_masks(model, own)
     # a partial of a module-level function, not a closure: the model still pickles
-    hook = functools.partial(_masks_pre_hook, own)
+    hook = functools.partial(_masks_pre_hook, own, {})
     return MaskHandle(model.register_forward_pre_hook(hook), own)
 
 
-def _masks_pre_hook(masks: dict[str, torch.Tensor], module: nn.Module, args: Any) -> None:
-    apply_masks(module, masks)
+def _masks_pre_hook(
+    masks: dict[str, torch.Tensor], cast: dict[str, torch.Tensor], module: nn.Module, args: Any
+) -> None:
+    """:func:`apply_masks` before every forward pass, without its checks (``attach_masks`` made
+    them): ``cast`` keeps each mask in its weight's dtype and device, converted again only when
+    the weight's change (a bool mask costs a conversion on every multiplication)."""
+    with torch.no_grad():
+        for n, m in masks.items():
+            p = module.get_parameter(n)  # by name: a parameter replaced since is still found
+            c = cast.get(n)
+            if c is None or c.dtype != p.dtype or c.device != p.device:
+                c = cast[n] = m.to(device=p.device, dtype=p.dtype)
+            p.mul_(c)

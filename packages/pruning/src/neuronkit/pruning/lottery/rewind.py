@@ -25,6 +25,7 @@ only by what is asked to differ (e.g. the data order of the two copies in the st
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +177,18 @@ def _batches(n: int, batch_size: int, seed: int, start: int, stop: int) -> Itera
             yield perm[j * batch_size : (j + 1) * batch_size]
 
 
+def _seed_step(seed: int, device: torch.device) -> None:
+    """``torch.manual_seed(seed)`` for the generators a training step on ``device`` draws from.
+
+    On the CPU only the CPU generator is seeded: ``torch.manual_seed`` also queues a reseed of
+    every accelerator not yet started, recording a stack trace for each (several times the cost
+    of a small network's training step), and the caller's ``fork_rng`` would not restore those.
+    """
+    torch.default_generator.manual_seed(seed)
+    if device.type != "cpu":
+        torch.manual_seed(seed)
+
+
 @grad_enabled("train")
 def train(
     model: nn.Module,
@@ -241,11 +254,12 @@ def train(
             saved[start_iteration] = clone_state(model)
         model.train()
         batches = _batches(len(y), config.batch_size, data_seed, start_iteration, config.iterations)
-        # the caller's global RNG state comes back afterwards
-        with torch.random.fork_rng():
+        # the caller's global RNG state comes back afterwards (on the CPU, where only the CPU
+        # generator is seeded, without asking for the CUDA devices: a driver query per call)
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else None):
             for it, idx in enumerate(batches, start=start_iteration):
                 # dropout (any draw on the global RNG) at step t: from (data_seed, t) only
-                torch.manual_seed((int(data_seed) * 2**32 + it) % 2**63)
+                _seed_step((int(data_seed) * 2**32 + it) % 2**63, device)
                 for group in opt.param_groups:
                     group["lr"] = config.lr_at(it)
                 xb, yb = x[idx].to(device), y[idx].to(device)
@@ -258,8 +272,9 @@ def train(
                 opt.step()
                 # drop an outer autocast's cached low-precision copies of the updated weights
                 torch.clear_autocast_cache()
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training diverged at iteration {it} (loss {loss})")
+                value = loss.item()  # one read of the loss (cheaper than torch.isfinite)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"training diverged at iteration {it} (loss {value})")
                 if callback is not None:
                     callback(it + 1, model)
                 if it + 1 in wanted:

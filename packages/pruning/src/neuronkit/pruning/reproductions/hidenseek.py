@@ -89,7 +89,7 @@ def _mlp(seed: int) -> nn.Module:
 )
 def run(ctx: RunContext) -> None:
     quick = ctx.quick
-    n_seeds = 3  # quick too: three seeds fit its ~30 s budget (one seed before 0.5.16)
+    n_seeds = 3  # quick too (one seed before 0.5.16); about 60 s on a 2-core CPU, over budget
     rounds = 12 if quick else 200  # full: until HideNseek is flat over its last 20% of rounds
     sign_local = LocalConfig(epochs=2, batch_size=16, lr=0.1, optimizer="adam")
     binary_local = LocalConfig(epochs=2, batch_size=16, lr=0.003, optimizer="adam")
