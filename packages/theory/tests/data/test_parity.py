@@ -123,3 +123,29 @@ def test_memory_task_parity_draws_p_per_sequence() -> None:
     x = memory_task("parity", [2], 2000, length=400, seed=0).x[:, :, 0]
     means = x.mean(dim=0)  # [batch]: per-sequence rate of ones
     assert float(means.std()) > 0.2  # U(0, 1): 0.29; one p per batch: ~0.02
+
+
+@pytest.mark.parametrize("task", ["parity", "dms"])
+def test_memory_task_labels_are_those_of_the_checked_label_functions(task: str) -> None:
+    # memory_task labels its own binary draws without checking them again
+    label = parity_labels if task == "parity" else dms_labels
+    for seed, ns in enumerate([(2,), (2, 3, 4, 5), (5, 2, 9), (7,)]):
+        data = memory_task(task, ns, 33, seed=seed)
+        assert data.labels.dtype == torch.int64
+        assert torch.equal(data.labels, label(data.x, ns))
+    # the same stream as drawing the length and then the sequences by hand
+    gen = torch.Generator().manual_seed(3)
+    length = task_length("parity", 6, seed=gen)
+    x = binary_sequences(length, 9, seed=gen)
+    assert torch.equal(memory_task("parity", [4, 6], 9, seed=3).x, x)
+
+
+def test_memory_task_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        memory_task("parity", [2], 0)
+    with pytest.raises(ValueError, match="p"):
+        memory_task("parity", [2], 4, p=-0.1)
+    with pytest.raises(ValueError, match="N >= 2"):
+        memory_task("dms", [1, 3], 4)
+    with pytest.raises(TypeError, match="ns"):
+        memory_task("parity", 3, 4)  # type: ignore[arg-type]

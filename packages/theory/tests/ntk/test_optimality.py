@@ -114,6 +114,81 @@ def test_koenigs_kernel_is_a_limit_and_singular() -> None:
     assert torch.allclose(table, s, rtol=1e-3)
 
 
+def _tabulated_koenigs_reference(rho: torch.Tensor, act, size: int) -> torch.Tensor:
+    """koenigs_kernel(rho, act, table_size=size) as first written: plain formulas, the table
+    built on every call and the cosines at +-1 sent through the untabulated kernel."""
+    beta = depth_limit(act)["beta"]
+    grid_t = torch.linspace(-31.0, 31.0, size, dtype=torch.float64)
+    grid_rho = torch.tanh(grid_t / 2.0)
+    h = koenigs_kernel(grid_rho, act) * ((1.0 - grid_rho) * (1.0 + grid_rho)) ** beta
+    inner = rho.abs() < 1.0 - 1e-13
+    rc = rho.clamp(-1.0 + 1e-13, 1.0 - 1e-13)
+    pos = (torch.log((1.0 + rc) / (1.0 - rc)) - grid_t[0]) / (grid_t[1] - grid_t[0])
+    lo = pos.floor().clamp(0, size - 2).long()
+    frac = (pos - lo).clamp(0.0, 1.0)
+    out = (h[lo] * (1.0 - frac) + h[lo + 1] * frac) / ((1.0 - rc) * (1.0 + rc)) ** beta
+    return torch.where(inner, out, koenigs_kernel(rho.sign(), act))
+
+
+class _UnhashablePolynomial:
+    """A dual given as a callable object that cannot be hashed (no table cache for it)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, coefficients: tuple[float, ...], derivative: bool) -> None:
+        self.c, self.derivative = coefficients, derivative
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _UnhashablePolynomial) and vars(self) == vars(other)
+
+    def __call__(self, rho: torch.Tensor) -> torch.Tensor:
+        if self.derivative:
+            return sum(k * c * rho ** (k - 1) for k, c in enumerate(self.c) if k)
+        return sum(c * rho**k for k, c in enumerate(self.c))
+
+
+def test_tabulated_koenigs_kernel_is_its_formula_bit_for_bit() -> None:
+    # the table is cached per activation and the interpolation runs in place: same values
+    c = (0.0, 0.5, 0.0, 0.5)
+    unhashable = DualActivation(
+        "unhashable", _UnhashablePolynomial(c, False), _UnhashablePolynomial(c, True)
+    )
+    g = torch.Generator().manual_seed(0)
+    rho = torch.cat(
+        [
+            torch.rand(298, generator=g, dtype=torch.float64) * 2 - 1,
+            1 - torch.logspace(-15, -1, 40, dtype=torch.float64),
+            torch.tensor([1.0, -1.0, 0.0, 1 - 1e-13, -(1 - 1e-13)], dtype=torch.float64),
+        ]
+    ).reshape(7, 49)
+    for act in (singular_activation(1, degree=7), singular_activation(2), unhashable):
+        ref = _tabulated_koenigs_reference(rho, act, 512)
+        for _ in range(2):  # the second call reads the cached table
+            assert torch.equal(koenigs_kernel(rho, act, table_size=512), ref)
+    assert float(koenigs_kernel(rho, unhashable, table_size=512)[6, -5]) == math.inf
+    inner = rho[:6].clone().requires_grad_(True)  # and it stays differentiable
+    (grad,) = torch.autograd.grad(koenigs_kernel(inner, act, table_size=512).sum(), inner)
+    assert bool(torch.isfinite(grad).all())
+
+
+def test_singular_kernel_classifier_is_the_tabulated_kernel_on_any_blocks() -> None:
+    # the test rows go in blocks of ~2^18 kernel entries, the weights are formed in place
+    act = singular_activation(1, degree=7)
+    for n, m in ((30, 700), (1500, 400)):
+        tr = dirichlet_sphere_data(n, [2, 1], [1, 2], 0.4, seed=n)
+        te = dirichlet_sphere_data(m, [2, 1], [1, 2], 0.4, seed=m)
+        x_test = torch.cat([te.x, tr.x[:3]])  # three test points on training points: S = inf
+        k = koenigs_kernel((x_test @ tr.x.T).clamp(-1.0, 1.0), act, table_size=4096)
+        finite = torch.isfinite(k)
+        big = torch.where(finite, k, torch.zeros_like(k)).abs().amax(dim=1, keepdim=True)
+        w = torch.where(finite, k / big.clamp_min(1e-300), torch.full_like(k, 1e300))
+        onehot = torch.stack([tr.y == 0, tr.y == 1], dim=1).double()
+        ref = (w @ onehot).argmax(dim=1)
+        got = singular_kernel_classify(tr.x, tr.y, x_test, activation=act)
+        assert torch.equal(got, ref)
+        assert torch.equal(got[-3:], tr.y[:3])
+
+
 def test_deep_relu_ntk_tends_to_a_constant_plus_diagonal() -> None:
     _, kn = ntk_recursion(
         torch.tensor([0.0, 0.5], dtype=torch.float64), 3000, relu_dual(), normalize=True

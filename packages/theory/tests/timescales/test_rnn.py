@@ -105,6 +105,31 @@ def test_forward_and_simulate_are_bitwise_the_step_by_step_graph(placement: str)
     assert torch.equal(model.simulate(empty, h0), h0.unsqueeze(0))
 
 
+@pytest.mark.parametrize("placement", ["outside", "inside"])
+@pytest.mark.parametrize("inputs", [1, 3])
+def test_forward_and_simulate_without_autograd_give_the_same_values(
+    placement: str, inputs: int
+) -> None:
+    # without a graph the drives are formed step by step (no [T, B, H] temporaries): the
+    # values must still be those of the graph path, bit for bit
+    model = TimescaleRNN(inputs, 24, num_heads=3, placement=placement, seed=6)
+    with torch.no_grad():
+        model.tau.mul_(2.5)  # some tau clamped at 1, some large
+        model.w_rec.mul_(3.0)
+    gen = torch.Generator().manual_seed(7)
+    for batch in (1, 5, 64):
+        x = torch.randn(13, batch, inputs, generator=gen)
+        h0 = 0.1 * torch.rand(batch, 24, generator=gen)
+        logits, states = model(x, h0, heads=[2, 0]), model.simulate(x, h0)
+        assert logits.requires_grad
+        assert states.requires_grad
+        with torch.no_grad():
+            assert torch.equal(model(x, h0, heads=[2, 0]), logits)
+            assert torch.equal(model.simulate(x, h0), states)
+        with torch.inference_mode():
+            assert torch.equal(model.simulate(x, h0), states)
+
+
 def test_tau_one_is_a_vanilla_rnn_and_large_tau_holds_the_state() -> None:
     model = TimescaleRNN(1, 8, tau_init=1.0, seed=3)
     x = torch.rand(5, 2, 1)

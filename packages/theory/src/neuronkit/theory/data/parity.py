@@ -117,10 +117,18 @@ def binary_sequences(
     length = check_positive_int("length", length)
     batch_size = check_positive_int("batch_size", batch_size)
     gen = torch_generator(seed)
+    if p is not None:
+        check_probability("p", p)
+    return _binary_sequences(length, batch_size, p, gen)
+
+
+def _binary_sequences(
+    length: int, batch_size: int, p: float | None, gen: torch.Generator
+) -> torch.Tensor:
+    """:func:`binary_sequences` on checked arguments."""
     if p is None:
         p_value: torch.Tensor | float = torch.rand(1, batch_size, 1, generator=gen)
     else:
-        check_probability("p", p)
         p_value = float(p)
     return (torch.rand(length, batch_size, 1, generator=gen) < p_value).float()
 
@@ -137,8 +145,14 @@ def parity_labels(x: torch.Tensor, ns: Sequence[int]) -> torch.Tensor:
     """
     ns = _check_ns(ns)
     _check_sequences(x, max(ns))
-    bits = x[..., 0].long()
-    return torch.stack([bits[-n:].sum(dim=0) % 2 for n in ns])
+    return _parity_labels(x, ns)
+
+
+def _parity_labels(x: torch.Tensor, ns: tuple[int, ...]) -> torch.Tensor:
+    """:func:`parity_labels` on checked arguments: the sums of the last ``N`` bits are the
+    running sums of the reversed window, read at ``N - 1``."""
+    sums = x[-max(ns) :, :, 0].long().flip(0).cumsum(dim=0)
+    return sums[[n - 1 for n in ns]] % 2
 
 
 def dms_labels(x: torch.Tensor, ns: Sequence[int]) -> torch.Tensor:
@@ -155,8 +169,13 @@ def dms_labels(x: torch.Tensor, ns: Sequence[int]) -> torch.Tensor:
     if min(ns) < 2:
         raise ValueError(f"ns must hold N >= 2 for the DMS task, got {list(ns)}")
     _check_sequences(x, max(ns))
+    return _dms_labels(x, ns)
+
+
+def _dms_labels(x: torch.Tensor, ns: tuple[int, ...]) -> torch.Tensor:
+    """:func:`dms_labels` on checked arguments."""
     bits = x[..., 0].long()
-    return torch.stack([(bits[-n] == bits[-1]).long() for n in ns])
+    return (bits[[-n for n in ns]] == bits[-1]).long()
 
 
 def task_length(task: str, n_max: int, *, seed: int | torch.Generator | None = None) -> int:
@@ -167,7 +186,11 @@ def task_length(task: str, n_max: int, *, seed: int | torch.Generator | None = N
     """
     check_choice("task", task, _TASKS)
     n_max = check_positive_int("n_max", n_max)
-    gen = torch_generator(seed)
+    return _task_length(task, n_max, torch_generator(seed))
+
+
+def _task_length(task: str, n_max: int, gen: torch.Generator) -> int:
+    """:func:`task_length` on checked arguments."""
     low = n_max + 2
     high = max(low + 1, int(low + _LENGTH_SPREAD[task] * n_max))
     return int(torch.randint(low, high, (1,), generator=gen))
@@ -196,17 +219,23 @@ def memory_task(
     """
     check_choice("task", task, _TASKS)
     ns = _check_ns(ns)
+    if task == "dms" and min(ns) < 2:
+        raise ValueError(f"ns must hold N >= 2 for the DMS task, got {list(ns)}")
+    batch_size = check_positive_int("batch_size", batch_size)
+    if p is not None:
+        check_probability("p", p)
+    elif task == "dms":
+        p = 0.5
     gen = torch_generator(seed)
     if length is None:
-        length = task_length(task, max(ns), seed=gen)
+        length = _task_length(task, max(ns), gen)
     else:
         length = check_positive_int("length", length)
         if length < max(ns):
             raise ValueError(f"length must be >= max(ns)={max(ns)}, got {length}")
-    if p is None and task == "dms":
-        p = 0.5
-    x = binary_sequences(length, batch_size, p=p, seed=gen)
-    labels = parity_labels(x, ns) if task == "parity" else dms_labels(x, ns)
+    # the arguments are checked and x is binary: the label helpers skip their checks
+    x = _binary_sequences(length, batch_size, p, gen)
+    labels = _parity_labels(x, ns) if task == "parity" else _dms_labels(x, ns)
     return SequenceTask(task=task, ns=ns, x=x, labels=labels)
 
 

@@ -529,6 +529,18 @@ def depth_limit(activation: DualActivation, *, tol: float = 1e-12) -> dict[str, 
     return out
 
 
+def _singular_limit(activation: Any) -> tuple[DualActivation, dict[str, Any]]:
+    """The activation and its :func:`depth_limit`; raise unless it is of the singular class."""
+    act = _check_dual(activation)
+    limit = depth_limit(act)
+    if limit["classifier"] != "singular_kernel":
+        raise ValueError(
+            f"activation must be of the singular-kernel class for koenigs_kernel, "
+            f"got {act.name} ({limit['classifier']})"
+        )
+    return act, limit
+
+
 def koenigs_kernel(
     rho: Any, activation: DualActivation, *, max_iter: int = 2_000, table_size: int | None = None
 ) -> Tensor:
@@ -537,34 +549,15 @@ def koenigs_kernel(
     Up to a positive factor, ``K_L(rho) / (L dual'(0)^L) -> S(rho)`` for ``rho < 1``; ``S``
     blows up like ``(1 - rho)^(-beta)`` at ``rho = 1`` (returned as ``inf``). ``rho``: any shape.
     With ``table_size``, ``S(rho) (1 - rho)^beta`` (smooth) is tabulated on that many log-spaced
-    values of ``1 - rho`` and interpolated: much faster for large kernel matrices.
+    values of ``1 - rho`` and interpolated: much faster for large kernel matrices (the table of
+    an activation is computed once and kept for later calls).
     """
-    act = _check_dual(activation)
-    limit = depth_limit(act)
-    if limit["classifier"] != "singular_kernel":
-        raise ValueError(
-            f"activation must be of the singular-kernel class for koenigs_kernel, "
-            f"got {act.name} ({limit['classifier']})"
-        )
+    act, limit = _singular_limit(activation)
     r = _as_rho(rho)
     lam = limit["slope_at_0"]
     if table_size is not None:
         size = check_positive_int("table_size", table_size, minimum=16)
-        beta = float(limit["beta"])
-        # grid uniform in t = log((1 + rho) / (1 - rho)); h = S (1 - rho)^beta (1 + rho)^beta
-        grid_t = torch.linspace(-31.0, 31.0, size, dtype=torch.float64, device=r.device)
-        grid_rho = torch.tanh(grid_t / 2.0)
-        damp = ((1.0 - grid_rho) * (1.0 + grid_rho)) ** beta
-        h = koenigs_kernel(grid_rho, act, max_iter=max_iter) * damp
-        inner = r.abs() < 1.0 - 1e-13
-        rc = r.clamp(-1.0 + 1e-13, 1.0 - 1e-13)
-        t = torch.log((1.0 + rc) / (1.0 - rc))
-        pos = (t - grid_t[0]) / (grid_t[1] - grid_t[0])
-        lo = pos.floor().clamp(0, size - 2).long()
-        frac = (pos - lo).clamp(0.0, 1.0)
-        hr = h[lo] * (1.0 - frac) + h[lo + 1] * frac
-        out = hr / ((1.0 - rc) * (1.0 + rc)) ** beta
-        return torch.where(inner, out, koenigs_kernel(r.sign(), act))
+        return _koenigs_interpolated(r, act, float(limit["beta"]), size, max_iter)
     step = math.log(1.0 / lam)
     # cosines within rounding of +-1 are the same point (or its antipode): infinite kernel
     active = r.abs() < 1.0 - 1e-13
@@ -585,6 +578,41 @@ def koenigs_kernel(
         log_scale = log_scale + step
     flat[idx] = s * torch.exp(log_scale)
     return flat.reshape(r.shape)
+
+
+def _koenigs_table(
+    activation: DualActivation, beta: float, size: int, max_iter: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The table of :func:`koenigs_kernel` with ``table_size=size``: a grid uniform in
+    ``t = log((1 + rho) / (1 - rho))`` and ``h = S (1 - rho)^beta (1 + rho)^beta`` on it."""
+    grid_t = torch.linspace(-31.0, 31.0, size, dtype=torch.float64, device=device)
+    grid_rho = torch.tanh(grid_t / 2.0)
+    damp = ((1.0 - grid_rho) * (1.0 + grid_rho)) ** beta
+    return grid_t, koenigs_kernel(grid_rho, activation, max_iter=max_iter) * damp
+
+
+# the same activation's table serves every call (e.g. each test chunk of each classifier)
+_cached_koenigs_table = functools.lru_cache(maxsize=8)(_koenigs_table)
+
+
+def _koenigs_interpolated(
+    r: Tensor, activation: DualActivation, beta: float, size: int, max_iter: int
+) -> Tensor:
+    """:func:`koenigs_kernel` with ``table_size=size`` at checked cosines ``r`` (float64 in
+    ``[-1, 1]``) of a singular-class ``activation`` whose exponent is ``beta``."""
+    try:
+        grid_t, h = _cached_koenigs_table(activation, beta, size, max_iter, r.device)
+    except TypeError:  # an activation whose callables cannot be hashed: no cache
+        grid_t, h = _koenigs_table(activation, beta, size, max_iter, r.device)
+    rc = r.clamp(-1.0 + 1e-13, 1.0 - 1e-13)
+    minus, plus = 1.0 - rc, 1.0 + rc
+    pos = (torch.log(plus / minus) - grid_t[0]) / (grid_t[1] - grid_t[0])
+    lo = pos.floor().clamp(0, size - 2).long()
+    frac = (pos - lo).clamp(0.0, 1.0)
+    out = (torch.take(h, lo) * (1.0 - frac) + torch.take(h[1:], lo) * frac) / (minus * plus) ** beta
+    # cosines within rounding of +-1 are the same point (or its antipode): S = +-inf
+    out = out.masked_fill(r >= 1.0 - 1e-13, math.inf)
+    return out.masked_fill(r <= -(1.0 - 1e-13), -math.inf)
 
 
 def majority_vote(y_train: Any, n_test: int) -> Tensor:
@@ -654,20 +682,27 @@ def singular_kernel_classify(
     y = _labels_for("y_train", a, y_train)
     if beta is not None:
         check_number("beta", beta, gt=0)
+    else:
+        act, limit = _singular_limit(activation)
     classes = torch.unique(y)
     onehot = (y[:, None] == classes[None, :]).to(torch.float64)  # [N, C]
     preds = []
-    for start in range(0, b.shape[0], _CHUNK):  # bounded memory for large test sets
-        rho = (b[start : start + _CHUNK] @ a.T).clamp(-1.0, 1.0)
+    # blocks of about 2^18 kernel entries (a multiple of 16 rows): bounded memory for large
+    # test sets, and temporaries small enough to stay in cache
+    rows = max(16, (2**18 // a.shape[0]) // 16 * 16)
+    for start in range(0, b.shape[0], rows):
+        rho = (b[start : start + rows] @ a.T).clamp(-1.0, 1.0)
         if beta is not None:
             # log-domain weights: -beta * log(2 - 2 rho), scaled by the row maximum
             logw = -beta * torch.log((2.0 - 2.0 * rho).clamp_min(1e-300))
             w = torch.exp(logw - logw.max(dim=1, keepdim=True).values)
         else:
-            k = koenigs_kernel(rho, activation, table_size=4096)  # type: ignore[arg-type]
-            finite = torch.isfinite(k)
-            big = torch.where(finite, k, torch.zeros_like(k)).abs().amax(dim=1, keepdim=True)
-            w = torch.where(finite, k / big.clamp_min(1e-300), torch.full_like(k, 1e300))
+            # koenigs_kernel(rho, act, table_size=4096) without checking rho again
+            k = _koenigs_interpolated(rho, act, float(limit["beta"]), 4096, 2_000)
+            # weights k / (the row's largest finite |k|), 1e300 where k is infinite
+            infinite = ~torch.isfinite(k)
+            big = k.abs().masked_fill_(infinite, 0.0).amax(dim=1, keepdim=True)
+            w = k.div_(big.clamp_min_(1e-300)).masked_fill_(infinite, 1e300)
         preds.append(classes[(w @ onehot).argmax(dim=1)])
     return torch.cat(preds)
 
