@@ -33,12 +33,20 @@ class _Divided(nn.Module):
             h = torch.div(h, self.gamma)
         elif self.how == "method":
             h = h.div(self.gamma)
+        elif self.how == "abs":  # through ops that keep a zero divisor zero
+            h = h / self.gamma.abs()
+        elif self.how == "square":
+            h = h / torch.sqrt(self.gamma**2)
+        elif self.how == "pow":
+            h = h / (-self.gamma).pow(2)
         else:  # a reciprocal, multiplied
             h = h * (1.0 / self.gamma)
         return self.fc(h.mean((2, 3)))
 
 
-@pytest.mark.parametrize("how", ["operator", "torch.div", "method", "reciprocal"])
+@pytest.mark.parametrize(
+    "how", ["operator", "torch.div", "method", "abs", "square", "pow", "reciprocal"]
+)
 def test_oracle_of_channels_divided_by_a_parameter_is_finite(one_thread, how: str) -> None:
     torch.manual_seed(0)
     model = _Divided(how).eval()
@@ -57,6 +65,33 @@ def test_oracle_of_channels_divided_by_a_parameter_is_finite(one_thread, how: st
         assert bool(expected.isfinite().all())
         torch.testing.assert_close(small(x), expected, rtol=1e-5, atol=1e-6)
     assert torch.equal(model.gamma.detach(), gamma)  # the oracle is a copy
+
+
+@pytest.mark.parametrize(
+    "op", [torch.sqrt, torch.square, torch.exp, "sqrt", "square", "exp", "exp_"]
+)
+def test_unary_elementwise_ops_keep_channels_prunable(one_thread, op) -> None:
+    """sqrt, square and exp (functions, methods, in place) map each channel to itself."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.sigmoid(self.fc1(x))
+            h = getattr(h, op)() if isinstance(op, str) else op(h)
+            return self.fc2(h)
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    graph = DependencyGraph(Net().eval(), x)
+    (group,) = graph.prunable_groups()
+    plan = plan_pruning(graph, "l2", 0.5)
+    small = prune(graph, plan)
+    assert small.fc1.out_features == group.size - len(plan.removed[group.index]) == 4
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), soft_prune(graph, plan)(x), rtol=1e-5, atol=1e-6)
 
 
 def test_dividend_parameter_is_zeroed_as_before(one_thread) -> None:

@@ -24,6 +24,7 @@ from neuronkit.pruning.lottery import (
     TrainConfig,
     accuracy,
     attach_masks,
+    detach_masks,
     global_magnitude_prune,
     ones_masks,
     random_masks_like,
@@ -72,6 +73,33 @@ def test_attach_masks_refuses_a_copy_that_carries_the_hook() -> None:
         attach_masks(twin, ones_masks(twin))
     handle.remove()
     attach_masks(copy.deepcopy(net), ones_masks(net)).remove()  # copied after remove(): fine
+
+
+def test_detach_masks_frees_a_copy_and_returns_its_masks() -> None:
+    import copy
+
+    net = _net()
+    masks = global_magnitude_prune(net, ones_masks(net), 0.5)
+    handle = attach_masks(net, masks)
+    twin = copy.deepcopy(net)
+    freed = detach_masks(twin)
+    assert freed is not None
+    assert freed.keys() == masks.keys()
+    assert all(torch.equal(freed[n], masks[n]) for n in masks)
+    assert not twin._forward_pre_hooks
+    assert len(net._forward_pre_hooks) == 1
+    with torch.no_grad():  # the copy's pruned weights can grow again
+        for p in twin.parameters():
+            p.add_(1.0)
+    twin(torch.randn(2, 4))
+    assert all(bool((p != 0).all()) for n, p in twin.named_parameters() if n in masks)
+    attach_masks(twin, ones_masks(twin)).remove()  # and other masks can be attached
+    assert detach_masks(twin) is None  # nothing left to detach
+    assert detach_masks(net) is not None
+    assert not net._forward_pre_hooks
+    handle.remove()  # after detach_masks: a no-op, not an error
+    with pytest.raises(TypeError, match="model"):
+        detach_masks(masks)  # type: ignore[arg-type]
 
 
 # ---- a model that returns a tuple --------------------------------------------------------

@@ -332,6 +332,9 @@ _ELEMENTWISE_FUNCS: set[Any] = {
     torch.neg,
     torch.neg_,
     operator.neg,
+    torch.sqrt,
+    torch.square,
+    torch.exp,
     # same-shape constants: their channel axis follows the input's
     torch.zeros_like,
     torch.ones_like,
@@ -356,6 +359,9 @@ _ELEMENTWISE_METHODS = {
     "type",
     "abs",
     "neg",
+    "sqrt",
+    "square",
+    "exp",
     "detach",
 }
 _BINARY_FUNCS: set[Any] = {
@@ -384,6 +390,19 @@ _INPLACE_METHODS = {f"{name}_": name for name in _ELEMENTWISE_METHODS | _BINARY_
 # division functions (the method ``div`` is matched by name): a parameter read as the divisor
 # is set to 1, not 0, on removed channels by the soft-pruning oracle (0 / 0 would be NaN)
 _DIVISIONS: set[Any] = {operator.truediv, operator.itruediv, torch.div}
+# unary ops followed back from a divisor to the parameter it reads (``x / gamma.abs()``): each
+# maps 0 to 0 (a zeroed divisor would give 0 / 0) and 1 to a nonzero value (the oracle's 1)
+_DIVISOR_UNARY_METHODS = {"abs", "neg", "sqrt", "square", "relu"}
+_DIVISOR_UNARY_FUNCS: set[Any] = {
+    torch.abs,
+    torch.neg,
+    operator.neg,
+    torch.sqrt,
+    torch.square,
+    torch.relu,
+    _F.relu,
+}
+_POWERS: set[Any] = {operator.pow, torch.pow, "pow"}
 _POOL_FUNCS: set[Any] = {
     _F.adaptive_avg_pool1d,
     _F.adaptive_avg_pool2d,
@@ -544,7 +563,8 @@ class DependencyGraph:
             reshape (OPT's ``self.num_heads``; -1 where an entry belongs to no group):
             :func:`~.prune.prune` sets the attribute to the number of entries kept.
         divisors: ``(module, parameter)`` of the parameters and buffers that ``forward``
-            divides channels by (``x / self.gamma``): :func:`~.prune.soft_prune` sets their
+            divides channels by (``x / self.gamma``, also through ``abs``, ``neg``, ``sqrt``,
+            ``square``, ``relu`` or a positive power): :func:`~.prune.soft_prune` sets their
             removed channels to 1 instead of 0, which would make them 0 / 0.
         gm: the traced ``torch.fx.GraphModule`` (generated on first access).
 
@@ -1222,8 +1242,25 @@ class DependencyGraph:
         return [_Label(q.axis, list(q.slots)), None]
 
     def _note_divisor(self, divisor: Any) -> None:
-        """Record that the parameter (or buffer) read by ``divisor`` divides channels: the
+        """Record that the parameter (or buffer) read by ``divisor``, directly or through
+        zero-keeping unary ops (``gamma.abs()``, ``gamma ** 2``), divides channels: the
         soft-pruning oracle sets its removed channels to 1, so that they stay 0 (not 0 / 0)."""
+        while isinstance(divisor, fx.Node) and divisor not in self._read_tensors:
+            target = divisor.target
+            if divisor.op == "call_method" and target in _DIVISOR_UNARY_METHODS:
+                divisor = divisor.args[0]
+            elif divisor.op == "call_function" and target in _DIVISOR_UNARY_FUNCS:
+                divisor = divisor.args[0] if divisor.args else divisor.kwargs.get("input")
+            elif (
+                divisor.op in ("call_method", "call_function")
+                and target in _POWERS
+                and len(divisor.args) == 2
+                and isinstance(divisor.args[1], (int, float))
+                and divisor.args[1] > 0
+            ):
+                divisor = divisor.args[0]
+            else:
+                break
         member = self._read_tensors.get(divisor) if isinstance(divisor, fx.Node) else None
         if member is not None:
             self._divisors.add((member.module, member.param))

@@ -31,6 +31,7 @@ __all__ = [
     "MaskHandle",
     "apply_masks",
     "attach_masks",
+    "detach_masks",
     "global_magnitude_prune",
     "layer_sparsity",
     "ones_masks",
@@ -309,7 +310,8 @@ def attach_masks(model: nn.Module, masks: Masks) -> MaskHandle:
     One set of masks at a time: two hooks would enforce the intersection of their masks, so a
     model that already carries masks (attached here and not removed, or copied with them) is
     refused; call ``remove()`` on the first :class:`MaskHandle` (a copy made while masks are
-    attached, e.g. by ``copy.deepcopy``, carries the hook without a handle: copy after it).
+    attached, e.g. by ``copy.deepcopy``, carries the hook without a handle: free it with
+    :func:`detach_masks`).
 
     Args:
         model: the network; modified in place (that is the point).
@@ -324,22 +326,46 @@ def attach_masks(model: nn.Module, masks: Masks) -> MaskHandle:
     check_type("model", model, nn.Module)
     params = _params(model)
     _check_masks("masks", masks, params)
-    if any(
-        isinstance(h, functools.partial) and h.func is _masks_pre_hook
-        for h in model._forward_pre_hooks.values()
-    ):
+    if _mask_hooks(model):
         raise ValueError(
             "model already carries lottery masks (an earlier attach_masks whose hook is still "
             "on it; both would hold, enforcing the intersection of their masks): call remove() "
-            "on the MaskHandle that attach_masks returned before attaching other masks (a "
-            "copy of a model made while masks were attached carries the hook but no handle: "
-            "copy it after remove())"
+            "on the MaskHandle that attach_masks returned, or detach_masks(model) (for a copy "
+            "made while masks were attached, which carries the hook but no handle), before "
+            "attaching other masks"
         )
     own = {n: m.detach().clone() for n, m in masks.items()}
     apply_masks(model, own)
     # a partial of a module-level function, not a closure: the model still pickles
     hook = functools.partial(_masks_pre_hook, own, {})
     return MaskHandle(model.register_forward_pre_hook(hook), own)
+
+
+def detach_masks(model: nn.Module) -> Masks | None:
+    """Stop enforcing the masks that :func:`attach_masks` put on ``model``; return them.
+
+    ``MaskHandle.remove()`` does the same for the model it was attached to; this also frees a
+    copy made while masks were attached (``copy.deepcopy`` copies the hook, not the handle).
+    The weights stay as they are (pruned ones stay zero until trained).
+
+    Returns:
+        The masks that were enforced (``{name: bool tensor}``), or ``None`` when ``model``
+        carried none.
+    """
+    check_type("model", model, nn.Module)
+    hooks = _mask_hooks(model)
+    for key in hooks:
+        del model._forward_pre_hooks[key]
+    return next(iter(hooks.values())).args[0] if hooks else None
+
+
+def _mask_hooks(model: nn.Module) -> dict[int, functools.partial]:
+    """The :func:`attach_masks` hooks on ``model``: ``{hook id: hook}`` (at most one)."""
+    return {
+        key: h
+        for key, h in model._forward_pre_hooks.items()
+        if isinstance(h, functools.partial) and h.func is _masks_pre_hook
+    }
 
 
 def _masks_pre_hook(
