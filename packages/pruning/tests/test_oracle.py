@@ -67,31 +67,65 @@ def test_oracle_of_channels_divided_by_a_parameter_is_finite(one_thread, how: st
     assert torch.equal(model.gamma.detach(), gamma)  # the oracle is a copy
 
 
-@pytest.mark.parametrize(
-    "op", [torch.sqrt, torch.square, torch.exp, "sqrt", "square", "exp", "exp_"]
-)
-def test_unary_elementwise_ops_keep_channels_prunable(one_thread, op) -> None:
-    """sqrt, square and exp (functions, methods, in place) map each channel to itself."""
+_F = torch.nn.functional
+_ELEMENTWISE = {
+    "sqrt": lambda h: torch.sqrt(h),
+    "square method": lambda h: h.square(),
+    "exp_ in place": lambda h: h.exp_(),
+    "erf": torch.erf,
+    "hardsigmoid": _F.hardsigmoid,
+    "hardtanh": _F.hardtanh,
+    "softplus": _F.softplus,
+    "mish": _F.mish,
+    "selu": _F.selu,
+    "logsigmoid": _F.logsigmoid,
+    "softshrink": _F.softshrink,
+    "alpha_dropout": lambda h: _F.alpha_dropout(h, 0.2, training=False),
+    "SELU module": nn.SELU(),
+    "Hardtanh module": nn.Hardtanh(),
+    "Threshold module": nn.Threshold(0.6, 0.0),
+    "clamp": lambda h: torch.clamp(h, 0.2, 0.7),
+    "clamp_min_ method": lambda h: h.clamp_min_(0.4),
+    "clip keywords": lambda h: torch.clip(h, max=0.6),
+    "where of a comparison": lambda h: torch.where(h > 0.5, h, 0.1 * h),
+    "times a mask": lambda h: h * h.le(0.5),
+}
 
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = torch.sigmoid(self.fc1(x))
-            h = getattr(h, op)() if isinstance(op, str) else op(h)
-            return self.fc2(h)
+class _Activated(nn.Module):
+    def __init__(self, op) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
+        self.cap = nn.Parameter(torch.rand(8) + 0.3)  # a per-channel clamp bound
+        self.op = op
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.sigmoid(self.fc1(x))
+        h = self.op(h) if self.op is not None else h.clamp(max=self.cap)
+        return self.fc2(h)
+
+
+@pytest.mark.parametrize("name", [*_ELEMENTWISE, "clamp to a parameter"])
+def test_elementwise_ops_keep_channels_prunable(one_thread, name: str) -> None:
+    """Activations, clamps and comparison masks (functions, methods, in place, modules) map
+    each channel to itself; a per-channel clamp bound is sliced with its channels."""
     torch.manual_seed(0)
     x = torch.randn(5, 4)
-    graph = DependencyGraph(Net().eval(), x)
+    model = _Activated(_ELEMENTWISE.get(name)).eval()
+    graph = DependencyGraph(model, x)
     (group,) = graph.prunable_groups()
     plan = plan_pruning(graph, "l2", 0.5)
     small = prune(graph, plan)
     assert small.fc1.out_features == group.size - len(plan.removed[group.index]) == 4
+    assert small.cap.shape == ((4,) if model.op is None else (8,))
     with torch.no_grad():
         torch.testing.assert_close(small(x), soft_prune(graph, plan)(x), rtol=1e-5, atol=1e-6)
+
+
+def test_clamp_to_an_untracked_tensor_freezes_the_channels(one_thread) -> None:
+    model = _Activated(lambda h: h.clamp(min=torch.full((8,), 0.3))).eval()
+    graph = DependencyGraph(model, torch.randn(5, 4))
+    assert not graph.prunable_groups()
 
 
 def test_dividend_parameter_is_zeroed_as_before(one_thread) -> None:

@@ -281,8 +281,20 @@ _ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.ELU,
     nn.Hardswish,
     nn.Hardsigmoid,
+    nn.Hardtanh,  # also ReLU6
     nn.Mish,
     nn.Softplus,
+    nn.SELU,
+    nn.CELU,
+    nn.RReLU,
+    nn.Softsign,
+    nn.LogSigmoid,
+    nn.Tanhshrink,
+    nn.Softshrink,
+    nn.Hardshrink,
+    nn.Threshold,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,
@@ -320,7 +332,26 @@ _ELEMENTWISE_FUNCS: set[Any] = {
     _F.elu,
     _F.elu_,
     _F.hardswish,
+    _F.hardsigmoid,
+    _F.hardtanh,
+    _F.hardtanh_,
+    _F.mish,
+    _F.softplus,
+    _F.selu,
+    _F.celu,
+    _F.rrelu,
+    _F.softsign,
+    _F.logsigmoid,
+    _F.tanhshrink,
+    _F.softshrink,
+    _F.hardshrink,
+    _F.threshold,
     _F.dropout,
+    _F.dropout1d,
+    _F.dropout2d,
+    _F.dropout3d,
+    _F.alpha_dropout,
+    _F.feature_alpha_dropout,
     torch.sigmoid,
     torch.sigmoid_,
     torch.tanh,
@@ -335,6 +366,11 @@ _ELEMENTWISE_FUNCS: set[Any] = {
     torch.sqrt,
     torch.square,
     torch.exp,
+    torch.expm1,
+    torch.log1p,
+    torch.erf,
+    torch.sign,
+    torch.nan_to_num,
     # same-shape constants: their channel axis follows the input's
     torch.zeros_like,
     torch.ones_like,
@@ -362,7 +398,21 @@ _ELEMENTWISE_METHODS = {
     "sqrt",
     "square",
     "exp",
+    "expm1",
+    "log1p",
+    "erf",
+    "sign",
+    "nan_to_num",
     "detach",
+}
+# clamps: elementwise in the input and their bounds (numbers, or tensors that broadcast)
+_CLAMP_FUNCS: set[Any] = {torch.clamp, torch.clip, torch.clamp_min, torch.clamp_max}
+_CLAMP_METHODS = {"clamp", "clip", "clamp_min", "clamp_max"}
+_CLAMP_BOUNDS = {
+    "clamp": ("min", "max"),
+    "clip": ("min", "max"),
+    "clamp_min": ("min",),
+    "clamp_max": ("max",),
 }
 _BINARY_FUNCS: set[Any] = {
     operator.add,
@@ -382,11 +432,26 @@ _BINARY_FUNCS: set[Any] = {
     torch.div,
     torch.maximum,
     torch.minimum,
+    # comparisons: a mask keeps each channel where it was
+    operator.gt,
+    operator.ge,
+    operator.lt,
+    operator.le,
+    operator.eq,
+    operator.ne,
+    torch.gt,
+    torch.ge,
+    torch.lt,
+    torch.le,
+    torch.eq,
+    torch.ne,
 }
-_BINARY_METHODS = {"add", "sub", "mul", "div", "pow"}
+_BINARY_METHODS = {"add", "sub", "mul", "div", "pow", "gt", "ge", "lt", "le", "eq", "ne"}
 # the in-place method of each of these (``relu_``, ``add_``) is read as the method itself: the
 # result is its input tensor, whose channels stay where they were
-_INPLACE_METHODS = {f"{name}_": name for name in _ELEMENTWISE_METHODS | _BINARY_METHODS}
+_INPLACE_METHODS = {
+    f"{name}_": name for name in _ELEMENTWISE_METHODS | _BINARY_METHODS | _CLAMP_METHODS
+}
 # division functions (the method ``div`` is matched by name): a parameter read as the divisor
 # is set to 1, not 0, on removed channels by the soft-pruning oracle (0 / 0 would be NaN)
 _DIVISIONS: set[Any] = {operator.truediv, operator.itruediv, torch.div}
@@ -1294,6 +1359,14 @@ class DependencyGraph:
                     raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
         return result
 
+    def _clamp(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
+        """``clamp(x, min, max)`` and its kin: elementwise over ``x`` and its bounds."""
+        bounds = _CLAMP_BOUNDS[name]
+        a, kw = node.args, node.kwargs
+        operands = [a[0] if a else kw.get("input")]
+        operands += [a[1 + i] if len(a) > 1 + i else kw.get(b) for i, b in enumerate(bounds)]
+        return self._binary(node, labels, operands)
+
     def _reshape(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         label = self._in(node, labels)
         if label is None:
@@ -1639,6 +1712,8 @@ class DependencyGraph:
             return self._binary(node, labels, a[:2])
         if target is torch.where:  # where(condition, x, y): elementwise over three operands
             return self._binary(node, labels, a[:3])
+        if target in _CLAMP_FUNCS:
+            return self._clamp(node, labels, target.__name__)
         if target is _F.pad:  # pad = (last axis before, after, next-to-last ...)
             label, pad = self._in(node, labels), a[1] if len(a) > 1 else _kw(node).get("pad")
             if label is not None:
@@ -1877,6 +1952,8 @@ class DependencyGraph:
         name = _INPLACE_METHODS.get(name, name)
         if name in _ELEMENTWISE_METHODS:
             return self._passthrough(node, labels)
+        if name in _CLAMP_METHODS:
+            return self._clamp(node, labels, name)
         if name in _BINARY_METHODS:
             if name == "div":
                 self._note_divisor(a[1] if len(a) > 1 else node.kwargs.get("other"))
