@@ -1,6 +1,8 @@
 """The soft-pruning oracle: channels divided by a parameter stay finite, and an oracle can be
 traced, pruned and soft-pruned again (its MaskedLayerNorm masks follow the channels)."""
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -68,27 +70,32 @@ def test_oracle_of_channels_divided_by_a_parameter_is_finite(one_thread, how: st
 
 
 _F = torch.nn.functional
-_ELEMENTWISE = {
-    "sqrt": lambda h: torch.sqrt(h),
-    "square method": lambda h: h.square(),
-    "exp_ in place": lambda h: h.exp_(),
-    "erf": torch.erf,
-    "hardsigmoid": _F.hardsigmoid,
-    "hardtanh": _F.hardtanh,
-    "softplus": _F.softplus,
-    "mish": _F.mish,
-    "selu": _F.selu,
-    "logsigmoid": _F.logsigmoid,
-    "softshrink": _F.softshrink,
-    "alpha_dropout": lambda h: _F.alpha_dropout(h, 0.2, training=False),
-    "SELU module": nn.SELU(),
-    "Hardtanh module": nn.Hardtanh(),
-    "Threshold module": nn.Threshold(0.6, 0.0),
-    "clamp": lambda h: torch.clamp(h, 0.2, 0.7),
-    "clamp_min_ method": lambda h: h.clamp_min_(0.4),
-    "clip keywords": lambda h: torch.clip(h, max=0.6),
-    "where of a comparison": lambda h: torch.where(h > 0.5, h, 0.1 * h),
-    "times a mask": lambda h: h * h.le(0.5),
+# name: (a module, or an op of (h, c) with c a per-channel parameter; whether c is sliced)
+_ELEMENTWISE: dict[str, tuple[Any, bool]] = {
+    "sqrt": (lambda h, c: torch.sqrt(h), False),
+    "square method": (lambda h, c: h.square(), False),
+    "exp_ in place": (lambda h, c: h.exp_(), False),
+    "erf": (lambda h, c: torch.erf(h), False),
+    "hardsigmoid": (lambda h, c: _F.hardsigmoid(h), False),
+    "hardtanh": (lambda h, c: _F.hardtanh(h), False),
+    "softplus": (lambda h, c: _F.softplus(h), False),
+    "mish": (lambda h, c: _F.mish(h), False),
+    "selu": (lambda h, c: _F.selu(h), False),
+    "logsigmoid": (lambda h, c: _F.logsigmoid(h), False),
+    "softshrink": (lambda h, c: _F.softshrink(h), False),
+    "alpha_dropout": (lambda h, c: _F.alpha_dropout(h, 0.2, training=False), False),
+    "SELU module": (nn.SELU(), False),
+    "Hardtanh module": (nn.Hardtanh(), False),
+    "Threshold module": (nn.Threshold(0.6, 0.0), False),
+    "clamp": (lambda h, c: torch.clamp(h, 0.2, 0.7), False),
+    "clamp_min_ method": (lambda h, c: h.clamp_min_(0.4), False),
+    "clip keywords": (lambda h, c: torch.clip(h, max=0.6), False),
+    "clamp to a parameter": (lambda h, c: h.clamp(max=c), True),
+    "where of a comparison": (lambda h, c: torch.where(h > 0.5, h, 0.1 * h), False),
+    "times a mask": (lambda h, c: h * h.le(c), True),
+    "addcmul (an affine layer)": (lambda h, c: torch.addcmul(c, c, h), True),
+    "addcdiv_ method": (lambda h, c: h.clone().addcdiv_(h, c, value=0.5), True),
+    "lerp": (lambda h, c: torch.lerp(h, c, 0.3), True),
 }
 
 
@@ -96,36 +103,71 @@ class _Activated(nn.Module):
     def __init__(self, op) -> None:
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
-        self.cap = nn.Parameter(torch.rand(8) + 0.3)  # a per-channel clamp bound
-        self.op = op
+        self.cap = nn.Parameter(torch.rand(8) + 0.3)  # a per-channel operand
+        self.op = op  # a module is a submodule: the module rule, not its forward, applies
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.sigmoid(self.fc1(x))
-        h = self.op(h) if self.op is not None else h.clamp(max=self.cap)
-        return self.fc2(h)
+        return self.fc2(self.op(h) if isinstance(self.op, nn.Module) else self.op(h, self.cap))
 
 
-@pytest.mark.parametrize("name", [*_ELEMENTWISE, "clamp to a parameter"])
+@pytest.mark.parametrize("name", _ELEMENTWISE)
 def test_elementwise_ops_keep_channels_prunable(one_thread, name: str) -> None:
-    """Activations, clamps and comparison masks (functions, methods, in place, modules) map
-    each channel to itself; a per-channel clamp bound is sliced with its channels."""
+    """Activations, clamps, comparison masks and ternary ops (functions, methods, in place,
+    modules) map each channel to itself; a per-channel operand is sliced with its channels."""
     torch.manual_seed(0)
     x = torch.randn(5, 4)
-    model = _Activated(_ELEMENTWISE.get(name)).eval()
-    graph = DependencyGraph(model, x)
+    op, sliced = _ELEMENTWISE[name]
+    graph = DependencyGraph(_Activated(op).eval(), x)
     (group,) = graph.prunable_groups()
     plan = plan_pruning(graph, "l2", 0.5)
     small = prune(graph, plan)
     assert small.fc1.out_features == group.size - len(plan.removed[group.index]) == 4
-    assert small.cap.shape == ((4,) if model.op is None else (8,))
+    assert small.cap.shape == ((4,) if sliced else (8,))
     with torch.no_grad():
         torch.testing.assert_close(small(x), soft_prune(graph, plan)(x), rtol=1e-5, atol=1e-6)
 
 
 def test_clamp_to_an_untracked_tensor_freezes_the_channels(one_thread) -> None:
-    model = _Activated(lambda h: h.clamp(min=torch.full((8,), 0.3))).eval()
+    model = _Activated(lambda h, c: h.clamp(min=torch.full((8,), 0.3))).eval()
     graph = DependencyGraph(model, torch.randn(5, 4))
     assert not graph.prunable_groups()
+
+
+class _GroupNorm1(nn.GroupNorm):
+    """timm's ``GroupNorm1``: an ``nn.GroupNorm`` subclass calling ``F.group_norm`` itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+def test_group_norm_called_by_its_own_layer_prunes_whole_groups(one_thread) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), _GroupNorm1(4, 8), nn.Conv2d(8, 2, 1)).eval()
+    with torch.no_grad():
+        model[1].weight.normal_(1.0, 0.3)
+        model[1].bias.normal_(0.0, 0.3)
+    x = torch.randn(2, 3, 4, 4)
+    graph = DependencyGraph(model, x)
+    (group,) = graph.prunable_groups()
+    assert group.size == 4  # groups of two channels are the units
+    plan = plan_pruning(graph, "l2", 0.5)
+    small = prune(graph, plan)
+    assert (small[1].num_groups, small[1].num_channels, small[0].out_channels) == (2, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), soft_prune(graph, plan)(x), rtol=1e-5, atol=1e-6)
+
+    class Outside(nn.Module):  # another module's group_norm call with the layer's parameters
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.gn, self.c2 = nn.Conv2d(3, 8, 1), nn.GroupNorm(4, 8), nn.Conv2d(8, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c2(_F.group_norm(self.c1(x), 4, self.gn.weight, self.gn.bias))
+
+    graph = DependencyGraph(Outside().eval(), x)
+    assert not graph.prunable_groups()
+    assert any("group_norm over channels outside" in g.reason for g in graph.groups)
 
 
 def test_dividend_parameter_is_zeroed_as_before(one_thread) -> None:

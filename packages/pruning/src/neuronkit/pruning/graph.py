@@ -405,15 +405,18 @@ _ELEMENTWISE_METHODS = {
     "nan_to_num",
     "detach",
 }
-# clamps: elementwise in the input and their bounds (numbers, or tensors that broadcast)
-_CLAMP_FUNCS: set[Any] = {torch.clamp, torch.clip, torch.clamp_min, torch.clamp_max}
-_CLAMP_METHODS = {"clamp", "clip", "clamp_min", "clamp_max"}
-_CLAMP_BOUNDS = {
-    "clamp": ("min", "max"),
-    "clip": ("min", "max"),
-    "clamp_min": ("min",),
-    "clamp_max": ("max",),
+# elementwise over several operands (numbers, or tensors that broadcast), by name (function
+# and method): their operands' names, in order
+_MULTI_OPERAND = {
+    "clamp": ("input", "min", "max"),
+    "clip": ("input", "min", "max"),
+    "clamp_min": ("input", "min"),
+    "clamp_max": ("input", "max"),
+    "addcmul": ("input", "tensor1", "tensor2"),
+    "addcdiv": ("input", "tensor1", "tensor2"),  # divides by tensor2
+    "lerp": ("input", "end", "weight"),
 }
+_MULTI_OPERAND_FUNCS: set[Any] = {getattr(torch, name) for name in _MULTI_OPERAND}
 _BINARY_FUNCS: set[Any] = {
     operator.add,
     operator.sub,
@@ -450,7 +453,7 @@ _BINARY_METHODS = {"add", "sub", "mul", "div", "pow", "gt", "ge", "lt", "le", "e
 # the in-place method of each of these (``relu_``, ``add_``) is read as the method itself: the
 # result is its input tensor, whose channels stay where they were
 _INPLACE_METHODS = {
-    f"{name}_": name for name in _ELEMENTWISE_METHODS | _BINARY_METHODS | _CLAMP_METHODS
+    f"{name}_": name for name in _ELEMENTWISE_METHODS | _BINARY_METHODS | _MULTI_OPERAND.keys()
 }
 # division functions (the method ``div`` is matched by name): a parameter read as the divisor
 # is set to 1, not 0, on removed channels by the soft-pruning oracle (0 / 0 would be NaN)
@@ -1072,14 +1075,7 @@ class DependencyGraph:
                 return None
             if x.axis != axis or len(x.slots) != mod.num_channels or not mod.affine:
                 raise _Freeze(f"{name}: GroupNorm channels not on axis {axis}, or no affine")
-            # a group's channels are one unit: removing whole groups leaves the statistics of
-            # the others as they were (Torch-Pruning removes channels inside every group and
-            # keeps num_groups, which changes each group's mean and variance)
-            k = mod.num_channels // mod.num_groups
-            blocks = [x.slots[g : g + k] for g in range(0, len(x.slots), k)]
-            self._uf.unite(
-                [b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]]
-            )
+            self._unite_norm_groups(x, mod.num_groups)
             for p in ("weight", "bias"):
                 self._member(name, p, 0, "norm", kind, x.slots)
             return x
@@ -1359,12 +1355,13 @@ class DependencyGraph:
                     raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
         return result
 
-    def _clamp(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
-        """``clamp(x, min, max)`` and its kin: elementwise over ``x`` and its bounds."""
-        bounds = _CLAMP_BOUNDS[name]
+    def _multi_operand(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
+        """An op of :data:`_MULTI_OPERAND` (``clamp(x, min, max)``, ``addcmul(x, t1, t2)``,
+        ``lerp(x, end, weight)``...): elementwise over all its operands."""
         a, kw = node.args, node.kwargs
-        operands = [a[0] if a else kw.get("input")]
-        operands += [a[1 + i] if len(a) > 1 + i else kw.get(b) for i, b in enumerate(bounds)]
+        operands = [a[i] if len(a) > i else kw.get(n) for i, n in enumerate(_MULTI_OPERAND[name])]
+        if name == "addcdiv":
+            self._note_divisor(operands[2])
         return self._binary(node, labels, operands)
 
     def _reshape(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -1712,8 +1709,8 @@ class DependencyGraph:
             return self._binary(node, labels, a[:2])
         if target is torch.where:  # where(condition, x, y): elementwise over three operands
             return self._binary(node, labels, a[:3])
-        if target in _CLAMP_FUNCS:
-            return self._clamp(node, labels, target.__name__)
+        if target in _MULTI_OPERAND_FUNCS:
+            return self._multi_operand(node, labels, target.__name__)
         if target is _F.pad:  # pad = (last axis before, after, next-to-last ...)
             label, pad = self._in(node, labels), a[1] if len(a) > 1 else _kw(node).get("pad")
             if label is not None:
@@ -1734,6 +1731,8 @@ class DependencyGraph:
             return self._layer_norm_call(node, labels)
         if target is _F.batch_norm:
             return self._batch_norm_call(node, labels)
+        if target is _F.group_norm:
+            return self._group_norm_call(node, labels)
         if target is _F.linear:
             return self._linear_call(node, labels)
         if target is _F.embedding:
@@ -1834,6 +1833,47 @@ class DependencyGraph:
             )
         self._norm_members(node, x, params, plabels, type(owner).__name__)
         self._layernorms.add(owner_name)
+        return x
+
+    def _unite_norm_groups(self, x: _Label, num_groups: int) -> None:
+        """A GroupNorm's groups of channels ``x`` become units: removing whole groups leaves
+        the statistics of the others as they were (Torch-Pruning removes channels inside every
+        group and keeps ``num_groups``, which changes each group's mean and variance)."""
+        k = len(x.slots) // num_groups
+        blocks = [x.slots[g : g + k] for g in range(0, len(x.slots), k)]
+        self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
+
+    def _group_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``F.group_norm(x, num_groups, weight, bias, eps)`` called in a ``forward`` (timm's
+        ``GroupNorm1``, an ``nn.GroupNorm`` subclass with its own ``forward``): the GroupNorm
+        rule, but only for such a subclass calling it with its own parameters and
+        ``num_groups`` (which the pruner rewrites); anything else over channels freezes them."""
+        names = ("input", "num_groups", "weight", "bias", "eps")
+        args = _named_args(node, names)
+        x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
+        params = [p for p in (args.get("weight"), args.get("bias")) if isinstance(p, fx.Node)]
+        plabels = [labels.get(p) for p in params]
+        if x is None:
+            if any(isinstance(lab, _Label) for lab in plabels):
+                raise _Freeze(f"{_describe(node)}: parameters over untracked channels")
+            return None
+        owners = {_split_target(str(p.target))[0] for p in params if p.op == "get_attr"}
+        owner = self._modules.get(next(iter(owners))) if len(owners) == 1 else None
+        if (
+            x.axis != 1
+            or not isinstance(owner, nn.GroupNorm)
+            or type(owner).forward is nn.GroupNorm.forward  # called from outside the layer
+            or len(params) != 2
+            or any(p.op != "get_attr" for p in params)
+            or args["num_groups"] != owner.num_groups
+            or len(x.slots) != owner.num_channels
+        ):
+            raise _Freeze(
+                f"{_describe(node)}: group_norm over channels outside an affine nn.GroupNorm "
+                "subclass's own groups (it could not follow the pruning)"
+            )
+        self._unite_norm_groups(x, owner.num_groups)
+        self._norm_members(node, x, params, plabels, type(owner).__name__)
         return x
 
     def _batch_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -1952,8 +1992,8 @@ class DependencyGraph:
         name = _INPLACE_METHODS.get(name, name)
         if name in _ELEMENTWISE_METHODS:
             return self._passthrough(node, labels)
-        if name in _CLAMP_METHODS:
-            return self._clamp(node, labels, name)
+        if name in _MULTI_OPERAND:
+            return self._multi_operand(node, labels, name)
         if name in _BINARY_METHODS:
             if name == "div":
                 self._note_divisor(a[1] if len(a) > 1 else node.kwargs.get("other"))
