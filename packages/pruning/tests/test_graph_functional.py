@@ -372,6 +372,40 @@ def test_a_head_count_attribute_follows_the_pruned_heads(keywords: bool) -> None
     assert y.shape == (3, 7, 3)
 
 
+class _ScaleByShape(nn.Module):
+    """timm's ``Scale``: a per-channel parameter viewed to the tuple attribute ``shape``."""
+
+    def __init__(self, dim: int, also_read: bool = False) -> None:
+        super().__init__()
+        self.shape = (dim, 1, 1)
+        self.also_read = also_read
+        self.scale = nn.Parameter(torch.rand(dim) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * self.scale.view(self.shape)
+        return y * self.shape[0] if self.also_read else y
+
+
+@pytest.mark.parametrize("also_read", [False, True])
+def test_a_width_in_a_tuple_attribute_follows_the_pruning(also_read: bool) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), _ScaleByShape(8, also_read), nn.Conv2d(8, 2, 1))
+    x = torch.randn(2, 3, 4, 4)
+    if also_read:  # the width is also a number another op reads: a constant
+        group = _group_of(DependencyGraph(model.eval(), x), "0")
+        assert not group.prunable
+        assert "module attribute 1.shape[0], and other ops also read it" in group.reason
+        return
+    graph = _check_oracle(model.eval(), x)
+    assert _group_of(graph, "0").prunable
+    small = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert small[1].shape == (4, 1, 1)
+    assert all(type(v) is int for v in small[1].shape)
+    assert model[1].shape == (8, 1, 1)  # tracing restored the original
+    assert all(type(v) is int for v in model[1].shape)
+    assert small(x).shape == (2, 2, 4, 4)
+
+
 class _DtypeRead(nn.Module):
     """HF ViT reads ``projection.weight.dtype``: a read of metadata, not of channels."""
 

@@ -22,8 +22,9 @@ residual union. Removing channel ``j`` of a group removes the matching slice of 
 parameter. Anything the rules cannot map (an unknown op, a channel-mixing reshape, a channel
 size written as a constant in ``forward``, the model output) *freezes* the slots it touches, so
 the pruner may be conservative but never silently wrong. A channel size that ``forward`` reads
-from an integer module attribute and uses for nothing else (``view(b, t, self.num_heads, d)``)
-is not a constant: :func:`~.prune.prune` rewrites the attribute (:attr:`size_attributes`).
+from an integer module attribute, or a tuple attribute's entry, and uses for nothing else
+(``view(b, t, self.num_heads, d)``, ``scale.view(self.shape)``) is not a constant:
+:func:`~.prune.prune` rewrites the attribute (:attr:`size_attributes`).
 Models ``torch.fx`` cannot trace raise :class:`UntraceableModelError` naming the operation.
 
 Hugging Face transformer blocks (traced by :mod:`neuronkit.pruning.tracing`): HF ``Conv1D``
@@ -627,8 +628,9 @@ class DependencyGraph:
         groups: list of :class:`Group`, prunable and frozen.
         module_names: names of every submodule, for validating ignore lists.
         size_attributes: ``(module, attribute) -> (group indices, channel positions)`` of
-            every entry of the channel axis that an integer module attribute sizes in a
-            reshape (OPT's ``self.num_heads``; -1 where an entry belongs to no group):
+            every entry of the channel axis that an integer module attribute, or an entry
+            ``"name[i]"`` of a tuple attribute, sizes in a reshape (OPT's ``self.num_heads``,
+            timm's ``Scale.shape``; -1 where an entry belongs to no group):
             :func:`~.prune.prune` sets the attribute to the number of entries kept.
         divisors: ``(module, parameter)`` of the parameters and buffers that ``forward``
             divides channels by (``x / self.gamma``, also through ``abs``, ``neg``, ``sqrt``,

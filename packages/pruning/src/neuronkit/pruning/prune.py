@@ -601,14 +601,22 @@ def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool)
 
 
 def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str, Any]) -> None:
-    """Set each size attribute the graph found (a reshape's head count) to the entries kept."""
+    """Set each size attribute the graph found (a reshape's head count, or an entry
+    ``"name[i]"`` of a tuple attribute) to the entries kept."""
     for (module, attr), (gids, pos) in graph.size_attributes.items():
         gone = 0
         for gi, idx in plan.removed.items():
             hit = gids == gi
             if hit.any():
                 gone += int(np.isin(pos[hit], idx.cpu().numpy()).sum())
-        if gone:
+        if not gone:
+            continue
+        name, _, index = attr.partition("[")
+        if index:  # an entry of a tuple
+            entries = list(getattr(mods[module], name))
+            entries[int(index[:-1])] = len(gids) - gone
+            setattr(mods[module], name, tuple(entries))
+        else:
             setattr(mods[module], attr, len(gids) - gone)
 
 

@@ -1210,14 +1210,21 @@ for _name in (
 
 
 def _track_sizes(model: nn.Module) -> _Sizes:
-    """Replace every module's plain ``int`` attributes by :class:`_SizeInt` (the caller
-    restores them) and make tensor factories mark the sizes they receive."""
+    """Replace every module's plain ``int`` attributes, and the entries of its tuples of
+    ``int`` (timm's ``Scale.shape = (dim, 1, 1)``, keyed ``"shape[0]"``...), by
+    :class:`_SizeInt` (the caller restores them)."""
     sizes = _Sizes()
     for name, m in model.named_modules():
         attrs = vars(m)
         for key, value in attrs.items():
-            if type(value) is int and not key.startswith("_"):
+            if key.startswith("_"):
+                continue
+            if type(value) is int:
                 attrs[key] = _SizeInt(value, (name, key), sizes)
+            elif type(value) is tuple and value and all(type(v) is int for v in value):
+                attrs[key] = tuple(
+                    _SizeInt(v, (name, f"{key}[{i}]"), sizes) for i, v in enumerate(value)
+                )
     return sizes
 
 
