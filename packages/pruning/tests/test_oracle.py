@@ -170,6 +170,46 @@ def test_group_norm_called_by_its_own_layer_prunes_whole_groups(one_thread) -> N
     assert any("group_norm over channels outside" in g.reason for g in graph.groups)
 
 
+class _SingleGroupResidual(nn.Module):
+    """PoolFormer's block: a single-group GroupNorm (a layer norm over ``[C, H, W]``) on a
+    residual stream."""
+
+    def __init__(self, norm: type[nn.GroupNorm]) -> None:
+        super().__init__()
+        self.c1, self.norm = nn.Conv2d(3, 8, 1), norm(1, 8)
+        self.c2, self.c3 = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 2, 1)
+        with torch.no_grad():
+            self.norm.weight.normal_(1.0, 0.3)
+            self.norm.bias.normal_(0.0, 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(x)
+        return self.c3(h + self.c2(self.norm(h)))
+
+
+@pytest.mark.parametrize("norm", [nn.GroupNorm, _GroupNorm1], ids=["module", "group_norm call"])
+def test_single_group_norm_prunes_channels_with_statistics_over_the_kept(
+    one_thread, norm: type[nn.GroupNorm]
+) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 4)
+    graph = DependencyGraph(_SingleGroupResidual(norm).eval(), x)
+    (group,) = graph.prunable_groups()
+    assert group.size == 8  # channels, not one unit of eight
+    plan = plan_pruning(graph, "l2", 0.5)
+    small, oracle = prune(graph, plan), soft_prune(graph, plan)
+    assert (small.norm.num_groups, small.norm.num_channels) == (1, 4)
+    assert isinstance(oracle.norm, MaskedLayerNorm)
+    with torch.no_grad():
+        expected = oracle(x)
+        torch.testing.assert_close(small(x), expected, rtol=1e-5, atol=1e-6)
+        # the oracle's statistics span the kept channels only: plain zeroing differs
+        zeroed = oracle.norm.inner
+        assert not torch.allclose(
+            oracle.c3(oracle.c1(x) + oracle.c2(zeroed(oracle.c1(x)))), expected
+        )
+
+
 def test_dividend_parameter_is_zeroed_as_before(one_thread) -> None:
     """A parameter divided (not dividing) is an ordinary member: zeroed in the oracle."""
 

@@ -1078,6 +1078,9 @@ class DependencyGraph:
             if x.axis != axis or len(x.slots) != mod.num_channels or not mod.affine:
                 raise _Freeze(f"{name}: GroupNorm channels not on axis {axis}, or no affine")
             self._unite_norm_groups(x, mod.num_groups)
+            if mod.num_groups == 1:
+                self._layernorms.add(name)
+                self._masked_keep(name, mod, x)
             for p in ("weight", "bias"):
                 self._member(name, p, 0, "norm", kind, x.slots)
             return x
@@ -1104,10 +1107,10 @@ class DependencyGraph:
         raise _Freeze(f"{name}: unsupported module {kind}")
 
     def _masked_keep(self, name: str, mod: nn.Module, x: _Label) -> None:
-        """A LayerNorm that is the ``inner`` layer of a soft-pruning oracle's
-        :class:`~.prune.MaskedLayerNorm` (the trace calls it directly): the wrapper's ``keep``
-        mask ``[C]`` (statistics over the kept channels) follows the channels too (role
-        ``"setting"``: sliced, never scored)."""
+        """A LayerNorm (single-group GroupNorm) that is the ``inner`` layer of a soft-pruning
+        oracle's :class:`~.prune.MaskedLayerNorm` (the trace calls it directly): the wrapper's
+        ``keep`` mask ``[C]`` (statistics over the kept channels) follows the channels too
+        (role ``"setting"``: sliced, never scored)."""
         from .prune import MaskedLayerNorm  # prune imports this module
 
         parent, _, leaf = name.rpartition(".")
@@ -1840,7 +1843,11 @@ class DependencyGraph:
     def _unite_norm_groups(self, x: _Label, num_groups: int) -> None:
         """A GroupNorm's groups of channels ``x`` become units: removing whole groups leaves
         the statistics of the others as they were (Torch-Pruning removes channels inside every
-        group and keeps ``num_groups``, which changes each group's mean and variance)."""
+        group and keeps ``num_groups``, which changes each group's mean and variance). A single
+        group is a layer norm over ``[C, ...]``: its channels stay separate, and the oracle
+        normalizes over the kept ones (:class:`~.prune.MaskedLayerNorm`)."""
+        if num_groups == 1:
+            return
         k = len(x.slots) // num_groups
         blocks = [x.slots[g : g + k] for g in range(0, len(x.slots), k)]
         self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
@@ -1876,6 +1883,8 @@ class DependencyGraph:
             )
         self._unite_norm_groups(x, owner.num_groups)
         self._norm_members(node, x, params, plabels, type(owner).__name__)
+        if owner.num_groups == 1:
+            self._layernorms.add(next(iter(owners)))
         return x
 
     def _batch_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:

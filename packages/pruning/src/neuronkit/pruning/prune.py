@@ -543,7 +543,8 @@ def _fix_attributes(mod: nn.Module) -> None:
     elif isinstance(mod, nn.GroupNorm):  # whole groups were removed: the same group width
         width = mod.num_channels // mod.num_groups
         mod.num_channels = mod.weight.shape[0]
-        mod.num_groups = mod.num_channels // width
+        if mod.num_groups > 1:  # a single group stays one (any channels were removed)
+            mod.num_groups = mod.num_channels // width
     elif isinstance(mod, nn.RNNBase):
         w_ih: Any = mod.weight_ih_l0
         w_hh: Any = mod.weight_hh_l0
@@ -704,7 +705,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 else:
                     t[tuple(idx)] = value
         touched.add(module)
-        if isinstance(mod, nn.LayerNorm) or is_rms_norm(mod):
+        if isinstance(mod, nn.LayerNorm) or is_rms_norm(mod) or _single_group(mod):
             layer_masks[module] = keep
     for orig, cur, _ in tied.values():  # other owners of a pruned tied tensor follow it
         for store, leaf, name in owners.get(id(orig), []):
@@ -727,10 +728,17 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             if (parent, "keep", 0) in removed and isinstance(mods[parent], MaskedLayerNorm):
                 continue  # masked already (an oracle): its keep mask was zeroed with the rest
             masked = (
-                MaskedLayerNorm(ln, keep) if isinstance(ln, nn.LayerNorm) else MaskedNorm(ln, keep)
+                MaskedLayerNorm(ln, keep)
+                if isinstance(ln, nn.LayerNorm) or _single_group(ln)
+                else MaskedNorm(ln, keep)
             )
             setattr(mods[parent], leaf, masked)
     return target
+
+
+def _single_group(module: nn.Module) -> bool:
+    """A GroupNorm with one group: a layer norm over ``[C, ...]``, pruned channel by channel."""
+    return isinstance(module, nn.GroupNorm) and module.num_groups == 1
 
 
 def _float_keep(keep: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -745,23 +753,32 @@ def _float_keep(keep: torch.Tensor, module: nn.Module) -> torch.Tensor:
 
 class MaskedLayerNorm(nn.Module):
     """An ``nn.LayerNorm`` (or a subclass with its own ``forward``, such as torchvision's
-    channels-first ``LayerNorm2d``) whose statistics use only the kept channels (oracle use).
+    channels-first ``LayerNorm2d``), or a single-group ``nn.GroupNorm`` (a layer norm over
+    ``[C, ...]``, such as timm's ``GroupNorm1``), whose statistics use only the kept channels
+    (oracle use).
 
-    The layer's own ``forward`` runs unchanged; its ``F.layer_norm`` call is replaced by one
-    that normalizes over the kept channels of the last axis and outputs 0 on the others. In a
+    The layer's own ``forward`` runs unchanged; its ``F.layer_norm`` (``F.group_norm``) call is
+    replaced by one that normalizes over the kept channels of the last axis (of axis 1, with
+    every position) and outputs 0 on the others. In a
     :class:`DependencyGraph` of a model holding one (an oracle, traced again), ``keep`` is a
     member of its channels' group: :func:`prune` slices it with them and :func:`soft_prune`
     zeroes their entries (one mask, the product of both plans).
 
     Args:
-        layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine).
+        layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine) or
+            ``nn.GroupNorm`` with one group.
         keep: ``[C]`` bool (or 0/1) mask of kept channels; stored as the buffer ``keep``, a
             0/1 mask in the layer's floating dtype (weight averaging needs one).
     """
 
-    def __init__(self, layernorm: nn.LayerNorm, keep: torch.Tensor) -> None:
-        if not isinstance(layernorm, nn.LayerNorm):
-            raise TypeError(f"layernorm: expected an nn.LayerNorm, got {type(layernorm).__name__}")
+    def __init__(self, layernorm: nn.LayerNorm | nn.GroupNorm, keep: torch.Tensor) -> None:
+        single_group = isinstance(layernorm, nn.GroupNorm) and layernorm.num_groups == 1
+        if not isinstance(layernorm, nn.LayerNorm) and not single_group:
+            raise TypeError(
+                "layernorm: expected an nn.LayerNorm or an nn.GroupNorm with one group, got "
+                + (f"{layernorm.num_groups} groups" if isinstance(layernorm, nn.GroupNorm) else "")
+                + type(layernorm).__name__
+            )
         if not isinstance(keep, torch.Tensor):
             raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
         super().__init__()
@@ -769,7 +786,8 @@ class MaskedLayerNorm(nn.Module):
         self.register_buffer("keep", _float_keep(keep, layernorm))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """The layer's own forward (``[..., C]`` -> ``[..., C]`` for ``nn.LayerNorm``)."""
+        """The layer's own forward (``[..., C]`` -> ``[..., C]`` for ``nn.LayerNorm``,
+        ``[B, C, ...]`` -> ``[B, C, ...]`` for ``nn.GroupNorm``)."""
         with _KeptChannelLayerNorm(self.keep):
             return self.inner(*args, **kwargs)
 
@@ -785,7 +803,8 @@ class MaskedLayerNorm(nn.Module):
 
 
 class _KeptChannelLayerNorm(TorchFunctionMode):
-    """Replaces ``F.layer_norm(x, (C,), weight, bias, eps)`` by its statistics over ``keep``."""
+    """Replaces ``F.layer_norm(x, (C,), weight, bias, eps)`` and single-group
+    ``F.group_norm(x, 1, weight, bias, eps)`` by their statistics over the kept channels."""
 
     def __init__(self, keep: Any) -> None:
         super().__init__()
@@ -793,20 +812,30 @@ class _KeptChannelLayerNorm(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func is not F.layer_norm:
+        if func is F.layer_norm:
+            names = ("input", "normalized_shape", "weight", "bias", "eps")
+        elif func is F.group_norm:
+            names = ("input", "num_groups", "weight", "bias", "eps")
+        else:
             return func(*args, **kwargs)
-        names = ("input", "normalized_shape", "weight", "bias", "eps")
         a = {"weight": None, "bias": None, "eps": 1e-5, **dict(zip(names, args)), **kwargs}
+        if a.get("num_groups", 1) != 1:
+            return func(*args, **kwargs)
         x = a["input"]
-        k = self.keep.to(x.dtype)
-        n = k.sum()
-        mean = (x * k).sum(-1, keepdim=True) / n
-        var = (((x - mean) * k) ** 2).sum(-1, keepdim=True) / n
+        dims: tuple[int, ...]
+        if func is F.layer_norm:  # channels on the last axis
+            k, dims, positions = self.keep.to(x.dtype), (-1,), 1
+        else:  # [B, C, ...]: channels on axis 1, statistics over every position too
+            k = self.keep.to(x.dtype).view(-1, *[1] * (x.ndim - 2))
+            dims, positions = tuple(range(1, x.ndim)), x[0, 0].numel()
+        n = k.sum() * positions
+        mean = (x * k).sum(dims, keepdim=True) / n
+        var = (((x - mean) * k) ** 2).sum(dims, keepdim=True) / n
         y = (x - mean) / torch.sqrt(var + a["eps"]) * k
         if a["weight"] is not None:
-            y = y * a["weight"]
+            y = y * a["weight"].view(k.shape)
         if a["bias"] is not None:
-            y = y + a["bias"]
+            y = y + a["bias"].view(k.shape)
         return y
 
 
