@@ -406,6 +406,52 @@ def test_a_width_in_a_tuple_attribute_follows_the_pruning(also_read: bool) -> No
     assert small(x).shape == (2, 2, 4, 4)
 
 
+def _scaled_by_mean_over_h_channels_last(h: torch.Tensor) -> torch.Tensor:
+    """``h * mean over H`` in ``[B, H, W, C]`` (a reduction before the channel axis, with a
+    positional ``keepdim``), back to ``[B, C, H, W]``."""
+    h = h.permute(0, 2, 3, 1)
+    return (h * torch.mean(h, 1, True)).permute(0, 3, 1, 2)
+
+
+_ALONG = {  # an op of h [B, C, H, W]: (op, whether it acts along the channel axis)
+    "torch.roll over H, W (Swin's shift)": (lambda h: torch.roll(h, (1, -1), (2, 3)), False),
+    "roll method, negative dim": (lambda h: h.roll(1, -1), False),
+    "flip method, dims as arguments": (lambda h: h.flip(2, 3), False),
+    "torch.cumsum over W": (lambda h: torch.cumsum(h, dim=3), False),
+    "cumprod method": (lambda h: h.cumprod(2), False),
+    "torch.amax, positional keepdim": (lambda h: h - torch.amax(h, (2, 3), True), False),
+    "torch.mean over H, channels last": (_scaled_by_mean_over_h_channels_last, False),
+    "roll over channels": (lambda h: torch.roll(h, 1, 1), True),
+    "roll of the flattened tensor": (lambda h: torch.roll(h, 1), True),
+    "flip over channels": (lambda h: torch.flip(h, (1,)), True),
+    "cumsum over channels": (lambda h: h.cumsum(1), True),
+}
+
+
+class _AlongAxes(nn.Module):
+    def __init__(self, op: Any) -> None:
+        super().__init__()
+        self.op = op
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.op(torch.relu(self.c1(x)))
+        return self.c2(h).mean((2, 3))
+
+
+@pytest.mark.parametrize("name", _ALONG)
+def test_ops_along_other_axes_keep_channels_and_along_channels_freeze(name: str) -> None:
+    torch.manual_seed(0)
+    op, over_channels = _ALONG[name]
+    model, x = _AlongAxes(op).eval(), torch.randn(2, 3, 5, 5)
+    if over_channels:
+        group = _group_of(DependencyGraph(model, x), "c1")
+        assert not group.prunable
+        assert "channel" in group.reason
+    else:
+        assert _group_of(_check_oracle(model, x), "c1").prunable
+
+
 class _DtypeRead(nn.Module):
     """HF ViT reads ``projection.weight.dtype``: a read of metadata, not of channels."""
 

@@ -418,6 +418,14 @@ _MULTI_OPERAND = {
     "lerp": ("input", "end", "weight"),
 }
 _MULTI_OPERAND_FUNCS: set[Any] = {getattr(torch, name) for name in _MULTI_OPERAND}
+# same-shape ops along given axes (function and method): (position, keyword) of their axes
+_ALONG_AXES_METHODS = {
+    "roll": (2, "dims"),
+    "flip": (1, "dims"),
+    "cumsum": (1, "dim"),
+    "cumprod": (1, "dim"),
+}
+_ALONG_AXES: set[Any] = {getattr(torch, name) for name in _ALONG_AXES_METHODS}
 _BINARY_FUNCS: set[Any] = {
     operator.add,
     operator.sub,
@@ -1564,6 +1572,27 @@ class DependencyGraph:
         shift = 0 if keep else sum(1 for d in dims if d < label.axis)
         return _Label(label.axis - shift, label.slots)
 
+    def _along(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
+        """An op of :data:`_ALONG_AXES` (``roll``, ``flip``, ``cumsum``, ``cumprod``): the
+        same shape, each channel on its own unless it acts along the channel axis."""
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        a, kw = node.args, node.kwargs
+        position, keyword = _ALONG_AXES_METHODS[name]
+        if name == "flip" and node.op == "call_method" and len(a) > 2:
+            dims: Any = a[1:]  # x.flip(2, 3)
+        else:
+            dims = a[position] if len(a) > position else kw.get(keyword)
+        if dims is None:  # roll without dims: over the flattened tensor
+            raise _Freeze(f"{_describe(node)} acts along the flattened channels")
+        src = _shape(node.args[0])
+        assert src is not None
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        if label.axis in [d % len(src) for d in dims]:
+            raise _Freeze(f"{_describe(node)} acts along the channel axis")
+        return label
+
     def _cat(self, node: fx.Node, labels: dict[fx.Node, Any], tensors: Any, dim: int) -> Any:
         out = _shape(node)
         assert out is not None
@@ -1765,9 +1794,12 @@ class DependencyGraph:
             return self._transpose(node, labels, a[1], a[2])
         if target is torch.permute:
             return self._permute(node, labels, a[1])
-        if target is torch.mean or target is torch.sum:
+        if target in (torch.mean, torch.sum, torch.amax, torch.amin):
             dim = a[1] if len(a) > 1 else _kw(node).get("dim")
-            return self._reduce(node, labels, dim, bool(_kw(node).get("keepdim", False)))
+            keep = bool(a[2]) if len(a) > 2 else bool(_kw(node).get("keepdim", False))
+            return self._reduce(node, labels, dim, keep)
+        if target in _ALONG_AXES:
+            return self._along(node, labels, target.__name__)
         if target is _F.softmax or target is torch.softmax:
             x = self._in(node, labels)
             dim = a[1] if len(a) > 1 else _kw(node).get("dim")
@@ -2029,7 +2061,9 @@ class DependencyGraph:
         if name == "permute":
             dims = a[1] if len(a) == 2 and isinstance(a[1], (tuple, list)) else a[1:]
             return self._permute(node, labels, dims)
-        if name in ("mean", "sum", "amax"):
+        if name in _ALONG_AXES_METHODS:
+            return self._along(node, labels, name)
+        if name in ("mean", "sum", "amax", "amin"):
             dim = a[1] if len(a) > 1 else _kw(node).get("dim")
             keep = bool(a[2]) if len(a) > 2 else bool(_kw(node).get("keepdim", False))
             return self._reduce(node, labels, dim, keep)
