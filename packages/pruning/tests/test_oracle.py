@@ -208,6 +208,8 @@ def test_single_group_norm_prunes_channels_with_statistics_over_the_kept(
         assert not torch.allclose(
             oracle.c3(oracle.c1(x) + oracle.c2(zeroed(oracle.c1(x)))), expected
         )
+    with pytest.raises(TypeError, match="got GroupNorm with 2 groups"):  # groups stay whole
+        MaskedLayerNorm(nn.GroupNorm(2, 8), torch.ones(8, dtype=torch.bool))
 
 
 def test_dividend_parameter_is_zeroed_as_before(one_thread) -> None:

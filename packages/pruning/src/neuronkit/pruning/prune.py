@@ -772,12 +772,12 @@ class MaskedLayerNorm(nn.Module):
     """
 
     def __init__(self, layernorm: nn.LayerNorm | nn.GroupNorm, keep: torch.Tensor) -> None:
-        single_group = isinstance(layernorm, nn.GroupNorm) and layernorm.num_groups == 1
-        if not isinstance(layernorm, nn.LayerNorm) and not single_group:
+        if not isinstance(layernorm, nn.LayerNorm) and not _single_group(layernorm):
+            got = type(layernorm).__name__
+            if isinstance(layernorm, nn.GroupNorm):
+                got += f" with {layernorm.num_groups} groups"
             raise TypeError(
-                "layernorm: expected an nn.LayerNorm or an nn.GroupNorm with one group, got "
-                + (f"{layernorm.num_groups} groups" if isinstance(layernorm, nn.GroupNorm) else "")
-                + type(layernorm).__name__
+                f"layernorm: expected an nn.LayerNorm or an nn.GroupNorm with one group, got {got}"
             )
         if not isinstance(keep, torch.Tensor):
             raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
@@ -827,7 +827,7 @@ class _KeptChannelLayerNorm(TorchFunctionMode):
             k, dims, positions = self.keep.to(x.dtype), (-1,), 1
         else:  # [B, C, ...]: channels on axis 1, statistics over every position too
             k = self.keep.to(x.dtype).view(-1, *[1] * (x.ndim - 2))
-            dims, positions = tuple(range(1, x.ndim)), x[0, 0].numel()
+            dims, positions = tuple(range(1, x.ndim)), math.prod(x.shape[2:])
         n = k.sum() * positions
         mean = (x * k).sum(dims, keepdim=True) / n
         var = (((x - mean) * k) ** 2).sum(dims, keepdim=True) / n
