@@ -1,6 +1,7 @@
 """PDSG surrogate, running per-channel statistics and swapping surrogates into models."""
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from torch import nn
 
 from neuronkit.snn import (
     ALIF,
+    IF,
     LIF,
     ATan,
     CuBaLIF,
@@ -18,6 +20,7 @@ from neuronkit.snn import (
 )
 from neuronkit.snn.attacks import PDSG, RunningChannelStd
 from neuronkit.snn.surrogate import SurrogateSwap, swap_surrogate
+from neuronkit.snn.training import StepSequential
 
 F64 = torch.float64
 
@@ -95,6 +98,35 @@ def test_pdsg_statistics_accumulate_over_time_and_restart_per_run() -> None:
     torch.testing.assert_close(p.stats.std(), out.v.detach().reshape(-1, 6).std(0))
     lif_multistep(x, reset="none", surrogate=p)
     assert p.stats.count == 5 * 8  # begin() at each multi-step run
+
+
+@pytest.mark.parametrize(
+    "make", [lambda p: LIF(surrogate=p), lambda p: IF(surrogate=p), lambda p: ALIF(surrogate=p)]
+)
+def test_a_neurons_step_from_rest_restarts_pdsg_statistics(make: Any) -> None:
+    p = PDSG()
+    neuron = make(p)
+    x = torch.randn(3, 8, 6, dtype=F64)
+    for _ in range(2):  # two sequences of three steps, each started with state=None
+        state = None
+        for t in range(3):
+            _, state = neuron.step(x[t], state)
+        assert p.stats.count == 3 * 8
+    _, state = neuron.step(x[0], state)  # a given state continues the sequence
+    assert p.stats.count == 4 * 8
+
+
+def test_step_sequential_starts_a_sequence_from_a_tuple_of_nones() -> None:
+    net = StepSequential(nn.Linear(6, 5), LIF(surrogate=PDSG()), nn.Linear(5, 4))
+    p = net.layers[1].surrogate
+    x = torch.randn(8, 6)
+    _, state = net(x)
+    net(x, state)
+    assert p.stats.count == 2 * 8
+    net(x, (None,))  # at rest: a new sequence
+    assert p.stats.count == 8
+    with pytest.raises(ValueError, match="tuple of 1"):
+        net(x, (None, None))
 
 
 def test_fused_path_honours_pdsg_like_the_reference_loop() -> None:

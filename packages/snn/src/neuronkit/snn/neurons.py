@@ -685,8 +685,13 @@ class _Neuron(_core.ChannelLocal, nn.Module):
 
     def step(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """One time step: ``x: [B, ...]`` from ``state`` (rest if None) -> ``(spikes [B, ...],
-        new state)``."""
+        new state)``. ``state=None`` starts a new sequence: a stateful surrogate (PDSG)
+        restarts its statistics, as in a multi-step run (the functional ``*_step`` do not)."""
         raise NotImplementedError
+
+    def _begin(self, state: Any) -> None:
+        if state is None:
+            _core.begin(self.surrogate)
 
     def extra_repr(self) -> str:
         skip = {"validate"}
@@ -725,6 +730,7 @@ class IF(_Neuron):
         return if_multistep(x, state, fused=self.fused, **self._common())
 
     def step(self, x: Tensor, state: IFState | None = None) -> tuple[Tensor, IFState]:
+        self._begin(state)
         return if_step(x, state, **self._common())
 
 
@@ -777,6 +783,7 @@ class LIF(_Neuron):
         return lif_multistep(x, state, fused=self.fused, **self._lif())
 
     def step(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
+        self._begin(state)
         return lif_step(x, state, **self._lif())
 
     def extra_repr(self) -> str:
@@ -854,6 +861,7 @@ class _TwoStateNeuron(_Neuron):
         return _two_state(self._spec, self._kw(x, state), multistep=True)
 
     def step(self, x: Tensor, state: Any = None) -> Any:
+        self._begin(state)
         return _two_state(self._spec, self._kw(x, state), multistep=False)
 
     def extra_repr(self) -> str:

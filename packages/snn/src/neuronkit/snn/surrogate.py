@@ -29,8 +29,9 @@ convention). Surrogates are frozen dataclasses: hashable, comparable, safe as de
 Potential-dependent surrogates (``needs_potential = True``, e.g.
 :class:`neuronkit.snn.attacks.PDSG`) shape their gradient from running statistics of the
 membrane potential: neurons then call ``surrogate.fire(v - threshold, v)`` every step and
-``surrogate.begin()`` at the start of every multi-step run (driving ``*_step`` by hand, call
-``begin()`` at each sequence start). The fused multi-step path has no per-step hook, so with
+``surrogate.begin()`` at the start of every multi-step run and in ``step(x, None)`` (driving
+the functional ``*_step`` by hand, or starting from a given state, call ``begin()`` at each
+sequence start). The fused multi-step path has no per-step hook, so with
 such a surrogate and a gradient to compute it runs the step-by-step reference loop instead
 (same forward bits). :func:`swap_surrogate` puts a surrogate into every neuron of a model
 (for instance to attack a model whose training surrogate is unknown) and can put the old
@@ -368,7 +369,8 @@ class SurrogateSwap:
         return iter(self.old)
 
     def begin(self) -> None:
-        """Call ``begin()`` on every new surrogate (needed only when driving ``step`` by hand)."""
+        """Call ``begin()`` on every new surrogate (needed only when driving the functional
+        ``*_step`` by hand, or a sequence that starts from a given state)."""
         for sg in self.new.values():
             sg.begin()
 

@@ -78,9 +78,9 @@ class StepSequential(nn.Module):
     as in the SLTT and OTTT reference networks).
 
     ``forward(x_t [B, ...], state=None) -> (out_t [B, ...], state)`` where ``state`` is a tuple
-    with one entry per neuron module, in order (``None`` starts every neuron at rest: a new
-    sequence, so a stateful surrogate such as PDSG restarts its statistics, as in the neurons'
-    multi-step ``forward``).
+    with one entry per neuron module, in order (``None``, or a tuple of Nones, starts every
+    neuron at rest: a new sequence, so a stateful surrogate such as PDSG restarts its
+    statistics, as in the neurons' multi-step ``forward``).
 
     Layers inside a nested ``nn.Sequential`` are stepped in order too. Any other module that
     holds neuron modules (a residual block with its own ``forward``) must have a ``step(x_t,
@@ -126,10 +126,12 @@ class StepSequential(nn.Module):
         check_type("x", x, Tensor)
         order = self._order()
         n = sum(_steps_itself(m) for _, m in order)
-        if state is None:  # a new sequence: stateful surrogates (PDSG) restart, as in forward
+        if state is None or (isinstance(state, tuple) and not any(s is not None for s in state)):
+            # a new sequence (also given as a tuple of Nones): stateful surrogates (PDSG)
+            # restart, as in forward; a nested module's neurons too
             _begin_sequence(layer for _, layer in order if _steps_itself(layer))
-            state = (None,) * n
-        elif not isinstance(state, tuple) or len(state) != n:
+            state = (None,) * n if state is None else state
+        if not isinstance(state, tuple) or len(state) != n:
             got = f"a tuple of length {len(state)}" if isinstance(state, tuple) else type(state)
             raise ValueError(
                 f"state must be None or a tuple of {n} neuron states (one per neuron module), "
