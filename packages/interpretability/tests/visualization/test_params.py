@@ -124,3 +124,15 @@ def test_a_subclass_without_pre_names_itself_and_the_method() -> None:
 
     with pytest.raises(NotImplementedError, match=r"NoPre must implement _pre\(self\)"):
         NoPre((1, 1, 4, 4), None)()
+
+
+def test_raw_pixel_image_renders_a_copy_of_its_parameter() -> None:
+    param = PixelImage((1, 2, 4, 4), value_range=None, sd=1.0)
+    image = param()
+    assert image is not param.pixels and not isinstance(image, torch.nn.Parameter)
+    torch.testing.assert_close(image, param.pixels.detach())
+    image.detach().mul_(0)  # an edit of the image leaves the parameter
+    assert param.pixels.abs().sum() > 0
+    image.sum().backward()  # and the gradient still reaches it
+    assert param.pixels.grad is not None
+    torch.testing.assert_close(param.pixels.grad, torch.ones(1, 2, 4, 4))

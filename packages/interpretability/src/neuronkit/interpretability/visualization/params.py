@@ -158,7 +158,9 @@ class ImageParam(nn.Module):
 
     Subclasses store their optimized tensors as ``nn.Parameter`` s and implement
     :meth:`_pre` (the unsquashed image). ``value_range=(low, high)`` maps it through
-    ``low + (high - low) * sigmoid(.)``; ``None`` returns it unchanged.
+    ``low + (high - low) * sigmoid(.)``; ``None`` returns its values unchanged (a copy when
+    it is a parameter, so that an optimizer step or an in-place edit of one does not change
+    the other).
     """
 
     def __init__(self, shape: Sequence[int], value_range: tuple[float, float] | None) -> None:
@@ -173,8 +175,8 @@ class ImageParam(nn.Module):
         )
 
     def _squash(self, pre: torch.Tensor) -> torch.Tensor:
-        if self.value_range is None:
-            return pre
+        if self.value_range is None:  # a new tensor, never the parameter itself (whose
+            return pre.clone() if isinstance(pre, nn.Parameter) else pre  # values would change)
         low, high = self.value_range
         return low + (high - low) * torch.sigmoid(pre)
 
