@@ -425,6 +425,36 @@ _ALONG = {  # an op of h [B, C, H, W]: (op, whether it acts along the channel ax
     "roll of the flattened tensor": (lambda h: torch.roll(h, 1), True),
     "flip over channels": (lambda h: torch.flip(h, (1,)), True),
     "cumsum over channels": (lambda h: h.cumsum(1), True),
+    # reductions over other axes, and to (values, indices)
+    "std over H, keepdim": (lambda h: h - h.std(2, keepdim=True), False),
+    "torch.var, positional unbiased and keepdim": (
+        lambda h: h * torch.var(h, (2, 3), True, True),
+        False,
+    ),
+    "logsumexp over W": (lambda h: h - torch.logsumexp(h, 3, keepdim=True), False),
+    "norm over H, W": (lambda h: h / (h.norm(2, (2, 3), True) + 1), False),
+    "torch.linalg.vector_norm": (lambda h: h * torch.linalg.vector_norm(h, 2, (2, 3), True), False),
+    "max over W, .values": (lambda h: h.max(dim=3, keepdim=True).values * h, False),
+    "torch.min over H, [0]": (lambda h: h - torch.min(h, 2, True)[0], False),
+    "median over W": (lambda h: h.median(3, keepdim=True)[0] + h, False),
+    "torch.max of two tensors": (lambda h: torch.max(h, h.flip(2)), False),
+    "sort over W, .values": (lambda h: h.sort(dim=3, descending=True).values, False),
+    "topk over W": (lambda h: torch.topk(h, 2, dim=3)[0], False),
+    "cummax over H": (lambda h: h.cummax(2).values, False),
+    "logcumsumexp over W": (lambda h: torch.logcumsumexp(h, 3), False),
+    "F.normalize over W": (lambda h: F.normalize(h, dim=3), False),
+    "torch.stack on a new first axis": (lambda h: torch.stack([h, h.flip(3)]).mean(0), False),
+    "torch.stack after H": (lambda h: torch.stack((h, 2 * h), 3).flatten(2, 3), False),
+    "masked_fill by the values": (lambda h: h.masked_fill(h > 1, 0.5), False),
+    "masked_fill by a new_zeros mask": (
+        lambda h: h.masked_fill(h.new_zeros(h.shape[-2:]).bool(), 1.0),
+        False,
+    ),
+    "std over channels": (lambda h: h / (h.std(1, keepdim=True) + 1), True),
+    "max over channels": (lambda h: h - h.max(1, keepdim=True).values, True),
+    "max of everything": (lambda h: h / h.max(), True),
+    "sort over channels": (lambda h: h.sort(1)[0], True),
+    "F.normalize over channels (its default)": (lambda h: F.normalize(h), True),
 }
 
 
@@ -1028,3 +1058,30 @@ def test_tuple_list_and_dict_example_inputs_give_the_same_scores_and_plan(kind: 
         assert results[name][2].keys() == plan.keys(), name
         assert all(torch.equal(results[name][2][k], v) for k, v in plan.items()), name
         assert torch.equal(results[name][3], out), name
+
+
+class _SizedByAnotherSize(nn.Module):
+    """``h [B, N, 8]`` reshaped with a size that is no count of its channels: the width of the
+    untracked input (``B, N, C = x.shape``) or the token count ``N`` of ``h`` itself (8 too)."""
+
+    def __init__(self, size_of: str) -> None:
+        super().__init__()
+        self.size_of = size_of
+        self.fc1, self.fc2 = nn.Linear(8, 8), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        size = x.shape[2] if self.size_of == "input" else h.size(1)
+        return self.fc2(h.reshape(x.shape[0], -1, size)).mean(1)
+
+
+@pytest.mark.parametrize("size_of", ["input", "tokens"])
+def test_a_channel_size_read_from_another_axis_or_tensor_freezes(size_of: str) -> None:
+    torch.manual_seed(0)
+    model, x = _SizedByAnotherSize(size_of).eval(), torch.randn(2, 8, 8)
+    graph = DependencyGraph(model, x)
+    group = _group_of(graph, "fc1")
+    assert not group.prunable
+    assert "no count of them" in group.reason
+    small = prune(graph, plan_pruning(graph, "l2", 0.5))
+    torch.testing.assert_close(small(x), model(x))  # nothing removed that the reshape needs

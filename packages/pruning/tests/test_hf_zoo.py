@@ -181,17 +181,18 @@ def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
 
 # the pruned config rebuilds the pruned model: save_pretrained -> from_pretrained gives its
 # outputs. Mistral / Qwen2 / RoBERTa by their module names; the others by the config search,
-# GPT-NeoX through a head count that equal shapes leave open (4 heads of 8 or 2 of 16) and
+# GPT-NeoX through a head count that equal shapes leave open (4 heads of 8 or 2 of 16), GPT-J
+# likewise (its heads prune since torch.stack, of its rotary embedding, is followed) and
 # Swin / ConvNeXt / ResNet through per-stage lists
 _CONFIG_REBUILDS = {
     "mistral", "qwen2", "phi", "opt", "gpt_neox", "distilbert", "roberta", "albert", "vit",
-    "swin", "convnext", "resnet",
+    "swin", "convnext", "resnet", "gptj",
 }  # fmt: skip
 # the rest keep their config, with a warning: Gemma scales its embeddings by sqrt(hidden_size)
-# from the config (same shapes, other outputs); GPT-J, BLOOM and Falcon tie the attention
-# width to the residual width, whose heads stay frozen; T5's cross-attention keeps its heads
+# from the config (same shapes, other outputs); BLOOM and Falcon tie the attention width to
+# the residual width, whose heads stay frozen; T5's cross-attention keeps its heads
 # while self-attention loses some (one num_heads); MobileViT's stages differ in MLP ratio
-_CONFIG_WARNS = {"gemma", "gptj", "bloom", "falcon", "t5", "mobilevit"}
+_CONFIG_WARNS = {"gemma", "bloom", "falcon", "t5", "mobilevit"}
 
 
 @pytest.mark.parametrize("name", sorted(_MUST_PRUNE))

@@ -50,7 +50,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,6 +426,36 @@ _ALONG_AXES_METHODS = {
     "cumprod": (1, "dim"),
 }
 _ALONG_AXES: set[Any] = {getattr(torch, name) for name in _ALONG_AXES_METHODS}
+# reductions (function and method): positions of their axes and of keepdim (keywords "dim",
+# "keepdim"); without axes they reduce over everything, channels too
+_REDUCTIONS = {
+    **dict.fromkeys(("mean", "sum", "nansum", "nanmean", "prod", "logsumexp"), (1, 2)),
+    **dict.fromkeys(("amax", "amin", "argmax", "argmin"), (1, 2)),
+    **dict.fromkeys(("std", "var"), (1, 3)),  # (input, dim, unbiased, keepdim)
+    "norm": (2, 3),  # (input, p, dim, keepdim)
+}
+# reductions to (values, indices) when given an axis: positions of the axis and of keepdim, and
+# the default axis (None: reduce over everything, one tensor); max / min of two tensors are
+# elementwise
+_PAIR_REDUCTIONS: dict[str, tuple[int, int, int | None]] = {
+    **dict.fromkeys(("max", "min", "median", "nanmedian"), (1, 2, None)),
+    "mode": (1, 2, -1),
+    "kthvalue": (2, 3, -1),  # (input, k, dim, keepdim)
+}
+# ops along one axis (function and method): position of the axis, its default (None: required)
+# and whether they return (values, indices)
+_ALONG_ONE_AXIS: dict[str, tuple[int, int | None, bool]] = {
+    "sort": (1, -1, True),
+    "topk": (2, -1, True),  # (input, k, dim): k entries along the axis
+    "cummax": (1, None, True),
+    "cummin": (1, None, True),
+    "argsort": (1, -1, False),
+    "logcumsumexp": (1, None, False),
+}
+_BY_FUNCTION = {
+    getattr(torch, name): name for name in (*_REDUCTIONS, *_PAIR_REDUCTIONS, *_ALONG_ONE_AXIS)
+}
+_BY_FUNCTION[torch.linalg.vector_norm] = "norm"  # (input, ord, dim, keepdim)
 _BINARY_FUNCS: set[Any] = {
     operator.add,
     operator.sub,
@@ -457,8 +487,11 @@ _BINARY_FUNCS: set[Any] = {
     torch.le,
     torch.eq,
     torch.ne,
+    torch.masked_fill,  # masked_fill(x, mask, value): the mask broadcasts like an operand
 }
-_BINARY_METHODS = {"add", "sub", "mul", "div", "pow", "gt", "ge", "lt", "le", "eq", "ne"}
+_BINARY_METHODS = {
+    *("add", "sub", "mul", "div", "pow", "gt", "ge", "lt", "le", "eq", "ne", "masked_fill")
+}
 # the in-place method of each of these (``relu_``, ``add_``) is read as the method itself: the
 # result is its input tensor, whose channels stay where they were
 _INPLACE_METHODS = {
@@ -775,47 +808,51 @@ class DependencyGraph:
         compute with the new count where the traced code had the old one, so the channels it
         counts freeze; so do the reshape's channels where they are another group's."""
         counts: dict[fx.Node, _Label] = {}  # node -> the channels whose count it holds
-        tuples: dict[fx.Node, tuple[int, int, _Label]] = {}  # size tuple -> (axis, rank, label)
+        fixed: set[fx.Node] = set()  # sizes that are no channel count (B, H, an untracked C)
+        # size tuple -> (channel axis, rank, label); axis and label None: no count inside
+        tuples: dict[fx.Node, tuple[int | None, int, _Label | None]] = {}
         for node in self._graph.nodes:
             if (node.op == "call_method" and node.target == "size") or (
                 node.op == "call_function" and node.target is getattr and node.args[1] == "shape"
             ):
                 label, shape = labels.get(node.args[0]), _shape(node.args[0])
-                if not isinstance(label, _Label) or shape is None:
+                if shape is None:
                     continue
+                if not isinstance(label, _Label):
+                    label = None
                 dim = node.args[1] if node.target == "size" and len(node.args) > 1 else None
                 dim = node.kwargs.get("dim", dim)
                 if dim is None:
-                    tuples[node] = (label.axis, len(shape), label)
-                elif isinstance(dim, int) and dim % len(shape) == label.axis:
+                    tuples[node] = (None if label is None else label.axis, len(shape), label)
+                elif label is not None and isinstance(dim, int) and dim % len(shape) == label.axis:
                     counts[node] = label
+                else:
+                    fixed.add(node)
             elif node.op == "call_function" and node.target is operator.getitem:
                 held = tuples.get(node.args[0])
                 if held is None:
                     continue
                 axis, rank, label = held
                 index = node.args[1]
-                if isinstance(index, int) and index % rank == axis:
-                    counts[node] = label
-                elif isinstance(index, slice) and axis in range(rank)[index]:
+                if isinstance(index, slice):
                     kept = range(rank)[index]
-                    tuples[node] = (kept.index(axis), len(kept), label)
+                    if label is not None and axis is not None and axis in kept:
+                        tuples[node] = (kept.index(axis), len(kept), label)
+                    else:
+                        tuples[node] = (None, len(kept), None)
+                elif isinstance(index, int) and label is not None and index % rank == axis:
+                    counts[node] = label
+                elif isinstance(index, int):
+                    fixed.add(node)
             elif node.op == "call_function" and node.target is operator.mul:
-                factors = [counts.get(a) for a in node.args if isinstance(a, fx.Node)]
-                counted = [f for f in factors if f is not None]
+                factors = [a for a in node.args if isinstance(a, fx.Node)]
+                counted = [counts[a] for a in factors if a in counts]
                 if len(counted) == 1:  # C * H * W: still this group's count, scaled
                     counts[node] = counted[0]
+                elif factors and all(a in fixed for a in factors):  # H * W
+                    fixed.add(node)
         for node, label in counts.items():
-            uses = list(node.users)
-            while uses:
-                user = uses.pop()
-                if user in counts and user.target is operator.mul:
-                    continue  # a product of sizes: its own users are checked
-                if user.target is operator.add and _in_tuple(user, node):
-                    uses.extend(user.users)  # (-1,) + shape[1:] + (C,): a size tuple holding it
-                    continue
-                out, items = labels.get(user), _reshape_sizes(user)
-                at = [i for i, v in enumerate(items or ()) if v is node]
+            for user, out, at in self._size_uses(node, labels, counts):
                 if isinstance(out, _Label) and at == [out.axis]:
                     roots = self._uf.roots
                     if set(roots(label.slots).tolist()) == set(roots(out.slots).tolist()):
@@ -827,6 +864,33 @@ class DependencyGraph:
                     f"{_describe(user)} computes with the channel count {_describe(node)}; it "
                     "would change with the pruning",
                 )
+        for node in fixed:  # as the channels' size: they could not follow the pruning
+            for user, out, at in self._size_uses(node, labels, fixed):
+                if isinstance(out, _Label) and out.axis in at:
+                    self._freeze(
+                        out,
+                        f"{_describe(user)}: sizes its channels with {_describe(node)}, a size "
+                        "that is no count of them (read from another axis or tensor); it would "
+                        "not follow the pruning",
+                    )
+
+    def _size_uses(
+        self, node: fx.Node, labels: dict[fx.Node, Any], sizes: Container[fx.Node]
+    ) -> Iterator[tuple[fx.Node, Any, list[int]]]:
+        """``(user, its label, positions of node among its view / reshape / expand sizes)``
+        for each use of the size ``node``; a product of sizes (in ``sizes``: its own uses are
+        visited) and a size tuple holding ``node`` (``(-1,) + shape[1:] + (C,)``) are looked
+        through."""
+        uses = list(node.users)
+        while uses:
+            user = uses.pop()
+            if user in sizes and user.target is operator.mul:
+                continue
+            if user.target is operator.add and _in_tuple(user, node):
+                uses.extend(user.users)
+                continue
+            items = _reshape_sizes(user)
+            yield user, labels.get(user), [i for i, v in enumerate(items or ()) if v is node]
 
     def _bind_size(self, size: _SizeInt | None, label: _Label, node: fx.Node) -> _Label:
         """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``."""
@@ -1572,6 +1636,37 @@ class DependencyGraph:
         shift = 0 if keep else sum(1 for d in dims if d < label.axis)
         return _Label(label.axis - shift, label.slots)
 
+    def _reduction(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
+        """A reduction (``x.std(2)``, ``torch.max(x, dim=-1)``), or an op along one axis
+        (``sort``, ``topk``, ``cummax``), of :data:`_REDUCTIONS`, :data:`_PAIR_REDUCTIONS` or
+        :data:`_ALONG_ONE_AXIS`: each channel on its own unless the axis is the channels'.
+        Those returning ``(values, indices)`` give both the channels."""
+        a: Any = node.args
+        kw = _kw(node)
+        if name in _ALONG_ONE_AXIS:
+            position, default, pair = _ALONG_ONE_AXIS[name]
+            dim = a[position] if len(a) > position else kw.get("dim", default)
+            if dim is None:
+                raise _Freeze(f"{_describe(node)}: {name} needs an axis")
+            label = self._along_axes(node, labels, [dim])
+            return [label, label] if pair and label is not None else label
+        if name in _PAIR_REDUCTIONS:
+            position, keep_at, default = _PAIR_REDUCTIONS[name]
+            if len(a) > 1 and isinstance(a[1], fx.Node | torch.Tensor):  # torch.max(x, y)
+                return self._binary(node, labels, a[:2])
+            if "other" in kw:
+                return self._binary(node, labels, (a[0], kw["other"]))
+            dim = a[position] if len(a) > position else kw.get("dim", default)
+            keep = bool(a[keep_at]) if len(a) > keep_at else bool(kw.get("keepdim", False))
+            label = self._reduce(node, labels, dim, keep)
+            return [label, label] if dim is not None and label is not None else label
+        position, keep_at = _REDUCTIONS[name]
+        dim = a[position] if len(a) > position else kw.get("dim")
+        if name in ("std", "var") and isinstance(dim, bool):  # x.std(False): the unbiased flag
+            dim = None
+        keep = bool(a[keep_at]) if len(a) > keep_at else bool(kw.get("keepdim", False))
+        return self._reduce(node, labels, dim, keep)
+
     def _along(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
         """An op of :data:`_ALONG_AXES` (``roll``, ``flip``, ``cumsum``, ``cumprod``): the
         same shape, each channel on its own unless it acts along the channel axis."""
@@ -1586,10 +1681,16 @@ class DependencyGraph:
             dims = a[position] if len(a) > position else kw.get(keyword)
         if dims is None:  # roll without dims: over the flattened tensor
             raise _Freeze(f"{_describe(node)} acts along the flattened channels")
-        src = _shape(node.args[0])
+        return self._along_axes(node, labels, [dims] if isinstance(dims, int) else list(dims))
+
+    def _along_axes(self, node: fx.Node, labels: dict[fx.Node, Any], dims: list[int]) -> Any:
+        """The input's channels, which stay where they were, for an op along ``dims``; along
+        the channel axis they freeze."""
+        label, src = self._in(node, labels), _shape(node.args[0])
+        if label is None:
+            return None
         assert src is not None
-        dims = [dims] if isinstance(dims, int) else list(dims)
-        if label.axis in [d % len(src) for d in dims]:
+        if label.axis in [int(d) % len(src) for d in dims]:
             raise _Freeze(f"{_describe(node)} acts along the channel axis")
         return label
 
@@ -1624,6 +1725,28 @@ class DependencyGraph:
                 raise _Freeze(f"{_describe(node)}: channel sizes differ")
         if len(found) != len(parts):
             raise _Freeze(f"{_describe(node)} concatenates untracked channels")
+        return result
+
+    def _stack(self, node: fx.Node, labels: dict[fx.Node, Any], tensors: Any, dim: int) -> Any:
+        """``torch.stack(tensors, dim)``: tensors whose channels are one set (each channel
+        stacked with itself) on the same axis; a new axis at ``dim``."""
+        out = _shape(node)
+        assert out is not None
+        if not isinstance(tensors, (list, tuple)):
+            raise _Freeze(f"{_describe(node)} stacks a traced list")
+        parts = [labels.get(t) if isinstance(t, fx.Node) else None for t in tensors]
+        found = [p for p in parts if isinstance(p, _Label)]
+        if not found:
+            return None
+        axis = found[0].axis
+        if any(p.axis != axis for p in found):
+            raise _Freeze(f"{_describe(node)} stacks different channel axes")
+        result = _Label(axis + (dim % len(out) <= axis), list(found[0].slots))
+        for p in found[1:]:
+            if not self._unify(result, p):
+                raise _Freeze(f"{_describe(node)}: channel sizes differ")
+        if len(found) != len(parts):
+            raise _Freeze(f"{_describe(node)} stacks untracked channels")
         return result
 
     def _split(
@@ -1794,10 +1917,19 @@ class DependencyGraph:
             return self._transpose(node, labels, a[1], a[2])
         if target is torch.permute:
             return self._permute(node, labels, a[1])
-        if target in (torch.mean, torch.sum, torch.amax, torch.amin):
-            dim = a[1] if len(a) > 1 else _kw(node).get("dim")
-            keep = bool(a[2]) if len(a) > 2 else bool(_kw(node).get("keepdim", False))
-            return self._reduce(node, labels, dim, keep)
+        if target in _BY_FUNCTION:
+            return self._reduction(node, labels, _BY_FUNCTION[target])
+        if target is torch.stack:
+            dim = a[1] if len(a) > 1 else _kw(node).get("dim", 0)
+            return self._stack(node, labels, a[0], int(dim))
+        if target is _F.normalize:  # (input, p, dim=1): divides by a norm along the axis
+            dim = a[2] if len(a) > 2 else _kw(node).get("dim", 1)
+            self._reduce(node, labels, dim, True)  # freezes along the channels
+            return self._passthrough(node, labels)
+        if target is getattr and a[1] in ("values", "indices"):
+            pair = labels.get(a[0])
+            if isinstance(pair, list):  # x.max(dim).values
+                return pair[a[1] == "indices"]
         if target in _ALONG_AXES:
             return self._along(node, labels, target.__name__)
         if target is _F.softmax or target is torch.softmax:
@@ -2063,10 +2195,8 @@ class DependencyGraph:
             return self._permute(node, labels, dims)
         if name in _ALONG_AXES_METHODS:
             return self._along(node, labels, name)
-        if name in ("mean", "sum", "amax", "amin"):
-            dim = a[1] if len(a) > 1 else _kw(node).get("dim")
-            keep = bool(a[2]) if len(a) > 2 else bool(_kw(node).get("keepdim", False))
-            return self._reduce(node, labels, dim, keep)
+        if name in _REDUCTIONS or name in _PAIR_REDUCTIONS or name in _ALONG_ONE_AXIS:
+            return self._reduction(node, labels, name)
         if name in ("split", "chunk"):
             dim = a[2] if len(a) > 2 else _kw(node).get("dim", 0)
             sizes = a[1]
@@ -2465,14 +2595,20 @@ def _metadata_only(node: fx.Node) -> bool:
     return all(_reads_metadata(u) for u in node.users)
 
 
+_SHAPE_ONLY_METHODS = frozenset(
+    {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "new_full"}
+)
+
+
 def _reads_shape_only(node: fx.Node) -> bool:
     """Nodes whose output carries no channels even when their inputs do: shapes, sizes,
-    dtypes and devices, functions marked ``nk_shape_only`` (e.g. an attention-mask builder);
-    placeholders and the output (which freezes its inputs itself)."""
+    dtypes and devices, new constants of given sizes (``x.new_zeros((H, W))``: a size that is
+    a channel count freezes where it is read), functions marked ``nk_shape_only`` (e.g. an
+    attention-mask builder); placeholders and the output (which freezes its inputs itself)."""
     if node.op in ("placeholder", "get_attr", "output"):
         return True
     if node.op == "call_method":
-        return node.target in ("size", "dim", "numel")
+        return node.target in _SHAPE_ONLY_METHODS
     target = node.target
     return target in (getattr, len) or bool(getattr(target, "nk_shape_only", False))
 
