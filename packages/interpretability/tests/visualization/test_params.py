@@ -129,7 +129,8 @@ def test_a_subclass_without_pre_names_itself_and_the_method() -> None:
 def test_raw_pixel_image_renders_a_copy_of_its_parameter() -> None:
     param = PixelImage((1, 2, 4, 4), value_range=None, sd=1.0)
     image = param()
-    assert image is not param.pixels and not isinstance(image, torch.nn.Parameter)
+    assert image is not param.pixels
+    assert not isinstance(image, torch.nn.Parameter)
     torch.testing.assert_close(image, param.pixels.detach())
     image.detach().mul_(0)  # an edit of the image leaves the parameter
     assert param.pixels.abs().sum() > 0
