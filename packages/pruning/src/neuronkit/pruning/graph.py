@@ -1694,20 +1694,26 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)} acts along the channel axis")
         return label
 
-    def _cat(self, node: fx.Node, labels: dict[fx.Node, Any], tensors: Any, dim: int) -> Any:
+    def _cat(
+        self, node: fx.Node, labels: dict[fx.Node, Any], tensors: Any, dim: int, stack: bool = False
+    ) -> Any:
+        """``torch.cat(tensors, dim)`` or, with ``stack``, ``torch.stack(tensors, dim)`` (a new
+        axis at ``dim``). Along the channel axis (cat) the channels are the parts' in order;
+        along another one the parts hold one set of channels on the same axis."""
         out = _shape(node)
         assert out is not None
         dim = dim % len(out)
+        verb = "stacks" if stack else "concatenates"
         if not isinstance(tensors, (list, tuple)):  # e.g. torch.cat(parts[1:]): one traced list
-            raise _Freeze(f"{_describe(node)} concatenates a traced list")
+            raise _Freeze(f"{_describe(node)} {verb} a traced list")
         parts = [labels.get(t) if isinstance(t, fx.Node) else None for t in tensors]
         found = [p for p in parts if isinstance(p, _Label)]
         if not found:
             return None
         axis = found[0].axis
         if any(p.axis != axis for p in found):
-            raise _Freeze(f"{_describe(node)} concatenates different channel axes")
-        if dim == axis:
+            raise _Freeze(f"{_describe(node)} {verb} different channel axes")
+        if dim == axis and not stack:
             slots: list[int] = []
             for t, p in zip(tensors, parts, strict=True):
                 if isinstance(p, _Label):
@@ -1719,34 +1725,12 @@ class DependencyGraph:
                     self._freeze(fresh, f"{_describe(node)}: untracked channels")
                     slots.extend(fresh.slots)
             return _Label(axis, slots)
-        result = _Label(axis, list(found[0].slots))
+        result = _Label(axis + (stack and dim <= axis), list(found[0].slots))
         for p in found[1:]:
             if not self._unify(result, p):
                 raise _Freeze(f"{_describe(node)}: channel sizes differ")
         if len(found) != len(parts):
-            raise _Freeze(f"{_describe(node)} concatenates untracked channels")
-        return result
-
-    def _stack(self, node: fx.Node, labels: dict[fx.Node, Any], tensors: Any, dim: int) -> Any:
-        """``torch.stack(tensors, dim)``: tensors whose channels are one set (each channel
-        stacked with itself) on the same axis; a new axis at ``dim``."""
-        out = _shape(node)
-        assert out is not None
-        if not isinstance(tensors, (list, tuple)):
-            raise _Freeze(f"{_describe(node)} stacks a traced list")
-        parts = [labels.get(t) if isinstance(t, fx.Node) else None for t in tensors]
-        found = [p for p in parts if isinstance(p, _Label)]
-        if not found:
-            return None
-        axis = found[0].axis
-        if any(p.axis != axis for p in found):
-            raise _Freeze(f"{_describe(node)} stacks different channel axes")
-        result = _Label(axis + (dim % len(out) <= axis), list(found[0].slots))
-        for p in found[1:]:
-            if not self._unify(result, p):
-                raise _Freeze(f"{_describe(node)}: channel sizes differ")
-        if len(found) != len(parts):
-            raise _Freeze(f"{_describe(node)} stacks untracked channels")
+            raise _Freeze(f"{_describe(node)} {verb} untracked channels")
         return result
 
     def _split(
@@ -1921,7 +1905,7 @@ class DependencyGraph:
             return self._reduction(node, labels, _BY_FUNCTION[target])
         if target is torch.stack:
             dim = a[1] if len(a) > 1 else _kw(node).get("dim", 0)
-            return self._stack(node, labels, a[0], int(dim))
+            return self._cat(node, labels, a[0], int(dim), stack=True)
         if target is _F.normalize:  # (input, p, dim=1): divides by a norm along the axis
             dim = a[2] if len(a) > 2 else _kw(node).get("dim", 1)
             self._reduce(node, labels, dim, True)  # freezes along the channels
