@@ -196,6 +196,8 @@ def test_bad_inputs() -> None:
         CodebookLayer(8, 16, reduce="max")
     with pytest.raises(TypeError, match="layer_norm"):
         CodebookLayer(8, 16, layer_norm=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sync_ranks"):
+        CodebookLayer(8, 16, sync_ranks="no")  # type: ignore[arg-type]
     layer = _layer()
     with pytest.raises(ValueError, match=r"x must have shape \[\.\.\., 8\]"):
         layer(torch.randn(2, 7))

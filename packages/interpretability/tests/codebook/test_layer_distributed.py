@@ -57,10 +57,16 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             (out.pow(2).mean() + layer.reconstruction_loss()).backward()
             opt.step()
             codebooks.append(layer.codebook.detach().clone())
+        # sync_ranks=False: local bookkeeping, no collective (rank r calls it r + 1 times: a
+        # collective would wait for the other rank and time out)
+        local = CodebookLayer(8, 16, sync_ranks=False)
+        for _ in range(rank + 1):
+            local(torch.randn(_BATCH, 8, generator=data))
         torch.save(
             {
                 "codebooks": torch.stack(codebooks),
                 "counts": layer.counts.clone(),
+                "local_counts": local.counts.clone(),
                 "replaced_total": layer.replaced_total,
                 "weight": linear.weight.detach().clone(),
             },
@@ -101,3 +107,5 @@ def test_codebook_replicas_and_counts_stay_identical_under_ddp(tmp_path: Path) -
     # replacement reset them) counted once on each rank
     assert torch.equal(r0["counts"], r1["counts"]), (r0["counts"], r1["counts"])
     assert int(r0["counts"].sum()) == _WORLD * _BATCH
+    # without sync_ranks each rank counts only its own vectors
+    assert [int(r["local_counts"].sum()) for r in (r0, r1)] == [_BATCH, 2 * _BATCH]

@@ -169,6 +169,9 @@ class CodebookLayer(nn.Module):
         replace_rho: relative size of the noise added to a replaced code
             (``new = a + rho * |a| * n``, ``n ~ N(0, I)``).
         seed: seeds the code initialisation and dead-code replacement.
+        sync_ranks: keep the replicas in step across the ranks of a ``torch.distributed``
+            process group (below); ``False`` keeps the bookkeeping local to each rank (a
+            layer trained on one rank of a larger job, or ranks that call it unequally).
 
     Attributes:
         codebook: ``nn.Parameter`` ``[C, D]``; with ``groups = G > 1``, ``[G, C, D / G]``.
@@ -178,14 +181,14 @@ class CodebookLayer(nn.Module):
             or ``[..., G, k]`` with groups (the ids of group ``g`` index its own codebook).
 
     Data-parallel training (``DistributedDataParallel``): while ``torch.distributed`` has a
-    process group of more than one rank, a forward call in training mode sums the codes
-    chosen on all ranks into ``counts`` (an all-reduce), so every rank sees the same, global
-    usage and replaces the same dead codes, and after a replacement every rank takes rank 0's
-    new code vectors (a broadcast of the codebook). The replicas thus stay identical (DDP
-    itself only averages gradients, and overwrites the other ranks' buffers with rank 0's).
-    Such a forward call is a collective: every rank must make it, equally often, as under DDP.
-    In eval mode, and in direct calls of :meth:`replace_dead_codes`, the bookkeeping stays
-    local to the rank.
+    process group of more than one rank (and ``sync_ranks``), a forward call in training mode
+    sums the codes chosen on all ranks into ``counts`` (an all-reduce), so every rank sees the
+    same, global usage and replaces the same dead codes, and after a replacement every rank
+    takes rank 0's new code vectors (a broadcast of the codebook). The replicas thus stay
+    identical (DDP itself only averages gradients, and overwrites the other ranks' buffers with
+    rank 0's). Such a forward call is a collective: every rank must make it, equally often, as
+    under DDP. In eval mode, with ``sync_ranks=False``, and in direct calls of
+    :meth:`replace_dead_codes`, the bookkeeping stays local to the rank.
 
     Recomputing the forward call, as reentrant ``torch.utils.checkpoint``
     (``use_reentrant=True``) does in the backward pass, repeats the bookkeeping: the vectors
@@ -208,6 +211,7 @@ class CodebookLayer(nn.Module):
         replace_after_steps: int = 0,
         replace_rho: float = 1e-4,
         seed: int = 0,
+        sync_ranks: bool = True,
     ) -> None:
         super().__init__()
         check_number("dim", dim, ge=1, integer=True)
@@ -221,6 +225,8 @@ class CodebookLayer(nn.Module):
         check_number("replace_after_steps", replace_after_steps, ge=0, integer=True)
         check_number("replace_rho", replace_rho, ge=0)
         check_seed(seed)
+        check_type("sync_ranks", sync_ranks, bool)
+        self.sync_ranks = sync_ranks
         self.dim = int(dim)
         self.num_codes = int(num_codes)
         self.k = int(k)
@@ -267,9 +273,10 @@ class CodebookLayer(nn.Module):
 
     def extra_repr(self) -> str:
         groups = f", groups={self.groups}" if self.groups > 1 else ""
+        local = "" if self.sync_ranks else ", sync_ranks=False"
         return (
             f"dim={self.dim}, num_codes={self.num_codes}, k={self.k}{groups}, "
-            f"reduce={self.reduce!r}, replace_after_steps={self.replace_after_steps}"
+            f"reduce={self.reduce!r}, replace_after_steps={self.replace_after_steps}{local}"
         )
 
     # ------------------------------------------------------------------ forward
@@ -323,7 +330,7 @@ class CodebookLayer(nn.Module):
             self._last_output = codes_out
             for record in self._records:
                 record.append(ids.detach().cpu())
-        sync = self.training and _distributed()
+        sync = self.training and self.sync_ranks and _distributed()
         with torch.no_grad():
             step_counts = self._count(ids, forced)
             if sync:  # global statistics: every rank adds the codes chosen on all ranks
