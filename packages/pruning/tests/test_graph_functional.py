@@ -450,6 +450,24 @@ _ALONG = {  # an op of h [B, C, H, W]: (op, whether it acts along the channel ax
         lambda h: h.masked_fill(h.new_zeros(h.shape[-2:]).bool(), 1.0),
         False,
     ),
+    "torch.swapaxes, swapdims": (
+        lambda h: torch.swapaxes(h, 2, 3).swapdims(1, 3).swapdims(1, 3),
+        False,
+    ),
+    "einsum of two, channels kept": (
+        lambda h: torch.einsum("bchw,bchw->bchw", h, h.flip(2)),
+        False,
+    ),
+    "einsum with spaces, an untracked operand": (
+        lambda h: torch.einsum("b c h w, h w -> b c w h", h, h.new_ones(5, 5)),
+        False,
+    ),
+    "einsum moving channels last": (
+        lambda h: torch.einsum("bchw->bhwc", h).permute(0, 3, 1, 2),
+        False,
+    ),
+    "einsum summing over channels": (lambda h: h * torch.einsum("bchw->bhw", h).unsqueeze(1), True),
+    "einsum of two channel axes": (lambda h: torch.einsum("bchw,bdhw->bdhw", h, h), True),
     "std over channels": (lambda h: h / (h.std(1, keepdim=True) + 1), True),
     "max over channels": (lambda h: h - h.max(1, keepdim=True).values, True),
     "max of everything": (lambda h: h / h.max(), True),

@@ -67,6 +67,20 @@ def test_expert_scores_and_router_init() -> None:
     assert torch.equal(r.mix.weight, torch.eye(2))
 
 
+@pytest.mark.parametrize(
+    ("dtype", "router_dtype"), [(torch.float64, torch.float64), (torch.bfloat16, torch.float32)]
+)
+def test_router_starts_from_its_keys_in_their_precision(
+    dtype: torch.dtype, router_dtype: torch.dtype
+) -> None:
+    keys = torch.randn(4, 5, dtype=torch.float64).to(dtype)
+    r = ExpertRouter(5, 2, keys=keys, labels=np.array([0, 1, 0, 1]))
+    assert r.proj.weight.dtype == r.mix.weight.dtype == router_dtype
+    nk = torch.nn.functional.normalize(keys.to(router_dtype), dim=1)
+    torch.testing.assert_close(r.proj.weight[1], (nk[1] + nk[3]) / 2, rtol=0, atol=1e-15)
+    assert r(keys.to(router_dtype)).dtype == router_dtype
+
+
 def test_routed_and_oracle_gates_keep_exactly_k_experts() -> None:
     torch.manual_seed(0)
     ffn = FFN(6, 12)

@@ -489,9 +489,8 @@ _BINARY_FUNCS: set[Any] = {
     torch.ne,
     torch.masked_fill,  # masked_fill(x, mask, value): the mask broadcasts like an operand
 }
-_BINARY_METHODS = {
-    *("add", "sub", "mul", "div", "pow", "gt", "ge", "lt", "le", "eq", "ne", "masked_fill")
-}
+_BINARY_METHODS = {"add", "sub", "mul", "div", "pow", "masked_fill"}
+_BINARY_METHODS |= {"gt", "ge", "lt", "le", "eq", "ne"}
 # the in-place method of each of these (``relu_``, ``add_``) is read as the method itself: the
 # result is its input tensor, whose channels stay where they were
 _INPLACE_METHODS = {
@@ -1897,8 +1896,10 @@ class DependencyGraph:
             return self._split(node, labels, sizes, int(dim), target is torch.chunk)
         if target is torch.unbind:
             return self._unbind(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim", 0))
-        if target is torch.transpose:
+        if target in (torch.transpose, torch.swapaxes, torch.swapdims):
             return self._transpose(node, labels, a[1], a[2])
+        if target is torch.einsum:
+            return self._einsum(node, labels)
         if target is torch.permute:
             return self._permute(node, labels, a[1])
         if target in _BY_FUNCTION:
@@ -2135,6 +2136,47 @@ class DependencyGraph:
         axis = d1 if label.axis == d0 else d0 if label.axis == d1 else label.axis
         return _Label(axis, label.slots)
 
+    def _einsum(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``torch.einsum(equation, *operands)`` (MaxViT's attention, ``"BGHID,BGHJD->BGHIJ"``)
+        with channels on an index the output keeps (heads): the operands holding it hold one
+        set of channels there (unified), an untracked one only broadcasts (size 1); channels
+        summed over, on an ellipsis, an implicit output or a repeated index freeze."""
+        a: Any = node.args
+        operands = list(a[1]) if len(a) == 2 and isinstance(a[1], (list, tuple)) else list(a[1:])
+        found = [
+            (i, labels[t]) for i, t in enumerate(operands) if isinstance(labels.get(t), _Label)
+        ]
+        if not found:
+            return None
+        equation = str(a[0]).replace(" ", "")
+        if "." in equation or "->" not in equation:
+            raise _Freeze(f"{_describe(node)}: einsum with an ellipsis or an implicit output")
+        inputs, output = equation.split("->")
+        subscripts = inputs.split(",")
+        if len(subscripts) != len(operands) or any(
+            len(subscripts[i]) <= lab.axis for i, lab in found
+        ):
+            raise _Freeze(f"{_describe(node)}: einsum subscripts that do not match the operands")
+        letters = {subscripts[i][lab.axis] for i, lab in found}
+        if len(letters) != 1:
+            raise _Freeze(f"{_describe(node)} mixes channel axes")
+        (letter,) = letters
+        if letter not in output:
+            raise _Freeze(f"{_describe(node)}: einsum sums over channels")
+        result = _Label(output.index(letter), list(found[0][1].slots))
+        for i, t in enumerate(operands):
+            if subscripts[i].count(letter) > 1:
+                raise _Freeze(f"{_describe(node)}: einsum takes a diagonal of channels")
+            lab = labels.get(t) if isinstance(t, fx.Node) else None
+            if isinstance(lab, _Label):
+                if not self._unify(result, lab):
+                    raise _Freeze(f"{_describe(node)}: channel sizes differ")
+            elif letter in subscripts[i]:
+                s = _shape(t) if isinstance(t, fx.Node) else tuple(getattr(t, "shape", ()))
+                if s is None or s[subscripts[i].index(letter)] != 1:
+                    raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
+        return result
+
     def _permute(self, node: fx.Node, labels: dict[fx.Node, Any], dims: Any) -> Any:
         label = self._in(node, labels)
         if label is None:
@@ -2172,7 +2214,7 @@ class DependencyGraph:
             label = _Label(label.axis + len(out) - len(src), list(label.slots))
             self._bind_size(_requested_size(node, label.axis), label, node)
             return label
-        if name == "transpose":
+        if name in ("transpose", "swapaxes", "swapdims"):
             return self._transpose(node, labels, a[1], a[2])
         if name == "permute":
             dims = a[1] if len(a) == 2 and isinstance(a[1], (tuple, list)) else a[1:]

@@ -175,8 +175,8 @@ class ImageParam(nn.Module):
         )
 
     def _squash(self, pre: torch.Tensor) -> torch.Tensor:
-        if self.value_range is None:  # a new tensor, never the parameter itself (whose
-            return pre.clone() if isinstance(pre, nn.Parameter) else pre  # values would change)
+        if self.value_range is None:  # a new tensor, never the parameter itself
+            return pre.clone() if isinstance(pre, nn.Parameter) else pre
         low, high = self.value_range
         return low + (high - low) * torch.sigmoid(pre)
 

@@ -188,7 +188,8 @@ class ExpertRouter(nn.Module):
 
     ``x / ||x|| -> Linear(d, K, no bias) -> tanh -> Linear(K, K, no bias)``. With ``keys`` and
     ``labels`` the first layer starts at each expert's mean normalised key vector and the
-    second at the identity (the reference initialisation); otherwise PyTorch's default.
+    second at the identity (the reference initialisation), both on the keys' device and in
+    their precision (at least float32); otherwise PyTorch's default.
 
     Args:
         d_model: FFN input width.
@@ -209,10 +210,9 @@ class ExpertRouter(nn.Module):
         check_number("d_model", d_model, ge=1, integer=True)
         check_number("n_experts", n_experts, ge=1, integer=True)
         self.n_experts = int(n_experts)
-        self.proj = nn.Linear(d_model, n_experts, bias=False)
-        self.mix = nn.Linear(n_experts, n_experts, bias=False)
         if (keys is None) != (labels is None):
             raise ValueError("keys and labels must be given together")
+        factory: dict[str, Any] = {}
         if keys is not None and labels is not None:
             _check_points("keys", keys)
             if keys.shape[1] != d_model or len(labels) != keys.shape[0]:
@@ -221,7 +221,14 @@ class ExpertRouter(nn.Module):
                     f"{tuple(keys.shape)} and {len(labels)} labels"
                 )
             # in the keys' precision, at least float32 (bf16 / fp16 keys averaged in float32)
-            k = keys.detach().to(torch.promote_types(keys.dtype, torch.float32))
+            factory = {
+                "device": keys.device,
+                "dtype": torch.promote_types(keys.dtype, torch.float32),
+            }
+        self.proj = nn.Linear(d_model, n_experts, bias=False, **factory)
+        self.mix = nn.Linear(n_experts, n_experts, bias=False, **factory)
+        if keys is not None and labels is not None:
+            k = keys.detach().to(factory["dtype"])
             onehot = _onehot(labels, n_experts, k)
             centres = (onehot.T @ F.normalize(k, dim=1)) / onehot.sum(0).clamp_min(1.0)[:, None]
             with torch.no_grad():
