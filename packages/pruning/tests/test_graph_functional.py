@@ -468,6 +468,20 @@ _ALONG = {  # an op of h [B, C, H, W]: (op, whether it acts along the channel ax
     ),
     "einsum summing over channels": (lambda h: h * torch.einsum("bchw->bhw", h).unsqueeze(1), True),
     "einsum of two channel axes": (lambda h: torch.einsum("bchw,bdhw->bdhw", h, h), True),
+    "reshape_as the input (LeViT's flattened norm)": (
+        lambda h: (h.flatten(2) * 2).reshape_as(h),
+        False,
+    ),
+    "expand_as the input": (lambda h: h.mean((2, 3), keepdim=True).expand_as(h) + h, False),
+    "reshape_as an untracked tensor": (
+        lambda h: h.flatten(2).reshape_as(h.new_zeros(2, 8, 5, 5)),
+        True,
+    ),
+    "F.lp_pool2d": (lambda h: F.interpolate(F.lp_pool2d(h, 2, 2), size=(5, 5)), False),
+    "pixel_shuffle after pixel_unshuffle (functions)": (
+        lambda h: F.pixel_shuffle(F.pixel_unshuffle(h[..., :4, :4], 2), 2),
+        False,
+    ),
     "std over channels": (lambda h: h / (h.std(1, keepdim=True) + 1), True),
     "max over channels": (lambda h: h - h.max(1, keepdim=True).values, True),
     "max of everything": (lambda h: h / h.max(), True),

@@ -315,6 +315,9 @@ _POOL_MODULES: tuple[type[nn.Module], ...] = (
     nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d,
     nn.AdaptiveMaxPool3d,
+    nn.LPPool1d,
+    nn.LPPool2d,
+    *([nn.LPPool3d] if hasattr(nn, "LPPool3d") else []),
 )
 _F = torch.nn.functional
 _GLOBAL_HOOKS = (
@@ -525,6 +528,9 @@ _POOL_FUNCS: set[Any] = {
     _F.adaptive_max_pool1d,
     _F.adaptive_max_pool2d,
     _F.adaptive_max_pool3d,
+    _F.lp_pool1d,
+    _F.lp_pool2d,
+    *([_F.lp_pool3d] if hasattr(_F, "lp_pool3d") else []),
 }
 
 
@@ -1056,7 +1062,10 @@ class DependencyGraph:
         if isinstance(mod, _POOL_MODULES):
             return self._pool(node, labels, _pooled_axes(type(mod).__name__))
         if isinstance(mod, (nn.PixelShuffle, nn.PixelUnshuffle)):
-            return self._pixel_shuffle(name, mod, x, node)
+            factor: Any = getattr(mod, "upscale_factor", None) or mod.downscale_factor
+            return self._pixel_shuffle(
+                name, int(factor), isinstance(mod, nn.PixelUnshuffle), x, node
+            )
         if isinstance(mod, nn.Upsample):  # also UpsamplingNearest2d / UpsamplingBilinear2d
             in_shape = _shape(node.args[0]) if node.args else None
             return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
@@ -1277,18 +1286,19 @@ class DependencyGraph:
             self._member(name, "bias", 0, "out", kind, out.slots)
         return out
 
-    def _pixel_shuffle(self, name: str, mod: nn.Module, x: _Label | None, node: fx.Node) -> Any:
+    def _pixel_shuffle(
+        self, name: str, factor: int, unshuffle: bool, x: _Label | None, node: fx.Node
+    ) -> Any:
         """``PixelShuffle(r)``: output channel ``c`` is input channels ``c r^2 .. c r^2 + r^2 - 1``
         moved to space, so those are one unit; ``PixelUnshuffle(r)``: input channel ``c`` becomes
-        output channels ``c r^2 ..``, each of its positions there."""
+        output channels ``c r^2 ..``, each of its positions there. Modules and functions."""
         if x is None:
             return None
         in_shape = _shape(node.args[0])
         if in_shape is None or x.axis != len(in_shape) - 3:  # [..., C, H, W]
             raise _Freeze(f"{name}: channels not on axis -3")
-        factor: Any = getattr(mod, "upscale_factor", None) or mod.downscale_factor
-        r2 = int(factor) ** 2
-        if isinstance(mod, nn.PixelUnshuffle):
+        r2 = factor**2
+        if unshuffle:
             return _Label(x.axis, [s for s in x.slots for _ in range(r2)])
         blocks = [x.slots[c : c + r2] for c in range(0, len(x.slots), r2)]
         self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
@@ -1865,6 +1875,12 @@ class DependencyGraph:
             return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
         if target in _POOL_FUNCS:
             return self._pool(node, labels, _pooled_axes(target.__name__))
+        if target in (_F.pixel_shuffle, _F.pixel_unshuffle):
+            unshuffle = target is _F.pixel_unshuffle
+            keyword = "downscale_factor" if unshuffle else "upscale_factor"
+            factor = a[1] if len(a) > 1 else _kw(node).get(keyword)
+            x = self._in(node, labels)
+            return self._pixel_shuffle(_describe(node), int(factor), unshuffle, x, node)
         if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:
             return self._passthrough(node, labels)
         if target is _F.layer_norm:
@@ -2213,7 +2229,10 @@ class DependencyGraph:
                 raise _Freeze(f"{_describe(node)} changes the rank")
             label = _Label(label.axis + len(out) - len(src), list(label.slots))
             self._bind_size(_requested_size(node, label.axis), label, node)
-            return label
+            return self._shaped_as(node, labels, label) if name == "expand_as" else label
+        if name == "reshape_as":
+            label = self._reshape(node, labels)
+            return None if label is None else self._shaped_as(node, labels, label)
         if name in ("transpose", "swapaxes", "swapdims"):
             return self._transpose(node, labels, a[1], a[2])
         if name == "permute":
@@ -2240,6 +2259,18 @@ class DependencyGraph:
         if name in ("select", "narrow"):
             return self._select(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim"))
         raise _Freeze(f"{_describe(node)}: unsupported method")
+
+    def _shaped_as(self, node: fx.Node, labels: dict[fx.Node, Any], label: _Label) -> _Label:
+        """``x.reshape_as(other)`` / ``x.expand_as(other)`` with channels ``label`` in the
+        result: ``other`` sizes them, so it must hold the same channels on that axis (they
+        are unified); a shape taken from a tensor without them would not follow the pruning."""
+        other = node.args[1] if len(node.args) > 1 else _kw(node).get("other")
+        lab = labels.get(other) if isinstance(other, fx.Node) else None
+        if not (isinstance(lab, _Label) and lab.axis == label.axis and self._unify(label, lab)):
+            raise _Freeze(
+                f"{_describe(node)} takes the size of its channels from a tensor without them"
+            )
+        return label
 
     def _select(self, node: fx.Node, labels: dict[fx.Node, Any], dim: Any) -> Any:
         """``x.select(dim, i)`` (drops ``dim``) or ``x.narrow(dim, start, n)`` of another axis
