@@ -482,6 +482,14 @@ _ALONG = {  # an op of h [B, C, H, W]: (op, whether it acts along the channel ax
         lambda h: F.pixel_shuffle(F.pixel_unshuffle(h[..., :4, :4], 2), 2),
         False,
     ),
+    "a constant made in forward, broadcast over channels (Swin's mask)": (
+        lambda h: h + torch.ones(1, 1, 5, 5),
+        False,
+    ),
+    "a constant made in forward, spanning the channels": (
+        lambda h: h * torch.arange(8.0).view(1, 8, 1, 1),
+        True,
+    ),
     "std over channels": (lambda h: h / (h.std(1, keepdim=True) + 1), True),
     "max over channels": (lambda h: h - h.max(1, keepdim=True).values, True),
     "max of everything": (lambda h: h / h.max(), True),

@@ -1000,13 +1000,14 @@ class DependencyGraph:
             if shape is None or math.prod(shape) == 1 or _metadata_only(node):
                 return None
             module, name = _split_target(str(node.target))
+            if not self._is_state(module, name):
+                # a constant of the trace (Swin's shifted-window mask, made in forward): no
+                # channels of its own, as an input; an op that spans channels with it freezes
+                return None
             # channels on the last non-singleton axis: a class token [1, 1, D] or a position
             # embedding [1, N, D] on D, a per-channel scale [C, 1, 1] (ConvNeXt) on C
             axis = max((i for i, n in enumerate(shape) if n != 1), default=len(shape) - 1)
             label = self._fresh(shape[axis], axis)
-            if not self._is_state(module, name):
-                self._freeze(label, f"{node.target}: a constant tensor of the trace")
-                return label
             tensor = self._tensor(module, name)
             if tensor is not None and not (tensor.is_floating_point() or tensor.is_complex()):
                 self._freeze(label, f"{node.target}: an integer tensor (indices), not channels")
