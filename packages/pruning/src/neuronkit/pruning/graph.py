@@ -421,14 +421,26 @@ _MULTI_OPERAND = {
     "lerp": ("input", "end", "weight"),
 }
 _MULTI_OPERAND_FUNCS: set[Any] = {getattr(torch, name) for name in _MULTI_OPERAND}
-# same-shape ops along given axes (function and method): (position, keyword) of their axes
-_ALONG_AXES_METHODS = {
-    "roll": (2, "dims"),
-    "flip": (1, "dims"),
-    "cumsum": (1, "dim"),
-    "cumprod": (1, "dim"),
+# ops along given axes (function and method): (position, keyword) of their axes, the default
+# axis (None: none, roll then acts on the flattened tensor) and whether they return (values,
+# indices); each channel stays on its own unless they act along the channel axis
+_ALONG_AXES_METHODS: dict[str, tuple[int, str, int | None, bool]] = {
+    "roll": (2, "dims", None, False),
+    "flip": (1, "dims", None, False),
+    "cumsum": (1, "dim", None, False),
+    "cumprod": (1, "dim", None, False),
+    "logcumsumexp": (1, "dim", None, False),
+    "cummax": (1, "dim", None, True),
+    "cummin": (1, "dim", None, True),
+    "sort": (1, "dim", -1, True),
+    "argsort": (1, "dim", -1, False),
+    "topk": (2, "dim", -1, True),  # (input, k, dim): k entries along the axis
+    "normalize": (2, "dim", 1, False),  # F.normalize(input, p, dim): divides by a norm
 }
-_ALONG_AXES: set[Any] = {getattr(torch, name) for name in _ALONG_AXES_METHODS}
+_ALONG_AXES: dict[Any, str] = {
+    getattr(torch, name): name for name in _ALONG_AXES_METHODS if hasattr(torch, name)
+}
+_ALONG_AXES[_F.normalize] = "normalize"
 # reductions (function and method): positions of their axes and of keepdim (keywords "dim",
 # "keepdim"); without axes they reduce over everything, channels too
 _REDUCTIONS = {
@@ -445,19 +457,7 @@ _PAIR_REDUCTIONS: dict[str, tuple[int, int, int | None]] = {
     "mode": (1, 2, -1),
     "kthvalue": (2, 3, -1),  # (input, k, dim, keepdim)
 }
-# ops along one axis (function and method): position of the axis, its default (None: required)
-# and whether they return (values, indices)
-_ALONG_ONE_AXIS: dict[str, tuple[int, int | None, bool]] = {
-    "sort": (1, -1, True),
-    "topk": (2, -1, True),  # (input, k, dim): k entries along the axis
-    "cummax": (1, None, True),
-    "cummin": (1, None, True),
-    "argsort": (1, -1, False),
-    "logcumsumexp": (1, None, False),
-}
-_BY_FUNCTION = {
-    getattr(torch, name): name for name in (*_REDUCTIONS, *_PAIR_REDUCTIONS, *_ALONG_ONE_AXIS)
-}
+_BY_FUNCTION = {getattr(torch, name): name for name in (*_REDUCTIONS, *_PAIR_REDUCTIONS)}
 _BY_FUNCTION[torch.linalg.vector_norm] = "norm"  # (input, ord, dim, keepdim)
 _BINARY_FUNCS: set[Any] = {
     operator.add,
@@ -492,8 +492,9 @@ _BINARY_FUNCS: set[Any] = {
     torch.ne,
     torch.masked_fill,  # masked_fill(x, mask, value): the mask broadcasts like an operand
 }
-_BINARY_METHODS = {"add", "sub", "mul", "div", "pow", "masked_fill"}
-_BINARY_METHODS |= {"gt", "ge", "lt", "le", "eq", "ne"}
+_BINARY_METHODS = {
+    "add", "sub", "mul", "div", "pow", "masked_fill", "gt", "ge", "lt", "le", "eq", "ne"
+}  # fmt: skip
 # the in-place method of each of these (``relu_``, ``add_``) is read as the method itself: the
 # result is its input tensor, whose channels stay where they were
 _INPLACE_METHODS = {
@@ -1647,19 +1648,11 @@ class DependencyGraph:
         return _Label(label.axis - shift, label.slots)
 
     def _reduction(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
-        """A reduction (``x.std(2)``, ``torch.max(x, dim=-1)``), or an op along one axis
-        (``sort``, ``topk``, ``cummax``), of :data:`_REDUCTIONS`, :data:`_PAIR_REDUCTIONS` or
-        :data:`_ALONG_ONE_AXIS`: each channel on its own unless the axis is the channels'.
+        """A reduction of :data:`_REDUCTIONS` or :data:`_PAIR_REDUCTIONS` (``x.std(2)``,
+        ``torch.max(x, dim=-1)``): each channel on its own unless it reduces over channels.
         Those returning ``(values, indices)`` give both the channels."""
         a: Any = node.args
         kw = _kw(node)
-        if name in _ALONG_ONE_AXIS:
-            position, default, pair = _ALONG_ONE_AXIS[name]
-            dim = a[position] if len(a) > position else kw.get("dim", default)
-            if dim is None:
-                raise _Freeze(f"{_describe(node)}: {name} needs an axis")
-            label = self._along_axes(node, labels, [dim])
-            return [label, label] if pair and label is not None else label
         if name in _PAIR_REDUCTIONS:
             position, keep_at, default = _PAIR_REDUCTIONS[name]
             if len(a) > 1 and isinstance(a[1], fx.Node | torch.Tensor):  # torch.max(x, y)
@@ -1678,31 +1671,25 @@ class DependencyGraph:
         return self._reduce(node, labels, dim, keep)
 
     def _along(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
-        """An op of :data:`_ALONG_AXES` (``roll``, ``flip``, ``cumsum``, ``cumprod``): the
-        same shape, each channel on its own unless it acts along the channel axis."""
-        label = self._in(node, labels)
-        if label is None:
-            return None
-        a, kw = node.args, node.kwargs
-        position, keyword = _ALONG_AXES_METHODS[name]
-        if name == "flip" and node.op == "call_method" and len(a) > 2:
-            dims: Any = a[1:]  # x.flip(2, 3)
-        else:
-            dims = a[position] if len(a) > position else kw.get(keyword)
-        if dims is None:  # roll without dims: over the flattened tensor
-            raise _Freeze(f"{_describe(node)} acts along the flattened channels")
-        return self._along_axes(node, labels, [dims] if isinstance(dims, int) else list(dims))
-
-    def _along_axes(self, node: fx.Node, labels: dict[fx.Node, Any], dims: list[int]) -> Any:
-        """The input's channels, which stay where they were, for an op along ``dims``; along
-        the channel axis they freeze."""
+        """An op of :data:`_ALONG_AXES_METHODS` (``roll``, ``cumsum``, ``sort``, ``topk``,
+        ``F.normalize``...): each channel on its own, where it was, unless the op acts along
+        the channel axis. Those returning ``(values, indices)`` give both the channels."""
         label, src = self._in(node, labels), _shape(node.args[0])
         if label is None:
             return None
         assert src is not None
+        a, kw = node.args, node.kwargs
+        position, keyword, default, pair = _ALONG_AXES_METHODS[name]
+        if name == "flip" and node.op == "call_method" and len(a) > 2:
+            dims: Any = a[1:]  # x.flip(2, 3)
+        else:
+            dims = a[position] if len(a) > position else kw.get(keyword, default)
+        if dims is None:  # roll without dims: over the flattened tensor
+            raise _Freeze(f"{_describe(node)} acts along the flattened channels")
+        dims = [dims] if isinstance(dims, int) else list(dims)
         if label.axis in [int(d) % len(src) for d in dims]:
             raise _Freeze(f"{_describe(node)} acts along the channel axis")
-        return label
+        return [label, label] if pair else label
 
     def _cat(
         self, node: fx.Node, labels: dict[fx.Node, Any], tensors: Any, dim: int, stack: bool = False
@@ -1924,16 +1911,12 @@ class DependencyGraph:
         if target is torch.stack:
             dim = a[1] if len(a) > 1 else _kw(node).get("dim", 0)
             return self._cat(node, labels, a[0], int(dim), stack=True)
-        if target is _F.normalize:  # (input, p, dim=1): divides by a norm along the axis
-            dim = a[2] if len(a) > 2 else _kw(node).get("dim", 1)
-            self._reduce(node, labels, dim, True)  # freezes along the channels
-            return self._passthrough(node, labels)
         if target is getattr and a[1] in ("values", "indices"):
             pair = labels.get(a[0])
             if isinstance(pair, list):  # x.max(dim).values
                 return pair[a[1] == "indices"]
         if target in _ALONG_AXES:
-            return self._along(node, labels, target.__name__)
+            return self._along(node, labels, _ALONG_AXES[target])
         if target is _F.softmax or target is torch.softmax:
             x = self._in(node, labels)
             dim = a[1] if len(a) > 1 else _kw(node).get("dim")
@@ -2241,7 +2224,7 @@ class DependencyGraph:
             return self._permute(node, labels, dims)
         if name in _ALONG_AXES_METHODS:
             return self._along(node, labels, name)
-        if name in _REDUCTIONS or name in _PAIR_REDUCTIONS or name in _ALONG_ONE_AXIS:
+        if name in _REDUCTIONS or name in _PAIR_REDUCTIONS:
             return self._reduction(node, labels, name)
         if name in ("split", "chunk"):
             dim = a[2] if len(a) > 2 else _kw(node).get("dim", 0)

@@ -126,17 +126,17 @@ class StepSequential(nn.Module):
         check_type("x", x, Tensor)
         order = self._order()
         n = sum(_steps_itself(m) for _, m in order)
-        if state is None or (isinstance(state, tuple) and not any(s is not None for s in state)):
-            # a new sequence (also given as a tuple of Nones): stateful surrogates (PDSG)
-            # restart, as in forward; a nested module's neurons too
-            _begin_sequence(layer for _, layer in order if _steps_itself(layer))
-            state = (None,) * n if state is None else state
+        if state is None:
+            state = (None,) * n
         if not isinstance(state, tuple) or len(state) != n:
             got = f"a tuple of length {len(state)}" if isinstance(state, tuple) else type(state)
             raise ValueError(
                 f"state must be None or a tuple of {n} neuron states (one per neuron module), "
                 f"got {got}"
             )
+        if all(s is None for s in state):  # a new sequence: stateful surrogates (PDSG)
+            # restart, as in forward; a nested module's neurons too
+            _begin_sequence(layer for _, layer in order if _steps_itself(layer))
         new: list[Any] = []
         h = x
         i = 0
