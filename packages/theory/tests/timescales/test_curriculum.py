@@ -151,3 +151,32 @@ def test_solved_criterion_uses_the_reference_test_set(monkeypatch: pytest.Monkey
     model = TimescaleRNN(1, 4, num_heads=2, seed=0)
     train_curriculum(model, "single", max_steps=1, steps_per_epoch=1, batch_size=4, seed=0)
     assert calls == [(256, 50)]
+
+
+def test_evaluation_equals_batch_by_batch_accuracy() -> None:
+    # the test batches (each its own length) run as one ragged batch: the accuracies must be
+    # those of evaluating the same draws batch by batch
+    from neuronkit.common import correct_predictions
+    from neuronkit.theory.timescales.curriculum import _batch
+
+    model = TimescaleRNN(1, 12, num_heads=4, seed=3)
+    with torch.no_grad():
+        model.w_rec.mul_(2.0)
+        model.tau.mul_(3.0)
+    ns, heads = (2, 3, 4), [0, 1, 2]
+    got = evaluate_heads(
+        model,
+        "parity",
+        ns,
+        heads,
+        batch_size=32,
+        batches=6,
+        generator=torch.Generator().manual_seed(4),
+    )
+    gen, correct = torch.Generator().manual_seed(4), torch.zeros(3)
+    with torch.no_grad():
+        for _ in range(6):
+            x, h0, labels = _batch(model, "parity", ns, 32, gen)
+            correct += correct_predictions(model(x, h0, heads=heads), labels).float().sum(1)
+    assert got == [float(c) / (32 * 6) for c in correct]
+    assert len(set(got)) > 1  # the heads differ: not a constant

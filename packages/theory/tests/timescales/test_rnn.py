@@ -49,23 +49,29 @@ def test_simulate_matches_the_update_equation(placement: str) -> None:
     torch.testing.assert_close(h, hs[-1], rtol=1e-5, atol=1e-6)
 
 
+_F = {"leaky_relu": lambda z: F.leaky_relu(z, 0.01), "tanh": torch.tanh}
+
+
 def _select_and_stack(model: TimescaleRNN, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """The trajectory as first written: ``drive[t]`` per step and every state stacked."""
+    """The trajectory as a step-by-step autograd graph: ``drive[t]`` per step, every state
+    stacked (outside: ``f(b' + x w' + h M)``, the form the model evaluates)."""
+    f = _F[model.activation]
     inv_tau = 1.0 / model.effective_tau()
-    drive = x @ model.w_in.T + (model.b_in + model.b_rec)
     w_t = model.recurrent_weight().T
     states = [h0]
     h = h0
     if model.placement == "outside":
         m = torch.diag(1.0 - inv_tau) + w_t * inv_tau
-        drive = drive * inv_tau
+        w_in, bias = model.w_in.T * inv_tau, (model.b_in + model.b_rec) * inv_tau
+        drive = torch.addmm(bias, x.reshape(-1, x.shape[2]), w_in).view(*x.shape[:2], -1)
         for t in range(x.shape[0]):
-            h = F.leaky_relu(torch.addmm(drive[t], h, m), 0.01)
+            h = f(torch.addmm(drive[t], h, m))
             states.append(h)
     else:
+        drive = x @ model.w_in.T + (model.b_in + model.b_rec)
         keep = 1.0 - inv_tau
         for t in range(x.shape[0]):
-            act = F.leaky_relu(torch.addmm(drive[t], h, w_t), 0.01)
+            act = f(torch.addmm(drive[t], h, w_t))
             h = torch.addcmul(h * keep, act, inv_tau)
             states.append(h)
     return torch.stack(states)
@@ -77,32 +83,76 @@ def _grads(model: TimescaleRNN, loss: torch.Tensor) -> list[torch.Tensor]:
     return [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
 
+def _assert_grads(
+    grads: list[torch.Tensor], ref: list[torch.Tensor], bitwise: bool, heads: int
+) -> None:
+    assert len(grads) == len(ref) == 5 + 2 * heads  # w_in, b_in, w_rec, b_rec, tau, heads
+    for a, b in zip(grads, ref, strict=True):
+        if bitwise:
+            assert torch.equal(a, b)
+        else:  # outside: the hand-written backward sums over steps in one matmul
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("placement", ["outside", "inside"])
-def test_forward_and_simulate_are_bitwise_the_step_by_step_graph(placement: str) -> None:
-    # forward reads only the last state (no stack) and both take the drives with unbind: the
-    # values and the gradients must be those of the per-step select + stack graph, bit for bit
-    model = TimescaleRNN(1, 24, num_heads=3, placement=placement, seed=4)
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])
+def test_forward_and_simulate_are_the_step_by_step_graph(placement: str, activation: str) -> None:
+    # the values are those of the per-step select + stack graph bit for bit, and so are the
+    # gradients of the inside placement; the outside placement's hand-written backward (one
+    # matmul over all steps for the weights) agrees to rounding
+    model = TimescaleRNN(1, 24, num_heads=3, placement=placement, activation=activation, seed=4)
     gen = torch.Generator().manual_seed(5)
     x = (torch.rand(17, 8, 1, generator=gen) < 0.5).float()
-    h0 = 0.1 * torch.rand(8, 24, generator=gen)
+    h0 = (0.1 * torch.rand(8, 24, generator=gen)).requires_grad_()
+    exact = placement == "inside"
     ref_states = _select_and_stack(model, x, h0)
     ref_logits = model.readout(ref_states[-1], [0, 2])
+    (ref_h0,) = torch.autograd.grad(ref_logits.sum(), h0, retain_graph=True)
     ref_grads = _grads(model, ref_logits.square().sum())
     logits = model(x, h0, heads=[0, 2])
     assert torch.equal(logits, ref_logits)
-    grads = _grads(model, logits.square().sum())
-    assert len(grads) == len(ref_grads) == 9  # w_in, b_in, w_rec, b_rec, tau, 2 x head (w, b)
-    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads))
+    _assert_grads(_grads(model, logits.square().sum()), ref_grads, exact, heads=2)
+    torch.testing.assert_close(torch.autograd.grad(model(x, h0, [0, 2]).sum(), h0)[0], ref_h0)
     states = model.simulate(x, h0)
     assert torch.equal(states, ref_states)
     weights = torch.rand(states.shape, generator=gen)
     ref_grads = _grads(model, (_select_and_stack(model, x, h0) * weights).sum())
-    grads = _grads(model, (states * weights).sum())
-    assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads, strict=True))
+    _assert_grads(_grads(model, (states * weights).sum()), ref_grads, exact, heads=0)
     # no time step: the readout of the initial state
     empty = torch.zeros(0, 8, 1)
     assert torch.equal(model(empty, h0, heads=[1]), model.readout(h0, [1]))
     assert torch.equal(model.simulate(empty, h0), h0.unsqueeze(0))
+    assert torch.autograd.grad(model.simulate(empty, h0).sum(), h0)[0].eq(1).all()
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu", "tanh", "sigmoid"])
+def test_hand_written_backward_matches_autograd_to_second_order(activation: str) -> None:
+    # the outside placement's backpropagation through time against autograd on the plain ops
+    # (a torch.func transform runs them), first and second order (create_graph)
+    from torch.func import functional_call, grad
+
+    model = TimescaleRNN(2, 10, num_heads=2, activation=activation, seed=1).double()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 3, 2, generator=gen, dtype=torch.float64).requires_grad_()
+    h0 = (0.1 * torch.rand(3, 10, generator=gen, dtype=torch.float64)).requires_grad_()
+    params = dict(model.named_parameters())
+
+    def loss(p: dict, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        states = functional_call(model, p, (x, h0), {"heads": [1]})
+        return states.square().sum() + functional_call(model, p, (x[:4], h0)).sum()
+
+    ref = grad(loss, argnums=(0, 1, 2))(params, x, h0)  # plain ops under torch.func
+    got = torch.autograd.grad(loss(params, x, h0), [*params.values(), x, h0], create_graph=True)
+    for a, b in zip(got, [*ref[0].values(), ref[1], ref[2]], strict=True):
+        torch.testing.assert_close(a, b)
+    # second order: d/dx of <grad_w_rec, v> through the create_graph backward
+    v = torch.randn(10, 10, generator=gen, dtype=torch.float64)
+    (hvp,) = torch.autograd.grad((got[2] * v).sum(), x)
+
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        return (grad(loss)(params, x, h0)["w_rec"] * v).sum()
+
+    torch.testing.assert_close(hvp, grad(inner)(x))
 
 
 @pytest.mark.parametrize("placement", ["outside", "inside"])
@@ -181,6 +231,40 @@ def test_heads_select_readouts() -> None:
     torch.testing.assert_close(model(x, heads=[2, 0]), all_heads[[2, 0]])
     h_last = model.simulate(x)[-1]
     torch.testing.assert_close(model.readout(h_last, [1])[0], model.heads[1](h_last))
+
+
+@pytest.mark.parametrize("placement", ["outside", "inside"])
+def test_lengths_read_each_sequence_at_its_own_length(placement: str) -> None:
+    model = TimescaleRNN(2, 8, num_heads=3, placement=placement, seed=0)
+    gen = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([5, 0, 9, 2, 9, 5])
+    x = torch.randn(9, 6, 2, generator=gen)
+    h0 = 0.1 * torch.rand(6, 8, generator=gen)
+    # padding past a sequence's end must not matter
+    x[torch.arange(9).unsqueeze(1) >= lengths] = 100.0
+    each = torch.cat(
+        [model(x[: int(n), b : b + 1], h0[b : b + 1], heads=[2, 0]) for b, n in enumerate(lengths)],
+        dim=1,
+    )
+    with torch.no_grad():  # outside: only the running sequences are stepped
+        torch.testing.assert_close(model(x, h0, [2, 0], lengths=lengths), each)
+    logits = model(x, h0, [2, 0], lengths=lengths)  # the trajectory, read at each length
+    torch.testing.assert_close(logits, each)
+    model.zero_grad()
+    logits.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    each.sum().backward()
+    for a, b in zip(grads, [p.grad for p in model.parameters() if p.grad is not None], strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, 9\]"):
+        model(x, h0, lengths=torch.tensor([1, 2, 3, 4, 5, 10]))
+    with pytest.raises(ValueError, match=r"lengths must have shape \[6\]"):
+        model(x, h0, lengths=torch.tensor([1, 2]))
+    with pytest.raises(TypeError, match="lengths must be an integer tensor"):
+        model(x, h0, lengths=lengths.float())
+    with pytest.raises(TypeError, match="lengths"):
+        model(x, h0, lengths=[5, 0, 9, 2, 9, 5])  # type: ignore[arg-type]
 
 
 def test_bad_inputs() -> None:

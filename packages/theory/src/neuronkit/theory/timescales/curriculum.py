@@ -185,13 +185,19 @@ def evaluate_heads(
         raise ValueError(f"heads must have one entry per span ({len(ns)}), got {len(heads)}")
     batch_size = check_positive_int("batch_size", batch_size)
     batches = check_positive_int("batches", batches)
-    correct = torch.zeros(len(ns))
     with torch.no_grad():
-        for _ in range(batches):
-            x, h0, labels = _batch(model, task, ns, batch_size, generator)
-            logits = model(x, h0, heads=heads)
-            correct += correct_predictions(logits, labels).float().sum(dim=1).cpu()
-    return [float(c) / (batch_size * batches) for c in correct]
+        # the batches drawn in order, then run as one ragged batch (each read at its own length)
+        drawn = [_batch(model, task, ns, batch_size, generator) for _ in range(batches)]
+        lengths = [x.shape[0] for x, _, _ in drawn]
+        padded = [F.pad(x, (0, 0, 0, 0, 0, max(lengths) - len(x))) for x, _, _ in drawn]
+        logits = model(
+            torch.cat(padded, 1),
+            torch.cat([h0 for _, h0, _ in drawn]),
+            heads=heads,
+            lengths=torch.tensor(lengths, device=padded[0].device).repeat_interleave(batch_size),
+        )
+        correct = correct_predictions(logits, torch.cat([y for _, _, y in drawn], 1))
+    return [float(c) / (batch_size * batches) for c in correct.float().sum(dim=1).cpu()]
 
 
 @grad_enabled("train_curriculum")

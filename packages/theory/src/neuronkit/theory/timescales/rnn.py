@@ -24,15 +24,24 @@ initial state), logits ``[K, B, C]`` for ``K`` heads.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type, plain_tensor
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_type,
+    plain_tensor,
+    under_torch_func,
+)
 
-from .._utils import check_input_dtype, check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_positive_int, torch_generator, traced
 
 __all__ = ["ACTIVATIONS", "PLACEMENTS", "TimescaleRNN", "timescale_rnn_step"]
 
@@ -48,6 +57,177 @@ def _activation(name: str, x: torch.Tensor) -> torch.Tensor:
     if name == "tanh":
         return torch.tanh(x)
     return torch.sigmoid(x)
+
+
+def _activation_(name: str, x: torch.Tensor) -> None:
+    """:func:`_activation` in place."""
+    if name == "leaky_relu":
+        F.leaky_relu(x, 0.01, inplace=True)
+    elif name == "relu":
+        x.relu_()
+    elif name == "tanh":
+        x.tanh_()
+    else:
+        x.sigmoid_()
+
+
+def _activation_backward(name: str) -> Callable[..., torch.Tensor]:
+    """``(grad, out, buffer) -> grad_z``: the gradient at the pre-activation from ``grad`` at the
+    output ``out = f(z)``, written into ``buffer`` by autograd's own backward kernel of ``f``."""
+    aten = torch.ops.aten
+    if name == "leaky_relu":
+        kernel = aten.leaky_relu_backward.grad_input
+        return lambda g, out, buf: kernel(g, out, 0.01, True, grad_input=buf)
+    if name == "relu":
+        kernel = aten.threshold_backward.grad_input
+        return lambda g, out, buf: kernel(g, out, 0, grad_input=buf)
+    kernel = aten.tanh_backward.grad_input if name == "tanh" else aten.sigmoid_backward.grad_input
+    return lambda g, out, buf: kernel(g, out, grad_input=buf)
+
+
+def _input_drives(
+    x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``bias + x_t w_in`` for every step, ``[T, B, H]`` (into ``out`` when given)."""
+    hidden = w_in.shape[1]
+    flat = torch.addmm(bias, x.reshape(-1, x.shape[2]), w_in, out=out)
+    return flat.view(x.shape[0], x.shape[1], hidden)
+
+
+def _plain_recurrence(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    w_in: torch.Tensor,
+    bias: torch.Tensor,
+    m: torch.Tensor,
+    activation: str,
+) -> torch.Tensor:
+    """States ``[T + 1, B, H]`` of ``h_t = f((bias + x_t w_in) + h_{t-1} m)`` in plain ops
+    (any transform, tracer or autocast; differentiable any number of times)."""
+    states = [h]
+    for drive in _input_drives(x, w_in, bias).unbind(0):
+        h = _activation(activation, torch.addmm(drive, h, m))
+        states.append(h)
+    return torch.stack(states)
+
+
+def _run_recurrence(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    w_in: torch.Tensor,
+    bias: torch.Tensor,
+    m: torch.Tensor,
+    activation: str,
+) -> torch.Tensor:
+    """:func:`_plain_recurrence`'s states ``[T + 1, B, H]``, bit for bit, computed in one
+    buffer: the input drives in one matmul, then per step an in-place matmul and activation."""
+    states = h.new_empty((x.shape[0] + 1, *h.shape))
+    states[0] = h
+    _input_drives(x, w_in, bias, out=states[1:].view(-1, h.shape[1]))
+    rows = states.unbind(0)
+    for t in range(x.shape[0]):
+        _activation_(activation, rows[t + 1].addmm_(rows[t], m))
+    return states
+
+
+def _ragged_recurrence(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    w_in: torch.Tensor,
+    bias: torch.Tensor,
+    m: torch.Tensor,
+    activation: str,
+    lengths: torch.Tensor,
+) -> torch.Tensor:
+    """The state ``[B, H]`` of each sequence after its own ``lengths[b]`` steps of
+    :func:`_run_recurrence`'s update, computed on the sequences still running only: sorted by
+    length, step ``t`` updates the first ``n_t`` rows (those longer than ``t``)."""
+    order = torch.argsort(lengths, descending=True, stable=True)
+    running = (lengths[order] > torch.arange(x.shape[0], device=x.device).unsqueeze(1)).sum(1)
+    x, state = x[:, order], h[order]
+    buffer = torch.empty_like(state)
+    for t, n in enumerate(running.tolist()):
+        if n == 0:
+            break
+        out = torch.addmm(bias, x[t, :n], w_in, out=buffer[:n])
+        _activation_(activation, out.addmm_(state[:n], m))
+        state[:n] = out
+    return state.index_copy(0, order, state)
+
+
+class _Recurrence(torch.autograd.Function):
+    """States ``[T + 1, B, H]`` (or, with ``last_only``, the last one ``[B, H]``) of
+    :func:`_plain_recurrence` from ``x [T, B, I]``, ``h0 [B, H]``, ``w_in [I, H]``,
+    ``bias [H]`` and ``m [H, H]``, with a hand-written backpropagation through time. The
+    step-by-step autograd graph costs several nodes per step and ``[T, B, H]`` temporaries;
+    here a step backward is the activation's backward kernel and one matmul, and the weight
+    gradients are one matmul over all steps (the same values up to the order of the sums).
+    Asked for a graph of its backward (``create_graph=True``) it differentiates
+    :func:`_plain_recurrence` instead."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        h0: torch.Tensor,
+        w_in: torch.Tensor,
+        bias: torch.Tensor,
+        m: torch.Tensor,
+        activation: str,
+        last_only: bool,
+    ) -> torch.Tensor:
+        states = _run_recurrence(x, h0, w_in, bias, m, activation)
+        ctx.activation, ctx.last_only = activation, last_only
+        ctx.save_for_backward(x, h0, w_in, bias, m, states)
+        return states[-1].clone() if last_only else states
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, h0, w_in, bias, m, states = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:5]
+        if torch.is_grad_enabled():  # autograd runs backward with grad mode = create_graph
+            inputs = [t for t, need in zip((x, h0, w_in, bias, m), needs) if need]
+            plain = _plain_recurrence(x, h0, w_in, bias, m, ctx.activation)
+            found = iter(
+                torch.autograd.grad(
+                    plain[-1] if ctx.last_only else plain, inputs, grad, create_graph=True
+                )
+            )
+            return (*(next(found) if need else None for need in needs), None, None)
+        steps, hidden = x.shape[0], h0.shape[1]
+        grad_z = torch.empty_like(states[1:])  # [T, B, H]: the gradient at each pre-activation
+        kernel, m_t = _activation_backward(ctx.activation), m.T
+        rows, grad_rows = states.unbind(0), grad_z.unbind(0)
+        upstream = None if ctx.last_only else grad.unbind(0)  # gradients on every state
+        g = grad if upstream is None else upstream[steps]
+        for t in range(steps, 0, -1):
+            dz = kernel(g, rows[t], grad_rows[t - 1])
+            if t > 1 or needs[1]:
+                g = dz.mm(m_t) if upstream is None else torch.addmm(upstream[t - 1], dz, m_t)
+        flat = grad_z.view(-1, hidden)
+        return (
+            (flat @ w_in.T).view_as(x) if needs[0] else None,
+            g if needs[1] else None,
+            x.reshape(-1, x.shape[2]).T @ flat if needs[2] else None,
+            flat.sum(0) if needs[3] else None,
+            states[:-1].reshape(-1, hidden).T @ flat if needs[4] else None,
+            None,
+            None,
+        )
+
+
+def _buffered(x: torch.Tensor) -> bool:
+    """Whether the buffered recurrence (:func:`_run_recurrence`, :class:`_Recurrence`) may run:
+    ``x`` is a plain tensor in eager mode, outside ``torch.func`` transforms, forward-mode AD,
+    tracing, export, dispatch modes and autocast (where :func:`_plain_recurrence` runs)."""
+    return (
+        type(x) is torch.Tensor
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and not is_in_torch_dispatch_mode()
+        and not under_torch_func()
+        and not torch.is_autocast_enabled(x.device.type)
+    )
 
 
 def _step(
@@ -237,46 +417,70 @@ class TimescaleRNN(nn.Module):
         check_finite("h0", h0)
         return h0
 
+    def _outside_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``w' [I, H]``, ``b' [H]`` and ``M [H, H]`` of the outside placement's update
+        ``h_t = f(b' + x_t w' + h_{t-1} M)`` (see :meth:`_run`)."""
+        inv_tau = 1.0 / self.effective_tau()
+        m = torch.diag(1.0 - inv_tau) + self.recurrent_weight().T * inv_tau
+        return self.w_in.T * inv_tau, (self.b_in + self.b_rec) * inv_tau, m
+
+    def _check_lengths(self, lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``lengths`` as int64 on ``x``'s device, checked: ``[B]``, each in ``[0, T]``."""
+        check_type("lengths", lengths, torch.Tensor)
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+        if lengths.shape != (x.shape[1],):
+            raise ValueError(
+                f"lengths must have shape [{x.shape[1]}] (one per sequence of x), got "
+                f"{tuple(lengths.shape)}"
+            )
+        if (
+            not traced(x)
+            and lengths.numel()
+            and not (int(lengths.min()) >= 0 and int(lengths.max()) <= x.shape[0])
+        ):
+            raise ValueError(
+                f"lengths must lie in [0, {x.shape[0]}] (the steps of x), got "
+                f"[{int(lengths.min())}, {int(lengths.max())}]"
+            )
+        return lengths.to(device=x.device, dtype=torch.long)
+
     def _run(self, x: torch.Tensor, h: torch.Tensor, keep_states: bool) -> torch.Tensor:
         """Run the recurrence from ``h``: all states ``[T + 1, B, H]`` or the last ``[B, H]``.
 
-        The per-step drives are taken with ``unbind`` (one autograd node, instead of one
-        ``select`` per step whose backward writes a zero-filled ``[T, B, H]`` gradient), and the
-        trajectory is stacked only when asked for: the values and gradients are those of the
-        step-by-step definition, bit for bit, at a lower cost per training step. Without
-        autograd (e.g. under ``torch.no_grad()``) the bias and ``1/tau`` enter the drive step by
-        step: the same values, without two more ``[T, B, H]`` temporaries (an evaluation runs
-        about a third faster).
+        ``placement="outside"``: ``f((1 - 1/tau) h + (W h + u) / tau) = f(b' + x w' + h M)``
+        with ``w' = W_in^T diag(1/tau)``, ``b' = (b_in + b_rec) / tau`` and
+        ``M = diag(1 - 1/tau) + W^T diag(1/tau)``, evaluated in preallocated buffers with a
+        hand-written backward (:class:`_Recurrence`; the same values with or without autograd)
+        or, under transforms, tracers and autocast, in plain ops (:func:`_plain_recurrence`).
+        ``placement="inside"``: the step-by-step autograd graph; its drives are taken with
+        ``unbind`` and, without autograd, the bias enters step by step (the same values).
         """
+        if self.placement == "outside":
+            w_in, bias, m = self._outside_terms()
+            if not _buffered(x):
+                states = _plain_recurrence(x, h, w_in, bias, m, self.activation)
+            elif torch.is_grad_enabled():
+                return _Recurrence.apply(x, h, w_in, bias, m, self.activation, not keep_states)
+            else:
+                states = _run_recurrence(x, h, w_in, bias, m, self.activation)
+            return states if keep_states else states[-1]
         inv_tau = 1.0 / self.effective_tau()
+        w_rec_t = self.recurrent_weight().T
         graph = torch.is_grad_enabled()
         if graph:
             drive_in = x @ self.w_in.T + (self.b_in + self.b_rec)  # [T, B, H]
         else:
             drive_in, bias = x @ self.w_in.T, self.b_in + self.b_rec
-        w_rec_t = self.recurrent_weight().T
-        states = [h]
-        if self.placement == "outside":
-            # f((1 - 1/tau) h + (W h + u) / tau) = f(h M + u / tau) with
-            # M = diag(1 - 1/tau) + W^T diag(1/tau): one matmul and one activation per step.
-            m = torch.diag(1.0 - inv_tau) + w_rec_t * inv_tau
-            if graph:
-                drives: Iterable[torch.Tensor] = (drive_in * inv_tau).unbind(0)
-            else:
-                drives = ((d + bias) * inv_tau for d in drive_in.unbind(0))
-            for drive in drives:
-                h = _activation(self.activation, torch.addmm(drive, h, m))
-                if keep_states:
-                    states.append(h)
-        else:
-            keep = 1.0 - inv_tau
-            drives = drive_in.unbind(0) if graph else (d + bias for d in drive_in.unbind(0))
-            for drive in drives:
-                act = _activation(self.activation, torch.addmm(drive, h, w_rec_t))
-                h = torch.addcmul(h * keep, act, inv_tau)
-                if keep_states:
-                    states.append(h)
-        return torch.stack(states) if keep_states else h
+        keep = 1.0 - inv_tau
+        states_list = [h]
+        drives = drive_in.unbind(0) if graph else (d + bias for d in drive_in.unbind(0))
+        for drive in drives:
+            act = _activation(self.activation, torch.addmm(drive, h, w_rec_t))
+            h = torch.addcmul(h * keep, act, inv_tau)
+            if keep_states:
+                states_list.append(h)
+        return torch.stack(states_list) if keep_states else h
 
     def simulate(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden trajectory ``[T + 1, B, H]`` (row 0 is the initial state) for inputs ``x``.
@@ -300,6 +504,7 @@ class TimescaleRNN(nn.Module):
         x: torch.Tensor,
         h0: torch.Tensor | None = None,
         heads: Sequence[int] | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits ``[K, B, C]`` of the chosen heads read from the last hidden state.
 
@@ -307,7 +512,18 @@ class TimescaleRNN(nn.Module):
             x: ``[T, B, I]`` inputs.
             h0: initial state ``[B, H]`` (default zeros).
             heads: indices of the heads to evaluate (default all ``num_heads``).
+            lengths: ``[B]`` integers in ``[0, T]``: sequences of their own lengths, padded to
+                ``T``; each is read after its own ``lengths[b]`` steps (default: all ``T``).
+                Without autograd only the running sequences are stepped.
         """
         idx = self._check_heads(heads)
-        # the last state only: the same values as ``simulate(x, h0)[-1]`` without the stack
-        return self.readout(self._run(x, self._initial_state(x, h0), keep_states=False), idx)
+        h = self._initial_state(x, h0)
+        if lengths is None:  # the last state: the values of ``simulate(x, h0)[-1]``, no stack
+            return self.readout(self._run(x, h, keep_states=False), idx)
+        lengths = self._check_lengths(lengths, x)
+        if self.placement == "outside" and not torch.is_grad_enabled() and _buffered(x):
+            last = _ragged_recurrence(x, h, *self._outside_terms(), self.activation, lengths)
+        else:
+            states = self._run(x, h, keep_states=True)
+            last = states[lengths, torch.arange(x.shape[1], device=x.device)]
+        return self.readout(last, idx)
