@@ -46,6 +46,8 @@ from .._utils import check_input_dtype, check_positive_int, torch_generator, tra
 __all__ = ["ACTIVATIONS", "PLACEMENTS", "TimescaleRNN", "timescale_rnn_step"]
 
 ACTIVATIONS = ("leaky_relu", "relu", "tanh", "sigmoid")
+#: the outside placement's update terms ``(w' [I, H], b' [H], M [H, H])`` (see ``_run``)
+Terms = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 PLACEMENTS = ("outside", "inside")
 
 
@@ -95,15 +97,12 @@ def _input_drives(
 
 
 def _plain_recurrence(
-    x: torch.Tensor,
-    h: torch.Tensor,
-    w_in: torch.Tensor,
-    bias: torch.Tensor,
-    m: torch.Tensor,
-    activation: str,
+    x: torch.Tensor, h: torch.Tensor, terms: Terms, activation: str
 ) -> torch.Tensor:
-    """States ``[T + 1, B, H]`` of ``h_t = f((bias + x_t w_in) + h_{t-1} m)`` in plain ops
-    (any transform, tracer or autocast; differentiable any number of times)."""
+    """States ``[T + 1, B, H]`` of ``h_t = f((b' + x_t w') + h_{t-1} M)`` from ``x [T, B, I]``,
+    ``h [B, H]`` and ``terms = (w' [I, H], b' [H], M [H, H])``, in plain ops (any transform,
+    tracer or autocast; differentiable any number of times)."""
+    w_in, bias, m = terms
     states = [h]
     for drive in _input_drives(x, w_in, bias).unbind(0):
         h = _activation(activation, torch.addmm(drive, h, m))
@@ -112,15 +111,11 @@ def _plain_recurrence(
 
 
 def _run_recurrence(
-    x: torch.Tensor,
-    h: torch.Tensor,
-    w_in: torch.Tensor,
-    bias: torch.Tensor,
-    m: torch.Tensor,
-    activation: str,
+    x: torch.Tensor, h: torch.Tensor, terms: Terms, activation: str
 ) -> torch.Tensor:
     """:func:`_plain_recurrence`'s states ``[T + 1, B, H]``, bit for bit, computed in one
     buffer: the input drives in one matmul, then per step an in-place matmul and activation."""
+    w_in, bias, m = terms
     states = h.new_empty((x.shape[0] + 1, *h.shape))
     states[0] = h
     _input_drives(x, w_in, bias, out=states[1:].view(-1, h.shape[1]))
@@ -131,17 +126,12 @@ def _run_recurrence(
 
 
 def _ragged_recurrence(
-    x: torch.Tensor,
-    h: torch.Tensor,
-    w_in: torch.Tensor,
-    bias: torch.Tensor,
-    m: torch.Tensor,
-    activation: str,
-    lengths: torch.Tensor,
+    x: torch.Tensor, h: torch.Tensor, terms: Terms, activation: str, lengths: torch.Tensor
 ) -> torch.Tensor:
     """The state ``[B, H]`` of each sequence after its own ``lengths[b]`` steps of
     :func:`_run_recurrence`'s update, computed on the sequences still running only: sorted by
     length, step ``t`` updates the first ``n_t`` rows (those longer than ``t``)."""
+    w_in, bias, m = terms
     order = torch.argsort(lengths, descending=True, stable=True)
     running = (lengths[order] > torch.arange(x.shape[0], device=x.device).unsqueeze(1)).sum(1)
     x, state = x[:, order], h[order]
@@ -176,7 +166,7 @@ class _Recurrence(torch.autograd.Function):
         activation: str,
         last_only: bool,
     ) -> torch.Tensor:
-        states = _run_recurrence(x, h0, w_in, bias, m, activation)
+        states = _run_recurrence(x, h0, (w_in, bias, m), activation)
         ctx.activation, ctx.last_only = activation, last_only
         ctx.save_for_backward(x, h0, w_in, bias, m, states)
         return states[-1].clone() if last_only else states
@@ -187,7 +177,7 @@ class _Recurrence(torch.autograd.Function):
         needs = ctx.needs_input_grad[:5]
         if torch.is_grad_enabled():  # autograd runs backward with grad mode = create_graph
             inputs = [t for t, need in zip((x, h0, w_in, bias, m), needs) if need]
-            plain = _plain_recurrence(x, h0, w_in, bias, m, ctx.activation)
+            plain = _plain_recurrence(x, h0, (w_in, bias, m), ctx.activation)
             found = iter(
                 torch.autograd.grad(
                     plain[-1] if ctx.last_only else plain, inputs, grad, create_graph=True
@@ -417,7 +407,7 @@ class TimescaleRNN(nn.Module):
         check_finite("h0", h0)
         return h0
 
-    def _outside_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _outside_terms(self) -> Terms:
         """``w' [I, H]``, ``b' [H]`` and ``M [H, H]`` of the outside placement's update
         ``h_t = f(b' + x_t w' + h_{t-1} M)`` (see :meth:`_run`)."""
         inv_tau = 1.0 / self.effective_tau()
@@ -457,13 +447,13 @@ class TimescaleRNN(nn.Module):
         ``unbind`` and, without autograd, the bias enters step by step (the same values).
         """
         if self.placement == "outside":
-            w_in, bias, m = self._outside_terms()
+            terms = self._outside_terms()
             if not _buffered(x):
-                states = _plain_recurrence(x, h, w_in, bias, m, self.activation)
+                states = _plain_recurrence(x, h, terms, self.activation)
             elif torch.is_grad_enabled():
-                return _Recurrence.apply(x, h, w_in, bias, m, self.activation, not keep_states)
+                return _Recurrence.apply(x, h, *terms, self.activation, not keep_states)
             else:
-                states = _run_recurrence(x, h, w_in, bias, m, self.activation)
+                states = _run_recurrence(x, h, terms, self.activation)
             return states if keep_states else states[-1]
         inv_tau = 1.0 / self.effective_tau()
         w_rec_t = self.recurrent_weight().T
@@ -522,7 +512,7 @@ class TimescaleRNN(nn.Module):
             return self.readout(self._run(x, h, keep_states=False), idx)
         lengths = self._check_lengths(lengths, x)
         if self.placement == "outside" and not torch.is_grad_enabled() and _buffered(x):
-            last = _ragged_recurrence(x, h, *self._outside_terms(), self.activation, lengths)
+            last = _ragged_recurrence(x, h, self._outside_terms(), self.activation, lengths)
         else:
             states = self._run(x, h, keep_states=True)
             last = states[lengths, torch.arange(x.shape[1], device=x.device)]
