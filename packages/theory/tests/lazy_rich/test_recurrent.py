@@ -141,3 +141,27 @@ def test_weights_are_copied_not_shared(dtype: torch.dtype) -> None:
             p.add_(1.0)
     for given, before in zip((w_ih, w_hh, w_ho), saved, strict=True):
         assert torch.equal(given, before)
+
+
+def test_hidden_states_and_gradients_are_the_update_loop() -> None:
+    # h_t = relu(W_ih x_t + W_hh h_{t-1}), h_0 = 0: the buffered recurrence and its hand-written
+    # backward against the loop written out in autograd ops
+    model = _net(16, 16, seed=3)
+    x = torch.randn(5, 8, 3, generator=torch.Generator().manual_seed(4), dtype=F64)
+    x.requires_grad_()
+    h = torch.zeros(5, 16, dtype=F64)
+    ref = []
+    for t in range(8):
+        h = torch.relu(x[:, t] @ model.weight_ih.T + h @ model.weight_hh.T)
+        ref.append(h)
+    ref_states = torch.stack(ref, dim=1)
+    weights = torch.randn(5, 8, 3, generator=torch.Generator().manual_seed(5), dtype=F64)
+    inputs = [x, *model.parameters()]
+    ref_grads = torch.autograd.grad((ref_states @ model.weight_ho.T * weights).sum(), inputs)
+    states = model.hidden_states(x)
+    torch.testing.assert_close(states, ref_states)
+    grads = torch.autograd.grad((model(x) * weights).sum(), inputs)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(model.hidden_states(x), ref_states)

@@ -25,6 +25,7 @@ import torch
 
 from neuronkit.common import check_number, correct_predictions, grad_enabled, progress
 
+from .._recurrence import recurrence
 from .._utils import as_float_tensor, check_positive_int, torch_generator
 from ..measures import effective_rank, empirical_ntk, kernel_alignment, relative_change
 
@@ -120,14 +121,13 @@ class ReluRNN(torch.nn.Module):
         self.weight_ho = torch.nn.Parameter(w_ho.to(dtype, copy=True))
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``[B, T, h]`` for inputs ``x [B, T, I]``."""
-        drive = x @ self.weight_ih.T
-        h = drive.new_zeros(x.shape[0], self.weight_hh.shape[0])
-        states = []
-        for t in range(x.shape[1]):
-            h = torch.relu(drive[:, t] + h @ self.weight_hh.T)
-            states.append(h)
-        return torch.stack(states, dim=1)
+        """Hidden states ``[B, T, h]`` for inputs ``x [B, T, I]`` (the theory package's shared
+        recurrence with ``b' = 0``: a hand-written backward in training, plain ops under
+        ``torch.func``)."""
+        units = self.weight_hh.shape[0]
+        h0 = x.new_zeros(x.shape[0], units)
+        terms = (self.weight_ih.T, h0.new_zeros(units), self.weight_hh.T)
+        return recurrence(x.transpose(0, 1), h0, terms, "relu")[1:].transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.hidden_states(x) @ self.weight_ho.T
