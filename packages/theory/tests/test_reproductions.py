@@ -32,8 +32,10 @@ KNOWN_FAILING = {
     # weight-change ratio below 1 on 3 of 8 seeds (both 0.97 with --seed 3).
     "theory.rich_lazy": {"weight_change_low_over_high", "kernel_change_low_over_high"},
     # Single-head tau growth with the reference's sequence lengths ([N+2, N+2+3N), 0.6.11) and
-    # its 50-batch test set: 1.16 (needs 1.2); seeds 1-4 hold (1.36, 1.36, 1.22, 1.35: the seed
-    # survey of 2026-11-30). It passed (1.24) with 1.5 N lengths from an unmerged branch and a
+    # its 50-batch test set: 1.16 (needs 1.2) on earlier machines, 1.26 on the 2026-12-01 one;
+    # seeds 1-4 hold (1.36, 1.36, 1.22, 1.35: the seed survey of 2026-11-30). Since 0.6.27
+    # (hand-written backward, two threads) seed 0 gives 1.38; kept listed as the value moves
+    # with the arithmetic. It passed (1.24) with 1.5 N lengths from an unmerged branch and a
     # one-batch test that declared stages solved at 0.95.
     "theory.timescales": {"single_tau_growth"},
     # Since 0.6.12 the kernel check reads the laziest alpha's test loss once the training set is

@@ -249,7 +249,7 @@ def run(ctx: RunContext) -> None:
             f"are fitted at the last solved stage only, on {ts_len}-step runs (full: every "
             "stage, 2000 steps). Before 0.6.4 quick mode trained 1250 steps at batch 64, too "
             "short for the single-head tau to rise (it stopped at N = 9 with growth 1.009). "
-            "A quick run takes about 2.5 minutes on a 2-core machine (over the ~30 s quick "
+            "A quick run takes about 110 s on a 2-core machine (over the ~30 s quick "
             "budget: the growing spans make the later steps long, and the reference's "
             "evaluation is 50 x 256 sequences after every 50 steps)."
             + (
