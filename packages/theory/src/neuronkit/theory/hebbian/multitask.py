@@ -236,14 +236,16 @@ def glauber_dynamics(
     history = np.empty((sweeps, p if xi is None else xi.shape[0]))
     for t in range(sweeps):
         for group in np.array_split(rng.permutation(n), blocks):
-            field = f[:, group].T @ overlap - self_coupling[group] * s[group]
+            # the group's columns and states, gathered once for the field and the update
+            columns, old = f[:, group], s[group]
+            field = columns.T @ overlap - self_coupling[group] * old
             if math.isinf(beta):
                 new = np.sign(field)
-                new[new == 0] = s[group][new == 0]
+                new[new == 0] = old[new == 0]
             else:
                 up = rng.random(group.size) < 0.5 * (1.0 + np.tanh(beta * field))
                 new = np.where(up, 1.0, -1.0)
-            overlap += f[:, group] @ (new - s[group]) / n
+            overlap += columns @ (new - old) / n
             s[group] = new
         history[t] = overlap if xi is None else xi @ s / n
     return GlauberResult(sigma=s.astype(np.int8), overlaps=history)
