@@ -20,7 +20,9 @@ from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from neuronkit.common import under_torch_func
 
-__all__ = ["Terms", "apply_activation", "last_states", "recurrence"]
+# Internal: the RNN modules import Terms, apply_activation, recurrence and last_states by name
+# (their callers validate the arguments); no public callables.
+__all__: list[str] = []
 
 #: the update terms ``(w' [I, H], b' [H], M [H, H])``
 Terms = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
