@@ -73,25 +73,60 @@ def _plain_iirlif(n: IIRLIF, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("leak", [0.8, 1.0])
 @pytest.mark.parametrize("T", [1, 4])
-def test_iirlif_matches_the_plain_formulation_bitwise(leak: float, T: int) -> None:
-    """The forward (scalar zeros at rest, one unbind) does the plain loop's arithmetic: the
-    same spikes and the same gradients for the input, the leak and the threshold."""
+def test_iirlif_matches_the_plain_formulation(leak: float, T: int, dtype: torch.dtype) -> None:
+    """The buffered forward does the plain loop's arithmetic (the same spikes, bit for bit);
+    the hand-written backward gives the plain loop's gradients for the input, the leak and
+    the threshold (up to rounding: it sums in another order)."""
     torch.manual_seed(T)
-    x0, w = torch.rand(T, 3, 5) * 1.5, torch.randn(T, 3, 5)
+    x0, w = torch.rand(T, 3, 5, dtype=dtype) * 1.5, torch.randn(T, 3, 5, dtype=dtype)
 
     def run(forward: Any) -> list[torch.Tensor]:
-        n = IIRLIF(leak=leak, threshold=0.6)
+        n = IIRLIF(leak=leak, threshold=0.6).to(dtype)
         x = x0.clone().requires_grad_()
         s = forward(n, x)
         (s * w).sum().backward()
         return [s.detach(), x.grad, n.leak.grad, n.threshold.grad]
 
     got, want = run(IIRLIF.__call__), run(_plain_iirlif)
-    for g, r in zip(got, want, strict=True):
-        assert torch.equal(g, r)
+    assert torch.equal(got[0], want[0])
+    for g, r in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(g, r)
     assert float(got[3]) != 0.0
+    with torch.no_grad():  # the no-grad loop: the same spikes
+        assert torch.equal(IIRLIF(leak=leak, threshold=0.6).to(dtype)(x0), want[0])
+
+
+def test_iirlif_second_order_gradients_match_the_plain_formulation() -> None:
+    """create_graph=True differentiates the plain recurrence: gradient penalties work."""
+    torch.manual_seed(0)
+    x0, w = torch.rand(4, 3, 5, dtype=torch.float64) * 1.5, torch.randn(4, 3, 5).double()
+
+    def run(forward: Any) -> list[torch.Tensor]:
+        n = IIRLIF(leak=0.8, threshold=0.6).double()
+        x = x0.clone().requires_grad_()
+        (gx,) = torch.autograd.grad((forward(n, x) * w).sum(), x, create_graph=True)
+        gx.pow(2).sum().backward()
+        return [x.grad, n.leak.grad, n.threshold.grad]
+
+    got, want = run(IIRLIF.__call__), run(_plain_iirlif)
+    for g, r in zip(got, want, strict=True):
+        torch.testing.assert_close(g, r)
+    assert float(got[0].abs().sum()) > 0.0
+
+
+def test_iirlif_under_torch_func_runs_the_plain_loop() -> None:
+    """torch.func transforms (no out= buffers there) get the plain loop's values."""
+    torch.manual_seed(0)
+    n = IIRLIF(leak=0.8, threshold=0.6).double()
+    x, w = torch.rand(4, 3, 5, dtype=torch.float64) * 1.5, torch.randn(4, 3, 5).double()
+    grad = torch.func.grad(lambda x_: (n(x_) * w).sum())(x)
+    xr = x.clone().requires_grad_()
+    (_plain_iirlif(n, xr) * w).sum().backward()
+    torch.testing.assert_close(grad, xr.grad)
+    assert float(grad.detach().abs().sum()) > 0.0
 
 
 def test_iirlif_bad_inputs_and_frozen() -> None:

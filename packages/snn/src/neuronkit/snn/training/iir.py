@@ -53,6 +53,7 @@ from neuronkit.common import (
     grad_enabled,
     progress,
     torch_generator,
+    under_torch_func,
 )
 
 from .._core import begin, check_finite_input, fire
@@ -90,7 +91,9 @@ class ScaledTriangle(Surrogate):
     name: ClassVar[str] = "scaled_triangle"
 
     def derivative(self, x: Tensor) -> Tensor:
-        return (1.0 - x.abs()).relu_().mul_(self.alpha)
+        # alpha - alpha |x|, clamped at 0: one new tensor, and relu_ last keeps it
+        # differentiable (double backward reads relu's output)
+        return x.abs().mul_(-self.alpha).add_(self.alpha).relu_()
 
 
 class IIRLIF(nn.Module):
@@ -157,21 +160,130 @@ class IIRLIF(nn.Module):
         lam = (self.leak + (self.leak.clamp(0.0, 1.0) - self.leak).detach()).to(x.dtype)
         theta = self.threshold.clamp(min=self.min_threshold).to(x.dtype)
         begin(self.surrogate)  # a new sequence: a stateful surrogate (PDSG) restarts
-        u = x.new_zeros(())  # at rest: scalar zeros, broadcast at the first step
-        s = x.new_zeros(())
-        out = []
-        for xt in x.unbind(0):  # one backward node for all steps (indexing x[t] makes T)
-            u = lam * u + xt - theta * s
-            s = fire(self.surrogate, u / theta, 1.0)  # spikes where u / theta - 1 >= 0
-            out.append(s)
-        check_finite_input(x, u)  # a NaN or infinity in x stays in u: one [B, ...] sum
-        return torch.stack(out)
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, lam, theta))
+        if not _fusable(x) or (needs_grad and self.surrogate.needs_potential):
+            spikes, u_last = _plain_iirlif(x, lam, theta, self.surrogate)
+        elif needs_grad:
+            spikes, u_seq = _IIRLIFSequence.apply(x, lam, theta, self.surrogate)
+            u_last = u_seq[-1]
+        else:
+            spikes, u_seq = _iirlif_loop(x, lam, theta)
+            u_last = u_seq[-1]
+        check_finite_input(x, u_last)  # a NaN or infinity in x stays in u: one [B, ...] sum
+        return spikes
 
     def extra_repr(self) -> str:
         return (
             f"leak={float(self.leak.detach()):.4g}, threshold={float(self.threshold.detach()):.4g}"
             f", surrogate={self.surrogate!r}"
         )
+
+
+def _fusable(x: Tensor) -> bool:
+    """Whether :func:`_iirlif_loop` (``out=`` buffers) and :class:`_IIRLIFSequence` may run: a
+    plain tensor in eager mode, outside ``torch.func`` transforms, tracing and compilation."""
+    return (
+        type(x) is Tensor
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and not under_torch_func()
+    )
+
+
+def _plain_iirlif(
+    x: Tensor, lam: Tensor, theta: Tensor, surrogate: Surrogate
+) -> tuple[Tensor, Tensor]:
+    """IIRLIF over ``x [T, B, ...]`` step by step under autograd: ``(spikes [T, B, ...], the
+    last membrane [B, ...])``. Honours a potential-dependent surrogate and ``torch.func``."""
+    u = x.new_zeros(())  # at rest: scalar zeros, broadcast at the first step
+    s = x.new_zeros(())
+    out = []
+    for xt in x.unbind(0):  # one backward node for all steps (indexing x[t] makes T)
+        u = lam * u + xt - theta * s
+        s = fire(surrogate, u / theta, 1.0)  # spikes where u / theta - 1 >= 0
+        out.append(s)
+    return torch.stack(out), u
+
+
+def _iirlif_loop(x: Tensor, lam: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """The forward recurrence in preallocated buffers: ``(spikes, membranes u)``, both ``[T,
+    B, ...]``. The plain loop's arithmetic (``(lam * u + x_t) - theta * s``, then ``u / theta
+    >= 1``, which is ``u / theta - 1 >= 0`` exactly), so the same bits, in five ops a step."""
+    spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
+    u_seq = torch.empty_like(spikes)
+    z = torch.empty_like(spikes[0])
+    prev: tuple[Tensor, Tensor] | None = None
+    for xt, u, s in zip(x.unbind(0), u_seq.unbind(0), spikes.unbind(0)):
+        if prev is None:
+            torch.add(xt, 0.0, out=u)  # lam * 0 + x_0 - theta * 0 (a -0 input becomes +0)
+        else:
+            torch.mul(prev[0], lam, out=u).add_(xt).addcmul_(prev[1], theta, value=-1.0)
+        torch.ge(torch.div(u, theta, out=z), 1.0, out=s)
+        prev = (u, s)
+    return spikes, u_seq
+
+
+class _IIRLIFSequence(torch.autograd.Function):
+    """IIRLIF over a whole sequence with a hand-written backward through time.
+
+    With ``z_t = u_t / theta``, ``g_t = surrogate'(z_t - 1)`` and ``U_t = dL/du_t``, the
+    forward ``u_{t+1} = lam * u_t + x_{t+1} - theta * s_t`` gives the total ``dL/ds_t = G_t -
+    theta * U_{t+1}`` (``G`` the incoming gradient) and ``U_t = dL/ds_t * g_t / theta + lam *
+    U_{t+1}``; ``dL/dx_t = U_t``, ``dL/dlam = sum_t U_{t+1} . u_t`` and ``dL/dtheta = -sum_t
+    (U_{t+1} . s_t + (dL/ds_t g_t) . z_t / theta)``. The backward runs step by step on ``[B,
+    ...]`` rows in reused buffers (they stay in cache; whole ``[T, B, ...]`` passes are
+    memory-bound on the CPU) and reduces with dot products. Asked for a graph of itself (double
+    backward) it differentiates :func:`_plain_iirlif` instead.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, lam: Tensor, theta: Tensor, surrogate: Surrogate
+    ) -> tuple[Tensor, Tensor]:
+        spikes, u_seq = _iirlif_loop(x, lam, theta)
+        ctx.save_for_backward(x, lam, theta, u_seq, spikes)
+        ctx.surrogate = surrogate
+        ctx.mark_non_differentiable(u_seq)
+        ctx.set_materialize_grads(False)
+        return spikes, u_seq
+
+    @staticmethod
+    def backward(ctx: Any, g_s: Tensor | None, _g_u: Tensor | None) -> tuple[Tensor | None, ...]:
+        x, lam, theta, u_seq, spikes = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:3]
+        if g_s is None:
+            return None, None, None, None
+        if torch.is_grad_enabled():  # create_graph: a graph of the plain recurrence
+            wanted = [t for t, n in zip((x, lam, theta), needs) if n]
+            grads = iter(
+                torch.autograd.grad(
+                    _plain_iirlif(x, lam, theta, ctx.surrogate)[0], wanted, g_s,
+                    create_graph=True, allow_unused=True, materialize_grads=True,
+                )
+            )  # fmt: skip
+            return (*(next(grads) if n else None for n in needs), None)
+        lam_f, theta_f = float(lam), float(theta)
+        d_u = torch.empty_like(u_seq)
+        z, ds_buf, q = (torch.empty_like(u_seq[0]) for _ in range(3))
+        lam_dot = spike_dot = current_dot = lam.new_zeros(())
+        later: Tensor | None = None  # U_{t+1}
+        for t in range(u_seq.shape[0] - 1, -1, -1):
+            torch.div(u_seq[t], theta, out=z)
+            g = ctx.surrogate.derivative(torch.sub(z, 1.0, out=q))
+            ds = g_s[t] if later is None else torch.add(g_s[t], later, alpha=-theta_f, out=ds_buf)
+            torch.mul(ds, g, out=q)
+            torch.div(q, theta, out=d_u[t])
+            if later is not None:
+                d_u[t].add_(later, alpha=lam_f)
+                if needs[1]:
+                    lam_dot = lam_dot + torch.dot(later.flatten(), u_seq[t].flatten())
+                if needs[2]:
+                    spike_dot = spike_dot + torch.dot(later.flatten(), spikes[t].flatten())
+            if needs[2]:
+                current_dot = current_dot + torch.dot(q.flatten(), z.flatten())
+            later = d_u[t]
+        grad_theta = -(spike_dot + current_dot / theta) if needs[2] else None
+        return d_u if needs[0] else None, lam_dot if needs[1] else None, grad_theta, None
 
 
 class AccumulatedReadout(nn.Module):
