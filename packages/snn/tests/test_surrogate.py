@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import math
 import pickle
+from typing import Any
 
 import pytest
 import torch
@@ -107,6 +108,31 @@ def test_derivative_is_pure_and_twice_differentiable(cls: type[Surrogate]) -> No
     (gx,) = torch.autograd.grad((cls(0.7)(xg) * xg).sum(), xg, create_graph=True)
     gx.sum().backward()  # through the surrogate's own derivative
     assert xg.grad is not None
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_eager_spike_matches_the_transformable_function(cls: type[Surrogate]) -> None:
+    """Eager autograd fires through an old-style Function (no per-call signature binding):
+    the same spikes, gradients and second derivatives as the new-style one torch.func uses."""
+    from neuronkit.snn.surrogate import SpikeFunction, _NeuronSpike
+
+    x0 = torch.randn(20, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    surrogate = cls(0.7)
+
+    def run(fire: Any) -> list[torch.Tensor]:
+        x = x0.clone().requires_grad_()
+        s = fire(x)
+        (gx,) = torch.autograd.grad((s * x).sum(), x, create_graph=True)
+        (gx * x0).sum().backward()
+        return [s.detach(), gx.detach(), x.grad]
+
+    for eager, new_style in ((surrogate, SpikeFunction), (surrogate._spike, _NeuronSpike)):
+        want = run(lambda x, fn=new_style: fn.apply(x, surrogate))
+        for got, ref in zip(run(eager), want, strict=True):
+            assert torch.equal(got, ref)
+    assert type(surrogate._spike(x0.clone().requires_grad_()).grad_fn).__name__ == (
+        "_EagerNeuronSpikeBackward"
+    )
 
 
 @pytest.mark.parametrize("cls", CLASSES)
