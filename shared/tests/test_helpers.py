@@ -792,3 +792,47 @@ def test_forked_manual_seed_seeds_the_block_only_and_leaves_cuda_alone() -> None
         assert torch.equal(torch.rand(3), expected_outside)
     with pytest.raises(ValueError, match="seed"), forked_manual_seed(-1):
         pass
+
+
+def test_eager_twin_and_function_for_mode() -> None:
+    """The old-style twin computes what the new-style Function does (values, gradients and
+    second derivatives); function_for_mode applies it in eager mode only."""
+    torch = pytest.importorskip("torch")
+    from neuronkit.common import eager_twin, function_for_mode
+
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(x: Any, scale: float) -> Any:
+            return x**3 * scale
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+            ctx.scale = inputs[1]
+            ctx.save_for_backward(inputs[0])
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> tuple[Any, None]:
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x**2 * ctx.scale, None
+
+    EagerCube = eager_twin(Cube)
+    assert EagerCube.__name__ == "EagerCube"
+
+    def grads(fn: Any) -> list[Any]:
+        x = torch.tensor([0.5, -2.0], dtype=torch.float64, requires_grad=True)
+        y = fn.apply(x, 2.0)
+        (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        gx.sum().backward()
+        return [y.detach(), gx.detach(), x.grad]
+
+    for got, want in zip(grads(EagerCube), grads(Cube), strict=True):
+        assert torch.equal(got, want)
+    assert function_for_mode(Cube, EagerCube) is EagerCube
+    seen = []
+
+    def f(x: Any) -> Any:
+        seen.append(function_for_mode(Cube, EagerCube, compiled=int))
+        return x.sum()
+
+    torch.func.grad(f)(torch.ones(2))
+    assert seen == [Cube]  # torch.func needs the new-style Function

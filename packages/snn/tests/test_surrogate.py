@@ -131,7 +131,7 @@ def test_eager_spike_matches_the_transformable_function(cls: type[Surrogate]) ->
         for got, ref in zip(run(eager), want, strict=True):
             assert torch.equal(got, ref)
     assert type(surrogate._spike(x0.clone().requires_grad_()).grad_fn).__name__ == (
-        "_EagerNeuronSpikeBackward"
+        "Eager_NeuronSpikeBackward"
     )
 
 

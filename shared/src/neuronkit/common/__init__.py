@@ -11,7 +11,7 @@ from .device import module_placement, select_device
 from .estimator import EstimatorParams
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .metrics import correct_predictions
-from .modes import detached_input, eval_mode, grad_enabled
+from .modes import detached_input, eager_twin, eval_mode, function_for_mode, grad_enabled
 from .plotting import new_figure
 from .progress import progress, progress_write
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
@@ -67,9 +67,11 @@ __all__ = [
     "correct_predictions",
     "detached_input",
     "discover",
+    "eager_twin",
     "eval_mode",
     "floating_dtype",
     "forked_manual_seed",
+    "function_for_mode",
     "grad_enabled",
     "host_array",
     "load",

@@ -1,5 +1,6 @@
 """Module and autograd modes: run models in eval mode and give every submodule its own mode
-back; turn autograd on for code that needs it; detach inputs from the caller's graph."""
+back; turn autograd on for code that needs it; detach inputs from the caller's graph; apply a
+custom autograd Function cheaply in plain eager mode."""
 
 from __future__ import annotations
 
@@ -77,3 +78,46 @@ def detached_input(x: Any) -> Any:
     if not hasattr(x, "detach") or not hasattr(x, "is_inference"):
         return x
     return x.clone() if x.is_inference() else x.detach()
+
+
+def eager_twin(function: Any) -> Any:
+    """An old-style copy of the new-style ``torch.autograd.Function`` subclass ``function``
+    (``forward`` without ``ctx``, plus ``setup_context``): the same forward, context and
+    backward (double backward included), without the signature binding torch does on every
+    ``apply`` of a new-style Function (``inspect.signature``, about 25 us: more than a small
+    op costs). Pass every argument of ``forward`` (defaults are not filled in). For plain eager
+    autograd only: ``torch.func`` transforms and forward-mode AD need ``function`` itself
+    (:func:`~neuronkit.common.under_torch_func` tells them apart), and ``torch.compile`` traces
+    either. Needs torch.
+    """
+    import torch
+
+    def forward(ctx: Any, *args: Any) -> Any:
+        out = function.forward(*args)
+        function.setup_context(ctx, args, out)
+        return out
+
+    return type(
+        f"Eager{function.__name__}",
+        (torch.autograd.Function,),
+        {
+            "forward": staticmethod(forward),
+            "backward": staticmethod(function.backward),
+            "__module__": function.__module__,
+            "__doc__": f"{function.__name__} as an old-style Function (eager_twin).",
+        },
+    )
+
+
+def function_for_mode(new_style: Any, eager: Any, compiled: Any = None) -> Any:
+    """Which of an autograd Function's variants to apply now: ``compiled`` (default
+    ``new_style``; e.g. one without a custom ``jvp``, which dynamo refuses) while
+    ``torch.compile`` traces, ``new_style`` under a ``torch.func`` transform or forward-mode
+    AD, else ``eager`` (its :func:`eager_twin`). Needs torch."""
+    import torch
+
+    from .validation import under_torch_func
+
+    if torch.compiler.is_compiling():
+        return new_style if compiled is None else compiled
+    return new_style if under_torch_func() else eager

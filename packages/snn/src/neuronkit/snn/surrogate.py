@@ -52,7 +52,14 @@ from typing import Any, ClassVar, Self
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_number, check_type, under_torch_func
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    check_type,
+    eager_twin,
+    function_for_mode,
+    under_torch_func,
+)
 
 from ._core import operand
 
@@ -160,40 +167,10 @@ class _CompiledNeuronSpike(_NeuronSpike):
     jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
 
 
-class _EagerSpike(torch.autograd.Function):
-    """:class:`SpikeFunction`'s forward and backward as an old-style Function (``forward``
-    takes ``ctx``), for eager autograd: torch binds a Function that defines ``setup_context``
-    to its signature (``inspect.signature``) on every ``apply``, about 25 us, three times the
-    spike's own cost in a step loop. ``torch.func`` and forward-mode AD need the new style."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, surrogate: Surrogate) -> Tensor:
-        ctx.surrogate = surrogate
-        ctx.save_for_backward(x)
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        (x,) = ctx.saved_tensors
-        return grad * ctx.surrogate.derivative(x), None
-
-
-class _EagerNeuronSpike(_EagerSpike):
-    """:class:`_EagerSpike` without the NaN pass, for the neurons."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, surrogate: Surrogate) -> Tensor:
-        ctx.surrogate = surrogate
-        ctx.save_for_backward(x)
-        return torch.ge(x, 0, out=torch.empty_like(x))  # _heaviside, known to be eager
-
-
-def _spike_class(compiled: type, transformable: type, eager: type) -> Any:
-    """The spike Function for the current mode: traced by ``torch.compile``, under a
-    ``torch.func`` transform or forward-mode AD (new style), or plain eager (old style)."""
-    if torch.compiler.is_compiling():
-        return compiled
-    return transformable if under_torch_func() else eager
+# old-style twins for eager autograd: a new-style apply binds its arguments with
+# inspect.signature every call (~25 us, three times a spike's own cost in a step loop)
+_EagerSpike = eager_twin(SpikeFunction)
+_EagerNeuronSpike = eager_twin(_NeuronSpike)
 
 
 @dataclass(frozen=True)
@@ -221,7 +198,7 @@ class Surrogate:
     def __call__(self, x: Tensor) -> Tensor:
         """Spikes ``H(x)`` (``x = v - threshold``, any shape) with the surrogate gradient; NaN
         where ``x`` is NaN (see :func:`heaviside`)."""
-        fn = _spike_class(_CompiledSpike, SpikeFunction, _EagerSpike)
+        fn = function_for_mode(SpikeFunction, _EagerSpike, _CompiledSpike)
         out: Tensor = fn.apply(_floating(x), self)
         return out
 
@@ -230,7 +207,7 @@ class Surrogate:
         upstream), unless a subclass overrides ``__call__``, which is then honoured."""
         if type(self).__call__ is not Surrogate.__call__:
             return self(x)
-        fn = _spike_class(_CompiledNeuronSpike, _NeuronSpike, _EagerNeuronSpike)
+        fn = function_for_mode(_NeuronSpike, _EagerNeuronSpike, _CompiledNeuronSpike)
         out: Tensor = fn.apply(x, self)
         return out
 

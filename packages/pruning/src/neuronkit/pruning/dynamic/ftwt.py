@@ -46,8 +46,10 @@ from neuronkit.common import (
     check_type,
     correct_predictions,
     detached_input,
+    eager_twin,
     eval_mode,
     forked_manual_seed,
+    function_for_mode,
     grad_enabled,
     progress,
 )
@@ -177,6 +179,9 @@ class _CompiledBinarizeSTE(_BinarizeSTE):
     jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
 
 
+_EagerBinarizeSTE = eager_twin(_BinarizeSTE)  # plain eager autograd: no signature binding
+
+
 def binarize_ste(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Binarize ``probs > threshold`` to {0, 1} with a straight-through (identity) gradient.
 
@@ -191,7 +196,7 @@ def binarize_ste(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     if not probs.is_floating_point():
         raise TypeError(f"probs must be a floating-point tensor, got dtype {probs.dtype}")
     check_number("threshold", threshold, ge=0.0, lt=1.0)
-    fn = _CompiledBinarizeSTE if torch.compiler.is_compiling() else _BinarizeSTE
+    fn = function_for_mode(_BinarizeSTE, _EagerBinarizeSTE, _CompiledBinarizeSTE)
     out: torch.Tensor = fn.apply(probs, float(threshold))
     return out
 

@@ -33,6 +33,8 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    eager_twin,
+    function_for_mode,
     under_torch_func,
 )
 from neuronkit.pruning.lottery import prunable_weights
@@ -77,6 +79,9 @@ class _CompiledSignSTE(_SignSTE):
     """:class:`_SignSTE` as ``torch.compile`` traces it: dynamo refuses a custom ``jvp``."""
 
     jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
+
+
+_EagerSignSTE = eager_twin(_SignSTE)  # plain eager autograd: no per-call signature binding
 
 
 def _topk_mask(flat: torch.Tensor, k: int) -> torch.Tensor:
@@ -144,6 +149,9 @@ class _CompiledTopKSTE(_TopKSTE):
     jvp = torch.autograd.Function.jvp  # type: ignore[assignment]  # the base method, restored
 
 
+_EagerTopKSTE = eager_twin(_TopKSTE)
+
+
 def sign_ste(scores: torch.Tensor) -> torch.Tensor:
     """``sign(scores)`` in ``{-1, +1}`` (0 maps to +1) with a straight-through gradient.
 
@@ -157,7 +165,7 @@ def sign_ste(scores: torch.Tensor) -> torch.Tensor:
     check_type("scores", scores, torch.Tensor)
     if not scores.is_floating_point():
         raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
-    fn = _CompiledSignSTE if torch.compiler.is_compiling() else _SignSTE
+    fn = function_for_mode(_SignSTE, _EagerSignSTE, _CompiledSignSTE)
     out: torch.Tensor = fn.apply(scores)
     return out
 
@@ -178,7 +186,7 @@ def topk_mask_ste(scores: torch.Tensor, k: int) -> torch.Tensor:
         raise TypeError(f"scores must be a floating-point tensor, got {scores.dtype}")
     check_number("k", k, ge=0, le=scores.numel(), integer=True)
     # rank |s|; the gradient flows through abs() (edge-popup's clamped scores)
-    fn = _CompiledTopKSTE if torch.compiler.is_compiling() else _TopKSTE
+    fn = function_for_mode(_TopKSTE, _EagerTopKSTE, _CompiledTopKSTE)
     out: torch.Tensor = fn.apply(scores.abs(), int(k))
     return out
 

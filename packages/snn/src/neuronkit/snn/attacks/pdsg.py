@@ -39,7 +39,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_number, check_type, under_torch_func
+from neuronkit.common import (
+    check_number,
+    check_type,
+    eager_twin,
+    function_for_mode,
+    under_torch_func,
+)
 
 from ..surrogate import Surrogate, _heaviside
 
@@ -130,6 +136,9 @@ class _PDSGSpike(torch.autograd.Function):
         return tangent * _gaussian(x, sigma, ctx.shift)
 
 
+_EagerPDSGSpike = eager_twin(_PDSGSpike)  # plain eager autograd: no signature binding
+
+
 def _under_vmap() -> bool:
     """Whether a ``torch.func.vmap`` is among the running transforms."""
     from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
@@ -193,7 +202,8 @@ class PDSG(Surrogate):
                 "per-example gradients"
             )
         self.stats.update(v)
-        out: Tensor = _PDSGSpike.apply(x, self.sigma(v), self.shift)
+        fn = function_for_mode(_PDSGSpike, _EagerPDSGSpike)
+        out: Tensor = fn.apply(x, self.sigma(v), self.shift)
         return out
 
     def sigma(self, like: Tensor) -> Tensor:
