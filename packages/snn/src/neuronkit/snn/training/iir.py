@@ -104,6 +104,10 @@ class IIRLIF(nn.Module):
     leak's value is clamped to [0, 1] in the forward pass (1 is an IF neuron) with the gradient
     passed straight through, so a leak starting at 1 trains; the threshold must stay positive
     (it is clamped at ``min_threshold``). ``x`` must be finite, as for the other neurons.
+    The sequence runs in preallocated buffers with a hand-written backward through time (the
+    spikes of the step-by-step autograd loop, bit for bit; its gradients up to rounding); a
+    potential-dependent surrogate (PDSG), ``torch.func``, tracing and compilation run that
+    plain loop instead.
 
     Args:
         leak: initial leak ``lam`` in [0, 1] (DIET-SNN starts converted networks at 1).
