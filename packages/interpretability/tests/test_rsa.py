@@ -40,9 +40,25 @@ def _data(seed: int = 0, n: int = 7, c: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, c))
 
 
-def test_euclidean_is_squared_distance_over_channels() -> None:
-    x = _data()
-    np.testing.assert_allclose(rdm(x), pdist(x, "sqeuclidean") / x.shape[1])
+@pytest.mark.parametrize(("n", "c"), [(7, 5), (200, 30), (200, 250)])
+def test_euclidean_is_squared_distance_over_channels(n, c) -> None:
+    # 200 x 30: norms plus one in-place syrk; 7 x 5 and 200 x 250 (more channels than
+    # conditions): the Gram matrix, then the distances from it
+    x = _data(n=n, c=c) + 2.0
+    np.testing.assert_allclose(rdm(x), pdist(x, "sqeuclidean") / c, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [6, 150])
+def test_moderate_data_is_used_unscaled_with_the_same_result(n) -> None:
+    # data within 2**+-64 skips the power-of-two scaling copy; extreme data takes it, and
+    # since such scaling is exact the results are the same bits, scaled
+    x = _data(3, n=n, c=9)
+    prec = np.linalg.inv(np.cov(_data(4, n=40, c=9), rowvar=False))
+    for s in (2.0**100, 2.0**-100):
+        for method, kw in [("euclidean", {}), ("mahalanobis", {"noise": prec})]:
+            np.testing.assert_array_equal(rdm(x * s, method, **kw), rdm(x, method, **kw) * s * s)
+        for method in ("correlation", "cosine"):
+            np.testing.assert_array_equal(rdm(x * s, method), rdm(x, method))
 
 
 @pytest.mark.parametrize("method", ["correlation", "cosine"])

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg import cholesky
-from scipy.linalg.blas import dtrmm
+from scipy.linalg.blas import dsyrk, dtrmm
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
 from scipy.stats import rankdata
@@ -554,9 +554,26 @@ def _check_precision(noise: Any, n_channels: int) -> np.ndarray:
 
 
 def _max_exponent(x: np.ndarray) -> int:
-    """``e`` with ``max |x| / 2**e`` in ``[0.5, 1)`` (0 for an all-zero or empty ``x``)."""
-    top = float(np.abs(x).max()) if x.size else 0.0
+    """``e`` with ``max |x| / 2**e`` in ``[0.5, 1)`` (0 for an all-zero or empty ``x``; two
+    reductions, no ``|x|`` temporary)."""
+    top = max(float(x.max()), -float(x.min())) if x.size else 0.0
     return int(np.frexp(top)[1])
+
+
+# Data with max |x| in [2**-65, 2**64) is used as it is: its Gram entries (at most
+# n_channels * 4**64) cannot overflow and only those below float64's normal range, ~2**-890 of
+# the largest, underflow. Scaling by a power of two is exact, so skipping it changes nothing
+# unless an entry is subnormal; it saves a copy of the data.
+_UNSCALED_EXPONENTS = 64
+
+
+def _unit_scaled(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """``arr * 2**-e`` and ``e`` (:func:`_max_exponent`) when ``arr``'s magnitude is extreme;
+    ``arr`` itself and 0 otherwise (see ``_UNSCALED_EXPONENTS``)."""
+    exponent = _max_exponent(arr)
+    if abs(exponent) <= _UNSCALED_EXPONENTS:
+        return arr, 0
+    return np.ldexp(arr, -exponent), exponent
 
 
 def _weighted(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
@@ -586,36 +603,71 @@ def _distances_from_kernel(kernel: np.ndarray, symmetric: bool) -> np.ndarray:
     return kernel[_upper_mask(kernel.shape[0])]
 
 
-def _gram(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
-    """``x P x^T`` for ``x [n, c]``, symmetric in exact arithmetic.
+def _factor(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray | None:
+    """``W`` with ``x P x^T = W W^T`` where one is at hand, else ``None`` (``x [n, c]``).
 
-    With a full precision matrix, ``c^2 < n (n + c)`` (the Cholesky factor is cheap next to
-    the products) and ``n c (n + c) >= 4e6`` (below that the three calls' overhead outweighs
-    the saved multiply-adds: measured), ``P = U^T U`` and ``x P x^T = (x U^T)(x U^T)^T``: a
-    triangular product and a symmetric one (BLAS trmm + syrk) do about half the multiply-adds
-    of ``(x P) x^T``. A precision that is not positive definite takes the direct product.
+    ``P`` the identity: ``x``. A full precision matrix with ``c^2 < n (n + c)`` (the Cholesky
+    factor is cheap next to the products) and ``n c (n + c) >= 4e6`` (below that the three
+    calls' overhead outweighs the saved multiply-adds: measured): ``x U^T`` for ``P = U^T U``,
+    a triangular product (BLAS trmm), after which the symmetric product (syrk) does about half
+    the multiply-adds of ``(x P) x^T``. A diagonal ``P``, a smaller full one or one that is not
+    positive definite: ``None`` (the direct product).
     """
-    if prec is not None and prec.ndim == 2:
-        n, c = x.shape
-        if c * c < n * (n + c) and n * c * (n + c) >= 4_000_000:  # small: 3 calls cost more
-            try:
-                upper = cholesky(prec, lower=False, check_finite=False)
-            except np.linalg.LinAlgError:
-                pass
-            else:
-                factor_x = dtrmm(1.0, upper, x.T).T  # x U^T, [n, c]
-                return factor_x @ factor_x.T
-        return (x @ prec) @ x.T
-    weighted = _weighted(x, prec)
-    return weighted @ x.T
+    if prec is None:
+        return x
+    n, c = x.shape
+    if prec.ndim == 2 and c * c < n * (n + c) and n * c * (n + c) >= 4_000_000:
+        try:
+            upper = cholesky(prec, lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            return None
+        return dtrmm(1.0, upper, x.T).T  # x U^T, [n, c]
+    return None
 
 
-def _offset_cancels(distances: np.ndarray, scale: float) -> bool:
+# From this many rows, with no more columns than rows, the squared distances of a factor's
+# rows come from the norms and one in-place syrk (:func:`_factor_distances`): measured faster
+# (1.3x at 1000 x 100, 1.5x at 2000 x 100); below, the plain product's extra passes are cheap.
+_SYRK_MIN_ROWS = 128
+
+
+def _upper_products(w: np.ndarray, alpha: float, base: np.ndarray | None = None) -> np.ndarray:
+    """``alpha w_i . w_j`` (plus ``base[i, j]``) for all pairs ``i < j`` of the rows of
+    ``w [n, k]``, as a vector: one BLAS syrk fills one triangle (``w @ w.T`` also copies it to
+    the other). ``base``: a C-ordered ``[n, n]`` matrix, updated in place."""
+    # a C-ordered matrix's transpose is the Fortran one BLAS writes; its lower triangle is
+    # the C-ordered upper one
+    extra = {} if base is None else {"beta": 1.0, "c": base.T, "overwrite_c": 1}
+    products = dsyrk(alpha, w.T, trans=1, lower=1, **extra)
+    return products.T[_upper_mask(w.shape[0])]
+
+
+def _factor_distances(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """``|w_i - w_j|^2`` for all pairs ``i < j`` of the rows of ``w [n, k]`` as a vector, and
+    the largest ``|w_i|^2``: the squared norms' outer sum is written once into an ``[n, n]``
+    buffer and syrk adds ``-2 W W^T`` to its upper triangle (no further passes over the
+    buffer, as ``w @ w.T`` then :func:`_distances_from_kernel` need)."""
+    sq = np.einsum("ij,ij->i", w, w)
+    return _upper_products(w, -2.0, np.add.outer(sq, sq)), float(sq.max())
+
+
+def _symmetric_distances(x: np.ndarray, prec: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """``(x_i - x_j)^T P (x_i - x_j)`` for all pairs ``i < j`` of the rows of ``x [n, c]``
+    and the largest Gram diagonal entry ``max |K_ii|`` they were formed from."""
+    w = _factor(x, prec)
+    if w is not None and w.shape[0] >= _SYRK_MIN_ROWS and w.shape[1] <= w.shape[0]:
+        return _factor_distances(w)
+    kernel = w @ w.T if w is not None else _weighted(x, prec) @ x.T
+    scale = float(np.abs(np.diagonal(kernel)).max())
+    return _distances_from_kernel(kernel, symmetric=True), scale
+
+
+def _offset_cancels(size: float, scale: float) -> bool:
     """Whether distances formed as ``K_ii + K_jj - K_ij - K_ji`` may have lost half their
     digits: rounding of order ``eps * scale`` (``scale = max |K_ii|``, read before
     :func:`_distances_from_kernel` overwrites the kernel) against distances of mean size
-    ``mean |d|``, as when the patterns share an offset much larger than their differences."""
-    return bool(np.finfo(np.float64).eps * scale > 1e-8 * float(np.abs(distances).mean()))
+    ``size``, as when the patterns share an offset much larger than their differences."""
+    return bool(np.finfo(np.float64).eps * scale > 1e-8 * size)
 
 
 def _pair_distances(patterns: np.ndarray, prec: np.ndarray | None) -> tuple[np.ndarray, float]:
@@ -626,13 +678,10 @@ def _pair_distances(patterns: np.ndarray, prec: np.ndarray | None) -> tuple[np.n
     without precision (:func:`_offset_cancels`), again from the patterns minus their mean,
     which leaves every distance unchanged.
     """
-    kernel = _gram(patterns, prec)
-    scale = float(np.abs(np.diagonal(kernel)).max())
-    out = _distances_from_kernel(kernel, symmetric=True)
-    if _offset_cancels(out, scale):
-        kernel = _gram(patterns - patterns.mean(axis=0), prec)
-        scale = float(np.abs(np.diagonal(kernel)).max())
-        out = _distances_from_kernel(kernel, symmetric=True)
+    out, scale = _symmetric_distances(patterns, prec)
+    # squared distances are >= 0 up to rounding: their mean is their size (no |d| temporary)
+    if _offset_cancels(float(out.sum()) / out.size, scale):
+        out, scale = _symmetric_distances(patterns - patterns.mean(axis=0), prec)
     return out, scale
 
 
@@ -687,10 +736,9 @@ def rdm(
     if runs is not None and method != "crossnobis":
         raise ValueError(f"runs is only used by 'crossnobis', not {method!r}")
 
-    # scaled by a power of two (exact) so that the Gram matrices neither over- nor underflow:
-    # squared distances scale back by 4 ** exponent, cosines do not change
-    exponent = _max_exponent(arr)
-    arr = np.ldexp(arr, -exponent)
+    # extreme data is scaled by a power of two (exact) so that the Gram matrices neither over-
+    # nor underflow: squared distances scale back by 4 ** exponent, cosines do not change
+    arr, exponent = _unit_scaled(arr)
     prec: np.ndarray | None = None
     if isinstance(noise, str):
         check_choice("noise", noise, NOISE_ESTIMATORS)
@@ -703,7 +751,8 @@ def rdm(
     elif noise is not None:
         prec = _check_precision(noise, n_channels)
     if method == "crossnobis":
-        return np.ldexp(_crossnobis(arr, conditions, runs, prec, remove_mean), 2 * exponent)
+        out = _crossnobis(arr, conditions, runs, prec, remove_mean)
+        return np.ldexp(out, 2 * exponent, out=out) if exponent else out
 
     if conditions is not None:
         unique, inverse = _group(conditions, arr.shape[0])
@@ -723,30 +772,29 @@ def rdm(
         raise _not_positive(f"a squared distance came out {low:.6g}, beyond rounding")
     out /= n_channels
     np.maximum(out, 0.0, out=out)  # rounding below 0
-    return np.ldexp(out, 2 * exponent, out=out)
+    return np.ldexp(out, 2 * exponent, out=out) if exponent else out
 
 
 def _cosine_distances(patterns: np.ndarray, method: str) -> np.ndarray:
     """``1 - cos(x_i, x_j)`` for all pairs ``i < j`` of the rows of ``patterns [n, c]``.
 
-    The Gram matrix is one symmetric product (BLAS syrk); the rows are scaled to unit norm
+    The Gram matrix is one symmetric product (BLAS syrk; one triangle of it where
+    :func:`_upper_products` fills it); the rows are scaled to unit norm
     before it when that is cheaper (``c <= n``, as rsatoolbox does) and the ``n (n - 1) / 2``
     upper entries after it otherwise (many channels: one pass over ``[n, c]`` saved).
     """
     n, c = patterns.shape
-    mask = _upper_mask(n)
     if c <= n:
         norms = np.sqrt(np.einsum("ij,ij->i", patterns, patterns))
         _check_norms(norms, method)
-        unit = patterns / norms[:, None]
-        sim = (unit @ unit.T)[mask]
+        sim = _upper_products(patterns / norms[:, None], 1.0)
     else:
         gram = patterns @ patterns.T
         norms = np.sqrt(np.diagonal(gram))
         _check_norms(norms, method)
         gram /= norms[:, None]
         gram /= norms[None, :]
-        sim = gram[mask]
+        sim = gram[_upper_mask(n)]
     out = np.subtract(1.0, sim, out=sim)
     return np.maximum(out, 0.0, out=out)  # rounding of parallel patterns below 0
 
@@ -800,7 +848,9 @@ def _crossnobis(
         m_train -= m_train.mean(axis=2, keepdims=True)
         m_test -= m_test.mean(axis=2, keepdims=True)
     out, scale = _cross_fold_distances(m_train, m_test, prec)
-    if _offset_cancels(out, scale):  # a large common offset: one shift of every mean (exact)
+    # a large common offset: one shift of every mean (exact); cross-validated distances may be
+    # negative, so their size is the mean of |d|
+    if _offset_cancels(float(np.abs(out).mean()), scale):
         shift = m_test.mean(axis=(0, 1))
         out, _ = _cross_fold_distances(m_train - shift, m_test - shift, prec)
     out /= n_folds * arr.shape[1]
