@@ -641,6 +641,41 @@ def test_replace_dir_lets_the_last_of_concurrent_writers_win(tmp_path: Path) -> 
     assert (root / "x" / "result.json").read_text() in {str(r.pid) for r in racers}
 
 
+def test_replace_dir_retries_when_the_folder_in_its_way_is_set_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the race CI met once: another writer's folder lands at dst just before our rename
+    # (ENOTEMPTY) and a third writer sets it aside before we look: we retry, not fail
+    import os
+
+    from neuronkit.common import io
+
+    dst, src = tmp_path / "x", tmp_path / ".x.partial"
+    for folder, text in ((dst, "older"), (src, "mine")):
+        folder.mkdir()
+        (folder / "result.json").write_text(text)
+    real_replace = os.replace
+    raced: list[bool] = []
+
+    def racing_replace(a: Any, b: Any) -> None:
+        if Path(a) == src and not raced:
+            raced.append(True)
+            dst.mkdir()
+            (dst / "result.json").write_text("other")  # another writer's folder lands
+            try:
+                real_replace(a, b)  # ENOTEMPTY
+            finally:
+                real_replace(dst, tmp_path / ".x.third")  # and a third sets it aside
+        else:
+            real_replace(a, b)
+
+    monkeypatch.setattr(io.os, "replace", racing_replace)
+    assert io.replace_dir(src, dst) == dst
+    assert raced
+    assert (dst / "result.json").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.third", "x"]
+
+
 def test_new_figure_leaves_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
     import matplotlib
     import matplotlib.pyplot as plt

@@ -89,8 +89,8 @@ def replace_dir(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pat
             os.replace(src_path, dst_path)
         except OSError as err:
             # another process's folder landed in between: set that one aside on the next try
-            landed = err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
-            if not (landed and (dst_path.exists() or dst_path.is_symlink())):
+            # (it may already have been set aside again by a third: dst need not exist now)
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                 _put_back(old, dst_path)
                 raise
             _remove(old)
