@@ -645,7 +645,7 @@ def test_replace_dir_retries_when_the_folder_in_its_way_is_set_aside(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the race CI met once: another writer's folder lands at dst just before our rename
-    # (ENOTEMPTY) and a third writer sets it aside before we look: we retry, not fail
+    # (ENOTEMPTY) and is set aside again before we look: we retry, not fail
     import os
 
     from neuronkit.common import io
@@ -665,7 +665,7 @@ def test_replace_dir_retries_when_the_folder_in_its_way_is_set_aside(
             try:
                 real_replace(a, b)  # ENOTEMPTY
             finally:
-                real_replace(dst, tmp_path / ".x.third")  # and a third sets it aside
+                real_replace(dst, tmp_path / ".x.third")  # and is set aside again
         else:
             real_replace(a, b)
 

@@ -89,7 +89,8 @@ def replace_dir(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pat
             os.replace(src_path, dst_path)
         except OSError as err:
             # another process's folder landed in between: set that one aside on the next try
-            # (it may already have been set aside again by a third: dst need not exist now)
+            # (it may already be set aside again, by its writer's next move or another's: dst
+            # need not exist now)
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                 _put_back(old, dst_path)
                 raise
