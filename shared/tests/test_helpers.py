@@ -8,6 +8,7 @@ import math
 import random
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -827,6 +828,46 @@ def test_forked_manual_seed_seeds_the_block_only_and_leaves_cuda_alone() -> None
         assert torch.equal(torch.rand(3), expected_outside)
     with pytest.raises(ValueError, match="seed"), forked_manual_seed(-1):
         pass
+
+
+def test_torch_rngs_forked_restores_the_cpu_stream_and_forks_only_an_initialized_cuda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch.random.fork_rng()'s default would fork (so start) every visible GPU; the forks
+    here take the GPUs only once CUDA is initialized. Checked with a recording fork_rng on a
+    pretend machine with two GPUs, initialized or not."""
+    import contextlib
+
+    import torch
+
+    from neuronkit.common import torch_rng_seeded, torch_rngs_forked
+    from neuronkit.common.seeding import global_rngs_restored
+
+    torch.manual_seed(3)
+    expected = torch.rand(2)
+    torch.manual_seed(3)
+    with torch_rngs_forked():
+        torch.rand(5)
+    assert torch.equal(torch.rand(2), expected)
+
+    forked: list[list[int]] = []
+
+    @contextlib.contextmanager
+    def recording_fork_rng(devices: list[int]) -> Iterator[None]:
+        forked.append(list(devices))
+        yield
+
+    monkeypatch.setattr(torch.random, "fork_rng", recording_fork_rng)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    with torch_rngs_forked(), global_rngs_restored(), torch_rng_seeded(1):
+        pass
+    assert forked == [[], [], []]
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with torch_rngs_forked(), global_rngs_restored():
+        pass
+    assert forked[3:] == [[0, 1], [0, 1]]
 
 
 def test_eager_twin_and_function_for_mode() -> None:

@@ -66,6 +66,29 @@ def test_taylor_and_snip_from_a_loss() -> None:
     TaylorImportance()(graph)
 
 
+@pytest.mark.parametrize("kind", [TaylorImportance, SNIPImportance])
+def test_gradient_importance_leaves_the_global_rng_where_it_was(kind: type) -> None:
+    """The loss pass of a model in training mode draws dropout masks from torch's global RNG:
+    the scores repeat for the same RNG state, and the caller's stream is not advanced."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Dropout(0.5), nn.Linear(7, 3))
+    graph = DependencyGraph(model, torch.randn(2, 5))
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    scorer = kind(inputs=x, targets=y, normalize=None)
+    torch.manual_seed(1)
+    expected = torch.rand(4)
+    torch.manual_seed(1)
+    first = scorer(graph)
+    assert torch.equal(torch.rand(4), expected)
+    torch.manual_seed(1)
+    again = scorer(graph)
+    torch.manual_seed(2)
+    other = scorer(graph)
+    for index, scores in first.items():
+        assert torch.equal(again[index], scores)
+    assert any(not torch.equal(other[i], first[i]) for i in first)  # dropout is in the pass
+
+
 def test_gradient_importance_needs_gradients() -> None:
     _, graph = _mlp_graph()
     with pytest.raises(ValueError, match="gradients"):

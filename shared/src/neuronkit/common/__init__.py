@@ -16,7 +16,13 @@ from .plotting import new_figure
 from .progress import progress, progress_write
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
-from .seeding import forked_manual_seed, seed_everything, torch_generator, torch_rng_seeded
+from .seeding import (
+    forked_manual_seed,
+    seed_everything,
+    torch_generator,
+    torch_rng_seeded,
+    torch_rngs_forked,
+)
 from .validation import (
     as_float_array,
     check_choice,
@@ -89,6 +95,7 @@ __all__ = [
     "select_device",
     "torch_generator",
     "torch_rng_seeded",
+    "torch_rngs_forked",
     "under_torch_func",
     "values_hidden",
 ]

@@ -68,43 +68,53 @@ def forked_manual_seed(seed: int | None) -> Iterator[None]:
         yield
         return
     check_seed(seed)
+    with torch_rngs_forked():
+        torch.default_generator.manual_seed(int(seed))  # the CPU part of torch.manual_seed
+        if torch.cuda.is_initialized():
+            for d in range(torch.cuda.device_count()):
+                torch.cuda.default_generators[d].manual_seed(int(seed))
+        yield
+
+
+@contextlib.contextmanager
+def torch_rngs_forked() -> Iterator[None]:
+    """torch's global RNGs are put back as they were when the block ends: the CPU's, and each
+    CUDA device's once CUDA is initialized. ``torch.random.fork_rng()``'s default forks every
+    visible GPU, which starts CUDA (seconds, and memory on each GPU) in CPU-only work; the
+    draws of a block that starts CUDA itself are not undone. Needs torch."""
+    import torch
+
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
-        torch.default_generator.manual_seed(int(seed))  # the CPU part of torch.manual_seed
-        for d in devices:
-            torch.cuda.default_generators[d].manual_seed(int(seed))
         yield
 
 
 @contextlib.contextmanager
 def torch_rng_seeded(seed: int) -> Iterator[None]:
-    """Within the block torch's global RNGs (the CPU's and every CUDA device's) follow ``seed``,
-    for the draws that take no generator (dropout in a training loop); the caller's RNG state
-    is restored afterwards. The global seed is drawn from ``seed``, not ``seed`` itself, so it
-    differs from a ``torch.Generator`` seeded with ``seed`` for the batch order. Needs torch.
+    """Within the block torch's global RNGs (the CPU's, and each CUDA device's once CUDA is
+    initialized: see :func:`forked_manual_seed`) follow ``seed``, for the draws that take no
+    generator (dropout in a training loop); the caller's RNG state is restored afterwards. The
+    global seed is drawn from ``seed``, not ``seed`` itself, so it differs from a
+    ``torch.Generator`` seeded with ``seed`` for the batch order. Needs torch.
     """
     import torch
 
     check_seed(seed)
     value = int(torch.randint(0, 2**62, (2,), generator=torch_generator(seed), device="cpu")[1])
-    with torch.random.fork_rng():
-        torch.manual_seed(value)
+    with forked_manual_seed(value):
         yield
 
 
 @contextlib.contextmanager
 def global_rngs_restored() -> Iterator[None]:
-    """The global RNGs of ``random``, numpy and (when installed) torch, CPU and CUDA, are put
-    back as they were when the block ends, however it ends."""
+    """The global RNGs of ``random``, numpy and (when installed) torch (see
+    :func:`torch_rngs_forked`) are put back as they were when the block ends, however it ends."""
     import numpy as np
 
     python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
     with contextlib.ExitStack() as stack:
         if importlib.util.find_spec("torch") is not None:
-            import torch
-
-            devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-            stack.enter_context(torch.random.fork_rng(devices=devices))
+            stack.enter_context(torch_rngs_forked())
         try:
             yield
         finally:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neuronkit.common import detached_input, grad_enabled
+from neuronkit.common import detached_input, grad_enabled, torch_rngs_forked
 
 from .graph import DependencyGraph, Group, GroupMember
 from .tracing import call_model, first_tensor, split_inputs
@@ -376,10 +376,11 @@ class _GradientImportance(GroupImportance):
     def _model_with_grads(self, graph: DependencyGraph) -> nn.Module:
         """A copy of the model with the gradients of the loss on ``inputs``: every scored
         parameter gets one, also a frozen one (``requires_grad=False``), whatever the caller's
-        grad mode; the caller's inputs and targets are left out of the graph."""
+        grad mode; the caller's inputs and targets are left out of the graph. Random draws of
+        the pass (dropout in training mode) follow torch's global RNG without advancing it."""
         if self.inputs is None:
             return graph.model
-        with grad_enabled(type(self).__name__):
+        with grad_enabled(type(self).__name__), torch_rngs_forked():
             model = copy.deepcopy(graph.model)
             _materialize_parametrizations(model)  # dL/dw of a parametrized w itself
             model.zero_grad(set_to_none=True)

@@ -42,6 +42,7 @@ from neuronkit.common import (
     forked_manual_seed,
     grad_enabled,
     torch_generator,
+    torch_rngs_forked,
 )
 
 from .vocabulary import Vocabulary
@@ -113,7 +114,7 @@ def _own_rng(fit: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @functools.wraps(fit)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with torch.random.fork_rng():
+        with torch_rngs_forked():
             return fit(*args, **kwargs)
 
     return wrapper

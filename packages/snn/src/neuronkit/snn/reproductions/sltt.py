@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import Check, RunContext, new_figure, reproduction
+from neuronkit.common import Check, RunContext, forked_manual_seed, new_figure, reproduction
 from neuronkit.snn import load_digits
 from neuronkit.snn.training import (
     SavedTensorMeter,
@@ -35,8 +35,7 @@ MEMORY_T = (4, 8, 16, 32)
 
 
 def _model(hidden: int, seed: int) -> StepSequential:
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with forked_manual_seed(seed):
         return StepSequential(
             nn.Linear(64, hidden),
             sltt_neuron(),

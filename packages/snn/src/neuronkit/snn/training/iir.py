@@ -28,7 +28,6 @@ the spike-driven input current, as the reference's ``find_threshold`` does).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import math
@@ -50,6 +49,7 @@ from neuronkit.common import (
     check_type,
     correct_predictions,
     eval_mode,
+    forked_manual_seed,
     grad_enabled,
     progress,
     torch_generator,
@@ -336,7 +336,7 @@ def iir_cnn(
         seed: seed of the weight initialization (``None``: torch's global RNG).
     """
     pools = _check_cnn_args(in_channels, image_size, channels, hidden, num_classes)
-    with _seeded(seed):
+    with forked_manual_seed(seed):
         layers: list[nn.Module] = []
         c_prev = in_channels
         for i, c in enumerate(channels):
@@ -375,18 +375,6 @@ def _check_cnn_args(
             f"{image_size}"
         )
     return pools
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Seed torch's global RNG inside the block and restore it after (no-op for ``None``)."""
-    if seed is None:
-        yield
-        return
-    check_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        yield
 
 
 _NEURONS = (IIRLIF, LIF, IF, ALIF, CuBaLIF)
@@ -958,7 +946,7 @@ def cnn_ann(
     :func:`ann_to_snn` (trained first or not) to start IIR from it."""
     check_type("batchnorm", batchnorm, bool)
     pools = _check_cnn_args(in_channels, image_size, channels, hidden, num_classes)
-    with _seeded(seed):
+    with forked_manual_seed(seed):
         layers: list[nn.Module] = []
         c_prev = in_channels
         for i, c in enumerate(channels):
