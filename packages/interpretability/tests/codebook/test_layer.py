@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -125,6 +126,18 @@ def test_a_copy_made_in_a_record_or_force_block_starts_without_them() -> None:
         torch.testing.assert_close(copied(x), free)
     assert store == []
     assert copied._records == []
+
+
+def test_a_layer_pickled_before_sync_ranks_existed_loads_with_the_syncing_default() -> None:
+    layer = _layer(sync_ranks=False)
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    del layer.__dict__["sync_ranks"]  # the state a 0.5.29 pickle holds
+    loaded = pickle.loads(pickle.dumps(layer))
+    assert loaded.sync_ranks is True
+    assert "sync_ranks" not in repr(loaded)
+    loaded.train()
+    loaded(x)  # a training-mode call reads sync_ranks
+    assert int(loaded.counts.sum()) == 4 * 2
 
 
 def test_counts_and_dead_code_replacement() -> None:

@@ -271,6 +271,11 @@ class CodebookLayer(nn.Module):
         state.update(_last_input=None, _last_output=None, _records=[], _forced=[])
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A layer pickled before 0.5.30 has no ``sync_ranks``: it synced, as the default does."""
+        state.setdefault("sync_ranks", True)
+        super().__setstate__(state)
+
     def extra_repr(self) -> str:
         groups = f", groups={self.groups}" if self.groups > 1 else ""
         local = "" if self.sync_ranks else ", sync_ranks=False"
