@@ -546,3 +546,27 @@ def test_knots_follow_the_default_dtype() -> None:
     finally:
         torch.set_default_dtype(previous)
     assert extended_grid(2, 5, 3).dtype == previous
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_layers_round_the_basis_once(space: str, dtype: torch.dtype) -> None:
+    """A bfloat16 / float16 layer evaluates its basis in float32 and rounds the values once:
+    basis, output and input gradient stay within about one rounding of the float64 values of
+    the same half-precision input and weights (computed in bfloat16 throughout, a 50-interval
+    basis was off by up to 23 roundings, 18% of its largest value)."""
+    x = (torch.rand(256, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(dtype)
+    layer = KANLayer(3, 2, space=space, grid=50, seed=0).to(dtype)
+    exact = KANLayer(3, 2, space=space, grid=50, seed=0).to(dtype).double()
+    eps = torch.finfo(dtype).eps
+    basis, ref = layer.basis(x).double(), exact.basis(x.double())
+    assert (basis - ref).abs().max() <= eps * ref.abs().max()
+    xg, xr = x.clone().requires_grad_(True), x.double().requires_grad_(True)
+    y, y_ref = layer(xg), exact(xr)
+    assert y.dtype == dtype
+    assert (y.double() - y_ref).norm() <= eps * y_ref.norm()
+    y.double().square().sum().backward()
+    y_ref.square().sum().backward()
+    assert xg.grad is not None
+    assert xr.grad is not None
+    assert (xg.grad.double() - xr.grad).norm() <= 2 * eps * xr.grad.norm()

@@ -57,6 +57,22 @@ __all__ = [
 
 SPACES = ("bspline", "chebyshev", "fourier", "rbf", "wavelet")
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _half_in_float32(fn: Any) -> Any:
+    """Evaluate a basis of half-precision ``x`` in float32 and round the values once, to
+    ``x``'s dtype. Computed in bfloat16, the position of ``x`` on a 50-interval grid is off
+    by up to a fifth of an interval, and the basis values by up to 18% of their maximum."""
+
+    @functools.wraps(fn)
+    def wrapper(x: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(x, torch.Tensor) and x.dtype in _HALF:
+            return fn(x.float(), *args, **kwargs).to(x.dtype)
+        return fn(x, *args, **kwargs)
+
+    return wrapper
+
 
 def extended_grid(
     in_features: int,
@@ -82,6 +98,7 @@ def extended_grid(
     return knots.expand(in_features, -1).contiguous()
 
 
+@_half_in_float32
 def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
     """B-spline basis of order ``k`` by the Cox-de Boor recursion, vectorised.
 
@@ -369,6 +386,7 @@ def _plain_features(
     return torch.cat([torch.ones_like(x[:, :1]), blocks.flatten(1)], dim=1)
 
 
+@_half_in_float32
 def _features(x: torch.Tensor, lo: float, h: float, grid: int, k: int, base: bool) -> torch.Tensor:
     """The features of :func:`_bspline_buffer` ``[B, 1 + in (G + k + 1)]``: the fast Function,
     or under a ``torch.func`` transform or forward-mode AD (``vmap``, ``jacrev``, ``jvp``,
@@ -526,6 +544,7 @@ def _check_range(lo: float, hi: float) -> None:
         raise ValueError(f"hi must be > lo, got lo={lo!r} and hi={hi!r}")
 
 
+@_half_in_float32
 def chebyshev_basis(x: torch.Tensor, n: int) -> torch.Tensor:
     """``T_0..T_{n-1}(tanh x)``: ``[..., in] -> [..., in, n]``."""
     _check_tensor("x", x, "[..., in]")
@@ -539,6 +558,7 @@ def chebyshev_basis(x: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack(values[:n], dim=-1)
 
 
+@_half_in_float32
 def fourier_basis(x: torch.Tensor, n: int, half_range: float = 1.0) -> torch.Tensor:
     """``[cos(m x/L), sin(m x/L)]`` for ``m = 1..ceil(n/2)``, truncated to ``n`` (FourierKAN's
     ``cos(k x), sin(k x)``, ``k = 1..gridsize``, for ``L = 1``)."""
@@ -557,6 +577,7 @@ def _centres(n: int, lo: float, hi: float, x: torch.Tensor) -> tuple[torch.Tenso
     return c, h
 
 
+@_half_in_float32
 def rbf_basis(x: torch.Tensor, n: int, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
     """Gaussian RBFs ``exp(-((x - c_m)/h)^2)`` on ``n`` centres in ``[lo, hi]``."""
     _check_tensor("x", x, "[..., in]")
@@ -567,6 +588,7 @@ def rbf_basis(x: torch.Tensor, n: int, lo: float = -1.0, hi: float = 1.0) -> tor
     return torch.exp(-u * u)
 
 
+@_half_in_float32
 def wavelet_basis(x: torch.Tensor, n: int, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
     """Mexican-hat wavelets ``(1 - u^2) exp(-u^2/2)``, ``u = (x - c_m)/h``, ``n`` centres."""
     _check_tensor("x", x, "[..., in]")
