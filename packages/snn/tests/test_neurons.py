@@ -657,3 +657,51 @@ def test_step_loop_gradients_equal_fused_multistep_for_per_neuron_tau_and_thresh
     g_loop = torch.autograd.grad((looped * w).sum() + state.v.square().sum(), leaves)
     for a, b in zip(g_full, g_loop):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", [*STEPS, "plif", "iir", "li"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_autocast_integrates_half_precision_input_in_float32(kind: str, fused: bool) -> None:
+    """Under autocast a bfloat16 input is integrated in float32: the spikes (in bfloat16) and
+    the float32 membrane and state equal a float32 run on the same values, in chunks too (in
+    bfloat16 a drive of 0.0015 per step would not lift a membrane near 1: 2**-8 apart)."""
+    from neuronkit.snn.training import IIRLIF
+
+    x = torch.full((1500, 2, 3), 0.0015) + 0.001 * _drive(1500, 2, 3, dtype=torch.float32)
+    x = x.bfloat16()
+    if kind == "iir":
+        module: nn.Module = IIRLIF(leak=1.0)
+    elif kind == "li":
+        module = LI(tau=200.0)
+    elif kind == "plif":
+        module = PLIF(init_tau=2000.0, decay_input=False, fused=fused)
+    else:  # slow leaks and the input as a jump: the membranes reach the threshold
+        kw: dict[str, Any] = {} if kind == "if" else {"decay_input": False}
+        kw |= {"cuba": {"tau_mem": 2000.0}, "if": {}}.get(kind, {"tau": 2000.0})
+        module = STEPS[kind][3](**kw, **({"fused": fused} if kind in ("if", "lif") else {}))
+    xg = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(xg)
+    ref = module(x.float())
+    assert out.dtype == (torch.float32 if kind == "li" else torch.bfloat16)
+    assert torch.equal(out.float(), ref)
+    if kind != "li":
+        assert ref.sum() > 0
+    out.float().sum().backward()
+    assert xg.grad is not None
+    assert xg.grad.dtype == torch.bfloat16
+    if kind == "iir":
+        return
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        head = module.run(x[:700])  # type: ignore[operator]
+        tail = module.run(x[700:], head[-1])  # type: ignore[operator]
+        state = None
+        for x_t in x[:5]:
+            _, state = module.step(x_t, state)  # type: ignore[operator]
+    assert all(f.dtype == torch.float32 for f in tail[-1])
+    assert all(f.dtype == torch.float32 for f in state)
+    whole = torch.cat([head[0], tail[0]]).float()
+    assert torch.equal(whole, ref)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bfloat16 state is upcast
+        half_state = type(state)(*(f.bfloat16() for f in state))
+        module.step(x[0], half_state)  # type: ignore[operator]

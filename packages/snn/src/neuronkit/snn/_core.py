@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,7 @@ from neuronkit.common import check_choice, check_finite, check_number, check_typ
 
 Param = float | Tensor
 SpikeFn = Callable[[Tensor], Tensor]
+_F = TypeVar("_F", bound=Callable[..., Any])
 RESETS = ("subtract", "zero", "none")
 
 
@@ -362,6 +363,48 @@ def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) ->
         )
     if value.dtype != dtype:
         raise TypeError(f"{name} must have x's dtype {dtype}, got {value.dtype}")
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def autocast_half(x: Any) -> torch.dtype | None:
+    """``x``'s dtype if it is float16 / bfloat16 under an autocast of its device, else None.
+
+    There the neurons integrate in float32 and return spikes in this dtype (exact: 0 and 1),
+    as autocast itself runs sums and ``cumsum`` in float32: in bfloat16 a membrane near 1 takes
+    no increment below 2**-8 (an IF neuron driven by 0.0015 per step never fires)."""
+    if isinstance(x, Tensor) and x.dtype in _HALF and torch.is_autocast_enabled(x.device.type):
+        return x.dtype
+    return None
+
+
+def integrates_in_float32(*, spikes: bool) -> Callable[[_F], _F]:
+    """Decorate ``fn(x, state, ...) -> (out, ...)``: with ``x`` half precision under autocast
+    (:func:`autocast_half`) ``fn`` runs on float32 ``x`` and state; ``out`` (spikes) comes back
+    in ``x``'s dtype if ``spikes``, else (a membrane) in float32, as autocast's float32 ops
+    return; states stay float32."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(x: Any, state: Any = None, *args: Any, **kwargs: Any) -> Any:
+            half = autocast_half(x)
+            if half is None:
+                return fn(x, state, *args, **kwargs)
+            out, *rest = fn(x.float(), float32_state(state), *args, **kwargs)
+            return (out.to(half) if spikes else out, *rest)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def float32_state(state: Any) -> Any:
+    """A state tuple (``LIFState``, ...) with its half-precision fields in float32; anything
+    else (None, or a bad value for the state checks to name) as it is."""
+    if isinstance(state, tuple) and all(isinstance(f, Tensor) for f in state):
+        return type(state)(*(f.float() if f.dtype in _HALF else f for f in state))
+    return state
 
 
 def hold(module: nn.Module, name: str, value: Any) -> None:

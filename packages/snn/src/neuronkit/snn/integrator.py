@@ -20,7 +20,8 @@ The initial state is ``v = v_leak``. The output of the integrator is its membran
 Functional API: ``li_step(x [B, ...], state) -> (v [B, ...], LIState)``,
 ``li_multistep(x [T, B, ...], state) -> (v [T, B, ...], LIState)``, ``delay(x [T, B, ...],
 steps) -> [T, B, ...]``; the modules :class:`LI` and :class:`Delay` wrap them and hold
-parameters, never state.
+parameters, never state. Under ``torch.autocast`` a float16 / bfloat16 input is integrated,
+and the membrane returned, in float32 (as autocast's own sums are).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from ._core import (
     check_tau,
     describe,
     hold,
+    integrates_in_float32,
 )
 
 __all__ = ["LI", "Delay", "LIState", "delay", "li_multistep", "li_step"]
@@ -103,6 +105,7 @@ def _charge(u: Tensor, v: Tensor, w: Param | None, lam: Param | None) -> Tensor:
     return torch.add(u, v, alpha=lam)
 
 
+@integrates_in_float32(spikes=False)
 def li_step(
     x: Tensor,
     state: LIState | None = None,
@@ -140,6 +143,7 @@ def li_step(
     return v, LIState(v)
 
 
+@integrates_in_float32(spikes=False)
 def li_multistep(
     x: Tensor,
     state: LIState | None = None,

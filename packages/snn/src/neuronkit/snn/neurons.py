@@ -37,6 +37,11 @@ Functional API: ``*_step(x: [B, ...], state) -> (spikes, state)`` and
 state)``; ``state=None`` starts at rest. Modules wrap them: ``module(x)`` returns the spikes of
 a multi-step run from rest, ``module.run(x, state)`` the full :class:`NeuronOutput`, and
 ``module.step(x_t, state)`` one step. Modules hold parameters, never state.
+
+Under ``torch.autocast`` a float16 / bfloat16 input is integrated in float32 (membrane and
+state float32, a half-precision state passed in is upcast) and the spikes come back in the
+input's dtype, exactly; small increments would otherwise round away (in bfloat16 a membrane
+near 1 ignores any input below 2**-8).
 """
 
 from __future__ import annotations
@@ -220,6 +225,7 @@ def _operands(x: Tensor, tau: Param | None, threshold: Param) -> tuple[Param | N
     return tau, _core.operand(threshold, x)
 
 
+@_core.integrates_in_float32(spikes=True)
 def _lif_run(
     x: Tensor,
     state: Any,
@@ -283,6 +289,7 @@ def _lif_run(
 # ---- IF ----------------------------------------------------------------------------------------
 
 
+@_core.integrates_in_float32(spikes=True)
 def if_step(
     x: Tensor,
     state: IFState | None = None,
@@ -375,6 +382,7 @@ def _if(
 # ---- LIF ---------------------------------------------------------------------------------------
 
 
+@_core.integrates_in_float32(spikes=True)
 def lif_step(
     x: Tensor,
     state: LIFState | None = None,
@@ -506,6 +514,9 @@ def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
 
     Returns ``(spikes, state)`` for one step, a :class:`NeuronOutput` for ``multistep``.
     """
+    half = _core.autocast_half(kw["x"])
+    if half is not None:
+        kw = kw | {"x": kw["x"].float(), "state": _core.float32_state(kw["state"])}
     x, validate = kw["x"], kw["validate"]
     check_type("validate", validate, bool)
     if validate:
@@ -524,9 +535,10 @@ def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
     )
     if multistep:
         spikes, vs, final = _scan(spec.core, x, start, *args)
+        spikes = spikes if half is None else spikes.to(half)
         return NeuronOutput(spikes, vs, spec.state_type(*final))
     s, *new = spec.core(x, *start, *args)
-    return s, spec.state_type(*new)
+    return s if half is None else s.to(half), spec.state_type(*new)
 
 
 _ALIF = _Spec(alif_core, ALIFState, ("tau", "tau_adapt"), ("beta",))

@@ -56,7 +56,7 @@ from neuronkit.common import (
     under_torch_func,
 )
 
-from .._core import begin, check_finite_input, fire
+from .._core import autocast_half, begin, check_finite_input, fire
 from ..encoding import direct_encode
 from ..layers import SeqAvgPool2d, SeqConv2d, SeqDropout, SeqFlatten, SeqLinear, TimeDistributed
 from ..neurons import ALIF, IF, LIF, CuBaLIF
@@ -159,6 +159,9 @@ class IIRLIF(nn.Module):
             )
         if x.shape[0] == 0:
             raise ValueError(f"x must have T >= 1 time steps, got shape {tuple(x.shape)}")
+        half = autocast_half(x)  # under autocast: integrated in float32, spikes in x's dtype
+        if half is not None:
+            x = x.float()
         # clamped value, identity gradient (straight through): the plain clamp's gradient is 0
         # at the bound, and converted networks start at leak 1, so the leak would never train
         lam = (self.leak + (self.leak.clamp(0.0, 1.0) - self.leak).detach()).to(x.dtype)
@@ -174,7 +177,7 @@ class IIRLIF(nn.Module):
             spikes, u_seq = _iirlif_loop(x, lam, theta)
             u_last = u_seq[-1]
         check_finite_input(x, u_last)  # a NaN or infinity in x stays in u: one [B, ...] sum
-        return spikes
+        return spikes if half is None else spikes.to(half)
 
     def extra_repr(self) -> str:
         return (
