@@ -619,6 +619,11 @@ def test_executor_modules_validate() -> None:
     x = torch.tensor([[[0.5]], [[1.0]], [[-2.0]]])
     assert Integrator(2.0)(x).flatten().tolist() == [1.0, 3.0, -1.0]
     assert Threshold(1.0)(x).flatten().tolist() == [0.0, 1.0, 0.0]
+    small = torch.full((600, 1, 1), 2.0**-9, dtype=torch.bfloat16)  # below 1's half ulp
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        v = Integrator()(small)
+    assert v.dtype == torch.float32
+    assert float(v[-1]) == 600 * 2.0**-9  # in bfloat16 the sum would stop at 1
 
 
 def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

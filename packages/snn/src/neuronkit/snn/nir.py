@@ -82,7 +82,7 @@ from torch.nn.utils import skip_init
 
 from neuronkit.common import as_float_array, check_number, check_type, host_array
 
-from ._core import broadcasts, hold
+from ._core import autocast_half, broadcasts, hold
 from .integrator import LI, Delay
 from .layers import SeqAvgPool2d, SeqConv1d, SeqConv2d, SeqFlatten, SeqLinear, TimeDistributed
 from .neurons import ALIF, IF, LIF, CuBaLIF
@@ -163,7 +163,8 @@ def _on_device(value: float | Tensor, x: Tensor) -> float | Tensor:
 class Integrator(nn.Module):
     """NIR ``I`` node (perfect integrator ``dv/dt = r I``) over time: ``v_t = v_{t-1} + g
     x_t`` with ``g = r dt`` (``g = 1`` skips the product; a tensor ``g`` is a buffer);
-    ``x, v: [T, B, ...]``, ``v_0 = 0``."""
+    ``x, v: [T, B, ...]``, ``v_0 = 0``. Under autocast a half-precision ``x`` is integrated,
+    and ``v`` returned, in float32."""
 
     gain: float | Tensor
 
@@ -173,6 +174,8 @@ class Integrator(nn.Module):
         hold(self, "gain", gain)
 
     def forward(self, x: Tensor) -> Tensor:
+        if autocast_half(x) is not None:  # integrated, and returned, in float32 (as LI)
+            x = x.float()
         if not (isinstance(self.gain, float) and self.gain == 1.0):
             x = x * _on_device(self.gain, x)
         v = torch.zeros_like(x[0])
