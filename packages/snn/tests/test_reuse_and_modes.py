@@ -150,7 +150,15 @@ def test_time_distributed_refuses_a_multi_step_module() -> None:
     with pytest.raises(ValueError, match=r"module\.1 \(LIF\)"):
         TimeDistributed(nn.Sequential(nn.Linear(4, 4), LIF()))
     x = torch.randn(3, 2, 2, 4, 4)
-    assert TimeDistributed(nn.Flatten())(x).shape == SeqFlatten()(x).shape == (3, 2, 32)
+    td = TimeDistributed(nn.Flatten())
+    assert td(x).shape == SeqFlatten()(x).shape == (3, 2, 32)
+    with pytest.raises(ValueError, match=r"module \(LIF\) already takes"):
+        td.module = LIF()  # a module set later is checked too
+    with pytest.raises(TypeError, match="module"):
+        td.module = "flatten"  # type: ignore[assignment]
+    assert isinstance(td.module, nn.Flatten)
+    td.module = nn.Identity()
+    assert torch.equal(td(x), x)
 
 
 def _surrogates(net: nn.Module) -> list[type]:

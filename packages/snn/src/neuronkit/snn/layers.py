@@ -82,16 +82,21 @@ class TimeDistributed(nn.Module):
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
-        check_type("module", module, nn.Module)
-        for name, sub in module.named_modules():
-            if _multi_step(sub):
-                where = f"module.{name}" if name else "module"
-                raise ValueError(
-                    f"{where} ({type(sub).__name__}) already takes time-major input "
-                    "[T, B, ...]; TimeDistributed would fold time into the batch a second time. "
-                    "Use it without TimeDistributed, or wrap its plain torch counterpart"
-                )
         self.module = module
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "module":  # checked whenever it is set, not only at construction
+            check_type("module", value, nn.Module)
+            for sub_name, sub in value.named_modules():
+                if _multi_step(sub):
+                    where = f"module.{sub_name}" if sub_name else "module"
+                    raise ValueError(
+                        f"{where} ({type(sub).__name__}) already takes time-major input "
+                        "[T, B, ...]; TimeDistributed would fold time into the batch a second "
+                        "time. Use it without TimeDistributed, or wrap its plain torch "
+                        "counterpart"
+                    )
+        super().__setattr__(name, value)
 
     def forward(self, x: Tensor) -> Tensor:
         return over_time(self._call, x)
