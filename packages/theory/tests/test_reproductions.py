@@ -66,7 +66,7 @@ KNOWN_FAILING = {
     "theory.skan": {"tasks_within_best_kan"},
     # The paper's 100% test accuracy with corrupted labels coexisting holds at seeds 0 and 4 of
     # 0-4 and depends on the machine: seed 0 gave 1.0 on the CPU of one 2026-12-01 session and
-    # 0.994 (2 of 336 test pairs) on the next one's, with the same code.
+    # of the 2026-12-03 one, and 0.994 (2 of 336 test pairs) on others, with the same code.
     "theory.grok_corrupted": {"coexist_test_acc"},
 }
 
