@@ -763,3 +763,44 @@ def test_hooks_on_the_model_itself_freeze_every_group() -> None:
     assert small(torch.rand(3, 8)).shape == (3, 4)  # the copied hook still fits
     handle.remove()
     assert DependencyGraph(net, torch.rand(3, 8)).groups[0].prunable
+
+
+class _PatchMerging(nn.Module):
+    """timm Swin's patch merging (``[B, H, W, C] -> [B, H/2, W/2, 4 C]``, the channel axis
+    last of the merged ones), or with ``middle`` a flatten of ``[B, H, C, W]`` (the channel
+    axis between merged ones)."""
+
+    def __init__(self, middle: bool = False) -> None:
+        super().__init__()
+        self.middle = middle
+        self.embed = nn.Linear(3, 8)
+        self.norm = nn.LayerNorm(32)
+        self.reduction = nn.Linear(32, 6)
+        self.head = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)  # [B, H, W, C]
+        B, H, W, C = x.shape
+        if self.middle:  # [B, H, C, W] -> [B, H * C * W]
+            x = x.permute(0, 1, 3, 2).reshape(B, H * C * W)
+            return self.head(self.reduction(self.norm(x[:, :32])))
+        x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).flatten(3)
+        return self.head(self.reduction(self.norm(x)).mean((1, 2)))
+
+
+@pytest.mark.parametrize("middle", [False, True])
+def test_a_flatten_that_merges_axes_before_the_channels_prunes_them(middle: bool) -> None:
+    """Channel c of the residual owns entries o * C + c (times the trailing axes) of the
+    merged axis: the residual prunes through the merge (it froze: 'flatten splits the channel
+    axis') and the pruned model equals the soft-pruning oracle."""
+    torch.manual_seed(0)
+    model = _PatchMerging(middle).eval()
+    x = torch.randn(2, 2, 2, 3) if middle else torch.randn(2, 4, 4, 3)
+    graph = DependencyGraph(model, x)
+    embed = next(g for g in graph.groups if "embed" in g.producers)
+    assert embed.prunable, embed.reason
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["head"])
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert hard.embed.out_features == 4
+    assert hard.norm.normalized_shape == (16,)
+    torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)

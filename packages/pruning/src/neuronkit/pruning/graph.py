@@ -1466,7 +1466,7 @@ class DependencyGraph:
             if self.head_dims:
                 return self._head_dim_reshape(node, label, src, out, heads, err)
             if heads is None:
-                raise _Freeze(f"{_describe(node)} {err}") from None
+                return self._inner_merge(node, label, src, out, err)
             # [..., C, ...] -> [..., (G,) H, C/(G H), ...] (attention heads, G fused blocks such
             # as q / k / v): the d channels of a head become one unit, head h of every block
             # the same unit; the label moves to the head axis
@@ -1498,6 +1498,16 @@ class DependencyGraph:
             self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
             size = _requested_size(node, k + 1)
             return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
+        return self._inner_merge(node, label, src, out, err)
+
+    def _inner_merge(
+        self, node: fx.Node, label: _Label, src: Sequence[int], out: Sequence[int], err: ValueError
+    ) -> _Label:
+        """A reshape that merges the channel axis with axes before it (and maybe after it):
+        timm Swin's patch merging ``[B, H/2, W/2, 2, 2, C] -> [B, H/2, W/2, 4 C]``, or in
+        ``head_dims`` mode the merge back ``[..., heads, d] -> [..., heads * d]``. Channel ``c``
+        then owns entries ``(o * C + c) * inner + i`` of the merged axis, each ``o < outer``,
+        ``i < inner``: its slot, repeated."""
         merged = _inner_merge(src, out, label.axis)
         if merged is None:
             raise _Freeze(f"{_describe(node)} {err}")
