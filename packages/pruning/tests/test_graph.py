@@ -804,3 +804,61 @@ def test_a_flatten_that_merges_axes_before_the_channels_prunes_them(middle: bool
     assert hard.embed.out_features == 4
     assert hard.norm.normalized_shape == (16,)
     torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _BiasTableAttention(nn.Module):
+    """Attention with a learned bias per head and relative offset, gathered as
+    ``attention_biases[:, attention_bias_idxs]`` (timm's LeViT / EfficientFormer / TinyViT),
+    cached in eval mode and dropped in ``_apply`` as timm does."""
+
+    def __init__(self, dim: int = 16, heads: int = 4, tokens: int = 6) -> None:
+        super().__init__()
+        self.heads, self.d = heads, 4
+        self.qkv = nn.Linear(dim, 3 * heads * self.d)
+        self.proj = nn.Linear(heads * self.d, dim)
+        self.attention_biases = nn.Parameter(torch.randn(heads, tokens))
+        idx = torch.arange(tokens)
+        self.register_buffer("attention_bias_idxs", (idx[:, None] - idx).abs(), persistent=False)
+        self.attention_bias_cache: dict[str, torch.Tensor] = {}
+
+    def _apply(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.attention_bias_cache = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def biases(self, device: torch.device) -> torch.Tensor:
+        if self.training:
+            return self.attention_biases[:, self.attention_bias_idxs]
+        if str(device) not in self.attention_bias_cache:
+            self.attention_bias_cache[str(device)] = self.attention_biases[
+                :, self.attention_bias_idxs
+            ]
+        return self.attention_bias_cache[str(device)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, _ = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, self.d).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) * self.d**-0.5 + self.biases(x.device)
+        out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(B, N, -1)
+        return self.proj(out).mean(1)
+
+
+def test_a_gathered_bias_table_follows_the_heads_and_its_cache_is_dropped() -> None:
+    """``attention_biases[:, idxs]`` gathers the table's offsets (not channels) and keeps its
+    heads: the heads prune with it (they froze: 'combines channels with an untracked
+    tensor'), and the eval-mode cache of the unpruned table is dropped in the pruned model and
+    the oracle, which then agree."""
+    torch.manual_seed(0)
+    model = _BiasTableAttention().eval()
+    x = torch.randn(2, 6, 16)
+    with torch.no_grad():
+        model(x)  # fills the eval-mode cache with all 4 heads
+    graph = DependencyGraph(model, x)
+    heads = next(g for g in graph.groups if "attention_biases" in {m.param for m in g.members})
+    assert heads.prunable, heads.reason
+    assert heads.size == 4
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["proj"])
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert hard.attention_biases.shape == (2, 6)
+    assert hard.qkv.out_features == 3 * 2 * 4
+    torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)

@@ -1795,6 +1795,12 @@ class DependencyGraph:
             if isinstance(i, fx.Node) or torch.is_tensor(i) or isinstance(i, list)
         ]
         if advanced:
+            if (
+                isinstance(src_node, fx.Node)
+                and src_node.op == "get_attr"
+                and advanced == [label.axis]
+            ):
+                return self._gathered_table(node, src_node, label, items, src)
             return self._gather_rows(node, label, items, advanced)
         n_real = sum(1 for i in items if i is not None and i is not Ellipsis)
         expanded: list[Any] = []
@@ -1822,6 +1828,41 @@ class DependencyGraph:
                 out_ax += 1
             in_ax += 1
         return label
+
+    def _gathered_table(
+        self,
+        node: fx.Node,
+        table: fx.Node,
+        label: _Label,
+        items: tuple[Any, ...],
+        src: Sequence[int],
+    ) -> _Label:
+        """``table[:, index]``: a parameter gathered along the axis the get_attr rule took
+        for its channels (its last non-singleton one), as LeViT's, TinyViT's and
+        EfficientFormer's ``attention_biases[:, attention_bias_idxs]`` (a ``[heads, offsets]``
+        table). The table's channels are then its one other non-singleton axis, which the
+        index leaves in place (the heads); the gathered axis has no channels (frozen, if the
+        table is read elsewhere too)."""
+        p = label.axis
+        others = [q for q, n in enumerate(src) if q != p and n != 1]
+        index = items[p]
+        index_shape = _shape(index) if isinstance(index, fx.Node) else None
+        if (
+            len(others) != 1
+            or index_shape is None
+            or any(i != slice(None) for q, i in enumerate(items) if q != p)
+        ):
+            raise _Freeze(f"{_describe(node)}: advanced indexing")
+        (q,) = others
+        channels = self._fresh(src[q], q)
+        member = self._read_tensors.get(table)
+        if member is not None and len(table.users) == 1:  # re-homed to the heads axis
+            member.dim, member.slots = q, list(channels.slots)
+        else:
+            self._freeze(label, f"{_describe(node)} gathers {table.target} along this axis")
+            module, name = _split_target(str(table.target))
+            self._member(module, name, q, "embed", "Parameter", channels.slots)
+        return _Label(q if q < p else q - 1 + len(index_shape), channels.slots)
 
     def _gather_rows(
         self, node: fx.Node, label: _Label, items: tuple[Any, ...], advanced: list[int]
