@@ -811,9 +811,11 @@ class _BiasTableAttention(nn.Module):
     ``attention_biases[:, attention_bias_idxs]`` (timm's LeViT / EfficientFormer / TinyViT),
     cached in eval mode and dropped in ``_apply`` as timm does."""
 
-    def __init__(self, dim: int = 16, heads: int = 4, tokens: int = 6) -> None:
+    def __init__(
+        self, dim: int = 16, heads: int = 4, tokens: int = 6, branch: bool = False
+    ) -> None:
         super().__init__()
-        self.heads, self.d = heads, 4
+        self.heads, self.d, self.branch = heads, 4, branch
         self.qkv = nn.Linear(dim, 3 * heads * self.d)
         self.proj = nn.Linear(heads * self.d, dim)
         self.attention_biases = nn.Parameter(torch.randn(heads, tokens))
@@ -836,23 +838,30 @@ class _BiasTableAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, _ = x.shape
+        if self.branch and x.shape[1] > 1:  # Python control flow: torch.fx cannot trace it
+            x = x * 1.0
         q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, self.d).permute(2, 0, 3, 1, 4)
         attn = (q @ k.transpose(-2, -1)) * self.d**-0.5 + self.biases(x.device)
         out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(B, N, -1)
         return self.proj(out).mean(1)
 
 
-def test_a_gathered_bias_table_follows_the_heads_and_its_cache_is_dropped() -> None:
+@pytest.mark.parametrize("branch", [False, True])
+def test_a_gathered_bias_table_follows_the_heads_and_its_cache_is_dropped(branch: bool) -> None:
     """``attention_biases[:, idxs]`` gathers the table's offsets (not channels) and keeps its
     heads: the heads prune with it (they froze: 'combines channels with an untracked
     tensor'), and the eval-mode cache of the unpruned table is dropped in the pruned model and
-    the oracle, which then agree."""
+    the oracle, which then agree. With ``branch`` the concrete tracer runs the forward, which
+    would read the filled cache as a constant: the trace drops it first (and restores it)."""
     torch.manual_seed(0)
-    model = _BiasTableAttention().eval()
+    model = _BiasTableAttention(branch=branch).eval()
     x = torch.randn(2, 6, 16)
     with torch.no_grad():
         model(x)  # fills the eval-mode cache with all 4 heads
+    cache = model.attention_bias_cache
     graph = DependencyGraph(model, x)
+    assert model.attention_bias_cache is cache
+    assert len(cache) == 1
     heads = next(g for g in graph.groups if "attention_biases" in {m.param for m in g.members})
     assert heads.prunable, heads.reason
     assert heads.size == 4

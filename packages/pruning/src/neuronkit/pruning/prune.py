@@ -33,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 from .graph import DependencyGraph, Group
 from .hf_config import sync_hf_config
 from .importance import GroupImportance, _described, get_param, resolve_importance
-from .tracing import is_hf_conv1d, is_hf_model, is_rms_norm
+from .tracing import drop_caches, is_hf_conv1d, is_hf_model, is_rms_norm
 
 __all__ = [
     "MaskedLayerNorm",
@@ -716,8 +716,8 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
         mha = mods[name]
         assert isinstance(mha, nn.MultiheadAttention)
         _prune_attention(mha, keep_int, hard)
-    for module in touched:
-        _drop_caches(mods[module])
+    for module in touched:  # a cache of the unpruned (or unmasked) tensors would be read again
+        drop_caches(mods[module])
     if hard:
         for module in touched:
             _fix_attributes(mods[module])
@@ -736,20 +736,6 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             )
             setattr(mods[parent], leaf, masked)
     return target
-
-
-def _same_tensor(t: torch.Tensor) -> torch.Tensor:
-    return t
-
-
-def _drop_caches(module: nn.Module) -> None:
-    """Let a module that keeps values computed from its tensors drop them: one that overrides
-    ``nn.Module._apply`` to clear a cache (timm's LeViT, EfficientFormer and TinyViT attention
-    cache ``attention_biases[:, idxs]`` in eval mode, cleared whenever ``.to()`` and the like
-    apply a function to its tensors) gets ``_apply`` of the identity, as ``.to()`` to its own
-    device and dtype does; a cache of the unpruned (or unmasked) tensors would be read again."""
-    if type(module)._apply is not nn.Module._apply:
-        module._apply(_same_tensor)
 
 
 def _single_group(module: nn.Module) -> bool:

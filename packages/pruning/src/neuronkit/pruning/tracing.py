@@ -978,6 +978,20 @@ class _PlainTracer(_ThreadSafeTracer):
         )
 
 
+def _same_tensor(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def drop_caches(module: nn.Module) -> None:
+    """Let a module that keeps values computed from its tensors drop them: one that overrides
+    ``nn.Module._apply`` to clear a cache (timm's LeViT, EfficientFormer and TinyViT attention
+    cache ``attention_biases[:, idxs]`` in eval mode, cleared whenever ``.to()`` and the like
+    apply a function to its tensors) gets ``_apply`` of the identity, as ``.to()`` to its own
+    device and dtype does."""
+    if type(module)._apply is not nn.Module._apply:
+        module._apply(_same_tensor)
+
+
 def _trace_graph(
     model: nn.Module,
     example_inputs: tuple[Any, ...],
@@ -1014,6 +1028,8 @@ def _trace_graph(
             for k, v in attrs.items()
             if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
         ]
+        for m, _ in saved:  # a cached value would enter the trace as a constant (restored)
+            drop_caches(m)
         sizes = _track_sizes(model)
         factories = [(n, getattr(torch, n)) for n in _FACTORIES]
         for n, fn in factories:
