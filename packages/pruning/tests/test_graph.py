@@ -871,3 +871,33 @@ def test_a_gathered_bias_table_follows_the_heads_and_its_cache_is_dropped(branch
     assert hard.attention_biases.shape == (2, 6)
     assert hard.qkv.out_features == 3 * 2 * 4
     torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _ConvPositionEmbedding(nn.Module):
+    """PiT / Visformer: a position embedding ``[1, C, H, W]`` added to a conv's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.pos_embed = nn.Parameter(torch.randn(1, 8, 5, 5))
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head((self.conv(x) + self.pos_embed).mean((2, 3)))
+
+
+def test_a_parameter_takes_its_channels_from_the_op_that_reads_it() -> None:
+    """The get_attr rule guesses a parameter's last non-singleton axis (W of ``[1, C, H, W]``);
+    added to ``[B, C, H, W]`` the embedding's channels move to C (they froze: 'mixes channel
+    axes'), and the pruned model equals the oracle."""
+    torch.manual_seed(0)
+    model = _ConvPositionEmbedding().eval()
+    x = torch.randn(2, 3, 5, 5)
+    graph = DependencyGraph(model, x)
+    conv = next(g for g in graph.groups if "conv" in g.producers)
+    assert conv.prunable, conv.reason
+    assert ("pos_embed", 1) in {(m.param, m.dim) for m in conv.members}
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["head"])
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert hard.pos_embed.shape == (1, 4, 5, 5)
+    torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)

@@ -1419,18 +1419,27 @@ class DependencyGraph:
         if out is None:
             return None
         nd = len(out)
-        labelled: list[tuple[_Label, int]] = []
+        labelled: list[tuple[_Label, int, fx.Node]] = []
         for a in operands:
             if isinstance(a, fx.Node) and isinstance(labels.get(a), _Label):
                 s = _shape(a)
                 assert s is not None
                 lab = labels[a]
-                labelled.append((lab, lab.axis + nd - len(s)))
+                labelled.append((lab, lab.axis + nd - len(s), a))
         if not labelled:
             return None
-        axis = labelled[0][1]
-        result = _Label(axis, list(labelled[0][0].slots))
-        for lab, ax in labelled[1:]:
+        # the channels of a computed operand place those of a parameter read here (a position
+        # embedding [1, C, H, W] added to [B, C, H, W]: the get_attr rule guessed W)
+        ref = next((i for i, (_, _, a) in enumerate(labelled) if a.op != "get_attr"), 0)
+        axis, size = labelled[ref][1], len(labelled[ref][0].slots)
+        for i, (_lab, ax, a) in enumerate(labelled):
+            if ax != axis and a.op == "get_attr":
+                moved = self._rehomed(a, axis - nd + len(_shape(a) or ()), size)
+                if moved is not None:
+                    labels[a] = moved
+                    labelled[i] = (moved, axis, a)
+        result = _Label(axis, list(labelled[ref][0].slots))
+        for lab, ax, _ in labelled:
             if ax != axis or not self._unify(result, lab):
                 raise _Freeze(f"{_describe(node)} mixes channel axes")
         for a in operands:
@@ -1854,15 +1863,31 @@ class DependencyGraph:
         ):
             raise _Freeze(f"{_describe(node)}: advanced indexing")
         (q,) = others
-        channels = self._fresh(src[q], q)
-        member = self._read_tensors.get(table)
-        if member is not None and len(table.users) == 1:  # re-homed to the heads axis
-            member.dim, member.slots = q, list(channels.slots)
-        else:
+        channels = self._rehomed(table, q, src[q])
+        if channels is None:  # read elsewhere too: a second member, on the heads axis
             self._freeze(label, f"{_describe(node)} gathers {table.target} along this axis")
+            channels = self._fresh(src[q], q)
             module, name = _split_target(str(table.target))
             self._member(module, name, q, "embed", "Parameter", channels.slots)
         return _Label(q if q < p else q - 1 + len(index_shape), channels.slots)
+
+    def _rehomed(self, table: fx.Node, axis: int, size: int) -> _Label | None:
+        """Move the channels the get_attr rule gave a parameter (its last non-singleton axis,
+        a guess) to ``axis`` of ``size`` entries, where the one op that reads it places them;
+        None if the parameter is read by other ops too, or that axis does not fit."""
+        member = self._read_tensors.get(table)
+        shape = _shape(table)
+        if (
+            member is None
+            or len(table.users) != 1
+            or shape is None
+            or not 0 <= axis < len(shape)
+            or shape[axis] != size
+        ):
+            return None
+        label = self._fresh(size, axis)
+        member.dim, member.slots = axis, list(label.slots)
+        return label
 
     def _gather_rows(
         self, node: fx.Node, label: _Label, items: tuple[Any, ...], advanced: list[int]
