@@ -47,6 +47,8 @@ def _check_oracle(model: nn.Module, x: Any, graph: DependencyGraph, **plan: Any)
         ((2, 5, 4, 8), (2, 5, 4, 8), 3, (3, 1, 1)),  # nothing merged
         ((2, 5, 4, 8), (2, 20, 8), 3, (2, 1, 1)),  # the channel axis kept, others merged
         ((2, 5, 4, 8), (2, 5, 2, 16), 3, None),  # heads regrouped across the channels
+        ((2, 1, 4, 8), (2, 1, 32), 3, (2, 4, 1)),  # one query token
+        ((1, 1, 4, 8), (1, 1, 32), 3, (2, 4, 1)),  # one token, batch 1
     ],
 )
 def test_inner_merge_locates_the_channels(src: Any, out: Any, axis: int, expected: Any) -> None:
@@ -100,6 +102,30 @@ def test_tensor_op_attention_prunes_dimensions_within_heads(kind: str) -> None:
         assert hard.q.out_features == hard.k.out_features == 16
     # whole heads by default: one unit per head
     assert _group_of(DependencyGraph(model, x), "v").size == 4
+
+
+@pytest.mark.parametrize("head_dims", [False, True])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_one_token_attention_prunes_like_a_sequence(head_dims: bool, batch: int) -> None:
+    """``[B, 1, C] -> [B, 1, heads, d]`` (one query token, a decoder's step): the singleton
+    token axis leaves the heads where they are (they froze: "splits the channel axis")."""
+    torch.manual_seed(0)
+    model, x = _Attention("matmul").eval(), torch.randn(batch, 1, 6)
+    graph = DependencyGraph(model, x, head_dims=head_dims)
+    heads = _group_of(graph, "v")
+    assert (heads.size, heads.prunable) == (8 if head_dims else 4, True)
+    assert [g.size for g in graph.groups] == [
+        g.size for g in DependencyGraph(model, x.repeat(1, 5, 1), head_dims=head_dims).groups
+    ]
+    hard = _check_oracle(model, x, graph, ignored_layers=["head", "embed"])
+    assert hard.v.out_features == 16
+    longer = torch.randn(batch, 7, 6)  # what the one-token trace pruned runs on sequences
+    torch.testing.assert_close(
+        hard(longer),
+        soft_prune(graph, plan_pruning(graph, "l2", 0.5, ignored_layers=["head", "embed"]))(longer),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_multihead_attention_module_keeps_whole_heads() -> None:

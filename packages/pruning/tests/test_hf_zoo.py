@@ -135,6 +135,30 @@ def test_architecture_prunes_to_the_soft_oracle(name: str, attention: str) -> No
     assert sum(p.numel() for p in hard.parameters()) < 0.8 * n0
 
 
+_DECODERS = ["mistral", "qwen2", "phi", "gemma", "opt", "gpt_neox", "gptj", "falcon"]
+
+
+@pytest.mark.parametrize("name", _DECODERS)
+def test_one_token_trace_groups_as_a_sequence_does(name: str) -> None:
+    """A decoder traced on one token (``[B, 1, C] -> [B, 1, heads, d]``) finds the groups a
+    sequence finds, and the model pruned from it equals the oracle on whole sequences."""
+    build, make_inputs = _ZOO[name]
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build().eval()
+    ids = make_inputs()
+    one, whole = DependencyGraph(model, ids[:, :1]), DependencyGraph(model, ids)
+    assert [(g.size, g.prunable) for g in one.groups] == [
+        (g.size, g.prunable) for g in whole.groups
+    ]
+    plan = plan_pruning(one, "l2", 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hard, soft = prune(one, plan), soft_prune(one, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+
+
 class _Logits(torch.nn.Module):
     def __init__(self, model: Any) -> None:
         super().__init__()

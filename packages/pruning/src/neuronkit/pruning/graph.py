@@ -2535,14 +2535,9 @@ def _reshape_channel_map(src: Sequence[int], out: Sequence[int], axis: int) -> t
     Raises:
         ValueError: the reshape splits the channel axis or mixes it with preceding axes.
     """
-    pre = math.prod(src[:axis])
-    acc, k = 1, 0
-    while k < len(out) and acc < pre:
-        acc *= out[k]
-        k += 1
-    while k < len(out) - 1 and out[k] == 1 and src[axis] != 1:
-        k += 1
-    if acc != pre or k >= len(out) or out[k] % src[axis] != 0:
+    ends = _prefix_ends(out, math.prod(src[:axis]))
+    k = ends[-1] if ends and src[axis] != 1 else ends[0] if ends else len(out)
+    if k >= len(out) or out[k] % src[axis] != 0:
         raise ValueError("splits the channel axis")
     size, prod_in, m = out[k], src[axis], axis + 1
     while prod_in < size and m < len(src):
@@ -2559,18 +2554,13 @@ def _inner_merge(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int
     them (``[B, T, H, d] -> [B, T, H * d]`` with ``axis = 3``: ``(2, H, 1)``): entry
     ``(o * C + c) * inner + i`` of output axis ``k`` is channel ``c``; None otherwise."""
     for a in range(axis + 1):
-        pre, acc, k = math.prod(src[:a]), 1, 0
-        while k < len(out) and acc < pre:
-            acc *= out[k]
-            k += 1
-        if acc != pre or k >= len(out):
-            continue
-        prod_in, m = math.prod(src[a : axis + 1]), axis + 1
-        while prod_in < out[k] and m < len(src):
-            prod_in *= src[m]
-            m += 1
-        if prod_in == out[k]:
-            return k, math.prod(src[a:axis]), math.prod(src[axis + 1 : m])
+        for k in _prefix_ends(out, math.prod(src[:a])):
+            prod_in, m = math.prod(src[a : axis + 1]), axis + 1
+            while prod_in < out[k] and m < len(src):
+                prod_in *= src[m]
+                m += 1
+            if prod_in == out[k]:
+                return k, math.prod(src[a:axis]), math.prod(src[axis + 1 : m])
     return None
 
 
@@ -2580,22 +2570,32 @@ def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int,
     ``out[k - 1], out[k], out[k + 1]`` (``blocks`` fused blocks of heads, timm's
     ``reshape(B, N, 3, self.num_heads, self.head_dim)``), and keeps every other axis's extent;
     None otherwise."""
-    pre = math.prod(src[:axis])
+    rest = math.prod(src[axis + 1 :])
+    for k in _prefix_ends(out, math.prod(src[:axis])):
+        splits = [(1, k)] + ([(out[k], k + 1)] if out[k] >= 2 else [])
+        for blocks, first in splits:  # (heads, d), then (blocks, heads, d)
+            last = first + 1
+            if last >= len(out) or out[first] < 2 or blocks * out[first] * out[last] != src[axis]:
+                continue
+            if math.prod(out[last + 1 :]) == rest:
+                return first, blocks, out[last]
+    return None
+
+
+def _prefix_ends(out: Sequence[int], pre: int) -> list[int]:
+    """Every ``k < len(out)`` with ``prod(out[:k]) == pre``: where the axes that hold ``pre``
+    entries before the channels can end in ``out``. Several when singletons follow them
+    (``[B, 1, C] -> [B, 1, H, d]``, one query token: ``k`` 1 or 2)."""
     acc, k = 1, 0
     while k < len(out) and acc < pre:
         acc *= out[k]
         k += 1
-    if acc != pre:
-        return None
-    rest = math.prod(src[axis + 1 :])
-    splits = [(1, k)] + ([(out[k], k + 1)] if k < len(out) and out[k] >= 2 else [])
-    for blocks, first in splits:  # (heads, d), then (blocks, heads, d)
-        last = first + 1
-        if last >= len(out) or out[first] < 2 or blocks * out[first] * out[last] != src[axis]:
-            continue
-        if math.prod(out[last + 1 :]) == rest:
-            return first, blocks, out[last]
-    return None
+    if acc != pre or k >= len(out):
+        return []
+    ends = [k]
+    while ends[-1] < len(out) - 1 and out[ends[-1]] == 1:
+        ends.append(ends[-1] + 1)
+    return ends
 
 
 # a rule's result for an op that sums its inputs' channels away (``q @ k^T`` in head_dims mode)
