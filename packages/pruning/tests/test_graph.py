@@ -806,6 +806,48 @@ def test_a_flatten_that_merges_axes_before_the_channels_prunes_them(middle: bool
     torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
 
 
+class _Unfold(nn.Module):
+    """MobileViT's unfold and fold (timm's ``MobileVitBlock``): ``[B, C, H, W] -> [B C n_h,
+    p_h, n_w, p_w] -> [B, C, N, P] -> [B P, N, C]``, a per-token MLP over the channels, and
+    back ``[B P, N, C] -> [B, P, N, C] -> [B C n_h, n_w, p_h, p_w] -> [B, C, H, W]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.mlp = nn.Sequential(nn.Linear(8, 12), nn.GELU(), nn.Linear(12, 8))
+        self.fuse = nn.Conv2d(8, 6, 1)
+        self.head = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        B, C, H, W = x.shape
+        n_h, n_w, p = H // 2, W // 2, 2
+        t = x.reshape(B * C * n_h, p, n_w, p).transpose(1, 2)
+        t = t.reshape(B, C, n_h * n_w, p * p).transpose(1, 3).reshape(B * p * p, n_h * n_w, -1)
+        t = t + self.mlp(t)
+        t = t.contiguous().view(B, p * p, n_h * n_w, -1).transpose(1, 3)
+        t = t.reshape(B * C * n_h, n_w, p, p).transpose(1, 2).reshape(B, C, H, W)
+        return self.head(self.fuse(t + x).mean((2, 3)))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_mobilevit_unfold_and_fold_follow_the_channels(batch: int) -> None:
+    """Channel c owns entries (b C + c) n_h + i of the unfolded batch axis: the conv's channels
+    follow through the unfold into the MLP and back (they froze: 'splits the channel axis'),
+    and the pruned model equals the soft-pruning oracle."""
+    torch.manual_seed(0)
+    model, x = _Unfold().eval(), torch.randn(batch, 3, 6, 4)
+    graph = DependencyGraph(model, x)
+    conv = next(g for g in graph.groups if "conv" in g.producers)
+    assert conv.prunable, conv.reason
+    assert "mlp.2" in conv.producers
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["head"])
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert (hard.conv.out_channels, hard.mlp[0].in_features) == (4, 4)
+    torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+    assert not torch.allclose(soft(x), model(x))
+
+
 class _BiasTableAttention(nn.Module):
     """Attention with a learned bias per head and relative offset, gathered as
     ``attention_biases[:, attention_bias_idxs]`` (timm's LeViT / EfficientFormer / TinyViT),

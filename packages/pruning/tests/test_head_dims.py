@@ -18,7 +18,7 @@ from neuronkit.pruning import (
     prune_model,
     soft_prune,
 )
-from neuronkit.pruning.graph import _inner_merge
+from neuronkit.pruning.graph import _strided_channels
 
 
 def _group_of(graph: DependencyGraph, producer: str) -> Any:
@@ -46,13 +46,35 @@ def _check_oracle(model: nn.Module, x: Any, graph: DependencyGraph, **plan: Any)
         ((2, 5, 4, 8), (10, 32), 3, (1, 4, 1)),  # batch and time merged before
         ((2, 5, 4, 8), (2, 5, 4, 8), 3, (3, 1, 1)),  # nothing merged
         ((2, 5, 4, 8), (2, 20, 8), 3, (2, 1, 1)),  # the channel axis kept, others merged
-        ((2, 5, 4, 8), (2, 5, 2, 16), 3, None),  # heads regrouped across the channels
+        ((2, 5, 4, 8), (2, 5, 2, 16), 3, (3, 2, 1)),  # heads regrouped: d twice per entry
         ((2, 1, 4, 8), (2, 1, 32), 3, (2, 4, 1)),  # one query token
         ((1, 1, 4, 8), (1, 1, 32), 3, (2, 4, 1)),  # one token, batch 1
+        ((2, 8, 6, 4), (48, 2, 2, 2), 1, (0, 2, 3)),  # unfold [B, C, H, W] -> [B C n_h, ...]
+        ((2, 8, 6, 4), (2, 96, 2), 1, (1, 1, 12)),  # H W regrouped: 12 entries a channel
+        ((2, 8, 6, 4), (2, 4, 96), 1, None),  # two channels on each entry of axis 1
+        ((2, 4, 8, 3), (2, 4, 4, 6), 2, None),  # two channels on each entry of axis 2
     ],
 )
-def test_inner_merge_locates_the_channels(src: Any, out: Any, axis: int, expected: Any) -> None:
-    assert _inner_merge(src, out, axis) == expected
+def test_strided_channels_locates_the_channels(
+    src: Any, out: Any, axis: int, expected: Any
+) -> None:
+    """Axis ``k`` of the output holds channel ``c`` at entries ``(o C + c) inner + i``."""
+    channels = list(range(src[axis]))
+    got = _strided_channels(src, out, axis, channels)
+    if expected is None:
+        assert got is None
+    else:
+        k, outer, inner = expected
+        assert got == (k, [c for _ in range(outer) for c in channels for _ in range(inner)])
+
+
+def test_strided_channels_folds_back() -> None:
+    """MobileViT's fold: ``[B C n_h, n_w, p_h, p_w] -> [B, C, H, W]`` takes the unfolded
+    channels (``C`` channels, each ``n_h`` entries, twice for ``B = 2``) back to axis 1."""
+    unfolded = [c for _ in range(2) for c in "abcd" for _ in range(3)]
+    assert _strided_channels((24, 2, 2, 2), (2, 4, 6, 4), 0, unfolded) == (1, list("abcd"))
+    assert _strided_channels((24, 2, 2, 2), (2, 4, 24), 0, unfolded) == (1, list("abcd"))
+    assert _strided_channels((24, 2, 2, 2), (2, 2, 48), 0, unfolded) is None
 
 
 class _Attention(nn.Module):

@@ -1471,15 +1471,25 @@ class DependencyGraph:
         try:
             k, rep = _reshape_channel_map(src, out, label.axis)
         except ValueError as err:
+            # the channels merged with other axes, whole or split (timm Swin's patch merging
+            # [B, H/2, W/2, 2, 2, C] -> [B, H/2, W/2, 4 C], MobileViT's unfolding [B, C, H, W]
+            # -> [B C n_h, p_h, n_w, p_w] and folding back, the merge back of head_dims mode)
+            strided = _strided_channels(src, out, label.axis, label.slots)
+            if strided is not None:
+                k, slots = strided
+                return self._bind_size(_requested_size(node, k), _Label(k, slots), node)
             heads = _head_split(src, out, label.axis)
-            if self.head_dims:
-                return self._head_dim_reshape(node, label, src, out, heads, err)
             if heads is None:
-                return self._inner_merge(node, label, src, out, err)
+                raise _Freeze(f"{_describe(node)} {err}") from None
+            k, blocks, d = heads
+            if self.head_dims:
+                # dimension j of every head (of every fused block) one unit, the label on d
+                self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
+                size = _requested_size(node, k + 1)
+                return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
             # [..., C, ...] -> [..., (G,) H, C/(G H), ...] (attention heads, G fused blocks such
             # as q / k / v): the d channels of a head become one unit, head h of every block
             # the same unit; the label moves to the head axis
-            k, blocks, d = heads
             n_heads = len(label.slots) // (blocks * d)
             # slot i joins the first slot of its head (head h of every block: h % n_heads)
             units = [label.slots[(i // d) % n_heads * d] for i in range(len(label.slots))]
@@ -1488,41 +1498,6 @@ class DependencyGraph:
             return self._bind_size(size, _Label(k, label.slots[: n_heads * d : d]), node)
         size = _requested_size(node, k)
         return self._bind_size(size, _Label(k, [s for s in label.slots for _ in range(rep)]), node)
-
-    def _head_dim_reshape(
-        self,
-        node: fx.Node,
-        label: _Label,
-        src: Sequence[int],
-        out: Sequence[int],
-        heads: tuple[int, int, int] | None,
-        err: ValueError,
-    ) -> _Label:
-        """``head_dims`` mode: a split into ``(..., heads, d)`` makes dimension ``j`` of every
-        head (of every fused block) one unit and moves the label to the ``d`` axis; the
-        merge back (``[..., heads, d] -> [..., heads * d]``, the label on an inner axis of
-        the merged ones) repeats the ``d`` slots once per head."""
-        if heads is not None:
-            k, _, d = heads
-            self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
-            size = _requested_size(node, k + 1)
-            return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
-        return self._inner_merge(node, label, src, out, err)
-
-    def _inner_merge(
-        self, node: fx.Node, label: _Label, src: Sequence[int], out: Sequence[int], err: ValueError
-    ) -> _Label:
-        """A reshape that merges the channel axis with axes before it (and maybe after it):
-        timm Swin's patch merging ``[B, H/2, W/2, 2, 2, C] -> [B, H/2, W/2, 4 C]``, or in
-        ``head_dims`` mode the merge back ``[..., heads, d] -> [..., heads * d]``. Channel ``c``
-        then owns entries ``(o * C + c) * inner + i`` of the merged axis, each ``o < outer``,
-        ``i < inner``: its slot, repeated."""
-        merged = _inner_merge(src, out, label.axis)
-        if merged is None:
-            raise _Freeze(f"{_describe(node)} {err}")
-        k, outer, inner = merged
-        slots = [s for _ in range(outer) for s in label.slots for _ in range(inner)]
-        return self._bind_size(_requested_size(node, k), _Label(k, slots), node)
 
     def _unflatten(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``x.unflatten(dim, sizes)``: a reshape that splits one axis (e.g. ``[T*B, C, ...] ->
@@ -2548,20 +2523,43 @@ def _reshape_channel_map(src: Sequence[int], out: Sequence[int], axis: int) -> t
     return k, size // src[axis]
 
 
-def _inner_merge(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int, int] | None:
-    """``(k, outer, inner)`` when a reshape merges axes ``src[a:m]`` around channel axis
-    ``axis`` (``a <= axis < m``) into output axis ``k`` and keeps the extent of the axes before
-    them (``[B, T, H, d] -> [B, T, H * d]`` with ``axis = 3``: ``(2, H, 1)``): entry
-    ``(o * C + c) * inner + i`` of output axis ``k`` is channel ``c``; None otherwise."""
-    for a in range(axis + 1):
-        for k in _prefix_ends(out, math.prod(src[:a])):
-            prod_in, m = math.prod(src[a : axis + 1]), axis + 1
-            while prod_in < out[k] and m < len(src):
-                prod_in *= src[m]
-                m += 1
-            if prod_in == out[k]:
-                return k, math.prod(src[a:axis]), math.prod(src[axis + 1 : m])
+def _strided_channels(
+    src: Sequence[int], out: Sequence[int], axis: int, slots: Sequence[Any]
+) -> tuple[int, list[Any]] | None:
+    """``(k, out_slots)`` when a reshape of a ``src``-shaped tensor whose axis ``axis`` holds
+    channels ``slots`` puts, on every entry of one output axis ``k``, a single channel, the
+    same for every index of the other output axes; None otherwise.
+
+    In flat (row-major) order a channel holds runs of ``stride`` entries that repeat every
+    ``span`` entries (``slots`` periodic: :func:`_periodic`). Output axis ``k`` holds one
+    channel per entry when its entries, ``t = prod(out[k + 1:])`` flat entries each, tile
+    the runs (``t`` divides ``stride``) and each row of it covers whole periods (``span``
+    divides ``t * out[k]``). ``[B, C, H, W] -> [B C n_h, p_h, n_w, p_w]`` (``H = n_h p_h``):
+    entry ``(b C + c) n_h + i`` of axis 0 is channel ``c``; ``[B, H, W, 4, C] ->
+    [B, H, W, 4 C]``: entry ``j C + c`` of axis 3 is."""
+    base, inner = _periodic(slots)
+    stride = math.prod(src[axis + 1 :]) * inner
+    span = stride * len(base)
+    for k in range(len(out)):
+        t = math.prod(out[k + 1 :])
+        if stride % t == 0 and (t * out[k]) % span == 0:
+            step = stride // t
+            return k, [base[(j // step) % len(base)] for j in range(out[k])]
     return None
+
+
+def _periodic(slots: Sequence[Any]) -> tuple[list[Any], int]:
+    """``(base, inner)`` with ``slots[j] == base[(j // inner) % len(base)]`` for every ``j``
+    and ``len(slots)`` a multiple of ``inner * len(base)``: the shortest such description,
+    found from the first run of equal slots (``(slots, 1)`` when none fits)."""
+    n, inner = len(slots), 1
+    while inner < n and slots[inner] == slots[0]:
+        inner += 1
+    base = list(slots[::inner])
+    for p in range(1, len(base) + 1):
+        if n % (inner * p) == 0 and all(slots[j] == base[(j // inner) % p] for j in range(n)):
+            return base[:p], inner
+    return list(slots), 1
 
 
 def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int, int] | None:

@@ -333,6 +333,18 @@ def zoo() -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]]:
     }
 
 
+def _he_init(model: nn.Module) -> nn.Module:
+    """Convolutions He-normal, batch norms the identity: transformers draws both weights from
+    N(0, 0.02), under which an untrained MobileViT (batch norms with their initial running
+    statistics) outputs about 1e-22, too small for any check to see."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)
+        elif isinstance(module, nn.BatchNorm2d):
+            module.reset_parameters()
+    return model
+
+
 def hf_zoo() -> dict[str, tuple[Callable[[], nn.Module], Callable[[], Any]]]:
     """Tiny Hugging Face models built from configs (no download; needs ``transformers``):
     name -> (constructor, example-input maker). Decoder LMs (Mistral, Qwen2, Phi, Gemma, OPT,
@@ -488,12 +500,14 @@ def hf_zoo() -> dict[str, tuple[Callable[[], nn.Module], Callable[[], Any]]]:
             image,
         ),
         "mobilevit": (
-            lambda: tr.MobileViTForImageClassification(
-                tr.MobileViTConfig(
-                    image_size=32,
-                    hidden_sizes=[16, 24, 32],
-                    neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
-                    num_labels=10,
+            lambda: _he_init(
+                tr.MobileViTForImageClassification(
+                    tr.MobileViTConfig(
+                        image_size=32,
+                        hidden_sizes=[16, 24, 32],
+                        neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+                        num_labels=10,
+                    )
                 )
             ),
             image,
