@@ -52,6 +52,7 @@ import math
 import operator
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -679,6 +680,12 @@ class DependencyGraph:
             ``"name[i]"`` of a tuple attribute, sizes in a reshape (OPT's ``self.num_heads``,
             timm's ``Scale.shape``; -1 where an entry belongs to no group):
             :func:`~.prune.prune` sets the attribute to the number of entries kept.
+        width_ties: sets of groups whose kept widths must stay equal, each ``{group index:
+            width}`` (a group's kept width: kept channels times ``width``): a reshape sizes
+            one group's channels with another group's count, as EVA's ``x.transpose(1,
+            2).reshape(B, N, C)`` sizes the attention output (heads of 64 entries: width 64)
+            with the residual width ``C`` read from the input (width 1). :func:`~.prune.
+            plan_pruning` keeps them equal; a tie with a frozen group freezes the others.
         divisors: ``(module, parameter)`` of the parameters and buffers that ``forward``
             divides channels by (``x / self.gamma``, also through ``abs``, ``neg``, ``sqrt``,
             ``square``, ``relu`` or a positive power): :func:`~.prune.soft_prune` sets their
@@ -722,6 +729,8 @@ class DependencyGraph:
         self._size_slots: dict[tuple[str, str], list[int]] = {}
         self._layernorms: set[str] = set()
         self._divisors: set[tuple[str, str]] = set()
+        # (slots of the channels counted, slots of the axis sized with that count, the reshape)
+        self._count_ties: list[tuple[list[int], list[int], fx.Node]] = []
         self._build()
         self.layernorms = frozenset(self._layernorms)
         self.divisors = frozenset(self._divisors)
@@ -810,9 +819,10 @@ class DependencyGraph:
         with the pruning. It follows the pruning only where it sizes those channels again: as
         a view / reshape / expand size (alone, or times other sizes and constants, as
         ``C * H * W``) on an output axis that holds only channels of the same group.
-        Anything else (split sizes, ``C // self.num_heads``, a factory, a comparison) would
-        compute with the new count where the traced code had the old one, so the channels it
-        counts freeze; so do the reshape's channels where they are another group's."""
+        Where the reshape's channels are another group's, the two groups' kept widths are
+        tied (:attr:`width_ties`). Anything else (split sizes, ``C // self.num_heads``, a
+        factory, a comparison) would compute with the new count where the traced code had the
+        old one, so the channels it counts freeze."""
         counts: dict[fx.Node, _Label] = {}  # node -> the channels whose count it holds
         fixed: set[fx.Node] = set()  # sizes that are no channel count (B, H, an untracked C)
         # size tuple -> (channel axis, rank, label); axis and label None: no count inside
@@ -861,10 +871,9 @@ class DependencyGraph:
             for user, out, at in self._size_uses(node, labels, counts):
                 if isinstance(out, _Label) and at == [out.axis]:
                     roots = self._uf.roots
-                    if set(roots(label.slots).tolist()) == set(roots(out.slots).tolist()):
-                        continue
-                    reason = f"{_describe(user)}: sizes its channels with another group's count"
-                    self._freeze(out, reason)
+                    if set(roots(label.slots).tolist()) != set(roots(out.slots).tolist()):
+                        self._count_ties.append((list(label.slots), list(out.slots), user))
+                    continue
                 self._freeze(
                     label,
                     f"{_describe(user)} computes with the channel count {_describe(node)}; it "
@@ -2479,6 +2488,7 @@ class DependencyGraph:
                 g.prunable, g.reason = False, _GLOBAL_HOOKS
             if g.prunable and root_hooked:
                 g.prunable, g.reason = False, "forward hooks on the model, unseen by the trace"
+        self.width_ties = _tie_widths(self._count_ties, groups, root, slot_gid)
         # each rewritable size attribute: (group, channel) of every entry of its axis
         self.size_attributes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for key, slots in self._size_slots.items():
@@ -2500,6 +2510,88 @@ class DependencyGraph:
         return (
             f"DependencyGraph({type(self.model).__name__}: {len(self.groups)} groups, {n} prunable)"
         )
+
+
+def _tie_widths(
+    count_ties: list[tuple[list[int], list[int], fx.Node]],
+    groups: list[Group],
+    root: np.ndarray,
+    slot_gid: np.ndarray,
+) -> list[dict[int, int]]:
+    """The width ties of the reshapes that size one group's channels with another group's
+    count (``count_ties``: the slots counted, the slots sized, the reshape; see
+    :attr:`DependencyGraph.width_ties`), merged into sets where they share a group. A tie
+    whose channels are not whole groups, each channel the same number of entries, freezes
+    both sides, as does a set with no common width below the full one; a set holding a
+    frozen group freezes the rest."""
+
+    def side(slots: list[int]) -> tuple[int, int] | None:
+        at = root[np.asarray(slots, dtype=np.int64)]
+        gids = np.unique(slot_gid[at])
+        if len(gids) != 1 or gids[0] < 0:
+            return None
+        hits = np.unique(at, return_counts=True)[1]
+        if len(hits) != groups[int(gids[0])].size or hits.min() != hits.max():
+            return None
+        return int(gids[0]), int(hits[0])
+
+    ties: list[dict[int, Fraction]] = []  # group -> width, up to a common factor
+    contradicted: set[int] = set()
+    for counted, sized, node in count_ties:
+        a, b = side(counted), side(sized)
+        scale, rest = divmod(len(sized), len(counted))
+        if a is None or b is None or rest:
+            for slots in (counted, sized):
+                for gi in set(slot_gid[root[np.asarray(slots, dtype=np.int64)]].tolist()):
+                    if gi >= 0 and groups[gi].prunable:
+                        groups[gi].prunable = False
+                        groups[gi].reason = (
+                            f"{_describe(node)}: sizes channels with a count of channels "
+                            "that are not one whole group"
+                        )
+            continue
+        if a[0] == b[0]:  # one group sized by its own count: only equal widths fit
+            if a[1] * scale != b[1]:
+                contradicted.add(a[0])
+            continue
+        tie = {a[0]: Fraction(a[1] * scale), b[0]: Fraction(b[1])}
+        for other in [t for t in ties if t.keys() & tie.keys()]:
+            ties.remove(other)
+            shared = min(other.keys() & tie.keys())
+            factor = other[shared] / tie[shared]
+            scaled = {k: v * factor for k, v in tie.items()}
+            contradicted.update(k for k in scaled.keys() & other.keys() if scaled[k] != other[k])
+            tie = {**other, **scaled}
+        ties.append(tie)
+    out = []
+    for tie in ties:
+        scale = math.lcm(*(w.denominator for w in tie.values()))
+        widths = {k: int(w * scale) for k, w in tie.items()}
+        d = math.gcd(*widths.values())
+        widths = {k: w // d for k, w in sorted(widths.items())}
+        full = {groups[k].size * w for k, w in widths.items()}
+        step = math.lcm(*(w * groups[k].multiple for k, w in widths.items()))
+        frozen = [groups[k] for k in widths if not groups[k].prunable]
+        why = ""
+        if contradicted & widths.keys() or len(full) != 1:
+            why = "reshapes tie its kept width to other groups' in contradicting ways"
+        elif frozen:
+            why = (
+                f"a reshape ties its kept width to group {frozen[0].name!r}, which cannot "
+                f"be pruned ({frozen[0].reason})"
+            )
+        elif step >= min(full):
+            why = "a reshape ties its kept width to other groups', and no smaller width fits all"
+        if not why:
+            out.append(widths)
+        for k in widths:
+            if why and groups[k].prunable:
+                groups[k].prunable, groups[k].reason = False, why
+    for k in contradicted - {k for t in ties for k in t}:
+        if groups[k].prunable:
+            groups[k].prunable = False
+            groups[k].reason = "a reshape sizes its channels with their own count at another width"
+    return out
 
 
 def _reshape_channel_map(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int]:

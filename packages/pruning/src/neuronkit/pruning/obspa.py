@@ -50,6 +50,7 @@ from .prune import (
     _keep_count,
     _names_touch,
     _set_tensor,
+    _tied_keep,
     _unit,
     _validate_names,
     prune,
@@ -439,10 +440,14 @@ def obspa_prune(
     state: dict[str, _Layer] = {}
     plan = PruningPlan()
     fallback: Any = None
-    for g in graph.prunable_groups():
-        if _names_touch(g, ignored):  # as plan_pruning: containers and norms count too
-            continue
-        n = g.size - _keep_count(g.size, _group_ratio(g, ratio, layer_ratios), _unit(g, round_to))
+    groups = [g for g in graph.prunable_groups() if not _names_touch(g, ignored)]
+    keep = {
+        g.index: _keep_count(g.size, _group_ratio(g, ratio, layer_ratios), _unit(g, round_to))
+        for g in groups  # as plan_pruning: containers and norms count too
+    }
+    keep = _tied_keep(graph, keep, round_to)
+    for g in groups:
+        n = g.size - keep[g.index]
         if n <= 0:
             continue
         members = [m for m in _consumer_members(graph, g) if m.module in hessians]

@@ -202,22 +202,45 @@ def plan_pruning(
     _check_group_scores(imp, scores, groups)
     for g in groups:
         _check_scores(f"importance scores of group {g.name!r}", scores[g.index])
-    plan = PruningPlan()
+    keep: dict[int, int] = {}
     if scope == "local":
         for g in groups:
-            keep = _keep_count(g.size, _group_ratio(g, ratio, layer_ratios), _unit(g, round_to))
-            _take(plan, g, scores[g.index], g.size - keep)
+            r = _group_ratio(g, ratio, layer_ratios)
+            keep[g.index] = _keep_count(g.size, r, _unit(g, round_to))
     else:
         counts = _global_counts([scores[g.index] for g in groups], ratio)
         for g, n in zip(groups, counts):
-            s = scores[g.index]
             unit = _unit(g, round_to)
             n = min(n, g.size - _keep_count(g.size, max_ratio, unit))
             n = (n // unit) * unit if g.multiple > 1 else n
-            keep = _keep_count(g.size, n / g.size, unit) if n else g.size
-            _take(plan, g, s, g.size - keep)
+            keep[g.index] = _keep_count(g.size, n / g.size, unit) if n else g.size
+    keep = _tied_keep(graph, keep, round_to)
+    plan = PruningPlan()
+    for g in groups:
+        _take(plan, g, scores[g.index], g.size - keep[g.index])
     _plan_attention(graph, plan)
     return plan
+
+
+def _tied_keep(graph: DependencyGraph, keep: dict[int, int], round_to: int) -> dict[int, int]:
+    """``keep`` (group index -> channels kept) with the groups of each width tie
+    (:attr:`~.graph.DependencyGraph.width_ties`) keeping one common width: the widest any of
+    them wants, rounded up to a width all can keep in whole units; a group of a tie that is
+    not in ``keep`` (ignored) keeps everything, so the whole tie does."""
+    out = dict(keep)
+    for tie in graph.width_ties:
+        groups = [graph.groups[gi] for gi in tie]
+        full = groups[0].size * tie[groups[0].index]
+        if any(g.index not in keep for g in groups):
+            width = full
+        else:
+            step = math.lcm(*(tie[g.index] * _unit(g, round_to) for g in groups))
+            width = max(keep[g.index] * tie[g.index] for g in groups)
+            width = min(full, -(-width // step) * step)
+        for g in groups:
+            if g.index in out:
+                out[g.index] = width // tie[g.index]
+    return out
 
 
 def _check_group_scores(imp: GroupImportance, scores: Any, groups: list[Group]) -> None:
@@ -358,6 +381,7 @@ def plan_from_masks(graph: DependencyGraph, masks: Mapping[int, torch.Tensor]) -
                 f"(whole attention heads), got {n}"
             )
         plan.removed[gi] = torch.nonzero(~mask).flatten()
+    _check_tied_widths(graph, plan, "masks")
     _plan_attention(graph, plan)
     return plan
 
@@ -382,12 +406,27 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
             raise ValueError(f"plan: removes every channel of group {g.name!r}")
         if idx.numel() and torch.unique(idx).numel() != idx.numel():
             raise ValueError(f"plan: repeats a channel index for group {g.name!r}")
+    _check_tied_widths(graph, plan, "plan")
     modules = dict(graph.model.named_modules())
     for name in plan.attention:
         if not isinstance(modules.get(name), nn.MultiheadAttention):
             raise ValueError(
                 f"plan: attention entry {name!r} is not an nn.MultiheadAttention of the model "
                 "(a plan made for another architecture?)"
+            )
+
+
+def _check_tied_widths(graph: DependencyGraph, plan: PruningPlan, arg: str) -> None:
+    """Raise ``ValueError`` unless the groups of every width tie keep the same width."""
+    for tie in graph.width_ties:
+        kept = {gi: graph.groups[gi].size - len(plan.removed.get(gi, ())) for gi in tie}
+        if len({kept[gi] * w for gi, w in tie.items()}) > 1:
+            detail = ", ".join(
+                f"{graph.groups[gi].name!r} keeps {kept[gi]} x {w}" for gi, w in tie.items()
+            )
+            raise ValueError(
+                f"{arg}: the groups of a width tie (graph.width_ties: a reshape sizes one's "
+                f"channels with another's count) must keep equal widths, got {detail}"
             )
 
 
