@@ -24,11 +24,20 @@ from neuronkit.pruning import (
 
 class _ResidualWidthAttention(nn.Module):
     """A pre-norm attention block whose output is reshaped to the residual width ``C`` read
-    from its input: ``x: [B, N, 5] -> [B, N, 4]`` (``[B, N, dim]`` without the head)."""
+    from its input (``merge="count"``, else ``-1``), its head size inferred (``-1``) or
+    timm's ``C // self.num_heads`` (``ratio=True``): ``x: [B, N, 5] -> [B, N, 4]`` (``[B, N,
+    dim]`` without the head)."""
 
-    def __init__(self, dim: int = 12, heads: int = 3, head: bool = True) -> None:
+    def __init__(
+        self,
+        dim: int = 12,
+        heads: int = 3,
+        head: bool = True,
+        ratio: bool = False,
+        merge: str = "count",
+    ) -> None:
         super().__init__()
-        self.num_heads = heads
+        self.num_heads, self.ratio, self.merge = heads, ratio, merge
         self.embed = nn.Linear(5, dim)
         self.norm = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -39,9 +48,10 @@ class _ResidualWidthAttention(nn.Module):
         h = self.embed(x)
         y = self.norm(h)
         b, n, c = y.shape
-        qkv = self.qkv(y).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(*qkv.unbind(0))
-        return self.head(h + self.proj(a.transpose(1, 2).reshape(b, n, c)))
+        d = c // self.num_heads if self.ratio else -1
+        qkv = self.qkv(y).reshape(b, n, 3, self.num_heads, d).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(*qkv.unbind(0)).transpose(1, 2)
+        return self.head(h + self.proj(a.reshape(b, n, c if self.merge == "count" else -1)))
 
 
 def _setup(**kwargs: Any) -> tuple[nn.Module, torch.Tensor, DependencyGraph]:
@@ -54,9 +64,10 @@ def _group_of(graph: DependencyGraph, producer: str) -> Any:
     return next(g for g in graph.groups if producer in g.producers)
 
 
+@pytest.mark.parametrize("ratio", [False, True])
 @pytest.mark.parametrize("scope", ["local", "global"])
-def test_a_residual_width_read_in_forward_ties_the_heads_to_it(scope: str) -> None:
-    model, x, graph = _setup()
+def test_a_residual_width_read_in_forward_ties_the_heads_to_it(scope: str, ratio: bool) -> None:
+    model, x, graph = _setup(ratio=ratio)
     residual, heads = _group_of(graph, "embed"), _group_of(graph, "qkv")
     assert (residual.size, heads.size) == (12, 3)  # channels; heads of 4 entries
     assert residual.prunable
@@ -72,6 +83,20 @@ def test_a_residual_width_read_in_forward_ties_the_heads_to_it(scope: str) -> No
     assert (hard.embed.out_features, hard.num_heads) == (kept[residual.index], kept[heads.index])
     if scope == "local":  # the residual's 6 widen to the 2 heads' 8 entries
         assert kept == {residual.index: 8, heads.index: 2}
+
+
+def test_a_head_size_from_an_untied_count_freezes() -> None:
+    """``C // self.num_heads`` is the head size only while ``C`` keeps the heads' width."""
+    _, _, graph = _setup(ratio=True, merge="infer")
+    for producer in ("embed", "qkv"):
+        group = _group_of(graph, producer)
+        assert not group.prunable
+        assert "divides a channel count by the module attribute num_heads" in group.reason
+    assert graph.width_ties == []
+    _, _, inferred = _setup(merge="infer")  # -1 everywhere: nothing to tie, both prune
+    assert _group_of(inferred, "embed").prunable
+    assert _group_of(inferred, "qkv").prunable
+    assert inferred.width_ties == []
 
 
 def test_a_tie_keeps_whole_units_of_every_group() -> None:

@@ -731,6 +731,10 @@ class DependencyGraph:
         self._divisors: set[tuple[str, str]] = set()
         # (slots of the channels counted, slots of the axis sized with that count, the reshape)
         self._count_ties: list[tuple[list[int], list[int], fx.Node]] = []
+        # ``C // self.num_heads`` of a rewritable attribute: node -> attribute; and (slots of
+        # the channels counted, attribute, node), constant while they keep tied widths
+        self._ratio_nodes: dict[fx.Node, tuple[str, str]] = {}
+        self._count_ratios: list[tuple[list[int], tuple[str, str], fx.Node]] = []
         self._build()
         self.layernorms = frozenset(self._layernorms)
         self.divisors = frozenset(self._divisors)
@@ -820,9 +824,10 @@ class DependencyGraph:
         a view / reshape / expand size (alone, or times other sizes and constants, as
         ``C * H * W``) on an output axis that holds only channels of the same group.
         Where the reshape's channels are another group's, the two groups' kept widths are
-        tied (:attr:`width_ties`). Anything else (split sizes, ``C // self.num_heads``, a
-        factory, a comparison) would compute with the new count where the traced code had the
-        old one, so the channels it counts freeze."""
+        tied (:attr:`width_ties`), as are the channels counted and the heads in ``C //
+        self.num_heads`` (see :meth:`_resolve_size_attributes`). Anything else (split sizes,
+        a factory, a comparison) would compute with the new count where the traced code had
+        the old one, so the channels it counts freeze."""
         counts: dict[fx.Node, _Label] = {}  # node -> the channels whose count it holds
         fixed: set[fx.Node] = set()  # sizes that are no channel count (B, H, an untracked C)
         # size tuple -> (channel axis, rank, label); axis and label None: no count inside
@@ -860,6 +865,8 @@ class DependencyGraph:
                     counts[node] = label
                 elif isinstance(index, int):
                     fixed.add(node)
+            elif node in self._ratio_nodes:  # a head size while the tie holds (_tie_widths)
+                fixed.add(node)
             elif node.op == "call_function" and node.target is operator.mul:
                 factors = [a for a in node.args if isinstance(a, fx.Node)]
                 counted = [counts[a] for a in factors if a in counts]
@@ -869,6 +876,9 @@ class DependencyGraph:
                     fixed.add(node)
         for node, label in counts.items():
             for user, out, at in self._size_uses(node, labels, counts):
+                if user in self._ratio_nodes:
+                    self._count_ratios.append((list(label.slots), self._ratio_nodes[user], user))
+                    continue
                 if isinstance(out, _Label) and at == [out.axis]:
                     roots = self._uf.roots
                     if set(roots(label.slots).tolist()) != set(roots(out.slots).tolist()):
@@ -916,11 +926,15 @@ class DependencyGraph:
     def _resolve_size_attributes(self) -> None:
         """An attribute that sizes the channel axis of reshapes (OPT's ``self.num_heads``) and
         is read nowhere else follows the pruning: its reshapes' channels are one set and
-        :func:`~.prune.prune` rewrites it to the kept count. Read elsewhere (arithmetic, a
-        comparison, another op, a tensor factory), it is a constant and freezes them."""
+        :func:`~.prune.prune` rewrites it to the kept count. So does one that also divides a
+        channel count (``C // self.num_heads``: a head size, constant where the channels
+        counted keep a width tied to the heads', see :func:`_tie_widths`). Read elsewhere
+        (arithmetic, a comparison, another op, a tensor factory), it is a constant and freezes
+        them."""
         if not self._sized:
             return
         uses: dict[tuple[str, str], int] = {}
+        ratios: dict[tuple[str, str], list[fx.Node]] = {}
 
         def count(a: Any) -> Any:
             if isinstance(a, _SizeInt):
@@ -928,6 +942,16 @@ class DependencyGraph:
             return a
 
         for node in self._graph.nodes:
+            a = node.args
+            if (
+                node.target is operator.floordiv
+                and len(a) == 2
+                and isinstance(a[0], fx.Node)
+                and isinstance(a[1], _SizeInt)
+                and not node.kwargs
+            ):
+                ratios.setdefault(a[1].key, []).append(node)
+                continue
             fx.node.map_aggregate((node.args, node.kwargs), count)
         for key, binds in self._sized.items():
             width = len(binds[0][0])
@@ -952,6 +976,7 @@ class DependencyGraph:
             for slots, _ in binds[1:]:
                 self._uf.unite(first, slots)
             self._size_slots[key] = first
+            self._ratio_nodes.update((node, key) for node in ratios.get(key, ()))
 
     def _tensor(self, module: str, name: str) -> torch.Tensor | None:
         owner: Any = self._modules.get(module)
@@ -2488,7 +2513,9 @@ class DependencyGraph:
                 g.prunable, g.reason = False, _GLOBAL_HOOKS
             if g.prunable and root_hooked:
                 g.prunable, g.reason = False, "forward hooks on the model, unseen by the trace"
-        self.width_ties = _tie_widths(self._count_ties, groups, root, slot_gid)
+        self.width_ties = _tie_widths(
+            self._count_ties, self._count_ratios, self._size_slots, groups, root, slot_gid
+        )
         # each rewritable size attribute: (group, channel) of every entry of its axis
         self.size_attributes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for key, slots in self._size_slots.items():
@@ -2514,6 +2541,8 @@ class DependencyGraph:
 
 def _tie_widths(
     count_ties: list[tuple[list[int], list[int], fx.Node]],
+    count_ratios: list[tuple[list[int], tuple[str, str], fx.Node]],
+    size_slots: dict[tuple[str, str], list[int]],
     groups: list[Group],
     root: np.ndarray,
     slot_gid: np.ndarray,
@@ -2523,7 +2552,15 @@ def _tie_widths(
     :attr:`DependencyGraph.width_ties`), merged into sets where they share a group. A tie
     whose channels are not whole groups, each channel the same number of entries, freezes
     both sides, as does a set with no common width below the full one; a set holding a
-    frozen group freezes the rest."""
+    frozen group freezes the rest. ``count_ratios`` (the slots counted, the size attribute,
+    the node) are the ``C // self.num_heads`` of attributes that size channels (``size_slots``):
+    a constant where the channels counted and those the attribute sizes are in one tie, else
+    both freeze."""
+
+    def freeze(slots: list[int], reason: str) -> None:
+        for gi in set(slot_gid[root[np.asarray(slots, dtype=np.int64)]].tolist()):
+            if gi >= 0 and groups[gi].prunable:
+                groups[gi].prunable, groups[gi].reason = False, reason
 
     def side(slots: list[int]) -> tuple[int, int] | None:
         at = root[np.asarray(slots, dtype=np.int64)]
@@ -2541,14 +2578,12 @@ def _tie_widths(
         a, b = side(counted), side(sized)
         scale, rest = divmod(len(sized), len(counted))
         if a is None or b is None or rest:
-            for slots in (counted, sized):
-                for gi in set(slot_gid[root[np.asarray(slots, dtype=np.int64)]].tolist()):
-                    if gi >= 0 and groups[gi].prunable:
-                        groups[gi].prunable = False
-                        groups[gi].reason = (
-                            f"{_describe(node)}: sizes channels with a count of channels "
-                            "that are not one whole group"
-                        )
+            reason = (
+                f"{_describe(node)}: sizes channels with a count of channels that are not "
+                "one whole group"
+            )
+            freeze(counted, reason)
+            freeze(sized, reason)
             continue
         if a[0] == b[0]:  # one group sized by its own count: only equal widths fit
             if a[1] * scale != b[1]:
@@ -2563,6 +2598,18 @@ def _tie_widths(
             contradicted.update(k for k in scaled.keys() & other.keys() if scaled[k] != other[k])
             tie = {**other, **scaled}
         ties.append(tie)
+    tie_of = {gi: i for i, tie in enumerate(ties) for gi in tie}
+    for counted, key, node in count_ratios:
+        sized = set(slot_gid[root[np.asarray(size_slots[key], dtype=np.int64)]].tolist())
+        r = side(counted)
+        if r is None or r[0] not in tie_of or any(tie_of.get(g) != tie_of[r[0]] for g in sized):
+            reason = (
+                f"{_describe(node)} divides a channel count by the module attribute "
+                f"{'.'.join(p for p in key if p)}, and their widths are not tied; it would "
+                "change with the pruning"
+            )
+            freeze(counted, reason)
+            freeze(size_slots[key], reason)
     out = []
     for tie in ties:
         scale = math.lcm(*(w.denominator for w in tie.values()))

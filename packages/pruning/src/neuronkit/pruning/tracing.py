@@ -1035,7 +1035,7 @@ def _trace_graph(
         for n, fn in factories:
             setattr(torch, n, _marks_sizes(fn, threading.get_ident()))
         try:
-            root, graph = _trace(model, example_inputs, tracer, names)
+            root, graph = _trace(model, example_inputs, tracer, names, sizes)
             return root, graph, frozenset(sizes.escaped)
         finally:  # a forward that stores on its module (Swin's window size) stored traced values
             sizes.active = False
@@ -1066,6 +1066,7 @@ def _trace(
     example_inputs: tuple[Any, ...],
     tracer: type[fx.Tracer],
     names: tuple[str, ...] | None,
+    sizes: _Sizes,
 ) -> tuple[nn.Module, fx.Graph]:
     if is_hf_model(model):
         try:
@@ -1088,6 +1089,7 @@ def _trace(
                 f"{err} Tracing it on the example inputs (control flow on shapes only) "
                 f"failed too: {type(concrete).__name__}: {concrete}"
             ) from exc
+    sizes.active = False  # the graph's own ops read them now: each use is a node's argument
     try:
         _record_shapes(model, graph, example_inputs)
     except _NodeError as err:
