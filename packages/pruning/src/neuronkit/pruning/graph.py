@@ -2600,9 +2600,10 @@ def _tie_widths(
         ties.append(tie)
     tie_of = {gi: i for i, tie in enumerate(ties) for gi in tie}
     for counted, key, node in count_ratios:
-        sized = set(slot_gid[root[np.asarray(size_slots[key], dtype=np.int64)]].tolist())
+        at = slot_gid[root[np.asarray(size_slots[key], dtype=np.int64)]]
+        heads = set(at[at >= 0].tolist())
         r = side(counted)
-        if r is None or r[0] not in tie_of or any(tie_of.get(g) != tie_of[r[0]] for g in sized):
+        if r is None or r[0] not in tie_of or any(tie_of.get(g) != tie_of[r[0]] for g in heads):
             reason = (
                 f"{_describe(node)} divides a channel count by the module attribute "
                 f"{'.'.join(p for p in key if p)}, and their widths are not tied; it would "
