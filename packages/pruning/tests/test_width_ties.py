@@ -99,6 +99,32 @@ def test_a_head_size_from_an_untied_count_freezes() -> None:
     assert inferred.width_ties == []
 
 
+class _TokensPerHead(nn.Module):
+    """Heads sized by ``self.num_heads`` that also scale the output by ``N //
+    self.num_heads``, a size that is no channel count: pruning heads would change it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_heads = 2
+        self.embed, self.qkv, self.proj = nn.Linear(5, 8), nn.Linear(8, 24), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        b, n, _ = h.shape
+        qkv = self.qkv(h).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(*qkv.unbind(0)).transpose(1, 2).reshape(b, n, -1)
+        return self.proj(a) * (n // self.num_heads)
+
+
+def test_a_head_count_dividing_another_size_freezes_the_heads() -> None:
+    graph = DependencyGraph(_TokensPerHead(), torch.randn(2, 6, 5))
+    heads = _group_of(graph, "qkv")
+    assert not heads.prunable
+    assert "divides a size that is no channel count by the module attribute num_heads" in (
+        heads.reason
+    )
+
+
 def test_a_tie_keeps_whole_units_of_every_group() -> None:
     _, _, graph = _setup()
     plan = plan_pruning(graph, "l2", 0.9, ignored_layers=["head"], round_to=2)

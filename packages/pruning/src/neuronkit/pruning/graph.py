@@ -2513,6 +2513,16 @@ class DependencyGraph:
                 g.prunable, g.reason = False, _GLOBAL_HOOKS
             if g.prunable and root_hooked:
                 g.prunable, g.reason = False, "forward hooks on the model, unseen by the trace"
+        counted = {node for _, _, node in self._count_ratios}
+        for node, key in self._ratio_nodes.items():
+            if node not in counted:  # ``N // self.num_heads``: would change with the heads
+                reason = (
+                    f"{_describe(node)} divides a size that is no channel count by the module "
+                    f"attribute {'.'.join(p for p in key if p)}; it would change with the pruning"
+                )
+                for gi in set(slot_gid[root[np.asarray(self._size_slots[key])]].tolist()):
+                    if gi >= 0 and groups[gi].prunable:
+                        groups[gi].prunable, groups[gi].reason = False, reason
         self.width_ties = _tie_widths(
             self._count_ties, self._count_ratios, self._size_slots, groups, root, slot_gid
         )
