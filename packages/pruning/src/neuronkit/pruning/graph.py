@@ -2513,18 +2513,14 @@ class DependencyGraph:
                 g.prunable, g.reason = False, _GLOBAL_HOOKS
             if g.prunable and root_hooked:
                 g.prunable, g.reason = False, "forward hooks on the model, unseen by the trace"
-        counted = {node for _, _, node in self._count_ratios}
-        for node, key in self._ratio_nodes.items():
-            if node not in counted:  # ``N // self.num_heads``: would change with the heads
-                reason = (
-                    f"{_describe(node)} divides a size that is no channel count by the module "
-                    f"attribute {'.'.join(p for p in key if p)}; it would change with the pruning"
-                )
-                for gi in set(slot_gid[root[np.asarray(self._size_slots[key])]].tolist()):
-                    if gi >= 0 and groups[gi].prunable:
-                        groups[gi].prunable, groups[gi].reason = False, reason
         self.width_ties = _tie_widths(
-            self._count_ties, self._count_ratios, self._size_slots, groups, root, slot_gid
+            self._count_ties,
+            self._count_ratios,
+            self._ratio_nodes,
+            self._size_slots,
+            groups,
+            root,
+            slot_gid,
         )
         # each rewritable size attribute: (group, channel) of every entry of its axis
         self.size_attributes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -2552,6 +2548,7 @@ class DependencyGraph:
 def _tie_widths(
     count_ties: list[tuple[list[int], list[int], fx.Node]],
     count_ratios: list[tuple[list[int], tuple[str, str], fx.Node]],
+    ratio_nodes: dict[fx.Node, tuple[str, str]],
     size_slots: dict[tuple[str, str], list[int]],
     groups: list[Group],
     root: np.ndarray,
@@ -2565,7 +2562,8 @@ def _tie_widths(
     frozen group freezes the rest. ``count_ratios`` (the slots counted, the size attribute,
     the node) are the ``C // self.num_heads`` of attributes that size channels (``size_slots``):
     a constant where the channels counted and those the attribute sizes are in one tie, else
-    both freeze."""
+    both freeze; the channels of an attribute that divides another size (``ratio_nodes`` not
+    in ``count_ratios``: ``N // self.num_heads``) freeze."""
 
     def freeze(slots: list[int], reason: str) -> None:
         for gi in set(slot_gid[root[np.asarray(slots, dtype=np.int64)]].tolist()):
@@ -2608,6 +2606,14 @@ def _tie_widths(
             contradicted.update(k for k in scaled.keys() & other.keys() if scaled[k] != other[k])
             tie = {**other, **scaled}
         ties.append(tie)
+    counted_nodes = {node for _, _, node in count_ratios}
+    for node, key in ratio_nodes.items():
+        if node not in counted_nodes:
+            freeze(
+                size_slots[key],
+                f"{_describe(node)} divides a size that is no channel count by the module "
+                f"attribute {'.'.join(p for p in key if p)}; it would change with the pruning",
+            )
     tie_of = {gi: i for i, tie in enumerate(ties) for gi in tie}
     for counted, key, node in count_ratios:
         at = slot_gid[root[np.asarray(size_slots[key], dtype=np.int64)]]

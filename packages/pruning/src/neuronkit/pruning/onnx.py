@@ -677,6 +677,7 @@ class OnnxDependencyGraph:
         self._size_slots: dict[tuple[str, str], list[int]] = {}  # no module attributes here
         self._count_ties: list[Any] = []  # nor counts read in forward
         self._count_ratios: list[Any] = []
+        self._ratio_nodes: dict[Any, Any] = {}
         # reshape-target entries to rewrite: (initializer, flat index) -> (kind, slots / table,
         # divisor: the dynamic factor of a product element)
         self._rewrites: dict[tuple[str, int], tuple[str, Any, int]] = {}
