@@ -1762,8 +1762,11 @@ class DependencyGraph:
         self, node: fx.Node, labels: dict[fx.Node, Any], sizes: Any, dim: int, by_count: bool
     ) -> Any:
         """``split`` / ``chunk`` (``by_count``: a number of pieces, which follows the
-        pruning; sizes written in ``forward``, e.g. CSPNet's ``split(self.expand_chs // 2)``,
-        do not, unless a module attribute that the pruner rewrites holds them)."""
+        pruning). Sizes written in ``forward`` (CSPNet's ``split(self.expand_chs // 2)``) do
+        not follow it, so they freeze the channels; sizes that are module attributes
+        (YOLOv8's ``split((self.c, self.c), 1)``) do: each piece is its own channels, and
+        :func:`~.prune.prune` rewrites each attribute to its piece's kept count (one size for
+        all pieces, or one attribute for several, couples them position by position)."""
         label = self._in(node, labels)
         if label is None:
             return None
@@ -1778,22 +1781,27 @@ class DependencyGraph:
                 f"{_describe(node)} splits channels at sizes written in forward; they would not "
                 "follow the pruning"
             )
-        if isinstance(sizes, int):
+        one_size = isinstance(sizes, int)
+        if one_size:
             sizes = [min(sizes, n - i) for i in range(0, n, sizes)]
         if not isinstance(sizes, (list, tuple)) or not all(isinstance(k, int) for k in sizes):
             raise _Freeze(f"{_describe(node)} splits at sizes computed in forward")
         if dim != label.axis:
             return [label for _ in sizes]
-        # the pruned model still splits by count: every piece must lose the same positions,
-        # so the pieces' channels are coupled position by position (equal pieces only)
-        if len(set(sizes)) != 1:
-            raise _Freeze(f"{_describe(node)} splits channels into unequal pieces")
         outs, start = [], 0
         for s in sizes:
             outs.append(_Label(label.axis, label.slots[start : start + s]))
             start += s
-        for piece in outs[1:]:
-            self._unify(outs[0], piece)
+        if by_count or one_size:
+            # the pruned model still splits by count, or by one size: every piece must lose
+            # the same positions, so the pieces are coupled position by position
+            if len(set(sizes)) != 1:
+                raise _Freeze(f"{_describe(node)} splits channels into unequal pieces")
+            for piece in outs[1:]:
+                self._unify(outs[0], piece)
+        if not by_count:  # attributes (the constant ones froze above)
+            for size, piece in zip(written if one_size else sizes, outs, strict=False):
+                self._bind_size(size, piece, node)
         return outs
 
     def _getitem(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -1838,14 +1846,26 @@ class DependencyGraph:
                     raise _Freeze(f"{_describe(node)} selects a single channel")
                 if any(isinstance(b, fx.Node) for b in (i.start, i.stop, i.step)):
                     raise _Freeze(f"{_describe(node)} slices channels at traced bounds")
-                kept = label.slots[i]
-                if len(kept) != len(label.slots):  # fixed bounds would not follow the pruning
-                    raise _Freeze(f"{_describe(node)} slices channels at fixed bounds")
-                return _Label(out_ax, kept)
+                return _Label(out_ax, self._slice_channels(node, label, i))
             if not isinstance(i, int):
                 out_ax += 1
             in_ax += 1
         return label
+
+    def _slice_channels(self, node: fx.Node, label: _Label, index: slice) -> list[int]:
+        """The slots ``label``'s channels keep under ``index``. A bound that cuts the axis
+        must be a module attribute (ReXNet's ``x[:, 0:self.in_channels]``, DPN's
+        ``x[:, self.num_1x1_c:]``), which :func:`~.prune.prune` rewrites to the kept count of
+        the channels before it; a bound written in ``forward`` would not follow the pruning."""
+        slots, n = label.slots, len(label.slots)
+        if index.step not in (None, 1):
+            raise _Freeze(f"{_describe(node)} slices channels with a step")
+        for bound in (index.start, index.stop):
+            if isinstance(bound, _SizeInt) and 0 <= bound <= n:
+                self._bind_size(bound, _Label(label.axis, slots[:bound]), node)
+            elif bound is not None and slots[bound:] and slots[:bound]:
+                raise _Freeze(f"{_describe(node)} slices channels at fixed bounds")
+        return slots[index]
 
     def _gathered_table(
         self,

@@ -1,0 +1,182 @@
+"""Channel splits and slices at module attributes: YOLOv8's ``split((self.c, self.c), 1)``,
+ReXNet's ``x[:, 0:self.in_channels] + shortcut`` and DPN's ``x[:, :self.num_1x1_c]`` follow
+the pruning (each piece its own channels, the attribute rewritten to the kept count before
+it); bounds and sizes written in ``forward`` still freeze."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.pruning import DependencyGraph, Group, plan_pruning, prune, soft_prune
+
+
+def _pruned(model: nn.Module, x: torch.Tensor) -> tuple[DependencyGraph, nn.Module]:
+    """The graph and the hard-pruned model (50% by L2, the output kept), checked against
+    the soft-pruning oracle (and that the oracle changed the output)."""
+    graph = DependencyGraph(model, x)
+    plan = plan_pruning(graph, "l2", 0.5)
+    assert plan.num_removed() > 0
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    with torch.no_grad():
+        y, y_hard, y_soft = model(x), hard(x), soft(x)
+    torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(y_soft, y, atol=1e-4)
+    return graph, hard
+
+
+def _group_of(graph: DependencyGraph, producer: str) -> Group:
+    return next(g for g in graph.groups if producer in g.producers)
+
+
+class _SplitByAttribute(nn.Module):
+    """YOLOv8's C2f: ``cv1(x).split((self.c, self.c), 1)`` (``single``: ``split(self.c, 1)``),
+    the last piece through a conv, all pieces concatenated: ``[B, 3, H, W] -> [B, 4]``."""
+
+    def __init__(self, single: bool = False) -> None:
+        super().__init__()
+        self.c, self.single = 6, single
+        self.cv1 = nn.Conv2d(3, 2 * self.c, 1)
+        self.m = nn.Conv2d(self.c, self.c, 3, padding=1)
+        self.cv2 = nn.Conv2d(3 * self.c, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cv1(x)
+        pieces = list(y.split(self.c, 1) if self.single else y.split((self.c, self.c), 1))
+        pieces.append(torch.relu(self.m(pieces[-1])))
+        return self.cv2(torch.cat(pieces, 1)).mean((2, 3))
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["sizes", "one-size"])
+def test_split_at_attribute_sizes_follows_the_pruning(single: bool) -> None:
+    """Before 0.5.42 the graph called these channels prunable but left ``self.c`` as it was:
+    the pruned model failed on its first call (``split_with_sizes expects ...``)."""
+    torch.manual_seed(0)
+    model = _SplitByAttribute(single).eval()
+    graph, hard = _pruned(model, torch.randn(2, 3, 5, 5))
+    assert _group_of(graph, "cv1").prunable
+    assert graph.size_attributes.keys() == {("", "c")}
+    # the two pieces share one size, so they are coupled position by position
+    assert hard.c == hard.cv1.out_channels // 2 == hard.m.in_channels
+    assert model.c == 6  # the original is untouched
+
+
+class _TwoAttributeSplit(nn.Module):
+    """``split([self.a, self.b], 1)`` with pieces of different widths (4 and 8), each through
+    its own conv: ``[B, 3, H, W] -> [B, 4]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = 4, 8
+        self.stem = nn.Conv2d(3, 12, 1)
+        self.pa, self.pb = nn.Conv2d(4, 5, 1), nn.Conv2d(8, 5, 1)
+        self.out = nn.Conv2d(5, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.stem(x).split([self.a, self.b], 1)
+        return self.out(torch.relu(self.pa(a) + self.pb(b))).mean((2, 3))
+
+
+def test_split_at_two_attributes_prunes_each_piece_alone() -> None:
+    """Pieces sized by different attributes are independent; each attribute becomes the kept
+    count of its own piece."""
+    torch.manual_seed(0)
+    model = _TwoAttributeSplit().eval()
+    graph, hard = _pruned(model, torch.randn(2, 3, 5, 5))
+    assert graph.size_attributes.keys() == {("", "a"), ("", "b")}
+    assert (hard.a, hard.b) == (hard.pa.in_channels, hard.pb.in_channels)
+    assert hard.a + hard.b == hard.stem.out_channels < 12
+
+
+class _PartialResidual(nn.Module):
+    """ReXNet's ``LinearBottleneck``: the block widens 6 -> 10 channels and adds its input to
+    the first ``self.in_channels`` of them; ``bound="constant"`` writes ``6`` in ``forward``,
+    ``bound="computed"`` uses ``self.in_channels`` in arithmetic too. ``[B, 3, H, W] -> [B,
+    4]``."""
+
+    def __init__(self, bound: str = "attribute") -> None:
+        super().__init__()
+        self.in_channels, self.bound = 6, bound
+        self.stem = nn.Conv2d(3, 6, 1)
+        self.conv = nn.Conv2d(6, 10, 3, padding=1)
+        self.head = nn.Conv2d(10, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.stem(x)
+        y = self.conv(torch.relu(shortcut))
+        c = 6 if self.bound == "constant" else self.in_channels
+        y = torch.cat([y[:, 0:c] + shortcut, y[:, c:]], dim=1)
+        if self.bound == "computed":
+            y = y * (self.in_channels + 1)
+        return self.head(y).mean((2, 3))
+
+
+def test_slice_at_an_attribute_bound_follows_the_pruning() -> None:
+    """The residual channels and the block's own extra channels prune; ``in_channels``
+    becomes the kept count of the residual channels (before 0.5.42 both froze: "slices
+    channels at fixed bounds")."""
+    torch.manual_seed(0)
+    model = _PartialResidual().eval()
+    graph, hard = _pruned(model, torch.randn(2, 3, 5, 5))
+    assert all(g.prunable for g in graph.groups if "head" not in g.producers)
+    assert graph.size_attributes.keys() == {("", "in_channels")}
+    assert hard.in_channels == hard.stem.out_channels
+    assert hard.conv.out_channels < 10
+
+
+@pytest.mark.parametrize("bound", ["constant", "computed"])
+def test_slice_at_a_bound_that_would_not_follow_freezes(bound: str) -> None:
+    """A bound written in ``forward``, or an attribute that ``forward`` also computes with,
+    stays as it was: the channels it cuts freeze, and the rest still prunes."""
+    torch.manual_seed(0)
+    model = _PartialResidual(bound).eval()
+    graph = DependencyGraph(model, torch.randn(2, 3, 5, 5))
+    conv = _group_of(graph, "conv")
+    assert not conv.prunable
+    expected = "fixed bounds" if bound == "constant" else "forward also computes with it"
+    assert expected in conv.reason
+    assert not graph.size_attributes
+
+
+class _DualPath(nn.Module):
+    """DPN's ``DualPathBlock``: two tensors cut at ``self.num_1x1_c``; the first parts added
+    (residual path), the rest concatenated (dense path): ``[B, 3, H, W] -> [B, 4]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_1x1_c = 6
+        self.proj = nn.Conv2d(3, 9, 1)  # 6 residual + 3 dense channels
+        self.body = nn.Conv2d(9, 10, 3, padding=1)  # 6 residual + 4 new dense channels
+        self.head = nn.Conv2d(13, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.proj(x)
+        y = self.body(torch.relu(s))
+        resid = s[:, : self.num_1x1_c] + y[:, : self.num_1x1_c]
+        out = torch.cat([resid, s[:, self.num_1x1_c :], y[:, self.num_1x1_c :]], dim=1)
+        return self.head(torch.relu(out)).mean((2, 3))
+
+
+def test_dual_path_slices_at_one_attribute() -> None:
+    torch.manual_seed(0)
+    model = _DualPath().eval()
+    graph, hard = _pruned(model, torch.randn(2, 3, 5, 5))
+    assert all(g.prunable for g in graph.groups if "head" not in g.producers)
+    assert hard.num_1x1_c < 6
+    assert hard.head.in_channels == hard.proj.out_channels + hard.body.out_channels - hard.num_1x1_c
+
+
+def test_slice_with_a_step_freezes() -> None:
+    class Strided(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(4, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.a(x)[:, ::2])
+
+    graph = DependencyGraph(Strided().eval(), torch.randn(1, 3, 4, 4))
+    a = _group_of(graph, "a")
+    assert not a.prunable
+    assert "with a step" in a.reason
