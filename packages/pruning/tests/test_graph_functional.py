@@ -772,33 +772,48 @@ def test_fused_qkv_heads_prune_whole() -> None:
 
 
 class _ConstantSplit(nn.Module):
-    """CSPNet's stage: ``x.split(self.expand_chs // 2, dim=1)`` (a size written in forward),
-    or the same halves by ``chunk(2)`` (a count, which follows the pruning)."""
+    """CSPNet's stage: ``x.split(self.expand_chs // 2, dim=1)`` (``"half"``: a part of an
+    attribute), ``x.split(4, dim=1)`` (``"literal"``: a size written in forward) or the same
+    halves by ``chunk(2)`` (``"chunk"``: a count); ``"reread"`` also scales the output by
+    ``self.expand_chs // 2`` (the part read as a number)."""
 
-    def __init__(self, chunk: bool) -> None:
+    def __init__(self, mode: str) -> None:
         super().__init__()
-        self.chunk, self.expand_chs = chunk, 8
+        self.mode, self.expand_chs = mode, 8
         self.expand = nn.Conv2d(3, self.expand_chs, 1)
         self.block = nn.Conv2d(4, 4, 3, padding=1)
         self.out = nn.Conv2d(8, 5, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.expand(x)
-        a, b = y.chunk(2, dim=1) if self.chunk else y.split(self.expand_chs // 2, dim=1)
-        return self.out(torch.cat([a, torch.relu(self.block(b))], 1)).mean((2, 3))
+        if self.mode == "chunk":
+            a, b = y.chunk(2, dim=1)
+        else:
+            half = 4 if self.mode == "literal" else self.expand_chs // 2
+            a, b = y.split(half, dim=1)
+        out = self.out(torch.cat([a, torch.relu(self.block(b))], 1)).mean((2, 3))
+        return out * (self.expand_chs // 2) if self.mode == "reread" else out
 
 
-@pytest.mark.parametrize("chunk", [False, True], ids=["split", "chunk"])
-def test_split_at_sizes_written_in_forward_freezes(chunk: bool) -> None:
-    """Pieces of a count (``chunk``) follow the pruning; sizes written in ``forward`` freeze
-    the channels they split (before 0.5.20 the pruned CSPNet failed on its first call)."""
+@pytest.mark.parametrize("mode", ["chunk", "half", "literal", "reread"])
+def test_split_sizes_follow_the_pruning_or_freeze(mode: str) -> None:
+    """Pieces of a count (``chunk``) and halves of an attribute (``self.expand_chs // 2``:
+    ``prune`` rewrites ``expand_chs`` to all the kept channels, since 0.5.42) follow the
+    pruning; sizes written in ``forward``, or a part of an attribute that another op reads too,
+    freeze the channels they split (before 0.5.20 the pruned CSPNet failed on its first
+    call)."""
     torch.manual_seed(0)
-    model = _ConstantSplit(chunk).eval()
+    model = _ConstantSplit(mode).eval()
     graph = _check_oracle(model, torch.randn(2, 3, 6, 6))
     expand = _group_of(graph, "expand")
-    assert expand.prunable == chunk
-    if not chunk:
+    assert expand.prunable == (mode in ("chunk", "half"))
+    if mode == "half":
+        hard = prune(graph, plan_pruning(graph, "l2", 0.5))
+        assert hard.expand_chs == hard.expand.out_channels == 2 * hard.block.in_channels
+    if mode == "literal":
         assert "sizes written in forward" in expand.reason
+    if mode == "reread":
+        assert "other ops also read it" in expand.reason
 
 
 class _ScalarAffine(nn.Module):

@@ -917,9 +917,19 @@ class DependencyGraph:
             items = _reshape_sizes(user)
             yield user, labels.get(user), [i for i, v in enumerate(items or ()) if v is node]
 
-    def _bind_size(self, size: _SizeInt | None, label: _Label, node: fx.Node) -> _Label:
-        """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``."""
+    def _bind_size(
+        self, size: _SizeInt | None, label: _Label, node: fx.Node, divisor: int = 1
+    ) -> _Label:
+        """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``
+        (whose value is ``divisor`` times ``size``: CSPNet's ``split(self.expand_chs // 2)``
+        binds all the channels it splits); a part of an attribute anywhere else freezes."""
         if size is not None:
+            if size.divisor != divisor:
+                raise _Freeze(
+                    f"{_describe(node)}: size {size} on the channel axis is the module "
+                    f"attribute {'.'.join(p for p in size.key if p)} divided by "
+                    f"{size.divisor}; it would not follow the pruning"
+                )
             self._sized.setdefault(size.key, []).append((list(label.slots), node))
         return label
 
@@ -948,6 +958,7 @@ class DependencyGraph:
                 and len(a) == 2
                 and isinstance(a[0], fx.Node)
                 and isinstance(a[1], _SizeInt)
+                and a[1].divisor == 1
                 and not node.kwargs
             ):
                 ratios.setdefault(a[1].key, []).append(node)
@@ -1799,7 +1810,9 @@ class DependencyGraph:
                 raise _Freeze(f"{_describe(node)} splits channels into unequal pieces")
             for piece in outs[1:]:
                 self._unify(outs[0], piece)
-        if not by_count:  # attributes (the constant ones froze above)
+        if one_size and isinstance(written[0], _SizeInt) and written[0].divisor == len(outs):
+            self._bind_size(written[0], label, node, len(outs))  # all the channels split
+        elif not by_count:  # attributes (the constant ones froze above)
             for size, piece in zip(written if one_size else sizes, outs, strict=False):
                 self._bind_size(size, piece, node)
         return outs

@@ -1190,11 +1190,23 @@ class _SizeInt(int):
 
     key: tuple[str, str]
     sizes: _Sizes
+    divisor = 1  # the attribute's value over this one (``self.expand_chs // 2``: 2)
 
     def __new__(cls, value: int, key: tuple[str, str], sizes: _Sizes) -> _SizeInt:
         obj = super().__new__(cls, value)
         obj.key, obj.sizes = key, sizes
         return obj
+
+    def __floordiv__(self, other: Any) -> Any:
+        """An exact division by a positive literal (CSPNet's ``split(self.expand_chs //
+        2)``) is a part of the attribute that still knows it; anything else marks a read."""
+        whole = int.__int__(self)
+        if self.sizes.active and type(other) is int and other > 0 and whole % other == 0:
+            part = _SizeInt(whole // other, self.key, self.sizes)
+            part.divisor = self.divisor * other
+            return part
+        self.escape()
+        return int.__floordiv__(self, other)
 
     def escape(self) -> None:
         if self.sizes.active:
@@ -1216,7 +1228,7 @@ def _escaping(name: str) -> Callable[..., Any]:
 
 
 for _name in (
-    *(f"__{op}__" for op in ("add", "sub", "mul", "floordiv", "truediv", "mod", "divmod")),
+    *(f"__{op}__" for op in ("add", "sub", "mul", "truediv", "mod", "divmod")),
     *(f"__r{op}__" for op in ("add", "sub", "mul", "floordiv", "truediv", "mod", "divmod")),
     *("__pow__", "__rpow__", "__neg__", "__pos__", "__abs__", "__invert__"),
     *("__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__"),
