@@ -1773,11 +1773,13 @@ class DependencyGraph:
         self, node: fx.Node, labels: dict[fx.Node, Any], sizes: Any, dim: int, by_count: bool
     ) -> Any:
         """``split`` / ``chunk`` (``by_count``: a number of pieces, which follows the
-        pruning). Sizes written in ``forward`` (CSPNet's ``split(self.expand_chs // 2)``) do
-        not follow it, so they freeze the channels; sizes that are module attributes
-        (YOLOv8's ``split((self.c, self.c), 1)``) do: each piece is its own channels, and
-        :func:`~.prune.prune` rewrites each attribute to its piece's kept count (one size for
-        all pieces, or one attribute for several, couples them position by position)."""
+        pruning). Sizes written in ``forward`` (``split(32, 1)``) do not follow it, so they
+        freeze the channels; sizes that are module attributes (YOLOv8's ``split((self.c,
+        self.c), 1)``) do: each piece is its own channels, and :func:`~.prune.prune` rewrites
+        each attribute to its piece's kept count (one size for all pieces, or one attribute
+        for several, couples them position by position). So does an exact part of one that
+        sizes equal pieces (CSPNet's ``split(self.expand_chs // 2)``): the attribute counts
+        all the channels split."""
         label = self._in(node, labels)
         if label is None:
             return None
