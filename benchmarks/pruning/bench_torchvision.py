@@ -8,7 +8,7 @@ shape), parameters and MACs before/after (one counter, `neuronkit.pruning.count_
 time to build the graph and prune (the faster of two calls), and for neuronkit the relative
 difference to the soft-pruning oracle and how many of its channel groups stayed frozen.
 
-    python benchmarks/pruning/bench_torchvision.py [--quick] [--timeout 180]
+    python benchmarks/pruning/bench_torchvision.py [--quick] [--only NAME ...] [--timeout 180]
 
 Needs torchvision and torch-pruning (the benchmark environment).
 """
@@ -206,6 +206,9 @@ def run_coverage(script: str, names: Any, timeout: float) -> list[dict[str, Any]
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    ap.add_argument(
+        "--only", nargs="+", metavar="NAME", help="run these models only (to *_only.json)"
+    )
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds per model and library")
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "LIBRARY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -217,8 +220,10 @@ def main(argv: list[str]) -> int:
 
     from neuronkit.common import atomic_write_json
 
-    rows = run_coverage(__file__, QUICK if args.quick else MODELS, args.timeout)
-    out = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
+    names = args.only or (QUICK if args.quick else MODELS)
+    rows = run_coverage(__file__, names, args.timeout)
+    suffix = "_only" if args.only else "_quick" if args.quick else ""
+    out = RESULTS.with_name(RESULTS.stem + suffix + ".json")
     atomic_write_json(
         out,
         {

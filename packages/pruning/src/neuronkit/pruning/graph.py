@@ -386,6 +386,9 @@ _ELEMENTWISE_FUNCS: set[Any] = {
 _ELEMENTWISE_QUALNAMES = {
     "torchvision.ops.stochastic_depth.stochastic_depth",  # per-sample drop: channels kept
 }
+# functions registered with torch.fx.wrap that stay leaves (a rule reads them); the graph traces
+# through the others (torchvision's shifted_window_attention), where the model allows
+_WRAPPED_LEAVES = frozenset(_ELEMENTWISE_QUALNAMES)
 _ELEMENTWISE_METHODS = {
     "relu",
     "sigmoid",
@@ -714,7 +717,7 @@ class DependencyGraph:
         self._modules = dict(model.named_modules())
         with torch.no_grad(), eval_mode(model):
             self._root, self._graph, self._escaped = _trace_graph(
-                model, self.example_inputs, names=self.input_names
+                model, self.example_inputs, names=self.input_names, wrapped_leaves=_WRAPPED_LEAVES
             )
         self._gm: fx.GraphModule | None = None
         self.module_names = set(self._modules)

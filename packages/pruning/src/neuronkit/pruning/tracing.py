@@ -21,7 +21,7 @@ import operator
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -997,6 +997,7 @@ def _trace_graph(
     example_inputs: tuple[Any, ...],
     tracer: type[fx.Tracer] = _PlainTracer,
     names: tuple[str, ...] | None = None,
+    wrapped_leaves: Container[str] | None = None,
 ) -> tuple[nn.Module, fx.Graph, frozenset[tuple[str, str]]]:
     """Trace ``model`` into an ``fx.Graph`` whose nodes carry ``meta["nk_shape"]``, without
     generating a ``GraphModule``: returns ``(root, graph, escaped)`` where ``graph``'s
@@ -1013,6 +1014,11 @@ def _trace_graph(
     :class:`ConcreteTracer` on the example inputs (see :func:`trace_model`; for plain models
     control flow may read shapes, never values); ``root`` holds what the graph's targets name.
 
+    With ``wrapped_leaves`` (qualified names), the functions registered with
+    ``torch.fx.wrap`` are traced through (torchvision's ``shifted_window_attention``), except
+    those named there; where the model cannot be traced that way, it is traced again with
+    every registered function a leaf, as ``torch.fx`` does.
+
     Raises:
         UntraceableModelError: the trace failed; the message names the failing operation.
         ValueError: the traced graph does not run on ``example_inputs``.
@@ -1028,37 +1034,66 @@ def _trace_graph(
             for k, v in attrs.items()
             if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
         ]
-        for m, _ in saved:  # a cached value would enter the trace as a constant (restored)
-            drop_caches(m)
-        sizes = _track_sizes(model)
-        factories = [(n, getattr(torch, n)) for n in _FACTORIES]
-        for n, fn in factories:
-            setattr(torch, n, _marks_sizes(fn, threading.get_ident()))
-        try:
-            root, graph = _trace(model, example_inputs, tracer, names, sizes)
-            return root, graph, frozenset(sizes.escaped)
-        finally:  # a forward that stores on its module (Swin's window size) stored traced values
-            sizes.active = False
+        table = fx._symbolic_trace._wrapped_fns_to_patch
+        wrapped = dict(table)
+        followed = {
+            key: scope
+            for key, scope in wrapped.items()
+            if wrapped_leaves is not None and _qualname(scope.get(key[1])) not in wrapped_leaves
+        }
+        for attempt in ("follow", "leaves") if followed else ("leaves",):
+            for m, _ in saved:  # a cached value would enter the trace as a constant (restored)
+                drop_caches(m)
+            sizes = _track_sizes(model)
+            factories = [(n, getattr(torch, n)) for n in _FACTORIES]
             for n, fn in factories:
-                setattr(torch, n, fn)
-            for m, attrs in saved:
-                now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
-                for k in [k for k in now if k not in attrs]:
-                    del now[k]
-                for k, v in attrs.items():
-                    if now.get(k, _MISSING) is not v:
-                        now[k] = v
-            for container, before in contents:
-                if isinstance(container, dict):
-                    if container.keys() != before.keys() or any(
-                        container[k] is not v for k, v in before.items()
-                    ):
-                        container.clear()
-                        container.update(before)
-                elif len(container) != len(before) or any(
-                    a is not b for a, b in zip(container, before, strict=True)
-                ):
-                    container[:] = before
+                setattr(torch, n, _marks_sizes(fn, threading.get_ident()))
+            if attempt == "follow":
+                for key in followed:
+                    del table[key]
+            try:
+                root, graph = _trace(model, example_inputs, tracer, names, sizes)
+                return root, graph, frozenset(sizes.escaped)
+            except (UntraceableModelError, ValueError):
+                if attempt == "leaves":
+                    raise
+            finally:
+                table.update(wrapped)
+                sizes.active = False
+                for n, fn in factories:
+                    setattr(torch, n, fn)
+                _restore_state(saved, contents)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _qualname(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+
+
+def _restore_state(
+    saved: list[tuple[nn.Module, dict[str, Any]]], contents: list[tuple[Any, Any]]
+) -> None:
+    """Put back the modules' attributes and the contents of their plain dicts and lists as
+    :func:`_trace_graph` found them: a forward that stores on its module (Swin's window size)
+    stored traced values."""
+    for m, attrs in saved:
+        now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
+        for k in [k for k in now if k not in attrs]:
+            del now[k]
+        for k, v in attrs.items():
+            if now.get(k, _MISSING) is not v:
+                now[k] = v
+    for container, before in contents:
+        if isinstance(container, dict):
+            if container.keys() != before.keys() or any(
+                container[k] is not v for k, v in before.items()
+            ):
+                container.clear()
+                container.update(before)
+        elif len(container) != len(before) or any(
+            a is not b for a, b in zip(container, before, strict=True)
+        ):
+            container[:] = before
 
 
 def _trace(
