@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from neuronkit.pruning import DependencyGraph, Group, plan_pruning, prune, soft_prune
@@ -180,3 +181,41 @@ def test_slice_with_a_step_freezes() -> None:
     a = _group_of(graph, "a")
     assert not a.prunable
     assert "with a step" in a.reason
+
+
+class _KeyBiasZeroed(nn.Module):
+    """Swin-V2's attention bias: ``b = qkv.bias.clone(); b[n // 3 : 2 * (n // 3)].zero_()``
+    with ``n = b.numel()`` (``odd``: a bound ``n // 3 + 1``), then ``F.linear(x, qkv.weight,
+    b)`` read by one layer over all 12 channels: ``[B, N, 5] -> [B, N, 3]``."""
+
+    def __init__(self, odd: bool = False) -> None:
+        super().__init__()
+        self.odd = odd
+        self.embed = nn.Linear(5, 8)
+        self.qkv = nn.Linear(8, 12)
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.qkv.bias.clone()
+        length = bias.numel() // 3
+        bias[length + 1 if self.odd else length : 2 * length].zero_()
+        return self.out(torch.relu(F.linear(self.embed(x), self.qkv.weight, bias)))
+
+
+def test_slice_at_fractions_of_the_count_couples_the_parts() -> None:
+    """The thirds are coupled position by position, so the bounds computed again from the
+    pruned count still zero the keys' bias (without the coupling the oracle would differ)."""
+    torch.manual_seed(0)
+    model = _KeyBiasZeroed().eval()
+    graph, hard = _pruned(model, torch.randn(2, 4, 5))
+    qkv = next(g for g in graph.groups if "qkv" in g.producers)
+    assert qkv.prunable
+    assert qkv.size == 4  # 12 channels in 3 coupled parts
+    assert hard.qkv.weight.shape[0] == 6
+
+
+def test_slice_at_other_traced_bounds_freezes() -> None:
+    graph = DependencyGraph(_KeyBiasZeroed(odd=True).eval(), torch.randn(2, 4, 5))
+    qkv = next(g for g in graph.groups if "qkv" in g.producers)
+    assert not qkv.prunable
+    assert "traced bounds" in qkv.reason

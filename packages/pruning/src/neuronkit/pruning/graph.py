@@ -412,6 +412,8 @@ _ELEMENTWISE_METHODS = {
     "sign",
     "nan_to_num",
     "detach",
+    "zero_",  # in place, channels where they were (Swin-V2 zeroes its keys' bias)
+    "fill_",
 }
 # elementwise over several operands (numbers, or tensors that broadcast), by name (function
 # and method): their operands' names, in order
@@ -1862,8 +1864,10 @@ class DependencyGraph:
             if in_ax == label.axis:
                 if isinstance(i, int):
                     raise _Freeze(f"{_describe(node)} selects a single channel")
-                if any(isinstance(b, fx.Node) for b in (i.start, i.stop, i.step)):
+                if isinstance(i.step, fx.Node):
                     raise _Freeze(f"{_describe(node)} slices channels at traced bounds")
+                if isinstance(i.start, fx.Node) or isinstance(i.stop, fx.Node):
+                    return _Label(out_ax, self._slice_fraction(node, src_node, label, i))
                 return _Label(out_ax, self._slice_channels(node, label, i))
             if not isinstance(i, int):
                 out_ax += 1
@@ -1884,6 +1888,29 @@ class DependencyGraph:
             elif bound is not None and slots[bound:] and slots[:bound]:
                 raise _Freeze(f"{_describe(node)} slices channels at fixed bounds")
         return slots[index]
+
+    def _slice_fraction(
+        self, node: fx.Node, src_node: Any, label: _Label, index: slice
+    ) -> list[int]:
+        """A slice of a 1-D tensor's channels at fractions of its own count, as Swin-V2's
+        ``qkv_bias[length : 2 * length]`` with ``length = qkv_bias.numel() // 3`` (the keys'
+        bias): the axis is cut into equal parts (the fractions' common denominator), coupled
+        position by position so that they keep equal widths and the bounds, computed again
+        from the pruned count, still fall between the same parts. Any other traced bound
+        freezes."""
+        slots, n = label.slots, len(label.slots)
+        start = Fraction(0) if index.start is None else _count_fraction(index.start, src_node)
+        stop = Fraction(1) if index.stop is None else _count_fraction(index.stop, src_node)
+        if start is None or stop is None or index.step not in (None, 1):
+            raise _Freeze(f"{_describe(node)} slices channels at traced bounds")
+        parts = math.lcm(start.denominator, stop.denominator)
+        if _shape(src_node) != (n,) or n % parts or not 0 <= start <= stop <= 1:
+            raise _Freeze(f"{_describe(node)} slices channels at traced bounds")
+        width = n // parts
+        first = _Label(label.axis, slots[:width])
+        for p in range(1, parts):
+            self._unify(first, _Label(label.axis, slots[p * width : (p + 1) * width]))
+        return slots[int(start * n) : int(stop * n)]
 
     def _gathered_table(
         self,
@@ -2754,6 +2781,36 @@ def _periodic(slots: Sequence[Any]) -> tuple[list[Any], int]:
         if n % (inner * p) == 0 and all(slots[j] == base[(j // inner) % p] for j in range(n)):
             return base[:p], inner
     return list(slots), 1
+
+
+def _count_fraction(bound: Any, tensor: Any) -> Fraction | None:
+    """``bound`` as a fraction of ``tensor``'s element count: ``k / d`` when it is traced as
+    ``tensor.numel() // d`` times an integer ``k``, 0 for a literal 0; else None."""
+    if type(bound) is int and bound == 0:
+        return Fraction(0)
+    k: Any = 1
+    if isinstance(bound, fx.Node) and bound.target is operator.mul and len(bound.args) == 2:
+        a, b = bound.args
+        k, bound = (a, b) if type(a) is int else (b, a)
+        if type(k) is not int:
+            return None
+    if not (
+        isinstance(bound, fx.Node)
+        and bound.target is operator.floordiv
+        and len(bound.args) == 2
+        and type(bound.args[1]) is int
+        and bound.args[1] > 0
+    ):
+        return None
+    count, d = bound.args[0], int(bound.args[1])
+    if not (
+        isinstance(count, fx.Node)
+        and count.op == "call_method"
+        and count.target == "numel"
+        and count.args[0] is tensor
+    ):
+        return None
+    return Fraction(k, d)
 
 
 def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int, int] | None:
