@@ -1,6 +1,6 @@
 """Functions registered with ``torch.fx.wrap`` (torchvision's ``shifted_window_attention``):
 the graph traces through them where it can, so their channels follow the pruning; one that
-cannot be traced through stays a leaf (its channels freeze, as before 0.5.43)."""
+cannot be traced through stays a leaf (its channels freeze, as all did before 0.5.42)."""
 
 from __future__ import annotations
 
