@@ -1148,3 +1148,36 @@ def test_a_channel_size_read_from_another_axis_or_tensor_freezes(size_of: str) -
     assert "no count of them" in group.reason
     small = prune(graph, plan_pruning(graph, "l2", 0.5))
     torch.testing.assert_close(small(x), model(x))  # nothing removed that the reshape needs
+
+
+class _TokenMixer(nn.Module):
+    """An MLP-Mixer block: ``x + mlp_tokens(norm(x).transpose(1, 2)).transpose(1, 2)`` (the
+    token MLP's ``nn.Linear`` layers act along the tokens, the channels on axis 1), then a
+    channel MLP: ``[B, 6, 5] -> [B, 3]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(5, 8)
+        self.norm = nn.LayerNorm(8)
+        self.tokens = nn.Sequential(nn.Linear(6, 12), nn.GELU(), nn.Linear(12, 6))
+        self.channels = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        h = h + self.tokens(self.norm(h).transpose(1, 2)).transpose(1, 2)
+        h = h + self.channels(h)
+        return self.head(h).mean(1)
+
+
+def test_linear_along_another_axis_passes_channels_through() -> None:
+    """Before 0.5.42 the token MLP froze the residual width ("input features not on the last
+    axis"); its own weights span the tokens, not channels, and stay whole."""
+    torch.manual_seed(0)
+    model = _TokenMixer().eval()
+    graph = _check_oracle(model, torch.randn(2, 6, 5))
+    assert _group_of(graph, "embed").prunable
+    assert not any(name.startswith("tokens") for g in graph.groups for name in g.producers)
+    hard = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert tuple(hard.tokens[0].weight.shape) == (12, 6)
+    assert hard.embed.out_features < 8

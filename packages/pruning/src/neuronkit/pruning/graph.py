@@ -1158,6 +1158,10 @@ class DependencyGraph:
                     and len(x.slots) == mod.in_features
                 ):
                     self._member(name, "weight", 1, "in", kind, x.slots)
+                elif in_shape is not None and len(out_shape) == len(in_shape) > x.axis:
+                    # along another axis (MLP-Mixer's token mixing, [B, C, N] over N): each
+                    # channel on its own, where it was; the weight spans no channels
+                    return x
                 else:
                     self._freeze(x, f"{name}: input features not on the last axis")
             out = self._fresh(mod.out_features, len(out_shape) - 1)
