@@ -9,6 +9,7 @@ the original computes with the removed channels zeroed), and the check is not va
 oracle differs from the original); each frozen case names its reason.
 """
 
+import functools
 import math
 from typing import Any
 
@@ -1181,3 +1182,58 @@ def test_linear_along_another_axis_passes_channels_through() -> None:
     hard = prune(graph, plan_pruning(graph, "l2", 0.5))
     assert tuple(hard.tokens[0].weight.shape) == (12, 6)
     assert hard.embed.out_features < 8
+
+
+def _channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """torchvision's ShuffleNetV2 ``channel_shuffle``: ``[B, C, H, W]``, channels interleaved
+    across ``groups`` (a literal of ``forward``)."""
+    b, c, h, w = x.size()
+    x = x.view(b, groups, c // groups, h, w)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(b, c, h, w)
+
+
+class _ShuffleUnit(nn.Module):
+    """A ShuffleNetV2 unit: half the channels pass, half go through a branch, then the two
+    halves are concatenated and shuffled across ``groups`` parts; ``scaled`` also multiplies
+    the output by ``c // 2`` (the count's part read as a number): ``[B, 3, H, W] -> [B, 4]``."""
+
+    def __init__(self, groups: int = 2, scaled: bool = False) -> None:
+        super().__init__()
+        # a literal of forward, as torchvision's channel_shuffle(out, 2) (an int attribute
+        # would be a head count that prune rewrites)
+        self.shuffle = functools.partial(_channel_shuffle, groups=groups)
+        self.scaled = scaled
+        self.stem = nn.Conv2d(3, 12, 1)
+        self.branch = nn.Sequential(nn.Conv2d(6, 6, 3, padding=1, groups=6), nn.Conv2d(6, 6, 1))
+        self.head = nn.Conv2d(12, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.stem(x))
+        a, b = y.chunk(2, dim=1)
+        y = self.shuffle(torch.cat([a, torch.relu(self.branch(b))], dim=1))
+        if self.scaled:
+            y = y * (y.size(1) // 2)
+        return self.head(y).mean((2, 3))
+
+
+@pytest.mark.parametrize("groups", [2, 3])
+def test_channel_shuffle_keeps_its_parts_and_prunes_within_them(groups: int) -> None:
+    """The literal part count stays: channel j of every part is one unit, and ``c //
+    groups`` read from the pruned input still splits them (before 0.5.42 the shuffle froze:
+    "size 2 on the channel axis is a constant of forward")."""
+    torch.manual_seed(0)
+    model = _ShuffleUnit(groups).eval()
+    graph = _check_oracle(model, torch.randn(2, 3, 5, 5))
+    assert _group_of(graph, "stem").prunable
+    hard = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert hard.head.in_channels % groups == 0  # the shuffled parts keep equal widths
+    assert hard.head.in_channels < 12
+
+
+def test_channel_count_part_read_as_a_number_freezes() -> None:
+    torch.manual_seed(0)
+    graph = DependencyGraph(_ShuffleUnit(scaled=True).eval(), torch.randn(2, 3, 5, 5))
+    stem = _group_of(graph, "stem")
+    assert not stem.prunable
+    assert "computes with the channel count" in stem.reason

@@ -834,6 +834,7 @@ class DependencyGraph:
         a factory, a comparison) would compute with the new count where the traced code had
         the old one, so the channels it counts freeze."""
         counts: dict[fx.Node, _Label] = {}  # node -> the channels whose count it holds
+        parts: dict[fx.Node, tuple[_Label, int]] = {}  # C // g -> (the channels, g)
         fixed: set[fx.Node] = set()  # sizes that are no channel count (B, H, an untracked C)
         # size tuple -> (channel axis, rank, label); axis and label None: no count inside
         tuples: dict[fx.Node, tuple[int | None, int, _Label | None]] = {}
@@ -872,6 +873,14 @@ class DependencyGraph:
                     fixed.add(node)
             elif node in self._ratio_nodes:  # a head size while the tie holds (_tie_widths)
                 fixed.add(node)
+            elif (
+                node.op == "call_function"
+                and node.target is operator.floordiv
+                and node.args[0] in counts
+                and type(node.args[1]) is int
+                and node.args[1] > 0
+            ):  # C // 2: a part of the count (the head size of a literal head count)
+                parts[node] = (counts[node.args[0]], node.args[1])
             elif node.op == "call_function" and node.target is operator.mul:
                 factors = [a for a in node.args if isinstance(a, fx.Node)]
                 counted = [counts[a] for a in factors if a in counts]
@@ -879,8 +888,25 @@ class DependencyGraph:
                     counts[node] = counted[0]
                 elif factors and all(a in fixed for a in factors):  # H * W
                     fixed.add(node)
+        for node, (label, g) in parts.items():
+            # it sizes a reshape's axis of 1 / g of those channels, all g parts coupled
+            for user, out, at in self._size_uses(node, labels, parts):
+                roots = self._uf.roots
+                if not (
+                    isinstance(out, _Label)
+                    and at == [out.axis]
+                    and len(out.slots) * g == len(label.slots)
+                    and set(roots(label.slots).tolist()) == set(roots(out.slots).tolist())
+                ):
+                    self._freeze(
+                        label,
+                        f"{_describe(user)} computes with the channel count "
+                        f"{_describe(node.args[0])}; it would change with the pruning",
+                    )
         for node, label in counts.items():
             for user, out, at in self._size_uses(node, labels, counts):
+                if user in parts:
+                    continue
                 if user in self._ratio_nodes:
                     self._count_ratios.append((list(label.slots), self._ratio_nodes[user], user))
                     continue
@@ -1536,8 +1562,10 @@ class DependencyGraph:
             if heads is None:
                 raise _Freeze(f"{_describe(node)} {err}") from None
             k, blocks, d = heads
-            if self.head_dims:
-                # dimension j of every head (of every fused block) one unit, the label on d
+            if self.head_dims or _literal_size(node, k):
+                # dimension j of every head (of every fused block) one unit, the label on d;
+                # also where the head count is a literal of forward, which stays (the
+                # channel shuffle's x.view(b, 2, c // 2, h, w) of ShuffleNet)
                 self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
                 size = _requested_size(node, k + 1)
                 return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
@@ -2940,6 +2968,16 @@ def _size_items(value: Any) -> list[Any] | None:
 
 
 _TRACED = object()  # a size read from a traced tensor: it follows the pruning
+
+
+def _literal_size(node: fx.Node, axis: int) -> bool:
+    """Whether the view / reshape ``node`` asks for a literal size (a plain ``int`` written
+    in ``forward``, not a module attribute) on output axis ``axis``."""
+    sizes = _reshape_sizes(node)
+    if sizes is None or not -len(sizes) <= axis < len(sizes):
+        return False
+    size = sizes[axis]
+    return type(size) is int and size > 0
 
 
 def _constant_size(value: Any) -> int | None:
