@@ -830,11 +830,13 @@ class DependencyGraph:
         ``C * H * W``) on an output axis that holds only channels of the same group.
         Where the reshape's channels are another group's, the two groups' kept widths are
         tied (:attr:`width_ties`), as are the channels counted and the heads in ``C //
-        self.num_heads`` (see :meth:`_resolve_size_attributes`). Anything else (split sizes,
-        a factory, a comparison) would compute with the new count where the traced code had
-        the old one, so the channels it counts freeze."""
+        self.num_heads`` (see :meth:`_resolve_size_attributes`). A part ``C // g`` (``g`` a
+        literal) may size the axis of a reshape into ``g`` parts of those channels, coupled
+        position by position (ShuffleNet's ``view(b, 2, c // 2, h, w)``). Anything else (split
+        sizes, a factory, a comparison) would compute with the new count where the traced code
+        had the old one, so the channels it counts freeze."""
         counts: dict[fx.Node, _Label] = {}  # node -> the channels whose count it holds
-        parts: dict[fx.Node, tuple[_Label, int]] = {}  # C // g -> (the channels, g)
+        parts: dict[fx.Node, tuple[_Label, int, fx.Node]] = {}  # C // g -> (channels, g, C)
         fixed: set[fx.Node] = set()  # sizes that are no channel count (B, H, an untracked C)
         # size tuple -> (channel axis, rank, label); axis and label None: no count inside
         tuples: dict[fx.Node, tuple[int | None, int, _Label | None]] = {}
@@ -880,7 +882,8 @@ class DependencyGraph:
                 and type(node.args[1]) is int
                 and node.args[1] > 0
             ):  # C // 2: a part of the count (the head size of a literal head count)
-                parts[node] = (counts[node.args[0]], node.args[1])
+                count = node.args[0]
+                parts[node] = (counts[count], node.args[1], count)
             elif node.op == "call_function" and node.target is operator.mul:
                 factors = [a for a in node.args if isinstance(a, fx.Node)]
                 counted = [counts[a] for a in factors if a in counts]
@@ -888,7 +891,7 @@ class DependencyGraph:
                     counts[node] = counted[0]
                 elif factors and all(a in fixed for a in factors):  # H * W
                     fixed.add(node)
-        for node, (label, g) in parts.items():
+        for node, (label, g, count) in parts.items():
             # it sizes a reshape's axis of 1 / g of those channels, all g parts coupled
             for user, out, at in self._size_uses(node, labels, parts):
                 roots = self._uf.roots
@@ -901,7 +904,7 @@ class DependencyGraph:
                     self._freeze(
                         label,
                         f"{_describe(user)} computes with the channel count "
-                        f"{_describe(node.args[0])}; it would change with the pruning",
+                        f"{_describe(count)}; it would change with the pruning",
                     )
         for node, label in counts.items():
             for user, out, at in self._size_uses(node, labels, counts):
