@@ -1565,10 +1565,10 @@ class DependencyGraph:
             if heads is None:
                 raise _Freeze(f"{_describe(node)} {err}") from None
             k, blocks, d = heads
-            if self.head_dims or _literal_size(node, k):
+            if self.head_dims or (_literal_size(node, k) and _merged_back(node)):
                 # dimension j of every head (of every fused block) one unit, the label on d;
-                # also where the head count is a literal of forward, which stays (the
-                # channel shuffle's x.view(b, 2, c // 2, h, w) of ShuffleNet)
+                # also where a literal number of parts is merged back into channels (the
+                # channel shuffle's x.view(b, 2, c // 2, h, w) of ShuffleNet): the parts stay
                 self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
                 size = _requested_size(node, k + 1)
                 return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
@@ -2981,6 +2981,19 @@ def _literal_size(node: fx.Node, axis: int) -> bool:
         return False
     size = sizes[axis]
     return type(size) is int and size > 0
+
+
+def _merged_back(node: fx.Node) -> bool:
+    """Whether the output of the reshape ``node`` reaches, through axis moves only, a reshape
+    back to its input's rank (the channel shuffle's transpose and view back); attention
+    heads go on to a product instead."""
+    rank, user = len(_shape(node.args[0]) or ()), node
+    while len(user.users) == 1:
+        (user,) = user.users
+        name = user.target if user.op == "call_method" else getattr(user.target, "__name__", "")
+        if name not in ("transpose", "permute", "contiguous"):
+            return name in ("view", "reshape", "flatten") and len(_shape(user) or ()) == rank
+    return False
 
 
 def _constant_size(value: Any) -> int | None:
