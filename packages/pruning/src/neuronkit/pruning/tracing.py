@@ -1034,13 +1034,13 @@ def _trace_graph(
             for k, v in attrs.items()
             if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
         ]
-        table = fx._symbolic_trace._wrapped_fns_to_patch
+        table = fx._symbolic_trace._wrapped_fns_to_patch  # (globals id, name) -> globals
         wrapped = dict(table)
-        followed = {
-            key: scope
+        followed = [
+            key
             for key, scope in wrapped.items()
             if wrapped_leaves is not None and _qualname(scope.get(key[1])) not in wrapped_leaves
-        }
+        ]
         for attempt in ("follow", "leaves") if followed else ("leaves",):
             for m, _ in saved:  # a cached value would enter the trace as a constant (restored)
                 drop_caches(m)
