@@ -5,7 +5,8 @@ channels from a ``transformers`` model, ``model.config`` still describes the ori
 ``save_pretrained`` followed by ``from_pretrained`` would build the wrong model.
 :func:`sync_hf_config` first reads the sizes off the pruned modules where it knows their names
 (GPT-2, BERT and the LLaMA family: Llama, Mistral, Qwen2, ...) and proves the result by building
-the model class from the new config on the meta device and comparing every parameter shape.
+the model class from the new config without initializing it (on the meta device, or with example
+inputs on the CPU, where the same build is then run) and comparing every parameter shape.
 
 For any other architecture, given example inputs, it searches the config: every integer field
 (or element of an integer list, such as ConvNeXt's per-stage ``hidden_sizes``) that equals a
@@ -76,6 +77,10 @@ def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+# a model built from a config and its parameter shapes, or (None, why the class rejects it)
+_Built = tuple[nn.Module | None, dict[str, tuple[int, ...]] | str]
+
+
 def _no_init_weights() -> AbstractContextManager[Any]:
     """``transformers``' context that skips weight initialization (only shapes are read)."""
     import importlib
@@ -95,12 +100,16 @@ def _build(model: nn.Module, config: Any, device: str = "meta") -> nn.Module:
         return type(model)(config)
 
 
-def _built_shapes(model: nn.Module, config: Any) -> dict[str, tuple[int, ...]] | str:
-    """The parameter shapes of the model ``config`` builds, or why the class rejects it."""
+def _built(model: nn.Module, config: Any, device: str) -> _Built:
+    """The model ``config`` builds on ``device`` and its parameter shapes, or ``(None, why the
+    class rejects it)``. Built on the CPU, its weights are allocated but never written (no
+    page is touched), so it costs what a build on the meta device costs and can be run as the
+    twin of :func:`_same_function`."""
     try:
-        return _shapes(_build(model, config))
+        built = _build(model, config, device)
     except Exception as err:  # a model class may raise anything on a config it cannot build
-        return f"the model class rejects it: {type(err).__name__}: {err}"
+        return None, f"the model class rejects it: {type(err).__name__}: {err}"
+    return built, _shapes(built)
 
 
 def _matched(want: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]]) -> set[str]:
@@ -139,12 +148,14 @@ def sync_hf_config(model: nn.Module, example_inputs: Any = None) -> dict[str, An
     for field, value in known.items():
         setattr(new, field, value)
     want = _shapes(model)
-    got = _built_shapes(model, new)
+    device = "meta" if inputs is None else "cpu"  # a CPU build can be run (the twin)
+    twin, got = _built(model, new, device)
     if isinstance(got, str):
         problem = problem or got
-        new, got = copy.deepcopy(config), _built_shapes(model, config)
+        new = copy.deepcopy(config)
+        twin, got = _built(model, new, device)
     elif got == want:
-        if inputs is None or _same_function(model, new, inputs):
+        if inputs is None or _same_function(model, twin, inputs):
             for field, value in known.items():
                 setattr(config, field, value)
             return known
@@ -161,7 +172,7 @@ def sync_hf_config(model: nn.Module, example_inputs: Any = None) -> dict[str, An
         )
     found = None
     if inputs is not None and isinstance(got, dict):
-        found = _search(model, new, want, got, inputs)
+        found = _search(model, new, (twin, got), want, inputs)
     if found is None:
         return _unchanged(f"no config describes the pruned model ({problem})")
     # with the fields the known names added (ViT's head_dim): write the config that was proved
@@ -228,27 +239,38 @@ def _get(config: Any, path: _Path) -> Any:
     return obj
 
 
-def _with(config: Any, path: _Path, value: int) -> Any | None:
-    """A copy of ``config`` with the field at ``path`` set to ``value``, or None where the
-    config class rejects that value (a validating config)."""
+# fields set together: ((path, new value), ...)
+_Change = tuple[tuple[_Path, int], ...]
+
+
+def _holds(config: Any, change: _Change) -> bool:
+    return all(_get(config, path) == value for path, value in change)
+
+
+def _with(config: Any, change: _Change) -> Any | None:
+    """A copy of ``config`` with ``change`` made, or None where the config class rejects a
+    value (a validating config)."""
     trial = copy.deepcopy(config)
     try:
-        if isinstance(path[-1], int):  # one element of a list field: the field is replaced
-            owner, field = _get(trial, path[:-2]), str(path[-2])
-            old = getattr(owner, field)
-            seq = list(old)
-            seq[path[-1]] = value
-            setattr(owner, field, type(old)(seq) if isinstance(old, tuple) else seq)
-        else:
-            setattr(_get(trial, path[:-1]), str(path[-1]), value)
+        for path, value in change:
+            if isinstance(path[-1], int):  # one element of a list field: the field is replaced
+                owner, field = _get(trial, path[:-2]), str(path[-2])
+                old = getattr(owner, field)
+                seq = list(old)
+                seq[path[-1]] = value
+                setattr(owner, field, type(old)(seq) if isinstance(old, tuple) else seq)
+            else:
+                setattr(_get(trial, path[:-1]), str(path[-1]), value)
     except Exception:  # e.g. huggingface_hub's strict dataclass validation
         return None
     return trial
 
 
-def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[tuple[_Path, int]]:
-    """(field, new value) to try: fields equal to a changed size get the new size; head
-    counts get the count that keeps the head size (``a / v`` channels per head)."""
+def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[_Change]:
+    """Changes to try: fields equal to a changed size get the new size; head counts get the
+    count that keeps the head size (``a / v`` channels per head). First, the elements of a
+    list field (ConvNeXt's per-stage ``hidden_sizes``) all at once, each to its first new
+    size (one model built instead of one per stage), then every field alone."""
     exact: list[tuple[_Path, int]] = []
     heads: list[tuple[_Path, int]] = []
     for path, v in _int_fields(config):
@@ -258,18 +280,27 @@ def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[tuple[_Path, i
                 exact.append((path, b))
             elif "head" in name and v > 0 and a % v == 0 and (b * v) % a == 0:
                 heads.append((path, b * v // a))
-    return list(dict.fromkeys(exact + heads))
+    lists: dict[_Path, dict[_Path, int]] = {}
+    for path, b in exact:
+        if isinstance(path[-1], int):
+            lists.setdefault(path[:-1], {}).setdefault(path, b)
+    together = [tuple(elements.items()) for elements in lists.values() if len(elements) > 1]
+    return list(dict.fromkeys(together + [(change,) for change in exact + heads]))
 
 
 def _search(
     model: nn.Module,
     config: Any,
+    built: _Built,
     want: dict[str, tuple[int, ...]],
-    got: dict[str, tuple[int, ...]],
     inputs: tuple[tuple[Any, ...], tuple[str, ...] | None],
 ) -> Any | None:
     """A copy of ``config`` that builds the pruned shapes and the pruned model's function,
-    or None (greedy over :func:`_candidates`; see the module docstring)."""
+    or None (greedy over :func:`_candidates`; see the module docstring). ``built`` is what
+    ``config`` builds on the CPU (:func:`_built`)."""
+    twin, got = built
+    if isinstance(got, str):
+        return None
     pairs = {
         (a, b)
         for k, shape in want.items()
@@ -281,43 +312,45 @@ def _search(
     if not candidates:
         return None
     matched = _matched(want, got)
-    for path, value in candidates:
+    for change in candidates:
         if got == want:
             break
-        if _get(config, path) == value:
+        if _holds(config, change):
             continue
-        trial = _with(config, path, value)
+        trial = _with(config, change)
         if trial is None:
             continue
-        shapes = _built_shapes(model, trial)
+        trial_twin, shapes = _built(model, trial, "cpu")
         if isinstance(shapes, dict) and (now := _matched(want, shapes)) > matched:
-            config, matched, got = trial, now, shapes
+            config, twin, matched, got = trial, trial_twin, now, shapes
     if got != want:
         return None
-    if _same_function(model, config, inputs):
+    if _same_function(model, twin, inputs):
         return config
     # equal shapes, another function: a head count with the same total width (4 x 8 vs 2 x 16)
-    for path, value in candidates:
-        if _get(config, path) == value:
+    for change in candidates:
+        if _holds(config, change):
             continue
-        trial = _with(config, path, value)
+        trial = _with(config, change)
         if trial is None:
             continue
-        if _built_shapes(model, trial) == want and _same_function(model, trial, inputs):
+        trial_twin, shapes = _built(model, trial, "cpu")
+        if shapes == want and _same_function(model, trial_twin, inputs):
             return trial
     return None
 
 
 def _same_function(
-    model: nn.Module, config: Any, inputs: tuple[tuple[Any, ...], tuple[str, ...] | None]
+    model: nn.Module, twin: nn.Module | None, inputs: tuple[tuple[Any, ...], tuple[str, ...] | None]
 ) -> bool:
-    """Whether the model that ``config`` builds computes ``model``'s outputs on ``inputs``
-    once given what ``from_pretrained`` would load: ``model``'s parameters and persistent
-    buffers (shared, not copied). Non-persistent buffers (a rotary table, an embedding scale)
-    are the twin's own, computed from ``config``. Both run in eval mode; ``model``'s modes are
-    restored."""
+    """Whether ``twin``, a model built on the CPU from a config (:func:`_built`), computes
+    ``model``'s outputs on ``inputs`` once given what ``from_pretrained`` would load:
+    ``model``'s parameters and persistent buffers (shared, not copied; ``twin`` is spent).
+    Non-persistent buffers (a rotary table, an embedding scale) are the twin's own, computed
+    from the config. Both run in eval mode; ``model``'s modes are restored."""
+    if twin is None:
+        return False
     try:
-        twin = _build(model, config, "cpu")
         source = dict(model.named_modules())
         for name, mod in twin.named_modules():
             src = source[name]

@@ -334,6 +334,13 @@ def _registered(tracer: fx.Tracer, m: nn.Module) -> str | None:
         return None
 
 
+# argument types torch.fx stores in a node as they are (after checks for tensors, modules and
+# named tuples that these never are): returned first, without those checks
+_PLAIN_ARGS = frozenset(
+    (int, float, bool, complex, str, type(None), type(...), torch.dtype, torch.device, torch.layout)
+)
+
+
 #: Tracing patches process-wide names: torch.fx replaces ``nn.Module.__call__`` and
 #: ``__getattr__``, and the tracers here torch's tensor factories (and transformers' mask
 #: builders). One trace runs at a time, and calls from other threads pass straight through.
@@ -373,6 +380,17 @@ class _ThreadSafeTracer(fx.Tracer):
         if self._foreign():
             return attr_val
         return self._traced_getattr(attr, attr_val, parameter_proxy_cache)
+
+    def create_arg(self, a: Any) -> Any:
+        kind = type(a)
+        if kind in _PLAIN_ARGS:  # most arguments: kept as they are, as fx keeps them
+            return a
+        if isinstance(a, fx.Proxy):
+            return a.node
+        if kind is tuple or kind is list:
+            return kind(self.create_arg(v) for v in a)
+        node = _tensor_arg(self, a)  # a parameter or buffer passed as a tensor: by name
+        return super().create_arg(a) if node is None else node
 
     def _traced_call_module(
         self,
@@ -431,6 +449,7 @@ class ConcreteTracer(_ThreadSafeTracer):
         self._concrete_run = False
         self._shapes_only = shapes_only
         self._base_layers: set[int] = set()  # ids of subclasses verified to compute the base
+        self._names: tuple[dict[nn.Module, str], dict[str, nn.Module]] | None = None
         self.model: nn.Module | None = None  # the traced model (inside its _Root)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -502,10 +521,6 @@ class ConcreteTracer(_ThreadSafeTracer):
         if self._concrete_run:  # a leaf module running on concrete values reads real weights
             return attr_val
         return _tensor_proxy(self, attr_val, parameter_proxy_cache)
-
-    def create_arg(self, a: Any) -> Any:
-        node = _tensor_arg(self, a)
-        return super().create_arg(a) if node is None else node
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _ConcreteProxy(node, self)
@@ -596,7 +611,7 @@ class ConcreteTracer(_ThreadSafeTracer):
         elif kind == "call_method":
             value = getattr(a[0], target)(*a[1:], **kw)
         elif kind == "call_module":
-            leaf = self.root.get_submodule(str(target))
+            leaf = self._submodule(str(target))
             was, self._concrete_run = self._concrete_run, True
             try:  # a hooked leaf with its hooks, as _record_shapes runs the symbolic graph
                 if _has_forward_hooks(leaf) or _global_forward_hooks():
@@ -611,6 +626,15 @@ class ConcreteTracer(_ThreadSafeTracer):
         if isinstance(value, torch.Tensor):
             node.meta["nk_shape"] = tuple(int(s) for s in value.shape)
         return proxy
+
+    def _submodule(self, name: str) -> nn.Module:
+        """The root's submodule ``name``, a ``call_module`` target of the last trace (from one
+        reversed table of fx's module paths, not a walk down the dotted name per call)."""
+        paths = self.submodule_paths  # fx's {module: name} while tracing, None after
+        if paths is not None and (self._names is None or self._names[0] is not paths):
+            self._names = (paths, {path: m for m, path in paths.items()})
+        found = None if self._names is None else self._names[1].get(name)
+        return self.root.get_submodule(name) if found is None else found
 
     def shape_only_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
         """Record ``fn(*args, **kwargs)`` as one node if it returns a tensor (else return the
@@ -747,9 +771,9 @@ def _trace_concrete(
     trace them, e.g. a ``forward`` that branches on its input's shape) may branch on shapes
     only, and nodes left without users (such checks) are dropped."""
     if hf:
-        tracer = ConcreteTracer(example_inputs, leaf=_hf_leaf)
+        tracer = _UnscopedConcreteTracer(example_inputs, leaf=_hf_leaf)
     else:
-        tracer = ConcreteTracer(
+        tracer = _UnscopedConcreteTracer(
             example_inputs, leaf=lambda m, _: declares_layout(m), shapes_only=True
         )
     if not 1 <= len(example_inputs) <= _MAX_INPUTS:
@@ -796,7 +820,7 @@ def _trace_concrete(
     for node in graph.nodes:
         if node.op in ("call_module", "get_attr"):
             target = str(node.target)
-            obj = root.get_submodule(target) if node.op == "call_module" else None
+            obj = tracer._submodule(target) if node.op == "call_module" else None
             if obj is None:
                 obj = root
                 for part in target.split("."):
@@ -926,14 +950,10 @@ def _tensor_arg(tracer: fx.Tracer, value: Any) -> fx.Node | None:
     return None if name is None else tracer.create_node("get_attr", name, (), {})
 
 
-class _PlainTracer(_ThreadSafeTracer):
-    """``torch.fx.Tracer`` without the per-node module-scope bookkeeping.
-
-    The stock tracer copies its module stack into every node's ``meta["nn_module_stack"]``,
-    maps every node name to its scope and enters a scope context per module call; the
-    dependency graph reads none of these. The same graph (nodes, targets, names), about 25%
-    faster to trace (MobileNetV2-style: 2.05 -> 1.56 ms).
-    """
+class _Unscoped(fx.Tracer):
+    """A tracer that records nodes without ``torch.fx``'s module-scope metadata: the stock
+    tracer copies its module stack into every node's ``meta["nn_module_stack"]`` and maps
+    every node name to its scope; the dependency graph reads neither."""
 
     def create_node(
         self,
@@ -945,6 +965,17 @@ class _PlainTracer(_ThreadSafeTracer):
         type_expr: Any | None = None,
     ) -> fx.Node:
         return self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+
+
+class _UnscopedConcreteTracer(_Unscoped, ConcreteTracer):
+    """:class:`ConcreteTracer` without module-scope metadata (the dependency graph's)."""
+
+
+class _PlainTracer(_Unscoped, _ThreadSafeTracer):
+    """``torch.fx.Tracer`` without the per-node module-scope bookkeeping (:class:`_Unscoped`)
+    and without entering a scope context per module call. The same graph (nodes, targets,
+    names), about 25% faster to trace (MobileNetV2-style: 2.05 -> 1.56 ms).
+    """
 
     def _traced_call_module(
         self,
@@ -964,10 +995,6 @@ class _PlainTracer(_ThreadSafeTracer):
         self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]
     ) -> Any:
         return _tensor_proxy(self, attr_val, parameter_proxy_cache)
-
-    def create_arg(self, a: Any) -> Any:
-        node = _tensor_arg(self, a)
-        return super().create_arg(a) if node is None else node
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return (
