@@ -28,7 +28,7 @@ import copy
 import sys
 import warnings
 from collections.abc import Collection
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
 from typing import Any
 
@@ -95,8 +95,11 @@ def _no_init_weights() -> AbstractContextManager[Any]:
 
 def _build(model: nn.Module, config: Any, device: str = "meta") -> nn.Module:
     """``type(model)(config)`` on ``device`` without initializing weights (on the CPU the
-    weights are allocated, never written)."""
-    with torch.device(device), _no_init_weights():
+    weights are allocated, never written). On the default device no device context is
+    entered: it would intercept every tensor the constructors create."""
+    target = torch.device(device)
+    place = nullcontext() if torch.get_default_device() == target else target
+    with place, _no_init_weights():
         return type(model)(config)
 
 
