@@ -337,8 +337,10 @@ def magnitude_position_scores(t: torch.Tensor, dim: int, p: int) -> torch.Tensor
         t = t.double()  # float16 squares overflow above 256; bfloat16 loses digits
     # t * t: what torch.pow computes for the exponent 2 (same bits), minus overhead
     scores = _reduce_other_dims(t, dim, torch.abs if p == 1 else _square)
-    if p == 2 and t.dtype == torch.float32 and not bool(scores.isfinite().all()):
-        scores = _reduce_other_dims(t.double(), dim, _square)  # squares above ~1.8e19 overflow
+    # squares above ~1.8e19 overflow in float32; the float64 sum of finite scores cannot, so
+    # it is finite exactly when every score is (one reduction instead of two)
+    if p == 2 and t.dtype == torch.float32 and not math.isfinite(scores.sum().item()):
+        scores = _reduce_other_dims(t.double(), dim, _square)
     return scores
 
 

@@ -1534,15 +1534,15 @@ def _segments(
 
 def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
     rows = []
-    for m in group.members:
-        arr = graph.init[m.module]
-        if arr.dtype not in (np.float16, np.float32, np.float64):  # e.g. bfloat16 (ml_dtypes)
-            arr = arr.astype(np.float64)
-        with warnings.catch_warnings():  # read-only buffers (numpy_helper), only read here
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+    with warnings.catch_warnings():  # read-only buffers (numpy_helper), only read here
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        for m in group.members:
+            arr = graph.init[m.module]
+            if arr.dtype not in (np.float16, np.float32, np.float64):  # e.g. bfloat16
+                arr = arr.astype(np.float64)
             per_pos = magnitude_position_scores(torch.from_numpy(arr), m.dim, p).numpy()
-        owner, flat = m.positions.owners, m.positions.flat
-        rows.append(np.bincount(owner, per_pos[flat], minlength=group.size))
+            owner, flat = m.positions.owners, m.positions.flat
+            rows.append(np.bincount(owner, per_pos[flat], minlength=group.size))
     return np.mean(rows, 0) if rows else np.zeros(group.size)
 
 
