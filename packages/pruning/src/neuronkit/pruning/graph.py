@@ -648,8 +648,18 @@ def _state_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     lazy modules, which have none). Buffers are left out: a pruned group always changes a
     parameter, while a buffer may legitimately change shape (a cache regrown for a longer
     input)."""
-    params = model.named_parameters(remove_duplicate=False)
-    return {name: tuple(t.shape) for name, t in params if not is_lazy(t)}
+    shapes: dict[str, tuple[int, ...]] = {}
+    # named_parameters(remove_duplicate=False)'s walk and order, without a generator per module
+    # (this runs before every scoring and pruning call)
+    stack = [("", model)]
+    while stack:
+        prefix, module = stack.pop()
+        for key, t in module._parameters.items():
+            if t is not None and not is_lazy(t):
+                shapes[prefix + key] = tuple(t.shape)
+        children = [(f"{prefix}{n}.", c) for n, c in module._modules.items() if c is not None]
+        stack.extend(reversed(children))
+    return shapes
 
 
 def _split_target(target: str) -> tuple[str, str]:

@@ -241,7 +241,9 @@ class GroupImportance:
     ) -> None:
         """Raise ``ValueError`` unless ``scores`` is a 1-D tensor of one score per position of
         ``member`` (its tensor's size along ``member.dim``): a shape check, nothing computed."""
-        size = self.tensor(graph, member).shape[member.dim]
+        name = f"{member.module}.{member.param}" if member.module else member.param
+        shape = graph._shapes.get(name)  # a parameter's shape when the graph was built
+        size = (shape if shape is not None else self.tensor(graph, member).shape)[member.dim]
         if not isinstance(scores, torch.Tensor) or scores.shape != (size,):
             raise ValueError(
                 f"{type(self).__name__}.position_scores: expected a 1-D tensor of {size} scores "

@@ -407,7 +407,7 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
         if idx.numel() and torch.unique(idx).numel() != idx.numel():
             raise ValueError(f"plan: repeats a channel index for group {g.name!r}")
     _check_tied_widths(graph, plan, "plan")
-    modules = dict(graph.model.named_modules())
+    modules = dict(graph.model.named_modules()) if plan.attention else {}
     for name in plan.attention:
         if not isinstance(modules.get(name), nn.MultiheadAttention):
             raise ValueError(

@@ -1308,16 +1308,23 @@ def _track_sizes(model: nn.Module) -> _Sizes:
     sizes = _Sizes()
     for name, m in model.named_modules():
         attrs = vars(m)
+        geometry = type(m).__module__.startswith("torch.nn.")  # a torch layer's window tuples
         for key, value in attrs.items():
             if key.startswith("_"):
                 continue
             if type(value) is int:
                 attrs[key] = _SizeInt(value, (name, key), sizes)
+            elif geometry and key in _WINDOW_ATTRS:
+                continue  # (3, 3) kernels, strides, paddings: never channel counts
             elif type(value) is tuple and value and all(type(v) is int for v in value):
                 attrs[key] = tuple(
                     _SizeInt(v, (name, f"{key}[{i}]"), sizes) for i, v in enumerate(value)
                 )
     return sizes
+
+
+# the spatial window of torch's conv and pool layers
+_WINDOW_ATTRS = frozenset(("kernel_size", "stride", "padding", "dilation", "output_padding"))
 
 
 def _marks_sizes(fn: Callable[..., Any], owner: int) -> Callable[..., Any]:
