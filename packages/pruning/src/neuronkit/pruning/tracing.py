@@ -1055,8 +1055,8 @@ def _trace_graph(
         # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache) and
         # the hooks it may register (transformers' output capturing, with a flag on the model that
         # the restore below removes: kept hooks would then be registered twice)
-        contents = [
-            (v, v.copy())
+        contents = [  # (container, its copy; None when it was empty)
+            (v, v.copy() if v else None)
             for _, attrs in saved
             for k, v in attrs.items()
             if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
@@ -1087,6 +1087,7 @@ def _trace_graph(
             finally:
                 table.update(wrapped)
                 sizes.active = False
+                sizes.restore()  # first: most modules are then as they were (the fast path)
                 for n, fn in factories:
                     setattr(torch, n, fn)
                 _restore_state(saved, contents)
@@ -1105,13 +1106,18 @@ def _restore_state(
     stored traced values."""
     for m, attrs in saved:
         now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
+        if now.keys() == attrs.keys() and all(map(operator.is_, now.values(), attrs.values())):
+            continue  # the same objects in the same order: unchanged
         for k in [k for k in now if k not in attrs]:
             del now[k]
         for k, v in attrs.items():
             if now.get(k, _MISSING) is not v:
                 now[k] = v
     for container, before in contents:
-        if isinstance(container, dict):
+        if before is None:  # it was empty
+            if container:
+                container.clear()
+        elif isinstance(container, dict):
             if container.keys() != before.keys() or any(
                 container[k] is not v for k, v in before.items()
             ):
@@ -1241,6 +1247,13 @@ class _Sizes:
     def __init__(self) -> None:
         self.active = True
         self.escaped: set[tuple[str, str]] = set()
+        self.replaced: list[tuple[dict[str, Any], str, Any]] = []  # (module __dict__, key, was)
+
+    def restore(self) -> None:
+        """Put the original values back (each object as it was)."""
+        for attrs, key, value in self.replaced:
+            if key in attrs:
+                attrs[key] = value
 
 
 class _SizeInt(int):
@@ -1313,10 +1326,12 @@ def _track_sizes(model: nn.Module) -> _Sizes:
             if key.startswith("_"):
                 continue
             if type(value) is int:
+                sizes.replaced.append((attrs, key, value))
                 attrs[key] = _SizeInt(value, (name, key), sizes)
             elif geometry and key in _WINDOW_ATTRS:
                 continue  # (3, 3) kernels, strides, paddings: never channel counts
             elif type(value) is tuple and value and all(type(v) is int for v in value):
+                sizes.replaced.append((attrs, key, value))
                 attrs[key] = tuple(
                     _SizeInt(v, (name, f"{key}[{i}]"), sizes) for i, v in enumerate(value)
                 )
