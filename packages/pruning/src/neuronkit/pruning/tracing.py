@@ -1106,8 +1106,8 @@ def _restore_state(
     stored traced values."""
     for m, attrs in saved:
         now = vars(m)  # only what changed: rebuilding every __dict__ slows attribute reads
-        if now.keys() == attrs.keys() and all(map(operator.is_, now.values(), attrs.values())):
-            continue  # the same objects in the same order: unchanged
+        if list(now) == list(attrs) and all(map(operator.is_, now.values(), attrs.values())):
+            continue  # the same keys holding the same objects: unchanged
         for k in [k for k in now if k not in attrs]:
             del now[k]
         for k, v in attrs.items():
