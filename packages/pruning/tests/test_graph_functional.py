@@ -165,6 +165,55 @@ def test_modules_called_but_not_held_are_traced_through_when_stateless() -> None
         DependencyGraph(_InlineModules(stateful=True).eval(), torch.randn(4, 5))
 
 
+class _ScaledLinear(nn.Linear):
+    """A Linear with its own ``__getattr__`` (``scale`` an alias of ``weight``) and its own
+    ``__call__``: torch.fx's patches of ``nn.Module`` then stay where it puts them."""
+
+    def __getattr__(self, name: str) -> Any:
+        return super().__getattr__("weight" if name == "scale" else name)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return super().__call__(x) * 2
+
+
+class _OwnSpecialMethods(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(5, 8), _ScaledLinear(8, 8), nn.Linear(8, 2)
+        self.gain = nn.Parameter(torch.rand(8) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x)) * self.gain  # a parameter read through __getattr__
+        h = self.b(h) + F.linear(h, self.b.scale)  # and one by its class's own __getattr__
+        return self.c(torch.relu(h))
+
+
+def test_tracing_patches_only_the_model_classes_and_restores_them() -> None:
+    torch.manual_seed(0)
+    call, getattr_ = nn.Module.__call__, nn.Module.__getattr__
+    patcher = torch.fx._symbolic_trace._Patcher
+    graph = _check_oracle(_OwnSpecialMethods().eval(), torch.randn(4, 5))
+    assert all(_group_of(graph, name).prunable for name in ("a", "b"))
+    graph = _check_oracle(_InlineModules().eval(), torch.randn(4, 5))
+    assert (nn.Module.__call__, nn.Module.__getattr__) == (call, getattr_)
+    assert torch.fx._symbolic_trace._Patcher is patcher
+    for cls in (nn.Linear, _InlineModules, _OwnSpecialMethods):
+        assert not {"__call__", "__getattr__"} & set(vars(cls))
+    assert {"__call__", "__getattr__"} <= set(vars(_ScaledLinear))
+    # a stateless module of a class the model does not hold is traced as its operations
+    assert [n.target for n in graph.gm.graph.nodes if n.op == "call_module"] == ["a", "a", "b"]
+
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((nn.Module.__call__ is call, "__call__" in vars(Spy)))
+            return x
+
+    DependencyGraph(nn.Sequential(nn.Linear(5, 8), Spy(), nn.Linear(8, 2)), torch.randn(4, 5))
+    assert seen[0] == (True, True)  # while tracing: patched on the model's classes only
+
+
 class _FactorySized(nn.Module):
     """A tensor factory sized from the input's shape (OPT's position mask): ``torch.fx``
     rejects the traced size; the concrete trace records it."""
