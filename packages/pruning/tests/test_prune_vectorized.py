@@ -89,6 +89,13 @@ def test_member_rows_falls_back_and_raises_like_the_per_member_path() -> None:
     outside = GroupMember("d", "weight", 0, "in", "Linear", [[0], [1], [5]])
     with pytest.raises(IndexError):
         _member_rows([a, outside], values)
+    # one position per channel: gathered, and an index past its member's values still raises
+    c = GroupMember("e", "weight", 0, "in", "Linear", [[1], [0], [2]])
+    want = torch.stack([values[1][[2, 0, 1]], values[1][[1, 0, 2]]])
+    assert torch.equal(_member_rows([b, c], [values[1], values[1]]), want)
+    beyond = GroupMember("f", "weight", 0, "in", "Linear", [[3], [0], [1]])
+    with pytest.raises(IndexError):
+        _member_rows([beyond, b], [values[1], values[1]])
 
 
 @pytest.mark.parametrize("name", sorted(_MODELS))

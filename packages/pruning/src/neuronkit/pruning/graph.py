@@ -141,6 +141,11 @@ class Positions(Sequence[list[int]]):
         return cls(flat, bounds)
 
     @property
+    def one_each(self) -> bool:
+        """Whether every channel has exactly one index (``flat[j]`` is channel ``j``'s)."""
+        return self._bounds is None
+
+    @property
     def counts(self) -> np.ndarray:
         """``[n]``: how many indices hold each channel."""
         if self._bounds is None:

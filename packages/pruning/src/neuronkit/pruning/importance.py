@@ -128,12 +128,21 @@ def _member_rows(members: list[GroupMember], values: list[torch.Tensor]) -> torc
     """``[len(members), n]``: :func:`member_channel_scores` of every member, stacked.
 
     One ``index_add_`` for all members (each output entry adds its positions in the same
-    ascending order as the per-member call, so the sums are the same bit for bit); the
-    per-member call is the fallback for layouts it does not cover.
+    ascending order as the per-member call, so the sums are the same bit for bit), or one
+    gather where every channel has one position; the per-member call is the fallback for
+    layouts they do not cover.
     """
     n = len(members[0].positions)
     if any(len(m.positions) != n for m in members):  # ragged members: the per-member path
         return torch.stack([member_channel_scores(m, v) for m, v in zip(members, values)])
+    source = torch.cat(values)
+    if all(m.positions.one_each for m in members):
+        ends = np.cumsum([v.shape[0] for v in values])
+        index = np.concatenate(
+            [m.positions.flat + end - v.shape[0] for m, v, end in zip(members, values, ends)]
+        )
+        if not index.size or bool((index < np.repeat(ends, n)).all()):  # (Positions are >= 0)
+            return source[torch.from_numpy(index).to(source.device)].view(len(members), n)
     lengths = np.fromiter((v.shape[0] for v in values), dtype=np.int64, count=len(values))
     counts = np.concatenate([m.positions.counts for m in members])
     flat = np.concatenate([m.positions.flat for m in members])
@@ -148,7 +157,6 @@ def _member_rows(members: list[GroupMember], values: list[torch.Tensor]) -> torc
     index[starts[owner] + flat] = owner * (n + 1) + np.repeat(
         np.tile(np.arange(n, dtype=np.int64), len(members)), counts
     )
-    source = torch.cat(values)
     out = torch.zeros(len(members) * (n + 1), dtype=torch.float64, device=source.device)
     out.index_add_(0, torch.from_numpy(index).to(source.device), source)
     return out.view(len(members), n + 1)[:, :n].contiguous()
