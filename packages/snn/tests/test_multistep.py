@@ -271,6 +271,27 @@ def test_fused_backward_takes_a_broadcastable_derivative(
         torch.testing.assert_close(fused_grad, ref_grad, rtol=0, atol=1e-12)
 
 
+def test_a_subclass_of_a_builtin_keeps_its_own_derivative_in_the_fused_path() -> None:
+    """The fused backward writes built-in derivatives over its temporary with the built-in's
+    formula; a subclass that overrides ``derivative`` must still be the one used."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Doubled(FastSigmoid):
+        def derivative(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().derivative(x)
+
+    x = (torch.randn(6, 2, 3, dtype=F64) * 2).requires_grad_()
+
+    def grad(surrogate: Surrogate, fused: bool) -> torch.Tensor:
+        return torch.autograd.grad(
+            lif_multistep(x, surrogate=surrogate, fused=fused).spikes.sum(), x
+        )[0]
+
+    doubled = grad(Doubled(), True)
+    torch.testing.assert_close(doubled, grad(Doubled(), False), rtol=0, atol=1e-12)
+    assert not torch.allclose(doubled, grad(FastSigmoid(), True))
+
+
 def test_fused_backward_names_a_derivative_of_the_wrong_shape() -> None:
     class Bad(Surrogate):
         def derivative(self, x: torch.Tensor) -> torch.Tensor:

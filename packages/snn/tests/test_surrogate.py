@@ -111,6 +111,21 @@ def test_derivative_is_pure_and_twice_differentiable(cls: type[Surrogate]) -> No
 
 
 @pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_derivative_over_a_temporary_is_the_same_bits_in_place(
+    cls: type[Surrogate], dtype: torch.dtype
+) -> None:
+    """What the fused backward calls on its own ``h - threshold``: the built-in's formula,
+    written over the tensor (no new ``[T, B, ...]`` tensor), bit-identical to derivative."""
+    x = torch.randn(4, 3, 5, dtype=dtype, generator=torch.Generator().manual_seed(1)) * 2
+    expected = cls(0.7).derivative(x)
+    temporary = x.clone()
+    out = cls(0.7)._derivative_over(temporary)
+    assert out.data_ptr() == temporary.data_ptr()
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
 def test_eager_spike_matches_the_transformable_function(cls: type[Surrogate]) -> None:
     """Eager autograd fires through an old-style Function (no per-call signature binding):
     the same spikes, gradients and second derivatives as the new-style one torch.func uses."""

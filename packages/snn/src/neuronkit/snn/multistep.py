@@ -73,14 +73,15 @@ def _reduce(grad: Tensor, like: Tensor) -> Tensor:
 
 def _derivative(surrogate: Surrogate, z: Tensor) -> Tensor:
     """``surrogate.derivative(z)`` as a tensor of ``z``'s shape and strides that the backward
-    may write into: a broadcastable result (a 0-d constant, an expanded view) is copied out."""
-    g = surrogate.derivative(z)
+    may write into (the built-ins write it over ``z``, a temporary): a broadcastable result (a
+    0-d constant, an expanded view) is copied out."""
+    g = surrogate._derivative_over(z)
     if (
         isinstance(g, Tensor)
         and g.shape == z.shape
         and (g.stride() == z.stride() or g.is_contiguous())
     ):
-        return g  # the built-ins: a new tensor laid out like z (or z itself)
+        return g  # the built-ins: z itself; others usually a new tensor laid out like z
     name = f"{type(surrogate).__name__}.derivative(x)"
     check_type(name, g, Tensor)
     try:
@@ -203,9 +204,8 @@ class _FusedLIF(torch.autograd.Function):
         z = h - threshold
         g = _derivative(surrogate, z)
         coef: Tensor | None = None  # A + B * g; None stands for 1
-        if mode == "zero":  # A = 1 - s, written over z (no longer needed) when g is new
-            coef = torch.lt(h, threshold, out=z if g is not z else None)
-            coef = coef.to(h.dtype)
+        if mode == "zero":  # A = 1 - s, written over z if g is not z (a float out=: no bool pass)
+            coef = torch.lt(h, threshold, out=z if g is not z else torch.empty_like(h))
             if not detach_reset:  # B = v_reset - h
                 if v_reset != 0.0:
                     coef.add_(g, alpha=v_reset)

@@ -214,11 +214,16 @@ class Surrogate:
     def derivative(self, x: Tensor) -> Tensor:
         """The surrogate ``g'(x)``, elementwise, as a new tensor; ``x`` is left unchanged.
 
-        Called without a graph by the fused backward on ``[T, B, ...]`` tensors, so built-ins
-        make one new tensor and work in place on it (still autograd-safe: the reference path
+        Built-ins work in place on new tensors (still autograd-safe: the reference path
         differentiates through it for double backward).
         """
         raise NotImplementedError(f"{type(self).__name__} must implement derivative(x)")
+
+    def _derivative_over(self, x: Tensor) -> Tensor:
+        """``derivative(x)`` for a temporary ``x`` the caller reads no more (the fused backward's
+        ``[T, B, ...]`` ``h - threshold``, no graph): built-ins write the result over ``x``, with
+        the same ops, so the same bits, and no new ``[T, B, ...]`` tensor. Others: a new one."""
+        return self.derivative(x)
 
     def fire(self, x: Tensor, v: Tensor) -> Tensor:
         """Spikes ``H(x)`` for ``x = v - threshold`` given the membrane ``v`` (same shape).
@@ -237,82 +242,93 @@ class Surrogate:
         return self
 
 
+class _Elementwise(Surrogate):
+    """A built-in: one formula, :meth:`_formula`, that writes each op into ``out`` (``None``:
+    new tensors, as autograd needs them; ``x``: in place)."""
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return self._formula(_floating(x), None)
+
+    def _derivative_over(self, x: Tensor) -> Tensor:
+        if type(self).derivative is not _Elementwise.derivative:  # a subclass's own formula
+            return self.derivative(x)
+        return self._formula(x, x)
+
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class ATan(Surrogate):
+class ATan(_Elementwise):
     """``g'(x) = alpha / 2 / (1 + (pi / 2 * alpha * x)^2)`` (Fang et al. 2021)."""
 
     alpha: float = 2.0
     name: ClassVar[str] = "atan"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        _floating(x)
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
         # half / (1 + (c x)^2) = 1 / (1 / half + c^2 / half * x^2): one addcmul, one reciprocal
         half = self.alpha / 2
         c2 = (math.pi * half) ** 2
-        return torch.addcmul(_const(1.0 / half, x), x, x, value=c2 / half).reciprocal_()
+        return torch.addcmul(_const(1.0 / half, x), x, x, value=c2 / half, out=out).reciprocal_()
 
 
 @dataclass(frozen=True)
-class Sigmoid(Surrogate):
+class Sigmoid(_Elementwise):
     """``g'(x) = alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x))``."""
 
     alpha: float = 4.0
     name: ClassVar[str] = "sigmoid"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        _floating(x)
-        sig = (x * self.alpha).sigmoid_()
-        return torch.addcmul(sig, sig, sig, value=-1.0).mul_(self.alpha)  # sig - sig^2
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
+        sig = torch.mul(x, self.alpha, out=out).sigmoid_()
+        return torch.addcmul(sig, sig, sig, value=-1.0, out=out).mul_(self.alpha)  # sig - sig^2
 
 
 @dataclass(frozen=True)
-class FastSigmoid(Surrogate):
+class FastSigmoid(_Elementwise):
     """SuperSpike: ``g'(x) = 1 / (alpha * |x| + 1)^2`` (Zenke & Ganguli 2018)."""
 
     alpha: float = 10.0
     name: ClassVar[str] = "fast_sigmoid"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        _floating(x)
-        return torch.add(_const(1.0, x), x.abs(), alpha=self.alpha).pow_(-2)
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
+        magnitude = torch.abs(x, out=out)
+        return torch.add(_const(1.0, x), magnitude, alpha=self.alpha, out=out).pow_(-2)
 
 
 @dataclass(frozen=True)
-class Triangle(Surrogate):
+class Triangle(_Elementwise):
     """Piecewise linear: ``g'(x) = max(0, alpha - alpha^2 * |x|)`` (support ``|x| < 1/alpha``)."""
 
     alpha: float = 1.0
     name: ClassVar[str] = "triangle"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        _floating(x)
-        return x.abs().mul_(-(self.alpha**2)).add_(self.alpha).relu_()
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
+        return torch.abs(x, out=out).mul_(-(self.alpha**2)).add_(self.alpha).relu_()
 
 
 @dataclass(frozen=True)
-class Gaussian(Surrogate):
+class Gaussian(_Elementwise):
     """``g'(x) = alpha / sqrt(pi) * exp(-(alpha x)^2)`` (a normal density, sigma = 1/(alpha √2))."""
 
     alpha: float = 2.0
     name: ClassVar[str] = "gaussian"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        _floating(x)
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
         # exp(log(alpha / sqrt(pi)) - alpha^2 x^2): one addcmul, one exp
         scale = _const(math.log(self.alpha / math.sqrt(math.pi)), x)
-        return torch.addcmul(scale, x, x, value=-(self.alpha**2)).exp_()
+        return torch.addcmul(scale, x, x, value=-(self.alpha**2), out=out).exp_()
 
 
 @dataclass(frozen=True)
-class Rectangular(Surrogate):
+class Rectangular(_Elementwise):
     """Boxcar: ``g'(x) = alpha`` where ``|x| < 1 / (2 alpha)``, else 0 (Wu et al. 2018)."""
 
     alpha: float = 1.0
     name: ClassVar[str] = "rectangular"
 
-    def derivative(self, x: Tensor) -> Tensor:
-        _floating(x)
-        t = x.detach().abs()  # piecewise constant: no gradient to carry
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
+        t = torch.abs(x.detach(), out=out)  # piecewise constant: no gradient to carry
         return t.lt_(0.5 / self.alpha).mul_(self.alpha)
 
 
