@@ -254,6 +254,24 @@ def test_spearman_uses_exactly_centered_ranks() -> None:
     np.testing.assert_allclose(compare_rdms(a, b, "spearman"), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["euclidean", "correlation", "cosine", "mahalanobis"])
+@pytest.mark.parametrize(("n", "c"), [(6, 4), (6, 40), (200, 30)])  # every Gram route
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_entry_is_reported_whatever_the_route(method, n, c, bad) -> None:
+    # the finiteness of the data is read off the Gram diagonal (or the norms): one non-finite
+    # entry anywhere, with or without condition averaging, must still be named
+    x = _data(5, n=n, c=c)
+    x[n // 2, c - 1] = bad
+    variants: list[dict] = [{}, {"conditions": np.arange(n) % 3}, {"remove_mean": True}]
+    if method == "mahalanobis":  # a full precision (its Cholesky route from 200 x 30)
+        variants.append({"noise": np.eye(c) + 0.1})
+    for kw in variants:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no stray numpy warnings before the error
+            with pytest.raises(ValueError, match="data must be finite"):
+                rdm(x, method, **kw)
+
+
 def test_overflowing_but_finite_input_is_not_called_non_finite() -> None:
     x = np.full((4, 3), 1e308)  # the sum overflows; every entry is finite
     x[:, 0] = [1e308, -1e308, 5e307, 0.0]

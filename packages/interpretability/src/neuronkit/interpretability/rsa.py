@@ -723,8 +723,9 @@ def rdm(
     Returns:
         ``[n_pairs]`` float64 RDM vector.
     """
-    arr = _as_float_array("data", data)
+    arr = _as_float_array("data", data, finite=False)  # checked below, where needed
     if arr.ndim != 2:
+        check_finite("data", arr)
         raise ValueError(f"data must be [n_observations, n_channels], got shape {arr.shape}")
     if arr.shape[1] < 1:
         raise ValueError(f"data must have at least one channel, got shape {arr.shape}")
@@ -736,24 +737,65 @@ def rdm(
     if runs is not None and method != "crossnobis":
         raise ValueError(f"runs is only used by 'crossnobis', not {method!r}")
 
-    # extreme data is scaled by a power of two (exact) so that the Gram matrices neither over-
-    # nor underflow: squared distances scale back by 4 ** exponent, cosines do not change
-    arr, exponent = _unit_scaled(arr)
     prec: np.ndarray | None = None
     if isinstance(noise, str):
         check_choice("noise", noise, NOISE_ESTIMATORS)
         if conditions is None:
             raise ValueError("conditions must be given to estimate the noise from residuals")
+    elif noise is not None:
+        prec = _check_precision(noise, n_channels)
+    if method != "crossnobis" and not isinstance(noise, str):
+        # the data as it is, unchecked: its Gram diagonal (or its norms) shows whether it was
+        # finite and moderate, so the finiteness and scale passes over it are saved
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite data: checked below
+            out = _distances(arr, method, conditions, prec, remove_mean, exponent=None)
+        if out is not None:
+            return out
+    check_finite("data", arr)
+    # extreme data is scaled by a power of two (exact) so that the Gram matrices neither over-
+    # nor underflow: squared distances scale back by 4 ** exponent, cosines do not change
+    arr, exponent = _unit_scaled(arr)
+    if isinstance(noise, str):
         # distances under the data's own noise do not depend on its scale: estimated on the
         # scaled data, nothing scales back (and no precision overflows at extreme scales)
         prec = noise_precision_from_measurements(arr, conditions, method=noise)
         exponent = 0
-    elif noise is not None:
-        prec = _check_precision(noise, n_channels)
     if method == "crossnobis":
         out = _crossnobis(arr, conditions, runs, prec, remove_mean)
-        return np.ldexp(out, 2 * exponent, out=out) if exponent else out
+    else:
+        out = _distances(arr, method, conditions, prec, remove_mean, exponent=exponent)
+        assert out is not None
+    if not exponent or method in ("correlation", "cosine"):  # cosines do not scale
+        return out
+    return np.ldexp(out, 2 * exponent, out=out)
 
+
+# A Gram diagonal (squared norm) in this range comes from finite data whose Gram matrix can
+# neither overflow nor lose its largest entries to underflow (the range of the squares of data
+# within 2**+-64, _UNSCALED_EXPONENTS); outside it, or NaN, the data is checked and scaled.
+_SAFE_SQUARES = (2.0 ** (-2 * _UNSCALED_EXPONENTS), 2.0 ** (4 * _UNSCALED_EXPONENTS))
+
+
+def _safe_square(value: float) -> bool:
+    return _SAFE_SQUARES[0] <= value <= _SAFE_SQUARES[1]  # False for NaN
+
+
+def _distances(
+    arr: np.ndarray,
+    method: str,
+    conditions: Any,
+    prec: np.ndarray | None,
+    remove_mean: bool,
+    *,
+    exponent: int | None,
+) -> np.ndarray | None:
+    """The RDM vector of ``arr [n_observations, n_channels]`` for every method but crossnobis.
+
+    ``exponent``: the power-of-two scale already taken out of checked data (for messages);
+    ``None``: ``arr`` is unchecked and unscaled, and the result is ``None`` unless the largest
+    Gram diagonal entry (or squared norm) is :func:`_safe_square` (a NaN or infinity in the data
+    makes it NaN or infinite).
+    """
     if conditions is not None:
         unique, inverse = _group(conditions, arr.shape[0])
         patterns = _condition_means(arr, inverse, len(unique))
@@ -764,19 +806,23 @@ def rdm(
     if remove_mean or method == "correlation":
         patterns = patterns - patterns.mean(axis=1, keepdims=True)
     if method in ("correlation", "cosine"):
-        return _cosine_distances(patterns, method)
+        return _cosine_distances(patterns, method, guarded=exponent is None)
     out, scale = _pair_distances(patterns, prec)
+    if exponent is None and not _safe_square(scale):
+        return None
+    n_channels = arr.shape[1]
     # K_ii + K_jj - 2 K_ij rounds to within ~4 c eps max K_ii: beyond that, P is not positive
     if prec is not None and prec.ndim == 2 and out.min() < -4 * n_channels * _EPS * scale:
-        low = np.ldexp(out.min() / n_channels, 2 * exponent)
+        low = np.ldexp(out.min() / n_channels, 2 * (exponent or 0))
         raise _not_positive(f"a squared distance came out {low:.6g}, beyond rounding")
     out /= n_channels
     np.maximum(out, 0.0, out=out)  # rounding below 0
-    return np.ldexp(out, 2 * exponent, out=out) if exponent else out
+    return out
 
 
-def _cosine_distances(patterns: np.ndarray, method: str) -> np.ndarray:
-    """``1 - cos(x_i, x_j)`` for all pairs ``i < j`` of the rows of ``patterns [n, c]``.
+def _cosine_distances(patterns: np.ndarray, method: str, *, guarded: bool) -> np.ndarray | None:
+    """``1 - cos(x_i, x_j)`` for all pairs ``i < j`` of the rows of ``patterns [n, c]``; with
+    ``guarded``, ``None`` unless the largest squared norm is :func:`_safe_square`.
 
     The Gram matrix is one symmetric product (BLAS syrk; one triangle of it where
     :func:`_upper_products` fills it); the rows are scaled to unit norm
@@ -785,11 +831,16 @@ def _cosine_distances(patterns: np.ndarray, method: str) -> np.ndarray:
     """
     n, c = patterns.shape
     if c <= n:
-        norms = np.sqrt(np.einsum("ij,ij->i", patterns, patterns))
+        squares = np.einsum("ij,ij->i", patterns, patterns)
+        if guarded and not _safe_square(float(squares.max())):
+            return None
+        norms = np.sqrt(squares)
         _check_norms(norms, method)
         sim = _upper_products(patterns / norms[:, None], 1.0)
     else:
         gram = patterns @ patterns.T
+        if guarded and not _safe_square(float(np.diagonal(gram).max())):
+            return None
         norms = np.sqrt(np.diagonal(gram))
         _check_norms(norms, method)
         gram /= norms[:, None]
