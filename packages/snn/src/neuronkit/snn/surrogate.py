@@ -247,6 +247,7 @@ class _Elementwise(Surrogate):
     new tensors, as autograd needs them; ``x``: in place)."""
 
     def derivative(self, x: Tensor) -> Tensor:
+        """The surrogate ``g'(x)``, elementwise, as a new tensor; ``x`` is left unchanged."""
         return self._formula(_floating(x), None)
 
     def _derivative_over(self, x: Tensor) -> Tensor:
