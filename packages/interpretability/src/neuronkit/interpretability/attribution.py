@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -89,7 +90,9 @@ def _check_model(model: Any) -> None:
         raise TypeError(f"model must be a callable (e.g. nn.Module), got {type(model).__name__}")
 
 
-def _check_inputs(inputs: Any, name: str = "inputs") -> None:
+def _check_inputs(inputs: Any, name: str = "inputs", *, finite: bool = True) -> None:
+    """Type and shape of ``inputs``; their finiteness too unless ``finite=False`` (the method
+    then reads it with its result's, :func:`_finite_with_inputs`)."""
     check_type(name, inputs, torch.Tensor)
     if not inputs.is_floating_point():
         raise TypeError(
@@ -100,7 +103,8 @@ def _check_inputs(inputs: Any, name: str = "inputs") -> None:
         raise ValueError(
             f"{name} must be a non-empty batch [B, ...], got shape {tuple(inputs.shape)}"
         )
-    check_finite(name, inputs)
+    if finite:
+        check_finite(name, inputs)
 
 
 def _target_index(target: Target, batch: int, device: torch.device) -> int | torch.Tensor | None:
@@ -250,6 +254,18 @@ def _check_finite_result(result: torch.Tensor, what: str = "outputs") -> torch.T
     return result
 
 
+def _finite_with_inputs(inputs: torch.Tensor, result: torch.Tensor, what: str) -> torch.Tensor:
+    """``result`` (attributions) after one host read that also covers the method's ``inputs``:
+    a finite ``inputs.sum() + result.sum()`` proves both finite (NaN and infinities propagate).
+    Otherwise the inputs are checked first ("inputs must be finite"), then the result (an
+    overflowing sum of finite values passes both). A small batch's forward and backward cost
+    little more than two separate checks with their two host reads."""
+    if math.isfinite(float(inputs.detach().sum() + result.sum())):
+        return result
+    check_finite("inputs", inputs)
+    return _check_finite_result(result, what)
+
+
 def _gradient(
     model: Model, x: torch.Tensor, target: int | torch.Tensor | None, *, check: bool = True
 ) -> torch.Tensor:
@@ -291,10 +307,11 @@ def saliency(
         ``[B, ...]`` attributions.
     """
     _check_model(model)
-    _check_inputs(inputs)
+    _check_inputs(inputs, finite=False)
     check_type("abs", abs, bool)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    grad = _gradient(model, _leaf(inputs), t)
+    grad = _gradient(model, _leaf(inputs), t, check=False)
+    grad = _finite_with_inputs(inputs, grad, "outputs or gradients")
     return grad.abs() if abs else grad
 
 
@@ -303,9 +320,10 @@ def input_x_gradient(model: Model, inputs: torch.Tensor, target: Target = None) 
     """Gradient times input, Captum's ``InputXGradient``: ``x * d f_target / d x``. The model
     runs in eval mode (its flags are restored)."""
     _check_model(model)
-    _check_inputs(inputs)
+    _check_inputs(inputs, finite=False)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    return _gradient(model, _leaf(inputs), t) * inputs.detach()
+    grad = _gradient(model, _leaf(inputs), t, check=False)
+    return _finite_with_inputs(inputs, grad * inputs.detach(), "outputs or gradients")
 
 
 @grad_enabled("loss_gradient")
@@ -475,7 +493,7 @@ def integrated_gradients(
         ``[B, ...]`` attributions, and ``[B]`` deltas when asked.
     """
     _check_model(model)
-    _check_inputs(inputs)
+    _check_inputs(inputs, finite=False)
     check_number("n_steps", n_steps, ge=1, integer=True)
     check_type("return_convergence_delta", return_convergence_delta, bool)
     if internal_batch_size is not None:
@@ -506,7 +524,7 @@ def integrated_gradients(
         part = (weights[start:stop] @ grads.reshape(k, -1)).reshape(x.shape)
         total = part if total is None else total + part
     assert total is not None
-    attributions = _check_finite_result(total * diff, "outputs or gradients")  # once, not per pass
+    attributions = _finite_with_inputs(inputs, total * diff, "outputs or gradients")  # once
     if not return_convergence_delta:
         return attributions
     baseline_out = _forward_selected(
@@ -573,7 +591,7 @@ def smoothgrad(
             return attributions shaped like its (noisy) inputs.
     """
     _check_model(model)
-    _check_inputs(inputs)
+    _check_inputs(inputs, finite=False)
     check_number("n_samples", n_samples, ge=1, integer=True)
     check_number("stdev", stdev, ge=0.0)
     check_choice("kind", kind, ["smoothgrad", "smoothgrad_sq", "vargrad"])
@@ -649,11 +667,11 @@ def smoothgrad(
     assert total is not None
     mean = total / n_samples
     if kind == "smoothgrad":
-        return _check_finite_result(mean.to(dtype), "outputs or attributions")
+        return _finite_with_inputs(inputs, mean.to(dtype), "outputs or attributions")
     assert total_sq is not None
     mean_sq = total_sq / n_samples
     out = mean_sq if kind == "smoothgrad_sq" else mean_sq - mean * mean
-    return _check_finite_result(out.to(dtype), "outputs or attributions")
+    return _finite_with_inputs(inputs, out.to(dtype), "outputs or attributions")
 
 
 @functools.lru_cache(maxsize=8)
@@ -666,10 +684,10 @@ def _keyword_options(method: str) -> frozenset[str]:
 def _noisy_saliency(
     model: Model, inputs: torch.Tensor, target: int | torch.Tensor | None, *, abs: bool = True
 ) -> torch.Tensor:
-    """:func:`saliency` of smoothgrad's noisy batch: ``inputs`` is known finite, ``target``
-    already prepared (an int or an index tensor), so only the keyword is checked (the
-    finiteness scan of the ``n_samples`` times larger batch would cost about a tenth of the
-    forward+backward)."""
+    """:func:`saliency` of smoothgrad's noisy batch: ``target`` is already prepared (an int or
+    an index tensor), so only the keyword is checked; smoothgrad checks its inputs and result
+    once at the end (a finiteness scan of the ``n_samples`` times larger batch would cost
+    about a tenth of the forward+backward)."""
     check_type("abs", abs, bool)
     grad = _gradient(model, _leaf(inputs), target, check=False)  # smoothgrad checks its result
     return grad.abs() if abs else grad
