@@ -266,18 +266,16 @@ def _finite_with_inputs(inputs: torch.Tensor, result: torch.Tensor, what: str) -
     return _check_finite_result(result, what)
 
 
-def _gradient(
-    model: Model, x: torch.Tensor, target: int | torch.Tensor | None, *, check: bool = True
-) -> torch.Tensor:
+def _gradient(model: Model, x: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tensor:
     """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad (the model runs in
-    eval mode, on a copy of ``x``); checked finite unless ``check=False`` (for callers that
-    check their final result once instead of every pass)."""
+    eval mode, on a copy of ``x``); not checked finite: callers check their final result once
+    (:func:`_finite_with_inputs`)."""
     with eval_mode(model):
         outputs = call_model(model, x)
         grad_out = _grad_outputs(outputs, target, x.shape[0])
         _check_graph(outputs)
         (grad,) = torch.autograd.grad(outputs, x, grad_out)
-    return _check_finite_result(grad, "outputs or gradients") if check else grad
+    return grad
 
 
 def _leaf(x: torch.Tensor) -> torch.Tensor:
@@ -310,7 +308,7 @@ def saliency(
     _check_inputs(inputs, finite=False)
     check_type("abs", abs, bool)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    grad = _gradient(model, _leaf(inputs), t, check=False)
+    grad = _gradient(model, _leaf(inputs), t)
     grad = _finite_with_inputs(inputs, grad, "outputs or gradients")
     return grad.abs() if abs else grad
 
@@ -322,7 +320,7 @@ def input_x_gradient(model: Model, inputs: torch.Tensor, target: Target = None) 
     _check_model(model)
     _check_inputs(inputs, finite=False)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    grad = _gradient(model, _leaf(inputs), t, check=False)
+    grad = _gradient(model, _leaf(inputs), t)
     return _finite_with_inputs(inputs, grad * inputs.detach(), "outputs or gradients")
 
 
@@ -520,7 +518,7 @@ def integrated_gradients(
         if base is not None:
             scaled = scaled + base
         scaled = scaled.reshape(k * batch, *x.shape[1:]).requires_grad_(True)
-        grads = _gradient(model, scaled, _repeat(t, k), check=False)
+        grads = _gradient(model, scaled, _repeat(t, k))
         part = (weights[start:stop] @ grads.reshape(k, -1)).reshape(x.shape)
         total = part if total is None else total + part
     assert total is not None
@@ -689,7 +687,7 @@ def _noisy_saliency(
     once at the end (a finiteness scan of the ``n_samples`` times larger batch would cost
     about a tenth of the forward+backward)."""
     check_type("abs", abs, bool)
-    grad = _gradient(model, _leaf(inputs), target, check=False)  # smoothgrad checks its result
+    grad = _gradient(model, _leaf(inputs), target)  # smoothgrad checks its result
     return grad.abs() if abs else grad
 
 
