@@ -246,6 +246,22 @@ def test_correlation_rdm_both_scaling_orders_match_numpy(n, c) -> None:
         rdm(np.vstack([x, np.full(c, 2.0)]), "correlation")
 
 
+@pytest.mark.parametrize(
+    ("offset", "tol"), [(0.0, 1e-14), (10.0, 1e-12), (1e3, 1e-8), (1e6, 1e-13)]
+)
+def test_correlation_rdm_of_many_channels_keeps_its_digits_under_an_offset(offset, tol) -> None:
+    # c > n centres the rows by a rank-one correction of the Gram matrix (no copy of the
+    # data): its rounding grows with mean^2 / variance (1e2, 1e6 here) within the module's
+    # 1e-8 policy; near-constant rows (1e12) are centred first, as the other routes do
+    x = offset + np.random.default_rng(3).normal(size=(6, 400))
+    wide = x.astype(np.longdouble)
+    centred = wide - wide.mean(axis=1, keepdims=True)
+    gram = centred @ centred.T
+    norms = np.sqrt(np.diagonal(gram))
+    expected = (1 - gram / norms[:, None] / norms[None, :])[np.triu_indices(6, 1)]
+    np.testing.assert_allclose(rdm(x, "correlation"), expected.astype(float), rtol=0, atol=tol)
+
+
 def test_spearman_uses_exactly_centered_ranks() -> None:
     rng = np.random.default_rng(12)
     a = rng.integers(0, 4, size=(3, 45)).astype(float)  # heavy ties

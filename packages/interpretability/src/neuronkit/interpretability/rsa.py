@@ -662,12 +662,17 @@ def _symmetric_distances(x: np.ndarray, prec: np.ndarray | None) -> tuple[np.nda
     return _distances_from_kernel(kernel, symmetric=True), scale
 
 
+# A difference of terms up to this many times its own size keeps at least half of float64's
+# digits (rounding of order eps times the terms against the result: relative error <= 1e-8).
+_MAX_CANCELLATION = 1e-8 / _EPS
+
+
 def _offset_cancels(size: float, scale: float) -> bool:
     """Whether distances formed as ``K_ii + K_jj - K_ij - K_ji`` may have lost half their
     digits: rounding of order ``eps * scale`` (``scale = max |K_ii|``, read before
     :func:`_distances_from_kernel` overwrites the kernel) against distances of mean size
     ``size``, as when the patterns share an offset much larger than their differences."""
-    return bool(np.finfo(np.float64).eps * scale > 1e-8 * size)
+    return bool(scale > _MAX_CANCELLATION * size)
 
 
 def _pair_distances(patterns: np.ndarray, prec: np.ndarray | None) -> tuple[np.ndarray, float]:
@@ -803,10 +808,11 @@ def _distances(
         patterns = arr
     if patterns.shape[0] < 2:
         raise ValueError(f"data must hold at least 2 conditions, got {patterns.shape[0]}")
-    if remove_mean or method == "correlation":
-        patterns = patterns - patterns.mean(axis=1, keepdims=True)
+    centre = remove_mean or method == "correlation"
     if method in ("correlation", "cosine"):
-        return _cosine_distances(patterns, method, guarded=exponent is None)
+        return _cosine_distances(patterns, method, centre=centre, guarded=exponent is None)
+    if centre:
+        patterns = _centred(patterns)
     out, scale = _pair_distances(patterns, prec)
     if exponent is None and not _safe_square(scale):
         return None
@@ -820,17 +826,28 @@ def _distances(
     return out
 
 
-def _cosine_distances(patterns: np.ndarray, method: str, *, guarded: bool) -> np.ndarray | None:
-    """``1 - cos(x_i, x_j)`` for all pairs ``i < j`` of the rows of ``patterns [n, c]``; with
-    ``guarded``, ``None`` unless the largest squared norm is :func:`_safe_square`.
+def _centred(patterns: np.ndarray) -> np.ndarray:
+    """Each row of ``patterns [n, c]`` minus its mean (a new array)."""
+    return patterns - patterns.mean(axis=1, keepdims=True)
+
+
+def _cosine_distances(
+    patterns: np.ndarray, method: str, *, centre: bool, guarded: bool
+) -> np.ndarray | None:
+    """``1 - cos(x_i, x_j)`` for all pairs ``i < j`` of the rows of ``patterns [n, c]``, each
+    row first centred on its mean with ``centre``; with ``guarded``, ``None`` unless the
+    largest squared norm is :func:`_safe_square`.
 
     The Gram matrix is one symmetric product (BLAS syrk; one triangle of it where
     :func:`_upper_products` fills it); the rows are scaled to unit norm
     before it when that is cheaper (``c <= n``, as rsatoolbox does) and the ``n (n - 1) / 2``
-    upper entries after it otherwise (many channels: one pass over ``[n, c]`` saved).
+    upper entries after it otherwise (many channels: one pass over ``[n, c]`` saved, and the
+    centring is a rank-one correction of the Gram matrix, :func:`_centred_gram`).
     """
     n, c = patterns.shape
     if c <= n:
+        if centre:
+            patterns = _centred(patterns)
         squares = np.einsum("ij,ij->i", patterns, patterns)
         if guarded and not _safe_square(float(squares.max())):
             return None
@@ -838,8 +855,15 @@ def _cosine_distances(patterns: np.ndarray, method: str, *, guarded: bool) -> np
         _check_norms(norms, method)
         sim = _upper_products(patterns / norms[:, None], 1.0)
     else:
-        gram = patterns @ patterns.T
-        if guarded and not _safe_square(float(np.diagonal(gram).max())):
+        centred = _centred_gram(patterns) if centre else None
+        if centred is not None:
+            gram, largest = centred
+        else:
+            if centre:
+                patterns = _centred(patterns)
+            gram = patterns @ patterns.T
+            largest = float(np.diagonal(gram).max())
+        if guarded and not _safe_square(largest):
             return None
         norms = np.sqrt(np.diagonal(gram))
         _check_norms(norms, method)
@@ -848,6 +872,31 @@ def _cosine_distances(patterns: np.ndarray, method: str, *, guarded: bool) -> np
         sim = gram[_upper_mask(n)]
     out = np.subtract(1.0, sim, out=sim)
     return np.maximum(out, 0.0, out=out)  # rounding of parallel patterns below 0
+
+
+def _centred_gram(patterns: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The Gram matrix of the mean-centred rows of ``patterns [n, c]`` without centring them:
+    ``X X^T - c m m^T`` (``m``: the row means), its upper triangle and diagonal filled by one
+    syrk onto ``-c m m^T`` (the lower triangle holds that term only), and the largest
+    uncentred squared norm, ``max_i |x_i|^2``. Saves the copy of the data (20 ms at
+    1000 x 10,000).
+
+    The rounding grows from ``eps |x_i - m_i| |x_j - m_j|`` (centred rows) to about
+    ``eps |x_i| |x_j|``: a relative ``eps (1 + r)`` for ``r = m_i^2 / var_i`` (``2e-14`` at a
+    Poisson rate of 100, where centred rows give ``2e-16``). ``None`` where that loses half
+    the digits (``r > _MAX_CANCELLATION``, near-constant rows; NaN data too): then the rows
+    are centred.
+    """
+    c = patterns.shape[1]
+    means = patterns.mean(axis=1)
+    offsets = c * means * means
+    base = np.multiply.outer(-c * means, means)
+    # the Fortran view's lower triangle is the C-ordered upper one (as in _upper_products)
+    gram = dsyrk(1.0, patterns.T, trans=1, lower=1, beta=1.0, c=base.T, overwrite_c=1).T
+    spreads = np.diagonal(gram)
+    if not np.all(offsets <= _MAX_CANCELLATION * spreads):
+        return None
+    return gram, float((spreads + offsets).max())
 
 
 def _check_norms(norms: np.ndarray, method: str) -> None:
