@@ -387,6 +387,41 @@ def test_compare_rdms_methods_and_stacks() -> None:
     assert np.allclose(np.diag(tau), 1.0)
 
 
+@pytest.mark.parametrize(("offset", "tol"), [(0.0, 1e-14), (10.0, 1e-12), (1e6, 1e-13)])
+def test_cosine_and_correlation_comparisons_over_several_blocks(offset, tol) -> None:
+    # 44,850 pairs (300 conditions): two column blocks of the one-read moments; the
+    # correlation's rank-one centring keeps its digits under an offset (1e12 mean^2 /
+    # variance: centred first)
+    rng = np.random.default_rng(8)
+    a, b = offset + rng.random((2, 44_850)), offset + rng.random((3, 44_850))
+    for method in ("cosine", "correlation"):
+        wide_a, wide_b = a.astype(np.longdouble), b.astype(np.longdouble)
+        if method == "correlation":
+            wide_a = wide_a - wide_a.mean(axis=1, keepdims=True)
+            wide_b = wide_b - wide_b.mean(axis=1, keepdims=True)
+        norm_a = np.sqrt((wide_a * wide_a).sum(axis=1))
+        norm_b = np.sqrt((wide_b * wide_b).sum(axis=1))
+        expected = (wide_a @ wide_b.T / norm_a[:, None] / norm_b[None, :]).astype(float)
+        np.testing.assert_allclose(compare_rdms(a, b, method), expected, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("method", ["cosine", "correlation"])
+def test_comparisons_name_a_non_finite_rdm_and_keep_zero_and_constant_ones(method) -> None:
+    # finiteness is read off the moments: a NaN or infinity anywhere is still named
+    rng = np.random.default_rng(9)
+    a, b = rng.random((2, 45)), rng.random((3, 45))
+    for bad in (np.nan, np.inf):
+        for name, x, y in (("a", a.copy(), b), ("b", a, b.copy())):
+            (x if name == "a" else y)[1, 7] = bad
+            with pytest.raises(ValueError, match=f"{name} must be finite"):
+                compare_rdms(x, y, method)
+    # a zero (or, for correlation, constant) RDM has similarity 0, as before
+    flat = np.vstack([a[:1], np.zeros((1, 45)) if method == "cosine" else np.full((1, 45), 3.0)])
+    out = compare_rdms(flat, b, method)
+    np.testing.assert_array_equal(out[1], 0.0)
+    np.testing.assert_allclose(out[0], compare_rdms(a[:1], b, method)[0], rtol=1e-12)
+
+
 def test_square_and_vector_inputs_are_equivalent() -> None:
     v = rdm(_data(7))
     sq = rdm_to_square(v)
