@@ -1042,8 +1042,11 @@ def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarities ``[k_a, k_b]`` of the rows of (finite) ``a`` and ``b``; 0 for a
     zero row."""
     fast = _similarities(a, b, centre=False)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _scaled_cosines(a, b)
+
+
+def _scaled_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`_cosine_matrix` for rows that may be zero, tiny or huge (:func:`_rows_and_norms`)."""
     a, na = _rows_and_norms(a)
     b, nb = _rows_and_norms(b)
     ok_a, ok_b = na > 0, nb > 0
@@ -1325,10 +1328,9 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
         return fast
     _as_vectors("a", a)  # raises for a NaN or infinity
     _as_vectors("b", b)
-    if method == "correlation":
-        va = va - va.mean(axis=1, keepdims=True)
-        vb = vb - vb.mean(axis=1, keepdims=True)
-    return _cosine_matrix(va, vb)
+    if method == "correlation":  # centred exactly, the moments may serve
+        return _cosine_matrix(_centred(va), _centred(vb))
+    return _scaled_cosines(va, vb)
 
 
 # --------------------------------------------------------------------------------------------
