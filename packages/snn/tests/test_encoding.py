@@ -88,6 +88,27 @@ def test_delta_cumulative_accumulates_drift() -> None:
     assert events == [3, 6, 9]  # 0.12 - 0, 0.24 - 0.12, 0.36 - 0.24
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_encoders_equal_their_bool_definitions(dtype: torch.dtype) -> None:
+    # the encoders compare straight into float outputs (and latency scatters its spikes);
+    # under torch.func they take the bool expressions, which define them
+    from torch.func import vmap
+
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(4, 6, generator=gen).to(dtype)
+    wide = torch.promote_types(dtype, torch.float32)
+    u = torch.rand((9, 4, 6), generator=torch.Generator().manual_seed(5), dtype=wide)
+    assert torch.equal(poisson_encode(x, 9, seed=5), (u < x.to(wide)).to(dtype))
+    for method in ("linear", "log"):
+        by_row = vmap(lambda row, m=method: latency_encode(row, 9, method=m), out_dims=1)(x)
+        assert torch.equal(latency_encode(x, 9, method=method), by_row)
+    seqs = torch.rand(2, 7, 4, 6, generator=gen).to(dtype)  # two [T, B, C] sequences
+    for polarity in ("on", "signed", "split"):
+        mapped = vmap(lambda s, p=polarity: delta_encode(s, 0.3, polarity=p))(seqs)
+        eager = torch.stack([delta_encode(s, 0.3, polarity=polarity) for s in seqs])
+        assert torch.equal(eager, mapped)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [

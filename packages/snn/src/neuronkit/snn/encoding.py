@@ -25,6 +25,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     plain_tensor,
+    under_torch_func,
 )
 
 __all__ = ["delta_encode", "direct_encode", "latency_encode", "poisson_encode"]
@@ -90,7 +91,10 @@ def poisson_encode(
     # would round every probability up to it (a 1e-4 rate fired 21x too often in bfloat16)
     wide = torch.promote_types(x.dtype, torch.float32)
     u = torch.rand((T, *x.shape), generator=gen, device=x.device, dtype=wide)
-    return (u < x.detach().to(wide)).to(x.dtype)
+    p = x.detach().to(wide)
+    if under_torch_func():  # torch.func's wrapped tensors take no out=
+        return (u < p).to(x.dtype)
+    return torch.lt(u, p, out=u).to(x.dtype)  # a float out= skips the slow bool path
 
 
 def latency_encode(x: Tensor, T: int, *, method: str = "linear", threshold: float = 0.01) -> Tensor:
@@ -120,8 +124,13 @@ def latency_encode(x: Tensor, T: int, *, method: str = "linear", threshold: floa
     else:
         t_star = (T - 1) * torch.log(x.clamp(min=threshold)) / math.log(threshold)
     t_fire = torch.round(t_star).clamp(0, T - 1).long()
-    steps = torch.arange(T, device=x.device).view(T, *([1] * x.ndim))
-    return ((steps == t_fire) & fires).to(x.dtype)
+    if under_torch_func():  # no in-place scatter into a tensor the transform does not batch
+        steps = torch.arange(T, device=x.device).view(T, *([1] * x.ndim))
+        return ((steps == t_fire) & fires).to(x.dtype)
+    # one spike (or none, below threshold) per element at its step: a scatter into zeros,
+    # not T comparisons of every element in bool
+    spikes = torch.zeros((T, *x.shape), dtype=x.dtype, device=x.device)
+    return spikes.scatter_(0, t_fire.unsqueeze(0), fires.to(x.dtype).unsqueeze(0))
 
 
 def delta_encode(
@@ -162,9 +171,26 @@ def delta_encode(
         on, off = torch.stack(on_steps), torch.stack(off_steps)
     else:
         d = torch.diff(x, dim=0, prepend=torch.zeros_like(x[:1]))
+        if not under_torch_func():
+            return _delta_events(d, threshold, polarity)
         on, off = d >= threshold, d <= -threshold
     if polarity == "on":
         return on.to(x.dtype)
     if polarity == "signed":
         return on.to(x.dtype) - off.to(x.dtype)
     return torch.stack([on, off], dim=2).to(x.dtype)
+
+
+def _delta_events(d: Tensor, threshold: float, polarity: str) -> Tensor:
+    """:func:`delta_encode`'s events from the changes ``d [T, B, ...]`` (overwritten),
+    compared straight into float outputs (a bool comparison and its cast take several times
+    as long)."""
+    if polarity == "split":
+        events = d.new_empty((*d.shape[:2], 2, *d.shape[2:]))
+        torch.ge(d, threshold, out=events.select(2, 0))
+        torch.le(d, -threshold, out=events.select(2, 1))
+        return events
+    on = torch.ge(d, threshold, out=torch.empty_like(d))
+    if polarity == "on":
+        return on
+    return on.sub_(torch.le(d, -threshold, out=d))

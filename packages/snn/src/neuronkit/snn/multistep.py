@@ -250,7 +250,7 @@ class _FusedLIF(torch.autograd.Function):
             grad_v0 = rows[0].clone() if decay is None else rows[0] * decay
         grad_w = grad_lam = None
         if need_w or need_lam:  # the membranes before each step, recomputed bit-identically
-            s = torch.ge(h, threshold).to(h.dtype)
+            s = torch.ge(h, threshold, out=torch.empty_like(h))  # float out=: no bool pass
             v_seq = reset(h, s, threshold, v_reset, mode)
             v_prev = torch.cat([v0.unsqueeze(0), v_seq[:-1]])
             if need_w:  # dh/dw = u - v_{t-1}
@@ -273,7 +273,7 @@ class _FusedLIF(torch.autograd.Function):
                 dthr.addcmul_(dv, thr_t, value=-1.0)
             dthr.mul_(g).neg_()
             if mode == "subtract":
-                dthr.sub_(dv * torch.ge(h, thr_t).to(h.dtype))
+                dthr.sub_(dv.mul_(torch.ge(h, thr_t, out=torch.empty_like(h))))  # dv is spent
             grad_thr = _reduce(dthr, thr_t)
         grad_u = None
         if need_u:  # dh/du = w for the lerp, 1 otherwise; dh is not needed any more
