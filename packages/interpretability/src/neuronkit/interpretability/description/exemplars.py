@@ -128,7 +128,8 @@ def upsampled_masks(
     up = F.interpolate(
         maps[:, None].to(dtype), size=tuple(size), mode="bilinear", align_corners=False
     )
-    return (up > thresholds.to(dtype)[:, None, None, None]).float()
+    # compared into ``up`` itself: a float out= skips the bool tensor and its cast
+    return torch.gt(up, thresholds.to(dtype)[:, None, None, None], out=up).float()
 
 
 def compute_exemplars(
