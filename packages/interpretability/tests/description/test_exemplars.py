@@ -82,6 +82,18 @@ def test_quantile_and_upsampling_helpers() -> None:
     assert m[0, 0, :, :2].eq(0).all()
 
 
+def test_upsampled_masks_of_maps_with_gradient_carry_none() -> None:
+    # compared into the upsampled buffer: the maps are detached first, so the 0/1 mask has no
+    # graph (it had none when it was a bool comparison cast to float)
+    maps = torch.rand(3, 5, 5, requires_grad=True)
+    thresholds = torch.rand(3)
+    m = upsampled_masks(maps, thresholds, (9, 9))
+    assert not m.requires_grad
+    assert m.grad_fn is None
+    up = F.interpolate(maps.detach()[:, None], size=(9, 9), mode="bilinear", align_corners=False)
+    assert torch.equal(m, (up > thresholds[:, None, None, None]).float())
+
+
 def test_bad_inputs() -> None:
     x = torch.rand(10, 3, 8, 8)
     model = _Toy()

@@ -125,8 +125,8 @@ def upsampled_masks(
     for s in size:
         check_number("size", s, ge=1, integer=True)
     dtype = torch.promote_types(maps.dtype, torch.float32)
-    up = F.interpolate(
-        maps[:, None].to(dtype), size=tuple(size), mode="bilinear", align_corners=False
+    up = F.interpolate(  # detached: a 0/1 mask carries no gradient
+        maps.detach()[:, None].to(dtype), size=tuple(size), mode="bilinear", align_corners=False
     )
     # compared into ``up`` itself: a float out= skips the bool tensor and its cast
     return torch.gt(up, thresholds.to(dtype)[:, None, None, None], out=up).float()
