@@ -255,6 +255,12 @@ def test_nan_is_not_reported_as_no_spike() -> None:
     torch.testing.assert_close(heaviside(x), want, equal_nan=True)
     for cls in CLASSES:
         torch.testing.assert_close(cls()(x), want, equal_nan=True)
+    for dtype in (torch.float64, torch.float16, torch.bfloat16):  # extremes of each dtype too
+        info = torch.finfo(dtype)
+        extremes = torch.tensor([info.max, -info.max, info.tiny, -info.tiny], dtype=dtype)
+        y = torch.cat([x.to(dtype), extremes])
+        expected = torch.cat([want, torch.tensor([1.0, 0.0, 1.0, 0.0])]).to(dtype)
+        torch.testing.assert_close(heaviside(y), expected, equal_nan=True, rtol=0, atol=0)
     assert torch.equal(heaviside(torch.tensor([1, -1])), torch.tensor([1, 0]))  # integers as before
 
 
