@@ -190,7 +190,7 @@ def _delta_events(d: Tensor, threshold: float, polarity: str) -> Tensor:
         torch.ge(d, threshold, out=events.select(2, 0))
         torch.le(d, -threshold, out=events.select(2, 1))
         return events
-    on = torch.ge(d, threshold, out=torch.empty_like(d))
     if polarity == "on":
-        return on
+        return torch.ge(d, threshold, out=d)
+    on = torch.ge(d, threshold, out=torch.empty_like(d))
     return on.sub_(torch.le(d, -threshold, out=d))
