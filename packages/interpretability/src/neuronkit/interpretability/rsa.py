@@ -885,9 +885,9 @@ def _centred_gram(patterns: np.ndarray) -> tuple[np.ndarray, float] | None:
     uncentred squared norm, ``max_i |x_i|^2``. Saves the copy of the data (20 ms at
     1000 x 10,000).
 
-    The rounding grows from ``eps |x_i - m_i| |x_j - m_j|`` (centred rows) to about
-    ``eps |x_i| |x_j|``: a relative ``eps (1 + r)`` for ``r = m_i^2 / var_i`` (``2e-14`` at a
-    Poisson rate of 100, where centred rows give ``2e-16``). ``None`` where that loses half
+    The rounding grows from the order of ``eps |x_i - m_i| |x_j - m_j|`` (centred rows) to
+    that of ``eps |x_i| |x_j|``, by a factor of about ``1 + r`` for ``r = m_i^2 / var_i``
+    (3e-14 against 2e-16 for Poisson counts at rate 100). ``None`` where that could lose half
     the digits (``r > _MAX_CANCELLATION``, near-constant rows; NaN data too): then the rows
     are centred.
     """
