@@ -426,6 +426,19 @@ def test_finite_inputs_whose_sum_overflows_are_accepted() -> None:
     assert saliency(lin.half(), half, 0).shape == (2, 4)
 
 
+def test_loss_gradient_reads_finiteness_off_the_sum_and_checks_an_overflow_exactly() -> None:
+    lin = nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    x = torch.randn(3, 4)
+    # every gradient entry is 1e38 (finite); their float32 sum overflows
+    grad = loss_gradient(lin, x, 0, loss=lambda logits, labels: logits[:, 0] * 1e38)
+    assert torch.isinf(grad.sum())
+    torch.testing.assert_close(grad, torch.full((3, 4), 1e38))
+    with pytest.raises(ValueError, match="non-finite outputs, losses or gradients"):
+        loss_gradient(lin, x, 0, loss=lambda logits, labels: logits[:, 0] * float("nan"))
+
+
 def test_saliency_smoothgrad_and_loss_gradient_work_under_no_grad() -> None:
     model = _mlp()
     x = torch.randn(2, 5)
