@@ -4,7 +4,6 @@ the same on every rank when the ranks see different data and dead codes get repl
 from __future__ import annotations
 
 import datetime
-import importlib
 import os
 import socket
 import sys
@@ -78,10 +77,12 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 def test_codebook_replicas_and_counts_stay_identical_under_ddp(tmp_path: Path) -> None:
     # spawned workers import torch and, in DDP's constructor, torch._dynamo afresh (~45 s on
-    # a loaded 2-core machine); forked ones (CPU only) inherit them, imported here once
-    method = "fork" if sys.platform == "linux" else "spawn"
-    if method == "fork":
-        importlib.import_module("torch._dynamo")
+    # a loaded 2-core machine). On Linux the workers come from a fork server that imported
+    # both once: a fork of this (multi-threaded) test process itself can deadlock in the child
+    # (one 120 s timeout seen in a full parallel run)
+    method = "forkserver" if sys.platform == "linux" else "spawn"
+    if method == "forkserver":
+        mp.set_forkserver_preload(["torch", "torch._dynamo", "torch.distributed"])
     ctx = mp.start_processes(
         _worker,
         args=(_free_port(), str(tmp_path)),
