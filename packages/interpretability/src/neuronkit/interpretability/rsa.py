@@ -986,8 +986,8 @@ def _cross_fold_distances(
 # about what ``a @ b.T`` alone costs (one read of the RDMs: 1.6 against 1.5 ms at 2 x 3 RDMs
 # of 1000 conditions; separate passes: 3.0 ms).
 _BLOCK = 32768
-# squared norms in this range (norms within 1e+-140, as in _rows_and_norms): no scaling needed
-_SAFE_NORM_SQUARES = (1e-280, 1e280)
+# norms strictly inside this range need no scaling (their squares neither under- nor overflow)
+_SAFE_NORMS = (1e-140, 1e140)
 
 
 def _block_moments(a: np.ndarray, b: np.ndarray, sums: bool) -> list[np.ndarray]:
@@ -1030,8 +1030,8 @@ def _similarities(a: np.ndarray, b: np.ndarray, *, centre: bool) -> np.ndarray |
                 if not np.all(offset <= _MAX_CANCELLATION * sq):
                     return None
             cross -= n * np.multiply.outer(mean_a, mean_b)
-        low, high = _SAFE_NORM_SQUARES
-        if not all(np.all((low <= sq) & (sq <= high)) for sq in (sq_a, sq_b)):
+        low, high = _SAFE_NORMS[0] ** 2, _SAFE_NORMS[1] ** 2
+        if not all(np.all((low < sq) & (sq < high)) for sq in (sq_a, sq_b)):
             return None
     cross /= np.sqrt(sq_a)[:, None]
     cross /= np.sqrt(sq_b)[None, :]
@@ -1065,7 +1065,7 @@ def _rows_and_norms(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     that under- or overflowed) are first divided by their largest absolute entry, which leaves
     their cosines unchanged. Well-scaled rows (the usual case) cost one pass."""
     norms = np.sqrt(np.einsum("ij,ij->i", v, v))
-    risky = ~((norms > 1e-140) & (norms < 1e140))
+    risky = ~((norms > _SAFE_NORMS[0]) & (norms < _SAFE_NORMS[1]))
     if not risky.any():
         return v, norms
     top = np.abs(v[risky]).max(axis=1)
