@@ -296,10 +296,108 @@ def test_layer_subclasses_with_their_own_forward() -> None:
     stream = _group_of(graph, "emb")
     member = next(m for m in stream.members if m.module == "emb")
     assert (member.param, member.dim, member.role) == ("weight", 1, "out")  # F.embedding
-    # plain models are traced symbolically: a Linear computing x @ W.T is not assumed to be
-    # one, so the channels it reads and writes are frozen, never guessed
-    assert not _group_of(graph, "fc").prunable
-    assert not stream.prunable
+    # x @ W.T + b is traced as the product it is: fc_t's weight reads fc's channels on its
+    # columns and writes the embedding stream on its rows, and its bias follows the rows
+    fc = _group_of(graph, "fc")
+    assert fc.prunable
+    assert stream.prunable
+    assert ("fc_t", "weight", 1, "in") in {(m.module, m.param, m.dim, m.role) for m in fc.members}
+    members = {(m.module, m.param, m.dim, m.role) for m in stream.members}
+    assert {("fc_t", "weight", 0, "out"), ("fc_t", "bias", 0, "embed")} <= members
+    _check_oracle(model, ids)
+
+
+_IN_OUT = ("mm", "linear_mT")
+
+
+class _Dense(nn.Module):
+    """A hand-written linear layer, ``x: [B, in] -> [B, out]``, in one of the forms research
+    code writes it with a parameter matrix (``[out, in]``, or ``[in, out]`` for _IN_OUT)."""
+
+    def __init__(self, n_in: int, n_out: int, form: str) -> None:
+        super().__init__()
+        shape = (n_in, n_out) if form in _IN_OUT else (n_out, n_in)
+        self.w = nn.Parameter(torch.randn(shape) / math.sqrt(n_in))
+        self.b = nn.Parameter(torch.randn(n_out))
+        self.form = form
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.w, self.b
+        if self.form == "T":
+            return x @ w.T + b
+        if self.form == "t":
+            return torch.matmul(x, torch.t(w)) + b
+        if self.form == "method_t":
+            return x @ w.t() + b
+        if self.form == "transpose":
+            return x @ torch.transpose(w, -1, 0) + b
+        if self.form == "mm":
+            return x.mm(w) + b
+        if self.form == "linear_mT":
+            return F.linear(x, w.mT, b)
+        if self.form == "columns":  # W @ x^T: the batch on the columns
+            return (w @ x.T + b[:, None]).mT
+        # one sample at a time, as W @ h in an RNN cell written by hand
+        return torch.stack([w @ row + b for row in x.unbind(0)])
+
+
+@pytest.mark.parametrize(
+    "form", ["T", "t", "method_t", "transpose", "mm", "linear_mT", "columns", "vector"]
+)
+def test_products_with_a_parameter_matrix_are_linear_layers(form: str) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        _Dense(5, 12, form), nn.ReLU(), _Dense(12, 8, form), nn.Tanh(), _Dense(8, 3, form)
+    ).eval()
+    graph = _check_oracle(model, torch.randn(4, 5))
+    assert [g.size for g in graph.prunable_groups()] == [12, 8]
+    in_dim, out_dim = (0, 1) if form in _IN_OUT else (1, 0)
+    members = {(m.module, m.param, m.dim, m.role) for m in graph.prunable_groups()[0].members}
+    bias = "out" if form == "linear_mT" else "embed"  # F.linear's own bias, or one added to x
+    assert members == {("0", "w", out_dim, "out"), ("0", "b", 0, bias), ("2", "w", in_dim, "in")}
+
+
+class _TiedHead(nn.Module):
+    """A language model whose output layer is its embedding table, ``h @ emb.weight.T``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(11, 8)
+        self.fc1, self.fc2 = nn.Linear(8, 16), nn.Linear(16, 8)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids)
+        h = h + self.fc2(torch.relu(self.fc1(h)))
+        return h @ self.emb.weight.T
+
+
+def test_a_tied_output_layer_reads_the_stream_and_keeps_the_vocabulary() -> None:
+    torch.manual_seed(0)
+    ids = torch.randint(0, 11, (2, 6))
+    graph = _check_oracle(_TiedHead().eval(), ids)
+    stream = _group_of(graph, "emb")
+    assert stream.prunable
+    assert stream.size == 8
+    assert ("emb", "weight", 1) in {(m.module, m.param, m.dim) for m in stream.members}
+    vocab = [g for g in graph.groups if g.size == 11]
+    assert len(vocab) == 1
+    assert not vocab[0].prunable
+    assert vocab[0].reason == "model output"
+
+
+def test_a_parameter_product_over_other_axes_freezes_its_channels() -> None:
+    class Mix(nn.Module):  # mixes 6 time steps of [B, T, C] with a [T, T] matrix: C passes
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.time = nn.Linear(3, 4), nn.Parameter(torch.randn(6, 6))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.time @ self.fc(x)
+
+    graph = DependencyGraph(Mix().eval(), torch.randn(2, 6, 3))
+    fc = _group_of(graph, "fc")
+    assert not fc.prunable
+    assert "input features not on the second to last axis" in fc.reason
 
 
 class _StoresOnSelf(nn.Module):

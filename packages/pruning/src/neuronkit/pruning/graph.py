@@ -16,6 +16,8 @@ must be removed together (coupled channels). This module does the same on a ``to
   ``F.layer_norm`` / ``F.linear`` in a layer subclass's own ``forward``, as timm's), and
   ``nn.MultiheadAttention`` (input and output embedding channels coupled, heads kept whole);
 * consumers (Conv/Linear input columns, normalization parameters) attach to the slots they read.
+* a product with a 2-D parameter read in ``forward`` (``x @ W.T``, ``x.mm(W)``, ``W @ x``) is
+  a linear layer: the parameter's contracted axis consumes, its other axis produces.
 
 A *group* is a set of coupled channels: the slots tied together by one producer or by a
 residual union. Removing channel ``j`` of a group removes the matching slice of every member
@@ -1609,8 +1611,19 @@ class DependencyGraph:
         return self._reshape(node, labels)
 
     def _matmul(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
-        """``a @ b`` with channels only on batch axes (attention heads): batch axes broadcast
-        like an elementwise op; channels on the two matrix axes are contracted or mixed."""
+        """``a @ b``. With a 2-D parameter read in ``forward`` (or a transposed view of it) on
+        one side, a linear layer (:meth:`_weight_product`). Otherwise channels only on batch
+        axes (attention heads): batch axes broadcast like an elementwise op; channels on the
+        two matrix axes are contracted or mixed."""
+        left, right = node.args if len(node.args) == 2 else (None, None)
+        for weight_first, m, x in ((False, right, left), (True, left, right)):
+            weight = self._parameter_matrix(m)
+            if weight is not None and self._parameter_matrix(x) is None:
+                p, transposed = weight
+                # the contracted axis of the matrix: its rows on the right, its columns on the
+                # left; of the parameter: the other one when the matrix is its transpose
+                in_axis = int(weight_first) ^ int(transposed)
+                return self._weight_product(node, labels, x, p, in_axis, weight_first=weight_first)
         operands = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in node.args[:2]]
         if self.head_dims and self._on_matrix_axes(operands):
             return self._matrix_axes(node, operands)
@@ -2081,7 +2094,7 @@ class DependencyGraph:
             return self._linear_call(node, labels)
         if target is _F.embedding:
             return self._embedding_call(node, labels)
-        if target is torch.matmul or target is operator.matmul:
+        if target in (torch.matmul, operator.matmul, torch.mm):
             return self._matmul(node, labels)
         if target is _F.scaled_dot_product_attention:
             return self._attention(node, labels)
@@ -2124,8 +2137,10 @@ class DependencyGraph:
             if x is not None and (dim is None or int(dim) % len(out or (1,)) == x.axis):
                 raise _Freeze(f"{_describe(node)}: softmax over channels")
             return x
-        if target is getattr and a[1] in ("T", "mT", "H", "mH") and self._in(node, labels):
-            raise _Freeze(f"{_describe(node)}: a transposed view of channels (.{a[1]})")
+        if target is getattr and a[1] in ("mT", "mH"):  # the last two axes swapped
+            return self._transpose(node, labels, -2, -1)
+        if (target is getattr and a[1] in ("T", "H")) or target is torch.t:  # axes reversed
+            return self._reversed(node, labels)
         if _reads_shape_only(node):
             return None
         raise _Freeze(f"{_describe(node)}: unsupported function")
@@ -2268,20 +2283,12 @@ class DependencyGraph:
         v_bias))``): the Linear rule, with a weight that is a parameter of the model; the bias
         may be computed from parameters (its channels follow the output rows)."""
         args = _named_args(node, ("input", "weight", "bias"))
-        weight, bias, out_shape = args["weight"], args.get("bias"), _shape(node)
-        x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
-        wl = labels.get(weight) if isinstance(weight, fx.Node) else None
-        src = _shape(args["input"])
-        if not isinstance(wl, _Label) or weight.op != "get_attr" or wl.axis != 1 or not out_shape:
+        matrix, bias = self._parameter_matrix(args["weight"]), args.get("bias")
+        if matrix is None:
             raise _Freeze(f"{_describe(node)}: linear with a weight that is not a parameter")
-        module, pname = _split_target(str(weight.target))
-        kind = type(self._modules[module]).__name__
-        self._recast(weight, "in", kind)
-        if x is None or src is None or x.axis != len(src) - 1 or not self._unify(x, wl):
-            self._freeze(wl, f"{_describe(node)}: input features not on the last axis")
-            self._freeze(x, f"{_describe(node)}: input features not on the last axis")
-        out = self._fresh(out_shape[-1], len(out_shape) - 1)
-        self._member(module, pname, 0, "out", kind, out.slots)
+        weight, transposed = matrix  # F.linear(x, W.T) with W [in, out] contracts W's rows
+        out = self._weight_product(node, labels, args["input"], weight, int(not transposed))
+        kind = type(self._modules[_split_target(str(weight.target))[0]]).__name__
         bl = labels.get(bias) if isinstance(bias, fx.Node) else None
         if isinstance(bl, _Label):
             if bl.axis != 0 or not self._unify(out, bl):
@@ -2290,6 +2297,60 @@ class DependencyGraph:
                 self._recast(bias, "out", kind)
         elif bias is not None:
             self._freeze(out, f"{_describe(node)}: bias of untracked channels")
+        return out
+
+    def _parameter_matrix(self, arg: Any) -> tuple[fx.Node, bool] | None:
+        """``(get_attr node, transposed)`` when ``arg`` is a 2-D parameter (or buffer) of the
+        model read in ``forward`` with channels (the get_attr rule made it a member), or a
+        transposed view of one (``w.T``, ``w.t()``, ``w.transpose(0, 1)``...); else None."""
+        if not isinstance(arg, fx.Node):
+            return None
+        transposed = _transposes_matrix(arg)
+        p = arg.args[0] if transposed else arg
+        if isinstance(p, fx.Node) and p in self._read_tensors and len(_shape(p) or ()) == 2:
+            return p, transposed
+        return None
+
+    def _weight_product(
+        self,
+        node: fx.Node,
+        labels: dict[fx.Node, Any],
+        x_node: Any,
+        weight: fx.Node,
+        in_axis: int,
+        *,
+        weight_first: bool = False,
+    ) -> _Label:
+        """The linear layer ``x @ W`` (``W @ x`` with ``weight_first``) of a 2-D parameter
+        ``W`` read in ``forward``, contracted on its axis ``in_axis`` (1 for ``F.linear``'s and
+        ``x @ W.T``'s ``[out, in]``, 0 for ``x @ W``'s ``[in, out]``): that axis reads ``x``'s
+        channels (on ``x``'s last axis; with ``weight_first`` its second to last, or its only
+        one), the other produces the output's channels (on its last axis; with
+        ``weight_first`` and a matrix ``x``, its second to last)."""
+        out_shape, w_shape = _shape(node), _shape(weight)
+        src = _shape(x_node) if isinstance(x_node, fx.Node) else None
+        if not out_shape or not src or w_shape is None:
+            raise _Freeze(f"{_describe(node)}: a product with a parameter of unknown shape")
+        x = labels.get(x_node)
+        columns = weight_first and len(src) > 1  # W @ x with x [..., in, n]: out [..., out, n]
+        x_axis, o_axis = (len(src) - 2, len(out_shape) - 2) if columns else (len(src) - 1, -1)
+        o_axis %= len(out_shape)
+        wl = labels[weight]
+        module, pname = _split_target(str(weight.target))
+        kind = type(self._modules[module]).__name__
+        if wl.axis == in_axis:  # the get_attr rule put the member on the contracted axis
+            self._recast(weight, "in", kind)
+            read, out = wl, self._fresh(out_shape[o_axis], o_axis)
+            self._member(module, pname, 1 - in_axis, "out", kind, out.slots)
+        else:
+            self._recast(weight, "out", kind)
+            read, out = self._fresh(w_shape[in_axis], in_axis), _Label(o_axis, list(wl.slots))
+            self._member(module, pname, in_axis, "in", kind, read.slots)
+        if not (isinstance(x, _Label) and x.axis == x_axis and self._unify(x, read)):
+            where = "the second to last" if columns else "the last"
+            reason = f"{_describe(node)}: input features not on {where} axis"
+            self._freeze(read, reason)
+            self._freeze(x, reason)
         return out
 
     def _norm_members(
@@ -2335,6 +2396,13 @@ class DependencyGraph:
         d0, d1 = int(d0) % nd, int(d1) % nd
         axis = d1 if label.axis == d0 else d0 if label.axis == d1 else label.axis
         return _Label(axis, label.slots)
+
+    def _reversed(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``x.T`` / ``x.t()`` / ``torch.t(x)``: the axes in reverse order."""
+        label = self._in(node, labels)
+        if label is None:
+            return None
+        return _Label(len(_shape(node) or ()) - 1 - label.axis, label.slots)
 
     def _einsum(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``torch.einsum(equation, *operands)`` (MaxViT's attention, ``"BGHID,BGHJD->BGHIJ"``)
@@ -2399,7 +2467,7 @@ class DependencyGraph:
             if name == "div":
                 self._note_divisor(a[1] if len(a) > 1 else node.kwargs.get("other"))
             return self._binary(node, labels, a[:2])
-        if name == "matmul":
+        if name in ("matmul", "mm"):
             return self._matmul(node, labels)
         if name in ("view", "reshape", "flatten", "unsqueeze", "squeeze"):
             return self._reshape(node, labels)
@@ -2419,6 +2487,8 @@ class DependencyGraph:
             return None if label is None else self._shaped_as(node, labels, label)
         if name in ("transpose", "swapaxes", "swapdims"):
             return self._transpose(node, labels, a[1], a[2])
+        if name == "t":
+            return self._reversed(node, labels)
         if name == "permute":
             dims = a[1] if len(a) == 2 and isinstance(a[1], (tuple, list)) else a[1:]
             return self._permute(node, labels, dims)
@@ -2899,6 +2969,25 @@ def _prefix_ends(out: Sequence[int], pre: int) -> list[int]:
 
 # a rule's result for an op that sums its inputs' channels away (``q @ k^T`` in head_dims mode)
 _CONTRACTED = object()
+
+_TRANSPOSES = (torch.transpose, torch.swapaxes, torch.swapdims)
+
+
+def _transposes_matrix(node: fx.Node) -> bool:
+    """Whether ``node`` transposes a matrix (``m.T``, ``m.mT``, ``m.t()``, ``torch.t(m)``,
+    ``m.transpose(0, 1)``, ``torch.swapaxes(m, -1, -2)``...; the conjugating ``H`` / ``mH``
+    too: channels do not care)."""
+    if node.op == "call_function" and node.target is getattr:
+        return node.args[1] in ("T", "mT", "H", "mH")
+    if node.op == "call_function" and node.target is torch.t:
+        return True
+    if node.op == "call_method" and node.target == "t":
+        return True
+    swaps = node.op == "call_method" and node.target in ("transpose", "swapaxes", "swapdims")
+    if swaps or (node.op == "call_function" and node.target in _TRANSPOSES):
+        d = [a for a in node.args[1:3] if isinstance(a, int)]  # of a matrix: (0, 1), (-2, -1)...
+        return len(d) == 2 and (d[0] + d[1]) % 2 == 1
+    return False
 
 
 class _Freeze(Exception):
