@@ -385,6 +385,45 @@ def test_a_tied_output_layer_reads_the_stream_and_keeps_the_vocabulary() -> None
     assert vocab[0].reason == "model output"
 
 
+class _Cell(nn.Module):
+    """A hand-written Elman RNN over ``x: [B, T, 4]`` with a learned or a zero initial state."""
+
+    def __init__(self, learned_start: bool) -> None:
+        super().__init__()
+        self.hidden, self.learned_start = 8, learned_start
+        self.w_ih = nn.Parameter(torch.randn(8, 4) / 2)
+        self.w_hh = nn.Parameter(torch.randn(8, 8) / math.sqrt(8))
+        self.b, self.h0 = nn.Parameter(torch.randn(8)), nn.Parameter(torch.randn(8))
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.learned_start:
+            h = self.h0.expand(x.shape[0], -1)
+        else:
+            h = torch.zeros(x.shape[0], self.hidden)
+        for t in range(x.shape[1]):
+            h = torch.tanh(x[:, t] @ self.w_ih.T + h @ self.w_hh.T + self.b)
+        return self.out(h)
+
+
+def test_a_hand_written_rnn_prunes_its_hidden_units_from_a_learned_start() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4)
+    graph = _check_oracle(_Cell(learned_start=True).eval(), x)
+    hidden = graph.prunable_groups()
+    assert [g.size for g in hidden] == [8]
+    members = {(m.param, m.dim, m.role) for m in hidden[0].members if m.module == ""}
+    assert {
+        ("w_ih", 0, "out"),
+        ("w_hh", 0, "out"),
+        ("w_hh", 1, "in"),
+        ("h0", 0, "embed"),
+    } <= members
+    # a zero start made by a factory has the width of a constant of forward: it stays
+    frozen = DependencyGraph(_Cell(learned_start=False).eval(), x)
+    assert not frozen.prunable_groups()
+
+
 def test_a_parameter_product_over_other_axes_freezes_its_channels() -> None:
     class Mix(nn.Module):  # mixes 6 time steps of [B, T, C] with a [T, T] matrix: C passes
         def __init__(self) -> None:
