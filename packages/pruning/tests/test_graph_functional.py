@@ -307,7 +307,7 @@ def test_layer_subclasses_with_their_own_forward() -> None:
     _check_oracle(model, ids)
 
 
-_IN_OUT = ("mm", "linear_mT")
+_IN_OUT = ("mm", "linear_mT", "einsum_io")
 
 
 class _Dense(nn.Module):
@@ -335,15 +335,20 @@ class _Dense(nn.Module):
             return x.mm(w) + b
         if self.form == "linear_mT":
             return F.linear(x, w.mT, b)
+        if self.form == "einsum":
+            return torch.einsum("bi,oi->bo", x, w) + b
+        if self.form == "einsum_io":
+            return torch.einsum("ih,bi->bh", w, x) + b
         if self.form == "columns":  # W @ x^T: the batch on the columns
             return (w @ x.T + b[:, None]).mT
         # one sample at a time, as W @ h in an RNN cell written by hand
         return torch.stack([w @ row + b for row in x.unbind(0)])
 
 
-@pytest.mark.parametrize(
-    "form", ["T", "t", "method_t", "transpose", "mm", "linear_mT", "columns", "vector"]
-)
+_FORMS = ["T", "t", "method_t", "transpose", "mm", "linear_mT", "einsum", "einsum_io"]
+
+
+@pytest.mark.parametrize("form", [*_FORMS, "columns", "vector"])
 def test_products_with_a_parameter_matrix_are_linear_layers(form: str) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -436,7 +441,7 @@ def test_a_parameter_product_over_other_axes_freezes_its_channels() -> None:
     graph = DependencyGraph(Mix().eval(), torch.randn(2, 6, 3))
     fc = _group_of(graph, "fc")
     assert not fc.prunable
-    assert "input features not on the second to last axis" in fc.reason
+    assert "input features not on the contracted axis 1" in fc.reason
 
 
 class _StoresOnSelf(nn.Module):

@@ -1623,7 +1623,13 @@ class DependencyGraph:
                 # the contracted axis of the matrix: its rows on the right, its columns on the
                 # left; of the parameter: the other one when the matrix is its transpose
                 in_axis = int(weight_first) ^ int(transposed)
-                return self._weight_product(node, labels, x, p, in_axis, weight_first=weight_first)
+                src, out = _shape(x) if isinstance(x, fx.Node) else None, _shape(node)
+                if not src or not out:
+                    raise _Freeze(f"{_describe(node)}: a product of unknown shape")
+                # W @ x with x [..., in, n] gives [..., out, n]; x @ W and W @ x[in] the last
+                columns = int(weight_first and len(src) > 1)
+                axes = (len(src) - 1 - columns, len(out) - 1 - columns)
+                return self._weight_product(node, labels, x, p, in_axis, *axes)
         operands = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in node.args[:2]]
         if self.head_dims and self._on_matrix_axes(operands):
             return self._matrix_axes(node, operands)
@@ -2287,7 +2293,11 @@ class DependencyGraph:
         if matrix is None:
             raise _Freeze(f"{_describe(node)}: linear with a weight that is not a parameter")
         weight, transposed = matrix  # F.linear(x, W.T) with W [in, out] contracts W's rows
-        out = self._weight_product(node, labels, args["input"], weight, int(not transposed))
+        x, src, out_shape = args["input"], _shape(args["input"]), _shape(node)
+        if not src or not out_shape:
+            raise _Freeze(f"{_describe(node)}: linear of unknown shape")
+        axes = (len(src) - 1, len(out_shape) - 1)
+        out = self._weight_product(node, labels, x, weight, int(not transposed), *axes)
         kind = type(self._modules[_split_target(str(weight.target))[0]]).__name__
         bl = labels.get(bias) if isinstance(bias, fx.Node) else None
         if isinstance(bl, _Label):
@@ -2318,23 +2328,18 @@ class DependencyGraph:
         x_node: Any,
         weight: fx.Node,
         in_axis: int,
-        *,
-        weight_first: bool = False,
+        x_axis: int,
+        o_axis: int,
     ) -> _Label:
-        """The linear layer ``x @ W`` (``W @ x`` with ``weight_first``) of a 2-D parameter
-        ``W`` read in ``forward``, contracted on its axis ``in_axis`` (1 for ``F.linear``'s and
-        ``x @ W.T``'s ``[out, in]``, 0 for ``x @ W``'s ``[in, out]``): that axis reads ``x``'s
-        channels (on ``x``'s last axis; with ``weight_first`` its second to last, or its only
-        one), the other produces the output's channels (on its last axis; with
-        ``weight_first`` and a matrix ``x``, its second to last)."""
+        """A linear layer: ``x`` contracted on its axis ``x_axis`` with the 2-D parameter
+        ``W`` read in ``forward`` on ``W``'s axis ``in_axis`` (1 for ``F.linear``'s and
+        ``x @ W.T``'s ``[out, in]``, 0 for ``x @ W``'s ``[in, out]``), ``W``'s other axis
+        becoming the output's axis ``o_axis``: that axis of ``W`` reads ``x``'s channels, the
+        other produces the output's."""
         out_shape, w_shape = _shape(node), _shape(weight)
-        src = _shape(x_node) if isinstance(x_node, fx.Node) else None
-        if not out_shape or not src or w_shape is None:
-            raise _Freeze(f"{_describe(node)}: a product with a parameter of unknown shape")
-        x = labels.get(x_node)
-        columns = weight_first and len(src) > 1  # W @ x with x [..., in, n]: out [..., out, n]
-        x_axis, o_axis = (len(src) - 2, len(out_shape) - 2) if columns else (len(src) - 1, -1)
-        o_axis %= len(out_shape)
+        if out_shape is None or w_shape is None:
+            raise _Freeze(f"{_describe(node)}: a product of unknown shape")
+        x = labels.get(x_node) if isinstance(x_node, fx.Node) else None
         wl = labels[weight]
         module, pname = _split_target(str(weight.target))
         kind = type(self._modules[module]).__name__
@@ -2347,8 +2352,7 @@ class DependencyGraph:
             read, out = self._fresh(w_shape[in_axis], in_axis), _Label(o_axis, list(wl.slots))
             self._member(module, pname, in_axis, "in", kind, read.slots)
         if not (isinstance(x, _Label) and x.axis == x_axis and self._unify(x, read)):
-            where = "the second to last" if columns else "the last"
-            reason = f"{_describe(node)}: input features not on {where} axis"
+            reason = f"{_describe(node)}: input features not on the contracted axis {x_axis}"
             self._freeze(read, reason)
             self._freeze(x, reason)
         return out
@@ -2421,6 +2425,10 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)}: einsum with an ellipsis or an implicit output")
         inputs, output = equation.split("->")
         subscripts = inputs.split(",")
+        if len(operands) == 2 == len(subscripts):
+            linear = self._einsum_linear(node, labels, operands, subscripts, output)
+            if linear is not None:
+                return linear
         if len(subscripts) != len(operands) or any(
             len(subscripts[i]) <= lab.axis for i, lab in found
         ):
@@ -2444,6 +2452,31 @@ class DependencyGraph:
                 if s is None or s[subscripts[i].index(letter)] != 1:
                     raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
         return result
+
+    def _einsum_linear(
+        self,
+        node: fx.Node,
+        labels: dict[fx.Node, Any],
+        operands: list[Any],
+        subscripts: list[str],
+        output: str,
+    ) -> _Label | None:
+        """``torch.einsum("bti,oi->bto", x, W)`` and the like: a 2-D parameter one of whose
+        indices is summed with ``x`` and the other kept in the output is a linear layer
+        (:meth:`_weight_product`); None for any other einsum."""
+        for w in (1, 0):
+            matrix, x = self._parameter_matrix(operands[w]), operands[1 - w]
+            sw, sx = subscripts[w], subscripts[1 - w]
+            if matrix is None or self._parameter_matrix(x) is not None or len(set(sw)) != 2:
+                continue
+            summed = [c for c in sw if c in sx and c not in output]
+            kept = [c for c in sw if c in output and c not in sx]
+            if len(summed) == 1 == len(kept) and len(sx) == len(set(sx)):
+                p, transposed = matrix
+                in_axis = sw.index(summed[0]) ^ int(transposed)
+                axes = (sx.index(summed[0]), output.index(kept[0]))
+                return self._weight_product(node, labels, x, p, in_axis, *axes)
+        return None
 
     def _permute(self, node: fx.Node, labels: dict[fx.Node, Any], dims: Any) -> Any:
         label = self._in(node, labels)
