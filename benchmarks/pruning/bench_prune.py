@@ -3,19 +3,21 @@
 Same importance (group L2 magnitude, mean over members), same channel ratio (50% of every
 prunable group, local), the classifier output kept, for: ResNet-56-style, VGG-style,
 MobileNetV2-style (depthwise), DenseNet-style (concat), a small ViT with nn.MultiheadAttention,
-a time-major spiking CNN from neuronkit-snn (``[T, B, C, H, W]`` events through LIF neurons) and
-a tiny GPT-2 built from a Hugging Face config (when transformers is installed). Reported per
-model and library: whether it handled the model (pruned model runs, output shape kept), MACs
-before/after (one counter, neuronkit.pruning.count_macs, for both), time to build the graph and
-prune (median of --repeats, each on a fresh copy, the libraries taking turns), CPU latency
-before/after (median of timed forwards, fixed thread count). The tiny GPT-2 goes through the
-same pruner (its Hugging Face tracer): residual width (wte/wpe/LayerNorms/lm_head, tie kept),
-whole attention heads and MLP channels, 50% each, the vocabulary logits kept. neuronkit's ONNX
-route is reported separately: each model exported as users do (torch's default dynamo
-exporter, dynamic batch axis, and dynamic sequence for the GPT-2), pruned (median of
---repeats calls), and run in onnxruntime at another batch size.
+a time-major spiking CNN from neuronkit-snn (``[T, B, C, H, W]`` events through LIF neurons), an
+LSTM classifier, a hand-written Elman RNN (parameter matrices used as ``x @ W.T`` in a loop over
+time) and a tiny GPT-2 built from a Hugging Face config (when transformers is installed).
+Reported per model and library: whether it handled the model (pruned model runs, output shape
+kept), MACs before/after (one counter, neuronkit.pruning.count_macs, for both), time to build
+the graph and prune (median of --repeats, each on a fresh copy, the libraries taking turns), CPU
+latency before/after (median of timed forwards, fixed thread count). The tiny GPT-2 goes through
+the same pruner (its Hugging Face tracer): residual width (wte/wpe/LayerNorms/lm_head, tie
+kept), whole attention heads and MLP channels, 50% each, the vocabulary logits kept. neuronkit's
+ONNX route is reported separately: each model exported as users do (torch's default dynamo
+exporter, dynamic batch axis, and dynamic sequence for the GPT-2), pruned (median of --repeats
+calls), and run in onnxruntime at another batch size.
 
     python benchmarks/pruning/bench_prune.py [--threads 1] [--repeats 9] [--quick]
+        [--only NAME ...]
 
 Needs torch-pruning (a benchmark-only environment); without it only neuronkit runs.
 """
@@ -63,6 +65,7 @@ def models() -> dict[str, tuple[Any, Any, list[str]]]:
     }
     out["spiking_cnn"] = (_spiking_cnn, _events, ["11"])
     out["lstm"] = (_LSTMClassifier, lambda: torch.randn(1, 32, 16), ["head"])
+    out["elman_rnn"] = (_ElmanRNN, lambda: torch.randn(1, 32, 16), ["head"])
     try:
         from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -89,6 +92,24 @@ class _LSTMClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = self.lstm(torch.relu(self.embed(x)))
         return self.head(y[:, -1])
+
+
+class _ElmanRNN(nn.Module):
+    """A recurrent classifier as research code writes it: ``[B, 32, 16]`` through
+    ``h = tanh(x_t W_ih^T + h W_hh^T + b)`` from a learned initial state, then a Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w_ih = nn.Parameter(torch.randn(128, 16) / 4)
+        self.w_hh = nn.Parameter(torch.randn(128, 128) / 128**0.5)
+        self.b, self.h0 = nn.Parameter(torch.zeros(128)), nn.Parameter(torch.zeros(128))
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.h0.expand(x.shape[0], -1)
+        for t in range(x.shape[1]):
+            h = torch.tanh(x[:, t] @ self.w_ih.T + h @ self.w_hh.T + self.b)
+        return self.head(h)
 
 
 def _spiking_cnn() -> nn.Module:
@@ -296,6 +317,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="these models (to *_only.json)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
@@ -308,7 +330,11 @@ def main(argv: list[str]) -> int:
     except ImportError:
         tp_version = None
     rows = []
-    for name in models():
+    zoo = models()
+    unknown = set(args.only or ()) - set(zoo)
+    if unknown:
+        ap.error(f"--only: unknown models {sorted(unknown)}; expected some of {sorted(zoo)}")
+    for name in args.only or zoo:
         for row in bench(name, libraries, repeats):
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -318,7 +344,8 @@ def main(argv: list[str]) -> int:
     import neuronkit.pruning as nkp
     from neuronkit.common import atomic_write_json
 
-    out = RESULTS.with_name(RESULTS.stem + "_quick.json") if args.quick else RESULTS
+    suffix = "_only" if args.only else "_quick" if args.quick else ""
+    out = RESULTS.with_name(RESULTS.stem + suffix + ".json")
     atomic_write_json(
         out,
         {
