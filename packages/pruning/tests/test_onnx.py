@@ -768,3 +768,45 @@ def test_a_nan_initializer_is_refused_not_ranked() -> None:
     proto = _export(model, torch.randn(2, 4))
     with pytest.raises(ValueError, match=r"scores of the group of .* must be finite"):
         prune_onnx(proto, 0.5)
+
+
+def test_a_transposed_weight_read_by_every_step_is_one_weight() -> None:
+    # x @ W.T as exporters write it for a large W: one Transpose of the initializer, read by
+    # the MatMul of every step of an RNN; its rows and columns are the hidden units of every
+    # step (one group), pruned once in the one initializer
+    h, rng = onnx.helper, np.random.default_rng(0)
+    nodes = [
+        h.make_node("Transpose", ["w_ih"], ["w_ih_t"], perm=[1, 0]),
+        h.make_node("Transpose", ["w_hh"], ["w_hh_t"]),
+        h.make_node("MatMul", ["x", "w_ih_t"], ["u"]),
+        h.make_node("Tanh", ["u"], ["h1"]),
+    ]
+    for t in (1, 2):
+        nodes += [
+            h.make_node("MatMul", [f"h{t}", "w_hh_t"], [f"r{t}"]),
+            h.make_node("Add", ["u", f"r{t}"], [f"s{t}"]),
+            h.make_node("Tanh", [f"s{t}"], [f"h{t + 1}"]),
+        ]
+    nodes.append(h.make_node("Gemm", ["h3", "head_w", "head_b"], ["y"], transB=1))
+    inits = {
+        "w_ih": rng.standard_normal((12, 5)) / 2,
+        "w_hh": rng.standard_normal((12, 12)) / 3,
+        "head_w": rng.standard_normal((4, 12)),
+        "head_b": rng.standard_normal(4),
+    }
+    proto = _model(nodes, inits, [2, 5])
+    graph = OnnxDependencyGraph(proto)
+    assert [(g.size, g.prunable) for g in graph.groups] == [(12, True), (4, False)]
+    members = {(m.module, m.dim, m.role) for m in graph.groups[0].members}
+    assert members == {
+        ("w_ih", 0, "out"),
+        ("w_hh", 0, "out"),
+        ("w_hh", 1, "in"),
+        ("head_w", 1, "in"),
+    }
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    x = torch.randn(2, 5)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    shapes = {t.name: tuple(t.dims) for t in hard.graph.initializer}
+    assert shapes == {"w_ih": (6, 5), "w_hh": (6, 6), "head_w": (4, 6), "head_b": (4,)}

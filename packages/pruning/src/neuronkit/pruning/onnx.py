@@ -684,6 +684,13 @@ class OnnxDependencyGraph:
         # (node index, input index) -> the one value of a fill operand, written as a scalar
         self._scalar_inputs: dict[tuple[int, int], np.ndarray] = {}
         self._producer = {o: n for n in model.graph.node for o in n.output}
+        self._readers: dict[str, list[tuple[str, int]]] = {}  # value -> (op type, input index)
+        for n in model.graph.node:
+            for k, name in enumerate(n.input):
+                self._readers.setdefault(name, []).append((n.op_type, k))
+        # Transpose outputs of a 2-D weight read only as MatMul weights (x @ W.T) -> the weight
+        self._transposed_weights: dict[str, str] = {}
+        self._shared_weights: dict[str, tuple[list[int], list[int]]] = {}  # W -> (in, out) slots
         self._fills: dict[str, np.ndarray | None] = {}
         self._pinned: set[tuple[str, int]] = set()  # shape constants also read by other ops
         self._tables: list[_Table] = []
@@ -942,6 +949,29 @@ class OnnxDependencyGraph:
         labels[name] = lab
         return lab
 
+    def _shared_weight_product(self, node: Any, x: Any, w: str, nd: int) -> _Label:
+        """``x @ W.T`` through a ``Transpose`` of the weight ``W [out, in]`` that several
+        MatMuls may read: every product reads the same input slots and writes the same output
+        slots of ``W`` (registered once), so all of them prune ``W`` alike."""
+        slots = self._shared_weights.get(w)
+        if slots is None:
+            n_out, n_in = self.init[w].shape
+            slots = self._shared_weights[w] = (self._uf.new(n_in), self._uf.new(n_out))
+            self._member(w, 1, "in", "MatMul", slots[0])
+            self._member(w, 0, "out", "MatMul", slots[1])
+        in_shape = self._shapes.get(node.input[0])
+        if (
+            isinstance(x, _Label)
+            and in_shape
+            and x.axis == len(in_shape) - 1
+            and len(x.slots) == len(slots[0])
+        ):
+            self._uf.unite(slots[0], x.slots)
+        else:
+            self._freeze(x, f"{node.name}: input features")
+            self._freeze(_Label(0, slots[0]), f"{node.name}: input features")
+        return _Label(nd - 1, slots[1])
+
     def _axes_input(self, node: Any) -> list[int] | None:
         axes = self._attr(node, "axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
@@ -987,17 +1017,22 @@ class OnnxDependencyGraph:
             if b:
                 self._member(b, 0, "out", op, out.slots)
             return [out]
-        if op == "MatMul" and len(node.input) > 1 and self._param(node.input[1]) is None:
+        w_t = self._transposed_weights.get(node.input[1]) if len(node.input) > 1 else None
+        weight_input = len(node.input) > 1 and (w_t or self._param(node.input[1]))
+        if op == "MatMul" and not weight_input:
             return [self._matmul(node, labels)]
         if op in ("Gemm", "MatMul"):
-            w = self._param(node.input[1]) if len(node.input) > 1 else None
+            w = w_t or (self._param(node.input[1]) if len(node.input) > 1 else None)
             if w is None or self.init[w].ndim != 2:
                 raise _Freeze(f"{node.name or op}: weights are not a 2-D initializer")
-            trans = op == "Gemm" and int(self._attr(node, "transB", 0)) == 1
+            trans = bool(w_t) or (op == "Gemm" and int(self._attr(node, "transB", 0)) == 1)
             if op == "Gemm" and int(self._attr(node, "transA", 0)) == 1:
                 raise _Freeze(f"{node.name}: transA")
             in_dim, out_dim = (1, 0) if trans else (0, 1)
             n_out = self.init[w].shape[out_dim]
+            nd = len(out_shape) if out_shape else 2
+            if w_t:  # one weight read by every MatMul of its Transpose (each step of an RNN)
+                return [self._shared_weight_product(node, x, w, nd)]
             if x is not None:
                 in_shape = self._shapes.get(node.input[0])
                 if (
@@ -1008,7 +1043,6 @@ class OnnxDependencyGraph:
                     self._member(w, in_dim, "in", op, x.slots)
                 else:
                     self._freeze(x, f"{node.name}: input features")
-            nd = len(out_shape) if out_shape else 2
             out = _Label(nd - 1, self._uf.new(n_out))
             self._member(w, out_dim, "out", op, out.slots)
             c = self._param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
@@ -1067,6 +1101,18 @@ class OnnxDependencyGraph:
         if op == "Split":
             return self._split(node, x)
         if op == "Transpose":
+            weight = self._param(node.input[0])
+            readers = self._readers.get(node.output[0], [])
+            if (
+                weight is not None
+                and self.init[weight].ndim == 2
+                and self.init[weight].dtype.kind == "f"
+                and list(self._attr(node, "perm", [1, 0])) == [1, 0]
+                and readers
+                and all(r == ("MatMul", 1) for r in readers)
+            ):  # x @ W.T of a weight W [out, in]: the MatMul rule reads W itself
+                self._transposed_weights[node.output[0]] = weight
+                return [None]
             x = self._data(node.input[0], labels)
             if x is None:
                 return [None]
