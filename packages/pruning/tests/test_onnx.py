@@ -810,3 +810,41 @@ def test_a_transposed_weight_read_by_every_step_is_one_weight() -> None:
     assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
     shapes = {t.name: tuple(t.dims) for t in hard.graph.initializer}
     assert shapes == {"w_ih": (6, 5), "w_hh": (6, 6), "head_w": (4, 6), "head_b": (4,)}
+
+
+class _ElmanRNN(torch.nn.Module):
+    """``h = tanh(x_t @ W_ih.T + h @ W_hh.T + b)`` over ``x: [B, 6, 5]``; at this size both
+    exporters fold ``W.T`` into one initializer that every step's MatMul reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w_ih = torch.nn.Parameter(torch.randn(12, 5) / 2)
+        self.w_hh = torch.nn.Parameter(torch.randn(12, 12) / math.sqrt(12))
+        self.b, self.h0 = torch.nn.Parameter(torch.randn(12)), torch.nn.Parameter(torch.randn(12))
+        self.head = torch.nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.h0.expand(x.shape[0], -1)
+        for t in range(x.shape[1]):
+            h = torch.tanh(x[:, t] @ self.w_ih.T + h @ self.w_hh.T + self.b)
+        return self.head(h)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_a_weight_every_step_reads_stays_one_weight(dynamo: bool) -> None:
+    # each reader of a shared initializer gets its own copy (_normalize); copies that are all
+    # MatMul weights are one weight: one group of hidden units, the copies merged again
+    torch.manual_seed(0)
+    model, x = _ElmanRNN(), torch.randn(2, 6, 5)
+    batch = {0: torch.export.Dim("batch")}
+    proto = _dynamo_export(model, x, batch) if dynamo else _export(model, x)
+    graph = OnnxDependencyGraph(proto)
+    assert [(g.size, g.prunable) for g in graph.groups] == [(12, True), (3, False)]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    names = sorted(t.name for t in proto.graph.initializer)
+    assert sorted(t.name for t in hard.graph.initializer) == names  # no copy left
+    matrices = sorted(tuple(t.dims) for t in hard.graph.initializer if len(t.dims) == 2)
+    assert matrices == [(3, 6), (5, 6), (6, 6)]  # W_ih.T, W_hh.T, head: 12 -> 6 hidden units

@@ -688,9 +688,19 @@ class OnnxDependencyGraph:
         for n in model.graph.node:
             for k, name in enumerate(n.input):
                 self._readers.setdefault(name, []).append((n.op_type, k))
+        # an initializer whose copies (one per reader, see _normalize) are all MatMul weights:
+        # one weight read by several products (an RNN's recurrent weight, a shared layer)
+        readers_of: dict[str, list[tuple[str, int]]] = {}
+        for name, uses in self._readers.items():
+            if name in self.init:
+                readers_of.setdefault(self._copies.get(name, name), []).extend(uses)
+        self._matmul_weights = {
+            w for w, r in readers_of.items() if len(r) > 1 and set(r) == {("MatMul", 1)}
+        }
         # Transpose outputs of a 2-D weight read only as MatMul weights (x @ W.T) -> the weight
         self._transposed_weights: dict[str, str] = {}
         self._shared_weights: dict[str, tuple[list[int], list[int]]] = {}  # W -> (in, out) slots
+        self._weights_tied: set[str] = set()  # the initializers (or copies) given those slots
         self._fills: dict[str, np.ndarray | None] = {}
         self._pinned: set[tuple[str, int]] = set()  # shape constants also read by other ops
         self._tables: list[_Table] = []
@@ -949,16 +959,23 @@ class OnnxDependencyGraph:
         labels[name] = lab
         return lab
 
-    def _shared_weight_product(self, node: Any, x: Any, w: str, nd: int) -> _Label:
-        """``x @ W.T`` through a ``Transpose`` of the weight ``W [out, in]`` that several
-        MatMuls may read: every product reads the same input slots and writes the same output
-        slots of ``W`` (registered once), so all of them prune ``W`` alike."""
-        slots = self._shared_weights.get(w)
+    def _shared_weight_product(
+        self, node: Any, x: Any, w: str, source: str, in_dim: int, nd: int
+    ) -> _Label:
+        """A MatMul by the 2-D weight ``w`` (read on its axis ``in_dim``) that other MatMuls
+        read too, as ``source`` itself (through a ``Transpose``: ``x @ W.T``) or as copies of
+        it (:func:`_normalize` gives each reader its own): every product reads the same input
+        slots and writes the same output slots, so all of them prune the weight alike (and the
+        copies, still equal, are merged again)."""
+        slots = self._shared_weights.get(source)
         if slots is None:
-            n_out, n_in = self.init[w].shape
-            slots = self._shared_weights[w] = (self._uf.new(n_in), self._uf.new(n_out))
-            self._member(w, 1, "in", "MatMul", slots[0])
-            self._member(w, 0, "out", "MatMul", slots[1])
+            shape = self.init[w].shape
+            n_in, n_out = shape[in_dim], shape[1 - in_dim]
+            slots = self._shared_weights[source] = (self._uf.new(n_in), self._uf.new(n_out))
+        if w not in self._weights_tied:
+            self._weights_tied.add(w)
+            self._member(w, in_dim, "in", "MatMul", slots[0])
+            self._member(w, 1 - in_dim, "out", "MatMul", slots[1])
         in_shape = self._shapes.get(node.input[0])
         if (
             isinstance(x, _Label)
@@ -1031,8 +1048,9 @@ class OnnxDependencyGraph:
             in_dim, out_dim = (1, 0) if trans else (0, 1)
             n_out = self.init[w].shape[out_dim]
             nd = len(out_shape) if out_shape else 2
-            if w_t:  # one weight read by every MatMul of its Transpose (each step of an RNN)
-                return [self._shared_weight_product(node, x, w, nd)]
+            source = self._copies.get(w, w)
+            if w_t or (op == "MatMul" and source in self._matmul_weights):
+                return [self._shared_weight_product(node, x, w, source, in_dim, nd)]
             if x is not None:
                 in_shape = self._shapes.get(node.input[0])
                 if (
