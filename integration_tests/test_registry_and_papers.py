@@ -89,3 +89,13 @@ def test_packages_import_together_with_their_own_versions(name: str) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", module.__version__)
     namespace = Path(module.__file__).parents[1]
     assert not (namespace / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("name", ["common", *PACKAGES])
+def test_the_front_readme_gives_each_package_its_installed_version(name: str) -> None:
+    readme = (PAPERS_MD.parents[1] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if f"| `neuronkit.{name}` |" in line)
+    status = row.rstrip(" |").rpartition("|")[2].strip()
+    version = importlib.metadata.version(f"neuronkit-{name}")
+    # a scaffold names no version; a released package's row starts with its own
+    assert status.startswith("scaffold") or status.startswith(f"{version}:"), (name, status)
