@@ -391,42 +391,63 @@ def test_a_tied_output_layer_reads_the_stream_and_keeps_the_vocabulary() -> None
 
 
 class _Cell(nn.Module):
-    """A hand-written Elman RNN over ``x: [B, T, 4]`` with a learned or a zero initial state."""
+    """A hand-written Elman RNN over ``x: [B, T, 4]`` from a learned initial state or one made
+    in ``forward`` (``start``: "learned", "zeros", "new_zeros", "literal", "scaled")."""
 
-    def __init__(self, learned_start: bool) -> None:
+    def __init__(self, start: str) -> None:
         super().__init__()
-        self.hidden, self.learned_start = 8, learned_start
+        self.hidden, self.start = 8, start
         self.w_ih = nn.Parameter(torch.randn(8, 4) / 2)
         self.w_hh = nn.Parameter(torch.randn(8, 8) / math.sqrt(8))
         self.b, self.h0 = nn.Parameter(torch.randn(8)), nn.Parameter(torch.randn(8))
         self.out = nn.Linear(8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.learned_start:
-            h = self.h0.expand(x.shape[0], -1)
-        else:
-            h = torch.zeros(x.shape[0], self.hidden)
+        batch = x.shape[0]
+        if self.start == "learned":
+            h = self.h0.expand(batch, -1)
+        elif self.start == "zeros":
+            h = torch.zeros(batch, self.hidden, dtype=x.dtype)
+        elif self.start == "new_zeros":
+            h = x.new_full((batch, self.hidden), 0.5)
+        elif self.start == "literal":
+            h = torch.zeros(batch, 8)
+        else:  # the width also enters arithmetic: a constant of forward
+            h = torch.ones(batch, self.hidden) / self.hidden
         for t in range(x.shape[1]):
             h = torch.tanh(x[:, t] @ self.w_ih.T + h @ self.w_hh.T + self.b)
         return self.out(h)
 
 
-def test_a_hand_written_rnn_prunes_its_hidden_units_from_a_learned_start() -> None:
+@pytest.mark.parametrize("start", ["learned", "zeros", "new_zeros"])
+def test_a_hand_written_rnn_prunes_its_hidden_units(start: str) -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 5, 4)
-    graph = _check_oracle(_Cell(learned_start=True).eval(), x)
+    model = _Cell(start).eval()
+    graph = _check_oracle(model, x)
     hidden = graph.prunable_groups()
     assert [g.size for g in hidden] == [8]
     members = {(m.param, m.dim, m.role) for m in hidden[0].members if m.module == ""}
-    assert {
-        ("w_ih", 0, "out"),
-        ("w_hh", 0, "out"),
-        ("w_hh", 1, "in"),
-        ("h0", 0, "embed"),
-    } <= members
-    # a zero start made by a factory has the width of a constant of forward: it stays
-    frozen = DependencyGraph(_Cell(learned_start=False).eval(), x)
-    assert not frozen.prunable_groups()
+    assert {("w_ih", 0, "out"), ("w_hh", 0, "out"), ("w_hh", 1, "in")} <= members
+    assert (("h0", 0, "embed") in members) == (start == "learned")
+    # a state made in forward is sized by the attribute, which follows the pruning
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert (pruned.hidden, model.hidden) == ((8 if start == "learned" else 4), 8)
+
+
+@pytest.mark.parametrize(
+    ("start", "reason"),
+    [
+        ("literal", "input features not on the contracted axis"),
+        ("scaled", "module attribute hidden, and other ops also read it"),
+    ],
+)
+def test_a_hand_written_rnn_state_of_constant_width_freezes_its_units(
+    start: str, reason: str
+) -> None:
+    graph = DependencyGraph(_Cell(start).eval(), torch.randn(2, 5, 4))
+    assert not graph.prunable_groups()
+    assert reason in _group_of(graph, "").reason
 
 
 def test_a_parameter_product_over_other_axes_freezes_its_channels() -> None:
@@ -1141,6 +1162,36 @@ def test_recurrent_layers_prune_hidden_units_and_inputs(
     assert pruned(x).shape == (2, 3)
 
 
+class _StartedRecurrent(nn.Module):
+    """A GRU / LSTM run from a zero initial state made in ``forward`` (``[L * D, B, H]``,
+    sized by module attributes, the LSTM's cell state by ``new_zeros``)."""
+
+    def __init__(self, cell: type[nn.RNNBase]) -> None:
+        super().__init__()
+        self.rnn = cell(4, 10, num_layers=2, bidirectional=True, batch_first=True)
+        self.out = nn.Linear(20, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers, hidden = 2 * self.rnn.num_layers, self.rnn.hidden_size
+        h0: Any = torch.zeros(layers, x.shape[0], hidden)
+        if isinstance(self.rnn, nn.LSTM):
+            h0 = (h0, x.new_zeros(layers, x.shape[0], hidden))
+        return self.out(self.rnn(x, h0)[0][:, -1])
+
+
+@pytest.mark.parametrize("cell", [nn.GRU, nn.LSTM])
+def test_a_recurrent_layer_prunes_from_an_initial_state_made_in_forward(
+    cell: type[nn.RNNBase],
+) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4)
+    graph = _check_oracle(_StartedRecurrent(cell).eval(), x)
+    assert [g.size for g in graph.prunable_groups()] == [10]
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert pruned.rnn.hidden_size == 5
+    assert pruned(x).shape == (2, 3)
+
+
 @pytest.mark.filterwarnings("ignore:LSTM with projections:UserWarning")
 def test_recurrent_layers_with_projections_or_given_states_freeze() -> None:
     class GivenState(nn.Module):
@@ -1154,6 +1205,7 @@ def test_recurrent_layers_with_projections_or_given_states_freeze() -> None:
     x = torch.randn(5, 2, 4)
     graph = DependencyGraph(GivenState(), (x, torch.zeros(1, 2, 6)))
     assert not graph.prunable_groups()
+    assert "initial state whose hidden units are untracked" in _group_of(graph, "rnn").reason
     projected = nn.LSTM(4, 6, proj_size=3)
     assert not DependencyGraph(projected, x).prunable_groups()
 

@@ -470,6 +470,9 @@ _PAIR_REDUCTIONS: dict[str, tuple[int, int, int | None]] = {
     "mode": (1, 2, -1),
     "kthvalue": (2, 3, -1),  # (input, k, dim, keepdim)
 }
+# constants of one value whose size may be a module attribute (a zero initial state)
+_FILLED_FUNCS = {torch.zeros, torch.ones, torch.empty, torch.full}
+_FILLED_METHODS = frozenset(("new_zeros", "new_ones", "new_empty", "new_full"))
 _BY_FUNCTION = {getattr(torch, name): name for name in (*_REDUCTIONS, *_PAIR_REDUCTIONS)}
 _BY_FUNCTION[torch.linalg.vector_norm] = "norm"  # (input, ord, dim, keepdim)
 _BINARY_FUNCS: set[Any] = {
@@ -1430,11 +1433,16 @@ class DependencyGraph:
         its column of ``weight_hh`` and of the next layer's ``weight_ih``; Torch-Pruning also
         prunes a unit in both directions at once); the input features are the first layer's
         ``weight_ih`` columns. Outputs: the sequence ``[..., D * H]`` (unit ``j`` at ``j`` and
-        ``H + j``) and the final states ``[L * D, (B,) H]``."""
+        ``H + j``) and the final states ``[L * D, (B,) H]``. An initial state given (``hx``;
+        ``(h0, c0)`` for an LSTM) holds the units on its last axis: made in ``forward`` by a
+        factory sized by a module attribute (``torch.zeros(L, B, self.hidden)``, see
+        :meth:`_filled`) they follow the pruning; a state from elsewhere (an input) freezes
+        them."""
         x = self._in(node, labels)
         in_shape = _shape(node.args[0]) if node.args else None
-        if mod.proj_size or in_shape is None or len(node.args) > 1 or node.kwargs:
-            raise _Freeze(f"{name}: projections, a packed sequence or an initial state given")
+        given = _named_args(node, ("input", "hx"))
+        if mod.proj_size or in_shape is None or set(given) - {"input", "hx"}:
+            raise _Freeze(f"{name}: projections or a packed sequence")
         axis = len(in_shape) - 1  # features last: [T, F], [T, B, F] or [B, T, F]
         kind = type(mod).__name__
         directions = ["", "_reverse"] if mod.bidirectional else [""]
@@ -1454,6 +1462,21 @@ class DependencyGraph:
                 if layer:
                     below = units * len(directions)
                     self._member(name, f"weight_ih_l{layer}{sfx}", 1, "in", kind, below)
+        hx = given.get("hx")
+        for h in hx if isinstance(hx, (tuple, list)) else () if hx is None else (hx,):
+            lab = labels.get(h) if isinstance(h, fx.Node) else None
+            shape = _shape(h) if isinstance(h, fx.Node) else None
+            if not (
+                isinstance(lab, _Label)
+                and shape is not None
+                and lab.axis == len(shape) - 1
+                and self._unify(lab, _Label(lab.axis, units))
+            ):
+                self._freeze(
+                    [lab, _Label(0, units)],
+                    f"{name}: an initial state whose hidden units are untracked (an input, or "
+                    "a constant of forward)",
+                )
         state = _Label(axis, list(units))
         final = [state, state] if isinstance(mod, nn.LSTM) else state
         return [_Label(axis, units * len(directions)), final]
@@ -2147,9 +2170,27 @@ class DependencyGraph:
             return self._transpose(node, labels, -2, -1)
         if (target is getattr and a[1] in ("T", "H")) or target is torch.t:  # axes reversed
             return self._reversed(node, labels)
+        if target in _FILLED_FUNCS:
+            return self._filled(node, a, target is torch.full)
         if _reads_shape_only(node):
             return None
         raise _Freeze(f"{_describe(node)}: unsupported function")
+
+    def _filled(self, node: fx.Node, args: Sequence[Any], full: bool) -> Any:
+        """``torch.zeros(B, self.hidden)`` (ones, empty, full; ``x.new_zeros(...)``): a new
+        tensor of one value whose size on one axis is a module attribute (a hand-written RNN's
+        initial state) holds channels of its own there (the last such axis: ``[layers, B,
+        hidden]``). They meet the channels they are added to or multiplied with, and the
+        attribute follows their pruning (see :meth:`_bind_size`); the other sizes (literals,
+        traced sizes, other attributes) stay constants."""
+        size: Any = node.kwargs.get("size")
+        if size is None:
+            size = args[0] if args and (full or isinstance(args[0], (tuple, list))) else args
+        attributes = [(i, v) for i, v in enumerate(size) if isinstance(v, _SizeInt)]
+        if not attributes:
+            return None
+        axis, attribute = attributes[-1]  # channels last: [B, H], [layers, B, H]
+        return self._bind_size(attribute, self._fresh(int.__int__(attribute), axis), node)
 
     def _embedding_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.embedding(ids, weight)`` in a ``forward`` (an ``nn.Embedding`` subclass that
@@ -2489,6 +2530,8 @@ class DependencyGraph:
     def _method_rule(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         name = str(node.target)
         a: Any = node.args
+        if name in _FILLED_METHODS:
+            return self._filled(node, a[1:], name == "new_full")
         if _reads_shape_only(node):
             return None
         name = _INPLACE_METHODS.get(name, name)

@@ -17,6 +17,7 @@ never the channels, of their tensor arguments).
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 import threading
@@ -868,8 +869,9 @@ def _trace_concrete(
         def call(*args: Any, **kwargs: Any) -> Any:
             if threading.get_ident() != owner or not _holds_proxy((args, kwargs)):
                 return fn(*args, **kwargs)
-            return tracer.create_proxy("call_function", fn, args, kwargs)
+            return tracer.create_proxy("call_function", original, args, kwargs)
 
+        original = getattr(fn, "__wrapped__", fn)  # not :func:`_marks_sizes`'s wrapper
         return call
 
     with _TRACE_LOCK:  # the originals are read once no other trace has them patched
@@ -1219,6 +1221,7 @@ def _trace(
     try:
         graph = tracer().trace(model)
     except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
+        sizes.escaped.clear()  # the reads the concrete trace makes are its own
         try:  # e.g. a forward that branches on its input's shape: follow the example's
             return _trace_concrete(model, example_inputs, hf=False)
         except Exception as concrete:
@@ -1416,9 +1419,10 @@ def _marks_sizes(fn: Callable[..., Any], owner: int) -> Callable[..., Any]:
     """``fn`` (a tensor factory) marking the :class:`_SizeInt` arguments it receives from the
     thread ``owner`` (the one tracing)."""
 
+    @functools.wraps(fn)  # ``__wrapped__``: the concrete tracer records ``fn`` itself
     def call(*args: Any, **kwargs: Any) -> Any:
-        if threading.get_ident() != owner:
-            return fn(*args, **kwargs)
+        if threading.get_ident() != owner or _holds_proxy((args, kwargs)):
+            return fn(*args, **kwargs)  # recorded: the graph's node holds the sizes
 
         def mark(v: Any) -> Any:
             if isinstance(v, _SizeInt):
