@@ -435,6 +435,38 @@ def test_a_hand_written_rnn_prunes_its_hidden_units(start: str) -> None:
     assert (pruned.hidden, model.hidden) == ((8 if start == "learned" else 4), 8)
 
 
+class _LSTMCellNet(nn.Module):
+    """A hand-written LSTM over ``x: [B, T, 4]`` from zero states: the gates ``[B, 4 * 8]``
+    cut by ``chunk(4, 1)`` or by ``split(self.hidden, 1)``."""
+
+    def __init__(self, cut: str) -> None:
+        super().__init__()
+        self.hidden, self.cut = 8, cut
+        self.w_ih = nn.Parameter(torch.randn(32, 4) / 2)
+        self.w_hh = nn.Parameter(torch.randn(32, 8) / math.sqrt(8))
+        self.b = nn.Parameter(torch.randn(32) / 10)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = c = torch.zeros(x.shape[0], self.hidden)
+        for t in range(x.shape[1]):
+            gates = x[:, t] @ self.w_ih.T + h @ self.w_hh.T + self.b
+            parts = gates.chunk(4, 1) if self.cut == "chunk" else gates.split(self.hidden, 1)
+            i, f, g, o = parts
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        return self.out(h)
+
+
+@pytest.mark.parametrize("cut", ["chunk", "split"])
+def test_a_hand_written_lstm_from_zero_states_prunes_its_units(cut: str) -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_LSTMCellNet(cut).eval(), torch.randn(2, 5, 4))
+    assert [g.size for g in graph.prunable_groups()] == [8]  # unit j: rows j, 8 + j, ...
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert (pruned.hidden, tuple(pruned.w_hh.shape)) == (4, (16, 4))
+
+
 @pytest.mark.parametrize(
     ("start", "reason"),
     [
