@@ -813,30 +813,39 @@ def test_a_transposed_weight_read_by_every_step_is_one_weight() -> None:
 
 
 class _ElmanRNN(torch.nn.Module):
-    """``h = tanh(x_t @ W_ih.T + h @ W_hh.T + b)`` over ``x: [B, 6, 5]``; at this size both
-    exporters fold ``W.T`` into one initializer that every step's MatMul reads."""
+    """``h = tanh(x_t @ W_ih.T + h @ W_hh.T + b)`` over ``x: [B, 6, 5]`` from a learned initial
+    state or a zero one made in ``forward`` (``start``); at this size both exporters fold
+    ``W.T`` into one initializer that every step's MatMul reads."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: str = "learned") -> None:
         super().__init__()
+        self.hidden, self.start = 12, start
         self.w_ih = torch.nn.Parameter(torch.randn(12, 5) / 2)
         self.w_hh = torch.nn.Parameter(torch.randn(12, 12) / math.sqrt(12))
         self.b, self.h0 = torch.nn.Parameter(torch.randn(12)), torch.nn.Parameter(torch.randn(12))
         self.head = torch.nn.Linear(12, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.h0.expand(x.shape[0], -1)
+        if self.start == "learned":
+            h = self.h0.expand(x.shape[0], -1)
+        elif self.start == "zeros":  # exported as an Expand of a scalar
+            h = torch.zeros(x.shape[0], self.hidden)
+        else:  # a ConstantOfShape
+            h = x.new_zeros(x.shape[0], self.hidden)
         for t in range(x.shape[1]):
             h = torch.tanh(x[:, t] @ self.w_ih.T + h @ self.w_hh.T + self.b)
         return self.head(h)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("start", ["learned", "zeros", "new_zeros"])
 @pytest.mark.parametrize("dynamo", [False, True])
-def test_a_weight_every_step_reads_stays_one_weight(dynamo: bool) -> None:
+def test_a_weight_every_step_reads_stays_one_weight(dynamo: bool, start: str) -> None:
     # each reader of a shared initializer gets its own copy (_normalize); copies that are all
-    # MatMul weights are one weight: one group of hidden units, the copies merged again
+    # MatMul weights are one weight: one group of hidden units, the copies merged again. A zero
+    # start's width is a constant of its shape, rewritten to the kept count
     torch.manual_seed(0)
-    model, x = _ElmanRNN(), torch.randn(2, 6, 5)
+    model, x = _ElmanRNN(start), torch.randn(2, 6, 5)
     batch = {0: torch.export.Dim("batch")}
     proto = _dynamo_export(model, x, batch) if dynamo else _export(model, x)
     graph = OnnxDependencyGraph(proto)
@@ -844,6 +853,9 @@ def test_a_weight_every_step_reads_stays_one_weight(dynamo: bool) -> None:
     hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
     assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    if dynamo:  # the batch stays dynamic
+        x3 = torch.randn(3, 6, 5)
+        np.testing.assert_allclose(_run(hard, x3), _run(soft, x3), atol=1e-5, rtol=0)
     names = sorted(t.name for t in proto.graph.initializer)
     assert sorted(t.name for t in hard.graph.initializer) == names  # no copy left
     matrices = sorted(tuple(t.dims) for t in hard.graph.initializer if len(t.dims) == 2)

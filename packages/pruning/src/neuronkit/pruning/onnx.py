@@ -148,6 +148,8 @@ _FOLDABLE = {
 # ops that move shape elements without computing on them (their provenance is kept)
 _SHAPE_MOVES = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Cast", "Identity"}
 _FOLD_MAX = 4096  # largest constant (elements) folded
+# the input holding the shape an op produces (its entries only size the output)
+_SHAPE_INPUT = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
 _INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # TensorProto integer element types
 
 
@@ -429,11 +431,11 @@ def _fold_static_shapes(model: Any, inferred: Any) -> Any:
 
 
 def _private_shapes(model: Any) -> Any:
-    """``model`` (a copy if anything changed) where each Reshape / Expand target is computed
-    for that node alone: exporters share one shape computation between nodes (e.g. the q, k
-    and v views of every layer), while pruning may need to rewrite its constants differently
-    per node. The shape arithmetic on the way to a shared target is cloned (``Shape`` of data
-    tensors is read, not cloned)."""
+    """``model`` (a copy if anything changed) where each Reshape / Expand / ConstantOfShape
+    target is computed for that node alone: exporters share one shape computation between
+    nodes (e.g. the q, k and v views of every layer), while pruning may need to rewrite its
+    constants differently per node. The shape arithmetic on the way to a shared target is
+    cloned (``Shape`` of data tensors is read, not cloned)."""
     onnx = _require_onnx()
     g = model.graph
     producer = {o: node for node in g.node for o in node.output}
@@ -468,11 +470,12 @@ def _private_shapes(model: Any) -> Any:
         return copies[name]
 
     for i, node in enumerate(g.node):
-        if node.op_type in ("Reshape", "Expand") and len(node.input) > 1 and shared(node.input[1]):
+        k = _SHAPE_INPUT.get(node.op_type, -1)
+        if 0 <= k < len(node.input) and node.input[k] and shared(node.input[k]):
             copies.clear()
             fresh = onnx.NodeProto()
             fresh.CopyFrom(node)
-            fresh.input[1] = clone(node.input[1], f"nks{i}")
+            fresh.input[k] = clone(node.input[k], f"nks{i}")
             node = fresh
         nodes.append(node)
     if len(nodes) == len(g.node):
@@ -807,8 +810,12 @@ class OnnxDependencyGraph:
             moved = self._move_elems(node, outs[0])
         elif op == "Mul" and len(names) == 2 and outs[0].size == 1:
             moved = self._product(names, int(outs[0].reshape(-1)[0]))
-        # inputs computed with (not moved): their sources are pinned, channel counts frozen
+        # inputs computed with (not moved): their sources are pinned, channel counts frozen; a
+        # ConstantOfShape only takes its size from them (a fill's extent may be rewritten, and
+        # one read off the channels follows them)
         computed = names if moved is None else [] if op in ("Concat", "Mul") else names[1:]
+        if op == "ConstantOfShape":
+            computed = []
         for name in computed:
             self._pin(name, node)
         for out, arr in zip(node.output, outs, strict=False):
@@ -889,6 +896,28 @@ class OnnxDependencyGraph:
         self._fills[name] = fill
         return fill
 
+    def _filled(self, name: str, labels: dict[str, Any]) -> _Label | None:
+        """A tensor of one value made in the graph (an ``Expand`` of a scalar, a
+        ``ConstantOfShape``: an RNN's zero initial state as exported) whose last extent is a
+        constant of its shape, read by a weight product: channels of its own on that axis,
+        whose constant is rewritten to the kept count (the torch route's rule for
+        ``torch.zeros(B, self.hidden)``); None for anything else."""
+        producer = self._producer.get(name)
+        k = _SHAPE_INPUT.get(producer.op_type) if producer is not None else None
+        if producer is None or producer.op_type == "Reshape" or self._fill(name) is None:
+            return None
+        shape = self._sv.get(producer.input[k]) if k is not None else None
+        out = self._shapes.get(name)
+        if not shape or out is None or len(shape) != len(out):
+            return None
+        e = shape[-1]
+        if e[0] != "c" or e[2] is None or e[1] != out[-1] or e[1] <= 1:
+            return None
+        label = _Label(len(out) - 1, self._uf.new(e[1]))
+        self._rewrite(producer, e, ("count", label.slots))
+        labels[name] = label
+        return label
+
     def _freeze(self, label: Any, reason: str) -> None:
         for s in _slots_of(label):
             self._frozen.setdefault(s, reason)
@@ -920,7 +949,8 @@ class OnnxDependencyGraph:
                 for name in node.input:
                     self._freeze(labels.get(name), str(fz))
                 outs = [None] * len(node.output)
-            for name in node.input[:1] if node.op_type in ("Reshape", "Expand") else node.input:
+            k = _SHAPE_INPUT.get(node.op_type, -1)
+            for name in (n for j, n in enumerate(node.input) if j != k):
                 if name in self._sv:  # a shape read as data, indices or axes
                     self._pin(name, node)
             for name, lab in zip(node.output, outs, strict=False):
@@ -1038,6 +1068,10 @@ class OnnxDependencyGraph:
         weight_input = len(node.input) > 1 and (w_t or self._param(node.input[1]))
         if op == "MatMul" and not weight_input:
             return [self._matmul(node, labels)]
+        if op in ("Gemm", "MatMul") and x is None and weight_input:
+            # a constant (a static export's zero state: channels of its own, pruned with the
+            # weight's rows) or a fill made in the graph
+            x = self._data(node.input[0], labels) or self._filled(node.input[0], labels)
         if op in ("Gemm", "MatMul"):
             w = w_t or (self._param(node.input[1]) if len(node.input) > 1 else None)
             if w is None or self.init[w].ndim != 2:
