@@ -903,13 +903,15 @@ class OnnxDependencyGraph:
         whose constant is rewritten to the kept count (the torch route's rule for
         ``torch.zeros(B, self.hidden)``); None for anything else."""
         producer = self._producer.get(name)
-        k = _SHAPE_INPUT.get(producer.op_type) if producer is not None else None
-        if producer is None or producer.op_type == "Reshape" or self._fill(name) is None:
+        op = getattr(producer, "op_type", None)
+        if producer is None or op not in ("Expand", "ConstantOfShape") or self._fill(name) is None:
             return None
-        shape = self._sv.get(producer.input[k]) if k is not None else None
-        out = self._shapes.get(name)
+        shape = self._sv.get(producer.input[_SHAPE_INPUT[op]])
+        out, src = self._shapes.get(name), self._shapes.get(producer.input[0])
         if not shape or out is None or len(shape) != len(out):
             return None
+        if op == "Expand" and (src is None or (src and src[-1] != 1)):
+            return None  # the expanded value must broadcast along that axis
         e = shape[-1]
         if e[0] != "c" or e[2] is None or e[1] != out[-1] or e[1] <= 1:
             return None
