@@ -5,7 +5,8 @@ One model per torchvision family (random weights, 10 classes), the same settings
 the classifier's output kept. Each (model, library) runs in its own process with a time limit.
 Reported: whether the library handled the model (the pruned model runs and keeps the output
 shape), parameters and MACs before/after (one counter, `neuronkit.pruning.count_macs`), the
-time to build the graph and prune (the faster of two calls), and for neuronkit the relative
+time to build the graph and prune (the faster of two calls, each after a garbage collection and
+with the collector off while it runs, as `timeit` does), and for neuronkit the relative
 difference to the soft-pruning oracle and how many of its channel groups stayed frozen.
 
     python benchmarks/pruning/bench_torchvision.py [--quick] [--only NAME ...] [--timeout 180]
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import json
 import subprocess
 import sys
@@ -89,6 +91,19 @@ def _neuronkit(model: nn.Module, x: Any, keep: str) -> nn.Module:
 
 
 @contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    """Collect garbage, then keep the collector off while the block runs: a full collection
+    of the heap the imports leave (~0.2 s with transformers) would otherwise land in whichever
+    call allocates past its threshold (seen on Torch-Pruning's DistilBERT: 12 or 212 ms)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@contextlib.contextmanager
 def _config_sync_time() -> Iterator[list[float]]:
     """Seconds spent in ``sync_hf_config`` (Hugging Face models) while the block runs."""
     import importlib
@@ -155,7 +170,7 @@ def one(
         times, syncs = [], []
         for _ in range(2):  # in place on a fresh copy, as Torch-Pruning prunes
             m = copy.deepcopy(model)
-            with _config_sync_time() as synced:
+            with _config_sync_time() as synced, _collector_off():
                 t = time.perf_counter()
                 pruned = _neuronkit(m, x, keep) if library == "neuronkit" else tp(m, x, [keep])
                 times.append(time.perf_counter() - t)
