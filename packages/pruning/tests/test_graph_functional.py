@@ -307,7 +307,7 @@ def test_layer_subclasses_with_their_own_forward() -> None:
     _check_oracle(model, ids)
 
 
-_IN_OUT = ("mm", "linear_mT", "einsum_io")
+_IN_OUT = ("mm", "linear_mT", "einsum_io", "addmm_io")
 
 
 class _Dense(nn.Module):
@@ -339,6 +339,10 @@ class _Dense(nn.Module):
             return torch.einsum("bi,oi->bo", x, w) + b
         if self.form == "einsum_io":
             return torch.einsum("ih,bi->bh", w, x) + b
+        if self.form == "addmm":
+            return torch.addmm(b, x, w.T)
+        if self.form == "addmm_io":
+            return torch.addmm(b, x, w, beta=0.5, alpha=2.0)
         if self.form == "columns":  # W @ x^T: the batch on the columns
             return (w @ x.T + b[:, None]).mT
         # one sample at a time, as W @ h in an RNN cell written by hand
@@ -346,6 +350,7 @@ class _Dense(nn.Module):
 
 
 _FORMS = ["T", "t", "method_t", "transpose", "mm", "linear_mT", "einsum", "einsum_io"]
+_FORMS += ["addmm", "addmm_io"]
 
 
 @pytest.mark.parametrize("form", [*_FORMS, "columns", "vector"])

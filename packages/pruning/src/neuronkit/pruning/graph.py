@@ -1633,12 +1633,17 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)} splits the channel axis")
         return self._reshape(node, labels)
 
-    def _matmul(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
-        """``a @ b``. With a 2-D parameter read in ``forward`` (or a transposed view of it) on
-        one side, a linear layer (:meth:`_weight_product`). Otherwise channels only on batch
-        axes (attention heads): batch axes broadcast like an elementwise op; channels on the
-        two matrix axes are contracted or mixed."""
-        left, right = node.args if len(node.args) == 2 else (None, None)
+    def _matmul(
+        self, node: fx.Node, labels: dict[fx.Node, Any], operands: Sequence[Any] | None = None
+    ) -> Any:
+        """``a @ b`` (``operands``, else the node's two arguments). With a 2-D parameter read in
+        ``forward`` (or a transposed view of it) on one side, a linear layer
+        (:meth:`_weight_product`). Otherwise channels only on batch axes (attention heads):
+        batch axes broadcast like an elementwise op; channels on the two matrix axes are
+        contracted or mixed."""
+        if operands is None:
+            operands = node.args if len(node.args) == 2 else (None, None)
+        left, right = operands
         for weight_first, m, x in ((False, right, left), (True, left, right)):
             weight = self._parameter_matrix(m)
             if weight is not None and self._parameter_matrix(x) is None:
@@ -1653,10 +1658,24 @@ class DependencyGraph:
                 columns = int(weight_first and len(src) > 1)
                 axes = (len(src) - 1 - columns, len(out) - 1 - columns)
                 return self._weight_product(node, labels, x, p, in_axis, *axes)
-        operands = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in node.args[:2]]
-        if self.head_dims and self._on_matrix_axes(operands):
-            return self._matrix_axes(node, operands)
-        return self._batch_axes_only(node, operands, "matrix product")
+        pairs = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in (left, right)]
+        if self.head_dims and self._on_matrix_axes(pairs):
+            return self._matrix_axes(node, pairs)
+        return self._batch_axes_only(node, pairs, "matrix product")
+
+    def _addmm(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``torch.addmm(b, x, W.T)``: ``b + x @ W.T`` (scaled by ``beta`` / ``alpha``), the
+        product's rule (:meth:`_matmul`, a linear layer when ``W`` is a parameter) and then
+        the sum's, so a bias ``b`` follows the product's channels."""
+        args = _named_args(node, ("input", "mat1", "mat2"))
+        product = self._matmul(node, labels, (args.get("mat1"), args.get("mat2")))
+        if product is None or product is _CONTRACTED:
+            bias = args.get("input")
+            if isinstance(bias, fx.Node) and isinstance(labels.get(bias), _Label):
+                raise _Freeze(f"{_describe(node)} adds channels to an untracked product")
+            return product
+        labels[node] = product  # the product's channels, met by the added term's
+        return self._binary(node, labels, [node, args.get("input")])
 
     def _attention(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.scaled_dot_product_attention(q, k, v, attn_mask)`` (the default attention of
@@ -2125,6 +2144,8 @@ class DependencyGraph:
             return self._embedding_call(node, labels)
         if target in (torch.matmul, operator.matmul, torch.mm):
             return self._matmul(node, labels)
+        if target is torch.addmm:
+            return self._addmm(node, labels)
         if target is _F.scaled_dot_product_attention:
             return self._attention(node, labels)
         if target in (torch.flatten, torch.reshape, torch.unsqueeze, torch.squeeze):
