@@ -367,6 +367,26 @@ def test_products_with_a_parameter_matrix_are_linear_layers(form: str) -> None:
     assert members == {("0", "w", out_dim, "out"), ("0", "b", 0, bias), ("2", "w", in_dim, "in")}
 
 
+def test_addmm_onto_an_untracked_term_freezes_only_its_product() -> None:
+    class Biased(nn.Module):  # a constant of forward added to the product (a literal width)
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.w, self.out = (
+                nn.Linear(4, 6),
+                nn.Parameter(torch.randn(8, 6)),
+                nn.Linear(8, 3),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.fc(x))
+            return self.out(torch.addmm(torch.ones(x.shape[0], 8), h, self.w.T))
+
+    torch.manual_seed(0)
+    graph = _check_oracle(Biased().eval(), torch.randn(2, 4))
+    assert [g.size for g in graph.prunable_groups()] == [6]  # fc's outputs, w's columns
+    assert "untracked tensor" in _group_of(graph, "").reason  # w's rows: the sum's channels
+
+
 class _TiedHead(nn.Module):
     """A language model whose output layer is its embedding table, ``h @ emb.weight.T``."""
 

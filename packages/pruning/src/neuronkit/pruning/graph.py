@@ -1675,7 +1675,14 @@ class DependencyGraph:
                 raise _Freeze(f"{_describe(node)} adds channels to an untracked product")
             return product
         labels[node] = product  # the product's channels, met by the added term's
-        return self._binary(node, labels, [node, args.get("input")])
+        bias = args.get("input")
+        try:
+            return self._binary(node, labels, [node, bias])
+        except _Freeze as fz:  # the sum's channels freeze, the product's input stays tracked
+            self._freeze(
+                [product, labels.get(bias) if isinstance(bias, fx.Node) else None], fz.reason
+            )
+            return product
 
     def _attention(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.scaled_dot_product_attention(q, k, v, attn_mask)`` (the default attention of
