@@ -151,6 +151,11 @@ _FOLD_MAX = 4096  # largest constant (elements) folded
 # the input holding the shape an op produces (its entries only size the output)
 _SHAPE_INPUT = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0}
 _INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # TensorProto integer element types
+# recurrent ops -> gate blocks per hidden unit in W [D, G*H, I] and R [D, G*H, H]
+_RECURRENT = {"LSTM": 4, "GRU": 3, "RNN": 1}
+# ops an exporter uses to assemble a recurrent op's weights from per-gate parameters
+_WEIGHT_MOVES = {"Slice", "Concat", "Unsqueeze", "Squeeze", "Transpose", "Reshape", "Gather"}
+_WEIGHT_MOVES |= {"Identity", "Cast", "Split", "Constant"}
 
 
 def _require_onnx() -> Any:
@@ -197,6 +202,11 @@ class _Table:
 # label of the tensor when its Shape was read) or ("m", value, (initializer, flat index), value
 # of the dynamic factor): a dynamic extent times a shape constant (``batch * heads``)
 _Elem = tuple[Any, ...]
+
+
+def _elem_axes(e: _Elem) -> tuple[int, ...]:
+    """The axes whose extents a ``d`` or ``x`` shape element reads."""
+    return (e[2],) if e[0] == "d" else tuple(e[2])
 
 
 def _axes_of(label: Any) -> tuple[int, ...]:
@@ -430,6 +440,56 @@ def _fold_static_shapes(model: Any, inferred: Any) -> Any:
     return new
 
 
+def _fold_recurrent_weights(model: Any) -> Any:
+    """``model`` (a copy if anything changed) where the W, R, B and peephole inputs of every
+    ``LSTM`` / ``GRU`` / ``RNN`` are initializers: torch's dynamo exporter assembles them from
+    the per-gate parameters in the graph (Slice into gates, reorder, Concat the directions).
+    Each such input computed from initializers by data movement alone becomes an initializer
+    of that value under the same name; nodes and initializers nothing reads any more go."""
+    onnx = _require_onnx()
+    nph = onnx.numpy_helper
+    g = model.graph
+    init = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    targets = [
+        name
+        for node in g.node
+        if node.op_type in _RECURRENT
+        for k, name in enumerate(node.input)
+        if k in (1, 2, 3, 7) and name and name not in init and name in producer
+    ]
+    if not targets:
+        return model
+    opset = _opset_of(model)
+    values: dict[str, np.ndarray | None] = {}
+
+    def value(name: str) -> np.ndarray | None:
+        if name not in values:
+            values[name] = None  # a cycle (never in a valid graph) folds nothing
+            node = producer.get(name)
+            if name in init:
+                values[name] = nph.to_array(init[name])
+            elif node is not None and node.op_type in _WEIGHT_MOVES:
+                inputs = {n: value(n) for n in node.input if n}
+                known = {n: v for n, v in inputs.items() if v is not None}
+                outs = _evaluate(node, known, opset) if len(known) == len(inputs) else None
+                for out, arr in zip(node.output, outs or (), strict=False):
+                    values[out] = arr
+        return values[name]
+
+    folded = {name: arr for name in dict.fromkeys(targets) if (arr := value(name)) is not None}
+    if not folded:
+        return model
+    new = _with_nodes(model, [n for n in g.node if not set(n.output) & set(folded)])
+    g = new.graph
+    read = {n for node in g.node for n in _reads(node)} | {o.name for o in g.output}
+    read |= {i.name for i in g.input}
+    for t in [t for t in g.initializer if t.name not in read]:
+        g.initializer.remove(t)
+    g.initializer.extend(nph.from_array(arr, name) for name, arr in folded.items())
+    return new
+
+
 def _private_shapes(model: Any) -> Any:
     """``model`` (a copy if anything changed) where each Reshape / Expand / ConstantOfShape
     target is computed for that node alone: exporters share one shape computation between
@@ -624,6 +684,7 @@ class OnnxDependencyGraph:
             raise TypeError(
                 f"model: expected an onnx.ModelProto or a path, got {type(model).__name__}"
             )
+        model = _fold_recurrent_weights(model)
         inferred = _infer_shapes(model)
         model, self._copies = _normalize(_private_shapes(_fold_static_shapes(model, inferred)))
         self.model = model
@@ -711,6 +772,7 @@ class OnnxDependencyGraph:
         # ReduceMean / ReduceSum over a channel axis: (node index, axis, rank, slots)
         self._reductions: list[tuple[int, int, int, list[int]]] = []
         self._depthwise: list[tuple[int, str]] = []
+        self._recurrents: list[tuple[int, str]] = []  # (node index, R): hidden_size
         self._divisors: set[str] = set()  # per-channel divisors (soft oracle: removed -> 1)
         self._build()
         self.groups: list[Group] = DependencyGraph._make_groups(self)  # type: ignore[arg-type]
@@ -726,7 +788,12 @@ class OnnxDependencyGraph:
 
     def _sensitive(self, elems: list[_Elem]) -> list[_Elem]:
         """Elements that read the extent of a channel axis (they change when pruned)."""
-        return [e for e in elems if e[0] == "d" and e[2] in _axes_of(e[4])]
+        return [
+            e
+            for e in elems
+            if (e[0] == "d" and e[2] in _axes_of(e[4]))
+            or (e[0] == "x" and set(e[2]) & set(_axes_of(e[4])))
+        ]
 
     def _fold(self, node: Any) -> list[np.ndarray] | None:
         names = [n for n in node.input if n]
@@ -833,10 +900,25 @@ class OnnxDependencyGraph:
         if any(len(p) != 1 for p in pair):
             return None
         (a,), (b,) = pair
+        merged = self._merged_extent(a, b, value)
+        if merged is not None:
+            return [merged]
         d, c = (a, b) if a[0] == "d" else (b, a)
         if d[0] != "d" or self._sensitive([d]) or c[0] != "c" or c[2] is None or d[3] < 1:
             return None
         return [("m", value, c[2], d[3])]
+
+    def _merged_extent(self, a: _Elem, b: _Elem, value: int) -> _Elem | None:
+        """``a * b`` of the extents of adjacent axes of one tensor (``d`` elements, or such
+        products): ``("x", tensor, axes, value, label)``, the extent of those axes merged, as a
+        Reshape that flattens them reads it (e.g. a bidirectional RNN's ``[T, B, 2, H]`` to
+        ``[T, B, 2H]``); computed when the model runs, it follows a pruned channel axis."""
+        if a[0] not in ("d", "x") or b[0] not in ("d", "x") or a[1] != b[1] or a[4] is not b[4]:
+            return None
+        axes = sorted((*_elem_axes(a), *_elem_axes(b)))
+        if axes != list(range(axes[0], axes[-1] + 1)):
+            return None
+        return ("x", a[1], tuple(axes), value, a[4])
 
     def _pin(self, name: str, node: Any) -> None:
         """``name`` is used in arithmetic: its shape-constant sources must keep their values and
@@ -853,7 +935,7 @@ class OnnxDependencyGraph:
         if out is None or len(out) != value.size:
             return None
         return [
-            e if e[0] == "d" or e[1] == v else ("c", v, None)
+            e if e[0] in ("d", "x") or e[1] == v else ("c", v, None)
             for e, v in zip(out, value.reshape(-1).tolist(), strict=True)
         ]
 
@@ -901,9 +983,25 @@ class OnnxDependencyGraph:
         ``ConstantOfShape``: an RNN's zero initial state as exported) whose last extent is a
         constant of its shape, read by a weight product: channels of its own on that axis,
         whose constant is rewritten to the kept count (the torch route's rule for
-        ``torch.zeros(B, self.hidden)``); None for anything else."""
+        ``torch.zeros(B, self.hidden)``); None for anything else. A ``Slice`` of such a fill
+        along other axes (a layer's state cut from a ``[L, B, H]`` one) shares its channels
+        when Slices alone read the fill."""
         producer = self._producer.get(name)
         op = getattr(producer, "op_type", None)
+        if op == "Slice" and labels.get(name) is None:
+            src, out = producer.input[0], self._shapes.get(name)
+            axes = self._const.get(producer.input[3]) if len(producer.input) > 3 else None
+            if (
+                out
+                and axes is not None
+                and (len(out) - 1) not in {a % len(out) for a in axes.reshape(-1).tolist()}
+                and all(r == ("Slice", 0) for r in self._readers.get(src, []))
+            ):
+                inner = labels.get(src) or self._filled(src, labels)
+                if isinstance(inner, _Label) and inner.axis == len(out) - 1:
+                    labels[name] = inner
+                    return inner
+            return None
         if producer is None or op not in ("Expand", "ConstantOfShape") or self._fill(name) is None:
             return None
         shape = self._sv.get(producer.input[_SHAPE_INPUT[op]])
@@ -1217,7 +1315,77 @@ class OnnxDependencyGraph:
                 self._reductions.append((i, x.axis, len(in_shape), list(x.slots)))
                 return [None]
             return [_Label(x.axis - (0 if keep else sum(a < x.axis for a in axes)), x.slots)]
+        if op in _RECURRENT:
+            return self._recurrent(node, labels, i)
         raise _Freeze(f"{node.name or op}: unsupported op {op}")
+
+    def _recurrent(self, node: Any, labels: dict[str, Any], i: int) -> list[Any]:
+        """``LSTM`` / ``GRU`` / ``RNN``: hidden unit ``j`` is one channel in both directions
+        (one ``hidden_size``, rewritten once pruned): its row in each of the G gate blocks of
+        ``W [D, G*H, I]`` and ``R [D, G*H, H]``, in each of the 2G blocks of ``B [D, 2G*H]``
+        and the 3 of the LSTM's peepholes ``P [D, 3H]``, its column of ``R``, and the last
+        axis of the outputs ``Y [T, D, B, H]`` (layout 1: ``[B, T, D, H]``), ``Y_h`` and
+        ``Y_c`` and of the initial states. The input features are ``W``'s columns. An initial
+        state must follow the units: a constant (pruned with them), a fill made in the graph
+        from a shape constant (see :meth:`_filled`) or a tensor whose last axis carries them;
+        anything else freezes them (the torch route's rule for ``hx``)."""
+        op, name = node.op_type, node.name or node.op_type
+        gates = _RECURRENT[op]
+        w, r = (self._param(n) for n in node.input[1:3])
+        hidden = int(self._attr(node, "hidden_size", 0))
+        if w is None or r is None or self.init[w].ndim != 3:
+            raise _Freeze(f"{name}: weights are not initializers")
+        d, rows, features = self.init[w].shape
+        if hidden < 1 or rows != gates * hidden or self.init[r].shape != (d, rows, hidden):
+            raise _Freeze(f"{name}: weight shapes do not match hidden_size")
+        optional = {3: ("B", 2 * gates), 7: ("P", 3)}
+        extra: list[tuple[str, int]] = []
+        for k, (what, blocks) in optional.items():
+            if len(node.input) <= k or not node.input[k]:
+                continue
+            p = self._param(node.input[k])
+            if p is None or self.init[p].shape != (d, blocks * hidden):
+                raise _Freeze(f"{name}: {what} is not an initializer of shape [D, {blocks}H]")
+            extra.append((p, blocks))
+        states = [  # initial_h, initial_c (these may raise _Freeze: before any member)
+            (
+                labels.get(n) or self._filled(n, labels) or self._data(n, labels),
+                self._shapes.get(n),
+            )
+            for n in node.input[5:7]
+            if n
+        ]
+        units = self._uf.new(hidden)
+        self._member(w, 1, "out", op, units * gates)
+        self._member(r, 1, "out", op, units * gates)
+        self._member(r, 2, "in", op, units)
+        for p, blocks in extra:
+            self._member(p, 1, "out", op, units * blocks)
+        x = labels.get(node.input[0])
+        in_shape = self._shapes.get(node.input[0])
+        if x is not None:
+            if isinstance(x, _Label) and in_shape and x.axis == len(in_shape) - 1:
+                if len(x.slots) == features:
+                    self._member(w, 2, "in", op, x.slots)
+                else:
+                    self._freeze(x, f"{name}: input features")
+            else:
+                self._freeze(x, f"{name}: input features not on the last axis")
+        for lab, shape in states:
+            if not (
+                isinstance(lab, _Label)
+                and shape
+                and lab.axis == len(shape) - 1
+                and len(lab.slots) == hidden
+            ):
+                self._freeze(
+                    [lab, _Label(0, units)],
+                    f"{name}: an initial state whose hidden units are untracked",
+                )
+            else:
+                self._uf.unite(lab.slots, units)
+        self._recurrents.append((i, r))
+        return [_Label(nd - 1, units) for nd in (4, 3, 3)][: len(node.output)]
 
     def _layernorm(self, node: Any, x: Any, i: int) -> list[Any]:
         rest = [None] * (len(node.output) - 1)
@@ -1514,10 +1682,11 @@ class OnnxDependencyGraph:
         if target is None or out is None or len(target) != len(out):
             raise _Freeze(f"{node.name}: dynamic reshape target")
         allowzero = int(self._attr(node, "allowzero", 0)) == 1
+        src = self._shapes.get(node.input[0]) or ()
         for j, e in enumerate(target):
             spec = chan.get(j)
             if spec is None:
-                if e[0] == "d" and self._sensitive([e]):
+                if e[0] in ("d", "x") and self._sensitive([e]):
                     raise _Freeze(f"{node.name}: target reads a channel count")
                 if e[0] == "c" and e[1] == 0 and not allowzero and j == x.axis:
                     raise _Freeze(f"{node.name}: target copies the channel count")
@@ -1535,6 +1704,13 @@ class OnnxDependencyGraph:
                     and not allowzero
                     and j == x.axis
                     and x.slots == spec[1]
+                )
+                or (  # the extent of the input's axes that this output axis merges
+                    e[0] == "x"
+                    and e[1] == node.input[0]
+                    and e[4] == x
+                    and math.prod(src[: e[2][0]]) == math.prod(out[:j])
+                    and math.prod(src[e[2][0] : e[2][-1] + 1]) == out[j]
                 )
             )
             if same or (e[0] == "c" and e[1] == -1):
@@ -1854,6 +2030,11 @@ def prune_onnx(
         for a in node.attribute:
             if a.name == "group":
                 a.i = int(arrays[graph._alias.get(w, w)].shape[0])
+    for i, r in [] if soft else graph._recurrents:
+        node = new.graph.node[i]
+        for a in node.attribute:
+            if a.name == "hidden_size":
+                a.i = int(arrays[graph._alias.get(r, r)].shape[2])
     if soft:
         _masked_statistics(graph, new, originals, kept)
     del new.graph.value_info[:]
