@@ -860,3 +860,122 @@ def test_a_weight_every_step_reads_stays_one_weight(dynamo: bool, start: str) ->
     assert sorted(t.name for t in hard.graph.initializer) == names  # no copy left
     matrices = sorted(tuple(t.dims) for t in hard.graph.initializer if len(t.dims) == 2)
     assert matrices == [(3, 6), (5, 6), (6, 6)]  # W_ih.T, W_hh.T, head: 12 -> 6 hidden units
+
+
+class _Recurrent(torch.nn.Module):
+    """``[B, 5, 6]`` -> Linear -> a batch-first ``cell`` (two layers, both directions) ->
+    the last step -> Linear: what a sequence classifier exports to an ONNX LSTM / GRU / RNN."""
+
+    def __init__(self, cell: type, hidden: int = 12, layers: int = 2) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(6, 8)
+        self.rnn = cell(8, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        self.head = torch.nn.Linear(2 * hidden, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.rnn(torch.relu(self.embed(x)))
+        return self.head(y[:, -1])
+
+
+def _hidden_sizes(model: "onnx.ModelProto") -> list[int]:
+    return [
+        onnx.helper.get_attribute_value(a)
+        for n in model.graph.node
+        if n.op_type in ("LSTM", "GRU", "RNN")
+        for a in n.attribute
+        if a.name == "hidden_size"
+    ]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_recurrent_ops_prune_their_hidden_units(cell: str, dynamo: bool) -> None:
+    # a unit is a row of every gate block of W, R and B and a column of R, in both directions
+    # (one hidden_size, rewritten); the bidirectional output [T, 2, B, H] is flattened to
+    # [T, B, 2H] by a Reshape whose target multiplies extents read with Shape (dynamo).
+    # The dynamo exporter writes nn.RNN as one MatMul per step (no RNN op)
+    torch.manual_seed(0)
+    model, x = _Recurrent(getattr(torch.nn, cell)), torch.randn(2, 5, 6)
+    batch = {0: torch.export.Dim("batch")}
+    proto = _dynamo_export(model, x, batch) if dynamo else _export(model, x)
+    graph = OnnxDependencyGraph(proto)
+    assert [g.prunable for g in graph.groups].count(False) == 1  # the head's outputs
+    assert 12 in [g.size for g in graph.groups if g.prunable]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    if dynamo:
+        x3 = torch.randn(3, 5, 6)
+        np.testing.assert_allclose(_run(hard, x3), _run(soft, x3), atol=1e-5, rtol=0)
+    assert _hidden_sizes(hard) == [6] * len(_hidden_sizes(proto))
+    assert len(_hidden_sizes(proto)) == (0 if dynamo and cell == "RNN" else 2)
+    size = [sum(math.prod(t.dims) for t in m.graph.initializer) for m in (proto, hard)]
+    assert size[1] < 0.4 * size[0]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_recurrent_weights_assembled_in_the_graph_are_folded() -> None:
+    # at this size torch's dynamo exporter slices each direction's weight_hh into gates,
+    # reorders and concatenates them in the graph: R becomes one initializer, pruned
+    torch.manual_seed(0)
+    model, x = _Recurrent(torch.nn.LSTM, hidden=64, layers=1), torch.randn(2, 5, 6)
+    proto = _dynamo_export(model, x, {0: torch.export.Dim("batch")})
+    assert "rnn.weight_hh_l0" in {n.input[0] for n in proto.graph.node if n.op_type == "Slice"}
+    graph = OnnxDependencyGraph(proto)
+    assert [(g.size, g.prunable) for g in graph.groups] == [(8, True), (64, True), (3, False)]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    names = {t.name for t in hard.graph.initializer}
+    assert not names & {"rnn.weight_hh_l0", "rnn.weight_hh_l0_reverse"}  # folded, not kept
+    assert _hidden_sizes(hard) == [32]
+    assert len(hard.SerializeToString()) < 0.35 * len(proto.SerializeToString())
+
+
+def _gru_graph(start: str) -> "onnx.ModelProto":
+    """x [T=4, B=2, 5] -> GRU (hidden 6) from an initial state ``start`` ("input": a graph
+    input, "learned": an initializer) -> Y [T, 1, B, 6] -> Squeeze -> MatMul by [6, 3]."""
+    h, rng = onnx.helper, np.random.default_rng(0)
+    inits = {
+        "W": rng.standard_normal((1, 18, 5)),
+        "R": rng.standard_normal((1, 18, 6)) / 3,
+        "B": rng.standard_normal((1, 36)),
+        "head": rng.standard_normal((6, 3)),
+        "axis": np.array([1]),
+    }
+    inputs = [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 2, 5])]
+    if start == "input":
+        inputs.append(h.make_tensor_value_info("h0", onnx.TensorProto.FLOAT, [1, 2, 6]))
+    else:
+        inits["h0"] = rng.standard_normal((1, 2, 6))
+    nodes = [
+        h.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["Y"], hidden_size=6),
+        h.make_node("Squeeze", ["Y", "axis"], ["s"]),
+        h.make_node("MatMul", ["s", "head"], ["y"]),
+    ]
+    tensors = [
+        onnx.numpy_helper.from_array(v.astype(np.int64 if k == "axis" else np.float32), k)
+        for k, v in inits.items()
+    ]
+    out = [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4, 2, 3])]
+    graph = h.make_graph(nodes, "g", inputs, out, tensors)
+    return h.make_model(graph, ir_version=8, opset_imports=[h.make_opsetid("", 17)])
+
+
+def test_a_recurrent_initial_state_must_follow_the_hidden_units() -> None:
+    # a learned initial state (an initializer) loses the pruned units' entries; one given as
+    # an input cannot, so the units are kept
+    learned = _gru_graph("learned")
+    units = OnnxDependencyGraph(learned).groups[0]
+    assert (units.size, units.prunable) == (6, True)
+    assert ("h0", 2) in {(m.module, m.dim) for m in units.members}
+    x = torch.randn(4, 2, 5)
+    hard, soft = prune_onnx(learned, 0.5), prune_onnx(learned, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["h0"] == (1, 2, 3)
+    given = OnnxDependencyGraph(_gru_graph("input")).groups[0]
+    assert (given.size, given.prunable) == (6, False)
+    assert "initial state whose hidden units are untracked" in given.reason

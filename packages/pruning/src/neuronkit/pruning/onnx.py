@@ -156,6 +156,8 @@ _RECURRENT = {"LSTM": 4, "GRU": 3, "RNN": 1}
 # ops an exporter uses to assemble a recurrent op's weights from per-gate parameters
 _WEIGHT_MOVES = {"Slice", "Concat", "Unsqueeze", "Squeeze", "Transpose", "Reshape", "Gather"}
 _WEIGHT_MOVES |= {"Identity", "Cast", "Split", "Constant"}
+# ops that cut a layer's initial state from a stacked one (see ``_filled``)
+_STATE_MOVES = {"Slice", "Squeeze", "Unsqueeze"}
 
 
 def _require_onnx() -> Any:
@@ -981,26 +983,32 @@ class OnnxDependencyGraph:
     def _filled(self, name: str, labels: dict[str, Any]) -> _Label | None:
         """A tensor of one value made in the graph (an ``Expand`` of a scalar, a
         ``ConstantOfShape``: an RNN's zero initial state as exported) whose last extent is a
-        constant of its shape, read by a weight product: channels of its own on that axis,
-        whose constant is rewritten to the kept count (the torch route's rule for
-        ``torch.zeros(B, self.hidden)``); None for anything else. A ``Slice`` of such a fill
-        along other axes (a layer's state cut from a ``[L, B, H]`` one) shares its channels
-        when Slices alone read the fill."""
+        constant of its shape, read by a weight product or as a recurrent op's initial state:
+        channels of its own on that axis, whose constant is rewritten to the kept count (the
+        torch route's rule for ``torch.zeros(B, self.hidden)``); None for anything else. A ``Slice``, ``Squeeze``
+        or ``Unsqueeze`` of such a fill on other axes (a layer's state cut from an
+        ``[L, B, H]`` one) shares its channels when such ops alone read the fill."""
         producer = self._producer.get(name)
         op = getattr(producer, "op_type", None)
-        if op == "Slice" and labels.get(name) is None:
+        if producer is not None and op in _STATE_MOVES and labels.get(name) is None:
             src, out = producer.input[0], self._shapes.get(name)
-            axes = self._const.get(producer.input[3]) if len(producer.input) > 3 else None
+            nd = len((self._shapes.get(src) if op == "Squeeze" else out) or ())
+            if op == "Slice":
+                c = self._const.get(producer.input[3]) if len(producer.input) > 3 else None
+                axes = None if c is None else c.reshape(-1).tolist()
+            else:
+                axes = self._axes_input(producer)
             if (
                 out
+                and nd
                 and axes is not None
-                and (len(out) - 1) not in {a % len(out) for a in axes.reshape(-1).tolist()}
-                and all(r == ("Slice", 0) for r in self._readers.get(src, []))
+                and (nd - 1) not in {a % nd for a in axes}
+                and all(r[0] in _STATE_MOVES and r[1] == 0 for r in self._readers.get(src, []))
             ):
                 inner = labels.get(src) or self._filled(src, labels)
-                if isinstance(inner, _Label) and inner.axis == len(out) - 1:
-                    labels[name] = inner
-                    return inner
+                if isinstance(inner, _Label) and len(inner.slots) == out[-1]:
+                    labels[name] = _Label(len(out) - 1, inner.slots)
+                    return labels[name]
             return None
         if producer is None or op not in ("Expand", "ConstantOfShape") or self._fill(name) is None:
             return None
@@ -1378,10 +1386,9 @@ class OnnxDependencyGraph:
                 and lab.axis == len(shape) - 1
                 and len(lab.slots) == hidden
             ):
-                self._freeze(
-                    [lab, _Label(0, units)],
-                    f"{name}: an initial state whose hidden units are untracked",
-                )
+                why = f"{name}: an initial state whose hidden units are untracked"
+                self._freeze(lab, why)
+                self._freeze(_Label(0, units), why)
             else:
                 self._uf.unite(lab.slots, units)
         self._recurrents.append((i, r))
@@ -1691,26 +1698,29 @@ class OnnxDependencyGraph:
                 if e[0] == "c" and e[1] == 0 and not allowzero and j == x.axis:
                     raise _Freeze(f"{node.name}: target copies the channel count")
                 continue
-            same = spec[0] == "count" and (
-                (
-                    e[0] == "d"
-                    and isinstance(e[4], _Label)
-                    and e[4].axis == e[2]
-                    and e[4].slots == spec[1]
-                )
-                or (
-                    e[0] == "c"
-                    and e[1] == 0
-                    and not allowzero
-                    and j == x.axis
-                    and x.slots == spec[1]
-                )
-                or (  # the extent of the input's axes that this output axis merges
-                    e[0] == "x"
-                    and e[1] == node.input[0]
-                    and e[4] == x
-                    and math.prod(src[: e[2][0]]) == math.prod(out[:j])
-                    and math.prod(src[e[2][0] : e[2][-1] + 1]) == out[j]
+            same = (
+                spec[0] == "count"
+                and (
+                    (
+                        e[0] == "d"
+                        and isinstance(e[4], _Label)
+                        and e[4].axis == e[2]
+                        and e[4].slots == spec[1]
+                    )
+                    or (
+                        e[0] == "c"
+                        and e[1] == 0
+                        and not allowzero
+                        and j == x.axis
+                        and x.slots == spec[1]
+                    )
+                    or (  # the extent of the input's axes that this output axis merges
+                        e[0] == "x"
+                        and e[1] == node.input[0]
+                        and e[4] == x
+                        and math.prod(src[: e[2][0]]) == math.prod(out[:j])
+                        and math.prod(src[e[2][0] : e[2][-1] + 1]) == out[j]
+                    )
                 )
             )
             if same or (e[0] == "c" and e[1] == -1):
