@@ -935,47 +935,56 @@ def test_recurrent_weights_assembled_in_the_graph_are_folded() -> None:
     assert len(hard.SerializeToString()) < 0.35 * len(proto.SerializeToString())
 
 
-def _gru_graph(start: str) -> "onnx.ModelProto":
-    """x [T=4, B=2, 5] -> GRU (hidden 6) from an initial state ``start`` ("input": a graph
-    input, "learned": an initializer) -> Y [T, 1, B, 6] -> Squeeze -> MatMul by [6, 3]."""
+def _recurrent_graph(op: str, start: str) -> "onnx.ModelProto":
+    """x [T=4, B=2, 5] -> ``op`` (hidden 6; an LSTM with peepholes) from initial states
+    ``start`` ("input": graph inputs, "learned": initializers) -> Y [T, 1, B, 6] -> Squeeze
+    -> MatMul by [6, 3]."""
     h, rng = onnx.helper, np.random.default_rng(0)
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    states = ["h0", "c0"] if op == "LSTM" else ["h0"]
     inits = {
-        "W": rng.standard_normal((1, 18, 5)),
-        "R": rng.standard_normal((1, 18, 6)) / 3,
-        "B": rng.standard_normal((1, 36)),
+        "W": rng.standard_normal((1, 6 * gates, 5)),
+        "R": rng.standard_normal((1, 6 * gates, 6)) / 3,
+        "B": rng.standard_normal((1, 12 * gates)),
+        **({"P": rng.standard_normal((1, 18))} if op == "LSTM" else {}),
         "head": rng.standard_normal((6, 3)),
-        "axis": np.array([1]),
     }
     inputs = [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 2, 5])]
-    if start == "input":
-        inputs.append(h.make_tensor_value_info("h0", onnx.TensorProto.FLOAT, [1, 2, 6]))
-    else:
-        inits["h0"] = rng.standard_normal((1, 2, 6))
+    for name in states:
+        if start == "input":
+            inputs.append(h.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, 2, 6]))
+        else:
+            inits[name] = rng.standard_normal((1, 2, 6))
+    args = ["x", "W", "R", "B", "", *states, *(["P"] if op == "LSTM" else [])]
     nodes = [
-        h.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["Y"], hidden_size=6),
+        h.make_node(op, args, ["Y"], hidden_size=6),
         h.make_node("Squeeze", ["Y", "axis"], ["s"]),
         h.make_node("MatMul", ["s", "head"], ["y"]),
     ]
-    tensors = [
-        onnx.numpy_helper.from_array(v.astype(np.int64 if k == "axis" else np.float32), k)
-        for k, v in inits.items()
-    ]
+    tensors = [onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()]
+    tensors.append(onnx.numpy_helper.from_array(np.array([1]), "axis"))
     out = [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4, 2, 3])]
     graph = h.make_graph(nodes, "g", inputs, out, tensors)
     return h.make_model(graph, ir_version=8, opset_imports=[h.make_opsetid("", 17)])
 
 
-def test_a_recurrent_initial_state_must_follow_the_hidden_units() -> None:
-    # a learned initial state (an initializer) loses the pruned units' entries; one given as
-    # an input cannot, so the units are kept
-    learned = _gru_graph("learned")
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_a_recurrent_initial_state_must_follow_the_hidden_units(op: str) -> None:
+    # learned initial states (initializers) lose the pruned units' entries, as the peepholes
+    # P [1, 3H] do; states given as inputs cannot, so the units are kept
+    learned = _recurrent_graph(op, "learned")
     units = OnnxDependencyGraph(learned).groups[0]
     assert (units.size, units.prunable) == (6, True)
     assert ("h0", 2) in {(m.module, m.dim) for m in units.members}
     x = torch.randn(4, 2, 5)
     hard, soft = prune_onnx(learned, 0.5), prune_onnx(learned, 0.5, soft=True)
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
-    assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["h0"] == (1, 2, 3)
-    given = OnnxDependencyGraph(_gru_graph("input")).groups[0]
+    assert np.abs(_run(learned, x) - _run(soft, x)).max() > 1e-4
+    shapes = {t.name: tuple(t.dims) for t in hard.graph.initializer}
+    assert shapes["h0"] == (1, 2, 3)
+    assert shapes["R"] == (1, 3 * {"LSTM": 4, "GRU": 3, "RNN": 1}[op], 3)
+    if op == "LSTM":
+        assert (shapes["c0"], shapes["P"]) == ((1, 2, 3), (1, 9))
+    given = OnnxDependencyGraph(_recurrent_graph(op, "input")).groups[0]
     assert (given.size, given.prunable) == (6, False)
     assert "initial state whose hidden units are untracked" in given.reason
