@@ -9,8 +9,15 @@ LayerNormalization, elementwise and pooling ops, Softmax, Add/Mul/Where with per
 initializers, Concat, Split, Slice, Gather, Expand, Flatten, Reshape, Transpose, Unsqueeze /
 Squeeze, ReduceMean / ReduceSum: statistics over channels are then taken over the kept ones, as
 a LayerNorm's), scores groups by L1/L2 magnitude of their initializer slices, removes channels
-from the initializers (fixing depthwise ``group`` attributes and Reshape targets) and returns a
-smaller ``ModelProto``. Ops it cannot map freeze the channels they touch.
+from the initializers (fixing depthwise ``group`` attributes, recurrent ``hidden_size``
+attributes and Reshape targets) and returns a smaller ``ModelProto``. Ops it cannot map freeze
+the channels they touch.
+
+Recurrent ops (``LSTM`` / ``GRU`` / ``RNN``): a hidden unit is one channel in both directions,
+its row in every gate block of ``W``, ``R``, ``B`` (and an LSTM's peepholes) and its column of
+``R``; weights an exporter assembles in the graph from per-gate parameters are folded into
+initializers first, and an initial state must follow the units (a constant, a fill made from a
+shape constant, or a tensor that carries them).
 
 Attention (e.g. a ViT exported by ``torch.onnx.export``): the fused ``[B, N, 3*D]`` projection
 is unflattened into ``(3, D)`` and split into q, k, v by index; a reshape that splits channels
