@@ -992,9 +992,9 @@ class OnnxDependencyGraph:
         ``ConstantOfShape``: an RNN's zero initial state as exported) whose last extent is a
         constant of its shape, read by a weight product or as a recurrent op's initial state:
         channels of its own on that axis, whose constant is rewritten to the kept count (the
-        torch route's rule for ``torch.zeros(B, self.hidden)``); None for anything else. A ``Slice``, ``Squeeze``
-        or ``Unsqueeze`` of such a fill on other axes (a layer's state cut from an
-        ``[L, B, H]`` one) shares its channels when such ops alone read the fill."""
+        torch route's rule for ``torch.zeros(B, self.hidden)``); None for anything else. A
+        ``Slice``, ``Squeeze`` or ``Unsqueeze`` of such a fill on other axes (a layer's state
+        cut from an ``[L, B, H]`` one) shares its channels when such ops alone read the fill."""
         producer = self._producer.get(name)
         op = getattr(producer, "op_type", None)
         if producer is not None and op in _STATE_MOVES and labels.get(name) is None:
