@@ -1338,6 +1338,32 @@ def test_pixel_shuffle_moves_channel_blocks_to_space() -> None:
     assert prune(graph, plan_pruning(graph, "l2", 0.5))[2].in_channels == 16
 
 
+class _GatedMLP(nn.Module):
+    """``F.glu`` over the features of a Linear: ``a * sigmoid(b)`` of its two halves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(6, 16), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.glu(self.up(x)))
+
+
+def test_glu_halves_are_one_unit() -> None:
+    # output channel j is input channels j and n/2 + j: removing it removes both rows
+    torch.manual_seed(0)
+    conv = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.GLU(dim=1), nn.Conv2d(8, 3, 3, padding=1)
+    ).eval()
+    graph = _check_oracle(conv, torch.randn(2, 3, 8, 8))
+    assert [g.size for g in graph.prunable_groups()] == [8]
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5))
+    assert (pruned[0].out_channels, pruned[2].in_channels) == (8, 4)
+    graph = _check_oracle(_GatedMLP().eval(), torch.randn(4, 6))
+    assert [g.size for g in graph.prunable_groups()] == [8]
+    assert prune(graph, plan_pruning(graph, "l2", 0.5)).up.out_features == 8
+
+
 class _ClassToken(nn.Module):
     """CLIP's embedding: a 1-D class token expanded to ``[B, 1, D]`` (new leading axes)."""
 

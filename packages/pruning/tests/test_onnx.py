@@ -988,3 +988,61 @@ def test_a_recurrent_initial_state_must_follow_the_hidden_units(op: str) -> None
     given = OnnxDependencyGraph(_recurrent_graph(op, "input")).groups[0]
     assert (given.size, given.prunable) == (6, False)
     assert "initial state whose hidden units are untracked" in given.reason
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_pixel_shuffle_export_prunes_channel_blocks() -> None:
+    # torch writes PixelShuffle as DepthToSpace (mode CRD): the r^2 input channels of an
+    # output channel are one unit
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.PixelShuffle(2),
+        torch.nn.Conv2d(4, 8, 3, padding=1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 16 * 16, 3),
+    )
+    x = torch.randn(2, 3, 8, 8)
+    proto = _export(model, x)
+    assert "DepthToSpace" in {n.op_type for n in proto.graph.node}
+    graph = OnnxDependencyGraph(proto)
+    assert [g.size for g in graph.prunable_groups()] == [4, 8]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    assert [tuple(t.dims)[:2] for t in hard.graph.initializer if len(t.dims) == 4] == [
+        (8, 3),
+        (4, 2),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_to_space_and_back_keep_the_oracle(mode: str) -> None:
+    # Conv (16) -> DepthToSpace (4 channels, each 4 inputs at k * 4 + c in DCR) -> Conv (8)
+    # -> SpaceToDepth (32: channel c at k * 8 + c) -> Conv (4) -> global pool -> Gemm
+    h, rng = onnx.helper, np.random.default_rng(0)
+    inits = {
+        "w1": rng.standard_normal((16, 3, 1, 1)),
+        "w2": rng.standard_normal((8, 4, 1, 1)),
+        "w3": rng.standard_normal((4, 32, 1, 1)),
+        "w4": rng.standard_normal((4, 4)),
+    }
+    nodes = [
+        h.make_node("Conv", ["x", "w1"], ["a"]),
+        h.make_node("DepthToSpace", ["a"], ["b"], blocksize=2, mode=mode),
+        h.make_node("Conv", ["b", "w2"], ["c"]),
+        h.make_node("SpaceToDepth", ["c"], ["d"], blocksize=2),
+        h.make_node("Conv", ["d", "w3"], ["e"]),
+        h.make_node("GlobalAveragePool", ["e"], ["f"]),
+        h.make_node("Flatten", ["f"], ["g"]),
+        h.make_node("MatMul", ["g", "w4"], ["y"]),
+    ]
+    model = _model(nodes, inits, [2, 3, 4, 4])
+    graph = OnnxDependencyGraph(model)
+    assert sorted(g.size for g in graph.prunable_groups()) == [4, 4, 8]
+    x = torch.randn(2, 3, 4, 4)
+    hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(model, x) - _run(soft, x)).max() > 1e-4
+    shapes = {t.name: tuple(t.dims) for t in hard.graph.initializer}
+    assert shapes == {"w1": (8, 3, 1, 1), "w2": (4, 2, 1, 1), "w3": (2, 16, 1, 1), "w4": (2, 4)}

@@ -1167,6 +1167,8 @@ class DependencyGraph:
             return self._pixel_shuffle(
                 name, int(factor), isinstance(mod, nn.PixelUnshuffle), x, node
             )
+        if isinstance(mod, nn.GLU):
+            return self._glu(name, x, mod.dim, node)
         if isinstance(mod, nn.Upsample):  # also UpsamplingNearest2d / UpsamplingBilinear2d
             in_shape = _shape(node.args[0]) if node.args else None
             return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
@@ -1408,6 +1410,18 @@ class DependencyGraph:
         blocks = [x.slots[c : c + r2] for c in range(0, len(x.slots), r2)]
         self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
         return _Label(x.axis, [b[0] for b in blocks])
+
+    def _glu(self, name: str, x: _Label | None, dim: int, node: fx.Node) -> Any:
+        """``GLU(dim)``: ``a * sigmoid(b)`` of the two halves ``a``, ``b`` of axis ``dim``, so
+        output channel ``j`` is input channels ``j`` and ``n / 2 + j``: one unit. Modules and
+        functions."""
+        in_shape = _shape(node.args[0]) if node.args else None
+        if x is None or in_shape is None or x.axis != dim % len(in_shape):
+            return x
+        half = len(x.slots) // 2
+        first = _Label(x.axis, x.slots[:half])
+        self._unify(first, _Label(x.axis, x.slots[half:]))
+        return first
 
     def _per_channel(self, name: str, mod: nn.Module, x: _Label | None, axis: int) -> Any:
         """A per-channel layer on axis ``axis`` (``PReLU`` with one slope per channel,
@@ -2137,6 +2151,9 @@ class DependencyGraph:
             factor = a[1] if len(a) > 1 else _kw(node).get(keyword)
             x = self._in(node, labels)
             return self._pixel_shuffle(_describe(node), int(factor), unshuffle, x, node)
+        if target is _F.glu:
+            dim = a[1] if len(a) > 1 else _kw(node).get("dim", -1)
+            return self._glu(_describe(node), self._in(node, labels), int(dim), node)
         if target in _ELEMENTWISE_FUNCS or _qualname(target) in _ELEMENTWISE_QUALNAMES:
             return self._passthrough(node, labels)
         if target is _F.layer_norm:

@@ -7,11 +7,11 @@ an ``onnx.ModelProto``, propagates channel labels over ONNX ops with the same ru
 :mod:`neuronkit.pruning.graph` (Conv / Gemm / MatMul producers and consumers, BatchNormalization,
 LayerNormalization, elementwise and pooling ops, Softmax, Add/Mul/Where with per-channel
 initializers, Concat, Split, Slice, Gather, Expand, Flatten, Reshape, Transpose, Unsqueeze /
-Squeeze, ReduceMean / ReduceSum: statistics over channels are then taken over the kept ones, as
-a LayerNorm's), scores groups by L1/L2 magnitude of their initializer slices, removes channels
-from the initializers (fixing depthwise ``group`` attributes, recurrent ``hidden_size``
-attributes and Reshape targets) and returns a smaller ``ModelProto``. Ops it cannot map freeze
-the channels they touch.
+Squeeze, DepthToSpace / SpaceToDepth, ReduceMean / ReduceSum: statistics over channels are then
+taken over the kept ones, as a LayerNorm's), scores groups by L1/L2 magnitude of their
+initializer slices, removes channels from the initializers (fixing depthwise ``group``
+attributes, recurrent ``hidden_size`` attributes and Reshape targets) and returns a smaller
+``ModelProto``. Ops it cannot map freeze the channels they touch.
 
 Recurrent ops (``LSTM`` / ``GRU`` / ``RNN``): a hidden unit is one channel in both directions,
 its row in every gate block of ``W``, ``R``, ``B`` (and an LSTM's peepholes) and its column of
@@ -1330,9 +1330,30 @@ class OnnxDependencyGraph:
                 self._reductions.append((i, x.axis, len(in_shape), list(x.slots)))
                 return [None]
             return [_Label(x.axis - (0 if keep else sum(a < x.axis for a in axes)), x.slots)]
+        if op in ("DepthToSpace", "SpaceToDepth"):
+            return [self._depth_space(node, x)]
         if op in _RECURRENT:
             return self._recurrent(node, labels, i)
         raise _Freeze(f"{node.name or op}: unsupported op {op}")
+
+    def _depth_space(self, node: Any, x: Any) -> Any:
+        """``DepthToSpace`` (``PixelShuffle``, block ``b``): output channel ``c`` is the ``b^2``
+        input channels ``c b^2 + k`` (mode CRD) or ``k C + c`` (DCR), moved to space: one unit.
+        ``SpaceToDepth``: input channel ``c`` becomes output channels ``k C + c``."""
+        if x is None:
+            return None
+        if not isinstance(x, _Label) or x.axis != 1:
+            raise _Freeze(f"{node.name or node.op_type}: channels not on axis 1")
+        r2 = int(self._attr(node, "blocksize")) ** 2
+        if node.op_type == "SpaceToDepth":
+            return _Label(1, x.slots * r2)
+        n = len(x.slots) // r2
+        if self._attr(node, "mode", b"DCR") in (b"CRD", "CRD"):
+            blocks = [x.slots[c * r2 : (c + 1) * r2] for c in range(n)]
+        else:
+            blocks = [x.slots[c::n] for c in range(n)]
+        self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
+        return _Label(1, [b[0] for b in blocks])
 
     def _recurrent(self, node: Any, labels: dict[str, Any], i: int) -> list[Any]:
         """``LSTM`` / ``GRU`` / ``RNN``: hidden unit ``j`` is one channel in both directions
