@@ -1364,6 +1364,88 @@ def test_glu_halves_are_one_unit() -> None:
     assert prune(graph, plan_pruning(graph, "l2", 0.5)).up.out_features == 8
 
 
+class _ShuffleFunction(nn.Module):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.channel_shuffle(h, 4)
+
+
+@pytest.mark.parametrize(
+    "shuffle", [nn.ChannelShuffle(4), _ShuffleFunction()], ids=["module", "function"]
+)
+def test_channel_shuffle_keeps_the_same_local_channels_in_every_group(shuffle: nn.Module) -> None:
+    # output channel k * 4 + i is input channel i * 4 + k: the four input groups must keep
+    # the same local channels for the pruned shuffle to pick the kept ones in order
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        shuffle,
+        nn.Conv2d(16, 3, 1),
+    ).eval()
+    graph = _check_oracle(model, torch.randn(2, 3, 8, 8))
+    assert [g.size for g in graph.prunable_groups()] == [4]
+    assert prune(graph, plan_pruning(graph, "l2", 0.5))[0].out_channels == 8
+
+
+@pytest.mark.parametrize(
+    "pad",
+    [nn.ZeroPad2d(1), nn.ConstantPad2d((1, 0, 2, 1), 0.5), nn.ReflectionPad2d(1)],
+    ids=["zero", "constant", "reflection"],
+)
+def test_padding_layers_pass_the_channels(pad: nn.Module) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), pad, nn.Conv2d(16, 3, 3)).eval()
+    graph = _check_oracle(model, torch.randn(2, 3, 8, 8))
+    assert [g.size for g in graph.prunable_groups()] == [16]
+
+
+class _TorchTransformer(nn.Module):
+    """``[B, 7, 6]`` -> Linear -> a torch transformer ``kind`` (d_model 16, 2 heads, FFN 32;
+    "layer", "stack": two encoder layers and a final norm, "full": ``nn.Transformer`` on the
+    sequence and its first 5 steps) -> Linear."""
+
+    def __init__(self, kind: str, batch_first: bool, norm_first: bool) -> None:
+        super().__init__()
+        self.kind, self.batch_first = kind, batch_first
+        self.inp, self.out = nn.Linear(6, 16), nn.Linear(16, 3)
+        options = {"dropout": 0.0, "batch_first": batch_first, "norm_first": norm_first}
+        layer = nn.TransformerEncoderLayer(16, 2, 32, **options)
+        if kind == "stack":
+            self.body: nn.Module = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(16))
+        elif kind == "full":
+            self.body = nn.Transformer(16, 2, 1, 1, 32, **options)
+        else:
+            self.body = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x if self.batch_first else x.transpose(0, 1))
+        if self.kind == "full":
+            return self.out(self.body(h, h[:, :5] if self.batch_first else h[:5]))
+        return self.out(self.body(h))
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+@pytest.mark.parametrize("kind", ["layer", "stack", "full"])
+@pytest.mark.parametrize(("batch_first", "norm_first"), [(True, False), (False, True)])
+def test_torch_transformer_layers_are_traced_through(
+    kind: str, batch_first: bool, norm_first: bool
+) -> None:
+    # their fused inference path is off while tracing (it branches on the input); pruned, the
+    # layers still take it under no_grad (as _check_oracle runs them), and the oracle (masked
+    # norms) does not; with gradients both run the layers' modules
+    torch.manual_seed(0)
+    model, x = _TorchTransformer(kind, batch_first, norm_first).eval(), torch.randn(2, 7, 6)
+    graph = _check_oracle(model, x)
+    assert all(g.prunable for g in graph.groups if g.reason != "model output")
+    assert 16 in [g.size for g in graph.groups]
+    assert torch.backends.mha.get_fastpath_enabled()  # restored
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(hard(x), soft(x), atol=1e-5, rtol=0)
+    if kind == "full":
+        assert hard.body.d_model == 8
+
+
 class _ClassToken(nn.Module):
     """CLIP's embedding: a 1-D class token expanded to ``[B, 1, D]`` (new leading axes)."""
 

@@ -1046,3 +1046,28 @@ def test_depth_to_space_and_back_keep_the_oracle(mode: str) -> None:
     assert np.abs(_run(model, x) - _run(soft, x)).max() > 1e-4
     shapes = {t.name: tuple(t.dims) for t in hard.graph.initializer}
     assert shapes == {"w1": (8, 3, 1, 1), "w2": (4, 2, 1, 1), "w3": (2, 16, 1, 1), "w4": (2, 4)}
+
+
+@pytest.mark.parametrize(("axis", "prunable"), [(2, True), (-1, True), (1, False)])
+def test_cumulative_sum_passes_channels_unless_it_runs_over_them(axis: int, prunable: bool) -> None:
+    h, rng = onnx.helper, np.random.default_rng(0)
+    inits = {"w1": rng.standard_normal((8, 3, 1, 1)), "w2": rng.standard_normal((8, 4))}
+    nodes = [
+        h.make_node("Conv", ["x", "w1"], ["a"]),
+        h.make_node("Softsign", ["a"], ["m"]),
+        h.make_node("CumSum", ["m", "axis"], ["c"]),
+        h.make_node("GlobalAveragePool", ["c"], ["p"]),
+        h.make_node("Flatten", ["p"], ["f"]),
+        h.make_node("MatMul", ["f", "w2"], ["y"]),
+    ]
+    model = _model(nodes, inits, [2, 3, 4, 4])
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(axis), "axis"))
+    group = OnnxDependencyGraph(model).groups[0]
+    assert (group.size, group.prunable) == (8, prunable)
+    if not prunable:
+        assert "cumulative sum over the channels" in group.reason
+        return
+    x = torch.randn(2, 3, 4, 4)
+    hard, soft = prune_onnx(model, 0.5), prune_onnx(model, 0.5, soft=True)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert {t.name: tuple(t.dims) for t in hard.graph.initializer}["w1"] == (4, 3, 1, 1)

@@ -328,6 +328,12 @@ _POOL_MODULES: tuple[type[nn.Module], ...] = (
     *([nn.LPPool3d] if hasattr(nn, "LPPool3d") else []),
 )
 _F = torch.nn.functional
+_PAD_MODULES = (
+    nn.modules.padding._ConstantPadNd,  # also ZeroPad
+    nn.modules.padding._ReflectionPadNd,
+    nn.modules.padding._ReplicationPadNd,
+    nn.modules.padding._CircularPadNd,
+)
 _GLOBAL_HOOKS = (
     "global forward hooks (torch.nn.modules.module.register_module_forward_hook / "
     "register_module_forward_pre_hook) run on every module, unseen by the trace"
@@ -1169,6 +1175,10 @@ class DependencyGraph:
             )
         if isinstance(mod, nn.GLU):
             return self._glu(name, x, mod.dim, node)
+        if isinstance(mod, _PAD_MODULES):
+            return self._pad(node, labels, mod.padding)
+        if isinstance(mod, nn.ChannelShuffle):
+            return self._channel_shuffle(x, mod.groups)
         if isinstance(mod, nn.Upsample):  # also UpsamplingNearest2d / UpsamplingBilinear2d
             in_shape = _shape(node.args[0]) if node.args else None
             return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
@@ -1410,6 +1420,26 @@ class DependencyGraph:
         blocks = [x.slots[c : c + r2] for c in range(0, len(x.slots), r2)]
         self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
         return _Label(x.axis, [b[0] for b in blocks])
+
+    def _pad(self, node: fx.Node, labels: dict[fx.Node, Any], pad: Sequence[int]) -> Any:
+        """``F.pad`` and the padding layers: ``pad`` = (last axis before, after, next-to-last
+        ...); padding other axes than the channels passes them."""
+        label = self._in(node, labels)
+        if label is not None:
+            k = len(_shape(node) or ()) - 1 - label.axis
+            if 2 * k < len(pad) and (pad[2 * k], pad[2 * k + 1]) != (0, 0):
+                raise _Freeze(f"{_describe(node)} pads the channel axis")
+        return self._passthrough(node, labels)
+
+    def _channel_shuffle(self, x: _Label | None, groups: int) -> Any:
+        """``ChannelShuffle(g)`` of ``[B, C, ...]``: output channel ``k g + i`` is input channel
+        ``i C / g + k``. Shuffled again after pruning, each group must keep the same local
+        channels (as a grouped convolution's)."""
+        if x is None or x.axis != 1:
+            return x
+        per = len(x.slots) // groups
+        _couple_blocks(self._uf, x.slots, groups)
+        return _Label(1, [x.slots[i * per + k] for k in range(per) for i in range(groups)])
 
     def _glu(self, name: str, x: _Label | None, dim: int, node: fx.Node) -> Any:
         """``GLU(dim)``: ``a * sigmoid(b)`` of the two halves ``a``, ``b`` of axis ``dim``, so
@@ -2131,13 +2161,11 @@ class DependencyGraph:
             return self._binary(node, labels, a[:3])
         if target in _MULTI_OPERAND_FUNCS:
             return self._multi_operand(node, labels, target.__name__)
-        if target is _F.pad:  # pad = (last axis before, after, next-to-last ...)
-            label, pad = self._in(node, labels), a[1] if len(a) > 1 else _kw(node).get("pad")
-            if label is not None:
-                k = len(_shape(node) or ()) - 1 - label.axis
-                if 2 * k < len(pad) and (pad[2 * k], pad[2 * k + 1]) != (0, 0):
-                    raise _Freeze(f"{_describe(node)} pads the channel axis")
-            return self._passthrough(node, labels)
+        if target is _F.pad:
+            return self._pad(node, labels, a[1] if len(a) > 1 else _kw(node).get("pad"))
+        if target in (torch.channel_shuffle, torch.native_channel_shuffle):  # F.channel_shuffle
+            groups = a[1] if len(a) > 1 else _kw(node).get("groups")
+            return self._channel_shuffle(self._in(node, labels), int(groups))
         if target in (torch.select, torch.narrow):
             return self._select(node, labels, node.args[1] if len(node.args) > 1 else None)
         if target in (_F.interpolate, _F.upsample):

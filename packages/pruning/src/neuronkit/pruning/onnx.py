@@ -88,6 +88,19 @@ _ELEMENTWISE = {
     "IsNaN",
     "IsInf",
     "Not",
+    "Mish",
+    "Softsign",
+    "Celu",
+    "ThresholdedRelu",
+    "Shrink",
+    "Sign",
+    "Reciprocal",
+    "Log",
+    "Sin",
+    "Cos",
+    "Floor",
+    "Ceil",
+    "Round",
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
@@ -1330,6 +1343,14 @@ class OnnxDependencyGraph:
                 self._reductions.append((i, x.axis, len(in_shape), list(x.slots)))
                 return [None]
             return [_Label(x.axis - (0 if keep else sum(a < x.axis for a in axes)), x.slots)]
+        if op == "CumSum":  # a running sum along one axis
+            along = self._const.get(node.input[1])
+            nd = len(self._shapes.get(node.input[0]) or ())
+            if x is not None and (
+                along is None or not nd or int(along.reshape(-1)[0]) % nd in _axes_of(x)
+            ):
+                raise _Freeze(f"{node.name or op}: cumulative sum over the channels")
+            return [x]
         if op in ("DepthToSpace", "SpaceToDepth"):
             return [self._depth_space(node, x)]
         if op in _RECURRENT:

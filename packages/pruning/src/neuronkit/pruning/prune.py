@@ -762,6 +762,10 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             _fix_attributes(mods[module])
         for module in {m.rpartition(".")[0] for m in touched if m}:
             _fix_hf_attention(mods[module])
+        for mod in target.modules():  # checked against its inputs' width in forward
+            layers = getattr(getattr(mod, "encoder", None), "layers", None)
+            if isinstance(mod, nn.Transformer) and layers is not None and len(layers):
+                mod.d_model = int(layers[0].self_attn.embed_dim)
     else:
         for name, keep in layer_masks.items():
             ln = mods[name]
@@ -774,6 +778,11 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 else MaskedNorm(ln, keep)
             )
             setattr(mods[parent], leaf, masked)
+        for mod in target.modules():  # torch's fused inference path reads the norms' weights
+            if isinstance(mod, nn.TransformerEncoderLayer) and isinstance(
+                mod.norm1, MaskedLayerNorm
+            ):
+                mod.activation_relu_or_gelu = 0  # makes the layer ineligible: its modules run
     return target
 
 

@@ -17,6 +17,7 @@ never the channels, of their tensor arguments).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
 import sys
@@ -271,7 +272,7 @@ class _ConcreteMixin:
 
 
 # a traced tensor's dtype and device are the example's, for every input the graph serves
-_TYPE_ATTRS = frozenset({"dtype", "device", "layout", "is_cuda"})
+_TYPE_ATTRS = frozenset({"dtype", "device", "layout", "is_cuda", "is_nested"})
 
 
 class _ConcreteProxy(_ConcreteMixin, fx.Proxy):
@@ -294,7 +295,7 @@ def _map(value: Any, fn: Callable[[Any], Any]) -> Any:
     return fn(value)
 
 
-_METADATA_ATTRS = frozenset({"shape", "ndim", "dtype", "device", "is_cuda", "layout"})
+_METADATA_ATTRS = frozenset({"shape", "ndim", "dtype", "device", "is_cuda", "layout", "is_nested"})
 _METADATA_METHODS = frozenset({"size", "dim", "numel", "is_floating_point", "is_complex"})
 
 
@@ -325,6 +326,15 @@ def _call_unregistered(
 
 
 _BASE_LAYERS = (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# torch.nn layers made of other layers, traced through (with their fused inference path off,
+# see _mha_fast_path_off): their attention, linear and norm layers have rules of their own
+_TRANSFORMER_LAYERS = (
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+    nn.TransformerEncoder,
+    nn.TransformerDecoder,
+    nn.Transformer,
+)
 
 
 def _registered(tracer: fx.Tracer, m: nn.Module) -> str | None:
@@ -533,7 +543,9 @@ class ConcreteTracer(_ThreadSafeTracer):
             or (self._leaf is not None and self._leaf(m, module_qualified_name))
         ):
             return True
-        return super().is_leaf_module(m, module_qualified_name)
+        return not isinstance(m, _TRANSFORMER_LAYERS) and super().is_leaf_module(
+            m, module_qualified_name
+        )
 
     def _traced_call_module(
         self,
@@ -1073,7 +1085,10 @@ class _PlainTracer(_Unscoped, _ThreadSafeTracer):
             declares_layout(m)
             or _has_forward_hooks(m)
             or _unchanged_torch_layer(m)
-            or super().is_leaf_module(m, module_qualified_name)
+            or (
+                not isinstance(m, _TRANSFORMER_LAYERS)
+                and super().is_leaf_module(m, module_qualified_name)
+            )
         )
 
 
@@ -1151,7 +1166,8 @@ def _trace_graph(
                 for key in followed:
                     del table[key]
             try:
-                root, graph = _trace(model, example_inputs, tracer, names, sizes)
+                with _mha_fast_path_off():
+                    root, graph = _trace(model, example_inputs, tracer, names, sizes)
                 return root, graph, frozenset(sizes.escaped)
             except (UntraceableModelError, ValueError):
                 if attempt == "leaves":
@@ -1164,6 +1180,19 @@ def _trace_graph(
                     setattr(torch, n, fn)
                 _restore_state(saved, contents)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+@contextlib.contextmanager
+def _mha_fast_path_off() -> Iterator[None]:
+    """torch's transformer layers without their fused inference path while tracing: its
+    eligibility checks branch on the input (``src.dim()``, ``x.requires_grad``) and it hides the
+    layers' operations in one call; without it they run (and trace as) their modules."""
+    was = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(was)
 
 
 def _qualname(fn: Any) -> str:
