@@ -1399,6 +1399,20 @@ def test_padding_layers_pass_the_channels(pad: nn.Module) -> None:
     assert [g.size for g in graph.prunable_groups()] == [16]
 
 
+def test_depthwise_transposed_convolution_follows_its_input_channels() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(16, 16, 2, stride=2, groups=16),
+        nn.Conv2d(16, 3, 3),
+    ).eval()
+    graph = _check_oracle(model, torch.randn(2, 3, 6, 6))
+    assert [g.size for g in graph.prunable_groups()] == [16]
+    up = prune(graph, plan_pruning(graph, "l2", 0.5))[2]
+    assert (up.in_channels, up.out_channels, up.groups, up.weight.shape[0]) == (8, 8, 8, 8)
+
+
 class _TorchTransformer(nn.Module):
     """``[B, 7, 6]`` -> Linear -> a torch transformer ``kind`` (d_model 16, 2 heads, FFN 32;
     "layer", "stack": two encoder layers and a final norm, "full": ``nn.Transformer`` on the

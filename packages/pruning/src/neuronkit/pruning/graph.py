@@ -1188,13 +1188,9 @@ class DependencyGraph:
             return self._passthrough(node, labels)
         if isinstance(mod, (nn.PReLU, nn.modules.instancenorm._InstanceNorm)):
             return self._per_channel(name, mod, x, axis)
-        if isinstance(mod, nn.modules.conv._ConvTransposeNd):  # weight [in, out, ...]
-            if mod.groups > 1:
-                raise _Freeze(f"{name}: grouped transposed convolution")
-            return self._dense_conv(name, mod, x, axis, in_dim=0)
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.modules.conv._ConvTransposeNd)):
             depthwise = mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1
-            if depthwise:
+            if depthwise:  # weight [C, 1, ...], also transposed
                 if x is None:
                     return None
                 if x.axis != axis or len(x.slots) != mod.in_channels:
@@ -1203,6 +1199,10 @@ class DependencyGraph:
                 if mod.bias is not None:
                     self._member(name, "bias", 0, "out", kind, x.slots)
                 return x
+            if isinstance(mod, nn.modules.conv._ConvTransposeNd):  # weight [in, out, ...]
+                if mod.groups > 1:
+                    raise _Freeze(f"{name}: grouped transposed convolution")
+                return self._dense_conv(name, mod, x, axis, in_dim=0)
             if mod.groups > 1:
                 return self._grouped_conv(name, mod, x, axis)
             return self._dense_conv(name, mod, x, axis, in_dim=1)

@@ -1234,9 +1234,23 @@ class OnnxDependencyGraph:
             return [out]
         if op == "ConvTranspose":
             w = self._param(node.input[1])
-            if w is None or int(self._attr(node, "group", 1)) != 1:
+            groups = int(self._attr(node, "group", 1))
+            c_in, c_out = self.init[w].shape[:2] if w is not None else (0, 0)
+            b = self._param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            if w is not None and 1 < groups == c_in and c_out == 1:  # depthwise: [C, 1, ...]
+                if x is None:  # its channels are untracked: the output cannot follow them
+                    out = _Label(1, self._uf.new(c_in))
+                    self._freeze(out, f"{node.name}: depthwise convolution of untracked channels")
+                    return [out]
+                if not isinstance(x, _Label) or x.axis != 1 or len(x.slots) != c_in:
+                    raise _Freeze(f"{node.name or op}: input channels")
+                self._member(w, 0, "out", op, x.slots)
+                if b:
+                    self._member(b, 0, "out", op, x.slots)
+                self._depthwise.append((i, w))
+                return [x]
+            if w is None or groups != 1:
                 raise _Freeze(f"{node.name or op}: weights not an initializer, or grouped")
-            c_in, c_out = self.init[w].shape[:2]
             if x is not None:
                 if x.axis == 1 and len(x.slots) == c_in:
                     self._member(w, 0, "in", op, x.slots)
@@ -1244,7 +1258,6 @@ class OnnxDependencyGraph:
                     self._freeze(x, f"{node.name}: input channels")
             out = _Label(1, self._uf.new(c_out))
             self._member(w, 1, "out", op, out.slots)
-            b = self._param(node.input[2]) if len(node.input) > 2 and node.input[2] else None
             if b:
                 self._member(b, 0, "out", op, out.slots)
             return [out]

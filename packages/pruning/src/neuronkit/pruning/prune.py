@@ -553,13 +553,12 @@ def _retie(model: nn.Module, old: torch.Tensor, new: torch.Tensor) -> list[str]:
 
 
 def _fix_attributes(mod: nn.Module) -> None:
-    if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        out_c = mod.weight.shape[0]
-        if mod.groups > 1 and mod.groups == mod.in_channels == mod.out_channels:
-            mod.groups = mod.in_channels = mod.out_channels = out_c
-        else:
-            mod.in_channels = mod.weight.shape[1] * mod.groups
-            mod.out_channels = out_c
+    conv = nn.modules.conv._ConvNd
+    if isinstance(mod, conv) and 1 < mod.groups == mod.in_channels == mod.out_channels:
+        mod.groups = mod.in_channels = mod.out_channels = mod.weight.shape[0]  # depthwise
+    elif isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        mod.in_channels = mod.weight.shape[1] * mod.groups
+        mod.out_channels = mod.weight.shape[0]
     elif isinstance(mod, nn.Linear):
         mod.out_features, mod.in_features = mod.weight.shape
     elif is_hf_conv1d(mod):  # HF Conv1D: weight [in, out], widths in ``nx`` and ``nf``
