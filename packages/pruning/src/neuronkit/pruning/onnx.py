@@ -174,8 +174,10 @@ _INT_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # TensorProto integer element types
 # recurrent ops -> gate blocks per hidden unit in W [D, G*H, I] and R [D, G*H, H]
 _RECURRENT = {"LSTM": 4, "GRU": 3, "RNN": 1}
 # ops an exporter uses to assemble a recurrent op's weights from per-gate parameters
-_WEIGHT_MOVES = {"Slice", "Concat", "Unsqueeze", "Squeeze", "Transpose", "Reshape", "Gather"}
-_WEIGHT_MOVES |= {"Identity", "Cast", "Split", "Constant"}
+_WEIGHT_MOVES = {
+    *("Slice", "Concat", "Split", "Gather", "Unsqueeze", "Squeeze", "Transpose", "Reshape"),
+    *("Identity", "Cast", "Constant"),
+}
 # ops that cut a layer's initial state from a stacked one (see ``_filled``)
 _STATE_MOVES = {"Slice", "Squeeze", "Unsqueeze"}
 
