@@ -1399,18 +1399,26 @@ def test_padding_layers_pass_the_channels(pad: nn.Module) -> None:
     assert [g.size for g in graph.prunable_groups()] == [16]
 
 
-def test_depthwise_transposed_convolution_follows_its_input_channels() -> None:
+@pytest.mark.parametrize("groups", [16, 4])
+def test_grouped_transposed_convolution_keeps_the_same_local_channels(groups: int) -> None:
+    # depthwise (16): it follows its input channels; grouped (4): local channel j of every
+    # group is one unit on each side, as for a grouped convolution (weight [in, out / G])
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1),
         nn.ReLU(),
-        nn.ConvTranspose2d(16, 16, 2, stride=2, groups=16),
+        nn.ConvTranspose2d(16, 16, 2, stride=2, groups=groups),
         nn.Conv2d(16, 3, 3),
     ).eval()
     graph = _check_oracle(model, torch.randn(2, 3, 6, 6))
-    assert [g.size for g in graph.prunable_groups()] == [16]
+    assert [g.size for g in graph.prunable_groups()] == ([16] if groups == 16 else [4, 4])
     up = prune(graph, plan_pruning(graph, "l2", 0.5))[2]
-    assert (up.in_channels, up.out_channels, up.groups, up.weight.shape[0]) == (8, 8, 8, 8)
+    assert (up.in_channels, up.out_channels, up.groups) == (
+        8,
+        8,
+        groups // 2 if groups == 16 else 4,
+    )
+    assert up.weight.shape[:2] == (8, 1 if groups == 16 else 2)
 
 
 class _TorchTransformer(nn.Module):

@@ -1074,21 +1074,24 @@ def test_cumulative_sum_passes_channels_unless_it_runs_over_them(axis: int, prun
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_depthwise_transposed_convolution_follows_its_input_channels() -> None:
+@pytest.mark.parametrize("groups", [16, 4])
+def test_grouped_transposed_convolution_keeps_the_same_local_channels(groups: int) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 16, 3, padding=1),
         torch.nn.ReLU(),
-        torch.nn.ConvTranspose2d(16, 16, 2, stride=2, groups=16),
+        torch.nn.ConvTranspose2d(16, 16, 2, stride=2, groups=groups),
         torch.nn.Conv2d(16, 4, 1),
         torch.nn.AdaptiveAvgPool2d(1),
         torch.nn.Flatten(),
     )
     x = torch.randn(2, 3, 6, 6)
     proto = _export(model, x)
-    assert [g.size for g in OnnxDependencyGraph(proto).prunable_groups()] == [16]
+    sizes = [g.size for g in OnnxDependencyGraph(proto).prunable_groups()]
+    assert sizes == ([16] if groups == 16 else [4, 4])
     hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
     assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
     up = next(n for n in hard.graph.node if n.op_type == "ConvTranspose")
-    assert onnx.helper.get_attribute_value(next(a for a in up.attribute if a.name == "group")) == 8
+    group = onnx.helper.get_attribute_value(next(a for a in up.attribute if a.name == "group"))
+    assert group == (8 if groups == 16 else 4)

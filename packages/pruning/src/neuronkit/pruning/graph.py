@@ -1199,13 +1199,10 @@ class DependencyGraph:
                 if mod.bias is not None:
                     self._member(name, "bias", 0, "out", kind, x.slots)
                 return x
-            if isinstance(mod, nn.modules.conv._ConvTransposeNd):  # weight [in, out, ...]
-                if mod.groups > 1:
-                    raise _Freeze(f"{name}: grouped transposed convolution")
-                return self._dense_conv(name, mod, x, axis, in_dim=0)
             if mod.groups > 1:
                 return self._grouped_conv(name, mod, x, axis)
-            return self._dense_conv(name, mod, x, axis, in_dim=1)
+            transposed = isinstance(mod, nn.modules.conv._ConvTransposeNd)  # weight [in, out]
+            return self._dense_conv(name, mod, x, axis, in_dim=0 if transposed else 1)
         if is_hf_conv1d(mod):
             return self._conv1d_rule(node, labels, name, mod)
         if isinstance(mod, nn.Linear):
@@ -1347,22 +1344,26 @@ class DependencyGraph:
         return x
 
     def _grouped_conv(
-        self, name: str, mod: nn.Conv1d | nn.Conv2d | nn.Conv3d, x: _Label | None, axis: int
+        self, name: str, mod: nn.modules.conv._ConvNd, x: _Label | None, axis: int
     ) -> _Label:
         """A grouped convolution (``groups = G``, not depthwise): every group must keep the
         same number of input and of output channels, so local channel ``j`` of each of the G
         blocks is one unit (removed from every block at once, as Torch-Pruning does); the
-        weight ``[C_out, C_in / G, ...]`` loses local input column ``j``."""
+        weight ``[C_out, C_in / G, ...]`` loses local input column ``j``. Transposed, the
+        weight is ``[C_in, C_out / G, ...]``: it loses local output column ``j``."""
         kind, g = type(mod).__name__, mod.groups
+        in_dim, out_dim = (0, 1) if isinstance(mod, nn.modules.conv._ConvTransposeNd) else (1, 0)
         if x is not None:
             if x.axis != axis or len(x.slots) != mod.in_channels:
                 self._freeze(x, f"{name}: input channels not on axis {axis}")
             else:
                 _couple_blocks(self._uf, x.slots, g)
-                self._member(name, "weight", 1, "in", kind, x.slots[: len(x.slots) // g])
+                local = x.slots[: len(x.slots) // g] if in_dim == 1 else x.slots
+                self._member(name, "weight", in_dim, "in", kind, local)
         out = self._fresh(mod.out_channels, axis)
         _couple_blocks(self._uf, out.slots, g)
-        self._member(name, "weight", 0, "out", kind, out.slots)
+        local = out.slots if out_dim == 0 else out.slots[: len(out.slots) // g]
+        self._member(name, "weight", out_dim, "out", kind, local)
         if mod.bias is not None:
             self._member(name, "bias", 0, "out", kind, out.slots)
         return out

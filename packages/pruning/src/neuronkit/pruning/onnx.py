@@ -1251,15 +1251,19 @@ class OnnxDependencyGraph:
                     self._member(b, 0, "out", op, x.slots)
                 self._depthwise.append((i, w))
                 return [x]
-            if w is None or groups != 1:
-                raise _Freeze(f"{node.name or op}: weights not an initializer, or grouped")
+            if w is None:
+                raise _Freeze(f"{node.name or op}: weights are not an initializer")
+            # grouped (as the torch route): local channel j of every group is one unit; the
+            # weight [C_in, C_out / G, ...] holds every input row and the local output columns
             if x is not None:
                 if x.axis == 1 and len(x.slots) == c_in:
+                    _couple_blocks(self._uf, x.slots, groups)
                     self._member(w, 0, "in", op, x.slots)
                 else:
                     self._freeze(x, f"{node.name}: input channels")
-            out = _Label(1, self._uf.new(c_out))
-            self._member(w, 1, "out", op, out.slots)
+            out = _Label(1, self._uf.new(c_out * groups))
+            _couple_blocks(self._uf, out.slots, groups)
+            self._member(w, 1, "out", op, out.slots[:c_out])
             if b:
                 self._member(b, 0, "out", op, out.slots)
             return [out]

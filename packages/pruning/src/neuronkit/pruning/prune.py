@@ -574,8 +574,8 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.normalized_shape = (mod.weight.shape[0],)
     elif isinstance(mod, nn.Embedding):
         mod.embedding_dim = mod.weight.shape[1]
-    elif isinstance(mod, nn.modules.conv._ConvTransposeNd):
-        mod.in_channels, mod.out_channels = mod.weight.shape[0], mod.weight.shape[1]
+    elif isinstance(mod, nn.modules.conv._ConvTransposeNd):  # weight [in, out / groups, ...]
+        mod.in_channels, mod.out_channels = mod.weight.shape[0], mod.weight.shape[1] * mod.groups
     elif isinstance(mod, nn.PReLU):
         mod.num_parameters = mod.weight.shape[0]
     elif isinstance(mod, nn.GroupNorm):  # whole groups were removed: the same group width
