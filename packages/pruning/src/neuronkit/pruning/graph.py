@@ -648,6 +648,13 @@ def _couple_blocks(uf: _UnionFind, slots: list[int], blocks: int) -> None:
     uf.unite(slots[:d] * (blocks - 1), slots[d:])
 
 
+def _unite_blocks(uf: _UnionFind, blocks: list[list[int]]) -> list[int]:
+    """Unite the slots within each block (one unit per block: a pixel shuffle's channels of
+    one output channel, a GroupNorm's group); the blocks' first slots."""
+    uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
+    return [b[0] for b in blocks]
+
+
 def _roots(uf: _UnionFind) -> np.ndarray:
     """The root of every slot, all at once (pointer jumping in numpy)."""
     p = np.asarray(uf.parent, dtype=np.int64)
@@ -1419,8 +1426,7 @@ class DependencyGraph:
         if unshuffle:
             return _Label(x.axis, [s for s in x.slots for _ in range(r2)])
         blocks = [x.slots[c : c + r2] for c in range(0, len(x.slots), r2)]
-        self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
-        return _Label(x.axis, [b[0] for b in blocks])
+        return _Label(x.axis, _unite_blocks(self._uf, blocks))
 
     def _pad(self, node: fx.Node, labels: dict[fx.Node, Any], pad: Sequence[int]) -> Any:
         """``F.pad`` and the padding layers: ``pad`` = (last axis before, after, next-to-last
@@ -2334,8 +2340,7 @@ class DependencyGraph:
         if num_groups == 1:
             return
         k = len(x.slots) // num_groups
-        blocks = [x.slots[g : g + k] for g in range(0, len(x.slots), k)]
-        self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
+        _unite_blocks(self._uf, [x.slots[g : g + k] for g in range(0, len(x.slots), k)])
 
     def _group_norm_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.group_norm(x, num_groups, weight, bias, eps)`` called in a ``forward`` (timm's

@@ -60,6 +60,7 @@ from .graph import (
     _RawMember,
     _reshape_channel_map,
     _UnionFind,
+    _unite_blocks,
 )
 from .importance import magnitude_position_scores
 
@@ -1012,7 +1013,7 @@ class OnnxDependencyGraph:
         cut from an ``[L, B, H]`` one) shares its channels when such ops alone read the fill."""
         producer = self._producer.get(name)
         op = getattr(producer, "op_type", None)
-        if producer is not None and op in _STATE_MOVES and labels.get(name) is None:
+        if producer is not None and op in _STATE_MOVES:
             src, out = producer.input[0], self._shapes.get(name)
             nd = len((self._shapes.get(src) if op == "Squeeze" else out) or ())
             if op == "Slice":
@@ -1392,8 +1393,7 @@ class OnnxDependencyGraph:
             blocks = [x.slots[c * r2 : (c + 1) * r2] for c in range(n)]
         else:
             blocks = [x.slots[c::n] for c in range(n)]
-        self._uf.unite([b[0] for b in blocks for _ in b[1:]], [s for b in blocks for s in b[1:]])
-        return _Label(1, [b[0] for b in blocks])
+        return _Label(1, _unite_blocks(self._uf, blocks))
 
     def _recurrent(self, node: Any, labels: dict[str, Any], i: int) -> list[Any]:
         """``LSTM`` / ``GRU`` / ``RNN``: hidden unit ``j`` is one channel in both directions
