@@ -1095,3 +1095,46 @@ def test_grouped_transposed_convolution_keeps_the_same_local_channels(groups: in
     up = next(n for n in hard.graph.node if n.op_type == "ConvTranspose")
     group = onnx.helper.get_attribute_value(next(a for a in up.attribute if a.name == "group"))
     assert group == (8 if groups == 16 else 4)
+
+
+class _ChannelsLastResidual(torch.nn.Module):
+    """``fc(x^T)^T + x`` (ConvNeXt's block without its norm), then average pooling and a
+    classifier. With the channels-last sum as the first operand the pooled map keeps
+    channels-last strides, and torch's dynamo exporter writes the pooling's view as an
+    ``as_strided``: a ``Gather`` of the flattened mean at indices it computes (torchvision's
+    ConvNeXt head). With ``order``, the flattened mean is read at those indices instead."""
+
+    def __init__(self, order: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.order = order
+        self.conv, self.fc = torch.nn.Conv2d(3, 16, 3), torch.nn.Linear(16, 16)
+        self.head = torch.nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        x = self.fc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2) + x
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x, 1)
+        if self.order is not None:
+            pooled = pooled.reshape(-1).index_select(0, self.order).reshape(pooled.shape)
+        return self.head(pooled.flatten(1))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_a_gather_reading_a_flattened_tensor_in_order_is_read_through(dynamic: bool) -> None:
+    torch.manual_seed(0)
+    dims = {0: torch.export.Dim("batch")} if dynamic else {}
+    proto = _dynamo_export(_ChannelsLastResidual(), torch.randn(2, 3, 8, 8), dims)
+    assert "Gather" in [n.op_type for n in proto.graph.node]  # the pattern under test
+    groups = OnnxDependencyGraph(proto).groups
+    assert [(g.size, g.prunable) for g in groups] == [(16, True), (5, False)]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    assert "Gather" not in [n.op_type for n in hard.graph.node]
+    x = torch.randn(3 if dynamic else 2, 3, 8, 8)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    # indices that are not the identity still select channels (here: shift them by one)
+    shifted = _ChannelsLastResidual(order=torch.arange(32).roll(1))
+    gather = OnnxDependencyGraph(_dynamo_export(shifted, torch.randn(2, 3, 8, 8), {})).groups[0]
+    assert not gather.prunable
+    assert "selects channels" in gather.reason

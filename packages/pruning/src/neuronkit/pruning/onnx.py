@@ -455,14 +455,7 @@ def _fold_static_shapes(model: Any, inferred: Any) -> Any:
         a is b for a, b in zip(nodes, model.graph.node, strict=True)
     ):
         return model
-    new = _with_nodes(model, nodes)
-    g = new.graph
-    read = {n for node in g.node for n in _reads(node)} | {o.name for o in g.output}
-    read |= {i.name for i in g.input}
-    unread = [t for t in g.initializer if t.name not in read]
-    for t in unread:
-        g.initializer.remove(t)
-    return new
+    return _with_nodes(model, nodes)
 
 
 def _fold_recurrent_weights(model: Any) -> Any:
@@ -506,13 +499,133 @@ def _fold_recurrent_weights(model: Any) -> Any:
     if not folded:
         return model
     new = _with_nodes(model, [n for n in g.node if not set(n.output) & set(folded)])
-    g = new.graph
-    read = {n for node in g.node for n in _reads(node)} | {o.name for o in g.output}
-    read |= {i.name for i in g.input}
-    for t in [t for t in g.initializer if t.name not in read]:
-        g.initializer.remove(t)
-    g.initializer.extend(nph.from_array(arr, name) for name, arr in folded.items())
+    new.graph.initializer.extend(nph.from_array(arr, name) for name, arr in folded.items())
     return new
+
+
+def _identity_gathers(model: Any, inferred: Any) -> Any:
+    """``model`` (a copy if anything changed) where each ``Gather`` that reads every element of
+    a flattened tensor in order is ``Identity`` of that tensor: torch's dynamo exporter writes
+    ``as_strided`` with a contiguous tensor's own sizes and strides (torchvision's ConvNeXt head)
+    as ``Reshape(x, [-1])`` gathered at indices it computes from the batch size. The indices
+    (read from the graph inputs through ``Shape`` only) are evaluated twice, with every
+    symbolic input dimension 1 and then each at a size of its own (3, 4, ...), and must equal
+    ``arange(x.size).reshape(x.shape)`` both times, ``x``'s shape being static or named by
+    those dimensions; anything else keeps the ``Gather`` (which freezes the channels it
+    selects). ``inferred``: ``model`` after ONNX shape inference."""
+    onnx = _require_onnx()
+    from onnx.reference import ReferenceEvaluator
+
+    g, h = model.graph, onnx.helper
+    producer = {o: n for n in g.node for o in n.output}
+    init = {t.name: t for t in g.initializer}
+    inputs = {vi.name: vi for vi in g.input if vi.name not in init}
+    shapes: dict[str, list[int | str]] = {}
+    for vi in [*inferred.graph.value_info, *inferred.graph.input]:
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tt.shape.dim]
+
+    def constant(name: str) -> np.ndarray | None:
+        node = producer.get(name)
+        if name in init:
+            return onnx.numpy_helper.to_array(init[name])
+        if node is not None and node.op_type == "Constant" and node.attribute[0].name == "value":
+            return onnx.numpy_helper.to_array(node.attribute[0].t)
+        return None
+
+    def closure(name: str) -> list[Any] | None:
+        """The nodes computing ``name`` from initializers and input shapes (graph order)."""
+        needed: set[int] = set()
+        order = {id(n): k for k, n in enumerate(g.node)}
+        stack = [name]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is None or id(node) in needed:
+                continue
+            if node.op_type != "Shape" and node.op_type not in _FOLDABLE | {"Constant"}:
+                return None
+            needed.add(id(node))
+            if len(needed) > 64:
+                return None
+            for n in node.input:
+                if n and n not in init and (n not in inputs or node.op_type != "Shape"):
+                    if n in inputs or n not in producer:
+                        return None
+                    stack.append(n)
+        return sorted((n for n in g.node if id(n) in needed), key=lambda n: order[id(n)])
+
+    symbolic = sorted(
+        {d.dim_param for vi in inputs.values() for d in vi.type.tensor_type.shape.dim}
+        - {""}
+    )
+    probes = [dict.fromkeys(symbolic, 1), {n: 3 + k for k, n in enumerate(symbolic)}]
+
+    def index_values(name: str) -> Callable[[dict[str, int]], np.ndarray | None] | None:
+        """The indices ``name`` for given sizes of the symbolic dimensions (None: unknown)."""
+        fixed = constant(name)
+        if fixed is not None:
+            return lambda sizes: fixed
+        nodes = closure(name)
+        if nodes is None:
+            return None
+        read = [n for n in inputs if any(n in node.input for node in nodes)]
+        graph = h.make_graph(
+            nodes,
+            "indices",
+            [inputs[n] for n in read],
+            [h.make_empty_tensor_value_info(name)],
+            initializer=[init[n] for n in init if any(n in node.input for node in nodes)],
+        )
+        try:
+            evaluator = ReferenceEvaluator(graph, opsets={"": _opset_of(model)})
+        except Exception:
+            return None
+
+        def run(sizes: dict[str, int]) -> np.ndarray | None:
+            feeds = {}
+            for n in read:
+                tt = inputs[n].type.tensor_type
+                dims = [d.dim_value or sizes.get(d.dim_param, 2) for d in tt.shape.dim]
+                feeds[n] = np.zeros(dims, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
+            try:
+                return np.asarray(evaluator.run(None, feeds)[0])
+            except Exception:
+                return None
+
+        return run
+
+    def is_identity(gather: Any, x: str) -> bool:
+        shape = shapes.get(x)
+        if shape is None or not all(d in symbolic if isinstance(d, str) else d > 0 for d in shape):
+            return False  # unknown, or an extent the probes do not set
+        indices = index_values(gather.input[1])
+        if indices is None:
+            return False
+        for sizes in probes:
+            idx = indices(sizes)
+            extents = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+            if idx is None or idx.shape != extents or not np.array_equal(
+                idx.reshape(-1), np.arange(idx.size)
+            ):
+                return False
+        return True
+
+    nodes, changed = [], False
+    for node in g.node:
+        flat = producer.get(node.input[0]) if node.op_type == "Gather" else None
+        if (
+            flat is not None
+            and flat.op_type == "Reshape"
+            and int(_get_attr(node, "axis", 0)) == 0
+            and (target := constant(flat.input[1])) is not None
+            and target.reshape(-1).tolist() == [-1]
+            and is_identity(node, flat.input[0])
+        ):
+            node = h.make_node("Identity", [flat.input[0]], list(node.output), name=node.name)
+            changed = True
+        nodes.append(node)
+    return _with_nodes(model, nodes) if changed else model
 
 
 def _private_shapes(model: Any) -> Any:
@@ -569,12 +682,18 @@ def _private_shapes(model: Any) -> Any:
 
 
 def _with_nodes(model: Any, nodes: list[Any]) -> Any:
-    """A copy of ``model`` whose graph holds the nodes of ``nodes`` that some output needs."""
+    """A copy of ``model`` whose graph holds the nodes of ``nodes`` that some output needs and
+    the initializers they read."""
     onnx = _require_onnx()
     new = onnx.ModelProto()
     new.CopyFrom(model)
-    del new.graph.node[:]
-    new.graph.node.extend(_live(nodes, {o.name for o in model.graph.output}))
+    g = new.graph
+    del g.node[:]
+    g.node.extend(_live(nodes, {o.name for o in model.graph.output}))
+    read = {n for node in g.node for n in _reads(node)} | {o.name for o in g.output}
+    read |= {i.name for i in g.input}
+    for t in [t for t in g.initializer if t.name not in read]:
+        g.initializer.remove(t)
     return new
 
 
@@ -711,7 +830,8 @@ class OnnxDependencyGraph:
             )
         model = _fold_recurrent_weights(model)
         inferred = _infer_shapes(model)
-        model, self._copies = _normalize(_private_shapes(_fold_static_shapes(model, inferred)))
+        model = _identity_gathers(_fold_static_shapes(model, inferred), inferred)
+        model, self._copies = _normalize(_private_shapes(model))
         self.model = model
         self._opset = _opset_of(model)
         symbolic = _symbolic_dims(model)
