@@ -11,7 +11,7 @@ EXEMPT = {  # name: why a string is not a bad argument for it
     "leading_dims": "reads a declaration: 0 for anything that declares no leading axes",
     "is_hf_conv1d": "predicate: answers False for anything that is not an HF Conv1D layer",
     "is_hf_model": "predicate: answers False for anything that is not an HF PreTrainedModel",
-    "is_rms_norm": "predicate: answers False for anything that is not an HF RMSNorm layer",
+    "is_last_axis_norm": "predicate: answers False for anything that is not a last-axis norm",
 }
 
 

@@ -525,3 +525,79 @@ def test_audio_encoder_with_group_norm_and_weight_norm_prunes() -> None:
         soft = soft_prune(graph, plan)(x).logits
         hard = prune(graph, plan)(x).logits
     torch.testing.assert_close(hard, soft, atol=1e-5, rtol=0)
+
+
+def _sharpened(model: Any) -> Any:
+    """Matrices from N(0, 0.2) and norms' weights and biases off 1 and 0: pruning moves the
+    output, and a norm whose statistics were over all channels would show."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.2)
+            elif "norm" in name.lower():
+                p.uniform_(0.5, 1.5) if name.endswith("weight") else p.normal_(0, 0.2)
+    return model.eval()
+
+
+def test_layer_norms_written_in_forward_follow_their_channels(tmp_path: Any) -> None:
+    """DeBERTa's ``DebertaLayerNorm`` (mean, variance, weight and bias written out, with a
+    ``variance_epsilon``) froze the residual width before 0.5.48 (``mean reduces over
+    channels``); it is a last-axis norm now, its statistics over the kept channels."""
+    cfg = transformers.DebertaConfig(
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = _sharpened(transformers.DebertaForSequenceClassification(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    assert hard.config.hidden_size == 16
+    assert _roundtrip(hard, tmp_path) < 1e-5
+
+
+def _bart_classifier() -> Any:
+    cfg = transformers.BartConfig(
+        vocab_size=128,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    return _sharpened(transformers.BartForSequenceClassification(cfg))
+
+
+def test_classifier_over_eos_tokens_prunes_its_residual_width(tmp_path: Any) -> None:
+    """BART's classifier checks its input with ``torch_compilable_check`` (untraceable before
+    0.5.48), gathers the <eos> rows with a boolean mask (``[B, T, C] -> [N, C]``), reads
+    ``inputs_embeds[:, :, -1]`` for its shape only, and returns the encoder's last hidden
+    state beside the logits: none of these freezes the residual width any more."""
+    model = _bart_classifier()
+    ids = _ids()
+    ids[:, -1] = model.config.eos_token_id
+    graph = DependencyGraph(model, ids)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    assert hard.config.d_model == 16
+    # the check still runs on the example: rows with different numbers of <eos> tokens
+    ids[0, 3] = model.config.eos_token_id
+    with pytest.raises(UntraceableModelError, match="same number of <eos> tokens"):
+        DependencyGraph(model, ids)

@@ -74,7 +74,7 @@ from .tracing import (
     _SizeInt,
     _trace_graph,
     is_hf_conv1d,
-    is_rms_norm,
+    is_last_axis_norm,
     leading_dims,
     split_inputs,
 )
@@ -844,10 +844,16 @@ class DependencyGraph:
                     labels[node] = None
                     continue
                 unused_item = node.target is operator.getitem and not node.users
-                if labels[node] is None and not _reads_shape_only(node) and not unused_item:
+                if (
+                    labels[node] is None
+                    and not _reads_shape_only(node)
+                    and not unused_item
+                    and not _shape_read_only(node)
+                ):
                     # a rule that lost track of channels it was given (an input passed by a
                     # keyword it does not read): freeze them rather than let them vanish; an
-                    # unused item of a tuple (``out, _ = attention(...)``) carries nothing
+                    # unused item of a tuple (``out, _ = attention(...)``) or a value whose
+                    # shape alone is read carries nothing
                     self._freeze_args(labels, node, f"{_describe(node)}: untracked output")
             except _Freeze as fz:
                 self._freeze_args(labels, node, fz.reason)
@@ -1263,14 +1269,16 @@ class DependencyGraph:
             self._masked_keep(name, mod, x)
             self._layernorms.add(name)
             return x
-        if is_rms_norm(mod):
+        if is_last_axis_norm(mod):
             if x is None:
                 return None
             in_shape = _shape(node.args[0])
             weight = getattr(mod, "weight")  # noqa: B009
             if in_shape is None or x.axis != len(in_shape) - 1 or len(x.slots) != weight.numel():
-                raise _Freeze(f"{name}: RMSNorm channels not on the last axis")
-            self._member(name, "weight", 0, "norm", kind, x.slots)
+                raise _Freeze(f"{name}: normalized channels not on the last axis")
+            for p in ("weight", "bias"):
+                if mod._parameters.get(p) is not None:
+                    self._member(name, p, 0, "norm", kind, x.slots)
             self._layernorms.add(name)
             return x
         if isinstance(mod, nn.GroupNorm):
@@ -2032,6 +2040,8 @@ class DependencyGraph:
                 continue
             if in_ax == label.axis:
                 if isinstance(i, int):
+                    if _shape_read_only(node):
+                        return None  # BART's embed_positions(inputs_embeds[:, :, -1])
                     raise _Freeze(f"{_describe(node)} selects a single channel")
                 if isinstance(i.step, fx.Node):
                     raise _Freeze(f"{_describe(node)} slices channels at traced bounds")
@@ -2135,26 +2145,28 @@ class DependencyGraph:
     def _gather_rows(
         self, node: fx.Node, label: _Label, items: tuple[Any, ...], advanced: list[int]
     ) -> _Label:
-        """``x[index]`` with one index tensor on an axis before the channels and full slices
+        """``x[index]`` with one index tensor on axes before the channels and full slices
         elsewhere (Swin's ``relative_position_bias_table[relative_position_index]``, a per-head
-        table): the index's axes replace the indexed one; other advanced indexing freezes."""
+        table): the index's axes replace the indexed one; a boolean mask ``[d_p, ..., d_q]``
+        replaces the axes it covers with one (BART's ``hidden[eos_mask, :]``: ``[B, T, C] ->
+        [N, C]``). Other advanced indexing freezes."""
         p = advanced[0]
         index = items[p]
-        if (
-            len(advanced) != 1
-            or p >= label.axis
-            or any(i != slice(None) for q, i in enumerate(items) if q != p)
-        ):
+        if len(advanced) != 1 or any(i != slice(None) for q, i in enumerate(items) if q != p):
             raise _Freeze(f"{_describe(node)}: advanced indexing")
         if isinstance(index, fx.Node):
-            index_shape = _shape(index)
-        elif torch.is_tensor(index) or all(isinstance(i, int) for i in index):
-            index_shape = tuple(torch.as_tensor(index).shape)
+            index_shape, mask = _shape(index), index.meta.get("nk_dtype") is torch.bool
+        elif torch.is_tensor(index) or all(isinstance(i, (int, bool)) for i in index):
+            values = torch.as_tensor(index)
+            index_shape, mask = tuple(values.shape), values.dtype is torch.bool
         else:  # a list holding traced values
-            index_shape = None
+            index_shape, mask = None, False
         if index_shape is None:
             raise _Freeze(f"{_describe(node)}: advanced indexing with an unknown index")
-        return _Label(label.axis - 1 + len(index_shape), label.slots)
+        covered = len(index_shape) if mask else 1  # input axes the index consumes
+        if p + covered > label.axis:
+            raise _Freeze(f"{_describe(node)}: advanced indexing")
+        return _Label(label.axis - covered + (1 if mask else len(index_shape)), label.slots)
 
     def _function_rule(self, node: fx.Node, labels: dict[fx.Node, Any], target: Any) -> Any:
         a: Any = node.args
@@ -3281,6 +3293,11 @@ def _metadata_only(node: fx.Node) -> bool:
 _SHAPE_ONLY_METHODS = frozenset(
     {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "new_full"}
 )
+
+
+def _shape_read_only(node: fx.Node) -> bool:
+    """Whether ``node``'s value is used, and only for its shape, rank, dtype or device."""
+    return bool(node.users) and all(_reads_metadata(u) for u in node.users)
 
 
 def _reads_shape_only(node: fx.Node) -> bool:

@@ -162,10 +162,7 @@ def sync_hf_config(model: nn.Module, example_inputs: Any = None) -> dict[str, An
             for field, value in known.items():
                 setattr(config, field, value)
             return known
-        problem = problem or (
-            "the model built from it computes other outputs on the example inputs (a size "
-            "the model reads from its config, e.g. a scale)"
-        )
+        problem = problem or _OTHER_OUTPUTS
     else:
         bad = next((k for k in want if got.get(k) != want[k]), None)
         problem = problem or (
@@ -176,8 +173,8 @@ def sync_hf_config(model: nn.Module, example_inputs: Any = None) -> dict[str, An
     found = None
     if inputs is not None and isinstance(got, dict):
         found = _search(model, new, (twin, got), want, inputs)
-    if found is None:
-        return _unchanged(f"no config describes the pruned model ({problem})")
+    if found is None or isinstance(found, str):
+        return _unchanged(f"no config describes the pruned model ({found or problem})")
     # with the fields the known names added (ViT's head_dim): write the config that was proved
     changed = _differences(config, found, added=set(known))
     for name, value in changed.items():
@@ -291,6 +288,12 @@ def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[_Change]:
     return list(dict.fromkeys(together + [(change,) for change in exact + heads]))
 
 
+_OTHER_OUTPUTS = (
+    "the model built from it computes other outputs on the example inputs (a size the model "
+    "reads from its config, e.g. a scale)"
+)
+
+
 def _search(
     model: nn.Module,
     config: Any,
@@ -298,9 +301,11 @@ def _search(
     want: dict[str, tuple[int, ...]],
     inputs: tuple[tuple[Any, ...], tuple[str, ...] | None],
 ) -> Any | None:
-    """A copy of ``config`` that builds the pruned shapes and the pruned model's function,
-    or None (greedy over :func:`_candidates`; see the module docstring). ``built`` is what
-    ``config`` builds on the CPU (:func:`_built`)."""
+    """A copy of ``config`` that builds the pruned shapes and the pruned model's function;
+    ``_OTHER_OUTPUTS`` when the configs that build the shapes compute something else (T5's
+    tied-embedding scale ``d_model ** -0.5``); None when none builds them (greedy over
+    :func:`_candidates`; see the module docstring). ``built`` is what ``config`` builds on
+    the CPU (:func:`_built`)."""
     twin, got = built
     if isinstance(got, str):
         return None
@@ -340,7 +345,7 @@ def _search(
         trial_twin, shapes = _built(model, trial, "cpu")
         if shapes == want and _same_function(model, trial_twin, inputs):
             return trial
-    return None
+    return _OTHER_OUTPUTS
 
 
 def _same_function(

@@ -524,7 +524,9 @@ def _identity_gathers(model: Any, inferred: Any) -> Any:
     for vi in [*inferred.graph.value_info, *inferred.graph.input]:
         tt = vi.type.tensor_type
         if tt.HasField("shape"):
-            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in tt.shape.dim]
+            shapes[vi.name] = [
+                d.dim_value if d.HasField("dim_value") else d.dim_param for d in tt.shape.dim
+            ]
 
     def constant(name: str) -> np.ndarray | None:
         node = producer.get(name)
@@ -556,8 +558,7 @@ def _identity_gathers(model: Any, inferred: Any) -> Any:
         return sorted((n for n in g.node if id(n) in needed), key=lambda n: order[id(n)])
 
     symbolic = sorted(
-        {d.dim_param for vi in inputs.values() for d in vi.type.tensor_type.shape.dim}
-        - {""}
+        {d.dim_param for vi in inputs.values() for d in vi.type.tensor_type.shape.dim} - {""}
     )
     probes = [dict.fromkeys(symbolic, 1), {n: 3 + k for k, n in enumerate(symbolic)}]
 
@@ -578,7 +579,7 @@ def _identity_gathers(model: Any, inferred: Any) -> Any:
             initializer=[init[n] for n in init if any(n in node.input for node in nodes)],
         )
         try:
-            evaluator = ReferenceEvaluator(graph, opsets={"": _opset_of(model)})
+            evaluator: Any = ReferenceEvaluator(graph, opsets={"": _opset_of(model)})
         except Exception:
             return None
 
@@ -605,8 +606,10 @@ def _identity_gathers(model: Any, inferred: Any) -> Any:
         for sizes in probes:
             idx = indices(sizes)
             extents = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
-            if idx is None or idx.shape != extents or not np.array_equal(
-                idx.reshape(-1), np.arange(idx.size)
+            if (
+                idx is None
+                or idx.shape != extents
+                or not np.array_equal(idx.reshape(-1), np.arange(idx.size))
             ):
                 return False
         return True

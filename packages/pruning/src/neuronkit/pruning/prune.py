@@ -33,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 from .graph import DependencyGraph, Group
 from .hf_config import sync_hf_config
 from .importance import GroupImportance, _described, get_param, resolve_importance
-from .tracing import drop_caches, is_hf_conv1d, is_hf_model, is_rms_norm
+from .tracing import drop_caches, is_hf_conv1d, is_hf_model, is_last_axis_norm
 
 __all__ = [
     "MaskedLayerNorm",
@@ -743,7 +743,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 else:
                     t[tuple(idx)] = value
         touched.add(module)
-        if isinstance(mod, nn.LayerNorm) or is_rms_norm(mod) or _single_group(mod):
+        if isinstance(mod, nn.LayerNorm) or is_last_axis_norm(mod) or _single_group(mod):
             layer_masks[module] = keep
     for orig, cur, _ in tied.values():  # other owners of a pruned tied tensor follow it
         for store, leaf, name in owners.get(id(orig), []):

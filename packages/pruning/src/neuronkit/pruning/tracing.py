@@ -9,10 +9,10 @@ traced with :class:`ConcreteTracer`: an ``fx.Tracer`` that runs every recorded o
 real example inputs as it traces, so Python control flow, ``len`` and iteration over traced
 values follow the example (the graph is *specialized to the example inputs*, which is all the
 channel analysis needs; the pruned model is always the original module with smaller weights,
-never the traced graph). HF ``Conv1D`` and RMSNorm layers are leaf modules, the optional
-inputs are left unset with ``use_cache=False``, and the attention-mask builders of
-``transformers.masking_utils`` are recorded as single shape-only calls (they read the shapes,
-never the channels, of their tensor arguments).
+never the traced graph). HF ``Conv1D`` layers and last-axis norms (RMSNorm, T5's LayerNorm)
+are leaf modules, the optional inputs are left unset with ``use_cache=False``, and the
+attention-mask builders of ``transformers.masking_utils`` are recorded as single shape-only
+calls (they read the shapes, never the channels, of their tensor arguments).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = [
     "declares_layout",
     "is_hf_conv1d",
     "is_hf_model",
-    "is_rms_norm",
+    "is_last_axis_norm",
     "leading_dims",
     "trace_model",
 ]
@@ -175,11 +175,14 @@ def is_hf_conv1d(module: nn.Module) -> bool:
     return cls.__name__ == "Conv1D" and cls.__module__.startswith("transformers.")
 
 
-def is_rms_norm(module: nn.Module) -> bool:
-    """True for an RMSNorm over the last axis with a ``[C]`` ``weight`` scaling ``x``
-    normalized by a statistic over that axis (``C`` channels): a Hugging Face RMSNorm
-    (``LlamaRMSNorm`` and its copies) or ``torch.nn.RMSNorm`` with a 1-D ``normalized_shape``
-    and ``elementwise_affine`` (a subclass with its own ``forward`` is not one)."""
+def is_last_axis_norm(module: nn.Module) -> bool:
+    """True for a normalization over the last axis written in its own ``forward``, whose 1-D
+    ``weight`` (and ``bias``, if any) ``[C]`` scale (and shift) ``x`` normalized by
+    statistics over that axis (``C`` channels): ``torch.nn.RMSNorm`` with a 1-D
+    ``normalized_shape``, a Hugging Face RMSNorm (``LlamaRMSNorm`` and its copies) or a Hugging
+    Face LayerNorm written out with a ``variance_epsilon`` (T5's RMS-only ``T5LayerNorm`` and
+    its copies, DeBERTa's and Cohere's). A subclass with its own ``forward``, a gated norm
+    (``MambaRMSNormGated``) or one with submodules is not one."""
     if not isinstance(module, nn.Module):
         return False
     cls = type(module)
@@ -188,15 +191,21 @@ def is_rms_norm(module: nn.Module) -> bool:
         return False
     if isinstance(module, nn.RMSNorm):
         return cls.forward is nn.RMSNorm.forward and len(module.normalized_shape) == 1
+    if not cls.__module__.startswith("transformers.") or list(module.children()):
+        return False
+    if cls.__name__.endswith("RMSNorm"):
+        return True
+    bias = module._parameters.get("bias")
     return (
-        cls.__name__.endswith("RMSNorm")
-        and cls.__module__.startswith("transformers.")
-        and not list(module.children())
+        cls.__name__.endswith("LayerNorm")
+        and not isinstance(module, nn.LayerNorm)  # those have their own rule
+        and "variance_epsilon" in module.__dict__
+        and (bias is None or tuple(bias.shape) == tuple(weight.shape))
     )
 
 
 def _hf_leaf(module: nn.Module, name: str) -> bool:
-    return is_hf_conv1d(module) or is_rms_norm(module)
+    return is_hf_conv1d(module) or is_last_axis_norm(module)
 
 
 class _ShapeOnlyCall:
@@ -708,6 +717,7 @@ class ConcreteTracer(_ThreadSafeTracer):
         self._values[node] = value
         if isinstance(value, torch.Tensor):
             node.meta["nk_shape"] = tuple(int(s) for s in value.shape)
+            node.meta["nk_dtype"] = value.dtype
         return proxy
 
     def _submodule(self, name: str) -> nn.Module:
@@ -768,7 +778,11 @@ class _Root(nn.Module):
         if not self.hf:
             return call_model(self.model, values, self.names)
         out = call_model(self.model, values, self.names, use_cache=False, return_dict=True)
-        return out.to_tuple() if hasattr(out, "to_tuple") else out
+        if not hasattr(out, "to_tuple"):
+            return out
+        # an encoder-decoder's own encoder output comes back beside its logits: a hidden
+        # state like any other, whose width prunes (the logits are the model's output)
+        return tuple(v for k, v in out.items() if k != "encoder_last_hidden_state" or len(out) == 1)
 
 
 def split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], tuple[str, ...] | None]:
@@ -817,9 +831,12 @@ def first_tensor(output: Any) -> torch.Tensor | None:
     return output
 
 
-def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
-    """(module globals, name, function) of every ``transformers.masking_utils.create_*``
-    function that the modeling modules of ``model``'s submodules import."""
+def _concrete_calls(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
+    """(module globals, name, function) of every function that the modeling modules of
+    ``model``'s submodules import and that runs on the example's values while tracing: the
+    ``transformers.masking_utils.create_*mask`` builders (they read the shapes of their traced
+    arguments; one node) and ``torch_compilable_check`` (an input check, e.g. BART's and T5's
+    classifiers' "same number of <eos> tokens": it raises as it would, and records nothing)."""
     found: list[tuple[dict[str, Any], str, Any]] = []
     seen: set[int] = set()
     for mod in model.modules():
@@ -830,14 +847,19 @@ def _mask_builders(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
             seen.add(id(pymod))
             g = vars(pymod)
             for name, fn in list(g.items()):
+                if not callable(fn):
+                    continue
+                source = getattr(fn, "__module__", "")
                 if (
-                    callable(fn)
-                    and getattr(fn, "__module__", "") == "transformers.masking_utils"
+                    source == "transformers.masking_utils"
                     and name.startswith("create_")
                     and name.endswith("mask")
-                ):
+                ) or (source == "transformers.utils.import_utils" and name == _CHECK):
                     found.append((g, name, fn))
     return found
+
+
+_CHECK = "torch_compilable_check"
 
 
 def _trace_concrete(
@@ -888,7 +910,7 @@ def _trace_concrete(
 
     with _TRACE_LOCK:  # the originals are read once no other trace has them patched
         # (module globals, name, original, stand-in while tracing)
-        patched = [(g, n, fn, wrap(fn)) for g, n, fn in (_mask_builders(model) if hf else [])]
+        patched = [(g, n, fn, wrap(fn)) for g, n, fn in (_concrete_calls(model) if hf else [])]
         patched += [
             (vars(torch), n, getattr(torch, n), factory(getattr(torch, n))) for n in _FACTORIES
         ]
@@ -1580,6 +1602,7 @@ def _record_shapes(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) ->
         env[node] = value
         if isinstance(value, torch.Tensor):
             node.meta["nk_shape"] = tuple(int(s) for s in value.shape)
+            node.meta["nk_dtype"] = value.dtype
         if op == "output":
             return
         for used in last_uses.get(node, ()):
