@@ -848,7 +848,7 @@ class DependencyGraph:
                     labels[node] is None
                     and not _reads_shape_only(node)
                     and not unused_item
-                    and not _shape_read_only(node)
+                    and not _used_for_shape_only(node)
                 ):
                     # a rule that lost track of channels it was given (an input passed by a
                     # keyword it does not read): freeze them rather than let them vanish; an
@@ -2040,7 +2040,7 @@ class DependencyGraph:
                 continue
             if in_ax == label.axis:
                 if isinstance(i, int):
-                    if _shape_read_only(node):
+                    if _used_for_shape_only(node):
                         return None  # BART's embed_positions(inputs_embeds[:, :, -1])
                     raise _Freeze(f"{_describe(node)} selects a single channel")
                 if isinstance(i.step, fx.Node):
@@ -3295,7 +3295,7 @@ _SHAPE_ONLY_METHODS = frozenset(
 )
 
 
-def _shape_read_only(node: fx.Node) -> bool:
+def _used_for_shape_only(node: fx.Node) -> bool:
     """Whether ``node``'s value is used, and only for its shape, rank, dtype or device."""
     return bool(node.users) and all(_reads_metadata(u) for u in node.users)
 

@@ -536,10 +536,11 @@ def _identity_gathers(model: Any, inferred: Any) -> Any:
             return onnx.numpy_helper.to_array(node.attribute[0].t)
         return None
 
+    order = {id(n): k for k, n in enumerate(g.node)}
+
     def closure(name: str) -> list[Any] | None:
         """The nodes computing ``name`` from initializers and input shapes (graph order)."""
         needed: set[int] = set()
-        order = {id(n): k for k, n in enumerate(g.node)}
         stack = [name]
         while stack:
             node = producer.get(stack.pop())

@@ -889,9 +889,10 @@ class _KeptChannelLayerNorm(TorchFunctionMode):
 
 
 class MaskedNorm(nn.Module):
-    """Any last-axis normalization (an RMSNorm: Hugging Face's or ``torch.nn.RMSNorm``) with
-    statistics over the kept channels only (oracle use): the layer runs on ``x[..., keep]``
-    with its per-channel parameters restricted to the kept channels; removed channels output 0.
+    """Any last-axis normalization (:func:`~.tracing.is_last_axis_norm`: ``torch.nn.RMSNorm``,
+    Hugging Face's RMSNorms and LayerNorms written out in ``forward``) with statistics over
+    the kept channels only (oracle use): the layer runs on ``x[..., keep]`` with its
+    per-channel parameters restricted to the kept channels; removed channels output 0.
 
     Args:
         norm: the original layer; its 1-D parameters are ``[C]`` per-channel.

@@ -10,9 +10,10 @@ real example inputs as it traces, so Python control flow, ``len`` and iteration 
 values follow the example (the graph is *specialized to the example inputs*, which is all the
 channel analysis needs; the pruned model is always the original module with smaller weights,
 never the traced graph). HF ``Conv1D`` layers and last-axis norms (RMSNorm, T5's LayerNorm)
-are leaf modules, the optional inputs are left unset with ``use_cache=False``, and the
+are leaf modules, the optional inputs are left unset with ``use_cache=False``, the
 attention-mask builders of ``transformers.masking_utils`` are recorded as single shape-only
-calls (they read the shapes, never the channels, of their tensor arguments).
+calls (they read the shapes, never the channels, of their tensor arguments) and input checks
+(``torch_compilable_check``) run on the example without being recorded.
 """
 
 from __future__ import annotations
@@ -854,12 +855,11 @@ def _concrete_calls(model: nn.Module) -> list[tuple[dict[str, Any], str, Any]]:
                     source == "transformers.masking_utils"
                     and name.startswith("create_")
                     and name.endswith("mask")
-                ) or (source == "transformers.utils.import_utils" and name == _CHECK):
+                ) or (
+                    source == "transformers.utils.import_utils" and name == "torch_compilable_check"
+                ):
                     found.append((g, name, fn))
     return found
-
-
-_CHECK = "torch_compilable_check"
 
 
 def _trace_concrete(
