@@ -601,3 +601,59 @@ def test_classifier_over_eos_tokens_prunes_its_residual_width(tmp_path: Any) -> 
     ids[0, 3] = model.config.eos_token_id
     with pytest.raises(UntraceableModelError, match="same number of <eos> tokens"):
         DependencyGraph(model, ids)
+
+
+def test_per_head_norms_leave_whole_heads_prunable(tmp_path: Any) -> None:
+    """Qwen3 normalizes each query and key head over its dimensions (``q_norm``, ``k_norm``:
+    an RMSNorm of ``head_dim`` on ``[B, T, heads, head_dim]``); the heads froze there before
+    0.5.48 (``channels not on the last axis``), though the norm acts on each head alone."""
+    cfg = transformers.Qwen3Config(
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    model = _sharpened(transformers.Qwen3ForCausalLM(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    heads = next(g for g in graph.groups if "model.layers.0.self_attn.q_proj" in g.producers)
+    assert heads.prunable
+    assert heads.size == 2  # key/value heads, each with its 2 query heads
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    scale = float(_logits(model, ids).abs().max())
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-6 * scale, rtol=0)
+    assert (hard.config.num_attention_heads, hard.config.num_key_value_heads) == (2, 1)
+    assert hard.model.layers[0].self_attn.q_norm.weight.shape == (8,)  # head_dim is kept
+    assert _roundtrip(hard, tmp_path) < 1e-5
+
+
+def test_batched_products_over_merged_heads_keep_the_heads_prunable(tmp_path: Any) -> None:
+    """DeBERTa-v2 merges its heads into the batch (``[B * heads, T, d]``) and multiplies with
+    ``torch.bmm`` (content and relative-position scores); ``bmm`` froze the heads before
+    0.5.48 (``unsupported function``). It is ``matmul`` on 3-D tensors."""
+    cfg = transformers.DebertaV2Config(
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pooler_hidden_size=32,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = _sharpened(transformers.DebertaV2ForSequenceClassification(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    assert hard.config.num_attention_heads == 2
+    assert _roundtrip(hard, tmp_path) < 1e-5

@@ -1274,7 +1274,9 @@ class DependencyGraph:
                 return None
             in_shape = _shape(node.args[0])
             weight = getattr(mod, "weight")  # noqa: B009
-            if in_shape is None or x.axis != len(in_shape) - 1 or len(x.slots) != weight.numel():
+            if in_shape is not None and x.axis < len(in_shape) - 1:
+                return x  # channels not normalized over (Qwen3's q_norm: heads, over head_dim)
+            if in_shape is None or len(x.slots) != weight.numel():
                 raise _Freeze(f"{name}: normalized channels not on the last axis")
             for p in ("weight", "bias"):
                 if mod._parameters.get(p) is not None:
@@ -2213,7 +2215,7 @@ class DependencyGraph:
             return self._linear_call(node, labels)
         if target is _F.embedding:
             return self._embedding_call(node, labels)
-        if target in (torch.matmul, operator.matmul, torch.mm):
+        if target in (torch.matmul, operator.matmul, torch.mm, torch.bmm):
             return self._matmul(node, labels)
         if target is torch.addmm:
             return self._addmm(node, labels)
@@ -2634,7 +2636,7 @@ class DependencyGraph:
             if name == "div":
                 self._note_divisor(a[1] if len(a) > 1 else node.kwargs.get("other"))
             return self._binary(node, labels, a[:2])
-        if name in ("matmul", "mm"):
+        if name in ("matmul", "mm", "bmm"):
             return self._matmul(node, labels)
         if name in ("view", "reshape", "flatten", "unsqueeze", "squeeze"):
             return self._reshape(node, labels)
