@@ -610,25 +610,28 @@ def test_a_width_in_a_traced_size_tuple_follows_the_pruning_unless_constant(widt
 
 class _HeadCountAttribute(nn.Module):
     """OPT-style attention: ``view(b, t, self.num_heads, self.head_dim)`` with the head count
-    a module attribute, merged back with ``reshape(b, t, -1)``."""
+    a module attribute, merged back with ``reshape(b, t, -1)`` or, with ``product``, with
+    ``reshape(b, t, self.num_heads * self.head_dim)`` (GPT-Neo's ``_merge_heads``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, product: bool = False) -> None:
         super().__init__()
         self.num_heads, self.head_dim = 4, 4
+        self.product = product
         self.qkv = nn.ModuleList(nn.Linear(6, 16) for _ in range(3))
         self.o = nn.Linear(16, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         q, k, v = (p(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2) for p in self.qkv)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return self.o(y.transpose(1, 2).reshape(b, t, -1))
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        return self.o(y.reshape(b, t, self.num_heads * self.head_dim if self.product else -1))
 
 
+@pytest.mark.parametrize("product", [False, True], ids=["minus_one", "product"])
 @pytest.mark.parametrize("keywords", [False, True], ids=["fx", "concrete"])
-def test_a_head_count_attribute_follows_the_pruned_heads(keywords: bool) -> None:
+def test_a_head_count_attribute_follows_the_pruned_heads(keywords: bool, product: bool) -> None:
     torch.manual_seed(0)
-    model = _HeadCountAttribute().eval()
+    model = _HeadCountAttribute(product).eval()
     x = torch.randn(2, 5, 6)
     inputs: Any = {"x": x} if keywords else x  # keyword inputs take the concrete tracer
     graph = _check_oracle(model, inputs)

@@ -995,7 +995,9 @@ class DependencyGraph:
     ) -> _Label:
         """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``
         (whose value is ``divisor`` times ``size``: CSPNet's ``split(self.expand_chs // 2)``
-        binds all the channels it splits); a part of an attribute anywhere else freezes."""
+        binds all the channels it splits); a part of an attribute anywhere else freezes. A
+        multiple ``m`` of the attribute (GPT-Neo's ``num_heads * head_dim``) binds the units of
+        channels that come in runs of ``m`` (the heads, each ``head_dim`` wide)."""
         if size is not None:
             if size.divisor != divisor:
                 raise _Freeze(
@@ -1003,7 +1005,15 @@ class DependencyGraph:
                     f"attribute {'.'.join(p for p in size.key if p)} divided by "
                     f"{size.divisor}; it would not follow the pruning"
                 )
-            self._sized.setdefault(size.key, []).append((list(label.slots), node))
+            m = size.multiplier
+            units = list(label.slots[::m])
+            if label.slots != [s for s in units for _ in range(m)]:
+                raise _Freeze(
+                    f"{_describe(node)}: size {size} on the channel axis is the module "
+                    f"attribute {'.'.join(p for p in size.key if p)} times {m}, over channels "
+                    f"that do not come in units of {m}; it would not follow the pruning"
+                )
+            self._sized.setdefault(size.key, []).append((units, node))
         return label
 
     def _resolve_size_attributes(self) -> None:

@@ -1390,6 +1390,7 @@ class _SizeInt(int):
     key: tuple[str, str]
     sizes: _Sizes
     divisor = 1  # the attribute's value over this one (``self.expand_chs // 2``: 2)
+    multiplier = 1  # this one over the attribute's value (``num_heads * head_dim``: head_dim)
 
     def __new__(cls, value: int, key: tuple[str, str], sizes: _Sizes) -> _SizeInt:
         obj = super().__new__(cls, value)
@@ -1400,12 +1401,40 @@ class _SizeInt(int):
         """An exact division by a positive literal (CSPNet's ``split(self.expand_chs //
         2)``) is a part of the attribute that still knows it; anything else marks a read."""
         whole = int.__int__(self)
-        if self.sizes.active and type(other) is int and other > 0 and whole % other == 0:
+        if (
+            self.sizes.active
+            and self.multiplier == 1
+            and type(other) is int
+            and other > 0
+            and whole % other == 0
+        ):
             part = _SizeInt(whole // other, self.key, self.sizes)
             part.divisor = self.divisor * other
             return part
         self.escape()
         return int.__floordiv__(self, other)
+
+    def __mul__(self, other: Any) -> Any:
+        """A product with a positive integer (GPT-Neo's merge of its heads, ``num_heads *
+        head_dim``) is a multiple of the attribute that still knows it; the other factor, if
+        an attribute too, is read as a constant. Anything else marks a read."""
+        if (
+            self.sizes.active
+            and self.divisor == 1
+            and isinstance(other, int)
+            and not isinstance(other, bool)
+            and other > 0
+        ):
+            if isinstance(other, _SizeInt):
+                other.escape()
+            factor = int.__int__(other)
+            multiple = _SizeInt(int.__int__(self) * factor, self.key, self.sizes)
+            multiple.multiplier = self.multiplier * factor
+            return multiple
+        self.escape()
+        return int.__mul__(self, other)
+
+    __rmul__ = __mul__
 
     def escape(self) -> None:
         if self.sizes.active:
@@ -1427,8 +1456,8 @@ def _escaping(name: str) -> Callable[..., Any]:
 
 
 for _name in (
-    *(f"__{op}__" for op in ("add", "sub", "mul", "truediv", "mod", "divmod")),
-    *(f"__r{op}__" for op in ("add", "sub", "mul", "floordiv", "truediv", "mod", "divmod")),
+    *(f"__{op}__" for op in ("add", "sub", "truediv", "mod", "divmod")),
+    *(f"__r{op}__" for op in ("add", "sub", "floordiv", "truediv", "mod", "divmod")),
     *("__pow__", "__rpow__", "__neg__", "__pos__", "__abs__", "__invert__"),
     *("__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__"),
     *("__lshift__", "__rlshift__", "__rshift__", "__rrshift__"),
