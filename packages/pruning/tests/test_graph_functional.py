@@ -1670,3 +1670,34 @@ def test_channel_count_part_read_as_a_number_freezes() -> None:
     stem = _group_of(graph, "stem")
     assert not stem.prunable
     assert "computes with the channel count" in stem.reason
+
+
+class _RepeatedProbe(nn.Module):
+    """SigLIP's attention-pooling head: a learned query ``[1, 1, C]`` repeated over the batch
+    (``probe.repeat(B, 1, 1)``) and added to the tokens; with ``tiled``, the tokens' channels
+    are repeated instead (``h.repeat(1, 1, 2)``), which the next layer reads twice."""
+
+    def __init__(self, tiled: bool = False) -> None:
+        super().__init__()
+        self.tiled = tiled
+        self.fc = nn.Linear(6, 8)
+        self.probe = nn.Parameter(torch.randn(1, 1, 8))
+        self.out = nn.Linear(16 if tiled else 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, T, 6]
+        h = self.fc(x)
+        if self.tiled:
+            return self.out(h.repeat(1, 1, 2))
+        return self.out(torch.relu(h + self.probe.repeat(h.shape[0], 1, 1)))
+
+
+def test_repeat_over_other_axes_keeps_the_channels() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6)
+    graph = _check_oracle(_RepeatedProbe().eval(), x)
+    group = _group_of(graph, "fc")
+    assert group.prunable  # "unsupported method repeat" froze it before 0.5.48
+    assert {(m.module, m.param) for m in group.members} >= {("fc", "weight"), ("", "probe")}
+    tiled = _group_of(DependencyGraph(_RepeatedProbe(tiled=True).eval(), x), "fc")
+    assert not tiled.prunable
+    assert "repeats the channels" in tiled.reason

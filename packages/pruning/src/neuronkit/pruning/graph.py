@@ -2661,6 +2661,16 @@ class DependencyGraph:
             label = _Label(label.axis + len(out) - len(src), list(label.slots))
             self._bind_size(_requested_size(node, label.axis), label, node)
             return self._shaped_as(node, labels, label) if name == "expand_as" else label
+        if name in ("repeat", "tile"):  # SigLIP's probe.repeat(batch, 1, 1): other axes only
+            label, src, out = self._in(node, labels), _shape(node.args[0]), _shape(node)
+            if label is None:
+                return None
+            if src is None or out is None or len(out) < len(src):
+                raise _Freeze(f"{_describe(node)}: unknown shapes")
+            axis = label.axis + len(out) - len(src)
+            if out[axis] != src[label.axis]:
+                raise _Freeze(f"{_describe(node)} repeats the channels")
+            return _Label(axis, list(label.slots))
         if name == "reshape_as":
             label = self._reshape(node, labels)
             return None if label is None else self._shaped_as(node, labels, label)
