@@ -61,7 +61,8 @@ _MUST_PRUNE: dict[str, list[str]] = {
         "roberta.encoder.layer.1.attention.self.query",
     ],
     "albert": ["albert.embeddings.word_embeddings", "albert.encoder.embedding_hidden_mapping_in"],
-    "t5": [  # keyword inputs; heads with their position-bias column
+    "t5": [  # keyword inputs; heads with their position-bias column; the residual width
+        "encoder.embed_tokens",  # (0.5.48: the encoder's last hidden state is not an output)
         "encoder.block.0.layer.0.SelfAttention.q",
         "decoder.block.0.layer.0.SelfAttention.q",
         "decoder.block.1.layer.2.DenseReluDense.wi",
