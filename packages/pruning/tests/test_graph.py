@@ -586,6 +586,34 @@ def test_layouts_the_rules_cannot_follow_freeze_and_the_oracle_runs(kind: str) -
             torch.testing.assert_close(hard(inputs), soft(inputs), atol=1e-6, rtol=0)
 
 
+class _LayerNorm1P(nn.LayerNorm):
+    """Nemotron's ``LayerNorm1P``: the weight is stored minus one (``F.layer_norm(x, ...,
+    self.weight + 1.0, self.bias, ...)``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight + 1.0
+        return nn.functional.layer_norm(x, self.normalized_shape, w, self.bias, self.eps)
+
+
+def test_a_layer_norm_called_with_its_weight_plus_one_follows_its_channels() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), _LayerNorm1P(8), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[1].weight.normal_(0, 0.5)
+        model[1].bias.normal_()
+    x = torch.randn(2, 5, 6)
+    graph = DependencyGraph(model, x)
+    group = graph.layer_groups("0")[0]
+    assert group.prunable, group.reason  # "outside an affine nn.LayerNorm" before 0.5.48
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert hard[1].normalized_shape == (4,)
+    for inputs in (x, torch.randn(3, 4, 6)):
+        with torch.no_grad():
+            torch.testing.assert_close(hard(inputs), soft(inputs), atol=1e-6, rtol=0)
+            assert not torch.allclose(soft(inputs), model(inputs), atol=1e-3)
+
+
 class _KeywordOperands(nn.Module):
     """torch.add(input=..., other=...): operands the binary rule does not read."""
 

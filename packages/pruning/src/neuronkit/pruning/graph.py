@@ -2319,14 +2319,19 @@ class DependencyGraph:
         """``F.layer_norm(x, normalized_shape, weight, bias, eps)`` called in a ``forward``
         (e.g. torchvision's ``LayerNorm2d``, an ``nn.LayerNorm`` subclass that permutes
         around the call). Over the channel axis it is the LayerNorm rule, but only for an
-        ``nn.LayerNorm`` subclass calling it from its own ``forward`` with its weight and its
-        own ``normalized_shape`` (which the pruner rewrites from the weight) and holding no
-        other attribute equal to the width; its parameters become normalization members.
+        ``nn.LayerNorm`` subclass calling it from its own ``forward`` with its weight (or the
+        weight plus a number: Nemotron's ``self.weight + 1.0``) and its own
+        ``normalized_shape`` (which the pruner rewrites from the weight) and holding no other
+        attribute equal to the width; its parameters become normalization members.
         Anything else over the channels freezes them."""
         names = ("input", "normalized_shape", "weight", "bias", "eps")
         args = _named_args(node, names)
         x = labels.get(args["input"]) if isinstance(args["input"], fx.Node) else None
-        params = [p for p in (args.get("weight"), args.get("bias")) if isinstance(p, fx.Node)]
+        params = [
+            _offset_parameter(p)
+            for p in (args.get("weight"), args.get("bias"))
+            if isinstance(p, fx.Node)
+        ]
         plabels = [labels.get(p) for p in params]
         src = _shape(args["input"])
         nd = len(args["normalized_shape"]) if isinstance(args["normalized_shape"], Sequence) else 0
@@ -3315,6 +3320,25 @@ def _metadata_only(node: fx.Node) -> bool:
 _SHAPE_ONLY_METHODS = frozenset(
     {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "new_full"}
 )
+
+
+def _offset_parameter(node: fx.Node) -> fx.Node:
+    """The parameter read by ``node`` when it is that parameter plus a number (Nemotron's
+    ``self.weight + 1.0``: same channels); ``node`` itself otherwise."""
+    a = node.args
+    adds = node.target in (operator.add, torch.add) or (
+        node.op == "call_method" and node.target == "add"
+    )
+    if (
+        adds
+        and len(a) == 2
+        and isinstance(a[0], fx.Node)
+        and a[0].op == "get_attr"
+        and isinstance(a[1], (int, float))
+        and not node.kwargs
+    ):
+        return a[0]
+    return node
 
 
 def _used_for_shape_only(node: fx.Node) -> bool:
