@@ -614,6 +614,29 @@ def test_a_layer_norm_called_with_its_weight_plus_one_follows_its_channels() -> 
             assert not torch.allclose(soft(inputs), model(inputs), atol=1e-3)
 
 
+class _FullOfTracedSize(nn.Module):
+    """``h.new_full(h.size(), v)``: a fill sized by a traced shape (Longformer), which raised
+    ``TypeError: 'Node' object is not iterable`` while building the graph before 0.5.48."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        return self.b(torch.relu(h - h.new_full(h.size(), 0.5)))
+
+
+def test_a_fill_sized_by_a_traced_shape_builds() -> None:
+    torch.manual_seed(0)
+    model, x = _FullOfTracedSize().eval(), torch.randn(2, 5, 6)
+    graph = DependencyGraph(model, {"x": x})  # keyword inputs: the concrete tracer
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    with torch.no_grad():
+        torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
 class _KeywordOperands(nn.Module):
     """torch.add(input=..., other=...): operands the binary rule does not read."""
 

@@ -2290,6 +2290,8 @@ class DependencyGraph:
         size: Any = node.kwargs.get("size")
         if size is None:
             size = args[0] if args and (full or isinstance(args[0], (tuple, list))) else args
+        if not isinstance(size, (tuple, list)):  # a traced size (``x.new_full(y.size(), v)``)
+            return None
         attributes = [(i, v) for i, v in enumerate(size) if isinstance(v, _SizeInt)]
         if not attributes:
             return None
