@@ -657,3 +657,48 @@ def test_batched_products_over_merged_heads_keep_the_heads_prunable(tmp_path: An
     torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
     assert hard.config.num_attention_heads == 2
     assert _roundtrip(hard, tmp_path) < 1e-5
+
+
+def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) -> None:
+    """Whisper returns its encoder's last hidden state beside the logits; as a model output it
+    froze the encoder's width before 0.5.48, and then no config could describe a decoder
+    pruned to another width than the encoder (one ``d_model``): the config was left and
+    ``from_pretrained`` could not rebuild the model. Now both widths prune alike."""
+    cfg = transformers.WhisperConfig(
+        vocab_size=128,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_mel_bins=8,
+        max_source_positions=16,
+        max_target_positions=16,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    torch.manual_seed(0)
+    model = transformers.WhisperForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 2 and "embed_positions" not in name:
+                p.normal_(0, 0.2)
+    inputs = {"input_features": torch.randn(2, 8, 32), "decoder_input_ids": _ids()[:, :5]}
+    graph = DependencyGraph(model, inputs)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+
+    def logits(m: Any) -> torch.Tensor:
+        with torch.no_grad():
+            return m(**inputs).logits
+
+    torch.testing.assert_close(logits(hard), logits(soft), atol=1e-5, rtol=0)
+    assert hard.config.d_model == 16
+    hard.save_pretrained(tmp_path)
+    reloaded = transformers.WhisperForConditionalGeneration.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(logits(reloaded), logits(hard), atol=1e-5, rtol=0)
