@@ -1701,3 +1701,25 @@ def test_repeat_over_other_axes_keeps_the_channels() -> None:
     tiled = _group_of(DependencyGraph(_RepeatedProbe(tiled=True).eval(), x), "fc")
     assert not tiled.prunable
     assert "repeats the channels" in tiled.reason
+
+
+class _AliasedArithmetic(nn.Module):
+    """``torch.multiply`` / ``torch.subtract`` / ``Tensor.divide`` (ConvBERT calls
+    ``torch.multiply``): the aliases of mul / sub / div were unsupported functions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.out = nn.Linear(6, 8), nn.Linear(6, 8), nn.Linear(8, 3)
+        self.gamma = nn.Parameter(torch.rand(8) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.subtract(torch.multiply(self.a(x), torch.sigmoid(self.b(x))), 0.1)
+        return self.out(torch.true_divide(h.divide(self.gamma), 2.0))
+
+
+def test_aliases_of_arithmetic_follow_the_channels() -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_AliasedArithmetic().eval(), torch.randn(2, 5, 6))
+    group = _group_of(graph, "a")
+    assert group.prunable, group.reason
+    assert ("", "gamma") in graph.divisors  # a divisor: 1 on removed channels in the oracle

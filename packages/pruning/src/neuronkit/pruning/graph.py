@@ -497,6 +497,10 @@ _BINARY_FUNCS: set[Any] = {
     torch.sub,
     torch.mul,
     torch.div,
+    torch.subtract,  # the aliases (ConvBERT calls torch.multiply)
+    torch.multiply,
+    torch.divide,
+    torch.true_divide,
     torch.maximum,
     torch.minimum,
     # comparisons: a mask keeps each channel where it was
@@ -515,16 +519,20 @@ _BINARY_FUNCS: set[Any] = {
     torch.masked_fill,  # masked_fill(x, mask, value): the mask broadcasts like an operand
 }
 _BINARY_METHODS = {
-    "add", "sub", "mul", "div", "pow", "masked_fill", "gt", "ge", "lt", "le", "eq", "ne"
+    "add", "sub", "mul", "div", "pow", "masked_fill", "gt", "ge", "lt", "le", "eq", "ne",
+    "subtract", "multiply", "divide", "true_divide",
 }  # fmt: skip
+_DIVISION_METHODS = {"div", "divide", "true_divide"}
 # the in-place method of each of these (``relu_``, ``add_``) is read as the method itself: the
 # result is its input tensor, whose channels stay where they were
 _INPLACE_METHODS = {
     f"{name}_": name for name in _ELEMENTWISE_METHODS | _BINARY_METHODS | _MULTI_OPERAND.keys()
 }
-# division functions (the method ``div`` is matched by name): a parameter read as the divisor
+# division functions (the methods by name, _DIVISION_METHODS): a parameter read as the divisor
 # is set to 1, not 0, on removed channels by the soft-pruning oracle (0 / 0 would be NaN)
-_DIVISIONS: set[Any] = {operator.truediv, operator.itruediv, torch.div}
+_DIVISIONS: set[Any] = {
+    operator.truediv, operator.itruediv, torch.div, torch.divide, torch.true_divide
+}  # fmt: skip
 # unary ops followed back from a divisor to the parameter it reads (``x / gamma.abs()``): each
 # maps 0 to 0 (a zeroed divisor would give 0 / 0) and 1 to a nonzero value (the oracle's 1)
 _DIVISOR_UNARY_METHODS = {"abs", "neg", "sqrt", "square", "relu"}
@@ -2650,7 +2658,7 @@ class DependencyGraph:
         if name in _MULTI_OPERAND:
             return self._multi_operand(node, labels, name)
         if name in _BINARY_METHODS:
-            if name == "div":
+            if name in _DIVISION_METHODS:
                 self._note_divisor(a[1] if len(a) > 1 else node.kwargs.get("other"))
             return self._binary(node, labels, a[:2])
         if name in ("matmul", "mm", "bmm"):
