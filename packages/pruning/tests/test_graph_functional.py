@@ -1723,3 +1723,32 @@ def test_aliases_of_arithmetic_follow_the_channels() -> None:
     group = _group_of(graph, "a")
     assert group.prunable, group.reason
     assert ("", "gamma") in graph.divisors  # a divisor: 1 on removed channels in the oracle
+
+
+class _IndexedTable(nn.Module):
+    """XGLM's positions: rows of a ``[positions, C]`` table taken with ``index_select(0,
+    ...)`` and added to the tokens; with ``channels``, some channels are taken instead."""
+
+    def __init__(self, channels: bool = False) -> None:
+        super().__init__()
+        self.channels = channels
+        self.fc, self.out = nn.Linear(6, 8), nn.Linear(4 if channels else 8, 3)
+        self.table = nn.Parameter(torch.randn(10, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, T, 6]
+        h = self.fc(x)
+        if self.channels:
+            return self.out(h.index_select(-1, torch.arange(4)))
+        rows = torch.arange(x.shape[1])
+        return self.out(torch.relu(h + torch.index_select(self.table, 0, rows)))
+
+
+def test_index_select_of_other_axes_keeps_the_channels() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6)
+    group = _group_of(_check_oracle(_IndexedTable().eval(), x), "fc")
+    assert group.prunable, group.reason  # "unsupported" before 0.5.48
+    assert ("", "table") in {(m.module, m.param) for m in group.members}
+    taken = _group_of(DependencyGraph(_IndexedTable(channels=True).eval(), x), "fc")
+    assert not taken.prunable
+    assert "takes part of the channel axis" in taken.reason

@@ -2205,7 +2205,7 @@ class DependencyGraph:
         if target in (torch.channel_shuffle, torch.native_channel_shuffle):  # F.channel_shuffle
             groups = a[1] if len(a) > 1 else _kw(node).get("groups")
             return self._channel_shuffle(self._in(node, labels), int(groups))
-        if target in (torch.select, torch.narrow):
+        if target in (torch.select, torch.narrow, torch.index_select):
             return self._select(node, labels, node.args[1] if len(node.args) > 1 else None)
         if target in (_F.interpolate, _F.upsample):
             in_shape = _shape(node.args[0]) if node.args else None
@@ -2714,7 +2714,7 @@ class DependencyGraph:
             return x
         if name == "unbind":
             return self._unbind(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim", 0))
-        if name in ("select", "narrow"):
+        if name in ("select", "narrow", "index_select"):
             return self._select(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim"))
         raise _Freeze(f"{_describe(node)}: unsupported method")
 
@@ -2731,8 +2731,9 @@ class DependencyGraph:
         return label
 
     def _select(self, node: fx.Node, labels: dict[fx.Node, Any], dim: Any) -> Any:
-        """``x.select(dim, i)`` (drops ``dim``) or ``x.narrow(dim, start, n)`` of another axis
-        than the channels' (an RNN's last time step): the channels pass; of theirs: frozen."""
+        """``x.select(dim, i)`` (drops ``dim``), ``x.narrow(dim, start, n)`` or
+        ``x.index_select(dim, index)`` of another axis than the channels' (an RNN's last time
+        step, XGLM's rows of a position table): the channels pass; of theirs: frozen."""
         label, src = self._in(node, labels), _shape(node.args[0])
         if label is None:
             return None
