@@ -539,21 +539,29 @@ def _sharpened(model: Any) -> Any:
     return model.eval()
 
 
-def test_layer_norms_written_in_forward_follow_their_channels(tmp_path: Any) -> None:
-    """DeBERTa's ``DebertaLayerNorm`` (mean, variance, weight and bias written out, with a
-    ``variance_epsilon``) froze the residual width before 0.5.48 (``mean reduces over
-    channels``); it is a last-axis norm now, its statistics over the kept channels."""
-    cfg = transformers.DebertaConfig(
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_deberta_prunes_every_group_but_its_logits(version: str, tmp_path: Any) -> None:
+    """Before 0.5.48 DeBERTa's ``DebertaLayerNorm`` (mean, variance, weight and bias written
+    out, with a ``variance_epsilon``) froze its residual width (``mean reduces over
+    channels``), and DeBERTa-v2's heads, merged into the batch (``[B * heads, T, d]``) and
+    multiplied with ``torch.bmm``, froze at the unsupported ``bmm``. The norm is a last-axis
+    norm now (statistics over the kept channels), ``bmm`` the 3-D ``matmul``."""
+    make_config, make_model = {
+        "v1": (transformers.DebertaConfig, transformers.DebertaForSequenceClassification),
+        "v2": (transformers.DebertaV2Config, transformers.DebertaV2ForSequenceClassification),
+    }[version]
+    cfg = make_config(
         vocab_size=128,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=4,
         intermediate_size=64,
         max_position_embeddings=64,
+        pooler_hidden_size=32,
         num_labels=3,
     )
     torch.manual_seed(0)
-    model = _sharpened(transformers.DebertaForSequenceClassification(cfg))
+    model = _sharpened(make_model(cfg))
     ids = _ids()
     graph = DependencyGraph(model, ids)
     assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
@@ -561,7 +569,7 @@ def test_layer_norms_written_in_forward_follow_their_channels(tmp_path: Any) -> 
     hard, soft = prune(graph, plan), soft_prune(graph, plan)
     torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
     assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
-    assert hard.config.hidden_size == 16
+    assert (hard.config.hidden_size, hard.config.num_attention_heads) == (16, 2)
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 
@@ -630,32 +638,6 @@ def test_per_head_norms_leave_whole_heads_prunable(tmp_path: Any) -> None:
     torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-6 * scale, rtol=0)
     assert (hard.config.num_attention_heads, hard.config.num_key_value_heads) == (2, 1)
     assert hard.model.layers[0].self_attn.q_norm.weight.shape == (8,)  # head_dim is kept
-    assert _roundtrip(hard, tmp_path) < 1e-5
-
-
-def test_batched_products_over_merged_heads_keep_the_heads_prunable(tmp_path: Any) -> None:
-    """DeBERTa-v2 merges its heads into the batch (``[B * heads, T, d]``) and multiplies with
-    ``torch.bmm`` (content and relative-position scores); ``bmm`` froze the heads before
-    0.5.48 (``unsupported function``). It is ``matmul`` on 3-D tensors."""
-    cfg = transformers.DebertaV2Config(
-        vocab_size=128,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        pooler_hidden_size=32,
-        num_labels=3,
-    )
-    torch.manual_seed(0)
-    model = _sharpened(transformers.DebertaV2ForSequenceClassification(cfg))
-    ids = _ids()
-    graph = DependencyGraph(model, ids)
-    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
-    plan = plan_pruning(graph, "l2", 0.5)
-    hard, soft = prune(graph, plan), soft_prune(graph, plan)
-    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
-    assert hard.config.num_attention_heads == 2
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 
