@@ -573,19 +573,21 @@ def test_deberta_prunes_every_group_but_its_logits(version: str, tmp_path: Any) 
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 
+# the sizes of a tiny BART-family encoder-decoder (BART, Whisper)
+_SEQ2SEQ = {
+    "vocab_size": 128,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+}
+
+
 def _bart_classifier() -> Any:
-    cfg = transformers.BartConfig(
-        vocab_size=128,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
-        num_labels=3,
-    )
+    cfg = transformers.BartConfig(**_SEQ2SEQ, max_position_embeddings=64, num_labels=3)
     torch.manual_seed(0)
     return _sharpened(transformers.BartForSequenceClassification(cfg))
 
@@ -647,14 +649,7 @@ def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) ->
     pruned to another width than the encoder (one ``d_model``): the config was left and
     ``from_pretrained`` could not rebuild the model. Now both widths prune alike."""
     cfg = transformers.WhisperConfig(
-        vocab_size=128,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
+        **_SEQ2SEQ,
         num_mel_bins=8,
         max_source_positions=16,
         max_target_positions=16,
