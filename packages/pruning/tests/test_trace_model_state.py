@@ -47,3 +47,29 @@ def test_trace_model_and_dependency_graph_agree_on_state(one_thread) -> None:
     DependencyGraph(b, x)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
+
+
+class _CachedIndices(nn.Module):
+    """timm's ConViT: a non-persistent buffer that ``forward`` replaces when the input size
+    changes (``self.rel_indices = self.get_rel_indices(N)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("cache", torch.zeros(1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, N, 4]
+        if self.cache.shape[1] != x.shape[1]:
+            self.cache = torch.ones(1, x.shape[1])
+        return self.fc(x) * self.cache[..., None]
+
+
+def test_a_buffer_assigned_in_forward_is_put_back(one_thread) -> None:
+    """Before 0.5.48 the traced value stayed in the model's buffer, so the model (and every
+    pruned copy) failed on its next call ("symbolically traced variables cannot be used as
+    inputs to control flow")."""
+    model, x = _CachedIndices(), torch.randn(2, 3, 4)
+    cache = model.cache
+    DependencyGraph(model, x)
+    assert model.cache is cache
+    assert model(x).shape == (2, 3, 4)

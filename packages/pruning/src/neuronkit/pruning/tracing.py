@@ -1161,14 +1161,16 @@ def _trace_graph(
     """
     with _TRACE_LOCK:  # the factories below, and torch.fx, patch process-wide names
         saved = [(m, dict(vars(m))) for m in model.modules()]
-        # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache) and
-        # the hooks it may register (transformers' output capturing, with a flag on the model that
-        # the restore below removes: kept hooks would then be registered twice)
+        # plain dicts and lists a forward may fill in place (TinyViT's attention-bias cache),
+        # the buffers it may assign (timm ConViT's ``self.rel_indices = ...``: a traced value
+        # stayed in the model, which then failed on its next call) and the hooks it may register
+        # (transformers' output capturing, with a flag on the model that the restore below
+        # removes: kept hooks would then be registered twice)
         contents = [  # (container, its copy; None when it was empty)
             (v, v.copy() if v else None)
             for _, attrs in saved
             for k, v in attrs.items()
-            if (type(v) in (dict, list) and not k.startswith("_")) or k in _HOOK_DICTS
+            if (type(v) in (dict, list) and not k.startswith("_")) or k in _RESTORED_DICTS
         ]
         table = fx._symbolic_trace._wrapped_fns_to_patch  # (globals id, name) -> globals
         wrapped = dict(table)
@@ -1516,8 +1518,10 @@ def _marks_sizes(fn: Callable[..., Any], owner: int) -> Callable[..., Any]:
 
 
 _MISSING = object()
-_HOOK_DICTS = frozenset(
+# a module's private dicts that tracing puts back as they were (see _trace_graph)
+_RESTORED_DICTS = frozenset(
     (
+        "_buffers",
         "_forward_hooks",
         "_forward_hooks_with_kwargs",
         "_forward_hooks_always_called",
