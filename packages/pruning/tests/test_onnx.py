@@ -1138,3 +1138,37 @@ def test_a_gather_reading_a_flattened_tensor_in_order_is_read_through(dynamic: b
     gather = OnnxDependencyGraph(_dynamo_export(shifted, torch.randn(2, 3, 8, 8), {})).groups[0]
     assert not gather.prunable
     assert "selects channels" in gather.reason
+
+
+class _DenseBlock(torch.nn.Module):
+    """Two convolutions whose outputs are concatenated and added to a projection of the input
+    (one group of 12 channels); the second's channels are small everywhere, so the 6 lowest
+    scores are its 4 and 2 of the first's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 4, 3, padding=1)
+        self.skip = torch.nn.Conv2d(3, 12, 1)
+        self.out = torch.nn.Conv2d(12, 5, 1)
+        with torch.no_grad():
+            self.b.weight.mul_(1e-3)
+            self.skip.weight[8:].mul_(1e-3)
+            self.out.weight[:, 8:].mul_(1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        return self.out(torch.cat([h, self.b(h)], 1) + self.skip(x))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_every_concatenated_convolution_keeps_an_output_channel() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 6)
+    proto = _export(_DenseBlock().eval(), x)
+    assert [g.size for g in OnnxDependencyGraph(proto).prunable_groups()] == [12]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    convs = [n for n in hard.graph.node if n.op_type == "Conv"]
+    out_channels = {t.name: t.dims[0] for t in hard.graph.initializer}
+    assert sorted(out_channels[n.input[1]] for n in convs[:2]) == [1, 5]  # b keeps one
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)

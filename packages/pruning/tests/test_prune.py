@@ -337,3 +337,41 @@ def test_numpy_scalars_are_accepted_as_python_numbers() -> None:
         plan_from_masks(graph, {"0": mask})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match=r"round_to: expected a positive int, got 2\.0"):
         plan_pruning(graph, round_to=2.0)  # type: ignore[arg-type]
+
+
+class _DenseBlock(torch.nn.Module):
+    """Two layers whose outputs are concatenated (DenseNet style) and added to a projection of
+    the input, which makes all 12 channels one group; the second layer has small weights and
+    a tiny layer scale (timm's RDNet), so its channels score lowest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.b = torch.nn.Conv2d(8, 4, 3, padding=1)
+        self.skip = torch.nn.Conv2d(3, 12, 1)
+        self.gamma = torch.nn.Parameter(torch.full((4, 1, 1), 1e-6))
+        self.out = torch.nn.Conv2d(12, 5, 1)
+        with torch.no_grad():  # b's channels: small in every layer that holds them
+            self.b.weight.mul_(1e-3)
+            self.skip.weight[8:].mul_(1e-3)
+            self.out.weight[:, 8:].mul_(1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        return self.out(torch.cat([h, self.gamma * self.b(h)], 1) + self.skip(x))
+
+
+def test_every_concatenated_layer_keeps_an_output_channel() -> None:
+    """Before 0.5.48 the plan removed all of ``b``'s channels (the 6 lowest of the 12 are its
+    4 and 2 of ``a``'s): a convolution with no output, so the pruned model failed on its
+    first call. Now ``b`` keeps its best channel, and one more of ``a``'s goes instead."""
+    torch.manual_seed(0)
+    model, x = _DenseBlock().eval(), torch.randn(2, 3, 6, 6)
+    graph = DependencyGraph(model, x)
+    assert [g.size for g in graph.prunable_groups()] == [12]
+    plan = plan_pruning(graph, "l2", 0.5)
+    assert plan.num_removed() == 6
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert (hard.a.out_channels, hard.b.out_channels) == (5, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)

@@ -63,6 +63,7 @@ from .graph import (
     _unite_blocks,
 )
 from .importance import magnitude_position_scores
+from .prune import _spare_every_output
 
 __all__ = ["OnnxDependencyGraph", "prune_onnx"]
 
@@ -2169,7 +2170,7 @@ def prune_onnx(
                 f"the L{p} scores of the group of {sorted(g.producers)} must be finite to rank "
                 "its channels, got NaN or inf (NaN or inf in those initializers?)"
             )
-        order = np.argsort(scores, kind="stable")[:n]
+        order = _spare_every_output(g, np.argsort(scores, kind="stable")[:n], scores)
         pruned_roots.update(g.roots[j] for j in order.tolist())
         for m in g.members:
             removed.setdefault((m.module, m.dim), set()).update(m.positions.take(order).tolist())

@@ -312,8 +312,39 @@ def _group_ratio(group: Group, ratio: float, layer_ratios: Mapping[str, float]) 
 def _take(plan: PruningPlan, group: Group, scores: torch.Tensor, n: int) -> None:
     if n <= 0:
         return
-    order = torch.argsort(scores, stable=True)
-    plan.removed[group.index] = order[:n].sort().values
+    order = torch.argsort(scores, stable=True)[:n]
+    if group.multiple == 1:
+        values = scores.detach().double().cpu().numpy()
+        kept = _spare_every_output(group, order.cpu().numpy(), values)
+        order = torch.from_numpy(kept).to(order.device)
+    plan.removed[group.index] = order.sort().values
+
+
+def _spare_every_output(group: Group, removed: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``removed`` (``[n]`` channel indices of ``group``, whose channels score ``scores [size]``)
+    changed so that every layer whose outputs are some of the group's channels keeps one: where
+    a group concatenates several layers' outputs (DenseNet-style blocks; timm's RDNet, whose
+    blocks' tiny layer scales rank all of one block's channels lowest) the lowest scores may be
+    all of one layer's, and a convolution left with no output cannot run. Its best channel is
+    kept instead of the lowest-scored other kept channel whose layers keep others (the count
+    stays, unless no such channel exists). Sorted ``[n]`` indices."""
+    holders = [
+        m.positions.counts > 0
+        for m in group.members
+        if m.role == "out" and not m.positions.one_each
+    ]
+    gone = np.zeros(group.size, dtype=bool)
+    gone[removed] = True
+    for held in holders:
+        if not gone[held].all():
+            continue
+        mine = np.flatnonzero(held)
+        gone[mine[np.argmax(scores[mine])]] = False
+        for c in np.argsort(scores, kind="stable"):  # instead: the lowest that can go
+            if not gone[c] and all(not h[c] or (h & ~gone).sum() > 1 for h in holders):
+                gone[c] = True
+                break
+    return np.flatnonzero(gone)
 
 
 def _plan_attention(graph: DependencyGraph, plan: PruningPlan) -> None:
