@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
-from .graph import DependencyGraph, Group
+from .graph import DependencyGraph, Group, GroupMember
 from .hf_config import sync_hf_config
 from .importance import GroupImportance, _described, get_param, resolve_importance
 from .tracing import drop_caches, is_hf_conv1d, is_hf_model, is_last_axis_norm
@@ -313,11 +313,17 @@ def _take(plan: PruningPlan, group: Group, scores: torch.Tensor, n: int) -> None
     if n <= 0:
         return
     order = torch.argsort(scores, stable=True)[:n]
-    if group.multiple == 1:
+    if group.multiple == 1 and any(_holds_some(m) for m in group.members):
         values = scores.detach().double().cpu().numpy()
         kept = _spare_every_output(group, order.cpu().numpy(), values)
         order = torch.from_numpy(kept).to(order.device)
     plan.removed[group.index] = order.sort().values
+
+
+def _holds_some(member: GroupMember) -> bool:
+    """Whether ``member`` produces its group's channels other than one index each, as a layer
+    whose outputs are concatenated with other layers' holds none of theirs."""
+    return member.role == "out" and not member.positions.one_each
 
 
 def _spare_every_output(group: Group, removed: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -328,11 +334,7 @@ def _spare_every_output(group: Group, removed: np.ndarray, scores: np.ndarray) -
     all of one layer's, and a convolution left with no output cannot run. Its best channel is
     kept instead of the lowest-scored other kept channel whose layers keep others (the count
     stays, unless no such channel exists). Sorted ``[n]`` indices."""
-    holders = [
-        m.positions.counts > 0
-        for m in group.members
-        if m.role == "out" and not m.positions.one_each
-    ]
+    holders = [m.positions.counts > 0 for m in group.members if _holds_some(m)]
     gone = np.zeros(group.size, dtype=bool)
     gone[removed] = True
     for held in holders:
