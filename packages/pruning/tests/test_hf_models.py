@@ -539,6 +539,29 @@ def _sharpened(model: Any) -> Any:
     return model.eval()
 
 
+def _prunes_to_its_oracle(model: Any, ids: torch.Tensor) -> Any:
+    """``model`` pruned at 50% by group L2, checked: only its logits freeze, and it computes
+    its soft oracle's logits, which differ from the unpruned model's."""
+    graph = DependencyGraph(model, ids)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    return hard
+
+
+# the sizes of a tiny encoder or decoder (DeBERTa, Qwen3)
+_TINY = {
+    "vocab_size": 128,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
+
+
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_deberta_prunes_every_group_but_its_logits(version: str, tmp_path: Any) -> None:
     """Before 0.5.48 DeBERTa's ``DebertaLayerNorm`` (mean, variance, weight and bias written
@@ -550,25 +573,10 @@ def test_deberta_prunes_every_group_but_its_logits(version: str, tmp_path: Any) 
         "v1": (transformers.DebertaConfig, transformers.DebertaForSequenceClassification),
         "v2": (transformers.DebertaV2Config, transformers.DebertaV2ForSequenceClassification),
     }[version]
-    cfg = make_config(
-        vocab_size=128,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        pooler_hidden_size=32,
-        num_labels=3,
-    )
+    cfg = make_config(**_TINY, pooler_hidden_size=32, num_labels=3)
     torch.manual_seed(0)
     model = _sharpened(make_model(cfg))
-    ids = _ids()
-    graph = DependencyGraph(model, ids)
-    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
-    plan = plan_pruning(graph, "l2", 0.5)
-    hard, soft = prune(graph, plan), soft_prune(graph, plan)
-    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
-    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    hard = _prunes_to_its_oracle(model, _ids())
     assert (hard.config.hidden_size, hard.config.num_attention_heads) == (16, 2)
     assert _roundtrip(hard, tmp_path) < 1e-5
 
@@ -600,12 +608,7 @@ def test_classifier_over_eos_tokens_prunes_its_residual_width(tmp_path: Any) -> 
     model = _bart_classifier()
     ids = _ids()
     ids[:, -1] = model.config.eos_token_id
-    graph = DependencyGraph(model, ids)
-    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
-    plan = plan_pruning(graph, "l2", 0.5)
-    hard, soft = prune(graph, plan), soft_prune(graph, plan)
-    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
-    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    hard = _prunes_to_its_oracle(model, ids)
     assert hard.config.d_model == 16
     # the check still runs on the example: rows with different numbers of <eos> tokens
     ids[0, 3] = model.config.eos_token_id
@@ -617,16 +620,7 @@ def test_per_head_norms_leave_whole_heads_prunable(tmp_path: Any) -> None:
     """Qwen3 normalizes each query and key head over its dimensions (``q_norm``, ``k_norm``:
     an RMSNorm of ``head_dim`` on ``[B, T, heads, head_dim]``); the heads froze there before
     0.5.48 (``channels not on the last axis``), though the norm acts on each head alone."""
-    cfg = transformers.Qwen3Config(
-        vocab_size=128,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
+    cfg = transformers.Qwen3Config(**_TINY, num_key_value_heads=2, head_dim=8)
     torch.manual_seed(0)
     model = _sharpened(transformers.Qwen3ForCausalLM(cfg))
     ids = _ids()
