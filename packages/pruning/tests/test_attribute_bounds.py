@@ -140,6 +140,49 @@ def test_slice_at_a_bound_that_would_not_follow_freezes(bound: str) -> None:
     assert not graph.size_attributes
 
 
+class _FusedThreeWay(nn.Module):
+    """Phi-3's fused ``qkv``: one conv's 12 channels cut at ``self.a`` and ``self.a +
+    self.b`` into pieces of 4, 2 x 2 (``self.b`` counts pairs: ``self.b * 2``) and 4 channels,
+    each through its own conv. ``bound="offset"`` cuts at ``self.a + 1`` instead (a sum with a
+    literal). ``[B, 3, H, W] -> [B, 4]``."""
+
+    def __init__(self, bound: str = "sum") -> None:
+        super().__init__()
+        self.a, self.b, self.bound = 4, 2, bound
+        self.stem = nn.Conv2d(3, 12, 1)
+        self.pa, self.pb, self.pc = (nn.Conv2d(n, 5, 1) for n in (4, 4, 4))
+        self.out = nn.Conv2d(5, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        cut = self.a + 1 if self.bound == "offset" else self.a + self.b * 2
+        a, b, c = y[:, : self.a], y[:, self.a : cut], y[:, cut:]
+        if self.bound == "offset":
+            b = F.pad(b, (0, 0, 0, 0, 0, 3))
+            c = c[:, :4]
+        return self.out(torch.relu(self.pa(a) + self.pb(b) + self.pc(c))).mean((2, 3))
+
+
+def test_slice_at_a_sum_of_attributes_prunes_each_piece() -> None:
+    """A bound that adds attributes (or multiples of one) cuts the channels before it into
+    one run per term: each attribute becomes the kept count of its own run (``self.b`` in
+    whole pairs) and the last piece follows the channels after the bound."""
+    torch.manual_seed(0)
+    model = _FusedThreeWay().eval()
+    graph, hard = _pruned(model, torch.randn(2, 3, 5, 5))
+    assert _group_of(graph, "stem").prunable
+    assert graph.size_attributes.keys() == {("", "a"), ("", "b")}
+    assert (hard.a, 2 * hard.b) == (hard.pa.in_channels, hard.pb.in_channels)
+    assert hard.a + 2 * hard.b + hard.pc.in_channels == hard.stem.out_channels < 12
+
+
+def test_slice_at_an_attribute_plus_a_literal_freezes() -> None:
+    torch.manual_seed(0)
+    graph = DependencyGraph(_FusedThreeWay("offset").eval(), torch.randn(2, 3, 5, 5))
+    assert not _group_of(graph, "stem").prunable
+    assert not graph.size_attributes
+
+
 class _DualPath(nn.Module):
     """DPN's ``DualPathBlock``: two tensors cut at ``self.num_1x1_c``; the first parts added
     (residual path), the rest concatenated (dense path): ``[B, 3, H, W] -> [B, 4]``."""

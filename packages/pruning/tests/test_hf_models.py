@@ -6,6 +6,7 @@ describes its new sizes (``save_pretrained`` / ``from_pretrained`` round-trip) o
 why no config can.
 """
 
+import copy
 import warnings
 from typing import Any
 
@@ -18,6 +19,7 @@ transformers = pytest.importorskip(
 
 from neuronkit.pruning import (  # noqa: E402
     DependencyGraph,
+    PruningPlan,
     UntraceableModelError,
     plan_pruning,
     prune,
@@ -635,6 +637,46 @@ def test_per_head_norms_leave_whole_heads_prunable(tmp_path: Any) -> None:
     assert (hard.config.num_attention_heads, hard.config.num_key_value_heads) == (2, 1)
     assert hard.model.layers[0].self_attn.q_norm.weight.shape == (8,)  # head_dim is kept
     assert _roundtrip(hard, tmp_path) < 1e-5
+
+
+@pytest.mark.parametrize("uniform", [True, False], ids=["uniform", "layer0_only"])
+def test_heads_sliced_at_config_sizes_prune(uniform: bool, tmp_path: Any) -> None:
+    """Phi-3 slices its fused ``qkv`` at ``config.num_attention_heads * head_dim`` and at that
+    plus ``num_key_value_heads * head_dim``, read in ``forward``; before 0.5.49 its heads froze.
+    The sizes read from the shared config are now the attention module's own (a
+    ``ConfigView``), so each layer keeps its own head count; uniform counts reload."""
+    cfg = transformers.Phi3Config(**_TINY, num_key_value_heads=2, pad_token_id=0)
+    torch.manual_seed(0)
+    model = _sharpened(transformers.Phi3ForCausalLM(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    heads = [
+        i
+        for i, g in enumerate(graph.groups)
+        if any(p.endswith("self_attn.qkv_proj") for p in g.producers)
+    ]
+    assert [graph.groups[i].size for i in heads] == [2, 2]  # per layer: kv heads + 2 q heads
+    plan = plan_pruning(graph, "l2", 0.5)
+    if not uniform:
+        plan = PruningPlan({heads[0]: torch.tensor([1])})
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    views = [layer.self_attn.config for layer in hard.model.layers]
+    assert [v.num_attention_heads for v in views] == [2, 2 if uniform else 4]
+    assert views[0].config is hard.config  # a view: other fields still read the config
+    assert uniform or views[1] is hard.config  # a layer left whole keeps the config
+    assert model.model.layers[0].self_attn.config is model.config  # the input is untouched
+    copied = copy.deepcopy(hard)
+    assert copied.model.layers[0].self_attn.config.config is copied.config
+    torch.testing.assert_close(_logits(copied, ids), _logits(hard, ids), atol=0, rtol=0)
+    again = DependencyGraph(hard, ids)  # a pruned model traces and prunes again
+    plan = plan_pruning(again, "l2", 0.3)
+    torch.testing.assert_close(
+        _logits(prune(again, plan), ids), _logits(soft_prune(again, plan), ids), atol=1e-5, rtol=0
+    )
+    if uniform:
+        assert (hard.config.num_attention_heads, hard.config.num_key_value_heads) == (2, 1)
+        assert _roundtrip(hard, tmp_path) < 1e-5
 
 
 def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) -> None:

@@ -72,6 +72,7 @@ from .tracing import (
     _has_forward_hooks,
     _reads_metadata,
     _SizeInt,
+    _SizeSum,
     _trace_graph,
     is_hf_conv1d,
     is_last_axis_norm,
@@ -1004,8 +1005,8 @@ class DependencyGraph:
         """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``
         (whose value is ``divisor`` times ``size``: CSPNet's ``split(self.expand_chs // 2)``
         binds all the channels it splits); a part of an attribute anywhere else freezes. A
-        multiple ``m`` of the attribute (GPT-Neo's ``num_heads * head_dim``) binds the units of
-        channels that come in runs of ``m`` (the heads, each ``head_dim`` wide)."""
+        multiple ``m`` of the attribute (GPT-Neo's ``num_heads * head_dim``) binds units of ``m``
+        consecutive channels (the heads, each ``head_dim`` wide), each made one unit."""
         if size is not None:
             if size.divisor != divisor:
                 raise _Freeze(
@@ -1015,12 +1016,9 @@ class DependencyGraph:
                 )
             m = size.multiplier
             units = list(label.slots[::m])
-            if label.slots != [s for s in units for _ in range(m)]:
-                raise _Freeze(
-                    f"{_describe(node)}: size {size} on the channel axis is the module "
-                    f"attribute {'.'.join(p for p in size.key if p)} times {m}, over channels "
-                    f"that do not come in units of {m}; it would not follow the pruning"
-                )
+            runs = [s for s in units for _ in range(m)]
+            if label.slots != runs:  # Phi-3's qkv[..., : heads * head_dim]: heads of the linear
+                self._uf.unite(runs, label.slots)
             self._sized.setdefault(size.key, []).append((units, node))
         return label
 
@@ -1038,8 +1036,9 @@ class DependencyGraph:
         ratios: dict[tuple[str, str], list[fx.Node]] = {}
 
         def count(a: Any) -> Any:
-            if isinstance(a, _SizeInt):
-                uses[a.key] = uses.get(a.key, 0) + 1
+            for term in a.terms if isinstance(a, _SizeSum) else (a,):
+                if isinstance(term, _SizeInt):
+                    uses[term.key] = uses.get(term.key, 0) + 1
             return a
 
         for node in self._graph.nodes:
@@ -2077,13 +2076,19 @@ class DependencyGraph:
         """The slots ``label``'s channels keep under ``index``. A bound that cuts the axis
         must be a module attribute (ReXNet's ``x[:, 0:self.in_channels]``, DPN's
         ``x[:, self.num_1x1_c:]``), which :func:`~.prune.prune` rewrites to the kept count of
-        the channels before it; a bound written in ``forward`` would not follow the pruning."""
+        the channels before it; a bound written in ``forward`` would not follow the pruning. A
+        sum of attributes (Phi-3's fused ``qkv[..., q + k :]``) binds each to its own run of
+        the channels before the bound, in order."""
         slots, n = label.slots, len(label.slots)
         if index.step not in (None, 1):
             raise _Freeze(f"{_describe(node)} slices channels with a step")
         for bound in (index.start, index.stop):
-            if isinstance(bound, _SizeInt) and 0 <= bound <= n:
-                self._bind_size(bound, _Label(label.axis, slots[:bound]), node)
+            if isinstance(bound, (_SizeInt, _SizeSum)) and 0 <= bound <= n:
+                start = 0
+                for term in bound.terms if isinstance(bound, _SizeSum) else (bound,):
+                    end = start + int.__int__(term)
+                    self._bind_size(term, _Label(label.axis, slots[start:end]), node)
+                    start = end
             elif bound is not None and slots[bound:] and slots[:bound]:
                 raise _Freeze(f"{_describe(node)} slices channels at fixed bounds")
         return slots[index]

@@ -37,14 +37,15 @@ from torch import nn
 
 from neuronkit.common import eval_mode
 
-from .tracing import call_model, split_inputs
+from .tracing import ConfigView, call_model, split_inputs
 
 __all__ = ["sync_hf_config"]
 
 
 def _per_layer_sizes(model: nn.Module) -> dict[str, list[int]]:
     """Config field -> the size each transformer layer now has (GPT-2, LLaMA- and BERT-style
-    module names)."""
+    module names, and the config fields a module's ``forward`` reads, which
+    :func:`~.prune.prune` rewrote in its :class:`~.tracing.ConfigView`)."""
     sizes: dict[str, list[int]] = {}
 
     def add(field: str, value: Any) -> None:
@@ -53,6 +54,10 @@ def _per_layer_sizes(model: nn.Module) -> dict[str, list[int]]:
     for mod in model.modules():
         q, k, up = (getattr(mod, n, None) for n in ("q_proj", "k_proj", "up_proj"))
         attrs = vars(mod)  # plain attributes (head_dim, num_heads, ...), not submodules
+        view = attrs.get("config")
+        if isinstance(view, ConfigView):  # sizes its forward reads from the config (Phi-3)
+            for field, value in view.overrides.items():
+                add(field, value)
         query = getattr(mod, "query", None)
         inner = getattr(getattr(mod, "intermediate", None), "dense", None)
         if isinstance(q, nn.Linear) and isinstance(k, nn.Linear) and "head_dim" in attrs:

@@ -33,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 from .graph import DependencyGraph, Group, GroupMember
 from .hf_config import sync_hf_config
 from .importance import GroupImportance, _described, get_param, resolve_importance
-from .tracing import drop_caches, is_hf_conv1d, is_hf_model, is_last_axis_norm
+from .tracing import ConfigView, drop_caches, is_hf_conv1d, is_hf_model, is_last_axis_norm
 
 __all__ = [
     "MaskedLayerNorm",
@@ -321,17 +321,19 @@ def _take(plan: PruningPlan, group: Group, scores: torch.Tensor, n: int) -> None
 
 
 def _holds_some(member: GroupMember) -> bool:
-    """Whether ``member`` produces its group's channels other than one index each, as a layer
-    whose outputs are concatenated with other layers' holds none of theirs."""
-    return member.role == "out" and not member.positions.one_each
+    """Whether ``member`` produces or reads its group's channels other than one index each: a
+    layer whose outputs are concatenated with other layers' holds none of theirs, one that
+    reads a slice of them (a piece of Phi-3's fused ``qkv``) none of the others."""
+    return member.role in ("out", "in") and not member.positions.one_each
 
 
 def _spare_every_output(group: Group, removed: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """``removed`` (``[n]`` channel indices of ``group``, whose channels score ``scores [size]``)
-    changed so that every layer whose outputs are some of the group's channels keeps one: where
-    a group concatenates several layers' outputs (DenseNet-style blocks; timm's RDNet, whose
-    blocks' tiny layer scales rank all of one block's channels lowest) the lowest scores may be
-    all of one layer's, and a convolution left with no output cannot run. Its best channel is
+    changed so that every layer whose outputs (or inputs) are some of the group's channels
+    keeps one: where a group concatenates several layers' outputs (DenseNet-style blocks;
+    timm's RDNet, whose blocks' tiny layer scales rank all of one block's channels lowest), or
+    is sliced into several layers' inputs, the lowest scores may be all of one layer's, and a
+    convolution left with no output (or input) cannot run. Its best channel is
     kept instead of the lowest-scored other kept channel whose layers keep others (the count
     stays, unless no such channel exists). Sorted ``[n]`` indices."""
     holders = [m.positions.counts > 0 for m in group.members if _holds_some(m)]
@@ -673,8 +675,9 @@ def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool)
 
 
 def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str, Any]) -> None:
-    """Set each size attribute the graph found (a reshape's head count, or an entry
-    ``"name[i]"`` of a tuple attribute) to the entries kept."""
+    """Set each size attribute the graph found (a reshape's head count, an entry
+    ``"name[i]"`` of a tuple attribute, a field ``"config.name"`` of the module's model config)
+    to the entries kept."""
     for (module, attr), (gids, pos) in graph.size_attributes.items():
         gone = 0
         for gi, idx in plan.removed.items():
@@ -684,10 +687,17 @@ def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str
         if not gone:
             continue
         name, _, index = attr.partition("[")
+        holder, _, field = name.rpartition(".")
         if index:  # an entry of a tuple
             entries = list(getattr(mods[module], name))
             entries[int(index[:-1])] = len(gids) - gone
             setattr(mods[module], name, tuple(entries))
+        elif holder:  # a field of its (shared) model config: the module gets its own view
+            config = getattr(mods[module], holder)
+            if not isinstance(config, ConfigView):
+                config = ConfigView(config, {})
+                setattr(mods[module], holder, config)
+            config.overrides[field] = len(gids) - gone
         else:
             setattr(mods[module], attr, len(gids) - gone)
 

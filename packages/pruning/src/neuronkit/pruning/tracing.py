@@ -629,7 +629,7 @@ class ConcreteTracer(_ThreadSafeTracer):
                     self._values[v] = self._attr(str(v.target))
                     v.meta["nk_shape"] = tuple(int(d) for d in self._values[v].shape)
                 return self._values[v]
-            if isinstance(v, _SizeInt):  # torch runs on plain ints: no reads to mark
+            if isinstance(v, (_SizeInt, _SizeSum)):  # torch runs on plain ints: no reads
                 return int.__int__(v)
             return v
 
@@ -1438,6 +1438,12 @@ class _SizeInt(int):
 
     __rmul__ = __mul__
 
+    def __add__(self, other: Any) -> Any:
+        """A sum with another attribute (or multiple of one, Phi-3's ``query_pos +
+        self.num_key_value_heads * self.head_dim``) is a :class:`_SizeSum` that knows its
+        terms; anything else marks a read."""
+        return _sum_of(self, other)
+
     def escape(self) -> None:
         if self.sizes.active:
             self.sizes.escaped.add(self.key)
@@ -1446,10 +1452,45 @@ class _SizeInt(int):
         return int, (int.__int__(self),)
 
 
+class _SizeSum(int):
+    """A sum of :class:`_SizeInt` terms (each a whole attribute or a multiple of one) while a
+    model is traced: a bound that cuts a channel axis into consecutive parts, one per term
+    (Phi-3's fused ``qkv[..., q + k :]``). Anything else on it marks every term read."""
+
+    terms: tuple[_SizeInt, ...]
+
+    def __new__(cls, terms: tuple[_SizeInt, ...]) -> _SizeSum:
+        obj = super().__new__(cls, sum(int.__int__(t) for t in terms))
+        obj.terms = terms
+        return obj
+
+    def __add__(self, other: Any) -> Any:
+        return _sum_of(self, other)
+
+    def escape(self) -> None:
+        for term in self.terms:
+            term.escape()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return int, (int.__int__(self),)
+
+
+def _sum_of(a: _SizeInt | _SizeSum, b: Any) -> Any:
+    """``a + b`` while tracing: a :class:`_SizeSum` when both are attribute sizes (not parts of
+    one), else a plain ``int`` that marks both read."""
+    parts = [t for x in (a, b) for t in (x.terms if isinstance(x, _SizeSum) else (x,))]
+    if all(isinstance(t, _SizeInt) and t.divisor == 1 and t.sizes.active for t in parts):
+        return _SizeSum(tuple(parts))
+    for x in (a, b):
+        if isinstance(x, (_SizeInt, _SizeSum)):
+            x.escape()
+    return int.__int__(a) + int.__int__(b) if isinstance(b, int) else NotImplemented
+
+
 def _escaping(name: str) -> Callable[..., Any]:
     base = getattr(int, name)
 
-    def method(self: _SizeInt, *args: Any) -> Any:
+    def method(self: _SizeInt | _SizeSum, *args: Any) -> Any:
         self.escape()
         return base(self, *args)
 
@@ -1458,20 +1499,23 @@ def _escaping(name: str) -> Callable[..., Any]:
 
 
 for _name in (
-    *(f"__{op}__" for op in ("add", "sub", "truediv", "mod", "divmod")),
-    *(f"__r{op}__" for op in ("add", "sub", "floordiv", "truediv", "mod", "divmod")),
+    *(f"__{op}__" for op in ("sub", "truediv", "mod", "divmod", "mul", "floordiv")),
+    *(f"__r{op}__" for op in ("add", "sub", "floordiv", "truediv", "mod", "divmod", "mul")),
     *("__pow__", "__rpow__", "__neg__", "__pos__", "__abs__", "__invert__"),
     *("__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__"),
     *("__lshift__", "__rlshift__", "__rshift__", "__rrshift__"),
     *("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__"),
     *("__index__", "__int__", "__float__", "__round__", "__trunc__", "__floor__", "__ceil__"),
 ):
-    setattr(_SizeInt, _name, _escaping(_name))
+    setattr(_SizeSum, _name, _escaping(_name))
+    if not hasattr(_SizeInt, _name) or getattr(_SizeInt, _name) is getattr(int, _name):
+        setattr(_SizeInt, _name, _escaping(_name))
 
 
 def _track_sizes(model: nn.Module) -> _Sizes:
-    """Replace every module's plain ``int`` attributes, and the entries of its tuples of
-    ``int`` (timm's ``Scale.shape = (dim, 1, 1)``, keyed ``"shape[0]"``...), by
+    """Replace every module's plain ``int`` attributes, the entries of its tuples of ``int``
+    (timm's ``Scale.shape = (dim, 1, 1)``, keyed ``"shape[0]"``...) and the ``int`` fields of
+    its model config (a :class:`ConfigView`, keyed ``"config.num_attention_heads"``...) by
     :class:`_SizeInt` (the caller restores them)."""
     sizes = _Sizes()
     for name, m in model.named_modules():
@@ -1483,6 +1527,16 @@ def _track_sizes(model: nn.Module) -> _Sizes:
             if type(value) is int:
                 sizes.replaced.append((attrs, key, value))
                 attrs[key] = _SizeInt(value, (name, key), sizes)
+            elif is_model_config(value):  # Phi-3 slices its heads at config sizes
+                sizes.replaced.append((attrs, key, value))
+                ints = {
+                    k: v
+                    for k, v in _config_values(value).items()
+                    if type(v) is int and not k.startswith("_")
+                }
+                attrs[key] = ConfigView(
+                    value, {k: _SizeInt(v, (name, f"{key}.{k}"), sizes) for k, v in ints.items()}
+                )
             elif geometry and key in _WINDOW_ATTRS:
                 continue  # (3, 3) kernels, strides, paddings: never channel counts
             elif type(value) is tuple and value and all(type(v) is int for v in value):
@@ -1491,6 +1545,47 @@ def _track_sizes(model: nn.Module) -> _Sizes:
                     _SizeInt(v, (name, f"{key}[{i}]"), sizes) for i, v in enumerate(value)
                 )
     return sizes
+
+
+class ConfigView:
+    """A module's own view of a shared Hugging Face model config: ``overrides`` (field ->
+    value) shadow the config's fields; every other read and every write goes to the config.
+    :func:`~.prune.prune` gives a module one when it rewrites a config size that its
+    ``forward`` reads (Phi-3's ``self.config.num_attention_heads``) for that module alone."""
+
+    def __init__(self, config: Any, overrides: dict[str, Any]) -> None:
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "overrides", overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("config", "overrides"):
+            raise AttributeError(name)  # copies and pickles build the view before its state
+        if name in self.overrides:
+            return self.overrides[name]
+        return getattr(self.config, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.overrides:
+            self.overrides[name] = value
+        else:
+            setattr(self.config, name, value)
+
+    def __repr__(self) -> str:
+        return f"ConfigView({type(self.config).__name__}, overrides={self.overrides})"
+
+
+def is_model_config(value: Any) -> bool:
+    """Whether ``value`` is a Hugging Face model config or a :class:`ConfigView` of one."""
+    return isinstance(value, ConfigView) or any(
+        c.__name__ in ("PretrainedConfig", "PreTrainedConfig") for c in type(value).__mro__
+    )
+
+
+def _config_values(config: Any) -> dict[str, Any]:
+    """A config's fields as its module reads them (a view's overrides over its config's)."""
+    if isinstance(config, ConfigView):
+        return {**_config_values(config.config), **config.overrides}
+    return dict(vars(config))
 
 
 # the spatial window of torch's conv and pool layers
@@ -1507,7 +1602,7 @@ def _marks_sizes(fn: Callable[..., Any], owner: int) -> Callable[..., Any]:
             return fn(*args, **kwargs)  # recorded: the graph's node holds the sizes
 
         def mark(v: Any) -> Any:
-            if isinstance(v, _SizeInt):
+            if isinstance(v, (_SizeInt, _SizeSum)):
                 v.escape()
             return v
 
