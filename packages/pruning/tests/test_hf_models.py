@@ -679,6 +679,44 @@ def test_heads_sliced_at_config_sizes_prune(uniform: bool, tmp_path: Any) -> Non
         assert _roundtrip(hard, tmp_path) < 1e-5
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_phi3_onnx_export_prunes_its_heads() -> None:
+    """The ONNX route on Phi-3 (dynamo, dynamic batch and sequence): the slices of the fused
+    ``qkv`` are constants there, rewritten to the kept counts (they froze the heads before
+    0.5.49)."""
+    onnx_rt = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxscript", reason="torch's dynamo exporter needs onnxscript")
+    from neuronkit.pruning.onnx import OnnxDependencyGraph, prune_onnx
+
+    cfg = transformers.Phi3Config(**_TINY, num_key_value_heads=2, pad_token_id=0)
+    torch.manual_seed(0)
+    model = _sharpened(transformers.Phi3ForCausalLM(cfg))
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.model(input_ids=ids, use_cache=False).logits
+
+    dims = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq", max=64)},)
+    proto = torch.onnx.export(
+        Logits().eval(), (_ids(),), dynamo=True, dynamic_shapes=dims, verbose=False
+    ).model_proto
+    groups = OnnxDependencyGraph(proto).groups
+    assert [g.size for g in groups if g.prunable] == [32, 2, 64, 2, 64]  # width, heads, MLPs
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+
+    def run(p: Any, ids: torch.Tensor) -> Any:
+        sess = onnx_rt.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+        return sess.run(None, {sess.get_inputs()[0].name: ids.numpy()})[0]
+
+    ids = torch.randint(4, 128, (3, 9), generator=torch.Generator().manual_seed(2))
+    assert abs(run(hard, ids) - run(soft, ids)).max() < 1e-5 * abs(run(proto, ids)).max()
+    assert abs(run(proto, ids) - run(soft, ids)).max() > 1e-3
+
+
 def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) -> None:
     """Whisper returns its encoder's last hidden state beside the logits; as a model output it
     froze the encoder's width before 0.5.48, and then no config could describe a decoder

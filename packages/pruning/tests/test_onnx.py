@@ -1172,3 +1172,50 @@ def test_every_concatenated_convolution_keeps_an_output_channel() -> None:
     out_channels = {t.name: t.dims[0] for t in hard.graph.initializer}
     assert sorted(out_channels[n.input[1]] for n in convs[:2]) == [1, 5]  # b keeps one
     np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+
+
+class _FusedPieces(torch.nn.Module):
+    """One projection's 12 channels sliced into three pieces (Phi-3's fused q / k / v), each
+    through its own layer; ``cut="step"`` takes every other channel, ``cut="end"`` counts the
+    first bound from the end instead: ``[B, 6] -> [B, 4]``."""
+
+    def __init__(self, cut: str = "bounds") -> None:
+        super().__init__()
+        self.cut = cut
+        self.fused = torch.nn.Linear(6, 12)
+        self.a, self.b, self.c = (torch.nn.Linear(n, 5) for n in (4, 4, 4))
+        self.out = torch.nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fused(x)
+        if self.cut == "step":
+            a, b, c = y[:, ::3], y[:, 1::3], y[:, 2::3]
+        elif self.cut == "end":
+            a, b, c = y[:, :-8], y[:, 4:8], y[:, 8:]
+        else:
+            a, b, c = y[:, :4], y[:, 4:8], y[:, 8:]
+        return self.out(torch.relu(self.a(a) + self.b(b) + self.c(c)))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_slices_of_the_channel_axis_at_constant_bounds_prune(dynamic: bool) -> None:
+    """Before 0.5.49 a slice of the channel axis froze it ("selects channels"); bounds that
+    are constants are now rewritten to the kept count before them, so each piece prunes."""
+    torch.manual_seed(0)
+    dims = {0: torch.export.Dim("batch")} if dynamic else {}
+    proto = _dynamo_export(_FusedPieces(), torch.randn(2, 6), dims)
+    groups = OnnxDependencyGraph(proto).groups
+    assert [(g.size, g.prunable) for g in groups] == [(12, True), (5, True), (4, False)]
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    x = torch.randn(3 if dynamic else 2, 6)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    dims_of = {i.name: list(i.dims) for i in hard.graph.initializer}
+    pieces = [dims_of[f"{n}.weight"][1] for n in "abc"]
+    assert all(pieces)  # each layer keeps an input
+    assert sum(pieces) == dims_of["fused.weight"][0] < 12
+    for cut in ("step", "end"):
+        fused = OnnxDependencyGraph(_dynamo_export(_FusedPieces(cut), torch.randn(2, 6), {}))
+        assert not fused.groups[0].prunable
+        assert "selects channels" in fused.groups[0].reason

@@ -895,6 +895,8 @@ class OnnxDependencyGraph:
         # reshape-target entries to rewrite: (initializer, flat index) -> (kind, slots / table,
         # divisor: the dynamic factor of a product element)
         self._rewrites: dict[tuple[str, int], tuple[str, Any, int]] = {}
+        # (node name, input name): a slice's one-entry bound on the channel axis, rewritten
+        self._cut_bounds: set[tuple[str, str]] = set()
         # (node index, input index) -> the one value of a fill operand, written as a scalar
         self._scalar_inputs: dict[tuple[int, int], np.ndarray] = {}
         self._producer = {o: n for n in model.graph.node for o in n.output}
@@ -1207,8 +1209,8 @@ class OnnxDependencyGraph:
                 outs = [None] * len(node.output)
             k = _SHAPE_INPUT.get(node.op_type, -1)
             for name in (n for j, n in enumerate(node.input) if j != k):
-                if name in self._sv:  # a shape read as data, indices or axes
-                    self._pin(name, node)
+                if name in self._sv and (node.name, name) not in self._cut_bounds:
+                    self._pin(name, node)  # a shape read as data, indices or axes
             for name, lab in zip(node.output, outs, strict=False):
                 labels[name] = lab
         for out in self.model.graph.output:
@@ -1673,7 +1675,10 @@ class OnnxDependencyGraph:
 
     def _slice(self, node: Any, x: Any) -> Any:
         """Slicing other axes keeps the channels (e.g. the two halves of a head's dimensions
-        that rotary embeddings swap); slicing the channel axis selects channels."""
+        that rotary embeddings swap). A slice of the channel axis at constant bounds (one piece
+        of a fused projection, Phi-3's ``qkv[..., 32:48]``) keeps the channels between them,
+        each bound that cuts the axis rewritten to the kept count of the channels before it;
+        a step, a bound counted from the end or a computed bound freezes them."""
         if x is None:
             return None
         src = self._shapes.get(node.input[0])
@@ -1688,9 +1693,26 @@ class OnnxDependencyGraph:
             axes = axes.reshape(-1).tolist()
         else:
             axes = list(range(self._const.get(node.input[1], np.zeros(0)).size))
-        if x.axis in [int(a) % len(src) for a in axes]:
+        axes = [int(a) % len(src) for a in axes]
+        if not isinstance(x, _Label) or x.axis not in axes:
+            return x
+        j = axes.index(x.axis)
+        steps = self._const.get(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+        if len(node.input) < 3 or (steps is not None and int(steps.reshape(-1)[j]) != 1):
             raise _Freeze(f"{node.name}: selects channels")
-        return x
+        n, cut = len(x.slots), []
+        for name, outside in ((node.input[1], 0), (node.input[2], n)):
+            elems = self._sv.get(name)
+            e = elems[j] if elems is not None and len(elems) == len(axes) else None
+            if e is None or e[0] != "c" or e[2] is None or e[1] < 0:
+                raise _Freeze(f"{node.name}: selects channels (at a bound not a constant)")
+            bound = min(int(e[1]), n)
+            if bound != outside:
+                self._rewrite(node, e, ("count", x.slots[:bound]))
+                if len(axes) == 1:  # read as a position only (more entries stay pinned)
+                    self._cut_bounds.add((node.name, name))
+            cut.append(bound)
+        return _Label(x.axis, x.slots[cut[0] : cut[1]])
 
     def _pad(self, node: Any, x: Any) -> Any:
         """Padding other axes keeps the channels (Swin pads channels-last maps with zero
