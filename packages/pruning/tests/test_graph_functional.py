@@ -1752,3 +1752,33 @@ def test_index_select_of_other_axes_keeps_the_channels() -> None:
     taken = _group_of(DependencyGraph(_IndexedTable(channels=True).eval(), x), "fc")
     assert not taken.prunable
     assert "takes part of the channel axis" in taken.reason
+
+
+class _GroupedExperts(nn.Module):
+    """Three experts' matrices as 3-D parameters ``[experts, out, in]`` applied to groups of
+    rows (2, 3 and 2) with ``torch._grouped_mm`` (the weights' last axes transposed), scaled by
+    a one-channel gate ``sigmoid(Linear(8, 1))`` and added to the stream: ``[7, 4] -> [7, 3]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.gate, self.head = nn.Linear(4, 8), nn.Linear(8, 1), nn.Linear(8, 3)
+        self.up = nn.Parameter(torch.randn(3, 12, 8) * 0.5)
+        self.down = nn.Parameter(torch.randn(3, 8, 12) * 0.5)
+        self.register_buffer("offs", torch.tensor([2, 5, 7], dtype=torch.int32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        inner = torch.relu(torch._grouped_mm(h, self.up.transpose(-2, -1), offs=self.offs))
+        y = torch._grouped_mm(inner, self.down.mT, offs=self.offs)
+        return self.head(h + y * torch.sigmoid(self.gate(h)))
+
+
+@pytest.mark.skipif(not hasattr(torch, "_grouped_mm"), reason="this torch has no _grouped_mm")
+def test_grouped_products_of_experts_weights_prune_like_linear_layers() -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_GroupedExperts(), torch.randn(7, 4))
+    assert _group_of(graph, "stem").prunable  # the stream: experts' inputs and outputs
+    inner = next(g for g in graph.groups if any(m.param == "up" for m in g.members if m.dim == 1))
+    assert inner.prunable  # channel j of every expert
+    assert (inner.size, inner.multiple) == (12, 4)  # rows of whole 16-byte units
+    assert "broadcasts a single channel" in _group_of(graph, "gate").reason

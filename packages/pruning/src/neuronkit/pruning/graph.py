@@ -770,6 +770,8 @@ class DependencyGraph:
         self._members: list[_RawMember] = []
         self._read_tensors: dict[fx.Node, _RawMember] = {}  # get_attr node -> its member
         self._mha: list[tuple[str, list[int], int]] = []
+        # (slots, unit): channels of a grouped product, kept in whole units of 16 bytes
+        self._aligned: list[tuple[list[int], int]] = []
         # reshape sizes on the channel axis read from module attributes: (module, attribute)
         # -> [(slots of that axis, node)]; the rewritable ones end in _size_slots
         self._sized: dict[tuple[str, str], list[tuple[list[int], fx.Node]]] = {}
@@ -1626,7 +1628,11 @@ class DependencyGraph:
                 s = _shape(a)
                 assert s is not None
                 lab = labels[a]
-                labelled.append((lab, lab.axis + nd - len(s), a))
+                axis = lab.axis + nd - len(s)
+                if len(lab.slots) == 1 and out[axis] > 1:  # Qwen2-MoE's sigmoid(gate(x)) * y
+                    self._freeze(lab, f"{_describe(node)} broadcasts a single channel")
+                    continue
+                labelled.append((lab, axis, a))
         if not labelled:
             return None
         # the channels of a computed operand place those of a parameter read here (a position
@@ -1652,6 +1658,22 @@ class DependencyGraph:
                 if idx >= 0 and s[idx] != 1:
                     raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
         return result
+
+    def _index_add(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``x.index_add(dim, index, source)`` (also in place; Mixtral's eager experts add
+        each expert's rows into the output): the rows of ``source`` added to ``x``'s rows at
+        ``index`` along ``dim``, elementwise on the other axes. Adding along the channel axis
+        freezes."""
+        args = _named_args(node, ("input", "dim", "index", "source"))
+        x, source, dim = args.get("input"), args.get("source"), args.get("dim")
+        out = _shape(node)
+        if out is None or not isinstance(dim, int):
+            raise _Freeze(f"{_describe(node)}: unknown shapes")
+        for t in (x, source):
+            lab = labels.get(t) if isinstance(t, fx.Node) else None
+            if isinstance(lab, _Label) and lab.axis == dim % len(out):
+                raise _Freeze(f"{_describe(node)} adds along the channel axis")
+        return self._binary(node, labels, (x, source))
 
     def _multi_operand(self, node: fx.Node, labels: dict[fx.Node, Any], name: str) -> Any:
         """An op of :data:`_MULTI_OPERAND` (``clamp(x, min, max)``, ``addcmul(x, t1, t2)``,
@@ -2212,6 +2234,8 @@ class DependencyGraph:
             return self._channel_shuffle(self._in(node, labels), int(groups))
         if target in (torch.select, torch.narrow, torch.index_select):
             return self._select(node, labels, node.args[1] if len(node.args) > 1 else None)
+        if target is torch.index_add:
+            return self._index_add(node, labels)
         if target in (_F.interpolate, _F.upsample):
             in_shape = _shape(node.args[0]) if node.args else None
             return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)
@@ -2242,6 +2266,8 @@ class DependencyGraph:
             return self._matmul(node, labels)
         if target is torch.addmm:
             return self._addmm(node, labels)
+        if target in _GROUPED_MM:
+            return self._grouped_mm(node, labels)
         if target is _F.scaled_dot_product_attention:
             return self._attention(node, labels)
         if target in (torch.flatten, torch.reshape, torch.unsqueeze, torch.squeeze):
@@ -2476,14 +2502,63 @@ class DependencyGraph:
     def _parameter_matrix(self, arg: Any) -> tuple[fx.Node, bool] | None:
         """``(get_attr node, transposed)`` when ``arg`` is a 2-D parameter (or buffer) of the
         model read in ``forward`` with channels (the get_attr rule made it a member), or a
-        transposed view of one (``w.T``, ``w.t()``, ``w.transpose(0, 1)``...); else None."""
+        transposed view of one (``w.T``, ``w.t()``, ``w.transpose(0, 1)``...), either possibly
+        cast (GLM-4-MoE's router reads ``self.weight.type(torch.float32)``), or one expert's
+        matrix of a 3-D one (Mixtral's eager ``F.linear(x, self.gate_up_proj[expert])``: the
+        3-D parameter is returned, see :meth:`_weight_product`); else None."""
         if not isinstance(arg, fx.Node):
             return None
+        arg = _uncast(arg)
         transposed = _transposes_matrix(arg)
-        p = arg.args[0] if transposed else arg
-        if isinstance(p, fx.Node) and p in self._read_tensors and len(_shape(p) or ()) == 2:
+        p = _uncast(arg.args[0]) if transposed else arg
+        if isinstance(p, fx.Node) and p.target is operator.getitem and _selects_one(p):
+            p = p.args[0]
+            expert = True
+        else:
+            expert = False
+        if (
+            isinstance(p, fx.Node)
+            and p in self._read_tensors
+            and len(_shape(p) or ()) == 2 + expert
+        ):
             return p, transposed
         return None
+
+    def _grouped_mm(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``torch._grouped_mm(x, W, offs=...)`` (Hugging Face's mixture-of-experts layers):
+        the rows of ``x [S, K]`` in group ``g`` times ``W[g] [K, N]``, with ``W`` a 3-D
+        parameter ``[experts, K, N]`` read in ``forward`` (or its last two axes transposed, as
+        ``gate_up_proj.transpose(-2, -1)`` of ``[experts, N, K]``): a linear layer per expert.
+        Channel ``j`` of every expert is one channel (the experts keep equal widths), so the
+        expert axis is never pruned. The kernel needs rows of a multiple of 16 bytes, so both
+        widths keep whole units of ``16 / element size`` channels (4 in float32)."""
+        args = _named_args(node, ("mat_a", "mat_b", "offs", "bias"))
+        x, w = args.get("mat_a"), args.get("mat_b")
+        src, out = _shape(x) if isinstance(x, fx.Node) else None, _shape(node)
+        weight, transposed = w, False
+        if isinstance(w, fx.Node) and _transposes_matrix(w):
+            dims = [a for a in w.args[1:3] if isinstance(a, int)]
+            last_two = {d % 3 for d in dims} == {1, 2} or w.args[1] in ("mT", "mH")
+            if not last_two:
+                raise _Freeze(f"{_describe(node)}: experts' weights transposed over experts")
+            weight, transposed = w.args[0], True
+        if not (
+            args.get("bias") is None
+            and isinstance(weight, fx.Node)
+            and weight in self._read_tensors
+            and len(_shape(weight) or ()) == 3
+            and src is not None
+            and len(src) == 2
+            and out is not None
+        ):
+            raise _Freeze(f"{_describe(node)}: a grouped product of experts' weights it cannot map")
+        out_label = self._weight_product(node, labels, x, weight, int(transposed), 1, 1)
+        tensor = self._tensor(*_split_target(str(weight.target)))
+        unit = max(1, 16 // tensor.element_size()) if tensor is not None else 1
+        for lab in (labels.get(x) if isinstance(x, fx.Node) else None, out_label):
+            if isinstance(lab, _Label):
+                self._aligned.append((list(lab.slots), unit))
+        return out_label
 
     def _weight_product(
         self,
@@ -2499,7 +2574,8 @@ class DependencyGraph:
         ``W`` read in ``forward`` on ``W``'s axis ``in_axis`` (1 for ``F.linear``'s and
         ``x @ W.T``'s ``[out, in]``, 0 for ``x @ W``'s ``[in, out]``), ``W``'s other axis
         becoming the output's axis ``o_axis``: that axis of ``W`` reads ``x``'s channels, the
-        other produces the output's."""
+        other produces the output's. A 3-D ``W`` (experts' matrices, see :meth:`_grouped_mm`)
+        has its matrix axes last, ``in_axis`` counted among them."""
         out_shape, w_shape = _shape(node), _shape(weight)
         if out_shape is None or w_shape is None:
             raise _Freeze(f"{_describe(node)}: a product of unknown shape")
@@ -2507,14 +2583,18 @@ class DependencyGraph:
         wl = labels[weight]
         module, pname = _split_target(str(weight.target))
         kind = type(self._modules[module]).__name__
-        if wl.axis == in_axis:  # the get_attr rule put the member on the contracted axis
+        lead = len(w_shape) - 2  # the experts' axis of a 3-D weight
+        if wl.axis == lead + in_axis:  # the get_attr rule put the member on the contracted axis
             self._recast(weight, "in", kind)
             read, out = wl, self._fresh(out_shape[o_axis], o_axis)
-            self._member(module, pname, 1 - in_axis, "out", kind, out.slots)
-        else:
+            self._member(module, pname, lead + 1 - in_axis, "out", kind, out.slots)
+        elif wl.axis == lead + 1 - in_axis:
             self._recast(weight, "out", kind)
-            read, out = self._fresh(w_shape[in_axis], in_axis), _Label(o_axis, list(wl.slots))
-            self._member(module, pname, in_axis, "in", kind, read.slots)
+            read = self._fresh(w_shape[lead + in_axis], lead + in_axis)
+            out = _Label(o_axis, list(wl.slots))
+            self._member(module, pname, lead + in_axis, "in", kind, read.slots)
+        else:
+            raise _Freeze(f"{_describe(node)}: channels of the weight on its experts' axis")
         if not (isinstance(x, _Label) and x.axis == x_axis and self._unify(x, read)):
             reason = f"{_describe(node)}: input features not on the contracted axis {x_axis}"
             self._freeze(read, reason)
@@ -2668,6 +2748,8 @@ class DependencyGraph:
             return self._binary(node, labels, a[:2])
         if name in ("matmul", "mm", "bmm"):
             return self._matmul(node, labels)
+        if name in ("index_add", "index_add_"):
+            return self._index_add(node, labels)
         if name in ("view", "reshape", "flatten", "unsqueeze", "squeeze"):
             return self._reshape(node, labels)
         if name == "unflatten":
@@ -2897,6 +2979,11 @@ class DependencyGraph:
                     g.prunable, g.reason = False, f"{name}: attention embedding spans groups"
                 g.multiple = math.lcm(g.multiple, heads)
                 g.attention.append(name)
+        for slots, unit in self._aligned:
+            hits = slot_gid[root[np.asarray(slots, dtype=np.int64)]]
+            for gi in set(hits[hits >= 0].tolist()):
+                if groups[gi].size % unit == 0:
+                    groups[gi].multiple = math.lcm(groups[gi].multiple, unit)
         # hooks on the model itself (e.g. lottery masks' pre-hook) act on what the trace saw
         root_hooked = isinstance(self.model, nn.Module) and _has_forward_hooks(self.model)
         # and global ones (torch.nn.modules.module.register_module_forward_hook) on every module
@@ -3181,6 +3268,35 @@ def _prefix_ends(out: Sequence[int], pre: int) -> list[int]:
 _CONTRACTED = object()
 
 _TRANSPOSES = (torch.transpose, torch.swapaxes, torch.swapdims)
+# grouped matrix products (torch's private op and its public successor, where it exists)
+_GROUPED_MM = tuple(
+    f for f in (getattr(torch, "_grouped_mm", None), getattr(_F, "grouped_mm", None)) if f
+)
+
+
+# methods that only change a tensor's dtype or device
+_CASTS = frozenset(("float", "double", "half", "bfloat16", "to", "type"))
+
+
+def _uncast(node: Any) -> Any:
+    """``node`` without the dtype or device casts applied to it (``w.float()``,
+    ``w.to(torch.float32)``, ``w.type(torch.float32)``): the tensor they copy."""
+    while (
+        isinstance(node, fx.Node)
+        and node.op == "call_method"
+        and node.target in _CASTS
+        and isinstance(node.args[0], fx.Node)
+        and not any(isinstance(a, fx.Node) for a in (*node.args[1:], *node.kwargs.values()))
+    ):
+        node = node.args[0]
+    return node
+
+
+def _selects_one(node: fx.Node) -> bool:
+    """Whether the getitem ``node`` picks one entry of its input's first axis (an expert's
+    matrix, ``w[e]`` with ``e`` an ``int`` or a 0-d tensor)."""
+    index = node.args[1]
+    return isinstance(index, int) or (isinstance(index, fx.Node) and _shape(index) == ())
 
 
 def _transposes_matrix(node: fx.Node) -> bool:
