@@ -1756,11 +1756,13 @@ def test_index_select_of_other_axes_keeps_the_channels() -> None:
 
 class _GroupedExperts(nn.Module):
     """Three experts' matrices as 3-D parameters ``[experts, out, in]`` applied to groups of
-    rows (2, 3 and 2) with ``torch._grouped_mm`` (the weights' last axes transposed), scaled by
-    a one-channel gate ``sigmoid(Linear(8, 1))`` and added to the stream: ``[7, 4] -> [7, 3]``."""
+    rows (2, 3 and 2) with ``torch._grouped_mm`` (the weights' last axes transposed) or one
+    expert at a time (``F.linear(rows, w[e])``), scaled by a one-channel gate
+    ``sigmoid(Linear(8, 1))`` and added to the stream: ``[7, 4] -> [7, 3]``."""
 
-    def __init__(self) -> None:
+    def __init__(self, grouped: bool) -> None:
         super().__init__()
+        self.grouped = grouped
         self.stem, self.gate, self.head = nn.Linear(4, 8), nn.Linear(8, 1), nn.Linear(8, 3)
         self.up = nn.Parameter(torch.randn(3, 12, 8) * 0.5)
         self.down = nn.Parameter(torch.randn(3, 8, 12) * 0.5)
@@ -1768,15 +1770,26 @@ class _GroupedExperts(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.stem(x)
-        inner = torch.relu(torch._grouped_mm(h, self.up.transpose(-2, -1), offs=self.offs))
-        y = torch._grouped_mm(inner, self.down.mT, offs=self.offs)
+        if self.grouped:
+            inner = torch.relu(torch._grouped_mm(h, self.up.transpose(-2, -1), offs=self.offs))
+            y = torch._grouped_mm(inner, self.down.mT, offs=self.offs)
+        else:
+            rows = [h[:2], h[2:5], h[5:]]
+            y = torch.cat(
+                [
+                    F.linear(torch.relu(F.linear(r, self.up[e])), self.down[e])
+                    for e, r in enumerate(rows)
+                ]
+            )
         return self.head(h + y * torch.sigmoid(self.gate(h)))
 
 
-@pytest.mark.skipif(not hasattr(torch, "_grouped_mm"), reason="this torch has no _grouped_mm")
-def test_grouped_products_of_experts_weights_prune_like_linear_layers() -> None:
+@pytest.mark.parametrize("grouped", [True, False])
+def test_grouped_products_of_experts_weights_prune_like_linear_layers(grouped: bool) -> None:
+    if grouped and not hasattr(torch, "_grouped_mm"):
+        pytest.skip("this torch has no torch._grouped_mm")
     torch.manual_seed(0)
-    graph = _check_oracle(_GroupedExperts(), torch.randn(7, 4))
+    graph = _check_oracle(_GroupedExperts(grouped), torch.randn(7, 4))
     assert _group_of(graph, "stem").prunable  # the stream: experts' inputs and outputs
     inner = next(g for g in graph.groups if any(m.param == "up" for m in g.members if m.dim == 1))
     assert inner.prunable  # channel j of every expert

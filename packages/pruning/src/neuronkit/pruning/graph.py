@@ -2530,8 +2530,7 @@ class DependencyGraph:
         parameter ``[experts, K, N]`` read in ``forward`` (or its last two axes transposed, as
         ``gate_up_proj.transpose(-2, -1)`` of ``[experts, N, K]``): a linear layer per expert.
         Channel ``j`` of every expert is one channel (the experts keep equal widths), so the
-        expert axis is never pruned. The kernel needs rows of a multiple of 16 bytes, so both
-        widths keep whole units of ``16 / element size`` channels (4 in float32)."""
+        expert axis is never pruned; see :meth:`_weight_product` for the widths' units."""
         args = _named_args(node, ("mat_a", "mat_b", "offs", "bias"))
         x, w = args.get("mat_a"), args.get("mat_b")
         src, out = _shape(x) if isinstance(x, fx.Node) else None, _shape(node)
@@ -2552,13 +2551,7 @@ class DependencyGraph:
             and out is not None
         ):
             raise _Freeze(f"{_describe(node)}: a grouped product of experts' weights it cannot map")
-        out_label = self._weight_product(node, labels, x, weight, int(transposed), 1, 1)
-        tensor = self._tensor(*_split_target(str(weight.target)))
-        unit = max(1, 16 // tensor.element_size()) if tensor is not None else 1
-        for lab in (labels.get(x) if isinstance(x, fx.Node) else None, out_label):
-            if isinstance(lab, _Label):
-                self._aligned.append((list(lab.slots), unit))
-        return out_label
+        return self._weight_product(node, labels, x, weight, int(transposed), 1, 1)
 
     def _weight_product(
         self,
@@ -2575,7 +2568,10 @@ class DependencyGraph:
         ``x @ W.T``'s ``[out, in]``, 0 for ``x @ W``'s ``[in, out]``), ``W``'s other axis
         becoming the output's axis ``o_axis``: that axis of ``W`` reads ``x``'s channels, the
         other produces the output's. A 3-D ``W`` (experts' matrices, see :meth:`_grouped_mm`)
-        has its matrix axes last, ``in_axis`` counted among them."""
+        has its matrix axes last, ``in_axis`` counted among them; ``_grouped_mm`` needs rows
+        of whole 16-byte units, so both widths keep multiples of ``16 / element size``
+        channels (4 in float32) where their size allows, also when traced one expert at a
+        time (a pruned model may be reloaded with the other experts' implementation)."""
         out_shape, w_shape = _shape(node), _shape(weight)
         if out_shape is None or w_shape is None:
             raise _Freeze(f"{_describe(node)}: a product of unknown shape")
@@ -2595,6 +2591,10 @@ class DependencyGraph:
             self._member(module, pname, lead + in_axis, "in", kind, read.slots)
         else:
             raise _Freeze(f"{_describe(node)}: channels of the weight on its experts' axis")
+        tensor = self._tensor(module, pname)
+        if lead and tensor is not None:
+            unit = max(1, 16 // tensor.element_size())
+            self._aligned.extend((list(lab.slots), unit) for lab in (read, out))
         if not (isinstance(x, _Label) and x.axis == x_axis and self._unify(x, read)):
             reason = f"{_describe(node)}: input features not on the contracted axis {x_axis}"
             self._freeze(read, reason)
