@@ -1795,3 +1795,71 @@ def test_grouped_products_of_experts_weights_prune_like_linear_layers(grouped: b
     assert inner.prunable  # channel j of every expert
     assert (inner.size, inner.multiple) == (12, 4)  # rows of whole 16-byte units
     assert "broadcasts a single channel" in _group_of(graph, "gate").reason
+
+
+class _FunctionalNorm(nn.Module):
+    """OLMo's LayerNorm: no parameters, ``F.layer_norm`` over its own ``normalized_shape``."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.normalized_shape = (width,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, None, None, 1e-5)
+
+
+class _AdaptiveNormBlock(nn.Module):
+    """A residual block normalized without parameters (DiT's adaLN: a non-affine
+    ``nn.LayerNorm`` scaled and shifted by a conditioning projection; or OLMo's functional
+    norm), the norm also applied before the head: ``[B, T, 4] -> [B, T, 3]``."""
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.stem, self.cond = nn.Linear(4, 16), nn.Linear(4, 32)
+        self.norm = (
+            _FunctionalNorm(16) if functional else nn.LayerNorm(16, elementwise_affine=False)
+        )
+        self.mlp, self.head = nn.Linear(16, 16), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        shift, scale = self.cond(x).chunk(2, dim=-1)
+        h = h + self.mlp(self.norm(h) * (1 + scale) + shift)
+        return self.head(self.norm(h))
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_layer_norms_without_parameters_follow_the_residual_width(functional: bool) -> None:
+    """Before 0.5.49 nothing carried their channels: the residual width froze."""
+    torch.manual_seed(0)
+    model, x = _AdaptiveNormBlock(functional).eval(), torch.randn(2, 5, 4)
+    graph = _check_oracle(model, x)
+    width = _group_of(graph, "stem")
+    assert width.prunable
+    assert list(width.bare_norms) == ["norm"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    assert prune(graph, plan).norm.normalized_shape == (8,)
+    if not functional:  # the oracle (a MaskedLayerNorm) traced and pruned again
+        _check_oracle(soft_prune(graph, plan), x, 0.75)
+
+
+class _SharedNorm(nn.Module):
+    """One non-affine LayerNorm module applied to two widths' channels (8 and 8, one set)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.norm = (
+            nn.Linear(4, 8),
+            nn.Linear(4, 8),
+            nn.LayerNorm(8, elementwise_affine=False),
+        )
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.norm(self.a(x)), self.norm(self.b(x))], dim=-1))
+
+
+def test_a_shared_layer_norm_without_parameters_keeps_one_width() -> None:
+    torch.manual_seed(0)
+    graph = _check_oracle(_SharedNorm().eval(), torch.randn(3, 4))
+    assert _group_of(graph, "a") is _group_of(graph, "b")  # one normalized_shape for both

@@ -583,6 +583,27 @@ def test_deberta_prunes_every_group_but_its_logits(version: str, tmp_path: Any) 
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 
+def test_olmo_layer_norms_without_parameters_prune_the_residual_width(tmp_path: Any) -> None:
+    """OLMo's ``OlmoLayerNorm`` has no parameters: ``F.layer_norm(x, self.normalized_shape,
+    None, None, eps)``. No tensor carried its channels, so the residual width froze before
+    0.5.49 (17.4 k of 26.6 k parameters kept at 50%)."""
+    cfg = transformers.OlmoConfig(**_TINY, num_key_value_heads=2)
+    torch.manual_seed(0)
+    model = _sharpened(transformers.OlmoForCausalLM(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    width = next(g for g in graph.groups if "model.embed_tokens" in g.producers)
+    assert width.prunable
+    assert "model.norm" in width.bare_norms
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    assert hard.model.norm.normalized_shape == (16,)
+    assert hard.config.hidden_size == 16
+    assert _roundtrip(hard, tmp_path) < 1e-5
+
+
 # the sizes of a tiny BART-family encoder-decoder (BART, Whisper)
 _SEQ2SEQ = {
     "vocab_size": 128,

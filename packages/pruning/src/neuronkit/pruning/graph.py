@@ -246,6 +246,10 @@ class Group:
         reason: why the group is frozen ("" when prunable).
         multiple: the number of removed channels must be a multiple of this (attention heads).
         attention: names of the ``nn.MultiheadAttention`` modules whose embedding is this group.
+        bare_norms: layer norms without parameters over some of these channels (a non-affine
+            ``nn.LayerNorm``, OLMo's ``F.layer_norm(x, self.normalized_shape)``): module name
+            -> ``[C]`` the group channel of each of its ``C`` channels; pruning rewrites its
+            ``normalized_shape``, soft pruning takes its statistics over the kept channels.
     """
 
     index: int
@@ -256,6 +260,7 @@ class Group:
     reason: str = ""
     multiple: int = 1
     attention: list[str] = field(default_factory=list)
+    bare_norms: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     roots: list[int] = field(default_factory=list, repr=False)
 
     @property
@@ -772,6 +777,7 @@ class DependencyGraph:
         self._mha: list[tuple[str, list[int], int]] = []
         # (slots, unit): channels of a grouped product, kept in whole units of 16 bytes
         self._aligned: list[tuple[list[int], int]] = []
+        self._bare_norms: dict[str, list[int]] = {}  # layer norms without parameters: slots
         # reshape sizes on the channel axis read from module attributes: (module, attribute)
         # -> [(slots of that axis, node)]; the rewritable ones end in _size_slots
         self._sized: dict[tuple[str, str], list[tuple[list[int], fx.Node]]] = {}
@@ -1279,9 +1285,8 @@ class DependencyGraph:
             if nd != 1 or x.axis != len(in_shape) - 1:
                 raise _Freeze(f"{name}: LayerNorm over several axes including channels")
             if getattr(mod, "weight", None) is None and getattr(mod, "bias", None) is None:
-                # no parameter to carry the channels: its normalized_shape could not follow
-                self._freeze(x, f"{name}: LayerNorm without affine parameters")
-                return x
+                self._masked_keep(name, mod, x)
+                return self._bare_norm(name, x)  # DiT's adaLN: LayerNorm(affine=False)
             for p in ("weight", "bias"):
                 if getattr(mod, p, None) is not None:
                     self._member(name, p, 0, "norm", kind, x.slots)
@@ -2380,6 +2385,19 @@ class DependencyGraph:
             if any(isinstance(lab, _Label) for lab in plabels):
                 raise _Freeze(f"{_describe(node)}: parameters over untracked channels")
             return x  # no channels, or channels not normalized over
+        shape = args["normalized_shape"]
+        if (
+            not params
+            and args.get("weight") is None
+            and args.get("bias") is None
+            and nd == 1
+            and x.axis == len(src) - 1
+            and isinstance(shape[0], _SizeInt)
+            and shape[0].key[1] == "normalized_shape[0]"
+            and (shape[0].divisor, shape[0].multiplier) == (1, 1)
+            and not _holds_size(self._modules[shape[0].key[0]], len(x.slots))
+        ):  # OLMo's LayerNorm: F.layer_norm(x, self.normalized_shape, None, None, eps)
+            return self._bare_norm(shape[0].key[0], x)
         owners = {_split_target(str(p.target))[0] for p in params if p.op == "get_attr"}
         owner_name = next(iter(owners)) if len(owners) == 1 else ""
         owner = self._modules.get(owner_name) if owner_name else None
@@ -2399,6 +2417,16 @@ class DependencyGraph:
             )
         self._norm_members(node, x, params, plabels, type(owner).__name__)
         self._layernorms.add(owner_name)
+        return x
+
+    def _bare_norm(self, name: str, x: _Label) -> _Label:
+        """A layer norm without parameters over the channels ``x`` (last axis), module
+        ``name``: no tensor carries the channels, so the group records the module
+        (:attr:`Group.bare_norms`). Called again (a shared module), its channels stay one set
+        (one ``normalized_shape``)."""
+        seen = self._bare_norms.setdefault(name, list(x.slots))
+        if not self._unify(x, _Label(x.axis, seen)):
+            self._freeze(x, f"{name}: a layer norm called on channels of different widths")
         return x
 
     def _unite_norm_groups(self, x: _Label, num_groups: int) -> None:
@@ -2979,6 +3007,17 @@ class DependencyGraph:
                     g.prunable, g.reason = False, f"{name}: attention embedding spans groups"
                 g.multiple = math.lcm(g.multiple, heads)
                 g.attention.append(name)
+        for name, slots in self._bare_norms.items():
+            at = root[np.asarray(slots, dtype=np.int64)]
+            gis = set(slot_gid[at][slot_gid[at] >= 0].tolist())
+            if len(gis) == 1 and (slot_gid[at] >= 0).all():
+                groups[gis.pop()].bare_norms[name] = slot_pos[at]
+            for gi in gis:  # parts of several groups: one normalized_shape cannot follow them
+                g = groups[gi]
+                g.prunable, g.reason = (
+                    False,
+                    f"{name}: a layer norm over channels of several groups",
+                )
         for slots, unit in self._aligned:
             hits = slot_gid[root[np.asarray(slots, dtype=np.int64)]]
             for gi in set(hits[hits >= 0].tolist()):

@@ -889,6 +889,7 @@ class OnnxDependencyGraph:
         self._members: list[_RawMember] = []
         self._mha: list[tuple[str, list[int], int]] = []
         self._aligned: list[tuple[list[int], int]] = []
+        self._bare_norms: dict[str, list[int]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}  # no module attributes here
         self._count_ties: list[Any] = []  # nor counts read in forward
         self._count_ratios: list[Any] = []

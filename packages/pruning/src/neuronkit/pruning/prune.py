@@ -788,6 +788,17 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
         touched.add(module)
         if isinstance(mod, nn.LayerNorm) or is_last_axis_norm(mod) or _single_group(mod):
             layer_masks[module] = keep
+    for g in graph.groups:  # layer norms without parameters: their normalized_shape
+        gone = plan.removed.get(g.index)
+        if gone is None or not g.bare_norms:
+            continue
+        for name, chans in g.bare_norms.items():
+            keep = torch.from_numpy(~np.isin(chans, gone.cpu().numpy()))
+            if hard:
+                mods[name].normalized_shape = (int(keep.sum()),)
+            else:
+                m = g.members[0]
+                layer_masks[name] = keep.to(get_param(mods[m.module], "", m.param).device)
     for orig, cur, _ in tied.values():  # other owners of a pruned tied tensor follow it
         for store, leaf, name in owners.get(id(orig), []):
             if store[leaf] is orig:
@@ -857,7 +868,7 @@ class MaskedLayerNorm(nn.Module):
     zeroes their entries (one mask, the product of both plans).
 
     Args:
-        layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine) or
+        layernorm: the original ``nn.LayerNorm`` (1-D normalized shape, affine or not) or
             ``nn.GroupNorm`` with one group.
         keep: ``[C]`` bool (or 0/1) mask of kept channels; stored as the buffer ``keep``, a
             0/1 mask in the layer's floating dtype (weight averaging needs one).
@@ -933,9 +944,11 @@ class _KeptChannelLayerNorm(TorchFunctionMode):
 
 class MaskedNorm(nn.Module):
     """Any last-axis normalization (:func:`~.tracing.is_last_axis_norm`: ``torch.nn.RMSNorm``,
-    Hugging Face's RMSNorms and LayerNorms written out in ``forward``) with statistics over
-    the kept channels only (oracle use): the layer runs on ``x[..., keep]`` with its
-    per-channel parameters restricted to the kept channels; removed channels output 0.
+    Hugging Face's RMSNorms and LayerNorms written out in ``forward``; OLMo's parameter-free
+    ``F.layer_norm`` over its ``normalized_shape``) with statistics over the kept channels
+    only (oracle use): the layer runs on ``x[..., keep]`` with its per-channel parameters
+    (and a one-axis ``normalized_shape``) restricted to the kept channels; removed channels
+    output 0.
 
     Args:
         norm: the original layer; its 1-D parameters are ``[C]`` per-channel.
@@ -955,8 +968,9 @@ class MaskedNorm(nn.Module):
             for pname, p in list(self.inner.named_parameters(recurse=False)):
                 if p.ndim == 1 and p.shape[0] == keep.numel():
                     self.inner._parameters[pname] = nn.Parameter(p.detach()[mask].clone())
-        if isinstance(self.inner, nn.RMSNorm):  # it checks its input's last axis against it
-            self.inner.normalized_shape = (int(mask.sum()),)
+        shape = getattr(self.inner, "normalized_shape", None)
+        if isinstance(shape, tuple) and len(shape) == 1:  # RMSNorm, OLMo's layer norm read it
+            setattr(self.inner, "normalized_shape", (int(mask.sum()),))  # noqa: B010
         self.register_buffer("keep", _float_keep(mask, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
