@@ -1863,3 +1863,21 @@ def test_a_shared_layer_norm_without_parameters_keeps_one_width() -> None:
     torch.manual_seed(0)
     graph = _check_oracle(_SharedNorm().eval(), torch.randn(3, 4))
     assert _group_of(graph, "a") is _group_of(graph, "b")  # one normalized_shape for both
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_group_norms_without_parameters_prune(groups: int) -> None:
+    """A non-affine GroupNorm froze its channels before 0.5.49. Several groups lose whole
+    groups (the others keep their statistics) and ``num_groups`` follows; one group is a
+    layer norm over ``[C, H, W]`` whose oracle takes statistics over the kept channels."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.GroupNorm(groups, 16, affine=False),
+        nn.ReLU(),
+        nn.Conv2d(16, 4, 1),
+    ).eval()
+    graph = _check_oracle(model, torch.randn(2, 3, 8, 8))
+    assert list(_group_of(graph, "0").bare_norms) == ["1"]
+    norm = prune(graph, plan_pruning(graph, "l2", 0.5))[1]
+    assert (norm.num_groups, norm.num_channels) == ((1, 8) if groups == 1 else (2, 8))

@@ -246,10 +246,11 @@ class Group:
         reason: why the group is frozen ("" when prunable).
         multiple: the number of removed channels must be a multiple of this (attention heads).
         attention: names of the ``nn.MultiheadAttention`` modules whose embedding is this group.
-        bare_norms: layer norms without parameters over some of these channels (a non-affine
-            ``nn.LayerNorm``, OLMo's ``F.layer_norm(x, self.normalized_shape)``): module name
-            -> ``[C]`` the group channel of each of its ``C`` channels; pruning rewrites its
-            ``normalized_shape``, soft pruning takes its statistics over the kept channels.
+        bare_norms: norms without parameters over some of these channels (a non-affine
+            ``nn.LayerNorm`` or ``nn.GroupNorm``, OLMo's ``F.layer_norm(x,
+            self.normalized_shape)``): module name -> ``[C]`` the group channel of each of its
+            ``C`` channels; pruning rewrites its sizes, soft pruning takes a layer norm's
+            statistics over the kept channels.
     """
 
     index: int
@@ -1310,12 +1311,14 @@ class DependencyGraph:
         if isinstance(mod, nn.GroupNorm):
             if x is None:
                 return None
-            if x.axis != axis or len(x.slots) != mod.num_channels or not mod.affine:
-                raise _Freeze(f"{name}: GroupNorm channels not on axis {axis}, or no affine")
+            if x.axis != axis or len(x.slots) != mod.num_channels:
+                raise _Freeze(f"{name}: GroupNorm channels not on axis {axis}")
             self._unite_norm_groups(x, mod.num_groups)
             if mod.num_groups == 1:
                 self._layernorms.add(name)
                 self._masked_keep(name, mod, x)
+            if not mod.affine:
+                return self._bare_norm(name, x)
             for p in ("weight", "bias"):
                 self._member(name, p, 0, "norm", kind, x.slots)
             return x

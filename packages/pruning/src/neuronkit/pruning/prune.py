@@ -613,16 +613,22 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.in_channels, mod.out_channels = mod.weight.shape[0], mod.weight.shape[1] * mod.groups
     elif isinstance(mod, nn.PReLU):
         mod.num_parameters = mod.weight.shape[0]
-    elif isinstance(mod, nn.GroupNorm):  # whole groups were removed: the same group width
-        width = mod.num_channels // mod.num_groups
-        mod.num_channels = mod.weight.shape[0]
-        if mod.num_groups > 1:  # a single group stays one (any channels were removed)
-            mod.num_groups = mod.num_channels // width
+    elif isinstance(mod, nn.GroupNorm):
+        _resize_group_norm(mod, mod.weight.shape[0])
     elif isinstance(mod, nn.RNNBase):
         w_ih: Any = mod.weight_ih_l0
         w_hh: Any = mod.weight_hh_l0
         mod.input_size, mod.hidden_size = int(w_ih.shape[1]), int(w_hh.shape[1])
         mod._init_flat_weights()
+
+
+def _resize_group_norm(mod: nn.GroupNorm, channels: int) -> None:
+    """``mod`` keeps ``channels``: whole groups were removed, so each keeps its width (a
+    single group stays one, whatever channels were removed)."""
+    width = mod.num_channels // mod.num_groups
+    mod.num_channels = channels
+    if mod.num_groups > 1:
+        mod.num_groups = channels // width
 
 
 def _fix_hf_attention(mod: nn.Module) -> None:
@@ -788,16 +794,19 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
         touched.add(module)
         if isinstance(mod, nn.LayerNorm) or is_last_axis_norm(mod) or _single_group(mod):
             layer_masks[module] = keep
-    for g in graph.groups:  # layer norms without parameters: their normalized_shape
+    for g in graph.groups:  # norms without parameters: their sizes, or the oracle's mask
         gone = plan.removed.get(g.index)
         if gone is None or not g.bare_norms:
             continue
         for name, chans in g.bare_norms.items():
             keep = torch.from_numpy(~np.isin(chans, gone.cpu().numpy()))
-            if hard:
-                mods[name].normalized_shape = (int(keep.sum()),)
-            else:
-                m = g.members[0]
+            norm = mods[name]
+            if hard and isinstance(norm, nn.GroupNorm):
+                _resize_group_norm(norm, int(keep.sum()))
+            elif hard:
+                norm.normalized_shape = (int(keep.sum()),)
+            elif not isinstance(norm, nn.GroupNorm) or _single_group(norm):
+                m = g.members[0]  # (a removed group of a GroupNorm outputs zeros already)
                 layer_masks[name] = keep.to(get_param(mods[m.module], "", m.param).device)
     for orig, cur, _ in tied.values():  # other owners of a pruned tied tensor follow it
         for store, leaf, name in owners.get(id(orig), []):
