@@ -1881,3 +1881,66 @@ def test_group_norms_without_parameters_prune(groups: int) -> None:
     assert list(_group_of(graph, "0").bare_norms) == ["1"]
     norm = prune(graph, plan_pruning(graph, "l2", 0.5))[1]
     assert (norm.num_groups, norm.num_channels) == ((1, 8) if groups == 1 else (2, 8))
+
+
+def test_sync_batch_norm_prunes_like_batch_norm() -> None:
+    """``nn.SyncBatchNorm`` (what ``convert_sync_batchnorm`` puts in a distributed model;
+    a BatchNorm outside training on several processes) froze as an unsupported module
+    before 0.5.49."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.SyncBatchNorm(16), nn.Conv2d(16, 3, 1))
+    with torch.no_grad():
+        model[1].running_mean.normal_()  # statistics that are not the default
+        model[1].running_var.uniform_(0.5, 2.0)
+    graph = _check_oracle(model.eval(), torch.randn(2, 3, 8, 8))
+    assert prune(graph, plan_pruning(graph, "l2", 0.5))[1].num_features == 8
+
+
+class _Stepped(nn.Module):
+    """A recurrent cell run step by step over ``[T, B, 4]`` (its state carried from step to
+    step, the LSTM's ``(h, c)``), the last state read out: ``-> [B, 3]``; or started from a
+    state given as an input (``h0 [B, 16]``)."""
+
+    def __init__(self, cell: type[nn.RNNCellBase]) -> None:
+        super().__init__()
+        self.embed, self.cell, self.head = nn.Linear(4, 8), cell(8, 16), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        state: Any = None if h0 is None else (h0, h0) if isinstance(self.cell, nn.LSTMCell) else h0
+        for step in x:
+            state = self.cell(self.embed(step), state)
+        return self.head(state[0] if isinstance(self.cell, nn.LSTMCell) else state)
+
+
+@pytest.mark.parametrize("cell", [nn.RNNCell, nn.GRUCell, nn.LSTMCell])
+def test_recurrent_cells_prune_their_hidden_units(cell: type[nn.RNNCellBase]) -> None:
+    """Unsupported modules before 0.5.49 (both widths froze)."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 4)
+    graph = _check_oracle(_Stepped(cell).eval(), x)
+    assert all(g.prunable for g in graph.groups if g.producers != ["head"])
+    pruned = prune(graph, plan_pruning(graph, "l2", 0.5)).cell
+    assert (pruned.input_size, pruned.hidden_size) == (4, 8)
+    given = DependencyGraph(_Stepped(cell).eval(), (x, torch.randn(2, 16)))
+    assert "a state whose units are untracked" in _group_of(given, "cell").reason
+
+
+class _Resumed(nn.Module):
+    """An LSTM run twice, the second run resuming from the first one's ``(h, c)`` passed on
+    whole: ``[T, B, 4] -> [T, B, 3]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.lstm, self.head = nn.Linear(4, 8), nn.LSTM(8, 16, 2), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, state = self.lstm(self.embed(x))
+        y, _ = self.lstm(self.embed(x), state)
+        return self.head(y)
+
+
+def test_a_recurrent_state_passed_on_whole_keeps_the_units_prunable() -> None:
+    """The state tuple, one node of the trace, froze the units before 0.5.49 (untracked)."""
+    torch.manual_seed(0)
+    graph = _check_oracle(_Resumed().eval(), torch.randn(5, 2, 4))
+    assert _group_of(graph, "lstm").prunable

@@ -1266,7 +1266,7 @@ class DependencyGraph:
             if mod.bias is not None:
                 self._member(name, "bias", 0, "out", kind, out.slots)
             return out
-        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):  # SyncBatchNorm too
             if x is None:
                 return None
             if x.axis != axis or len(x.slots) != mod.num_features:
@@ -1340,6 +1340,8 @@ class DependencyGraph:
             return x
         if isinstance(mod, nn.RNNBase):
             return self._rnn_rule(node, labels, name, mod)
+        if isinstance(mod, nn.RNNCellBase):
+            return self._rnn_cell_rule(node, labels, name, mod)
         if isinstance(mod, nn.MultiheadAttention):
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
@@ -1550,15 +1552,11 @@ class DependencyGraph:
                 if layer:
                     below = units * len(directions)
                     self._member(name, f"weight_ih_l{layer}{sfx}", 1, "in", kind, below)
-        hx = given.get("hx")
-        for h in hx if isinstance(hx, (tuple, list)) else () if hx is None else (hx,):
-            lab = labels.get(h) if isinstance(h, fx.Node) else None
-            shape = _shape(h) if isinstance(h, fx.Node) else None
+        for lab in _state_labels(given.get("hx"), labels):
             if not (
                 isinstance(lab, _Label)
-                and shape is not None
-                and lab.axis == len(shape) - 1
-                and self._unify(lab, _Label(lab.axis, units))
+                and lab.axis == axis
+                and self._unify(lab, _Label(axis, units))
             ):
                 self._freeze(
                     [lab, _Label(0, units)],
@@ -1568,6 +1566,44 @@ class DependencyGraph:
         state = _Label(axis, list(units))
         final = [state, state] if isinstance(mod, nn.LSTM) else state
         return [_Label(axis, units * len(directions)), final]
+
+    def _rnn_cell_rule(
+        self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.RNNCellBase
+    ) -> Any:
+        """``nn.RNNCell`` / ``GRUCell`` / ``LSTMCell`` (one step, ``x [(B,) F]`` ->
+        ``h [(B,) H]``, an LSTM's ``(h, c)``): hidden unit ``j`` is its row in each gate block
+        of ``weight_ih`` / ``weight_hh`` and the biases and its column of ``weight_hh``, as
+        in :meth:`_rnn_rule`; the input features are ``weight_ih``'s columns. The state
+        given (``hx``, ``(h, c)``) holds the units; untracked (an input), it freezes them.
+        Called step after step, the cell is one module: its units are one set."""
+        x = self._in(node, labels)
+        given = _named_args(node, ("input", "hx"))
+        in_shape = _shape(node.args[0]) if node.args else None
+        if in_shape is None:
+            raise _Freeze(f"{name}: input of unknown shape")
+        axis = len(in_shape) - 1
+        kind = type(mod).__name__
+        if x is not None:
+            if x.axis != axis or len(x.slots) != mod.input_size:
+                self._freeze(x, f"{name}: input features not on the last axis")
+            else:
+                self._member(name, "weight_ih", 1, "in", kind, x.slots)
+        units = self._uf.new(mod.hidden_size)
+        gates = units * (mod.weight_ih.shape[0] // mod.hidden_size)
+        for p in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if mod.bias else ()):
+            self._member(name, p, 0, "out", kind, gates)
+        self._member(name, "weight_hh", 1, "in", kind, units)
+        for lab in _state_labels(given.get("hx"), labels):
+            if not (
+                isinstance(lab, _Label)
+                and lab.axis == axis
+                and self._unify(lab, _Label(axis, units))
+            ):
+                self._freeze(
+                    [lab, _Label(axis, units)], f"{name}: a state whose units are untracked"
+                )
+        state = _Label(axis, list(units))
+        return [state, _Label(axis, list(units))] if isinstance(mod, nn.LSTMCell) else state
 
     def _mha_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.MultiheadAttention
@@ -3318,6 +3354,18 @@ _GROUPED_MM = tuple(
 
 # methods that only change a tensor's dtype or device
 _CASTS = frozenset(("float", "double", "half", "bfloat16", "to", "type"))
+
+
+def _state_labels(hx: Any, labels: dict[fx.Node, Any]) -> list[Any]:
+    """The labels of the state tensors given to a recurrent layer as ``hx``: none, one
+    tensor, a tuple of them, or one node holding a tuple (an LSTM cell's ``(h, c)`` output
+    passed on whole). A state has its input's number of axes (``[B, H]`` for ``[B, F]``,
+    ``[L * D, B, H]`` for ``[T, B, F]``), so its units are on the input's last axis."""
+    out: list[Any] = []
+    for h in hx if isinstance(hx, (tuple, list)) else () if hx is None else (hx,):
+        lab = labels.get(h) if isinstance(h, fx.Node) else None
+        out.extend(lab if isinstance(lab, list) else [lab])
+    return out
 
 
 def _uncast(node: Any) -> Any:

@@ -615,6 +615,8 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.num_parameters = mod.weight.shape[0]
     elif isinstance(mod, nn.GroupNorm):
         _resize_group_norm(mod, mod.weight.shape[0])
+    elif isinstance(mod, nn.RNNCellBase):
+        mod.input_size, mod.hidden_size = int(mod.weight_ih.shape[1]), int(mod.weight_hh.shape[1])
     elif isinstance(mod, nn.RNNBase):
         w_ih: Any = mod.weight_ih_l0
         w_hh: Any = mod.weight_hh_l0
