@@ -1944,3 +1944,59 @@ def test_a_recurrent_state_passed_on_whole_keeps_the_units_prunable() -> None:
     torch.manual_seed(0)
     graph = _check_oracle(_Resumed().eval(), torch.randn(5, 2, 4))
     assert _group_of(graph, "lstm").prunable
+
+
+class _SoftSplit(nn.Module):
+    """T2T-ViT's soft split: a convolution's channels unfolded into ``k * k`` patches
+    (``[B, 8, 6, 6] -> [B, 8 * k, L]``, channel-major) and projected per patch."""
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.functional = functional
+        self.conv, self.split = nn.Conv2d(3, 8, 3, padding=1), nn.Unfold((2, 3), stride=2)
+        self.proj = nn.Linear(8 * 6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        patches = F.unfold(h, (2, 3), stride=2) if self.functional else self.split(h)
+        return self.proj(patches.transpose(1, 2))
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_unfolded_channels_prune_as_runs_of_the_window(functional: bool) -> None:
+    """``nn.Unfold`` froze as an unsupported module before 0.5.49."""
+    torch.manual_seed(0)
+    graph = _check_oracle(_SoftSplit(functional).eval(), torch.randn(2, 3, 6, 6))
+    assert _group_of(graph, "conv").prunable
+    assert prune(graph, plan_pruning(graph, "l2", 0.5)).proj.in_features == 4 * 6
+
+
+class _BilinearFusion(nn.Module):
+    """Two branches fused by ``nn.Bilinear(6, 8, 10)``: ``[B, 4] -> [B, 3]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left, self.right = nn.Linear(4, 6), nn.Linear(4, 8)
+        self.fuse, self.head = nn.Bilinear(6, 8, 10), nn.Linear(10, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.fuse(self.left(x), self.right(x))))
+
+
+def test_bilinear_layers_prune_both_inputs_and_outputs() -> None:
+    """``nn.Bilinear`` froze as an unsupported module before 0.5.49."""
+    torch.manual_seed(0)
+    graph = _check_oracle(_BilinearFusion().eval(), torch.randn(5, 4))
+    fuse = prune(graph, plan_pruning(graph, "l2", 0.5)).fuse
+    assert (fuse.in1_features, fuse.in2_features, fuse.out_features) == (3, 4, 5)
+    assert fuse.weight.shape == (5, 3, 4)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bags_prune_their_columns(mode: str) -> None:
+    """``nn.EmbeddingBag`` (a bag of rows reduced per column) was left out of every group
+    before 0.5.49: its columns could not be pruned."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.EmbeddingBag(20, 8, mode=mode), nn.ReLU(), nn.Linear(8, 3)).eval()
+    graph = _check_oracle(model, torch.randint(0, 20, (3, 5)))
+    assert prune(graph, plan_pruning(graph, "l2", 0.5))[0].embedding_dim == 4

@@ -1322,7 +1322,7 @@ class DependencyGraph:
             for p in ("weight", "bias"):
                 self._member(name, p, 0, "norm", kind, x.slots)
             return x
-        if isinstance(mod, nn.Embedding):
+        if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):  # a bag sums its rows' columns
             assert out_shape is not None
             if mod.max_norm is not None:
                 raise _Freeze(f"{name}: max_norm renormalizes rows over the channels")
@@ -1342,6 +1342,23 @@ class DependencyGraph:
             return self._rnn_rule(node, labels, name, mod)
         if isinstance(mod, nn.RNNCellBase):
             return self._rnn_cell_rule(node, labels, name, mod)
+        if isinstance(mod, nn.Unfold):
+            return self._unfold(node, labels, mod.kernel_size)
+        if isinstance(mod, nn.Bilinear):  # x1 W x2 + b, W [out, in1, in2]: one Linear per side
+            assert out_shape is not None
+            for i, width in ((0, mod.in1_features), (1, mod.in2_features)):
+                side = self._in(node, labels, i)
+                if side is None:
+                    continue
+                if side.axis != len(out_shape) - 1 or len(side.slots) != width:
+                    self._freeze(side, f"{name}: input features not on the last axis")
+                else:
+                    self._member(name, "weight", 1 + i, "in", kind, side.slots)
+            out = self._fresh(mod.out_features, len(out_shape) - 1)
+            self._member(name, "weight", 0, "out", kind, out.slots)
+            if mod.bias is not None:
+                self._member(name, "bias", 0, "out", kind, out.slots)
+            return out
         if isinstance(mod, nn.MultiheadAttention):
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
@@ -1604,6 +1621,22 @@ class DependencyGraph:
                 )
         state = _Label(axis, list(units))
         return [state, _Label(axis, list(units))] if isinstance(mod, nn.LSTMCell) else state
+
+    def _unfold(self, node: fx.Node, labels: dict[fx.Node, Any], kernel_size: Any) -> Any:
+        """``nn.Unfold`` / ``F.unfold`` (T2T-ViT's soft split): ``[B, C, H, W]`` ->
+        ``[B, C * k * k, L]``, channel-major: channel ``c`` is the run of ``k * k`` entries
+        from ``c * k * k`` on axis 1 (a layer reading them keeps or drops the whole run)."""
+        x = self._in(node, labels)
+        src = _shape(node.args[0]) if node.args else None
+        if x is None or src is None:
+            return None
+        if x.axis != len(src) - 3:
+            raise _Freeze(f"{_describe(node)}: unfolds an axis other than the channels")
+        sizes = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size,) * 2
+        if not all(isinstance(k, int) for k in sizes):
+            raise _Freeze(f"{_describe(node)}: a kernel size it cannot read")
+        window = math.prod(sizes)
+        return _Label(x.axis, [s for s in x.slots for _ in range(window)])
 
     def _mha_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.MultiheadAttention
@@ -2280,6 +2313,10 @@ class DependencyGraph:
             return self._select(node, labels, node.args[1] if len(node.args) > 1 else None)
         if target is torch.index_add:
             return self._index_add(node, labels)
+        if target is _F.unfold:
+            return self._unfold(
+                node, labels, _named_args(node, ("input", "kernel_size"))["kernel_size"]
+            )
         if target in (_F.interpolate, _F.upsample):
             in_shape = _shape(node.args[0]) if node.args else None
             return self._pool(node, labels, len(in_shape) - 2 if in_shape else 2)

@@ -607,7 +607,7 @@ def _fix_attributes(mod: nn.Module) -> None:
     elif isinstance(mod, nn.LayerNorm | nn.RMSNorm):
         assert mod.weight is not None
         mod.normalized_shape = (mod.weight.shape[0],)
-    elif isinstance(mod, nn.Embedding):
+    elif isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
         mod.embedding_dim = mod.weight.shape[1]
     elif isinstance(mod, nn.modules.conv._ConvTransposeNd):  # weight [in, out / groups, ...]
         mod.in_channels, mod.out_channels = mod.weight.shape[0], mod.weight.shape[1] * mod.groups
@@ -615,6 +615,8 @@ def _fix_attributes(mod: nn.Module) -> None:
         mod.num_parameters = mod.weight.shape[0]
     elif isinstance(mod, nn.GroupNorm):
         _resize_group_norm(mod, mod.weight.shape[0])
+    elif isinstance(mod, nn.Bilinear):
+        mod.out_features, mod.in1_features, mod.in2_features = mod.weight.shape
     elif isinstance(mod, nn.RNNCellBase):
         mod.input_size, mod.hidden_size = int(mod.weight_ih.shape[1]), int(mod.weight_hh.shape[1])
     elif isinstance(mod, nn.RNNBase):
