@@ -778,7 +778,7 @@ class DependencyGraph:
         self._mha: list[tuple[str, list[int], int]] = []
         # (slots, unit): channels of a grouped product, kept in whole units of 16 bytes
         self._aligned: list[tuple[list[int], int]] = []
-        self._bare_norms: dict[str, list[int]] = {}  # layer norms without parameters: slots
+        self._bare_norms: dict[str, list[int]] = {}  # norms without parameters: their slots
         # reshape sizes on the channel axis read from module attributes: (module, attribute)
         # -> [(slots of that axis, node)]; the rewritable ones end in _size_slots
         self._sized: dict[tuple[str, str], list[tuple[list[int], fx.Node]]] = {}
