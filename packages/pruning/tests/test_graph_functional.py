@@ -1922,7 +1922,7 @@ def test_recurrent_cells_prune_their_hidden_units(cell: type[nn.RNNCellBase]) ->
     pruned = prune(graph, plan_pruning(graph, "l2", 0.5)).cell
     assert (pruned.input_size, pruned.hidden_size) == (4, 8)
     given = DependencyGraph(_Stepped(cell).eval(), (x, torch.randn(2, 16)))
-    assert "a state whose units are untracked" in _group_of(given, "cell").reason
+    assert "state whose hidden units are untracked" in _group_of(given, "cell").reason
 
 
 class _Resumed(nn.Module):

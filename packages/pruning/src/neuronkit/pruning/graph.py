@@ -1569,20 +1569,30 @@ class DependencyGraph:
                 if layer:
                     below = units * len(directions)
                     self._member(name, f"weight_ih_l{layer}{sfx}", 1, "in", kind, below)
-        for lab in _state_labels(given.get("hx"), labels):
-            if not (
-                isinstance(lab, _Label)
-                and lab.axis == axis
-                and self._unify(lab, _Label(axis, units))
-            ):
-                self._freeze(
-                    [lab, _Label(0, units)],
-                    f"{name}: an initial state whose hidden units are untracked (an input, or "
-                    "a constant of forward)",
-                )
+        self._tie_states(name, given.get("hx"), labels, _Label(axis, units))
         state = _Label(axis, list(units))
         final = [state, state] if isinstance(mod, nn.LSTM) else state
         return [_Label(axis, units * len(directions)), final]
+
+    def _tie_states(self, name: str, hx: Any, labels: dict[fx.Node, Any], units: _Label) -> None:
+        """The states given to recurrent layer ``name`` as ``hx`` (none, a tensor, a tuple of
+        them, or one node holding a tuple: an LSTM's ``(h, c)`` passed on whole) hold its
+        ``units``. A state has its input's number of axes (``[B, H]`` for ``[B, F]``,
+        ``[L * D, B, H]`` for ``[T, B, F]``), so they lie on the input's last axis,
+        ``units.axis``; a state whose units are untracked freezes them."""
+        for h in hx if isinstance(hx, (tuple, list)) else () if hx is None else (hx,):
+            lab = labels.get(h) if isinstance(h, fx.Node) else None
+            for state in lab if isinstance(lab, list) else [lab]:
+                if not (
+                    isinstance(state, _Label)
+                    and state.axis == units.axis
+                    and self._unify(state, units)
+                ):
+                    self._freeze(
+                        [state, units],
+                        f"{name}: an initial state whose hidden units are untracked (an "
+                        "input, or a constant of forward)",
+                    )
 
     def _rnn_cell_rule(
         self, node: fx.Node, labels: dict[fx.Node, Any], name: str, mod: nn.RNNCellBase
@@ -1610,15 +1620,7 @@ class DependencyGraph:
         for p in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if mod.bias else ()):
             self._member(name, p, 0, "out", kind, gates)
         self._member(name, "weight_hh", 1, "in", kind, units)
-        for lab in _state_labels(given.get("hx"), labels):
-            if not (
-                isinstance(lab, _Label)
-                and lab.axis == axis
-                and self._unify(lab, _Label(axis, units))
-            ):
-                self._freeze(
-                    [lab, _Label(axis, units)], f"{name}: a state whose units are untracked"
-                )
+        self._tie_states(name, given.get("hx"), labels, _Label(axis, units))
         state = _Label(axis, list(units))
         return [state, _Label(axis, list(units))] if isinstance(mod, nn.LSTMCell) else state
 
@@ -3391,18 +3393,6 @@ _GROUPED_MM = tuple(
 
 # methods that only change a tensor's dtype or device
 _CASTS = frozenset(("float", "double", "half", "bfloat16", "to", "type"))
-
-
-def _state_labels(hx: Any, labels: dict[fx.Node, Any]) -> list[Any]:
-    """The labels of the state tensors given to a recurrent layer as ``hx``: none, one
-    tensor, a tuple of them, or one node holding a tuple (an LSTM cell's ``(h, c)`` output
-    passed on whole). A state has its input's number of axes (``[B, H]`` for ``[B, F]``,
-    ``[L * D, B, H]`` for ``[T, B, F]``), so its units are on the input's last axis."""
-    out: list[Any] = []
-    for h in hx if isinstance(hx, (tuple, list)) else () if hx is None else (hx,):
-        lab = labels.get(h) if isinstance(h, fx.Node) else None
-        out.extend(lab if isinstance(lab, list) else [lab])
-    return out
 
 
 def _uncast(node: Any) -> Any:
