@@ -1261,11 +1261,7 @@ class DependencyGraph:
                     return x
                 else:
                     self._freeze(x, f"{name}: input features not on the last axis")
-            out = self._fresh(mod.out_features, len(out_shape) - 1)
-            self._member(name, "weight", 0, "out", kind, out.slots)
-            if mod.bias is not None:
-                self._member(name, "bias", 0, "out", kind, out.slots)
-            return out
+            return self._outputs(name, mod, kind, mod.out_features, len(out_shape) - 1)
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):  # SyncBatchNorm too
             if x is None:
                 return None
@@ -1354,11 +1350,7 @@ class DependencyGraph:
                     self._freeze(side, f"{name}: input features not on the last axis")
                 else:
                     self._member(name, "weight", 1 + i, "in", kind, side.slots)
-            out = self._fresh(mod.out_features, len(out_shape) - 1)
-            self._member(name, "weight", 0, "out", kind, out.slots)
-            if mod.bias is not None:
-                self._member(name, "bias", 0, "out", kind, out.slots)
-            return out
+            return self._outputs(name, mod, kind, mod.out_features, len(out_shape) - 1)
         if isinstance(mod, nn.MultiheadAttention):
             return self._mha_rule(node, labels, name, mod)
         raise _Freeze(f"{name}: unsupported module {kind}")
@@ -1461,9 +1453,16 @@ class DependencyGraph:
                 self._member(name, "weight", in_dim, "in", kind, x.slots)
             else:
                 self._freeze(x, f"{name}: input channels not on axis {axis}")
-        out = self._fresh(mod.out_channels, axis)
-        self._member(name, "weight", 1 - in_dim, "out", kind, out.slots)
-        if mod.bias is not None:
+        return self._outputs(name, mod, kind, mod.out_channels, axis, 1 - in_dim)
+
+    def _outputs(
+        self, name: str, mod: nn.Module, kind: str, width: int, axis: int, weight_dim: int = 0
+    ) -> _Label:
+        """``width`` new channels on ``axis`` made by layer ``name``: its weight's slices
+        along ``weight_dim`` and its bias."""
+        out = self._fresh(width, axis)
+        self._member(name, "weight", weight_dim, "out", kind, out.slots)
+        if getattr(mod, "bias", None) is not None:
             self._member(name, "bias", 0, "out", kind, out.slots)
         return out
 
@@ -2617,11 +2616,9 @@ class DependencyGraph:
         arg = _uncast(arg)
         transposed = _transposes_matrix(arg)
         p = _uncast(arg.args[0]) if transposed else arg
-        if isinstance(p, fx.Node) and p.target is operator.getitem and _selects_one(p):
+        expert = isinstance(p, fx.Node) and p.target is operator.getitem and _selects_one(p)
+        if expert:
             p = p.args[0]
-            expert = True
-        else:
-            expert = False
         if (
             isinstance(p, fx.Node)
             and p in self._read_tensors
