@@ -115,6 +115,24 @@ def test_grouped_query_attention_removes_query_heads_with_their_key_value_head()
     assert _run(small, x).shape == (3, 5, 3)
 
 
+def test_multi_query_attention_keeps_its_key_value_head_and_prunes_query_heads() -> None:
+    """One key/value head (its channels on the last axis, broadcast to every query head):
+    the key and value channels stay, each query head is a unit of its own."""
+    torch.manual_seed(0)
+    model = _Attention(heads=4, kv_heads=1).eval()
+    x = torch.randn(3, 5, 6)
+    graph = _check_oracle(model, x)
+    heads = _group_of(graph, "q")
+    assert heads.prunable
+    assert heads.size == 4
+    for name in ("k", "v"):  # their channels stay
+        assert name not in heads.producers
+        assert not _group_of(graph, name).prunable
+    small = prune(graph, plan_pruning(graph, "l2", 0.5, ignored_layers=["inp"]))
+    assert (small.q.out_features, small.k.out_features) == (16, 8)
+    assert _run(small, x).shape == (3, 5, 3)
+
+
 class _Padded(nn.Module):
     """Channels-last padding (Swin's ``maybe_pad``): zero padding on the channel axis is a
     no-op for channels; padding it freezes them."""

@@ -830,3 +830,69 @@ def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) ->
     hard.save_pretrained(tmp_path)
     reloaded = transformers.WhisperForConditionalGeneration.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(logits(reloaded), logits(hard), atol=1e-5, rtol=0)
+
+
+def _multi_query(name: str) -> Any:
+    if name == "llama":  # Gemma-2B's attention: one key/value head, separate projections
+        cfg = transformers.LlamaConfig(**_TINY, num_key_value_heads=1, head_dim=8)
+        make = transformers.LlamaForCausalLM
+    else:  # StarCoder's: query, key and value rows of one fused projection
+        cfg = transformers.GPTBigCodeConfig(
+            vocab_size=128, n_embd=32, n_layer=2, n_head=4, n_inner=64, n_positions=64
+        )
+        make = transformers.GPTBigCodeForCausalLM
+    torch.manual_seed(0)
+    return _sharpened(make(cfg))
+
+
+@pytest.mark.parametrize("name", ["llama", "gpt_bigcode"])
+def test_multi_query_attention_prunes_query_heads_alone(name: str, tmp_path: Any) -> None:
+    """One key/value head serves every query head: its channels stay, and the query heads
+    prune one by one (``num_key_value_groups``, which ``repeat_kv`` reads when a padding mask
+    is given, follows them). Before 0.5.50 the whole attention froze with the key/value head
+    (``attention over channels``)."""
+    model = _multi_query(name)
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    attn = "model.layers.0.self_attn" if name == "llama" else "transformer.h.0.attn"
+    out = f"{attn}.o_proj" if name == "llama" else f"{attn}.c_proj"
+    heads = next(g for g in graph.groups if any(m.module == out and m.dim == 1 for m in g.members))
+    assert heads.prunable
+    assert heads.size == 4  # the query heads, whole, and nothing of the key/value head
+    assert all(len(p) == 8 for m in heads.members for p in m.positions)
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    padded = torch.ones_like(ids)
+    padded[0, :5] = 0
+    for kwargs in ({}, {"attention_mask": padded}):
+        with torch.no_grad():
+            y_hard, y_soft = hard(ids, **kwargs).logits, soft(ids, **kwargs).logits
+        torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    pruned_attn = hard.get_submodule(attn)
+    assert pruned_attn.num_key_value_groups == 2
+    prompt = {"input_ids": ids[:, :6], "attention_mask": padded[:, :6]}
+    with torch.no_grad():  # one query token at a time, against the cached key/value head
+        new = [m.generate(**prompt, max_new_tokens=4, do_sample=False) for m in (hard, soft)]
+    assert torch.equal(new[0], new[1])
+    heads_field = "num_attention_heads" if name == "llama" else "n_head"
+    assert getattr(hard.config, heads_field) == 2
+    assert _roundtrip(hard, tmp_path) < 1e-5
+
+
+def test_mamba_soft_pruned_norm_reads_as_the_layer() -> None:
+    """Mamba casts to ``self.norm.weight.dtype``: the soft-pruned (masked) norm reads as the
+    layer it wraps. Before 0.5.50 ``soft_prune`` of Mamba failed with an AttributeError."""
+    cfg = transformers.MambaConfig(
+        vocab_size=128, hidden_size=32, num_hidden_layers=2, state_size=8, intermediate_size=64
+    )
+    torch.manual_seed(0)
+    model = _sharpened(transformers.MambaForCausalLM(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    assert soft.backbone.norm_f.weight.dtype == torch.float32
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    assert hard.backbone.norm_f.weight.shape == (16,)

@@ -37,7 +37,9 @@ the head axis (a fused projection split into ``(3, heads, head_dim)``, timm's qk
 (``q @ k^T``, ``attn @ v``) and ``F.scaled_dot_product_attention`` unify the head axes of their
 operands, so the q/k/v head slices of a (fused) projection and the output projection's input
 columns form one group of whole heads (with grouped-query attention, a key/value head together
-with its query heads, through ``repeat_kv``'s expand-and-merge or SDPA's ``enable_gqa``);
+with its query heads, through ``repeat_kv``'s expand-and-merge or SDPA's ``enable_gqa``; with
+one key/value head broadcast to all, multi-query attention, each query head alone, the key /
+value channels kept without freezing the rest of a fused projection);
 RMSNorm weights follow their channel like LayerNorm; tied parameters (``lm_head.weight is
 wte.weight``) are pruned once and stay tied; ``F.embedding`` inside an ``nn.Embedding``
 subclass is the Embedding rule. With ``head_dims=True`` the split instead makes dimension ``j``
@@ -773,6 +775,8 @@ class DependencyGraph:
         self.module_names = set(self._modules)
         self._uf = _UnionFind()
         self._frozen: dict[int, str] = {}
+        # channels that stay, without holding back the other channels of their group
+        self._kept: dict[int, str] = {}
         self._members: list[_RawMember] = []
         self._read_tensors: dict[fx.Node, _RawMember] = {}  # get_attr node -> its member
         self._mha: list[tuple[str, list[int], int]] = []
@@ -828,6 +832,12 @@ class DependencyGraph:
         elif isinstance(label, (list, tuple)):
             for item in label:
                 self._freeze(item, reason)
+
+    def _keep(self, label: _Label, reason: str) -> None:
+        """Keep ``label``'s channels, but not the rest of their group (which :meth:`_freeze`
+        holds back whole): a group all of whose channels are kept is frozen for ``reason``."""
+        for s in label.slots:
+            self._kept.setdefault(s, reason)
 
     def _freeze_args(self, labels: dict[fx.Node, Any], node: fx.Node, reason: str) -> None:
         def visit(a: Any) -> Any:
@@ -1867,12 +1877,31 @@ class DependencyGraph:
         Hugging Face models): heads on a batch axis, as ``softmax(q @ k^T + mask) @ v``; a
         per-head mask (T5's position bias) follows its heads. With ``enable_gqa`` query head
         ``h`` reads key/value head ``h // g`` (``g`` = query heads per key/value head), so a
-        key/value head and its ``g`` query heads are one unit, as through ``repeat_kv``."""
+        key/value head and its ``g`` query heads are one unit, as through ``repeat_kv``.
+        Multi-query attention (one key/value head, its channels on the matrix axes, broadcast
+        to every query head: Gemma-2B, Falcon-7B, StarCoder) keeps the key/value channels and
+        leaves the query heads prunable one by one."""
         names = ("query", "key", "value", "attn_mask")
         args = _named_args(node, names)
         values = [args.get(n) for n in names]
         operands = [(v, labels.get(v) if isinstance(v, fx.Node) else None) for v in values]
         q = operands[0][1]
+        q_shape = _shape(values[0]) if isinstance(values[0], fx.Node) else None
+        if isinstance(q, _Label) and q_shape is not None and q.axis < len(q_shape) - 2:
+            for i in (1, 2):
+                v, kv = operands[i]
+                kv_shape = _shape(v) if isinstance(v, fx.Node) else None
+                head_axis = q.axis - len(q_shape) + len(kv_shape or ())
+                if (
+                    isinstance(kv, _Label)
+                    and kv_shape is not None
+                    and kv.axis >= len(kv_shape) - 2
+                    and head_axis >= 0
+                    and kv_shape[head_axis] == 1
+                ):
+                    reason = "the one key/value head of multi-query attention serves every query"
+                    self._keep(kv, f"{_describe(node)}: {reason} head")
+                    operands[i] = (v, None)
         if node.kwargs.get("enable_gqa") and isinstance(q, _Label):
             for i in (1, 2):
                 kv = operands[i][1]
@@ -2994,6 +3023,13 @@ class DependencyGraph:
         comp_gid = np.full(max(n_mem, 1), -1, dtype=np.int64)
         comp_gid[comps[np.argsort(comp_first, kind="stable")]] = np.arange(n_groups)
         root_gid = comp_gid[comp]
+        # kept channels leave their group, unless all of its channels are kept (then frozen)
+        kept = np.zeros(len(root), dtype=bool)
+        kept[root[np.fromiter(self._kept, dtype=np.int64, count=len(self._kept))]] = True
+        all_kept = np.ones(n_groups, dtype=bool)
+        all_kept[root_gid[~kept[ordered]]] = False
+        stays = ~kept[ordered] | all_kept[root_gid]
+        ordered, root_gid = ordered[stays], root_gid[stays]
         by_group = np.argsort(root_gid, kind="stable")
         g_roots, g_ids = ordered[by_group], root_gid[by_group]
         g_starts = np.zeros(n_groups + 1, dtype=np.int64)
@@ -3004,8 +3040,9 @@ class DependencyGraph:
         slot_pos[g_roots] = np.arange(len(g_roots)) - g_starts[g_ids]
         # frozen: the reason of the last frozen slot of each root; a group takes the reason of
         # its first frozen root
-        f_roots = root[np.fromiter(self._frozen, dtype=np.int64, count=len(self._frozen))]
-        frozen = dict(zip(f_roots.tolist(), self._frozen.values(), strict=True))
+        held = {**self._kept, **self._frozen}
+        f_roots = root[np.fromiter(held, dtype=np.int64, count=len(held))]
+        frozen = dict(zip(f_roots.tolist(), held.values(), strict=True))
         is_frozen = np.zeros(len(root), dtype=bool)
         is_frozen[f_roots] = True
         hit = np.flatnonzero(is_frozen[g_roots])

@@ -886,6 +886,7 @@ class OnnxDependencyGraph:
                         self._set_const(node.output[0], arr, source=True)
         self._uf = _UnionFind()
         self._frozen: dict[int, str] = {}
+        self._kept: dict[int, str] = {}
         self._members: list[_RawMember] = []
         self._mha: list[tuple[str, list[int], int]] = []
         self._aligned: list[tuple[list[int], int]] = []

@@ -653,6 +653,26 @@ def _fix_hf_attention(mod: nn.Module) -> None:
         setattr(mod, "num_heads", width // head_dim)  # noqa: B010
 
 
+def _fix_query_groups(mod: nn.Module) -> None:
+    """Hugging Face attention repeats each key/value head for ``num_key_value_groups`` query
+    heads (``repeat_kv``): with multi-query attention, whose query heads are pruned alone, it
+    follows the kept query width over the key/value width (``q_proj`` over ``k_proj``,
+    GPTBigCode's ``embed_dim`` over ``kv_dim``)."""
+    groups = getattr(mod, "num_key_value_groups", None)
+    if type(groups) is not int:
+        return
+    q: Any = getattr(mod, "q_proj", None)
+    k: Any = getattr(mod, "k_proj", None)
+    queries: Any
+    kv: Any
+    if isinstance(q, nn.Linear) and isinstance(k, nn.Linear):
+        queries, kv = q.out_features, k.out_features
+    else:
+        queries, kv = getattr(mod, "embed_dim", None), getattr(mod, "kv_dim", None)
+    if type(queries) is int and type(kv) is int and kv > 0 and queries % kv == 0:
+        setattr(mod, "num_key_value_groups", queries // kv)  # noqa: B010
+
+
 def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool) -> None:
     e, h = mha.in_proj_weight.shape[0] // 3, mha.num_heads
     d = e // h
@@ -828,6 +848,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             _fix_attributes(mods[module])
         for module in {m.rpartition(".")[0] for m in touched if m}:
             _fix_hf_attention(mods[module])
+            _fix_query_groups(mods[module])
         for mod in target.modules():  # checked against its inputs' width in forward
             layers = getattr(getattr(mod, "encoder", None), "layers", None)
             if isinstance(mod, nn.Transformer) and layers is not None and len(layers):
@@ -867,7 +888,23 @@ def _float_keep(keep: torch.Tensor, module: nn.Module) -> torch.Tensor:
     return (keep.detach() != 0).to(dtype)
 
 
-class MaskedLayerNorm(nn.Module):
+class _NormWrapper(nn.Module):
+    """A module wrapping a normalization layer ``inner`` that reads as it: the wrapped layer's
+    attributes (``weight``, ``bias``, ``eps``...) for code that reads them (Mamba's
+    ``self.norm(x.to(self.norm.weight.dtype))``)."""
+
+    inner: nn.Module
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "inner":
+                raise
+            return getattr(self.inner, name)
+
+
+class MaskedLayerNorm(_NormWrapper):
     """An ``nn.LayerNorm`` (or a subclass with its own ``forward``, such as torchvision's
     channels-first ``LayerNorm2d``), or a single-group ``nn.GroupNorm`` (a layer norm over
     ``[C, ...]``, such as timm's ``GroupNorm1``), whose statistics use only the kept channels
@@ -907,16 +944,6 @@ class MaskedLayerNorm(nn.Module):
         with _KeptChannelLayerNorm(self.keep):
             return self.inner(*args, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:
-        """The wrapped layer's attributes (``weight``, ``bias``, ``eps``...), for code that
-        reads them."""
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "inner":
-                raise
-            return getattr(self.inner, name)
-
 
 class _KeptChannelLayerNorm(TorchFunctionMode):
     """Replaces ``F.layer_norm(x, (C,), weight, bias, eps)`` and single-group
@@ -955,7 +982,7 @@ class _KeptChannelLayerNorm(TorchFunctionMode):
         return y
 
 
-class MaskedNorm(nn.Module):
+class MaskedNorm(_NormWrapper):
     """Any last-axis normalization (:func:`~.tracing.is_last_axis_norm`: ``torch.nn.RMSNorm``,
     Hugging Face's RMSNorms and LayerNorms written out in ``forward``; OLMo's parameter-free
     ``F.layer_norm`` over its ``normalized_shape``) with statistics over the kept channels
