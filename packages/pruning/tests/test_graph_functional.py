@@ -133,6 +133,60 @@ def test_multi_query_attention_keeps_its_key_value_head_and_prunes_query_heads()
     assert _run(small, x).shape == (3, 5, 3)
 
 
+class _SelectiveScan(nn.Module):
+    """A Mamba-style selective state space layer written out: a projection split into the
+    input and its gate, a depthwise causal ``F.conv1d`` whose weight is a parameter read
+    through ``squeeze`` / ``unsqueeze`` and whose ``groups`` is read off the input's shape,
+    ``A = -exp(A_log)`` ``[C, N]`` read as ``A[None, :, None, :]``, outer products with the
+    input-dependent ``B`` ``[B, T, N]``, a ``torch.zeros`` state sized from the input, and
+    ``state @ C`` per step: channel ``c`` of the inner width is one channel throughout."""
+
+    def __init__(self, width: int = 8, inner: int = 16, state: int = 4) -> None:
+        super().__init__()
+        self.state = state
+        self.inp = nn.Linear(width, 2 * inner)
+        self.conv = nn.Conv1d(inner, inner, 3, groups=inner, padding=2)
+        self.bc = nn.Linear(inner, 2 * state)
+        self.dt = nn.Linear(inner, inner)
+        self.A_log = nn.Parameter(torch.randn(inner, state) * 0.3)
+        self.D = nn.Parameter(torch.randn(inner))
+        self.out = nn.Linear(inner, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, width]
+        t = x.shape[1]
+        h, gate = self.inp(x).transpose(1, 2).chunk(2, dim=1)  # [B, inner, T] each
+        w = self.conv.weight.squeeze(1)
+        h = F.conv1d(h, w.unsqueeze(1), self.conv.bias, padding=2, groups=h.shape[1])[..., :t]
+        h = F.silu(h)
+        b_in, c_in = self.bc(h.transpose(1, 2)).split(self.state, dim=-1)  # [B, T, N]
+        dt = F.softplus(self.dt(h.transpose(1, 2))).transpose(1, 2)  # [B, inner, T]
+        a = -torch.exp(self.A_log.float())
+        decay = torch.exp(a[None, :, None, :] * dt[:, :, :, None])  # [B, inner, T, N]
+        push = dt[:, :, :, None] * b_in[:, None, :, :] * h[:, :, :, None]
+        batch, inner, _ = h.shape
+        state = torch.zeros(batch, inner, a.shape[-1])
+        ys = []
+        for i in range(t):
+            state = decay[:, :, i] * state + push[:, :, i]
+            ys.append(torch.matmul(state, c_in[:, i, :].unsqueeze(-1))[:, :, 0])
+        y = (torch.stack(ys, dim=-1) + h * self.D[None, :, None]) * F.silu(gate)
+        return self.out(y.transpose(1, 2))
+
+
+def test_selective_scan_prunes_its_inner_width() -> None:
+    torch.manual_seed(0)
+    model = _SelectiveScan().eval()
+    graph = _check_oracle(model, torch.randn(2, 5, 8))
+    inner = _group_of(graph, "dt")
+    assert inner.prunable
+    assert inner.size == 16
+    held = {(m.module, m.param, m.dim) for m in inner.members}
+    assert {("", "A_log", 0), ("", "D", 0), ("conv", "weight", 0), ("conv", "bias", 0)} <= held
+    assert ("inp", "weight", 0) in held  # the input and its gate, position by position
+    # B and C: an outer product's later axis, contracted with the state; they stay
+    assert not _group_of(graph, "bc").prunable
+
+
 class _Padded(nn.Module):
     """Channels-last padding (Swin's ``maybe_pad``): zero padding on the channel axis is a
     no-op for channels; padding it freezes them."""

@@ -18,6 +18,12 @@ must be removed together (coupled channels). This module does the same on a ``to
 * consumers (Conv/Linear input columns, normalization parameters) attach to the slots they read.
 * a product with a 2-D parameter read in ``forward`` (``x @ W.T``, ``x.mm(W)``, ``W @ x``) is
   a linear layer: the parameter's contracted axis consumes, its other axis produces.
+* state space layers written out (Mamba): a depthwise ``F.conv1d`` over a parameter with
+  ``groups`` read off the input's shape, a parameter read through casts and elementwise ops
+  placed by the channels it meets (``A = -exp(A_log)``, ``A[None, :, None, :]``), an outer
+  product's first channel axis followed and its later one kept, a ``torch.zeros`` sized by a
+  channel count read off a shape, and ``a @ b`` with channels on ``a``'s rows (``b``'s
+  columns) and the other side untracked or its contracted channels kept.
 
 A *group* is a set of coupled channels: the slots tied together by one producer or by a
 residual union. Removing channel ``j`` of a group removes the matching slice of every member
@@ -485,6 +491,7 @@ _PAIR_REDUCTIONS: dict[str, tuple[int, int, int | None]] = {
     "mode": (1, 2, -1),
     "kthvalue": (2, 3, -1),  # (input, k, dim, keepdim)
 }
+_CONV_FUNCS = {_F.conv1d, _F.conv2d, _F.conv3d, torch.conv1d, torch.conv2d, torch.conv3d}
 # constants of one value whose size may be a module attribute (a zero initial state)
 _FILLED_FUNCS = {torch.zeros, torch.ones, torch.empty, torch.full}
 _FILLED_METHODS = frozenset(("new_zeros", "new_ones", "new_empty", "new_full"))
@@ -777,6 +784,9 @@ class DependencyGraph:
         self._frozen: dict[int, str] = {}
         # channels that stay, without holding back the other channels of their group
         self._kept: dict[int, str] = {}
+        # (op, size): a channel count read off a shape that the op uses as that count again
+        # (a depthwise F.conv1d's groups, the size of a zeros tensor met by those channels)
+        self._counted: set[tuple[fx.Node, fx.Node]] = set()
         self._members: list[_RawMember] = []
         self._read_tensors: dict[fx.Node, _RawMember] = {}  # get_attr node -> its member
         self._mha: list[tuple[str, list[int], int]] = []
@@ -979,6 +989,8 @@ class DependencyGraph:
                     continue
                 if user in self._ratio_nodes:
                     self._count_ratios.append((list(label.slots), self._ratio_nodes[user], user))
+                    continue
+                if (user, node) in self._counted:
                     continue
                 if isinstance(out, _Label) and at == [out.axis]:
                     roots = self._uf.roots
@@ -1724,15 +1736,25 @@ class DependencyGraph:
         if not labelled:
             return None
         # the channels of a computed operand place those of a parameter read here (a position
-        # embedding [1, C, H, W] added to [B, C, H, W]: the get_attr rule guessed W)
-        ref = next((i for i, (_, _, a) in enumerate(labelled) if a.op != "get_attr"), 0)
+        # embedding [1, C, H, W] added to [B, C, H, W]: the get_attr rule guessed W; Mamba's
+        # A = -exp(A_log.float()) [C, N], read as A[None, :, None, :])
+        ref = next((i for i, (_, _, a) in enumerate(labelled) if _parameter_read(a) is None), 0)
         axis, size = labelled[ref][1], len(labelled[ref][0].slots)
         for i, (_lab, ax, a) in enumerate(labelled):
-            if ax != axis and a.op == "get_attr":
-                moved = self._rehomed(a, axis - nd + len(_shape(a) or ()), size)
+            if ax != axis and _parameter_read(a) is not None:
+                moved = self._reread(a, axis - nd + len(_shape(a) or ()), size, labels)
                 if moved is not None:
-                    labels[a] = moved
                     labelled[i] = (moved, axis, a)
+        axes = sorted({ax for _, ax, _ in labelled})
+        if len(axes) > 1 and _outer_product([(_shape(a), ax) for _, ax, a in labelled], nd):
+            # [B, C, T, 1] * [B, 1, T, N] (Mamba's dt * B): channels on several axes of the
+            # output; those of the first are followed, the others kept
+            axis = axes[0]
+            for lab, ax, _ in labelled:
+                if ax != axis:
+                    self._keep(lab, f"{_describe(node)}: an outer product's later channel axis")
+            labelled = [t for t in labelled if t[1] == axis]
+            ref = 0
         result = _Label(axis, list(labelled[ref][0].slots))
         for lab, ax, _ in labelled:
             if ax != axis or not self._unify(result, lab):
@@ -1744,8 +1766,38 @@ class DependencyGraph:
                     continue
                 idx = axis - (nd - len(s))
                 if idx >= 0 and s[idx] != 1:
-                    raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
+                    sizes = _filled_sizes(a)
+                    at = sizes[idx] if sizes is not None and idx < len(sizes) else None
+                    counted = self._channel_count(a, at, labels)
+                    if counted is None or not self._unify(result, counted):
+                        raise _Freeze(
+                            f"{_describe(node)} combines channels with an untracked tensor"
+                        )
         return result
+
+    def _channel_count(self, user: fx.Node, size: Any, labels: dict[fx.Node, Any]) -> Any:
+        """The channels whose count the traced size ``size`` reads (``t.shape[k]``, ``t.size(k)``,
+        ``_, c, _ = t.shape`` with ``t``'s channels on axis ``k``), for ``user`` to count them
+        with; None for any other size."""
+        t: Any = None
+        k: Any = None
+        if isinstance(size, fx.Node) and size.target == "size" and len(size.args) == 2:
+            t, k = size.args  # t.size(k)
+        elif isinstance(size, fx.Node) and size.target is operator.getitem:
+            src: Any = size.args[0]  # t.shape[k], t.size()[k]
+            k = size.args[1]
+            shaped = isinstance(src, fx.Node) and (
+                (src.target is getattr and src.args[1] == "shape")
+                or (src.target == "size" and len(src.args) == 1)
+            )
+            t = src.args[0] if shaped else None
+        if not isinstance(t, fx.Node) or type(k) is not int:
+            return None
+        label, shape = labels.get(t), _shape(t)
+        if not isinstance(label, _Label) or shape is None or k % len(shape) != label.axis:
+            return None
+        self._counted.add((user, size))
+        return label
 
     def _index_add(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``x.index_add(dim, index, source)`` (also in place; Mixtral's eager experts add
@@ -1849,6 +1901,20 @@ class DependencyGraph:
         pairs = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in (left, right)]
         if self.head_dims and self._on_matrix_axes(pairs):
             return self._matrix_axes(node, pairs)
+        (la, lb), out = (lab for _, lab in pairs), _shape(node)
+        na, nb = (len(_shape(t) or ()) if isinstance(t, fx.Node) else 0 for t in (left, right))
+        if out is not None and min(na, nb) >= 2:
+            # channels on the rows of a (the columns of b), the other side untracked or its
+            # channels contracted, and kept (Mamba's state @ C): each output row (column) is
+            # its own channel's
+            for lab, at, other, contracted in ((la, na - 2, lb, nb - 2), (lb, nb - 1, la, na - 1)):
+                if isinstance(lab, _Label) and lab.axis == at:
+                    if isinstance(other, _Label) and other.axis != contracted:
+                        break
+                    if isinstance(other, _Label):
+                        reason = "its channels contracted with untracked ones"
+                        self._keep(other, f"{_describe(node)}: {reason}")
+                    return _Label(len(out) - (2 if lab is la else 1), list(lab.slots))
         return self._batch_axes_only(node, pairs, "matrix product")
 
     def _addmm(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -2278,6 +2344,36 @@ class DependencyGraph:
             self._member(module, name, q, "embed", "Parameter", channels.slots)
         return _Label(q if q < p else q - 1 + len(index_shape), channels.slots)
 
+    def _reread(
+        self, node: fx.Node, axis: int, size: int, labels: dict[fx.Node, Any]
+    ) -> _Label | None:
+        """``node``, a parameter read in ``forward`` through ops that keep its values' places
+        (:func:`_parameter_read`), with its channels on ``axis`` of ``size`` entries: the
+        parameter's channels moved to the axis that lands there (their labels along the way
+        rewritten); None where no axis does."""
+        chain = _parameter_read(node)
+        assert chain is not None
+        table, shape = chain[0], _shape(chain[0])
+        if shape is None or not chain[1:]:
+            return self._rehomed(table, axis, size) if shape is not None else None
+        member = self._read_tensors.get(table)
+        if member is None:
+            return None
+        before = {n: labels.get(n) for n in chain}
+        for p in (q for q, n in enumerate(shape) if n == size):
+            labels[table] = self._fresh(size, p)
+            try:
+                for n in chain[1:]:
+                    labels[n] = self._rule(n, labels)
+            except _Freeze:
+                continue
+            got = labels[node]
+            if isinstance(got, _Label) and got.axis == axis:
+                member.dim, member.slots = p, list(labels[table].slots)
+                return got
+        labels.update(before)
+        return None
+
     def _rehomed(self, table: fx.Node, axis: int, size: int) -> _Label | None:
         """Move the channels the get_attr rule gave a parameter (its last non-singleton axis,
         a guess) to ``axis`` of ``size`` entries, where the one op that reads it places them;
@@ -2373,6 +2469,8 @@ class DependencyGraph:
             return self._linear_call(node, labels)
         if target is _F.embedding:
             return self._embedding_call(node, labels)
+        if target in _CONV_FUNCS:
+            return self._depthwise_conv_call(node, labels)
         if target in (torch.matmul, operator.matmul, torch.mm, torch.bmm):
             return self._matmul(node, labels)
         if target is torch.addmm:
@@ -2425,28 +2523,61 @@ class DependencyGraph:
         if (target is getattr and a[1] in ("T", "H")) or target is torch.t:  # axes reversed
             return self._reversed(node, labels)
         if target in _FILLED_FUNCS:
-            return self._filled(node, a, target is torch.full)
+            return self._filled(node)
         if _reads_shape_only(node):
             return None
         raise _Freeze(f"{_describe(node)}: unsupported function")
 
-    def _filled(self, node: fx.Node, args: Sequence[Any], full: bool) -> Any:
+    def _filled(self, node: fx.Node) -> Any:
         """``torch.zeros(B, self.hidden)`` (ones, empty, full; ``x.new_zeros(...)``): a new
         tensor of one value whose size on one axis is a module attribute (a hand-written RNN's
         initial state) holds channels of its own there (the last such axis: ``[layers, B,
         hidden]``). They meet the channels they are added to or multiplied with, and the
         attribute follows their pruning (see :meth:`_bind_size`); the other sizes (literals,
         traced sizes, other attributes) stay constants."""
-        size: Any = node.kwargs.get("size")
-        if size is None:
-            size = args[0] if args and (full or isinstance(args[0], (tuple, list))) else args
-        if not isinstance(size, (tuple, list)):  # a traced size (``x.new_full(y.size(), v)``)
+        size = _filled_sizes(node)
+        if size is None:  # a traced size (``x.new_full(y.size(), v)``)
             return None
         attributes = [(i, v) for i, v in enumerate(size) if isinstance(v, _SizeInt)]
         if not attributes:
             return None
         axis, attribute = attributes[-1]  # channels last: [B, H], [layers, B, H]
         return self._bind_size(attribute, self._fresh(int.__int__(attribute), axis), node)
+
+    def _depthwise_conv_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``F.conv1d(x, w, b, ..., groups=C)`` (2-d, 3-d) in a ``forward``, depthwise: the
+        weight ``[C, 1, k...]`` a parameter read there (through casts and ``squeeze`` /
+        ``unsqueeze``: Mamba's causal convolution), ``groups`` the count of ``x``'s channels
+        read off its shape, so that it follows them. Each output channel is its input channel,
+        with its weight row and bias entry. Other convolutions freeze the channels."""
+        args = _named_args(node, ("input", "weight", "bias", "stride", "padding", "dilation"))
+        x, w, b = args.get("input"), args.get("weight"), args.get("bias")
+        groups = node.kwargs.get("groups", node.args[6] if len(node.args) > 6 else 1)
+        label = labels.get(x) if isinstance(x, fx.Node) else None
+        shape, w_shape = _shape(x) if isinstance(x, fx.Node) else None, _shape(w)
+        counted = self._channel_count(node, groups, labels)
+        if not isinstance(label, _Label) or shape is None or w_shape is None or label.axis != 1:
+            raise _Freeze(f"{_describe(node)}: unsupported convolution")
+        if counted is None or w_shape[0] != shape[1] or w_shape[1] != 1:
+            raise _Freeze(f"{_describe(node)}: a convolution that is not depthwise over channels")
+        rows = None
+        if isinstance(w, fx.Node) and _parameter_read(w) is not None:
+            rows = self._reread(w, 0, shape[1], labels)
+        bias = labels.get(b) if isinstance(b, fx.Node) else None
+        if rows is None or (b is not None and _parameter_read(b) is None):
+            raise _Freeze(f"{_describe(node)}: a convolution whose weight is no parameter")
+        kind = str(getattr(node.target, "__name__", "conv"))
+        for tensor, lab in ((w, rows), (b, bias)):
+            if tensor is None:
+                continue
+            chain = _parameter_read(tensor)
+            assert chain is not None
+            if not isinstance(lab, _Label) or not self._unify(label, lab):
+                raise _Freeze(f"{_describe(node)}: weights not along the channels")
+            self._recast(chain[0], "out", kind)
+        if not self._unify(label, counted):
+            raise _Freeze(f"{_describe(node)}: groups counts other channels")
+        return _Label(1, list(label.slots))
 
     def _embedding_call(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``F.embedding(ids, weight)`` in a ``forward`` (an ``nn.Embedding`` subclass that
@@ -2866,7 +2997,7 @@ class DependencyGraph:
         name = str(node.target)
         a: Any = node.args
         if name in _FILLED_METHODS:
-            return self._filled(node, a[1:], name == "new_full")
+            return self._filled(node)
         if _reads_shape_only(node):
             return None
         name = _INPLACE_METHODS.get(name, name)
@@ -3640,6 +3771,71 @@ def _reads_shape_only(node: fx.Node) -> bool:
         return node.target in _SHAPE_ONLY_METHODS
     target = node.target
     return target in (getattr, len) or bool(getattr(target, "nk_shape_only", False))
+
+
+def _outer_product(operands: Sequence[tuple[Any, int]], nd: int) -> bool:
+    """Whether operands ``(shape, channel axis in the output)`` of a broadcasting op with
+    ``nd`` output axes each hold one entry on the channel axes of those with other axes."""
+    for shape, ax in operands:
+        for _, other in operands:
+            at = other - (nd - len(shape))
+            if other != ax and 0 <= at < len(shape) and shape[at] != 1:
+                return False
+    return True
+
+
+# methods that keep every value's place, up to axes of one entry
+_KEEP_PLACES_METHODS = frozenset((*_CASTS, "squeeze", "unsqueeze", "contiguous"))
+
+
+def _parameter_read(node: Any) -> list[fx.Node] | None:
+    """``[get_attr, ..., node]`` when ``node`` is a parameter read in ``forward`` through
+    ops, each the only reader of the one before, that keep every value's place up to axes of
+    one entry: casts, elementwise functions, ``unsqueeze`` and indexing with ``None`` and full
+    slices (Mamba's ``-torch.exp(self.A_log.float())[None, :, None, :]``); None otherwise."""
+
+    def only_reader(n: fx.Node) -> bool:  # of its values (shapes may be read)
+        return sum(not _reads_shape_only(u) for u in n.users) == 1
+
+    chain: list[fx.Node] = []
+    while isinstance(node, fx.Node) and node.op != "get_attr":
+        if chain and not only_reader(node):
+            return None
+        items = node.args[1] if node.target is operator.getitem and len(node.args) > 1 else ()
+        items = items if isinstance(items, tuple) else (items,)
+        keeps = (
+            (node.op == "call_method" and node.target in _KEEP_PLACES_METHODS)
+            or (node.op == "call_function" and node.target in _ELEMENTWISE_FUNCS)
+            or (
+                node.target is operator.getitem
+                and all(i is None or i is Ellipsis or i == slice(None) for i in items)
+            )
+        )
+        if not keeps or not node.args or not isinstance(node.args[0], fx.Node):
+            return None
+        if any(isinstance(a, fx.Node) for a in (*node.args[1:], *node.kwargs.values())):
+            return None
+        chain.append(node)
+        node = node.args[0]
+    if not isinstance(node, fx.Node) or (chain and not only_reader(node)):
+        return None
+    return [node, *reversed(chain)]
+
+
+def _filled_sizes(node: fx.Node) -> list[Any] | None:
+    """The sizes the one-value tensor ``node`` (``torch.zeros(b, c, n)``, ones, empty, full,
+    ``x.new_zeros(...)``) was asked for; None for any other node, or a size tuple that is
+    itself traced."""
+    if node.op == "call_function" and node.target in _FILLED_FUNCS:
+        args, full = node.args, node.target is torch.full
+    elif node.op == "call_method" and node.target in _FILLED_METHODS:
+        args, full = node.args[1:], node.target == "new_full"
+    else:
+        return None
+    size: Any = node.kwargs.get("size")
+    if size is None:
+        size = args[0] if args and (full or isinstance(args[0], (tuple, list))) else args
+    return list(size) if isinstance(size, (tuple, list)) else None
 
 
 def _holds_size(module: nn.Module, size: int) -> bool:

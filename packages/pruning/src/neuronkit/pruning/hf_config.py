@@ -325,17 +325,21 @@ def _search(
     if not candidates:
         return None
     matched = _matched(want, got)
-    for change in candidates:
-        if got == want:
-            break
-        if _holds(config, change):
-            continue
-        trial = _with(config, change)
-        if trial is None:
-            continue
-        trial_twin, shapes = _built(model, trial, "cpu")
-        if isinstance(shapes, dict) and (now := _matched(want, shapes)) > matched:
-            config, twin, matched, got = trial, trial_twin, now, shapes
+    improved = True
+    while improved and got != want:  # again while a pass helps: a field may only match once
+        improved = False  # another has changed (Mamba's time_step_rank after its width)
+        for change in candidates:
+            if got == want:
+                break
+            if _holds(config, change):
+                continue
+            trial = _with(config, change)
+            if trial is None:
+                continue
+            trial_twin, shapes = _built(model, trial, "cpu")
+            if isinstance(shapes, dict) and (now := _matched(want, shapes)) > matched:
+                config, twin, matched, got = trial, trial_twin, now, shapes
+                improved = True
     if got != want:
         return None
     if _same_function(model, twin, inputs):
