@@ -832,7 +832,7 @@ def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) ->
     torch.testing.assert_close(logits(reloaded), logits(hard), atol=1e-5, rtol=0)
 
 
-def _multi_query(name: str) -> Any:
+def _multi_query(name: str, attention: str) -> Any:
     if name == "llama":  # Gemma-2B's attention: one key/value head, separate projections
         cfg = transformers.LlamaConfig(**_TINY, num_key_value_heads=1, head_dim=8)
         make = transformers.LlamaForCausalLM
@@ -841,17 +841,22 @@ def _multi_query(name: str) -> Any:
             vocab_size=128, n_embd=32, n_layer=2, n_head=4, n_inner=64, n_positions=64
         )
         make = transformers.GPTBigCodeForCausalLM
+    cfg._attn_implementation = attention
     torch.manual_seed(0)
     return _sharpened(make(cfg))
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("name", ["llama", "gpt_bigcode"])
-def test_multi_query_attention_prunes_query_heads_alone(name: str, tmp_path: Any) -> None:
+def test_multi_query_attention_prunes_query_heads_alone(
+    name: str, attention: str, tmp_path: Any
+) -> None:
     """One key/value head serves every query head: its channels stay, and the query heads
-    prune one by one (``num_key_value_groups``, which ``repeat_kv`` reads when a padding mask
-    is given, follows them). Before 0.5.50 the whole attention froze with the key/value head
-    (``attention over channels``)."""
-    model = _multi_query(name)
+    prune one by one (``num_key_value_groups``, by which eager attention's ``repeat_kv``
+    copies the key/value head, follows them). Before 0.5.50 the whole attention froze with
+    the key/value head (``attention over channels``, or ``combines channels with an
+    untracked tensor`` when eager)."""
+    model = _multi_query(name, attention)
     ids = _ids()
     graph = DependencyGraph(model, ids)
     attn = "model.layers.0.self_attn" if name == "llama" else "transformer.h.0.attn"

@@ -1901,6 +1901,7 @@ class DependencyGraph:
         pairs = [(a, labels.get(a) if isinstance(a, fx.Node) else None) for a in (left, right)]
         if self.head_dims and self._on_matrix_axes(pairs):
             return self._matrix_axes(node, pairs)
+        pairs = self._shared_key_value(node, pairs)  # q @ k^T, attn @ v of eager attention
         (la, lb), out = (lab for _, lab in pairs), _shape(node)
         na, nb = (len(_shape(t) or ()) if isinstance(t, fx.Node) else 0 for t in (left, right))
         if out is not None and min(na, nb) >= 2:
@@ -1944,30 +1945,13 @@ class DependencyGraph:
         per-head mask (T5's position bias) follows its heads. With ``enable_gqa`` query head
         ``h`` reads key/value head ``h // g`` (``g`` = query heads per key/value head), so a
         key/value head and its ``g`` query heads are one unit, as through ``repeat_kv``.
-        Multi-query attention (one key/value head, its channels on the matrix axes, broadcast
-        to every query head: Gemma-2B, Falcon-7B, StarCoder) keeps the key/value channels and
-        leaves the query heads prunable one by one."""
+        Multi-query attention: see :meth:`_shared_key_value`."""
         names = ("query", "key", "value", "attn_mask")
         args = _named_args(node, names)
         values = [args.get(n) for n in names]
         operands = [(v, labels.get(v) if isinstance(v, fx.Node) else None) for v in values]
+        operands = self._shared_key_value(node, operands)
         q = operands[0][1]
-        q_shape = _shape(values[0]) if isinstance(values[0], fx.Node) else None
-        if isinstance(q, _Label) and q_shape is not None and q.axis < len(q_shape) - 2:
-            for i in (1, 2):
-                v, kv = operands[i]
-                kv_shape = _shape(v) if isinstance(v, fx.Node) else None
-                head_axis = q.axis - len(q_shape) + len(kv_shape or ())
-                if (
-                    isinstance(kv, _Label)
-                    and kv_shape is not None
-                    and kv.axis >= len(kv_shape) - 2
-                    and head_axis >= 0
-                    and kv_shape[head_axis] == 1
-                ):
-                    reason = "the one key/value head of multi-query attention serves every query"
-                    self._keep(kv, f"{_describe(node)}: {reason} head")
-                    operands[i] = (v, None)
         if node.kwargs.get("enable_gqa") and isinstance(q, _Label):
             for i in (1, 2):
                 kv = operands[i][1]
@@ -1978,6 +1962,46 @@ class DependencyGraph:
         if self.head_dims and self._on_matrix_axes(operands[:3]):
             return self._attention_dims(node, operands, args.get("scale"))
         return self._batch_axes_only(node, operands, "attention")
+
+    def _shared_key_value(
+        self, node: fx.Node, operands: list[tuple[Any, Any]]
+    ) -> list[tuple[Any, Any]]:
+        """Multi-query attention (Gemma-2B, StarCoder): one key/value head, its channels on
+        the matrix axes, serves every query head (its head axis holds one entry, or copies of
+        one, as ``repeat_kv`` makes them for eager attention). Its channels are kept, without
+        holding back the query heads, which prune one by one; ``operands`` (``(tensor,
+        label)`` pairs, the first with heads on a leading axis) come back without its label."""
+        heads = next(
+            (
+                (lab, len(_shape(a) or ()))
+                for a, lab in operands
+                if isinstance(lab, _Label) and lab.axis < len(_shape(a) or ()) - 2
+            ),
+            None,
+        )
+        if heads is None:
+            return operands
+        out = list(operands)
+        for i, (a, lab) in enumerate(operands):
+            shape = _shape(a) if isinstance(a, fx.Node) else None
+            if not isinstance(lab, _Label) or shape is None or lab.axis < len(shape) - 2:
+                continue
+            at = heads[0].axis - heads[1] + len(shape)  # the heads' axis, aligned from the end
+            if at >= 0 and self._copies_follow_heads(_copies_along(a, at)):
+                reason = "the one key/value head of multi-query attention serves every query head"
+                self._keep(lab, f"{_describe(node)}: {reason}")
+                out[i] = (a, None)
+        return out
+
+    def _copies_follow_heads(self, copies: Any) -> bool:
+        """Whether a key/value head broadcast ``copies`` times (:func:`_copies_along`) to the
+        query heads still matches them after pruning: one entry, or Hugging Face's
+        ``repeat_kv`` by ``num_key_value_groups``, which :func:`~.prune.prune` rewrites."""
+        if type(copies) is int:
+            return copies == 1
+        if not isinstance(copies, _SizeInt) or copies.key[1] != "num_key_value_groups":
+            return False
+        return query_groups(self._modules.get(copies.key[0])) is not None
 
     @staticmethod
     def _on_matrix_axes(operands: Sequence[tuple[Any, Any]]) -> bool:
@@ -2063,7 +2087,9 @@ class DependencyGraph:
             if isinstance(a, fx.Node) and not isinstance(lab, _Label):
                 s = _shape(a)
                 idx = result.axis - (nd - len(s)) if s is not None else -1
-                if s is not None and idx >= 0 and s[idx] != 1:
+                spans = s is not None and idx >= 0 and s[idx] != 1
+                # eager multi-query attention's key: copies of one head, as many as the queries
+                if spans and not self._copies_follow_heads(_copies_along(a, idx)):
                     raise _Freeze(f"{_describe(node)} combines channels with an untracked tensor")
         return result
 
@@ -3771,6 +3797,71 @@ def _reads_shape_only(node: fx.Node) -> bool:
         return node.target in _SHAPE_ONLY_METHODS
     target = node.target
     return target in (getattr, len) or bool(getattr(target, "nk_shape_only", False))
+
+
+def _copies_along(node: fx.Node, axis: int) -> Any:
+    """The count of copies when every entry of ``node`` along ``axis`` is a copy of one: 1 for
+    an axis of one entry, else the size that an ``expand`` of such an axis asked for (an
+    ``int``, or the module attribute it read), seen through transposes and the reshape that
+    merges it with axes of one entry (``repeat_kv``: ``x[:, :, None].expand(b, 1, n, t,
+    d).reshape(b, n, t, d)``); None otherwise."""
+    while True:
+        shape = _shape(node)
+        if shape is None or not 0 <= axis < len(shape):
+            return None
+        if shape[axis] == 1:
+            return 1
+        src = node.args[0] if node.args else None
+        src_shape = _shape(src) if isinstance(src, fx.Node) else None
+        if not isinstance(src, fx.Node) or src_shape is None:
+            return None
+        if node.op == "call_method" and node.target == "expand":
+            sizes = _reshape_sizes(node)
+            if sizes is None or len(src_shape) != len(shape) or src_shape[axis] != 1:
+                return None
+            return sizes[axis]
+        if _transposes_matrix(node) or (
+            node.op == "call_method" and node.target in ("transpose", "swapaxes", "swapdims")
+        ):
+            dims = [d % len(shape) for d in node.args[1:3] if isinstance(d, int)]
+            if len(dims) != 2:
+                return None
+            axis = dims[1] if axis == dims[0] else dims[0] if axis == dims[1] else axis
+            node = src
+            continue
+        if _reshape_sizes(node) is None:
+            return None
+        # the source axes that the reshape merges into ``axis``: copies along the one of
+        # more than one entry
+        before = math.prod(shape[:axis])
+        ends = [k for k in range(len(src_shape) + 1) if math.prod(src_shape[:k]) == before]
+        if not ends:
+            return None
+        first = last = ends[0]
+        while last < len(src_shape) and math.prod(src_shape[first:last]) < shape[axis]:
+            last += 1
+        wide = [k for k in range(first, last) if src_shape[k] != 1]
+        if math.prod(src_shape[first:last]) != shape[axis] or len(wide) != 1:
+            return None
+        node, axis = src, wide[0]
+
+
+def query_groups(attention: Any) -> int | None:
+    """Query heads per key/value head of a Hugging Face attention module, from its kept
+    widths (``q_proj`` over ``k_proj``; GPTBigCode's ``embed_dim`` over ``kv_dim``): the
+    ``num_key_value_groups`` that ``repeat_kv`` reads; None for other modules."""
+    if type(getattr(attention, "num_key_value_groups", None)) is not int:
+        return None
+    q, k = getattr(attention, "q_proj", None), getattr(attention, "k_proj", None)
+    queries: Any
+    kv: Any
+    if isinstance(q, nn.Linear) and isinstance(k, nn.Linear):
+        queries, kv = q.out_features, k.out_features
+    else:
+        queries, kv = getattr(attention, "embed_dim", None), getattr(attention, "kv_dim", None)
+    if type(queries) is int and type(kv) is int and kv > 0 and queries % kv == 0:
+        return queries // kv
+    return None
 
 
 def _outer_product(operands: Sequence[tuple[Any, int]], nd: int) -> bool:

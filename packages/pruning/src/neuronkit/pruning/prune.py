@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
-from .graph import DependencyGraph, Group, GroupMember
+from .graph import DependencyGraph, Group, GroupMember, query_groups
 from .hf_config import sync_hf_config
 from .importance import GroupImportance, _described, get_param, resolve_importance
 from .tracing import ConfigView, drop_caches, is_hf_conv1d, is_hf_model, is_last_axis_norm
@@ -656,21 +656,10 @@ def _fix_hf_attention(mod: nn.Module) -> None:
 def _fix_query_groups(mod: nn.Module) -> None:
     """Hugging Face attention repeats each key/value head for ``num_key_value_groups`` query
     heads (``repeat_kv``): with multi-query attention, whose query heads are pruned alone, it
-    follows the kept query width over the key/value width (``q_proj`` over ``k_proj``,
-    GPTBigCode's ``embed_dim`` over ``kv_dim``)."""
-    groups = getattr(mod, "num_key_value_groups", None)
-    if type(groups) is not int:
-        return
-    q: Any = getattr(mod, "q_proj", None)
-    k: Any = getattr(mod, "k_proj", None)
-    queries: Any
-    kv: Any
-    if isinstance(q, nn.Linear) and isinstance(k, nn.Linear):
-        queries, kv = q.out_features, k.out_features
-    else:
-        queries, kv = getattr(mod, "embed_dim", None), getattr(mod, "kv_dim", None)
-    if type(queries) is int and type(kv) is int and kv > 0 and queries % kv == 0:
-        setattr(mod, "num_key_value_groups", queries // kv)  # noqa: B010
+    follows the kept query width over the key/value width (:func:`~.graph.query_groups`)."""
+    groups = query_groups(mod)
+    if groups is not None:
+        setattr(mod, "num_key_value_groups", groups)  # noqa: B010
 
 
 def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool) -> None:
