@@ -1969,8 +1969,9 @@ class DependencyGraph:
         """Multi-query attention (Gemma-2B, StarCoder): one key/value head, its channels on
         the matrix axes, serves every query head (its head axis holds one entry, or copies of
         one, as ``repeat_kv`` makes them for eager attention). Its channels are kept, without
-        holding back the query heads, which prune one by one; ``operands`` (``(tensor,
-        label)`` pairs, the first with heads on a leading axis) come back without its label."""
+        holding back the query heads, which prune one by one: ``operands`` (``(tensor,
+        label)`` pairs, heads on a leading axis of the first labelled so) come back without
+        its label."""
         heads = next(
             (
                 (lab, len(_shape(a) or ()))
@@ -2580,7 +2581,8 @@ class DependencyGraph:
         x, w, b = args.get("input"), args.get("weight"), args.get("bias")
         groups = node.kwargs.get("groups", node.args[6] if len(node.args) > 6 else 1)
         label = labels.get(x) if isinstance(x, fx.Node) else None
-        shape, w_shape = _shape(x) if isinstance(x, fx.Node) else None, _shape(w)
+        shape = _shape(x) if isinstance(x, fx.Node) else None
+        w_shape = _shape(w) if isinstance(w, fx.Node) else None
         counted = self._channel_count(node, groups, labels)
         if not isinstance(label, _Label) or shape is None or w_shape is None or label.axis != 1:
             raise _Freeze(f"{_describe(node)}: unsupported convolution")
