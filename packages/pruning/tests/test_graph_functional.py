@@ -187,6 +187,33 @@ def test_selective_scan_prunes_its_inner_width() -> None:
     assert not _group_of(graph, "bc").prunable
 
 
+class _TensorSplit(nn.Module):
+    """``torch.tensor_split`` of the sequence (Mamba's chunked and sequential parts) keeps the
+    channels of every piece; of the channel axis, it cuts them at positions written here."""
+
+    def __init__(self, channels: bool) -> None:
+        super().__init__()
+        self.channels = channels
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, 4]
+        h = self.a(x)
+        if self.channels:
+            first, rest = torch.tensor_split(h, [3], dim=-1)
+            return self.b(torch.cat([first, rest.relu()], dim=-1))
+        first, rest = h.tensor_split([2], dim=1)
+        return self.b(torch.cat([first, rest.relu()], dim=1))
+
+
+def test_tensor_split_of_other_axes_keeps_channels_and_of_channels_freezes_them() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4)
+    assert _group_of(_check_oracle(_TensorSplit(channels=False).eval(), x), "a").prunable
+    frozen = _group_of(DependencyGraph(_TensorSplit(channels=True).eval(), x), "a")
+    assert not frozen.prunable
+    assert "cuts the channel axis" in frozen.reason
+
+
 class _Padded(nn.Module):
     """Channels-last padding (Swin's ``maybe_pad``): zero padding on the channel axis is a
     no-op for channels; padding it freezes them."""

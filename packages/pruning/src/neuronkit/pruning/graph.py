@@ -992,6 +992,8 @@ class DependencyGraph:
                     continue
                 if (user, node) in self._counted:
                     continue
+                if not user.users and _filled_sizes(user) is not None:  # a constant left unused
+                    continue
                 if isinstance(out, _Label) and at == [out.axis]:
                     roots = self._uf.roots
                     if set(roots(label.slots).tolist()) != set(roots(out.slots).tolist()):
@@ -2519,6 +2521,8 @@ class DependencyGraph:
             if target is torch.chunk:
                 sizes = self._chunk_sizes(node, int(sizes), int(dim))
             return self._split(node, labels, sizes, int(dim), target is torch.chunk)
+        if target is torch.tensor_split:
+            return self._tensor_split(node, labels)
         if target is torch.unbind:
             return self._unbind(node, labels, a[1] if len(a) > 1 else _kw(node).get("dim", 0))
         if target in (torch.transpose, torch.swapaxes, torch.swapdims):
@@ -3078,6 +3082,8 @@ class DependencyGraph:
             return self._along(node, labels, name)
         if name in _REDUCTIONS or name in _PAIR_REDUCTIONS:
             return self._reduction(node, labels, name)
+        if name == "tensor_split":
+            return self._tensor_split(node, labels)
         if name in ("split", "chunk"):
             dim = a[2] if len(a) > 2 else _kw(node).get("dim", 0)
             sizes = a[1]
@@ -3122,6 +3128,30 @@ class DependencyGraph:
             raise _Freeze(f"{_describe(node)} takes part of the channel axis")
         drops = str(getattr(node.target, "__name__", node.target)) == "select"
         return _Label(label.axis - (drops and label.axis > dim), list(label.slots))
+
+    def _tensor_split(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``torch.tensor_split(x, indices_or_sections, dim)`` along another axis than the
+        channels (Mamba's split of the sequence): every piece keeps them. Cutting the channel
+        axis at positions written in ``forward`` freezes them."""
+        args = _named_args(node, ("input", "indices_or_sections", "dim"))
+        label, src = self._in(node, labels), _shape(args.get("input"))
+        if label is None or src is None:
+            return None
+        cuts, dim = args.get("indices_or_sections"), args.get("dim", 0)
+        if cuts is None:
+            cuts = args.get("sections", args.get("indices"))
+        if not isinstance(dim, int) or dim % len(src) == label.axis:
+            raise _Freeze(f"{_describe(node)} cuts the channel axis")
+        pieces = (
+            cuts
+            if isinstance(cuts, int)
+            else len(cuts) + 1
+            if isinstance(cuts, (list, tuple))
+            else None
+        )
+        if pieces is None:
+            raise _Freeze(f"{_describe(node)}: unknown pieces")
+        return [_Label(label.axis, list(label.slots)) for _ in range(pieces)]
 
     def _unbind(self, node: fx.Node, labels: dict[fx.Node, Any], dim: Any) -> Any:
         """``x.unbind(dim)`` (timm's ``q, k, v = qkv.unbind(0)``): every slice keeps the
@@ -3887,8 +3917,11 @@ def _parameter_read(node: Any) -> list[fx.Node] | None:
     one entry: casts, elementwise functions, ``unsqueeze`` and indexing with ``None`` and full
     slices (Mamba's ``-torch.exp(self.A_log.float())[None, :, None, :]``); None otherwise."""
 
-    def only_reader(n: fx.Node) -> bool:  # of its values (shapes may be read)
-        return sum(not _reads_shape_only(u) for u in n.users) == 1
+    def used(n: fx.Node) -> bool:  # its values, by something that outputs or is used
+        return n.op == "output" or (not _reads_shape_only(n) and any(map(used, n.users)))
+
+    def only_reader(n: fx.Node) -> bool:  # of its values (shapes may be read; 5.25's Mamba
+        return sum(map(used, n.users)) == 1  # also computes an A it does not use)
 
     chain: list[fx.Node] = []
     while isinstance(node, fx.Node) and node.op != "get_attr":
