@@ -3142,14 +3142,11 @@ class DependencyGraph:
             cuts = args.get("sections", args.get("indices"))
         if not isinstance(dim, int) or dim % len(src) == label.axis:
             raise _Freeze(f"{_describe(node)} cuts the channel axis")
-        pieces = (
-            cuts
-            if isinstance(cuts, int)
-            else len(cuts) + 1
-            if isinstance(cuts, (list, tuple))
-            else None
-        )
-        if pieces is None:
+        if isinstance(cuts, int):
+            pieces = cuts
+        elif isinstance(cuts, (list, tuple)):
+            pieces = len(cuts) + 1
+        else:
             raise _Freeze(f"{_describe(node)}: unknown pieces")
         return [_Label(label.axis, list(label.slots)) for _ in range(pieces)]
 
@@ -3917,11 +3914,11 @@ def _parameter_read(node: Any) -> list[fx.Node] | None:
     one entry: casts, elementwise functions, ``unsqueeze`` and indexing with ``None`` and full
     slices (Mamba's ``-torch.exp(self.A_log.float())[None, :, None, :]``); None otherwise."""
 
-    def used(n: fx.Node) -> bool:  # its values, by something that outputs or is used
+    def used(n: fx.Node) -> bool:  # its values reach the output (not only its shape)
         return n.op == "output" or (not _reads_shape_only(n) and any(map(used, n.users)))
 
-    def only_reader(n: fx.Node) -> bool:  # of its values (shapes may be read; 5.25's Mamba
-        return sum(map(used, n.users)) == 1  # also computes an A it does not use)
+    def only_reader(n: fx.Node) -> bool:  # of its values: shapes may be read, and dead code
+        return sum(map(used, n.users)) == 1  # may too (transformers 5.25's Mamba's unused A)
 
     chain: list[fx.Node] = []
     while isinstance(node, fx.Node) and node.op != "get_attr":

@@ -331,12 +331,10 @@ def _search(
         for change in candidates:
             if got == want:
                 break
-            if _holds(config, change):
+            tried = _tried(model, config, change)
+            if tried is None:
                 continue
-            trial = _with(config, change)
-            if trial is None:
-                continue
-            trial_twin, shapes = _built(model, trial, "cpu")
+            trial, trial_twin, shapes = tried
             if isinstance(shapes, dict) and (now := _matched(want, shapes)) > matched:
                 config, twin, matched, got = trial, trial_twin, now, shapes
                 improved = True
@@ -346,15 +344,19 @@ def _search(
         return config
     # equal shapes, another function: a head count with the same total width (4 x 8 vs 2 x 16)
     for change in candidates:
-        if _holds(config, change):
-            continue
-        trial = _with(config, change)
-        if trial is None:
-            continue
-        trial_twin, shapes = _built(model, trial, "cpu")
-        if shapes == want and _same_function(model, trial_twin, inputs):
-            return trial
+        tried = _tried(model, config, change)
+        if tried is not None and tried[2] == want and _same_function(model, tried[1], inputs):
+            return tried[0]
     return _OTHER_OUTPUTS
+
+
+def _tried(model: nn.Module, config: Any, change: _Change) -> tuple[Any, Any, Any] | None:
+    """``(config with change, its CPU build, that build's shapes)`` (:func:`_built`); None
+    when ``config`` holds ``change`` already or cannot take it."""
+    if _holds(config, change):
+        return None
+    trial = _with(config, change)
+    return None if trial is None else (trial, *_built(model, trial, "cpu"))
 
 
 def _same_function(
