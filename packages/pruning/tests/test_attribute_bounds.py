@@ -1,7 +1,7 @@
 """Channel splits and slices at module attributes: YOLOv8's ``split((self.c, self.c), 1)``,
 ReXNet's ``x[:, 0:self.in_channels] + shortcut`` and DPN's ``x[:, :self.num_1x1_c]`` follow
 the pruning (each piece its own channels, the attribute rewritten to the kept count before
-it); bounds and sizes written in ``forward`` still freeze."""
+it); a bound written in ``forward`` keeps the channels it counts over."""
 
 from __future__ import annotations
 
@@ -126,17 +126,26 @@ def test_slice_at_an_attribute_bound_follows_the_pruning() -> None:
     assert hard.conv.out_channels < 10
 
 
-@pytest.mark.parametrize("bound", ["constant", "computed"])
-def test_slice_at_a_bound_that_would_not_follow_freezes(bound: str) -> None:
-    """A bound written in ``forward``, or an attribute that ``forward`` also computes with,
-    stays as it was: the channels it cuts freeze, and the rest still prunes."""
+def test_slice_at_an_attribute_that_forward_computes_with_freezes() -> None:
+    """An attribute that ``forward`` also computes with stays as it was: the channels it cuts
+    freeze."""
     torch.manual_seed(0)
-    model = _PartialResidual(bound).eval()
+    model = _PartialResidual("computed").eval()
     graph = DependencyGraph(model, torch.randn(2, 3, 5, 5))
     conv = _group_of(graph, "conv")
     assert not conv.prunable
-    expected = "fixed bounds" if bound == "constant" else "forward also computes with it"
-    assert expected in conv.reason
+    assert "attribute in_channels, and other ops also read it" in conv.reason
+    assert not graph.size_attributes
+
+
+def test_slice_at_a_fixed_bound_keeps_the_channels_before_it() -> None:
+    """``y[:, 0:6] + shortcut`` with 6 written in ``forward``: the 6 channels before the bound
+    stay (and the shortcut's, added to them), so the bound still cuts between the same
+    channels; the 4 after it prune (before 0.5.51 all froze: "slices channels at fixed
+    bounds")."""
+    torch.manual_seed(0)
+    graph, hard = _pruned(_PartialResidual("constant").eval(), torch.randn(2, 3, 5, 5))
+    assert hard.stem.out_channels == 6 < hard.conv.out_channels < 10
     assert not graph.size_attributes
 
 
@@ -176,11 +185,15 @@ def test_slice_at_a_sum_of_attributes_prunes_each_piece() -> None:
     assert hard.a + 2 * hard.b + hard.pc.in_channels == hard.stem.out_channels < 12
 
 
-def test_slice_at_an_attribute_plus_a_literal_freezes() -> None:
+def test_slice_at_an_attribute_plus_a_literal_keeps_what_it_cuts() -> None:
+    """``y[:, self.a : self.a + 1]``: the sum is no attribute's size, so ``self.a`` stays and
+    the channels before the bound are kept; the ones no piece reads still prune."""
     torch.manual_seed(0)
-    graph = DependencyGraph(_FusedThreeWay("offset").eval(), torch.randn(2, 3, 5, 5))
-    assert not _group_of(graph, "stem").prunable
+    graph, hard = _pruned(_FusedThreeWay("offset").eval(), torch.randn(2, 3, 5, 5))
+    assert _group_of(graph, "stem").prunable
     assert not graph.size_attributes
+    assert hard.a == 4
+    assert (hard.pa.in_channels, hard.pb.in_channels, hard.pc.in_channels) == (4, 4, 4)
 
 
 class _DualPath(nn.Module):

@@ -836,18 +836,23 @@ def _multi_query(name: str, attention: str) -> Any:
     if name == "llama":  # Gemma-2B's attention: one key/value head, separate projections
         cfg = transformers.LlamaConfig(**_TINY, num_key_value_heads=1, head_dim=8)
         make = transformers.LlamaForCausalLM
-    else:  # StarCoder's: query, key and value rows of one fused projection
+    elif name == "gpt_bigcode":  # StarCoder's: query, key and value rows of one projection
         cfg = transformers.GPTBigCodeConfig(
             vocab_size=128, n_embd=32, n_layer=2, n_head=4, n_inner=64, n_positions=64
         )
         make = transformers.GPTBigCodeForCausalLM
+    else:  # Falcon-7B's: one projection viewed as (num_heads + 2) heads, the last two k and v
+        cfg = transformers.FalconConfig(
+            vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4
+        )
+        make = transformers.FalconForCausalLM
     cfg._attn_implementation = attention
     torch.manual_seed(0)
     return _sharpened(make(cfg))
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-@pytest.mark.parametrize("name", ["llama", "gpt_bigcode"])
+@pytest.mark.parametrize("name", ["llama", "gpt_bigcode", "falcon"])
 def test_multi_query_attention_prunes_query_heads_alone(
     name: str, attention: str, tmp_path: Any
 ) -> None:
@@ -855,12 +860,17 @@ def test_multi_query_attention_prunes_query_heads_alone(
     prune one by one (``num_key_value_groups``, by which eager attention's ``repeat_kv``
     copies the key/value head, follows them). Before 0.5.50 the whole attention froze with
     the key/value head (``attention over channels``, or ``combines channels with an
-    untracked tensor`` when eager)."""
+    untracked tensor`` when eager; Falcon's before 0.5.51: ``view`` to ``num_heads + 2``
+    heads, "a constant of forward")."""
     model = _multi_query(name, attention)
     ids = _ids()
     graph = DependencyGraph(model, ids)
-    attn = "model.layers.0.self_attn" if name == "llama" else "transformer.h.0.attn"
-    out = f"{attn}.o_proj" if name == "llama" else f"{attn}.c_proj"
+    attn, out = {
+        "llama": ("model.layers.0.self_attn", "o_proj"),
+        "gpt_bigcode": ("transformer.h.0.attn", "c_proj"),
+        "falcon": ("transformer.h.0.self_attention", "dense"),
+    }[name]
+    out = f"{attn}.{out}"
     heads = next(g for g in graph.groups if any(m.module == out and m.dim == 1 for m in g.members))
     assert heads.prunable
     assert heads.size == 4  # the query heads, whole, and nothing of the key/value head
@@ -875,13 +885,59 @@ def test_multi_query_attention_prunes_query_heads_alone(
         torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
     assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
     pruned_attn = hard.get_submodule(attn)
-    assert pruned_attn.num_key_value_groups == 2
+    if name == "falcon":  # which sizes the fused view: num_heads + 2
+        assert pruned_attn.num_heads == 2
+    else:  # Falcon broadcasts its one key/value head instead
+        assert pruned_attn.num_key_value_groups == 2
     prompt = {"input_ids": ids[:, :6], "attention_mask": padded[:, :6]}
     with torch.no_grad():  # one query token at a time, against the cached key/value head
         new = [m.generate(**prompt, max_new_tokens=4, do_sample=False) for m in (hard, soft)]
     assert torch.equal(new[0], new[1])
-    heads_field = "num_attention_heads" if name == "llama" else "n_head"
+    heads_field = "n_head" if name == "gpt_bigcode" else "num_attention_heads"
     assert getattr(hard.config, heads_field) == 2
+    assert _roundtrip(hard, tmp_path) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["falcon", "persimmon"])
+def test_heads_first_fused_projection_prunes_whole_heads(name: str, tmp_path: Any) -> None:
+    """``qkv.view(B, T, self.num_heads, 3, self.head_dim)``: each head's query, key and value
+    rows lie together in the fused projection (Falcon-RW's and Persimmon's layout, not timm's
+    ``(3, num_heads, head_dim)``), so a head is 3 x 8 rows of it, one unit. Before 0.5.51 the
+    heads froze ("size 3 on the channel axis is a constant of forward"). The config search
+    also changes Falcon's ``num_kv_heads`` (read to reshape the keys) with its head count."""
+    if name == "falcon":
+        cfg: Any = transformers.FalconConfig(
+            vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            multi_query=False,
+        )  # fmt: skip
+        make: Any = transformers.FalconForCausalLM
+        qkv = "transformer.h.0.self_attention.query_key_value"
+    else:
+        cfg = transformers.PersimmonConfig(
+            vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64,
+        )  # fmt: skip
+        make = transformers.PersimmonForCausalLM
+        qkv = "model.layers.0.self_attn.query_key_value"
+    torch.manual_seed(0)
+    model = _sharpened(make(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    heads = next(g for g in graph.groups if any(m.module == qkv and m.dim == 0 for m in g.members))
+    assert heads.prunable
+    assert heads.size == 4
+    qkv_rows = next(m for m in heads.members if m.module == qkv and m.param == "weight")
+    assert [list(p) for p in qkv_rows.positions][1] == list(range(24, 48))
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    with torch.no_grad():
+        new = [m.generate(ids[:, :6], max_new_tokens=4, do_sample=False) for m in (hard, soft)]
+    assert torch.equal(new[0], new[1])
+    assert hard.config.num_attention_heads == 2
+    if name == "falcon":
+        assert hard.config.num_kv_heads == 2
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 

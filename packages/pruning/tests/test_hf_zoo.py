@@ -50,7 +50,11 @@ _MUST_PRUNE: dict[str, list[str]] = {
     "gptj": ["transformer.wte", "transformer.h.0.mlp.fc_in"],
     "bloom": ["transformer.word_embeddings", "transformer.h.0.mlp.dense_h_to_4h"],
     # Falcon's Linear computes x @ W.T: traced whole once checked to equal nn.Linear
-    "falcon": ["transformer.word_embeddings", "transformer.h.1.mlp.dense_h_to_4h"],
+    "falcon": [  # (0.5.51) query heads beside one kept key and value head: view(num_heads + 2)
+        "transformer.word_embeddings",
+        "transformer.h.0.self_attention.query_key_value",
+        "transformer.h.1.mlp.dense_h_to_4h",
+    ],
     # DistilBERT calls nn.ReLU() built in forward, RoBERTa a module-level GELU
     "distilbert": [
         "distilbert.embeddings.word_embeddings",
@@ -222,14 +226,14 @@ def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
 # Swin / ConvNeXt / ResNet through per-stage lists
 _CONFIG_REBUILDS = {
     "mistral", "qwen2", "phi", "opt", "gpt_neox", "distilbert", "roberta", "albert", "vit",
-    "swin", "convnext", "resnet", "gptj", "mobilevit",
+    "swin", "convnext", "resnet", "gptj", "mobilevit", "falcon",
 }  # fmt: skip
 # (MobileViT's stages pruned by one ratio keep their MLP ratio: hidden_sizes, neck_hidden_sizes
 # and num_attention_heads describe it). The rest keep their config, with a warning: Gemma
 # scales its embeddings by sqrt(hidden_size) from the config, T5 its tied-embedding logits by
 # d_model ** -0.5 (same shapes, other outputs: its residual width prunes since 0.5.48);
-# BLOOM and Falcon tie the attention width to the residual width, whose heads stay frozen
-_CONFIG_WARNS = {"gemma", "bloom", "falcon", "t5"}
+# BLOOM ties the attention width to the residual width, whose heads stay frozen (ALiBi)
+_CONFIG_WARNS = {"gemma", "bloom", "t5"}
 _OTHER_OUTPUTS = {"gemma", "t5"}
 
 

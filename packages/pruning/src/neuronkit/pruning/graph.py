@@ -796,6 +796,9 @@ class DependencyGraph:
         # reshape sizes on the channel axis read from module attributes: (module, attribute)
         # -> [(slots of that axis, node)]; the rewritable ones end in _size_slots
         self._sized: dict[tuple[str, str], list[tuple[list[int], fx.Node]]] = {}
+        # the same for an attribute plus a literal (Falcon-7B's self.num_heads + 2): (module,
+        # attribute) -> [(slots, node, literal)], the literal's entries to be kept
+        self._offset_sized: dict[tuple[str, str], list[tuple[list[int], fx.Node, int]]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}
         self._layernorms: set[str] = set()
         self._divisors: set[tuple[str, str]] = set()
@@ -1033,14 +1036,25 @@ class DependencyGraph:
             yield user, labels.get(user), [i for i, v in enumerate(items or ()) if v is node]
 
     def _bind_size(
-        self, size: _SizeInt | None, label: _Label, node: fx.Node, divisor: int = 1
+        self, size: _SizeInt | _SizeSum | None, label: _Label, node: fx.Node, divisor: int = 1
     ) -> _Label:
         """Record that ``node``'s size on ``label``'s axis is the module attribute ``size``
         (whose value is ``divisor`` times ``size``: CSPNet's ``split(self.expand_chs // 2)``
         binds all the channels it splits); a part of an attribute anywhere else freezes. A
         multiple ``m`` of the attribute (GPT-Neo's ``num_heads * head_dim``) binds units of ``m``
-        consecutive channels (the heads, each ``head_dim`` wide), each made one unit."""
-        if size is not None:
+        consecutive channels (the heads, each ``head_dim`` wide), each made one unit. An
+        attribute plus a literal ``c`` (Falcon-7B's ``self.num_heads + 2``) binds the entries
+        that are not kept, where exactly ``c`` are (see :meth:`_resolve_size_attributes`)."""
+        if isinstance(size, _SizeSum):
+            (term,) = size.terms
+            if term.divisor != 1 or term.multiplier != 1:
+                raise _Freeze(
+                    f"{_describe(node)}: size {size} on the channel axis is a part or multiple "
+                    "of a module attribute plus a constant; it would not follow the pruning"
+                )
+            entry = (list(label.slots), node, size.offset)
+            self._offset_sized.setdefault(term.key, []).append(entry)
+        elif size is not None:
             if size.divisor != divisor:
                 raise _Freeze(
                     f"{_describe(node)}: size {size} on the channel axis is the module "
@@ -1062,7 +1076,23 @@ class DependencyGraph:
         channel count (``C // self.num_heads``: a head size, constant where the channels
         counted keep a width tied to the heads', see :func:`_tie_widths`). Read elsewhere
         (arithmetic, a comparison, another op, a tensor factory), it is a constant and freezes
-        them."""
+        them. An attribute plus a literal ``c`` sizes the entries of its axis that are not
+        kept, where exactly ``c`` are (Falcon-7B's key and value heads, kept as they serve
+        every query head)."""
+        kept_roots = set(self._uf.roots(list(self._kept)).tolist()) if self._kept else set()
+        for key, entries in self._offset_sized.items():
+            for slots, node, c in entries:
+                free = [s for s in slots if self._uf.find(s) not in kept_roots]
+                if len(slots) - len(free) == c:
+                    self._sized.setdefault(key, []).append((free, node))
+                    continue
+                reason = (
+                    f"{_describe(node)}: size {len(slots)} on the channel axis is a module "
+                    f"attribute plus {c}, and not exactly {c} of its entries are kept; it "
+                    "would not follow the pruning"
+                )
+                for s in slots:
+                    self._frozen.setdefault(s, reason)
         if not self._sized:
             return
         uses: dict[tuple[str, str], int] = {}
@@ -1854,6 +1884,15 @@ class DependencyGraph:
                 self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
                 size = _requested_size(node, k + 1)
                 return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
+            if blocks > 1 and _literal_size(node, k) and _attribute_size(node, k - 1):
+                # [..., C, ...] -> [..., H, G, C/(G H), ...], the heads first (the attribute),
+                # each with G fused blocks (Falcon's and Persimmon's view(B, T, self.num_heads,
+                # 3, self.head_dim)): the G d channels of a head one unit, the label on H
+                width = len(label.slots) // blocks
+                units = [label.slots[i // width * width] for i in range(len(label.slots))]
+                self._uf.unite(units, label.slots)
+                size = _requested_size(node, k - 1)
+                return self._bind_size(size, _Label(k - 1, label.slots[::width]), node)
             # [..., C, ...] -> [..., (G,) H, C/(G H), ...] (attention heads, G fused blocks such
             # as q / k / v): the d channels of a head become one unit, head h of every block
             # the same unit; the label moves to the head axis
@@ -1970,7 +2009,8 @@ class DependencyGraph:
     ) -> list[tuple[Any, Any]]:
         """Multi-query attention (Gemma-2B, StarCoder): one key/value head, its channels on
         the matrix axes, serves every query head (its head axis holds one entry, or copies of
-        one, as ``repeat_kv`` makes them for eager attention). Its channels are kept, without
+        one, as ``repeat_kv`` makes them for eager attention), or its channels are that one
+        head (Falcon-7B's, picked out of a fused projection). Its channels are kept, without
         holding back the query heads, which prune one by one: ``operands`` (``(tensor,
         label)`` pairs, heads on a leading axis of the first labelled so) come back without
         its label."""
@@ -1985,13 +2025,19 @@ class DependencyGraph:
         if heads is None:
             return operands
         out = list(operands)
+        reason = "the one key/value head of multi-query attention serves every query head"
         for i, (a, lab) in enumerate(operands):
             shape = _shape(a) if isinstance(a, fx.Node) else None
-            if not isinstance(lab, _Label) or shape is None or lab.axis < len(shape) - 2:
+            if not isinstance(lab, _Label) or shape is None:
+                continue
+            on_heads = lab.axis == heads[0].axis - heads[1] + len(shape)
+            if on_heads and shape[lab.axis] == 1 < len(heads[0].slots):
+                self._keep(lab, f"{_describe(node)}: {reason}")
+                out[i] = (a, None)
+            if lab.axis < len(shape) - 2:
                 continue
             at = heads[0].axis - heads[1] + len(shape)  # the heads' axis, aligned from the end
             if at >= 0 and self._copies_follow_heads(_copies_along(a, at)):
-                reason = "the one key/value head of multi-query attention serves every query head"
                 self._keep(lab, f"{_describe(node)}: {reason}")
                 out[i] = (a, None)
         return out
@@ -2261,6 +2307,9 @@ class DependencyGraph:
             if isinstance(i, fx.Node) or torch.is_tensor(i) or isinstance(i, list)
         ]
         if advanced:
+            picked = self._picked_channels(node, label, items, len(src))
+            if picked is not None:
+                return picked
             if (
                 isinstance(src_node, fx.Node)
                 and src_node.op == "get_attr"
@@ -2296,25 +2345,55 @@ class DependencyGraph:
             in_ax += 1
         return label
 
+    def _picked_channels(
+        self, node: fx.Node, label: _Label, items: tuple[Any, ...], rank: int
+    ) -> _Label | None:
+        """``x[..., [i, j], :]``: channels picked by a literal list, full slices elsewhere
+        (Falcon-7B's key head ``qkv[..., [-2], :]``). The picked channels stay, and so do
+        those between each and the end it counts from (as for a fixed slice bound, see
+        :meth:`_slice_channels`). None for any other index."""
+        if any(i is None for i in items):
+            return None
+        expanded: list[Any] = []
+        for i in items:
+            expanded.extend([slice(None)] * (rank - len(items) + 1) if i is Ellipsis else [i])
+        expanded.extend([slice(None)] * (rank - len(expanded)))
+        picks, n = expanded[label.axis], len(label.slots)
+        if (
+            not isinstance(picks, list)
+            or not picks
+            or not all(type(i) is int and -n <= i < n for i in picks)
+            or any(i != slice(None) for q, i in enumerate(expanded) if q != label.axis)
+        ):
+            return None
+        for i in picks:
+            fixed = label.slots[i:] if i < 0 else label.slots[: i + 1]
+            self._keep(_Label(label.axis, fixed), f"{_describe(node)} picks channels")
+        return _Label(label.axis, [label.slots[i] for i in picks])
+
     def _slice_channels(self, node: fx.Node, label: _Label, index: slice) -> list[int]:
-        """The slots ``label``'s channels keep under ``index``. A bound that cuts the axis
-        must be a module attribute (ReXNet's ``x[:, 0:self.in_channels]``, DPN's
-        ``x[:, self.num_1x1_c:]``), which :func:`~.prune.prune` rewrites to the kept count of
-        the channels before it; a bound written in ``forward`` would not follow the pruning. A
-        sum of attributes (Phi-3's fused ``qkv[..., q + k :]``) binds each to its own run of
-        the channels before the bound, in order."""
+        """The slots ``label``'s channels keep under ``index``. A bound that is a module
+        attribute (ReXNet's ``x[:, 0:self.in_channels]``, DPN's ``x[:, self.num_1x1_c:]``)
+        follows the pruning: :func:`~.prune.prune` rewrites it to the kept count of the
+        channels before it. A sum of attributes (Phi-3's fused ``qkv[..., q + k :]``) binds
+        each to its own run of the channels before the bound, in order. A bound written in
+        ``forward`` keeps the channels between it and the end it counts from."""
         slots, n = label.slots, len(label.slots)
         if index.step not in (None, 1):
             raise _Freeze(f"{_describe(node)} slices channels with a step")
         for bound in (index.start, index.stop):
-            if isinstance(bound, (_SizeInt, _SizeSum)) and 0 <= bound <= n:
+            sums = isinstance(bound, _SizeSum) and not bound.offset  # of attributes alone
+            if (isinstance(bound, _SizeInt) or sums) and 0 <= bound <= n:
                 start = 0
                 for term in bound.terms if isinstance(bound, _SizeSum) else (bound,):
                     end = start + int.__int__(term)
                     self._bind_size(term, _Label(label.axis, slots[start:end]), node)
                     start = end
             elif bound is not None and slots[bound:] and slots[:bound]:
-                raise _Freeze(f"{_describe(node)} slices channels at fixed bounds")
+                # a bound written in forward: the entries from the end it counts from up to
+                # it stay (Falcon-7B's qkv[..., :-2, :]), so it cuts between the same ones
+                fixed = slots[bound:] if bound < 0 else slots[:bound]
+                self._keep(_Label(label.axis, fixed), f"{_describe(node)} slices channels")
         return slots[index]
 
     def _slice_fraction(
@@ -3668,7 +3747,7 @@ def _named_args(node: fx.Node, names: Sequence[str]) -> dict[str, Any]:
     return {**dict(zip(names, node.args, strict=False)), **node.kwargs}
 
 
-def _requested_size(node: fx.Node, axis: int) -> _SizeInt | None:
+def _requested_size(node: fx.Node, axis: int) -> _SizeInt | _SizeSum | None:
     """The size a view / reshape / expand asks for on the channel axis when it is a module
     attribute (``x.view(B, N, self.heads, self.head_dim)``: see
     :meth:`DependencyGraph._resolve_size_attributes`); None when it follows the input (``-1``,
@@ -3680,7 +3759,7 @@ def _requested_size(node: fx.Node, axis: int) -> _SizeInt | None:
     if sizes is None or out is None or len(sizes) != len(out):
         return None
     size = _constant_size(sizes[axis])
-    if isinstance(size, _SizeInt):
+    if isinstance(size, _SizeInt) or (isinstance(size, _SizeSum) and len(size.terms) == 1):
         return size
     if size is not None and size != -1:
         raise _Freeze(
@@ -3748,6 +3827,13 @@ def _literal_size(node: fx.Node, axis: int) -> bool:
         return False
     size = sizes[axis]
     return type(size) is int and size > 0
+
+
+def _attribute_size(node: fx.Node, axis: int) -> bool:
+    """Whether the view / reshape ``node`` asks for a module attribute's size (a
+    :class:`~.tracing._SizeInt`, ``self.num_heads``) on output axis ``axis``."""
+    sizes = _reshape_sizes(node) or []
+    return -len(sizes) <= axis < len(sizes) and isinstance(sizes[axis], _SizeInt)
 
 
 def _merged_back(node: fx.Node) -> bool:

@@ -275,7 +275,9 @@ def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[_Change]:
     """Changes to try: fields equal to a changed size get the new size; head counts get the
     count that keeps the head size (``a / v`` channels per head). First, the elements of a
     list field (ConvNeXt's per-stage ``hidden_sizes``) all at once, each to its first new
-    size (one model built instead of one per stage), then every field alone."""
+    size (one model built instead of one per stage), then every field alone, then every head
+    count at once (Falcon's ``num_attention_heads`` and ``num_kv_heads`` reshape the same
+    heads)."""
     exact: list[tuple[_Path, int]] = []
     heads: list[tuple[_Path, int]] = []
     for path, v in _int_fields(config):
@@ -290,7 +292,9 @@ def _candidates(config: Any, pairs: set[tuple[int, int]]) -> list[_Change]:
         if isinstance(path[-1], int):
             lists.setdefault(path[:-1], {}).setdefault(path, b)
     together = [tuple(elements.items()) for elements in lists.values() if len(elements) > 1]
-    return list(dict.fromkeys(together + [(change,) for change in exact + heads]))
+    all_heads = tuple(dict(reversed(heads)).items())  # each head field's first new count
+    combined = [all_heads] if len(all_heads) > 1 else []
+    return list(dict.fromkeys(together + [(change,) for change in exact + heads] + combined))
 
 
 _OTHER_OUTPUTS = (

@@ -1440,8 +1440,9 @@ class _SizeInt(int):
 
     def __add__(self, other: Any) -> Any:
         """A sum with another attribute (or multiple of one, Phi-3's ``query_pos +
-        self.num_key_value_heads * self.head_dim``) is a :class:`_SizeSum` that knows its
-        terms; anything else marks a read."""
+        self.num_key_value_heads * self.head_dim``) or with a positive literal (Falcon-7B's
+        ``self.num_heads + 2``) is a :class:`_SizeSum` that knows its terms; anything else
+        marks a read."""
         return _sum_of(self, other)
 
     def escape(self) -> None:
@@ -1453,15 +1454,19 @@ class _SizeInt(int):
 
 
 class _SizeSum(int):
-    """A sum of :class:`_SizeInt` terms (each a whole attribute or a multiple of one) while a
-    model is traced: a bound that cuts a channel axis into consecutive parts, one per term
-    (Phi-3's fused ``qkv[..., q + k :]``). Anything else on it marks every term read."""
+    """A sum of :class:`_SizeInt` terms (each a whole attribute or a multiple of one) and a
+    literal ``offset`` while a model is traced: a bound that cuts a channel axis into
+    consecutive parts, one per term (Phi-3's fused ``qkv[..., q + k :]``), or, one term plus
+    an offset, the size of a channel axis with ``offset`` fixed entries (Falcon-7B's
+    ``view(B, T, self.num_heads + 2, d)``: its query heads, one key and one value head).
+    Anything else on it marks every term read."""
 
     terms: tuple[_SizeInt, ...]
+    offset: int
 
-    def __new__(cls, terms: tuple[_SizeInt, ...]) -> _SizeSum:
-        obj = super().__new__(cls, sum(int.__int__(t) for t in terms))
-        obj.terms = terms
+    def __new__(cls, terms: tuple[_SizeInt, ...], offset: int = 0) -> _SizeSum:
+        obj = super().__new__(cls, sum(int.__int__(t) for t in terms) + offset)
+        obj.terms, obj.offset = terms, offset
         return obj
 
     def __add__(self, other: Any) -> Any:
@@ -1477,10 +1482,14 @@ class _SizeSum(int):
 
 def _sum_of(a: _SizeInt | _SizeSum, b: Any) -> Any:
     """``a + b`` while tracing: a :class:`_SizeSum` when both are attribute sizes (not parts of
-    one), else a plain ``int`` that marks both read."""
+    one) or ``b`` is a positive literal, else a plain ``int`` that marks both read."""
+    literal = type(b) is int and b > 0
     parts = [t for x in (a, b) for t in (x.terms if isinstance(x, _SizeSum) else (x,))]
+    if literal:
+        parts.pop()
     if all(isinstance(t, _SizeInt) and t.divisor == 1 and t.sizes.active for t in parts):
-        return _SizeSum(tuple(parts))
+        offsets = sum(x.offset for x in (a, b) if isinstance(x, _SizeSum))
+        return _SizeSum(tuple(parts), offsets + (b if literal else 0))
     for x in (a, b):
         if isinstance(x, (_SizeInt, _SizeSum)):
             x.escape()
