@@ -275,3 +275,44 @@ def test_slice_at_other_traced_bounds_freezes() -> None:
     qkv = next(g for g in graph.groups if "qkv" in g.producers)
     assert not qkv.prunable
     assert "traced bounds" in qkv.reason
+
+
+class _HeadsPerGroup(nn.Module):
+    """Falcon-40B's grouped heads: ``proj(x).view(B, T, -1, self.heads // self.groups, d)``
+    (2 groups of 2 heads of 3 channels), the groups' heads flattened together and merged back
+    with ``reshape(B, T, self.heads * d)``: ``[B, T, 5] -> [B, T, 3]``. ``escape``: ``forward``
+    also computes with ``self.groups``."""
+
+    def __init__(self, escape: bool = False) -> None:
+        super().__init__()
+        self.heads, self.groups, self.d, self.escape = 4, 2, 3, escape
+        self.proj = nn.Linear(5, 12)
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        h = self.proj(x).view(b, t, -1, self.heads // self.groups, self.d).flatten(2, 3)
+        h = torch.relu(h).reshape(b, t, self.heads * self.d)
+        if self.escape:
+            h = h * float(self.groups)
+        return self.out(h)
+
+
+def test_quotient_of_two_attributes_prunes_whole_groups() -> None:
+    """``self.heads // self.groups`` stays 2: a group's heads prune together, ``heads``
+    becomes the kept count and ``groups`` the kept count over 2 (before 0.5.51 both were
+    constants of ``forward`` and the heads froze)."""
+    torch.manual_seed(0)
+    graph, hard = _pruned(_HeadsPerGroup().eval(), torch.randn(2, 4, 5))
+    proj = _group_of(graph, "proj")
+    assert proj.size == 2  # the groups, 6 rows each
+    assert graph.quotient_attributes == {("", "groups"): ("heads", 2)}
+    assert (hard.heads, hard.groups, hard.proj.out_features) == (2, 1, 6)
+
+
+def test_quotient_whose_denominator_forward_reads_freezes() -> None:
+    graph = DependencyGraph(_HeadsPerGroup(escape=True).eval(), torch.randn(2, 4, 5))
+    proj = _group_of(graph, "proj")
+    assert not proj.prunable
+    assert "forward also computes with it" in proj.reason
+    assert not graph.quotient_attributes

@@ -898,18 +898,25 @@ def test_multi_query_attention_prunes_query_heads_alone(
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["falcon", "persimmon"])
+@pytest.mark.parametrize("name", ["falcon", "falcon_40b", "persimmon"])
 def test_heads_first_fused_projection_prunes_whole_heads(name: str, tmp_path: Any) -> None:
     """``qkv.view(B, T, self.num_heads, 3, self.head_dim)``: each head's query, key and value
     rows lie together in the fused projection (Falcon-RW's and Persimmon's layout, not timm's
-    ``(3, num_heads, head_dim)``), so a head is 3 x 8 rows of it, one unit. Before 0.5.51 the
-    heads froze ("size 3 on the channel axis is a constant of forward"). The config search
-    also changes Falcon's ``num_kv_heads`` (read to reshape the keys) with its head count."""
-    if name == "falcon":
+    ``(3, num_heads, head_dim)``), so a head is 3 x 8 rows of it, one unit. Falcon-40B's
+    ``view(B, T, -1, self.num_heads // self.num_kv_heads + 2, self.head_dim)`` likewise holds
+    a key/value head with its 2 query heads: 4 x 8 rows, one unit, and ``num_kv_heads``
+    follows ``num_heads`` (a quotient). Before 0.5.51 the heads froze ("size 3 on the channel
+    axis is a constant of forward"). The config search also changes Falcon's
+    ``num_kv_heads`` with its head count."""
+    units, rows = 4, 3 * 8  # whole heads, or Falcon-40B's key/value heads with their queries
+    if name.startswith("falcon"):
+        layout = {"multi_query": False}
+        if name == "falcon_40b":
+            layout = {"new_decoder_architecture": True, "num_kv_heads": 2}
+            units, rows = 2, 4 * 8
         cfg: Any = transformers.FalconConfig(
-            vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            multi_query=False,
-        )  # fmt: skip
+            vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, **layout
+        )
         make: Any = transformers.FalconForCausalLM
         qkv = "transformer.h.0.self_attention.query_key_value"
     else:
@@ -925,9 +932,9 @@ def test_heads_first_fused_projection_prunes_whole_heads(name: str, tmp_path: An
     graph = DependencyGraph(model, ids)
     heads = next(g for g in graph.groups if any(m.module == qkv and m.dim == 0 for m in g.members))
     assert heads.prunable
-    assert heads.size == 4
+    assert heads.size == units
     qkv_rows = next(m for m in heads.members if m.module == qkv and m.param == "weight")
-    assert [list(p) for p in qkv_rows.positions][1] == list(range(24, 48))
+    assert list(qkv_rows.positions[1]) == list(range(rows, 2 * rows))
     plan = plan_pruning(graph, "l2", 0.5)
     hard, soft = prune(graph, plan), soft_prune(graph, plan)
     torch.testing.assert_close(_logits(hard, ids), _logits(soft, ids), atol=1e-5, rtol=0)
@@ -936,8 +943,9 @@ def test_heads_first_fused_projection_prunes_whole_heads(name: str, tmp_path: An
         new = [m.generate(ids[:, :6], max_new_tokens=4, do_sample=False) for m in (hard, soft)]
     assert torch.equal(new[0], new[1])
     assert hard.config.num_attention_heads == 2
-    if name == "falcon":
-        assert hard.config.num_kv_heads == 2
+    if name.startswith("falcon"):
+        assert hard.config.num_kv_heads == hard.transformer.h[0].self_attention.num_kv_heads
+        assert hard.config.num_kv_heads == (1 if name == "falcon_40b" else 2)
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 

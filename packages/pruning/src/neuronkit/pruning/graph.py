@@ -742,6 +742,9 @@ class DependencyGraph:
             ``"name[i]"`` of a tuple attribute, sizes in a reshape (OPT's ``self.num_heads``,
             timm's ``Scale.shape``; -1 where an entry belongs to no group):
             :func:`~.prune.prune` sets the attribute to the number of entries kept.
+        quotient_attributes: ``(module, den) -> (num, ratio)``: an attribute that ``forward``
+            reads only as ``num // den`` (Falcon-40B's ``num_heads // num_kv_heads``), which
+            :func:`~.prune.prune` sets to the kept ``num`` over ``ratio``.
         width_ties: sets of groups whose kept widths must stay equal, each ``{group index:
             width}`` (a group's kept width: kept channels times ``width``): a reshape sizes
             one group's channels with another group's count, as EVA's ``x.transpose(1,
@@ -775,9 +778,10 @@ class DependencyGraph:
         self.model = model
         self._modules = dict(model.named_modules())
         with torch.no_grad(), eval_mode(model):
-            self._root, self._graph, self._escaped = _trace_graph(
+            self._root, self._graph, sizes = _trace_graph(
                 model, self.example_inputs, names=self.input_names, wrapped_leaves=_WRAPPED_LEAVES
             )
+        self._escaped, self._quotients = set(sizes.escaped), dict(sizes.quotients)
         self._gm: fx.GraphModule | None = None
         self.module_names = set(self._modules)
         self._uf = _UnionFind()
@@ -800,6 +804,7 @@ class DependencyGraph:
         # attribute) -> [(slots, node, literal)], the literal's entries to be kept
         self._offset_sized: dict[tuple[str, str], list[tuple[list[int], fx.Node, int]]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}
+        self.quotient_attributes: dict[tuple[str, str], tuple[str, int]] = {}
         self._layernorms: set[str] = set()
         self._divisors: set[tuple[str, str]] = set()
         # (slots of the channels counted, slots of the axis sized with that count, the reshape)
@@ -1093,6 +1098,7 @@ class DependencyGraph:
                 )
                 for s in slots:
                     self._frozen.setdefault(s, reason)
+        self._check_quotients()
         if not self._sized:
             return
         uses: dict[tuple[str, str], int] = {}
@@ -1141,6 +1147,25 @@ class DependencyGraph:
                 self._uf.unite(first, slots)
             self._size_slots[key] = first
             self._ratio_nodes.update((node, key) for node in ratios.get(key, ()))
+
+    def _check_quotients(self) -> None:
+        """A ratio ``num // den`` of two attributes read in ``forward`` (Falcon-40B's ``self.
+        num_heads // self.num_kv_heads`` query heads per key/value head) stays as traced where
+        ``den`` is read nowhere else and every reshape that ``num`` sizes holds runs of ``ratio``
+        entries that prune together (a key/value head's query heads): :func:`~.prune.prune`
+        then sets ``den`` to the kept ``num`` over ``ratio`` (:attr:`quotient_attributes`).
+        Otherwise both are constants of ``forward``."""
+        for den, (num, ratio) in self._quotients.items():
+            binds = self._sized.get(num, [])
+            runs = [self._uf.roots(slots) for slots, _ in binds]
+            whole = bool(runs) and all(
+                len(r) % ratio == 0 and (r.reshape(-1, ratio) == r[::ratio, None]).all()
+                for r in runs
+            )
+            if not whole or den in self._sized or den in self._offset_sized or den in self._escaped:
+                self._escaped.update((num, den))
+            else:
+                self.quotient_attributes[den] = (num[1], ratio)
 
     def _tensor(self, module: str, name: str) -> torch.Tensor | None:
         owner: Any = self._modules.get(module)
@@ -1884,10 +1909,10 @@ class DependencyGraph:
                 self._uf.unite([label.slots[i % d] for i in range(len(label.slots))], label.slots)
                 size = _requested_size(node, k + 1)
                 return self._bind_size(size, _Label(k + 1, label.slots[:d]), node)
-            if blocks > 1 and _literal_size(node, k) and _attribute_size(node, k - 1):
-                # [..., C, ...] -> [..., H, G, C/(G H), ...], the heads first (the attribute),
-                # each with G fused blocks (Falcon's and Persimmon's view(B, T, self.num_heads,
-                # 3, self.head_dim)): the G d channels of a head one unit, the label on H
+            if blocks > 1 and _literal_size(node, k) and not _literal_size(node, k - 1):
+                # [..., C, ...] -> [..., H, G, C/(G H), ...], the heads first (an attribute or
+                # -1), each with G fused blocks (Falcon's and Persimmon's view(B, T,
+                # self.num_heads, 3, self.head_dim)): the G d channels of a head one unit
                 width = len(label.slots) // blocks
                 units = [label.slots[i // width * width] for i in range(len(label.slots))]
                 self._uf.unite(units, label.slots)
@@ -1904,6 +1929,17 @@ class DependencyGraph:
             return self._bind_size(size, _Label(k, label.slots[: n_heads * d : d]), node)
         size = _requested_size(node, k)
         return self._bind_size(size, _Label(k, [s for s in label.slots for _ in range(rep)]), node)
+
+    def _expand(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
+        """``x.expand(*sizes)``, ``torch.broadcast_to(x, shape)``: may add leading axes (a
+        class token's batch); a size on the channel axis must follow the pruning."""
+        label, src, out = self._in(node, labels), _shape(node.args[0]), _shape(node)
+        if label is None:
+            return None
+        if src is None or out is None or len(out) < len(src):
+            raise _Freeze(f"{_describe(node)} changes the rank")
+        label = _Label(label.axis + len(out) - len(src), list(label.slots))
+        return self._bind_size(_requested_size(node, label.axis), label, node)
 
     def _unflatten(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
         """``x.unflatten(dim, sizes)``: a reshape that splits one axis (e.g. ``[T*B, C, ...] ->
@@ -2522,6 +2558,8 @@ class DependencyGraph:
         if index_shape is None:
             raise _Freeze(f"{_describe(node)}: advanced indexing with an unknown index")
         covered = len(index_shape) if mask else 1  # input axes the index consumes
+        if p > label.axis:  # the index's axes replace later ones (Falcon's qkv[:, :, :, [-2]])
+            return label
         if p + covered > label.axis:
             raise _Freeze(f"{_describe(node)}: advanced indexing")
         return _Label(label.axis - covered + (1 if mask else len(index_shape)), label.slots)
@@ -2543,6 +2581,8 @@ class DependencyGraph:
         if target in (torch.channel_shuffle, torch.native_channel_shuffle):  # F.channel_shuffle
             groups = a[1] if len(a) > 1 else _kw(node).get("groups")
             return self._channel_shuffle(self._in(node, labels), int(groups))
+        if target is torch.broadcast_to:
+            return self._expand(node, labels)
         if target in (torch.select, torch.narrow, torch.index_select):
             return self._select(node, labels, node.args[1] if len(node.args) > 1 else None)
         if target is torch.index_add:
@@ -3128,14 +3168,8 @@ class DependencyGraph:
             return self._reshape(node, labels)
         if name == "unflatten":
             return self._unflatten(node, labels)
-        if name in ("expand", "expand_as"):  # may add leading axes (a class token's batch)
-            label, src, out = self._in(node, labels), _shape(node.args[0]), _shape(node)
-            if label is None:
-                return None
-            if src is None or out is None or len(out) < len(src):
-                raise _Freeze(f"{_describe(node)} changes the rank")
-            label = _Label(label.axis + len(out) - len(src), list(label.slots))
-            self._bind_size(_requested_size(node, label.axis), label, node)
+        if name in ("expand", "expand_as"):
+            label = self._expand(node, labels)
             return self._shaped_as(node, labels, label) if name == "expand_as" else label
         if name in ("repeat", "tile"):  # SigLIP's probe.repeat(batch, 1, 1): other axes only
             label, src, out = self._in(node, labels), _shape(node.args[0]), _shape(node)
@@ -3775,8 +3809,8 @@ def _reshape_sizes(node: fx.Node) -> list[Any] | None:
     for other ops."""
     if node.op == "call_method" and node.target in ("view", "reshape", "expand"):
         sizes: Any = node.args[1:] or (node.kwargs.get("size", node.kwargs.get("shape")),)
-    elif node.op == "call_function" and node.target is torch.reshape:
-        sizes = node.args[1:2] or (node.kwargs.get("shape"),)
+    elif node.op == "call_function" and node.target in (torch.reshape, torch.broadcast_to):
+        sizes = node.args[1:2] or (node.kwargs.get("shape", node.kwargs.get("size")),)
     else:
         return None
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, fx.Node)):
@@ -3827,13 +3861,6 @@ def _literal_size(node: fx.Node, axis: int) -> bool:
         return False
     size = sizes[axis]
     return type(size) is int and size > 0
-
-
-def _attribute_size(node: fx.Node, axis: int) -> bool:
-    """Whether the view / reshape ``node`` asks for a module attribute's size (a
-    :class:`~.tracing._SizeInt`, ``self.num_heads``) on output axis ``axis``."""
-    sizes = _reshape_sizes(node) or []
-    return -len(sizes) <= axis < len(sizes) and isinstance(sizes[axis], _SizeInt)
 
 
 def _merged_back(node: fx.Node) -> bool:

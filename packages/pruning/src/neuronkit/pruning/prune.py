@@ -696,7 +696,7 @@ def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool)
 def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str, Any]) -> None:
     """Set each size attribute the graph found (a reshape's head count, an entry
     ``"name[i]"`` of a tuple attribute, a field ``"config.name"`` of the module's model config)
-    to the entries kept."""
+    to the entries kept, and each ratio's denominator to keep the ratio."""
     for (module, attr), (gids, pos) in graph.size_attributes.items():
         gone = 0
         for gi, idx in plan.removed.items():
@@ -719,6 +719,8 @@ def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str
             config.overrides[field] = len(gids) - gone
         else:
             setattr(mods[module], attr, len(gids) - gone)
+    for (module, den), (num, ratio) in graph.quotient_attributes.items():
+        setattr(mods[module], den, getattr(mods[module], num) // ratio)
 
 
 def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: bool) -> nn.Module:

@@ -1134,13 +1134,13 @@ def _trace_graph(
     tracer: type[fx.Tracer] = _PlainTracer,
     names: tuple[str, ...] | None = None,
     wrapped_leaves: Container[str] | None = None,
-) -> tuple[nn.Module, fx.Graph, frozenset[tuple[str, str]]]:
+) -> tuple[nn.Module, fx.Graph, _Sizes]:
     """Trace ``model`` into an ``fx.Graph`` whose nodes carry ``meta["nk_shape"]``, without
-    generating a ``GraphModule``: returns ``(root, graph, escaped)`` where ``graph``'s
+    generating a ``GraphModule``: returns ``(root, graph, sizes)`` where ``graph``'s
     ``get_attr`` and ``call_module`` targets are qualified names inside ``root``. While tracing,
     the modules' integer attributes are :class:`_SizeInt` (restored after): those read into
-    the graph's ops stay there as such, and ``escaped`` names the ``(module, attribute)`` pairs
-    that ``forward`` also read otherwise.
+    the graph's ops stay there as such; ``sizes`` (:class:`_Sizes`) names the ``(module,
+    attribute)`` pairs that ``forward`` also read otherwise and the quotients of two it read.
 
     Plain modules: ``tracer`` (default :class:`_PlainTracer`: the graph that
     ``torch.fx.symbolic_trace`` records, without module-scope metadata) and one run of the graph
@@ -1192,7 +1192,7 @@ def _trace_graph(
             try:
                 with _mha_fast_path_off():
                     root, graph = _trace(model, example_inputs, tracer, names, sizes)
-                return root, graph, frozenset(sizes.escaped)
+                return root, graph, sizes
             except (UntraceableModelError, ValueError):
                 if attempt == "leaves":
                     raise
@@ -1275,6 +1275,7 @@ def _trace(
         graph = tracer().trace(model)
     except Exception as exc:  # torch.fx raises many types (TraceError, TypeError, ...)
         sizes.escaped.clear()  # the reads the concrete trace makes are its own
+        sizes.quotients.clear()
         try:  # e.g. a forward that branches on its input's shape: follow the example's
             return _trace_concrete(model, example_inputs, hf=False)
         except Exception as concrete:
@@ -1373,6 +1374,9 @@ class _Sizes:
     def __init__(self) -> None:
         self.active = True
         self.escaped: set[tuple[str, str]] = set()
+        # a ratio read in forward, ``num // den`` of two attributes of one module: den -> (num,
+        # ratio). Constant where pruning rewrites den to keep it (DependencyGraph decides)
+        self.quotients: dict[tuple[str, str], tuple[tuple[str, str], int]] = {}
         self.replaced: list[tuple[dict[str, Any], str, Any]] = []  # (module __dict__, key, was)
 
     def restore(self) -> None:
@@ -1401,8 +1405,23 @@ class _SizeInt(int):
 
     def __floordiv__(self, other: Any) -> Any:
         """An exact division by a positive literal (CSPNet's ``split(self.expand_chs //
-        2)``) is a part of the attribute that still knows it; anything else marks a read."""
+        2)``) is a part of the attribute that still knows it. An exact division by another
+        plain attribute of the same module (Falcon's ``self.num_heads // self.num_kv_heads``)
+        is recorded as a quotient (see :attr:`_Sizes.quotients`). Anything else marks a read."""
         whole = int.__int__(self)
+        if (
+            isinstance(other, _SizeInt)
+            and self.sizes.active
+            and self.key[0] == other.key[0]
+            and all(
+                x.divisor == x.multiplier == 1 and x.key[1].isidentifier() for x in (self, other)
+            )
+            and int.__int__(other) > 0
+            and whole % int.__int__(other) == 0
+        ):
+            ratio = whole // int.__int__(other)
+            if self.sizes.quotients.setdefault(other.key, (self.key, ratio)) == (self.key, ratio):
+                return ratio
         if (
             self.sizes.active
             and self.multiplier == 1
