@@ -281,9 +281,10 @@ class _HeadsPerGroup(nn.Module):
     """Falcon-40B's grouped heads: ``proj(x).view(B, T, -1, self.heads // self.groups, d)``
     (2 groups of 2 heads of 3 channels), the groups' heads flattened together and merged back
     with ``reshape(B, T, self.heads * d)``: ``[B, T, 5] -> [B, T, 3]``. ``escape``: ``forward``
-    also computes with ``self.groups``."""
+    also reads ``self.groups`` (``"float"``: as a Python number; ``"op"``: as an argument of
+    a recorded op)."""
 
-    def __init__(self, escape: bool = False) -> None:
+    def __init__(self, escape: str = "") -> None:
         super().__init__()
         self.heads, self.groups, self.d, self.escape = 4, 2, 3, escape
         self.proj = nn.Linear(5, 12)
@@ -293,8 +294,10 @@ class _HeadsPerGroup(nn.Module):
         b, t, _ = x.shape
         h = self.proj(x).view(b, t, -1, self.heads // self.groups, self.d).flatten(2, 3)
         h = torch.relu(h).reshape(b, t, self.heads * self.d)
-        if self.escape:
+        if self.escape == "float":
             h = h * float(self.groups)
+        elif self.escape == "op":
+            h = h * self.groups
         return self.out(h)
 
 
@@ -310,8 +313,9 @@ def test_quotient_of_two_attributes_prunes_whole_groups() -> None:
     assert (hard.heads, hard.groups, hard.proj.out_features) == (2, 1, 6)
 
 
-def test_quotient_whose_denominator_forward_reads_freezes() -> None:
-    graph = DependencyGraph(_HeadsPerGroup(escape=True).eval(), torch.randn(2, 4, 5))
+@pytest.mark.parametrize("escape", ["float", "op"])
+def test_quotient_whose_denominator_forward_reads_freezes(escape: str) -> None:
+    graph = DependencyGraph(_HeadsPerGroup(escape).eval(), torch.randn(2, 4, 5))
     proj = _group_of(graph, "proj")
     assert not proj.prunable
     assert "forward also computes with it" in proj.reason

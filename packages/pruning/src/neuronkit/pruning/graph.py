@@ -60,7 +60,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Collection, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -1098,7 +1098,6 @@ class DependencyGraph:
                 )
                 for s in slots:
                     self._frozen.setdefault(s, reason)
-        self._check_quotients()
         if not self._sized:
             return
         uses: dict[tuple[str, str], int] = {}
@@ -1123,6 +1122,7 @@ class DependencyGraph:
                 ratios.setdefault(a[1].key, []).append(node)
                 continue
             fx.node.map_aggregate((node.args, node.kwargs), count)
+        self._check_quotients(uses.keys() | ratios.keys())
         for key, binds in self._sized.items():
             width = len(binds[0][0])
             why = ""
@@ -1148,21 +1148,21 @@ class DependencyGraph:
             self._size_slots[key] = first
             self._ratio_nodes.update((node, key) for node in ratios.get(key, ()))
 
-    def _check_quotients(self) -> None:
-        """A ratio ``num // den`` of two attributes read in ``forward`` (Falcon-40B's ``self.
-        num_heads // self.num_kv_heads`` query heads per key/value head) stays as traced where
-        ``den`` is read nowhere else and every reshape that ``num`` sizes holds runs of ``ratio``
-        entries that prune together (a key/value head's query heads): :func:`~.prune.prune`
-        then sets ``den`` to the kept ``num`` over ``ratio`` (:attr:`quotient_attributes`).
-        Otherwise both are constants of ``forward``."""
+    def _check_quotients(self, read: Collection[tuple[str, str]]) -> None:
+        """A quotient ``num // den`` of two attributes read in ``forward`` (Falcon-40B's
+        ``self.num_heads // self.num_kv_heads`` query heads per key/value head) stays as
+        traced where ``den`` is read nowhere else (not ``read`` by the graph's ops, not
+        escaped) and every reshape that ``num`` sizes holds runs of ``ratio`` entries that
+        prune together (a key/value head's query heads): :func:`~.prune.prune` then sets
+        ``den`` to the kept ``num`` over ``ratio`` (:attr:`quotient_attributes`). Otherwise
+        both are constants of ``forward``."""
         for den, (num, ratio) in self._quotients.items():
-            binds = self._sized.get(num, [])
-            runs = [self._uf.roots(slots) for slots, _ in binds]
+            runs = [self._uf.roots(slots) for slots, _ in self._sized.get(num, [])]
             whole = bool(runs) and all(
                 len(r) % ratio == 0 and (r.reshape(-1, ratio) == r[::ratio, None]).all()
                 for r in runs
             )
-            if not whole or den in self._sized or den in self._offset_sized or den in self._escaped:
+            if not whole or den in read or den in self._escaped:
                 self._escaped.update((num, den))
             else:
                 self.quotient_attributes[den] = (num[1], ratio)
@@ -2066,14 +2066,10 @@ class DependencyGraph:
             shape = _shape(a) if isinstance(a, fx.Node) else None
             if not isinstance(lab, _Label) or shape is None:
                 continue
-            on_heads = lab.axis == heads[0].axis - heads[1] + len(shape)
-            if on_heads and shape[lab.axis] == 1 < len(heads[0].slots):
-                self._keep(lab, f"{_describe(node)}: {reason}")
-                out[i] = (a, None)
-            if lab.axis < len(shape) - 2:
-                continue
             at = heads[0].axis - heads[1] + len(shape)  # the heads' axis, aligned from the end
-            if at >= 0 and self._copies_follow_heads(_copies_along(a, at)):
+            one_head = lab.axis == at and shape[at] == 1 < len(heads[0].slots)
+            on_matrix_axes = lab.axis >= len(shape) - 2 and at >= 0
+            if one_head or (on_matrix_axes and self._copies_follow_heads(_copies_along(a, at))):
                 self._keep(lab, f"{_describe(node)}: {reason}")
                 out[i] = (a, None)
         return out

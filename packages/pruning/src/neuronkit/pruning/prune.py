@@ -696,7 +696,7 @@ def _prune_attention(mha: nn.MultiheadAttention, keep: torch.Tensor, hard: bool)
 def _resize_attributes(graph: DependencyGraph, plan: PruningPlan, mods: dict[str, Any]) -> None:
     """Set each size attribute the graph found (a reshape's head count, an entry
     ``"name[i]"`` of a tuple attribute, a field ``"config.name"`` of the module's model config)
-    to the entries kept, and each ratio's denominator to keep the ratio."""
+    to the entries kept, and each quotient's denominator to keep the quotient."""
     for (module, attr), (gids, pos) in graph.size_attributes.items():
         gone = 0
         for gi, idx in plan.removed.items():

@@ -1422,6 +1422,7 @@ class _SizeInt(int):
             ratio = whole // int.__int__(other)
             if self.sizes.quotients.setdefault(other.key, (self.key, ratio)) == (self.key, ratio):
                 return ratio
+            other.escape()  # a second quotient by it: both constants
         if (
             self.sizes.active
             and self.multiplier == 1
