@@ -1215,7 +1215,22 @@ def test_slices_of_the_channel_axis_at_constant_bounds_prune(dynamic: bool) -> N
     pieces = [dims_of[f"{n}.weight"][1] for n in "abc"]
     assert all(pieces)  # each layer keeps an input
     assert sum(pieces) == dims_of["fused.weight"][0] < 12
-    for cut in ("step", "end"):
-        fused = OnnxDependencyGraph(_dynamo_export(_FusedPieces(cut), torch.randn(2, 6), {}))
-        assert not fused.groups[0].prunable
-        assert "selects channels" in fused.groups[0].reason
+    fused = OnnxDependencyGraph(_dynamo_export(_FusedPieces("step"), torch.randn(2, 6), {}))
+    assert not fused.groups[0].prunable
+    assert "selects channels" in fused.groups[0].reason
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_a_slice_bound_counted_from_the_end_keeps_the_tail() -> None:
+    """``y[:, :-8]``: the 8 channels after the bound stay, so it still cuts there; the first
+    piece prunes (before 0.5.51 the whole projection froze)."""
+    torch.manual_seed(0)
+    proto = _dynamo_export(_FusedPieces("end"), torch.randn(2, 6), {})
+    assert OnnxDependencyGraph(proto).groups[0].prunable
+    hard, soft = prune_onnx(proto, 0.5), prune_onnx(proto, 0.5, soft=True)
+    x = torch.randn(2, 6)
+    np.testing.assert_allclose(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert np.abs(_run(proto, x) - _run(soft, x)).max() > 1e-4
+    dims_of = {i.name: list(i.dims) for i in hard.graph.initializer}
+    assert [dims_of[f"{n}.weight"][1] for n in "abc"] == [2, 4, 4]
+    assert dims_of["fused.weight"][0] == 10

@@ -1464,6 +1464,8 @@ class OnnxDependencyGraph:
             return [self._pad(node, x)]
         if op == "Gather":
             return [self._gather(node, self._data(node.input[0], labels))]
+        if op == "GatherND":
+            return [self._gather_nd(node, x)]
         if op == "Expand":
             return [self._expand(node, self._data(node.input[0], labels))]
         if op == "Softmax":
@@ -1617,9 +1619,11 @@ class OnnxDependencyGraph:
 
     def _matmul(self, node: Any, labels: dict[str, Any]) -> Any:
         """``a @ b`` of two activations (attention ``q @ k^T``, ``attn @ v``): channels only on
-        batch axes, which broadcast like an elementwise op and unify (the torch route's rule)."""
+        batch axes, which broadcast like an elementwise op and unify (the torch route's rule).
+        An operand whose channels are all kept (Falcon-7B's one key/value head, picked out of
+        the fused projection) is a constant to the others."""
         out = self._shapes.get(node.output[0])
-        labs = [labels.get(n) for n in node.input[:2]]
+        labs = [None if self._all_kept(labels.get(n)) else labels.get(n) for n in node.input[:2]]
         if not any(isinstance(lab, _Label) for lab in labs):
             return None
         if out is None or len(out) < 3:
@@ -1648,6 +1652,13 @@ class OnnxDependencyGraph:
             if s is None or (idx >= 0 and s[idx] != 1):
                 raise _Freeze(f"{node.name}: combines channels with an untracked tensor")
         return result
+
+    def _all_kept(self, x: Any) -> bool:
+        """Whether ``x`` is a label all of whose channels are kept (see :meth:`_gather_nd`)."""
+        if not isinstance(x, _Label) or not self._kept:
+            return False
+        kept = {self._uf.find(s) for s in self._kept}
+        return all(self._uf.find(s) in kept for s in x.slots)
 
     def _unsqueeze(self, node: Any, x: Any) -> Any:
         if x is None:
@@ -1707,6 +1718,12 @@ class OnnxDependencyGraph:
         for name, outside in ((node.input[1], 0), (node.input[2], n)):
             elems = self._sv.get(name)
             e = elems[j] if elems is not None and len(elems) == len(axes) else None
+            if e is not None and e[0] == "c" and -n <= e[1] < 0:  # from the end: the tail stays
+                bound = n + int(e[1])
+                reason = f"{node.name}: slices channels counted from the end"
+                DependencyGraph._keep(self, _Label(x.axis, x.slots[bound:]), reason)  # type: ignore[arg-type]
+                cut.append(bound)
+                continue
             if e is None or e[0] != "c" or e[2] is None or e[1] < 0:
                 raise _Freeze(f"{node.name}: selects channels (at a bound not a constant)")
             bound = min(int(e[1]), n)
@@ -1716,6 +1733,33 @@ class OnnxDependencyGraph:
                     self._cut_bounds.add((node.name, name))
             cut.append(bound)
         return _Label(x.axis, x.slots[cut[0] : cut[1]])
+
+    def _gather_nd(self, node: Any, x: Any) -> Any:
+        """``GatherND`` picking entries of the first axis by constant indices ``[k, 1]``
+        (torch's export of Falcon-7B's ``qkv[..., [-2], :]``, moved to the front): on the
+        channel axis the picked channels stay, and so do those between each and the end it
+        counts from, so the indices still pick them; on another axis the channels stay in
+        place. Anything else freezes them."""
+        if x is None:
+            return None
+        idx = self._const.get(node.input[1])
+        if (
+            not isinstance(x, _Label)
+            or int(self._attr(node, "batch_dims", 0)) != 0
+            or idx is None
+            or idx.ndim != 2
+            or idx.shape[1] != 1
+        ):
+            raise _Freeze(f"{node.name}: gathers channels")
+        if x.axis > 0:
+            return x
+        n, picks = len(x.slots), [int(i) for i in idx.reshape(-1)]
+        if not all(-n <= i < n for i in picks):
+            raise _Freeze(f"{node.name}: gathers channels")
+        for i in picks:
+            fixed = x.slots[i:] if i < 0 else x.slots[: i + 1]
+            DependencyGraph._keep(self, _Label(0, fixed), f"{node.name}: picks channels")  # type: ignore[arg-type]
+        return _Label(0, [x.slots[i] for i in picks])
 
     def _pad(self, node: Any, x: Any) -> Any:
         """Padding other axes keeps the channels (Swin pads channels-last maps with zero
