@@ -1571,10 +1571,13 @@ def test_torch_transformer_layers_are_traced_through(
 
 
 class _ClassToken(nn.Module):
-    """CLIP's embedding: a 1-D class token expanded to ``[B, 1, D]`` (new leading axes)."""
+    """CLIP's embedding: a 1-D class token expanded to ``[B, 1, D]`` (new leading axes);
+    ``how``: ``"broadcast_to"`` with ``D`` read off the token's shape, ``"literal"`` with ``D``
+    written in ``forward``."""
 
-    def __init__(self) -> None:
+    def __init__(self, how: str = "expand") -> None:
         super().__init__()
+        self.how = how
         self.patch = nn.Conv2d(3, 16, 4, stride=4)
         self.cls = nn.Parameter(torch.randn(16))
         self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
@@ -1582,15 +1585,31 @@ class _ClassToken(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.patch(x).flatten(2).transpose(1, 2)
-        tokens = torch.cat([self.cls.expand(x.shape[0], 1, -1), tokens], 1)
+        if self.how == "expand":
+            cls = self.cls.expand(x.shape[0], 1, -1)
+        else:
+            width = self.cls.shape[0] if self.how == "broadcast_to" else 16
+            cls = torch.broadcast_to(self.cls, (x.shape[0], 1, width))
+        tokens = torch.cat([cls, tokens], 1)
         tokens = tokens + self.mlp(tokens)
         return self.head(tokens[:, 0])
 
 
-def test_expand_that_adds_leading_axes_keeps_the_channels() -> None:
+@pytest.mark.parametrize("how", ["expand", "broadcast_to"])
+def test_expand_that_adds_leading_axes_keeps_the_channels(how: str) -> None:
+    """(``torch.broadcast_to`` froze the channels as an unsupported function before 0.5.51.)"""
     torch.manual_seed(0)
-    graph = _check_oracle(_ClassToken().eval(), torch.randn(2, 3, 8, 8))
+    graph = _check_oracle(_ClassToken(how).eval(), torch.randn(2, 3, 8, 8))
     assert _group_of(graph, "patch").prunable  # the residual width, class token included
+
+
+def test_broadcast_to_a_literal_width_freezes() -> None:
+    graph = DependencyGraph(_ClassToken("literal").eval(), torch.randn(2, 3, 8, 8))
+    assert not _group_of(graph, "patch").prunable  # concatenated with the fixed class token
+    cls = _group_of(graph, "cls")
+    assert not cls.prunable
+    assert "broadcast_to" in cls.reason
+    assert "size 16 on the channel axis is a constant" in cls.reason
 
 
 class _TwoInputs(nn.Module):
