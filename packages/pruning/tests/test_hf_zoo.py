@@ -152,6 +152,12 @@ def test_architecture_prunes_to_the_soft_oracle(name: str, attention: str) -> No
 
 
 _DECODERS = ["mistral", "qwen2", "phi", "gemma", "opt", "gpt_neox", "gptj", "falcon"]
+# transformers >= 5.25 splits Falcon's fused heads with split([num_heads, 1, 1]) and, for one
+# query token, packs the query heads of its one key/value head (a reshape by
+# num_key_value_groups, which it also compares, after testing their count): the one-token
+# trace then keeps them, and the ONNX export's Split takes its sizes as an input (not
+# rewritten)
+_FALCON_SPLITS = tuple(int(v) for v in transformers.__version__.split(".")[:2]) >= (5, 25)
 
 
 @pytest.mark.parametrize("name", _DECODERS)
@@ -165,9 +171,12 @@ def test_one_token_trace_groups_as_a_sequence_does(name: str) -> None:
         model = build().eval()
     ids = make_inputs()
     one, whole = DependencyGraph(model, ids[:, :1]), DependencyGraph(model, ids)
-    assert [(g.size, g.prunable) for g in one.groups] == [
-        (g.size, g.prunable) for g in whole.groups
-    ]
+    for a, b in zip(one.groups, whole.groups, strict=True):
+        assert a.size == b.size
+        if name == "falcon" and _FALCON_SPLITS and b.prunable:  # the query heads
+            assert a.prunable or "num_key_value_groups, and forward" in a.reason
+        else:
+            assert a.prunable == b.prunable
     plan = plan_pruning(one, "l2", 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -206,7 +215,7 @@ def test_dynamo_onnx_export_prunes_to_the_soft_oracle(name: str) -> None:
     proto = torch.onnx.export(_Logits(model).eval(), (x,), dynamo=True, verbose=False).model_proto
     groups = OnnxDependencyGraph(proto).groups
     assert sum(g.prunable for g in groups) >= 3
-    if name in ("opt", "falcon"):
+    if name == "opt" or (name == "falcon" and not _FALCON_SPLITS):
         assert [g.reason for g in groups if not g.prunable] == ["model output"]
 
     def run(p: Any) -> Any:

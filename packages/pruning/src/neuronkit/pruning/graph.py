@@ -805,6 +805,7 @@ class DependencyGraph:
         self._offset_sized: dict[tuple[str, str], list[tuple[list[int], fx.Node, int]]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}
         self.quotient_attributes: dict[tuple[str, str], tuple[str, int]] = {}
+        self.one_kv_head: set[str] = set()  # attention modules, see query_groups
         self._layernorms: set[str] = set()
         self._divisors: set[tuple[str, str]] = set()
         # (slots of the channels counted, slots of the axis sized with that count, the reshape)
@@ -1942,12 +1943,9 @@ class DependencyGraph:
         return self._bind_size(_requested_size(node, label.axis), label, node)
 
     def _unflatten(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
-        """``x.unflatten(dim, sizes)``: a reshape that splits one axis (e.g. ``[T*B, C, ...] ->
-        [T, B, C, ...]``); splitting the channel axis itself would fix its sizes in forward."""
-        label, src = self._in(node, labels), _shape(node.args[0])
-        dim: Any = node.args[1] if len(node.args) > 1 else _kw(node).get("dim")
-        if label is not None and src is not None and int(dim) % len(src) == label.axis:
-            raise _Freeze(f"{_describe(node)} splits the channel axis")
+        """``x.unflatten(dim, sizes)``: a reshape that splits one axis (``[T*B, C, ...] ->
+        [T, B, C, ...]``, or the channel axis into heads: transformers 5.25's Falcon,
+        ``qkv.unflatten(-2, (self.num_heads, 3))``), read as the reshape it is."""
         return self._reshape(node, labels)
 
     def _matmul(
@@ -2038,6 +2036,15 @@ class DependencyGraph:
                     operands[i] = (operands[i][0], repeated)
         if self.head_dims and self._on_matrix_axes(operands[:3]):
             return self._attention_dims(node, operands, args.get("scale"))
+        rows = len(_shape(values[0]) or ()) - 2
+        mask = _shape(values[3]) if isinstance(values[3], fx.Node) else None
+        if (
+            isinstance(q, _Label)
+            and q.axis == rows
+            and not any(isinstance(lab, _Label) for _, lab in operands[1:])
+            and (mask is None or len(mask) < 2 or mask[-2] == 1)  # one mask row for all
+        ):  # heads folded into the query rows: each output row is its own query row's
+            return q
         return self._batch_axes_only(node, operands, "attention")
 
     def _shared_key_value(
@@ -2050,26 +2057,31 @@ class DependencyGraph:
         holding back the query heads, which prune one by one: ``operands`` (``(tensor,
         label)`` pairs, heads on a leading axis of the first labelled so) come back without
         its label."""
-        heads = next(
-            (
-                (lab, len(_shape(a) or ()))
-                for a, lab in operands
-                if isinstance(lab, _Label) and lab.axis < len(_shape(a) or ()) - 2
-            ),
-            None,
-        )
-        if heads is None:
+        first, q = operands[0]  # the queries (the attention weights of attn @ v)
+        nq = len(_shape(first) or ()) if isinstance(first, fx.Node) else 0
+        if not isinstance(q, _Label) or q.axis > nq - 2:
             return operands
+        # one query token: transformers folds the heads into the rows ([B, 1, H, d]) when a
+        # single key/value head serves them
+        folded = q.axis == nq - 2
         out = list(operands)
         reason = "the one key/value head of multi-query attention serves every query head"
-        for i, (a, lab) in enumerate(operands):
+        for i, (a, lab) in enumerate(operands[1:], 1):
             shape = _shape(a) if isinstance(a, fx.Node) else None
             if not isinstance(lab, _Label) or shape is None:
                 continue
-            at = heads[0].axis - heads[1] + len(shape)  # the heads' axis, aligned from the end
-            one_head = lab.axis == at and shape[at] == 1 < len(heads[0].slots)
-            on_matrix_axes = lab.axis >= len(shape) - 2 and at >= 0
-            if one_head or (on_matrix_axes and self._copies_follow_heads(_copies_along(a, at))):
+            at = q.axis - nq + len(shape)  # the heads' axis, aligned from the end
+            if folded:  # the one head itself, on a leading axis
+                keep = len(lab.slots) == 1 and lab.axis < len(shape) - 2
+            else:
+                # the one head itself (or copies of it) on the heads' axis, or its channels
+                # on the matrix axes with one entry (or copies of one) on the heads' axis
+                one_head = lab.axis == at and len(set(lab.slots)) == 1 < len(q.slots)
+                copies = lab.axis >= len(shape) - 2 or (one_head and shape[at] > 1)
+                keep = (one_head and shape[at] == 1) or (
+                    at >= 0 and copies and self._copies_follow_heads(_copies_along(a, at))
+                )
+            if keep:
                 self._keep(lab, f"{_describe(node)}: {reason}")
                 out[i] = (a, None)
         return out
@@ -2082,7 +2094,13 @@ class DependencyGraph:
             return copies == 1
         if not isinstance(copies, _SizeInt) or copies.key[1] != "num_key_value_groups":
             return False
-        return query_groups(self._modules.get(copies.key[0])) is not None
+        name = copies.key[0]
+        if query_groups(self._modules.get(name)) is not None:
+            return True
+        if query_groups(self._modules.get(name), one_kv_head=True) is None:
+            return False
+        self.one_kv_head.add(name)
+        return True
 
     @staticmethod
     def _on_matrix_axes(operands: Sequence[tuple[Any, Any]]) -> bool:
@@ -2291,8 +2309,11 @@ class DependencyGraph:
         dim = dim % len(src)
         n = src[dim]
         written = [sizes] if isinstance(sizes, int) else sizes
-        constant = isinstance(written, (list, tuple)) and any(type(k) is int for k in written)
-        if dim == label.axis and not by_count and constant:
+        literal = [type(k) is int for k in written] if isinstance(written, (list, tuple)) else []
+        # some sizes attributes, the others written in forward: those pieces' channels stay
+        # (transformers 5.25's Falcon-7B: split([self.num_heads, 1, 1]), the key and value)
+        mixed = not isinstance(sizes, int) and any(literal) and not all(literal)
+        if dim == label.axis and not by_count and any(literal) and not mixed:
             raise _Freeze(
                 f"{_describe(node)} splits channels at sizes written in forward; they would not "
                 "follow the pruning"
@@ -2317,9 +2338,12 @@ class DependencyGraph:
                 self._unify(outs[0], piece)
         if one_size and isinstance(written[0], _SizeInt) and written[0].divisor == len(outs):
             self._bind_size(written[0], label, node, len(outs))  # all the channels split
-        elif not by_count:  # attributes (the constant ones froze above)
+        elif not by_count:  # attributes (and, mixed with them, sizes written in forward)
             for size, piece in zip(written if one_size else sizes, outs, strict=False):
-                self._bind_size(size, piece, node)
+                if type(size) is int:
+                    self._keep(piece, f"{_describe(node)}: a piece of a size written in forward")
+                else:
+                    self._bind_size(size, piece, node)
         return outs
 
     def _getitem(self, node: fx.Node, labels: dict[fx.Node, Any]) -> Any:
@@ -3803,6 +3827,12 @@ def _reshape_sizes(node: fx.Node) -> list[Any] | None:
     """The sizes a view / reshape / expand asks for, one per output axis as far as they can be
     read back (``view(*x.shape[:2], -1)`` and ``view(x.size()[:-1] + (C,))`` expanded); None
     for other ops."""
+    if node.target in ("unflatten", torch.unflatten):  # the split axis's sizes, others traced
+        src, args = _shape(node.args[0]), _named_args(node, ("input", "dim", "sizes"))
+        if src is None or not isinstance(args.get("sizes"), (tuple, list)):
+            return None
+        dim = int(args["dim"]) % len(src)
+        return [_TRACED] * dim + list(args["sizes"]) + [_TRACED] * (len(src) - dim - 1)
     if node.op == "call_method" and node.target in ("view", "reshape", "expand"):
         sizes: Any = node.args[1:] or (node.kwargs.get("size", node.kwargs.get("shape")),)
     elif node.op == "call_function" and node.target in (torch.reshape, torch.broadcast_to):
@@ -3984,10 +4014,13 @@ def _copies_along(node: fx.Node, axis: int) -> Any:
         node, axis = src, wide[0]
 
 
-def query_groups(attention: Any) -> int | None:
+def query_groups(attention: Any, one_kv_head: bool = False) -> int | None:
     """Query heads per key/value head of a Hugging Face attention module, from its kept
-    widths (``q_proj`` over ``k_proj``; GPTBigCode's ``embed_dim`` over ``kv_dim``): the
-    ``num_key_value_groups`` that ``repeat_kv`` reads; None for other modules."""
+    widths (``q_proj`` over ``k_proj``; GPTBigCode's ``embed_dim`` over ``kv_dim``; with
+    ``one_kv_head``, a module found to hold one key/value head (``num_kv_heads == 1``, in
+    one fused projection: transformers 5.25's Falcon-7B), its ``num_heads``, which the graph
+    rewrites where it sizes the query heads): the ``num_key_value_groups`` that ``repeat_kv``
+    reads; None for other modules."""
     if type(getattr(attention, "num_key_value_groups", None)) is not int:
         return None
     q, k = getattr(attention, "q_proj", None), getattr(attention, "k_proj", None)
@@ -3995,6 +4028,8 @@ def query_groups(attention: Any) -> int | None:
     kv: Any
     if isinstance(q, nn.Linear) and isinstance(k, nn.Linear):
         queries, kv = q.out_features, k.out_features
+    elif one_kv_head and getattr(attention, "num_kv_heads", None) == 1:
+        queries, kv = getattr(attention, "num_heads", None), 1
     else:
         queries, kv = getattr(attention, "embed_dim", None), getattr(attention, "kv_dim", None)
     if type(queries) is int and type(kv) is int and kv > 0 and queries % kv == 0:

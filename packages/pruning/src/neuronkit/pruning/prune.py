@@ -653,11 +653,11 @@ def _fix_hf_attention(mod: nn.Module) -> None:
         setattr(mod, "num_heads", width // head_dim)  # noqa: B010
 
 
-def _fix_query_groups(mod: nn.Module) -> None:
+def _fix_query_groups(mod: nn.Module, one_kv_head: bool) -> None:
     """Hugging Face attention repeats each key/value head for ``num_key_value_groups`` query
     heads (``repeat_kv``): with multi-query attention, whose query heads are pruned alone, it
     follows the kept query width over the key/value width (:func:`~.graph.query_groups`)."""
-    groups = query_groups(mod)
+    groups = query_groups(mod, one_kv_head)
     if groups is not None:
         setattr(mod, "num_key_value_groups", groups)  # noqa: B010
 
@@ -839,7 +839,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
             _fix_attributes(mods[module])
         for module in {m.rpartition(".")[0] for m in touched if m}:
             _fix_hf_attention(mods[module])
-            _fix_query_groups(mods[module])
+            _fix_query_groups(mods[module], module in graph.one_kv_head)
         for mod in target.modules():  # checked against its inputs' width in forward
             layers = getattr(getattr(mod, "encoder", None), "layers", None)
             if isinstance(mod, nn.Transformer) and layers is not None and len(layers):
