@@ -320,3 +320,39 @@ def test_quotient_whose_denominator_forward_reads_freezes(escape: str) -> None:
     assert not proj.prunable
     assert "forward also computes with it" in proj.reason
     assert not graph.quotient_attributes
+
+
+class _QueriesAndOneKeyValue(nn.Module):
+    """transformers 5.25's Falcon-7B, reduced: ``proj(x).view(B, T, -1, d).split([self.heads,
+    1, 1], dim=-2)`` into 4 query heads and one key and one value head of 2 channels, the
+    key and value broadcast to every query head (``unflatten``: the heads then split as
+    ``unflatten(-2, (self.heads, 3))``, each head's three together): ``[B, T, 5] ->
+    [B, T, 3]``."""
+
+    def __init__(self, unflatten: bool = False) -> None:
+        super().__init__()
+        self.heads, self.d, self.unflatten = 4, 2, unflatten
+        self.proj = nn.Linear(5, 24 if unflatten else 12)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        h = self.proj(x).view(b, t, -1, self.d)
+        if self.unflatten:
+            q, k, v = h.unflatten(-2, (self.heads, 3)).unbind(-2)
+        else:
+            q, k, v = h.split([self.heads, 1, 1], dim=-2)
+        y = torch.relu(q * k) + v  # [B, T, heads, d]
+        return self.out(y.reshape(b, t, self.heads * self.d))
+
+
+@pytest.mark.parametrize("unflatten", [False, True])
+def test_split_at_an_attribute_and_literals_keeps_the_literal_pieces(unflatten: bool) -> None:
+    """``split([self.heads, 1, 1])``: the query heads prune (``heads`` rewritten), the key and
+    value head stay; ``unflatten(-2, (self.heads, 3))``: whole heads prune (before 0.5.51
+    both froze)."""
+    torch.manual_seed(0)
+    graph, hard = _pruned(_QueriesAndOneKeyValue(unflatten).eval(), torch.randn(2, 4, 5))
+    assert _group_of(graph, "proj").prunable
+    assert hard.heads == 2
+    assert hard.proj.out_features == (12 if unflatten else 8)
