@@ -153,10 +153,9 @@ def test_architecture_prunes_to_the_soft_oracle(name: str, attention: str) -> No
 
 _DECODERS = ["mistral", "qwen2", "phi", "gemma", "opt", "gpt_neox", "gptj", "falcon"]
 # transformers >= 5.25 splits Falcon's fused heads with split([num_heads, 1, 1]) and, for one
-# query token, packs the query heads of its one key/value head (a reshape by
-# num_key_value_groups, which it also compares, after testing their count): the one-token
-# trace then keeps them, and the ONNX export's Split takes its sizes as an input (not
-# rewritten)
+# query token, folds the query heads of its one key/value head into the query rows of SDPA
+# (pack_gqa): the one-token trace then keeps them, and the ONNX export's Split takes its
+# sizes as an input (not rewritten)
 _FALCON_SPLITS = tuple(int(v) for v in transformers.__version__.split(".")[:2]) >= (5, 25)
 
 
@@ -173,8 +172,8 @@ def test_one_token_trace_groups_as_a_sequence_does(name: str) -> None:
     one, whole = DependencyGraph(model, ids[:, :1]), DependencyGraph(model, ids)
     for a, b in zip(one.groups, whole.groups, strict=True):
         assert a.size == b.size
-        if name == "falcon" and _FALCON_SPLITS and b.prunable:  # the query heads
-            assert a.prunable or "num_key_value_groups, and forward" in a.reason
+        if name == "falcon" and _FALCON_SPLITS and a.prunable != b.prunable:  # query heads
+            assert "attention over channels" in a.reason  # kept: the heads fold into rows
         else:
             assert a.prunable == b.prunable
     plan = plan_pruning(one, "l2", 0.5)

@@ -2036,15 +2036,6 @@ class DependencyGraph:
                     operands[i] = (operands[i][0], repeated)
         if self.head_dims and self._on_matrix_axes(operands[:3]):
             return self._attention_dims(node, operands, args.get("scale"))
-        rows = len(_shape(values[0]) or ()) - 2
-        mask = _shape(values[3]) if isinstance(values[3], fx.Node) else None
-        if (
-            isinstance(q, _Label)
-            and q.axis == rows
-            and not any(isinstance(lab, _Label) for _, lab in operands[1:])
-            and (mask is None or len(mask) < 2 or mask[-2] == 1)  # one mask row for all
-        ):  # heads folded into the query rows: each output row is its own query row's
-            return q
         return self._batch_axes_only(node, operands, "attention")
 
     def _shared_key_value(
@@ -2059,11 +2050,8 @@ class DependencyGraph:
         its label."""
         first, q = operands[0]  # the queries (the attention weights of attn @ v)
         nq = len(_shape(first) or ()) if isinstance(first, fx.Node) else 0
-        if not isinstance(q, _Label) or q.axis > nq - 2:
+        if not isinstance(q, _Label) or q.axis >= nq - 2:
             return operands
-        # one query token: transformers folds the heads into the rows ([B, 1, H, d]) when a
-        # single key/value head serves them
-        folded = q.axis == nq - 2
         out = list(operands)
         reason = "the one key/value head of multi-query attention serves every query head"
         for i, (a, lab) in enumerate(operands[1:], 1):
@@ -2071,17 +2059,13 @@ class DependencyGraph:
             if not isinstance(lab, _Label) or shape is None:
                 continue
             at = q.axis - nq + len(shape)  # the heads' axis, aligned from the end
-            if folded:  # the one head itself, on a leading axis
-                keep = len(lab.slots) == 1 and lab.axis < len(shape) - 2
-            else:
-                # the one head itself (or copies of it) on the heads' axis, or its channels
-                # on the matrix axes with one entry (or copies of one) on the heads' axis
-                one_head = lab.axis == at and len(set(lab.slots)) == 1 < len(q.slots)
-                copies = lab.axis >= len(shape) - 2 or (one_head and shape[at] > 1)
-                keep = (one_head and shape[at] == 1) or (
-                    at >= 0 and copies and self._copies_follow_heads(_copies_along(a, at))
-                )
-            if keep:
+            # the one head itself (or copies of it) on the heads' axis, or its channels on the
+            # matrix axes with one entry (or copies of one) on the heads' axis
+            one_head = lab.axis == at and len(set(lab.slots)) == 1 < len(q.slots)
+            copies = lab.axis >= len(shape) - 2 or (one_head and shape[at] > 1)
+            if (one_head and shape[at] == 1) or (
+                at >= 0 and copies and self._copies_follow_heads(_copies_along(a, at))
+            ):
                 self._keep(lab, f"{_describe(node)}: {reason}")
                 out[i] = (a, None)
         return out
