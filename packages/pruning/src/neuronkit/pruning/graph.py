@@ -2407,7 +2407,7 @@ class DependencyGraph:
         ):
             return None
         for i in picks:
-            fixed = label.slots[i:] if i < 0 else label.slots[: i + 1]
+            fixed = _fixed_span(label.slots, i if i < 0 else i + 1)
             self._keep(_Label(label.axis, fixed), f"{_describe(node)} picks channels")
         return _Label(label.axis, [label.slots[i] for i in picks])
 
@@ -2430,9 +2430,8 @@ class DependencyGraph:
                     self._bind_size(term, _Label(label.axis, slots[start:end]), node)
                     start = end
             elif bound is not None and slots[bound:] and slots[:bound]:
-                # a bound written in forward: the entries from the end it counts from up to
-                # it stay (Falcon-7B's qkv[..., :-2, :]), so it cuts between the same ones
-                fixed = slots[bound:] if bound < 0 else slots[:bound]
+                # a bound written in forward (Falcon-7B's qkv[..., :-2, :])
+                fixed = _fixed_span(slots, bound)
                 self._keep(_Label(label.axis, fixed), f"{_describe(node)} slices channels")
         return slots[index]
 
@@ -3682,6 +3681,13 @@ def _count_fraction(bound: Any, tensor: Any) -> Fraction | None:
     ):
         return None
     return Fraction(k, d)
+
+
+def _fixed_span(slots: Sequence[int], bound: int) -> list[int]:
+    """The slots between a literal bound and the end it counts from (``slots[bound:]`` for a
+    negative bound, ``slots[:bound]`` otherwise): kept, they leave the bound between the same
+    channels once the others are pruned. Shared by the fx and ONNX graphs."""
+    return list(slots[bound:] if bound < 0 else slots[:bound])
 
 
 def _head_split(src: Sequence[int], out: Sequence[int], axis: int) -> tuple[int, int, int] | None:

@@ -55,6 +55,7 @@ from .graph import (
     DependencyGraph,
     Group,
     _couple_blocks,
+    _fixed_span,
     _head_split,
     _Label,
     _RawMember,
@@ -1692,7 +1693,8 @@ class OnnxDependencyGraph:
         that rotary embeddings swap). A slice of the channel axis at constant bounds (one piece
         of a fused projection, Phi-3's ``qkv[..., 32:48]``) keeps the channels between them,
         each bound that cuts the axis rewritten to the kept count of the channels before it;
-        a step, a bound counted from the end or a computed bound freezes them."""
+        a constant bound counted from the end keeps the channels after it (Falcon-7B's
+        ``qkv[..., :-2, :]``); a step or a computed bound freezes them."""
         if x is None:
             return None
         src = self._shapes.get(node.input[0])
@@ -1721,7 +1723,8 @@ class OnnxDependencyGraph:
             if e is not None and e[0] == "c" and -n <= e[1] < 0:  # from the end: the tail stays
                 bound = n + int(e[1])
                 reason = f"{node.name}: slices channels counted from the end"
-                DependencyGraph._keep(self, _Label(x.axis, x.slots[bound:]), reason)  # type: ignore[arg-type]
+                fixed = _Label(x.axis, _fixed_span(x.slots, int(e[1])))
+                DependencyGraph._keep(self, fixed, reason)  # type: ignore[arg-type]
                 cut.append(bound)
                 continue
             if e is None or e[0] != "c" or e[2] is None or e[1] < 0:
@@ -1757,8 +1760,8 @@ class OnnxDependencyGraph:
         if not all(-n <= i < n for i in picks):
             raise _Freeze(f"{node.name}: gathers channels")
         for i in picks:
-            fixed = x.slots[i:] if i < 0 else x.slots[: i + 1]
-            DependencyGraph._keep(self, _Label(0, fixed), f"{node.name}: picks channels")  # type: ignore[arg-type]
+            fixed = _Label(0, _fixed_span(x.slots, i if i < 0 else i + 1))
+            DependencyGraph._keep(self, fixed, f"{node.name}: picks channels")  # type: ignore[arg-type]
         return _Label(0, [x.slots[i] for i in picks])
 
     def _pad(self, node: Any, x: Any) -> Any:
