@@ -254,6 +254,9 @@ class Group:
         reason: why the group is frozen ("" when prunable).
         multiple: the number of removed channels must be a multiple of this (attention heads).
         attention: names of the ``nn.MultiheadAttention`` modules whose embedding is this group.
+        segments: with ``gqa="queries"``, the query heads of grouped-query attention: ``[n]``
+            the key/value head each channel (query head) reads; every key/value head must
+            lose the same number of them (None otherwise).
         bare_norms: norms without parameters over some of these channels (a non-affine
             ``nn.LayerNorm`` or ``nn.GroupNorm``, OLMo's ``F.layer_norm(x,
             self.normalized_shape)``): module name -> ``[C]`` the group channel of each of its
@@ -269,6 +272,7 @@ class Group:
     reason: str = ""
     multiple: int = 1
     attention: list[str] = field(default_factory=list)
+    segments: np.ndarray | None = field(default=None, repr=False, compare=False)
     bare_norms: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     roots: list[int] = field(default_factory=list, repr=False)
 
@@ -731,6 +735,12 @@ class DependencyGraph:
             attention scale follows the head size (``F.scaled_dot_product_attention`` without
             ``scale``) or a rotary embedding rotates them; ``nn.MultiheadAttention`` keeps
             whole heads.
+        gqa: how grouped-query attention (a key/value head shared by several query heads,
+            Hugging Face's ``repeat_kv`` or SDPA's ``enable_gqa``) is pruned: ``"groups"``
+            removes whole key/value heads with their query heads; ``"queries"`` keeps every
+            key/value head (and the key/value cache's size) and removes the same number of
+            query heads from each group (:attr:`Group.segments`). Other attention prunes
+            whole heads either way.
 
     Attributes:
         example_inputs: the inputs' values, in order (a tuple).
@@ -767,13 +777,27 @@ class DependencyGraph:
         TypeError: when ``model`` is not an ``nn.Module``.
     """
 
-    def __init__(self, model: nn.Module, example_inputs: Any, *, head_dims: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        *,
+        head_dims: bool = False,
+        gqa: str = "groups",
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         _check_not_wrapped(model)
         if not isinstance(head_dims, bool):
             raise TypeError(f"head_dims: expected a bool, got {type(head_dims).__name__}")
-        self.head_dims = head_dims
+        if gqa not in ("groups", "queries"):
+            raise ValueError(f"gqa: expected 'groups' or 'queries', got {gqa!r}")
+        if head_dims and gqa == "queries":
+            raise ValueError(
+                "gqa: 'queries' removes whole query heads, head_dims=True dimensions within "
+                "every head; pass one of them"
+            )
+        self.head_dims, self.gqa = head_dims, gqa
         self.example_inputs, self.input_names = split_inputs(example_inputs)
         self.model = model
         self._modules = dict(model.named_modules())
@@ -794,6 +818,8 @@ class DependencyGraph:
         self._members: list[_RawMember] = []
         self._read_tensors: dict[fx.Node, _RawMember] = {}  # get_attr node -> its member
         self._mha: list[tuple[str, list[int], int]] = []
+        # (query head slots, key/value heads): grouped-query attention under gqa="queries"
+        self._segments: list[tuple[list[int], int]] = []
         # (slots, unit): channels of a grouped product, kept in whole units of 16 bytes
         self._aligned: list[tuple[list[int], int]] = []
         self._bare_norms: dict[str, list[int]] = {}  # norms without parameters: their slots
@@ -2020,7 +2046,7 @@ class DependencyGraph:
         per-head mask (T5's position bias) follows its heads. With ``enable_gqa`` query head
         ``h`` reads key/value head ``h // g`` (``g`` = query heads per key/value head), so a
         key/value head and its ``g`` query heads are one unit, as through ``repeat_kv``.
-        Multi-query attention: see :meth:`_shared_key_value`."""
+        Multi-query attention, ``gqa="queries"``: see :meth:`_shared_key_value`."""
         names = ("query", "key", "value", "attn_mask")
         args = _named_args(node, names)
         values = [args.get(n) for n in names]
@@ -2032,6 +2058,10 @@ class DependencyGraph:
                 kv = operands[i][1]
                 if isinstance(kv, _Label) and len(q.slots) % len(kv.slots) == 0:
                     g = len(q.slots) // len(kv.slots)
+                    if self.gqa == "queries" and g > 1:
+                        self._serve_query_groups(node, q, kv)
+                        operands[i] = (operands[i][0], _SERVED)
+                        continue
                     repeated = _Label(kv.axis, [s for s in kv.slots for _ in range(g)])
                     operands[i] = (operands[i][0], repeated)
         if self.head_dims and self._on_matrix_axes(operands[:3]):
@@ -2046,8 +2076,10 @@ class DependencyGraph:
         one, as ``repeat_kv`` makes them for eager attention), or its channels are that one
         head (Falcon-7B's, picked out of a fused projection). Its channels are kept, without
         holding back the query heads, which prune one by one: ``operands`` (``(tensor,
-        label)`` pairs, heads on a leading axis of the first labelled so) come back without
-        its label."""
+        label)`` pairs, heads on a leading axis of the first labelled so) come back with
+        :data:`_SERVED` instead of its label. With ``gqa="queries"``, grouped-query
+        attention's key/value heads, each repeated for its query heads (``repeat_kv``), are
+        served likewise (:meth:`_serve_query_groups`)."""
         first, q = operands[0]  # the queries (the attention weights of attn @ v)
         nq = len(_shape(first) or ()) if isinstance(first, fx.Node) else 0
         if not isinstance(q, _Label) or q.axis >= nq - 2:
@@ -2067,8 +2099,23 @@ class DependencyGraph:
                 at >= 0 and copies and self._copies_follow_heads(_copies_along(a, at))
             ):
                 self._keep(lab, f"{_describe(node)}: {reason}")
-                out[i] = (a, None)
+                out[i] = (a, _SERVED)
+            elif self.gqa == "queries" and lab.axis == at and len(lab.slots) == len(q.slots):
+                heads = list(dict.fromkeys(lab.slots))
+                g = len(lab.slots) // len(heads)
+                runs = lab.slots == [s for s in heads for _ in range(g)]
+                if g > 1 and runs and self._copies_follow_heads(_copies_along(a, at, True)):
+                    self._serve_query_groups(node, q, _Label(lab.axis, heads))
+                    out[i] = (a, _SERVED)
         return out
+
+    def _serve_query_groups(self, node: fx.Node, queries: _Label, kv: _Label) -> None:
+        """``gqa="queries"``: grouped-query attention's key/value heads ``kv`` (``n`` of them,
+        each read by ``len(queries.slots) // n`` consecutive query heads) are kept, and the
+        query heads prune in equal numbers from each key/value head's run (:attr:`Group.
+        segments`, from ``self._segments``)."""
+        self._keep(kv, f"{_describe(node)}: gqa='queries' keeps every key/value head")
+        self._segments.append((list(queries.slots), len(kv.slots)))
 
     def _copies_follow_heads(self, copies: Any) -> bool:
         """Whether a key/value head broadcast ``copies`` times (:func:`_copies_along`) to the
@@ -2167,7 +2214,7 @@ class DependencyGraph:
         if result is None:
             return None
         for a, lab in operands:
-            if isinstance(a, fx.Node) and not isinstance(lab, _Label):
+            if isinstance(a, fx.Node) and not isinstance(lab, _Label) and lab is not _SERVED:
                 s = _shape(a)
                 idx = result.axis - (nd - len(s)) if s is not None else -1
                 spans = s is not None and idx >= 0 and s[idx] != 1
@@ -3432,6 +3479,8 @@ class DependencyGraph:
                     False,
                     f"{name}: a layer norm over channels of several groups",
                 )
+        for slots, kv in self._segments:
+            self._segment(groups, root[np.asarray(slots, dtype=np.int64)], kv, slot_gid, slot_pos)
         for slots, unit in self._aligned:
             hits = slot_gid[root[np.asarray(slots, dtype=np.int64)]]
             for gi in set(hits[hits >= 0].tolist()):
@@ -3463,6 +3512,31 @@ class DependencyGraph:
             at = root[np.asarray(slots, dtype=np.int64)]
             self.size_attributes[key] = (slot_gid[at], slot_pos[at])
         return groups
+
+    @staticmethod
+    def _segment(
+        groups: list[Group], heads: np.ndarray, kv: int, slot_gid: np.ndarray, slot_pos: np.ndarray
+    ) -> None:
+        """Set :attr:`Group.segments` of the group of query heads (roots ``heads``, the
+        ``kv`` key/value heads' runs in order) under ``gqa="queries"``; freeze it where the
+        heads are not exactly one group's channels, or another attention splits them otherwise."""
+        hit = slot_gid[heads]
+        gis = set(hit[hit >= 0].tolist())
+        pos = slot_pos[heads]
+        segments = np.arange(len(heads)) // (len(heads) // kv)
+        g = groups[hit[0]] if len(gis) == 1 and (hit >= 0).all() else None
+        if g is None or g.size != len(heads) or len(set(pos.tolist())) != len(heads):
+            reason = "gqa='queries': query heads grouped with other channels"
+        else:
+            ordered = np.empty(g.size, dtype=np.int64)
+            ordered[pos] = segments
+            if g.segments is None or np.array_equal(g.segments, ordered):
+                g.segments, g.multiple = ordered, math.lcm(g.multiple, kv)
+                return
+            reason = "gqa='queries': query heads read two sets of key/value heads"
+        for gi in gis:
+            groups[gi].prunable = False
+            groups[gi].reason = groups[gi].reason or reason
 
     # ------------------------------------------------------------------ helpers
     def prunable_groups(self) -> list[Group]:
@@ -3726,6 +3800,9 @@ def _prefix_ends(out: Sequence[int], pre: int) -> list[int]:
 
 # a rule's result for an op that sums its inputs' channels away (``q @ k^T`` in head_dims mode)
 _CONTRACTED = object()
+# in place of a key / value operand's label: kept channels of a key/value head that several
+# query heads read, checked to follow their pruning (see ``DependencyGraph._shared_key_value``)
+_SERVED = object()
 
 _TRANSPOSES = (torch.transpose, torch.swapaxes, torch.swapdims)
 # grouped matrix products (torch's private op and its public successor, where it exists)
@@ -3957,12 +4034,14 @@ def _reads_shape_only(node: fx.Node) -> bool:
     return target in (getattr, len) or bool(getattr(target, "nk_shape_only", False))
 
 
-def _copies_along(node: fx.Node, axis: int) -> Any:
+def _copies_along(node: fx.Node, axis: int, runs: bool = False) -> Any:
     """The count of copies when every entry of ``node`` along ``axis`` is a copy of one: 1 for
     an axis of one entry, else the size that an ``expand`` of such an axis asked for (an
     ``int``, or the module attribute it read), seen through transposes and the reshape that
     merges it with axes of one entry (``repeat_kv``: ``x[:, :, None].expand(b, 1, n, t,
-    d).reshape(b, n, t, d)``); None otherwise."""
+    d).reshape(b, n, t, d)``); None otherwise. With ``runs``, the length of the runs of
+    copies along ``axis`` (grouped-query ``repeat_kv``, its innermost merged axis expanded:
+    ``x[:, :, None].expand(b, kv, n, t, d).reshape(b, kv * n, t, d)``)."""
     while True:
         shape = _shape(node)
         if shape is None or not 0 <= axis < len(shape):
@@ -3999,14 +4078,17 @@ def _copies_along(node: fx.Node, axis: int) -> Any:
         while last < len(src_shape) and math.prod(src_shape[first:last]) < shape[axis]:
             last += 1
         wide = [k for k in range(first, last) if src_shape[k] != 1]
-        if math.prod(src_shape[first:last]) != shape[axis] or len(wide) != 1:
+        if math.prod(src_shape[first:last]) != shape[axis] or not wide:
             return None
-        node, axis = src, wide[0]
+        if len(wide) > 1 and not runs:
+            return None
+        node, axis, runs = src, wide[-1], False
 
 
 def query_groups(attention: Any, one_kv_head: bool = False) -> int | None:
     """Query heads per key/value head of a Hugging Face attention module, from its kept
-    widths (``q_proj`` over ``k_proj``; GPTBigCode's ``embed_dim`` over ``kv_dim``; with
+    widths (``q_proj`` over ``k_proj``; ``o_proj``'s inputs over half the rest of
+    Phi-3's ``qkv_proj``; GPTBigCode's ``embed_dim`` over ``kv_dim``; with
     ``one_kv_head``, a module found to hold one key/value head (``num_kv_heads == 1``, in
     one fused projection: transformers 5.25's Falcon-7B), its ``num_heads``, which the graph
     rewrites where it sizes the query heads): the ``num_key_value_groups`` that ``repeat_kv``
@@ -4014,10 +4096,14 @@ def query_groups(attention: Any, one_kv_head: bool = False) -> int | None:
     if type(getattr(attention, "num_key_value_groups", None)) is not int:
         return None
     q, k = getattr(attention, "q_proj", None), getattr(attention, "k_proj", None)
+    qkv, o = getattr(attention, "qkv_proj", None), getattr(attention, "o_proj", None)
     queries: Any
     kv: Any
     if isinstance(q, nn.Linear) and isinstance(k, nn.Linear):
         queries, kv = q.out_features, k.out_features
+    elif isinstance(qkv, nn.Linear) and isinstance(o, nn.Linear):  # Phi-3's fused projection
+        queries = o.in_features
+        kv = (qkv.out_features - queries) // 2
     elif one_kv_head and getattr(attention, "num_kv_heads", None) == 1:
         queries, kv = getattr(attention, "num_heads", None), 1
     else:

@@ -891,6 +891,7 @@ class OnnxDependencyGraph:
         self._members: list[_RawMember] = []
         self._mha: list[tuple[str, list[int], int]] = []
         self._aligned: list[tuple[list[int], int]] = []
+        self._segments: list[tuple[list[int], int]] = []  # no gqa="queries" here
         self._bare_norms: dict[str, list[int]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}  # no module attributes here
         self._count_ties: list[Any] = []  # nor counts read in forward

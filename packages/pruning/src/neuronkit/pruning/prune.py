@@ -312,6 +312,15 @@ def _group_ratio(group: Group, ratio: float, layer_ratios: Mapping[str, float]) 
 def _take(plan: PruningPlan, group: Group, scores: torch.Tensor, n: int) -> None:
     if n <= 0:
         return
+    if group.segments is not None:  # gqa="queries": the lowest n / kv of each key/value head's
+        segments = torch.from_numpy(group.segments).to(scores.device)
+        kv = int(group.segments.max()) + 1
+        picks = [
+            heads[torch.argsort(scores[heads], stable=True)[: n // kv]]
+            for heads in (torch.nonzero(segments == k).flatten() for k in range(kv))
+        ]
+        plan.removed[group.index] = torch.cat(picks).sort().values
+        return
     order = torch.argsort(scores, stable=True)[:n]
     if group.multiple == 1 and any(_holds_some(m) for m in group.members):
         values = scores.detach().double().cpu().numpy()
@@ -410,6 +419,7 @@ def plan_from_masks(graph: DependencyGraph, masks: Mapping[int, torch.Tensor]) -
             raise ValueError(f"masks[{gi}]: group {g.name!r} cannot be pruned ({g.reason})")
         if n == g.size:
             raise ValueError(f"masks[{gi}]: the mask removes every channel of {g.name!r}")
+        _check_segments(g, torch.nonzero(~mask).flatten(), f"masks[{gi}]")
         if n % g.multiple:
             raise ValueError(
                 f"masks[{gi}]: group {g.name!r} must lose a multiple of {g.multiple} channels "
@@ -441,6 +451,7 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
             raise ValueError(f"plan: removes every channel of group {g.name!r}")
         if idx.numel() and torch.unique(idx).numel() != idx.numel():
             raise ValueError(f"plan: repeats a channel index for group {g.name!r}")
+        _check_segments(g, idx, "plan")
     _check_tied_widths(graph, plan, "plan")
     modules = dict(graph.model.named_modules()) if plan.attention else {}
     for name in plan.attention:
@@ -449,6 +460,22 @@ def _validate_plan(graph: DependencyGraph, plan: PruningPlan) -> None:
                 f"plan: attention entry {name!r} is not an nn.MultiheadAttention of the model "
                 "(a plan made for another architecture?)"
             )
+
+
+def _check_segments(group: Group, removed: torch.Tensor, arg: str) -> None:
+    """Raise ``ValueError`` unless ``removed`` (``[n]`` channel indices of ``group``) takes as
+    many query heads from each key/value head (:attr:`~.graph.Group.segments`, ``gqa=
+    "queries"``): ``repeat_kv`` gives every key/value head the same number."""
+    if group.segments is None:
+        return
+    kv = int(group.segments.max()) + 1
+    counts = np.bincount(group.segments[removed.cpu().numpy()], minlength=kv)
+    if len(set(counts.tolist())) > 1:
+        raise ValueError(
+            f"{arg}: group {group.name!r} (query heads, gqa='queries') must lose the same "
+            f"number of query heads from each of its {kv} key/value heads, got "
+            f"{counts.tolist()}"
+        )
 
 
 def _check_tied_widths(graph: DependencyGraph, plan: PruningPlan, arg: str) -> None:
@@ -1074,13 +1101,15 @@ def prune_model(
     importance: GroupImportance | str = "l2",
     *,
     head_dims: bool = False,
+    gqa: str = "groups",
     **kwargs: Any,
 ) -> nn.Module:
     """One call: trace ``model``, plan with ``importance`` at ``ratio`` and return a pruned copy.
 
-    ``head_dims`` prunes dimensions within attention heads instead of whole heads (see
+    ``head_dims`` prunes dimensions within attention heads instead of whole heads, ``gqa=
+    "queries"`` query heads within each key/value head's group (see
     :class:`DependencyGraph`). Extra keyword arguments go to :func:`plan_pruning` (scope,
     layer_ratios, ignored_layers, round_to, max_ratio).
     """
-    graph = DependencyGraph(model, example_inputs, head_dims=head_dims)
+    graph = DependencyGraph(model, example_inputs, head_dims=head_dims, gqa=gqa)
     return prune(graph, plan_pruning(graph, importance, ratio, **kwargs))
