@@ -26,6 +26,7 @@ from neuronkit.pruning import (
     TaylorImportance,
     UntraceableModelError,
     count_macs,
+    plan_from_masks,
     plan_pruning,
     prune,
     soft_prune,
@@ -113,6 +114,39 @@ def test_grouped_query_attention_removes_query_heads_with_their_key_value_head()
     assert small.k.out_features == 8  # 1 key/value head
     assert small.q.out_features == 16  # with its 2 query heads
     assert _run(small, x).shape == (3, 5, 3)
+
+
+def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_evenly() -> None:
+    """``gqa="queries"``: SDPA's ``enable_gqa`` reads key/value head ``h // 2`` for query head
+    ``h``; the key/value heads stay and each loses the same number of query heads, its own
+    lowest-scored ones (the planner picks within each group, not the same index in both)."""
+    torch.manual_seed(0)
+    model = _Attention(heads=8, kv_heads=2).eval()
+    with torch.no_grad():  # query heads 1 and 6 (one per group) score lowest
+        model.q.weight[8:16] *= 0.01
+        model.q.weight[48:56] *= 0.01
+    x = torch.randn(3, 5, 6)
+    graph = DependencyGraph(model, x, gqa="queries")
+    heads = _group_of(graph, "q")
+    assert heads.prunable
+    assert heads.size == 8
+    assert heads.segments.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert {"k", "v"}.isdisjoint(heads.producers)
+    assert not _group_of(graph, "k").prunable
+    assert not _group_of(graph, "v").prunable
+    plan = plan_pruning(graph, "l2", 0.25, ignored_layers=["inp"])
+    assert plan.removed[heads.index].tolist() == [1, 6]
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    torch.testing.assert_close(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
+    assert not torch.allclose(_run(soft, x), _run(model, x), atol=1e-4)  # not vacuous
+    assert (hard.q.out_features, hard.k.out_features, hard.v.out_features) == (48, 16, 16)
+    uneven = torch.ones(8, dtype=torch.bool)
+    uneven[[0, 1]] = False  # two query heads of the first key/value head, none of the second
+    with pytest.raises(ValueError, match=r"same number of query heads .* got \[2, 0\]"):
+        plan_from_masks(graph, {heads.index: uneven})
+    for bad in ({"gqa": "kv"}, {"gqa": "queries", "head_dims": True}):
+        with pytest.raises(ValueError, match="gqa"):
+            DependencyGraph(model, x, **bad)
 
 
 def test_multi_query_attention_keeps_its_key_value_head_and_prunes_query_heads() -> None:

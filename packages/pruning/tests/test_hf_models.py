@@ -832,6 +832,57 @@ def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) ->
     torch.testing.assert_close(logits(reloaded), logits(hard), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("attention", ["eager", "sdpa", "sdpa_enable_gqa"])
+@pytest.mark.parametrize("name", ["llama", "phi3"])
+def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_per_group(
+    name: str, attention: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """``gqa="queries"`` on grouped-query attention (8 query heads, 2 key/value heads; Phi-3's
+    in one fused projection): the key/value heads stay, every one loses the same number of
+    query heads, ``num_key_value_groups`` (``repeat_kv``) follows, and the config reloads."""
+    if attention == "sdpa_enable_gqa":  # SDPA broadcasts the key/value heads itself
+        monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+    tiny = {**_TINY, "hidden_size": 64, "num_attention_heads": 8, "head_dim": 8}
+    if name == "llama":
+        cfg = transformers.LlamaConfig(**tiny, num_key_value_heads=2)
+        make = transformers.LlamaForCausalLM
+    else:
+        cfg = transformers.Phi3Config(**tiny, num_key_value_heads=2, pad_token_id=0)
+        make = transformers.Phi3ForCausalLM
+    cfg._attn_implementation = attention.removesuffix("_enable_gqa")
+    torch.manual_seed(0)
+    model = _sharpened(make(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids, gqa="queries")
+    o_proj = "model.layers.0.self_attn.o_proj"
+    heads = next(
+        g for g in graph.groups if any(m.module == o_proj and m.dim == 1 for m in g.members)
+    )
+    assert heads.prunable
+    assert heads.size == 8
+    assert heads.segments.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    plan = plan_pruning(graph, "l2", 0.5)
+    removed = plan.removed[heads.index]
+    assert ((removed < 4).sum(), (removed >= 4).sum()) == (2, 2)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    padded = torch.ones_like(ids)
+    padded[0, :5] = 0
+    for kwargs in ({}, {"attention_mask": padded}):
+        with torch.no_grad():
+            y_hard, y_soft = hard(ids, **kwargs).logits, soft(ids, **kwargs).logits
+        torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    attn = hard.model.layers[0].self_attn
+    assert attn.o_proj.in_features == 32
+    assert attn.num_key_value_groups == 2
+    assert (hard.config.num_attention_heads, hard.config.num_key_value_heads) == (4, 2)
+    prompt = {"input_ids": ids[:, :6], "attention_mask": padded[:, :6]}
+    with torch.no_grad():  # one query token at a time, against the cached key/value heads
+        new = [m.generate(**prompt, max_new_tokens=4, do_sample=False) for m in (hard, soft)]
+    assert torch.equal(new[0], new[1])
+    assert _roundtrip(hard, tmp_path) < 1e-5
+
+
 def _multi_query(name: str, attention: str) -> Any:
     if name == "llama":  # Gemma-2B's attention: one key/value head, separate projections
         cfg = transformers.LlamaConfig(**_TINY, num_key_value_heads=1, head_dim=8)
