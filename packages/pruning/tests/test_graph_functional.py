@@ -147,6 +147,8 @@ def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_evenly() -> No
     for bad in ({"gqa": "kv"}, {"gqa": "queries", "head_dims": True}):
         with pytest.raises(ValueError, match="gqa"):
             DependencyGraph(model, x, **bad)
+    with pytest.warns(UserWarning, match="no grouped-query attention"):
+        DependencyGraph(_Attention(heads=4, kv_heads=4).eval(), x, gqa="queries")
 
 
 def test_multi_query_attention_keeps_its_key_value_head_and_prunes_query_heads() -> None:

@@ -60,6 +60,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import warnings
 from collections.abc import Collection, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -740,7 +741,8 @@ class DependencyGraph:
             removes whole key/value heads with their query heads; ``"queries"`` keeps every
             key/value head (and the key/value cache's size) and removes the same number of
             query heads from each group (:attr:`Group.segments`). Other attention prunes
-            whole heads either way.
+            whole heads either way (``"queries"`` warns where it finds no grouped-query
+            attention).
 
     Attributes:
         example_inputs: the inputs' values, in order (a tuple).
@@ -845,6 +847,13 @@ class DependencyGraph:
         self.divisors = frozenset(self._divisors)
         self.groups = self._make_groups()
         self._shapes = _state_shapes(model)
+        if gqa == "queries" and not self._segments:
+            warnings.warn(
+                f"gqa='queries': no grouped-query attention in {type(model).__name__} (a "
+                "key/value head read by several query heads through repeat_kv or SDPA's "
+                "enable_gqa); its attention heads prune whole",
+                stacklevel=2,
+            )
 
     def _check_unchanged(self) -> None:
         """Raise ``ValueError`` unless every parameter of ``self.model`` the graph was built on
