@@ -822,6 +822,7 @@ class DependencyGraph:
         self._mha: list[tuple[str, list[int], int]] = []
         # (query head slots, key/value heads): grouped-query attention under gqa="queries"
         self._segments: list[tuple[list[int], int]] = []
+        self._served = 0  # key/value operands kept for the query heads they serve
         # (slots, unit): channels of a grouped product, kept in whole units of 16 bytes
         self._aligned: list[tuple[list[int], int]] = []
         self._bare_norms: dict[str, list[int]] = {}  # norms without parameters: their slots
@@ -847,11 +848,11 @@ class DependencyGraph:
         self.divisors = frozenset(self._divisors)
         self.groups = self._make_groups()
         self._shapes = _state_shapes(model)
-        if gqa == "queries" and not self._segments:
+        if gqa == "queries" and not self._served:
             warnings.warn(
-                f"gqa='queries': no grouped-query attention in {type(model).__name__} (a "
-                "key/value head read by several query heads through repeat_kv or SDPA's "
-                "enable_gqa); its attention heads prune whole",
+                f"gqa='queries': no grouped-query or multi-query attention in "
+                f"{type(model).__name__} (a key/value head read by several query heads "
+                "through repeat_kv or SDPA's enable_gqa); its attention heads prune whole",
                 stacklevel=2,
             )
 
@@ -2108,6 +2109,7 @@ class DependencyGraph:
                 at >= 0 and copies and self._copies_follow_heads(_copies_along(a, at))
             ):
                 self._keep(lab, f"{_describe(node)}: {reason}")
+                self._served += 1
                 out[i] = (a, _SERVED)
             elif self.gqa == "queries" and lab.axis == at and len(lab.slots) == len(q.slots):
                 heads = list(dict.fromkeys(lab.slots))
@@ -2125,6 +2127,7 @@ class DependencyGraph:
         segments`, from ``self._segments``)."""
         self._keep(kv, f"{_describe(node)}: gqa='queries' keeps every key/value head")
         self._segments.append((list(queries.slots), len(kv.slots)))
+        self._served += 1
 
     def _copies_follow_heads(self, copies: Any) -> bool:
         """Whether a key/value head broadcast ``copies`` times (:func:`_copies_along`) to the
