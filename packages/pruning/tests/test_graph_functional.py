@@ -26,6 +26,7 @@ from neuronkit.pruning import (
     TaylorImportance,
     UntraceableModelError,
     count_macs,
+    obspa_prune,
     plan_from_masks,
     plan_pruning,
     prune,
@@ -140,6 +141,10 @@ def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_evenly() -> No
     torch.testing.assert_close(_run(hard, x), _run(soft, x), atol=1e-5, rtol=0)
     assert not torch.allclose(_run(soft, x), _run(model, x), atol=1e-4)  # not vacuous
     assert (hard.q.out_features, hard.k.out_features, hard.v.out_features) == (48, 16, 16)
+    compensated, obs_plan = obspa_prune(graph, 0.5, ignored_layers=["inp"])  # greedy OBS too
+    assert (obs_plan.removed[heads.index] < 4).sum() == 2
+    assert compensated.q.out_features == 32
+    assert _run(compensated, x).shape == (3, 5, 3)
     uneven = torch.ones(8, dtype=torch.bool)
     uneven[[0, 1]] = False  # two query heads of the first key/value head, none of the second
     with pytest.raises(ValueError, match=r"same number of query heads .* got \[2, 0\]"):
@@ -147,7 +152,7 @@ def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_evenly() -> No
     for bad in ({"gqa": "kv"}, {"gqa": "queries", "head_dims": True}):
         with pytest.raises(ValueError, match="gqa"):
             DependencyGraph(model, x, **bad)
-    with pytest.warns(UserWarning, match="no grouped-query attention"):
+    with pytest.warns(UserWarning, match="no grouped-query or multi-query attention"):
         DependencyGraph(_Attention(heads=4, kv_heads=4).eval(), x, gqa="queries")
 
 

@@ -30,9 +30,11 @@ machinery uses calibration data instead.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -50,6 +52,7 @@ from .prune import (
     _keep_count,
     _names_touch,
     _set_tensor,
+    _take,
     _tied_keep,
     _unit,
     _validate_names,
@@ -457,8 +460,7 @@ def obspa_prune(
             fallback = fallback or MagnitudeImportance(p=2)
             scores = fallback.group_scores(graph, g)
             _check_scores(f"importance scores of group {g.name!r}", scores)
-            order = torch.argsort(scores, stable=True)
-            plan.removed[g.index] = order[:n].sort().values
+            _take(plan, g, scores, n)
             continue
         cols = []
         for m in members:
@@ -469,12 +471,17 @@ def obspa_prune(
         alive = list(range(g.size))
         removed: list[int] = []
         what = f"OBS saliencies of group {g.name!r} (layers {[m.module for m in members]})"
+        # gqa="queries": as many query heads from each key/value head (else one segment)
+        segments = np.zeros(g.size, dtype=np.int64) if g.segments is None else g.segments
+        quota = np.full(segments.max() + 1, n // (segments.max() + 1))
         for _ in range(n):
             sal = torch.zeros(len(alive), dtype=torch.float64)
             for m, c in zip(members, cols, strict=True):
                 sal += state[m.module].saliency([c[j] for j in alive]).cpu()
             _check_scores(what, sal)
-            j = alive.pop(int(torch.argmin(sal)))
+            spent = torch.from_numpy(quota[segments[alive]] == 0)
+            j = alive.pop(int(torch.argmin(sal.masked_fill(spent, math.inf))))
+            quota[segments[j]] -= 1
             removed.append(j)
             for m, c in zip(members, cols, strict=True):
                 state[m.module].remove(c[j])
