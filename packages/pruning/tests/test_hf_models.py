@@ -832,6 +832,47 @@ def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) ->
     torch.testing.assert_close(logits(reloaded), logits(hard), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["xglm", "trocr"])
+def test_heads_merged_with_the_batch_by_bsz_times_num_heads_prune(name: str) -> None:
+    """Attention that merges the heads with the batch, ``reshape(bsz * self.num_heads, -1,
+    head_dim)``, and checks ``attn_weights.size() != (bsz * self.num_heads, ...)`` (XGLM,
+    TrOCR's decoder): the product follows ``num_heads``, so the heads prune whole. Before
+    0.5.52 they froze ("a size that is no count of them")."""
+    if name == "xglm":
+        cfg = transformers.XGLMConfig(
+            vocab_size=128, d_model=32, num_layers=2, attention_heads=4, ffn_dim=64
+        )
+        make = transformers.XGLMForCausalLM
+    else:
+        cfg = transformers.TrOCRConfig(
+            vocab_size=128,
+            d_model=32,
+            decoder_layers=2,
+            decoder_attention_heads=4,
+            decoder_ffn_dim=64,
+            max_position_embeddings=64,
+        )
+        make = transformers.TrOCRForCausalLM
+    torch.manual_seed(0)
+    model = _sharpened(make(cfg))
+    ids = _ids()
+    graph = DependencyGraph(model, ids)
+    assert [g.reason for g in graph.groups if not g.prunable] == ["model output"]
+    plan = plan_pruning(graph, "l2", 0.5)
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    padded = torch.ones_like(ids)
+    padded[0, :5] = 0
+    # the example, and another batch size with padding: the product follows both
+    for args in ((ids,), (ids[:1], padded[:1])):
+        with torch.no_grad():
+            y_hard, y_soft = hard(*args).logits, soft(*args).logits
+        torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    layers = hard.model.layers if name == "xglm" else hard.model.decoder.layers
+    assert layers[0].self_attn.num_heads == 2
+    assert layers[0].self_attn.q_proj.out_features == 16
+
+
 @pytest.mark.parametrize("attention", ["eager", "sdpa", "sdpa_enable_gqa"])
 @pytest.mark.parametrize("name", ["llama", "phi3"])
 def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_per_group(

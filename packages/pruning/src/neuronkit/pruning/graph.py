@@ -833,6 +833,9 @@ class DependencyGraph:
         # attribute) -> [(slots, node, literal)], the literal's entries to be kept
         self._offset_sized: dict[tuple[str, str], list[tuple[list[int], fx.Node, int]]] = {}
         self._size_slots: dict[tuple[str, str], list[int]] = {}
+        # ``bsz * self.num_heads`` sizing heads merged with the batch (XGLM's, TrOCR's
+        # ``(bsz * num_heads, -1, head_dim)``): product -> the reshapes it sizes
+        self._scaled: dict[fx.Node, list[fx.Node]] = {}
         self.quotient_attributes: dict[tuple[str, str], tuple[str, int]] = {}
         self.one_kv_head: set[str] = set()  # attention modules, see query_groups
         self._layernorms: set[str] = set()
@@ -942,7 +945,7 @@ class DependencyGraph:
                 self._freeze_args(labels, node, fz.reason)
                 labels[node] = None
         self._tie_shared_tensors()
-        self._resolve_size_attributes()
+        self._resolve_size_attributes(labels)
         self._check_channel_counts(labels)
 
     def _check_channel_counts(self, labels: dict[fx.Node, Any]) -> None:
@@ -997,6 +1000,8 @@ class DependencyGraph:
                     fixed.add(node)
             elif node in self._ratio_nodes:  # a head size while the tie holds (_tie_widths)
                 fixed.add(node)
+            elif node in self._scaled:  # follows its attribute (_resolve_size_attributes)
+                continue
             elif (
                 node.op == "call_function"
                 and node.target is operator.floordiv
@@ -1111,7 +1116,36 @@ class DependencyGraph:
             self._sized.setdefault(size.key, []).append((units, node))
         return label
 
-    def _resolve_size_attributes(self) -> None:
+    def _bind_scaled(self, node: fx.Node, k: int, slots: list[int]) -> bool:
+        """Whether the reshape ``node`` sizes its axis ``k``, the heads merged with the batch
+        (``slots``: the heads' slots once per batch entry), with a traced size times a module
+        attribute (``bsz * self.num_heads``): the attribute binds the heads like a size of its
+        own (:meth:`_resolve_size_attributes`), the product following it."""
+        sizes = _reshape_sizes(node)
+        size = sizes[k] if sizes is not None and len(sizes) > k else None
+        attr = _scaled_attribute(size)
+        if attr is None or len(slots) % int(attr):
+            return False
+        n = int(attr)
+        if slots != slots[:n] * (len(slots) // n):
+            return False
+        assert isinstance(size, fx.Node)
+        self._sized.setdefault(attr.key, []).append((slots[:n], node))
+        self._scaled.setdefault(size, []).append(node)
+        return True
+
+    def _scaled_reads(self, size: fx.Node, labels: dict[fx.Node, Any]) -> int:
+        """The reads of its attribute that a product ``bsz * self.num_heads`` stands for: one
+        per reshape it sizes (:meth:`_bind_scaled`), none for a comparison with the size of
+        the axis it sizes (``attn_weights.size() != (bsz * self.num_heads, tgt_len,
+        src_len)``, which holds after pruning too), one more for any other use."""
+        bound = self._scaled.get(size, [])
+        for user in size.users:
+            if user not in bound and not _compares_own_size(user, size, labels):
+                return len(bound) + 1
+        return len(bound)
+
+    def _resolve_size_attributes(self, labels: dict[fx.Node, Any]) -> None:
         """An attribute that sizes the channel axis of reshapes (OPT's ``self.num_heads``) and
         is read nowhere else follows the pruning: its reshapes' channels are one set and
         :func:`~.prune.prune` rewrites it to the kept count. So does one that also divides a
@@ -1157,6 +1191,10 @@ class DependencyGraph:
                 and not node.kwargs
             ):
                 ratios.setdefault(a[1].key, []).append(node)
+                continue
+            scaled = _scaled_attribute(node)
+            if scaled is not None:  # bsz * self.num_heads: a read per reshape it sizes
+                uses[scaled.key] = uses.get(scaled.key, 0) + self._scaled_reads(node, labels)
                 continue
             fx.node.map_aggregate((node.args, node.kwargs), count)
         self._check_quotients(uses.keys() | ratios.keys())
@@ -1934,6 +1972,8 @@ class DependencyGraph:
             strided = _strided_channels(src, out, label.axis, label.slots)
             if strided is not None:
                 k, slots = strided
+                if self._bind_scaled(node, k, slots):
+                    return _Label(k, slots)
                 return self._bind_size(_requested_size(node, k), _Label(k, slots), node)
             heads = _head_split(src, out, label.axis)
             if heads is None:
@@ -3878,6 +3918,39 @@ def _kw(node: fx.Node) -> Any:
 def _named_args(node: fx.Node, names: Sequence[str]) -> dict[str, Any]:
     """The node's arguments by parameter name (positional ones named by ``names``)."""
     return {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+
+
+def _compares_own_size(user: fx.Node, size: fx.Node, labels: dict[fx.Node, Any]) -> bool:
+    """Whether ``user`` compares a tensor's ``size()`` with a tuple that holds ``size`` at
+    the tensor's channel axis, and nowhere else (``attn_weights.size() != (bsz *
+    self.num_heads, tgt_len, src_len)``)."""
+    if user.target not in (operator.eq, operator.ne) or len(user.args) != 2:
+        return False
+    whole, items = user.args
+    if isinstance(whole, tuple):
+        whole, items = items, whole
+    if not (isinstance(whole, fx.Node) and isinstance(items, tuple)):
+        return False
+    if (whole.op, whole.target, len(whole.args)) != ("call_method", "size", 1):
+        return False
+    source = whole.args[0]
+    label = labels.get(source) if isinstance(source, fx.Node) else None
+    return isinstance(label, _Label) and [i for i, v in enumerate(items) if v is size] == [
+        label.axis
+    ]
+
+
+def _scaled_attribute(size: Any) -> _SizeInt | None:
+    """The module attribute of a product ``traced size * attribute`` (``bsz *
+    self.num_heads``), else None."""
+    if not (isinstance(size, fx.Node) and size.target is operator.mul and not size.kwargs):
+        return None
+    attrs = [a for a in size.args if isinstance(a, _SizeInt)]
+    others = [a for a in size.args if isinstance(a, fx.Node)]
+    if len(attrs) != 1 or len(others) != 1 or len(size.args) != 2:
+        return None
+    attr = attrs[0]
+    return attr if attr.divisor == attr.multiplier == 1 else None
 
 
 def _requested_size(node: fx.Node, axis: int) -> _SizeInt | _SizeSum | None:
