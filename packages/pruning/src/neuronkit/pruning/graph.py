@@ -2108,7 +2108,10 @@ class DependencyGraph:
                 kv = operands[i][1]
                 if isinstance(kv, _Label) and len(q.slots) % len(kv.slots) == 0:
                     g = len(q.slots) // len(kv.slots)
-                    if self.gqa == "queries" and g > 1:
+                    ranks = [len(_shape(values[j]) or ()) for j in (0, i)]
+                    aligned = q.axis - ranks[0] == kv.axis - ranks[1]  # both on the heads
+                    distinct = len(set(kv.slots)) == len(kv.slots)
+                    if self.gqa == "queries" and g > 1 and aligned and distinct:
                         self._serve_query_groups(node, q, kv)
                         operands[i] = (operands[i][0], _SERVED)
                         continue
