@@ -874,19 +874,23 @@ def test_heads_merged_with_the_batch_by_bsz_times_num_heads_prune(name: str) -> 
 
 
 @pytest.mark.parametrize("attention", ["eager", "sdpa", "sdpa_enable_gqa"])
-@pytest.mark.parametrize("name", ["llama", "phi3"])
+@pytest.mark.parametrize("name", ["llama", "qwen3", "phi3"])
 def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_per_group(
     name: str, attention: str, tmp_path: Any, monkeypatch: Any
 ) -> None:
-    """``gqa="queries"`` on grouped-query attention (8 query heads, 2 key/value heads; Phi-3's
-    in one fused projection): the key/value heads stay, every one loses the same number of
-    query heads, ``num_key_value_groups`` (``repeat_kv``) follows, and the config reloads."""
+    """``gqa="queries"`` on grouped-query attention (8 query heads, 2 key/value heads; Qwen3's
+    with a norm over each head, Phi-3's in one fused projection): the key/value heads stay,
+    every one loses the same number of query heads, ``num_key_value_groups`` (``repeat_kv``)
+    follows, and the config reloads."""
     if attention == "sdpa_enable_gqa":  # SDPA broadcasts the key/value heads itself
         monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")
     tiny = {**_TINY, "hidden_size": 64, "num_attention_heads": 8, "head_dim": 8}
     if name == "llama":
         cfg = transformers.LlamaConfig(**tiny, num_key_value_heads=2)
         make = transformers.LlamaForCausalLM
+    elif name == "qwen3":
+        cfg = transformers.Qwen3Config(**tiny, num_key_value_heads=2)
+        make = transformers.Qwen3ForCausalLM
     else:
         cfg = transformers.Phi3Config(**tiny, num_key_value_heads=2, pad_token_id=0)
         make = transformers.Phi3ForCausalLM
