@@ -832,6 +832,23 @@ def test_speech_encoder_decoder_prunes_both_widths_and_reloads(tmp_path: Any) ->
     torch.testing.assert_close(logits(reloaded), logits(hard), atol=1e-5, rtol=0)
 
 
+def _generates_as_its_oracle(model: Any, hard: Any, soft: Any, ids: torch.Tensor) -> None:
+    """``hard`` computes ``soft``'s logits on ``ids``, also with the first row left-padded,
+    and generates the same tokens from a padded prompt (one query token at a time, against
+    the cached keys and values); ``soft``'s logits differ from ``model``'s."""
+    padded = torch.ones_like(ids)
+    padded[0, :5] = 0
+    for kwargs in ({}, {"attention_mask": padded}):
+        with torch.no_grad():
+            y_hard, y_soft = hard(ids, **kwargs).logits, soft(ids, **kwargs).logits
+        torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
+    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    prompt = {"input_ids": ids[:, :6], "attention_mask": padded[:, :6]}
+    with torch.no_grad():
+        new = [m.generate(**prompt, max_new_tokens=4, do_sample=False) for m in (hard, soft)]
+    assert torch.equal(new[0], new[1])
+
+
 @pytest.mark.parametrize("name", ["xglm", "trocr"])
 def test_heads_merged_with_the_batch_by_bsz_times_num_heads_prune(name: str) -> None:
     """Attention that merges the heads with the batch, ``reshape(bsz * self.num_heads, -1,
@@ -910,21 +927,11 @@ def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_per_group(
     removed = plan.removed[heads.index]
     assert ((removed < 4).sum(), (removed >= 4).sum()) == (2, 2)
     hard, soft = prune(graph, plan), soft_prune(graph, plan)
-    padded = torch.ones_like(ids)
-    padded[0, :5] = 0
-    for kwargs in ({}, {"attention_mask": padded}):
-        with torch.no_grad():
-            y_hard, y_soft = hard(ids, **kwargs).logits, soft(ids, **kwargs).logits
-        torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
-    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    _generates_as_its_oracle(model, hard, soft, ids)
     attn = hard.model.layers[0].self_attn
     assert attn.o_proj.in_features == 32
     assert attn.num_key_value_groups == 2
     assert (hard.config.num_attention_heads, hard.config.num_key_value_heads) == (4, 2)
-    prompt = {"input_ids": ids[:, :6], "attention_mask": padded[:, :6]}
-    with torch.no_grad():  # one query token at a time, against the cached key/value heads
-        new = [m.generate(**prompt, max_new_tokens=4, do_sample=False) for m in (hard, soft)]
-    assert torch.equal(new[0], new[1])
     assert _roundtrip(hard, tmp_path) < 1e-5
 
 
@@ -973,22 +980,12 @@ def test_multi_query_attention_prunes_query_heads_alone(
     assert all(len(p) == 8 for m in heads.members for p in m.positions)
     plan = plan_pruning(graph, "l2", 0.5)
     hard, soft = prune(graph, plan), soft_prune(graph, plan)
-    padded = torch.ones_like(ids)
-    padded[0, :5] = 0
-    for kwargs in ({}, {"attention_mask": padded}):
-        with torch.no_grad():
-            y_hard, y_soft = hard(ids, **kwargs).logits, soft(ids, **kwargs).logits
-        torch.testing.assert_close(y_hard, y_soft, atol=1e-5, rtol=0)
-    assert not torch.allclose(_logits(soft, ids), _logits(model, ids), atol=1e-3)
+    _generates_as_its_oracle(model, hard, soft, ids)
     pruned_attn = hard.get_submodule(attn)
     if name == "falcon":  # which sizes the fused view: num_heads + 2
         assert pruned_attn.num_heads == 2
     else:  # Falcon broadcasts its one key/value head instead
         assert pruned_attn.num_key_value_groups == 2
-    prompt = {"input_ids": ids[:, :6], "attention_mask": padded[:, :6]}
-    with torch.no_grad():  # one query token at a time, against the cached key/value head
-        new = [m.generate(**prompt, max_new_tokens=4, do_sample=False) for m in (hard, soft)]
-    assert torch.equal(new[0], new[1])
     heads_field = "n_head" if name == "gpt_bigcode" else "num_attention_heads"
     assert getattr(hard.config, heads_field) == 2
     assert _roundtrip(hard, tmp_path) < 1e-5
