@@ -1977,7 +1977,14 @@ class DependencyGraph:
                 return self._bind_size(_requested_size(node, k), _Label(k, slots), node)
             heads = _head_split(src, out, label.axis)
             if heads is None:
-                raise _Freeze(f"{_describe(node)} {err}") from None
+                # heads merged with another axis as they split off (fairseq-style attention's
+                # [T, B, H d] -> [T, B H, d]): each head's d channels one unit
+                merged = None if self.head_dims else _merged_heads(src, out, label, self._uf, True)
+                if merged is None:
+                    raise _Freeze(f"{_describe(node)} {err}") from None
+                if self._bind_scaled(node, merged.axis, merged.slots):
+                    return merged
+                return self._bind_size(_requested_size(node, merged.axis), merged, node)
             k, blocks, d = heads
             if self.head_dims or (_literal_size(node, k) and _merged_back(node)):
                 # dimension j of every head (of every fused block) one unit, the label on d;
@@ -3765,6 +3772,56 @@ def _strided_channels(
         if stride % t == 0 and (t * out[k]) % span == 0:
             step = stride // t
             return k, [base[(j // step) % len(base)] for j in range(out[k])]
+    return None
+
+
+def _reshaped_runs(
+    src: Sequence[int], out: Sequence[int], axis: int
+) -> tuple[int, int, int, int] | None:
+    """The smallest runs of axes ``src[a:b]`` (holding ``axis``) and ``out[c:d]`` that a reshape
+    maps onto each other (equal element counts before and after), unit axes left out of
+    ``out[c:d]``; None when the sizes differ."""
+    ps, po = np.cumprod([1, *src]).tolist(), np.cumprod([1, *out]).tolist()
+    if ps[-1] != po[-1]:
+        return None
+    common = set(ps) & set(po)
+    a = max(i for i in range(axis + 1) if ps[i] in common)
+    b = min(i for i in range(axis + 1, len(src) + 1) if ps[i] in common)
+    c = max(j for j in range(len(po)) if po[j] == ps[a])
+    d = min(j for j in range(len(po)) if po[j] == ps[b])
+    return (a, b, c, d) if c < d else None
+
+
+def _merged_heads(
+    src: Sequence[int], out: Sequence[int], x: _Label, uf: _UnionFind, unite: bool
+) -> _Label | None:
+    """A reshape that moves channels next to other axes, e.g. ``[N, B, D] -> [N, B*H, hd]``
+    (heads merged into the batch axis: ``nn.MultiheadAttention``'s export, fairseq-style
+    attention's ``view(T, B * self.num_heads, self.head_dim)``) or back ``[B*H, N, hd] -> [B,
+    H, N, hd]``: the label lands on the one output axis whose index alone determines the slot
+    (with ``unite``: after uniting each head's ``hd`` channels in ``uf``)."""
+    seg = _reshaped_runs(src, out, x.axis)
+    if seg is None:
+        return None
+    a, b, c, d = seg
+    seg_src, seg_out = src[a:b], out[c:d]
+    n = len(x.slots)
+    if math.prod(seg_src) > 1 << 20:
+        return None
+    index = np.arange(n).reshape([n if j == x.axis - a else 1 for j in range(len(seg_src))])
+    grid = np.broadcast_to(index, seg_src).reshape(seg_out)
+    slots = np.asarray(x.slots)
+    units = sorted({e for e in seg_out if 1 < e < n and n % e == 0}) if unite else [1]
+    for unit in units:
+        ids = slots[grid] if unit == 1 else grid // unit
+        for j, extent in enumerate(seg_out):
+            flat = np.moveaxis(ids, j, 0).reshape(extent, -1)
+            if not (flat == flat[:, :1]).all():
+                continue
+            if unit == 1:
+                return _Label(c + j, flat[:, 0].tolist())
+            uf.unite([x.slots[i // unit * unit] for i in range(n)], x.slots[:n])
+            return _Label(c + j, [x.slots[int(u) * unit] for u in flat[:, 0]])
     return None
 
 

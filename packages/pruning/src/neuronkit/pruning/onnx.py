@@ -58,8 +58,10 @@ from .graph import (
     _fixed_span,
     _head_split,
     _Label,
+    _merged_heads,
     _RawMember,
     _reshape_channel_map,
+    _reshaped_runs,
     _UnionFind,
     _unite_blocks,
 )
@@ -1895,10 +1897,10 @@ class OnnxDependencyGraph:
             if (
                 heads is None
             ):  # the same split with unit axes around it ([N, 1, 3D] -> [N, 1, 3, D])
-                seg = _segments(src, out, x.axis)
+                seg = _reshaped_runs(src, out, x.axis)
                 if seg is not None and seg[1] - seg[0] == 1 and seg[3] - seg[2] == 2:
                     heads = (seg[2], out[seg[2] + 1]) if min(out[seg[2] : seg[3]]) > 1 else None
-            result = self._merged_heads(src, out, x, unite=False)
+            result = _merged_heads(src, out, x, self._uf, unite=False)
             if result is not None:
                 pass
             elif heads is not None and op == "Reshape":
@@ -1908,7 +1910,7 @@ class OnnxDependencyGraph:
                 chan = {k: ("rows", result), k + 1: ("cols", result)}
                 self._tables.append(result)
             else:
-                result = self._merged_heads(src, out, x, unite=True)
+                result = _merged_heads(src, out, x, self._uf, unite=True)
                 if result is None:
                     raise _Freeze(f"{node.name}: reshape {err}") from None
         if isinstance(result, _Label):
@@ -1916,37 +1918,6 @@ class OnnxDependencyGraph:
         if op == "Reshape":
             self._reshape_target(node, x, chan)
         return result
-
-    def _merged_heads(
-        self, src: tuple[int, ...], out: tuple[int, ...], x: _Label, unite: bool
-    ) -> _Label | None:
-        """A reshape that moves channels next to other axes, e.g. ``[N, B, D] -> [N, B*H, hd]``
-        (heads merged into the batch axis, as ``nn.MultiheadAttention`` exports) or back
-        ``[B*H, N, hd] -> [B, H, N, hd]``: the label lands on the one output axis whose index
-        alone determines the slot (with ``unite``: after uniting each head's ``hd`` channels)."""
-        seg = _segments(src, out, x.axis)
-        if seg is None:
-            return None
-        a, b, c, d = seg
-        seg_src, seg_out = src[a:b], out[c:d]
-        n = len(x.slots)
-        if math.prod(seg_src) > 1 << 20:
-            return None
-        index = np.arange(n).reshape([n if j == x.axis - a else 1 for j in range(len(seg_src))])
-        grid = np.broadcast_to(index, seg_src).reshape(seg_out)
-        slots = np.asarray(x.slots)
-        units = sorted({e for e in seg_out if 1 < e < n and n % e == 0}) if unite else [1]
-        for unit in units:
-            ids = slots[grid] if unit == 1 else grid // unit
-            for j, extent in enumerate(seg_out):
-                flat = np.moveaxis(ids, j, 0).reshape(extent, -1)
-                if not (flat == flat[:, :1]).all():
-                    continue
-                if unit == 1:
-                    return _Label(c + j, flat[:, 0].tolist())
-                self._uf.unite([x.slots[i // unit * unit] for i in range(n)], x.slots[:n])
-                return _Label(c + j, [x.slots[int(u) * unit] for u in flat[:, 0]])
-        return None
 
     def _reshape_target(self, node: Any, x: _Label, chan: dict[int, tuple[str, Any]]) -> None:
         """Check every entry of the Reshape target and record the constants to rewrite."""
@@ -2065,23 +2036,6 @@ class OnnxDependencyGraph:
     def prunable_groups(self) -> list[Group]:
         """The groups that may lose channels."""
         return [g for g in self.groups if g.prunable]
-
-
-def _segments(
-    src: tuple[int, ...], out: tuple[int, ...], axis: int
-) -> tuple[int, int, int, int] | None:
-    """The smallest runs of axes ``src[a:b]`` (holding ``axis``) and ``out[c:d]`` that a reshape
-    maps onto each other (equal element counts before and after), unit axes left out of
-    ``out[c:d]``; None when the sizes differ."""
-    ps, po = np.cumprod([1, *src]).tolist(), np.cumprod([1, *out]).tolist()
-    if ps[-1] != po[-1]:
-        return None
-    common = set(ps) & set(po)
-    a = max(i for i in range(axis + 1) if ps[i] in common)
-    b = min(i for i in range(axis + 1, len(src) + 1) if ps[i] in common)
-    c = max(j for j in range(len(po)) if po[j] == ps[a])
-    d = min(j for j in range(len(po)) if po[j] == ps[b])
-    return (a, b, c, d) if c < d else None
 
 
 def _scores(graph: OnnxDependencyGraph, group: Group, p: int) -> np.ndarray:
