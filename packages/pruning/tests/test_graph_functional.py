@@ -156,6 +156,50 @@ def test_gqa_queries_keeps_key_value_heads_and_prunes_query_heads_evenly() -> No
         DependencyGraph(_Attention(heads=4, kv_heads=4).eval(), x, gqa="queries")
 
 
+class _TimeMajorAttention(nn.Module):
+    """fairseq-style self-attention on ``[T, B, C]``: the heads merged with the batch as they
+    split off (``view(T, B * self.num_heads, self.head_dim)``), merged back with
+    ``view(T, B, self.embed_dim)``, between a residual stream's layers."""
+
+    def __init__(self, embed_dim: int = 32, num_heads: int = 4) -> None:
+        super().__init__()
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.inp = nn.Linear(6, embed_dim)
+        self.q, self.k, self.v = (nn.Linear(embed_dim, embed_dim) for _ in range(3))
+        self.o = nn.Linear(embed_dim, embed_dim)
+        self.out = nn.Linear(embed_dim, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t, b, _ = x.shape
+        h = self.inp(x)
+        q, k, v = (
+            proj(h).contiguous().view(t, b * self.num_heads, self.head_dim).transpose(0, 1)
+            for proj in (self.q, self.k, self.v)
+        )
+        weights = torch.bmm(q, k.transpose(1, 2)).softmax(-1)
+        y = torch.bmm(weights, v).transpose(0, 1).contiguous().view(t, b, self.embed_dim)
+        return self.out(h + self.o(y))
+
+
+def test_heads_merged_with_the_batch_as_they_split_off_prune_whole() -> None:
+    """Before 0.5.52 the split froze the heads ("splits the channel axis")."""
+    torch.manual_seed(0)
+    model = _TimeMajorAttention().eval()
+    x = torch.randn(5, 3, 6)
+    graph = DependencyGraph(model, x)
+    heads = _group_of(graph, "q")
+    assert heads.prunable
+    assert heads.size == 4
+    assert {"k", "v"} <= set(heads.producers)
+    assert all(len(p) == 8 for m in heads.members if m.module == "q" for p in m.positions)
+    plan = plan_pruning(graph, "l2", 0.5, ignored_layers=["inp"])
+    hard, soft = prune(graph, plan), soft_prune(graph, plan)
+    other = torch.randn(7, 2, 6)  # another length and batch: the sizes follow
+    torch.testing.assert_close(_run(hard, other), _run(soft, other), atol=1e-5, rtol=0)
+    assert not torch.allclose(_run(soft, other), _run(model, other), atol=1e-4)  # not vacuous
+    assert (hard.num_heads, hard.embed_dim, hard.q.out_features) == (2, 16, 16)
+
+
 def test_multi_query_attention_keeps_its_key_value_head_and_prunes_query_heads() -> None:
     """One key/value head (its channels on the last axis, broadcast to every query head):
     the key and value channels stay, each query head is a unit of its own."""
