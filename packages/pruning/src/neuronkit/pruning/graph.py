@@ -1116,27 +1116,28 @@ class DependencyGraph:
             self._sized.setdefault(size.key, []).append((units, node))
         return label
 
-    def _bind_scaled(self, node: fx.Node, k: int, slots: list[int]) -> bool:
-        """Whether the reshape ``node`` sizes its axis ``k``, the heads merged with the batch
-        (``slots``: the heads' slots once per batch entry), with a traced size times a module
-        attribute (``bsz * self.num_heads``): the attribute binds the heads like a size of its
-        own (:meth:`_resolve_size_attributes`), the product following it."""
+    def _bind_merged(self, node: fx.Node, label: _Label) -> _Label:
+        """Bind the size the reshape ``node`` asks for on ``label``'s axis, where the channels
+        were merged with other axes. A traced size times a module attribute (``bsz *
+        self.num_heads``, the heads merged with the batch: ``label`` holds the heads' slots
+        once per batch entry) binds the attribute to the heads like a size of its own
+        (:meth:`_resolve_size_attributes`), the product following it; any other size as
+        :meth:`_bind_size`."""
         sizes = _reshape_sizes(node)
-        size = sizes[k] if sizes is not None and len(sizes) > k else None
-        attr = _scaled_attribute(size)
-        if attr is None or len(slots) % int(attr):
-            return False
-        n = int(attr)
-        if slots != slots[:n] * (len(slots) // n):
-            return False
+        size = sizes[label.axis] if sizes is not None and len(sizes) > label.axis else None
+        attr, slots = _scaled_attribute(size), label.slots
+        n = int(attr) if attr is not None else 0
+        if not (n and len(slots) % n == 0 and slots == slots[:n] * (len(slots) // n)):
+            return self._bind_size(_requested_size(node, label.axis), label, node)
         assert isinstance(size, fx.Node)
+        assert attr is not None
         self._sized.setdefault(attr.key, []).append((slots[:n], node))
         self._scaled.setdefault(size, []).append(node)
-        return True
+        return label
 
     def _scaled_reads(self, size: fx.Node, labels: dict[fx.Node, Any]) -> int:
         """The reads of its attribute that a product ``bsz * self.num_heads`` stands for: one
-        per reshape it sizes (:meth:`_bind_scaled`), none for a comparison with the size of
+        per reshape it sizes (:meth:`_bind_merged`), none for a comparison with the size of
         the axis it sizes (``attn_weights.size() != (bsz * self.num_heads, tgt_len,
         src_len)``, which holds after pruning too), one more for any other use."""
         bound = self._scaled.get(size, [])
@@ -1972,9 +1973,7 @@ class DependencyGraph:
             strided = _strided_channels(src, out, label.axis, label.slots)
             if strided is not None:
                 k, slots = strided
-                if self._bind_scaled(node, k, slots):
-                    return _Label(k, slots)
-                return self._bind_size(_requested_size(node, k), _Label(k, slots), node)
+                return self._bind_merged(node, _Label(k, slots))
             heads = _head_split(src, out, label.axis)
             if heads is None:
                 # heads merged with another axis as they split off (fairseq-style attention's
@@ -1982,9 +1981,7 @@ class DependencyGraph:
                 merged = None if self.head_dims else _merged_heads(src, out, label, self._uf, True)
                 if merged is None:
                     raise _Freeze(f"{_describe(node)} {err}") from None
-                if self._bind_scaled(node, merged.axis, merged.slots):
-                    return merged
-                return self._bind_size(_requested_size(node, merged.axis), merged, node)
+                return self._bind_merged(node, merged)
             k, blocks, d = heads
             if self.head_dims or (_literal_size(node, k) and _merged_back(node)):
                 # dimension j of every head (of every fused block) one unit, the label on d;
