@@ -60,6 +60,7 @@ from torch import Tensor
 
 from neuronkit.common import check_type, under_torch_func
 
+from . import _native
 from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset
 from .surrogate import Surrogate
 
@@ -104,14 +105,16 @@ def _loop(
     *,
     keep_h: bool,
     keep_v: bool,
+    native: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The forward recurrence: ``(spikes [T, B, ...], v, h)`` in ``u``'s dtype.
 
     ``v`` is the membrane after each reset, ``[T, B, ...]``, when ``keep_v``, else only the
     final one ``[B, ...]``; ``h`` the pre-spike membranes ``[T, B, ...]`` when ``keep_h``,
-    else None. Three ops per step, written in place into preallocated buffers: a membrane
-    nobody keeps lives in one ``[B, ...]`` scratch buffer (cache-resident), and without
-    ``keep_h`` the reset overwrites ``h`` in place.
+    else None. One call of the compiled loop (:mod:`neuronkit.snn._native`) where it applies
+    and ``native``; else three ATen ops per step, written in place into preallocated buffers:
+    a membrane nobody keeps lives in one ``[B, ...]`` scratch buffer (cache-resident), and
+    without ``keep_h`` the reset overwrites ``h`` in place.
     """
     if torch.compiler.is_compiling():  # functional form for the tracer: no out= buffers
         ss, vs, hs = [], [], []
@@ -128,6 +131,12 @@ def _loop(
             torch.stack(vs) if keep_v else v,
             torch.stack(hs) if keep_h else None,
         )
+    if native:
+        compiled = _native.forward(
+            u, v0, w, lam, threshold, v_reset, mode, keep_h=keep_h, keep_v=keep_v
+        )
+        if compiled is not None:
+            return compiled
     if w is not None:  # a 0-d weight: same lerp arithmetic, no per-step scalar conversion
         w = operand(w, u)
     spikes = torch.empty_like(u, memory_format=torch.contiguous_format)
@@ -145,6 +154,50 @@ def _loop(
         torch.ge(h, threshold, out=s)
         v = reset(h, s, threshold, v_reset, mode, out=v_t)
     return spikes, v if v_seq is None else v_seq, h_seq if keep_h else None
+
+
+def _through_time(
+    g: Tensor, h: Tensor, g_s: Tensor | None, g_v: Tensor | None, threshold: Param,
+    v_reset: float, mode: str, detach_reset: bool, decay: Param | None, *, keep_g: bool,
+) -> Tensor:  # fmt: skip
+    """``dh [T, B, ...]`` from the surrogate derivatives ``g`` (written over unless ``keep_g``)
+    with ATen ops: the time-parallel factors, then one op per step in reverse time (what
+    ``_native.backward`` does in one call)."""
+    coef: Tensor | None = None  # A + B * g; None stands for 1
+    if mode == "zero":  # A = 1 - s (a float out=: no bool pass)
+        coef = torch.lt(h, threshold, out=torch.empty_like(h))
+        if not detach_reset:  # B = v_reset - h
+            if v_reset != 0.0:
+                coef.add_(g, alpha=v_reset)
+            coef.addcmul_(h, g, value=-1.0)
+    elif mode == "subtract" and not detach_reset:  # B = -threshold
+        coef = torch.mul(g, threshold).neg_().add_(1.0)
+
+    # dh_t = drive_t + decay * coef_t * dh_{t+1}, drive = g_s * g + g_v * coef
+    if g_s is None:
+        dh = torch.zeros_like(h)
+    elif keep_g:
+        dh = torch.mul(g_s, g)  # g is still needed for the threshold gradient
+    else:
+        dh = g.mul_(g_s)
+    if g_v is not None:
+        if coef is None:
+            dh.add_(g_v)
+        else:
+            dh.addcmul_(g_v, coef)
+    if coef is not None and isinstance(decay, Tensor):
+        coef = coef.mul_(decay)
+    rows = dh.unbind(0)
+    coefs = None if coef is None else coef.unbind(0)
+    value = decay if isinstance(decay, float) else 1.0  # a tensor decay is inside coef
+    for t in range(len(rows) - 2, -1, -1):
+        if coefs is not None:
+            rows[t].addcmul_(coefs[t], rows[t + 1], value=value)
+        elif isinstance(decay, Tensor):
+            rows[t].addcmul_(decay, rows[t + 1])
+        else:
+            rows[t].add_(rows[t + 1], alpha=value)
+    return dh
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -203,51 +256,15 @@ class _FusedLIF(torch.autograd.Function):
 
         z = h - threshold
         g = _derivative(surrogate, z)
-        coef: Tensor | None = None  # A + B * g; None stands for 1
-        if mode == "zero":  # A = 1 - s, written over z if g is not z (a float out=: no bool pass)
-            coef = torch.lt(h, threshold, out=z if g is not z else torch.empty_like(h))
-            if not detach_reset:  # B = v_reset - h
-                if v_reset != 0.0:
-                    coef.add_(g, alpha=v_reset)
-                coef.addcmul_(h, g, value=-1.0)
-        elif mode == "subtract" and not detach_reset:  # B = -threshold
-            coef = torch.mul(g, threshold).neg_().add_(1.0)
-
-        # dh_t = drive_t + decay * coef_t * dh_{t+1}, drive = g_s * g + g_v * coef
-        if g_s is None:
-            dh = torch.zeros_like(h)
-        elif need_thr:
-            dh = torch.mul(g_s, g)  # g is still needed for the threshold gradient
-        else:
-            dh = g.mul_(g_s)
-        if g_v is not None:
-            if coef is None:
-                dh.add_(g_v)
-            else:
-                dh.addcmul_(g_v, coef)
-        rows = dh.unbind(0)
-        back = range(len(rows) - 2, -1, -1)
-        if coef is None:
-            if decay is None:
-                for t in back:
-                    rows[t].add_(rows[t + 1])
-            elif isinstance(decay, Tensor):
-                for t in back:
-                    rows[t].addcmul_(decay, rows[t + 1])
-            else:
-                for t in back:
-                    rows[t].add_(rows[t + 1], alpha=decay)
-        else:
-            if isinstance(decay, Tensor):
-                coef = coef * decay if need_thr else coef.mul_(decay)
-            coefs = coef.unbind(0)
-            value = decay if isinstance(decay, float) else 1.0
-            for t in back:
-                rows[t].addcmul_(coefs[t], rows[t + 1], value=value)
+        dh = _native.backward(g, h, g_s, g_v, threshold, v_reset, mode, detach_reset, decay,
+                              keep_g=need_thr)  # fmt: skip
+        if dh is None:
+            dh = _through_time(g, h, g_s, g_v, threshold, v_reset, mode, detach_reset, decay,
+                               keep_g=need_thr)  # fmt: skip
 
         grad_v0 = None
         if need_v0:
-            grad_v0 = rows[0].clone() if decay is None else rows[0] * decay
+            grad_v0 = dh[0].clone() if decay is None else dh[0] * decay
         grad_w = grad_lam = None
         if need_w or need_lam:  # the membranes before each step, recomputed bit-identically
             s = torch.ge(h, threshold, out=torch.empty_like(h))  # float out=: no bool pass

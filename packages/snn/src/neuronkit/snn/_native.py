@@ -1,0 +1,285 @@
+"""The compiled loops of the fused LIF/IF path (``_native.c``), built at first use.
+
+:func:`fused_lif <neuronkit.snn.multistep.fused_lif>` spends most of its time in per-step
+dispatch: three ATen ops of a few microseconds each per time step, on tensors whose arithmetic
+takes far less. ``_native.c`` runs the whole recurrence (and the backward's reverse-time scan)
+in one call. It is plain C with no Python or torch headers, compiled once per machine with the
+system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; about a second) into
+``$NEURONKIT_CACHE_DIR/snn`` (default ``$XDG_CACHE_HOME/neuronkit``, else
+``~/.cache/neuronkit``) and loaded with :mod:`ctypes`. Before first use every variant is run
+against the ATen loop on random data and must agree bit for bit; otherwise (and without a
+compiler, or with ``NEURONKIT_SNN_NATIVE=0``) the ATen loop runs, which is slower, never
+different. :func:`native_status` says which and why.
+
+Scope: CPU float32/float64 tensors with scalar ``tau`` and ``threshold`` (floats or 0-d
+tensors); per-neuron parameters, other dtypes and devices, ``torch.compile`` and ``torch.func``
+use the ATen loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from neuronkit.common import atomic_path
+
+from ._core import Param
+
+__all__ = ["native_status"]
+
+_SOURCE = Path(__file__).with_name("_native.c")
+_FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared"]
+_CHARGES = ("lerp_small", "lerp_large", "add_scaled", "add")
+_RESETS = ("subtract", "zero", "zero_to", "none")
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_PARALLEL_MIN = 1 << 18  # elements (T x n) below which one thread does the whole call
+_status = "not loaded yet"
+
+
+def native_status() -> str:
+    """How the fused LIF/IF loops run: ``"compiled: <library path>"``, or why they use ATen ops
+    (no C compiler, ``NEURONKIT_SNN_NATIVE=0``, a failed build or bit check). Loads the
+    library (building it at first use)."""
+    _library()
+    return _status
+
+
+def _cache_dir() -> Path:
+    if folder := os.environ.get("NEURONKIT_CACHE_DIR"):
+        return Path(folder) / "snn"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "neuronkit" / "snn"
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags (Linux), so a library built with ``-march=native`` is never
+    loaded on another machine sharing the cache."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build(compiler: list[str]) -> Path:
+    """Compile ``_native.c`` into the cache (atomically; reused when the source, compiler and
+    CPU are the same); tries ``-march=native`` first."""
+    source = _SOURCE.read_bytes()
+    parts = [*compiler, *_FLAGS, _cpu_flags(), platform.machine()]
+    key = hashlib.sha256(b"\0".join([source, *(p.encode() for p in parts)])).hexdigest()[:16]
+    target = _cache_dir() / f"lif-{key}{'.dll' if os.name == 'nt' else '.so'}"
+    if target.exists():
+        return target
+    errors = []
+    for extra in (["-march=native"], []):
+        try:
+            with atomic_path(target) as tmp:
+                subprocess.run(
+                    [*compiler, *_FLAGS, *extra, str(_SOURCE), "-o", str(tmp), "-lm"],
+                    check=True, capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+            return target
+        except subprocess.CalledProcessError as err:
+            errors.append(f"{' '.join(err.cmd)}:\n{err.stderr.strip()[-2000:]}")
+    raise RuntimeError("\n".join(errors))
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    """The loaded, bit-checked library, or None (``_status`` says why)."""
+    global _status
+    if os.environ.get("NEURONKIT_SNN_NATIVE", "1") == "0":
+        _status = "ATen ops: NEURONKIT_SNN_NATIVE=0"
+        return None
+    compiler = os.environ.get("CC") or next(
+        (c for c in ("cc", "gcc", "clang") if shutil.which(c)), None
+    )
+    if compiler is None:
+        _status = "ATen ops: no C compiler found (set CC to use the compiled loops)"
+        return None
+    try:
+        path = _build(shlex.split(compiler))
+        lib = ctypes.CDLL(str(path))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        _status = f"ATen ops: building the compiled loops failed ({err})"
+        warnings.warn(f"neuronkit.snn: {_status}", RuntimeWarning, stacklevel=2)
+        return None
+    real, i64, ptr = ctypes.c_double, ctypes.c_int64, ctypes.c_void_p
+    for suffix in _SUFFIX.values():
+        forward = getattr(lib, f"nk_lif_forward_{suffix}")
+        forward.argtypes = [ctypes.c_int] * 2 + [ptr] * 5 + [i64] * 4 + [real] * 3
+        forward.restype = ctypes.c_int
+        backward = getattr(lib, f"nk_lif_backward_{suffix}")
+        backward.argtypes = [ptr] * 4 + [i64] * 4 + [ctypes.c_int] * 2 + [real] * 3
+        backward.restype = ctypes.c_int
+    mismatch = _disagreement(lib)
+    if mismatch:
+        _status = f"ATen ops: the compiled loops differ from ATen's in {mismatch}"
+        warnings.warn(f"neuronkit.snn: {_status}", RuntimeWarning, stacklevel=2)
+        return None
+    _status = f"compiled: {path}"
+    return lib
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
+
+
+def _columns(nt: int, n: int) -> list[tuple[int, int]]:
+    """Column ranges ``[lo, hi)`` for one call each: one range, or one per torch thread for
+    big inputs (ctypes releases the GIL), split at multiples of 1024 (the C block)."""
+    threads = torch.get_num_threads()
+    if threads == 1 or nt * n < _PARALLEL_MIN:
+        return [(0, n)]
+    per_thread = -(-n // threads)
+    step = -(-per_thread // 1024) * 1024
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
+def _each(ranges: list[tuple[int, int]], call: Callable[[int, int], object]) -> None:
+    """``call(lo, hi)`` for each column range, on the thread pool when there are several."""
+    if len(ranges) == 1:
+        call(*ranges[0])
+        return
+    for future in [_pool().submit(call, lo, hi) for lo, hi in ranges]:
+        future.result()
+
+
+def _scalar(p: Param | None) -> float | None:
+    """A float for a float or 0-d tensor parameter, None for a per-neuron tensor."""
+    if isinstance(p, Tensor):
+        return float(p) if p.dim() == 0 else None
+    return None if p is None else float(p)
+
+
+def forward(
+    u: Tensor, v0: Tensor, w: Param | None, lam: Param | None, threshold: Param,
+    v_reset: float, mode: str, *, keep_h: bool, keep_v: bool,
+) -> tuple[Tensor, Tensor, Tensor | None] | None:  # fmt: skip
+    """The forward recurrence in one compiled call, as ``multistep._loop`` returns it; None
+    where it does not apply (or is not available)."""
+    thr, a = _scalar(threshold), _scalar(lam if w is None else w)
+    if (
+        u.device.type != "cpu"
+        or u.dtype not in _SUFFIX
+        or v0.shape != u.shape[1:]
+        or thr is None
+        or (a is None and (w is not None or lam is not None))  # a per-neuron tau
+        or (lib := _library()) is None
+    ):
+        return None
+    if a is None:  # IF
+        a, kind = 0.0, "add"
+    elif w is not None:  # ATen's lerp takes one of two roundings
+        kind = "lerp_small" if abs(a) < 0.5 else "lerp_large"
+    else:
+        kind = "add_scaled"
+    code = "zero_to" if mode == "zero" and v_reset != 0.0 else mode
+    return _forward(lib, u, v0, kind, code, a, thr, v_reset, keep_h=keep_h, keep_v=keep_v)
+
+
+def _forward(
+    lib: ctypes.CDLL, u: Tensor, v0: Tensor, kind: str, code: str, a: float, thr: float,
+    v_reset: float, *, keep_h: bool, keep_v: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
+    u = u.contiguous()
+    spikes = torch.empty_like(u)
+    v = v0.to(u.dtype, memory_format=torch.contiguous_format, copy=True)  # v_0, then v_T
+    v_seq = torch.empty_like(u) if keep_v else None
+    h_seq = v_seq if code == "none" and keep_v else torch.empty_like(u) if keep_h else None
+    nt, n = u.shape[0], v.numel()
+    fn = getattr(lib, f"nk_lif_forward_{_SUFFIX[u.dtype]}")
+    h_ptr = None if h_seq is None or h_seq is v_seq else h_seq.data_ptr()  # "none": h is v
+    v_ptr = None if v_seq is None else v_seq.data_ptr()
+    args = (_CHARGES.index(kind), _RESETS.index(code), u.data_ptr(), v.data_ptr(),
+            spikes.data_ptr(), h_ptr, v_ptr, nt, n)  # fmt: skip
+    _each(_columns(nt, n), lambda lo, hi: fn(*args, lo, hi, a, thr, v_reset))
+    return spikes, v if v_seq is None else v_seq, h_seq if keep_h else None
+
+
+def backward(
+    g: Tensor, h: Tensor, g_s: Tensor | None, g_v: Tensor | None, threshold: Param,
+    v_reset: float, mode: str, detach_reset: bool, decay: Param | None, *, keep_g: bool,
+) -> Tensor | None:  # fmt: skip
+    """``multistep._through_time`` in one compiled call: ``dh [T, B, ...]``, written over the
+    surrogate derivatives ``g`` unless ``keep_g``; None where it does not apply."""
+    thr = _scalar(threshold)
+    k = 1.0 if decay is None else _scalar(decay)
+    if (
+        torch.compiler.is_compiling()  # traced: the ATen ops, which the compiler fuses
+        or h.device.type != "cpu"
+        or h.dtype not in _SUFFIX
+        or g.shape != h.shape
+        or not h.is_contiguous()
+        or thr is None
+        or k is None
+        or (lib := _library()) is None
+    ):
+        return None
+    return _backward(lib, g, h, g_s, g_v, thr, v_reset, mode, detach_reset, k, keep_g=keep_g)
+
+
+def _backward(
+    lib: ctypes.CDLL, g: Tensor, h: Tensor, g_s: Tensor | None, g_v: Tensor | None, thr: float,
+    v_reset: float, mode: str, detach_reset: bool, k: float, *, keep_g: bool,
+) -> Tensor:  # fmt: skip
+    d = g.clone(memory_format=torch.contiguous_format) if keep_g else g.contiguous()
+    g_s, g_v = (None if t is None else t.to(h.dtype).contiguous() for t in (g_s, g_v))
+    nt, n = h.shape[0], h[0].numel()
+    fn = getattr(lib, f"nk_lif_backward_{_SUFFIX[h.dtype]}")
+    ptrs = [None if t is None else t.data_ptr() for t in (d, h, g_s, g_v)]
+    code = _RESETS.index("zero_to" if mode == "zero" and v_reset != 0.0 else mode)
+    _each(
+        _columns(nt, n),
+        lambda lo, hi: fn(*ptrs, nt, n, lo, hi, code, detach_reset, thr, v_reset, k),
+    )
+    return d
+
+
+def _disagreement(lib: ctypes.CDLL) -> str | None:
+    """The first variant whose compiled result differs by a single bit from the ATen loops'
+    (``multistep._loop`` and ``_through_time``) on random data, else None."""
+    from .multistep import _loop, _through_time  # imports this module
+
+    gen = torch.Generator().manual_seed(0)
+    for dtype in _SUFFIX:
+        u, g, g_s, g_v = (torch.randn(7, 3, 1100, generator=gen, dtype=dtype) for _ in range(4))
+        u = u * 1.5 + 0.4  # 3300 columns: more than one block of 1024
+        v0 = torch.randn(3, 1100, generator=gen, dtype=dtype)
+        thr = torch.tensor(0.8, dtype=dtype)
+        leaks = [("lerp_small", 0.3, None), ("lerp_large", 0.7, None),
+                 ("add_scaled", None, 0.9), ("add_scaled", None, torch.tensor(0.9, dtype=dtype)),
+                 ("add", None, None)]  # fmt: skip
+        for kind, w, lam in leaks:
+            for mode, v_reset in [("subtract", 0.0), ("zero", 0.0), ("zero", -0.2), ("none", 0.0)]:
+                code = "zero_to" if v_reset else mode
+                a = w if w is not None else 0.0 if lam is None else float(lam)
+                want = _loop(u, v0, torch.tensor(w, dtype=dtype) if w else None, lam, thr,
+                             v_reset, mode, keep_h=True, keep_v=True, native=False)  # fmt: skip
+                got = _forward(lib, u, v0, kind, code, a, 0.8, v_reset, keep_h=True, keep_v=True)
+                if not all(map(torch.equal, want, got)):  # type: ignore[arg-type]
+                    return f"the forward ({dtype}, {kind}, reset {code})"
+                h = got[2]
+                assert h is not None  # keep_h
+                for detach in (False, True):
+                    args = (g_s, g_v, 0.8, v_reset, mode, detach)
+                    want_dh = _through_time(g.clone(), h, *args, 0.6, keep_g=False)
+                    got_dh = _backward(lib, g, h, *args, 0.6, keep_g=True)
+                    if not torch.equal(want_dh, got_dh):
+                        return f"the backward ({dtype}, reset {code}, detach_reset={detach})"
+    return None
