@@ -10,6 +10,7 @@ Time-major throughout: multi-step tensors are ``[T, B, ...]``.
 
 from importlib.metadata import version as _version
 
+from ._native import native_status
 from .data import (
     Digits,
     EventDigits,
@@ -148,6 +149,7 @@ __all__ = [
     "load_event_digits",
     "load_shd",
     "mean_membrane_ce",
+    "native_status",
     "over_time",
     "poisson_encode",
     "softmax_sum_ce",

@@ -137,7 +137,7 @@ def _library() -> ctypes.CDLL | None:
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
 
 
 def _columns(nt: int, n: int) -> list[tuple[int, int]]:

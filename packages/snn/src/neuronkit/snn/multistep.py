@@ -159,13 +159,14 @@ def _loop(
 def _through_time(
     g: Tensor, h: Tensor, g_s: Tensor | None, g_v: Tensor | None, threshold: Param,
     v_reset: float, mode: str, detach_reset: bool, decay: Param | None, *, keep_g: bool,
+    scratch: Tensor | None = None,
 ) -> Tensor:  # fmt: skip
     """``dh [T, B, ...]`` from the surrogate derivatives ``g`` (written over unless ``keep_g``)
     with ATen ops: the time-parallel factors, then one op per step in reverse time (what
-    ``_native.backward`` does in one call)."""
+    ``_native.backward`` does in one call). ``scratch``: a free ``[T, B, ...]`` buffer."""
     coef: Tensor | None = None  # A + B * g; None stands for 1
     if mode == "zero":  # A = 1 - s (a float out=: no bool pass)
-        coef = torch.lt(h, threshold, out=torch.empty_like(h))
+        coef = torch.lt(h, threshold, out=torch.empty_like(h) if scratch is None else scratch)
         if not detach_reset:  # B = v_reset - h
             if v_reset != 0.0:
                 coef.add_(g, alpha=v_reset)
@@ -260,7 +261,7 @@ class _FusedLIF(torch.autograd.Function):
                               keep_g=need_thr)  # fmt: skip
         if dh is None:
             dh = _through_time(g, h, g_s, g_v, threshold, v_reset, mode, detach_reset, decay,
-                               keep_g=need_thr)  # fmt: skip
+                               keep_g=need_thr, scratch=z if g is not z else None)  # fmt: skip
 
         grad_v0 = None
         if need_v0:

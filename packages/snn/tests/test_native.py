@@ -1,0 +1,211 @@
+"""The compiled LIF/IF loops (``neuronkit.snn._native``) give the ATen loops' results bit for
+bit, forward and backward, and fall back to them cleanly."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from neuronkit.snn import (
+    PLIF,
+    FastSigmoid,
+    IFState,
+    LIFState,
+    _native,
+    if_multistep,
+    lif_multistep,
+    native_status,
+)
+
+HAS_COMPILER = bool(os.environ.get("CC")) or any(shutil.which(c) for c in ("cc", "gcc", "clang"))
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Load the library anew in the test and again after it (the environment restored)."""
+    _native._library.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    _native._library.cache_clear()
+
+
+@pytest.fixture
+def compiled() -> None:
+    if not native_status().startswith("compiled"):
+        pytest.skip(f"the compiled loops are not in use here: {native_status()}")
+
+
+def test_the_compiled_loops_load_where_a_compiler_exists() -> None:
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler on this machine: the ATen loops run (checked below)")
+    assert native_status().startswith("compiled: "), native_status()
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the calls into the compiled forward and backward."""
+    calls = {"_forward": 0, "_backward": 0}
+    for name in calls:
+        original = getattr(_native, name)
+
+        def counted(*args: Any, _name: str = name, _f: Any = original, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _f(*args, **kw)
+
+        monkeypatch.setattr(_native, name, counted)
+    return calls
+
+
+def _both(call: Any, leaves: list[torch.Tensor], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``call()``'s outputs and the gradients of one loss, compiled loops first (asserted to
+    run, backward too when there is a gradient), then ATen."""
+    results = []
+    for native in (True, False):
+        calls = _counting(monkeypatch) if native else {}
+        if not native:
+            monkeypatch.setattr(_native, "_library", lambda: None)
+        out = call()
+        g = torch.Generator().manual_seed(3)
+        loss = (out.spikes * torch.randn(out.spikes.shape, generator=g, dtype=out.v.dtype)).sum()
+        loss = loss + (out.v * torch.randn(out.v.shape, generator=g, dtype=out.v.dtype)).sum()
+        grads = torch.autograd.grad(loss, leaves) if loss.requires_grad else ()
+        results.append((out.spikes, out.v, *grads))
+        if native:
+            assert calls == {"_forward": 1, "_backward": int(loss.requires_grad)}
+    return results
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize(
+    "setting", ["lerp", "lerp_large", "no_input_decay", "learnable", "if", "v_reset", "no_grad"]
+)
+def test_compiled_and_aten_loops_agree_bitwise(
+    dtype: torch.dtype, reset: str, detach_reset: bool, setting: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(9, 4, 300, generator=g, dtype=dtype) * 1.5 + 0.3).requires_grad_()
+    v0 = (torch.randn(4, 300, generator=g, dtype=dtype) * 0.5).requires_grad_()
+    thr = torch.tensor(0.9, dtype=dtype, requires_grad=setting == "learnable")
+    tau: Any = {"lerp_large": 1.5, "learnable": torch.tensor(2.5, dtype=dtype)}.get(setting, 3.0)
+    if setting == "learnable":
+        tau.requires_grad_()
+    leaves = [x, v0] + ([tau, thr] if setting == "learnable" else [])
+    kw: dict[str, Any] = {"reset": reset, "detach_reset": detach_reset, "threshold": thr}
+    kw["surrogate"] = FastSigmoid()
+    kw["v_reset"] = -0.2 if setting == "v_reset" else 0.0
+
+    def call() -> Any:
+        with torch.set_grad_enabled(setting != "no_grad"):
+            if setting == "if":
+                return if_multistep(x, _state(v0, "if"), **kw)
+            decay_input = setting != "no_input_decay"
+            return lif_multistep(x, _state(v0), tau=tau, decay_input=decay_input, **kw)
+
+    compiled, aten = _both(call, leaves, monkeypatch)
+    assert len(compiled) == len(aten) == (2 if setting == "no_grad" else 2 + len(leaves))
+    for a, b in zip(compiled, aten):
+        assert torch.equal(a, b)
+
+
+def _state(v0: torch.Tensor, kind: str = "lif") -> Any:
+    return IFState(v0) if kind == "if" else LIFState(v0)
+
+
+@pytest.mark.usefixtures("compiled")
+def test_the_module_path_and_a_learnable_tau_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    x = (torch.randn(12, 8, 64) * 2).requires_grad_()
+    runs = []
+    for native in (True, False):
+        calls = _counting(monkeypatch) if native else {}
+        if not native:
+            monkeypatch.setattr(_native, "_library", lambda: None)
+        torch.manual_seed(1)
+        neuron = PLIF(init_tau=2.0, reset="zero", detach_reset=False)
+        spikes = neuron(x)
+        spikes.square().sum().backward()
+        runs.append((spikes, x.grad.clone(), neuron.w.grad.clone()))  # type: ignore[union-attr]
+        x.grad = None
+        if native:
+            assert calls == {"_forward": 1, "_backward": 1}
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.usefixtures("compiled")
+def test_threads_split_the_columns_without_changing_a_bit() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(8, 16, 2600, generator=g) * 1.5).requires_grad_()  # 332,800 elements
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = lif_multistep(x, tau=2.0, reset="zero", detach_reset=False)
+            (grad,) = torch.autograd.grad((out.spikes * x.detach()).sum(), x)
+            results.append((out.spikes, out.v, grad))
+        ranges = _native._columns(8, 16 * 2600)
+    finally:
+        torch.set_num_threads(threads)
+    assert ranges == [(0, 21504), (21504, 41600)]  # 2 threads, cut at a multiple of 1024
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_the_environment_switches_the_compiled_loops_off(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setenv("NEURONKIT_SNN_NATIVE", "0")
+    assert native_status() == "ATen ops: NEURONKIT_SNN_NATIVE=0"
+    out = lif_multistep(torch.ones(3, 2, 4), tau=2.0)
+    assert out.spikes.shape == (3, 2, 4)
+
+
+def test_a_failed_build_warns_leaves_nothing_and_falls_back(
+    fresh: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    fresh.setenv("NEURONKIT_CACHE_DIR", str(tmp_path))
+    fresh.setenv("CC", "false")  # a "compiler" that always fails
+    with pytest.warns(RuntimeWarning, match="building the compiled loops failed"):
+        status = native_status()
+    assert status.startswith("ATen ops: building the compiled loops failed"), status
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))  # no half-written library
+    x = torch.randn(5, 2, 3)
+    assert torch.equal(
+        lif_multistep(x, tau=2.0).spikes, lif_multistep(x, tau=2.0, fused=False).spikes
+    )
+
+
+def test_a_missing_compiler_falls_back_quietly(fresh: pytest.MonkeyPatch) -> None:
+    fresh.delenv("CC", raising=False)
+    fresh.setattr(_native.shutil, "which", lambda name: None)
+    assert native_status() == "ATen ops: no C compiler found (set CC to use the compiled loops)"
+
+
+def test_a_disagreeing_build_is_not_used(fresh: pytest.MonkeyPatch) -> None:
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler on this machine: nothing is built to check")
+    fresh.setattr(_native, "_disagreement", lambda lib: "the forward (float32, add, reset zero)")
+    with pytest.warns(RuntimeWarning, match="differ from ATen's in the forward"):
+        assert native_status().startswith("ATen ops: the compiled loops differ")
+    assert _native.forward(torch.ones(2, 3), torch.zeros(3), 0.5, None, 1.0, 0.0, "zero",
+                           keep_h=False, keep_v=False) is None  # fmt: skip
+
+
+def test_the_build_is_cached_per_source_compiler_and_cpu(
+    fresh: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler on this machine: nothing is built")
+    fresh.setenv("NEURONKIT_CACHE_DIR", str(tmp_path))
+    status = native_status()
+    assert status.startswith(f"compiled: {tmp_path / 'snn'}"), status
+    (built,) = (tmp_path / "snn").iterdir()
+    stamp = built.stat().st_mtime_ns
+    _native._library.cache_clear()
+    assert native_status() == status
+    assert built.stat().st_mtime_ns == stamp  # reused, not rebuilt
