@@ -1,19 +1,20 @@
 """The compiled loops of the fused LIF/IF path (``_native.c``), built at first use.
 
-:func:`fused_lif <neuronkit.snn.multistep.fused_lif>` spends most of its time in per-step
-dispatch: three ATen ops of a few microseconds each per time step, on tensors whose arithmetic
-takes far less. ``_native.c`` runs the whole recurrence (and the backward's reverse-time scan)
-in one call. It is plain C with no Python or torch headers, compiled once per machine with the
-system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; about a second) into
-``$NEURONKIT_CACHE_DIR/snn`` (default ``$XDG_CACHE_HOME/neuronkit``, else
-``~/.cache/neuronkit``) and loaded with :mod:`ctypes`. Before first use every variant is run
-against the ATen loop on random data and must agree bit for bit; otherwise (and without a
-compiler, or with ``NEURONKIT_SNN_NATIVE=0``) the ATen loop runs, which is slower, never
-different. :func:`native_status` says which and why.
+:func:`fused_lif <neuronkit.snn.multistep.fused_lif>` in eager PyTorch spends most of its time
+in per-step dispatch: one to three ATen ops of a few microseconds each per time step, on
+tensors whose arithmetic takes far less. ``_native.c`` runs the whole forward recurrence, and
+the backward's reset partials, drive and reverse-time recurrence, in one call each. It is
+plain C with no Python or torch headers, compiled once per machine with the system C compiler
+(``$CC``, else ``cc``, ``gcc`` or ``clang``; a second or two) into ``$NEURONKIT_CACHE_DIR/snn``
+(default ``$XDG_CACHE_HOME/neuronkit/snn``, else ``~/.cache/neuronkit/snn``) and loaded with
+:mod:`ctypes`. Before first use every variant runs against the ATen loops on random data and
+must give the same bits; otherwise (and without a compiler, or with
+``NEURONKIT_SNN_NATIVE=0``) the ATen loops run, slower and never different.
+:func:`native_status` says which, and why.
 
 Scope: CPU float32/float64 tensors with scalar ``tau`` and ``threshold`` (floats or 0-d
-tensors); per-neuron parameters, other dtypes and devices, ``torch.compile`` and ``torch.func``
-use the ATen loop.
+tensors). Per-neuron parameters, other dtypes and devices, ``torch.compile`` and ``torch.func``
+use the ATen loops.
 """
 
 from __future__ import annotations
@@ -151,13 +152,15 @@ def _columns(nt: int, n: int) -> list[tuple[int, int]]:
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
-def _each(ranges: list[tuple[int, int]], call: Callable[[int, int], object]) -> None:
-    """``call(lo, hi)`` for each column range, on the thread pool when there are several."""
+def _each(ranges: list[tuple[int, int]], call: Callable[[int, int], int]) -> None:
+    """``call(lo, hi)`` for each column range, on the thread pool when there are several; a
+    nonzero return (an unknown variant code) raises."""
     if len(ranges) == 1:
-        call(*ranges[0])
-        return
-    for future in [_pool().submit(call, lo, hi) for lo, hi in ranges]:
-        future.result()
+        codes = [call(*ranges[0])]
+    else:
+        codes = [f.result() for f in [_pool().submit(call, lo, hi) for lo, hi in ranges]]
+    if any(codes):
+        raise RuntimeError(f"neuronkit.snn: the compiled loop rejected its arguments ({codes})")
 
 
 def _scalar(p: Param | None) -> float | None:

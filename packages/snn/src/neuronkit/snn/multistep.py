@@ -16,7 +16,12 @@ inside the loop and keeps only ``h`` (plus ``u`` and ``v_0`` when a tensor ``w``
 needs its gradient).
 
 The backward precomputes every time-parallel factor in vectorised, mostly in-place ops and
-then runs one fused op per step in reverse time. With ``g = surrogate.derivative(h - theta)``,
+then runs one fused op per step in reverse time.
+
+On the CPU (float32/float64, scalar ``tau`` and ``threshold``) both loops, and the backward's
+time-parallel factors after the surrogate derivative, run instead as one call each of a
+compiled C loop (:mod:`neuronkit.snn._native`), checked at load time to give the ATen loops'
+bits. With ``g = surrogate.derivative(h - theta)``,
 ``s = H(h - theta)``, ``lam = dh_{t+1}/dv_t`` (``1 - w`` for the lerp, ``1`` for IF) and the
 partials of the reset ``v_t = R(h_t, s_t)`` (``A = dR/dh``, ``B = dR/ds``; ``B = 0`` with
 ``detach_reset``)::
