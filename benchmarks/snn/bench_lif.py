@@ -382,6 +382,7 @@ def main() -> int:
     import torch
 
     from neuronkit.common import atomic_write_json
+    from neuronkit.snn import native_status
 
     cuda = torch.device(args.device).type == "cuda"
     stem = RESULTS.stem + ("_cuda" if cuda else "") + ("_quick" if args.quick else "")
@@ -396,6 +397,7 @@ def main() -> int:
             "repeats": args.repeats,
             "rounds": args.rounds,
             "torch": torch.__version__,
+            "neuronkit_loops": native_status(),  # compiled, or why the ATen loops ran
             "equivalence": equivalence,
             "rows": rows,
         },

@@ -459,3 +459,73 @@ def test_module_forward_gradients_equal_run_for_per_neuron_tau_and_threshold(res
     for a, b in zip(*grads):
         assert bool(b.abs().max() > 0)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    T=st.integers(1, 6),
+    reset=st.sampled_from(["subtract", "zero", "none"]),
+    detach_reset=st.booleans(),
+    decay_input=st.booleans(),
+    tau_syn_kind=st.sampled_from(["float", "scalar", "per_neuron"]),
+    tau_mem_kind=st.sampled_from(["float", "scalar", "per_neuron"]),
+    surrogate=st.sampled_from(SURROGATES),
+    v_reset=st.sampled_from([0.0, -0.3]),
+    from_rest=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fused_cuba_equals_its_reference_loop(
+    T: int, reset: str, detach_reset: bool, decay_input: bool, tau_syn_kind: str,
+    tau_mem_kind: str, surrogate: Surrogate, v_reset: float, from_rest: bool, seed: int,
+) -> None:  # fmt: skip
+    from neuronkit.snn import CuBaLIFState, cuba_lif_multistep
+
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(T, 2, 4, generator=g, dtype=F64) * 1.5).requires_grad_()
+    v0 = (torch.randn(2, 4, generator=g, dtype=F64) * 0.3).requires_grad_()
+    i0 = (torch.randn(2, 4, generator=g, dtype=F64) * 0.3).requires_grad_()
+    leaves = [x] if from_rest else [x, v0, i0]
+
+    def param(kind: str, value: float) -> Any:
+        if kind == "float":
+            return value
+        p = value + torch.rand(() if kind == "scalar" else (4,), generator=g, dtype=F64)
+        leaves.append(p.requires_grad_())
+        return p
+
+    kw = {"tau_syn": param(tau_syn_kind, 1.5), "tau_mem": param(tau_mem_kind, 2.0)}
+    kw |= {"reset": reset, "detach_reset": detach_reset, "decay_input": decay_input}
+    kw |= {"surrogate": surrogate, "v_reset": v_reset, "threshold": 0.7}
+    state = None if from_rest else CuBaLIFState(v0, i0)
+    runs = []
+    for fused in (True, False):
+        out = cuba_lif_multistep(x, state, fused=fused, **kw)
+        w = torch.randn(out.spikes.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+        loss = (out.spikes * w).sum() + (out.v * w).sum() + out.state.i.square().sum()
+        runs.append((out, torch.autograd.grad(loss, leaves)))
+    (fused_out, fused_grads), (ref, ref_grads) = runs
+    assert "Fused" in _grad_fn_names(fused_out.spikes)
+    assert "Fused" not in _grad_fn_names(ref.spikes)
+    for a, b in [
+        (fused_out.spikes, ref.spikes),
+        (fused_out.v, ref.v),
+        *zip(fused_out.state, ref.state),
+    ]:
+        assert torch.equal(a, b)
+    for a, b in zip(fused_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_fused_cuba_backward_refuses_a_higher_order_graph_and_the_module_runs_fused() -> None:
+    from neuronkit.snn import CuBaLIF, cuba_lif_multistep
+
+    x = (torch.rand(5, 2, 3, dtype=F64) * 2).requires_grad_()
+    with pytest.raises(RuntimeError, match="fused=False"):
+        torch.autograd.grad(cuba_lif_multistep(x).v.sum(), x, create_graph=True)
+    ref = cuba_lif_multistep(x, fused=False)
+    (g_ref,) = torch.autograd.grad(ref.v.square().sum(), x, create_graph=True)
+    assert torch.isfinite(torch.autograd.grad(g_ref.sum(), x)[0]).all()
+    spikes = CuBaLIF(tau_mem=3.0, tau_syn=2.0)(x)
+    assert "Fused" in _grad_fn_names(spikes)
+    with pytest.raises(TypeError, match="fused"):
+        cuba_lif_multistep(x, fused=1)  # type: ignore[arg-type]

@@ -141,6 +141,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
 
 
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's pool threads
+    os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 def _columns(nt: int, n: int) -> list[tuple[int, int]]:
     """Column ranges ``[lo, hi)`` for one call each: one range, or one per torch thread for
     big inputs (ctypes releases the GIL), split at multiples of 1024 (the C block)."""

@@ -69,7 +69,7 @@ from . import _native
 from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset
 from .surrogate import Surrogate
 
-__all__ = ["fused_lif"]
+__all__ = ["fused_current", "fused_lif"]
 
 
 def _reduce(grad: Tensor, like: Tensor) -> Tensor:
@@ -356,6 +356,66 @@ def fused_lif(
     out: tuple[Tensor, Tensor] = _FusedLIF.apply(
         u, v0, w, lam, threshold, v_reset, reset_mode, detach_reset, surrogate, keep_v
     )
+    return out
+
+
+class _SynapticCurrent(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, i0: Tensor, tau: Param) -> Tensor:
+        currents = torch.empty_like(x, memory_format=torch.contiguous_format)
+        scratch = torch.empty_like(currents[0])
+        i = i0
+        for x_t, i_t in zip(x.unbind(0), currents.unbind(0)):  # (i - i / tau) + x_t
+            torch.sub(i, torch.div(i, tau, out=scratch), out=i_t).add_(x_t)
+            i = i_t
+        tau_grad = isinstance(tau, Tensor) and ctx.needs_input_grad[2]
+        ctx.save_for_backward(
+            currents if tau_grad else None,
+            i0 if tau_grad else None,
+            tau if isinstance(tau, Tensor) else None,
+        )
+        ctx.tau = None if isinstance(tau, Tensor) else tau
+        ctx.i0_shape = i0.shape
+        return currents
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "the fused synaptic-current backward is once-differentiable: create_graph=True "
+                "needs the reference loop, fused=False (cuba_lif_multistep(..., fused=False))"
+            )
+        currents, i0, tau_t = ctx.saved_tensors
+        tau = tau_t if tau_t is not None else ctx.tau
+        lam = 1.0 - 1.0 / tau  # d i_t / d i_{t-1}
+        d = grad.clone(memory_format=torch.contiguous_format)  # dL/di_t, all paths
+        rows = d.unbind(0)
+        for t in range(len(rows) - 2, -1, -1):
+            if isinstance(lam, Tensor):
+                rows[t].addcmul_(lam, rows[t + 1])
+            else:
+                rows[t].add_(rows[t + 1], alpha=lam)
+        need_x, need_i0, need_tau = ctx.needs_input_grad
+        grad_i0 = (rows[0] * lam).sum_to_size(ctx.i0_shape) if need_i0 else None
+        grad_tau = None
+        if need_tau:  # d i_t / d tau = i_{t-1} / tau^2
+            before = torch.cat([i0.expand_as(currents[0]).unsqueeze(0), currents[:-1]])
+            grad_tau = _reduce(d * before / tau_t.square(), tau_t)
+        return d if need_x else None, grad_i0, grad_tau
+
+
+def fused_current(x: Tensor, i0: Tensor, tau: Param) -> Tensor:
+    """The synaptic current of CuBa-LIF over time, ``i_t = (i_{t-1} - i_{t-1} / tau) + x_t``:
+    ``[T, B, ...]`` for ``x: [T, B, ...]`` from ``i0`` (broadcastable to ``[B, ...]``), with
+    ``tau`` (in steps) a float or a tensor broadcastable to ``[B, ...]``.
+
+    The current is a linear filter of the input whatever the spikes, so it runs as its own
+    loop of in-place ops with no graph and a hand-written backward (one op per step in reverse
+    time); the same bits as the step-by-step ops, and once-differentiable.
+    """
+    check_type("x", x, Tensor)
+    check_type("i0", i0, Tensor)
+    out: Tensor = _SynapticCurrent.apply(x, i0, tau)
     return out
 
 

@@ -53,11 +53,11 @@ from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, under_torch_func
 
 from . import _core
 from ._core import Param, alif_core, cuba_core, lif_core
-from .multistep import fused_lif
+from .multistep import fused_current, fused_lif
 from .surrogate import ATan, Surrogate, get_surrogate
 
 __all__ = [
@@ -534,11 +534,31 @@ def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
         sg,
     )
     if multistep:
-        spikes, vs, final = _scan(spec.core, x, start, *args)
+        fused = spec is _CUBA and kw.get("fused", True)
+        if fused and not under_torch_func() and not torch.compiler.is_compiling():
+            spikes, vs, final = _cuba_fused(x, start, *args)
+        else:
+            spikes, vs, final = _scan(spec.core, x, start, *args)
         spikes = spikes if half is None else spikes.to(half)
         return NeuronOutput(spikes, vs, spec.state_type(*final))
     s, *new = spec.core(x, *start, *args)
     return s if half is None else s.to(half), spec.state_type(*new)
+
+
+def _cuba_fused(
+    x: Tensor, state: tuple[Tensor, Tensor], tau_mem: Param, tau_syn: Param, threshold: Param,
+    v_reset: float, reset: str, detach_reset: bool, decay_input: bool, surrogate: Surrogate,
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+    """CuBa-LIF over time as :func:`_scan` of :func:`cuba_core` returns it, with the same bits:
+    the synaptic currents (a linear filter of ``x``) in one pass, then the fused LIF on them."""
+    v0, i0 = state
+    currents = fused_current(x, i0, tau_syn)
+    spikes, vs = fused_lif(
+        currents, v0, tau=tau_mem, threshold=_core.operand(threshold, x), v_reset=v_reset,
+        reset_mode=reset, detach_reset=detach_reset, decay_input=decay_input,
+        surrogate=surrogate,
+    )  # fmt: skip
+    return spikes, vs, (vs[-1], currents[-1])
 
 
 _ALIF = _Spec(alif_core, ALIFState, ("tau", "tau_adapt"), ("beta",))
@@ -639,8 +659,16 @@ def cuba_lif_multistep(
     dt: float = 1.0,
     surrogate: Surrogate | str = _ATAN,
     validate: bool = True,
+    fused: bool = True,
 ) -> NeuronOutput[CuBaLIFState]:
-    """CuBa-LIF over ``x: [T, B, ...]`` (reference loop); args as :func:`cuba_lif_step`."""
+    """CuBa-LIF over ``x: [T, B, ...]``; args as :func:`cuba_lif_step`.
+
+    ``fused=True`` computes the synaptic currents of all steps in one pass (a linear filter of
+    ``x``: :func:`~neuronkit.snn.multistep.fused_current`) and runs the fused LIF loop on them;
+    the same bits as ``fused=False``, which loops :func:`cuba_lif_step`'s ops under autograd
+    (needed for double backward). ``torch.compile`` and ``torch.func`` use the loop.
+    """
+    check_type("fused", fused, bool)
     out: NeuronOutput[CuBaLIFState] = _two_state(_CUBA, dict(locals()), multistep=True)
     return out
 
@@ -914,8 +942,9 @@ class CuBaLIF(_TwoStateNeuron):
     """Current-based LIF neurons; see :func:`cuba_lif_step` for the arguments.
 
     ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[CuBaLIFState]``,
-    ``step(x_t [B, ...], state) -> (spikes, CuBaLIFState)``. Multi-step runs use the reference
-    loop (no fused path).
+    ``step(x_t [B, ...], state) -> (spikes, CuBaLIFState)``. Multi-step runs are fused: the
+    synaptic currents of all steps in one pass, then the fused LIF loop
+    (:func:`cuba_lif_multistep`).
     """
 
     _spec = _CUBA
