@@ -11,10 +11,12 @@ import torch
 
 from neuronkit.snn import (
     PLIF,
+    CuBaLIFState,
     FastSigmoid,
     IFState,
     LIFState,
     _native,
+    cuba_lif_multistep,
     if_multistep,
     lif_multistep,
     native_status,
@@ -44,9 +46,9 @@ def test_the_compiled_loops_load_where_a_compiler_exists() -> None:
     assert native_status().startswith("compiled: "), native_status()
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Count the calls into the compiled forward and backward."""
-    calls = {"_forward": 0, "_backward": 0}
+def _counting(monkeypatch: pytest.MonkeyPatch, *names: str) -> dict[str, int]:
+    """Count the calls into the compiled forward and backward (or ``names``)."""
+    calls = dict.fromkeys(names or ("_forward", "_backward"), 0)
     for name in calls:
         original = getattr(_native, name)
 
@@ -209,3 +211,31 @@ def test_the_build_is_cached_per_source_compiler_and_cpu(
     _native._library.cache_clear()
     assert native_status() == status
     assert built.stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tau_syn", [2.5, "tensor"])
+def test_the_compiled_synaptic_current_agrees_bitwise(
+    dtype: torch.dtype, tau_syn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(11, 4, 300, generator=g, dtype=dtype) * 1.5).requires_grad_()
+    i0 = torch.randn(4, 300, generator=g, dtype=dtype).requires_grad_()
+    v0 = torch.randn(4, 300, generator=g, dtype=dtype)
+    leaves = [x, i0]
+    if tau_syn == "tensor":
+        tau_syn = torch.tensor(2.5, dtype=dtype, requires_grad=True)
+        leaves.append(tau_syn)
+    runs = []
+    for native in (True, False):
+        calls = _counting(monkeypatch, "_current_forward", "_current_backward") if native else {}
+        if not native:
+            monkeypatch.setattr(_native, "_library", lambda: None)
+        out = cuba_lif_multistep(x, CuBaLIFState(v0, i0), tau_mem=3.0, tau_syn=tau_syn)
+        loss = (out.spikes * x.detach()).sum() + out.state.i.square().sum()
+        runs.append((out.spikes, out.v, *out.state, *torch.autograd.grad(loss, leaves)))
+        if native:
+            assert calls == {"_current_forward": 1, "_current_backward": 1}
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)

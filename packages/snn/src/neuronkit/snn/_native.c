@@ -156,4 +156,34 @@ int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL 
 }
 #undef DETACH
 
+/* CuBa-LIF's synaptic current, i_t = (i_{t-1} - i_{t-1} / tau) + x_t, into out [T, n] from
+ * i0 [n]; and its backward, in place over d [T, n]: d[t] += lam * d[t+1] as add(alpha=lam). */
+void SUFFIX(nk_current_forward)(const REAL *x, const REAL *i0, REAL *out, int64_t nt,
+                                int64_t n, int64_t lo, int64_t hi, double tau) {
+  const REAL k = (REAL)tau;
+  for (int64_t b = lo; b < hi; b += BLOCK) {
+    const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *restrict prev = i0 + b;
+    for (int64_t t = 0; t < nt; t++) {
+      const REAL *restrict xt = x + t * n + b;
+      REAL *restrict it = out + t * n + b;
+      for (int64_t i = 0; i < m; i++) it[i] = (prev[i] - prev[i] / k) + xt[i];
+      prev = it;
+    }
+  }
+}
+
+void SUFFIX(nk_current_backward)(REAL *d, int64_t nt, int64_t n, int64_t lo, int64_t hi,
+                                 double lam) {
+  const REAL k = (REAL)lam;
+  for (int64_t b = lo; b < hi; b += BLOCK) {
+    const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    for (int64_t t = nt - 2; t >= 0; t--) {
+      REAL *restrict now = d + t * n + b;
+      const REAL *restrict next = now + n;
+      for (int64_t i = 0; i < m; i++) now[i] = FMA(next[i], k, now[i]);
+    }
+  }
+}
+
 #endif

@@ -127,6 +127,12 @@ def _library() -> ctypes.CDLL | None:
         backward = getattr(lib, f"nk_lif_backward_{suffix}")
         backward.argtypes = [ptr] * 4 + [i64] * 4 + [ctypes.c_int] * 2 + [real] * 3
         backward.restype = ctypes.c_int
+        current = getattr(lib, f"nk_current_forward_{suffix}")
+        current.argtypes = [ptr] * 3 + [i64] * 4 + [real]
+        current.restype = None
+        current_back = getattr(lib, f"nk_current_backward_{suffix}")
+        current_back.argtypes = [ptr] + [i64] * 4 + [real]
+        current_back.restype = None
     mismatch = _disagreement(lib)
     if mismatch:
         _status = f"ATen ops: the compiled loops differ from ATen's in {mismatch}"
@@ -258,10 +264,62 @@ def _backward(
     return d
 
 
+def current_forward(x: Tensor, i0: Tensor, tau: Param) -> Tensor | None:
+    """``multistep._current_loop`` in one compiled call: the synaptic currents ``[T, B,
+    ...]``; None where it does not apply."""
+    k = _scalar(tau)
+    if (
+        torch.compiler.is_compiling()
+        or x.device.type != "cpu"
+        or x.dtype not in _SUFFIX
+        or k is None
+        or (lib := _library()) is None
+    ):
+        return None
+    try:
+        start = i0.to(x.dtype).expand(x.shape[1:]).contiguous()
+    except RuntimeError:  # not broadcastable to one step: the ATen loop says so
+        return None
+    return _current_forward(lib, x, start, k)
+
+
+def _current_forward(lib: ctypes.CDLL, x: Tensor, i0: Tensor, tau: float) -> Tensor:
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    nt, n = x.shape[0], i0.numel()
+    fn = getattr(lib, f"nk_current_forward_{_SUFFIX[x.dtype]}")
+    ptrs = (x.data_ptr(), i0.data_ptr(), out.data_ptr())
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, tau))
+    return out
+
+
+def current_backward(d: Tensor, lam: Param) -> bool:
+    """``multistep._current_scan`` in one compiled call, in place over ``d``; False (nothing
+    done) where it does not apply."""
+    k = _scalar(lam)
+    if (
+        torch.compiler.is_compiling()
+        or d.device.type != "cpu"
+        or d.dtype not in _SUFFIX
+        or not d.is_contiguous()
+        or k is None
+        or (lib := _library()) is None
+    ):
+        return False
+    _current_backward(lib, d, k)
+    return True
+
+
+def _current_backward(lib: ctypes.CDLL, d: Tensor, lam: float) -> None:
+    nt, n = d.shape[0], d[0].numel()
+    fn = getattr(lib, f"nk_current_backward_{_SUFFIX[d.dtype]}")
+    _each(_columns(nt, n), lambda lo, hi: fn(d.data_ptr(), nt, n, lo, hi, lam))
+
+
 def _disagreement(lib: ctypes.CDLL) -> str | None:
     """The first variant whose compiled result differs by a single bit from the ATen loops'
     (``multistep._loop`` and ``_through_time``) on random data, else None."""
-    from .multistep import _loop, _through_time  # imports this module
+    from .multistep import _current_loop, _current_scan, _loop, _through_time  # import us
 
     gen = torch.Generator().manual_seed(0)
     for dtype in _SUFFIX:
@@ -289,4 +347,14 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
                     got_dh = _backward(lib, g, h, *args, 0.6, keep_g=True)
                     if not torch.equal(want_dh, got_dh):
                         return f"the backward ({dtype}, reset {code}, detach_reset={detach})"
+        for tau in (3.0, torch.tensor(1.7, dtype=dtype)):
+            currents = _current_loop(u, v0, tau, native=False)
+            if not torch.equal(currents, _current_forward(lib, u, v0, float(tau))):
+                return f"the synaptic current ({dtype})"
+            lam = 1.0 - 1.0 / tau
+            want_d, got_d = g.clone(), g.clone()
+            _current_scan(want_d, lam, native=False)
+            _current_backward(lib, got_d, float(lam))
+            if not torch.equal(want_d, got_d):
+                return f"the synaptic current's backward ({dtype})"
     return None

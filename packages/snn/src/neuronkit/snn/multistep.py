@@ -359,15 +359,37 @@ def fused_lif(
     return out
 
 
+def _current_loop(x: Tensor, i0: Tensor, tau: Param, *, native: bool = True) -> Tensor:
+    """The synaptic currents ``[T, B, ...]``: one compiled call where it applies and
+    ``native``, else three in-place ATen ops per step, ``(i - i / tau) + x_t``."""
+    if native and (currents := _native.current_forward(x, i0, tau)) is not None:
+        return currents
+    currents = torch.empty_like(x, memory_format=torch.contiguous_format)
+    scratch = torch.empty_like(currents[0])
+    i = i0
+    for x_t, i_t in zip(x.unbind(0), currents.unbind(0)):
+        torch.sub(i, torch.div(i, tau, out=scratch), out=i_t).add_(x_t)
+        i = i_t
+    return currents
+
+
+def _current_scan(d: Tensor, lam: Param, *, native: bool = True) -> None:
+    """``d[t] += lam * d[t + 1]`` for ``t = T-2 .. 0``, in place: one compiled call where it
+    applies and ``native``, else one ATen op per step."""
+    if native and _native.current_backward(d, lam):
+        return
+    rows = d.unbind(0)
+    for t in range(len(rows) - 2, -1, -1):
+        if isinstance(lam, Tensor):
+            rows[t].addcmul_(lam, rows[t + 1])
+        else:
+            rows[t].add_(rows[t + 1], alpha=lam)
+
+
 class _SynapticCurrent(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, i0: Tensor, tau: Param) -> Tensor:
-        currents = torch.empty_like(x, memory_format=torch.contiguous_format)
-        scratch = torch.empty_like(currents[0])
-        i = i0
-        for x_t, i_t in zip(x.unbind(0), currents.unbind(0)):  # (i - i / tau) + x_t
-            torch.sub(i, torch.div(i, tau, out=scratch), out=i_t).add_(x_t)
-            i = i_t
+        currents = _current_loop(x, i0, tau)
         tau_grad = isinstance(tau, Tensor) and ctx.needs_input_grad[2]
         ctx.save_for_backward(
             currents if tau_grad else None,
@@ -389,14 +411,9 @@ class _SynapticCurrent(torch.autograd.Function):
         tau = tau_t if tau_t is not None else ctx.tau
         lam = 1.0 - 1.0 / tau  # d i_t / d i_{t-1}
         d = grad.clone(memory_format=torch.contiguous_format)  # dL/di_t, all paths
-        rows = d.unbind(0)
-        for t in range(len(rows) - 2, -1, -1):
-            if isinstance(lam, Tensor):
-                rows[t].addcmul_(lam, rows[t + 1])
-            else:
-                rows[t].add_(rows[t + 1], alpha=lam)
+        _current_scan(d, lam)
         need_x, need_i0, need_tau = ctx.needs_input_grad
-        grad_i0 = (rows[0] * lam).sum_to_size(ctx.i0_shape) if need_i0 else None
+        grad_i0 = (d[0] * lam).sum_to_size(ctx.i0_shape) if need_i0 else None
         grad_tau = None
         if need_tau:  # d i_t / d tau = i_{t-1} / tau^2
             before = torch.cat([i0.expand_as(currents[0]).unsqueeze(0), currents[:-1]])
@@ -410,8 +427,9 @@ def fused_current(x: Tensor, i0: Tensor, tau: Param) -> Tensor:
     ``tau`` (in steps) a float or a tensor broadcastable to ``[B, ...]``.
 
     The current is a linear filter of the input whatever the spikes, so it runs as its own
-    loop of in-place ops with no graph and a hand-written backward (one op per step in reverse
-    time); the same bits as the step-by-step ops, and once-differentiable.
+    loop with no graph and a hand-written backward (on the CPU with a scalar ``tau``, one
+    compiled call each; else in-place ATen ops per step); the same bits as the step-by-step
+    ops, and once-differentiable.
     """
     check_type("x", x, Tensor)
     check_type("i0", i0, Tensor)

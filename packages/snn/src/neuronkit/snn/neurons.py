@@ -536,7 +536,7 @@ def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
     if multistep:
         fused = spec is _CUBA and kw.get("fused", True)
         if fused and not under_torch_func() and not torch.compiler.is_compiling():
-            spikes, vs, final = _cuba_fused(x, start, *args)
+            spikes, vs, final = _cuba_fused(x, (start[0], start[1]), *args)
         else:
             spikes, vs, final = _scan(spec.core, x, start, *args)
         spikes = spikes if half is None else spikes.to(half)
