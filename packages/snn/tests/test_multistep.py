@@ -527,5 +527,10 @@ def test_fused_cuba_backward_refuses_a_higher_order_graph_and_the_module_runs_fu
     assert torch.isfinite(torch.autograd.grad(g_ref.sum(), x)[0]).all()
     spikes = CuBaLIF(tau_mem=3.0, tau_syn=2.0)(x)
     assert "Fused" in _grad_fn_names(spikes)
+    reference = CuBaLIF(tau_mem=3.0, tau_syn=2.0, fused=False)(x)
+    assert "Fused" not in _grad_fn_names(reference)
+    assert torch.equal(spikes, reference)
+    with pytest.raises(TypeError, match="fused"):
+        CuBaLIF(fused="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fused"):
         cuba_lif_multistep(x, fused=1)  # type: ignore[arg-type]

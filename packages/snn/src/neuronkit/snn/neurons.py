@@ -942,8 +942,8 @@ class CuBaLIF(_TwoStateNeuron):
     """Current-based LIF neurons; see :func:`cuba_lif_step` for the arguments.
 
     ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[CuBaLIFState]``,
-    ``step(x_t [B, ...], state) -> (spikes, CuBaLIFState)``. Multi-step runs are fused: the
-    synaptic currents of all steps in one pass, then the fused LIF loop
+    ``step(x_t [B, ...], state) -> (spikes, CuBaLIFState)``. Multi-step runs are fused unless
+    ``fused=False``: the synaptic currents of all steps in one pass, then the fused LIF loop
     (:func:`cuba_lif_multistep`).
     """
 
@@ -962,6 +962,12 @@ class CuBaLIF(_TwoStateNeuron):
         dt: float = 1.0,
         surrogate: Surrogate | str = _ATAN,
         validate: bool = True,
+        fused: bool = True,
     ) -> None:
         super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
+        check_type("fused", fused, bool)
+        self.fused = fused
         self._init_two_state(dict(locals()))
+
+    def _kw(self, x: Tensor, state: Any) -> dict[str, Any]:
+        return super()._kw(x, state) | {"fused": self.fused}
