@@ -186,12 +186,11 @@ def forward(
 ) -> tuple[Tensor, Tensor, Tensor | None] | None:  # fmt: skip
     """The forward recurrence in one compiled call, as ``multistep._loop`` returns it; None
     where it does not apply (or is not available)."""
+    if u.device.type != "cpu" or u.dtype not in _SUFFIX or v0.shape != u.shape[1:]:
+        return None
     thr, a = _scalar(threshold), _scalar(lam if w is None else w)
     if (
-        u.device.type != "cpu"
-        or u.dtype not in _SUFFIX
-        or v0.shape != u.shape[1:]
-        or thr is None
+        thr is None
         or (a is None and (w is not None or lam is not None))  # a per-neuron tau
         or (lib := _library()) is None
     ):
@@ -231,18 +230,17 @@ def backward(
 ) -> Tensor | None:  # fmt: skip
     """``multistep._through_time`` in one compiled call: ``dh [T, B, ...]``, written over the
     surrogate derivatives ``g`` unless ``keep_g``; None where it does not apply."""
-    thr = _scalar(threshold)
-    k = 1.0 if decay is None else _scalar(decay)
     if (
         torch.compiler.is_compiling()  # traced: the ATen ops, which the compiler fuses
         or h.device.type != "cpu"
         or h.dtype not in _SUFFIX
         or g.shape != h.shape
         or not h.is_contiguous()
-        or thr is None
-        or k is None
-        or (lib := _library()) is None
     ):
+        return None
+    thr = _scalar(threshold)
+    k = 1.0 if decay is None else _scalar(decay)
+    if thr is None or k is None or (lib := _library()) is None:
         return None
     return _backward(lib, g, h, g_s, g_v, thr, v_reset, mode, detach_reset, k, keep_g=keep_g)
 
@@ -267,14 +265,10 @@ def _backward(
 def current_forward(x: Tensor, i0: Tensor, tau: Param) -> Tensor | None:
     """``multistep._current_loop`` in one compiled call: the synaptic currents ``[T, B,
     ...]``; None where it does not apply."""
+    if torch.compiler.is_compiling() or x.device.type != "cpu" or x.dtype not in _SUFFIX:
+        return None
     k = _scalar(tau)
-    if (
-        torch.compiler.is_compiling()
-        or x.device.type != "cpu"
-        or x.dtype not in _SUFFIX
-        or k is None
-        or (lib := _library()) is None
-    ):
+    if k is None or (lib := _library()) is None:
         return None
     try:
         start = i0.to(x.dtype).expand(x.shape[1:]).contiguous()
@@ -296,15 +290,15 @@ def _current_forward(lib: ctypes.CDLL, x: Tensor, i0: Tensor, tau: float) -> Ten
 def current_backward(d: Tensor, lam: Param) -> bool:
     """``multistep._current_scan`` in one compiled call, in place over ``d``; False (nothing
     done) where it does not apply."""
-    k = _scalar(lam)
     if (
         torch.compiler.is_compiling()
         or d.device.type != "cpu"
         or d.dtype not in _SUFFIX
         or not d.is_contiguous()
-        or k is None
-        or (lib := _library()) is None
     ):
+        return False
+    k = _scalar(lam)
+    if k is None or (lib := _library()) is None:
         return False
     _current_backward(lib, d, k)
     return True
@@ -318,8 +312,9 @@ def _current_backward(lib: ctypes.CDLL, d: Tensor, lam: float) -> None:
 
 def _disagreement(lib: ctypes.CDLL) -> str | None:
     """The first variant whose compiled result differs by a single bit from the ATen loops'
-    (``multistep._loop`` and ``_through_time``) on random data, else None."""
-    from .multistep import _current_loop, _current_scan, _loop, _through_time  # import us
+    (``multistep._loop``, ``_through_time``, ``_current_loop``, ``_current_scan``) on random
+    data, else None."""
+    from .multistep import _current_loop, _current_scan, _loop, _through_time  # (cyclic)
 
     gen = torch.Generator().manual_seed(0)
     for dtype in _SUFFIX:
