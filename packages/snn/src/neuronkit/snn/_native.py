@@ -288,7 +288,7 @@ def _current_forward(lib: ctypes.CDLL, x: Tensor, i0: Tensor, tau: float) -> Ten
 
 
 def current_backward(d: Tensor, lam: Param) -> bool:
-    """``multistep._current_scan`` in one compiled call, in place over ``d``; False (nothing
+    """``multistep._scan_back`` in one compiled call, in place over ``d``; False (nothing
     done) where it does not apply."""
     if (
         torch.compiler.is_compiling()
@@ -312,9 +312,9 @@ def _current_backward(lib: ctypes.CDLL, d: Tensor, lam: float) -> None:
 
 def _disagreement(lib: ctypes.CDLL) -> str | None:
     """The first variant whose compiled result differs by a single bit from the ATen loops'
-    (``multistep._loop``, ``_through_time``, ``_current_loop``, ``_current_scan``) on random
+    (``multistep._loop``, ``_through_time``, ``_current_loop``, ``_scan_back``) on random
     data, else None."""
-    from .multistep import _current_loop, _current_scan, _loop, _through_time  # (cyclic)
+    from .multistep import _current_loop, _loop, _scan_back, _through_time  # (cyclic)
 
     gen = torch.Generator().manual_seed(0)
     for dtype in _SUFFIX:
@@ -348,7 +348,7 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
                 return f"the synaptic current ({dtype})"
             lam = 1.0 - 1.0 / tau
             want_d, got_d = g.clone(), g.clone()
-            _current_scan(want_d, lam, native=False)
+            _scan_back(want_d, lam, native=False)
             _current_backward(lib, got_d, float(lam))
             if not torch.equal(want_d, got_d):
                 return f"the synaptic current's backward ({dtype})"

@@ -191,18 +191,15 @@ def _through_time(
             dh.add_(g_v)
         else:
             dh.addcmul_(g_v, coef)
-    if coef is not None and isinstance(decay, Tensor):
+    if coef is None:
+        _scan_back(dh, 1.0 if decay is None else decay, native=False)
+        return dh
+    if isinstance(decay, Tensor):
         coef = coef.mul_(decay)
-    rows = dh.unbind(0)
-    coefs = None if coef is None else coef.unbind(0)
+    rows, coefs = dh.unbind(0), coef.unbind(0)
     value = decay if isinstance(decay, float) else 1.0  # a tensor decay is inside coef
     for t in range(len(rows) - 2, -1, -1):
-        if coefs is not None:
-            rows[t].addcmul_(coefs[t], rows[t + 1], value=value)
-        elif isinstance(decay, Tensor):
-            rows[t].addcmul_(decay, rows[t + 1])
-        else:
-            rows[t].add_(rows[t + 1], alpha=value)
+        rows[t].addcmul_(coefs[t], rows[t + 1], value=value)
     return dh
 
 
@@ -373,9 +370,10 @@ def _current_loop(x: Tensor, i0: Tensor, tau: Param, *, native: bool = True) -> 
     return currents
 
 
-def _current_scan(d: Tensor, lam: Param, *, native: bool = True) -> None:
-    """``d[t] += lam * d[t + 1]`` for ``t = T-2 .. 0``, in place: one compiled call where it
-    applies and ``native``, else one ATen op per step."""
+def _scan_back(d: Tensor, lam: Param, *, native: bool = True) -> None:
+    """``d[t] += lam * d[t + 1]`` for ``t = T-2 .. 0``, in place (``lam`` a float or a tensor
+    broadcastable to ``d[0]``): one compiled call where it applies and ``native``, else one
+    ATen op per step."""
     if native and _native.current_backward(d, lam):
         return
     rows = d.unbind(0)
@@ -411,7 +409,7 @@ class _SynapticCurrent(torch.autograd.Function):
         tau = tau_t if tau_t is not None else ctx.tau
         lam = 1.0 - 1.0 / tau  # d i_t / d i_{t-1}
         d = grad.clone(memory_format=torch.contiguous_format)  # dL/di_t, all paths
-        _current_scan(d, lam)
+        _scan_back(d, lam)
         need_x, need_i0, need_tau = ctx.needs_input_grad
         grad_i0 = (d[0] * lam).sum_to_size(ctx.i0_shape) if need_i0 else None
         grad_tau = None
