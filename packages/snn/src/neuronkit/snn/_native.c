@@ -157,7 +157,8 @@ int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL 
 #undef DETACH
 
 /* CuBa-LIF's synaptic current, i_t = (i_{t-1} - i_{t-1} / tau) + x_t, into out [T, n] from
- * i0 [n]; and its backward, in place over d [T, n]: d[t] += lam * d[t+1] as add(alpha=lam). */
+ * i0 [n]; and the reverse linear scan of its backward (and of a LIF backward without reset
+ * partials), in place over d [T, n]: d[t] += lam * d[t+1] as add(alpha=lam). */
 void SUFFIX(nk_current_forward)(const REAL *x, const REAL *i0, REAL *out, int64_t nt,
                                 int64_t n, int64_t lo, int64_t hi, double tau) {
   const REAL k = (REAL)tau;
@@ -173,7 +174,7 @@ void SUFFIX(nk_current_forward)(const REAL *x, const REAL *i0, REAL *out, int64_
   }
 }
 
-void SUFFIX(nk_current_backward)(REAL *d, int64_t nt, int64_t n, int64_t lo, int64_t hi,
+void SUFFIX(nk_scan_back)(REAL *d, int64_t nt, int64_t n, int64_t lo, int64_t hi,
                                  double lam) {
   const REAL k = (REAL)lam;
   for (int64_t b = lo; b < hi; b += BLOCK) {

@@ -130,9 +130,9 @@ def _library() -> ctypes.CDLL | None:
         current = getattr(lib, f"nk_current_forward_{suffix}")
         current.argtypes = [ptr] * 3 + [i64] * 4 + [real]
         current.restype = None
-        current_back = getattr(lib, f"nk_current_backward_{suffix}")
-        current_back.argtypes = [ptr] + [i64] * 4 + [real]
-        current_back.restype = None
+        scan = getattr(lib, f"nk_scan_back_{suffix}")
+        scan.argtypes = [ptr] + [i64] * 4 + [real]
+        scan.restype = None
     mismatch = _disagreement(lib)
     if mismatch:
         _status = f"ATen ops: the compiled loops differ from ATen's in {mismatch}"
@@ -287,7 +287,7 @@ def _current_forward(lib: ctypes.CDLL, x: Tensor, i0: Tensor, tau: float) -> Ten
     return out
 
 
-def current_backward(d: Tensor, lam: Param) -> bool:
+def scan_back(d: Tensor, lam: Param) -> bool:
     """``multistep._scan_back`` in one compiled call, in place over ``d``; False (nothing
     done) where it does not apply."""
     if (
@@ -300,13 +300,13 @@ def current_backward(d: Tensor, lam: Param) -> bool:
     k = _scalar(lam)
     if k is None or (lib := _library()) is None:
         return False
-    _current_backward(lib, d, k)
+    _scan_back_call(lib, d, k)
     return True
 
 
-def _current_backward(lib: ctypes.CDLL, d: Tensor, lam: float) -> None:
+def _scan_back_call(lib: ctypes.CDLL, d: Tensor, lam: float) -> None:
     nt, n = d.shape[0], d[0].numel()
-    fn = getattr(lib, f"nk_current_backward_{_SUFFIX[d.dtype]}")
+    fn = getattr(lib, f"nk_scan_back_{_SUFFIX[d.dtype]}")
     _each(_columns(nt, n), lambda lo, hi: fn(d.data_ptr(), nt, n, lo, hi, lam))
 
 
@@ -349,7 +349,7 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
             lam = 1.0 - 1.0 / tau
             want_d, got_d = g.clone(), g.clone()
             _scan_back(want_d, lam, native=False)
-            _current_backward(lib, got_d, float(lam))
+            _scan_back_call(lib, got_d, float(lam))
             if not torch.equal(want_d, got_d):
                 return f"the synaptic current's backward ({dtype})"
     return None

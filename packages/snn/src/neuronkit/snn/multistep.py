@@ -16,12 +16,7 @@ inside the loop and keeps only ``h`` (plus ``u`` and ``v_0`` when a tensor ``w``
 needs its gradient).
 
 The backward precomputes every time-parallel factor in vectorised, mostly in-place ops and
-then runs one fused op per step in reverse time.
-
-On the CPU (float32/float64, scalar ``tau`` and ``threshold``) both loops, and the backward's
-time-parallel factors after the surrogate derivative, run instead as one call each of a
-compiled C loop (:mod:`neuronkit.snn._native`), checked at load time to give the ATen loops'
-bits. With ``g = surrogate.derivative(h - theta)``,
+then runs one fused op per step in reverse time. With ``g = surrogate.derivative(h - theta)``,
 ``s = H(h - theta)``, ``lam = dh_{t+1}/dv_t`` (``1 - w`` for the lerp, ``1`` for IF) and the
 partials of the reset ``v_t = R(h_t, s_t)`` (``A = dR/dh``, ``B = dR/ds``; ``B = 0`` with
 ``detach_reset``)::
@@ -46,6 +41,11 @@ per-step partials, each reduced to the parameter's shape (autograd carries them 
 for double backward) it raises; use the reference path (``fused=False``) there. Under a
 ``torch.func`` transform (``vmap``, ``grad``, ``jvp``, ...) :func:`fused_lif` runs the reference
 recurrence itself: the same forward bits, and the surrogate in both modes.
+
+On the CPU (float32/float64, scalar ``tau`` and ``threshold``) both loops, and the backward's
+time-parallel factors after the surrogate derivative, run instead as one call each of a
+compiled C loop (:mod:`neuronkit.snn._native`), checked at load time to give the ATen loops'
+bits. CuBa-LIF's synaptic current (:func:`fused_current`) is a linear filter run the same way.
 
 A potential-dependent surrogate (``surrogate.needs_potential``, e.g. PDSG) shapes each step's
 gradient from running statistics of the membrane, which the time-parallel backward cannot
@@ -374,7 +374,7 @@ def _scan_back(d: Tensor, lam: Param, *, native: bool = True) -> None:
     """``d[t] += lam * d[t + 1]`` for ``t = T-2 .. 0``, in place (``lam`` a float or a tensor
     broadcastable to ``d[0]``): one compiled call where it applies and ``native``, else one
     ATen op per step."""
-    if native and _native.current_backward(d, lam):
+    if native and _native.scan_back(d, lam):
         return
     rows = d.unbind(0)
     for t in range(len(rows) - 2, -1, -1):
