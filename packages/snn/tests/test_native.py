@@ -11,10 +11,12 @@ import torch
 
 from neuronkit.snn import (
     PLIF,
+    ATan,
     CuBaLIFState,
     FastSigmoid,
     IFState,
     LIFState,
+    Sigmoid,
     _native,
     cuba_lif_multistep,
     if_multistep,
@@ -138,6 +140,50 @@ def test_the_module_path_and_a_learnable_tau_agree(monkeypatch: pytest.MonkeyPat
             assert calls == {"_forward": 1, "_backward": 1}
     for a, b in zip(*runs):
         assert torch.equal(a, b)
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("surrogate", [FastSigmoid(), ATan(), ATan(3.7), Sigmoid()])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "zero_to", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("needs", ["x", "x_and_v0", "x_and_v"])
+def test_the_backward_computes_built_in_surrogates_and_dl_du_in_its_loop(
+    dtype: torch.dtype, surrogate: Any, reset: str, detach_reset: bool, needs: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """FastSigmoid and ATan are computed in the compiled backward, which also scales dh by
+    the drive's weight when nothing else needs dh: the same bits as the ATen ops."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(9, 4, 300, generator=g, dtype=dtype) * 1.5 + 0.3).requires_grad_()
+    v0 = (torch.randn(4, 300, generator=g, dtype=dtype) * 0.5).requires_grad_(needs == "x_and_v0")
+    leaves = [x, v0] if needs == "x_and_v0" else [x]
+    v_reset = -0.2 if reset == "zero_to" else 0.0
+    kw = dict(tau=3.0, threshold=0.9, surrogate=surrogate, detach_reset=detach_reset,
+              reset="zero" if reset == "zero_to" else reset, v_reset=v_reset)  # fmt: skip
+    spy: list[tuple[str, float]] = []
+    original = _native._backward
+
+    def spied(*args: Any, surrogate: Any = ("given", 0.0, 0.0), scale: float = 1.0,
+              **kwargs: Any) -> Any:  # fmt: skip
+        spy.append((surrogate[0], scale))
+        return original(*args, surrogate=surrogate, scale=scale, **kwargs)
+
+    results = []
+    for native in (True, False):
+        if native:
+            monkeypatch.setattr(_native, "_backward", spied)
+        else:
+            monkeypatch.setattr(_native, "_library", lambda: None)
+        out = lif_multistep(x, LIFState(v0), **kw)
+        weights = torch.randn(out.spikes.shape, generator=torch.Generator().manual_seed(2),
+                              dtype=dtype)  # fmt: skip
+        loss = (out.spikes * weights).sum() + (out.v.sum() if needs == "x_and_v" else 0.0)
+        results.append((out.spikes, out.v, *torch.autograd.grad(loss, leaves)))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    name = {FastSigmoid: "fast_sigmoid", ATan: "atan"}.get(type(surrogate), "given")
+    assert spy == [(name, 1 / 3.0 if name != "given" and needs != "x_and_v0" else 1.0)]
 
 
 @pytest.mark.usefixtures("compiled")

@@ -19,19 +19,25 @@
 enum { LERP_SMALL, LERP_LARGE, ADD_SCALED, ADD };
 /* reset after the spike s: h - s * threshold, h - s * h, (h - s * h) + s * v_reset, h. */
 enum { SUBTRACT, ZERO, ZERO_TO, NONE };
+/* the backward's surrogate derivative g of z = h - threshold: given in d on entry, or computed
+ * as surrogate.py's built-ins round it, 1 / (c1 |z| + 1)^2 and 1 / (c1 + c2 z^2). */
+enum { GIVEN, FAST_SIGMOID, ATAN };
 
 #define BLOCK 1024 /* columns whose membranes stay in a local array across all T steps */
 
 #define REAL float
 #define FMA fmaf
+#define FABS fabsf
 #define SUFFIX(name) name##_f32
 #include __FILE__
 #undef REAL
 #undef FMA
+#undef FABS
 #undef SUFFIX
 
 #define REAL double
 #define FMA fma
+#define FABS fabs
 #define SUFFIX(name) name##_f64
 #include __FILE__
 
@@ -99,61 +105,98 @@ int SUFFIX(nk_lif_forward)(int charge, int reset, const REAL *u, REAL *v_last, R
 #undef RESETS
 #undef OUTPUTS
 
-/* The backward through time, in place over d, for t = T-1 down to 0 (see multistep.py):
+/* The backward through time for t = T-1 down to 0 (see multistep.py):
  *   coef_t = A_t + B_t * g_t (zero: A = h < threshold, B = v_reset - h; subtract: A = 1,
  *            B = -threshold; B = 0 with detach; coef = 1 for "none" or subtract + detach)
  *   dh_t   = g_s_t * g_t + g_v_t * coef_t + decay * coef_t * dh_{t+1}
- * d holds the surrogate derivatives g on entry and dh on return; g_s and g_v may be NULL
- * (zero). Each op is rounded as the ATen ops of _FusedLIF.backward round it. */
+ * d holds g on entry (GIVEN) or nothing, and dh * scale on return (scale 1: dh itself; the
+ * drive's weight w: dL/du); g_s and g_v may be NULL (zero). Each op is rounded as the ATen ops
+ * of surrogate.py and _FusedLIF.backward round it. */
+static inline __attribute__((always_inline)) void SUFFIX(back_row)(
+    const int surrogate, const int reset, const int detach, const int has_g_s,
+    const int has_g_v, REAL *restrict d, const REAL *restrict h, const REAL *restrict g_s,
+    const REAL *restrict g_v, REAL *restrict next, const int64_t m, const REAL threshold,
+    const REAL v_reset, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
+  const int has_coef = reset == ZERO || reset == ZERO_TO || (reset == SUBTRACT && !detach);
+#pragma GCC ivdep /* distinct tensors: without it, too many run-time alias checks to vectorise */
+  for (int64_t i = 0; i < m; i++) {
+    const REAL x = h[i];
+    REAL g;
+    if (surrogate == FAST_SIGMOID) { /* 1 / (c1 * |z| + 1)^2: add(alpha=), pow(-2) */
+      const REAL r = FMA(c1, FABS(x - threshold), 1);
+      g = 1 / (r * r);
+    } else if (surrogate == ATAN) { /* 1 / (c1 + c2 * z * z): addcmul, reciprocal */
+      const REAL z = x - threshold;
+      g = 1 / FMA(c2 * z, z, c1);
+    } else {
+      g = d[i];
+    }
+    REAL coef = 1;
+    if (reset == ZERO || reset == ZERO_TO) {
+      coef = x < threshold ? 1 : 0;
+      if (!detach) {
+        if (reset == ZERO_TO) coef = FMA(g, v_reset, coef);
+        coef = FMA(-x, g, coef);
+      }
+    } else if (reset == SUBTRACT && !detach) {
+      coef = 1 - g * threshold;
+    }
+    REAL dh = has_g_s ? g_s[i] * g : 0;
+    if (has_g_v) dh = has_coef ? FMA(g_v[i], coef, dh) : dh + g_v[i];
+    dh = FMA(has_coef ? decay * coef : decay, next[i], dh);
+    d[i] = dh * scale;
+    next[i] = dh;
+  }
+}
+
+/* Whether g_s and g_v are given is fixed per loop: a pointer test inside it became masked
+ * loads from NULL, which some CPUs (AMD Zen 4) serve 20x slower. */
+#define ROW(GS, GV)                                                                          \
+  SUFFIX(back_row)(surrogate, reset, detach, GS, GV, d + row, h + row, GS ? g_s + row : 0,   \
+                   GV ? g_v + row : 0, next, m, threshold, v_reset, decay, c1, c2, scale)
+
 static inline __attribute__((always_inline)) void SUFFIX(back)(
-    const int reset, const int detach, REAL *restrict d, const REAL *restrict h,
-    const REAL *restrict g_s, const REAL *restrict g_v, const int64_t nt, const int64_t n,
-    const int64_t lo, const int64_t hi, const REAL threshold, const REAL v_reset,
-    const REAL decay) {
-  const int has_coef = reset == ZERO || (reset == SUBTRACT && !detach);
+    const int surrogate, const int reset, const int detach, REAL *restrict d,
+    const REAL *restrict h, const REAL *restrict g_s, const REAL *restrict g_v,
+    const int64_t nt, const int64_t n, const int64_t lo, const int64_t hi, const REAL threshold,
+    const REAL v_reset, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
   REAL next[BLOCK];
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
     for (int64_t i = 0; i < m; i++) next[i] = 0;
     for (int64_t t = nt - 1; t >= 0; t--) {
       const int64_t row = t * n + b;
-      for (int64_t i = 0; i < m; i++) {
-        const REAL g = d[row + i];
-        REAL coef = 1;
-        if (reset == ZERO) {
-          coef = h[row + i] < threshold ? 1 : 0;
-          if (!detach) {
-            if (v_reset != 0) coef = FMA(g, v_reset, coef);
-            coef = FMA(-h[row + i], g, coef);
-          }
-        } else if (reset == SUBTRACT && !detach) {
-          coef = 1 - g * threshold;
-        }
-        REAL dh = g_s ? g_s[row + i] * g : 0;
-        if (g_v) dh = has_coef ? FMA(g_v[row + i], coef, dh) : dh + g_v[row + i];
-        dh = FMA(has_coef ? decay * coef : decay, next[i], dh);
-        d[row + i] = dh;
-        next[i] = dh;
-      }
+      if (g_s && g_v) ROW(1, 1);
+      else if (g_s) ROW(1, 0);
+      else if (g_v) ROW(0, 1);
+      else ROW(0, 0);
     }
   }
 }
+#undef ROW
 
-#define DETACH(R, D)                                                                    \
-  case R * 2 + D:                                                                       \
-    SUFFIX(back)(R, D, d, h, g_s, g_v, nt, n, lo, hi, threshold, v_reset, decay);        \
+#define DETACH(S, R, D)                                                                    \
+  case (S * 4 + R) * 2 + D:                                                                \
+    SUFFIX(back)(S, R, D, d, h, g_s, g_v, nt, n, lo, hi, threshold, v_reset, decay, c1, c2, \
+                 scale);                                                                   \
     return 0;
+#define RESETS(S)                                                                          \
+  DETACH(S, SUBTRACT, 0) DETACH(S, SUBTRACT, 1) DETACH(S, ZERO, 0) DETACH(S, ZERO, 1)      \
+  DETACH(S, ZERO_TO, 0) DETACH(S, ZERO_TO, 1) DETACH(S, NONE, 0) DETACH(S, NONE, 1)
 
-/* Returns 0, or -1 for an unknown reset code (ZERO_TO is ZERO with v_reset != 0). */
+/* Returns 0, or -1 for an unknown surrogate or reset code (ZERO_TO is ZERO with v_reset != 0).
+ */
 int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL *g_v,
-                            int64_t nt, int64_t n, int64_t lo, int64_t hi, int reset,
-                            int detach, double threshold, double v_reset, double decay) {
-  switch ((reset == ZERO_TO ? ZERO : reset) * 2 + (detach != 0)) {
-    DETACH(SUBTRACT, 0) DETACH(SUBTRACT, 1) DETACH(ZERO, 0) DETACH(ZERO, 1) DETACH(NONE, 0)
-    DETACH(NONE, 1)
+                            int64_t nt, int64_t n, int64_t lo, int64_t hi, int surrogate,
+                            int reset, int detach, double threshold, double v_reset,
+                            double decay, double c1, double c2, double scale) {
+  if (surrogate < 0 || surrogate > ATAN || reset < 0 || reset > NONE) return -1;
+  switch ((surrogate * 4 + reset) * 2 + (detach != 0)) {
+    RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
   return -1;
 }
+#undef RESETS
 #undef DETACH
 
 /* CuBa-LIF's synaptic current, i_t = (i_{t-1} - i_{t-1} / tau) + x_t, into out [T, n] from

@@ -38,6 +38,7 @@ from torch import Tensor
 from neuronkit.common import atomic_path
 
 from ._core import Param
+from .surrogate import ATan, FastSigmoid, Surrogate
 
 __all__ = ["native_status"]
 
@@ -45,6 +46,7 @@ _SOURCE = Path(__file__).with_name("_native.c")
 _FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared"]
 _CHARGES = ("lerp_small", "lerp_large", "add_scaled", "add")
 _RESETS = ("subtract", "zero", "zero_to", "none")
+_SURROGATES = ("given", "fast_sigmoid", "atan")
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _PARALLEL_MIN = 1 << 18  # elements (T x n) below which one thread does the whole call
 _status = "not loaded yet"
@@ -125,7 +127,7 @@ def _library() -> ctypes.CDLL | None:
         forward.argtypes = [ctypes.c_int] * 2 + [ptr] * 5 + [i64] * 4 + [real] * 3
         forward.restype = ctypes.c_int
         backward = getattr(lib, f"nk_lif_backward_{suffix}")
-        backward.argtypes = [ptr] * 4 + [i64] * 4 + [ctypes.c_int] * 2 + [real] * 3
+        backward.argtypes = [ptr] * 4 + [i64] * 4 + [ctypes.c_int] * 3 + [real] * 6
         backward.restype = ctypes.c_int
         current = getattr(lib, f"nk_current_forward_{suffix}")
         current.argtypes = [ptr] * 3 + [i64] * 4 + [real]
@@ -225,40 +227,64 @@ def _forward(
 
 
 def backward(
-    g: Tensor, h: Tensor, g_s: Tensor | None, g_v: Tensor | None, threshold: Param,
-    v_reset: float, mode: str, detach_reset: bool, decay: Param | None, *, keep_g: bool,
+    g: Tensor | Surrogate, h: Tensor, g_s: Tensor | None, g_v: Tensor | None, threshold: Param,
+    v_reset: float, mode: str, detach_reset: bool, decay: Param | None, *,
+    keep_g: bool = False, scale: Param = 1.0,
 ) -> Tensor | None:  # fmt: skip
-    """``multistep._through_time`` in one compiled call: ``dh [T, B, ...]``, written over the
-    surrogate derivatives ``g`` unless ``keep_g``; None where it does not apply."""
+    """``multistep._through_time`` in one compiled call: ``dh * scale [T, B, ...]``. ``g``: the
+    surrogate derivatives (written over unless ``keep_g``), or a built-in surrogate whose
+    derivative the loop computes from ``h`` (:class:`FastSigmoid`, :class:`ATan`). None where it
+    does not apply."""
     if (
         torch.compiler.is_compiling()  # traced: the ATen ops, which the compiler fuses
         or h.device.type != "cpu"
         or h.dtype not in _SUFFIX
-        or g.shape != h.shape
         or not h.is_contiguous()
     ):
         return None
-    thr = _scalar(threshold)
-    k = 1.0 if decay is None else _scalar(decay)
-    if thr is None or k is None or (lib := _library()) is None:
+    if isinstance(g, Tensor):
+        surrogate: tuple[str, float, float] | None = ("given", 0.0, 0.0)
+        if g.shape != h.shape:
+            return None
+    else:
+        surrogate = _surrogate_code(g)
+    thr, k, c = _scalar(threshold), 1.0 if decay is None else _scalar(decay), _scalar(scale)
+    if surrogate is None or thr is None or k is None or c is None or (lib := _library()) is None:
         return None
-    return _backward(lib, g, h, g_s, g_v, thr, v_reset, mode, detach_reset, k, keep_g=keep_g)
+    given = g if isinstance(g, Tensor) else None
+    return _backward(lib, given, h, g_s, g_v, thr, v_reset, mode, detach_reset, k,
+                     keep_g=keep_g, surrogate=surrogate, scale=c)  # fmt: skip
+
+
+def _surrogate_code(surrogate: Surrogate) -> tuple[str, float, float] | None:
+    """The compiled backward's name and constants for a built-in surrogate (exactly
+    :class:`FastSigmoid` or :class:`ATan`, whose roundings ``_native.c`` repeats); None for
+    others."""
+    if type(surrogate) is FastSigmoid:
+        return "fast_sigmoid", float(surrogate.alpha), 0.0
+    if type(surrogate) is ATan:
+        return "atan", *surrogate._coefficients()
+    return None
 
 
 def _backward(
-    lib: ctypes.CDLL, g: Tensor, h: Tensor, g_s: Tensor | None, g_v: Tensor | None, thr: float,
-    v_reset: float, mode: str, detach_reset: bool, k: float, *, keep_g: bool,
+    lib: ctypes.CDLL, g: Tensor | None, h: Tensor, g_s: Tensor | None, g_v: Tensor | None,
+    thr: float, v_reset: float, mode: str, detach_reset: bool, k: float, *, keep_g: bool = False,
+    surrogate: tuple[str, float, float] = ("given", 0.0, 0.0), scale: float = 1.0,
 ) -> Tensor:  # fmt: skip
-    d = g.clone(memory_format=torch.contiguous_format) if keep_g else g.contiguous()
+    if g is None:
+        d = torch.empty_like(h)
+    else:
+        d = g.clone(memory_format=torch.contiguous_format) if keep_g else g.contiguous()
     g_s, g_v = (None if t is None else t.to(h.dtype).contiguous() for t in (g_s, g_v))
     nt, n = h.shape[0], h[0].numel()
     fn = getattr(lib, f"nk_lif_backward_{_SUFFIX[h.dtype]}")
     ptrs = [None if t is None else t.data_ptr() for t in (d, h, g_s, g_v)]
-    code = _RESETS.index("zero_to" if mode == "zero" and v_reset != 0.0 else mode)
-    _each(
-        _columns(nt, n),
-        lambda lo, hi: fn(*ptrs, nt, n, lo, hi, code, detach_reset, thr, v_reset, k),
-    )
+    name, c1, c2 = surrogate
+    reset = "zero_to" if mode == "zero" and v_reset != 0.0 else mode
+    codes = (_SURROGATES.index(name), _RESETS.index(reset))
+    floats = (thr, v_reset, k, c1, c2, scale)
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, detach_reset, *floats))
     return d
 
 
@@ -342,6 +368,14 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
                     got_dh = _backward(lib, g, h, *args, 0.6, keep_g=True)
                     if not torch.equal(want_dh, got_dh):
                         return f"the backward ({dtype}, reset {code}, detach_reset={detach})"
+                    for surrogate in (FastSigmoid(10.0), ATan(2.0)) if kind == "add" else ():
+                        g_h = surrogate.derivative(h - thr)
+                        want_dh = _through_time(g_h, h, *args, 0.6, keep_g=False).mul_(0.3)
+                        code_s = _surrogate_code(surrogate)
+                        assert code_s is not None  # a built-in
+                        got_dh = _backward(lib, None, h, *args, 0.6, surrogate=code_s, scale=0.3)
+                        if not torch.equal(want_dh, got_dh):
+                            return f"the backward with {surrogate} ({dtype}, reset {code})"
         for tau in (3.0, torch.tensor(1.7, dtype=dtype)):
             currents = _current_loop(u, v0, tau, native=False)
             if not torch.equal(currents, _current_forward(lib, u, v0, float(tau))):

@@ -257,13 +257,19 @@ class _FusedLIF(torch.autograd.Function):
         if g_v is not None and g_v.dim() < h.dim():  # only the final membrane was returned
             g_v = torch.cat([torch.zeros_like(h[:-1]), g_v.unsqueeze(0)])
 
-        z = h - threshold
-        g = _derivative(surrogate, z)
-        dh = _native.backward(g, h, g_s, g_v, threshold, v_reset, mode, detach_reset, decay,
-                              keep_g=need_thr)  # fmt: skip
+        args = (h, g_s, g_v, threshold, v_reset, mode, detach_reset, decay)
+        # dL/du = w * dh in the same pass when nothing else reads dh
+        scaled = w is not None and need_u and not (need_v0 or need_w or need_lam or need_thr)
+        dh = None
+        if not need_thr:  # the surrogate derivative itself is not needed after
+            dh = _native.backward(surrogate, *args, scale=w if scaled else 1.0)
         if dh is None:
-            dh = _through_time(g, h, g_s, g_v, threshold, v_reset, mode, detach_reset, decay,
-                               keep_g=need_thr, scratch=z if g is not z else None)  # fmt: skip
+            scaled = False
+            z = h - threshold
+            g = _derivative(surrogate, z)
+            dh = _native.backward(g, *args, keep_g=need_thr)
+            if dh is None:
+                dh = _through_time(g, *args, keep_g=need_thr, scratch=z if g is not z else None)
 
         grad_v0 = None
         if need_v0:
@@ -297,7 +303,7 @@ class _FusedLIF(torch.autograd.Function):
             grad_thr = _reduce(dthr, thr_t)
         grad_u = None
         if need_u:  # dh/du = w for the lerp, 1 otherwise; dh is not needed any more
-            grad_u = dh if w is None else dh.mul_(w)
+            grad_u = dh if w is None or scaled else dh.mul_(w)
         return grad_u, grad_v0, grad_w, grad_lam, grad_thr, None, None, None, None, None
 
 

@@ -267,11 +267,15 @@ class ATan(_Elementwise):
     alpha: float = 2.0
     name: ClassVar[str] = "atan"
 
-    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
-        # half / (1 + (c x)^2) = 1 / (1 / half + c^2 / half * x^2): one addcmul, one reciprocal
+    def _coefficients(self) -> tuple[float, float]:
+        """``(k, c)`` with ``g'(x) = 1 / (k + c * x * x)`` (the compiled backward uses them too)."""
         half = self.alpha / 2
-        c2 = (math.pi * half) ** 2
-        return torch.addcmul(_const(1.0 / half, x), x, x, value=c2 / half, out=out).reciprocal_()
+        return 1.0 / half, (math.pi * half) ** 2 / half
+
+    def _formula(self, x: Tensor, out: Tensor | None) -> Tensor:
+        # half / (1 + (pi half x)^2) = 1 / (k + c x^2): one addcmul, one reciprocal
+        k, c = self._coefficients()
+        return torch.addcmul(_const(k, x), x, x, value=c, out=out).reciprocal_()
 
 
 @dataclass(frozen=True)
