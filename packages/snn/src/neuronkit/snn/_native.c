@@ -149,8 +149,8 @@ static inline __attribute__((always_inline)) void SUFFIX(back_row)(
   }
 }
 
-/* Whether g_s and g_v are given is fixed per loop: a pointer test inside it became masked
- * loads from NULL, which some CPUs (AMD Zen 4) serve 20x slower. */
+/* Whether g_s and g_v are given is fixed per loop: tested per element, GCC turned a missing
+ * g_v into AVX-512 masked loads from NULL, which an AMD EPYC served about 20x slower. */
 #define ROW(GS, GV)                                                                          \
   SUFFIX(back_row)(surrogate, reset, detach, GS, GV, d + row, h + row, GS ? g_s + row : 0,   \
                    GV ? g_v + row : 0, next, m, threshold, v_reset, decay, c1, c2, scale)

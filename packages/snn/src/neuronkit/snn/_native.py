@@ -3,9 +3,10 @@
 :func:`fused_lif <neuronkit.snn.multistep.fused_lif>` in eager PyTorch spends most of its time
 in per-step dispatch: one to three ATen ops of a few microseconds each per time step, on
 tensors whose arithmetic takes far less. ``_native.c`` runs the whole forward recurrence, and
-the backward's reset partials, drive and reverse-time recurrence, in one call each. It is
-plain C with no Python or torch headers, compiled once per machine with the system C compiler
-(``$CC``, else ``cc``, ``gcc`` or ``clang``; a second or two) into ``$NEURONKIT_CACHE_DIR/snn``
+the backward's reset partials, drive and reverse-time recurrence (from the derivative of the
+built-in ``FastSigmoid`` and ``ATan`` surrogates on), in one call each. It is plain C with
+no Python or torch headers, compiled once per machine with the system C compiler (``$CC``,
+else ``cc``, ``gcc`` or ``clang``; a few seconds) into ``$NEURONKIT_CACHE_DIR/snn``
 (default ``$XDG_CACHE_HOME/neuronkit/snn``, else ``~/.cache/neuronkit/snn``) and loaded with
 :mod:`ctypes`. Before first use every variant runs against the ATen loops on random data and
 must give the same bits; otherwise (and without a compiler, or with

@@ -45,7 +45,9 @@ recurrence itself: the same forward bits, and the surrogate in both modes.
 On the CPU (float32/float64, scalar ``tau`` and ``threshold``) both loops, and the backward's
 time-parallel factors after the surrogate derivative, run instead as one call each of a
 compiled C loop (:mod:`neuronkit.snn._native`), checked at load time to give the ATen loops'
-bits. CuBa-LIF's synaptic current (:func:`fused_current`) is a linear filter run the same way.
+bits; with the built-in ``FastSigmoid`` or ``ATan`` (and no threshold gradient) that call
+also computes ``g`` from ``h``, and ``w * dh`` when nothing else reads ``dh``. CuBa-LIF's
+synaptic current (:func:`fused_current`) is a linear filter run the same way.
 
 A potential-dependent surrogate (``surrogate.needs_potential``, e.g. PDSG) shapes each step's
 gradient from running statistics of the membrane, which the time-parallel backward cannot
