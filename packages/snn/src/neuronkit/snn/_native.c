@@ -182,16 +182,15 @@ static inline __attribute__((always_inline)) void SUFFIX(back)(
     return 0;
 #define RESETS(S)                                                                          \
   DETACH(S, SUBTRACT, 0) DETACH(S, SUBTRACT, 1) DETACH(S, ZERO, 0) DETACH(S, ZERO, 1)      \
-  DETACH(S, ZERO_TO, 0) DETACH(S, ZERO_TO, 1) DETACH(S, NONE, 0) DETACH(S, NONE, 1)
+  DETACH(S, ZERO_TO, 0) DETACH(S, ZERO_TO, 1) DETACH(S, NONE, 0)
 
-/* Returns 0, or -1 for an unknown surrogate or reset code (ZERO_TO is ZERO with v_reset != 0).
- */
+/* Returns 0, or -1 for an unknown surrogate or reset code. ("none" has no reset to detach.) */
 int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL *g_v,
                             int64_t nt, int64_t n, int64_t lo, int64_t hi, int surrogate,
                             int reset, int detach, double threshold, double v_reset,
                             double decay, double c1, double c2, double scale) {
   if (surrogate < 0 || surrogate > ATAN || reset < 0 || reset > NONE) return -1;
-  switch ((surrogate * 4 + reset) * 2 + (detach != 0)) {
+  switch ((surrogate * 4 + reset) * 2 + (detach != 0 && reset != NONE)) {
     RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
   return -1;
