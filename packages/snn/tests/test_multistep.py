@@ -534,3 +534,80 @@ def test_fused_cuba_backward_refuses_a_higher_order_graph_and_the_module_runs_fu
         CuBaLIF(fused="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fused"):
         cuba_lif_multistep(x, fused=1)  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    T=st.integers(1, 7),
+    reset=st.sampled_from(["subtract", "zero", "none"]),
+    detach_reset=st.booleans(),
+    decay_input=st.booleans(),
+    per_neuron=st.booleans(),
+    surrogate=st.sampled_from(SURROGATES),
+    v_reset=st.sampled_from([0.0, -0.3]),
+    from_rest=st.booleans(),
+    outputs=st.sampled_from(["spikes", "all"]),
+    seed=st.integers(0, 2**16),
+)
+def test_fused_alif_equals_its_reference_loop(
+    T: int, reset: str, detach_reset: bool, decay_input: bool, per_neuron: bool,
+    surrogate: Surrogate, v_reset: float, from_rest: bool, outputs: str, seed: int,
+) -> None:  # fmt: skip
+    """Same forward bits; the hand-written gradients of x, v0 and a0 to 1e-10 (float64)."""
+    from neuronkit.snn import ALIFState, alif_multistep
+
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(T, 2, 5, generator=g, dtype=F64) * 1.5 + 0.5).requires_grad_()
+    v0 = (torch.randn(2, 5, generator=g, dtype=F64) * 0.3).requires_grad_()
+    a0 = torch.rand(2, 5, generator=g, dtype=F64).requires_grad_()
+    leaves = [x] if from_rest else [x, v0, a0]
+    kw: dict[str, Any] = {"tau": 2.5, "tau_adapt": 6.0, "beta": 1.2, "threshold": 0.7}
+    if per_neuron:  # constants per neuron (no gradient): still fused
+        kw |= {"tau": 2.0 + torch.rand(5, generator=g, dtype=F64),
+               "beta": torch.rand(5, generator=g, dtype=F64) * 2}  # fmt: skip
+    kw |= {"reset": reset, "detach_reset": detach_reset, "decay_input": decay_input}
+    kw |= {"surrogate": surrogate, "v_reset": v_reset}
+    state = None if from_rest else ALIFState(v0, a0)
+    runs = []
+    for fused in (True, False):
+        out = alif_multistep(x, state, fused=fused, **kw)
+        w = torch.randn(out.spikes.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+        loss = (out.spikes * w).sum()
+        if outputs == "all":
+            loss = loss + (out.v * w).sum() + out.state.a.square().sum()
+        runs.append((out, torch.autograd.grad(loss, leaves)))
+    (fused_out, fused_grads), (ref, ref_grads) = runs
+    assert "Fused" in _grad_fn_names(fused_out.spikes)
+    assert "Fused" not in _grad_fn_names(ref.spikes)
+    for a, b in [(fused_out.spikes, ref.spikes), (fused_out.v, ref.v),
+                 *zip(fused_out.state, ref.state)]:  # fmt: skip
+        assert torch.equal(a, b)
+    for a, b in zip(fused_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_fused_alif_falls_back_refuses_double_backward_and_the_module_runs_fused() -> None:
+    from neuronkit.snn import ALIF, alif_multistep
+    from neuronkit.snn.attacks import PDSG
+
+    x = (torch.rand(6, 2, 3, dtype=F64) * 2).requires_grad_()
+    with pytest.raises(RuntimeError, match="fused=False"):
+        torch.autograd.grad(alif_multistep(x).v.sum(), x, create_graph=True)
+    tau_adapt = torch.tensor(5.0, dtype=F64, requires_grad=True)  # a learnable parameter
+    runs = [alif_multistep(x, tau_adapt=tau_adapt, fused=f) for f in (True, False)]
+    assert all("Fused" not in _grad_fn_names(r.spikes) for r in runs)  # the reference loop
+    grads = [torch.autograd.grad(r.spikes.sum() + r.v.sum(), [x, tau_adapt]) for r in runs]
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+    pdsg = alif_multistep(x, surrogate=PDSG())  # needs the membrane per step: reference loop
+    assert "Fused" not in _grad_fn_names(pdsg.spikes)
+    with torch.no_grad():  # no gradient: the graph-free loop, same bits
+        assert torch.equal(alif_multistep(x).spikes, runs[1].spikes)
+    spikes = ALIF(tau=3.0, tau_adapt=4.0)(x)
+    assert "Fused" in _grad_fn_names(spikes)
+    reference = ALIF(tau=3.0, tau_adapt=4.0, fused=False)(x)
+    assert "Fused" not in _grad_fn_names(reference)
+    assert torch.equal(spikes, reference)
+    with pytest.raises(TypeError, match="fused"):
+        ALIF(fused="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fused"):
+        alif_multistep(x, fused=1)  # type: ignore[arg-type]

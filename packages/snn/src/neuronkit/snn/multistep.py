@@ -68,10 +68,10 @@ from torch import Tensor
 from neuronkit.common import check_type, under_torch_func
 
 from . import _native
-from ._core import Param, begin, charge, drive, leak, lif_core, operand, reset
+from ._core import Param, begin, charge, drive, fire, leak, lif_core, operand, reset
 from .surrogate import Surrogate
 
-__all__ = ["fused_current", "fused_lif"]
+__all__ = ["fused_alif", "fused_current", "fused_lif"]
 
 
 def _reduce(grad: Tensor, like: Tensor) -> Tensor:
@@ -360,6 +360,139 @@ def fused_lif(
                           decay_input, surrogate, keep_v)  # fmt: skip
     out: tuple[Tensor, Tensor] = _FusedLIF.apply(
         u, v0, w, lam, threshold, v_reset, reset_mode, detach_reset, surrogate, keep_v
+    )
+    return out
+
+
+_SAVED = object()  # a parameter tensor in ctx.saved_tensors
+
+
+class _FusedALIF(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any, u: Tensor, v0: Tensor, a0: Tensor, w: Param | None, lam: Param | None,
+        tau_adapt: Param, beta: Param, threshold: Param, v_reset: float, mode: str,
+        detach_reset: bool, surrogate: Surrogate,
+    ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        spikes, vs, a, h, theta = _alif_loop(
+            u, v0, a0, w, lam, tau_adapt, beta, threshold, v_reset, mode, surrogate, keep=True
+        )
+        params = (w, lam, tau_adapt, beta, threshold)
+        ctx.save_for_backward(h, theta, *(p for p in params if isinstance(p, Tensor)))
+        ctx.params_or_slots = [p if not isinstance(p, Tensor) else _SAVED for p in params]
+        ctx.params = (v_reset, mode, detach_reset, surrogate)
+        ctx.shapes = (v0.shape, a0.shape)
+        ctx.set_materialize_grads(False)
+        return spikes, vs, a
+
+    @staticmethod
+    def backward(
+        ctx: Any, g_s: Tensor | None, g_v: Tensor | None, g_a: Tensor | None
+    ) -> tuple[Tensor | None, ...]:  # fmt: skip
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "the fused ALIF backward is once-differentiable: create_graph=True (double "
+                "backward) needs the reference loop, fused=False (alif_multistep(..., "
+                "fused=False), ALIF(..., fused=False))"
+            )
+        h, theta, *tensors = ctx.saved_tensors
+        it = iter(tensors)
+        w, lam, tau_adapt, beta, _ = (next(it) if p is _SAVED else p for p in ctx.params_or_slots)
+        v_reset, mode, detach_reset, surrogate = ctx.params
+        z = h - theta
+        s = torch.ge(z, 0.0, out=torch.empty_like(z))  # the forward's spikes (float out=)
+        g = _derivative(surrogate, z)  # written over z
+        # Per step, with the reset's partials A = dR/dh, B = dR/ds, C = dR/dtheta, k =
+        # 1 / tau_adapt (a_t = a_{t-1} + (s_t - a_{t-1}) k) and the membrane's gradient dv:
+        #   dz = dL/d(h - theta) = g (dL/ds + B dv + k da) = P + Q da + R dv
+        #   dh = dz + A dv,  dtheta = C dv - dz,  da <- (1 - k) da + beta dtheta
+        # P, Q, R (and A, C) are time-parallel: three to six small ops remain per step.
+        P = torch.zeros_like(g) if g_s is None else g_s * g
+        Q = g / tau_adapt
+        R = None
+        if not detach_reset and mode == "subtract":  # B = -theta
+            R = (g * theta).neg_()
+        elif not detach_reset and mode == "zero":  # B = v_reset - h
+            R = (h - v_reset).mul_(g).neg_()
+        A = 1.0 - s if mode == "zero" else None  # else 1
+        C = s.neg_() if mode == "subtract" else None  # else 0
+        keep_a = 1.0 - 1.0 / tau_adapt
+        decay = lam if w is None else 1.0 - w  # dh_{t+1} / dv_t
+        dh = P  # P's rows become dh's (P[t] is read once, before dh[t] is written)
+        dv = torch.zeros_like(h[0])
+        da = torch.zeros_like(h[0]) if g_a is None else g_a.expand_as(h[0]).to(h.dtype)
+        for t in range(h.shape[0] - 1, -1, -1):
+            if g_v is not None:
+                dv = dv + g_v[t]
+            dz = dh[t].addcmul_(Q[t], da)
+            if R is not None:
+                dz.addcmul_(R[t], dv)
+            dtheta = dz.neg() if C is None else torch.addcmul(dz.neg(), C[t], dv)
+            if A is None:
+                dz.add_(dv)  # dh[t]
+            else:
+                dz.addcmul_(A[t], dv)
+            da = (da * keep_a).add_(dtheta * beta)
+            dv = dh[t] * decay
+        need_u, need_v0, need_a0 = ctx.needs_input_grad[:3]
+        grad_u = dh.mul_(w) if w is not None else dh
+        grad_v0 = dv.sum_to_size(ctx.shapes[0]) if need_v0 else None
+        grad_a0 = da.sum_to_size(ctx.shapes[1]) if need_a0 else None
+        return grad_u if need_u else None, grad_v0, grad_a0, *([None] * 9)
+
+
+def _alif_loop(
+    u: Tensor, v0: Tensor, a0: Tensor, w: Param | None, lam: Param | None, tau_adapt: Param,
+    beta: Param, threshold: Param, v_reset: float, mode: str, surrogate: Surrogate, *,
+    keep: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+    """ALIF's forward without a graph, with the ops (and bits) of ``_core.alif_core``:
+    ``(spikes, v [T, B, ...], a_T, h, theta)``; ``h`` and ``theta [T, B, ...]`` if ``keep``.
+    Written into preallocated buffers; ``h >= theta`` is the spike, as ``h - theta >= 0`` is
+    for finite values (a surrogate with ``needs_potential`` fires itself, for its statistics).
+    """
+    begin(surrogate)
+    spikes = torch.empty_like(u, memory_format=torch.contiguous_format)
+    vs = torch.empty_like(spikes)
+    hs = torch.empty_like(spikes) if keep else None
+    thetas = torch.empty_like(spikes) if keep else None
+    v, a = v0, a0
+    with torch.no_grad():
+        for t, u_t in enumerate(u.unbind(0)):
+            h = charge(u_t, v, w, lam, out=None if hs is None else hs[t])
+            theta = torch.add(beta * a, threshold, out=None if thetas is None else thetas[t])
+            if surrogate.needs_potential:
+                spikes[t] = fire(surrogate, h, theta)
+            else:
+                torch.ge(h, theta, out=spikes[t])
+            v = reset(h, spikes[t], theta, v_reset, mode, out=vs[t])
+            a = a + (spikes[t] - a) / tau_adapt
+    return spikes, vs, a, hs, thetas
+
+
+def fused_alif(
+    x: Tensor, v0: Tensor, a0: Tensor, *, tau: Param, tau_adapt: Param, beta: Param,
+    threshold: Param, v_reset: float, reset_mode: str, detach_reset: bool, decay_input: bool,
+    surrogate: Surrogate,
+) -> tuple[Tensor, Tensor, Tensor] | None:  # fmt: skip
+    """Fused ALIF over time: ``(spikes, v [T, B, ...], a_T [B, ...])`` with the bits of the
+    step loop (:func:`neuronkit.snn.alif_multistep` with ``fused=False``), and a hand-written
+    backward through time for ``x``, ``v0`` and ``a0`` (no graph per step). ``tau`` and
+    ``tau_adapt`` in steps. None where it does not apply, and the caller runs the reference
+    loop: a parameter that needs a gradient, or a surrogate that ``needs_potential``.
+    """
+    u = drive(x, tau, v_reset, decay_input)
+    w, lam = (None if p is None else operand(p, u) for p in leak(tau, decay_input))
+    # 0-d tensors of x's dtype: the same bits as Python scalars, without a conversion per op
+    tau_adapt, beta, threshold = (operand(p, u) for p in (tau_adapt, beta, threshold))
+    params = (w, lam, tau_adapt, beta, threshold)
+    tensors = [t for t in (u, v0, a0, *params) if isinstance(t, Tensor)]
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
+        return _alif_loop(u, v0, a0, *params, v_reset, reset_mode, surrogate, keep=False)[:3]
+    if surrogate.needs_potential or any(t.requires_grad for t in tensors[3:]):
+        return None
+    out: tuple[Tensor, Tensor, Tensor] = _FusedALIF.apply(
+        u, v0, a0, *params, v_reset, reset_mode, detach_reset, surrogate
     )
     return out
 

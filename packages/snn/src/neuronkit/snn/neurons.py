@@ -57,7 +57,7 @@ from neuronkit.common import check_number, check_type, under_torch_func
 
 from . import _core
 from ._core import Param, alif_core, cuba_core, lif_core
-from .multistep import fused_current, fused_lif
+from .multistep import fused_alif, fused_current, fused_lif
 from .surrogate import ATan, Surrogate, get_surrogate
 
 __all__ = [
@@ -534,11 +534,13 @@ def _two_state(spec: _Spec, kw: dict[str, Any], *, multistep: bool) -> Any:
         sg,
     )
     if multistep:
-        fused = spec is _CUBA and kw.get("fused", True)
-        if fused and not under_torch_func() and not torch.compiler.is_compiling():
-            spikes, vs, final = _cuba_fused(x, (start[0], start[1]), *args)
-        else:
-            spikes, vs, final = _scan(spec.core, x, start, *args)
+        fused = kw["fused"] and not under_torch_func() and not torch.compiler.is_compiling()
+        out = None
+        if fused and spec is _CUBA:
+            out = _cuba_fused(x, (start[0], start[1]), *args)
+        elif fused and spec is _ALIF:
+            out = _alif_fused(x, (start[0], start[1]), *args)
+        spikes, vs, final = _scan(spec.core, x, start, *args) if out is None else out
         spikes = spikes if half is None else spikes.to(half)
         return NeuronOutput(spikes, vs, spec.state_type(*final))
     s, *new = spec.core(x, *start, *args)
@@ -559,6 +561,24 @@ def _cuba_fused(
         surrogate=surrogate,
     )  # fmt: skip
     return spikes, vs, (vs[-1], currents[-1])
+
+
+def _alif_fused(
+    x: Tensor, state: tuple[Tensor, Tensor], tau: Param, tau_adapt: Param, beta: Param,
+    threshold: Param, v_reset: float, reset: str, detach_reset: bool, decay_input: bool,
+    surrogate: Surrogate,
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]] | None:  # fmt: skip
+    """ALIF over time as :func:`_scan` of :func:`alif_core` returns it, with the same bits
+    (:func:`~neuronkit.snn.multistep.fused_alif`); None where that does not apply."""
+    out = fused_alif(
+        x, *state, tau=tau, tau_adapt=tau_adapt, beta=beta, threshold=threshold,
+        v_reset=v_reset, reset_mode=reset, detach_reset=detach_reset, decay_input=decay_input,
+        surrogate=surrogate,
+    )  # fmt: skip
+    if out is None:
+        return None
+    spikes, vs, a = out
+    return spikes, vs, (vs[-1], a)
 
 
 _ALIF = _Spec(alif_core, ALIFState, ("tau", "tau_adapt"), ("beta",))
@@ -610,8 +630,18 @@ def alif_multistep(
     dt: float = 1.0,
     surrogate: Surrogate | str = _ATAN,
     validate: bool = True,
+    fused: bool = True,
 ) -> NeuronOutput[ALIFState]:
-    """ALIF over ``x: [T, B, ...]`` (reference loop under autograd); args as :func:`alif_step`."""
+    """ALIF over ``x: [T, B, ...]``; args as :func:`alif_step`.
+
+    ``fused=True`` runs the steps without an autograd graph and backpropagates through time
+    by hand (:func:`~neuronkit.snn.multistep.fused_alif`): the same forward bits as
+    ``fused=False``, which loops :func:`alif_step`'s ops under autograd (needed for double
+    backward, and used whenever ``tau``, ``tau_adapt``, ``beta`` or ``threshold`` needs a
+    gradient, or the surrogate ``needs_potential``). ``torch.compile`` and ``torch.func`` use
+    the loop.
+    """
+    check_type("fused", fused, bool)
     out: NeuronOutput[ALIFState] = _two_state(_ALIF, dict(locals()), multistep=True)
     return out
 
@@ -886,16 +916,17 @@ class _TwoStateNeuron(_Neuron):
 
     def _init_two_state(self, kw: dict[str, Any]) -> None:
         _check_two_state(self._spec, kw)
+        check_type("fused", kw["fused"], bool)
         for name in (*self._spec.taus, *self._spec.extra):
             _core.hold(self, name, kw[name])
-        self.decay_input, self.dt = kw["decay_input"], kw["dt"]
+        self.decay_input, self.dt, self.fused = kw["decay_input"], kw["dt"], kw["fused"]
 
     def _names(self) -> tuple[str, ...]:
         return (*self._spec.taus, *self._spec.extra, "decay_input", "dt")
 
     def _kw(self, x: Tensor, state: Any) -> dict[str, Any]:
         own = {name: getattr(self, name) for name in self._names()}
-        return {"x": x, "state": state, **own, **self._common()}
+        return {"x": x, "state": state, **own, **self._common(), "fused": self.fused}
 
     def run(self, x: Tensor, state: Any = None) -> Any:
         return _two_state(self._spec, self._kw(x, state), multistep=True)
@@ -913,8 +944,8 @@ class ALIF(_TwoStateNeuron):
     """Adaptive-threshold LIF neurons; see :func:`alif_step` for the arguments.
 
     ``forward(x [T, B, ...]) -> spikes``, ``run(x, state) -> NeuronOutput[ALIFState]``,
-    ``step(x_t [B, ...], state) -> (spikes, ALIFState)``. Multi-step runs use the reference
-    loop (no fused path).
+    ``step(x_t [B, ...], state) -> (spikes, ALIFState)``. Multi-step runs are fused unless
+    ``fused=False`` (:func:`alif_multistep`).
     """
 
     _spec = _ALIF
@@ -933,6 +964,7 @@ class ALIF(_TwoStateNeuron):
         dt: float = 1.0,
         surrogate: Surrogate | str = _ATAN,
         validate: bool = True,
+        fused: bool = True,
     ) -> None:
         super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
         self._init_two_state(dict(locals()))
@@ -965,9 +997,4 @@ class CuBaLIF(_TwoStateNeuron):
         fused: bool = True,
     ) -> None:
         super().__init__(threshold, v_reset, reset, detach_reset, surrogate, validate)
-        check_type("fused", fused, bool)
-        self.fused = fused
         self._init_two_state(dict(locals()))
-
-    def _kw(self, x: Tensor, state: Any) -> dict[str, Any]:
-        return super()._kw(x, state) | {"fused": self.fused}
