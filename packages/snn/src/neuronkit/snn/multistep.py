@@ -47,7 +47,9 @@ time-parallel factors after the surrogate derivative, run instead as one call ea
 compiled C loop (:mod:`neuronkit.snn._native`), checked at load time to give the ATen loops'
 bits; with the built-in ``FastSigmoid`` or ``ATan`` (and no threshold gradient) that call
 also computes ``g`` from ``h``, and ``w * dh`` when nothing else reads ``dh``. CuBa-LIF's
-synaptic current (:func:`fused_current`) is a linear filter run the same way.
+synaptic current (:func:`fused_current`) is a linear filter run the same way. ALIF
+(:func:`fused_alif`) runs its steps without a graph and its two-state backward by hand, in
+ATen ops per step.
 
 A potential-dependent surrogate (``surrogate.needs_potential``, e.g. PDSG) shapes each step's
 gradient from running statistics of the membrane, which the time-parallel backward cannot
@@ -421,19 +423,21 @@ class _FusedALIF(torch.autograd.Function):
         dh = P  # P's rows become dh's (P[t] is read once, before dh[t] is written)
         dv = torch.zeros_like(h[0])
         da = torch.zeros_like(h[0]) if g_a is None else g_a.expand_as(h[0]).to(h.dtype)
-        for t in range(h.shape[0] - 1, -1, -1):
-            if g_v is not None:
-                dv = dv + g_v[t]
-            dz = dh[t].addcmul_(Q[t], da)
-            if R is not None:
-                dz.addcmul_(R[t], dv)
-            dtheta = dz.neg() if C is None else torch.addcmul(dz.neg(), C[t], dv)
-            if A is None:
-                dz.add_(dv)  # dh[t]
+        none = repeat(None)
+        rows = zip(*(none if r is None else reversed(r.unbind(0)) for r in (dh, Q, R, A, C, g_v)))
+        for dz, q, r, a, c, g_v_t in rows:  # reverse time; dz is the row dh[t]
+            if g_v_t is not None:
+                dv = dv + g_v_t
+            dz.addcmul_(q, da)
+            if r is not None:
+                dz.addcmul_(r, dv)
+            dtheta = dz.neg() if c is None else torch.addcmul(dz.neg(), c, dv)
+            if a is None:
+                dz.add_(dv)
             else:
-                dz.addcmul_(A[t], dv)
+                dz.addcmul_(a, dv)
             da = (da * keep_a).add_(dtheta * beta)
-            dv = dh[t] * decay
+            dv = dz * decay
         need_u, need_v0, need_a0 = ctx.needs_input_grad[:3]
         grad_u = dh.mul_(w) if w is not None else dh
         grad_v0 = dv.sum_to_size(ctx.shapes[0]) if need_v0 else None
@@ -457,16 +461,18 @@ def _alif_loop(
     hs = torch.empty_like(spikes) if keep else None
     thetas = torch.empty_like(spikes) if keep else None
     v, a = v0, a0
+    none = repeat(None)
+    rows = zip(*(none if r is None else r.unbind(0) for r in (u, spikes, vs, hs, thetas)))
     with torch.no_grad():
-        for t, u_t in enumerate(u.unbind(0)):
-            h = charge(u_t, v, w, lam, out=None if hs is None else hs[t])
-            theta = torch.add(beta * a, threshold, out=None if thetas is None else thetas[t])
+        for u_t, s, v_t, h_t, theta_t in rows:
+            h = charge(u_t, v, w, lam, out=h_t)
+            theta = torch.add(beta * a, threshold, out=theta_t)
             if surrogate.needs_potential:
-                spikes[t] = fire(surrogate, h, theta)
+                s.copy_(fire(surrogate, h, theta))
             else:
-                torch.ge(h, theta, out=spikes[t])
-            v = reset(h, spikes[t], theta, v_reset, mode, out=vs[t])
-            a = a + (spikes[t] - a) / tau_adapt
+                torch.ge(h, theta, out=s)
+            v = reset(h, s, theta, v_reset, mode, out=v_t)
+            a = a + (s - a) / tau_adapt
     return spikes, vs, a, hs, thetas
 
 
@@ -479,8 +485,11 @@ def fused_alif(
     step loop (:func:`neuronkit.snn.alif_multistep` with ``fused=False``), and a hand-written
     backward through time for ``x``, ``v0`` and ``a0`` (no graph per step). ``tau`` and
     ``tau_adapt`` in steps. None where it does not apply, and the caller runs the reference
-    loop: a parameter that needs a gradient, or a surrogate that ``needs_potential``.
+    loop: a parameter that needs a gradient, or a surrogate that ``needs_potential``. Prefer
+    ``alif_multistep``, which validates every argument (here only the tensors are checked).
     """
+    for name, t in (("x", x), ("v0", v0), ("a0", a0)):
+        check_type(name, t, Tensor)
     u = drive(x, tau, v_reset, decay_input)
     w, lam = (None if p is None else operand(p, u) for p in leak(tau, decay_input))
     # 0-d tensors of x's dtype: the same bits as Python scalars, without a conversion per op
