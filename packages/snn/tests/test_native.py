@@ -11,6 +11,7 @@ import torch
 
 from neuronkit.snn import (
     PLIF,
+    ALIFState,
     ATan,
     CuBaLIFState,
     FastSigmoid,
@@ -18,6 +19,7 @@ from neuronkit.snn import (
     LIFState,
     Sigmoid,
     _native,
+    alif_multistep,
     cuba_lif_multistep,
     if_multistep,
     lif_multistep,
@@ -184,6 +186,43 @@ def test_the_backward_computes_built_in_surrogates_and_dl_du_in_its_loop(
         assert torch.equal(a, b)
     name = {FastSigmoid: "fast_sigmoid", ATan: "atan"}.get(type(surrogate), "given")
     assert spy == [(name, 1 / 3.0 if name != "given" and needs != "x_and_v0" else 1.0)]
+
+
+@pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "zero_to", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("setting", ["lerp", "lerp_large", "no_input_decay", "no_grad"])
+@pytest.mark.parametrize("outputs", ["spikes", "all"])
+def test_compiled_and_aten_alif_loops_agree_bitwise(
+    dtype: torch.dtype, reset: str, detach_reset: bool, setting: str, outputs: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(9, 4, 300, generator=g, dtype=dtype) * 1.5 + 0.5).requires_grad_()
+    v0 = (torch.randn(4, 300, generator=g, dtype=dtype) * 0.5).requires_grad_()
+    a0 = torch.rand(4, 300, generator=g, dtype=dtype).requires_grad_()
+    kw: dict[str, Any] = {"tau": 1.5 if setting == "lerp_large" else 3.0, "tau_adapt": 4.0}
+    kw |= {"beta": 1.1, "threshold": 0.9, "reset": "zero" if reset == "zero_to" else reset}
+    kw |= {"v_reset": -0.2 if reset == "zero_to" else 0.0, "detach_reset": detach_reset}
+    kw |= {"decay_input": setting != "no_input_decay"}
+    results = []
+    for native in (True, False):
+        calls = _counting(monkeypatch, "_alif_forward", "_alif_backward") if native else {}
+        if not native:
+            monkeypatch.setattr(_native, "_library", lambda: None)
+        with torch.set_grad_enabled(setting != "no_grad"):
+            out = alif_multistep(x, ALIFState(v0, a0), **kw)
+        w = torch.randn(out.spikes.shape, generator=torch.Generator().manual_seed(3), dtype=dtype)
+        loss = (out.spikes * w).sum()
+        if outputs == "all":
+            loss = loss + (out.v * w).sum() + out.state.a.square().sum()
+        grads = torch.autograd.grad(loss, [x, v0, a0]) if loss.requires_grad else ()
+        results.append((out.spikes, out.v, *out.state, *grads))
+        if native:
+            assert calls == {"_alif_forward": 1, "_alif_backward": int(loss.requires_grad)}
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.usefixtures("compiled")

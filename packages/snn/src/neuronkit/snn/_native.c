@@ -198,6 +198,153 @@ int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL 
 #undef RESETS
 #undef DETACH
 
+/* ALIF's forward: the LIF step with the adapted threshold theta = beta * a + threshold (two
+ * ops, as ATen rounds them) and the trace a <- a + (s - a) / tau_adapt. v_last and a_last
+ * hold v_0 and a_0 on entry, v_T and a_T on return; h_seq and theta_seq may be NULL. */
+static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
+    const int charge, const int reset, const REAL *restrict u, REAL *restrict v_last,
+    REAL *restrict a_last, REAL *restrict s, REAL *restrict v_seq, REAL *restrict h_seq,
+    REAL *restrict theta_seq, const int64_t nt, const int64_t n, const int64_t lo,
+    const int64_t hi, const REAL w, const REAL threshold, const REAL beta, const REAL tau_adapt,
+    const REAL v_reset) {
+  const REAL w_minus_1 = w - 1;
+  REAL v[BLOCK], a[BLOCK], h_unkept[BLOCK], theta_unkept[BLOCK];
+  for (int64_t b = lo; b < hi; b += BLOCK) {
+    const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    memcpy(v, v_last + b, (size_t)m * sizeof(REAL));
+    memcpy(a, a_last + b, (size_t)m * sizeof(REAL));
+    for (int64_t t = 0; t < nt; t++) {
+      const int64_t row = t * n + b;
+      REAL *restrict h_out = h_seq ? h_seq + row : h_unkept;
+      REAL *restrict theta_out = theta_seq ? theta_seq + row : theta_unkept;
+      for (int64_t i = 0; i < m; i++) {
+        const REAL x = u[row + i], p = v[i];
+        REAL h;
+        switch (charge) {
+          case LERP_SMALL: h = FMA(w, x - p, p); break;
+          case LERP_LARGE: h = FMA(w_minus_1, x - p, x); break;
+          default: h = FMA(w, p, x); /* ADD_SCALED: w is lam */
+        }
+        const REAL theta = beta * a[i] + threshold;
+        const REAL spike = h >= theta ? 1 : 0;
+        REAL after;
+        switch (reset) {
+          case SUBTRACT: after = h - spike * theta; break;
+          case ZERO: after = h + (-spike) * h; break;
+          case ZERO_TO: after = (h + (-spike) * h) + v_reset * spike; break;
+          default: after = h;
+        }
+        s[row + i] = spike;
+        v_seq[row + i] = after;
+        h_out[i] = h;
+        theta_out[i] = theta;
+        v[i] = after;
+        a[i] = a[i] + (spike - a[i]) / tau_adapt;
+      }
+    }
+    memcpy(v_last + b, v, (size_t)m * sizeof(REAL));
+    memcpy(a_last + b, a, (size_t)m * sizeof(REAL));
+  }
+}
+
+#define OUTPUTS(C, R)                                                                       \
+  case C * 4 + R:                                                                           \
+    SUFFIX(alif_run)(C, R, u, v_last, a_last, s, v_seq, h_seq, theta_seq, nt, n, lo, hi, w, \
+                     threshold, beta, tau_adapt, v_reset);                                  \
+    return 0;
+#define RESETS(C) OUTPUTS(C, SUBTRACT) OUTPUTS(C, ZERO) OUTPUTS(C, ZERO_TO) OUTPUTS(C, NONE)
+
+/* Returns 0, or -1 for an unknown charge (IF has no ALIF) or reset code. */
+int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, REAL *a_last,
+                            REAL *s, REAL *v_seq, REAL *h_seq, REAL *theta_seq, int64_t nt,
+                            int64_t n, int64_t lo, int64_t hi, double w, double threshold,
+                            double beta, double tau_adapt, double v_reset) {
+  switch (charge * 4 + reset) {
+    RESETS(LERP_SMALL) RESETS(LERP_LARGE) RESETS(ADD_SCALED)
+  }
+  return -1;
+}
+#undef RESETS
+#undef OUTPUTS
+
+/* ALIF's backward through time (multistep._alif_through_time), in place over d, which holds
+ * the surrogate derivatives g on entry and dh * scale on return. Per column and step t = T-1
+ * .. 0, with s = h >= theta, the time-parallel factors P = g_s g, Q = g / tau_adapt, the
+ * reset's R = g dR/ds (subtract: -(g theta), zero: -((h - v_reset) g); 0 with detach),
+ * A = dR/dh (zero: 1 - s, else 1) and C = dR/dtheta (subtract: -s, else 0):
+ *   dv += g_v[t];  dz = P + Q da + R dv;  dtheta = C dv - dz;  dh = dz + A dv;
+ *   da = da * keep_a + dtheta * beta;  dv = dh * decay
+ * dv [n] and da [n] carry the state gradients in (zero and dL/da_T) and out (of v_0, a_0). */
+static inline __attribute__((always_inline)) void SUFFIX(alif_back_row)(
+    const int reset, const int detach, const int has_g_s, const int has_g_v, REAL *restrict d,
+    const REAL *restrict h, const REAL *restrict theta, const REAL *restrict g_s,
+    const REAL *restrict g_v, REAL *restrict dv, REAL *restrict da, const int64_t m,
+    const REAL v_reset, const REAL tau_adapt, const REAL keep_a, const REAL beta,
+    const REAL decay, const REAL scale) {
+#pragma GCC ivdep /* distinct tensors */
+  for (int64_t i = 0; i < m; i++) {
+    const REAL g = d[i], spike = h[i] >= theta[i] ? 1 : 0;
+    const REAL v_grad = has_g_v ? dv[i] + g_v[i] : dv[i];
+    REAL dz = FMA(g / tau_adapt, da[i], has_g_s ? g_s[i] * g : 0);
+    if (!detach && reset == SUBTRACT) dz = FMA(-(g * theta[i]), v_grad, dz);
+    if (!detach && reset == ZERO) dz = FMA(-((h[i] - v_reset) * g), v_grad, dz);
+    const REAL dtheta = reset == SUBTRACT ? FMA(-spike, v_grad, -dz) : -dz;
+    const REAL dh = reset == ZERO ? FMA(1 - spike, v_grad, dz) : dz + v_grad;
+    da[i] = da[i] * keep_a + dtheta * beta;
+    dv[i] = dh * decay;
+    d[i] = dh * scale;
+  }
+}
+
+/* g_s and g_v given or not is fixed per loop (see ROW above). */
+#define ALIF_ROW(GS, GV)                                                                     \
+  SUFFIX(alif_back_row)(reset, detach, GS, GV, d + row, h + row, theta + row,              \
+                        GS ? g_s + row : 0, GV ? g_v + row : 0, dv, da, m, v_reset,        \
+                        tau_adapt, keep_a, beta, decay, scale)
+
+static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
+    const int reset, const int detach, REAL *restrict d, const REAL *restrict h,
+    const REAL *restrict theta, const REAL *restrict g_s, const REAL *restrict g_v,
+    REAL *restrict dv_io, REAL *restrict da_io, const int64_t nt, const int64_t n,
+    const int64_t lo, const int64_t hi, const REAL v_reset, const REAL tau_adapt,
+    const REAL keep_a, const REAL beta, const REAL decay, const REAL scale) {
+  REAL dv[BLOCK], da[BLOCK];
+  for (int64_t b = lo; b < hi; b += BLOCK) {
+    const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    memcpy(dv, dv_io + b, (size_t)m * sizeof(REAL));
+    memcpy(da, da_io + b, (size_t)m * sizeof(REAL));
+    for (int64_t t = nt - 1; t >= 0; t--) {
+      const int64_t row = t * n + b;
+      if (g_s && g_v) ALIF_ROW(1, 1);
+      else if (g_s) ALIF_ROW(1, 0);
+      else if (g_v) ALIF_ROW(0, 1);
+      else ALIF_ROW(0, 0);
+    }
+    memcpy(dv_io + b, dv, (size_t)m * sizeof(REAL));
+    memcpy(da_io + b, da, (size_t)m * sizeof(REAL));
+  }
+}
+#undef ALIF_ROW
+
+#define DETACH(R, D)                                                                        \
+  case R * 2 + D:                                                                           \
+    SUFFIX(alif_back)(R, D, d, h, theta, g_s, g_v, dv, da, nt, n, lo, hi, v_reset,         \
+                      tau_adapt, keep_a, beta, decay, scale);                               \
+    return 0;
+
+/* Returns 0, or -1 for an unknown reset code (zero covers v_reset != 0 here). */
+int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const REAL *g_s,
+                             const REAL *g_v, REAL *dv, REAL *da, int64_t nt, int64_t n,
+                             int64_t lo, int64_t hi, int reset, int detach, double v_reset,
+                             double tau_adapt, double keep_a, double beta, double decay,
+                             double scale) {
+  switch (reset * 2 + (detach != 0 && reset != NONE)) {
+    DETACH(SUBTRACT, 0) DETACH(SUBTRACT, 1) DETACH(ZERO, 0) DETACH(ZERO, 1) DETACH(NONE, 0)
+  }
+  return -1;
+}
+#undef DETACH
+
 /* CuBa-LIF's synaptic current, i_t = (i_{t-1} - i_{t-1} / tau) + x_t, into out [T, n] from
  * i0 [n]; and the reverse linear scan of its backward (and of a LIF backward without reset
  * partials), in place over d [T, n]: d[t] += lam * d[t+1] as add(alpha=lam). */

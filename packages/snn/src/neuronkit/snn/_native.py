@@ -133,6 +133,12 @@ def _library() -> ctypes.CDLL | None:
         current = getattr(lib, f"nk_current_forward_{suffix}")
         current.argtypes = [ptr] * 3 + [i64] * 4 + [real]
         current.restype = None
+        alif_forward = getattr(lib, f"nk_alif_forward_{suffix}")
+        alif_forward.argtypes = [ctypes.c_int] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 5
+        alif_forward.restype = ctypes.c_int
+        alif_backward = getattr(lib, f"nk_alif_backward_{suffix}")
+        alif_backward.argtypes = [ptr] * 7 + [i64] * 4 + [ctypes.c_int] * 2 + [real] * 6
+        alif_backward.restype = ctypes.c_int
         scan = getattr(lib, f"nk_scan_back_{suffix}")
         scan.argtypes = [ptr] + [i64] * 4 + [real]
         scan.restype = None
@@ -289,6 +295,83 @@ def _backward(
     return d
 
 
+def alif_forward(
+    u: Tensor, v0: Tensor, a0: Tensor, w: Param | None, lam: Param | None, tau_adapt: Param,
+    beta: Param, threshold: Param, v_reset: float, mode: str, *, keep: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None] | None:  # fmt: skip
+    """``multistep._alif_loop`` in one compiled call; None where it does not apply."""
+    if (
+        torch.compiler.is_compiling()
+        or u.device.type != "cpu"
+        or u.dtype not in _SUFFIX
+        or v0.shape != u.shape[1:]
+        or a0.shape != u.shape[1:]
+    ):
+        return None
+    a, thr, b, k = (_scalar(p) for p in (w if w is not None else lam, threshold, beta, tau_adapt))
+    if a is None or thr is None or b is None or k is None or (lib := _library()) is None:
+        return None
+    kind = "add_scaled" if w is None else "lerp_small" if abs(a) < 0.5 else "lerp_large"
+    code = "zero_to" if mode == "zero" and v_reset != 0.0 else mode
+    return _alif_forward(lib, u, v0, a0, kind, code, a, thr, b, k, v_reset, keep=keep)
+
+
+def _alif_forward(
+    lib: ctypes.CDLL, u: Tensor, v0: Tensor, a0: Tensor, kind: str, code: str, a: float,
+    thr: float, beta: float, tau_adapt: float, v_reset: float, *, keep: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
+    u = u.contiguous()
+    spikes, vs = torch.empty_like(u), torch.empty_like(u)
+    hs, thetas = (torch.empty_like(u), torch.empty_like(u)) if keep else (None, None)
+    v, a_last = (t.to(u.dtype, memory_format=torch.contiguous_format, copy=True) for t in (v0, a0))
+    nt, n = u.shape[0], v.numel()
+    fn = getattr(lib, f"nk_alif_forward_{_SUFFIX[u.dtype]}")
+    ptrs = [None if t is None else t.data_ptr() for t in (u, v, a_last, spikes, vs, hs, thetas)]
+    codes = (_CHARGES.index(kind), _RESETS.index(code))
+    floats = (a, thr, beta, tau_adapt, v_reset)
+    _each(_columns(nt, n), lambda lo, hi: fn(*codes, *ptrs, nt, n, lo, hi, *floats))
+    return spikes, vs, a_last, hs, thetas
+
+
+def alif_backward(
+    d: Tensor, h: Tensor, theta: Tensor, g_s: Tensor | None, g_v: Tensor | None, dv: Tensor,
+    da: Tensor, mode: str, detach_reset: bool, v_reset: float, tau_adapt: Param,
+    keep_a: Param, beta: Param, decay: Param, scale: Param,
+) -> bool:  # fmt: skip
+    """``multistep._alif_through_time`` in one compiled call, in place; False (nothing done)
+    where it does not apply."""
+    if (
+        torch.compiler.is_compiling()
+        or h.device.type != "cpu"
+        or h.dtype not in _SUFFIX
+        or any(t.dtype != h.dtype or not t.is_contiguous() for t in (d, h, theta, dv, da))
+        or d.shape != h.shape
+        or theta.shape != h.shape
+        or dv.shape != h.shape[1:]
+        or da.shape != h.shape[1:]
+    ):
+        return False
+    floats = [_scalar(p) for p in (tau_adapt, keep_a, beta, decay, scale)]
+    if any(p is None for p in floats) or (lib := _library()) is None:
+        return False
+    _alif_backward(lib, d, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, *floats)  # type: ignore[arg-type]
+    return True
+
+
+def _alif_backward(
+    lib: ctypes.CDLL, d: Tensor, h: Tensor, theta: Tensor, g_s: Tensor | None,
+    g_v: Tensor | None, dv: Tensor, da: Tensor, mode: str, detach_reset: bool, v_reset: float,
+    tau_adapt: float, keep_a: float, beta: float, decay: float, scale: float,
+) -> None:  # fmt: skip
+    g_s, g_v = (None if t is None else t.to(h.dtype).contiguous() for t in (g_s, g_v))
+    nt, n = h.shape[0], dv.numel()
+    fn = getattr(lib, f"nk_alif_backward_{_SUFFIX[h.dtype]}")
+    ptrs = [None if t is None else t.data_ptr() for t in (d, h, theta, g_s, g_v, dv, da)]
+    codes = (_RESETS.index(mode), detach_reset)
+    floats = (v_reset, tau_adapt, keep_a, beta, decay, scale)
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, *floats))
+
+
 def current_forward(x: Tensor, i0: Tensor, tau: Param) -> Tensor | None:
     """``multistep._current_loop`` in one compiled call: the synaptic currents ``[T, B,
     ...]``; None where it does not apply."""
@@ -377,6 +460,8 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
                         got_dh = _backward(lib, None, h, *args, 0.6, surrogate=code_s, scale=0.3)
                         if not torch.equal(want_dh, got_dh):
                             return f"the backward with {surrogate} ({dtype}, reset {code})"
+        if (mismatch := _alif_disagreement(lib, u, v0, g, g_s, g_v, leaks[:4])) is not None:
+            return mismatch
         for tau in (3.0, torch.tensor(1.7, dtype=dtype)):
             currents = _current_loop(u, v0, tau, native=False)
             if not torch.equal(currents, _current_forward(lib, u, v0, float(tau))):
@@ -387,4 +472,49 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
             _scan_back_call(lib, got_d, float(lam))
             if not torch.equal(want_d, got_d):
                 return f"the synaptic current's backward ({dtype})"
+    return None
+
+
+def _alif_disagreement(
+    lib: ctypes.CDLL,
+    u: Tensor,
+    v0: Tensor,
+    g: Tensor,
+    g_s: Tensor,
+    g_v: Tensor,
+    leaks: list[tuple[str, float | None, Param | None]],
+) -> str | None:
+    """:func:`_disagreement` for ALIF (``multistep._alif_loop``, ``_alif_through_time``)."""
+    from .multistep import _alif_loop, _alif_through_time  # (cyclic)
+
+    dtype = u.dtype
+    a0 = torch.rand(v0.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    thr, beta, tau_a = (torch.tensor(p, dtype=dtype) for p in (0.8, 1.3, 5.0))
+    keep_a = 1.0 - 1.0 / tau_a
+    for kind, w, lam in leaks:
+        w_t = None if w is None else torch.tensor(w, dtype=dtype)
+        a = w if w is not None else float(lam)  # type: ignore[arg-type]
+        for mode, v_reset in [("subtract", 0.0), ("zero", 0.0), ("zero", -0.2), ("none", 0.0)]:
+            code = "zero_to" if v_reset else mode
+            want = _alif_loop(u, v0, a0, w_t, lam, tau_a, beta, thr, v_reset, mode,
+                              FastSigmoid(), keep=True, native=False)  # fmt: skip
+            got = _alif_forward(lib, u, v0, a0, kind, code, a, 0.8, 1.3, 5.0, v_reset, keep=True)
+            if not all(map(torch.equal, want, got)):  # type: ignore[arg-type]
+                return f"the ALIF forward ({dtype}, {kind}, reset {code})"
+            h, theta = got[3], got[4]
+            assert h is not None  # keep
+            assert theta is not None
+            for detach, gs, gv in ((False, g_s, g_v), (True, g_s, g_v), (False, None, None)):
+                runs = []
+                for native in (False, True):
+                    d, dv, da = g.clone(), torch.zeros_like(v0), a0.clone()
+                    if native:
+                        _alif_backward(lib, d, h, theta, gs, gv, dv, da, mode, detach, v_reset,
+                                       5.0, float(keep_a), 1.3, 0.6, 0.3)  # fmt: skip
+                    else:
+                        _alif_through_time(d, h, theta, gs, gv, dv, da, mode, detach, v_reset,
+                                           tau_a, beta, 0.6, scale=0.3, native=False)  # fmt: skip
+                    runs.append((d, dv, da))
+                if not all(map(torch.equal, *runs)):
+                    return f"the ALIF backward ({dtype}, reset {code}, detach_reset={detach})"
     return None

@@ -401,61 +401,95 @@ class _FusedALIF(torch.autograd.Function):
         it = iter(tensors)
         w, lam, tau_adapt, beta, _ = (next(it) if p is _SAVED else p for p in ctx.params_or_slots)
         v_reset, mode, detach_reset, surrogate = ctx.params
-        z = h - theta
-        s = torch.ge(z, 0.0, out=torch.empty_like(z))  # the forward's spikes (float out=)
-        g = _derivative(surrogate, z)  # written over z
-        # Per step, with the reset's partials A = dR/dh, B = dR/ds, C = dR/dtheta, k =
-        # 1 / tau_adapt (a_t = a_{t-1} + (s_t - a_{t-1}) k) and the membrane's gradient dv:
-        #   dz = dL/d(h - theta) = g (dL/ds + B dv + k da) = P + Q da + R dv
-        #   dh = dz + A dv,  dtheta = C dv - dz,  da <- (1 - k) da + beta dtheta
-        # P, Q, R (and A, C) are time-parallel: three to six small ops remain per step.
-        P = torch.zeros_like(g) if g_s is None else g_s * g
-        Q = g / tau_adapt
-        R = None
-        if not detach_reset and mode == "subtract":  # B = -theta
-            R = (g * theta).neg_()
-        elif not detach_reset and mode == "zero":  # B = v_reset - h
-            R = (h - v_reset).mul_(g).neg_()
-        A = 1.0 - s if mode == "zero" else None  # else 1
-        C = s.neg_() if mode == "subtract" else None  # else 0
-        keep_a = 1.0 - 1.0 / tau_adapt
+        g = _derivative(surrogate, h - theta)  # written over h - theta
         decay = lam if w is None else 1.0 - w  # dh_{t+1} / dv_t
-        dh = P  # P's rows become dh's (P[t] is read once, before dh[t] is written)
         dv = torch.zeros_like(h[0])
-        da = torch.zeros_like(h[0]) if g_a is None else g_a.expand_as(h[0]).to(h.dtype)
-        none = repeat(None)
-        rows = zip(*(none if r is None else reversed(r.unbind(0)) for r in (dh, Q, R, A, C, g_v)))
-        for dz, q, r, a, c, g_v_t in rows:  # reverse time; dz is the row dh[t]
-            if g_v_t is not None:
-                dv = dv + g_v_t
-            dz.addcmul_(q, da)
-            if r is not None:
-                dz.addcmul_(r, dv)
-            dtheta = dz.neg() if c is None else torch.addcmul(dz.neg(), c, dv)
-            if a is None:
-                dz.add_(dv)
-            else:
-                dz.addcmul_(a, dv)
-            da = (da * keep_a).add_(dtheta * beta)
-            dv = dz * decay
+        da = torch.zeros_like(h[0]) if g_a is None else g_a.expand_as(h[0]).to(h.dtype).clone()
+        args = (g, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, tau_adapt, beta)
+        _alif_through_time(*args, decay, scale=w)
         need_u, need_v0, need_a0 = ctx.needs_input_grad[:3]
-        grad_u = dh.mul_(w) if w is not None else dh
+        grad_u = g  # now dL/du
         grad_v0 = dv.sum_to_size(ctx.shapes[0]) if need_v0 else None
         grad_a0 = da.sum_to_size(ctx.shapes[1]) if need_a0 else None
         return grad_u if need_u else None, grad_v0, grad_a0, *([None] * 9)
 
 
+def _alif_through_time(
+    d: Tensor, h: Tensor, theta: Tensor, g_s: Tensor | None, g_v: Tensor | None, dv: Tensor,
+    da: Tensor, mode: str, detach_reset: bool, v_reset: float, tau_adapt: Param, beta: Param,
+    decay: Param, *, scale: Param | None, native: bool = True,
+) -> None:  # fmt: skip
+    """ALIF's backward through time, in place: ``d [T, B, ...]`` holds the surrogate
+    derivatives ``g`` on entry and ``dL/dh * scale`` on return; ``dv`` and ``da [B, ...]`` the
+    gradients of the membrane and the adaptation trace, in (zero and ``dL/da_T``) and out (of
+    ``v_0`` and ``a_0``). One compiled call where it applies and ``native``, else ATen ops.
+
+    With the reset's partials ``A = dR/dh``, ``B = dR/ds``, ``C = dR/dtheta`` and ``k = 1 /
+    tau_adapt`` (``a_t = a_{t-1} + (s_t - a_{t-1}) k``), per step in reverse time::
+
+        dv += dL/dv_t;  dz = dL/d(h - theta) = g (dL/ds + B dv + k da) = P + Q da + R dv
+        dh = dz + A dv;  dtheta = C dv - dz;  da <- (1 - k) da + beta dtheta;  dv = decay dh
+
+    ``P = g dL/ds``, ``Q = g k``, ``R = g B`` (and ``A``, ``C``) are time-parallel.
+    """
+    keep_a = 1.0 - 1.0 / tau_adapt
+    if native and _native.alif_backward(d, h, theta, g_s, g_v, dv, da, mode, detach_reset,
+                                        v_reset, tau_adapt, keep_a, beta, decay,
+                                        1.0 if scale is None else scale):  # fmt: skip
+        return
+    s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
+    q = d / tau_adapt
+    r = None
+    if not detach_reset and mode == "subtract":  # B = -theta
+        r = (d * theta).neg_()
+    elif not detach_reset and mode == "zero":  # B = v_reset - h
+        r = (h - v_reset).mul_(d).neg_()
+    a = 1.0 - s if mode == "zero" else None  # else 1
+    c = s.neg_() if mode == "subtract" else None  # else 0
+    if g_s is None:
+        d.zero_()  # P = 0; d becomes dh row by row (each P row is read once, first)
+    else:
+        d.mul_(g_s)
+    v_grad, a_grad = dv, da
+    none = repeat(None)
+    rows = zip(*(none if t is None else reversed(t.unbind(0)) for t in (d, q, r, a, c, g_v)))
+    for dz, q_t, r_t, a_t, c_t, g_v_t in rows:
+        if g_v_t is not None:
+            v_grad = v_grad + g_v_t
+        dz.addcmul_(q_t, a_grad)
+        if r_t is not None:
+            dz.addcmul_(r_t, v_grad)
+        dtheta = dz.neg() if c_t is None else torch.addcmul(dz.neg(), c_t, v_grad)
+        if a_t is None:
+            dz.add_(v_grad)
+        else:
+            dz.addcmul_(a_t, v_grad)
+        a_grad = (a_grad * keep_a).add_(dtheta * beta)
+        v_grad = dz * decay
+    dv.copy_(v_grad)
+    da.copy_(a_grad)
+    if scale is not None:
+        d.mul_(scale)
+
+
 def _alif_loop(
     u: Tensor, v0: Tensor, a0: Tensor, w: Param | None, lam: Param | None, tau_adapt: Param,
     beta: Param, threshold: Param, v_reset: float, mode: str, surrogate: Surrogate, *,
-    keep: bool,
+    keep: bool, native: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     """ALIF's forward without a graph, with the ops (and bits) of ``_core.alif_core``:
     ``(spikes, v [T, B, ...], a_T, h, theta)``; ``h`` and ``theta [T, B, ...]`` if ``keep``.
-    Written into preallocated buffers; ``h >= theta`` is the spike, as ``h - theta >= 0`` is
-    for finite values (a surrogate with ``needs_potential`` fires itself, for its statistics).
+    One compiled call where it applies and ``native``; else ATen ops per step into
+    preallocated buffers, where ``h >= theta`` is the spike, as ``h - theta >= 0`` is for
+    finite values (a surrogate with ``needs_potential`` fires itself, for its statistics).
     """
     begin(surrogate)
+    if native and not surrogate.needs_potential:
+        compiled = _native.alif_forward(
+            u, v0, a0, w, lam, tau_adapt, beta, threshold, v_reset, mode, keep=keep
+        )
+        if compiled is not None:
+            return compiled
     spikes = torch.empty_like(u, memory_format=torch.contiguous_format)
     vs = torch.empty_like(spikes)
     hs = torch.empty_like(spikes) if keep else None
