@@ -4,7 +4,8 @@
 in per-step dispatch: one to three ATen ops of a few microseconds each per time step, on
 tensors whose arithmetic takes far less. ``_native.c`` runs the whole forward recurrence, and
 the backward's reset partials, drive and reverse-time recurrence (from the derivative of the
-built-in ``FastSigmoid`` and ``ATan`` surrogates on), in one call each. It is plain C with
+built-in ``FastSigmoid`` and ``ATan`` surrogates on), in one call each; so do CuBa-LIF's
+synaptic current and ALIF's two-state forward and backward. It is plain C with
 no Python or torch headers, compiled once per machine with the system C compiler (``$CC``,
 else ``cc``, ``gcc`` or ``clang``; a few seconds) into ``$NEURONKIT_CACHE_DIR/snn``
 (default ``$XDG_CACHE_HOME/neuronkit/snn``, else ``~/.cache/neuronkit/snn``) and loaded with
@@ -14,7 +15,7 @@ must give the same bits; otherwise (and without a compiler, or with
 :func:`native_status` says which, and why.
 
 Scope: CPU float32/float64 tensors with scalar ``tau`` and ``threshold`` (floats or 0-d
-tensors). Per-neuron parameters, other dtypes and devices, ``torch.compile`` and ``torch.func``
+tensors; for ALIF also ``tau_adapt`` and ``beta``). Per-neuron parameters, other dtypes and devices, ``torch.compile`` and ``torch.func``
 use the ATen loops.
 """
 

@@ -48,8 +48,8 @@ compiled C loop (:mod:`neuronkit.snn._native`), checked at load time to give the
 bits; with the built-in ``FastSigmoid`` or ``ATan`` (and no threshold gradient) that call
 also computes ``g`` from ``h``, and ``w * dh`` when nothing else reads ``dh``. CuBa-LIF's
 synaptic current (:func:`fused_current`) is a linear filter run the same way. ALIF
-(:func:`fused_alif`) runs its steps without a graph and its two-state backward by hand, in
-ATen ops per step.
+(:func:`fused_alif`) runs its steps without a graph and its two-state backward by hand,
+compiled the same way.
 
 A potential-dependent surrogate (``surrogate.needs_potential``, e.g. PDSG) shapes each step's
 gradient from running statistics of the membrane, which the time-parallel backward cannot
