@@ -15,8 +15,8 @@ must give the same bits; otherwise (and without a compiler, or with
 :func:`native_status` says which, and why.
 
 Scope: CPU float32/float64 tensors with scalar ``tau`` and ``threshold`` (floats or 0-d
-tensors; for ALIF also ``tau_adapt`` and ``beta``). Per-neuron parameters, other dtypes and devices, ``torch.compile`` and ``torch.func``
-use the ATen loops.
+tensors; for ALIF also ``tau_adapt`` and ``beta``). Per-neuron parameters, other dtypes and
+devices, ``torch.compile`` and ``torch.func`` use the ATen loops.
 """
 
 from __future__ import annotations
