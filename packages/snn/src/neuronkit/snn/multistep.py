@@ -379,7 +379,7 @@ class _FusedALIF(torch.autograd.Function):
         spikes, vs, a, h, theta = _alif_loop(
             u, v0, a0, w, lam, tau_adapt, beta, threshold, v_reset, mode, surrogate, keep=True
         )
-        params = (w, lam, tau_adapt, beta, threshold)
+        params = (w, lam, tau_adapt, beta)  # theta holds the threshold
         ctx.save_for_backward(h, theta, *(p for p in params if isinstance(p, Tensor)))
         ctx.params_or_slots = [p if not isinstance(p, Tensor) else _SAVED for p in params]
         ctx.params = (v_reset, mode, detach_reset, surrogate)
@@ -399,7 +399,7 @@ class _FusedALIF(torch.autograd.Function):
             )
         h, theta, *tensors = ctx.saved_tensors
         it = iter(tensors)
-        w, lam, tau_adapt, beta, _ = (next(it) if p is _SAVED else p for p in ctx.params_or_slots)
+        w, lam, tau_adapt, beta = (next(it) if p is _SAVED else p for p in ctx.params_or_slots)
         v_reset, mode, detach_reset, surrogate = ctx.params
         g = _derivative(surrogate, h - theta)  # written over h - theta
         decay = lam if w is None else 1.0 - w  # dh_{t+1} / dv_t
