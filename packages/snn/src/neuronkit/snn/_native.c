@@ -43,7 +43,29 @@ enum { GIVEN, FAST_SIGMOID, ATAN };
 
 #else /* the kernels for one REAL type */
 
-/* charge and reset are compile-time constants after inlining: one vectorised loop each. */
+/* The charge h from the drive x and the membrane p (w_minus_1 = w - 1 for LERP_LARGE), and
+ * the membrane after the spike; charge and reset are compile-time constants after inlining. */
+static inline __attribute__((always_inline)) REAL SUFFIX(charged)(
+    const int charge, const REAL w, const REAL w_minus_1, const REAL x, const REAL p) {
+  switch (charge) {
+    case LERP_SMALL: return FMA(w, x - p, p);
+    case LERP_LARGE: return FMA(w_minus_1, x - p, x);
+    case ADD_SCALED: return FMA(w, p, x);
+    default: return x + p;
+  }
+}
+
+static inline __attribute__((always_inline)) REAL SUFFIX(after_reset)(
+    const int reset, const REAL h, const REAL spike, const REAL threshold, const REAL v_reset) {
+  switch (reset) {
+    case SUBTRACT: return h - spike * threshold;
+    case ZERO: return h + (-spike) * h;
+    case ZERO_TO: return (h + (-spike) * h) + v_reset * spike;
+    default: return h;
+  }
+}
+
+/* One vectorised loop per (charge, reset). */
 static inline __attribute__((always_inline)) void SUFFIX(run)(
     const int charge, const int reset, const REAL *restrict u, REAL *restrict v_last,
     REAL *restrict s, REAL *restrict h_seq, REAL *restrict v_seq, const int64_t nt,
@@ -59,22 +81,9 @@ static inline __attribute__((always_inline)) void SUFFIX(run)(
       REAL *restrict h_out = h_seq ? h_seq + row : h_unkept;
       REAL *restrict v_out = v_seq ? v_seq + row : v_unkept;
       for (int64_t i = 0; i < m; i++) {
-        const REAL x = u[row + i], p = v[i];
-        REAL h;
-        switch (charge) {
-          case LERP_SMALL: h = FMA(a, x - p, p); break;
-          case LERP_LARGE: h = FMA(a_minus_1, x - p, x); break;
-          case ADD_SCALED: h = FMA(a, p, x); break;
-          default: h = x + p;
-        }
+        const REAL h = SUFFIX(charged)(charge, a, a_minus_1, u[row + i], v[i]);
         const REAL spike = h >= threshold ? 1 : 0;
-        REAL after;
-        switch (reset) {
-          case SUBTRACT: after = h - spike * threshold; break;
-          case ZERO: after = h + (-spike) * h; break;
-          case ZERO_TO: after = (h + (-spike) * h) + v_reset * spike; break;
-          default: after = h;
-        }
+        const REAL after = SUFFIX(after_reset)(reset, h, spike, threshold, v_reset);
         s[row + i] = spike;
         v[i] = after;
         h_out[i] = h;
@@ -218,22 +227,10 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
       REAL *restrict h_out = h_seq ? h_seq + row : h_unkept;
       REAL *restrict theta_out = theta_seq ? theta_seq + row : theta_unkept;
       for (int64_t i = 0; i < m; i++) {
-        const REAL x = u[row + i], p = v[i];
-        REAL h;
-        switch (charge) {
-          case LERP_SMALL: h = FMA(w, x - p, p); break;
-          case LERP_LARGE: h = FMA(w_minus_1, x - p, x); break;
-          default: h = FMA(w, p, x); /* ADD_SCALED: w is lam */
-        }
+        const REAL h = SUFFIX(charged)(charge, w, w_minus_1, u[row + i], v[i]);
         const REAL theta = beta * a[i] + threshold;
         const REAL spike = h >= theta ? 1 : 0;
-        REAL after;
-        switch (reset) {
-          case SUBTRACT: after = h - spike * theta; break;
-          case ZERO: after = h + (-spike) * h; break;
-          case ZERO_TO: after = (h + (-spike) * h) + v_reset * spike; break;
-          default: after = h;
-        }
+        const REAL after = SUFFIX(after_reset)(reset, h, spike, theta, v_reset);
         s[row + i] = spike;
         v_seq[row + i] = after;
         h_out[i] = h;

@@ -123,26 +123,19 @@ def _library() -> ctypes.CDLL | None:
         _status = f"ATen ops: building the compiled loops failed ({err})"
         warnings.warn(f"neuronkit.snn: {_status}", RuntimeWarning, stacklevel=2)
         return None
-    real, i64, ptr = ctypes.c_double, ctypes.c_int64, ctypes.c_void_p
+    real, i64, ptr, code = ctypes.c_double, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    signatures = {  # name: (argument types, return type)
+        "nk_lif_forward": ([code] * 2 + [ptr] * 5 + [i64] * 4 + [real] * 3, code),
+        "nk_lif_backward": ([ptr] * 4 + [i64] * 4 + [code] * 3 + [real] * 6, code),
+        "nk_alif_forward": ([code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 5, code),
+        "nk_alif_backward": ([ptr] * 7 + [i64] * 4 + [code] * 2 + [real] * 6, code),
+        "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
+        "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
+    }
     for suffix in _SUFFIX.values():
-        forward = getattr(lib, f"nk_lif_forward_{suffix}")
-        forward.argtypes = [ctypes.c_int] * 2 + [ptr] * 5 + [i64] * 4 + [real] * 3
-        forward.restype = ctypes.c_int
-        backward = getattr(lib, f"nk_lif_backward_{suffix}")
-        backward.argtypes = [ptr] * 4 + [i64] * 4 + [ctypes.c_int] * 3 + [real] * 6
-        backward.restype = ctypes.c_int
-        current = getattr(lib, f"nk_current_forward_{suffix}")
-        current.argtypes = [ptr] * 3 + [i64] * 4 + [real]
-        current.restype = None
-        alif_forward = getattr(lib, f"nk_alif_forward_{suffix}")
-        alif_forward.argtypes = [ctypes.c_int] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 5
-        alif_forward.restype = ctypes.c_int
-        alif_backward = getattr(lib, f"nk_alif_backward_{suffix}")
-        alif_backward.argtypes = [ptr] * 7 + [i64] * 4 + [ctypes.c_int] * 2 + [real] * 6
-        alif_backward.restype = ctypes.c_int
-        scan = getattr(lib, f"nk_scan_back_{suffix}")
-        scan.argtypes = [ptr] + [i64] * 4 + [real]
-        scan.restype = None
+        for name, (argtypes, restype) in signatures.items():
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes, fn.restype = argtypes, restype
     mismatch = _disagreement(lib)
     if mismatch:
         _status = f"ATen ops: the compiled loops differ from ATen's in {mismatch}"
