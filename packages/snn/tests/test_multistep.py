@@ -461,6 +461,22 @@ def test_module_forward_gradients_equal_run_for_per_neuron_tau_and_threshold(res
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
 
+def _assert_fused_matches_reference(runs: list[tuple[Any, tuple[torch.Tensor, ...]]]) -> None:
+    """``runs``: ``(output, gradients)`` of a two-state neuron, fused then reference: the fused
+    Function ran, the forward is exact and the gradients agree to 1e-10."""
+    (fused_out, fused_grads), (ref, ref_grads) = runs
+    assert "Fused" in _grad_fn_names(fused_out.spikes)
+    assert "Fused" not in _grad_fn_names(ref.spikes)
+    for a, b in [
+        (fused_out.spikes, ref.spikes),
+        (fused_out.v, ref.v),
+        *zip(fused_out.state, ref.state),
+    ]:
+        assert torch.equal(a, b)
+    for a, b in zip(fused_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     T=st.integers(1, 6),
@@ -503,17 +519,7 @@ def test_fused_cuba_equals_its_reference_loop(
         w = torch.randn(out.spikes.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
         loss = (out.spikes * w).sum() + (out.v * w).sum() + out.state.i.square().sum()
         runs.append((out, torch.autograd.grad(loss, leaves)))
-    (fused_out, fused_grads), (ref, ref_grads) = runs
-    assert "Fused" in _grad_fn_names(fused_out.spikes)
-    assert "Fused" not in _grad_fn_names(ref.spikes)
-    for a, b in [
-        (fused_out.spikes, ref.spikes),
-        (fused_out.v, ref.v),
-        *zip(fused_out.state, ref.state),
-    ]:
-        assert torch.equal(a, b)
-    for a, b in zip(fused_grads, ref_grads):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    _assert_fused_matches_reference(runs)
 
 
 def test_fused_cuba_backward_refuses_a_higher_order_graph_and_the_module_runs_fused() -> None:
@@ -576,14 +582,7 @@ def test_fused_alif_equals_its_reference_loop(
         if outputs == "all":
             loss = loss + (out.v * w).sum() + out.state.a.square().sum()
         runs.append((out, torch.autograd.grad(loss, leaves)))
-    (fused_out, fused_grads), (ref, ref_grads) = runs
-    assert "Fused" in _grad_fn_names(fused_out.spikes)
-    assert "Fused" not in _grad_fn_names(ref.spikes)
-    for a, b in [(fused_out.spikes, ref.spikes), (fused_out.v, ref.v),
-                 *zip(fused_out.state, ref.state)]:  # fmt: skip
-        assert torch.equal(a, b)
-    for a, b in zip(fused_grads, ref_grads):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    _assert_fused_matches_reference(runs)
 
 
 def test_fused_alif_falls_back_refuses_double_backward_and_the_module_runs_fused() -> None:

@@ -345,10 +345,13 @@ def alif_backward(
         or da.shape != h.shape[1:]
     ):
         return False
-    floats = [_scalar(p) for p in (tau_adapt, keep_a, beta, decay, scale)]
-    if any(p is None for p in floats) or (lib := _library()) is None:
+    tau_a, keep, b, k, c = (_scalar(p) for p in (tau_adapt, keep_a, beta, decay, scale))
+    if tau_a is None or keep is None or b is None or k is None or c is None:
         return False
-    _alif_backward(lib, d, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, *floats)  # type: ignore[arg-type]
+    if (lib := _library()) is None:
+        return False
+    _alif_backward(lib, d, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, tau_a,
+                   keep, b, k, c)  # fmt: skip
     return True
 
 
@@ -454,7 +457,8 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
                         got_dh = _backward(lib, None, h, *args, 0.6, surrogate=code_s, scale=0.3)
                         if not torch.equal(want_dh, got_dh):
                             return f"the backward with {surrogate} ({dtype}, reset {code})"
-        if (mismatch := _alif_disagreement(lib, u, v0, g, g_s, g_v, leaks[:4])) is not None:
+        with_tau = [leak for leak in leaks if leak[0] != "add"]  # IF has no ALIF
+        if (mismatch := _alif_disagreement(lib, u, v0, g, g_s, g_v, with_tau)) is not None:
             return mismatch
         for tau in (3.0, torch.tensor(1.7, dtype=dtype)):
             currents = _current_loop(u, v0, tau, native=False)

@@ -366,9 +366,6 @@ def fused_lif(
     return out
 
 
-_SAVED = object()  # a parameter tensor in ctx.saved_tensors
-
-
 class _FusedALIF(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -380,8 +377,8 @@ class _FusedALIF(torch.autograd.Function):
             u, v0, a0, w, lam, tau_adapt, beta, threshold, v_reset, mode, surrogate, keep=True
         )
         params = (w, lam, tau_adapt, beta)  # theta holds the threshold
-        ctx.save_for_backward(h, theta, *(p for p in params if isinstance(p, Tensor)))
-        ctx.params_or_slots = [p if not isinstance(p, Tensor) else _SAVED for p in params]
+        ctx.save_for_backward(h, theta, *(p if isinstance(p, Tensor) else None for p in params))
+        ctx.floats = tuple(None if isinstance(p, Tensor) else p for p in params)
         ctx.params = (v_reset, mode, detach_reset, surrogate)
         ctx.shapes = (v0.shape, a0.shape)
         ctx.set_materialize_grads(False)
@@ -398,8 +395,7 @@ class _FusedALIF(torch.autograd.Function):
                 "fused=False), ALIF(..., fused=False))"
             )
         h, theta, *tensors = ctx.saved_tensors
-        it = iter(tensors)
-        w, lam, tau_adapt, beta = (next(it) if p is _SAVED else p for p in ctx.params_or_slots)
+        w, lam, tau_adapt, beta = (f if t is None else t for t, f in zip(tensors, ctx.floats))
         v_reset, mode, detach_reset, surrogate = ctx.params
         g = _derivative(surrogate, h - theta)  # written over h - theta
         decay = lam if w is None else 1.0 - w  # dh_{t+1} / dv_t
