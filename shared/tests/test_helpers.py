@@ -721,6 +721,50 @@ def test_grad_enabled_overrides_no_grad_and_names_the_caller_under_inference_mod
         pass
 
 
+def test_grad_enabled_decorates_nests_and_restores_the_mode_on_errors() -> None:
+    torch = pytest.importorskip("torch")
+    from neuronkit.common import grad_enabled
+
+    @grad_enabled("fit")
+    def fit(fail: bool) -> bool:
+        if fail:
+            raise KeyError("boom")
+        return torch.is_grad_enabled()
+
+    with torch.no_grad():
+        assert fit(False)
+        with pytest.raises(KeyError):
+            fit(True)
+        assert not torch.is_grad_enabled()
+        block = grad_enabled("fit")  # one object entered twice, nested
+        with block:
+            with torch.no_grad(), block:
+                assert torch.is_grad_enabled()
+            assert torch.is_grad_enabled()
+        assert not torch.is_grad_enabled()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="fit needs autograd"):
+        fit(False)
+
+
+def test_eval_mode_reaches_shared_and_nested_submodules_once_and_restores_them() -> None:
+    torch = pytest.importorskip("torch")
+    from neuronkit.common import eval_mode
+
+    shared = torch.nn.Dropout(0.5)
+    inner = torch.nn.Sequential(torch.nn.Linear(2, 2), shared)
+    net = torch.nn.Sequential(inner, shared, torch.nn.BatchNorm1d(2).eval())
+    net.register_module("absent", None)  # a child slot holding None
+    net.train()
+    net[2].eval()
+    before = {name: m.training for name, m in net.named_modules(remove_duplicate=False)}
+    with pytest.raises(KeyError), eval_mode(net, "not a module"):
+        assert not any(m.training for m in net.modules())
+        raise KeyError("boom")
+    after = {name: m.training for name, m in net.named_modules(remove_duplicate=False)}
+    assert after == before
+    assert net.training and shared.training and not net[2].training
+
+
 def test_detached_input_leaves_the_callers_graph_and_grad_alone() -> None:
     torch = pytest.importorskip("torch")
     from neuronkit.common import detached_input

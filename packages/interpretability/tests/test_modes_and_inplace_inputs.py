@@ -255,6 +255,46 @@ def test_in_place_model_gives_the_out_of_place_numbers(name: str) -> None:
     assert torch.equal(_TARGETS, torch.rand(2, 4, generator=torch.Generator().manual_seed(3)))
 
 
+class ColumnNet(nn.Module):
+    """Zeroes its input's first column in place, through a view (``ip=True``), or out of place."""
+
+    def __init__(self, ip: bool) -> None:
+        super().__init__()
+        self.ip = ip
+        self.f = nn.Linear(4, 3)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.ip:
+            x[:, 0].zero_()
+            return self.f(x)
+        return self.f(torch.cat((torch.zeros_like(x[:, :1]), x[:, 1:]), 1))
+
+
+@pytest.mark.parametrize("name", ["integrated_gradients", "smoothgrad"])
+def test_methods_copy_their_own_rows_only_for_a_model_modifying_them_in_place(
+    name: str,
+) -> None:
+    out_of_place, in_place = _twins(ColumnNet)
+    x = _inputs()
+    call = {
+        "integrated_gradients": lambda m: integrated_gradients(m, x, LABELS, n_steps=4),
+        "smoothgrad": lambda m: smoothgrad(m, x, LABELS, n_samples=3, stdev=0.1, seed=0),
+    }[name]
+    received: list[torch.Tensor] = []
+    hook = out_of_place.register_forward_pre_hook(lambda _m, args: received.append(args[0]))
+    expected = call(out_of_place)
+    hook.remove()
+    # the interpolated / noisy rows themselves (no copy: a leaf), one forward pass
+    assert out_of_place.calls == 1
+    assert received[0].is_leaf and received[0].requires_grad
+    # an in-place model fails on that leaf before changing it and runs again on a copy
+    _assert_same(call(in_place), expected)
+    assert in_place.calls == 2
+    assert torch.equal(x, _inputs())
+
+
 class ConvNet(nn.Module):
     """Rectifies its input image in place (``ip=True``) or out of place."""
 

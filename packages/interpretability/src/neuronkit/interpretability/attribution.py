@@ -153,7 +153,7 @@ def _index_tensor(
 
 def _repeat(target: int | torch.Tensor | None, k: int) -> int | torch.Tensor | None:
     """The target of ``k`` stacked copies of the batch (``[k * B]``, copy-major)."""
-    return target.repeat(k) if isinstance(target, torch.Tensor) else target
+    return target.expand(k, -1).reshape(-1) if isinstance(target, torch.Tensor) else target
 
 
 def _check_output(
@@ -269,12 +269,15 @@ def _finite_with_inputs(inputs: torch.Tensor, result: torch.Tensor, what: str) -
     return _check_finite_result(result, what)
 
 
-def _gradient(model: Model, x: torch.Tensor, target: int | torch.Tensor | None) -> torch.Tensor:
+def _gradient(
+    model: Model, x: torch.Tensor, target: int | torch.Tensor | None, *, own: bool = False
+) -> torch.Tensor:
     """d model(x)[i, target_i] / d x, for a leaf ``x`` that requires grad (the model runs in
-    eval mode, on a copy of ``x``); not checked finite: callers check their final result once
-    (:func:`_finite_with_inputs`)."""
+    eval mode, on a copy of ``x`` unless the method made ``x`` itself, ``own=True``: see
+    :func:`~neuronkit.interpretability.hooks.call_model`); not checked finite: callers check
+    their final result once (:func:`_finite_with_inputs`)."""
     with eval_mode(model):
-        outputs = call_model(model, x)
+        outputs = call_model(model, x, copy=not own)
         grad_out = _grad_outputs(outputs, target, x.shape[0])
         _check_graph(outputs)
         (grad,) = torch.autograd.grad(outputs, x, grad_out)
@@ -521,7 +524,7 @@ def integrated_gradients(
         if base is not None:
             scaled = scaled + base
         scaled = scaled.reshape(k * batch, *x.shape[1:]).requires_grad_(True)
-        grads = _gradient(model, scaled, _repeat(t, k))
+        grads = _gradient(model, scaled, _repeat(t, k), own=True)
         part = (weights[start:stop] @ grads.reshape(k, -1)).reshape(x.shape)
         total = part if total is None else total + part
     assert total is not None
@@ -690,7 +693,7 @@ def _noisy_saliency(
     once at the end (a finiteness scan of the ``n_samples`` times larger batch would cost
     about a tenth of the forward+backward)."""
     check_type("abs", abs, bool)
-    grad = _gradient(model, _leaf(inputs), target)  # smoothgrad checks its result
+    grad = _gradient(model, _leaf(inputs), target, own=True)  # smoothgrad checks its result
     return grad.abs() if abs else grad
 
 
