@@ -762,7 +762,15 @@ def test_eval_mode_reaches_shared_and_nested_submodules_once_and_restores_them()
         raise KeyError("boom")
     after = {name: m.training for name, m in net.named_modules(remove_duplicate=False)}
     assert after == before
-    assert net.training and shared.training and not net[2].training
+    block = eval_mode(net)  # one object entered twice, nested
+    with block:
+        with block:
+            pass
+        assert not net.training  # the outer block still holds
+    assert after == {name: m.training for name, m in net.named_modules(remove_duplicate=False)}
+    assert net.training
+    assert shared.training
+    assert not net[2].training
 
 
 def test_detached_input_leaves_the_callers_graph_and_grad_alone() -> None:

@@ -288,7 +288,8 @@ def test_methods_copy_their_own_rows_only_for_a_model_modifying_them_in_place(
     hook.remove()
     # the interpolated / noisy rows themselves (no copy: a leaf), one forward pass
     assert out_of_place.calls == 1
-    assert received[0].is_leaf and received[0].requires_grad
+    assert received[0].is_leaf
+    assert received[0].requires_grad
     # an in-place model fails on that leaf before changing it and runs again on a copy
     _assert_same(call(in_place), expected)
     assert in_place.calls == 2

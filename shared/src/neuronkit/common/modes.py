@@ -32,17 +32,18 @@ class eval_mode:  # used like a function: ``with eval_mode(model):``
     (True, False)
     """
 
-    __slots__ = ("_models", "_training")
+    __slots__ = ("_models", "_switched")
 
     def __init__(self, *models: Any) -> None:
         self._models = models
-        self._training: list[Any] = []
+        self._switched: list[list[Any]] = []  # per active block, the modules it switched
 
     def __enter__(self) -> None:
         # an nn.Module holds its children in a ``_modules`` dict (torch is not imported here)
         stack = [m for m in self._models if isinstance(getattr(m, "_modules", None), dict)]
         seen = set(stack)  # a submodule in several places is visited once
-        training = self._training
+        training: list[Any] = []
+        self._switched.append(training)
         while stack:
             module = stack.pop()
             if module.training:
@@ -54,9 +55,8 @@ class eval_mode:  # used like a function: ``with eval_mode(model):``
                     stack.append(child)
 
     def __exit__(self, *exc_info: object) -> None:
-        for module in self._training:
+        for module in self._switched.pop():
             module.training = True
-        self._training = []
 
 
 class grad_enabled:  # used like a function: ``with grad_enabled("fit"):``
