@@ -226,6 +226,46 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
 
 
 @pytest.mark.usefixtures("compiled")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("surrogate", [FastSigmoid(), ATan(), ATan(3.7), Sigmoid()])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "zero_to", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_the_alif_backward_computes_built_in_surrogates_in_its_loop(
+    dtype: torch.dtype, surrogate: Any, reset: str, detach_reset: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """FastSigmoid and ATan at ``h - theta`` are computed in ALIF's compiled backward (other
+    surrogates are given to it): the same bits as the ATen ops."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(9, 4, 300, generator=g, dtype=dtype) * 1.5 + 0.5).requires_grad_()
+    v0 = (torch.randn(4, 300, generator=g, dtype=dtype) * 0.5).requires_grad_()
+    a0 = torch.rand(4, 300, generator=g, dtype=dtype).requires_grad_()
+    kw = dict(tau=3.0, tau_adapt=4.0, beta=1.1, threshold=0.9, surrogate=surrogate,
+              reset="zero" if reset == "zero_to" else reset, detach_reset=detach_reset,
+              v_reset=-0.2 if reset == "zero_to" else 0.0)  # fmt: skip
+    spy: list[str] = []
+    original = _native._alif_backward
+
+    def spied(*args: Any, surrogate: Any = ("given", 0.0, 0.0), **kwargs: Any) -> Any:
+        spy.append(surrogate[0])
+        return original(*args, surrogate=surrogate, **kwargs)
+
+    results = []
+    for native in (True, False):
+        if native:
+            monkeypatch.setattr(_native, "_alif_backward", spied)
+        else:
+            monkeypatch.setattr(_native, "_library", lambda: None)
+        out = alif_multistep(x, ALIFState(v0, a0), **kw)
+        w = torch.randn(out.spikes.shape, generator=torch.Generator().manual_seed(2), dtype=dtype)
+        loss = (out.spikes * w).sum() + (out.v * w).sum() + out.state.a.square().sum()
+        results.append((out.spikes, out.v, *torch.autograd.grad(loss, [x, v0, a0])))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+    assert spy == [{FastSigmoid: "fast_sigmoid", ATan: "atan"}.get(type(surrogate), "given")]
+
+
+@pytest.mark.usefixtures("compiled")
 def test_threads_split_the_columns_without_changing_a_bit() -> None:
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(8, 16, 2600, generator=g) * 1.5).requires_grad_()  # 332,800 elements

@@ -114,6 +114,19 @@ int SUFFIX(nk_lif_forward)(int charge, int reset, const REAL *u, REAL *v_last, R
 #undef RESETS
 #undef OUTPUTS
 
+/* The surrogate derivative g of z = h - threshold (see the enum above): computed, or read from
+ * *given (GIVEN); rounded as surrogate.py's ATen ops round it. */
+static inline __attribute__((always_inline)) REAL SUFFIX(surrogate_grad)(
+    const int surrogate, const REAL z, const REAL c1, const REAL c2, const REAL *given) {
+  if (surrogate == FAST_SIGMOID) { /* 1 / (c1 |z| + 1)^2: add(alpha=), pow(-2) */
+    const REAL r = FMA(c1, FABS(z), 1);
+    return 1 / (r * r);
+  }
+  /* 1 / (c1 + c2 z^2) */
+  if (surrogate == ATAN) return 1 / FMA(c2 * z, z, c1); /* addcmul, reciprocal */
+  return *given;
+}
+
 /* The backward through time for t = T-1 down to 0 (see multistep.py):
  *   coef_t = A_t + B_t * g_t (zero: A = h < threshold, B = v_reset - h; subtract: A = 1,
  *            B = -threshold; B = 0 with detach; coef = 1 for "none" or subtract + detach)
@@ -130,16 +143,7 @@ static inline __attribute__((always_inline)) void SUFFIX(back_row)(
 #pragma GCC ivdep /* distinct tensors: without it, too many run-time alias checks to vectorise */
   for (int64_t i = 0; i < m; i++) {
     const REAL x = h[i];
-    REAL g;
-    if (surrogate == FAST_SIGMOID) { /* 1 / (c1 * |z| + 1)^2: add(alpha=), pow(-2) */
-      const REAL r = FMA(c1, FABS(x - threshold), 1);
-      g = 1 / (r * r);
-    } else if (surrogate == ATAN) { /* 1 / (c1 + c2 * z * z): addcmul, reciprocal */
-      const REAL z = x - threshold;
-      g = 1 / FMA(c2 * z, z, c1);
-    } else {
-      g = d[i];
-    }
+    const REAL g = SUFFIX(surrogate_grad)(surrogate, x - threshold, c1, c2, d + i);
     REAL coef = 1;
     if (reset == ZERO || reset == ZERO_TO) {
       coef = x < threshold ? 1 : 0;
@@ -265,7 +269,8 @@ int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, 
 #undef OUTPUTS
 
 /* ALIF's backward through time (multistep._alif_through_time), in place over d, which holds
- * the surrogate derivatives g on entry and dh * scale on return. Per column and step t = T-1
+ * the surrogate derivatives g on entry (GIVEN; else g of z = h - theta is computed as in the
+ * LIF backward) and dh * scale on return. Per column and step t = T-1
  * .. 0, with s = h >= theta, the time-parallel factors P = g_s g, Q = g / tau_adapt, the
  * reset's R = g dR/ds (subtract: -(g theta), zero: -((h - v_reset) g); 0 with detach),
  * A = dR/dh (zero: 1 - s, else 1) and C = dR/dtheta (subtract: -s, else 0):
@@ -273,14 +278,15 @@ int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, 
  *   da = da * keep_a + dtheta * beta;  dv = dh * decay
  * dv [n] and da [n] carry the state gradients in (zero and dL/da_T) and out (of v_0, a_0). */
 static inline __attribute__((always_inline)) void SUFFIX(alif_back_row)(
-    const int reset, const int detach, const int has_g_s, const int has_g_v, REAL *restrict d,
-    const REAL *restrict h, const REAL *restrict theta, const REAL *restrict g_s,
-    const REAL *restrict g_v, REAL *restrict dv, REAL *restrict da, const int64_t m,
-    const REAL v_reset, const REAL tau_adapt, const REAL keep_a, const REAL beta,
-    const REAL decay, const REAL scale) {
+    const int surrogate, const int reset, const int detach, const int has_g_s,
+    const int has_g_v, REAL *restrict d, const REAL *restrict h, const REAL *restrict theta,
+    const REAL *restrict g_s, const REAL *restrict g_v, REAL *restrict dv, REAL *restrict da,
+    const int64_t m, const REAL v_reset, const REAL tau_adapt, const REAL keep_a,
+    const REAL beta, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
 #pragma GCC ivdep /* distinct tensors */
   for (int64_t i = 0; i < m; i++) {
-    const REAL g = d[i], spike = h[i] >= theta[i] ? 1 : 0;
+    const REAL g = SUFFIX(surrogate_grad)(surrogate, h[i] - theta[i], c1, c2, d + i);
+    const REAL spike = h[i] >= theta[i] ? 1 : 0;
     const REAL v_grad = has_g_v ? dv[i] + g_v[i] : dv[i];
     REAL dz = FMA(g / tau_adapt, da[i], has_g_s ? g_s[i] * g : 0);
     if (!detach && reset == SUBTRACT) dz = FMA(-(g * theta[i]), v_grad, dz);
@@ -295,16 +301,17 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back_row)(
 
 /* g_s and g_v given or not is fixed per loop (see ROW above). */
 #define ALIF_ROW(GS, GV)                                                                     \
-  SUFFIX(alif_back_row)(reset, detach, GS, GV, d + row, h + row, theta + row,              \
+  SUFFIX(alif_back_row)(surrogate, reset, detach, GS, GV, d + row, h + row, theta + row,   \
                         GS ? g_s + row : 0, GV ? g_v + row : 0, dv, da, m, v_reset,        \
-                        tau_adapt, keep_a, beta, decay, scale)
+                        tau_adapt, keep_a, beta, decay, c1, c2, scale)
 
 static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
-    const int reset, const int detach, REAL *restrict d, const REAL *restrict h,
-    const REAL *restrict theta, const REAL *restrict g_s, const REAL *restrict g_v,
-    REAL *restrict dv_io, REAL *restrict da_io, const int64_t nt, const int64_t n,
-    const int64_t lo, const int64_t hi, const REAL v_reset, const REAL tau_adapt,
-    const REAL keep_a, const REAL beta, const REAL decay, const REAL scale) {
+    const int surrogate, const int reset, const int detach, REAL *restrict d,
+    const REAL *restrict h, const REAL *restrict theta, const REAL *restrict g_s,
+    const REAL *restrict g_v, REAL *restrict dv_io, REAL *restrict da_io, const int64_t nt,
+    const int64_t n, const int64_t lo, const int64_t hi, const REAL v_reset,
+    const REAL tau_adapt, const REAL keep_a, const REAL beta, const REAL decay, const REAL c1,
+    const REAL c2, const REAL scale) {
   REAL dv[BLOCK], da[BLOCK];
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
@@ -323,23 +330,28 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
 }
 #undef ALIF_ROW
 
-#define DETACH(R, D)                                                                        \
-  case R * 2 + D:                                                                           \
-    SUFFIX(alif_back)(R, D, d, h, theta, g_s, g_v, dv, da, nt, n, lo, hi, v_reset,         \
-                      tau_adapt, keep_a, beta, decay, scale);                               \
+#define DETACH(S, R, D)                                                                     \
+  case (S * 4 + R) * 2 + D:                                                                 \
+    SUFFIX(alif_back)(S, R, D, d, h, theta, g_s, g_v, dv, da, nt, n, lo, hi, v_reset,      \
+                      tau_adapt, keep_a, beta, decay, c1, c2, scale);                       \
     return 0;
+#define RESETS(S)                                                                           \
+  DETACH(S, SUBTRACT, 0) DETACH(S, SUBTRACT, 1) DETACH(S, ZERO, 0) DETACH(S, ZERO, 1)       \
+  DETACH(S, NONE, 0)
 
-/* Returns 0, or -1 for an unknown reset code (zero covers v_reset != 0 here). */
+/* Returns 0, or -1 for an unknown surrogate or reset code (zero covers v_reset != 0 here). */
 int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const REAL *g_s,
                              const REAL *g_v, REAL *dv, REAL *da, int64_t nt, int64_t n,
-                             int64_t lo, int64_t hi, int reset, int detach, double v_reset,
-                             double tau_adapt, double keep_a, double beta, double decay,
-                             double scale) {
-  switch (reset * 2 + (detach != 0 && reset != NONE)) {
-    DETACH(SUBTRACT, 0) DETACH(SUBTRACT, 1) DETACH(ZERO, 0) DETACH(ZERO, 1) DETACH(NONE, 0)
+                             int64_t lo, int64_t hi, int surrogate, int reset, int detach,
+                             double v_reset, double tau_adapt, double keep_a, double beta,
+                             double decay, double c1, double c2, double scale) {
+  if (surrogate < 0 || surrogate > ATAN || reset < 0 || reset > NONE) return -1;
+  switch ((surrogate * 4 + reset) * 2 + (detach != 0 && reset != NONE)) {
+    RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
   return -1;
 }
+#undef RESETS
 #undef DETACH
 
 /* CuBa-LIF's synaptic current, i_t = (i_{t-1} - i_{t-1} / tau) + x_t, into out [T, n] from

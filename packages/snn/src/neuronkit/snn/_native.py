@@ -128,7 +128,7 @@ def _library() -> ctypes.CDLL | None:
         "nk_lif_forward": ([code] * 2 + [ptr] * 5 + [i64] * 4 + [real] * 3, code),
         "nk_lif_backward": ([ptr] * 4 + [i64] * 4 + [code] * 3 + [real] * 6, code),
         "nk_alif_forward": ([code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 5, code),
-        "nk_alif_backward": ([ptr] * 7 + [i64] * 4 + [code] * 2 + [real] * 6, code),
+        "nk_alif_backward": ([ptr] * 7 + [i64] * 4 + [code] * 3 + [real] * 8, code),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
     }
@@ -328,45 +328,56 @@ def _alif_forward(
 
 
 def alif_backward(
-    d: Tensor, h: Tensor, theta: Tensor, g_s: Tensor | None, g_v: Tensor | None, dv: Tensor,
-    da: Tensor, mode: str, detach_reset: bool, v_reset: float, tau_adapt: Param,
+    g: Tensor | Surrogate, h: Tensor, theta: Tensor, g_s: Tensor | None, g_v: Tensor | None,
+    dv: Tensor, da: Tensor, mode: str, detach_reset: bool, v_reset: float, tau_adapt: Param,
     keep_a: Param, beta: Param, decay: Param, scale: Param,
-) -> bool:  # fmt: skip
-    """``multistep._alif_through_time`` in one compiled call, in place; False (nothing done)
-    where it does not apply."""
+) -> Tensor | None:  # fmt: skip
+    """``multistep._alif_through_time`` in one compiled call: ``dh * scale [T, B, ...]``
+    (``dv`` and ``da`` in place). ``g``: the surrogate derivatives (written over), or a built-in
+    surrogate whose derivative the loop computes from ``h - theta``. None (nothing done) where
+    it does not apply."""
     if (
         torch.compiler.is_compiling()
         or h.device.type != "cpu"
         or h.dtype not in _SUFFIX
-        or any(t.dtype != h.dtype or not t.is_contiguous() for t in (d, h, theta, dv, da))
-        or d.shape != h.shape
+        or any(t.dtype != h.dtype or not t.is_contiguous() for t in (h, theta, dv, da))
         or theta.shape != h.shape
         or dv.shape != h.shape[1:]
         or da.shape != h.shape[1:]
     ):
-        return False
+        return None
+    if isinstance(g, Tensor):
+        surrogate: tuple[str, float, float] | None = ("given", 0.0, 0.0)
+        if g.dtype != h.dtype or not g.is_contiguous() or g.shape != h.shape:
+            return None
+    else:
+        surrogate = _surrogate_code(g)
     tau_a, keep, b, k, c = (_scalar(p) for p in (tau_adapt, keep_a, beta, decay, scale))
-    if tau_a is None or keep is None or b is None or k is None or c is None:
-        return False
+    if surrogate is None or tau_a is None or keep is None or b is None or k is None or c is None:
+        return None
     if (lib := _library()) is None:
-        return False
-    _alif_backward(lib, d, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, tau_a,
-                   keep, b, k, c)  # fmt: skip
-    return True
+        return None
+    given = g if isinstance(g, Tensor) else None
+    return _alif_backward(lib, given, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset,
+                          tau_a, keep, b, k, c, surrogate=surrogate)  # fmt: skip
 
 
 def _alif_backward(
-    lib: ctypes.CDLL, d: Tensor, h: Tensor, theta: Tensor, g_s: Tensor | None,
+    lib: ctypes.CDLL, g: Tensor | None, h: Tensor, theta: Tensor, g_s: Tensor | None,
     g_v: Tensor | None, dv: Tensor, da: Tensor, mode: str, detach_reset: bool, v_reset: float,
-    tau_adapt: float, keep_a: float, beta: float, decay: float, scale: float,
-) -> None:  # fmt: skip
+    tau_adapt: float, keep_a: float, beta: float, decay: float, scale: float, *,
+    surrogate: tuple[str, float, float] = ("given", 0.0, 0.0),
+) -> Tensor:  # fmt: skip
+    d = torch.empty_like(h) if g is None else g  # in place over the given derivatives
     g_s, g_v = (None if t is None else t.to(h.dtype).contiguous() for t in (g_s, g_v))
     nt, n = h.shape[0], dv.numel()
     fn = getattr(lib, f"nk_alif_backward_{_SUFFIX[h.dtype]}")
     ptrs = [None if t is None else t.data_ptr() for t in (d, h, theta, g_s, g_v, dv, da)]
-    codes = (_RESETS.index(mode), detach_reset)
-    floats = (v_reset, tau_adapt, keep_a, beta, decay, scale)
+    name, c1, c2 = surrogate
+    codes = (_SURROGATES.index(name), _RESETS.index(mode), detach_reset)
+    floats = (v_reset, tau_adapt, keep_a, beta, decay, c1, c2, scale)
     _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, *floats))
+    return d
 
 
 def current_forward(x: Tensor, i0: Tensor, tau: Param) -> Tensor | None:
@@ -502,17 +513,33 @@ def _alif_disagreement(
             h, theta = got[3], got[4]
             assert h is not None  # keep
             assert theta is not None
-            for detach, gs, gv in ((False, g_s, g_v), (True, g_s, g_v), (False, None, None)):
+            # (detach_reset, g_s, g_v, the derivatives given or the surrogate computing them)
+            cases: list[tuple[bool, Tensor | None, Tensor | None, Tensor | Surrogate]]
+            cases = [(False, g_s, g_v, g), (True, g_s, g_v, g), (False, None, None, g)]
+            cases += [(False, g_s, g_v, FastSigmoid(10.0)), (True, None, g_v, ATan(2.0))]
+            for detach, gs, gv, surrogate in cases:
+                given = surrogate if isinstance(surrogate, Tensor) else None
+                code_s = (
+                    _surrogate_code(surrogate)
+                    if not isinstance(surrogate, Tensor)
+                    else ("given", 0.0, 0.0)
+                )
+                assert code_s is not None  # a built-in
                 runs = []
                 for native in (False, True):
-                    d, dv, da = g.clone(), torch.zeros_like(v0), a0.clone()
+                    dv, da = torch.zeros_like(v0), a0.clone()
+                    args = (h, theta, gs, gv, dv, da, mode, detach, v_reset)
                     if native:
-                        _alif_backward(lib, d, h, theta, gs, gv, dv, da, mode, detach, v_reset,
-                                       5.0, float(keep_a), 1.3, 0.6, 0.3)  # fmt: skip
+                        g_in = None if given is None else given.clone()
+                        floats = (5.0, float(keep_a), 1.3, 0.6, 0.3)
+                        d = _alif_backward(lib, g_in, *args, *floats, surrogate=code_s)
                     else:
-                        _alif_through_time(d, h, theta, gs, gv, dv, da, mode, detach, v_reset,
-                                           tau_a, beta, 0.6, scale=0.3, native=False)  # fmt: skip
+                        g_or_s = surrogate if given is None else given.clone()
+                        d = _alif_through_time(g_or_s, *args, tau_a, beta, 0.6, scale=0.3,
+                                               native=False)  # fmt: skip
                     runs.append((d, dv, da))
                 if not all(map(torch.equal, *runs)):
-                    return f"the ALIF backward ({dtype}, reset {code}, detach_reset={detach})"
+                    name = "given" if given is not None else type(surrogate).__name__
+                    return (f"the ALIF backward ({dtype}, reset {code}, detach_reset={detach}, "
+                            f"{name} derivatives)")  # fmt: skip
     return None

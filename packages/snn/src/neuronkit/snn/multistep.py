@@ -397,28 +397,28 @@ class _FusedALIF(torch.autograd.Function):
         h, theta, *tensors = ctx.saved_tensors
         w, lam, tau_adapt, beta = (f if t is None else t for t, f in zip(tensors, ctx.floats))
         v_reset, mode, detach_reset, surrogate = ctx.params
-        g = _derivative(surrogate, h - theta)  # written over h - theta
         decay = lam if w is None else 1.0 - w  # dh_{t+1} / dv_t
         dv = torch.zeros_like(h[0])
         da = torch.zeros_like(h[0]) if g_a is None else g_a.expand_as(h[0]).to(h.dtype).clone()
-        args = (g, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, tau_adapt, beta)
-        _alif_through_time(*args, decay, scale=w)
+        args = (surrogate, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, tau_adapt)
+        grad_u = _alif_through_time(*args, beta, decay, scale=w)  # dL/du
         need_u, need_v0, need_a0 = ctx.needs_input_grad[:3]
-        grad_u = g  # now dL/du
         grad_v0 = dv.sum_to_size(ctx.shapes[0]) if need_v0 else None
         grad_a0 = da.sum_to_size(ctx.shapes[1]) if need_a0 else None
         return grad_u if need_u else None, grad_v0, grad_a0, *([None] * 9)
 
 
 def _alif_through_time(
-    d: Tensor, h: Tensor, theta: Tensor, g_s: Tensor | None, g_v: Tensor | None, dv: Tensor,
-    da: Tensor, mode: str, detach_reset: bool, v_reset: float, tau_adapt: Param, beta: Param,
-    decay: Param, *, scale: Param | None, native: bool = True,
-) -> None:  # fmt: skip
-    """ALIF's backward through time, in place: ``d [T, B, ...]`` holds the surrogate
-    derivatives ``g`` on entry and ``dL/dh * scale`` on return; ``dv`` and ``da [B, ...]`` the
-    gradients of the membrane and the adaptation trace, in (zero and ``dL/da_T``) and out (of
-    ``v_0`` and ``a_0``). One compiled call where it applies and ``native``, else ATen ops.
+    g: Tensor | Surrogate, h: Tensor, theta: Tensor, g_s: Tensor | None, g_v: Tensor | None,
+    dv: Tensor, da: Tensor, mode: str, detach_reset: bool, v_reset: float, tau_adapt: Param,
+    beta: Param, decay: Param, *, scale: Param | None, native: bool = True,
+) -> Tensor:  # fmt: skip
+    """ALIF's backward through time: ``dL/dh * scale [T, B, ...]``, from the surrogate
+    derivatives ``g [T, B, ...]`` (written over) or the surrogate itself (its derivative at
+    ``h - theta``; FastSigmoid's and ATan's are computed in the compiled loop); ``dv`` and
+    ``da [B, ...]`` the gradients of the membrane and the adaptation trace, in (zero and
+    ``dL/da_T``) and out (of ``v_0`` and ``a_0``), in place. One compiled call where it applies
+    and ``native``, else ATen ops.
 
     With the reset's partials ``A = dR/dh``, ``B = dR/ds``, ``C = dR/dtheta`` and ``k = 1 /
     tau_adapt`` (``a_t = a_{t-1} + (s_t - a_{t-1}) k``), per step in reverse time::
@@ -429,10 +429,15 @@ def _alif_through_time(
     ``P = g dL/ds``, ``Q = g k``, ``R = g B`` (and ``A``, ``C``) are time-parallel.
     """
     keep_a = 1.0 - 1.0 / tau_adapt
-    if native and _native.alif_backward(d, h, theta, g_s, g_v, dv, da, mode, detach_reset,
-                                        v_reset, tau_adapt, keep_a, beta, decay,
-                                        1.0 if scale is None else scale):  # fmt: skip
-        return
+    args = (h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, tau_adapt, keep_a, beta)
+    factors = (decay, 1.0 if scale is None else scale)
+    if native and (d := _native.alif_backward(g, *args, *factors)) is not None:
+        return d
+    if not isinstance(g, Tensor):  # a surrogate the compiled loop does not compute (or ATen)
+        g = _derivative(g, h - theta)  # written over h - theta
+        if native and (d := _native.alif_backward(g, *args, *factors)) is not None:
+            return d
+    d = g
     s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
     q = d / tau_adapt
     r = None
@@ -466,6 +471,7 @@ def _alif_through_time(
     da.copy_(a_grad)
     if scale is not None:
         d.mul_(scale)
+    return d
 
 
 def _alif_loop(
