@@ -376,8 +376,16 @@ class _FusedALIF(torch.autograd.Function):
         spikes, vs, a, h, theta = _alif_loop(
             u, v0, a0, w, lam, tau_adapt, beta, threshold, v_reset, mode, surrogate, keep=True
         )
-        params = (w, lam, tau_adapt, beta)  # theta holds the threshold
-        ctx.save_for_backward(h, theta, *(p if isinstance(p, Tensor) else None for p in params))
+        need_w, need_lam, need_tau_a, need_beta = ctx.needs_input_grad[3:7]
+        params = (w, lam, tau_adapt, beta, threshold)
+        ctx.save_for_backward(
+            h,
+            theta,
+            u if need_w else None,  # the inputs that the parameters' gradients read
+            v0 if need_w or need_lam else None,
+            a0 if need_tau_a or need_beta else None,
+            *(p if isinstance(p, Tensor) else None for p in params),
+        )
         ctx.floats = tuple(None if isinstance(p, Tensor) else p for p in params)
         ctx.params = (v_reset, mode, detach_reset, surrogate)
         ctx.shapes = (v0.shape, a0.shape)
@@ -394,18 +402,91 @@ class _FusedALIF(torch.autograd.Function):
                 "backward) needs the reference loop, fused=False (alif_multistep(..., "
                 "fused=False), ALIF(..., fused=False))"
             )
-        h, theta, *tensors = ctx.saved_tensors
-        w, lam, tau_adapt, beta = (f if t is None else t for t, f in zip(tensors, ctx.floats))
+        h, theta, u, v0, a0, *tensors = ctx.saved_tensors
+        params = (f if t is None else t for t, f in zip(tensors, ctx.floats))
+        w, lam, tau_adapt, beta, threshold = params
         v_reset, mode, detach_reset, surrogate = ctx.params
+        need_u, need_v0, need_a0, *need_params = ctx.needs_input_grad[:8]
         decay = lam if w is None else 1.0 - w  # dh_{t+1} / dv_t
         dv = torch.zeros_like(h[0])
         da = torch.zeros_like(h[0]) if g_a is None else g_a.expand_as(h[0]).to(h.dtype).clone()
         args = (surrogate, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset, tau_adapt)
-        grad_u = _alif_through_time(*args, beta, decay, scale=w)  # dL/du
-        need_u, need_v0, need_a0 = ctx.needs_input_grad[:3]
+        # dL/du = w * dh in the same pass when no parameter's gradient reads dh
+        scale = None if any(need_params) else w
+        dh = _alif_through_time(*args, beta, decay, scale=scale)
+        grads: list[Tensor | None] = [None] * 5
+        if any(need_params):
+            grads = _alif_parameter_grads(
+                dh, h, theta, u, v0, a0, g_v, g_a, need_params, w, lam, tau_adapt, beta,
+                threshold, v_reset, mode,
+            )  # fmt: skip
+        grad_u = None
+        if need_u:  # dh/du = w for the lerp, 1 otherwise
+            grad_u = dh if w is None or scale is not None else dh.mul_(w)
         grad_v0 = dv.sum_to_size(ctx.shapes[0]) if need_v0 else None
         grad_a0 = da.sum_to_size(ctx.shapes[1]) if need_a0 else None
-        return grad_u if need_u else None, grad_v0, grad_a0, *([None] * 9)
+        return grad_u, grad_v0, grad_a0, *grads, None, None, None, None
+
+
+def _alif_parameter_grads(
+    dh: Tensor, h: Tensor, theta: Tensor, u: Tensor | None, v0: Tensor | None,
+    a0: Tensor | None, g_v: Tensor | None, g_a: Tensor | None, need: list[bool], w: Param | None,
+    lam: Param | None, tau_adapt: Param, beta: Param, threshold: Param, v_reset: float, mode: str,
+) -> list[Tensor | None]:  # fmt: skip
+    """The gradients of ALIF's ``w``, ``lam``, ``tau_adapt``, ``beta`` and ``threshold`` (where
+    ``need`` says so; tensors), from ``dh = dL/dh [T, B, ...]``. Time-parallel but for one
+    linear scan: with the membrane's total gradient ``dv_t = g_v_t + decay dh_{t+1}`` and the
+    reset's ``A``, ``C`` (:func:`_alif_through_time`), ``dtheta_t = C dv - (dh - A dv)``, which
+    is ``(1 - s) dv - dh`` for "subtract" and "zero" and ``dv - dh`` for "none"; the gradient
+    of the trace ``a_t`` runs back as ``D_{t-1} = (1 - 1/tau_adapt) D_t + beta dtheta_t`` from
+    ``D_{T-1} = dL/da_T``. Then, with ``theta = beta a_{t-1} + threshold`` and ``a_t = a_{t-1}
+    + (s_t - a_{t-1}) / tau_adapt``: ``dthreshold = sum dtheta``, ``dbeta = sum dtheta
+    a_{t-1}``, ``dtau_adapt = -sum D (s - a_{t-1}) / tau_adapt^2``; the leak as for LIF."""
+    need_w, need_lam, need_tau_a, need_beta, need_thr = need
+    s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
+    grads: list[Tensor | None] = [None] * 5
+    if need_w or need_lam:  # the membranes before each step, recomputed bit-identically
+        assert v0 is not None  # saved
+        v_seq = reset(h, s, theta, v_reset, mode)
+        v_prev = torch.cat([v0.expand_as(h[0]).unsqueeze(0), v_seq[:-1]])
+        if need_w:  # dh/dw = u - v_{t-1}
+            assert u is not None  # saved
+            assert isinstance(w, Tensor)
+            grads[0] = _reduce(dh * (u - v_prev), w)
+        if need_lam:  # dh/dlam = v_{t-1}
+            assert isinstance(lam, Tensor)
+            grads[1] = _reduce(dh * v_prev, lam)
+    if not (need_tau_a or need_beta or need_thr):
+        return grads
+    decay = lam if w is None else 1.0 - w
+    dv = g_v.clone() if g_v is not None else torch.zeros_like(h)  # total dL/dv_t
+    if isinstance(decay, Tensor):
+        dv[:-1].addcmul_(decay, dh[1:])
+    else:
+        dv[:-1].add_(dh[1:], alpha=decay)
+    dtheta = dv if mode == "none" else dv.mul_(1.0 - s)
+    dtheta.sub_(dh)
+    if need_thr:
+        assert isinstance(threshold, Tensor)
+        grads[4] = _reduce(dtheta, threshold)
+    if need_tau_a or need_beta:
+        assert a0 is not None  # saved
+        # a_{t-1}: the trace's recurrence as the synaptic current's filter, a_t = (a_{t-1} -
+        # a_{t-1} / tau_adapt) + s_t / tau_adapt (one compiled pass; rounded differently
+        # from the forward's a + (s - a) / tau_adapt, which a gradient does not need)
+        a = _current_loop(s / tau_adapt, a0.expand_as(h[0]).to(h.dtype), tau_adapt)
+        a_prev = torch.cat([a0.expand_as(h[0]).unsqueeze(0).to(h.dtype), a[:-1]])
+        if need_beta:
+            assert isinstance(beta, Tensor)
+            grads[3] = _reduce(dtheta * a_prev, beta)
+        if need_tau_a:
+            assert isinstance(tau_adapt, Tensor)
+            trace = torch.empty_like(h)  # D_t = dL/da_t
+            trace[:-1] = dtheta[1:] * beta
+            trace[-1] = 0.0 if g_a is None else g_a
+            _scan_back(trace, 1.0 - 1.0 / tau_adapt)
+            grads[2] = _reduce(trace.mul_(s.sub_(a_prev)), tau_adapt).div_(tau_adapt**2).neg_()
+    return grads
 
 
 def _alif_through_time(
@@ -519,10 +600,11 @@ def fused_alif(
 ) -> tuple[Tensor, Tensor, Tensor] | None:  # fmt: skip
     """Fused ALIF over time: ``(spikes, v [T, B, ...], a_T [B, ...])`` with the bits of the
     step loop (:func:`neuronkit.snn.alif_multistep` with ``fused=False``), and a hand-written
-    backward through time for ``x``, ``v0`` and ``a0`` (no graph per step). ``tau`` and
-    ``tau_adapt`` in steps. None where it does not apply, and the caller runs the reference
-    loop: a parameter that needs a gradient, or a surrogate that ``needs_potential``. Prefer
-    ``alif_multistep``, which validates every argument (here only the tensors are checked).
+    backward through time for ``x``, ``v0``, ``a0`` and the parameters (no graph per step;
+    :func:`_alif_parameter_grads`). ``tau`` and ``tau_adapt`` in steps. None where it does not
+    apply, and the caller runs the reference loop: a surrogate that ``needs_potential``.
+    Prefer ``alif_multistep``, which validates every argument (here only the tensors are
+    checked).
     """
     for name, t in (("x", x), ("v0", v0), ("a0", a0)):
         check_type(name, t, Tensor)
@@ -534,7 +616,7 @@ def fused_alif(
     tensors = [t for t in (u, v0, a0, *params) if isinstance(t, Tensor)]
     if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
         return _alif_loop(u, v0, a0, *params, v_reset, reset_mode, surrogate, keep=False)[:3]
-    if surrogate.needs_potential or any(t.requires_grad for t in tensors[3:]):
+    if surrogate.needs_potential:  # per-step statistics of v: the reference recurrence
         return None
     out: tuple[Tensor, Tensor, Tensor] = _FusedALIF.apply(
         u, v0, a0, *params, v_reset, reset_mode, detach_reset, surrogate

@@ -635,11 +635,10 @@ def alif_multistep(
     """ALIF over ``x: [T, B, ...]``; args as :func:`alif_step`.
 
     ``fused=True`` runs the steps without an autograd graph and backpropagates through time
-    by hand (:func:`~neuronkit.snn.multistep.fused_alif`): the same forward bits as
-    ``fused=False``, which loops :func:`alif_step`'s ops under autograd (needed for double
-    backward, and used whenever ``tau``, ``tau_adapt``, ``beta`` or ``threshold`` needs a
-    gradient, or the surrogate ``needs_potential``). ``torch.compile`` and ``torch.func`` use
-    the loop.
+    by hand (:func:`~neuronkit.snn.multistep.fused_alif`; learnable ``tau``, ``tau_adapt``,
+    ``beta`` and ``threshold`` too): the same forward bits as ``fused=False``, which loops
+    :func:`alif_step`'s ops under autograd (needed for double backward, and used when the
+    surrogate ``needs_potential``). ``torch.compile`` and ``torch.func`` use the loop.
     """
     check_type("fused", fused, bool)
     out: NeuronOutput[ALIFState] = _two_state(_ALIF, dict(locals()), multistep=True)
