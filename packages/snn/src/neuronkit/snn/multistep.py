@@ -417,7 +417,7 @@ class _FusedALIF(torch.autograd.Function):
         grads: list[Tensor | None] = [None] * 5
         if any(need_params):
             grads = _alif_parameter_grads(
-                dh, h, theta, u, v0, a0, g_v, g_a, need_params, w, lam, tau_adapt, beta,
+                dh, h, theta, u, v0, a0, g_v, g_a, need_params, w, lam, decay, tau_adapt, beta,
                 threshold, v_reset, mode,
             )  # fmt: skip
         grad_u = None
@@ -431,7 +431,8 @@ class _FusedALIF(torch.autograd.Function):
 def _alif_parameter_grads(
     dh: Tensor, h: Tensor, theta: Tensor, u: Tensor | None, v0: Tensor | None,
     a0: Tensor | None, g_v: Tensor | None, g_a: Tensor | None, need: list[bool], w: Param | None,
-    lam: Param | None, tau_adapt: Param, beta: Param, threshold: Param, v_reset: float, mode: str,
+    lam: Param | None, decay: Param, tau_adapt: Param, beta: Param, threshold: Param,
+    v_reset: float, mode: str,
 ) -> list[Tensor | None]:  # fmt: skip
     """The gradients of ALIF's ``w``, ``lam``, ``tau_adapt``, ``beta`` and ``threshold`` (where
     ``need`` says so; tensors), from ``dh = dL/dh [T, B, ...]``. Time-parallel but for one
@@ -458,7 +459,6 @@ def _alif_parameter_grads(
             grads[1] = _reduce(dh * v_prev, lam)
     if not (need_tau_a or need_beta or need_thr):
         return grads
-    decay = lam if w is None else 1.0 - w
     dv = g_v.clone() if g_v is not None else torch.zeros_like(h)  # total dL/dv_t
     if isinstance(decay, Tensor):
         dv[:-1].addcmul_(decay, dh[1:])
@@ -514,7 +514,7 @@ def _alif_through_time(
     factors = (decay, 1.0 if scale is None else scale)
     if native and (d := _native.alif_backward(g, *args, *factors)) is not None:
         return d
-    if not isinstance(g, Tensor):  # a surrogate the compiled loop does not compute (or ATen)
+    if not isinstance(g, Tensor):  # not a built-in, or no compiled loop: ATen's derivative
         g = _derivative(g, h - theta)  # written over h - theta
         if native and (d := _native.alif_backward(g, *args, *factors)) is not None:
             return d
