@@ -405,13 +405,14 @@ def test_non_finite_inputs_are_rejected(method, bad) -> None:
         integrated_gradients(_mlp(), torch.randn(2, 5), 0, baselines=base)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 @pytest.mark.parametrize("method", [saliency, input_x_gradient, integrated_gradients, smoothgrad])
-def test_non_finite_inputs_the_model_never_reads_are_rejected(method) -> None:
-    # the inputs' finiteness is read with the result's: a NaN the model ignores leaves the
-    # outputs and gradients finite and must still be named
+def test_non_finite_inputs_the_model_never_reads_are_rejected(method, bad: float) -> None:
+    # the inputs' finiteness is read with the result's: a NaN or infinity the model ignores
+    # leaves the outputs and gradients finite (its gradient is 0) and must still be named
     head = nn.Linear(1, 3)
     x = torch.randn(2, 5)
-    x[1, 3] = float("nan")
+    x[1, 3] = bad
     with pytest.raises(ValueError, match="inputs must be finite"):
         method(lambda z: head(z[:, :1]), x, 0)
 

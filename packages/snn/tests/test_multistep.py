@@ -616,6 +616,17 @@ def test_fused_alif_falls_back_refuses_double_backward_and_the_module_runs_fused
     reference = ALIF(tau=3.0, tau_adapt=4.0, fused=False)(x)
     assert "Fused" not in _grad_fn_names(reference)
     assert torch.equal(spikes, reference)
+    grads = []  # a module whose tau_adapt and beta are parameters runs fused too
+    for fused in (True, False):
+        tau_adapt = torch.nn.Parameter(torch.tensor(4.0, dtype=F64))
+        beta = torch.nn.Parameter(torch.full((3,), 1.5, dtype=F64))
+        layer = ALIF(tau_adapt=tau_adapt, beta=beta, fused=fused)
+        spikes = layer(x)
+        assert ("Fused" in _grad_fn_names(spikes)) == fused
+        spikes.sum().backward()
+        grads.append([layer.tau_adapt.grad, layer.beta.grad])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
     with pytest.raises(TypeError, match="fused"):
         ALIF(fused="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fused"):

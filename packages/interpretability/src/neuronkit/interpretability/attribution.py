@@ -125,9 +125,11 @@ def _target_index(target: Target, batch: int, device: torch.device) -> int | tor
             raise ValueError(
                 f"target must be [B] (or [B, 1]) class indices, got shape {tuple(target.shape)}"
             )
-        t = detached_input(target.reshape(-1))  # an inference tensor cannot enter a loss graph
-        if t.dtype != torch.long or t.device != device:
-            t = t.to(device=device, dtype=torch.long)
+        if target.ndim == 1 and target.dtype == torch.long and target.device == device:
+            # ready as it is (integer tensors never require grad), unless an inference tensor
+            t = target.clone() if target.is_inference() else target
+        else:  # an inference tensor cannot enter a loss graph
+            t = detached_input(target.reshape(-1)).to(device=device, dtype=torch.long)
     elif isinstance(target, Sequence) and not isinstance(target, str):
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in target):
             raise TypeError(f"target must hold integer class indices, got {list(target)!r:.80}")
@@ -259,11 +261,19 @@ def _check_finite_result(result: torch.Tensor, what: str = "outputs") -> torch.T
 
 def _finite_with_inputs(inputs: torch.Tensor, result: torch.Tensor, what: str) -> torch.Tensor:
     """``result`` (attributions) after one host read that also covers the method's ``inputs``:
-    a finite ``inputs.sum() + result.sum()`` proves both finite (NaN and infinities propagate).
-    Otherwise the inputs are checked first ("inputs must be finite"), then the result (an
-    overflowing sum of finite values passes both). A small batch's forward and backward cost
-    little more than two separate checks with their two host reads."""
-    if math.isfinite(float(inputs.detach().sum() + result.sum())):
+    a finite ``inputs . result`` (their dot product; of the same shape and dtype, else the sum
+    of both sums) proves both finite (a NaN or infinity in either gives a NaN or infinite
+    total: ``0 * inf`` is NaN). Otherwise the inputs are checked first ("inputs must be
+    finite"), then the result (an overflowing total of finite values passes both). One
+    reduction over both: at batch 1 a small op inside a call costs several times what it does
+    in a loop, and the dot replaced two sums and their addition (about 8 us of a 0.25 ms
+    saliency call)."""
+    x = inputs.detach()
+    if x.shape == result.shape and x.dtype == result.dtype:
+        total = torch.dot(x.reshape(-1), result.reshape(-1))
+    else:  # e.g. smoothgrad's attributions from a method returning another dtype
+        total = x.sum() + result.sum()
+    if math.isfinite(float(total)):
         return result
     check_finite("inputs", inputs)
     return _check_finite_result(result, what)
