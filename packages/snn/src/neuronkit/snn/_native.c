@@ -122,8 +122,9 @@ static inline __attribute__((always_inline)) REAL SUFFIX(surrogate_grad)(
     const REAL r = FMA(c1, FABS(z), 1);
     return 1 / (r * r);
   }
-  /* 1 / (c1 + c2 z^2) */
-  if (surrogate == ATAN) return 1 / FMA(c2 * z, z, c1); /* addcmul, reciprocal */
+  if (surrogate == ATAN) { /* 1 / (c1 + c2 z^2): addcmul, reciprocal */
+    return 1 / FMA(c2 * z, z, c1);
+  }
   return *given;
 }
 
@@ -270,9 +271,9 @@ int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, 
 
 /* ALIF's backward through time (multistep._alif_through_time), in place over d, which holds
  * the surrogate derivatives g on entry (GIVEN; else g of z = h - theta is computed as in the
- * LIF backward) and dh * scale on return. Per column and step t = T-1
- * .. 0, with s = h >= theta, the time-parallel factors P = g_s g, Q = g / tau_adapt, the
- * reset's R = g dR/ds (subtract: -(g theta), zero: -((h - v_reset) g); 0 with detach),
+ * LIF backward) and dh * scale on return. Per column and step t = T-1 .. 0, with
+ * s = h >= theta, the time-parallel factors P = g_s g, Q = g / tau_adapt, the reset's
+ * R = g dR/ds (subtract: -(g theta), zero: -((h - v_reset) g); 0 with detach),
  * A = dR/dh (zero: 1 - s, else 1) and C = dR/dtheta (subtract: -s, else 0):
  *   dv += g_v[t];  dz = P + Q da + R dv;  dtheta = C dv - dz;  dh = dz + A dv;
  *   da = da * keep_a + dtheta * beta;  dv = dh * decay
