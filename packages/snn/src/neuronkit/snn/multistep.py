@@ -81,6 +81,28 @@ def _reduce(grad: Tensor, like: Tensor) -> Tensor:
     return grad.sum_to_size(like.shape).to(like.dtype)
 
 
+def _leak_grads(
+    dh: Tensor, h: Tensor, s: Tensor, threshold: Param, v_reset: float, mode: str,
+    v0: Tensor, u: Tensor | None, w: Param | None, lam: Param | None, need_w: bool,
+    need_lam: bool,
+) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
+    """The gradients of the leak's ``w`` (``dh/dw = u - v_{t-1}``) and ``lam`` (``dh/dlam =
+    v_{t-1}``) where needed, from ``dh = dL/dh [T, B, ...]``; the membranes before each step
+    are recomputed bit-identically from ``h``, the spikes ``s`` and the reset's
+    ``threshold``."""
+    v_seq = reset(h, s, threshold, v_reset, mode)
+    v_prev = torch.cat([v0.expand_as(h[0]).unsqueeze(0), v_seq[:-1]])
+    grad_w = grad_lam = None
+    if need_w:
+        assert u is not None  # saved
+        assert isinstance(w, Tensor)
+        grad_w = _reduce(dh * (u - v_prev), w)
+    if need_lam:
+        assert isinstance(lam, Tensor)
+        grad_lam = _reduce(dh * v_prev, lam)
+    return grad_w, grad_lam
+
+
 def _derivative(surrogate: Surrogate, z: Tensor) -> Tensor:
     """``surrogate.derivative(z)`` as a tensor of ``z``'s shape and strides that the backward
     may write into (the built-ins write it over ``z``, a temporary): a broadcastable result (a
@@ -279,14 +301,11 @@ class _FusedLIF(torch.autograd.Function):
         if need_v0:
             grad_v0 = dh[0].clone() if decay is None else dh[0] * decay
         grad_w = grad_lam = None
-        if need_w or need_lam:  # the membranes before each step, recomputed bit-identically
+        if need_w or need_lam:
             s = torch.ge(h, threshold, out=torch.empty_like(h))  # float out=: no bool pass
-            v_seq = reset(h, s, threshold, v_reset, mode)
-            v_prev = torch.cat([v0.unsqueeze(0), v_seq[:-1]])
-            if need_w:  # dh/dw = u - v_{t-1}
-                grad_w = _reduce(dh * (u - v_prev), w_t)
-            if need_lam:  # dh/dlam = v_{t-1}
-                grad_lam = _reduce(dh * v_prev, lam_t)
+            grad_w, grad_lam = _leak_grads(
+                dh, h, s, threshold, v_reset, mode, v0, u, w_t, lam_t, need_w, need_lam
+            )
         grad_thr = None
         if need_thr:  # -g * (dL/ds + dv * B), plus -dv * s for "subtract"
             dv = g_v.clone() if g_v is not None else torch.zeros_like(h)  # total dL/dv_t
@@ -446,17 +465,11 @@ def _alif_parameter_grads(
     need_w, need_lam, need_tau_a, need_beta, need_thr = need
     s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
     grads: list[Tensor | None] = [None] * 5
-    if need_w or need_lam:  # the membranes before each step, recomputed bit-identically
+    if need_w or need_lam:  # the reset subtracts the adapted threshold theta
         assert v0 is not None  # saved
-        v_seq = reset(h, s, theta, v_reset, mode)
-        v_prev = torch.cat([v0.expand_as(h[0]).unsqueeze(0), v_seq[:-1]])
-        if need_w:  # dh/dw = u - v_{t-1}
-            assert u is not None  # saved
-            assert isinstance(w, Tensor)
-            grads[0] = _reduce(dh * (u - v_prev), w)
-        if need_lam:  # dh/dlam = v_{t-1}
-            assert isinstance(lam, Tensor)
-            grads[1] = _reduce(dh * v_prev, lam)
+        grads[0], grads[1] = _leak_grads(
+            dh, h, s, theta, v_reset, mode, v0, u, w, lam, need_w, need_lam
+        )
     if not (need_tau_a or need_beta or need_thr):
         return grads
     dv = g_v.clone() if g_v is not None else torch.zeros_like(h)  # total dL/dv_t
