@@ -119,6 +119,20 @@ def test_compiled_and_aten_loops_agree_bitwise(
         assert torch.equal(a, b)
 
 
+def _in_loop_surrogate_settings(test: Any) -> Any:
+    """The settings of the in-loop surrogate tests (LIF and ALIF): FastSigmoid and two ATan
+    slopes are computed in the compiled backward, Sigmoid's derivative is handed to it."""
+    for mark in (
+        pytest.mark.parametrize("detach_reset", [False, True]),
+        pytest.mark.parametrize("reset", ["subtract", "zero", "zero_to", "none"]),
+        pytest.mark.parametrize("surrogate", [FastSigmoid(), ATan(), ATan(3.7), Sigmoid()]),
+        pytest.mark.parametrize("dtype", [torch.float32, torch.float64]),
+        pytest.mark.usefixtures("compiled"),
+    ):
+        test = mark(test)
+    return test
+
+
 def _state(v0: torch.Tensor, kind: str = "lif") -> Any:
     return IFState(v0) if kind == "if" else LIFState(v0)
 
@@ -144,11 +158,7 @@ def test_the_module_path_and_a_learnable_tau_agree(monkeypatch: pytest.MonkeyPat
         assert torch.equal(a, b)
 
 
-@pytest.mark.usefixtures("compiled")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("surrogate", [FastSigmoid(), ATan(), ATan(3.7), Sigmoid()])
-@pytest.mark.parametrize("reset", ["subtract", "zero", "zero_to", "none"])
-@pytest.mark.parametrize("detach_reset", [False, True])
+@_in_loop_surrogate_settings
 @pytest.mark.parametrize("needs", ["x", "x_and_v0", "x_and_v"])
 def test_the_backward_computes_built_in_surrogates_and_dl_du_in_its_loop(
     dtype: torch.dtype, surrogate: Any, reset: str, detach_reset: bool, needs: str,
@@ -225,11 +235,7 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
         assert torch.equal(a, b)
 
 
-@pytest.mark.usefixtures("compiled")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("surrogate", [FastSigmoid(), ATan(), ATan(3.7), Sigmoid()])
-@pytest.mark.parametrize("reset", ["subtract", "zero", "zero_to", "none"])
-@pytest.mark.parametrize("detach_reset", [False, True])
+@_in_loop_surrogate_settings
 def test_the_alif_backward_computes_built_in_surrogates_in_its_loop(
     dtype: torch.dtype, surrogate: Any, reset: str, detach_reset: bool,
     monkeypatch: pytest.MonkeyPatch,
