@@ -25,6 +25,14 @@ enum { GIVEN, FAST_SIGMOID, ATAN };
 
 #define BLOCK 1024 /* columns whose membranes stay in a local array across all T steps */
 
+/* The backwards' variant: one case label per surrogate, reset and detach_reset, and the label
+ * of a call's codes (-1 for an unknown code; "none" has no reset to detach). */
+#define BACKWARD_CASE(S, R, D) (((S) * 4 + (R)) * 2 + (D))
+static inline int backward_case(const int surrogate, const int reset, const int detach) {
+  if (surrogate < 0 || surrogate > ATAN || reset < 0 || reset > NONE) return -1;
+  return BACKWARD_CASE(surrogate, reset, detach != 0 && reset != NONE);
+}
+
 #define REAL float
 #define FMA fmaf
 #define FABS fabsf
@@ -190,7 +198,7 @@ static inline __attribute__((always_inline)) void SUFFIX(back)(
 #undef ROW
 
 #define DETACH(S, R, D)                                                                    \
-  case (S * 4 + R) * 2 + D:                                                                \
+  case BACKWARD_CASE(S, R, D):                                                             \
     SUFFIX(back)(S, R, D, d, h, g_s, g_v, nt, n, lo, hi, threshold, v_reset, decay, c1, c2, \
                  scale);                                                                   \
     return 0;
@@ -198,13 +206,12 @@ static inline __attribute__((always_inline)) void SUFFIX(back)(
   DETACH(S, SUBTRACT, 0) DETACH(S, SUBTRACT, 1) DETACH(S, ZERO, 0) DETACH(S, ZERO, 1)      \
   DETACH(S, ZERO_TO, 0) DETACH(S, ZERO_TO, 1) DETACH(S, NONE, 0)
 
-/* Returns 0, or -1 for an unknown surrogate or reset code. ("none" has no reset to detach.) */
+/* Returns 0, or -1 for an unknown surrogate or reset code. */
 int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL *g_v,
                             int64_t nt, int64_t n, int64_t lo, int64_t hi, int surrogate,
                             int reset, int detach, double threshold, double v_reset,
                             double decay, double c1, double c2, double scale) {
-  if (surrogate < 0 || surrogate > ATAN || reset < 0 || reset > NONE) return -1;
-  switch ((surrogate * 4 + reset) * 2 + (detach != 0 && reset != NONE)) {
+  switch (backward_case(surrogate, reset, detach)) {
     RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
   return -1;
@@ -332,7 +339,7 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
 #undef ALIF_ROW
 
 #define DETACH(S, R, D)                                                                     \
-  case (S * 4 + R) * 2 + D:                                                                 \
+  case BACKWARD_CASE(S, R, D):                                                              \
     SUFFIX(alif_back)(S, R, D, d, h, theta, g_s, g_v, dv, da, nt, n, lo, hi, v_reset,      \
                       tau_adapt, keep_a, beta, decay, c1, c2, scale);                       \
     return 0;
@@ -346,8 +353,7 @@ int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const RE
                              int64_t lo, int64_t hi, int surrogate, int reset, int detach,
                              double v_reset, double tau_adapt, double keep_a, double beta,
                              double decay, double c1, double c2, double scale) {
-  if (surrogate < 0 || surrogate > ATAN || reset < 0 || reset > NONE) return -1;
-  switch ((surrogate * 4 + reset) * 2 + (detach != 0 && reset != NONE)) {
+  switch (backward_case(surrogate, reset, detach)) {
     RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
   return -1;

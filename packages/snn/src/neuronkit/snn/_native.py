@@ -243,18 +243,25 @@ def backward(
         or not h.is_contiguous()
     ):
         return None
-    if isinstance(g, Tensor):
-        surrogate: tuple[str, float, float] | None = ("given", 0.0, 0.0)
-        if g.shape != h.shape:
-            return None
-    else:
-        surrogate = _surrogate_code(g)
+    source = _derivative_source(g, h)
     thr, k, c = _scalar(threshold), 1.0 if decay is None else _scalar(decay), _scalar(scale)
-    if surrogate is None or thr is None or k is None or c is None or (lib := _library()) is None:
+    if source is None or thr is None or k is None or c is None or (lib := _library()) is None:
         return None
-    given = g if isinstance(g, Tensor) else None
+    given, surrogate = source
     return _backward(lib, given, h, g_s, g_v, thr, v_reset, mode, detach_reset, k,
                      keep_g=keep_g, surrogate=surrogate, scale=c)  # fmt: skip
+
+
+def _derivative_source(
+    g: Tensor | Surrogate, h: Tensor
+) -> tuple[Tensor | None, tuple[str, float, float]] | None:
+    """What a compiled backward gets for ``g``: ``(g, ("given", 0, 0))`` for derivatives shaped
+    like ``h``, ``(None, code)`` for a built-in surrogate it computes itself
+    (:func:`_surrogate_code`); None where neither applies."""
+    if isinstance(g, Tensor):
+        return (g, ("given", 0.0, 0.0)) if g.shape == h.shape else None
+    code = _surrogate_code(g)
+    return None if code is None else (None, code)
 
 
 def _surrogate_code(surrogate: Surrogate) -> tuple[str, float, float] | None:
@@ -344,20 +351,15 @@ def alif_backward(
         or theta.shape != h.shape
         or dv.shape != h.shape[1:]
         or da.shape != h.shape[1:]
+        or (source := _derivative_source(g, h)) is None
     ):
         return None
-    if isinstance(g, Tensor):
-        surrogate: tuple[str, float, float] | None = ("given", 0.0, 0.0)
-        if g.dtype != h.dtype or not g.is_contiguous() or g.shape != h.shape:
-            return None
-    else:
-        surrogate = _surrogate_code(g)
     tau_a, keep, b, k, c = (_scalar(p) for p in (tau_adapt, keep_a, beta, decay, scale))
-    if surrogate is None or tau_a is None or keep is None or b is None or k is None or c is None:
+    if tau_a is None or keep is None or b is None or k is None or c is None:
         return None
     if (lib := _library()) is None:
         return None
-    given = g if isinstance(g, Tensor) else None
+    given, surrogate = source
     return _alif_backward(lib, given, h, theta, g_s, g_v, dv, da, mode, detach_reset, v_reset,
                           tau_a, keep, b, k, c, surrogate=surrogate)  # fmt: skip
 
@@ -368,7 +370,8 @@ def _alif_backward(
     tau_adapt: float, keep_a: float, beta: float, decay: float, scale: float, *,
     surrogate: tuple[str, float, float] = ("given", 0.0, 0.0),
 ) -> Tensor:  # fmt: skip
-    d = torch.empty_like(h) if g is None else g  # in place over the given derivatives
+    # in place over the given derivatives (a copy only in another dtype or layout)
+    d = torch.empty_like(h) if g is None else g.to(h.dtype).contiguous()
     g_s, g_v = (None if t is None else t.to(h.dtype).contiguous() for t in (g_s, g_v))
     nt, n = h.shape[0], dv.numel()
     fn = getattr(lib, f"nk_alif_backward_{_SUFFIX[h.dtype]}")

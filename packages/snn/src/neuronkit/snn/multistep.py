@@ -81,6 +81,19 @@ def _reduce(grad: Tensor, like: Tensor) -> Tensor:
     return grad.sum_to_size(like.shape).to(like.dtype)
 
 
+def _membrane_grads(dh: Tensor, g_v: Tensor | None, decay: Param | None) -> Tensor:
+    """The membranes' total gradients ``dL/dv_t = g_v_t + decay dh_{t+1}`` ``[T, B, ...]``
+    (a new tensor; ``decay`` None is 1), from ``dh = dL/dh`` and the loss's own ``g_v``."""
+    dv = g_v.clone() if g_v is not None else torch.zeros_like(dh)
+    if decay is None:
+        dv[:-1].add_(dh[1:])
+    elif isinstance(decay, Tensor):
+        dv[:-1].addcmul_(decay, dh[1:])
+    else:
+        dv[:-1].add_(dh[1:], alpha=decay)
+    return dv
+
+
 def _leak_grads(
     dh: Tensor, h: Tensor, s: Tensor, threshold: Param, v_reset: float, mode: str,
     v0: Tensor, u: Tensor | None, w: Param | None, lam: Param | None, need_w: bool,
@@ -308,13 +321,7 @@ class _FusedLIF(torch.autograd.Function):
             )
         grad_thr = None
         if need_thr:  # -g * (dL/ds + dv * B), plus -dv * s for "subtract"
-            dv = g_v.clone() if g_v is not None else torch.zeros_like(h)  # total dL/dv_t
-            if decay is None:
-                dv[:-1].add_(dh[1:])
-            elif isinstance(decay, Tensor):
-                dv[:-1].addcmul_(decay, dh[1:])
-            else:
-                dv[:-1].add_(dh[1:], alpha=decay)
+            dv = _membrane_grads(dh, g_v, decay)
             dthr = torch.zeros_like(h) if g_s is None else g_s.clone()
             if not detach_reset and mode == "zero":
                 dthr.addcmul_(dv, v_reset - h)
@@ -472,11 +479,7 @@ def _alif_parameter_grads(
         )
     if not (need_tau_a or need_beta or need_thr):
         return grads
-    dv = g_v.clone() if g_v is not None else torch.zeros_like(h)  # total dL/dv_t
-    if isinstance(decay, Tensor):
-        dv[:-1].addcmul_(decay, dh[1:])
-    else:
-        dv[:-1].add_(dh[1:], alpha=decay)
+    dv = _membrane_grads(dh, g_v, decay)
     dtheta = dv if mode == "none" else dv.mul_(1.0 - s)
     dtheta.sub_(dh)
     if need_thr:
