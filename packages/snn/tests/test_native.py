@@ -64,12 +64,18 @@ def _counting(monkeypatch: pytest.MonkeyPatch, *names: str) -> dict[str, int]:
     return calls
 
 
-def _both(call: Any, leaves: list[torch.Tensor], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+_CALLS = ("_forward", "_backward", "_leak_sums_call")
+
+
+def _both(
+    call: Any, leaves: list[torch.Tensor], monkeypatch: pytest.MonkeyPatch, *, leak: bool = False
+) -> list[Any]:
     """``call()``'s outputs and the gradients of one loss, compiled loops first (asserted to
-    run, backward too when there is a gradient), then ATen."""
+    run, backward too when there is a gradient, and the leak's sums with ``leak``), then
+    ATen."""
     results = []
     for native in (True, False):
-        calls = _counting(monkeypatch) if native else {}
+        calls = _counting(monkeypatch, *_CALLS) if native else {}
         if not native:
             monkeypatch.setattr(_native, "_library", lambda: None)
         out = call()
@@ -79,7 +85,8 @@ def _both(call: Any, leaves: list[torch.Tensor], monkeypatch: pytest.MonkeyPatch
         grads = torch.autograd.grad(loss, leaves) if loss.requires_grad else ()
         results.append((out.spikes, out.v, *grads))
         if native:
-            assert calls == {"_forward": 1, "_backward": int(loss.requires_grad)}
+            backward = int(loss.requires_grad)
+            assert calls == dict(zip(_CALLS, (1, backward, backward * leak), strict=True))
     return results
 
 
@@ -88,8 +95,10 @@ def _both(call: Any, leaves: list[torch.Tensor], monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize(
-    "setting", ["lerp", "lerp_large", "no_input_decay", "learnable", "if", "v_reset", "no_grad"]
-)
+    "setting",
+    ["lerp", "lerp_large", "no_input_decay", "learnable", "learnable_lam", "if", "v_reset",
+     "no_grad"],
+)  # fmt: skip
 def test_compiled_and_aten_loops_agree_bitwise(
     dtype: torch.dtype, reset: str, detach_reset: bool, setting: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -97,11 +106,11 @@ def test_compiled_and_aten_loops_agree_bitwise(
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(9, 4, 300, generator=g, dtype=dtype) * 1.5 + 0.3).requires_grad_()
     v0 = (torch.randn(4, 300, generator=g, dtype=dtype) * 0.5).requires_grad_()
-    thr = torch.tensor(0.9, dtype=dtype, requires_grad=setting == "learnable")
-    tau: Any = {"lerp_large": 1.5, "learnable": torch.tensor(2.5, dtype=dtype)}.get(setting, 3.0)
-    if setting == "learnable":
-        tau.requires_grad_()
-    leaves = [x, v0] + ([tau, thr] if setting == "learnable" else [])
+    learnable = setting.startswith("learnable")  # tau (w or lam) and the threshold
+    thr = torch.tensor(0.9, dtype=dtype, requires_grad=learnable)
+    tau: Any = torch.tensor(2.5, dtype=dtype, requires_grad=True) if learnable else 3.0
+    tau = 1.5 if setting == "lerp_large" else tau
+    leaves = [x, v0] + ([tau, thr] if learnable else [])
     kw: dict[str, Any] = {"reset": reset, "detach_reset": detach_reset, "threshold": thr}
     kw["surrogate"] = FastSigmoid()
     kw["v_reset"] = -0.2 if setting == "v_reset" else 0.0
@@ -110,10 +119,10 @@ def test_compiled_and_aten_loops_agree_bitwise(
         with torch.set_grad_enabled(setting != "no_grad"):
             if setting == "if":
                 return if_multistep(x, _state(v0, "if"), **kw)
-            decay_input = setting != "no_input_decay"
+            decay_input = setting not in ("no_input_decay", "learnable_lam")
             return lif_multistep(x, _state(v0), tau=tau, decay_input=decay_input, **kw)
 
-    compiled, aten = _both(call, leaves, monkeypatch)
+    compiled, aten = _both(call, leaves, monkeypatch, leak=learnable)
     assert len(compiled) == len(aten) == (2 if setting == "no_grad" else 2 + len(leaves))
     for a, b in zip(compiled, aten):
         assert torch.equal(a, b)
@@ -143,7 +152,7 @@ def test_the_module_path_and_a_learnable_tau_agree(monkeypatch: pytest.MonkeyPat
     x = (torch.randn(12, 8, 64) * 2).requires_grad_()
     runs = []
     for native in (True, False):
-        calls = _counting(monkeypatch) if native else {}
+        calls = _counting(monkeypatch, *_CALLS) if native else {}
         if not native:
             monkeypatch.setattr(_native, "_library", lambda: None)
         torch.manual_seed(1)
@@ -152,8 +161,8 @@ def test_the_module_path_and_a_learnable_tau_agree(monkeypatch: pytest.MonkeyPat
         spikes.square().sum().backward()
         runs.append((spikes, x.grad.clone(), neuron.w.grad.clone()))  # type: ignore[union-attr]
         x.grad = None
-        if native:
-            assert calls == {"_forward": 1, "_backward": 1}
+        if native:  # the leak's gradient sums over time in the compiled pass
+            assert calls == dict.fromkeys(_CALLS, 1)
     for a, b in zip(*runs):
         assert torch.equal(a, b)
 
@@ -202,7 +211,9 @@ def test_the_backward_computes_built_in_surrogates_and_dl_du_in_its_loop(
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "zero_to", "none"])
 @pytest.mark.parametrize("detach_reset", [False, True])
-@pytest.mark.parametrize("setting", ["lerp", "lerp_large", "no_input_decay", "no_grad"])
+@pytest.mark.parametrize(
+    "setting", ["lerp", "lerp_large", "no_input_decay", "learnable", "learnable_lam", "no_grad"]
+)
 @pytest.mark.parametrize("outputs", ["spikes", "all"])
 def test_compiled_and_aten_alif_loops_agree_bitwise(
     dtype: torch.dtype, reset: str, detach_reset: bool, setting: str, outputs: str,
@@ -215,10 +226,16 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
     kw: dict[str, Any] = {"tau": 1.5 if setting == "lerp_large" else 3.0, "tau_adapt": 4.0}
     kw |= {"beta": 1.1, "threshold": 0.9, "reset": "zero" if reset == "zero_to" else reset}
     kw |= {"v_reset": -0.2 if reset == "zero_to" else 0.0, "detach_reset": detach_reset}
-    kw |= {"decay_input": setting != "no_input_decay"}
+    kw |= {"decay_input": setting not in ("no_input_decay", "learnable_lam")}
+    leaves = [x, v0, a0]
+    if setting.startswith("learnable"):  # all four parameters, 0-d tensors
+        for name in ("tau", "tau_adapt", "beta", "threshold"):
+            kw[name] = torch.tensor(kw[name], dtype=dtype, requires_grad=True)
+            leaves.append(kw[name])
+    names = ("_alif_forward", "_alif_backward", "_leak_sums_call")
     results = []
     for native in (True, False):
-        calls = _counting(monkeypatch, "_alif_forward", "_alif_backward") if native else {}
+        calls = _counting(monkeypatch, *names) if native else {}
         if not native:
             monkeypatch.setattr(_native, "_library", lambda: None)
         with torch.set_grad_enabled(setting != "no_grad"):
@@ -227,10 +244,12 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
         loss = (out.spikes * w).sum()
         if outputs == "all":
             loss = loss + (out.v * w).sum() + out.state.a.square().sum()
-        grads = torch.autograd.grad(loss, [x, v0, a0]) if loss.requires_grad else ()
+        grads = torch.autograd.grad(loss, leaves) if loss.requires_grad else ()
         results.append((out.spikes, out.v, *out.state, *grads))
         if native:
-            assert calls == {"_alif_forward": 1, "_alif_backward": int(loss.requires_grad)}
+            backward = int(loss.requires_grad)
+            leak = backward * (len(leaves) > 3)
+            assert calls == dict(zip(names, (1, backward, leak), strict=True))
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
 

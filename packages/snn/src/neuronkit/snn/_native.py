@@ -129,6 +129,7 @@ def _library() -> ctypes.CDLL | None:
         "nk_lif_backward": ([ptr] * 4 + [i64] * 4 + [code] * 3 + [real] * 6, code),
         "nk_alif_forward": ([code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 5, code),
         "nk_alif_backward": ([ptr] * 7 + [i64] * 4 + [code] * 3 + [real] * 8, code),
+        "nk_leak_sums": ([ptr] * 7 + [i64] * 4 + [code] + [real] * 2, code),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
     }
@@ -383,6 +384,45 @@ def _alif_backward(
     return d
 
 
+def leak_sums(
+    dh: Tensor, h: Tensor, u: Tensor | None, v0: Tensor, threshold: Param, v_reset: float,
+    mode: str,
+) -> tuple[Tensor | None, Tensor] | None:  # fmt: skip
+    """The leak's parameter gradients before their reduction to the parameter's shape, in one
+    compiled pass: ``sum_t dh_t (u_t - v_{t-1})`` (None without ``u``) and ``sum_t dh_t
+    v_{t-1}``, float64 ``[B, ...]``, with ``v_{t-1}`` recomputed from ``h [T, B, ...]`` (a
+    scalar ``threshold``, or ALIF's ``theta`` shaped like ``h``) and ``v0``. None where it does
+    not apply."""
+    if (
+        torch.compiler.is_compiling()
+        or h.device.type != "cpu"
+        or h.dtype not in _SUFFIX
+        or any(t is not None and t.dtype != h.dtype for t in (dh, u))
+    ):
+        return None
+    theta = threshold if isinstance(threshold, Tensor) and threshold.shape == h.shape else None
+    thr = 0.0 if theta is not None else _scalar(threshold)
+    if thr is None or (lib := _library()) is None:
+        return None
+    return _leak_sums_call(lib, dh, h, theta, u, v0, thr, v_reset, mode)
+
+
+def _leak_sums_call(
+    lib: ctypes.CDLL, dh: Tensor, h: Tensor, theta: Tensor | None, u: Tensor | None,
+    v0: Tensor, thr: float, v_reset: float, mode: str,
+) -> tuple[Tensor | None, Tensor]:  # fmt: skip
+    dh, h = dh.contiguous(), h.contiguous()
+    theta, u = (None if t is None else t.contiguous() for t in (theta, u))
+    start = v0.to(h.dtype).expand(h.shape[1:]).contiguous()
+    sums = torch.zeros((2, *h.shape[1:]), dtype=torch.float64)
+    nt, n = h.shape[0], start.numel()
+    fn = getattr(lib, f"nk_leak_sums_{_SUFFIX[h.dtype]}")
+    ptrs = [None if t is None else t.data_ptr() for t in (dh, h, theta, u, start, *sums)]
+    reset = _RESETS.index("zero_to" if mode == "zero" and v_reset != 0.0 else mode)
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, reset, thr, v_reset))
+    return (sums[0] if u is not None else None), sums[1]
+
+
 def current_forward(x: Tensor, i0: Tensor, tau: Param) -> Tensor | None:
     """``multistep._current_loop`` in one compiled call: the synaptic currents ``[T, B,
     ...]``; None where it does not apply."""
@@ -457,6 +497,9 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
                     return f"the forward ({dtype}, {kind}, reset {code})"
                 h = got[2]
                 assert h is not None  # keep_h
+                leak_args = (lib, g, h, u, v0, thr, v_reset, mode)  # one leak kind suffices
+                if kind == "lerp_small" and (mismatch := _leak_disagreement(*leak_args)):
+                    return mismatch
                 for detach in (False, True):
                     args = (g_s, g_v, 0.8, v_reset, mode, detach)
                     want_dh = _through_time(g.clone(), h, *args, 0.6, keep_g=False)
@@ -484,6 +527,26 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
             _scan_back_call(lib, got_d, float(lam))
             if not torch.equal(want_d, got_d):
                 return f"the synaptic current's backward ({dtype})"
+    return None
+
+
+def _leak_disagreement(
+    lib: ctypes.CDLL, dh: Tensor, h: Tensor, u: Tensor, v0: Tensor, thr: Tensor, v_reset: float,
+    mode: str,
+) -> str | None:  # fmt: skip
+    """:func:`_disagreement` for the leak's gradient sums (``multistep._leak_sums``), for a
+    scalar threshold and for ALIF's ``theta [T, B, ...]``."""
+    from .multistep import _leak_sums  # (cyclic)
+
+    theta = thr + 0.1 * h.abs()  # any threshold per element and step
+    for threshold, kind in [(thr, "a scalar threshold"), (theta, "ALIF's theta")]:
+        given = theta if threshold is theta else None
+        for drive in (u, None):  # with the lerp's sums, and without
+            want = _leak_sums(dh, h, threshold, v_reset, mode, v0, drive, native=False)
+            got = _leak_sums_call(lib, dh, h, given, drive, v0, float(thr), v_reset, mode)
+            if not all(a is b or (a is not None and b is not None and torch.equal(a, b))
+                       for a, b in zip(want, got)):  # fmt: skip
+                return f"the leak's gradient ({h.dtype}, reset {mode}, v_reset {v_reset}, {kind})"
     return None
 
 

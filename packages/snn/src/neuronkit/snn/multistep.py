@@ -94,26 +94,54 @@ def _membrane_grads(dh: Tensor, g_v: Tensor | None, decay: Param | None) -> Tens
     return dv
 
 
+def _membranes_before(h: Tensor, threshold: Param, v_reset: float, mode: str, v0: Tensor) -> Tensor:
+    """The membrane before each step, ``[T, B, ...]``: ``v0``, then the membrane after each
+    step's reset, recomputed bit-identically from the pre-spike membranes ``h``."""
+    s = torch.ge(h, threshold, out=torch.empty_like(h))  # float out=: no bool pass
+    after = reset(h, s, threshold, v_reset, mode)
+    return torch.cat([v0.expand_as(h[0]).unsqueeze(0), after[:-1]])
+
+
 def _leak_grads(
-    dh: Tensor, h: Tensor, s: Tensor, threshold: Param, v_reset: float, mode: str,
-    v0: Tensor, u: Tensor | None, w: Param | None, lam: Param | None, need_w: bool,
-    need_lam: bool,
+    dh: Tensor, h: Tensor, threshold: Param, v_reset: float, mode: str, v0: Tensor,
+    u: Tensor | None, w: Param | None, lam: Param | None, need_w: bool, need_lam: bool,
 ) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
     """The gradients of the leak's ``w`` (``dh/dw = u - v_{t-1}``) and ``lam`` (``dh/dlam =
-    v_{t-1}``) where needed, from ``dh = dL/dh [T, B, ...]``; the membranes before each step
-    are recomputed bit-identically from ``h``, the spikes ``s`` and the reset's
-    ``threshold``."""
-    v_seq = reset(h, s, threshold, v_reset, mode)
-    v_prev = torch.cat([v0.expand_as(h[0]).unsqueeze(0), v_seq[:-1]])
+    v_{t-1}``) where needed, from ``dh = dL/dh [T, B, ...]`` (:func:`_leak_sums`)."""
+    over_u, over_v = _leak_sums(dh, h, threshold, v_reset, mode, v0, u if need_w else None)
     grad_w = grad_lam = None
     if need_w:
-        assert u is not None  # saved
+        assert over_u is not None  # u saved
         assert isinstance(w, Tensor)
-        grad_w = _reduce(dh * (u - v_prev), w)
+        grad_w = _reduce(over_u.unsqueeze(0), w)
     if need_lam:
         assert isinstance(lam, Tensor)
-        grad_lam = _reduce(dh * v_prev, lam)
+        grad_lam = _reduce(over_v.unsqueeze(0), lam)
     return grad_w, grad_lam
+
+
+def _leak_sums(
+    dh: Tensor, h: Tensor, threshold: Param, v_reset: float, mode: str, v0: Tensor,
+    u: Tensor | None, *, native: bool = True,
+) -> tuple[Tensor | None, Tensor]:  # fmt: skip
+    """``sum_t dh_t (u_t - v_{t-1})`` (None without ``u``) and ``sum_t dh_t v_{t-1}``, float64
+    ``[B, ...]``: each product rounded in ``h``'s dtype, then added in time order, in one
+    compiled pass where it applies. The membranes before each step are recomputed
+    bit-identically from ``h`` and the reset's ``threshold`` (:func:`_membranes_before`)."""
+    if native and (sums := _native.leak_sums(dh, h, u, v0, threshold, v_reset, mode)):
+        return sums
+    v_prev = _membranes_before(h, threshold, v_reset, mode, v0)
+    over_u = None if u is None else _time_sum(dh * (u - v_prev))
+    return over_u, _time_sum(dh * v_prev)
+
+
+def _time_sum(terms: Tensor) -> Tensor:
+    """``terms [T, B, ...]`` (a temporary: may be written over) summed over time in float64,
+    one step after the other (the order the compiled pass adds them in): ``[B, ...]``."""
+    total = terms[0].double()
+    for row in terms[1:].unbind(0):
+        total.add_(row)
+    return total
 
 
 def _derivative(surrogate: Surrogate, z: Tensor) -> Tensor:
@@ -315,9 +343,8 @@ class _FusedLIF(torch.autograd.Function):
             grad_v0 = dh[0].clone() if decay is None else dh[0] * decay
         grad_w = grad_lam = None
         if need_w or need_lam:
-            s = torch.ge(h, threshold, out=torch.empty_like(h))  # float out=: no bool pass
             grad_w, grad_lam = _leak_grads(
-                dh, h, s, threshold, v_reset, mode, v0, u, w_t, lam_t, need_w, need_lam
+                dh, h, threshold, v_reset, mode, v0, u, w_t, lam_t, need_w, need_lam
             )
         grad_thr = None
         if need_thr:  # -g * (dL/ds + dv * B), plus -dv * s for "subtract"
@@ -470,15 +497,15 @@ def _alif_parameter_grads(
     + (s_t - a_{t-1}) / tau_adapt``: ``dthreshold = sum dtheta``, ``dbeta = sum dtheta
     a_{t-1}``, ``dtau_adapt = -sum D (s - a_{t-1}) / tau_adapt^2``; the leak as for LIF."""
     need_w, need_lam, need_tau_a, need_beta, need_thr = need
-    s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
     grads: list[Tensor | None] = [None] * 5
     if need_w or need_lam:  # the reset subtracts the adapted threshold theta
         assert v0 is not None  # saved
         grads[0], grads[1] = _leak_grads(
-            dh, h, s, theta, v_reset, mode, v0, u, w, lam, need_w, need_lam
+            dh, h, theta, v_reset, mode, v0, u, w, lam, need_w, need_lam
         )
     if not (need_tau_a or need_beta or need_thr):
         return grads
+    s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
     dv = _membrane_grads(dh, g_v, decay)
     dtheta = dv if mode == "none" else dv.mul_(1.0 - s)
     dtheta.sub_(dh)
