@@ -5,7 +5,8 @@ in per-step dispatch: one to three ATen ops of a few microseconds each per time 
 tensors whose arithmetic takes far less. ``_native.c`` runs the whole forward recurrence, and
 the backward's reset partials, drive and reverse-time recurrence (from the derivative of the
 built-in ``FastSigmoid`` and ``ATan`` surrogates on), in one call each; so do CuBa-LIF's
-synaptic current and ALIF's two-state forward and backward. It is plain C with
+synaptic current, ALIF's two-state forward and backward, and a learnable ``tau``'s gradient
+sums. It is plain C with
 no Python or torch headers, compiled once per machine with the system C compiler (``$CC``,
 else ``cc``, ``gcc`` or ``clang``; a few seconds) into ``$NEURONKIT_CACHE_DIR/snn``
 (default ``$XDG_CACHE_HOME/neuronkit/snn``, else ``~/.cache/neuronkit/snn``) and loaded with
