@@ -540,8 +540,10 @@ def _leak_disagreement(
     from .multistep import _leak_sums  # (cyclic)
 
     theta = thr + 0.1 * h.abs()  # any threshold per element and step
-    for threshold, kind in [(thr, "a scalar threshold"), (theta, "ALIF's theta")]:
-        given = theta if threshold is theta else None
+    for threshold, given, kind in [
+        (thr, None, "a scalar threshold"),
+        (theta, theta, "ALIF's theta"),
+    ]:
         for drive in (u, None):  # with the lerp's sums, and without
             want = _leak_sums(dh, h, threshold, v_reset, mode, v0, drive, native=False)
             got = _leak_sums_call(lib, dh, h, given, drive, v0, float(thr), v_reset, mode)

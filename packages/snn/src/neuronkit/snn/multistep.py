@@ -98,8 +98,14 @@ def _membranes_before(h: Tensor, threshold: Param, v_reset: float, mode: str, v0
     """The membrane before each step, ``[T, B, ...]``: ``v0``, then the membrane after each
     step's reset, recomputed bit-identically from the pre-spike membranes ``h``."""
     s = torch.ge(h, threshold, out=torch.empty_like(h))  # float out=: no bool pass
-    after = reset(h, s, threshold, v_reset, mode)
-    return torch.cat([v0.expand_as(h[0]).unsqueeze(0), after[:-1]])
+    return _before(v0, reset(h, s, threshold, v_reset, mode))
+
+
+def _before(initial: Tensor, states: Tensor) -> Tensor:
+    """The state before each step, ``[T, B, ...]``: ``initial`` (broadcast to one step), then
+    ``states [T, B, ...]`` (the state after each step) but the last."""
+    first = initial.expand_as(states[0]).to(states.dtype).unsqueeze(0)
+    return torch.cat([first, states[:-1]])
 
 
 def _leak_grads(
@@ -517,8 +523,9 @@ def _alif_parameter_grads(
         # a_{t-1}: the trace's recurrence as the synaptic current's filter, a_t = (a_{t-1} -
         # a_{t-1} / tau_adapt) + s_t / tau_adapt (one compiled pass; rounded differently
         # from the forward's a + (s - a) / tau_adapt, which a gradient does not need)
-        a = _current_loop(s / tau_adapt, a0.expand_as(h[0]).to(h.dtype), tau_adapt)
-        a_prev = torch.cat([a0.expand_as(h[0]).unsqueeze(0).to(h.dtype), a[:-1]])
+        a_prev = _before(
+            a0, _current_loop(s / tau_adapt, a0.expand_as(h[0]).to(h.dtype), tau_adapt)
+        )
         if need_beta:
             assert isinstance(beta, Tensor)
             grads[3] = _reduce(dtheta * a_prev, beta)
