@@ -20,6 +20,13 @@ one Norse's `super` method computes). Every library runs layer by layer on time-
    No implementation beats it, so the fastest peer's time over the floor bounds the speedup
    any library can reach in that configuration (reported as "fastest peer x floor").
 
+``--neuron plif`` runs the same network and measurements with a learnable tau (PLIF, Fang et
+al. 2021: one ``w`` per layer, ``1 / tau = sigmoid(w)``, initial tau 2), whose gradient the
+training step also computes and SGD updates. Only SpikingJelly's ``ParametricLIFNode`` learns
+the same parameter (snnTorch's ``learn_beta`` learns ``beta`` without input decay and Norse has
+no learnable time constant), so the peers are SpikingJelly alone; the equivalence part also
+compares ``dL/dw``. Results go to ``snn_plif.json``.
+
 ``--device cuda`` runs both parts on a GPU (the issue's benchmark is the CPU one; this is the
 same work where a GPU is lent): each timed step is synchronized, memory is the growth of
 torch's peak CUDA allocation, and results go to ``snn_lif_cuda.json``. There SpikingJelly gets
@@ -29,7 +36,7 @@ its reference path (36.4 vs 34.8 ms, T=64, hidden 256, train), so the CPU run ke
 autograd surrogate.
 
     python benchmarks/snn/bench_lif.py [--threads 1] [--repeats 20] [--rounds 3] [--quick]
-        [--device cpu|cuda]
+        [--device cpu|cuda] [--neuron lif|plif]
 """
 
 from __future__ import annotations
@@ -45,8 +52,12 @@ import time
 from pathlib import Path
 
 TAU, THRESHOLD, SLOPE = 2.0, 1.0, 1.0
-LIBRARIES = ["floor", "neuronkit", "snntorch", "spikingjelly", "norse"]
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "snn_lif.json"
+# per neuron: the floor, neuronkit, then the peers
+NEURONS = {
+    "lif": ["floor", "neuronkit", "snntorch", "spikingjelly", "norse"],
+    "plif": ["floor", "neuronkit", "spikingjelly"],
+}
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # snn_<neuron>[_cuda][_quick].json
 
 
 def _fast_sigmoid():  # type: ignore[no-untyped-def]
@@ -66,13 +77,17 @@ def _fast_sigmoid():  # type: ignore[no-untyped-def]
     return FastSigmoid.apply
 
 
-def build(library: str, hidden: int, dtype, device: str = "cpu"):  # type: ignore[no-untyped-def]
-    """Return (net, linears): net maps x [T, B, H] to output spikes [T, B, H]."""
+def build(library: str, hidden: int, dtype, device: str = "cpu", neuron: str = "lif"):  # type: ignore[no-untyped-def]
+    """Return (net, linears, taus): net maps x [T, B, H] to output spikes [T, B, H]; taus are
+    the neurons' learnable parameters (PLIF's ``w`` per layer; none for LIF)."""
     import torch
     from torch import nn
 
+    if library not in NEURONS[neuron]:
+        raise ValueError(f"library must be one of {NEURONS[neuron]} for {neuron}, got {library!r}")
     fc1, fc2 = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
     linears = [fc1, fc2]
+    lifs: list[nn.Module] = []
 
     def time_fold(fc: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return fc(x.flatten(0, 1)).unflatten(0, x.shape[:2])
@@ -85,9 +100,10 @@ def build(library: str, hidden: int, dtype, device: str = "cpu"):  # type: ignor
     elif library == "neuronkit":
         from neuronkit import snn
 
+        kind = snn.PLIF if neuron == "plif" else snn.LIF
         lifs = [
-            snn.LIF(
-                tau=TAU,
+            kind(
+                TAU,
                 threshold=THRESHOLD,
                 v_reset=0.0,
                 reset="zero",
@@ -130,7 +146,8 @@ def build(library: str, hidden: int, dtype, device: str = "cpu"):  # type: ignor
             return run(lifs[1], time_fold(fc2, run(lifs[0], time_fold(fc1, x))))
 
     elif library == "spikingjelly":
-        from spikingjelly.activation_based import functional, neuron, surrogate
+        from spikingjelly.activation_based import functional, surrogate
+        from spikingjelly.activation_based import neuron as sj_neuron
 
         def spike_fn() -> nn.Module:
             if device != "cpu":  # its fused GPU kernel (see the module docstring)
@@ -145,9 +162,10 @@ def build(library: str, hidden: int, dtype, device: str = "cpu"):  # type: ignor
 
             return Surrogate()
 
+        node = sj_neuron.ParametricLIFNode if neuron == "plif" else sj_neuron.LIFNode
         lifs = [
-            neuron.LIFNode(
-                tau=TAU,
+            node(
+                TAU,
                 decay_input=True,
                 v_threshold=THRESHOLD,
                 v_reset=0.0,
@@ -187,11 +205,10 @@ def build(library: str, hidden: int, dtype, device: str = "cpu"):  # type: ignor
         def net(x: torch.Tensor) -> torch.Tensor:
             return run_cell(cells[1], time_fold(fc2, run_cell(cells[0], time_fold(fc1, x))))
 
-    else:
-        raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
     for fc in linears:
         fc.to(device, dtype)
-    return net, linears
+    taus = [p for lif in lifs for p in lif.parameters()]
+    return net, linears, taus
 
 
 def load_weights(library: str, linears, reference) -> None:  # type: ignore[no-untyped-def]
@@ -227,23 +244,24 @@ def loss_fn(spikes):  # type: ignore[no-untyped-def]
 
 
 def verify(
-    steps: int = 16, batch: int = 8, hidden: int = 64, device: str = "cpu"
+    steps: int = 16, batch: int = 8, hidden: int = 64, device: str = "cpu", neuron: str = "lif"
 ) -> dict[str, dict[str, float]]:
     """Same spikes and weight-gradient cosine against neuronkit (float32: SpikingJelly 2's
-    fused LIF computes in float32 whatever the input dtype)."""
+    fused LIF computes in float32 whatever the input dtype); with PLIF also the largest
+    relative difference of the layers' ``dL/dw``."""
     import torch
 
     torch.manual_seed(0)
     dtype = torch.float32
     x = make_input(steps, batch, hidden, dtype, seed=1, device=device)
-    ref_net, ref_linears = build("neuronkit", hidden, dtype, device)
+    ref_net, ref_linears, ref_taus = build("neuronkit", hidden, dtype, device, neuron)
     working_point(ref_linears)
     ref_out = ref_net(x)
     loss_fn(ref_out).backward()
     ref_grads = [torch.cat([fc.weight.grad.flatten(), fc.bias.grad]) for fc in ref_linears]
     report = {}
-    for library in LIBRARIES[2:]:
-        net, linears = build(library, hidden, dtype, device)
+    for library in NEURONS[neuron][2:]:
+        net, linears, taus = build(library, hidden, dtype, device, neuron)
         load_weights(library, linears, ref_linears)
         out = net(x)
         loss_fn(out).backward()
@@ -259,21 +277,27 @@ def verify(
             "spike_rate": ref_out.mean().item(),
             "min_grad_cosine": min(cosines),
         }
+        if taus:
+            report[library]["max_tau_grad_rel_diff"] = max(
+                (abs(p.grad - ref.grad) / abs(ref.grad)).item()
+                for p, ref in zip(taus, ref_taus, strict=True)
+            )
     return report
 
 
 def worker(
-    library: str, steps: int, hidden: int, mode: str, repeats: int, threads: int, device: str
-) -> dict:
+    library: str, steps: int, hidden: int, mode: str, repeats: int, threads: int, device: str,
+    neuron: str = "lif",
+) -> dict:  # fmt: skip
     """Time one configuration in this (fresh) process."""
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     batch = 32
-    net, linears = build(library, hidden, torch.float32, device)
+    net, linears, taus = build(library, hidden, torch.float32, device, neuron)
     working_point(linears)
-    params = [p for fc in linears for p in fc.parameters()]
+    params = [p for fc in linears for p in fc.parameters()] + taus
     optimizer = torch.optim.SGD(params, lr=1e-3)
     x = make_input(steps, batch, hidden, torch.float32, device=device)
     cuda = torch.device(device).type == "cuda"
@@ -338,24 +362,28 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="processes per library and config")
     parser.add_argument("--quick", action="store_true", help="one small configuration")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--neuron", choices=sorted(NEURONS), default="lif")
     parser.add_argument("--worker", nargs=4, metavar=("LIB", "T", "H", "MODE"))
     args = parser.parse_args()
     if args.worker:
         lib, steps, hidden, mode = args.worker
-        timing = worker(lib, int(steps), int(hidden), mode, args.repeats, args.threads, args.device)
+        timing = worker(
+            lib, int(steps), int(hidden), mode, args.repeats, args.threads, args.device, args.neuron
+        )
         print(json.dumps(timing))
         return 0
 
-    equivalence = verify(device=args.device)
+    libraries = NEURONS[args.neuron]
+    equivalence = verify(device=args.device, neuron=args.neuron)
     print("equivalence (float32, vs neuronkit):", json.dumps(equivalence, indent=1), flush=True)
     configs = [(16, 256)] if args.quick else [(16, 256), (16, 1024), (64, 256), (64, 1024)]
     rows = []
     for steps, hidden in configs:
         for mode in ("forward", "train"):
             row: dict = {"T": steps, "hidden": hidden, "mode": mode}
-            runs: dict[str, list[dict]] = {lib: [] for lib in LIBRARIES}
+            runs: dict[str, list[dict]] = {lib: [] for lib in libraries}
             for r in range(args.rounds):
-                for lib in LIBRARIES[r % len(LIBRARIES) :] + LIBRARIES[: r % len(LIBRARIES)]:
+                for lib in libraries[r % len(libraries) :] + libraries[: r % len(libraries)]:
                     runs[lib].append(_run_worker(lib, steps, hidden, mode, args))
             for lib, results in runs.items():
                 errors = [res["error"] for res in results if "error" in res]
@@ -370,7 +398,7 @@ def main() -> int:
                 if mode == "train":
                     row[lib]["saved_for_backward_mb"] = results[0]["saved_for_backward_mb"]
             ours = row["neuronkit"].get("median_ms")
-            peers = {k: row[k]["median_ms"] for k in LIBRARIES[2:] if "median_ms" in row[k]}
+            peers = {k: row[k]["median_ms"] for k in libraries[2:] if "median_ms" in row[k]}
             if ours:
                 row["speedup_vs_fastest_peer"] = min(peers.values()) / ours if peers else None
                 row["speedup_vs"] = {k: v / ours for k, v in peers.items()}
@@ -378,20 +406,21 @@ def main() -> int:
             if peers:  # no implementation beats the floor: the largest speedup any could reach
                 row["fastest_peer_over_floor"] = min(peers.values()) / row["floor"]["median_ms"]
             rows.append(row)
-            print(_row_text(row), flush=True)
+            print(_row_text(row, libraries), flush=True)
     import torch
 
     from neuronkit.common import atomic_write_json
     from neuronkit.snn import native_status
 
     cuda = torch.device(args.device).type == "cuda"
-    stem = RESULTS.stem + ("_cuda" if cuda else "") + ("_quick" if args.quick else "")
-    out = RESULTS.with_name(stem + ".json")
+    stem = f"snn_{args.neuron}" + ("_cuda" if cuda else "") + ("_quick" if args.quick else "")
+    out = RESULTS / f"{stem}.json"
     atomic_write_json(
         out,
         {
-            "benchmark": "two-layer Linear+LIF, batch 32, "
+            "benchmark": f"two-layer Linear+{args.neuron.upper()}, batch 32, "
             + (torch.cuda.get_device_name(args.device) if cuda else "CPU"),
+            "neuron": args.neuron,
             "device": args.device,
             "threads": args.threads,
             "repeats": args.repeats,
@@ -403,7 +432,7 @@ def main() -> int:
         },
     )
     print(f"wrote {out}")
-    print(_markdown(rows))
+    print(_markdown(rows, libraries))
     return 0
 
 
@@ -424,6 +453,8 @@ def _run_worker(lib: str, steps: int, hidden: int, mode: str, args: argparse.Nam
             str(args.threads),
             "--device",
             args.device,
+            "--neuron",
+            args.neuron,
         ],
         capture_output=True,
         text=True,
@@ -436,9 +467,9 @@ def _run_worker(lib: str, steps: int, hidden: int, mode: str, args: argparse.Nam
     return result
 
 
-def _markdown(rows: list[dict]) -> str:
+def _markdown(rows: list[dict], libraries: list[str]) -> str:
     """The results as the Markdown table of the package README."""
-    peers = LIBRARIES[2:]
+    peers = libraries[2:]
     head = ["T", "H", "mode", "floor", "neuronkit", *peers, "vs fastest peer", "x floor"]
     head.append("fastest peer x floor")
     head.append("saved MB (nk / " + " / ".join(p[:2] for p in peers) + ")")
@@ -446,7 +477,7 @@ def _markdown(rows: list[dict]) -> str:
     for row in rows:
         ms = [
             f"{row[lib]['median_ms']:.1f}" if "median_ms" in row[lib] else "error"
-            for lib in LIBRARIES
+            for lib in libraries
         ]
         speed = row.get("speedup_vs_fastest_peer")
         ratio = row.get("ratio_to_floor")
@@ -461,9 +492,9 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _row_text(row: dict) -> str:
+def _row_text(row: dict, libraries: list[str]) -> str:
     cells = [f"T={row['T']:<3} H={row['hidden']:<5} {row['mode']:<8}"]
-    for lib in LIBRARIES:
+    for lib in libraries:
         r = row[lib]
         cells.append(f"{lib} {r['median_ms']:.2f}ms" if "median_ms" in r else f"{lib} ERR")
     if "ratio_to_floor" in row:

@@ -361,19 +361,17 @@ int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const RE
 #undef RESETS
 #undef DETACH
 
-/* The leak's parameter gradients as sums over time per column, in double: with v_{t-1} the
- * membrane after the previous step's reset (v_0 [n] for t = 0; recomputed from h against the
- * threshold, or ALIF's theta [T, n] where not NULL, as the forward resets it) and dh = d,
- *   gw += dh_t * (u_t - v_{t-1})   (the lerp's dh/dw; only where u is not NULL)
- *   gl += dh_t * v_{t-1}           (dh/dlam of u + lam v)
- * each product rounded as ATen's dh * (u - v_prev) and dh * v_prev, then added in t order.
- * gw and gl [n] hold zeros on entry. */
+/* The gradient of the leak's parameter as a sum over time per column, in double: with
+ * v_{t-1} the membrane after the previous step's reset (v_0 [n] for t = 0; recomputed from h
+ * against the threshold, or ALIF's theta [T, n] where not NULL, as the forward resets it) and
+ * dh = d, g += dh_t * (u_t - v_{t-1}) where u is not NULL (the lerp's dh/dw), else
+ * g += dh_t * v_{t-1} (dh/dlam of u + lam v); each product rounded as ATen's dh * (u - v_prev)
+ * or dh * v_prev, then added in t order. g [n] holds zeros on entry. */
 static inline __attribute__((always_inline)) void SUFFIX(leak)(
     const int reset, const int has_u, const int has_theta, const REAL *restrict d,
     const REAL *restrict h, const REAL *restrict theta, const REAL *restrict u,
-    const REAL *restrict v0, double *restrict gw, double *restrict gl, const int64_t nt,
-    const int64_t n, const int64_t lo, const int64_t hi, const REAL threshold,
-    const REAL v_reset) {
+    const REAL *restrict v0, double *restrict g, const int64_t nt, const int64_t n,
+    const int64_t lo, const int64_t hi, const REAL threshold, const REAL v_reset) {
   REAL v[BLOCK];
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
@@ -383,8 +381,7 @@ static inline __attribute__((always_inline)) void SUFFIX(leak)(
 #pragma GCC ivdep /* distinct tensors */
       for (int64_t i = 0; i < m; i++) {
         const REAL dh = d[row + i], p = v[i], x = h[row + i];
-        if (has_u) gw[b + i] += (double)(dh * (u[row + i] - p));
-        gl[b + i] += (double)(dh * p);
+        g[b + i] += (double)(has_u ? dh * (u[row + i] - p) : dh * p);
         const REAL thr = has_theta ? theta[row + i] : threshold;
         v[i] = SUFFIX(after_reset)(reset, x, x >= thr ? 1 : 0, thr, v_reset);
       }
@@ -394,14 +391,14 @@ static inline __attribute__((always_inline)) void SUFFIX(leak)(
 
 #define LEAK(R, U, TH)                                                                      \
   case ((R) * 2 + (U)) * 2 + (TH):                                                          \
-    SUFFIX(leak)(R, U, TH, d, h, theta, u, v0, gw, gl, nt, n, lo, hi, threshold, v_reset); \
+    SUFFIX(leak)(R, U, TH, d, h, theta, u, v0, g, nt, n, lo, hi, threshold, v_reset);      \
     return 0;
 #define RESETS(U, TH) LEAK(SUBTRACT, U, TH) LEAK(ZERO, U, TH) LEAK(ZERO_TO, U, TH) LEAK(NONE, U, TH)
 
 /* Returns 0, or -1 for an unknown reset code. */
 int SUFFIX(nk_leak_sums)(const REAL *d, const REAL *h, const REAL *theta, const REAL *u,
-                          const REAL *v0, double *gw, double *gl, int64_t nt, int64_t n,
-                          int64_t lo, int64_t hi, int reset, double threshold, double v_reset) {
+                          const REAL *v0, double *g, int64_t nt, int64_t n, int64_t lo,
+                          int64_t hi, int reset, double threshold, double v_reset) {
   if (reset < 0 || reset > NONE) return -1;
   switch ((reset * 2 + (u != 0)) * 2 + (theta != 0)) {
     RESETS(0, 0) RESETS(0, 1) RESETS(1, 0) RESETS(1, 1)

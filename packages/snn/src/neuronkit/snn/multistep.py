@@ -114,31 +114,30 @@ def _leak_grads(
 ) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
     """The gradients of the leak's ``w`` (``dh/dw = u - v_{t-1}``) and ``lam`` (``dh/dlam =
     v_{t-1}``) where needed, from ``dh = dL/dh [T, B, ...]`` (:func:`_leak_sums`)."""
-    over_u, over_v = _leak_sums(dh, h, threshold, v_reset, mode, v0, u if need_w else None)
     grad_w = grad_lam = None
     if need_w:
-        assert over_u is not None  # u saved
+        assert u is not None  # saved
         assert isinstance(w, Tensor)
-        grad_w = _reduce(over_u.unsqueeze(0), w)
+        grad_w = _reduce(_leak_sums(dh, h, threshold, v_reset, mode, v0, u).unsqueeze(0), w)
     if need_lam:
         assert isinstance(lam, Tensor)
-        grad_lam = _reduce(over_v.unsqueeze(0), lam)
+        grad_lam = _reduce(_leak_sums(dh, h, threshold, v_reset, mode, v0, None).unsqueeze(0), lam)
     return grad_w, grad_lam
 
 
 def _leak_sums(
     dh: Tensor, h: Tensor, threshold: Param, v_reset: float, mode: str, v0: Tensor,
     u: Tensor | None, *, native: bool = True,
-) -> tuple[Tensor | None, Tensor]:  # fmt: skip
-    """``sum_t dh_t (u_t - v_{t-1})`` (None without ``u``) and ``sum_t dh_t v_{t-1}``, float64
-    ``[B, ...]``: each product rounded in ``h``'s dtype, then added in time order, in one
-    compiled pass where it applies. The membranes before each step are recomputed
-    bit-identically from ``h`` and the reset's ``threshold`` (:func:`_membranes_before`)."""
-    if native and (sums := _native.leak_sums(dh, h, u, v0, threshold, v_reset, mode)):
-        return sums
+) -> Tensor:  # fmt: skip
+    """``sum_t dh_t (u_t - v_{t-1})`` with ``u`` (``w``'s), else ``sum_t dh_t v_{t-1}``
+    (``lam``'s), float64 ``[B, ...]``: each product rounded in ``h``'s dtype, then added in
+    time order, in one compiled pass where it applies. The membranes before each step are
+    recomputed bit-identically from ``h`` and the reset's ``threshold``
+    (:func:`_membranes_before`)."""
+    if native and (total := _native.leak_sums(dh, h, u, v0, threshold, v_reset, mode)) is not None:
+        return total
     v_prev = _membranes_before(h, threshold, v_reset, mode, v0)
-    over_u = None if u is None else _time_sum(dh * (u - v_prev))
-    return over_u, _time_sum(dh * v_prev)
+    return _time_sum(dh * v_prev if u is None else dh * (u - v_prev))
 
 
 def _time_sum(terms: Tensor) -> Tensor:
