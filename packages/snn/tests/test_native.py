@@ -234,7 +234,7 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
         for name in ("tau", "tau_adapt", "beta", "threshold"):
             kw[name] = torch.tensor(kw[name], dtype=dtype, requires_grad=True)
             leaves.append(kw[name])
-    names = ("_alif_forward", "_alif_backward", "_leak_sums_call")
+    names = ("_alif_forward", "_alif_backward", "_leak_sums_call", "_alif_adapt_sums_call")
     results = []
     for native in (True, False):
         calls = _counting(monkeypatch, *names) if native else {}
@@ -250,7 +250,8 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
         results.append((out.spikes, out.v, *out.state, *grads))
         if native:
             backward = int(loss.requires_grad)
-            assert calls == dict(zip(names, (1, backward, backward * learnable), strict=True))
+            counts = (1, backward, backward * learnable, backward * learnable)
+            assert calls == dict(zip(names, counts, strict=True))
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
 

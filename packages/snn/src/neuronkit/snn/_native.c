@@ -408,6 +408,70 @@ int SUFFIX(nk_leak_sums)(const REAL *d, const REAL *h, const REAL *theta, const 
 #undef RESETS
 #undef LEAK
 
+/* ALIF's adaptation parameters' gradients as sums over time per column, in double. With
+ * dh = d, the spikes s_t = h_t >= theta_t, the membrane's total gradient dv_t = g_v_t + dh_{t+1}
+ * * decay (no g_v: 0; no dh_T), dtheta_t = dv_t * (1 - s_t) - dh_t (dv_t - dh_t for "none"),
+ * the trace a_{t-1} (a0 [n], then a_t = (a - a / tau) + s_t / tau) and its derivative in
+ * 1 / tau with the spikes held, e_{t-1} (0, then e_t = (e - e / tau) + (s_t - a_{t-1})):
+ *   out[0] += dtheta_t, out[1] += dtheta_t * a_{t-1}, out[2] += dtheta_t * e_{t-1},
+ * each product rounded in REAL, added in t order; out[3] = e_{T-1}. out [4, n] holds zeros. */
+static inline __attribute__((always_inline)) void SUFFIX(adapt_step)(
+    const int no_reset, const int has_g_v, const int last, const REAL *restrict d,
+    const REAL *restrict d_next, const REAL *restrict h, const REAL *restrict theta,
+    const REAL *restrict g_v, REAL *restrict a, REAL *restrict e, double *restrict s_thr,
+    double *restrict s_beta, double *restrict s_tau, const int64_t m, const REAL tau,
+    const REAL decay) {
+  for (int64_t i = 0; i < m; i++) {
+    const REAL s = h[i] >= theta[i] ? 1 : 0, p = a[i], q = e[i];
+    REAL dv = has_g_v ? g_v[i] : 0;
+    if (!last) dv = dv + d_next[i] * decay;
+    const REAL dtheta = (no_reset ? dv : dv * (1 - s)) - d[i];
+    s_thr[i] += (double)dtheta;
+    s_beta[i] += (double)(dtheta * p);
+    s_tau[i] += (double)(dtheta * q);
+    e[i] = (q - q / tau) + (s - p);
+    a[i] = (p - p / tau) + s / tau;
+  }
+}
+
+/* One vectorised loop per (reset, g_v given, last step). */
+static inline __attribute__((always_inline)) void SUFFIX(adapt)(
+    const int no_reset, const int has_g_v, const REAL *restrict d, const REAL *restrict h,
+    const REAL *restrict theta, const REAL *restrict g_v, const REAL *restrict a0,
+    double *restrict out, const int64_t nt, const int64_t n, const int64_t lo, const int64_t hi,
+    const REAL tau, const REAL decay) {
+  REAL a[BLOCK], e[BLOCK];
+  for (int64_t b = lo; b < hi; b += BLOCK) {
+    const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    memcpy(a, a0 + b, (size_t)m * sizeof(REAL));
+    for (int64_t i = 0; i < m; i++) e[i] = 0;
+    for (int64_t t = 0; t < nt; t++) {
+      const int64_t row = t * n + b;
+      const REAL *gv = has_g_v ? g_v + row : 0;
+      if (t + 1 < nt)
+        SUFFIX(adapt_step)(no_reset, has_g_v, 0, d + row, d + row + n, h + row, theta + row, gv,
+                           a, e, out + b, out + n + b, out + 2 * n + b, m, tau, decay);
+      else
+        SUFFIX(adapt_step)(no_reset, has_g_v, 1, d + row, 0, h + row, theta + row, gv, a, e,
+                           out + b, out + n + b, out + 2 * n + b, m, tau, decay);
+    }
+    for (int64_t i = 0; i < m; i++) out[3 * n + b + i] = (double)e[i];
+  }
+}
+
+void SUFFIX(nk_alif_adapt_sums)(const REAL *d, const REAL *h, const REAL *theta,
+                                const REAL *g_v, const REAL *a0, double *out, int64_t nt,
+                                int64_t n, int64_t lo, int64_t hi, int no_reset, double tau,
+                                double decay) {
+#define ADAPT(R, G) SUFFIX(adapt)(R, G, d, h, theta, g_v, a0, out, nt, n, lo, hi, tau, decay)
+  if (no_reset) {
+    if (g_v) ADAPT(1, 1); else ADAPT(1, 0);
+  } else {
+    if (g_v) ADAPT(0, 1); else ADAPT(0, 0);
+  }
+#undef ADAPT
+}
+
 /* CuBa-LIF's synaptic current, i_t = (i_{t-1} - i_{t-1} / tau) + x_t, into out [T, n] from
  * i0 [n]; and the reverse linear scan of its backward (and of a LIF backward without reset
  * partials), in place over d [T, n]: d[t] += lam * d[t+1] as add(alpha=lam). */

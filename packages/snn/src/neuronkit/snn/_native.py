@@ -131,6 +131,7 @@ def _library() -> ctypes.CDLL | None:
         "nk_alif_forward": ([code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 5, code),
         "nk_alif_backward": ([ptr] * 7 + [i64] * 4 + [code] * 3 + [real] * 8, code),
         "nk_leak_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real] * 2, code),
+        "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real] * 2, None),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
     }
@@ -424,6 +425,47 @@ def _leak_sums_call(
     return total
 
 
+def alif_adapt_sums(
+    dh: Tensor, h: Tensor, theta: Tensor, g_v: Tensor | None, a0: Tensor, mode: str,
+    tau_adapt: Param, decay: Param,
+) -> Tensor | None:  # fmt: skip
+    """``multistep._adapt_sums`` in one compiled pass: float64 ``[4, B, ...]``; None where it
+    does not apply (a per-neuron ``tau_adapt`` or leak)."""
+    if (
+        torch.compiler.is_compiling()
+        or h.device.type != "cpu"
+        or h.dtype not in _SUFFIX
+        or any(t is not None and t.dtype != h.dtype for t in (dh, theta, g_v))
+        or theta.shape != h.shape
+        or (g_v is not None and g_v.shape != h.shape)
+    ):
+        return None
+    tau, k = _scalar(tau_adapt), _scalar(decay)
+    if tau is None or k is None or (lib := _library()) is None:
+        return None
+    try:
+        start = a0.to(h.dtype).expand(h.shape[1:]).contiguous()
+    except RuntimeError:  # not broadcastable to one step: the ATen path says so
+        return None
+    return _alif_adapt_sums_call(lib, dh, h, theta, g_v, start, mode, tau, k)
+
+
+def _alif_adapt_sums_call(
+    lib: ctypes.CDLL, dh: Tensor, h: Tensor, theta: Tensor, g_v: Tensor | None, a0: Tensor,
+    mode: str, tau_adapt: float, decay: float,
+) -> Tensor:  # fmt: skip
+    """``a0``: contiguous, of one step's shape and ``h``'s dtype."""
+    dh, h, theta = dh.contiguous(), h.contiguous(), theta.contiguous()
+    g_v = None if g_v is None else g_v.contiguous()
+    out = torch.zeros((4, *h.shape[1:]), dtype=torch.float64)
+    nt, n = h.shape[0], a0.numel()
+    fn = getattr(lib, f"nk_alif_adapt_sums_{_SUFFIX[h.dtype]}")
+    ptrs = [None if t is None else t.data_ptr() for t in (dh, h, theta, g_v, a0, out)]
+    no_reset = int(mode == "none")
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, no_reset, tau_adapt, decay))
+    return out
+
+
 def current_forward(x: Tensor, i0: Tensor, tau: Param) -> Tensor | None:
     """``multistep._current_loop`` in one compiled call: the synaptic currents ``[T, B,
     ...]``; None where it does not apply."""
@@ -561,8 +603,9 @@ def _alif_disagreement(
     g_v: Tensor,
     leaks: list[tuple[str, float | None, Param | None]],
 ) -> str | None:
-    """:func:`_disagreement` for ALIF (``multistep._alif_loop``, ``_alif_through_time``)."""
-    from .multistep import _alif_loop, _alif_through_time  # (cyclic)
+    """:func:`_disagreement` for ALIF (``multistep._alif_loop``, ``_alif_through_time``,
+    ``_adapt_sums``)."""
+    from .multistep import _adapt_sums, _alif_loop, _alif_through_time  # (cyclic)
 
     dtype = u.dtype
     a0 = torch.rand(v0.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
@@ -610,4 +653,9 @@ def _alif_disagreement(
                     name = "given" if given is not None else type(surrogate).__name__
                     return (f"the ALIF backward ({dtype}, reset {code}, detach_reset={detach}, "
                             f"{name} derivatives)")  # fmt: skip
+            for gv in (g_v, None) if kind == "lerp_small" else ():  # one leak suffices
+                want_sums = _adapt_sums(g, h, theta, gv, a0, mode, tau_a, 0.6, native=False)
+                got_sums = _alif_adapt_sums_call(lib, g, h, theta, gv, a0, mode, 5.0, 0.6)
+                if not torch.equal(want_sums, got_sums):
+                    return f"the ALIF adaptation's gradients ({dtype}, reset {code})"
     return None

@@ -434,14 +434,14 @@ class _FusedALIF(torch.autograd.Function):
         spikes, vs, a, h, theta = _alif_loop(
             u, v0, a0, w, lam, tau_adapt, beta, threshold, v_reset, mode, surrogate, keep=True
         )
-        need_w, need_lam, need_tau_a, need_beta = ctx.needs_input_grad[3:7]
+        need_w, need_lam, need_tau_a, need_beta, need_thr = ctx.needs_input_grad[3:8]
         params = (w, lam, tau_adapt, beta, threshold)
         ctx.save_for_backward(
             h,
             theta,
             u if need_w else None,  # the inputs that the parameters' gradients read
             v0 if need_w or need_lam else None,
-            a0 if need_tau_a or need_beta else None,
+            a0 if need_tau_a or need_beta or need_thr else None,
             *(p if isinstance(p, Tensor) else None for p in params),
         )
         ctx.floats = tuple(None if isinstance(p, Tensor) else p for p in params)
@@ -493,14 +493,14 @@ def _alif_parameter_grads(
     v_reset: float, mode: str,
 ) -> list[Tensor | None]:  # fmt: skip
     """The gradients of ALIF's ``w``, ``lam``, ``tau_adapt``, ``beta`` and ``threshold`` (where
-    ``need`` says so; tensors), from ``dh = dL/dh [T, B, ...]``. Time-parallel but for one
-    linear scan: with the membrane's total gradient ``dv_t = g_v_t + decay dh_{t+1}`` and the
-    reset's ``A``, ``C`` (:func:`_alif_through_time`), ``dtheta_t = C dv - (dh - A dv)``, which
-    is ``(1 - s) dv - dh`` for "subtract" and "zero" and ``dv - dh`` for "none"; the gradient
-    of the trace ``a_t`` runs back as ``D_{t-1} = (1 - 1/tau_adapt) D_t + beta dtheta_t`` from
-    ``D_{T-1} = dL/da_T``. Then, with ``theta = beta a_{t-1} + threshold`` and ``a_t = a_{t-1}
-    + (s_t - a_{t-1}) / tau_adapt``: ``dthreshold = sum dtheta``, ``dbeta = sum dtheta
-    a_{t-1}``, ``dtau_adapt = -sum D (s - a_{t-1}) / tau_adapt^2``; the leak as for LIF."""
+    ``need`` says so; tensors), from ``dh = dL/dh [T, B, ...]``: the leak's as for LIF, the
+    others from the sums over time of :func:`_adapt_sums`. With ``theta_t = beta a_{t-1} +
+    threshold`` and ``a_t = a_{t-1} + (s_t - a_{t-1}) k`` (``k = 1 / tau_adapt``):
+    ``dthreshold = sum dtheta``, ``dbeta = sum dtheta a_{t-1}``, and ``dk = sum_t D_t (s_t -
+    a_{t-1})`` for the trace's gradient ``D_t = dL/da_t`` (``D_{t-1} = (1 - k) D_t + beta
+    dtheta_t``, ``D_{T-1} = dL/da_T``), which reordered is ``beta sum_t dtheta_t e_{t-1} +
+    dL/da_T e_{T-1}`` with ``e_t = (1 - k) e_{t-1} + (s_t - a_{t-1})`` (``e_{-1} = 0``): one
+    pass forward in time; ``dtau_adapt = -dk / tau_adapt^2``."""
     need_w, need_lam, need_tau_a, need_beta, need_thr = need
     grads: list[Tensor | None] = [None] * 5
     if need_w or need_lam:  # the reset subtracts the adapted threshold theta
@@ -510,32 +510,46 @@ def _alif_parameter_grads(
         )
     if not (need_tau_a or need_beta or need_thr):
         return grads
-    s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
-    dv = _membrane_grads(dh, g_v, decay)
-    dtheta = dv if mode == "none" else dv.mul_(1.0 - s)
-    dtheta.sub_(dh)
+    assert a0 is not None  # saved
+    over_theta, over_a, over_e, e_last = _adapt_sums(dh, h, theta, g_v, a0, mode, tau_adapt, decay)
     if need_thr:
         assert isinstance(threshold, Tensor)
-        grads[4] = _reduce(dtheta, threshold)
-    if need_tau_a or need_beta:
-        assert a0 is not None  # saved
-        # a_{t-1}: the trace's recurrence as the synaptic current's filter, a_t = (a_{t-1} -
-        # a_{t-1} / tau_adapt) + s_t / tau_adapt (one compiled pass; rounded differently
-        # from the forward's a + (s - a) / tau_adapt, which a gradient does not need)
-        a_prev = _before(
-            a0, _current_loop(s / tau_adapt, a0.expand_as(h[0]).to(h.dtype), tau_adapt)
-        )
-        if need_beta:
-            assert isinstance(beta, Tensor)
-            grads[3] = _reduce(dtheta * a_prev, beta)
-        if need_tau_a:
-            assert isinstance(tau_adapt, Tensor)
-            trace = torch.empty_like(h)  # D_t = dL/da_t
-            trace[:-1] = dtheta[1:] * beta
-            trace[-1] = 0.0 if g_a is None else g_a
-            _scan_back(trace, 1.0 - 1.0 / tau_adapt)
-            grads[2] = _reduce(trace.mul_(s.sub_(a_prev)), tau_adapt).div_(tau_adapt**2).neg_()
+        grads[4] = _reduce(over_theta, threshold)
+    if need_beta:
+        assert isinstance(beta, Tensor)
+        grads[3] = _reduce(over_a, beta)
+    if need_tau_a:
+        assert isinstance(tau_adapt, Tensor)
+        dk = over_e.mul_(beta) if g_a is None else over_e.mul_(beta).addcmul_(g_a, e_last)
+        grads[2] = _reduce(dk, tau_adapt).div_(tau_adapt**2).neg_()
     return grads
+
+
+def _adapt_sums(
+    dh: Tensor, h: Tensor, theta: Tensor, g_v: Tensor | None, a0: Tensor, mode: str,
+    tau_adapt: Param, decay: Param, *, native: bool = True,
+) -> Tensor:  # fmt: skip
+    """``[sum_t dtheta_t, sum_t dtheta_t a_{t-1}, sum_t dtheta_t e_{t-1}, e_{T-1}]``, float64
+    ``[4, B, ...]`` (:func:`_alif_parameter_grads`), from ``dh = dL/dh``, the saved ``h`` and
+    ``theta [T, B, ...]``, the loss's ``g_v`` and the initial trace ``a0``: ``dtheta_t = (g_v_t
+    + dh_{t+1} decay) (1 - s_t) - dh_t`` (without ``(1 - s_t)`` for "none"), each product
+    rounded in ``h``'s dtype and added in time order; one compiled pass where it applies, else
+    ATen ops and three linear recurrences (the trace and ``e`` as the synaptic current's
+    filter, ``(x - x / tau_adapt) + input``)."""
+    if native:
+        sums = _native.alif_adapt_sums(dh, h, theta, g_v, a0, mode, tau_adapt, decay)
+        if sums is not None:
+            return sums
+    s = torch.ge(h, theta, out=torch.empty_like(h))  # the forward's spikes (float out=)
+    dv = torch.zeros_like(h) if g_v is None else g_v.to(h.dtype, copy=True)
+    dv[:-1].add_(dh[1:] * decay)
+    dtheta = (dv if mode == "none" else dv.mul_(1.0 - s)).sub_(dh)
+    start = a0.expand_as(h[0]).to(h.dtype)
+    a_prev = _before(start, _current_loop(s / tau_adapt, start, tau_adapt, native=native))
+    zero = torch.zeros_like(h[0])
+    e = _current_loop(s.sub_(a_prev), zero, tau_adapt, native=native)
+    terms = torch.stack([dtheta, dtheta * a_prev, dtheta * _before(zero, e)], 1)
+    return torch.cat([_time_sum(terms), e[-1].double().unsqueeze(0)])
 
 
 def _alif_through_time(
