@@ -534,7 +534,7 @@ def _adapt_sums(
     ``theta [T, B, ...]``, the loss's ``g_v`` and the initial trace ``a0``: ``dtheta_t = (g_v_t
     + dh_{t+1} decay) (1 - s_t) - dh_t`` (without ``(1 - s_t)`` for "none"), each product
     rounded in ``h``'s dtype and added in time order; one compiled pass where it applies, else
-    ATen ops and three linear recurrences (the trace and ``e`` as the synaptic current's
+    ATen ops and two linear recurrences (the trace and ``e``, as the synaptic current's
     filter, ``(x - x / tau_adapt) + input``)."""
     if native:
         sums = _native.alif_adapt_sums(dh, h, theta, g_v, a0, mode, tau_adapt, decay)

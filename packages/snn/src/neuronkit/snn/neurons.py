@@ -188,7 +188,8 @@ def _check_flags(fused: Any, validate: Any) -> None:
 
 
 def _steps(tau: Param, dt: float) -> Param:
-    return tau / dt
+    """``tau`` in steps of ``dt`` (a tensor ``tau`` itself at ``dt = 1``: no op)."""
+    return tau if dt == 1.0 and isinstance(tau, Tensor) else tau / dt
 
 
 def _like(p: Param, x: Tensor) -> Param:
