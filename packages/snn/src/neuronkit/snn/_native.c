@@ -24,6 +24,9 @@ enum { SUBTRACT, ZERO, ZERO_TO, NONE };
 enum { GIVEN, FAST_SIGMOID, ATAN };
 
 #define BLOCK 1024 /* columns whose membranes stay in a local array across all T steps */
+/* The length of a local block array: at least a cache line more than the block, so that
+ * arrays declared together do not sit a multiple of 4 KiB apart (contending for L1 sets). */
+#define LOCAL (BLOCK + 16)
 
 /* The backwards' variant: one case label per surrogate, reset and detach_reset, and the label
  * of a call's codes (-1 for an unknown code; "none" has no reset to detach). */
@@ -80,7 +83,7 @@ static inline __attribute__((always_inline)) void SUFFIX(run)(
     const int64_t n, const int64_t lo, const int64_t hi, const REAL a, const REAL threshold,
     const REAL v_reset) {
   const REAL a_minus_1 = a - 1;
-  REAL v[BLOCK], h_unkept[BLOCK], v_unkept[BLOCK]; /* where unkept outputs go */
+  REAL v[LOCAL], h_unkept[LOCAL], v_unkept[LOCAL]; /* where unkept outputs go */
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
     memcpy(v, v_last + b, (size_t)m * sizeof(REAL));
@@ -219,37 +222,57 @@ int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL 
 #undef RESETS
 #undef DETACH
 
+/* A parameter per column: where not given per column (c NULL), a block of the scalar s. */
+static inline void SUFFIX(fill)(REAL *restrict block, const REAL *c, const REAL s) {
+  if (!c)
+    for (int64_t i = 0; i < BLOCK; i++) block[i] = s;
+}
+
 /* ALIF's forward: the LIF step with the adapted threshold theta = beta * a + threshold (two
- * ops, as ATen rounds them) and the trace a <- a + (s - a) / tau_adapt. v_last and a_last
- * hold v_0 and a_0 on entry, v_T and a_T on return; h_seq and theta_seq may be NULL. */
+ * ops, as ATen rounds them) and the trace a <- a + (s - a) / tau_adapt (beta and tau_adapt
+ * scalars, or per column [n] where beta_c and tau_c are given). v_last and a_last hold v_0 and a_0 on entry, v_T and a_T on return;
+ * h_seq and theta_seq may be NULL. */
+/* One step of a block of m columns (restrict: distinct arrays, no runtime alias checks). */
+static inline __attribute__((always_inline)) void SUFFIX(alif_step)(
+    const int charge, const int reset, const REAL *restrict u, REAL *restrict v,
+    REAL *restrict a, REAL *restrict s, REAL *restrict v_out, REAL *restrict h_out,
+    REAL *restrict theta_out, const REAL *restrict beta, const REAL *restrict tau_adapt,
+    const int64_t m, const REAL w, const REAL w_minus_1, const REAL threshold,
+    const REAL v_reset) {
+  for (int64_t i = 0; i < m; i++) {
+    const REAL h = SUFFIX(charged)(charge, w, w_minus_1, u[i], v[i]);
+    const REAL theta = beta[i] * a[i] + threshold;
+    const REAL spike = h >= theta ? 1 : 0;
+    const REAL after = SUFFIX(after_reset)(reset, h, spike, theta, v_reset);
+    s[i] = spike;
+    v_out[i] = after;
+    h_out[i] = h;
+    theta_out[i] = theta;
+    v[i] = after;
+    a[i] = a[i] + (spike - a[i]) / tau_adapt[i];
+  }
+}
+
 static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
     const int charge, const int reset, const REAL *restrict u, REAL *restrict v_last,
     REAL *restrict a_last, REAL *restrict s, REAL *restrict v_seq, REAL *restrict h_seq,
     REAL *restrict theta_seq, const int64_t nt, const int64_t n, const int64_t lo,
-    const int64_t hi, const REAL w, const REAL threshold, const REAL beta, const REAL tau_adapt,
-    const REAL v_reset) {
+    const int64_t hi, const REAL w, const REAL threshold, const REAL beta_s,
+    const REAL *beta_c, const REAL tau_s, const REAL *tau_c, const REAL v_reset) {
   const REAL w_minus_1 = w - 1;
-  REAL v[BLOCK], a[BLOCK], h_unkept[BLOCK], theta_unkept[BLOCK];
+  REAL v[LOCAL], a[LOCAL], h_unkept[LOCAL], theta_unkept[LOCAL], beta_l[LOCAL], tau_l[LOCAL];
+  SUFFIX(fill)(beta_l, beta_c, beta_s);
+  SUFFIX(fill)(tau_l, tau_c, tau_s);
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *beta = beta_c ? beta_c + b : beta_l, *tau = tau_c ? tau_c + b : tau_l;
     memcpy(v, v_last + b, (size_t)m * sizeof(REAL));
     memcpy(a, a_last + b, (size_t)m * sizeof(REAL));
     for (int64_t t = 0; t < nt; t++) {
       const int64_t row = t * n + b;
-      REAL *restrict h_out = h_seq ? h_seq + row : h_unkept;
-      REAL *restrict theta_out = theta_seq ? theta_seq + row : theta_unkept;
-      for (int64_t i = 0; i < m; i++) {
-        const REAL h = SUFFIX(charged)(charge, w, w_minus_1, u[row + i], v[i]);
-        const REAL theta = beta * a[i] + threshold;
-        const REAL spike = h >= theta ? 1 : 0;
-        const REAL after = SUFFIX(after_reset)(reset, h, spike, theta, v_reset);
-        s[row + i] = spike;
-        v_seq[row + i] = after;
-        h_out[i] = h;
-        theta_out[i] = theta;
-        v[i] = after;
-        a[i] = a[i] + (spike - a[i]) / tau_adapt;
-      }
+      SUFFIX(alif_step)(charge, reset, u + row, v, a, s + row, v_seq + row,
+                        h_seq ? h_seq + row : h_unkept, theta_seq ? theta_seq + row : theta_unkept,
+                        beta, tau, m, w, w_minus_1, threshold, v_reset);
     }
     memcpy(v_last + b, v, (size_t)m * sizeof(REAL));
     memcpy(a_last + b, a, (size_t)m * sizeof(REAL));
@@ -259,7 +282,7 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
 #define OUTPUTS(C, R)                                                                       \
   case C * 4 + R:                                                                           \
     SUFFIX(alif_run)(C, R, u, v_last, a_last, s, v_seq, h_seq, theta_seq, nt, n, lo, hi, w, \
-                     threshold, beta, tau_adapt, v_reset);                                  \
+                     threshold, beta, beta_c, tau_adapt, tau_c, v_reset);                   \
     return 0;
 #define RESETS(C) OUTPUTS(C, SUBTRACT) OUTPUTS(C, ZERO) OUTPUTS(C, ZERO_TO) OUTPUTS(C, NONE)
 
@@ -267,7 +290,8 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
 int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, REAL *a_last,
                             REAL *s, REAL *v_seq, REAL *h_seq, REAL *theta_seq, int64_t nt,
                             int64_t n, int64_t lo, int64_t hi, double w, double threshold,
-                            double beta, double tau_adapt, double v_reset) {
+                            double beta, const REAL *beta_c, double tau_adapt,
+                            const REAL *tau_c, double v_reset) {
   switch (charge * 4 + reset) {
     RESETS(LERP_SMALL) RESETS(LERP_LARGE) RESETS(ADD_SCALED)
   }
@@ -284,24 +308,27 @@ int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, 
  * A = dR/dh (zero: 1 - s, else 1) and C = dR/dtheta (subtract: -s, else 0):
  *   dv += g_v[t];  dz = P + Q da + R dv;  dtheta = C dv - dz;  dh = dz + A dv;
  *   da = da * keep_a + dtheta * beta;  dv = dh * decay
+ * tau_adapt, keep_a = 1 - 1 / tau_adapt (as ATen rounds it) and beta: scalars, or per
+ * column [n] where tau_c, keep_c and beta_c are given.
  * dv [n] and da [n] carry the state gradients in (zero and dL/da_T) and out (of v_0, a_0). */
 static inline __attribute__((always_inline)) void SUFFIX(alif_back_row)(
     const int surrogate, const int reset, const int detach, const int has_g_s,
     const int has_g_v, REAL *restrict d, const REAL *restrict h, const REAL *restrict theta,
     const REAL *restrict g_s, const REAL *restrict g_v, REAL *restrict dv, REAL *restrict da,
-    const int64_t m, const REAL v_reset, const REAL tau_adapt, const REAL keep_a,
-    const REAL beta, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
+    const int64_t m, const REAL v_reset, const REAL *restrict tau_adapt,
+    const REAL *restrict keep_a, const REAL *restrict beta, const REAL decay, const REAL c1,
+    const REAL c2, const REAL scale) {
 #pragma GCC ivdep /* distinct tensors */
   for (int64_t i = 0; i < m; i++) {
     const REAL g = SUFFIX(surrogate_grad)(surrogate, h[i] - theta[i], c1, c2, d + i);
     const REAL spike = h[i] >= theta[i] ? 1 : 0;
     const REAL v_grad = has_g_v ? dv[i] + g_v[i] : dv[i];
-    REAL dz = FMA(g / tau_adapt, da[i], has_g_s ? g_s[i] * g : 0);
+    REAL dz = FMA(g / tau_adapt[i], da[i], has_g_s ? g_s[i] * g : 0);
     if (!detach && reset == SUBTRACT) dz = FMA(-(g * theta[i]), v_grad, dz);
     if (!detach && reset == ZERO) dz = FMA(-((h[i] - v_reset) * g), v_grad, dz);
     const REAL dtheta = reset == SUBTRACT ? FMA(-spike, v_grad, -dz) : -dz;
     const REAL dh = reset == ZERO ? FMA(1 - spike, v_grad, dz) : dz + v_grad;
-    da[i] = da[i] * keep_a + dtheta * beta;
+    da[i] = da[i] * keep_a[i] + dtheta * beta[i];
     dv[i] = dh * decay;
     d[i] = dh * scale;
   }
@@ -310,19 +337,24 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back_row)(
 /* g_s and g_v given or not is fixed per loop (see ROW above). */
 #define ALIF_ROW(GS, GV)                                                                     \
   SUFFIX(alif_back_row)(surrogate, reset, detach, GS, GV, d + row, h + row, theta + row,   \
-                        GS ? g_s + row : 0, GV ? g_v + row : 0, dv, da, m, v_reset,        \
-                        tau_adapt, keep_a, beta, decay, c1, c2, scale)
+                        GS ? g_s + row : 0, GV ? g_v + row : 0, dv, da, m, v_reset, tau,   \
+                        keep, beta, decay, c1, c2, scale)
 
 static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
     const int surrogate, const int reset, const int detach, REAL *restrict d,
     const REAL *restrict h, const REAL *restrict theta, const REAL *restrict g_s,
     const REAL *restrict g_v, REAL *restrict dv_io, REAL *restrict da_io, const int64_t nt,
-    const int64_t n, const int64_t lo, const int64_t hi, const REAL v_reset,
-    const REAL tau_adapt, const REAL keep_a, const REAL beta, const REAL decay, const REAL c1,
-    const REAL c2, const REAL scale) {
-  REAL dv[BLOCK], da[BLOCK];
+    const int64_t n, const int64_t lo, const int64_t hi, const REAL v_reset, const REAL tau_s,
+    const REAL *tau_c, const REAL keep_s, const REAL *keep_c, const REAL beta_s,
+    const REAL *beta_c, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
+  REAL dv[LOCAL], da[LOCAL], tau_l[LOCAL], keep_l[LOCAL], beta_l[LOCAL];
+  SUFFIX(fill)(tau_l, tau_c, tau_s);
+  SUFFIX(fill)(keep_l, keep_c, keep_s);
+  SUFFIX(fill)(beta_l, beta_c, beta_s);
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *tau = tau_c ? tau_c + b : tau_l, *keep = keep_c ? keep_c + b : keep_l;
+    const REAL *beta = beta_c ? beta_c + b : beta_l;
     memcpy(dv, dv_io + b, (size_t)m * sizeof(REAL));
     memcpy(da, da_io + b, (size_t)m * sizeof(REAL));
     for (int64_t t = nt - 1; t >= 0; t--) {
@@ -341,7 +373,7 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
 #define DETACH(S, R, D)                                                                     \
   case BACKWARD_CASE(S, R, D):                                                              \
     SUFFIX(alif_back)(S, R, D, d, h, theta, g_s, g_v, dv, da, nt, n, lo, hi, v_reset,      \
-                      tau_adapt, keep_a, beta, decay, c1, c2, scale);                       \
+                      tau_adapt, tau_c, keep_a, keep_c, beta, beta_c, decay, c1, c2, scale);\
     return 0;
 #define RESETS(S)                                                                           \
   DETACH(S, SUBTRACT, 0) DETACH(S, SUBTRACT, 1) DETACH(S, ZERO, 0) DETACH(S, ZERO, 1)       \
@@ -351,8 +383,10 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
 int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const REAL *g_s,
                              const REAL *g_v, REAL *dv, REAL *da, int64_t nt, int64_t n,
                              int64_t lo, int64_t hi, int surrogate, int reset, int detach,
-                             double v_reset, double tau_adapt, double keep_a, double beta,
-                             double decay, double c1, double c2, double scale) {
+                             double v_reset, double tau_adapt, const REAL *tau_c,
+                             double keep_a, const REAL *keep_c, double beta,
+                             const REAL *beta_c, double decay, double c1, double c2,
+                             double scale) {
   switch (backward_case(surrogate, reset, detach)) {
     RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
@@ -414,13 +448,14 @@ int SUFFIX(nk_leak_sums)(const REAL *d, const REAL *h, const REAL *theta, const 
  * the trace a_{t-1} (a0 [n], then a_t = (a - a / tau) + s_t / tau) and its derivative in
  * 1 / tau with the spikes held, e_{t-1} (0, then e_t = (e - e / tau) + (s_t - a_{t-1})):
  *   out[0] += dtheta_t, out[1] += dtheta_t * a_{t-1}, out[2] += dtheta_t * e_{t-1},
- * each product rounded in REAL, added in t order; out[3] = e_{T-1}. out [4, n] holds zeros. */
+ * each product rounded in REAL, added in t order; out[3] = e_{T-1}. tau: a scalar, or per
+ * column [n] where tau_c is given; out [4, n] holds zeros. */
 static inline __attribute__((always_inline)) void SUFFIX(adapt_step)(
     const int no_reset, const int has_g_v, const int last, const REAL *restrict d,
     const REAL *restrict d_next, const REAL *restrict h, const REAL *restrict theta,
     const REAL *restrict g_v, REAL *restrict a, REAL *restrict e, double *restrict s_thr,
-    double *restrict s_beta, double *restrict s_tau, const int64_t m, const REAL tau,
-    const REAL decay) {
+    double *restrict s_beta, double *restrict s_tau, const int64_t m,
+    const REAL *restrict tau, const REAL decay) {
   for (int64_t i = 0; i < m; i++) {
     const REAL s = h[i] >= theta[i] ? 1 : 0, p = a[i], q = e[i];
     REAL dv = has_g_v ? g_v[i] : 0;
@@ -429,8 +464,8 @@ static inline __attribute__((always_inline)) void SUFFIX(adapt_step)(
     s_thr[i] += (double)dtheta;
     s_beta[i] += (double)(dtheta * p);
     s_tau[i] += (double)(dtheta * q);
-    e[i] = (q - q / tau) + (s - p);
-    a[i] = (p - p / tau) + s / tau;
+    e[i] = (q - q / tau[i]) + (s - p);
+    a[i] = (p - p / tau[i]) + s / tau[i];
   }
 }
 
@@ -439,10 +474,12 @@ static inline __attribute__((always_inline)) void SUFFIX(adapt)(
     const int no_reset, const int has_g_v, const REAL *restrict d, const REAL *restrict h,
     const REAL *restrict theta, const REAL *restrict g_v, const REAL *restrict a0,
     double *restrict out, const int64_t nt, const int64_t n, const int64_t lo, const int64_t hi,
-    const REAL tau, const REAL decay) {
-  REAL a[BLOCK], e[BLOCK];
+    const REAL tau_s, const REAL *tau_c, const REAL decay) {
+  REAL a[LOCAL], e[LOCAL], tau_l[LOCAL];
+  SUFFIX(fill)(tau_l, tau_c, tau_s);
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *tau = tau_c ? tau_c + b : tau_l;
     memcpy(a, a0 + b, (size_t)m * sizeof(REAL));
     for (int64_t i = 0; i < m; i++) e[i] = 0;
     for (int64_t t = 0; t < nt; t++) {
@@ -462,8 +499,9 @@ static inline __attribute__((always_inline)) void SUFFIX(adapt)(
 void SUFFIX(nk_alif_adapt_sums)(const REAL *d, const REAL *h, const REAL *theta,
                                 const REAL *g_v, const REAL *a0, double *out, int64_t nt,
                                 int64_t n, int64_t lo, int64_t hi, int no_reset, double tau,
-                                double decay) {
-#define ADAPT(R, G) SUFFIX(adapt)(R, G, d, h, theta, g_v, a0, out, nt, n, lo, hi, tau, decay)
+                                const REAL *tau_c, double decay) {
+#define ADAPT(R, G) \
+  SUFFIX(adapt)(R, G, d, h, theta, g_v, a0, out, nt, n, lo, hi, tau, tau_c, decay)
   if (no_reset) {
     if (g_v) ADAPT(1, 1); else ADAPT(1, 0);
   } else {

@@ -128,10 +128,16 @@ def _library() -> ctypes.CDLL | None:
     signatures = {  # name: (argument types, return type)
         "nk_lif_forward": ([code] * 2 + [ptr] * 5 + [i64] * 4 + [real] * 3, code),
         "nk_lif_backward": ([ptr] * 4 + [i64] * 4 + [code] * 3 + [real] * 6, code),
-        "nk_alif_forward": ([code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 5, code),
-        "nk_alif_backward": ([ptr] * 7 + [i64] * 4 + [code] * 3 + [real] * 8, code),
+        "nk_alif_forward": (
+            [code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 2 + [real, ptr] * 2 + [real],
+            code,
+        ),
+        "nk_alif_backward": (
+            [ptr] * 7 + [i64] * 4 + [code] * 3 + [real] + [real, ptr] * 3 + [real] * 4,
+            code,
+        ),
         "nk_leak_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real] * 2, code),
-        "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real] * 2, None),
+        "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code, real, ptr, real], None),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
     }
@@ -184,6 +190,30 @@ def _scalar(p: Param | None) -> float | None:
     if isinstance(p, Tensor):
         return float(p) if p.dim() == 0 else None
     return None if p is None else float(p)
+
+
+Adaptation = tuple[float, Tensor | None]  # a scalar, or per column (then the scalar is unused)
+
+
+def _adaptation(p: Param, shape: torch.Size, dtype: torch.dtype) -> Adaptation | None:
+    """An ALIF adaptation parameter for the kernels: ``(value, None)`` for a float or 0-d
+    tensor; ``(0.0, columns)`` for a per-neuron tensor, one value per column of one step
+    ``shape`` (``[B, ...]``, contiguous, ``dtype``); None for a tensor of another dtype or
+    device or one not broadcastable to a step (ATen's path)."""
+    if (value := _scalar(p)) is not None:
+        return value, None
+    assert isinstance(p, Tensor)  # not a float
+    if p.dtype != dtype or p.device.type != "cpu":
+        return None
+    try:
+        return 0.0, p.detach().expand(shape).contiguous()
+    except RuntimeError:
+        return None
+
+
+def _pass(p: Adaptation) -> tuple[float, int | None]:
+    """An adaptation parameter as the kernels take it: the scalar and the columns' address."""
+    return p[0], None if p[1] is None else p[1].data_ptr()
 
 
 def forward(
@@ -312,7 +342,8 @@ def alif_forward(
         or a0.shape != u.shape[1:]
     ):
         return None
-    a, thr, b, k = (_scalar(p) for p in (w if w is not None else lam, threshold, beta, tau_adapt))
+    a, thr = _scalar(w if w is not None else lam), _scalar(threshold)
+    b, k = (_adaptation(p, v0.shape, u.dtype) for p in (beta, tau_adapt))
     if a is None or thr is None or b is None or k is None or (lib := _library()) is None:
         return None
     kind = "add_scaled" if w is None else "lerp_small" if abs(a) < 0.5 else "lerp_large"
@@ -322,7 +353,7 @@ def alif_forward(
 
 def _alif_forward(
     lib: ctypes.CDLL, u: Tensor, v0: Tensor, a0: Tensor, kind: str, code: str, a: float,
-    thr: float, beta: float, tau_adapt: float, v_reset: float, *, keep: bool,
+    thr: float, beta: Adaptation, tau_adapt: Adaptation, v_reset: float, *, keep: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     u = u.contiguous()
     spikes, vs = torch.empty_like(u), torch.empty_like(u)
@@ -332,8 +363,8 @@ def _alif_forward(
     fn = getattr(lib, f"nk_alif_forward_{_SUFFIX[u.dtype]}")
     ptrs = [None if t is None else t.data_ptr() for t in (u, v, a_last, spikes, vs, hs, thetas)]
     codes = (_CHARGES.index(kind), _RESETS.index(code))
-    floats = (a, thr, beta, tau_adapt, v_reset)
-    _each(_columns(nt, n), lambda lo, hi: fn(*codes, *ptrs, nt, n, lo, hi, *floats))
+    params = (a, thr, *_pass(beta), *_pass(tau_adapt), v_reset)
+    _each(_columns(nt, n), lambda lo, hi: fn(*codes, *ptrs, nt, n, lo, hi, *params))
     return spikes, vs, a_last, hs, thetas
 
 
@@ -357,7 +388,8 @@ def alif_backward(
         or (source := _derivative_source(g, h)) is None
     ):
         return None
-    tau_a, keep, b, k, c = (_scalar(p) for p in (tau_adapt, keep_a, beta, decay, scale))
+    tau_a, keep, b = (_adaptation(p, dv.shape, h.dtype) for p in (tau_adapt, keep_a, beta))
+    k, c = _scalar(decay), _scalar(scale)
     if tau_a is None or keep is None or b is None or k is None or c is None:
         return None
     if (lib := _library()) is None:
@@ -370,7 +402,7 @@ def alif_backward(
 def _alif_backward(
     lib: ctypes.CDLL, g: Tensor | None, h: Tensor, theta: Tensor, g_s: Tensor | None,
     g_v: Tensor | None, dv: Tensor, da: Tensor, mode: str, detach_reset: bool, v_reset: float,
-    tau_adapt: float, keep_a: float, beta: float, decay: float, scale: float, *,
+    tau_adapt: Adaptation, keep_a: Adaptation, beta: Adaptation, decay: float, scale: float, *,
     surrogate: tuple[str, float, float] = ("given", 0.0, 0.0),
 ) -> Tensor:  # fmt: skip
     # in place over the given derivatives (a copy only in another dtype or layout)
@@ -381,8 +413,9 @@ def _alif_backward(
     ptrs = [None if t is None else t.data_ptr() for t in (d, h, theta, g_s, g_v, dv, da)]
     name, c1, c2 = surrogate
     codes = (_SURROGATES.index(name), _RESETS.index(mode), detach_reset)
-    floats = (v_reset, tau_adapt, keep_a, beta, decay, c1, c2, scale)
-    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, *floats))
+    adaptation = (*_pass(tau_adapt), *_pass(keep_a), *_pass(beta))
+    params = (v_reset, *adaptation, decay, c1, c2, scale)
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, *params))
     return d
 
 
@@ -430,7 +463,7 @@ def alif_adapt_sums(
     tau_adapt: Param, decay: Param,
 ) -> Tensor | None:  # fmt: skip
     """``multistep._adapt_sums`` in one compiled pass: float64 ``[4, B, ...]``; None where it
-    does not apply (a per-neuron ``tau_adapt`` or leak)."""
+    does not apply (a per-neuron leak)."""
     if (
         torch.compiler.is_compiling()
         or h.device.type != "cpu"
@@ -440,7 +473,7 @@ def alif_adapt_sums(
         or (g_v is not None and g_v.shape != h.shape)
     ):
         return None
-    tau, k = _scalar(tau_adapt), _scalar(decay)
+    tau, k = _adaptation(tau_adapt, h.shape[1:], h.dtype), _scalar(decay)
     if tau is None or k is None or (lib := _library()) is None:
         return None
     try:
@@ -452,7 +485,7 @@ def alif_adapt_sums(
 
 def _alif_adapt_sums_call(
     lib: ctypes.CDLL, dh: Tensor, h: Tensor, theta: Tensor, g_v: Tensor | None, a0: Tensor,
-    mode: str, tau_adapt: float, decay: float,
+    mode: str, tau_adapt: Adaptation, decay: float,
 ) -> Tensor:  # fmt: skip
     """``a0``: contiguous, of one step's shape and ``h``'s dtype."""
     dh, h, theta = dh.contiguous(), h.contiguous(), theta.contiguous()
@@ -462,7 +495,8 @@ def _alif_adapt_sums_call(
     fn = getattr(lib, f"nk_alif_adapt_sums_{_SUFFIX[h.dtype]}")
     ptrs = [None if t is None else t.data_ptr() for t in (dh, h, theta, g_v, a0, out)]
     no_reset = int(mode == "none")
-    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, no_reset, tau_adapt, decay))
+    params = (no_reset, *_pass(tau_adapt), decay)
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *params))
     return out
 
 
@@ -609,16 +643,25 @@ def _alif_disagreement(
 
     dtype = u.dtype
     a0 = torch.rand(v0.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-    thr, beta, tau_a = (torch.tensor(p, dtype=dtype) for p in (0.8, 1.3, 5.0))
-    keep_a = 1.0 - 1.0 / tau_a
-    for kind, w, lam in leaks:
+    thr = torch.tensor(0.8, dtype=dtype)
+    gen = torch.Generator().manual_seed(2)
+    # the adaptation as 0-d tensors (the kernels' scalars) with the first leak, per neuron
+    # (their columns) with the others
+    scalars = [torch.tensor(c, dtype=dtype) for c in (1.3, 5.0)]
+    per_neuron = [c + torch.rand(v0.shape[-1:], generator=gen, dtype=dtype) for c in (1.3, 5.0)]
+    for index, (kind, w, lam) in enumerate(leaks):
+        beta, tau_a = scalars if index == 0 else per_neuron
+        keep_a = 1.0 - 1.0 / tau_a
+        beta_c, tau_c, keep_c = (_adaptation(p, v0.shape, dtype) for p in (beta, tau_a, keep_a))
+        assert beta_c is not None and tau_c is not None and keep_c is not None  # noqa: PT018
         w_t = None if w is None else torch.tensor(w, dtype=dtype)
         a = w if w is not None else float(lam)  # type: ignore[arg-type]
         for mode, v_reset in [("subtract", 0.0), ("zero", 0.0), ("zero", -0.2), ("none", 0.0)]:
             code = "zero_to" if v_reset else mode
             want = _alif_loop(u, v0, a0, w_t, lam, tau_a, beta, thr, v_reset, mode,
                               FastSigmoid(), keep=True, native=False)  # fmt: skip
-            got = _alif_forward(lib, u, v0, a0, kind, code, a, 0.8, 1.3, 5.0, v_reset, keep=True)
+            got = _alif_forward(lib, u, v0, a0, kind, code, a, 0.8, beta_c, tau_c, v_reset,
+                                keep=True)  # fmt: skip
             if not all(map(torch.equal, want, got)):  # type: ignore[arg-type]
                 return f"the ALIF forward ({dtype}, {kind}, reset {code})"
             h, theta = got[3], got[4]
@@ -642,8 +685,8 @@ def _alif_disagreement(
                     args = (h, theta, gs, gv, dv, da, mode, detach, v_reset)
                     if native:
                         g_in = None if given is None else given.clone()
-                        floats = (5.0, float(keep_a), 1.3, 0.6, 0.3)
-                        d = _alif_backward(lib, g_in, *args, *floats, surrogate=code_s)
+                        params = (tau_c, keep_c, beta_c, 0.6, 0.3)
+                        d = _alif_backward(lib, g_in, *args, *params, surrogate=code_s)
                     else:
                         g_or_s = surrogate if given is None else given.clone()
                         d = _alif_through_time(g_or_s, *args, tau_a, beta, 0.6, scale=0.3,
@@ -653,9 +696,9 @@ def _alif_disagreement(
                     name = "given" if given is not None else type(surrogate).__name__
                     return (f"the ALIF backward ({dtype}, reset {code}, detach_reset={detach}, "
                             f"{name} derivatives)")  # fmt: skip
-            for gv in (g_v, None) if kind == "lerp_small" else ():  # one leak suffices
+            for gv in (g_v, None) if index < 2 else ():  # scalars and columns suffice
                 want_sums = _adapt_sums(g, h, theta, gv, a0, mode, tau_a, 0.6, native=False)
-                got_sums = _alif_adapt_sums_call(lib, g, h, theta, gv, a0, mode, 5.0, 0.6)
+                got_sums = _alif_adapt_sums_call(lib, g, h, theta, gv, a0, mode, tau_c, 0.6)
                 if not torch.equal(want_sums, got_sums):
                     return f"the ALIF adaptation's gradients ({dtype}, reset {code})"
     return None
