@@ -96,8 +96,8 @@ def _both(
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize(
     "setting",
-    ["lerp", "lerp_large", "no_input_decay", "learnable", "learnable_lam", "if", "v_reset",
-     "no_grad"],
+    ["lerp", "lerp_large", "no_input_decay", "learnable", "learnable_lam", "per_neuron",
+     "per_neuron_lam", "if", "v_reset", "no_grad"],
 )  # fmt: skip
 def test_compiled_and_aten_loops_agree_bitwise(
     dtype: torch.dtype, reset: str, detach_reset: bool, setting: str,
@@ -106,11 +106,14 @@ def test_compiled_and_aten_loops_agree_bitwise(
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(9, 4, 300, generator=g, dtype=dtype) * 1.5 + 0.3).requires_grad_()
     v0 = (torch.randn(4, 300, generator=g, dtype=dtype) * 0.5).requires_grad_()
-    learnable = setting.startswith("learnable")  # tau (w or lam) and the threshold
+    learnable = setting.startswith(("learnable", "per_neuron"))  # tau (w or lam), threshold
     thr = torch.tensor(0.9, dtype=dtype, requires_grad=learnable)
     tau: Any = {"lerp_large": 1.5}.get(setting, 3.0)
     if learnable:
         tau = torch.tensor(2.5, dtype=dtype, requires_grad=True)
+    if setting.startswith("per_neuron"):  # w = 1 / tau on both sides of ATen's lerp switch
+        tau = (1.3 + 1.7 * torch.rand(300, generator=g, dtype=dtype)).requires_grad_()
+        thr = (0.7 + 0.4 * torch.rand(300, generator=g, dtype=dtype)).requires_grad_()
     leaves = [x, v0] + ([tau, thr] if learnable else [])
     kw: dict[str, Any] = {"reset": reset, "detach_reset": detach_reset, "threshold": thr}
     kw["surrogate"] = FastSigmoid()
@@ -120,7 +123,7 @@ def test_compiled_and_aten_loops_agree_bitwise(
         with torch.set_grad_enabled(setting != "no_grad"):
             if setting == "if":
                 return if_multistep(x, _state(v0, "if"), **kw)
-            decay_input = setting not in ("no_input_decay", "learnable_lam")
+            decay_input = setting not in ("no_input_decay", "learnable_lam", "per_neuron_lam")
             return lif_multistep(x, _state(v0), tau=tau, decay_input=decay_input, **kw)
 
     compiled, aten = _both(call, leaves, monkeypatch, leak=learnable)
@@ -186,9 +189,9 @@ def test_the_backward_computes_built_in_surrogates_and_dl_du_in_its_loop(
     spy: list[tuple[str, float]] = []
     original = _native._backward
 
-    def spied(*args: Any, surrogate: Any = ("given", 0.0, 0.0), scale: float = 1.0,
+    def spied(*args: Any, surrogate: Any = ("given", 0.0, 0.0), scale: Any = (1.0, None),
               **kwargs: Any) -> Any:  # fmt: skip
-        spy.append((surrogate[0], scale))
+        spy.append((surrogate[0], scale[0]))  # (the scalar, the columns: None here)
         return original(*args, surrogate=surrogate, scale=scale, **kwargs)
 
     results = []

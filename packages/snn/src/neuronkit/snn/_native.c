@@ -15,8 +15,9 @@
 #include <string.h>
 
 /* charge h = f(u, v): lerp(v, u, a) for |a| < 0.5 and for |a| >= 0.5 (ATen's two branches),
- * u + a * v (add with alpha or addcmul: both one fused multiply-add), u + v. */
-enum { LERP_SMALL, LERP_LARGE, ADD_SCALED, ADD };
+ * u + a * v (add with alpha or addcmul: both one fused multiply-add), u + v, and lerp with a
+ * weight per column, each element taking its branch as ATen's vectorised lerp does. */
+enum { LERP_SMALL, LERP_LARGE, ADD_SCALED, ADD, LERP_EACH };
 /* reset after the spike s: h - s * threshold, h - s * h, (h - s * h) + s * v_reset, h. */
 enum { SUBTRACT, ZERO, ZERO_TO, NONE };
 /* the backward's surrogate derivative g of z = h - threshold: given in d on entry, or computed
@@ -54,16 +55,23 @@ static inline int backward_case(const int surrogate, const int reset, const int 
 
 #else /* the kernels for one REAL type */
 
-/* The charge h from the drive x and the membrane p (w_minus_1 = w - 1 for LERP_LARGE), and
- * the membrane after the spike; charge and reset are compile-time constants after inlining. */
-static inline __attribute__((always_inline)) REAL SUFFIX(charged)(
-    const int charge, const REAL w, const REAL w_minus_1, const REAL x, const REAL p) {
+/* The charge h from the drive x and the membrane p, and the membrane after the spike; charge
+ * and reset are compile-time constants after inlining. */
+static inline __attribute__((always_inline)) REAL SUFFIX(charged)(const int charge, const REAL w,
+                                                                  const REAL x, const REAL p) {
   switch (charge) {
     case LERP_SMALL: return FMA(w, x - p, p);
-    case LERP_LARGE: return FMA(w_minus_1, x - p, x);
+    case LERP_LARGE: return FMA(w - 1, x - p, x);
+    case LERP_EACH: return FABS(w) < (REAL)0.5 ? FMA(w, x - p, p) : FMA(w - 1, x - p, x);
     case ADD_SCALED: return FMA(w, p, x);
     default: return x + p;
   }
+}
+
+/* A parameter per column: where not given per column (c NULL), a block of the scalar s. */
+static inline void SUFFIX(fill)(REAL *restrict block, const REAL *c, const REAL s) {
+  if (!c)
+    for (int64_t i = 0; i < BLOCK; i++) block[i] = s;
 }
 
 static inline __attribute__((always_inline)) REAL SUFFIX(after_reset)(
@@ -76,30 +84,54 @@ static inline __attribute__((always_inline)) REAL SUFFIX(after_reset)(
   }
 }
 
-/* One vectorised loop per (charge, reset). */
+/* One step of a block of m columns: the weight and the threshold are the scalars a_s and
+ * thr_s, or (cols) read per column from a and threshold. Without cols the loop reads two
+ * streams fewer, which the LIF forward's L1 has no room for: a process whose arrays happen to
+ * share cache sets ran about 2x slower. */
+static inline __attribute__((always_inline)) void SUFFIX(step)(
+    const int charge, const int reset, const int cols, const REAL *restrict u,
+    REAL *restrict v, REAL *restrict s, REAL *restrict h_out, REAL *restrict v_out,
+    const REAL *restrict a, const REAL *restrict threshold, const REAL a_s, const REAL thr_s,
+    const int64_t m, const REAL v_reset) {
+  for (int64_t i = 0; i < m; i++) {
+    const REAL w = cols ? a[i] : a_s, thr = cols ? threshold[i] : thr_s;
+    const REAL h = SUFFIX(charged)(charge, w, u[i], v[i]);
+    const REAL spike = h >= thr ? 1 : 0;
+    const REAL after = SUFFIX(after_reset)(reset, h, spike, thr, v_reset);
+    s[i] = spike;
+    v[i] = after;
+    h_out[i] = h;
+    v_out[i] = after;
+  }
+}
+
+/* One vectorised loop per (charge, reset); a and the threshold: scalars, or per column [n]
+ * where a_c and thr_c are given. */
 static inline __attribute__((always_inline)) void SUFFIX(run)(
     const int charge, const int reset, const REAL *restrict u, REAL *restrict v_last,
     REAL *restrict s, REAL *restrict h_seq, REAL *restrict v_seq, const int64_t nt,
-    const int64_t n, const int64_t lo, const int64_t hi, const REAL a, const REAL threshold,
-    const REAL v_reset) {
-  const REAL a_minus_1 = a - 1;
+    const int64_t n, const int64_t lo, const int64_t hi, const REAL a_s, const REAL *a_c,
+    const REAL thr_s, const REAL *thr_c, const REAL v_reset) {
   REAL v[LOCAL], h_unkept[LOCAL], v_unkept[LOCAL]; /* where unkept outputs go */
+  REAL a_l[LOCAL], thr_l[LOCAL];
+  const int cols = a_c || thr_c;
+  if (cols) {
+    SUFFIX(fill)(a_l, a_c, a_s);
+    SUFFIX(fill)(thr_l, thr_c, thr_s);
+  }
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *a = a_c ? a_c + b : a_l, *thr = thr_c ? thr_c + b : thr_l;
     memcpy(v, v_last + b, (size_t)m * sizeof(REAL));
     for (int64_t t = 0; t < nt; t++) {
       const int64_t row = t * n + b;
-      REAL *restrict h_out = h_seq ? h_seq + row : h_unkept;
-      REAL *restrict v_out = v_seq ? v_seq + row : v_unkept;
-      for (int64_t i = 0; i < m; i++) {
-        const REAL h = SUFFIX(charged)(charge, a, a_minus_1, u[row + i], v[i]);
-        const REAL spike = h >= threshold ? 1 : 0;
-        const REAL after = SUFFIX(after_reset)(reset, h, spike, threshold, v_reset);
-        s[row + i] = spike;
-        v[i] = after;
-        h_out[i] = h;
-        v_out[i] = after;
-      }
+      REAL *h_out = h_seq ? h_seq + row : h_unkept, *v_out = v_seq ? v_seq + row : v_unkept;
+      if (cols)
+        SUFFIX(step)(charge, reset, 1, u + row, v, s + row, h_out, v_out, a, thr, a_s, thr_s, m,
+                     v_reset);
+      else
+        SUFFIX(step)(charge, reset, 0, u + row, v, s + row, h_out, v_out, a, thr, a_s, thr_s, m,
+                     v_reset);
     }
     memcpy(v_last + b, v, (size_t)m * sizeof(REAL));
   }
@@ -107,18 +139,21 @@ static inline __attribute__((always_inline)) void SUFFIX(run)(
 
 #define OUTPUTS(C, R)                                                                     \
   case C * 4 + R:                                                                         \
-    SUFFIX(run)(C, R, u, v_last, s, h_seq, v_seq, nt, n, lo, hi, a, threshold, v_reset);  \
+    SUFFIX(run)(C, R, u, v_last, s, h_seq, v_seq, nt, n, lo, hi, a, a_c, threshold, thr_c, \
+                v_reset);                                                                 \
     return 0;
 #define RESETS(C) OUTPUTS(C, SUBTRACT) OUTPUTS(C, ZERO) OUTPUTS(C, ZERO_TO) OUTPUTS(C, NONE)
 
 /* The forward: spikes s [T, n]; the pre-spike membranes h_seq and the membranes after reset
- * v_seq [T, n] where not NULL; v_last [n] holds v_0 on entry and v_T on return. Returns 0, or
- * -1 for an unknown charge or reset code. */
+ * v_seq [T, n] where not NULL; v_last [n] holds v_0 on entry and v_T on return. a and the
+ * threshold are scalars, or per column [n] where a_c and thr_c are given (with LERP_EACH for
+ * a lerp weight per column). Returns 0, or -1 for an unknown charge or reset code. */
 int SUFFIX(nk_lif_forward)(int charge, int reset, const REAL *u, REAL *v_last, REAL *s,
                            REAL *h_seq, REAL *v_seq, int64_t nt, int64_t n, int64_t lo,
-                           int64_t hi, double a, double threshold, double v_reset) {
+                           int64_t hi, double a, const REAL *a_c, double threshold,
+                           const REAL *thr_c, double v_reset) {
   switch (charge * 4 + reset) {
-    RESETS(LERP_SMALL) RESETS(LERP_LARGE) RESETS(ADD_SCALED) RESETS(ADD)
+    RESETS(LERP_SMALL) RESETS(LERP_LARGE) RESETS(ADD_SCALED) RESETS(ADD) RESETS(LERP_EACH)
   }
   return -1;
 }
@@ -144,16 +179,21 @@ static inline __attribute__((always_inline)) REAL SUFFIX(surrogate_grad)(
  *            B = -threshold; B = 0 with detach; coef = 1 for "none" or subtract + detach)
  *   dh_t   = g_s_t * g_t + g_v_t * coef_t + decay * coef_t * dh_{t+1}
  * d holds g on entry (GIVEN) or nothing, and dh * scale on return (scale 1: dh itself; the
- * drive's weight w: dL/du); g_s and g_v may be NULL (zero). Each op is rounded as the ATen ops
- * of surrogate.py and _FusedLIF.backward round it. */
+ * drive's weight w: dL/du); g_s and g_v may be NULL (zero). The threshold, decay and scale are
+ * scalars, or per column [n] where thr_c, decay_c and scale_c are given. Each op is rounded as
+ * the ATen ops of surrogate.py and _FusedLIF.backward round it. */
 static inline __attribute__((always_inline)) void SUFFIX(back_row)(
     const int surrogate, const int reset, const int detach, const int has_g_s,
-    const int has_g_v, REAL *restrict d, const REAL *restrict h, const REAL *restrict g_s,
-    const REAL *restrict g_v, REAL *restrict next, const int64_t m, const REAL threshold,
-    const REAL v_reset, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
+    const int has_g_v, const int cols, REAL *restrict d, const REAL *restrict h,
+    const REAL *restrict g_s, const REAL *restrict g_v, REAL *restrict next, const int64_t m,
+    const REAL *restrict thr_c, const REAL thr_s, const REAL v_reset,
+    const REAL *restrict decay_c, const REAL decay_s, const REAL c1, const REAL c2,
+    const REAL *restrict scale_c, const REAL scale_s) {
   const int has_coef = reset == ZERO || reset == ZERO_TO || (reset == SUBTRACT && !detach);
 #pragma GCC ivdep /* distinct tensors: without it, too many run-time alias checks to vectorise */
   for (int64_t i = 0; i < m; i++) {
+    const REAL threshold = cols ? thr_c[i] : thr_s, decay = cols ? decay_c[i] : decay_s;
+    const REAL scale = cols ? scale_c[i] : scale_s;
     const REAL x = h[i];
     const REAL g = SUFFIX(surrogate_grad)(surrogate, x - threshold, c1, c2, d + i);
     REAL coef = 1;
@@ -175,26 +215,40 @@ static inline __attribute__((always_inline)) void SUFFIX(back_row)(
 }
 
 /* Whether g_s and g_v are given is fixed per loop: tested per element, GCC turned a missing
- * g_v into AVX-512 masked loads from NULL, which an AMD EPYC served about 20x slower. */
-#define ROW(GS, GV)                                                                          \
-  SUFFIX(back_row)(surrogate, reset, detach, GS, GV, d + row, h + row, GS ? g_s + row : 0,   \
-                   GV ? g_v + row : 0, next, m, threshold, v_reset, decay, c1, c2, scale)
+ * g_v into AVX-512 masked loads from NULL, which an AMD EPYC served about 20x slower. With the
+ * threshold, decay or scale per column (cols), one loop reads both, a missing one as a row of
+ * zeros (the same values up to the sign of a zero), which keeps the build time down. */
+#define ROW(GS, GV, C, S, V)                                                                 \
+  SUFFIX(back_row)(surrogate, reset, detach, GS, GV, C, d + row, h + row, S, V, next, m, thr, \
+                   thr_s, v_reset, dec, decay_s, c1, c2, sc, scale_s)
 
 static inline __attribute__((always_inline)) void SUFFIX(back)(
     const int surrogate, const int reset, const int detach, REAL *restrict d,
     const REAL *restrict h, const REAL *restrict g_s, const REAL *restrict g_v,
-    const int64_t nt, const int64_t n, const int64_t lo, const int64_t hi, const REAL threshold,
-    const REAL v_reset, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
-  REAL next[BLOCK];
+    const int64_t nt, const int64_t n, const int64_t lo, const int64_t hi, const REAL thr_s,
+    const REAL *thr_c, const REAL v_reset, const REAL decay_s, const REAL *decay_c,
+    const REAL c1, const REAL c2, const REAL scale_s, const REAL *scale_c) {
+  REAL next[LOCAL], thr_l[LOCAL], decay_l[LOCAL], scale_l[LOCAL], zeros[LOCAL];
+  const int cols = thr_c || decay_c || scale_c;
+  if (cols) {
+    SUFFIX(fill)(thr_l, thr_c, thr_s);
+    SUFFIX(fill)(decay_l, decay_c, decay_s);
+    SUFFIX(fill)(scale_l, scale_c, scale_s);
+    SUFFIX(fill)(zeros, 0, 0);
+  }
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *thr = thr_c ? thr_c + b : thr_l, *dec = decay_c ? decay_c + b : decay_l;
+    const REAL *sc = scale_c ? scale_c + b : scale_l;
     for (int64_t i = 0; i < m; i++) next[i] = 0;
     for (int64_t t = nt - 1; t >= 0; t--) {
       const int64_t row = t * n + b;
-      if (g_s && g_v) ROW(1, 1);
-      else if (g_s) ROW(1, 0);
-      else if (g_v) ROW(0, 1);
-      else ROW(0, 0);
+      const REAL *s_row = g_s ? g_s + row : zeros, *v_row = g_v ? g_v + row : zeros;
+      if (cols) ROW(1, 1, 1, s_row, v_row);
+      else if (g_s && g_v) ROW(1, 1, 0, s_row, v_row);
+      else if (g_s) ROW(1, 0, 0, s_row, 0);
+      else if (g_v) ROW(0, 1, 0, 0, v_row);
+      else ROW(0, 0, 0, 0, 0);
     }
   }
 }
@@ -202,8 +256,8 @@ static inline __attribute__((always_inline)) void SUFFIX(back)(
 
 #define DETACH(S, R, D)                                                                    \
   case BACKWARD_CASE(S, R, D):                                                             \
-    SUFFIX(back)(S, R, D, d, h, g_s, g_v, nt, n, lo, hi, threshold, v_reset, decay, c1, c2, \
-                 scale);                                                                   \
+    SUFFIX(back)(S, R, D, d, h, g_s, g_v, nt, n, lo, hi, threshold, thr_c, v_reset, decay, \
+                 decay_c, c1, c2, scale, scale_c);                                         \
     return 0;
 #define RESETS(S)                                                                          \
   DETACH(S, SUBTRACT, 0) DETACH(S, SUBTRACT, 1) DETACH(S, ZERO, 0) DETACH(S, ZERO, 1)      \
@@ -212,8 +266,9 @@ static inline __attribute__((always_inline)) void SUFFIX(back)(
 /* Returns 0, or -1 for an unknown surrogate or reset code. */
 int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL *g_v,
                             int64_t nt, int64_t n, int64_t lo, int64_t hi, int surrogate,
-                            int reset, int detach, double threshold, double v_reset,
-                            double decay, double c1, double c2, double scale) {
+                            int reset, int detach, double threshold, const REAL *thr_c,
+                            double v_reset, double decay, const REAL *decay_c, double c1,
+                            double c2, double scale, const REAL *scale_c) {
   switch (backward_case(surrogate, reset, detach)) {
     RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
@@ -221,12 +276,6 @@ int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL 
 }
 #undef RESETS
 #undef DETACH
-
-/* A parameter per column: where not given per column (c NULL), a block of the scalar s. */
-static inline void SUFFIX(fill)(REAL *restrict block, const REAL *c, const REAL s) {
-  if (!c)
-    for (int64_t i = 0; i < BLOCK; i++) block[i] = s;
-}
 
 /* ALIF's forward: the LIF step with the adapted threshold theta = beta * a + threshold (two
  * ops, as ATen rounds them) and the trace a <- a + (s - a) / tau_adapt (beta and tau_adapt
@@ -237,10 +286,9 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_step)(
     const int charge, const int reset, const REAL *restrict u, REAL *restrict v,
     REAL *restrict a, REAL *restrict s, REAL *restrict v_out, REAL *restrict h_out,
     REAL *restrict theta_out, const REAL *restrict beta, const REAL *restrict tau_adapt,
-    const int64_t m, const REAL w, const REAL w_minus_1, const REAL threshold,
-    const REAL v_reset) {
+    const int64_t m, const REAL w, const REAL threshold, const REAL v_reset) {
   for (int64_t i = 0; i < m; i++) {
-    const REAL h = SUFFIX(charged)(charge, w, w_minus_1, u[i], v[i]);
+    const REAL h = SUFFIX(charged)(charge, w, u[i], v[i]);
     const REAL theta = beta[i] * a[i] + threshold;
     const REAL spike = h >= theta ? 1 : 0;
     const REAL after = SUFFIX(after_reset)(reset, h, spike, theta, v_reset);
@@ -259,7 +307,6 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
     REAL *restrict theta_seq, const int64_t nt, const int64_t n, const int64_t lo,
     const int64_t hi, const REAL w, const REAL threshold, const REAL beta_s,
     const REAL *beta_c, const REAL tau_s, const REAL *tau_c, const REAL v_reset) {
-  const REAL w_minus_1 = w - 1;
   REAL v[LOCAL], a[LOCAL], h_unkept[LOCAL], theta_unkept[LOCAL], beta_l[LOCAL], tau_l[LOCAL];
   SUFFIX(fill)(beta_l, beta_c, beta_s);
   SUFFIX(fill)(tau_l, tau_c, tau_s);
@@ -272,7 +319,7 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
       const int64_t row = t * n + b;
       SUFFIX(alif_step)(charge, reset, u + row, v, a, s + row, v_seq + row,
                         h_seq ? h_seq + row : h_unkept, theta_seq ? theta_seq + row : theta_unkept,
-                        beta, tau, m, w, w_minus_1, threshold, v_reset);
+                        beta, tau, m, w, threshold, v_reset);
     }
     memcpy(v_last + b, v, (size_t)m * sizeof(REAL));
     memcpy(a_last + b, a, (size_t)m * sizeof(REAL));
@@ -397,7 +444,8 @@ int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const RE
 
 /* The gradient of the leak's parameter as a sum over time per column, in double: with
  * v_{t-1} the membrane after the previous step's reset (v_0 [n] for t = 0; recomputed from h
- * against the threshold, or ALIF's theta [T, n] where not NULL, as the forward resets it) and
+ * against the threshold, a scalar or per column where thr_c is given, or ALIF's theta [T, n]
+ * where not NULL, as the forward resets it) and
  * dh = d, g += dh_t * (u_t - v_{t-1}) where u is not NULL (the lerp's dh/dw), else
  * g += dh_t * v_{t-1} (dh/dlam of u + lam v); each product rounded as ATen's dh * (u - v_prev)
  * or dh * v_prev, then added in t order. g [n] holds zeros on entry. */
@@ -405,10 +453,13 @@ static inline __attribute__((always_inline)) void SUFFIX(leak)(
     const int reset, const int has_u, const int has_theta, const REAL *restrict d,
     const REAL *restrict h, const REAL *restrict theta, const REAL *restrict u,
     const REAL *restrict v0, double *restrict g, const int64_t nt, const int64_t n,
-    const int64_t lo, const int64_t hi, const REAL threshold, const REAL v_reset) {
-  REAL v[BLOCK];
+    const int64_t lo, const int64_t hi, const REAL thr_s, const REAL *thr_c,
+    const REAL v_reset) {
+  REAL v[LOCAL], thr_l[LOCAL];
+  SUFFIX(fill)(thr_l, thr_c, thr_s);
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *restrict threshold = thr_c ? thr_c + b : thr_l;
     memcpy(v, v0 + b, (size_t)m * sizeof(REAL));
     for (int64_t t = 0; t < nt; t++) {
       const int64_t row = t * n + b;
@@ -416,7 +467,7 @@ static inline __attribute__((always_inline)) void SUFFIX(leak)(
       for (int64_t i = 0; i < m; i++) {
         const REAL dh = d[row + i], p = v[i], x = h[row + i];
         g[b + i] += (double)(has_u ? dh * (u[row + i] - p) : dh * p);
-        const REAL thr = has_theta ? theta[row + i] : threshold;
+        const REAL thr = has_theta ? theta[row + i] : threshold[i];
         v[i] = SUFFIX(after_reset)(reset, x, x >= thr ? 1 : 0, thr, v_reset);
       }
     }
@@ -425,14 +476,15 @@ static inline __attribute__((always_inline)) void SUFFIX(leak)(
 
 #define LEAK(R, U, TH)                                                                      \
   case ((R) * 2 + (U)) * 2 + (TH):                                                          \
-    SUFFIX(leak)(R, U, TH, d, h, theta, u, v0, g, nt, n, lo, hi, threshold, v_reset);      \
+    SUFFIX(leak)(R, U, TH, d, h, theta, u, v0, g, nt, n, lo, hi, threshold, thr_c, v_reset); \
     return 0;
 #define RESETS(U, TH) LEAK(SUBTRACT, U, TH) LEAK(ZERO, U, TH) LEAK(ZERO_TO, U, TH) LEAK(NONE, U, TH)
 
 /* Returns 0, or -1 for an unknown reset code. */
 int SUFFIX(nk_leak_sums)(const REAL *d, const REAL *h, const REAL *theta, const REAL *u,
                           const REAL *v0, double *g, int64_t nt, int64_t n, int64_t lo,
-                          int64_t hi, int reset, double threshold, double v_reset) {
+                          int64_t hi, int reset, double threshold, const REAL *thr_c,
+                          double v_reset) {
   if (reset < 0 || reset > NONE) return -1;
   switch ((reset * 2 + (u != 0)) * 2 + (theta != 0)) {
     RESETS(0, 0) RESETS(0, 1) RESETS(1, 0) RESETS(1, 1)

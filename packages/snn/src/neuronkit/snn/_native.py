@@ -47,7 +47,7 @@ __all__ = ["native_status"]
 
 _SOURCE = Path(__file__).with_name("_native.c")
 _FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared"]
-_CHARGES = ("lerp_small", "lerp_large", "add_scaled", "add")
+_CHARGES = ("lerp_small", "lerp_large", "add_scaled", "add", "lerp_each")
 _RESETS = ("subtract", "zero", "zero_to", "none")
 _SURROGATES = ("given", "fast_sigmoid", "atan")
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -126,8 +126,14 @@ def _library() -> ctypes.CDLL | None:
         return None
     real, i64, ptr, code = ctypes.c_double, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     signatures = {  # name: (argument types, return type)
-        "nk_lif_forward": ([code] * 2 + [ptr] * 5 + [i64] * 4 + [real] * 3, code),
-        "nk_lif_backward": ([ptr] * 4 + [i64] * 4 + [code] * 3 + [real] * 6, code),
+        "nk_lif_forward": ([code] * 2 + [ptr] * 5 + [i64] * 4 + [real, ptr] * 2 + [real], code),
+        "nk_lif_backward": (
+            [ptr] * 4
+            + [i64] * 4
+            + [code] * 3
+            + [real, ptr, real, real, ptr, real, real, real, ptr],
+            code,
+        ),
         "nk_alif_forward": (
             [code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 2 + [real, ptr] * 2 + [real],
             code,
@@ -136,7 +142,7 @@ def _library() -> ctypes.CDLL | None:
             [ptr] * 7 + [i64] * 4 + [code] * 3 + [real] + [real, ptr] * 3 + [real] * 4,
             code,
         ),
-        "nk_leak_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real] * 2, code),
+        "nk_leak_sums": ([ptr] * 6 + [i64] * 4 + [code, real, ptr, real], code),
         "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code, real, ptr, real], None),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
@@ -192,14 +198,14 @@ def _scalar(p: Param | None) -> float | None:
     return None if p is None else float(p)
 
 
-Adaptation = tuple[float, Tensor | None]  # a scalar, or per column (then the scalar is unused)
+Columnwise = tuple[float, Tensor | None]  # a scalar, or per column (then the scalar is unused)
 
 
-def _adaptation(p: Param, shape: torch.Size, dtype: torch.dtype) -> Adaptation | None:
-    """An ALIF adaptation parameter for the kernels: ``(value, None)`` for a float or 0-d
-    tensor; ``(0.0, columns)`` for a per-neuron tensor, one value per column of one step
-    ``shape`` (``[B, ...]``, contiguous, ``dtype``); None for a tensor of another dtype or
-    device or one not broadcastable to a step (ATen's path)."""
+def _columnwise(p: Param, shape: torch.Size, dtype: torch.dtype) -> Columnwise | None:
+    """A parameter for the kernels: ``(value, None)`` for a float or 0-d tensor; ``(0.0,
+    columns)`` for a per-neuron tensor, one value per column of one step ``shape`` (``[B,
+    ...]``, contiguous, ``dtype``); None for a tensor of another dtype or device or one not
+    broadcastable to a step (ATen's path)."""
     if (value := _scalar(p)) is not None:
         return value, None
     assert isinstance(p, Tensor)  # not a float
@@ -211,8 +217,8 @@ def _adaptation(p: Param, shape: torch.Size, dtype: torch.dtype) -> Adaptation |
         return None
 
 
-def _pass(p: Adaptation) -> tuple[float, int | None]:
-    """An adaptation parameter as the kernels take it: the scalar and the columns' address."""
+def _pass(p: Columnwise) -> tuple[float, int | None]:
+    """A parameter as the kernels take it: the scalar and the columns' address."""
     return p[0], None if p[1] is None else p[1].data_ptr()
 
 
@@ -224,26 +230,26 @@ def forward(
     where it does not apply (or is not available)."""
     if u.device.type != "cpu" or u.dtype not in _SUFFIX or v0.shape != u.shape[1:]:
         return None
-    thr, a = _scalar(threshold), _scalar(lam if w is None else w)
-    if (
-        thr is None
-        or (a is None and (w is not None or lam is not None))  # a per-neuron tau
-        or (lib := _library()) is None
-    ):
+    weight = lam if w is None else w
+    thr = _columnwise(threshold, v0.shape, u.dtype)
+    a = (0.0, None) if weight is None else _columnwise(weight, v0.shape, u.dtype)
+    if thr is None or a is None or (lib := _library()) is None:
         return None
-    if a is None:  # IF
-        a, kind = 0.0, "add"
-    elif w is not None:  # ATen's lerp takes one of two roundings
-        kind = "lerp_small" if abs(a) < 0.5 else "lerp_large"
-    else:
+    if weight is None:  # IF
+        kind = "add"
+    elif w is None:
         kind = "add_scaled"
+    elif a[1] is not None:  # ATen's lerp takes one of two roundings, per element
+        kind = "lerp_each"
+    else:
+        kind = "lerp_small" if abs(a[0]) < 0.5 else "lerp_large"
     code = "zero_to" if mode == "zero" and v_reset != 0.0 else mode
     return _forward(lib, u, v0, kind, code, a, thr, v_reset, keep_h=keep_h, keep_v=keep_v)
 
 
 def _forward(
-    lib: ctypes.CDLL, u: Tensor, v0: Tensor, kind: str, code: str, a: float, thr: float,
-    v_reset: float, *, keep_h: bool, keep_v: bool,
+    lib: ctypes.CDLL, u: Tensor, v0: Tensor, kind: str, code: str, a: Columnwise,
+    thr: Columnwise, v_reset: float, *, keep_h: bool, keep_v: bool,
 ) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
     u = u.contiguous()
     spikes = torch.empty_like(u)
@@ -256,7 +262,8 @@ def _forward(
     v_ptr = None if v_seq is None else v_seq.data_ptr()
     args = (_CHARGES.index(kind), _RESETS.index(code), u.data_ptr(), v.data_ptr(),
             spikes.data_ptr(), h_ptr, v_ptr, nt, n)  # fmt: skip
-    _each(_columns(nt, n), lambda lo, hi: fn(*args, lo, hi, a, thr, v_reset))
+    params = (*_pass(a), *_pass(thr), v_reset)
+    _each(_columns(nt, n), lambda lo, hi: fn(*args, lo, hi, *params))
     return spikes, v if v_seq is None else v_seq, h_seq if keep_h else None
 
 
@@ -277,7 +284,8 @@ def backward(
     ):
         return None
     source = _derivative_source(g, h)
-    thr, k, c = _scalar(threshold), 1.0 if decay is None else _scalar(decay), _scalar(scale)
+    params = (threshold, 1.0 if decay is None else decay, scale)
+    thr, k, c = (_columnwise(p, h.shape[1:], h.dtype) for p in params)
     if source is None or thr is None or k is None or c is None or (lib := _library()) is None:
         return None
     given, surrogate = source
@@ -310,8 +318,9 @@ def _surrogate_code(surrogate: Surrogate) -> tuple[str, float, float] | None:
 
 def _backward(
     lib: ctypes.CDLL, g: Tensor | None, h: Tensor, g_s: Tensor | None, g_v: Tensor | None,
-    thr: float, v_reset: float, mode: str, detach_reset: bool, k: float, *, keep_g: bool = False,
-    surrogate: tuple[str, float, float] = ("given", 0.0, 0.0), scale: float = 1.0,
+    thr: Columnwise, v_reset: float, mode: str, detach_reset: bool, k: Columnwise, *,
+    keep_g: bool = False, surrogate: tuple[str, float, float] = ("given", 0.0, 0.0),
+    scale: Columnwise = (1.0, None),
 ) -> Tensor:  # fmt: skip
     if g is None:
         d = torch.empty_like(h)
@@ -324,8 +333,8 @@ def _backward(
     name, c1, c2 = surrogate
     reset = "zero_to" if mode == "zero" and v_reset != 0.0 else mode
     codes = (_SURROGATES.index(name), _RESETS.index(reset))
-    floats = (thr, v_reset, k, c1, c2, scale)
-    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, detach_reset, *floats))
+    params = (*_pass(thr), v_reset, *_pass(k), c1, c2, *_pass(scale))
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, detach_reset, *params))
     return d
 
 
@@ -343,7 +352,7 @@ def alif_forward(
     ):
         return None
     a, thr = _scalar(w if w is not None else lam), _scalar(threshold)
-    b, k = (_adaptation(p, v0.shape, u.dtype) for p in (beta, tau_adapt))
+    b, k = (_columnwise(p, v0.shape, u.dtype) for p in (beta, tau_adapt))
     if a is None or thr is None or b is None or k is None or (lib := _library()) is None:
         return None
     kind = "add_scaled" if w is None else "lerp_small" if abs(a) < 0.5 else "lerp_large"
@@ -353,7 +362,7 @@ def alif_forward(
 
 def _alif_forward(
     lib: ctypes.CDLL, u: Tensor, v0: Tensor, a0: Tensor, kind: str, code: str, a: float,
-    thr: float, beta: Adaptation, tau_adapt: Adaptation, v_reset: float, *, keep: bool,
+    thr: float, beta: Columnwise, tau_adapt: Columnwise, v_reset: float, *, keep: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     u = u.contiguous()
     spikes, vs = torch.empty_like(u), torch.empty_like(u)
@@ -388,7 +397,7 @@ def alif_backward(
         or (source := _derivative_source(g, h)) is None
     ):
         return None
-    tau_a, keep, b = (_adaptation(p, dv.shape, h.dtype) for p in (tau_adapt, keep_a, beta))
+    tau_a, keep, b = (_columnwise(p, dv.shape, h.dtype) for p in (tau_adapt, keep_a, beta))
     k, c = _scalar(decay), _scalar(scale)
     if tau_a is None or keep is None or b is None or k is None or c is None:
         return None
@@ -402,7 +411,7 @@ def alif_backward(
 def _alif_backward(
     lib: ctypes.CDLL, g: Tensor | None, h: Tensor, theta: Tensor, g_s: Tensor | None,
     g_v: Tensor | None, dv: Tensor, da: Tensor, mode: str, detach_reset: bool, v_reset: float,
-    tau_adapt: Adaptation, keep_a: Adaptation, beta: Adaptation, decay: float, scale: float, *,
+    tau_adapt: Columnwise, keep_a: Columnwise, beta: Columnwise, decay: float, scale: float, *,
     surrogate: tuple[str, float, float] = ("given", 0.0, 0.0),
 ) -> Tensor:  # fmt: skip
     # in place over the given derivatives (a copy only in another dtype or layout)
@@ -425,9 +434,9 @@ def leak_sums(
 ) -> Tensor | None:  # fmt: skip
     """The gradient of the leak's parameter before its reduction to the parameter's shape, in
     one compiled pass: ``sum_t dh_t (u_t - v_{t-1})`` with ``u``, else ``sum_t dh_t v_{t-1}``,
-    float64 ``[B, ...]``, with ``v_{t-1}`` recomputed from ``h [T, B, ...]`` (a scalar
-    ``threshold``, or ALIF's ``theta`` shaped like ``h``) and ``v0``. None where it does not
-    apply."""
+    float64 ``[B, ...]``, with ``v_{t-1}`` recomputed from ``h [T, B, ...]`` (a scalar or
+    per-neuron ``threshold``, or ALIF's ``theta`` shaped like ``h``) and ``v0``. None where it
+    does not apply."""
     if (
         torch.compiler.is_compiling()
         or h.device.type != "cpu"
@@ -436,7 +445,7 @@ def leak_sums(
     ):
         return None
     theta = threshold if isinstance(threshold, Tensor) and threshold.shape == h.shape else None
-    thr = 0.0 if theta is not None else _scalar(threshold)
+    thr = (0.0, None) if theta is not None else _columnwise(threshold, h.shape[1:], h.dtype)
     if thr is None or (lib := _library()) is None:
         return None
     return _leak_sums_call(lib, dh, h, theta, u, v0, thr, v_reset, mode)
@@ -444,7 +453,7 @@ def leak_sums(
 
 def _leak_sums_call(
     lib: ctypes.CDLL, dh: Tensor, h: Tensor, theta: Tensor | None, u: Tensor | None,
-    v0: Tensor, thr: float, v_reset: float, mode: str,
+    v0: Tensor, thr: Columnwise, v_reset: float, mode: str,
 ) -> Tensor:  # fmt: skip
     dh, h = dh.contiguous(), h.contiguous()
     theta, u = (None if t is None else t.contiguous() for t in (theta, u))
@@ -454,7 +463,8 @@ def _leak_sums_call(
     fn = getattr(lib, f"nk_leak_sums_{_SUFFIX[h.dtype]}")
     ptrs = [None if t is None else t.data_ptr() for t in (dh, h, theta, u, start, total)]
     reset = _RESETS.index("zero_to" if mode == "zero" and v_reset != 0.0 else mode)
-    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, reset, thr, v_reset))
+    params = (reset, *_pass(thr), v_reset)
+    _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *params))
     return total
 
 
@@ -473,7 +483,7 @@ def alif_adapt_sums(
         or (g_v is not None and g_v.shape != h.shape)
     ):
         return None
-    tau, k = _adaptation(tau_adapt, h.shape[1:], h.dtype), _scalar(decay)
+    tau, k = _columnwise(tau_adapt, h.shape[1:], h.dtype), _scalar(decay)
     if tau is None or k is None or (lib := _library()) is None:
         return None
     try:
@@ -485,7 +495,7 @@ def alif_adapt_sums(
 
 def _alif_adapt_sums_call(
     lib: ctypes.CDLL, dh: Tensor, h: Tensor, theta: Tensor, g_v: Tensor | None, a0: Tensor,
-    mode: str, tau_adapt: Adaptation, decay: float,
+    mode: str, tau_adapt: Columnwise, decay: float,
 ) -> Tensor:  # fmt: skip
     """``a0``: contiguous, of one step's shape and ``h``'s dtype."""
     dh, h, theta = dh.contiguous(), h.contiguous(), theta.contiguous()
@@ -560,38 +570,61 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
         u = u * 1.5 + 0.4  # 3300 columns: more than one block of 1024
         v0 = torch.randn(3, 1100, generator=gen, dtype=dtype)
         thr = torch.tensor(0.8, dtype=dtype)
+        per_neuron = 0.2 + 0.6 * torch.rand(1100, generator=gen, dtype=dtype)  # both lerp sides
+        thr_neuron = 0.6 + 0.4 * torch.rand(1100, generator=gen, dtype=dtype)
+        leaks: list[tuple[str, float | None, Param | None]]
         leaks = [("lerp_small", 0.3, None), ("lerp_large", 0.7, None),
                  ("add_scaled", None, 0.9), ("add_scaled", None, torch.tensor(0.9, dtype=dtype)),
                  ("add", None, None)]  # fmt: skip
-        for kind, w, lam in leaks:
+        # a lerp weight, lam and threshold per neuron (the kernels' columns)
+        cases: list[tuple[str, Param | None, Param | None, Tensor]]
+        cases = [(*leak, thr) for leak in leaks]
+        cases += [("lerp_each", per_neuron, None, thr_neuron)]
+        cases += [("add_scaled", None, per_neuron, thr_neuron)]
+        for kind, w, lam, threshold in cases:
+            weight = lam if w is None else w
+            a = (0.0, None) if weight is None else _columnwise(weight, v0.shape, dtype)
+            thr_c = _columnwise(threshold, v0.shape, dtype)
+            decay: Param = 0.6
+            if isinstance(weight, Tensor) and weight.dim():  # the leak's decay per neuron too
+                decay = 1.0 - weight if w is not None else weight
+            decay_c = _columnwise(decay, v0.shape, dtype)
+            assert a is not None and thr_c is not None and decay_c is not None  # noqa: PT018
+            w_t = torch.tensor(w, dtype=dtype) if isinstance(w, float) else w
             for mode, v_reset in [("subtract", 0.0), ("zero", 0.0), ("zero", -0.2), ("none", 0.0)]:
                 code = "zero_to" if v_reset else mode
-                a = w if w is not None else 0.0 if lam is None else float(lam)
-                want = _loop(u, v0, torch.tensor(w, dtype=dtype) if w else None, lam, thr,
-                             v_reset, mode, keep_h=True, keep_v=True, native=False)  # fmt: skip
-                got = _forward(lib, u, v0, kind, code, a, 0.8, v_reset, keep_h=True, keep_v=True)
+                want = _loop(u, v0, w_t, lam, threshold, v_reset, mode, keep_h=True,
+                             keep_v=True, native=False)  # fmt: skip
+                got = _forward(lib, u, v0, kind, code, a, thr_c, v_reset, keep_h=True, keep_v=True)
                 if not all(map(torch.equal, want, got)):  # type: ignore[arg-type]
                     return f"the forward ({dtype}, {kind}, reset {code})"
                 h = got[2]
                 assert h is not None  # keep_h
-                leak_args = (lib, g, h, u, v0, thr, v_reset, mode)  # one leak kind suffices
+                leak_args = (lib, g, h, u, v0, thr, thr_neuron, v_reset, mode)
                 if kind == "lerp_small" and (mismatch := _leak_disagreement(*leak_args)):
-                    return mismatch
+                    return mismatch  # one leak kind suffices
                 for detach in (False, True):
-                    args = (g_s, g_v, 0.8, v_reset, mode, detach)
-                    want_dh = _through_time(g.clone(), h, *args, 0.6, keep_g=False)
-                    got_dh = _backward(lib, g, h, *args, 0.6, keep_g=True)
+                    args = (g_s, g_v, threshold, v_reset, mode, detach)
+                    want_dh = _through_time(g.clone(), h, *args, decay, keep_g=False)
+                    got_dh = _backward(lib, g, h, g_s, g_v, thr_c, v_reset, mode, detach, decay_c,
+                                       keep_g=True)  # fmt: skip
                     if not torch.equal(want_dh, got_dh):
-                        return f"the backward ({dtype}, reset {code}, detach_reset={detach})"
-                    for surrogate in (FastSigmoid(10.0), ATan(2.0)) if kind == "add" else ():
-                        g_h = surrogate.derivative(h - thr)
-                        want_dh = _through_time(g_h, h, *args, 0.6, keep_g=False).mul_(0.3)
+                        return (
+                            f"the backward ({dtype}, {kind}, reset {code}, detach_reset={detach})"
+                        )
+                    in_loop = kind in ("add", "lerp_each")  # the surrogates computed in the loop
+                    for surrogate in (FastSigmoid(10.0), ATan(2.0)) if in_loop else ():
+                        g_h = surrogate.derivative(h - threshold)
+                        scale = a if kind == "lerp_each" else (0.3, None)
+                        want_dh = _through_time(g_h, h, *args, decay, keep_g=False)
+                        want_dh.mul_(0.3 if scale[1] is None else scale[1])
                         code_s = _surrogate_code(surrogate)
                         assert code_s is not None  # a built-in
-                        got_dh = _backward(lib, None, h, *args, 0.6, surrogate=code_s, scale=0.3)
+                        got_dh = _backward(lib, None, h, g_s, g_v, thr_c, v_reset, mode, detach,
+                                           decay_c, surrogate=code_s, scale=scale)  # fmt: skip
                         if not torch.equal(want_dh, got_dh):
-                            return f"the backward with {surrogate} ({dtype}, reset {code})"
-        with_tau = [leak for leak in leaks if leak[0] != "add"]  # IF has no ALIF
+                            return f"the backward with {surrogate} ({dtype}, {kind}, reset {code})"
+        with_tau = [leak for leak in leaks if leak[0] != "add"]  # IF has no ALIF (scalar leaks)
         if (mismatch := _alif_disagreement(lib, u, v0, g, g_s, g_v, with_tau)) is not None:
             return mismatch
         for tau in (3.0, torch.tensor(1.7, dtype=dtype)):
@@ -608,21 +641,24 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
 
 
 def _leak_disagreement(
-    lib: ctypes.CDLL, dh: Tensor, h: Tensor, u: Tensor, v0: Tensor, thr: Tensor, v_reset: float,
-    mode: str,
+    lib: ctypes.CDLL, dh: Tensor, h: Tensor, u: Tensor, v0: Tensor, thr: Tensor,
+    thr_neuron: Tensor, v_reset: float, mode: str,
 ) -> str | None:  # fmt: skip
     """:func:`_disagreement` for the leak's gradient sum (``multistep._leak_sums``), for a
-    scalar threshold and for ALIF's ``theta [T, B, ...]``."""
+    scalar threshold, one per neuron and ALIF's ``theta [T, B, ...]``."""
     from .multistep import _leak_sums  # (cyclic)
 
     theta = thr + 0.1 * h.abs()  # any threshold per element and step
     for threshold, given, kind in [
         (thr, None, "a scalar threshold"),
+        (thr_neuron, None, "a threshold per neuron"),
         (theta, theta, "ALIF's theta"),
     ]:
+        columns = (0.0, None) if given is not None else _columnwise(threshold, v0.shape, h.dtype)
+        assert columns is not None  # CPU, h's dtype
         for drive in (u, None):  # the lerp's w, and lam
             want = _leak_sums(dh, h, threshold, v_reset, mode, v0, drive, native=False)
-            got = _leak_sums_call(lib, dh, h, given, drive, v0, float(thr), v_reset, mode)
+            got = _leak_sums_call(lib, dh, h, given, drive, v0, columns, v_reset, mode)
             if not torch.equal(want, got):
                 return f"the leak's gradient ({h.dtype}, reset {mode}, v_reset {v_reset}, {kind})"
     return None
@@ -652,7 +688,7 @@ def _alif_disagreement(
     for index, (kind, w, lam) in enumerate(leaks):
         beta, tau_a = scalars if index == 0 else per_neuron
         keep_a = 1.0 - 1.0 / tau_a
-        beta_c, tau_c, keep_c = (_adaptation(p, v0.shape, dtype) for p in (beta, tau_a, keep_a))
+        beta_c, tau_c, keep_c = (_columnwise(p, v0.shape, dtype) for p in (beta, tau_a, keep_a))
         assert beta_c is not None and tau_c is not None and keep_c is not None  # noqa: PT018
         w_t = None if w is None else torch.tensor(w, dtype=dtype)
         a = w if w is not None else float(lam)  # type: ignore[arg-type]
