@@ -218,7 +218,7 @@ def test_the_backward_computes_built_in_surrogates_and_dl_du_in_its_loop(
 @pytest.mark.parametrize(
     "setting",
     ["lerp", "lerp_large", "no_input_decay", "learnable", "learnable_lam", "per_neuron",
-     "no_grad"],
+     "per_neuron_leak", "no_grad"],
 )  # fmt: skip
 @pytest.mark.parametrize("outputs", ["spikes", "all"])
 def test_compiled_and_aten_alif_loops_agree_bitwise(
@@ -239,12 +239,13 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
         for name in ("tau", "tau_adapt", "beta", "threshold"):
             kw[name] = torch.tensor(kw[name], dtype=dtype, requires_grad=True)
             leaves.append(kw[name])
-    adapting = learnable or setting == "per_neuron"  # the adaptation's gradients needed
-    if setting == "per_neuron":  # one tau_adapt and beta per neuron, learnable
-        for name in ("tau_adapt", "beta"):
-            spread = torch.rand(300, generator=g, dtype=dtype)
-            kw[name] = (kw[name] + spread).requires_grad_()
-            leaves.append(kw[name])
+    per_neuron = {"per_neuron": ("tau_adapt", "beta"), "per_neuron_leak": ("tau", "threshold")}
+    for name in per_neuron.get(setting, ()):  # one per neuron, learnable (w on both sides of
+        spread = torch.rand(300, generator=g, dtype=dtype)  # ATen's lerp switch for tau)
+        kw[name] = (kw[name] * (0.5 if name == "tau" else 1.0) + spread * 2).requires_grad_()
+        leaves.append(kw[name])
+    adapting = learnable or setting in per_neuron  # the adaptation's gradients needed
+    leaking = learnable or setting == "per_neuron_leak"  # the leak's gradient needed
     names = ("_alif_forward", "_alif_backward", "_leak_sums_call", "_alif_adapt_sums_call")
     results = []
     for native in (True, False):
@@ -261,7 +262,7 @@ def test_compiled_and_aten_alif_loops_agree_bitwise(
         results.append((out.spikes, out.v, *out.state, *grads))
         if native:
             backward = int(loss.requires_grad)
-            counts = (1, backward, backward * learnable, backward * adapting)
+            counts = (1, backward, backward * leaking, backward * adapting)
             assert calls == dict(zip(names, counts, strict=True))
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)

@@ -278,18 +278,22 @@ int SUFFIX(nk_lif_backward)(REAL *d, const REAL *h, const REAL *g_s, const REAL 
 #undef DETACH
 
 /* ALIF's forward: the LIF step with the adapted threshold theta = beta * a + threshold (two
- * ops, as ATen rounds them) and the trace a <- a + (s - a) / tau_adapt (beta and tau_adapt
- * scalars, or per column [n] where beta_c and tau_c are given). v_last and a_last hold v_0 and a_0 on entry, v_T and a_T on return;
- * h_seq and theta_seq may be NULL. */
-/* One step of a block of m columns (restrict: distinct arrays, no runtime alias checks). */
+ * ops, as ATen rounds them) and the trace a <- a + (s - a) / tau_adapt. The leak's weight w,
+ * the threshold, beta and tau_adapt are scalars, or (cols, where any of w_c, thr_c, beta_c,
+ * tau_c is given) read per column [n]. v_last and a_last hold v_0 and a_0 on entry, v_T and
+ * a_T on return; h_seq and theta_seq may be NULL. */
 static inline __attribute__((always_inline)) void SUFFIX(alif_step)(
-    const int charge, const int reset, const REAL *restrict u, REAL *restrict v,
-    REAL *restrict a, REAL *restrict s, REAL *restrict v_out, REAL *restrict h_out,
-    REAL *restrict theta_out, const REAL *restrict beta, const REAL *restrict tau_adapt,
-    const int64_t m, const REAL w, const REAL threshold, const REAL v_reset) {
+    const int charge, const int reset, const int cols, const REAL *restrict u,
+    REAL *restrict v, REAL *restrict a, REAL *restrict s, REAL *restrict v_out,
+    REAL *restrict h_out, REAL *restrict theta_out, const REAL *restrict w_c,
+    const REAL *restrict thr_c, const REAL *restrict beta_c, const REAL *restrict tau_c,
+    const int64_t m, const REAL w_s, const REAL thr_s, const REAL beta_s, const REAL tau_s,
+    const REAL v_reset) {
   for (int64_t i = 0; i < m; i++) {
+    const REAL w = cols ? w_c[i] : w_s, threshold = cols ? thr_c[i] : thr_s;
+    const REAL beta = cols ? beta_c[i] : beta_s, tau_adapt = cols ? tau_c[i] : tau_s;
     const REAL h = SUFFIX(charged)(charge, w, u[i], v[i]);
-    const REAL theta = beta[i] * a[i] + threshold;
+    const REAL theta = beta * a[i] + threshold;
     const REAL spike = h >= theta ? 1 : 0;
     const REAL after = SUFFIX(after_reset)(reset, h, spike, theta, v_reset);
     s[i] = spike;
@@ -297,7 +301,7 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_step)(
     h_out[i] = h;
     theta_out[i] = theta;
     v[i] = after;
-    a[i] = a[i] + (spike - a[i]) / tau_adapt[i];
+    a[i] = a[i] + (spike - a[i]) / tau_adapt;
   }
 }
 
@@ -305,21 +309,34 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
     const int charge, const int reset, const REAL *restrict u, REAL *restrict v_last,
     REAL *restrict a_last, REAL *restrict s, REAL *restrict v_seq, REAL *restrict h_seq,
     REAL *restrict theta_seq, const int64_t nt, const int64_t n, const int64_t lo,
-    const int64_t hi, const REAL w, const REAL threshold, const REAL beta_s,
-    const REAL *beta_c, const REAL tau_s, const REAL *tau_c, const REAL v_reset) {
-  REAL v[LOCAL], a[LOCAL], h_unkept[LOCAL], theta_unkept[LOCAL], beta_l[LOCAL], tau_l[LOCAL];
-  SUFFIX(fill)(beta_l, beta_c, beta_s);
-  SUFFIX(fill)(tau_l, tau_c, tau_s);
+    const int64_t hi, const REAL w_s, const REAL *w_c, const REAL thr_s, const REAL *thr_c,
+    const REAL beta_s, const REAL *beta_c, const REAL tau_s, const REAL *tau_c,
+    const REAL v_reset) {
+  REAL v[LOCAL], a[LOCAL], h_unkept[LOCAL], theta_unkept[LOCAL];
+  REAL w_l[LOCAL], thr_l[LOCAL], beta_l[LOCAL], tau_l[LOCAL];
+  const int cols = w_c || thr_c || beta_c || tau_c;
+  if (cols) {
+    SUFFIX(fill)(w_l, w_c, w_s);
+    SUFFIX(fill)(thr_l, thr_c, thr_s);
+    SUFFIX(fill)(beta_l, beta_c, beta_s);
+    SUFFIX(fill)(tau_l, tau_c, tau_s);
+  }
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
+    const REAL *w = w_c ? w_c + b : w_l, *thr = thr_c ? thr_c + b : thr_l;
     const REAL *beta = beta_c ? beta_c + b : beta_l, *tau = tau_c ? tau_c + b : tau_l;
     memcpy(v, v_last + b, (size_t)m * sizeof(REAL));
     memcpy(a, a_last + b, (size_t)m * sizeof(REAL));
     for (int64_t t = 0; t < nt; t++) {
       const int64_t row = t * n + b;
-      SUFFIX(alif_step)(charge, reset, u + row, v, a, s + row, v_seq + row,
-                        h_seq ? h_seq + row : h_unkept, theta_seq ? theta_seq + row : theta_unkept,
-                        beta, tau, m, w, threshold, v_reset);
+      REAL *h_out = h_seq ? h_seq + row : h_unkept;
+      REAL *theta_out = theta_seq ? theta_seq + row : theta_unkept;
+#define ALIF_STEP(C)                                                                          \
+  SUFFIX(alif_step)(charge, reset, C, u + row, v, a, s + row, v_seq + row, h_out, theta_out, \
+                    w, thr, beta, tau, m, w_s, thr_s, beta_s, tau_s, v_reset)
+      if (cols) ALIF_STEP(1);
+      else ALIF_STEP(0);
+#undef ALIF_STEP
     }
     memcpy(v_last + b, v, (size_t)m * sizeof(REAL));
     memcpy(a_last + b, a, (size_t)m * sizeof(REAL));
@@ -329,18 +346,19 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_run)(
 #define OUTPUTS(C, R)                                                                       \
   case C * 4 + R:                                                                           \
     SUFFIX(alif_run)(C, R, u, v_last, a_last, s, v_seq, h_seq, theta_seq, nt, n, lo, hi, w, \
-                     threshold, beta, beta_c, tau_adapt, tau_c, v_reset);                   \
+                     w_c, threshold, thr_c, beta, beta_c, tau_adapt, tau_c, v_reset);      \
     return 0;
 #define RESETS(C) OUTPUTS(C, SUBTRACT) OUTPUTS(C, ZERO) OUTPUTS(C, ZERO_TO) OUTPUTS(C, NONE)
 
 /* Returns 0, or -1 for an unknown charge (IF has no ALIF) or reset code. */
 int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, REAL *a_last,
                             REAL *s, REAL *v_seq, REAL *h_seq, REAL *theta_seq, int64_t nt,
-                            int64_t n, int64_t lo, int64_t hi, double w, double threshold,
-                            double beta, const REAL *beta_c, double tau_adapt,
-                            const REAL *tau_c, double v_reset) {
+                            int64_t n, int64_t lo, int64_t hi, double w, const REAL *w_c,
+                            double threshold, const REAL *thr_c, double beta,
+                            const REAL *beta_c, double tau_adapt, const REAL *tau_c,
+                            double v_reset) {
   switch (charge * 4 + reset) {
-    RESETS(LERP_SMALL) RESETS(LERP_LARGE) RESETS(ADD_SCALED)
+    RESETS(LERP_SMALL) RESETS(LERP_LARGE) RESETS(ADD_SCALED) RESETS(LERP_EACH)
   }
   return -1;
 }
@@ -355,37 +373,42 @@ int SUFFIX(nk_alif_forward)(int charge, int reset, const REAL *u, REAL *v_last, 
  * A = dR/dh (zero: 1 - s, else 1) and C = dR/dtheta (subtract: -s, else 0):
  *   dv += g_v[t];  dz = P + Q da + R dv;  dtheta = C dv - dz;  dh = dz + A dv;
  *   da = da * keep_a + dtheta * beta;  dv = dh * decay
- * tau_adapt, keep_a = 1 - 1 / tau_adapt (as ATen rounds it) and beta: scalars, or per
- * column [n] where tau_c, keep_c and beta_c are given.
+ * tau_adapt, keep_a = 1 - 1 / tau_adapt (as ATen rounds it), beta, decay and scale: scalars,
+ * or (cols, where any of tau_c, keep_c, beta_c, decay_c, scale_c is given) per column [n].
  * dv [n] and da [n] carry the state gradients in (zero and dL/da_T) and out (of v_0, a_0). */
 static inline __attribute__((always_inline)) void SUFFIX(alif_back_row)(
     const int surrogate, const int reset, const int detach, const int has_g_s,
-    const int has_g_v, REAL *restrict d, const REAL *restrict h, const REAL *restrict theta,
-    const REAL *restrict g_s, const REAL *restrict g_v, REAL *restrict dv, REAL *restrict da,
-    const int64_t m, const REAL v_reset, const REAL *restrict tau_adapt,
-    const REAL *restrict keep_a, const REAL *restrict beta, const REAL decay, const REAL c1,
-    const REAL c2, const REAL scale) {
+    const int has_g_v, const int cols, REAL *restrict d, const REAL *restrict h,
+    const REAL *restrict theta, const REAL *restrict g_s, const REAL *restrict g_v,
+    REAL *restrict dv, REAL *restrict da, const int64_t m, const REAL v_reset,
+    const REAL *restrict tau_c, const REAL *restrict keep_c, const REAL *restrict beta_c,
+    const REAL *restrict decay_c, const REAL *restrict scale_c, const REAL tau_s,
+    const REAL keep_s, const REAL beta_s, const REAL decay_s, const REAL c1, const REAL c2,
+    const REAL scale_s) {
 #pragma GCC ivdep /* distinct tensors */
   for (int64_t i = 0; i < m; i++) {
+    const REAL tau_adapt = cols ? tau_c[i] : tau_s, keep_a = cols ? keep_c[i] : keep_s;
+    const REAL beta = cols ? beta_c[i] : beta_s, decay = cols ? decay_c[i] : decay_s;
+    const REAL scale = cols ? scale_c[i] : scale_s;
     const REAL g = SUFFIX(surrogate_grad)(surrogate, h[i] - theta[i], c1, c2, d + i);
     const REAL spike = h[i] >= theta[i] ? 1 : 0;
     const REAL v_grad = has_g_v ? dv[i] + g_v[i] : dv[i];
-    REAL dz = FMA(g / tau_adapt[i], da[i], has_g_s ? g_s[i] * g : 0);
+    REAL dz = FMA(g / tau_adapt, da[i], has_g_s ? g_s[i] * g : 0);
     if (!detach && reset == SUBTRACT) dz = FMA(-(g * theta[i]), v_grad, dz);
     if (!detach && reset == ZERO) dz = FMA(-((h[i] - v_reset) * g), v_grad, dz);
     const REAL dtheta = reset == SUBTRACT ? FMA(-spike, v_grad, -dz) : -dz;
     const REAL dh = reset == ZERO ? FMA(1 - spike, v_grad, dz) : dz + v_grad;
-    da[i] = da[i] * keep_a[i] + dtheta * beta[i];
+    da[i] = da[i] * keep_a + dtheta * beta;
     dv[i] = dh * decay;
     d[i] = dh * scale;
   }
 }
 
-/* g_s and g_v given or not is fixed per loop (see ROW above). */
-#define ALIF_ROW(GS, GV)                                                                     \
-  SUFFIX(alif_back_row)(surrogate, reset, detach, GS, GV, d + row, h + row, theta + row,   \
-                        GS ? g_s + row : 0, GV ? g_v + row : 0, dv, da, m, v_reset, tau,   \
-                        keep, beta, decay, c1, c2, scale)
+/* g_s and g_v given or not is fixed per loop, and cols reads both (see ROW above). */
+#define ALIF_ROW(GS, GV, C, S, V)                                                            \
+  SUFFIX(alif_back_row)(surrogate, reset, detach, GS, GV, C, d + row, h + row, theta + row, \
+                        S, V, dv, da, m, v_reset, tau, keep, beta, dec, sc, tau_s, keep_s, \
+                        beta_s, decay_s, c1, c2, scale_s)
 
 static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
     const int surrogate, const int reset, const int detach, REAL *restrict d,
@@ -393,23 +416,34 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
     const REAL *restrict g_v, REAL *restrict dv_io, REAL *restrict da_io, const int64_t nt,
     const int64_t n, const int64_t lo, const int64_t hi, const REAL v_reset, const REAL tau_s,
     const REAL *tau_c, const REAL keep_s, const REAL *keep_c, const REAL beta_s,
-    const REAL *beta_c, const REAL decay, const REAL c1, const REAL c2, const REAL scale) {
-  REAL dv[LOCAL], da[LOCAL], tau_l[LOCAL], keep_l[LOCAL], beta_l[LOCAL];
-  SUFFIX(fill)(tau_l, tau_c, tau_s);
-  SUFFIX(fill)(keep_l, keep_c, keep_s);
-  SUFFIX(fill)(beta_l, beta_c, beta_s);
+    const REAL *beta_c, const REAL decay_s, const REAL *decay_c, const REAL c1, const REAL c2,
+    const REAL scale_s, const REAL *scale_c) {
+  REAL dv[LOCAL], da[LOCAL], tau_l[LOCAL], keep_l[LOCAL], beta_l[LOCAL], decay_l[LOCAL];
+  REAL scale_l[LOCAL], zeros[LOCAL];
+  const int cols = tau_c || keep_c || beta_c || decay_c || scale_c;
+  if (cols) {
+    SUFFIX(fill)(tau_l, tau_c, tau_s);
+    SUFFIX(fill)(keep_l, keep_c, keep_s);
+    SUFFIX(fill)(beta_l, beta_c, beta_s);
+    SUFFIX(fill)(decay_l, decay_c, decay_s);
+    SUFFIX(fill)(scale_l, scale_c, scale_s);
+    SUFFIX(fill)(zeros, 0, 0);
+  }
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
     const REAL *tau = tau_c ? tau_c + b : tau_l, *keep = keep_c ? keep_c + b : keep_l;
-    const REAL *beta = beta_c ? beta_c + b : beta_l;
+    const REAL *beta = beta_c ? beta_c + b : beta_l, *dec = decay_c ? decay_c + b : decay_l;
+    const REAL *sc = scale_c ? scale_c + b : scale_l;
     memcpy(dv, dv_io + b, (size_t)m * sizeof(REAL));
     memcpy(da, da_io + b, (size_t)m * sizeof(REAL));
     for (int64_t t = nt - 1; t >= 0; t--) {
       const int64_t row = t * n + b;
-      if (g_s && g_v) ALIF_ROW(1, 1);
-      else if (g_s) ALIF_ROW(1, 0);
-      else if (g_v) ALIF_ROW(0, 1);
-      else ALIF_ROW(0, 0);
+      const REAL *s_row = g_s ? g_s + row : zeros, *v_row = g_v ? g_v + row : zeros;
+      if (cols) ALIF_ROW(1, 1, 1, s_row, v_row);
+      else if (g_s && g_v) ALIF_ROW(1, 1, 0, s_row, v_row);
+      else if (g_s) ALIF_ROW(1, 0, 0, s_row, 0);
+      else if (g_v) ALIF_ROW(0, 1, 0, 0, v_row);
+      else ALIF_ROW(0, 0, 0, 0, 0);
     }
     memcpy(dv_io + b, dv, (size_t)m * sizeof(REAL));
     memcpy(da_io + b, da, (size_t)m * sizeof(REAL));
@@ -420,7 +454,8 @@ static inline __attribute__((always_inline)) void SUFFIX(alif_back)(
 #define DETACH(S, R, D)                                                                     \
   case BACKWARD_CASE(S, R, D):                                                              \
     SUFFIX(alif_back)(S, R, D, d, h, theta, g_s, g_v, dv, da, nt, n, lo, hi, v_reset,      \
-                      tau_adapt, tau_c, keep_a, keep_c, beta, beta_c, decay, c1, c2, scale);\
+                      tau_adapt, tau_c, keep_a, keep_c, beta, beta_c, decay, decay_c, c1, c2, \
+                      scale, scale_c);                                                      \
     return 0;
 #define RESETS(S)                                                                           \
   DETACH(S, SUBTRACT, 0) DETACH(S, SUBTRACT, 1) DETACH(S, ZERO, 0) DETACH(S, ZERO, 1)       \
@@ -432,8 +467,8 @@ int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const RE
                              int64_t lo, int64_t hi, int surrogate, int reset, int detach,
                              double v_reset, double tau_adapt, const REAL *tau_c,
                              double keep_a, const REAL *keep_c, double beta,
-                             const REAL *beta_c, double decay, double c1, double c2,
-                             double scale) {
+                             const REAL *beta_c, double decay, const REAL *decay_c, double c1,
+                             double c2, double scale, const REAL *scale_c) {
   switch (backward_case(surrogate, reset, detach)) {
     RESETS(GIVEN) RESETS(FAST_SIGMOID) RESETS(ATAN)
   }
@@ -500,15 +535,17 @@ int SUFFIX(nk_leak_sums)(const REAL *d, const REAL *h, const REAL *theta, const 
  * the trace a_{t-1} (a0 [n], then a_t = (a - a / tau) + s_t / tau) and its derivative in
  * 1 / tau with the spikes held, e_{t-1} (0, then e_t = (e - e / tau) + (s_t - a_{t-1})):
  *   out[0] += dtheta_t, out[1] += dtheta_t * a_{t-1}, out[2] += dtheta_t * e_{t-1},
- * each product rounded in REAL, added in t order; out[3] = e_{T-1}. tau: a scalar, or per
- * column [n] where tau_c is given; out [4, n] holds zeros. */
+ * each product rounded in REAL, added in t order; out[3] = e_{T-1}. tau and decay: scalars,
+ * or per column [n] where tau_c or decay_c is given; out [4, n] holds zeros. */
 static inline __attribute__((always_inline)) void SUFFIX(adapt_step)(
-    const int no_reset, const int has_g_v, const int last, const REAL *restrict d,
-    const REAL *restrict d_next, const REAL *restrict h, const REAL *restrict theta,
-    const REAL *restrict g_v, REAL *restrict a, REAL *restrict e, double *restrict s_thr,
-    double *restrict s_beta, double *restrict s_tau, const int64_t m,
-    const REAL *restrict tau, const REAL decay) {
+    const int no_reset, const int has_g_v, const int last, const int cols,
+    const REAL *restrict d, const REAL *restrict d_next, const REAL *restrict h,
+    const REAL *restrict theta, const REAL *restrict g_v, REAL *restrict a, REAL *restrict e,
+    double *restrict s_thr, double *restrict s_beta, double *restrict s_tau, const int64_t m,
+    const REAL *restrict tau_c, const REAL *restrict decay_c, const REAL tau_s,
+    const REAL decay_s) {
   for (int64_t i = 0; i < m; i++) {
+    const REAL tau = cols ? tau_c[i] : tau_s, decay = cols ? decay_c[i] : decay_s;
     const REAL s = h[i] >= theta[i] ? 1 : 0, p = a[i], q = e[i];
     REAL dv = has_g_v ? g_v[i] : 0;
     if (!last) dv = dv + d_next[i] * decay;
@@ -516,33 +553,39 @@ static inline __attribute__((always_inline)) void SUFFIX(adapt_step)(
     s_thr[i] += (double)dtheta;
     s_beta[i] += (double)(dtheta * p);
     s_tau[i] += (double)(dtheta * q);
-    e[i] = (q - q / tau[i]) + (s - p);
-    a[i] = (p - p / tau[i]) + s / tau[i];
+    e[i] = (q - q / tau) + (s - p);
+    a[i] = (p - p / tau) + s / tau;
   }
 }
 
-/* One vectorised loop per (reset, g_v given, last step). */
+/* One vectorised loop per (reset, g_v given, last step, parameters per column). */
 static inline __attribute__((always_inline)) void SUFFIX(adapt)(
-    const int no_reset, const int has_g_v, const REAL *restrict d, const REAL *restrict h,
-    const REAL *restrict theta, const REAL *restrict g_v, const REAL *restrict a0,
-    double *restrict out, const int64_t nt, const int64_t n, const int64_t lo, const int64_t hi,
-    const REAL tau_s, const REAL *tau_c, const REAL decay) {
-  REAL a[LOCAL], e[LOCAL], tau_l[LOCAL];
-  SUFFIX(fill)(tau_l, tau_c, tau_s);
+    const int no_reset, const int has_g_v, const int cols, const REAL *restrict d,
+    const REAL *restrict h, const REAL *restrict theta, const REAL *restrict g_v,
+    const REAL *restrict a0, double *restrict out, const int64_t nt, const int64_t n,
+    const int64_t lo, const int64_t hi, const REAL tau_s, const REAL *tau_c,
+    const REAL decay_s, const REAL *decay_c) {
+  REAL a[LOCAL], e[LOCAL], tau_l[LOCAL], decay_l[LOCAL];
+  if (cols) {
+    SUFFIX(fill)(tau_l, tau_c, tau_s);
+    SUFFIX(fill)(decay_l, decay_c, decay_s);
+  }
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
-    const REAL *tau = tau_c ? tau_c + b : tau_l;
+    const REAL *tau = tau_c ? tau_c + b : tau_l, *decay = decay_c ? decay_c + b : decay_l;
     memcpy(a, a0 + b, (size_t)m * sizeof(REAL));
     for (int64_t i = 0; i < m; i++) e[i] = 0;
     for (int64_t t = 0; t < nt; t++) {
       const int64_t row = t * n + b;
       const REAL *gv = has_g_v ? g_v + row : 0;
       if (t + 1 < nt)
-        SUFFIX(adapt_step)(no_reset, has_g_v, 0, d + row, d + row + n, h + row, theta + row, gv,
-                           a, e, out + b, out + n + b, out + 2 * n + b, m, tau, decay);
+        SUFFIX(adapt_step)(no_reset, has_g_v, 0, cols, d + row, d + row + n, h + row,
+                           theta + row, gv, a, e, out + b, out + n + b, out + 2 * n + b, m, tau,
+                           decay, tau_s, decay_s);
       else
-        SUFFIX(adapt_step)(no_reset, has_g_v, 1, d + row, 0, h + row, theta + row, gv, a, e,
-                           out + b, out + n + b, out + 2 * n + b, m, tau, decay);
+        SUFFIX(adapt_step)(no_reset, has_g_v, 1, cols, d + row, 0, h + row, theta + row, gv, a,
+                           e, out + b, out + n + b, out + 2 * n + b, m, tau, decay, tau_s,
+                           decay_s);
     }
     for (int64_t i = 0; i < m; i++) out[3 * n + b + i] = (double)e[i];
   }
@@ -551,14 +594,18 @@ static inline __attribute__((always_inline)) void SUFFIX(adapt)(
 void SUFFIX(nk_alif_adapt_sums)(const REAL *d, const REAL *h, const REAL *theta,
                                 const REAL *g_v, const REAL *a0, double *out, int64_t nt,
                                 int64_t n, int64_t lo, int64_t hi, int no_reset, double tau,
-                                const REAL *tau_c, double decay) {
-#define ADAPT(R, G) \
-  SUFFIX(adapt)(R, G, d, h, theta, g_v, a0, out, nt, n, lo, hi, tau, tau_c, decay)
+                                const REAL *tau_c, double decay, const REAL *decay_c) {
+#define ADAPT(R, G, C) \
+  SUFFIX(adapt)(R, G, C, d, h, theta, g_v, a0, out, nt, n, lo, hi, tau, tau_c, decay, decay_c)
+#define ADAPT_GV(R, C) \
+  if (g_v) ADAPT(R, 1, C); else ADAPT(R, 0, C);
+  const int cols = tau_c || decay_c;
   if (no_reset) {
-    if (g_v) ADAPT(1, 1); else ADAPT(1, 0);
+    if (cols) { ADAPT_GV(1, 1) } else { ADAPT_GV(1, 0) }
   } else {
-    if (g_v) ADAPT(0, 1); else ADAPT(0, 0);
+    if (cols) { ADAPT_GV(0, 1) } else { ADAPT_GV(0, 0) }
   }
+#undef ADAPT_GV
 #undef ADAPT
 }
 

@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -135,15 +136,21 @@ def _library() -> ctypes.CDLL | None:
             code,
         ),
         "nk_alif_forward": (
-            [code] * 2 + [ptr] * 7 + [i64] * 4 + [real] * 2 + [real, ptr] * 2 + [real],
+            [code] * 2 + [ptr] * 7 + [i64] * 4 + [real, ptr] * 4 + [real],
             code,
         ),
         "nk_alif_backward": (
-            [ptr] * 7 + [i64] * 4 + [code] * 3 + [real] + [real, ptr] * 3 + [real] * 4,
+            [ptr] * 7
+            + [i64] * 4
+            + [code] * 3
+            + [real]
+            + [real, ptr] * 4
+            + [real] * 2
+            + [real, ptr],
             code,
         ),
         "nk_leak_sums": ([ptr] * 6 + [i64] * 4 + [code, real, ptr, real], code),
-        "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code, real, ptr, real], None),
+        "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real, ptr] * 2, None),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
     }
@@ -351,18 +358,25 @@ def alif_forward(
         or a0.shape != u.shape[1:]
     ):
         return None
-    a, thr = _scalar(w if w is not None else lam), _scalar(threshold)
-    b, k = (_columnwise(p, v0.shape, u.dtype) for p in (beta, tau_adapt))
+    weight = lam if w is None else w
+    if weight is None:  # ALIF always leaks; nothing to run here otherwise
+        return None
+    a, thr, b, k = (_columnwise(p, v0.shape, u.dtype) for p in (weight, threshold, beta, tau_adapt))
     if a is None or thr is None or b is None or k is None or (lib := _library()) is None:
         return None
-    kind = "add_scaled" if w is None else "lerp_small" if abs(a) < 0.5 else "lerp_large"
+    if w is None:
+        kind = "add_scaled"
+    elif a[1] is not None:  # ATen's lerp branch per element
+        kind = "lerp_each"
+    else:
+        kind = "lerp_small" if abs(a[0]) < 0.5 else "lerp_large"
     code = "zero_to" if mode == "zero" and v_reset != 0.0 else mode
     return _alif_forward(lib, u, v0, a0, kind, code, a, thr, b, k, v_reset, keep=keep)
 
 
 def _alif_forward(
-    lib: ctypes.CDLL, u: Tensor, v0: Tensor, a0: Tensor, kind: str, code: str, a: float,
-    thr: float, beta: Columnwise, tau_adapt: Columnwise, v_reset: float, *, keep: bool,
+    lib: ctypes.CDLL, u: Tensor, v0: Tensor, a0: Tensor, kind: str, code: str, a: Columnwise,
+    thr: Columnwise, beta: Columnwise, tau_adapt: Columnwise, v_reset: float, *, keep: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     u = u.contiguous()
     spikes, vs = torch.empty_like(u), torch.empty_like(u)
@@ -372,7 +386,7 @@ def _alif_forward(
     fn = getattr(lib, f"nk_alif_forward_{_SUFFIX[u.dtype]}")
     ptrs = [None if t is None else t.data_ptr() for t in (u, v, a_last, spikes, vs, hs, thetas)]
     codes = (_CHARGES.index(kind), _RESETS.index(code))
-    params = (a, thr, *_pass(beta), *_pass(tau_adapt), v_reset)
+    params = (*_pass(a), *_pass(thr), *_pass(beta), *_pass(tau_adapt), v_reset)
     _each(_columns(nt, n), lambda lo, hi: fn(*codes, *ptrs, nt, n, lo, hi, *params))
     return spikes, vs, a_last, hs, thetas
 
@@ -397,8 +411,8 @@ def alif_backward(
         or (source := _derivative_source(g, h)) is None
     ):
         return None
-    tau_a, keep, b = (_columnwise(p, dv.shape, h.dtype) for p in (tau_adapt, keep_a, beta))
-    k, c = _scalar(decay), _scalar(scale)
+    params = (tau_adapt, keep_a, beta, decay, scale)
+    tau_a, keep, b, k, c = (_columnwise(p, dv.shape, h.dtype) for p in params)
     if tau_a is None or keep is None or b is None or k is None or c is None:
         return None
     if (lib := _library()) is None:
@@ -411,7 +425,8 @@ def alif_backward(
 def _alif_backward(
     lib: ctypes.CDLL, g: Tensor | None, h: Tensor, theta: Tensor, g_s: Tensor | None,
     g_v: Tensor | None, dv: Tensor, da: Tensor, mode: str, detach_reset: bool, v_reset: float,
-    tau_adapt: Columnwise, keep_a: Columnwise, beta: Columnwise, decay: float, scale: float, *,
+    tau_adapt: Columnwise, keep_a: Columnwise, beta: Columnwise, decay: Columnwise,
+    scale: Columnwise, *,
     surrogate: tuple[str, float, float] = ("given", 0.0, 0.0),
 ) -> Tensor:  # fmt: skip
     # in place over the given derivatives (a copy only in another dtype or layout)
@@ -422,8 +437,8 @@ def _alif_backward(
     ptrs = [None if t is None else t.data_ptr() for t in (d, h, theta, g_s, g_v, dv, da)]
     name, c1, c2 = surrogate
     codes = (_SURROGATES.index(name), _RESETS.index(mode), detach_reset)
-    adaptation = (*_pass(tau_adapt), *_pass(keep_a), *_pass(beta))
-    params = (v_reset, *adaptation, decay, c1, c2, scale)
+    columns = (*_pass(tau_adapt), *_pass(keep_a), *_pass(beta), *_pass(decay))
+    params = (v_reset, *columns, c1, c2, *_pass(scale))
     _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *codes, *params))
     return d
 
@@ -473,7 +488,7 @@ def alif_adapt_sums(
     tau_adapt: Param, decay: Param,
 ) -> Tensor | None:  # fmt: skip
     """``multistep._adapt_sums`` in one compiled pass: float64 ``[4, B, ...]``; None where it
-    does not apply (a per-neuron leak)."""
+    does not apply."""
     if (
         torch.compiler.is_compiling()
         or h.device.type != "cpu"
@@ -483,7 +498,7 @@ def alif_adapt_sums(
         or (g_v is not None and g_v.shape != h.shape)
     ):
         return None
-    tau, k = _columnwise(tau_adapt, h.shape[1:], h.dtype), _scalar(decay)
+    tau, k = (_columnwise(p, h.shape[1:], h.dtype) for p in (tau_adapt, decay))
     if tau is None or k is None or (lib := _library()) is None:
         return None
     try:
@@ -495,7 +510,7 @@ def alif_adapt_sums(
 
 def _alif_adapt_sums_call(
     lib: ctypes.CDLL, dh: Tensor, h: Tensor, theta: Tensor, g_v: Tensor | None, a0: Tensor,
-    mode: str, tau_adapt: Columnwise, decay: float,
+    mode: str, tau_adapt: Columnwise, decay: Columnwise,
 ) -> Tensor:  # fmt: skip
     """``a0``: contiguous, of one step's shape and ``h``'s dtype."""
     dh, h, theta = dh.contiguous(), h.contiguous(), theta.contiguous()
@@ -505,7 +520,7 @@ def _alif_adapt_sums_call(
     fn = getattr(lib, f"nk_alif_adapt_sums_{_SUFFIX[h.dtype]}")
     ptrs = [None if t is None else t.data_ptr() for t in (dh, h, theta, g_v, a0, out)]
     no_reset = int(mode == "none")
-    params = (no_reset, *_pass(tau_adapt), decay)
+    params = (no_reset, *_pass(tau_adapt), *_pass(decay))
     _each(_columns(nt, n), lambda lo, hi: fn(*ptrs, nt, n, lo, hi, *params))
     return out
 
@@ -624,7 +639,7 @@ def _disagreement(lib: ctypes.CDLL) -> str | None:
                                            decay_c, surrogate=code_s, scale=scale)  # fmt: skip
                         if not torch.equal(want_dh, got_dh):
                             return f"the backward with {surrogate} ({dtype}, {kind}, reset {code})"
-        with_tau = [leak for leak in leaks if leak[0] != "add"]  # IF has no ALIF (scalar leaks)
+        with_tau = [case for case in cases if case[0] != "add"]  # IF has no ALIF
         if (mismatch := _alif_disagreement(lib, u, v0, g, g_s, g_v, with_tau)) is not None:
             return mismatch
         for tau in (3.0, torch.tensor(1.7, dtype=dtype)):
@@ -671,32 +686,39 @@ def _alif_disagreement(
     g: Tensor,
     g_s: Tensor,
     g_v: Tensor,
-    leaks: list[tuple[str, float | None, Param | None]],
+    cases: list[tuple[str, Param | None, Param | None, Tensor]],
 ) -> str | None:
     """:func:`_disagreement` for ALIF (``multistep._alif_loop``, ``_alif_through_time``,
-    ``_adapt_sums``)."""
+    ``_adapt_sums``), for each ``(kind, w, lam, threshold)`` of ``cases``."""
     from .multistep import _adapt_sums, _alif_loop, _alif_through_time  # (cyclic)
 
     dtype = u.dtype
     a0 = torch.rand(v0.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
-    thr = torch.tensor(0.8, dtype=dtype)
     gen = torch.Generator().manual_seed(2)
     # the adaptation as 0-d tensors (the kernels' scalars) with the first leak, per neuron
     # (their columns) with the others
     scalars = [torch.tensor(c, dtype=dtype) for c in (1.3, 5.0)]
     per_neuron = [c + torch.rand(v0.shape[-1:], generator=gen, dtype=dtype) for c in (1.3, 5.0)]
-    for index, (kind, w, lam) in enumerate(leaks):
+    for index, (kind, w, lam, thr) in enumerate(cases):
         beta, tau_a = scalars if index == 0 else per_neuron
         keep_a = 1.0 - 1.0 / tau_a
-        beta_c, tau_c, keep_c = (_columnwise(p, v0.shape, dtype) for p in (beta, tau_a, keep_a))
-        assert beta_c is not None and tau_c is not None and keep_c is not None  # noqa: PT018
-        w_t = None if w is None else torch.tensor(w, dtype=dtype)
-        a = w if w is not None else float(lam)  # type: ignore[arg-type]
+        weight = lam if w is None else w
+        assert weight is not None  # IF has no ALIF
+        decay: Param = 0.6  # and the scale 0.3; per neuron with a per-neuron leak
+        scale: Param = 0.3
+        if isinstance(weight, Tensor) and weight.dim():
+            decay, scale = (1.0 - weight if w is not None else weight), weight
+        params = (weight, thr, beta, tau_a, keep_a, decay, scale)
+        columns = [_columnwise(p, v0.shape, dtype) for p in params]
+        if any(c is None for c in columns):
+            return f"the ALIF parameters' columns ({dtype}, {kind})"  # (not reached)
+        a, thr_c, beta_c, tau_c, keep_c, decay_c, scale_c = cast(list[Columnwise], columns)
+        w_t = torch.tensor(w, dtype=dtype) if isinstance(w, float) else w
         for mode, v_reset in [("subtract", 0.0), ("zero", 0.0), ("zero", -0.2), ("none", 0.0)]:
             code = "zero_to" if v_reset else mode
             want = _alif_loop(u, v0, a0, w_t, lam, tau_a, beta, thr, v_reset, mode,
                               FastSigmoid(), keep=True, native=False)  # fmt: skip
-            got = _alif_forward(lib, u, v0, a0, kind, code, a, 0.8, beta_c, tau_c, v_reset,
+            got = _alif_forward(lib, u, v0, a0, kind, code, a, thr_c, beta_c, tau_c, v_reset,
                                 keep=True)  # fmt: skip
             if not all(map(torch.equal, want, got)):  # type: ignore[arg-type]
                 return f"the ALIF forward ({dtype}, {kind}, reset {code})"
@@ -704,10 +726,10 @@ def _alif_disagreement(
             assert h is not None  # keep
             assert theta is not None
             # (detach_reset, g_s, g_v, the derivatives given or the surrogate computing them)
-            cases: list[tuple[bool, Tensor | None, Tensor | None, Tensor | Surrogate]]
-            cases = [(False, g_s, g_v, g), (True, g_s, g_v, g), (False, None, None, g)]
-            cases += [(False, g_s, g_v, FastSigmoid(10.0)), (True, None, g_v, ATan(2.0))]
-            for detach, gs, gv, surrogate in cases:
+            runs_of: list[tuple[bool, Tensor | None, Tensor | None, Tensor | Surrogate]]
+            runs_of = [(False, g_s, g_v, g), (True, g_s, g_v, g), (False, None, None, g)]
+            runs_of += [(False, g_s, g_v, FastSigmoid(10.0)), (True, None, g_v, ATan(2.0))]
+            for detach, gs, gv, surrogate in runs_of:
                 given = surrogate if isinstance(surrogate, Tensor) else None
                 code_s = (
                     _surrogate_code(surrogate)
@@ -721,20 +743,20 @@ def _alif_disagreement(
                     args = (h, theta, gs, gv, dv, da, mode, detach, v_reset)
                     if native:
                         g_in = None if given is None else given.clone()
-                        params = (tau_c, keep_c, beta_c, 0.6, 0.3)
-                        d = _alif_backward(lib, g_in, *args, *params, surrogate=code_s)
+                        factors = (tau_c, keep_c, beta_c, decay_c, scale_c)
+                        d = _alif_backward(lib, g_in, *args, *factors, surrogate=code_s)
                     else:
                         g_or_s = surrogate if given is None else given.clone()
-                        d = _alif_through_time(g_or_s, *args, tau_a, beta, 0.6, scale=0.3,
+                        d = _alif_through_time(g_or_s, *args, tau_a, beta, decay, scale=scale,
                                                native=False)  # fmt: skip
                     runs.append((d, dv, da))
                 if not all(map(torch.equal, *runs)):
                     name = "given" if given is not None else type(surrogate).__name__
                     return (f"the ALIF backward ({dtype}, reset {code}, detach_reset={detach}, "
                             f"{name} derivatives)")  # fmt: skip
-            for gv in (g_v, None) if index < 2 else ():  # scalars and columns suffice
-                want_sums = _adapt_sums(g, h, theta, gv, a0, mode, tau_a, 0.6, native=False)
-                got_sums = _alif_adapt_sums_call(lib, g, h, theta, gv, a0, mode, tau_c, 0.6)
+            for gv in (g_v, None) if index < 2 or kind == "lerp_each" else ():  # (suffice)
+                want_sums = _adapt_sums(g, h, theta, gv, a0, mode, tau_a, decay, native=False)
+                got_sums = _alif_adapt_sums_call(lib, g, h, theta, gv, a0, mode, tau_c, decay_c)
                 if not torch.equal(want_sums, got_sums):
                     return f"the ALIF adaptation's gradients ({dtype}, reset {code})"
     return None
