@@ -479,22 +479,21 @@ int SUFFIX(nk_alif_backward)(REAL *d, const REAL *h, const REAL *theta, const RE
 
 /* The gradient of the leak's parameter as a sum over time per column, in double: with
  * v_{t-1} the membrane after the previous step's reset (v_0 [n] for t = 0; recomputed from h
- * against the threshold, a scalar or per column where thr_c is given, or ALIF's theta [T, n]
- * where not NULL, as the forward resets it) and
- * dh = d, g += dh_t * (u_t - v_{t-1}) where u is not NULL (the lerp's dh/dw), else
- * g += dh_t * v_{t-1} (dh/dlam of u + lam v); each product rounded as ATen's dh * (u - v_prev)
- * or dh * v_prev, then added in t order. g [n] holds zeros on entry. */
+ * against the threshold, the scalar thr_s or (cols) per column thr_c, or ALIF's theta [T, n]
+ * where not NULL, as the forward resets it) and dh = d, g += dh_t * (u_t - v_{t-1}) where u
+ * is not NULL (the lerp's dh/dw), else g += dh_t * v_{t-1} (dh/dlam of u + lam v); each
+ * product rounded as ATen's dh * (u - v_prev) or dh * v_prev, then added in t order. g [n]
+ * holds zeros on entry. */
 static inline __attribute__((always_inline)) void SUFFIX(leak)(
-    const int reset, const int has_u, const int has_theta, const REAL *restrict d,
-    const REAL *restrict h, const REAL *restrict theta, const REAL *restrict u,
-    const REAL *restrict v0, double *restrict g, const int64_t nt, const int64_t n,
-    const int64_t lo, const int64_t hi, const REAL thr_s, const REAL *thr_c,
+    const int reset, const int has_u, const int has_theta, const int cols,
+    const REAL *restrict d, const REAL *restrict h, const REAL *restrict theta,
+    const REAL *restrict u, const REAL *restrict v0, double *restrict g, const int64_t nt,
+    const int64_t n, const int64_t lo, const int64_t hi, const REAL thr_s, const REAL *thr_c,
     const REAL v_reset) {
-  REAL v[LOCAL], thr_l[LOCAL];
-  SUFFIX(fill)(thr_l, thr_c, thr_s);
+  REAL v[LOCAL];
   for (int64_t b = lo; b < hi; b += BLOCK) {
     const int64_t m = hi - b < BLOCK ? hi - b : BLOCK;
-    const REAL *restrict threshold = thr_c ? thr_c + b : thr_l;
+    const REAL *restrict threshold = cols ? thr_c + b : 0;
     memcpy(v, v0 + b, (size_t)m * sizeof(REAL));
     for (int64_t t = 0; t < nt; t++) {
       const int64_t row = t * n + b;
@@ -502,16 +501,20 @@ static inline __attribute__((always_inline)) void SUFFIX(leak)(
       for (int64_t i = 0; i < m; i++) {
         const REAL dh = d[row + i], p = v[i], x = h[row + i];
         g[b + i] += (double)(has_u ? dh * (u[row + i] - p) : dh * p);
-        const REAL thr = has_theta ? theta[row + i] : threshold[i];
+        const REAL thr = has_theta ? theta[row + i] : cols ? threshold[i] : thr_s;
         v[i] = SUFFIX(after_reset)(reset, x, x >= thr ? 1 : 0, thr, v_reset);
       }
     }
   }
 }
 
-#define LEAK(R, U, TH)                                                                      \
-  case ((R) * 2 + (U)) * 2 + (TH):                                                          \
-    SUFFIX(leak)(R, U, TH, d, h, theta, u, v0, g, nt, n, lo, hi, threshold, thr_c, v_reset); \
+/* A threshold per column (cols) is a loop of its own: a scalar one reads one stream fewer. */
+#define LEAK_LOOP(R, U, TH, C) \
+  SUFFIX(leak)(R, U, TH, C, d, h, theta, u, v0, g, nt, n, lo, hi, threshold, thr_c, v_reset)
+#define LEAK(R, U, TH)                                   \
+  case ((R) * 2 + (U)) * 2 + (TH):                       \
+    if (!(TH) && thr_c) LEAK_LOOP(R, U, TH, !(TH));      \
+    else LEAK_LOOP(R, U, TH, 0);                         \
     return 0;
 #define RESETS(U, TH) LEAK(SUBTRACT, U, TH) LEAK(ZERO, U, TH) LEAK(ZERO_TO, U, TH) LEAK(NONE, U, TH)
 
@@ -528,6 +531,7 @@ int SUFFIX(nk_leak_sums)(const REAL *d, const REAL *h, const REAL *theta, const 
 }
 #undef RESETS
 #undef LEAK
+#undef LEAK_LOOP
 
 /* ALIF's adaptation parameters' gradients as sums over time per column, in double. With
  * dh = d, the spikes s_t = h_t >= theta_t, the membrane's total gradient dv_t = g_v_t + dh_{t+1}
