@@ -67,6 +67,7 @@ from .readout import (
     spike_count_mse,
     tet_ce,
 )
+from .spike_linear import SpikeLinear
 from .surrogate import (
     ATan,
     FastSigmoid,
@@ -121,6 +122,7 @@ __all__ = [
     "Sigmoid",
     "SpikeFrames",
     "SpikeFunction",
+    "SpikeLinear",
     "SpikeTiming",
     "Surrogate",
     "SurrogateSwap",

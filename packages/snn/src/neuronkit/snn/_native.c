@@ -12,6 +12,7 @@
 #ifndef REAL
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* charge h = f(u, v): lerp(v, u, a) for |a| < 0.5 and for |a| >= 0.5 (ATen's two branches),
@@ -23,6 +24,11 @@ enum { SUBTRACT, ZERO, ZERO_TO, NONE };
 /* the backward's surrogate derivative g of z = h - threshold: given in d on entry, or computed
  * as surrogate.py's built-ins round it, 1 / (c1 |z| + 1)^2 and 1 / (c1 + c2 z^2). */
 enum { GIVEN, FAST_SIGMOID, ATAN };
+
+/* The event-driven linear layer (nk_spike_linear): output columns in chunks of SPIKE_NV
+ * 32-byte vectors held in registers, input rows scanned SPIKE_ROWS at a time. */
+#define SPIKE_NV 8
+#define SPIKE_ROWS 64
 
 #define BLOCK 1024 /* columns whose membranes stay in a local array across all T steps */
 /* The length of a local block array: at least a cache line more than the block, so that
@@ -643,5 +649,136 @@ void SUFFIX(nk_scan_back)(REAL *d, int64_t nt, int64_t n, int64_t lo, int64_t hi
     }
   }
 }
+
+/* The event-driven linear layer, y = x W^T + b for a binary x [rows, nk] (contiguous): y's row
+ * r is b plus the sum of W^T's rows k at x[r, k] = 1, added in the order of k; the weight
+ * gradient W^T's row k is likewise the sum of the output gradient's rows r at x[r, k] = 1.
+ * The summed rows come packed into column chunks (nk_spike_pack: [ceil(nm / CH), n, CH], zero
+ * past nm), so that one chunk's rows are contiguous whatever nm is (a power-of-two row stride
+ * would put every row in the same cache sets), and each output chunk is summed in registers. */
+typedef REAL SUFFIX(vec) __attribute__((vector_size(32), aligned(sizeof(REAL))));
+#define VEC SUFFIX(vec)
+#define LANES ((int64_t)(32 / sizeof(REAL)))
+#define CHUNK (SPIKE_NV * LANES)
+
+/* wp[c][k][j] = src[k * sk + (c * CH + j) * sj]: rows k of n, columns j of nm; a transposed
+ * source (sk = 1) in tiles of 16 rows, one cache line of each source row at a time */
+void SUFFIX(nk_spike_pack)(const REAL *src, int64_t sk, int64_t sj, REAL *wp, int64_t n,
+                           int64_t nm) {
+  for (int64_t j0 = 0; j0 < nm; j0 += CHUNK) {
+    REAL *slab = wp + (j0 / CHUNK) * n * CHUNK;
+    const int64_t width = nm - j0 < CHUNK ? nm - j0 : CHUNK;
+    if (sj == 1) {
+      for (int64_t k = 0; k < n; k++) {
+        memcpy(slab + k * CHUNK, src + k * sk + j0, (size_t)width * sizeof(REAL));
+        for (int64_t j = width; j < CHUNK; j++) slab[k * CHUNK + j] = 0;
+      }
+      continue;
+    }
+    for (int64_t k0 = 0; k0 < n; k0 += 16) {
+      const int64_t k1 = n - k0 < 16 ? n : k0 + 16;
+      for (int64_t j = 0; j < CHUNK; j++)
+        for (int64_t k = k0; k < k1; k++)
+          slab[k * CHUNK + j] = j < width ? src[k * sk + (j0 + j) * sj] : 0;
+    }
+  }
+}
+
+/* out[i * nm + :] = init + the sum of packed rows list[start[i] .. start[i + 1]), i < rows */
+static void SUFFIX(sum_rows)(const int64_t *start, const int32_t *list, int64_t rows,
+                             const REAL *wp, int64_t n, const REAL *init, REAL *out,
+                             int64_t nm) {
+  for (int64_t j0 = 0; j0 < nm; j0 += CHUNK) {
+    const REAL *slab = wp + (j0 / CHUNK) * n * CHUNK;
+    const int64_t width = nm - j0 < CHUNK ? nm - j0 : CHUNK;
+    REAL first[CHUNK] = {0};
+    if (init) memcpy(first, init + j0, (size_t)width * sizeof(REAL));
+    for (int64_t i = 0; i < rows; i++) {
+      VEC acc[SPIKE_NV];
+      memcpy(acc, first, sizeof(acc));
+      for (int64_t a = start[i]; a < start[i + 1]; a++) {
+        const REAL *row = slab + (int64_t)list[a] * CHUNK;
+        for (int v = 0; v < SPIKE_NV; v++) {
+          VEC t;
+          memcpy(&t, row + v * LANES, sizeof(VEC));
+          acc[v] += t;
+        }
+      }
+      memcpy(out + i * nm + j0, acc, (size_t)width * sizeof(REAL));
+    }
+  }
+}
+
+/* y's rows [lo, hi) from x, W packed [.., nk, CH] and b (or NULL); 1 (and stop) on an input
+ * other than 0 or 1, 2 when out of memory */
+int SUFFIX(nk_spike_linear)(const REAL *x, const REAL *wp, const REAL *bias, REAL *out,
+                            int64_t nk, int64_t nm, int64_t lo, int64_t hi) {
+  int32_t *active = malloc((size_t)(SPIKE_ROWS * nk + 1) * sizeof(int32_t));
+  if (!active) return 2;
+  int64_t start[SPIKE_ROWS + 1];
+  for (int64_t r0 = lo; r0 < hi; r0 += SPIKE_ROWS) {
+    const int64_t rows = hi - r0 < SPIKE_ROWS ? hi - r0 : SPIKE_ROWS;
+    int other = 0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < rows; i++) {
+      const REAL *xr = x + (r0 + i) * nk;
+      start[i] = n;
+      for (int64_t k = 0; k < nk; k++) other |= (xr[k] != 0) & (xr[k] != 1);
+      for (int64_t k = 0; k < nk; k++) { /* branch-free: write, advance past the spikes */
+        active[n] = (int32_t)k;
+        n += xr[k] != 0;
+      }
+    }
+    start[rows] = n;
+    if (other) {
+      free(active);
+      return 1;
+    }
+    SUFFIX(sum_rows)(start, active, rows, wp, nk, bias, out + r0 * nm, nm);
+  }
+  free(active);
+  return 0;
+}
+
+/* The spikes of a binary x [nr, nk] by input: start [nk + 1] and, when rows is not NULL, the
+ * spiking rows of input k at rows[start[k] .. start[k + 1]), in increasing order (without
+ * rows: the counts only, start[nk] = all spikes); 2 when out of memory */
+int SUFFIX(nk_spike_columns)(const REAL *x, int64_t nr, int64_t nk, int64_t *start,
+                             int32_t *rows) {
+  if (!rows) {
+    for (int64_t k = 0; k <= nk; k++) start[k] = 0;
+    for (int64_t r = 0; r < nr; r++)
+      for (int64_t k = 0; k < nk; k++) start[k + 1] += x[r * nk + k] != 0;
+    for (int64_t k = 0; k < nk; k++) start[k + 1] += start[k];
+    return 0;
+  }
+  int64_t *next = malloc((size_t)nk * sizeof(int64_t));
+  int32_t *active = malloc((size_t)(nk + 1) * sizeof(int32_t));
+  if (next && active) {
+    memcpy(next, start, (size_t)nk * sizeof(int64_t));
+    for (int64_t r = 0; r < nr; r++) {
+      int64_t n = 0;
+      for (int64_t k = 0; k < nk; k++) { /* branch-free, as in nk_spike_linear */
+        active[n] = (int32_t)k;
+        n += x[r * nk + k] != 0;
+      }
+      for (int64_t a = 0; a < n; a++) rows[next[active[a]]++] = (int32_t)r;
+    }
+  }
+  const int done = next && active;
+  free(next);
+  free(active);
+  return done ? 0 : 2;
+}
+
+/* W^T's gradient rows [lo, hi) (inputs k) from the spikes by input (nk_spike_columns) and the
+ * output gradient packed [.., nr, CH] */
+void SUFFIX(nk_spike_weight_grad)(const int64_t *start, const int32_t *rows, const REAL *gp,
+                                  REAL *out, int64_t nr, int64_t nm, int64_t lo, int64_t hi) {
+  SUFFIX(sum_rows)(start + lo, rows, hi - lo, gp, nr, 0, out + lo * nm, nm);
+}
+#undef CHUNK
+#undef LANES
+#undef VEC
 
 #endif

@@ -153,6 +153,10 @@ def _library() -> ctypes.CDLL | None:
         "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real, ptr] * 2, None),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
+        "nk_spike_pack": ([ptr, i64, i64, ptr, i64, i64], None),
+        "nk_spike_linear": ([ptr] * 4 + [i64] * 4, code),
+        "nk_spike_columns": ([ptr, i64, i64, ptr, ptr], code),
+        "nk_spike_weight_grad": ([ptr] * 4 + [i64] * 4, None),
     }
     for suffix in _SUFFIX.values():
         for name, (argtypes, restype) in signatures.items():
@@ -190,12 +194,16 @@ def _columns(nt: int, n: int) -> list[tuple[int, int]]:
 def _each(ranges: list[tuple[int, int]], call: Callable[[int, int], int]) -> None:
     """``call(lo, hi)`` for each column range, on the thread pool when there are several; a
     nonzero return (an unknown variant code) raises."""
-    if len(ranges) == 1:
-        codes = [call(*ranges[0])]
-    else:
-        codes = [f.result() for f in [_pool().submit(call, lo, hi) for lo, hi in ranges]]
+    codes = _codes(ranges, call)
     if any(codes):
         raise RuntimeError(f"neuronkit.snn: the compiled loop rejected its arguments ({codes})")
+
+
+def _codes(ranges: list[tuple[int, int]], call: Callable[[int, int], int]) -> list[int]:
+    """``call(lo, hi)``'s return for each range, on the thread pool when there are several."""
+    if len(ranges) == 1:
+        return [call(*ranges[0])]
+    return [f.result() for f in [_pool().submit(call, lo, hi) for lo, hi in ranges]]
 
 
 def _scalar(p: Param | None) -> float | None:
@@ -571,6 +579,79 @@ def _scan_back_call(lib: ctypes.CDLL, d: Tensor, lam: float) -> None:
     nt, n = d.shape[0], d[0].numel()
     fn = getattr(lib, f"nk_scan_back_{_SUFFIX[d.dtype]}")
     _each(_columns(nt, n), lambda lo, hi: fn(d.data_ptr(), nt, n, lo, hi, lam))
+
+
+_SPIKE_CHUNK_BYTES = 8 * 32  # one column chunk of nk_spike_linear: SPIKE_NV 32-byte vectors
+_SPIKE_ROWS = 64  # input rows per scan (SPIKE_ROWS)
+_SPIKE_PARALLEL_MIN = 1 << 24
+
+
+def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor | None:
+    """``x @ weight.T + bias`` for a binary ``x [N, in]`` by summing the weight columns of each
+    row's spikes (``SpikeLinear``'s forward; no autograd); None where it does not apply: not a
+    CPU float32/float64 input of the weight's dtype, no compiled loops, or a value of ``x``
+    other than 0 or 1."""
+    if (
+        torch.compiler.is_compiling()
+        or x.device.type != "cpu"
+        or x.dtype not in _SUFFIX
+        or weight.dtype != x.dtype
+        or weight.device != x.device
+        or (bias is not None and (bias.dtype != x.dtype or bias.device != x.device))
+        or max(x.shape) >= 2**31  # int32 indices
+        or (lib := _library()) is None
+    ):
+        return None
+    x, b = x.detach().contiguous(), None if bias is None else bias.detach().contiguous()
+    n_out, n_in = weight.shape
+    packed = _spike_pack(lib, weight.detach().t(), n_in, n_out)
+    out = torch.empty(x.shape[0], n_out, dtype=x.dtype)
+    fn = getattr(lib, f"nk_spike_linear_{_SUFFIX[x.dtype]}")
+    ptrs = (x.data_ptr(), packed.data_ptr(), None if b is None else b.data_ptr(), out.data_ptr())
+    codes = _codes(_rows(x.shape[0], n_in * n_out), lambda lo, hi: fn(*ptrs, n_in, n_out, lo, hi))
+    return None if any(codes) else out  # 1: not binary, 2: out of memory
+
+
+def spike_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
+    """``grad.T @ x`` ``[out, in]`` for the binary ``x [N, in]`` that :func:`spike_linear`
+    took (contiguous) and ``grad [N, out]``: per input, the sum of ``grad``'s rows at its
+    spikes."""
+    lib = _library()
+    assert lib is not None  # spike_linear ran
+    suffix, (n, n_in), n_out = _SUFFIX[x.dtype], x.shape, grad.shape[1]
+    columns = getattr(lib, f"nk_spike_columns_{suffix}")
+    start = torch.empty(n_in + 1, dtype=torch.int64)
+    columns(x.data_ptr(), n, n_in, start.data_ptr(), None)  # spikes per input
+    rows = torch.empty(int(start[-1]), dtype=torch.int32)
+    if columns(x.data_ptr(), n, n_in, start.data_ptr(), rows.data_ptr()):
+        raise MemoryError("neuronkit.snn: no memory for the spikes of SpikeLinear's input")
+    packed = _spike_pack(lib, grad.contiguous(), n, n_out)
+    out = torch.empty(n_in, n_out, dtype=x.dtype)
+    fn = getattr(lib, f"nk_spike_weight_grad_{suffix}")
+    ptrs = (start.data_ptr(), rows.data_ptr(), packed.data_ptr(), out.data_ptr())
+    _each(_rows(n_in, n * n_out), lambda lo, hi: fn(*ptrs, n, n_out, lo, hi))
+    return out.t()
+
+
+def _spike_pack(lib: ctypes.CDLL, src: Tensor, n: int, width: int) -> Tensor:
+    """``src [n, width]`` (any strides) in the column chunks ``[ceil(width / CH), n, CH]`` of
+    ``nk_spike_pack``."""
+    chunk = _SPIKE_CHUNK_BYTES // src.element_size()
+    packed = torch.empty(-(-width // chunk), n, chunk, dtype=src.dtype)
+    fn = getattr(lib, f"nk_spike_pack_{_SUFFIX[src.dtype]}")
+    fn(src.data_ptr(), src.stride(0), src.stride(1), packed.data_ptr(), n, width)
+    return packed
+
+
+def _rows(n: int, row_work: int) -> list[tuple[int, int]]:
+    """Row ranges ``[lo, hi)`` for ``nk_spike_linear``: one, or one per torch thread when the
+    dense product would take ``_SPIKE_PARALLEL_MIN`` multiply-adds, split at its row blocks."""
+    threads = torch.get_num_threads()
+    if threads == 1 or n * row_work < _SPIKE_PARALLEL_MIN:
+        return [(0, n)]
+    step = -(-n // threads)
+    step = -(-step // _SPIKE_ROWS) * _SPIKE_ROWS
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
 def _disagreement(lib: ctypes.CDLL) -> str | None:
