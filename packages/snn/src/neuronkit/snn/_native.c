@@ -29,6 +29,9 @@ enum { GIVEN, FAST_SIGMOID, ATAN };
  * 32-byte vectors held in registers, input rows scanned SPIKE_ROWS at a time. */
 #define SPIKE_NV 8
 #define SPIKE_ROWS 64
+#ifndef SPIKE_GRAD_ROWS
+#define SPIKE_GRAD_ROWS 256
+#endif
 
 #define BLOCK 1024 /* columns whose membranes stay in a local array across all T steps */
 /* The length of a local block array: at least a cache line more than the block, so that
@@ -772,10 +775,46 @@ int SUFFIX(nk_spike_columns)(const REAL *x, int64_t nr, int64_t nk, int64_t *sta
 }
 
 /* W^T's gradient rows [lo, hi) (inputs k) from the spikes by input (nk_spike_columns) and the
- * output gradient packed [.., nr, CH] */
-void SUFFIX(nk_spike_weight_grad)(const int64_t *start, const int32_t *rows, const REAL *gp,
-                                  REAL *out, int64_t nr, int64_t nm, int64_t lo, int64_t hi) {
-  SUFFIX(sum_rows)(start + lo, rows, hi - lo, gp, nr, 0, out + lo * nm, nm);
+ * output gradient packed [.., nr, CH]: over blocks of SPIKE_GRAD_ROWS output-gradient rows,
+ * whose packed chunk stays in cache while every input's spikes in the block are summed; 2 when
+ * out of memory */
+int SUFFIX(nk_spike_weight_grad)(const int64_t *start, const int32_t *rows, const REAL *gp,
+                                 REAL *out, int64_t nr, int64_t nm, int64_t lo, int64_t hi) {
+  const int64_t nk = hi - lo;
+  int64_t *bounds = malloc((size_t)(2 * nk + 1) * sizeof(int64_t));
+  if (!bounds) return 2;
+  int64_t *first = bounds, *last = bounds + nk; /* one input's spikes in the block */
+  memcpy(last, start + lo, (size_t)nk * sizeof(int64_t));
+  for (int64_t r0 = 0; r0 < nr; r0 += SPIKE_GRAD_ROWS) {
+    const int64_t r1 = r0 + SPIKE_GRAD_ROWS;
+    for (int64_t k = 0; k < nk; k++) {
+      int64_t a = first[k] = last[k];
+      while (a < start[lo + k + 1] && rows[a] < r1) a++;
+      last[k] = a;
+    }
+    for (int64_t j0 = 0; j0 < nm; j0 += CHUNK) {
+      const REAL *slab = gp + (j0 / CHUNK) * nr * CHUNK;
+      const int64_t width = nm - j0 < CHUNK ? nm - j0 : CHUNK;
+      for (int64_t k = 0; k < nk; k++) {
+        REAL *o = out + (lo + k) * nm + j0;
+        REAL sums[CHUNK] = {0};
+        if (r0 > 0) memcpy(sums, o, (size_t)width * sizeof(REAL));
+        VEC acc[SPIKE_NV];
+        memcpy(acc, sums, sizeof(acc));
+        for (int64_t a = first[k]; a < last[k]; a++) {
+          const REAL *row = slab + (int64_t)rows[a] * CHUNK;
+          for (int v = 0; v < SPIKE_NV; v++) {
+            VEC t;
+            memcpy(&t, row + v * LANES, sizeof(VEC));
+            acc[v] += t;
+          }
+        }
+        memcpy(o, acc, (size_t)width * sizeof(REAL));
+      }
+    }
+  }
+  free(bounds);
+  return 0;
 }
 #undef CHUNK
 #undef LANES

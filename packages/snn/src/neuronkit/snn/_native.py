@@ -156,7 +156,7 @@ def _library() -> ctypes.CDLL | None:
         "nk_spike_pack": ([ptr, i64, i64, ptr, i64, i64], None),
         "nk_spike_linear": ([ptr] * 4 + [i64] * 4, code),
         "nk_spike_columns": ([ptr, i64, i64, ptr, ptr], code),
-        "nk_spike_weight_grad": ([ptr] * 4 + [i64] * 4, None),
+        "nk_spike_weight_grad": ([ptr] * 4 + [i64] * 4, code),
     }
     for suffix in _SUFFIX.values():
         for name, (argtypes, restype) in signatures.items():
@@ -629,7 +629,8 @@ def spike_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     out = torch.empty(n_in, n_out, dtype=x.dtype)
     fn = getattr(lib, f"nk_spike_weight_grad_{suffix}")
     ptrs = (start.data_ptr(), rows.data_ptr(), packed.data_ptr(), out.data_ptr())
-    _each(_rows(n_in, n * n_out), lambda lo, hi: fn(*ptrs, n, n_out, lo, hi))
+    if any(_codes(_rows(n_in, n * n_out), lambda lo, hi: fn(*ptrs, n, n_out, lo, hi))):
+        raise MemoryError("neuronkit.snn: no memory for SpikeLinear's weight gradient")
     return out.t()
 
 

@@ -50,7 +50,8 @@ class _EventLinear(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         out, ctx.events = _forward(x, weight, bias)
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(x, weight)
+        needs_x, needs_w = ctx.needs_input_grad[:2]  # keep only what the gradients read
+        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
         return out
 
     @staticmethod
