@@ -33,9 +33,9 @@ def _count_event_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     forward, weight_grad = _native.spike_linear, _native.spike_weight_grad
 
     def counted_forward(*args: Any) -> Any:
-        out = forward(*args)
-        calls["forward"] += out is not None
-        return out
+        result = forward(*args)
+        calls["forward"] += result is not None
+        return result
 
     def counted_weight_grad(*args: Any) -> Any:
         calls["weight_grad"] += 1
@@ -156,6 +156,10 @@ def test_an_nn_linear_with_its_state_dict_and_errors() -> None:
         layer(torch.zeros(3, 7))
     with pytest.raises(RuntimeError):
         layer(torch.zeros(3, 8, dtype=torch.int64))
+    with pytest.raises(ValueError, match="in_features must be >= 0"):
+        SpikeLinear(-1, 4)
+    with pytest.raises(TypeError, match="out_features must be an integer"):
+        SpikeLinear(4, 2.5)  # type: ignore[arg-type]
 
 
 @pytest.mark.usefixtures("compiled")
@@ -187,3 +191,30 @@ def test_a_spiking_network_keeps_its_spike_trains(monkeypatch: pytest.MonkeyPatc
 def test_exports_to_nir_as_a_linear_layer() -> None:
     graph = to_nir(nn.Sequential(_layer(8, 4), LIF(tau=2.0, reset="zero")), (8,))
     assert "Affine" in {type(node).__name__ for node in graph.nodes.values()}
+
+
+def _saved(layer: nn.Module, x: torch.Tensor) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    """Shape and dtype of each tensor autograd keeps for ``layer(x)``'s backward."""
+    saved: list[tuple[tuple[int, ...], torch.dtype]] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append((tuple(t.shape), t.dtype))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(x)
+    return saved
+
+
+@pytest.mark.usefixtures("compiled")
+def test_keeps_the_spikes_not_the_input_for_backward() -> None:
+    layer, x = _layer(64, 32), _spikes(40, 64)  # an input needing no gradient: no weight kept
+    n = int(x.sum())
+    assert _saved(layer, x) == [((41,), torch.int64), ((n,), torch.int32)]
+    kept = _saved(layer, x.clone().requires_grad_())
+    assert sorted(kept, key=str) == sorted(
+        [((32, 64), torch.float32), ((41,), torch.int64), ((n,), torch.int32)], key=str
+    )
+    dense = x.clone()
+    dense[3, 3] = 0.5  # not binary: the dense product keeps the input, as nn.Linear
+    assert _saved(layer, dense) == [((40, 64), torch.float32)]

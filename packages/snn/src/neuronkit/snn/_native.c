@@ -712,66 +712,59 @@ static void SUFFIX(sum_rows)(const int64_t *start, const int32_t *list, int64_t 
   }
 }
 
-/* y's rows [lo, hi) from x, W packed [.., nk, CH] and b (or NULL); 1 (and stop) on an input
- * other than 0 or 1, 2 when out of memory */
-int SUFFIX(nk_spike_linear)(const REAL *x, const REAL *wp, const REAL *bias, REAL *out,
-                            int64_t nk, int64_t nm, int64_t lo, int64_t hi) {
-  int32_t *active = malloc((size_t)(SPIKE_ROWS * nk + 1) * sizeof(int32_t));
+/* The spikes of x's rows [lo, hi) (contiguous [rows, nk]): count[r] = the number of ones;
+ * 1 on a value other than 0 or 1 (-0 counts as 0) */
+int SUFFIX(nk_spike_count)(const REAL *x, int64_t *count, int64_t nk, int64_t lo, int64_t hi) {
+  int other = 0;
+  for (int64_t r = lo; r < hi; r++) {
+    const REAL *xr = x + r * nk;
+    int64_t n = 0;
+    for (int64_t k = 0; k < nk; k++) {
+      n += xr[k] != 0;
+      other |= (xr[k] != 0) & (xr[k] != 1);
+    }
+    count[r] = n;
+  }
+  return other;
+}
+
+/* y's rows [lo, hi) from x, W packed [.., nk, CH] and b (or NULL), writing x's spikes by row
+ * on the way: the inputs k of row r at cols[start[r] .. start[r + 1]) (start: the prefix sums
+ * of nk_spike_count), in increasing order; 2 when out of memory */
+int SUFFIX(nk_spike_linear)(const REAL *x, const int64_t *start, int32_t *cols, const REAL *wp,
+                            const REAL *bias, REAL *out, int64_t nk, int64_t nm, int64_t lo,
+                            int64_t hi) {
+  int32_t *active = malloc((size_t)(nk + 1) * sizeof(int32_t));
   if (!active) return 2;
-  int64_t start[SPIKE_ROWS + 1];
   for (int64_t r0 = lo; r0 < hi; r0 += SPIKE_ROWS) {
     const int64_t rows = hi - r0 < SPIKE_ROWS ? hi - r0 : SPIKE_ROWS;
-    int other = 0;
-    int64_t n = 0;
-    for (int64_t i = 0; i < rows; i++) {
-      const REAL *xr = x + (r0 + i) * nk;
-      start[i] = n;
-      for (int64_t k = 0; k < nk; k++) other |= (xr[k] != 0) & (xr[k] != 1);
+    for (int64_t r = r0; r < r0 + rows; r++) {
+      const REAL *xr = x + r * nk;
+      int64_t n = 0;
       for (int64_t k = 0; k < nk; k++) { /* branch-free: write, advance past the spikes */
         active[n] = (int32_t)k;
         n += xr[k] != 0;
       }
+      memcpy(cols + start[r], active, (size_t)n * sizeof(int32_t));
     }
-    start[rows] = n;
-    if (other) {
-      free(active);
-      return 1;
-    }
-    SUFFIX(sum_rows)(start, active, rows, wp, nk, bias, out + r0 * nm, nm);
+    SUFFIX(sum_rows)(start + r0, cols, rows, wp, nk, bias, out + r0 * nm, nm);
   }
   free(active);
   return 0;
 }
 
-/* The spikes of a binary x [nr, nk] by input: start [nk + 1] and, when rows is not NULL, the
- * spiking rows of input k at rows[start[k] .. start[k + 1]), in increasing order (without
- * rows: the counts only, start[nk] = all spikes); 2 when out of memory */
-int SUFFIX(nk_spike_columns)(const REAL *x, int64_t nr, int64_t nk, int64_t *start,
-                             int32_t *rows) {
-  if (!rows) {
-    for (int64_t k = 0; k <= nk; k++) start[k] = 0;
-    for (int64_t r = 0; r < nr; r++)
-      for (int64_t k = 0; k < nk; k++) start[k + 1] += x[r * nk + k] != 0;
-    for (int64_t k = 0; k < nk; k++) start[k + 1] += start[k];
-    return 0;
-  }
-  int64_t *next = malloc((size_t)nk * sizeof(int64_t));
-  int32_t *active = malloc((size_t)(nk + 1) * sizeof(int32_t));
-  if (next && active) {
-    memcpy(next, start, (size_t)nk * sizeof(int64_t));
-    for (int64_t r = 0; r < nr; r++) {
-      int64_t n = 0;
-      for (int64_t k = 0; k < nk; k++) { /* branch-free, as in nk_spike_linear */
-        active[n] = (int32_t)k;
-        n += x[r * nk + k] != 0;
-      }
-      for (int64_t a = 0; a < n; a++) rows[next[active[a]]++] = (int32_t)r;
-    }
-  }
-  const int done = next && active;
-  free(next);
-  free(active);
-  return done ? 0 : 2;
+/* The spikes by input from the spikes by row (start [nr + 1], cols) of nk_spike_linear: the
+ * rows r that spiked into input k at rows[cstart[k] .. cstart[k + 1]), in increasing order
+ * (cstart [nk + 1]) */
+void SUFFIX(nk_spike_columns)(const int64_t *start, const int32_t *cols, int64_t nr,
+                              int64_t nk, int64_t *cstart, int32_t *rows) {
+  for (int64_t k = 0; k <= nk; k++) cstart[k] = 0;
+  for (int64_t a = 0; a < start[nr]; a++) cstart[cols[a] + 1]++;
+  for (int64_t k = 0; k < nk; k++) cstart[k + 1] += cstart[k];
+  for (int64_t r = 0; r < nr; r++) /* cstart[k] walks through input k's list, then is restored */
+    for (int64_t a = start[r]; a < start[r + 1]; a++) rows[cstart[cols[a]]++] = (int32_t)r;
+  for (int64_t k = nk; k > 0; k--) cstart[k] = cstart[k - 1];
+  cstart[0] = 0;
 }
 
 /* W^T's gradient rows [lo, hi) (inputs k) from the spikes by input (nk_spike_columns) and the

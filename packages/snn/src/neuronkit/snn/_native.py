@@ -154,8 +154,9 @@ def _library() -> ctypes.CDLL | None:
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
         "nk_spike_pack": ([ptr, i64, i64, ptr, i64, i64], None),
-        "nk_spike_linear": ([ptr] * 4 + [i64] * 4, code),
-        "nk_spike_columns": ([ptr, i64, i64, ptr, ptr], code),
+        "nk_spike_count": ([ptr, ptr] + [i64] * 3, code),
+        "nk_spike_linear": ([ptr] * 6 + [i64] * 4, code),
+        "nk_spike_columns": ([ptr, ptr, i64, i64, ptr, ptr], None),
         "nk_spike_weight_grad": ([ptr] * 4 + [i64] * 4, code),
     }
     for suffix in _SUFFIX.values():
@@ -586,11 +587,14 @@ _SPIKE_ROWS = 64  # input rows per scan (SPIKE_ROWS)
 _SPIKE_PARALLEL_MIN = 1 << 24
 
 
-def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor | None:
+Spikes = tuple[Tensor, Tensor]  # by row: start [N + 1] (int64), inputs [spikes] (int32)
+
+
+def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Spikes] | None:
     """``x @ weight.T + bias`` for a binary ``x [N, in]`` by summing the weight columns of each
-    row's spikes (``SpikeLinear``'s forward; no autograd); None where it does not apply: not a
-    CPU float32/float64 input of the weight's dtype, no compiled loops, or a value of ``x``
-    other than 0 or 1."""
+    row's spikes (``SpikeLinear``'s forward; no autograd), and ``x``'s spikes by row; None
+    where it does not apply: not a CPU float32/float64 input of the weight's dtype, no compiled
+    loops, or a value of ``x`` other than 0 or 1."""
     if (
         torch.compiler.is_compiling()
         or x.device.type != "cpu"
@@ -603,32 +607,40 @@ def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor | Non
     ):
         return None
     x, b = x.detach().contiguous(), None if bias is None else bias.detach().contiguous()
-    n_out, n_in = weight.shape
+    suffix, n, (n_out, n_in) = _SUFFIX[x.dtype], x.shape[0], weight.shape
+    ranges = _rows(n, n_in * n_out)
+    start = torch.zeros(n + 1, dtype=torch.int64)
+    count = getattr(lib, f"nk_spike_count_{suffix}")
+    if any(_codes(ranges, lambda lo, hi: count(x.data_ptr(), start[1:].data_ptr(), n_in, lo, hi))):
+        return None  # not binary
+    start = start.cumsum(0)
+    cols = torch.empty(int(start[-1]), dtype=torch.int32)
     packed = _spike_pack(lib, weight.detach().t(), n_in, n_out)
-    out = torch.empty(x.shape[0], n_out, dtype=x.dtype)
-    fn = getattr(lib, f"nk_spike_linear_{_SUFFIX[x.dtype]}")
-    ptrs = (x.data_ptr(), packed.data_ptr(), None if b is None else b.data_ptr(), out.data_ptr())
-    codes = _codes(_rows(x.shape[0], n_in * n_out), lambda lo, hi: fn(*ptrs, n_in, n_out, lo, hi))
-    return None if any(codes) else out  # 1: not binary, 2: out of memory
+    out = torch.empty(n, n_out, dtype=x.dtype)
+    fn = getattr(lib, f"nk_spike_linear_{suffix}")
+    ptrs = (x, start, cols, packed, b, out)
+    args = [None if t is None else t.data_ptr() for t in ptrs]
+    if any(_codes(ranges, lambda lo, hi: fn(*args, n_in, n_out, lo, hi))):
+        return None  # out of memory for its buffer: the dense product
+    return out, (start, cols)
 
 
-def spike_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
-    """``grad.T @ x`` ``[out, in]`` for the binary ``x [N, in]`` that :func:`spike_linear`
-    took (contiguous) and ``grad [N, out]``: per input, the sum of ``grad``'s rows at its
+def spike_weight_grad(spikes: Spikes, n_in: int, grad: Tensor) -> Tensor:
+    """``grad.T @ x`` ``[out, in]`` from the spikes by row of a binary ``x [N, in]``
+    (:func:`spike_linear`) and ``grad [N, out]``: per input, the sum of ``grad``'s rows at its
     spikes."""
     lib = _library()
     assert lib is not None  # spike_linear ran
-    suffix, (n, n_in), n_out = _SUFFIX[x.dtype], x.shape, grad.shape[1]
-    columns = getattr(lib, f"nk_spike_columns_{suffix}")
-    start = torch.empty(n_in + 1, dtype=torch.int64)
-    columns(x.data_ptr(), n, n_in, start.data_ptr(), None)  # spikes per input
-    rows = torch.empty(int(start[-1]), dtype=torch.int32)
-    if columns(x.data_ptr(), n, n_in, start.data_ptr(), rows.data_ptr()):
-        raise MemoryError("neuronkit.snn: no memory for the spikes of SpikeLinear's input")
+    (start, cols), suffix, (n, n_out) = spikes, _SUFFIX[grad.dtype], grad.shape
+    by_input = torch.empty(n_in + 1, dtype=torch.int64)
+    rows = torch.empty_like(cols)
+    getattr(lib, f"nk_spike_columns_{suffix}")(
+        start.data_ptr(), cols.data_ptr(), n, n_in, by_input.data_ptr(), rows.data_ptr()
+    )
     packed = _spike_pack(lib, grad.contiguous(), n, n_out)
-    out = torch.empty(n_in, n_out, dtype=x.dtype)
+    out = torch.empty(n_in, n_out, dtype=grad.dtype)
     fn = getattr(lib, f"nk_spike_weight_grad_{suffix}")
-    ptrs = (start.data_ptr(), rows.data_ptr(), packed.data_ptr(), out.data_ptr())
+    ptrs = (by_input.data_ptr(), rows.data_ptr(), packed.data_ptr(), out.data_ptr())
     if any(_codes(_rows(n_in, n * n_out), lambda lo, hi: fn(*ptrs, n, n_out, lo, hi))):
         raise MemoryError("neuronkit.snn: no memory for SpikeLinear's weight gradient")
     return out.t()

@@ -29,41 +29,48 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuronkit.common import under_torch_func
+from neuronkit.common import check_number, check_type, under_torch_func
 
 from . import _native
+from ._native import Spikes
 
 __all__ = ["SpikeLinear"]
 
 
-def _forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, bool]:
-    """``x [N, in] @ weight.T + bias`` and whether it was event-driven (else dense)."""
-    out = _native.spike_linear(x, weight, bias)
-    return (F.linear(x, weight, bias), False) if out is None else (out, True)
+def _forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Spikes | None]:
+    """``x [N, in] @ weight.T + bias`` and ``x``'s spikes by row where it was event-driven
+    (None where it was the dense product)."""
+    result = _native.spike_linear(x, weight, bias)
+    return (F.linear(x, weight, bias), None) if result is None else result
 
 
 class _EventLinear(torch.autograd.Function):
-    """:func:`_forward` and its gradients: ``grad @ W`` (dense), ``grad^T @ x`` (event-driven
-    after an event-driven forward) and ``grad``'s column sums. Once differentiable."""
+    """:func:`_forward` and its gradients: ``grad @ W`` (dense), ``grad^T @ x`` (after an
+    event-driven forward: from ``x``'s spikes, kept instead of ``x``) and ``grad``'s column
+    sums. Once differentiable."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        out, ctx.events = _forward(x, weight, bias)
-        ctx.has_bias = bias is not None
+        out, spikes = _forward(x, weight, bias)
         needs_x, needs_w = ctx.needs_input_grad[:2]  # keep only what the gradients read
-        ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
+        start, cols = spikes if spikes is not None and needs_w else (None, None)
+        dense_x = x if spikes is None and needs_w else None
+        ctx.save_for_backward(weight if needs_x else None, dense_x, start, cols)
+        ctx.has_bias, ctx.n_in = bias is not None, x.shape[1]
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
+        weight, x, start, cols = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         grad_x = grad @ weight if needs_x else None
         grad_w = None
         if needs_w:
-            events = ctx.events and grad.dtype == x.dtype
-            grad_w = _native.spike_weight_grad(x.contiguous(), grad) if events else grad.t() @ x
+            spikes = (start, cols)
+            grad_w = (
+                grad.t() @ x if x is not None else _native.spike_weight_grad(spikes, ctx.n_in, grad)
+            )
         grad_b = grad.sum(0) if ctx.has_bias and needs_b else None
         return grad_x, grad_w, grad_b
 
@@ -75,6 +82,15 @@ class SpikeLinear(nn.Linear):
     time-major spike train ``[T, B, in]``. Where the inputs are not binary (analog currents, a
     first layer fed with pixel values) every call scans its input before the dense product:
     use ``nn.Linear`` there. The backward is once differentiable (no double backward)."""
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, device: Any = None,
+        dtype: Any = None,
+    ) -> None:  # fmt: skip
+        check_number("in_features", in_features, ge=0, integer=True)
+        check_number("out_features", out_features, ge=0, integer=True)
+        check_type("bias", bias, bool)
+        super().__init__(in_features, out_features, bias, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         if (
