@@ -165,7 +165,11 @@ def test_an_nn_linear_with_its_state_dict_and_errors() -> None:
 @pytest.mark.usefixtures("compiled")
 def test_empty_inputs_and_silent_rows() -> None:
     layer = _layer(16, 8)
-    assert layer(torch.zeros(0, 16)).shape == (0, 8)
+    empty = layer(torch.zeros(0, 16))
+    assert empty.shape == (0, 8)
+    empty.sum().backward()
+    assert torch.equal(layer.weight.grad, torch.zeros(8, 16))
+    layer.zero_grad()
     x = torch.zeros(4, 16, requires_grad=True)  # no spike at all: the bias, no weight gradient
     y = layer(x)
     assert torch.equal(y.detach(), layer.bias.detach().expand(4, 8))

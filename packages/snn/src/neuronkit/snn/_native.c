@@ -664,6 +664,9 @@ typedef REAL SUFFIX(vec) __attribute__((vector_size(32), aligned(sizeof(REAL))))
 #define LANES ((int64_t)(32 / sizeof(REAL)))
 #define CHUNK (SPIKE_NV * LANES)
 
+/* CH: the columns of one chunk (the packed arrays' last dimension) */
+int64_t SUFFIX(nk_spike_chunk)(void) { return CHUNK; }
+
 /* wp[c][k][j] = src[k * sk + (c * CH + j) * sj]: rows k of n, columns j of nm; a transposed
  * source (sk = 1) in tiles of 16 rows, one cache line of each source row at a time */
 void SUFFIX(nk_spike_pack)(const REAL *src, int64_t sk, int64_t sj, REAL *wp, int64_t n,
@@ -778,7 +781,7 @@ int SUFFIX(nk_spike_weight_grad)(const int64_t *start, const int32_t *rows, cons
   if (!bounds) return 2;
   int64_t *first = bounds, *last = bounds + nk; /* one input's spikes in the block */
   memcpy(last, start + lo, (size_t)nk * sizeof(int64_t));
-  for (int64_t r0 = 0; r0 < nr; r0 += SPIKE_GRAD_ROWS) {
+  for (int64_t r0 = 0; r0 == 0 || r0 < nr; r0 += SPIKE_GRAD_ROWS) { /* nr = 0: zeros */
     const int64_t r1 = r0 + SPIKE_GRAD_ROWS;
     for (int64_t k = 0; k < nk; k++) {
       int64_t a = first[k] = last[k];

@@ -15,9 +15,14 @@ must give the same bits; otherwise (and without a compiler, or with
 ``NEURONKIT_SNN_NATIVE=0``) the ATen loops run, slower and never different.
 :func:`native_status` says which, and why.
 
-Scope: CPU float32/float64 tensors with scalar ``tau`` and ``threshold`` (floats or 0-d
-tensors; for ALIF also ``tau_adapt`` and ``beta``). Per-neuron parameters, other dtypes and
-devices, ``torch.compile`` and ``torch.func`` use the ATen loops.
+Scope: CPU float32/float64 tensors with ``tau`` and ``threshold`` (for ALIF also
+``tau_adapt`` and ``beta``) floats, 0-d or per-neuron tensors. A per-neuron ``tau_syn``, other
+dtypes and devices, ``torch.compile`` and ``torch.func`` use the ATen loops.
+
+The same library holds :class:`~neuronkit.snn.SpikeLinear`'s event-driven product
+(:func:`spike_linear`, :func:`spike_weight_grad`): sums of weight rows at the spikes of a binary
+input, in an order of its own, so it has no ATen twin to match bit for bit; its fallback is the
+dense product.
 """
 
 from __future__ import annotations
@@ -153,6 +158,7 @@ def _library() -> ctypes.CDLL | None:
         "nk_alif_adapt_sums": ([ptr] * 6 + [i64] * 4 + [code] + [real, ptr] * 2, None),
         "nk_current_forward": ([ptr] * 3 + [i64] * 4 + [real], None),
         "nk_scan_back": ([ptr] + [i64] * 4 + [real], None),
+        "nk_spike_chunk": ([], i64),
         "nk_spike_pack": ([ptr, i64, i64, ptr, i64, i64], None),
         "nk_spike_count": ([ptr, ptr] + [i64] * 3, code),
         "nk_spike_linear": ([ptr] * 6 + [i64] * 4, code),
@@ -582,9 +588,8 @@ def _scan_back_call(lib: ctypes.CDLL, d: Tensor, lam: float) -> None:
     _each(_columns(nt, n), lambda lo, hi: fn(d.data_ptr(), nt, n, lo, hi, lam))
 
 
-_SPIKE_CHUNK_BYTES = 8 * 32  # one column chunk of nk_spike_linear: SPIKE_NV 32-byte vectors
-_SPIKE_ROWS = 64  # input rows per scan (SPIKE_ROWS)
-_SPIKE_PARALLEL_MIN = 1 << 24
+_SPIKE_ROWS = 64  # input rows per block of nk_spike_linear (SPIKE_ROWS)
+_SPIKE_PARALLEL_MIN = 1 << 24  # multiply-adds of the dense product below which one thread runs
 
 
 Spikes = tuple[Tensor, Tensor]  # by row: start [N + 1] (int64), inputs [spikes] (int32)
@@ -649,10 +654,12 @@ def spike_weight_grad(spikes: Spikes, n_in: int, grad: Tensor) -> Tensor:
 def _spike_pack(lib: ctypes.CDLL, src: Tensor, n: int, width: int) -> Tensor:
     """``src [n, width]`` (any strides) in the column chunks ``[ceil(width / CH), n, CH]`` of
     ``nk_spike_pack``."""
-    chunk = _SPIKE_CHUNK_BYTES // src.element_size()
+    suffix = _SUFFIX[src.dtype]
+    chunk = getattr(lib, f"nk_spike_chunk_{suffix}")()
     packed = torch.empty(-(-width // chunk), n, chunk, dtype=src.dtype)
-    fn = getattr(lib, f"nk_spike_pack_{_SUFFIX[src.dtype]}")
-    fn(src.data_ptr(), src.stride(0), src.stride(1), packed.data_ptr(), n, width)
+    getattr(lib, f"nk_spike_pack_{suffix}")(
+        src.data_ptr(), src.stride(0), src.stride(1), packed.data_ptr(), n, width
+    )
     return packed
 
 

@@ -11,8 +11,9 @@ available (:func:`neuronkit.snn.native_status`); otherwise, and for any input wi
 than 0 or 1, it is ``nn.Linear``'s product. The result is the same sum in another order: the
 weights are added in input order, in the input's dtype, where a dense product rounds in the
 order of its BLAS (differences of a few ulp; the same bits from run to run and for any thread
-count). The backward is the dense products' (``grad @ W``, ``grad^T @ x``): the event-driven
-forward saves only the input, as ``nn.Linear`` does.
+count). The forward keeps the input's spikes (int32 indices, one per spike) instead of the
+input; the weight gradient sums, per input, the output gradient's rows at its spikes; the input
+gradient ``grad @ W`` is the dense product (the surrogate gradient is not sparse).
 
 >>> import torch
 >>> layer = SpikeLinear(256, 128)
@@ -66,11 +67,10 @@ class _EventLinear(torch.autograd.Function):
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         grad_x = grad @ weight if needs_x else None
         grad_w = None
-        if needs_w:
-            spikes = (start, cols)
-            grad_w = (
-                grad.t() @ x if x is not None else _native.spike_weight_grad(spikes, ctx.n_in, grad)
-            )
+        if needs_w and x is not None:  # after the dense product
+            grad_w = grad.t() @ x
+        elif needs_w:
+            grad_w = _native.spike_weight_grad((start, cols), ctx.n_in, grad)
         grad_b = grad.sum(0) if ctx.has_bias and needs_b else None
         return grad_x, grad_w, grad_b
 
