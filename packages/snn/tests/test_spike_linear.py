@@ -222,3 +222,13 @@ def test_keeps_the_spikes_not_the_input_for_backward() -> None:
     dense = x.clone()
     dense[3, 3] = 0.5  # not binary: the dense product keeps the input, as nn.Linear
     assert _saved(layer, dense) == [((40, 64), torch.float32)]
+
+
+def test_autocast_gets_its_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_event_calls(monkeypatch)
+    layer, x = _layer(32, 16), _spikes(5, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, want = layer(x), F.linear(x, layer.weight, layer.bias)
+    assert got.dtype == want.dtype == torch.bfloat16
+    assert torch.equal(got, want)
+    assert calls["forward"] == 0

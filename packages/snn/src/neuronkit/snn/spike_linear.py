@@ -6,14 +6,15 @@ CPU: for binary ``x``, ``x @ W^T`` is, per row, the sum of the columns of ``W`` 
 spikes, so a layer whose inputs fire at rate ``r`` does about ``r`` of a dense product's
 additions and no multiplications. :class:`SpikeLinear` is an ``nn.Linear`` (same constructor,
 parameters, state-dict keys; tools that look for ``nn.Linear`` find it) whose forward takes this
-path when the input is binary on the CPU (float32/float64) and the compiled loops are
-available (:func:`neuronkit.snn.native_status`); otherwise, and for any input with a value other
-than 0 or 1, it is ``nn.Linear``'s product. The result is the same sum in another order: the
-weights are added in input order, in the input's dtype, where a dense product rounds in the
-order of its BLAS (differences of a few ulp; the same bits from run to run and for any thread
-count). The forward keeps the input's spikes (int32 indices, one per spike) instead of the
-input; the weight gradient sums, per input, the output gradient's rows at its spikes; the input
-gradient ``grad @ W`` is the dense product (the surrogate gradient is not sparse).
+path when the input is binary on the CPU (float32/float64) and the compiled loops are available
+(:func:`neuronkit.snn.native_status`); otherwise (also under CPU autocast), and for any input
+with a value other than 0 or 1, it is ``nn.Linear``'s product. The result is the same sum in
+another order: the weights are added in input order, in the input's dtype, where a dense
+product rounds in the order of its BLAS (differences of a few ulp; the same bits from run to run
+and for any thread count). The forward keeps the input's spikes (int32 indices, one per spike)
+instead of the input; the weight gradient sums, per input, the output gradient's rows at its
+spikes; the input gradient ``grad @ W`` is the dense product (the surrogate gradient is not
+sparse).
 
 >>> import torch
 >>> layer = SpikeLinear(256, 128)
@@ -99,6 +100,7 @@ class SpikeLinear(nn.Linear):
             or x.shape[-1] != self.in_features
             or torch.compiler.is_compiling()
             or under_torch_func()
+            or torch.is_autocast_enabled("cpu")  # autocast's dtype for the product
         ):
             return F.linear(x, self.weight, self.bias)  # nn.Linear's errors, devices, transforms
         rows = x.reshape(-1, self.in_features)
