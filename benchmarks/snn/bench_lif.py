@@ -17,8 +17,9 @@ one Norse's `super` method computes). Every library runs layer by layer on time-
    every library alike. Memory: the bytes autograd saves for backward (distinct storages) and
    the growth of the process's max RSS during the timed runs. The floor is the same Linear
    layers with no neuron dynamics (one batched matmul over T x B each) and the same loss.
-   No implementation beats it, so the fastest peer's time over the floor bounds the speedup
-   any library can reach in that configuration (reported as "fastest peer x floor").
+   No implementation of the dense products beats it, so the fastest peer's time over the
+   floor bounds the speedup any library that multiplies by the zeros can reach in that
+   configuration (reported as "fastest peer x floor").
 
 neuronkit runs the network twice: with ``nn.Linear`` layers (``neuronkit``, the same layers
 as every peer's) and with :class:`neuronkit.snn.SpikeLinear` (``neuronkit_events``), whose

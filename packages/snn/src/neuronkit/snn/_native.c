@@ -29,9 +29,7 @@ enum { GIVEN, FAST_SIGMOID, ATAN };
  * 32-byte vectors held in registers, input rows scanned SPIKE_ROWS at a time. */
 #define SPIKE_NV 8
 #define SPIKE_ROWS 64
-#ifndef SPIKE_GRAD_ROWS
-#define SPIKE_GRAD_ROWS 256
-#endif
+#define SPIKE_GRAD_ROWS 256 /* output-gradient rows per block of the weight gradient */
 
 #define BLOCK 1024 /* columns whose membranes stay in a local array across all T steps */
 /* The length of a local block array: at least a cache line more than the block, so that
@@ -690,6 +688,19 @@ void SUFFIX(nk_spike_pack)(const REAL *src, int64_t sk, int64_t sj, REAL *wp, in
   }
 }
 
+/* acc += the packed rows list[from .. to) of one chunk's slab */
+static inline __attribute__((always_inline)) void SUFFIX(add_rows)(
+    VEC *acc, const REAL *slab, const int32_t *list, const int64_t from, const int64_t to) {
+  for (int64_t a = from; a < to; a++) {
+    const REAL *row = slab + (int64_t)list[a] * CHUNK;
+    for (int v = 0; v < SPIKE_NV; v++) {
+      VEC t;
+      memcpy(&t, row + v * LANES, sizeof(VEC));
+      acc[v] += t;
+    }
+  }
+}
+
 /* out[i * nm + :] = init + the sum of packed rows list[start[i] .. start[i + 1]), i < rows */
 static void SUFFIX(sum_rows)(const int64_t *start, const int32_t *list, int64_t rows,
                              const REAL *wp, int64_t n, const REAL *init, REAL *out,
@@ -702,14 +713,7 @@ static void SUFFIX(sum_rows)(const int64_t *start, const int32_t *list, int64_t 
     for (int64_t i = 0; i < rows; i++) {
       VEC acc[SPIKE_NV];
       memcpy(acc, first, sizeof(acc));
-      for (int64_t a = start[i]; a < start[i + 1]; a++) {
-        const REAL *row = slab + (int64_t)list[a] * CHUNK;
-        for (int v = 0; v < SPIKE_NV; v++) {
-          VEC t;
-          memcpy(&t, row + v * LANES, sizeof(VEC));
-          acc[v] += t;
-        }
-      }
+      SUFFIX(add_rows)(acc, slab, list, start[i], start[i + 1]);
       memcpy(out + i * nm + j0, acc, (size_t)width * sizeof(REAL));
     }
   }
@@ -797,14 +801,7 @@ int SUFFIX(nk_spike_weight_grad)(const int64_t *start, const int32_t *rows, cons
         if (r0 > 0) memcpy(sums, o, (size_t)width * sizeof(REAL));
         VEC acc[SPIKE_NV];
         memcpy(acc, sums, sizeof(acc));
-        for (int64_t a = first[k]; a < last[k]; a++) {
-          const REAL *row = slab + (int64_t)rows[a] * CHUNK;
-          for (int v = 0; v < SPIKE_NV; v++) {
-            VEC t;
-            memcpy(&t, row + v * LANES, sizeof(VEC));
-            acc[v] += t;
-          }
-        }
+        SUFFIX(add_rows)(acc, slab, rows, first[k], last[k]);
         memcpy(o, acc, (size_t)width * sizeof(REAL));
       }
     }
