@@ -38,12 +38,6 @@ def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     _native._library.cache_clear()
 
 
-@pytest.fixture
-def compiled() -> None:
-    if not native_status().startswith("compiled"):
-        pytest.skip(f"the compiled loops are not in use here: {native_status()}")
-
-
 def test_the_compiled_loops_load_where_a_compiler_exists() -> None:
     if not HAS_COMPILER:
         pytest.skip("no C compiler on this machine: the ATen loops run (checked below)")

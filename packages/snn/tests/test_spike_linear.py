@@ -8,13 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuronkit.snn import LIF, SpikeLinear, _native, native_status, to_nir
-
-
-@pytest.fixture
-def compiled() -> None:
-    if not native_status().startswith("compiled"):
-        pytest.skip(f"the compiled loops are not in use here: {native_status()}")
+from neuronkit.snn import LIF, SpikeLinear, _native, to_nir
 
 
 def _spikes(*shape: int, rate: float = 0.2, seed: int = 0, dtype: Any = torch.float32) -> Any:
