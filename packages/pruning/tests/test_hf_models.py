@@ -7,6 +7,7 @@ why no config can.
 """
 
 import copy
+import importlib
 import warnings
 from typing import Any
 
@@ -292,6 +293,57 @@ def test_sync_hf_config_reports_only_changed_fields() -> None:
     assert sync_hf_config(model) == {}  # prune() already synced it
     fresh = _llama()
     assert sync_hf_config(fresh) == {}
+
+
+def test_config_check_computes_each_weight_matrix_once(monkeypatch: Any) -> None:
+    model = _pruned(_llama())
+    model.config.intermediate_size = 128  # stale: the check builds the config's model and runs it
+    computed: list[torch.nn.Linear] = []
+    forward = torch.nn.Linear.forward
+
+    def counted(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        computed.append(self)
+        return forward(self, x)
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", counted)
+    assert sync_hf_config(model, _ids()) == {"intermediate_size": 64}
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(computed) == len(linears)  # the twin reused the pruned model's products
+
+
+def test_config_check_tells_head_counts_of_one_width_apart() -> None:
+    hf_config = importlib.import_module("neuronkit.pruning.hf_config")
+    model = _pruned(_llama())  # 2 query heads and 1 key/value head of 16 channels
+    other = copy.deepcopy(model.config)
+    other.num_attention_heads, other.num_key_value_heads, other.head_dim = 4, 2, 8
+    twin, shapes = hf_config._built(model, other, "cpu")
+    assert shapes == hf_config._shapes(model)  # the same shapes, another function
+    inputs = ((_ids(),), None)
+    assert not hf_config._same_function(model, twin, inputs)
+    twin, _ = hf_config._built(model, copy.deepcopy(model.config), "cpu")
+    assert hf_config._same_function(model, twin, inputs)
+
+
+class _ScaledInPlace(torch.nn.Module):
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.fc, self.out, self.scale = torch.nn.Linear(4, 8), torch.nn.Linear(8, 2), scale
+
+    def forward(self, x: torch.Tensor, **_: Any) -> torch.Tensor:
+        h = self.fc(x)
+        h.mul_(self.scale)  # written in place after the call: a reused output must be a copy
+        return self.out(h)
+
+
+@pytest.mark.parametrize("budget", [0, 1 << 20])
+def test_config_check_reuse_survives_in_place_writes(budget: int, monkeypatch: Any) -> None:
+    hf_config = importlib.import_module("neuronkit.pruning.hf_config")
+    monkeypatch.setattr(hf_config, "_REUSE_BYTES", budget)
+    torch.manual_seed(0)
+    model, inputs = _ScaledInPlace(2.0), ((torch.randn(3, 4),), None)
+    assert hf_config._same_function(model, _ScaledInPlace(2.0), inputs)
+    assert not hf_config._same_function(model, _ScaledInPlace(3.0), inputs)
+    assert not model.fc._forward_hooks  # the recording hooks are removed
 
 
 def test_layers_of_different_sizes_keep_hf_config_and_warn() -> None:
