@@ -296,6 +296,8 @@ def test_sync_hf_config_reports_only_changed_fields() -> None:
 
 
 def test_config_check_computes_each_weight_matrix_once(monkeypatch: Any) -> None:
+    hf_config = importlib.import_module("neuronkit.pruning.hf_config")
+    monkeypatch.setattr(hf_config, "_REUSE_MIN_WEIGHTS", 1)  # this model's are tiny
     model = _pruned(_llama())
     model.config.intermediate_size = 128  # stale: the check builds the config's model and runs it
     computed: list[torch.nn.Linear] = []
@@ -339,6 +341,7 @@ class _ScaledInPlace(torch.nn.Module):
 def test_config_check_reuse_survives_in_place_writes(budget: int, monkeypatch: Any) -> None:
     hf_config = importlib.import_module("neuronkit.pruning.hf_config")
     monkeypatch.setattr(hf_config, "_REUSE_BYTES", budget)
+    monkeypatch.setattr(hf_config, "_REUSE_MIN_WEIGHTS", 1)
     torch.manual_seed(0)
     model, inputs = _ScaledInPlace(2.0), ((torch.randn(3, 4),), None)
     assert hf_config._same_function(model, _ScaledInPlace(2.0), inputs)

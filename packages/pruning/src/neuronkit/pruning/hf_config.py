@@ -402,19 +402,18 @@ def _same_function(
 
 
 _REUSE_BYTES = 1 << 29  # at most this much of model's leaf inputs and outputs is kept
+_REUSE_MIN_WEIGHTS = 1 << 14  # a tiny config's 32 x 64 layer is computed again
 
 
 @contextmanager
 def _reused_leaf_outputs(model: nn.Module, twin: nn.Module) -> Iterator[None]:
-    """While the block runs ``model`` and then ``twin``, each leaf of ``twin`` that holds a
-    weight matrix and is the same function as its namesake in ``model`` (same class, the
-    same parameter tensors, equal buffers and attributes, no hooks) returns a copy of the
-    output that namesake computed on equal inputs instead of computing it again. The verdict
-    of :func:`_same_function` is unchanged (such a leaf computes the same output), and the
-    twin's forward costs the operations between the leaves: the Linear layers, most of a
-    transformer's time, run once. Copies of each call's inputs and output are kept (in-place
-    writes after the call change neither side), up to ``_REUSE_BYTES``; later calls, and a
-    second call on equal inputs, are computed."""
+    """While the block runs ``model`` and then ``twin``, each leaf of ``twin`` that is the
+    same function as its namesake in ``model`` (:func:`_same_leaf`) returns the output that
+    namesake computed on equal inputs instead of computing it again. The verdict of
+    :func:`_same_function` is unchanged, and the twin's forward costs the operations between
+    the leaves: the Linear layers, most of a transformer's time, run once. Copies of each
+    call's inputs and output are kept (in-place writes after the call change neither side),
+    up to ``_REUSE_BYTES``; later calls, and a second call on equal inputs, are computed."""
     source = dict(model.named_modules())
     kept = [0]
     handles = []
@@ -454,11 +453,15 @@ def _reused_leaf_outputs(model: nn.Module, twin: nn.Module) -> Iterator[None]:
 
 def _same_leaf(a: nn.Module, b: nn.Module) -> bool:
     """Whether ``b`` computes what ``a`` computes on any input: both leaves of one class
-    holding a weight matrix, ``b`` with ``a``'s parameter tensors, equal buffers and equal
+    holding a weight matrix of at least ``_REUSE_MIN_WEIGHTS`` entries (smaller products cost
+    less than reusing them), ``b`` with ``a``'s parameter tensors, equal buffers and equal
     plain attributes, neither with a hook or an instance ``forward``."""
     if type(a) is not type(b) or a._modules or b._modules:
         return False
-    if not any(p is not None and p.ndim >= 2 for p in a._parameters.values()):
+    if not any(
+        p is not None and p.ndim >= 2 and p.numel() >= _REUSE_MIN_WEIGHTS
+        for p in a._parameters.values()
+    ):
         return False
     if a._parameters.keys() != b._parameters.keys() or any(
         a._parameters[k] is not b._parameters[k] for k in a._parameters
