@@ -441,7 +441,7 @@ def _reused_leaf_outputs(model: nn.Module, twin: nn.Module) -> Iterator[None]:
             handles.append(
                 src.register_forward_hook(functools.partial(record, calls), with_kwargs=True)
             )
-            mod.forward = functools.partial(replay, calls, mod.forward)  # type: ignore[method-assign]
+            mod.forward = functools.partial(replay, calls, mod.forward)
             originals.append(mod)
         yield
     finally:
@@ -453,13 +453,14 @@ def _reused_leaf_outputs(model: nn.Module, twin: nn.Module) -> Iterator[None]:
 
 def _same_leaf(a: nn.Module, b: nn.Module) -> bool:
     """Whether ``b`` computes what ``a`` computes on any input: both leaves of one class
-    holding a weight matrix of at least ``_REUSE_MIN_WEIGHTS`` entries (smaller products cost
-    less than reusing them), ``b`` with ``a``'s parameter tensors, equal buffers and equal
-    plain attributes, neither with a hook or an instance ``forward``."""
+    holding a weight matrix of at least ``_REUSE_MIN_WEIGHTS`` entries on the CPU (smaller
+    products cost less than reusing them; an accelerator's are fast and its memory scarce),
+    ``b`` with ``a``'s parameter tensors, equal buffers and equal plain attributes, neither
+    with a hook or an instance ``forward``."""
     if type(a) is not type(b) or a._modules or b._modules:
         return False
     if not any(
-        p is not None and p.ndim >= 2 and p.numel() >= _REUSE_MIN_WEIGHTS
+        p is not None and p.ndim >= 2 and p.numel() >= _REUSE_MIN_WEIGHTS and p.device.type == "cpu"
         for p in a._parameters.values()
     ):
         return False
