@@ -396,7 +396,7 @@ def _same_function(
     if not a or len(a) != len(b):
         return False
     return all(
-        x.shape == y.shape and (torch.equal(x, y) or torch.allclose(x, y, rtol=1e-4, atol=1e-6))
+        x.shape == y.shape and (_equal(x, y) or torch.allclose(x, y, rtol=1e-4, atol=1e-6))
         for x, y in zip(a, b, strict=True)
     )
 
