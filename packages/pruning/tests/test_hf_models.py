@@ -313,8 +313,9 @@ def test_config_check_computes_each_weight_matrix_once(monkeypatch: Any) -> None
     assert len(computed) == len(linears)  # the twin reused the pruned model's products
 
 
-def test_config_check_tells_head_counts_of_one_width_apart() -> None:
+def test_config_check_tells_head_counts_of_one_width_apart(monkeypatch: Any) -> None:
     hf_config = importlib.import_module("neuronkit.pruning.hf_config")
+    monkeypatch.setattr(hf_config, "_REUSE_MIN_WEIGHTS", 1)  # with the projections reused
     model = _pruned(_llama())  # 2 query heads and 1 key/value head of 16 channels
     other = copy.deepcopy(model.config)
     other.num_attention_heads, other.num_key_value_heads, other.head_dim = 4, 2, 8
