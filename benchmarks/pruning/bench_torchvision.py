@@ -7,7 +7,8 @@ Reported: whether the library handled the model (the pruned model runs and keeps
 shape), parameters and MACs before/after (one counter, `neuronkit.pruning.count_macs`), the
 time to build the graph and prune (the fastest of at least two calls and of up to seven while
 they take less than a second together, each after a garbage collection and with the collector
-off while it runs, as `timeit` does), and for neuronkit the relative
+off while it runs, as `timeit` does), the memory the first of them needs (the resident set's
+peak above what it was before the call, on Linux), and for neuronkit the relative
 difference to the soft-pruning oracle and how many of its channel groups stayed frozen.
 
     python benchmarks/pruning/bench_torchvision.py [--quick] [--only NAME ...] [--timeout 180]
@@ -130,6 +131,36 @@ def _config_sync_time() -> Iterator[list[float]]:
         module.sync_hf_config = original
 
 
+def _status_kib(field: str) -> int | None:
+    """``VmRSS`` (resident now) or ``VmHWM`` (its peak) of this process in KiB; None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def _peak_rise() -> Iterator[list[float]]:
+    """MiB by which the resident set's peak while the block runs exceeds the resident set
+    before it (the peak is reset through ``/proc/self/clear_refs``); nothing off Linux."""
+    rise: list[float] = []
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        yield rise
+        return
+    before = _status_kib("VmRSS")
+    yield rise
+    peak = _status_kib("VmHWM")
+    if before is not None and peak is not None:
+        rise.append((peak - before) / 1024)
+
+
 def _run(model: nn.Module, x: Any) -> torch.Tensor:
     """The model's output tensor (logits of a Hugging Face output; keyword inputs as a dict)."""
     return _logits(model(**x) if isinstance(x, dict) else model(x))
@@ -174,14 +205,16 @@ def one(
             y0 = _run(model, x)
         times: list[float] = []
         syncs: list[float] = []
+        peaks: list[float] = []
         while len(times) < 2 or (len(times) < MAX_CALLS and sum(times) < CALLS_WITHIN_S):
             # in place on a fresh copy, as Torch-Pruning prunes
             m = copy.deepcopy(model)
-            with _config_sync_time() as synced, _collector_off():
+            with _peak_rise() as rise, _config_sync_time() as synced, _collector_off():
                 t = time.perf_counter()
                 pruned = _neuronkit(m, x, keep) if library == "neuronkit" else tp(m, x, [keep])
                 times.append(time.perf_counter() - t)
             syncs.append(sum(synced))
+            peaks += rise
         best = min(range(len(times)), key=times.__getitem__)
         info = _oracle(model, x, keep) if library == "neuronkit" else {}
         with torch.no_grad():
@@ -197,6 +230,8 @@ def one(
             graph_and_prune_s=times[best],
             timed_calls=len(times),
             config_sync_s=syncs[best],  # of which neuronkit's Hugging Face config check
+            # memory the first prune (as in a user's fresh process) needs beyond the model copy
+            first_call_peak_mib=peaks[0] if peaks else None,
             **info,
         )
     except Exception as exc:  # a library failing on a model is a result

@@ -24,6 +24,7 @@ import operator
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Container, Iterator, Mapping
 from typing import Any
 
@@ -290,7 +291,16 @@ class _ConcreteProxy(_ConcreteMixin, fx.Proxy):
 
 
 class _ConcreteAttribute(_ConcreteMixin, fx.proxy.Attribute):
-    pass
+    @property
+    def node(self) -> fx.Node:  # type: ignore[override]
+        """fx's lazily added ``getattr`` node; its value is kept while this attribute lives
+        (:meth:`ConcreteTracer._keep_while`)."""
+        if self._node is None:
+            proxy = self.tracer.create_proxy("call_function", getattr, (self.root, self.attr), {})
+            if proxy.node in self.tracer._holders:  # type: ignore[attr-defined]
+                self.tracer._keep_while(proxy.node, self)  # type: ignore[attr-defined]
+            self._node = proxy.node
+        return self._node
 
 
 def _map(value: Any, fn: Callable[[Any], Any]) -> Any:
@@ -500,6 +510,11 @@ class _ThreadSafeTracer(fx.Tracer):
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
+# an operation's tensor result of this size is dropped once no proxy holds it (smaller ones are
+# kept: tracking them costs more than their memory)
+_RELEASED_BYTES = 1 << 16
+
+
 class ConcreteTracer(_ThreadSafeTracer):
     """An ``fx.Tracer`` that executes each recorded op on concrete example values.
 
@@ -537,6 +552,8 @@ class ConcreteTracer(_ThreadSafeTracer):
         self._inputs = list(inputs)
         self._leaf = leaf
         self._values: dict[fx.Node, Any] = {}
+        self._holders: dict[fx.Node, int] = {}  # live proxies per node (:meth:`_keep_while`)
+        self._holder_refs: set[weakref.ref[Any]] = set()
         self._concrete_run = False
         self._shapes_only = shapes_only
         self._base_layers: set[int] = set()  # ids of subclasses verified to compute the base
@@ -617,6 +634,28 @@ class ConcreteTracer(_ThreadSafeTracer):
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _ConcreteProxy(node, self)
+
+    def _keep_while(self, node: fx.Node, holder: fx.Proxy) -> None:
+        """Keep ``node``'s concrete value only while ``holder``, a proxy of it, lives (and any
+        other proxy it is kept for). Traced code reaches a node only through its proxies, so
+        once none lives the value is dropped and the allocator reuses its memory, as in an
+        untraced forward; holding every intermediate tensor would touch fresh memory for each
+        (GPT-2 small on 128 tokens: the trace 1.45 -> 1.05 s). Called for the results of
+        operations of at least ``_RELEASED_BYTES`` (placeholders and ``get_attr`` values, the
+        inputs and the model's own tensors, are kept)."""
+        values, counts, refs = self._values, self._holders, self._holder_refs
+        counts[node] = counts.get(node, 0) + 1
+
+        def release(ref: weakref.ref[Any]) -> None:
+            refs.discard(ref)
+            left = counts[node] - 1
+            if left:
+                counts[node] = left
+            else:
+                del counts[node]
+                values.pop(node, None)
+
+        refs.add(weakref.ref(holder, release))
 
     def value_of(self, obj: Any) -> Any:
         """The concrete value of a proxy (recursively inside containers)."""
@@ -719,6 +758,8 @@ class ConcreteTracer(_ThreadSafeTracer):
         if isinstance(value, torch.Tensor):
             node.meta["nk_shape"] = tuple(int(s) for s in value.shape)
             node.meta["nk_dtype"] = value.dtype
+            if kind.startswith("call_") and value.nbytes >= _RELEASED_BYTES:
+                self._keep_while(node, proxy)
         return proxy
 
     def _submodule(self, name: str) -> nn.Module:
