@@ -71,3 +71,21 @@ def test_an_attribute_node_keeps_its_value_while_the_attribute_lives() -> None:
     model = _Transposed()
     graph = ConcreteTracer((x,)).trace(model)
     assert torch.equal(fx.GraphModule(model, graph)(x), model(x))
+
+
+class _ReadsWeight(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.w  # a get_attr node: the tracer fetches the parameter
+
+
+def test_a_finished_trace_holds_none_of_the_models_tensors() -> None:
+    model = _ReadsWeight()
+    tracer = ConcreteTracer((torch.randn(2, 8),))  # kept, as fx's own cycle keeps a tracer
+    tracer.trace(model)
+    weight = weakref.ref(model.w)
+    model.w = nn.Parameter(torch.zeros(4, 8))  # replaced, as a prune in place does
+    assert weight() is None

@@ -776,6 +776,10 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                 for leaf, value in store.items():
                     if value is not None:
                         owners.setdefault(id(value), []).append((store, leaf, mname))
+    # ids of tensors other slots may still hold once one slot's is replaced: tied ones and
+    # the slices made of them; only these are kept in ``tied`` (any other is freed once its
+    # slot holds the slice, so pruning in place needs about one layer's memory beyond the model)
+    shared = {key for key, slots in owners.items() if len(slots) > 1}
     # keep masks by (size, removed positions, device): most members of a group share one
     masks: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor, bytes]] = {}
     for (module, param, dim), positions in removed.items():
@@ -797,13 +801,16 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
         keep, kept, keep_bytes = cached
         if hard:
             sig = (dim, keep_bytes)
-            shared = tied.get(id(t))
-            if shared is None:
+            entry = tied.get(id(t))
+            if entry is None:
                 new = torch.index_select(t.detach(), dim, kept)
                 _set_tensor(mod, "", param, new)
-                tied[id(t)] = (t, get_param(mod, "", param), {sig})
+                if id(t) in shared:
+                    new = get_param(mod, "", param)
+                    tied[id(t)] = (t, new, {sig})
+                    shared.add(id(new))
             else:  # a tied tensor (e.g. lm_head.weight is wte.weight): slice once, stay tied
-                orig, cur, applied = shared
+                orig, cur, applied = entry
                 if sig not in applied:
                     if cur.shape[dim] != size:
                         raise ValueError(
@@ -811,6 +818,7 @@ def _apply(graph: DependencyGraph, plan: PruningPlan, target: nn.Module, hard: b
                         )
                     new_cur = _as_param(torch.index_select(cur.detach(), dim, kept), cur)
                     _retie(target, cur, new_cur)
+                    shared.add(id(new_cur))
                     applied.add(sig)
                     cur = new_cur
                     tied[id(orig)] = (orig, cur, applied)

@@ -451,8 +451,17 @@ class _ThreadSafeTracer(fx.Tracer):
             finally:
                 self._owner = None
                 _TRACED_CLASSES.classes = before
+                self._drop_tensors()
                 if _FX_PATCHER is not None:
                     setattr(fx._symbolic_trace, "_Patcher", _FX_PATCHER)  # noqa: B010
+
+    def _drop_tensors(self) -> None:
+        """Forget the tables of the root's tensors once a trace is done: fx's trace leaves
+        its tracer in a reference cycle (closures of its patcher), so only the garbage
+        collector frees it, and until then those tables kept every parameter alive (through
+        a prune in place, all of the replaced weights)."""
+        self.tensor_attrs = {}
+        vars(self).pop("_nk_tensor_names", None)
 
     def _foreign(self) -> bool:
         """Whether the caller is another thread than the one tracing."""
@@ -634,6 +643,10 @@ class ConcreteTracer(_ThreadSafeTracer):
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _ConcreteProxy(node, self)
+
+    def _drop_tensors(self) -> None:
+        super()._drop_tensors()
+        self._values.clear()
 
     def _keep_while(self, node: fx.Node, holder: fx.Proxy) -> None:
         """Keep ``node``'s concrete value only while ``holder``, a proxy of it, lives (and any
