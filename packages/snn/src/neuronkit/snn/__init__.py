@@ -5,6 +5,8 @@ Paper methods live in role subpackages: ``neuronkit.snn.training`` (BPTT, SLTT, 
 ``neuronkit.snn.synapses`` (learnable delays), ``neuronkit.snn.inference`` (Dynamic
 Confidence), ``neuronkit.snn.attacks`` (PDSG, FGSM/PGD, SDA).
 
+``neuronkit.snn.plot`` draws spike rasters, membrane traces and population rates.
+
 Time-major throughout: multi-step tensors are ``[T, B, ...]``.
 """
 

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from neuronkit.common import Check, RunContext, new_figure, reproduction
-from neuronkit.snn import LIF, ATan, SeqBatchNorm1d, softmax_sum_ce, softmax_sum_predict
+from neuronkit.snn import LIF, ATan, SeqBatchNorm1d, plot, softmax_sum_ce, softmax_sum_predict
 from neuronkit.snn.data.spike_timing import SpikeTiming, spike_timing_dataset
 from neuronkit.snn.synapses import (
     DelayedLinear,
@@ -196,6 +196,8 @@ def run(ctx: RunContext) -> None:
         data_seed = int(ctx.rng.integers(0, 2**31))
         model_seed = int(ctx.rng.integers(0, 2**31))
         data = spike_timing_dataset(seed=data_seed, **data_cfg)
+        if s == 0:
+            _input_figure(ctx, data, data_cfg["channels_per_group"])
         for v in VARIANTS:
             torch.manual_seed(model_seed)
             model = DelaySNN(C, widths[v], K, D, v, model_seed)
@@ -245,6 +247,20 @@ def run(ctx: RunContext) -> None:
         "and the reference's absolute 0.1 both left it below 5 points in an earlier audit; the "
         "0.3 used before snn 0.3.12 had no recorded reason."
     )
+
+
+def _input_figure(ctx: RunContext, data: SpikeTiming, group: int) -> None:
+    """Spike rasters of one test sample of each of the first three classes."""
+    classes = [c for c in range(3) if bool((data.y_test == c).any())]
+    fig, axes = new_figure(1, len(classes), figsize=(4.0 * len(classes), 3.2), sharey=True)
+    for ax, c in zip(np.atleast_1d(axes), classes, strict=True):
+        sample = int((data.y_test == c).nonzero()[0, 0])
+        plot.raster(data.x_test, sample=sample, ax=ax)
+        for edge in range(group, data.x_test.shape[2], group):  # channel groups
+            ax.axhline(edge - 0.5, color="grey", lw=0.5)
+        ax.set_title(f"class {c}: test sample {sample}", fontsize=9)
+        ax.set_ylabel("input channel")
+    ctx.save_figure("delays_inputs", fig)
 
 
 def _figure(
