@@ -14,6 +14,15 @@ Matched settings, Captum's defaults stated explicitly on both sides (issue #5; a
   ``torch.manual_seed(0); NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad",
   nt_samples=50, stdevs=0.15, target=t)`` (identical noise).
 
+* Grad-CAM (CNN only) of the second convolution's output: ``grad_cam(model, x, "3", t)`` vs
+  ``LayerGradCam(model, model[3]).attribute(x, target=t)`` (no ReLU, channels summed: both
+  defaults);
+* occlusion (CNN only): 1 x 4 x 4 windows, strides 1 x 2 x 2 (13 x 13 positions), zero
+  baseline, 256 occluded rows per forward on both sides: ``occlusion(model, x, (1, 4, 4), t,
+  strides=(1, 2, 2), batch_size=256)`` vs ``Occlusion(model).attribute(x,
+  sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2), baselines=0.0, target=t,
+  perturbations_per_eval=256 // B)`` (Captum's default is one position per forward).
+
 Models: an MLP 784-256-256-10 (ReLU) and a small CNN (1x28x28 -> conv 8 -> pool -> conv 16 ->
 pool -> linear 10), in eval mode, at batch 1 and 32, targets ``arange(B) % 10``.
 
@@ -27,9 +36,13 @@ pool -> linear 10), in eval mode, at batch 1 and 32, targets ``arange(B) % 10``.
    exactly the rows it evaluates (the B inputs for saliency; x at the 50 Gauss-Legendre nodes,
    prebuilt, for integrated gradients; for SmoothGrad the 50 B noisy copies, drawn in the
    timed call because no SmoothGrad can skip the draw: randn and one fused add), the target
-   outputs summed and differentiated with respect to the input only. (Until 2026-11-29 the
-   floor ran on B identical copies of x and left the noise out; on the CNN identical rows run
-   ~10% faster than noisy ones, so that floor was below what the method can reach.)
+   outputs summed and differentiated with respect to the input only. Grad-CAM's floor runs
+   the layers up to the attributed one without a graph (none is needed there) and the rest
+   forward and backward to that layer's output; occlusion's is the model's forward (no
+   gradients) on every occluded copy, built before the timed calls, in the same chunks.
+   (Until 2026-11-29 the floor ran on B identical copies of x and left the noise out; on the
+   CNN identical rows run ~10% faster than noisy ones, so that floor was below what the
+   method can reach.)
    "x floor" is measured in each library's own process: its calls alternate with the floor's
    (order swapped every repeat), and the ratio of the two medians is taken per process
    (median over rounds), so both see the same machine state; the floor's own process
@@ -66,12 +79,38 @@ LIBRARIES = ["floor", "neuronkit", "captum"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_attribution.json"
 N_STEPS, N_SAMPLES, STDEV = 50, 50, 0.15
 METHODS = ["saliency", "integrated_gradients", "smoothgrad"]
+CNN_METHODS = ["grad_cam", "occlusion"]  # layer maps and patches: the CNN only
+CAM_LAYER = 3  # Grad-CAM of the second convolution's output [B, 16, 14, 14]
+WINDOW, STRIDES, ROWS = (1, 4, 4), (1, 2, 2), 256  # occlusion: 13 x 13 positions, rows/forward
 
 
 def configs(quick: bool) -> list[tuple[str, int, str]]:
     """(model, batch, method)."""
     models = ["mlp"] if quick else ["mlp", "cnn"]
-    return [(m, b, meth) for m in models for b in (1, 32) for meth in METHODS]
+    out = [(m, b, meth) for m in models for b in (1, 32) for meth in METHODS]
+    if not quick:
+        out += [("cnn", b, meth) for b in (1, 32) for meth in CNN_METHODS]
+    return out
+
+
+def _occluded_chunks(x):  # type: ignore[no-untyped-def]
+    """Every occluded copy of ``x`` (zero baseline), in forward-sized chunks: the rows any
+    occlusion must evaluate, built before the floor's timed calls."""
+    import itertools
+
+    import torch
+
+    h, w = x.shape[2:]
+    corners = itertools.product(
+        range(0, h - WINDOW[1] + 1, STRIDES[1]), range(0, w - WINDOW[2] + 1, STRIDES[2])
+    )
+    rows = []
+    for i, j in corners:
+        occluded = x.clone()
+        occluded[:, :, i : i + WINDOW[1], j : j + WINDOW[2]] = 0.0
+        rows.append(occluded)
+    per_forward = max(1, ROWS // x.shape[0])
+    return [torch.cat(rows[k : k + per_forward]) for k in range(0, len(rows), per_forward)]
 
 
 def build_model(name: str):  # type: ignore[no-untyped-def]
@@ -115,6 +154,25 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
     """A zero-argument callable returning the attributions (or the floor's gradient)."""
     import torch
 
+    if library == "floor" and method == "grad_cam":  # no graph before the layer: none needed
+        prefix, suffix = model[: CAM_LAYER + 1], model[CAM_LAYER + 1 :]
+
+        def cam_floor():  # type: ignore[no-untyped-def]
+            with torch.no_grad():
+                acts = prefix(x)
+            leaf = acts.requires_grad_(True)
+            out = suffix(leaf).gather(1, target[:, None]).sum()
+            return torch.autograd.grad(out, leaf)[0]
+
+        return cam_floor
+    if library == "floor" and method == "occlusion":  # the forwards of every occluded copy
+        chunks = _occluded_chunks(x)
+
+        def occlusion_floor():  # type: ignore[no-untyped-def]
+            with torch.no_grad():
+                return [model(chunk) for chunk in chunks]
+
+        return occlusion_floor
     if library == "floor":  # on exactly the rows the method evaluates
         if method == "saliency":
             batch, t = x, target
@@ -139,8 +197,18 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
 
         return floor
     if library == "neuronkit":
-        from neuronkit.interpretability import integrated_gradients, saliency, smoothgrad
+        from neuronkit.interpretability import (
+            grad_cam,
+            integrated_gradients,
+            occlusion,
+            saliency,
+            smoothgrad,
+        )
 
+        if method == "grad_cam":
+            return lambda: grad_cam(model, x, str(CAM_LAYER), target)
+        if method == "occlusion":
+            return lambda: occlusion(model, x, WINDOW, target, strides=STRIDES, batch_size=ROWS)
         if method == "saliency":
             return lambda: saliency(model, x, target, abs=True)
         if method == "integrated_gradients":
@@ -158,8 +226,22 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             seed=0,
         )
     if library == "captum":
-        from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+        from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 
+        if method == "grad_cam":
+            cam = LayerGradCam(model, model[CAM_LAYER])
+            return lambda: cam.attribute(x, target=target)
+        if method == "occlusion":
+            occ = Occlusion(model)
+            per_eval = max(1, ROWS // x.shape[0])  # the same rows per forward as neuronkit's
+            return lambda: occ.attribute(
+                x,
+                sliding_window_shapes=WINDOW,
+                strides=STRIDES,
+                baselines=0.0,
+                target=target,
+                perturbations_per_eval=per_eval,
+            )
         if method == "saliency":
             sal = Saliency(model)
             return lambda: sal.attribute(x, target=target, abs=True)
@@ -283,11 +365,16 @@ def main() -> int:
     atomic_write_json(
         out,
         {
-            "benchmark": "saliency / integrated gradients / SmoothGrad vs Captum, float32, CPU",
+            "benchmark": (
+                "saliency / integrated gradients / SmoothGrad / Grad-CAM / occlusion vs Captum, "
+                "float32, CPU"
+            ),
             "settings": {
                 "integrated_gradients": "n_steps=50, gausslegendre, zero baseline",
                 "smoothgrad": "NoiseTunnel(Saliency abs=True), 50 samples, stdev 0.15, seed 0",
                 "saliency": "abs=True",
+                "grad_cam": "CNN layer 3 (conv 8->16), no ReLU, channels summed",
+                "occlusion": "CNN, window 1x4x4, strides 1x2x2, zero baseline, 256 rows/forward",
             },
             "threads": args.threads,
             "repeats": args.repeats,
@@ -308,7 +395,9 @@ def main() -> int:
             },
             "floor": (
                 "model forward+backward (grad w.r.t. input) on exactly the rows the method "
-                "evaluates, at once; SmoothGrad's includes drawing its noisy copies"
+                "evaluates, at once; SmoothGrad's includes drawing its noisy copies; Grad-CAM: "
+                "graph-free forward to the layer, forward+backward to it after; occlusion: "
+                "forward only on every occluded copy (prebuilt)"
             ),
             "rows": rows,
         },

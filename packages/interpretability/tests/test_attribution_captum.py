@@ -13,8 +13,10 @@ import torch
 from torch import nn
 
 from neuronkit.interpretability import (
+    grad_cam,
     input_x_gradient,
     integrated_gradients,
+    occlusion,
     saliency,
     smoothgrad,
 )
@@ -149,3 +151,72 @@ def test_smoothgrad_of_a_float64_model_matches_noise_tunnel(kind) -> None:
     )
     ours = smoothgrad(model, x, 1, n_samples=5, stdev=0.2, kind=kind, seed=5)
     torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=0)
+
+
+def _conv_net() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(inplace=True),  # writes over the first layer's output
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    )
+
+
+@pytest.mark.parametrize("layer", ["0", "2", "5"])
+@pytest.mark.parametrize(
+    ("ours_kw", "theirs_kw"),
+    [
+        ({}, {}),
+        ({"relu": True}, {"relu_attributions": True}),
+        ({"sum_channels": False}, {"attr_dim_summation": False}),
+        ({"layer_input": True}, {"attribute_to_layer_input": True}),
+    ],
+)
+def test_grad_cam_matches_layer_grad_cam(layer, ours_kw, theirs_kw) -> None:
+    model = _conv_net()
+    x = torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(8))
+    target = torch.tensor([0, 3, 1, 4])
+    theirs = captum_attr.LayerGradCam(model, model[int(layer)]).attribute(
+        x, target=target, **theirs_kw
+    )
+    ours = grad_cam(model, x, layer, target, **ours_kw)
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+def test_grad_cam_upsampled_matches_layer_attribution_interpolate() -> None:
+    model = _conv_net()
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(9))
+    cam = captum_attr.LayerGradCam(model, model[5]).attribute(x, target=2)
+    theirs = captum_attr.LayerAttribution.interpolate(cam, (12, 12), "bilinear")
+    torch.testing.assert_close(
+        grad_cam(model, x, model[5], 2, upsample="bilinear"), theirs, atol=ATOL, rtol=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("window", "strides", "baselines"),
+    [
+        ((3, 3, 3), 1, 0.0),
+        ((1, 4, 4), (1, 3, 2), 0.5),  # windows cut at the border
+        ((3, 12, 11), 1, 0.0),  # one window: the whole input
+        ((2, 5, 3), (1, 2, 3), "image"),
+    ],
+)
+def test_occlusion_matches_captum(window, strides, baselines) -> None:
+    model = _conv_net()
+    gen = torch.Generator().manual_seed(10)
+    x = torch.randn(3, 3, 12, 11, generator=gen)
+    if baselines == "image":
+        baselines = torch.randn(3, 12, 11, generator=gen)
+    target = torch.tensor([4, 0, 2])
+    theirs = captum_attr.Occlusion(model).attribute(
+        x, sliding_window_shapes=window, strides=strides, baselines=baselines, target=target
+    )
+    ours = occlusion(model, x, window, target, strides=strides, baselines=baselines, batch_size=7)
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)

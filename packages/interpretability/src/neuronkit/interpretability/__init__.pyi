@@ -25,8 +25,10 @@ from .dynamics import InformationPlane, track_information_plane
 from .evaluators import WideDeep, WideDeepResult
 from .fusion import LateFusionClassifier, robustness_curves
 from .geometry import level_set_traversal, line_confidence, triangle_confidence
+from .grad_cam import grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
+from .occlusion import occlusion
 from .representation import (
     GeoTopological,
     TRSASelection,
@@ -92,6 +94,7 @@ __all__ = [
     "geodesic",
     "geometry",
     "get_layer",
+    "grad_cam",
     "gt_grid",
     "identification_accuracy",
     "input_x_gradient",
@@ -116,6 +119,7 @@ __all__ = [
     "n_conditions",
     "noise_precision",
     "noise_precision_from_measurements",
+    "occlusion",
     "pgd_attack",
     "random_attribution",
     "rank_transform",

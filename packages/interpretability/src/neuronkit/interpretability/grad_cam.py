@@ -1,0 +1,157 @@
+"""Grad-CAM: class activation maps from a layer's activations and gradients.
+
+Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra, "Grad-CAM: Visual Explanations from Deep
+Networks via Gradient-based Localization" (ICCV 2017).
+
+For a layer with output ``A [B, K, ...]`` (channels, then spatial dimensions) and the selected
+output ``y`` of each example, the map is ``sum_k alpha_k A_k`` with ``alpha_k`` the gradient
+``dy / dA_k`` averaged over the spatial positions. Numbers equal Captum's ``LayerGradCam``
+(whose defaults are this function's): no ReLU unless ``relu=True`` (the paper applies one),
+channels summed, the layer's output attributed. Targets as in
+:mod:`neuronkit.interpretability.attribution`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuronkit.common import check_choice, check_type, eval_mode, grad_enabled
+
+from .attribution import (
+    Target,
+    _check_graph,
+    _check_inputs,
+    _finite_with_inputs,
+    _grad_outputs,
+    _target_index,
+)
+from .hooks import call_model, check_not_compiled, get_layer
+
+__all__ = ["grad_cam"]
+
+_UPSAMPLE = ("nearest", "bilinear", "bicubic")
+
+
+class _Capture:
+    """Hook keeping the tensor Grad-CAM attributes, the layer's output (a forward hook) or its
+    first input (a pre-hook), and handing the model a copy: in-place ops after the layer
+    (``ReLU(inplace=True)``) leave the kept activation unchanged while the gradient still
+    flows through it (Captum does the same). A tensor outside any graph (frozen weights, a
+    plain input) is made a leaf that requires grad, so frozen models work too."""
+
+    def __init__(self) -> None:
+        self.value: torch.Tensor | None = None
+
+    def _keep(self, x: Any, what: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(
+                f"the layer's {what} must be a tensor for Grad-CAM, got {type(x).__name__}"
+            )
+        self.value = x if x.requires_grad else x.detach().requires_grad_(True)
+        return self.value.clone()
+
+    def output_hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+        return self._keep(output, "output")
+
+    def input_hook(self, module: nn.Module, args: Any) -> Any:
+        if not args:
+            raise TypeError("layer_input=True needs a layer called with a positional input")
+        return (self._keep(args[0], "input"), *args[1:])
+
+
+@grad_enabled("grad_cam")
+def grad_cam(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    target: Target = None,
+    *,
+    relu: bool = False,
+    sum_channels: bool = True,
+    layer_input: bool = False,
+    upsample: str | None = None,
+) -> torch.Tensor:
+    """Grad-CAM maps of ``layer`` for each example (Captum's ``LayerGradCam``).
+
+    Args:
+        model: network mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``); runs in eval mode
+            (its flags are restored).
+        inputs: ``[B, ...]`` floating tensor (not modified).
+        layer: the layer, by name (as in ``model.named_modules()``) or as a submodule; its
+            output (or first input, ``layer_input=True``) is ``[B, K, ...]``, usually the
+            last convolutional block. Called several times per forward, its last call counts.
+        target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
+        relu: keep only the positive part (the paper's Grad-CAM; Captum's default is
+            ``False``).
+        sum_channels: sum the weighted activations over the channels (default, Captum's
+            ``attr_dim_summation``); ``False`` returns them per channel.
+        layer_input: attribute the layer's input instead of its output.
+        upsample: ``None`` (default) returns maps at the layer's resolution; ``"nearest"``,
+            ``"bilinear"`` or ``"bicubic"`` interpolates them to the inputs' spatial size
+            ``inputs.shape[2:]`` (as Captum's ``LayerAttribution.interpolate``; 1 or 2
+            spatial dimensions for ``"bilinear"`` / ``"bicubic"``: linear for 1).
+
+    Returns:
+        ``[B, 1, ...]`` maps (``[B, K, ...]`` without ``sum_channels``), at the layer's
+        spatial size or the inputs' (``upsample``); for a layer with no spatial dimensions
+        (``[B, K]``) the gradient itself weighs each unit.
+    """
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    _check_inputs(inputs, finite=False)
+    for name, flag in (
+        ("relu", relu),
+        ("sum_channels", sum_channels),
+        ("layer_input", layer_input),
+    ):
+        check_type(name, flag, bool)
+    if upsample is not None:
+        check_choice("upsample", upsample, _UPSAMPLE)
+    module = get_layer(model, layer) if isinstance(layer, str) else layer
+    check_type("layer", module, nn.Module)
+    if not any(m is module for m in model.modules()):
+        raise ValueError("layer must be a submodule of model (or its name)")
+    t = _target_index(target, inputs.shape[0], inputs.device)
+
+    capture = _Capture()
+    if layer_input:
+        handle = module.register_forward_pre_hook(capture.input_hook)
+    else:
+        handle = module.register_forward_hook(capture.output_hook)
+    try:
+        with eval_mode(model):
+            outputs = call_model(model, inputs)
+            grad_out = _grad_outputs(outputs, t, inputs.shape[0])
+            _check_graph(outputs)
+            acts = capture.value
+            if acts is None:
+                raise ValueError("layer did not run in the model's forward pass")
+            if acts.ndim < 2 or acts.shape[0] != inputs.shape[0]:
+                raise ValueError(
+                    f"the layer's {'input' if layer_input else 'output'} must be [B, K, ...] "
+                    f"with the batch size {inputs.shape[0]}, got shape {tuple(acts.shape)}"
+                )
+            (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
+    finally:
+        handle.remove()
+    if grads is None:
+        raise ValueError("the model's output does not depend on the layer through autograd")
+    weights = grads.mean(dim=tuple(range(2, grads.ndim)), keepdim=True) if grads.ndim > 2 else grads
+    maps = weights * acts.detach()
+    if sum_channels:
+        maps = maps.sum(dim=1, keepdim=True)
+    if relu:
+        maps = F.relu(maps)
+    if upsample is not None:
+        if maps.ndim == 2 or maps.ndim != inputs.ndim:
+            raise ValueError(
+                f"upsample needs maps with the inputs' spatial dimensions, got maps "
+                f"{tuple(maps.shape)} for inputs {tuple(inputs.shape)}"
+            )
+        mode = "linear" if upsample != "nearest" and maps.ndim == 3 else upsample
+        maps = F.interpolate(maps, size=tuple(inputs.shape[2:]), mode=mode)
+    return _finite_with_inputs(inputs, maps, "outputs, activations or gradients")
