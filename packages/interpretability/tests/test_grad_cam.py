@@ -87,9 +87,10 @@ def test_one_spatial_dimension_upsamples_linearly():
 class _Unused(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.used, self.unused = nn.Linear(4, 2), nn.Linear(4, 4)
+        self.used, self.unused, self.ignored = nn.Linear(4, 2), nn.Linear(4, 4), nn.Linear(4, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.ignored(x)  # runs, but the output does not depend on it
         return self.used(x)
 
 
@@ -115,6 +116,8 @@ def test_bad_arguments_name_the_argument(x, call, error, match):
 def test_layers_that_do_not_run_or_return_no_tensor_are_named():
     with pytest.raises(ValueError, match="did not run"):
         grad_cam(_Unused(), torch.randn(3, 4), "unused", 0)
+    with pytest.raises(ValueError, match="does not depend on the layer"):
+        grad_cam(_Unused(), torch.randn(3, 4), "ignored", 0)
     lstm = nn.Sequential(nn.LSTM(4, 3, batch_first=True))
     with pytest.raises(TypeError, match="output must be a tensor"):
         grad_cam(lstm, torch.randn(2, 5, 4), "0")

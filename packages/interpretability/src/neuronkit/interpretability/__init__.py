@@ -5,7 +5,8 @@ Reusable core:
 * :mod:`.hooks`: :class:`LayerRecorder` (activations / gradients of named layers, hooks
   always removed), :func:`layer_activations`.
 * :mod:`.attribution`: batched saliency, gradient x input, integrated gradients, SmoothGrad,
-  loss gradients and a random baseline, numerically equal to Captum.
+  loss gradients and a random baseline, numerically equal to Captum; :mod:`.grad_cam` and
+  :mod:`.occlusion` (Captum's ``LayerGradCam`` and ``Occlusion``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.

@@ -23,7 +23,6 @@ from neuronkit.common import check_choice, check_type, eval_mode, grad_enabled
 
 from .attribution import (
     Target,
-    _check_graph,
     _check_inputs,
     _finite_with_inputs,
     _grad_outputs,
@@ -38,10 +37,11 @@ _UPSAMPLE = ("nearest", "bilinear", "bicubic")
 
 class _Capture:
     """Hook keeping the tensor Grad-CAM attributes, the layer's output (a forward hook) or its
-    first input (a pre-hook), and handing the model a copy: in-place ops after the layer
-    (``ReLU(inplace=True)``) leave the kept activation unchanged while the gradient still
-    flows through it (Captum does the same). A tensor outside any graph (frozen weights, a
-    plain input) is made a leaf that requires grad, so frozen models work too."""
+    first input (a pre-hook). The model runs without gradients up to the layer: the hook turns
+    them on for the rest of the forward and keeps the tensor as a leaf, since only the
+    gradient with respect to it is needed (no graph is recorded before it, as none is
+    needed). The model gets a copy, so in-place ops after the layer (``ReLU(inplace=True)``)
+    leave the kept activation unchanged (Captum keeps it likewise)."""
 
     def __init__(self) -> None:
         self.value: torch.Tensor | None = None
@@ -51,7 +51,8 @@ class _Capture:
             raise TypeError(
                 f"the layer's {what} must be a tensor for Grad-CAM, got {type(x).__name__}"
             )
-        self.value = x if x.requires_grad else x.detach().requires_grad_(True)
+        torch.set_grad_enabled(True)  # the enclosing no_grad() restores the mode on exit
+        self.value = x.detach().requires_grad_(True)
         return self.value.clone()
 
     def output_hook(self, module: nn.Module, args: Any, output: Any) -> Any:
@@ -79,7 +80,8 @@ def grad_cam(
 
     Args:
         model: network mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``); runs in eval mode
-            (its flags are restored).
+            (its flags are restored), without recording a graph up to ``layer`` (only the
+            gradient with respect to the layer is needed: less memory than Captum's).
         inputs: ``[B, ...]`` floating tensor (not modified).
         layer: the layer, by name (as in ``model.named_modules()``) or as a submodule; its
             output (or first input, ``layer_input=True``) is ``[B, K, ...]``, usually the
@@ -124,9 +126,9 @@ def grad_cam(
         handle = module.register_forward_hook(capture.output_hook)
     try:
         with eval_mode(model):
-            outputs = call_model(model, inputs)
+            with torch.no_grad():  # until the layer runs (the hook turns gradients on)
+                outputs = call_model(model, inputs)
             grad_out = _grad_outputs(outputs, t, inputs.shape[0])
-            _check_graph(outputs)
             acts = capture.value
             if acts is None:
                 raise ValueError("layer did not run in the model's forward pass")
@@ -135,7 +137,9 @@ def grad_cam(
                     f"the layer's {'input' if layer_input else 'output'} must be [B, K, ...] "
                     f"with the batch size {inputs.shape[0]}, got shape {tuple(acts.shape)}"
                 )
-            (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
+            grads = None
+            if outputs.requires_grad:
+                (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
     finally:
         handle.remove()
     if grads is None:
