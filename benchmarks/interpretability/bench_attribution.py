@@ -37,9 +37,10 @@ pool -> linear 10), in eval mode, at batch 1 and 32, targets ``arange(B) % 10``.
    prebuilt, for integrated gradients; for SmoothGrad the 50 B noisy copies, drawn in the
    timed call because no SmoothGrad can skip the draw: randn and one fused add), the target
    outputs summed and differentiated with respect to the input only. Grad-CAM's floor runs
-   the layers up to the attributed one without a graph (none is needed there) and the rest
-   forward and backward to that layer's output; occlusion's is the model's forward (no
-   gradients) on every occluded copy, built before the timed calls, in the same chunks.
+   the layers up to the attributed one without a graph (none is needed there), the rest
+   forward and backward to that layer's output, and the map's three ops; occlusion's is the
+   model's forward (no gradients) on every occluded copy, built before the timed calls, in
+   the same chunks.
    (Until 2026-11-29 the floor ran on B identical copies of x and left the noise out; on the
    CNN identical rows run ~10% faster than noisy ones, so that floor was below what the
    method can reach.)
@@ -162,7 +163,8 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
                 acts = prefix(x)
             leaf = acts.requires_grad_(True)
             out = suffix(leaf).gather(1, target[:, None]).sum()
-            return torch.autograd.grad(out, leaf)[0]
+            grad = torch.autograd.grad(out, leaf)[0]
+            return (grad.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True)  # the map
 
         return cam_floor
     if library == "floor" and method == "occlusion":  # the forwards of every occluded copy
@@ -396,7 +398,8 @@ def main() -> int:
             "floor": (
                 "model forward+backward (grad w.r.t. input) on exactly the rows the method "
                 "evaluates, at once; SmoothGrad's includes drawing its noisy copies; Grad-CAM: "
-                "graph-free forward to the layer, forward+backward to it after; occlusion: "
+                "graph-free forward to the layer, forward+backward to it after, the map; "
+                "occlusion: "
                 "forward only on every occluded copy (prebuilt)"
             ),
             "rows": rows,
