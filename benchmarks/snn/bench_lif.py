@@ -37,6 +37,11 @@ the same parameter (snnTorch's ``learn_beta`` learns ``beta`` without input deca
 no learnable time constant), so the peers are SpikingJelly alone; the equivalence part also
 compares ``dL/dw``. Results go to ``snn_plif.json``.
 
+``--arch conv`` runs the same measurements on two ``Conv2d(H, H, 3, padding=1)`` layers (H
+channels) over ``[T, B, H, 16, 16]`` spike frames at batch 16, T in {4, 16}, H in {16, 32} (the
+convolutions' cost keeps the grid small on a CPU), without ``neuronkit_events``
+(``SpikeLinear`` has no convolution); results go to ``snn_lif_conv.json``.
+
 ``--device cuda`` runs both parts on a GPU (the issue's benchmark is the CPU one; this is the
 same work where a GPU is lent): each timed step is synchronized, memory is the growth of
 torch's peak CUDA allocation, and results go to ``snn_lif_cuda.json``. There SpikingJelly gets
@@ -46,7 +51,7 @@ its reference path (36.4 vs 34.8 ms, T=64, hidden 256, train), so the CPU run ke
 autograd surrogate.
 
     python benchmarks/snn/bench_lif.py [--threads 1] [--repeats 20] [--rounds 3] [--quick]
-        [--device cpu|cuda] [--neuron lif|plif]
+        [--device cpu|cuda] [--neuron lif|plif] [--arch linear|conv]
 """
 
 from __future__ import annotations
@@ -68,6 +73,13 @@ NEURONS = {
     "plif": ["floor", "neuronkit", "neuronkit_events", "spikingjelly"],
 }
 OURS = ("neuronkit", "neuronkit_events")  # nn.Linear, snn.SpikeLinear
+# --arch conv: the layers are Conv2d(H, H, 3, padding=1) on [T, B, H, SIDE, SIDE] (set by main)
+ARCH, CONV_SIDE, CONV_BATCH = "linear", 16, 16
+
+
+def _libraries(neuron: str) -> list[str]:
+    """The libraries of a run: SpikeLinear has no convolution, so --arch conv leaves it out."""
+    return [lib for lib in NEURONS[neuron] if ARCH == "linear" or lib != "neuronkit_events"]
 
 
 def _peers(libraries: list[str]) -> list[str]:
@@ -100,14 +112,19 @@ def build(library: str, hidden: int, dtype, device: str = "cpu", neuron: str = "
     import torch
     from torch import nn
 
-    if library not in NEURONS[neuron]:
-        raise ValueError(f"library must be one of {NEURONS[neuron]} for {neuron}, got {library!r}")
+    if library not in _libraries(neuron):
+        raise ValueError(
+            f"library must be one of {_libraries(neuron)} for {neuron} ({ARCH}), got {library!r}"
+        )
     linear = nn.Linear
     if library == "neuronkit_events":
         from neuronkit.snn import SpikeLinear as linear  # the same layers, event-driven
 
         library = "neuronkit"
-    fc1, fc2 = linear(hidden, hidden), linear(hidden, hidden)
+    if ARCH == "conv":
+        fc1, fc2 = (nn.Conv2d(hidden, hidden, 3, padding=1) for _ in range(2))
+    else:
+        fc1, fc2 = linear(hidden, hidden), linear(hidden, hidden)
     linears = [fc1, fc2]
     lifs: list[nn.Module] = []
 
@@ -258,7 +275,8 @@ def make_input(steps: int, batch: int, hidden: int, dtype, seed: int = 0, device
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(steps, batch, hidden, generator=g, dtype=dtype) < 0.2).to(device, dtype)
+    shape = (steps, batch, hidden) + ((CONV_SIDE, CONV_SIDE) if ARCH == "conv" else ())
+    return (torch.rand(shape, generator=g, dtype=dtype) < 0.2).to(device, dtype)
 
 
 def loss_fn(spikes):  # type: ignore[no-untyped-def]
@@ -282,7 +300,7 @@ def verify(
     loss_fn(ref_out).backward()
     ref_grads = [torch.cat([fc.weight.grad.flatten(), fc.bias.grad]) for fc in ref_linears]
     report = {}
-    for library in NEURONS[neuron][2:]:  # neuronkit's event-driven network and the peers
+    for library in _libraries(neuron)[2:]:  # neuronkit's event-driven network and the peers
         net, linears, taus = build(library, hidden, dtype, device, neuron)
         load_weights(library, linears, ref_linears)
         out = net(x)
@@ -316,7 +334,7 @@ def worker(
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    batch = 32
+    batch = CONV_BATCH if ARCH == "conv" else 32
     net, linears, taus = build(library, hidden, torch.float32, device, neuron)
     working_point(linears)
     params = [p for fc in linears for p in fc.parameters()] + taus
@@ -385,8 +403,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one small configuration")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--neuron", choices=sorted(NEURONS), default="lif")
+    parser.add_argument("--arch", choices=["linear", "conv"], default="linear")
     parser.add_argument("--worker", nargs=4, metavar=("LIB", "T", "H", "MODE"))
     args = parser.parse_args()
+    global ARCH
+    ARCH = args.arch
     if args.worker:
         lib, steps, hidden, mode = args.worker
         timing = worker(
@@ -395,10 +416,14 @@ def main() -> int:
         print(json.dumps(timing))
         return 0
 
-    libraries = NEURONS[args.neuron]
-    equivalence = verify(device=args.device, neuron=args.neuron)
+    libraries = _libraries(args.neuron)
+    conv = ARCH == "conv"
+    equivalence = verify(hidden=8 if conv else 64, device=args.device, neuron=args.neuron)
     print("equivalence (float32, vs neuronkit):", json.dumps(equivalence, indent=1), flush=True)
-    configs = [(16, 256)] if args.quick else [(16, 256), (16, 1024), (64, 256), (64, 1024)]
+    if conv:
+        configs = [(4, 16)] if args.quick else [(4, 16), (16, 16), (4, 32), (16, 32)]
+    else:
+        configs = [(16, 256)] if args.quick else [(16, 256), (16, 1024), (64, 256), (64, 1024)]
     rows = []
     for steps, hidden in configs:
         for mode in ("forward", "train"):
@@ -420,7 +445,7 @@ def main() -> int:
                 if mode == "train":
                     row[lib]["saved_for_backward_mb"] = results[0]["saved_for_backward_mb"]
             peers = {k: row[k]["median_ms"] for k in _peers(libraries) if "median_ms" in row[k]}
-            for lib in OURS:
+            for lib in (lib for lib in OURS if lib in row):
                 ours = row[lib].get("median_ms")
                 if ours:
                     fastest = min(peers.values()) / ours if peers else None
@@ -437,12 +462,18 @@ def main() -> int:
     from neuronkit.snn import native_status
 
     cuda = torch.device(args.device).type == "cuda"
-    stem = f"snn_{args.neuron}" + ("_cuda" if cuda else "") + ("_quick" if args.quick else "")
+    stem = f"snn_{args.neuron}" + ("_conv" if conv else "") + ("_cuda" if cuda else "")
+    stem += "_quick" if args.quick else ""
     out = RESULTS / f"{stem}.json"
     atomic_write_json(
         out,
         {
-            "benchmark": f"two-layer Linear+{args.neuron.upper()}, batch 32, "
+            "benchmark": (
+                f"two-layer Conv2d(H, H, 3)+{args.neuron.upper()} on {CONV_SIDE}x{CONV_SIDE}, "
+                f"batch {CONV_BATCH}, "
+                if conv
+                else f"two-layer Linear+{args.neuron.upper()}, batch 32, "
+            )
             + (torch.cuda.get_device_name(args.device) if cuda else "CPU"),
             "neuron": args.neuron,
             "device": args.device,
@@ -479,6 +510,8 @@ def _run_worker(lib: str, steps: int, hidden: int, mode: str, args: argparse.Nam
             args.device,
             "--neuron",
             args.neuron,
+            "--arch",
+            args.arch,
         ],
         capture_output=True,
         text=True,
@@ -493,10 +526,14 @@ def _run_worker(lib: str, steps: int, hidden: int, mode: str, args: argparse.Nam
 
 def _markdown(rows: list[dict], libraries: list[str]) -> str:
     """The results as the Markdown table of the package README."""
-    peers = _peers(libraries)
-    head = ["T", "H", "mode", "floor", "neuronkit", "neuronkit events", *peers]
-    head += ["vs fastest peer (nk / events)", "x floor (nk / events)", "fastest peer x floor"]
-    head.append("saved MB (" + " / ".join(["nk", "events", *(p[:2] for p in peers)]) + ")")
+    peers, ours = _peers(libraries), [lib for lib in OURS if lib in libraries]
+    short = {"neuronkit": "nk", "neuronkit_events": "events"}
+    names = " / ".join(short[lib] for lib in ours)
+    head = ["T", "H", "mode", *(lib.replace("_", " ") for lib in libraries)]
+    head += [f"vs fastest peer ({names})", f"x floor ({names})", "fastest peer x floor"]
+    head.append(
+        "saved MB (" + " / ".join([*(short[o] for o in ours), *(p[:2] for p in peers)]) + ")"
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         ms = [
@@ -505,11 +542,11 @@ def _markdown(rows: list[dict], libraries: list[str]) -> str:
         ]
         cells = [str(row["T"]), str(row["hidden"]), row["mode"], *ms]
         for key, form in (("speedup_vs_fastest_peer", "{:.2f}x"), ("ratio_to_floor", "{:.2f}")):
-            values = [row[lib].get(key) for lib in OURS]
+            values = [row[lib].get(key) for lib in ours]
             cells.append(" / ".join(form.format(v) if v else "-" for v in values))
         bound = row.get("fastest_peer_over_floor")
         cells.append(f"{bound:.2f}" if bound else "-")
-        saved = [row[lib].get("saved_for_backward_mb") for lib in [*OURS, *peers]]
+        saved = [row[lib].get("saved_for_backward_mb") for lib in [*ours, *peers]]
         cells.append(" / ".join(f"{m:.2f}" for m in saved) if all(saved) else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -520,7 +557,7 @@ def _row_text(row: dict, libraries: list[str]) -> str:
     for lib in libraries:
         r = row[lib]
         cells.append(f"{lib} {r['median_ms']:.2f}ms" if "median_ms" in r else f"{lib} ERR")
-    for lib in OURS:
+    for lib in (lib for lib in OURS if lib in row):
         if row[lib].get("speedup_vs_fastest_peer"):
             cells.append(
                 f"| {lib}: x{row[lib]['speedup_vs_fastest_peer']:.2f} vs best peer, "
