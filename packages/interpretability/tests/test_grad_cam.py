@@ -75,6 +75,17 @@ def test_upsampled_maps_have_the_inputs_size(x, mode):
     torch.testing.assert_close(upsampled, F.interpolate(cam, size=(7, 6), mode=mode))
 
 
+def test_three_spatial_dimensions_upsample_trilinearly_and_not_bicubically():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv3d(1, 2, 3, stride=2), nn.Flatten(), nn.Linear(2 * 8, 2))
+    x = torch.randn(2, 1, 5, 6, 5)
+    cam = grad_cam(net, x, "0", 1)
+    upsampled = grad_cam(net, x, "0", 1, upsample="bilinear")
+    torch.testing.assert_close(upsampled, F.interpolate(cam, size=(5, 6, 5), mode="trilinear"))
+    with pytest.raises(ValueError, match="upsample='bicubic' needs"):
+        grad_cam(net, x, "0", 1, upsample="bicubic")
+
+
 def test_one_spatial_dimension_upsamples_linearly():
     torch.manual_seed(2)
     net = nn.Sequential(nn.Conv1d(3, 4, 3, stride=2), nn.Flatten(), nn.Linear(4 * 4, 2))

@@ -38,10 +38,10 @@ _UPSAMPLE = ("nearest", "bilinear", "bicubic")
 class _Capture:
     """Hook keeping the tensor Grad-CAM attributes, the layer's output (a forward hook) or its
     first input (a pre-hook). The model runs without gradients up to the layer: the hook turns
-    them on for the rest of the forward and keeps the tensor as a leaf, since only the
-    gradient with respect to it is needed (no graph is recorded before it, as none is
-    needed). The model gets a copy, so in-place ops after the layer (``ReLU(inplace=True)``)
-    leave the kept activation unchanged (Captum keeps it likewise)."""
+    them on for the rest of the forward and keeps the tensor as a leaf (only the gradient with
+    respect to it is needed, so nothing before it is recorded). The model gets a copy, so
+    in-place ops after the layer (``ReLU(inplace=True)``) leave the kept activation unchanged
+    (Captum keeps it likewise)."""
 
     def __init__(self) -> None:
         self.value: torch.Tensor | None = None
@@ -94,8 +94,9 @@ def grad_cam(
         layer_input: attribute the layer's input instead of its output.
         upsample: ``None`` (default) returns maps at the layer's resolution; ``"nearest"``,
             ``"bilinear"`` or ``"bicubic"`` interpolates them to the inputs' spatial size
-            ``inputs.shape[2:]`` (as Captum's ``LayerAttribution.interpolate``; 1 or 2
-            spatial dimensions for ``"bilinear"`` / ``"bicubic"``: linear for 1).
+            ``inputs.shape[2:]`` (as Captum's ``LayerAttribution.interpolate``; with 1
+            spatial dimension ``"bilinear"`` and ``"bicubic"`` interpolate linearly, with 3
+            ``"bilinear"`` trilinearly).
 
     Returns:
         ``[B, 1, ...]`` maps (``[B, K, ...]`` without ``sum_channels``), at the layer's
@@ -156,6 +157,20 @@ def grad_cam(
                 f"upsample needs maps with the inputs' spatial dimensions, got maps "
                 f"{tuple(maps.shape)} for inputs {tuple(inputs.shape)}"
             )
-        mode = "linear" if upsample != "nearest" and maps.ndim == 3 else upsample
-        maps = F.interpolate(maps, size=tuple(inputs.shape[2:]), mode=mode)
+        maps = F.interpolate(maps, size=tuple(inputs.shape[2:]), mode=_mode(upsample, maps.ndim))
     return _finite_with_inputs(inputs, maps, "outputs, activations or gradients")
+
+
+def _mode(upsample: str, ndim: int) -> str:
+    """``F.interpolate``'s mode for ``upsample`` on ``[B, C, *spatial]`` maps of ``ndim`` dims."""
+    spatial = ndim - 2
+    if upsample == "nearest" or spatial == 2:
+        return upsample
+    if spatial == 1:
+        return "linear"
+    if spatial == 3 and upsample == "bilinear":
+        return "trilinear"
+    raise ValueError(
+        f"upsample={upsample!r} needs maps with 1 or 2 spatial dimensions (3 for 'bilinear', "
+        f"'nearest' any), got {spatial}"
+    )

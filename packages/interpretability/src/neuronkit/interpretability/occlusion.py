@@ -153,8 +153,9 @@ def occlusion(
             m = masks[:, None]
             occluded = (x * (1 - m) + base * m).reshape(-1, *shape)  # [c * B, *S]
             out = tensor_output(call_model(model, occluded, copy=False))
-            _check_output(out, _repeat(t, stop - start), occluded.shape[0])
-            drops.append(initial - _select(out, _repeat(t, stop - start), out.shape[0]).view(-1, b))
+            repeated = _repeat(t, stop - start)
+            _check_output(out, repeated, occluded.shape[0], scan=False)  # range checked above
+            drops.append(initial - _select(out, repeated, out.shape[0]).view(-1, b))
     credit = torch.cat(drops).to(x.dtype).reshape(*counts, b)  # [n_1, ..., n_k, B]
     letters = string.ascii_letters
     spec = (
