@@ -17,19 +17,35 @@ from typing import Any
 
 import numpy as np
 
-from neuronkit.common import as_float_array, check_number, check_type, new_figure
+from neuronkit.common import check_number, check_type, host_array, new_figure
 
 __all__ = ["population_rate", "raster", "traces"]
 
 
-def _one_sample(name: str, x: Any, sample: int) -> np.ndarray:
-    """``x`` as a float64 ``[T, N]`` array: ``[T, N]`` as is, ``[T, B, ...]`` at ``sample``."""
-    arr = as_float_array(name, x, "[T, N] or [T, B, ...]")
-    if arr.ndim < 2 or arr.shape[0] == 0:
+def _real_array(name: str, x: Any) -> np.ndarray:
+    """``x`` as a numpy array of real numbers or booleans, without a copy where it can be (a
+    CPU tensor's memory; a large batch is never converted as a whole to float64)."""
+    if isinstance(x, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a real array [T, N] or [T, B, ...], got {type(x).__name__}"
+        )
+    try:
+        arr = np.asarray(host_array(x))
+    except ValueError as err:  # ragged nested lists
+        raise TypeError(f"{name} must be a real array [T, N] or [T, B, ...] ({err})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real array [T, N] or [T, B, ...], got dtype {arr.dtype}")
+    if arr.ndim < 2 or arr.shape[0] == 0 or arr[0].size == 0:
         raise ValueError(
             f"{name} must be time-major [T, N] (one sample) or [T, B, ...] (a batch) with "
-            f"T >= 1, got shape {arr.shape}"
+            f"T >= 1 and at least one neuron, got shape {arr.shape}"
         )
+    return arr
+
+
+def _one_sample(name: str, x: Any, sample: int) -> np.ndarray:
+    """``x`` as a float64 ``[T, N]`` array: ``[T, N]`` as is, ``[T, B, ...]`` at ``sample``."""
+    arr = _real_array(name, x)
     check_number("sample", sample, integer=True)
     if arr.ndim == 2:
         if sample != 0:
@@ -37,12 +53,13 @@ def _one_sample(name: str, x: Any, sample: int) -> np.ndarray:
                 f"sample must be 0 for a single-sample {name} [T, N], got {sample} (pass a "
                 "batch [T, B, ...] to pick another)"
             )
-        return arr
-    if not -arr.shape[1] <= sample < arr.shape[1]:
+    elif not -arr.shape[1] <= sample < arr.shape[1]:
         raise ValueError(
             f"sample must index the batch of {name} (size {arr.shape[1]}), got {sample}"
         )
-    return arr[:, sample].reshape(arr.shape[0], -1)
+    else:
+        arr = arr[:, sample]
+    return arr.reshape(arr.shape[0], -1).astype(np.float64)
 
 
 def _neurons(neurons: Sequence[int] | None, n: int, default: int | None) -> np.ndarray:
@@ -197,18 +214,13 @@ def population_rate(
     Returns:
         The axes.
     """
-    arr = as_float_array("spikes", spikes, "[T, N] or [T, B, ...]")
-    if arr.ndim < 2 or arr.shape[0] == 0 or arr[0].size == 0:
-        raise ValueError(
-            f"spikes must be time-major [T, N] or [T, B, ...] with T >= 1 and at least one "
-            f"neuron, got shape {arr.shape}"
-        )
+    arr = _real_array("spikes", spikes)
     check_number("dt", dt, gt=0.0)
     if label is not None:
         check_type("label", label, str)
     ax = _axes(ax, (6.0, 2.6))
-    per_sample = (arr != 0).reshape(arr.shape[0], 1 if arr.ndim == 2 else arr.shape[1], -1)
-    rates = per_sample.mean(axis=2) / dt  # [T, samples]
+    per_sample = arr.reshape(arr.shape[0], 1 if arr.ndim == 2 else arr.shape[1], -1)
+    rates = np.count_nonzero(per_sample, axis=2) / (per_sample.shape[2] * dt)  # [T, samples]
     time = np.arange(arr.shape[0]) * dt
     mean = rates.mean(axis=1)
     line = ax.plot(time, mean, lw=1.5, label=label)[0]
