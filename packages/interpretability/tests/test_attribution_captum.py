@@ -220,3 +220,33 @@ def test_occlusion_matches_captum(window, strides, baselines) -> None:
     )
     ours = occlusion(model, x, window, target, strides=strides, baselines=baselines, batch_size=7)
     torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("sign", ["absolute_value", "all", "positive", "negative"])
+@pytest.mark.parametrize("outlier_perc", [0, 2, 30])
+def test_attribution_map_draws_captums_heat_map(sign, outlier_perc) -> None:
+    from captum.attr import visualization
+
+    from neuronkit.interpretability.plot import attribution_map
+
+    gen = torch.Generator().manual_seed(11)
+    attr = torch.randn(2, 3, 7, 6, generator=gen, dtype=torch.float64)
+    image = torch.rand(2, 3, 7, 6, generator=gen, dtype=torch.float64)
+    for method in ("heat_map", "blended_heat_map"):
+        _, theirs = visualization.visualize_image_attr(
+            attr[1].permute(1, 2, 0).numpy(),
+            image[1].permute(1, 2, 0).numpy(),
+            method=method,
+            sign=sign,
+            outlier_perc=outlier_perc,
+            use_pyplot=False,
+        )
+        ours = attribution_map(
+            attr, image, method=method, sign=sign, outlier_perc=outlier_perc, sample=1
+        )
+        heat, their_heat = ours.images[-1], theirs.images[-1]
+        torch.testing.assert_close(
+            torch.as_tensor(heat.get_array()), torch.as_tensor(their_heat.get_array())
+        )
+        assert heat.get_clim() == their_heat.get_clim()
+        assert heat.get_cmap().name == their_heat.get_cmap().name

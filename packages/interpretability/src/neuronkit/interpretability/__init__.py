@@ -12,6 +12,8 @@ Reusable core:
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
 * :mod:`.information`: binned mutual information between unit activations (per-unit
   quantile bins, MI matrices, entropies).
+* :mod:`.plot`: attribution maps drawn as Captum draws them, RDM heat maps and classical
+  MDS of RDMs (headless matplotlib figures).
 * :mod:`.robustness`: FGSM / PGD attacks and (adversarial) training of small classifiers.
 * :mod:`.data`: BlockDigits, the synthetic signal-coordinate task, noisy layer responses.
 
