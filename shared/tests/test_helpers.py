@@ -964,3 +964,38 @@ def test_eager_twin_and_function_for_mode() -> None:
 
     torch.func.grad(f)(torch.ones(2))
     assert seen == [Cube]  # torch.func needs the new-style Function
+
+
+def test_lazy_exports_keep_a_name_exported_from_its_same_named_submodule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``from .occlusion import occlusion``: importing the submodule first (from a sibling or
+    by its dotted path) must not leave the package's ``occlusion`` bound to the module."""
+    pkg = tmp_path / "nk_lazy_same"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from neuronkit.common.lazy import lazy_exports\n"
+        "__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)\n",
+        encoding="utf-8",
+    )
+    (pkg / "__init__.pyi").write_text(
+        "from .occlusion import occlusion\nfrom .user import use\n__all__ = ['occlusion', 'use']\n",
+        encoding="utf-8",
+    )
+    (pkg / "occlusion.py").write_text("def occlusion():\n    return 'map'\n", encoding="utf-8")
+    (pkg / "user.py").write_text(
+        "from .occlusion import occlusion\n\ndef use():\n    return occlusion()\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.startswith("nk_lazy_same")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    demo = importlib.import_module("nk_lazy_same")
+    assert demo.use() == "map"  # imported the submodule occlusion from a sibling
+    assert demo.occlusion() == "map"
+    submodule = importlib.import_module("nk_lazy_same.occlusion")  # the dotted path still works
+    assert submodule.__name__ == "nk_lazy_same.occlusion"
+    assert demo.occlusion is submodule.occlusion
+    demo.other = 1  # other attributes are set as usual
+    assert demo.other == 1

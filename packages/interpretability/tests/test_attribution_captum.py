@@ -250,3 +250,23 @@ def test_attribution_map_draws_captums_heat_map(sign, outlier_perc) -> None:
         )
         assert heat.get_clim() == their_heat.get_clim()
         assert heat.get_cmap().name == their_heat.get_cmap().name
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvolution", "guided_grad_cam"])
+def test_modified_relu_gradients_match_captum(method) -> None:
+    from neuronkit.interpretability import deconvolution, guided_backprop, guided_grad_cam
+
+    model = _conv_net()  # in-place and out-of-place ReLUs
+    x = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(12))
+    target = torch.tensor([4, 0, 2])
+    if method == "guided_grad_cam":
+        ours = guided_grad_cam(model, x, "2", target)
+        theirs = captum_attr.GuidedGradCam(model, model[2]).attribute(x, target=target)
+    else:
+        ours = {"guided_backprop": guided_backprop, "deconvolution": deconvolution}[method](
+            model, x, target
+        )
+        cls = {"guided_backprop": "GuidedBackprop", "deconvolution": "Deconvolution"}[method]
+        theirs = getattr(captum_attr, cls)(model).attribute(x, target=target)
+    assert ours.abs().sum() > 0
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)

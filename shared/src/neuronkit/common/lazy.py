@@ -14,6 +14,7 @@ import ast
 import importlib
 import importlib.util
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ def lazy_exports(
     if unknown:
         raise ValueError(f"{stub}: __all__ names {unknown} that the stub does not import")
 
+    # names exported from the submodule of the same name (``from .grad_cam import grad_cam``):
+    # importing that submodule (from a sibling, or by its dotted path) makes the import system
+    # set it as the package's attribute, which would hide the exported name from then on
+    shadowed = {n for n, (module, attr) in sources.items() if attr and module == f"{package}.{n}"}
+    if shadowed:
+        _keep_exports_over_submodules(package, shadowed, sources)
+
     def __getattr__(name: str) -> Any:
         if name in sources:
             module, attribute = sources[name]
@@ -71,3 +79,25 @@ def lazy_exports(
         return sorted(set(vars(sys.modules[package])) | set(sources))
 
     return __getattr__, __dir__, exported
+
+
+def _keep_exports_over_submodules(
+    package: str, names: set[str], sources: dict[str, tuple[str, str | None]]
+) -> None:
+    """Make the package module keep ``names`` bound to their exported values when the
+    import system binds the same-named submodule to it (a module's class may be replaced by a
+    subclass of ``ModuleType``; the submodule stays importable by its dotted path)."""
+    module = sys.modules.get(package)
+    if module is None:  # not called from the package's __init__
+        return
+    base = type(module)
+
+    class _Package(base):  # type: ignore[valid-type,misc]
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name in names and isinstance(value, types.ModuleType):
+                attribute = sources[name][1]
+                if value.__name__ == f"{package}.{name}" and attribute is not None:
+                    value = getattr(value, attribute, value)  # a partly run module: as it is
+            super().__setattr__(name, value)
+
+    module.__class__ = _Package

@@ -26,6 +26,7 @@ from .evaluators import WideDeep, WideDeepResult
 from .fusion import LateFusionClassifier, robustness_curves
 from .geometry import level_set_traversal, line_confidence, triangle_confidence
 from .grad_cam import grad_cam
+from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
 from .occlusion import occlusion
@@ -82,6 +83,7 @@ __all__ = [
     "compare_networks",
     "compare_rdms",
     "compute_exemplars",
+    "deconvolution",
     "describe_units",
     "description",
     "diffroar",
@@ -96,6 +98,8 @@ __all__ = [
     "get_layer",
     "grad_cam",
     "gt_grid",
+    "guided_backprop",
+    "guided_grad_cam",
     "identification_accuracy",
     "input_x_gradient",
     "insert_codebooks",
