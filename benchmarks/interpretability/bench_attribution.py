@@ -12,7 +12,10 @@ Matched settings, Captum's defaults stated explicitly on both sides (issue #5; a
 * SmoothGrad: 50 noisy samples, stdev 0.15, all samples in one pass, saliency with abs=True:
   ``smoothgrad(model, x, t, n_samples=50, stdev=0.15, kind="smoothgrad", seed=0)`` vs
   ``torch.manual_seed(0); NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad",
-  nt_samples=50, stdevs=0.15, target=t)`` (identical noise).
+  nt_samples=50, stdevs=0.15, target=t)`` (identical noise);
+* guided backpropagation: ``guided_backprop(model, x, t)`` vs
+  ``GuidedBackprop(model).attribute(x, target=t)`` (every ``nn.ReLU`` passes only positive
+  gradients where its input was positive; the floor is saliency's).
 
 * Grad-CAM (CNN only) of the second convolution's output: ``grad_cam(model, x, "3", t)`` vs
   ``LayerGradCam(model, model[3]).attribute(x, target=t)`` (no ReLU, channels summed: both
@@ -79,7 +82,7 @@ from _paired import time_alternating  # noqa: E402  (this script's folder)
 LIBRARIES = ["floor", "neuronkit", "captum"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_attribution.json"
 N_STEPS, N_SAMPLES, STDEV = 50, 50, 0.15
-METHODS = ["saliency", "integrated_gradients", "smoothgrad"]
+METHODS = ["saliency", "integrated_gradients", "smoothgrad", "guided_backprop"]
 CNN_METHODS = ["grad_cam", "occlusion"]  # layer maps and patches: the CNN only
 CAM_LAYER = 3  # Grad-CAM of the second convolution's output [B, 16, 14, 14]
 WINDOW, STRIDES, ROWS = (1, 4, 4), (1, 2, 2), 256  # occlusion: 13 x 13 positions, rows/forward
@@ -176,7 +179,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
 
         return occlusion_floor
     if library == "floor":  # on exactly the rows the method evaluates
-        if method == "saliency":
+        if method in ("saliency", "guided_backprop"):  # one plain forward+backward of x
             batch, t = x, target
         elif method == "integrated_gradients":  # x at the Gauss-Legendre nodes (zero baseline)
             import numpy as np
@@ -201,6 +204,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
     if library == "neuronkit":
         from neuronkit.interpretability import (
             grad_cam,
+            guided_backprop,
             integrated_gradients,
             occlusion,
             saliency,
@@ -213,6 +217,8 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             return lambda: occlusion(model, x, WINDOW, target, strides=STRIDES, batch_size=ROWS)
         if method == "saliency":
             return lambda: saliency(model, x, target, abs=True)
+        if method == "guided_backprop":
+            return lambda: guided_backprop(model, x, target)
         if method == "integrated_gradients":
             return lambda: integrated_gradients(
                 model, x, target, baselines=None, n_steps=N_STEPS, method="gausslegendre"
@@ -228,7 +234,14 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             seed=0,
         )
     if library == "captum":
-        from captum.attr import IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+        from captum.attr import (
+            GuidedBackprop,
+            IntegratedGradients,
+            LayerGradCam,
+            NoiseTunnel,
+            Occlusion,
+            Saliency,
+        )
 
         if method == "grad_cam":
             cam = LayerGradCam(model, model[CAM_LAYER])
@@ -244,6 +257,9 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
                 target=target,
                 perturbations_per_eval=per_eval,
             )
+        if method == "guided_backprop":
+            guided = GuidedBackprop(model)
+            return lambda: guided.attribute(x, target=target)
         if method == "saliency":
             sal = Saliency(model)
             return lambda: sal.attribute(x, target=target, abs=True)
@@ -368,13 +384,14 @@ def main() -> int:
         out,
         {
             "benchmark": (
-                "saliency / integrated gradients / SmoothGrad / Grad-CAM / occlusion vs Captum, "
-                "float32, CPU"
+                "saliency / integrated gradients / SmoothGrad / guided backpropagation / Grad-CAM /"
+                " occlusion vs Captum, float32, CPU"
             ),
             "settings": {
                 "integrated_gradients": "n_steps=50, gausslegendre, zero baseline",
                 "smoothgrad": "NoiseTunnel(Saliency abs=True), 50 samples, stdev 0.15, seed 0",
                 "saliency": "abs=True",
+                "guided_backprop": "GuidedBackprop defaults",
                 "grad_cam": "CNN layer 3 (conv 8->16), no ReLU, channels summed",
                 "occlusion": "CNN, window 1x4x4, strides 1x2x2, zero baseline, 256 rows/forward",
             },
@@ -397,10 +414,10 @@ def main() -> int:
             },
             "floor": (
                 "model forward+backward (grad w.r.t. input) on exactly the rows the method "
-                "evaluates, at once; SmoothGrad's includes drawing its noisy copies; Grad-CAM: "
-                "graph-free forward to the layer, forward+backward to it after, the map; "
-                "occlusion: "
-                "forward only on every occluded copy (prebuilt)"
+                "evaluates, at once (guided backpropagation: saliency's); SmoothGrad's "
+                "includes drawing its noisy copies; Grad-CAM: graph-free forward to the layer, "
+                "forward+backward to it after, the map; occlusion: forward only on every "
+                "occluded copy (prebuilt)"
             ),
             "rows": rows,
         },
