@@ -121,8 +121,9 @@ def test_inputs_and_modes_are_left_alone(batch):
 
 def test_a_model_without_relu_modules_warns_and_gives_the_gradient(batch):
     model = nn.Sequential(nn.Linear(4, 3).double(), nn.Tanh())
-    with pytest.warns(UserWarning, match="no nn.ReLU modules"):
+    with pytest.warns(UserWarning, match="no nn.ReLU modules") as record:
         got = guided_backprop(model, batch, 2)
+    assert record[0].filename == __file__  # points at the caller
     torch.testing.assert_close(got, saliency(model, batch, 2, abs=False))
 
 

@@ -12,7 +12,7 @@ Numbers equal Captum's ``GuidedBackprop``, ``Deconvolution`` and ``GuidedGradCam
 ReLU's input feeds only that ReLU (plain CNNs, torchvision's ResNets, whose ReLUs follow
 BatchNorms and sums). Only ``nn.ReLU`` modules are changed, as in Captum: a functional
 ``F.relu`` / ``torch.relu`` in a ``forward`` keeps its ordinary gradient (a warning says when
-the model has no ``nn.ReLU``). Where an ReLU's input is also used elsewhere (a pre-activation
+the model has no ``nn.ReLU``). Where a ReLU's input is also used elsewhere (a pre-activation
 residual block reads ``x`` both through ``relu(x)`` and the skip connection), only the ReLU's
 own path is changed, as the rule describes; Captum clamps the input's total gradient there.
 """
@@ -36,46 +36,66 @@ from .hooks import check_not_compiled
 __all__ = ["deconvolution", "guided_backprop", "guided_grad_cam"]
 
 
-class _ModifiedReLU(torch.autograd.Function):
-    """``max(x, 0)`` whose backward passes ``max(g, 0)``, masked by ``x > 0`` when ``guided``
-    (in place on ``x`` when ``inplace``, as the module it stands for)."""
+def _positive_gradient(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp(min=0)
+
+
+def _guide(module: nn.Module, args: Any, out: Any) -> None:
+    """Forward hook: the ReLU's own backward then masks the positive part of the gradient
+    reaching its output by ``x > 0`` (the guided rule, in two native ops)."""
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        out.register_hook(_positive_gradient)
+
+
+class _DeconvReLU(torch.autograd.Function):
+    """``max(x, 0)`` whose backward passes ``max(g, 0)`` whatever ``x`` was (in place on ``x``
+    when ``inplace``, as the module it stands for)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, guided: bool, inplace: bool) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, inplace: bool) -> torch.Tensor:
         if inplace:
             ctx.mark_dirty(x)
-            out = x.clamp_(min=0)
-        else:
-            out = x.clamp(min=0)
-        ctx.guided = guided
-        if guided:
-            ctx.save_for_backward(out)  # out > 0 exactly where x > 0
-        return out
+            return x.clamp_(min=0)
+        return x.clamp(min=0)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        passed = grad.clamp(min=0)
-        if ctx.guided:
-            (out,) = ctx.saved_tensors
-            passed = passed.masked_fill_(out <= 0, 0)
-        return passed, None, None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad.clamp(min=0), None
+
+
+def _deconv_forward(relu: nn.ReLU) -> Any:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = _DeconvReLU.apply(x, relu.inplace)
+        return out
+
+    return forward
 
 
 @contextmanager
 def _modified_relus(model: nn.Module, guided: bool, method: str) -> Iterator[None]:
-    """While the block runs, every ``nn.ReLU`` of ``model`` computes :class:`_ModifiedReLU`
-    (an instance ``forward``, removed on exit; the module's hooks still run)."""
+    """While the block runs, every ``nn.ReLU`` of ``model`` follows the guided rule (a forward
+    hook on its output's gradient) or the deconvnet's (an instance ``forward`` computing
+    :class:`_DeconvReLU`); both are removed on exit, a caller's own instance ``forward``
+    restored."""
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     if not relus:
         warnings.warn(
             f"{method}: model has no nn.ReLU modules, so the result is the plain input "
             "gradient (a functional relu in forward is not changed)",
-            stacklevel=4,
+            stacklevel=6,  # the caller of guided_backprop / deconvolution
         )
-    own = [vars(relu).get("forward") for relu in relus]  # an instance forward of the caller's
+    if guided:
+        handles = [relu.register_forward_hook(_guide) for relu in relus]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+        return
+    own = [vars(relu).get("forward") for relu in relus]
     try:
         for relu in relus:
-            relu.forward = _bound(relu, guided)  # type: ignore[method-assign]
+            relu.forward = _deconv_forward(relu)  # type: ignore[method-assign]
         yield
     finally:
         for relu, forward in zip(relus, own, strict=True):
@@ -83,14 +103,6 @@ def _modified_relus(model: nn.Module, guided: bool, method: str) -> Iterator[Non
                 vars(relu).pop("forward", None)
             else:
                 relu.forward = forward  # type: ignore[method-assign]
-
-
-def _bound(relu: nn.ReLU, guided: bool) -> Any:
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = _ModifiedReLU.apply(x, guided, relu.inplace)
-        return out
-
-    return forward
 
 
 def _modified_gradient(

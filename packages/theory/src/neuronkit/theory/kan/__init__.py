@@ -1,4 +1,5 @@
-"""Kolmogorov-Arnold networks with selectable activation spaces (KAN, S-KAN)."""
+"""Kolmogorov-Arnold networks with selectable activation spaces (KAN, S-KAN), and their learned
+edge functions (:func:`edge_functions`, :func:`plot_edges`)."""
 
 from .basis import (
     SPACES,
@@ -14,6 +15,7 @@ from .basis import (
     wavelet_basis,
 )
 from .layers import KAN, SKAN, KANLayer, SKANLayer, matched_mlp, mlp_parameter_count
+from .plot import edge_functions, plot_edges
 from .train import train_regression, train_skan
 
 __all__ = [
@@ -27,10 +29,12 @@ __all__ = [
     "bspline_features",
     "bspline_linear",
     "chebyshev_basis",
+    "edge_functions",
     "extended_grid",
     "fourier_basis",
     "matched_mlp",
     "mlp_parameter_count",
+    "plot_edges",
     "rbf_basis",
     "train_regression",
     "train_skan",
