@@ -123,11 +123,9 @@ def normalize_attribution(
 
 
 def _display_range(image: np.ndarray) -> np.ndarray:
-    """``image [H, W, C]`` min-max scaled to ``[0, 1]`` for display (a constant image: 0.5),
-    with one channel dropped to ``[H, W]``."""
+    """``image [H, W, C]`` min-max scaled to ``[0, 1]`` for display (a constant image: 0.5)."""
     lo, hi = float(image.min()), float(image.max())
-    shown = (image - lo) / (hi - lo) if hi > lo else np.full_like(image, 0.5)
-    return shown[..., 0] if shown.shape[2] == 1 else shown
+    return (image - lo) / (hi - lo) if hi > lo else np.full_like(image, 0.5)
 
 
 def attribution_map(
@@ -200,18 +198,19 @@ def attribution_map(
     heat = None
     if method == "heat_map":
         heat = ax.imshow(norm, cmap=cmap or default, vmin=vmin, vmax=1.0)
-    elif method == "blended_heat_map":
-        assert shown is not None
-        ax.imshow(shown if shown.ndim == 2 else shown.mean(axis=2), cmap="gray")
-        heat = ax.imshow(norm, cmap=cmap or default, vmin=vmin, vmax=1.0, alpha=alpha)
-    elif method == "masked_image":
-        assert shown is not None
-        masked = shown * (norm if shown.ndim == 2 else norm[..., None])
-        ax.imshow(masked, cmap="gray", vmin=0.0, vmax=1.0)
-    else:  # alpha_scaling
-        assert shown is not None
-        rgb = np.repeat(shown[..., None], 3, axis=2) if shown.ndim == 2 else shown
-        ax.imshow(np.concatenate([rgb, norm[..., None]], axis=2))
+    else:
+        assert shown is not None  # checked above: every other method needs the image
+        if method == "blended_heat_map":
+            ax.imshow(shown.mean(axis=2), cmap="gray")
+            heat = ax.imshow(norm, cmap=cmap or default, vmin=vmin, vmax=1.0, alpha=alpha)
+        elif method == "masked_image":
+            masked = shown * norm[..., None]
+            ax.imshow(
+                masked[..., 0] if masked.shape[2] == 1 else masked, cmap="gray", vmin=0, vmax=1
+            )
+        else:  # alpha_scaling: the map as the image's opacity
+            rgb = np.broadcast_to(shown, (*shown.shape[:2], 3))
+            ax.imshow(np.concatenate([rgb, norm[..., None]], axis=2))
     ax.set_xticks([])
     ax.set_yticks([])
     if colorbar and heat is not None:
