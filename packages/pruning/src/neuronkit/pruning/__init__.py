@@ -56,6 +56,7 @@ from .models import (
 )
 from .nas import CellSpace, ENASController, WeightSharingSupernet, enas_search, random_search
 from .obspa import OBSImportance, layer_hessians, obspa_prune
+from .plot import LayerWidth, layer_widths, plot_widths
 from .prune import (
     MaskedLayerNorm,
     MaskedNorm,
@@ -101,6 +102,7 @@ __all__ = [
     "Group",
     "GroupImportance",
     "GroupMember",
+    "LayerWidth",
     "MagnitudeImportance",
     "MaskPredictor",
     "MaskedLayerNorm",
@@ -135,12 +137,14 @@ __all__ = [
     "hf_zoo",
     "iterative_magnitude_pruning",
     "layer_hessians",
+    "layer_widths",
     "linear_mode_connectivity",
     "lottery",
     "nas",
     "obspa_prune",
     "plan_from_masks",
     "plan_pruning",
+    "plot_widths",
     "prune",
     "prune_model",
     "random_search",
