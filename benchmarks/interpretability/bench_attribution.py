@@ -24,7 +24,11 @@ Matched settings, Captum's defaults stated explicitly on both sides (issue #5; a
   baseline, 256 occluded rows per forward on both sides: ``occlusion(model, x, (1, 4, 4), t,
   strides=(1, 2, 2), batch_size=256)`` vs ``Occlusion(model).attribute(x,
   sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2), baselines=0.0, target=t,
-  perturbations_per_eval=256 // B)`` (Captum's default is one position per forward).
+  perturbations_per_eval=256 // B)`` (Captum's default is one position per forward);
+* feature ablation (CNN only): 4 x 4 superpixels shared by the channel (49 features), zero
+  baseline, 256 ablated rows per forward on both sides: ``feature_ablation(model, x, t,
+  feature_mask=m, batch_size=256)`` vs ``FeatureAblation(model).attribute(x, target=t,
+  feature_mask=m, perturbations_per_eval=256 // B)``.
 
 Models: an MLP 784-256-256-10 (ReLU) and a small CNN (1x28x28 -> conv 8 -> pool -> conv 16 ->
 pool -> linear 10), in eval mode, at batch 1 and 32, targets ``arange(B) % 10``.
@@ -83,9 +87,10 @@ LIBRARIES = ["floor", "neuronkit", "captum"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_attribution.json"
 N_STEPS, N_SAMPLES, STDEV = 50, 50, 0.15
 METHODS = ["saliency", "integrated_gradients", "smoothgrad", "guided_backprop"]
-CNN_METHODS = ["grad_cam", "occlusion"]  # layer maps and patches: the CNN only
+CNN_METHODS = ["grad_cam", "occlusion", "feature_ablation"]  # maps and patches: the CNN only
 CAM_LAYER = 3  # Grad-CAM of the second convolution's output [B, 16, 14, 14]
 WINDOW, STRIDES, ROWS = (1, 4, 4), (1, 2, 2), 256  # occlusion: 13 x 13 positions, rows/forward
+SUPERPIXEL = 4  # feature ablation: 7 x 7 features of 4 x 4 pixels
 
 
 def configs(quick: bool) -> list[tuple[str, int, str]]:
@@ -97,22 +102,36 @@ def configs(quick: bool) -> list[tuple[str, int, str]]:
     return out
 
 
-def _occluded_chunks(x):  # type: ignore[no-untyped-def]
-    """Every occluded copy of ``x`` (zero baseline), in forward-sized chunks: the rows any
-    occlusion must evaluate, built before the floor's timed calls."""
+def _superpixels(x):  # type: ignore[no-untyped-def]
+    """Feature ablation's mask: ``SUPERPIXEL`` x ``SUPERPIXEL`` blocks, ``[1, 1, H, W]``."""
+    import torch
+
+    h, w = x.shape[2:]
+    rows = torch.arange(h)[:, None] // SUPERPIXEL * (w // SUPERPIXEL)
+    return (rows + torch.arange(w)[None, :] // SUPERPIXEL).view(1, 1, h, w)
+
+
+def _occluded_chunks(x, method):  # type: ignore[no-untyped-def]
+    """Every occluded (or ablated) copy of ``x`` (zero baseline), in forward-sized chunks: the
+    rows occlusion (feature ablation) must evaluate, built before the floor's timed calls."""
     import itertools
 
     import torch
 
     h, w = x.shape[2:]
-    corners = itertools.product(
-        range(0, h - WINDOW[1] + 1, STRIDES[1]), range(0, w - WINDOW[2] + 1, STRIDES[2])
-    )
-    rows = []
-    for i, j in corners:
-        occluded = x.clone()
-        occluded[:, :, i : i + WINDOW[1], j : j + WINDOW[2]] = 0.0
-        rows.append(occluded)
+    if method == "feature_ablation":
+        mask = _superpixels(x)
+        masks = [mask == f for f in range(int(mask.max()) + 1)]
+    else:
+        corners = itertools.product(
+            range(0, h - WINDOW[1] + 1, STRIDES[1]), range(0, w - WINDOW[2] + 1, STRIDES[2])
+        )
+        masks = []
+        for i, j in corners:
+            m = torch.zeros(1, 1, h, w, dtype=torch.bool)
+            m[:, :, i : i + WINDOW[1], j : j + WINDOW[2]] = True
+            masks.append(m)
+    rows = [x.masked_fill(m, 0.0) for m in masks]
     per_forward = max(1, ROWS // x.shape[0])
     return [torch.cat(rows[k : k + per_forward]) for k in range(0, len(rows), per_forward)]
 
@@ -170,8 +189,8 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             return (grad.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True)  # the map
 
         return cam_floor
-    if library == "floor" and method == "occlusion":  # the forwards of every occluded copy
-        chunks = _occluded_chunks(x)
+    if library == "floor" and method in ("occlusion", "feature_ablation"):  # their forwards
+        chunks = _occluded_chunks(x, method)
 
         def occlusion_floor():  # type: ignore[no-untyped-def]
             with torch.no_grad():
@@ -203,6 +222,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         return floor
     if library == "neuronkit":
         from neuronkit.interpretability import (
+            feature_ablation,
             grad_cam,
             guided_backprop,
             integrated_gradients,
@@ -215,6 +235,9 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             return lambda: grad_cam(model, x, str(CAM_LAYER), target)
         if method == "occlusion":
             return lambda: occlusion(model, x, WINDOW, target, strides=STRIDES, batch_size=ROWS)
+        if method == "feature_ablation":
+            mask = _superpixels(x)
+            return lambda: feature_ablation(model, x, target, feature_mask=mask, batch_size=ROWS)
         if method == "saliency":
             return lambda: saliency(model, x, target, abs=True)
         if method == "guided_backprop":
@@ -235,6 +258,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         )
     if library == "captum":
         from captum.attr import (
+            FeatureAblation,
             GuidedBackprop,
             IntegratedGradients,
             LayerGradCam,
@@ -256,6 +280,12 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
                 baselines=0.0,
                 target=target,
                 perturbations_per_eval=per_eval,
+            )
+        if method == "feature_ablation":
+            ablation, mask = FeatureAblation(model), _superpixels(x)
+            per_eval = max(1, ROWS // x.shape[0])
+            return lambda: ablation.attribute(
+                x, target=target, feature_mask=mask, perturbations_per_eval=per_eval
             )
         if method == "guided_backprop":
             guided = GuidedBackprop(model)
@@ -385,7 +415,7 @@ def main() -> int:
         {
             "benchmark": (
                 "saliency / integrated gradients / SmoothGrad / guided backpropagation / Grad-CAM /"
-                " occlusion vs Captum, float32, CPU"
+                " occlusion / feature ablation vs Captum, float32, CPU"
             ),
             "settings": {
                 "integrated_gradients": "n_steps=50, gausslegendre, zero baseline",
@@ -394,6 +424,7 @@ def main() -> int:
                 "guided_backprop": "GuidedBackprop defaults",
                 "grad_cam": "CNN layer 3 (conv 8->16), no ReLU, channels summed",
                 "occlusion": "CNN, window 1x4x4, strides 1x2x2, zero baseline, 256 rows/forward",
+                "feature_ablation": "CNN, 4x4 superpixels (49), zero baseline, 256 rows/forward",
             },
             "threads": args.threads,
             "repeats": args.repeats,
@@ -416,8 +447,8 @@ def main() -> int:
                 "model forward+backward (grad w.r.t. input) on exactly the rows the method "
                 "evaluates, at once (guided backpropagation: saliency's); SmoothGrad's "
                 "includes drawing its noisy copies; Grad-CAM: graph-free forward to the layer, "
-                "forward+backward to it after, the map; occlusion: forward only on every "
-                "occluded copy (prebuilt)"
+                "forward+backward to it after, the map; occlusion and feature ablation: forward "
+                "only on every occluded / ablated copy (prebuilt)"
             ),
             "rows": rows,
         },

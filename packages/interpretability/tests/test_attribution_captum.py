@@ -270,3 +270,33 @@ def test_modified_relu_gradients_match_captum(method) -> None:
         theirs = getattr(captum_attr, cls)(model).attribute(x, target=target)
     assert ours.abs().sum() > 0
     torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("mask", "baselines"),
+    [
+        (None, 0.0),
+        ("superpixels", 0.5),  # [1, 1, H, W]: 2 x 2 blocks shared by the channels
+        ("per_example", 0.0),  # [B, C, H, W]
+        (None, "image"),
+    ],
+)
+def test_feature_ablation_matches_captum(mask, baselines) -> None:
+    from neuronkit.interpretability import feature_ablation
+
+    model = _conv_net()
+    gen = torch.Generator().manual_seed(13)
+    x = torch.randn(3, 3, 6, 6, generator=gen)
+    if mask == "superpixels":
+        mask = (torch.arange(6)[:, None] // 2 * 3 + torch.arange(6)[None, :] // 2).view(1, 1, 6, 6)
+    elif mask == "per_example":
+        mask = torch.randint(0, 9, (3, 3, 6, 6), generator=gen)
+    if baselines == "image":
+        baselines = torch.randn(3, 6, 6, generator=gen)
+    target = torch.tensor([1, 4, 0])
+    theirs = captum_attr.FeatureAblation(model).attribute(
+        x, target=target, feature_mask=mask, baselines=baselines, perturbations_per_eval=4
+    )
+    ours = feature_ablation(model, x, target, feature_mask=mask, baselines=baselines, batch_size=10)
+    assert ours.abs().sum() > 0
+    torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)

@@ -23,6 +23,7 @@ from .codebook import CodebookLayer, insert_codebooks, insert_hf_codebooks
 from .description import ExemplarCaptioner, compute_exemplars, describe_units
 from .dynamics import InformationPlane, track_information_plane
 from .evaluators import WideDeep, WideDeepResult
+from .feature_ablation import feature_ablation
 from .fusion import LateFusionClassifier, robustness_curves
 from .geometry import level_set_traversal, line_confidence, triangle_confidence
 from .grad_cam import grad_cam
@@ -90,6 +91,7 @@ __all__ = [
     "discover_facets",
     "dynamics",
     "evaluators",
+    "feature_ablation",
     "fgsm_attack",
     "fusion",
     "geo_topological",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -71,6 +71,56 @@ def _intervals(size: int, window: int, stride: int, like: torch.Tensor) -> torch
     return ((index >= starts) & (index < starts + window)).to(like.dtype)
 
 
+def _baseline(baselines: float | torch.Tensor, inputs: torch.Tensor) -> float | torch.Tensor:
+    """``baselines`` checked: a number, or a floating tensor broadcastable to ``inputs`` (moved
+    to their device and dtype)."""
+    if not isinstance(baselines, torch.Tensor):
+        check_number("baselines", baselines)
+        return float(baselines)
+    if not baselines.is_floating_point():
+        raise TypeError(f"baselines must be a floating tensor, got dtype {baselines.dtype}")
+    try:
+        torch.broadcast_shapes(baselines.shape, inputs.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"baselines must broadcast to inputs {tuple(inputs.shape)}, got shape "
+            f"{tuple(baselines.shape)}"
+        ) from None
+    return baselines.detach().to(inputs.device, inputs.dtype)
+
+
+def _output_drops(
+    model: Model,
+    x: torch.Tensor,
+    target: int | torch.Tensor | None,
+    n: int,
+    batch_size: int,
+    perturbed: Callable[[int, int], torch.Tensor],
+    show_progress: bool | None,
+    desc: str,
+) -> torch.Tensor:
+    """``f(x) - f(x perturbed)`` of each example's selected output for ``n`` perturbations,
+    ``[n, B]`` in ``x``'s dtype. ``perturbed(start, stop)`` returns perturbations
+    ``start..stop`` of the whole batch, ``[(stop - start) * B, *S]`` (perturbation-major);
+    ``max(1, batch_size // B)`` of them go through the model per forward, without gradients
+    and in eval mode."""
+    b = x.shape[0]
+    chunk = max(1, batch_size // b)
+    drops = []
+    with eval_mode(model), torch.no_grad():
+        outputs = tensor_output(call_model(model, x))
+        _check_output(outputs, target, b)
+        initial = _select(outputs, target, b)
+        for start in progress(range(0, n, chunk), show_progress=show_progress, desc=desc):
+            stop = min(start + chunk, n)
+            rows = perturbed(start, stop)
+            out = tensor_output(call_model(model, rows, copy=False))
+            repeated = _repeat(target, stop - start)
+            _check_output(out, repeated, rows.shape[0], scan=False)  # range checked above
+            drops.append(initial - _select(out, repeated, out.shape[0]).view(-1, b))
+    return torch.cat(drops).to(x.dtype)
+
+
 def occlusion(
     model: Model,
     inputs: torch.Tensor,
@@ -118,45 +168,22 @@ def occlusion(
                 f"strides[{d}] = {s} must be at most window[{d}] = {w} (else entries are never "
                 "occluded)"
             )
-    if isinstance(baselines, torch.Tensor):
-        if not baselines.is_floating_point():
-            raise TypeError(f"baselines must be a floating tensor, got dtype {baselines.dtype}")
-        try:
-            torch.broadcast_shapes(baselines.shape, inputs.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"baselines must broadcast to inputs {tuple(inputs.shape)}, got shape "
-                f"{tuple(baselines.shape)}"
-            ) from None
-        base: float | torch.Tensor = baselines.detach().to(inputs.device, inputs.dtype)
-    else:
-        check_number("baselines", baselines)
-        base = float(baselines)
+    base = _baseline(baselines, inputs)
     check_number("batch_size", batch_size, ge=1, integer=True)
     t = _target_index(target, inputs.shape[0], inputs.device)
 
     x = inputs.detach()
-    b = x.shape[0]
     axes = [_intervals(n, w, s, x) for n, w, s in zip(shape, windows, steps, strict=True)]
     counts = [a.shape[0] for a in axes]
-    n_positions = math.prod(counts)
-    chunk = max(1, batch_size // b)
-    drops = []
-    with eval_mode(model), torch.no_grad():
-        outputs = tensor_output(call_model(model, x))
-        _check_output(outputs, t, b)
-        initial = _select(outputs, t, b)
-        starts = range(0, n_positions, chunk)
-        for start in progress(starts, show_progress=show_progress, desc="occlusion"):
-            stop = min(start + chunk, n_positions)
-            masks = _masks(axes, counts, start, stop)  # [c, *S]
-            m = masks[:, None]
-            occluded = (x * (1 - m) + base * m).reshape(-1, *shape)  # [c * B, *S]
-            out = tensor_output(call_model(model, occluded, copy=False))
-            repeated = _repeat(t, stop - start)
-            _check_output(out, repeated, occluded.shape[0], scan=False)  # range checked above
-            drops.append(initial - _select(out, repeated, out.shape[0]).view(-1, b))
-    credit = torch.cat(drops).to(x.dtype).reshape(*counts, b)  # [n_1, ..., n_k, B]
+
+    def occluded(start: int, stop: int) -> torch.Tensor:  # [c * B, *S]
+        m = _masks(axes, counts, start, stop)[:, None]  # [c, 1, *S]
+        return (x * (1 - m) + base * m).reshape(-1, *shape)
+
+    drops = _output_drops(
+        model, x, t, math.prod(counts), batch_size, occluded, show_progress, "occlusion"
+    )
+    credit = drops.reshape(*counts, x.shape[0])  # [n_1, ..., n_k, B]
     letters = string.ascii_letters
     spec = (
         letters[: len(counts)]
