@@ -109,3 +109,15 @@ def test_bad_inputs_and_targets(batch):
         feature_ablation(model, batch)
     with pytest.raises(ValueError, match="inputs must be finite"):
         feature_ablation(model, torch.full_like(batch, float("inf")), 0)
+
+
+def test_progress_bar_over_the_forward_passes(batch, capsys):
+    model = _Linear((2, 3))
+    feature_ablation(model, batch, batch_size=8, show_progress=True)  # 2 features per forward
+    err = capsys.readouterr().err
+    assert "feature ablation" in err
+    assert "0/3" in err  # 6 features, 2 per forward: 3 passes
+    feature_ablation(model, batch, show_progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="show_progress must be bool"):
+        feature_ablation(model, batch, show_progress=1)
