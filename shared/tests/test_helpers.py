@@ -703,6 +703,18 @@ def test_new_figure_leaves_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
     assert fig.get_layout_engine().__class__.__name__ == "TightLayoutEngine"
 
 
+def test_axes_or_new_passes_axes_through_and_makes_a_figure_otherwise() -> None:
+    from neuronkit.common import axes_or_new, new_figure
+
+    _, given = new_figure()
+    assert axes_or_new(given, (1.0, 1.0)) is given
+    made = axes_or_new(None, (5.0, 2.0))
+    assert made is not given
+    assert tuple(made.figure.get_size_inches()) == (5.0, 2.0)
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes or None, got str"):
+        axes_or_new("left", (1.0, 1.0))
+
+
 def test_grad_enabled_overrides_no_grad_and_names_the_caller_under_inference_mode() -> None:
     torch = pytest.importorskip("torch")
     from neuronkit.common import grad_enabled

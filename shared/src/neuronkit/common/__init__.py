@@ -12,7 +12,7 @@ from .estimator import EstimatorParams
 from .io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .metrics import correct_predictions
 from .modes import detached_input, eager_twin, eval_mode, function_for_mode, grad_enabled
-from .plotting import new_figure
+from .plotting import axes_or_new, new_figure
 from .progress import progress, progress_write
 from .registry import GROUP, RegistryError, ReproductionInfo, discover, load, reproduce
 from .reproduction import Check, CheckResult, Result, RunContext, reproduction, run_reproduction
@@ -60,6 +60,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "axes_or_new",
     "check_choice",
     "check_class_labels",
     "check_finite",

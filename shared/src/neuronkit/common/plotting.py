@@ -30,3 +30,14 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]
     fig = Figure(**kwargs)
     FigureCanvasAgg(fig)
     return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def axes_or_new(ax: Any, figsize: tuple[float, float]) -> Any:
+    """``ax`` when it is a matplotlib ``Axes``, else (``ax=None``) the axes of a new headless
+    figure of ``figsize`` inches (:func:`new_figure`): the ``ax=`` argument of every plotting
+    function. Anything else raises ``TypeError`` naming the argument."""
+    if ax is None:
+        return new_figure(figsize=figsize)[1]
+    if not hasattr(ax, "plot") or not hasattr(ax, "figure"):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+    return ax

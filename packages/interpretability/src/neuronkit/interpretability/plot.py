@@ -22,11 +22,11 @@ import numpy as np
 
 from neuronkit.common import (
     as_float_array,
+    axes_or_new,
     check_choice,
     check_finite,
     check_number,
     check_type,
-    new_figure,
 )
 
 from .rsa import _as_vectors, _rank_vectors, rdm_to_square
@@ -39,14 +39,6 @@ SIGNS = ("absolute_value", "all", "positive", "negative")
 METHODS = ("heat_map", "blended_heat_map", "masked_image", "alpha_scaling")
 
 _IMAGE_LAYOUT = "[H, W], [C, H, W] or [B, C, H, W]"
-
-
-def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
-    if ax is None:
-        return new_figure(figsize=figsize)[1]
-    if not hasattr(ax, "imshow") or not hasattr(ax, "figure"):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    return ax
 
 
 def _channels_last(name: str, x: Any, sample: int) -> np.ndarray:
@@ -194,7 +186,7 @@ def attribution_map(
         vmin = -1.0
     else:
         default, vmin = {"absolute_value": "Blues", "positive": "Greens"}.get(sign, "Reds"), 0.0
-    ax = _axes(ax, (4.0, 3.4))
+    ax = axes_or_new(ax, (4.0, 3.4))
     heat = None
     if method == "heat_map":
         heat = ax.imshow(norm, cmap=cmap or default, vmin=vmin, vmax=1.0)
@@ -270,7 +262,7 @@ def rdm_heatmap(
     n = square.shape[0]
     names = _labels(labels, n)
     check_type("colorbar", colorbar, bool)
-    ax = _axes(ax, (4.4, 3.8))
+    ax = axes_or_new(ax, (4.4, 3.8))
     image = ax.imshow(square, cmap=cmap, interpolation="nearest")
     if names is not None:
         ax.set_xticks(range(n), names, rotation=90, fontsize=7)
@@ -352,7 +344,7 @@ def rdm_mds(
     names = _labels(labels, n)
     full = mds_embedding(square, n, squared=squared)  # every dimension, for the variance
     coords = full[:, :2]
-    ax = _axes(ax, (4.0, 3.6))
+    ax = axes_or_new(ax, (4.0, 3.6))
     ax.scatter(coords[:, 0], coords[:, 1], c=colors, s=24)
     for i, name in enumerate(names or ()):
         ax.annotate(name, coords[i], fontsize=7, xytext=(3, 3), textcoords="offset points")

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from neuronkit.common import check_type, new_figure
+from neuronkit.common import axes_or_new, check_type
 
 __all__ = ["LayerWidth", "layer_widths", "plot_widths"]
 
@@ -85,10 +85,7 @@ def plot_widths(
     """
     check_type("fraction", fraction, bool)
     rows = layer_widths(original, pruned)
-    if ax is None:
-        ax = new_figure(figsize=(min(2.0 + 0.25 * len(rows), 14.0), 3.6))[1]
-    elif not hasattr(ax, "bar") or not hasattr(ax, "figure"):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+    ax = axes_or_new(ax, (min(2.0 + 0.25 * len(rows), 14.0), 3.6))
     x = range(len(rows))
     if fraction:
         ax.bar(x, [r.after / r.before for r in rows], color="tab:blue")

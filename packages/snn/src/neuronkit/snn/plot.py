@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from neuronkit.common import check_number, check_type, host_array, new_figure
+from neuronkit.common import axes_or_new, check_number, check_type, host_array
 
 __all__ = ["population_rate", "raster", "traces"]
 
@@ -79,14 +79,6 @@ def _neurons(neurons: Sequence[int] | None, n: int, default: int | None) -> np.n
     return index
 
 
-def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
-    if ax is None:
-        return new_figure(figsize=figsize)[1]
-    if not hasattr(ax, "plot") or not hasattr(ax, "figure"):
-        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
-    return ax
-
-
 def raster(
     spikes: Any,
     *,
@@ -117,7 +109,7 @@ def raster(
         check_number("size", size, gt=0.0)
     check_type("color", color, str)
     index = _neurons(neurons, x.shape[1], None)
-    ax = _axes(ax, (6.0, 1.5 + min(4.0, 0.05 * len(index))))
+    ax = axes_or_new(ax, (6.0, 1.5 + min(4.0, 0.05 * len(index))))
     if size is None:  # a row's height in points, squared (a "|" marker's size is its height^2)
         row = ax.bbox.height * 72.0 / ax.figure.dpi / len(index)
         size = min(max(0.9 * row, 2.0), 20.0) ** 2
@@ -177,7 +169,7 @@ def traces(
         check_number("threshold", threshold)
     check_number("dt", dt, gt=0.0)
     index = _neurons(neurons, v.shape[1], 5)
-    ax = _axes(ax, (6.0, 1.0 + 0.8 * len(index)))
+    ax = axes_or_new(ax, (6.0, 1.0 + 0.8 * len(index)))
     shown = v[:, index]
     if not np.isfinite(shown).all():
         raise ValueError("membrane must be finite in the drawn neurons")
@@ -218,7 +210,7 @@ def population_rate(
     check_number("dt", dt, gt=0.0)
     if label is not None:
         check_type("label", label, str)
-    ax = _axes(ax, (6.0, 2.6))
+    ax = axes_or_new(ax, (6.0, 2.6))
     per_sample = arr.reshape(arr.shape[0], 1 if arr.ndim == 2 else arr.shape[1], -1)
     rates = np.count_nonzero(per_sample, axis=2) / (per_sample.shape[2] * dt)  # [T, samples]
     time = np.arange(arr.shape[0]) * dt
