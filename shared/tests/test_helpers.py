@@ -801,28 +801,41 @@ def test_detached_input_leaves_the_callers_graph_and_grad_alone() -> None:
     assert detached_input([1, 2]) == [1, 2]
 
 
-def test_lazy_exports_import_a_submodule_on_first_use(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pkg = tmp_path / "nk_lazy_demo"
+def _lazy_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, stub: str, modules: dict[str, str]
+) -> Any:
+    """A fresh package ``name`` whose ``__init__`` uses ``lazy_exports`` with ``stub`` as its
+    ``__init__.pyi`` and ``modules`` (file name -> source) beside it, imported."""
+    pkg = tmp_path / name
     pkg.mkdir()
     (pkg / "__init__.py").write_text(
         "from neuronkit.common.lazy import lazy_exports\n"
         "__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)\n",
         encoding="utf-8",
     )
-    (pkg / "__init__.pyi").write_text(
-        "from . import heavy\nfrom .light import double as twice\n__all__ = ['heavy', 'twice']\n",
-        encoding="utf-8",
-    )
-    (pkg / "heavy.py").write_text("VALUE = 1\n", encoding="utf-8")
-    (pkg / "light.py").write_text("def double(x):\n    return 2 * x\n", encoding="utf-8")
-    (pkg / "other.py").write_text("", encoding="utf-8")
+    (pkg / "__init__.pyi").write_text(stub, encoding="utf-8")
+    for file, source in modules.items():
+        (pkg / file).write_text(source, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [m for m in sys.modules if m.startswith("nk_lazy_demo")]:
-        monkeypatch.delitem(sys.modules, name)
+    for module in [m for m in sys.modules if m.startswith(name)]:
+        monkeypatch.delitem(sys.modules, module)
+    return importlib.import_module(name)
 
-    demo = importlib.import_module("nk_lazy_demo")
+
+def test_lazy_exports_import_a_submodule_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = _lazy_package(
+        tmp_path,
+        monkeypatch,
+        "nk_lazy_demo",
+        "from . import heavy\nfrom .light import double as twice\n__all__ = ['heavy', 'twice']\n",
+        {
+            "heavy.py": "VALUE = 1\n",
+            "light.py": "def double(x):\n    return 2 * x\n",
+            "other.py": "",
+        },
+    )
     assert demo.__all__ == ["heavy", "twice"]
     assert "nk_lazy_demo.light" not in sys.modules
     assert "nk_lazy_demo.heavy" not in sys.modules
@@ -983,27 +996,16 @@ def test_lazy_exports_keep_a_name_exported_from_its_same_named_submodule(
 ) -> None:
     """``from .occlusion import occlusion``: importing the submodule first (from a sibling or
     by its dotted path) must not leave the package's ``occlusion`` bound to the module."""
-    pkg = tmp_path / "nk_lazy_same"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text(
-        "from neuronkit.common.lazy import lazy_exports\n"
-        "__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)\n",
-        encoding="utf-8",
-    )
-    (pkg / "__init__.pyi").write_text(
+    demo = _lazy_package(
+        tmp_path,
+        monkeypatch,
+        "nk_lazy_same",
         "from .occlusion import occlusion\nfrom .user import use\n__all__ = ['occlusion', 'use']\n",
-        encoding="utf-8",
+        {
+            "occlusion.py": "def occlusion():\n    return 'map'\n",
+            "user.py": "from .occlusion import occlusion\n\ndef use():\n    return occlusion()\n",
+        },
     )
-    (pkg / "occlusion.py").write_text("def occlusion():\n    return 'map'\n", encoding="utf-8")
-    (pkg / "user.py").write_text(
-        "from .occlusion import occlusion\n\ndef use():\n    return occlusion()\n",
-        encoding="utf-8",
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [m for m in sys.modules if m.startswith("nk_lazy_same")]:
-        monkeypatch.delitem(sys.modules, name)
-
-    demo = importlib.import_module("nk_lazy_same")
     assert demo.use() == "map"  # imported the submodule occlusion from a sibling
     assert demo.occlusion() == "map"
     submodule = importlib.import_module("nk_lazy_same.occlusion")  # the dotted path still works
