@@ -232,3 +232,14 @@ def test_rdm_mds_places_and_labels_the_conditions(patterns):
     assert 50 < share < 100
     with pytest.raises(ValueError, match="at least 3 conditions"):
         plot.rdm_mds([1.0])
+
+
+def test_only_the_drawn_sample_of_a_batch_is_read():
+    batch = torch.rand(3, 1, 4, 4)
+    batch[0, 0, 0, 0] = float("nan")  # another sample's NaN is not drawn
+    want = plot.normalize_attribution(batch[2])
+    np.testing.assert_array_equal(plot.normalize_attribution(batch, sample=2), want)
+    nested = batch.tolist()
+    np.testing.assert_array_equal(plot.normalize_attribution(nested, sample=2), want)
+    with pytest.raises(ValueError, match="attributions must be finite"):
+        plot.normalize_attribution(batch, sample=0)

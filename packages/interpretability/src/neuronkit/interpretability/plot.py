@@ -44,19 +44,21 @@ _IMAGE_LAYOUT = "[H, W], [C, H, W] or [B, C, H, W]"
 def _channels_last(name: str, x: Any, sample: int) -> np.ndarray:
     """``x`` (``[H, W]``, ``[C, H, W]`` or ``[B, C, H, W]`` at ``sample``) as a finite float64
     ``[H, W, C]`` array."""
-    arr = as_float_array(name, x, _IMAGE_LAYOUT)
     check_number("sample", sample, integer=True)
-    if arr.ndim == 4:
-        if not -arr.shape[0] <= sample < arr.shape[0]:
+    if not hasattr(x, "ndim"):  # nested lists: read once
+        x = as_float_array(name, x, _IMAGE_LAYOUT)
+    if x.ndim == 4:  # a batch: only the drawn sample is converted to float64
+        if not -x.shape[0] <= sample < x.shape[0]:
             raise ValueError(
-                f"sample must index the batch of {name} (size {arr.shape[0]}), got {sample}"
+                f"sample must index the batch of {name} (size {x.shape[0]}), got {sample}"
             )
-        arr = arr[sample]
+        x = x[sample]
     elif sample != 0:
         raise ValueError(
-            f"sample must be 0 for a single {name} of shape {arr.shape} (pass a batch "
+            f"sample must be 0 for a single {name} of shape {tuple(x.shape)} (pass a batch "
             "[B, C, H, W] to pick another)"
         )
+    arr = as_float_array(name, x, _IMAGE_LAYOUT)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or 0 in arr.shape:
