@@ -86,7 +86,9 @@ def _keep_exports_over_submodules(
 ) -> None:
     """Make the package module keep ``names`` bound to their exported values when the
     import system binds the same-named submodule to it (a module's class may be replaced by a
-    subclass of ``ModuleType``; the submodule stays importable by its dotted path)."""
+    subclass of ``ModuleType``). The submodule stays in ``sys.modules`` (``from pkg.name
+    import ...`` and ``importlib.import_module`` reach it); ``import pkg.name as m`` binds the
+    exported value."""
     module = sys.modules.get(package)
     if module is None:  # not called from the package's __init__
         return
