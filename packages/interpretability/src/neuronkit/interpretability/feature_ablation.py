@@ -110,17 +110,15 @@ def feature_ablation(
     t = _target_index(target, inputs.shape[0], inputs.device)
 
     x = inputs.detach()
-    shape = x.shape[1:]
     ids_shape = (-1, *([1] * mask.ndim))
 
-    def ablated(start: int, stop: int) -> torch.Tensor:  # [c * B, *S]
+    def ablated(start: int, stop: int) -> torch.Tensor:  # [c, 1 or B, *S]
         ids = torch.arange(start, stop, device=x.device).view(ids_shape)
-        m = (mask == ids).to(x.dtype)  # [c, 1 or B, *S]
-        return (x * (1 - m) + base * m).reshape(-1, *shape)
+        return (mask == ids).to(x.dtype)
 
     n_features = int(mask.max()) + 1
     drops = _output_drops(
-        model, x, t, n_features, batch_size, ablated, show_progress, "feature ablation"
+        model, x, base, t, n_features, batch_size, ablated, show_progress, "feature ablation"
     )  # [n_features, B]
     index = mask.expand(x.shape).reshape(x.shape[0], -1)
     attributions = drops.T.gather(1, index).view_as(x)

@@ -30,7 +30,7 @@ from torch import nn
 from neuronkit.common import check_choice, check_type, grad_enabled
 
 from .attribution import Target, _check_inputs, _finite_with_inputs, _gradient, _leaf, _target_index
-from .grad_cam import grad_cam
+from .grad_cam import _UPSAMPLE, grad_cam
 from .hooks import check_not_compiled
 
 __all__ = ["deconvolution", "guided_backprop", "guided_grad_cam"]
@@ -169,7 +169,7 @@ def guided_grad_cam(
     Returns:
         ``[B, C, ...]`` attributions, the inputs' shape.
     """
-    check_choice("upsample", upsample, ("nearest", "bilinear", "bicubic"))
+    check_choice("upsample", upsample, _UPSAMPLE)
     check_type("inputs", inputs, torch.Tensor)
     if not 3 <= inputs.ndim <= 5:
         raise ValueError(

@@ -92,18 +92,20 @@ def _baseline(baselines: float | torch.Tensor, inputs: torch.Tensor) -> float | 
 def _output_drops(
     model: Model,
     x: torch.Tensor,
+    baseline: float | torch.Tensor,
     target: int | torch.Tensor | None,
     n: int,
     batch_size: int,
-    perturbed: Callable[[int, int], torch.Tensor],
+    masks: Callable[[int, int], torch.Tensor],
     show_progress: bool | None,
     desc: str,
 ) -> torch.Tensor:
     """``f(x) - f(x perturbed)`` of each example's selected output for ``n`` perturbations,
-    ``[n, B]`` in ``x``'s dtype. ``perturbed(start, stop)`` returns perturbations
-    ``start..stop`` of the whole batch, ``[(stop - start) * B, *S]`` (perturbation-major);
-    ``max(1, batch_size // B)`` of them go through the model per forward, without gradients
-    and in eval mode."""
+    ``[n, B]`` in ``x``'s dtype. ``masks(start, stop)`` returns the masks ``m`` of
+    perturbations ``start..stop``, ``[stop - start, 1 or B, *S]`` in ``x``'s dtype; the
+    perturbed inputs are Captum's ``x (1 - m) + baseline m``. ``max(1, batch_size // B)``
+    perturbations of the whole batch go through the model per forward, without gradients and
+    in eval mode."""
     b = x.shape[0]
     chunk = max(1, batch_size // b)
     drops = []
@@ -113,7 +115,8 @@ def _output_drops(
         initial = _select(outputs, target, b)
         for start in progress(range(0, n, chunk), show_progress=show_progress, desc=desc):
             stop = min(start + chunk, n)
-            rows = perturbed(start, stop)
+            m = masks(start, stop)
+            rows = (x * (1 - m) + baseline * m).reshape(-1, *x.shape[1:])
             out = tensor_output(call_model(model, rows, copy=False))
             repeated = _repeat(target, stop - start)
             _check_output(out, repeated, rows.shape[0], scan=False)  # range checked above
@@ -176,12 +179,11 @@ def occlusion(
     axes = [_intervals(n, w, s, x) for n, w, s in zip(shape, windows, steps, strict=True)]
     counts = [a.shape[0] for a in axes]
 
-    def occluded(start: int, stop: int) -> torch.Tensor:  # [c * B, *S]
-        m = _masks(axes, counts, start, stop)[:, None]  # [c, 1, *S]
-        return (x * (1 - m) + base * m).reshape(-1, *shape)
+    def occluded(start: int, stop: int) -> torch.Tensor:  # [c, 1, *S]
+        return _masks(axes, counts, start, stop)[:, None]
 
     drops = _output_drops(
-        model, x, t, math.prod(counts), batch_size, occluded, show_progress, "occlusion"
+        model, x, base, t, math.prod(counts), batch_size, occluded, show_progress, "occlusion"
     )
     credit = drops.reshape(*counts, x.shape[0])  # [n_1, ..., n_k, B]
     letters = string.ascii_letters
