@@ -992,6 +992,12 @@ def test_rdm_distances_of_parallel_patterns_are_not_negative() -> None:
         np.testing.assert_allclose(out, 0.0, atol=1e-15)
     parallel = np.outer([1.0, 3.0, 7.0, 0.1], [0.1, 0.7, 0.3])
     assert (rdm(parallel, "cosine") >= 0).all()
+    # 100 pairs of equal rows, from norms and one syrk: several round below 0 before the clip
+    twins = np.repeat(np.random.default_rng(0).normal(size=(100, 30)) * 3 + 0.1, 2, axis=0)
+    for method in ("euclidean", "mahalanobis"):
+        out = rdm(twins, method)
+        assert (out >= 0).all()
+        assert out.min() == 0.0
 
 
 @pytest.mark.parametrize("fill", [np.float32(5.0), np.int64(5), np.array(5.0), torch.tensor(5.0)])

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg import cholesky
-from scipy.linalg.blas import dsyrk, dtrmm
+from scipy.linalg.blas import dsyr2, dsyrk, dtrmm
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
 from scipy.stats import rankdata
@@ -635,24 +635,26 @@ def _factor(x: np.ndarray, prec: np.ndarray | None) -> np.ndarray | None:
 _SYRK_MIN_ROWS = 128
 
 
-def _upper_products(w: np.ndarray, alpha: float, base: np.ndarray | None = None) -> np.ndarray:
-    """``alpha w_i . w_j`` (plus ``base[i, j]``) for all pairs ``i < j`` of the rows of
+def _upper_products(w: np.ndarray, alpha: float, sums: np.ndarray | None = None) -> np.ndarray:
+    """``alpha w_i . w_j`` (plus ``sums[i] + sums[j]``) for all pairs ``i < j`` of the rows of
     ``w [n, k]``, as a vector: one BLAS syrk fills one triangle (``w @ w.T`` also copies it to
-    the other). ``base``: a C-ordered ``[n, n]`` matrix, updated in place."""
+    the other) and a rank-two update (syr2) adds the pairwise sums to that triangle only (an
+    ``[n, n]`` outer sum costs 3x as much: numpy does not vectorize the broadcast add)."""
     # a C-ordered matrix's transpose is the Fortran one BLAS writes; its lower triangle is
     # the C-ordered upper one
-    extra = {} if base is None else {"beta": 1.0, "c": base.T, "overwrite_c": 1}
-    products = dsyrk(alpha, w.T, trans=1, lower=1, **extra)
+    products = dsyrk(alpha, w.T, trans=1, lower=1)
+    if sums is not None:
+        products = dsyr2(1.0, sums, np.ones_like(sums), lower=1, a=products, overwrite_a=1)
     return products.T[_upper_mask(w.shape[0])]
 
 
 def _factor_distances(w: np.ndarray) -> tuple[np.ndarray, float]:
     """``|w_i - w_j|^2`` for all pairs ``i < j`` of the rows of ``w [n, k]`` as a vector, and
-    the largest ``|w_i|^2``: the squared norms' outer sum is written once into an ``[n, n]``
-    buffer and syrk adds ``-2 W W^T`` to its upper triangle (no further passes over the
-    buffer, as ``w @ w.T`` then :func:`_distances_from_kernel` need)."""
+    the largest ``|w_i|^2``: ``|w_i|^2 + |w_j|^2 - 2 w_i . w_j`` on one triangle of an
+    ``[n, n]`` buffer (no passes over all of it, as ``w @ w.T`` then
+    :func:`_distances_from_kernel` need)."""
     sq = np.einsum("ij,ij->i", w, w)
-    return _upper_products(w, -2.0, np.add.outer(sq, sq)), float(sq.max())
+    return _upper_products(w, -2.0, sq), float(sq.max())
 
 
 def _symmetric_distances(x: np.ndarray, prec: np.ndarray | None) -> tuple[np.ndarray, float]:
@@ -822,11 +824,13 @@ def _distances(
         return None
     n_channels = arr.shape[1]
     # K_ii + K_jj - 2 K_ij rounds to within ~4 c eps max K_ii: beyond that, P is not positive
-    if prec is not None and prec.ndim == 2 and out.min() < -4 * n_channels * _EPS * scale:
-        low = np.ldexp(out.min() / n_channels, 2 * (exponent or 0))
+    low = float(out.min())
+    if prec is not None and prec.ndim == 2 and low < -4 * n_channels * _EPS * scale:
+        low = np.ldexp(low / n_channels, 2 * (exponent or 0))
         raise _not_positive(f"a squared distance came out {low:.6g}, beyond rounding")
     out /= n_channels
-    np.maximum(out, 0.0, out=out)  # rounding below 0
+    if low < 0:  # rounding below 0 (a min read is a third of np.maximum's time)
+        np.maximum(out, 0.0, out=out)
     return out
 
 
@@ -875,7 +879,9 @@ def _cosine_distances(
         gram /= norms[None, :]
         sim = gram[_upper_mask(n)]
     out = np.subtract(1.0, sim, out=sim)
-    return np.maximum(out, 0.0, out=out)  # rounding of parallel patterns below 0
+    if out.min() < 0:  # rounding of parallel patterns below 0
+        np.maximum(out, 0.0, out=out)
+    return out
 
 
 def _centred_gram(patterns: np.ndarray) -> tuple[np.ndarray, float] | None:
