@@ -300,3 +300,78 @@ def test_feature_ablation_matches_captum(mask, baselines) -> None:
     ours = feature_ablation(model, x, target, feature_mask=mask, baselines=baselines, batch_size=10)
     assert ours.abs().sum() > 0
     torch.testing.assert_close(ours, theirs, atol=ATOL, rtol=0)
+
+
+def _deeplift_mlp(inplace: bool) -> nn.Module:
+    """Every nonlinearity Captum's DeepLift has a Rescale rule for."""
+    torch.manual_seed(4)
+    return nn.Sequential(
+        nn.Linear(10, 16),
+        nn.ReLU(inplace),
+        nn.Linear(16, 16),
+        nn.Tanh(),
+        nn.Linear(16, 16),
+        nn.Sigmoid(),
+        nn.Linear(16, 16),
+        nn.ELU(inplace=inplace),
+        nn.Linear(16, 16),
+        nn.Softplus(),
+        nn.Linear(16, 16),
+        nn.LeakyReLU(0.1, inplace),
+        nn.Linear(16, 4),
+    ).double()
+
+
+def _deeplift_cnn() -> nn.Module:
+    """Max pools right after convolutions (Captum skips a pool's rule when the pool follows
+    another rule module: see neuronkit.interpretability.deeplift)."""
+    torch.manual_seed(5)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 6),
+        nn.ReLU(),
+        nn.Linear(6, 3),
+    ).double()
+
+
+@pytest.mark.parametrize("baselines", ["zero", "shared", "per_example"])
+@pytest.mark.parametrize("kind", ["mlp", "mlp_inplace", "cnn"])
+def test_deeplift_matches_captum(kind, baselines) -> None:
+    from neuronkit.interpretability import deeplift
+
+    model = _deeplift_cnn() if kind == "cnn" else _deeplift_mlp(kind == "mlp_inplace")
+    shape = (4, 2, 8, 8) if kind == "cnn" else (4, 10)
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64)
+    base = {
+        "zero": None,
+        "shared": torch.randn(shape[1:], generator=gen, dtype=torch.float64),
+        "per_example": torch.randn(shape, generator=gen, dtype=torch.float64),
+    }[baselines]
+    target = torch.tensor([0, 1, 2, 1])
+    theirs_base = base.expand(shape) if baselines == "shared" else base
+    theirs, theirs_delta = captum_attr.DeepLift(model).attribute(
+        x, baselines=theirs_base, target=target, return_convergence_delta=True
+    )
+    ours, delta = deeplift(model, x, target, baselines=base, return_convergence_delta=True)
+    torch.testing.assert_close(ours, theirs.detach(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(delta, theirs_delta.detach(), rtol=0, atol=1e-12)
+
+
+def test_deeplift_shap_matches_captum() -> None:
+    from neuronkit.interpretability import deeplift_shap
+
+    model = _deeplift_mlp(False)
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 10, generator=gen, dtype=torch.float64)
+    refs = torch.randn(5, 10, generator=gen, dtype=torch.float64)
+    theirs, theirs_delta = captum_attr.DeepLiftShap(model).attribute(
+        x, baselines=refs, target=2, return_convergence_delta=True
+    )
+    ours, delta = deeplift_shap(model, x, refs, 2, return_convergence_delta=True)
+    torch.testing.assert_close(ours, theirs.detach(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(delta, theirs_delta.detach(), rtol=0, atol=1e-12)

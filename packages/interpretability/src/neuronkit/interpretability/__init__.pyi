@@ -20,6 +20,7 @@ from .attribution_eval import (
     signal_mass,
 )
 from .codebook import CodebookLayer, insert_codebooks, insert_hf_codebooks
+from .deeplift import deeplift, deeplift_shap
 from .description import ExemplarCaptioner, compute_exemplars, describe_units
 from .dynamics import InformationPlane, track_information_plane
 from .evaluators import WideDeep, WideDeepResult
@@ -85,6 +86,8 @@ __all__ = [
     "compare_rdms",
     "compute_exemplars",
     "deconvolution",
+    "deeplift",
+    "deeplift_shap",
     "describe_units",
     "description",
     "diffroar",

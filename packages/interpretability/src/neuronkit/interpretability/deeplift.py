@@ -1,0 +1,347 @@
+"""DeepLIFT with the Rescale rule and DeepLIFT SHAP: attributions as differences from a reference.
+
+Shrikumar, Greenside & Kundaje, "Learning Important Features Through Propagating Activation
+Differences" (ICML 2017). Every nonlinearity ``y = f(x)`` passes back, instead of its
+derivative, the multiplier ``(f(x) - f(x')) / (x - x')`` of its input's and output's
+differences from the values ``x'``, ``f(x')`` it had on the reference input (the Rescale rule;
+where ``|x - x'| < eps`` its ordinary derivative); linear layers pass gradients as usual. The
+attribution of input ``i`` is ``(x_i - x'_i)`` times its multiplier, and the attributions of an
+example sum to ``f(x) - f(x')`` (summation-to-delta) whenever every nonlinearity follows a rule.
+
+Numbers equal Captum's ``DeepLift`` and ``DeepLiftShap``. The rules apply to modules of exactly
+the types Captum handles: ``nn.ReLU``, ``nn.ELU``, ``nn.LeakyReLU``, ``nn.Sigmoid``,
+``nn.Tanh``, ``nn.Softplus`` (Rescale) and ``nn.MaxPool1d/2d/3d`` (Captum's rule: the output
+difference, split at the larger of the two maxima, is routed to each one's argmax and divided
+by the input difference). Functional activations in a ``forward`` (``F.relu``) keep their
+gradient, and so does ``nn.Softmax``: attribute to the logits, as the paper recommends. A
+module may be called several times (Captum requires one call); each call uses the reference
+values of the same call. Overlapping max pools add the routed differences where Captum's
+unpooling keeps one of them.
+
+Speed: the reference runs once without autograd, on one example when the baseline is shared
+(Captum runs inputs and baselines as one ``2B`` batch through forward and backward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
+
+from .attribution import (
+    Target,
+    _check_finite_result,
+    _check_graph,
+    _check_inputs,
+    _check_output,
+    _finite_with_inputs,
+    _grad_outputs,
+    _leaf,
+    _select,
+    _target_index,
+)
+from .hooks import call_model, check_not_compiled
+
+__all__ = ["deeplift", "deeplift_shap"]
+
+_RESCALED = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus)
+_MAX_POOLS = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
+_POOL_FUNCTIONS: dict[int, Any] = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+
+def _rule_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules a rule replaces the gradient of (a max pool returning its indices keeps it)."""
+    return [
+        m
+        for m in model.modules()
+        if type(m) in _RESCALED or (type(m) in _MAX_POOLS and not m.return_indices)
+    ]
+
+
+def _protect_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Forward pre-hook of an in-place module: it runs on a copy, so its input keeps the value
+    the rule reads (and upstream tensors are not overwritten)."""
+    if getattr(module, "inplace", False) and isinstance(args[0], torch.Tensor):
+        return (args[0].clone(), *args[1:])
+    return None
+
+
+class _References:
+    """The input and output of every call of every rule module on the reference batch, in call
+    order (recorded by a no-grad forward pass), handed out call by call in the second pass."""
+
+    def __init__(self) -> None:
+        self.calls: dict[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.used: dict[nn.Module, int] = {}
+        self.inputs: dict[nn.Module, torch.Tensor] = {}
+
+    def keep_input(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        self.inputs[module] = args[0]
+        return _protect_input(module, args)
+
+    def record(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        x = self.inputs.pop(module)
+        self.calls.setdefault(module, []).append((x.detach().clone(), out.detach().clone()))
+
+    def next(self, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.used.get(module, 0)
+        calls = self.calls.get(module, [])
+        if k >= len(calls):
+            raise RuntimeError(
+                f"{type(module).__name__} module ran more often on the inputs than on the "
+                f"baselines ({len(calls)} calls): DeepLIFT needs the same computation path for both"
+            )
+        self.used[module] = k + 1
+        ref_in, ref_out = calls[k]
+        if ref_in.shape[1:] != x.shape[1:] or ref_in.shape[0] not in (1, x.shape[0]):
+            raise RuntimeError(
+                f"{type(module).__name__} module saw shape {tuple(ref_in.shape)} on the "
+                f"baselines and {tuple(x.shape)} on the inputs: DeepLIFT needs the same "
+                "computation path for both"
+            )
+        return ref_in, ref_out
+
+
+def _rescaled(
+    x: torch.Tensor, out: torch.Tensor, ref_in: torch.Tensor, ref_out: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """``out`` with gradient ``(out - ref_out) / (x - ref_in)`` with respect to ``x`` (its own
+    derivative where ``|x - ref_in| < eps``)."""
+    with torch.no_grad():
+        delta = x - ref_in
+        small = delta.abs() < eps
+        ratio = (out - ref_out) / delta.masked_fill(small, 1.0)
+        ratio.masked_fill_(small, 0.0)
+    kept = torch.where(small, out, out.detach()) if bool(small.any()) else out.detach()
+    return kept + (x - x.detach()) * ratio
+
+
+def _route(
+    values: torch.Tensor, indices: torch.Tensor, shape: torch.Size, dims: int
+) -> torch.Tensor:
+    """Sum ``values`` (a pool's output shape) into a zero tensor of the pool's input ``shape``
+    at the pool's flat argmax ``indices`` (over its last ``dims`` dimensions)."""
+    lead = shape[: len(shape) - dims]
+    flat = values.new_zeros(*lead, int(torch.Size(shape[len(lead) :]).numel()))
+    flat.scatter_add_(-1, indices.flatten(-dims), values.flatten(-dims))
+    return flat.view(shape)
+
+
+class _MaxPoolRule(torch.autograd.Function):
+    """The max pool ``module`` of ``x``, whose backward is Captum's DeepLIFT rule for it against
+    the reference input and output ``ref_in``, ``ref_out`` (module docstring)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        ref_in: torch.Tensor,
+        ref_out: torch.Tensor,
+        module: Any,
+        eps: float,
+    ) -> torch.Tensor:
+        dims = _MAX_POOLS[type(module)]
+        settings = (module.kernel_size, module.stride, module.padding, module.dilation)
+        pool = _POOL_FUNCTIONS[dims]
+        out, indices = pool(x, *settings, module.ceil_mode, return_indices=True)
+        _, ref_indices = pool(ref_in, *settings, module.ceil_mode, return_indices=True)
+        cross = torch.maximum(out, ref_out)
+        ctx.save_for_backward(
+            indices, ref_indices.expand_as(indices), cross - ref_out, out - cross, x - ref_in
+        )
+        ctx.dims, ctx.eps, ctx.shape = dims, eps, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        indices, ref_indices, above_ref, below_max, delta = ctx.saved_tensors
+        routed = _route(grad * above_ref, indices, ctx.shape, ctx.dims)
+        routed += _route(grad * below_max, ref_indices, ctx.shape, ctx.dims)
+        small = delta.abs() < ctx.eps
+        multiplier = routed / delta.masked_fill(small, 1.0)
+        if bool(small.any()):
+            multiplier = torch.where(small, _route(grad, indices, ctx.shape, ctx.dims), multiplier)
+        return multiplier, None, None, None, None
+
+
+@contextmanager
+def _hooked(modules: list[nn.Module], pre: Any, post: Any) -> Iterator[None]:
+    handles = []
+    try:
+        for module in modules:
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(module.register_forward_hook(post))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _attribute(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    base: torch.Tensor,
+    target: int | torch.Tensor | None,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multipliers ``[B, ...]`` of ``inputs`` against the reference ``base`` (``[B, ...]`` or
+    ``[1, ...]``) and the selected outputs' differences ``f(x) - f(x')`` ``[B]``."""
+    modules = _rule_modules(model)
+    refs = _References()
+    batch = inputs.shape[0]
+    with eval_mode(model):
+        with torch.no_grad(), _hooked(modules, refs.keep_input, refs.record):
+            ref_outputs = call_model(model, base, "baselines")
+        _check_output(ref_outputs, target, base.shape[0], scan=False)
+        pending: dict[nn.Module, torch.Tensor] = {}
+
+        def keep(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            pending[module] = args[0]
+            return _protect_input(module, args)
+
+        def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
+            x = pending.pop(module)
+            ref_in, ref_out = refs.next(module, x)
+            if type(module) in _MAX_POOLS:
+                result: torch.Tensor = _MaxPoolRule.apply(x, ref_in, ref_out, module, eps)
+                return result
+            return _rescaled(x, out, ref_in, ref_out, eps)
+
+        x = _leaf(inputs)
+        with _hooked(modules, keep, apply_rule):
+            outputs = call_model(model, x)
+            grad_out = _grad_outputs(outputs, target, batch)
+            _check_graph(outputs)
+            (grad,) = torch.autograd.grad(outputs, x, grad_out)
+    with torch.no_grad():
+        ref_selected = _select(ref_outputs.expand(batch, *ref_outputs.shape[1:]), target, batch)
+        difference = _select(outputs.detach(), target, batch) - ref_selected
+    return grad, difference
+
+
+def _prepare(model: Any, inputs: Any, eps: Any, delta: Any) -> None:
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    _check_inputs(inputs, finite=False)
+    check_number("eps", eps, gt=0)
+    check_type("return_convergence_delta", delta, bool)
+
+
+def _reference(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
+    """The baseline as ``[B, ...]`` or, when shared by all examples, ``[1, ...]``."""
+    if baselines is None:
+        return torch.zeros((1, *inputs.shape[1:]), dtype=inputs.dtype, device=inputs.device)
+    if isinstance(baselines, torch.Tensor):
+        check_type("baselines", baselines, torch.Tensor)
+        if not baselines.is_floating_point():
+            raise TypeError(
+                f"baselines must be a floating-point tensor, got dtype {baselines.dtype}"
+            )
+        if baselines.shape == inputs.shape:
+            return baselines.detach().to(inputs)
+        if baselines.ndim == 0 or baselines.shape in (inputs.shape[1:], (1, *inputs.shape[1:])):
+            return baselines.detach().to(inputs).expand(1, *inputs.shape[1:]).contiguous()
+        raise ValueError(
+            f"baselines must be a scalar or have shape {tuple(inputs.shape)} or "
+            f"{tuple(inputs.shape[1:])}, got {tuple(baselines.shape)}"
+        )
+    check_number("baselines", baselines)
+    return torch.full(
+        (1, *inputs.shape[1:]), float(baselines), dtype=inputs.dtype, device=inputs.device
+    )
+
+
+@grad_enabled("deeplift")
+def deeplift(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    baselines: torch.Tensor | float | None = None,
+    eps: float = 1e-10,
+    return_convergence_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """DeepLIFT with the Rescale rule (Shrikumar et al. 2017), Captum's ``DeepLift``.
+
+    Args:
+        model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``); runs in eval mode
+            (its flags are restored).
+        inputs: ``[B, ...]`` floating tensor (not modified).
+        target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
+        baselines: the reference input ``x'``: ``None`` (zeros, Captum's default), a scalar, a
+            tensor shaped like ``inputs`` or like one example.
+        eps: below this ``|x - x'|`` a nonlinearity passes its ordinary derivative (Captum's
+            default ``1e-10``).
+        return_convergence_delta: also return ``sum_i attr_i - (f(x) - f(x'))`` per example
+            (Captum's sign; 0 up to rounding when every nonlinearity follows a rule).
+
+    Returns:
+        ``[B, ...]`` attributions, and ``[B]`` deltas when asked.
+    """
+    _prepare(model, inputs, eps, return_convergence_delta)
+    base = _reference(baselines, inputs)
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    grad, difference = _attribute(model, inputs, base, t, float(eps))
+    attributions = _finite_with_inputs(
+        inputs, grad * (inputs.detach() - base), "outputs or gradients"
+    )
+    if not return_convergence_delta:
+        return attributions
+    delta = attributions.reshape(inputs.shape[0], -1).sum(1) - difference
+    return attributions, _check_finite_result(delta, "outputs")
+
+
+@grad_enabled("deeplift_shap")
+def deeplift_shap(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    baselines: torch.Tensor,
+    target: Target = None,
+    *,
+    eps: float = 1e-10,
+    return_convergence_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """DeepLIFT SHAP (Lundberg & Lee 2017), Captum's ``DeepLiftShap``: DeepLIFT against each of
+    ``K`` baselines (a sample of the data distribution), averaged.
+
+    Args:
+        model, inputs, target, eps: as :func:`deeplift`.
+        baselines: ``[K, ...]`` reference examples, ``K >= 1``.
+        return_convergence_delta: also return the ``[B * K]`` deltas of each example against
+            each baseline (Captum's order: example-major).
+
+    Returns:
+        ``[B, ...]`` attributions, and ``[B * K]`` deltas when asked.
+    """
+    _prepare(model, inputs, eps, return_convergence_delta)
+    check_type("baselines", baselines, torch.Tensor)
+    if not baselines.is_floating_point():
+        raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
+    if (
+        baselines.ndim != inputs.ndim
+        or baselines.shape[1:] != inputs.shape[1:]
+        or not len(baselines)
+    ):
+        raise ValueError(
+            f"baselines must be [K, {', '.join(map(str, inputs.shape[1:]))}] with K >= 1 "
+            f"(a sample of reference examples), got {tuple(baselines.shape)}"
+        )
+    batch, k = inputs.shape[0], baselines.shape[0]
+    t = _target_index(target, batch, inputs.device)
+    # example-major rows (example b against baseline j at b * K + j), as Captum expands them
+    x = inputs.detach().repeat_interleave(k, dim=0)
+    base = baselines.detach().to(inputs).repeat(batch, *([1] * (inputs.ndim - 1)))
+    rows_t = t.repeat_interleave(k) if isinstance(t, torch.Tensor) else t
+    grad, difference = _attribute(model, x, base, rows_t, float(eps))
+    per_pair = _finite_with_inputs(x, grad * (x - base), "outputs or gradients")
+    attributions = per_pair.view(batch, k, *inputs.shape[1:]).mean(1)
+    if not return_convergence_delta:
+        return attributions
+    delta = per_pair.reshape(batch * k, -1).sum(1) - difference
+    return attributions, _check_finite_result(delta, "outputs")
