@@ -16,6 +16,10 @@ Matched settings, Captum's defaults stated explicitly on both sides (issue #5; a
 * guided backpropagation: ``guided_backprop(model, x, t)`` vs
   ``GuidedBackprop(model).attribute(x, target=t)`` (every ``nn.ReLU`` passes only positive
   gradients where its input was positive; the floor is saliency's).
+* DeepLIFT (MLP only): Rescale rule, zero baseline: ``deeplift(model, x, t)`` vs
+  ``DeepLift(model).attribute(x, target=t)`` (on the CNN, whose max pools follow ReLUs, Captum
+  leaves the pools' rule out and the two differ: see neuronkit.interpretability.deeplift). The
+  floor is saliency's plus a no-grad forward of one zero example (the reference activations).
 
 * Grad-CAM (CNN only) of the second convolution's output: ``grad_cam(model, x, "3", t)`` vs
   ``LayerGradCam(model, model[3]).attribute(x, target=t)`` (no ReLU, channels summed: both
@@ -88,6 +92,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_at
 N_STEPS, N_SAMPLES, STDEV = 50, 50, 0.15
 METHODS = ["saliency", "integrated_gradients", "smoothgrad", "guided_backprop"]
 CNN_METHODS = ["grad_cam", "occlusion", "feature_ablation"]  # maps and patches: the CNN only
+MLP_METHODS = ["deeplift"]  # equal to Captum's only without pools after ReLUs
 CAM_LAYER = 3  # Grad-CAM of the second convolution's output [B, 16, 14, 14]
 WINDOW, STRIDES, ROWS = (1, 4, 4), (1, 2, 2), 256  # occlusion: 13 x 13 positions, rows/forward
 SUPERPIXEL = 4  # feature ablation: 7 x 7 features of 4 x 4 pixels
@@ -97,6 +102,7 @@ def configs(quick: bool) -> list[tuple[str, int, str]]:
     """(model, batch, method)."""
     models = ["mlp"] if quick else ["mlp", "cnn"]
     out = [(m, b, meth) for m in models for b in (1, 32) for meth in METHODS]
+    out += [("mlp", b, meth) for b in (1, 32) for meth in MLP_METHODS]
     if not quick:
         out += [("cnn", b, meth) for b in (1, 32) for meth in CNN_METHODS]
     return out
@@ -198,7 +204,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
 
         return occlusion_floor
     if library == "floor":  # on exactly the rows the method evaluates
-        if method in ("saliency", "guided_backprop"):  # one plain forward+backward of x
+        if method in ("saliency", "guided_backprop", "deeplift"):  # forward+backward of x
             batch, t = x, target
         elif method == "integrated_gradients":  # x at the Gauss-Legendre nodes (zero baseline)
             import numpy as np
@@ -210,7 +216,12 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             batch, t = None, target.repeat_interleave(N_SAMPLES)
             shape = (x.shape[0], N_SAMPLES, *x.shape[1:])
 
+        reference = torch.zeros_like(x[:1]) if method == "deeplift" else None
+
         def floor():  # type: ignore[no-untyped-def]
+            if reference is not None:  # DeepLIFT's reference activations
+                with torch.no_grad():
+                    model(reference)
             rows = batch
             if rows is None:  # the draw and one fused add: x + STDEV * noise
                 noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
@@ -222,6 +233,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         return floor
     if library == "neuronkit":
         from neuronkit.interpretability import (
+            deeplift,
             feature_ablation,
             grad_cam,
             guided_backprop,
@@ -242,6 +254,8 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             return lambda: saliency(model, x, target, abs=True)
         if method == "guided_backprop":
             return lambda: guided_backprop(model, x, target)
+        if method == "deeplift":
+            return lambda: deeplift(model, x, target)
         if method == "integrated_gradients":
             return lambda: integrated_gradients(
                 model, x, target, baselines=None, n_steps=N_STEPS, method="gausslegendre"
@@ -258,6 +272,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         )
     if library == "captum":
         from captum.attr import (
+            DeepLift,
             FeatureAblation,
             GuidedBackprop,
             IntegratedGradients,
@@ -290,6 +305,9 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         if method == "guided_backprop":
             guided = GuidedBackprop(model)
             return lambda: guided.attribute(x, target=target)
+        if method == "deeplift":
+            lift = DeepLift(model)
+            return lambda: lift.attribute(x, target=target)
         if method == "saliency":
             sal = Saliency(model)
             return lambda: sal.attribute(x, target=target, abs=True)
@@ -414,14 +432,15 @@ def main() -> int:
         out,
         {
             "benchmark": (
-                "saliency / integrated gradients / SmoothGrad / guided backpropagation / Grad-CAM /"
-                " occlusion / feature ablation vs Captum, float32, CPU"
+                "saliency / integrated gradients / SmoothGrad / guided backpropagation / DeepLIFT /"
+                " Grad-CAM / occlusion / feature ablation vs Captum, float32, CPU"
             ),
             "settings": {
                 "integrated_gradients": "n_steps=50, gausslegendre, zero baseline",
                 "smoothgrad": "NoiseTunnel(Saliency abs=True), 50 samples, stdev 0.15, seed 0",
                 "saliency": "abs=True",
                 "guided_backprop": "GuidedBackprop defaults",
+                "deeplift": "MLP only, DeepLift defaults (Rescale, zero baseline, eps 1e-10)",
                 "grad_cam": "CNN layer 3 (conv 8->16), no ReLU, channels summed",
                 "occlusion": "CNN, window 1x4x4, strides 1x2x2, zero baseline, 256 rows/forward",
                 "feature_ablation": "CNN, 4x4 superpixels (49), zero baseline, 256 rows/forward",
