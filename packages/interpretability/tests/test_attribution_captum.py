@@ -375,3 +375,16 @@ def test_deeplift_shap_matches_captum() -> None:
     ours, delta = deeplift_shap(model, x, refs, 2, return_convergence_delta=True)
     torch.testing.assert_close(ours, theirs.detach(), rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(delta, theirs_delta.detach(), rtol=0, atol=1e-12)
+
+
+def test_gradient_shap_matches_captum_where_the_draws_do_not_matter() -> None:
+    """Captum draws its points and baselines from numpy's global generator, ours from torch:
+    with one baseline, no noise and a linear model every draw gives the same attribution."""
+    from neuronkit.interpretability import gradient_shap
+
+    torch.manual_seed(8)
+    model = nn.Linear(6, 3).double()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    base = torch.randn(1, 6, dtype=torch.float64)
+    theirs = captum_attr.GradientShap(model).attribute(x, baselines=base, target=2)
+    torch.testing.assert_close(gradient_shap(model, x, base, 2, seed=0), theirs.detach())

@@ -28,6 +28,7 @@ from .feature_ablation import feature_ablation
 from .fusion import LateFusionClassifier, robustness_curves
 from .geometry import level_set_traversal, line_confidence, triangle_confidence
 from .grad_cam import grad_cam
+from .gradient_shap import gradient_shap
 from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
@@ -102,6 +103,7 @@ __all__ = [
     "geometry",
     "get_layer",
     "grad_cam",
+    "gradient_shap",
     "gt_grid",
     "guided_backprop",
     "guided_grad_cam",

@@ -1,0 +1,82 @@
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import gradient_shap, integrated_gradients
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _mlp() -> nn.Module:
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3)).double()
+    torch.random.set_rng_state(gen_state)
+    return model
+
+
+def test_a_linear_model_gives_weight_times_difference_from_the_mean_baseline() -> None:
+    model = nn.Linear(5, 3).double()
+    x = torch.randn(2, 5, generator=_gen(1), dtype=torch.float64)
+    refs = torch.randn(4, 5, generator=_gen(2), dtype=torch.float64)
+    w = model.weight.detach()[1]
+    # one baseline: every draw gives w (x - b) exactly
+    torch.testing.assert_close(gradient_shap(model, x, refs[:1], 1, seed=0), w * (x - refs[0]))
+    # several: the draws pick baselines uniformly (sampling error ~ 1 / sqrt(4000 draws))
+    got = gradient_shap(model, x, refs, 1, n_samples=4000, seed=0)
+    torch.testing.assert_close(got, w * (x - refs.mean(0)), rtol=0, atol=0.1)
+
+
+def test_the_mean_over_points_is_integrated_gradients() -> None:
+    model = _mlp()
+    x = torch.randn(3, 5, generator=_gen(3), dtype=torch.float64) * 2
+    base = torch.randn(1, 5, generator=_gen(4), dtype=torch.float64)
+    got = gradient_shap(model, x, base, [0, 1, 2], n_samples=4000, seed=1)
+    ig = integrated_gradients(model, x, [0, 1, 2], baselines=base)
+    assert float((got - ig).norm() / ig.norm()) < 0.03
+    # and summation to f(x) - f(b) in expectation
+    with torch.no_grad():
+        difference = (model(x) - model(base))[torch.arange(3), [0, 1, 2]]
+    torch.testing.assert_close(got.sum(1), difference, rtol=0, atol=0.03)
+    # few draws are not yet there (the check above can fail)
+    few = gradient_shap(model, x, base, [0, 1, 2], n_samples=2, seed=1)
+    assert float((few - ig).norm() / ig.norm()) > 0.03
+
+
+def test_noise_moves_the_input_before_each_draw() -> None:
+    model = nn.Linear(5, 1).double()
+    x = torch.zeros(1, 5, dtype=torch.float64)
+    base = torch.zeros(1, 5, dtype=torch.float64)
+    assert gradient_shap(model, x, base, n_samples=8, seed=0).abs().max() == 0
+    noisy = gradient_shap(model, x, base, n_samples=8, stdev=0.5, seed=0)
+    assert noisy.abs().min() > 0
+
+
+def test_seeds_repeat_and_leave_the_global_generator_alone() -> None:
+    model = _mlp()
+    x = torch.randn(2, 5, generator=_gen(5), dtype=torch.float64)
+    refs = torch.randn(6, 5, generator=_gen(6), dtype=torch.float64)
+    state = torch.random.get_rng_state()
+    first = gradient_shap(model, x, refs, 0, stdev=0.1, seed=7)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(first, gradient_shap(model, x, refs, 0, stdev=0.1, generator=_gen(7)))
+    assert not torch.equal(first, gradient_shap(model, x, refs, 0, stdev=0.1, seed=8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"baselines": torch.zeros(4)}, ValueError, r"baselines must be \[K, 4\] with K >= 1"),
+        ({"baselines": torch.zeros(0, 4)}, ValueError, r"baselines must be \[K, 4\] with K >= 1"),
+        ({"baselines": torch.zeros(2, 4, dtype=torch.long)}, TypeError, "baselines must be a f"),
+        ({"n_samples": 0}, ValueError, "n_samples"),
+        ({"stdev": -1.0}, ValueError, "stdev"),
+        ({"seed": 1, "generator": torch.Generator()}, ValueError, "seed and generator"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match) -> None:
+    args = {"baselines": torch.zeros(2, 4), **kwargs}
+    with pytest.raises(error, match=match):
+        gradient_shap(nn.Linear(4, 2), torch.zeros(3, 4), target=0, **args)
