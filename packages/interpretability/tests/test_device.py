@@ -20,9 +20,11 @@ from neuronkit.interpretability import (
     accuracy,
     compare_networks,
     compute_exemplars,
+    deeplift,
     diffroar,
     discover_facets,
     fgsm_attack,
+    gradient_shap,
     identification_accuracy,
     insert_codebooks,
     insert_hf_codebooks,
@@ -95,7 +97,7 @@ def test_attributions_on_device_equal_the_cpu(device: str) -> None:
     model, (x, y) = _cnn(), _batch()
     on_device = _cnn().to(device)
     xd, yd = x.to(device), y.to(device)
-    for method in (saliency, integrated_gradients):
+    for method in (saliency, integrated_gradients, deeplift):
         ref, out = method(model, x, y), method(on_device, xd, yd)
         assert out.device.type == device
         assert out.shape == x.shape
@@ -104,6 +106,10 @@ def test_attributions_on_device_equal_the_cpu(device: str) -> None:
     again = smoothgrad(on_device, xd, yd, n_samples=4, stdev=0.1, seed=3)
     assert first.device.type == device
     assert torch.equal(first, again)
+    refs = x[:2].to(device) * 0.5
+    shap = gradient_shap(on_device, xd, refs, yd, stdev=0.1, seed=3)
+    assert shap.device.type == device
+    assert torch.equal(shap, gradient_shap(on_device, xd, refs, yd, stdev=0.1, seed=3))
 
 
 @pytest.mark.parametrize("device", devices())

@@ -17,7 +17,10 @@ from torch import nn
 
 from neuronkit.interpretability import (
     accuracy,
+    deeplift,
+    deeplift_shap,
     fgsm_attack,
+    gradient_shap,
     input_x_gradient,
     integrated_gradients,
     layer_activations,
@@ -112,6 +115,9 @@ ATTRIBUTIONS: dict[str, Callable[[nn.Module, torch.Tensor, Any], Any]] = {
     "smoothgrad_callable": lambda m, x, y: smoothgrad(
         m, x, y, method=_callable_method, n_samples=2, seed=0
     ),
+    "deeplift": lambda m, x, y: deeplift(m, x, y, baselines=0.1, return_convergence_delta=True),
+    "deeplift_shap": lambda m, x, y: deeplift_shap(m, x, x[:2] * 0.5, y),
+    "gradient_shap": lambda m, x, y: gradient_shap(m, x, x[:2] * 0.5, y, seed=0),
 }
 
 
@@ -226,6 +232,11 @@ IN_PLACE_CALLS: dict[str, Callable[[nn.Module, torch.Tensor], Any]] = {
         m, x, LABELS, baselines=_BASELINES, n_steps=4, return_convergence_delta=True
     ),
     "smoothgrad": lambda m, x: smoothgrad(m, x, LABELS, n_samples=3, stdev=0.1, seed=0),
+    "deeplift": lambda m, x: deeplift(
+        m, x, LABELS, baselines=_BASELINES, return_convergence_delta=True
+    ),
+    "deeplift_shap": lambda m, x: deeplift_shap(m, x, _BASELINES[:3], LABELS),
+    "gradient_shap": lambda m, x: gradient_shap(m, x, _BASELINES, LABELS, stdev=0.1, seed=0),
     "pgd_attack": lambda m, x: pgd_attack(m, x, LABELS, eps=0.1, n_steps=2),
     "fgsm_attack": lambda m, x: fgsm_attack(m, x, LABELS, eps=0.1),
     "level_set_traversal": lambda m, x: level_set_traversal(m, x[:2], _TARGETS, n_iterations=3),
