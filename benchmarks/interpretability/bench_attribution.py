@@ -20,6 +20,9 @@ Matched settings, Captum's defaults stated explicitly on both sides (issue #5; a
   ``DeepLift(model).attribute(x, target=t)`` (on the CNN, whose max pools follow ReLUs, Captum
   leaves the pools' rule out and the two differ: see neuronkit.interpretability.deeplift). The
   floor is saliency's plus a no-grad forward of one zero example (the reference activations).
+* LRP (MLP only): epsilon rule (1e-9) on every linear layer: ``lrp(model, x, t)`` vs
+  ``LRP(model).attribute(x, target=t)`` (Captum has no rule for the CNN's ``nn.Flatten``).
+  The floor is saliency's.
 
 * Grad-CAM (CNN only) of the second convolution's output: ``grad_cam(model, x, "3", t)`` vs
   ``LayerGradCam(model, model[3]).attribute(x, target=t)`` (no ReLU, channels summed: both
@@ -92,7 +95,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_at
 N_STEPS, N_SAMPLES, STDEV = 50, 50, 0.15
 METHODS = ["saliency", "integrated_gradients", "smoothgrad", "guided_backprop"]
 CNN_METHODS = ["grad_cam", "occlusion", "feature_ablation"]  # maps and patches: the CNN only
-MLP_METHODS = ["deeplift"]  # equal to Captum's only without pools after ReLUs
+MLP_METHODS = ["deeplift", "lrp"]  # Captum: pools after ReLUs skip DeepLIFT's rule, no Flatten
 CAM_LAYER = 3  # Grad-CAM of the second convolution's output [B, 16, 14, 14]
 WINDOW, STRIDES, ROWS = (1, 4, 4), (1, 2, 2), 256  # occlusion: 13 x 13 positions, rows/forward
 SUPERPIXEL = 4  # feature ablation: 7 x 7 features of 4 x 4 pixels
@@ -204,7 +207,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
 
         return occlusion_floor
     if library == "floor":  # on exactly the rows the method evaluates
-        if method in ("saliency", "guided_backprop", "deeplift"):  # forward+backward of x
+        if method in ("saliency", "guided_backprop", "deeplift", "lrp"):  # forward+backward
             batch, t = x, target
         elif method == "integrated_gradients":  # x at the Gauss-Legendre nodes (zero baseline)
             import numpy as np
@@ -238,6 +241,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             grad_cam,
             guided_backprop,
             integrated_gradients,
+            lrp,
             occlusion,
             saliency,
             smoothgrad,
@@ -256,6 +260,8 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             return lambda: guided_backprop(model, x, target)
         if method == "deeplift":
             return lambda: deeplift(model, x, target)
+        if method == "lrp":
+            return lambda: lrp(model, x, target)
         if method == "integrated_gradients":
             return lambda: integrated_gradients(
                 model, x, target, baselines=None, n_steps=N_STEPS, method="gausslegendre"
@@ -272,6 +278,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         )
     if library == "captum":
         from captum.attr import (
+            LRP,
             DeepLift,
             FeatureAblation,
             GuidedBackprop,
@@ -308,6 +315,9 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         if method == "deeplift":
             lift = DeepLift(model)
             return lambda: lift.attribute(x, target=target)
+        if method == "lrp":
+            relevance = LRP(model)
+            return lambda: relevance.attribute(x, target=target)
         if method == "saliency":
             sal = Saliency(model)
             return lambda: sal.attribute(x, target=target, abs=True)
@@ -433,7 +443,7 @@ def main() -> int:
         {
             "benchmark": (
                 "saliency / integrated gradients / SmoothGrad / guided backpropagation / DeepLIFT /"
-                " Grad-CAM / occlusion / feature ablation vs Captum, float32, CPU"
+                " LRP / Grad-CAM / occlusion / feature ablation vs Captum, float32, CPU"
             ),
             "settings": {
                 "integrated_gradients": "n_steps=50, gausslegendre, zero baseline",
@@ -441,6 +451,7 @@ def main() -> int:
                 "saliency": "abs=True",
                 "guided_backprop": "GuidedBackprop defaults",
                 "deeplift": "MLP only, DeepLift defaults (Rescale, zero baseline, eps 1e-10)",
+                "lrp": "MLP only, LRP defaults (epsilon rule 1e-9 on every linear layer)",
                 "grad_cam": "CNN layer 3 (conv 8->16), no ReLU, channels summed",
                 "occlusion": "CNN, window 1x4x4, strides 1x2x2, zero baseline, 256 rows/forward",
                 "feature_ablation": "CNN, 4x4 superpixels (49), zero baseline, 256 rows/forward",

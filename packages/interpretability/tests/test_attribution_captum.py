@@ -388,3 +388,72 @@ def test_gradient_shap_matches_captum_where_the_draws_do_not_matter() -> None:
     base = torch.randn(1, 6, dtype=torch.float64)
     theirs = captum_attr.GradientShap(model).attribute(x, baselines=base, target=2)
     torch.testing.assert_close(gradient_shap(model, x, base, 2, seed=0), theirs.detach())
+
+
+class _LrpNet(nn.Module):
+    """Every layer type Captum's LRP has a rule for (it flattens in forward: Captum has no rule
+    for nn.Flatten)."""
+
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        torch.manual_seed(9)
+        self.c1, self.bn = nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.r1, self.p = nn.ReLU(inplace), nn.MaxPool2d(2)
+        self.c2, self.r2, self.ap = nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2)
+        self.f, self.t, self.d, self.o = (
+            nn.Linear(32, 16),
+            nn.Tanh(),
+            nn.Dropout(),
+            nn.Linear(16, 4),
+        )
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-0.3, 0.3)
+            self.bn.running_var.uniform_(0.5, 1.5)
+            self.bn.weight.uniform_(0.5, 1.5)
+        self.double().eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.ap(self.r2(self.c2(self.p(self.r1(self.bn(self.c1(x)))))))
+        return self.o(self.d(self.t(self.f(x.reshape(x.shape[0], -1)))))
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("setting", ["epsilon", "epsilons", "gamma", "alpha1_beta0", "identity"])
+def test_lrp_matches_captum(setting, inplace) -> None:
+    from captum.attr._utils import lrp_rules
+
+    from neuronkit.interpretability import (
+        Alpha1Beta0Rule,
+        EpsilonRule,
+        GammaRule,
+        IdentityRule,
+        lrp,
+    )
+
+    ours, theirs = {
+        "epsilon": ({}, {}),
+        "epsilons": (
+            {"f": EpsilonRule(0.1), "c2": EpsilonRule(0.01)},
+            {"f": lrp_rules.EpsilonRule(0.1), "c2": lrp_rules.EpsilonRule(0.01)},
+        ),
+        "gamma": (
+            {"c1": GammaRule(0.25), "c2": GammaRule(0.1, set_bias_to_zero=True)},
+            {"c1": lrp_rules.GammaRule(0.25), "c2": lrp_rules.GammaRule(0.1, True)},
+        ),
+        "alpha1_beta0": (
+            {"c1": Alpha1Beta0Rule(), "f": Alpha1Beta0Rule(set_bias_to_zero=True)},
+            {"c1": lrp_rules.Alpha1_Beta0_Rule(), "f": lrp_rules.Alpha1_Beta0_Rule(True)},
+        ),
+        "identity": ({"bn": IdentityRule()}, {"bn": lrp_rules.IdentityRule()}),
+    }[setting]
+    model, twin = _LrpNet(inplace), _LrpNet(inplace)
+    for name, rule in theirs.items():
+        getattr(twin, name).rule = rule
+    x = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    target = torch.tensor([0, 1, 3])
+    expected, expected_delta = captum_attr.LRP(twin).attribute(
+        x, target=target, return_convergence_delta=True
+    )
+    got, delta = lrp(model, x, target, rules=ours, return_convergence_delta=True)
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(delta, expected_delta.detach(), rtol=1e-10, atol=1e-14)

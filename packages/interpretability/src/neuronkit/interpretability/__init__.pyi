@@ -32,6 +32,7 @@ from .gradient_shap import gradient_shap
 from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
+from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
 from .occlusion import occlusion
 from .representation import (
     GeoTopological,
@@ -69,10 +70,14 @@ __all__ = [
     "IG_METHODS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",
+    "Alpha1Beta0Rule",
     "CodebookLayer",
     "DiffROARResult",
+    "EpsilonRule",
     "ExemplarCaptioner",
+    "GammaRule",
     "GeoTopological",
+    "IdentityRule",
     "InformationPlane",
     "LateFusionClassifier",
     "LayerRecorder",
@@ -121,6 +126,7 @@ __all__ = [
     "level_set_traversal",
     "line_confidence",
     "loss_gradient",
+    "lrp",
     "mask_inputs",
     "match_units",
     "maximize_activation",

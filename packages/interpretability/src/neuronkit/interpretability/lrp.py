@@ -1,0 +1,349 @@
+"""Layer-wise relevance propagation (LRP) with the epsilon, gamma, alpha1-beta0 and identity
+rules.
+
+Bach, Binder, Montavon, Klauschen, Müller & Samek, "On Pixel-Wise Explanations for Non-Linear
+Classifier Decisions by Layer-Wise Relevance Propagation" (PLoS ONE 2015); the gamma rule and
+the choice of rules per layer follow Montavon et al., "Layer-Wise Relevance Propagation: An
+Overview" (2019). The target output ``f_t(x)`` is the relevance at the top; each layer ``z = W a
++ b`` hands the relevance ``R_k`` of its outputs to its inputs as
+``R_j = a_j sum_k w'_jk R_k / (z'_k + eps sign(z'_k))``, where ``w'`` are the weights the layer's
+rule makes (``w`` for epsilon, ``w + gamma w+`` for gamma, ``w+`` for alpha1-beta0) and ``z'``
+their output on the original activations ``a``. The identity rule passes ``R`` through
+unchanged; ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout`` pass it through as well, and so do
+parameter-free reshapes (``nn.Flatten``, ``nn.Unflatten``, ``nn.Identity``).
+
+Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``,
+``IdentityRule``; epsilon ``1e-9`` by default) on the layers Captum supports (``nn.Linear``,
+``nn.Conv2d``, ``nn.MaxPool1d/2d/3d``, ``nn.AvgPool2d``, ``nn.AdaptiveAvgPool2d``,
+``nn.BatchNorm2d``); the other convolutions, average pools and batch norms take the same rules
+here. Rules are given per layer (``rules={"features.0": GammaRule(0.25)}``) instead of as module
+attributes, and the model's weights are never modified: a rule's weights are used through
+``torch.func.functional_call``. With epsilon and identity rules only, one forward pass
+suffices (Captum always runs two).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
+
+from .attribution import (
+    Target,
+    _check_finite_result,
+    _check_graph,
+    _check_inputs,
+    _finite_with_inputs,
+    _grad_outputs,
+    _leaf,
+    _select,
+    _target_index,
+)
+from .hooks import call_model, check_not_compiled, get_layer
+
+__all__ = ["Alpha1Beta0Rule", "EpsilonRule", "GammaRule", "IdentityRule", "lrp"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EpsilonRule:
+    """``R_j = a_j sum_k w_jk R_k / (z_k + epsilon sign(z_k))`` (Captum's ``EpsilonRule``)."""
+
+    epsilon: float = 1e-9
+
+    def __post_init__(self) -> None:
+        check_number("epsilon", self.epsilon, ge=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class GammaRule:
+    """The epsilon rule (``epsilon=1e-9``) with weights ``w + gamma max(w, 0)``, favouring
+    positive contributions (Captum's ``GammaRule``); ``set_bias_to_zero`` drops the bias."""
+
+    gamma: float = 0.25
+    set_bias_to_zero: bool = False
+
+    def __post_init__(self) -> None:
+        check_number("gamma", self.gamma, ge=0.0)
+        check_type("set_bias_to_zero", self.set_bias_to_zero, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Alpha1Beta0Rule:
+    """The epsilon rule (``epsilon=1e-9``) with weights ``max(w, 0)``: only positive
+    contributions (deep Taylor decomposition; Captum's ``Alpha1_Beta0_Rule``)."""
+
+    set_bias_to_zero: bool = False
+
+    def __post_init__(self) -> None:
+        check_type("set_bias_to_zero", self.set_bias_to_zero, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityRule:
+    """Relevance passes through the layer unchanged (input and output of the same shape, e.g.
+    batch norm; Captum's ``IdentityRule``)."""
+
+
+Rule = EpsilonRule | GammaRule | Alpha1Beta0Rule | IdentityRule
+
+_RULE_LAYERS = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+)
+_PASS_THROUGH = (nn.ReLU, nn.Tanh, nn.Dropout)  # relevance unchanged (Captum's list)
+_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)  # ordinary (identity-like) gradient
+
+
+def _modified_parameters(module: nn.Module, rule: Rule) -> dict[str, torch.Tensor] | None:
+    """The weights (and bias) a gamma or alpha1-beta0 rule uses, or ``None`` (the module's)."""
+    if not isinstance(rule, (GammaRule, Alpha1Beta0Rule)):
+        return None
+    params: dict[str, torch.Tensor] = {}
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        w = weight.detach()
+        params["weight"] = (
+            w + rule.gamma * w.clamp(min=0) if isinstance(rule, GammaRule) else w.clamp(min=0)
+        )
+    bias = getattr(module, "bias", None)
+    if rule.set_bias_to_zero and isinstance(bias, torch.Tensor):
+        params["bias"] = torch.zeros_like(bias)
+    return params
+
+
+class _TimesActivation(torch.autograd.Function):
+    """Forward: the original activation ``a0`` (the value the layer reads); backward: the
+    gradient times ``a0``, to the pass's own input ``a`` (the input-side half of the rule)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, a0: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a0)
+        return a0.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (a0,) = ctx.saved_tensors
+        return grad * a0, None
+
+
+class _Stabilized(torch.autograd.Function):
+    """Forward: ``z``; backward: the gradient divided by ``z + epsilon sign(z)`` (sign 0 as
+    +1; the output-side half of the rule)."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, epsilon: float) -> torch.Tensor:
+        sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+        ctx.save_for_backward(z + epsilon * sign)
+        return z.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (denominator,) = ctx.saved_tensors
+        return grad / denominator, None
+
+
+def _passed_through(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out`` (exactly) whose gradient with respect to ``x`` is the identity."""
+    return out.detach() + (x - x.detach())
+
+
+def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.Module, Rule]:
+    """The rule of every leaf module that takes one (default: epsilon 1e-9); a ``TypeError``
+    names the first leaf module LRP has no way through."""
+    chosen: dict[nn.Module, Rule] = {}
+    for key, rule in (rules or {}).items():
+        if not isinstance(rule, (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule)):
+            raise TypeError(
+                f"rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule or IdentityRule, "
+                f"got {type(rule).__name__} for {key!r}"
+            )
+        layer = get_layer(model, key) if isinstance(key, str) else key
+        check_type("rules key", layer, nn.Module)
+        chosen[layer] = rule
+    out: dict[nn.Module, Rule] = {}
+    for name, module in model.named_modules():
+        if module in chosen:
+            out[module] = chosen[module]
+        elif isinstance(module, _RULE_LAYERS):
+            out[module] = EpsilonRule()
+        elif next(module.children(), None) is None and not isinstance(
+            module, _PASS_THROUGH + _RESHAPES
+        ):
+            raise TypeError(
+                f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
+                "rules= (e.g. IdentityRule() for an elementwise layer), or attribute with another "
+                "method"
+            )
+    return out
+
+
+@contextmanager
+def _hooks(registrations: list[Any]) -> Iterator[None]:
+    handles: list[Any] = []
+    try:
+        for register, hook in registrations:
+            handles.append(register(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _protect_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """An in-place pass-through module (``nn.ReLU(inplace=True)``) runs on a copy, so the input
+    its identity gradient is taken against keeps its value."""
+    if getattr(module, "inplace", False):
+        return (args[0].clone(), *args[1:])
+    return None
+
+
+@grad_enabled("lrp")
+def lrp(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target = None,
+    *,
+    rules: Mapping[str | nn.Module, Rule] | None = None,
+    return_convergence_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Layer-wise relevance propagation (Bach et al. 2015), Captum's ``LRP``.
+
+    Args:
+        model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``), built from layers
+            with a rule (linear, convolution, pooling, batch norm), ``nn.ReLU`` / ``nn.Tanh`` /
+            ``nn.Dropout`` and parameter-free reshapes; runs in eval mode (flags restored).
+        inputs: ``[B, ...]`` floating tensor (not modified).
+        target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
+        rules: a rule per layer (by name or module), e.g. ``{"0": GammaRule(0.25)}``; layers
+            not named take ``EpsilonRule(1e-9)``.
+        return_convergence_delta: also return ``f_t(x) - sum_i R_i`` per example (Captum's
+            sign; biases and ``epsilon`` absorb relevance, so it is not 0 in general).
+
+    Returns:
+        ``[B, ...]`` relevances, and ``[B]`` deltas when asked.
+    """
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    _check_inputs(inputs, finite=False)
+    check_type("return_convergence_delta", return_convergence_delta, bool)
+    if rules is not None:
+        check_type("rules", rules, Mapping)
+    layer_rules = _layer_rules(model, rules)
+    batch = inputs.shape[0]
+    t = _target_index(target, batch, inputs.device)
+    modified = {m: _modified_parameters(m, r) for m, r in layer_rules.items()}
+    needs_activations = any(p is not None for p in modified.values())
+    with eval_mode(model):
+        recorded: dict[nn.Module, list[torch.Tensor]] = {}
+        original: torch.Tensor | None = None
+        if needs_activations:
+            # the original activations: every rule layer reads them in the propagation pass,
+            # where the modified weights upstream would change them (as Captum's pre-hooks)
+            record = [
+                (m.register_forward_pre_hook, _recorder(recorded))
+                for m, r in layer_rules.items()
+                if not isinstance(r, IdentityRule)
+            ]
+            with torch.no_grad(), _hooks(record):
+                original = call_model(model, inputs)
+        x = _leaf(inputs)
+        with _hooks(_propagation_hooks(model, layer_rules, modified, recorded)):
+            outputs = call_model(model, x)
+            grad_out = _grad_outputs(outputs, t, batch)
+            _check_graph(outputs)
+            (grad,) = torch.autograd.grad(outputs, x, grad_out)
+    selected = _select((outputs if original is None else original).detach(), t, batch)
+    relevance = grad * selected.view(-1, *([1] * (inputs.ndim - 1)))
+    relevance = _finite_with_inputs(inputs, relevance, "outputs or relevances")
+    if not return_convergence_delta:
+        return relevance
+    delta = selected - relevance.reshape(batch, -1).sum(1)
+    return relevance, _check_finite_result(delta, "outputs")
+
+
+def _recorder(recorded: dict[nn.Module, list[torch.Tensor]]) -> Any:
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        recorded.setdefault(module, []).append(args[0].detach().clone())
+
+    return hook
+
+
+def _propagation_hooks(
+    model: nn.Module,
+    layer_rules: dict[nn.Module, Rule],
+    modified: dict[nn.Module, dict[str, torch.Tensor] | None],
+    recorded: dict[nn.Module, list[torch.Tensor]],
+) -> list[Any]:
+    """Forward (pre-)hooks that make autograd carry relevance through every layer."""
+    calls: dict[nn.Module, int] = {}
+    inputs: dict[nn.Module, torch.Tensor] = {}
+    recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
+
+    def keep_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        inputs[module] = args[0]
+        return _protect_input(module, args)
+
+    def pass_through(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
+        return _passed_through(inputs.pop(module), out)
+
+    def scale_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if module in recomputing:
+            return None
+        a = args[0]
+        a0 = a.detach()
+        if recorded:
+            k = calls.get(module, 0)
+            calls[module] = k + 1
+            a0 = recorded[module][k]
+        return (_TimesActivation.apply(a, a0), *args[1:])
+
+    def stabilize(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor | None:
+        if module in recomputing:
+            return None
+        params = modified[module]
+        if params is not None:  # the rule's weights on the same (original) activations
+            recomputing.add(module)
+            try:
+                out = functional_call(module, params, args, strict=False)
+            finally:
+                recomputing.discard(module)
+        rule = layer_rules[module]
+        epsilon = rule.epsilon if isinstance(rule, EpsilonRule) else 1e-9
+        result: torch.Tensor = _Stabilized.apply(out, epsilon)
+        return result
+
+    registrations: list[Any] = []
+    for module in model.modules():
+        rule = layer_rules.get(module)
+        if rule is None:
+            if isinstance(module, _PASS_THROUGH):
+                registrations.append((module.register_forward_pre_hook, keep_input))
+                registrations.append((module.register_forward_hook, pass_through))
+        elif isinstance(rule, IdentityRule):
+            registrations.append((module.register_forward_pre_hook, keep_input))
+            registrations.append((module.register_forward_hook, pass_through))
+        else:
+            registrations.append((module.register_forward_pre_hook, scale_input))
+            registrations.append((module.register_forward_hook, stabilize))
+    return registrations

@@ -1,0 +1,163 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import (
+    Alpha1Beta0Rule,
+    EpsilonRule,
+    GammaRule,
+    IdentityRule,
+    input_x_gradient,
+    lrp,
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _mlp(bias: bool = True, inplace: bool = False) -> nn.Module:
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(6, 12, bias=bias),
+        nn.ReLU(inplace),
+        nn.Linear(12, 8, bias=bias),
+        nn.ReLU(inplace),
+        nn.Linear(8, 3, bias=bias),
+    ).double()
+    torch.random.set_rng_state(state)
+    return model
+
+
+X = torch.randn(4, 6, generator=_gen(1), dtype=torch.float64)
+T = torch.tensor([0, 1, 2, 0])
+
+
+def test_lrp_0_of_a_bias_free_relu_net_is_gradient_times_input_and_conserves() -> None:
+    model = _mlp(bias=False)
+    rules = {name: EpsilonRule(0.0) for name in ("0", "2", "4")}
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(relevance, input_x_gradient(model, X, T), rtol=1e-10, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+
+
+def test_epsilon_and_biases_absorb_relevance() -> None:
+    model = _mlp(bias=False)
+    with torch.no_grad():
+        out = model(X)[torch.arange(4), T]
+    rules = {"0": EpsilonRule(0.0), "2": EpsilonRule(0.0), "4": EpsilonRule(10.0)}
+    relevance = lrp(model, X, T, rules=rules)
+    # the last layer keeps z / (z + 10 sign z) of the output's relevance, the others all of it
+    torch.testing.assert_close(relevance.sum(1), out * out / (out + 10.0 * out.sign()))
+    _, delta = lrp(_mlp(), X, T, return_convergence_delta=True)
+    assert delta.abs().max() > 1e-3  # the biases take a share
+
+
+def test_alpha1_beta0_gives_no_negative_relevance_to_positive_inputs() -> None:
+    model = _mlp(bias=False)
+    x = X.abs()
+    rules = {name: Alpha1Beta0Rule() for name in ("0", "2", "4")}
+    relevance = lrp(model, x, T, rules=rules)
+    with torch.no_grad():
+        out = model(x)[torch.arange(4), T]
+    positive = out > 0
+    assert positive.any()
+    assert (relevance[positive] >= 0).all()
+    assert not (lrp(model, x, T)[positive] >= 0).all()  # the epsilon rule has negative ones
+
+
+def test_gamma_interpolates_between_epsilon_and_alpha1_beta0() -> None:
+    model = _mlp()
+    names = ("0", "2", "4")
+    eps = lrp(model, X, T)
+    torch.testing.assert_close(lrp(model, X, T, rules=dict.fromkeys(names, GammaRule(0.0))), eps)
+    huge = lrp(model, X, T, rules=dict.fromkeys(names, GammaRule(1e8, set_bias_to_zero=True)))
+    positive = lrp(model, X, T, rules=dict.fromkeys(names, Alpha1Beta0Rule(set_bias_to_zero=True)))
+    torch.testing.assert_close(huge, positive, rtol=1e-6, atol=1e-9)
+    assert not torch.allclose(huge, eps, rtol=1e-3)
+
+
+def test_identity_rule_passes_relevance_unchanged() -> None:
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Linear(5, 3)).double().eval()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        z1 = model[0](X)
+        h = model[1](z1)
+        out = model(X)[torch.arange(4), T]
+    w1, w2 = model[0].weight.detach(), model[2].weight.detach()
+    eps = 1e-9
+    r_h = h * w2[T] * (out / (out + eps * out.sign()))[:, None]  # the last layer's rule
+    expected = X * ((r_h / (z1 + eps * z1.sign())) @ w1)  # r_h reaches z1 unchanged
+    torch.testing.assert_close(lrp(model, X, T, rules={"1": IdentityRule()}), expected)
+    assert not torch.allclose(lrp(model, X, T), expected)  # the batch norm's epsilon rule
+
+
+def test_gamma_rule_in_closed_form_on_the_original_activations() -> None:
+    """Layers above a gamma layer read the original network's activations, not those its
+    modified weights would give."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    w1, b1 = model[0].weight.detach(), model[0].bias.detach()
+    w2 = model[2].weight.detach()
+    with torch.no_grad():
+        z1 = model[0](X)
+        out = model(X)[torch.arange(4), T]
+    h, eps = torch.relu(z1), 1e-9
+    r_h = h * w2[T] * (out / (out + eps * out.sign()))[:, None]  # epsilon rule, original h
+    w1g = w1 + 0.5 * w1.clamp(min=0)
+    z1g = X @ w1g.T + b1
+    expected = X * ((r_h / (z1g + eps * torch.where(z1g >= 0, 1.0, -1.0))) @ w1g)
+    torch.testing.assert_close(lrp(model, X, T, rules={"0": GammaRule(0.5)}), expected)
+
+
+class _Twice(nn.Module):
+    """One linear layer applied twice; the gamma rule reads each call's own activations."""
+
+    def __init__(self, shared: bool) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.a = nn.Linear(6, 6)
+        self.b = self.a if shared else copy.deepcopy(self.a)
+        self.relu, self.out = nn.ReLU(), nn.Linear(6, 3)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.relu(self.b(self.relu(self.a(x)))))
+
+
+def test_a_layer_called_twice_equals_two_copies() -> None:
+    shared, separate = _Twice(True), _Twice(False)
+    got = lrp(shared, X, T, rules={"a": GammaRule(0.5)})
+    expected = lrp(separate, X, T, rules={"a": GammaRule(0.5), "b": GammaRule(0.5)})
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_in_place_relus_model_weights_and_flags_are_left_alone() -> None:
+    model, in_place = _mlp(), _mlp(inplace=True).train()
+    before = {k: v.clone() for k, v in in_place.state_dict().items()}
+    x = X.clone()
+    rules = {"0": GammaRule(0.25), "2": Alpha1Beta0Rule()}
+    torch.testing.assert_close(lrp(in_place, x, T, rules=rules), lrp(model, X, T, rules=rules))
+    assert torch.equal(x, X)
+    assert in_place.training
+    assert all(torch.equal(v, before[k]) for k, v in in_place.state_dict().items())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in in_place.modules())
+
+
+def test_errors_name_the_problem() -> None:
+    model = nn.Sequential(nn.Linear(6, 4), nn.GELU(), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match=r"lrp has no rule for module '1' \(GELU\)"):
+        lrp(model, X.float(), 0)
+    lrp(model, X.float(), 0, rules={"1": IdentityRule()})  # an explicit rule lets it through
+    with pytest.raises(TypeError, match="rules values must be EpsilonRule"):
+        lrp(_mlp(), X, T, rules={"0": "epsilon"})
+    with pytest.raises(ValueError, match="epsilon"):
+        EpsilonRule(-1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        GammaRule(-0.1)
+    with pytest.raises(TypeError, match="model must be"):
+        lrp(lambda v: v, X)
