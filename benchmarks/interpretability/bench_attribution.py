@@ -21,8 +21,9 @@ Matched settings, Captum's defaults stated explicitly on both sides (issue #5; a
   leaves the pools' rule out and the two differ: see neuronkit.interpretability.deeplift). The
   floor is saliency's plus a no-grad forward of one zero example (the reference activations).
 * LRP (MLP only): epsilon rule (1e-9) on every linear layer: ``lrp(model, x, t)`` vs
-  ``LRP(model).attribute(x, target=t)`` (Captum has no rule for the CNN's ``nn.Flatten``).
-  The floor is saliency's.
+  ``LRP(model).attribute(x, target=t)``, on flattened inputs and the MLP after its
+  ``nn.Flatten`` (Captum has no LRP rule for it; the CNN has one inside). The floor is
+  saliency's on the same.
 
 * Grad-CAM (CNN only) of the second convolution's output: ``grad_cam(model, x, "3", t)`` vs
   ``LayerGradCam(model, model[3]).attribute(x, target=t)`` (no ReLU, channels summed: both
@@ -186,6 +187,8 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
     """A zero-argument callable returning the attributions (or the floor's gradient)."""
     import torch
 
+    if method == "lrp":  # Captum has no LRP rule for nn.Flatten: every side gets flat inputs
+        model, x = model[1:], x.flatten(1)
     if library == "floor" and method == "grad_cam":  # no graph before the layer: none needed
         prefix, suffix = model[: CAM_LAYER + 1], model[CAM_LAYER + 1 :]
 

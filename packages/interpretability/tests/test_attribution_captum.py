@@ -457,3 +457,26 @@ def test_lrp_matches_captum(setting, inplace) -> None:
     got, delta = lrp(model, x, target, rules=ours, return_convergence_delta=True)
     torch.testing.assert_close(got, expected.detach(), rtol=1e-10, atol=1e-14)
     torch.testing.assert_close(delta, expected_delta.detach(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_shapley_values_match_captum(grouped) -> None:
+    from neuronkit.interpretability import shapley_value_sampling, shapley_values
+
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 3)).eval()
+    x, target = torch.randn(4, 6), torch.tensor([0, 1, 2, 0])
+    base = torch.randn(1, 6)
+    mask = torch.tensor([[0, 0, 1, 1, 2, 2]]) if grouped else None
+    torch.manual_seed(12)
+    theirs = captum_attr.ShapleyValueSampling(model).attribute(
+        x, baselines=base, target=target, feature_mask=mask, n_samples=7
+    )
+    torch.manual_seed(12)  # the same orders: both draw them with torch.randperm in turn
+    ours = shapley_value_sampling(model, x, target, feature_mask=mask, baselines=base, n_samples=7)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=ATOL)
+    theirs = captum_attr.ShapleyValues(model).attribute(
+        x, baselines=base, target=target, feature_mask=mask
+    )
+    ours = shapley_values(model, x, target, feature_mask=mask, baselines=base)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=ATOL)

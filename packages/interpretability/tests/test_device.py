@@ -34,6 +34,7 @@ from neuronkit.interpretability import (
     layer_activations,
     level_set_traversal,
     line_confidence,
+    lrp,
     mask_inputs,
     maximize_activation,
     mds_clustering,
@@ -97,7 +98,7 @@ def test_attributions_on_device_equal_the_cpu(device: str) -> None:
     model, (x, y) = _cnn(), _batch()
     on_device = _cnn().to(device)
     xd, yd = x.to(device), y.to(device)
-    for method in (saliency, integrated_gradients, deeplift):
+    for method in (saliency, integrated_gradients, deeplift, lrp):
         ref, out = method(model, x, y), method(on_device, xd, yd)
         assert out.device.type == device
         assert out.shape == x.shape

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuronkit.interpretability import (
+    GammaRule,
     accuracy,
     deeplift,
     deeplift_shap,
@@ -26,6 +27,7 @@ from neuronkit.interpretability import (
     layer_activations,
     level_set_traversal,
     loss_gradient,
+    lrp,
     maximize_activation,
     mds_clustering,
     pgd_attack,
@@ -118,6 +120,7 @@ ATTRIBUTIONS: dict[str, Callable[[nn.Module, torch.Tensor, Any], Any]] = {
     "deeplift": lambda m, x, y: deeplift(m, x, y, baselines=0.1, return_convergence_delta=True),
     "deeplift_shap": lambda m, x, y: deeplift_shap(m, x, x[:2] * 0.5, y),
     "gradient_shap": lambda m, x, y: gradient_shap(m, x, x[:2] * 0.5, y, seed=0),
+    "lrp": lambda m, x, y: lrp(m, x, y, rules={"0": GammaRule(0.25)}),
 }
 
 
@@ -237,6 +240,7 @@ IN_PLACE_CALLS: dict[str, Callable[[nn.Module, torch.Tensor], Any]] = {
     ),
     "deeplift_shap": lambda m, x: deeplift_shap(m, x, _BASELINES[:3], LABELS),
     "gradient_shap": lambda m, x: gradient_shap(m, x, _BASELINES, LABELS, stdev=0.1, seed=0),
+    "lrp": lambda m, x: lrp(m, x, LABELS, rules={"f": GammaRule(0.25)}),
     "pgd_attack": lambda m, x: pgd_attack(m, x, LABELS, eps=0.1, n_steps=2),
     "fgsm_attack": lambda m, x: fgsm_attack(m, x, LABELS, eps=0.1),
     "level_set_traversal": lambda m, x: level_set_traversal(m, x[:2], _TARGETS, n_iterations=3),

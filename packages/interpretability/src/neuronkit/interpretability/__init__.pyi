@@ -60,6 +60,7 @@ from .rsa import (
     rdm_to_square,
     rdm_to_vector,
 )
+from .shapley import shapley_value_sampling, shapley_values
 from .stimuli import MDSClustering, mds_clustering
 from .visualization import discover_facets, maximize_activation, visualize_facets
 
@@ -147,6 +148,8 @@ __all__ = [
     "robustness_curves",
     "saliency",
     "select_geo_topological",
+    "shapley_value_sampling",
+    "shapley_values",
     "signal_mass",
     "smoothgrad",
     "stimuli",
