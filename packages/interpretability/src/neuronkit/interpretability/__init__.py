@@ -7,10 +7,11 @@ Reusable core:
 * :mod:`.attribution`: batched saliency, gradient x input, integrated gradients, SmoothGrad,
   loss gradients and a random baseline, numerically equal to Captum; :mod:`.grad_cam`,
   :mod:`.guided` (guided backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift`
-  (DeepLIFT, DeepLIFT SHAP), :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion` and
-  :mod:`.feature_ablation` (Captum's ``LayerGradCam``, ``GuidedBackprop``, ``Deconvolution``,
-  ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``, ``LRP``, ``Occlusion``
-  and ``FeatureAblation``).
+  (DeepLIFT, DeepLIFT SHAP), :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`,
+  :mod:`.feature_ablation` and :mod:`.shapley` (Captum's ``LayerGradCam``, ``GuidedBackprop``,
+  ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
+  ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues`` and
+  ``ShapleyValueSampling``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
