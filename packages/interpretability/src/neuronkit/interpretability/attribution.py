@@ -462,6 +462,24 @@ def _baselines(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _baseline_sample(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
+    """``baselines`` checked as ``K >= 1`` reference examples ``[K, *S]`` for ``inputs [B, *S]``
+    (DeepLIFT SHAP, GradientSHAP), detached, in the inputs' dtype and device."""
+    check_type("baselines", baselines, torch.Tensor)
+    if not baselines.is_floating_point():
+        raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
+    if (
+        baselines.ndim != inputs.ndim
+        or baselines.shape[1:] != inputs.shape[1:]
+        or not len(baselines)
+    ):
+        raise ValueError(
+            f"baselines must be [K, {', '.join(map(str, inputs.shape[1:]))}] with K >= 1 "
+            f"(a sample of reference examples), got {tuple(baselines.shape)}"
+        )
+    return baselines.detach().to(inputs)
+
+
 def _forward_selected(
     model: Model, x: torch.Tensor, target: int | torch.Tensor | None
 ) -> torch.Tensor:

@@ -36,6 +36,8 @@ from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
 
 from .attribution import (
     Target,
+    _baseline_sample,
+    _baselines,
     _check_finite_result,
     _check_graph,
     _check_inputs,
@@ -235,26 +237,10 @@ def _prepare(model: Any, inputs: Any, eps: Any, delta: Any) -> None:
 
 def _reference(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
     """The baseline as ``[B, ...]`` or, when shared by all examples, ``[1, ...]``."""
-    if baselines is None:
-        return torch.zeros((1, *inputs.shape[1:]), dtype=inputs.dtype, device=inputs.device)
-    if isinstance(baselines, torch.Tensor):
-        check_type("baselines", baselines, torch.Tensor)
-        if not baselines.is_floating_point():
-            raise TypeError(
-                f"baselines must be a floating-point tensor, got dtype {baselines.dtype}"
-            )
-        if baselines.shape == inputs.shape:
-            return baselines.detach().to(inputs)
-        if baselines.ndim == 0 or baselines.shape in (inputs.shape[1:], (1, *inputs.shape[1:])):
-            return baselines.detach().to(inputs).expand(1, *inputs.shape[1:]).contiguous()
-        raise ValueError(
-            f"baselines must be a scalar or have shape {tuple(inputs.shape)} or "
-            f"{tuple(inputs.shape[1:])}, got {tuple(baselines.shape)}"
-        )
-    check_number("baselines", baselines)
-    return torch.full(
-        (1, *inputs.shape[1:]), float(baselines), dtype=inputs.dtype, device=inputs.device
-    )
+    if not isinstance(baselines, torch.Tensor):  # None (zeros) or a number
+        return _baselines(baselines, inputs[:1])
+    base = _baselines(baselines, inputs)
+    return base[:1] if base.shape[0] > 1 and base.stride(0) == 0 else base
 
 
 @grad_enabled("deeplift")
@@ -320,23 +306,12 @@ def deeplift_shap(
         ``[B, ...]`` attributions, and ``[B * K]`` deltas when asked.
     """
     _prepare(model, inputs, eps, return_convergence_delta)
-    check_type("baselines", baselines, torch.Tensor)
-    if not baselines.is_floating_point():
-        raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
-    if (
-        baselines.ndim != inputs.ndim
-        or baselines.shape[1:] != inputs.shape[1:]
-        or not len(baselines)
-    ):
-        raise ValueError(
-            f"baselines must be [K, {', '.join(map(str, inputs.shape[1:]))}] with K >= 1 "
-            f"(a sample of reference examples), got {tuple(baselines.shape)}"
-        )
-    batch, k = inputs.shape[0], baselines.shape[0]
+    refs = _baseline_sample(baselines, inputs)
+    batch, k = inputs.shape[0], refs.shape[0]
     t = _target_index(target, batch, inputs.device)
     # example-major rows (example b against baseline j at b * K + j), as Captum expands them
     x = inputs.detach().repeat_interleave(k, dim=0)
-    base = baselines.detach().to(inputs).repeat(batch, *([1] * (inputs.ndim - 1)))
+    base = refs.repeat(batch, *([1] * (inputs.ndim - 1)))
     rows_t = t.repeat_interleave(k) if isinstance(t, torch.Tensor) else t
     grad, difference = _attribute(model, x, base, rows_t, float(eps))
     per_pair = _finite_with_inputs(x, grad * (x - base), "outputs or gradients")

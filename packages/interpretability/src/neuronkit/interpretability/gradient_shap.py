@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import torch
 
-from neuronkit.common import check_number, check_type, grad_enabled
+from neuronkit.common import check_number, grad_enabled
 
 from .attribution import (
     Model,
     Target,
+    _baseline_sample,
     _check_inputs,
     _check_model,
     _finite_with_inputs,
@@ -66,18 +67,7 @@ def gradient_shap(
     """
     _check_model(model)
     _check_inputs(inputs, finite=False)
-    check_type("baselines", baselines, torch.Tensor)
-    if not baselines.is_floating_point():
-        raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
-    if (
-        baselines.ndim != inputs.ndim
-        or baselines.shape[1:] != inputs.shape[1:]
-        or not len(baselines)
-    ):
-        raise ValueError(
-            f"baselines must be [K, {', '.join(map(str, inputs.shape[1:]))}] with K >= 1 "
-            f"(a sample of reference examples), got {tuple(baselines.shape)}"
-        )
+    refs = _baseline_sample(baselines, inputs)
     check_number("n_samples", n_samples, ge=1, integer=True)
     check_number("stdev", stdev, ge=0.0)
     gen = _generator(seed, generator, inputs.device)
@@ -87,9 +77,8 @@ def gradient_shap(
     if stdev > 0:
         noise = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
         x = x + noise * stdev
-    base = baselines.detach().to(x)
-    picks = torch.randint(len(base), (len(x),), generator=gen, device=x.device)
-    base = base[picks]
+    picks = torch.randint(len(refs), (len(x),), generator=gen, device=x.device)
+    base = refs[picks]
     alphas = torch.rand(len(x), generator=gen, dtype=x.dtype, device=x.device)
     alphas = alphas.view(-1, *([1] * (x.ndim - 1)))
     points = (alphas * x + (1 - alphas) * base).requires_grad_(True)
