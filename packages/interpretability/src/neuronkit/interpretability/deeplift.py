@@ -24,8 +24,6 @@ Speed: the reference runs once without autograd, on one example when the baselin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -48,7 +46,7 @@ from .attribution import (
     _select,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled
+from .hooks import call_model, check_not_compiled, copy_in_place_input, module_hooks
 
 __all__ = ["deeplift", "deeplift_shap"]
 
@@ -66,14 +64,6 @@ def _rule_modules(model: nn.Module) -> list[nn.Module]:
     ]
 
 
-def _protect_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """Forward pre-hook of an in-place module: it runs on a copy, so its input keeps the value
-    the rule reads (and upstream tensors are not overwritten)."""
-    if getattr(module, "inplace", False) and isinstance(args[0], torch.Tensor):
-        return (args[0].clone(), *args[1:])
-    return None
-
-
 class _References:
     """The input and output of every call of every rule module on the reference batch, in call
     order (recorded by a no-grad forward pass), handed out call by call in the second pass."""
@@ -85,7 +75,7 @@ class _References:
 
     def keep_input(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         self.inputs[module] = args[0]
-        return _protect_input(module, args)
+        return copy_in_place_input(module, args)
 
     def record(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         x = self.inputs.pop(module)
@@ -172,19 +162,6 @@ class _MaxPoolRule(torch.autograd.Function):
         return multiplier, None, None, None, None
 
 
-@contextmanager
-def _hooked(modules: list[nn.Module], pre: Any, post: Any) -> Iterator[None]:
-    handles = []
-    try:
-        for module in modules:
-            handles.append(module.register_forward_pre_hook(pre))
-            handles.append(module.register_forward_hook(post))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _attribute(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -198,14 +175,14 @@ def _attribute(
     refs = _References()
     batch = inputs.shape[0]
     with eval_mode(model):
-        with torch.no_grad(), _hooked(modules, refs.keep_input, refs.record):
+        with torch.no_grad(), module_hooks((m, refs.keep_input, refs.record) for m in modules):
             ref_outputs = call_model(model, base, "baselines")
         _check_output(ref_outputs, target, base.shape[0], scan=False)
         pending: dict[nn.Module, torch.Tensor] = {}
 
         def keep(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
             pending[module] = args[0]
-            return _protect_input(module, args)
+            return copy_in_place_input(module, args)
 
         def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
             x = pending.pop(module)
@@ -216,7 +193,7 @@ def _attribute(
             return _rescaled(x, out, ref_in, ref_out, eps)
 
         x = _leaf(inputs)
-        with _hooked(modules, keep, apply_rule):
+        with module_hooks((m, keep, apply_rule) for m in modules):
             outputs = call_model(model, x)
             grad_out = _grad_outputs(outputs, target, batch)
             _check_graph(outputs)

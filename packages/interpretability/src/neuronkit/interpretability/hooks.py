@@ -22,7 +22,8 @@ import difflib
 import itertools
 import sys
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -123,6 +124,32 @@ def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs", *, copy: 
             f"{name} must have the model's parameter dtype {dtype}, got dtype {inputs.dtype} "
             f"(the model failed with: {text.splitlines()[0] if text else type(err).__name__})"
         ) from err
+
+
+@contextmanager
+def module_hooks(hooks: Iterable[tuple[nn.Module, Any, Any]]) -> Iterator[None]:
+    """Forward pre-hooks and hooks ``(module, pre_hook, hook)`` (either may be ``None``) for the
+    duration of the block; every handle is removed on exit, also after an error."""
+    handles = []
+    try:
+        for module, pre_hook, hook in hooks:
+            if pre_hook is not None:
+                handles.append(module.register_forward_pre_hook(pre_hook))
+            if hook is not None:
+                handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def copy_in_place_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Forward pre-hook body for a module with ``inplace=True`` (``nn.ReLU(inplace=True)``):
+    it runs on a copy of its input, which so keeps its value for a rule that reads it (and
+    tensors upstream are not overwritten); ``None`` (inputs unchanged) for other modules."""
+    if getattr(module, "inplace", False) and isinstance(args[0], torch.Tensor):
+        return (args[0].clone(), *args[1:])
+    return None
 
 
 def tensor_output(outputs: Any) -> torch.Tensor:

@@ -25,8 +25,7 @@ suffices (Captum always runs two).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -46,7 +45,13 @@ from .attribution import (
     _select,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, get_layer
+from .hooks import (
+    call_model,
+    check_not_compiled,
+    copy_in_place_input,
+    get_layer,
+    module_hooks,
+)
 
 __all__ = ["Alpha1Beta0Rule", "EpsilonRule", "GammaRule", "IdentityRule", "lrp"]
 
@@ -198,26 +203,6 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
     return out
 
 
-@contextmanager
-def _hooks(registrations: list[Any]) -> Iterator[None]:
-    handles: list[Any] = []
-    try:
-        for register, hook in registrations:
-            handles.append(register(hook))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _protect_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """An in-place pass-through module (``nn.ReLU(inplace=True)``) runs on a copy, so the input
-    its identity gradient is taken against keeps its value."""
-    if getattr(module, "inplace", False):
-        return (args[0].clone(), *args[1:])
-    return None
-
-
 @grad_enabled("lrp")
 def lrp(
     model: nn.Module,
@@ -261,14 +246,14 @@ def lrp(
             # the original activations: every rule layer reads them in the propagation pass,
             # where the modified weights upstream would change them (as Captum's pre-hooks)
             record = [
-                (m.register_forward_pre_hook, _recorder(recorded))
+                (m, _recorder(recorded), None)
                 for m, r in layer_rules.items()
                 if not isinstance(r, IdentityRule)
             ]
-            with torch.no_grad(), _hooks(record):
+            with torch.no_grad(), module_hooks(record):
                 original = call_model(model, inputs)
         x = _leaf(inputs)
-        with _hooks(_propagation_hooks(model, layer_rules, modified, recorded)):
+        with module_hooks(_propagation_hooks(model, layer_rules, modified, recorded)):
             outputs = call_model(model, x)
             grad_out = _grad_outputs(outputs, t, batch)
             _check_graph(outputs)
@@ -294,7 +279,7 @@ def _propagation_hooks(
     layer_rules: dict[nn.Module, Rule],
     modified: dict[nn.Module, dict[str, torch.Tensor] | None],
     recorded: dict[nn.Module, list[torch.Tensor]],
-) -> list[Any]:
+) -> list[tuple[nn.Module, Any, Any]]:
     """Forward (pre-)hooks that make autograd carry relevance through every layer."""
     calls: dict[nn.Module, int] = {}
     inputs: dict[nn.Module, torch.Tensor] = {}
@@ -302,7 +287,7 @@ def _propagation_hooks(
 
     def keep_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         inputs[module] = args[0]
-        return _protect_input(module, args)
+        return copy_in_place_input(module, args)
 
     def pass_through(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
         return _passed_through(inputs.pop(module), out)
@@ -333,17 +318,11 @@ def _propagation_hooks(
         result: torch.Tensor = _Stabilized.apply(out, epsilon)
         return result
 
-    registrations: list[Any] = []
+    hooks: list[tuple[nn.Module, Any, Any]] = []
     for module in model.modules():
         rule = layer_rules.get(module)
-        if rule is None:
-            if isinstance(module, _PASS_THROUGH):
-                registrations.append((module.register_forward_pre_hook, keep_input))
-                registrations.append((module.register_forward_hook, pass_through))
-        elif isinstance(rule, IdentityRule):
-            registrations.append((module.register_forward_pre_hook, keep_input))
-            registrations.append((module.register_forward_hook, pass_through))
-        else:
-            registrations.append((module.register_forward_pre_hook, scale_input))
-            registrations.append((module.register_forward_hook, stabilize))
-    return registrations
+        if isinstance(rule, IdentityRule) or (rule is None and isinstance(module, _PASS_THROUGH)):
+            hooks.append((module, keep_input, pass_through))
+        elif rule is not None:
+            hooks.append((module, scale_input, stabilize))
+    return hooks
