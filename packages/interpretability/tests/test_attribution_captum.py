@@ -480,3 +480,41 @@ def test_shapley_values_match_captum(grouped) -> None:
     )
     ours = shapley_values(model, x, target, feature_mask=mask, baselines=base)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=ATOL)
+
+
+class _TextModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(13)
+        self.emb, self.hidden, self.out = nn.Embedding(20, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.double().eval()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.hidden(self.emb(ids))).mean(1))
+
+
+@pytest.mark.parametrize(
+    ("layer", "kwargs"),
+    [
+        ("emb", {}),
+        ("hidden", {"n_steps": 20, "method": "riemann_trapezoid", "internal_batch_size": 8}),
+        ("hidden", {"layer_input": True, "n_steps": 7, "method": "riemann_left"}),
+    ],
+)
+def test_layer_integrated_gradients_matches_captum(layer, kwargs) -> None:
+    from neuronkit.interpretability import layer_integrated_gradients
+
+    model = _TextModel()
+    ids = torch.randint(1, 20, (4, 6), generator=torch.Generator().manual_seed(14))
+    pad, target = torch.zeros_like(ids), torch.tensor([0, 1, 2, 0])
+    theirs_kwargs = dict(kwargs)
+    if theirs_kwargs.pop("layer_input", False):
+        theirs_kwargs["attribute_to_layer_input"] = True
+    theirs, theirs_delta = captum_attr.LayerIntegratedGradients(
+        model, getattr(model, layer)
+    ).attribute(ids, baselines=pad, target=target, return_convergence_delta=True, **theirs_kwargs)
+    ours, delta = layer_integrated_gradients(
+        model, ids, layer, target, baselines=pad, return_convergence_delta=True, **kwargs
+    )
+    torch.testing.assert_close(ours, theirs.detach(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(delta, theirs_delta.detach(), rtol=1e-6, atol=1e-12)
