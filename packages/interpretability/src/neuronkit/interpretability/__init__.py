@@ -5,7 +5,8 @@ Reusable core:
 * :mod:`.hooks`: :class:`LayerRecorder` (activations / gradients of named layers, hooks
   always removed), :func:`layer_activations`.
 * :mod:`.attribution`: batched saliency, gradient x input, integrated gradients, SmoothGrad,
-  loss gradients and a random baseline, numerically equal to Captum; :mod:`.grad_cam`,
+  loss gradients and a random baseline, numerically equal to Captum;
+  :mod:`.layer_integrated_gradients` (Captum's ``LayerIntegratedGradients``); :mod:`.grad_cam`,
   :mod:`.guided` (guided backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift`
   (DeepLIFT, DeepLIFT SHAP), :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`,
   :mod:`.feature_ablation` and :mod:`.shapley` (Captum's ``LayerGradCam``, ``GuidedBackprop``,
