@@ -69,6 +69,34 @@ def _feature_mask(feature_mask: torch.Tensor | None, inputs: torch.Tensor) -> to
     return mask
 
 
+def _prepared(
+    model: Model,
+    inputs: torch.Tensor,
+    target: Target,
+    feature_mask: torch.Tensor | None,
+    baselines: float | torch.Tensor,
+    batch_size: int,
+) -> tuple[torch.Tensor, float | torch.Tensor, int | torch.Tensor | None, int]:
+    """The checked mask, baseline and target, and the number of features."""
+    _check_model(model)
+    _check_inputs(inputs, finite=False)
+    if inputs.ndim < 2:
+        raise ValueError("inputs must be [B, *S] with at least one non-batch dimension, got [B]")
+    mask = _feature_mask(feature_mask, inputs)
+    base = _baseline(baselines, inputs)
+    check_number("batch_size", batch_size, ge=1, integer=True)
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    return mask, base, t, int(mask.max()) + 1
+
+
+def _spread(credits: torch.Tensor, mask: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Each entry of ``inputs`` takes its feature's credit (``credits [n_features, B]``)."""
+    x = inputs.detach()
+    index = mask.expand(x.shape).reshape(x.shape[0], -1)
+    attributions = credits.T.gather(1, index).view_as(x)
+    return _finite_with_inputs(inputs, attributions, "outputs")
+
+
 def feature_ablation(
     model: Model,
     inputs: torch.Tensor,
@@ -100,15 +128,7 @@ def feature_ablation(
         ``[B, *S]`` attributions in ``inputs``' dtype: each entry holds the output drop of its
         feature (Captum returns float32).
     """
-    _check_model(model)
-    _check_inputs(inputs, finite=False)
-    if inputs.ndim < 2:
-        raise ValueError("inputs must be [B, *S] with at least one non-batch dimension, got [B]")
-    mask = _feature_mask(feature_mask, inputs)
-    base = _baseline(baselines, inputs)
-    check_number("batch_size", batch_size, ge=1, integer=True)
-    t = _target_index(target, inputs.shape[0], inputs.device)
-
+    mask, base, t, n = _prepared(model, inputs, target, feature_mask, baselines, batch_size)
     x = inputs.detach()
     ids_shape = (-1, *([1] * mask.ndim))
 
@@ -116,10 +136,7 @@ def feature_ablation(
         ids = torch.arange(start, stop, device=x.device).view(ids_shape)
         return (mask == ids).to(x.dtype)
 
-    n_features = int(mask.max()) + 1
     drops = _output_drops(
-        model, x, base, t, n_features, batch_size, ablated, show_progress, "feature ablation"
+        model, x, base, t, n, batch_size, ablated, show_progress, "feature ablation"
     )  # [n_features, B]
-    index = mask.expand(x.shape).reshape(x.shape[0], -1)
-    attributions = drops.T.gather(1, index).view_as(x)
-    return _finite_with_inputs(inputs, attributions, "outputs")
+    return _spread(drops, mask, inputs)

@@ -23,50 +23,14 @@ import torch
 
 from neuronkit.common import check_number
 
-from .attribution import (
-    Model,
-    Target,
-    _check_inputs,
-    _check_model,
-    _finite_with_inputs,
-    _generator,
-    _target_index,
-)
-from .feature_ablation import _feature_mask
-from .occlusion import _baseline, _output_drops
+from .attribution import Model, Target, _generator
+from .feature_ablation import _prepared, _spread
+from .occlusion import _output_drops
 
 __all__ = ["shapley_value_sampling", "shapley_values"]
 
 # 2^16 perturbed copies of the batch: beyond that, sample orders instead
 MAX_EXACT_FEATURES = 16
-
-
-def _prepared(
-    model: Model,
-    inputs: torch.Tensor,
-    target: Target,
-    feature_mask: torch.Tensor | None,
-    baselines: float | torch.Tensor,
-    batch_size: int,
-) -> tuple[torch.Tensor, float | torch.Tensor, int | torch.Tensor | None, int]:
-    """The checked mask, baseline and target, and the number of features."""
-    _check_model(model)
-    _check_inputs(inputs, finite=False)
-    if inputs.ndim < 2:
-        raise ValueError("inputs must be [B, *S] with at least one non-batch dimension, got [B]")
-    mask = _feature_mask(feature_mask, inputs)
-    base = _baseline(baselines, inputs)
-    check_number("batch_size", batch_size, ge=1, integer=True)
-    t = _target_index(target, inputs.shape[0], inputs.device)
-    return mask, base, t, int(mask.max()) + 1
-
-
-def _spread(credits: torch.Tensor, mask: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """Each entry of ``inputs`` takes its feature's credit (``credits [n_features, B]``)."""
-    x = inputs.detach()
-    index = mask.expand(x.shape).reshape(x.shape[0], -1)
-    attributions = credits.T.gather(1, index).view_as(x)
-    return _finite_with_inputs(inputs, attributions, "outputs")
 
 
 def shapley_values(
