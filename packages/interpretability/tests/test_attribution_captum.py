@@ -518,3 +518,18 @@ def test_layer_integrated_gradients_matches_captum(layer, kwargs) -> None:
     )
     torch.testing.assert_close(ours, theirs.detach(), rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(delta, theirs_delta.detach(), rtol=1e-6, atol=1e-12)
+
+
+def test_kernel_shap_matches_captum_on_a_linear_model() -> None:
+    """Both draw coalitions from the Shapley kernel, from different generators: on a linear
+    model every fit with enough coalitions gives the same coefficients."""
+    from neuronkit.interpretability import kernel_shap
+
+    torch.manual_seed(15)
+    model = nn.Linear(6, 3)
+    x, base, target = torch.randn(4, 6), torch.randn(1, 6), torch.tensor([0, 1, 2, 0])
+    theirs = captum_attr.KernelShap(model).attribute(
+        x, baselines=base, target=target, n_samples=100
+    )
+    ours = kernel_shap(model, x, target, baselines=base, n_samples=100, seed=0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=ATOL)

@@ -32,6 +32,7 @@ from .gradient_shap import gradient_shap
 from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
+from .kernel_shap import kernel_shap
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
 from .occlusion import occlusion
@@ -123,6 +124,7 @@ __all__ = [
     "kde_information",
     "keep_mask",
     "kendall_tau_a",
+    "kernel_shap",
     "layer_activations",
     "layer_integrated_gradients",
     "layer_names",
