@@ -36,7 +36,12 @@ Matched settings, Captum's defaults stated explicitly on both sides (issue #5; a
 * feature ablation (CNN only): 4 x 4 superpixels shared by the channel (49 features), zero
   baseline, 256 ablated rows per forward on both sides: ``feature_ablation(model, x, t,
   feature_mask=m, batch_size=256)`` vs ``FeatureAblation(model).attribute(x, target=t,
-  feature_mask=m, perturbations_per_eval=256 // B)``.
+  feature_mask=m, perturbations_per_eval=256 // B)``;
+* Shapley value sampling (CNN only): the same 49 superpixels, 4 random orders (197 rows per
+  example), 256 rows per forward on both sides: ``shapley_value_sampling(model, x, t,
+  feature_mask=m, n_samples=4, seed=0)`` vs ``torch.manual_seed(0);
+  ShapleyValueSampling(model).attribute(x, target=t, feature_mask=m, n_samples=4,
+  perturbations_per_eval=256 // B)`` (the same orders: both draw them with ``torch.randperm``).
 
 Models: an MLP 784-256-256-10 (ReLU) and a small CNN (1x28x28 -> conv 8 -> pool -> conv 16 ->
 pool -> linear 10), in eval mode, at batch 1 and 32, targets ``arange(B) % 10``.
@@ -95,11 +100,12 @@ LIBRARIES = ["floor", "neuronkit", "captum"]
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_attribution.json"
 N_STEPS, N_SAMPLES, STDEV = 50, 50, 0.15
 METHODS = ["saliency", "integrated_gradients", "smoothgrad", "guided_backprop"]
-CNN_METHODS = ["grad_cam", "occlusion", "feature_ablation"]  # maps and patches: the CNN only
+CNN_METHODS = ["grad_cam", "occlusion", "feature_ablation", "shapley_value_sampling"]  # CNN only
 MLP_METHODS = ["deeplift", "lrp"]  # Captum: pools after ReLUs skip DeepLIFT's rule, no Flatten
 CAM_LAYER = 3  # Grad-CAM of the second convolution's output [B, 16, 14, 14]
 WINDOW, STRIDES, ROWS = (1, 4, 4), (1, 2, 2), 256  # occlusion: 13 x 13 positions, rows/forward
 SUPERPIXEL = 4  # feature ablation: 7 x 7 features of 4 x 4 pixels
+ORDERS = 4  # Shapley value sampling: random feature orders
 
 
 def configs(quick: bool) -> list[tuple[str, int, str]]:
@@ -132,6 +138,14 @@ def _occluded_chunks(x, method):  # type: ignore[no-untyped-def]
     if method == "feature_ablation":
         mask = _superpixels(x)
         masks = [mask == f for f in range(int(mask.max()) + 1)]
+    elif method == "shapley_value_sampling":  # all at the baseline, then features joining
+        mask = _superpixels(x)
+        n, gen = int(mask.max()) + 1, torch.Generator().manual_seed(0)
+        masks = [torch.ones_like(mask, dtype=torch.bool)]
+        for _ in range(ORDERS):
+            ranks = torch.empty(n, dtype=torch.long)
+            ranks[torch.randperm(n, generator=gen)] = torch.arange(n)
+            masks += [ranks[mask] >= j for j in range(1, n)]
     else:
         corners = itertools.product(
             range(0, h - WINDOW[1] + 1, STRIDES[1]), range(0, w - WINDOW[2] + 1, STRIDES[2])
@@ -201,7 +215,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             return (grad.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True)  # the map
 
         return cam_floor
-    if library == "floor" and method in ("occlusion", "feature_ablation"):  # their forwards
+    if library == "floor" and method in ("occlusion", "feature_ablation", "shapley_value_sampling"):
         chunks = _occluded_chunks(x, method)
 
         def occlusion_floor():  # type: ignore[no-untyped-def]
@@ -247,6 +261,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             lrp,
             occlusion,
             saliency,
+            shapley_value_sampling,
             smoothgrad,
         )
 
@@ -257,6 +272,11 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
         if method == "feature_ablation":
             mask = _superpixels(x)
             return lambda: feature_ablation(model, x, target, feature_mask=mask, batch_size=ROWS)
+        if method == "shapley_value_sampling":
+            mask = _superpixels(x)
+            return lambda: shapley_value_sampling(
+                model, x, target, feature_mask=mask, n_samples=ORDERS, batch_size=ROWS, seed=0
+            )
         if method == "saliency":
             return lambda: saliency(model, x, target, abs=True)
         if method == "guided_backprop":
@@ -290,6 +310,7 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             NoiseTunnel,
             Occlusion,
             Saliency,
+            ShapleyValueSampling,
         )
 
         if method == "grad_cam":
@@ -312,6 +333,21 @@ def build_call(library: str, model, method: str, x, target):  # type: ignore[no-
             return lambda: ablation.attribute(
                 x, target=target, feature_mask=mask, perturbations_per_eval=per_eval
             )
+        if method == "shapley_value_sampling":
+            shapley, mask = ShapleyValueSampling(model), _superpixels(x)
+            per_eval = max(1, ROWS // x.shape[0])
+
+            def sampled():  # type: ignore[no-untyped-def]
+                torch.manual_seed(0)  # the orders neuronkit draws with seed=0
+                return shapley.attribute(
+                    x,
+                    target=target,
+                    feature_mask=mask,
+                    n_samples=ORDERS,
+                    perturbations_per_eval=per_eval,
+                )
+
+            return sampled
         if method == "guided_backprop":
             guided = GuidedBackprop(model)
             return lambda: guided.attribute(x, target=target)
@@ -446,7 +482,8 @@ def main() -> int:
         {
             "benchmark": (
                 "saliency / integrated gradients / SmoothGrad / guided backpropagation / DeepLIFT /"
-                " LRP / Grad-CAM / occlusion / feature ablation vs Captum, float32, CPU"
+                " LRP / Grad-CAM / occlusion / feature ablation / Shapley sampling vs Captum,"
+                " float32, CPU"
             ),
             "settings": {
                 "integrated_gradients": "n_steps=50, gausslegendre, zero baseline",
@@ -458,6 +495,7 @@ def main() -> int:
                 "grad_cam": "CNN layer 3 (conv 8->16), no ReLU, channels summed",
                 "occlusion": "CNN, window 1x4x4, strides 1x2x2, zero baseline, 256 rows/forward",
                 "feature_ablation": "CNN, 4x4 superpixels (49), zero baseline, 256 rows/forward",
+                "shapley_value_sampling": "CNN, the 49 superpixels, 4 orders, 256 rows/forward",
             },
             "threads": args.threads,
             "repeats": args.repeats,
