@@ -9,10 +9,10 @@ Reusable core:
   :mod:`.layer_integrated_gradients` (Captum's ``LayerIntegratedGradients``); :mod:`.grad_cam`,
   :mod:`.guided` (guided backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift`
   (DeepLIFT, DeepLIFT SHAP), :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`,
-  :mod:`.feature_ablation` and :mod:`.shapley` (Captum's ``LayerGradCam``, ``GuidedBackprop``,
+  :mod:`.feature_ablation`, :mod:`.shapley` and :mod:`.kernel_shap` (Captum's ``LayerGradCam``, ``GuidedBackprop``,
   ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
   ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues`` and
-  ``ShapleyValueSampling``).
+  ``ShapleyValueSampling``, ``KernelShap``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
