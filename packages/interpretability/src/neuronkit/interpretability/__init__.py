@@ -6,13 +6,13 @@ Reusable core:
   always removed), :func:`layer_activations`.
 * :mod:`.attribution`: batched saliency, gradient x input, integrated gradients, SmoothGrad,
   loss gradients and a random baseline, numerically equal to Captum;
-  :mod:`.layer_integrated_gradients` (Captum's ``LayerIntegratedGradients``); :mod:`.grad_cam`,
-  :mod:`.guided` (guided backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift`
-  (DeepLIFT, DeepLIFT SHAP), :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`,
-  :mod:`.feature_ablation`, :mod:`.shapley` and :mod:`.kernel_shap` (Captum's ``LayerGradCam``, ``GuidedBackprop``,
-  ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
-  ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues`` and
-  ``ShapleyValueSampling``, ``KernelShap``).
+  :mod:`.layer_integrated_gradients`, :mod:`.grad_cam`, :mod:`.guided` (guided
+  backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift` (DeepLIFT, DeepLIFT SHAP),
+  :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`, :mod:`.feature_ablation`,
+  :mod:`.shapley` (exact and sampled Shapley values) and :mod:`.kernel_shap`: Captum's
+  ``LayerIntegratedGradients``, ``LayerGradCam``, ``GuidedBackprop``, ``Deconvolution``,
+  ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``, ``LRP``, ``Occlusion``,
+  ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling`` and ``KernelShap``.
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
