@@ -533,3 +533,24 @@ def test_kernel_shap_matches_captum_on_a_linear_model() -> None:
     )
     ours = kernel_shap(model, x, target, baselines=base, n_samples=100, seed=0)
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=ATOL)
+
+
+@pytest.mark.parametrize("setting", ["default", "baseline", "groups"])
+def test_lime_matches_captum_example_by_example(setting) -> None:
+    """One example per call: Captum draws each example's coins in turn, as neuronkit does, but
+    in batches its examples after the first differ from its own one-example results."""
+    from neuronkit.interpretability import lime
+
+    torch.manual_seed(16)
+    model = nn.Sequential(nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 3)).eval()
+    x = torch.randn(1, 6)
+    kwargs = {
+        "default": {},
+        "baseline": {"baselines": torch.randn(1, 6) * 0.3},
+        "groups": {"feature_mask": torch.tensor([[0, 0, 1, 1, 2, 2]])},
+    }[setting]
+    torch.manual_seed(17)
+    theirs = captum_attr.Lime(model).attribute(x, target=1, n_samples=40, **kwargs)
+    torch.manual_seed(17)  # the same coins: torch's global generator, as Captum
+    ours = lime(model, x, 1, n_samples=40, **kwargs)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)

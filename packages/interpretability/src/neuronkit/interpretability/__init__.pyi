@@ -34,6 +34,7 @@ from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
 from .kernel_shap import kernel_shap
 from .layer_integrated_gradients import layer_integrated_gradients
+from .lime import lime
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
 from .occlusion import occlusion
 from .representation import (
@@ -129,6 +130,7 @@ __all__ = [
     "layer_integrated_gradients",
     "layer_names",
     "level_set_traversal",
+    "lime",
     "line_confidence",
     "loss_gradient",
     "lrp",
