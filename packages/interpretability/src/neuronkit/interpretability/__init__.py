@@ -10,11 +10,10 @@ Reusable core:
   backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift` (DeepLIFT, DeepLIFT SHAP),
   :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`, :mod:`.feature_ablation`,
   :mod:`.shapley` (exact and sampled Shapley values), :mod:`.kernel_shap` and :mod:`.lime`:
-  Captum's
-  ``LayerIntegratedGradients``, ``LayerGradCam``, ``GuidedBackprop``, ``Deconvolution``,
-  ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``, ``LRP``, ``Occlusion``,
-  ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``, ``KernelShap`` and
-  ``Lime``.
+  Captum's ``LayerIntegratedGradients``, ``LayerGradCam``, ``GuidedBackprop``,
+  ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
+  ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``,
+  ``KernelShap`` and ``Lime``.
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
