@@ -105,3 +105,43 @@ def test_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match="n_steps"):
         layer_integrated_gradients(model, IDS, "emb", T, n_steps=0)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_token_attributions_of_a_hugging_face_classifier() -> None:
+    """The documented use: a BERT classifier's embedding of the token ids, the logits taken
+    from its output by a small wrapper module."""
+    transformers = pytest.importorskip(
+        "transformers", reason="transformers is an optional extra (neuronkit-interpretability)"
+    )
+    torch.manual_seed(7)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=3,
+    )
+    bert = transformers.BertForSequenceClassification(config).double().eval()
+
+    class Logits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = bert
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.model(input_ids=ids).logits
+
+    ids = torch.randint(5, 50, (2, 8), generator=_gen(8))
+    attr, delta = layer_integrated_gradients(
+        Logits(),
+        ids,
+        "model.bert.embeddings.word_embeddings",
+        [0, 2],
+        baselines=0,
+        return_convergence_delta=True,
+    )
+    assert attr.shape == (2, 8, 16)
+    assert delta.abs().max() < 1e-8  # 50 Gauss-Legendre nodes: complete to rounding here
+    assert attr.sum(-1).abs().min() > 0  # every token gets a share
