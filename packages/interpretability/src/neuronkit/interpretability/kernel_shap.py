@@ -64,22 +64,14 @@ def kernel_shap(
     """Kernel SHAP attributions (Captum's ``KernelShap``).
 
     Args:
-        model: callable mapping ``[N, ...]`` to ``[N, C]`` (or ``[N]``); runs in eval mode,
-            without gradients.
-        inputs: ``[B, *S]`` floating tensor (not modified).
-        target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
-        feature_mask: integer feature indices broadcastable to ``inputs`` (as
-            :func:`~neuronkit.interpretability.feature_ablation.feature_ablation`); default
-            every entry alone.
-        baselines: the value of features outside a coalition: a number or a tensor
-            broadcastable to ``inputs``. Default 0.
+        model, inputs, target, feature_mask, baselines, batch_size, show_progress: as
+            :func:`~neuronkit.interpretability.shapley.shapley_values` (features outside a
+            coalition take the baseline).
         n_samples: coalitions, the full and the empty one included (Captum's default 25); at
             least ``M + 1`` for ``M`` features for a determined fit (fewer give the
             minimum-norm solution, as scikit-learn's least squares).
-        batch_size: perturbed inputs per forward pass.
         seed, generator: the coalitions' random source (a CPU ``torch.Generator`` or a seed in
             ``[0, 2**64)``); both ``None`` uses torch's global generator.
-        show_progress: progress bar over the forward passes (``None``: on a terminal only).
 
     Returns:
         ``[B, *S]``: each entry holds its feature's coefficient.

@@ -86,24 +86,16 @@ def lime(
     """LIME attributions (Captum's ``Lime`` with its defaults).
 
     Args:
-        model: callable mapping ``[N, ...]`` to ``[N, C]`` (or ``[N]``); runs in eval mode,
-            without gradients.
-        inputs: ``[B, *S]`` floating tensor (not modified).
-        target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
-        feature_mask: integer feature indices broadcastable to ``inputs`` (as
-            :func:`~neuronkit.interpretability.feature_ablation.feature_ablation`); default
-            every entry alone.
-        baselines: the value of features outside a coalition: a number or a tensor
-            broadcastable to ``inputs``. Default 0.
+        model, inputs, target, feature_mask, baselines, batch_size, show_progress: as
+            :func:`~neuronkit.interpretability.shapley.shapley_values` (features outside a
+            coalition take the baseline).
         n_samples: coalitions (Captum's default 50).
         alpha: the Lasso's L1 weight (scikit-learn's ``Lasso(alpha=...)``; Captum's 0.01).
         distance: ``"cosine"`` (Captum's default) or ``"euclidean"`` between the flattened
             input and each perturbed input.
         kernel_width: ``w`` of the proximity ``exp(-d^2 / (2 w^2))`` (Captum's 1.0).
-        batch_size: perturbed inputs per forward pass.
         seed, generator: the coalitions' random source (a CPU ``torch.Generator`` or a seed
             in ``[0, 2**64)``); both ``None`` uses torch's global generator, like Captum.
-        show_progress: progress bar over the forward passes (``None``: on a terminal only).
 
     Returns:
         ``[B, *S]``: each entry holds its feature's Lasso coefficient.
