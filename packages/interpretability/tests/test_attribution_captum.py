@@ -554,3 +554,39 @@ def test_lime_matches_captum_example_by_example(setting) -> None:
     torch.manual_seed(17)  # the same coins: torch's global generator, as Captum
     ours = lime(model, x, 1, n_samples=40, **kwargs)
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer_input", [False, True])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"n_steps": 20, "method": "riemann_trapezoid"}, {"n_steps": 7, "method": "riemann_left"}],
+)
+def test_layer_conductance_matches_captum(kwargs, layer_input) -> None:
+    from neuronkit.interpretability import layer_conductance
+
+    torch.manual_seed(18)
+    model = nn.Sequential(
+        nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 3)
+    ).double()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    base, target = torch.randn(1, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    theirs, theirs_delta = captum_attr.LayerConductance(model, model[2]).attribute(
+        x,
+        baselines=base.expand_as(x),
+        target=target,
+        attribute_to_layer_input=layer_input,
+        return_convergence_delta=True,
+        **kwargs,
+    )
+    ours, delta = layer_conductance(
+        model,
+        x,
+        "2",
+        target,
+        baselines=base,
+        layer_input=layer_input,
+        return_convergence_delta=True,
+        **kwargs,
+    )
+    torch.testing.assert_close(ours, theirs.detach(), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(delta, theirs_delta.detach(), rtol=1e-8, atol=1e-12)

@@ -33,6 +33,7 @@ from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
 from .kernel_shap import kernel_shap
+from .layer_conductance import layer_conductance
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
@@ -127,6 +128,7 @@ __all__ = [
     "kendall_tau_a",
     "kernel_shap",
     "layer_activations",
+    "layer_conductance",
     "layer_integrated_gradients",
     "layer_names",
     "level_set_traversal",

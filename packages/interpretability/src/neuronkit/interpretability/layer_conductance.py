@@ -1,0 +1,121 @@
+"""Layer conductance: how much of an input's integrated gradients flows through each unit.
+
+Dhamdhere, Sundararajan & Yan, "How Important Is a Neuron?" (ICLR 2019). Along the straight
+path from the baseline ``x'`` to the input ``x``, the conductance of a unit ``y_j`` of a layer
+is ``int (dF/dy_j) (dy_j/dalpha) dalpha``: the gradient of the output with respect to the unit,
+times the unit's own change. With the path sampled at ``alpha_0 < ... < alpha_n`` it is
+``sum_k dF/dy_j(alpha_k) (y_j(alpha_{k+1}) - y_j(alpha_k))``, Captum's ``LayerConductance``
+(``n_steps + 1`` points of its integration rule). The conductances of a layer sum to about
+``f(x) - f(x')`` when the path runs from ``alpha = 0`` to ``1`` (the Riemann trapezoid rule);
+the default Gauss-Legendre points start and end inside it, as Captum's.
+
+Speed: all points of all examples go through one forward and backward pass, and the layers
+before the attributed one run without a graph (only the gradient with respect to the layer's
+output is needed; Captum records them).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from neuronkit.common import check_choice, check_number, check_type, eval_mode, grad_enabled
+
+from .attribution import (
+    IG_METHODS,
+    Target,
+    _baselines,
+    _check_finite_result,
+    _check_inputs,
+    _finite_with_inputs,
+    _forward_selected,
+    _grad_outputs,
+    _node_tensors,
+    _repeat,
+    _target_index,
+)
+from .grad_cam import _Capture
+from .hooks import call_model, check_not_compiled, get_layer, module_hooks
+
+__all__ = ["layer_conductance"]
+
+
+@grad_enabled("layer_conductance")
+def layer_conductance(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    target: Target = None,
+    *,
+    baselines: torch.Tensor | float | None = None,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    layer_input: bool = False,
+    return_convergence_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Conductance of each unit of ``layer`` (Captum's ``LayerConductance``).
+
+    Args:
+        model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``); runs in eval mode
+            (its flags are restored).
+        inputs: ``[B, ...]`` floating tensor (not modified).
+        layer: the layer (name in ``model.named_modules()`` or submodule) whose output (or
+            first input, ``layer_input=True``) ``[B, ...]`` is attributed; called once per
+            forward (otherwise its last call counts, as for Grad-CAM).
+        target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
+        baselines: the reference input ``x'``: ``None`` (zeros, Captum's default), a number,
+            or a tensor shaped like ``inputs`` or like one example.
+        n_steps: intervals of the path (``n_steps + 1`` points, Captum's default 50).
+        method: the points' rule (as :func:`~neuronkit.interpretability.attribution.\
+integration_nodes`, with ``n_steps + 1`` points).
+        layer_input: attribute the layer's input instead of its output.
+        return_convergence_delta: also return ``sum attr - (f(x) - f(x'))`` per example.
+
+    Returns:
+        ``[B, ...]`` conductances shaped like the layer's output (input), and ``[B]`` deltas
+        when asked.
+    """
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    _check_inputs(inputs, finite=False)
+    check_number("n_steps", n_steps, ge=1, integer=True)
+    check_choice("method", method, IG_METHODS)
+    check_type("layer_input", layer_input, bool)
+    check_type("return_convergence_delta", return_convergence_delta, bool)
+    module = get_layer(model, layer) if isinstance(layer, str) else layer
+    check_type("layer", module, nn.Module)
+    if not any(m is module for m in model.modules()):
+        raise ValueError("layer must be a submodule of model (or its name)")
+    batch, points = inputs.shape[0], int(n_steps) + 1
+    t = _target_index(target, batch, inputs.device)
+    x = inputs.detach()
+    base = _baselines(baselines, x)
+    alphas, _ = _node_tensors(method, points, x.dtype, x.device)
+    diff = x - base
+    path = (base + alphas.view(-1, *([1] * x.ndim)) * diff).reshape(points * batch, *x.shape[1:])
+    capture = _Capture()
+    hook = (
+        (module, capture.input_hook, None) if layer_input else (module, None, capture.output_hook)
+    )
+    with eval_mode(model), module_hooks([hook]):
+        with torch.no_grad():  # until the layer runs (the hook turns gradients on)
+            outputs = call_model(model, path, copy=False)
+        grad_out = _grad_outputs(outputs, _repeat(t, points), points * batch)
+        acts = capture.value
+        if acts is None:
+            raise ValueError("layer did not run in the model's forward pass")
+        if acts.ndim < 1 or acts.shape[0] != points * batch:
+            raise ValueError(
+                f"the layer's {'input' if layer_input else 'output'} must be [B, ...] with the "
+                f"batch first, got shape {tuple(acts.shape)} for {points * batch} rows"
+            )
+        (grads,) = torch.autograd.grad(outputs, acts, grad_out)
+    values = acts.detach().view(points, batch, *acts.shape[1:])
+    steps = values[1:] - values[:-1]  # each unit's change between consecutive points
+    conductance = (grads.view_as(values)[:-1] * steps).sum(0)
+    conductance = _finite_with_inputs(inputs, conductance, "outputs or gradients")
+    if not return_convergence_delta:
+        return conductance
+    difference = _forward_selected(model, x, t) - _forward_selected(model, base.contiguous(), t)
+    delta = conductance.reshape(batch, -1).sum(1) - difference
+    return conductance, _check_finite_result(delta, "outputs")
