@@ -7,14 +7,13 @@ Reusable core:
 * :mod:`.attribution`: batched saliency, gradient x input, integrated gradients, SmoothGrad,
   loss gradients and a random baseline, numerically equal to Captum;
   :mod:`.layer_integrated_gradients`, :mod:`.layer_conductance`, :mod:`.grad_cam`,
-  :mod:`.guided` (guided
-  backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift` (DeepLIFT, DeepLIFT SHAP),
-  :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`, :mod:`.feature_ablation`,
-  :mod:`.shapley` (exact and sampled Shapley values), :mod:`.kernel_shap` and :mod:`.lime`:
-  Captum's ``LayerIntegratedGradients``, ``LayerConductance``, ``LayerGradCam``, ``GuidedBackprop``,
-  ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
-  ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``,
-  ``KernelShap`` and ``Lime``.
+  :mod:`.guided` (guided backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift`
+  (DeepLIFT, DeepLIFT SHAP), :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`,
+  :mod:`.feature_ablation`, :mod:`.shapley` (exact and sampled Shapley values),
+  :mod:`.kernel_shap` and :mod:`.lime`: Captum's ``LayerIntegratedGradients``,
+  ``LayerConductance``, ``LayerGradCam``, ``GuidedBackprop``, ``Deconvolution``,
+  ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``, ``LRP``, ``Occlusion``,
+  ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``, ``KernelShap`` and ``Lime``.
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
