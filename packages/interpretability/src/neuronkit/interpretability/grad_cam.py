@@ -28,7 +28,7 @@ from .attribution import (
     _grad_outputs,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, get_layer
+from .hooks import call_model, check_not_compiled, submodule
 
 __all__ = ["grad_cam"]
 
@@ -114,10 +114,7 @@ def grad_cam(
         check_type(name, flag, bool)
     if upsample is not None:
         check_choice("upsample", upsample, _UPSAMPLE)
-    module = get_layer(model, layer) if isinstance(layer, str) else layer
-    check_type("layer", module, nn.Module)
-    if not any(m is module for m in model.modules()):
-        raise ValueError("layer must be a submodule of model (or its name)")
+    module = submodule(model, layer)
     t = _target_index(target, inputs.shape[0], inputs.device)
 
     capture = _Capture()

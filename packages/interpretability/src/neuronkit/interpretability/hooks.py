@@ -126,6 +126,16 @@ def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs", *, copy: 
         ) from err
 
 
+def submodule(model: nn.Module, layer: Any) -> nn.Module:
+    """``layer`` as a submodule of ``model``: given by name (``model.named_modules()``) or as
+    the module itself, which must belong to ``model``."""
+    module = get_layer(model, layer) if isinstance(layer, str) else layer
+    check_type("layer", module, nn.Module)
+    if not any(m is module for m in model.modules()):
+        raise ValueError("layer must be a submodule of model (or its name)")
+    return module
+
+
 @contextmanager
 def module_hooks(hooks: Iterable[tuple[nn.Module, Any, Any]]) -> Iterator[None]:
     """Forward pre-hooks and hooks ``(module, pre_hook, hook)`` (either may be ``None``) for the

@@ -35,7 +35,7 @@ from .attribution import (
     _target_index,
 )
 from .grad_cam import _Capture
-from .hooks import call_model, check_not_compiled, get_layer, module_hooks
+from .hooks import call_model, check_not_compiled, module_hooks, submodule
 
 __all__ = ["layer_conductance"]
 
@@ -82,10 +82,7 @@ integration_nodes`, with ``n_steps + 1`` points).
     check_choice("method", method, IG_METHODS)
     check_type("layer_input", layer_input, bool)
     check_type("return_convergence_delta", return_convergence_delta, bool)
-    module = get_layer(model, layer) if isinstance(layer, str) else layer
-    check_type("layer", module, nn.Module)
-    if not any(m is module for m in model.modules()):
-        raise ValueError("layer must be a submodule of model (or its name)")
+    module = submodule(model, layer)
     batch, points = inputs.shape[0], int(n_steps) + 1
     t = _target_index(target, batch, inputs.device)
     x = inputs.detach()

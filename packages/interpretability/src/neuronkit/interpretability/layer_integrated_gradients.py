@@ -34,7 +34,7 @@ from .attribution import (
     _select,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, get_layer, module_hooks
+from .hooks import call_model, check_not_compiled, module_hooks, submodule
 
 __all__ = ["layer_integrated_gradients"]
 
@@ -147,10 +147,7 @@ def layer_integrated_gradients(
         check_number("internal_batch_size", internal_batch_size, ge=1, integer=True)
     check_type("layer_input", layer_input, bool)
     check_type("return_convergence_delta", return_convergence_delta, bool)
-    module = get_layer(model, layer) if isinstance(layer, str) else layer
-    check_type("layer", module, nn.Module)
-    if not any(m is module for m in model.modules()):
-        raise ValueError("layer must be a submodule of model (or its name)")
+    module = submodule(model, layer)
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
     base = _reference_inputs(baselines, inputs)
