@@ -538,7 +538,8 @@ def test_kernel_shap_matches_captum_on_a_linear_model() -> None:
 @pytest.mark.parametrize("setting", ["default", "baseline", "groups"])
 def test_lime_matches_captum_example_by_example(setting) -> None:
     """One example per call: Captum draws each example's coins in turn, as neuronkit does, but
-    in batches its examples after the first differ from its own one-example results."""
+    between examples its fit also draws from the global generator (a DataLoader seed, an
+    nn.Linear initialization), so later examples of a batch see other coins."""
     from neuronkit.interpretability import lime
 
     torch.manual_seed(16)
