@@ -28,7 +28,7 @@ from .attribution import (
     _grad_outputs,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, submodule
+from .hooks import call_model, check_not_compiled, module_hooks, submodule
 
 __all__ = ["grad_cam"]
 
@@ -62,6 +62,13 @@ class _Capture:
         if not args:
             raise TypeError("layer_input=True needs a layer called with a positional input")
         return (self._keep(args[0], "input"), *args[1:])
+
+    def hooks(self, module: nn.Module, layer_input: bool) -> tuple[nn.Module, Any, Any]:
+        """``(module, pre_hook, hook)`` for :func:`~.hooks.module_hooks`: the input or the
+        output is kept."""
+        if layer_input:
+            return (module, self.input_hook, None)
+        return (module, None, self.output_hook)
 
 
 @grad_enabled("grad_cam")
@@ -118,28 +125,21 @@ def grad_cam(
     t = _target_index(target, inputs.shape[0], inputs.device)
 
     capture = _Capture()
-    if layer_input:
-        handle = module.register_forward_pre_hook(capture.input_hook)
-    else:
-        handle = module.register_forward_hook(capture.output_hook)
-    try:
-        with eval_mode(model):
-            with torch.no_grad():  # until the layer runs (the hook turns gradients on)
-                outputs = call_model(model, inputs)
-            grad_out = _grad_outputs(outputs, t, inputs.shape[0])
-            acts = capture.value
-            if acts is None:
-                raise ValueError("layer did not run in the model's forward pass")
-            if acts.ndim < 2 or acts.shape[0] != inputs.shape[0]:
-                raise ValueError(
-                    f"the layer's {'input' if layer_input else 'output'} must be [B, K, ...] "
-                    f"with the batch size {inputs.shape[0]}, got shape {tuple(acts.shape)}"
-                )
-            grads = None
-            if outputs.requires_grad:
-                (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
-    finally:
-        handle.remove()
+    with eval_mode(model), module_hooks([capture.hooks(module, layer_input)]):
+        with torch.no_grad():  # until the layer runs (the hook turns gradients on)
+            outputs = call_model(model, inputs)
+        grad_out = _grad_outputs(outputs, t, inputs.shape[0])
+        acts = capture.value
+        if acts is None:
+            raise ValueError("layer did not run in the model's forward pass")
+        if acts.ndim < 2 or acts.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"the layer's {'input' if layer_input else 'output'} must be [B, K, ...] "
+                f"with the batch size {inputs.shape[0]}, got shape {tuple(acts.shape)}"
+            )
+        grads = None
+        if outputs.requires_grad:
+            (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
     if grads is None:
         raise ValueError("the model's output does not depend on the layer through autograd")
     weights = grads.mean(dim=tuple(range(2, grads.ndim)), keepdim=True) if grads.ndim > 2 else grads

@@ -91,10 +91,7 @@ integration_nodes`, with ``n_steps + 1`` points).
     diff = x - base
     path = (base + alphas.view(-1, *([1] * x.ndim)) * diff).reshape(points * batch, *x.shape[1:])
     capture = _Capture()
-    hook = (
-        (module, capture.input_hook, None) if layer_input else (module, None, capture.output_hook)
-    )
-    with eval_mode(model), module_hooks([hook]):
+    with eval_mode(model), module_hooks([capture.hooks(module, layer_input)]):
         with torch.no_grad():  # until the layer runs (the hook turns gradients on)
             outputs = call_model(model, path, copy=False)
         grad_out = _grad_outputs(outputs, _repeat(t, points), points * batch)
