@@ -31,7 +31,7 @@ from neuronkit.common import check_choice, check_type, grad_enabled
 
 from .attribution import Target, _check_inputs, _finite_with_inputs, _gradient, _leaf, _target_index
 from .grad_cam import _UPSAMPLE, grad_cam
-from .hooks import check_not_compiled
+from .hooks import check_not_compiled, module_hooks
 
 __all__ = ["deconvolution", "guided_backprop", "guided_grad_cam"]
 
@@ -85,12 +85,8 @@ def _modified_relus(model: nn.Module, guided: bool, method: str) -> Iterator[Non
             stacklevel=6,  # the caller of guided_backprop / deconvolution
         )
     if guided:
-        handles = [relu.register_forward_hook(_guide) for relu in relus]
-        try:
+        with module_hooks((relu, None, _guide) for relu in relus):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
         return
     own = [vars(relu).get("forward") for relu in relus]
     try:
