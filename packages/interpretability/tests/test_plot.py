@@ -243,3 +243,25 @@ def test_only_the_drawn_sample_of_a_batch_is_read():
     np.testing.assert_array_equal(plot.normalize_attribution(nested, sample=2), want)
     with pytest.raises(ValueError, match="attributions must be finite"):
         plot.normalize_attribution(batch, sample=0)
+
+
+def test_token_attributions_colour_each_token_by_its_sign_and_size() -> None:
+    from neuronkit.interpretability.plot import token_attributions
+
+    tokens = ["the", "movie", "was", "not", "good", "."]
+    scores = torch.tensor([0.0, 0.2, 0.0, -0.8, 0.8, 0.05])
+    ax = token_attributions(tokens, scores, per_row=4)
+    assert [t.get_text() for t in ax.texts] == tokens
+    faces = [t.get_bbox_patch().get_facecolor() for t in ax.texts]
+    red, green = faces[3], faces[4]  # -0.8 and +0.8: the two ends of RdYlGn
+    assert red[0] > red[1]
+    assert green[1] > green[0]
+    assert faces[0] == faces[2]  # equal scores, equal colours
+    # second row: tokens 4 and 5 below the first four
+    assert ax.texts[4].get_position()[1] < ax.texts[0].get_position()[1]
+    with pytest.raises(ValueError, match=r"one value per token \(\[6\]\)"):
+        token_attributions(tokens, scores[:5])
+    with pytest.raises(TypeError, match="tokens must be a sequence of strings"):
+        token_attributions("the movie", scores[:2])
+    with pytest.raises(ValueError, match="scores"):
+        token_attributions(tokens, torch.tensor([0.0, 1, 2, 3, 4, float("nan")]))

@@ -4,6 +4,9 @@
   does (same sign filters, outlier clipping, colour maps and methods), straight from this
   package's channel-first output: ``[H, W]``, ``[C, H, W]`` or a batch ``[B, C, H, W]``, of
   which ``sample`` picks one. :func:`normalize_attribution` returns the map it draws.
+- :func:`token_attributions` draws the tokens of a text on backgrounds coloured by their
+  attributions (Captum's ``visualize_text`` colours, as a figure rather than HTML), e.g. the
+  per-token sums of :func:`~neuronkit.interpretability.layer_integrated_gradients`.
 - :func:`rdm_heatmap` draws one RDM as a square matrix; :func:`rdm_mds` places the
   conditions in the plane by classical multidimensional scaling (:func:`mds_embedding`).
 
@@ -31,7 +34,14 @@ from neuronkit.common import (
 
 from .rsa import _as_vectors, _rank_vectors, rdm_to_square
 
-__all__ = ["attribution_map", "mds_embedding", "normalize_attribution", "rdm_heatmap", "rdm_mds"]
+__all__ = [
+    "attribution_map",
+    "mds_embedding",
+    "normalize_attribution",
+    "rdm_heatmap",
+    "rdm_mds",
+    "token_attributions",
+]
 
 #: sign filters of :func:`normalize_attribution` (Captum's ``VisualizeSign``)
 SIGNS = ("absolute_value", "all", "positive", "negative")
@@ -209,6 +219,61 @@ def attribution_map(
     ax.set_yticks([])
     if colorbar and heat is not None:
         ax.figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def token_attributions(
+    tokens: Sequence[str],
+    scores: Any,
+    *,
+    per_row: int = 12,
+    cmap: Any = "RdYlGn",
+    ax: Any = None,
+) -> Any:
+    """Draw a text's tokens in reading order on backgrounds coloured by their attributions.
+
+    Args:
+        tokens: the ``L`` tokens (strings), e.g. from a tokenizer's ``convert_ids_to_tokens``.
+        scores: ``[L]`` attributions, e.g. ``layer_integrated_gradients(...)[i].sum(-1)``;
+            scaled by the largest ``|score|`` so that 0 sits at the colour map's centre.
+        per_row: tokens per line.
+        cmap: diverging matplotlib colour map (default red for negative, green for positive,
+            as Captum's ``visualize_text``).
+        ax: matplotlib axes to draw on; default a new figure sized to the text.
+
+    Returns:
+        The axes; each token is one text artist (``ax.texts``), in order.
+    """
+    check_type("tokens", tokens, Sequence)
+    if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError("tokens must be a sequence of strings (one per token)")
+    values = as_float_array("scores", scores, "[L]")
+    if values.shape != (len(tokens),):
+        raise ValueError(
+            f"scores must hold one value per token ([{len(tokens)}]), got shape {values.shape}"
+        )
+    check_finite("scores", values)
+    check_number("per_row", per_row, ge=1, integer=True)
+    from matplotlib import colormaps
+
+    colour_map = colormaps[cmap] if isinstance(cmap, str) else cmap
+    top = float(np.abs(values).max()) if values.size else 0.0
+    shades = 0.5 + 0.5 * (values / top if top > 0 else values)  # 0 at the centre
+    rows = max(1, -(-len(tokens) // per_row))
+    ax = axes_or_new(ax, (min(12.0, 1.0 * per_row), 0.5 + 0.45 * rows))
+    for i, (token, shade) in enumerate(zip(tokens, shades, strict=True)):
+        ax.text(
+            (i % per_row + 0.5) / per_row,
+            1 - (i // per_row + 0.5) / rows,
+            token,
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"facecolor": colour_map(float(shade)), "edgecolor": "none", "pad": 2},
+            transform=ax.transAxes,
+        )
+    ax.set_axis_off()
+    ax.set_title(f"{len(tokens)} tokens, largest |attribution| {top:.3g}", fontsize=9)
     return ax
 
 
