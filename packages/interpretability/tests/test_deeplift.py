@@ -217,3 +217,34 @@ def test_bad_models_and_baseline_samples() -> None:
         deeplift_shap(nn.Linear(4, 2), x, torch.zeros(4), 0)
     with pytest.raises(ValueError, match=r"baselines must be \[K, 4\] with K >= 1"):
         deeplift_shap(nn.Linear(4, 2), x, torch.zeros(0, 4), 0)
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        nn.GELU(),
+        nn.SiLU(),
+        nn.Mish(),
+        nn.SELU(),
+        nn.CELU(0.7),
+        nn.Hardtanh(-0.5, 0.5, inplace=True),
+        nn.ReLU6(),
+        nn.Hardswish(),
+        nn.Hardsigmoid(),
+        nn.LogSigmoid(),
+        nn.Softsign(),
+        nn.Tanhshrink(),
+        nn.Softshrink(0.3),
+        nn.Hardshrink(0.3),
+        nn.PReLU(6, 0.1),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_every_elementwise_activation_follows_the_rescale_rule(act) -> None:
+    """Beyond Captum's six: summation-to-delta holds, which the plain gradient through these
+    activations (Captum's treatment) would break."""
+    model = _TwoLayer(act.double())
+    x = torch.randn(5, 4, generator=_gen(20), dtype=torch.float64) * 2
+    base = torch.randn(4, generator=_gen(21), dtype=torch.float64)
+    _, delta = deeplift(model, x, [0, 1, 2, 0, 1], baselines=base, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-12

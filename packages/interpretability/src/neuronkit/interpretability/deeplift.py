@@ -8,15 +8,20 @@ where ``|x - x'| < eps`` its ordinary derivative); linear layers pass gradients 
 attribution of input ``i`` is ``(x_i - x'_i)`` times its multiplier, and the attributions of an
 example sum to ``f(x) - f(x')`` (summation-to-delta) whenever every nonlinearity follows a rule.
 
-Numbers equal Captum's ``DeepLift`` and ``DeepLiftShap``. The rules apply to modules of exactly
-the types Captum handles: ``nn.ReLU``, ``nn.ELU``, ``nn.LeakyReLU``, ``nn.Sigmoid``,
-``nn.Tanh``, ``nn.Softplus`` (Rescale) and ``nn.MaxPool1d/2d/3d`` (Captum's rule: the output
-difference, split at the larger of the two maxima, is routed to each one's argmax and divided
-by the input difference). Functional activations in a ``forward`` (``F.relu``) keep their
-gradient, and so does ``nn.Softmax``: attribute to the logits, as the paper recommends. A
-module may be called several times (Captum requires one call); each call uses the reference
-values of the same call. Overlapping max pools add the routed differences where Captum's
-unpooling keeps one of them.
+Numbers equal Captum's ``DeepLift`` and ``DeepLiftShap`` on the module types Captum handles:
+``nn.ReLU``, ``nn.ELU``, ``nn.LeakyReLU``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Softplus``
+(Rescale) and ``nn.MaxPool1d/2d/3d`` (Captum's rule: the output difference, split at the
+larger of the two maxima, is routed to each one's argmax and divided by the input
+difference). The Rescale rule also applies here to the other elementwise activation modules
+of torch (``nn.GELU``, ``nn.SiLU``, ``nn.Mish``, ``nn.SELU``, ``nn.CELU``, ``nn.Hardtanh``,
+``nn.ReLU6``, ``nn.Hardswish``, ``nn.Hardsigmoid``, ``nn.LogSigmoid``, ``nn.Softsign``,
+``nn.Tanhshrink``, ``nn.Softshrink``, ``nn.Hardshrink``, ``nn.PReLU``), which Captum passes
+through with their gradient, so that summation-to-delta holds for modern networks too.
+Functional activations in a ``forward`` (``F.relu``) keep their gradient, and so does
+``nn.Softmax``: attribute to the logits, as the paper recommends. A module may be called
+several times (Captum requires one call); each call uses the reference values of the same
+call. Overlapping max pools add the routed differences where Captum's unpooling keeps one of
+them.
 
 Speed: the reference runs once without autograd, on one example when the baseline is shared
 (Captum runs inputs and baselines as one ``2B`` batch through forward and backward).
@@ -50,7 +55,29 @@ from .hooks import call_model, check_not_compiled, copy_in_place_input, module_h
 
 __all__ = ["deeplift", "deeplift_shap"]
 
-_RESCALED = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus)
+_RESCALED = (  # Captum's six, then torch's other elementwise activation modules
+    nn.ReLU,
+    nn.ELU,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.SELU,
+    nn.CELU,
+    nn.Hardtanh,
+    nn.ReLU6,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.LogSigmoid,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.Softshrink,
+    nn.Hardshrink,
+    nn.PReLU,
+)
 _MAX_POOLS = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
 _POOL_FUNCTIONS: dict[int, Any] = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 
