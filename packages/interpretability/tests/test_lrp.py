@@ -148,9 +148,24 @@ def test_in_place_relus_model_weights_and_flags_are_left_alone() -> None:
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in in_place.modules())
 
 
+def test_elementwise_activations_pass_relevance_through() -> None:
+    """GELU (which Captum's LRP refuses) passes relevance unchanged, as ReLU does: LRP-0 in
+    closed form, with the GELU's output as the last layer's activation."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(6, 5, bias=False), nn.GELU(), nn.Linear(5, 3, bias=False))
+    model = model.double()
+    got = lrp(model, X, T, rules={"0": EpsilonRule(0.0), "2": EpsilonRule(0.0)})
+    with torch.no_grad():
+        z1 = model[0](X)
+        h = torch.nn.functional.gelu(z1)
+    w1, w2 = model[0].weight.detach(), model[2].weight.detach()
+    r_h = h * w2[T]  # the top relevance f_t(x), divided by z = f_t(x), times h w
+    torch.testing.assert_close(got, X * ((r_h / z1) @ w1))
+
+
 def test_errors_name_the_problem() -> None:
-    model = nn.Sequential(nn.Linear(6, 4), nn.GELU(), nn.Linear(4, 2))
-    with pytest.raises(TypeError, match=r"lrp has no rule for module '1' \(GELU\)"):
+    model = nn.Sequential(nn.Linear(6, 4), nn.LayerNorm(4), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match=r"lrp has no rule for module '1' \(LayerNorm\)"):
         lrp(model, X.float(), 0)
     lrp(model, X.float(), 0, rules={"1": IdentityRule()})  # an explicit rule lets it through
     with pytest.raises(TypeError, match="rules values must be EpsilonRule"):

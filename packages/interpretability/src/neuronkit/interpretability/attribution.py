@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from neuronkit.common import (
     check_choice,
@@ -65,6 +66,32 @@ __all__ = [
 
 Target = int | Sequence[int] | torch.Tensor | None
 Model = Callable[[torch.Tensor], torch.Tensor]
+
+#: torch's elementwise activation modules: DeepLIFT's Rescale rule applies to each (Captum's
+#: to the first six), LRP passes relevance through them (Captum's LRP through ReLU and Tanh)
+ELEMENTWISE_ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ELU,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.SELU,
+    nn.CELU,
+    nn.Hardtanh,
+    nn.ReLU6,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.LogSigmoid,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.Softshrink,
+    nn.Hardshrink,
+    nn.PReLU,
+)
 
 IG_METHODS = (
     "gausslegendre",

@@ -38,6 +38,7 @@ from torch import nn
 from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
 
 from .attribution import (
+    ELEMENTWISE_ACTIVATIONS,
     Target,
     _baseline_sample,
     _baselines,
@@ -55,29 +56,7 @@ from .hooks import call_model, check_not_compiled, copy_in_place_input, module_h
 
 __all__ = ["deeplift", "deeplift_shap"]
 
-_RESCALED = (  # Captum's six, then torch's other elementwise activation modules
-    nn.ReLU,
-    nn.ELU,
-    nn.LeakyReLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Softplus,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.SELU,
-    nn.CELU,
-    nn.Hardtanh,
-    nn.ReLU6,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.LogSigmoid,
-    nn.Softsign,
-    nn.Tanhshrink,
-    nn.Softshrink,
-    nn.Hardshrink,
-    nn.PReLU,
-)
+_RESCALED = ELEMENTWISE_ACTIVATIONS  # exact types (Captum's six first)
 _MAX_POOLS = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
 _POOL_FUNCTIONS: dict[int, Any] = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 

@@ -9,8 +9,11 @@ Overview" (2019). The target output ``f_t(x)`` is the relevance at the top; each
 ``R_j = a_j sum_k w'_jk R_k / (z'_k + eps sign(z'_k))``, where ``w'`` are the weights the layer's
 rule makes (``w`` for epsilon, ``w + gamma w+`` for gamma, ``w+`` for alpha1-beta0) and ``z'``
 their output on the original activations ``a``. The identity rule passes ``R`` through
-unchanged; ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout`` pass it through as well, and so do
-parameter-free reshapes (``nn.Flatten``, ``nn.Unflatten``, ``nn.Identity``).
+unchanged; ``nn.Dropout`` and torch's elementwise activation modules (``nn.ReLU``,
+``nn.Tanh``, ``nn.GELU``, ``nn.SiLU``, ... :data:`~neuronkit.interpretability.attribution.\
+ELEMENTWISE_ACTIVATIONS`) pass it through as well, as LRP treats activations, and so do
+parameter-free reshapes (``nn.Flatten``, ``nn.Unflatten``, ``nn.Identity``); Captum passes it
+through ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout`` only and refuses the others.
 
 Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``,
 ``IdentityRule``; epsilon ``1e-9`` by default) on the layers Captum supports (``nn.Linear``,
@@ -35,6 +38,7 @@ from torch.func import functional_call
 from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
 
 from .attribution import (
+    ELEMENTWISE_ACTIVATIONS,
     Target,
     _check_finite_result,
     _check_graph,
@@ -116,7 +120,7 @@ _RULE_LAYERS = (
     nn.BatchNorm2d,
     nn.BatchNorm3d,
 )
-_PASS_THROUGH = (nn.ReLU, nn.Tanh, nn.Dropout)  # relevance unchanged (Captum's list)
+_PASS_THROUGH = (*ELEMENTWISE_ACTIVATIONS, nn.Dropout)  # relevance unchanged
 _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)  # ordinary (identity-like) gradient
 
 
