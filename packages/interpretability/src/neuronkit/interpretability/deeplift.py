@@ -52,7 +52,7 @@ from .attribution import (
     _select,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, copy_in_place_input, module_hooks
+from .hooks import CallInputs, call_model, check_not_compiled, module_hooks
 
 __all__ = ["deeplift", "deeplift_shap"]
 
@@ -77,11 +77,7 @@ class _References:
     def __init__(self) -> None:
         self.calls: dict[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.used: dict[nn.Module, int] = {}
-        self.inputs: dict[nn.Module, torch.Tensor] = {}
-
-    def keep_input(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        self.inputs[module] = args[0]
-        return copy_in_place_input(module, args)
+        self.inputs = CallInputs()
 
     def record(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         x = self.inputs.pop(module)
@@ -181,14 +177,10 @@ def _attribute(
     refs = _References()
     batch = inputs.shape[0]
     with eval_mode(model):
-        with torch.no_grad(), module_hooks((m, refs.keep_input, refs.record) for m in modules):
+        with torch.no_grad(), module_hooks((m, refs.inputs.pre_hook, refs.record) for m in modules):
             ref_outputs = call_model(model, base, "baselines")
         _check_output(ref_outputs, target, base.shape[0], scan=False)
-        pending: dict[nn.Module, torch.Tensor] = {}
-
-        def keep(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-            pending[module] = args[0]
-            return copy_in_place_input(module, args)
+        pending = CallInputs()
 
         def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
             x = pending.pop(module)
@@ -199,7 +191,7 @@ def _attribute(
             return _rescaled(x, out, ref_in, ref_out, eps)
 
         x = _leaf(inputs)
-        with module_hooks((m, keep, apply_rule) for m in modules):
+        with module_hooks((m, pending.pre_hook, apply_rule) for m in modules):
             outputs = call_model(model, x)
             grad_out = _grad_outputs(outputs, target, batch)
             _check_graph(outputs)

@@ -153,13 +153,23 @@ def module_hooks(hooks: Iterable[tuple[nn.Module, Any, Any]]) -> Iterator[None]:
             handle.remove()
 
 
-def copy_in_place_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """Forward pre-hook body for a module with ``inplace=True`` (``nn.ReLU(inplace=True)``):
-    it runs on a copy of its input, which so keeps its value for a rule that reads it (and
-    tensors upstream are not overwritten); ``None`` (inputs unchanged) for other modules."""
-    if getattr(module, "inplace", False) and isinstance(args[0], torch.Tensor):
-        return (args[0].clone(), *args[1:])
-    return None
+class CallInputs:
+    """Forward pre-hook keeping each module's first input of the call under way, as it was
+    before the call, for the forward hook of the same call to :meth:`pop`. A module with
+    ``inplace=True`` (``nn.ReLU(inplace=True)``) runs on a copy, so the kept tensor keeps its
+    value and tensors upstream are not overwritten."""
+
+    def __init__(self) -> None:
+        self._kept: dict[nn.Module, torch.Tensor] = {}
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        self._kept[module] = args[0]
+        if getattr(module, "inplace", False) and isinstance(args[0], torch.Tensor):
+            return (args[0].clone(), *args[1:])
+        return None
+
+    def pop(self, module: nn.Module) -> torch.Tensor:
+        return self._kept.pop(module)
 
 
 def tensor_output(outputs: Any) -> torch.Tensor:

@@ -40,10 +40,8 @@ def _coalitions(n_features: int, n_samples: int, gen: torch.Generator | None) ->
         sizes = torch.arange(1, m, dtype=torch.float64)
         probs = (m - 1) / (sizes * (m - sizes))
         k = torch.multinomial(probs / probs.sum(), n_drawn, replacement=True, generator=gen) + 1
-        order = torch.rand(n_drawn, m, generator=gen).argsort(dim=1)
-        ranks = torch.empty_like(order).scatter_(
-            1, order, torch.arange(m).expand(n_drawn, m).contiguous()
-        )
+        # each feature's place in a random order: the first k places form the coalition
+        ranks = torch.rand(n_drawn, m, generator=gen).argsort(dim=1).argsort(dim=1)
         rows.append((ranks < k[:, None]).to(torch.float32).flatten())
     return torch.cat(rows).view(-1, m)
 

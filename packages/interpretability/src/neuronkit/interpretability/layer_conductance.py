@@ -19,10 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type, eval_mode, grad_enabled
+from neuronkit.common import eval_mode, grad_enabled
 
 from .attribution import (
-    IG_METHODS,
     Target,
     _baselines,
     _check_finite_result,
@@ -35,7 +34,8 @@ from .attribution import (
     _target_index,
 )
 from .grad_cam import _Capture
-from .hooks import call_model, check_not_compiled, module_hooks, submodule
+from .hooks import call_model, module_hooks
+from .layer_integrated_gradients import _layer_method
 
 __all__ = ["layer_conductance"]
 
@@ -75,14 +75,8 @@ integration_nodes`, with ``n_steps + 1`` points).
         ``[B, ...]`` conductances shaped like the layer's output (input), and ``[B]`` deltas
         when asked.
     """
-    check_type("model", model, nn.Module)
-    check_not_compiled("model", model)
+    module = _layer_method(model, layer, n_steps, method, layer_input, return_convergence_delta)
     _check_inputs(inputs, finite=False)
-    check_number("n_steps", n_steps, ge=1, integer=True)
-    check_choice("method", method, IG_METHODS)
-    check_type("layer_input", layer_input, bool)
-    check_type("return_convergence_delta", return_convergence_delta, bool)
-    module = submodule(model, layer)
     batch, points = inputs.shape[0], int(n_steps) + 1
     t = _target_index(target, batch, inputs.device)
     x = inputs.detach()

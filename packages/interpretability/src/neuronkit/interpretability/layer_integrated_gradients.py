@@ -96,6 +96,19 @@ class _Layer:
         return outputs
 
 
+def _layer_method(
+    model: Any, layer: Any, n_steps: Any, method: Any, layer_input: Any, delta: Any
+) -> nn.Module:
+    """The checked arguments the layer path methods share; returns the layer's module."""
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    check_number("n_steps", n_steps, ge=1, integer=True)
+    check_choice("method", method, IG_METHODS)
+    check_type("layer_input", layer_input, bool)
+    check_type("return_convergence_delta", delta, bool)
+    return submodule(model, layer)
+
+
 def _expand(x: torch.Tensor, k: int) -> torch.Tensor:
     """``k`` stacked copies of the batch ``x`` (copy-major, ``[k * B, ...]``)."""
     return x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
@@ -136,18 +149,12 @@ def layer_integrated_gradients(
         attributions shaped like the layer's output (input) ``[B, ...]``, and ``[B]`` deltas
         when asked.
     """
-    check_type("model", model, nn.Module)
-    check_not_compiled("model", model)
+    module = _layer_method(model, layer, n_steps, method, layer_input, return_convergence_delta)
     check_type("inputs", inputs, torch.Tensor)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must be a non-empty batch [B, ...], got {tuple(inputs.shape)}")
-    check_number("n_steps", n_steps, ge=1, integer=True)
-    check_choice("method", method, IG_METHODS)
     if internal_batch_size is not None:
         check_number("internal_batch_size", internal_batch_size, ge=1, integer=True)
-    check_type("layer_input", layer_input, bool)
-    check_type("return_convergence_delta", return_convergence_delta, bool)
-    module = submodule(model, layer)
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
     base = _reference_inputs(baselines, inputs)

@@ -50,9 +50,9 @@ from .attribution import (
     _target_index,
 )
 from .hooks import (
+    CallInputs,
     call_model,
     check_not_compiled,
-    copy_in_place_input,
     get_layer,
     module_hooks,
 )
@@ -286,12 +286,8 @@ def _propagation_hooks(
 ) -> list[tuple[nn.Module, Any, Any]]:
     """Forward (pre-)hooks that make autograd carry relevance through every layer."""
     calls: dict[nn.Module, int] = {}
-    inputs: dict[nn.Module, torch.Tensor] = {}
+    inputs = CallInputs()
     recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
-
-    def keep_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        inputs[module] = args[0]
-        return copy_in_place_input(module, args)
 
     def pass_through(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
         return _passed_through(inputs.pop(module), out)
@@ -326,7 +322,7 @@ def _propagation_hooks(
     for module in model.modules():
         rule = layer_rules.get(module)
         if isinstance(rule, IdentityRule) or (rule is None and isinstance(module, _PASS_THROUGH)):
-            hooks.append((module, keep_input, pass_through))
+            hooks.append((module, inputs.pre_hook, pass_through))
         elif rule is not None:
             hooks.append((module, scale_input, stabilize))
     return hooks

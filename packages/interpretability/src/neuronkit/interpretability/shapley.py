@@ -136,9 +136,7 @@ def shapley_value_sampling(
     x = inputs.detach()
     orders = torch.stack([torch.randperm(n, generator=gen) for _ in range(int(n_samples))])
     orders = orders.to(x.device)  # [n_samples, n]: feature added at each step
-    ranks = torch.empty_like(orders).scatter_(
-        1, orders, torch.arange(n, device=x.device).expand_as(orders)
-    )
+    ranks = orders.argsort(dim=1)  # the step at which each feature joins
     entry_ranks = ranks[:, mask]  # [n_samples, 1 or B, *S]: when each entry's feature joins
     steps = max(n - 1, 1)
     ids_shape = (-1, *([1] * mask.ndim))
