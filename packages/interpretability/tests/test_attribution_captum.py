@@ -591,3 +591,70 @@ def test_layer_conductance_matches_captum(kwargs, layer_input) -> None:
     )
     torch.testing.assert_close(ours, theirs.detach(), rtol=1e-10, atol=1e-14)
     torch.testing.assert_close(delta, theirs_delta.detach(), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_feature_permutation_matches_captum(grouped) -> None:
+    """The same permutations: torch.randperm from the global generator, in feature order."""
+    from neuronkit.interpretability import feature_permutation
+
+    torch.manual_seed(19)
+    model = nn.Sequential(nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 3)).double()
+    x, target = torch.randn(5, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1])
+    mask = torch.tensor([[0, 0, 1, 1, 2, 2]]) if grouped else None
+    torch.manual_seed(20)
+    theirs = captum_attr.FeaturePermutation(model).attribute(x, target=target, feature_mask=mask)
+    torch.manual_seed(20)
+    ours = feature_permutation(model, x, target, feature_mask=mask, batch_size=16)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_infidelity_matches_captum(normalize) -> None:
+    """Captum's default perturbation is the caller's: both get the same function."""
+    from captum.metrics import infidelity as captum_infidelity
+
+    from neuronkit.interpretability import infidelity
+
+    torch.manual_seed(21)
+    model = _cnn().double()
+    x, target = torch.randn(4, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    attributions = saliency(model, x, target, abs=False)
+    shifts = torch.randn(4 * 7, 1, 6, 6, dtype=torch.float64) * 0.1
+
+    def perturb(rows):
+        return shifts, rows - shifts
+
+    theirs = captum_infidelity(
+        model, perturb, x, attributions, target=target, n_perturb_samples=7, normalize=normalize
+    )
+    ours = infidelity(
+        model, x, attributions, target, perturbation=perturb, n_samples=7, normalize=normalize
+    )
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-18)
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
+def test_sensitivity_max_matches_captum(method) -> None:
+    from captum.metrics import sensitivity_max as captum_sensitivity_max
+
+    from neuronkit.interpretability import sensitivity_max
+
+    torch.manual_seed(22)
+    model = _cnn().double()
+    x, target = torch.randn(3, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 1, 2])
+    shifts = (torch.rand(3 * 5, 1, 6, 6, dtype=torch.float64) - 0.5) * 0.1
+
+    def perturb(rows):
+        return rows + shifts
+
+    if method == "saliency":
+        theirs_fn, ours_fn, kwargs = captum_attr.Saliency(model).attribute, saliency, {}
+    else:
+        theirs_fn, ours_fn = captum_attr.IntegratedGradients(model).attribute, integrated_gradients
+        kwargs = {"baselines": torch.rand(3, 1, 6, 6, dtype=torch.float64), "n_steps": 10}
+    theirs = captum_sensitivity_max(
+        theirs_fn, x, perturb_func=perturb, n_perturb_samples=5, target=target, **kwargs
+    )
+    ours = sensitivity_max(ours_fn, model, x, target, perturbation=perturb, n_samples=5, **kwargs)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)

@@ -10,10 +10,13 @@ Reusable core:
   :mod:`.guided` (guided backpropagation, deconvolution, Guided Grad-CAM), :mod:`.deeplift`
   (DeepLIFT, DeepLIFT SHAP), :mod:`.gradient_shap`, :mod:`.lrp`, :mod:`.occlusion`,
   :mod:`.feature_ablation`, :mod:`.shapley` (exact and sampled Shapley values),
-  :mod:`.kernel_shap` and :mod:`.lime`: Captum's ``LayerIntegratedGradients``,
-  ``LayerConductance``, ``LayerGradCam``, ``GuidedBackprop``, ``Deconvolution``,
-  ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``, ``LRP``, ``Occlusion``,
-  ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``, ``KernelShap`` and ``Lime``.
+  :mod:`.kernel_shap`, :mod:`.lime` and :mod:`.feature_permutation`: Captum's
+  ``LayerIntegratedGradients``, ``LayerConductance``, ``LayerGradCam``, ``GuidedBackprop``,
+  ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
+  ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``,
+  ``KernelShap``, ``Lime`` and ``FeaturePermutation``.
+* :mod:`.attribution_eval`: infidelity and max-sensitivity of explanations (Captum's
+  ``infidelity`` and ``sensitivity_max``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
   correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.

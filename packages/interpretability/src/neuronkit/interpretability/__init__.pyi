@@ -14,9 +14,11 @@ from .attribution import (
 from .attribution_eval import (
     DiffROARResult,
     diffroar,
+    infidelity,
     keep_mask,
     mask_inputs,
     roar_accuracy,
+    sensitivity_max,
     signal_mass,
 )
 from .codebook import CodebookLayer, insert_codebooks, insert_hf_codebooks
@@ -25,6 +27,7 @@ from .description import ExemplarCaptioner, compute_exemplars, describe_units
 from .dynamics import InformationPlane, track_information_plane
 from .evaluators import WideDeep, WideDeepResult
 from .feature_ablation import feature_ablation
+from .feature_permutation import feature_permutation
 from .fusion import LateFusionClassifier, robustness_curves
 from .geometry import level_set_traversal, line_confidence, triangle_confidence
 from .grad_cam import grad_cam
@@ -106,6 +109,7 @@ __all__ = [
     "dynamics",
     "evaluators",
     "feature_ablation",
+    "feature_permutation",
     "fgsm_attack",
     "fusion",
     "geo_topological",
@@ -118,6 +122,7 @@ __all__ = [
     "guided_backprop",
     "guided_grad_cam",
     "identification_accuracy",
+    "infidelity",
     "input_x_gradient",
     "insert_codebooks",
     "insert_hf_codebooks",
@@ -156,6 +161,7 @@ __all__ = [
     "robustness_curves",
     "saliency",
     "select_geo_topological",
+    "sensitivity_max",
     "shapley_value_sampling",
     "shapley_values",
     "signal_mass",

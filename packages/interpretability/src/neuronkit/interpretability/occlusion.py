@@ -92,7 +92,7 @@ def _baseline(baselines: float | torch.Tensor, inputs: torch.Tensor) -> float | 
 def _output_drops(
     model: Model,
     x: torch.Tensor,
-    baseline: float | torch.Tensor,
+    baseline: float | torch.Tensor | Callable[[int, int], torch.Tensor],
     target: int | torch.Tensor | None,
     n: int,
     batch_size: int,
@@ -103,7 +103,9 @@ def _output_drops(
     """``f(x) - f(x perturbed)`` of each example's selected output for ``n`` perturbations,
     ``[n, B]`` in ``x``'s dtype. ``masks(start, stop)`` returns the masks ``m`` of
     perturbations ``start..stop``, ``[stop - start, 1 or B, *S]`` in ``x``'s dtype; the
-    perturbed inputs are Captum's ``x (1 - m) + baseline m``. ``max(1, batch_size // B)``
+    perturbed inputs are Captum's ``x (1 - m) + baseline m``, where ``baseline`` is a number,
+    a tensor broadcastable to ``x`` or, for a replacement of its own per perturbation,
+    ``baseline(start, stop)`` broadcastable to the masks. ``max(1, batch_size // B)``
     perturbations of the whole batch go through the model per forward, without gradients and
     in eval mode."""
     b = x.shape[0]
@@ -116,7 +118,8 @@ def _output_drops(
         for start in progress(range(0, n, chunk), show_progress=show_progress, desc=desc):
             stop = min(start + chunk, n)
             m = masks(start, stop)
-            rows = (x * (1 - m) + baseline * m).reshape(-1, *x.shape[1:])
+            fill = baseline(start, stop) if callable(baseline) else baseline
+            rows = (x * (1 - m) + fill * m).reshape(-1, *x.shape[1:])
             out = tensor_output(call_model(model, rows, copy=False))
             repeated = _repeat(target, stop - start)
             _check_output(out, repeated, rows.shape[0], scan=False)  # range checked above
