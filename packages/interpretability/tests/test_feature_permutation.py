@@ -55,6 +55,7 @@ def test_one_example_cannot_be_permuted() -> None:
 
 
 def test_a_seeded_call_leaves_the_global_generator() -> None:
+    model = nn.Linear(5, 2).double()
     state = torch.get_rng_state()
-    feature_permutation(nn.Linear(5, 2).double(), X, 1, seed=0)
+    feature_permutation(model, X, 1, seed=0)
     assert torch.equal(torch.get_rng_state(), state)
