@@ -658,3 +658,77 @@ def test_sensitivity_max_matches_captum(method) -> None:
     )
     ours = sensitivity_max(ours_fn, model, x, target, perturbation=perturb, n_samples=5, **kwargs)
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+def _neuron_cnn() -> nn.Module:
+    """Average pooling: Captum's DeepLIFT skips its max-pool rule after a ReLU (see
+    neuronkit.interpretability.deeplift), the other methods do not care."""
+    torch.manual_seed(23)
+    return (
+        nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(4, 6, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(6 * 4 * 4, 3),
+        )
+        .double()
+        .eval()
+    )
+
+
+NEURON_METHODS = {
+    "NeuronGradient": ("saliency", {"abs": False}),
+    "NeuronIntegratedGradients": ("integrated_gradients", {}),
+    "NeuronDeepLift": ("deeplift", {}),
+    "NeuronGuidedBackprop": ("guided_backprop", {}),
+    "NeuronFeatureAblation": ("feature_ablation", {}),
+}
+
+
+@pytest.mark.parametrize("captum_name", NEURON_METHODS)
+@pytest.mark.parametrize(
+    ("layer", "neuron"),
+    [("3", (2, 1, 1)), ("4", (1, slice(0, 2), 2)), ("6", 1), ("3", lambda a: a[:, 0].sum((1, 2)))],
+)
+def test_input_methods_of_a_neuron_output_match_captums_neuron_methods(
+    captum_name, layer, neuron
+) -> None:
+    import neuronkit.interpretability as nki
+
+    model = _neuron_cnn()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    ours_name, kwargs = NEURON_METHODS[captum_name]
+    ours = getattr(nki, ours_name)(nki.neuron_output(model, layer, neuron), x, **kwargs)
+    cls = getattr(captum_attr, captum_name)
+    theirs = cls(model, model[int(layer)]).attribute(x, neuron)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("layer_input", [False, True])
+@pytest.mark.parametrize(
+    ("layer", "neuron"), [("3", (2, 1, 1)), ("4", (1, slice(0, 2), 2)), ("6", 1)]
+)
+@pytest.mark.parametrize("kwargs", [{}, {"n_steps": 9, "method": "gausslegendre"}])
+def test_neuron_conductance_matches_captum(layer, neuron, layer_input, kwargs) -> None:
+    from neuronkit.interpretability import neuron_conductance
+
+    model = _neuron_cnn()
+    if layer_input and layer == "6":
+        neuron = 5
+    x, base = torch.randn(3, 1, 8, 8, dtype=torch.float64), torch.randn(1, 1, 8, 8).double()
+    target = torch.tensor([0, 1, 2])
+    theirs = captum_attr.NeuronConductance(model, model[int(layer)]).attribute(
+        x,
+        neuron,
+        baselines=base.expand_as(x),
+        target=target,
+        attribute_to_neuron_input=layer_input,
+        **kwargs,
+    )
+    ours = neuron_conductance(
+        model, x, layer, neuron, target, baselines=base, layer_input=layer_input, **kwargs
+    )
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)

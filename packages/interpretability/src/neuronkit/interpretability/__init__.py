@@ -15,6 +15,8 @@ Reusable core:
   ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
   ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``,
   ``KernelShap``, ``Lime`` and ``FeaturePermutation``.
+* :mod:`.neuron`: attributions of one hidden unit with any input method, and neuron
+  conductance (Captum's ``Neuron*`` methods).
 * :mod:`.attribution_eval`: infidelity and max-sensitivity of explanations (Captum's
   ``infidelity`` and ``sensitivity_max``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with

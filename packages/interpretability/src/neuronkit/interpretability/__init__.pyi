@@ -40,6 +40,7 @@ from .layer_conductance import layer_conductance
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
+from .neuron import NeuronOutput, neuron_conductance, neuron_output
 from .occlusion import occlusion
 from .representation import (
     GeoTopological,
@@ -90,6 +91,7 @@ __all__ = [
     "LateFusionClassifier",
     "LayerRecorder",
     "MDSClustering",
+    "NeuronOutput",
     "TRSASelection",
     "WideDeep",
     "WideDeepResult",
@@ -148,6 +150,8 @@ __all__ = [
     "mutual_information",
     "mutual_information_matrix",
     "n_conditions",
+    "neuron_conductance",
+    "neuron_output",
     "noise_precision",
     "noise_precision_from_measurements",
     "occlusion",

@@ -1,0 +1,240 @@
+"""Attributions of a hidden neuron: which input features drive one unit of a layer?
+
+:func:`neuron_output` turns a model into the map from its inputs to one unit (or a selection
+of units, summed) of a layer, ``[B]``, stopping the forward pass at that layer. Every input
+attribution method of the package then attributes the neuron instead of a class, with
+``target=None``: :func:`~neuronkit.interpretability.saliency` gives Captum's
+``NeuronGradient``, :func:`~neuronkit.interpretability.integrated_gradients`
+``NeuronIntegratedGradients``, :func:`~neuronkit.interpretability.deeplift`
+``NeuronDeepLift``, :func:`~neuronkit.interpretability.gradient_shap`
+``NeuronGradientShap`` (in distribution: other draws),
+:func:`~neuronkit.interpretability.guided_backprop` ``NeuronGuidedBackprop`` and
+:func:`~neuronkit.interpretability.feature_ablation` ``NeuronFeatureAblation`` (the others
+equal to Captum's, tested); occlusion, Shapley values, LIME and the rest work alike.
+
+:func:`neuron_conductance` (Dhamdhere, Sundararajan & Yan, "How Important Is a Neuron?",
+ICLR 2019; Captum's ``NeuronConductance``) is the part of the integrated gradients of the
+model's output that flows through the neuron ``y``::
+
+    (x_i - x'_i) sum_k w_k (dF/dy)(x_k) (dy/dx_i)(x_k),   x_k = x' + alpha_k (x - x')
+
+Over all neurons of a layer that every path from the input crosses, it sums to the integrated
+gradients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuronkit.common import check_type, eval_mode, grad_enabled
+
+from .attribution import (
+    Target,
+    _baselines,
+    _check_graph,
+    _check_inputs,
+    _finite_with_inputs,
+    _grad_outputs,
+    _node_tensors,
+    _repeat,
+    _target_index,
+)
+from .hooks import call_model, check_not_compiled, module_hooks, submodule
+from .layer_integrated_gradients import _layer_method
+
+__all__ = ["NeuronOutput", "neuron_conductance", "neuron_output"]
+
+#: a unit of a layer's ``[B, *U]`` output: an index into ``U`` (ints, or slices whose units are
+#: summed, as Captum's ``neuron_selector``), or a function of the output returning ``[B]``
+Neuron = int | Sequence[int | slice] | Callable[[torch.Tensor], torch.Tensor]
+
+
+def _check_neuron(neuron: Any) -> None:
+    if callable(neuron):
+        return
+    parts = neuron if isinstance(neuron, Sequence) and not isinstance(neuron, str) else (neuron,)
+    if not parts or not all(
+        isinstance(p, slice) or (isinstance(p, int) and not isinstance(p, bool)) for p in parts
+    ):
+        raise TypeError(
+            f"neuron must be an int, a tuple of ints / slices or a callable, got {neuron!r:.80}"
+        )
+
+
+def _select(values: torch.Tensor, neuron: Neuron, what: str) -> torch.Tensor:
+    """The neuron's value in each row of ``values`` ``[N, *U]``, ``[N]`` (units a slice
+    selects are summed)."""
+    if callable(neuron):
+        out = neuron(values)
+        if not isinstance(out, torch.Tensor) or out.numel() != values.shape[0]:
+            got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out)
+            raise ValueError(
+                f"neuron must return one value per row of the layer's {what} "
+                f"{tuple(values.shape)}, got {got}"
+            )
+        return out.reshape(-1)
+    index = tuple(neuron) if isinstance(neuron, Sequence) else (neuron,)
+    if len(index) != values.ndim - 1:
+        raise ValueError(
+            f"neuron must index the {values.ndim - 1} non-batch dimensions of the layer's "
+            f"{what} {tuple(values.shape)}, got {neuron!r}"
+        )
+    try:
+        chosen = values[(slice(None), *index)]
+    except IndexError as err:
+        raise ValueError(
+            f"neuron {neuron!r} is outside the layer's {what} {tuple(values.shape)}: {err}"
+        ) from None
+    return chosen.reshape(values.shape[0], -1).sum(1)
+
+
+class _Stop(Exception):
+    """Raised by the layer's hook once the neuron is known: the rest of the model is skipped."""
+
+
+class _Keep:
+    """Hook on the layer: keeps its output (or first input) ``[N, *U]``, in the graph, and
+    stops the forward pass (``stop=True``) or hands the rest of the model a copy (so in-place
+    ops after the layer leave the kept tensor as it was)."""
+
+    def __init__(self, layer_input: bool, stop: bool) -> None:
+        self.layer_input, self.stop = layer_input, stop
+        self.value: torch.Tensor | None = None
+
+    def _keep(self, value: Any) -> torch.Tensor:
+        what = "input" if self.layer_input else "output"
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"the layer's {what} must be a tensor, got {type(value).__name__}")
+        self.value = value
+        if self.stop:
+            raise _Stop
+        return value.clone()
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not self.layer_input:
+            return None
+        if not args:
+            raise TypeError("layer_input=True needs a layer called with a positional input")
+        return (self._keep(args[0]), *args[1:])
+
+    def hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+        return None if self.layer_input else self._keep(output)
+
+    def hooks(self, module: nn.Module) -> tuple[nn.Module, Any, Any]:
+        return (module, self.pre_hook, self.hook)
+
+
+class NeuronOutput(nn.Module):
+    """``inputs [B, ...] -> [B]``: one neuron of ``layer`` in ``model`` (see
+    :func:`neuron_output`). ``model`` is a submodule, so methods that hook the model's modules
+    (DeepLIFT, guided backpropagation) see them; the modules after the layer do not run."""
+
+    def __init__(self, model: nn.Module, layer: nn.Module, neuron: Neuron, layer_input: bool):
+        super().__init__()
+        self.model = model
+        self._layer = (layer,)  # not a submodule of its own: it is one of model's
+        self.neuron = neuron
+        self.layer_input = layer_input
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        keep = _Keep(self.layer_input, stop=True)
+        with module_hooks([keep.hooks(self._layer[0])]), contextlib.suppress(_Stop):
+            self.model(inputs)
+        if keep.value is None:
+            raise ValueError("layer did not run in the model's forward pass")
+        return _select(keep.value, self.neuron, "input" if self.layer_input else "output")
+
+
+def neuron_output(
+    model: nn.Module, layer: str | nn.Module, neuron: Neuron, *, layer_input: bool = False
+) -> NeuronOutput:
+    """The model that maps ``model``'s inputs to one neuron of ``layer``, for the input
+    attribution methods (``target=None``; see the module docstring).
+
+    Args:
+        model: an ``nn.Module``.
+        layer: the layer (name in ``model.named_modules()`` or submodule) whose output (or
+            first input, ``layer_input=True``) ``[B, *U]`` holds the neuron; the forward pass
+            stops when it has run.
+        neuron: an index into ``U`` (an int for ``[B, U]``; a tuple such as ``(channel, row,
+            column)``), whose slices select several units, summed; or a function of the
+            layer's ``[B, *U]`` output returning ``[B]``.
+        layer_input: the neuron is one of the layer's input units.
+
+    Returns:
+        an ``nn.Module`` mapping ``[B, ...]`` to ``[B]``.
+    """
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    check_type("layer_input", layer_input, bool)
+    _check_neuron(neuron)
+    return NeuronOutput(model, submodule(model, layer), neuron, layer_input)
+
+
+@grad_enabled("neuron_conductance")
+def neuron_conductance(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    neuron: Neuron,
+    target: Target = None,
+    *,
+    baselines: torch.Tensor | float | None = None,
+    n_steps: int = 50,
+    method: str = "riemann_trapezoid",
+    layer_input: bool = False,
+) -> torch.Tensor:
+    """Conductance of each input feature through one neuron (Captum's ``NeuronConductance``).
+
+    Args:
+        model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``); runs in eval mode
+            (its flags are restored).
+        inputs: ``[B, ...]`` floating tensor (not modified).
+        layer, neuron, layer_input: the neuron, as :func:`neuron_output` (a slice's units, or a
+            function of the layer's output, take ``dF/dy`` from the same selection of the
+            gradient, as Captum).
+        target: class index / indices of the model's output ``F``.
+        baselines: the reference input ``x'``: ``None`` (zeros), a number, or a tensor shaped
+            like ``inputs`` or like one example.
+        n_steps: points on the path (Captum's default 50).
+        method: their rule, as :func:`~neuronkit.interpretability.integration_nodes`
+            (Captum's default here: ``"riemann_trapezoid"``).
+
+    Returns:
+        ``[B, ...]`` conductances shaped like ``inputs``.
+    """
+    module = _layer_method(model, layer, n_steps, method, layer_input, False)
+    _check_neuron(neuron)
+    _check_inputs(inputs, finite=False)
+    batch, points = inputs.shape[0], int(n_steps)
+    t = _target_index(target, batch, inputs.device)
+    x = inputs.detach()
+    base = _baselines(baselines, x)
+    alphas, weights = _node_tensors(method, points, x.dtype, x.device)
+    diff = x - base
+    path = (base + alphas.view(-1, *([1] * x.ndim)) * diff).reshape(points * batch, *x.shape[1:])
+    path.requires_grad_(True)
+    keep = _Keep(layer_input, stop=False)
+    what = "input" if layer_input else "output"
+    with eval_mode(model), module_hooks([keep.hooks(module)]):
+        outputs = call_model(model, path, copy=False)
+        grad_out = _grad_outputs(outputs, _repeat(t, points), points * batch)
+        _check_graph(outputs)
+        acts = keep.value
+        if acts is None:
+            raise ValueError("layer did not run in the model's forward pass")
+        if acts.ndim < 1 or acts.shape[0] != points * batch:
+            raise ValueError(
+                f"the layer's {what} must be [B, ...] with the batch first, got shape "
+                f"{tuple(acts.shape)} for {points * batch} rows"
+            )
+        (through,) = torch.autograd.grad(outputs, acts, grad_out, retain_graph=True)
+        (along,) = torch.autograd.grad(_select(acts, neuron, what).sum(), path)
+    scale = _select(through, neuron, what) * weights.repeat_interleave(batch)  # [points * B]
+    flow = (along * scale.view(-1, *([1] * (x.ndim - 1)))).view(points, *x.shape).sum(0)
+    return _finite_with_inputs(inputs, flow * diff, "outputs or gradients")
