@@ -40,7 +40,7 @@ from .layer_conductance import layer_conductance
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
-from .neuron import NeuronOutput, neuron_conductance, neuron_output
+from .neuron import neuron_conductance, neuron_output
 from .occlusion import occlusion
 from .representation import (
     GeoTopological,
@@ -91,7 +91,6 @@ __all__ = [
     "LateFusionClassifier",
     "LayerRecorder",
     "MDSClustering",
-    "NeuronOutput",
     "TRSASelection",
     "WideDeep",
     "WideDeepResult",

@@ -47,7 +47,7 @@ from .attribution import (
 from .hooks import call_model, check_not_compiled, module_hooks, submodule
 from .layer_integrated_gradients import _layer_method
 
-__all__ = ["NeuronOutput", "neuron_conductance", "neuron_output"]
+__all__ = ["neuron_conductance", "neuron_output"]
 
 #: a unit of a layer's ``[B, *U]`` output: an index into ``U`` (ints, or slices whose units are
 #: summed, as Captum's ``neuron_selector``), or a function of the output returning ``[B]``
@@ -129,7 +129,7 @@ class _Keep:
         return (module, self.pre_hook, self.hook)
 
 
-class NeuronOutput(nn.Module):
+class _NeuronOutput(nn.Module):
     """``inputs [B, ...] -> [B]``: one neuron of ``layer`` in ``model`` (see
     :func:`neuron_output`). ``model`` is a submodule, so methods that hook the model's modules
     (DeepLIFT, guided backpropagation) see them; the modules after the layer do not run."""
@@ -152,7 +152,7 @@ class NeuronOutput(nn.Module):
 
 def neuron_output(
     model: nn.Module, layer: str | nn.Module, neuron: Neuron, *, layer_input: bool = False
-) -> NeuronOutput:
+) -> nn.Module:
     """The model that maps ``model``'s inputs to one neuron of ``layer``, for the input
     attribution methods (``target=None``; see the module docstring).
 
@@ -173,7 +173,7 @@ def neuron_output(
     check_not_compiled("model", model)
     check_type("layer_input", layer_input, bool)
     _check_neuron(neuron)
-    return NeuronOutput(model, submodule(model, layer), neuron, layer_input)
+    return _NeuronOutput(model, submodule(model, layer), neuron, layer_input)
 
 
 @grad_enabled("neuron_conductance")
