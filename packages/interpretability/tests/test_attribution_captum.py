@@ -732,3 +732,40 @@ def test_neuron_conductance_matches_captum(layer, neuron, layer_input, kwargs) -
         model, x, layer, neuron, target, baselines=base, layer_input=layer_input, **kwargs
     )
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("layer_input", [False, True])
+@pytest.mark.parametrize("layer", ["3", "6"])
+def test_layer_gradient_x_activation_and_internal_influence_match_captum(
+    layer, layer_input
+) -> None:
+    from neuronkit.interpretability import internal_influence, layer_gradient_x_activation
+
+    torch.manual_seed(24)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+        nn.Linear(6 * 4 * 4, 3),
+    ).double()
+    x, target = torch.randn(3, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
+    base = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    module = model[int(layer)]
+    for multiply in (True, False):
+        theirs = captum_attr.LayerGradientXActivation(
+            model, module, multiply_by_inputs=multiply
+        ).attribute(x, target, attribute_to_layer_input=layer_input)
+        ours = layer_gradient_x_activation(
+            model, x, layer, target, layer_input=layer_input, multiply_by_activations=multiply
+        )
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+    theirs = captum_attr.InternalInfluence(model, module).attribute(
+        x, base.expand_as(x), target, n_steps=20, attribute_to_layer_input=layer_input
+    )
+    ours = internal_influence(
+        model, x, layer, target, baselines=base, n_steps=20, layer_input=layer_input
+    )
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)

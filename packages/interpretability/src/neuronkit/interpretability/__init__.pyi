@@ -35,8 +35,10 @@ from .gradient_shap import gradient_shap
 from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
+from .internal_influence import internal_influence
 from .kernel_shap import kernel_shap
 from .layer_conductance import layer_conductance
+from .layer_gradient_x_activation import layer_gradient_x_activation
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
@@ -129,12 +131,14 @@ __all__ = [
     "insert_hf_codebooks",
     "integrated_gradients",
     "integration_nodes",
+    "internal_influence",
     "kde_information",
     "keep_mask",
     "kendall_tau_a",
     "kernel_shap",
     "layer_activations",
     "layer_conductance",
+    "layer_gradient_x_activation",
     "layer_integrated_gradients",
     "layer_names",
     "level_set_traversal",

@@ -71,6 +71,43 @@ class _Capture:
         return (module, None, self.output_hook)
 
 
+def _layer_gradients(
+    model: nn.Module,
+    module: nn.Module,
+    rows: torch.Tensor,
+    target: int | torch.Tensor | None,
+    layer_input: bool,
+    *,
+    min_ndim: int = 1,
+    copy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``module``'s output (or first input) on ``rows`` ``[N, ...]`` and the gradient of the
+    selected outputs with respect to it, both ``[N, *U]`` (detached). The model runs in eval
+    mode, without a graph up to the layer (:class:`_Capture`), on a copy of ``rows`` unless
+    ``copy=False``."""
+    n = rows.shape[0]
+    capture = _Capture()
+    with eval_mode(model), module_hooks([capture.hooks(module, layer_input)]):
+        with torch.no_grad():  # until the layer runs (the hook turns gradients on)
+            outputs = call_model(model, rows, copy=copy)
+        grad_out = _grad_outputs(outputs, target, n)
+        acts = capture.value
+        if acts is None:
+            raise ValueError("layer did not run in the model's forward pass")
+        if acts.ndim < min_ndim or acts.shape[0] != n:
+            unit = "K, ..." if min_ndim > 1 else "..."
+            raise ValueError(
+                f"the layer's {'input' if layer_input else 'output'} must be [B, {unit}] with "
+                f"the batch first ({n} rows), got shape {tuple(acts.shape)}"
+            )
+        grads = None
+        if outputs.requires_grad:
+            (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
+    if grads is None:
+        raise ValueError("the model's output does not depend on the layer through autograd")
+    return acts.detach(), grads
+
+
 @grad_enabled("grad_cam")
 def grad_cam(
     model: nn.Module,
@@ -124,26 +161,9 @@ def grad_cam(
     module = submodule(model, layer)
     t = _target_index(target, inputs.shape[0], inputs.device)
 
-    capture = _Capture()
-    with eval_mode(model), module_hooks([capture.hooks(module, layer_input)]):
-        with torch.no_grad():  # until the layer runs (the hook turns gradients on)
-            outputs = call_model(model, inputs)
-        grad_out = _grad_outputs(outputs, t, inputs.shape[0])
-        acts = capture.value
-        if acts is None:
-            raise ValueError("layer did not run in the model's forward pass")
-        if acts.ndim < 2 or acts.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                f"the layer's {'input' if layer_input else 'output'} must be [B, K, ...] "
-                f"with the batch size {inputs.shape[0]}, got shape {tuple(acts.shape)}"
-            )
-        grads = None
-        if outputs.requires_grad:
-            (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
-    if grads is None:
-        raise ValueError("the model's output does not depend on the layer through autograd")
+    acts, grads = _layer_gradients(model, module, inputs, t, layer_input, min_ndim=2)
     weights = grads.mean(dim=tuple(range(2, grads.ndim)), keepdim=True) if grads.ndim > 2 else grads
-    maps = weights * acts.detach()
+    maps = weights * acts
     if sum_channels:
         maps = maps.sum(dim=1, keepdim=True)
     if relu:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import eval_mode, grad_enabled
+from neuronkit.common import grad_enabled
 
 from .attribution import (
     Target,
@@ -28,13 +28,11 @@ from .attribution import (
     _check_inputs,
     _finite_with_inputs,
     _forward_selected,
-    _grad_outputs,
     _node_tensors,
     _repeat,
     _target_index,
 )
-from .grad_cam import _Capture
-from .hooks import call_model, module_hooks
+from .grad_cam import _layer_gradients
 from .layer_integrated_gradients import _layer_method
 
 __all__ = ["layer_conductance"]
@@ -84,21 +82,8 @@ integration_nodes`, with ``n_steps + 1`` points).
     alphas, _ = _node_tensors(method, points, x.dtype, x.device)
     diff = x - base
     path = (base + alphas.view(-1, *([1] * x.ndim)) * diff).reshape(points * batch, *x.shape[1:])
-    capture = _Capture()
-    with eval_mode(model), module_hooks([capture.hooks(module, layer_input)]):
-        with torch.no_grad():  # until the layer runs (the hook turns gradients on)
-            outputs = call_model(model, path, copy=False)
-        grad_out = _grad_outputs(outputs, _repeat(t, points), points * batch)
-        acts = capture.value
-        if acts is None:
-            raise ValueError("layer did not run in the model's forward pass")
-        if acts.ndim < 1 or acts.shape[0] != points * batch:
-            raise ValueError(
-                f"the layer's {'input' if layer_input else 'output'} must be [B, ...] with the "
-                f"batch first, got shape {tuple(acts.shape)} for {points * batch} rows"
-            )
-        (grads,) = torch.autograd.grad(outputs, acts, grad_out)
-    values = acts.detach().view(points, batch, *acts.shape[1:])
+    acts, grads = _layer_gradients(model, module, path, _repeat(t, points), layer_input, copy=False)
+    values = acts.view(points, batch, *acts.shape[1:])
     steps = values[1:] - values[:-1]  # each unit's change between consecutive points
     conductance = (grads.view_as(values)[:-1] * steps).sum(0)
     conductance = _finite_with_inputs(inputs, conductance, "outputs or gradients")

@@ -1,0 +1,78 @@
+"""Layer gradient x activation and internal influence: closed forms, the path written out,
+in-place layers and bad input (Captum agreement: test_attribution_captum.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import (
+    integration_nodes,
+    internal_influence,
+    layer_gradient_x_activation,
+)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _net(inplace: bool = False) -> nn.Module:
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 8), nn.ReLU(inplace=inplace), nn.Linear(8, 3)
+    ).double()
+    torch.random.set_rng_state(state)
+    return model
+
+
+X = torch.randn(4, 6, generator=_gen(1), dtype=torch.float64)
+T = torch.tensor([0, 1, 2, 0])
+
+
+def test_gradient_x_activation_of_a_layer_read_linearly_sums_to_the_output() -> None:
+    model = _net()
+    model[4].bias.data.zero_()
+    got = layer_gradient_x_activation(model, X, "3", T)  # the ReLU's output, read by a Linear
+    with torch.no_grad():
+        out = model(X)[torch.arange(4), T]
+        acts = model[:4](X)
+    torch.testing.assert_close(got.sum(1), out)
+    torch.testing.assert_close(got, acts * model[4].weight.detach()[T])
+    grads = layer_gradient_x_activation(model, X, "3", T, multiply_by_activations=False)
+    torch.testing.assert_close(grads, model[4].weight.detach()[T])
+
+
+def test_in_place_layers_after_the_attributed_one_change_nothing() -> None:
+    for fn in (layer_gradient_x_activation, internal_influence):
+        plain, inplace = (fn(_net(flag), X, "2", T) for flag in (False, True))
+        torch.testing.assert_close(inplace, plain)
+
+
+def test_internal_influence_of_a_layer_read_linearly_is_the_weight() -> None:
+    """A constant gradient: its path average is itself (the weights sum to 1)."""
+    model = _net()
+    got = internal_influence(model, X, "3", T, baselines=0.5)
+    torch.testing.assert_close(got, model[4].weight.detach()[T])
+
+
+def test_internal_influence_written_out() -> None:
+    model, base = _net(), torch.randn(1, 6, generator=_gen(2), dtype=torch.float64)
+    got = internal_influence(model, X, "1", T, baselines=base, n_steps=3)
+    want = torch.zeros(4, 10, dtype=torch.float64)
+    for alpha, w in zip(*integration_nodes("gausslegendre", 3), strict=True):
+        acts = model[:2](base + float(alpha) * (X - base)).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model[2:](acts)[torch.arange(4), T].sum(), acts)
+        want += float(w) * grad
+    torch.testing.assert_close(got, want)
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(TypeError, match="multiply_by_activations"):
+        layer_gradient_x_activation(_net(), X, "1", T, multiply_by_activations=1)
+    with pytest.raises(ValueError, match="n_steps"):
+        internal_influence(_net(), X, "1", T, n_steps=0)
+    with pytest.raises(ValueError, match="layer"):
+        internal_influence(_net(), X, "9", T)
