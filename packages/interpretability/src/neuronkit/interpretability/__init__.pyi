@@ -72,11 +72,13 @@ from .rsa import (
 )
 from .shapley import shapley_value_sampling, shapley_values
 from .stimuli import MDSClustering, mds_clustering
+from .tcav import CAV, TCAVResult, layer_sensitivities, tcav, tcav_score, train_cav
 from .visualization import discover_facets, maximize_activation, visualize_facets
 
 __version__: str
 
 __all__ = [
+    "CAV",
     "COMPARISONS",
     "IG_METHODS",
     "NOISE_ESTIMATORS",
@@ -93,6 +95,7 @@ __all__ = [
     "LateFusionClassifier",
     "LayerRecorder",
     "MDSClustering",
+    "TCAVResult",
     "TRSASelection",
     "WideDeep",
     "WideDeepResult",
@@ -141,6 +144,7 @@ __all__ = [
     "layer_gradient_x_activation",
     "layer_integrated_gradients",
     "layer_names",
+    "layer_sensitivities",
     "level_set_traversal",
     "lime",
     "line_confidence",
@@ -174,7 +178,10 @@ __all__ = [
     "signal_mass",
     "smoothgrad",
     "stimuli",
+    "tcav",
+    "tcav_score",
     "track_information_plane",
+    "train_cav",
     "train_classifier",
     "triangle_confidence",
     "visualization",
