@@ -769,3 +769,57 @@ def test_layer_gradient_x_activation_and_internal_influence_match_captum(
         model, x, layer, target, baselines=base, n_steps=20, layer_input=layer_input
     )
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("layer_input", [False, True])
+@pytest.mark.parametrize("layer", ["3", "6"])
+def test_layer_feature_ablation_matches_captum(layer, layer_input) -> None:
+    from neuronkit.interpretability import layer_feature_ablation
+
+    torch.manual_seed(25)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Flatten(),
+        nn.Linear(6 * 4 * 4, 3),
+    ).double()
+    x, target = torch.randn(3, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
+    theirs = captum_attr.LayerFeatureAblation(model, model[int(layer)]).attribute(
+        x, target=target, attribute_to_layer_input=layer_input
+    )
+    ours = layer_feature_ablation(model, x, layer, target, layer_input=layer_input)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+    if layer == "3" and not layer_input:  # whole channels, a baseline, several per forward
+        mask = torch.arange(6).view(1, 6, 1, 1)
+        theirs = captum_attr.LayerFeatureAblation(model, model[3]).attribute(
+            x, target=target, layer_mask=mask, layer_baselines=0.3
+        )
+        ours = layer_feature_ablation(
+            model, x, "3", target, layer_mask=mask, layer_baselines=0.3, batch_size=7
+        )
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_layer_feature_permutation_matches_captum() -> None:
+    """Captum's LayerFeaturePermutation selects the target twice, so it runs only without
+    one: the model here returns one number per example."""
+    from neuronkit.interpretability import layer_feature_permutation
+
+    class Pick(nn.Module):
+        def forward(self, out):
+            return out[:, 1]
+
+    torch.manual_seed(26)
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)
+    ).double()
+    model = nn.Sequential(cnn, Pick())
+    x, mask = torch.randn(5, 1, 8, 8, dtype=torch.float64), torch.arange(4).view(1, 4, 1, 1)
+    torch.manual_seed(27)
+    theirs = captum_attr.LayerFeaturePermutation(model, cnn[1]).attribute(x, layer_mask=mask)
+    torch.manual_seed(27)
+    ours = layer_feature_permutation(model, x, "0.1", layer_mask=mask)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)

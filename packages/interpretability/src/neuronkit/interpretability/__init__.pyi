@@ -38,6 +38,7 @@ from .information import kde_information, mutual_information, mutual_information
 from .internal_influence import internal_influence
 from .kernel_shap import kernel_shap
 from .layer_conductance import layer_conductance
+from .layer_feature_ablation import layer_feature_ablation, layer_feature_permutation
 from .layer_gradient_x_activation import layer_gradient_x_activation
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
@@ -141,6 +142,8 @@ __all__ = [
     "kernel_shap",
     "layer_activations",
     "layer_conductance",
+    "layer_feature_ablation",
+    "layer_feature_permutation",
     "layer_gradient_x_activation",
     "layer_integrated_gradients",
     "layer_names",

@@ -1,0 +1,203 @@
+"""Lesioning a layer's units: feature ablation and permutation at a hidden layer.
+
+The perturbation methods of :mod:`.feature_ablation` and :mod:`.feature_permutation` applied
+to a layer's output (or input) instead of the model's input: each unit (or each group of units
+sharing an index of ``layer_mask``, e.g. a channel) is set to a baseline value (a lesion; 0 by
+default, silencing it) or takes another example's values, the rest of the model runs on the
+changed activations, and the drop of the selected output, ``f(x) - f(x lesioned)``, is
+credited to the unit. Captum's ``LayerFeatureAblation`` and ``LayerFeaturePermutation``; the
+numbers are equal (tested).
+
+The layer's activations are recorded once; each forward pass then runs the model on
+``batch_size`` rows (``batch_size // B`` lesions of every example) with the layer's value
+replaced by the lesioned activations (the layers before it run again, as in Captum: a model
+may read their outputs elsewhere, e.g. through a residual connection).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from neuronkit.common import check_type, eval_mode
+
+from .attribution import Target, _check_inputs
+from .feature_ablation import feature_ablation
+from .feature_permutation import feature_permutation
+from .hooks import call_model, check_not_compiled, module_hooks, submodule
+
+__all__ = ["layer_feature_ablation", "layer_feature_permutation"]
+
+
+class _Swap:
+    """Hook on the layer: records its output (or first input), or replaces it."""
+
+    def __init__(self, layer_input: bool) -> None:
+        self.layer_input = layer_input
+        self.value: torch.Tensor | None = None
+        self.replacement: torch.Tensor | None = None
+
+    def _swap(self, value: Any) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            what = "input" if self.layer_input else "output"
+            raise TypeError(f"the layer's {what} must be a tensor, got {type(value).__name__}")
+        if self.replacement is None:
+            if self.value is not None:
+                raise ValueError(
+                    "layer runs more than once in the model's forward pass: lesion a layer "
+                    "called once"
+                )
+            self.value = value.detach().clone()  # in-place ops after the layer
+            return value
+        if self.replacement.shape != value.shape:
+            raise ValueError(
+                f"the layer's value has shape {tuple(value.shape)} for the repeated inputs, "
+                f"{tuple(self.replacement.shape)} expected"
+            )
+        return self.replacement
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not self.layer_input:
+            return None
+        if not args:
+            raise TypeError("layer_input=True needs a layer called with a positional input")
+        return (self._swap(args[0]), *args[1:])
+
+    def hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+        return None if self.layer_input else self._swap(output)
+
+
+class _Rest(nn.Module):
+    """``[k * B, *U]`` activations of the layer -> the model's outputs: the model runs on its
+    ``B`` inputs repeated ``k`` times (copy-major), the layer's value replaced."""
+
+    def __init__(self, model: nn.Module, swap: _Swap, module: nn.Module, x: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self._swap, self._module, self._x = swap, module, x
+
+    def forward(self, acts: torch.Tensor) -> Any:
+        x = self._x
+        k = acts.shape[0] // x.shape[0]
+        rows = x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
+        self._swap.replacement = acts
+        try:
+            with module_hooks([(self._module, self._swap.pre_hook, self._swap.hook)]):
+                return call_model(self.model, rows)
+        finally:
+            self._swap.replacement = None
+
+
+def _rest_of_model(
+    model: nn.Module, inputs: torch.Tensor, layer: str | nn.Module, layer_input: bool
+) -> tuple[_Rest, torch.Tensor]:
+    """The model from the layer on (:class:`_Rest`) and the layer's ``[B, *U]`` value."""
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    check_type("layer_input", layer_input, bool)
+    module = submodule(model, layer)
+    _check_inputs(inputs, finite=False)
+    x = inputs.detach()
+    swap = _Swap(layer_input)
+    with (
+        eval_mode(model),
+        torch.no_grad(),
+        module_hooks([(module, swap.pre_hook, swap.hook)]),
+    ):
+        call_model(model, x)
+    acts = swap.value
+    if acts is None:
+        raise ValueError("layer did not run in the model's forward pass")
+    if acts.ndim < 2 or acts.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"the layer's {'input' if layer_input else 'output'} must be [B, ...] with the batch "
+            f"first ({x.shape[0]} examples), got shape {tuple(acts.shape)}"
+        )
+    return _Rest(model, swap, module, x), acts
+
+
+def layer_feature_ablation(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    target: Target = None,
+    *,
+    layer_mask: torch.Tensor | None = None,
+    layer_baselines: float | torch.Tensor = 0.0,
+    layer_input: bool = False,
+    batch_size: int = 256,
+    show_progress: bool | None = None,
+) -> torch.Tensor:
+    """The output drop when each unit of ``layer`` is lesioned (Captum's
+    ``LayerFeatureAblation``).
+
+    Args:
+        model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``); runs in eval mode
+            (its flags are restored), without gradients.
+        inputs: ``[B, ...]`` floating tensor (not modified).
+        layer: the layer (name in ``model.named_modules()`` or submodule) whose output (or
+            first input, ``layer_input=True``) ``[B, *U]`` is lesioned; called once per forward.
+        target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
+        layer_mask: integer unit groups broadcastable to ``[B, *U]`` (e.g. ``[1, K, 1, 1]``
+            with ``arange(K)`` for whole channels), as ``feature_mask`` of
+            :func:`~neuronkit.interpretability.feature_ablation`; default every unit alone.
+        layer_baselines: the lesioned units' value: a number or a tensor broadcastable to
+            ``[B, *U]`` (e.g. the units' mean activation). Default 0.
+        layer_input: lesion the layer's input instead of its output.
+        batch_size: lesioned rows per forward pass.
+        show_progress: progress bar over the forward passes (``None``: on a terminal only).
+
+    Returns:
+        ``[B, *U]``: each unit's output drop.
+    """
+    rest, acts = _rest_of_model(model, inputs, layer, layer_input)
+    return feature_ablation(
+        rest,
+        acts,
+        target,
+        feature_mask=layer_mask,
+        baselines=layer_baselines,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
+
+
+def layer_feature_permutation(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    target: Target = None,
+    *,
+    layer_mask: torch.Tensor | None = None,
+    layer_input: bool = False,
+    batch_size: int = 256,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    show_progress: bool | None = None,
+) -> torch.Tensor:
+    """The output drop when each unit of ``layer`` takes another example's values (Captum's
+    ``LayerFeaturePermutation``; one random permutation of the ``B >= 2`` examples per unit or
+    group, never the identity).
+
+    Args:
+        model, inputs, layer, target, layer_mask, layer_input, batch_size, show_progress: as
+            :func:`layer_feature_ablation`.
+        seed, generator: as :func:`~neuronkit.interpretability.feature_permutation` (both
+            ``None``: torch's global generator, Captum's draws).
+
+    Returns:
+        ``[B, *U]``: each unit's output drop.
+    """
+    rest, acts = _rest_of_model(model, inputs, layer, layer_input)
+    return feature_permutation(
+        rest,
+        acts,
+        target,
+        feature_mask=layer_mask,
+        batch_size=batch_size,
+        seed=seed,
+        generator=generator,
+        show_progress=show_progress,
+    )

@@ -1,0 +1,124 @@
+"""Lesioning a layer's units: closed forms on a linear readout, channel groups, residual
+connections (the layers before run again), permutation, bad input (Captum agreement:
+test_attribution_captum.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from neuronkit.interpretability import layer_feature_ablation, layer_feature_permutation
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _net() -> nn.Module:
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    torch.random.set_rng_state(state)
+    return model
+
+
+X = torch.randn(4, 6, generator=_gen(1), dtype=torch.float64)
+T = torch.tensor([0, 1, 2, 0])
+
+
+def test_units_read_linearly_lose_weight_times_their_change() -> None:
+    model = _net()
+    with torch.no_grad():
+        acts = model[:2](X)
+    w = model[2].weight.detach()[T]
+    torch.testing.assert_close(layer_feature_ablation(model, X, "1", T), w * acts)
+    base = torch.randn(8, generator=_gen(2), dtype=torch.float64)
+    got = layer_feature_ablation(model, X, "1", T, layer_baselines=base, batch_size=5)
+    torch.testing.assert_close(got, w * (acts - base))
+    # the layer's input: the Tanh's input units, through the nonlinearity
+    pre = layer_feature_ablation(model, X, "1", T, layer_input=True)
+    with torch.no_grad():
+        z = model[0](X)
+        full = model(X)[torch.arange(4), T]
+        for j in range(8):
+            lesioned = z.clone()
+            lesioned[:, j] = 0
+            want = full - model[2](torch.tanh(lesioned))[torch.arange(4), T]
+            torch.testing.assert_close(pre[:, j], want)
+
+
+def test_a_group_is_lesioned_together() -> None:
+    model = _net()
+    mask = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    got = layer_feature_ablation(model, X, "1", T, layer_mask=mask)
+    singles = layer_feature_ablation(model, X, "1", T)
+    torch.testing.assert_close(got[:, 0], singles[:, :4].sum(1))  # a linear readout adds up
+    assert torch.equal(got[:, 0], got[:, 3])
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.out = nn.Linear(5, 5).double(), nn.Linear(5, 2).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(x + self.inner(x))
+
+
+def test_a_residual_connection_keeps_the_inputs_path() -> None:
+    torch.manual_seed(1)
+    model, x = _Residual(), torch.randn(3, 5, generator=_gen(3), dtype=torch.float64)
+    got = layer_feature_ablation(model, x, "inner", 1)
+    with torch.no_grad():
+        acts = model.inner(x)
+    torch.testing.assert_close(got, model.out.weight.detach()[1] * acts)
+
+
+def test_permuted_units_take_another_examples_values() -> None:
+    """Two examples: the only permutation swaps them."""
+    model = _net()
+    x = X[:2]
+    with torch.no_grad():
+        acts = model[:2](x)
+    got = layer_feature_permutation(model, x, "1", [0, 2], seed=0)
+    w = model[2].weight.detach()[[0, 2]]
+    torch.testing.assert_close(got, w * (acts - acts.flip(0)))
+
+
+def test_bad_input_is_named() -> None:
+    model = _net()
+    with pytest.raises(ValueError, match="layer"):
+        layer_feature_ablation(model, X, "7", T)
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        layer_feature_permutation(model, X[:1], "1", 0)
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(6, 6).double()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(self.lin(x))
+
+    with pytest.raises(ValueError, match="more than once"):
+        layer_feature_ablation(Twice(), X, "lin", 0)
+
+
+class _Shift(nn.Module):
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.add_(1.0) if self.inplace else x + 1.0
+
+
+def test_an_in_place_layer_after_the_lesion_changes_nothing() -> None:
+    def net(inplace: bool) -> nn.Module:
+        torch.manual_seed(2)
+        layers = [nn.Linear(6, 8), _Shift(inplace), nn.Tanh(), nn.Linear(8, 3)]
+        return nn.Sequential(*layers).double()
+
+    plain = layer_feature_ablation(net(False), X, "0", T)
+    torch.testing.assert_close(layer_feature_ablation(net(True), X, "0", T), plain)
