@@ -823,3 +823,67 @@ def test_layer_feature_permutation_matches_captum() -> None:
     torch.manual_seed(27)
     ours = layer_feature_permutation(model, x, "0.1", layer_mask=mask)
     torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+class _IdTokenizer:
+    """Text of space-separated token ids: what Captum's TextTokenInput needs of a tokenizer."""
+
+    def encode(self, text, return_tensors=None):
+        return torch.tensor([[int(t) for t in text.split()]])
+
+    def convert_ids_to_tokens(self, ids):
+        return [str(i) for i in (ids if isinstance(ids, list) else [ids])]
+
+    def convert_tokens_to_ids(self, tokens):
+        return [int(t) for t in tokens]
+
+    def decode(self, ids, **kwargs):
+        return " ".join(str(int(i)) for i in (ids if hasattr(ids, "__len__") else [ids]))
+
+    def __call__(self, text, return_offsets_mapping=True, add_special_tokens=True, **kwargs):
+        ids, offsets, pos = [], [], 0
+        for token in text.split():
+            start = text.index(token, pos)
+            ids.append(int(token))
+            offsets.append((start, start + len(token)))
+            pos = start + len(token)
+        return {"input_ids": ids, "offset_mapping": offsets}
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs"),
+    [("FeatureAblation", {}), ("ShapleyValueSampling", {"n_samples": 4}), ("ShapleyValues", {})],
+)
+def test_llm_attribution_matches_captum_on_a_tiny_gpt2(method, kwargs) -> None:
+    """Captum decodes the target token by token (``use_cached_outputs=False``: its default KV
+    cache path, with transformers 5.24, gives other log-probabilities than the model's own
+    uncached forward, 2e-3 apart here); neuronkit runs prompt + target in one teacher-forced
+    pass: for a causal model the log-probabilities are the same."""
+    transformers = pytest.importorskip("transformers")
+    from neuronkit.interpretability import llm_attribution
+
+    config = transformers.GPT2Config(vocab_size=20, n_embd=16, n_layer=1, n_head=2, n_positions=32)
+    torch.manual_seed(28)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    prompt, target, tokenizer = "1 5 7 3 9 2", torch.tensor([4, 8, 6]), _IdTokenizer()
+    llm = captum_attr.LLMAttribution(getattr(captum_attr, method)(model), tokenizer)
+    torch.manual_seed(29)
+    theirs = llm.attribute(
+        captum_attr.TextTokenInput(prompt, tokenizer, skip_tokens=[1]),
+        target=target,
+        use_cached_outputs=False,
+        **kwargs,
+    )
+    name = {"FeatureAblation": "feature_ablation", "ShapleyValueSampling": "shapley_value_sampling"}
+    torch.manual_seed(29)
+    ours = llm_attribution(
+        model,
+        tokenizer.encode(prompt),
+        target,
+        method=name.get(method, "shapley_values"),
+        skip_tokens=[1],
+        **kwargs,
+    )
+    # Captum's log-softmax is float32, neuronkit's float64 (of the same float32 logits)
+    torch.testing.assert_close(ours.seq_attr.float(), theirs.seq_attr, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ours.token_attr.float(), theirs.token_attr, rtol=0, atol=1e-5)

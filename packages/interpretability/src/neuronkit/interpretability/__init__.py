@@ -17,6 +17,7 @@ Reusable core:
   ``KernelShap``, ``Lime`` and ``FeaturePermutation``.
 * :mod:`.neuron`: attributions of one hidden unit with any input method, and neuron
   conductance (Captum's ``Neuron*`` methods).
+* :mod:`.llm_attribution`: prompt-token attribution of a language model's continuation.
 * :mod:`.tcav`: concept activation vectors and TCAV scores with the significance test.
 * :mod:`.attribution_eval`: infidelity and max-sensitivity of explanations (Captum's
   ``infidelity`` and ``sensitivity_max``).

@@ -42,6 +42,7 @@ from .layer_feature_ablation import layer_feature_ablation, layer_feature_permut
 from .layer_gradient_x_activation import layer_gradient_x_activation
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
+from .llm_attribution import LLM_METHODS, LLMAttributionResult, llm_attribution
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
 from .neuron import neuron_conductance, neuron_output
 from .occlusion import occlusion
@@ -82,6 +83,7 @@ __all__ = [
     "CAV",
     "COMPARISONS",
     "IG_METHODS",
+    "LLM_METHODS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",
     "Alpha1Beta0Rule",
@@ -93,6 +95,7 @@ __all__ = [
     "GeoTopological",
     "IdentityRule",
     "InformationPlane",
+    "LLMAttributionResult",
     "LateFusionClassifier",
     "LayerRecorder",
     "MDSClustering",
@@ -151,6 +154,7 @@ __all__ = [
     "level_set_traversal",
     "lime",
     "line_confidence",
+    "llm_attribution",
     "loss_gradient",
     "lrp",
     "mask_inputs",
