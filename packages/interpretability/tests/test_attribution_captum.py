@@ -887,3 +887,20 @@ def test_llm_attribution_matches_captum_on_a_tiny_gpt2(method, kwargs) -> None:
     # Captum's log-softmax is float32, neuronkit's float64 (of the same float32 logits)
     torch.testing.assert_close(ours.seq_attr.float(), theirs.seq_attr, rtol=0, atol=1e-5)
     torch.testing.assert_close(ours.token_attr.float(), theirs.token_attr, rtol=0, atol=1e-5)
+
+
+def test_llm_gradient_attribution_matches_captum_on_a_tiny_gpt2() -> None:
+    transformers = pytest.importorskip("transformers")
+    from neuronkit.interpretability import llm_gradient_attribution
+
+    config = transformers.GPT2Config(vocab_size=20, n_embd=16, n_layer=1, n_head=2, n_positions=32)
+    torch.manual_seed(30)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    prompt, target, tokenizer = "1 5 7 3 9 2", torch.tensor([4, 8, 6]), _IdTokenizer()
+    lig = captum_attr.LayerIntegratedGradients(model, model.transformer.wte)
+    theirs = captum_attr.LLMGradientAttribution(lig, tokenizer).attribute(
+        captum_attr.TextTokenInput(prompt, tokenizer, skip_tokens=[1]), target=target
+    )
+    ours = llm_gradient_attribution(model, tokenizer.encode(prompt), target, skip_tokens=[1])
+    torch.testing.assert_close(ours.token_attr, theirs.token_attr, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(ours.seq_attr, theirs.seq_attr, rtol=1e-4, atol=1e-6)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import llm_attribution
+from neuronkit.interpretability import llm_attribution, llm_gradient_attribution
 
 V = 20
 
@@ -76,7 +76,7 @@ def test_the_total_is_the_sum_of_the_token_rows_and_each_prompt_runs_once(method
     if method == "shapley_values":  # efficiency: the values add up to all-present minus none
         none = _log_probs(model, torch.zeros_like(PROMPT))
         full = _log_probs(model, PROMPT)
-        torch.testing.assert_close(result.seq_attr.sum(), full[0] - none[0])
+        torch.testing.assert_close(result.seq_attr.sum(), full[0] - none[0], rtol=1e-5, atol=1e-6)
 
 
 def test_skipped_tokens_stay_and_groups_share_a_value() -> None:
@@ -120,3 +120,17 @@ def test_bad_input_is_named() -> None:
         llm_attribution(lambda ids: ids.float(), PROMPT, TARGET)
     with pytest.raises(ValueError, match="target_ids must be one sequence"):
         llm_attribution(model, PROMPT, torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_gradient_attribution_is_complete_per_target_token() -> None:
+    """Integrated gradients: each target token's row sums to its log-probability's change
+    from the all-baseline prompt to the prompt (skipped tokens stay in both)."""
+    model = _TinyLM().eval()
+    result = llm_gradient_attribution(model, PROMPT, TARGET, layer="emb", skip_tokens=[1])
+    reference = torch.where(PROMPT == 1, PROMPT, torch.zeros_like(PROMPT))
+    change = _log_probs(model, PROMPT) - _log_probs(model, reference)
+    torch.testing.assert_close(result.token_attr.sum(1).double(), change[1:], rtol=0, atol=2e-4)
+    torch.testing.assert_close(result.seq_attr, result.token_attr.sum(0))
+    assert result.token_attr.shape == (3, 5)
+    with pytest.raises(TypeError, match="layer must be given"):
+        llm_gradient_attribution(model, PROMPT, TARGET)

@@ -42,7 +42,12 @@ from .layer_feature_ablation import layer_feature_ablation, layer_feature_permut
 from .layer_gradient_x_activation import layer_gradient_x_activation
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
-from .llm_attribution import LLM_METHODS, LLMAttributionResult, llm_attribution
+from .llm_attribution import (
+    LLM_METHODS,
+    LLMAttributionResult,
+    llm_attribution,
+    llm_gradient_attribution,
+)
 from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
 from .neuron import neuron_conductance, neuron_output
 from .occlusion import occlusion
@@ -155,6 +160,7 @@ __all__ = [
     "lime",
     "line_confidence",
     "llm_attribution",
+    "llm_gradient_attribution",
     "loss_gradient",
     "lrp",
     "mask_inputs",

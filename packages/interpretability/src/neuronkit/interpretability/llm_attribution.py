@@ -30,11 +30,18 @@ from torch import nn
 from neuronkit.common import check_number, check_type
 
 from .feature_ablation import feature_ablation
+from .hooks import submodule
 from .kernel_shap import kernel_shap
+from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
 from .shapley import shapley_value_sampling, shapley_values
 
-__all__ = ["LLM_METHODS", "LLMAttributionResult", "llm_attribution"]
+__all__ = [
+    "LLM_METHODS",
+    "LLMAttributionResult",
+    "llm_attribution",
+    "llm_gradient_attribution",
+]
 
 LLM_METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "feature_ablation": feature_ablation,
@@ -67,6 +74,23 @@ def _logits(out: Any) -> torch.Tensor:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"model must return logits [N, L, V] (or .logits), got {got}")
     return logits
+
+
+def _target_log_probs(
+    model: Callable[..., Any], full: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
+    """``[N, T]``: each target token's log-probability in ``full`` ``[N, L + T]`` (prompt then
+    target), from one teacher-forced pass."""
+    logits = _logits(model(full))
+    if logits.shape[:2] != full.shape:
+        raise ValueError(
+            f"model must return logits [N, L, V] for input ids {tuple(full.shape)}, got "
+            f"{tuple(logits.shape)}"
+        )
+    n_target = target.shape[0]
+    start = full.shape[1] - n_target - 1
+    at = logits[:, start : start + n_target].log_softmax(-1)
+    return at.gather(2, target.view(1, -1, 1).expand(len(at), -1, 1))[..., 0]
 
 
 class _TargetLogProbs(nn.Module):
@@ -107,15 +131,7 @@ class _TargetLogProbs(nn.Module):
         ids = self._prompt.expand(present.shape[0], -1).clone()
         ids[:, self._attributed] = torch.where(present, ids[:, self._attributed], self._baseline)
         full = torch.cat((ids, self._target.expand(present.shape[0], -1)), dim=1)
-        logits = _logits(self._call(full))
-        if logits.shape[:2] != full.shape:
-            raise ValueError(
-                f"model must return logits [N, L, V] for input ids {tuple(full.shape)}, got "
-                f"{tuple(logits.shape)}"
-            )
-        n_prompt, n_target = ids.shape[1], self._target.shape[0]
-        at = logits[:, n_prompt - 1 : n_prompt - 1 + n_target].double().log_softmax(-1)
-        per_token = at.gather(2, self._target.view(1, -1, 1).expand(len(at), -1, 1))[..., 0]
+        per_token = _target_log_probs(self._call, full, self._target).double()
         return torch.cat((per_token.sum(1, keepdim=True), per_token), dim=1)
 
 
@@ -210,3 +226,86 @@ def llm_attribution(
             **kwargs,
         )
     return LLMAttributionResult(attr[0], attr[1:], prompt[attributed], target)
+
+
+class _PerTokenLogProbs(nn.Module):
+    """Token ids ``[N, L + T]`` (prompt then target) -> ``[N, T]`` target log-probabilities."""
+
+    def __init__(self, model: nn.Module, target: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self._target = model, target
+
+    def forward(self, full: torch.Tensor) -> torch.Tensor:
+        return _target_log_probs(self.model, full, self._target)
+
+
+def llm_gradient_attribution(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    target_ids: torch.Tensor,
+    *,
+    layer: str | nn.Module | None = None,
+    skip_tokens: Sequence[int] = (),
+    baseline_token: int = 0,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    internal_batch_size: int | None = None,
+) -> LLMAttributionResult:
+    """Layer integrated gradients of each target token's log-probability at the prompt's
+    token embeddings, summed over the embedding (Captum's ``LLMGradientAttribution`` with
+    ``LayerIntegratedGradients``).
+
+    The path runs from the embeddings of the prompt with every attributed token replaced by
+    ``baseline_token`` to the prompt's (skipped tokens and the target stay). All target tokens
+    are attributed from passes over prompt + target (teacher forcing; Captum runs one
+    attribution per target token on prompt + the tokens before it, which for a causal model
+    gives the same gradients).
+
+    Args:
+        model: a causal language model (``nn.Module``) mapping token ids ``[N, L]`` to logits
+            ``[N, L, V]`` (or ``.logits``); runs in eval mode (its flags are restored).
+        input_ids, target_ids, skip_tokens, baseline_token: as :func:`llm_attribution`.
+        layer: the token embedding (name in ``model.named_modules()`` or the module); default
+            ``model.get_input_embeddings()`` (Hugging Face models).
+        n_steps, method, internal_batch_size: as
+            :func:`~neuronkit.interpretability.layer_integrated_gradients` (rows per pass:
+            ``n_steps * T`` by default).
+
+    Returns:
+        :class:`LLMAttributionResult` (``seq_attr``: the rows of ``token_attr`` summed, as
+        Captum).
+    """
+    check_type("model", model, nn.Module)
+    prompt, target = _ids("input_ids", input_ids), _ids("target_ids", target_ids)
+    check_type("baseline_token", baseline_token, int)
+    if layer is None:
+        get = getattr(model, "get_input_embeddings", None)
+        if get is None:
+            raise TypeError(
+                "layer must be given (the token embedding) for a model without "
+                "get_input_embeddings()"
+            )
+        layer = get()
+    embedding = submodule(model, layer)
+    skip = torch.tensor(list(skip_tokens), dtype=torch.long, device=prompt.device)
+    attributed = ~torch.isin(prompt, skip)
+    if not bool(attributed.any()):
+        raise ValueError("input_ids: every token is in skip_tokens, none is left to attribute")
+    n_prompt, n_target = prompt.shape[0], target.shape[0]
+    full = torch.cat((prompt, target)).expand(n_target, -1)  # copy j attributes token j
+    reference = full.clone()
+    reference[:, :n_prompt][:, attributed] = baseline_token
+    attr = layer_integrated_gradients(
+        _PerTokenLogProbs(model, target),
+        full,
+        embedding,
+        torch.arange(n_target, device=prompt.device),
+        baselines=reference,
+        n_steps=n_steps,
+        method=method,
+        internal_batch_size=internal_batch_size,
+    )
+    assert isinstance(attr, torch.Tensor)
+    per_position = attr.reshape(n_target, n_prompt + n_target, -1).sum(-1)  # [T, L + T]
+    token_attr = per_position[:, :n_prompt][:, attributed]
+    return LLMAttributionResult(token_attr.sum(0), token_attr, prompt[attributed], target)
