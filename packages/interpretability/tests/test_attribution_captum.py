@@ -684,6 +684,7 @@ NEURON_METHODS = {
     "NeuronIntegratedGradients": ("integrated_gradients", {}),
     "NeuronDeepLift": ("deeplift", {}),
     "NeuronGuidedBackprop": ("guided_backprop", {}),
+    "NeuronDeconvolution": ("deconvolution", {}),
     "NeuronFeatureAblation": ("feature_ablation", {}),
 }
 

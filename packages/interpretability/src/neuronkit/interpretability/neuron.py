@@ -8,7 +8,8 @@ attribution method of the package then attributes the neuron instead of a class,
 ``NeuronIntegratedGradients``, :func:`~neuronkit.interpretability.deeplift`
 ``NeuronDeepLift``, :func:`~neuronkit.interpretability.gradient_shap`
 ``NeuronGradientShap`` (in distribution: other draws),
-:func:`~neuronkit.interpretability.guided_backprop` ``NeuronGuidedBackprop`` and
+:func:`~neuronkit.interpretability.guided_backprop` ``NeuronGuidedBackprop``,
+:func:`~neuronkit.interpretability.deconvolution` ``NeuronDeconvolution`` and
 :func:`~neuronkit.interpretability.feature_ablation` ``NeuronFeatureAblation`` (the others
 equal to Captum's, tested); occlusion, Shapley values, LIME and the rest work alike.
 
