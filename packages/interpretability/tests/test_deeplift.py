@@ -248,3 +248,43 @@ def test_every_elementwise_activation_follows_the_rescale_rule(act) -> None:
     base = torch.randn(4, generator=_gen(21), dtype=torch.float64)
     _, delta = deeplift(model, x, [0, 1, 2, 0, 1], baselines=base, return_convergence_delta=True)
     assert delta.abs().max() < 1e-12
+
+
+def _pooled_cnn() -> nn.Module:
+    torch.manual_seed(5)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(6 * 4 * 4, 3),
+    ).double()
+
+
+@pytest.mark.parametrize("layer_input", [False, True])
+@pytest.mark.parametrize("layer", ["0", "1", "2", "4", "6"])
+def test_layer_deeplift_sums_to_the_output_difference(layer, layer_input) -> None:
+    """At any layer, also at a rule module's input (its rule still applies there) and output."""
+    from neuronkit.interpretability import layer_deeplift
+
+    model = _pooled_cnn()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    base = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    target = torch.tensor([0, 1, 2])
+    got = layer_deeplift(model, x, layer, target, baselines=base, layer_input=layer_input)
+    with torch.no_grad():
+        difference = (model(x) - model(base))[torch.arange(3), target]
+    torch.testing.assert_close(got.flatten(1).sum(1), difference, rtol=1e-9, atol=1e-12)
+
+
+def test_layer_deeplift_at_the_first_layers_input_is_deeplift() -> None:
+    from neuronkit.interpretability import layer_deeplift
+
+    model = _pooled_cnn()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    at_input = layer_deeplift(model, x, "0", 1, baselines=0.2, layer_input=True)
+    torch.testing.assert_close(at_input, deeplift(model, x, 1, baselines=0.2))
+    with pytest.raises(ValueError, match="layer"):
+        layer_deeplift(model, x, "9", 1)

@@ -29,6 +29,7 @@ Speed: the reference runs once without autograd, on one example when the baselin
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -52,9 +53,10 @@ from .attribution import (
     _select,
     _target_index,
 )
-from .hooks import CallInputs, call_model, check_not_compiled, module_hooks
+from .grad_cam import _Capture
+from .hooks import CallInputs, call_model, check_not_compiled, module_hooks, submodule
 
-__all__ = ["deeplift", "deeplift_shap"]
+__all__ = ["deeplift", "deeplift_shap", "layer_deeplift"]
 
 _RESCALED = ELEMENTWISE_ACTIVATIONS  # exact types (Captum's six first)
 _MAX_POOLS = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
@@ -164,20 +166,40 @@ class _MaxPoolRule(torch.autograd.Function):
         return multiplier, None, None, None, None
 
 
+def _layer_hooks(
+    captures: list[_Capture], layer: tuple[nn.Module, bool] | None, *, before: bool
+) -> list[tuple[nn.Module, Any, Any]]:
+    """The layer's capturing hook, registered before the rule modules' hooks when it keeps a
+    layer's input (a rule module's pre-hook then sees the kept leaf) and after them when it
+    keeps its output (the output with the rule's gradient)."""
+    if layer is None or layer[1] != before:
+        return []
+    return [c.hooks(*layer) for c in captures]
+
+
 def _attribute(
     model: nn.Module,
     inputs: torch.Tensor,
     base: torch.Tensor,
     target: int | torch.Tensor | None,
     eps: float,
+    layer: tuple[nn.Module, bool] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multipliers ``[B, ...]`` of ``inputs`` against the reference ``base`` (``[B, ...]`` or
-    ``[1, ...]``) and the selected outputs' differences ``f(x) - f(x')`` ``[B]``."""
+    ``[1, ...]``) and the selected outputs' differences ``f(x) - f(x')`` ``[B]``. With
+    ``layer`` (a module, and whether its input counts), the multipliers of the layer's output
+    (input) and, in place of the differences, that value's difference from the reference's."""
     modules = _rule_modules(model)
     refs = _References()
     batch = inputs.shape[0]
+    at_layer = [] if layer is None else [_Capture(), _Capture()]  # reference, input pass
     with eval_mode(model):
-        with torch.no_grad(), module_hooks((m, refs.inputs.pre_hook, refs.record) for m in modules):
+        with (
+            torch.no_grad(),
+            module_hooks(_layer_hooks(at_layer[:1], layer, before=True)),
+            module_hooks((m, refs.inputs.pre_hook, refs.record) for m in modules),
+            module_hooks(_layer_hooks(at_layer[:1], layer, before=False)),
+        ):
             ref_outputs = call_model(model, base, "baselines")
         _check_output(ref_outputs, target, base.shape[0], scan=False)
         pending = CallInputs()
@@ -190,10 +212,22 @@ def _attribute(
                 return result
             return _rescaled(x, out, ref_in, ref_out, eps)
 
-        x = _leaf(inputs)
-        with module_hooks((m, pending.pre_hook, apply_rule) for m in modules):
+        x = _leaf(inputs) if layer is None else inputs.detach()
+        with (
+            # at a layer: no graph before it (its hook turns gradients on)
+            torch.no_grad() if layer is not None else contextlib.nullcontext(),
+            module_hooks(_layer_hooks(at_layer[1:], layer, before=True)),
+            module_hooks((m, pending.pre_hook, apply_rule) for m in modules),
+            module_hooks(_layer_hooks(at_layer[1:], layer, before=False)),
+        ):
             outputs = call_model(model, x)
             grad_out = _grad_outputs(outputs, target, batch)
+            if layer is not None:
+                acts, ref_acts = at_layer[1].value, at_layer[0].value
+                if acts is None or ref_acts is None:
+                    raise ValueError("layer did not run in the model's forward pass")
+                (grad,) = torch.autograd.grad(outputs, acts, grad_out)
+                return grad, acts.detach() - ref_acts.detach()
             _check_graph(outputs)
             (grad,) = torch.autograd.grad(outputs, x, grad_out)
     with torch.no_grad():
@@ -295,3 +329,38 @@ def deeplift_shap(
         return attributions
     delta = per_pair.reshape(batch * k, -1).sum(1) - difference
     return attributions, _check_finite_result(delta, "outputs")
+
+
+@grad_enabled("layer_deeplift")
+def layer_deeplift(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    target: Target = None,
+    *,
+    baselines: torch.Tensor | float | None = None,
+    layer_input: bool = False,
+    eps: float = 1e-10,
+) -> torch.Tensor:
+    """DeepLIFT attributions of a layer's units (Captum's ``LayerDeepLift``): the
+    multipliers of the layer's output (or input) under the rules of the modules after it,
+    times its difference from its value on the reference input. The units' attributions of an
+    example sum to ``f(x) - f(x')`` when every nonlinearity after the layer follows a rule.
+
+    Args:
+        model, inputs, target, baselines, eps: as :func:`deeplift`.
+        layer: the layer (name in ``model.named_modules()`` or submodule) whose output (or
+            first input, ``layer_input=True``) ``[B, ...]`` is attributed; called once per
+            forward.
+        layer_input: attribute the layer's input instead of its output.
+
+    Returns:
+        ``[B, ...]`` shaped like the layer's output (input).
+    """
+    _prepare(model, inputs, eps, False)
+    check_type("layer_input", layer_input, bool)
+    module = submodule(model, layer)
+    base = _reference(baselines, inputs)
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    grad, change = _attribute(model, inputs, base, t, float(eps), (module, layer_input))
+    return _finite_with_inputs(inputs, grad * change, "outputs or gradients")
