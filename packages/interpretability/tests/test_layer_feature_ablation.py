@@ -122,3 +122,25 @@ def test_an_in_place_layer_after_the_lesion_changes_nothing() -> None:
 
     plain = layer_feature_ablation(net(False), X, "0", T)
     torch.testing.assert_close(layer_feature_ablation(net(True), X, "0", T), plain)
+
+
+class _CountingTanh(nn.Tanh):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows.append(x.shape[0])
+        return super().forward(x)
+
+
+def test_the_lesioned_layer_skips_its_work_and_keeps_its_forward() -> None:
+    model = _net()
+    model[1] = _CountingTanh()
+    layer_feature_ablation(model, X, "1", T, batch_size=8)
+    assert model[1].rows == [4]  # the recording pass: the lesioned passes return activations
+    assert "forward" not in vars(model[1])
+    own = model[1].forward  # a bound method kept as an instance attribute
+    model[1].forward = own
+    layer_feature_ablation(model, X, "1", T)
+    assert vars(model[1])["forward"] is own

@@ -9,9 +9,10 @@ credited to the unit. Captum's ``LayerFeatureAblation`` and ``LayerFeaturePermut
 numbers are equal (tested).
 
 The layer's activations are recorded once; each forward pass then runs the model on
-``batch_size`` rows (``batch_size // B`` lesions of every example) with the layer's value
-replaced by the lesioned activations (the layers before it run again, as in Captum: a model
-may read their outputs elsewhere, e.g. through a residual connection).
+``batch_size`` rows (``batch_size // B`` lesions of every example) with the layer returning the
+lesioned activations instead of computing its output (Captum computes and then replaces it;
+the layers before it run again, as in Captum: a model may read their outputs elsewhere, e.g.
+through a residual connection).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class _Swap:
 
 class _Rest(nn.Module):
     """``[k * B, *U]`` activations of the layer -> the model's outputs: the model runs on its
-    ``B`` inputs repeated ``k`` times (copy-major), the layer's value replaced."""
+    ``B`` inputs repeated ``k`` times (copy-major), the layer's value replaced. A replaced
+    output skips the layer's own work (its ``forward`` returns the activations)."""
 
     def __init__(self, model: nn.Module, swap: _Swap, module: nn.Module, x: torch.Tensor):
         super().__init__()
@@ -82,12 +84,22 @@ class _Rest(nn.Module):
         x = self._x
         k = acts.shape[0] // x.shape[0]
         rows = x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
-        self._swap.replacement = acts
+        if self._swap.layer_input:
+            self._swap.replacement = acts
+            try:
+                with module_hooks([(self._module, self._swap.pre_hook, None)]):
+                    return call_model(self.model, rows)
+            finally:
+                self._swap.replacement = None
+        own = vars(self._module).get("forward")  # an instance forward of the module's, if any
+        self._module.forward = lambda *args, **kwargs: acts
         try:
-            with module_hooks([(self._module, self._swap.pre_hook, self._swap.hook)]):
-                return call_model(self.model, rows)
+            return call_model(self.model, rows)
         finally:
-            self._swap.replacement = None
+            if own is None:
+                del self._module.forward
+            else:
+                self._module.forward = own
 
 
 def _rest_of_model(

@@ -39,7 +39,7 @@ from typing import Literal
 
 import torch
 
-from neuronkit.common import check_choice, check_number, eval_mode, progress
+from neuronkit.common import check_choice, check_number, check_type, eval_mode, progress
 
 from ..attribution import (
     Model,
@@ -143,6 +143,7 @@ def infidelity(
     check_number("n_samples", n_samples, ge=1, integer=True)
     check_number("stdev", stdev, ge=0.0)
     check_number("batch_size", batch_size, ge=1, integer=True)
+    check_type("normalize", normalize, bool)
     if max_side is not None:
         check_number("max_side", max_side, ge=1, integer=True)
     largest_side = 0
@@ -175,12 +176,17 @@ def infidelity(
     def perturbed(k: int) -> tuple[torch.Tensor, torch.Tensor]:  # ([B, k, *S], [B, k, *S])
         if callable(perturbation):
             rows = x.repeat_interleave(k, dim=0)
-            shift, moved = perturbation(rows)
-            if shift.shape != rows.shape or moved.shape != rows.shape:
+            pair = perturbation(rows)
+            if not (
+                isinstance(pair, tuple)
+                and len(pair) == 2
+                and all(isinstance(p, torch.Tensor) and p.shape == rows.shape for p in pair)
+            ):
                 raise ValueError(
-                    f"perturbation must return (I, perturbed inputs) shaped like its input "
-                    f"{tuple(rows.shape)}, got {tuple(shift.shape)} and {tuple(moved.shape)}"
+                    f"perturbation must return (I, perturbed inputs), two tensors shaped like "
+                    f"its input {tuple(rows.shape)}"
                 )
+            shift, moved = pair
             return shift.view(b, k, *x.shape[1:]), moved.view(b, k, *x.shape[1:])
         xs = x.unsqueeze(1)
         if perturbation == "square":
@@ -207,7 +213,8 @@ def infidelity(
             k = min(per_pass, n_samples - done)
             shift, moved = perturbed(k)
             dots.append((shift * phi.unsqueeze(1)).flatten(2).sum(2))  # I . phi, [B, k]
-            out = tensor_output(call_model(model, moved.reshape(b * k, *x.shape[1:]), copy=False))
+            rows = moved.reshape(b * k, *x.shape[1:])  # a caller's tensor: the model gets a copy
+            out = tensor_output(call_model(model, rows, copy=callable(perturbation)))
             tk = None if tb is None else tb.repeat_interleave(k)
             _check_output(out, tk, b * k, scan=False)  # range checked above
             drops.append(initial[:, None] - _select(out, tk, b * k).view(b, k))

@@ -89,7 +89,8 @@ def sensitivity_max(
         seed, generator: the draws' random source (a CPU ``torch.Generator`` or a seed in
             ``[0, 2**64)``); both ``None`` uses torch's global generator.
         method_kwargs: passed to the method; a ``baselines`` tensor with one row per example
-            is repeated with the inputs.
+            is repeated with the inputs. Options named like this function's own
+            (``n_samples``, ``seed``, ...) go to the method through ``functools.partial``.
 
     Returns:
         ``[B]`` in the explanations' dtype.
