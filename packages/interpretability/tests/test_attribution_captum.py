@@ -660,23 +660,27 @@ def test_sensitivity_max_matches_captum(method) -> None:
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
 
 
-def _neuron_cnn() -> nn.Module:
-    """Average pooling: Captum's DeepLIFT skips its max-pool rule after a ReLU (see
-    neuronkit.interpretability.deeplift), the other methods do not care."""
-    torch.manual_seed(23)
+def _small_cnn(seed: int, pool: type[nn.Module] = nn.AvgPool2d, inplace: bool = False) -> nn.Module:
+    """Average pooling by default: Captum's DeepLIFT skips its max-pool rule after a ReLU
+    (see neuronkit.interpretability.deeplift), the other methods do not care."""
+    torch.manual_seed(seed)
     return (
         nn.Sequential(
             nn.Conv2d(1, 4, 3, padding=1),
             nn.ReLU(),
-            nn.AvgPool2d(2),
+            pool(2),
             nn.Conv2d(4, 6, 3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=inplace),
             nn.Flatten(),
             nn.Linear(6 * 4 * 4, 3),
         )
         .double()
         .eval()
     )
+
+
+def _neuron_cnn() -> nn.Module:
+    return _small_cnn(23)
 
 
 NEURON_METHODS = {
@@ -742,16 +746,7 @@ def test_layer_gradient_x_activation_and_internal_influence_match_captum(
 ) -> None:
     from neuronkit.interpretability import internal_influence, layer_gradient_x_activation
 
-    torch.manual_seed(24)
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Flatten(),
-        nn.Linear(6 * 4 * 4, 3),
-    ).double()
+    model = _small_cnn(24, nn.MaxPool2d, inplace=True)
     x, target = torch.randn(3, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
     base = torch.randn(1, 1, 8, 8, dtype=torch.float64)
     module = model[int(layer)]
@@ -777,16 +772,7 @@ def test_layer_gradient_x_activation_and_internal_influence_match_captum(
 def test_layer_feature_ablation_matches_captum(layer, layer_input) -> None:
     from neuronkit.interpretability import layer_feature_ablation
 
-    torch.manual_seed(25)
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Flatten(),
-        nn.Linear(6 * 4 * 4, 3),
-    ).double()
+    model = _small_cnn(25, nn.MaxPool2d, inplace=True)
     x, target = torch.randn(3, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
     theirs = captum_attr.LayerFeatureAblation(model, model[int(layer)]).attribute(
         x, target=target, attribute_to_layer_input=layer_input
