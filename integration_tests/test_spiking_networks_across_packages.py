@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import layer_activations, rdm, saliency
+from neuronkit.interpretability import layer_activations, layer_feature_ablation, rdm, saliency
 from neuronkit.pruning import DependencyGraph, count_macs, plan_pruning, prune, soft_prune
 from neuronkit.snn import (
     ALIF,
@@ -305,3 +305,39 @@ def test_the_tangent_kernel_of_a_spiking_network(neuron: nn.Module) -> None:
     expected = torch.einsum("aop,bqp->aboq", j, j)
     assert float(expected.abs().max()) > 0.1  # the spikes pass a gradient
     torch.testing.assert_close(kernel, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_lesioning_spiking_neurons(trained) -> None:
+    """Interpretability's lesions on snn's time-major hidden layer (batch_dim=1): a neuron is
+    silenced at every time step, and its drop is the target spike count's, written out."""
+    model, _, _, x_te, y_te = trained
+    x, labels = x_te[:, :12], y_te[:12]
+
+    class BatchFirst(nn.Module):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x.transpose(0, 1)).sum(0)  # spike counts [N, 10]
+
+    wrapped = BatchFirst(model).eval()
+    inputs = x.transpose(0, 1).clone()  # [N, T, 2, 8, 8]
+    drops = layer_feature_ablation(
+        wrapped, inputs, "net.7", labels, batch_dim=1, layer_mask=torch.arange(32)
+    )
+    assert drops.shape == (T, 12, 32)
+    assert torch.equal(drops, drops[:1].expand_as(drops))  # one drop per neuron and input
+
+    def silence_5(module: nn.Module, args: object, out: torch.Tensor) -> torch.Tensor:
+        out = out.clone()
+        out[..., 5] = 0
+        return out
+
+    with torch.no_grad():
+        full = wrapped(inputs).gather(1, labels[:, None])[:, 0]
+        handle = model[7].register_forward_hook(silence_5)
+        lesioned = wrapped(inputs).gather(1, labels[:, None])[:, 0]
+        handle.remove()
+    torch.testing.assert_close(drops[0, :, 5], full - lesioned)
+    assert float(drops.abs().sum()) > 0

@@ -144,3 +144,32 @@ def test_the_lesioned_layer_skips_its_work_and_keeps_its_forward() -> None:
     model[1].forward = own
     layer_feature_ablation(model, X, "1", T)
     assert vars(model[1])["forward"] is own
+
+
+class _TimeMajor(nn.Module):
+    """A layer whose value is time-major ``[3, B, 4]`` (as spiking layers), read linearly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.lin, self.steps, self.read = nn.Linear(6, 4), nn.Identity(), nn.Linear(4, 2)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        return self.read(self.steps(torch.stack((h, 2 * h, 3 * h))).sum(0))
+
+
+def test_a_time_major_layer_is_lesioned_unit_by_unit_at_every_step() -> None:
+    model = _TimeMajor()
+    got = layer_feature_ablation(model, X, "steps", 1, batch_dim=1, layer_mask=torch.arange(4))
+    assert got.shape == (3, 4, 4)  # the layer's own layout [T, B, U]
+    with torch.no_grad():
+        h = model.lin(X)
+    want = 6 * model.read.weight.detach()[1] * h  # the unit's sum over the steps, read by w
+    for step in range(3):
+        torch.testing.assert_close(got[step], want)
+    single = layer_feature_ablation(model, X, "steps", 1, batch_dim=1)  # each (step, unit)
+    torch.testing.assert_close(single.sum(0), want)
+    with pytest.raises(ValueError, match="on axis 0"):
+        layer_feature_ablation(model, X, "steps", 1)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_type, eval_mode
+from neuronkit.common import check_number, check_type, eval_mode
 
 from .attribution import Target, _check_inputs
 from .feature_ablation import feature_ablation
@@ -75,15 +75,18 @@ class _Rest(nn.Module):
     ``B`` inputs repeated ``k`` times (copy-major), the layer's value replaced. A replaced
     output skips the layer's own work (its ``forward`` returns the activations)."""
 
-    def __init__(self, model: nn.Module, swap: _Swap, module: nn.Module, x: torch.Tensor):
+    def __init__(
+        self, model: nn.Module, swap: _Swap, module: nn.Module, x: torch.Tensor, batch_dim: int
+    ):
         super().__init__()
         self.model = model
-        self._swap, self._module, self._x = swap, module, x
+        self._swap, self._module, self._x, self._batch_dim = swap, module, x, batch_dim
 
     def forward(self, acts: torch.Tensor) -> Any:
         x = self._x
         k = acts.shape[0] // x.shape[0]
         rows = x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
+        acts = acts.movedim(0, self._batch_dim)  # the layer's own layout
         if self._swap.layer_input:
             self._swap.replacement = acts
             try:
@@ -103,12 +106,18 @@ class _Rest(nn.Module):
 
 
 def _rest_of_model(
-    model: nn.Module, inputs: torch.Tensor, layer: str | nn.Module, layer_input: bool
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    layer_input: bool,
+    batch_dim: int,
 ) -> tuple[_Rest, torch.Tensor]:
-    """The model from the layer on (:class:`_Rest`) and the layer's ``[B, *U]`` value."""
+    """The model from the layer on (:class:`_Rest`) and the layer's value, its batch axis
+    ``batch_dim`` moved to the front: ``[B, *U]``."""
     check_type("model", model, nn.Module)
     check_not_compiled("model", model)
     check_type("layer_input", layer_input, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     module = submodule(model, layer)
     _check_inputs(inputs, finite=False)
     x = inputs.detach()
@@ -122,12 +131,21 @@ def _rest_of_model(
     acts = swap.value
     if acts is None:
         raise ValueError("layer did not run in the model's forward pass")
-    if acts.ndim < 2 or acts.shape[0] != x.shape[0]:
+    if acts.ndim < 2 or acts.ndim <= batch_dim or acts.shape[batch_dim] != x.shape[0]:
         raise ValueError(
-            f"the layer's {'input' if layer_input else 'output'} must be [B, ...] with the batch "
-            f"first ({x.shape[0]} examples), got shape {tuple(acts.shape)}"
+            f"the layer's {'input' if layer_input else 'output'} must hold the {x.shape[0]} "
+            f"examples on axis {batch_dim} (batch_dim; 1 for time-major [T, B, ...] layers such "
+            f"as spiking neurons), got shape {tuple(acts.shape)}"
         )
-    return _Rest(model, swap, module, x), acts
+    return _Rest(model, swap, module, x, batch_dim), acts.movedim(batch_dim, 0)
+
+
+def _batch_first(value: Any, batch_dim: int, ndim: int) -> Any:
+    """A mask or baseline given in the layer's layout, its batch axis moved to the front
+    (one with fewer dimensions broadcasts over the leading ones and stays)."""
+    if isinstance(value, torch.Tensor) and value.ndim == ndim:
+        return value.movedim(batch_dim, 0)
+    return value
 
 
 def layer_feature_ablation(
@@ -139,6 +157,7 @@ def layer_feature_ablation(
     layer_mask: torch.Tensor | None = None,
     layer_baselines: float | torch.Tensor = 0.0,
     layer_input: bool = False,
+    batch_dim: int = 0,
     batch_size: int = 256,
     show_progress: bool | None = None,
 ) -> torch.Tensor:
@@ -158,22 +177,27 @@ def layer_feature_ablation(
         layer_baselines: the lesioned units' value: a number or a tensor broadcastable to
             ``[B, *U]`` (e.g. the units' mean activation). Default 0.
         layer_input: lesion the layer's input instead of its output.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers (spiking neurons, neuronkit-snn's ``Seq*`` layers), where a
+            mask of shape ``[U]`` lesions a unit at every time step.
         batch_size: lesioned rows per forward pass.
         show_progress: progress bar over the forward passes (``None``: on a terminal only).
 
     Returns:
-        ``[B, *U]``: each unit's output drop.
+        the layer's shape (``[B, *U]``, or ``[T, B, *U]`` with ``batch_dim=1``): each unit's
+        output drop.
     """
-    rest, acts = _rest_of_model(model, inputs, layer, layer_input)
-    return feature_ablation(
+    rest, acts = _rest_of_model(model, inputs, layer, layer_input, batch_dim)
+    drops = feature_ablation(
         rest,
         acts,
         target,
-        feature_mask=layer_mask,
-        baselines=layer_baselines,
+        feature_mask=_batch_first(layer_mask, batch_dim, acts.ndim),
+        baselines=_batch_first(layer_baselines, batch_dim, acts.ndim),
         batch_size=batch_size,
         show_progress=show_progress,
     )
+    return drops.movedim(0, batch_dim)
 
 
 def layer_feature_permutation(
@@ -184,6 +208,7 @@ def layer_feature_permutation(
     *,
     layer_mask: torch.Tensor | None = None,
     layer_input: bool = False,
+    batch_dim: int = 0,
     batch_size: int = 256,
     seed: int | None = None,
     generator: torch.Generator | None = None,
@@ -194,22 +219,23 @@ def layer_feature_permutation(
     group, never the identity).
 
     Args:
-        model, inputs, layer, target, layer_mask, layer_input, batch_size, show_progress: as
-            :func:`layer_feature_ablation`.
+        model, inputs, layer, target, layer_mask, layer_input, batch_dim, batch_size,
+            show_progress: as :func:`layer_feature_ablation`.
         seed, generator: as :func:`~neuronkit.interpretability.feature_permutation` (both
             ``None``: torch's global generator, Captum's draws).
 
     Returns:
         ``[B, *U]``: each unit's output drop.
     """
-    rest, acts = _rest_of_model(model, inputs, layer, layer_input)
-    return feature_permutation(
+    rest, acts = _rest_of_model(model, inputs, layer, layer_input, batch_dim)
+    drops = feature_permutation(
         rest,
         acts,
         target,
-        feature_mask=layer_mask,
+        feature_mask=_batch_first(layer_mask, batch_dim, acts.ndim),
         batch_size=batch_size,
         seed=seed,
         generator=generator,
         show_progress=show_progress,
     )
+    return drops.movedim(0, batch_dim)
