@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import layer_activations, layer_feature_ablation, rdm, saliency
+from neuronkit.interpretability import (
+    layer_activations,
+    layer_feature_ablation,
+    neuron_output,
+    rdm,
+    saliency,
+)
 from neuronkit.pruning import DependencyGraph, count_macs, plan_pruning, prune, soft_prune
 from neuronkit.snn import (
     ALIF,
@@ -341,3 +347,11 @@ def test_lesioning_spiking_neurons(trained) -> None:
         handle.remove()
     torch.testing.assert_close(drops[0, :, 5], full - lesioned)
     assert float(drops.abs().sum()) > 0
+    # and what drives neuron 5: its spike count's surrogate gradient, as the one written out
+    count_5 = neuron_output(wrapped, "net.7", (slice(None), 5), batch_dim=1)
+    grads = saliency(count_5, inputs, abs=False)
+    probe = inputs.clone().requires_grad_(True)
+    model[:8](probe.transpose(0, 1))[..., 5].sum().backward()
+    assert probe.grad is not None
+    torch.testing.assert_close(grads, probe.grad)
+    assert float(grads.abs().sum()) > 0

@@ -143,3 +143,37 @@ def test_a_layer_that_does_not_run_is_named() -> None:
         neuron_conductance(model, X, "unused", 0, 0)
     with pytest.raises(ValueError, match="layer"):
         neuron_output(model, "nope", 0)
+
+
+class _TimeMajor(nn.Module):
+    """A layer whose value is time-major ``[3, B, 4]`` (as spiking layers), then a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.lin, self.steps = nn.Linear(6, 4), nn.Identity()
+        self.read = nn.Sequential(nn.Tanh(), nn.Linear(4, 2))
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        return self.read(self.steps(torch.stack((h, 2 * h, 3 * h))).sum(0))
+
+
+def test_a_time_major_layers_neuron() -> None:
+    model = _TimeMajor()
+    x = torch.randn(5, 6, generator=_gen(4), dtype=torch.float64)
+    over_time = neuron_output(model, "steps", (slice(None), 2), batch_dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(over_time(x), 6 * model.lin(x)[:, 2])
+    grads = saliency(over_time, x, abs=False)
+    torch.testing.assert_close(grads, 6 * model.lin.weight.detach()[2].expand_as(x))
+    ig = integrated_gradients(model, x, 1, method="riemann_trapezoid", n_steps=10)
+    total = sum(
+        neuron_conductance(model, x, "steps", (t, u), 1, n_steps=10, batch_dim=1)
+        for t in range(3)
+        for u in range(4)
+    )
+    torch.testing.assert_close(total, ig)
+    with pytest.raises(ValueError, match="neuron must index the 2 non-batch dimensions"):
+        saliency(neuron_output(model, "steps", (1, 2, 0), batch_dim=1), x)

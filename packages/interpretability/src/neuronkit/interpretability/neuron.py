@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_type, eval_mode, grad_enabled
+from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
 
 from .attribution import (
     Target,
@@ -67,9 +67,15 @@ def _check_neuron(neuron: Any) -> None:
         )
 
 
-def _select(values: torch.Tensor, neuron: Neuron, what: str) -> torch.Tensor:
-    """The neuron's value in each row of ``values`` ``[N, *U]``, ``[N]`` (units a slice
-    selects are summed)."""
+def _select(values: torch.Tensor, neuron: Neuron, what: str, batch_dim: int = 0) -> torch.Tensor:
+    """The neuron's value in each row of ``values`` ``[N, *U]`` (its axis ``batch_dim``
+    indexing the rows; moved to the front first), ``[N]`` (units a slice selects are
+    summed)."""
+    if values.ndim <= batch_dim:
+        raise ValueError(
+            f"the layer's {what} {tuple(values.shape)} has no axis {batch_dim} (batch_dim)"
+        )
+    values = values.movedim(batch_dim, 0)
     if callable(neuron):
         out = neuron(values)
         if not isinstance(out, torch.Tensor) or out.numel() != values.shape[0]:
@@ -135,12 +141,13 @@ class _NeuronOutput(nn.Module):
     :func:`neuron_output`). ``model`` is a submodule, so methods that hook the model's modules
     (DeepLIFT, guided backpropagation) see them; the modules after the layer do not run."""
 
-    def __init__(self, model: nn.Module, layer: nn.Module, neuron: Neuron, layer_input: bool):
+    def __init__(
+        self, model: nn.Module, layer: nn.Module, neuron: Neuron, layer_input: bool, batch_dim: int
+    ):
         super().__init__()
         self.model = model
         self._layer = (layer,)  # not a submodule of its own: it is one of model's
-        self.neuron = neuron
-        self.layer_input = layer_input
+        self.neuron, self.layer_input, self.batch_dim = neuron, layer_input, batch_dim
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         keep = _Keep(self.layer_input, stop=True)
@@ -148,11 +155,17 @@ class _NeuronOutput(nn.Module):
             self.model(inputs)
         if keep.value is None:
             raise ValueError("layer did not run in the model's forward pass")
-        return _select(keep.value, self.neuron, "input" if self.layer_input else "output")
+        what = "input" if self.layer_input else "output"
+        return _select(keep.value, self.neuron, what, self.batch_dim)
 
 
 def neuron_output(
-    model: nn.Module, layer: str | nn.Module, neuron: Neuron, *, layer_input: bool = False
+    model: nn.Module,
+    layer: str | nn.Module,
+    neuron: Neuron,
+    *,
+    layer_input: bool = False,
+    batch_dim: int = 0,
 ) -> nn.Module:
     """The model that maps ``model``'s inputs to one neuron of ``layer``, for the input
     attribution methods (``target=None``; see the module docstring).
@@ -166,6 +179,9 @@ def neuron_output(
             column)``), whose slices select several units, summed; or a function of the
             layer's ``[B, *U]`` output returning ``[B]``.
         layer_input: the neuron is one of the layer's input units.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, *U]`` layers (spiking neurons), whose ``neuron`` then indexes
+            ``[T, *U]`` (e.g. ``(slice(None), 5)``: unit 5's spikes summed over time).
 
     Returns:
         an ``nn.Module`` mapping ``[B, ...]`` to ``[B]``.
@@ -173,8 +189,9 @@ def neuron_output(
     check_type("model", model, nn.Module)
     check_not_compiled("model", model)
     check_type("layer_input", layer_input, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     _check_neuron(neuron)
-    return _NeuronOutput(model, submodule(model, layer), neuron, layer_input)
+    return _NeuronOutput(model, submodule(model, layer), neuron, layer_input, batch_dim)
 
 
 @grad_enabled("neuron_conductance")
@@ -189,6 +206,7 @@ def neuron_conductance(
     n_steps: int = 50,
     method: str = "riemann_trapezoid",
     layer_input: bool = False,
+    batch_dim: int = 0,
 ) -> torch.Tensor:
     """Conductance of each input feature through one neuron (Captum's ``NeuronConductance``).
 
@@ -196,7 +214,8 @@ def neuron_conductance(
         model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``); runs in eval mode
             (its flags are restored).
         inputs: ``[B, ...]`` floating tensor (not modified).
-        layer, neuron, layer_input: the neuron, as :func:`neuron_output` (a slice's units, or a
+        layer, neuron, layer_input, batch_dim: the neuron, as :func:`neuron_output` (a slice's
+            units, or a
             function of the layer's output, take ``dF/dy`` from the same selection of the
             gradient, as Captum).
         target: class index / indices of the model's output ``F``.
@@ -210,6 +229,7 @@ def neuron_conductance(
         ``[B, ...]`` conductances shaped like ``inputs``.
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, False)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     _check_neuron(neuron)
     _check_inputs(inputs, finite=False)
     batch, points = inputs.shape[0], int(n_steps)
@@ -229,13 +249,13 @@ def neuron_conductance(
         acts = keep.value
         if acts is None:
             raise ValueError("layer did not run in the model's forward pass")
-        if acts.ndim < 1 or acts.shape[0] != points * batch:
+        if acts.ndim <= batch_dim or acts.shape[batch_dim] != points * batch:
             raise ValueError(
-                f"the layer's {what} must be [B, ...] with the batch first, got shape "
-                f"{tuple(acts.shape)} for {points * batch} rows"
+                f"the layer's {what} must hold the {points * batch} rows of the path on axis "
+                f"{batch_dim} (batch_dim), got shape {tuple(acts.shape)}"
             )
         (through,) = torch.autograd.grad(outputs, acts, grad_out, retain_graph=True)
-        (along,) = torch.autograd.grad(_select(acts, neuron, what).sum(), path)
-    scale = _select(through, neuron, what) * weights.repeat_interleave(batch)  # [points * B]
+        (along,) = torch.autograd.grad(_select(acts, neuron, what, batch_dim).sum(), path)
+    scale = _select(through, neuron, what, batch_dim) * weights.repeat_interleave(batch)
     flow = (along * scale.view(-1, *([1] * (x.ndim - 1)))).view(points, *x.shape).sum(0)
     return _finite_with_inputs(inputs, flow * diff, "outputs or gradients")
