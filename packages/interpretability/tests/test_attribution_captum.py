@@ -912,3 +912,20 @@ def test_layer_deeplift_matches_captum(layer, layer_input) -> None:
     )
     ours = layer_deeplift(model, x, layer, target, baselines=base, layer_input=layer_input)
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+def test_layer_and_neuron_deeplift_shap_match_captum() -> None:
+    from neuronkit.interpretability import deeplift_shap, layer_deeplift_shap, neuron_output
+
+    model = _neuron_cnn()
+    x, refs = torch.randn(3, 1, 8, 8).double(), torch.randn(4, 1, 8, 8).double()
+    target = torch.tensor([0, 1, 2])
+    for layer, layer_input in (("3", False), ("6", True)):
+        theirs = captum_attr.LayerDeepLiftShap(model, model[int(layer)]).attribute(
+            x, refs, target=target, attribute_to_layer_input=layer_input
+        )
+        ours = layer_deeplift_shap(model, x, layer, refs, target, layer_input=layer_input)
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+    theirs = captum_attr.NeuronDeepLiftShap(model, model[3]).attribute(x, (2, 1, 1), refs)
+    ours = deeplift_shap(neuron_output(model, "3", (2, 1, 1)), x, refs)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)

@@ -288,3 +288,14 @@ def test_layer_deeplift_at_the_first_layers_input_is_deeplift() -> None:
     torch.testing.assert_close(at_input, deeplift(model, x, 1, baselines=0.2))
     with pytest.raises(ValueError, match="layer"):
         layer_deeplift(model, x, "9", 1)
+
+
+def test_layer_deeplift_shap_averages_layer_deeplift_over_the_baselines() -> None:
+    from neuronkit.interpretability import layer_deeplift, layer_deeplift_shap
+
+    model = _pooled_cnn()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    refs = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    got = layer_deeplift_shap(model, x, "3", refs, 2)
+    each = [layer_deeplift(model, x, "3", 2, baselines=refs[j]) for j in range(4)]
+    torch.testing.assert_close(got, torch.stack(each).mean(0))

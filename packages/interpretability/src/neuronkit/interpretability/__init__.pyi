@@ -22,7 +22,7 @@ from .attribution_eval import (
     signal_mass,
 )
 from .codebook import CodebookLayer, insert_codebooks, insert_hf_codebooks
-from .deeplift import deeplift, deeplift_shap, layer_deeplift
+from .deeplift import deeplift, deeplift_shap, layer_deeplift, layer_deeplift_shap
 from .description import ExemplarCaptioner, compute_exemplars, describe_units
 from .dynamics import InformationPlane, track_information_plane
 from .evaluators import WideDeep, WideDeepResult
@@ -151,6 +151,7 @@ __all__ = [
     "layer_activations",
     "layer_conductance",
     "layer_deeplift",
+    "layer_deeplift_shap",
     "layer_feature_ablation",
     "layer_feature_permutation",
     "layer_gradient_x_activation",

@@ -56,7 +56,7 @@ from .attribution import (
 from .grad_cam import _Capture
 from .hooks import CallInputs, call_model, check_not_compiled, module_hooks, submodule
 
-__all__ = ["deeplift", "deeplift_shap", "layer_deeplift"]
+__all__ = ["deeplift", "deeplift_shap", "layer_deeplift", "layer_deeplift_shap"]
 
 _RESCALED = ELEMENTWISE_ACTIVATIONS  # exact types (Captum's six first)
 _MAX_POOLS = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}
@@ -364,3 +364,36 @@ def layer_deeplift(
     t = _target_index(target, inputs.shape[0], inputs.device)
     grad, change = _attribute(model, inputs, base, t, float(eps), (module, layer_input))
     return _finite_with_inputs(inputs, grad * change, "outputs or gradients")
+
+
+@grad_enabled("layer_deeplift_shap")
+def layer_deeplift_shap(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    baselines: torch.Tensor,
+    target: Target = None,
+    *,
+    layer_input: bool = False,
+    eps: float = 1e-10,
+) -> torch.Tensor:
+    """:func:`layer_deeplift` against each of ``K`` baselines ``[K, ...]``, averaged (Captum's
+    ``LayerDeepLiftShap``; the pairs run as one batch, example-major as in
+    :func:`deeplift_shap`).
+
+    Returns:
+        ``[B, ...]`` shaped like the layer's output (input).
+    """
+    _prepare(model, inputs, eps, False)
+    check_type("layer_input", layer_input, bool)
+    module = submodule(model, layer)
+    refs = _baseline_sample(baselines, inputs)
+    batch, k = inputs.shape[0], refs.shape[0]
+    t = _target_index(target, batch, inputs.device)
+    x = inputs.detach().repeat_interleave(k, dim=0)
+    base = refs.repeat(batch, *([1] * (inputs.ndim - 1)))
+    rows_t = t.repeat_interleave(k) if isinstance(t, torch.Tensor) else t
+    grad, change = _attribute(model, x, base, rows_t, float(eps), (module, layer_input))
+    per_pair = grad * change
+    attributions = per_pair.view(batch, k, *per_pair.shape[1:]).mean(1)
+    return _finite_with_inputs(inputs, attributions, "outputs or gradients")
