@@ -292,6 +292,21 @@ def deeplift(
     return attributions, _check_finite_result(delta, "outputs")
 
 
+def _pairs(
+    inputs: torch.Tensor, baselines: torch.Tensor, target: Target
+) -> tuple[int, int, torch.Tensor, torch.Tensor, int | torch.Tensor | None]:
+    """``B``, ``K`` and every example against every baseline as rows, example-major (example
+    ``b`` against baseline ``j`` at ``b * K + j``, as Captum expands them): the inputs, the
+    baselines and the targets of the ``B * K`` rows."""
+    refs = _baseline_sample(baselines, inputs)
+    batch, k = inputs.shape[0], refs.shape[0]
+    t = _target_index(target, batch, inputs.device)
+    x = inputs.detach().repeat_interleave(k, dim=0)
+    base = refs.repeat(batch, *([1] * (inputs.ndim - 1)))
+    rows_t = t.repeat_interleave(k) if isinstance(t, torch.Tensor) else t
+    return batch, k, x, base, rows_t
+
+
 @grad_enabled("deeplift_shap")
 def deeplift_shap(
     model: nn.Module,
@@ -315,13 +330,7 @@ def deeplift_shap(
         ``[B, ...]`` attributions, and ``[B * K]`` deltas when asked.
     """
     _prepare(model, inputs, eps, return_convergence_delta)
-    refs = _baseline_sample(baselines, inputs)
-    batch, k = inputs.shape[0], refs.shape[0]
-    t = _target_index(target, batch, inputs.device)
-    # example-major rows (example b against baseline j at b * K + j), as Captum expands them
-    x = inputs.detach().repeat_interleave(k, dim=0)
-    base = refs.repeat(batch, *([1] * (inputs.ndim - 1)))
-    rows_t = t.repeat_interleave(k) if isinstance(t, torch.Tensor) else t
+    batch, k, x, base, rows_t = _pairs(inputs, baselines, target)
     grad, difference = _attribute(model, x, base, rows_t, float(eps))
     per_pair = _finite_with_inputs(x, grad * (x - base), "outputs or gradients")
     attributions = per_pair.view(batch, k, *inputs.shape[1:]).mean(1)
@@ -387,12 +396,7 @@ def layer_deeplift_shap(
     _prepare(model, inputs, eps, False)
     check_type("layer_input", layer_input, bool)
     module = submodule(model, layer)
-    refs = _baseline_sample(baselines, inputs)
-    batch, k = inputs.shape[0], refs.shape[0]
-    t = _target_index(target, batch, inputs.device)
-    x = inputs.detach().repeat_interleave(k, dim=0)
-    base = refs.repeat(batch, *([1] * (inputs.ndim - 1)))
-    rows_t = t.repeat_interleave(k) if isinstance(t, torch.Tensor) else t
+    batch, k, x, base, rows_t = _pairs(inputs, baselines, target)
     grad, change = _attribute(model, x, base, rows_t, float(eps), (module, layer_input))
     per_pair = grad * change
     attributions = per_pair.view(batch, k, *per_pair.shape[1:]).mean(1)
