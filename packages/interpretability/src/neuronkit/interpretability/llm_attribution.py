@@ -108,8 +108,8 @@ class _TargetLogProbs(nn.Module):
         baseline_token: int,
     ) -> None:
         super().__init__()
-        self.model = model if isinstance(model, nn.Module) else None
-        self._call = model
+        self.model = model if isinstance(model, nn.Module) else None  # for eval mode
+        self._call = (model,)  # a tuple: not registered a second time as a submodule
         self._prompt, self._attributed, self._target = prompt, attributed, target
         self._baseline = baseline_token
         self._seen: dict[bytes, torch.Tensor] = {}  # presence row -> its [1 + T] outputs
@@ -131,7 +131,7 @@ class _TargetLogProbs(nn.Module):
         ids = self._prompt.expand(present.shape[0], -1).clone()
         ids[:, self._attributed] = torch.where(present, ids[:, self._attributed], self._baseline)
         full = torch.cat((ids, self._target.expand(present.shape[0], -1)), dim=1)
-        per_token = _target_log_probs(self._call, full, self._target).double()
+        per_token = _target_log_probs(self._call[0], full, self._target).double()
         return torch.cat((per_token.sum(1, keepdim=True), per_token), dim=1)
 
 
@@ -142,7 +142,7 @@ def _ids(name: str, ids: Any) -> torch.Tensor:
     flat = ids.reshape(-1) if ids.ndim == 2 and ids.shape[0] == 1 else ids
     if flat.ndim != 1 or flat.numel() == 0:
         raise ValueError(
-            f"{name} must be one sequence of token ids, [L] or [1, L], got {ids.shape}"
+            f"{name} must be one sequence of token ids, [L] or [1, L], got {tuple(ids.shape)}"
         )
     return flat.long()
 
