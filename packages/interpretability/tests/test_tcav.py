@@ -44,6 +44,7 @@ def test_the_cav_points_to_the_planted_concept() -> None:
     assert cav.accuracy >= 0.8  # the best line: Phi(1.5) = 0.93
     again = train_cav(_Net(), "layer", concept, randoms[0])
     assert torch.equal(again.vector, cav.vector)
+    train_cav(_Net(), "layer", concept, randoms[0], seed=2**64 - 1)  # any seed check_seed takes
 
 
 def test_the_score_written_out() -> None:

@@ -127,7 +127,9 @@ def train_cav(
         train.append((acts[order[n_test:]], np.full(len(acts) - n_test, label)))
     x_train, y_train = (np.concatenate(parts) for parts in zip(*train, strict=True))
     x_test, y_test = (np.concatenate(parts) for parts in zip(*test, strict=True))
-    classifier = SGDClassifier(alpha=alpha, max_iter=1000, tol=1e-3, random_state=seed)
+    classifier = SGDClassifier(  # scikit-learn takes seeds below 2**32
+        alpha=alpha, max_iter=1000, tol=1e-3, random_state=seed % 2**32
+    )
     classifier.fit(x_train, y_train)
     accuracy = float(classifier.score(x_test, y_test))
     normal = classifier.coef_[0]  # positive on the concept's side (label 1)
