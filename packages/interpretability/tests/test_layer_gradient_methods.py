@@ -10,6 +10,7 @@ from torch import nn
 from neuronkit.interpretability import (
     integration_nodes,
     internal_influence,
+    layer_conductance,
     layer_gradient_x_activation,
 )
 
@@ -76,3 +77,36 @@ def test_bad_input_is_named() -> None:
         internal_influence(_net(), X, "1", T, n_steps=0)
     with pytest.raises(ValueError, match="layer"):
         internal_influence(_net(), X, "9", T)
+
+
+class _Steps(nn.Module):
+    """A layer stacking three steps, time-major ``[3, B, 4]`` or batch-first ``[B, 3, 4]``,
+    then a classifier: the same function either way."""
+
+    def __init__(self, time_major: bool) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.lin, self.steps = nn.Linear(6, 4), nn.Identity()
+        self.read = nn.Sequential(nn.Tanh(), nn.Linear(4, 3))
+        self.axis = 0 if time_major else 1
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        return self.read(self.steps(torch.stack((h, 2 * h, 3 * h), self.axis)).sum(self.axis))
+
+
+@pytest.mark.parametrize("method", ["gxa", "influence", "conductance"])
+def test_time_major_layers_keep_their_layout(method) -> None:
+    """batch_dim=1 gives the batch-first twin's numbers, in the layer's [T, B, U] layout."""
+    call = {
+        "gxa": layer_gradient_x_activation,
+        "influence": lambda *a, **k: internal_influence(*a, n_steps=8, **k),
+        "conductance": lambda *a, **k: layer_conductance(*a, n_steps=8, **k),
+    }[method]
+    time_major = call(_Steps(True), X, "steps", T, batch_dim=1)
+    batch_first = call(_Steps(False), X, "steps", T)
+    assert time_major.shape == (3, 4, 4)
+    torch.testing.assert_close(time_major, batch_first.transpose(0, 1))
+    with pytest.raises(ValueError, match="on axis 0"):
+        call(_Steps(True), X, "steps", T)

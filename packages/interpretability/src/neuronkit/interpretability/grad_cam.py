@@ -80,10 +80,12 @@ def _layer_gradients(
     *,
     min_ndim: int = 1,
     copy: bool = True,
+    batch_dim: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``module``'s output (or first input) on ``rows`` ``[N, ...]`` and the gradient of the
-    selected outputs with respect to it, both ``[N, *U]`` (detached). The model runs in eval
-    mode, without a graph up to the layer (:class:`_Capture`), on a copy of ``rows`` unless
+    selected outputs with respect to it, both ``[N, *U]`` (detached; the value's axis
+    ``batch_dim`` holds the rows and is moved to the front). The model runs in eval mode,
+    without a graph up to the layer (:class:`_Capture`), on a copy of ``rows`` unless
     ``copy=False``."""
     n = rows.shape[0]
     capture = _Capture()
@@ -94,18 +96,19 @@ def _layer_gradients(
         acts = capture.value
         if acts is None:
             raise ValueError("layer did not run in the model's forward pass")
-        if acts.ndim < min_ndim or acts.shape[0] != n:
+        if acts.ndim < min_ndim or acts.ndim <= batch_dim or acts.shape[batch_dim] != n:
             unit = "K, ..." if min_ndim > 1 else "..."
             raise ValueError(
                 f"the layer's {'input' if layer_input else 'output'} must be [B, {unit}] with "
-                f"the batch first ({n} rows), got shape {tuple(acts.shape)}"
+                f"the {n} rows on axis {batch_dim} (batch_dim; 1 for time-major [T, B, ...] "
+                f"layers), got shape {tuple(acts.shape)}"
             )
         grads = None
         if outputs.requires_grad:
             (grads,) = torch.autograd.grad(outputs, acts, grad_out, allow_unused=True)
     if grads is None:
         raise ValueError("the model's output does not depend on the layer through autograd")
-    return acts.detach(), grads
+    return acts.detach().movedim(batch_dim, 0), grads.movedim(batch_dim, 0)
 
 
 @grad_enabled("grad_cam")

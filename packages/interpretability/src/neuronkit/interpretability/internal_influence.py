@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import grad_enabled
+from neuronkit.common import check_number, grad_enabled
 
 from .attribution import (
     Target,
@@ -43,6 +43,7 @@ def internal_influence(
     n_steps: int = 50,
     method: str = "gausslegendre",
     layer_input: bool = False,
+    batch_dim: int = 0,
 ) -> torch.Tensor:
     """Internal influence of each unit of ``layer`` (Captum's ``InternalInfluence``).
 
@@ -58,11 +59,14 @@ def internal_influence(
         n_steps: points on the path (Captum's default 50).
         method: their rule, as :func:`~neuronkit.interpretability.integration_nodes`.
         layer_input: attribute the layer's input instead of its output.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers (spiking neurons); the result keeps the layer's layout.
 
     Returns:
         ``[B, ...]`` shaped like the layer's output (input).
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, False)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     _check_inputs(inputs, finite=False)
     batch, points = inputs.shape[0], int(n_steps)
     t = _target_index(target, batch, inputs.device)
@@ -70,6 +74,9 @@ def internal_influence(
     base = _baselines(baselines, x)
     alphas, weights = _node_tensors(method, points, x.dtype, x.device)
     path = (base + alphas.view(-1, *([1] * x.ndim)) * (x - base)).reshape(-1, *x.shape[1:])
-    _, grads = _layer_gradients(model, module, path, _repeat(t, points), layer_input, copy=False)
+    _, grads = _layer_gradients(
+        model, module, path, _repeat(t, points), layer_input, copy=False, batch_dim=batch_dim
+    )
     influence = (weights @ grads.reshape(points, -1)).view(batch, *grads.shape[1:])
+    influence = influence.movedim(0, batch_dim)
     return _finite_with_inputs(inputs, influence, "outputs or gradients")

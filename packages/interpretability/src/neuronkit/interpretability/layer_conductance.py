@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import grad_enabled
+from neuronkit.common import check_number, grad_enabled
 
 from .attribution import (
     Target,
@@ -50,6 +50,7 @@ def layer_conductance(
     method: str = "gausslegendre",
     layer_input: bool = False,
     return_convergence_delta: bool = False,
+    batch_dim: int = 0,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Conductance of each unit of ``layer`` (Captum's ``LayerConductance``).
 
@@ -68,12 +69,15 @@ def layer_conductance(
 integration_nodes`, with ``n_steps + 1`` points).
         layer_input: attribute the layer's input instead of its output.
         return_convergence_delta: also return ``sum attr - (f(x) - f(x'))`` per example.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers (spiking neurons); the result keeps the layer's layout.
 
     Returns:
         ``[B, ...]`` conductances shaped like the layer's output (input), and ``[B]`` deltas
         when asked.
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, return_convergence_delta)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     _check_inputs(inputs, finite=False)
     batch, points = inputs.shape[0], int(n_steps) + 1
     t = _target_index(target, batch, inputs.device)
@@ -82,13 +86,16 @@ integration_nodes`, with ``n_steps + 1`` points).
     alphas, _ = _node_tensors(method, points, x.dtype, x.device)
     diff = x - base
     path = (base + alphas.view(-1, *([1] * x.ndim)) * diff).reshape(points * batch, *x.shape[1:])
-    acts, grads = _layer_gradients(model, module, path, _repeat(t, points), layer_input, copy=False)
-    values = acts.view(points, batch, *acts.shape[1:])
+    acts, grads = _layer_gradients(
+        model, module, path, _repeat(t, points), layer_input, copy=False, batch_dim=batch_dim
+    )
+    values = acts.reshape(points, batch, *acts.shape[1:])
     steps = values[1:] - values[:-1]  # each unit's change between consecutive points
-    conductance = (grads.view_as(values)[:-1] * steps).sum(0)
+    per_example = (grads.reshape(values.shape)[:-1] * steps).sum(0)  # [B, *U]
+    conductance = per_example.movedim(0, batch_dim)  # the layer's layout
     conductance = _finite_with_inputs(inputs, conductance, "outputs or gradients")
     if not return_convergence_delta:
         return conductance
     difference = _forward_selected(model, x, t) - _forward_selected(model, base.contiguous(), t)
-    delta = conductance.reshape(batch, -1).sum(1) - difference
+    delta = per_example.reshape(batch, -1).sum(1) - difference
     return conductance, _check_finite_result(delta, "outputs")

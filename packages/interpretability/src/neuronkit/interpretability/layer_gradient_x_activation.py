@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_type, grad_enabled
+from neuronkit.common import check_number, check_type, grad_enabled
 
 from .attribution import Target, _check_inputs, _finite_with_inputs, _target_index
 from .grad_cam import _layer_gradients
@@ -29,6 +29,7 @@ def layer_gradient_x_activation(
     *,
     layer_input: bool = False,
     multiply_by_activations: bool = True,
+    batch_dim: int = 0,
 ) -> torch.Tensor:
     """Gradient x activation of each unit of ``layer`` (Captum's
     ``LayerGradientXActivation``).
@@ -44,6 +45,8 @@ def layer_gradient_x_activation(
         layer_input: attribute the layer's input instead of its output.
         multiply_by_activations: ``False`` returns the gradient alone (Captum's
             ``multiply_by_inputs=False``).
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers (spiking neurons); the result keeps the layer's layout.
 
     Returns:
         ``[B, ...]`` shaped like the layer's output (input).
@@ -52,9 +55,10 @@ def layer_gradient_x_activation(
     check_not_compiled("model", model)
     check_type("layer_input", layer_input, bool)
     check_type("multiply_by_activations", multiply_by_activations, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     module = submodule(model, layer)
     _check_inputs(inputs, finite=False)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    acts, grads = _layer_gradients(model, module, inputs, t, layer_input)
-    result = grads * acts if multiply_by_activations else grads
+    acts, grads = _layer_gradients(model, module, inputs, t, layer_input, batch_dim=batch_dim)
+    result = (grads * acts if multiply_by_activations else grads).movedim(0, batch_dim)
     return _finite_with_inputs(inputs, result, "outputs, activations or gradients")
