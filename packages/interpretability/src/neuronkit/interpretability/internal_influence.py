@@ -19,15 +19,12 @@ from neuronkit.common import check_number, grad_enabled
 
 from .attribution import (
     Target,
-    _baselines,
-    _check_inputs,
     _finite_with_inputs,
-    _node_tensors,
     _repeat,
     _target_index,
 )
 from .grad_cam import _layer_gradients
-from .layer_integrated_gradients import _layer_method
+from .layer_integrated_gradients import _layer_method, _straight_path
 
 __all__ = ["internal_influence"]
 
@@ -67,13 +64,9 @@ def internal_influence(
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, False)
     check_number("batch_dim", batch_dim, ge=0, integer=True)
-    _check_inputs(inputs, finite=False)
     batch, points = inputs.shape[0], int(n_steps)
+    _, _, weights, path = _straight_path(inputs, baselines, method, points)
     t = _target_index(target, batch, inputs.device)
-    x = inputs.detach()
-    base = _baselines(baselines, x)
-    alphas, weights = _node_tensors(method, points, x.dtype, x.device)
-    path = (base + alphas.view(-1, *([1] * x.ndim)) * (x - base)).reshape(-1, *x.shape[1:])
     _, grads = _layer_gradients(
         model, module, path, _repeat(t, points), layer_input, copy=False, batch_dim=batch_dim
     )

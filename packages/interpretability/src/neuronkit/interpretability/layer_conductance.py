@@ -23,17 +23,14 @@ from neuronkit.common import check_number, grad_enabled
 
 from .attribution import (
     Target,
-    _baselines,
     _check_finite_result,
-    _check_inputs,
     _finite_with_inputs,
     _forward_selected,
-    _node_tensors,
     _repeat,
     _target_index,
 )
 from .grad_cam import _layer_gradients
-from .layer_integrated_gradients import _layer_method
+from .layer_integrated_gradients import _layer_method, _straight_path
 
 __all__ = ["layer_conductance"]
 
@@ -78,14 +75,9 @@ integration_nodes`, with ``n_steps + 1`` points).
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, return_convergence_delta)
     check_number("batch_dim", batch_dim, ge=0, integer=True)
-    _check_inputs(inputs, finite=False)
     batch, points = inputs.shape[0], int(n_steps) + 1
+    x, base, _, path = _straight_path(inputs, baselines, method, points)
     t = _target_index(target, batch, inputs.device)
-    x = inputs.detach()
-    base = _baselines(baselines, x)
-    alphas, _ = _node_tensors(method, points, x.dtype, x.device)
-    diff = x - base
-    path = (base + alphas.view(-1, *([1] * x.ndim)) * diff).reshape(points * batch, *x.shape[1:])
     acts, grads = _layer_gradients(
         model, module, path, _repeat(t, points), layer_input, copy=False, batch_dim=batch_dim
     )

@@ -26,8 +26,10 @@ from neuronkit.common import check_choice, check_number, check_type, eval_mode, 
 from .attribution import (
     IG_METHODS,
     Target,
+    _baselines,
     _check_finite_result,
     _check_graph,
+    _check_inputs,
     _grad_outputs,
     _node_tensors,
     _repeat,
@@ -107,6 +109,20 @@ def _layer_method(
     check_type("layer_input", layer_input, bool)
     check_type("return_convergence_delta", delta, bool)
     return submodule(model, layer)
+
+
+def _straight_path(
+    inputs: torch.Tensor, baselines: Any, method: str, points: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x, x', weights, path)`` for the input path methods (conductance, influence): the
+    detached inputs, the baselines, the rule's ``[points]`` weights and the ``points`` points
+    ``x' + alpha_k (x - x')`` of every example, ``[points * B, ...]`` (point-major)."""
+    _check_inputs(inputs, finite=False)
+    x = inputs.detach()
+    base = _baselines(baselines, x)
+    alphas, weights = _node_tensors(method, points, x.dtype, x.device)
+    path = base + alphas.view(-1, *([1] * x.ndim)) * (x - base)
+    return x, base, weights, path.reshape(points * x.shape[0], *x.shape[1:])
 
 
 def _expand(x: torch.Tensor, k: int) -> torch.Tensor:

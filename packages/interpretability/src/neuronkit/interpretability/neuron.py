@@ -36,17 +36,14 @@ from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
 
 from .attribution import (
     Target,
-    _baselines,
     _check_graph,
-    _check_inputs,
     _finite_with_inputs,
     _grad_outputs,
-    _node_tensors,
     _repeat,
     _target_index,
 )
 from .hooks import call_model, check_not_compiled, module_hooks, submodule
-from .layer_integrated_gradients import _layer_method
+from .layer_integrated_gradients import _layer_method, _straight_path
 
 __all__ = ["neuron_conductance", "neuron_output"]
 
@@ -231,14 +228,10 @@ def neuron_conductance(
     module = _layer_method(model, layer, n_steps, method, layer_input, False)
     check_number("batch_dim", batch_dim, ge=0, integer=True)
     _check_neuron(neuron)
-    _check_inputs(inputs, finite=False)
     batch, points = inputs.shape[0], int(n_steps)
-    t = _target_index(target, batch, inputs.device)
-    x = inputs.detach()
-    base = _baselines(baselines, x)
-    alphas, weights = _node_tensors(method, points, x.dtype, x.device)
+    x, base, weights, path = _straight_path(inputs, baselines, method, points)
     diff = x - base
-    path = (base + alphas.view(-1, *([1] * x.ndim)) * diff).reshape(points * batch, *x.shape[1:])
+    t = _target_index(target, batch, inputs.device)
     path.requires_grad_(True)
     keep = _Keep(layer_input, stop=False)
     what = "input" if layer_input else "output"
