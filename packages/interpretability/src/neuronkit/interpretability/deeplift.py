@@ -174,7 +174,7 @@ def _layer_hooks(
     keeps its output (the output with the rule's gradient)."""
     if layer is None or layer[1] != before:
         return []
-    return [c.hooks(*layer) for c in captures]
+    return [c.hooks(layer[0]) for c in captures]
 
 
 def _attribute(
@@ -192,7 +192,7 @@ def _attribute(
     modules = _rule_modules(model)
     refs = _References()
     batch = inputs.shape[0]
-    at_layer = [] if layer is None else [_Capture(), _Capture()]  # reference, input pass
+    at_layer = [] if layer is None else [_Capture(layer[1]), _Capture(layer[1])]  # ref, input
     with eval_mode(model):
         with (
             torch.no_grad(),

@@ -13,8 +13,6 @@ channels summed, the layer's output attributed. Targets as in
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,47 +26,26 @@ from .attribution import (
     _grad_outputs,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, module_hooks, submodule
+from .hooks import LayerValueHook, call_model, check_not_compiled, module_hooks, submodule
 
 __all__ = ["grad_cam"]
 
 _UPSAMPLE = ("nearest", "bilinear", "bicubic")
 
 
-class _Capture:
-    """Hook keeping the tensor Grad-CAM attributes, the layer's output (a forward hook) or its
-    first input (a pre-hook). The model runs without gradients up to the layer: the hook turns
-    them on for the rest of the forward and keeps the tensor as a leaf (only the gradient with
-    respect to it is needed, so nothing before it is recorded). The model gets a copy, so
-    in-place ops after the layer (``ReLU(inplace=True)``) leave the kept activation unchanged
-    (Captum keeps it likewise)."""
+class _Capture(LayerValueHook):
+    """Keeps the tensor Grad-CAM attributes, the layer's output or first input. The model runs
+    without gradients up to the layer: the hook turns them on for the rest of the forward and
+    keeps the tensor as a leaf (only the gradient with respect to it is needed, so nothing
+    before it is recorded). The model gets a copy, so in-place ops after the layer
+    (``ReLU(inplace=True)``) leave the kept activation unchanged (Captum keeps it likewise)."""
 
-    def __init__(self) -> None:
-        self.value: torch.Tensor | None = None
+    value: torch.Tensor | None = None
 
-    def _keep(self, x: Any, what: str) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(
-                f"the layer's {what} must be a tensor for Grad-CAM, got {type(x).__name__}"
-            )
+    def on_value(self, value: torch.Tensor) -> torch.Tensor:
         torch.set_grad_enabled(True)  # the enclosing no_grad() restores the mode on exit
-        self.value = x.detach().requires_grad_(True)
+        self.value = value.detach().requires_grad_(True)
         return self.value.clone()
-
-    def output_hook(self, module: nn.Module, args: Any, output: Any) -> Any:
-        return self._keep(output, "output")
-
-    def input_hook(self, module: nn.Module, args: Any) -> Any:
-        if not args:
-            raise TypeError("layer_input=True needs a layer called with a positional input")
-        return (self._keep(args[0], "input"), *args[1:])
-
-    def hooks(self, module: nn.Module, layer_input: bool) -> tuple[nn.Module, Any, Any]:
-        """``(module, pre_hook, hook)`` for :func:`~.hooks.module_hooks`: the input or the
-        output is kept."""
-        if layer_input:
-            return (module, self.input_hook, None)
-        return (module, None, self.output_hook)
 
 
 def _layer_gradients(
@@ -88,8 +65,8 @@ def _layer_gradients(
     without a graph up to the layer (:class:`_Capture`), on a copy of ``rows`` unless
     ``copy=False``."""
     n = rows.shape[0]
-    capture = _Capture()
-    with eval_mode(model), module_hooks([capture.hooks(module, layer_input)]):
+    capture = _Capture(layer_input)
+    with eval_mode(model), module_hooks([capture.hooks(module)]):
         with torch.no_grad():  # until the layer runs (the hook turns gradients on)
             outputs = call_model(model, rows, copy=copy)
         grad_out = _grad_outputs(outputs, target, n)

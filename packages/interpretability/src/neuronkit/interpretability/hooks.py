@@ -153,6 +153,38 @@ def module_hooks(hooks: Iterable[tuple[nn.Module, Any, Any]]) -> Iterator[None]:
             handle.remove()
 
 
+class LayerValueHook:
+    """Hooks handing a layer's output (or, ``layer_input=True``, its first positional input)
+    to :meth:`on_value`, whose return value replaces it for the rest of the forward pass.
+    The layer attribution methods subclass it to record, keep or replace that value."""
+
+    def __init__(self, layer_input: bool) -> None:
+        self.layer_input = layer_input
+        self.what = "input" if layer_input else "output"
+
+    def on_value(self, value: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _checked(self, value: Any) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"the layer's {self.what} must be a tensor, got {type(value).__name__}")
+        return self.on_value(value)
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not args:
+            raise TypeError("layer_input=True needs a layer called with a positional input")
+        return (self._checked(args[0]), *args[1:])
+
+    def hook(self, module: nn.Module, args: Any, output: Any) -> torch.Tensor:
+        return self._checked(output)
+
+    def hooks(self, module: nn.Module) -> tuple[nn.Module, Any, Any]:
+        """``(module, pre_hook, hook)`` for :func:`module_hooks`, one of them ``None``."""
+        if self.layer_input:
+            return (module, self.pre_hook, None)
+        return (module, None, self.hook)
+
+
 class CallInputs:
     """Forward pre-hook keeping each module's first input of the call under way, as it was
     before the call, for the forward hook of the same call to :meth:`pop`. A module with

@@ -27,23 +27,18 @@ from neuronkit.common import check_number, check_type, eval_mode
 from .attribution import Target, _check_inputs
 from .feature_ablation import feature_ablation
 from .feature_permutation import feature_permutation
-from .hooks import call_model, check_not_compiled, module_hooks, submodule
+from .hooks import LayerValueHook, call_model, check_not_compiled, module_hooks, submodule
 
 __all__ = ["layer_feature_ablation", "layer_feature_permutation"]
 
 
-class _Swap:
-    """Hook on the layer: records its output (or first input), or replaces it."""
+class _Swap(LayerValueHook):
+    """Records the layer's output (or first input), or replaces it with ``replacement``."""
 
-    def __init__(self, layer_input: bool) -> None:
-        self.layer_input = layer_input
-        self.value: torch.Tensor | None = None
-        self.replacement: torch.Tensor | None = None
+    value: torch.Tensor | None = None
+    replacement: torch.Tensor | None = None
 
-    def _swap(self, value: Any) -> torch.Tensor:
-        if not isinstance(value, torch.Tensor):
-            what = "input" if self.layer_input else "output"
-            raise TypeError(f"the layer's {what} must be a tensor, got {type(value).__name__}")
+    def on_value(self, value: torch.Tensor) -> torch.Tensor:
         if self.replacement is None:
             if self.value is not None:
                 raise ValueError(
@@ -58,16 +53,6 @@ class _Swap:
                 f"{tuple(self.replacement.shape)} expected"
             )
         return self.replacement
-
-    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if not self.layer_input:
-            return None
-        if not args:
-            raise TypeError("layer_input=True needs a layer called with a positional input")
-        return (self._swap(args[0]), *args[1:])
-
-    def hook(self, module: nn.Module, args: Any, output: Any) -> Any:
-        return None if self.layer_input else self._swap(output)
 
 
 class _Rest(nn.Module):
@@ -90,7 +75,7 @@ class _Rest(nn.Module):
         if self._swap.layer_input:
             self._swap.replacement = acts
             try:
-                with module_hooks([(self._module, self._swap.pre_hook, None)]):
+                with module_hooks([self._swap.hooks(self._module)]):
                     return call_model(self.model, rows)
             finally:
                 self._swap.replacement = None
@@ -125,7 +110,7 @@ def _rest_of_model(
     with (
         eval_mode(model),
         torch.no_grad(),
-        module_hooks([(module, swap.pre_hook, swap.hook)]),
+        module_hooks([swap.hooks(module)]),
     ):
         call_model(model, x)
     acts = swap.value

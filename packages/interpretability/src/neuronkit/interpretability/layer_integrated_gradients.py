@@ -36,29 +36,21 @@ from .attribution import (
     _select,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, module_hooks, submodule
+from .hooks import LayerValueHook, call_model, check_not_compiled, module_hooks, submodule
 
 __all__ = ["layer_integrated_gradients"]
 
 
-class _Layer:
-    """Forward (pre-)hook on the attributed layer: records its output (or first input) in the
-    activation passes and replaces it with ``replacement`` in the interpolation pass, turning
-    gradients on from there (the part of the model before the layer runs without a graph)."""
+class _Layer(LayerValueHook):
+    """Records the attributed layer's output (or first input) in the activation passes and
+    replaces it with ``replacement`` in the interpolation pass, turning gradients on from there
+    (the part of the model before the layer runs without a graph)."""
 
-    def __init__(self, layer_input: bool) -> None:
-        self.layer_input = layer_input
-        self.what = "input" if layer_input else "output"
-        self.recorded: torch.Tensor | None = None
-        self.replacement: torch.Tensor | None = None
-        self.calls = 0
+    recorded: torch.Tensor | None = None
+    replacement: torch.Tensor | None = None
+    calls = 0
 
-    def _swap(self, value: Any) -> torch.Tensor:
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(
-                f"the layer's {self.what} must be a tensor for layer integrated gradients, "
-                f"got {type(value).__name__}"
-            )
+    def on_value(self, value: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         if self.calls > 1:
             raise ValueError(
@@ -76,16 +68,6 @@ class _Layer:
             )
         torch.set_grad_enabled(True)  # the enclosing no_grad() restores the mode on exit
         return self.replacement.clone()  # a copy: in-place ops after the layer leave the leaf
-
-    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if not self.layer_input:
-            return None
-        if not args:
-            raise TypeError("layer_input=True needs a layer called with a positional input")
-        return (self._swap(args[0]), *args[1:])
-
-    def hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-        return None if self.layer_input else self._swap(output)
 
     def run(self, model: nn.Module, x: torch.Tensor, replacement: torch.Tensor | None) -> Any:
         """``model(x)`` without gradients up to the layer, whose value is recorded (or, given a
@@ -175,7 +157,7 @@ def layer_integrated_gradients(
     t = _target_index(target, batch, inputs.device)
     base = _reference_inputs(baselines, inputs)
     probe = _Layer(layer_input)
-    with eval_mode(model), module_hooks([(module, probe.pre_hook, probe.hook)]):
+    with eval_mode(model), module_hooks([probe.hooks(module)]):
         outputs = probe.run(model, inputs, None)
         acts = probe.recorded
         base_outputs = probe.run(model, base, None)

@@ -42,7 +42,7 @@ from .attribution import (
     _repeat,
     _target_index,
 )
-from .hooks import call_model, check_not_compiled, module_hooks, submodule
+from .hooks import LayerValueHook, call_model, check_not_compiled, module_hooks, submodule
 from .layer_integrated_gradients import _layer_method, _straight_path
 
 __all__ = ["neuron_conductance", "neuron_output"]
@@ -101,36 +101,22 @@ class _Stop(Exception):
     """Raised by the layer's hook once the neuron is known: the rest of the model is skipped."""
 
 
-class _Keep:
-    """Hook on the layer: keeps its output (or first input) ``[N, *U]``, in the graph, and
-    stops the forward pass (``stop=True``) or hands the rest of the model a copy (so in-place
-    ops after the layer leave the kept tensor as it was)."""
+class _Keep(LayerValueHook):
+    """Keeps the layer's output (or first input) ``[N, *U]``, in the graph, and stops the
+    forward pass (``stop=True``) or hands the rest of the model a copy (so in-place ops after
+    the layer leave the kept tensor as it was)."""
+
+    value: torch.Tensor | None = None
 
     def __init__(self, layer_input: bool, stop: bool) -> None:
-        self.layer_input, self.stop = layer_input, stop
-        self.value: torch.Tensor | None = None
+        super().__init__(layer_input)
+        self.stop = stop
 
-    def _keep(self, value: Any) -> torch.Tensor:
-        what = "input" if self.layer_input else "output"
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"the layer's {what} must be a tensor, got {type(value).__name__}")
+    def on_value(self, value: torch.Tensor) -> torch.Tensor:
         self.value = value
         if self.stop:
             raise _Stop
         return value.clone()
-
-    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if not self.layer_input:
-            return None
-        if not args:
-            raise TypeError("layer_input=True needs a layer called with a positional input")
-        return (self._keep(args[0]), *args[1:])
-
-    def hook(self, module: nn.Module, args: Any, output: Any) -> Any:
-        return None if self.layer_input else self._keep(output)
-
-    def hooks(self, module: nn.Module) -> tuple[nn.Module, Any, Any]:
-        return (module, self.pre_hook, self.hook)
 
 
 class _NeuronOutput(nn.Module):
