@@ -11,7 +11,10 @@ from neuronkit.interpretability import (
     integration_nodes,
     internal_influence,
     layer_conductance,
+    layer_deeplift,
+    layer_deeplift_shap,
     layer_gradient_x_activation,
+    layer_integrated_gradients,
 )
 
 
@@ -96,13 +99,23 @@ class _Steps(nn.Module):
         return self.read(self.steps(torch.stack((h, 2 * h, 3 * h), self.axis)).sum(self.axis))
 
 
-@pytest.mark.parametrize("method", ["gxa", "influence", "conductance"])
+BASES = torch.randn(3, 6, generator=_gen(4), dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "method", ["gxa", "influence", "conductance", "ig", "deeplift", "deeplift_shap"]
+)
 def test_time_major_layers_keep_their_layout(method) -> None:
     """batch_dim=1 gives the batch-first twin's numbers, in the layer's [T, B, U] layout."""
     call = {
         "gxa": layer_gradient_x_activation,
         "influence": lambda *a, **k: internal_influence(*a, n_steps=8, **k),
         "conductance": lambda *a, **k: layer_conductance(*a, n_steps=8, **k),
+        "ig": lambda *a, **k: layer_integrated_gradients(*a, baselines=BASES[0], n_steps=8, **k),
+        "deeplift": lambda *a, **k: layer_deeplift(*a, baselines=BASES[0], **k),
+        "deeplift_shap": lambda m, x, layer, t, **k: layer_deeplift_shap(
+            m, x, layer, BASES, t, **k
+        ),
     }[method]
     time_major = call(_Steps(True), X, "steps", T, batch_dim=1)
     batch_first = call(_Steps(False), X, "steps", T)

@@ -184,11 +184,13 @@ def _attribute(
     target: int | torch.Tensor | None,
     eps: float,
     layer: tuple[nn.Module, bool] | None = None,
+    batch_dim: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multipliers ``[B, ...]`` of ``inputs`` against the reference ``base`` (``[B, ...]`` or
     ``[1, ...]``) and the selected outputs' differences ``f(x) - f(x')`` ``[B]``. With
     ``layer`` (a module, and whether its input counts), the multipliers of the layer's output
-    (input) and, in place of the differences, that value's difference from the reference's."""
+    (input) and, in place of the differences, that value's difference from the reference's,
+    both in the layer's layout (the examples on its axis ``batch_dim``)."""
     modules = _rule_modules(model)
     refs = _References()
     batch = inputs.shape[0]
@@ -226,6 +228,12 @@ def _attribute(
                 acts, ref_acts = at_layer[1].value, at_layer[0].value
                 if acts is None or ref_acts is None:
                     raise ValueError("layer did not run in the model's forward pass")
+                if acts.ndim <= batch_dim or acts.shape[batch_dim] != batch:
+                    raise ValueError(
+                        f"the layer's {at_layer[1].what} must hold the {batch} examples on "
+                        f"axis {batch_dim} (batch_dim; 1 for time-major [T, B, ...] layers "
+                        f"such as spiking neurons), got shape {tuple(acts.shape)}"
+                    )
                 (grad,) = torch.autograd.grad(outputs, acts, grad_out)
                 return grad, acts.detach() - ref_acts.detach()
             _check_graph(outputs)
@@ -242,6 +250,16 @@ def _prepare(model: Any, inputs: Any, eps: Any, delta: Any) -> None:
     _check_inputs(inputs, finite=False)
     check_number("eps", eps, gt=0)
     check_type("return_convergence_delta", delta, bool)
+
+
+def _prepare_layer(
+    model: Any, inputs: Any, layer: Any, layer_input: Any, eps: Any, batch_dim: Any
+) -> nn.Module:
+    """The checked arguments of the layer methods; returns the layer's module."""
+    _prepare(model, inputs, eps, False)
+    check_type("layer_input", layer_input, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    return submodule(model, layer)
 
 
 def _reference(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
@@ -350,6 +368,7 @@ def layer_deeplift(
     baselines: torch.Tensor | float | None = None,
     layer_input: bool = False,
     eps: float = 1e-10,
+    batch_dim: int = 0,
 ) -> torch.Tensor:
     """DeepLIFT attributions of a layer's units (Captum's ``LayerDeepLift``): the
     multipliers of the layer's output (or input) under the rules of the modules after it,
@@ -362,16 +381,16 @@ def layer_deeplift(
             first input, ``layer_input=True``) ``[B, ...]`` is attributed; called once per
             forward.
         layer_input: attribute the layer's input instead of its output.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers (spiking neurons); the result keeps the layer's layout.
 
     Returns:
         ``[B, ...]`` shaped like the layer's output (input).
     """
-    _prepare(model, inputs, eps, False)
-    check_type("layer_input", layer_input, bool)
-    module = submodule(model, layer)
+    module = _prepare_layer(model, inputs, layer, layer_input, eps, batch_dim)
     base = _reference(baselines, inputs)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    grad, change = _attribute(model, inputs, base, t, float(eps), (module, layer_input))
+    grad, change = _attribute(model, inputs, base, t, float(eps), (module, layer_input), batch_dim)
     return _finite_with_inputs(inputs, grad * change, "outputs or gradients")
 
 
@@ -385,19 +404,20 @@ def layer_deeplift_shap(
     *,
     layer_input: bool = False,
     eps: float = 1e-10,
+    batch_dim: int = 0,
 ) -> torch.Tensor:
     """:func:`layer_deeplift` against each of ``K`` baselines ``[K, ...]``, averaged (Captum's
     ``LayerDeepLiftShap``; the pairs run as one batch, example-major as in
-    :func:`deeplift_shap`).
+    :func:`deeplift_shap`). Arguments as :func:`layer_deeplift`, ``baselines`` ``[K, ...]`` as
+    :func:`deeplift_shap`'s.
 
     Returns:
-        ``[B, ...]`` shaped like the layer's output (input).
+        ``[B, ...]`` shaped like the layer's output (input), in its layout.
     """
-    _prepare(model, inputs, eps, False)
-    check_type("layer_input", layer_input, bool)
-    module = submodule(model, layer)
+    module = _prepare_layer(model, inputs, layer, layer_input, eps, batch_dim)
     batch, k, x, base, rows_t = _pairs(inputs, baselines, target)
-    grad, change = _attribute(model, x, base, rows_t, float(eps), (module, layer_input))
-    per_pair = grad * change
-    attributions = per_pair.view(batch, k, *per_pair.shape[1:]).mean(1)
+    grad, change = _attribute(model, x, base, rows_t, float(eps), (module, layer_input), batch_dim)
+    per_pair = (grad * change).movedim(batch_dim, 0)
+    mean = per_pair.reshape(batch, k, *per_pair.shape[1:]).mean(1)
+    attributions = mean.movedim(0, batch_dim)
     return _finite_with_inputs(inputs, attributions, "outputs or gradients")

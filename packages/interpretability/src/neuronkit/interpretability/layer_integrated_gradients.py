@@ -64,7 +64,7 @@ class _Layer(LayerValueHook):
             raise ValueError(
                 f"the layer's {self.what} has shape {tuple(value.shape)} in the interpolation "
                 f"pass and {tuple(self.replacement.shape)} expected: the layer's "
-                f"{self.what} must be [B, ...] with the batch first"
+                f"{self.what} must hold the examples on axis batch_dim"
             )
         torch.set_grad_enabled(True)  # the enclosing no_grad() restores the mode on exit
         return self.replacement.clone()  # a copy: in-place ops after the layer leave the leaf
@@ -125,6 +125,7 @@ def layer_integrated_gradients(
     internal_batch_size: int | None = None,
     layer_input: bool = False,
     return_convergence_delta: bool = False,
+    batch_dim: int = 0,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Integrated gradients of a layer's activations (Captum's ``LayerIntegratedGradients``).
 
@@ -142,12 +143,15 @@ def layer_integrated_gradients(
             :func:`~neuronkit.interpretability.attribution.integrated_gradients`.
         layer_input: attribute the layer's input instead of its output.
         return_convergence_delta: also return ``sum attr - (f(x) - f(x'))`` per example.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers (spiking neurons); the result keeps the layer's layout.
 
     Returns:
         attributions shaped like the layer's output (input) ``[B, ...]``, and ``[B]`` deltas
         when asked.
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, return_convergence_delta)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
     check_type("inputs", inputs, torch.Tensor)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must be a non-empty batch [B, ...], got {tuple(inputs.shape)}")
@@ -169,11 +173,13 @@ def layer_integrated_gradients(
                 f"the layer's {probe.what} must be floating to interpolate, got {acts.dtype} "
                 "(e.g. attribute to an embedding's output, not its token-id input)"
             )
-        if acts.ndim < 1 or acts.shape[0] != batch:
+        if acts.ndim <= batch_dim or acts.shape[batch_dim] != batch:
             raise ValueError(
-                f"the layer's {probe.what} must be [B, ...] with the batch size {batch}, got "
+                f"the layer's {probe.what} must hold the {batch} examples on axis {batch_dim} "
+                f"(batch_dim; 1 for time-major [T, B, ...] layers such as spiking neurons), got "
                 f"shape {tuple(acts.shape)}"
             )
+        acts, base_acts = acts.movedim(batch_dim, 0), base_acts.movedim(batch_dim, 0)
         diff = acts - base_acts
         alphas, weights = _node_tensors(method, int(n_steps), diff.dtype, diff.device)
         per_pass = n_steps if internal_batch_size is None else max(1, internal_batch_size // batch)
@@ -185,14 +191,16 @@ def layer_integrated_gradients(
                 k * batch, *diff.shape[1:]
             )
             leaf = points.requires_grad_(True)
-            out = probe.run(model, _expand(inputs, k), leaf)
+            out = probe.run(model, _expand(inputs, k), leaf.movedim(0, batch_dim))
             grad_out = _grad_outputs(out, _repeat(t, k), k * batch)
             _check_graph(out, "model output")
             (grads,) = torch.autograd.grad(out, leaf, grad_out)
             part = (weights[start : start + k] @ grads.reshape(k, -1)).view_as(diff)
             total = part if total is None else total + part
     assert total is not None
-    attributions = _check_finite_result(total * diff, "outputs or gradients")
+    attributions = _check_finite_result(
+        (total * diff).movedim(0, batch_dim), "outputs or gradients"
+    )
     if not return_convergence_delta:
         return attributions
     difference = _select(outputs, t, batch) - _select(
