@@ -390,6 +390,26 @@ def test_gradient_shap_matches_captum_where_the_draws_do_not_matter() -> None:
     torch.testing.assert_close(gradient_shap(model, x, base, 2, seed=0), theirs.detach())
 
 
+@pytest.mark.parametrize(("layer", "layer_input"), [("1", False), ("3", True)])
+def test_layer_gradient_shap_matches_captum_where_the_draws_do_not_matter(
+    layer, layer_input
+) -> None:
+    """One baseline, no noise and a layer read linearly (a ReLU's output, the last Linear's
+    input): every point on the path has the same gradient at the layer."""
+    from neuronkit.interpretability import layer_gradient_shap
+
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4)).double()
+    x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    base = torch.randn(1, 2, 4, 4, dtype=torch.float64)
+    module = dict(model.named_modules())[layer]
+    theirs = captum_attr.LayerGradientShap(model, module).attribute(
+        x, baselines=base, target=1, attribute_to_layer_input=layer_input
+    )
+    ours = layer_gradient_shap(model, x, layer, base, 1, layer_input=layer_input, seed=0)
+    torch.testing.assert_close(ours, theirs.detach(), rtol=1e-12, atol=1e-14)
+
+
 class _LrpNet(nn.Module):
     """Every layer type Captum's LRP has a rule for (it flattens in forward: Captum has no rule
     for nn.Flatten)."""

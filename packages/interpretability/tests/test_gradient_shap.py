@@ -2,7 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import gradient_shap, integrated_gradients
+from neuronkit.interpretability import (
+    gradient_shap,
+    integrated_gradients,
+    layer_gradient_shap,
+    layer_integrated_gradients,
+)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -80,3 +85,51 @@ def test_bad_arguments(kwargs, error, match) -> None:
     args = {"baselines": torch.zeros(2, 4), **kwargs}
     with pytest.raises(error, match=match):
         gradient_shap(nn.Linear(4, 2), torch.zeros(3, 4), target=0, **args)
+
+
+def test_layer_version_at_the_models_input_is_gradient_shap() -> None:
+    """The same draws: at an identity first layer the layer's values are the inputs."""
+    model = nn.Sequential(nn.Identity(), _mlp())
+    x = torch.randn(3, 5, generator=_gen(7), dtype=torch.float64)
+    refs = torch.randn(4, 5, generator=_gen(8), dtype=torch.float64)
+    for layer, layer_input in (("0", False), ("1", True), ("0", True)):
+        got = layer_gradient_shap(
+            model, x, layer, refs, 2, n_samples=6, stdev=0.2, layer_input=layer_input, seed=3
+        )
+        want = gradient_shap(model, x, refs, 2, n_samples=6, stdev=0.2, seed=3)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_layer_version_at_a_hidden_layer_is_layer_integrated_gradients_on_average() -> None:
+    """One baseline, no noise: the mean over points on the input path is layer IG (the
+    first layer is linear, so the input path maps onto the layer's)."""
+    model = _mlp()
+    x = torch.randn(3, 5, generator=_gen(9), dtype=torch.float64) * 2
+    base = torch.randn(1, 5, generator=_gen(10), dtype=torch.float64)
+    got = layer_gradient_shap(model, x, "0", base, [0, 1, 2], n_samples=4000, seed=2)
+    lig = layer_integrated_gradients(model, x, "0", [0, 1, 2], baselines=base[0])
+    assert float((got - lig).norm() / lig.norm()) < 0.03
+    few = layer_gradient_shap(model, x, "0", base, [0, 1, 2], n_samples=2, seed=2)
+    assert float((few - lig).norm() / lig.norm()) > 0.03
+
+
+def test_layer_version_credits_a_layer_read_linearly_with_weight_times_change() -> None:
+    model = _mlp()
+    x = torch.randn(2, 5, generator=_gen(11), dtype=torch.float64)
+    refs = torch.randn(3, 5, generator=_gen(12), dtype=torch.float64)
+    got = layer_gradient_shap(model, x, "1", refs[:1], 1, seed=0)  # Tanh output, read by a Linear
+    with torch.no_grad():
+        change = model[:2](x) - model[:2](refs[:1])
+    torch.testing.assert_close(got, model[2].weight.detach()[1] * change)
+
+
+def test_layer_version_bad_arguments() -> None:
+    model, x, refs = _mlp(), torch.zeros(2, 5, dtype=torch.float64), torch.zeros(3, 5)
+    with pytest.raises(ValueError, match="layer"):
+        layer_gradient_shap(model, x, "7", refs.double(), 0)
+    with pytest.raises(ValueError, match="batch_dim"):
+        layer_gradient_shap(model, x, "1", refs.double(), 0, batch_dim=-1)
+    with pytest.raises(ValueError, match="on axis 1"):
+        layer_gradient_shap(model, x, "1", refs.double(), 0, batch_dim=1)
+    with pytest.raises(ValueError, match="n_samples"):
+        layer_gradient_shap(model, x, "1", refs.double(), 0, n_samples=0)

@@ -13,6 +13,7 @@ from neuronkit.interpretability import (
     layer_conductance,
     layer_deeplift,
     layer_deeplift_shap,
+    layer_gradient_shap,
     layer_gradient_x_activation,
     layer_integrated_gradients,
 )
@@ -103,7 +104,7 @@ BASES = torch.randn(3, 6, generator=_gen(4), dtype=torch.float64)
 
 
 @pytest.mark.parametrize(
-    "method", ["gxa", "influence", "conductance", "ig", "deeplift", "deeplift_shap"]
+    "method", ["gxa", "influence", "conductance", "ig", "deeplift", "deeplift_shap", "gshap"]
 )
 def test_time_major_layers_keep_their_layout(method) -> None:
     """batch_dim=1 gives the batch-first twin's numbers, in the layer's [T, B, U] layout."""
@@ -115,6 +116,9 @@ def test_time_major_layers_keep_their_layout(method) -> None:
         "deeplift": lambda *a, **k: layer_deeplift(*a, baselines=BASES[0], **k),
         "deeplift_shap": lambda m, x, layer, t, **k: layer_deeplift_shap(
             m, x, layer, BASES, t, **k
+        ),
+        "gshap": lambda m, x, layer, t, **k: layer_gradient_shap(
+            m, x, layer, BASES, t, stdev=0.1, seed=0, **k
         ),
     }[method]
     time_major = call(_Steps(True), X, "steps", T, batch_dim=1)

@@ -13,8 +13,8 @@ Reusable core:
   :mod:`.kernel_shap`, :mod:`.lime` and :mod:`.feature_permutation`: Captum's
   ``LayerIntegratedGradients``, ``LayerConductance``, ``LayerGradCam``, ``GuidedBackprop``,
   ``Deconvolution``, ``GuidedGradCam``, ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
-  ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues``, ``ShapleyValueSampling``,
-  ``KernelShap``, ``Lime`` and ``FeaturePermutation``.
+  ``LayerGradientShap``, ``LRP``, ``Occlusion``, ``FeatureAblation``, ``ShapleyValues``,
+  ``ShapleyValueSampling``, ``KernelShap``, ``Lime`` and ``FeaturePermutation``.
 * :mod:`.neuron`: attributions of one hidden unit with any input method, and neuron
   conductance (Captum's ``Neuron*`` methods).
 * :mod:`.llm_attribution`: prompt-token attribution of a language model's continuation.

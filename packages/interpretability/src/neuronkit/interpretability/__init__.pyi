@@ -31,7 +31,7 @@ from .feature_permutation import feature_permutation
 from .fusion import LateFusionClassifier, robustness_curves
 from .geometry import level_set_traversal, line_confidence, triangle_confidence
 from .grad_cam import grad_cam
-from .gradient_shap import gradient_shap
+from .gradient_shap import gradient_shap, layer_gradient_shap
 from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
 from .information import kde_information, mutual_information, mutual_information_matrix
@@ -154,6 +154,7 @@ __all__ = [
     "layer_deeplift_shap",
     "layer_feature_ablation",
     "layer_feature_permutation",
+    "layer_gradient_shap",
     "layer_gradient_x_activation",
     "layer_integrated_gradients",
     "layer_names",

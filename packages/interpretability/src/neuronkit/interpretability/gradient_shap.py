@@ -16,9 +16,12 @@ draw. All ``B * n_samples`` rows run as one batched forward and backward pass.
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
-from neuronkit.common import check_number, grad_enabled
+import torch
+from torch import nn
+
+from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
 
 from .attribution import (
     Model,
@@ -31,8 +34,10 @@ from .attribution import (
     _gradient,
     _target_index,
 )
+from .grad_cam import _layer_gradients
+from .hooks import check_not_compiled, layer_value, submodule
 
-__all__ = ["gradient_shap"]
+__all__ = ["gradient_shap", "layer_gradient_shap"]
 
 
 @grad_enabled("gradient_shap")
@@ -66,14 +71,32 @@ def gradient_shap(
         ``[B, ...]`` attributions.
     """
     _check_model(model)
+    x, base, points, rows_t = _draws(inputs, baselines, target, n_samples, stdev, seed, generator)
+    grads = _gradient(model, points.requires_grad_(True), rows_t, own=True)
+    attributions = ((x - base) * grads).view(*inputs.shape[:1], -1, *inputs.shape[1:]).mean(1)
+    return _finite_with_inputs(inputs, attributions, "outputs or gradients")
+
+
+def _draws(
+    inputs: Any,
+    baselines: Any,
+    target: Target,
+    n_samples: Any,
+    stdev: Any,
+    seed: Any,
+    generator: Any,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int | torch.Tensor | None]:
+    """The checked arguments' ``n_samples`` draws per example, example-major as Captum's
+    rows: the (noisy) inputs, the drawn baselines and the points between them, each
+    ``[B * n_samples, ...]``, and the rows' targets."""
     _check_inputs(inputs, finite=False)
     refs = _baseline_sample(baselines, inputs)
     check_number("n_samples", n_samples, ge=1, integer=True)
     check_number("stdev", stdev, ge=0.0)
     gen = _generator(seed, generator, inputs.device)
-    batch, n = inputs.shape[0], int(n_samples)
-    t = _target_index(target, batch, inputs.device)
-    x = inputs.detach().repeat_interleave(n, dim=0)  # example-major rows, as Captum's
+    n = int(n_samples)
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    x = inputs.detach().repeat_interleave(n, dim=0)
     if stdev > 0:
         noise = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
         x = x + noise * stdev
@@ -81,8 +104,53 @@ def gradient_shap(
     base = refs[picks]
     alphas = torch.rand(len(x), generator=gen, dtype=x.dtype, device=x.device)
     alphas = alphas.view(-1, *([1] * (x.ndim - 1)))
-    points = (alphas * x + (1 - alphas) * base).requires_grad_(True)
-    rows_t = t.repeat_interleave(n) if isinstance(t, torch.Tensor) else t
-    grads = _gradient(model, points, rows_t, own=True)
-    attributions = ((x - base) * grads).view(batch, n, *inputs.shape[1:]).mean(1)
-    return _finite_with_inputs(inputs, attributions, "outputs or gradients")
+    points = alphas * x + (1 - alphas) * base
+    return x, base, points, t.repeat_interleave(n) if isinstance(t, torch.Tensor) else t
+
+
+@grad_enabled("layer_gradient_shap")
+def layer_gradient_shap(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    baselines: torch.Tensor,
+    target: Target = None,
+    *,
+    n_samples: int = 5,
+    stdev: float = 0.0,
+    layer_input: bool = False,
+    batch_dim: int = 0,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """GradientSHAP of a layer's units (Captum's ``LayerGradientShap``): the draws of
+    :func:`gradient_shap`; each draw credits the layer's value on the (noisy) input minus its
+    value on the drawn baseline, times the gradient with respect to the layer at the random
+    point between them; the mean over the draws.
+
+    Args:
+        model: an ``nn.Module`` mapping ``[N, ...]`` to ``[N, C]`` (or ``[N]``); runs in eval
+            mode, without a graph up to the layer.
+        inputs, baselines, target, n_samples, stdev, seed, generator: as :func:`gradient_shap`.
+        layer: the layer (name in ``model.named_modules()`` or submodule) whose output (or
+            first input, ``layer_input=True``) ``[B, ...]`` is attributed.
+        layer_input: attribute the layer's input instead of its output.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers (spiking neurons); the result keeps the layer's layout.
+
+    Returns:
+        ``[B, ...]`` shaped like the layer's output (input).
+    """
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    check_type("layer_input", layer_input, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    module = submodule(model, layer)
+    x, base, points, rows_t = _draws(inputs, baselines, target, n_samples, stdev, seed, generator)
+    _, grads = _layer_gradients(model, module, points, rows_t, layer_input, batch_dim=batch_dim)
+    with eval_mode(model), torch.no_grad():
+        ends = layer_value(model, module, torch.cat((x, base)), layer_input)
+    change = torch.sub(*ends.movedim(batch_dim, 0).split(len(x)))  # on x minus on the baseline
+    per_draw = change * grads
+    mean = per_draw.view(inputs.shape[0], -1, *per_draw.shape[1:]).mean(1)
+    return _finite_with_inputs(inputs, mean.movedim(0, batch_dim), "outputs or gradients")

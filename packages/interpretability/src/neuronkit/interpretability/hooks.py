@@ -23,7 +23,7 @@ import itertools
 import sys
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any
 
@@ -183,6 +183,41 @@ class LayerValueHook:
         if self.layer_input:
             return (module, self.pre_hook, None)
         return (module, None, self.hook)
+
+
+class _Stop(Exception):
+    """Raised by :class:`KeepValue` once the layer has run: the rest of the model is skipped."""
+
+
+class KeepValue(LayerValueHook):
+    """Keeps the layer's output (or first input), in the graph, and stops the forward pass
+    (``stop=True``) or hands the rest of the model a copy (so in-place ops after the layer
+    leave the kept tensor as it was)."""
+
+    value: torch.Tensor | None = None
+
+    def __init__(self, layer_input: bool, stop: bool = False) -> None:
+        super().__init__(layer_input)
+        self.stop = stop
+
+    def on_value(self, value: torch.Tensor) -> torch.Tensor:
+        self.value = value
+        if self.stop:
+            raise _Stop
+        return value.clone()
+
+
+def layer_value(
+    model: nn.Module, module: nn.Module, inputs: torch.Tensor, layer_input: bool
+) -> torch.Tensor:
+    """``module``'s output (or first input) when ``model`` runs on ``inputs``, in the graph
+    if gradients are on; the modules after it do not run."""
+    keep = KeepValue(layer_input, stop=True)
+    with module_hooks([keep.hooks(module)]), suppress(_Stop):
+        model(inputs)
+    if keep.value is None:
+        raise ValueError("layer did not run in the model's forward pass")
+    return keep.value
 
 
 class CallInputs:

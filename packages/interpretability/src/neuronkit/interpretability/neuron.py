@@ -25,7 +25,6 @@ gradients.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,7 +41,14 @@ from .attribution import (
     _repeat,
     _target_index,
 )
-from .hooks import LayerValueHook, call_model, check_not_compiled, module_hooks, submodule
+from .hooks import (
+    KeepValue,
+    call_model,
+    check_not_compiled,
+    layer_value,
+    module_hooks,
+    submodule,
+)
 from .layer_integrated_gradients import _layer_method, _straight_path
 
 __all__ = ["neuron_conductance", "neuron_output"]
@@ -97,28 +103,6 @@ def _select(values: torch.Tensor, neuron: Neuron, what: str, batch_dim: int = 0)
     return chosen.reshape(values.shape[0], -1).sum(1)
 
 
-class _Stop(Exception):
-    """Raised by the layer's hook once the neuron is known: the rest of the model is skipped."""
-
-
-class _Keep(LayerValueHook):
-    """Keeps the layer's output (or first input) ``[N, *U]``, in the graph, and stops the
-    forward pass (``stop=True``) or hands the rest of the model a copy (so in-place ops after
-    the layer leave the kept tensor as it was)."""
-
-    value: torch.Tensor | None = None
-
-    def __init__(self, layer_input: bool, stop: bool) -> None:
-        super().__init__(layer_input)
-        self.stop = stop
-
-    def on_value(self, value: torch.Tensor) -> torch.Tensor:
-        self.value = value
-        if self.stop:
-            raise _Stop
-        return value.clone()
-
-
 class _NeuronOutput(nn.Module):
     """``inputs [B, ...] -> [B]``: one neuron of ``layer`` in ``model`` (see
     :func:`neuron_output`). ``model`` is a submodule, so methods that hook the model's modules
@@ -133,13 +117,9 @@ class _NeuronOutput(nn.Module):
         self.neuron, self.layer_input, self.batch_dim = neuron, layer_input, batch_dim
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        keep = _Keep(self.layer_input, stop=True)
-        with module_hooks([keep.hooks(self._layer[0])]), contextlib.suppress(_Stop):
-            self.model(inputs)
-        if keep.value is None:
-            raise ValueError("layer did not run in the model's forward pass")
+        value = layer_value(self.model, self._layer[0], inputs, self.layer_input)
         what = "input" if self.layer_input else "output"
-        return _select(keep.value, self.neuron, what, self.batch_dim)
+        return _select(value, self.neuron, what, self.batch_dim)
 
 
 def neuron_output(
@@ -219,7 +199,7 @@ def neuron_conductance(
     diff = x - base
     t = _target_index(target, batch, inputs.device)
     path.requires_grad_(True)
-    keep = _Keep(layer_input, stop=False)
+    keep = KeepValue(layer_input)
     what = "input" if layer_input else "output"
     with eval_mode(model), module_hooks([keep.hooks(module)]):
         outputs = call_model(model, path, copy=False)
