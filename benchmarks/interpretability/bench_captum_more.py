@@ -12,6 +12,9 @@ same settings (CPU, 1 thread):
   ``LayerFeatureAblation`` fails on a target tensor with several perturbations per forward)
   at that convolution's output;
 * layer DeepLIFT at the MLP's second linear layer (``LayerDeepLift``);
+* layer GradientSHAP (5 draws per example) at the CNN's last pooling layer, against the
+  batch's mean image (``LayerGradientShap``; one baseline and a layer read linearly, so the
+  two libraries' different random draws give the same attributions);
 * feature permutation of the CNN's 49 superpixels (256 rows per forward on both sides, the
   same permutations from the global generator);
 * infidelity (50 perturbations per example, the same perturbations, normalized) of saliency
@@ -62,6 +65,7 @@ CONFIGS = [
     ("internal_influence", 8),
     ("layer_feature_ablation", 8),
     ("layer_deeplift", 32),
+    ("layer_gradient_shap", 32),
     ("feature_permutation", 32),
     ("infidelity", 8),
     ("sensitivity_max", 8),
@@ -165,6 +169,7 @@ def build_call(library: str, method: str, batch: int) -> Any:
     model = build_model("mlp" if method == "layer_deeplift" else "cnn")
     x, t = make_input(batch)
     mask = _superpixels(x)
+    mean = x.mean(0, keepdim=True)
     channels = torch.arange(16).view(1, 16, 1, 1)
     g = torch.Generator().manual_seed(2)
     shifts = torch.randn(batch * 50, *x.shape[1:], generator=g) * 0.1
@@ -185,6 +190,7 @@ def build_call(library: str, method: str, batch: int) -> Any:
                 model, x, LAYER, 3, layer_mask=channels
             ),
             "layer_deeplift": lambda: nk.layer_deeplift(model, x, "3", t),
+            "layer_gradient_shap": lambda: nk.layer_gradient_shap(model, x, "5", mean, t),
             "feature_permutation": lambda: _seeded(
                 lambda: nk.feature_permutation(model, x, t, feature_mask=mask)
             ),
@@ -222,6 +228,9 @@ def build_call(library: str, method: str, batch: int) -> Any:
             x, target=3, layer_mask=channels, perturbations_per_eval=256 // batch
         ),
         "layer_deeplift": lambda: ca.LayerDeepLift(model, model[3]).attribute(x, target=t),
+        "layer_gradient_shap": lambda: ca.LayerGradientShap(model, model[5]).attribute(
+            x, mean, target=t
+        ),
         "feature_permutation": lambda: _seeded(
             lambda: ca.FeaturePermutation(model).attribute(
                 x, target=t, feature_mask=mask, perturbations_per_eval=256 // batch

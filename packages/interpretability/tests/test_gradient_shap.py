@@ -87,16 +87,17 @@ def test_bad_arguments(kwargs, error, match) -> None:
         gradient_shap(nn.Linear(4, 2), torch.zeros(3, 4), target=0, **args)
 
 
-def test_layer_version_at_the_models_input_is_gradient_shap() -> None:
+@pytest.mark.parametrize("stdev", [0.0, 0.2])
+def test_layer_version_at_the_models_input_is_gradient_shap(stdev) -> None:
     """The same draws: at an identity first layer the layer's values are the inputs."""
     model = nn.Sequential(nn.Identity(), _mlp())
     x = torch.randn(3, 5, generator=_gen(7), dtype=torch.float64)
-    refs = torch.randn(4, 5, generator=_gen(8), dtype=torch.float64)
+    refs = torch.randn(9, 5, generator=_gen(8), dtype=torch.float64)
     for layer, layer_input in (("0", False), ("1", True), ("0", True)):
         got = layer_gradient_shap(
-            model, x, layer, refs, 2, n_samples=6, stdev=0.2, layer_input=layer_input, seed=3
+            model, x, layer, refs, 2, n_samples=6, stdev=stdev, layer_input=layer_input, seed=3
         )
-        want = gradient_shap(model, x, refs, 2, n_samples=6, stdev=0.2, seed=3)
+        want = gradient_shap(model, x, refs, 2, n_samples=6, stdev=stdev, seed=3)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 

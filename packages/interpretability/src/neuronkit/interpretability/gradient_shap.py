@@ -71,7 +71,10 @@ def gradient_shap(
         ``[B, ...]`` attributions.
     """
     _check_model(model)
-    x, base, points, rows_t = _draws(inputs, baselines, target, n_samples, stdev, seed, generator)
+    x, refs, picks, points, rows_t = _draws(
+        inputs, baselines, target, n_samples, stdev, seed, generator
+    )
+    base = refs[picks]
     grads = _gradient(model, points.requires_grad_(True), rows_t, own=True)
     attributions = ((x - base) * grads).view(*inputs.shape[:1], -1, *inputs.shape[1:]).mean(1)
     return _finite_with_inputs(inputs, attributions, "outputs or gradients")
@@ -85,10 +88,11 @@ def _draws(
     stdev: Any,
     seed: Any,
     generator: Any,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int | torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int | torch.Tensor | None]:
     """The checked arguments' ``n_samples`` draws per example, example-major as Captum's
-    rows: the (noisy) inputs, the drawn baselines and the points between them, each
-    ``[B * n_samples, ...]``, and the rows' targets."""
+    rows: the (noisy) inputs ``[B * n_samples, ...]``, the baselines ``[K, ...]`` and the
+    drawn one's index for each row ``[B * n_samples]``, the points between them and the
+    rows' targets."""
     _check_inputs(inputs, finite=False)
     refs = _baseline_sample(baselines, inputs)
     check_number("n_samples", n_samples, ge=1, integer=True)
@@ -105,7 +109,7 @@ def _draws(
     alphas = torch.rand(len(x), generator=gen, dtype=x.dtype, device=x.device)
     alphas = alphas.view(-1, *([1] * (x.ndim - 1)))
     points = alphas * x + (1 - alphas) * base
-    return x, base, points, t.repeat_interleave(n) if isinstance(t, torch.Tensor) else t
+    return x, refs, picks, points, t.repeat_interleave(n) if isinstance(t, torch.Tensor) else t
 
 
 @grad_enabled("layer_gradient_shap")
@@ -146,11 +150,19 @@ def layer_gradient_shap(
     check_type("layer_input", layer_input, bool)
     check_number("batch_dim", batch_dim, ge=0, integer=True)
     module = submodule(model, layer)
-    x, base, points, rows_t = _draws(inputs, baselines, target, n_samples, stdev, seed, generator)
+    x, refs, picks, points, rows_t = _draws(
+        inputs, baselines, target, n_samples, stdev, seed, generator
+    )
     _, grads = _layer_gradients(model, module, points, rows_t, layer_input, batch_dim=batch_dim)
+    # the layer's values at the ends of the paths, each distinct input and baseline run once
+    n = len(x) // inputs.shape[0]
+    ends = x if stdev > 0 else inputs.detach()
+    drawn, which = picks.unique(return_inverse=True)
     with eval_mode(model), torch.no_grad():
-        ends = layer_value(model, module, torch.cat((x, base)), layer_input)
-    change = torch.sub(*ends.movedim(batch_dim, 0).split(len(x)))  # on x minus on the baseline
-    per_draw = change * grads
+        values = layer_value(model, module, torch.cat((ends, refs[drawn])), layer_input)
+    on_ends, on_refs = values.movedim(batch_dim, 0).split([len(ends), len(drawn)])
+    if len(ends) < len(x):
+        on_ends = on_ends.repeat_interleave(n, dim=0)
+    per_draw = (on_ends - on_refs[which]) * grads
     mean = per_draw.view(inputs.shape[0], -1, *per_draw.shape[1:]).mean(1)
     return _finite_with_inputs(inputs, mean.movedim(0, batch_dim), "outputs or gradients")
