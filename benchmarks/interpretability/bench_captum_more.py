@@ -12,6 +12,8 @@ same settings (CPU, 1 thread):
   ``LayerFeatureAblation`` fails on a target tensor with several perturbations per forward)
   at that convolution's output;
 * layer DeepLIFT at the MLP's second linear layer (``LayerDeepLift``);
+* layer LRP (epsilon rule, 1e-9) at the MLP's second linear layer, on flattened inputs and
+  the MLP after its ``nn.Flatten`` (``LayerLRP``; Captum has no LRP rule for it);
 * layer GradientSHAP (5 draws per example) at the CNN's last pooling layer, against the
   batch's mean image (``LayerGradientShap``; one baseline and a layer read linearly, so the
   two libraries' different random draws give the same attributions);
@@ -66,6 +68,7 @@ CONFIGS = [
     ("layer_feature_ablation", 8),
     ("layer_deeplift", 32),
     ("layer_gradient_shap", 32),
+    ("layer_lrp", 32),
     ("feature_permutation", 32),
     ("infidelity", 8),
     ("sensitivity_max", 8),
@@ -166,9 +169,11 @@ def build_call(library: str, method: str, batch: int) -> Any:
 
         return theirs
 
-    model = build_model("mlp" if method == "layer_deeplift" else "cnn")
+    model = build_model("mlp" if method in ("layer_deeplift", "layer_lrp") else "cnn")
     x, t = make_input(batch)
     mask = _superpixels(x)
+    if method == "layer_lrp":
+        model, x = model[1:], x.flatten(1)
     mean = x.mean(0, keepdim=True)
     channels = torch.arange(16).view(1, 16, 1, 1)
     g = torch.Generator().manual_seed(2)
@@ -191,6 +196,7 @@ def build_call(library: str, method: str, batch: int) -> Any:
             ),
             "layer_deeplift": lambda: nk.layer_deeplift(model, x, "3", t),
             "layer_gradient_shap": lambda: nk.layer_gradient_shap(model, x, "5", mean, t),
+            "layer_lrp": lambda: nk.layer_lrp(model, x, model[2], t),
             "feature_permutation": lambda: _seeded(
                 lambda: nk.feature_permutation(model, x, t, feature_mask=mask)
             ),
@@ -231,6 +237,7 @@ def build_call(library: str, method: str, batch: int) -> Any:
         "layer_gradient_shap": lambda: ca.LayerGradientShap(model, model[5]).attribute(
             x, mean, target=t
         ),
+        "layer_lrp": lambda: ca.LayerLRP(model, model[2]).attribute(x, target=t),
         "feature_permutation": lambda: _seeded(
             lambda: ca.FeaturePermutation(model).attribute(
                 x, target=t, feature_mask=mask, perturbations_per_eval=256 // batch

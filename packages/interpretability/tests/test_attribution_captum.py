@@ -479,6 +479,41 @@ def test_lrp_matches_captum(setting, inplace) -> None:
     torch.testing.assert_close(delta, expected_delta.detach(), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("setting", ["epsilon", "gamma", "alpha1_beta0"])
+@pytest.mark.parametrize(
+    ("layer", "layer_input"),
+    [("c1", False), ("c1", True), ("bn", False), ("c2", True), ("p", False), ("f", False)],
+)
+def test_layer_lrp_matches_captum(setting, layer, layer_input) -> None:
+    """At convolutions, batch norm, a pool and a linear layer, outputs and inputs, with rules
+    that rerun layers on other weights (gamma, alpha1-beta0) and without."""
+    from captum.attr._utils import lrp_rules
+
+    from neuronkit.interpretability import Alpha1Beta0Rule, GammaRule, layer_lrp
+
+    ours, theirs = {
+        "epsilon": ({}, {}),
+        "gamma": ({"c1": GammaRule(0.25)}, {"c1": lrp_rules.GammaRule(0.25)}),
+        "alpha1_beta0": (
+            {"c2": Alpha1Beta0Rule(), "f": Alpha1Beta0Rule()},
+            {"c2": lrp_rules.Alpha1_Beta0_Rule(), "f": lrp_rules.Alpha1_Beta0_Rule()},
+        ),
+    }[setting]
+    model, twin = _LrpNet(False), _LrpNet(False)
+    for name, rule in theirs.items():
+        getattr(twin, name).rule = rule
+    x = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    target = torch.tensor([0, 1, 3])
+    expected, expected_delta = captum_attr.LayerLRP(twin, getattr(twin, layer)).attribute(
+        x, target=target, attribute_to_layer_input=layer_input, return_convergence_delta=True
+    )
+    got, delta = layer_lrp(
+        model, x, layer, target, rules=ours, layer_input=layer_input, return_convergence_delta=True
+    )
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(delta, expected_delta.detach(), rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("grouped", [False, True])
 def test_shapley_values_match_captum(grouped) -> None:
     from neuronkit.interpretability import shapley_value_sampling, shapley_values

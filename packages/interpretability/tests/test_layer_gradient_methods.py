@@ -16,6 +16,7 @@ from neuronkit.interpretability import (
     layer_gradient_shap,
     layer_gradient_x_activation,
     layer_integrated_gradients,
+    layer_lrp,
 )
 
 
@@ -104,7 +105,7 @@ BASES = torch.randn(3, 6, generator=_gen(4), dtype=torch.float64)
 
 
 @pytest.mark.parametrize(
-    "method", ["gxa", "influence", "conductance", "ig", "deeplift", "deeplift_shap", "gshap"]
+    "method", ["gxa", "influence", "conductance", "ig", "deeplift", "deeplift_shap", "gshap", "lrp"]
 )
 def test_time_major_layers_keep_their_layout(method) -> None:
     """batch_dim=1 gives the batch-first twin's numbers, in the layer's [T, B, U] layout."""
@@ -120,6 +121,7 @@ def test_time_major_layers_keep_their_layout(method) -> None:
         "gshap": lambda m, x, layer, t, **k: layer_gradient_shap(
             m, x, layer, BASES, t, stdev=0.1, seed=0, **k
         ),
+        "lrp": layer_lrp,
     }[method]
     time_major = call(_Steps(True), X, "steps", T, batch_dim=1)
     batch_first = call(_Steps(False), X, "steps", T)

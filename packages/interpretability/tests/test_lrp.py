@@ -10,6 +10,7 @@ from neuronkit.interpretability import (
     GammaRule,
     IdentityRule,
     input_x_gradient,
+    layer_lrp,
     lrp,
 )
 
@@ -112,6 +113,14 @@ def test_gamma_rule_in_closed_form_on_the_original_activations() -> None:
     z1g = X @ w1g.T + b1
     expected = X * ((r_h / (z1g + eps * torch.where(z1g >= 0, 1.0, -1.0))) @ w1g)
     torch.testing.assert_close(lrp(model, X, T, rules={"0": GammaRule(0.5)}), expected)
+    # what reaches the hidden layer: at the ReLU's output and at the last layer's input
+    for layer, layer_input in (("1", False), ("2", True)):
+        got = layer_lrp(model, X, layer, T, rules={"0": GammaRule(0.5)}, layer_input=layer_input)
+        torch.testing.assert_close(got, r_h)
+    # at the gamma layer's input (its weights rerun there) it is the input relevance
+    got = layer_lrp(model, X, "0", T, rules={"0": GammaRule(0.5)}, layer_input=True)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(layer_lrp(model, X, "0", T, rules={"0": GammaRule(0.5)}), r_h)
 
 
 class _Twice(nn.Module):
@@ -161,6 +170,44 @@ def test_elementwise_activations_pass_relevance_through() -> None:
     w1, w2 = model[0].weight.detach(), model[2].weight.detach()
     r_h = h * w2[T]  # the top relevance f_t(x), divided by z = f_t(x), times h w
     torch.testing.assert_close(got, X * ((r_h / z1) @ w1))
+
+
+def test_layer_relevance_is_conserved_layer_by_layer_under_lrp_0() -> None:
+    model = _mlp(bias=False)
+    rules = {name: EpsilonRule(0.0) for name in ("0", "2", "4")}
+    with torch.no_grad():
+        out = model(X)[torch.arange(4), T]
+    for layer in ("0", "1", "2", "3"):
+        for layer_input in (False, True):
+            got, delta = layer_lrp(
+                model,
+                X,
+                layer,
+                T,
+                rules=rules,
+                layer_input=layer_input,
+                return_convergence_delta=True,
+            )
+            torch.testing.assert_close(got.sum(1), out)
+            assert delta.abs().max() < 1e-12
+    # a ReLU passes relevance through: its input's relevance is its output's
+    torch.testing.assert_close(
+        layer_lrp(model, X, "1", T, layer_input=True), layer_lrp(model, X, "1", T)
+    )
+    torch.testing.assert_close(
+        layer_lrp(model, X, "0", T, layer_input=True), lrp(model, X, T), rtol=1e-12, atol=1e-14
+    )
+
+
+def test_layer_version_errors_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="layer"):
+        layer_lrp(_mlp(), X, "9", T)
+    with pytest.raises(ValueError, match="batch_dim"):
+        layer_lrp(_mlp(), X, "1", T, batch_dim=-1)
+    with pytest.raises(ValueError, match="on axis 1"):
+        layer_lrp(_mlp(), X, "1", T, batch_dim=1)
+    with pytest.raises(TypeError, match="layer_input"):
+        layer_lrp(_mlp(), X, "1", T, layer_input=1)
 
 
 def test_errors_name_the_problem() -> None:

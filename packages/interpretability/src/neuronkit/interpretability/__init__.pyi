@@ -48,7 +48,7 @@ from .llm_attribution import (
     llm_attribution,
     llm_gradient_attribution,
 )
-from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, lrp
+from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, layer_lrp, lrp
 from .neuron import neuron_conductance, neuron_output
 from .occlusion import occlusion
 from .representation import (
@@ -157,6 +157,7 @@ __all__ = [
     "layer_gradient_shap",
     "layer_gradient_x_activation",
     "layer_integrated_gradients",
+    "layer_lrp",
     "layer_names",
     "layer_sensitivities",
     "level_set_traversal",

@@ -27,6 +27,7 @@ suffices (Captum always runs two).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -49,15 +50,18 @@ from .attribution import (
     _select,
     _target_index,
 )
+from .grad_cam import _Capture
 from .hooks import (
     CallInputs,
+    LayerValueHook,
     call_model,
     check_not_compiled,
     get_layer,
     module_hooks,
+    submodule,
 )
 
-__all__ = ["Alpha1Beta0Rule", "EpsilonRule", "GammaRule", "IdentityRule", "lrp"]
+__all__ = ["Alpha1Beta0Rule", "EpsilonRule", "GammaRule", "IdentityRule", "layer_lrp", "lrp"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,15 +236,92 @@ def lrp(
     Returns:
         ``[B, ...]`` relevances, and ``[B]`` deltas when asked.
     """
+    _check_arguments(model, inputs, rules, return_convergence_delta)
+    t = _target_index(target, inputs.shape[0], inputs.device)
+    grad, selected = _propagate(model, inputs, t, rules)
+    return _relevance(inputs, grad, selected, 0, return_convergence_delta)
+
+
+@grad_enabled("layer_lrp")
+def layer_lrp(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layer: str | nn.Module,
+    target: Target = None,
+    *,
+    rules: Mapping[str | nn.Module, Rule] | None = None,
+    layer_input: bool = False,
+    batch_dim: int = 0,
+    return_convergence_delta: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The LRP relevance of a layer's output (or input) units, Captum's ``LayerLRP``: what
+    :func:`lrp` hands that layer from above. The layers before it run without a graph.
+
+    Args:
+        model, inputs, target, rules: as :func:`lrp`.
+        layer: the layer (name in ``model.named_modules()`` or submodule), called once per
+            forward, whose output (or first input, ``layer_input=True``) ``[B, ...]`` is
+            attributed.
+        layer_input: the relevance of the layer's input instead of its output.
+        batch_dim: the axis of the layer's value that indexes the examples: 1 for time-major
+            ``[T, B, ...]`` layers; the result keeps the layer's layout.
+        return_convergence_delta: also return ``f_t(x) - sum_j R_j`` over the layer's units.
+
+    Returns:
+        ``[B, ...]`` relevances shaped like the layer's output (input), and ``[B]`` deltas
+        when asked.
+    """
+    _check_arguments(model, inputs, rules, return_convergence_delta)
+    check_type("layer_input", layer_input, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    module = submodule(model, layer)
+    batch = inputs.shape[0]
+    t = _target_index(target, batch, inputs.device)
+    grad, selected = _propagate(model, inputs, t, rules, (module, layer_input))
+    if grad.ndim <= batch_dim or grad.shape[batch_dim] != batch:
+        what = "input" if layer_input else "output"
+        raise ValueError(
+            f"the layer's {what} must hold the {batch} examples on axis {batch_dim} (batch_dim; "
+            f"1 for time-major [T, B, ...] layers), got shape {tuple(grad.shape)}"
+        )
+    return _relevance(inputs, grad, selected, batch_dim, return_convergence_delta)
+
+
+def _relevance(
+    inputs: torch.Tensor, grad: torch.Tensor, selected: torch.Tensor, batch_dim: int, delta: bool
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Relevances from their values per unit of the selected outputs ``[B]`` (the examples on
+    ``grad``'s axis ``batch_dim``), and the convergence deltas when asked."""
+    relevance = grad * selected.view([-1 if d == batch_dim else 1 for d in range(grad.ndim)])
+    relevance = _finite_with_inputs(inputs, relevance, "outputs or relevances")
+    if not delta:
+        return relevance
+    total = relevance.movedim(batch_dim, 0).reshape(len(selected), -1).sum(1)
+    return relevance, _check_finite_result(selected - total, "outputs")
+
+
+def _check_arguments(model: Any, inputs: Any, rules: Any, delta: Any) -> None:
     check_type("model", model, nn.Module)
     check_not_compiled("model", model)
     _check_inputs(inputs, finite=False)
-    check_type("return_convergence_delta", return_convergence_delta, bool)
+    check_type("return_convergence_delta", delta, bool)
     if rules is not None:
         check_type("rules", rules, Mapping)
+
+
+def _propagate(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    t: int | torch.Tensor | None,
+    rules: Mapping[Any, Rule] | None,
+    layer: tuple[nn.Module, bool] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The relevance per unit of the selected output, ``R / f_t(x)``, at the inputs (or at
+    ``layer``'s output or, with its flag, its input), and the selected outputs ``f_t(x)``
+    ``[B]`` (on the original weights)."""
     layer_rules = _layer_rules(model, rules)
     batch = inputs.shape[0]
-    t = _target_index(target, batch, inputs.device)
+    capture = None if layer is None else (layer[0], _Capture(layer[1]))
     modified = {m: _modified_parameters(m, r) for m, r in layer_rules.items()}
     needs_activations = any(p is not None for p in modified.values())
     with eval_mode(model):
@@ -256,19 +337,21 @@ def lrp(
             ]
             with torch.no_grad(), module_hooks(record):
                 original = call_model(model, inputs)
-        x = _leaf(inputs)
-        with module_hooks(_propagation_hooks(model, layer_rules, modified, recorded)):
+        hooks = _propagation_hooks(model, layer_rules, modified, recorded, capture)
+        x = _leaf(inputs) if capture is None else inputs.detach()
+        with (
+            torch.no_grad() if capture is not None else contextlib.nullcontext(),
+            module_hooks(hooks),
+        ):
             outputs = call_model(model, x)
             grad_out = _grad_outputs(outputs, t, batch)
+            wrt = x if capture is None else capture[1].value
+            if wrt is None:
+                raise ValueError("layer did not run in the model's forward pass")
             _check_graph(outputs)
-            (grad,) = torch.autograd.grad(outputs, x, grad_out)
+            (grad,) = torch.autograd.grad(outputs, wrt, grad_out)
     selected = _select((outputs if original is None else original).detach(), t, batch)
-    relevance = grad * selected.view(-1, *([1] * (inputs.ndim - 1)))
-    relevance = _finite_with_inputs(inputs, relevance, "outputs or relevances")
-    if not return_convergence_delta:
-        return relevance
-    delta = selected - relevance.reshape(batch, -1).sum(1)
-    return relevance, _check_finite_result(delta, "outputs")
+    return grad, selected
 
 
 def _recorder(recorded: dict[nn.Module, list[torch.Tensor]]) -> Any:
@@ -283,8 +366,12 @@ def _propagation_hooks(
     layer_rules: dict[nn.Module, Rule],
     modified: dict[nn.Module, dict[str, torch.Tensor] | None],
     recorded: dict[nn.Module, list[torch.Tensor]],
+    capture: tuple[nn.Module, LayerValueHook] | None = None,
 ) -> list[tuple[nn.Module, Any, Any]]:
-    """Forward (pre-)hooks that make autograd carry relevance through every layer."""
+    """Forward (pre-)hooks that make autograd carry relevance through every layer, and
+    ``capture``'s on its layer: an input kept before the layer's own pre-hook scales it, an
+    output after its hook has stabilized it (the relevance arriving from above); not while a
+    rule reruns the layer with its weights."""
     calls: dict[nn.Module, int] = {}
     inputs = CallInputs()
     recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
@@ -325,4 +412,20 @@ def _propagation_hooks(
             hooks.append((module, inputs.pre_hook, pass_through))
         elif rule is not None:
             hooks.append((module, scale_input, stabilize))
+    if capture is not None:
+        layer, keep = capture
+        _, pre_hook, hook = keep.hooks(layer)
+        if pre_hook is not None:
+            hooks.insert(0, (layer, _unless(recomputing, pre_hook), None))
+        else:
+            hooks.append((layer, None, _unless(recomputing, hook)))
     return hooks
+
+
+def _unless(recomputing: set[nn.Module], hook: Any) -> Any:
+    """``hook``, skipped while its module is rerun with a rule's weights."""
+
+    def run(module: nn.Module, *args: Any) -> Any:
+        return None if module in recomputing else hook(module, *args)
+
+    return run
