@@ -984,3 +984,50 @@ def test_layer_and_neuron_deeplift_shap_match_captum() -> None:
     theirs = captum_attr.NeuronDeepLiftShap(model, model[3]).attribute(x, (2, 1, 1), refs)
     ours = deeplift_shap(neuron_output(model, "3", (2, 1, 1)), x, refs)
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("layers", [None, ["2"]])
+def test_tracin_matches_captum(tmp_path, layers) -> None:
+    """TracInCP on checkpoint files with their learning rates, every parameter or the last
+    layer's: influence and self-influence."""
+    from captum.influence import TracInCP
+    from torch.utils.data import TensorDataset
+
+    from neuronkit.interpretability import tracin_influence, tracin_self_influence
+
+    gen = torch.Generator().manual_seed(20)
+    x = torch.randn(10, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (10,), generator=gen)
+    x_test = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    y_test = torch.randint(0, 3, (4,), generator=gen)
+    paths, rates = [], [0.3, 0.05]
+    for seed in (21, 22):
+        torch.manual_seed(seed)
+        paths.append(str(tmp_path / f"{seed}.pt"))
+        net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+        torch.save({"state": net.state_dict(), "lr": rates[len(paths) - 1]}, paths[-1])
+
+    def load(model: nn.Module, path: str) -> float:
+        saved = torch.load(path, weights_only=True)
+        model.load_state_dict(saved["state"])
+        return float(saved["lr"])
+
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    theirs = TracInCP(
+        model,
+        TensorDataset(x, y),
+        paths,
+        checkpoints_load_func=load,
+        layers=layers,
+        loss_fn=nn.CrossEntropyLoss(reduction="none"),
+        batch_size=4,
+    )
+    expected = theirs.influence((x_test, y_test))
+    expected_self = theirs.self_influence()
+    states = [torch.load(p, weights_only=True)["state"] for p in paths]
+    ours = tracin_influence(
+        model, states, (x, y), (x_test, y_test), learning_rates=rates, layers=layers
+    )
+    ours_self = tracin_self_influence(model, states, (x, y), learning_rates=rates, layers=layers)
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ours_self, expected_self, rtol=1e-10, atol=1e-12)

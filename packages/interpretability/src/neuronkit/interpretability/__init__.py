@@ -19,6 +19,8 @@ Reusable core:
   conductance (Captum's ``Neuron*`` methods).
 * :mod:`.llm_attribution`: prompt-token attribution of a language model's continuation.
 * :mod:`.tcav`: concept activation vectors and TCAV scores with the significance test.
+* :mod:`.tracin`: training-data influence (TracIn, Captum's ``TracInCP``): proponents,
+  opponents and self-influence of training examples.
 * :mod:`.attribution_eval`: infidelity and max-sensitivity of explanations (Captum's
   ``infidelity`` and ``sensitivity_max``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with

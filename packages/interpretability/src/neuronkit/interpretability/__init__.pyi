@@ -80,6 +80,7 @@ from .rsa import (
 from .shapley import shapley_value_sampling, shapley_values
 from .stimuli import MDSClustering, mds_clustering
 from .tcav import CAV, TCAVResult, layer_sensitivities, tcav, tcav_score, train_cav
+from .tracin import tracin_influence, tracin_self_influence
 from .visualization import discover_facets, maximize_activation, visualize_facets
 
 __version__: str
@@ -197,6 +198,8 @@ __all__ = [
     "stimuli",
     "tcav",
     "tcav_score",
+    "tracin_influence",
+    "tracin_self_influence",
     "track_information_plane",
     "train_cav",
     "train_classifier",
