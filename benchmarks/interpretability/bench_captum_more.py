@@ -21,6 +21,10 @@ same settings (CPU, 1 thread):
   same permutations from the global generator);
 * infidelity (50 perturbations per example, the same perturbations, normalized) of saliency
   maps, and max-sensitivity (10 perturbations, the same ones) of saliency;
+* TracIn influence of 256 training digits on 32 test digits for the CNN, three checkpoint files
+  with their learning rates, over every parameter and over the last layer's
+  (``tracin_influence`` vs ``TracInCP`` with its per-batch sample-wise gradients, its faster
+  setting: a summed loss, 64 examples per batch on both sides);
 * prompt-token attribution of a 2-layer GPT-2 (width 64, 16 prompt and 8 target tokens):
   ``llm_attribution`` with feature ablation and Shapley value sampling (2 orders) against
   ``LLMAttribution`` with its single-pass forward (``forward_in_tokens=False``; its default
@@ -72,6 +76,8 @@ CONFIGS = [
     ("feature_permutation", 32),
     ("infidelity", 8),
     ("sensitivity_max", 8),
+    ("tracin", 32),
+    ("tracin_last_layer", 32),
     ("llm_feature_ablation", 1),
     ("llm_shapley_value_sampling", 1),
     ("llm_gradient_attribution", 1),
@@ -169,6 +175,8 @@ def build_call(library: str, method: str, batch: int) -> Any:
 
         return theirs
 
+    if method.startswith("tracin"):
+        return _tracin_call(library, method, batch)
     model = build_model("mlp" if method in ("layer_deeplift", "layer_lrp") else "cnn")
     x, t = make_input(batch)
     mask = _superpixels(x)
@@ -257,6 +265,54 @@ def build_call(library: str, method: str, batch: int) -> Any:
         ),
     }
     return calls[method]
+
+
+def _tracin_call(library: str, method: str, batch: int) -> Any:
+    """TracIn of 256 training inputs on ``batch`` test inputs, three checkpoints on disk."""
+    import tempfile
+
+    import torch
+    from torch import nn
+
+    model = build_model("cnn")
+    x, y = make_input(256)
+    x_test, y_test = make_input(batch)
+    folder = Path(tempfile.mkdtemp(prefix="nk-tracin-"))
+    paths, rates = [], [0.1, 0.05, 0.01]
+    for k, rate in enumerate(rates):
+        torch.manual_seed(100 + k)
+        torch.save({"state": build_model("cnn").state_dict(), "lr": rate}, folder / f"{k}.pt")
+        paths.append(str(folder / f"{k}.pt"))
+    layers = ["7"] if method == "tracin_last_layer" else None
+    if library == "neuronkit":
+        from neuronkit.interpretability import tracin_influence
+
+        def ours() -> Any:
+            states = [torch.load(p, weights_only=True)["state"] for p in paths]
+            return tracin_influence(
+                model, states, (x, y), (x_test, y_test), learning_rates=rates, layers=layers
+            )
+
+        return ours
+    from captum.influence import TracInCP
+    from torch.utils.data import TensorDataset
+
+    def load(net: Any, path: str) -> float:
+        saved = torch.load(path, weights_only=True)
+        net.load_state_dict(saved["state"])
+        return float(saved["lr"])
+
+    tracin = TracInCP(
+        model,
+        TensorDataset(x, y),
+        paths,
+        checkpoints_load_func=load,
+        layers=layers,
+        loss_fn=nn.CrossEntropyLoss(reduction="sum"),
+        batch_size=64,
+        sample_wise_grads_per_batch=True,
+    )
+    return lambda: tracin.influence((x_test, y_test))
 
 
 def _seeded(call: Any) -> Any:
