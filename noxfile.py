@@ -171,7 +171,7 @@ def bench(session: nox.Session) -> None:
     )
     # SpikingJelly 2 pulls in torchaudio, whose wheels can be built for another CUDA than
     # torch's and then fail on import (Hugging Face models import it); its neurons do not use it.
-    session.run("uv", "pip", "uninstall", "torchaudio")
+    session.run("uv", "pip", "uninstall", "torchaudio", external=True)
     # Agreement with the peers first (these tests skip where the peers are not installed).
     session.run(
         *PYTEST,
