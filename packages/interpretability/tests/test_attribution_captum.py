@@ -1031,3 +1031,41 @@ def test_tracin_matches_captum(tmp_path, layers) -> None:
     ours_self = tracin_self_influence(model, states, (x, y), learning_rates=rates, layers=layers)
     torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(ours_self, expected_self, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("layers", "rank"), [(None, None), (["2"], None), (["2"], 5)])
+def test_hessian_influence_matches_captum(tmp_path, layers, rank) -> None:
+    """Captum's NaiveInfluenceFunction: every direction (a projection as large as the
+    parameters) or the 5 of largest curvature; influence and self-influence."""
+    from captum.influence import NaiveInfluenceFunction
+    from torch.utils.data import TensorDataset
+
+    from neuronkit.interpretability import hessian_influence, hessian_self_influence
+
+    gen = torch.Generator().manual_seed(20)
+    x = torch.randn(12, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (12,), generator=gen)
+    x_test = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    y_test = torch.randint(0, 3, (4,), generator=gen)
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+
+    def load(net: nn.Module, path: str) -> float:
+        net.load_state_dict(torch.load(path, weights_only=True))
+        return 1.0
+
+    theirs = NaiveInfluenceFunction(
+        model,
+        TensorDataset(x, y),
+        str(tmp_path / "model.pt"),
+        checkpoints_load_func=load,
+        layers=layers,
+        loss_fn=nn.CrossEntropyLoss(reduction="none"),
+        batch_size=5,
+        projection_dim=rank or 10_000,
+    )
+    ours = hessian_influence(model, (x, y), (x_test, y_test), layers=layers, rank=rank)
+    torch.testing.assert_close(ours, theirs.influence((x_test, y_test)), rtol=1e-9, atol=1e-11)
+    own = hessian_self_influence(model, (x, y), layers=layers, rank=rank, batch_size=5)
+    torch.testing.assert_close(own, theirs.self_influence(), rtol=1e-9, atol=1e-11)

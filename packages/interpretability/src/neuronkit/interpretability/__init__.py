@@ -19,7 +19,8 @@ Reusable core:
   conductance (Captum's ``Neuron*`` methods).
 * :mod:`.llm_attribution`: prompt-token attribution of a language model's continuation.
 * :mod:`.tcav`: concept activation vectors and TCAV scores with the significance test.
-* :mod:`.tracin`: training-data influence (TracIn, Captum's ``TracInCP``): proponents,
+* :mod:`.tracin` and :mod:`.influence_function`: training-data influence (TracIn and
+  influence functions, Captum's ``TracInCP`` and ``NaiveInfluenceFunction``): proponents,
   opponents and self-influence of training examples.
 * :mod:`.attribution_eval`: infidelity and max-sensitivity of explanations (Captum's
   ``infidelity`` and ``sensitivity_max``).

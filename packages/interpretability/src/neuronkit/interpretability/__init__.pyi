@@ -34,6 +34,7 @@ from .grad_cam import grad_cam
 from .gradient_shap import gradient_shap, layer_gradient_shap
 from .guided import deconvolution, guided_backprop, guided_grad_cam
 from .hooks import LayerRecorder, get_layer, layer_activations, layer_names
+from .influence_function import hessian_influence, hessian_self_influence
 from .information import kde_information, mutual_information, mutual_information_matrix
 from .internal_influence import internal_influence
 from .kernel_shap import kernel_shap
@@ -137,6 +138,8 @@ __all__ = [
     "gt_grid",
     "guided_backprop",
     "guided_grad_cam",
+    "hessian_influence",
+    "hessian_self_influence",
     "identification_accuracy",
     "infidelity",
     "input_x_gradient",

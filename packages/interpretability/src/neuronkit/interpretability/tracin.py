@@ -126,46 +126,18 @@ def tracin_self_influence(
     return scores
 
 
-class _Setup:
-    """The checked arguments and the per-example gradients at a checkpoint."""
+class _ExampleGradients:
+    """The checked model, loss, layers and batching, and the loss gradients of single
+    examples at a state of the model (shared with :mod:`.influence_function`)."""
 
-    def __init__(
-        self,
-        model: Any,
-        checkpoints: Any,
-        learning_rates: Any,
-        loss_fn: Any,
-        layers: Any,
-        batch_size: Any,
-        vectorize: Any,
-    ) -> None:
+    def __init__(self, model: Any, loss_fn: Any, layers: Any, batch_size: Any, vectorize: Any):
         check_type("model", model, nn.Module)
         check_not_compiled("model", model)
-        if isinstance(checkpoints, (str, os.PathLike, Mapping)) or not isinstance(
-            checkpoints, Sequence
-        ):
-            raise TypeError(
-                "checkpoints must be a sequence of state dicts or paths, got "
-                f"{type(checkpoints).__name__}"
-            )
-        if not checkpoints:
-            raise ValueError("checkpoints must hold at least one checkpoint, got none")
-        if isinstance(learning_rates, (int, float)) and not isinstance(learning_rates, bool):
-            learning_rates = [learning_rates] * len(checkpoints)
-        check_type("learning_rates", learning_rates, Sequence)
-        if len(learning_rates) != len(checkpoints):
-            raise ValueError(
-                f"learning_rates must give one rate per checkpoint ({len(checkpoints)}), got "
-                f"{len(learning_rates)}"
-            )
-        for rate in learning_rates:
-            check_number("learning_rates", rate, gt=0)
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         check_number("batch_size", batch_size, ge=1, integer=True)
         check_type("vectorize", vectorize, bool)
-        self.model, self.checkpoints = model, list(checkpoints)
-        self.learning_rates = [float(r) for r in learning_rates]
+        self.model = model
         self.loss_fn: LossFn = loss_fn or _cross_entropy
         self.batch_size, self.vectorize = int(batch_size), vectorize
         self.names = self._parameter_names(layers)
@@ -199,6 +171,85 @@ class _Setup:
         step = self.batch_size
         return [(x[i : i + step], y[i : i + step]) for i in range(0, len(x), step)]
 
+    def loss(
+        self,
+        params: dict[str, torch.Tensor],
+        rest: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+    ) -> torch.Tensor:
+        """The summed loss of the rows ``x`` ``[n, ...]`` with the parameters ``params`` and
+        the rest of the state ``rest``."""
+        losses = self.loss_fn(functional_call(self.model, (params, rest), (x,)), y)
+        if not isinstance(losses, torch.Tensor) or losses.shape != (len(x),):
+            raise ValueError(
+                f"loss_fn must return one loss per example ([{len(x)}]), got "
+                f"{getattr(losses, 'shape', type(losses).__name__)}"
+            )
+        return losses.sum()
+
+    def split(
+        self, state: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The parameters the gradients cover, and the rest of ``state``."""
+        params = {name: state[name] for name in self.names}
+        return params, {name: value for name, value in state.items() if name not in params}
+
+    def gradients(
+        self, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """The per-example gradients ``[n, P]`` of the loss at ``state``, flattened."""
+        params, rest = self.split(state)
+
+        def one(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+            return self.loss(p, rest, xi.unsqueeze(0), yi.unsqueeze(0))
+
+        per_example = grad(one)
+        with eval_mode(self.model):
+            if self.vectorize:
+                grads = vmap(per_example, in_dims=(None, 0, 0))(params, x, y)
+            else:
+                each = [per_example(params, xi, yi) for xi, yi in zip(x, y, strict=True)]
+                grads = {name: torch.stack([g[name] for g in each]) for name in self.names}
+        return torch.cat([grads[name].reshape(len(x), -1) for name in self.names], 1)
+
+
+class _Setup(_ExampleGradients):
+    """:class:`_ExampleGradients` with the checked checkpoints and learning rates."""
+
+    def __init__(
+        self,
+        model: Any,
+        checkpoints: Any,
+        learning_rates: Any,
+        loss_fn: Any,
+        layers: Any,
+        batch_size: Any,
+        vectorize: Any,
+    ) -> None:
+        super().__init__(model, loss_fn, layers, batch_size, vectorize)
+        if isinstance(checkpoints, (str, os.PathLike, Mapping)) or not isinstance(
+            checkpoints, Sequence
+        ):
+            raise TypeError(
+                "checkpoints must be a sequence of state dicts or paths, got "
+                f"{type(checkpoints).__name__}"
+            )
+        if not checkpoints:
+            raise ValueError("checkpoints must hold at least one checkpoint, got none")
+        if isinstance(learning_rates, (int, float)) and not isinstance(learning_rates, bool):
+            learning_rates = [learning_rates] * len(checkpoints)
+        check_type("learning_rates", learning_rates, Sequence)
+        if len(learning_rates) != len(checkpoints):
+            raise ValueError(
+                f"learning_rates must give one rate per checkpoint ({len(checkpoints)}), got "
+                f"{len(learning_rates)}"
+            )
+        for rate in learning_rates:
+            check_number("learning_rates", rate, gt=0)
+        self.checkpoints = list(checkpoints)
+        self.learning_rates = [float(r) for r in learning_rates]
+
     def states(self, show_progress: bool | None) -> Iterator[tuple[dict[str, torch.Tensor], float]]:
         """Each checkpoint's parameters and buffers (read when its turn comes) with its
         learning rate, under a progress bar."""
@@ -225,29 +276,3 @@ class _Setup:
                 for name, value in expected.items()
             }
             yield state, lr
-
-    def gradients(
-        self, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
-    ) -> torch.Tensor:
-        """The per-example gradients ``[n, P]`` of the loss at ``state``, flattened."""
-        params = {name: state[name] for name in self.names}
-        rest = {name: value for name, value in state.items() if name not in params}
-
-        def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-            out = functional_call(self.model, (p, rest), (xi.unsqueeze(0),))
-            losses = self.loss_fn(out, yi.unsqueeze(0))
-            if not isinstance(losses, torch.Tensor) or losses.numel() != 1:
-                raise ValueError(
-                    "loss_fn must return one loss per example ([n]), got "
-                    f"{getattr(losses, 'shape', type(losses).__name__)} for one example"
-                )
-            return losses.sum()
-
-        per_example = grad(loss)
-        with eval_mode(self.model):
-            if self.vectorize:
-                grads = vmap(per_example, in_dims=(None, 0, 0))(params, x, y)
-            else:
-                each = [per_example(params, xi, yi) for xi, yi in zip(x, y, strict=True)]
-                grads = {name: torch.stack([g[name] for g in each]) for name in self.names}
-        return torch.cat([grads[name].reshape(len(x), -1) for name in self.names], 1)

@@ -1,0 +1,170 @@
+"""Influence functions: training-data influence through the inverse Hessian.
+
+Koh & Liang, "Understanding Black-box Predictions via Influence Functions" (ICML 2017). At the
+trained parameters, removing a training example ``z`` moves them by about
+``H^{-1} grad l(z)``, with ``H`` the Hessian of the summed training loss, so the test loss of
+``z'`` rises by about::
+
+    influence(z, z') = grad l(z')^T H^{-1} grad l(z)
+
+Positive scores mark proponents (removing them would hurt the test example), negative ones
+opponents, as in :mod:`.tracin`; the paper's ``I_up,loss`` is the same quantity with the
+opposite sign and the mean loss's Hessian. ``H`` is formed explicitly over the chosen
+parameters (``layers=``; the paper's experiments use the last layer or a small convex model),
+damped by ``damping * I``, and inverted on its eigenvectors with eigenvalues above ``tol``
+(``rank`` keeps the largest ones only): where the loss is not convex, the directions of
+negative curvature are left out.
+
+Numbers equal Captum's ``NaiveInfluenceFunction`` (its ``hessian_reg``, ``hessian_inverse_tol``
+and ``projection_dim`` are ``damping``, ``tol`` and ``rank``; Captum keeps 50 directions by
+default, ``rank=None`` keeps all of them). The Hessian is the Jacobian of the gradient, one
+vectorized reverse pass per chunk of its rows, and each example's gradient one vectorized pass
+per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import jacrev
+
+from neuronkit.common import check_number, eval_mode
+from neuronkit.common.progress import progress
+
+from .tracin import LossFn, _ExampleGradients
+
+__all__ = ["hessian_influence", "hessian_self_influence"]
+
+#: the largest number of parameters whose Hessian is formed (``P x P`` entries)
+MAX_PARAMETERS = 20_000
+
+
+def hessian_influence(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    loss_fn: LossFn | None = None,
+    layers: Sequence[str] | None = None,
+    hessian_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    damping: float = 1e-6,
+    tol: float = 1e-5,
+    rank: int | None = None,
+    batch_size: int = 64,
+    vectorize: bool = True,
+    show_progress: bool | None = None,
+) -> torch.Tensor:
+    """Influence-function scores of every training example on every test example.
+
+    Args:
+        model: the trained network, at the parameters to explain; runs in eval mode (flags
+            restored); never modified.
+        train: ``(inputs [N, ...], targets [N, ...])``.
+        test: ``(inputs [M, ...], targets [M, ...])``.
+        loss_fn: ``loss_fn(outputs, targets)`` returning per-example losses ``[n]``; default
+            cross-entropy on logits and class indices.
+        layers: names of modules whose parameters the influence covers (default: every
+            parameter that requires gradients); at most :data:`MAX_PARAMETERS` in all.
+        hessian_data: the examples whose summed loss's Hessian is inverted (default:
+            ``train``).
+        damping: added to the Hessian's diagonal.
+        tol: eigenvalues of the damped Hessian at or below it are left out.
+        rank: keep only the ``rank`` largest eigenvalues (``None``: all above ``tol``).
+        batch_size: examples per vectorized pass, and Hessian rows per reverse pass.
+        vectorize: ``False`` takes the examples' gradients one at a time.
+        show_progress: a bar over the Hessian's batches (``None``: only on a terminal).
+
+    Returns:
+        ``[M, N]`` scores: entry ``(j, i)`` is the predicted rise of test example ``j``'s loss
+        when training example ``i`` is removed.
+    """
+    grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
+    x, y = grads.data("train", train)
+    xt, yt = grads.data("test", test)
+    state, root = _inverse_root(grads, hessian_data, (x, y), damping, tol, rank, show_progress)
+    test_side = torch.cat([grads.gradients(state, *b) @ root for b in grads.batches(xt, yt)])
+    columns = [test_side @ (grads.gradients(state, *b) @ root).T for b in grads.batches(x, y)]
+    return torch.cat(columns, 1)
+
+
+def hessian_self_influence(
+    model: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor],
+    *,
+    loss_fn: LossFn | None = None,
+    layers: Sequence[str] | None = None,
+    hessian_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    damping: float = 1e-6,
+    tol: float = 1e-5,
+    rank: int | None = None,
+    batch_size: int = 64,
+    vectorize: bool = True,
+    show_progress: bool | None = None,
+) -> torch.Tensor:
+    """Self-influence ``grad l(z)^T H^{-1} grad l(z)`` of each example (the Hessian of
+    ``hessian_data``'s loss, default ``data``'s). Arguments as :func:`hessian_influence`.
+
+    Returns:
+        ``[N]`` scores; the largest flag examples to inspect first.
+    """
+    grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
+    x, y = grads.data("data", data)
+    state, root = _inverse_root(grads, hessian_data, (x, y), damping, tol, rank, show_progress)
+    parts = [(grads.gradients(state, *b) @ root).square().sum(1) for b in grads.batches(x, y)]
+    return torch.cat(parts)
+
+
+def _inverse_root(
+    grads: _ExampleGradients,
+    hessian_data: Any,
+    default: tuple[torch.Tensor, torch.Tensor],
+    damping: Any,
+    tol: Any,
+    rank: Any,
+    show_progress: bool | None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The model's state and ``R [P, r]`` with ``R R^T`` the inverse of the damped Hessian
+    on its eigenvectors of eigenvalue above ``tol`` (the ``rank`` largest)."""
+    check_number("damping", damping, ge=0)
+    check_number("tol", tol, ge=0)
+    if rank is not None:
+        check_number("rank", rank, ge=1, integer=True)
+    x, y = default if hessian_data is None else grads.data("hessian_data", hessian_data)
+    state = {k: v.detach() for k, v in grads.model.state_dict(keep_vars=True).items()}
+    params, rest = grads.split(state)
+    shapes = [params[name].shape for name in grads.names]
+    sizes = [p.numel() for p in params.values()]
+    total = sum(sizes)
+    if total > MAX_PARAMETERS:
+        raise ValueError(
+            f"the influence covers {total} parameters, more than the {MAX_PARAMETERS} whose "
+            "Hessian is formed: choose fewer with layers= (e.g. the last layer)"
+        )
+    flat = torch.cat([p.reshape(-1) for p in params.values()])
+
+    def summed_loss(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        pieces = v.split(sizes)
+        unflat = {n: t.view(s) for n, t, s in zip(grads.names, pieces, shapes, strict=True)}
+        return grads.loss(unflat, rest, xb, yb)
+
+    hessian = torch.zeros(total, total, dtype=flat.dtype, device=flat.device)
+    jacobian_of_gradient = jacrev(jacrev(summed_loss), chunk_size=grads.batch_size)
+    with eval_mode(grads.model):
+        batches = progress(grads.batches(x, y), show_progress=show_progress, desc="hessian batches")
+        for xb, yb in batches:
+            hessian += jacobian_of_gradient(flat, xb, yb)
+    eye = torch.eye(total, dtype=flat.dtype, device=flat.device)
+    hessian = (hessian + hessian.T) / 2 + damping * eye
+    values, vectors = torch.linalg.eigh(hessian)
+    keep = values > tol
+    values, vectors = values[keep], vectors[:, keep]
+    if rank is not None:
+        values, vectors = values[-int(rank) :], vectors[:, -int(rank) :]
+    if len(values) == 0:
+        raise ValueError(
+            f"the damped Hessian has no eigenvalue above tol={tol}: raise damping or lower tol"
+        )
+    return state, vectors * values.rsqrt()
