@@ -120,6 +120,44 @@ def test_rank_keeps_the_largest_curvature_only() -> None:
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def test_arnoldi_finds_the_exact_top_eigenvectors() -> None:
+    """With more Krylov steps than parameters, the Arnoldi restriction has the Hessian's own
+    eigenvalues: the same scores as the exact inverse at the same rank."""
+    x = torch.randn(30, 5, generator=_gen(10), dtype=torch.float64)
+    y = torch.randint(0, 3, (30,), generator=_gen(11))
+    torch.manual_seed(12)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()  # 39 params
+    settings = {"damping": 1e-3, "tol": 1e-4, "rank": 6}
+    exact = hessian_influence(model, (x, y), (x[:4], y[:4]), **settings)
+    arnoldi = hessian_influence(
+        model,
+        (x, y),
+        (x[:4], y[:4]),
+        method="arnoldi",
+        arnoldi_dim=60,
+        arnoldi_tol=1e-10,
+        **settings,
+    )
+    torch.testing.assert_close(arnoldi, exact, rtol=1e-8, atol=1e-12)
+    # a short iteration approximates the largest curvature only: close, not equal
+    short = hessian_influence(
+        model, (x, y), (x[:4], y[:4]), method="arnoldi", arnoldi_dim=8, **settings
+    )
+    assert not torch.allclose(short, exact, rtol=1e-8, atol=1e-12)
+    assert float((short - exact).norm() / exact.norm()) < 0.5
+
+
+def test_arnoldi_runs_past_the_exact_limit() -> None:
+    model = nn.Linear(200, 101)  # 20301 parameters: too many to form the Hessian
+    data = (
+        torch.randn(8, 200, generator=_gen(13)),
+        torch.randint(0, 101, (8,), generator=_gen(14)),
+    )
+    own = hessian_self_influence(model, data, method="arnoldi", arnoldi_dim=12, rank=5)
+    assert own.shape == (8,)
+    assert (own > 0).all()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -130,6 +168,10 @@ def test_rank_keeps_the_largest_curvature_only() -> None:
         ({"hessian_data": (torch.zeros(2, 4),)}, TypeError, "hessian_data must be a pair"),
         ({"test": (torch.zeros(2, 4), torch.zeros(3))}, ValueError, "test must be non-empty"),
         ({"loss_fn": 3}, TypeError, "loss_fn must be callable"),
+        ({"method": "lissa"}, ValueError, "method"),
+        ({"method": "arnoldi", "arnoldi_dim": 1}, ValueError, "arnoldi_dim"),
+        ({"method": "arnoldi", "seed": -1}, ValueError, "seed"),
+        ({"method": "arnoldi", "arnoldi_tol": 1e9}, ValueError, "lower arnoldi_tol"),
     ],
 )
 def test_bad_arguments(kwargs, error, match) -> None:
@@ -145,5 +187,5 @@ def test_bad_arguments(kwargs, error, match) -> None:
 def test_too_many_parameters_is_refused() -> None:
     model = nn.Linear(200, 101)
     data = (torch.zeros(2, 200), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match=r"20301 parameters.*layers="):
+    with pytest.raises(ValueError, match=r"20301 parameters.*layers=.*arnoldi"):
         hessian_self_influence(model, data)

@@ -19,7 +19,10 @@ Numbers equal Captum's ``NaiveInfluenceFunction`` (its ``hessian_reg``, ``hessia
 and ``projection_dim`` are ``damping``, ``tol`` and ``rank``; Captum keeps 50 directions by
 default, ``rank=None`` keeps all of them). The Hessian is the Jacobian of the gradient, one
 vectorized reverse pass per chunk of its rows, and each example's gradient one vectorized pass
-per batch.
+per batch. For more parameters than a Hessian can hold, ``method="arnoldi"`` (Schioppa,
+Zablotskaia, Vilar & Sokolov, "Scaling Up Influence Functions", AAAI 2022; Captum's
+``ArnoldiInfluenceFunction``, equal numbers) finds the largest eigenvalues from Hessian-vector
+products alone.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import jacrev
+from torch.func import jacrev, jvp
 
-from neuronkit.common import check_number, eval_mode
+from neuronkit.common import check_choice, check_number, check_seed, eval_mode
 from neuronkit.common.progress import progress
 
 from .tracin import LossFn, _ExampleGradients
@@ -53,6 +56,10 @@ def hessian_influence(
     damping: float = 1e-6,
     tol: float = 1e-5,
     rank: int | None = None,
+    method: str = "exact",
+    arnoldi_dim: int = 200,
+    arnoldi_tol: float = 1e-1,
+    seed: int = 0,
     batch_size: int = 64,
     vectorize: bool = True,
     show_progress: bool | None = None,
@@ -67,12 +74,19 @@ def hessian_influence(
         loss_fn: ``loss_fn(outputs, targets)`` returning per-example losses ``[n]``; default
             cross-entropy on logits and class indices.
         layers: names of modules whose parameters the influence covers (default: every
-            parameter that requires gradients); at most :data:`MAX_PARAMETERS` in all.
+            parameter that requires gradients).
         hessian_data: the examples whose summed loss's Hessian is inverted (default:
             ``train``).
         damping: added to the Hessian's diagonal.
         tol: eigenvalues of the damped Hessian at or below it are left out.
         rank: keep only the ``rank`` largest eigenvalues (``None``: all above ``tol``).
+        method: ``"exact"`` forms the Hessian (at most :data:`MAX_PARAMETERS` parameters);
+            ``"arnoldi"`` (Schioppa et al., "Scaling Up Influence Functions", AAAI 2022;
+            Captum's ``ArnoldiInfluenceFunction``) needs only Hessian-vector products: the
+            eigenvectors are those of the Hessian restricted to ``arnoldi_dim`` Krylov
+            directions from a random start (``seed``), enough for its largest eigenvalues.
+        arnoldi_dim, arnoldi_tol, seed: the Arnoldi iteration's steps, the norm below which a
+            new direction ends it early, and the start vector's seed.
         batch_size: examples per vectorized pass, and Hessian rows per reverse pass.
         vectorize: ``False`` takes the examples' gradients one at a time.
         show_progress: a bar over the Hessian's batches (``None``: only on a terminal).
@@ -84,7 +98,16 @@ def hessian_influence(
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("train", train)
     xt, yt = grads.data("test", test)
-    state, root = _inverse_root(grads, hessian_data, (x, y), damping, tol, rank, show_progress)
+    settings = {
+        "method": method,
+        "damping": damping,
+        "tol": tol,
+        "rank": rank,
+        "arnoldi_dim": arnoldi_dim,
+        "arnoldi_tol": arnoldi_tol,
+        "seed": seed,
+    }
+    state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
     test_side = torch.cat([grads.gradients(state, *b) @ root for b in grads.batches(xt, yt)])
     columns = [test_side @ (grads.gradients(state, *b) @ root).T for b in grads.batches(x, y)]
     return torch.cat(columns, 1)
@@ -100,6 +123,10 @@ def hessian_self_influence(
     damping: float = 1e-6,
     tol: float = 1e-5,
     rank: int | None = None,
+    method: str = "exact",
+    arnoldi_dim: int = 200,
+    arnoldi_tol: float = 1e-1,
+    seed: int = 0,
     batch_size: int = 64,
     vectorize: bool = True,
     show_progress: bool | None = None,
@@ -112,7 +139,16 @@ def hessian_self_influence(
     """
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("data", data)
-    state, root = _inverse_root(grads, hessian_data, (x, y), damping, tol, rank, show_progress)
+    settings = {
+        "method": method,
+        "damping": damping,
+        "tol": tol,
+        "rank": rank,
+        "arnoldi_dim": arnoldi_dim,
+        "arnoldi_tol": arnoldi_tol,
+        "seed": seed,
+    }
+    state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
     parts = [(grads.gradients(state, *b) @ root).square().sum(1) for b in grads.batches(x, y)]
     return torch.cat(parts)
 
@@ -121,13 +157,14 @@ def _inverse_root(
     grads: _ExampleGradients,
     hessian_data: Any,
     default: tuple[torch.Tensor, torch.Tensor],
-    damping: Any,
-    tol: Any,
-    rank: Any,
+    settings: dict[str, Any],
     show_progress: bool | None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The model's state and ``R [P, r]`` with ``R R^T`` the inverse of the damped Hessian
-    on its eigenvectors of eigenvalue above ``tol`` (the ``rank`` largest)."""
+    on its eigenvectors of eigenvalue above ``tol`` (the ``rank`` largest): of the Hessian
+    itself (``"exact"``) or of its restriction to a Krylov subspace (``"arnoldi"``)."""
+    method, damping, tol, rank = (settings[k] for k in ("method", "damping", "tol", "rank"))
+    check_choice("method", method, ("exact", "arnoldi"))
     check_number("damping", damping, ge=0)
     check_number("tol", tol, ge=0)
     if rank is not None:
@@ -138,10 +175,11 @@ def _inverse_root(
     shapes = [params[name].shape for name in grads.names]
     sizes = [p.numel() for p in params.values()]
     total = sum(sizes)
-    if total > MAX_PARAMETERS:
+    if method == "exact" and total > MAX_PARAMETERS:
         raise ValueError(
             f"the influence covers {total} parameters, more than the {MAX_PARAMETERS} whose "
-            "Hessian is formed: choose fewer with layers= (e.g. the last layer)"
+            "Hessian is formed: choose fewer with layers= (e.g. the last layer), or "
+            'method="arnoldi"'
         )
     flat = torch.cat([p.reshape(-1) for p in params.values()])
 
@@ -150,15 +188,38 @@ def _inverse_root(
         unflat = {n: t.view(s) for n, t, s in zip(grads.names, pieces, shapes, strict=True)}
         return grads.loss(unflat, rest, xb, yb)
 
-    hessian = torch.zeros(total, total, dtype=flat.dtype, device=flat.device)
-    jacobian_of_gradient = jacrev(jacrev(summed_loss), chunk_size=grads.batch_size)
+    batches = grads.batches(x, y)
     with eval_mode(grads.model):
-        batches = progress(grads.batches(x, y), show_progress=show_progress, desc="hessian batches")
-        for xb, yb in batches:
-            hessian += jacobian_of_gradient(flat, xb, yb)
-    eye = torch.eye(total, dtype=flat.dtype, device=flat.device)
-    hessian = (hessian + hessian.T) / 2 + damping * eye
-    values, vectors = torch.linalg.eigh(hessian)
+        if method == "exact":
+            hessian = torch.zeros(total, total, dtype=flat.dtype, device=flat.device)
+            jacobian_of_gradient = jacrev(jacrev(summed_loss), chunk_size=grads.batch_size)
+            for xb, yb in progress(batches, show_progress=show_progress, desc="hessian"):
+                hessian += jacobian_of_gradient(flat, xb, yb)
+            basis = None
+        else:
+            gradient = jacrev(summed_loss)
+
+            def hvp(v: torch.Tensor) -> torch.Tensor:
+                product = torch.zeros_like(flat)
+                for xb, yb in batches:
+                    product += jvp(lambda f, xb=xb, yb=yb: gradient(f, xb, yb), (flat,), (v,))[1]
+                return product
+
+            check_number("arnoldi_dim", settings["arnoldi_dim"], ge=2, integer=True)
+            check_number("arnoldi_tol", settings["arnoldi_tol"], ge=0)
+            check_seed(settings["seed"])
+            gen = torch.Generator(device=flat.device).manual_seed(settings["seed"])
+            start = torch.cat(
+                [
+                    torch.randn(p.shape, generator=gen, dtype=p.dtype, device=p.device).reshape(-1)
+                    for p in params.values()
+                ]
+            )
+            basis, hessian = _arnoldi(
+                hvp, start, settings["arnoldi_dim"], settings["arnoldi_tol"], show_progress
+            )
+    eye = torch.eye(len(hessian), dtype=flat.dtype, device=flat.device)
+    values, vectors = torch.linalg.eigh((hessian + hessian.T) / 2 + damping * eye)
     keep = values > tol
     values, vectors = values[keep], vectors[:, keep]
     if rank is not None:
@@ -167,4 +228,34 @@ def _inverse_root(
         raise ValueError(
             f"the damped Hessian has no eigenvalue above tol={tol}: raise damping or lower tol"
         )
+    if basis is not None:
+        vectors = basis.T @ vectors  # Ritz vectors in the parameters' coordinates
     return state, vectors * values.rsqrt()
+
+
+def _arnoldi(
+    hvp: Any, start: torch.Tensor, steps: int, tol: float, show_progress: bool | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arnoldi iteration (Schioppa et al., "Scaling Up Influence Functions", AAAI 2022):
+    an orthonormal basis ``Q [k, P]`` of the Krylov subspace of ``start`` under the Hessian
+    (``hvp``: Hessian-vector products) and the Hessian's restriction ``Q H Q^T [k, k]``; it stops
+    early when the next direction's norm falls below ``tol``. Captum's indexing: the last
+    basis vector and row are dropped."""
+    basis = [start / start.norm()]
+    restricted = torch.zeros(steps + 1, steps, dtype=start.dtype, device=start.device)
+    k = 0
+    for k in progress(range(1, steps + 1), show_progress=show_progress, desc="arnoldi"):
+        v = hvp(basis[k - 1])
+        for i in range(k):
+            restricted[i, k - 1] = basis[i] @ v
+            v = v - restricted[i, k - 1] * basis[i]
+        restricted[k, k - 1] = v.norm()
+        if restricted[k, k - 1] < tol:
+            break
+        basis.append(v / restricted[k, k - 1])
+    kept = k - 1
+    if kept < 1:
+        raise ValueError(
+            f"the Arnoldi iteration stopped after one step (arnoldi_tol={tol}): lower arnoldi_tol"
+        )
+    return torch.stack(basis[:kept]), restricted[:kept, :kept]
