@@ -183,7 +183,7 @@ def build_call(library: str, method: str, batch: int) -> Any:
 
         return theirs
 
-    if method.startswith("tracin") or method.endswith("_influence"):
+    if method in ("tracin", "tracin_last_layer", "hessian_influence", "arnoldi_influence"):
         return _influence_call(library, method, batch)
     model = build_model("mlp" if method in ("layer_deeplift", "layer_lrp") else "cnn")
     x, t = make_input(batch)

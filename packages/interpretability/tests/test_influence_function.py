@@ -170,7 +170,7 @@ def test_arnoldi_runs_past_the_exact_limit() -> None:
         ({"loss_fn": 3}, TypeError, "loss_fn must be callable"),
         ({"method": "lissa"}, ValueError, "method"),
         ({"method": "arnoldi", "arnoldi_dim": 1}, ValueError, "arnoldi_dim"),
-        ({"method": "arnoldi", "seed": -1}, ValueError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
         ({"method": "arnoldi", "arnoldi_tol": 1e9}, ValueError, "lower arnoldi_tol"),
     ],
 )

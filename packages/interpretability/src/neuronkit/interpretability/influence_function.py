@@ -169,6 +169,9 @@ def _inverse_root(
     check_number("tol", tol, ge=0)
     if rank is not None:
         check_number("rank", rank, ge=1, integer=True)
+    check_number("arnoldi_dim", settings["arnoldi_dim"], ge=2, integer=True)
+    check_number("arnoldi_tol", settings["arnoldi_tol"], ge=0)
+    check_seed(settings["seed"])
     x, y = default if hessian_data is None else grads.data("hessian_data", hessian_data)
     state = {k: v.detach() for k, v in grads.model.state_dict(keep_vars=True).items()}
     params, rest = grads.split(state)
@@ -205,9 +208,6 @@ def _inverse_root(
                     product += jvp(lambda f, xb=xb, yb=yb: gradient(f, xb, yb), (flat,), (v,))[1]
                 return product
 
-            check_number("arnoldi_dim", settings["arnoldi_dim"], ge=2, integer=True)
-            check_number("arnoldi_tol", settings["arnoldi_tol"], ge=0)
-            check_seed(settings["seed"])
             gen = torch.Generator(device=flat.device).manual_seed(settings["seed"])
             start = torch.cat(
                 [
