@@ -124,6 +124,33 @@ def test_self_influence_finds_mislabelled_training_examples() -> None:
     assert precision >= by_loss - 1 / 18
 
 
+class _Counting(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net, self.calls = _mlp(), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.net(x)
+
+
+def test_bad_checkpoints_are_refused_before_any_work(tmp_path) -> None:
+    model = _Counting()
+    good = {f"net.{k}": v for k, v in CHECKPOINTS[0].items()}
+    bad = dict(list(good.items())[:2])
+    with pytest.raises(ValueError, match=r"checkpoints\[1\] lacks .*net\.3\.bias"):
+        tracin_influence(model, [good, bad], (X, Y), (XT, YT))
+    with pytest.raises(FileNotFoundError, match=r"checkpoints\[1\]: no file"):
+        tracin_influence(model, [good, tmp_path / "missing.pt"], (X, Y), (XT, YT))
+    assert model.calls == 0
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(TypeError, match=r"checkpoints\[0\] must hold a state dict"):
+        tracin_influence(model, [tmp_path / "list.pt"], (X, Y), (XT, YT))
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"checkpoints\[0\] lacks"):
+        tracin_influence(model, [tmp_path / "bad.pt"], (X, Y), (XT, YT))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -247,6 +247,18 @@ class _Setup(_ExampleGradients):
             )
         for rate in learning_rates:
             check_number("learning_rates", rate, gt=0)
+        expected = set(self.model.state_dict())
+        for k, checkpoint in enumerate(checkpoints):  # before any work: files must exist
+            if isinstance(checkpoint, (str, os.PathLike)):
+                if not os.path.isfile(checkpoint):
+                    raise FileNotFoundError(f"checkpoints[{k}]: no file {os.fspath(checkpoint)!r}")
+            elif not isinstance(checkpoint, Mapping):
+                raise TypeError(
+                    f"checkpoints[{k}] must be a state dict or a path, got "
+                    f"{type(checkpoint).__name__}"
+                )
+            elif missing := sorted(expected - set(checkpoint)):
+                raise ValueError(f"checkpoints[{k}] lacks the model's entries {missing[:5]}")
         self.checkpoints = list(checkpoints)
         self.learning_rates = [float(r) for r in learning_rates]
 
@@ -261,16 +273,15 @@ class _Setup(_ExampleGradients):
             total=len(self.checkpoints),
         )
         for k, (checkpoint, lr) in pairs:
-            if isinstance(checkpoint, (str, os.PathLike)):
+            if isinstance(checkpoint, (str, os.PathLike)):  # checked in full once read
                 checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            if not isinstance(checkpoint, Mapping):
-                raise TypeError(
-                    f"checkpoints[{k}] must be a state dict or a path, got "
-                    f"{type(checkpoint).__name__}"
-                )
-            missing = sorted(set(expected) - set(checkpoint))
-            if missing:
-                raise ValueError(f"checkpoints[{k}] lacks the model's entries {missing[:5]}")
+                if not isinstance(checkpoint, Mapping):
+                    raise TypeError(
+                        f"checkpoints[{k}] must hold a state dict, got {type(checkpoint).__name__}"
+                    )
+                missing = sorted(set(expected) - set(checkpoint))
+                if missing:
+                    raise ValueError(f"checkpoints[{k}] lacks the model's entries {missing[:5]}")
             state = {
                 name: checkpoint[name].detach().to(value.device, value.dtype)
                 for name, value in expected.items()
