@@ -1033,48 +1033,22 @@ def test_tracin_matches_captum(tmp_path, layers) -> None:
     torch.testing.assert_close(ours_self, expected_self, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize(("layers", "rank"), [(None, None), (["2"], None), (["2"], 5)])
-def test_hessian_influence_matches_captum(tmp_path, layers, rank) -> None:
-    """Captum's NaiveInfluenceFunction: every direction (a projection as large as the
-    parameters) or the 5 of largest curvature; influence and self-influence."""
+@pytest.mark.parametrize(
+    ("method", "layers", "rank"),
+    [
+        ("exact", None, None),
+        ("exact", ["2"], None),
+        ("exact", ["2"], 5),
+        ("arnoldi", None, 10),
+        ("arnoldi", ["2"], 10),
+    ],
+)
+def test_hessian_influence_matches_captum(tmp_path, method, layers, rank) -> None:
+    """Captum's NaiveInfluenceFunction (every direction, a projection as large as the
+    parameters, or the 5 of largest curvature) and ArnoldiInfluenceFunction (its defaults for
+    damping and tol, 30 Krylov steps, 10 directions, the same start vector from the same
+    seed): influence and self-influence."""
     from captum.influence import NaiveInfluenceFunction
-    from torch.utils.data import TensorDataset
-
-    from neuronkit.interpretability import hessian_influence, hessian_self_influence
-
-    gen = torch.Generator().manual_seed(20)
-    x = torch.randn(12, 5, generator=gen, dtype=torch.float64)
-    y = torch.randint(0, 3, (12,), generator=gen)
-    x_test = torch.randn(4, 5, generator=gen, dtype=torch.float64)
-    y_test = torch.randint(0, 3, (4,), generator=gen)
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
-    torch.save(model.state_dict(), tmp_path / "model.pt")
-
-    def load(net: nn.Module, path: str) -> float:
-        net.load_state_dict(torch.load(path, weights_only=True))
-        return 1.0
-
-    theirs = NaiveInfluenceFunction(
-        model,
-        TensorDataset(x, y),
-        str(tmp_path / "model.pt"),
-        checkpoints_load_func=load,
-        layers=layers,
-        loss_fn=nn.CrossEntropyLoss(reduction="none"),
-        batch_size=5,
-        projection_dim=rank or 10_000,
-    )
-    ours = hessian_influence(model, (x, y), (x_test, y_test), layers=layers, rank=rank)
-    torch.testing.assert_close(ours, theirs.influence((x_test, y_test)), rtol=1e-9, atol=1e-11)
-    own = hessian_self_influence(model, (x, y), layers=layers, rank=rank, batch_size=5)
-    torch.testing.assert_close(own, theirs.self_influence(), rtol=1e-9, atol=1e-11)
-
-
-@pytest.mark.parametrize("layers", [None, ["2"]])
-def test_arnoldi_hessian_influence_matches_captum(tmp_path, layers) -> None:
-    """Captum's ArnoldiInfluenceFunction (its defaults for damping and tol, 30 Krylov steps,
-    10 directions): the same start vector from the same seed, the same iteration."""
     from captum.influence._core.arnoldi_influence_function import ArnoldiInfluenceFunction
     from torch.utils.data import TensorDataset
 
@@ -1093,20 +1067,19 @@ def test_arnoldi_hessian_influence_matches_captum(tmp_path, layers) -> None:
         net.load_state_dict(torch.load(path, weights_only=True))
         return 1.0
 
-    theirs = ArnoldiInfluenceFunction(
-        model,
-        TensorDataset(x, y),
-        str(tmp_path / "model.pt"),
-        checkpoints_load_func=load,
-        layers=layers,
-        loss_fn=nn.CrossEntropyLoss(reduction="none"),
-        batch_size=5,
-        projection_dim=10,
-        arnoldi_dim=30,
-    )
-    settings = {"layers": layers, "rank": 10, "damping": 1e-3, "tol": 1e-4, "batch_size": 5}
-    settings |= {"method": "arnoldi", "arnoldi_dim": 30, "seed": 0}
+    common = {"checkpoints_load_func": load, "layers": layers, "batch_size": 5}
+    common["loss_fn"] = nn.CrossEntropyLoss(reduction="none")
+    settings: dict = {"layers": layers, "rank": rank, "batch_size": 5}
+    if method == "exact":
+        cls, extra, tolerance = NaiveInfluenceFunction, {"projection_dim": rank or 10_000}, 1e-9
+    else:
+        cls, extra, tolerance = ArnoldiInfluenceFunction, {"projection_dim": rank}, 1e-8
+        extra["arnoldi_dim"] = 30
+        settings |= {"damping": 1e-3, "tol": 1e-4, "method": "arnoldi", "arnoldi_dim": 30}
+    theirs = cls(model, TensorDataset(x, y), str(tmp_path / "model.pt"), **common, **extra)
+    atol = 1e-11 if method == "exact" else 1e-9
     ours = hessian_influence(model, (x, y), (x_test, y_test), **settings)
-    torch.testing.assert_close(ours, theirs.influence((x_test, y_test)), rtol=1e-8, atol=1e-9)
+    expected = theirs.influence((x_test, y_test))
+    torch.testing.assert_close(ours, expected, rtol=tolerance, atol=atol)
     own = hessian_self_influence(model, (x, y), **settings)
-    torch.testing.assert_close(own, theirs.self_influence(), rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(own, theirs.self_influence(), rtol=tolerance, atol=atol)

@@ -54,7 +54,13 @@ from .attribution import (
     _target_index,
 )
 from .grad_cam import _Capture
-from .hooks import CallInputs, call_model, check_not_compiled, module_hooks, submodule
+from .hooks import (
+    CallInputs,
+    call_model,
+    check_not_compiled,
+    checked_layer,
+    module_hooks,
+)
 
 __all__ = ["deeplift", "deeplift_shap", "layer_deeplift", "layer_deeplift_shap"]
 
@@ -257,9 +263,7 @@ def _prepare_layer(
 ) -> nn.Module:
     """The checked arguments of the layer methods; returns the layer's module."""
     _prepare(model, inputs, eps, False)
-    check_type("layer_input", layer_input, bool)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
-    return submodule(model, layer)
+    return checked_layer(model, layer, layer_input, batch_dim)
 
 
 def _reference(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:

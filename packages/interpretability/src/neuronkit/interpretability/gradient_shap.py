@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
+from neuronkit.common import check_number, eval_mode, grad_enabled
 
 from .attribution import (
     Model,
@@ -35,7 +35,7 @@ from .attribution import (
     _target_index,
 )
 from .grad_cam import _layer_gradients
-from .hooks import check_not_compiled, layer_value, submodule
+from .hooks import checked_layer, layer_value
 
 __all__ = ["gradient_shap", "layer_gradient_shap"]
 
@@ -145,11 +145,7 @@ def layer_gradient_shap(
     Returns:
         ``[B, ...]`` shaped like the layer's output (input).
     """
-    check_type("model", model, nn.Module)
-    check_not_compiled("model", model)
-    check_type("layer_input", layer_input, bool)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
-    module = submodule(model, layer)
+    module = checked_layer(model, layer, layer_input, batch_dim)
     x, refs, picks, points, rows_t = _draws(
         inputs, baselines, target, n_samples, stdev, seed, generator
     )

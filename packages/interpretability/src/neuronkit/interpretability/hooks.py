@@ -136,6 +136,16 @@ def submodule(model: nn.Module, layer: Any) -> nn.Module:
     return module
 
 
+def checked_layer(model: Any, layer: Any, layer_input: Any, batch_dim: Any) -> nn.Module:
+    """The checked arguments every layer method takes (an uncompiled ``nn.Module``, the flag
+    ``layer_input``, ``batch_dim >= 0``); returns the layer's module."""
+    check_type("model", model, nn.Module)
+    check_not_compiled("model", model)
+    check_type("layer_input", layer_input, bool)
+    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    return submodule(model, layer)
+
+
 @contextmanager
 def module_hooks(hooks: Iterable[tuple[nn.Module, Any, Any]]) -> Iterator[None]:
     """Forward pre-hooks and hooks ``(module, pre_hook, hook)`` (either may be ``None``) for the

@@ -27,7 +27,7 @@ products alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -98,19 +98,11 @@ def hessian_influence(
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("train", train)
     xt, yt = grads.data("test", test)
-    settings = {
-        "method": method,
-        "damping": damping,
-        "tol": tol,
-        "rank": rank,
-        "arnoldi_dim": arnoldi_dim,
-        "arnoldi_tol": arnoldi_tol,
-        "seed": seed,
-    }
+    settings = dict(method=method, damping=damping, tol=tol, rank=rank)
+    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, seed=seed)
     state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
-    test_side = torch.cat([grads.gradients(state, *b) @ root for b in grads.batches(xt, yt)])
-    columns = [test_side @ (grads.gradients(state, *b) @ root).T for b in grads.batches(x, y)]
-    return torch.cat(columns, 1)
+    test_side = torch.cat(list(_embedded(grads, state, root, xt, yt)))
+    return torch.cat([test_side @ part.T for part in _embedded(grads, state, root, x, y)], 1)
 
 
 def hessian_self_influence(
@@ -139,18 +131,22 @@ def hessian_self_influence(
     """
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("data", data)
-    settings = {
-        "method": method,
-        "damping": damping,
-        "tol": tol,
-        "rank": rank,
-        "arnoldi_dim": arnoldi_dim,
-        "arnoldi_tol": arnoldi_tol,
-        "seed": seed,
-    }
+    settings = dict(method=method, damping=damping, tol=tol, rank=rank)
+    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, seed=seed)
     state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
-    parts = [(grads.gradients(state, *b) @ root).square().sum(1) for b in grads.batches(x, y)]
-    return torch.cat(parts)
+    return torch.cat([part.square().sum(1) for part in _embedded(grads, state, root, x, y)])
+
+
+def _embedded(
+    grads: _ExampleGradients,
+    state: dict[str, torch.Tensor],
+    root: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> Iterator[torch.Tensor]:
+    """Each batch's gradients times ``R``, ``[n, r]``: their dot products are the scores."""
+    for batch in grads.batches(x, y):
+        yield grads.gradients(state, *batch) @ root
 
 
 def _inverse_root(

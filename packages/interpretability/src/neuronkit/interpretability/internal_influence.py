@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, grad_enabled
+from neuronkit.common import grad_enabled
 
 from .attribution import (
     Target,
@@ -62,8 +62,7 @@ def internal_influence(
     Returns:
         ``[B, ...]`` shaped like the layer's output (input).
     """
-    module = _layer_method(model, layer, n_steps, method, layer_input, False)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    module = _layer_method(model, layer, n_steps, method, layer_input, False, batch_dim)
     batch, points = inputs.shape[0], int(n_steps)
     _, _, weights, path = _straight_path(inputs, baselines, method, points)
     t = _target_index(target, batch, inputs.device)

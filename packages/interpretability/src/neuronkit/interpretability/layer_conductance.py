@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, grad_enabled
+from neuronkit.common import grad_enabled
 
 from .attribution import (
     Target,
@@ -73,8 +73,9 @@ integration_nodes`, with ``n_steps + 1`` points).
         ``[B, ...]`` conductances shaped like the layer's output (input), and ``[B]`` deltas
         when asked.
     """
-    module = _layer_method(model, layer, n_steps, method, layer_input, return_convergence_delta)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    module = _layer_method(
+        model, layer, n_steps, method, layer_input, return_convergence_delta, batch_dim
+    )
     batch, points = inputs.shape[0], int(n_steps) + 1
     x, base, _, path = _straight_path(inputs, baselines, method, points)
     t = _target_index(target, batch, inputs.device)

@@ -22,12 +22,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type, eval_mode
+from neuronkit.common import eval_mode
 
 from .attribution import Target, _check_inputs
 from .feature_ablation import feature_ablation
 from .feature_permutation import feature_permutation
-from .hooks import LayerValueHook, call_model, check_not_compiled, module_hooks, submodule
+from .hooks import (
+    LayerValueHook,
+    call_model,
+    checked_layer,
+    module_hooks,
+)
 
 __all__ = ["layer_feature_ablation", "layer_feature_permutation"]
 
@@ -99,11 +104,7 @@ def _rest_of_model(
 ) -> tuple[_Rest, torch.Tensor]:
     """The model from the layer on (:class:`_Rest`) and the layer's value, its batch axis
     ``batch_dim`` moved to the front: ``[B, *U]``."""
-    check_type("model", model, nn.Module)
-    check_not_compiled("model", model)
-    check_type("layer_input", layer_input, bool)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
-    module = submodule(model, layer)
+    module = checked_layer(model, layer, layer_input, batch_dim)
     _check_inputs(inputs, finite=False)
     x = inputs.detach()
     swap = _Swap(layer_input)

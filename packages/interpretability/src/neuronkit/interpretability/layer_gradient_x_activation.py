@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type, grad_enabled
+from neuronkit.common import check_type, grad_enabled
 
 from .attribution import Target, _check_inputs, _finite_with_inputs, _target_index
 from .grad_cam import _layer_gradients
-from .hooks import check_not_compiled, submodule
+from .hooks import checked_layer
 
 __all__ = ["layer_gradient_x_activation"]
 
@@ -51,12 +51,8 @@ def layer_gradient_x_activation(
     Returns:
         ``[B, ...]`` shaped like the layer's output (input).
     """
-    check_type("model", model, nn.Module)
-    check_not_compiled("model", model)
-    check_type("layer_input", layer_input, bool)
     check_type("multiply_by_activations", multiply_by_activations, bool)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
-    module = submodule(model, layer)
+    module = checked_layer(model, layer, layer_input, batch_dim)
     _check_inputs(inputs, finite=False)
     t = _target_index(target, inputs.shape[0], inputs.device)
     acts, grads = _layer_gradients(model, module, inputs, t, layer_input, batch_dim=batch_dim)

@@ -36,7 +36,12 @@ from .attribution import (
     _select,
     _target_index,
 )
-from .hooks import LayerValueHook, call_model, check_not_compiled, module_hooks, submodule
+from .hooks import (
+    LayerValueHook,
+    call_model,
+    checked_layer,
+    module_hooks,
+)
 
 __all__ = ["layer_integrated_gradients"]
 
@@ -81,16 +86,19 @@ class _Layer(LayerValueHook):
 
 
 def _layer_method(
-    model: Any, layer: Any, n_steps: Any, method: Any, layer_input: Any, delta: Any
+    model: Any,
+    layer: Any,
+    n_steps: Any,
+    method: Any,
+    layer_input: Any,
+    delta: Any,
+    batch_dim: Any,
 ) -> nn.Module:
     """The checked arguments the layer path methods share; returns the layer's module."""
-    check_type("model", model, nn.Module)
-    check_not_compiled("model", model)
     check_number("n_steps", n_steps, ge=1, integer=True)
     check_choice("method", method, IG_METHODS)
-    check_type("layer_input", layer_input, bool)
     check_type("return_convergence_delta", delta, bool)
-    return submodule(model, layer)
+    return checked_layer(model, layer, layer_input, batch_dim)
 
 
 def _straight_path(
@@ -150,8 +158,9 @@ def layer_integrated_gradients(
         attributions shaped like the layer's output (input) ``[B, ...]``, and ``[B]`` deltas
         when asked.
     """
-    module = _layer_method(model, layer, n_steps, method, layer_input, return_convergence_delta)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    module = _layer_method(
+        model, layer, n_steps, method, layer_input, return_convergence_delta, batch_dim
+    )
     check_type("inputs", inputs, torch.Tensor)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must be a non-empty batch [B, ...], got {tuple(inputs.shape)}")

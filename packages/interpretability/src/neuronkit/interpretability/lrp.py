@@ -56,9 +56,9 @@ from .hooks import (
     LayerValueHook,
     call_model,
     check_not_compiled,
+    checked_layer,
     get_layer,
     module_hooks,
-    submodule,
 )
 
 __all__ = ["Alpha1Beta0Rule", "EpsilonRule", "GammaRule", "IdentityRule", "layer_lrp", "lrp"]
@@ -272,9 +272,7 @@ def layer_lrp(
         when asked.
     """
     _check_arguments(model, inputs, rules, return_convergence_delta)
-    check_type("layer_input", layer_input, bool)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
-    module = submodule(model, layer)
+    module = checked_layer(model, layer, layer_input, batch_dim)
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
     grad, selected = _propagate(model, inputs, t, rules, (module, layer_input))

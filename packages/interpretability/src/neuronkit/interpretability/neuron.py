@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
+from neuronkit.common import eval_mode, grad_enabled
 
 from .attribution import (
     Target,
@@ -44,10 +44,9 @@ from .attribution import (
 from .hooks import (
     KeepValue,
     call_model,
-    check_not_compiled,
+    checked_layer,
     layer_value,
     module_hooks,
-    submodule,
 )
 from .layer_integrated_gradients import _layer_method, _straight_path
 
@@ -149,12 +148,9 @@ def neuron_output(
     Returns:
         an ``nn.Module`` mapping ``[B, ...]`` to ``[B]``.
     """
-    check_type("model", model, nn.Module)
-    check_not_compiled("model", model)
-    check_type("layer_input", layer_input, bool)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    module = checked_layer(model, layer, layer_input, batch_dim)
     _check_neuron(neuron)
-    return _NeuronOutput(model, submodule(model, layer), neuron, layer_input, batch_dim)
+    return _NeuronOutput(model, module, neuron, layer_input, batch_dim)
 
 
 @grad_enabled("neuron_conductance")
@@ -191,8 +187,7 @@ def neuron_conductance(
     Returns:
         ``[B, ...]`` conductances shaped like ``inputs``.
     """
-    module = _layer_method(model, layer, n_steps, method, layer_input, False)
-    check_number("batch_dim", batch_dim, ge=0, integer=True)
+    module = _layer_method(model, layer, n_steps, method, layer_input, False, batch_dim)
     _check_neuron(neuron)
     batch, points = inputs.shape[0], int(n_steps)
     x, base, weights, path = _straight_path(inputs, baselines, method, points)

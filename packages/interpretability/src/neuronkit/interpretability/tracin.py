@@ -257,8 +257,8 @@ class _Setup(_ExampleGradients):
                     f"checkpoints[{k}] must be a state dict or a path, got "
                     f"{type(checkpoint).__name__}"
                 )
-            elif missing := sorted(expected - set(checkpoint)):
-                raise ValueError(f"checkpoints[{k}] lacks the model's entries {missing[:5]}")
+            else:
+                _check_state(k, checkpoint, expected)
         self.checkpoints = list(checkpoints)
         self.learning_rates = [float(r) for r in learning_rates]
 
@@ -279,11 +279,15 @@ class _Setup(_ExampleGradients):
                     raise TypeError(
                         f"checkpoints[{k}] must hold a state dict, got {type(checkpoint).__name__}"
                     )
-                missing = sorted(set(expected) - set(checkpoint))
-                if missing:
-                    raise ValueError(f"checkpoints[{k}] lacks the model's entries {missing[:5]}")
+                _check_state(k, checkpoint, set(expected))
             state = {
                 name: checkpoint[name].detach().to(value.device, value.dtype)
                 for name, value in expected.items()
             }
             yield state, lr
+
+
+def _check_state(k: int, checkpoint: Mapping[str, Any], expected: set[str]) -> None:
+    missing = sorted(expected - set(checkpoint))
+    if missing:
+        raise ValueError(f"checkpoints[{k}] lacks the model's entries {missing[:5]}")
