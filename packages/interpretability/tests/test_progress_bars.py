@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from neuronkit.common.testing import progress_bar_problems
-from neuronkit.interpretability import maximize_activation, train_classifier
+from neuronkit.interpretability import evaluate_models, maximize_activation, train_classifier
 from neuronkit.interpretability.dynamics import track_information_plane
 from neuronkit.interpretability.visualization import channel, visualize_facets
 
@@ -20,7 +20,15 @@ def _cnn() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2))
 
 
+_RDMS = torch.rand(4, 15, generator=torch.Generator().manual_seed(0)).double().numpy()
+
 RUNS: dict[str, Callable[[bool | None], object]] = {
+    "evaluate_models": lambda show: evaluate_models(
+        _RDMS[:2], _RDMS[2:], bootstrap="conditions", n_bootstrap=3, show_progress=show
+    ).samples.tolist(),
+    "evaluate_models (subjects, ranks)": lambda show: evaluate_models(
+        _RDMS[:2], _RDMS[2:], "spearman", bootstrap="subjects", n_bootstrap=3, show_progress=show
+    ).samples.tolist(),
     "maximize_activation": lambda show: (
         maximize_activation(
             _cnn(), channel("0", 1), shape=(1, 3, 4, 4), steps=3, show_progress=show
@@ -51,6 +59,7 @@ RUNS: dict[str, Callable[[bool | None], object]] = {
 def test_show_progress(name: str) -> None:
     run = RUNS[name]
     label = "maximize_activation" if name == "visualize_facets" else name  # its optimizer
+    label = "bootstrap" if name.startswith("evaluate_models") else label
     assert progress_bar_problems(lambda **kw: run(kw.get("show_progress")), label) == []
     shown, hidden = run(True), run(False)  # the bar leaves the results alone
     if isinstance(shown, torch.Tensor):

@@ -161,3 +161,123 @@ def test_rsatoolbox_pitfall_in_place_transform_is_avoided_here() -> None:
     assert np.array_equal(ours_in, v)
     if not mutated:  # pragma: no cover - depends on the rsatoolbox version
         pytest.skip("this rsatoolbox version no longer mutates its input")
+
+
+# --------------------------------------------------------------------------------------------
+# inference: pooling, noise ceilings, fixed and bootstrap evaluations
+
+
+INFERENCE_METHODS = {
+    "cosine": "cosine",
+    "correlation": "corr",
+    "spearman": "spearman",
+    "kendall_tau_a": "tau-a",
+}
+
+
+def _subjects_and_models(seed: int = 0, n: int = 9, n_subjects: int = 5):
+    rng = np.random.default_rng(seed)
+    p = n * (n - 1) // 2
+    truth = rng.random(p)
+    data = truth + 0.6 * rng.random((n_subjects, p))
+    models = np.stack([truth, rng.random(p), truth + rng.random(p)])
+    return data, models
+
+
+def _rsatoolbox_models(models):
+    from rsatoolbox.model import ModelFixed
+
+    return [ModelFixed(f"model {k}", RDMs(m[None])) for k, m in enumerate(models)]
+
+
+@pytest.mark.filterwarnings("ignore:Noise ceiling for tau")
+@pytest.mark.parametrize("method", INFERENCE_METHODS)
+def test_pool_and_noise_ceiling_match_rsatoolbox(method) -> None:
+    from rsatoolbox.inference import boot_noise_ceiling
+    from rsatoolbox.util.inference_util import pool_rdm
+
+    from neuronkit.interpretability import noise_ceiling, pool_rdms
+
+    data, _ = _subjects_and_models()
+    theirs = INFERENCE_METHODS[method]
+    np.testing.assert_allclose(
+        pool_rdms(data, method), pool_rdm(RDMs(data), theirs).get_vectors()[0], atol=ATOL
+    )
+    np.testing.assert_allclose(
+        noise_ceiling(data, method), boot_noise_ceiling(RDMs(data), theirs), atol=ATOL
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Noise ceiling for tau")
+@pytest.mark.parametrize("method", INFERENCE_METHODS)
+def test_fixed_evaluation_and_t_tests_match_rsatoolbox(method) -> None:
+    from rsatoolbox.inference import eval_fixed
+
+    from neuronkit.interpretability import evaluate_models
+
+    data, models = _subjects_and_models(1)
+    theirs = eval_fixed(_rsatoolbox_models(models), RDMs(data), method=INFERENCE_METHODS[method])
+    ours = evaluate_models(models, data, method)
+    np.testing.assert_allclose(ours.per_subject, theirs.evaluations[0].T, atol=ATOL)
+    np.testing.assert_allclose(ours.noise_ceiling, theirs.noise_ceiling, atol=ATOL)
+    np.testing.assert_allclose(ours.means, theirs.get_means(), atol=ATOL)
+    np.testing.assert_allclose(ours.sem(), theirs.get_sem(), atol=ATOL)
+    np.testing.assert_allclose(ours.ci(0.9), theirs.get_ci(0.9), atol=ATOL)
+    np.testing.assert_allclose(ours.p_pairwise(), theirs.test_pairwise(), atol=1e-9)
+    np.testing.assert_allclose(ours.p_zero(), theirs.test_zero(), atol=1e-9)
+    np.testing.assert_allclose(ours.p_noise_ceiling(), theirs.test_noise(), atol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:Noise ceiling for tau")
+@pytest.mark.parametrize("method", INFERENCE_METHODS)
+@pytest.mark.parametrize("bootstrap", ["subjects", "conditions", "both"])
+def test_bootstrap_samples_and_tests_match_rsatoolbox(method, bootstrap) -> None:
+    """Given rsatoolbox's draws, the samples' evaluations and noise ceilings are rsatoolbox's,
+    and so are the bootstrap tests and intervals over them."""
+    from rsatoolbox.inference import eval_bootstrap, eval_bootstrap_pattern, eval_bootstrap_rdm
+    from rsatoolbox.util.inference_util import bootstrap_pair_tests
+
+    from neuronkit.interpretability import ModelEvaluation
+    from neuronkit.interpretability.rsa_inference import _bootstrap
+
+    data, models = _subjects_and_models(2)
+    n_subjects, n, n_samples = data.shape[0], 9, 25
+    run = {"subjects": eval_bootstrap_rdm, "conditions": eval_bootstrap_pattern}
+    saved = np.random.get_state()  # noqa: NPY002 - rsatoolbox draws from numpy's global state
+    np.random.seed(4)  # noqa: NPY002
+    theirs = run.get(bootstrap, eval_bootstrap)(
+        _rsatoolbox_models(models), RDMs(data), method=INFERENCE_METHODS[method], N=n_samples
+    )
+    np.random.seed(4)  # noqa: NPY002 - the same draws, in rsatoolbox's order: subjects first
+    subjects, conditions = [], []
+    for _ in range(n_samples):
+        if bootstrap != "conditions":
+            subjects.append(np.random.randint(0, n_subjects, size=n_subjects))  # noqa: NPY002
+        if bootstrap != "subjects":
+            conditions.append(np.random.randint(0, n, size=n))  # noqa: NPY002
+    np.random.set_state(saved)  # noqa: NPY002
+    samples, ceilings = _bootstrap(
+        models,
+        data,
+        method,
+        np.array(subjects) if subjects else None,
+        np.array(conditions) if conditions else None,
+    )
+    np.testing.assert_allclose(samples, theirs.evaluations, atol=ATOL)
+    np.testing.assert_allclose(ceilings, theirs.noise_ceiling.T, atol=ATOL)
+    ours = ModelEvaluation(
+        ("a", "b", "c"),
+        method,
+        bootstrap,
+        np.zeros((n_subjects, 3)),
+        np.zeros(2),
+        samples,
+        ceilings,
+        n,
+    )
+    # rsatoolbox's test on the same samples: its own can split a tie that rounding broke
+    np.testing.assert_allclose(ours.p_pairwise("bootstrap"), bootstrap_pair_tests(samples))
+    np.testing.assert_allclose(ours.p_zero("bootstrap"), theirs.test_zero("bootstrap"))
+    np.testing.assert_allclose(ours.ci(0.8, "bootstrap"), theirs.get_ci(0.8, "bootstrap"))
+    if bootstrap == "subjects":  # rsatoolbox leaves the noise ceiling out of its variances here
+        np.testing.assert_allclose(ours.sem(), theirs.get_sem(), atol=ATOL)

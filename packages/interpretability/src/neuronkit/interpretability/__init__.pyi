@@ -78,6 +78,13 @@ from .rsa import (
     rdm_to_square,
     rdm_to_vector,
 )
+from .rsa_inference import (
+    BOOTSTRAPS,
+    ModelEvaluation,
+    evaluate_models,
+    noise_ceiling,
+    pool_rdms,
+)
 from .shapley import shapley_value_sampling, shapley_values
 from .stimuli import MDSClustering, mds_clustering
 from .tcav import CAV, TCAVResult, layer_sensitivities, tcav, tcav_score, train_cav
@@ -87,6 +94,7 @@ from .visualization import discover_facets, maximize_activation, visualize_facet
 __version__: str
 
 __all__ = [
+    "BOOTSTRAPS",
     "CAV",
     "COMPARISONS",
     "IG_METHODS",
@@ -106,6 +114,7 @@ __all__ = [
     "LateFusionClassifier",
     "LayerRecorder",
     "MDSClustering",
+    "ModelEvaluation",
     "TCAVResult",
     "TRSASelection",
     "WideDeep",
@@ -124,6 +133,7 @@ __all__ = [
     "diffroar",
     "discover_facets",
     "dynamics",
+    "evaluate_models",
     "evaluators",
     "feature_ablation",
     "feature_permutation",
@@ -180,10 +190,12 @@ __all__ = [
     "n_conditions",
     "neuron_conductance",
     "neuron_output",
+    "noise_ceiling",
     "noise_precision",
     "noise_precision_from_measurements",
     "occlusion",
     "pgd_attack",
+    "pool_rdms",
     "random_attribution",
     "rank_transform",
     "rdm",

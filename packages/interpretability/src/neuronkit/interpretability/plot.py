@@ -9,6 +9,9 @@
   per-token sums of :func:`~neuronkit.interpretability.layer_integrated_gradients`.
 - :func:`rdm_heatmap` draws one RDM as a square matrix; :func:`rdm_mds` places the
   conditions in the plane by classical multidimensional scaling (:func:`mds_embedding`).
+- :func:`model_comparison` draws models' evaluations on data RDMs as bars with error bars
+  under the noise ceiling (:func:`~neuronkit.interpretability.evaluate_models`), as
+  rsatoolbox's ``plot_model_comparison``.
 
 Tensors (any device, also in an autograd graph), numpy arrays and nested lists are accepted.
 Each function draws on ``ax`` when given, else on a new headless figure
@@ -33,10 +36,12 @@ from neuronkit.common import (
 )
 
 from .rsa import _as_vectors, _rank_vectors, rdm_to_square
+from .rsa_inference import TESTS, ModelEvaluation
 
 __all__ = [
     "attribution_map",
     "mds_embedding",
+    "model_comparison",
     "normalize_attribution",
     "rdm_heatmap",
     "rdm_mds",
@@ -421,4 +426,56 @@ def rdm_mds(
     total = float((full**2).sum())
     kept = float((coords**2).sum()) / total if total > 0 else 1.0
     ax.set_title(f"classical MDS, {kept:.0%} of the variance", fontsize=9)
+    return ax
+
+
+#: error bars of :func:`model_comparison`
+ERRORS = ("sem", "ci")
+
+
+def model_comparison(
+    evaluation: ModelEvaluation,
+    *,
+    error: str = "sem",
+    level: float = 0.95,
+    test: str = "t-test",
+    ax: Any = None,
+) -> Any:
+    """Draw each model's mean evaluation as a bar with its error bar, and the noise ceiling as
+    a grey band from its lower to its upper bound.
+
+    Args:
+        evaluation: from :func:`~neuronkit.interpretability.evaluate_models`.
+        error: ``"sem"`` (standard errors) or ``"ci"`` (confidence intervals at ``level``,
+            :meth:`~neuronkit.interpretability.ModelEvaluation.ci` with ``test``).
+        level: confidence level of ``error="ci"``.
+        test: ``"t-test"`` or ``"bootstrap"`` (percentile) intervals for ``error="ci"``.
+        ax: matplotlib axes to draw on; default a new figure.
+
+    Returns:
+        The axes.
+    """
+    check_type("evaluation", evaluation, ModelEvaluation)
+    check_choice("error", error, ERRORS)
+    check_choice("test", test, TESTS)
+    means = evaluation.means
+    if error == "sem":
+        below = above = evaluation.sem()
+    else:
+        low, high = evaluation.ci(level, test)
+        below, above = means - low, high - means
+    m = len(means)
+    ax = axes_or_new(ax, (max(3.0, 0.6 * m + 1.5), 3.4))
+    lower, upper = evaluation.noise_ceiling
+    ax.axhspan(lower, upper, color="0.8", zorder=0, label="noise ceiling")
+    ax.bar(range(m), means, color="C0", zorder=1)
+    ax.errorbar(range(m), means, yerr=[below, above], fmt="none", ecolor="k", capsize=3, zorder=2)
+    ax.axhline(0.0, color="k", linewidth=0.6)
+    ax.set_xticks(
+        range(m), evaluation.names, rotation=45 if m > 4 else 0, ha="right" if m > 4 else "center"
+    )
+    ax.set_ylabel(f"{evaluation.method} with the data RDMs")
+    errors = "s.e.m." if error == "sem" else f"{level:.0%} CI ({test})"
+    ax.set_title(f"bootstrap: {evaluation.bootstrap or 'none'}; bars: {errors}", fontsize=9)
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
     return ax

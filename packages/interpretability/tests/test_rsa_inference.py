@@ -1,0 +1,212 @@
+"""RSA inference: pooled RDMs, noise ceilings, bootstrap evaluations and their tests
+(agreement with rsatoolbox: test_rsa_rsatoolbox.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuronkit.interpretability import (
+    COMPARISONS,
+    ModelEvaluation,
+    compare_rdms,
+    evaluate_models,
+    noise_ceiling,
+    plot,
+    pool_rdms,
+    rdm_to_square,
+)
+from neuronkit.interpretability.rsa_inference import _bootstrap, _ceilings, _sampled_pairs
+
+
+def _group(seed: int = 0, n: int = 10, n_subjects: int = 8, noise: float = 0.8):
+    """Subjects' RDMs = a true model RDM + independent noise; a wrong model and the truth."""
+    rng = np.random.default_rng(seed)
+    p = n * (n - 1) // 2
+    truth = rng.random(p)
+    data = truth + noise * rng.random((n_subjects, p))
+    return data, np.stack([truth, rng.random(p)])
+
+
+def _direct_ceilings(v: np.ndarray, counts: np.ndarray, method: str) -> tuple[float, float]:
+    """The noise ceiling of a sample written out: the sample as a stack with repeated subjects,
+    pooled with and without all copies of each distinct subject."""
+    stack = np.repeat(v, counts, axis=0)
+    owners = np.repeat(np.arange(len(v)), counts)
+    lower, upper = [], []
+    for i in np.flatnonzero(counts):
+        upper.append(compare_rdms(pool_rdms(stack, method), v[i], method)[0, 0])
+        lower.append(compare_rdms(pool_rdms(stack[owners != i], method), v[i], method)[0, 0])
+    return float(np.mean(lower)), float(np.mean(upper))
+
+
+@pytest.mark.parametrize("method", COMPARISONS)
+def test_noise_ceilings_of_resampled_subjects_equal_the_pools_written_out(method) -> None:
+    """The cosine and correlation ceilings come from Gram matrices: the same numbers."""
+    data, _ = _group(1, n=7, n_subjects=5)
+    counts = np.array([[2, 0, 1, 0, 2], [1, 1, 1, 1, 1], [0, 0, 3, 1, 1]])
+    got = _ceilings(data, counts.astype(float), method)
+    for k, c in enumerate(counts):
+        np.testing.assert_allclose(got[k], _direct_ceilings(data, c, method), atol=1e-12)
+    one = _ceilings(data, np.array([[0.0, 0.0, 5.0, 0.0, 0.0]]), method)[0]
+    assert one[0] == one[1] == pytest.approx(1.0)  # one distinct subject: its own pool
+
+
+def test_sampled_pairs_are_the_subsampled_square_without_copies_of_one_condition() -> None:
+    n = 6
+    vector = np.arange(1.0, n * (n - 1) // 2 + 1)
+    square = rdm_to_square(vector)
+    draw = np.array([4, 1, 4, 0, 2, 2])
+    sel = np.sort(draw)
+    sub = square[np.ix_(sel, sel)]
+    rows, cols = np.triu_indices(n, k=1)
+    expected = sub[rows, cols][sel[rows] != sel[cols]]
+    np.testing.assert_array_equal(vector[_sampled_pairs(draw, n)], expected)
+
+
+@pytest.mark.parametrize("bootstrap", [None, "subjects", "conditions", "both"])
+def test_the_true_model_wins_and_reaches_the_noise_ceiling(bootstrap) -> None:
+    data, models = _group(2, n=16, n_subjects=10)
+    result = evaluate_models(
+        {"truth": models[0], "wrong": models[1]},
+        data,
+        "correlation",
+        bootstrap=bootstrap,
+        n_bootstrap=200,
+    )
+    lower, upper = result.noise_ceiling
+    assert 0 < lower < result.means[0] < upper <= 1
+    assert result.means[1] < lower
+    assert result.p_pairwise()[0, 1] < 0.01
+    assert result.p_zero()[0] < 0.01
+    assert result.p_noise_ceiling()[1] < 0.01  # the wrong model is below the ceiling
+    assert np.all(result.sem() > 0)
+    low, high = result.ci()
+    assert np.all(low < result.means)
+    assert np.all(result.means < high)
+    text = result.summary()
+    assert "truth" in text
+    assert f"noise ceiling: {lower:.4f} to {upper:.4f}" in text
+    if bootstrap is not None:
+        assert result.samples.shape == (200, 2)
+        assert result.ceiling_samples.shape == (200, 2)
+        assert result.p_pairwise("bootstrap")[0, 1] < 0.05
+        assert result.p_noise_ceiling("bootstrap")[1] < 0.05
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_bootstrap_standard_errors_shrink_with_the_root_of_the_group(seed) -> None:
+    """Four times the subjects: about half the standard error."""
+    small = evaluate_models(*_group(seed, n_subjects=20)[::-1], bootstrap="subjects")
+    large = evaluate_models(*_group(seed, n_subjects=80)[::-1], bootstrap="subjects")
+    ratio = large.sem() / small.sem()
+    assert np.all((ratio > 0.3) & (ratio < 0.8))
+
+
+def test_seeds_repeat_and_the_global_state_is_left_alone() -> None:
+    data, models = _group(4)
+    state = np.random.get_state()[1].copy()  # noqa: NPY002 - the global state itself
+    a = evaluate_models(models, data, bootstrap="both", n_bootstrap=20, seed=1)
+    b = evaluate_models(models, data, bootstrap="both", n_bootstrap=20, seed=1)
+    c = evaluate_models(models, data, bootstrap="both", n_bootstrap=20, seed=2)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert not np.array_equal(a.samples, c.samples)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+
+
+def test_inputs_are_left_unchanged() -> None:
+    data, models = _group(5)
+    data_copy, models_copy = data.copy(), models.copy()
+    evaluate_models(models, data, "spearman", bootstrap="conditions", n_bootstrap=5)
+    pool_rdms(data, "correlation")
+    noise_ceiling(data, "cosine")
+    np.testing.assert_array_equal(data, data_copy)
+    np.testing.assert_array_equal(models, models_copy)
+
+
+def test_samples_with_fewer_than_three_conditions_are_left_out() -> None:
+    data, models = _group(6, n=3)
+    draws = np.array([[0, 1, 2], [1, 1, 1], [0, 0, 2]])
+    samples, ceilings = _bootstrap(models, data, "cosine", None, draws)
+    assert np.isfinite(samples[0]).all()
+    assert np.isfinite(ceilings[0]).all()
+    assert np.isnan(samples[1:]).all()
+    assert np.isnan(ceilings[1:]).all()
+    result = ModelEvaluation(
+        ("a", "b"), "cosine", "conditions", np.ones((3, 2)), np.ones(2), samples, ceilings, 3
+    )
+    assert result._valid()[0].shape == (1, 2)
+
+
+def test_square_rdms_and_model_names() -> None:
+    data, models = _group(7, n=6)
+    squares = np.stack([rdm_to_square(v) for v in data])
+    a = evaluate_models(models, data, names=["x", "y"])
+    b = evaluate_models(np.stack([rdm_to_square(m) for m in models]), squares)
+    np.testing.assert_allclose(a.per_subject, b.per_subject)
+    assert a.names == ("x", "y")
+    assert b.names == ("model 0", "model 1")
+    assert evaluate_models(models[0], data).per_subject.shape == (len(data), 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"method": "euclid"}, ValueError, "method must be one of"),
+        ({"bootstrap": "patterns"}, ValueError, "bootstrap must be one of"),
+        ({"n_bootstrap": 1}, ValueError, "n_bootstrap must be >= 2"),
+        ({"n_bootstrap": 2.5}, TypeError, "n_bootstrap must be an integer"),
+        ({"names": ["only one"]}, ValueError, "names must name the 2 models"),
+        ({"names": "ab"}, ValueError, "names must name the 2 models"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"show_progress": "yes"}, TypeError, "show_progress must be"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match) -> None:
+    data, models = _group(8)
+    with pytest.raises(error, match=match):
+        evaluate_models(models, data, **kwargs)
+
+
+def test_bad_rdms() -> None:
+    data, models = _group(9, n=5)
+    with pytest.raises(ValueError, match="data must hold the RDMs of at least 2 subjects"):
+        evaluate_models(models, data[0])
+    with pytest.raises(ValueError, match="same conditions: models have 6, data 5"):
+        evaluate_models(np.ones((2, 15)), data)
+    flat = data.copy()
+    flat[2] = 1.0
+    with pytest.raises(ValueError, match=r"data\[2\] is constant"):
+        noise_ceiling(flat, "correlation")
+    with pytest.raises(ValueError, match=r"rdms\[0\] is zero"):
+        pool_rdms(np.zeros((2, 10)), "cosine")
+    with pytest.raises(ValueError, match=r"models\['b'\] must be one RDM"):
+        evaluate_models({"a": models[0], "b": models}, data)
+    with pytest.raises(ValueError, match="names must not be given with a mapping"):
+        evaluate_models({"a": models[0]}, data, names=["a"])
+    with pytest.raises(ValueError, match="at least one model RDM"):
+        evaluate_models({}, data)
+    with pytest.raises(ValueError, match="data must be an RDM vector"):
+        evaluate_models(models, np.ones((3, 7)))
+    fixed = evaluate_models(models, data)
+    with pytest.raises(ValueError, match="test='bootstrap' needs bootstrap samples"):
+        fixed.p_pairwise("bootstrap")
+    with pytest.raises(ValueError, match="test must be one of"):
+        fixed.p_zero("wilcoxon")
+    with pytest.raises(ValueError, match="level must be < 1"):
+        fixed.ci(1.0)
+
+
+def test_model_comparison_plot_draws_bars_under_the_noise_ceiling() -> None:
+    data, models = _group(10)
+    result = evaluate_models(models, data, bootstrap="subjects", n_bootstrap=50, names=["t", "w"])
+    ax = plot.model_comparison(result)
+    np.testing.assert_allclose([bar.get_height() for bar in ax.patches[1:]], result.means)
+    band = ax.patches[0].get_extents()  # the noise ceiling's band spans its bounds
+    assert band.height > 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t", "w"]
+    assert plot.model_comparison(result, error="ci", test="bootstrap").patches
+    with pytest.raises(TypeError, match="evaluation must be"):
+        plot.model_comparison(result.means)
+    with pytest.raises(ValueError, match="error must be one of"):
+        plot.model_comparison(result, error="std")
