@@ -1,0 +1,211 @@
+"""RSA inference: neuronkit-interpretability's ``evaluate_models`` against rsatoolbox's
+``eval_fixed``, ``eval_bootstrap_rdm``, ``eval_bootstrap_pattern`` and ``eval_bootstrap``
+(CPU, float64).
+
+Matched settings: fixed model RDMs (rsatoolbox ``ModelFixed``) against the RDMs of 20 subjects
+at 100 conditions (a true model plus noise; 4 models: the truth, two noisier versions of it and
+an unrelated one), cosine, correlation ("corr"), Spearman and Kendall tau-a ("tau-a"); a noise
+ceiling for every bootstrap sample (rsatoolbox's default ``boot_noise_ceil=True``). The RDMs
+objects and models are built outside the timed call.
+
+1. Equivalence: the fixed evaluations and noise ceilings are compared elementwise; for the
+   bootstraps rsatoolbox runs once with numpy's global state seeded, and neuronkit's bootstrap
+   engine (``rsa_inference._bootstrap``) gets the same draws: every sample's evaluations and
+   noise ceilings must agree within 1e-10.
+2. Timing: both libraries in this process, their calls alternating (order swapped every
+   repeat), median of ``--repeats`` calls after one warm-up, fixed thread count.
+
+The workspace sources of neuronkit-interpretability are put first on ``sys.path``.
+
+    python benchmarks/interpretability/bench_rsa_inference.py [--threads 1] [--repeats 3]
+        [--samples 200] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_SRC = Path(__file__).resolve().parents[2] / "packages" / "interpretability" / "src"
+if _SRC.is_dir() and str(_SRC) not in sys.path:  # measure the workspace, not an installed copy
+    sys.path.insert(0, str(_SRC))
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_rsa_inference.json"
+NAMES = {"cosine": "cosine", "correlation": "corr", "spearman": "spearman"}
+NAMES["kendall_tau_a"] = "tau-a"
+RSATOOLBOX = {
+    None: "eval_fixed",
+    "subjects": "eval_bootstrap_rdm",
+    "conditions": "eval_bootstrap_pattern",
+    "both": "eval_bootstrap",
+}
+
+
+def make_inputs(n_subjects: int, n: int):
+    import numpy as np
+
+    rng = np.random.default_rng([n_subjects, n])
+    pairs = n * (n - 1) // 2
+    truth = rng.random(pairs)
+    data = truth + 1.5 * rng.random((n_subjects, pairs))
+    models = np.stack(
+        [truth, truth + rng.random(pairs), truth + 3 * rng.random(pairs), rng.random(pairs)]
+    )
+    return models, data
+
+
+def _rsatoolbox_draws(n_samples: int, n_subjects: int, n: int, bootstrap: str, seed: int):
+    """The draws rsatoolbox makes after ``np.random.seed(seed)``: subjects, then conditions."""
+    import numpy as np
+
+    np.random.seed(seed)  # noqa: NPY002
+    subjects, conditions = [], []
+    for _ in range(n_samples):
+        if bootstrap != "conditions":
+            subjects.append(np.random.randint(0, n_subjects, size=n_subjects))  # noqa: NPY002
+        if bootstrap != "subjects":
+            conditions.append(np.random.randint(0, n, size=n))  # noqa: NPY002
+    return (np.array(subjects) if subjects else None), (
+        np.array(conditions) if conditions else None
+    )
+
+
+def check_equal(method: str, bootstrap: str | None, models, data, n_samples: int) -> float:
+    """Largest difference between the two libraries' evaluations and noise ceilings."""
+    import numpy as np
+    import rsatoolbox.inference as inference
+    from rsatoolbox.model import ModelFixed
+    from rsatoolbox.rdm import RDMs
+
+    from neuronkit.interpretability import evaluate_models
+    from neuronkit.interpretability.rsa_inference import _bootstrap
+
+    rsa_models = [ModelFixed(f"m{k}", RDMs(m[None])) for k, m in enumerate(models)]
+    run = getattr(inference, RSATOOLBOX[bootstrap])
+    if bootstrap is None:
+        theirs = run(rsa_models, RDMs(data), method=NAMES[method])
+        ours = evaluate_models(models, data, method)
+        return max(
+            float(np.abs(ours.per_subject - theirs.evaluations[0].T).max()),
+            float(np.abs(ours.noise_ceiling - theirs.noise_ceiling).max()),
+        )
+    np.random.seed(7)  # noqa: NPY002
+    theirs = run(rsa_models, RDMs(data), method=NAMES[method], N=n_samples)
+    draws = _rsatoolbox_draws(n_samples, data.shape[0], _n(data), bootstrap, 7)
+    samples, ceilings = _bootstrap(models, data, method, *draws)
+    return max(
+        float(np.nanmax(np.abs(samples - theirs.evaluations))),
+        float(np.nanmax(np.abs(ceilings - theirs.noise_ceiling.T))),
+    )
+
+
+def _n(data) -> int:
+    from neuronkit.interpretability import n_conditions
+
+    return n_conditions(data.shape[1])
+
+
+def calls(method: str, bootstrap: str | None, models, data, n_samples: int):
+    from rsatoolbox import inference
+    from rsatoolbox.model import ModelFixed
+    from rsatoolbox.rdm import RDMs
+
+    from neuronkit.interpretability import evaluate_models
+
+    rsa_models = [ModelFixed(f"m{k}", RDMs(m[None])) for k, m in enumerate(models)]
+    rsa_data = RDMs(data)
+    run = getattr(inference, RSATOOLBOX[bootstrap])
+    kwargs = {} if bootstrap is None else {"N": n_samples}
+
+    def ours():
+        return evaluate_models(
+            models, data, method, bootstrap=bootstrap, n_bootstrap=n_samples, show_progress=False
+        )
+
+    def theirs():
+        return run(rsa_models, rsa_data, method=NAMES[method], **kwargs)
+
+    return ours, theirs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="5 subjects, 20 conditions")
+    args = parser.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import warnings
+    from importlib.metadata import version
+
+    import numpy as np
+    import rsatoolbox
+
+    from neuronkit.interpretability import __version__
+
+    warnings.filterwarnings("ignore", message="Noise ceiling for tau")
+    n_subjects, n = (5, 20) if args.quick else (20, 100)
+    models, data = make_inputs(n_subjects, n)
+    rows = []
+    for bootstrap in RSATOOLBOX:
+        for method in NAMES:
+            ours, theirs = calls(method, bootstrap, models, data, args.samples)
+            times: dict[str, list[float]] = {"neuronkit": [], "rsatoolbox": []}
+            pair = [("neuronkit", ours), ("rsatoolbox", theirs)]
+            with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):  # tqdm bars
+                diff = check_equal(method, bootstrap, models, data, min(args.samples, 20))
+                ours(), theirs()  # warm-up
+                for i in range(args.repeats):
+                    for name, fn in pair if i % 2 == 0 else pair[::-1]:
+                        start = time.perf_counter()
+                        fn()
+                        times[name].append(time.perf_counter() - start)
+            nk, rs = (statistics.median(times[k]) * 1e3 for k in ("neuronkit", "rsatoolbox"))
+            row = {
+                "bootstrap": bootstrap or "none",
+                "method": method,
+                "samples": 0 if bootstrap is None else args.samples,
+                "max_abs_diff": diff,
+                "neuronkit_ms": nk,
+                "rsatoolbox_ms": rs,
+                "speedup": rs / nk,
+            }
+            rows.append(row)
+            print(
+                f"{row['bootstrap']:>10} {method:>13}: neuronkit {nk:9.2f} ms, rsatoolbox "
+                f"{rs:10.2f} ms, {rs / nk:7.1f}x (max diff {diff:.1e})",
+                flush=True,
+            )
+            if diff > 1e-10:
+                raise SystemExit(f"results differ for {bootstrap} {method}: {diff}")
+    if args.quick:
+        return
+    out = {
+        "subjects": n_subjects,
+        "conditions": n,
+        "models": len(models),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "neuronkit_interpretability": __version__,
+        "rsatoolbox": version("rsatoolbox"),
+        "numpy": np.__version__,
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, delete=False, suffix=".tmp") as f:
+        json.dump(out, f, indent=1)
+    os.replace(f.name, RESULTS)
+    del rsatoolbox
+
+
+if __name__ == "__main__":
+    main()
