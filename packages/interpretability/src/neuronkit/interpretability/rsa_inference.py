@@ -79,18 +79,11 @@ def _compare(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
     return _cosine_matrix(a, b)
 
 
-def _paired(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
-    """Similarity ``[k]`` of row ``i`` of ``a`` with row ``i`` of ``b`` (NaN where a row is
-    zero or constant, as rsatoolbox)."""
-    if method == "kendall_tau_a":
-        return np.array([_tau_a(a[i : i + 1], b[i : i + 1])[0, 0] for i in range(len(a))])
-    if method == "spearman":
-        a, b = _average_ranks(a, center=True), _average_ranks(b, center=True)
-    elif method == "correlation":
-        a, b = _centred(a), _centred(b)
-    dots = np.einsum("ij,ij->i", a, b)
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine ``[k]`` of row ``i`` of ``a`` with row ``i`` of ``b`` (a single row of either is
+    broadcast); NaN where a row is zero, as rsatoolbox."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return dots / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
+        return (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
 
 
 def _normalized(v: np.ndarray, method: str) -> np.ndarray:
@@ -173,22 +166,29 @@ def _ceilings(
         with np.errstate(divide="ignore", invalid="ignore"):
             upper = dots / (np.sqrt(sq) * w_norms)
             lower = loo_dots / (np.sqrt(np.maximum(loo_sq, 0.0)) * w_norms)
-        lower[single] = upper[single]
-    else:
+    else:  # rank each sample's pools; the data's ranks are t (centred for Spearman's r)
         upper = np.zeros(counts.shape)
         lower = np.zeros(counts.shape)
-        rows = progress(range(len(counts)), show_progress=show_progress, desc="bootstrap")
-        for k in rows:
+        ranked = t - (t.shape[1] + 1) / 2.0
+
+        def against(pools: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            """Row by row (one pool: for every row) comparison with the data rows ``idx``."""
+            if method == "spearman":
+                return _row_cosines(_average_ranks(pools, center=True), ranked[idx])
+            if len(pools) == 1:
+                return _tau_a(pools, v[idx])[0]
+            return np.array(
+                [_tau_a(pools[r : r + 1], v[i : i + 1])[0, 0] for r, i in enumerate(idx)]
+            )
+
+        for k in progress(range(len(counts)), show_progress=show_progress, desc="bootstrap"):
             c = counts[k]
             idx = np.flatnonzero(c)
             total = c @ t
-            pools = np.broadcast_to(total, (len(idx), total.size))
-            upper[k, idx] = _paired(pools, v[idx], method)
-            lower[k, idx] = (
-                upper[k, idx]
-                if single[k]
-                else _paired(pools - c[idx, None] * t[idx], v[idx], method)
-            )
+            upper[k, idx] = against(total[None], idx)
+            if not single[k]:
+                lower[k, idx] = against(total - c[idx, None] * t[idx], idx)
+    lower[single] = upper[single]
     n_present = present.sum(axis=1)
     return (
         np.stack(
