@@ -203,6 +203,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, delete=False, suffix=".tmp") as f:
         json.dump(out, f, indent=1)
+    os.chmod(f.name, 0o644)
     os.replace(f.name, RESULTS)
     del rsatoolbox
 

@@ -281,3 +281,17 @@ def test_bootstrap_samples_and_tests_match_rsatoolbox(method, bootstrap) -> None
     np.testing.assert_allclose(ours.ci(0.8, "bootstrap"), theirs.get_ci(0.8, "bootstrap"))
     if bootstrap == "subjects":  # rsatoolbox leaves the noise ceiling out of its variances here
         np.testing.assert_allclose(ours.sem(), theirs.get_sem(), atol=ATOL)
+
+
+def test_dual_bootstrap_variance_combines_the_three_bootstraps_as_rsatoolbox() -> None:
+    from rsatoolbox.util.inference_util import _dual_bootstrap
+
+    from neuronkit.interpretability import evaluate_models
+
+    data, models = _subjects_and_models(3)
+    result = evaluate_models(models, data, bootstrap="dual", n_bootstrap=40, seed=1)
+    variances = np.stack(
+        [np.var(s, axis=0, ddof=1) for s in (result.samples, *result.factor_samples)]
+    )
+    expected = _dual_bootstrap(variances, n_rdm=data.shape[0], n_pattern=result.n_conditions)
+    np.testing.assert_allclose(result.sem() ** 2, expected, rtol=1e-12)

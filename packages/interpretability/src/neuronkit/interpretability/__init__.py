@@ -26,11 +26,13 @@ Reusable core:
   ``infidelity`` and ``sensitivity_max``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
-  correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms.
+  correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms;
+  :mod:`.rsa_inference`: noise ceilings and (bootstrap) evaluations of model RDMs with their
+  tests (rsatoolbox's ``inference``).
 * :mod:`.information`: binned mutual information between unit activations (per-unit
   quantile bins, MI matrices, entropies).
-* :mod:`.plot`: attribution maps drawn as Captum draws them, RDM heat maps and classical
-  MDS of RDMs (headless matplotlib figures).
+* :mod:`.plot`: attribution maps drawn as Captum draws them, RDM heat maps, classical MDS of
+  RDMs and model comparisons (headless matplotlib figures).
 * :mod:`.robustness`: FGSM / PGD attacks and (adversarial) training of small classifiers.
 * :mod:`.data`: BlockDigits, the synthetic signal-coordinate task, noisy layer responses.
 

@@ -55,11 +55,11 @@ from .rsa import (
 __all__ = ["BOOTSTRAPS", "ModelEvaluation", "evaluate_models", "noise_ceiling", "pool_rdms"]
 
 #: what :func:`evaluate_models` can resample
-BOOTSTRAPS = ("subjects", "conditions", "both")
+BOOTSTRAPS = ("subjects", "conditions", "both", "dual")
 #: the tests of :class:`ModelEvaluation`
 TESTS = ("t-test", "bootstrap")
 
-Bootstrap = Literal["subjects", "conditions", "both"] | None
+Bootstrap = Literal["subjects", "conditions", "both", "dual"] | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,6 +306,9 @@ class ModelEvaluation:
             fewer than 3 distinct conditions), ``None`` without bootstrap.
         ceiling_samples: ``[N, 2]`` the samples' noise ceilings, ``None`` without bootstrap.
         n_conditions: the number of conditions of the RDMs.
+        factor_samples: ``"dual"`` only: ``[2, N, M]`` evaluations of the same draws with only
+            the subjects (0) or only the conditions (1) resampled.
+        factor_ceilings: ``"dual"`` only: ``[2, N, 2]`` their noise ceilings.
     """
 
     names: tuple[str, ...]
@@ -316,6 +319,8 @@ class ModelEvaluation:
     samples: np.ndarray | None
     ceiling_samples: np.ndarray | None
     n_conditions: int
+    factor_samples: np.ndarray | None = None
+    factor_ceilings: np.ndarray | None = None
 
     @property
     def means(self) -> np.ndarray:
@@ -329,34 +334,54 @@ class ModelEvaluation:
         n_subjects = int(self.per_subject.shape[0])
         if self.bootstrap == "conditions":
             return self.n_conditions - 1
-        if self.bootstrap == "both":
+        if self.bootstrap in ("both", "dual"):
             return min(n_subjects, self.n_conditions) - 1
         return n_subjects - 1
 
-    def _valid(self) -> tuple[np.ndarray, np.ndarray]:
-        """The finite bootstrap rows: evaluations ``[N', M]`` and noise ceilings ``[N', 2]``."""
+    def _valid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The valid (finite) bootstrap rows: evaluations ``[N', M]``, noise ceilings
+        ``[N', 2]`` and the row mask ``[N]``."""
         if self.samples is None or self.ceiling_samples is None:
             raise ValueError(
                 "test='bootstrap' needs bootstrap samples: evaluate with bootstrap='subjects', "
-                "'conditions' or 'both'"
+                "'conditions', 'both' or 'dual'"
             )
         ok = np.isfinite(self.samples).all(axis=1) & np.isfinite(self.ceiling_samples).all(1)
-        return self.samples[ok], self.ceiling_samples[ok]
+        for extra in (self.factor_samples, self.factor_ceilings):
+            if extra is not None:
+                ok &= np.isfinite(extra).all(axis=(0, 2))
+        return self.samples[ok], self.ceiling_samples[ok], ok
 
     def _variance(self, combination: np.ndarray, against_ceiling: bool = False) -> np.ndarray:
         """Sampling variance ``[K]`` of the linear combinations ``[M, K]`` of the models'
         evaluations (minus the lower noise ceiling with ``against_ceiling``): the subjects'
         variance over ``S`` without bootstrap, else the bootstrap variance scaled by
-        ``n / (n - 1)`` for ``n`` resampled units (rsatoolbox's correction)."""
+        ``n / (n - 1)`` for ``n`` resampled units (rsatoolbox's correction), and for
+        ``"dual"`` the variances of the three bootstraps combined (Schütt et al. 2023)."""
         if self.bootstrap is None:  # the noise ceiling is a constant then
             values = self.per_subject @ combination
             return values.var(axis=0, ddof=1) / values.shape[0]
-        samples, ceilings = self._valid()
-        values = samples @ combination
-        if against_ceiling:
-            values = values - ceilings[:, :1]
-        n = self.dof + 1
-        return values.var(axis=0, ddof=1) * n / (n - 1)
+        samples, ceilings, ok = self._valid()
+
+        def variance(evaluations: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+            values = evaluations @ combination
+            if against_ceiling:
+                values = values - bounds[:, :1]
+            return values.var(axis=0, ddof=1)
+
+        both = variance(samples, ceilings)
+        if self.factor_samples is None or self.factor_ceilings is None:
+            n = self.dof + 1
+            return both * n / (n - 1)
+        # each factor's bootstrap variance, corrected for its sample size, plus their
+        # interaction, which the double bootstrap counts too often (rsatoolbox's _dual_bootstrap)
+        r = self.per_subject.shape[0] / (self.per_subject.shape[0] - 1)
+        c = self.n_conditions / (self.n_conditions - 1)
+        subjects, conditions = (
+            variance(self.factor_samples[k][ok], self.factor_ceilings[k][ok]) for k in (0, 1)
+        )
+        combined = r * subjects + c * conditions - r * c * (both - subjects - conditions)
+        return np.minimum(np.maximum(combined, np.maximum(r * subjects, c * conditions)), both)
 
     def sem(self) -> np.ndarray:
         """``[M]`` standard error of each model's mean evaluation."""
@@ -370,7 +395,7 @@ class ModelEvaluation:
         check_choice("test", test, TESTS)
         cut = (1 - level) / 2
         if test == "bootstrap":
-            samples, _ = self._valid()
+            samples = self._valid()[0]
             framed = np.concatenate(
                 [np.full((2, samples.shape[1]), [[-np.inf], [np.inf]]), samples]
             )
@@ -389,7 +414,7 @@ class ModelEvaluation:
         check_choice("test", test, TESTS)
         m = len(self.names)
         if test == "bootstrap":
-            samples, _ = self._valid()
+            samples = self._valid()[0]
             ahead = (samples[:, :, None] < samples[:, None, :]).sum(0)
             ties = (samples[:, :, None] == samples[:, None, :]).sum(0)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -414,7 +439,7 @@ class ModelEvaluation:
         the share of samples at or below 0, plus one, over ``N``)."""
         check_choice("test", test, TESTS)
         if test == "bootstrap":
-            samples, _ = self._valid()
+            samples = self._valid()[0]
             return ((samples <= 0).sum(axis=0) + 1) / len(samples)
         t = self.means / np.sqrt(np.maximum(self._variance(np.eye(len(self.names))), 1e-300))
         return stats.t.sf(t, self.dof)
@@ -427,7 +452,7 @@ class ModelEvaluation:
         model stays below it."""
         check_choice("test", test, TESTS)
         if test == "bootstrap":
-            samples, ceilings = self._valid()
+            samples, ceilings, _ = self._valid()
             return ((ceilings[:, :1] - samples <= 0).sum(axis=0) + 1) / len(samples)
         variance = self._variance(np.eye(len(self.names)), against_ceiling=True)
         t = (self.means - self.noise_ceiling[0]) / np.sqrt(
@@ -438,7 +463,7 @@ class ModelEvaluation:
     def summary(self, test: str = "t-test") -> str:
         """A table of the models: mean, standard error, p against 0 and against the noise
         ceiling, and the noise ceiling itself."""
-        p_zero, p_noise = self.p_zero(test), self.p_noise_ceiling(test)
+        p_zero, p_noise, sem = self.p_zero(test), self.p_noise_ceiling(test), self.sem()
         width = max(len("model"), *(len(name) for name in self.names))
         lines = [
             f"{self.method} evaluations of {len(self.names)} models on "
@@ -449,7 +474,7 @@ class ModelEvaluation:
         ]
         for k, name in enumerate(self.names):
             lines.append(
-                f"{name:<{width}}  {self.means[k]:8.4f}  {self.sem()[k]:8.4f}  "
+                f"{name:<{width}}  {self.means[k]:8.4f}  {sem[k]:8.4f}  "
                 f"{p_zero[k]:9.3g}  {p_noise[k]:12.3g}"
             )
         return "\n".join(lines)
@@ -504,9 +529,13 @@ def evaluate_models(
         method: comparison (:data:`COMPARISONS`, rsatoolbox's cosine default).
         bootstrap: ``None`` (the subjects are the samples: rsatoolbox's ``eval_fixed``),
             ``"subjects"`` (generalize to new subjects: ``eval_bootstrap_rdm``),
-            ``"conditions"`` (to new conditions: ``eval_bootstrap_pattern``) or ``"both"``
-            (``eval_bootstrap``). Each sample draws ``S`` subjects and / or ``n`` conditions
-            with replacement and gets its own noise ceiling.
+            ``"conditions"`` (to new conditions: ``eval_bootstrap_pattern``), ``"both"``
+            (``eval_bootstrap``) or ``"dual"`` (``eval_dual_bootstrap`` for fixed models,
+            Schütt et al. 2023: the same draws also resample one factor at a time, and the
+            three bootstrap variances are combined into one that does not count the subjects'
+            and conditions' shared part twice, as the double bootstrap does). Each sample
+            draws ``S`` subjects and / or ``n`` conditions with replacement and gets its own
+            noise ceiling.
         n_bootstrap: number of bootstrap samples (>= 2).
         seed: seed of the draws (the global random state is left alone).
         names: the models' names (default ``"model 0"``, ...; from the keys of a mapping).
@@ -533,17 +562,24 @@ def evaluate_models(
             f"{n_conditions(model_v.shape[1])}, data {n_conditions(data_v.shape[1])}"
         )
     n = n_conditions(data_v.shape[1])
-    samples = ceiling_samples = None
+    samples = ceiling_samples = factor_samples = factor_ceilings = None
     if bootstrap is not None:
         rng = np.random.default_rng(seed)
         subjects = condition_draws = None
-        if bootstrap in ("subjects", "both"):
+        if bootstrap != "conditions":
             subjects = rng.integers(0, data_v.shape[0], size=(n_bootstrap, data_v.shape[0]))
-        if bootstrap in ("conditions", "both"):
+        if bootstrap != "subjects":
             condition_draws = rng.integers(0, n, size=(n_bootstrap, n))
         samples, ceiling_samples = _bootstrap(
             model_v, data_v, method, subjects, condition_draws, show_progress
         )
+        if bootstrap == "dual":  # the same draws, one factor at a time
+            factors = [
+                _bootstrap(model_v, data_v, method, subjects, None, show_progress),
+                _bootstrap(model_v, data_v, method, None, condition_draws, show_progress),
+            ]
+            factor_samples = np.stack([f[0] for f in factors])
+            factor_ceilings = np.stack([f[1] for f in factors])
     return ModelEvaluation(
         names=found,
         method=method,
@@ -553,4 +589,6 @@ def evaluate_models(
         samples=samples,
         ceiling_samples=ceiling_samples,
         n_conditions=n,
+        factor_samples=factor_samples,
+        factor_ceilings=factor_ceilings,
     )
