@@ -477,5 +477,5 @@ def model_comparison(
     ax.set_ylabel(f"{evaluation.method} with the data RDMs")
     errors = "s.e.m." if error == "sem" else f"{level:.0%} CI ({test})"
     ax.set_title(f"bootstrap: {evaluation.bootstrap or 'none'}; bars: {errors}", fontsize=9)
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.legend(loc="best", fontsize=7, frameon=False)
     return ax

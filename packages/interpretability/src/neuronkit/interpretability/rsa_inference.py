@@ -14,8 +14,10 @@ others, and could another model do better? As rsatoolbox's ``inference`` module 
 * :func:`evaluate_models` compares every model with every subject's RDM and, with
   ``bootstrap``, resamples subjects, conditions or both (rsatoolbox's ``eval_fixed``,
   ``eval_bootstrap_rdm``, ``eval_bootstrap_pattern`` and ``eval_bootstrap``, same numbers
-  for the same draws; tested). The :class:`ModelEvaluation` it returns gives standard errors,
-  confidence intervals and tests between models, against 0 and against the noise ceiling;
+  for the same draws; tested), or runs the dual bootstrap, whose variance does not count the
+  shared part of the two factors twice (Schütt et al. 2023; ``eval_dual_bootstrap``). The
+  :class:`ModelEvaluation` it returns gives standard errors, confidence intervals and tests
+  between models, against 0 and against the noise ceiling;
   :func:`~neuronkit.interpretability.plot.model_comparison` draws it.
 
 A resampled condition enters a bootstrap sample as often as it is drawn, and the pairs of two
