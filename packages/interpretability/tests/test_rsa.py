@@ -585,6 +585,7 @@ BAD_RDM_CALLS = [
     (lambda: compare_rdms(np.ones((2, 4)), np.ones(3)), ValueError, "a must be"),
     (lambda: compare_rdms(np.ones((2, 3, 4)), np.ones(3)), ValueError, "square"),
     (lambda: compare_rdms(np.ones(1), np.ones(1), "kendall_tau_a"), ValueError, "at least 2"),
+    (lambda: compare_rdms(np.ones(1), np.ones(1), "rho_a"), ValueError, "at least 2"),
     (lambda: geo_topological(np.ones(3), 0.8, 0.2), ValueError, "lower must be <= upper"),
     (lambda: geo_topological(np.ones(3), -0.1, 0.2), ValueError, "lower"),
     (lambda: geo_topological(np.ones(3), 0.1, 1.2), ValueError, "upper"),
@@ -1037,3 +1038,47 @@ def test_geodesic_of_a_square_rdm_is_the_square_of_the_vector_result(
     assert from_square.shape == (9, 9)
     np.testing.assert_allclose(from_square, rdm_to_square(from_vector), rtol=1e-12, atol=1e-12)
     assert not np.allclose(from_vector, geo_topological(v, lower, upper, rank=rank))  # paths
+
+
+def _double_centred_second_moments(v: np.ndarray) -> np.ndarray:
+    """``G = -H D H / 2`` of an RDM vector, written out with the centring matrix."""
+    d = rdm_to_square(v)
+    n = d.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    return -0.5 * h @ d @ h
+
+
+@pytest.mark.parametrize("method", ["whitened_cosine", "whitened_correlation"])
+def test_whitened_comparisons_are_cosines_of_double_centred_second_moments(method) -> None:
+    """Diedrichsen et al. (2021): under the covariance of dissimilarity estimates of
+    independent, equally noisy patterns, the RDMs' cosine is that of their double-centred
+    second-moment matrices (Frobenius); correlation centres the RDMs first."""
+    rng = np.random.default_rng(5)
+    a, b = rng.random(36), rng.random(36)  # 9 conditions
+    ca, cb = (a - a.mean(), b - b.mean()) if method == "whitened_correlation" else (a, b)
+    ga, gb = _double_centred_second_moments(ca), _double_centred_second_moments(cb)
+    expected = (ga * gb).sum() / np.sqrt((ga * ga).sum() * (gb * gb).sum())
+    assert compare_rdms(a, b, method)[0, 0] == pytest.approx(expected, abs=1e-12)
+
+
+def test_whitened_cosine_of_euclidean_rdms_is_linear_cka() -> None:
+    """The whitened cosine of two squared-Euclidean RDMs is the linear CKA of the patterns
+    (Kornblith et al. 2019; Diedrichsen et al. 2021)."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(10, 4))
+    y = x @ rng.normal(size=(4, 7)) + 0.5 * rng.normal(size=(10, 7))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    cka = np.linalg.norm(xc.T @ yc) ** 2 / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc))
+    white = compare_rdms(rdm(x, "euclidean"), rdm(y, "euclidean"), "whitened_cosine")
+    assert white[0, 0] == pytest.approx(cka, abs=1e-12)
+    assert compare_rdms(rdm(x, "euclidean"), rdm(y, "euclidean"))[0, 0] != pytest.approx(cka)
+
+
+def test_rho_a_is_spearman_without_the_tie_correction() -> None:
+    rng = np.random.default_rng(7)
+    a = rng.random(28)
+    b = np.round(rng.random(28), 1)  # ties shrink the ranks' spread
+    assert compare_rdms(a, a, "rho_a")[0, 0] == pytest.approx(1.0)
+    rho_a = compare_rdms(a, b, "rho_a")[0, 0]
+    spearman = compare_rdms(a, b, "spearman")[0, 0]
+    assert abs(rho_a) < abs(spearman)

@@ -62,7 +62,9 @@ def test_sampled_pairs_are_the_subsampled_square_without_copies_of_one_condition
     sub = square[np.ix_(sel, sel)]
     rows, cols = np.triu_indices(n, k=1)
     expected = sub[rows, cols][sel[rows] != sel[cols]]
-    np.testing.assert_array_equal(vector[_sampled_pairs(draw, n)], expected)
+    positions, kept = _sampled_pairs(draw, n)
+    np.testing.assert_array_equal(vector[positions], expected)
+    np.testing.assert_array_equal(kept, sel[rows] != sel[cols])
 
 
 @pytest.mark.parametrize("bootstrap", [None, "subjects", "conditions", "both", "dual"])

@@ -111,6 +111,9 @@ def test_noise_from_measurements_matches_rsatoolbox_given_its_dof(method) -> Non
         ("correlation", "corr"),
         ("spearman", "spearman"),
         ("kendall_tau_a", "tau-a"),
+        ("rho_a", "rho-a"),
+        ("whitened_cosine", "cosine_cov"),
+        ("whitened_correlation", "corr_cov"),
     ],
 )
 def test_compare_matches_rsatoolbox(ours_name, theirs_name) -> None:
@@ -172,6 +175,9 @@ INFERENCE_METHODS = {
     "correlation": "corr",
     "spearman": "spearman",
     "kendall_tau_a": "tau-a",
+    "rho_a": "rho-a",
+    "whitened_cosine": "cosine_cov",
+    "whitened_correlation": "corr_cov",
 }
 
 

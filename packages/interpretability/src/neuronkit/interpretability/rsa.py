@@ -59,7 +59,15 @@ __all__ = [
 ]
 
 RDM_METHODS = ("euclidean", "correlation", "cosine", "mahalanobis", "crossnobis")
-COMPARISONS = ("cosine", "correlation", "spearman", "kendall_tau_a")
+COMPARISONS = (
+    "cosine",
+    "correlation",
+    "spearman",
+    "kendall_tau_a",
+    "rho_a",
+    "whitened_cosine",
+    "whitened_correlation",
+)
 NOISE_ESTIMATORS = ("shrinkage_diag", "shrinkage_eye", "diag", "full")
 
 # --------------------------------------------------------------------------------------------
@@ -1305,6 +1313,71 @@ def _same_length(va: np.ndarray, vb: np.ndarray) -> None:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _incidence(n: int) -> csr_matrix:
+    """``[n_pairs, n]`` sparse incidence of the RDM vector's pairs ``(i, j)``: ones at ``i``
+    and ``j`` (rsatoolbox's row plus column indicator)."""
+    rows, cols = np.triu_indices(n, k=1)
+    pairs = np.repeat(np.arange(rows.size), 2)
+    return csr_matrix(
+        (np.ones(pairs.size), (pairs, np.stack([rows, cols], 1).ravel())), (rows.size, n)
+    )
+
+
+def _whitened(v: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
+    """RDM vectors ``v [k, P]`` in coordinates where the estimates' covariance is isotropic:
+    ``[k, P + n]``, the double-centred second-moment matrices ``G = -H D H / 2`` with their
+    off-diagonal entries (times sqrt(2): each stands for two) and their diagonal. Their plain
+    cosine is the cosine under the inverse covariance of dissimilarity estimates of
+    independent, equally noisy patterns (Diedrichsen et al. 2021; rsatoolbox's
+    ``cosine_cov`` / ``corr_cov``, which compute it this way, as a linear CKA).
+
+    ``kept [n (n - 1) / 2]``: ``v`` holds only these pairs of an RDM of ``n`` conditions (a
+    bootstrap sample leaves out the pairs of two copies of one condition); ``G`` is then the
+    least-squares projection rsatoolbox uses for missing pairs.
+    """
+    k = v.shape[0]
+    n = n_conditions(v.shape[1] if kept is None else kept.size)
+    incidence = _incidence(n)
+    half = -0.5 * v
+    if kept is None:  # subtract the row and column means, add the grand mean
+        means = (incidence.T @ half.T).T / n
+        grand = half.sum(axis=1, keepdims=True) * (2.0 / (n * n))
+        rows, cols = np.triu_indices(n, k=1)
+        off = half - means[:, rows] - means[:, cols] + grand
+        diagonal = grand - 2.0 * means
+    else:  # least squares over the pairs present and the (zero) diagonal
+        design = np.vstack([incidence[kept].toarray(), np.eye(n)])  # [q + n, n]
+        weights = np.concatenate([np.full(int(kept.sum()), 0.5), np.ones(n)])[:, None]
+        full = np.concatenate([half, np.zeros((k, n))], axis=1)
+        projection = np.linalg.solve(design.T @ (weights * design), (weights * design).T)
+        full -= (full @ design) @ projection
+        off, diagonal = full[:, : v.shape[1]], full[:, v.shape[1] :]
+    return np.concatenate([off * math.sqrt(2.0), diagonal], axis=1)
+
+
+def _compare_stacks(
+    va: np.ndarray, vb: np.ndarray, method: str, kept: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`compare_rdms` of two finite parsed stacks ``[k_a, P]``, ``[k_b, P]``; ``kept``:
+    the pairs the vectors hold, for the whitened methods (see :func:`_whitened`)."""
+    if method == "kendall_tau_a":
+        return _tau_a(va, vb)
+    if method in ("spearman", "rho_a"):  # centred ranks: the ranks minus their mean, exactly
+        if va.shape[1] < 2:
+            raise ValueError("a and b must have at least 2 dissimilarities for a rank correlation")
+        ra, rb = _average_ranks(va, center=True), _average_ranks(vb, center=True)
+        if method == "rho_a":
+            p = va.shape[1]
+            return (ra @ rb.T) * (12.0 / (p**3 - p))
+        return _cosine_matrix(ra, rb)
+    if method in ("correlation", "whitened_correlation"):
+        va, vb = _centred(va), _centred(vb)
+    if method.startswith("whitened"):
+        va, vb = _whitened(va, kept), _whitened(vb, kept)
+    return _cosine_matrix(va, vb)
+
+
 def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
     """Similarity of every RDM in ``a`` with every RDM in ``b``: ``[k_a, k_b]``.
 
@@ -1314,8 +1387,15 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
             ``[k, P]`` or of squares ``[k, n, n]``. A square ``[m, m]`` that is not a square
             RDM while ``m`` is a vector length ``n (n - 1) / 2`` is ambiguous and refused.
         method: ``"cosine"`` (rsatoolbox's default), ``"correlation"`` (Pearson; rsatoolbox
-            ``"corr"``), ``"spearman"`` (Pearson on average ranks) or ``"kendall_tau_a"``
-            (rsatoolbox ``"tau-a"``).
+            ``"corr"``), ``"spearman"`` (Pearson on average ranks), ``"kendall_tau_a"``
+            (rsatoolbox ``"tau-a"``), ``"rho_a"`` (``12 sum r_a r_b / (P^3 - P)`` on centred
+            average ranks: Spearman's rho without the tie correction of its normalization,
+            rsatoolbox ``"rho-a"``), ``"whitened_cosine"`` and ``"whitened_correlation"``
+            (cosine and Pearson under the inverse covariance of the dissimilarity estimates of
+            independent, equally noisy patterns, Diedrichsen et al. 2021; rsatoolbox
+            ``"cosine_cov"`` / ``"corr_cov"`` without ``sigma_k``). Schütt et al. (2023)
+            recommend the whitened Pearson correlation for continuous model RDMs and rho-a for
+            rank comparisons.
 
     Returns:
         ``[k_a, k_b]`` float64 similarities, as rsatoolbox's ``compare``.
@@ -1325,10 +1405,8 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
     va, _ = _as_vectors("a", a, finite=not moments)
     vb, _ = _as_vectors("b", b, finite=not moments)
     _same_length(va, vb)
-    if method == "kendall_tau_a":
-        return _tau_a(va, vb)
-    if method == "spearman":  # centered ranks: the same numbers as ranks minus their mean
-        return _cosine_matrix(_average_ranks(va, center=True), _average_ranks(vb, center=True))
+    if not moments:
+        return _compare_stacks(va, vb, method)
     fast = _similarities(va, vb, centre=method == "correlation")
     if fast is not None:
         return fast

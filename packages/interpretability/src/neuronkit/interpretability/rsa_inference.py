@@ -49,8 +49,9 @@ from .rsa import (
     _as_vectors,
     _average_ranks,
     _centred,
-    _cosine_matrix,
+    _compare_stacks,
     _tau_a,
+    _whitened,
     n_conditions,
 )
 
@@ -62,23 +63,17 @@ BOOTSTRAPS = ("subjects", "conditions", "both", "dual")
 TESTS = ("t-test", "bootstrap")
 
 Bootstrap = Literal["subjects", "conditions", "both", "dual"] | None
+#: how each comparison pools (rsatoolbox's pool_rdm): by normalized RDMs, else by ranks
+_POOLING = {
+    "cosine": "cosine",
+    "whitened_cosine": "cosine",
+    "correlation": "correlation",
+    "whitened_correlation": "correlation",
+}
 
 
 # --------------------------------------------------------------------------------------------
 # comparisons and pools of parsed stacks
-
-
-def _compare(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
-    """Similarities ``[k_a, k_b]`` of the rows of two stacks of any (equal) length, as
-    :func:`~neuronkit.interpretability.compare_rdms`; a bootstrap sample's vectors are not RDM
-    vectors of ``n (n - 1) / 2`` pairs."""
-    if method == "kendall_tau_a":
-        return _tau_a(a, b)
-    if method == "spearman":
-        return _cosine_matrix(_average_ranks(a, center=True), _average_ranks(b, center=True))
-    if method == "correlation":
-        return _cosine_matrix(_centred(a), _centred(b))
-    return _cosine_matrix(a, b)
 
 
 def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -90,10 +85,11 @@ def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _normalized(v: np.ndarray, method: str) -> np.ndarray:
     """The rows ``[k, P]`` that pooling for ``method`` averages: RDMs divided by their root mean
-    square (cosine), z-scored (correlation) or average ranks (Spearman, Kendall tau-a)."""
-    if method in ("spearman", "kendall_tau_a"):
+    square (cosine), z-scored (correlation) or average ranks (rank comparisons)."""
+    pooling = _POOLING.get(method, "ranks")
+    if pooling == "ranks":
         return _average_ranks(v)
-    if method == "correlation":
+    if pooling == "correlation":
         v = _centred(v)
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero row: NaN, as rsatoolbox
         return v / np.sqrt(np.mean(v * v, axis=1, keepdims=True))
@@ -102,12 +98,13 @@ def _normalized(v: np.ndarray, method: str) -> np.ndarray:
 def _check_defined(name: str, v: np.ndarray, method: str) -> None:
     """Refuse data RDMs whose pooling weight is undefined: zero (cosine) or constant
     (correlation)."""
-    if method not in ("cosine", "correlation"):
+    pooling = _POOLING.get(method, "ranks")
+    if pooling == "ranks":
         return
-    spread = np.ptp(v, axis=1) if method == "correlation" else np.abs(v).max(axis=1)
+    spread = np.ptp(v, axis=1) if pooling == "correlation" else np.abs(v).max(axis=1)
     if not np.all(spread > 0):
         k = int(np.flatnonzero(~(spread > 0))[0])
-        kind = "constant" if method == "correlation" else "zero"
+        kind = "constant" if pooling == "correlation" else "zero"
         raise ValueError(
             f"{name}[{k}] is {kind}: its {method} with any RDM is undefined, so it cannot be "
             "pooled or evaluated"
@@ -119,9 +116,9 @@ def pool_rdms(rdms: Any, method: str = "cosine") -> np.ndarray:
 
     Args:
         rdms: ``[k, n_pairs]`` or ``[k, n, n]`` (or one RDM).
-        method: the comparison it is pooled for (:data:`COMPARISONS`): ``"cosine"`` averages
-            the RDMs divided by their root mean square, ``"correlation"`` the z-scored RDMs
-            (shifted so the smallest value is 0), ``"spearman"`` and ``"kendall_tau_a"`` their
+        method: the comparison it is pooled for (:data:`COMPARISONS`): the (whitened) cosine
+            averages the RDMs divided by their root mean square, the (whitened) correlation the
+            z-scored RDMs (shifted so the smallest value is 0), the rank comparisons their
             average ranks. rsatoolbox's ``pool_rdm``.
 
     Returns:
@@ -131,7 +128,7 @@ def pool_rdms(rdms: Any, method: str = "cosine") -> np.ndarray:
     v, _ = _as_vectors("rdms", rdms)
     _check_defined("rdms", v, method)
     pooled = _normalized(v, method).mean(axis=0)
-    if method == "correlation":
+    if _POOLING.get(method) == "correlation":
         pooled -= pooled.min()
     return pooled
 
@@ -141,7 +138,11 @@ def pool_rdms(rdms: Any, method: str = "cosine") -> np.ndarray:
 
 
 def _ceilings(
-    v: np.ndarray, counts: np.ndarray, method: str, show_progress: bool | None = False
+    v: np.ndarray,
+    counts: np.ndarray,
+    method: str,
+    show_progress: bool | None = False,
+    kept: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lower and upper noise ceiling ``[N, 2]`` of the data rows ``v [S, P]`` in each of ``N``
     samples, ``counts [N, S]`` saying how often each subject is in the sample.
@@ -150,15 +151,18 @@ def _ceilings(
     distinct subjects of a sample (rsatoolbox's leave-one-out by RDM descriptor); a sample of
     one distinct subject has no other subjects, and both bounds compare it with its own pool.
     The rank methods pool and compare per sample (a progress bar over them with
-    ``show_progress``).
+    ``show_progress``). ``kept``: the pairs ``v`` holds (whitened comparisons of a sample of
+    conditions).
     """
     t = _normalized(v, method)
     present = counts > 0
     single = present.sum(axis=1) == 1
-    if method in ("cosine", "correlation"):
+    if method in _POOLING:
         # pools are sums c @ t: their products with the data rows w and their norms are
-        # quadratic forms of the Gram matrices, for every sample at once
-        w = _centred(v) if method == "correlation" else v  # t is centred already
+        # quadratic forms of the Gram matrices, for every sample at once (whitening is linear)
+        w = _centred(v) if _POOLING[method] == "correlation" else v  # t is centred already
+        if method.startswith("whitened"):
+            t, w = _whitened(t, kept), _whitened(w, kept)
         cross, gram = t @ w.T, t @ t.T
         w_norms = np.sqrt(np.einsum("ij,ij->i", w, w))
         dots, gc = counts @ cross, counts @ gram  # [N, S]
@@ -177,6 +181,9 @@ def _ceilings(
             """Row by row (one pool: for every row) comparison with the data rows ``idx``."""
             if method == "spearman":
                 return _row_cosines(_average_ranks(pools, center=True), ranked[idx])
+            if method == "rho_a":
+                p = ranked.shape[1]
+                return (_average_ranks(pools, center=True) * ranked[idx]).sum(1) * 12 / (p**3 - p)
             if len(pools) == 1:
                 return _tau_a(pools, v[idx])[0]
             return np.array(
@@ -241,16 +248,17 @@ def _pair_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, k=1)
 
 
-def _sampled_pairs(conditions: np.ndarray, n: int) -> np.ndarray:
+def _sampled_pairs(conditions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions in an RDM vector of ``n`` conditions of the pairs of a sample of conditions
-    ``[n]`` (drawn with replacement), in the order rsatoolbox's ``subsample_pattern`` gives
-    (sorted conditions, upper triangle row by row), pairs of two copies of one condition out."""
+    ``[m]`` (drawn with replacement), in the order rsatoolbox's ``subsample_pattern`` gives
+    (sorted conditions, upper triangle row by row), pairs of two copies of one condition out;
+    and which pairs of the sample's ``m (m - 1) / 2`` are kept."""
     rows, cols = _pair_rows(len(conditions))
     sorted_conditions = np.sort(conditions)
     a, b = sorted_conditions[rows], sorted_conditions[cols]
-    keep = a != b
-    a, b = a[keep], b[keep]
-    return a * (2 * n - a - 1) // 2 + (b - a - 1)
+    kept = a != b
+    a, b = a[kept], b[kept]
+    return a * (2 * n - a - 1) // 2 + (b - a - 1), kept
 
 
 def _bootstrap(
@@ -273,7 +281,7 @@ def _bootstrap(
         counts = np.stack([np.bincount(d, minlength=n_subjects) for d in subject_draws])
         counts = counts.astype(np.float64)
     if condition_draws is None:  # the subjects' evaluations are fixed: resample their means
-        per_subject = _compare(models, data, method)
+        per_subject = _compare_stacks(models, data, method)
         ceilings = _ceilings(data, counts, method, show_progress)
         return counts @ per_subject.T / n_subjects, ceilings
     n = n_conditions(data.shape[1])
@@ -282,11 +290,12 @@ def _bootstrap(
     for k in progress(range(len(draws)), show_progress=show_progress, desc="bootstrap"):
         if np.unique(condition_draws[k]).size < 3:
             continue
-        pairs = _sampled_pairs(condition_draws[k], n)
+        pairs, kept = _sampled_pairs(condition_draws[k], n)
         sample = data[:, pairs]
         with np.errstate(divide="ignore", invalid="ignore"):
-            evaluations[k] = _compare(models[:, pairs], sample, method) @ counts[k] / n_subjects
-            ceilings[k] = _ceilings(sample, counts[k : k + 1], method)[0]
+            similarities = _compare_stacks(models[:, pairs], sample, method, kept)
+            evaluations[k] = similarities @ counts[k] / n_subjects
+            ceilings[k] = _ceilings(sample, counts[k : k + 1], method, kept=kept)[0]
     return evaluations, ceilings
 
 
@@ -586,7 +595,7 @@ def evaluate_models(
         names=found,
         method=method,
         bootstrap=bootstrap,
-        per_subject=_compare(model_v, data_v, method).T,
+        per_subject=_compare_stacks(model_v, data_v, method).T,
         noise_ceiling=_ceilings(data_v, np.ones((1, data_v.shape[0])), method)[0],
         samples=samples,
         ceiling_samples=ceiling_samples,
