@@ -10,8 +10,9 @@ Matched settings (issue #5; rsatoolbox 0.3.x conventions, see tests/test_rsa_rsa
   timed call (it is the container an rsatoolbox user already holds).
 * Comparisons: ``compare_rdms(a, b, method)`` vs ``compare(a, b, method)`` on numpy stacks
   (no RDMs object to build): cosine, correlation ("corr"), Spearman, Kendall tau-a ("tau-a"),
-  4 model RDMs (one categorical, with ties) against 5 data RDMs at 100 conditions, 2 against 3
-  at 1000 (rsatoolbox's tau-a takes about a second per pair there).
+  rho-a ("rho-a") and whitened cosine / correlation ("cosine_cov" / "corr_cov"), 4 model
+  RDMs (one categorical, with ties) against 5 data RDMs at 100 conditions, 2 against 3 at 1000
+  (rsatoolbox's tau-a takes about a second per pair there).
 
 1. Equivalence: every worker saves its first result of every configuration; neuronkit's and
    rsatoolbox's outputs are compared elementwise on exactly the timed inputs (max |diff|, must be
@@ -27,7 +28,8 @@ Matched settings (issue #5; rsatoolbox 0.3.x conventions, see tests/test_rsa_rsa
    over rounds); the floor's own process gives the floor ms column.
    The floor is the bare Gram-matrix GEMM the method cannot avoid: ``X @ X.T`` (Euclidean,
    correlation), ``(X @ P) @ X.T`` (Mahalanobis), per fold ``(A_train @ P) @ A_test.T``
-   (crossnobis, condition means precomputed), ``a @ b.T`` (cosine, correlation comparisons) and
+   (crossnobis, condition means precomputed), ``a @ b.T`` (cosine, correlation and their
+   whitened comparisons) and
    one argsort per RDM plus ``a @ b.T`` (Spearman, tau-a: ranking is the least a rank method
    must do).
 
@@ -70,6 +72,7 @@ N_RUNS = 4  # crossnobis: repeats per condition = cross-validation folds
 STACKS = {100: (4, 5), 1000: (2, 3)}  # comparisons: [models] x [data] RDMs per condition count
 RSA_NAMES = {"cosine": "cosine", "correlation": "corr", "spearman": "spearman"}
 RSA_NAMES["kendall_tau_a"] = "tau-a"
+RSA_NAMES.update(rho_a="rho-a", whitened_cosine="cosine_cov", whitened_correlation="corr_cov")
 
 
 def configs(quick: bool, only: str | None = None) -> list[tuple[str, str, int, int]]:
@@ -140,7 +143,7 @@ def build_call(library: str, kind: str, method: str, inputs: dict) -> Callable[[
     if library == "floor":
         if kind == "compare":
             a, b = inputs["a"], inputs["b"]
-            if method in ("spearman", "kendall_tau_a"):
+            if method in ("spearman", "kendall_tau_a", "rho_a"):
                 return lambda: (np.argsort(a, axis=1), np.argsort(b, axis=1), a @ b.T)
             return lambda: a @ b.T
         x = inputs["data"]

@@ -4,7 +4,8 @@
 
 Matched settings: fixed model RDMs (rsatoolbox ``ModelFixed``) against the RDMs of 20 subjects
 at 100 conditions (a true model plus noise; 4 models: the truth, two noisier versions of it and
-an unrelated one), cosine, correlation ("corr"), Spearman and Kendall tau-a ("tau-a"); a noise
+an unrelated one), cosine, correlation ("corr"), their whitened forms ("cosine_cov",
+"corr_cov"), Spearman, rho-a ("rho-a") and Kendall tau-a ("tau-a"); a noise
 ceiling for every bootstrap sample (rsatoolbox's default ``boot_noise_ceil=True``). The RDMs
 objects and models are built outside the timed call.
 
@@ -25,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +37,15 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:  # measure the workspace, not an
     sys.path.insert(0, str(_SRC))
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "interpretability_rsa_inference.json"
-NAMES = {"cosine": "cosine", "correlation": "corr", "spearman": "spearman"}
-NAMES["kendall_tau_a"] = "tau-a"
+NAMES = {
+    "cosine": "cosine",
+    "correlation": "corr",
+    "whitened_cosine": "cosine_cov",
+    "whitened_correlation": "corr_cov",
+    "spearman": "spearman",
+    "rho_a": "rho-a",
+    "kendall_tau_a": "tau-a",
+}
 RSATOOLBOX = {
     None: "eval_fixed",
     "subjects": "eval_bootstrap_rdm",
@@ -148,8 +154,8 @@ def main() -> None:
     from importlib.metadata import version
 
     import numpy as np
-    import rsatoolbox
 
+    from neuronkit.common import atomic_write_json
     from neuronkit.interpretability import __version__
 
     warnings.filterwarnings("ignore", message="Noise ceiling for tau")
@@ -200,12 +206,7 @@ def main() -> None:
         "numpy": np.__version__,
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, delete=False, suffix=".tmp") as f:
-        json.dump(out, f, indent=1)
-    os.chmod(f.name, 0o644)
-    os.replace(f.name, RESULTS)
-    del rsatoolbox
+    atomic_write_json(RESULTS, out)
 
 
 if __name__ == "__main__":
