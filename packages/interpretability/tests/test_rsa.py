@@ -1082,3 +1082,14 @@ def test_rho_a_is_spearman_without_the_tie_correction() -> None:
     rho_a = compare_rdms(a, b, "rho_a")[0, 0]
     spearman = compare_rdms(a, b, "spearman")[0, 0]
     assert abs(rho_a) < abs(spearman)
+
+
+def test_whitened_cosine_of_rdms_far_from_zero_keeps_its_digits() -> None:
+    """Nearly equal dissimilarities far from 0: the products from row sums subtract large
+    terms, yet agree with the written-out double centring."""
+    rng = np.random.default_rng(8)
+    a = 1e9 + rng.random(28)
+    b = rng.random(28)
+    ga, gb = _double_centred_second_moments(a), _double_centred_second_moments(b)
+    expected = (ga * gb).sum() / np.sqrt((ga * ga).sum() * (gb * gb).sum())
+    assert compare_rdms(a, b, "whitened_cosine")[0, 0] == pytest.approx(expected, rel=1e-9)

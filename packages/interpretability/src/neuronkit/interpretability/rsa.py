@@ -1356,6 +1356,39 @@ def _whitened(v: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
     return np.concatenate([off * math.sqrt(2.0), diagonal], axis=1)
 
 
+def _whitened_products(
+    a: np.ndarray, b: np.ndarray, kept: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inner products ``[k_a, k_b]`` and norms ``[k_a]``, ``[k_b]`` of :func:`_whitened` RDM
+    vectors. Where no pair is missing they are not formed: with ``S = -D / 2``,
+    ``<H S_a H, H S_b H> = a . b / 2 - r_a . r_b / (2 n) + s_a s_b / (4 n^2)`` for the RDMs'
+    row sums ``r`` and totals ``s``, one GEMM plus the row sums. (No RDM but 0 whitens to 0:
+    the whitened squared norm is at least about ``1 / n`` of ``a . a / 2``, so the
+    subtraction keeps all but ``log10(n)`` digits.)"""
+    if kept is not None:
+        wa, wb = _whitened(a, kept), _whitened(b, kept)
+        return wa @ wb.T, np.linalg.norm(wa, axis=1), np.linalg.norm(wb, axis=1)
+    n = n_conditions(a.shape[1])
+    incidence = _incidence(n)
+    rows = [(incidence.T @ v.T).T for v in (a, b)]
+    totals = [r.sum(axis=1) for r in rows]
+    inner = 0.5 * (a @ b.T)
+    inner -= (rows[0] @ rows[1].T) / (2 * n)
+    inner += np.multiply.outer(totals[0], totals[1]) / (4 * n * n)
+    norms = [
+        np.sqrt(
+            np.maximum(
+                0.5 * np.einsum("ij,ij->i", v, v)
+                - np.einsum("ij,ij->i", r, r) / (2 * n)
+                + t**2 / (4 * n * n),
+                0.0,
+            )
+        )
+        for v, r, t in zip((a, b), rows, totals, strict=True)
+    ]
+    return inner, norms[0], norms[1]
+
+
 def _compare_stacks(
     va: np.ndarray, vb: np.ndarray, method: str, kept: np.ndarray | None = None
 ) -> np.ndarray:
@@ -1374,7 +1407,10 @@ def _compare_stacks(
     if method in ("correlation", "whitened_correlation"):
         va, vb = _centred(va), _centred(vb)
     if method.startswith("whitened"):
-        va, vb = _whitened(va, kept), _whitened(vb, kept)
+        inner, norms_a, norms_b = _whitened_products(va, vb, kept)
+        scale = np.multiply.outer(norms_a, norms_b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(scale > 0, inner / scale, 0.0)  # 0 for an RDM that whitens to 0
     return _cosine_matrix(va, vb)
 
 

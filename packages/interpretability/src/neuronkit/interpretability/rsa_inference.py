@@ -51,7 +51,7 @@ from .rsa import (
     _centred,
     _compare_stacks,
     _tau_a,
-    _whitened,
+    _whitened_products,
     n_conditions,
 )
 
@@ -162,9 +162,11 @@ def _ceilings(
         # quadratic forms of the Gram matrices, for every sample at once (whitening is linear)
         w = _centred(v) if _POOLING[method] == "correlation" else v  # t is centred already
         if method.startswith("whitened"):
-            t, w = _whitened(t, kept), _whitened(w, kept)
-        cross, gram = t @ w.T, t @ t.T
-        w_norms = np.sqrt(np.einsum("ij,ij->i", w, w))
+            cross, _, w_norms = _whitened_products(t, w, kept)
+            gram = _whitened_products(t, t, kept)[0]
+        else:
+            cross, gram = t @ w.T, t @ t.T
+            w_norms = np.sqrt(np.einsum("ij,ij->i", w, w))
         dots, gc = counts @ cross, counts @ gram  # [N, S]
         sq = np.einsum("ns,ns->n", gc, counts)[:, None]
         loo_dots = dots - counts * np.diag(cross)
