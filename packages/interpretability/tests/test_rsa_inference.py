@@ -17,6 +17,7 @@ from neuronkit.interpretability import (
     rdm,
     rdm_to_square,
 )
+from neuronkit.interpretability.rsa import _compare_stacks
 from neuronkit.interpretability.rsa_inference import _bootstrap, _ceilings, _sampled_pairs
 
 
@@ -65,6 +66,17 @@ def test_sampled_pairs_are_the_subsampled_square_without_copies_of_one_condition
     positions, kept = _sampled_pairs(draw, n)
     np.testing.assert_array_equal(vector[positions], expected)
     np.testing.assert_array_equal(kept, sel[rows] != sel[cols])
+
+
+@pytest.mark.parametrize("method", ["whitened_cosine", "whitened_correlation"])
+def test_whitening_with_every_pair_kept_equals_the_full_rdm_route(method) -> None:
+    """A bootstrap sample's whitening (least squares over the pairs present) with no pair
+    missing is the double centring of compare_rdms."""
+    data, models = _group(12, n=9)
+    kept = np.ones(36, dtype=bool)
+    np.testing.assert_allclose(
+        _compare_stacks(models, data, method, kept), compare_rdms(models, data, method), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("bootstrap", [None, "subjects", "conditions", "both", "dual"])

@@ -1324,47 +1324,37 @@ def _incidence(n: int) -> csr_matrix:
     )
 
 
-def _whitened(v: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
-    """RDM vectors ``v [k, P]`` in coordinates where the estimates' covariance is isotropic:
-    ``[k, P + n]``, the double-centred second-moment matrices ``G = -H D H / 2`` with their
-    off-diagonal entries (times sqrt(2): each stands for two) and their diagonal. Their plain
-    cosine is the cosine under the inverse covariance of dissimilarity estimates of
-    independent, equally noisy patterns (Diedrichsen et al. 2021; rsatoolbox's
-    ``cosine_cov`` / ``corr_cov``, which compute it this way, as a linear CKA).
-
-    ``kept [n (n - 1) / 2]``: ``v`` holds only these pairs of an RDM of ``n`` conditions (a
-    bootstrap sample leaves out the pairs of two copies of one condition); ``G`` is then the
-    least-squares projection rsatoolbox uses for missing pairs.
-    """
-    k = v.shape[0]
-    n = n_conditions(v.shape[1] if kept is None else kept.size)
-    incidence = _incidence(n)
-    half = -0.5 * v
-    if kept is None:  # subtract the row and column means, add the grand mean
-        means = (incidence.T @ half.T).T / n
-        grand = half.sum(axis=1, keepdims=True) * (2.0 / (n * n))
-        rows, cols = np.triu_indices(n, k=1)
-        off = half - means[:, rows] - means[:, cols] + grand
-        diagonal = grand - 2.0 * means
-    else:  # least squares over the pairs present and the (zero) diagonal
-        design = np.vstack([incidence[kept].toarray(), np.eye(n)])  # [q + n, n]
-        weights = np.concatenate([np.full(int(kept.sum()), 0.5), np.ones(n)])[:, None]
-        full = np.concatenate([half, np.zeros((k, n))], axis=1)
-        projection = np.linalg.solve(design.T @ (weights * design), (weights * design).T)
-        full -= (full @ design) @ projection
-        off, diagonal = full[:, : v.shape[1]], full[:, v.shape[1] :]
-    return np.concatenate([off * math.sqrt(2.0), diagonal], axis=1)
+def _whitened(v: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """RDM vectors ``v [k, q]`` holding the ``kept`` pairs of RDMs of ``n`` conditions (a
+    bootstrap sample leaves out the pairs of two copies of one condition) in coordinates where
+    the estimates' covariance is isotropic: ``[k, q + n]``, the second-moment matrices
+    ``G = -D / 2`` double-centred by least squares over the pairs present and the (zero)
+    diagonal (rsatoolbox's projection for missing pairs), their off-diagonal entries times
+    sqrt(2) (each stands for two) and their diagonal. Their plain cosine is the cosine under
+    the inverse covariance of dissimilarity estimates of independent, equally noisy patterns
+    (Diedrichsen et al. 2021; rsatoolbox's ``cosine_cov`` / ``corr_cov``). Without missing
+    pairs see :func:`_whitened_products`."""
+    k, q = v.shape
+    n = n_conditions(kept.size)
+    design = np.vstack([_incidence(n)[kept].toarray(), np.eye(n)])  # [q + n, n]
+    weights = np.concatenate([np.full(q, 0.5), np.ones(n)])[:, None]
+    full = np.concatenate([-0.5 * v, np.zeros((k, n))], axis=1)
+    projection = np.linalg.solve(design.T @ (weights * design), (weights * design).T)
+    full -= (full @ design) @ projection
+    full[:, :q] *= math.sqrt(2.0)
+    return full
 
 
 def _whitened_products(
     a: np.ndarray, b: np.ndarray, kept: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inner products ``[k_a, k_b]`` and norms ``[k_a]``, ``[k_b]`` of :func:`_whitened` RDM
-    vectors. Where no pair is missing they are not formed: with ``S = -D / 2``,
+    """Inner products ``[k_a, k_b]`` and norms ``[k_a]``, ``[k_b]`` of whitened RDM vectors:
+    the Frobenius products of the double-centred second-moment matrices ``H S H``,
+    ``S = -D / 2``. Without missing pairs (``kept`` None) they are not formed:
     ``<H S_a H, H S_b H> = a . b / 2 - r_a . r_b / (2 n) + s_a s_b / (4 n^2)`` for the RDMs'
     row sums ``r`` and totals ``s``, one GEMM plus the row sums. (No RDM but 0 whitens to 0:
     the whitened squared norm is at least about ``1 / n`` of ``a . a / 2``, so the
-    subtraction keeps all but ``log10(n)`` digits.)"""
+    subtraction keeps all but ``log10(n)`` digits.) With missing pairs: :func:`_whitened`."""
     if kept is not None:
         wa, wb = _whitened(a, kept), _whitened(b, kept)
         return wa @ wb.T, np.linalg.norm(wa, axis=1), np.linalg.norm(wb, axis=1)
