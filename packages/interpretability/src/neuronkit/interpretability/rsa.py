@@ -28,7 +28,7 @@ import numbers
 from typing import Any, Literal
 
 import numpy as np
-from scipy.linalg import cholesky
+from scipy.linalg import cho_factor, cho_solve, cholesky
 from scipy.linalg.blas import dsyr2, dsyrk, dtrmm
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
@@ -1324,25 +1324,36 @@ def _incidence(n: int) -> csr_matrix:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _missing_pairs_fit(key: bytes, n: int) -> tuple[csr_matrix, Any, np.ndarray, np.ndarray]:
+    """For the pairs ``key`` (a boolean mask's bytes) of an RDM of ``n`` conditions: their
+    incidence ``[q, n]``, the Cholesky factor of the normal equations ``B^T W B`` of
+    :func:`_whitened`'s least squares (``B``: the pairs' incidence over the ``n`` diagonal
+    entries' identity; ``W``: 1/2 for a pair, 1 for a diagonal entry) and the pairs' ends."""
+    kept = np.frombuffer(key, dtype=bool)
+    incidence = _incidence(n)[kept]
+    rows, cols = np.triu_indices(n, k=1)
+    normal = 0.5 * (incidence.T @ incidence).toarray() + np.eye(n)
+    return incidence, cho_factor(normal), rows[kept], cols[kept]
+
+
 def _whitened(v: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """RDM vectors ``v [k, q]`` holding the ``kept`` pairs of RDMs of ``n`` conditions (a
     bootstrap sample leaves out the pairs of two copies of one condition) in coordinates where
-    the estimates' covariance is isotropic: ``[k, q + n]``, the second-moment matrices
-    ``G = -D / 2`` double-centred by least squares over the pairs present and the (zero)
-    diagonal (rsatoolbox's projection for missing pairs), their off-diagonal entries times
-    sqrt(2) (each stands for two) and their diagonal. Their plain cosine is the cosine under
-    the inverse covariance of dissimilarity estimates of independent, equally noisy patterns
+    the estimates' covariance is isotropic: ``[k, q + n]``. The second-moment matrices
+    ``S = -D / 2`` are double-centred by weighted least squares over the pairs present and the
+    (zero) diagonal, ``S_ij ~ (c_i + c_j) / 2``, ``S_ii ~ c_i`` (rsatoolbox's projection for
+    missing pairs; with none missing, ``H S H``); the residuals' off-diagonal entries are
+    scaled by sqrt(2) (each stands for two). Their plain cosine is the cosine under the
+    inverse covariance of dissimilarity estimates of independent, equally noisy patterns
     (Diedrichsen et al. 2021; rsatoolbox's ``cosine_cov`` / ``corr_cov``). Without missing
     pairs see :func:`_whitened_products`."""
-    k, q = v.shape
     n = n_conditions(kept.size)
-    design = np.vstack([_incidence(n)[kept].toarray(), np.eye(n)])  # [q + n, n]
-    weights = np.concatenate([np.full(q, 0.5), np.ones(n)])[:, None]
-    full = np.concatenate([-0.5 * v, np.zeros((k, n))], axis=1)
-    projection = np.linalg.solve(design.T @ (weights * design), (weights * design).T)
-    full -= (full @ design) @ projection
-    full[:, :q] *= math.sqrt(2.0)
-    return full
+    incidence, factor, rows, cols = _missing_pairs_fit(kept.tobytes(), n)
+    half = -0.5 * v
+    coef = cho_solve(factor, (incidence.T @ half.T))  # [n, k]
+    off = half - 0.5 * (coef[rows] + coef[cols]).T
+    return np.concatenate([off * math.sqrt(2.0), -coef.T], axis=1)
 
 
 def _whitened_products(
