@@ -26,7 +26,8 @@ Reusable core:
   ``infidelity`` and ``sensitivity_max``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with
   rsatoolbox's conventions and numbers, noise precision estimates, RDM comparisons (cosine,
-  correlation, Spearman, Kendall tau-a), geo-topological and geodesic transforms;
+  correlation, their whitened forms, Spearman, rho-a, Kendall tau-a), geo-topological and
+  geodesic transforms;
   :mod:`.rsa_inference`: noise ceilings and (bootstrap) evaluations of model RDMs with their
   tests (rsatoolbox's ``inference``).
 * :mod:`.information`: binned mutual information between unit activations (per-unit
