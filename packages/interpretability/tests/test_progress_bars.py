@@ -10,7 +10,12 @@ import torch
 from torch import nn
 
 from neuronkit.common.testing import progress_bar_problems
-from neuronkit.interpretability import evaluate_models, maximize_activation, train_classifier
+from neuronkit.interpretability import (
+    crossvalidate,
+    evaluate_models,
+    maximize_activation,
+    train_classifier,
+)
 from neuronkit.interpretability.dynamics import track_information_plane
 from neuronkit.interpretability.visualization import channel, visualize_facets
 
@@ -29,6 +34,9 @@ RUNS: dict[str, Callable[[bool | None], object]] = {
     "evaluate_models (subjects, ranks)": lambda show: evaluate_models(
         _RDMS[:2], _RDMS[2:], "spearman", bootstrap="subjects", n_bootstrap=3, show_progress=show
     ).samples.tolist(),
+    "crossvalidate": lambda show: crossvalidate(
+        {"fixed": _RDMS[0], "weighted": _RDMS[:2]}, _RDMS[2:], show_progress=show
+    ).evaluations.tolist(),
     "maximize_activation": lambda show: (
         maximize_activation(
             _cnn(), channel("0", 1), shape=(1, 3, 4, 4), steps=3, show_progress=show
@@ -60,6 +68,7 @@ def test_show_progress(name: str) -> None:
     run = RUNS[name]
     label = "maximize_activation" if name == "visualize_facets" else name  # its optimizer
     label = "bootstrap" if name.startswith("evaluate_models") else label
+    label = "folds" if name == "crossvalidate" else label
     assert progress_bar_problems(lambda **kw: run(kw.get("show_progress")), label) == []
     shown, hidden = run(True), run(False)  # the bar leaves the results alone
     if isinstance(shown, torch.Tensor):

@@ -301,3 +301,91 @@ def test_dual_bootstrap_variance_combines_the_three_bootstraps_as_rsatoolbox() -
     )
     expected = _dual_bootstrap(variances, n_rdm=data.shape[0], n_pattern=result.n_conditions)
     np.testing.assert_allclose(result.sem() ** 2, expected, rtol=1e-12)
+
+
+FITTED = {
+    m: INFERENCE_METHODS[m]
+    for m in ("cosine", "correlation", "whitened_cosine", "whitened_correlation")
+}
+
+
+@pytest.fixture
+def exact_cg(monkeypatch):
+    """rsatoolbox applies the inverse covariance of whitened comparisons by conjugate
+    gradients to a relative residual of 1e-5 (fitted weights off by up to ~2e-3): solved
+    directly instead, to compare the rest exactly."""
+    import scipy.linalg
+    import scipy.sparse.linalg
+
+    def direct(v, b, **_):
+        v = v.toarray() if hasattr(v, "toarray") else np.asarray(v)
+        return scipy.linalg.solve(v, b, assume_a="pos"), 0
+
+    monkeypatch.setattr(scipy.sparse.linalg, "cg", direct)
+
+
+@pytest.mark.usefixtures("exact_cg")
+@pytest.mark.parametrize("method", FITTED)
+@pytest.mark.parametrize("nonnegative", [True, False])
+@pytest.mark.parametrize("ridge", [0.0, 0.4])
+def test_fit_weights_match_rsatoolbox(method, nonnegative, ridge) -> None:
+    from rsatoolbox.model import ModelWeighted
+    from rsatoolbox.model.fitter import fit_regress, fit_regress_nn
+
+    from neuronkit.interpretability import fit_weights
+
+    data, comps = _subjects_and_models(5, n=10)
+    run = fit_regress_nn if nonnegative else fit_regress
+    theirs = run(
+        ModelWeighted("w", RDMs(comps)), RDMs(data), method=FITTED[method], ridge_weight=ridge
+    )
+    ours = fit_weights(comps, data, method, nonnegative=nonnegative, ridge=ridge)
+    np.testing.assert_allclose(ours, theirs, atol=ATOL)
+
+
+def _rsatoolbox_folds(data, subject_fold, condition_fold):
+    """rsatoolbox's (train, test, ceiling) sets of ``sets_k_fold`` for the given folds."""
+    rdms = RDMs(data, pattern_descriptors={"index": np.arange(condition_fold.size)})
+    sets = ([], [], [])
+    k_subjects, k_conditions = subject_fold.max() + 1, condition_fold.max() + 1
+    for s in range(k_subjects):
+        test_s = np.flatnonzero(subject_fold == s)
+        train_s = np.flatnonzero(subject_fold != s) if k_subjects > 1 else test_s
+        for c in range(k_conditions):
+            test_c = np.flatnonzero(condition_fold == c)
+            train_c = np.flatnonzero(condition_fold != c) if k_conditions > 1 else test_c
+            for out, subjects, conditions in zip(
+                sets, (train_s, test_s, train_s), (train_c, test_c, test_c), strict=True
+            ):
+                picked = rdms.subset("index", subjects).subset_pattern("index", conditions)
+                out.append([picked, conditions])
+    return rdms, sets
+
+
+@pytest.mark.usefixtures("exact_cg")
+@pytest.mark.filterwarnings("ignore:Noise ceiling for tau")
+@pytest.mark.parametrize("method", INFERENCE_METHODS)
+def test_crossvalidation_matches_rsatoolbox_on_the_same_folds(method) -> None:
+    from rsatoolbox.inference import crossval
+    from rsatoolbox.model import ModelFixed, ModelWeighted
+    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn
+
+    from neuronkit.interpretability import crossvalidate
+
+    data, models = _subjects_and_models(6, n=12, n_subjects=6)
+    weighted = method in FITTED  # rank comparisons: fixed models only
+    ours_models = {"a": models[0], "c": models[2]}
+    theirs_models = [ModelFixed("a", RDMs(models[:1])), ModelFixed("c", RDMs(models[2:]))]
+    fitters = [fit_mock, fit_mock]
+    if weighted:
+        ours_models["w"] = models
+        theirs_models.append(ModelWeighted("w", RDMs(models)))
+        fitters.append(fit_regress_nn)
+    ours = crossvalidate(ours_models, data, method, seed=2)
+    rdms, (train, test, ceil) = _rsatoolbox_folds(data, ours.subject_fold, ours.condition_fold)
+    theirs = crossval(
+        theirs_models, rdms, train, test, ceil, INFERENCE_METHODS[method], fitter=fitters
+    )
+    np.testing.assert_allclose(ours.evaluations, theirs.evaluations[0].T, atol=ATOL)
+    np.testing.assert_allclose(ours.noise_ceiling, theirs.noise_ceiling, atol=ATOL)
+    np.testing.assert_allclose(ours.means, theirs.get_means(), atol=ATOL)

@@ -78,6 +78,7 @@ from .rsa import (
     rdm_to_square,
     rdm_to_vector,
 )
+from .rsa_crossval import FITTED_COMPARISONS, CrossValidation, crossvalidate, fit_weights
 from .rsa_inference import (
     BOOTSTRAPS,
     ModelEvaluation,
@@ -97,12 +98,14 @@ __all__ = [
     "BOOTSTRAPS",
     "CAV",
     "COMPARISONS",
+    "FITTED_COMPARISONS",
     "IG_METHODS",
     "LLM_METHODS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",
     "Alpha1Beta0Rule",
     "CodebookLayer",
+    "CrossValidation",
     "DiffROARResult",
     "EpsilonRule",
     "ExemplarCaptioner",
@@ -125,6 +128,7 @@ __all__ = [
     "compare_networks",
     "compare_rdms",
     "compute_exemplars",
+    "crossvalidate",
     "deconvolution",
     "deeplift",
     "deeplift_shap",
@@ -138,6 +142,7 @@ __all__ = [
     "feature_ablation",
     "feature_permutation",
     "fgsm_attack",
+    "fit_weights",
     "fusion",
     "geo_topological",
     "geodesic",

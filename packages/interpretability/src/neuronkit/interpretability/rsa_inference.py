@@ -127,6 +127,11 @@ def pool_rdms(rdms: Any, method: str = "cosine") -> np.ndarray:
     check_choice("method", method, COMPARISONS)
     v, _ = _as_vectors("rdms", rdms)
     _check_defined("rdms", v, method)
+    return _pooled(v, method)
+
+
+def _pooled(v: np.ndarray, method: str) -> np.ndarray:
+    """:func:`pool_rdms` of checked rows ``v [k, P]``."""
     pooled = _normalized(v, method).mean(axis=0)
     if _POOLING.get(method) == "correlation":
         pooled -= pooled.min()

@@ -1,0 +1,383 @@
+"""Weighted model RDMs: fitting their weights, and cross-validated evaluation of models.
+
+A weighted model predicts the data RDM as a weighted sum of component RDMs,
+``sum_k theta_k R_k`` (rsatoolbox's ``ModelWeighted``). Fitted on the same data it is evaluated
+on, it is favoured over a fixed model by its free weights; cross-validation fits on some subjects
+and conditions and evaluates on others (Schütt et al., "Statistical inference on
+representational geometries", eLife 2023):
+
+* :func:`fit_weights` finds the weights under a comparison of the cosine family: it pools the
+  data RDMs scaled to unit norm in the comparison's inner product, centres for the
+  correlations, and solves the least-squares problem of the pooled RDM on the components in
+  the comparison's inner product (the whitened ones: the inverse covariance of the
+  dissimilarities), with optional ridge and, by default, nonnegative weights (rsatoolbox's
+  ``fit_regress`` / ``fit_regress_nn``; same weights, tested).
+* :func:`crossvalidate` splits subjects and conditions into folds; for each pair of a subject
+  fold and a condition fold it fits the weighted models on the other subjects' RDMs over the
+  other conditions, and compares every model's prediction with the held-out subjects' RDMs
+  over the held-out conditions. Each fold's noise ceiling compares the held-out RDMs with the
+  pool of the other subjects (lower) and of all subjects (upper) on the held-out conditions
+  (rsatoolbox's ``sets_k_fold``, ``crossval`` and ``cv_noise_ceiling``; same numbers for the
+  same folds, tested).
+
+Shapes: data RDMs ``[n_subjects, n_pairs]`` or ``[n_subjects, n, n]``; components
+``[K, n_pairs]`` or ``[K, n, n]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import nnls
+
+from neuronkit.common import check_choice, check_number, check_seed, check_type, progress
+
+from .rsa import (
+    COMPARISONS,
+    _as_vectors,
+    _centred,
+    _compare_stacks,
+    _whitened_products,
+    n_conditions,
+)
+from .rsa_inference import _check_defined, _data_rdms, _model_rdms, _pooled, _sampled_pairs
+
+__all__ = ["FITTED_COMPARISONS", "CrossValidation", "crossvalidate", "fit_weights"]
+
+#: the comparisons whose weights :func:`fit_weights` solves for
+FITTED_COMPARISONS = ("cosine", "correlation", "whitened_cosine", "whitened_correlation")
+
+
+def _normal_equations(
+    components: np.ndarray, target: np.ndarray, method: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrix ``[K, K]`` of the components ``[K, P]`` and their products ``[K]`` with the
+    pooled target ``[P]`` in the inner product of ``method`` (centred rows for the
+    correlations; the target's mean does not matter then, but whitening needs it centred)."""
+    if method in ("correlation", "whitened_correlation"):
+        components = _centred(components)
+        target = target - target.mean()
+    if method.startswith("whitened"):
+        gram = _whitened_products(components, components)[0]
+        return gram, _whitened_products(components, target[None])[0][:, 0]
+    return components @ components.T, components @ target
+
+
+def _solve(gram: np.ndarray, rhs: np.ndarray, nonnegative: bool) -> np.ndarray:
+    """``argmin theta^T G theta - 2 theta^T b`` (over ``theta >= 0`` with ``nonnegative``): the
+    least-squares weights from the normal equations. ``G`` may be singular (collinear
+    components): the minimum-norm solution, or for the nonnegative problem the one
+    scipy's ``nnls`` finds on ``G``'s square root ``Lambda^(1/2) Q^T`` (``G = Q Lambda Q^T``)."""
+    if not nonnegative:
+        return np.linalg.lstsq(gram, rhs, rcond=None)[0]
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    top = float(eigenvalues[-1])
+    keep = eigenvalues > top * len(eigenvalues) * np.finfo(np.float64).eps
+    if not top > 0 or not keep.any():
+        return np.zeros(len(rhs))
+    roots = np.sqrt(eigenvalues[keep])
+    basis = vectors[:, keep].T  # [r, K]
+    return nnls(roots[:, None] * basis, (basis @ rhs) / roots)[0]
+
+
+def _target(data: np.ndarray, method: str) -> np.ndarray:
+    """The RDM ``[P]`` the weights are fitted to: the mean of the data RDMs ``[S, P]`` each
+    scaled to unit norm in the comparison's inner product (:func:`pool_rdms` for the cosine and
+    correlation; for the whitened forms the whitened norm, as rsatoolbox's fitters pool)."""
+    if not method.startswith("whitened"):
+        return _pooled(data, method)
+    if method == "whitened_correlation":
+        data = _centred(data)
+    norms = _whitened_products(data, data[:1])[1]
+    return (data / norms[:, None]).mean(axis=0)
+
+
+def _fit(
+    components: np.ndarray,
+    data: np.ndarray,
+    method: str,
+    nonnegative: bool,
+    ridge: float,
+    normalize: bool,
+) -> np.ndarray:
+    gram, rhs = _normal_equations(components, _target(data, method), method)
+    theta = _solve(gram + ridge * np.eye(len(gram)), rhs, nonnegative)
+    norm = float(np.linalg.norm(theta))
+    return theta / norm if normalize and norm > 0 else theta
+
+
+def _check_fit_options(method: str, nonnegative: bool, ridge: float) -> None:
+    if method not in FITTED_COMPARISONS and method in COMPARISONS:
+        raise ValueError(
+            f"method must be one of {FITTED_COMPARISONS} to fit weights, got {method!r}: rank "
+            "comparisons have no least-squares solution"
+        )
+    check_choice("method", method, FITTED_COMPARISONS)
+    check_type("nonnegative", nonnegative, bool)
+    check_number("ridge", ridge, ge=0)
+
+
+def fit_weights(
+    components: Any,
+    data: Any,
+    method: str = "cosine",
+    *,
+    nonnegative: bool = True,
+    ridge: float = 0.0,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Weights ``theta [K]`` of component RDMs whose weighted sum best matches ``data``.
+
+    Least squares of the data's pool on the components in the inner product ``method``
+    compares with: plain (cosine), centred (correlation) or whitened by the inverse covariance
+    of the dissimilarities (whitened forms). The pool is the mean of the data RDMs scaled to
+    unit norm in that inner product (:func:`~neuronkit.interpretability.pool_rdms` for the
+    cosine and correlation). rsatoolbox's ``fit_regress`` (``nonnegative=False``) and
+    ``fit_regress_nn``.
+
+    Args:
+        components: component RDMs ``[K, n_pairs]`` or ``[K, n, n]`` (one RDM: ``K = 1``).
+        data: one RDM or the subjects' RDMs ``[S, n_pairs]`` / ``[S, n, n]``.
+        method: :data:`FITTED_COMPARISONS` (rsatoolbox ``"cosine"``, ``"corr"``,
+            ``"cosine_cov"``, ``"corr_cov"``).
+        nonnegative: constrain the weights to ``>= 0`` (the prediction stays a dissimilarity).
+        ridge: weight of the penalty ``ridge * |theta|^2``, relative to the normalized
+            problem's Gram matrix (rsatoolbox's ``ridge_weight``).
+        normalize: scale ``theta`` to unit norm (the comparisons ignore the scale).
+
+    Returns:
+        ``[K]`` float64; all zero when no nonnegative weights improve on the zero prediction.
+    """
+    _check_fit_options(method, nonnegative, ridge)
+    check_type("normalize", normalize, bool)
+    comps, _ = _as_vectors("components", components)
+    v, _ = _as_vectors("data", data)
+    if comps.shape[1] != v.shape[1]:
+        raise ValueError(
+            f"components and data must have the same number of dissimilarities, got "
+            f"{comps.shape[1]} and {v.shape[1]}"
+        )
+    _check_defined("data", v, method)
+    return _fit(comps, v, method, nonnegative, float(ridge), normalize)
+
+
+# --------------------------------------------------------------------------------------------
+# cross-validation
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Cross-validated evaluations of model RDMs (:func:`crossvalidate`).
+
+    Attributes:
+        names: the models' names ``[M]``.
+        method: the comparison.
+        evaluations: ``[F, M]`` mean comparison of each model's prediction with the held-out
+            subjects' RDMs over the held-out conditions of fold ``f`` (NaN where a prediction is
+            all zero).
+        ceilings: ``[F, 2]`` lower and upper noise ceiling of each fold.
+        folds: ``[F, 2]`` the subject fold and the condition fold of each row.
+        subject_fold: ``[S]`` the fold of each subject.
+        condition_fold: ``[n]`` the fold of each condition.
+        weights: the fitted weights ``[F, K]`` of each weighted model, by name.
+    """
+
+    names: tuple[str, ...]
+    method: str
+    evaluations: np.ndarray
+    ceilings: np.ndarray
+    folds: np.ndarray
+    subject_fold: np.ndarray
+    condition_fold: np.ndarray
+    weights: Mapping[str, np.ndarray]
+
+    @property
+    def means(self) -> np.ndarray:
+        """``[M]`` mean evaluation of each model over the folds."""
+        return np.nanmean(self.evaluations, axis=0)
+
+    @property
+    def noise_ceiling(self) -> np.ndarray:
+        """``[2]`` lower and upper bound, averaged over the folds."""
+        return self.ceilings.mean(axis=0)
+
+    def summary(self) -> str:
+        """A table of the models' mean evaluations, their spread over folds and the noise
+        ceiling. (k-fold cross-validation gives no variance estimate for tests: Schütt et al.
+        bootstrap around it.)"""
+        lower, upper = self.noise_ceiling
+        spread = np.nanstd(self.evaluations, axis=0)
+        width = max(len("model"), *(len(name) for name in self.names))
+        lines = [
+            f"{self.method} evaluations of {len(self.names)} models, cross-validated over "
+            f"{int(self.subject_fold.max()) + 1} subject x {int(self.condition_fold.max()) + 1} "
+            f"condition folds",
+            f"noise ceiling: {lower:.4f} to {upper:.4f}",
+            f"{'model':<{width}}  {'mean':>8}  {'sd over folds':>13}  fitted",
+        ]
+        for k, name in enumerate(self.names):
+            fitted = "yes" if name in self.weights else "no"
+            lines.append(f"{name:<{width}}  {self.means[k]:8.4f}  {spread[k]:13.4f}  {fitted}")
+        return "\n".join(lines)
+
+
+def _models(
+    models: Any, names: Sequence[str] | None
+) -> tuple[list[np.ndarray], tuple[str, ...], list[bool]]:
+    """Each model's RDMs ``[K, P]``, the names, and which models are weighted (``K >= 2``
+    components in a mapping; one RDM is a fixed model)."""
+    if not isinstance(models, Mapping):
+        fixed, found = _model_rdms(models, names)
+        return [row[None] for row in fixed], found, [False] * len(found)
+    if names is not None:
+        raise ValueError("names must not be given with a mapping of models (its keys name them)")
+    if not models:
+        raise ValueError("models must hold at least one model, got an empty mapping")
+    stacks = [_as_vectors(f"models[{key!r}]", value)[0] for key, value in models.items()]
+    if len({s.shape[1] for s in stacks}) > 1:
+        raise ValueError("models must all have the same number of conditions")
+    return stacks, tuple(str(key) for key in models), [s.shape[0] > 1 for s in stacks]
+
+
+def _default_condition_folds(n: int) -> int:
+    """rsatoolbox's ``default_k_pattern`` (2 below 12 conditions, up to 5 from 40), held to
+    folds of at least 3 conditions."""
+    k = 2 if n < 12 else 3 if n < 24 else 4 if n < 40 else 5
+    return max(1, min(k, n // 3))
+
+
+def _default_subject_folds(n_subjects: int) -> int:
+    """rsatoolbox's ``default_k_rdm``: 2 below 6 subjects, up to 5 from 20."""
+    return 2 if n_subjects < 6 else 3 if n_subjects < 12 else 4 if n_subjects < 20 else 5
+
+
+def _check_folds(name: str, k: int, n: int, unit: str, least: int) -> None:
+    """``k`` folds of ``n`` units must leave ``least`` units in the smallest held-out fold and
+    in the smallest training set (all units with one fold)."""
+    check_number(name, k, ge=1, integer=True)
+    trained = n - -(-n // k) if k > 1 else n
+    if n // k < least or trained < least:
+        raise ValueError(
+            f"{name} must leave at least {least} {unit} in every held-out fold and training "
+            f"set, which {k} folds of {n} {unit} do not"
+        )
+
+
+def _assign(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A random fold ``[n]`` for each of ``n`` units, fold sizes differing by at most one."""
+    fold = np.empty(n, dtype=np.int64)
+    fold[rng.permutation(n)] = np.arange(n) % k
+    return fold
+
+
+def crossvalidate(
+    models: Any,
+    data: Any,
+    method: str = "cosine",
+    *,
+    condition_folds: int | None = None,
+    subject_folds: int | None = None,
+    nonnegative: bool = True,
+    ridge: float = 0.0,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+    show_progress: bool | None = None,
+) -> CrossValidation:
+    """Evaluate fixed and weighted model RDMs by cross-validation over subjects and conditions.
+
+    Subjects and conditions are split at random into ``subject_folds`` and ``condition_folds``
+    groups. For each pair of a subject group and a condition group, the weighted models are
+    fitted (:func:`fit_weights`) to the other subjects' RDMs over the other conditions, and
+    every model's prediction is compared with the group's RDMs over the group's conditions.
+    One fold on an axis trains and tests on all of it (no cross-validation along it).
+
+    Args:
+        models: a mapping of names to one RDM (a fixed model) or to component RDMs
+            ``[K >= 2, n_pairs]`` / ``[K, n, n]`` (a weighted model); or fixed model RDMs
+            ``[M, n_pairs]`` / ``[M, n, n]``.
+        data: the subjects' RDMs ``[S >= 2, n_pairs]`` or ``[S, n, n]``, same conditions.
+        method: comparison (:data:`~neuronkit.interpretability.COMPARISONS`; weighted models
+            need one of :data:`FITTED_COMPARISONS`).
+        condition_folds: number of condition groups, each of at least 3 conditions (default:
+            rsatoolbox's, 2 to 5 as the conditions grow, capped so that groups have 3).
+        subject_folds: number of subject groups (default: rsatoolbox's, 2 to 5).
+        nonnegative, ridge: as in :func:`fit_weights`.
+        seed: seed of the fold assignment (the global random state is left alone).
+        names: the models' names for an array of models.
+        show_progress: progress bar over the folds; ``None``: only on a terminal.
+
+    Returns:
+        :class:`CrossValidation` with ``subject_folds * condition_folds`` rows.
+    """
+    check_choice("method", method, COMPARISONS)
+    check_seed(seed)
+    if show_progress is not None:
+        check_type("show_progress", show_progress, bool)
+    stacks, found, weighted = _models(models, names)
+    if any(weighted):
+        _check_fit_options(method, nonnegative, ridge)
+    data_v = _data_rdms(data, method)
+    if stacks[0].shape[1] != data_v.shape[1]:
+        raise ValueError(
+            f"models and data must have the same number of dissimilarities, got "
+            f"{stacks[0].shape[1]} and {data_v.shape[1]}"
+        )
+    n_subjects, n = data_v.shape[0], n_conditions(data_v.shape[1])
+    k_conditions = _default_condition_folds(n) if condition_folds is None else condition_folds
+    k_subjects = _default_subject_folds(n_subjects) if subject_folds is None else subject_folds
+    _check_folds("condition_folds", k_conditions, n, "conditions", 3)
+    _check_folds("subject_folds", k_subjects, n_subjects, "subjects", 1)
+    rng = np.random.default_rng(seed)
+    subject_fold = _assign(n_subjects, k_subjects, rng)
+    condition_fold = _assign(n, k_conditions, rng)
+    pooled_all = _pooled(data_v, method)
+    folds = np.array([(s, c) for s in range(k_subjects) for c in range(k_conditions)])
+    evaluations = np.empty((len(folds), len(found)))
+    ceilings = np.empty((len(folds), 2))
+    weights = {
+        name: np.empty((len(folds), s.shape[0]))
+        for name, s, w in zip(found, stacks, weighted, strict=True)
+        if w
+    }
+    for f in progress(range(len(folds)), show_progress=show_progress, desc="folds"):
+        s, c = folds[f]
+        test_subjects = subject_fold == s
+        train_subjects = ~test_subjects if k_subjects > 1 else test_subjects
+        test_pairs = _sampled_pairs(np.flatnonzero(condition_fold == c), n)[0]
+        train_conditions = np.flatnonzero(condition_fold != c) if k_conditions > 1 else np.arange(n)
+        train_pairs = _sampled_pairs(train_conditions, n)[0]
+        test = data_v[test_subjects][:, test_pairs]
+        predictions = np.empty((len(found), len(test_pairs)))
+        for m, (name, stack) in enumerate(zip(found, stacks, strict=True)):
+            if name in weights:
+                theta = _fit(
+                    stack[:, train_pairs],
+                    data_v[train_subjects][:, train_pairs],
+                    method,
+                    nonnegative,
+                    float(ridge),
+                    normalize=True,
+                )
+                weights[name][f] = theta
+                predictions[m] = theta @ stack[:, test_pairs]
+            else:
+                predictions[m] = stack[0, test_pairs]
+        pools = np.stack(
+            [_pooled(data_v[train_subjects][:, test_pairs], method), pooled_all[test_pairs]]
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            evaluations[f] = _compare_stacks(predictions, test, method).mean(axis=1)
+            ceilings[f] = _compare_stacks(pools, test, method).mean(axis=1)
+    return CrossValidation(
+        names=found,
+        method=method,
+        evaluations=evaluations,
+        ceilings=ceilings,
+        folds=folds,
+        subject_fold=subject_fold,
+        condition_fold=condition_fold,
+        weights=weights,
+    )
