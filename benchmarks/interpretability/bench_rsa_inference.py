@@ -1,18 +1,25 @@
 """RSA inference: neuronkit-interpretability's ``evaluate_models`` against rsatoolbox's
-``eval_fixed``, ``eval_bootstrap_rdm``, ``eval_bootstrap_pattern`` and ``eval_bootstrap``
-(CPU, float64).
+``eval_fixed``, ``eval_bootstrap_rdm``, ``eval_bootstrap_pattern`` and ``eval_bootstrap``, and
+its ``crossvalidate`` against rsatoolbox's ``crossval`` (CPU, float64).
 
 Matched settings: fixed model RDMs (rsatoolbox ``ModelFixed``) against the RDMs of 20 subjects
 at 100 conditions (a true model plus noise; 4 models: the truth, two noisier versions of it and
 an unrelated one), cosine, correlation ("corr"), their whitened forms ("cosine_cov",
 "corr_cov"), Spearman, rho-a ("rho-a") and Kendall tau-a ("tau-a"); a noise
 ceiling for every bootstrap sample (rsatoolbox's default ``boot_noise_ceil=True``). The RDMs
-objects and models are built outside the timed call.
+objects and models are built outside the timed call. Cross-validation: the same fixed models
+plus, for the cosine family, a weighted model of three components (the noisy truths and the
+unrelated RDM; nonnegative least squares, rsatoolbox's ``fit_regress_nn``), 4 subject x 5
+condition folds (rsatoolbox's defaults for 20 subjects and 100 conditions); rsatoolbox gets
+neuronkit's folds as its train, test and ceiling sets, built outside the timed call (its
+``sets_k_fold`` is not timed).
 
 1. Equivalence: the fixed evaluations and noise ceilings are compared elementwise; for the
    bootstraps rsatoolbox runs once with numpy's global state seeded, and neuronkit's bootstrap
    engine (``rsa_inference._bootstrap``) gets the same draws: every sample's evaluations and
-   noise ceilings must agree within 1e-10.
+   noise ceilings must agree within 1e-10. Cross-validation: every fold's evaluations and the
+   noise ceiling, with rsatoolbox's conjugate-gradient step of the whitened fits solved
+   directly for the check (it stops at a relative residual of 1e-5: weights off by ~1e-3).
 2. Timing: both libraries in this process, their calls alternating (order swapped every
    repeat), median of ``--repeats`` calls after one warm-up (one call where rsatoolbox's
    warm-up took over 2 s), fixed thread count. Where rsatoolbox raises, its error is the
@@ -53,6 +60,7 @@ RSATOOLBOX = {
     "subjects": "eval_bootstrap_rdm",
     "conditions": "eval_bootstrap_pattern",
     "both": "eval_bootstrap",
+    "crossval": "crossval",
 }
 
 
@@ -95,6 +103,14 @@ def check_equal(method: str, bootstrap: str | None, models, data, n_samples: int
     from neuronkit.interpretability import evaluate_models
     from neuronkit.interpretability.rsa_inference import _bootstrap
 
+    if bootstrap == "crossval":
+        ours_cv, theirs_cv = crossval_calls(method, models, data)
+        with _exact_cg():
+            result, theirs = ours_cv(), theirs_cv()
+        return max(
+            float(np.abs(result.evaluations - theirs.evaluations[0].T).max()),
+            float(np.abs(result.noise_ceiling - theirs.noise_ceiling).max()),
+        )
     rsa_models = [ModelFixed(f"m{k}", RDMs(m[None])) for k, m in enumerate(models)]
     run = getattr(inference, RSATOOLBOX[bootstrap])
     if bootstrap is None:
@@ -120,7 +136,76 @@ def _n(data) -> int:
     return n_conditions(data.shape[1])
 
 
+@contextlib.contextmanager
+def _exact_cg():
+    """rsatoolbox's conjugate-gradient solves (whitened fits) replaced by direct ones."""
+    import scipy.linalg
+    import scipy.sparse.linalg
+
+    def direct(v, b, **_):
+        return scipy.linalg.solve(v.toarray(), b, assume_a="pos"), 0
+
+    saved = scipy.sparse.linalg.cg
+    scipy.sparse.linalg.cg = direct
+    try:
+        yield
+    finally:
+        scipy.sparse.linalg.cg = saved
+
+
+def _rsatoolbox_folds(data, subject_fold, condition_fold):
+    """rsatoolbox's (train, test, ceiling) sets of ``sets_k_fold`` for the given folds (two or
+    more of each)."""
+    import numpy as np
+    from rsatoolbox.rdm import RDMs
+
+    rdms = RDMs(data, pattern_descriptors={"index": np.arange(condition_fold.size)})
+    sets: tuple[list, list, list] = ([], [], [])
+    for s in range(subject_fold.max() + 1):
+        test_s, train_s = np.flatnonzero(subject_fold == s), np.flatnonzero(subject_fold != s)
+        for c in range(condition_fold.max() + 1):
+            test_c = np.flatnonzero(condition_fold == c)
+            train_c = np.flatnonzero(condition_fold != c)
+            for out, subjects, conditions in zip(
+                sets, (train_s, test_s, train_s), (train_c, test_c, test_c), strict=True
+            ):
+                picked = rdms.subset("index", subjects).subset_pattern("index", conditions)
+                out.append([picked, conditions])
+    return rdms, sets
+
+
+def crossval_calls(method: str, models, data):
+    """neuronkit's ``crossvalidate`` and rsatoolbox's ``crossval`` on neuronkit's folds."""
+    from rsatoolbox.inference import crossval
+    from rsatoolbox.model import ModelFixed, ModelWeighted
+    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn
+    from rsatoolbox.rdm import RDMs
+
+    from neuronkit.interpretability import FITTED_COMPARISONS, crossvalidate
+
+    ours_models = {f"m{k}": m for k, m in enumerate(models)}
+    theirs_models = [ModelFixed(f"m{k}", RDMs(m[None])) for k, m in enumerate(models)]
+    fitters = [fit_mock] * len(models)
+    if method in FITTED_COMPARISONS:
+        ours_models["weighted"] = models[1:]
+        theirs_models.append(ModelWeighted("weighted", RDMs(models[1:])))
+        fitters.append(fit_regress_nn)
+
+    def ours():
+        return crossvalidate(ours_models, data, method, show_progress=False)
+
+    folds = ours()
+    rdms, (train, test, ceil) = _rsatoolbox_folds(data, folds.subject_fold, folds.condition_fold)
+
+    def theirs():
+        return crossval(theirs_models, rdms, train, test, ceil, NAMES[method], fitter=fitters)
+
+    return ours, theirs
+
+
 def calls(method: str, bootstrap: str | None, models, data, n_samples: int):
+    if bootstrap == "crossval":
+        return crossval_calls(method, models, data)
     from rsatoolbox import inference
     from rsatoolbox.model import ModelFixed
     from rsatoolbox.rdm import RDMs
@@ -190,7 +275,7 @@ def main() -> None:
             row = {
                 "bootstrap": bootstrap or "none",
                 "method": method,
-                "samples": 0 if bootstrap is None else args.samples,
+                "samples": 0 if bootstrap in (None, "crossval") else args.samples,
                 "max_abs_diff": diff,
                 "neuronkit_ms": nk,
                 "rsatoolbox_ms": rs,

@@ -190,3 +190,109 @@ def test_crossvalidate_refuses_bad_input() -> None:
         crossvalidate(_components(n=6), data)
     with pytest.raises(ValueError, match="at least 2 subjects"):
         crossvalidate(comps, data[:1])
+
+
+# --------------------------------------------------------------------------------------------
+# bootstrapped cross-validation
+
+
+def _engine(data, models, method, units, unit_folds, folds):
+    """One sample's fold evaluations (the engine shared by both cross-validations)."""
+    import functools
+
+    from neuronkit.interpretability.rsa_crossval import _fit, _fold_evaluations, _models
+
+    stacks, _, weighted = _models(models, None)
+    fit = functools.partial(_fit, method=method, nonnegative=True, ridge=0.0, normalize=True)
+    return _fold_evaluations(stacks, weighted, data, method, fit, units, unit_folds, folds)
+
+
+@pytest.mark.parametrize("method", ["cosine", "correlation", "spearman"])
+def test_copies_of_every_subject_and_condition_change_nothing(method) -> None:
+    """Two copies of every unit: each pair of conditions counts four times (the pairs of a
+    condition's two copies are left out), each subject twice; uniform weights leave these
+    comparisons, pools and least-squares weights as they are."""
+    comps = _components(20, n=9)
+    data = _subjects(comps[0] + comps[1], seed=21, n_subjects=4)
+    models = {"fixed": comps[0], "other": comps[2]}
+    if method != "spearman":
+        models["weighted"] = comps
+    unit_folds = (np.array([0, 1, 0, 1]), np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]))
+    folds = np.array([(s, c) for s in range(2) for c in range(3)])
+    once = _engine(data, models, method, (np.arange(4), np.arange(9)), unit_folds, folds)
+    twice = _engine(
+        data,
+        models,
+        method,
+        (np.repeat(np.arange(4), 2), np.tile(np.arange(9), 2)),
+        unit_folds,
+        folds,
+    )
+    np.testing.assert_allclose(twice[0], once[0], atol=1e-12)
+    np.testing.assert_allclose(twice[1], once[1], atol=1e-12)
+    for a, b in zip(twice[2], once[2], strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+def test_one_assignment_per_sample_gives_the_plain_bootstrap_variance() -> None:
+    from neuronkit.interpretability import bootstrap_crossvalidate
+
+    comps = _components(22, n=12)
+    data = _subjects(comps[0], seed=23, n_subjects=8)
+    result = bootstrap_crossvalidate(
+        {"w": comps, "f": comps[1]}, data, "correlation", n_bootstrap=30, n_cv=1, seed=1
+    )
+    valid = result.samples[0][np.isfinite(result.samples[0]).all(axis=1)]
+    n = min(8, 12)
+    np.testing.assert_allclose(result.sem() ** 2, valid.var(axis=0, ddof=1) * n / (n - 1))
+    np.testing.assert_allclose(result.means, valid.mean(axis=0))
+    assert result.dof == 7
+
+
+def test_bootstrap_crossvalidation_ranks_the_true_model_first_and_is_seeded() -> None:
+    from neuronkit.interpretability import bootstrap_crossvalidate
+
+    comps = _components(24, n=15, k=3)
+    truth = comps[0] + comps[1]
+    data = _subjects(truth, seed=25, n_subjects=10, noise=1.0)
+    models = {"truth": truth, "weighted": comps, "unrelated": _components(26, n=15, k=1)[0]}
+    kwargs = {"n_bootstrap": 40, "seed": 3, "show_progress": False}
+    result = bootstrap_crossvalidate(models, data, "correlation", **kwargs)
+    again = bootstrap_crossvalidate(models, data, "correlation", **kwargs)
+    np.testing.assert_array_equal(result.samples, again.samples)
+    assert result.samples.shape == (2, 40, 3)
+    assert np.argmin(result.means) == 2
+    assert result.p_pairwise()[0, 2] < 0.01
+    assert result.p_zero()[2] > 0.05
+    assert (result.sem() > 0).all()
+    assert "cross-validated over 3 subject x 2 condition folds" in result.summary()
+
+
+def test_samples_too_small_for_the_folds_are_left_out() -> None:
+    from neuronkit.interpretability import bootstrap_crossvalidate
+
+    comps = _components(27, n=9)
+    data = _subjects(comps[0], seed=28, n_subjects=2)  # half the draws repeat one subject
+    result = bootstrap_crossvalidate(comps, data, bootstrap="subjects", n_bootstrap=20, seed=0)
+    invalid = ~np.isfinite(result.samples[0]).all(axis=1)
+    assert 0 < invalid.sum() < 20
+    assert np.isfinite(result.means).all()
+    with pytest.raises(ValueError, match="large enough for the folds"):
+        bootstrap_crossvalidate(comps, data[:2], bootstrap="subjects", n_bootstrap=2, seed=5).sem()
+
+
+def test_bootstrap_crossvalidate_refuses_bad_input() -> None:
+    from neuronkit.interpretability import bootstrap_crossvalidate
+
+    comps = _components(29)
+    data = _subjects(comps[0])
+    with pytest.raises(ValueError, match="bootstrap must be one of"):
+        bootstrap_crossvalidate(comps, data, bootstrap="dual")
+    with pytest.raises(ValueError, match="n_cv"):
+        bootstrap_crossvalidate(comps, data, n_cv=0)
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        bootstrap_crossvalidate(comps, data, n_bootstrap=1)
+    with pytest.raises(ValueError, match="condition_folds must leave"):
+        bootstrap_crossvalidate(comps, data, condition_folds=6)

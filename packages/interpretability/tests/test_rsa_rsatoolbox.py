@@ -389,3 +389,53 @@ def test_crossvalidation_matches_rsatoolbox_on_the_same_folds(method) -> None:
     np.testing.assert_allclose(ours.evaluations, theirs.evaluations[0].T, atol=ATOL)
     np.testing.assert_allclose(ours.noise_ceiling, theirs.noise_ceiling, atol=ATOL)
     np.testing.assert_allclose(ours.means, theirs.get_means(), atol=ATOL)
+
+
+@pytest.mark.parametrize("bootstrap", ["both", "subjects", "conditions"])
+def test_bootstrap_crossvalidation_tests_are_rsatoolbox_results_of_the_same_samples(
+    bootstrap,
+) -> None:
+    """rsatoolbox's bootstrap_crossval correction for the fold assignments' variance, and its
+    Result's means, standard errors, intervals and tests, given neuronkit's samples."""
+    from rsatoolbox.inference.result import Result
+    from rsatoolbox.model import ModelFixed
+
+    from neuronkit.interpretability import bootstrap_crossvalidate
+
+    data, models = _subjects_and_models(7, n=12, n_subjects=8)
+    named = {"truth": models[0], "weighted": models, "other": models[1]}
+    ours = bootstrap_crossvalidate(
+        named, data, "correlation", bootstrap=bootstrap, n_bootstrap=60, n_cv=3, seed=2
+    )
+    ok = ours._valid()[2]
+    evaluations = ours.samples[:, ok].transpose(1, 2, 0)[:, :, None, :]  # [N, M, folds, n_cv]
+    ceilings = ours.ceiling_samples[:, ok].transpose(2, 1, 0)  # [2, N, n_cv]
+    # bootstrap_crossval's variance: n_cv assignments against one
+    n_cv = 3
+    per_assignment = evaluations.mean(axis=-2)
+    covariance_of_mean = np.cov(np.concatenate([evaluations.mean((-1, -2)).T, ceilings.mean(-1)]))
+    covariance_of_one = np.mean(
+        [np.cov(np.concatenate([per_assignment[:, :, i].T, ceilings[:, :, i]])) for i in range(3)],
+        axis=0,
+    )
+    variances = (n_cv * covariance_of_mean - covariance_of_one) / (n_cv - 1)
+    counts = {
+        "both": {"dof": 7, "n_rdm": 8, "n_pattern": 12},
+        "subjects": {"dof": 7, "n_rdm": 8},
+        "conditions": {"dof": 11, "n_pattern": 12},
+    }[bootstrap]
+    theirs = Result(
+        [ModelFixed(name, RDMs(models[:1])) for name in named],
+        evaluations,
+        "corr",
+        "bootstrap_crossval",
+        ceilings,
+        variances=variances,
+        **counts,
+    )
+    np.testing.assert_allclose(ours.means, theirs.get_means(), atol=ATOL)
+    np.testing.assert_allclose(ours.sem(), theirs.get_sem(), atol=ATOL)
+    np.testing.assert_allclose(ours.ci(0.9), theirs.get_ci(0.9), atol=ATOL)
+    np.testing.assert_allclose(ours.p_pairwise(), theirs.test_pairwise(), atol=1e-9)
+    np.testing.assert_allclose(ours.p_zero(), theirs.test_zero(), atol=1e-9)
+    np.testing.assert_allclose(ours.p_noise_ceiling(), theirs.test_noise(), atol=1e-9)

@@ -78,7 +78,15 @@ from .rsa import (
     rdm_to_square,
     rdm_to_vector,
 )
-from .rsa_crossval import FITTED_COMPARISONS, CrossValidation, crossvalidate, fit_weights
+from .rsa_crossval import (
+    CV_BOOTSTRAPS,
+    FITTED_COMPARISONS,
+    BootstrapCrossValidation,
+    CrossValidation,
+    bootstrap_crossvalidate,
+    crossvalidate,
+    fit_weights,
+)
 from .rsa_inference import (
     BOOTSTRAPS,
     ModelEvaluation,
@@ -98,12 +106,14 @@ __all__ = [
     "BOOTSTRAPS",
     "CAV",
     "COMPARISONS",
+    "CV_BOOTSTRAPS",
     "FITTED_COMPARISONS",
     "IG_METHODS",
     "LLM_METHODS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",
     "Alpha1Beta0Rule",
+    "BootstrapCrossValidation",
     "CodebookLayer",
     "CrossValidation",
     "DiffROARResult",
@@ -124,6 +134,7 @@ __all__ = [
     "WideDeepResult",
     "__version__",
     "accuracy",
+    "bootstrap_crossvalidate",
     "codebook",
     "compare_networks",
     "compare_rdms",

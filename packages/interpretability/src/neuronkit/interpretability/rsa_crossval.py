@@ -26,7 +26,9 @@ Shapes: data RDMs ``[n_subjects, n_pairs]`` or ``[n_subjects, n, n]``; component
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,26 +45,42 @@ from .rsa import (
     _whitened_products,
     n_conditions,
 )
-from .rsa_inference import _check_defined, _data_rdms, _model_rdms, _pooled, _sampled_pairs
+from .rsa_inference import (
+    EvaluationTests,
+    _check_defined,
+    _data_rdms,
+    _model_rdms,
+    _pooled,
+    _sampled_pairs,
+)
 
-__all__ = ["FITTED_COMPARISONS", "CrossValidation", "crossvalidate", "fit_weights"]
+__all__ = [
+    "CV_BOOTSTRAPS",
+    "FITTED_COMPARISONS",
+    "BootstrapCrossValidation",
+    "CrossValidation",
+    "bootstrap_crossvalidate",
+    "crossvalidate",
+    "fit_weights",
+]
 
 #: the comparisons whose weights :func:`fit_weights` solves for
 FITTED_COMPARISONS = ("cosine", "correlation", "whitened_cosine", "whitened_correlation")
 
 
 def _normal_equations(
-    components: np.ndarray, target: np.ndarray, method: str
+    components: np.ndarray, target: np.ndarray, method: str, kept: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gram matrix ``[K, K]`` of the components ``[K, P]`` and their products ``[K]`` with the
     pooled target ``[P]`` in the inner product of ``method`` (centred rows for the
-    correlations; the target's mean does not matter then, but whitening needs it centred)."""
+    correlations; the target's mean does not matter then, but whitening needs it centred).
+    ``kept``: the pairs the vectors hold (a bootstrap sample of conditions), for whitening."""
     if method in ("correlation", "whitened_correlation"):
         components = _centred(components)
         target = target - target.mean()
     if method.startswith("whitened"):
-        gram = _whitened_products(components, components)[0]
-        return gram, _whitened_products(components, target[None])[0][:, 0]
+        gram = _whitened_products(components, components, kept)[0]
+        return gram, _whitened_products(components, target[None], kept)[0][:, 0]
     return components @ components.T, components @ target
 
 
@@ -83,7 +101,7 @@ def _solve(gram: np.ndarray, rhs: np.ndarray, nonnegative: bool) -> np.ndarray:
     return nnls(roots[:, None] * basis, (basis @ rhs) / roots)[0]
 
 
-def _target(data: np.ndarray, method: str) -> np.ndarray:
+def _target(data: np.ndarray, method: str, kept: np.ndarray | None = None) -> np.ndarray:
     """The RDM ``[P]`` the weights are fitted to: the mean of the data RDMs ``[S, P]`` each
     scaled to unit norm in the comparison's inner product (:func:`pool_rdms` for the cosine and
     correlation; for the whitened forms the whitened norm, as rsatoolbox's fitters pool)."""
@@ -91,7 +109,7 @@ def _target(data: np.ndarray, method: str) -> np.ndarray:
         return _pooled(data, method)
     if method == "whitened_correlation":
         data = _centred(data)
-    norms = _whitened_products(data, data[:1])[1]
+    norms = _whitened_products(data, data[:1], kept)[1]
     return (data / norms[:, None]).mean(axis=0)
 
 
@@ -102,8 +120,9 @@ def _fit(
     nonnegative: bool,
     ridge: float,
     normalize: bool,
+    kept: np.ndarray | None = None,
 ) -> np.ndarray:
-    gram, rhs = _normal_equations(components, _target(data, method), method)
+    gram, rhs = _normal_equations(components, _target(data, method, kept), method, kept)
     theta = _solve(gram + ridge * np.eye(len(gram)), rhs, nonnegative)
     norm = float(np.linalg.norm(theta))
     return theta / norm if normalize and norm > 0 else theta
@@ -242,16 +261,16 @@ def _models(
     return stacks, tuple(str(key) for key in models), [s.shape[0] > 1 for s in stacks]
 
 
-def _default_condition_folds(n: int) -> int:
-    """rsatoolbox's ``default_k_pattern`` (2 below 12 conditions, up to 5 from 40), held to
-    folds of at least 3 conditions."""
-    k = 2 if n < 12 else 3 if n < 24 else 4 if n < 40 else 5
-    return max(1, min(k, n // 3))
+def _default_condition_folds(count: float) -> int:
+    """rsatoolbox's ``default_k_pattern`` for ``count`` conditions (2 below 12, up to 5 from
+    40), held to folds of at least 3 conditions."""
+    k = 2 if count < 12 else 3 if count < 24 else 4 if count < 40 else 5
+    return max(1, min(k, int(count // 3)))
 
 
-def _default_subject_folds(n_subjects: int) -> int:
-    """rsatoolbox's ``default_k_rdm``: 2 below 6 subjects, up to 5 from 20."""
-    return 2 if n_subjects < 6 else 3 if n_subjects < 12 else 4 if n_subjects < 20 else 5
+def _default_subject_folds(count: float) -> int:
+    """rsatoolbox's ``default_k_rdm`` for ``count`` subjects: 2 below 6, up to 5 from 20."""
+    return 2 if count < 6 else 3 if count < 12 else 4 if count < 20 else 5
 
 
 def _check_folds(name: str, k: int, n: int, unit: str, least: int) -> None:
@@ -273,6 +292,101 @@ def _assign(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return fold
 
 
+def _inputs(
+    models: Any,
+    data: Any,
+    method: str,
+    names: Sequence[str] | None,
+    nonnegative: bool,
+    ridge: float,
+    show_progress: bool | None,
+) -> tuple[list[np.ndarray], tuple[str, ...], list[bool], np.ndarray]:
+    """Checked models (:func:`_models`) and data RDMs ``[S, P]``."""
+    check_choice("method", method, COMPARISONS)
+    if show_progress is not None:
+        check_type("show_progress", show_progress, bool)
+    stacks, found, weighted = _models(models, names)
+    if any(weighted):
+        _check_fit_options(method, nonnegative, ridge)
+    data_v = _data_rdms(data, method)
+    if stacks[0].shape[1] != data_v.shape[1]:
+        raise ValueError(
+            f"models and data must have the same number of dissimilarities, got "
+            f"{stacks[0].shape[1]} and {data_v.shape[1]}"
+        )
+    return stacks, found, weighted, data_v
+
+
+def _fold_grid(k_subjects: int, k_conditions: int) -> np.ndarray:
+    """``[F, 2]`` (subject fold, condition fold) of every fold, subject folds outer."""
+    return np.array([(s, c) for s in range(k_subjects) for c in range(k_conditions)])
+
+
+def _fold_evaluations(
+    stacks: list[np.ndarray],
+    weighted: list[bool],
+    data: np.ndarray,
+    method: str,
+    fit: Callable[..., np.ndarray],
+    units: tuple[np.ndarray, np.ndarray],
+    unit_folds: tuple[np.ndarray, np.ndarray],
+    folds: np.ndarray,
+    show_progress: bool | None = False,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+    """Evaluations ``[F, M]``, noise ceilings ``[F, 2]`` and the weighted models' weights
+    ``[F, K]`` (``None`` for fixed models) of the folds ``[F, 2]`` of one sample.
+
+    ``units``: the sample's subjects and conditions (indices; repeated in a bootstrap sample,
+    where the pairs of two copies of one condition are left out, as in
+    :func:`~neuronkit.interpretability.evaluate_models`); ``unit_folds``: the fold of every
+    subject ``[S]`` and condition ``[n]`` index. A single fold on an axis trains on all of it.
+    """
+    subjects, conditions = units
+    subject_of, condition_of = unit_folds[0][subjects], unit_folds[1][conditions]
+    k_subjects, k_conditions = (int(k) + 1 for k in folds.max(axis=0))
+    n = n_conditions(data.shape[1])
+    sample_pairs = _sampled_pairs(conditions, n)[0]
+    pooled = np.empty(data.shape[1])  # the sample's pool, by pair (copies have equal values)
+    pooled[sample_pairs] = _pooled(data[np.ix_(subjects, sample_pairs)], method)
+    evaluations = np.empty((len(folds), len(stacks)))
+    ceilings = np.empty((len(folds), 2))
+    weights = [
+        np.empty((len(folds), s.shape[0])) if w else None
+        for s, w in zip(stacks, weighted, strict=True)
+    ]
+    for f in progress(range(len(folds)), show_progress=show_progress, desc="folds"):
+        s, c = folds[f]
+        test_subjects = subjects[subject_of == s]
+        train_subjects = subjects[subject_of != s] if k_subjects > 1 else subjects
+        test_pairs, test_kept = _sampled_pairs(conditions[condition_of == c], n)
+        train_pairs, train_kept = _sampled_pairs(
+            conditions[condition_of != c] if k_conditions > 1 else conditions, n
+        )
+        train = data[np.ix_(train_subjects, train_pairs)]
+        test = data[np.ix_(test_subjects, test_pairs)]
+        predictions = np.empty((len(stacks), len(test_pairs)))
+        for m, stack in enumerate(stacks):
+            fitted = weights[m]
+            if fitted is None:
+                predictions[m] = stack[0, test_pairs]
+                continue
+            fitted[f] = fit(stack[:, train_pairs], train, kept=_missing(train_kept))
+            predictions[m] = fitted[f] @ stack[:, test_pairs]
+        pools = np.stack(
+            [_pooled(data[np.ix_(train_subjects, test_pairs)], method), pooled[test_pairs]]
+        )
+        kept = _missing(test_kept)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            evaluations[f] = _compare_stacks(predictions, test, method, kept).mean(axis=1)
+            ceilings[f] = _compare_stacks(pools, test, method, kept).mean(axis=1)
+    return evaluations, ceilings, weights
+
+
+def _missing(kept: np.ndarray) -> np.ndarray | None:
+    """``kept`` where pairs are missing, ``None`` (the fast whitening) where none is."""
+    return None if kept.all() else kept
+
+
 def crossvalidate(
     models: Any,
     data: Any,
@@ -292,7 +406,8 @@ def crossvalidate(
     groups. For each pair of a subject group and a condition group, the weighted models are
     fitted (:func:`fit_weights`) to the other subjects' RDMs over the other conditions, and
     every model's prediction is compared with the group's RDMs over the group's conditions.
-    One fold on an axis trains and tests on all of it (no cross-validation along it).
+    One fold on an axis trains and tests on all of it (no cross-validation along it). For
+    tests between models, :func:`bootstrap_crossvalidate`.
 
     Args:
         models: a mapping of names to one RDM (a fixed model) or to component RDMs
@@ -312,19 +427,10 @@ def crossvalidate(
     Returns:
         :class:`CrossValidation` with ``subject_folds * condition_folds`` rows.
     """
-    check_choice("method", method, COMPARISONS)
     check_seed(seed)
-    if show_progress is not None:
-        check_type("show_progress", show_progress, bool)
-    stacks, found, weighted = _models(models, names)
-    if any(weighted):
-        _check_fit_options(method, nonnegative, ridge)
-    data_v = _data_rdms(data, method)
-    if stacks[0].shape[1] != data_v.shape[1]:
-        raise ValueError(
-            f"models and data must have the same number of dissimilarities, got "
-            f"{stacks[0].shape[1]} and {data_v.shape[1]}"
-        )
+    stacks, found, weighted, data_v = _inputs(
+        models, data, method, names, nonnegative, ridge, show_progress
+    )
     n_subjects, n = data_v.shape[0], n_conditions(data_v.shape[1])
     k_conditions = _default_condition_folds(n) if condition_folds is None else condition_folds
     k_subjects = _default_subject_folds(n_subjects) if subject_folds is None else subject_folds
@@ -333,44 +439,21 @@ def crossvalidate(
     rng = np.random.default_rng(seed)
     subject_fold = _assign(n_subjects, k_subjects, rng)
     condition_fold = _assign(n, k_conditions, rng)
-    pooled_all = _pooled(data_v, method)
-    folds = np.array([(s, c) for s in range(k_subjects) for c in range(k_conditions)])
-    evaluations = np.empty((len(folds), len(found)))
-    ceilings = np.empty((len(folds), 2))
-    weights = {
-        name: np.empty((len(folds), s.shape[0]))
-        for name, s, w in zip(found, stacks, weighted, strict=True)
-        if w
-    }
-    for f in progress(range(len(folds)), show_progress=show_progress, desc="folds"):
-        s, c = folds[f]
-        test_subjects = subject_fold == s
-        train_subjects = ~test_subjects if k_subjects > 1 else test_subjects
-        test_pairs = _sampled_pairs(np.flatnonzero(condition_fold == c), n)[0]
-        train_conditions = np.flatnonzero(condition_fold != c) if k_conditions > 1 else np.arange(n)
-        train_pairs = _sampled_pairs(train_conditions, n)[0]
-        test = data_v[test_subjects][:, test_pairs]
-        predictions = np.empty((len(found), len(test_pairs)))
-        for m, (name, stack) in enumerate(zip(found, stacks, strict=True)):
-            if name in weights:
-                theta = _fit(
-                    stack[:, train_pairs],
-                    data_v[train_subjects][:, train_pairs],
-                    method,
-                    nonnegative,
-                    float(ridge),
-                    normalize=True,
-                )
-                weights[name][f] = theta
-                predictions[m] = theta @ stack[:, test_pairs]
-            else:
-                predictions[m] = stack[0, test_pairs]
-        pools = np.stack(
-            [_pooled(data_v[train_subjects][:, test_pairs], method), pooled_all[test_pairs]]
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            evaluations[f] = _compare_stacks(predictions, test, method).mean(axis=1)
-            ceilings[f] = _compare_stacks(pools, test, method).mean(axis=1)
+    folds = _fold_grid(k_subjects, k_conditions)
+    fit = functools.partial(
+        _fit, method=method, nonnegative=nonnegative, ridge=float(ridge), normalize=True
+    )
+    evaluations, ceilings, weights = _fold_evaluations(
+        stacks,
+        weighted,
+        data_v,
+        method,
+        fit,
+        (np.arange(n_subjects), np.arange(n)),
+        (subject_fold, condition_fold),
+        folds,
+        show_progress,
+    )
     return CrossValidation(
         names=found,
         method=method,
@@ -379,5 +462,196 @@ def crossvalidate(
         folds=folds,
         subject_fold=subject_fold,
         condition_fold=condition_fold,
-        weights=weights,
+        weights={name: w for name, w in zip(found, weights, strict=True) if w is not None},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# bootstrapped cross-validation
+
+
+@dataclass(frozen=True)
+class BootstrapCrossValidation(EvaluationTests):
+    """Cross-validated evaluations of model RDMs in bootstrap samples of subjects and / or
+    conditions (:func:`bootstrap_crossvalidate`), with the tests of
+    :class:`~neuronkit.interpretability.ModelEvaluation`.
+
+    Attributes:
+        names: the models' names ``[M]``.
+        method: the comparison.
+        bootstrap: what was resampled: ``"subjects"``, ``"conditions"`` or ``"both"``.
+        samples: ``[n_cv, N, M]`` each sample's evaluations (mean over its folds) for each of
+            ``n_cv`` fold assignments (NaN: samples too small for the folds).
+        ceiling_samples: ``[n_cv, N, 2]`` their noise ceilings.
+        n_subjects: the number of subjects of the data.
+        n_conditions: the number of conditions.
+        subject_folds: the subject folds of every sample.
+        condition_folds: the condition folds of every sample.
+    """
+
+    names: tuple[str, ...]
+    method: str
+    bootstrap: str
+    samples: np.ndarray
+    ceiling_samples: np.ndarray
+    n_subjects: int
+    n_conditions: int
+    subject_folds: int
+    condition_folds: int
+
+    @property
+    def means(self) -> np.ndarray:
+        """``[M]`` mean evaluation of each model over the valid samples (rsatoolbox's)."""
+        return self._valid()[0].mean(axis=0)
+
+    @property
+    def noise_ceiling(self) -> np.ndarray:  # type: ignore[override]
+        """``[2]`` lower and upper bound, averaged over the valid samples."""
+        return self._valid()[1].mean(axis=0)
+
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the t-tests: the resampled units (subjects, conditions or the
+        fewer of the two) less one."""
+        if self.bootstrap == "subjects":
+            return self.n_subjects - 1
+        if self.bootstrap == "conditions":
+            return self.n_conditions - 1
+        return min(self.n_subjects, self.n_conditions) - 1
+
+    def _valid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        samples, ceilings = self.samples.mean(axis=0), self.ceiling_samples.mean(axis=0)
+        ok = np.isfinite(samples).all(axis=1) & np.isfinite(ceilings).all(axis=1)
+        if ok.sum() < 2:
+            raise ValueError(
+                f"only {int(ok.sum())} of {len(ok)} bootstrap samples were large enough for "
+                "the folds: draw more samples or use fewer folds"
+            )
+        return samples[ok], ceilings[ok], ok
+
+    def _variance(self, combination: np.ndarray, against_ceiling: bool = False) -> np.ndarray:
+        """The bootstrap variance of the samples' evaluations less the part that their random
+        fold assignment adds: from ``n_cv`` assignments per sample,
+        ``(n_cv var(mean over assignments) - mean var(one assignment)) / (n_cv - 1)``
+        (rsatoolbox's ``bootstrap_crossval`` correction), scaled by ``n / (n - 1)`` for the
+        ``n`` resampled units."""
+        ok = self._valid()[2]
+        values = self.samples[:, ok] @ combination  # [n_cv, N', K]
+        if against_ceiling:
+            values = values - self.ceiling_samples[:, ok, :1]
+        variance = values.mean(axis=0).var(axis=0, ddof=1)
+        n_cv = values.shape[0]
+        if n_cv > 1:
+            one = values.var(axis=1, ddof=1).mean(axis=0)
+            variance = np.maximum((n_cv * variance - one) / (n_cv - 1), 0.0)
+        n = self.dof + 1
+        return variance * n / (n - 1)
+
+    def _header(self) -> str:
+        return (
+            f"{self.method} evaluations of {len(self.names)} models, cross-validated over "
+            f"{self.subject_folds} subject x {self.condition_folds} condition folds "
+            f"({self.samples.shape[0]} assignments) in {self.samples.shape[1]} bootstrap samples "
+            f"of {self.bootstrap} ({self.n_subjects} subjects, {self.n_conditions} conditions)"
+        )
+
+
+#: what :func:`bootstrap_crossvalidate` can resample
+CV_BOOTSTRAPS = ("subjects", "conditions", "both")
+
+#: the share of distinct units in a bootstrap sample, ``1 - 1 / e`` in expectation
+_DISTINCT = 1 - math.exp(-1)
+
+
+def bootstrap_crossvalidate(
+    models: Any,
+    data: Any,
+    method: str = "cosine",
+    *,
+    bootstrap: str = "both",
+    n_bootstrap: int = 1000,
+    n_cv: int = 2,
+    condition_folds: int | None = None,
+    subject_folds: int | None = None,
+    nonnegative: bool = True,
+    ridge: float = 0.0,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+    show_progress: bool | None = None,
+) -> BootstrapCrossValidation:
+    """Cross-validate fixed and weighted model RDMs within bootstrap samples, for standard
+    errors and tests that generalize to new subjects and / or conditions (Schütt et al. 2023;
+    rsatoolbox's ``bootstrap_crossval``).
+
+    Each sample draws ``S`` subjects and / or ``n`` conditions with replacement and is
+    cross-validated ``n_cv`` times (:func:`crossvalidate`, copies of a subject or condition in
+    the same fold), each time with a new random fold assignment; the variance the assignment
+    adds is taken out of the bootstrap variance. A sample with fewer distinct subjects than
+    subject folds, or fewer than 3 distinct conditions per condition fold, is left out.
+
+    Args:
+        models, data, method, nonnegative, ridge, names: as in :func:`crossvalidate`.
+        bootstrap: ``"subjects"``, ``"conditions"`` or ``"both"``.
+        n_bootstrap: number of bootstrap samples (>= 2).
+        n_cv: fold assignments per sample (>= 1; 1 leaves the assignment's variance in).
+        condition_folds, subject_folds: folds per sample (default: rsatoolbox's for the
+            expected number of distinct units in a sample, ``1 - 1/e`` of them).
+        seed: seed of the draws and assignments (the global random state is left alone).
+        show_progress: progress bar over the samples; ``None``: only on a terminal.
+
+    Returns:
+        :class:`BootstrapCrossValidation`.
+    """
+    check_choice("bootstrap", bootstrap, CV_BOOTSTRAPS)
+    check_number("n_bootstrap", n_bootstrap, ge=2, integer=True)
+    check_number("n_cv", n_cv, ge=1, integer=True)
+    check_seed(seed)
+    stacks, found, weighted, data_v = _inputs(
+        models, data, method, names, nonnegative, ridge, show_progress
+    )
+    n_subjects, n = data_v.shape[0], n_conditions(data_v.shape[1])
+    if condition_folds is None:
+        condition_folds = _default_condition_folds(_DISTINCT * n)
+    if subject_folds is None:
+        subject_folds = _default_subject_folds(_DISTINCT * n_subjects)
+    _check_folds("condition_folds", condition_folds, n, "conditions", 3)
+    _check_folds("subject_folds", subject_folds, n_subjects, "subjects", 1)
+    rng = np.random.default_rng(seed)
+    subject_draws = condition_draws = None
+    if bootstrap != "conditions":
+        subject_draws = rng.integers(0, n_subjects, size=(n_bootstrap, n_subjects))
+    if bootstrap != "subjects":
+        condition_draws = rng.integers(0, n, size=(n_bootstrap, n))
+    folds = _fold_grid(subject_folds, condition_folds)
+    fit = functools.partial(
+        _fit, method=method, nonnegative=nonnegative, ridge=float(ridge), normalize=True
+    )
+    samples = np.full((n_cv, n_bootstrap, len(found)), np.nan)
+    ceilings = np.full((n_cv, n_bootstrap, 2), np.nan)
+    for i in progress(range(n_bootstrap), show_progress=show_progress, desc="bootstrap"):
+        subjects = np.arange(n_subjects) if subject_draws is None else np.sort(subject_draws[i])
+        conditions = np.arange(n) if condition_draws is None else condition_draws[i]
+        distinct = np.unique(subjects), np.unique(conditions)
+        if distinct[0].size < subject_folds or distinct[1].size < 3 * condition_folds:
+            continue
+        for r in range(n_cv):
+            unit_folds = np.zeros(n_subjects, np.int64), np.zeros(n, np.int64)
+            for fold, ids, k in zip(
+                unit_folds, distinct, (subject_folds, condition_folds), strict=True
+            ):
+                fold[ids] = _assign(ids.size, k, rng)
+            evaluations, bounds, _ = _fold_evaluations(
+                stacks, weighted, data_v, method, fit, (subjects, conditions), unit_folds, folds
+            )
+            samples[r, i], ceilings[r, i] = evaluations.mean(axis=0), bounds.mean(axis=0)
+    return BootstrapCrossValidation(
+        names=found,
+        method=method,
+        bootstrap=bootstrap,
+        samples=samples,
+        ceiling_samples=ceilings,
+        n_subjects=n_subjects,
+        n_conditions=n,
+        subject_folds=subject_folds,
+        condition_folds=condition_folds,
     )

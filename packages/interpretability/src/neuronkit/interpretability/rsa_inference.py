@@ -35,6 +35,7 @@ Shapes: data RDMs ``[n_subjects, n_pairs]`` or ``[n_subjects, n, n]``; model RDM
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -310,8 +311,138 @@ def _bootstrap(
 # results
 
 
+class EvaluationTests(ABC):
+    """Standard errors, confidence intervals and tests of model evaluations, shared by
+    :class:`ModelEvaluation` and
+    :class:`~neuronkit.interpretability.rsa_crossval.BootstrapCrossValidation`: from their
+    ``names``, ``means``, ``noise_ceiling``, ``dof``, bootstrap rows (``_valid``) and sampling
+    variances (``_variance``)."""
+
+    names: tuple[str, ...]
+    method: str
+    noise_ceiling: np.ndarray
+
+    @property
+    @abstractmethod
+    def means(self) -> np.ndarray:
+        """``[M]`` mean evaluation of each model."""
+
+    @property
+    @abstractmethod
+    def dof(self) -> int:
+        """Degrees of freedom of the t-tests."""
+
+    @abstractmethod
+    def _valid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The valid bootstrap rows: evaluations ``[N', M]``, noise ceilings ``[N', 2]`` and
+        the row mask ``[N]``."""
+
+    @abstractmethod
+    def _variance(self, combination: np.ndarray, against_ceiling: bool = False) -> np.ndarray:
+        """Sampling variance ``[K]`` of the linear combinations ``[M, K]`` of the models'
+        evaluations (minus the lower noise ceiling with ``against_ceiling``)."""
+
+    @abstractmethod
+    def _header(self) -> str:
+        """The first line of :meth:`summary`."""
+
+    def sem(self) -> np.ndarray:
+        """``[M]`` standard error of each model's mean evaluation."""
+        return np.sqrt(self._variance(np.eye(len(self.names))))
+
+    def ci(self, level: float = 0.95, test: str = "t-test") -> np.ndarray:
+        """``[2, M]`` lower and upper confidence bounds: ``means -/+ t * sem`` (``"t-test"``) or
+        the quantiles of the bootstrap samples framed by -inf and +inf, so that too few samples
+        give infinite bounds (``"bootstrap"``; rsatoolbox's ``get_ci``)."""
+        check_number("level", level, gt=0, lt=1)
+        check_choice("test", test, TESTS)
+        cut = (1 - level) / 2
+        if test == "bootstrap":
+            samples = self._valid()[0]
+            framed = np.concatenate(
+                [np.full((2, samples.shape[1]), [[-np.inf], [np.inf]]), samples]
+            )
+            return np.quantile(framed, [cut, 1 - cut], axis=0)
+        half = self.sem() * stats.t.ppf(1 - cut, self.dof)
+        return np.stack([self.means - half, self.means + half])
+
+    def p_pairwise(self, test: str = "t-test") -> np.ndarray:
+        """``[M, M]`` two-sided p-values of the differences between models (1 on the diagonal).
+
+        ``"t-test"``: the difference of the means over its standard error (variance of the
+        differences per subject or across bootstrap samples), ``dof`` degrees of freedom.
+        ``"bootstrap"``: twice the smaller share of samples in which one model is ahead,
+        ``(N - 1) / N * p + 1 / N`` (rsatoolbox's ``bootstrap_pair_tests``).
+        """
+        check_choice("test", test, TESTS)
+        m = len(self.names)
+        if test == "bootstrap":
+            samples = self._valid()[0]
+            ahead = (samples[:, :, None] < samples[:, None, :]).sum(0)
+            ties = (samples[:, :, None] == samples[:, None, :]).sum(0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = ahead / (len(samples) - ties)
+            p = 2 * np.minimum(share, 1 - share)
+            p = (len(samples) - 1) / len(samples) * p + 1 / len(samples)
+        else:
+            i, j = np.triu_indices(m, k=1)
+            combination = np.zeros((m, len(i)))
+            combination[i, np.arange(len(i))] = 1.0
+            combination[j, np.arange(len(i))] = -1.0
+            t = (self.means @ combination) / np.sqrt(
+                np.maximum(self._variance(combination), np.finfo(float).eps)
+            )
+            p = np.ones((m, m))
+            p[i, j] = p[j, i] = 2 * stats.t.sf(np.abs(t), self.dof)
+        np.fill_diagonal(p, 1.0)
+        return p
+
+    def p_zero(self, test: str = "t-test") -> np.ndarray:
+        """``[M]`` one-sided p-values that each model's evaluation is above 0 (``"bootstrap"``:
+        the share of samples at or below 0, plus one, over ``N``)."""
+        check_choice("test", test, TESTS)
+        if test == "bootstrap":
+            samples = self._valid()[0]
+            return ((samples <= 0).sum(axis=0) + 1) / len(samples)
+        t = self.means / np.sqrt(np.maximum(self._variance(np.eye(len(self.names))), 1e-300))
+        return stats.t.sf(t, self.dof)
+
+    def p_noise_ceiling(self, test: str = "t-test") -> np.ndarray:
+        """``[M]`` p-values that each model differs from the lower noise ceiling: two-sided
+        t-test of the mean evaluation minus the full data's lower bound (its variance over
+        bootstrap samples includes the bound's), or (``"bootstrap"``) the share of samples in
+        which the model reaches the sample's lower bound, plus one, over ``N``: small when the
+        model stays below it."""
+        check_choice("test", test, TESTS)
+        if test == "bootstrap":
+            samples, ceilings, _ = self._valid()
+            return ((ceilings[:, :1] - samples <= 0).sum(axis=0) + 1) / len(samples)
+        variance = self._variance(np.eye(len(self.names)), against_ceiling=True)
+        t = (self.means - self.noise_ceiling[0]) / np.sqrt(
+            np.maximum(variance, np.finfo(float).eps)
+        )
+        return 2 * stats.t.sf(np.abs(t), self.dof)
+
+    def summary(self, test: str = "t-test") -> str:
+        """A table of the models: mean, standard error, p against 0 and against the noise
+        ceiling, and the noise ceiling itself."""
+        p_zero, p_noise, sem = self.p_zero(test), self.p_noise_ceiling(test), self.sem()
+        width = max(len("model"), *(len(name) for name in self.names))
+        lines = [
+            f"{self._header()} ({test}s)",
+            f"noise ceiling: {self.noise_ceiling[0]:.4f} to {self.noise_ceiling[1]:.4f}",
+            f"{'model':<{width}}  {'mean':>8}  {'sem':>8}  {'p > 0':>9}  {'p vs ceiling':>12}",
+        ]
+        for k, name in enumerate(self.names):
+            lines.append(
+                f"{name:<{width}}  {self.means[k]:8.4f}  {sem[k]:8.4f}  "
+                f"{p_zero[k]:9.3g}  {p_noise[k]:12.3g}"
+            )
+        return "\n".join(lines)
+
+
 @dataclass(frozen=True)
-class ModelEvaluation:
+class ModelEvaluation(EvaluationTests):
     """Evaluations of model RDMs on a group of subjects' data RDMs (:func:`evaluate_models`).
 
     Attributes:
@@ -401,101 +532,12 @@ class ModelEvaluation:
         combined = r * subjects + c * conditions - r * c * (both - subjects - conditions)
         return np.minimum(np.maximum(combined, np.maximum(r * subjects, c * conditions)), both)
 
-    def sem(self) -> np.ndarray:
-        """``[M]`` standard error of each model's mean evaluation."""
-        return np.sqrt(self._variance(np.eye(len(self.names))))
-
-    def ci(self, level: float = 0.95, test: str = "t-test") -> np.ndarray:
-        """``[2, M]`` lower and upper confidence bounds: ``means -/+ t * sem`` (``"t-test"``) or
-        the quantiles of the bootstrap samples framed by -inf and +inf, so that too few samples
-        give infinite bounds (``"bootstrap"``; rsatoolbox's ``get_ci``)."""
-        check_number("level", level, gt=0, lt=1)
-        check_choice("test", test, TESTS)
-        cut = (1 - level) / 2
-        if test == "bootstrap":
-            samples = self._valid()[0]
-            framed = np.concatenate(
-                [np.full((2, samples.shape[1]), [[-np.inf], [np.inf]]), samples]
-            )
-            return np.quantile(framed, [cut, 1 - cut], axis=0)
-        half = self.sem() * stats.t.ppf(1 - cut, self.dof)
-        return np.stack([self.means - half, self.means + half])
-
-    def p_pairwise(self, test: str = "t-test") -> np.ndarray:
-        """``[M, M]`` two-sided p-values of the differences between models (1 on the diagonal).
-
-        ``"t-test"``: the difference of the means over its standard error (variance of the
-        differences per subject or across bootstrap samples), ``dof`` degrees of freedom.
-        ``"bootstrap"``: twice the smaller share of samples in which one model is ahead,
-        ``(N - 1) / N * p + 1 / N`` (rsatoolbox's ``bootstrap_pair_tests``).
-        """
-        check_choice("test", test, TESTS)
-        m = len(self.names)
-        if test == "bootstrap":
-            samples = self._valid()[0]
-            ahead = (samples[:, :, None] < samples[:, None, :]).sum(0)
-            ties = (samples[:, :, None] == samples[:, None, :]).sum(0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                share = ahead / (len(samples) - ties)
-            p = 2 * np.minimum(share, 1 - share)
-            p = (len(samples) - 1) / len(samples) * p + 1 / len(samples)
-        else:
-            i, j = np.triu_indices(m, k=1)
-            combination = np.zeros((m, len(i)))
-            combination[i, np.arange(len(i))] = 1.0
-            combination[j, np.arange(len(i))] = -1.0
-            t = (self.means @ combination) / np.sqrt(
-                np.maximum(self._variance(combination), np.finfo(float).eps)
-            )
-            p = np.ones((m, m))
-            p[i, j] = p[j, i] = 2 * stats.t.sf(np.abs(t), self.dof)
-        np.fill_diagonal(p, 1.0)
-        return p
-
-    def p_zero(self, test: str = "t-test") -> np.ndarray:
-        """``[M]`` one-sided p-values that each model's evaluation is above 0 (``"bootstrap"``:
-        the share of samples at or below 0, plus one, over ``N``)."""
-        check_choice("test", test, TESTS)
-        if test == "bootstrap":
-            samples = self._valid()[0]
-            return ((samples <= 0).sum(axis=0) + 1) / len(samples)
-        t = self.means / np.sqrt(np.maximum(self._variance(np.eye(len(self.names))), 1e-300))
-        return stats.t.sf(t, self.dof)
-
-    def p_noise_ceiling(self, test: str = "t-test") -> np.ndarray:
-        """``[M]`` p-values that each model differs from the lower noise ceiling: two-sided
-        t-test of the mean evaluation minus the full data's lower bound (its variance over
-        bootstrap samples includes the bound's), or (``"bootstrap"``) the share of samples in
-        which the model reaches the sample's lower bound, plus one, over ``N``: small when the
-        model stays below it."""
-        check_choice("test", test, TESTS)
-        if test == "bootstrap":
-            samples, ceilings, _ = self._valid()
-            return ((ceilings[:, :1] - samples <= 0).sum(axis=0) + 1) / len(samples)
-        variance = self._variance(np.eye(len(self.names)), against_ceiling=True)
-        t = (self.means - self.noise_ceiling[0]) / np.sqrt(
-            np.maximum(variance, np.finfo(float).eps)
-        )
-        return 2 * stats.t.sf(np.abs(t), self.dof)
-
-    def summary(self, test: str = "t-test") -> str:
-        """A table of the models: mean, standard error, p against 0 and against the noise
-        ceiling, and the noise ceiling itself."""
-        p_zero, p_noise, sem = self.p_zero(test), self.p_noise_ceiling(test), self.sem()
-        width = max(len("model"), *(len(name) for name in self.names))
-        lines = [
+    def _header(self) -> str:
+        return (
             f"{self.method} evaluations of {len(self.names)} models on "
             f"{self.per_subject.shape[0]} subjects, {self.n_conditions} conditions "
-            f"(bootstrap: {self.bootstrap or 'none'}; {test}s)",
-            f"noise ceiling: {self.noise_ceiling[0]:.4f} to {self.noise_ceiling[1]:.4f}",
-            f"{'model':<{width}}  {'mean':>8}  {'sem':>8}  {'p > 0':>9}  {'p vs ceiling':>12}",
-        ]
-        for k, name in enumerate(self.names):
-            lines.append(
-                f"{name:<{width}}  {self.means[k]:8.4f}  {sem[k]:8.4f}  "
-                f"{p_zero[k]:9.3g}  {p_noise[k]:12.3g}"
-            )
-        return "\n".join(lines)
+            f"(bootstrap: {self.bootstrap or 'none'})"
+        )
 
 
 def _model_rdms(models: Any, names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
