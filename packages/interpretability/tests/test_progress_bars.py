@@ -11,6 +11,7 @@ from torch import nn
 
 from neuronkit.common.testing import progress_bar_problems
 from neuronkit.interpretability import (
+    bootstrap_crossvalidate,
     crossvalidate,
     evaluate_models,
     maximize_activation,
@@ -37,6 +38,9 @@ RUNS: dict[str, Callable[[bool | None], object]] = {
     "crossvalidate": lambda show: crossvalidate(
         {"fixed": _RDMS[0], "weighted": _RDMS[:2]}, _RDMS[2:], show_progress=show
     ).evaluations.tolist(),
+    "bootstrap_crossvalidate": lambda show: bootstrap_crossvalidate(
+        _RDMS[:2], _RDMS[2:], bootstrap="conditions", n_bootstrap=3, show_progress=show
+    ).samples.tolist(),
     "maximize_activation": lambda show: (
         maximize_activation(
             _cnn(), channel("0", 1), shape=(1, 3, 4, 4), steps=3, show_progress=show
@@ -67,7 +71,7 @@ RUNS: dict[str, Callable[[bool | None], object]] = {
 def test_show_progress(name: str) -> None:
     run = RUNS[name]
     label = "maximize_activation" if name == "visualize_facets" else name  # its optimizer
-    label = "bootstrap" if name.startswith("evaluate_models") else label
+    label = "bootstrap" if name.startswith(("evaluate_models", "bootstrap_")) else label
     label = "folds" if name == "crossvalidate" else label
     assert progress_bar_problems(lambda **kw: run(kw.get("show_progress")), label) == []
     shown, hidden = run(True), run(False)  # the bar leaves the results alone

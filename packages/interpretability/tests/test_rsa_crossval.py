@@ -296,3 +296,16 @@ def test_bootstrap_crossvalidate_refuses_bad_input() -> None:
         bootstrap_crossvalidate(comps, data, n_bootstrap=1)
     with pytest.raises(ValueError, match="condition_folds must leave"):
         bootstrap_crossvalidate(comps, data, condition_folds=6)
+
+
+def test_bootstrap_crossvalidation_plots_as_a_model_comparison() -> None:
+    from neuronkit.interpretability import bootstrap_crossvalidate, plot
+
+    comps = _components(30, n=12)
+    data = _subjects(comps[0] + comps[2], seed=31, n_subjects=6)
+    result = bootstrap_crossvalidate(
+        {"fixed": comps[0], "weighted": comps}, data, "correlation", n_bootstrap=20
+    )
+    ax = plot.model_comparison(result, error="ci")
+    np.testing.assert_allclose([bar.get_height() for bar in ax.patches[1:]], result.means)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fixed", "weighted"]

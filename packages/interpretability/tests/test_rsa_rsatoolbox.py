@@ -439,3 +439,82 @@ def test_bootstrap_crossvalidation_tests_are_rsatoolbox_results_of_the_same_samp
     np.testing.assert_allclose(ours.p_pairwise(), theirs.test_pairwise(), atol=1e-9)
     np.testing.assert_allclose(ours.p_zero(), theirs.test_zero(), atol=1e-9)
     np.testing.assert_allclose(ours.p_noise_ceiling(), theirs.test_noise(), atol=1e-9)
+
+
+@pytest.mark.usefixtures("exact_cg")
+@pytest.mark.filterwarnings("ignore:Noise ceiling for tau")
+@pytest.mark.parametrize("method", INFERENCE_METHODS)
+def test_folds_of_a_bootstrap_sample_match_rsatoolbox(method) -> None:
+    """One bootstrap sample with repeated subjects and conditions, cross-validated on given
+    folds: rsatoolbox's crossval and cv_noise_ceiling (as its bootstrap_crossval runs them)."""
+    import functools
+
+    from rsatoolbox.inference import crossval
+    from rsatoolbox.inference.evaluate import _concat_sampling
+    from rsatoolbox.inference.noise_ceiling import cv_noise_ceiling
+    from rsatoolbox.model import ModelFixed, ModelWeighted
+    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn
+
+    from neuronkit.interpretability.rsa_crossval import _fit, _fold_evaluations
+
+    n, n_subjects = 12, 6
+    data, models = _subjects_and_models(8, n=n, n_subjects=n_subjects)
+    rng = np.random.default_rng(3)
+    subjects, conditions = np.sort(rng.integers(0, n_subjects, n_subjects)), rng.integers(0, n, n)
+    assert len(set(subjects)) < n_subjects  # copies of subjects
+    assert len(set(conditions)) < n  # and of conditions
+    folds_of = []
+    for ids, size in ((np.unique(subjects), n_subjects), (np.unique(conditions), n)):
+        fold = np.zeros(size, np.int64)
+        fold[ids] = np.arange(ids.size) % 2
+        folds_of.append(fold)
+    # rsatoolbox's sets for these folds (sets_k_fold on the sample, units grouped by index)
+    rdms = RDMs(
+        data,
+        rdm_descriptors={"index": np.arange(n_subjects)},
+        pattern_descriptors={"index": np.arange(n)},
+    )
+    sample = rdms.subsample("index", subjects).subsample_pattern("index", conditions)
+    train, test, ceil = [], [], []
+    for s in range(2):
+        ids = np.unique(subjects)
+        test_rdms = sample.subsample("index", ids[folds_of[0][ids] == s])
+        train_rdms = sample.subsample("index", ids[folds_of[0][ids] != s])
+        for c in range(2):
+            ids_c = np.unique(conditions)
+            test_c, train_c = ids_c[folds_of[1][ids_c] == c], ids_c[folds_of[1][ids_c] != c]
+            train.append([train_rdms.subset_pattern("index", train_c), train_c])
+            test.append([test_rdms.subset_pattern("index", test_c), test_c])
+            ceil.append([train_rdms.subset_pattern("index", test_c), test_c])
+    theirs_name = INFERENCE_METHODS[method]
+    ceiling = cv_noise_ceiling(sample, ceil, test, method=theirs_name, pattern_descriptor="index")
+    stacks = [models[:1], models[2:]]
+    theirs_models = [ModelFixed("a", RDMs(models[:1])), ModelFixed("c", RDMs(models[2:]))]
+    fitters = [fit_mock, fit_mock]
+    if method in FITTED:
+        stacks.append(models)
+        theirs_models.append(ModelWeighted("w", RDMs(models)))
+        fitters.append(fit_regress_nn)
+    theirs = crossval(
+        theirs_models,
+        sample,
+        [[t[0], _concat_sampling(conditions, t[1])] for t in train],
+        [[t[0], _concat_sampling(conditions, t[1])] for t in test],
+        method=theirs_name,
+        fitter=fitters,
+        pattern_descriptor="index",
+        calc_noise_ceil=False,
+    )
+    fit = functools.partial(_fit, method=method, nonnegative=True, ridge=0.0, normalize=True)
+    evaluations, ceilings, _ = _fold_evaluations(
+        stacks,
+        [len(s) > 1 for s in stacks],
+        data,
+        method,
+        fit,
+        (subjects, conditions),
+        tuple(folds_of),
+        np.array([(s, c) for s in range(2) for c in range(2)]),
+    )
+    np.testing.assert_allclose(evaluations, theirs.evaluations[0].T, atol=ATOL)
+    np.testing.assert_allclose(ceilings.mean(axis=0), ceiling, atol=ATOL)

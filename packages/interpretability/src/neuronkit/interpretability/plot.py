@@ -36,7 +36,7 @@ from neuronkit.common import (
 )
 
 from .rsa import _as_vectors, _rank_vectors, rdm_to_square
-from .rsa_inference import TESTS, ModelEvaluation
+from .rsa_inference import TESTS, EvaluationTests
 
 __all__ = [
     "attribution_map",
@@ -434,7 +434,7 @@ ERRORS = ("sem", "ci")
 
 
 def model_comparison(
-    evaluation: ModelEvaluation,
+    evaluation: EvaluationTests,
     *,
     error: str = "sem",
     level: float = 0.95,
@@ -445,7 +445,8 @@ def model_comparison(
     a grey band from its lower to its upper bound.
 
     Args:
-        evaluation: from :func:`~neuronkit.interpretability.evaluate_models`.
+        evaluation: from :func:`~neuronkit.interpretability.evaluate_models` or
+            :func:`~neuronkit.interpretability.bootstrap_crossvalidate`.
         error: ``"sem"`` (standard errors) or ``"ci"`` (confidence intervals at ``level``,
             :meth:`~neuronkit.interpretability.ModelEvaluation.ci` with ``test``).
         level: confidence level of ``error="ci"``.
@@ -455,7 +456,7 @@ def model_comparison(
     Returns:
         The axes.
     """
-    check_type("evaluation", evaluation, ModelEvaluation)
+    check_type("evaluation", evaluation, EvaluationTests)
     check_choice("error", error, ERRORS)
     check_choice("test", test, TESTS)
     means = evaluation.means

@@ -320,6 +320,7 @@ class EvaluationTests(ABC):
 
     names: tuple[str, ...]
     method: str
+    bootstrap: str | None
     noise_ceiling: np.ndarray
 
     @property
