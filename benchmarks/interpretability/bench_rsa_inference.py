@@ -1,6 +1,7 @@
 """RSA inference: neuronkit-interpretability's ``evaluate_models`` against rsatoolbox's
 ``eval_fixed``, ``eval_bootstrap_rdm``, ``eval_bootstrap_pattern`` and ``eval_bootstrap``, and
-its ``crossvalidate`` against rsatoolbox's ``crossval`` (CPU, float64).
+its ``crossvalidate`` and ``bootstrap_crossvalidate`` against rsatoolbox's ``crossval`` and
+``bootstrap_crossval`` (CPU, float64).
 
 Matched settings: fixed model RDMs (rsatoolbox ``ModelFixed``) against the RDMs of 20 subjects
 at 100 conditions (a true model plus noise; 4 models: the truth, two noisier versions of it and
@@ -9,10 +10,12 @@ an unrelated one), cosine, correlation ("corr"), their whitened forms ("cosine_c
 ceiling for every bootstrap sample (rsatoolbox's default ``boot_noise_ceil=True``). The RDMs
 objects and models are built outside the timed call. Cross-validation: the same fixed models
 plus, for the cosine family, a weighted model of three components (the noisy truths and the
-unrelated RDM; nonnegative least squares, rsatoolbox's ``fit_regress_nn``), 4 subject x 5
-condition folds (rsatoolbox's defaults for 20 subjects and 100 conditions); rsatoolbox gets
-neuronkit's folds as its train, test and ceiling sets, built outside the timed call (its
-``sets_k_fold`` is not timed).
+unrelated RDM; least squares, rsatoolbox's ``fit_regress``: its nonnegative ``fit_regress_nn``
+does not return on these data, see the README), 4 subject x 5 condition folds (rsatoolbox's
+defaults for 20 subjects and 100 conditions); rsatoolbox gets neuronkit's folds as its train,
+test and ceiling sets, built outside the timed call (its ``sets_k_fold`` is not timed).
+Bootstrap cross-validation: the same models, ``--cv-samples`` samples of subjects and
+conditions, 2 fold assignments each, both libraries' default folds (3 x 5 here).
 
 1. Equivalence: the fixed evaluations and noise ceilings are compared elementwise; for the
    bootstraps rsatoolbox runs once with numpy's global state seeded, and neuronkit's bootstrap
@@ -20,6 +23,9 @@ neuronkit's folds as its train, test and ceiling sets, built outside the timed c
    noise ceilings must agree within 1e-10. Cross-validation: every fold's evaluations and the
    noise ceiling, with rsatoolbox's conjugate-gradient step of the whitened fits solved
    directly for the check (it stops at a relative residual of 1e-5: weights off by ~1e-3).
+   Bootstrap cross-validation draws differ between the libraries (rsatoolbox's folds come
+   from numpy's global state, per subject fold): not compared here; the tests compare the
+   folds of one bootstrap sample and the statistics of the same samples.
 2. Timing: both libraries in this process, their calls alternating (order swapped every
    repeat), median of ``--repeats`` calls after one warm-up (one call where rsatoolbox's
    warm-up took over 2 s), fixed thread count. Where rsatoolbox raises, its error is the
@@ -28,7 +34,7 @@ neuronkit's folds as its train, test and ceiling sets, built outside the timed c
 The workspace sources of neuronkit-interpretability are put first on ``sys.path``.
 
     python benchmarks/interpretability/bench_rsa_inference.py [--threads 1] [--repeats 3]
-        [--samples 200] [--quick]
+        [--samples 200] [--cv-samples 5] [--quick]
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ RSATOOLBOX = {
     "conditions": "eval_bootstrap_pattern",
     "both": "eval_bootstrap",
     "crossval": "crossval",
+    "bootstrap_crossval": "bootstrap_crossval",
 }
 
 
@@ -103,6 +110,8 @@ def check_equal(method: str, bootstrap: str | None, models, data, n_samples: int
     from neuronkit.interpretability import evaluate_models
     from neuronkit.interpretability.rsa_inference import _bootstrap
 
+    if bootstrap == "bootstrap_crossval":
+        return None
     if bootstrap == "crossval":
         ours_cv, theirs_cv = crossval_calls(method, models, data)
         with _exact_cg():
@@ -174,25 +183,62 @@ def _rsatoolbox_folds(data, subject_fold, condition_fold):
     return rdms, sets
 
 
+def _cv_models(method: str, models):
+    """The fixed models and, for the cosine family, one weighted model (least squares):
+    neuronkit's mapping, rsatoolbox's models and their fitters."""
+    from rsatoolbox.model import ModelFixed, ModelWeighted
+    from rsatoolbox.model.fitter import fit_mock, fit_regress
+    from rsatoolbox.rdm import RDMs
+
+    from neuronkit.interpretability import FITTED_COMPARISONS
+
+    ours = {f"m{k}": m for k, m in enumerate(models)}
+    theirs = [ModelFixed(f"m{k}", RDMs(m[None])) for k, m in enumerate(models)]
+    fitters = [fit_mock] * len(models)
+    if method in FITTED_COMPARISONS:
+        ours["weighted"] = models[1:]
+        theirs.append(ModelWeighted("weighted", RDMs(models[1:])))
+        fitters.append(fit_regress)
+    return ours, theirs, fitters
+
+
+def bootstrap_crossval_calls(method: str, models, data, n_samples: int):
+    from rsatoolbox.inference import bootstrap_crossval
+    from rsatoolbox.rdm import RDMs
+
+    from neuronkit.interpretability import bootstrap_crossvalidate
+
+    ours_models, theirs_models, fitters = _cv_models(method, models)
+    rsa_data = RDMs(data)
+
+    def ours():
+        return bootstrap_crossvalidate(
+            ours_models,
+            data,
+            method,
+            n_bootstrap=n_samples,
+            nonnegative=False,
+            show_progress=False,
+        )
+
+    def theirs():
+        return bootstrap_crossval(
+            theirs_models, rsa_data, method=NAMES[method], fitter=fitters, N=n_samples
+        )
+
+    return ours, theirs
+
+
 def crossval_calls(method: str, models, data):
     """neuronkit's ``crossvalidate`` and rsatoolbox's ``crossval`` on neuronkit's folds."""
     from rsatoolbox.inference import crossval
-    from rsatoolbox.model import ModelFixed, ModelWeighted
-    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn
-    from rsatoolbox.rdm import RDMs
 
-    from neuronkit.interpretability import FITTED_COMPARISONS, crossvalidate
+    from neuronkit.interpretability import crossvalidate
 
-    ours_models = {f"m{k}": m for k, m in enumerate(models)}
-    theirs_models = [ModelFixed(f"m{k}", RDMs(m[None])) for k, m in enumerate(models)]
-    fitters = [fit_mock] * len(models)
-    if method in FITTED_COMPARISONS:
-        ours_models["weighted"] = models[1:]
-        theirs_models.append(ModelWeighted("weighted", RDMs(models[1:])))
-        fitters.append(fit_regress_nn)
+    ours_models, theirs_models, fitters = _cv_models(method, models)
 
     def ours():
-        return crossvalidate(ours_models, data, method, show_progress=False)
+        return crossvalidate(ours_models, data, method, nonnegative=False, show_progress=False)
 
     folds = ours()
     rdms, (train, test, ceil) = _rsatoolbox_folds(data, folds.subject_fold, folds.condition_fold)
@@ -206,6 +252,8 @@ def crossval_calls(method: str, models, data):
 def calls(method: str, bootstrap: str | None, models, data, n_samples: int):
     if bootstrap == "crossval":
         return crossval_calls(method, models, data)
+    if bootstrap == "bootstrap_crossval":
+        return bootstrap_crossval_calls(method, models, data, n_samples)
     from rsatoolbox import inference
     from rsatoolbox.model import ModelFixed
     from rsatoolbox.rdm import RDMs
@@ -233,6 +281,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument(
+        "--cv-samples", type=int, default=5, help="samples of the bootstrap cross-validation"
+    )
     parser.add_argument("--quick", action="store_true", help="5 subjects, 20 conditions")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -251,7 +302,8 @@ def main() -> None:
     rows = []
     for bootstrap in RSATOOLBOX:
         for method in NAMES:
-            ours, theirs = calls(method, bootstrap, models, data, args.samples)
+            n_samples = args.cv_samples if bootstrap == "bootstrap_crossval" else args.samples
+            ours, theirs = calls(method, bootstrap, models, data, n_samples)
             times: dict[str, list[float]] = {"neuronkit": [], "rsatoolbox": []}
             pair = [("neuronkit", ours), ("rsatoolbox", theirs)]
             diff = failure = None
@@ -275,7 +327,7 @@ def main() -> None:
             row = {
                 "bootstrap": bootstrap or "none",
                 "method": method,
-                "samples": 0 if bootstrap in (None, "crossval") else args.samples,
+                "samples": 0 if bootstrap in (None, "crossval") else n_samples,
                 "max_abs_diff": diff,
                 "neuronkit_ms": nk,
                 "rsatoolbox_ms": rs,
@@ -299,6 +351,7 @@ def main() -> None:
         "models": len(models),
         "threads": args.threads,
         "repeats": args.repeats,
+        "cv_samples": args.cv_samples,
         "neuronkit_interpretability": __version__,
         "rsatoolbox": version("rsatoolbox"),
         "numpy": np.__version__,
