@@ -147,12 +147,21 @@ def _n(data) -> int:
 
 @contextlib.contextmanager
 def _exact_cg():
-    """rsatoolbox's conjugate-gradient solves (whitened fits) replaced by direct ones."""
+    """rsatoolbox's conjugate-gradient solves (whitened fits) replaced by direct ones: one
+    Cholesky factor per distinct covariance (a few per run: one per training-set size)."""
+    import hashlib
+
     import scipy.linalg
     import scipy.sparse.linalg
 
+    factors: dict[str, object] = {}
+
     def direct(v, b, **_):
-        return scipy.linalg.solve(v.toarray(), b, assume_a="pos"), 0
+        v = v.tocsr()
+        key = hashlib.sha1(v.indptr.tobytes() + v.indices.tobytes() + v.data.tobytes()).hexdigest()
+        if key not in factors:
+            factors[key] = scipy.linalg.cho_factor(v.toarray())
+        return scipy.linalg.cho_solve(factors[key], b), 0
 
     saved = scipy.sparse.linalg.cg
     scipy.sparse.linalg.cg = direct

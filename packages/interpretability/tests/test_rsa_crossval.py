@@ -190,6 +190,8 @@ def test_crossvalidate_refuses_bad_input() -> None:
         crossvalidate(_components(n=6), data)
     with pytest.raises(ValueError, match="at least 2 subjects"):
         crossvalidate(comps, data[:1])
+    with pytest.raises(ValueError, match="ridge"):  # checked with fixed models only, too
+        crossvalidate(comps, data, ridge=-0.5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,3 +311,22 @@ def test_bootstrap_crossvalidation_plots_as_a_model_comparison() -> None:
     ax = plot.model_comparison(result, error="ci")
     np.testing.assert_allclose([bar.get_height() for bar in ax.patches[1:]], result.means)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["fixed", "weighted"]
+
+
+def test_a_correction_without_positive_variance_gives_nan_not_certainty() -> None:
+    """Too few samples: the fold assignments' variance exceeds the bootstrap's for the
+    difference of two closely related models. rsatoolbox clips it to 0 (p ~ 1e-69 here); it is
+    NaN with a warning, and a positive value again with more samples."""
+    from neuronkit.interpretability import bootstrap_crossvalidate
+
+    rng = np.random.default_rng(0)
+    parts = rng.random((3, 190))
+    data = parts[0] + 0.5 * parts[1] + rng.random((12, 190))
+    models = {"weighted": parts, "first part": parts[0], "other": rng.random(190)}
+    few = bootstrap_crossvalidate(models, data, "whitened_correlation", n_bootstrap=100)
+    with pytest.warns(UserWarning, match="fold assignments' variance exceeds"):
+        p = few.p_pairwise()
+    assert np.isnan(p[0, 1])
+    assert np.isfinite(p[0, 2])
+    more = bootstrap_crossvalidate(models, data, "whitened_correlation", n_bootstrap=300)
+    assert 0 < more.p_pairwise()[0, 1] < 0.05

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,15 +129,18 @@ def _fit(
     return theta / norm if normalize and norm > 0 else theta
 
 
-def _check_fit_options(method: str, nonnegative: bool, ridge: float) -> None:
+def _check_fit_options(method: str | None, nonnegative: bool, ridge: float) -> None:
+    """The fit's options, and ``method`` unless ``None`` (no model is fitted)."""
+    check_type("nonnegative", nonnegative, bool)
+    check_number("ridge", ridge, ge=0)
+    if method is None:
+        return
     if method not in FITTED_COMPARISONS and method in COMPARISONS:
         raise ValueError(
             f"method must be one of {FITTED_COMPARISONS} to fit weights, got {method!r}: rank "
             "comparisons have no least-squares solution"
         )
     check_choice("method", method, FITTED_COMPARISONS)
-    check_type("nonnegative", nonnegative, bool)
-    check_number("ridge", ridge, ge=0)
 
 
 def fit_weights(
@@ -306,8 +310,7 @@ def _inputs(
     if show_progress is not None:
         check_type("show_progress", show_progress, bool)
     stacks, found, weighted = _models(models, names)
-    if any(weighted):
-        _check_fit_options(method, nonnegative, ridge)
+    _check_fit_options(method if any(weighted) else None, nonnegative, ridge)
     data_v = _data_rdms(data, method)
     if stacks[0].shape[1] != data_v.shape[1]:
         raise ValueError(
@@ -534,7 +537,9 @@ class BootstrapCrossValidation(EvaluationTests):
         fold assignment adds: from ``n_cv`` assignments per sample,
         ``(n_cv var(mean over assignments) - mean var(one assignment)) / (n_cv - 1)``
         (rsatoolbox's ``bootstrap_crossval`` correction), scaled by ``n / (n - 1)`` for the
-        ``n`` resampled units."""
+        ``n`` resampled units. NaN (with a warning) where the correction leaves nothing
+        positive: the samples cannot tell the bootstrap's variance from the assignments'
+        (rsatoolbox clips it to 0, which gives a standard error of 0 and p-values near 0)."""
         ok = self._valid()[2]
         values = self.samples[:, ok] @ combination  # [n_cv, N', K]
         if against_ceiling:
@@ -543,7 +548,15 @@ class BootstrapCrossValidation(EvaluationTests):
         n_cv = values.shape[0]
         if n_cv > 1:
             one = values.var(axis=1, ddof=1).mean(axis=0)
-            variance = np.maximum((n_cv * variance - one) / (n_cv - 1), 0.0)
+            variance = (n_cv * variance - one) / (n_cv - 1)
+            if not (variance > 0).all():
+                warnings.warn(
+                    "the fold assignments' variance exceeds the bootstrap's for some models or "
+                    "differences: their standard errors and t-tests are NaN; draw more bootstrap "
+                    "samples (n_bootstrap) or fold assignments (n_cv)",
+                    stacklevel=3,
+                )
+                variance = np.where(variance > 0, variance, np.nan)
         n = self.dof + 1
         return variance * n / (n - 1)
 
@@ -629,7 +642,7 @@ def bootstrap_crossvalidate(
     samples = np.full((n_cv, n_bootstrap, len(found)), np.nan)
     ceilings = np.full((n_cv, n_bootstrap, 2), np.nan)
     for i in progress(range(n_bootstrap), show_progress=show_progress, desc="bootstrap"):
-        subjects = np.arange(n_subjects) if subject_draws is None else np.sort(subject_draws[i])
+        subjects = np.arange(n_subjects) if subject_draws is None else subject_draws[i]
         conditions = np.arange(n) if condition_draws is None else condition_draws[i]
         distinct = np.unique(subjects), np.unique(conditions)
         if distinct[0].size < subject_folds or distinct[1].size < 3 * condition_folds:

@@ -56,7 +56,14 @@ from .rsa import (
     n_conditions,
 )
 
-__all__ = ["BOOTSTRAPS", "ModelEvaluation", "evaluate_models", "noise_ceiling", "pool_rdms"]
+__all__ = [
+    "BOOTSTRAPS",
+    "EvaluationTests",
+    "ModelEvaluation",
+    "evaluate_models",
+    "noise_ceiling",
+    "pool_rdms",
+]
 
 #: what :func:`evaluate_models` can resample
 BOOTSTRAPS = ("subjects", "conditions", "both", "dual")
