@@ -200,13 +200,10 @@ def test_crossvalidate_refuses_bad_input() -> None:
 
 def _engine(data, models, method, units, unit_folds, folds):
     """One sample's fold evaluations (the engine shared by both cross-validations)."""
-    import functools
+    from neuronkit.interpretability.rsa_crossval import _fold_evaluations, _inputs
 
-    from neuronkit.interpretability.rsa_crossval import _fit, _fold_evaluations, _models
-
-    stacks, _, weighted = _models(models, None)
-    fit = functools.partial(_fit, method=method, nonnegative=True, ridge=0.0, normalize=True)
-    return _fold_evaluations(stacks, weighted, data, method, fit, units, unit_folds, folds)
+    stacks, _, fits, data = _inputs(models, data, method, None, True, 0.0, False)
+    return _fold_evaluations(stacks, fits, data, method, units, unit_folds, folds)
 
 
 @pytest.mark.parametrize("method", ["cosine", "correlation", "spearman"])
@@ -330,3 +327,18 @@ def test_a_correction_without_positive_variance_gives_nan_not_certainty() -> Non
     assert np.isfinite(p[0, 2])
     more = bootstrap_crossvalidate(models, data, "whitened_correlation", n_bootstrap=300)
     assert 0 < more.p_pairwise()[0, 1] < 0.05
+
+
+@pytest.mark.parametrize("method", ["spearman", "whitened_correlation"])
+def test_a_selection_model_picks_the_best_candidate_in_every_fold(method) -> None:
+    from neuronkit.interpretability import Selection
+
+    comps = _components(32, n=12, k=4)
+    data = _subjects(comps[2], seed=33, noise=0.3)
+    result = crossvalidate(
+        {"layers": Selection(comps), "truth": comps[2]}, data, method, condition_folds=3
+    )
+    np.testing.assert_array_equal(result.weights["layers"], np.tile(np.eye(4)[2], (9, 1)))
+    np.testing.assert_allclose(result.evaluations[:, 0], result.evaluations[:, 1])
+    with pytest.raises(TypeError, match=r"models\['layers'\] must be a numeric array"):
+        crossvalidate({"layers": Selection("not an RDM")}, data)

@@ -368,16 +368,20 @@ def _rsatoolbox_folds(data, subject_fold, condition_fold):
 @pytest.mark.parametrize("method", INFERENCE_METHODS)
 def test_crossvalidation_matches_rsatoolbox_on_the_same_folds(method) -> None:
     from rsatoolbox.inference import crossval
-    from rsatoolbox.model import ModelFixed, ModelWeighted
-    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn
+    from rsatoolbox.model import ModelFixed, ModelSelect, ModelWeighted
+    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn, fit_select
 
-    from neuronkit.interpretability import crossvalidate
+    from neuronkit.interpretability import Selection, crossvalidate
 
     data, models = _subjects_and_models(6, n=12, n_subjects=6)
-    weighted = method in FITTED  # rank comparisons: fixed models only
-    ours_models = {"a": models[0], "c": models[2]}
-    theirs_models = [ModelFixed("a", RDMs(models[:1])), ModelFixed("c", RDMs(models[2:]))]
-    fitters = [fit_mock, fit_mock]
+    weighted = method in FITTED  # rank comparisons: fixed and selection models only
+    ours_models = {"a": models[0], "c": models[2], "s": Selection(models[::-1])}
+    theirs_models = [
+        ModelFixed("a", RDMs(models[:1])),
+        ModelFixed("c", RDMs(models[2:])),
+        ModelSelect("s", RDMs(models[::-1])),
+    ]
+    fitters = [fit_mock, fit_mock, fit_select]
     if weighted:
         ours_models["w"] = models
         theirs_models.append(ModelWeighted("w", RDMs(models)))
@@ -458,15 +462,14 @@ def test_bootstrap_crossvalidation_tests_are_rsatoolbox_results_of_the_same_samp
 def test_folds_of_a_bootstrap_sample_match_rsatoolbox(method) -> None:
     """One bootstrap sample with repeated subjects and conditions, cross-validated on given
     folds: rsatoolbox's crossval and cv_noise_ceiling (as its bootstrap_crossval runs them)."""
-    import functools
-
     from rsatoolbox.inference import crossval
     from rsatoolbox.inference.evaluate import _concat_sampling
     from rsatoolbox.inference.noise_ceiling import cv_noise_ceiling
-    from rsatoolbox.model import ModelFixed, ModelWeighted
-    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn
+    from rsatoolbox.model import ModelFixed, ModelSelect, ModelWeighted
+    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn, fit_select
 
-    from neuronkit.interpretability.rsa_crossval import _fit, _fold_evaluations
+    from neuronkit.interpretability import Selection
+    from neuronkit.interpretability.rsa_crossval import _fold_evaluations, _inputs
 
     n, n_subjects = 12, 6
     data, models = _subjects_and_models(8, n=n, n_subjects=n_subjects)
@@ -499,11 +502,15 @@ def test_folds_of_a_bootstrap_sample_match_rsatoolbox(method) -> None:
             ceil.append([train_rdms.subset_pattern("index", test_c), test_c])
     theirs_name = INFERENCE_METHODS[method]
     ceiling = cv_noise_ceiling(sample, ceil, test, method=theirs_name, pattern_descriptor="index")
-    stacks = [models[:1], models[2:]]
-    theirs_models = [ModelFixed("a", RDMs(models[:1])), ModelFixed("c", RDMs(models[2:]))]
-    fitters = [fit_mock, fit_mock]
+    ours_models = {"a": models[0], "c": models[2], "s": Selection(models)}
+    theirs_models = [
+        ModelFixed("a", RDMs(models[:1])),
+        ModelFixed("c", RDMs(models[2:])),
+        ModelSelect("s", RDMs(models)),
+    ]
+    fitters = [fit_mock, fit_mock, fit_select]
     if method in FITTED:
-        stacks.append(models)
+        ours_models["w"] = models
         theirs_models.append(ModelWeighted("w", RDMs(models)))
         fitters.append(fit_regress_nn)
     theirs = crossval(
@@ -516,13 +523,12 @@ def test_folds_of_a_bootstrap_sample_match_rsatoolbox(method) -> None:
         pattern_descriptor="index",
         calc_noise_ceil=False,
     )
-    fit = functools.partial(_fit, method=method, nonnegative=True, ridge=0.0, normalize=True)
+    stacks, _, fits, _ = _inputs(ours_models, data, method, None, True, 0.0, False)
     evaluations, ceilings, _ = _fold_evaluations(
         stacks,
-        [len(s) > 1 for s in stacks],
+        fits,
         data,
         method,
-        fit,
         (subjects, conditions),
         tuple(folds_of),
         np.array([(s, c) for s in range(2) for c in range(2)]),

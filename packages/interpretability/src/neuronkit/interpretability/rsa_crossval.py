@@ -13,7 +13,8 @@ representational geometries", eLife 2023):
   dissimilarities), with optional ridge and, by default, nonnegative weights (rsatoolbox's
   ``fit_regress`` / ``fit_regress_nn``; same weights, tested).
 * :func:`crossvalidate` splits subjects and conditions into folds; for each pair of a subject
-  fold and a condition fold it fits the weighted models on the other subjects' RDMs over the
+  fold and a condition fold it fits the weighted models (and picks the best candidate of a
+  :class:`Selection`, rsatoolbox's ``ModelSelect``) on the other subjects' RDMs over the
   other conditions, and compares every model's prediction with the held-out subjects' RDMs
   over the held-out conditions. Each fold's noise ceiling compares the held-out RDMs with the
   pool of the other subjects (lower) and of all subjects (upper) on the held-out conditions
@@ -60,6 +61,7 @@ __all__ = [
     "FITTED_COMPARISONS",
     "BootstrapCrossValidation",
     "CrossValidation",
+    "Selection",
     "bootstrap_crossvalidate",
     "crossvalidate",
     "fit_weights",
@@ -205,7 +207,8 @@ class CrossValidation:
         folds: ``[F, 2]`` the subject fold and the condition fold of each row.
         subject_fold: ``[S]`` the fold of each subject.
         condition_fold: ``[n]`` the fold of each condition.
-        weights: the fitted weights ``[F, K]`` of each weighted model, by name.
+        weights: the fitted weights ``[F, K]`` of each weighted model (one-hot: the chosen
+            candidate of a :class:`Selection`), by name.
     """
 
     names: tuple[str, ...]
@@ -247,22 +250,49 @@ class CrossValidation:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A model that predicts with whichever of its candidate RDMs ``[K, n_pairs]`` /
+    ``[K, n, n]`` compares best with the training data (rsatoolbox's ``ModelSelect`` and
+    ``fit_select``), e.g. the layers of a network. Any comparison."""
+
+    candidates: Any
+
+
 def _models(
     models: Any, names: Sequence[str] | None
-) -> tuple[list[np.ndarray], tuple[str, ...], list[bool]]:
-    """Each model's RDMs ``[K, P]``, the names, and which models are weighted (``K >= 2``
-    components in a mapping; one RDM is a fixed model)."""
+) -> tuple[list[np.ndarray], tuple[str, ...], list[str]]:
+    """Each model's RDMs ``[K, P]``, the names, and each model's kind: ``"fixed"`` (one RDM),
+    ``"weighted"`` (``K >= 2`` components in a mapping) or ``"selection"`` (a
+    :class:`Selection`)."""
     if not isinstance(models, Mapping):
         fixed, found = _model_rdms(models, names)
-        return [row[None] for row in fixed], found, [False] * len(found)
+        return [row[None] for row in fixed], found, ["fixed"] * len(found)
     if names is not None:
         raise ValueError("names must not be given with a mapping of models (its keys name them)")
     if not models:
         raise ValueError("models must hold at least one model, got an empty mapping")
-    stacks = [_as_vectors(f"models[{key!r}]", value)[0] for key, value in models.items()]
+    stacks, kinds = [], []
+    for key, value in models.items():
+        chosen = isinstance(value, Selection)
+        stack = _as_vectors(f"models[{key!r}]", value.candidates if chosen else value)[0]
+        stacks.append(stack)
+        kinds.append("selection" if chosen else "weighted" if stack.shape[0] > 1 else "fixed")
     if len({s.shape[1] for s in stacks}) > 1:
         raise ValueError("models must all have the same number of conditions")
-    return stacks, tuple(str(key) for key in models), [s.shape[0] > 1 for s in stacks]
+    return stacks, tuple(str(key) for key in models), kinds
+
+
+def _select(
+    candidates: np.ndarray, data: np.ndarray, method: str, kept: np.ndarray | None = None
+) -> np.ndarray:
+    """One-hot ``[K]`` weights of the candidate ``[K, P]`` with the best mean comparison with
+    the data rows ``[S, P]`` (the first of equals; an undefined comparison never wins)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = _compare_stacks(candidates, data, method, kept).mean(axis=1)
+    theta = np.zeros(len(candidates))
+    theta[int(np.argmax(np.nan_to_num(scores, nan=-np.inf)))] = 1.0
+    return theta
 
 
 def _default_condition_folds(count: float) -> int:
@@ -304,20 +334,29 @@ def _inputs(
     nonnegative: bool,
     ridge: float,
     show_progress: bool | None,
-) -> tuple[list[np.ndarray], tuple[str, ...], list[bool], np.ndarray]:
-    """Checked models (:func:`_models`) and data RDMs ``[S, P]``."""
+) -> tuple[list[np.ndarray], tuple[str, ...], list[Callable[..., np.ndarray] | None], np.ndarray]:
+    """Checked models (:func:`_models`), each one's fit (``None`` for a fixed model; called
+    as ``fit(rdms [K, P], data [S, P], kept=...)`` for weights ``[K]``) and the data RDMs
+    ``[S, P]``."""
     check_choice("method", method, COMPARISONS)
     if show_progress is not None:
         check_type("show_progress", show_progress, bool)
-    stacks, found, weighted = _models(models, names)
-    _check_fit_options(method if any(weighted) else None, nonnegative, ridge)
+    stacks, found, kinds = _models(models, names)
+    _check_fit_options(method if "weighted" in kinds else None, nonnegative, ridge)
     data_v = _data_rdms(data, method)
     if stacks[0].shape[1] != data_v.shape[1]:
         raise ValueError(
             f"models and data must have the same number of dissimilarities, got "
             f"{stacks[0].shape[1]} and {data_v.shape[1]}"
         )
-    return stacks, found, weighted, data_v
+    fits = {
+        "fixed": None,
+        "weighted": functools.partial(
+            _fit, method=method, nonnegative=nonnegative, ridge=float(ridge), normalize=True
+        ),
+        "selection": functools.partial(_select, method=method),
+    }
+    return stacks, found, [fits[kind] for kind in kinds], data_v
 
 
 def _fold_grid(k_subjects: int, k_conditions: int) -> np.ndarray:
@@ -327,16 +366,15 @@ def _fold_grid(k_subjects: int, k_conditions: int) -> np.ndarray:
 
 def _fold_evaluations(
     stacks: list[np.ndarray],
-    weighted: list[bool],
+    fits: list[Callable[..., np.ndarray] | None],
     data: np.ndarray,
     method: str,
-    fit: Callable[..., np.ndarray],
     units: tuple[np.ndarray, np.ndarray],
     unit_folds: tuple[np.ndarray, np.ndarray],
     folds: np.ndarray,
     show_progress: bool | None = False,
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
-    """Evaluations ``[F, M]``, noise ceilings ``[F, 2]`` and the weighted models' weights
+    """Evaluations ``[F, M]``, noise ceilings ``[F, 2]`` and the fitted models' weights
     ``[F, K]`` (``None`` for fixed models) of the folds ``[F, 2]`` of one sample.
 
     ``units``: the sample's subjects and conditions (indices; repeated in a bootstrap sample,
@@ -354,8 +392,8 @@ def _fold_evaluations(
     evaluations = np.empty((len(folds), len(stacks)))
     ceilings = np.empty((len(folds), 2))
     weights = [
-        np.empty((len(folds), s.shape[0])) if w else None
-        for s, w in zip(stacks, weighted, strict=True)
+        None if fit is None else np.empty((len(folds), s.shape[0]))
+        for s, fit in zip(stacks, fits, strict=True)
     ]
     for f in progress(range(len(folds)), show_progress=show_progress, desc="folds"):
         s, c = folds[f]
@@ -368,9 +406,8 @@ def _fold_evaluations(
         train = data[np.ix_(train_subjects, train_pairs)]
         test = data[np.ix_(test_subjects, test_pairs)]
         predictions = np.empty((len(stacks), len(test_pairs)))
-        for m, stack in enumerate(stacks):
-            fitted = weights[m]
-            if fitted is None:
+        for m, (stack, fit, fitted) in enumerate(zip(stacks, fits, weights, strict=True)):
+            if fit is None or fitted is None:
                 predictions[m] = stack[0, test_pairs]
                 continue
             fitted[f] = fit(stack[:, train_pairs], train, kept=_missing(train_kept))
@@ -413,9 +450,10 @@ def crossvalidate(
     tests between models, :func:`bootstrap_crossvalidate`.
 
     Args:
-        models: a mapping of names to one RDM (a fixed model) or to component RDMs
-            ``[K >= 2, n_pairs]`` / ``[K, n, n]`` (a weighted model); or fixed model RDMs
-            ``[M, n_pairs]`` / ``[M, n, n]``.
+        models: a mapping of names to one RDM (a fixed model), to component RDMs
+            ``[K >= 2, n_pairs]`` / ``[K, n, n]`` (a weighted model) or to a
+            :class:`Selection` of candidate RDMs; or fixed model RDMs ``[M, n_pairs]`` /
+            ``[M, n, n]``.
         data: the subjects' RDMs ``[S >= 2, n_pairs]`` or ``[S, n, n]``, same conditions.
         method: comparison (:data:`~neuronkit.interpretability.COMPARISONS`; weighted models
             need one of :data:`FITTED_COMPARISONS`).
@@ -431,7 +469,7 @@ def crossvalidate(
         :class:`CrossValidation` with ``subject_folds * condition_folds`` rows.
     """
     check_seed(seed)
-    stacks, found, weighted, data_v = _inputs(
+    stacks, found, fits, data_v = _inputs(
         models, data, method, names, nonnegative, ridge, show_progress
     )
     n_subjects, n = data_v.shape[0], n_conditions(data_v.shape[1])
@@ -443,15 +481,11 @@ def crossvalidate(
     subject_fold = _assign(n_subjects, k_subjects, rng)
     condition_fold = _assign(n, k_conditions, rng)
     folds = _fold_grid(k_subjects, k_conditions)
-    fit = functools.partial(
-        _fit, method=method, nonnegative=nonnegative, ridge=float(ridge), normalize=True
-    )
     evaluations, ceilings, weights = _fold_evaluations(
         stacks,
-        weighted,
+        fits,
         data_v,
         method,
-        fit,
         (np.arange(n_subjects), np.arange(n)),
         (subject_fold, condition_fold),
         folds,
@@ -619,7 +653,7 @@ def bootstrap_crossvalidate(
     check_number("n_bootstrap", n_bootstrap, ge=2, integer=True)
     check_number("n_cv", n_cv, ge=1, integer=True)
     check_seed(seed)
-    stacks, found, weighted, data_v = _inputs(
+    stacks, found, fits, data_v = _inputs(
         models, data, method, names, nonnegative, ridge, show_progress
     )
     n_subjects, n = data_v.shape[0], n_conditions(data_v.shape[1])
@@ -636,9 +670,6 @@ def bootstrap_crossvalidate(
     if bootstrap != "subjects":
         condition_draws = rng.integers(0, n, size=(n_bootstrap, n))
     folds = _fold_grid(subject_folds, condition_folds)
-    fit = functools.partial(
-        _fit, method=method, nonnegative=nonnegative, ridge=float(ridge), normalize=True
-    )
     samples = np.full((n_cv, n_bootstrap, len(found)), np.nan)
     ceilings = np.full((n_cv, n_bootstrap, 2), np.nan)
     for i in progress(range(n_bootstrap), show_progress=show_progress, desc="bootstrap"):
@@ -654,7 +685,7 @@ def bootstrap_crossvalidate(
             ):
                 fold[ids] = _assign(ids.size, k, rng)
             evaluations, bounds, _ = _fold_evaluations(
-                stacks, weighted, data_v, method, fit, (subjects, conditions), unit_folds, folds
+                stacks, fits, data_v, method, (subjects, conditions), unit_folds, folds
             )
             samples[r, i], ceilings[r, i] = evaluations.mean(axis=0), bounds.mean(axis=0)
     return BootstrapCrossValidation(
