@@ -20,6 +20,9 @@ representational geometries", eLife 2023):
   pool of the other subjects (lower) and of all subjects (upper) on the held-out conditions
   (rsatoolbox's ``sets_k_fold``, ``crossval`` and ``cv_noise_ceiling``; same numbers for the
   same folds, tested).
+* :func:`bootstrap_crossvalidate` cross-validates bootstrap samples of subjects and / or
+  conditions and takes the variance of the random fold assignment out of the bootstrap
+  variance, for standard errors and tests that generalize (rsatoolbox's ``bootstrap_crossval``).
 
 Shapes: data RDMs ``[n_subjects, n_pairs]`` or ``[n_subjects, n, n]``; components
 ``[K, n_pairs]`` or ``[K, n, n]``.
