@@ -54,6 +54,7 @@ from .rsa_inference import (
     EvaluationTests,
     _check_defined,
     _data_rdms,
+    _draws,
     _model_rdms,
     _pooled,
     _sampled_pairs,
@@ -667,11 +668,7 @@ def bootstrap_crossvalidate(
     _check_folds("condition_folds", condition_folds, n, "conditions", 3)
     _check_folds("subject_folds", subject_folds, n_subjects, "subjects", 1)
     rng = np.random.default_rng(seed)
-    subject_draws = condition_draws = None
-    if bootstrap != "conditions":
-        subject_draws = rng.integers(0, n_subjects, size=(n_bootstrap, n_subjects))
-    if bootstrap != "subjects":
-        condition_draws = rng.integers(0, n, size=(n_bootstrap, n))
+    subject_draws, condition_draws = _draws(rng, bootstrap, n_bootstrap, n_subjects, n)
     folds = _fold_grid(subject_folds, condition_folds)
     samples = np.full((n_cv, n_bootstrap, len(found)), np.nan)
     ceilings = np.full((n_cv, n_bootstrap, 2), np.nan)

@@ -276,6 +276,19 @@ def _sampled_pairs(conditions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     return a * (2 * n - a - 1) // 2 + (b - a - 1), kept
 
 
+def _draws(
+    rng: np.random.Generator, bootstrap: str, n_samples: int, n_subjects: int, n: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Subjects ``[N, S]`` and conditions ``[N, n]`` drawn with replacement for ``N`` bootstrap
+    samples (subjects first); ``None`` for a factor ``bootstrap`` leaves alone."""
+    subjects = conditions = None
+    if bootstrap != "conditions":
+        subjects = rng.integers(0, n_subjects, size=(n_samples, n_subjects))
+    if bootstrap != "subjects":
+        conditions = rng.integers(0, n, size=(n_samples, n))
+    return subjects, conditions
+
+
 def _bootstrap(
     models: np.ndarray,
     data: np.ndarray,
@@ -632,12 +645,9 @@ def evaluate_models(
     n = n_conditions(data_v.shape[1])
     samples = ceiling_samples = factor_samples = factor_ceilings = None
     if bootstrap is not None:
-        rng = np.random.default_rng(seed)
-        subjects = condition_draws = None
-        if bootstrap != "conditions":
-            subjects = rng.integers(0, data_v.shape[0], size=(n_bootstrap, data_v.shape[0]))
-        if bootstrap != "subjects":
-            condition_draws = rng.integers(0, n, size=(n_bootstrap, n))
+        subjects, condition_draws = _draws(
+            np.random.default_rng(seed), bootstrap, n_bootstrap, data_v.shape[0], n
+        )
         samples, ceiling_samples = _bootstrap(
             model_v, data_v, method, subjects, condition_draws, show_progress
         )
