@@ -342,3 +342,88 @@ def test_a_selection_model_picks_the_best_candidate_in_every_fold(method) -> Non
     np.testing.assert_allclose(result.evaluations[:, 0], result.evaluations[:, 1])
     with pytest.raises(TypeError, match=r"models\['layers'\] must be a numeric array"):
         crossvalidate({"layers": Selection("not an RDM")}, data)
+
+
+# --------------------------------------------------------------------------------------------
+# interpolation models
+
+ALL_COMPARISONS = (*FITTED_COMPARISONS, "spearman", "rho_a", "kendall_tau_a")
+
+
+def _sequence_and_truth(seed: int, n: int = 12, w: float = 0.3):
+    """Four RDMs and the point ``w`` of the way from the third to the second."""
+    seq = _components(seed, n=n, k=4)
+    return seq, w * seq[1] + (1 - w) * seq[2]
+
+
+@pytest.mark.parametrize("method", ALL_COMPARISONS)
+def test_interpolation_finds_the_point_between_neighbours_that_made_the_data(method) -> None:
+    from neuronkit.interpretability import compare_rdms, fit_interpolation
+
+    seq, truth = _sequence_and_truth(40)
+    theta = fit_interpolation(seq, truth, method)
+    assert np.count_nonzero(theta[[0, 3]]) == 0
+    assert theta[1] + theta[2] == pytest.approx(1.0, abs=1e-12)
+    if method in FITTED_COMPARISONS:  # the comparison is 1 at the truth only
+        np.testing.assert_allclose(theta, [0.0, 0.3, 0.7, 0.0], atol=1e-4)
+    else:  # a step function of w: Brent's search stops on a step at or next to the top
+        assert compare_rdms(theta @ seq, truth, method)[0, 0] > 0.99
+        assert theta[1] == pytest.approx(0.3, abs=0.02)
+
+
+@pytest.mark.parametrize("method", ["correlation", "whitened_cosine", "spearman", "rho_a"])
+def test_interpolation_reaches_the_best_point_of_a_fine_grid(method) -> None:
+    """Noisy subjects: no point of any segment (a grid of 2001 per segment) compares better on
+    average than the fitted one. The cosine family's mean comparison is the cosine with the
+    pool, unimodal along a segment: Brent's search finds its top. A rank comparison is a step
+    function of ``w``: the search (rsatoolbox's) can stop on a step just below the top."""
+    from neuronkit.interpretability import compare_rdms, fit_interpolation
+
+    seq, truth = _sequence_and_truth(41)
+    data = _subjects(truth, seed=42, noise=1.0)
+    theta = fit_interpolation(seq, data, method)
+    found = compare_rdms(theta @ seq, data, method).mean()
+    grid = np.linspace(0.0, 1.0, 2001)[:, None]
+    best = max(
+        compare_rdms(grid * seq[k] + (1 - grid) * seq[k + 1], data, method).mean(axis=1).max()
+        for k in range(3)
+    )
+    assert found >= best - (1e-8 if method in FITTED_COMPARISONS else 1e-3)
+    assert found > compare_rdms(seq, data, method).mean(axis=1).max() - 1e-12
+
+
+@pytest.mark.parametrize("method", ["whitened_correlation", "kendall_tau_a"])
+def test_an_interpolation_model_cross_validates_near_the_true_model(method) -> None:
+    from neuronkit.interpretability import Interpolation, Selection
+
+    seq, truth = _sequence_and_truth(43)
+    data = _subjects(truth, seed=44, noise=0.3)
+    result = crossvalidate(
+        {"path": Interpolation(seq), "truth": truth, "layers": Selection(seq)}, data, method
+    )
+    weights = result.weights["path"]
+    assert weights.shape == (9, 4)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert np.all(np.count_nonzero(weights, axis=1) <= 2)
+    assert weights[:, 1].mean() == pytest.approx(0.3, abs=0.03)  # the folds around the truth
+    assert np.all(weights[:, 1] > 0.2)
+    assert np.all(weights[:, 1] < 0.45)
+    means = dict(zip(result.names, result.means, strict=True))
+    assert means["truth"] - 0.02 < means["path"] <= means["truth"] + 0.02
+    assert means["path"] > means["layers"] + 0.05
+
+
+def test_interpolation_refuses_bad_input() -> None:
+    from neuronkit.interpretability import Interpolation, fit_interpolation
+
+    seq, truth = _sequence_and_truth(45)
+    with pytest.raises(ValueError, match="rdms must hold at least 2 RDMs"):
+        fit_interpolation(seq[:1], truth)
+    with pytest.raises(ValueError, match=r"models\['path'\] must hold at least 2 RDMs"):
+        crossvalidate({"path": Interpolation(seq[2])}, _subjects(truth))
+    with pytest.raises(ValueError, match="same number of dissimilarities"):
+        fit_interpolation(seq, _components(n=6)[0])
+    with pytest.raises(ValueError, match="method"):
+        fit_interpolation(seq, truth, "euclidean")
+    with pytest.raises(ValueError, match=r"data\[0\] is zero"):
+        fit_interpolation(seq, np.zeros_like(truth))

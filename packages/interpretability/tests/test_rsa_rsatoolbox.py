@@ -344,6 +344,24 @@ def test_fit_weights_match_rsatoolbox(method, nonnegative, ridge) -> None:
     np.testing.assert_allclose(ours, theirs, atol=ATOL)
 
 
+@pytest.mark.usefixtures("exact_cg")
+@pytest.mark.parametrize("method", INFERENCE_METHODS)
+def test_fit_interpolation_matches_rsatoolbox(method) -> None:
+    from rsatoolbox.model import ModelInterpolate
+    from rsatoolbox.model.fitter import fit_interpolate
+
+    from neuronkit.interpretability import fit_interpolation
+
+    data, models = _subjects_and_models(9, n=10)
+    sequence = np.stack([models[1], 0.5 * (models[0] + models[1]), models[2], models[0]])
+    theirs = fit_interpolate(
+        ModelInterpolate("i", RDMs(sequence)), RDMs(data), method=INFERENCE_METHODS[method]
+    )
+    ours = fit_interpolation(sequence, data, method)
+    assert np.count_nonzero(ours) == 2
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+
+
 def _rsatoolbox_folds(data, subject_fold, condition_fold):
     """rsatoolbox's (train, test, ceiling) sets of ``sets_k_fold`` for the given folds."""
     rdms = RDMs(data, pattern_descriptors={"index": np.arange(condition_fold.size)})
@@ -368,20 +386,26 @@ def _rsatoolbox_folds(data, subject_fold, condition_fold):
 @pytest.mark.parametrize("method", INFERENCE_METHODS)
 def test_crossvalidation_matches_rsatoolbox_on_the_same_folds(method) -> None:
     from rsatoolbox.inference import crossval
-    from rsatoolbox.model import ModelFixed, ModelSelect, ModelWeighted
-    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn, fit_select
+    from rsatoolbox.model import ModelFixed, ModelInterpolate, ModelSelect, ModelWeighted
+    from rsatoolbox.model.fitter import fit_interpolate, fit_mock, fit_regress_nn, fit_select
 
-    from neuronkit.interpretability import Selection, crossvalidate
+    from neuronkit.interpretability import Interpolation, Selection, crossvalidate
 
     data, models = _subjects_and_models(6, n=12, n_subjects=6)
     weighted = method in FITTED  # rank comparisons: fixed and selection models only
-    ours_models = {"a": models[0], "c": models[2], "s": Selection(models[::-1])}
+    ours_models = {
+        "a": models[0],
+        "c": models[2],
+        "s": Selection(models[::-1]),
+        "i": Interpolation(models),
+    }
     theirs_models = [
         ModelFixed("a", RDMs(models[:1])),
         ModelFixed("c", RDMs(models[2:])),
         ModelSelect("s", RDMs(models[::-1])),
+        ModelInterpolate("i", RDMs(models)),
     ]
-    fitters = [fit_mock, fit_mock, fit_select]
+    fitters = [fit_mock, fit_mock, fit_select, fit_interpolate]
     if weighted:
         ours_models["w"] = models
         theirs_models.append(ModelWeighted("w", RDMs(models)))
@@ -465,10 +489,10 @@ def test_folds_of_a_bootstrap_sample_match_rsatoolbox(method) -> None:
     from rsatoolbox.inference import crossval
     from rsatoolbox.inference.evaluate import _concat_sampling
     from rsatoolbox.inference.noise_ceiling import cv_noise_ceiling
-    from rsatoolbox.model import ModelFixed, ModelSelect, ModelWeighted
-    from rsatoolbox.model.fitter import fit_mock, fit_regress_nn, fit_select
+    from rsatoolbox.model import ModelFixed, ModelInterpolate, ModelSelect, ModelWeighted
+    from rsatoolbox.model.fitter import fit_interpolate, fit_mock, fit_regress_nn, fit_select
 
-    from neuronkit.interpretability import Selection
+    from neuronkit.interpretability import Interpolation, Selection
     from neuronkit.interpretability.rsa_crossval import _fold_evaluations, _inputs
 
     n, n_subjects = 12, 6
@@ -502,13 +526,19 @@ def test_folds_of_a_bootstrap_sample_match_rsatoolbox(method) -> None:
             ceil.append([train_rdms.subset_pattern("index", test_c), test_c])
     theirs_name = INFERENCE_METHODS[method]
     ceiling = cv_noise_ceiling(sample, ceil, test, method=theirs_name, pattern_descriptor="index")
-    ours_models = {"a": models[0], "c": models[2], "s": Selection(models)}
+    ours_models = {
+        "a": models[0],
+        "c": models[2],
+        "s": Selection(models),
+        "i": Interpolation(models[::-1]),
+    }
     theirs_models = [
         ModelFixed("a", RDMs(models[:1])),
         ModelFixed("c", RDMs(models[2:])),
         ModelSelect("s", RDMs(models)),
+        ModelInterpolate("i", RDMs(models[::-1])),
     ]
-    fitters = [fit_mock, fit_mock, fit_select]
+    fitters = [fit_mock, fit_mock, fit_select, fit_interpolate]
     if method in FITTED:
         ours_models["w"] = models
         theirs_models.append(ModelWeighted("w", RDMs(models)))

@@ -29,8 +29,9 @@ Reusable core:
   correlation, their whitened forms, Spearman, rho-a, Kendall tau-a), geo-topological and
   geodesic transforms;
   :mod:`.rsa_inference`: noise ceilings and (bootstrap) evaluations of model RDMs with their
-  tests (rsatoolbox's ``inference``); :mod:`.rsa_crossval`: weighted model RDMs (fitted
-  weights) and (bootstrap) cross-validation over subjects and conditions.
+  tests (rsatoolbox's ``inference``); :mod:`.rsa_crossval`: weighted, selection and
+  interpolation models of RDMs (fitted on data) and (bootstrap) cross-validation over subjects
+  and conditions.
 * :mod:`.information`: binned mutual information between unit activations (per-unit
   quantile bins, MI matrices, entropies).
 * :mod:`.plot`: attribution maps drawn as Captum draws them, RDM heat maps, classical MDS of

@@ -83,9 +83,11 @@ from .rsa_crossval import (
     FITTED_COMPARISONS,
     BootstrapCrossValidation,
     CrossValidation,
+    Interpolation,
     Selection,
     bootstrap_crossvalidate,
     crossvalidate,
+    fit_interpolation,
     fit_weights,
 )
 from .rsa_inference import (
@@ -124,6 +126,7 @@ __all__ = [
     "GeoTopological",
     "IdentityRule",
     "InformationPlane",
+    "Interpolation",
     "LLMAttributionResult",
     "LateFusionClassifier",
     "LayerRecorder",
@@ -155,6 +158,7 @@ __all__ = [
     "feature_ablation",
     "feature_permutation",
     "fgsm_attack",
+    "fit_interpolation",
     "fit_weights",
     "fusion",
     "geo_topological",

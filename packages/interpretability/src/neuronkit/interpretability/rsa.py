@@ -1390,6 +1390,15 @@ def _whitened_products(
     return inner, norms[0], norms[1]
 
 
+def _compare_ranks(ra: np.ndarray, rb: np.ndarray, method: str) -> np.ndarray:
+    """Spearman or rho-a ``[k_a, k_b]`` of centred average ranks ``[k_a, P]``, ``[k_b, P]``
+    (the ranks minus their mean, exactly)."""
+    if method == "rho_a":
+        p = ra.shape[1]
+        return (ra @ rb.T) * (12.0 / (p**3 - p))
+    return _cosine_matrix(ra, rb)
+
+
 def _compare_stacks(
     va: np.ndarray, vb: np.ndarray, method: str, kept: np.ndarray | None = None
 ) -> np.ndarray:
@@ -1397,14 +1406,11 @@ def _compare_stacks(
     the pairs the vectors hold, for the whitened methods (see :func:`_whitened`)."""
     if method == "kendall_tau_a":
         return _tau_a(va, vb)
-    if method in ("spearman", "rho_a"):  # centred ranks: the ranks minus their mean, exactly
+    if method in ("spearman", "rho_a"):
         if va.shape[1] < 2:
             raise ValueError("a and b must have at least 2 dissimilarities for a rank correlation")
-        ra, rb = _average_ranks(va, center=True), _average_ranks(vb, center=True)
-        if method == "rho_a":
-            p = va.shape[1]
-            return (ra @ rb.T) * (12.0 / (p**3 - p))
-        return _cosine_matrix(ra, rb)
+        ranked = (_average_ranks(va, center=True), _average_ranks(vb, center=True))
+        return _compare_ranks(*ranked, method)
     if method in ("correlation", "whitened_correlation"):
         va, vb = _centred(va), _centred(vb)
     if method.startswith("whitened"):

@@ -14,7 +14,9 @@ representational geometries", eLife 2023):
   ``fit_regress`` / ``fit_regress_nn``; same weights, tested).
 * :func:`crossvalidate` splits subjects and conditions into folds; for each pair of a subject
   fold and a condition fold it fits the weighted models (and picks the best candidate of a
-  :class:`Selection`, rsatoolbox's ``ModelSelect``) on the other subjects' RDMs over the
+  :class:`Selection`, rsatoolbox's ``ModelSelect``, and the best point between two
+  neighbouring RDMs of an :class:`Interpolation`, ``ModelInterpolate``) on the other
+  subjects' RDMs over the
   other conditions, and compares every model's prediction with the held-out subjects' RDMs
   over the held-out conditions. Each fold's noise ceiling compares the held-out RDMs with the
   pool of the other subjects (lower) and of all subjects (upper) on the held-out conditions
@@ -38,14 +40,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import minimize_scalar, nnls
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type, progress
 
 from .rsa import (
     COMPARISONS,
     _as_vectors,
+    _average_ranks,
     _centred,
+    _compare_ranks,
     _compare_stacks,
     _whitened_products,
     n_conditions,
@@ -65,9 +69,11 @@ __all__ = [
     "FITTED_COMPARISONS",
     "BootstrapCrossValidation",
     "CrossValidation",
+    "Interpolation",
     "Selection",
     "bootstrap_crossvalidate",
     "crossvalidate",
+    "fit_interpolation",
     "fit_weights",
 ]
 
@@ -193,6 +199,86 @@ def fit_weights(
     return _fit(comps, v, method, nonnegative, float(ridge), normalize)
 
 
+def _interpolate(
+    rdms: np.ndarray, data: np.ndarray, method: str, kept: np.ndarray | None = None
+) -> np.ndarray:
+    """Weights ``[K]`` of the best point ``w R_k + (1 - w) R_(k+1)`` between neighbouring RDMs
+    of ``rdms [K, P]`` for the data rows ``[S, P]``: on each segment scipy's bounded Brent
+    search (``xatol`` 1e-5) maximizes the mean comparison, and the first best segment wins (as
+    rsatoolbox's ``fit_interpolate``). Under the cosine family the mean comparison is the
+    cosine with the pooled target (:func:`_target`), from a ``[K, K]`` Gram matrix; Spearman
+    and rho-a rank the data once."""
+    if method in FITTED_COMPARISONS:
+        gram, rhs = _normal_equations(rdms, _target(data, method, kept), method, kept)
+
+        def score(theta: np.ndarray, k: int) -> float:
+            square = float(theta @ gram[k : k + 2, k : k + 2] @ theta)
+            return float(theta @ rhs[k : k + 2]) / math.sqrt(square) if square > 0 else math.nan
+
+    elif method in ("spearman", "rho_a"):
+        ranks = _average_ranks(data, center=True)
+
+        def score(theta: np.ndarray, k: int) -> float:
+            prediction = _average_ranks((theta @ rdms[k : k + 2])[None], center=True)
+            return float(_compare_ranks(prediction, ranks, method).mean())
+
+    else:
+
+        def score(theta: np.ndarray, k: int) -> float:
+            prediction = theta @ rdms[k : k + 2]
+            return float(_compare_stacks(prediction[None], data, method, kept).mean())
+
+    best, theta = math.inf, np.zeros(len(rdms))
+    for k in range(len(rdms) - 1):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            found = minimize_scalar(
+                lambda w, k=k: -np.nan_to_num(score(np.array([w, 1.0 - w]), k), nan=-np.inf),
+                bounds=(0.0, 1.0),
+                method="bounded",
+            )
+        if k == 0 or found.fun < best:
+            best, theta[:] = found.fun, 0.0
+            theta[k : k + 2] = found.x, 1.0 - found.x
+    return theta
+
+
+def fit_interpolation(rdms: Any, data: Any, method: str = "cosine") -> np.ndarray:
+    """Weights ``theta [K]`` of the point between two neighbouring RDMs of a sequence that
+    compares best with ``data``: ``w R_k + (1 - w) R_(k+1)``, ``0 <= w <= 1``.
+
+    For a model family ordered along one parameter (a network's layers, a model's training
+    checkpoints, a noise level): each segment between neighbours is searched by scipy's
+    bounded Brent method for the best mean comparison with the data RDMs (rsatoolbox's
+    ``fit_interpolate`` for a ``ModelInterpolate``).
+
+    Args:
+        rdms: the sequence ``[K >= 2, n_pairs]`` or ``[K, n, n]``.
+        data: one RDM or the subjects' RDMs ``[S, n_pairs]`` / ``[S, n, n]``.
+        method: any comparison (:data:`~neuronkit.interpretability.COMPARISONS`).
+
+    Returns:
+        ``[K]`` float64: ``w`` and ``1 - w`` at the best segment's two RDMs, zero elsewhere.
+    """
+    check_choice("method", method, COMPARISONS)
+    stack = _sequence("rdms", rdms)
+    v, _ = _as_vectors("data", data)
+    if stack.shape[1] != v.shape[1]:
+        raise ValueError(
+            f"rdms and data must have the same number of dissimilarities, got "
+            f"{stack.shape[1]} and {v.shape[1]}"
+        )
+    _check_defined("data", v, method)
+    return _interpolate(stack, v, method)
+
+
+def _sequence(name: str, rdms: Any) -> np.ndarray:
+    """An interpolation's RDMs ``[K >= 2, P]``."""
+    stack = _as_vectors(name, rdms)[0]
+    if stack.shape[0] < 2:
+        raise ValueError(f"{name} must hold at least 2 RDMs to interpolate between, got 1")
+    return stack
+
+
 # --------------------------------------------------------------------------------------------
 # cross-validation
 
@@ -212,7 +298,8 @@ class CrossValidation:
         subject_fold: ``[S]`` the fold of each subject.
         condition_fold: ``[n]`` the fold of each condition.
         weights: the fitted weights ``[F, K]`` of each weighted model (one-hot: the chosen
-            candidate of a :class:`Selection`), by name.
+            candidate of a :class:`Selection`; ``w``, ``1 - w`` at two neighbours of an
+            :class:`Interpolation`), by name.
     """
 
     names: tuple[str, ...]
@@ -263,12 +350,22 @@ class Selection:
     candidates: Any
 
 
+@dataclass(frozen=True)
+class Interpolation:
+    """A model that predicts with the best point ``w R_k + (1 - w) R_(k+1)`` between two
+    neighbouring RDMs of a sequence ``[K >= 2, n_pairs]`` / ``[K, n, n]`` on the training data
+    (rsatoolbox's ``ModelInterpolate`` and ``fit_interpolate``; :func:`fit_interpolation`),
+    e.g. a network's layers in order. Any comparison."""
+
+    rdms: Any
+
+
 def _models(
     models: Any, names: Sequence[str] | None
 ) -> tuple[list[np.ndarray], tuple[str, ...], list[str]]:
     """Each model's RDMs ``[K, P]``, the names, and each model's kind: ``"fixed"`` (one RDM),
-    ``"weighted"`` (``K >= 2`` components in a mapping) or ``"selection"`` (a
-    :class:`Selection`)."""
+    ``"weighted"`` (``K >= 2`` components in a mapping), ``"selection"`` (a
+    :class:`Selection`) or ``"interpolation"`` (an :class:`Interpolation`)."""
     if not isinstance(models, Mapping):
         fixed, found = _model_rdms(models, names)
         return [row[None] for row in fixed], found, ["fixed"] * len(found)
@@ -278,10 +375,16 @@ def _models(
         raise ValueError("models must hold at least one model, got an empty mapping")
     stacks, kinds = [], []
     for key, value in models.items():
-        chosen = isinstance(value, Selection)
-        stack = _as_vectors(f"models[{key!r}]", value.candidates if chosen else value)[0]
+        name = f"models[{key!r}]"
+        if isinstance(value, Selection):
+            stack, kind = _as_vectors(name, value.candidates)[0], "selection"
+        elif isinstance(value, Interpolation):
+            stack, kind = _sequence(name, value.rdms), "interpolation"
+        else:
+            stack = _as_vectors(name, value)[0]
+            kind = "weighted" if stack.shape[0] > 1 else "fixed"
         stacks.append(stack)
-        kinds.append("selection" if chosen else "weighted" if stack.shape[0] > 1 else "fixed")
+        kinds.append(kind)
     if len({s.shape[1] for s in stacks}) > 1:
         raise ValueError("models must all have the same number of conditions")
     return stacks, tuple(str(key) for key in models), kinds
@@ -359,6 +462,7 @@ def _inputs(
             _fit, method=method, nonnegative=nonnegative, ridge=float(ridge), normalize=True
         ),
         "selection": functools.partial(_select, method=method),
+        "interpolation": functools.partial(_interpolate, method=method),
     }
     return stacks, found, [fits[kind] for kind in kinds], data_v
 
@@ -455,9 +559,9 @@ def crossvalidate(
 
     Args:
         models: a mapping of names to one RDM (a fixed model), to component RDMs
-            ``[K >= 2, n_pairs]`` / ``[K, n, n]`` (a weighted model) or to a
-            :class:`Selection` of candidate RDMs; or fixed model RDMs ``[M, n_pairs]`` /
-            ``[M, n, n]``.
+            ``[K >= 2, n_pairs]`` / ``[K, n, n]`` (a weighted model), to a
+            :class:`Selection` of candidate RDMs or to an :class:`Interpolation` along a
+            sequence of RDMs; or fixed model RDMs ``[M, n_pairs]`` / ``[M, n, n]``.
         data: the subjects' RDMs ``[S >= 2, n_pairs]`` or ``[S, n, n]``, same conditions.
         method: comparison (:data:`~neuronkit.interpretability.COMPARISONS`; weighted models
             need one of :data:`FITTED_COMPARISONS`).
