@@ -1,7 +1,8 @@
 """RSA inference: neuronkit-interpretability's ``evaluate_models`` against rsatoolbox's
 ``eval_fixed``, ``eval_bootstrap_rdm``, ``eval_bootstrap_pattern`` and ``eval_bootstrap``, and
 its ``crossvalidate`` and ``bootstrap_crossvalidate`` against rsatoolbox's ``crossval`` and
-``bootstrap_crossval`` (CPU, float64).
+``bootstrap_crossval``, and its ``fit_interpolation`` against ``fit_interpolate`` (CPU,
+float64).
 
 Matched settings: fixed model RDMs (rsatoolbox ``ModelFixed``) against the RDMs of 20 subjects
 at 100 conditions (a true model plus noise; 4 models: the truth, two noisier versions of it and
@@ -16,6 +17,8 @@ defaults for 20 subjects and 100 conditions); rsatoolbox gets neuronkit's folds 
 test and ceiling sets, built outside the timed call (its ``sets_k_fold`` is not timed).
 Bootstrap cross-validation: the same models, ``--cv-samples`` samples of subjects and
 conditions, 2 fold assignments each, both libraries' default folds (3 x 5 here).
+Interpolation: the four models as a sequence (unrelated, noisiest, truth, noisy; the truth
+inside it), fitted to all subjects (rsatoolbox ``ModelInterpolate``).
 
 1. Equivalence: the fixed evaluations and noise ceilings are compared elementwise; for the
    bootstraps rsatoolbox runs once with numpy's global state seeded, and neuronkit's bootstrap
@@ -25,7 +28,8 @@ conditions, 2 fold assignments each, both libraries' default folds (3 x 5 here).
    directly for the check (it stops at a relative residual of 1e-5: weights off by ~1e-3).
    Bootstrap cross-validation draws differ between the libraries (rsatoolbox's folds come
    from numpy's global state, per subject fold): not compared here; the tests compare the
-   folds of one bootstrap sample and the statistics of the same samples.
+   folds of one bootstrap sample and the statistics of the same samples. Interpolation: the
+   fitted weights.
 2. Timing: both libraries in this process, their calls alternating (order swapped every
    repeat), median of ``--repeats`` calls after one warm-up (one call where rsatoolbox's
    warm-up took over 2 s), fixed thread count. Where rsatoolbox raises, its error is the
@@ -68,7 +72,9 @@ RSATOOLBOX = {
     "both": "eval_bootstrap",
     "crossval": "crossval",
     "bootstrap_crossval": "bootstrap_crossval",
+    "fit_interpolate": "fit_interpolate",
 }
+SEQUENCE = [3, 2, 0, 1]  # the models in the order of the interpolation's sequence
 
 
 def make_inputs(n_subjects: int, n: int):
@@ -112,6 +118,9 @@ def check_equal(method: str, bootstrap: str | None, models, data, n_samples: int
 
     if bootstrap == "bootstrap_crossval":
         return None
+    if bootstrap == "fit_interpolate":
+        ours_fit, theirs_fit = interpolation_calls(method, models, data)
+        return float(np.abs(ours_fit() - theirs_fit()).max())
     if bootstrap == "crossval":
         ours_cv, theirs_cv = crossval_calls(method, models, data)
         with _exact_cg():
@@ -258,7 +267,29 @@ def crossval_calls(method: str, models, data):
     return ours, theirs
 
 
+def interpolation_calls(method: str, models, data):
+    """neuronkit's ``fit_interpolation`` and rsatoolbox's ``fit_interpolate``: weights ``[4]``."""
+    from rsatoolbox.model import ModelInterpolate
+    from rsatoolbox.model.fitter import fit_interpolate
+    from rsatoolbox.rdm import RDMs
+
+    from neuronkit.interpretability import fit_interpolation
+
+    sequence = models[SEQUENCE]
+    model, rsa_data = ModelInterpolate("interpolation", RDMs(sequence)), RDMs(data)
+
+    def ours():
+        return fit_interpolation(sequence, data, method)
+
+    def theirs():
+        return fit_interpolate(model, rsa_data, method=NAMES[method])
+
+    return ours, theirs
+
+
 def calls(method: str, bootstrap: str | None, models, data, n_samples: int):
+    if bootstrap == "fit_interpolate":
+        return interpolation_calls(method, models, data)
     if bootstrap == "crossval":
         return crossval_calls(method, models, data)
     if bootstrap == "bootstrap_crossval":
@@ -336,7 +367,7 @@ def main() -> None:
             row = {
                 "bootstrap": bootstrap or "none",
                 "method": method,
-                "samples": 0 if bootstrap in (None, "crossval") else n_samples,
+                "samples": 0 if bootstrap in (None, "crossval", "fit_interpolate") else n_samples,
                 "max_abs_diff": diff,
                 "neuronkit_ms": nk,
                 "rsatoolbox_ms": rs,
