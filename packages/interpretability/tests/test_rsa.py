@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -93,6 +94,41 @@ def test_crossnobis_is_unbiased_where_euclidean_is_not() -> None:
     biased = rdm(data, conditions=conds)
     assert abs(cv.mean()) < 0.02
     assert biased.mean() > 0.3  # 2 sigma^2 / n_rep
+
+
+def _poisson_counts(seed: int, n_cond: int = 5, n_rep: int = 4, n_chan: int = 300, rate=3.0):
+    """Spike counts ``[n_cond * n_rep, n_chan]`` (conditions repeated run by run)."""
+    rng = np.random.default_rng(seed)
+    rates = np.broadcast_to(rate, (n_cond, n_chan))
+    counts = rng.poisson(np.tile(rates, (n_rep, 1))).astype(float)
+    return counts, np.tile(np.arange(n_cond), n_rep), np.repeat(np.arange(n_rep), n_cond)
+
+
+def test_poisson_rdm_is_the_symmetrized_kl_divergence_of_shrunk_rates() -> None:
+    counts, conds, _ = _poisson_counts(40, n_chan=7)
+    means = np.stack([counts[conds == c].mean(axis=0) for c in range(5)])
+    rates = (means + 2.0 * 0.3) / 1.3
+    kl = lambda p, q: np.sum(p * np.log(p / q) - p + q)  # noqa: E731  Poisson KL, per channel
+    pairs = itertools.combinations(range(5), 2)  # the vector's order
+    expected = [(kl(rates[i], rates[j]) + kl(rates[j], rates[i])) / 7 for i, j in pairs]
+    found = rdm(counts, "poisson", conditions=conds, prior_lambda=2.0, prior_weight=0.3)
+    np.testing.assert_allclose(found, expected, rtol=1e-12)
+    assert np.all(found > 0)
+
+
+def test_poisson_cv_is_unbiased_where_poisson_is_not() -> None:
+    """Equal true rates in every condition: the plain divergence of noisy rates is positive,
+    the cross-validated one is zero on average (the runs' noise is independent)."""
+    counts, conds, runs = _poisson_counts(41)
+    cv = rdm(counts, "poisson_cv", conditions=conds, runs=runs)
+    biased = rdm(counts, "poisson", conditions=conds)
+    assert abs(cv.mean()) < 0.01
+    assert biased.mean() > 0.3  # about 2 / n_rep for a rate of 3
+    assert np.array_equal(cv, rdm(counts, "poisson_cv", conditions=conds))  # default runs
+    different = counts.copy()
+    different[conds == 0] += 3.0  # condition 0 fires 3 more spikes per channel
+    moved = rdm(different, "poisson_cv", conditions=conds, runs=runs)
+    assert moved[:4].min() > 0.5 > np.abs(moved[4:]).max()
 
 
 def test_crossnobis_estimated_noise_and_explicit_runs() -> None:
@@ -575,6 +611,15 @@ BAD_RDM_CALLS = [
     (lambda: rdm(_data(n=6), "crossnobis", conditions=[0, 0, 1, 1, 1, 2]), ValueError, "runs"),
     (lambda: rdm(_data(), "mahalanobis", noise="ledoit"), ValueError, "noise"),
     (lambda: rdm(_data(), "mahalanobis", noise="diag"), ValueError, "conditions"),
+    (lambda: rdm(-(_data() ** 2), "poisson"), ValueError, "data must be spike counts or rates"),
+    (lambda: rdm(np.zeros((4, 3)), "poisson", prior_weight=0), ValueError, "prior_weight > 0"),
+    (lambda: rdm(_data() ** 2, "poisson", prior_lambda=0), ValueError, "prior_lambda"),
+    (lambda: rdm(_data() ** 2, "poisson", prior_weight=-1), ValueError, "prior_weight"),
+    (lambda: rdm(_data() ** 2, "poisson", remove_mean=True), ValueError, "remove_mean"),
+    (lambda: rdm(_data() ** 2, "poisson", runs=np.arange(7)), ValueError, "runs is only"),
+    (lambda: rdm(_data() ** 2, "poisson_cv"), ValueError, "conditions must be given"),
+    (lambda: rdm(_data(), "euclidean", prior_weight=0.5), ValueError, "prior_weight is only"),
+    (lambda: rdm(_data() ** 2, "poisson", noise=np.eye(5)), ValueError, "noise is only"),
     (lambda: rdm_to_square(np.ones(4)), ValueError, "n\\(n-1\\)/2"),
     (lambda: rdm_to_square(np.ones((2, 2, 3))), ValueError, "rdm"),
     (lambda: rdm_to_vector(np.ones((3, 4))), ValueError, "square"),

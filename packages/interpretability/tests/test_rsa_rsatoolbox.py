@@ -54,6 +54,39 @@ def test_rdm_with_condition_averaging_matches_rsatoolbox(method) -> None:
     np.testing.assert_allclose(ours, theirs, atol=ATOL)
 
 
+def _counts(seed: int = 0, n_cond: int = 6, n_rep: int = 4, n_chan: int = 15):
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(2.0, 2.0, (n_cond, n_chan))
+    counts = rng.poisson(np.tile(rates, (n_rep, 1))).astype(float)
+    perm = rng.permutation(n_cond * n_rep)  # the observation order must not matter
+    conds, runs = np.tile(np.arange(n_cond), n_rep), np.repeat(np.arange(n_rep), n_cond)
+    return counts[perm], conds[perm], runs[perm]
+
+
+@pytest.mark.parametrize("prior", [{}, {"prior_lambda": 2.0, "prior_weight": 0.5}])
+def test_poisson_rdm_matches_rsatoolbox(prior) -> None:
+    counts, conds, _ = _counts(1)
+    ds = Dataset(counts, obs_descriptors={"cond": conds})
+    theirs = calc_rdm(ds, method="poisson", descriptor="cond", **prior).get_vectors()[0]
+    np.testing.assert_allclose(rdm(counts, "poisson", conditions=conds, **prior), theirs, atol=ATOL)
+
+
+def test_poisson_cv_is_the_mean_of_rsatoolbox_fold_rdms() -> None:
+    """rsatoolbox 0.3.2's calc_rdm_poisson_cv overwrites its RDM in the loop over folds and
+    returns the last fold's: each fold is made the last one in turn, and the folds' mean is
+    neuronkit's (which averages them, as both libraries' crossnobis does)."""
+    counts, conds, runs = _counts(2)
+    folds = []
+    for f in range(4):
+        last = (runs - f - 1) % 4  # fold f relabelled 3, the last of rsatoolbox's sorted folds
+        ds = Dataset(counts, obs_descriptors={"cond": conds, "run": last})
+        theirs = calc_rdm(ds, method="poisson_cv", descriptor="cond", cv_descriptor="run")
+        folds.append(theirs.get_vectors()[0])
+    ours = rdm(counts, "poisson_cv", conditions=conds, runs=runs)
+    np.testing.assert_allclose(ours, np.mean(folds, axis=0), atol=ATOL)
+    assert np.abs(ours - folds[-1]).max() > 0.01  # rsatoolbox's own answer: one fold
+
+
 def test_remove_mean_matches_rsatoolbox() -> None:
     data = np.random.default_rng(3).normal(size=(7, 5)) + 2.0
     theirs = calc_rdm(Dataset(data), method="euclidean", remove_mean=True).get_vectors()[0]

@@ -360,9 +360,11 @@ def mds_embedding(rdm: Any, dims: int = 2, *, squared: bool = True) -> np.ndarra
         dims: number of coordinates, in ``[1, n]``.
         squared: the RDM holds squared distances, as every
             :func:`~neuronkit.interpretability.rdm` method does: ``"euclidean"``,
-            ``"mahalanobis"`` and ``"crossnobis"`` are squared distances per channel and
+            ``"mahalanobis"`` and ``"crossnobis"`` are squared distances per channel,
             ``"correlation"`` (``1 - r``) is the squared distance of the standardized patterns
-            over ``2 c``. ``False`` embeds the values themselves as distances.
+            over ``2 c``, and the Poisson divergences are locally squared distances (in the
+            rates' Fisher metric, ``(dl)^2 / l``). ``False`` embeds the values themselves as
+            distances.
 
     Returns:
         float64 ``[n, dims]``, centred; each column's largest entry in magnitude is positive.

@@ -8,7 +8,9 @@ Conventions and numbers follow rsatoolbox (``rsatoolbox.rdm.calc_rdm``,
   with a zero diagonal; :func:`rdm_to_square` / :func:`rdm_to_vector` convert, also for stacks.
 * ``"euclidean"`` is the *squared* Euclidean distance divided by the number of channels
   (rsatoolbox's definition); ``"mahalanobis"`` and ``"crossnobis"`` are normalized the same
-  way; ``"correlation"`` is ``1 - Pearson r``; ``"cosine"`` is ``1 - cosine similarity``.
+  way; ``"correlation"`` is ``1 - Pearson r``; ``"cosine"`` is ``1 - cosine similarity``;
+  ``"poisson"`` and ``"poisson_cv"`` are the symmetrized KL divergence of Poisson rates
+  (spike counts) per channel.
 * When observations carry condition labels they are averaged per condition, and conditions are
   ordered by their sorted labels (rsatoolbox sorts by the descriptor too).
 
@@ -58,7 +60,16 @@ __all__ = [
     "rdm_to_vector",
 ]
 
-RDM_METHODS = ("euclidean", "correlation", "cosine", "mahalanobis", "crossnobis")
+RDM_METHODS = (
+    "euclidean",
+    "correlation",
+    "cosine",
+    "mahalanobis",
+    "crossnobis",
+    "poisson",
+    "poisson_cv",
+)
+_POISSON = ("poisson", "poisson_cv")
 COMPARISONS = (
     "cosine",
     "correlation",
@@ -712,6 +723,8 @@ def rdm(
     runs: Any = None,
     noise: Any = None,
     remove_mean: bool = False,
+    prior_lambda: float | None = None,
+    prior_weight: float | None = None,
 ) -> np.ndarray:
     """Representational dissimilarity matrix of ``data``, as a vector.
 
@@ -722,14 +735,20 @@ def rdm(
     Args:
         data: ``[n_observations, n_channels]`` responses (rows: stimuli or trials).
         method: ``"euclidean"`` (squared, / n_channels), ``"correlation"``, ``"cosine"``,
-            ``"mahalanobis"`` (``d^T P d / n_channels``) or ``"crossnobis"`` (cross-validated
-            Mahalanobis, unbiased: can be negative).
+            ``"mahalanobis"`` (``d^T P d / n_channels``), ``"crossnobis"`` (cross-validated
+            Mahalanobis, unbiased: can be negative), ``"poisson"`` (for spike counts or rates
+            ``>= 0``: the symmetrized KL divergence of Poisson distributions,
+            ``sum_c (l_ic - l_jc)(log l_ic - log l_jc) / n_channels``, of the rates ``l``
+            shrunk towards ``prior_lambda``) or ``"poisson_cv"`` (the same with the rate
+            differences of the other runs against the log-rate differences of each run: less
+            biased, can be negative).
         conditions: label per observation; observations with the same label are averaged and
-            the RDM rows follow the sorted labels. Required for ``"crossnobis"``.
-        runs: cross-validation fold per observation for ``"crossnobis"``: each fold's condition
-            means are compared with the means of all other folds and the results averaged
-            (leave-one-run-out, as rsatoolbox). Default: the k-th occurrence of each condition
-            is fold k (needs the same number of repeats per condition).
+            the RDM rows follow the sorted labels. Required for ``"crossnobis"`` and
+            ``"poisson_cv"``.
+        runs: cross-validation fold per observation for ``"crossnobis"`` and ``"poisson_cv"``:
+            each fold's condition means are compared with the means of all other folds and the
+            results averaged (leave-one-run-out, as rsatoolbox). Default: the k-th occurrence
+            of each condition is fold k (needs the same number of repeats per condition).
         noise: for ``"mahalanobis"`` / ``"crossnobis"``: a symmetric positive definite
             precision matrix ``[n_channels, n_channels]`` (or its diagonal, all entries
             ``> 0``), ``None`` for the identity (then
@@ -737,10 +756,16 @@ def rdm(
             :data:`NOISE_ESTIMATORS` to estimate it from the residuals around the condition
             means (:func:`noise_precision_from_measurements`).
         remove_mean: subtract each pattern's mean over channels first (no effect on
-            ``"correlation"``).
+            ``"correlation"``; not for the Poisson methods, whose rates must stay ``>= 0``).
+        prior_lambda, prior_weight: for the Poisson methods, the rates are
+            ``(mean + prior_lambda * prior_weight) / (1 + prior_weight)`` (default 1.0 and
+            0.1, rsatoolbox's), which keeps a rate of 0 finite in the logarithm.
 
     Returns:
         ``[n_pairs]`` float64 RDM vector.
+
+    rsatoolbox 0.3.2's ``calc_rdm_poisson_cv`` returns the RDM of its last fold only; here the
+    folds' RDMs are averaged, as for ``"crossnobis"`` (equal to rsatoolbox's per fold, tested).
     """
     arr = _as_float_array("data", data, finite=False)  # checked below, where needed
     if arr.ndim != 2:
@@ -753,8 +778,14 @@ def rdm(
     n_channels = arr.shape[1]
     if noise is not None and method not in ("mahalanobis", "crossnobis"):
         raise ValueError(f"noise is only used by 'mahalanobis' and 'crossnobis', not {method!r}")
-    if runs is not None and method != "crossnobis":
-        raise ValueError(f"runs is only used by 'crossnobis', not {method!r}")
+    if runs is not None and method not in ("crossnobis", "poisson_cv"):
+        raise ValueError(f"runs is only used by 'crossnobis' and 'poisson_cv', not {method!r}")
+    if method in _POISSON:
+        check_finite("data", arr)
+        return _poisson(arr, method, conditions, runs, remove_mean, prior_lambda, prior_weight)
+    for name, value in (("prior_lambda", prior_lambda), ("prior_weight", prior_weight)):
+        if value is not None:
+            raise ValueError(f"{name} is only used by 'poisson' and 'poisson_cv', not {method!r}")
 
     prec: np.ndarray | None = None
     if isinstance(noise, str):
@@ -926,9 +957,28 @@ def _check_norms(norms: np.ndarray, method: str) -> None:
 def _crossnobis(
     arr: np.ndarray, conditions: Any, runs: Any, prec: np.ndarray | None, remove_mean: bool
 ) -> np.ndarray:
+    m_train, m_test = _run_means(arr, conditions, runs, "crossnobis")
+    if remove_mean:
+        m_train -= m_train.mean(axis=2, keepdims=True)
+        m_test -= m_test.mean(axis=2, keepdims=True)
+    out, scale = _cross_fold_distances(m_train, m_test, prec)
+    # a large common offset: one shift of every mean (exact); cross-validated distances may be
+    # negative, so their size is the mean of |d|
+    if _offset_cancels(float(np.abs(out).mean()), scale):
+        shift = m_test.mean(axis=(0, 1))
+        out, _ = _cross_fold_distances(m_train - shift, m_test - shift, prec)
+    out /= m_train.shape[0] * arr.shape[1]
+    return out
+
+
+def _run_means(
+    arr: np.ndarray, conditions: Any, runs: Any, method: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-run-out condition means ``[folds, conditions, channels]`` of ``arr``: each
+    fold's own (test) and all other folds' (train)."""
     if conditions is None:
         raise ValueError(
-            "conditions must be given for 'crossnobis' (it needs repeated measurements)"
+            f"conditions must be given for {method!r} (it needs repeated measurements)"
         )
     unique, inverse = _group(conditions, arr.shape[0])
     n_cond = len(unique)
@@ -958,21 +1008,55 @@ def _crossnobis(
             if np.any(counts_f == 0):
                 raise ValueError(f"every condition must be measured in each {part} (fold {f})")
     sums = _segment_sums(arr, cell, n_folds * n_cond).reshape(n_folds, n_cond, -1)
-    # leave-one-run-out means: test = the fold's own cell means, train = all other folds'
     m_test = sums / cell_counts[:, :, None]
     m_train = np.subtract(sums.sum(axis=0), sums)
     m_train /= (totals - cell_counts)[:, :, None]
+    return m_train, m_test
+
+
+def _poisson(
+    arr: np.ndarray,
+    method: str,
+    conditions: Any,
+    runs: Any,
+    remove_mean: bool,
+    prior_lambda: float | None,
+    prior_weight: float | None,
+) -> np.ndarray:
+    """:func:`rdm`'s Poisson methods (rsatoolbox's ``calc_rdm_poisson`` and, averaged over
+    folds, ``calc_rdm_poisson_cv``): ``K_ii + K_jj - K_ij - K_ji`` of the kernel
+    ``K = rates @ log(rates)^T`` (cross-validated: one run's rates against the other runs'
+    log-rates, summed over folds), over the channels."""
     if remove_mean:
-        m_train -= m_train.mean(axis=2, keepdims=True)
-        m_test -= m_test.mean(axis=2, keepdims=True)
-    out, scale = _cross_fold_distances(m_train, m_test, prec)
-    # a large common offset: one shift of every mean (exact); cross-validated distances may be
-    # negative, so their size is the mean of |d|
-    if _offset_cancels(float(np.abs(out).mean()), scale):
-        shift = m_test.mean(axis=(0, 1))
-        out, _ = _cross_fold_distances(m_train - shift, m_test - shift, prec)
-    out /= n_folds * arr.shape[1]
-    return out
+        raise ValueError(f"remove_mean must be False for {method!r}: its rates must stay >= 0")
+    prior_lambda = 1.0 if prior_lambda is None else prior_lambda
+    prior_weight = 0.1 if prior_weight is None else prior_weight
+    check_number("prior_lambda", prior_lambda, gt=0)
+    check_number("prior_weight", prior_weight, ge=0)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"data must be spike counts or rates >= 0 for {method!r}")
+
+    def rates(means: np.ndarray) -> np.ndarray:
+        shrunk = (means + prior_lambda * prior_weight) / (1.0 + prior_weight)
+        if shrunk.size and not shrunk.min() > 0:
+            raise ValueError(
+                f"data must have a rate > 0 in every channel of every condition for {method!r} "
+                "with prior_weight=0 (log of 0); give prior_weight > 0"
+            )
+        return shrunk
+
+    if method == "poisson_cv":
+        m_train, m_test = _run_means(arr, conditions, runs, method)
+        out, _ = _cross_fold_distances(rates(m_train), np.log(rates(m_test)), None)
+        out /= m_train.shape[0] * arr.shape[1]
+        return out
+    if conditions is not None:
+        unique, inverse = _group(conditions, arr.shape[0])
+        arr = _condition_means(arr, inverse, len(unique))
+    if arr.shape[0] < 2:
+        raise ValueError(f"data must hold at least 2 conditions, got {arr.shape[0]}")
+    lam = rates(arr)
+    return _distances_from_kernel(lam @ np.log(lam).T, symmetric=False) / arr.shape[1]
 
 
 def _cross_fold_distances(
