@@ -209,6 +209,10 @@ def test_representations_and_attributions_of_a_spiking_network(trained) -> None:
     i, j = torch.triu_indices(40, 40, 1)
     same = labels[i] == labels[j]
     assert d[same].mean() < d[~same].mean()
+    # and of the units' spike counts as Poisson rates (symmetrized KL divergence)
+    counts = spikes.reshape(40, T, 32).sum(1).double().numpy()
+    kl = torch.as_tensor(rdm(counts, "poisson"))
+    assert kl[same].mean() < kl[~same].mean()
     # saliency through the surrogate gradients: the gradient of the target's spike count
     inputs = x.transpose(0, 1).clone()
     sal = saliency(wrapped, inputs, target=labels, abs=False)

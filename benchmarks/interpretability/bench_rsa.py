@@ -6,8 +6,11 @@ Matched settings (issue #5; rsatoolbox 0.3.x conventions, see tests/test_rsa_rsa
   descriptor=..., noise=..., cv_descriptor=...).get_vectors()[0]``. Euclidean (squared, /
   channels) and correlation on one pattern per condition; Mahalanobis with a given precision
   matrix; crossnobis on 4 repeats per condition in shuffled order with an explicit run label
-  (4 leave-one-run-out folds) and the same precision matrix. The Dataset is built outside the
-  timed call (it is the container an rsatoolbox user already holds).
+  (4 leave-one-run-out folds) and the same precision matrix; Poisson (symmetrized KL of
+  shrunk rates, rsatoolbox's default prior) on spike counts, one pattern per condition
+  (``poisson_cv`` is not timed: rsatoolbox 0.3.2 returns its last fold's RDM, not the
+  folds' mean). The Dataset is built outside the timed call (it is the container an
+  rsatoolbox user already holds).
 * Comparisons: ``compare_rdms(a, b, method)`` vs ``compare(a, b, method)`` on numpy stacks
   (no RDMs object to build): cosine, correlation ("corr"), Spearman, Kendall tau-a ("tau-a"),
   rho-a ("rho-a") and whitened cosine / correlation ("cosine_cov" / "corr_cov"), 4 model
@@ -28,7 +31,8 @@ Matched settings (issue #5; rsatoolbox 0.3.x conventions, see tests/test_rsa_rsa
    over rounds); the floor's own process gives the floor ms column.
    The floor is the bare Gram-matrix GEMM the method cannot avoid: ``X @ X.T`` (Euclidean,
    correlation), ``(X @ P) @ X.T`` (Mahalanobis), per fold ``(A_train @ P) @ A_test.T``
-   (crossnobis, condition means precomputed), ``a @ b.T`` (cosine, correlation and their
+   (crossnobis, condition means precomputed), ``L @ log(L).T`` with the shrunk rates ``L``
+   and their logarithms precomputed (Poisson), ``a @ b.T`` (cosine, correlation and their
    whitened comparisons) and
    one argsort per RDM plus ``a @ b.T`` (Spearman, tau-a: ranking is the least a rank method
    must do).
@@ -99,7 +103,7 @@ def _configs(quick: bool) -> list[tuple[str, str, int, int]]:
     out = []
     for method in ("euclidean", "correlation"):
         out += [("rdm", method, n, c) for n in (100, 1000) for c in (100, 10_000)]
-    for method in ("mahalanobis", "crossnobis"):  # a full precision matrix: channels <= 1000
+    for method in ("mahalanobis", "crossnobis", "poisson"):  # full precision: channels <= 1000
         out += [("rdm", method, n, c) for n in (100, 1000) for c in (100, 1000)]
     out += [("compare", m, n, 0) for m in RSA_NAMES for n in (100, 1000)]
     return out
@@ -128,6 +132,8 @@ def make_inputs(kind: str, method: str, n: int, c: int) -> dict:
         data = patterns[conds] + rng.normal(size=(n * N_RUNS, c)) @ mixing
         perm = rng.permutation(n * N_RUNS)  # observations in shuffled order
         inputs.update(data=data[perm], conds=conds[perm], runs=runs[perm])
+    elif method == "poisson":  # spike counts of units with their own rates per condition
+        inputs["data"] = rng.poisson(rng.gamma(2.0, 2.0, size=(n, c))).astype(float)
     else:
         inputs["data"] = rng.normal(size=(n, c)) @ mixing + rng.normal(size=(n, 1))
     if method in ("mahalanobis", "crossnobis"):
@@ -149,6 +155,10 @@ def build_call(library: str, kind: str, method: str, inputs: dict) -> Callable[[
         x = inputs["data"]
         if method in ("euclidean", "correlation"):
             return lambda: x @ x.T
+        if method == "poisson":
+            rates = (x + 0.1) / 1.1  # rsatoolbox's default prior: lambda 1, weight 0.1
+            logs = np.log(rates)
+            return lambda: rates @ logs.T
         prec = inputs["prec"]
         if method == "mahalanobis":
             return lambda: (x @ prec) @ x.T
@@ -323,6 +333,7 @@ def main() -> int:
                 "euclidean/correlation": "X @ X.T",
                 "mahalanobis": "(X @ P) @ X.T",
                 "crossnobis": "per fold (means_train @ P) @ means_test.T, means precomputed",
+                "poisson": "rates @ log(rates).T, rates and logs precomputed",
                 "cosine/correlation comparison": "a @ b.T",
                 "spearman/kendall_tau_a": "argsort of every RDM + a @ b.T",
             },

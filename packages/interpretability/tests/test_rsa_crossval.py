@@ -310,6 +310,18 @@ def test_bootstrap_crossvalidation_plots_as_a_model_comparison() -> None:
     assert [t.get_text() for t in ax.get_xticklabels()] == ["fixed", "weighted"]
 
 
+def test_a_cross_validation_plots_its_folds_as_dots() -> None:
+    from neuronkit.interpretability import plot
+
+    comps = _components(34, n=12)
+    result = crossvalidate({"fixed": comps[0], "weighted": comps}, _subjects(comps[0]))
+    ax = plot.model_comparison(result)
+    np.testing.assert_allclose([bar.get_height() for bar in ax.patches[1:]], result.means)
+    dots = np.stack([line.get_ydata() for line in ax.lines if line.get_marker() == "."])
+    np.testing.assert_array_equal(dots, result.evaluations)  # [F, M]: a series per fold
+    assert "3 subject x 3 condition folds" in ax.get_title()
+
+
 def test_a_correction_without_positive_variance_gives_nan_not_certainty() -> None:
     """Too few samples: the fold assignments' variance exceeds the bootstrap's for the
     difference of two closely related models. rsatoolbox clips it to 0 (p ~ 1e-69 here); it is

@@ -36,6 +36,7 @@ from neuronkit.common import (
 )
 
 from .rsa import _as_vectors, _rank_vectors, rdm_to_square
+from .rsa_crossval import CrossValidation
 from .rsa_inference import TESTS, EvaluationTests
 
 __all__ = [
@@ -436,7 +437,7 @@ ERRORS = ("sem", "ci")
 
 
 def model_comparison(
-    evaluation: EvaluationTests,
+    evaluation: EvaluationTests | CrossValidation,
     *,
     error: str = "sem",
     level: float = 0.95,
@@ -447,8 +448,11 @@ def model_comparison(
     a grey band from its lower to its upper bound.
 
     Args:
-        evaluation: from :func:`~neuronkit.interpretability.evaluate_models` or
-            :func:`~neuronkit.interpretability.bootstrap_crossvalidate`.
+        evaluation: from :func:`~neuronkit.interpretability.evaluate_models`,
+            :func:`~neuronkit.interpretability.bootstrap_crossvalidate` or
+            :func:`~neuronkit.interpretability.crossvalidate`; k-fold cross-validation has no
+            variance estimate, so its folds' evaluations are drawn as dots instead of error
+            bars (``error``, ``level`` and ``test`` are not used).
         error: ``"sem"`` (standard errors) or ``"ci"`` (confidence intervals at ``level``,
             :meth:`~neuronkit.interpretability.ModelEvaluation.ci` with ``test``).
         level: confidence level of ``error="ci"``.
@@ -458,27 +462,38 @@ def model_comparison(
     Returns:
         The axes.
     """
-    check_type("evaluation", evaluation, EvaluationTests)
+    check_type("evaluation", evaluation, (EvaluationTests, CrossValidation))
     check_choice("error", error, ERRORS)
     check_choice("test", test, TESTS)
     means = evaluation.means
-    if error == "sem":
-        below = above = evaluation.sem()
-    else:
-        low, high = evaluation.ci(level, test)
-        below, above = means - low, high - means
     m = len(means)
     ax = axes_or_new(ax, (max(3.0, 0.6 * m + 1.5), 3.4))
     lower, upper = evaluation.noise_ceiling
     ax.axhspan(lower, upper, color="0.8", zorder=0, label="noise ceiling")
     ax.bar(range(m), means, color="C0", zorder=1)
-    ax.errorbar(range(m), means, yerr=[below, above], fmt="none", ecolor="k", capsize=3, zorder=2)
+    if isinstance(evaluation, CrossValidation):
+        folds = evaluation.evaluations  # [F, M]
+        ax.plot(np.arange(m), folds.T, "k.", markersize=3, zorder=2)
+        title = (
+            f"{int(evaluation.subject_fold.max()) + 1} subject x "
+            f"{int(evaluation.condition_fold.max()) + 1} condition folds; dots: folds"
+        )
+    else:
+        if error == "sem":
+            below = above = evaluation.sem()
+        else:
+            low, high = evaluation.ci(level, test)
+            below, above = means - low, high - means
+        ax.errorbar(
+            range(m), means, yerr=[below, above], fmt="none", ecolor="k", capsize=3, zorder=2
+        )
+        errors = "s.e.m." if error == "sem" else f"{level:.0%} CI ({test})"
+        title = f"bootstrap: {evaluation.bootstrap or 'none'}; bars: {errors}"
     ax.axhline(0.0, color="k", linewidth=0.6)
     ax.set_xticks(
         range(m), evaluation.names, rotation=45 if m > 4 else 0, ha="right" if m > 4 else "center"
     )
     ax.set_ylabel(f"{evaluation.method} with the data RDMs")
-    errors = "s.e.m." if error == "sem" else f"{level:.0%} CI ({test})"
-    ax.set_title(f"bootstrap: {evaluation.bootstrap or 'none'}; bars: {errors}", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend(loc="best", fontsize=7, frameon=False)
     return ax

@@ -12,16 +12,17 @@ representational geometries", eLife 2023):
   the comparison's inner product (the whitened ones: the inverse covariance of the
   dissimilarities), with optional ridge and, by default, nonnegative weights (rsatoolbox's
   ``fit_regress`` / ``fit_regress_nn``; same weights, tested).
+* :func:`fit_interpolation` finds the best point between neighbouring RDMs of a sequence
+  (any comparison; rsatoolbox's ``fit_interpolate``).
 * :func:`crossvalidate` splits subjects and conditions into folds; for each pair of a subject
   fold and a condition fold it fits the weighted models (and picks the best candidate of a
   :class:`Selection`, rsatoolbox's ``ModelSelect``, and the best point between two
   neighbouring RDMs of an :class:`Interpolation`, ``ModelInterpolate``) on the other
-  subjects' RDMs over the
-  other conditions, and compares every model's prediction with the held-out subjects' RDMs
-  over the held-out conditions. Each fold's noise ceiling compares the held-out RDMs with the
-  pool of the other subjects (lower) and of all subjects (upper) on the held-out conditions
-  (rsatoolbox's ``sets_k_fold``, ``crossval`` and ``cv_noise_ceiling``; same numbers for the
-  same folds, tested).
+  subjects' RDMs over the other conditions, and compares every model's prediction with the
+  held-out subjects' RDMs over the held-out conditions. Each fold's noise ceiling compares
+  the held-out RDMs with the pool of the other subjects (lower) and of all subjects (upper) on
+  the held-out conditions (rsatoolbox's ``sets_k_fold``, ``crossval`` and
+  ``cv_noise_ceiling``; same numbers for the same folds, tested).
 * :func:`bootstrap_crossvalidate` cross-validates bootstrap samples of subjects and / or
   conditions and takes the variance of the random fold assignment out of the bootstrap
   variance, for standard errors and tests that generalize (rsatoolbox's ``bootstrap_crossval``).
