@@ -264,6 +264,32 @@ def test_crossnobis_matches_fold_by_fold_definition(use_runs, remove_mean) -> No
     np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("n_cond", [20, 150])  # the product and, from 128 rows, the syr2k
+def test_cross_kernels_match_their_definition_on_both_routes(n_cond) -> None:
+    rng = np.random.default_rng(12)
+    n_chan, n_runs = 12, 3
+    conds, runs = np.tile(np.arange(n_cond), n_runs), np.repeat(np.arange(n_runs), n_cond)
+    counts = rng.poisson(rng.gamma(2.0, 2.0, (n_cond * n_runs, n_chan))).astype(float)
+    prec = np.linalg.inv(np.cov(rng.normal(size=(40, n_chan)), rowvar=False))
+    expected = {"crossnobis": [], "poisson_cv": []}
+    for f in range(n_runs):
+        m_test, m_train = counts[runs == f], counts[runs != f].reshape(-1, n_cond, n_chan)
+        m_train = m_train.mean(axis=0)
+        expected["crossnobis"].append(_direct_pairs(m_train, m_test, prec))
+        rates_train, rates_test = (m_train + 0.1) / 1.1, (m_test + 0.1) / 1.1
+        expected["poisson_cv"].append(
+            _direct_pairs(rates_train, np.log(rates_test), np.eye(n_chan))
+        )
+    kwargs = {"conditions": conds, "runs": runs}
+    ours = rdm(counts, "crossnobis", noise=prec, **kwargs)
+    np.testing.assert_allclose(ours, np.mean(expected["crossnobis"], 0) / n_chan, rtol=1e-10)
+    ours = rdm(counts, "poisson_cv", **kwargs)
+    np.testing.assert_allclose(ours, np.mean(expected["poisson_cv"], 0) / n_chan, rtol=1e-10)
+    rates = (counts[:n_cond] + 0.1) / 1.1
+    expected_kl = _direct_pairs(rates, np.log(rates), np.eye(n_chan)) / n_chan
+    np.testing.assert_allclose(rdm(counts[:n_cond], "poisson"), expected_kl, rtol=1e-10)
+
+
 def test_crossnobis_reports_the_fold_missing_a_condition() -> None:
     data = _data(4, n=8)
     conds = np.array([0, 1, 0, 1, 0, 1, 0, 0])
