@@ -1033,6 +1033,42 @@ def test_tracin_matches_captum(tmp_path, layers) -> None:
     torch.testing.assert_close(ours_self, expected_self, rtol=1e-10, atol=1e-12)
 
 
+def test_last_layer_tracin_matches_captum_tracincp_fast(tmp_path) -> None:
+    """Captum's TracInCPFast takes the last layer's weight gradient as ``g a^T`` and leaves
+    its bias out: the same as neuronkit's last-layer TracIn on a layer without a bias."""
+    from captum.influence import TracInCPFast
+    from torch.utils.data import TensorDataset
+
+    from neuronkit.interpretability import tracin_influence, tracin_self_influence
+
+    gen = torch.Generator().manual_seed(23)
+    x, y = torch.randn(9, 5, generator=gen).double(), torch.randint(0, 3, (9,), generator=gen)
+    x_test, y_test = torch.randn(4, 5, generator=gen).double(), torch.tensor([0, 2, 1, 1])
+    torch.manual_seed(24)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3, bias=False)).double()
+    path = str(tmp_path / "ckpt.pt")
+    torch.save(model.state_dict(), path)
+
+    def load(module: nn.Module, file: str) -> float:  # the learning rate: 1
+        module.load_state_dict(torch.load(file, weights_only=True))
+        return 1.0
+
+    theirs = TracInCPFast(
+        model,
+        model[2],
+        TensorDataset(x, y),
+        [path],
+        checkpoints_load_func=load,
+        loss_fn=nn.CrossEntropyLoss(reduction="sum"),
+        batch_size=4,
+    )
+    states = [model.state_dict()]
+    ours = tracin_influence(model, states, (x, y), (x_test, y_test), layers=["2"])
+    torch.testing.assert_close(ours, theirs.influence((x_test, y_test)), rtol=1e-10, atol=1e-12)
+    ours_self = tracin_self_influence(model, states, (x, y), layers=["2"])
+    torch.testing.assert_close(ours_self, theirs.self_influence(), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("method", "layers", "rank"),
     [

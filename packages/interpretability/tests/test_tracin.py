@@ -72,6 +72,52 @@ def test_layers_restrict_the_gradient() -> None:
     assert not torch.allclose(got, full)
 
 
+def test_one_linear_layer_never_forms_the_example_gradients(monkeypatch) -> None:
+    """The last layer's TracIn from the factors ``(g . g') (a . a' + 1)``: the sum written out,
+    without a per-example gradient (those raise here); self-influence too, batch by batch."""
+    from neuronkit.interpretability.tracin import _ExampleGradients
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("per-example gradients formed")
+
+    monkeypatch.setattr(_ExampleGradients, "gradients", refuse)
+    kwargs = {"learning_rates": RATES, "layers": ["3"], "batch_size": 3}
+    got = tracin_influence(_mlp(), CHECKPOINTS, (X, Y), (XT, YT), **kwargs)
+    torch.testing.assert_close(got, _written_out(["3.weight", "3.bias"]))
+    own = tracin_self_influence(_mlp(), CHECKPOINTS, (X, Y), **kwargs)
+    both = tracin_influence(_mlp(), CHECKPOINTS, (X, Y), (X, Y), **kwargs)
+    torch.testing.assert_close(own, both.diagonal())
+    torch.manual_seed(6)
+    no_bias = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3, bias=False)).double()
+    got = tracin_influence(no_bias, [no_bias.state_dict()], (X, Y), (XT, YT), layers=["2"])
+    weight = [no_bias[2].weight]  # (g . g') (a . a')
+    expected = (
+        _example_gradients(no_bias, weight, XT, YT) @ _example_gradients(no_bias, weight, X, Y).T
+    )
+    torch.testing.assert_close(got, expected)
+
+
+def _example_gradients(model: nn.Module, params: list, x: torch.Tensor, y: torch.Tensor):
+    """``[n, P]`` loss gradients of ``params``, one backward pass per example."""
+    rows = []
+    for xi, yi in zip(x, y, strict=True):
+        loss = F.cross_entropy(model(xi[None]), yi[None])
+        rows.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
+    return torch.stack(rows)
+
+
+def test_a_linear_layer_on_sequences_takes_the_example_gradients() -> None:
+    """A layer applied at every position of ``[n, T, H]`` inputs has no single factor pair:
+    the gradients are taken (the written-out sum, by autograd per example)."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(6, 3)).double()
+    x, xt = X.reshape(7, 2, 2), XT.reshape(3, 2, 2)
+    got = tracin_influence(model, [model.state_dict()], (x, Y), (xt, YT), layers=["0"])
+    params = [model[0].weight, model[0].bias]
+    expected = _example_gradients(model, params, xt, YT) @ _example_gradients(model, params, x, Y).T
+    torch.testing.assert_close(got, expected)
+
+
 def test_self_influence_is_the_diagonal() -> None:
     both = tracin_influence(_mlp(), CHECKPOINTS, (X, Y), (X, Y), learning_rates=RATES)
     own = tracin_self_influence(_mlp(), CHECKPOINTS, (X, Y), learning_rates=RATES, batch_size=3)

@@ -11,7 +11,11 @@ checkpoints ``w_1 .. w_k`` saved along the way with the learning rates ``eta_i``
 Positive scores mark proponents (training examples that pushed the test loss down), negative
 ones opponents. Self-influence ``TracIn(z, z)`` is large for mislabelled and atypical training
 examples, which the paper finds first by ranking it. Restricting the gradient to some layers
-(``layers=``; the paper's experiments use the last layer) trades fidelity for speed.
+(``layers=``; the paper's experiments use the last layer) trades fidelity for speed. For one
+``nn.Linear`` layer on ``[n, H]`` inputs the per-example gradients are never formed: the weight
+gradient of an example is the outer product ``g a^T`` of the loss gradient at the layer's
+output and the layer's input, so ``grad . grad' = (g . g') (a . a' + 1)`` (the 1 for the bias;
+the paper's factorization, Captum's ``TracInCPFast`` without the bias term).
 
 Numbers equal Captum's ``TracInCP`` (its ``influence`` and ``self_influence``). The gradients
 of each example come from one vectorized pass per batch (``torch.func.vmap``), where Captum
@@ -88,8 +92,8 @@ def tracin_influence(
     xt, yt = setup.data("test", test)
     scores: torch.Tensor | None = None  # in the gradients' dtype
     for state, lr in setup.states(show_progress):
-        g_test = torch.cat([setup.gradients(state, *b) for b in setup.batches(xt, yt)])
-        columns = [g_test @ setup.gradients(state, *b).T for b in setup.batches(x, y)]
+        test_side = setup.features(state, xt, yt)
+        columns = [_products(test_side, setup.features(state, *b)) for b in setup.batches(x, y)]
         part = lr * torch.cat(columns, 1)
         scores = part if scores is None else scores + part
     assert scores is not None
@@ -119,7 +123,7 @@ def tracin_self_influence(
     x, y = setup.data("data", data)
     scores: torch.Tensor | None = None
     for state, lr in setup.states(show_progress):
-        norms = [setup.gradients(state, *b).square().sum(1) for b in setup.batches(x, y)]
+        norms = [_squared_norms(setup.features(state, *b)) for b in setup.batches(x, y)]
         part = lr * torch.cat(norms)
         scores = part if scores is None else scores + part
     assert scores is not None
@@ -214,6 +218,31 @@ class _ExampleGradients:
         return torch.cat([grads[name].reshape(len(x), -1) for name in self.names], 1)
 
 
+#: the per-example gradients ``[n, P]``, or for one ``nn.Linear`` layer their factors: the
+#: loss gradients at its output ``g [n, C]``, its inputs ``a [n, H]`` and whether its bias is
+#: covered (example ``i``'s gradient: ``g_i a_i^T`` and, with the bias, ``g_i``)
+Features = torch.Tensor | tuple[torch.Tensor, torch.Tensor, bool]
+
+
+def _products(left: Features, right: Features) -> torch.Tensor:
+    """The gradients' dot products ``[n_left, n_right]``."""
+    if isinstance(left, torch.Tensor) and isinstance(right, torch.Tensor):
+        return left @ right.T
+    assert isinstance(left, tuple)
+    assert isinstance(right, tuple)
+    inputs = left[1] @ right[1].T
+    return (left[0] @ right[0].T) * (inputs + 1 if left[2] else inputs)
+
+
+def _squared_norms(features: Features) -> torch.Tensor:
+    """The gradients' squared norms ``[n]``."""
+    if isinstance(features, torch.Tensor):
+        return features.square().sum(1)
+    g, a, bias = features
+    inputs = a.square().sum(1)
+    return g.square().sum(1) * (inputs + 1 if bias else inputs)
+
+
 class _Setup(_ExampleGradients):
     """:class:`_ExampleGradients` with the checked checkpoints and learning rates."""
 
@@ -261,6 +290,58 @@ class _Setup(_ExampleGradients):
                 _check_state(k, checkpoint, expected)
         self.checkpoints = list(checkpoints)
         self.learning_rates = [float(r) for r in learning_rates]
+        self.linear = self._one_linear(layers)
+
+    def _one_linear(self, layers: Sequence[str] | None) -> nn.Linear | None:
+        """The ``nn.Linear`` whose weight (and bias) are all the gradients cover, if one is."""
+        if layers is None or len(layers) != 1:
+            return None
+        module = submodule(self.model, layers[0])
+        return module if isinstance(module, nn.Linear) else None
+
+    def features(
+        self, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> Features:
+        """The examples' :data:`Features` at ``state``, batch by batch; factors where the
+        layer runs once per forward on ``[n, H]`` inputs (else the gradients)."""
+        if self.linear is not None:
+            parts = [self._factors(state, *b) for b in self.batches(x, y)]
+            if all(part is not None for part in parts):
+                g = torch.cat([part[0] for part in parts if part is not None])
+                a = torch.cat([part[1] for part in parts if part is not None])
+                return g, a, self.linear.bias is not None
+        return torch.cat([self.gradients(state, *b) for b in self.batches(x, y)])
+
+    def _factors(
+        self, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The loss gradients at the layer's output ``[n, C]`` and its inputs ``[n, H]`` from
+        one batched forward and backward (in eval mode the examples do not interact), or
+        ``None`` where the layer is not called once on ``[n, H]``."""
+        assert self.linear is not None
+        seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def capture(module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> torch.Tensor:
+            leaf = out.detach().requires_grad_(True)  # the loss's gradient is taken here
+            seen.append((args[0].detach(), leaf))
+            return leaf
+
+        handle = self.linear.register_forward_hook(capture)
+        try:
+            with torch.enable_grad(), eval_mode(self.model):
+                losses = self.loss_fn(functional_call(self.model, state, (x,)), y)
+        finally:
+            handle.remove()
+        if len(seen) != 1 or seen[0][0].shape != (len(x), self.linear.in_features):
+            return None
+        if not isinstance(losses, torch.Tensor) or losses.shape != (len(x),):
+            raise ValueError(
+                f"loss_fn must return one loss per example ([{len(x)}]), got "
+                f"{getattr(losses, 'shape', type(losses).__name__)}"
+            )
+        a, z = seen[0]
+        (g,) = torch.autograd.grad(losses.sum(), z, allow_unused=True)
+        return (torch.zeros_like(z) if g is None else g), a
 
     def states(self, show_progress: bool | None) -> Iterator[tuple[dict[str, torch.Tensor], float]]:
         """Each checkpoint's parameters and buffers (read when its turn comes) with its
