@@ -106,6 +106,14 @@ def _example_gradients(model: nn.Module, params: list, x: torch.Tensor, y: torch
     return torch.stack(rows)
 
 
+def test_a_hidden_linear_layer_before_an_in_place_activation() -> None:
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(inplace=True), nn.Linear(6, 3)).double()
+    got = tracin_self_influence(model, [model.state_dict()], (X, Y), layers=["0"])
+    grads = _example_gradients(model, [model[0].weight, model[0].bias], X, Y)
+    torch.testing.assert_close(got, grads.square().sum(1))
+
+
 def test_a_linear_layer_on_sequences_takes_the_example_gradients() -> None:
     """A layer applied at every position of ``[n, T, H]`` inputs has no single factor pair:
     the gradients are taken (the written-out sum, by autograd per example)."""

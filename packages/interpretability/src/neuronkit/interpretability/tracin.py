@@ -324,7 +324,7 @@ class _Setup(_ExampleGradients):
         def capture(module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> torch.Tensor:
             leaf = out.detach().requires_grad_(True)  # the loss's gradient is taken here
             seen.append((args[0].detach(), leaf))
-            return leaf
+            return leaf.clone()  # what follows may work in place (nn.ReLU(inplace=True))
 
         handle = self.linear.register_forward_hook(capture)
         try:
