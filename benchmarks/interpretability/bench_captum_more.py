@@ -25,6 +25,13 @@ same settings (CPU, 1 thread):
   with their learning rates, over every parameter and over the last layer's
   (``tracin_influence`` vs ``TracInCP`` with its per-batch sample-wise gradients, its faster
   setting: a summed loss, 64 examples per batch on both sides);
+* similarity influence of the same 256 training digits on 32 test digits for the CNN: the 5
+  training digits closest in cosine similarity at its second convolution and at its logits
+  (two layers: Captum 0.9.0's ``SimilarityInfluence`` fails on a single layer, wrapping its
+  one activation in a list twice), 64 per forward on both sides
+  (``similarity_influence(..., top_k=5)`` vs ``SimilarityInfluence``, its activations
+  recomputed on every call, ``load_src_from_disk=False``, as neuronkit keeps none; Captum
+  writes them to its activation folder each time);
 * influence functions of the same 256 training digits on 32 test digits for the MLP at its
   last layer's 2570 parameters, inverting the Hessian on its 50 largest eigenvalues
   (``hessian_influence(..., rank=50)`` vs ``NaiveInfluenceFunction`` with
@@ -84,6 +91,7 @@ CONFIGS = [
     ("sensitivity_max", 8),
     ("tracin", 32),
     ("tracin_last_layer", 32),
+    ("similarity_influence", 32),
     ("hessian_influence", 32),
     ("arnoldi_influence", 32),
     ("llm_feature_ablation", 1),
@@ -183,7 +191,13 @@ def build_call(library: str, method: str, batch: int) -> Any:
 
         return theirs
 
-    if method in ("tracin", "tracin_last_layer", "hessian_influence", "arnoldi_influence"):
+    if method in (
+        "tracin",
+        "tracin_last_layer",
+        "similarity_influence",
+        "hessian_influence",
+        "arnoldi_influence",
+    ):
         return _influence_call(library, method, batch)
     model = build_model("mlp" if method in ("layer_deeplift", "layer_lrp") else "cnn")
     x, t = make_input(batch)
@@ -286,6 +300,26 @@ def _influence_call(library: str, method: str, batch: int) -> Any:
     x, y = make_input(256)
     x_test, y_test = make_input(batch)
     folder = Path(tempfile.mkdtemp(prefix="nk-influence-"))
+    if method == "similarity_influence":  # the 5 closest training digits at two layers
+        cnn, layers = build_model("cnn"), ["3", "7"]
+        if library == "neuronkit":
+            from neuronkit.interpretability import similarity_influence
+
+            def ours() -> Any:
+                found = similarity_influence(cnn, x, x_test, layers, top_k=5, batch_size=64)
+                return torch.cat([found[layer][0] for layer in layers], 1)
+
+            return ours
+        from captum.influence import SimilarityInfluence
+        from torch.utils.data import TensorDataset
+
+        similar = SimilarityInfluence(cnn, layers, TensorDataset(x), str(folder), batch_size=64)
+
+        def theirs() -> Any:
+            found = similar.influence(x_test, top_k=5, load_src_from_disk=False)
+            return torch.cat([found[layer][1] for layer in layers], 1)
+
+        return theirs
     if method == "hessian_influence":
         mlp = build_model("mlp")
         if library == "neuronkit":

@@ -1033,6 +1033,39 @@ def test_tracin_matches_captum(tmp_path, layers) -> None:
     torch.testing.assert_close(ours_self, expected_self, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("metric", "direction"), [("cosine", "max"), ("euclidean", "min"), ("dot", "max")]
+)
+def test_similarity_influence_matches_captum(tmp_path, metric, direction) -> None:
+    from captum.influence import SimilarityInfluence
+    from captum.influence._core.similarity_influence import cosine_similarity, euclidean_distance
+    from torch.utils.data import TensorDataset
+
+    from neuronkit.interpretability import similarity_influence
+
+    gen = torch.Generator().manual_seed(25)
+    x, x_test = torch.randn(30, 5, generator=gen), torch.randn(4, 5, generator=gen)
+    torch.manual_seed(26)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    captum_metric = {"cosine": cosine_similarity, "euclidean": euclidean_distance}.get(
+        metric, lambda a, b: a.flatten(1) @ b.flatten(1).T
+    )
+    theirs = SimilarityInfluence(
+        model,
+        ["0", "2"],
+        TensorDataset(x),
+        str(tmp_path),
+        similarity_metric=captum_metric,
+        similarity_direction=direction,
+        batch_size=8,
+    ).influence(x_test, top_k=5)
+    ours = similarity_influence(model, x, x_test, ["0", "2"], metric=metric, top_k=5)
+    for layer in ("0", "2"):
+        indices, values = theirs[layer]
+        torch.testing.assert_close(ours[layer][0], values, rtol=1e-5, atol=1e-6)
+        assert torch.equal(ours[layer][1], indices)
+
+
 def test_last_layer_tracin_matches_captum_tracincp_fast(tmp_path) -> None:
     """Captum's TracInCPFast takes the last layer's weight gradient as ``g a^T`` and leaves
     its bias out: the same as neuronkit's last-layer TracIn on a layer without a bias."""

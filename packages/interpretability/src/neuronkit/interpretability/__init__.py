@@ -21,7 +21,9 @@ Reusable core:
 * :mod:`.tcav`: concept activation vectors and TCAV scores with the significance test.
 * :mod:`.tracin` and :mod:`.influence_function`: training-data influence (TracIn and
   influence functions, Captum's ``TracInCP`` and ``NaiveInfluenceFunction``): proponents,
-  opponents and self-influence of training examples.
+  opponents and self-influence of training examples; :mod:`.similarity_influence`: the
+  training examples a layer represents like a test example (Captum's
+  ``SimilarityInfluence``).
 * :mod:`.attribution_eval`: infidelity and max-sensitivity of explanations (Captum's
   ``infidelity`` and ``sensitivity_max``).
 * :mod:`.rsa`: RDMs (squared Euclidean, correlation, cosine, Mahalanobis, crossnobis) with

@@ -98,6 +98,7 @@ from .rsa_inference import (
     pool_rdms,
 )
 from .shapley import shapley_value_sampling, shapley_values
+from .similarity_influence import SIMILARITY_METRICS, similarity_influence
 from .stimuli import MDSClustering, mds_clustering
 from .tcav import CAV, TCAVResult, layer_sensitivities, tcav, tcav_score, train_cav
 from .tracin import tracin_influence, tracin_self_influence
@@ -115,6 +116,7 @@ __all__ = [
     "LLM_METHODS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",
+    "SIMILARITY_METRICS",
     "Alpha1Beta0Rule",
     "BootstrapCrossValidation",
     "CodebookLayer",
@@ -231,6 +233,7 @@ __all__ = [
     "shapley_value_sampling",
     "shapley_values",
     "signal_mass",
+    "similarity_influence",
     "smoothgrad",
     "stimuli",
     "tcav",
