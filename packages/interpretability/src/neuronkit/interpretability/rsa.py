@@ -1055,7 +1055,7 @@ def _poisson(
 ) -> np.ndarray:
     """:func:`rdm`'s Poisson methods (rsatoolbox's ``calc_rdm_poisson`` and, averaged over
     folds, ``calc_rdm_poisson_cv``): ``K_ii + K_jj - K_ij - K_ji`` of the kernel
-    ``K = rates @ log(rates)^T`` (cross-validated: one run's rates against the other runs'
+    ``K = rates @ log(rates)^T`` (cross-validated: the other runs' rates against each run's
     log-rates, summed over folds), over the channels."""
     if remove_mean:
         raise ValueError(f"remove_mean must be False for {method!r}: its rates must stay >= 0")

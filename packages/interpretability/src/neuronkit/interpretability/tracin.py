@@ -15,7 +15,7 @@ examples, which the paper finds first by ranking it. Restricting the gradient to
 ``nn.Linear`` layer on ``[n, H]`` inputs the per-example gradients are never formed: the weight
 gradient of an example is the outer product ``g a^T`` of the loss gradient at the layer's
 output and the layer's input, so ``grad . grad' = (g . g') (a . a' + 1)`` (the 1 for the bias;
-the paper's factorization, Captum's ``TracInCPFast`` without the bias term).
+the paper's factorization; Captum's ``TracInCPFast`` computes it without the bias term).
 
 Numbers equal Captum's ``TracInCP`` (its ``influence`` and ``self_influence``). The gradients
 of each example come from one vectorized pass per batch (``torch.func.vmap``), where Captum
