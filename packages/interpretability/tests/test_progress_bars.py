@@ -14,6 +14,7 @@ from neuronkit.interpretability import (
     bootstrap_crossvalidate,
     crossvalidate,
     evaluate_models,
+    hessian_influence,
     maximize_activation,
     train_classifier,
 )
@@ -24,6 +25,11 @@ from neuronkit.interpretability.visualization import channel, visualize_facets
 def _cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2))
+
+
+def _linear() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Linear(4, 2).double()
 
 
 _RDMS = torch.rand(4, 15, generator=torch.Generator().manual_seed(0)).double().numpy()
@@ -64,6 +70,15 @@ RUNS: dict[str, Callable[[bool | None], object]] = {
         n_records=2,
         show_progress=show,
     ).train_accuracy.tolist(),
+    "hessian_influence (lissa)": lambda show: hessian_influence(
+        _linear(),
+        (torch.from_numpy(_RDMS[:, :4]), torch.arange(4) % 2),
+        (torch.from_numpy(_RDMS[:2, 4:8]), torch.arange(2)),
+        damping=1.0,
+        method="lissa",
+        lissa_depth=3,
+        show_progress=show,
+    ),
 }
 
 
@@ -73,6 +88,7 @@ def test_show_progress(name: str) -> None:
     label = "maximize_activation" if name == "visualize_facets" else name  # its optimizer
     label = "bootstrap" if name.startswith(("evaluate_models", "bootstrap_")) else label
     label = "folds" if name == "crossvalidate" else label
+    label = "lissa" if name.startswith("hessian_influence") else label
     assert progress_bar_problems(lambda **kw: run(kw.get("show_progress")), label) == []
     shown, hidden = run(True), run(False)  # the bar leaves the results alone
     if isinstance(shown, torch.Tensor):

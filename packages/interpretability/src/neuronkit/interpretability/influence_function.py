@@ -22,7 +22,9 @@ vectorized reverse pass per chunk of its rows, and each example's gradient one v
 per batch. For more parameters than a Hessian can hold, ``method="arnoldi"`` (Schioppa,
 Zablotskaia, Vilar & Sokolov, "Scaling Up Influence Functions", AAAI 2022; Captum's
 ``ArnoldiInfluenceFunction``, equal numbers) finds the largest eigenvalues from Hessian-vector
-products alone.
+products alone, and ``method="lissa"`` (Agarwal, Bullins & Hazan's stochastic estimator, the one
+Koh & Liang use) solves ``(H + damping I) s = grad l(z')`` by a series of minibatch
+Hessian-vector products, with no eigendecomposition and no truncation.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import jacrev, jvp
+from torch.func import jacrev, jvp, vmap
 
 from neuronkit.common import check_choice, check_number, check_seed, eval_mode
 from neuronkit.common.progress import progress
@@ -43,6 +45,8 @@ __all__ = ["hessian_influence", "hessian_self_influence"]
 
 #: the largest number of parameters whose Hessian is formed (``P x P`` entries)
 MAX_PARAMETERS = 20_000
+#: how ``H^{-1}`` is applied: the formed Hessian, Arnoldi's Krylov subspace, LiSSA's series
+METHODS = ("exact", "arnoldi", "lissa")
 
 
 def hessian_influence(
@@ -59,6 +63,10 @@ def hessian_influence(
     method: str = "exact",
     arnoldi_dim: int = 200,
     arnoldi_tol: float = 1e-1,
+    lissa_depth: int = 1000,
+    lissa_repeats: int = 1,
+    lissa_scale: float | None = None,
+    lissa_batch_size: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
     vectorize: bool = True,
@@ -85,8 +93,21 @@ def hessian_influence(
             Captum's ``ArnoldiInfluenceFunction``) needs only Hessian-vector products: the
             eigenvectors are those of the Hessian restricted to ``arnoldi_dim`` Krylov
             directions from a random start (``seed``), enough for its largest eigenvalues.
+            ``"lissa"`` (Agarwal et al., "Second-Order Stochastic Optimization for Machine
+            Learning in Linear Time", JMLR 2017; Koh & Liang's estimator) solves
+            ``(H + damping I) s = grad l(z')`` for each test example by the series
+            ``h <- v + h - (H_B h + damping h) / scale`` over ``lissa_depth`` minibatch
+            Hessians ``H_B`` (scaled to the whole data), ``s = h / scale``, averaged over
+            ``lissa_repeats`` runs; ``tol`` and ``rank`` do not apply. ``H + damping I`` must
+            be positive definite (a convex loss, or damping above its most negative
+            eigenvalue).
         arnoldi_dim, arnoldi_tol, seed: the Arnoldi iteration's steps, the norm below which a
-            new direction ends it early, and the start vector's seed.
+            new direction ends it early, and the start vector's seed (and LiSSA's draws).
+        lissa_depth, lissa_repeats: the series' terms and independent runs.
+        lissa_scale: must exceed half the damped Hessian's largest eigenvalue for the series
+            to converge (default: 1.1 times that eigenvalue, from 20 power iterations).
+        lissa_batch_size: examples per minibatch Hessian (default ``batch_size``; all of
+            ``hessian_data`` makes the series deterministic).
         batch_size: examples per vectorized pass, and Hessian rows per reverse pass.
         vectorize: ``False`` takes the examples' gradients one at a time.
         show_progress: a bar over the Hessian's batches (``None``: only on a terminal).
@@ -98,8 +119,16 @@ def hessian_influence(
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("train", train)
     xt, yt = grads.data("test", test)
-    settings = dict(method=method, damping=damping, tol=tol, rank=rank)
-    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, seed=seed)
+    settings = dict(method=method, damping=damping, tol=tol, rank=rank, seed=seed)
+    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, lissa_depth=lissa_depth)
+    settings |= dict(lissa_repeats=lissa_repeats, lissa_scale=lissa_scale)
+    settings |= dict(lissa_batch_size=lissa_batch_size)
+    if method == "lissa":
+        state, data = _lissa_setup(grads, hessian_data, (x, y), settings)
+        test_side = _lissa(
+            grads, state, data, _all_gradients(grads, state, xt, yt), settings, show_progress
+        )
+        return torch.cat([test_side @ grads.gradients(state, *b).T for b in grads.batches(x, y)], 1)
     state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
     test_side = torch.cat(list(_embedded(grads, state, root, xt, yt)))
     return torch.cat([test_side @ part.T for part in _embedded(grads, state, root, x, y)], 1)
@@ -118,6 +147,10 @@ def hessian_self_influence(
     method: str = "exact",
     arnoldi_dim: int = 200,
     arnoldi_tol: float = 1e-1,
+    lissa_depth: int = 1000,
+    lissa_repeats: int = 1,
+    lissa_scale: float | None = None,
+    lissa_batch_size: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
     vectorize: bool = True,
@@ -131,10 +164,116 @@ def hessian_self_influence(
     """
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("data", data)
-    settings = dict(method=method, damping=damping, tol=tol, rank=rank)
-    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, seed=seed)
+    settings = dict(method=method, damping=damping, tol=tol, rank=rank, seed=seed)
+    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, lissa_depth=lissa_depth)
+    settings |= dict(lissa_repeats=lissa_repeats, lissa_scale=lissa_scale)
+    settings |= dict(lissa_batch_size=lissa_batch_size)
+    if method == "lissa":  # one solve per example
+        state, hessian_xy = _lissa_setup(grads, hessian_data, (x, y), settings)
+        g = _all_gradients(grads, state, x, y)
+        return (_lissa(grads, state, hessian_xy, g, settings, show_progress) * g).sum(1)
     state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
     return torch.cat([part.square().sum(1) for part in _embedded(grads, state, root, x, y)])
+
+
+def _state(grads: _ExampleGradients) -> dict[str, torch.Tensor]:
+    return {k: v.detach() for k, v in grads.model.state_dict(keep_vars=True).items()}
+
+
+def _flat_loss(
+    grads: _ExampleGradients, state: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, Any]:
+    """The covered parameters as one vector ``[P]`` and the summed loss of a batch as a
+    function of such a vector, ``summed_loss(v [P], x, y)``."""
+    params, rest = grads.split(state)
+    shapes = [params[name].shape for name in grads.names]
+    sizes = [p.numel() for p in params.values()]
+
+    def summed_loss(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        pieces = v.split(sizes)
+        unflat = {n: t.view(s) for n, t, s in zip(grads.names, pieces, shapes, strict=True)}
+        return grads.loss(unflat, rest, xb, yb)
+
+    return torch.cat([p.reshape(-1) for p in params.values()]), summed_loss
+
+
+def _all_gradients(
+    grads: _ExampleGradients, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    return torch.cat([grads.gradients(state, *b) for b in grads.batches(x, y)])
+
+
+def _lissa_setup(
+    grads: _ExampleGradients,
+    hessian_data: Any,
+    default: tuple[torch.Tensor, torch.Tensor],
+    settings: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Checked LiSSA settings; the model's state and the Hessian's examples."""
+    check_number("damping", settings["damping"], ge=0)
+    check_number("lissa_depth", settings["lissa_depth"], ge=1, integer=True)
+    check_number("lissa_repeats", settings["lissa_repeats"], ge=1, integer=True)
+    if settings["lissa_scale"] is not None:
+        check_number("lissa_scale", settings["lissa_scale"], gt=0)
+    if settings["lissa_batch_size"] is not None:
+        check_number("lissa_batch_size", settings["lissa_batch_size"], ge=1, integer=True)
+    check_seed(settings["seed"])
+    data = default if hessian_data is None else grads.data("hessian_data", hessian_data)
+    return _state(grads), data
+
+
+def _lissa(
+    grads: _ExampleGradients,
+    state: dict[str, torch.Tensor],
+    data: tuple[torch.Tensor, torch.Tensor],
+    v: torch.Tensor,
+    settings: dict[str, Any],
+    show_progress: bool | None,
+) -> torch.Tensor:
+    """LiSSA's ``(H + damping I)^{-1} v`` for the rows of ``v [M, P]``, ``H`` the Hessian of
+    the summed loss of ``data``: ``h <- v + h - (H_B h + damping h) / scale`` with minibatch
+    Hessians ``H_B`` scaled by ``N / |B|``, then ``h / scale``, averaged over repeats."""
+    x, y = data
+    n, damping = len(x), float(settings["damping"])
+    batch = min(n, int(settings["lissa_batch_size"] or grads.batch_size))
+    flat, summed_loss = _flat_loss(grads, state)
+    gradient = jacrev(summed_loss)
+
+    def hvp(rows: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        def one(r: torch.Tensor) -> torch.Tensor:
+            return jvp(lambda f: gradient(f, xb, yb), (flat,), (r,))[1]
+
+        return vmap(one)(rows) if grads.vectorize else torch.stack([one(r) for r in rows])
+
+    gen = torch.Generator().manual_seed(int(settings["seed"]))
+    with eval_mode(grads.model):
+        scale = settings["lissa_scale"]
+        if scale is None:  # 1.1 x the damped Hessian's largest eigenvalue, by power iteration
+            u = torch.randn(len(flat), generator=gen, dtype=flat.dtype).to(flat.device)
+            top = 0.0
+            for _ in range(20):
+                u = u / u.norm()
+                w = sum(hvp(u[None], *b)[0] for b in grads.batches(x, y)) + damping * u
+                top = float(u @ w)
+                u = w
+            scale = 1.1 * top
+        if not scale > 0:
+            raise ValueError("the damped Hessian has no positive curvature: raise damping")
+        total = torch.zeros_like(v)
+        for _ in range(int(settings["lissa_repeats"])):
+            h = v.clone()
+            steps = range(int(settings["lissa_depth"]))
+            for _ in progress(steps, show_progress=show_progress, desc="lissa"):
+                pick = torch.randperm(n, generator=gen)[:batch].to(x.device)
+                h = v + h - (hvp(h, x[pick], y[pick]) * (n / batch) + damping * h) / scale
+                if not torch.isfinite(h).all():
+                    raise ValueError(
+                        f"LiSSA diverged (lissa_scale={scale:.4g}): the damped Hessian must be "
+                        "positive definite (raise damping) and lissa_scale above half its "
+                        "largest eigenvalue"
+                    )
+            total += h / scale
+    return total / int(settings["lissa_repeats"])
 
 
 def _embedded(
@@ -160,7 +299,7 @@ def _inverse_root(
     on its eigenvectors of eigenvalue above ``tol`` (the ``rank`` largest): of the Hessian
     itself (``"exact"``) or of its restriction to a Krylov subspace (``"arnoldi"``)."""
     method, damping, tol, rank = (settings[k] for k in ("method", "damping", "tol", "rank"))
-    check_choice("method", method, ("exact", "arnoldi"))
+    check_choice("method", method, METHODS)
     check_number("damping", damping, ge=0)
     check_number("tol", tol, ge=0)
     if rank is not None:
@@ -169,24 +308,16 @@ def _inverse_root(
     check_number("arnoldi_tol", settings["arnoldi_tol"], ge=0)
     check_seed(settings["seed"])
     x, y = default if hessian_data is None else grads.data("hessian_data", hessian_data)
-    state = {k: v.detach() for k, v in grads.model.state_dict(keep_vars=True).items()}
-    params, rest = grads.split(state)
-    shapes = [params[name].shape for name in grads.names]
-    sizes = [p.numel() for p in params.values()]
-    total = sum(sizes)
+    state = _state(grads)
+    flat, summed_loss = _flat_loss(grads, state)
+    total = len(flat)
     if method == "exact" and total > MAX_PARAMETERS:
         raise ValueError(
             f"the influence covers {total} parameters, more than the {MAX_PARAMETERS} whose "
             "Hessian is formed: choose fewer with layers= (e.g. the last layer), or "
-            'method="arnoldi"'
+            'method="arnoldi" or "lissa"'
         )
-    flat = torch.cat([p.reshape(-1) for p in params.values()])
-
-    def summed_loss(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        pieces = v.split(sizes)
-        unflat = {n: t.view(s) for n, t, s in zip(grads.names, pieces, shapes, strict=True)}
-        return grads.loss(unflat, rest, xb, yb)
-
+    params = grads.split(state)[0]
     batches = grads.batches(x, y)
     with eval_mode(grads.model):
         if method == "exact":
