@@ -47,6 +47,8 @@ __all__ = ["hessian_influence", "hessian_self_influence"]
 MAX_PARAMETERS = 20_000
 #: how ``H^{-1}`` is applied: the formed Hessian, Arnoldi's Krylov subspace, LiSSA's series
 METHODS = ("exact", "arnoldi", "lissa")
+_SETTINGS = {"method", "damping", "tol", "rank", "seed", "arnoldi_dim", "arnoldi_tol"}
+_SETTINGS |= {"lissa_depth", "lissa_repeats", "lissa_scale", "lissa_batch_size"}
 
 
 def hessian_influence(
@@ -119,10 +121,7 @@ def hessian_influence(
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("train", train)
     xt, yt = grads.data("test", test)
-    settings = dict(method=method, damping=damping, tol=tol, rank=rank, seed=seed)
-    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, lissa_depth=lissa_depth)
-    settings |= dict(lissa_repeats=lissa_repeats, lissa_scale=lissa_scale)
-    settings |= dict(lissa_batch_size=lissa_batch_size)
+    settings = {k: v for k, v in locals().items() if k in _SETTINGS}
     if method == "lissa":
         state, data = _lissa_setup(grads, hessian_data, (x, y), settings)
         test_side = _lissa(
@@ -164,10 +163,7 @@ def hessian_self_influence(
     """
     grads = _ExampleGradients(model, loss_fn, layers, batch_size, vectorize)
     x, y = grads.data("data", data)
-    settings = dict(method=method, damping=damping, tol=tol, rank=rank, seed=seed)
-    settings |= dict(arnoldi_dim=arnoldi_dim, arnoldi_tol=arnoldi_tol, lissa_depth=lissa_depth)
-    settings |= dict(lissa_repeats=lissa_repeats, lissa_scale=lissa_scale)
-    settings |= dict(lissa_batch_size=lissa_batch_size)
+    settings = {k: v for k, v in locals().items() if k in _SETTINGS}
     if method == "lissa":  # one solve per example
         state, hessian_xy = _lissa_setup(grads, hessian_data, (x, y), settings)
         g = _all_gradients(grads, state, x, y)
