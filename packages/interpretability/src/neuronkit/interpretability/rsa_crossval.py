@@ -190,14 +190,21 @@ def fit_weights(
     _check_fit_options(method, nonnegative, ridge)
     check_type("normalize", normalize, bool)
     comps, _ = _as_vectors("components", components)
+    v = _fitted_data("components", comps, data, method)
+    return _fit(comps, v, method, nonnegative, float(ridge), normalize)
+
+
+def _fitted_data(name: str, stack: np.ndarray, data: Any, method: str) -> np.ndarray:
+    """The data RDMs ``[S, P]`` that a fit of ``stack [K, P]`` (the argument ``name``) takes:
+    as many dissimilarities, each RDM defined for ``method``."""
     v, _ = _as_vectors("data", data)
-    if comps.shape[1] != v.shape[1]:
+    if stack.shape[1] != v.shape[1]:
         raise ValueError(
-            f"components and data must have the same number of dissimilarities, got "
-            f"{comps.shape[1]} and {v.shape[1]}"
+            f"{name} and data must have the same number of dissimilarities, got "
+            f"{stack.shape[1]} and {v.shape[1]}"
         )
     _check_defined("data", v, method)
-    return _fit(comps, v, method, nonnegative, float(ridge), normalize)
+    return v
 
 
 def _interpolate(
@@ -262,14 +269,7 @@ def fit_interpolation(rdms: Any, data: Any, method: str = "cosine") -> np.ndarra
     """
     check_choice("method", method, COMPARISONS)
     stack = _sequence("rdms", rdms)
-    v, _ = _as_vectors("data", data)
-    if stack.shape[1] != v.shape[1]:
-        raise ValueError(
-            f"rdms and data must have the same number of dissimilarities, got "
-            f"{stack.shape[1]} and {v.shape[1]}"
-        )
-    _check_defined("data", v, method)
-    return _interpolate(stack, v, method)
+    return _interpolate(stack, _fitted_data("rdms", stack, data, method), method)
 
 
 def _sequence(name: str, rdms: Any) -> np.ndarray:
