@@ -432,6 +432,32 @@ def test_kendall_tau_a_fallback_equals_sorted_path(monkeypatch) -> None:
     assert np.allclose(kendall_tau_a(a, b), fast, atol=1e-12)
 
 
+def test_bures_metric_is_the_procrustes_distance_of_the_patterns() -> None:
+    """For squared Euclidean RDMs the kernels are ``X X^T / c`` of the centred patterns, and
+    the squared Bures distance is ``min_Q |X - Y Q|^2 / c`` over rotations (Harvey et al.
+    2023): ``(|X|^2 + |Y|^2 - 2 |X^T Y|_*) / c``."""
+    rng = np.random.default_rng(30)
+    x, y = rng.normal(size=(9, 4)), rng.normal(size=(9, 4))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    nuclear = np.linalg.svd(xc.T @ yc, compute_uv=False).sum()
+    expected = (np.sum(xc**2) + np.sum(yc**2) - 2 * nuclear) / 4
+    d_x, d_y = rdm(x), rdm(y)
+    assert compare_rdms(d_x, d_y, "bures_metric")[0, 0] == pytest.approx(expected, rel=1e-9)
+    similarity = nuclear / np.sqrt(np.sum(xc**2) * np.sum(yc**2))
+    assert compare_rdms(d_x, d_y, "bures")[0, 0] == pytest.approx(similarity, rel=1e-9)
+    rotation = np.linalg.qr(rng.normal(size=(4, 4)))[0]  # the same shape, moved and scaled
+    moved = rdm(3.0 * x @ rotation + 5.0)
+    assert compare_rdms(d_x, moved, "bures")[0, 0] == pytest.approx(1.0, abs=1e-12)
+    assert compare_rdms(d_x, d_x, "bures_metric")[0, 0] == pytest.approx(0.0, abs=1e-12)
+    stack = np.stack([d_x, d_y, moved])
+    both = compare_rdms(stack, stack[:2], "bures_metric")
+    np.testing.assert_allclose(both, compare_rdms(stack[:2], stack, "bures_metric").T, atol=1e-9)
+    from neuronkit.interpretability import evaluate_models  # no pooling for kernel comparisons
+
+    with pytest.raises(ValueError, match="method"):
+        evaluate_models(stack[:1], stack, "bures")
+
+
 def test_compare_rdms_methods_and_stacks() -> None:
     rng = np.random.default_rng(6)
     a = rng.random((3, 10))

@@ -160,6 +160,21 @@ def test_compare_matches_rsatoolbox(ours_name, theirs_name) -> None:
     np.testing.assert_allclose(compare_rdms(a, b, ours_name), theirs, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["bures", "bures_metric"])
+def test_bures_comparisons_match_rsatoolbox(method) -> None:
+    """Euclidean RDMs (positive semidefinite kernels) and random, non-Euclidean ones (negative
+    kernel eigenvalues set to 0 on both sides). rsatoolbox takes square roots of the kernels'
+    zero eigenvalues, which turns their rounding of 1e-16 into about 1e-8 (a distance of
+    -1.5e-7 between equal RDMs here); neuronkit sets those to 0 (tested exactly in
+    test_rsa.py): agreement to that noise, 1e-6."""
+    rng = np.random.default_rng(31)
+    euclidean = np.stack([rdm(rng.normal(size=(12, 5))) for _ in range(3)])
+    other = rng.random((2, 66))
+    for a, b in ((euclidean, euclidean[::-1]), (other, euclidean), (euclidean, other)):
+        theirs = compare(RDMs(a), RDMs(b), method=method)
+        np.testing.assert_allclose(compare_rdms(a, b, method), theirs, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize(("lower", "upper"), [(0.0, 1.0), (0.1, 0.6), (0.3, 0.3), (0.25, 0.9)])
 def test_geo_topological_matches_rsatoolbox(lower, upper) -> None:
     # dissimilarities >= 1: there rsatoolbox's sequential in-place update is exact (see below)

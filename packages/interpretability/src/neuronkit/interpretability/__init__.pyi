@@ -64,6 +64,7 @@ from .representation import (
 from .robustness import accuracy, fgsm_attack, pgd_attack, train_classifier
 from .rsa import (
     COMPARISONS,
+    KERNEL_COMPARISONS,
     NOISE_ESTIMATORS,
     RDM_METHODS,
     compare_rdms,
@@ -113,6 +114,7 @@ __all__ = [
     "CV_BOOTSTRAPS",
     "FITTED_COMPARISONS",
     "IG_METHODS",
+    "KERNEL_COMPARISONS",
     "LLM_METHODS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",

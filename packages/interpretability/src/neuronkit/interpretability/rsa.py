@@ -45,6 +45,7 @@ from neuronkit.common import check_choice, check_finite, check_number, host_arra
 
 __all__ = [
     "COMPARISONS",
+    "KERNEL_COMPARISONS",
     "NOISE_ESTIMATORS",
     "RDM_METHODS",
     "compare_rdms",
@@ -79,6 +80,9 @@ COMPARISONS = (
     "whitened_cosine",
     "whitened_correlation",
 )
+#: comparisons of the RDMs' centred kernel (second-moment) matrices, :func:`compare_rdms` only
+#: (no pooling, noise ceilings or model fits are defined for them)
+KERNEL_COMPARISONS = ("bures", "bures_metric")
 NOISE_ESTIMATORS = ("shrinkage_diag", "shrinkage_eye", "diag", "full")
 
 # --------------------------------------------------------------------------------------------
@@ -1549,12 +1553,23 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
             independent, equally noisy patterns, Diedrichsen et al. 2021; rsatoolbox
             ``"cosine_cov"`` / ``"corr_cov"`` without ``sigma_k``). Schütt et al. (2023)
             recommend the whitened Pearson correlation for continuous model RDMs and rho-a for
-            rank comparisons.
+            rank comparisons. :data:`KERNEL_COMPARISONS` compare the centred kernels
+            ``G = -H D H / 2`` the RDMs ``D`` imply: ``"bures"``, the normalized Bures
+            similarity ``tr((G_a^1/2 G_b G_a^1/2)^1/2) / sqrt(tr G_a tr G_b)`` (1 for RDMs
+            equal up to scale), and ``"bures_metric"``, the squared Bures distance
+            ``tr G_a + tr G_b - 2 tr((G_a^1/2 G_b G_a^1/2)^1/2)`` (0 for equal RDMs; the
+            shape metric of Harvey et al. 2023); rsatoolbox's ``"bures"`` /
+            ``"bures_metric"``.
 
     Returns:
-        ``[k_a, k_b]`` float64 similarities, as rsatoolbox's ``compare``.
+        ``[k_a, k_b]`` float64 similarities (distances for ``"bures_metric"``), as
+        rsatoolbox's ``compare``.
     """
-    check_choice("method", method, COMPARISONS)
+    check_choice("method", method, COMPARISONS + KERNEL_COMPARISONS)
+    if method in KERNEL_COMPARISONS:
+        va, vb = _as_vectors("a", a)[0], _as_vectors("b", b)[0]
+        _same_length(va, vb)
+        return _bures(va, vb, method)
     moments = method in ("cosine", "correlation")  # finiteness read off the moments
     va, _ = _as_vectors("a", a, finite=not moments)
     vb, _ = _as_vectors("b", b, finite=not moments)
@@ -1569,6 +1584,39 @@ def compare_rdms(a: Any, b: Any, method: str = "cosine") -> np.ndarray:
     if method == "correlation":  # centred exactly, the moments may serve
         return _cosine_matrix(_centred(va), _centred(vb))
     return _scaled_cosines(va, vb)
+
+
+def _above_rounding(values: np.ndarray) -> np.ndarray:
+    """Eigenvalues ``[..., n]`` with those within rounding of 0 (below ``n eps`` times the
+    largest in magnitude, or negative) set to 0: their square roots would turn rounding of
+    ``1e-16`` into ``1e-8`` (rsatoolbox keeps them)."""
+    floor = values.shape[-1] * _EPS * np.abs(values).max(axis=-1, keepdims=True)
+    return np.where(values > floor, values, 0.0)
+
+
+def _bures(va: np.ndarray, vb: np.ndarray, method: str) -> np.ndarray:
+    """:data:`KERNEL_COMPARISONS` of the stacks ``[k_a, P]``, ``[k_b, P]``. With
+    ``G_a = F F^T`` (``F = U Lambda^1/2``, negative eigenvalues of a non-Euclidean RDM set to
+    0, as rsatoolbox), ``G_a^1/2 G_b G_a^1/2`` has the eigenvalues of ``F^T G_b F``: one
+    eigendecomposition per RDM of ``a`` and one ``eigvalsh`` per pair (rsatoolbox: two
+    decompositions per pair)."""
+    kernels = [-0.5 * rdm_to_square(v) for v in (va, vb)]
+    for g in kernels:  # double centring, in place
+        g -= g.mean(axis=1, keepdims=True)
+        g -= g.mean(axis=2, keepdims=True)
+    values, vectors = np.linalg.eigh(kernels[0])
+    roots = vectors * np.sqrt(_above_rounding(values))[:, None, :]  # [k_a, n, n]
+    nuclear = np.stack(
+        [
+            np.sqrt(_above_rounding(np.linalg.eigvalsh(root.T @ kernels[1] @ root))).sum(axis=1)
+            for root in roots
+        ]
+    )
+    traces = [np.trace(g, axis1=1, axis2=2) for g in kernels]
+    if method == "bures_metric":
+        return traces[0][:, None] + traces[1][None, :] - 2.0 * nuclear
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant RDM: NaN, as rsatoolbox
+        return nuclear / np.sqrt(np.multiply.outer(traces[0], traces[1]))
 
 
 # --------------------------------------------------------------------------------------------
