@@ -112,7 +112,8 @@ def hessian_influence(
             ``hessian_data`` makes the series deterministic).
         batch_size: examples per vectorized pass, and Hessian rows per reverse pass.
         vectorize: ``False`` takes the examples' gradients one at a time.
-        show_progress: a bar over the Hessian's batches (``None``: only on a terminal).
+        show_progress: a bar over the Hessian's batches, Arnoldi's steps or LiSSA's terms
+            (``None``: only on a terminal).
 
     Returns:
         ``[M, N]`` scores: entry ``(j, i)`` is the predicted rise of test example ``j``'s loss
