@@ -115,6 +115,17 @@ def test_lissa_with_the_whole_data_per_step_is_the_exact_solve() -> None:
         model, train, test, damping=1.0, method="lissa", lissa_depth=400, lissa_batch_size=60
     )
     torch.testing.assert_close(lissa, exact, rtol=1e-6, atol=1e-8)
+    looped = hessian_influence(
+        model,
+        train,
+        test,
+        damping=1.0,
+        method="lissa",
+        lissa_depth=400,
+        lissa_batch_size=60,
+        vectorize=False,
+    )  # the Hessian-vector products one row at a time
+    torch.testing.assert_close(looped, lissa, rtol=1e-10, atol=1e-12)
     own = hessian_self_influence(
         model, train, damping=1.0, method="lissa", lissa_depth=400, lissa_batch_size=60
     )
