@@ -126,7 +126,7 @@ def hessian_influence(
     if method == "lissa":
         state, data = _lissa_setup(grads, hessian_data, (x, y), settings)
         test_side = _lissa(
-            grads, state, data, _all_gradients(grads, state, xt, yt), settings, show_progress
+            grads, state, data, grads.all_gradients(state, xt, yt), settings, show_progress
         )
         return torch.cat([test_side @ grads.gradients(state, *b).T for b in grads.batches(x, y)], 1)
     state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
@@ -167,7 +167,7 @@ def hessian_self_influence(
     settings = {k: v for k, v in locals().items() if k in _SETTINGS}
     if method == "lissa":  # one solve per example
         state, hessian_xy = _lissa_setup(grads, hessian_data, (x, y), settings)
-        g = _all_gradients(grads, state, x, y)
+        g = grads.all_gradients(state, x, y)
         return (_lissa(grads, state, hessian_xy, g, settings, show_progress) * g).sum(1)
     state, root = _inverse_root(grads, hessian_data, (x, y), settings, show_progress)
     return torch.cat([part.square().sum(1) for part in _embedded(grads, state, root, x, y)])
@@ -192,12 +192,6 @@ def _flat_loss(
         return grads.loss(unflat, rest, xb, yb)
 
     return torch.cat([p.reshape(-1) for p in params.values()]), summed_loss
-
-
-def _all_gradients(
-    grads: _ExampleGradients, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
-) -> torch.Tensor:
-    return torch.cat([grads.gradients(state, *b) for b in grads.batches(x, y)])
 
 
 def _lissa_setup(

@@ -217,6 +217,12 @@ class _ExampleGradients:
                 grads = {name: torch.stack([g[name] for g in each]) for name in self.names}
         return torch.cat([grads[name].reshape(len(x), -1) for name in self.names], 1)
 
+    def all_gradients(
+        self, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`gradients` ``[n, P]`` of all examples, batch by batch."""
+        return torch.cat([self.gradients(state, *b) for b in self.batches(x, y)])
+
 
 #: the per-example gradients ``[n, P]``, or for one ``nn.Linear`` layer their factors: the
 #: loss gradients at its output ``g [n, C]``, its inputs ``a [n, H]`` and whether its bias is
@@ -310,7 +316,7 @@ class _Setup(_ExampleGradients):
                 g = torch.cat([part[0] for part in parts if part is not None])
                 a = torch.cat([part[1] for part in parts if part is not None])
                 return g, a, self.linear.bias is not None
-        return torch.cat([self.gradients(state, *b) for b in self.batches(x, y)])
+        return self.all_gradients(state, x, y)
 
     def _factors(
         self, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
