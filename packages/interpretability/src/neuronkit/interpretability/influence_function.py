@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import jacrev, jvp
+from torch.func import jacrev
 
 from neuronkit.common import check_choice, check_number, check_seed, eval_mode
 from neuronkit.common.progress import progress
@@ -194,6 +194,28 @@ def _flat_loss(
     return torch.cat([p.reshape(-1) for p in params.values()]), summed_loss
 
 
+def _hessian_products(grads: _ExampleGradients, flat: torch.Tensor, summed_loss: Any) -> Any:
+    """``hvp(rows [m, P], x, y) -> [m, P]``: the Hessian of ``summed_loss`` at ``flat`` over a
+    batch times each row, by one gradient with its graph and one batched backward through it
+    (4x faster than ``torch.func``'s forward-over-reverse for LiSSA's batches, 10-20% for one
+    vector over 256 digits: measured)."""
+
+    def hvp(rows: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        f = flat.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(summed_loss(f, xb, yb), f, create_graph=True)
+            if grads.vectorize and len(rows) > 1:
+                return torch.autograd.grad(g, f, rows, is_grads_batched=True)[0]
+            return torch.stack([torch.autograd.grad(g, f, r, retain_graph=True)[0] for r in rows])
+
+    return hvp
+
+
+def _full_product(hvp: Any, batches: Any, v: torch.Tensor) -> torch.Tensor:
+    """The Hessian of the summed loss of every batch times ``v [P]``."""
+    return sum(hvp(v[None], xb, yb)[0] for xb, yb in batches)
+
+
 def _lissa_setup(
     grads: _ExampleGradients,
     hessian_data: Any,
@@ -228,18 +250,7 @@ def _lissa(
     n, damping = len(x), float(settings["damping"])
     batch = min(n, int(settings["lissa_batch_size"] or grads.batch_size))
     flat, summed_loss = _flat_loss(grads, state)
-
-    def hvp(rows: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """``H_B r`` for the rows ``r`` of ``rows [m, P]``: one gradient with its graph, then
-        one batched backward through it (4x faster than ``torch.func``'s forward-over-reverse
-        at this size: measured)."""
-        f = flat.detach().requires_grad_(True)
-        with torch.enable_grad():
-            (g,) = torch.autograd.grad(summed_loss(f, xb, yb), f, create_graph=True)
-            if grads.vectorize:
-                return torch.autograd.grad(g, f, rows, is_grads_batched=True)[0]
-            return torch.stack([torch.autograd.grad(g, f, r, retain_graph=True)[0] for r in rows])
-
+    hvp = _hessian_products(grads, flat, summed_loss)
     gen = torch.Generator().manual_seed(int(settings["seed"]))
     with eval_mode(grads.model):
         scale = settings["lissa_scale"]
@@ -248,7 +259,7 @@ def _lissa(
             top = 0.0
             for _ in range(20):
                 u = u / u.norm()
-                w = sum(hvp(u[None], *b)[0] for b in grads.batches(x, y)) + damping * u
+                w = _full_product(hvp, grads.batches(x, y), u) + damping * u
                 top = float(u @ w)
                 u = w
             scale = 1.1 * top
@@ -322,14 +333,7 @@ def _inverse_root(
                 hessian += jacobian_of_gradient(flat, xb, yb)
             basis = None
         else:
-            gradient = jacrev(summed_loss)
-
-            def hvp(v: torch.Tensor) -> torch.Tensor:
-                product = torch.zeros_like(flat)
-                for xb, yb in batches:
-                    product += jvp(lambda f, xb=xb, yb=yb: gradient(f, xb, yb), (flat,), (v,))[1]
-                return product
-
+            hvp = _hessian_products(grads, flat, summed_loss)
             gen = torch.Generator(device=flat.device).manual_seed(settings["seed"])
             start = torch.cat(
                 [
@@ -338,7 +342,11 @@ def _inverse_root(
                 ]
             )
             basis, hessian = _arnoldi(
-                hvp, start, settings["arnoldi_dim"], settings["arnoldi_tol"], show_progress
+                lambda v: _full_product(hvp, batches, v),
+                start,
+                settings["arnoldi_dim"],
+                settings["arnoldi_tol"],
+                show_progress,
             )
     eye = torch.eye(len(hessian), dtype=flat.dtype, device=flat.device)
     values, vectors = torch.linalg.eigh((hessian + hessian.T) / 2 + damping * eye)
