@@ -45,6 +45,87 @@ def test_lrp_0_of_a_bias_free_relu_net_is_gradient_times_input_and_conserves() -
     assert delta.abs().max() < 1e-12
 
 
+class _Residual(nn.Module):
+    """A bias-free ReLU net with a residual block, functional average pooling and scaling:
+    operations outside modules that LRP-0 must split by contribution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.conv = nn.Conv1d(2, 4, 3, padding=1, bias=False)
+        self.r1, self.r2, self.r3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.block = nn.Conv1d(4, 4, 3, padding=1, bias=False)
+        self.out = nn.Linear(4, 3, bias=False)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.r1(self.conv(x.view(len(x), 2, 3)))
+        h = self.r3(h + self.r2(self.block(h)))
+        return self.out(0.5 * h.mean(2))
+
+
+def test_lrp_0_splits_residual_sums_and_functional_pooling_by_contribution() -> None:
+    """LRP-0 of a bias-free ReLU net equals gradient x input, skip connections included, and
+    relevance is conserved through the block: a sum hands each branch its own share (Captum's
+    LRP and earlier versions handed both branches the sum's whole relevance)."""
+    model = _Residual()
+    rules = {name: EpsilonRule(0.0) for name in ("conv", "block", "out")}
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(relevance, input_x_gradient(model, X, T), rtol=1e-10, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+    with torch.no_grad():
+        out = model(X)[torch.arange(4), T]
+    for layer, layer_input in (("r1", False), ("block", True), ("r2", False), ("r3", True)):
+        got = layer_lrp(model, X, layer, T, rules=rules, layer_input=layer_input)
+        if layer in ("block", "r2"):  # one branch of the sum: less than the whole
+            assert (got.sum((1, 2)) - out).abs().max() > 1e-3
+        else:
+            torch.testing.assert_close(got.sum((1, 2)), out)
+
+
+class _BasicBlock(nn.Module):
+    """torchvision's ResNet block (in-place sum, in-place ReLUs) with bias-free batch norms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.c1, self.c2 = (nn.Conv2d(2, 2, 3, padding=1, bias=False) for _ in range(2))
+        self.b1, self.b2 = nn.BatchNorm2d(2), nn.BatchNorm2d(2)
+        self.r1, self.r2 = nn.ReLU(inplace=True), nn.ReLU(inplace=True)
+        self.pool, self.out = nn.AdaptiveAvgPool2d(1), nn.Linear(2, 3, bias=False)
+        with torch.no_grad():
+            for bn in (self.b1, self.b2):
+                bn.running_var.uniform_(0.5, 1.5)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.zero_()
+        self.double().eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(len(x), 2, 1, 3).expand(-1, -1, 3, -1)
+        h = self.r1(self.b1(self.c1(x)))
+        h = self.b2(self.c2(h))
+        h += x
+        return self.out(self.pool(self.r2(h)).flatten(1))
+
+
+def test_lrp_0_through_a_resnet_block_is_gradient_times_input() -> None:
+    """Before 0.5.43, a skip connection handed relevance divided by one branch's tiny outputs
+    on to the other: relevances of 1e14 on torchvision's ResNet-18."""
+    model = _BasicBlock()
+    rules = {name: EpsilonRule(0.0) for name in ("c1", "c2", "b1", "b2", "pool", "out")}
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(relevance, input_x_gradient(model, X, T), rtol=1e-10, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+
+
+def test_one_forward_pass_with_every_rule() -> None:
+    model = _mlp()
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    lrp(model, X, T, rules={"0": GammaRule(0.25), "1": IdentityRule(), "2": Alpha1Beta0Rule()})
+    assert len(calls) == 1
+
+
 def test_epsilon_and_biases_absorb_relevance() -> None:
     model = _mlp(bias=False)
     with torch.no_grad():

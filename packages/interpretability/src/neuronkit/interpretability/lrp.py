@@ -18,11 +18,13 @@ through ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout`` only and refuses the others.
 Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``,
 ``IdentityRule``; epsilon ``1e-9`` by default) on the layers Captum supports (``nn.Linear``,
 ``nn.Conv2d``, ``nn.MaxPool1d/2d/3d``, ``nn.AvgPool2d``, ``nn.AdaptiveAvgPool2d``,
-``nn.BatchNorm2d``); the other convolutions, average pools and batch norms take the same rules
-here. Rules are given per layer (``rules={"features.0": GammaRule(0.25)}``) instead of as module
+``nn.BatchNorm2d``) in sequence; the other convolutions, average pools and batch norms take the
+same rules here. Operations between modules (residual additions, reshapes, functional pooling
+or scaling) are LRP-0: a sum hands each summand the share of relevance it contributed (with
+Captum, relevance is not conserved across a skip connection).
+Rules are given per layer (``rules={"features.0": GammaRule(0.25)}``) instead of as module
 attributes, and the model's weights are never modified: a rule's weights are used through
-``torch.func.functional_call``. With epsilon and identity rules only, one forward pass
-suffices (Captum always runs two).
+``torch.func.functional_call``. One forward pass suffices for every rule (Captum runs two).
 """
 
 from __future__ import annotations
@@ -145,40 +147,33 @@ def _modified_parameters(module: nn.Module, rule: Rule) -> dict[str, torch.Tenso
     return params
 
 
-class _TimesActivation(torch.autograd.Function):
-    """Forward: the original activation ``a0`` (the value the layer reads); backward: the
-    gradient times ``a0``, to the pass's own input ``a`` (the input-side half of the rule)."""
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, 0 where ``den`` is 0."""
+    return torch.where(den == 0, 0.0, num / den)
+
+
+def _rule_factor(z: torch.Tensor, z_rule: torch.Tensor | None, epsilon: float) -> torch.Tensor:
+    """``z / (z' + epsilon sign(z'))`` (sign 0 as +1; 0 where the denominator is); ``z' = z``
+    when ``z_rule`` is ``None``, where it is ``|z| / (|z| + epsilon)``."""
+    if z_rule is None:
+        size = z.abs()
+        return _ratio(size, size + epsilon)
+    return _ratio(z, z_rule + torch.where(z_rule >= 0, epsilon, -epsilon))
+
+
+class _Scaled(torch.autograd.Function):
+    """Forward: ``value``; backward: the gradient times ``factor`` into ``x`` (the factor is
+    formed in the forward pass, from values the backward would otherwise keep)."""
 
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, a0: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(a0)
-        return a0.clone()
+    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, factor: torch.Tensor) -> Any:
+        ctx.save_for_backward(factor)
+        return value.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (a0,) = ctx.saved_tensors
-        return grad * a0, None
-
-
-class _Stabilized(torch.autograd.Function):
-    """Forward: ``z``; backward: the gradient divided by ``z + epsilon sign(z)`` (sign 0 as
-    +1; the output-side half of the rule)."""
-
-    @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, epsilon: float) -> torch.Tensor:
-        sign = torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
-        ctx.save_for_backward(z + epsilon * sign)
-        return z.clone()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (denominator,) = ctx.saved_tensors
-        return grad / denominator, None
-
-
-def _passed_through(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``out`` (exactly) whose gradient with respect to ``x`` is the identity."""
-    return out.detach() + (x - x.detach())
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (factor,) = ctx.saved_tensors
+        return grad * factor, None, None
 
 
 def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.Module, Rule]:
@@ -238,8 +233,8 @@ def lrp(
     """
     _check_arguments(model, inputs, rules, return_convergence_delta)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    grad, selected = _propagate(model, inputs, t, rules)
-    return _relevance(inputs, grad, selected, 0, return_convergence_delta)
+    relevance, selected = _propagate(model, inputs, t, rules)
+    return _relevance(inputs, relevance, selected, 0, return_convergence_delta)
 
 
 @grad_enabled("layer_lrp")
@@ -275,22 +270,25 @@ def layer_lrp(
     module = checked_layer(model, layer, layer_input, batch_dim)
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
-    grad, selected = _propagate(model, inputs, t, rules, (module, layer_input))
-    if grad.ndim <= batch_dim or grad.shape[batch_dim] != batch:
+    relevance, selected = _propagate(model, inputs, t, rules, (module, layer_input))
+    if relevance.ndim <= batch_dim or relevance.shape[batch_dim] != batch:
         what = "input" if layer_input else "output"
         raise ValueError(
             f"the layer's {what} must hold the {batch} examples on axis {batch_dim} (batch_dim; "
-            f"1 for time-major [T, B, ...] layers), got shape {tuple(grad.shape)}"
+            f"1 for time-major [T, B, ...] layers), got shape {tuple(relevance.shape)}"
         )
-    return _relevance(inputs, grad, selected, batch_dim, return_convergence_delta)
+    return _relevance(inputs, relevance, selected, batch_dim, return_convergence_delta)
 
 
 def _relevance(
-    inputs: torch.Tensor, grad: torch.Tensor, selected: torch.Tensor, batch_dim: int, delta: bool
+    inputs: torch.Tensor,
+    relevance: torch.Tensor,
+    selected: torch.Tensor,
+    batch_dim: int,
+    delta: bool,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Relevances from their values per unit of the selected outputs ``[B]`` (the examples on
-    ``grad``'s axis ``batch_dim``), and the convergence deltas when asked."""
-    relevance = grad * selected.view([-1 if d == batch_dim else 1 for d in range(grad.ndim)])
+    """Checked relevances (the examples on axis ``batch_dim``) and, when asked, the
+    convergence deltas against the selected outputs ``[B]``."""
     relevance = _finite_with_inputs(inputs, relevance, "outputs or relevances")
     if not delta:
         return relevance
@@ -314,28 +312,21 @@ def _propagate(
     rules: Mapping[Any, Rule] | None,
     layer: tuple[nn.Module, bool] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The relevance per unit of the selected output, ``R / f_t(x)``, at the inputs (or at
-    ``layer``'s output or, with its flag, its input), and the selected outputs ``f_t(x)``
-    ``[B]`` (on the original weights)."""
+    """The relevances at the inputs (or at ``layer``'s output or, with its flag, its input)
+    and the selected outputs ``f_t(x)`` ``[B]``, from one forward and one backward pass.
+
+    The backward pass carries ``c = R / a``, the relevance per unit of activation, so that
+    ``R = a c`` everywhere: the rules act on each layer's output, ``c_in = W'^T (c_out z /
+    (z' + eps))`` is the plain gradient through the rule's weights (``z'`` their output on the
+    original activations ``a``, which every layer reads), and operations between modules
+    (residual additions, reshapes, functional pooling and scaling) take their plain gradient,
+    which is LRP-0 for them: a sum hands each summand the share it contributed."""
     layer_rules = _layer_rules(model, rules)
     batch = inputs.shape[0]
     capture = None if layer is None else (layer[0], _Capture(layer[1]))
     modified = {m: _modified_parameters(m, r) for m, r in layer_rules.items()}
-    needs_activations = any(p is not None for p in modified.values())
     with eval_mode(model):
-        recorded: dict[nn.Module, list[torch.Tensor]] = {}
-        original: torch.Tensor | None = None
-        if needs_activations:
-            # the original activations: every rule layer reads them in the propagation pass,
-            # where the modified weights upstream would change them (as Captum's pre-hooks)
-            record = [
-                (m, _recorder(recorded), None)
-                for m, r in layer_rules.items()
-                if not isinstance(r, IdentityRule)
-            ]
-            with torch.no_grad(), module_hooks(record):
-                original = call_model(model, inputs)
-        hooks = _propagation_hooks(model, layer_rules, modified, recorded, capture)
+        hooks = _propagation_hooks(model, layer_rules, modified, capture)
         x = _leaf(inputs) if capture is None else inputs.detach()
         with (
             torch.no_grad() if capture is not None else contextlib.nullcontext(),
@@ -348,59 +339,43 @@ def _propagate(
                 raise ValueError("layer did not run in the model's forward pass")
             _check_graph(outputs)
             (grad,) = torch.autograd.grad(outputs, wrt, grad_out)
-    selected = _select((outputs if original is None else original).detach(), t, batch)
-    return grad, selected
-
-
-def _recorder(recorded: dict[nn.Module, list[torch.Tensor]]) -> Any:
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-        recorded.setdefault(module, []).append(args[0].detach().clone())
-
-    return hook
+    return wrt.detach() * grad, _select(outputs.detach(), t, batch)
 
 
 def _propagation_hooks(
     model: nn.Module,
     layer_rules: dict[nn.Module, Rule],
     modified: dict[nn.Module, dict[str, torch.Tensor] | None],
-    recorded: dict[nn.Module, list[torch.Tensor]],
     capture: tuple[nn.Module, LayerValueHook] | None = None,
 ) -> list[tuple[nn.Module, Any, Any]]:
-    """Forward (pre-)hooks that make autograd carry relevance through every layer, and
-    ``capture``'s on its layer: an input kept before the layer's own pre-hook scales it, an
-    output after its hook has stabilized it (the relevance arriving from above); not while a
-    rule reruns the layer with its weights."""
-    calls: dict[nn.Module, int] = {}
+    """Forward hooks that make autograd carry relevance per unit of activation through every
+    layer, and ``capture``'s on its layer (after the layer's own hook: an output's gradient is
+    the one arriving from above); not while a rule reruns the layer with its weights."""
     inputs = CallInputs()
     recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
 
     def pass_through(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
-        return _passed_through(inputs.pop(module), out)
+        x = inputs.pop(module)  # R_in = R_out: the gradient times out / x
+        result: torch.Tensor = _Scaled.apply(x, out.detach(), _ratio(out.detach(), x.detach()))
+        return result
 
-    def scale_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor | None:
         if module in recomputing:
             return None
-        a = args[0]
-        a0 = a.detach()
-        if recorded:
-            k = calls.get(module, 0)
-            calls[module] = k + 1
-            a0 = recorded[module][k]
-        return (_TimesActivation.apply(a, a0), *args[1:])
-
-    def stabilize(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor | None:
-        if module in recomputing:
-            return None
-        params = modified[module]
-        if params is not None:  # the rule's weights on the same (original) activations
-            recomputing.add(module)
-            try:
-                out = functional_call(module, params, args, strict=False)
-            finally:
-                recomputing.discard(module)
         rule = layer_rules[module]
         epsilon = rule.epsilon if isinstance(rule, EpsilonRule) else 1e-9
-        result: torch.Tensor = _Stabilized.apply(out, epsilon)
+        params = modified[module]
+        if params is None:
+            factor = _rule_factor(out.detach(), None, epsilon)
+            result: torch.Tensor = _Scaled.apply(out, out.detach(), factor)
+            return result
+        recomputing.add(module)  # the rule's weights on the same (original) activations
+        try:
+            rule_out = functional_call(module, params, args, strict=False)
+        finally:
+            recomputing.discard(module)
+        factor = _rule_factor(out.detach(), rule_out.detach(), epsilon)
+        result = _Scaled.apply(rule_out, out.detach(), factor)
         return result
 
     hooks: list[tuple[nn.Module, Any, Any]] = []
@@ -409,7 +384,7 @@ def _propagation_hooks(
         if isinstance(rule, IdentityRule) or (rule is None and isinstance(module, _PASS_THROUGH)):
             hooks.append((module, inputs.pre_hook, pass_through))
         elif rule is not None:
-            hooks.append((module, scale_input, stabilize))
+            hooks.append((module, None, apply_rule))
     if capture is not None:
         layer, keep = capture
         _, pre_hook, hook = keep.hooks(layer)
