@@ -118,6 +118,119 @@ def test_lrp_0_through_a_resnet_block_is_gradient_times_input() -> None:
     assert delta.abs().max() < 1e-12
 
 
+class _Encoder(nn.Module):
+    """A bias-free transformer classifier over 3 tokens: an embedding, one encoder layer
+    (self-attention, layer norms, ReLU feed-forward, residual sums), mean pooling, a read-out."""
+
+    def __init__(self, norm_first: bool, bias: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(7)
+        self.embed = nn.Linear(2, 8, bias=False)
+        self.layer = nn.TransformerEncoderLayer(
+            8, 2, 16, dropout=0.0, bias=bias, batch_first=True, norm_first=norm_first
+        )
+        self.out = nn.Linear(8, 3, bias=False)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.layer(self.embed(x.view(len(x), 3, 2))).mean(1))
+
+
+def _frozen_norm(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+    """A forward hook: the norm's output on its input with ``1 / std`` (``1 / rms``) frozen."""
+    (x,) = args
+    eps = torch.finfo(x.dtype).eps if module.eps is None else module.eps
+    if isinstance(module, nn.RMSNorm):
+        return x / (x.square().mean(-1, keepdim=True) + eps).sqrt().detach() * module.weight
+    g = x.view(len(x), module.num_groups, -1) if isinstance(module, nn.GroupNorm) else x
+    y = (g - g.mean(-1, keepdim=True)) / (
+        g.var(-1, correction=0, keepdim=True) + eps
+    ).sqrt().detach()
+    return y.view(x.shape) * module.weight
+
+
+def _frozen_gradient_x_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Gradient x input with every attention's weights and every norm's scale held constant:
+    what LRP-0 with Ali et al.'s (2022) AH and LN rules equals on a bias-free ReLU net."""
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention):
+            handles.append(
+                m.register_forward_pre_hook(lambda m, a: (a[0].detach(), a[1].detach(), *a[2:]))
+            )
+        elif isinstance(m, (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm)):
+            handles.append(m.register_forward_hook(_frozen_norm))
+    leaf = x.clone().requires_grad_(True)
+    model(leaf)[torch.arange(len(x)), T].sum().backward()
+    for h in handles:
+        h.remove()
+    return (leaf.grad * x).detach()
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_lrp_0_of_a_transformer_holds_attention_and_normalization_scale_constant(norm_first):
+    """Ali et al. (2022), "XAI for Transformers: Better Explanations through Conservative
+    Propagation": with the attention weights and the layer norms' 1 / std held constant,
+    LRP-0 is gradient x input of the rest, and relevance is conserved."""
+    model = _Encoder(norm_first)
+    rules = {n: EpsilonRule(0.0) for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    rules.update({"layer.self_attn": EpsilonRule(0.0), "layer.norm1": EpsilonRule(0.0)})
+    rules["layer.norm2"] = EpsilonRule(0.0)
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(relevance, _frozen_gradient_x_input(model, X), rtol=1e-9, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+    # at a layer inside an encoder layer with biases, run without a graph up to it (torch's
+    # fused eval-mode path, which would skip its submodules, stays off while hooks are on)
+    if not norm_first:  # post-norm: the last norm's output
+        biased = _Encoder(norm_first, bias=True)
+        with torch.no_grad():
+            out = biased(X)[torch.arange(4), T]
+        got = layer_lrp(biased, X, "layer.norm2", T, rules={"out": EpsilonRule(0.0)})
+        torch.testing.assert_close(got.sum((1, 2)), out)
+    # the default rules run too (epsilon 1e-9): nearly the same
+    torch.testing.assert_close(lrp(model, X, T), relevance, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "norm", [lambda: nn.LayerNorm(4, bias=False), lambda: nn.RMSNorm(4), lambda: nn.GroupNorm(2, 4)]
+)
+def test_lrp_0_holds_every_normalization_scale_constant(norm) -> None:
+    torch.manual_seed(8)
+    model = nn.Sequential(
+        nn.Linear(6, 4, bias=False), norm(), nn.ReLU(), nn.Linear(4, 3, bias=False)
+    )
+    model = model.double()
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        if getattr(model[1], "bias", None) is not None:
+            model[1].bias.zero_()
+    rules = dict.fromkeys(("0", "1", "3"), EpsilonRule(0.0))
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(relevance, _frozen_gradient_x_input(model, X), rtol=1e-9, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+
+
+def test_transformer_errors_name_the_problem() -> None:
+    model = _Encoder(False)
+    with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule or"):
+        lrp(model, X, T, rules={"layer.norm1": GammaRule()})
+    with pytest.raises(ValueError, match="MultiheadAttention"):
+        layer_lrp(model, X, "layer.self_attn", T, layer_input=True)
+    attention = nn.MultiheadAttention(2, 1, batch_first=True).double()
+
+    class _ByKeyword(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = attention
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = x.view(len(x), 3, 2)
+            return self.attention(query=h, key=h, value=h)[0].flatten(1)
+
+    with pytest.raises(TypeError, match="query, key and value as positional"):
+        lrp(_ByKeyword(), X, T)
+
+
 def test_one_forward_pass_with_every_rule() -> None:
     model = _mlp()
     calls = []
@@ -292,8 +405,8 @@ def test_layer_version_errors_name_the_problem() -> None:
 
 
 def test_errors_name_the_problem() -> None:
-    model = nn.Sequential(nn.Linear(6, 4), nn.LayerNorm(4), nn.Linear(4, 2))
-    with pytest.raises(TypeError, match=r"lrp has no rule for module '1' \(LayerNorm\)"):
+    model = nn.Sequential(nn.Linear(6, 4), nn.Softmax(1), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match=r"lrp has no rule for module '1' \(Softmax\)"):
         lrp(model, X.float(), 0)
     lrp(model, X.float(), 0, rules={"1": IdentityRule()})  # an explicit rule lets it through
     with pytest.raises(TypeError, match="rules values must be EpsilonRule"):

@@ -25,6 +25,13 @@ Captum, relevance is not conserved across a skip connection).
 Rules are given per layer (``rules={"features.0": GammaRule(0.25)}``) instead of as module
 attributes, and the model's weights are never modified: a rule's weights are used through
 ``torch.func.functional_call``. One forward pass suffices for every rule (Captum runs two).
+
+Transformers follow Ali, Schnake, Eberle, Montavon, Müller & Wolf, "XAI for Transformers: Better
+Explanations through Conservative Propagation" (ICML 2022): ``nn.LayerNorm``, ``nn.RMSNorm``
+and ``nn.GroupNorm`` hold their scale (``1 / std``) constant (the LN rule) and
+``nn.MultiheadAttention`` its attention weights (the AH rule: relevance flows through the
+values only); what is left is linear and takes the epsilon (or identity) rule. Captum has no
+rule for either.
 """
 
 from __future__ import annotations
@@ -126,6 +133,10 @@ _RULE_LAYERS = (
     nn.BatchNorm2d,
     nn.BatchNorm3d,
 )
+# Ali et al. (2022): a normalization's scale and an attention's weights held constant (LN and
+# AH rules) leave a linear map, which takes the epsilon (or identity) rule
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
+_HELD_CONSTANT = (*_NORMS, nn.MultiheadAttention)
 _PASS_THROUGH = (*ELEMENTWISE_ACTIVATIONS, nn.Dropout)  # relevance unchanged
 _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)  # ordinary (identity-like) gradient
 
@@ -176,6 +187,44 @@ class _Scaled(torch.autograd.Function):
         return grad * factor, None, None
 
 
+def _held_scale(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """A normalization's output on ``x`` with its scale (``1 / std`` or ``1 / rms``) held
+    constant: linear in ``x`` (the LN rule of Ali et al. 2022)."""
+    if isinstance(module, nn.GroupNorm):
+        groups = x.reshape(x.shape[0], module.num_groups, -1)
+        centred = groups - groups.mean(-1, keepdim=True)
+        scale = torch.rsqrt(groups.var(-1, unbiased=False, keepdim=True) + module.eps)
+        y = (centred * scale.detach()).reshape(x.shape)
+        if module.affine:
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            y = y * module.weight.view(shape) + module.bias.view(shape)
+        return y
+    dims = tuple(range(-len(module.normalized_shape), 0))
+    if isinstance(module, nn.RMSNorm):
+        eps = torch.finfo(x.dtype).eps if module.eps is None else module.eps
+        y = x * torch.rsqrt(x.square().mean(dims, keepdim=True) + eps).detach()
+    else:
+        centred = x - x.mean(dims, keepdim=True)
+        scale = torch.rsqrt(x.var(dims, unbiased=False, keepdim=True) + module.eps)
+        y = centred * scale.detach()
+    if module.weight is not None:
+        y = y * module.weight
+    bias = getattr(module, "bias", None)  # RMSNorm has none
+    return y if bias is None else y + bias
+
+
+def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pre-hook of an ``nn.MultiheadAttention``: query and key detached, so that the attention
+    weights stay constant and relevance flows through the values only (the AH rule of Ali et
+    al. 2022)."""
+    if len(args) < 3:
+        raise TypeError(
+            "lrp needs nn.MultiheadAttention called with query, key and value as positional "
+            f"arguments (as nn.TransformerEncoderLayer does), got {len(args)}"
+        )
+    return (args[0].detach(), args[1].detach(), *args[2:])
+
+
 def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.Module, Rule]:
     """The rule of every leaf module that takes one (default: epsilon 1e-9); a ``TypeError``
     names the first leaf module LRP has no way through."""
@@ -190,10 +239,21 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
         check_type("rules key", layer, nn.Module)
         chosen[layer] = rule
     out: dict[nn.Module, Rule] = {}
+    inside: set[nn.Module] = set()  # an attention's projections, which it does not call
     for name, module in model.named_modules():
-        if module in chosen:
-            out[module] = chosen[module]
-        elif isinstance(module, _RULE_LAYERS):
+        if module in inside:
+            continue
+        if isinstance(module, nn.MultiheadAttention):
+            inside.update(module.modules())
+        given = chosen.get(module)
+        if isinstance(module, _HELD_CONSTANT) and isinstance(given, (GammaRule, Alpha1Beta0Rule)):
+            raise TypeError(
+                f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule or "
+                f"IdentityRule, got {type(given).__name__}"
+            )
+        if given is not None:
+            out[module] = given
+        elif isinstance(module, _RULE_LAYERS + _HELD_CONSTANT):
             out[module] = EpsilonRule()
         elif next(module.children(), None) is None and not isinstance(
             module, _PASS_THROUGH + _RESHAPES
@@ -219,7 +279,9 @@ def lrp(
 
     Args:
         model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``), built from layers
-            with a rule (linear, convolution, pooling, batch norm), ``nn.ReLU`` / ``nn.Tanh`` /
+            with a rule (linear, convolution, pooling, batch, layer, group and RMS norms,
+            ``nn.MultiheadAttention`` called with positional query, key and value, as
+            ``nn.TransformerEncoderLayer`` does), elementwise activation modules,
             ``nn.Dropout`` and parameter-free reshapes; runs in eval mode (flags restored).
         inputs: ``[B, ...]`` floating tensor (not modified).
         target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
@@ -268,6 +330,11 @@ def layer_lrp(
     """
     _check_arguments(model, inputs, rules, return_convergence_delta)
     module = checked_layer(model, layer, layer_input, batch_dim)
+    if layer_input and isinstance(module, nn.MultiheadAttention):
+        raise ValueError(
+            "layer_input=True is not supported at an nn.MultiheadAttention, whose relevance "
+            "enters through its values (the third input): attribute the layer before it"
+        )
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
     relevance, selected = _propagate(model, inputs, t, rules, (module, layer_input))
@@ -359,15 +426,19 @@ def _propagation_hooks(
         result: torch.Tensor = _Scaled.apply(x, out.detach(), _ratio(out.detach(), x.detach()))
         return result
 
-    def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor | None:
+    def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
         if module in recomputing:
             return None
         rule = layer_rules[module]
         epsilon = rule.epsilon if isinstance(rule, EpsilonRule) else 1e-9
+        if isinstance(module, nn.MultiheadAttention):  # (output, weights): the weights stay
+            z = out[0].detach()
+            return (_Scaled.apply(out[0], z, _rule_factor(z, None, epsilon)), *out[1:])
         params = modified[module]
         if params is None:
+            held = _held_scale(module, args[0]) if isinstance(module, _NORMS) else out
             factor = _rule_factor(out.detach(), None, epsilon)
-            result: torch.Tensor = _Scaled.apply(out, out.detach(), factor)
+            result: torch.Tensor = _Scaled.apply(held, out.detach(), factor)
             return result
         recomputing.add(module)  # the rule's weights on the same (original) activations
         try:
@@ -383,6 +454,8 @@ def _propagation_hooks(
         rule = layer_rules.get(module)
         if isinstance(rule, IdentityRule) or (rule is None and isinstance(module, _PASS_THROUGH)):
             hooks.append((module, inputs.pre_hook, pass_through))
+        elif isinstance(module, nn.MultiheadAttention) and rule is not None:
+            hooks.append((module, _constant_attention, apply_rule))
         elif rule is not None:
             hooks.append((module, None, apply_rule))
     if capture is not None:
