@@ -70,8 +70,11 @@ def test_bad_input() -> None:
     model = _model()
     with pytest.raises(ValueError, match="metric"):
         similarity_influence(model, X, XT, "1", metric="manhattan")
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
     with pytest.raises(ValueError, match="top_k must be <= the 20 training examples"):
         similarity_influence(model, X, XT, "1", top_k=21)
+    assert not calls  # refused before any forward pass
     with pytest.raises(ValueError, match="top_k"):
         similarity_influence(model, X, XT, "1", top_k=0)
     with pytest.raises((ValueError, AttributeError), match="nope"):

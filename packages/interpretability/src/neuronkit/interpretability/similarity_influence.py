@@ -70,6 +70,9 @@ def similarity_influence(
     names = [layers] if isinstance(layers, str) else list(layers)
     if top_k is not None:
         check_number("top_k", top_k, ge=1, integer=True)
+        n = len(train_inputs) if isinstance(train_inputs, torch.Tensor) and train_inputs.ndim else 0
+        if n and top_k > n:  # before any forward pass (other inputs fail in layer_activations)
+            raise ValueError(f"top_k must be <= the {n} training examples, got {top_k}")
     with eval_mode(model):
         train, test = (
             layer_activations(model, x, names, batch_size=batch_size, batch_dim=batch_dim)
@@ -78,8 +81,6 @@ def similarity_influence(
     scores = {name: _similarity(test[name], train[name], metric) for name in names}
     if top_k is None:
         return scores
-    if top_k > len(train_inputs):
-        raise ValueError(f"top_k must be <= the {len(train_inputs)} training examples, got {top_k}")
     closest: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, s in scores.items():
         values, indices = s.topk(int(top_k), dim=1, largest=metric != "euclidean")
