@@ -231,6 +231,20 @@ def test_transformer_errors_name_the_problem() -> None:
         lrp(_ByKeyword(), X, T)
 
 
+def test_rules_by_layer_type() -> None:
+    """A type's rule reaches every layer of that type (not containers); a layer's own wins."""
+    model = _mlp()
+    by_name = {"0": GammaRule(0.5), "2": EpsilonRule(0.25), "4": EpsilonRule(0.25)}
+    expected = lrp(model, X, T, rules=by_name)
+    torch.testing.assert_close(
+        lrp(model, X, T, rules={nn.Linear: EpsilonRule(0.25), "0": GammaRule(0.5)}), expected
+    )
+    container = {nn.Sequential: IdentityRule(), nn.Linear: EpsilonRule(0.25), "0": GammaRule(0.5)}
+    torch.testing.assert_close(lrp(model, X, T, rules=container), expected)
+    with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule"):
+        lrp(_Encoder(False), X, T, rules={nn.LayerNorm: Alpha1Beta0Rule()})
+
+
 def test_one_forward_pass_with_every_rule() -> None:
     model = _mlp()
     calls = []

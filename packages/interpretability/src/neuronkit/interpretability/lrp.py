@@ -21,10 +21,11 @@ Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alph
 ``nn.BatchNorm2d``) in sequence; the other convolutions, average pools and batch norms take the
 same rules here. Operations between modules (residual additions, reshapes, functional pooling
 or scaling) are LRP-0: a sum hands each summand the share of relevance it contributed (with
-Captum, relevance is not conserved across a skip connection).
-Rules are given per layer (``rules={"features.0": GammaRule(0.25)}``) instead of as module
-attributes, and the model's weights are never modified: a rule's weights are used through
-``torch.func.functional_call``. One forward pass suffices for every rule (Captum runs two).
+Captum, relevance is not conserved across a skip connection). Rules are given per layer or
+per layer type (``rules={"features.0": GammaRule(0.25)}``, ``{nn.Conv2d: GammaRule(0.25)}``)
+instead of as module attributes, and the model's weights are never modified: a rule's weights
+are used through ``torch.func.functional_call``. One forward pass suffices for every rule
+(Captum runs two).
 
 Transformers follow Ali, Schnake, Eberle, Montavon, Müller & Wolf, "XAI for Transformers: Better
 Explanations through Conservative Propagation" (ICML 2022): ``nn.LayerNorm``, ``nn.RMSNorm``
@@ -226,15 +227,19 @@ def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, 
 
 
 def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.Module, Rule]:
-    """The rule of every leaf module that takes one (default: epsilon 1e-9); a ``TypeError``
-    names the first leaf module LRP has no way through."""
+    """The rule of every leaf module that takes one (a layer's own, else its type's, else
+    epsilon 1e-9); a ``TypeError`` names the first leaf module LRP has no way through."""
     chosen: dict[nn.Module, Rule] = {}
+    by_type: dict[type, Rule] = {}
     for key, rule in (rules or {}).items():
         if not isinstance(rule, (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule)):
             raise TypeError(
                 f"rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule or IdentityRule, "
                 f"got {type(rule).__name__} for {key!r}"
             )
+        if isinstance(key, type) and issubclass(key, nn.Module):
+            by_type[key] = rule
+            continue
         layer = get_layer(model, key) if isinstance(key, str) else key
         check_type("rules key", layer, nn.Module)
         chosen[layer] = rule
@@ -245,7 +250,10 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
             continue
         if isinstance(module, nn.MultiheadAttention):
             inside.update(module.modules())
+        leaf = next(module.children(), None) is None
         given = chosen.get(module)
+        if given is None and (leaf or isinstance(module, _RULE_LAYERS + _HELD_CONSTANT)):
+            given = next((r for t, r in by_type.items() if isinstance(module, t)), None)
         if isinstance(module, _HELD_CONSTANT) and isinstance(given, (GammaRule, Alpha1Beta0Rule)):
             raise TypeError(
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule or "
@@ -255,9 +263,7 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
             out[module] = given
         elif isinstance(module, _RULE_LAYERS + _HELD_CONSTANT):
             out[module] = EpsilonRule()
-        elif next(module.children(), None) is None and not isinstance(
-            module, _PASS_THROUGH + _RESHAPES
-        ):
+        elif leaf and not isinstance(module, _PASS_THROUGH + _RESHAPES):
             raise TypeError(
                 f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
                 "rules= (e.g. IdentityRule() for an elementwise layer), or attribute with another "
@@ -272,7 +278,7 @@ def lrp(
     inputs: torch.Tensor,
     target: Target = None,
     *,
-    rules: Mapping[str | nn.Module, Rule] | None = None,
+    rules: Mapping[str | nn.Module | type[nn.Module], Rule] | None = None,
     return_convergence_delta: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Layer-wise relevance propagation (Bach et al. 2015), Captum's ``LRP``.
@@ -285,8 +291,10 @@ def lrp(
             ``nn.Dropout`` and parameter-free reshapes; runs in eval mode (flags restored).
         inputs: ``[B, ...]`` floating tensor (not modified).
         target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
-        rules: a rule per layer (by name or module), e.g. ``{"0": GammaRule(0.25)}``; layers
-            not named take ``EpsilonRule(1e-9)``.
+        rules: a rule per layer (by name or module), e.g. ``{"0": GammaRule(0.25)}``, or per
+            layer type, e.g. ``{nn.Conv2d: GammaRule(0.25), nn.Linear: EpsilonRule(0.25)}``
+            (a layer's own rule first, then the first type it is an instance of); the rest
+            take ``EpsilonRule(1e-9)``.
         return_convergence_delta: also return ``f_t(x) - sum_i R_i`` per example (Captum's
             sign; biases and ``epsilon`` absorb relevance, so it is not 0 in general).
 
@@ -306,7 +314,7 @@ def layer_lrp(
     layer: str | nn.Module,
     target: Target = None,
     *,
-    rules: Mapping[str | nn.Module, Rule] | None = None,
+    rules: Mapping[str | nn.Module | type[nn.Module], Rule] | None = None,
     layer_input: bool = False,
     batch_dim: int = 0,
     return_convergence_delta: bool = False,
