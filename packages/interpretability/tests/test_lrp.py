@@ -9,6 +9,7 @@ from neuronkit.interpretability import (
     EpsilonRule,
     GammaRule,
     IdentityRule,
+    ZBoxRule,
     input_x_gradient,
     layer_lrp,
     lrp,
@@ -243,6 +244,55 @@ def test_rules_by_layer_type() -> None:
     torch.testing.assert_close(lrp(model, X, T, rules=container), expected)
     with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule"):
         lrp(_Encoder(False), X, T, rules={nn.LayerNorm: Alpha1Beta0Rule()})
+
+
+def test_z_box_rule_in_closed_form_and_conserving() -> None:
+    """z^B at the input layer (Montavon et al. 2017): R_i = sum_j (x_i w_ij - l_i w+_ij -
+    h_i w-_ij) R_j / z_j; the first layer's bias cancels, so relevance is conserved."""
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3, bias=False)).double()
+    x = X.clamp(-1.0, 2.0)
+    rules = {"0": ZBoxRule(-1.0, 2.0), "2": EpsilonRule(0.0)}
+    got, delta = lrp(model, x, T, rules=rules, return_convergence_delta=True)
+    w, w2 = model[0].weight.detach(), model[2].weight.detach()
+    with torch.no_grad():
+        r_h = model[1](model[0](x)) * w2[T]  # LRP-0 at the top: h_j w_tj
+        low, high = torch.full_like(x, -1.0), torch.full_like(x, 2.0)
+        pos, neg = w.clamp(min=0), w.clamp(max=0)
+        s = r_h / (x @ w.T - low @ pos.T - high @ neg.T)
+        expected = x * (s @ w) - low * (s @ pos) - high * (s @ neg)
+    torch.testing.assert_close(got, expected)
+    assert delta.abs().max() < 1e-8  # the 1e-9 stabilizer only
+    first = layer_lrp(model, x, "0", T, rules=rules, layer_input=True)
+    torch.testing.assert_close(first, got)
+
+
+def test_z_box_rule_with_per_channel_bounds_on_a_convolution() -> None:
+    torch.manual_seed(10)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, bias=False)
+    ).double()
+    x = torch.rand(2, 3, 4, 4, generator=_gen(2), dtype=torch.float64)
+    mean = torch.tensor([0.4, 0.5, 0.6], dtype=torch.float64).view(1, 3, 1, 1)
+    rules = {"0": ZBoxRule(-mean, 1 - mean), "3": EpsilonRule(0.0)}
+    got, delta = lrp(model, x - mean, 1, rules=rules, return_convergence_delta=True)
+    assert got.shape == x.shape
+    assert delta.abs().max() < 1e-8
+    uniform = lrp(model, x - mean, 1, rules={"0": ZBoxRule(-0.5, 0.5), "3": EpsilonRule(0.0)})
+    assert (uniform - got).abs().max() > 1e-6  # the bounds matter
+
+
+def test_z_box_errors_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="low must be <= high"):
+        ZBoxRule(1.0, 0.0)
+    with pytest.raises(TypeError, match="low"):
+        ZBoxRule("0", 1.0)
+    with pytest.raises(TypeError, match=r"ZBoxRule needs a linear or convolution layer, got '1'"):
+        lrp(_mlp(), X, T, rules={"1": ZBoxRule(0.0, 1.0)})
+    with pytest.raises(ValueError, match="ZBoxRule applies to the layer that reads the inputs"):
+        lrp(_mlp(), X, T, rules={"2": ZBoxRule(0.0, 1.0)})
+    with pytest.raises(ValueError, match="high must broadcast to the layer's input"):
+        lrp(_mlp(), X, T, rules={"0": ZBoxRule(0.0, torch.ones(5))})
 
 
 def test_one_forward_pass_with_every_rule() -> None:

@@ -49,7 +49,7 @@ from .llm_attribution import (
     llm_attribution,
     llm_gradient_attribution,
 )
-from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, layer_lrp, lrp
+from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, ZBoxRule, layer_lrp, lrp
 from .neuron import neuron_conductance, neuron_output
 from .occlusion import occlusion
 from .representation import (
@@ -141,6 +141,7 @@ __all__ = [
     "TRSASelection",
     "WideDeep",
     "WideDeepResult",
+    "ZBoxRule",
     "__version__",
     "accuracy",
     "bootstrap_crossvalidate",

@@ -71,7 +71,15 @@ from .hooks import (
     module_hooks,
 )
 
-__all__ = ["Alpha1Beta0Rule", "EpsilonRule", "GammaRule", "IdentityRule", "layer_lrp", "lrp"]
+__all__ = [
+    "Alpha1Beta0Rule",
+    "EpsilonRule",
+    "GammaRule",
+    "IdentityRule",
+    "ZBoxRule",
+    "layer_lrp",
+    "lrp",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +122,31 @@ class IdentityRule:
     batch norm; Captum's ``IdentityRule``)."""
 
 
-Rule = EpsilonRule | GammaRule | Alpha1Beta0Rule | IdentityRule
+@dataclasses.dataclass(frozen=True, eq=False)
+class ZBoxRule:
+    """The z^B rule for the layer that reads inputs bounded by ``low <= x <= high`` (pixels):
+    ``R_i = sum_j (x_i w_ij - l_i w+_ij - h_i w-_ij) R_j / z_j``, ``z_j`` the sum over ``i`` of
+    the same (the biases cancel): Montavon et al., "Explaining nonlinear classification decisions
+    with deep Taylor decomposition" (Pattern Recognition 2017), for the input layer in Montavon
+    et al. (2019); zennit's ``ZBox``. ``low``, ``high``: numbers or tensors broadcastable to
+    the layer's input (``[1, 3, 1, 1]`` per channel)."""
+
+    low: float | torch.Tensor
+    high: float | torch.Tensor
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor):
+                check_number(name, value)
+        numbers = not isinstance(self.low, torch.Tensor) and not isinstance(self.high, torch.Tensor)
+        if numbers and not self.low <= self.high:
+            raise ValueError(f"low must be <= high, got {self.low} and {self.high}")
+
+
+Rule = EpsilonRule | GammaRule | Alpha1Beta0Rule | IdentityRule | ZBoxRule
+_RULES = (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule, ZBoxRule)
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # the layers z^B takes
 
 _RULE_LAYERS = (
     nn.Linear,
@@ -232,10 +264,10 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
     chosen: dict[nn.Module, Rule] = {}
     by_type: dict[type, Rule] = {}
     for key, rule in (rules or {}).items():
-        if not isinstance(rule, (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule)):
+        if not isinstance(rule, _RULES):
             raise TypeError(
-                f"rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule or IdentityRule, "
-                f"got {type(rule).__name__} for {key!r}"
+                "rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule or "
+                f"ZBoxRule, got {type(rule).__name__} for {key!r}"
             )
         if isinstance(key, type) and issubclass(key, nn.Module):
             by_type[key] = rule
@@ -258,6 +290,11 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
             raise TypeError(
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule or "
                 f"IdentityRule, got {type(given).__name__}"
+            )
+        if isinstance(given, ZBoxRule) and not isinstance(module, _WEIGHTED):
+            raise TypeError(
+                f"ZBoxRule needs a linear or convolution layer, got {name!r} "
+                f"({type(module).__name__})"
             )
         if given is not None:
             out[module] = given
@@ -400,8 +437,9 @@ def _propagate(
     batch = inputs.shape[0]
     capture = None if layer is None else (layer[0], _Capture(layer[1]))
     modified = {m: _modified_parameters(m, r) for m, r in layer_rules.items()}
+    bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # z^B's (x, l, h)
     with eval_mode(model):
-        hooks = _propagation_hooks(model, layer_rules, modified, capture)
+        hooks = _propagation_hooks(model, layer_rules, modified, capture, bounds)
         x = _leaf(inputs) if capture is None else inputs.detach()
         with (
             torch.no_grad() if capture is not None else contextlib.nullcontext(),
@@ -413,19 +451,32 @@ def _propagate(
             if wrt is None:
                 raise ValueError("layer did not run in the model's forward pass")
             _check_graph(outputs)
-            (grad,) = torch.autograd.grad(outputs, wrt, grad_out)
-    return wrt.detach() * grad, _select(outputs.detach(), t, batch)
+            leaves = [wrt] + [bound for _, low, high in bounds for bound in (low, high)]
+            grads = torch.autograd.grad(outputs, leaves, grad_out)
+    relevance = wrt.detach() * grads[0]
+    for k, (read, low, high) in enumerate(bounds):
+        if read.numel() != wrt.numel() or not torch.equal(read.reshape(wrt.shape), wrt.detach()):
+            raise ValueError(
+                "ZBoxRule applies to the layer that reads the inputs (or, for layer_lrp, the "
+                "attributed layer's input), reshaped at most"
+            )
+        bound_relevance = low.detach() * grads[1 + 2 * k] + high.detach() * grads[2 + 2 * k]
+        relevance = relevance + bound_relevance.reshape(wrt.shape)
+    return relevance, _select(outputs.detach(), t, batch)
 
 
 def _propagation_hooks(
     model: nn.Module,
     layer_rules: dict[nn.Module, Rule],
     modified: dict[nn.Module, dict[str, torch.Tensor] | None],
-    capture: tuple[nn.Module, LayerValueHook] | None = None,
+    capture: tuple[nn.Module, LayerValueHook] | None,
+    bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
 ) -> list[tuple[nn.Module, Any, Any]]:
     """Forward hooks that make autograd carry relevance per unit of activation through every
     layer, and ``capture``'s on its layer (after the layer's own hook: an output's gradient is
-    the one arriving from above); not while a rule reruns the layer with its weights."""
+    the one arriving from above); not while a rule reruns the layer with its weights, nor
+    without gradients (before the attributed layer). A z^B layer adds its input and its bound
+    leaves to ``bounds``: the relevance it hands those is their value times their gradient."""
     inputs = CallInputs()
     recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
 
@@ -434,11 +485,20 @@ def _propagation_hooks(
         result: torch.Tensor = _Scaled.apply(x, out.detach(), _ratio(out.detach(), x.detach()))
         return result
 
+    def rerun(module: nn.Module, params: dict[str, torch.Tensor], args: tuple[Any, ...]) -> Any:
+        recomputing.add(module)  # the rule's weights on the same (original) activations
+        try:
+            return functional_call(module, params, args, strict=False)
+        finally:
+            recomputing.discard(module)
+
     def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
-        if module in recomputing:
+        if module in recomputing or not torch.is_grad_enabled():
             return None
         rule = layer_rules[module]
         epsilon = rule.epsilon if isinstance(rule, EpsilonRule) else 1e-9
+        if isinstance(rule, ZBoxRule):
+            return _z_box(module, rule, args, out, rerun, bounds)
         if isinstance(module, nn.MultiheadAttention):  # (output, weights): the weights stay
             z = out[0].detach()
             return (_Scaled.apply(out[0], z, _rule_factor(z, None, epsilon)), *out[1:])
@@ -448,11 +508,7 @@ def _propagation_hooks(
             factor = _rule_factor(out.detach(), None, epsilon)
             result: torch.Tensor = _Scaled.apply(held, out.detach(), factor)
             return result
-        recomputing.add(module)  # the rule's weights on the same (original) activations
-        try:
-            rule_out = functional_call(module, params, args, strict=False)
-        finally:
-            recomputing.discard(module)
+        rule_out = rerun(module, params, args)
         factor = _rule_factor(out.detach(), rule_out.detach(), epsilon)
         result = _Scaled.apply(rule_out, out.detach(), factor)
         return result
@@ -474,6 +530,40 @@ def _propagation_hooks(
         else:
             hooks.append((layer, None, _unless(recomputing, hook)))
     return hooks
+
+
+def _z_box(
+    module: nn.Module,
+    rule: ZBoxRule,
+    args: tuple[Any, ...],
+    out: torch.Tensor,
+    rerun: Any,
+    bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> torch.Tensor:
+    """The z^B layer's output whose backward hands ``x``, ``l`` and ``h`` the gradients of
+    ``z^B = z(x) - z+(l) - z-(h)`` scaled by ``z / z^B`` (the bias cancels in ``z^B``)."""
+    x = args[0]
+    leaves = []
+    for name in ("low", "high"):
+        value = torch.as_tensor(getattr(rule, name), dtype=x.dtype, device=x.device)
+        try:
+            leaves.append(torch.broadcast_to(value, x.shape).clone().requires_grad_(True))
+        except RuntimeError:
+            raise ValueError(
+                f"ZBoxRule's {name} must broadcast to the layer's input {tuple(x.shape)}, got "
+                f"shape {tuple(value.shape)}"
+            ) from None
+    low, high = leaves
+    parts = []
+    for bound, clamp in ((low, {"min": 0}), (high, {"max": 0})):
+        params = {n: p.detach().clamp(**clamp) for n, p in module.named_parameters()}
+        parts.append(rerun(module, params, (bound, *args[1:])))
+    z_box = out - parts[0] - parts[1]
+    bounds.append((x.detach(), low, high))
+    result: torch.Tensor = _Scaled.apply(
+        z_box, out.detach(), _rule_factor(out.detach(), z_box.detach(), 1e-9)
+    )
+    return result
 
 
 def _unless(recomputing: set[nn.Module], hook: Any) -> Any:
