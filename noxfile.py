@@ -176,6 +176,7 @@ def bench(session: nox.Session) -> None:
     session.run(
         *PYTEST,
         "packages/interpretability/tests/test_attribution_captum.py",
+        "packages/interpretability/tests/test_lrp_zennit.py",
         "packages/interpretability/tests/test_rsa_rsatoolbox.py",
         "packages/snn/tests/test_nir_peers.py",
     )
