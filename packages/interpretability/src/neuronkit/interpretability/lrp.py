@@ -1,5 +1,5 @@
-"""Layer-wise relevance propagation (LRP) with the epsilon, gamma, alpha1-beta0 and identity
-rules.
+"""Layer-wise relevance propagation (LRP) with the epsilon, gamma, alpha1-beta0, identity and
+z^B rules.
 
 Bach, Binder, Montavon, Klauschen, Müller & Samek, "On Pixel-Wise Explanations for Non-Linear
 Classifier Decisions by Layer-Wise Relevance Propagation" (PLoS ONE 2015); the gamma rule and
@@ -21,7 +21,8 @@ Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alph
 ``nn.BatchNorm2d``) in sequence; the other convolutions, average pools and batch norms take the
 same rules here. Operations between modules (residual additions, reshapes, functional pooling
 or scaling) are LRP-0: a sum hands each summand the share of relevance it contributed (with
-Captum, relevance is not conserved across a skip connection). Rules are given per layer or
+Captum, relevance is not conserved across a skip connection; with zennit's ResNet canonizer,
+it is, and the numbers agree). Rules are given per layer or
 per layer type (``rules={"features.0": GammaRule(0.25)}``, ``{nn.Conv2d: GammaRule(0.25)}``)
 instead of as module attributes, and the model's weights are never modified: a rule's weights
 are used through ``torch.func.functional_call``. One forward pass suffices for every rule
