@@ -211,6 +211,44 @@ def test_lrp_0_holds_every_normalization_scale_constant(norm) -> None:
     assert delta.abs().max() < 1e-12
 
 
+class _SdpaBlock(nn.Module):
+    """Pre-norm self-attention written with ``F.scaled_dot_product_attention`` (as timm and
+    Hugging Face write it), bias-free, over 3 tokens; ``frozen`` detaches query and key."""
+
+    def __init__(self, keywords: bool) -> None:
+        super().__init__()
+        torch.manual_seed(11)
+        self.keywords, self.frozen = keywords, False
+        self.embed = nn.Linear(2, 8, bias=False)
+        self.norm = nn.LayerNorm(8, bias=False)
+        self.qkv = nn.Linear(8, 24, bias=False)
+        self.proj = nn.Linear(8, 8, bias=False)
+        self.out = nn.Linear(8, 3, bias=False)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.view(len(x), 3, 2))
+        q, k, v = self.qkv(self.norm(h)).view(len(x), 3, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        if self.frozen:
+            q, k = q.detach(), k.detach()
+        sdpa = nn.functional.scaled_dot_product_attention
+        a = sdpa(query=q, key=k, value=v) if self.keywords else sdpa(q, k, v)
+        h = h + self.proj(a.transpose(1, 2).reshape(len(x), 3, 8))
+        return self.out(h.mean(1))
+
+
+@pytest.mark.parametrize("keywords", [False, True])
+def test_lrp_holds_functional_attention_weights_constant(keywords) -> None:
+    """Attention computed by F.scaled_dot_product_attention takes the AH rule too."""
+    model = _SdpaBlock(keywords)
+    rules = {nn.Linear: EpsilonRule(0.0), nn.LayerNorm: EpsilonRule(0.0)}
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    model.frozen = True
+    expected = _frozen_gradient_x_input(model, X)
+    torch.testing.assert_close(relevance, expected, rtol=1e-9, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+
+
 def test_transformer_errors_name_the_problem() -> None:
     model = _Encoder(False)
     with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule or"):

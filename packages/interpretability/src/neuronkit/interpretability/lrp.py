@@ -44,8 +44,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.overrides import TorchFunctionMode
 
 from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
 
@@ -259,6 +261,33 @@ def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, 
     return (args[0].detach(), args[1].detach(), *args[2:])
 
 
+class _ConstantAttentionWeights(TorchFunctionMode):
+    """``F.scaled_dot_product_attention`` (timm's and Hugging Face's attention) with query
+    and key detached: the AH rule for attention written with that function. A function mode
+    is per thread, so other threads' calls are left alone."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = dict(kwargs or {})
+        if func is F.scaled_dot_product_attention:
+            args = tuple(a.detach() if i < 2 else a for i, a in enumerate(args))
+            kwargs.update({k: kwargs[k].detach() for k in ("query", "key") if k in kwargs})
+        return func(*args, **kwargs)
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _runs_functions(model: nn.Module) -> bool:
+    """Whether a module of ``model`` has a forward of its own that calls other modules (only
+    there can attention be written with functions; plain containers and layers cannot)."""
+    return any(
+        next(m.children(), None) is not None and not isinstance(m, (*_CONTAINERS, *_HELD_CONSTANT))
+        for m in model.modules()
+    )
+
+
 def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.Module, Rule]:
     """The rule of every leaf module that takes one (a layer's own, else its type's, else
     epsilon 1e-9); a ``TypeError`` names the first leaf module LRP has no way through."""
@@ -446,7 +475,10 @@ def _propagate(
             torch.no_grad() if capture is not None else contextlib.nullcontext(),
             module_hooks(hooks),
         ):
-            outputs = call_model(model, x)
+            with (
+                _ConstantAttentionWeights() if _runs_functions(model) else contextlib.nullcontext()
+            ):
+                outputs = call_model(model, x)
             grad_out = _grad_outputs(outputs, t, batch)
             wrt = x if capture is None else capture[1].value
             if wrt is None:
