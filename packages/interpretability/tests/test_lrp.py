@@ -333,6 +333,20 @@ def test_z_box_errors_name_the_problem() -> None:
         lrp(_mlp(), X, T, rules={"0": ZBoxRule(0.0, torch.ones(5))})
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_zero_output_passes_no_relevance_in_half_precision(dtype) -> None:
+    """The default epsilon (1e-9) is below float16's smallest normal number: a unit whose
+    output is exactly 0 still passes 0, not 0 / 0."""
+    torch.manual_seed(12)
+    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    with torch.no_grad():
+        model[0].weight[1] = 0.0
+        model[0].bias[1] = 0.0
+    relevance = lrp(model.to(dtype), X.to(dtype), T)
+    expected = lrp(model.double(), X, T)
+    torch.testing.assert_close(relevance.double(), expected, rtol=0.05, atol=0.02)
+
+
 def test_one_forward_pass_with_every_rule() -> None:
     model = _mlp()
     calls = []

@@ -204,6 +204,8 @@ def _rule_factor(z: torch.Tensor, z_rule: torch.Tensor | None, epsilon: float) -
     when ``z_rule`` is ``None``, where it is ``|z| / (|z| + epsilon)``."""
     if z_rule is None:
         size = z.abs()
+        if epsilon >= torch.finfo(z.dtype).tiny:  # the denominator is never 0
+            return size / (size + epsilon)
         return _ratio(size, size + epsilon)
     return _ratio(z, z_rule + torch.where(z_rule >= 0, epsilon, -epsilon))
 
@@ -515,7 +517,11 @@ def _propagation_hooks(
 
     def pass_through(module: nn.Module, args: tuple[Any, ...], out: Any) -> torch.Tensor:
         x = inputs.pop(module)  # R_in = R_out: the gradient times out / x
-        result: torch.Tensor = _Scaled.apply(x, out.detach(), _ratio(out.detach(), x.detach()))
+        if type(module) is nn.ReLU:
+            factor = (x.detach() > 0).to(x.dtype)  # out / x, in one comparison
+        else:
+            factor = _ratio(out.detach(), x.detach())
+        result: torch.Tensor = _Scaled.apply(x, out.detach(), factor)
         return result
 
     def rerun(module: nn.Module, params: dict[str, torch.Tensor], args: tuple[Any, ...]) -> Any:
