@@ -249,6 +249,46 @@ def test_lrp_holds_functional_attention_weights_constant(keywords) -> None:
     assert delta.abs().max() < 1e-12
 
 
+def test_lrp_conserves_relevance_through_a_hugging_face_bert() -> None:
+    """A tiny BERT (sdpa attention, built from its config) with its biases and position and
+    token-type embeddings at 0, attributed to its input embeddings: its embedding lookups need
+    no rule, HF's GELU class takes the identity rule by type, and relevance is conserved."""
+    transformers = pytest.importorskip("transformers", reason="the transformers extra")
+    from transformers.activations import GELUActivation
+
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=3,
+        attn_implementation="sdpa",
+    )
+    torch.manual_seed(13)
+    bert = transformers.BertForSequenceClassification(config).double().eval()
+    with torch.no_grad():
+        for name, p in bert.named_parameters():
+            if name.endswith("bias") or "position_embeddings" in name or "token_type" in name:
+                p.zero_()
+
+    class _Logits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+            return self.bert(inputs_embeds=embeds).logits
+
+    rules = {GELUActivation: IdentityRule(), nn.Linear: EpsilonRule(0.0)}
+    rules[nn.LayerNorm] = EpsilonRule(0.0)
+    embeds = torch.randn(2, 5, 16, generator=_gen(14), dtype=torch.float64)
+    relevance, delta = lrp(_Logits(), embeds, 1, rules=rules, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-12
+    assert relevance.abs().sum() > 0
+
+
 def test_transformer_errors_name_the_problem() -> None:
     model = _Encoder(False)
     with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule or"):

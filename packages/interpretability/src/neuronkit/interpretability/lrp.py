@@ -175,6 +175,8 @@ _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 _HELD_CONSTANT = (*_NORMS, nn.MultiheadAttention)
 _PASS_THROUGH = (*ELEMENTWISE_ACTIVATIONS, nn.Dropout)  # relevance unchanged
 _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)  # ordinary (identity-like) gradient
+# lookups of indices: no relevance reaches them, so (like a bias) they keep what they add
+_SOURCES = (nn.Embedding, nn.EmbeddingBag)
 
 
 def _modified_parameters(module: nn.Module, rule: Rule) -> dict[str, torch.Tensor] | None:
@@ -332,7 +334,7 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
             out[module] = given
         elif isinstance(module, _RULE_LAYERS + _HELD_CONSTANT):
             out[module] = EpsilonRule()
-        elif leaf and not isinstance(module, _PASS_THROUGH + _RESHAPES):
+        elif leaf and not isinstance(module, _PASS_THROUGH + _RESHAPES + _SOURCES):
             raise TypeError(
                 f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
                 "rules= (e.g. IdentityRule() for an elementwise layer), or attribute with another "
