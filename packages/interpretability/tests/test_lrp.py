@@ -212,13 +212,16 @@ def test_lrp_0_holds_every_normalization_scale_constant(norm) -> None:
 
 
 class _SdpaBlock(nn.Module):
-    """Pre-norm self-attention written with ``F.scaled_dot_product_attention`` (as timm and
-    Hugging Face write it), bias-free, over 3 tokens; ``frozen`` detaches query and key."""
+    """Pre-norm self-attention written with functions, bias-free, over 3 tokens: by
+    ``F.scaled_dot_product_attention`` (as timm and Hugging Face ``sdpa``; positional or
+    keyword arguments) or by a softmax and matrix products (``"eager"``: Hugging Face's, with
+    its float32 softmax, cast back, and dropout; ``"method"``: ``(q @ k^T).softmax() @ v``).
+    ``frozen`` detaches query and key."""
 
-    def __init__(self, keywords: bool) -> None:
+    def __init__(self, style: str) -> None:
         super().__init__()
         torch.manual_seed(11)
-        self.keywords, self.frozen = keywords, False
+        self.style, self.frozen = style, False
         self.embed = nn.Linear(2, 8, bias=False)
         self.norm = nn.LayerNorm(8, bias=False)
         self.qkv = nn.Linear(8, 24, bias=False)
@@ -231,16 +234,27 @@ class _SdpaBlock(nn.Module):
         q, k, v = self.qkv(self.norm(h)).view(len(x), 3, 3, 2, 4).permute(2, 0, 3, 1, 4)
         if self.frozen:
             q, k = q.detach(), k.detach()
-        sdpa = nn.functional.scaled_dot_product_attention
-        a = sdpa(query=q, key=k, value=v) if self.keywords else sdpa(q, k, v)
+        functional = nn.functional
+        if self.style == "keywords":
+            a = functional.scaled_dot_product_attention(query=q, key=k, value=v)
+        elif self.style == "positional":
+            a = functional.scaled_dot_product_attention(q, k, v)
+        elif self.style == "eager":
+            w = functional.softmax(
+                torch.matmul(q, k.transpose(2, 3)) * 0.5, -1, dtype=torch.float32
+            )
+            w = functional.dropout(w.to(q.dtype), p=0.1, training=False)
+            a = torch.matmul(w, v)
+        else:
+            a = (q @ k.transpose(-2, -1) * 0.5).softmax(dim=-1) @ v
         h = h + self.proj(a.transpose(1, 2).reshape(len(x), 3, 8))
         return self.out(h.mean(1))
 
 
-@pytest.mark.parametrize("keywords", [False, True])
-def test_lrp_holds_functional_attention_weights_constant(keywords) -> None:
-    """Attention computed by F.scaled_dot_product_attention takes the AH rule too."""
-    model = _SdpaBlock(keywords)
+@pytest.mark.parametrize("style", ["positional", "keywords", "eager", "method"])
+def test_lrp_holds_functional_attention_weights_constant(style) -> None:
+    """Attention written with functions takes the AH rule too."""
+    model = _SdpaBlock(style)
     rules = {nn.Linear: EpsilonRule(0.0), nn.LayerNorm: EpsilonRule(0.0)}
     relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
     model.frozen = True
@@ -249,8 +263,9 @@ def test_lrp_holds_functional_attention_weights_constant(keywords) -> None:
     assert delta.abs().max() < 1e-12
 
 
-def test_lrp_conserves_relevance_through_a_hugging_face_bert() -> None:
-    """A tiny BERT (sdpa attention, built from its config) with its biases and position and
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_lrp_conserves_relevance_through_a_hugging_face_bert(attention) -> None:
+    """A tiny BERT (either attention, built from its config) with its biases and position and
     token-type embeddings at 0, attributed to its input embeddings: its embedding lookups need
     no rule, HF's GELU class takes the identity rule by type, and relevance is conserved."""
     transformers = pytest.importorskip("transformers", reason="the transformers extra")
@@ -264,7 +279,7 @@ def test_lrp_conserves_relevance_through_a_hugging_face_bert() -> None:
         intermediate_size=32,
         max_position_embeddings=16,
         num_labels=3,
-        attn_implementation="sdpa",
+        attn_implementation=attention,
     )
     torch.manual_seed(13)
     bert = transformers.BertForSequenceClassification(config).double().eval()

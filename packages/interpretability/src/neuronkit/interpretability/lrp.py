@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -173,8 +174,9 @@ _RULE_LAYERS = (
 # AH rules) leave a linear map, which takes the epsilon (or identity) rule
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 _HELD_CONSTANT = (*_NORMS, nn.MultiheadAttention)
-_PASS_THROUGH = (*ELEMENTWISE_ACTIVATIONS, nn.Dropout)  # relevance unchanged
-_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity)  # ordinary (identity-like) gradient
+_PASS_THROUGH = ELEMENTWISE_ACTIVATIONS  # relevance unchanged
+# ordinary (identity-like) gradient; dropout is the identity in eval mode, where LRP runs
+_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
 # lookups of indices: no relevance reaches them, so (like a bias) they keep what they add
 _SOURCES = (nn.Embedding, nn.EmbeddingBag)
 
@@ -265,10 +267,33 @@ def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, 
     return (args[0].detach(), args[1].detach(), *args[2:])
 
 
+_SOFTMAX = (F.softmax, torch.softmax, torch.Tensor.softmax)
+_PRODUCTS = (
+    torch.matmul,
+    torch.Tensor.matmul,
+    torch.Tensor.__matmul__,
+    torch.bmm,
+    torch.Tensor.bmm,
+)
+# what attention code does to its weights between the softmax and the product
+_CARRIES = (F.dropout, torch.Tensor.to, torch.Tensor.type, torch.Tensor.contiguous)
+
+
 class _ConstantAttentionWeights(TorchFunctionMode):
-    """``F.scaled_dot_product_attention`` (timm's and Hugging Face's attention) with query
-    and key detached: the AH rule for attention written with that function. A function mode
-    is per thread, so other threads' calls are left alone."""
+    """Attention weights held constant where attention is written with functions (the AH
+    rule): ``F.scaled_dot_product_attention`` (timm, Hugging Face ``sdpa``) runs with query
+    and key detached, and a softmax's output (kept through dropout and dtype casts) enters a
+    matrix product as its left operand detached (``softmax(q k^T) @ v``: Hugging Face
+    ``eager``, hand-written attention). A function mode is per thread: other threads' calls
+    are left alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._weights: dict[int, weakref.ref[torch.Tensor]] = {}
+
+    def _is_weights(self, x: Any) -> bool:
+        ref = self._weights.get(id(x))
+        return ref is not None and ref() is x
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
@@ -277,7 +302,13 @@ class _ConstantAttentionWeights(TorchFunctionMode):
         if func is F.scaled_dot_product_attention:
             args = tuple(a.detach() if i < 2 else a for i, a in enumerate(args))
             kwargs.update({k: kwargs[k].detach() for k in ("query", "key") if k in kwargs})
-        return func(*args, **kwargs)
+        elif func in _PRODUCTS and args and self._is_weights(args[0]):
+            args = (args[0].detach(), *args[1:])
+        out = func(*args, **kwargs)
+        weights = func in _SOFTMAX or (func in _CARRIES and args and self._is_weights(args[0]))
+        if weights and isinstance(out, torch.Tensor):
+            self._weights[id(out)] = weakref.ref(out)
+        return out
 
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
