@@ -32,7 +32,9 @@ Transformers follow Ali, Schnake, Eberle, Montavon, Müller & Wolf, "XAI for Tra
 Explanations through Conservative Propagation" (ICML 2022): ``nn.LayerNorm``, ``nn.RMSNorm``
 and ``nn.GroupNorm`` hold their scale (``1 / std``) constant (the LN rule) and
 ``nn.MultiheadAttention`` its attention weights (the AH rule: relevance flows through the
-values only); what is left is linear and takes the epsilon (or identity) rule. Captum has no
+values only); what is left is linear and takes the epsilon (or identity) rule. Attention
+written with functions (``F.scaled_dot_product_attention``, or a softmax's output times the
+values) is held the same way by a torch function mode while the forward runs. Captum has no
 rule for either.
 """
 
