@@ -107,23 +107,10 @@ def test_errors_name_the_problem() -> None:
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
-def test_token_attributions_of_a_hugging_face_classifier() -> None:
+def test_token_attributions_of_a_hugging_face_classifier(tiny_bert) -> None:
     """The documented use: a BERT classifier's embedding of the token ids, the logits taken
     from its output by a small wrapper module."""
-    transformers = pytest.importorskip(
-        "transformers", reason="transformers is an optional extra (neuronkit-interpretability)"
-    )
-    torch.manual_seed(7)
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=3,
-    )
-    bert = transformers.BertForSequenceClassification(config).double().eval()
+    bert = tiny_bert(7)
 
     class Logits(nn.Module):
         def __init__(self) -> None:

@@ -264,25 +264,13 @@ def test_lrp_holds_functional_attention_weights_constant(style) -> None:
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_lrp_conserves_relevance_through_a_hugging_face_bert(attention) -> None:
+def test_lrp_conserves_relevance_through_a_hugging_face_bert(tiny_bert, attention) -> None:
     """A tiny BERT (either attention, built from its config) with its biases and position and
     token-type embeddings at 0, attributed to its input embeddings: its embedding lookups need
     no rule, HF's GELU class takes the identity rule by type, and relevance is conserved."""
-    transformers = pytest.importorskip("transformers", reason="the transformers extra")
+    bert = tiny_bert(13, attn_implementation=attention)
     from transformers.activations import GELUActivation
 
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=3,
-        attn_implementation=attention,
-    )
-    torch.manual_seed(13)
-    bert = transformers.BertForSequenceClassification(config).double().eval()
     with torch.no_grad():
         for name, p in bert.named_parameters():
             if name.endswith("bias") or "position_embeddings" in name or "token_type" in name:

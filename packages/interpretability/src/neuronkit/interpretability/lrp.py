@@ -181,6 +181,8 @@ _PASS_THROUGH = ELEMENTWISE_ACTIVATIONS  # relevance unchanged
 _RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
 # lookups of indices: no relevance reaches them, so (like a bias) they keep what they add
 _SOURCES = (nn.Embedding, nn.EmbeddingBag)
+_DEFAULT_EPSILON = _RULE_LAYERS + _HELD_CONSTANT  # layers that take EpsilonRule() unless named
+_NO_RULE_NEEDED = _PASS_THROUGH + _RESHAPES + _SOURCES
 
 
 def _modified_parameters(module: nn.Module, rule: Rule) -> dict[str, torch.Tensor] | None:
@@ -313,14 +315,14 @@ class _ConstantAttentionWeights(TorchFunctionMode):
         return out
 
 
-_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_NO_FUNCTIONS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, *_HELD_CONSTANT)
 
 
 def _runs_functions(model: nn.Module) -> bool:
     """Whether a module of ``model`` has a forward of its own that calls other modules (only
     there can attention be written with functions; plain containers and layers cannot)."""
     return any(
-        next(m.children(), None) is not None and not isinstance(m, (*_CONTAINERS, *_HELD_CONSTANT))
+        next(m.children(), None) is not None and not isinstance(m, _NO_FUNCTIONS)
         for m in model.modules()
     )
 
@@ -351,7 +353,7 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
             inside.update(module.modules())
         leaf = next(module.children(), None) is None
         given = chosen.get(module)
-        if given is None and (leaf or isinstance(module, _RULE_LAYERS + _HELD_CONSTANT)):
+        if given is None and (leaf or isinstance(module, _DEFAULT_EPSILON)):
             given = next((r for t, r in by_type.items() if isinstance(module, t)), None)
         if isinstance(module, _HELD_CONSTANT) and isinstance(given, (GammaRule, Alpha1Beta0Rule)):
             raise TypeError(
@@ -365,9 +367,9 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
             )
         if given is not None:
             out[module] = given
-        elif isinstance(module, _RULE_LAYERS + _HELD_CONSTANT):
+        elif isinstance(module, _DEFAULT_EPSILON):
             out[module] = EpsilonRule()
-        elif leaf and not isinstance(module, _PASS_THROUGH + _RESHAPES + _SOURCES):
+        elif leaf and not isinstance(module, _NO_RULE_NEEDED):
             raise TypeError(
                 f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
                 "rules= (e.g. IdentityRule() for an elementwise layer), or attribute with another "
