@@ -215,7 +215,8 @@ class _SdpaBlock(nn.Module):
     """Pre-norm self-attention written with functions, bias-free, over 3 tokens: by
     ``F.scaled_dot_product_attention`` (as timm and Hugging Face ``sdpa``; positional or
     keyword arguments) or by a softmax and matrix products (``"eager"``: Hugging Face's, with
-    its float32 softmax, cast back, and dropout; ``"method"``: ``(q @ k^T).softmax() @ v``).
+    its float32 softmax, cast back, and dropout; ``"method"``: ``(q @ k^T).softmax() @ v``;
+    ``"einsum"``).
     ``frozen`` detaches query and key."""
 
     def __init__(self, style: str) -> None:
@@ -239,6 +240,9 @@ class _SdpaBlock(nn.Module):
             a = functional.scaled_dot_product_attention(query=q, key=k, value=v)
         elif self.style == "positional":
             a = functional.scaled_dot_product_attention(q, k, v)
+        elif self.style == "einsum":
+            w = (torch.einsum("bhqd,bhkd->bhqk", q, k) * 0.5).softmax(-1)
+            a = torch.einsum("bhqk,bhkd->bhqd", w, v)
         elif self.style == "eager":
             w = functional.softmax(
                 torch.matmul(q, k.transpose(2, 3)) * 0.5, -1, dtype=torch.float32
@@ -251,7 +255,7 @@ class _SdpaBlock(nn.Module):
         return self.out(h.mean(1))
 
 
-@pytest.mark.parametrize("style", ["positional", "keywords", "eager", "method"])
+@pytest.mark.parametrize("style", ["positional", "keywords", "eager", "method", "einsum"])
 def test_lrp_holds_functional_attention_weights_constant(style) -> None:
     """Attention written with functions takes the AH rule too."""
     model = _SdpaBlock(style)
@@ -292,6 +296,201 @@ def test_lrp_conserves_relevance_through_a_hugging_face_bert(tiny_bert, attentio
     assert relevance.abs().sum() > 0
 
 
+class _Product(nn.Module):
+    """A bias-free ReLU net with a product of two (``"mul"``: a gated unit, ``"matmul"``,
+    ``"einsum"``) or three (``"einsum3"``) branches of the input, homogeneous of that degree;
+    ``"scaled"`` multiplies one branch by a tensor made from a parameter (degree 1)."""
+
+    def __init__(self, style: str) -> None:
+        super().__init__()
+        torch.manual_seed(12)
+        self.style = style
+        self.a, self.b, self.c = (nn.Linear(6, 4, bias=False) for _ in range(3))
+        self.relu = nn.ReLU()
+        self.scale = nn.Parameter(torch.randn(4))
+        self.out = nn.Linear(4, 3, bias=False)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.relu(self.a(x)), self.b(x)
+        if self.style == "mul":
+            h = a * b
+        elif self.style == "matmul":
+            h = (a.view(-1, 2, 2) @ b.view(-1, 2, 2)).flatten(1)
+        elif self.style == "einsum":
+            h = torch.einsum("bij,bjk->bik", [a.view(-1, 2, 2), b.view(-1, 2, 2)]).flatten(1)
+        elif self.style == "einsum3":
+            h = torch.einsum("bi,bi,bi->bi", a, b, self.c(x))
+        else:
+            h = a * self.scale.exp().view(1, 4)
+        return self.out(h)
+
+
+@pytest.mark.parametrize(
+    ("style", "degree"), [("mul", 2), ("matmul", 2), ("einsum", 2), ("einsum3", 3), ("scaled", 1)]
+)
+def test_lrp_0_splits_products_of_activations_evenly(style, degree) -> None:
+    """The uniform rule of Achtibat et al. (2024, AttnLRP): each of the n operands of a product
+    that depend on the input gets 1/n of its relevance. On a net homogeneous of degree n that
+    is gradient x input / n (Euler: it sums to f); a factor made from a parameter is not an
+    operand."""
+    model = _Product(style)
+    relevance, delta = lrp(
+        model, X, T, rules={nn.Linear: EpsilonRule(0.0)}, return_convergence_delta=True
+    )
+    expected = input_x_gradient(model, X, T) / degree
+    torch.testing.assert_close(relevance, expected, rtol=1e-10, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+    assert all(p.requires_grad for p in model.parameters())  # frozen while it ran, only
+
+
+class _Gated(nn.Module):
+    """``gelu(a x) * sigmoid(b x)``, bias-free, the activations as layers or as functions."""
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        torch.manual_seed(13)
+        self.functional = functional
+        self.a, self.b = nn.Linear(6, 5, bias=False), nn.Linear(6, 5, bias=False)
+        self.gelu, self.sigmoid = nn.GELU(), nn.Sigmoid()
+        self.out = nn.Linear(5, 3, bias=False)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.functional:
+            return self.out(nn.functional.gelu(self.a(x)) * torch.sigmoid(self.b(x)))
+        return self.out(self.gelu(self.a(x)) * self.sigmoid(self.b(x)))
+
+
+def test_functional_activations_pass_relevance_through_as_their_layers_do() -> None:
+    rules = {nn.Linear: EpsilonRule(0.0)}
+    got, delta = lrp(_Gated(True), X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(got, lrp(_Gated(False), X, T, rules=rules), rtol=1e-12, atol=1e-14)
+    assert delta.abs().max() < 1e-12
+
+
+class _RMSNorm(nn.Module):
+    """Hand-written RMS norm (as Hugging Face's ``LlamaRMSNorm``); ``frozen`` detaches the
+    scale."""
+
+    frozen = False
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.linspace(0.5, 1.5, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+        return self.weight * (x * (scale.detach() if self.frozen else scale))
+
+
+class _VarLayerNorm(_RMSNorm):
+    """Hand-written layer norm by ``var`` and a division by ``sqrt``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+        return self.weight * (x - x.mean(-1, keepdim=True)) / (std.detach() if self.frozen else std)
+
+
+class _StdLayerNorm(_RMSNorm):
+    """Hand-written layer norm by ``std`` (the Annotated Transformer's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = x.std(-1, keepdim=True)
+        std = std.detach() if self.frozen else std
+        return self.weight * (x - x.mean(-1, keepdim=True)) / (std + 1e-6)
+
+
+class _FunctionalLayerNorm(_RMSNorm):
+    """A layer norm by ``F.layer_norm`` (nanoGPT's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frozen:
+            std = (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt().detach()
+            return self.weight * (x - x.mean(-1, keepdim=True)) / std
+        return nn.functional.layer_norm(x, self.weight.shape, self.weight, None, 1e-5)
+
+
+class _LayerNorm2d(nn.LayerNorm):
+    """Channels-first layer norm over ``[B, C, H, W]`` (torchvision's and timm's ConvNeXt)."""
+
+    frozen = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        if self.frozen:
+            std = (x.var(-1, unbiased=False, keepdim=True) + self.eps).sqrt().detach()
+            x = (x - x.mean(-1, keepdim=True)) / std * self.weight + self.bias
+        else:
+            x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "norm", [_RMSNorm, _VarLayerNorm, _StdLayerNorm, _FunctionalLayerNorm, _LayerNorm2d]
+)
+def test_lrp_0_holds_the_scale_of_hand_written_normalizations(norm) -> None:
+    """A normalization with a forward of its own (a class named ``...Norm``, or a torch norm
+    overriding its forward) takes the LN rule too: its scale held constant."""
+    torch.manual_seed(9)
+    if norm is _LayerNorm2d:
+        layers = [nn.Unflatten(1, (1, 2, 3)), nn.Conv2d(1, 4, 1, bias=False), norm(4)]
+        layers += [nn.ReLU(), nn.Flatten(), nn.Linear(24, 3, bias=False)]
+    else:
+        layers = [nn.Linear(6, 4, bias=False), norm(4), nn.ReLU(), nn.Linear(4, 3, bias=False)]
+    model = nn.Sequential(*layers).double()
+    if norm is _LayerNorm2d:
+        with torch.no_grad():
+            model[2].bias.zero_()
+    rules = {nn.Linear: EpsilonRule(0.0), nn.Conv2d: EpsilonRule(0.0), norm: EpsilonRule(0.0)}
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    norm.frozen = True
+    try:
+        expected = input_x_gradient(model, X, T)
+    finally:
+        norm.frozen = False
+    torch.testing.assert_close(relevance, expected, rtol=1e-9, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+
+
+def test_lrp_conserves_relevance_through_a_hugging_face_llama() -> None:
+    """A tiny Llama (grouped-query attention, rotary positions, hand-written RMS norms in
+    float32, a gated SiLU MLP) attributed to its input embeddings: its RMS norms hold their
+    scale, the gate and the up projection split the MLP's relevance, its rotary table carries
+    none, and relevance is conserved (to the float32 of its norms)."""
+    transformers = pytest.importorskip(
+        "transformers", reason="transformers is an optional extra (neuronkit-interpretability)"
+    )
+    torch.manual_seed(15)
+    config = transformers.LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=16,
+    )
+    llama = transformers.LlamaForCausalLM(config).double().eval()
+
+    class _LastLogits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.llama = llama
+
+        def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+            return self.llama(inputs_embeds=embeds).logits[:, -1]
+
+    model = _LastLogits()
+    embeds = torch.randn(2, 5, 16, generator=_gen(16), dtype=torch.float64)
+    rules = {nn.Linear: EpsilonRule(0.0)}
+    relevance, delta = lrp(model, embeds, 3, rules=rules, return_convergence_delta=True)
+    with torch.no_grad():
+        scale = model(embeds)[:, 3].abs().max()
+    assert delta.abs().max() < 1e-4 * scale
+    assert relevance.abs().sum() > scale
+
+
 def test_transformer_errors_name_the_problem() -> None:
     model = _Encoder(False)
     with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule or"):
@@ -311,6 +510,17 @@ def test_transformer_errors_name_the_problem() -> None:
 
     with pytest.raises(TypeError, match="query, key and value as positional"):
         lrp(_ByKeyword(), X, T)
+
+    class _PowerNorm(nn.Module):  # its scale by a power: not recognized
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * (x.square().mean(-1, keepdim=True) + 1e-6).pow(-0.5)
+
+    model = nn.Sequential(nn.Linear(6, 4), _PowerNorm(), nn.Linear(4, 3)).double()
+    with pytest.raises(TypeError, match=r"no scale to hold constant in normalization '1' \(_Power"):
+        lrp(model, X, T)
+    assert lrp(model, X, T, rules={"1": IdentityRule()}).shape == X.shape
+    with pytest.raises(TypeError, match=r"'1' \(_PowerNorm\) must be EpsilonRule or Identity"):
+        lrp(model, X, T, rules={"1": GammaRule()})
 
 
 def test_rules_by_layer_type() -> None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -185,6 +185,15 @@ _DEFAULT_EPSILON = _RULE_LAYERS + _HELD_CONSTANT  # layers that take EpsilonRule
 _NO_RULE_NEEDED = _PASS_THROUGH + _RESHAPES + _SOURCES
 
 
+def _passes_through(module: nn.Module) -> bool:
+    """Whether ``module`` is an elementwise activation: torch's, or Hugging Face's
+    (``transformers.activations``: ``GELUActivation``, ``SiLUActivation``, ...)."""
+    return isinstance(module, _PASS_THROUGH) or type(module).__module__ == _HF_ACTIVATIONS
+
+
+_HF_ACTIVATIONS = "transformers.activations"
+
+
 def _modified_parameters(module: nn.Module, rule: Rule) -> dict[str, torch.Tensor] | None:
     """The weights (and bias) a gamma or alpha1-beta0 rule uses, or ``None`` (the module's)."""
     if not isinstance(rule, (GammaRule, Alpha1Beta0Rule)):
@@ -219,44 +228,84 @@ def _rule_factor(z: torch.Tensor, z_rule: torch.Tensor | None, epsilon: float) -
 
 
 class _Scaled(torch.autograd.Function):
-    """Forward: ``value``; backward: the gradient times ``factor`` into ``x`` (the factor is
-    formed in the forward pass, from values the backward would otherwise keep)."""
+    """Forward: ``value``; backward: the gradient into ``x``, times ``factor`` (a tensor or a
+    number; ``None`` for 1) formed in the forward pass from values the backward would
+    otherwise keep."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, factor: torch.Tensor) -> Any:
-        ctx.save_for_backward(factor)
+    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, factor: Any) -> Any:
+        if isinstance(factor, torch.Tensor):
+            ctx.save_for_backward(factor)
+        ctx.factor = factor
         return value.clone()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (factor,) = ctx.saved_tensors
-        return grad * factor, None, None
+        factor = ctx.saved_tensors[0] if ctx.saved_tensors else ctx.factor
+        return (grad if factor is None else grad * factor), None, None
+
+
+def _affine(y: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor:
+    y = y if weight is None else y * weight
+    return y if bias is None else y + bias
+
+
+def _held_layer_norm(
+    input: torch.Tensor,
+    normalized_shape: Any,
+    weight: Any = None,
+    bias: Any = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """``F.layer_norm`` with its scale ``1 / std`` held constant: linear in ``input`` (the LN
+    rule of Ali et al. 2022); the same arguments."""
+    dims = tuple(range(-len(normalized_shape), 0))
+    scale = torch.rsqrt(input.var(dims, unbiased=False, keepdim=True) + eps).detach()
+    return _affine((input - input.mean(dims, keepdim=True)) * scale, weight, bias)
+
+
+def _held_rms_norm(
+    input: torch.Tensor, normalized_shape: Any, weight: Any = None, eps: Any = None
+) -> torch.Tensor:
+    """``F.rms_norm`` with its scale ``1 / rms`` held constant; the same arguments."""
+    dims = tuple(range(-len(normalized_shape), 0))
+    eps = torch.finfo(input.dtype).eps if eps is None else eps
+    scale = torch.rsqrt(input.square().mean(dims, keepdim=True) + eps).detach()
+    return _affine(input * scale, weight, None)
+
+
+def _held_group_norm(
+    input: torch.Tensor, num_groups: int, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> torch.Tensor:
+    """``F.group_norm`` with its scales held constant; the same arguments."""
+    groups = input.reshape(input.shape[0], num_groups, -1)
+    scale = torch.rsqrt(groups.var(-1, unbiased=False, keepdim=True) + eps).detach()
+    y = ((groups - groups.mean(-1, keepdim=True)) * scale).reshape(input.shape)
+    shape = (1, -1) + (1,) * (input.ndim - 2)
+    return _affine(y, *(None if p is None else p.view(shape) for p in (weight, bias)))
 
 
 def _held_scale(module: Any, x: torch.Tensor) -> torch.Tensor:
-    """A normalization's output on ``x`` with its scale (``1 / std`` or ``1 / rms``) held
-    constant: linear in ``x`` (the LN rule of Ali et al. 2022)."""
+    """A torch normalization layer's output on ``x`` with its scale held constant."""
     if isinstance(module, nn.GroupNorm):
-        groups = x.reshape(x.shape[0], module.num_groups, -1)
-        centred = groups - groups.mean(-1, keepdim=True)
-        scale = torch.rsqrt(groups.var(-1, unbiased=False, keepdim=True) + module.eps)
-        y = (centred * scale.detach()).reshape(x.shape)
-        if module.affine:
-            shape = (1, -1) + (1,) * (x.ndim - 2)
-            y = y * module.weight.view(shape) + module.bias.view(shape)
-        return y
-    dims = tuple(range(-len(module.normalized_shape), 0))
+        return _held_group_norm(x, module.num_groups, module.weight, module.bias, module.eps)
     if isinstance(module, nn.RMSNorm):
-        eps = torch.finfo(x.dtype).eps if module.eps is None else module.eps
-        y = x * torch.rsqrt(x.square().mean(dims, keepdim=True) + eps).detach()
-    else:
-        centred = x - x.mean(dims, keepdim=True)
-        scale = torch.rsqrt(x.var(dims, unbiased=False, keepdim=True) + module.eps)
-        y = centred * scale.detach()
-    if module.weight is not None:
-        y = y * module.weight
-    bias = getattr(module, "bias", None)  # RMSNorm has none
-    return y if bias is None else y + bias
+        return _held_rms_norm(x, module.normalized_shape, module.weight, module.eps)
+    return _held_layer_norm(x, module.normalized_shape, module.weight, module.bias, module.eps)
+
+
+_TORCH_NORM_FORWARDS = frozenset(norm.forward for norm in _NORMS)
+
+
+def _written_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is a normalization with a forward of its own: a subclass of torch's
+    layer, group or RMS norm that overrides it (a channels-first ``LayerNorm2d``), or a class
+    from outside torch whose name ends in ``Norm`` (Hugging Face's ``LlamaRMSNorm`` and
+    ``T5LayerNorm``, nanoGPT's ``LayerNorm``)."""
+    cls = type(module)
+    if isinstance(module, _NORMS):
+        return cls.forward not in _TORCH_NORM_FORWARDS
+    return cls.__name__.endswith("Norm") and not cls.__module__.startswith("torch.")
 
 
 def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -271,65 +320,179 @@ def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, 
     return (args[0].detach(), args[1].detach(), *args[2:])
 
 
-_SOFTMAX = (F.softmax, torch.softmax, torch.Tensor.softmax)
-_PRODUCTS = (
-    torch.matmul,
-    torch.Tensor.matmul,
-    torch.Tensor.__matmul__,
-    torch.bmm,
-    torch.Tensor.bmm,
-)
-# what attention code does to its weights between the softmax and the product
-_CARRIES = (F.dropout, torch.Tensor.to, torch.Tensor.type, torch.Tensor.contiguous)
+# what the function mode does with each function (see _LRPFunctions)
+_FUNCTIONS: dict[Any, str] = {
+    F.scaled_dot_product_attention: "attention",
+    **dict.fromkeys((F.softmax, torch.softmax, torch.Tensor.softmax), "weights"),
+    # what attention code does to its weights between the softmax and the product
+    **dict.fromkeys(
+        (F.dropout, torch.Tensor.to, torch.Tensor.type, torch.Tensor.contiguous), "carries"
+    ),
+    **dict.fromkeys(
+        (
+            torch.mul,
+            torch.Tensor.mul,
+            torch.Tensor.__mul__,
+            torch.Tensor.__rmul__,
+            torch.matmul,
+            torch.Tensor.matmul,
+            torch.Tensor.__matmul__,
+            torch.bmm,
+            torch.Tensor.bmm,
+            torch.einsum,
+        ),
+        "product",
+    ),
+    # elementwise activations that are not homogeneous (ReLU's gradient is its pass-through)
+    **dict.fromkeys(
+        (
+            F.gelu,
+            F.silu,
+            F.mish,
+            F.softplus,
+            F.elu,
+            F.selu,
+            F.celu,
+            torch.sigmoid,
+            torch.Tensor.sigmoid,
+            torch.tanh,
+            torch.Tensor.tanh,
+            F.hardswish,
+            F.hardsigmoid,
+            F.hardtanh,
+            F.relu6,
+            F.logsigmoid,
+            F.softsign,
+            F.tanhshrink,
+        ),
+        "activation",
+    ),
+    # a normalization's scale, inside a normalization layer with a forward of its own
+    **dict.fromkeys(
+        (
+            torch.rsqrt,
+            torch.Tensor.rsqrt,
+            torch.sqrt,
+            torch.Tensor.sqrt,
+            torch.std,
+            torch.Tensor.std,
+            torch.var,
+            torch.Tensor.var,
+            torch.norm,
+            torch.Tensor.norm,
+            torch.linalg.norm,
+            torch.linalg.vector_norm,
+        ),
+        "scale",
+    ),
+}
+_HELD_NORMS: dict[Any, Callable[..., torch.Tensor]] = {
+    F.layer_norm: _held_layer_norm,
+    F.rms_norm: _held_rms_norm,
+    F.group_norm: _held_group_norm,
+}
 
 
-class _ConstantAttentionWeights(TorchFunctionMode):
-    """Attention weights held constant where attention is written with functions (the AH
-    rule): ``F.scaled_dot_product_attention`` (timm, Hugging Face ``sdpa``) runs with query
-    and key detached, and a softmax's output (kept through dropout and dtype casts) enters a
-    matrix product as its left operand detached (``softmax(q k^T) @ v``: Hugging Face
-    ``eager``, hand-written attention). A function mode is per thread: other threads' calls
-    are left alone."""
+class _LRPFunctions(TorchFunctionMode):
+    """The rules for what a model computes with functions instead of layers, while its forward
+    runs with its parameters frozen (so that a tensor requires grad exactly when it depends on
+    the input). A function mode is per thread: other threads' calls are left alone.
+
+    * Attention weights are held constant (the AH rule): ``F.scaled_dot_product_attention``
+      (timm, Hugging Face ``sdpa``) runs with query and key detached, and a softmax's output
+      (kept through dropout and dtype casts) enters any product detached (``softmax(q k^T) @
+      v``, by matrix product or ``torch.einsum``: Hugging Face ``eager``, hand-written).
+    * Normalization scales are held constant (the LN rule): ``F.layer_norm``, ``F.rms_norm``
+      and ``F.group_norm``, and inside a normalization layer with a forward of its own
+      (:func:`_written_norm`) every ``sqrt``, ``rsqrt``, ``std``, ``var`` and norm.
+    * Elementwise activations called as functions (``F.gelu``, ``torch.sigmoid``, ...) pass
+      relevance through unchanged, as their layers do.
+    * A product of ``n >= 2`` operands that depend on the input (``a * b`` in a gated MLP,
+      ``a @ b``, ``torch.einsum``) hands each operand ``1 / n`` of the relevance (the uniform
+      rule of Achtibat et al. 2024): its gradient times ``1 / n``."""
 
     def __init__(self) -> None:
         super().__init__()
         self._weights: dict[int, weakref.ref[torch.Tensor]] = {}
+        self.scales_held: list[int] = []  # per normalization layer running: scales held so far
 
     def _is_weights(self, x: Any) -> bool:
         ref = self._weights.get(id(x))
         return ref is not None and ref() is x
 
+    def _constant(self, x: Any) -> Any:
+        return x.detach() if self._is_weights(x) else x
+
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
-        kwargs = dict(kwargs or {})
-        if func is F.scaled_dot_product_attention:
+        kwargs = kwargs or {}
+        held_norm = _HELD_NORMS.get(func)
+        if held_norm is not None:
+            if self.scales_held:
+                self.scales_held[-1] += 1
+            held = held_norm(*args, **kwargs)
+            return _Scaled.apply(held, func(*args, **kwargs).detach(), None)
+        kind = _FUNCTIONS.get(func)
+        operands: Sequence[Any] = ()
+        if kind == "attention":
             args = tuple(a.detach() if i < 2 else a for i, a in enumerate(args))
-            kwargs.update({k: kwargs[k].detach() for k in ("query", "key") if k in kwargs})
-        elif func in _PRODUCTS and args and self._is_weights(args[0]):
-            args = (args[0].detach(), *args[1:])
+            kwargs = {k: v.detach() if k in ("query", "key") else v for k, v in kwargs.items()}
+        elif kind == "product" and func is torch.einsum:
+            listed = len(args) == 2 and isinstance(args[1], (list, tuple))
+            operands = [self._constant(a) for a in (args[1] if listed else args[1:])]
+            args = (args[0], operands) if listed else (args[0], *operands)
+        elif kind == "product":
+            args = operands = tuple(self._constant(a) for a in args)
         out = func(*args, **kwargs)
-        weights = func in _SOFTMAX or (func in _CARRIES and args and self._is_weights(args[0]))
-        if weights and isinstance(out, torch.Tensor):
+        if kind == "product":
+            n = sum(isinstance(a, torch.Tensor) and a.requires_grad for a in operands)
+            return out if n < 2 else _Scaled.apply(out, out.detach(), 1 / n)
+        if kind == "activation" and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+            x, value = args[0].detach(), out.detach()  # relevance passes unchanged: R_in = R_out
+            return _Scaled.apply(args[0], value, _ratio(value, x))
+        if kind == "scale" and self.scales_held:
+            self.scales_held[-1] += 1
+            return out.detach()
+        if kind == "weights" or (kind == "carries" and args and self._is_weights(args[0])):
             self._weights[id(out)] = weakref.ref(out)
         return out
+
+
+@contextlib.contextmanager
+def _frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """``model``'s parameters without ``requires_grad`` (restored on exit)."""
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 _NO_FUNCTIONS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, *_HELD_CONSTANT)
 
 
-def _runs_functions(model: nn.Module) -> bool:
-    """Whether a module of ``model`` has a forward of its own that calls other modules (only
-    there can attention be written with functions; plain containers and layers cannot)."""
+def _needs_functions(model: nn.Module) -> bool:
+    """Whether ``model`` may compute with functions: a module of it has a forward of its own
+    that calls other modules (plain containers and layers cannot), or is a normalization
+    layer with a forward of its own."""
     return any(
-        next(m.children(), None) is not None and not isinstance(m, _NO_FUNCTIONS)
+        (next(m.children(), None) is not None and not isinstance(m, _NO_FUNCTIONS))
+        or _written_norm(m)
         for m in model.modules()
     )
 
 
-def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.Module, Rule]:
+def _layer_rules(
+    model: nn.Module, rules: Mapping[Any, Rule] | None
+) -> tuple[dict[nn.Module, Rule], dict[nn.Module, str]]:
     """The rule of every leaf module that takes one (a layer's own, else its type's, else
-    epsilon 1e-9); a ``TypeError`` names the first leaf module LRP has no way through."""
+    epsilon 1e-9), and the names of the parameter-free leaf modules without a rule, which must
+    not pass relevance (as a rotary embedding's table of positions); a ``TypeError`` names the
+    first leaf module with parameters that LRP has no way through."""
     chosen: dict[nn.Module, Rule] = {}
     by_type: dict[type, Rule] = {}
     for key, rule in (rules or {}).items():
@@ -345,6 +508,7 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
         check_type("rules key", layer, nn.Module)
         chosen[layer] = rule
     out: dict[nn.Module, Rule] = {}
+    unruled: dict[nn.Module, str] = {}
     inside: set[nn.Module] = set()  # an attention's projections, which it does not call
     for name, module in model.named_modules():
         if module in inside:
@@ -355,7 +519,8 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
         given = chosen.get(module)
         if given is None and (leaf or isinstance(module, _DEFAULT_EPSILON)):
             given = next((r for t, r in by_type.items() if isinstance(module, t)), None)
-        if isinstance(module, _HELD_CONSTANT) and isinstance(given, (GammaRule, Alpha1Beta0Rule)):
+        held = isinstance(module, _HELD_CONSTANT) or _written_norm(module)
+        if held and isinstance(given, (GammaRule, Alpha1Beta0Rule)):
             raise TypeError(
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule or "
                 f"IdentityRule, got {type(given).__name__}"
@@ -367,15 +532,20 @@ def _layer_rules(model: nn.Module, rules: Mapping[Any, Rule] | None) -> dict[nn.
             )
         if given is not None:
             out[module] = given
-        elif isinstance(module, _DEFAULT_EPSILON):
+        elif held or isinstance(module, _DEFAULT_EPSILON):
             out[module] = EpsilonRule()
-        elif leaf and not isinstance(module, _NO_RULE_NEEDED):
-            raise TypeError(
-                f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
-                "rules= (e.g. IdentityRule() for an elementwise layer), or attribute with another "
-                "method"
-            )
-    return out
+        elif leaf and not (isinstance(module, _NO_RULE_NEEDED) or _passes_through(module)):
+            if next(module.parameters(), None) is not None:
+                raise _no_rule(name, module)
+            unruled[module] = name
+    return out, unruled
+
+
+def _no_rule(name: str, module: nn.Module) -> TypeError:
+    return TypeError(
+        f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
+        "rules= (e.g. IdentityRule() for an elementwise layer), or attribute with another method"
+    )
 
 
 @grad_enabled("lrp")
@@ -502,22 +672,25 @@ def _propagate(
     original activations ``a``, which every layer reads), and operations between modules
     (residual additions, reshapes, functional pooling and scaling) take their plain gradient,
     which is LRP-0 for them: a sum hands each summand the share it contributed."""
-    layer_rules = _layer_rules(model, rules)
+    layer_rules, unruled = _layer_rules(model, rules)
     batch = inputs.shape[0]
     capture = None if layer is None else (layer[0], _Capture(layer[1]))
     modified = {m: _modified_parameters(m, r) for m, r in layer_rules.items()}
     bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # z^B's (x, l, h)
+    functions = _LRPFunctions() if _needs_functions(model) else None
     with eval_mode(model):
-        hooks = _propagation_hooks(model, layer_rules, modified, capture, bounds)
+        hooks = _propagation_hooks(model, layer_rules, modified, capture, bounds, functions)
+        hooks += [(m, None, _carries_no_relevance(n)) for m, n in unruled.items()]
         x = _leaf(inputs) if capture is None else inputs.detach()
         with (
             torch.no_grad() if capture is not None else contextlib.nullcontext(),
             module_hooks(hooks),
         ):
-            with (
-                _ConstantAttentionWeights() if _runs_functions(model) else contextlib.nullcontext()
-            ):
+            if functions is None:
                 outputs = call_model(model, x)
+            else:
+                with functions, _frozen_parameters(model):
+                    outputs = call_model(model, x)
             grad_out = _grad_outputs(outputs, t, batch)
             wrt = x if capture is None else capture[1].value
             if wrt is None:
@@ -543,12 +716,15 @@ def _propagation_hooks(
     modified: dict[nn.Module, dict[str, torch.Tensor] | None],
     capture: tuple[nn.Module, LayerValueHook] | None,
     bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    functions: _LRPFunctions | None,
 ) -> list[tuple[nn.Module, Any, Any]]:
     """Forward hooks that make autograd carry relevance per unit of activation through every
     layer, and ``capture``'s on its layer (after the layer's own hook: an output's gradient is
     the one arriving from above); not while a rule reruns the layer with its weights, nor
     without gradients (before the attributed layer). A z^B layer adds its input and its bound
-    leaves to ``bounds``: the relevance it hands those is their value times their gradient."""
+    leaves to ``bounds``: the relevance it hands those is their value times their gradient.
+    A normalization layer with a forward of its own runs inside ``functions``' count of the
+    scales it holds, which must not stay 0."""
     inputs = CallInputs()
     recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
 
@@ -579,8 +755,9 @@ def _propagation_hooks(
             z = out[0].detach()
             return (_Scaled.apply(out[0], z, _rule_factor(z, None, epsilon)), *out[1:])
         params = modified[module]
-        if params is None:
-            held = _held_scale(module, args[0]) if isinstance(module, _NORMS) else out
+        if params is None:  # with functions, a torch norm's output already holds its scale
+            torch_norm = functions is None and isinstance(module, _NORMS)
+            held = _held_scale(module, args[0]) if torch_norm else out
             factor = _rule_factor(out.detach(), None, epsilon)
             result: torch.Tensor = _Scaled.apply(held, out.detach(), factor)
             return result
@@ -589,11 +766,29 @@ def _propagation_hooks(
         result = _Scaled.apply(rule_out, out.detach(), factor)
         return result
 
+    def enter_norm(module: nn.Module, args: tuple[Any, ...]) -> None:
+        assert functions is not None
+        functions.scales_held.append(0)
+
+    def apply_norm_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+        assert functions is not None
+        if functions.scales_held.pop() == 0:
+            name = next(n for n, m in model.named_modules() if m is module)
+            raise TypeError(
+                f"lrp found no scale to hold constant in normalization {name!r} "
+                f"({type(module).__name__}): its forward calls none of sqrt, rsqrt, std, var, "
+                "a norm, F.layer_norm, F.rms_norm or F.group_norm; give it IdentityRule() in "
+                "rules="
+            )
+        return apply_rule(module, args, out)
+
     hooks: list[tuple[nn.Module, Any, Any]] = []
     for module in model.modules():
         rule = layer_rules.get(module)
-        if isinstance(rule, IdentityRule) or (rule is None and isinstance(module, _PASS_THROUGH)):
+        if isinstance(rule, IdentityRule) or (rule is None and _passes_through(module)):
             hooks.append((module, inputs.pre_hook, pass_through))
+        elif rule is not None and _written_norm(module):
+            hooks.append((module, enter_norm, apply_norm_rule))
         elif isinstance(module, nn.MultiheadAttention) and rule is not None:
             hooks.append((module, _constant_attention, apply_rule))
         elif rule is not None:
@@ -606,6 +801,17 @@ def _propagation_hooks(
         else:
             hooks.append((layer, None, _unless(recomputing, hook)))
     return hooks
+
+
+def _carries_no_relevance(name: str) -> Any:
+    """A forward hook that refuses an output depending on the input (requiring grad)."""
+
+    def check(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        if any(isinstance(o, torch.Tensor) and o.requires_grad for o in outs):
+            raise _no_rule(name, module)
+
+    return check
 
 
 def _z_box(
