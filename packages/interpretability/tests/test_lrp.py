@@ -491,6 +491,86 @@ def test_lrp_conserves_relevance_through_a_hugging_face_llama() -> None:
     assert relevance.abs().sum() > scale
 
 
+def test_hugging_face_conv1d_is_a_linear_layer_to_every_rule() -> None:
+    """GPT-2's ``Conv1D`` (a linear layer with its weight transposed) takes the rules a linear
+    layer takes, z^B included, with the same numbers."""
+    transformers = pytest.importorskip(
+        "transformers", reason="transformers is an optional extra (neuronkit-interpretability)"
+    )
+    torch.manual_seed(17)
+    conv1d = transformers.pytorch_utils.Conv1D(5, 6).double()
+    linear = nn.Linear(6, 5).double()
+    with torch.no_grad():
+        conv1d.bias.normal_()
+        linear.weight.copy_(conv1d.weight.T)
+        linear.bias.copy_(conv1d.bias)
+    head = nn.Linear(5, 3).double()
+    for rule in (EpsilonRule(0.1), GammaRule(0.25), Alpha1Beta0Rule(), ZBoxRule(-3.0, 3.0)):
+        got = lrp(nn.Sequential(conv1d, nn.ReLU(), head), X, T, rules={"0": rule})
+        expected = lrp(nn.Sequential(linear, nn.ReLU(), head), X, T, rules={"0": rule})
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_lrp_conserves_relevance_through_a_hugging_face_gpt2(attention) -> None:
+    """A tiny GPT-2 (``Conv1D`` layers, HF's GELU class) with its biases and position
+    embeddings at 0 conserves relevance with no rules given but LRP-0."""
+    transformers = pytest.importorskip(
+        "transformers", reason="transformers is an optional extra (neuronkit-interpretability)"
+    )
+    torch.manual_seed(18)
+    config = transformers.GPT2Config(
+        vocab_size=50, n_embd=16, n_layer=2, n_head=2, n_positions=16, attn_implementation=attention
+    )
+    gpt2 = transformers.GPT2LMHeadModel(config).double().eval()
+    with torch.no_grad():
+        for name, p in gpt2.named_parameters():
+            if name.endswith("bias") or "wpe" in name:
+                p.zero_()
+
+    class _LastLogits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gpt2 = gpt2
+
+        def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+            return self.gpt2(inputs_embeds=embeds).logits[:, -1]
+
+    rules = {transformers.pytorch_utils.Conv1D: EpsilonRule(0.0), nn.Linear: EpsilonRule(0.0)}
+    rules[nn.LayerNorm] = EpsilonRule(0.0)
+    embeds = torch.randn(2, 5, 16, generator=_gen(19), dtype=torch.float64)
+    model = _LastLogits()
+    relevance, delta = lrp(model, embeds, 1, rules=rules, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-12
+    assert relevance.abs().sum() > model(embeds)[:, 1].abs().max()
+
+
+def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
+    """torchvision's ConvNeXt block (depthwise convolution, ``Permute`` to channels-last, layer
+    norm, inverted MLP, ``Permute`` back, layer scale, stochastic depth, residual sum), biases
+    at 0: its parameter-free ``Permute`` and eval-mode ``StochasticDepth`` pass their input on
+    rearranged or unchanged, which needs no rule."""
+    convnext = pytest.importorskip("torchvision.models.convnext")
+    torch.manual_seed(20)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 2, bias=False),
+        convnext.CNBlock(8, 0.5, 0.1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3, bias=False),
+    ).double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+    rules = {nn.Conv2d: EpsilonRule(0.0), nn.Linear: EpsilonRule(0.0)}
+    rules.update({nn.LayerNorm: EpsilonRule(0.0), nn.AdaptiveAvgPool2d: EpsilonRule(0.0)})
+    x = torch.randn(4, 1, 5, 5, generator=_gen(21), dtype=torch.float64)
+    relevance, delta = lrp(model, x, T, rules=rules, return_convergence_delta=True)
+    assert delta.abs().max() < 1e-12
+    assert relevance.abs().sum() > 0
+
+
 def test_transformer_errors_name_the_problem() -> None:
     model = _Encoder(False)
     with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule or"):

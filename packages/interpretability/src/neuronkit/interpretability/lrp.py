@@ -191,7 +191,15 @@ def _passes_through(module: nn.Module) -> bool:
     return isinstance(module, _PASS_THROUGH) or type(module).__module__ == _HF_ACTIVATIONS
 
 
+def _weighted(module: nn.Module) -> bool:
+    """Whether ``module`` is a linear or convolution layer (z^B takes those): torch's, or
+    Hugging Face's ``Conv1D`` (GPT-2's linear layer, its weight transposed)."""
+    cls = type(module)
+    return isinstance(module, _WEIGHTED) or (cls.__module__, cls.__name__) == _HF_LINEAR
+
+
 _HF_ACTIVATIONS = "transformers.activations"
+_HF_LINEAR = ("transformers.pytorch_utils", "Conv1D")
 
 
 def _modified_parameters(module: nn.Module, rule: Rule) -> dict[str, torch.Tensor] | None:
@@ -525,14 +533,14 @@ def _layer_rules(
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule or "
                 f"IdentityRule, got {type(given).__name__}"
             )
-        if isinstance(given, ZBoxRule) and not isinstance(module, _WEIGHTED):
+        if isinstance(given, ZBoxRule) and not _weighted(module):
             raise TypeError(
                 f"ZBoxRule needs a linear or convolution layer, got {name!r} "
                 f"({type(module).__name__})"
             )
         if given is not None:
             out[module] = given
-        elif held or isinstance(module, _DEFAULT_EPSILON):
+        elif held or isinstance(module, _DEFAULT_EPSILON) or _weighted(module):
             out[module] = EpsilonRule()
         elif leaf and not (isinstance(module, _NO_RULE_NEEDED) or _passes_through(module)):
             if next(module.parameters(), None) is not None:
@@ -804,9 +812,16 @@ def _propagation_hooks(
 
 
 def _carries_no_relevance(name: str) -> Any:
-    """A forward hook that refuses an output depending on the input (requiring grad)."""
+    """A forward hook that refuses an output depending on the input (requiring grad) unless it
+    is the module's first input passed on or rearranged: a view of all its values (eval-mode
+    stochastic depth, ``Permute``), for which the gradient is LRP-0."""
 
     def check(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        x = args[0] if args else None
+        if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor):
+            same = out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+            if same and out.numel() == x.numel():
+                return
         outs = out if isinstance(out, (tuple, list)) else (out,)
         if any(isinstance(o, torch.Tensor) and o.requires_grad for o in outs):
             raise _no_rule(name, module)
