@@ -216,7 +216,7 @@ class _SdpaBlock(nn.Module):
     ``F.scaled_dot_product_attention`` (as timm and Hugging Face ``sdpa``; positional or
     keyword arguments) or by a softmax and matrix products (``"eager"``: Hugging Face's, with
     its float32 softmax, cast back, and dropout; ``"method"``: ``(q @ k^T).softmax() @ v``;
-    ``"einsum"``).
+    ``"module"``: an ``nn.Softmax`` layer; ``"einsum"``).
     ``frozen`` detaches query and key."""
 
     def __init__(self, style: str) -> None:
@@ -228,6 +228,7 @@ class _SdpaBlock(nn.Module):
         self.qkv = nn.Linear(8, 24, bias=False)
         self.proj = nn.Linear(8, 8, bias=False)
         self.out = nn.Linear(8, 3, bias=False)
+        self.softmax = nn.Softmax(-1)
         self.double()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -240,6 +241,8 @@ class _SdpaBlock(nn.Module):
             a = functional.scaled_dot_product_attention(query=q, key=k, value=v)
         elif self.style == "positional":
             a = functional.scaled_dot_product_attention(q, k, v)
+        elif self.style == "module":  # timm's Swin: an nn.Softmax layer
+            a = self.softmax(q @ k.transpose(-2, -1) * 0.5) @ v
         elif self.style == "einsum":
             w = (torch.einsum("bhqd,bhkd->bhqk", q, k) * 0.5).softmax(-1)
             a = torch.einsum("bhqk,bhkd->bhqd", w, v)
@@ -255,7 +258,7 @@ class _SdpaBlock(nn.Module):
         return self.out(h.mean(1))
 
 
-@pytest.mark.parametrize("style", ["positional", "keywords", "eager", "method", "einsum"])
+@pytest.mark.parametrize("style", ["positional", "keywords", "eager", "method", "module", "einsum"])
 def test_lrp_holds_functional_attention_weights_constant(style) -> None:
     """Attention written with functions takes the AH rule too."""
     model = _SdpaBlock(style)
@@ -545,30 +548,71 @@ def test_lrp_conserves_relevance_through_a_hugging_face_gpt2(attention) -> None:
     assert relevance.abs().sum() > model(embeds)[:, 1].abs().max()
 
 
+class _Permute(nn.Module):
+    def __init__(self, *dims: int) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+class _DropPath(nn.Module):
+    """Stochastic depth: the identity in eval mode."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        keep = torch.rand(len(x), *(1,) * (x.ndim - 1)) > 0.1
+        return x * keep / 0.9
+
+
+class _ConvNeXtBlock(nn.Module):
+    """torchvision's and timm's ConvNeXt block: depthwise convolution, ``Permute`` to
+    channels-last, layer norm, inverted MLP, ``Permute`` back, layer scale, stochastic depth,
+    residual sum; bias-free."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False),
+            _Permute(0, 2, 3, 1),
+            nn.LayerNorm(width, bias=False),
+            nn.Linear(width, 4 * width, bias=False),
+            nn.GELU(),
+            nn.Linear(4 * width, width, bias=False),
+            _Permute(0, 3, 1, 2),
+        )
+        self.layer_scale = nn.Parameter(torch.full((width, 1, 1), 0.5))
+        self.drop_path = _DropPath()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.layer_scale * self.block(x))
+
+
 def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
-    """torchvision's ConvNeXt block (depthwise convolution, ``Permute`` to channels-last, layer
-    norm, inverted MLP, ``Permute`` back, layer scale, stochastic depth, residual sum), biases
-    at 0: its parameter-free ``Permute`` and eval-mode ``StochasticDepth`` pass their input on
-    rearranged or unchanged, which needs no rule."""
-    convnext = pytest.importorskip("torchvision.models.convnext")
+    """Parameter-free layers without a rule that pass their input on unchanged (stochastic
+    depth in eval mode) or rearranged (``Permute``) need none, nor do padding and upsampling;
+    one that computes something else is refused as it runs."""
     torch.manual_seed(20)
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 2, bias=False),
-        convnext.CNBlock(8, 0.5, 0.1),
+        nn.Unflatten(1, (1, 2, 3)),
+        nn.Conv2d(1, 8, 2, padding=1, bias=False),
+        nn.ZeroPad2d(1),
+        nn.Upsample(scale_factor=2),
+        _ConvNeXtBlock(8),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(8, 3, bias=False),
     ).double()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                p.zero_()
     rules = {nn.Conv2d: EpsilonRule(0.0), nn.Linear: EpsilonRule(0.0)}
     rules.update({nn.LayerNorm: EpsilonRule(0.0), nn.AdaptiveAvgPool2d: EpsilonRule(0.0)})
-    x = torch.randn(4, 1, 5, 5, generator=_gen(21), dtype=torch.float64)
-    relevance, delta = lrp(model, x, T, rules=rules, return_convergence_delta=True)
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
     assert delta.abs().max() < 1e-12
     assert relevance.abs().sum() > 0
+    model[4].drop_path.forward = lambda x: x * 0.9  # not a view of its input
+    with pytest.raises(TypeError, match=r"no rule for module '4.drop_path' \(_DropPath\)"):
+        lrp(model, X, T, rules=rules)
 
 
 def test_transformer_errors_name_the_problem() -> None:
@@ -599,6 +643,16 @@ def test_transformer_errors_name_the_problem() -> None:
     with pytest.raises(TypeError, match=r"no scale to hold constant in normalization '1' \(_Power"):
         lrp(model, X, T)
     assert lrp(model, X, T, rules={"1": IdentityRule()}).shape == X.shape
+
+    class _LinearNorm(nn.Module):  # a container named ...Norm (timm's ConvNorm): not a norm
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear, self.norm = nn.Linear(6, 4), nn.BatchNorm1d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.norm(self.linear(x))
+
+    assert lrp(nn.Sequential(_LinearNorm(), nn.Linear(4, 3)).double(), X, T).shape == X.shape
     with pytest.raises(TypeError, match=r"'1' \(_PowerNorm\) must be EpsilonRule or Identity"):
         lrp(model, X, T, rules={"1": GammaRule()})
 

@@ -177,8 +177,37 @@ _RULE_LAYERS = (
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 _HELD_CONSTANT = (*_NORMS, nn.MultiheadAttention)
 _PASS_THROUGH = ELEMENTWISE_ACTIVATIONS  # relevance unchanged
-# ordinary (identity-like) gradient; dropout is the identity in eval mode, where LRP runs
-_RESHAPES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
+# parameter-free linear maps without a bias (moves, copies, interpolations), whose gradient is
+# LRP-0; dropout is the identity in eval mode, where LRP runs
+_RESHAPES = (
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+    nn.Upsample,
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+    nn.ChannelShuffle,
+    nn.Unfold,
+    nn.Fold,
+    nn.ConstantPad1d,  # zero padding too; another constant keeps its share, as a bias does
+    nn.ConstantPad2d,
+    nn.ConstantPad3d,
+    nn.ReflectionPad1d,
+    nn.ReflectionPad2d,
+    nn.ReflectionPad3d,
+    nn.ReplicationPad1d,
+    nn.ReplicationPad2d,
+    nn.ReplicationPad3d,
+    nn.CircularPad1d,
+    nn.CircularPad2d,
+    nn.CircularPad3d,
+)
 # lookups of indices: no relevance reaches them, so (like a bias) they keep what they add
 _SOURCES = (nn.Embedding, nn.EmbeddingBag)
 _DEFAULT_EPSILON = _RULE_LAYERS + _HELD_CONSTANT  # layers that take EpsilonRule() unless named
@@ -186,9 +215,9 @@ _NO_RULE_NEEDED = _PASS_THROUGH + _RESHAPES + _SOURCES
 
 
 def _passes_through(module: nn.Module) -> bool:
-    """Whether ``module`` is an elementwise activation: torch's, or Hugging Face's
-    (``transformers.activations``: ``GELUActivation``, ``SiLUActivation``, ...)."""
-    return isinstance(module, _PASS_THROUGH) or type(module).__module__ == _HF_ACTIVATIONS
+    """Whether ``module`` is an elementwise activation: torch's, Hugging Face's
+    (``GELUActivation``, ``SiLUActivation``, ...) or timm's (``GELU``, ``Swish``, ...)."""
+    return isinstance(module, _PASS_THROUGH) or type(module).__module__ in _ACTIVATION_MODULES
 
 
 def _weighted(module: nn.Module) -> bool:
@@ -198,7 +227,9 @@ def _weighted(module: nn.Module) -> bool:
     return isinstance(module, _WEIGHTED) or (cls.__module__, cls.__name__) == _HF_LINEAR
 
 
-_HF_ACTIVATIONS = "transformers.activations"
+_ACTIVATION_MODULES = frozenset(
+    {"transformers.activations", "timm.layers.activations", "timm.layers.activations_me"}
+)
 _HF_LINEAR = ("transformers.pytorch_utils", "Conv1D")
 
 
@@ -307,13 +338,14 @@ _TORCH_NORM_FORWARDS = frozenset(norm.forward for norm in _NORMS)
 
 def _written_norm(module: nn.Module) -> bool:
     """Whether ``module`` is a normalization with a forward of its own: a subclass of torch's
-    layer, group or RMS norm that overrides it (a channels-first ``LayerNorm2d``), or a class
-    from outside torch whose name ends in ``Norm`` (Hugging Face's ``LlamaRMSNorm`` and
-    ``T5LayerNorm``, nanoGPT's ``LayerNorm``)."""
+    layer, group or RMS norm that overrides it (a channels-first ``LayerNorm2d``), or a layer
+    without submodules from outside torch whose class name ends in ``Norm`` (Hugging Face's
+    ``LlamaRMSNorm`` and ``T5LayerNorm``, nanoGPT's ``LayerNorm``)."""
     cls = type(module)
     if isinstance(module, _NORMS):
         return cls.forward not in _TORCH_NORM_FORWARDS
-    return cls.__name__.endswith("Norm") and not cls.__module__.startswith("torch.")
+    named = cls.__name__.endswith("Norm") and not cls.__module__.startswith("torch.")
+    return named and next(module.children(), None) is None
 
 
 def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -424,12 +456,12 @@ class _LRPFunctions(TorchFunctionMode):
         self._weights: dict[int, weakref.ref[torch.Tensor]] = {}
         self.scales_held: list[int] = []  # per normalization layer running: scales held so far
 
-    def _is_weights(self, x: Any) -> bool:
+    def is_weights(self, x: Any) -> bool:
         ref = self._weights.get(id(x))
         return ref is not None and ref() is x
 
     def _constant(self, x: Any) -> Any:
-        return x.detach() if self._is_weights(x) else x
+        return x.detach() if self.is_weights(x) else x
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
@@ -462,7 +494,7 @@ class _LRPFunctions(TorchFunctionMode):
         if kind == "scale" and self.scales_held:
             self.scales_held[-1] += 1
             return out.detach()
-        if kind == "weights" or (kind == "carries" and args and self._is_weights(args[0])):
+        if kind == "weights" or (kind == "carries" and args and self.is_weights(args[0])):
             self._weights[id(out)] = weakref.ref(out)
         return out
 
@@ -498,9 +530,8 @@ def _layer_rules(
     model: nn.Module, rules: Mapping[Any, Rule] | None
 ) -> tuple[dict[nn.Module, Rule], dict[nn.Module, str]]:
     """The rule of every leaf module that takes one (a layer's own, else its type's, else
-    epsilon 1e-9), and the names of the parameter-free leaf modules without a rule, which must
-    not pass relevance (as a rotary embedding's table of positions); a ``TypeError`` names the
-    first leaf module with parameters that LRP has no way through."""
+    epsilon 1e-9), and the names of the other leaf modules LRP knows no way through, checked
+    as they run (:func:`_carries_no_relevance`)."""
     chosen: dict[nn.Module, Rule] = {}
     by_type: dict[type, Rule] = {}
     for key, rule in (rules or {}).items():
@@ -543,8 +574,6 @@ def _layer_rules(
         elif held or isinstance(module, _DEFAULT_EPSILON) or _weighted(module):
             out[module] = EpsilonRule()
         elif leaf and not (isinstance(module, _NO_RULE_NEEDED) or _passes_through(module)):
-            if next(module.parameters(), None) is not None:
-                raise _no_rule(name, module)
             unruled[module] = name
     return out, unruled
 
@@ -552,7 +581,8 @@ def _layer_rules(
 def _no_rule(name: str, module: nn.Module) -> TypeError:
     return TypeError(
         f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
-        "rules= (e.g. IdentityRule() for an elementwise layer), or attribute with another method"
+        "rules= (IdentityRule() for an elementwise activation, EpsilonRule() for a layer linear "
+        "in its input, such as a layer scale), or attribute with another method"
     )
 
 
@@ -674,6 +704,10 @@ def _propagate(
     """The relevances at the inputs (or at ``layer``'s output or, with its flag, its input)
     and the selected outputs ``f_t(x)`` ``[B]``, from one forward and one backward pass.
 
+    Leaf modules without a rule (``unruled``) may only pass on what does not depend on the
+    input (a rotary embedding's table), their input unchanged or rearranged, or attention
+    weights (``nn.Softmax`` where ``functions`` runs).
+
     The backward pass carries ``c = R / a``, the relevance per unit of activation, so that
     ``R = a c`` everywhere: the rules act on each layer's output, ``c_in = W'^T (c_out z /
     (z' + eps))`` is the plain gradient through the rule's weights (``z'`` their output on the
@@ -688,7 +722,7 @@ def _propagate(
     functions = _LRPFunctions() if _needs_functions(model) else None
     with eval_mode(model):
         hooks = _propagation_hooks(model, layer_rules, modified, capture, bounds, functions)
-        hooks += [(m, None, _carries_no_relevance(n)) for m, n in unruled.items()]
+        hooks += [(m, None, _carries_no_relevance(n, functions)) for m, n in unruled.items()]
         x = _leaf(inputs) if capture is None else inputs.detach()
         with (
             torch.no_grad() if capture is not None else contextlib.nullcontext(),
@@ -811,12 +845,15 @@ def _propagation_hooks(
     return hooks
 
 
-def _carries_no_relevance(name: str) -> Any:
+def _carries_no_relevance(name: str, functions: _LRPFunctions | None) -> Any:
     """A forward hook that refuses an output depending on the input (requiring grad) unless it
-    is the module's first input passed on or rearranged: a view of all its values (eval-mode
-    stochastic depth, ``Permute``), for which the gradient is LRP-0."""
+    is the module's first input passed on or rearranged, a view of all its values (eval-mode
+    stochastic depth, ``Permute``: the gradient is LRP-0), or attention weights that
+    ``functions`` holds constant where they enter a product (``nn.Softmax`` in attention)."""
 
     def check(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if functions is not None and functions.is_weights(out):
+            return
         x = args[0] if args else None
         if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor):
             same = out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
