@@ -9,11 +9,15 @@ Overview" (2019). The target output ``f_t(x)`` is the relevance at the top; each
 ``R_j = a_j sum_k w'_jk R_k / (z'_k + eps sign(z'_k))``, where ``w'`` are the weights the layer's
 rule makes (``w`` for epsilon, ``w + gamma w+`` for gamma, ``w+`` for alpha1-beta0) and ``z'``
 their output on the original activations ``a``. The identity rule passes ``R`` through
-unchanged; ``nn.Dropout`` and torch's elementwise activation modules (``nn.ReLU``,
+unchanged; ``nn.Dropout`` and elementwise activation modules (torch's ``nn.ReLU``,
 ``nn.Tanh``, ``nn.GELU``, ``nn.SiLU``, ... :data:`~neuronkit.interpretability.attribution.\
-ELEMENTWISE_ACTIVATIONS`) pass it through as well, as LRP treats activations, and so do
-parameter-free reshapes (``nn.Flatten``, ``nn.Unflatten``, ``nn.Identity``); Captum passes it
-through ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout`` only and refuses the others.
+ELEMENTWISE_ACTIVATIONS`, Hugging Face's and timm's activation classes) pass it through as
+well, as LRP treats activations, and parameter-free linear maps (``nn.Flatten``,
+``nn.Identity``, padding, ``nn.Upsample``, pixel shuffles, ``nn.Unfold``) hand it on as their
+gradient does (LRP-0); Captum passes it through ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout``
+only and refuses the others. Other parameter-free layers may pass their input on unchanged or
+rearranged (a view of it: stochastic depth in eval mode, ``Permute``) or values that do not
+depend on the input (a rotary embedding's table); any other layer needs a rule.
 
 Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``,
 ``IdentityRule``; epsilon ``1e-9`` by default) on the layers Captum supports (``nn.Linear``,
@@ -32,10 +36,18 @@ Transformers follow Ali, Schnake, Eberle, Montavon, Müller & Wolf, "XAI for Tra
 Explanations through Conservative Propagation" (ICML 2022): ``nn.LayerNorm``, ``nn.RMSNorm``
 and ``nn.GroupNorm`` hold their scale (``1 / std``) constant (the LN rule) and
 ``nn.MultiheadAttention`` its attention weights (the AH rule: relevance flows through the
-values only); what is left is linear and takes the epsilon (or identity) rule. Attention
-written with functions (``F.scaled_dot_product_attention``, or a softmax's output times the
-values) is held the same way by a torch function mode while the forward runs. Captum has no
-rule for either.
+values only); what is left is linear and takes the epsilon (or identity) rule. While a model
+with a forward of its own runs, a torch function mode applies the same rules to what it
+computes with functions (:class:`_LRPFunctions`): attention by
+``F.scaled_dot_product_attention`` or a softmax's output times the values (matrix product or
+``torch.einsum``), ``F.layer_norm`` / ``F.rms_norm`` / ``F.group_norm``, and normalization
+layers with a forward of their own (Hugging Face's ``LlamaRMSNorm``, ``LayerNorm2d``), whose
+``sqrt`` / ``rsqrt`` / ``std`` / ``var`` / norms it holds constant; functional activations pass
+relevance through as their layers do; and a product of ``n`` tensors that depend on the input
+(a gated MLP's ``act(gate(x)) * up(x)``) hands each ``1 / n`` of its relevance, the uniform
+rule of Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin & Samek, "AttnLRP:
+Attention-Aware Layer-Wise Relevance Propagation for Transformers" (ICML 2024). Hugging Face's
+``Conv1D`` (GPT-2) is a linear layer to every rule. Captum has no rule for any of these.
 """
 
 from __future__ import annotations
@@ -601,8 +613,10 @@ def lrp(
         model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``), built from layers
             with a rule (linear, convolution, pooling, batch, layer, group and RMS norms,
             ``nn.MultiheadAttention`` called with positional query, key and value, as
-            ``nn.TransformerEncoderLayer`` does), elementwise activation modules,
-            ``nn.Dropout`` and parameter-free reshapes; runs in eval mode (flags restored).
+            ``nn.TransformerEncoderLayer`` does), elementwise activation layers, ``nn.Dropout``
+            and parameter-free linear maps, and the functions the module docstring lists
+            (Hugging Face and timm transformers); runs in eval mode (flags restored), its
+            parameters without ``requires_grad`` while it runs with functions.
         inputs: ``[B, ...]`` floating tensor (not modified).
         target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
         rules: a rule per layer (by name or module), e.g. ``{"0": GammaRule(0.25)}``, or per
