@@ -483,8 +483,10 @@ class _LRPFunctions(TorchFunctionMode):
         if held_norm is not None:
             if self.scales_held:
                 self.scales_held[-1] += 1
-            held = held_norm(*args, **kwargs)
-            return _Scaled.apply(held, func(*args, **kwargs).detach(), None)
+            out = func(*args, **kwargs)
+            if not out.requires_grad:
+                return out
+            return _Scaled.apply(held_norm(*args, **kwargs), out.detach(), None)
         kind = _FUNCTIONS.get(func)
         operands: Sequence[Any] = ()
         if kind == "attention":
@@ -500,7 +502,7 @@ class _LRPFunctions(TorchFunctionMode):
         if kind == "product":
             n = sum(isinstance(a, torch.Tensor) and a.requires_grad for a in operands)
             return out if n < 2 else _Scaled.apply(out, out.detach(), 1 / n)
-        if kind == "activation" and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+        if kind == "activation" and args and getattr(args[0], "requires_grad", False):
             x, value = args[0].detach(), out.detach()  # relevance passes unchanged: R_in = R_out
             return _Scaled.apply(args[0], value, _ratio(value, x))
         if kind == "scale" and self.scales_held:
