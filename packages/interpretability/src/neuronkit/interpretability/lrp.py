@@ -56,7 +56,7 @@ import contextlib
 import dataclasses
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -529,23 +529,21 @@ def _frozen_parameters(model: nn.Module) -> Iterator[None]:
 _NO_FUNCTIONS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, *_HELD_CONSTANT)
 
 
-def _needs_functions(model: nn.Module) -> bool:
-    """Whether ``model`` may compute with functions: a module of it has a forward of its own
-    that calls other modules (plain containers and layers cannot), or is a normalization
-    layer with a forward of its own."""
-    return any(
-        (next(m.children(), None) is not None and not isinstance(m, _NO_FUNCTIONS))
-        or _written_norm(m)
-        for m in model.modules()
-    )
+class _Plan(NamedTuple):
+    """What LRP does at each module of a model, from one pass over its modules."""
+
+    rules: dict[nn.Module, Rule]  # every leaf module that takes a rule, and its rule
+    passing: list[nn.Module]  # modules that pass relevance through (identity)
+    written_norms: dict[nn.Module, str]  # normalizations with a forward of their own: names
+    unruled: dict[nn.Module, str]  # leaf modules LRP knows no way through, checked as they run
+    # whether the model may compute with functions: a module has a forward of its own that
+    # calls other modules (plain containers and layers cannot), or is a written norm
+    functions: bool
 
 
-def _layer_rules(
-    model: nn.Module, rules: Mapping[Any, Rule] | None
-) -> tuple[dict[nn.Module, Rule], dict[nn.Module, str]]:
+def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
     """The rule of every leaf module that takes one (a layer's own, else its type's, else
-    epsilon 1e-9), and the names of the other leaf modules LRP knows no way through, checked
-    as they run (:func:`_carries_no_relevance`)."""
+    epsilon 1e-9) and the rest of the :class:`_Plan`."""
     chosen: dict[nn.Module, Rule] = {}
     by_type: dict[type, Rule] = {}
     for key, rule in (rules or {}).items():
@@ -560,8 +558,7 @@ def _layer_rules(
         layer = get_layer(model, key) if isinstance(key, str) else key
         check_type("rules key", layer, nn.Module)
         chosen[layer] = rule
-    out: dict[nn.Module, Rule] = {}
-    unruled: dict[nn.Module, str] = {}
+    plan = _Plan({}, [], {}, {}, False)
     inside: set[nn.Module] = set()  # an attention's projections, which it does not call
     for name, module in model.named_modules():
         if module in inside:
@@ -569,10 +566,13 @@ def _layer_rules(
         if isinstance(module, nn.MultiheadAttention):
             inside.update(module.modules())
         leaf = next(module.children(), None) is None
+        written = _written_norm(module)
+        if written or not (leaf or isinstance(module, _NO_FUNCTIONS)):
+            plan = plan._replace(functions=True)
         given = chosen.get(module)
         if given is None and (leaf or isinstance(module, _DEFAULT_EPSILON)):
             given = next((r for t, r in by_type.items() if isinstance(module, t)), None)
-        held = isinstance(module, _HELD_CONSTANT) or _written_norm(module)
+        held = isinstance(module, _HELD_CONSTANT) or written
         if held and isinstance(given, (GammaRule, Alpha1Beta0Rule)):
             raise TypeError(
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule or "
@@ -583,13 +583,17 @@ def _layer_rules(
                 f"ZBoxRule needs a linear or convolution layer, got {name!r} "
                 f"({type(module).__name__})"
             )
+        if given is None and (held or isinstance(module, _DEFAULT_EPSILON) or _weighted(module)):
+            given = EpsilonRule()
         if given is not None:
-            out[module] = given
-        elif held or isinstance(module, _DEFAULT_EPSILON) or _weighted(module):
-            out[module] = EpsilonRule()
-        elif leaf and not (isinstance(module, _NO_RULE_NEEDED) or _passes_through(module)):
-            unruled[module] = name
-    return out, unruled
+            plan.rules[module] = given
+        if isinstance(given, IdentityRule) or (given is None and _passes_through(module)):
+            plan.passing.append(module)
+        elif given is not None and written:
+            plan.written_norms[module] = name
+        elif given is None and leaf and not isinstance(module, _NO_RULE_NEEDED):
+            plan.unruled[module] = name
+    return plan
 
 
 def _no_rule(name: str, module: nn.Module) -> TypeError:
@@ -730,15 +734,14 @@ def _propagate(
     original activations ``a``, which every layer reads), and operations between modules
     (residual additions, reshapes, functional pooling and scaling) take their plain gradient,
     which is LRP-0 for them: a sum hands each summand the share it contributed."""
-    layer_rules, unruled = _layer_rules(model, rules)
+    plan = _plan(model, rules)
     batch = inputs.shape[0]
     capture = None if layer is None else (layer[0], _Capture(layer[1]))
-    modified = {m: _modified_parameters(m, r) for m, r in layer_rules.items()}
+    modified = {m: _modified_parameters(m, r) for m, r in plan.rules.items()}
     bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # z^B's (x, l, h)
-    functions = _LRPFunctions() if _needs_functions(model) else None
+    functions = _LRPFunctions() if plan.functions else None
     with eval_mode(model):
-        hooks = _propagation_hooks(model, layer_rules, modified, capture, bounds, functions)
-        hooks += [(m, None, _carries_no_relevance(n, functions)) for m, n in unruled.items()]
+        hooks = _propagation_hooks(plan, modified, capture, bounds, functions)
         x = _leaf(inputs) if capture is None else inputs.detach()
         with (
             torch.no_grad() if capture is not None else contextlib.nullcontext(),
@@ -769,8 +772,7 @@ def _propagate(
 
 
 def _propagation_hooks(
-    model: nn.Module,
-    layer_rules: dict[nn.Module, Rule],
+    plan: _Plan,
     modified: dict[nn.Module, dict[str, torch.Tensor] | None],
     capture: tuple[nn.Module, LayerValueHook] | None,
     bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
@@ -782,7 +784,7 @@ def _propagation_hooks(
     without gradients (before the attributed layer). A z^B layer adds its input and its bound
     leaves to ``bounds``: the relevance it hands those is their value times their gradient.
     A normalization layer with a forward of its own runs inside ``functions``' count of the
-    scales it holds, which must not stay 0."""
+    scales it holds, which must not stay 0; the unruled layers are checked as they run."""
     inputs = CallInputs()
     recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
 
@@ -805,7 +807,7 @@ def _propagation_hooks(
     def apply_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
         if module in recomputing or not torch.is_grad_enabled():
             return None
-        rule = layer_rules[module]
+        rule = plan.rules[module]
         epsilon = rule.epsilon if isinstance(rule, EpsilonRule) else 1e-9
         if isinstance(rule, ZBoxRule):
             return _z_box(module, rule, args, out, rerun, bounds)
@@ -831,26 +833,23 @@ def _propagation_hooks(
     def apply_norm_rule(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
         assert functions is not None
         if functions.scales_held.pop() == 0:
-            name = next(n for n, m in model.named_modules() if m is module)
             raise TypeError(
-                f"lrp found no scale to hold constant in normalization {name!r} "
+                f"lrp found no scale to hold constant in normalization "
+                f"{plan.written_norms[module]!r} "
                 f"({type(module).__name__}): its forward calls none of sqrt, rsqrt, std, var, "
                 "a norm, F.layer_norm, F.rms_norm or F.group_norm; give it IdentityRule() in "
                 "rules="
             )
         return apply_rule(module, args, out)
 
-    hooks: list[tuple[nn.Module, Any, Any]] = []
-    for module in model.modules():
-        rule = layer_rules.get(module)
-        if isinstance(rule, IdentityRule) or (rule is None and _passes_through(module)):
-            hooks.append((module, inputs.pre_hook, pass_through))
-        elif rule is not None and _written_norm(module):
-            hooks.append((module, enter_norm, apply_norm_rule))
-        elif isinstance(module, nn.MultiheadAttention) and rule is not None:
-            hooks.append((module, _constant_attention, apply_rule))
-        elif rule is not None:
-            hooks.append((module, None, apply_rule))
+    hooks: list[tuple[nn.Module, Any, Any]] = [
+        (m, inputs.pre_hook, pass_through) for m in plan.passing
+    ]
+    hooks += [(m, enter_norm, apply_norm_rule) for m in plan.written_norms]
+    for module in plan.rules.keys() - plan.passing - plan.written_norms.keys():
+        hook = _constant_attention if isinstance(module, nn.MultiheadAttention) else None
+        hooks.append((module, hook, apply_rule))
+    hooks += [(m, None, _carries_no_relevance(n, functions)) for m, n in plan.unruled.items()]
     if capture is not None:
         layer, keep = capture
         _, pre_hook, hook = keep.hooks(layer)
