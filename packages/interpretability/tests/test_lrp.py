@@ -150,14 +150,33 @@ def _frozen_norm(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Ten
     return y.view(x.shape) * module.weight
 
 
-def _frozen_gradient_x_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Gradient x input with every attention's weights and every norm's scale held constant:
-    what LRP-0 with Ali et al.'s (2022) AH and LN rules equals on a bias-free ReLU net."""
+def _share(a: torch.Tensor, share: float) -> torch.Tensor:
+    """``a`` with ``share`` of its gradient."""
+    return a * share + (a * (1 - share)).detach()
+
+
+def _attention_reference(rule: str, q, k, v):  # type: ignore[no-untyped-def]
+    """Query, key and value for gradient x input to equal LRP-0 under ``rule``: query and key
+    detached (``"constant"``), or with 1/4 of their gradient and the values with 1/2
+    (``"uniform"``: the uniform rule at both products, AttnLRP)."""
+    if rule == "constant":
+        return q.detach(), k.detach(), v
+    return _share(q, 0.25), _share(k, 0.25), _share(v, 0.5)
+
+
+def _frozen_gradient_x_input(
+    model: nn.Module, x: torch.Tensor, attention: str = "constant"
+) -> torch.Tensor:
+    """Gradient x input with every attention's query, key and value as ``attention`` takes them
+    and every norm's scale held constant: what LRP-0 with Ali et al.'s (2022) AH and LN rules
+    (or AttnLRP's) equals on a bias-free ReLU net."""
     handles = []
     for m in model.modules():
         if isinstance(m, nn.MultiheadAttention):
             handles.append(
-                m.register_forward_pre_hook(lambda m, a: (a[0].detach(), a[1].detach(), *a[2:]))
+                m.register_forward_pre_hook(
+                    lambda m, a: (*_attention_reference(attention, *a[:3]), *a[3:])
+                )
             )
         elif isinstance(m, (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm)):
             handles.append(m.register_forward_hook(_frozen_norm))
@@ -172,7 +191,9 @@ def _frozen_gradient_x_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_lrp_0_of_a_transformer_holds_attention_and_normalization_scale_constant(norm_first):
     """Ali et al. (2022), "XAI for Transformers: Better Explanations through Conservative
     Propagation": with the attention weights and the layer norms' 1 / std held constant,
-    LRP-0 is gradient x input of the rest, and relevance is conserved."""
+    LRP-0 is gradient x input of the rest, and relevance is conserved. AttnLRP's attention
+    rule (``attention="uniform"``) is gradient x input with the shares of
+    :func:`_attention_reference`."""
     model = _Encoder(norm_first)
     rules = {n: EpsilonRule(0.0) for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     rules.update({"layer.self_attn": EpsilonRule(0.0), "layer.norm1": EpsilonRule(0.0)})
@@ -180,6 +201,10 @@ def test_lrp_0_of_a_transformer_holds_attention_and_normalization_scale_constant
     relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
     torch.testing.assert_close(relevance, _frozen_gradient_x_input(model, X), rtol=1e-9, atol=1e-12)
     assert delta.abs().max() < 1e-12
+    uniform = lrp(model, X, T, rules=rules, attention="uniform")
+    expected = _frozen_gradient_x_input(model, X, "uniform")
+    torch.testing.assert_close(uniform, expected, rtol=1e-9, atol=1e-12)
+    assert (uniform - relevance).abs().max() > 1e-6  # the queries and keys take a share
     # at a layer inside an encoder layer with biases, run without a graph up to it (torch's
     # fused eval-mode path, which would skip its submodules, stays off while hooks are on)
     if not norm_first:  # post-norm: the last norm's output
@@ -216,13 +241,13 @@ class _SdpaBlock(nn.Module):
     ``F.scaled_dot_product_attention`` (as timm and Hugging Face ``sdpa``; positional or
     keyword arguments) or by a softmax and matrix products (``"eager"``: Hugging Face's, with
     its float32 softmax, cast back, and dropout; ``"method"``: ``(q @ k^T).softmax() @ v``;
-    ``"module"``: an ``nn.Softmax`` layer; ``"einsum"``).
-    ``frozen`` detaches query and key."""
+    ``"module"``: an ``nn.Softmax`` layer; ``"einsum"``). ``reference`` takes query, key and
+    value as :func:`_attention_reference` does for that rule."""
 
     def __init__(self, style: str) -> None:
         super().__init__()
         torch.manual_seed(11)
-        self.style, self.frozen = style, False
+        self.style, self.reference = style, None
         self.embed = nn.Linear(2, 8, bias=False)
         self.norm = nn.LayerNorm(8, bias=False)
         self.qkv = nn.Linear(8, 24, bias=False)
@@ -234,8 +259,8 @@ class _SdpaBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x.view(len(x), 3, 2))
         q, k, v = self.qkv(self.norm(h)).view(len(x), 3, 3, 2, 4).permute(2, 0, 3, 1, 4)
-        if self.frozen:
-            q, k = q.detach(), k.detach()
+        if self.reference is not None:
+            q, k, v = _attention_reference(self.reference, q, k, v)
         functional = nn.functional
         if self.style == "keywords":
             a = functional.scaled_dot_product_attention(query=q, key=k, value=v)
@@ -258,16 +283,23 @@ class _SdpaBlock(nn.Module):
         return self.out(h.mean(1))
 
 
+@pytest.mark.parametrize("attention", ["constant", "uniform"])
 @pytest.mark.parametrize("style", ["positional", "keywords", "eager", "method", "module", "einsum"])
-def test_lrp_holds_functional_attention_weights_constant(style) -> None:
-    """Attention written with functions takes the AH rule too."""
+def test_lrp_takes_the_attention_rule_where_attention_is_functional(style, attention) -> None:
+    """Attention written with functions takes the AH rule too (relevance conserved), or
+    AttnLRP's: under the uniform rule at both products and the softmax by its gradient, the
+    query and key keep 1/4 of their gradient and the values 1/2, the fused kernel and the
+    written-out products alike."""
     model = _SdpaBlock(style)
     rules = {nn.Linear: EpsilonRule(0.0), nn.LayerNorm: EpsilonRule(0.0)}
-    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
-    model.frozen = True
+    relevance, delta = lrp(
+        model, X, T, rules=rules, attention=attention, return_convergence_delta=True
+    )
+    model.reference = attention
     expected = _frozen_gradient_x_input(model, X)
     torch.testing.assert_close(relevance, expected, rtol=1e-9, atol=1e-12)
-    assert delta.abs().max() < 1e-12
+    if attention == "constant":
+        assert delta.abs().max() < 1e-12
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
@@ -914,6 +946,8 @@ def test_errors_name_the_problem() -> None:
     lrp(model, X.float(), 0, rules={"1": IdentityRule()})  # an explicit rule lets it through
     with pytest.raises(TypeError, match="rules values must be EpsilonRule"):
         lrp(_mlp(), X, T, rules={"0": "epsilon"})
+    with pytest.raises(ValueError, match="attention"):
+        lrp(_mlp(), X, T, attention="attnlrp")
     with pytest.raises(ValueError, match="epsilon"):
         EpsilonRule(-1.0)
     with pytest.raises(ValueError, match="gamma"):

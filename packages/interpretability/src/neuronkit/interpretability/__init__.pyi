@@ -49,7 +49,16 @@ from .llm_attribution import (
     llm_attribution,
     llm_gradient_attribution,
 )
-from .lrp import Alpha1Beta0Rule, EpsilonRule, GammaRule, IdentityRule, ZBoxRule, layer_lrp, lrp
+from .lrp import (
+    ATTENTION_RULES,
+    Alpha1Beta0Rule,
+    EpsilonRule,
+    GammaRule,
+    IdentityRule,
+    ZBoxRule,
+    layer_lrp,
+    lrp,
+)
 from .neuron import neuron_conductance, neuron_output
 from .occlusion import occlusion
 from .representation import (
@@ -108,6 +117,7 @@ from .visualization import discover_facets, maximize_activation, visualize_facet
 __version__: str
 
 __all__ = [
+    "ATTENTION_RULES",
     "BOOTSTRAPS",
     "CAV",
     "COMPARISONS",

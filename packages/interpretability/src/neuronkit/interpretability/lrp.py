@@ -64,7 +64,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
-from neuronkit.common import check_number, check_type, eval_mode, grad_enabled
+from neuronkit.common import check_choice, check_number, check_type, eval_mode, grad_enabled
 
 from .attribution import (
     ELEMENTWISE_ACTIVATIONS,
@@ -90,6 +90,7 @@ from .hooks import (
 )
 
 __all__ = [
+    "ATTENTION_RULES",
     "Alpha1Beta0Rule",
     "EpsilonRule",
     "GammaRule",
@@ -360,16 +361,39 @@ def _written_norm(module: nn.Module) -> bool:
     return named and next(module.children(), None) is None
 
 
-def _constant_attention(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pre-hook of an ``nn.MultiheadAttention``: query and key detached, so that the attention
-    weights stay constant and relevance flows through the values only (the AH rule of Ali et
-    al. 2022)."""
-    if len(args) < 3:
-        raise TypeError(
-            "lrp needs nn.MultiheadAttention called with query, key and value as positional "
-            f"arguments (as nn.TransformerEncoderLayer does), got {len(args)}"
-        )
-    return (args[0].detach(), args[1].detach(), *args[2:])
+ATTENTION_RULES = ("constant", "uniform")
+
+
+def _attention_inputs(rule: str, *qkv: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Query, key and value as the attention ``rule`` takes them. ``"constant"`` (the AH rule
+    of Ali et al. 2022): query and key detached, so the attention weights stay constant and
+    relevance flows through the values only. ``"uniform"`` (AttnLRP, Achtibat et al. 2024):
+    the uniform rule at both matrix products, ``q k^T`` and ``softmax(.) v``, and the softmax
+    by its gradient, which is AttnLRP's softmax rule; with the gradient carrying relevance per
+    unit of activation that is query and key with 1/4 of their gradient, the values with
+    1/2."""
+    q, k, v = qkv
+    if rule == "constant":
+        return q.detach(), k.detach(), v
+    return tuple(
+        _Scaled.apply(a, a.detach(), share) if a.requires_grad else a
+        for a, share in ((q, 0.25), (k, 0.25), (v, 0.5))
+    )
+
+
+def _attention_pre_hook(rule: str) -> Any:
+    """Pre-hook of an ``nn.MultiheadAttention``: its query, key and value as ``rule`` takes
+    them (:func:`_attention_inputs`)."""
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(args) < 3:
+            raise TypeError(
+                "lrp needs nn.MultiheadAttention called with query, key and value as positional "
+                f"arguments (as nn.TransformerEncoderLayer does), got {len(args)}"
+            )
+        return (*_attention_inputs(rule, *args[:3]), *args[3:])
+
+    return hook
 
 
 # what the function mode does with each function (see _LRPFunctions)
@@ -450,10 +474,12 @@ class _LRPFunctions(TorchFunctionMode):
     runs with its parameters frozen (so that a tensor requires grad exactly when it depends on
     the input). A function mode is per thread: other threads' calls are left alone.
 
-    * Attention weights are held constant (the AH rule): ``F.scaled_dot_product_attention``
-      (timm, Hugging Face ``sdpa``) runs with query and key detached, and a softmax's output
-      (kept through dropout and dtype casts) enters any product detached (``softmax(q k^T) @
-      v``, by matrix product or ``torch.einsum``: Hugging Face ``eager``, hand-written).
+    * Attention follows ``attention`` (:func:`_attention_inputs`): the query, key and value of
+      ``F.scaled_dot_product_attention`` (timm, Hugging Face ``sdpa``) as the rule takes them.
+      Under ``"constant"``, a softmax's output (kept through dropout and dtype casts) enters
+      any product detached (``softmax(q k^T) @ v``, by matrix product or ``torch.einsum``:
+      Hugging Face ``eager``, hand-written); under ``"uniform"`` the product rule below gives
+      attention written with functions AttnLRP's rules as it is.
     * Normalization scales are held constant (the LN rule): ``F.layer_norm``, ``F.rms_norm``
       and ``F.group_norm``, and inside a normalization layer with a forward of its own
       (:func:`_written_norm`) every ``sqrt``, ``rsqrt``, ``std``, ``var`` and norm.
@@ -463,8 +489,9 @@ class _LRPFunctions(TorchFunctionMode):
       ``a @ b``, ``torch.einsum``) hands each operand ``1 / n`` of the relevance (the uniform
       rule of Achtibat et al. 2024): its gradient times ``1 / n``."""
 
-    def __init__(self) -> None:
+    def __init__(self, attention: str) -> None:
         super().__init__()
+        self.attention = attention
         self._weights: dict[int, weakref.ref[torch.Tensor]] = {}
         self.scales_held: list[int] = []  # per normalization layer running: scales held so far
 
@@ -473,7 +500,7 @@ class _LRPFunctions(TorchFunctionMode):
         return ref is not None and ref() is x
 
     def _constant(self, x: Any) -> Any:
-        return x.detach() if self.is_weights(x) else x
+        return x.detach() if self.attention == "constant" and self.is_weights(x) else x
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
@@ -490,8 +517,12 @@ class _LRPFunctions(TorchFunctionMode):
         kind = _FUNCTIONS.get(func)
         operands: Sequence[Any] = ()
         if kind == "attention":
-            args = tuple(a.detach() if i < 2 else a for i, a in enumerate(args))
-            kwargs = {k: v.detach() if k in ("query", "key") else v for k, v in kwargs.items()}
+            kwargs = dict(kwargs)
+            qkv = [
+                args[i] if i < len(args) else kwargs.pop(name)
+                for i, name in enumerate(("query", "key", "value"))
+            ]
+            args = (*_attention_inputs(self.attention, *qkv), *args[3:])
         elif kind == "product" and func is torch.einsum:
             listed = len(args) == 2 and isinstance(args[1], (list, tuple))
             operands = [self._constant(a) for a in (args[1] if listed else args[1:])]
@@ -611,6 +642,7 @@ def lrp(
     target: Target = None,
     *,
     rules: Mapping[str | nn.Module | type[nn.Module], Rule] | None = None,
+    attention: str = "constant",
     return_convergence_delta: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Layer-wise relevance propagation (Bach et al. 2015), Captum's ``LRP``.
@@ -629,15 +661,19 @@ def lrp(
             layer type, e.g. ``{nn.Conv2d: GammaRule(0.25), nn.Linear: EpsilonRule(0.25)}``
             (a layer's own rule first, then the first type it is an instance of); the rest
             take ``EpsilonRule(1e-9)``.
+        attention: the rule at attention: ``"constant"`` holds the attention weights constant
+            (Ali et al. 2022), so relevance reaches the tokens through the values only;
+            ``"uniform"`` is AttnLRP's (Achtibat et al. 2024): relevance also flows through the
+            queries and keys, split evenly at ``q k^T`` and at ``softmax(.) v``.
         return_convergence_delta: also return ``f_t(x) - sum_i R_i`` per example (Captum's
             sign; biases and ``epsilon`` absorb relevance, so it is not 0 in general).
 
     Returns:
         ``[B, ...]`` relevances, and ``[B]`` deltas when asked.
     """
-    _check_arguments(model, inputs, rules, return_convergence_delta)
+    _check_arguments(model, inputs, rules, attention, return_convergence_delta)
     t = _target_index(target, inputs.shape[0], inputs.device)
-    relevance, selected = _propagate(model, inputs, t, rules)
+    relevance, selected = _propagate(model, inputs, t, rules, attention)
     return _relevance(inputs, relevance, selected, 0, return_convergence_delta)
 
 
@@ -649,6 +685,7 @@ def layer_lrp(
     target: Target = None,
     *,
     rules: Mapping[str | nn.Module | type[nn.Module], Rule] | None = None,
+    attention: str = "constant",
     layer_input: bool = False,
     batch_dim: int = 0,
     return_convergence_delta: bool = False,
@@ -657,7 +694,7 @@ def layer_lrp(
     :func:`lrp` hands that layer from above. The layers before it run without a graph.
 
     Args:
-        model, inputs, target, rules: as :func:`lrp`.
+        model, inputs, target, rules, attention: as :func:`lrp`.
         layer: the layer (name in ``model.named_modules()`` or submodule), called once per
             forward, whose output (or first input, ``layer_input=True``) ``[B, ...]`` is
             attributed.
@@ -670,7 +707,7 @@ def layer_lrp(
         ``[B, ...]`` relevances shaped like the layer's output (input), and ``[B]`` deltas
         when asked.
     """
-    _check_arguments(model, inputs, rules, return_convergence_delta)
+    _check_arguments(model, inputs, rules, attention, return_convergence_delta)
     module = checked_layer(model, layer, layer_input, batch_dim)
     if layer_input and isinstance(module, nn.MultiheadAttention):
         raise ValueError(
@@ -679,7 +716,7 @@ def layer_lrp(
         )
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
-    relevance, selected = _propagate(model, inputs, t, rules, (module, layer_input))
+    relevance, selected = _propagate(model, inputs, t, rules, attention, (module, layer_input))
     if relevance.ndim <= batch_dim or relevance.shape[batch_dim] != batch:
         what = "input" if layer_input else "output"
         raise ValueError(
@@ -705,10 +742,11 @@ def _relevance(
     return relevance, _check_finite_result(selected - total, "outputs")
 
 
-def _check_arguments(model: Any, inputs: Any, rules: Any, delta: Any) -> None:
+def _check_arguments(model: Any, inputs: Any, rules: Any, attention: Any, delta: Any) -> None:
     check_type("model", model, nn.Module)
     check_not_compiled("model", model)
     _check_inputs(inputs, finite=False)
+    check_choice("attention", attention, ATTENTION_RULES)
     check_type("return_convergence_delta", delta, bool)
     if rules is not None:
         check_type("rules", rules, Mapping)
@@ -719,6 +757,7 @@ def _propagate(
     inputs: torch.Tensor,
     t: int | torch.Tensor | None,
     rules: Mapping[Any, Rule] | None,
+    attention: str,
     layer: tuple[nn.Module, bool] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The relevances at the inputs (or at ``layer``'s output or, with its flag, its input)
@@ -739,9 +778,9 @@ def _propagate(
     capture = None if layer is None else (layer[0], _Capture(layer[1]))
     modified = {m: _modified_parameters(m, r) for m, r in plan.rules.items()}
     bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # z^B's (x, l, h)
-    functions = _LRPFunctions() if plan.functions else None
+    functions = _LRPFunctions(attention) if plan.functions else None
     with eval_mode(model):
-        hooks = _propagation_hooks(plan, modified, capture, bounds, functions)
+        hooks = _propagation_hooks(plan, modified, capture, bounds, functions, attention)
         x = _leaf(inputs) if capture is None else inputs.detach()
         with (
             torch.no_grad() if capture is not None else contextlib.nullcontext(),
@@ -777,6 +816,7 @@ def _propagation_hooks(
     capture: tuple[nn.Module, LayerValueHook] | None,
     bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     functions: _LRPFunctions | None,
+    attention: str,
 ) -> list[tuple[nn.Module, Any, Any]]:
     """Forward hooks that make autograd carry relevance per unit of activation through every
     layer, and ``capture``'s on its layer (after the layer's own hook: an output's gradient is
@@ -847,8 +887,8 @@ def _propagation_hooks(
     ]
     hooks += [(m, enter_norm, apply_norm_rule) for m in plan.written_norms]
     for module in plan.rules.keys() - plan.passing - plan.written_norms.keys():
-        hook = _constant_attention if isinstance(module, nn.MultiheadAttention) else None
-        hooks.append((module, hook, apply_rule))
+        mha = isinstance(module, nn.MultiheadAttention)
+        hooks.append((module, _attention_pre_hook(attention) if mha else None, apply_rule))
     hooks += [(m, None, _carries_no_relevance(n, functions)) for m, n in plan.unruled.items()]
     if capture is not None:
         layer, keep = capture
