@@ -46,8 +46,10 @@ layers with a forward of their own (Hugging Face's ``LlamaRMSNorm``, ``LayerNorm
 relevance through as their layers do; and a product of ``n`` tensors that depend on the input
 (a gated MLP's ``act(gate(x)) * up(x)``) hands each ``1 / n`` of its relevance, the uniform
 rule of Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin & Samek, "AttnLRP:
-Attention-Aware Layer-Wise Relevance Propagation for Transformers" (ICML 2024). Hugging Face's
-``Conv1D`` (GPT-2) is a linear layer to every rule. Captum has no rule for any of these.
+Attention-Aware Layer-Wise Relevance Propagation for Transformers" (ICML 2024), whose rule at
+attention (relevance through queries and keys too) ``attention="uniform"`` takes instead of
+holding the weights. Hugging Face's ``Conv1D`` (GPT-2) is a linear layer to every rule.
+Captum has no rule for any of these.
 """
 
 from __future__ import annotations
@@ -712,7 +714,7 @@ def layer_lrp(
     if layer_input and isinstance(module, nn.MultiheadAttention):
         raise ValueError(
             "layer_input=True is not supported at an nn.MultiheadAttention, whose relevance "
-            "enters through its values (the third input): attribute the layer before it"
+            "enters through its query, key and value inputs apart: attribute the layer before it"
         )
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
