@@ -599,6 +599,17 @@ class _DropPath(nn.Module):
         return x * keep / 0.9
 
 
+class _LayerScale(nn.Module):
+    """timm's ``LayerScale2d``: a parameter times the input."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((width,), 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.view(1, -1, 1, 1)
+
+
 class _ConvNeXtBlock(nn.Module):
     """torchvision's and timm's ConvNeXt block: depthwise convolution, ``Permute`` to
     channels-last, layer norm, inverted MLP, ``Permute`` back, layer scale, stochastic depth,
@@ -615,17 +626,17 @@ class _ConvNeXtBlock(nn.Module):
             nn.Linear(4 * width, width, bias=False),
             _Permute(0, 3, 1, 2),
         )
-        self.layer_scale = nn.Parameter(torch.full((width, 1, 1), 0.5))
+        self.layer_scale = _LayerScale(width)
         self.drop_path = _DropPath()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.layer_scale * self.block(x))
+        return x + self.drop_path(self.layer_scale(self.block(x)))
 
 
 def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
-    """Parameter-free layers without a rule that pass their input on unchanged (stochastic
-    depth in eval mode) or rearranged (``Permute``) need none, nor do padding and upsampling;
-    one that computes something else is refused as it runs."""
+    """Layers without a rule that compute only what is linear in their input (stochastic
+    depth in eval mode, ``Permute``, a layer scale) need none, nor do padding and upsampling;
+    one that computes something else is refused as it runs, naming what it computes."""
     torch.manual_seed(20)
     model = nn.Sequential(
         nn.Unflatten(1, (1, 2, 3)),
@@ -642,8 +653,8 @@ def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
     relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
     assert delta.abs().max() < 1e-12
     assert relevance.abs().sum() > 0
-    model[4].drop_path.forward = lambda x: x * 0.9  # not a view of its input
-    with pytest.raises(TypeError, match=r"no rule for module '4.drop_path' \(_DropPath\)"):
+    model[4].drop_path.forward = lambda x: x.abs()
+    with pytest.raises(TypeError, match=r"'4.drop_path' \(_DropPath\), which computes abs from"):
         lrp(model, X, T, rules=rules)
 
 
@@ -940,8 +951,8 @@ def test_layer_version_errors_name_the_problem() -> None:
 
 
 def test_errors_name_the_problem() -> None:
-    model = nn.Sequential(nn.Linear(6, 4), nn.Softmax(1), nn.Linear(4, 2))
-    with pytest.raises(TypeError, match=r"lrp has no rule for module '1' \(Softmax\)"):
+    model = nn.Sequential(nn.Linear(6, 4), nn.LogSoftmax(1), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match=r"lrp has no rule for module '1' \(LogSoftmax\), which"):
         lrp(model, X.float(), 0)
     lrp(model, X.float(), 0, rules={"1": IdentityRule()})  # an explicit rule lets it through
     with pytest.raises(TypeError, match="rules values must be EpsilonRule"):

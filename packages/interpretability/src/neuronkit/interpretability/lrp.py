@@ -464,6 +464,41 @@ _FUNCTIONS: dict[Any, str] = {
         "scale",
     ),
 }
+# linear in the input (sums, scalings by constants, moves, copies, averages, linear maps):
+# their gradient is LRP-0, so a layer without a rule that computes only these (and what the
+# rules above cover) needs none
+_T = torch.Tensor
+_LINEAR = frozenset(
+    {
+        *(_T.__add__, _T.__radd__, _T.__iadd__, _T.__sub__, _T.__rsub__, _T.__isub__),
+        *(_T.__neg__, _T.add, _T.add_, _T.sub, _T.sub_, _T.neg, torch.add, torch.sub, torch.neg),
+        *(_T.view, _T.view_as, _T.reshape, _T.reshape_as, _T.permute, _T.transpose, _T.t),
+        *(_T.flatten, _T.unflatten, _T.squeeze, _T.unsqueeze, _T.expand, _T.expand_as),
+        *(_T.clone, _T.__getitem__, _T.narrow, _T.select, _T.split, _T.chunk, _T.unbind),
+        *(_T.roll, _T.flip, _T.repeat, _T.repeat_interleave, _T.movedim, _T.swapaxes),
+        *(_T.unfold, _T.mean, _T.sum, _T.float, _T.double, _T.half, _T.bfloat16),
+        *(_T.masked_fill, torch.where, torch.cat, torch.concat, torch.stack, torch.reshape),
+        *(torch.permute, torch.transpose, torch.flatten, torch.squeeze, torch.unsqueeze),
+        *(torch.split, torch.chunk, torch.roll, torch.flip, torch.movedim, torch.mean, torch.sum),
+        *(F.pad, F.interpolate, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.linear, F.conv1d),
+        *(F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.conv2d),
+        *(F.conv3d, F.unfold, F.fold, F.pixel_shuffle, F.pixel_unshuffle),
+    }
+)
+# linear when every operand but the first is constant
+_SCALINGS = frozenset({torch.div, _T.div, _T.div_, _T.__truediv__, _T.__itruediv__, _T.mul_})
+# ``a + b c`` (``a + b @ c``): linear unless both ``b`` and ``c`` depend on the input
+_FUSED = frozenset({torch.addcmul, _T.addcmul, torch.addmm, _T.addmm, torch.baddbmm})
+
+
+def _linear(func: Any, args: tuple[Any, ...]) -> bool:
+    if func in _SCALINGS:
+        return not any(getattr(a, "requires_grad", False) for a in args[1:])
+    if func in _FUSED:
+        return not all(getattr(a, "requires_grad", False) for a in args[1:3])
+    return func in _LINEAR
+
+
 _HELD_NORMS: dict[Any, Callable[..., torch.Tensor]] = {
     F.layer_norm: _held_layer_norm,
     F.rms_norm: _held_rms_norm,
@@ -496,6 +531,9 @@ class _LRPFunctions(TorchFunctionMode):
         self.attention = attention
         self._weights: dict[int, weakref.ref[torch.Tensor]] = {}
         self.scales_held: list[int] = []  # per normalization layer running: scales held so far
+        # per layer without a rule running: the first function it computes from the input
+        # that is not linear (nor covered by the rules), if any
+        self.nonlinear: list[str | None] = []
 
     def is_weights(self, x: Any) -> bool:
         ref = self._weights.get(id(x))
@@ -543,6 +581,9 @@ class _LRPFunctions(TorchFunctionMode):
             return out.detach()
         if kind == "weights" or (kind == "carries" and args and self.is_weights(args[0])):
             self._weights[id(out)] = weakref.ref(out)
+        elif self.nonlinear and self.nonlinear[-1] is None and kind in (None, "scale"):
+            if getattr(out, "requires_grad", False) and not _linear(func, args):
+                self.nonlinear[-1] = getattr(func, "__name__", repr(func))
         return out
 
 
@@ -570,7 +611,7 @@ class _Plan(NamedTuple):
     written_norms: dict[nn.Module, str]  # normalizations with a forward of their own: names
     unruled: dict[nn.Module, str]  # leaf modules LRP knows no way through, checked as they run
     # whether the model may compute with functions: a module has a forward of its own that
-    # calls other modules (plain containers and layers cannot), or is a written norm
+    # calls other modules (plain containers and layers cannot), is a written norm or unruled
     functions: bool
 
 
@@ -626,12 +667,12 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
             plan.written_norms[module] = name
         elif given is None and leaf and not isinstance(module, _NO_RULE_NEEDED):
             plan.unruled[module] = name
-    return plan
+    return plan._replace(functions=plan.functions or bool(plan.unruled))
 
 
-def _no_rule(name: str, module: nn.Module) -> TypeError:
+def _no_rule(name: str, module: nn.Module, why: str = "") -> TypeError:
     return TypeError(
-        f"lrp has no rule for module {name!r} ({type(module).__name__}): give it one in "
+        f"lrp has no rule for module {name!r} ({type(module).__name__}){why}: give it one in "
         "rules= (IdentityRule() for an elementwise activation, EpsilonRule() for a layer linear "
         "in its input, such as a layer scale), or attribute with another method"
     )
@@ -765,9 +806,9 @@ def _propagate(
     """The relevances at the inputs (or at ``layer``'s output or, with its flag, its input)
     and the selected outputs ``f_t(x)`` ``[B]``, from one forward and one backward pass.
 
-    Leaf modules without a rule (``unruled``) may only pass on what does not depend on the
-    input (a rotary embedding's table), their input unchanged or rearranged, or attention
-    weights (``nn.Softmax`` where ``functions`` runs).
+    Leaf modules without a rule (``plan.unruled``) may compute from the input only what is
+    linear in it (:data:`_LINEAR`) or what the function mode's rules cover (a softmax takes
+    AttnLRP's rule, its gradient); ``functions`` checks them as they run.
 
     The backward pass carries ``c = R / a``, the relevance per unit of activation, so that
     ``R = a c`` everywhere: the rules act on each layer's output, ``c_in = W'^T (c_out z /
@@ -826,7 +867,8 @@ def _propagation_hooks(
     without gradients (before the attributed layer). A z^B layer adds its input and its bound
     leaves to ``bounds``: the relevance it hands those is their value times their gradient.
     A normalization layer with a forward of its own runs inside ``functions``' count of the
-    scales it holds, which must not stay 0; the unruled layers are checked as they run."""
+    scales it holds, which must not stay 0; a layer without a rule, inside its record of the
+    first function it computes from the input that is not linear, which must stay empty."""
     inputs = CallInputs()
     recomputing: set[nn.Module] = set()  # a layer rerun with its rule's weights: no hooks
 
@@ -891,7 +933,17 @@ def _propagation_hooks(
     for module in plan.rules.keys() - plan.passing - plan.written_norms.keys():
         mha = isinstance(module, nn.MultiheadAttention)
         hooks.append((module, _attention_pre_hook(attention) if mha else None, apply_rule))
-    hooks += [(m, None, _carries_no_relevance(n, functions)) for m, n in plan.unruled.items()]
+    def enter_unruled(module: nn.Module, args: tuple[Any, ...]) -> None:
+        assert functions is not None
+        functions.nonlinear.append(None)
+
+    def check_unruled(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        assert functions is not None
+        found = functions.nonlinear.pop()
+        if found is not None:
+            raise _no_rule(plan.unruled[module], module, f", which computes {found} from the input")
+
+    hooks += [(m, enter_unruled, check_unruled) for m in plan.unruled]
     if capture is not None:
         layer, keep = capture
         _, pre_hook, hook = keep.hooks(layer)
@@ -900,27 +952,6 @@ def _propagation_hooks(
         else:
             hooks.append((layer, None, _unless(recomputing, hook)))
     return hooks
-
-
-def _carries_no_relevance(name: str, functions: _LRPFunctions | None) -> Any:
-    """A forward hook that refuses an output depending on the input (requiring grad) unless it
-    is the module's first input passed on or rearranged, a view of all its values (eval-mode
-    stochastic depth, ``Permute``: the gradient is LRP-0), or attention weights that
-    ``functions`` holds constant where they enter a product (``nn.Softmax`` in attention)."""
-
-    def check(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        if functions is not None and functions.is_weights(out):
-            return
-        x = args[0] if args else None
-        if isinstance(out, torch.Tensor) and isinstance(x, torch.Tensor):
-            same = out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
-            if same and out.numel() == x.numel():
-                return
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        if any(isinstance(o, torch.Tensor) and o.requires_grad for o in outs):
-            raise _no_rule(name, module)
-
-    return check
 
 
 def _z_box(
