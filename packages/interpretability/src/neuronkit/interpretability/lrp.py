@@ -539,6 +539,13 @@ class _LRPFunctions(TorchFunctionMode):
         ref = self._weights.get(id(x))
         return ref is not None and ref() is x
 
+    def _first_nonlinear(self, kind: str | None, func: Any, args: tuple[Any, ...], out: Any) -> bool:
+        """Whether a layer without a rule is running and computes its first function from the
+        input that is neither linear nor covered by the rules."""
+        if not self.nonlinear or self.nonlinear[-1] is not None or kind not in (None, "scale"):
+            return False
+        return getattr(out, "requires_grad", False) and not _linear(func, args)
+
     def _constant(self, x: Any) -> Any:
         return x.detach() if self.attention == "constant" and self.is_weights(x) else x
 
@@ -581,9 +588,8 @@ class _LRPFunctions(TorchFunctionMode):
             return out.detach()
         if kind == "weights" or (kind == "carries" and args and self.is_weights(args[0])):
             self._weights[id(out)] = weakref.ref(out)
-        elif self.nonlinear and self.nonlinear[-1] is None and kind in (None, "scale"):
-            if getattr(out, "requires_grad", False) and not _linear(func, args):
-                self.nonlinear[-1] = getattr(func, "__name__", repr(func))
+        elif self._first_nonlinear(kind, func, args, out):
+            self.nonlinear[-1] = getattr(func, "__name__", repr(func))
         return out
 
 
