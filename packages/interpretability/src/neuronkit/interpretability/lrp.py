@@ -539,7 +539,9 @@ class _LRPFunctions(TorchFunctionMode):
         ref = self._weights.get(id(x))
         return ref is not None and ref() is x
 
-    def _first_nonlinear(self, kind: str | None, func: Any, args: tuple[Any, ...], out: Any) -> bool:
+    def _first_nonlinear(
+        self, kind: str | None, func: Any, args: tuple[Any, ...], out: Any
+    ) -> bool:
         """Whether a layer without a rule is running and computes its first function from the
         input that is neither linear nor covered by the rules."""
         if not self.nonlinear or self.nonlinear[-1] is not None or kind not in (None, "scale"):
@@ -939,6 +941,7 @@ def _propagation_hooks(
     for module in plan.rules.keys() - plan.passing - plan.written_norms.keys():
         mha = isinstance(module, nn.MultiheadAttention)
         hooks.append((module, _attention_pre_hook(attention) if mha else None, apply_rule))
+
     def enter_unruled(module: nn.Module, args: tuple[Any, ...]) -> None:
         assert functions is not None
         functions.nonlinear.append(None)
