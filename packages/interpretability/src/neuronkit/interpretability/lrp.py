@@ -193,7 +193,8 @@ _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 _HELD_CONSTANT = (*_NORMS, nn.MultiheadAttention)
 _PASS_THROUGH = ELEMENTWISE_ACTIVATIONS  # relevance unchanged
 # parameter-free linear maps without a bias (moves, copies, interpolations), whose gradient is
-# LRP-0; dropout is the identity in eval mode, where LRP runs
+# LRP-0, known here so that they need neither a rule nor the check of layers without one as
+# they run (see _LINEAR); dropout is the identity in eval mode, where LRP runs
 _RESHAPES = (
     nn.Flatten,
     nn.Unflatten,
