@@ -658,6 +658,35 @@ def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
         lrp(model, X, T, rules=rules)
 
 
+class _TokenPool(nn.Module):
+    """Patches to tokens and their average, as ViTs pool: ``[B, C, H, W] -> [B, C]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).transpose(1, 2).mean(1)
+
+
+def test_lrp_0_through_a_batch_norm_before_tokens_at_one_example() -> None:
+    """A batch norm whose output is pooled as tokens: at one example the gradient reaching the
+    norm has channels-last strides with a batch stride of ``C``, with which torch 2.15's CPU
+    batch-norm backward is wrong; LRP hands the norm a gradient in its output's layout and
+    conserves relevance."""
+    torch.manual_seed(22)
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 2, 3)),
+        nn.Conv2d(1, 8, 1, bias=False),
+        nn.BatchNorm2d(8),
+        _TokenPool(),
+        nn.Linear(8, 3, bias=False),
+    ).double()
+    with torch.no_grad():
+        model[2].bias.zero_()
+        model[2].running_var.uniform_(0.5, 2.0)
+    rules = {nn.Conv2d: EpsilonRule(0.0), nn.Linear: EpsilonRule(0.0)}
+    rules[nn.BatchNorm2d] = EpsilonRule(0.0)
+    for x in (X[:1], X):
+        _, delta = lrp(model, x, T[: len(x)], rules=rules, return_convergence_delta=True)
+        assert delta.abs().max() < 1e-12
+
 def test_transformer_errors_name_the_problem() -> None:
     model = _Encoder(False)
     with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule or"):

@@ -297,7 +297,10 @@ class _Scaled(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         factor = ctx.saved_tensors[0] if ctx.saved_tensors else ctx.factor
-        return (grad if factor is None else grad * factor), None, None
+        # the factor first: the product takes its layout (the layer output's), not that of a
+        # gradient a transpose left with odd strides, which torch 2.15's CPU batch-norm
+        # backward gets wrong for one example (README)
+        return (grad if factor is None else factor * grad), None, None
 
 
 def _affine(y: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor:
