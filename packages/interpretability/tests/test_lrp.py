@@ -687,6 +687,7 @@ def test_lrp_0_through_a_batch_norm_before_tokens_at_one_example() -> None:
         _, delta = lrp(model, x, T[: len(x)], rules=rules, return_convergence_delta=True)
         assert delta.abs().max() < 1e-12
 
+
 def test_transformer_errors_name_the_problem() -> None:
     model = _Encoder(False)
     with pytest.raises(TypeError, match=r"'layer.norm1' \(LayerNorm\) must be EpsilonRule or"):
