@@ -302,6 +302,19 @@ def test_lrp_takes_the_attention_rule_where_attention_is_functional(style, atten
         assert delta.abs().max() < 1e-12
 
 
+class _FromEmbeddings(nn.Module):
+    """A Hugging Face model's logits from its input embeddings ``[B, tokens, width]``: ``[B,
+    labels]``, or a causal LM's at the last token (``last``) ``[B, vocabulary]``."""
+
+    def __init__(self, model: nn.Module, last: bool = False) -> None:
+        super().__init__()
+        self.model, self.last = model, last
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        logits = self.model(inputs_embeds=embeds).logits
+        return logits[:, -1] if self.last else logits
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_lrp_conserves_relevance_through_a_hugging_face_bert(tiny_bert, attention) -> None:
     """A tiny BERT (either attention, built from its config) with its biases and position and
@@ -315,18 +328,12 @@ def test_lrp_conserves_relevance_through_a_hugging_face_bert(tiny_bert, attentio
             if name.endswith("bias") or "position_embeddings" in name or "token_type" in name:
                 p.zero_()
 
-    class _Logits(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, embeds: torch.Tensor) -> torch.Tensor:
-            return self.bert(inputs_embeds=embeds).logits
-
     rules = {GELUActivation: IdentityRule(), nn.Linear: EpsilonRule(0.0)}
     rules[nn.LayerNorm] = EpsilonRule(0.0)
     embeds = torch.randn(2, 5, 16, generator=_gen(14), dtype=torch.float64)
-    relevance, delta = lrp(_Logits(), embeds, 1, rules=rules, return_convergence_delta=True)
+    relevance, delta = lrp(
+        _FromEmbeddings(bert), embeds, 1, rules=rules, return_convergence_delta=True
+    )
     assert delta.abs().max() < 1e-12
     assert relevance.abs().sum() > 0
 
@@ -508,15 +515,7 @@ def test_lrp_conserves_relevance_through_a_hugging_face_llama() -> None:
     )
     llama = transformers.LlamaForCausalLM(config).double().eval()
 
-    class _LastLogits(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.llama = llama
-
-        def forward(self, embeds: torch.Tensor) -> torch.Tensor:
-            return self.llama(inputs_embeds=embeds).logits[:, -1]
-
-    model = _LastLogits()
+    model = _FromEmbeddings(llama, last=True)
     embeds = torch.randn(2, 5, 16, generator=_gen(16), dtype=torch.float64)
     rules = {nn.Linear: EpsilonRule(0.0)}
     relevance, delta = lrp(model, embeds, 3, rules=rules, return_convergence_delta=True)
@@ -563,18 +562,10 @@ def test_lrp_conserves_relevance_through_a_hugging_face_gpt2(attention) -> None:
             if name.endswith("bias") or "wpe" in name:
                 p.zero_()
 
-    class _LastLogits(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gpt2 = gpt2
-
-        def forward(self, embeds: torch.Tensor) -> torch.Tensor:
-            return self.gpt2(inputs_embeds=embeds).logits[:, -1]
-
     rules = {transformers.pytorch_utils.Conv1D: EpsilonRule(0.0), nn.Linear: EpsilonRule(0.0)}
     rules[nn.LayerNorm] = EpsilonRule(0.0)
     embeds = torch.randn(2, 5, 16, generator=_gen(19), dtype=torch.float64)
-    model = _LastLogits()
+    model = _FromEmbeddings(gpt2, last=True)
     relevance, delta = lrp(model, embeds, 1, rules=rules, return_convergence_delta=True)
     assert delta.abs().max() < 1e-12
     assert relevance.abs().sum() > model(embeds)[:, 1].abs().max()
