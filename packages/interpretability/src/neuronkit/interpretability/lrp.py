@@ -15,9 +15,10 @@ ELEMENTWISE_ACTIVATIONS`, Hugging Face's and timm's activation classes) pass it 
 well, as LRP treats activations, and parameter-free linear maps (``nn.Flatten``,
 ``nn.Identity``, padding, ``nn.Upsample``, pixel shuffles, ``nn.Unfold``) hand it on as their
 gradient does (LRP-0); Captum passes it through ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout``
-only and refuses the others. Other parameter-free layers may pass their input on unchanged or
-rearranged (a view of it: stochastic depth in eval mode, ``Permute``) or values that do not
-depend on the input (a rotary embedding's table); any other layer needs a rule.
+only and refuses the others. Any other layer without a rule is checked as it runs: what it
+computes from the input must be linear in it (stochastic depth in eval mode, ``Permute``, a
+layer scale, a global average) or covered by the rules below, else it needs a rule; values
+that do not depend on the input (a rotary embedding's table) need nothing.
 
 Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``,
 ``IdentityRule``; epsilon ``1e-9`` by default) on the layers Captum supports (``nn.Linear``,
@@ -706,10 +707,11 @@ def lrp(
         model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``), built from layers
             with a rule (linear, convolution, pooling, batch, layer, group and RMS norms,
             ``nn.MultiheadAttention`` called with positional query, key and value, as
-            ``nn.TransformerEncoderLayer`` does), elementwise activation layers, ``nn.Dropout``
-            and parameter-free linear maps, and the functions the module docstring lists
-            (Hugging Face and timm transformers); runs in eval mode (flags restored), its
-            parameters without ``requires_grad`` while it runs with functions.
+            ``nn.TransformerEncoderLayer`` does), elementwise activation layers, ``nn.Dropout``,
+            layers that compute only what is linear in their input, and the functions the
+            module docstring lists (Hugging Face and timm transformers); runs in eval mode
+            (flags restored), its parameters without ``requires_grad`` while it runs with
+            functions.
         inputs: ``[B, ...]`` floating tensor (not modified).
         target: class index / indices (see :mod:`neuronkit.interpretability.attribution`).
         rules: a rule per layer (by name or module), e.g. ``{"0": GammaRule(0.25)}``, or per
