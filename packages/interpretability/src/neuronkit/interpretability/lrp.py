@@ -228,7 +228,7 @@ _RESHAPES = (
 # lookups of indices: no relevance reaches them, so (like a bias) they keep what they add
 _SOURCES = (nn.Embedding, nn.EmbeddingBag)
 _DEFAULT_EPSILON = _RULE_LAYERS + _HELD_CONSTANT  # layers that take EpsilonRule() unless named
-_NO_RULE_NEEDED = _PASS_THROUGH + _RESHAPES + _SOURCES
+_NO_RULE_NEEDED = _RESHAPES + _SOURCES  # activations pass through (_passes_through)
 
 
 def _passes_through(module: nn.Module) -> bool:
@@ -646,6 +646,7 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
         check_type("rules key", layer, nn.Module)
         chosen[layer] = rule
     plan = _Plan({}, [], {}, {}, False)
+    functions = False
     inside: set[nn.Module] = set()  # an attention's projections, which it does not call
     for name, module in model.named_modules():
         if module in inside:
@@ -654,8 +655,7 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
             inside.update(module.modules())
         leaf = next(module.children(), None) is None
         written = _written_norm(module)
-        if written or not (leaf or isinstance(module, _NO_FUNCTIONS)):
-            plan = plan._replace(functions=True)
+        functions = functions or written or not (leaf or isinstance(module, _NO_FUNCTIONS))
         given = chosen.get(module)
         if given is None and (leaf or isinstance(module, _DEFAULT_EPSILON)):
             given = next((r for t, r in by_type.items() if isinstance(module, t)), None)
@@ -680,7 +680,7 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
             plan.written_norms[module] = name
         elif given is None and leaf and not isinstance(module, _NO_RULE_NEEDED):
             plan.unruled[module] = name
-    return plan._replace(functions=plan.functions or bool(plan.unruled))
+    return plan._replace(functions=functions or bool(plan.unruled))
 
 
 def _no_rule(name: str, module: nn.Module, why: str = "") -> TypeError:
