@@ -369,21 +369,76 @@ class _Product(nn.Module):
 
 
 @pytest.mark.parametrize(
-    ("style", "degree"), [("mul", 2), ("matmul", 2), ("einsum", 2), ("einsum3", 3), ("scaled", 1)]
+    ("style", "degree", "attention"),
+    [
+        ("mul", 2, "uniform"),
+        ("matmul", 2, "constant"),
+        ("einsum", 2, "constant"),
+        ("einsum3", 3, "constant"),
+        ("scaled", 1, "constant"),
+    ],
 )
-def test_lrp_0_splits_products_of_activations_evenly(style, degree) -> None:
+def test_lrp_0_splits_products_of_activations_evenly(style, degree, attention) -> None:
     """The uniform rule of Achtibat et al. (2024, AttnLRP): each of the n operands of a product
     that depend on the input gets 1/n of its relevance. On a net homogeneous of degree n that
     is gradient x input / n (Euler: it sums to f); a factor made from a parameter is not an
-    operand."""
+    operand. Only a gate (``"mul"``: a ReLU's output times a linear branch) is held under
+    ``"constant"`` (the next test)."""
     model = _Product(style)
     relevance, delta = lrp(
-        model, X, T, rules={nn.Linear: EpsilonRule(0.0)}, return_convergence_delta=True
+        model,
+        X,
+        T,
+        rules={nn.Linear: EpsilonRule(0.0)},
+        attention=attention,
+        return_convergence_delta=True,
     )
     expected = input_x_gradient(model, X, T) / degree
     torch.testing.assert_close(relevance, expected, rtol=1e-10, atol=1e-12)
     assert delta.abs().max() < 1e-12
     assert all(p.requires_grad for p in model.parameters())  # frozen while it ran, only
+
+
+class _GatedUnit(nn.Module):
+    """``out(act(a x) * b x)``, bias-free, with the activation as a layer (``"layer"``), a
+    function (``"function"``), a function followed by dropout and a cast (``"carried"``) or a
+    ReLU (``"relu"``), or ``out(x * sigmoid(a x))`` (``"se"``, a squeeze-and-excitation-like
+    gate); ``hold`` detaches the gate (the reference)."""
+
+    def __init__(self, style: str, hold: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(14)
+        self.style, self.hold = style, hold
+        self.a = nn.Linear(6, 5 if style != "se" else 6, bias=False)
+        self.b = nn.Linear(6, 5, bias=False)
+        self.act = nn.SiLU()
+        self.out = nn.Linear(5 if style != "se" else 6, 3, bias=False)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.style == "layer":
+            gate = self.act(self.a(x))
+        elif self.style == "function":
+            gate = nn.functional.silu(self.a(x))
+        elif self.style == "carried":
+            gate = nn.functional.dropout(nn.functional.silu(self.a(x)), 0.1, False).double()
+        else:
+            gate = torch.relu(self.a(x)) if self.style == "relu" else torch.sigmoid(self.a(x))
+        gate = gate.detach() if self.hold else gate
+        return self.out(gate * (x if self.style == "se" else self.b(x)))
+
+
+@pytest.mark.parametrize("style", ["layer", "function", "carried", "relu", "se"])
+def test_constant_rule_holds_a_gate(style) -> None:
+    """Under ``"constant"`` (LXT's CP-LRP; Arras et al. 2017's signal-take-all) an activation's
+    output times a tensor that is not one is a gate, held constant: LRP-0 is gradient x input
+    with the gate detached, and relevance is conserved. ``"uniform"`` splits it evenly."""
+    rules = {nn.Linear: EpsilonRule(0.0)}
+    got, delta = lrp(_GatedUnit(style), X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(got, input_x_gradient(_GatedUnit(style, hold=True), X, T))
+    assert delta.abs().max() < 1e-12
+    uniform = lrp(_GatedUnit(style), X, T, rules=rules, attention="uniform")
+    assert (uniform - got).abs().max() > 1e-6
 
 
 class _Gated(nn.Module):
@@ -498,8 +553,8 @@ def test_lrp_0_holds_the_scale_of_hand_written_normalizations(norm) -> None:
 def test_lrp_conserves_relevance_through_a_hugging_face_llama() -> None:
     """A tiny Llama (grouped-query attention, rotary positions, hand-written RMS norms in
     float32, a gated SiLU MLP) attributed to its input embeddings: its RMS norms hold their
-    scale, the gate and the up projection split the MLP's relevance, its rotary table carries
-    none, and relevance is conserved (to the float32 of its norms)."""
+    scale, its MLP's gate is held (its up projection takes the relevance), its rotary table
+    carries none, and relevance is conserved (to the float32 of its norms)."""
     transformers = pytest.importorskip(
         "transformers", reason="transformers is an optional extra (neuronkit-interpretability)"
     )
@@ -626,8 +681,9 @@ class _ConvNeXtBlock(nn.Module):
 
 def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
     """Layers without a rule that compute only what is linear in their input (stochastic
-    depth in eval mode, ``Permute``, a layer scale) need none, nor do padding and upsampling;
-    one that computes something else is refused as it runs, naming what it computes."""
+    depth in eval mode, ``Permute``, a layer scale) or a rectifier need none, nor do padding
+    and upsampling; one that computes something else is refused as it runs, naming what it
+    computes."""
     torch.manual_seed(20)
     model = nn.Sequential(
         nn.Unflatten(1, (1, 2, 3)),
@@ -644,6 +700,8 @@ def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
     relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
     assert delta.abs().max() < 1e-12
     assert relevance.abs().sum() > 0
+    model[4].drop_path.forward = torch.relu  # a rectifier's gradient is its pass-through
+    assert lrp(model, X, T, rules=rules, return_convergence_delta=True)[1].abs().max() < 1e-12
     model[4].drop_path.forward = lambda x: x.abs()
     with pytest.raises(TypeError, match=r"'4.drop_path' \(_DropPath\), which computes abs from"):
         lrp(model, X, T, rules=rules)

@@ -44,12 +44,15 @@ computes with functions (:class:`_LRPFunctions`): attention by
 ``torch.einsum``), ``F.layer_norm`` / ``F.rms_norm`` / ``F.group_norm``, and normalization
 layers with a forward of their own (Hugging Face's ``LlamaRMSNorm``, ``LayerNorm2d``), whose
 ``sqrt`` / ``rsqrt`` / ``std`` / ``var`` / norms it holds constant; functional activations pass
-relevance through as their layers do; and a product of ``n`` tensors that depend on the input
-(a gated MLP's ``act(gate(x)) * up(x)``) hands each ``1 / n`` of its relevance, the uniform
-rule of Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin & Samek, "AttnLRP:
-Attention-Aware Layer-Wise Relevance Propagation for Transformers" (ICML 2024), whose rule at
-attention (relevance through queries and keys too) ``attention="uniform"`` takes instead of
-holding the weights. Hugging Face's ``Conv1D`` (GPT-2) is a linear layer to every rule.
+relevance through as their layers do; a gate (an activation's output times a tensor that is
+not one: a gated MLP's ``act(gate(x)) * up(x)``) is held constant, as LXT's CP-LRP does (the
+signal-take-all rule of Arras, Montavon, Müller & Samek 2017 for LSTM gates); and any other
+product of ``n`` tensors that depend on the input hands each ``1 / n`` of its relevance, the
+uniform rule of Achtibat, Hatefi, Dreyer, Jain, Wiegand, Lapuschkin & Samek, "AttnLRP:
+Attention-Aware Layer-Wise Relevance Propagation for Transformers" (ICML 2024). Its rules,
+``attention="uniform"``, take the uniform rule at attention (relevance through queries and
+keys too) and at gates instead of holding them. Hugging Face's ``Conv1D`` (GPT-2) is a linear
+layer to every rule.
 Captum has no rule for any of these.
 """
 
@@ -426,7 +429,9 @@ _FUNCTIONS: dict[Any, str] = {
         ),
         "product",
     ),
-    # elementwise activations that are not homogeneous (ReLU's gradient is its pass-through)
+    # rectifiers: their gradient is already LRP's pass-through (R_in = R_out)
+    **dict.fromkeys((F.relu, torch.relu, torch.Tensor.relu, F.leaky_relu), "rectifier"),
+    # elementwise activations that are not homogeneous
     **dict.fromkeys(
         (
             F.gelu,
@@ -469,6 +474,10 @@ _FUNCTIONS: dict[Any, str] = {
         "scale",
     ),
 }
+# the elementwise products, where an activation's output is a gate (see _LRPFunctions)
+_ELEMENTWISE_PRODUCTS = frozenset(
+    {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__}
+)
 # linear in the input (sums, scalings by constants, moves, copies, averages, linear maps):
 # their gradient is LRP-0, so a layer without a rule that computes only these (and what the
 # rules above cover) needs none
@@ -527,22 +536,42 @@ class _LRPFunctions(TorchFunctionMode):
       (:func:`_written_norm`) every ``sqrt``, ``rsqrt``, ``std``, ``var`` and norm.
     * Elementwise activations called as functions (``F.gelu``, ``torch.sigmoid``, ...) pass
       relevance through unchanged, as their layers do.
-    * A product of ``n >= 2`` operands that depend on the input (``a * b`` in a gated MLP,
-      ``a @ b``, ``torch.einsum``) hands each operand ``1 / n`` of the relevance (the uniform
-      rule of Achtibat et al. 2024): its gradient times ``1 / n``."""
+    * Under ``"constant"``, an elementwise product of two operands that depend on the input,
+      one of them an activation's output (as a function or a layer, :meth:`gate`; kept
+      through dropout and dtype casts) and the other not, holds that one, the gate, constant:
+      all the relevance goes to the other (``act(gate(x)) * up(x)`` in a gated MLP, an SE
+      block's ``x * sigmoid(.)``), as LXT's CP-LRP and the signal-take-all rule of Arras et
+      al. (2017) for LSTM gates do.
+    * Any other product of ``n >= 2`` operands that depend on the input (``a * b``, ``a @ b``,
+      ``torch.einsum``) hands each operand ``1 / n`` of the relevance (the uniform rule of
+      Achtibat et al. 2024): its gradient times ``1 / n``."""
 
     def __init__(self, attention: str) -> None:
         super().__init__()
         self.attention = attention
-        self._weights: dict[int, weakref.ref[torch.Tensor]] = {}
+        self._weights: dict[int, weakref.ref[torch.Tensor]] = {}  # attention weights
+        self._gates: dict[int, weakref.ref[torch.Tensor]] = {}  # activations' outputs
         self.scales_held: list[int] = []  # per normalization layer running: scales held so far
         # per layer without a rule running: the first function it computes from the input
         # that is not linear (nor covered by the rules), if any
         self.nonlinear: list[str | None] = []
 
     def is_weights(self, x: Any) -> bool:
-        ref = self._weights.get(id(x))
-        return ref is not None and ref() is x
+        return _holds(self._weights, x)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``, an activation's output, marked as a gate (under ``"constant"``)."""
+        if self.attention == "constant":
+            self._gates[id(x)] = weakref.ref(x)
+        return x
+
+    def _gate_held(self, operands: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``operands`` of an elementwise product, its gate detached where it has one."""
+        dependent = [a for a in operands if isinstance(a, torch.Tensor) and a.requires_grad]
+        gates = [a for a in dependent if _holds(self._gates, a)]
+        if len(dependent) != 2 or len(gates) != 1:
+            return operands
+        return tuple(a.detach() if a is gates[0] else a for a in operands)
 
     def _first_nonlinear(
         self, kind: str | None, func: Any, args: tuple[Any, ...], out: Any
@@ -583,21 +612,33 @@ class _LRPFunctions(TorchFunctionMode):
             args = (args[0], operands) if listed else (args[0], *operands)
         elif kind == "product":
             args = operands = tuple(self._constant(a) for a in args)
+            if func in _ELEMENTWISE_PRODUCTS and self._gates:
+                args = operands = self._gate_held(args)
         out = func(*args, **kwargs)
         if kind == "product":
             n = sum(isinstance(a, torch.Tensor) and a.requires_grad for a in operands)
             return out if n < 2 else _Scaled.apply(out, out.detach(), 1 / n)
         if kind == "activation" and args and getattr(args[0], "requires_grad", False):
             x, value = args[0].detach(), out.detach()  # relevance passes unchanged: R_in = R_out
-            return _Scaled.apply(args[0], value, _ratio(value, x))
+            return self.gate(_Scaled.apply(args[0], value, _ratio(value, x)))
+        if kind == "rectifier" and out.requires_grad:
+            return self.gate(out)
         if kind == "scale" and self.scales_held:
             self.scales_held[-1] += 1
             return out.detach()
         if kind == "weights" or (kind == "carries" and args and self.is_weights(args[0])):
             self._weights[id(out)] = weakref.ref(out)
+        elif kind == "carries" and args and _holds(self._gates, args[0]):
+            self.gate(out)
         elif self._first_nonlinear(kind, func, args, out):
             self.nonlinear[-1] = getattr(func, "__name__", repr(func))
         return out
+
+
+def _holds(marks: dict[int, weakref.ref[torch.Tensor]], x: Any) -> bool:
+    """Whether ``x`` itself (not a later tensor at its address) is among ``marks``."""
+    ref = marks.get(id(x))
+    return ref is not None and ref() is x
 
 
 @contextlib.contextmanager
@@ -718,10 +759,13 @@ def lrp(
             layer type, e.g. ``{nn.Conv2d: GammaRule(0.25), nn.Linear: EpsilonRule(0.25)}``
             (a layer's own rule first, then the first type it is an instance of); the rest
             take ``EpsilonRule(1e-9)``.
-        attention: the rule at attention: ``"constant"`` holds the attention weights constant
-            (Ali et al. 2022), so relevance reaches the tokens through the values only;
-            ``"uniform"`` is AttnLRP's (Achtibat et al. 2024): relevance also flows through the
-            queries and keys, split evenly at ``q k^T`` and at ``softmax(.) v``.
+        attention: the rule at attention and gates: ``"constant"`` holds the attention
+            weights constant (Ali et al. 2022), so relevance reaches the tokens through the
+            values only, and the gates (an activation's output times a tensor that is not
+            one), so that a gated MLP's relevance flows through its up projection only (LXT's
+            CP-LRP); ``"uniform"`` is AttnLRP's (Achtibat et al. 2024): relevance also flows
+            through the queries and keys, split evenly at ``q k^T`` and at ``softmax(.) v``,
+            and evenly between a gate and what it gates.
         return_convergence_delta: also return ``f_t(x) - sum_i R_i`` per example (Captum's
             sign; biases and ``epsilon`` absorb relevance, so it is not 0 in general).
 
@@ -893,7 +937,7 @@ def _propagation_hooks(
         else:
             factor = _ratio(out.detach(), x.detach())
         result: torch.Tensor = _Scaled.apply(x, out.detach(), factor)
-        return result
+        return result if functions is None else functions.gate(result)
 
     def rerun(module: nn.Module, params: dict[str, torch.Tensor], args: tuple[Any, ...]) -> Any:
         recomputing.add(module)  # the rule's weights on the same (original) activations
