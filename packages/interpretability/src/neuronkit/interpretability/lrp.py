@@ -230,7 +230,10 @@ _RESHAPES = (
 )
 # lookups of indices: no relevance reaches them, so (like a bias) they keep what they add
 _SOURCES = (nn.Embedding, nn.EmbeddingBag)
-_DEFAULT_EPSILON = _RULE_LAYERS + _HELD_CONSTANT  # layers that take EpsilonRule() unless named
+# Arras et al. (2017): gates held, the rest linear up to activations that pass relevance on
+_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
+# layers that take EpsilonRule() unless named
+_DEFAULT_EPSILON = _RULE_LAYERS + _HELD_CONSTANT + _RECURRENT
 _NO_RULE_NEEDED = _RESHAPES + _SOURCES  # activations pass through (_passes_through)
 
 
@@ -555,6 +558,8 @@ class _LRPFunctions(TorchFunctionMode):
         # per layer without a rule running: the first function it computes from the input
         # that is not linear (nor covered by the rules), if any
         self.nonlinear: list[str | None] = []
+        # while such a layer runs: the tensors these rules saw computed (see :meth:`computed`)
+        self._computed: dict[int, weakref.ref[torch.Tensor]] = {}
 
     def is_weights(self, x: Any) -> bool:
         return _holds(self._weights, x)
@@ -585,10 +590,32 @@ class _LRPFunctions(TorchFunctionMode):
     def _constant(self, x: Any) -> Any:
         return x.detach() if self.attention == "constant" and self.is_weights(x) else x
 
+    def computed(self, out: Any, args: tuple[Any, ...]) -> bool:
+        """Whether every tensor in a layer's output ``out`` (a tensor or a tuple of them) that
+        depends on the input is one of its ``args`` or came from a function these rules saw,
+        not from an operation they cannot see (a fused kernel such as ``nn.LSTM``'s, a
+        compiled extension); forgets what it saw."""
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        seen = all(
+            not getattr(t, "requires_grad", False)
+            or _holds(self._computed, t)
+            or any(t is a for a in args)
+            for t in outputs
+        )
+        self._computed.clear()
+        return seen
+
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
-        kwargs = kwargs or {}
+        out = self._apply(func, args, kwargs or {})
+        if self.nonlinear:  # a layer without a rule is running
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if getattr(t, "requires_grad", False):
+                    self._computed[id(t)] = weakref.ref(t)
+        return out
+
+    def _apply(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         held_norm = _HELD_NORMS.get(func)
         if held_norm is not None:
             if self.scales_held:
@@ -705,6 +732,11 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
             raise TypeError(
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule or "
                 f"IdentityRule, got {type(given).__name__}"
+            )
+        if isinstance(module, _RECURRENT) and not isinstance(given, (EpsilonRule, type(None))):
+            raise TypeError(
+                f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule, got "
+                f"{type(given).__name__}"
             )
         if isinstance(given, ZBoxRule) and not _weighted(module):
             raise TypeError(
@@ -953,6 +985,8 @@ def _propagation_hooks(
         epsilon = rule.epsilon if isinstance(rule, EpsilonRule) else 1e-9
         if isinstance(rule, ZBoxRule):
             return _z_box(module, rule, args, out, rerun, bounds)
+        if isinstance(module, _RECURRENT):
+            return _recurrent(module, args, out, epsilon)
         if isinstance(module, nn.MultiheadAttention):  # (output, weights): the weights stay
             z = out[0].detach()
             return (_Scaled.apply(out[0], z, _rule_factor(z, None, epsilon)), *out[1:])
@@ -1001,6 +1035,10 @@ def _propagation_hooks(
         found = functions.nonlinear.pop()
         if found is not None:
             raise _no_rule(plan.unruled[module], module, f", which computes {found} from the input")
+        if not functions.computed(out, args):
+            raise _no_rule(
+                plan.unruled[module], module, ", which computes with an operation lrp cannot see"
+            )
 
     hooks += [(m, enter_unruled, check_unruled) for m in plan.unruled]
     if capture is not None:
@@ -1011,6 +1049,201 @@ def _propagation_hooks(
         else:
             hooks.append((layer, None, _unless(recomputing, hook)))
     return hooks
+
+
+# --------------------------------------------------------------------------------------------
+# recurrent layers: Arras, Montavon, Müller & Samek (2017), "Explaining Recurrent Neural
+# Network Predictions in Sentiment Analysis" (WASSA)
+
+
+def _epsilon_node(z: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """``z`` (a sum of contributions) with the epsilon rule at it: its gradient times
+    ``z / (z + epsilon sign(z))``."""
+    result: torch.Tensor = _Scaled.apply(z, z.detach(), _rule_factor(z.detach(), None, epsilon))
+    return result
+
+
+def _passed(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` (an elementwise activation of ``x``) handing its relevance on to ``x``."""
+    result: torch.Tensor = _Scaled.apply(x, value, _ratio(value, x.detach()))
+    return result
+
+
+def _lstm_step(
+    x_part: torch.Tensor,
+    state: tuple[torch.Tensor, torch.Tensor],
+    w_hh: torch.Tensor,
+    b_hh: torch.Tensor | None,
+    w_hr: torch.Tensor | None,
+    epsilon: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step (torch's gate order i, f, g, o) from ``x_part = W_ih x + b_ih``: the
+    gates held, the epsilon rule at the cell input's pre-activation, at the cell state (a sum)
+    and at the projection; ``tanh`` passes relevance on (signal-take-all)."""
+    h, c = state
+    pre = x_part + F.linear(h, w_hh, b_hh)
+    i, f, g, o = pre.chunk(4, -1)
+    i, f, o = (torch.sigmoid(a.detach()) for a in (i, f, o))
+    g = _epsilon_node(g, epsilon)
+    c = _epsilon_node(f * c + i * _passed(g, torch.tanh(g.detach())), epsilon)
+    h = o * _passed(c, torch.tanh(c.detach()))
+    if w_hr is not None:
+        h = _epsilon_node(F.linear(h, w_hr), epsilon)
+    return h, c
+
+
+def _gru_step(
+    x_part: torch.Tensor,
+    h: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_hh: torch.Tensor | None,
+    epsilon: float,
+) -> torch.Tensor:
+    """One GRU step (gate order r, z, n): the reset and update gates held, the epsilon rule at
+    the candidate's pre-activation and at the new state (a sum of the candidate's and the old
+    state's shares); ``tanh`` passes relevance on."""
+    x_r, x_z, x_n = x_part.chunk(3, -1)
+    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, -1)
+    r, z = torch.sigmoid((x_r + h_r).detach()), torch.sigmoid((x_z + h_z).detach())
+    n = _epsilon_node(x_n + r * h_n, epsilon)
+    return _epsilon_node((1 - z) * _passed(n, torch.tanh(n.detach())) + z * h, epsilon)
+
+
+def _rnn_step(
+    x_part: torch.Tensor,
+    h: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_hh: torch.Tensor | None,
+    relu: bool,
+    epsilon: float,
+) -> torch.Tensor:
+    """One Elman step: the epsilon rule at the pre-activation, which ``tanh`` or ReLU passes
+    relevance on from."""
+    pre = _epsilon_node(x_part + F.linear(h, w_hh, b_hh), epsilon)
+    return _passed(pre, torch.relu(pre.detach()) if relu else torch.tanh(pre.detach()))
+
+
+def _step(module: nn.Module, suffix: str, epsilon: float) -> Callable[..., Any]:
+    """``(x_part, state) -> state`` of ``module``'s cell with the weights named ``suffix``."""
+    w_hh = getattr(module, "weight_hh" + suffix)
+    b_hh = getattr(module, "bias_hh" + suffix, None) if module.bias else None
+    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
+        w_hr = getattr(module, "weight_hr" + suffix, None)
+        return lambda x, state: _lstm_step(x, state, w_hh, b_hh, w_hr, epsilon)
+    if isinstance(module, (nn.GRU, nn.GRUCell)):
+        return lambda x, h: _gru_step(x, h, w_hh, b_hh, epsilon)
+    relu = module.nonlinearity == "relu"
+    return lambda x, h: _rnn_step(x, h, w_hh, b_hh, relu, epsilon)
+
+
+def _input_part(module: nn.Module, suffix: str, x: torch.Tensor) -> torch.Tensor:
+    """``W_ih x + b_ih`` for all steps of ``x`` at once."""
+    bias = getattr(module, "bias_ih" + suffix, None) if module.bias else None
+    return F.linear(x, getattr(module, "weight_ih" + suffix), bias)
+
+
+def _recurrent_states(module: nn.Module, out: Any) -> list[torch.Tensor]:
+    """The output tensors of a recurrent layer, flattened: ``[output, h_n(, c_n)]`` or a cell's
+    ``[h(, c)]``."""
+    if isinstance(module, nn.RNNCellBase):
+        return list(out) if isinstance(module, nn.LSTMCell) else [out]
+    output, last = out
+    return [output, *last] if isinstance(module, nn.LSTM) else [output, last]
+
+
+def _recurrent(module: nn.Module, args: tuple[Any, ...], out: Any, epsilon: float) -> Any:
+    """``out`` of a recurrent layer (``nn.LSTM``, ``nn.GRU``, ``nn.RNN`` or their cells), its
+    values kept and its gradient taken through the layer unrolled with LRP's rules: the
+    gates held constant, ``tanh`` passing relevance on, and the epsilon rule at every sum
+    (:func:`_lstm_step`, :func:`_gru_step`, :func:`_rnn_step`)."""
+    x = args[0]
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"lrp needs {type(module).__name__}'s input as a tensor (pad packed sequences), got "
+            f"{type(x).__name__}"
+        )
+    lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
+    given = args[1] if len(args) > 1 else None
+    if isinstance(module, nn.RNNCellBase):
+        ours = _cell(module, x, given, lstm, epsilon)
+    else:
+        assert isinstance(module, nn.RNNBase)
+        ours = _unrolled(module, x, given, lstm, epsilon)
+    theirs = _recurrent_states(module, out)
+    for mine, value in zip(ours, theirs, strict=True):
+        scale = float(value.detach().abs().max()) if value.numel() else 0.0
+        if not torch.allclose(mine.detach(), value.detach(), rtol=1e-4, atol=1e-5 * scale):
+            raise ValueError(
+                f"lrp could not recompute {type(module).__name__}'s output: call it with its "
+                "input and initial state as positional arguments, nothing else"
+            )
+    kept = [_Scaled.apply(mine, value.detach(), None) for mine, value in zip(ours, theirs)]
+    if isinstance(module, nn.RNNCellBase):
+        return tuple(kept) if lstm else kept[0]
+    return (kept[0], tuple(kept[1:])) if lstm else (kept[0], kept[1])
+
+
+def _cell(
+    module: nn.RNNCellBase, x: torch.Tensor, given: Any, lstm: bool, epsilon: float
+) -> list[torch.Tensor]:
+    """``[h(, c)]`` of an ``nn.LSTMCell`` / ``nn.GRUCell`` / ``nn.RNNCell`` on ``x`` from the
+    state ``given`` (or zeros) (:func:`_recurrent`)."""
+    if given is None:
+        zeros = x.new_zeros(*x.shape[:-1], module.hidden_size)
+        given = (zeros, zeros) if lstm else zeros
+    states = tuple(given) if lstm else (given,)
+    batched = x.dim() == 2
+    if not batched:
+        x, states = x.unsqueeze(0), tuple(state.unsqueeze(0) for state in states)
+    new = _step(module, "", epsilon)(_input_part(module, "", x), states if lstm else states[0])
+    ours = list(new) if lstm else [new]
+    return ours if batched else [state.squeeze(0) for state in ours]
+
+
+def _unrolled(
+    module: nn.RNNBase, x: torch.Tensor, given: Any, lstm: bool, epsilon: float
+) -> list[torch.Tensor]:
+    """``[output, h_n(, c_n)]`` of an ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` on ``x`` from the
+    initial state ``given`` (or zeros), layer by layer and step by step (:func:`_recurrent`)."""
+    batched = x.dim() == 3
+    if not batched:
+        x = x.unsqueeze(1)
+    elif module.batch_first:
+        x = x.transpose(0, 1)
+    steps, batch = x.shape[:2]
+    directions = 2 if module.bidirectional else 1
+    h_size = module.proj_size if lstm and module.proj_size > 0 else module.hidden_size
+    if given is None:
+        h0 = x.new_zeros(module.num_layers * directions, batch, h_size)
+        c0 = x.new_zeros(module.num_layers * directions, batch, module.hidden_size)
+    else:
+        h0, c0 = given if lstm else (given, given)  # a GRU's or RNN's c0 is not read
+        if not batched:
+            h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+    last: list[torch.Tensor] = []
+    cells: list[torch.Tensor] = []
+    for layer in range(module.num_layers):
+        outputs = []
+        for direction in range(directions):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            step = _step(module, suffix, epsilon)
+            parts = _input_part(module, suffix, x)
+            k = layer * directions + direction
+            state: Any = (h0[k], c0[k]) if lstm else h0[k]
+            hs: list[torch.Tensor] = [x] * steps
+            for t in reversed(range(steps)) if direction else range(steps):
+                state = step(parts[t], state)
+                hs[t] = state[0] if lstm else state
+            outputs.append(torch.stack(hs))
+            last.append(state[0] if lstm else state)
+            if lstm:
+                cells.append(state[1])
+        x = torch.cat(outputs, -1) if directions == 2 else outputs[0]
+    output = x if batched else x.squeeze(1)
+    if batched and module.batch_first:
+        output = output.transpose(0, 1)
+    states = [torch.stack(last)] + ([torch.stack(cells)] if lstm else [])
+    return [output, *(s if batched else s.squeeze(1) for s in states)]
 
 
 def _z_box(
