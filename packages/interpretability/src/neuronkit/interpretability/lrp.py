@@ -17,8 +17,18 @@ well, as LRP treats activations, and parameter-free linear maps (``nn.Flatten``,
 gradient does (LRP-0); Captum passes it through ``nn.ReLU``, ``nn.Tanh`` and ``nn.Dropout``
 only and refuses the others. Any other layer without a rule is checked as it runs: what it
 computes from the input must be linear in it (stochastic depth in eval mode, ``Permute``, a
-layer scale, a global average) or covered by the rules below, else it needs a rule; values
-that do not depend on the input (a rotary embedding's table) need nothing.
+layer scale, a global average) or covered by the rules below, and computed by functions the
+rules can see (not a fused kernel or a custom autograd function), else it needs a rule;
+values that do not depend on the input (a rotary embedding's table) need nothing.
+
+Recurrent layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``, their cells) follow Arras, Montavon,
+Müller & Samek, "Explaining Recurrent Neural Network Predictions in Sentiment Analysis"
+(WASSA 2017): unrolled over time with their gates held constant (signal-take-all: a gate's
+product hands all its relevance to the signal), ``tanh`` passing relevance on, and their
+epsilon rule at every sum (a cell input's and a candidate's pre-activation, the cell state
+``f c + i g``, a GRU's new state ``(1 - z) n + z h``), biases keeping their share. Their
+output values are the layer's own; only the backward pass takes the unrolled path. Captum
+and zennit have no rule for them (Captum's ``LRP`` refuses them).
 
 Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``,
 ``IdentityRule``; epsilon ``1e-9`` by default) on the layers Captum supports (``nn.Linear``,
@@ -780,7 +790,8 @@ def lrp(
         model: ``nn.Module`` mapping ``[B, ...]`` to ``[B, C]`` (or ``[B]``), built from layers
             with a rule (linear, convolution, pooling, batch, layer, group and RMS norms,
             ``nn.MultiheadAttention`` called with positional query, key and value, as
-            ``nn.TransformerEncoderLayer`` does), elementwise activation layers, ``nn.Dropout``,
+            ``nn.TransformerEncoderLayer`` does), recurrent layers (input and initial state
+            positional, padded, not packed), elementwise activation layers, ``nn.Dropout``,
             layers that compute only what is linear in their input, and the functions the
             module docstring lists (Hugging Face and timm transformers); runs in eval mode
             (flags restored), its parameters without ``requires_grad`` while it runs with
