@@ -208,3 +208,50 @@ def test_layers_without_a_rule_computing_what_lrp_cannot_see_are_refused() -> No
     model = nn.Sequential(nn.Linear(4, 4), _Fused(), nn.Linear(4, 3)).double()
     with pytest.raises(TypeError, match=r"'1' \(_Fused\), which computes with an operation lrp"):
         lrp(model, X[:, 0], T)
+
+
+class _WrittenCell(nn.Module):
+    """An LSTM or GRU cell written out with functions (``layers``: sigmoid and tanh as
+    ``nn.Sigmoid`` / ``nn.Tanh``), with the weights of ``cell``, stepped over ``X`` from its
+    zero state and read out as :class:`_ReadOut` reads the cell itself."""
+
+    def __init__(self, cell: nn.RNNCellBase, out: nn.Linear, layers: bool) -> None:
+        super().__init__()
+        self.cell, self.out, self.layers = cell, out, layers
+        self.sigmoid, self.tanh = nn.Sigmoid(), nn.Tanh()
+
+    def _act(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self, name)(x) if self.layers else getattr(torch, name)(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cell, lstm = self.cell, isinstance(self.cell, nn.LSTMCell)
+        h = c = x.new_zeros(x.shape[0], cell.hidden_size)
+        for t in range(x.shape[1]):
+            gx = nn.functional.linear(x[:, t], cell.weight_ih, cell.bias_ih)
+            gh = nn.functional.linear(h, cell.weight_hh, cell.bias_hh)
+            if lstm:
+                i, f, g, o = (gx + gh).chunk(4, 1)
+                i, f, o = (self._act("sigmoid", a) for a in (i, f, o))
+                c = f * c + i * self._act("tanh", g)
+                h = o * self._act("tanh", c)
+            else:
+                (x_r, x_z, x_n), (h_r, h_z, h_n) = gx.chunk(3, 1), gh.chunk(3, 1)
+                r, z = self._act("sigmoid", x_r + h_r), self._act("sigmoid", x_z + h_z)
+                n = self._act("tanh", x_n + r * h_n)
+                h = (1 - z) * n + z * h
+        return self.out(h)
+
+
+@pytest.mark.parametrize("layers", [False, True])
+@pytest.mark.parametrize(("kind", "bias"), [("lstm_cell", True), ("gru_cell", False)])
+def test_constant_rule_gives_written_out_cells_the_rules_of_recurrent_layers(kind, bias, layers):
+    """Under ``"constant"`` the gate rule finds an LSTM's and a GRU's gates written out with
+    functions or activation layers (a sigmoid's output, or ``1 -`` one, against a ``tanh``'s):
+    LRP-0 equals that of the torch cell (Arras et al.'s rules with epsilon 0). The GRU is
+    bias-free: at its first step its reset gate multiplies the hidden bias alone, a constant,
+    which the gate rule reads as a scaling, not a gate."""
+    reference = _ReadOut(_LAYERS[kind](bias))
+    written = _WrittenCell(reference.rnn, reference.out, layers)
+    rules = {t: EpsilonRule(0.0) for t in (nn.RNNCellBase, nn.Linear)}
+    expected = lrp(reference, X, T, rules=rules)
+    torch.testing.assert_close(lrp(written, X, T, rules=rules), expected, rtol=1e-9, atol=1e-12)

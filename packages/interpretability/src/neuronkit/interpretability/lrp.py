@@ -549,12 +549,13 @@ class _LRPFunctions(TorchFunctionMode):
       (:func:`_written_norm`) every ``sqrt``, ``rsqrt``, ``std``, ``var`` and norm.
     * Elementwise activations called as functions (``F.gelu``, ``torch.sigmoid``, ...) pass
       relevance through unchanged, as their layers do.
-    * Under ``"constant"``, an elementwise product of two operands that depend on the input,
-      one of them an activation's output (as a function or a layer, :meth:`gate`; kept
-      through dropout and dtype casts) and the other not, holds that one, the gate, constant:
-      all the relevance goes to the other (``act(gate(x)) * up(x)`` in a gated MLP, an SE
-      block's ``x * sigmoid(.)``), as LXT's CP-LRP and the signal-take-all rule of Arras et
-      al. (2017) for LSTM gates do.
+    * Under ``"constant"``, an elementwise product of two operands that depend on the input
+      holds its gate constant, so that all the relevance goes to the other operand (as LXT's
+      CP-LRP and the signal-take-all rule of Arras et al. 2017 for LSTM gates do): the one
+      operand that is a sigmoid's output (or ``1 -`` one), else the one that is an
+      activation's output (:meth:`gate`: as a function or a layer, kept through dropout and
+      dtype casts): ``act(gate(x)) * up(x)`` in a gated MLP, an SE block's
+      ``x * sigmoid(.)``, an LSTM cell's ``i * tanh(.)``, a GRU's ``(1 - z) * n``.
     * Any other product of ``n >= 2`` operands that depend on the input (``a * b``, ``a @ b``,
       ``torch.einsum``) hands each operand ``1 / n`` of the relevance (the uniform rule of
       Achtibat et al. 2024): its gradient times ``1 / n``."""
@@ -564,6 +565,7 @@ class _LRPFunctions(TorchFunctionMode):
         self.attention = attention
         self._weights: dict[int, weakref.ref[torch.Tensor]] = {}  # attention weights
         self._gates: dict[int, weakref.ref[torch.Tensor]] = {}  # activations' outputs
+        self._sigmoids: dict[int, weakref.ref[torch.Tensor]] = {}  # those in [0, 1]
         self.scales_held: list[int] = []  # per normalization layer running: scales held so far
         # per layer without a rule running: the first function it computes from the input
         # that is not linear (nor covered by the rules), if any
@@ -574,19 +576,24 @@ class _LRPFunctions(TorchFunctionMode):
     def is_weights(self, x: Any) -> bool:
         return _holds(self._weights, x)
 
-    def gate(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``, an activation's output, marked as a gate (under ``"constant"``)."""
+    def gate(self, x: torch.Tensor, sigmoid: bool = False) -> torch.Tensor:
+        """``x``, an activation's output (``sigmoid``: a sigmoid's, in ``[0, 1]``), marked as a
+        gate (under ``"constant"``)."""
         if self.attention == "constant":
             self._gates[id(x)] = weakref.ref(x)
+            if sigmoid:
+                self._sigmoids[id(x)] = weakref.ref(x)
         return x
 
     def _gate_held(self, operands: tuple[Any, ...]) -> tuple[Any, ...]:
         """``operands`` of an elementwise product, its gate detached where it has one."""
         dependent = [a for a in operands if isinstance(a, torch.Tensor) and a.requires_grad]
-        gates = [a for a in dependent if _holds(self._gates, a)]
-        if len(dependent) != 2 or len(gates) != 1:
-            return operands
-        return tuple(a.detach() if a is gates[0] else a for a in operands)
+        if len(dependent) == 2:
+            for marks in (self._sigmoids, self._gates):
+                gates = [a for a in dependent if _holds(marks, a)]
+                if len(gates) == 1:
+                    return tuple(a.detach() if a is gates[0] else a for a in operands)
+        return operands
 
     def _first_nonlinear(
         self, kind: str | None, func: Any, args: tuple[Any, ...], out: Any
@@ -657,7 +664,8 @@ class _LRPFunctions(TorchFunctionMode):
             return out if n < 2 else _Scaled.apply(out, out.detach(), 1 / n)
         if kind == "activation" and args and getattr(args[0], "requires_grad", False):
             x, value = args[0].detach(), out.detach()  # relevance passes unchanged: R_in = R_out
-            return self.gate(_Scaled.apply(args[0], value, _ratio(value, x)))
+            out = _Scaled.apply(args[0], value, _ratio(value, x))
+            return self.gate(out, sigmoid=func in _SIGMOIDS)
         if kind == "rectifier" and out.requires_grad:
             return self.gate(out)
         if kind == "scale" and self.scales_held:
@@ -666,10 +674,21 @@ class _LRPFunctions(TorchFunctionMode):
         if kind == "weights" or (kind == "carries" and args and self.is_weights(args[0])):
             self._weights[id(out)] = weakref.ref(out)
         elif kind == "carries" and args and _holds(self._gates, args[0]):
-            self.gate(out)
+            self.gate(out, sigmoid=_holds(self._sigmoids, args[0]))
+        elif _complement(func, args) and _holds(self._sigmoids, args[0]):
+            self.gate(out, sigmoid=True)
         elif self._first_nonlinear(kind, func, args, out):
             self.nonlinear[-1] = getattr(func, "__name__", repr(func))
         return out
+
+
+_SIGMOIDS = frozenset({torch.sigmoid, torch.Tensor.sigmoid, F.hardsigmoid})
+
+
+def _complement(func: Any, args: tuple[Any, ...]) -> bool:
+    """Whether ``func(*args)`` is ``1 - args[0]`` (of a sigmoid's output: a GRU's ``1 - z``)."""
+    complement = func in (torch.Tensor.__rsub__, torch.rsub) and len(args) == 2
+    return complement and isinstance(args[1], (int, float)) and args[1] == 1
 
 
 def _holds(marks: dict[int, weakref.ref[torch.Tensor]], x: Any) -> bool:
@@ -980,7 +999,9 @@ def _propagation_hooks(
         else:
             factor = _ratio(out.detach(), x.detach())
         result: torch.Tensor = _Scaled.apply(x, out.detach(), factor)
-        return result if functions is None else functions.gate(result)
+        if functions is None:
+            return result
+        return functions.gate(result, sigmoid=isinstance(module, (nn.Sigmoid, nn.Hardsigmoid)))
 
     def rerun(module: nn.Module, params: dict[str, torch.Tensor], args: tuple[Any, ...]) -> Any:
         recomputing.add(module)  # the rule's weights on the same (original) activations
