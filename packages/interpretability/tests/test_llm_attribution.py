@@ -1,6 +1,7 @@
 """Prompt-token attribution of a causal LM's continuation: ablation written out, the total
 as the sum of the per-token rows, Shapley efficiency, skipped tokens, one forward row per
-distinct prompt, a tiny Hugging Face GPT-2, bad input (Captum: test_attribution_captum.py)."""
+distinct prompt, a tiny Hugging Face GPT-2, bad input (Captum: test_attribution_captum.py);
+LRP per target token."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import llm_attribution, llm_gradient_attribution
+from neuronkit.interpretability import (
+    llm_attribution,
+    llm_gradient_attribution,
+    llm_lrp_attribution,
+    lrp,
+)
 
 V = 20
 
@@ -134,3 +140,65 @@ def test_gradient_attribution_is_complete_per_target_token() -> None:
     assert result.token_attr.shape == (3, 5)
     with pytest.raises(TypeError, match="layer must be given"):
         llm_gradient_attribution(model, PROMPT, TARGET)
+
+
+class _LastLogits(nn.Module):
+    """Token embeddings ``[1, L, H]`` -> the logits at the last position ``[1, V]`` of a model
+    reading ``inputs_embeds=`` (Hugging Face) or of :class:`_TinyLM`'s layers after its
+    embedding."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.model, _TinyLM):
+            return self.model.out(self.model.rnn(embeds)[0])[:, -1]
+        return self.model(inputs_embeds=embeds).logits[:, -1]
+
+
+def _lrp_per_token(model: nn.Module, embedding: nn.Module, attention: str) -> torch.Tensor:
+    """``[T, L]``: LRP of each target token's logit at the embeddings of the prompt and the
+    target tokens before it (Captum's one pass per target token), summed over the embedding."""
+    rows = []
+    for j in range(len(TARGET)):
+        with torch.no_grad():
+            embeds = embedding(torch.cat((PROMPT, TARGET[:j]))[None])
+        relevance = lrp(_LastLogits(model), embeds, int(TARGET[j]), attention=attention)
+        rows.append(relevance[0, : len(PROMPT)].sum(-1))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("attention", ["uniform", "constant"])
+def test_lrp_attribution_is_lrp_of_each_target_tokens_logit(attention) -> None:
+    """One teacher-forced pass gives what LRP gives each target token's logit on the prompt
+    and the target tokens before it (a GRU language model: Arras et al.'s rules)."""
+    model = _TinyLM().double().eval()
+    result = llm_lrp_attribution(
+        model, PROMPT, TARGET, layer="emb", skip_tokens=[1], attention=attention
+    )
+    expected = _lrp_per_token(model, model.emb, attention)[:, PROMPT != 1]
+    torch.testing.assert_close(result.token_attr, expected, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(result.seq_attr, result.token_attr.sum(0))
+    assert result.token_attr.abs().sum() > 0
+
+
+def test_lrp_attribution_of_a_tiny_hugging_face_llama() -> None:
+    """AttnLRP (the default) through a LLaMA's embeddings, found by get_input_embeddings()."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        vocab_size=V,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=32,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).double().eval()
+    result = llm_lrp_attribution(model, PROMPT[None], TARGET[None])
+    expected = _lrp_per_token(model, model.get_input_embeddings(), "uniform")
+    torch.testing.assert_close(result.token_attr, expected, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="attention must be one of"):
+        llm_lrp_attribution(model, PROMPT, TARGET, attention="softmax")

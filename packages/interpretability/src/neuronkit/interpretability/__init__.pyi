@@ -48,6 +48,7 @@ from .llm_attribution import (
     LLMAttributionResult,
     llm_attribution,
     llm_gradient_attribution,
+    llm_lrp_attribution,
 )
 from .lrp import (
     ATTENTION_RULES,
@@ -216,6 +217,7 @@ __all__ = [
     "line_confidence",
     "llm_attribution",
     "llm_gradient_attribution",
+    "llm_lrp_attribution",
     "loss_gradient",
     "lrp",
     "mask_inputs",

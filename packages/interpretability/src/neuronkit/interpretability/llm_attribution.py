@@ -20,7 +20,7 @@ before, in any forward pass of the call, is not run again).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from .hooks import submodule
 from .kernel_shap import kernel_shap
 from .layer_integrated_gradients import layer_integrated_gradients
 from .lime import lime
+from .lrp import layer_lrp
 from .shapley import shapley_value_sampling, shapley_values
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "LLMAttributionResult",
     "llm_attribution",
     "llm_gradient_attribution",
+    "llm_lrp_attribution",
 ]
 
 LLM_METHODS: dict[str, Callable[..., torch.Tensor]] = {
@@ -77,10 +79,10 @@ def _logits(out: Any) -> torch.Tensor:
 
 
 def _target_log_probs(
-    model: Callable[..., Any], full: torch.Tensor, target: torch.Tensor
+    model: Callable[..., Any], full: torch.Tensor, target: torch.Tensor, raw: bool = False
 ) -> torch.Tensor:
-    """``[N, T]``: each target token's log-probability in ``full`` ``[N, L + T]`` (prompt then
-    target), from one teacher-forced pass."""
+    """``[N, T]``: each target token's log-probability (``raw``: its logit) in ``full``
+    ``[N, L + T]`` (prompt then target), from one teacher-forced pass."""
     logits = _logits(model(full))
     if logits.shape[:2] != full.shape:
         raise ValueError(
@@ -89,7 +91,8 @@ def _target_log_probs(
         )
     n_target = target.shape[0]
     start = full.shape[1] - n_target - 1
-    at = logits[:, start : start + n_target].log_softmax(-1)
+    at = logits[:, start : start + n_target]
+    at = at if raw else at.log_softmax(-1)
     return at.gather(2, target.view(1, -1, 1).expand(len(at), -1, 1))[..., 0]
 
 
@@ -229,14 +232,44 @@ def llm_attribution(
 
 
 class _PerTokenLogProbs(nn.Module):
-    """Token ids ``[N, L + T]`` (prompt then target) -> ``[N, T]`` target log-probabilities."""
+    """Token ids ``[N, L + T]`` (prompt then target) -> ``[N, T]`` target log-probabilities
+    (``raw``: logits)."""
 
-    def __init__(self, model: nn.Module, target: torch.Tensor) -> None:
+    def __init__(self, model: nn.Module, target: torch.Tensor, raw: bool = False) -> None:
         super().__init__()
-        self.model, self._target = model, target
+        self.model, self._target, self._raw = model, target, raw
 
     def forward(self, full: torch.Tensor) -> torch.Tensor:
-        return _target_log_probs(self.model, full, self._target)
+        return _target_log_probs(self.model, full, self._target, self._raw)
+
+
+def _embedding(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
+    """The token embedding: ``layer`` or ``model.get_input_embeddings()``."""
+    if layer is None:
+        get = getattr(model, "get_input_embeddings", None)
+        if get is None:
+            raise TypeError(
+                "layer must be given (the token embedding) for a model without "
+                "get_input_embeddings()"
+            )
+        layer = get()
+    return submodule(model, layer)
+
+
+def _attributed(prompt: torch.Tensor, skip_tokens: Sequence[int]) -> torch.Tensor:
+    """``[L]`` whether each prompt token is attributed (not in ``skip_tokens``)."""
+    skip = torch.tensor(list(skip_tokens), dtype=torch.long, device=prompt.device)
+    attributed = ~torch.isin(prompt, skip)
+    if not bool(attributed.any()):
+        raise ValueError("input_ids: every token is in skip_tokens, none is left to attribute")
+    return attributed
+
+
+def _teacher_forced(prompt: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``[T, L + T]``: prompt then target, once per target token (copy ``j`` attributes token
+    ``j``; for a causal model the same as Captum's one pass per target token on the prompt and
+    the tokens before it)."""
+    return torch.cat((prompt, target)).expand(target.shape[0], -1)
 
 
 def llm_gradient_attribution(
@@ -278,21 +311,10 @@ def llm_gradient_attribution(
     check_type("model", model, nn.Module)
     prompt, target = _ids("input_ids", input_ids), _ids("target_ids", target_ids)
     check_type("baseline_token", baseline_token, int)
-    if layer is None:
-        get = getattr(model, "get_input_embeddings", None)
-        if get is None:
-            raise TypeError(
-                "layer must be given (the token embedding) for a model without "
-                "get_input_embeddings()"
-            )
-        layer = get()
-    embedding = submodule(model, layer)
-    skip = torch.tensor(list(skip_tokens), dtype=torch.long, device=prompt.device)
-    attributed = ~torch.isin(prompt, skip)
-    if not bool(attributed.any()):
-        raise ValueError("input_ids: every token is in skip_tokens, none is left to attribute")
+    embedding = _embedding(model, layer)
+    attributed = _attributed(prompt, skip_tokens)
     n_prompt, n_target = prompt.shape[0], target.shape[0]
-    full = torch.cat((prompt, target)).expand(n_target, -1)  # copy j attributes token j
+    full = _teacher_forced(prompt, target)
     reference = full.clone()
     reference[:, :n_prompt][:, attributed] = baseline_token
     attr = layer_integrated_gradients(
@@ -306,6 +328,67 @@ def llm_gradient_attribution(
         internal_batch_size=internal_batch_size,
     )
     assert isinstance(attr, torch.Tensor)
-    per_position = attr.reshape(n_target, n_prompt + n_target, -1).sum(-1)  # [T, L + T]
-    token_attr = per_position[:, :n_prompt][:, attributed]
+    return _per_token(attr, prompt, target, attributed)
+
+
+def _per_token(
+    attr: torch.Tensor, prompt: torch.Tensor, target: torch.Tensor, attributed: torch.Tensor
+) -> LLMAttributionResult:
+    """The result from the attributions ``[T, L + T, ...]`` at the embeddings of
+    :func:`_teacher_forced`'s rows: summed over the embedding, the attributed prompt tokens'."""
+    per_position = attr.reshape(target.shape[0], prompt.shape[0] + target.shape[0], -1).sum(-1)
+    token_attr = per_position[:, : prompt.shape[0]][:, attributed]
     return LLMAttributionResult(token_attr.sum(0), token_attr, prompt[attributed], target)
+
+
+def llm_lrp_attribution(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    target_ids: torch.Tensor,
+    *,
+    layer: str | nn.Module | None = None,
+    skip_tokens: Sequence[int] = (),
+    attention: str = "uniform",
+    rules: Mapping[Any, Any] | None = None,
+) -> LLMAttributionResult:
+    """LRP relevance of the prompt's tokens for each target token's logit, at the token
+    embeddings, summed over the embedding: by default AttnLRP (Achtibat et al., "AttnLRP:
+    Attention-Aware Layer-Wise Relevance Propagation for Transformers", ICML 2024), as LXT
+    computes it; :func:`~neuronkit.interpretability.layer_lrp` on a teacher-forced pass.
+
+    LRP explains a logit (the log-probability's normalization over the vocabulary has no
+    rule), so the rows are each target token's logit, not its log-probability as in
+    :func:`llm_gradient_attribution`. One backward pass for all target tokens (a batch of
+    ``T`` copies of prompt + target, copy ``j`` attributing token ``j``).
+
+    Args:
+        model: a causal language model (``nn.Module``) mapping token ids ``[N, L]`` to logits
+            ``[N, L, V]`` (or ``.logits``), built from what :func:`~neuronkit.interpretability.lrp`
+            takes (Hugging Face LLaMA-family, GPT-2, BERT-style blocks); runs in eval mode.
+        input_ids, target_ids, skip_tokens: as :func:`llm_attribution`.
+        layer: as :func:`llm_gradient_attribution`.
+        attention: ``"uniform"`` (AttnLRP, the default here) or ``"constant"`` (CP-LRP: the
+            attention weights and gates held, :func:`~neuronkit.interpretability.lrp`'s
+            default).
+        rules: as :func:`~neuronkit.interpretability.lrp` (names as in ``model``).
+
+    Returns:
+        :class:`LLMAttributionResult` (``seq_attr``: the rows of ``token_attr`` summed).
+    """
+    check_type("model", model, nn.Module)
+    prompt, target = _ids("input_ids", input_ids), _ids("target_ids", target_ids)
+    embedding = _embedding(model, layer)
+    attributed = _attributed(prompt, skip_tokens)
+    if rules is not None:
+        check_type("rules", rules, Mapping)
+        rules = {f"model.{k}" if isinstance(k, str) else k: v for k, v in rules.items()}
+    relevance = layer_lrp(
+        _PerTokenLogProbs(model, target, raw=True),
+        _teacher_forced(prompt, target),
+        embedding,
+        torch.arange(target.shape[0], device=prompt.device),
+        rules=rules,
+        attention=attention,
+    )
+    assert isinstance(relevance, torch.Tensor)
+    return _per_token(relevance, prompt, target, attributed)

@@ -857,7 +857,8 @@ def layer_lrp(
     :func:`lrp` hands that layer from above. The layers before it run without a graph.
 
     Args:
-        model, inputs, target, rules, attention: as :func:`lrp`.
+        model, target, rules, attention: as :func:`lrp`.
+        inputs: ``[B, ...]`` tensor of any dtype (token ids for a token embedding ``layer``).
         layer: the layer (name in ``model.named_modules()`` or submodule), called once per
             forward, whose output (or first input, ``layer_input=True``) ``[B, ...]`` is
             attributed.
@@ -870,7 +871,7 @@ def layer_lrp(
         ``[B, ...]`` relevances shaped like the layer's output (input), and ``[B]`` deltas
         when asked.
     """
-    _check_arguments(model, inputs, rules, attention, return_convergence_delta)
+    _check_arguments(model, inputs, rules, attention, return_convergence_delta, layer=True)
     module = checked_layer(model, layer, layer_input, batch_dim)
     if layer_input and isinstance(module, nn.MultiheadAttention):
         raise ValueError(
@@ -905,10 +906,21 @@ def _relevance(
     return relevance, _check_finite_result(selected - total, "outputs")
 
 
-def _check_arguments(model: Any, inputs: Any, rules: Any, attention: Any, delta: Any) -> None:
+def _check_arguments(
+    model: Any, inputs: Any, rules: Any, attention: Any, delta: Any, layer: bool = False
+) -> None:
+    """The arguments of :func:`lrp` (``layer``: of :func:`layer_lrp`, whose inputs may be of
+    any dtype, token ids included: its relevance starts at a layer)."""
     check_type("model", model, nn.Module)
     check_not_compiled("model", model)
-    _check_inputs(inputs, finite=False)
+    if not layer:
+        _check_inputs(inputs, finite=False)
+    else:
+        check_type("inputs", inputs, torch.Tensor)
+        if inputs.ndim < 1 or inputs.shape[0] == 0:
+            raise ValueError(
+                f"inputs must be a non-empty batch [B, ...], got {tuple(inputs.shape)}"
+            )
     check_choice("attention", attention, ATTENTION_RULES)
     check_type("return_convergence_delta", delta, bool)
     if rules is not None:
