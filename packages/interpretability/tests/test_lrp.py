@@ -942,6 +942,34 @@ def test_gamma_rule_in_closed_form_on_the_original_activations() -> None:
     torch.testing.assert_close(layer_lrp(model, X, "0", T, rules={"0": GammaRule(0.5)}), r_h)
 
 
+def _decoder(transposed: bool) -> nn.Module:
+    """Conv, ReLU, a stride-1 transposed convolution (or the convolution equal to it: weights
+    transposed and flipped), ReLU, linear read-out; with biases."""
+    torch.manual_seed(5)
+    first, up = nn.Conv2d(2, 4, 3, padding=1), nn.ConvTranspose2d(4, 3, 3, padding=1)
+    out = nn.Linear(3 * 4 * 4, 3)
+    layer: nn.Module = up
+    if not transposed:
+        layer = nn.Conv2d(4, 3, 3, padding=1)
+        with torch.no_grad():
+            layer.weight.copy_(up.weight.transpose(0, 1).flip(-1, -2))
+            layer.bias.copy_(up.bias)
+    return nn.Sequential(first, nn.ReLU(), layer, nn.ReLU(), nn.Flatten(), out).double()
+
+
+def test_transposed_convolutions_take_the_rules_of_convolutions() -> None:
+    """A transposed convolution (zennit's rules take them; Captum refuses them) gives what the
+    convolution equal to it gives, under the epsilon, gamma and alpha1-beta0 rules."""
+    x = torch.randn(4, 2, 4, 4, generator=_gen(6), dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(_decoder(True)(x), _decoder(False)(x))
+    # a rule by default, as a convolution (before 0.5.45 it needed one named)
+    torch.testing.assert_close(lrp(_decoder(True), x, T), lrp(_decoder(False), x, T))
+    for rule in (EpsilonRule(0.1), GammaRule(0.5), Alpha1Beta0Rule()):
+        got = lrp(_decoder(True), x, T, rules={"2": rule})
+        torch.testing.assert_close(got, lrp(_decoder(False), x, T, rules={"2": rule}))
+
+
 class _Twice(nn.Module):
     """One linear layer applied twice; the gamma rule reads each call's own activations."""
 

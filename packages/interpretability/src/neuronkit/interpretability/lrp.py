@@ -33,15 +33,15 @@ and zennit have no rule for them (Captum's ``LRP`` refuses them).
 Numbers equal Captum's ``LRP`` (its rules ``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``,
 ``IdentityRule``; epsilon ``1e-9`` by default) on the layers Captum supports (``nn.Linear``,
 ``nn.Conv2d``, ``nn.MaxPool1d/2d/3d``, ``nn.AvgPool2d``, ``nn.AdaptiveAvgPool2d``,
-``nn.BatchNorm2d``) in sequence; the other convolutions, average pools and batch norms take the
-same rules here. Operations between modules (residual additions, reshapes, functional pooling
-or scaling) are LRP-0: a sum hands each summand the share of relevance it contributed (with
-Captum, relevance is not conserved across a skip connection; with zennit's ResNet canonizer,
-it is, and the numbers agree). Rules are given per layer or
-per layer type (``rules={"features.0": GammaRule(0.25)}``, ``{nn.Conv2d: GammaRule(0.25)}``)
-instead of as module attributes, and the model's weights are never modified: a rule's weights
-are used through ``torch.func.functional_call``. One forward pass suffices for every rule
-(Captum runs two).
+``nn.BatchNorm2d``) in sequence; the other convolutions (transposed ones too, as zennit's),
+average pools and batch norms take the same rules here. Operations between modules (residual
+additions, reshapes, functional pooling or scaling) are LRP-0: a sum hands each summand the
+share of relevance it contributed (with Captum, relevance is not conserved across a skip
+connection; with zennit's ResNet canonizer, it is, and the numbers agree). Rules are given
+per layer or per layer type (``rules={"features.0": GammaRule(0.25)}``,
+``{nn.Conv2d: GammaRule(0.25)}``) instead of as module attributes, and the model's weights
+are never modified: a rule's weights are used through ``torch.func.functional_call``. One
+forward pass suffices for every rule (Captum runs two).
 
 Transformers follow Ali, Schnake, Eberle, Montavon, Müller & Wolf, "XAI for Transformers: Better
 Explanations through Conservative Propagation" (ICML 2022): ``nn.LayerNorm``, ``nn.RMSNorm``
@@ -179,15 +179,14 @@ class ZBoxRule:
             raise ValueError(f"low must be <= high, got {self.low} and {self.high}")
 
 
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 Rule = EpsilonRule | GammaRule | Alpha1Beta0Rule | IdentityRule | ZBoxRule
 _RULES = (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule, ZBoxRule)
-_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # the layers z^B takes
+# the layers z^B takes
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *_TRANSPOSED)
 
 _RULE_LAYERS = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
+    *_WEIGHTED,
     nn.MaxPool1d,
     nn.MaxPool2d,
     nn.MaxPool3d,
@@ -510,6 +509,7 @@ _LINEAR = frozenset(
         *(F.pad, F.interpolate, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.linear, F.conv1d),
         *(F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.conv2d),
         *(F.conv3d, F.unfold, F.fold, F.pixel_shuffle, F.pixel_unshuffle),
+        *(F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d),
     }
 )
 # linear when every operand but the first is constant
