@@ -236,6 +236,54 @@ def test_lrp_0_holds_every_normalization_scale_constant(norm) -> None:
     assert delta.abs().max() < 1e-12
 
 
+class _InstanceNormNet(nn.Module):
+    """Bias-free ``[B, 6] -> [B, 2, 3]``, a 1x1 convolution to 4 channels, an instance norm
+    (affine; ``running``: eval mode with running statistics, an affine map), ReLU, linear;
+    ``frozen`` holds each instance's ``1 / std`` (the reference); ``wrapped`` runs it inside a
+    module with a forward of its own (LRP's function mode)."""
+
+    def __init__(self, running: bool = False, frozen: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(9)
+        self.conv = nn.Conv1d(2, 4, 1, bias=False)
+        self.norm = nn.InstanceNorm1d(4, affine=True, track_running_stats=running)
+        self.out, self.frozen = nn.Linear(12, 3, bias=False), frozen
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.zero_()
+            if running:
+                self.norm.running_mean.uniform_(-0.5, 0.5)
+                self.norm.running_var.uniform_(0.5, 1.5)
+        self.double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x.view(-1, 2, 3))
+        if self.frozen and not self.norm.track_running_stats:
+            std = (h.var(-1, correction=0, keepdim=True) + self.norm.eps).sqrt().detach()
+            h = (h - h.mean(-1, keepdim=True)) / std * self.norm.weight.view(1, -1, 1)
+        else:
+            h = self.norm(h)
+        return self.out(torch.relu(h).flatten(1))
+
+
+@pytest.mark.parametrize("running", [False, True])
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_lrp_0_holds_an_instance_norms_scale_constant(running, wrapped) -> None:
+    """An instance norm (nnU-Net's) takes the LN rule per instance; with running statistics
+    in eval mode it is affine and takes its gradient (before 0.5.45 it was refused)."""
+    model = _InstanceNormNet(running)
+    if not wrapped:  # the same layers in sequence: no function mode
+        model = nn.Sequential(  # type: ignore[assignment]
+            nn.Unflatten(1, (2, 3)), model.conv, model.norm, nn.ReLU(), nn.Flatten(), model.out
+        )
+    rules = {t: EpsilonRule(0.0) for t in (nn.Conv1d, nn.InstanceNorm1d, nn.Linear)}
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    expected = input_x_gradient(_InstanceNormNet(running, frozen=True), X, T)
+    torch.testing.assert_close(relevance, expected, rtol=1e-9, atol=1e-12)
+    # conserved, but for what the running mean absorbs as a bias does
+    assert (delta.abs().max() > 1e-6) if running else (delta.abs().max() < 1e-12)
+
+
 class _SdpaBlock(nn.Module):
     """Pre-norm self-attention written with functions, bias-free, over 3 tokens: by
     ``F.scaled_dot_product_attention`` (as timm and Hugging Face ``sdpa``; positional or

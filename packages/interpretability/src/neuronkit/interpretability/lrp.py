@@ -44,8 +44,9 @@ are never modified: a rule's weights are used through ``torch.func.functional_ca
 forward pass suffices for every rule (Captum runs two).
 
 Transformers follow Ali, Schnake, Eberle, Montavon, Müller & Wolf, "XAI for Transformers: Better
-Explanations through Conservative Propagation" (ICML 2022): ``nn.LayerNorm``, ``nn.RMSNorm``
-and ``nn.GroupNorm`` hold their scale (``1 / std``) constant (the LN rule) and
+Explanations through Conservative Propagation" (ICML 2022): ``nn.LayerNorm``, ``nn.RMSNorm``,
+``nn.GroupNorm`` and ``nn.InstanceNorm1d/2d/3d`` (nnU-Net's; with running statistics in eval
+mode an affine map) hold their scale (``1 / std``) constant (the LN rule) and
 ``nn.MultiheadAttention`` its attention weights (the AH rule: relevance flows through the
 values only); what is left is linear and takes the epsilon (or identity) rule. While a model
 with a forward of its own runs, a torch function mode applies the same rules to what it
@@ -202,7 +203,14 @@ _RULE_LAYERS = (
 )
 # Ali et al. (2022): a normalization's scale and an attention's weights held constant (LN and
 # AH rules) leave a linear map, which takes the epsilon (or identity) rule
-_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
+_NORMS = (
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.RMSNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
 _HELD_CONSTANT = (*_NORMS, nn.MultiheadAttention)
 _PASS_THROUGH = ELEMENTWISE_ACTIVATIONS  # relevance unchanged
 # parameter-free linear maps without a bias (moves, copies, interpolations), whose gradient is
@@ -359,8 +367,40 @@ def _held_group_norm(
     return _affine(y, *(None if p is None else p.view(shape) for p in (weight, bias)))
 
 
+def _held_instance_norm(
+    input: torch.Tensor,
+    running_mean: Any = None,
+    running_var: Any = None,
+    weight: Any = None,
+    bias: Any = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """``F.instance_norm`` with each instance's scale held constant (a group norm with a group
+    per channel); with running statistics (``use_input_stats=False``) it is affine, and itself;
+    the same arguments."""
+    if not use_input_stats:
+        return F.instance_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    return _held_group_norm(input, input.shape[1], weight, bias, eps)
+
+
 def _held_scale(module: Any, x: torch.Tensor) -> torch.Tensor:
     """A torch normalization layer's output on ``x`` with its scale held constant."""
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        if x.dim() == module._get_no_batch_dim():  # one example: [C, ...]
+            return _held_scale(module, x.unsqueeze(0)).squeeze(0)
+        running = module.track_running_stats and not module.training
+        return _held_instance_norm(
+            x,
+            module.running_mean,
+            module.running_var,
+            module.weight,
+            module.bias,
+            not running,
+            0.0,
+            module.eps,
+        )
     if isinstance(module, nn.GroupNorm):
         return _held_group_norm(x, module.num_groups, module.weight, module.bias, module.eps)
     if isinstance(module, nn.RMSNorm):
@@ -530,6 +570,7 @@ _HELD_NORMS: dict[Any, Callable[..., torch.Tensor]] = {
     F.layer_norm: _held_layer_norm,
     F.rms_norm: _held_rms_norm,
     F.group_norm: _held_group_norm,
+    F.instance_norm: _held_instance_norm,
 }
 
 
@@ -544,8 +585,8 @@ class _LRPFunctions(TorchFunctionMode):
       any product detached (``softmax(q k^T) @ v``, by matrix product or ``torch.einsum``:
       Hugging Face ``eager``, hand-written); under ``"uniform"`` the product rule below gives
       attention written with functions AttnLRP's rules as it is.
-    * Normalization scales are held constant (the LN rule): ``F.layer_norm``, ``F.rms_norm``
-      and ``F.group_norm``, and inside a normalization layer with a forward of its own
+    * Normalization scales are held constant (the LN rule): ``F.layer_norm``, ``F.rms_norm``,
+      ``F.group_norm`` and ``F.instance_norm``, and inside a normalization layer with a forward of its own
       (:func:`_written_norm`) every ``sqrt``, ``rsqrt``, ``std``, ``var`` and norm.
     * Elementwise activations called as functions (``F.gelu``, ``torch.sigmoid``, ...) pass
       relevance through unchanged, as their layers do.
