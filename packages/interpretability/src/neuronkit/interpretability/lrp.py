@@ -586,8 +586,9 @@ class _LRPFunctions(TorchFunctionMode):
       Hugging Face ``eager``, hand-written); under ``"uniform"`` the product rule below gives
       attention written with functions AttnLRP's rules as it is.
     * Normalization scales are held constant (the LN rule): ``F.layer_norm``, ``F.rms_norm``,
-      ``F.group_norm`` and ``F.instance_norm``, and inside a normalization layer with a forward of its own
-      (:func:`_written_norm`) every ``sqrt``, ``rsqrt``, ``std``, ``var`` and norm.
+      ``F.group_norm`` and ``F.instance_norm``, and inside a normalization layer with a
+      forward of its own (:func:`_written_norm`) every ``sqrt``, ``rsqrt``, ``std``, ``var``
+      and norm.
     * Elementwise activations called as functions (``F.gelu``, ``torch.sigmoid``, ...) pass
       relevance through unchanged, as their layers do.
     * Under ``"constant"``, an elementwise product of two operands that depend on the input
