@@ -1018,6 +1018,18 @@ def test_transposed_convolutions_take_the_rules_of_convolutions() -> None:
         torch.testing.assert_close(got, lrp(_decoder(False), x, T, rules={"2": rule}))
 
 
+def test_adaptive_max_pools_take_the_rule_of_max_pools() -> None:
+    """Before 0.5.45 an adaptive max pool (a CNN head's) was refused without a named rule."""
+    x = torch.randn(4, 2, 4, 4, generator=_gen(7), dtype=torch.float64)
+    torch.manual_seed(6)
+    conv, out = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(12, 3)
+    models = [
+        nn.Sequential(conv, nn.ReLU(), pool, nn.Flatten(), out).double()
+        for pool in (nn.AdaptiveMaxPool2d(2), nn.MaxPool2d(2))
+    ]
+    torch.testing.assert_close(lrp(models[0], x, T), lrp(models[1], x, T))
+
+
 class _Twice(nn.Module):
     """One linear layer applied twice; the gamma rule reads each call's own activations."""
 
