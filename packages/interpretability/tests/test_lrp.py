@@ -628,6 +628,21 @@ def test_lrp_conserves_relevance_through_a_hugging_face_llama() -> None:
     assert relevance.abs().sum() > scale
 
 
+def test_blooms_gelu_passes_relevance_through_as_gelu_does() -> None:
+    """BLOOM's ``BloomGelu`` (a custom autograd function, which LRP cannot see through) is an
+    activation: it gives what ``nn.GELU("tanh")``, the same function, gives (before 0.5.45 it
+    was refused; before the check of unseen operations it took its plain gradient)."""
+    bloom = pytest.importorskip(
+        "transformers.models.bloom.modeling_bloom",
+        reason="transformers is an optional extra (neuronkit-interpretability)",
+    )
+    models = []
+    for act in (bloom.BloomGelu(), nn.GELU(approximate="tanh")):
+        torch.manual_seed(18)
+        models.append(nn.Sequential(nn.Linear(6, 5), act, nn.Linear(5, 3)).double())
+    torch.testing.assert_close(lrp(models[0], X, T), lrp(models[1], X, T), rtol=1e-6, atol=1e-9)
+
+
 def test_hugging_face_conv1d_is_a_linear_layer_to_every_rule() -> None:
     """GPT-2's ``Conv1D`` (a linear layer with its weight transposed) takes the rules a linear
     layer takes, z^B included, with the same numbers."""

@@ -259,8 +259,12 @@ _NO_RULE_NEEDED = _RESHAPES + _SOURCES  # activations pass through (_passes_thro
 
 def _passes_through(module: nn.Module) -> bool:
     """Whether ``module`` is an elementwise activation: torch's, Hugging Face's
-    (``GELUActivation``, ``SiLUActivation``, ...) or timm's (``GELU``, ``Swish``, ...)."""
-    return isinstance(module, _PASS_THROUGH) or type(module).__module__ in _ACTIVATION_MODULES
+    (``GELUActivation``, ``SiLUActivation``, ..., BLOOM's ``BloomGelu``) or timm's (``GELU``,
+    ``Swish``, ...)."""
+    cls = type(module)
+    if isinstance(module, _PASS_THROUGH) or cls.__module__ in _ACTIVATION_MODULES:
+        return True
+    return (cls.__module__, cls.__name__) in _ACTIVATION_CLASSES
 
 
 def _weighted(module: nn.Module) -> bool:
@@ -273,6 +277,8 @@ def _weighted(module: nn.Module) -> bool:
 _ACTIVATION_MODULES = frozenset(
     {"transformers.activations", "timm.layers.activations", "timm.layers.activations_me"}
 )
+# activations defined with models (a custom autograd function LRP could not see through)
+_ACTIVATION_CLASSES = frozenset({("transformers.models.bloom.modeling_bloom", "BloomGelu")})
 _HF_LINEAR = ("transformers.pytorch_utils", "Conv1D")
 
 
