@@ -181,6 +181,12 @@ def test_lrp_attribution_is_lrp_of_each_target_tokens_logit(attention) -> None:
     torch.testing.assert_close(result.token_attr, expected, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(result.seq_attr, result.token_attr.sum(0))
     assert result.token_attr.abs().sum() > 0
+    chunked = llm_lrp_attribution(
+        model, PROMPT, TARGET, layer="emb", skip_tokens=[1], attention=attention, batch_size=2
+    )
+    torch.testing.assert_close(chunked.token_attr, result.token_attr, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        llm_lrp_attribution(model, PROMPT, TARGET, layer="emb", batch_size=0)
 
 
 def test_lrp_attribution_of_a_tiny_hugging_face_llama() -> None:

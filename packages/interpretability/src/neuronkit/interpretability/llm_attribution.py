@@ -350,6 +350,7 @@ def llm_lrp_attribution(
     skip_tokens: Sequence[int] = (),
     attention: str = "uniform",
     rules: Mapping[Any, Any] | None = None,
+    batch_size: int | None = None,
 ) -> LLMAttributionResult:
     """LRP relevance of the prompt's tokens for each target token's logit, at the token
     embeddings, summed over the embedding: by default AttnLRP (Achtibat et al., "AttnLRP:
@@ -358,8 +359,9 @@ def llm_lrp_attribution(
 
     LRP explains a logit (the log-probability's normalization over the vocabulary has no
     rule), so the rows are each target token's logit, not its log-probability as in
-    :func:`llm_gradient_attribution`. One backward pass for all target tokens (a batch of
-    ``T`` copies of prompt + target, copy ``j`` attributing token ``j``).
+    :func:`llm_gradient_attribution`. One forward and backward pass for all target tokens (a
+    batch of ``T`` copies of prompt + target, copy ``j`` attributing token ``j``), or one per
+    ``batch_size`` of them.
 
     Args:
         model: a causal language model (``nn.Module``) mapping token ids ``[N, L]`` to logits
@@ -371,6 +373,7 @@ def llm_lrp_attribution(
             attention weights and gates held, :func:`~neuronkit.interpretability.lrp`'s
             default).
         rules: as :func:`~neuronkit.interpretability.lrp` (names as in ``model``).
+        batch_size: target tokens attributed per pass (default: all), to bound memory.
 
     Returns:
         :class:`LLMAttributionResult` (``seq_attr``: the rows of ``token_attr`` summed).
@@ -382,13 +385,22 @@ def llm_lrp_attribution(
     if rules is not None:
         check_type("rules", rules, Mapping)
         rules = {f"model.{k}" if isinstance(k, str) else k: v for k, v in rules.items()}
-    relevance = layer_lrp(
-        _PerTokenLogProbs(model, target, raw=True),
-        _teacher_forced(prompt, target),
-        embedding,
-        torch.arange(target.shape[0], device=prompt.device),
-        rules=rules,
-        attention=attention,
-    )
-    assert isinstance(relevance, torch.Tensor)
-    return _per_token(relevance, prompt, target, attributed)
+    n_target = target.shape[0]
+    if batch_size is not None:
+        check_number("batch_size", batch_size, ge=1, integer=True)
+    step = n_target if batch_size is None else batch_size
+    full, wrapper = _teacher_forced(prompt, target), _PerTokenLogProbs(model, target, raw=True)
+    rows = torch.arange(n_target, device=prompt.device)
+    parts = []
+    for start in range(0, n_target, step):
+        part = layer_lrp(
+            wrapper,
+            full[start : start + step],
+            embedding,
+            rows[start : start + step],
+            rules=rules,
+            attention=attention,
+        )
+        assert isinstance(part, torch.Tensor)
+        parts.append(part)
+    return _per_token(torch.cat(parts), prompt, target, attributed)
