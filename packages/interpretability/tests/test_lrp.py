@@ -7,8 +7,10 @@ from torch import nn
 from neuronkit.interpretability import (
     Alpha1Beta0Rule,
     EpsilonRule,
+    FlatRule,
     GammaRule,
     IdentityRule,
+    WSquareRule,
     ZBoxRule,
     input_x_gradient,
     layer_lrp,
@@ -899,7 +901,9 @@ def test_z_box_errors_name_the_problem() -> None:
         ZBoxRule("0", 1.0)
     with pytest.raises(TypeError, match=r"ZBoxRule needs a linear or convolution layer, got '1'"):
         lrp(_mlp(), X, T, rules={"1": ZBoxRule(0.0, 1.0)})
-    with pytest.raises(ValueError, match="ZBoxRule applies to the layer that reads the inputs"):
+    with pytest.raises(
+        ValueError, match="ZBoxRule, WSquareRule and FlatRule apply to the layer that reads"
+    ):
         lrp(_mlp(), X, T, rules={"2": ZBoxRule(0.0, 1.0)})
     with pytest.raises(ValueError, match="high must broadcast to the layer's input"):
         lrp(_mlp(), X, T, rules={"0": ZBoxRule(0.0, torch.ones(5))})
@@ -1043,6 +1047,24 @@ def test_adaptive_max_pools_take_the_rule_of_max_pools() -> None:
         for pool in (nn.AdaptiveMaxPool2d(2), nn.MaxPool2d(2))
     ]
     torch.testing.assert_close(lrp(models[0], x, T), lrp(models[1], x, T))
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_w_square_and_flat_rules_in_closed_form(flat) -> None:
+    """At the layer reading the inputs, the w^2 rule spreads each output's relevance by the
+    squared weights, the flat rule evenly, whatever the inputs' values; conserved there."""
+    model = _mlp()
+    rule = FlatRule() if flat else WSquareRule()
+    relevance = lrp(model, X, T, rules={"0": rule})
+    above = layer_lrp(model, X, "0", T)  # [4, 12]: what reaches the layer's outputs
+    w = torch.ones_like(model[0].weight) if flat else model[0].weight.detach().square()
+    expected = (above / (w.sum(1) + 1e-9)) @ w
+    torch.testing.assert_close(relevance, expected)
+    torch.testing.assert_close(relevance.sum(1), above.sum(1))
+    with pytest.raises(TypeError, match=r"(WSquare|Flat)Rule needs a linear or convolution"):
+        lrp(model, X, T, rules={"1": rule})
+    with pytest.raises(ValueError, match="apply to the layer that reads the inputs"):
+        lrp(model, X, T, rules={"2": rule})
 
 
 class _Twice(nn.Module):

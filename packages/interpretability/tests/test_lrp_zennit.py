@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import EpsilonRule, ZBoxRule, lrp
+from neuronkit.interpretability import EpsilonRule, FlatRule, WSquareRule, ZBoxRule, lrp
 
 pytest.importorskip("zennit", reason="zennit is needed for the agreement tests (benchmark only)")
 resnet = pytest.importorskip("torchvision.models.resnet", reason="torchvision builds the ResNet")
@@ -23,7 +23,7 @@ from zennit.attribution import Gradient  # noqa: E402
 from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite  # noqa: E402
 from zennit.core import BasicHook, stabilize  # noqa: E402
 from zennit.layer import Sum  # noqa: E402
-from zennit.rules import Epsilon, NoMod, Pass, ZBox  # noqa: E402
+from zennit.rules import Epsilon, Flat, NoMod, Pass, WSquare, ZBox  # noqa: E402
 from zennit.torchvision import ResNetCanonizer  # noqa: E402
 from zennit.types import Activation, AvgPool, Convolution  # noqa: E402
 
@@ -113,3 +113,16 @@ def test_z_box_matches_zennit() -> None:
     ours = lrp(model, x, 3, rules={**RULES, "conv1": ZBoxRule(0.0, 1.0)})
     theirs = _zennit(model, x, 3, first=ZBox(0.0, 1.0))
     assert (ours - theirs).abs().max() <= 1e-5 * ours.abs().max()  # 1.2e-6 here
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_w_square_and_flat_rules_match_zennit(flat) -> None:
+    """zennit's ``WSquare`` squares the bias too unless told not to; both stabilized with
+    1e-9 here (zennit's default is 1e-6)."""
+    model = _resnet()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    rule = FlatRule() if flat else WSquareRule()
+    ours = lrp(model, x, 3, rules={**RULES, "conv1": rule})
+    first = Flat(stabilizer=1e-9) if flat else WSquare(stabilizer=1e-9, zero_params=["bias"])
+    theirs = _zennit(model, x, 3, first=first)
+    assert (ours - theirs).abs().max() <= 1e-8 * ours.abs().max()

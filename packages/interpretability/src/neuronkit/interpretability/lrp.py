@@ -110,8 +110,10 @@ __all__ = [
     "ATTENTION_RULES",
     "Alpha1Beta0Rule",
     "EpsilonRule",
+    "FlatRule",
     "GammaRule",
     "IdentityRule",
+    "WSquareRule",
     "ZBoxRule",
     "layer_lrp",
     "lrp",
@@ -181,8 +183,27 @@ class ZBoxRule:
 
 
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-Rule = EpsilonRule | GammaRule | Alpha1Beta0Rule | IdentityRule | ZBoxRule
-_RULES = (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule, ZBoxRule)
+
+
+@dataclasses.dataclass(frozen=True)
+class WSquareRule:
+    """The w^2 rule for the layer that reads unbounded inputs: ``R_i = sum_j w_ij^2 R_j /
+    sum_i' w_i'j^2``, whatever the inputs' values (the bias takes no part): Montavon et al.,
+    "Explaining nonlinear classification decisions with deep Taylor decomposition" (Pattern
+    Recognition 2017); zennit's ``WSquare`` without the bias."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FlatRule:
+    """The flat rule for the layer that reads the inputs: the w^2 rule with every weight 1,
+    so each output's relevance is spread evenly over the inputs it reads (Lapuschkin et al.,
+    "Unmasking Clever Hans predictors", Nature Communications 2019); zennit's ``Flat``."""
+
+
+Rule = EpsilonRule | GammaRule | Alpha1Beta0Rule | IdentityRule | ZBoxRule | WSquareRule | FlatRule
+_RULES = (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule, ZBoxRule, WSquareRule, FlatRule)
+# rules for the layer that reads the inputs, which hand relevance to leaves of their own
+_INPUT_RULES = (ZBoxRule, WSquareRule, FlatRule)
 # the layers z^B takes
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *_TRANSPOSED)
 
@@ -784,8 +805,8 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
     for key, rule in (rules or {}).items():
         if not isinstance(rule, _RULES):
             raise TypeError(
-                "rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule or "
-                f"ZBoxRule, got {type(rule).__name__} for {key!r}"
+                "rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule, "
+                f"ZBoxRule, WSquareRule or FlatRule, got {type(rule).__name__} for {key!r}"
             )
         if isinstance(key, type) and issubclass(key, nn.Module):
             by_type[key] = rule
@@ -818,9 +839,9 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule, got "
                 f"{type(given).__name__}"
             )
-        if isinstance(given, ZBoxRule) and not _weighted(module):
+        if isinstance(given, _INPUT_RULES) and not _weighted(module):
             raise TypeError(
-                f"ZBoxRule needs a linear or convolution layer, got {name!r} "
+                f"{type(given).__name__} needs a linear or convolution layer, got {name!r} "
                 f"({type(module).__name__})"
             )
         if given is None and (held or isinstance(module, _DEFAULT_EPSILON) or _weighted(module)):
@@ -1003,7 +1024,8 @@ def _propagate(
     batch = inputs.shape[0]
     capture = None if layer is None else (layer[0], _Capture(layer[1]))
     modified = {m: _modified_parameters(m, r) for m, r in plan.rules.items()}
-    bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # z^B's (x, l, h)
+    # the input rules' (x, leaves): they hand each leaf its value times its gradient
+    bounds: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
     functions = _LRPFunctions(attention) if plan.functions else None
     with eval_mode(model):
         hooks = _propagation_hooks(plan, modified, capture, bounds, functions, attention)
@@ -1022,17 +1044,23 @@ def _propagate(
             if wrt is None:
                 raise ValueError("layer did not run in the model's forward pass")
             _check_graph(outputs)
-            leaves = [wrt] + [bound for _, low, high in bounds for bound in (low, high)]
-            grads = torch.autograd.grad(outputs, leaves, grad_out)
-    relevance = wrt.detach() * grads[0]
-    for k, (read, low, high) in enumerate(bounds):
+            leaves = [wrt] + [leaf for _, own in bounds for leaf in own]
+            # unused: the inputs, where the layer reading them spreads relevance over ones
+            grads = iter(
+                torch.zeros_like(leaf) if grad is None else grad
+                for leaf, grad in zip(
+                    leaves, torch.autograd.grad(outputs, leaves, grad_out, allow_unused=True)
+                )
+            )
+    relevance = wrt.detach() * next(grads)
+    for read, own in bounds:
         if read.numel() != wrt.numel() or not torch.equal(read.reshape(wrt.shape), wrt.detach()):
             raise ValueError(
-                "ZBoxRule applies to the layer that reads the inputs (or, for layer_lrp, the "
-                "attributed layer's input), reshaped at most"
+                "ZBoxRule, WSquareRule and FlatRule apply to the layer that reads the inputs (or, "
+                "for layer_lrp, the attributed layer's input), reshaped at most"
             )
-        bound_relevance = low.detach() * grads[1 + 2 * k] + high.detach() * grads[2 + 2 * k]
-        relevance = relevance + bound_relevance.reshape(wrt.shape)
+        for leaf in own:
+            relevance = relevance + (leaf.detach() * next(grads)).reshape(wrt.shape)
     return relevance, _select(outputs.detach(), t, batch)
 
 
@@ -1040,15 +1068,16 @@ def _propagation_hooks(
     plan: _Plan,
     modified: dict[nn.Module, dict[str, torch.Tensor] | None],
     capture: tuple[nn.Module, LayerValueHook] | None,
-    bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    bounds: list[tuple[torch.Tensor, list[torch.Tensor]]],
     functions: _LRPFunctions | None,
     attention: str,
 ) -> list[tuple[nn.Module, Any, Any]]:
     """Forward hooks that make autograd carry relevance per unit of activation through every
     layer, and ``capture``'s on its layer (after the layer's own hook: an output's gradient is
     the one arriving from above); not while a rule reruns the layer with its weights, nor
-    without gradients (before the attributed layer). A z^B layer adds its input and its bound
-    leaves to ``bounds``: the relevance it hands those is their value times their gradient.
+    without gradients (before the attributed layer). A layer with an input rule adds its input
+    and its leaves (z^B's bounds, the w^2 and flat rules' ones) to ``bounds``: the relevance it
+    hands those is their value times their gradient.
     A normalization layer with a forward of its own runs inside ``functions``' count of the
     scales it holds, which must not stay 0; a layer without a rule, inside its record of the
     first function it computes from the input that is not linear, which must stay empty."""
@@ -1080,6 +1109,8 @@ def _propagation_hooks(
         epsilon = rule.epsilon if isinstance(rule, EpsilonRule) else 1e-9
         if isinstance(rule, ZBoxRule):
             return _z_box(module, rule, args, out, rerun, bounds)
+        if isinstance(rule, (WSquareRule, FlatRule)):
+            return _spread(module, isinstance(rule, FlatRule), args, out, rerun, bounds)
         if isinstance(module, _RECURRENT):
             return _recurrent(module, args, out, epsilon)
         if isinstance(module, nn.MultiheadAttention):  # (output, weights): the weights stay
@@ -1347,7 +1378,7 @@ def _z_box(
     args: tuple[Any, ...],
     out: torch.Tensor,
     rerun: Any,
-    bounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    bounds: list[tuple[torch.Tensor, list[torch.Tensor]]],
 ) -> torch.Tensor:
     """The z^B layer's output whose backward hands ``x``, ``l`` and ``h`` the gradients of
     ``z^B = z(x) - z+(l) - z-(h)`` scaled by ``z / z^B`` (the bias cancels in ``z^B``)."""
@@ -1368,9 +1399,33 @@ def _z_box(
         params = {n: p.detach().clamp(**clamp) for n, p in module.named_parameters()}
         parts.append(rerun(module, params, (bound, *args[1:])))
     z_box = out - parts[0] - parts[1]
-    bounds.append((x.detach(), low, high))
+    bounds.append((x.detach(), [low, high]))
     result: torch.Tensor = _Scaled.apply(
         z_box, out.detach(), _rule_factor(out.detach(), z_box.detach(), 1e-9)
+    )
+    return result
+
+
+def _spread(
+    module: nn.Module,
+    flat: bool,
+    args: tuple[Any, ...],
+    out: torch.Tensor,
+    rerun: Any,
+    bounds: list[tuple[torch.Tensor, list[torch.Tensor]]],
+) -> torch.Tensor:
+    """The output of a layer with the w^2 rule (``flat``: the flat rule), whose backward hands
+    a leaf of ones in place of the input the gradient of ``z' = W' 1`` (``W'`` the squared
+    weights, or ones; no bias) scaled by ``z / z'``: ``R_i = sum_j w'_ij R_j / z'_j``."""
+    ones = torch.ones_like(args[0]).requires_grad_(True)
+    params = {
+        name: torch.zeros_like(p) if name == "bias" else torch.ones_like(p) if flat else p.square()
+        for name, p in ((n, p.detach()) for n, p in module.named_parameters())
+    }
+    spread = rerun(module, params, (ones, *args[1:]))
+    bounds.append((args[0].detach(), [ones]))
+    result: torch.Tensor = _Scaled.apply(
+        spread, out.detach(), _rule_factor(out.detach(), spread.detach(), 1e-9)
     )
     return result
 
