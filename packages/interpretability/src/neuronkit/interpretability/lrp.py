@@ -1,5 +1,5 @@
-"""Layer-wise relevance propagation (LRP) with the epsilon, gamma, alpha1-beta0, identity and
-z^B rules.
+"""Layer-wise relevance propagation (LRP) with the epsilon, gamma, alpha1-beta0, identity, z^B,
+w^2 and flat rules.
 
 Bach, Binder, Montavon, Klauschen, Müller & Samek, "On Pixel-Wise Explanations for Non-Linear
 Classifier Decisions by Layer-Wise Relevance Propagation" (PLoS ONE 2015); the gamma rule and
