@@ -6,6 +6,7 @@ from torch import nn
 
 from neuronkit.interpretability import (
     Alpha1Beta0Rule,
+    AlphaBetaRule,
     EpsilonRule,
     FlatRule,
     GammaRule,
@@ -1065,6 +1066,22 @@ def test_w_square_and_flat_rules_in_closed_form(flat) -> None:
         lrp(model, X, T, rules={"1": rule})
     with pytest.raises(ValueError, match="apply to the layer that reads the inputs"):
         lrp(model, X, T, rules={"2": rule})
+
+
+def test_alpha_beta_rule_checks_and_captums_alpha1_beta0_where_they_agree() -> None:
+    """Above a ReLU (inputs >= 0) of a bias-free layer, ``AlphaBetaRule(1, 0)`` is Captum's
+    alpha1-beta0; alpha - beta must be 1, and the rule needs weights (zennit: test_lrp_zennit)."""
+    model = _mlp(bias=False)
+    torch.testing.assert_close(
+        lrp(model, X, T, rules={"2": AlphaBetaRule(1.0, 0.0)}),
+        lrp(model, X, T, rules={"2": Alpha1Beta0Rule()}),
+    )
+    with pytest.raises(ValueError, match=r"alpha - beta must be 1 .* got alpha=2, beta=2"):
+        AlphaBetaRule(2, 2)
+    with pytest.raises(ValueError, match="beta"):
+        AlphaBetaRule(0.5, -0.5)
+    with pytest.raises(TypeError, match=r"AlphaBetaRule needs a linear or convolution layer"):
+        lrp(model, X, T, rules={"1": AlphaBetaRule()})
 
 
 class _Twice(nn.Module):

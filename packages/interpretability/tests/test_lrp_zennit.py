@@ -14,7 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import EpsilonRule, FlatRule, WSquareRule, ZBoxRule, lrp
+from neuronkit.interpretability import (
+    AlphaBetaRule,
+    EpsilonRule,
+    FlatRule,
+    WSquareRule,
+    ZBoxRule,
+    lrp,
+)
 
 pytest.importorskip("zennit", reason="zennit is needed for the agreement tests (benchmark only)")
 resnet = pytest.importorskip("torchvision.models.resnet", reason="torchvision builds the ResNet")
@@ -23,7 +30,7 @@ from zennit.attribution import Gradient  # noqa: E402
 from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite  # noqa: E402
 from zennit.core import BasicHook, stabilize  # noqa: E402
 from zennit.layer import Sum  # noqa: E402
-from zennit.rules import Epsilon, Flat, NoMod, Pass, WSquare, ZBox  # noqa: E402
+from zennit.rules import AlphaBeta, Epsilon, Flat, NoMod, Pass, WSquare, ZBox  # noqa: E402
 from zennit.torchvision import ResNetCanonizer  # noqa: E402
 from zennit.types import Activation, AvgPool, Convolution  # noqa: E402
 
@@ -69,14 +76,21 @@ def _resnet() -> nn.Module:
     return model.double().eval()
 
 
-def _zennit(model: nn.Module, x: torch.Tensor, target: int, first: object = None) -> torch.Tensor:
-    """zennit's LRP with the epsilon rule (``EPS``) everywhere, its ResNet canonizer, and the
-    relevance at the top set to the target logit (neuronkit's and Captum's convention)."""
+def _zennit(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    first: object = None,
+    convolutions: object = None,
+) -> torch.Tensor:
+    """zennit's LRP with the epsilon rule (``EPS``) everywhere (``convolutions``: that rule on
+    the convolutions), its ResNet canonizer, and the relevance at the top set to the target
+    logit (neuronkit's and Captum's convention)."""
     layer_map = [
         (Activation, Pass()),
         (Sum, _norm()),
         (AvgPool, _norm()),
-        (Convolution, Epsilon(EPS)),
+        (Convolution, Epsilon(EPS) if convolutions is None else convolutions),
         (nn.Linear, Epsilon(EPS)),
     ]
     composite = (
@@ -125,4 +139,15 @@ def test_w_square_and_flat_rules_match_zennit(flat) -> None:
     ours = lrp(model, x, 3, rules={**RULES, "conv1": rule})
     first = Flat(stabilizer=1e-9) if flat else WSquare(stabilizer=1e-9, zero_params=["bias"])
     theirs = _zennit(model, x, 3, first=first)
+    assert (ours - theirs).abs().max() <= 1e-8 * ours.abs().max()
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(2.0, 1.0), (1.0, 0.0)])
+def test_alpha_beta_rule_matches_zennit(alpha, beta) -> None:
+    """On every convolution, the first reading inputs of both signs; biases of both signs."""
+    model = _resnet()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    ours = lrp(model, x, 3, rules={**RULES, nn.Conv2d: AlphaBetaRule(alpha, beta)})
+    rule = AlphaBeta(alpha, beta, stabilizer=1e-9)
+    theirs = _zennit(model, x, 3, first=rule, convolutions=rule)
     assert (ours - theirs).abs().max() <= 1e-8 * ours.abs().max()

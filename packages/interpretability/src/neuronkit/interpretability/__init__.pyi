@@ -53,6 +53,7 @@ from .llm_attribution import (
 from .lrp import (
     ATTENTION_RULES,
     Alpha1Beta0Rule,
+    AlphaBetaRule,
     EpsilonRule,
     FlatRule,
     GammaRule,
@@ -133,6 +134,7 @@ __all__ = [
     "RDM_METHODS",
     "SIMILARITY_METRICS",
     "Alpha1Beta0Rule",
+    "AlphaBetaRule",
     "BootstrapCrossValidation",
     "CodebookLayer",
     "CrossValidation",

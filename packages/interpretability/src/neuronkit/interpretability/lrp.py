@@ -109,6 +109,7 @@ from .hooks import (
 __all__ = [
     "ATTENTION_RULES",
     "Alpha1Beta0Rule",
+    "AlphaBetaRule",
     "EpsilonRule",
     "FlatRule",
     "GammaRule",
@@ -152,6 +153,28 @@ class Alpha1Beta0Rule:
 
     def __post_init__(self) -> None:
         check_type("set_bias_to_zero", self.set_bias_to_zero, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlphaBetaRule:
+    """``R_i = sum_j (alpha z+_ij / z+_j - beta z-_ij / z-_j) R_j`` with ``alpha - beta = 1``:
+    the contributions ``z_ij = x_i w_ij`` split by sign, ``z+_j`` their positive sum with the
+    bias's positive part, ``z-_j`` the negative one's (Bach et al. 2015; zennit's
+    ``AlphaBeta``, for inputs of either sign). ``AlphaBetaRule(1, 0)`` differs from
+    :class:`Alpha1Beta0Rule` (Captum's) in the bias, which that keeps whole, and for negative
+    inputs. For linear and convolution layers."""
+
+    alpha: float = 2.0
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_number("alpha", self.alpha, ge=0.0)
+        check_number("beta", self.beta, ge=0.0)
+        if abs(self.alpha - self.beta - 1.0) > 1e-12:
+            raise ValueError(
+                f"alpha - beta must be 1 (relevance is conserved), got alpha={self.alpha}, "
+                f"beta={self.beta}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,10 +223,30 @@ class FlatRule:
     "Unmasking Clever Hans predictors", Nature Communications 2019); zennit's ``Flat``."""
 
 
-Rule = EpsilonRule | GammaRule | Alpha1Beta0Rule | IdentityRule | ZBoxRule | WSquareRule | FlatRule
-_RULES = (EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule, ZBoxRule, WSquareRule, FlatRule)
-# rules for the layer that reads the inputs, which hand relevance to leaves of their own
+Rule = (
+    EpsilonRule
+    | GammaRule
+    | Alpha1Beta0Rule
+    | AlphaBetaRule
+    | IdentityRule
+    | ZBoxRule
+    | WSquareRule
+    | FlatRule
+)
+_RULES = (
+    EpsilonRule,
+    GammaRule,
+    Alpha1Beta0Rule,
+    AlphaBetaRule,
+    IdentityRule,
+    ZBoxRule,
+    WSquareRule,
+    FlatRule,
+)
+# rules for linear and convolution layers only: those for the layer that reads the inputs,
+# which hand relevance to leaves of their own, and alpha-beta
 _INPUT_RULES = (ZBoxRule, WSquareRule, FlatRule)
+_WEIGHTED_RULES = (*_INPUT_RULES, AlphaBetaRule)
 # the layers z^B takes
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *_TRANSPOSED)
 
@@ -805,8 +848,9 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
     for key, rule in (rules or {}).items():
         if not isinstance(rule, _RULES):
             raise TypeError(
-                "rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule, IdentityRule, "
-                f"ZBoxRule, WSquareRule or FlatRule, got {type(rule).__name__} for {key!r}"
+                "rules values must be EpsilonRule, GammaRule, Alpha1Beta0Rule, AlphaBetaRule, "
+                "IdentityRule, ZBoxRule, WSquareRule or FlatRule, got "
+                f"{type(rule).__name__} for {key!r}"
             )
         if isinstance(key, type) and issubclass(key, nn.Module):
             by_type[key] = rule
@@ -839,7 +883,7 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
                 f"rules for {name!r} ({type(module).__name__}) must be EpsilonRule, got "
                 f"{type(given).__name__}"
             )
-        if isinstance(given, _INPUT_RULES) and not _weighted(module):
+        if isinstance(given, _WEIGHTED_RULES) and not _weighted(module):
             raise TypeError(
                 f"{type(given).__name__} needs a linear or convolution layer, got {name!r} "
                 f"({type(module).__name__})"
@@ -1111,6 +1155,8 @@ def _propagation_hooks(
             return _z_box(module, rule, args, out, rerun, bounds)
         if isinstance(rule, (WSquareRule, FlatRule)):
             return _spread(module, isinstance(rule, FlatRule), args, out, rerun, bounds)
+        if isinstance(rule, AlphaBetaRule):
+            return _alpha_beta(module, rule, args, out, rerun)
         if isinstance(module, _RECURRENT):
             return _recurrent(module, args, out, epsilon)
         if isinstance(module, nn.MultiheadAttention):  # (output, weights): the weights stay
@@ -1403,6 +1449,41 @@ def _z_box(
     result: torch.Tensor = _Scaled.apply(
         z_box, out.detach(), _rule_factor(out.detach(), z_box.detach(), 1e-9)
     )
+    return result
+
+
+def _alpha_beta(
+    module: nn.Module, rule: AlphaBetaRule, args: tuple[Any, ...], out: torch.Tensor, rerun: Any
+) -> torch.Tensor:
+    """The output of a layer with the alpha-beta rule: its value, its backward handing the
+    positive contributions ``z+ = W+ x+ + W- x- + b+`` the gradient times ``alpha z / z+`` and
+    the negative ones ``z- = W- x+ + W+ x- + b-`` times ``-beta z / z-``."""
+    x = args[0]
+    signed = {"min": 0.0}, {"max": 0.0}
+    params = {n: p.detach() for n, p in module.named_parameters()}
+
+    def contributions(same: int) -> torch.Tensor:
+        """``z+`` (``same=0``: weights of the inputs' sign) or ``z-`` (``same=1``)."""
+        total = None
+        for side, clamp in enumerate(signed):  # x+, then x-
+            weights = signed[(side + same) % 2]
+            p = {n: v.clamp(**weights) for n, v in params.items()}
+            if "bias" in p and side == 1:
+                p["bias"] = torch.zeros_like(p["bias"])  # the bias enters once, with x+
+            part = rerun(module, p, (x.clamp(**clamp), *args[1:]))
+            total = part if total is None else total + part
+        assert total is not None
+        return total
+
+    z = out.detach()
+    positive = contributions(0)
+    result: torch.Tensor = _Scaled.apply(
+        positive, z, rule.alpha * _rule_factor(z, positive.detach(), 1e-9)
+    )
+    if rule.beta:
+        negative = contributions(1)
+        factor = -rule.beta * _rule_factor(z, negative.detach(), 1e-9)
+        result = result + _Scaled.apply(negative, torch.zeros_like(z), factor)
     return result
 
 
