@@ -1,5 +1,5 @@
-"""Layer-wise relevance propagation (LRP) with the epsilon, gamma, alpha1-beta0, identity, z^B,
-w^2 and flat rules.
+"""Layer-wise relevance propagation (LRP) with the epsilon, gamma, alpha-beta (and Captum's
+alpha1-beta0), identity, z^B, w^2 and flat rules.
 
 Bach, Binder, Montavon, Klauschen, Müller & Samek, "On Pixel-Wise Explanations for Non-Linear
 Classifier Decisions by Layer-Wise Relevance Propagation" (PLoS ONE 2015); the gamma rule and
@@ -205,9 +205,6 @@ class ZBoxRule:
             raise ValueError(f"low must be <= high, got {self.low} and {self.high}")
 
 
-_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-
-
 @dataclasses.dataclass(frozen=True)
 class WSquareRule:
     """The w^2 rule for the layer that reads unbounded inputs: ``R_i = sum_j w_ij^2 R_j /
@@ -247,7 +244,8 @@ _RULES = (
 # which hand relevance to leaves of their own, and alpha-beta
 _INPUT_RULES = (ZBoxRule, WSquareRule, FlatRule)
 _WEIGHTED_RULES = (*_INPUT_RULES, AlphaBetaRule)
-# the layers z^B takes
+# linear and convolution layers, which those rules take
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *_TRANSPOSED)
 
 _RULE_LAYERS = (
@@ -332,8 +330,9 @@ def _passes_through(module: nn.Module) -> bool:
 
 
 def _weighted(module: nn.Module) -> bool:
-    """Whether ``module`` is a linear or convolution layer (z^B takes those): torch's, or
-    Hugging Face's ``Conv1D`` (GPT-2's linear layer, its weight transposed)."""
+    """Whether ``module`` is a linear or convolution layer (z^B, w^2, flat and alpha-beta take
+    those): torch's, or Hugging Face's ``Conv1D`` (GPT-2's linear layer, its weight
+    transposed)."""
     cls = type(module)
     return isinstance(module, _WEIGHTED) or (cls.__module__, cls.__name__) == _HF_LINEAR
 
@@ -778,9 +777,8 @@ class _LRPFunctions(TorchFunctionMode):
             n = sum(isinstance(a, torch.Tensor) and a.requires_grad for a in operands)
             return out if n < 2 else _Scaled.apply(out, out.detach(), 1 / n)
         if kind == "activation" and args and getattr(args[0], "requires_grad", False):
-            x, value = args[0].detach(), out.detach()  # relevance passes unchanged: R_in = R_out
-            out = _Scaled.apply(args[0], value, _ratio(value, x))
-            return self.gate(out, sigmoid=func in _SIGMOIDS)
+            # relevance passes unchanged: R_in = R_out
+            return self.gate(_passed(args[0], out.detach()), sigmoid=func in _SIGMOIDS)
         if kind == "rectifier" and out.requires_grad:
             return self.gate(out)
         if kind == "scale" and self.scales_held:
