@@ -1334,11 +1334,13 @@ def _recurrent(module: nn.Module, args: tuple[Any, ...], out: Any, epsilon: floa
         )
     lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
     given = args[1] if len(args) > 1 else None
-    if isinstance(module, nn.RNNCellBase):
-        ours = _cell(module, x, given, lstm, epsilon)
-    else:
-        assert isinstance(module, nn.RNNBase)
-        ours = _unrolled(module, x, given, lstm, epsilon)
+    # the rules are applied here by hand: the function mode's, per op, would only cost time
+    with torch._C.DisableTorchFunction():
+        if isinstance(module, nn.RNNCellBase):
+            ours = _cell(module, x, given, lstm, epsilon)
+        else:
+            assert isinstance(module, nn.RNNBase)
+            ours = _unrolled(module, x, given, lstm, epsilon)
     theirs = _recurrent_states(module, out)
     for mine, value in zip(ours, theirs, strict=True):
         scale = float(value.detach().abs().max()) if value.numel() else 0.0
