@@ -773,6 +773,29 @@ def test_lrp_0_conserves_relevance_through_a_convnext_block() -> None:
         lrp(model, X, T, rules=rules)
 
 
+class _Moves(nn.Module):
+    """A layer without a rule that only moves values with torch-namespace functions (as
+    torchvision's MaxViT ``SwapAxes`` does): ``[B, 6] -> [B, 6]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.swapaxes(x.view(-1, 2, 3), 1, 2)
+        x = torch.moveaxis(x, 2, 1).flatten(1)
+        return torch.narrow(torch.tile(x, (1, 2)), 1, 3, 6)
+
+
+def test_lrp_0_through_a_layer_that_moves_values_with_torch_functions() -> None:
+    """Before 0.5.45 ``torch.swapaxes`` and the like (the method forms were known) were refused
+    as nonlinear in a layer without a rule (torchvision's MaxViT)."""
+    torch.manual_seed(21)
+    model = nn.Sequential(
+        nn.Linear(6, 6, bias=False), _Moves(), nn.ReLU(), nn.Linear(6, 3, bias=False)
+    ).double()
+    rules = {nn.Linear: EpsilonRule(0.0)}
+    relevance, delta = lrp(model, X, T, rules=rules, return_convergence_delta=True)
+    torch.testing.assert_close(relevance, input_x_gradient(model, X, T), rtol=1e-10, atol=1e-12)
+    assert delta.abs().max() < 1e-12
+
+
 class _TokenPool(nn.Module):
     """Patches to tokens and their average, as ViTs pool: ``[B, C, H, W] -> [B, C]``."""
 
