@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from neuronkit.interpretability import (
+    EpsilonRule,
     llm_attribution,
     llm_gradient_attribution,
     llm_lrp_attribution,
@@ -185,6 +186,11 @@ def test_lrp_attribution_is_lrp_of_each_target_tokens_logit(attention) -> None:
         model, PROMPT, TARGET, layer="emb", skip_tokens=[1], attention=attention, batch_size=2
     )
     torch.testing.assert_close(chunked.token_attr, result.token_attr, rtol=1e-12, atol=1e-14)
+    by_name = llm_lrp_attribution(model, PROMPT, TARGET, layer="emb", rules={"out": EpsilonRule(0)})
+    by_type = llm_lrp_attribution(
+        model, PROMPT, TARGET, layer="emb", rules={nn.Linear: EpsilonRule(0)}
+    )
+    torch.testing.assert_close(by_name.token_attr, by_type.token_attr)  # names as in the model
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         llm_lrp_attribution(model, PROMPT, TARGET, layer="emb", batch_size=0)
 
