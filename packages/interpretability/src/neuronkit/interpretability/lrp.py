@@ -240,13 +240,14 @@ _RULES = (
     WSquareRule,
     FlatRule,
 )
-# rules for linear and convolution layers only: those for the layer that reads the inputs,
-# which hand relevance to leaves of their own, and alpha-beta
-_INPUT_RULES = (ZBoxRule, WSquareRule, FlatRule)
-_WEIGHTED_RULES = (*_INPUT_RULES, AlphaBetaRule)
+# rules for linear and convolution layers only: those for the layer that reads the inputs
+# (z^B, w^2, flat: they hand relevance to leaves of their own) and alpha-beta
+_WEIGHTED_RULES = (ZBoxRule, WSquareRule, FlatRule, AlphaBetaRule)
 # linear and convolution layers, which those rules take
-_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, *_TRANSPOSED)
+_WEIGHTED = (
+    *(nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d),
+    *(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d),
+)
 
 _RULE_LAYERS = (
     *_WEIGHTED,
