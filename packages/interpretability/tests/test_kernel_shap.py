@@ -71,3 +71,16 @@ def test_errors_name_the_argument() -> None:
         kernel_shap(_mlp(), X, T, n_samples=1)
     with pytest.raises(ValueError, match="feature_mask must hold feature indices >= 0"):
         kernel_shap(_mlp(), X, T, feature_mask=torch.full((5,), -1))
+
+
+def test_non_finite_inputs_or_outputs_are_named_before_the_fit() -> None:
+    """A NaN in the outputs would reach the least-squares solve (a LAPACK argument error)."""
+    nan = X.clone()
+    nan[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        kernel_shap(_mlp(), nan, T, n_samples=10, seed=0)
+    model = _mlp()
+    with torch.no_grad():
+        model[0].bias[0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite outputs"):
+        kernel_shap(model, X, T, n_samples=10, seed=0)

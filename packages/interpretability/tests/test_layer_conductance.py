@@ -4,7 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import integrated_gradients, layer_conductance
+from neuronkit.interpretability import (
+    integrated_gradients,
+    internal_influence,
+    layer_conductance,
+    neuron_conductance,
+)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -76,6 +81,12 @@ def test_errors_name_the_problem() -> None:
         layer_conductance(model, X, "0", T, n_steps=0)
     with pytest.raises(TypeError, match="inputs must be a floating-point"):
         layer_conductance(model, torch.zeros(3, 5, dtype=torch.long), "0", T)
+    rows = X.tolist()  # a nested list, not a tensor: named before its shape is read
+    for method in (layer_conductance, internal_influence):
+        with pytest.raises(TypeError, match="inputs must be Tensor, got list"):
+            method(model, rows, "0", T)
+    with pytest.raises(TypeError, match="inputs must be Tensor, got list"):
+        neuron_conductance(model, rows, "0", 1, T)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 

@@ -105,6 +105,30 @@ def test_bad_input_is_named() -> None:
         layer_feature_ablation(Twice(), X, "lin", 0)
 
 
+def test_errors_name_the_layer_arguments() -> None:
+    """The input method runs on the layer's value: its errors name the layer method's
+    arguments, and non-finite activations are the inputs' (their own shape) or the layer's."""
+    model = _net()
+    for method in (layer_feature_ablation, layer_feature_permutation):
+        with pytest.raises(ValueError, match=r"layer_mask must broadcast to the layer's value"):
+            method(model, X, "1", T, layer_mask=torch.zeros(3, dtype=torch.long))
+        with pytest.raises(TypeError, match="layer_mask must hold integer feature indices"):
+            method(model, X, "1", T, layer_mask=torch.zeros(8))
+        nan = X.clone()
+        nan[0, 0] = float("nan")
+        with pytest.raises(ValueError, match=r"inputs must be finite.*shape \(4, 6\)"):
+            method(model, nan, "1", T)
+        broken = _net()
+        with torch.no_grad():
+            broken[0].bias[0] = float("nan")
+        with pytest.raises(ValueError, match="the layer's value holds NaN or infinity"):
+            method(broken, X, "1", T)
+    with pytest.raises(ValueError, match="layer_baselines must be finite"):
+        layer_feature_ablation(model, X, "1", T, layer_baselines=float("nan"))
+    with pytest.raises(ValueError, match="layer_baselines must broadcast"):
+        layer_feature_ablation(model, X, "1", T, layer_baselines=torch.zeros(3, dtype=X.dtype))
+
+
 class _Shift(nn.Module):
     def __init__(self, inplace: bool) -> None:
         super().__init__()

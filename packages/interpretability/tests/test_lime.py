@@ -64,3 +64,16 @@ def test_seeds_repeat_and_leave_the_global_generator_alone() -> None:
 def test_bad_arguments(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         lime(nn.Linear(6, 3).double(), X, T, **kwargs)
+
+
+def test_non_finite_inputs_or_outputs_are_named_before_the_fit() -> None:
+    """A NaN would reach scikit-learn's Lasso, whose message names its own ``y``."""
+    model = nn.Linear(6, 3).double()
+    nan = X.clone()
+    nan[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        lime(model, nan, T, seed=0)
+    with torch.no_grad():
+        model.bias[0] = float("inf")
+    with pytest.raises(ValueError, match="non-finite outputs"):
+        lime(model, X, T, seed=0)

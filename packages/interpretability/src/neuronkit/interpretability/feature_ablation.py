@@ -33,24 +33,28 @@ from .occlusion import _baseline, _output_drops
 __all__ = ["feature_ablation"]
 
 
-def _feature_mask(feature_mask: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+def _feature_mask(
+    feature_mask: torch.Tensor | None,
+    inputs: torch.Tensor,
+    name: str = "feature_mask",
+    of: str = "inputs",
+) -> torch.Tensor:
     """The mask as an int64 tensor broadcastable to ``inputs`` (``[1 or B, *S]``); by default
-    one feature per entry of an example, numbered row-major."""
+    one feature per entry of an example, numbered row-major. ``name`` and ``of``: the mask's
+    and ``inputs``' names in messages."""
     shape = tuple(inputs.shape[1:])
     if feature_mask is None:
         return torch.arange(math.prod(shape), device=inputs.device).view(1, *shape)
     if not isinstance(feature_mask, torch.Tensor):
         raise TypeError(
-            f"feature_mask must be an integer tensor or None, got {type(feature_mask).__name__}"
+            f"{name} must be an integer tensor or None, got {type(feature_mask).__name__}"
         )
     if (
         feature_mask.is_floating_point()
         or feature_mask.is_complex()
         or feature_mask.dtype == torch.bool
     ):
-        raise TypeError(
-            f"feature_mask must hold integer feature indices, got dtype {feature_mask.dtype}"
-        )
+        raise TypeError(f"{name} must hold integer feature indices, got dtype {feature_mask.dtype}")
     mask = feature_mask.detach().to(inputs.device, torch.long)
     while mask.ndim < inputs.ndim:  # [*S] or trailing dimensions: the same mask for every example
         mask = mask.unsqueeze(0)
@@ -60,12 +64,12 @@ def _feature_mask(feature_mask: torch.Tensor | None, inputs: torch.Tensor) -> to
         fits = False
     if not fits or mask.numel() == 0:
         raise ValueError(
-            f"feature_mask must broadcast to inputs {tuple(inputs.shape)} (e.g. [*S], [1, *S] "
+            f"{name} must broadcast to {of} {tuple(inputs.shape)} (e.g. [*S], [1, *S] "
             f"or [B, *S]), got shape {tuple(feature_mask.shape)}"
         )
     low = int(mask.min())
     if low < 0:
-        raise ValueError(f"feature_mask must hold feature indices >= 0, got {low}")
+        raise ValueError(f"{name} must hold feature indices >= 0, got {low}")
     return mask
 
 

@@ -63,8 +63,9 @@ def internal_influence(
         ``[B, ...]`` shaped like the layer's output (input).
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, False, batch_dim)
-    batch, points = inputs.shape[0], int(n_steps)
-    _, _, weights, path = _straight_path(inputs, baselines, method, points)
+    points = int(n_steps)
+    x, _, weights, path = _straight_path(inputs, baselines, method, points)
+    batch = x.shape[0]
     t = _target_index(target, batch, inputs.device)
     _, grads = _layer_gradients(
         model, module, path, _repeat(t, points), layer_input, copy=False, batch_dim=batch_dim

@@ -21,7 +21,7 @@ import torch
 
 from neuronkit.common import check_number
 
-from .attribution import Model, Target, _generator
+from .attribution import Model, Target, _finite_with_inputs, _generator
 from .feature_ablation import _prepared, _spread
 from .occlusion import _output_drops
 
@@ -89,6 +89,7 @@ def kernel_shap(
     drops = _output_drops(
         model, x, base, t, len(coalitions), batch_size, perturbed, show_progress, "Kernel SHAP"
     )  # f(x) - f(h(z)), [n_samples, B]: fitting -drops leaves the coefficients unchanged
+    _finite_with_inputs(inputs, drops, "outputs")  # a least-squares solve fails on NaN
     design = torch.cat((coalitions, torch.ones_like(coalitions[:, :1])), dim=1).double()
     weights = torch.ones(len(coalitions), dtype=torch.float64, device=x.device)
     weights[:2] = _ENDPOINT_WEIGHT

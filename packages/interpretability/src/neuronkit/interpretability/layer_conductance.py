@@ -76,8 +76,9 @@ integration_nodes`, with ``n_steps + 1`` points).
     module = _layer_method(
         model, layer, n_steps, method, layer_input, return_convergence_delta, batch_dim
     )
-    batch, points = inputs.shape[0], int(n_steps) + 1
+    points = int(n_steps) + 1
     x, base, _, path = _straight_path(inputs, baselines, method, points)
+    batch = x.shape[0]
     t = _target_index(target, batch, inputs.device)
     acts, grads = _layer_gradients(
         model, module, path, _repeat(t, points), layer_input, copy=False, batch_dim=batch_dim

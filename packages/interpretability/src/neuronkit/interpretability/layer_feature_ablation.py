@@ -17,15 +17,17 @@ through a residual connection).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
-from neuronkit.common import eval_mode
+from neuronkit.common import check_finite, eval_mode
 
 from .attribution import Target, _check_inputs
-from .feature_ablation import feature_ablation
+from .feature_ablation import _feature_mask, feature_ablation
 from .feature_permutation import feature_permutation
 from .hooks import (
     LayerValueHook,
@@ -33,6 +35,7 @@ from .hooks import (
     checked_layer,
     module_hooks,
 )
+from .occlusion import _baseline
 
 __all__ = ["layer_feature_ablation", "layer_feature_permutation"]
 
@@ -134,6 +137,27 @@ def _batch_first(value: Any, batch_dim: int, ndim: int) -> Any:
     return value
 
 
+_BATCH_FIRST = "the layer's value (batch axis first)"
+
+
+@contextmanager
+def _lesion_errors(inputs: torch.Tensor, acts: torch.Tensor, mask: Any) -> Iterator[None]:
+    """Around the input method run on the rest of the model: ``layer_mask`` checked first under
+    its own name, and the method's error at non-finite activations reported as the inputs' or
+    the layer's."""
+    _feature_mask(mask, acts, "layer_mask", _BATCH_FIRST)
+    try:
+        yield
+    except ValueError:
+        if not bool(torch.isfinite(acts).all()):
+            check_finite("inputs", inputs)
+            raise ValueError(
+                "the layer's value holds NaN or infinity for these inputs (check the model's "
+                "parameters), so the lesions' output drops are not finite"
+            ) from None
+        raise
+
+
 def layer_feature_ablation(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -174,15 +198,19 @@ def layer_feature_ablation(
         output drop.
     """
     rest, acts = _rest_of_model(model, inputs, layer, layer_input, batch_dim)
-    drops = feature_ablation(
-        rest,
-        acts,
-        target,
-        feature_mask=_batch_first(layer_mask, batch_dim, acts.ndim),
-        baselines=_batch_first(layer_baselines, batch_dim, acts.ndim),
-        batch_size=batch_size,
-        show_progress=show_progress,
-    )
+    mask = _batch_first(layer_mask, batch_dim, acts.ndim)
+    baselines = _batch_first(layer_baselines, batch_dim, acts.ndim)
+    _baseline(baselines, acts, "layer_baselines", _BATCH_FIRST)
+    with _lesion_errors(inputs, acts, mask):
+        drops = feature_ablation(
+            rest,
+            acts,
+            target,
+            feature_mask=mask,
+            baselines=baselines,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
     return drops.movedim(0, batch_dim)
 
 
@@ -214,14 +242,16 @@ def layer_feature_permutation(
         ``[B, *U]``: each unit's output drop.
     """
     rest, acts = _rest_of_model(model, inputs, layer, layer_input, batch_dim)
-    drops = feature_permutation(
-        rest,
-        acts,
-        target,
-        feature_mask=_batch_first(layer_mask, batch_dim, acts.ndim),
-        batch_size=batch_size,
-        seed=seed,
-        generator=generator,
-        show_progress=show_progress,
-    )
+    mask = _batch_first(layer_mask, batch_dim, acts.ndim)
+    with _lesion_errors(inputs, acts, mask):
+        drops = feature_permutation(
+            rest,
+            acts,
+            target,
+            feature_mask=mask,
+            batch_size=batch_size,
+            seed=seed,
+            generator=generator,
+            show_progress=show_progress,
+        )
     return drops.movedim(0, batch_dim)

@@ -24,7 +24,7 @@ from sklearn.linear_model import Lasso
 
 from neuronkit.common import check_choice, check_number
 
-from .attribution import Model, Target, _generator
+from .attribution import Model, Target, _finite_with_inputs, _generator
 from .feature_ablation import _prepared, _spread
 from .occlusion import _output_drops
 
@@ -123,6 +123,8 @@ def lime(
         model, x, base, t, int(n_samples), batch_size, perturbed, show_progress, "LIME"
     )  # f(x) - f(perturbed): fitting -drops leaves the coefficients unchanged
     weights = _similarities(x, base, mask, coalitions, distance, float(kernel_width))
+    for value, what in ((drops, "outputs"), (weights, "similarities")):  # Lasso fails on NaN
+        _finite_with_inputs(inputs, value, what)
     design = coalitions.cpu().numpy()
     targets, proximity = (-drops).double().cpu().numpy(), weights.cpu().numpy()
     fits = [

@@ -189,8 +189,9 @@ def neuron_conductance(
     """
     module = _layer_method(model, layer, n_steps, method, layer_input, False, batch_dim)
     _check_neuron(neuron)
-    batch, points = inputs.shape[0], int(n_steps)
+    points = int(n_steps)
     x, base, weights, path = _straight_path(inputs, baselines, method, points)
+    batch = x.shape[0]
     diff = x - base
     t = _target_index(target, batch, inputs.device)
     path.requires_grad_(True)

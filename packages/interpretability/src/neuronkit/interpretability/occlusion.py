@@ -71,19 +71,24 @@ def _intervals(size: int, window: int, stride: int, like: torch.Tensor) -> torch
     return ((index >= starts) & (index < starts + window)).to(like.dtype)
 
 
-def _baseline(baselines: float | torch.Tensor, inputs: torch.Tensor) -> float | torch.Tensor:
+def _baseline(
+    baselines: float | torch.Tensor,
+    inputs: torch.Tensor,
+    name: str = "baselines",
+    of: str = "inputs",
+) -> float | torch.Tensor:
     """``baselines`` checked: a number, or a floating tensor broadcastable to ``inputs`` (moved
-    to their device and dtype)."""
+    to their device and dtype). ``name`` and ``of``: their names in messages."""
     if not isinstance(baselines, torch.Tensor):
-        check_number("baselines", baselines)
+        check_number(name, baselines)
         return float(baselines)
     if not baselines.is_floating_point():
-        raise TypeError(f"baselines must be a floating tensor, got dtype {baselines.dtype}")
+        raise TypeError(f"{name} must be a floating tensor, got dtype {baselines.dtype}")
     try:
         torch.broadcast_shapes(baselines.shape, inputs.shape)
     except RuntimeError:
         raise ValueError(
-            f"baselines must broadcast to inputs {tuple(inputs.shape)}, got shape "
+            f"{name} must broadcast to {of} {tuple(inputs.shape)}, got shape "
             f"{tuple(baselines.shape)}"
         ) from None
     return baselines.detach().to(inputs.device, inputs.dtype)
