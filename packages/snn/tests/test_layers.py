@@ -75,6 +75,19 @@ def test_bad_inputs() -> None:
         over_time(nn.Identity(), [1.0])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="module must be Module"):
         TimeDistributed(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^fn must be callable as fn"):  # was "'str' object is..."
+        over_time("relu", torch.randn(2, 3, 4))  # type: ignore[arg-type]
+
+
+def test_seq_dropout_names_an_integer_input_and_takes_an_empty_sequence() -> None:
+    """In training mode an int64 or bool input failed in the mask product ("result type Float
+    can't be cast"), an empty sequence T = 0 with IndexError."""
+    drop = SeqDropout(0.5).train()
+    for dtype in (torch.int64, torch.bool):
+        with pytest.raises(TypeError, match=r"^x must be a floating-point tensor"):
+            drop(torch.ones(3, 2, 4, dtype=dtype))
+    empty = torch.rand(0, 2, 4)
+    assert drop(empty).shape == (0, 2, 4)
 
 
 @pytest.mark.parametrize(

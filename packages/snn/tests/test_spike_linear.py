@@ -150,6 +150,8 @@ def test_an_nn_linear_with_its_state_dict_and_errors() -> None:
         layer(torch.zeros(3, 7))
     with pytest.raises(RuntimeError):
         layer(torch.zeros(3, 8, dtype=torch.int64))
+    with pytest.raises(TypeError, match=r"^x must be Tensor, got list"):  # was AttributeError
+        layer([[0.0] * 8])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="in_features must be >= 0"):
         SpikeLinear(-1, 4)
     with pytest.raises(TypeError, match="out_features must be an integer"):

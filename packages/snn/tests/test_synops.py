@@ -106,6 +106,23 @@ def test_no_weight_layer_and_bad_model() -> None:
         synaptic_operations(lambda x: x, torch.ones(2))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("model", "x", "match"),
+    [
+        (nn.Sequential(SeqLinear(3, 4), LIF()), torch.rand(4, 2, 5), r"x must have size 3 \(in_f"),
+        (nn.Sequential(SeqLinear(3, 4), LIF()), torch.tensor(1.0), "x must have at least 3 dim"),
+        (nn.Sequential(SeqConv2d(1, 2, 3), LIF()), torch.rand(2, 1, 8, 8), "x must have 5 dim"),
+        (nn.Sequential(SeqConv2d(1, 2, 3)), torch.rand(4, 2, 2, 8, 8), r"x must have size 1 \("),
+    ],
+)
+def test_a_bad_input_gets_the_layers_own_error(model: nn.Module, x: torch.Tensor, match: str):
+    """The counting ran before the layer checked its input: a wrong feature size failed in a
+    reshape ("shape '[-1, 3]' is invalid"), a 0-d input with IndexError, a wrong channel count
+    in torch's conv."""
+    with pytest.raises(ValueError, match=match):
+        synaptic_operations(model, x)
+
+
 def test_a_layer_called_with_a_keyword_input_is_counted() -> None:
     # The pre-hook read args[0]: IndexError for fc(input=x).
     class Keyword(nn.Module):

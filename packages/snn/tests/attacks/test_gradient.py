@@ -108,6 +108,19 @@ def test_bad_inputs() -> None:
         snn_logits(lambda t: t.sum(), x, T=2)
 
 
+def test_attack_success_names_x_adv() -> None:
+    """Its bad input was named x, the name of the attacks' argument."""
+    model, x, y = _setup()
+    with pytest.raises(TypeError, match=r"^x_adv must be Tensor, got list"):
+        attack_success(model, x.tolist(), y, T=2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^x_adv must be a floating-point tensor"):
+        attack_success(model, x.long(), y, T=2)
+    with pytest.raises(ValueError, match=r"^x_adv must be finite"):
+        attack_success(model, x * float("nan"), y, T=2)
+    with pytest.raises(ValueError, match=r"^x_adv must be time-major \[T, B, \.\.\.\]"):
+        attack_success(model, x, y)
+
+
 def test_labels_outside_the_models_classes_are_refused() -> None:
     """attack_success counted a label >= K as a success (argmax never equals it); fgsm and pgd
     failed in torch's cross-entropy with "IndexError: Target 3 is out of bounds"."""

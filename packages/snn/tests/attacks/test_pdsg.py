@@ -63,6 +63,17 @@ def test_running_std_rejects_channel_change_and_bad_input() -> None:
         RunningChannelStd(channel_dim=-1)
 
 
+def test_pdsg_call_names_its_argument_x() -> None:
+    """``pdsg(x)`` failed in the statistics' mean ("NotImplementedError: mean(): could not infer
+    output dtype") for an integer x, and named a 1-d x ``v``."""
+    with pytest.raises(TypeError, match=r"^x must be a floating-point tensor"):
+        PDSG()(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"^x must be Tensor"):
+        PDSG()([1.0, 2.0])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^x must have a channel axis 1"):
+        PDSG()(torch.randn(3))
+
+
 @pytest.mark.parametrize("shift", [0.0, 0.5])
 def test_pdsg_forward_is_heaviside_backward_is_gaussian_of_channel_std(shift: float) -> None:
     gen = torch.Generator().manual_seed(1)

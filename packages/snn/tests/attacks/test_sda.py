@@ -16,6 +16,13 @@ def test_cw_margin() -> None:
         cw_margin(logits, y[:2])
     with pytest.raises(ValueError, match="logits"):
         cw_margin(logits[:, :1], y)
+    # were torch's "index 3 is out of bounds" and, for integer logits, an int64 overflow
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+        cw_margin(logits, torch.tensor([0, 3, 1]))
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+        cw_margin(logits, torch.tensor([0, -1, 1]))
+    with pytest.raises(TypeError, match=r"^logits must be a floating-point tensor"):
+        cw_margin(logits.long(), y)
 
 
 def _net_and_data() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
@@ -72,6 +79,11 @@ def test_sda_bad_inputs() -> None:
         sda(net, x, y, k_init=0)
     with pytest.raises(ValueError, match="y must"):
         sda(net, x, y[:2])
+    # a label outside the classes counted as an immediate success (argmax never equals it)
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+        sda(net, x, torch.full_like(y, 3), seed=0)
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+        sda(net, x, torch.cat([y[:-1], torch.tensor([-1])]), seed=0)
     with pytest.raises(ValueError, match="seed or generator"):
         sda(net, x, y, seed=1, generator=torch.Generator())
 

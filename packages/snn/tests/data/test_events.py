@@ -76,6 +76,14 @@ def test_bad_inputs() -> None:
         event_frames(img, 4, seed=2**64)
 
 
+@pytest.mark.parametrize("mode", ["delta", "threshold"])
+def test_no_images_give_no_frames(mode: str) -> None:
+    """An empty batch failed in delta mode in torch's affine_grid ("Expected non-zero, positive
+    output size")."""
+    frames = event_frames(torch.rand(0, 1, 8, 8), 3, mode=mode)
+    assert frames.shape == (3, 0, 2 if mode == "delta" else 1, 8, 8)
+
+
 def test_delta_frames_with_one_step_still_move() -> None:
     images = load_digits().x_train[:50]
     assert float(event_frames(images, 1).sum()) > 0  # the frame before step 0 differs from it

@@ -187,6 +187,11 @@ def test_bad_inputs() -> None:
         oracle_exit(out, torch.tensor([0, 1, 2]), never_correct="middle")
     with pytest.raises(ValueError, match="thresholds"):
         confidence_sweep(out, torch.tensor([0, 1, 2]), [2.0])
+    for bad in ("0.5", [0.5, None]):  # were torch's "new(): invalid data type 'str'", ...
+        with pytest.raises(TypeError, match=r"^thresholds must be None or a list or tensor"):
+            confidence_sweep(out, torch.tensor([0, 1, 2]), bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^thresholds must be None or a list or tensor"):
+            calibrate_threshold(out, torch.tensor([0, 1, 2]), thresholds=bad)  # type: ignore
     with pytest.raises(TypeError, match="step must be callable"):
         run_dynamic_confidence(None, torch.rand(3, 2, 4))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="step must return"):

@@ -241,6 +241,35 @@ def test_bad_inputs() -> None:
     assert math.isfinite(layer(torch.rand(4, 1, 2)).sum().item())
 
 
+def test_bad_dtypes_and_sigmas_are_named() -> None:
+    """Bool delays failed in torch ("arange_cpu" / "round_vml_cpu" not implemented for 'Bool');
+    a string, bool or non-finite sigma was taken (NaN taps); delayed_linear passed an integer
+    input, an empty sequence or a kernel of another dtype to conv1d, whose errors name none of
+    them; DelayedLinear cast its kernel to an integer input's dtype (weights truncated)."""
+    weight, delays = torch.rand(3, 2), torch.rand(3, 2) * 2
+    for fn in (
+        lambda d: gaussian_delay_taps(d, 4, 1.0),
+        lambda d: delay_kernel(weight, d, max_delay=4, sigma=1.0),
+        lambda d: hard_delay_kernel(weight, d, max_delay=4),
+    ):
+        with pytest.raises(TypeError, match=r"^delays must be a real"):
+            fn(delays > 1)
+    for sigma in ("1.0", True, float("nan"), float("inf")):
+        with pytest.raises((TypeError, ValueError), match=r"^sigma must be"):
+            delay_kernel(weight, delays, max_delay=4, sigma=sigma)  # type: ignore[arg-type]
+    kernel, x = hard_delay_kernel(weight, delays, max_delay=4), torch.rand(5, 2, 2)
+    with pytest.raises(TypeError, match=r"^x must be a floating-point tensor"):
+        delayed_linear(x.long(), kernel)
+    with pytest.raises(ValueError, match=r"^x must have 3 dimensions \[T >= 1, B, C_in\]"):
+        delayed_linear(x[:0], kernel)
+    with pytest.raises(TypeError, match=r"^kernel must have x's dtype torch.float32"):
+        delayed_linear(x, kernel.double())
+    with pytest.raises(TypeError, match=r"^bias must have x's dtype torch.float32"):
+        delayed_linear(x, kernel, torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"^x must be a floating-point tensor"):
+        DelayedLinear(2, 3, max_delay=4, seed=0)(torch.ones(5, 2, 2, dtype=torch.long))
+
+
 def test_parameter_helpers_check_model_eagerly() -> None:
     layer = DelayedLinear(2, 3, max_delay=3, seed=0)
     assert count_parameters(list(layer.parameters())) == count_parameters(layer)

@@ -234,6 +234,10 @@ def test_bptt_bad_inputs() -> None:
         bptt_train_epoch(net, [(torch.rand(3, 5), torch.zeros(3))], opt, 2)
     with pytest.raises(TypeError, match="y must hold integer class indices"):
         evaluate_steps(net, torch.rand(3, 5), torch.zeros(3), 2)
+    # a label outside the model's classes failed in cross-entropy with IndexError
+    for y in (torch.tensor([0, 1, 7]), torch.tensor([0, -1, 1])):
+        with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+            bptt_train_epoch(net, [(torch.rand(3, 5), y)], opt, 2)
 
 
 def test_evaluate_steps_restores_mode() -> None:

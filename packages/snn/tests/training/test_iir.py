@@ -381,6 +381,27 @@ def test_latency_functions_reject_a_time_major_output() -> None:
     assert len(train_at_latency(readout, x, y, 2, 1, batch_size=4, show_progress=False)) == 1
 
 
+def test_trainers_check_their_labels_and_inputs() -> None:
+    """train_ann and train_at_latency failed in cross-entropy with float labels ("expected
+    target dtype to be Long") or labels outside the classes (IndexError); train_ann trained on
+    a NaN input (every weight NaN); spike_counts failed on a 0-d x with IndexError."""
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    kw: dict[str, Any] = {"batch_size": 4, "show_progress": False}
+    ann, snn = cnn_ann(channels=(2, 2, 2), hidden=4, seed=0), iir_cnn(channels=(2, 2, 2), seed=0)
+    for train in (lambda y: train_ann(ann, x, y, 1, **kw),
+                  lambda y: train_at_latency(snn, x, y, 1, 1, **kw)):  # fmt: skip
+        with pytest.raises(TypeError, match=r"^y must hold integer class indices"):
+            train(y.float())
+        for bad in (y + 10, y - 10):
+            with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 9\]"):
+                train(bad)
+        assert len(train(y.int())) == 1  # any integer labels
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        train_ann(ann, torch.full_like(x, float("nan")), y, 1, **kw)
+    with pytest.raises(ValueError, match=r"^x must be a batch \[N, \.\.\.\]"):
+        spike_counts(snn, torch.tensor(1.0), 2)
+
+
 def test_calibration_inputs_must_be_non_empty_and_finite() -> None:
     ann = cnn_ann(seed=0)
     with pytest.raises(ValueError, match="x_calib must be a non-empty batch"):

@@ -88,6 +88,9 @@ def test_sltt_bad_inputs() -> None:
         sltt_train_epoch(net, [(X, Y)], opt, 0)
     with pytest.raises(ValueError, match="tau"):
         sltt_neuron(tau=0.5)
+    # a label outside the model's 3 classes failed in cross-entropy with IndexError
+    with pytest.raises(ValueError, match=r"^y must hold class labels in \[0, 2\]"):
+        sltt_train_epoch(net, [(X, Y + 1)], opt, 2)
 
 
 def test_sltt_loss() -> None:
@@ -102,6 +105,9 @@ def test_sltt_loss() -> None:
         sltt_loss(out[0], y)
     with pytest.raises(ValueError, match="lamb"):
         sltt_loss(out, y, lamb=1.5)
+    for bad in (torch.tensor([0, 2, 3, 1]), torch.tensor([0, -1, 1, 1])):  # were IndexError
+        with pytest.raises(ValueError, match=r"^target must hold class labels in \[0, 2\]"):
+            sltt_loss(out, bad)
 
 
 def test_sltt_neuron_is_reference_setting() -> None:

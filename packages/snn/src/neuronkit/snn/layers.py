@@ -58,6 +58,8 @@ def over_time(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
     Under ``torch.fx`` symbolic tracing (``x`` a ``Proxy``) the fold is recorded unchecked.
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable as fn(x), got {type(fn).__name__}")
     if not isinstance(x, torch.fx.Proxy):
         _check_seq(x)
     return _fold(fn, x)
@@ -220,8 +222,10 @@ class SeqDropout(nn.Dropout):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_seq(x)
-        if not self.training or self.p == 0.0:
+        if not self.training or self.p == 0.0 or x.shape[0] == 0:  # T = 0: nothing to drop
             return x
+        if not x.is_floating_point():  # the scaled mask has no integer or bool form
+            raise TypeError(f"x must be a floating-point tensor [T, B, ...], got dtype {x.dtype}")
         keep = 1.0 - self.p
         mask = torch.zeros_like(x[0])
         if keep > 0:

@@ -94,6 +94,8 @@ class SpikeLinear(nn.Linear):
         super().__init__(in_features, out_features, bias, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, (Tensor, torch.fx.Proxy)):  # a Proxy meets fx's own error below
+            raise TypeError(f"x must be Tensor, got {type(x).__name__}")
         if (
             x.device.type != "cpu"
             or x.dim() == 0

@@ -273,7 +273,9 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
     missed: dict[str, None] = {}  # ordered set of uncounted weight modules that ran
 
     def hook(name: str) -> Callable[..., None]:
-        def record(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # after the layer's forward, which has checked its input (a bad one fails there,
+        # named by the layer, not in the counting below)
+        def record(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
             x = args[0] if args else next(iter(kwargs.values()), None)
             if not isinstance(x, Tensor):
                 raise TypeError(
@@ -292,9 +294,7 @@ def synaptic_operations(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[s
 
         return record
 
-    handles = [
-        m.register_forward_pre_hook(hook(name), with_kwargs=True) for name, m in layers.items()
-    ]
+    handles = [m.register_forward_hook(hook(name), with_kwargs=True) for name, m in layers.items()]
     handles += [m.register_forward_pre_hook(note(name)) for name, m in others.items()]
     try:
         with eval_mode(model):

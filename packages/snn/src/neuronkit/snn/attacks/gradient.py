@@ -45,24 +45,29 @@ def _check_model(model: Any) -> None:
         raise TypeError(f"model must be an nn.Module or a callable, got {type(model).__name__}")
 
 
-def _check_inputs(x: Any, y: Any, T: int | None) -> int:
-    """Validate ``x``, ``y`` and ``T``; return the batch size."""
-    check_type("x", x, Tensor)
+def _check_inputs(x: Any, y: Any, T: int | None, name: str = "x") -> int:
+    """Validate ``x`` (the argument ``name``), ``y`` and ``T``; return the batch size."""
+    check_type(name, x, Tensor)
     if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if T is None and x.ndim < 3:
         raise ValueError(
-            "x must be time-major [T, B, ...] with at least 3 dimensions when T is None (pass T "
-            f"for a static input [B, ...] with direct encoding), got shape {tuple(x.shape)}"
+            f"{name} must be time-major [T, B, ...] with at least 3 dimensions when T is None "
+            f"(pass T for a static input [B, ...] with direct encoding), got shape "
+            f"{tuple(x.shape)}"
         )
     if T is not None:
         check_number("T", T, ge=1, integer=True)
         if x.ndim < 2:
-            raise ValueError(f"x must be static [B, ...] with T given, got shape {tuple(x.shape)}")
-    check_finite("x", x)
+            raise ValueError(
+                f"{name} must be static [B, ...] with T given, got shape {tuple(x.shape)}"
+            )
+    check_finite(name, x)
     batch = x.shape[0] if T is not None else x.shape[1]
     if batch == 0:
-        raise ValueError(f"x must hold at least one sample (B >= 1), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must hold at least one sample (B >= 1), got shape {tuple(x.shape)}"
+        )
     check_type("y", y, Tensor)
     if y.dtype != torch.long or y.shape != (batch,):
         raise ValueError(
@@ -106,7 +111,7 @@ def attack_success(
     """Per-sample success ``[B]`` (bool): prediction != ``y`` (untargeted) or == ``y``
     (targeted), for inputs laid out as in :func:`pgd`."""
     _check_model(model)
-    _check_inputs(x_adv, y, T)
+    _check_inputs(x_adv, y, T, "x_adv")
     check_type("targeted", targeted, bool)
     logits = snn_logits(model, x_adv, T=T)
     check_class_labels("y", y, logits.shape[1])  # a label >= K would count as a success

@@ -47,7 +47,7 @@ from neuronkit.common import (
     under_torch_func,
 )
 
-from ..surrogate import Surrogate, _heaviside
+from ..surrogate import Surrogate, _floating, _heaviside
 
 __all__ = ["PDSG", "RunningChannelStd"]
 
@@ -187,6 +187,12 @@ class PDSG(Surrogate):
 
     def __call__(self, x: Tensor) -> Tensor:
         """Spikes ``H(x)``; the statistics are taken from ``x`` itself (see the class doc)."""
+        x = _floating(x)
+        if x.ndim <= self.channel_dim:
+            raise ValueError(
+                f"x must have a channel axis {self.channel_dim} ([B, C, ...]), got shape "
+                f"{tuple(x.shape)}"
+            )
         return self.fire(x, x)
 
     def fire(self, x: Tensor, v: Tensor) -> Tensor:

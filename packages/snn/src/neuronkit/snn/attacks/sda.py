@@ -33,7 +33,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_number, check_type, detached_input, grad_enabled
+from neuronkit.common import (
+    check_class_labels,
+    check_number,
+    check_type,
+    detached_input,
+    grad_enabled,
+)
 
 from ..encoding import _generator
 from .gradient import _check_inputs, _check_model, snn_logits
@@ -44,7 +50,15 @@ __all__ = ["SDAResult", "cw_margin", "sda"]
 def cw_margin(logits: Tensor, y: Tensor) -> Tensor:
     """Per-sample Carlini-Wagner loss ``max(z_y - max_{j != y} z_j, 0)``: ``[B, K], [B] -> [B]``
     (zero once the sample is misclassified)."""
+    return _cw_margin(logits, y, check_labels=True)
+
+
+def _cw_margin(logits: Tensor, y: Tensor, check_labels: bool = False) -> Tensor:
+    """:func:`cw_margin`; ``check_labels``: first check ``y``'s values against ``K`` (one host
+    read, which the attack's loops skip: :func:`sda` checks its labels once)."""
     check_type("logits", logits, Tensor)
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor [B, K], got dtype {logits.dtype}")
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError(f"logits must be [B, K] with K >= 2, got shape {tuple(logits.shape)}")
     check_type("y", y, Tensor)
@@ -53,6 +67,8 @@ def cw_margin(logits: Tensor, y: Tensor) -> Tensor:
             f"y must be an int64 tensor of shape [{logits.shape[0]}], got dtype {y.dtype} and "
             f"shape {tuple(y.shape)}"
         )
+    if check_labels:
+        check_class_labels("y", y, logits.shape[1])
     true = logits.gather(1, y[:, None]).squeeze(1)
     others = logits.scatter(1, y[:, None], float("-inf")).amax(1)
     return (true - others).clamp_min(0)
@@ -96,13 +112,18 @@ Model = Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
-def _is_adversarial(model: Model, x: Tensor, y: Tensor) -> bool:
-    return bool(snn_logits(model, x).argmax(1).ne(y).all())
+def _is_adversarial(model: Model, x: Tensor, y: Tensor, labels: Tensor | None = None) -> bool:
+    """Whether the model misclassifies ``x``; ``labels``: first check them (all of the attack's
+    ``y``) against the model's classes."""
+    logits = snn_logits(model, x)
+    if labels is not None:
+        check_class_labels("y", labels, logits.shape[1])  # a label >= K would count as a success
+    return bool(logits.argmax(1).ne(y).all())
 
 
 def _margin_and_grad(model: Model, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     xg = x.detach().requires_grad_(True)
-    loss = cw_margin(snn_logits(model, xg), y).sum()
+    loss = _cw_margin(snn_logits(model, xg), y).sum()
     (grad,) = torch.autograd.grad(loss, xg)
     return loss.detach(), grad
 
@@ -120,7 +141,7 @@ def _score_flips(
         rows = torch.arange(len(chunk), device=adv.device)
         cand[rows, chunk] = 1 - cand[rows, chunk]
         batch = cand.reshape(len(chunk), *shape).movedim(0, 1)  # [T, k, ...]
-        out.append(cw_margin(snn_logits(model, batch), y.expand(len(chunk))))
+        out.append(_cw_margin(snn_logits(model, batch), y.expand(len(chunk))))
     return torch.cat(out)
 
 
@@ -237,7 +258,8 @@ def sda(
     with grad_enabled("sda"):
         for b in range(batch):
             x0, yb = x[:, b : b + 1], y[b : b + 1]
-            if _is_adversarial(model, x0, yb):  # already misclassified: nothing to flip
+            # already misclassified: nothing to flip (the first call checks every label)
+            if _is_adversarial(model, x0, yb, y if b == 0 else None):
                 stats[:, b] = torch.tensor([1, 0, 0, 0, 1])
                 continue
             ok, selected, fd, its, queries = _generate(

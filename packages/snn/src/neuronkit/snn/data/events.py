@@ -109,6 +109,8 @@ def _shifted(x: Tensor, angle: Tensor, radius: float) -> Tensor:
     """``x: [N, C, H, W]`` translated by ``radius * (cos, sin)(angle)`` pixels (bilinear, zero
     padding)."""
     n, _, h, w = x.shape
+    if x.numel() == 0:  # no image or no pixel: nothing to move (affine_grid refuses it)
+        return x.clone()
     theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
     theta[:, 0, 0] = 1.0
     theta[:, 1, 1] = 1.0

@@ -242,7 +242,13 @@ def confidence_sweep(
     else:
         if isinstance(thresholds, np.ndarray) and not thresholds.flags.writeable:
             thresholds = thresholds.copy()  # torch warns on sharing a read-only array's memory
-        th = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
+        try:
+            th = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
+        except (TypeError, ValueError, RuntimeError) as err:  # a string, None entries, ...
+            raise TypeError(
+                f"thresholds must be None or a list or tensor of numbers in [0, 1], got "
+                f"{type(thresholds).__name__} ({err})"
+            ) from None
         if th.numel() == 0 or not bool(((th >= 0) & (th <= 1)).all()):
             raise ValueError(
                 f"thresholds must be a non-empty list of values in [0, 1], got {th!r:.80}"

@@ -73,10 +73,16 @@ SIGMA_FLOOR = 0.27  # DCLS "gauss": the Gaussian's std is |sigma| + 0.27
 _EPS = 1e-7
 
 
+def _check_delays(delays: Any) -> None:
+    check_type("delays", delays, Tensor)
+    if delays.dtype == torch.bool or delays.is_complex():
+        raise TypeError(f"delays must be a real (float or int) tensor, got dtype {delays.dtype}")
+
+
 def _check_weight_delays(weight: Any, delays: Any, max_delay: Any) -> None:
     check_number("max_delay", max_delay, ge=1, integer=True)
     check_type("weight", weight, Tensor)
-    check_type("delays", delays, Tensor)
+    _check_delays(delays)
     if weight.ndim != 2 or not weight.is_floating_point():
         raise ValueError(
             f"weight must be a floating-point tensor [C_out, C_in], got shape "
@@ -98,9 +104,11 @@ def gaussian_delay_taps(
     ``exp(-(k - d)^2 / (2 s^2))`` normalized over ``k`` (``+1e-7`` in the denominator, as
     DCLS), ``s = |sigma| + sigma_floor``. Differentiable in ``delays`` (and ``sigma``).
     """
-    check_type("delays", delays, Tensor)
+    _check_delays(delays)
     check_number("max_delay", max_delay, ge=1, integer=True)
     check_number("sigma_floor", sigma_floor, ge=0)
+    if not isinstance(sigma, Tensor):
+        check_number("sigma", sigma)
     s = (sigma.abs() if isinstance(sigma, Tensor) else abs(float(sigma))) + sigma_floor
     if not isinstance(s, Tensor) and s <= 0:
         raise ValueError(f"sigma + sigma_floor must be > 0, got {s!r}")
@@ -151,8 +159,10 @@ def delayed_linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Ten
     """
     check_type("x", x, Tensor)
     check_type("kernel", kernel, Tensor)
-    if x.ndim != 3:
-        raise ValueError(f"x must have 3 dimensions [T, B, C_in], got shape {tuple(x.shape)}")
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ValueError(f"x must have 3 dimensions [T >= 1, B, C_in], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor [T, B, C_in], got dtype {x.dtype}")
     if kernel.ndim != 3 or kernel.shape[1] != x.shape[2]:
         raise ValueError(
             f"kernel must have shape [C_out, C_in={x.shape[2]}, D], got {tuple(kernel.shape)}"
@@ -162,6 +172,10 @@ def delayed_linear(x: Tensor, kernel: Tensor, bias: Tensor | None = None) -> Ten
             f"bias must be None or a tensor of shape [{kernel.shape[0]}], got "
             f"{getattr(bias, 'shape', bias)!r}"
         )
+    if not torch.is_autocast_enabled(x.device.type):  # autocast casts them itself
+        for name, t in (("kernel", kernel), ("bias", bias)):
+            if t is not None and t.dtype != x.dtype:
+                raise TypeError(f"{name} must have x's dtype {x.dtype}, got {t.dtype}")
     D = kernel.shape[2]
     if D == 1:  # no delays: a per-step matmul
         return F.linear(x, kernel[..., 0], bias)
@@ -290,6 +304,8 @@ class DelayedLinear(nn.Module):
                 f"x must have shape [T >= 1, B, {self.in_features}] (time-major), got "
                 f"{tuple(x.shape)}"
             )
+        if not x.is_floating_point():  # the kernel is cast to x's dtype
+            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return delayed_linear(x, self.kernel().to(x.dtype), bias)
 

@@ -337,7 +337,14 @@ def _unpack_batch(batch: Any) -> tuple[Tensor, Tensor]:
 
 def _step_loss(loss_fn: StepLoss, out: Tensor, y: Tensor) -> Tensor:
     """``loss_fn(out, y)``, checked to be a 0-d tensor (what ``backward()`` needs)."""
-    loss = loss_fn(out, y)
+    try:
+        loss = loss_fn(out, y)
+    except (IndexError, RuntimeError, ValueError):
+        # the usual cause (checked only now, not at every step): a label of the loader's y
+        # outside the model's classes, which cross-entropy reports as an index error
+        if isinstance(out, Tensor) and out.ndim == 2:
+            check_class_labels("y", y, out.shape[1])
+        raise
     if not isinstance(loss, Tensor) or loss.ndim != 0:
         if not isinstance(loss, Tensor):
             raise TypeError(

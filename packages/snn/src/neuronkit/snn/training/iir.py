@@ -414,6 +414,8 @@ def spike_counts(model: nn.Module, x: Tensor, T: int, *, batch_size: int = 512) 
     """
     _check_model(model)
     check_type("x", x, Tensor)
+    if x.ndim < 1:
+        raise ValueError(f"x must be a batch [N, ...] of inputs, got shape {tuple(x.shape)}")
     check_number("T", T, ge=1, integer=True)
     check_number("batch_size", batch_size, ge=1, integer=True)
     counts: dict[str, float] = {}
@@ -504,8 +506,7 @@ def train_at_latency(
             ``True`` / ``False``.
     """
     _check_model(model)
-    check_type("x", x, Tensor)
-    check_type("y", y, Tensor)
+    _check_batch(x, y)
     check_number("T", T, ge=1, integer=True)
     check_number("epochs", epochs, ge=0, integer=True)
     check_number("lr", lr, gt=0)
@@ -517,13 +518,17 @@ def train_at_latency(
     opt = _adam(model, lr, weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch_generator(seed)
+    y = y.long()  # any integer labels (cross-entropy takes int64)
     model.train()
     losses = []
-    for _ in progress(range(epochs), show_progress=show_progress, desc="train_at_latency"):
+    for epoch in progress(range(epochs), show_progress=show_progress, desc="train_at_latency"):
         total, seen = 0.0, 0
         for xb, yb in minibatches(x, y, batch_size, generator=gen):
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(_latency_logits(model, xb, T), yb)
+            logits = _latency_logits(model, xb, T)
+            if epoch == 0 and seen == 0:
+                check_class_labels("y", y, logits.shape[-1])
+            loss = F.cross_entropy(logits, yb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss became {float(loss)} at T={T}")
             loss.backward()
@@ -990,8 +995,8 @@ def train_ann(
             ``True`` / ``False``.
     """
     check_type("ann", ann, nn.Module)
-    check_type("x", x, Tensor)
-    check_type("y", y, Tensor)
+    _check_batch(x, y)
+    check_finite("x", x)  # a NaN would silently turn every weight into NaN
     check_number("epochs", epochs, ge=0, integer=True)
     check_number("lr", lr, gt=0)
     check_number("batch_size", batch_size, ge=1, integer=True)
@@ -1002,12 +1007,16 @@ def train_ann(
         opt = _adam(ann, lr, weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         gen = torch_generator(seed)
+        y = y.long()  # any integer labels (cross-entropy takes int64)
         ann.train()
-        for _ in progress(range(epochs), show_progress=show_progress, desc="train_ann"):
+        for epoch in progress(range(epochs), show_progress=show_progress, desc="train_ann"):
             total, seen = 0.0, 0
             for xb, yb in minibatches(x, y, batch_size, generator=gen):
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(ann(xb), yb)
+                logits = ann(xb)
+                if epoch == 0 and seen == 0:
+                    check_class_labels("y", y, logits.shape[-1])
+                loss = F.cross_entropy(logits, yb)
                 loss.backward()
                 opt.step()
                 torch.clear_autocast_cache()

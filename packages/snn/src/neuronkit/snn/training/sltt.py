@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from neuronkit.common import (
+    check_class_labels,
     check_number,
     check_seed,
     check_type,
@@ -111,7 +112,11 @@ def sltt_loss(out: Tensor, target: Tensor, *, lamb: float = 0.05, phi: float = 1
         )
     check_number("lamb", lamb, ge=0, le=1)
     check_number("phi", phi)
-    ce = F.cross_entropy(out, target)
+    try:
+        ce = F.cross_entropy(out, target)
+    except (IndexError, RuntimeError):  # checked only here: the trainers call it every step
+        check_class_labels("target", target, out.shape[1])  # the usual cause
+        raise
     if lamb == 0:
         return ce
     return (1 - lamb) * ce + lamb * F.mse_loss(out, torch.full_like(out, phi))
