@@ -201,6 +201,25 @@ def test_bad_importance_arguments() -> None:
         MagnitudeImportance()(object())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("cls", [TaylorImportance, SNIPImportance])
+def test_bad_targets_of_the_default_loss_are_named(cls: type) -> None:
+    """They failed inside cross_entropy: a TypeError naming its 'target', a ValueError on the
+    batch size, an IndexError (a device-side assert on a GPU) or a RuntimeError on the dtype."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    x = torch.randn(6, 4)
+    with pytest.raises(TypeError, match="targets: expected a tensor"):
+        cls(inputs=x, targets=[0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match=r"targets: expected class indices in \[0, 2\]"):
+        plan_pruning(graph, cls(inputs=x, targets=torch.tensor([0, 1, 2, 0, 1, 5])))
+    for bad in (torch.zeros(5, dtype=torch.long), torch.zeros(6)):
+        with pytest.raises(ValueError, match="targets: the default loss"):
+            plan_pruning(graph, cls(inputs=x, targets=bad))
+    ignored = torch.tensor([0, 1, 2, 0, 1, -100])  # cross_entropy's ignore_index is valid
+    plan_pruning(graph, cls(inputs=x, targets=ignored))
+
+
 def test_taylor_sums_a_channel_before_the_absolute_value() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(48, 5))

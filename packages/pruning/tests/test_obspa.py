@@ -233,6 +233,27 @@ def test_empty_calibration_batch_is_rejected() -> None:
         layer_hessians(graph, inputs=torch.randn(2, 0, 4))  # samples, but no rows
 
 
+def test_bad_hessians_are_named() -> None:
+    """A list instead of a tensor failed with "'list' object has no attribute 'shape'", a list
+    of tensors with "dictionary update sequence ..."; NaN reached the solves; a layer name that
+    the model lacks was silently ignored."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    hessians = layer_hessians(graph)
+    listed = {k: h.tolist() for k, h in hessians.items()}
+    with pytest.raises(TypeError, match=r"hessians\['2'\]: expected a tensor, got list"):
+        obspa_prune(graph, 0.5, hessians=listed)
+    with pytest.raises(TypeError, match=r"hessians\['2'\]: expected a tensor, got list"):
+        OBSImportance(hessians=listed)
+    with pytest.raises(TypeError, match="hessians: expected a mapping"):
+        OBSImportance(hessians=list(hessians.values()))  # type: ignore[arg-type]
+    nan = {k: torch.full_like(h, float("nan")) for k, h in hessians.items()}
+    with pytest.raises(ValueError, match=r"hessians\['2'\] must be finite"):
+        obspa_prune(graph, 0.5, hessians=nan)
+    with pytest.raises(ValueError, match="hessians: layer 'fc' does not exist"):
+        obspa_prune(graph, 0.5, hessians={"fc": hessians["2"]})
+
+
 def _patches(x: torch.Tensor, conv: nn.Conv1d | nn.Conv2d) -> torch.Tensor:
     """The im2col matrix ``[D, B * L]`` of a conv's input by explicit slicing (no unfold), rows
     in the order of ``conv.weight[0].flatten()`` (channel, then kernel taps)."""

@@ -12,6 +12,8 @@ from neuronkit.pruning import (
     DenseNetStyle,
     DependencyGraph,
     MagnitudeImportance,
+    MaskedLayerNorm,
+    MaskedNorm,
     MobileNetV2Style,
     PruningPlan,
     ResNetStyle,
@@ -139,6 +141,32 @@ def test_model_unchanged_and_clear_errors_on_bad_input() -> None:
         plan_from_masks(graph, {frozen.index: mask})
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k])
+
+
+def test_bad_layer_lists_inplace_flag_and_norm_masks_are_named() -> None:
+    """A non-iterable layer list or a bad layer_ratios failed with "'int' object is not
+    iterable" / "dictionary update sequence ..."; inplace="no" (truthy) pruned the model in
+    place; a keep mask of the wrong length failed only in forward, inside our norm code."""
+    model = MLP(hidden=(16,)).eval()
+    graph = DependencyGraph(model, torch.randn(2, 64))
+    with pytest.raises(TypeError, match="ignored_layers: expected a list of layer names, got int"):
+        plan_pruning(graph, ignored_layers=3)  # type: ignore[arg-type]
+    for bad in ("body.0", 3):
+        with pytest.raises(TypeError, match="layer_ratios: expected a mapping"):
+            plan_pruning(graph, layer_ratios=bad)  # type: ignore[arg-type]
+    plan = plan_pruning(graph, ratio=0.25)
+    with pytest.raises(TypeError, match="inplace: expected a bool, got str"):
+        prune(graph, plan, inplace="no")  # type: ignore[arg-type]
+    assert model.body[0].out_features == 16
+    short = torch.tensor([True, False, True])
+    with pytest.raises(ValueError, match=r"keep: expected a \[4\] mask"):
+        MaskedLayerNorm(torch.nn.LayerNorm(4), short)
+    with pytest.raises(ValueError, match=r"keep: expected a \[4\] mask"):
+        MaskedLayerNorm(torch.nn.GroupNorm(1, 4), short)
+    with pytest.raises(ValueError, match=r"keep: expected a \[4\] mask"):
+        MaskedNorm(torch.nn.RMSNorm(4), short)
+    with pytest.raises(ValueError, match=r"keep: expected a \[4\] mask"):
+        MaskedNorm(torch.nn.RMSNorm(4), torch.ones(2, 4, dtype=torch.bool))
 
 
 def test_masks_and_attention_head_constraint() -> None:

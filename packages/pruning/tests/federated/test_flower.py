@@ -81,6 +81,8 @@ def test_empty_client_and_bad_arguments() -> None:
         flower.start_server("localhost", sm, rounds=1, min_clients=1)
     with pytest.raises(ValueError, match="together"):
         flower.make_strategy(sm, min_clients=1, x_test=x)
+    with pytest.raises(TypeError, match="x_test must be Tensor, got list"):  # was "test set x"
+        flower.make_strategy(sm, min_clients=1, x_test=x.tolist(), y_test=y)
     with pytest.raises(ValueError, match="min_clients"):
         flower.make_strategy(sm, min_clients=0)
     with pytest.raises(TypeError, match="load_data"):

@@ -117,6 +117,25 @@ def test_empty_client_raises_and_leaves_model_unchanged() -> None:
         run_hidenseek(sm, [], x, y, rounds=1, local=LOCAL)
 
 
+def test_bad_test_set_callback_and_states_are_named() -> None:
+    """The test set was named "test set x" and its bad labels "y" (after a round of training);
+    a non-callable callback failed with "'int' object is not callable" after the first round;
+    lists in a state failed with "'list' object has no attribute 'is_floating_point'"."""
+    clients = [_data(10, 0)]
+    x, y = _data(10, 1)
+    for run, make in ((run_hidenseek, _sign_net), (run_fedavg, _net)):
+        with pytest.raises(TypeError, match="x_test must be Tensor, got list"):
+            run(make(), clients, x.tolist(), y, rounds=1, local=LOCAL)
+        with pytest.raises(ValueError, match=r"y_test must hold class labels in \[0, 2\]"):
+            run(make(), clients, x, y + 5, rounds=1, local=LOCAL)
+        with pytest.raises(TypeError, match="callback must be a callable"):
+            run(make(), clients, x, y, rounds=1, local=LOCAL, callback=3)
+    with pytest.raises(TypeError, match=r"states\[0\]\['w'\] must be Tensor, got list"):
+        fedavg_aggregate([{"w": [1.0]}, {"w": [2.0]}], [1, 1])
+    with pytest.raises(TypeError, match=r"states\[1\]\['w'\] must be Tensor, got list"):
+        fedavg_aggregate([{"w": torch.ones(1)}, {"w": [2.0]}], [1, 1])
+
+
 def test_three_methods_run_and_account_uplink() -> None:
     sm = _sign_net()
     clients = [_data(20, k) for k in range(3)]

@@ -199,6 +199,14 @@ def test_apply_masks_returns_model_and_zeroes() -> None:
         ),
         (lambda n, m: random_masks_like(m, seed=-1), ValueError, "seed"),
         (lambda n, m: sparsity([]), TypeError, "masks"),
+        (lambda n, m: ones_masks(n, ignore=3), TypeError, "ignore must be an iterable"),
+        (  # a state of lists failed with "'list' object has no attribute 'shape'"
+            lambda n, m: global_magnitude_prune(
+                {k: v.tolist() for k, v in n.state_dict().items()}, m
+            ),
+            TypeError,
+            r"model\['0.weight'\] must be Tensor, got list",
+        ),
     ],
 )
 def test_bad_inputs(call, err: type[Exception], match: str) -> None:

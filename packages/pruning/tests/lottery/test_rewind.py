@@ -230,6 +230,28 @@ def test_bad_inputs() -> None:
         train_from(net, [1, 2], x, y, CFG)
 
 
+def test_bad_arguments_are_named_as_the_caller_passed_them() -> None:
+    """clone_state of lists failed with "'list' object has no attribute 'detach'"; a callback
+    or checkpoints of the wrong type failed with "'int' object is not callable / iterable"
+    (the callback after a training step); a state that does not fit the model raised torch's
+    RuntimeError; IMP named bad y_eval labels "y" and layer_types matching no layer "masks"."""
+    x, y = _data()
+    net = _net()
+    with pytest.raises(TypeError, match=r"model_or_state\['w'\] must be Tensor, got list"):
+        clone_state({"w": [1.0, 2.0]})
+    with pytest.raises(TypeError, match="callback must be a callable"):
+        train(net, x, y, CFG, callback=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="checkpoints must be an iterable"):
+        train(net, x, y, CFG, checkpoints=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="state must be a state_dict of the model"):
+        train_from(net, {"w": torch.ones(1)}, x, y, CFG)
+    small = TrainConfig(iterations=2, batch_size=16)
+    with pytest.raises(ValueError, match=r"y_eval must hold class labels in \[0, 2\]"):
+        iterative_magnitude_pruning(net, x, y, small, rounds=1, x_eval=x, y_eval=y + 5)
+    with pytest.raises(ValueError, match="layer_types: the model has no prunable weight"):
+        iterative_magnitude_pruning(net, x, y, small, rounds=1, layer_types=(nn.Conv2d,))
+
+
 def test_reinitialize_redraws_attention_and_refuses_bare_parameters() -> None:
     attn = nn.Sequential(nn.Linear(4, 8), nn.MultiheadAttention(8, 2, batch_first=True))
     fresh = reinitialize(attn, seed=1)

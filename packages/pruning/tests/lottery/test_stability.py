@@ -105,6 +105,24 @@ def test_bad_inputs() -> None:
         linear_mode_connectivity(_net(), a, x, y, x, y, cfg, data_seeds=(3, 3))
 
 
+def test_bad_arguments_are_named_as_the_caller_passed_them() -> None:
+    """Lists in a state failed with "'list' object has no attribute 'shape'", a state of
+    another model with torch's RuntimeError; linear_mode_connectivity named a negative seed
+    "data_seed" and bad y_eval labels "y" (after training both copies)."""
+    x, y = _data()
+    a = _net().state_dict()
+    with pytest.raises(TypeError, match=r"state_a\['0.weight'\] must be Tensor, got list"):
+        interpolate_states({k: v.tolist() for k, v in a.items()}, a, 0.5)
+    foreign = {"w": torch.ones(1)}
+    with pytest.raises(ValueError, match="state_a must be a state_dict of the model"):
+        interpolation_errors(_net(), foreign, foreign, x, y, points=2)
+    cfg = TrainConfig(iterations=2)
+    with pytest.raises(ValueError, match=r"data_seeds\[0\] must be >= 0"):
+        linear_mode_connectivity(_net(), a, x, y, x, y, cfg, data_seeds=(-1, 2))
+    with pytest.raises(ValueError, match=r"y_eval must hold class labels in \[0, 2\]"):
+        linear_mode_connectivity(_net(), a, x, y, x, y + 5, cfg, points=2)
+
+
 def test_lmc_ignores_the_callers_grad_mode_and_leaves_their_inputs_alone() -> None:
     """Under torch.no_grad() it failed with torch's own message; inputs that require grad
     got their ``.grad`` filled."""

@@ -379,6 +379,11 @@ class _GradientImportance(GroupImportance):
                 "loss_fn: expected a callable (model outputs, targets) -> scalar loss, got "
                 f"{type(loss_fn).__name__}"
             )
+        if loss_fn is None and targets is not None and not isinstance(targets, torch.Tensor):
+            raise TypeError(
+                "targets: expected a tensor of class indices (or probabilities) for the default "
+                f"cross-entropy loss, got {type(targets).__name__}"
+            )
         self.inputs = inputs
         self.targets = targets
         self.loss_fn = loss_fn or nn.functional.cross_entropy
@@ -411,7 +416,16 @@ class _GradientImportance(GroupImportance):
                 if first is None:
                     raise TypeError(f"model returns {type(out).__name__}; pass loss_fn")
                 out = first
-            loss = self.loss_fn(out, targets)
+                _check_class_targets(out, targets)
+            try:
+                loss = self.loss_fn(out, targets)
+            except (TypeError, ValueError, IndexError, RuntimeError) as err:
+                if not self._default_loss:
+                    raise
+                raise ValueError(
+                    f"targets: the default loss, cross-entropy of the logits ({_described(out)}), "
+                    f"rejects targets of {_described(targets)} and dtype {targets.dtype}: {err}"
+                ) from err
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError(
                     f"loss_fn: expected a scalar loss tensor, got {_described(loss)} (reduce "
@@ -450,6 +464,22 @@ class _GradientImportance(GroupImportance):
 
     def _wg(self, member: GroupMember) -> torch.Tensor | None:
         return self._grads.get((member.module, member.param))
+
+
+def _check_class_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
+    """Raise unless integer ``targets`` index a class of ``logits`` (``[N, C, ...]``, or ``[C]``)
+    or are cross-entropy's ``ignore_index`` (-100): out of range, the loss fails with an
+    IndexError on the CPU and a device-side assert on a GPU."""
+    if logits.ndim == 0 or targets.is_floating_point() or targets.is_complex():
+        return
+    n_classes = logits.shape[1] if logits.ndim >= 2 else logits.shape[0]
+    labels = targets[targets != -100]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(
+            f"targets: expected class indices in [0, {n_classes - 1}] (the model has "
+            f"{n_classes} outputs) or -100 (ignored), got range "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
 
 
 class TaylorImportance(_GradientImportance):

@@ -45,6 +45,7 @@ from .graph import DependencyGraph, Group, GroupMember
 from .importance import GroupImportance
 from .prune import (
     PruningPlan,
+    _check_layer_ratios,
     _check_positive_int,
     _check_ratio,
     _check_scores,
@@ -362,6 +363,25 @@ def _write_tensor(mod: nn.Module, name: str, value: torch.Tensor) -> None:
         getattr(mod, name).copy_(value)
 
 
+def _check_hessians(hessians: Any, graph: DependencyGraph | None = None) -> dict[str, torch.Tensor]:
+    """``hessians`` as a dict of finite tensors keyed by layer names (of ``graph.model``)."""
+    if not isinstance(hessians, Mapping):
+        raise TypeError(
+            f"hessians: expected a mapping of layer name -> Hessian tensor (layer_hessians), "
+            f"got {type(hessians).__name__}"
+        )
+    for name, h in hessians.items():
+        if not isinstance(h, torch.Tensor):
+            raise TypeError(f"hessians[{name!r}]: expected a tensor, got {type(h).__name__}")
+        check_finite(f"hessians[{name!r}]", h)
+        if graph is not None and name not in graph.module_names:
+            raise ValueError(
+                f"hessians: layer {name!r} does not exist in {type(graph.model).__name__} "
+                f"(Hessians of another model?)"
+            )
+    return dict(hessians)
+
+
 class OBSImportance(GroupImportance):
     """OBS saliency of each channel (no weight update): sum over consumers of
     ``tr(W[:, Q] (H^-1[Q, Q])^-1 W[:, Q]^T)``; lower = cheaper to remove.
@@ -374,7 +394,7 @@ class OBSImportance(GroupImportance):
     def __init__(self, hessians: Mapping[str, torch.Tensor] | None = None, damp: float = 0.01):
         check_number("damp", damp, ge=0)
         super().__init__(reduction="sum", normalize="mean", roles=("in",))
-        self.hessians = dict(hessians) if hessians is not None else None
+        self.hessians = _check_hessians(hessians) if hessians is not None else None
         self.damp = float(damp)
         self._graph_hessians: dict[str, torch.Tensor] = {}
 
@@ -432,13 +452,12 @@ def obspa_prune(
     ratio = _check_ratio("ratio", ratio)
     check_number("damp", damp, gt=0)
     ignored = set(_validate_names(graph, ignored_layers, "ignored_layers"))
-    layer_ratios = dict(layer_ratios or {})
-    _validate_names(graph, layer_ratios, "layer_ratios")
-    for name, r in layer_ratios.items():
-        layer_ratios[name] = _check_ratio(f"layer_ratios[{name!r}]", r)
+    layer_ratios = _check_layer_ratios(graph, layer_ratios)
     round_to = _check_positive_int("round_to", round_to)
     if hessians is None:
         hessians = layer_hessians(graph, inputs=inputs, samples=samples, seed=seed)
+    else:
+        hessians = _check_hessians(hessians, graph)
     target = copy.deepcopy(graph.model)
     state: dict[str, _Layer] = {}
     plan = PruningPlan()

@@ -101,6 +101,21 @@ class PruningPlan:
         return plan
 
 
+def _check_layer_ratios(
+    graph: DependencyGraph, layer_ratios: Mapping[str, float] | None
+) -> dict[str, float]:
+    """``layer_ratios`` as a dict of known layer names to ratios in [0, 1)."""
+    try:
+        ratios = dict(layer_ratios or {})
+    except (TypeError, ValueError):
+        raise TypeError(
+            "layer_ratios: expected a mapping of layer name -> ratio, got "
+            f"{type(layer_ratios).__name__} ({layer_ratios!r:.80})"
+        ) from None
+    _validate_names(graph, ratios, "layer_ratios")
+    return {name: _check_ratio(f"layer_ratios[{name!r}]", r) for name, r in ratios.items()}
+
+
 def _check_ratio(name: str, value: Any) -> float:
     """A ratio in [0, 1) as a Python float (numpy scalars are accepted)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -121,6 +136,8 @@ def _check_positive_int(name: str, value: Any) -> int:
 def _validate_names(graph: DependencyGraph, names: Iterable[str], arg: str) -> list[str]:
     if isinstance(names, str):
         raise TypeError(f"{arg}: expected a list of layer names, got a single string {names!r}")
+    if not isinstance(names, Iterable):
+        raise TypeError(f"{arg}: expected a list of layer names, got {type(names).__name__}")
     names = list(names)
     producers = {p for g in graph.groups for p in g.producers}
     for n in names:
@@ -189,10 +206,7 @@ def plan_pruning(
         raise ValueError(f"scope: expected 'local' or 'global', got {scope!r}")
     round_to = _check_positive_int("round_to", round_to)
     ignored = set(_validate_names(graph, ignored_layers, "ignored_layers"))
-    layer_ratios = dict(layer_ratios or {})
-    _validate_names(graph, layer_ratios, "layer_ratios")
-    for name, r in layer_ratios.items():
-        layer_ratios[name] = _check_ratio(f"layer_ratios[{name!r}]", r)
+    layer_ratios = _check_layer_ratios(graph, layer_ratios)
     if layer_ratios and scope == "global":
         raise ValueError("layer_ratios: only used with scope='local' (global scope ranks all)")
     imp = resolve_importance(importance)
@@ -914,6 +928,17 @@ def _float_keep(keep: torch.Tensor, module: nn.Module) -> torch.Tensor:
     return (keep.detach() != 0).to(dtype)
 
 
+def _check_keep(keep: torch.Tensor, *widths: int) -> None:
+    """Raise unless ``keep`` is a ``[C]`` mask with ``C`` one of the norm's ``widths`` (any
+    ``C`` when none is known)."""
+    if keep.ndim != 1 or (widths and keep.shape[0] not in widths):
+        want = " or ".join(str(w) for w in sorted(widths)) or "C"
+        raise ValueError(
+            f"keep: expected a [{want}] mask (one entry per channel of the norm), got shape "
+            f"{list(keep.shape)}"
+        )
+
+
 class _NormWrapper(nn.Module):
     """A module wrapping a normalization layer ``inner`` that reads as it: the wrapped layer's
     attributes (``weight``, ``bias``, ``eps``...) for code that reads them (Mamba's
@@ -960,6 +985,10 @@ class MaskedLayerNorm(_NormWrapper):
             )
         if not isinstance(keep, torch.Tensor):
             raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
+        if isinstance(layernorm, nn.LayerNorm):
+            _check_keep(keep, layernorm.normalized_shape[-1])
+        else:
+            _check_keep(keep, int(layernorm.num_channels))
         super().__init__()
         self.inner = layernorm
         self.register_buffer("keep", _float_keep(keep, layernorm))
@@ -1027,6 +1056,11 @@ class MaskedNorm(_NormWrapper):
             raise TypeError(f"norm: expected an nn.Module, got {type(norm).__name__}")
         if not isinstance(keep, torch.Tensor):
             raise TypeError(f"keep: expected a [C] bool tensor, got {type(keep).__name__}")
+        shape = getattr(norm, "normalized_shape", None)
+        widths = {p.shape[0] for p in norm.parameters(recurse=False) if p.ndim == 1}
+        if isinstance(shape, tuple) and len(shape) == 1:
+            widths.add(shape[0])
+        _check_keep(keep, *widths)
         super().__init__()
         self.inner = copy.deepcopy(norm)
         mask = keep.detach() != 0
@@ -1074,6 +1108,8 @@ def prune(
         inputs; otherwise a warning says why ``from_pretrained`` cannot rebuild it).
     """
     _validate_plan(graph, plan)
+    if not isinstance(inplace, bool):
+        raise TypeError(f"inplace: expected a bool, got {type(inplace).__name__} ({inplace!r:.80})")
     if target is not None:
         _check_target(graph, target)
         model = target

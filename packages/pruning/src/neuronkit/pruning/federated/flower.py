@@ -73,6 +73,7 @@ import torch
 
 from neuronkit.common import check_number, check_seed, check_type
 from neuronkit.pruning.lottery import accuracy
+from neuronkit.pruning.lottery.rewind import _accuracy
 
 from .comm import pack_signs, payload_bits, unpack_signs
 from .loop import LocalConfig, _check_xy, aggregate_sign_votes, hidenseek_client_update
@@ -310,10 +311,10 @@ def make_strategy(
     if x_test is not None or y_test is not None:
         if x_test is None or y_test is None:
             raise ValueError("x_test and y_test must be given together")
-        _check_xy(x_test, y_test, "test set")
+        _check_xy(x_test, y_test, "test set", ("x_test", "y_test"))
 
         def evaluate_fn(model: SignSupermask) -> float:
-            return accuracy(model, x_test, y_test)
+            return _accuracy(model, x_test, y_test, 1024, "x_test", "y_test")
 
     _, strategy_cls = _classes()
     return strategy_cls(net, min_clients=int(min_clients), evaluate_fn=evaluate_fn)

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type, grad_enabled
-from neuronkit.pruning.lottery import TrainConfig, accuracy, clone_state, train
+from neuronkit.pruning.lottery import TrainConfig, clone_state, train
+from neuronkit.pruning.lottery.rewind import _accuracy
 
 from .comm import dense_uplink_bits, pack_signs, payload_bits, sign_uplink_bits
 from .supermask import BinarySupermask, SignSupermask
@@ -152,19 +153,24 @@ def check_clients(clients: Sequence[ClientData], name: str = "clients") -> list[
     return sizes
 
 
-def _check_xy(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
-    check_type(f"{name} x", x, torch.Tensor)
-    check_type(f"{name} y", y, torch.Tensor)
+def _check_xy(
+    x: torch.Tensor, y: torch.Tensor, name: str, names: tuple[str, str] | None = None
+) -> None:
+    """Check a dataset ``(x, y)``; errors name ``"{name} x"`` and ``"{name} y"``, or ``names``
+    (the caller's arguments, e.g. ``("x_test", "y_test")``)."""
+    xname, yname = names or (f"{name} x", f"{name} y")
+    check_type(xname, x, torch.Tensor)
+    check_type(yname, y, torch.Tensor)
     if x.ndim < 2:
-        raise ValueError(f"{name} x must be a batch [N, ...], got shape {tuple(x.shape)}")
+        raise ValueError(f"{xname} must be a batch [N, ...], got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} has an empty dataset (0 samples); every client needs >= 1 sample")
     if y.shape != (x.shape[0],):
-        raise ValueError(f"{name} y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        raise ValueError(f"{yname} must have shape ({x.shape[0]},), got {tuple(y.shape)}")
     if y.dtype != torch.long:
-        raise TypeError(f"{name} y must be int64 class labels, got {y.dtype}")
+        raise TypeError(f"{yname} must be int64 class labels, got {y.dtype}")
     if not torch.isfinite(x).all():
-        raise ValueError(f"{name} x must be finite, got NaN or inf")
+        raise ValueError(f"{xname} must be finite, got NaN or inf")
 
 
 def _check_weights(weights: Sequence[float], n: int) -> np.ndarray:
@@ -193,13 +199,19 @@ def _check_run(
     rounds: int,
     local: LocalConfig,
     seed: int,
+    callback: Any,
 ) -> list[int]:
     """Validate the arguments shared by the ``run_*`` loops; returns the client sizes."""
     sizes = check_clients(clients)
-    _check_xy(x_test, y_test, "test set")
+    _check_xy(x_test, y_test, "test set", ("x_test", "y_test"))
     check_number("rounds", rounds, ge=1, integer=True)
     check_type("local", local, LocalConfig)
     check_seed(seed)
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a callable fn(round, accuracy) or None, got "
+            f"{type(callback).__name__}"
+        )
     return sizes
 
 
@@ -387,7 +399,7 @@ def run_hidenseek(
         :class:`FederatedHistory` (uplink: ``clients * n_unpruned`` bits per round).
     """
     check_type("net", net, SignSupermask)
-    sizes = _check_run(clients, x_test, y_test, rounds, local, seed)
+    sizes = _check_run(clients, x_test, y_test, rounds, local, seed, callback)
     server = copy.deepcopy(net)
     scores = server.get_scores()
     hist = FederatedHistory("hidenseek")
@@ -399,7 +411,7 @@ def run_hidenseek(
         hist.flips.append(_flip_fraction(server, scores, new))
         scores = new
         server.set_scores(scores)
-        hist.accuracy.append(accuracy(server, x_test, y_test))
+        hist.accuracy.append(_accuracy(server, x_test, y_test, 1024, "x_test", "y_test"))
         hist.uplink_bits.append(bits * len(clients))
         hist.payload_bits.append(sum(payload_bits([pack_signs(m)]) for m in msgs))
         if callback is not None:
@@ -488,7 +500,7 @@ def run_binary_supermask(
     Uplink: one bit per maskable weight (the whole layer's mask) per client and round.
     """
     check_type("net", net, BinarySupermask)
-    sizes = _check_run(clients, x_test, y_test, rounds, local, seed)
+    sizes = _check_run(clients, x_test, y_test, rounds, local, seed, callback)
     server = copy.deepcopy(net)
     initial = server.get_scores()
     scores = initial
@@ -503,7 +515,7 @@ def run_binary_supermask(
         total = sum(m.numel() for m in after.values())
         hist.flips.append(sum(int((after[n] != before[n]).sum()) for n in after) / total)
         before = after
-        hist.accuracy.append(accuracy(server, x_test, y_test))
+        hist.accuracy.append(_accuracy(server, x_test, y_test, 1024, "x_test", "y_test"))
         hist.uplink_bits.append(server.num_weights() * len(clients))
         hist.payload_bits.append(
             sum(
@@ -562,11 +574,14 @@ def fedavg_aggregate(
     out = {}
     for key in keys:
         ref = states[0][key]
+        check_type(f"states[0][{key!r}]", ref, torch.Tensor)
         if not ref.is_floating_point():
             out[key] = ref.clone()
             continue
         acc = torch.zeros_like(ref, dtype=torch.float64)
         for k, s in enumerate(states):
+            if key in s:
+                check_type(f"states[{k}][{key!r}]", s[key], torch.Tensor)
             if key not in s or s[key].shape != ref.shape:
                 raise ValueError(f"states[{k}] must have {key!r} of shape {tuple(ref.shape)}")
             acc += float(w[k]) * s[key].detach().to(torch.float64)
@@ -591,7 +606,7 @@ def run_fedavg(
     Uplink: 32 bits per trainable parameter per client and round.
     """
     check_type("model", model, nn.Module)
-    sizes = _check_run(clients, x_test, y_test, rounds, local, seed)
+    sizes = _check_run(clients, x_test, y_test, rounds, local, seed, callback)
     server = copy.deepcopy(model)
     state = clone_state(server)
     hist = FederatedHistory("fedavg")
@@ -601,7 +616,7 @@ def run_fedavg(
         states = _round(server, _load_state(state), clients, local, seed, r, workspace, clone_state)
         state = fedavg_aggregate(states, sizes)
         server.load_state_dict(state)
-        hist.accuracy.append(accuracy(server, x_test, y_test))
+        hist.accuracy.append(_accuracy(server, x_test, y_test, 1024, "x_test", "y_test"))
         hist.uplink_bits.append(bits * len(clients))
         hist.payload_bits.append(sum(payload_bits([p.float() for p in s.values()]) for s in states))
         if callback is not None:

@@ -80,6 +80,8 @@ def prunable_weights(
         raise TypeError(f"layer_types must be a non-empty tuple of classes, got {layer_types!r}")
     if isinstance(ignore, str):
         raise TypeError(f"ignore must be an iterable of parameter names, got the str {ignore!r}")
+    if not isinstance(ignore, Iterable):
+        raise TypeError(f"ignore must be an iterable of parameter names, got {ignore!r:.80}")
     ignored = set(ignore)
     names = []
     computed: dict[str, str] = {}  # parametrized weights: name -> their parametrizations
@@ -193,6 +195,8 @@ def global_magnitude_prune(
         weights: Mapping[str, torch.Tensor] = {k: v.detach() for k, v in _params(model).items()}
     elif isinstance(model, Mapping):
         weights = model
+        for key, w in weights.items():
+            check_type(f"model[{key!r}]", w, torch.Tensor)
     else:
         raise TypeError(
             f"model must be an nn.Module or a mapping of parameter tensors, "

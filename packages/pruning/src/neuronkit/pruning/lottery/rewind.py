@@ -128,7 +128,18 @@ def clone_state(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> State
             f"model_or_state must be an nn.Module or a state mapping, "
             f"got {type(model_or_state).__name__}"
         )
+    for key, value in state.items():
+        check_type(f"model_or_state[{key!r}]", value, torch.Tensor)
     return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], name: str) -> None:
+    """``model.load_state_dict(state)``; a state that does not fit raises a ``ValueError``
+    naming the argument ``name`` (torch's ``RuntimeError`` lists the keys and shapes)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{name} must be a state_dict of the model: {err}") from None
 
 
 def _check_data(x: Any, y: Any, xname: str = "x", yname: str = "y") -> None:
@@ -229,6 +240,12 @@ def train(
     check_type("config", config, TrainConfig)
     check_number("data_seed", data_seed, ge=0, integer=True)
     check_number("start_iteration", start_iteration, ge=0, le=config.iterations, integer=True)
+    if not isinstance(checkpoints, Iterable):
+        raise TypeError(f"checkpoints must be an iterable of iterations, got {checkpoints!r:.80}")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a callable fn(t, model) or None, got {type(callback).__name__}"
+        )
     wanted = set()
     for c in checkpoints:
         check_number("checkpoints[i]", c, ge=start_iteration, le=config.iterations, integer=True)
@@ -299,15 +316,27 @@ def accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024
 ) -> float:
     """Top-1 accuracy in ``[0, 1]`` of ``model`` (in eval mode) on ``x [N, ...]``, ``y [N]``."""
+    return _accuracy(model, x, y, batch_size)
+
+
+def _accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    xname: str = "x",
+    yname: str = "y",
+) -> float:
+    """:func:`accuracy`, its errors naming ``x`` and ``y`` as the caller's arguments."""
     check_type("model", model, nn.Module)
-    _check_data(x, y)
+    _check_data(x, y, xname, yname)
     check_number("batch_size", batch_size, ge=1, integer=True)
     correct = 0
     with eval_mode(model):
         for i in range(0, len(y), batch_size):
             logits = model(x[i : i + batch_size])
             if i == 0:
-                _check_classes(logits, y)
+                _check_classes(logits, y, yname)
             correct += int(correct_predictions(logits, y[i : i + batch_size]).sum())
     return correct / len(y)
 
@@ -381,7 +410,7 @@ def train_from(
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a state_dict mapping, got {type(state).__name__}")
     net = copy.deepcopy(model)
-    net.load_state_dict(clone_state(state))
+    _load_state(net, clone_state(state), "state")
     train(
         net,
         x,
@@ -477,11 +506,16 @@ def iterative_magnitude_pruning(
     k = int(rewind_iteration)
     result = IMPResult(rewind_iteration=k, init_state=clone_state(model))
     masks = ones_masks(model, layer_types=layer_types, ignore=ignore)
+    if not masks:
+        raise ValueError(
+            f"layer_types: the model has no prunable weight of {[t.__name__ for t in layer_types]}"
+            " outside ignore"
+        )
     net = copy.deepcopy(model)
     if dense is not None:
         if len(dense) != 2:
             raise ValueError(f"dense must be (trained_state, rewind_state), got {len(dense)} items")
-        net.load_state_dict(clone_state(dense[0]))
+        _load_state(net, clone_state(dense[0]), "dense[0]")
         result.rewind_state = clone_state(dense[1])
     else:
         saved = train(net, x, y, config, data_seed=data_seed, checkpoints=(k,))
@@ -490,7 +524,7 @@ def iterative_magnitude_pruning(
     result.sparsities.append(0.0)
     result.trained_states.append(clone_state(net))
     if x_eval is not None and y_eval is not None:
-        result.accuracies.append(accuracy(net, x_eval, y_eval))
+        result.accuracies.append(_accuracy(net, x_eval, y_eval, 1024, "x_eval", "y_eval"))
     for _ in progress(range(int(rounds)), show_progress=show_progress, desc="imp_rounds"):
         masks = global_magnitude_prune(net, masks, fraction)
         net = train_from(
@@ -507,5 +541,5 @@ def iterative_magnitude_pruning(
         result.sparsities.append(_sparsity(masks))
         result.trained_states.append(clone_state(net))
         if x_eval is not None and y_eval is not None:
-            result.accuracies.append(accuracy(net, x_eval, y_eval))
+            result.accuracies.append(_accuracy(net, x_eval, y_eval, 1024, "x_eval", "y_eval"))
     return result

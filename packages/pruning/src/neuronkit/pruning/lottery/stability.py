@@ -26,7 +26,15 @@ from torch import nn
 from neuronkit.common import check_number, check_type, detached_input, grad_enabled
 
 from .masks import Masks, apply_masks
-from .rewind import State, TrainConfig, _check_data, accuracy, clone_state, train_from
+from .rewind import (
+    State,
+    TrainConfig,
+    _accuracy,
+    _check_data,
+    _load_state,
+    clone_state,
+    train_from,
+)
 
 __all__ = [
     "LMCResult",
@@ -60,6 +68,8 @@ def interpolate_states(
     out: State = {}
     for key, a in state_a.items():
         b = state_b[key]
+        check_type(f"state_a[{key!r}]", a, torch.Tensor)
+        check_type(f"state_b[{key!r}]", b, torch.Tensor)
         if a.shape != b.shape:
             raise ValueError(
                 f"state_b[{key!r}] must have shape {tuple(a.shape)} like state_a, "
@@ -97,17 +107,33 @@ def interpolation_errors(
     Returns:
         ``(alphas [points], errors [points])``, errors in ``[0, 1]``.
     """
+    return _interpolation_errors(model, state_a, state_b, x, y, points, masks, batch_size)
+
+
+def _interpolation_errors(
+    model: nn.Module,
+    state_a: Mapping[str, torch.Tensor],
+    state_b: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    points: int,
+    masks: Masks | None,
+    batch_size: int,
+    xname: str = "x",
+    yname: str = "y",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`interpolation_errors`, its errors naming ``x`` and ``y`` as the caller's."""
     check_type("model", model, nn.Module)
-    _check_data(x, y)
+    _check_data(x, y, xname, yname)
     check_number("points", points, ge=2, integer=True)
     net = copy.deepcopy(model)
     alphas = torch.linspace(0.0, 1.0, int(points), dtype=torch.float64)
     errors = torch.empty(int(points), dtype=torch.float64)
     for i, a in enumerate(alphas.tolist()):
-        net.load_state_dict(interpolate_states(state_a, state_b, a))
+        _load_state(net, interpolate_states(state_a, state_b, a), "state_a")
         if masks is not None:
             apply_masks(net, masks)
-        errors[i] = 1.0 - accuracy(net, x, y, batch_size=batch_size)
+        errors[i] = 1.0 - _accuracy(net, x, y, batch_size, xname, yname)
     return alphas, errors
 
 
@@ -199,6 +225,9 @@ def linear_mode_connectivity(
     check_type("data_seeds", data_seeds, tuple)
     if len(data_seeds) != 2 or data_seeds[0] == data_seeds[1]:
         raise ValueError(f"data_seeds must be two different seeds, got {data_seeds!r}")
+    for i, seed in enumerate(data_seeds):
+        check_number(f"data_seeds[{i}]", seed, ge=0, integer=True)
+    check_number("points", points, ge=2, integer=True)
     copies = [
         train_from(
             model,
@@ -213,7 +242,9 @@ def linear_mode_connectivity(
         for s in data_seeds
     ]
     sa, sb = clone_state(copies[0]), clone_state(copies[1])
-    alphas, errors = interpolation_errors(model, sa, sb, x_eval, y_eval, points=points, masks=masks)
+    alphas, errors = _interpolation_errors(
+        model, sa, sb, x_eval, y_eval, points, masks, 1024, "x_eval", "y_eval"
+    )
     return LMCResult(
         start_iteration=int(start_iteration),
         alphas=alphas,
