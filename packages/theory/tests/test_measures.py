@@ -286,6 +286,19 @@ def test_collapse_tightens_as_noise_shrinks() -> None:
         (lambda: simplex_etf(5, scale=0.0), ValueError, "scale"),
         (lambda: inverse_participation_ratio(torch.ones(3), r=1.0), ValueError, "r"),
         (lambda: inverse_participation_ratio([1.0, 2.0]), TypeError, "x"),
+        # a bool tensor failed inside torch.abs (NotImplementedError)
+        (lambda: inverse_participation_ratio(torch.ones(3, dtype=torch.bool)), TypeError, "x"),
+        # a string flag was read as True (any non-empty string centred the kernels)
+        (
+            lambda: kernel_alignment(torch.eye(2), torch.eye(2), centered="no"),
+            TypeError,
+            "centered",
+        ),
+        (
+            lambda: kernel_target_alignment(torch.eye(2), torch.ones(2), centered="no"),
+            TypeError,
+            "centered",
+        ),
         (lambda: fourier_ipr(torch.ones(1)), ValueError, "w"),
         (lambda: split_threshold([1.0]), ValueError, "values"),
     ],

@@ -96,6 +96,13 @@ def test_bad_inputs() -> None:
         signal_source([1.0])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="same length"):
         tracking_error(torch.zeros(3), torch.zeros(4))
+    # a 0-d tensor raised IndexError, an empty one torch's reshape RuntimeError
+    for bad in (torch.tensor(1.0), torch.zeros(0)):
+        with pytest.raises(ValueError, match=r"^y and r must be \[T\] or \[T, 1\]"):
+            tracking_error(bad, torch.zeros(3))
+    # a non-string port was named as the Port's "name"
+    with pytest.raises(TypeError, match=r"^port must be str"):
+        signal_source(torch.zeros(3), port=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lr must be >= 0"):
         adaptive_controller(lr=-0.1, a0=0.5, b0=1.0)
     with pytest.raises(ValueError, match="u_max must be > 0"):

@@ -166,6 +166,14 @@ def test_bad_arguments() -> None:
         mlp_learner([2], lr=0.1)
     with pytest.raises(ValueError, match="one entry per layer"):
         mlp_learner([2, 3, 1], lr=0.1, activations=["tanh"])
+    # None raised "'NoneType' object is not iterable"; a bad name was checked as "activation",
+    # and with one layer not at all
+    with pytest.raises(TypeError, match=r"^activations must be a str or a sequence"):
+        mlp_learner([2, 3, 1], lr=0.1, activations=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^activations\[1\] must be one of"):
+        mlp_learner([2, 3, 1], lr=0.1, activations=["tanh", "gelu"])
+    with pytest.raises(ValueError, match=r"^activations must be one of"):
+        mlp_learner([2, 1], lr=0.1, activations="gelu")
     with pytest.raises(TypeError, match="DenseState"):
         layer_parameters(3)
     with pytest.raises(ValueError, match="grad_y must have shape"):

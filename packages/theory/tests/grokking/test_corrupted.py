@@ -135,6 +135,15 @@ def test_cross_entropy_option_and_callback() -> None:
         (lambda m, d: train_modular(m, d, steps=1, lr=0.0), ValueError, "lr"),
         (lambda m, d: train_modular(m, d, steps=1, weight_decay=-1.0), ValueError, "weight_decay"),
         (lambda m, d: train_modular(m, d, steps=1, loss="l1"), ValueError, "loss"),
+        # bad betas failed inside AdamW (IndexError, or a message naming no argument)
+        (lambda m, d: train_modular(m, d, steps=1, betas=(0.9,)), TypeError, "betas"),
+        (lambda m, d: train_modular(m, d, steps=1, betas=(1.0, 0.98)), ValueError, r"betas\[0\]"),
+        # NaN IPRs were sorted last and silently kept
+        (
+            lambda m, d: lowest_ipr_neurons(torch.tensor([math.nan, 1.0]), fraction=0.5),
+            ValueError,
+            "ipr",
+        ),
         (lambda m, d: train_modular(torch.nn.Linear(2, 2), d, steps=1), TypeError, "model"),
         (lambda m, d: train_modular(m, "data", steps=1), TypeError, "data"),
         (lambda m, d: neuron_ipr(torch.nn.Linear(2, 2)), TypeError, "model"),

@@ -170,6 +170,8 @@ def test_mean_field_noise_regimes() -> None:
             "track",
         ),
         (lambda: mattis_overlaps(np.ones((1, 4)), np.ones(3)), ValueError, "sigma"),
+        # NaN spins gave NaN overlaps
+        (lambda: mattis_overlaps(np.ones((1, 4)), np.full(4, np.nan)), ValueError, "sigma"),
         (lambda: mean_field_overlaps(0.5, 11), ValueError, "num_patterns"),
         (lambda: mean_field_overlaps(0.5, 3, beta=0.0), ValueError, "beta"),
         (lambda: mean_field_overlaps(0.5, 3, init=np.ones(2)), ValueError, "init"),

@@ -275,6 +275,19 @@ def test_bad_inputs_name_the_argument() -> None:
         dirichlet_sphere_data(10, [1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="singular-kernel class"):
         koenigs_kernel(RHO, relu_dual())
+    # max_iter=0 returned rho itself, 2.5 failed in range(); tol=nan divided by zero
+    for max_iter, exc in ((0, ValueError), (2.5, TypeError)):
+        with pytest.raises(exc, match=r"^max_iter "):
+            koenigs_kernel(RHO, singular_activation(3), max_iter=max_iter)
+    for tol, exc in ((math.nan, ValueError), (-1.0, ValueError), ("0.1", TypeError)):
+        with pytest.raises(exc, match=r"^tol "):
+            depth_limit(relu_dual(), tol=tol)
+    # test rows with another number of columns than the training rows failed in torch's matmul
+    x_train, y_train, x_test = torch.randn(4, 3), torch.tensor([0, 1, 0, 1]), torch.randn(2, 5)
+    with pytest.raises(ValueError, match=r"^x_test must have 3 columns"):
+        nearest_neighbor_classify(x_train, y_train, x_test)
+    with pytest.raises(ValueError, match=r"^x_test must have 3 columns"):
+        singular_kernel_classify(x_train, y_train, x_test, beta=1.5)
 
 
 def test_infinite_depth_score_validates_labels_like_deep_score() -> None:

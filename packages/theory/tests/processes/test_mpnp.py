@@ -108,6 +108,11 @@ def test_bad_inputs() -> None:
         MartingalePosteriorNP(hidden=8, num_heads=2, num_pseudo=0)
     with pytest.raises(ValueError, match="pseudo_weight"):
         MartingalePosteriorNP(hidden=8, num_heads=2, pseudo_weight=-1.0)
+    # were named by the encoder's and decoder's own argument, "depth"
+    with pytest.raises(ValueError, match=r"^encoder_depth must be >= 1"):
+        MartingalePosteriorNP(hidden=8, num_heads=2, encoder_depth=0)
+    with pytest.raises(TypeError, match=r"^decoder_depth must be an integer"):
+        MartingalePosteriorNP(hidden=8, num_heads=2, decoder_depth=2.5)  # type: ignore[arg-type]
     model = MartingalePosteriorNP(hidden=8, num_heads=2, seed=0)
     x = torch.zeros(2, 3, 1)
     with pytest.raises(ValueError, match="num_samples"):

@@ -160,6 +160,12 @@ def test_bad_inputs() -> None:
         ConditionalNeuralProcess(min_std=1.0)
     with pytest.raises(ValueError, match="depth"):
         GaussianDecoder(1, 4, 1, hidden=4, depth=1)
+    # were named by the encoder's and decoder's own argument, "depth"
+    for cls in (ConditionalNeuralProcess, NeuralProcess):
+        with pytest.raises(ValueError, match=r"^encoder_depth must be >= 1"):
+            cls(hidden=8, encoder_depth=0)
+        with pytest.raises(ValueError, match=r"^decoder_depth must be >= 2"):
+            cls(hidden=8, decoder_depth=1)
     y, mean, std = _mixture()
     with pytest.raises(ValueError, match="std"):
         mixture_log_likelihood(y, mean, -std)

@@ -98,6 +98,10 @@ def test_bad_inputs() -> None:
         model(torch.randn(64))
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         model([[0.0] * 64])
+    # integer inputs failed in the first matmul (RuntimeError naming no argument)
+    for net in (model, PlainMLP(64, 10, 8, 1)):
+        with pytest.raises(TypeError, match=r"^x must be a floating tensor"):
+            net(torch.ones(2, 64, dtype=torch.long))
     with pytest.raises(ValueError, match="params"):
         plain_width_for_params(0, 64, 10, 2)
     with pytest.raises(TypeError, match="model"):

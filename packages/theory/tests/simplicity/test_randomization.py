@@ -62,6 +62,11 @@ def test_bad_inputs() -> None:
         randomize_coordinates(torch.zeros(3), [0])
     with pytest.raises(ValueError, match="y must"):
         randomized_accuracy(nn.Linear(3, 2), data.x, data.y[:5], [0])
+    # a list x raised AttributeError: 'list' object has no attribute 'shape'
+    with pytest.raises(TypeError, match=r"^x must be a torch\.Tensor"):
+        randomized_accuracy(nn.Linear(3, 2), data.x.tolist(), data.y, [0])
+    with pytest.raises(TypeError, match=r"^x must be a torch\.Tensor"):
+        feature_reliance(nn.Linear(3, 2), data.x.tolist(), data.y, {"a": [0]})
 
 
 def test_randomized_accuracy_runs_the_model_in_eval_mode() -> None:

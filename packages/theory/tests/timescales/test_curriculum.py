@@ -126,6 +126,12 @@ def test_heads_and_bad_inputs() -> None:
         train_curriculum(model, "single", "dms", n_start=1)
     with pytest.raises(TypeError, match="callback"):
         train_curriculum(model, "single", callback=3)  # type: ignore[arg-type]
+    # were checked only after the first epoch, named as evaluate_heads' batch_size / batches
+    fast = {"max_steps": 1, "steps_per_epoch": 1, "batch_size": 2}
+    with pytest.raises(ValueError, match=r"^test_batch_size must be >= 1"):
+        train_curriculum(model, "single", test_batch_size=0, **fast)
+    with pytest.raises(ValueError, match=r"^test_batches must be >= 1"):
+        train_curriculum(model, "single", test_batches=0, **fast)
     with pytest.raises(TypeError, match="generator"):
         evaluate_heads(model, "parity", (2,), [0], batch_size=4, batches=1, generator=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="heads"):

@@ -40,6 +40,7 @@ from neuronkit.common import (
     check_finite,
     check_number,
     check_shape,
+    check_type,
     detached_input,
 )
 
@@ -88,6 +89,8 @@ def inverse_participation_ratio(x: torch.Tensor, r: float = 2.0, dim: int = -1) 
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype == torch.bool:
+        raise TypeError("x must be a real or complex tensor, got dtype torch.bool")
     check_number("r", r, gt=1.0)
     if x.ndim == 0:
         raise ValueError("x must have at least 1 dimension, got a scalar")
@@ -491,6 +494,7 @@ def kernel_alignment(kernel1: Any, kernel2: Any, *, centered: bool = False) -> f
 
     1 for kernels equal up to a positive scale. ``kernel1``, ``kernel2``: ``[N, N]``.
     """
+    check_type("centered", centered, bool)
     k1 = _square_kernel("kernel1", kernel1)
     k2 = _square_kernel("kernel2", kernel2)
     if k1.shape != k2.shape:
@@ -520,6 +524,7 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = True)
     Integer class indices ``[N]`` are read as one scalar target: pass one-hot ``[N, C]`` for
     classes.
     """
+    check_type("centered", centered, bool)
     k = _square_kernel("kernel", kernel)
     y = as_float_tensor("targets", targets, (1, 2), "[N] or [N, C]")
     if y.ndim == 1:

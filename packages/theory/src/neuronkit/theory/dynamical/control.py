@@ -55,6 +55,7 @@ def signal_source(values: torch.Tensor, *, port: str = "r", name: str = "signal"
     Args:
         values: ``[T, *shape]``; running past ``T`` ticks raises ``ValueError``.
     """
+    check_type("port", port, str)
     vals = _series("values", values)
 
     def read(t: int, _i: Values) -> torch.Tensor:
@@ -303,9 +304,10 @@ def tracking_error(y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     for arg, t in (("y", y), ("r", r)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{arg} must be a torch.Tensor, got {type(t).__name__}")
-    yy, rr = y.reshape(y.shape[0], -1)[:, 0], r.reshape(r.shape[0], -1)[:, 0]
-    if yy.shape != rr.shape or yy.shape[0] < 2:
+    if y.ndim not in (1, 2) or r.ndim not in (1, 2) or y.shape[0] != r.shape[0] or len(y) < 2:
         raise ValueError(
-            f"y and r must have the same length >= 2, got {tuple(y.shape)} and {tuple(r.shape)}"
+            f"y and r must be [T] or [T, 1] with the same length T >= 2, got {tuple(y.shape)} "
+            f"and {tuple(r.shape)}"
         )
+    yy, rr = y.reshape(y.shape[0], -1)[:, 0], r.reshape(r.shape[0], -1)[:, 0]
     return (yy[1:] - rr[:-1]).abs()

@@ -98,9 +98,9 @@ def _check_features(name: str, n: Any) -> None:
     check_number(name, n, ge=1, integer=True)
 
 
-def _check_activation(activation: Any) -> None:
-    check_type("activation", activation, str)
-    check_choice("activation", activation, ACTIVATIONS)
+def _check_activation(activation: Any, name: str = "activation") -> None:
+    check_type(name, activation, str)
+    check_choice(name, activation, ACTIVATIONS)
 
 
 def dense_forward(
@@ -577,15 +577,21 @@ def mlp_learner(
     depth = len(ws) - 1
     check_choice("granularity", granularity, ("layer", "neuron"))
     if isinstance(activations, str):
+        _check_activation(activations, "activations")
         acts = [activations] * (depth - 1) + ["identity"]
     else:
+        if not isinstance(activations, Sequence):
+            raise TypeError(
+                "activations must be a str or a sequence of str (one per layer), got "
+                f"{type(activations).__name__}"
+            )
         acts = list(activations)
         if len(acts) != depth:
             raise ValueError(
                 f"activations must have one entry per layer ({depth}), got {len(acts)}"
             )
-    for a in acts:
-        _check_activation(a)
+        for i, a in enumerate(acts):
+            _check_activation(a, f"activations[{i}]")
     for arg, seq in (("weights", weights), ("biases", biases)):
         if seq is not None and len(seq) != depth:
             raise ValueError(f"{arg} must have one tensor per layer ({depth}), got {len(seq)}")

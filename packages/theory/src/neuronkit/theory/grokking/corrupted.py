@@ -28,7 +28,9 @@ from torch import nn
 
 from neuronkit.common import (
     check_choice,
+    check_finite,
     check_number,
+    check_probability,
     correct_predictions,
     eval_mode,
     grad_enabled,
@@ -110,6 +112,7 @@ def lowest_ipr_neurons(
         raise TypeError("ipr must be a 1-D tensor [width] (see neuron_ipr)")
     if (fraction is None) == (threshold is None):
         raise ValueError("give exactly one of fraction or threshold")
+    check_finite("ipr", ipr)
     order = torch.argsort(ipr)
     if fraction is not None:
         check_number("fraction", fraction, ge=0.0, le=1.0)
@@ -245,6 +248,10 @@ def train_modular(
     eval_every = check_positive_int("eval_every", eval_every)
     check_number("lr", lr, gt=0)
     check_number("weight_decay", weight_decay, ge=0)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r:.80}")
+    for i, beta in enumerate(betas):
+        check_probability(f"betas[{i}]", beta, open_right=True)
     check_choice("loss", loss, ("mse", "ce"))
     device, dtype = module_placement(m)
     x = data.x_train.to(device, dtype)

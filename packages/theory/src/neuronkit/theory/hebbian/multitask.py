@@ -158,6 +158,7 @@ def mattis_overlaps(patterns: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     s = as_float_array("sigma", sigma, "[..., N]")
     if s.shape[-1:] != (xi.shape[1],):
         raise ValueError(f"sigma must end with N={xi.shape[1]} neurons, got shape {s.shape}")
+    check_finite("sigma", s)
     return np.asarray(s @ xi.T.astype(np.float64) / xi.shape[1])
 
 

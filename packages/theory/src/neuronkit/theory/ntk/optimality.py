@@ -518,6 +518,7 @@ def depth_limit(activation: DualActivation, *, tol: float = 1e-12) -> dict[str, 
     majority vote). Follows the taxonomy of Radhakrishnan, Belkin & Uhler (2023).
     """
     act = _check_dual(activation)
+    check_number("tol", tol, gt=0)
     d0, s0, s1 = _derivs_at(act)
     out: dict[str, Any] = {"dual_at_0": d0, "slope_at_0": s0, "slope_at_1": s1}
     if s1 <= 1.0 + tol or d0 > tol:
@@ -554,6 +555,7 @@ def koenigs_kernel(
     """
     act, limit = _singular_limit(activation)
     r = _as_rho(rho)
+    max_iter = check_positive_int("max_iter", max_iter)
     lam = limit["slope_at_0"]
     if table_size is not None:
         size = check_positive_int("table_size", table_size, minimum=16)
@@ -632,10 +634,20 @@ def majority_vote(y_train: Any, n_test: int) -> Tensor:
 def nearest_neighbor_classify(x_train: Any, y_train: Any, x_test: Any) -> Tensor:
     """1-NN by the largest cosine (nearest point on the sphere). ``[N, D]``, ``[N]``, ``[M, D]``."""
     a = _unit_rows("x_train", x_train)
-    b = _unit_rows("x_test", x_test)
+    b = _test_rows(x_test, a)
     y = _labels_for("y_train", a, y_train)
     idx = [(b[i : i + _CHUNK] @ a.T).argmax(dim=1) for i in range(0, b.shape[0], _CHUNK)]
     return y[torch.cat(idx)]
+
+
+def _test_rows(x_test: Any, train: Tensor) -> Tensor:
+    """``x_test`` projected to the sphere, checked to have the columns of the training rows."""
+    b = _unit_rows("x_test", x_test)
+    if b.shape[1] != train.shape[1]:
+        raise ValueError(
+            f"x_test must have {train.shape[1]} columns like x_train, got {b.shape[1]}"
+        )
+    return b
 
 
 def _host_labels(name: str, y: Any) -> Tensor:
@@ -678,7 +690,7 @@ def singular_kernel_classify(
     if (beta is None) == (activation is None):
         raise ValueError("give exactly one of beta or activation")
     a = _unit_rows("x_train", x_train)
-    b = _unit_rows("x_test", x_test)
+    b = _test_rows(x_test, a)
     y = _labels_for("y_train", a, y_train)
     if beta is not None:
         check_number("beta", beta, gt=0)

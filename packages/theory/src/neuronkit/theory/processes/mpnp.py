@@ -47,6 +47,7 @@ from .neural_process import (
     GaussianDecoder,
     ProcessPrediction,
     SetEncoder,
+    _check_depths,
     _dtype,
     check_sets,
     gaussian_log_prob,
@@ -193,6 +194,7 @@ class MartingalePosteriorNP(nn.Module):
         check_number("pseudo_weight", pseudo_weight, ge=0)
         self.amortized_weight = float(amortized_weight)
         self.pseudo_weight = float(pseudo_weight)
+        _check_depths(encoder_depth, decoder_depth)
         with seeded_init(seed):
             self.encoder = SetEncoder(x_dim, y_dim, hidden, encoder_depth)
             self.generator = PseudoContextGenerator(hidden, num_heads)

@@ -397,6 +397,13 @@ class GaussianDecoder(nn.Module):
         return mean, self.min_std + (1.0 - self.min_std) * F.softplus(raw)
 
 
+def _check_depths(encoder_depth: Any, decoder_depth: Any) -> None:
+    """Check the depths under the model's argument names (the encoder and decoder modules that
+    take them call both ``depth``)."""
+    check_positive_int("encoder_depth", encoder_depth)
+    check_positive_int("decoder_depth", decoder_depth, minimum=2)
+
+
 class ConditionalNeuralProcess(nn.Module):
     """Conditional Neural Process (Garnelo et al., ICML 2018) with a mean-pooled encoder.
 
@@ -420,6 +427,7 @@ class ConditionalNeuralProcess(nn.Module):
         seed: int | torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        _check_depths(encoder_depth, decoder_depth)
         with seeded_init(seed):
             self.encoder = SetEncoder(x_dim, y_dim, hidden, encoder_depth)
             self.decoder = GaussianDecoder(x_dim, hidden, y_dim, hidden, decoder_depth, min_std)
@@ -483,6 +491,7 @@ class NeuralProcess(nn.Module):
         super().__init__()
         self.num_train_samples = check_positive_int("num_train_samples", num_train_samples)
         latent = hidden if latent_dim is None else check_positive_int("latent_dim", latent_dim)
+        _check_depths(encoder_depth, decoder_depth)
         with seeded_init(seed):
             self.encoder = SetEncoder(x_dim, y_dim, hidden, encoder_depth)
             self.latent_encoder = SetEncoder(x_dim, y_dim, hidden, encoder_depth)

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type, forked_manual_seed
 
-from .._utils import traced
+from .._utils import check_input_dtype, traced
 
 __all__ = [
     "BottleneckBlock",
@@ -162,6 +162,7 @@ class BottleneckMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [B, in_features]`` (or ``[B, *]``) -> logits ``[B, out_features]``."""
+        check_input_dtype("x", x, self.linear_in.weight.dtype)
         z = self.linear_in(_flatten_input(x, self.in_features))
         for norm, block in zip(self.norms, self.blocks, strict=True):
             z = z + block(norm(z))
@@ -214,6 +215,7 @@ class PlainMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [B, in_features]`` (or ``[B, *]``) -> logits ``[B, out_features]``."""
+        check_input_dtype("x", x, self.linear_in.weight.dtype)
         z = self.linear_in(_flatten_input(x, self.in_features))
         for norm, layer in zip(self.norms, self.layers, strict=True):
             z = layer(self.act(norm(z)))

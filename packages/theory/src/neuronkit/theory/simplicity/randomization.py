@@ -98,6 +98,7 @@ def randomized_accuracy(
     labels ``y [n]``; ``coordinates = []`` gives the plain accuracy. The model runs in eval
     mode (dropout off, BatchNorm statistics untouched); its mode is restored."""
     check_type("model", model, nn.Module)
+    _check_inputs(x, coordinates, rotation)  # x first: the check of y reads its rows
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"y must be a label tensor [n] with n = {x.shape[0]} (rows of x)")
     if y.is_floating_point() or y.is_complex():

@@ -269,6 +269,8 @@ def train_curriculum(
     max_steps = check_positive_int("max_steps", max_steps)
     steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
     batch_size = check_positive_int("batch_size", batch_size)
+    test_batch_size = check_positive_int("test_batch_size", test_batch_size)
+    test_batches = check_positive_int("test_batches", test_batches)
     check_choice("optimizer", optimizer, _OPTIMIZERS)
     check_number("lr", lr, gt=0)
     check_number("momentum", momentum, ge=0, lt=1)
