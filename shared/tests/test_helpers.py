@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from neuronkit.common import (
     as_float_array,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     check_choice,
@@ -31,8 +32,11 @@ from neuronkit.common import (
     check_seed,
     check_shape,
     check_type,
+    correct_predictions,
+    discover,
     host_array,
     plain_tensor,
+    reproduce,
     seed_everything,
     under_torch_func,
 )
@@ -91,11 +95,75 @@ from neuronkit.common.io import atomic_path, replace_dir
         (lambda: check_interval("c", {0: 1, 2: 3}), TypeError, "c must be a"),
         (lambda: check_seed(10**400), ValueError, "seed must be < 2"),
         (lambda: check_number("n", 10**400, le=10), ValueError, "n must be <= 10"),
+        # were OverflowError: int too large to convert to float
+        (lambda: check_interval("c", (10**400, 2)), ValueError, r"c\[0\] must be within float"),
+        # were AttributeError: 'list' object has no attribute 'min' / TypeError: len() of ...
+        (lambda: check_class_labels("y", [0, 5], 3), ValueError, r"y must hold class labels"),
+        (lambda: check_class_labels("y", np.array(1), 3), TypeError, r"y must be \[N\] class"),
+        (lambda: check_class_labels("y", "abc", 3), TypeError, r"y must be \[N\] class"),
+        (lambda: check_class_labels("y", 3, 3), TypeError, r"y must be \[N\] class"),
+        (lambda: check_class_labels("y", np.array(["a"]), 3), TypeError, "y must hold integer"),
+        # was ValueError: cannot convert float NaN to integer
+        (lambda: check_class_labels("y", np.array([0.0, np.nan]), 3), ValueError, "y must hold"),
+        # was AttributeError: 'types.UnionType' object has no attribute '__name__'
+        (lambda: check_type("x", "s", int | None), TypeError, r"x must be int \| None, got str"),
+        # were "The truth value of an array ... is ambiguous", not naming the argument
+        (lambda: check_choice("mode", np.array([1, 2]), [1, 2]), ValueError, "mode must be one"),
+        # was numpy's "setting an array element with a sequence"
+        (lambda: check_finite("x", [[1.0], [1.0, 2.0]]), TypeError, "x must be an array or"),
+        # non-bool flags were taken as True
+        (lambda: seed_everything(0, deterministic="no"), TypeError, "deterministic must be bool"),
+        (lambda: discover(strict="no"), TypeError, "strict must be bool"),
+        (lambda: reproduce(["a.b"]), TypeError, "reproduction_id must be str, got list"),
+        # was AttributeError: 'list' object has no attribute 'argmax'
+        (lambda: correct_predictions([[0.1, 0.9]], [1]), TypeError, "logits must be a tensor"),
     ],
 )
 def test_errors_name_the_argument(call, error, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=message):
         call()
+
+
+def test_torch_and_plot_helpers_name_bad_arguments() -> None:
+    pytest.importorskip("torch", reason="select_device and module_placement need torch")
+    pytest.importorskip("matplotlib", reason="new_figure needs matplotlib")
+    from neuronkit.common import module_placement, new_figure, select_device
+
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        select_device(10**400)  # was torch's "Overflow when unpacking long long"
+    with pytest.raises(TypeError, match=r"module must be an nn\.Module, got list"):
+        module_placement([1])  # was AttributeError: 'list' object has no attribute 'parameters'
+    with pytest.raises(TypeError, match="nrows must be an integer"):
+        new_figure("2")  # was matplotlib's "can't multiply sequence by non-int of type 'float'"
+    with pytest.raises(ValueError, match="ncols must be >= 1"):
+        new_figure(1, -1)  # was "figure size must be positive finite not (-4.0, 3.2)"
+
+
+def test_check_finite_takes_python_ints_beyond_float_range() -> None:
+    check_finite("x", [10**400, 1])  # was OverflowError: int too large to convert to float
+    check_finite("x", 10**400)
+
+
+def test_atomic_writes_name_bad_arguments_and_leave_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    for call, error, message in [
+        # were AttributeError: 'bytes' object has no attribute 'encode' / memoryview's message
+        (lambda: atomic_write_text(tmp_path / "t.txt", b"x"), TypeError, "text must be str"),
+        (lambda: atomic_write_bytes(tmp_path / "b.bin", "x"), TypeError, "data must be bytes"),
+        # were "[Errno 21] Is a directory: '.../.folder.xyz.tmp' -> ..." (the temporary file)
+        # and "[Errno 17] File exists" (from mkdir)
+        (lambda: atomic_write_json(tmp_path / "folder", {}), IsADirectoryError, "not a folder"),
+        (lambda: atomic_write_json(tmp_path / "file/a.json", {}), NotADirectoryError, "a file"),
+        (lambda: atomic_write_json(tmp_path / "s.json", {"x": {1}}), TypeError, "set"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["file", "folder"]
+    (tmp_path / "to_folder").symlink_to(tmp_path / "folder")
+    atomic_write_text(tmp_path / "to_folder", "x")  # a link is replaced, as before
+    assert (tmp_path / "to_folder").read_text() == "x"
+    assert (tmp_path / "folder").is_dir()
 
 
 def test_as_float_array_reads_what_numpy_reads() -> None:
@@ -289,6 +357,17 @@ def test_weights_round_trip(tmp_path: Path) -> None:
         load_weights(tmp_path / "missing.safetensors")
     with pytest.raises(TypeError, match="module_or_state must be"):
         save_weights([1, 2], tmp_path / "x.safetensors")
+    # were AttributeErrors ('list' object has no attribute 'items' / 'state_dict'), safetensors'
+    # "argument 'tensor_dict'", and a string flag taken as True
+    with pytest.raises(TypeError, match="metadata must map str to str, got"):
+        save_weights(layer, tmp_path / "x.safetensors", metadata=["paper"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="module_or_state's keys must be str"):
+        save_weights({1: torch.zeros(1)}, tmp_path / "x.safetensors")
+    with pytest.raises(TypeError, match=r"module must be an nn\.Module or None"):
+        load_weights(path, [layer])
+    with pytest.raises(TypeError, match="strict must be bool"):
+        load_weights(path, torch.nn.Linear(3, 2), strict="no")  # type: ignore[arg-type]
+    assert not (tmp_path / "x.safetensors").exists()
     assert select_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="device must be"):
         select_device("not-a-device")

@@ -49,6 +49,16 @@ def test_check_rejects_bad_arguments(kwargs: dict, message: str) -> None:
         Check(**kwargs)
 
 
+def test_check_values_and_descriptions_must_have_their_types() -> None:
+    check = Check("x", ">=", 1.0)
+    # were float()'s "could not convert string to float" / "argument must be ... not 'list'"
+    for value in ("2.0", None, [1.0, 2.0]):
+        with pytest.raises(TypeError, match="value of check 'x' must be a real number"):
+            check.evaluate(value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="description must be str"):
+        Check("x", ">=", 1.0, 3)  # type: ignore[arg-type]  # was accepted
+
+
 def test_spec_validation() -> None:
     with pytest.raises(ValueError, match="id must look like"):
         ReproductionSpec("NoDot", "p", "c", (Check("x", ">", 0),))
@@ -58,6 +68,14 @@ def test_spec_validation() -> None:
         ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0), Check("x", "<", 1)))
     with pytest.raises(ValueError, match="threads"):
         ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0),), threads=0)
+    # was accepted, and then every run failed in seed_everything
+    with pytest.raises(ValueError, match="seed must be < 4294967296"):
+        ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0),), seed=2**32)
+    # were AttributeError: 'int' object has no attribute 'name' / "'Check' object is not iterable"
+    with pytest.raises(TypeError, match=r"checks\[1\] must be Check, got int"):
+        ReproductionSpec("a.b", "p", "c", (Check("x", ">", 0), 1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="checks must be a list of Check, got Check"):
+        reproduction(id="a.b", paper="p", claim="c", checks=Check("x", ">", 0))  # type: ignore[arg-type]
 
 
 def test_run_context_and_load_reject_wrong_types(tmp_path: Path) -> None:
@@ -79,6 +97,13 @@ def test_run_context_and_load_reject_wrong_types(tmp_path: Path) -> None:
         RunContext("unit.ok", **ok)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="info must be a ReproductionInfo"):
         load("unit.ok")  # type: ignore[arg-type]
+    # were AttributeError: 'NoneType' object has no attribute 'id' / "object is not callable"
+    run = {"package": "unit", "quick": True, "seed": 0, "out_root": tmp_path / "runs"}
+    with pytest.raises(TypeError, match="spec must be ReproductionSpec"):
+        run_reproduction(None, _ok, **run)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fn must be the reproduction's run function"):
+        run_reproduction(spec, None, **run)  # type: ignore[arg-type]
+    assert list(tmp_path.rglob("*")) == []
 
 
 def test_threads_cap_torch_during_the_run_and_are_restored(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def select_device(device: Any = None) -> Any:
         return torch.device("cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
+    except (RuntimeError, TypeError, ValueError, OverflowError) as err:  # e.g. an index > 2**63
         raise ValueError(
             f"device must be a torch device or a string such as 'cpu' or 'cuda:0', got {device!r}"
         ) from err
@@ -42,6 +42,8 @@ def module_placement(module: Any) -> tuple[Any, Any]:
 
     import torch
 
+    if not (hasattr(module, "parameters") and hasattr(module, "buffers")):
+        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
     first = next(itertools.chain(module.parameters(), module.buffers()), None)
     device = torch.device("cpu") if first is None else first.device
     floats = (p.dtype for p in module.parameters() if p.is_floating_point())

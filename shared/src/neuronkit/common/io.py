@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .validation import check_type
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -24,9 +26,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     (those created for it are removed again).
     """
     target = Path(path)
+    if target.is_dir() and not target.is_symlink():  # a link to a folder is replaced itself
+        raise IsADirectoryError(errno.EISDIR, "path must name a file, not a folder", str(target))
     created = []  # the missing folders, deepest first
     for folder in (target.parent, *target.parent.parents):
         if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "path's folder is a file", str(folder))
             break
         created.append(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +55,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and return the path."""
+    try:
+        memoryview(data)  # what write_bytes takes: bytes, bytearray, any buffer
+    except TypeError:
+        raise TypeError(f"data must be bytes, got {type(data).__name__} ({data!r:.80})") from None
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
@@ -56,6 +66,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically and return the path."""
+    check_type("text", text, str)
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 

@@ -19,4 +19,6 @@ def correct_predictions(logits: Any, labels: Any, dim: int = -1) -> Any:
     Returns:
         Boolean tensor shaped like ``labels``.
     """
+    if not hasattr(logits, "isnan"):
+        raise TypeError(f"logits must be a tensor of class scores, got {type(logits).__name__}")
     return (logits.argmax(dim) == labels) & ~logits.isnan().any(dim)

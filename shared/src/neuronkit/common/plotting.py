@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .validation import check_number
+
 #: keyword arguments of ``Figure.subplots``; the others go to ``Figure``
 _SUBPLOTS_KEYS = frozenset(
     ("sharex", "sharey", "squeeze", "width_ratios", "height_ratios", "subplot_kw", "gridspec_kw")
@@ -23,6 +25,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]
         from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("plots need matplotlib: pip install 'neuronkit-common[plot]'") from err
+    check_number("nrows", nrows, ge=1, integer=True)
+    check_number("ncols", ncols, ge=1, integer=True)
     kwargs.setdefault("figsize", (4.0 * ncols, 3.2 * nrows))
     if "layout" not in kwargs:  # matplotlib warns when both are given
         kwargs.setdefault("constrained_layout", True)

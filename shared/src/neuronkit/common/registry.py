@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .reproduction import ATTRIBUTE, Check, ReproductionSpec, Result, RunContext, run_reproduction
+from .validation import check_type
 
 GROUP = "neuronkit.reproductions"
 
@@ -157,6 +158,7 @@ def discover(*, strict: bool = False) -> dict[str, ReproductionInfo]:
     A broken entry point (unreadable metadata, id mismatch) is skipped with a warning, or
     raises :class:`RegistryError` when ``strict``.
     """
+    check_type("strict", strict, bool)
     return _discover(strict=strict, stacklevel=3)
 
 
@@ -216,6 +218,7 @@ def reproduce(
     Writes ``<out>/<id>/`` and returns the :class:`Result`; ``seed=None`` uses the
     reproduction's own default seed. Package tests call this for their quick reproductions.
     """
+    check_type("reproduction_id", reproduction_id, str)
     registry = _discover(stacklevel=3)
     if reproduction_id not in registry:
         raise ValueError(

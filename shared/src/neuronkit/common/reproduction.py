@@ -72,10 +72,19 @@ class Check:
             raise ValueError(f"name must be an identifier such as 'acc_gap', got {self.name!r}")
         check_choice("comparison", self.comparison, COMPARISONS)
         check_number("threshold", self.threshold)
+        check_type("description", self.description, str)
 
     def evaluate(self, value: float) -> CheckResult:
         """Compare ``value`` with the threshold; NaN or infinity never passes."""
-        v = float(value)
+        try:
+            if isinstance(value, (str, bytes)):  # float() would parse it
+                raise TypeError
+            v = float(value)
+        except (TypeError, ValueError):  # None, a list, an array of several values
+            raise TypeError(
+                f"value of check {self.name!r} must be a real number, got "
+                f"{type(value).__name__} ({value!r:.80})"
+            ) from None
         passed = math.isfinite(v) and COMPARISONS[self.comparison](v, float(self.threshold))
         return CheckResult(
             self.name, v, float(self.threshold), self.comparison, passed, self.description
@@ -117,11 +126,13 @@ class ReproductionSpec:
             raise ValueError(f"id must look like '<package>.<name>' in lower case, got {self.id!r}")
         for arg in ("paper", "claim"):
             check_type(arg, getattr(self, arg), str)
-        check_number("seed", self.seed, ge=0, integer=True)
+        check_number("seed", self.seed, ge=0, lt=2**32, integer=True)  # what seed_everything takes
         if self.threads is not None:
             check_number("threads", self.threads, ge=1, integer=True)
         if not self.checks:
             raise ValueError(f"checks must name at least one Check for {self.id!r}")
+        for i, check in enumerate(self.checks):
+            check_type(f"checks[{i}]", check, Check)
         names = [c.name for c in self.checks]
         if len(set(names)) != len(names):
             raise ValueError(f"checks must have distinct names, got {names}")
@@ -140,6 +151,8 @@ def reproduction(
 
     ``threads`` caps torch's intra-op threads during the run (restored afterwards).
     """
+    if isinstance(checks, Check) or not isinstance(checks, Iterable):
+        raise TypeError(f"checks must be a list of Check, got {type(checks).__name__}")
     spec = ReproductionSpec(
         id=id, paper=paper, claim=claim, checks=tuple(checks), seed=seed, threads=threads
     )
@@ -347,6 +360,9 @@ def run_reproduction(
     """
     from .report import render_report
 
+    check_type("spec", spec, ReproductionSpec)
+    if not callable(fn):
+        raise TypeError(f"fn must be the reproduction's run function, got {type(fn).__name__}")
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     final_dir = out_root / spec.id

@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .validation import check_number, check_seed
+from .validation import check_number, check_seed, check_type
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,6 +25,7 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> np.random.Gene
     import numpy as np
 
     check_number("seed", seed, ge=0, lt=2**32, integer=True)
+    check_type("deterministic", deterministic, bool)
     seed = int(seed)  # random.seed refuses numpy integers
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - seeds legacy global state used by third-party code

@@ -33,10 +33,10 @@ def _describe(value: Any) -> str:
 def check_type(name: str, value: Any, expected: type | tuple[type, ...]) -> None:
     """Raise ``TypeError`` unless ``isinstance(value, expected)``."""
     if not isinstance(value, expected):
-        names = (
-            " or ".join(t.__name__ for t in expected)
+        names = (  # a union such as ``int | None`` has no __name__
+            " or ".join(getattr(t, "__name__", str(t)) for t in expected)
             if isinstance(expected, tuple)
-            else expected.__name__
+            else getattr(expected, "__name__", str(expected))
         )
         raise TypeError(f"{name} must be {names}, got {type(value).__name__} ({value!r:.80})")
 
@@ -91,26 +91,50 @@ def check_interval(name: str, value: Any) -> tuple[float, float]:
         if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # 0-d tensor or array
             v = v.item()
         check_number(f"{name}[{i}]", v)
-        pair.append(float(v))
+        try:
+            pair.append(float(v))
+        except OverflowError:  # an int beyond float range, which check_number takes
+            raise ValueError(f"{name}[{i}] must be within float range, got {v!r:.40}") from None
     if not pair[0] < pair[1]:
         raise ValueError(f"{name} must be (low, high) with low < high, got {tuple(pair)}")
     return pair[0], pair[1]
 
 
 def check_class_labels(name: str, labels: Any, n_classes: int) -> None:
-    """Raise ``ValueError`` unless every entry of ``labels`` (``[N]`` integers, an array or a
-    tensor) is a class index in ``[0, n_classes)``: out-of-range labels fail deep inside a loss
-    in training and silently count as errors in an accuracy. Empty ``labels`` pass.
+    """Raise ``ValueError`` unless every entry of ``labels`` (``[N]`` integers: an array, a
+    tensor or a list) is a class index in ``[0, n_classes)``: out-of-range labels fail deep inside
+    a loss in training and silently count as errors in an accuracy. Empty ``labels`` pass; NaN
+    fails, and labels that are not numbers (or a scalar) raise ``TypeError``.
 
     >>> import numpy as np
     >>> check_class_labels("y", np.array([0, 3]), 3)
     Traceback (most recent call last):
     ValueError: y must hold class labels in [0, 2] (the model has 3 outputs), got range [0, 3]
     """
+    if (
+        isinstance(labels, (str, bytes))
+        or getattr(labels, "ndim", 1) == 0  # a 0-d array or tensor has __len__ but no length
+        or not hasattr(labels, "__len__")
+    ):
+        raise TypeError(f"{name} must be [N] class labels, got {_describe(labels)}")
     if len(labels) == 0:
         return
     labels = plain_tensor(labels)
-    lo, hi = int(labels.min()), int(labels.max())
+    if not hasattr(labels, "min"):  # a list or tuple
+        import numpy as np
+
+        try:
+            labels = np.asarray(labels)
+        except ValueError as err:  # ragged
+            raise TypeError(f"{name} must be [N] class labels ({err})") from None
+    try:
+        lo, hi = int(labels.min()), int(labels.max())
+    except (ValueError, OverflowError):  # int() of NaN or infinity
+        raise ValueError(
+            f"{name} must hold class labels in [0, {n_classes - 1}], got NaN or infinity"
+        ) from None
+    except TypeError:  # strings, None
+        raise TypeError(f"{name} must hold integer class labels, got {_describe(labels)}") from None
     if lo < 0 or hi >= n_classes:
         raise ValueError(
             f"{name} must hold class labels in [0, {n_classes - 1}] (the model has {n_classes} "
@@ -144,7 +168,11 @@ def check_choice(name: str, value: T, choices: Iterable[T]) -> T:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``; returns ``value``. A bool
     matches only a bool (``True == 1`` in Python, but ``True`` is not the choice ``1``)."""
     options = list(choices)
-    if not any(o == value and isinstance(o, bool) == isinstance(value, bool) for o in options):
+    try:
+        found = any(o == value and isinstance(o, bool) == isinstance(value, bool) for o in options)
+    except (TypeError, ValueError, RuntimeError):  # an array or tensor: no single truth value
+        found = False
+    if not found:
         raise ValueError(f"{name} must be one of {options!r}, got {value!r}")
     return value
 
@@ -281,11 +309,14 @@ def check_finite(name: str, x: Any) -> None:
     else:
         import numpy as np
 
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except ValueError as err:  # ragged nested lists
+            raise TypeError(f"{name} must be an array or tensor of numbers ({err})") from None
         if arr.dtype.kind == "O":  # numbers held as Python objects: check them as floats
             try:
                 arr = arr.astype(np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # not numbers, or ints beyond floats
                 return
         if arr.dtype.kind not in "fc":
             return

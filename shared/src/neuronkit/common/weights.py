@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import atomic_path
+from .validation import check_type
 
 #: metadata key holding the non-tensor entries of a state dict (modules' extra state), as JSON
 EXTRA_STATE_KEY = "neuronkit.extra_state"
@@ -42,10 +43,14 @@ def save_weights(
         raise TypeError(
             f"module_or_state must be an nn.Module or a dict of tensors, got {type(state).__name__}"
         )
-    if metadata is not None and not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    not_str = [k for k in state if not isinstance(k, str)]
+    if not_str:
+        raise TypeError(f"module_or_state's keys must be str, got {not_str[:3]!r:.80}")
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
     ):
-        raise TypeError("metadata must map str to str")
+        raise TypeError(f"metadata must map str to str, got {metadata!r:.80}")
     if metadata is not None and EXTRA_STATE_KEY in metadata:
         raise ValueError(f"metadata must not use the reserved key {EXTRA_STATE_KEY!r}")
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items() if _is_tensor(v)}
@@ -83,6 +88,9 @@ def load_weights(path: str | os.PathLike[str], module: Any = None, *, strict: bo
     anything is copied: ``load_state_dict`` would have overwritten the matching tensors first.
     """
     _safetensors_torch()  # the extra's ImportError, if missing
+    check_type("strict", strict, bool)
+    if module is not None and not hasattr(module, "load_state_dict"):
+        raise TypeError(f"module must be an nn.Module or None, got {type(module).__name__}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"path must be an existing safetensors file, got {str(path)!r}")
     from safetensors import SafetensorError, safe_open
