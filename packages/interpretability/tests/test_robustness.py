@@ -362,3 +362,10 @@ def test_training_keeps_learning_inside_an_outer_autocast() -> None:
             params.append([p.detach().clone() for p in model.parameters()])
     assert any(not torch.equal(a, b) for a, b in zip(params[0], params[1]))
     assert len(set(losses)) > 1, losses
+
+
+def test_pgd_random_start_must_be_a_bool() -> None:
+    model = nn.Sequential(nn.Linear(4, 3))
+    x, y = torch.randn(3, 4), torch.tensor([0, 1, 2])
+    with pytest.raises(TypeError, match="random_start must be bool"):
+        pgd_attack(model, x, y, eps=0.1, random_start="no")

@@ -81,3 +81,15 @@ def test_bad_input() -> None:
         similarity_influence(model, X, XT, "nope")
     with pytest.raises(TypeError, match="model"):
         similarity_influence("model", X, XT, "1")
+
+
+def test_bad_inputs_are_named_by_their_argument() -> None:
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
+    x = torch.randn(6, 4)
+    with pytest.raises(TypeError, match="train_inputs must be Tensor, got list"):
+        similarity_influence(model, x.tolist(), x, "1")
+    with pytest.raises(ValueError, match="test_inputs must be finite"):
+        similarity_influence(model, x, torch.full((2, 4), float("nan")), "1")
+    # the model takes [M, 2, 4] too, but its activations have another size than train_inputs'
+    with pytest.raises(ValueError, match="test_inputs must give layer '1' activations"):
+        similarity_influence(model, x, x[None, :2], "1")

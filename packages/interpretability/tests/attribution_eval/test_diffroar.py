@@ -308,3 +308,32 @@ def test_integer_inputs_need_an_explicit_fill() -> None:
     att = torch.rand(12, 4)
     with pytest.raises(TypeError, match="fill is required for integer train_inputs"):
         roar_accuracy(x, y, x, y, att, att, k=0.5, largest=True, trainer=_trainer)
+
+
+def test_bad_dtypes_and_non_finite_values_are_named_by_their_argument() -> None:
+    x = torch.randn(6, 4)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    a = torch.randn(6, 4)
+    with pytest.raises(TypeError, match="attributions must be real numbers"):
+        keep_mask(a > 0, 0.5)
+    with pytest.raises(TypeError, match="attributions must be real numbers"):
+        signal_mass(a > 0, a > 0)
+
+    def trainer(inputs: torch.Tensor, labels: torch.Tensor) -> nn.Module:
+        return nn.Linear(4, 3)
+
+    nan = x.clone()
+    nan[0, 0] = float("nan")
+    data = dict(
+        train_inputs=x, train_labels=y, test_inputs=x, test_labels=y,
+        train_attributions=a, test_attributions=a,
+    )  # fmt: skip
+    for name, bad, error, match in [
+        ("test_inputs", nan, ValueError, "test_inputs must be finite"),
+        ("train_attributions", nan, ValueError, "train_attributions must be finite"),
+        ("test_attributions", a > 0, TypeError, "test_attributions must be real numbers"),
+        ("train_labels", y.float(), TypeError, "train_labels must be an integer tensor"),
+        ("test_labels", y > 0, TypeError, "test_labels must be an integer tensor"),
+    ]:
+        with pytest.raises(error, match=match):
+            roar_accuracy(**{**data, name: bad}, k=0.5, largest=True, trainer=trainer)

@@ -432,3 +432,11 @@ def test_non_integer_positions_are_named(position) -> None:
         _layer().force([5], positions=position),
     ):
         pass
+
+
+def test_cosine_topk_rejects_non_floating_tensors_by_name() -> None:
+    codebook = torch.randn(6, 4)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        cosine_topk(torch.ones(3, 4, dtype=torch.int64), codebook)
+    with pytest.raises(TypeError, match="codebook must be a floating-point tensor"):
+        cosine_topk(torch.randn(3, 4), codebook > 0)

@@ -44,3 +44,9 @@ def test_bad_inputs(kwargs) -> None:
     args = {"n": 10, "dim": 4, **kwargs}
     with pytest.raises(ValueError, match=r"n|dim|bias_prob|signal_range"):
         signal_coordinate_data(**args)
+
+
+@pytest.mark.parametrize("signal_range", [(1.0,), "1.0", 1.0])
+def test_signal_range_must_be_a_pair(signal_range) -> None:
+    with pytest.raises(TypeError, match="signal_range must be a \\(low, high\\) pair"):
+        signal_coordinate_data(10, 4, signal_range=signal_range)

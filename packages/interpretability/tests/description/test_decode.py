@@ -73,3 +73,11 @@ def test_describe_bad_inputs() -> None:
         describe(_Captioner(), _IMAGES, _MASKS, prior=object(), lam=0.2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="beam_size"):
         describe(_Captioner(), _IMAGES, _MASKS, lam=0.0, beam_size=0)
+
+
+def test_pmi_scores_rejects_bool_tensors_by_name() -> None:
+    ll = torch.tensor([-1.0, -2.0])
+    with pytest.raises(TypeError, match="log_likelihood must be a real-valued tensor"):
+        pmi_scores(ll > -1.5, ll)
+    with pytest.raises(TypeError, match="log_prior must be a real-valued tensor"):
+        pmi_scores(ll, ll > -1.5)

@@ -205,6 +205,10 @@ def test_track_information_plane_bad_inputs() -> None:
         track_information_plane(task.x, task.y, [0], activation="gelu")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"torch\.Tensors"):
         track_information_plane(task.x.numpy(), task.y, [0])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"n_records must be >= 2, got 1"):
+        track_information_plane(task.x, task.y, [0], n_records=1)
+    with pytest.raises(ValueError, match=r"hidden\[1\] must be >= 1, got 0"):
+        track_information_plane(task.x, task.y, [0], hidden=(3, 0))
 
 
 def test_plot_information_plane() -> None:

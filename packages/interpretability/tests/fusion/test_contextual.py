@@ -208,3 +208,20 @@ def test_training_and_attacks_under_no_grad_and_inference_mode() -> None:
             robustness_curves(model, x, y, fgsm_eps=(0.1,))
         with pytest.raises(RuntimeError, match="train_head needs autograd"):
             train_head(model, x, y, epochs=1)
+
+
+def test_train_head_labels_and_robustness_levels_bad_inputs() -> None:
+    torch.manual_seed(0)
+    model = StreamClassifier(StreamCNN(1, 4, 8), 3)
+    x = torch.rand(4, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"labels must hold class labels in \[0, 2\]"):
+        train_head(model, x, torch.tensor([0, 1, 2, 3]), epochs=1)
+    with pytest.raises(ValueError, match="labels must be an integer tensor"):
+        train_head(model, x, torch.tensor([True, False, True, False]), epochs=1)
+    y = torch.tensor([0, 1, 2, 0])
+    with pytest.raises(TypeError, match="fgsm_eps must be a sequence of numbers"):
+        robustness_curves(model, x, y, fgsm_eps="0.1")
+    with pytest.raises(TypeError, match="fgsm_eps must be a sequence of numbers"):
+        robustness_curves(model, x, y, fgsm_eps=0.1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"blur_sigmas\[1\] must be >= 0"):
+        robustness_curves(model, x, y, blur_sigmas=(1.0, -1.0))

@@ -291,3 +291,15 @@ def test_a_tensor_given_as_clamp_gives_a_short_message() -> None:
     with pytest.raises(ValueError, match="clamp must be a") as info:
         level_set_traversal(model, src, src, clamp=torch.rand(64, 3, 8, 8))
     assert len(str(info.value)) < 200
+
+
+def test_helpers_reject_bool_and_integer_tensors_by_name() -> None:
+    x = torch.randn(3, 4)
+    with pytest.raises(TypeError, match="direction must be a real-valued tensor"):
+        orthogonal_component(x > 0, x)
+    with pytest.raises(TypeError, match="gradient must be a real-valued tensor"):
+        orthogonal_component(x, x > 0)
+    with pytest.raises(TypeError, match="x must be a real-valued tensor"):
+        relative_distance(x > 0, x)
+    with pytest.raises(TypeError, match="reference must be a floating-point tensor"):
+        relative_distance(x, torch.ones(3, 4, dtype=torch.int64))

@@ -272,3 +272,16 @@ def test_stimuli_are_optimized_under_no_grad_and_inference_mode_is_named() -> No
             optimize_stimuli(model, labels, (4,), n_steps=1)
         with pytest.raises(RuntimeError, match="mds_clustering needs autograd"):
             mds_clustering(model, (4,), 2, n_steps=1, max_iter=1, n_norm_samples=8)
+
+
+def test_helpers_reject_bad_dtypes_and_out_of_range_labels() -> None:
+    responses = torch.rand(10, 5)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    with pytest.raises(ValueError, match=r"labels must be < n_clusters \(2\), got max 2"):
+        cluster_mean_responses(responses, labels, n_clusters=2)
+    with pytest.raises(TypeError, match="responses must be a floating-point tensor"):
+        cluster_mean_responses(responses.long(), labels)
+    with pytest.raises(TypeError, match="x must be a real-valued tensor"):
+        project_to_norm(torch.ones(2, 3, dtype=torch.bool), 1.0)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        laplace_penalty(torch.ones(2, 4, 4, dtype=torch.int64))

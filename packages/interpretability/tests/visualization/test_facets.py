@@ -137,3 +137,17 @@ def test_visualize_facets_names_inference_mode() -> None:
         pytest.raises(RuntimeError, match="visualize_facets needs autograd"),
     ):
         visualize_facets(model, class_logit(1), torch.rand(2, 1, 4, 4), steps=1)
+
+
+def test_top_k_standardize_and_non_finite_inputs_are_named() -> None:
+    x, _, _ = _prototype_data()
+    model = _model()
+    for top_k in (0, 31):
+        with pytest.raises(ValueError, match="top_k must be"):
+            discover_facets(model, x, class_logit(0), layer="flat", n_facets=2, top_k=top_k)
+    with pytest.raises(TypeError, match="standardize must be bool"):
+        FacetClustering(2, standardize="no", embedding="pca").fit(x.flatten(1))  # type: ignore[arg-type]
+    nan = x.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        top_activating(model, nan, class_logit(0), 2)

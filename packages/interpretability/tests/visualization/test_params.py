@@ -137,3 +137,12 @@ def test_raw_pixel_image_renders_a_copy_of_its_parameter() -> None:
     image.sum().backward()  # and the gradient still reaches it
     assert param.pixels.grad is not None
     torch.testing.assert_close(param.pixels.grad, torch.ones(1, 2, 4, 4))
+
+
+def test_init_and_decorrelate_of_the_wrong_type_are_named() -> None:
+    init = torch.rand(1, 3, 8, 8)
+    for cls in (PixelImage, FourierImage):
+        with pytest.raises(TypeError, match="init must be Tensor, got list"):
+            cls((1, 3, 8, 8), init=init.tolist())
+    with pytest.raises(TypeError, match="decorrelate must be bool"):
+        FourierImage((1, 3, 8, 8), decorrelate="no")  # type: ignore[arg-type]

@@ -174,6 +174,7 @@ def pgd_attack(
     check_number("eps", eps, ge=0.0)
     check_number("n_steps", n_steps, ge=1, integer=True)
     check_choice("norm", norm, ["linf", "l2"])
+    check_type("random_start", random_start, bool)
     if step_size is None:
         step_size = 2.5 * eps / n_steps
     check_number("step_size", step_size, ge=0.0)

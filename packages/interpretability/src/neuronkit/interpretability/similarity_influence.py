@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_type, eval_mode
+from neuronkit.common import check_choice, check_finite, check_number, check_type, eval_mode
 
 from .hooks import check_not_compiled, layer_activations
 
@@ -67,17 +67,28 @@ def similarity_influence(
     check_type("model", model, nn.Module)
     check_not_compiled("model", model)
     check_choice("metric", metric, SIMILARITY_METRICS)
+    for name, x in (("train_inputs", train_inputs), ("test_inputs", test_inputs)):
+        check_type(name, x, torch.Tensor)
+        if x.ndim < 1 or x.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty batch [N, ...], got {tuple(x.shape)}")
+        check_finite(name, x)
     names = [layers] if isinstance(layers, str) else list(layers)
     if top_k is not None:
         check_number("top_k", top_k, ge=1, integer=True)
-        n = len(train_inputs) if isinstance(train_inputs, torch.Tensor) and train_inputs.ndim else 0
-        if n and top_k > n:  # before any forward pass (other inputs fail in layer_activations)
+        if top_k > len(train_inputs):  # before any forward pass
+            n = len(train_inputs)
             raise ValueError(f"top_k must be <= the {n} training examples, got {top_k}")
     with eval_mode(model):
         train, test = (
             layer_activations(model, x, names, batch_size=batch_size, batch_dim=batch_dim)
             for x in (train_inputs, test_inputs)
         )
+    for name in names:
+        if test[name].shape[1] != train[name].shape[1]:
+            raise ValueError(
+                f"test_inputs must give layer {name!r} activations of the size train_inputs give "
+                f"({train[name].shape[1]} values per example), got {test[name].shape[1]}"
+            )
     scores = {name: _similarity(test[name], train[name], metric) for name in names}
     if top_k is None:
         return scores

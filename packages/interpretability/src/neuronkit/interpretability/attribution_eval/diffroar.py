@@ -78,6 +78,8 @@ def keep_mask(attributions: torch.Tensor, k: float, *, largest: bool = True) -> 
             "attributions must be a non-empty batch [N, features...], "
             f"got shape {tuple(attributions.shape)}"
         )
+    if attributions.dtype == torch.bool or attributions.is_complex():
+        raise TypeError(f"attributions must be real numbers, got dtype {attributions.dtype}")
     check_finite("attributions", attributions)
     if not isinstance(largest, bool):
         raise TypeError(f"largest must be a bool, got {type(largest).__name__}")
@@ -151,11 +153,17 @@ def _check_split(name: str, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -
         )
     if y.shape != (x.shape[0],):
         raise ValueError(f"{name}_labels must have shape [{x.shape[0]}], got {tuple(y.shape)}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{name}_labels must be an integer tensor of classes, got dtype {y.dtype}")
     if a.shape != x.shape:
         raise ValueError(
             f"{name}_attributions must have the shape of {name}_inputs {tuple(x.shape)}, "
             f"got {tuple(a.shape)}"
         )
+    if a.dtype == torch.bool or a.is_complex():
+        raise TypeError(f"{name}_attributions must be real numbers, got dtype {a.dtype}")
+    check_finite(f"{name}_inputs", x)
+    check_finite(f"{name}_attributions", a)
 
 
 def roar_accuracy(
@@ -277,6 +285,8 @@ def signal_mass(attributions: torch.Tensor, signal_mask: torch.Tensor) -> torch.
             f"signal_mask must have the shape of attributions {tuple(attributions.shape)} "
             f"(batch first), got {tuple(signal_mask.shape)}"
         )
+    if attributions.dtype == torch.bool or attributions.is_complex():
+        raise TypeError(f"attributions must be real numbers, got dtype {attributions.dtype}")
     check_finite("attributions", attributions)
     mag = attributions.detach().abs().reshape(attributions.shape[0], -1)
     mask = signal_mask.reshape(signal_mask.shape[0], -1)

@@ -74,6 +74,9 @@ def cosine_topk(
             f"got {tuple(x.shape)}"
         )
     check_number("k", k, ge=1, le=codebook.shape[0], integer=True)
+    for name, t in (("x", x), ("codebook", codebook)):
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
     xn = torch.nn.functional.normalize(x, dim=-1)
     cn = torch.nn.functional.normalize(codebook, dim=-1)
     sim = xn @ cn.T

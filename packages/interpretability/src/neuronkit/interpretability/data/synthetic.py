@@ -55,6 +55,14 @@ def signal_coordinate_data(
     check_seed(seed)
     if bias_prob is not None:
         check_number("bias_prob", bias_prob, ge=0.0, le=1.0)
+    if (
+        isinstance(signal_range, (str, bytes))
+        or not hasattr(signal_range, "__len__")
+        or len(signal_range) != 2
+    ):
+        raise TypeError(
+            f"signal_range must be a (low, high) pair of numbers, got {signal_range!r:.80}"
+        )
     lo, hi = signal_range
     check_number("signal_range[0]", lo, gt=0.0)
     check_number("signal_range[1]", hi, ge=lo)

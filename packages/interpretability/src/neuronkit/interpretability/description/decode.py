@@ -47,6 +47,9 @@ def pmi_scores(
             f"got {tuple(log_prior.shape)}"
         )
     check_number("lam", lam, ge=0.0)
+    for name, t in (("log_likelihood", log_likelihood), ("log_prior", log_prior)):
+        if t.dtype == torch.bool or t.is_complex():
+            raise TypeError(f"{name} must be a real-valued tensor, got dtype {t.dtype}")
     if torch.isnan(log_likelihood).any() or torch.isnan(log_prior).any():
         raise ValueError("log_likelihood and log_prior must not contain NaN")
     return log_likelihood - lam * log_prior

@@ -167,8 +167,8 @@ class EnsembleMLP(nn.Module):
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least input and output widths, got {sizes}")
-        for s in sizes:
-            check_number("sizes[i]", s, ge=1, integer=True)
+        for i, s in enumerate(sizes):
+            check_number(f"sizes[{i}]", s, ge=1, integer=True)
         gen = torch_generator(seed)
         self.sizes = tuple(int(s) for s in sizes)
         self.activation = activation
@@ -384,6 +384,10 @@ def track_information_plane(
     check_choice("optimizer", optimizer, ["adam", "sgd"])
     for name, value in (("n_runs", n_runs), ("epochs", epochs), ("n_bins", n_bins)):
         check_number(name, value, ge=1, integer=True)
+    check_number("n_records", n_records, ge=2, integer=True)  # log_epoch_grid names it n_points
+    hidden = tuple(hidden)
+    for i, h in enumerate(hidden):
+        check_number(f"hidden[{i}]", h, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
     check_number("kde_noise_variance", kde_noise_variance, gt=0.0)
     check_seed(seed)

@@ -35,6 +35,7 @@ from torch import nn
 
 from neuronkit.common import (
     check_choice,
+    check_class_labels,
     check_finite,
     check_number,
     check_seed,
@@ -311,11 +312,17 @@ def train_head(
     check_type("model", model, (StreamClassifier, LateFusionClassifier))
     _check_images("inputs", inputs)
     check_type("labels", labels, torch.Tensor)
-    if labels.shape != (inputs.shape[0],) or labels.is_floating_point():
+    if (
+        labels.shape != (inputs.shape[0],)
+        or labels.is_floating_point()
+        or labels.is_complex()
+        or labels.dtype == torch.bool
+    ):
         raise ValueError(
             f"labels must be an integer tensor of shape [{inputs.shape[0]}], got "
             f"{tuple(labels.shape)} ({labels.dtype})"
         )
+    check_class_labels("labels", labels, model.head.out_features)
     check_finite("inputs", inputs)
     check_number("epochs", epochs, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
@@ -415,9 +422,16 @@ class RobustnessCurves:
 
 
 def _levels(name: str, values: Sequence[float]) -> list[float]:
-    out = [float(v) for v in values]
-    for v in out:
-        check_number(f"{name}[i]", v, ge=0.0)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"{name} must be a sequence of numbers, got {type(values).__name__} ({values!r:.80})"
+        )
+    out = []
+    for i, v in enumerate(values):
+        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # 0-d tensor or array
+            v = v.item()
+        check_number(f"{name}[{i}]", v, ge=0.0)
+        out.append(float(v))
     return out
 
 

@@ -186,6 +186,9 @@ def orthogonal_component(direction: torch.Tensor, gradient: torch.Tensor) -> tor
     """
     check_type("direction", direction, torch.Tensor)
     check_type("gradient", gradient, torch.Tensor)
+    for name, t in (("direction", direction), ("gradient", gradient)):
+        if t.dtype == torch.bool or t.is_complex():
+            raise TypeError(f"{name} must be a real-valued tensor, got dtype {t.dtype}")
     if direction.shape != gradient.shape or direction.ndim < 2:
         raise ValueError(
             f"direction and gradient must share a shape [N, ...], got "
@@ -210,6 +213,10 @@ def relative_distance(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """
     check_type("x", x, torch.Tensor)
     check_type("reference", reference, torch.Tensor)
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"x must be a real-valued tensor, got dtype {x.dtype}")
+    if not reference.is_floating_point():
+        raise TypeError(f"reference must be a floating-point tensor, got dtype {reference.dtype}")
     if x.shape != reference.shape or x.ndim < 2:
         raise ValueError(
             f"x and reference must share a shape [N, ...], got {tuple(x.shape)} and "

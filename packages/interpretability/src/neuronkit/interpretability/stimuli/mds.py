@@ -145,12 +145,19 @@ def cluster_mean_responses(
     labels = _check_labels("labels", labels, responses.shape[-1] if responses.ndim == 2 else -1)
     if responses.ndim != 2:
         raise ValueError(f"responses must be [B, N], got shape {tuple(responses.shape)}")
+    if not responses.is_floating_point():
+        raise TypeError(f"responses must be a floating-point tensor, got dtype {responses.dtype}")
     k = int(labels.max()) + 1 if n_clusters is None else n_clusters
     check_number("n_clusters", k, ge=1, integer=True)
     onehot = torch.zeros(responses.shape[1], k, dtype=responses.dtype, device=responses.device)
-    onehot[
-        torch.arange(responses.shape[1], device=responses.device), labels.to(responses.device)
-    ] = 1.0
+    try:  # checked on the failure path only: this runs at every step of optimize_stimuli
+        onehot[
+            torch.arange(responses.shape[1], device=responses.device), labels.to(responses.device)
+        ] = 1.0
+    except IndexError:
+        raise ValueError(
+            f"labels must be < n_clusters ({k}), got max {int(labels.max())}"
+        ) from None
     counts = onehot.sum(0)
     if (counts == 0).any():
         raise ValueError(
@@ -165,6 +172,8 @@ def project_to_norm(x: torch.Tensor, norm: float) -> torch.Tensor:
     check_type("x", x, torch.Tensor)
     if x.ndim < 2:
         raise ValueError(f"x must be [B, *stimulus_shape], got shape {tuple(x.shape)}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"x must be a real-valued tensor, got dtype {x.dtype}")
     check_number("norm", norm, gt=0)
     flat = x.reshape(x.shape[0], -1)
     peak = flat.abs().amax(dim=1, keepdim=True)  # the norm of flat / peak neither under- nor
@@ -180,6 +189,8 @@ def laplace_penalty(x: torch.Tensor) -> torch.Tensor:
     check_type("x", x, torch.Tensor)
     if x.ndim < 2:
         raise ValueError(f"x must be [B, L] or [B, ..., H, W], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
     if x.ndim == 2:
         if x.shape[1] < 3:
             return x.new_zeros(())

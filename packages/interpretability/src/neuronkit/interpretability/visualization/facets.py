@@ -135,6 +135,7 @@ class FacetClustering(ClusterMixin, BaseEstimator):
         check_choice("embedding", self.embedding, ["tsne", "pca"])
         check_number("perplexity", self.perplexity, gt=0.0)
         check_number("n_nearest", self.n_nearest, ge=1, integer=True)
+        check_type("standardize", self.standardize, bool)
         check_seed(self.seed)
         x = np.asarray(host_array(features), dtype=np.float64)
         if x.ndim != 2:
@@ -265,6 +266,8 @@ def discover_facets(
     if not inputs.is_floating_point():
         raise TypeError(f"inputs must be a floating-point tensor, got dtype {inputs.dtype}")
     check_finite("inputs", inputs)
+    if top_k is not None:  # checked here: top_activating names it k
+        check_number("top_k", top_k, ge=1, le=inputs.shape[0], integer=True)
     if top_k is None:
         values = objective_values(model, inputs, objective, batch_size=batch_size)
         idx = torch.arange(inputs.shape[0])

@@ -41,6 +41,7 @@ from torch import nn
 
 from neuronkit.common import (
     check_choice,
+    check_finite,
     check_number,
     check_seed,
     check_type,
@@ -322,6 +323,7 @@ def objective_values(
     check_type("inputs", inputs, torch.Tensor)
     if inputs.ndim < 2 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must be a non-empty batch [N, ...], got {tuple(inputs.shape)}")
+    check_finite("inputs", inputs)
     check_number("batch_size", batch_size, ge=1, integer=True)
     values = []
     with eval_mode(model), torch.no_grad(), _recording(model, objective.layers) as rec:

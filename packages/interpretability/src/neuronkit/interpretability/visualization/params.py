@@ -97,7 +97,10 @@ def _param_dtype(init: torch.Tensor | None) -> torch.dtype:
     """The dtype of a parameterization's tensors: ``init``'s floating dtype when given (half
     precision is upcast to float32, as the FFT and the sigmoid inverse need), else the
     default dtype."""
-    if init is None or not init.is_floating_point():
+    if init is None:
+        return torch.get_default_dtype()
+    check_type("init", init, torch.Tensor)
+    if not init.is_floating_point():
         return torch.get_default_dtype()
     return torch.promote_types(init.dtype, torch.float32)
 
@@ -274,6 +277,7 @@ class FourierImage(ImageParam):
         super().__init__(shape, value_range)
         check_number("sd", sd, ge=0.0)
         check_number("decay_power", decay_power, ge=0.0)
+        check_type("decorrelate", decorrelate, bool)
         b, c, h, w = self.shape
         if color_matrix is not None:
             check_type("color_matrix", color_matrix, torch.Tensor)
