@@ -106,6 +106,20 @@ def test_run_context_and_load_reject_wrong_types(tmp_path: Path) -> None:
     assert list(tmp_path.rglob("*")) == []
 
 
+def test_metrics_and_tables_json_cannot_hold_are_refused_when_recorded(tmp_path: Path) -> None:
+    """A set or an object used to be accepted and fail the run only when result.json was
+    written, after all its work."""
+    ctx = RunContext(getattr(_ok, ATTRIBUTE), quick=True, seed=0, out_dir=tmp_path)
+    ctx.metric("fine", {"a": [1, 2.5, float("nan")], "b": "text"})
+    ctx.table("fine", [{"x": 1, "y": None}])
+    with pytest.raises(TypeError, match="metric 'units' must hold numbers, strings, lists"):
+        ctx.metric("units", {1, 2})
+    with pytest.raises(TypeError, match="table 'rows' must hold numbers, strings, lists"):
+        ctx.table("rows", [{"model": object()}])
+    assert list(ctx.metrics) == ["fine"]
+    assert len(ctx.tables) == 1
+
+
 def test_threads_cap_torch_during_the_run_and_are_restored(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch", reason="the threads cap acts on torch")
     seen: list[int] = []

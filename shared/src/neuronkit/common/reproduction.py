@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .io import atomic_path, atomic_write_json, atomic_write_text, replace_dir
+from .io import atomic_path, atomic_write_json, atomic_write_text, json_text, replace_dir
 from .progress import _bar, _library_bars, progress_write
 from .seeding import global_rngs_restored, seed_everything
 from .validation import check_choice, check_number, check_type
@@ -212,6 +212,19 @@ def _untensor(value: Any) -> Any:
     return value
 
 
+def _recordable(what: str, value: Any) -> Any:
+    """``value`` as :func:`_untensor` gives it, checked to go into ``result.json`` now: a value
+    JSON cannot hold (a set, an object) would otherwise fail the run at its very end."""
+    value = _untensor(value)
+    try:
+        json_text(value)
+    except (TypeError, ValueError) as err:  # ValueError: a circular reference
+        raise TypeError(
+            f"{what} must hold numbers, strings, lists and dicts (it goes into result.json): {err}"
+        ) from None
+    return value
+
+
 class RunContext:
     """Everything a reproduction gets: settings, a seeded RNG, and places to put results.
 
@@ -270,7 +283,7 @@ class RunContext:
     def metric(self, name: str, value: Any) -> None:
         """Record a metric (number, list or small dict) for ``result.json`` and the report;
         torch tensors are stored as Python numbers and lists."""
-        self.metrics[name] = _untensor(value)
+        self.metrics[name] = _recordable(f"metric {name!r}", value)
 
     def note(self, text: str) -> None:
         """Add a paragraph to the report (method details, caveats, what did not reproduce)."""
@@ -278,7 +291,8 @@ class RunContext:
 
     def table(self, title: str, rows: Sequence[dict[str, Any]]) -> None:
         """Add a table (a list of dicts with the same keys) to the report and ``result.json``."""
-        self.tables.append({"title": title, "rows": [_untensor(dict(r)) for r in rows]})
+        rows = _recordable(f"table {title!r}", [dict(r) for r in rows])
+        self.tables.append({"title": title, "rows": rows})
 
     def save_figure(self, name: str, fig: Any, *, dpi: int = 120) -> Path:
         """Save a matplotlib figure as ``<name>.png`` atomically and close it."""
