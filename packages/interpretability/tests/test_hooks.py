@@ -6,7 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from neuronkit.interpretability import LayerRecorder, get_layer, layer_activations, layer_names
+from neuronkit.interpretability import (
+    EpsilonRule,
+    LayerRecorder,
+    get_layer,
+    layer_activations,
+    layer_names,
+    lrp,
+    similarity_influence,
+)
 
 
 def _net() -> nn.Module:
@@ -115,12 +123,19 @@ def test_cannot_enter_twice_and_remove_is_idempotent() -> None:
 
 def test_unknown_layer_is_named_with_close_matches() -> None:
     net = _net()
-    with pytest.raises(ValueError, match=r"'2\.3'.*did you mean") as info:
+    with pytest.raises(ValueError, match=r"layers\[1\] must name.*'2\.3'.*did you mean") as info:
         LayerRecorder(net, ["0", "2.3"])
     assert "2.1" in str(info.value)
     assert _n_hooks(net) == 0
     with pytest.raises(ValueError, match="layer must name"):
         get_layer(net, "")
+    with pytest.raises(ValueError, match="layer must name"):  # one name given as a string
+        layer_activations(net, torch.randn(2, 4), "9")
+    # the caller's argument, not the helper's (each said "layer must name" before)
+    with pytest.raises(ValueError, match=r"layers\[1\] must name a submodule"):
+        similarity_influence(net, torch.randn(3, 4), torch.randn(2, 4), ["0", "9"])
+    with pytest.raises(ValueError, match="rules key must name a submodule"):
+        lrp(net, torch.randn(2, 4), 0, rules={"9": EpsilonRule()})
 
 
 @pytest.mark.parametrize(

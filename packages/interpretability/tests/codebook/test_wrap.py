@@ -107,7 +107,7 @@ def test_force_codes_changes_downstream_only_where_asked() -> None:
 
 def test_bad_inputs() -> None:
     net = _Net()
-    with pytest.raises(ValueError, match="layer must name a submodule"):
+    with pytest.raises(ValueError, match=r"modules\[0\] must name a submodule"):
         insert_codebooks(net, ["nope"], num_codes=4)
     with pytest.raises(TypeError, match="modules must be"):
         insert_codebooks(net, "mlp", num_codes=4)

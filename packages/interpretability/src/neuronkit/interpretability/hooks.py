@@ -264,8 +264,9 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def get_layer(model: nn.Module, name: str) -> nn.Module:
-    """The submodule called ``name`` (dotted path as in ``model.named_modules()``).
+def get_layer(model: nn.Module, name: str, *, argument: str = "layer") -> nn.Module:
+    """The submodule called ``name`` (dotted path as in ``model.named_modules()``);
+    ``argument``: the caller's argument that gave the name, for the error message.
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module`` or ``name`` not a string.
@@ -280,7 +281,7 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
         hint = f"; did you mean {close}?" if close else ""
         shown = names if len(names) <= 12 else [*names[:12], "..."]
         raise ValueError(
-            f"layer must name a submodule of {type(model).__name__}, got {name!r}{hint} "
+            f"{argument} must name a submodule of {type(model).__name__}, got {name!r}{hint} "
             f"(available: {shown})"
         )
     return modules[name]
@@ -371,7 +372,8 @@ class LayerRecorder:
     ) -> None:
         check_type("model", model, nn.Module)
         check_not_compiled("model", model)
-        if isinstance(layers, str):
+        single = isinstance(layers, str)  # a missing one is named "layer", else "layers[i]"
+        if single:
             layers = [layers]
         if not isinstance(layers, Iterable) or isinstance(layers, (bytes, dict)):
             raise TypeError(f"layers must be a name or a sequence of names, got {layers!r:.80}")
@@ -384,7 +386,10 @@ class LayerRecorder:
             raise ValueError(f"layers must be distinct, got {names}")
         self.model = model
         self.layers = names
-        self.modules = {name: get_layer(model, name) for name in names}
+        self.modules = {
+            name: get_layer(model, name, argument="layer" if single else f"layers[{i}]")
+            for i, name in enumerate(names)
+        }
         check_type("gradients", gradients, bool)
         check_type("detach", detach, bool)
         check_type("accumulate", accumulate, bool)

@@ -857,7 +857,7 @@ def _plan(model: nn.Module, rules: Mapping[Any, Rule] | None) -> _Plan:
         if isinstance(key, type) and issubclass(key, nn.Module):
             by_type[key] = rule
             continue
-        layer = get_layer(model, key) if isinstance(key, str) else key
+        layer = get_layer(model, key, argument="rules key") if isinstance(key, str) else key
         check_type("rules key", layer, nn.Module)
         chosen[layer] = rule
     plan = _Plan({}, [], {}, {}, False)

@@ -74,7 +74,7 @@ def _activations(
     model: nn.Module, layer: str, inputs: torch.Tensor, batch_size: int | None
 ) -> np.ndarray:
     with eval_mode(model):
-        acts = layer_activations(model, inputs, [layer], batch_size=batch_size)[layer]
+        acts = layer_activations(model, inputs, layer, batch_size=batch_size)[layer]
     return acts.double().cpu().numpy()
 
 

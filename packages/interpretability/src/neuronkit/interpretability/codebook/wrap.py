@@ -413,7 +413,7 @@ def insert_codebooks(
     layers: dict[str, CodebookLayer] = {}
     for i, (name, dim) in enumerate(items):
         check_type(f"modules[{i}]", name, str)
-        module = get_layer(model, name)
+        module = get_layer(model, name, argument=f"modules[{i}]")
         parent, _, attr = name.rpartition(".")
         if attr == "out_proj" and isinstance(
             get_layer(model, parent) if parent else model, nn.MultiheadAttention
