@@ -373,7 +373,7 @@ class LayerRecorder:
         check_type("model", model, nn.Module)
         check_not_compiled("model", model)
         single = isinstance(layers, str)  # a missing one is named "layer", else "layers[i]"
-        if single:
+        if isinstance(layers, str):
             layers = [layers]
         if not isinstance(layers, Iterable) or isinstance(layers, (bytes, dict)):
             raise TypeError(f"layers must be a name or a sequence of names, got {layers!r:.80}")
