@@ -63,3 +63,10 @@ def test_bad_inputs() -> None:
         sign_uplink_bits({"a": torch.ones(3)})
     with pytest.raises(TypeError, match="arrays"):
         payload_bits([[1, 2]])
+    # were "'int' object is not iterable", and a size of 2.5 was read as 2
+    with pytest.raises(TypeError, match="sizes must be a sequence of lengths, got int"):
+        unpack_signs(np.zeros(1, dtype=np.uint8), 8)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"sizes\[1\] must be an integer"):
+        unpack_signs(np.zeros(1, dtype=np.uint8), [4, 2.5])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="arrays must be an iterable of arrays, got int"):
+        payload_bits(3)  # type: ignore[arg-type]

@@ -98,9 +98,12 @@ def unpack_signs(packed: Any, sizes: Sequence[int]) -> list[torch.Tensor]:
     arr = np.asarray(packed)
     if arr.dtype != np.uint8 or arr.ndim != 1:
         raise TypeError(f"packed must be a 1-D uint8 array, got {arr.dtype} {arr.shape}")
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+        raise TypeError(f"sizes must be a sequence of lengths, got {type(sizes).__name__}")
+    sizes = list(sizes)
+    for i, s in enumerate(sizes):  # before int(), which would truncate 2.5 to 2
+        check_number(f"sizes[{i}]", s, ge=0, integer=True)
     sizes = [int(s) for s in sizes]
-    for s in sizes:
-        check_number("sizes[i]", s, ge=0, integer=True)
     total = sum(sizes)
     if arr.size != -(-total // 8):
         raise ValueError(
@@ -118,6 +121,8 @@ def unpack_signs(packed: Any, sizes: Sequence[int]) -> list[torch.Tensor]:
 
 def payload_bits(arrays: Iterable[Any]) -> int:
     """Bits a message of numpy arrays / tensors occupies (``8 * nbytes``, no framing)."""
+    if not isinstance(arrays, Iterable):
+        raise TypeError(f"arrays must be an iterable of arrays, got {type(arrays).__name__}")
     total = 0
     for i, a in enumerate(arrays):
         if isinstance(a, torch.Tensor):
