@@ -212,6 +212,20 @@ def test_classifiers_on_data() -> None:
     assert torch.allclose(torch.diagonal(k), torch.ones(4, dtype=torch.float64))
 
 
+def test_an_empty_test_set_gets_no_labels_from_every_classifier() -> None:
+    """As DeepNTKClassifier.predict: the limit classifiers raised "torch.cat(): expected a
+    non-empty list" or "n_test must be >= 1"."""
+    tr = dirichlet_sphere_data(40, [2, 1], [1, 2], 0.4, seed=1)
+    none = tr.x[:0]
+    for activation in (relu_dual(), hermite_dual([0, 0, 0, 1]), singular_activation(2)):
+        got = InfiniteDepthNTKClassifier(activation).fit(tr.x, tr.y).predict(none)
+        assert got.shape == (0,)
+    assert DeepNTKClassifier(relu_dual(), 3).fit(tr.x, tr.y).predict(none).shape == (0,)
+    assert nearest_neighbor_classify(tr.x, tr.y, none).shape == (0,)
+    assert singular_kernel_classify(tr.x, tr.y, none, beta=0.5).shape == (0,)
+    assert majority_vote(tr.y, 0).shape == (0,)
+
+
 def test_deep_singular_classifier_is_exact_at_any_depth() -> None:
     act = singular_activation(1, degree=7)
     tr = dirichlet_sphere_data(60, [2, 1], [1, 2], 0.4, seed=3)

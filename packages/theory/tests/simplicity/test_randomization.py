@@ -67,6 +67,11 @@ def test_bad_inputs() -> None:
         randomized_accuracy(nn.Linear(3, 2), data.x.tolist(), data.y, [0])
     with pytest.raises(TypeError, match=r"^x must be a torch\.Tensor"):
         feature_reliance(nn.Linear(3, 2), data.x.tolist(), data.y, {"a": [0]})
+    # the rotation was cast to x's integer dtype (an identity stays, any other rotation is lost)
+    q = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))[0]
+    with pytest.raises(TypeError, match="x must be a floating-point tensor with a rotation"):
+        randomize_coordinates(torch.ones(4, 3, dtype=torch.long), [0], rotation=q)
+    assert randomize_coordinates(torch.ones(4, 3, dtype=torch.long), [0]).dtype == torch.long
 
 
 def test_randomized_accuracy_runs_the_model_in_eval_mode() -> None:

@@ -626,9 +626,9 @@ def majority_vote(y_train: Any, n_test: int) -> Tensor:
             f"y_train must be a non-empty 1-D label vector, got shape {tuple(y.shape)}"
         )
     y = _integer_labels("y_train", y)
-    n = check_positive_int("n_test", n_test)
+    check_number("n_test", n_test, ge=0, integer=True)  # 0: an empty test set
     counts = torch.bincount(y - y.min())
-    return torch.full((n,), int(counts.argmax()) + int(y.min()), dtype=torch.long)
+    return torch.full((int(n_test),), int(counts.argmax()) + int(y.min()), dtype=torch.long)
 
 
 def nearest_neighbor_classify(x_train: Any, y_train: Any, x_test: Any) -> Tensor:
@@ -637,7 +637,7 @@ def nearest_neighbor_classify(x_train: Any, y_train: Any, x_test: Any) -> Tensor
     b = _test_rows(x_test, a)
     y = _labels_for("y_train", a, y_train)
     idx = [(b[i : i + _CHUNK] @ a.T).argmax(dim=1) for i in range(0, b.shape[0], _CHUNK)]
-    return y[torch.cat(idx)]
+    return y[torch.cat(idx)] if idx else y[:0]  # an empty test set: no labels
 
 
 def _test_rows(x_test: Any, train: Tensor) -> Tensor:
@@ -716,7 +716,7 @@ def singular_kernel_classify(
             big = k.abs().masked_fill_(infinite, 0.0).amax(dim=1, keepdim=True)
             w = k.div_(big.clamp_min_(1e-300)).masked_fill_(infinite, 1e300)
         preds.append(classes[(w @ onehot).argmax(dim=1)])
-    return torch.cat(preds)
+    return torch.cat(preds) if preds else classes[:0]  # an empty test set: no labels
 
 
 def _check_no_conflicts(rho: Tensor, labels: Tensor) -> None:

@@ -51,6 +51,8 @@ def _check_inputs(x: torch.Tensor, coordinates: Sequence[int], rotation: torch.T
             raise ValueError(
                 f"rotation must have shape [{dim}, {dim}] to match x, got {tuple(rotation.shape)}"
             )
+        if not x.is_floating_point():  # the rotation would be cast to x's integer dtype
+            raise TypeError(f"x must be a floating-point tensor with a rotation, got {x.dtype}")
     return coords
 
 
