@@ -35,6 +35,7 @@ from neuronkit.common import (
     correct_predictions,
     discover,
     host_array,
+    integer_dtype,
     plain_tensor,
     reproduce,
     seed_everything,
@@ -1092,3 +1093,18 @@ def test_lazy_exports_keep_a_name_exported_from_its_same_named_submodule(
     assert demo.occlusion is submodule.occlusion
     demo.other = 1  # other attributes are set as usual
     assert demo.other == 1
+
+
+def test_integer_dtype_tells_index_like_tensors_and_arrays_apart() -> None:
+    torch = pytest.importorskip("torch", reason="torch dtypes")
+    for dtype, expected in [
+        (torch.int64, True),
+        (torch.uint8, True),
+        (torch.bool, False),  # a mask would be read as the indices 0 / 1
+        (torch.float16, False),
+        (torch.bfloat16, False),
+        (torch.complex64, False),
+    ]:
+        assert integer_dtype(torch.zeros(1, dtype=dtype)) is expected
+    for np_dtype, expected in [(np.int32, True), (np.uint64, True), (bool, False), (float, False)]:
+        assert integer_dtype(np.zeros(1, dtype=np_dtype)) is expected

@@ -108,3 +108,16 @@ def test_reference_precision_counts_every_token_and_picks_the_most_precise_code(
     assert floor.top_code[0] == 1
     with pytest.raises(ValueError, match="precision_over"):
         code_feature_alignment(codes, labels, num_codes=4, num_features=2, precision_over="x")
+
+
+def test_bool_complex_and_negative_codes_are_refused_by_name() -> None:
+    codes = torch.tensor([[0], [1], [2]])
+    labels = torch.tensor([0, 1, 1])
+    with pytest.raises(TypeError, match="codes must be an integer tensor"):
+        code_feature_counts(codes.bool(), labels, num_codes=3, num_features=2)
+    with pytest.raises(TypeError, match="labels must be an integer tensor"):
+        code_feature_counts(codes, labels.bool(), num_codes=3, num_features=2)
+    with pytest.raises(TypeError, match="codes must be an integer tensor"):
+        code_feature_counts(codes.to(torch.complex64), labels, num_codes=3, num_features=2)
+    with pytest.raises(ValueError, match="codes must be >= -1"):
+        code_feature_counts(codes - 5, labels, num_codes=3, num_features=2)

@@ -133,3 +133,17 @@ def test_numpy_and_0d_positions_are_single_positions(position) -> None:
     )
     with pytest.raises(TypeError, match=r"positions\[0\] must be an integer"):
         next_token_logits(cbm, prompt, {"mlp": [0]}, positions=1.0)
+
+
+def test_bool_ids_and_positions_and_a_non_bool_sample_flag_are_refused() -> None:
+    cbm, prompt = _model()
+    with pytest.raises(ValueError, match="input_ids must be a non-empty"):
+        next_token_logits(cbm, prompt.bool())
+    with pytest.raises(ValueError, match="at must be a"):
+        next_token_logits(cbm, prompt, at=torch.tensor([True, False, True]))
+    with pytest.raises(ValueError, match="positions must be a"):
+        next_token_logits(cbm, prompt, {"mlp": [1]}, [True, False, True], per_sequence=True)
+    with pytest.raises(TypeError, match="positions must be"):
+        next_token_logits(cbm, prompt, {"mlp": [1]}, "abc", per_sequence=True)
+    with pytest.raises(TypeError, match="sample must be bool"):
+        generate_with_codes(cbm, prompt, sample="yes", generator=torch.Generator())  # type: ignore[arg-type]

@@ -440,3 +440,22 @@ def test_cosine_topk_rejects_non_floating_tensors_by_name() -> None:
         cosine_topk(torch.ones(3, 4, dtype=torch.int64), codebook)
     with pytest.raises(TypeError, match="codebook must be a floating-point tensor"):
         cosine_topk(torch.randn(3, 4), codebook > 0)
+
+
+def test_non_integer_codes_non_float_activations_and_codebooks_are_refused_by_name() -> None:
+    layer = CodebookLayer(4, 6, k=2)
+    for codes in ([1.5], torch.tensor([True]), torch.tensor([2.0])):  # truncated / taken as 0, 1
+        with pytest.raises(TypeError, match="codes must be integer code ids"), layer.force(codes):
+            pass
+    for codes in ("3", None):
+        with pytest.raises(TypeError, match="codes must be integer code ids"), layer.force(codes):
+            pass
+    for dtype in (torch.long, torch.bool):
+        with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+            layer.initialize_from(torch.ones(3, 4, dtype=dtype))
+        with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+            layer.replace_dead_codes(torch.ones(3, 4, dtype=dtype))
+    with pytest.raises(ValueError, match="x must hold at least one vector"):
+        layer.replace_dead_codes(torch.ones(0, 4))
+    with pytest.raises(TypeError, match="codebook must be a floating-point tensor"):
+        codebook_lookup(torch.ones(4, 3, dtype=torch.bool), torch.tensor([[1]]))

@@ -327,3 +327,24 @@ def test_a_failed_initialize_codebooks_leaves_every_codebook_as_it_was() -> None
     cbm.initialize_codebooks(ids)  # a good call still initializes both
     assert not unchanged()
     assert all(int(layer.counts.sum()) == 0 for layer in cbm.codebooks.values())
+
+
+def test_codebook_model_arguments_are_checked_by_name() -> None:
+    from neuronkit.interpretability.codebook import CodebookLayer
+
+    net = _Net()
+    with pytest.raises(TypeError, match="codebooks must be a mapping"):
+        CodebookModel(net, [CodebookLayer(8, 4)])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="codebooks keys must be str"):
+        CodebookModel(net, {1: CodebookLayer(8, 4)})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match=r"codebooks\['mlp'\] must be CodebookLayer"):
+        CodebookModel(net, {"mlp": nn.Linear(8, 8)})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="inputs must be a sequence of module names"):
+        CodebookModel(net, {"mlp": CodebookLayer(8, 4)}, inputs=5)  # type: ignore[arg-type]
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+    cbm = insert_codebooks(net, ["mlp"], num_codes=4)
+    with (
+        pytest.raises(TypeError, match="names must be a sequence of module names"),
+        cbm.record_codes(5),  # type: ignore[arg-type]
+    ):
+        pass

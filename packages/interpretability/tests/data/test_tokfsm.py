@@ -105,3 +105,29 @@ def test_bad_inputs() -> None:
     if fsm.transition[0, 0] == 0:
         with pytest.raises(ValueError, match="probability 0"):
             fsm.next_token_distribution(bad)
+
+
+def test_non_integer_states_and_tokens_and_bad_logits_are_refused_by_name() -> None:
+    fsm = random_tokfsm(4, 2, base=2, seed=0)
+    for states in (np.array([[0.5, 1.7]]), np.array([[np.nan, 1.0]]), np.array([[True, False]])):
+        with pytest.raises(TypeError, match="states must hold integer states"):
+            fsm.encode(states)
+        with pytest.raises(TypeError, match="states must hold integer states"):
+            fsm.sample_from_states(states)
+    with pytest.raises(TypeError, match="states must hold integer states"):
+        fsm.encode([["a"]])
+    with pytest.raises(ValueError, match="states must hold at least one trajectory"):
+        fsm.encode(np.zeros((0, 2), dtype=int))
+    with pytest.raises(TypeError, match="bos must be bool"):
+        fsm.encode([[0, 1]], bos="no")  # type: ignore[arg-type]
+    sample = fsm.sample(2, 3, seed=0)
+    with pytest.raises(TypeError, match="tokens must be an integer tensor"):
+        fsm.decode(sample.tokens[:, 1:].float() + 0.5)
+    with pytest.raises(TypeError, match="tokens must be an integer tensor"):
+        fsm.next_token_distribution(sample.tokens.float() + 0.3)
+    logits = torch.zeros(2, sample.tokens.shape[1], fsm.vocab_size)
+    with pytest.raises(TypeError, match="logits must be a real-valued tensor"):
+        fsm.next_token_accuracy(logits.bool(), sample.tokens)
+    with pytest.raises(ValueError, match="logits must not hold NaN"):
+        fsm.next_token_accuracy(logits + float("nan"), sample.tokens)
+    assert 0 <= fsm.next_token_accuracy(logits - float("inf"), sample.tokens) <= 1  # masked

@@ -295,3 +295,17 @@ def test_training_under_no_grad_and_on_inputs_that_require_grad() -> None:
         assert enc.pretrain(xg, labels, epochs=2, batch_size=2) == history
     assert xg.grad is None
     assert _modes(enc) == modes
+
+
+def test_bool_indices_and_complex_exemplars_are_refused_by_name() -> None:
+    enc = ExemplarEncoder(width=4, seed=0)
+    images = torch.rand(4, 3, 8, 8, generator=_gen(0))
+    with pytest.raises(ValueError, match="indices must be an integer"):
+        enc.encode_indexed(images, torch.tensor([[True, False]]), torch.ones(1, 2, 1, 8, 8))
+    vocab = Vocabulary.from_descriptions(["red circles", "blue squares"])
+    cap = ExemplarCaptioner(vocab, enc, embedding_size=4, hidden_size=8)
+    masks = torch.ones(2, 1, 8, 8)
+    with pytest.raises(TypeError, match="images must be a real-valued tensor"):
+        cap.log_prob(images[:2].to(torch.complex64), masks, ["red circles"])
+    with pytest.raises(TypeError, match="masks must be a real-valued tensor"):
+        cap.propose(images[:2], masks.to(torch.complex64), beam_size=2, max_length=2)

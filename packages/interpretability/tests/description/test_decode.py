@@ -81,3 +81,35 @@ def test_pmi_scores_rejects_bool_tensors_by_name() -> None:
         pmi_scores(ll > -1.5, ll)
     with pytest.raises(TypeError, match="log_prior must be a real-valued tensor"):
         pmi_scores(ll, ll > -1.5)
+
+
+def test_describe_units_checks_rows_and_describe_refuses_nan_scores() -> None:
+    from neuronkit.interpretability.description import Exemplars, describe_units
+
+    u = 3
+    ex = Exemplars(
+        torch.arange(u),
+        torch.zeros(u, 3, dtype=torch.long),
+        torch.zeros(u, 3),
+        torch.zeros(u, 3, 3, 8, 8),
+        torch.ones(u, 3, 1, 8, 8),
+        torch.zeros(u),
+    )
+    assert len(describe_units(_Captioner(), ex, prior=_Prior(), rows=[0, -1])) == 2
+    for rows, err, match in (
+        ([5], ValueError, r"rows\[0\] must be < 3"),
+        ([-5], ValueError, r"rows\[0\] must be >= -3"),
+        ([1.5], TypeError, r"rows\[0\] must be an integer"),
+        ([True], TypeError, r"rows\[0\] must be an integer"),
+        (1, TypeError, "rows must be a sequence"),
+        ("ab", TypeError, "rows must be a sequence"),
+    ):
+        with pytest.raises(err, match=match):
+            describe_units(_Captioner(), ex, prior=_Prior(), rows=rows)  # type: ignore[arg-type]
+
+    class _NaNCaptioner(_Captioner):
+        def propose(self, images, masks, *, beam_size: int, max_length: int):
+            return [("shapes", float("nan")), ("red circles", -1.0)]
+
+    with pytest.raises(ValueError, match="captioner proposed candidates with NaN"):
+        describe(_NaNCaptioner(), _IMAGES, _MASKS, lam=0.0)

@@ -173,3 +173,24 @@ def test_exemplars_of_half_precision_activations_are_float32() -> None:
     ex = compute_exemplars(_Toy(), x.bfloat16(), "feat", k=2)
     assert ex.activations.dtype == ex.thresholds.dtype == ex.masks.dtype == torch.float32
     assert torch.equal(ex.indices, ref.indices)
+
+
+def test_bool_or_float_rows_and_complex_or_nan_values_are_refused_by_name() -> None:
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ex = compute_exemplars(_Toy(), x, "feat", k=2)
+    for rows in ([True, False, True], torch.tensor([True, False, True]), [1.5]):
+        with pytest.raises(TypeError, match="rows must hold integer indices"):
+            ex.subset(rows)
+    with pytest.raises(TypeError, match="rows must hold integer indices"):
+        ex.subset("ab")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="units must hold integer channel indices"):
+        compute_exemplars(_Toy(), x, "feat", units="ab", k=2)  # type: ignore[arg-type]
+    for dtype in (torch.bool, torch.complex64):
+        with pytest.raises(TypeError, match="activations must be a real-valued tensor"):
+            activation_quantiles(torch.ones(3, 2, dtype=dtype))
+    with pytest.raises(TypeError, match="maps must be a real-valued tensor"):
+        upsampled_masks(torch.zeros(2, 3, 3, dtype=torch.complex64), torch.zeros(2), (4, 4))
+    with pytest.raises(ValueError, match="thresholds must be finite"):
+        upsampled_masks(torch.zeros(2, 3, 3), torch.full((2,), float("nan")), (4, 4))
+    with pytest.raises(ValueError, match="maps must be finite"):
+        upsampled_masks(torch.full((2, 3, 3), float("nan")), torch.zeros(2), (4, 4))

@@ -125,3 +125,14 @@ def test_lm_modes_grad_mode_and_a_failed_fit(monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         lm.fit(texts, epochs=1)
     assert not any(m.training for m in lm.modules())
+
+
+def test_forward_refuses_bool_and_out_of_vocabulary_ids_by_name() -> None:
+    lm = DescriptionLM(
+        Vocabulary.from_descriptions(["red circles"]), embedding_size=4, hidden_size=4
+    )
+    with pytest.raises(ValueError, match="inputs must be an integer"):
+        lm(torch.zeros(1, 3, dtype=torch.bool))
+    for bad in (100, -1):
+        with pytest.raises(ValueError, match=r"inputs must be token ids in \[0, "):
+            lm(torch.full((1, 3), bad))

@@ -440,3 +440,18 @@ def test_all_connectivity_is_the_default_and_bad_values_are_refused() -> None:
     for bad in ("neighbours", "WINDOW", None, 2):
         with pytest.raises(ValueError, match=r"connectivity must be one of \['all', 'window'\]"):
             WideDeep(default, connectivity=bad)  # type: ignore[arg-type]
+
+
+def test_roles_iterators_and_bad_neuron_outputs_are_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="roles must be a sequence"):
+        WideDeep(lambda p: "1 2", roles=iter(["accuracy"]))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="score_a must be finite"):
+        NeuronOutput(1, 0, "r", "t", float("nan"), 1.0)
+    with pytest.raises(TypeError, match="score_b must be a real number"):
+        NeuronOutput(1, 0, "r", "t", 7.0, "1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="layer must be >= 1"):
+        NeuronOutput(0, 0, "r", "t", 7.0, 1.0)
+    with pytest.raises(TypeError, match="role must be str"):
+        NeuronOutput(1, 0, None, "t", 7.0, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="outputs must be a sequence of NeuronOutput"):
+        format_evaluations(None)  # type: ignore[arg-type]

@@ -331,3 +331,18 @@ def test_sparse_prediction_is_scale_invariant() -> None:
     tiny = SparsePrediction(alpha=0.05, seed=0).fit(x * 1e-13, y * 1e-13)
     assert tiny.live_.tolist() == ref.live_.tolist() == [True, True]
     np.testing.assert_allclose(tiny.r2_, ref.r2_, rtol=1e-6)
+
+
+def test_layers_string_sort_flag_and_bad_partners_are_refused_by_name() -> None:
+    a, b = _nets(n=40, units=3)[:2]
+    with pytest.raises(TypeError, match="layers must be a sequence of layer names"):
+        compare_networks({"l": a}, {"l": b}, layers="l")  # type: ignore[arg-type]
+    assert list(compare_networks({"l": a}, {"l": b}, layers={"l": 0}.keys())) == ["l"]
+    sim = np.random.default_rng(0).random((3, 4))
+    with pytest.raises(TypeError, match="sort must be a bool"):
+        aligned_correlation(sim, match_units(sim), sort="no")  # type: ignore[arg-type]
+    from neuronkit.interpretability.representation.convergent import UnitMatching
+
+    bad = UnitMatching("semi", np.array([-5, 0, 1]), np.zeros(3))
+    with pytest.raises(ValueError, match="matching must pair"):
+        aligned_correlation(sim, bad)

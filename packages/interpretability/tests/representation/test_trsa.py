@@ -297,3 +297,30 @@ def test_stateless_transformer_ends_a_pipeline() -> None:
     pipe = make_pipeline(GeoTopological(0.2, 0.8)).fit(x)
     np.testing.assert_array_equal(pipe.transform(x), GeoTopological(0.2, 0.8).transform(x))
     check_is_fitted(GeoTopological(0.2, 0.8))
+
+
+def test_selection_checks_flags_grid_pairs_and_nan_labels_by_name() -> None:
+    x, labels, groups = _design(n_groups=3, n_labels=2, n_pairs=6)
+    for flag in ("no", 1):
+        with pytest.raises(TypeError, match="rank must be a bool"):
+            select_geo_topological(x, labels, groups, rank=flag)  # type: ignore[arg-type]
+    for grid, err, match in (
+        ([0.5], TypeError, r"grid\[0\] must be a \(lower, upper\) pair"),
+        ([(0.1, 0.2, 0.3)], TypeError, r"grid\[0\] must be a \(lower, upper\) pair"),
+        ((0.0, 1.0), TypeError, r"grid\[0\] must be a \(lower, upper\) pair"),
+        ("ab", TypeError, "grid must be a sequence"),
+        ([("a", "b")], TypeError, r"grid\[0\] lower must be a real number"),
+        ([(0.0, 1.0), (0.5, 0.2)], ValueError, r"grid\[1\] must have lower <= upper"),
+        ([(0.0, 1.5)], ValueError, r"grid\[0\] upper must be <= 1.0"),
+    ):
+        with pytest.raises(err, match=match):
+            select_geo_topological(x, labels, groups, grid=grid)  # type: ignore[arg-type]
+    grid = np.array([[0.0, 1.0], [0.1, 0.9]])  # an array of pairs is a grid too
+    assert set(select_geo_topological(x, labels, groups, grid=grid).grid_accuracy) == {
+        (0.0, 1.0),
+        (0.1, 0.9),
+    }
+    with pytest.raises(ValueError, match="labels must not hold NaN"):
+        select_geo_topological(x, np.full(len(labels), np.nan), groups)
+    with pytest.raises(ValueError, match="groups must not hold NaN"):
+        identification_accuracy(x, labels, np.where(groups == 0, np.nan, groups))

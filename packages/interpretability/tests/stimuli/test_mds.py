@@ -285,3 +285,43 @@ def test_helpers_reject_bad_dtypes_and_out_of_range_labels() -> None:
         project_to_norm(torch.ones(2, 3, dtype=torch.bool), 1.0)
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):
         laplace_penalty(torch.ones(2, 4, 4, dtype=torch.int64))
+
+
+def test_bool_labels_bad_statistics_and_too_many_clusters_are_refused_by_name() -> None:
+    filters = torch.eye(6, 4)
+    model = _linear_model(filters)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    for bad in (labels.bool(), labels.to(torch.complex64)):
+        with pytest.raises(ValueError, match="labels must be a non-empty 1D integer tensor"):
+            optimize_stimuli(model, bad, (4,), n_steps=1)
+        with pytest.raises(ValueError, match="labels must be a non-empty 1D integer tensor"):
+            cluster_mean_responses(torch.rand(2, 6), bad)
+    with pytest.raises(ValueError, match="init_labels must be a non-empty 1D integer tensor"):
+        mds_clustering(model, (4,), 3, init_labels=labels.bool(), n_steps=1, max_iter=1)
+    means = torch.rand(3, 3)
+    for on in (torch.tensor([True, False, True]), torch.tensor([0, 1, 2], dtype=torch.complex64)):
+        with pytest.raises(ValueError, match="on_cluster must be an integer tensor"):
+            contrastive_objective(means, on)
+    for dtype in (torch.bool, torch.complex64):
+        with pytest.raises(TypeError, match="cluster_means must be a real-valued tensor"):
+            contrastive_objective(means.to(dtype), torch.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="init must be a real-valued tensor"):
+        optimize_stimuli(model, labels, (4,), init=torch.ones(3, 4, dtype=torch.complex64))
+    for kw, err, match in (
+        (
+            dict(mean=torch.zeros(5)),
+            ValueError,
+            r"mean must have one entry per neuron, shape \(6,\)",
+        ),
+        (dict(mean=[0.0] * 6), TypeError, "mean must be Tensor"),
+        (dict(mean=torch.full((6,), float("nan"))), ValueError, "mean must be finite"),
+        (dict(std=torch.zeros(6)), ValueError, "std must be > 0"),
+        (dict(std=-torch.ones(6)), ValueError, "std must be > 0"),
+        (dict(std=torch.ones(6, dtype=torch.bool)), TypeError, "std must be a floating-point"),
+    ):
+        with pytest.raises(err, match=match):
+            optimize_stimuli(model, labels, (4,), n_steps=1, **kw)
+    with pytest.raises(ValueError, match="n_clusters must be <= the model's 6 neurons"):
+        mds_clustering(model, (4,), 7, n_steps=1, max_iter=1, n_norm_samples=4)
+    with pytest.raises(TypeError, match="stimuli must be a floating-point tensor"):
+        assign_to_stimuli(model, torch.ones(2, 4, dtype=torch.long))

@@ -210,6 +210,16 @@ def floating_dtype(name: str, dtype: Any) -> Any:
     return dtype
 
 
+def integer_dtype(x: Any) -> bool:
+    """Whether the tensor or array ``x`` holds integers: not floating-point, complex or bool
+    numbers (as indices, labels or ids a float would be truncated and a bool mask read as the
+    indices 0 / 1)."""
+    dtype = x.dtype
+    if hasattr(dtype, "is_complex"):  # a torch.dtype
+        return not (dtype.is_floating_point or dtype.is_complex or str(dtype) == "torch.bool")
+    return getattr(dtype, "kind", "") in ("i", "u")  # numpy
+
+
 def under_torch_func() -> bool:
     """Whether a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ``jvp``, ...) is
     running or a forward-mode AD level is open (``torch.autograd.forward_ad.dual_level``);

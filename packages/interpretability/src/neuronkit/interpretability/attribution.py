@@ -48,6 +48,7 @@ from neuronkit.common import (
     detached_input,
     eval_mode,
     grad_enabled,
+    integer_dtype,
 )
 
 from .hooks import call_model, tensor_output
@@ -144,7 +145,7 @@ def _target_index(target: Target, batch: int, device: torch.device) -> int | tor
     if isinstance(target, (int, np.integer)):
         return int(target)
     if isinstance(target, torch.Tensor):
-        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        if not integer_dtype(target):
             raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
         if target.ndim == 0:
             return int(target.item())

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from neuronkit.common import check_number
+from neuronkit.common import check_number, integer_dtype
 
 from .attribution import (
     Model,
@@ -49,11 +49,7 @@ def _feature_mask(
         raise TypeError(
             f"{name} must be an integer tensor or None, got {type(feature_mask).__name__}"
         )
-    if (
-        feature_mask.is_floating_point()
-        or feature_mask.is_complex()
-        or feature_mask.dtype == torch.bool
-    ):
+    if not integer_dtype(feature_mask):
         raise TypeError(f"{name} must hold integer feature indices, got dtype {feature_mask.dtype}")
     mask = feature_mask.detach().to(inputs.device, torch.long)
     while mask.ndim < inputs.ndim:  # [*S] or trailing dimensions: the same mask for every example

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, integer_dtype
 
 from .feature_ablation import feature_ablation
 from .hooks import submodule
@@ -140,7 +140,7 @@ class _TargetLogProbs(nn.Module):
 
 def _ids(name: str, ids: Any) -> torch.Tensor:
     check_type(name, ids, torch.Tensor)
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+    if not integer_dtype(ids):
         raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
     flat = ids.reshape(-1) if ids.ndim == 2 and ids.shape[0] == 1 else ids
     if flat.ndim != 1 or flat.numel() == 0:

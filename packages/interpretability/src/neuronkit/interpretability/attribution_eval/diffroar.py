@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type, integer_dtype
 
 from ..robustness import accuracy
 
@@ -153,7 +153,7 @@ def _check_split(name: str, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor) -
         )
     if y.shape != (x.shape[0],):
         raise ValueError(f"{name}_labels must have shape [{x.shape[0]}], got {tuple(y.shape)}")
-    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+    if not integer_dtype(y):
         raise TypeError(f"{name}_labels must be an integer tensor of classes, got dtype {y.dtype}")
     if a.shape != x.shape:
         raise ValueError(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuronkit.common import check_choice, check_number, check_type
+from neuronkit.common import check_choice, check_number, check_type, integer_dtype
 
 __all__ = ["CodeAlignment", "code_feature_alignment", "code_feature_counts"]
 
@@ -49,10 +49,11 @@ def code_feature_counts(
             f"codes must have shape [*labels.shape, k] = [{', '.join(map(str, labels.shape))}, k], "
             f"got {tuple(codes.shape)}"
         )
-    if codes.dtype.is_floating_point or labels.dtype.is_floating_point:
-        raise TypeError(
-            f"codes and labels must be integer tensors, got {codes.dtype} and {labels.dtype}"
-        )
+    for name, t in (("codes", codes), ("labels", labels)):
+        if not integer_dtype(t):
+            raise TypeError(f"{name} must be an integer tensor, got dtype {t.dtype}")
+    if bool((codes < -1).any()):
+        raise ValueError(f"codes must be >= -1 (-1: no code), got min {int(codes.min())}")
     if bool((codes >= num_codes).any()):
         raise ValueError(f"codes must be < num_codes={num_codes}, got max {int(codes.max())}")
     if bool((labels >= num_features).any()):

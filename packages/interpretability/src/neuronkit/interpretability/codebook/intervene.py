@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, integer_dtype
 
 from .wrap import CodebookModel
 
@@ -163,6 +163,7 @@ def generate_with_codes(
     _check(model, input_ids)
     check_number("max_new_tokens", max_new_tokens, ge=1, integer=True)
     check_number("temperature", temperature, gt=0)
+    check_type("sample", sample, bool)
     if vocab is not None:
         check_number("vocab", vocab, ge=1, integer=True)
     if sample and generator is None:
@@ -193,7 +194,7 @@ def generate_with_codes(
 def _check(model: CodebookModel, input_ids: torch.Tensor) -> None:
     check_type("model", model, CodebookModel)
     check_type("input_ids", input_ids, torch.Tensor)
-    if input_ids.ndim != 2 or input_ids.shape[1] == 0 or input_ids.dtype.is_floating_point:
+    if input_ids.ndim != 2 or input_ids.shape[1] == 0 or not integer_dtype(input_ids):
         raise ValueError(
             f"input_ids must be a non-empty [B, T] integer tensor, got shape "
             f"{tuple(input_ids.shape)} and dtype {input_ids.dtype}"
@@ -202,7 +203,7 @@ def _check(model: CodebookModel, input_ids: torch.Tensor) -> None:
 
 def _absolute_tensor(name: str, values: torch.Tensor, length: int, batch: int) -> torch.Tensor:
     check_type(name, values, torch.Tensor)
-    if values.ndim != 1 or values.numel() != batch or values.dtype.is_floating_point:
+    if values.ndim != 1 or values.numel() != batch or not integer_dtype(values):
         raise ValueError(
             f"{name} must be a [B] = [{batch}] integer tensor, one position per sequence, got "
             f"shape {tuple(values.shape)} and dtype {values.dtype}"
@@ -224,7 +225,13 @@ def _absolute(
     if per_sequence:
         if positions is None:
             raise ValueError("positions must give one position per sequence when per_sequence")
-        return _absolute_tensor("positions", torch.as_tensor(positions), length, batch)
+        try:
+            per_row = torch.as_tensor(positions)
+        except (TypeError, ValueError, RuntimeError):  # not numbers
+            raise TypeError(
+                f"positions must be [B] integer positions, one per sequence, got {positions!r:.80}"
+            ) from None
+        return _absolute_tensor("positions", per_row, length, batch)
     if positions is None:
         return None
     values: Any = positions

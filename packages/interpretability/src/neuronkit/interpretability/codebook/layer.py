@@ -40,6 +40,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     check_type,
+    integer_dtype,
     values_hidden,
 )
 
@@ -97,7 +98,9 @@ def codebook_lookup(
     check_choice("reduce", reduce, _REDUCTIONS)
     if codebook.ndim != 2:
         raise ValueError(f"codebook must be [C, D], got shape {tuple(codebook.shape)}")
-    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+    if not codebook.is_floating_point():
+        raise TypeError(f"codebook must be a floating-point tensor, got dtype {codebook.dtype}")
+    if not integer_dtype(ids):
         raise TypeError(f"ids must be an integer tensor of code indices, got dtype {ids.dtype}")
     if ids.ndim == 0 or ids.shape[-1] == 0:
         raise ValueError(f"ids must be [..., k] with k >= 1, got shape {tuple(ids.shape)}")
@@ -403,6 +406,7 @@ class CodebookLayer(nn.Module):
         check_type("x", x, torch.Tensor)
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
+        _check_floating("x", x)
         check_finite("x", x)
         flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
         if flat.shape[0] == 0:
@@ -430,7 +434,10 @@ class CodebookLayer(nn.Module):
         check_type("x", x, torch.Tensor)
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
+        _check_floating("x", x)
         flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
+        if flat.shape[0] == 0:
+            raise ValueError("x must hold at least one vector to draw replacements from, got none")
         n_total = 0
         if self.groups == 1:
             dead = torch.nonzero(self.counts == 0).flatten()
@@ -514,7 +521,13 @@ class CodebookLayer(nn.Module):
         straight-through term): this is an intervention, used at inference.
         """
         check_type("per_sequence", per_sequence, bool)
-        ids = torch.as_tensor(codes, dtype=torch.long)
+        try:
+            ids = torch.as_tensor(codes)
+        except (TypeError, ValueError, RuntimeError):  # not numbers
+            raise TypeError(f"codes must be integer code ids, got {codes!r:.80}") from None
+        if ids.numel() and not integer_dtype(ids):  # a float id truncated, a bool read as 0 / 1
+            raise TypeError(f"codes must be integer code ids, got dtype {ids.dtype}")
+        ids = ids.long()
         if self.groups == 1:
             if ids.ndim == 0:
                 ids = ids.reshape(1)
@@ -553,6 +566,11 @@ class CodebookLayer(nn.Module):
             self._forced = [f for f in self._forced if f is not entry]
 
 
+def _check_floating(name: str, x: torch.Tensor) -> None:
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
 def _distributed() -> bool:
     """Whether a ``torch.distributed`` default process group of more than one rank is set up
     (the codebook layer then keeps its replicas in step, see :class:`CodebookLayer`)."""
@@ -578,13 +596,7 @@ def _positions(positions: Any) -> torch.Tensor:
         pos = torch.empty(0)
     if pos.ndim == 0:
         pos = pos.reshape(1)
-    if (
-        pos.ndim != 1
-        or pos.numel() == 0
-        or pos.dtype.is_floating_point
-        or pos.dtype.is_complex
-        or pos.dtype == torch.bool
-    ):
+    if pos.ndim != 1 or pos.numel() == 0 or not integer_dtype(pos):
         raise ValueError(
             f"positions must be an int or a non-empty sequence of ints, got {positions!r:.80}"
         )

@@ -130,10 +130,20 @@ class CodebookModel(nn.Module):
         super().__init__()
         check_type("model", model, nn.Module)
         check_not_compiled("model", model)
+        if not isinstance(codebooks, Mapping):
+            raise TypeError(
+                "codebooks must be a mapping of module name to CodebookLayer, got "
+                f"{type(codebooks).__name__} ({codebooks!r:.80})"
+            )
         if not codebooks:
             raise ValueError("codebooks must name at least one module, got none")
+        for name, layer in codebooks.items():
+            check_type("codebooks keys", name, str)
+            check_type(f"codebooks[{name!r}]", layer, CodebookLayer)
         if isinstance(inputs, str):
             inputs = [inputs]
+        if not isinstance(inputs, Sequence):
+            raise TypeError(f"inputs must be a sequence of module names, got {inputs!r:.80}")
         unknown = [n for n in inputs if n not in codebooks]
         if unknown:
             raise ValueError(
@@ -334,6 +344,8 @@ class CodebookModel(nn.Module):
             return list(self._names)
         if isinstance(names, str):
             names = [names]
+        if not isinstance(names, Sequence):
+            raise TypeError(f"{arg} must be a sequence of module names, got {names!r:.80}")
         unknown = [n for n in names if n not in self._names]
         if unknown:
             raise ValueError(f"{arg} must name modules with codebooks {self._names}, got {unknown}")

@@ -28,6 +28,7 @@ from neuronkit.common import (
     check_seed,
     check_type,
     host_array,
+    integer_dtype,
 )
 
 __all__ = ["TokFSM", "TokFSMSample", "random_tokfsm"]
@@ -117,13 +118,9 @@ class TokFSM:
 
     def encode(self, states: torch.Tensor | np.ndarray, *, bos: bool = True) -> torch.Tensor:
         """Tokens of state trajectories: ``[B, S]`` states -> ``[B, bos + S * digits]`` long."""
-        arr = np.asarray(host_array(states))
-        check_ndim("states", arr, 2, "[B, S]")
-        if arr.size and (arr.min() < 0 or arr.max() >= self.n_states):
-            raise ValueError(
-                f"states must lie in [0, {self.n_states}), got {arr.min()}..{arr.max()}"
-            )
-        toks = self.state_digits[arr.astype(np.int64)].reshape(arr.shape[0], -1)
+        check_type("bos", bos, bool)
+        arr = self._check_states(states)
+        toks = self.state_digits[arr].reshape(arr.shape[0], -1)
         if bos:
             toks = np.concatenate([np.full((arr.shape[0], 1), self.bos), toks], axis=1)
         return torch.as_tensor(toks, dtype=torch.long)
@@ -135,6 +132,7 @@ class TokFSM:
         """
         check_type("tokens", tokens, torch.Tensor)
         check_ndim("tokens", tokens, 2, "[B, S * digits]")
+        _check_integer("tokens", tokens)
         if tokens.shape[1] % self.digits:
             raise ValueError(
                 f"tokens must hold a multiple of digits={self.digits} tokens per row, got "
@@ -173,7 +171,7 @@ class TokFSM:
 
     def sample_from_states(self, states: torch.Tensor | np.ndarray) -> TokFSMSample:
         """Tokens and labels of given trajectories ``[B, S]`` (validity is not required)."""
-        arr = np.asarray(host_array(states), dtype=np.int64)
+        arr = self._check_states(states)
         tokens = self.encode(arr)
         b, s = arr.shape
         token_states = np.concatenate(
@@ -259,6 +257,10 @@ class TokFSM:
         """
         check_type("logits", logits, torch.Tensor)
         check_ndim("logits", logits, 3, "[B, T, V]")
+        if logits.dtype == torch.bool or logits.is_complex():
+            raise TypeError(f"logits must be a real-valued tensor, got dtype {logits.dtype}")
+        if logits.is_floating_point() and bool(logits.isnan().any()):  # -inf: a masked token
+            raise ValueError("logits must not hold NaN")
         toks = self._check_tokens(tokens)
         if tuple(logits.shape[:2]) != toks.shape or logits.shape[2] < self.vocab_size:
             raise ValueError(
@@ -280,9 +282,24 @@ class TokFSM:
         bad = (digits < 0).any(-1) | (digits >= self.base).any(-1) | (value >= self.n_states)
         return np.where(bad, -1, value)
 
+    def _check_states(self, states: torch.Tensor | np.ndarray) -> np.ndarray:
+        """``states`` as a ``[B >= 1, S]`` int64 array of states in ``[0, n_states)``."""
+        arr = np.asarray(host_array(states))
+        check_ndim("states", arr, 2, "[B, S]")
+        if arr.shape[0] == 0:
+            raise ValueError("states must hold at least one trajectory [B >= 1, S], got none")
+        if arr.size and arr.dtype.kind not in "iu":  # a float state would be truncated
+            raise TypeError(f"states must hold integer states, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.n_states):
+            raise ValueError(
+                f"states must lie in [0, {self.n_states}), got {arr.min()}..{arr.max()}"
+            )
+        return arr.astype(np.int64)
+
     def _check_tokens(self, tokens: torch.Tensor) -> np.ndarray:
         check_type("tokens", tokens, torch.Tensor)
         check_ndim("tokens", tokens, 2, "[B, T]")
+        _check_integer("tokens", tokens)
         toks = tokens.detach().cpu().numpy().astype(np.int64)
         if toks.shape[1] < 1 or (toks[:, 0] != self.bos).any():
             raise ValueError(f"tokens must start with the BOS token {self.bos} in every row")
@@ -299,6 +316,11 @@ class TokFSM:
             f"TokFSM(n_states={self.n_states}, max_edges={edges}, base={self.base}, "
             f"digits={self.digits})"
         )
+
+
+def _check_integer(name: str, tokens: torch.Tensor) -> None:
+    if tokens.numel() and not integer_dtype(tokens):
+        raise TypeError(f"{name} must be an integer tensor of token ids, got dtype {tokens.dtype}")
 
 
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:

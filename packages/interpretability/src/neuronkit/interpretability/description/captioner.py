@@ -41,6 +41,7 @@ from neuronkit.common import (
     eval_mode,
     forked_manual_seed,
     grad_enabled,
+    integer_dtype,
     torch_generator,
     torch_rngs_forked,
 )
@@ -88,6 +89,9 @@ def _check_exemplar_set(images: Any, masks: Any, *, batched: bool = False) -> No
     expected = (*images.shape[:lead], 1, *images.shape[-2:])
     if tuple(masks.shape) != expected:
         raise ValueError(f"masks must have shape {expected}, got {tuple(masks.shape)}")
+    for name, t in (("images", images), ("masks", masks)):
+        if t.is_complex():
+            raise TypeError(f"{name} must be a real-valued tensor, got dtype {t.dtype}")
     check_finite("images", images)
     check_finite("masks", masks)
 
@@ -249,7 +253,7 @@ class ExemplarEncoder(nn.Module):
             raise ValueError(
                 f"images must be [N, {self.in_channels}, H, W], got {tuple(images.shape)}"
             )
-        if indices.ndim != 2 or indices.is_floating_point():
+        if indices.ndim != 2 or not integer_dtype(indices):
             raise ValueError(
                 f"indices must be an integer [S, k] tensor, got {tuple(indices.shape)}"
             )

@@ -124,6 +124,8 @@ def describe(
         raise ValueError("captioner proposed no candidate descriptions")
     texts = [t for t, _ in proposals]
     ll = torch.tensor([float(s) for _, s in proposals])
+    if bool(ll.isnan().any()):
+        raise ValueError(f"captioner proposed candidates with NaN log p(d|E): {proposals!r:.200}")
     lp = (
         prior.log_prob(texts).float().cpu()
         if prior is not None
@@ -149,7 +151,17 @@ def describe_units(
 ) -> list[Description]:
     """:func:`describe` every exemplar set of ``exemplars`` (or the given ``rows``)."""
     check_type("exemplars", exemplars, Exemplars)
-    indices = range(len(exemplars)) if rows is None else list(rows)
+    if rows is None:
+        indices: Sequence[int] = range(len(exemplars))
+    else:
+        if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
+            raise TypeError(f"rows must be a sequence of row indices, got {rows!r:.80}")
+        indices = []
+        for i, row in enumerate(rows):
+            if hasattr(row, "item") and getattr(row, "ndim", None) == 0:  # array / tensor entry
+                row = row.item()
+            check_number(f"rows[{i}]", row, ge=-len(exemplars), lt=len(exemplars), integer=True)
+            indices.append(int(row))
     return [
         describe(
             captioner,

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type, integer_dtype
 
 from ..hooks import layer_activations, unit_axis
 
@@ -60,7 +61,7 @@ class Exemplars:
 
     def subset(self, rows: Sequence[int] | torch.Tensor) -> Exemplars:
         """The exemplar sets of the given rows (positions in :attr:`units`, not unit ids)."""
-        idx = torch.as_tensor(rows, dtype=torch.long)
+        idx = _indices("rows", rows)
         if idx.ndim != 1:
             raise ValueError(f"rows must be 1D, got shape {tuple(idx.shape)}")
         if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
@@ -73,6 +74,21 @@ class Exemplars:
             self.masks[idx],
             self.thresholds[idx],
         )
+
+
+def _indices(name: str, values: Any, what: str = "indices") -> torch.Tensor:
+    """``values`` as a long tensor of indices; floats (truncated otherwise), bools (a mask
+    taken for the indices 0 / 1) and non-numbers raise ``TypeError`` naming ``name``."""
+    try:
+        idx = torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError):  # not numbers
+        raise TypeError(f"{name} must hold integer {what}, got {values!r:.80}") from None
+    if idx.numel() and not integer_dtype(idx):
+        raise TypeError(
+            f"{name} must hold integer {what}, got dtype {idx.dtype} (for a boolean mask pass "
+            "mask.nonzero().flatten())"
+        )
+    return idx.long()
 
 
 def activation_quantiles(activations: torch.Tensor, quantile: float = 0.99) -> torch.Tensor:
@@ -92,6 +108,8 @@ def activation_quantiles(activations: torch.Tensor, quantile: float = 0.99) -> t
             f"activations must be [N, U, *spatial] with N >= 1, got {tuple(activations.shape)}"
         )
     check_number("quantile", quantile, gt=0.0, lt=1.0)
+    if activations.dtype == torch.bool or activations.is_complex():
+        raise TypeError(f"activations must be a real-valued tensor, got dtype {activations.dtype}")
     check_finite("activations", activations)
     per_unit = activations.detach().transpose(0, 1).reshape(activations.shape[1], -1)
     values = np.quantile(per_unit.double().cpu().numpy(), quantile, axis=1)
@@ -124,6 +142,11 @@ def upsampled_masks(
         raise TypeError(f"size must be a pair (H, W), got {size!r:.80}")
     for s in size:
         check_number("size", s, ge=1, integer=True)
+    for name, t in (("maps", maps), ("thresholds", thresholds)):
+        if t.is_complex():
+            raise TypeError(f"{name} must be a real-valued tensor, got dtype {t.dtype}")
+    check_finite("maps", maps)
+    check_finite("thresholds", thresholds)
     dtype = torch.promote_types(maps.dtype, torch.float32)
     up = F.interpolate(  # detached: a 0/1 mask carries no gradient
         maps.detach()[:, None].to(dtype), size=tuple(size), mode="bilinear", align_corners=False
@@ -185,13 +208,7 @@ def compute_exemplars(
     if units is None:
         unit_idx = torch.arange(n_units)
     else:
-        unit_idx = torch.as_tensor(units)
-        if unit_idx.numel() and (unit_idx.is_floating_point() or unit_idx.dtype == torch.bool):
-            raise TypeError(
-                f"units must hold integer channel indices, got dtype {unit_idx.dtype} (for a "
-                "boolean mask pass mask.nonzero().flatten())"
-            )
-        unit_idx = unit_idx.long()
+        unit_idx = _indices("units", units, "channel indices")
         if unit_idx.ndim != 1 or len(unit_idx) == 0:
             raise ValueError(f"units must be a non-empty 1D list of indices, got {units!r:.80}")
         if unit_idx.min() < 0 or unit_idx.max() >= n_units:

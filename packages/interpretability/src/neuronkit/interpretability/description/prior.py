@@ -29,6 +29,7 @@ from neuronkit.common import (
     eval_mode,
     forked_manual_seed,
     grad_enabled,
+    integer_dtype,
     torch_generator,
 )
 
@@ -99,11 +100,18 @@ class DescriptionLM(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         check_type("inputs", inputs, torch.Tensor)
-        if inputs.ndim != 2 or inputs.is_floating_point():
+        if inputs.ndim != 2 or not integer_dtype(inputs):
             raise ValueError(
                 f"inputs must be an integer [B, T] tensor, got {inputs.dtype} {tuple(inputs.shape)}"
             )
-        hidden, _ = self.lstm(self.embedding(inputs))
+        try:
+            embedded = self.embedding(inputs)
+        except IndexError:  # checked on the failure path only: fit calls this at every step
+            raise ValueError(
+                f"inputs must be token ids in [0, {len(self.vocabulary)}), got range "
+                f"[{int(inputs.min())}, {int(inputs.max())}]"
+            ) from None
+        hidden, _ = self.lstm(embedded)
         return F.log_softmax(self.output(self.dropout(hidden)), dim=-1)
 
     def _sequence_log_prob(self, ids: torch.Tensor) -> torch.Tensor:

@@ -228,6 +228,14 @@ class NeuronOutput:
     score_b: float
     replies: tuple[tuple[str, float, float], ...] = ()
 
+    def __post_init__(self) -> None:
+        check_number("layer", self.layer, ge=1, integer=True)
+        check_number("index", self.index, ge=0, integer=True)
+        for name in ("role", "text"):
+            check_type(name, getattr(self, name), str)
+        for name in ("score_a", "score_b"):
+            check_number(name, getattr(self, name))
+
     @property
     def difference(self) -> float:
         """``score_a - score_b`` (positive: answer A judged better)."""
@@ -317,6 +325,11 @@ def format_evaluations(outputs: Sequence[NeuronOutput]) -> str:
     """The previous layer's reviews as a layer-2 neuron sees them: one block per reply (a
     neuron called in both answer orders gives two blocks under the same reviewer header,
     both labelled as in the original order, like the reference's two contents per neuron)."""
+    if isinstance(outputs, (str, bytes)) or not isinstance(outputs, Collection):
+        raise TypeError(
+            f"outputs must be a sequence of NeuronOutput, got {type(outputs).__name__} "
+            f"({outputs!r:.80})"
+        )
     blocks = []
     for o in outputs:
         check_type("outputs[i]", o, NeuronOutput)
@@ -448,7 +461,11 @@ class WideDeep:
         check_choice("deep_roles", deep_roles, ("union", "own"))
         check_choice("connectivity", connectivity, ("all", "window"))
         if roles is not None:
-            if isinstance(roles, str) or not all(isinstance(r, str) and r.strip() for r in roles):
+            if (
+                isinstance(roles, str)
+                or not isinstance(roles, Sequence)
+                or not all(isinstance(r, str) and r.strip() for r in roles)
+            ):
                 raise TypeError(f"roles must be a sequence of non-empty str, got {roles!r:.120}")
             if len(roles) == 0:
                 raise ValueError("roles must hold at least one perspective, got an empty sequence")

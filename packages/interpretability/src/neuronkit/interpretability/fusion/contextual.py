@@ -43,6 +43,7 @@ from neuronkit.common import (
     correct_predictions,
     eval_mode,
     grad_enabled,
+    integer_dtype,
 )
 
 from ..robustness import accuracy, fgsm_attack, pgd_attack
@@ -312,12 +313,7 @@ def train_head(
     check_type("model", model, (StreamClassifier, LateFusionClassifier))
     _check_images("inputs", inputs)
     check_type("labels", labels, torch.Tensor)
-    if (
-        labels.shape != (inputs.shape[0],)
-        or labels.is_floating_point()
-        or labels.is_complex()
-        or labels.dtype == torch.bool
-    ):
+    if labels.shape != (inputs.shape[0],) or not integer_dtype(labels):
         raise ValueError(
             f"labels must be an integer tensor of shape [{inputs.shape[0]}], got "
             f"{tuple(labels.shape)} ({labels.dtype})"

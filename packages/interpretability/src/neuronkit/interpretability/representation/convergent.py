@@ -325,7 +325,13 @@ def aligned_correlation(
     sim = _check_similarity("similarity", similarity)
     if not isinstance(matching, UnitMatching):
         raise TypeError(f"matching must be a UnitMatching, got {type(matching).__name__}")
-    if matching.partner.shape != (sim.shape[0],) or matching.partner.max() >= sim.shape[1]:
+    if not isinstance(sort, bool):
+        raise TypeError(f"sort must be a bool, got {sort!r:.80}")
+    if (
+        matching.partner.shape != (sim.shape[0],)
+        or matching.partner.max() >= sim.shape[1]
+        or matching.partner.min() < -1
+    ):
         raise ValueError(
             f"matching must pair the {sim.shape[0]} rows of similarity {sim.shape} with its "
             f"columns, got {matching.partner.shape[0]} partners"
@@ -759,6 +765,8 @@ def compare_networks(
     for name, acts in (("activations_a", activations_a), ("activations_b", activations_b)):
         if not isinstance(acts, Mapping):
             raise TypeError(f"{name} must be a mapping layer -> activations, got {acts!r:.60}")
+    if layers is not None and (isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__")):
+        raise TypeError(f"layers must be a sequence of layer names, got {layers!r:.80}")
     names = list(activations_a) if layers is None else list(layers)
     if not names:
         raise ValueError("layers must name at least one layer, got none")

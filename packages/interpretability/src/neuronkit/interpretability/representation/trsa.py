@@ -161,9 +161,29 @@ def _check_design(rdms: Any, labels: Any, groups: Any) -> tuple[np.ndarray, np.n
             raise ValueError(
                 f"{name} must have one entry per RDM ({x.shape[0]}), got shape {arr.shape}"
             )
+    for name, arr in (("labels", lab), ("groups", grp)):
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise ValueError(f"{name} must not hold NaN or infinity")
     if len(np.unique(grp)) < 2:
         raise ValueError("groups must contain at least 2 subjects for leave-one-out evaluation")
     return x, lab, grp
+
+
+def _check_grid(grid: Any) -> list[tuple[float, float]]:
+    """``grid`` as a list of ``(lower, upper)`` pairs with ``0 <= lower <= upper <= 1``."""
+    if isinstance(grid, (str, bytes)) or not hasattr(grid, "__iter__"):
+        raise TypeError(f"grid must be a sequence of (lower, upper) pairs, got {grid!r:.80}")
+    pairs = []
+    for i, pair in enumerate(grid):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise TypeError(f"grid[{i}] must be a (lower, upper) pair, got {pair!r:.80}")
+        lo, hi = pair
+        check_number(f"grid[{i}] lower", lo, ge=0.0, le=1.0)
+        check_number(f"grid[{i}] upper", hi, ge=0.0, le=1.0)
+        if lo > hi:
+            raise ValueError(f"grid[{i}] must have lower <= upper, got {tuple(pair)}")
+        pairs.append((lo, hi))
+    return pairs
 
 
 class _CentroidStats:
@@ -289,11 +309,13 @@ def select_geo_topological(
         grid: candidate ``(l, u)`` pairs (default :func:`gt_grid` with step 0.1).
         rank, geodesic, rank_after: see :class:`GeoTopological`.
     """
+    _check_bool("rank", rank)
+    _check_bool("geodesic", geodesic)
     _check_rank_after(rank_after, geodesic)
     x, lab, grp = _check_design(rdms, labels, groups)
     if len(np.unique(grp)) < 3:
         raise ValueError("groups must contain at least 3 subjects for nested selection")
-    candidates = list(gt_grid(0.1) if grid is None else grid)
+    candidates = gt_grid(0.1) if grid is None else _check_grid(grid)
     if not candidates:
         raise ValueError("grid must contain at least one (lower, upper) pair")
     base = _rank_vectors(x) if rank else x  # rank once, not per grid point

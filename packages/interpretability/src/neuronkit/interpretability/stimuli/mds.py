@@ -43,11 +43,13 @@ from torch import nn
 
 from neuronkit.common import (
     EstimatorParams,
+    check_finite,
     check_number,
     check_seed,
     check_type,
     eval_mode,
     grad_enabled,
+    integer_dtype,
 )
 
 from ..hooks import _parameter_dtype, call_model, model_device, tensor_output
@@ -119,7 +121,11 @@ def contrastive_objective(
     check_type("on_cluster", on_cluster, torch.Tensor)
     if cluster_means.ndim != 2 or cluster_means.shape[1] < 1:
         raise ValueError(f"cluster_means must be [B, K], got shape {tuple(cluster_means.shape)}")
-    if on_cluster.shape != (cluster_means.shape[0],) or on_cluster.dtype.is_floating_point:
+    if cluster_means.dtype == torch.bool or cluster_means.is_complex():
+        raise TypeError(
+            f"cluster_means must be a real-valued tensor, got dtype {cluster_means.dtype}"
+        )
+    if on_cluster.shape != (cluster_means.shape[0],) or not integer_dtype(on_cluster):
         raise ValueError(
             f"on_cluster must be an integer tensor of shape ({cluster_means.shape[0]},), "
             f"got shape {tuple(on_cluster.shape)} and dtype {on_cluster.dtype}"
@@ -280,12 +286,16 @@ def optimize_stimuli(
     check_number("n_steps", n_steps, ge=0, integer=True)
     check_number("lr", lr, gt=0)
     check_number("smoothness", smoothness, ge=0)
+    _check_statistic("mean", mean, labels.shape[0])
+    _check_statistic("std", std, labels.shape[0], positive=True)
     if init is None:
         start = _randn((k, *shape), _generator(seed), model)
     else:
         check_type("init", init, torch.Tensor)
         if tuple(init.shape) != (k, *shape):
             raise ValueError(f"init must have shape {(k, *shape)}, got {tuple(init.shape)}")
+        if init.dtype == torch.bool or init.is_complex():
+            raise TypeError(f"init must be a real-valued tensor, got dtype {init.dtype}")
         if not torch.isfinite(init).all():
             raise ValueError("init must be finite, got NaN or infinity")
         start = init.detach().to(dtype=_stimulus_dtype(model), copy=True)
@@ -331,6 +341,8 @@ def assign_to_stimuli(model: Model, stimuli: torch.Tensor) -> torch.Tensor:
     check_type("stimuli", stimuli, torch.Tensor)
     if stimuli.ndim < 2 or stimuli.shape[0] < 1:
         raise ValueError(f"stimuli must be [K, *stimulus_shape], got {tuple(stimuli.shape)}")
+    if not stimuli.is_floating_point():  # responses come back in its dtype: ints would truncate
+        raise TypeError(f"stimuli must be a floating-point tensor, got dtype {stimuli.dtype}")
     return _responses(model, stimuli).argmax(0)
 
 
@@ -402,6 +414,8 @@ def mds_clustering(
         zeros = torch.zeros((1, *shape), device=model_device(model), dtype=_stimulus_dtype(model))
         probe = _responses(model, zeros)
     n = probe.shape[1]
+    if n_clusters > n:
+        raise ValueError(f"n_clusters must be <= the model's {n} neurons, got {n_clusters}")
     if init_labels is None:
         perm = torch.randperm(n, generator=gen)
         labels = torch.empty(n, dtype=torch.long)
@@ -740,7 +754,7 @@ def _check_shape(shape: Any) -> tuple[int, ...]:
 
 def _check_labels(name: str, labels: Any, n: int) -> torch.Tensor:
     check_type(name, labels, torch.Tensor)
-    if labels.ndim != 1 or labels.numel() == 0 or labels.dtype.is_floating_point:
+    if labels.ndim != 1 or labels.numel() == 0 or not integer_dtype(labels):
         raise ValueError(
             f"{name} must be a non-empty 1D integer tensor, got shape {tuple(labels.shape)} "
             f"and dtype {labels.dtype}"
@@ -750,6 +764,23 @@ def _check_labels(name: str, labels: Any, n: int) -> torch.Tensor:
     if (labels < 0).any():
         raise ValueError(f"{name} must be >= 0, got min {int(labels.min())}")
     return labels.long()
+
+
+def _check_statistic(name: str, value: Any, n: int, *, positive: bool = False) -> None:
+    """``mean`` / ``std`` of :func:`optimize_stimuli`: a finite real ``[n]`` tensor (``std``
+    positive) or None."""
+    if value is None:
+        return
+    check_type(name, value, torch.Tensor)
+    if value.shape != (n,):
+        raise ValueError(
+            f"{name} must have one entry per neuron, shape ({n},), got {tuple(value.shape)}"
+        )
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    check_finite(name, value)
+    if positive and bool((value <= 0).any()):
+        raise ValueError(f"{name} must be > 0, got min {float(value.min())}")
 
 
 def _stimulus_dtype(model: Model) -> torch.dtype:
