@@ -216,7 +216,9 @@ def integer_dtype(x: Any) -> bool:
     indices 0 / 1)."""
     dtype = x.dtype
     if hasattr(dtype, "is_complex"):  # a torch.dtype
-        return not (dtype.is_floating_point or dtype.is_complex or str(dtype) == "torch.bool")
+        import torch
+
+        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
     return getattr(dtype, "kind", "") in ("i", "u")  # numpy
 
 

@@ -30,6 +30,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
+from neuronkit.common import integer_dtype
+
 from .graph import DependencyGraph, Group, GroupMember, query_groups
 from .hf_config import sync_hf_config
 from .importance import GroupImportance, _described, get_param, resolve_importance
@@ -84,9 +86,7 @@ class PruningPlan:
         plan = cls()
         for key, value in state.items():
             kind, _, name = str(key).partition(".")
-            integer = isinstance(value, torch.Tensor) and not (
-                value.is_floating_point() or value.is_complex() or value.dtype == torch.bool
-            )
+            integer = isinstance(value, torch.Tensor) and integer_dtype(value)
             if not integer or value.ndim != 1:
                 raise ValueError(f"state[{key!r}] must be a 1-D integer tensor, got {value!r:.60}")
             if kind == "removed" and name.isdigit():

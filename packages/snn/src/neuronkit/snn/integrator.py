@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, integer_dtype
 
 from ._core import (
     ChannelLocal,
@@ -237,7 +237,7 @@ class LI(ChannelLocal, nn.Module):
 
 def _check_steps(steps: Any) -> None:
     if isinstance(steps, Tensor):
-        if steps.dtype.is_floating_point or steps.dtype == torch.bool or steps.is_complex():
+        if not integer_dtype(steps):
             raise TypeError(f"steps must be an int or an integer tensor, got dtype {steps.dtype}")
         # (a value read is a data-dependent guard under torch.compile: checked eagerly only)
         if steps.numel() and not torch.compiler.is_compiling() and int(steps.min()) < 0:

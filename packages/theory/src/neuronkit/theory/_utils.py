@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_finite, check_ndim, check_number, check_seed, torch_generator
+from neuronkit.common import (
+    check_finite,
+    check_ndim,
+    check_number,
+    check_seed,
+    integer_dtype,
+    torch_generator,
+)
 
 Seed = int | np.random.Generator | None
 
@@ -88,7 +95,7 @@ def label_tensor(name: str, labels: Any) -> torch.Tensor:
 def integer_labels(name: str, labels: Any, n: int) -> torch.Tensor:
     """``n`` integer labels ``[N]`` (long, on the CPU); integer-valued floats are accepted."""
     labels = label_tensor(name, labels)
-    if labels.dtype.is_floating_point or labels.is_complex() or labels.dtype == torch.bool:
+    if not integer_dtype(labels):
         if labels.dtype.is_floating_point and bool((labels == labels.round()).all()):
             labels = labels.long()
         else:

@@ -39,6 +39,7 @@ from neuronkit.common import (
     detached_input,
     eval_mode,
     grad_enabled,
+    integer_dtype,
 )
 
 from .._core import begin
@@ -365,7 +366,7 @@ def _check_batch(x: Any, y: Any) -> None:
             f"each batch must be (x [B, ...], y [B]) with matching B, got shapes "
             f"{tuple(x.shape)} and {tuple(y.shape)}"
         )
-    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+    if not integer_dtype(y):
         raise TypeError(f"y must hold integer class indices [B], got dtype {y.dtype}")
     if y.shape[0] == 0:
         raise ValueError("each batch must hold at least one sample (B >= 1), got an empty one")

@@ -34,6 +34,7 @@ from neuronkit.common import (
     check_finite,
     check_number,
     check_type,
+    integer_dtype,
     plain_tensor,
 )
 
@@ -243,7 +244,7 @@ class TimescaleRNN(nn.Module):
     def _check_lengths(self, lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``lengths`` as int64 on ``x``'s device, checked: ``[B]``, each in ``[0, T]``."""
         check_type("lengths", lengths, torch.Tensor)
-        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        if not integer_dtype(lengths):
             raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
         if lengths.shape != (x.shape[1],):
             raise ValueError(
