@@ -106,6 +106,11 @@ from neuronkit.common.io import atomic_path, replace_dir
         (lambda: check_class_labels("y", np.array(["a"]), 3), TypeError, "y must hold integer"),
         # was ValueError: cannot convert float NaN to integer
         (lambda: check_class_labels("y", np.array([0.0, np.nan]), 3), ValueError, "y must hold"),
+        (  # 0.5 was truncated to class 0
+            lambda: check_class_labels("y", np.array([0.0, 0.5]), 3),
+            ValueError,
+            "y must hold integer class labels, got a fractional value",
+        ),
         # was AttributeError: 'types.UnionType' object has no attribute '__name__'
         (lambda: check_type("x", "s", int | None), TypeError, r"x must be int \| None, got str"),
         # were "The truth value of an array ... is ambiguous", not naming the argument

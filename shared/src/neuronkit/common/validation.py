@@ -104,7 +104,8 @@ def check_class_labels(name: str, labels: Any, n_classes: int) -> None:
     """Raise ``ValueError`` unless every entry of ``labels`` (``[N]`` integers: an array, a
     tensor or a list) is a class index in ``[0, n_classes)``: out-of-range labels fail deep inside
     a loss in training and silently count as errors in an accuracy. Empty ``labels`` pass; NaN
-    fails, and labels that are not numbers (or a scalar) raise ``TypeError``.
+    and fractions fail (integer-valued floats pass), and labels that are not numbers (or a
+    scalar) raise ``TypeError``.
 
     >>> import numpy as np
     >>> check_class_labels("y", np.array([0, 3]), 3)
@@ -140,6 +141,10 @@ def check_class_labels(name: str, labels: Any, n_classes: int) -> None:
             f"{name} must hold class labels in [0, {n_classes - 1}] (the model has {n_classes} "
             f"outputs), got range [{lo}, {hi}]"
         )
+    dtype = labels.dtype
+    floating = dtype.is_floating_point if hasattr(dtype, "is_complex") else dtype.kind == "f"
+    if floating and bool((labels != labels.round()).any()):  # int() above truncated them
+        raise ValueError(f"{name} must hold integer class labels, got a fractional value")
 
 
 def check_seed(seed: Any, name: str = "seed") -> None:
