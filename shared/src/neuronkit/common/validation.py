@@ -215,6 +215,12 @@ def floating_dtype(name: str, dtype: Any) -> Any:
     return dtype
 
 
+def check_floating(name: str, x: Any) -> None:
+    """Raise ``TypeError`` unless the tensor ``x`` holds floating-point numbers."""
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
 def integer_dtype(x: Any) -> bool:
     """Whether the tensor or array ``x`` holds integers: not floating-point, complex or bool
     numbers (as indices, labels or ids a float would be truncated and a bool mask read as the

@@ -42,6 +42,7 @@ from torch import nn
 from neuronkit.common import (
     check_choice,
     check_finite,
+    check_floating,
     check_number,
     check_seed,
     check_type,
@@ -475,8 +476,7 @@ def _baselines(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
         check_number("baselines", baselines)
         return torch.full_like(inputs, float(baselines))
     check_type("baselines", baselines, torch.Tensor)
-    if not baselines.is_floating_point():
-        raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
+    check_floating("baselines", baselines)
     check_finite("baselines", baselines)
     if baselines.shape == inputs.shape:
         return baselines.detach().to(inputs)
@@ -494,8 +494,7 @@ def _baseline_sample(baselines: Any, inputs: torch.Tensor) -> torch.Tensor:
     """``baselines`` checked as ``K >= 1`` reference examples ``[K, *S]`` for ``inputs [B, *S]``
     (DeepLIFT SHAP, GradientSHAP), detached, in the inputs' dtype and device."""
     check_type("baselines", baselines, torch.Tensor)
-    if not baselines.is_floating_point():
-        raise TypeError(f"baselines must be a floating-point tensor, got dtype {baselines.dtype}")
+    check_floating("baselines", baselines)
     if (
         baselines.ndim != inputs.ndim
         or baselines.shape[1:] != inputs.shape[1:]

@@ -28,6 +28,7 @@ from torch import nn
 from neuronkit.common import (
     check_choice,
     check_finite,
+    check_floating,
     check_interval,
     check_number,
     check_seed,
@@ -54,8 +55,7 @@ def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -
     check_type("model", model, nn.Module)
     check_type("inputs", inputs, torch.Tensor)
     check_type("labels", labels, torch.Tensor)
-    if not inputs.is_floating_point():
-        raise TypeError(f"inputs must be a floating-point tensor, got dtype {inputs.dtype}")
+    check_floating("inputs", inputs)
     if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise TypeError(
             f"labels must be an integer tensor of class indices, got dtype {labels.dtype}"

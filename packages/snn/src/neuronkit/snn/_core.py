@@ -21,7 +21,14 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type, plain_tensor
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_floating,
+    check_number,
+    check_type,
+    plain_tensor,
+)
 
 Param = float | Tensor
 SpikeFn = Callable[[Tensor], Tensor]
@@ -284,8 +291,7 @@ def check_input(x: Any, *, multistep: bool) -> None:
     """``x`` is a floating tensor ``[T, B, ...]`` (``[B, ...]`` for a single step)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating("x", x)
     if multistep and x.ndim < 3:
         raise ValueError(
             "x must have at least 3 dimensions [T, B, ...] (time-major multi-step input; use "

@@ -21,6 +21,7 @@ from torch import Tensor
 from neuronkit.common import (
     check_choice,
     check_finite,
+    check_floating,
     check_number,
     check_seed,
     check_type,
@@ -33,8 +34,7 @@ __all__ = ["delta_encode", "direct_encode", "latency_encode", "poisson_encode"]
 
 def _check_x(x: Any, *, min_ndim: int, layout: str, unit: bool) -> None:
     check_type("x", x, Tensor)
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating("x", x)
     if x.ndim < min_ndim:
         raise ValueError(
             f"x must have at least {min_ndim} dimensions {layout}, got shape {tuple(x.shape)}"

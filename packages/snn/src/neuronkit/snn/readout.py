@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_class_labels, check_finite, check_number, check_type
+from neuronkit.common import (
+    check_class_labels,
+    check_finite,
+    check_floating,
+    check_number,
+    check_type,
+)
 
 __all__ = [
     "mean_membrane_ce",
@@ -39,8 +45,7 @@ __all__ = [
 
 def _check(out: Any, target: Any, name: str = "out") -> None:
     check_type(name, out, Tensor)
-    if not out.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {out.dtype}")
+    check_floating(name, out)
     if out.ndim != 3:
         raise ValueError(f"{name} must have 3 dimensions [T, B, C], got shape {tuple(out.shape)}")
     for dim, what in enumerate(("T >= 1 time steps", "a non-empty batch B >= 1", "C >= 1 classes")):

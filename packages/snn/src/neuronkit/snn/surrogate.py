@@ -54,6 +54,7 @@ from torch import Tensor, nn
 
 from neuronkit.common import (
     check_choice,
+    check_floating,
     check_number,
     check_type,
     eager_twin,
@@ -89,8 +90,7 @@ def _const(value: float, like: Tensor) -> Tensor:
 def _floating(x: Any) -> Tensor:
     """``x`` itself, checked to be a floating-point tensor (what spike functions differentiate)."""
     check_type("x", x, Tensor)
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating("x", x)
     return x
 
 

@@ -37,6 +37,7 @@ from torch import nn
 from neuronkit.common import (
     check_choice,
     check_finite,
+    check_floating,
     check_number,
     check_seed,
     check_type,
@@ -76,8 +77,7 @@ def cosine_topk(
         )
     check_number("k", k, ge=1, le=codebook.shape[0], integer=True)
     for name, t in (("x", x), ("codebook", codebook)):
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+        check_floating(name, t)
     xn = torch.nn.functional.normalize(x, dim=-1)
     cn = torch.nn.functional.normalize(codebook, dim=-1)
     sim = xn @ cn.T
@@ -98,8 +98,7 @@ def codebook_lookup(
     check_choice("reduce", reduce, _REDUCTIONS)
     if codebook.ndim != 2:
         raise ValueError(f"codebook must be [C, D], got shape {tuple(codebook.shape)}")
-    if not codebook.is_floating_point():
-        raise TypeError(f"codebook must be a floating-point tensor, got dtype {codebook.dtype}")
+    check_floating("codebook", codebook)
     if not integer_dtype(ids):
         raise TypeError(f"ids must be an integer tensor of code indices, got dtype {ids.dtype}")
     if ids.ndim == 0 or ids.shape[-1] == 0:
@@ -406,7 +405,7 @@ class CodebookLayer(nn.Module):
         check_type("x", x, torch.Tensor)
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
-        _check_floating("x", x)
+        check_floating("x", x)
         check_finite("x", x)
         flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
         if flat.shape[0] == 0:
@@ -434,7 +433,7 @@ class CodebookLayer(nn.Module):
         check_type("x", x, torch.Tensor)
         if x.ndim < 1 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have shape [..., {self.dim}], got {tuple(x.shape)}")
-        _check_floating("x", x)
+        check_floating("x", x)
         flat = x.detach().reshape(-1, self.dim).to(self.codebook.device)
         if flat.shape[0] == 0:
             raise ValueError("x must hold at least one vector to draw replacements from, got none")
@@ -564,11 +563,6 @@ class CodebookLayer(nn.Module):
             yield
         finally:
             self._forced = [f for f in self._forced if f is not entry]
-
-
-def _check_floating(name: str, x: torch.Tensor) -> None:
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 
 def _distributed() -> bool:

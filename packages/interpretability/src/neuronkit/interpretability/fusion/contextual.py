@@ -37,6 +37,7 @@ from neuronkit.common import (
     check_choice,
     check_class_labels,
     check_finite,
+    check_floating,
     check_number,
     check_seed,
     check_type,
@@ -68,8 +69,7 @@ def _check_images(name: str, x: object) -> torch.Tensor:
     assert isinstance(x, torch.Tensor)
     if x.ndim != 4:
         raise ValueError(f"{name} must be a batch of images [N, C, H, W], got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating(name, x)
     return x
 
 

@@ -37,6 +37,7 @@ from torch import nn
 
 from neuronkit.common import (
     check_finite,
+    check_floating,
     check_number,
     check_probability,
     check_seed,
@@ -101,8 +102,7 @@ class LevelSetTraversal:
 def _check_model_inputs(model: nn.Module, name: str, x: torch.Tensor) -> None:
     check_type("model", model, nn.Module)
     check_type(name, x, torch.Tensor)
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating(name, x)
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty batch [N, ...], got shape {tuple(x.shape)}")
     check_finite(name, x)
@@ -215,8 +215,7 @@ def relative_distance(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     check_type("reference", reference, torch.Tensor)
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"x must be a real-valued tensor, got dtype {x.dtype}")
-    if not reference.is_floating_point():
-        raise TypeError(f"reference must be a floating-point tensor, got dtype {reference.dtype}")
+    check_floating("reference", reference)
     if x.shape != reference.shape or x.ndim < 2:
         raise ValueError(
             f"x and reference must share a shape [N, ...], got {tuple(x.shape)} and "
@@ -284,8 +283,7 @@ def level_set_traversal(
             f"targets must have shape {[n, *shape]}, {[1, *shape]} or {list(shape)} "
             f"(like sources), got {tuple(targets.shape)}"
         )
-    if not targets.is_floating_point():
-        raise TypeError(f"targets must be a floating-point tensor, got dtype {targets.dtype}")
+    check_floating("targets", targets)
     check_finite("targets", targets)
     check_number("n_iterations", n_iterations, ge=1, integer=True)
     check_number("step_size", step_size, gt=0.0, le=1.0)

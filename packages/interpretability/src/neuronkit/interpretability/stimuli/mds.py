@@ -44,6 +44,7 @@ from torch import nn
 from neuronkit.common import (
     EstimatorParams,
     check_finite,
+    check_floating,
     check_number,
     check_seed,
     check_type,
@@ -151,8 +152,7 @@ def cluster_mean_responses(
     labels = _check_labels("labels", labels, responses.shape[-1] if responses.ndim == 2 else -1)
     if responses.ndim != 2:
         raise ValueError(f"responses must be [B, N], got shape {tuple(responses.shape)}")
-    if not responses.is_floating_point():
-        raise TypeError(f"responses must be a floating-point tensor, got dtype {responses.dtype}")
+    check_floating("responses", responses)
     k = int(labels.max()) + 1 if n_clusters is None else n_clusters
     check_number("n_clusters", k, ge=1, integer=True)
     onehot = torch.zeros(responses.shape[1], k, dtype=responses.dtype, device=responses.device)
@@ -195,8 +195,7 @@ def laplace_penalty(x: torch.Tensor) -> torch.Tensor:
     check_type("x", x, torch.Tensor)
     if x.ndim < 2:
         raise ValueError(f"x must be [B, L] or [B, ..., H, W], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating("x", x)
     if x.ndim == 2:
         if x.shape[1] < 3:
             return x.new_zeros(())
@@ -776,8 +775,7 @@ def _check_statistic(name: str, value: Any, n: int, *, positive: bool = False) -
         raise ValueError(
             f"{name} must have one entry per neuron, shape ({n},), got {tuple(value.shape)}"
         )
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    check_floating(name, value)
     check_finite(name, value)
     if positive and bool((value <= 0).any()):
         raise ValueError(f"{name} must be > 0, got min {float(value.min())}")

@@ -38,6 +38,7 @@ from torch import nn
 from neuronkit.common import (
     check_choice,
     check_finite,
+    check_floating,
     check_number,
     check_seed,
     check_type,
@@ -263,8 +264,7 @@ def discover_facets(
     check_type("layer", layer, str)
     if inputs.ndim < 2 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must be a non-empty batch [N, ...], got {tuple(inputs.shape)}")
-    if not inputs.is_floating_point():
-        raise TypeError(f"inputs must be a floating-point tensor, got dtype {inputs.dtype}")
+    check_floating("inputs", inputs)
     check_finite("inputs", inputs)
     if top_k is not None:  # checked here: top_activating names it k
         check_number("top_k", top_k, ge=1, le=inputs.shape[0], integer=True)

@@ -30,7 +30,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type, torch_generator
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_floating,
+    check_number,
+    check_type,
+    torch_generator,
+)
 
 __all__ = [
     "IMAGENET_COLOR_CORRELATION",
@@ -80,8 +87,7 @@ def _check_range(value_range: tuple[float, float] | None) -> tuple[float, float]
 
 def _check_init(init: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:
     check_type("init", init, torch.Tensor)
-    if not init.is_floating_point():
-        raise TypeError(f"init must be a floating-point tensor, got dtype {init.dtype}")
+    check_floating("init", init)
     if init.ndim == 3:
         init = init.unsqueeze(0).expand(shape[0], -1, -1, -1)
     if tuple(init.shape) != shape:

@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_floating, check_number, check_type
 
 __all__ = [
     "L2",
@@ -47,8 +47,7 @@ def _check_image(x: torch.Tensor, name: str = "x") -> None:
     check_type(name, x, torch.Tensor)
     if x.ndim != 4:
         raise ValueError(f"{name} must be an image batch [B, C, H, W], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating(name, x)
 
 
 def total_variation(x: torch.Tensor, beta: float = 2.0, eps: float = 1e-8) -> torch.Tensor:

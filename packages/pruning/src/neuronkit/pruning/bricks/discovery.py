@@ -34,6 +34,7 @@ import torch
 from neuronkit.common import (
     EstimatorParams,
     check_finite,
+    check_floating,
     check_ndim,
     check_number,
     check_seed,
@@ -60,8 +61,7 @@ __all__ = [
 def _check_hidden(name: str, hidden: Any) -> None:
     check_type(name, hidden, torch.Tensor)
     check_ndim(name, hidden, 2, "[N, H]")
-    if not hidden.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {hidden.dtype}")
+    check_floating(name, hidden)
     check_finite(name, hidden)
 
 

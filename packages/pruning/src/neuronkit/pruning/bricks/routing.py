@@ -31,6 +31,7 @@ from neuronkit.common import (
     EstimatorParams,
     check_choice,
     check_finite,
+    check_floating,
     check_ndim,
     check_number,
     check_seed,
@@ -63,8 +64,7 @@ SPLIT_METHODS = ("param", "coactivation", "random")
 def _check_points(name: str, x: Any) -> None:
     check_type(name, x, torch.Tensor)
     check_ndim(name, x, 2, "[N, D]")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating(name, x)
     check_finite(name, x)
 
 

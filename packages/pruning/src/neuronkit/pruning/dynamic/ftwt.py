@@ -40,6 +40,7 @@ from torch import nn
 from neuronkit.common import (
     check_choice,
     check_finite,
+    check_floating,
     check_ndim,
     check_number,
     check_seed,
@@ -87,8 +88,7 @@ _MODES = ("decoupled", "joint")
 def _check_activation(name: str, activation: Any) -> None:
     check_type(name, activation, torch.Tensor)
     check_ndim(name, activation, 4, "[B, C, H, W]")
-    if not activation.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {activation.dtype}")
+    check_floating(name, activation)
     check_finite(name, activation)
 
 
@@ -193,8 +193,7 @@ def binarize_ste(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
         a 0/1 tensor shaped like ``probs``; its gradient w.r.t. ``probs`` is the identity.
     """
     check_type("probs", probs, torch.Tensor)
-    if not probs.is_floating_point():
-        raise TypeError(f"probs must be a floating-point tensor, got dtype {probs.dtype}")
+    check_floating("probs", probs)
     check_number("threshold", threshold, ge=0.0, lt=1.0)
     fn = function_for_mode(_BinarizeSTE, _EagerBinarizeSTE, _CompiledBinarizeSTE)
     out: torch.Tensor = fn.apply(probs, float(threshold))

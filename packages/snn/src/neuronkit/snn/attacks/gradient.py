@@ -27,6 +27,7 @@ from torch import Tensor
 from neuronkit.common import (
     check_class_labels,
     check_finite,
+    check_floating,
     check_number,
     check_type,
     detached_input,
@@ -48,8 +49,7 @@ def _check_model(model: Any) -> None:
 def _check_inputs(x: Any, y: Any, T: int | None, name: str = "x") -> int:
     """Validate ``x`` (the argument ``name``), ``y`` and ``T``; return the batch size."""
     check_type(name, x, Tensor)
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    check_floating(name, x)
     if T is None and x.ndim < 3:
         raise ValueError(
             f"{name} must be time-major [T, B, ...] with at least 3 dimensions when T is None "

@@ -27,7 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuronkit.common import check_choice, check_finite, check_number, check_seed, check_type
+from neuronkit.common import (
+    check_choice,
+    check_finite,
+    check_floating,
+    check_number,
+    check_seed,
+    check_type,
+)
 
 from .digits import load_digits
 
@@ -62,8 +69,7 @@ def event_frames(
         ``[T, N, P, H, W]`` of 0/1 in ``images``' dtype, ``P = 2 C`` (delta) or ``C``.
     """
     check_type("images", images, Tensor)
-    if not images.is_floating_point():
-        raise TypeError(f"images must be a floating-point tensor, got dtype {images.dtype}")
+    check_floating("images", images)
     if images.ndim not in (3, 4):
         raise ValueError(f"images must be [N, H, W] or [N, C, H, W], got {tuple(images.shape)}")
     check_finite("images", images)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neuronkit.common import check_choice, check_finite, check_number, check_type
+from neuronkit.common import check_choice, check_finite, check_floating, check_number, check_type
 
 __all__ = [
     "ConfidenceSweep",
@@ -101,8 +101,7 @@ class OracleResult(NamedTuple):
 
 def _check_outputs(outputs: Any) -> None:
     check_type("outputs", outputs, Tensor)
-    if not outputs.is_floating_point():
-        raise TypeError(f"outputs must be a floating-point tensor, got dtype {outputs.dtype}")
+    check_floating("outputs", outputs)
     if outputs.ndim != 3 or min(outputs.shape[:2]) < 1 or outputs.shape[2] < 2:
         raise ValueError(
             f"outputs must have shape [T >= 1, B >= 1, classes >= 2] (per-step outputs, "

@@ -16,7 +16,14 @@ from typing import Literal, cast
 import torch
 import torch.nn as nn
 
-from neuronkit.common import check_choice, check_ndim, check_seed, check_type, forked_manual_seed
+from neuronkit.common import (
+    check_choice,
+    check_floating,
+    check_ndim,
+    check_seed,
+    check_type,
+    forked_manual_seed,
+)
 
 from .._utils import check_input_dtype, check_positive_int
 from .mgno import PADDING_MODES, Prolongation, Restriction, level_sizes
@@ -94,8 +101,7 @@ class UNet2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_type("x", x, torch.Tensor)
         check_ndim("x", x, 4, "[B, C, H, W]")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        check_floating("x", x)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x must have {self.in_channels} channels, got {x.shape[1]}")
         check_input_dtype("x", x, next(self.parameters()).dtype)
