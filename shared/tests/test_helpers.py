@@ -25,6 +25,7 @@ from neuronkit.common import (
     check_choice,
     check_class_labels,
     check_finite,
+    check_floating,
     check_interval,
     check_ndim,
     check_number,
@@ -1100,8 +1101,12 @@ def test_lazy_exports_keep_a_name_exported_from_its_same_named_submodule(
     assert demo.other == 1
 
 
-def test_integer_dtype_tells_index_like_tensors_and_arrays_apart() -> None:
+def test_integer_dtype_and_check_floating_tell_dtypes_apart() -> None:
     torch = pytest.importorskip("torch", reason="torch dtypes")
+    check_floating("x", torch.zeros(1, dtype=torch.bfloat16))
+    for dtype in (torch.int64, torch.bool, torch.complex64):
+        with pytest.raises(TypeError, match="x must be a floating-point tensor, got dtype"):
+            check_floating("x", torch.zeros(1, dtype=dtype))
     for dtype, expected in [
         (torch.int64, True),
         (torch.uint8, True),
