@@ -73,7 +73,7 @@ import torch
 
 from neuronkit.common import check_number, check_seed, check_type
 from neuronkit.pruning.lottery import accuracy
-from neuronkit.pruning.lottery.rewind import _accuracy
+from neuronkit.pruning.lottery.rewind import _accuracy, _check_data
 
 from .comm import pack_signs, payload_bits, unpack_signs
 from .loop import LocalConfig, _check_xy, aggregate_sign_votes, hidenseek_client_update
@@ -311,7 +311,7 @@ def make_strategy(
     if x_test is not None or y_test is not None:
         if x_test is None or y_test is None:
             raise ValueError("x_test and y_test must be given together")
-        _check_xy(x_test, y_test, "test set", ("x_test", "y_test"))
+        _check_data(x_test, y_test, "x_test", "y_test")
 
         def evaluate_fn(model: SignSupermask) -> float:
             return _accuracy(model, x_test, y_test, 1024, "x_test", "y_test")

@@ -34,7 +34,7 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type, grad_enabled
 from neuronkit.pruning.lottery import TrainConfig, clone_state, train
-from neuronkit.pruning.lottery.rewind import _accuracy
+from neuronkit.pruning.lottery.rewind import _accuracy, _check_data
 
 from .comm import dense_uplink_bits, pack_signs, payload_bits, sign_uplink_bits
 from .supermask import BinarySupermask, SignSupermask
@@ -153,24 +153,19 @@ def check_clients(clients: Sequence[ClientData], name: str = "clients") -> list[
     return sizes
 
 
-def _check_xy(
-    x: torch.Tensor, y: torch.Tensor, name: str, names: tuple[str, str] | None = None
-) -> None:
-    """Check a dataset ``(x, y)``; errors name ``"{name} x"`` and ``"{name} y"``, or ``names``
-    (the caller's arguments, e.g. ``("x_test", "y_test")``)."""
-    xname, yname = names or (f"{name} x", f"{name} y")
-    check_type(xname, x, torch.Tensor)
-    check_type(yname, y, torch.Tensor)
+def _check_xy(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
+    check_type(f"{name} x", x, torch.Tensor)
+    check_type(f"{name} y", y, torch.Tensor)
     if x.ndim < 2:
-        raise ValueError(f"{xname} must be a batch [N, ...], got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} x must be a batch [N, ...], got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} has an empty dataset (0 samples); every client needs >= 1 sample")
     if y.shape != (x.shape[0],):
-        raise ValueError(f"{yname} must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        raise ValueError(f"{name} y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
     if y.dtype != torch.long:
-        raise TypeError(f"{yname} must be int64 class labels, got {y.dtype}")
+        raise TypeError(f"{name} y must be int64 class labels, got {y.dtype}")
     if not torch.isfinite(x).all():
-        raise ValueError(f"{xname} must be finite, got NaN or inf")
+        raise ValueError(f"{name} x must be finite, got NaN or inf")
 
 
 def _check_weights(weights: Sequence[float], n: int) -> np.ndarray:
@@ -203,7 +198,7 @@ def _check_run(
 ) -> list[int]:
     """Validate the arguments shared by the ``run_*`` loops; returns the client sizes."""
     sizes = check_clients(clients)
-    _check_xy(x_test, y_test, "test set", ("x_test", "y_test"))
+    _check_data(x_test, y_test, "x_test", "y_test")
     check_number("rounds", rounds, ge=1, integer=True)
     check_type("local", local, LocalConfig)
     check_seed(seed)
