@@ -664,3 +664,103 @@ def test_export_input_shape_given_a_tensor_gets_a_short_message() -> None:
     with pytest.raises(TypeError, match=r"^input_shape must be a non-empty tuple") as err:
         to_nir(nn.Sequential(SeqLinear(4, 2)), torch.rand(8, 3, 32, 32))  # type: ignore[arg-type]
     assert len(str(err.value)) < 250  # was the whole tensor, thousands of characters
+
+
+def _chain(node, in_shape=(3,), out_shape=(3,)):
+    """A hand-built graph Input -> node -> Output, not type-checked (as a foreign file may be)."""
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array(in_shape)}),
+        "n": node,
+        "out": nir.Output(output_type={"output": np.array(out_shape)}),
+    }
+    return nir.NIRGraph(nodes=nodes, edges=[("in", "n"), ("n", "out")], type_check=False)
+
+
+def test_import_refuses_unfed_nodes_at_import() -> None:
+    """A node or Output without an input edge imported fine and failed only in forward."""
+    nodes = {"in": nir.Input(input_type={"input": np.array([3])}), "lif": _lif_node()}
+    nodes["out"] = nir.Output(output_type={"output": np.array([3])})
+    graph = nir.NIRGraph(nodes=nodes, edges=[("in", "out")], type_check=False)
+    with pytest.raises(ValueError, match=r"^edges must feed every node .*into \['lif'\]"):
+        from_nir(graph, dt=1.0)
+    with pytest.raises(ValueError, match=r"no input edge into \['out'\]"):
+        NIRModule({}, [], {"in": (4,)}, {"out": (4,)}, 1.0)
+    graph = nir.NIRGraph(nodes=nodes, edges=[("in", "lif", "out")], type_check=False)
+    with pytest.raises(TypeError, match=r"^graph\.edges must hold \(source, target\) pairs"):
+        from_nir(graph, dt=1.0)  # was "too many values to unpack (expected 2)"
+
+
+def test_import_directory_path_says_so(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"\(a directory\)"):
+        from_nir(tmp_path, dt=1.0)
+
+
+def test_import_conv_without_bias_gets_zeros_not_nan() -> None:
+    """A Conv node with ``bias=None`` imported with a NaN bias (np.asarray(None) as float)."""
+    conv = nir.Conv1d(
+        input_shape=5, weight=np.ones((2, 1, 3)), stride=1, padding=0, dilation=1, groups=1,
+        bias=None,
+    )  # fmt: skip
+    net = from_nir(_chain(conv, (1, 5), (2, 3)), dt=1.0)
+    out = net(torch.ones(1, 1, 1, 5, dtype=torch.float64))
+    assert out.flatten().tolist() == [3.0] * 6
+
+
+@pytest.mark.parametrize(
+    ("node", "error", "match"),
+    [
+        (nir.Linear(weight=np.full((2, 3), np.nan)), ValueError, r"'n': weight must be finite"),
+        (nir.Linear(weight=np.ones((2, 3)) * 1j), TypeError, r"'n': weight must be a real"),
+        (nir.Affine(weight=np.ones((2, 3)), bias=np.ones(3)), ValueError, r"bias must have sh"),
+        (nir.Scale(scale=np.full(3, np.nan)), ValueError, r"'n': scale must be finite"),
+        (nir.Threshold(threshold=np.array(["a"] * 3)), TypeError, r"'n': threshold must be a"),
+        (nir.I(r=np.full(3, np.nan)), ValueError, r"'n': r must be finite"),
+        (_lif_node(r=np.full(3, np.nan)), ValueError, r"'n': r must be finite"),
+        (nir.Delay(delay=np.full(3, np.inf)), ValueError, r"'n': delay must be finite"),
+        (nir.Delay(delay=np.array([])), ValueError, r"'n': delay must hold one or more"),
+        (nir.Delay(delay=np.full(3, 1e30)), ValueError, r"'n': delays must be non-negative"),
+        (
+            nir.AvgPool2d(kernel_size=np.array([1.5, 1.5]), stride=np.ones(2), padding=np.zeros(2)),
+            ValueError,
+            r"'n': kernel_size must be 2 integer",
+        ),
+        (
+            nir.SumPool2d(kernel_size=np.zeros(2), stride=np.ones(2), padding=np.zeros(2)),
+            ValueError,
+            r"'n': kernel_size must be >= 1, got 0",
+        ),
+    ],
+)
+def test_import_refuses_bad_node_fields(node, error: type, match: str) -> None:
+    """NaN weights / gains / scales imported silently (NaN outputs, or a neuron complaining
+    that the user's finite x was not finite); complex weights lost their imaginary part;
+    fractional pool sizes were truncated; others failed deep in numpy or torch."""
+    with pytest.raises(error, match=match):
+        from_nir(_chain(node), dt=1.0)
+
+
+def test_import_refuses_bad_shapes_and_types() -> None:
+    conv = nir.Conv2d(
+        input_shape=(5, 5), weight=np.ones((2, 1, 3)), stride=1, padding=0, dilation=1,
+        groups=1, bias=np.ones(2),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"'n': weight must have 4 dimensions"):
+        from_nir(_chain(conv, (1, 5, 5), (2, 3, 3)), dt=1.0)  # imported, failed in forward
+    with pytest.raises(ValueError, match=r"'in': input_type must be 1 integer"):
+        from_nir(_chain(nir.Scale(scale=np.ones(3)), in_shape=(3.5,)), dt=1.0)  # was 3
+    with pytest.raises(ValueError, match=r"'in': input_type must be >= 1, got -3"):
+        from_nir(_chain(nir.Scale(scale=np.ones(3)), in_shape=(-3,)), dt=1.0)
+    # an integer threshold array is real numbers: imported (was refused for its dtype)
+    net = from_nir(_chain(nir.Threshold(threshold=np.array([1, 2, 3]))), dt=1.0)
+    assert net(torch.full((1, 1, 3), 2.0)).flatten().tolist() == [1.0, 1.0, 0.0]
+
+
+def test_export_input_gain_and_scale_edge_cases() -> None:
+    from neuronkit.snn.nir import InputGain
+
+    with pytest.raises(ValueError, match=r"InputGain.*an input gain in front of Identity"):
+        to_nir(nn.Sequential(InputGain(2.0, nn.Identity())), (4,))  # was an IndexError
+    graph = to_nir(nn.Sequential(Scale(torch.tensor(2.0))), (4,))  # was NIR's type error
+    np.testing.assert_array_equal(graph.nodes["scale_0"].scale, np.full(4, 2.0))
+    x = torch.rand(3, 2, 4)
+    torch.testing.assert_close(from_nir(graph)(x), 2.0 * x)

@@ -74,6 +74,31 @@ def test_pdsg_call_names_its_argument_x() -> None:
         PDSG()(torch.randn(3))
 
 
+def test_pdsg_call_channel_change_names_x() -> None:
+    """``pdsg(x)`` with a new channel count named the internal ``v``."""
+    pdsg = PDSG()
+    pdsg(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"^x must keep 3 channels .*got shape \(2, 4\)"):
+        pdsg(torch.randn(2, 4))
+
+
+def test_pdsg_integer_inputs_are_named() -> None:
+    """An integer or bool ``v`` failed in torch's mean ("could not infer output dtype"); an
+    integer ``x`` in ``derivative`` ran (other surrogates refuse it), a list failed on .ndim."""
+    with pytest.raises(
+        TypeError, match=r"^v must be a floating-point tensor, got dtype torch.int64"
+    ):
+        RunningChannelStd().update(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(
+        TypeError, match=r"^v must be a floating-point tensor, got dtype torch.bool"
+    ):
+        PDSG().fire(torch.randn(2, 3), torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"^x must be a floating-point tensor"):
+        PDSG().derivative(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"^x must be Tensor"):
+        PDSG().derivative([1.0])  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("shift", [0.0, 0.5])
 def test_pdsg_forward_is_heaviside_backward_is_gaussian_of_channel_std(shift: float) -> None:
     gen = torch.Generator().manual_seed(1)

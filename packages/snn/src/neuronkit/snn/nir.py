@@ -80,7 +80,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from neuronkit.common import as_float_array, check_number, check_type, host_array
+from neuronkit.common import as_float_array, check_finite, check_number, check_type, host_array
 
 from ._core import autocast_half, broadcasts, hold
 from .integrator import LI, Delay
@@ -269,6 +269,11 @@ class NIRModule(nn.Module):
         self.preds: dict[str, list[str]] = {n: [] for n in everything}
         for a, b in self.edges:
             self.preds[b].append(a)
+        unfed = [n for n in everything if n not in input_types and not self.preds[n]]
+        if unfed:  # forward would fail only when it reaches them
+            raise ValueError(
+                f"edges must feed every node and output, got no input edge into {unfed}"
+            )
 
     def forward(self, x: Tensor | dict[str, Tensor]) -> Tensor | dict[str, Tensor]:
         if isinstance(x, Tensor):
@@ -617,6 +622,8 @@ def _export_neuron(
         raise _refuse(path, m, "NIR has no adaptive-threshold neuron")
     if isinstance(m, InputGain):
         nodes = _export_one(path, m.neuron, shape, shape, dt_graph)
+        if not nodes:  # an identity: no node to carry the gain
+            raise _refuse(path, m, f"an input gain in front of {type(m.neuron).__name__}")
         gain = _param_array("gain", m.gain, shape, f"module {path!r}")
         node = nodes[0][1]
         if isinstance(node, nir.CubaLIF):
@@ -694,7 +701,8 @@ def _export_neuron(
         gain = _param_array("gain", m.gain, shape, f"module {path!r}")
         return [(f"i_{path}", nir.I(r=gain / dt_graph))]
     if isinstance(m, Scale):
-        return [(f"scale_{path}", nir.Scale(scale=host_array(m.scale).copy()))]
+        scale = _param_array("scale", m.scale, shape, f"module {path!r}")  # a scalar broadcast
+        return [(f"scale_{path}", nir.Scale(scale=scale))]
     raise _refuse(path, m, "no NIR mapping for this module type")
 
 
@@ -835,6 +843,8 @@ def _graph_of(nir: Any, model: NIRModule, dt_graph: float) -> Any:
 def _value(name: str, arr: Any, node_name: str, *, uniform: bool = False) -> float | Tensor:
     """A float when every entry is equal, else a tensor (``uniform`` refuses the latter)."""
     a = np.asarray(arr)
+    if a.dtype.kind != "f":  # integers become floats; strings, complex: a TypeError naming it
+        a = as_float_array(f"node {node_name!r}: {name}", arr)
     if a.size == 0:
         raise ValueError(f"node {node_name!r}: {name} is empty")
     if not np.all(np.isfinite(a)):
@@ -848,6 +858,25 @@ def _value(name: str, arr: Any, node_name: str, *, uniform: bool = False) -> flo
             f"number in this package), got values from {a.min()} to {a.max()}"
         )
     return torch.as_tensor(a.copy())
+
+
+def _real(node_name: str, field: str, value: Any) -> None:
+    """Refuse a NIR array field that is not finite real numbers (strings, complex, NaN)."""
+    check_finite(
+        f"node {node_name!r}: {field}", as_float_array(f"node {node_name!r}: {field}", value)
+    )
+
+
+def _int_field(node_name: str, field: str, value: Any, n: int, ge: int | None) -> tuple[int, ...]:
+    """``n`` integers from a NIR field (a scalar or ``n`` values; integer-valued floats pass)."""
+    name = f"node {node_name!r}: {field}"
+    a = as_float_array(name, value).reshape(-1)
+    if a.size not in (1, n) or not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+        raise ValueError(f"{name} must be {n} integer(s), got {np.asarray(value)!r:.80}")
+    ints = tuple(int(v) for v in np.broadcast_to(a, (n,)))
+    for v in ints:
+        check_number(name, v, ge=ge)
+    return ints
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -910,11 +939,16 @@ def _import_node(name: str, node: Any, dt: float) -> nn.Module:
     nir = _nir()
     if isinstance(node, nir.NIRGraph):
         return _build(node, dt)
+    for field in ("weight", "bias", "r", "w_in", "scale", "delay"):  # NaN would run silently
+        if getattr(node, field, None) is not None:
+            _real(name, field, getattr(node, field))
     if isinstance(node, (nir.Affine, nir.Linear)):
         w = np.asarray(node.weight)
         if w.ndim != 2:
             raise ValueError(f"node {name!r}: only 2-D weights are supported, got {w.shape}")
         bias = isinstance(node, nir.Affine) and node.bias is not None
+        if bias:
+            _bias_shape(name, node.bias, w.shape[0])
         wt = _float_tensor(w)
         # skip_init: no random initialization (the global RNG stays as it was), then overwritten;
         # on the default device, as a plain constructor would
@@ -935,23 +969,31 @@ def _import_node(name: str, node: Any, dt: float) -> nn.Module:
         w = np.asarray(node.weight)
         one = isinstance(node, nir.Conv1d)
         cls = SeqConv1d if one else SeqConv2d
+        if w.ndim != (3 if one else 4):
+            raise ValueError(
+                f"node {name!r}: weight must have {3 if one else 4} dimensions [C_out, C_in / "
+                f"groups, {'K' if one else 'kH, kW'}], got shape {w.shape}"
+            )
+        bias_arr = np.zeros(w.shape[0], w.dtype) if node.bias is None else node.bias  # as Affine's
+        _bias_shape(name, bias_arr, w.shape[0])
+        n = 1 if one else 2
         pad = node.padding
         if not isinstance(pad, str):
-            pad = (
-                int(np.asarray(pad).reshape(-1)[0])
-                if one
-                else tuple(int(p) for p in np.broadcast_to(pad, (2,)))
-            )
+            pad = _int_field(name, "padding", pad, n, 0)
+            pad = pad[0] if one else pad
+        (groups,) = _int_field(name, "groups", node.groups, 1, 1)
+        stride = _int_field(name, "stride", node.stride, n, 1)
+        dilation = _int_field(name, "dilation", node.dilation, n, 1)
         wt = _float_tensor(w)
         conv = skip_init(  # no random initialization, as for the linear layer
             cls,
-            w.shape[1] * int(node.groups),
+            w.shape[1] * groups,
             w.shape[0],
             tuple(w.shape[2:]) if not one else int(w.shape[2]),
-            stride=_ints(node.stride, one),
+            stride=stride[0] if one else stride,
             padding=pad,
-            dilation=_ints(node.dilation, one),
-            groups=int(node.groups),
+            dilation=dilation[0] if one else dilation,
+            groups=groups,
             bias=True,
             dtype=wt.dtype,
             device=torch.get_default_device(),
@@ -959,23 +1001,34 @@ def _import_node(name: str, node: Any, dt: float) -> nn.Module:
         with torch.no_grad():
             conv.weight.copy_(wt)
             assert conv.bias is not None
-            conv.bias.copy_(_float_tensor(node.bias))
+            conv.bias.copy_(_float_tensor(bias_arr))
         return conv
     if isinstance(node, nir.Flatten):
-        s, e = int(node.start_dim), int(node.end_dim)
+        (s,) = _int_field(name, "start_dim", node.start_dim, 1, None)
+        (e,) = _int_field(name, "end_dim", node.end_dim, 1, None)
         return SeqFlatten(s + 1 if s >= 0 else s, e + 1 if e >= 0 else e)
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
-        k, st, p = (_pair2(v) for v in (node.kernel_size, node.stride, node.padding))
+        kh, kw = _int_field(name, "kernel_size", node.kernel_size, 2, 1)
+        sh, sw = _int_field(name, "stride", node.stride, 2, 1)
+        ph, pw = _int_field(name, "padding", node.padding, 2, 0)
         div = 1 if isinstance(node, nir.SumPool2d) else None
-        return SeqAvgPool2d(k, st, p, divisor_override=div)
+        return SeqAvgPool2d((kh, kw), (sh, sw), (ph, pw), divisor_override=div)
     if isinstance(node, nir.Scale):
         return Scale(torch.as_tensor(np.asarray(node.scale).copy()))
     if isinstance(node, nir.Threshold):
         return Threshold(_value("threshold", node.threshold, name))
     if isinstance(node, nir.Delay):
+        if np.size(node.delay) == 0:
+            raise ValueError(
+                f"node {name!r}: delay must hold one or more delays, got an empty array"
+            )
         steps = np.asarray(node.delay, dtype=np.float64) / dt
         whole = np.rint(steps)
-        if not np.allclose(steps, whole, rtol=_RTOL, atol=1e-9) or np.any(whole < 0):
+        if (
+            not np.allclose(steps, whole, rtol=_RTOL, atol=1e-9)
+            or np.any(whole < 0)
+            or np.any(whole >= 2**62)  # beyond int64 the step counts would wrap around
+        ):
             raise ValueError(
                 f"node {name!r}: delays must be non-negative whole multiples of dt ({dt:g}), "
                 f"got {np.asarray(node.delay)!r:.80}"
@@ -1041,14 +1094,12 @@ def _float_tensor(a: Any) -> Tensor:
     return torch.as_tensor(arr.copy())
 
 
-def _pair2(v: Any) -> tuple[int, int]:
-    a = np.broadcast_to(np.asarray(v).reshape(-1), (2,))
-    return int(a[0]), int(a[1])
-
-
-def _ints(v: Any, one: bool) -> Any:
-    a = np.asarray(v).reshape(-1)
-    return int(a[0]) if one else tuple(int(x) for x in np.broadcast_to(a, (2,)))
+def _bias_shape(node_name: str, bias: Any, out: int) -> None:
+    if np.shape(bias) != (out,):
+        raise ValueError(
+            f"node {node_name!r}: bias must have shape [{out}] (one per output of the weight), "
+            f"got shape {np.shape(bias)}"
+        )
 
 
 def _build(graph: Any, dt: float) -> NIRModule:
@@ -1056,20 +1107,24 @@ def _build(graph: Any, dt: float) -> NIRModule:
     inputs: dict[str, tuple[int, ...] | None] = {}
     outputs: dict[str, tuple[int, ...] | None] = {}
     modules: dict[str, nn.Module] = {}
+    check_type("graph.nodes", graph.nodes, dict)
     for name, node in graph.nodes.items():
         name = str(name)
         if isinstance(node, nir.Input):
             t = node.input_type.get("input")
-            inputs[name] = None if t is None else tuple(int(s) for s in np.asarray(t))
+            inputs[name] = None if t is None else _int_field(name, "input_type", t, np.size(t), 1)
         elif isinstance(node, nir.Output):
             t = node.output_type.get("output")
-            outputs[name] = None if t is None else tuple(int(s) for s in np.asarray(t))
+            outputs[name] = None if t is None else _int_field(name, "output_type", t, np.size(t), 1)
         else:
             modules[name] = _import_node(name, node, dt)
     if len(inputs) != 1:
         raise ValueError(f"the NIR graph must have exactly one Input node, got {sorted(inputs)}")
     if not outputs:
         raise ValueError("the NIR graph has no Output node")
+    for edge in graph.edges:
+        if isinstance(edge, (str, bytes)) or np.size(edge) != 2:
+            raise TypeError(f"graph.edges must hold (source, target) pairs, got {edge!r:.80}")
     edges = [(str(a), str(b)) for a, b in graph.edges]
     for a, b in edges:
         if b in inputs:
@@ -1120,9 +1175,10 @@ def from_nir(graph: Any, *, dt: float | None = None) -> NIRModule:
     nir = _nir()
     if isinstance(graph, (str, os.PathLike)):
         if not os.path.isfile(graph):
+            why = "a directory" if os.path.isdir(graph) else "no such file"
             raise FileNotFoundError(
                 f"graph must be a nir.NIRGraph or a path to an existing .nir file, got "
-                f"{os.fspath(graph)!r} (no such file)"
+                f"{os.fspath(graph)!r} ({why})"
             )
         graph = nir.read(graph)
     if not isinstance(graph, nir.NIRGraph):

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from neuronkit.common import (
+    check_floating,
     check_number,
     check_type,
     eager_twin,
@@ -74,6 +75,7 @@ class RunningChannelStd:
     def update(self, v: Tensor) -> None:
         """Add the values of ``v: [B, C, ...]`` (detached) to the statistics."""
         check_type("v", v, Tensor)
+        check_floating("v", v)  # the mean below fails in torch for integer or bool tensors
         if v.ndim <= self.channel_dim:
             raise ValueError(
                 f"v must have a channel axis {self.channel_dim} ([B, C, ...]), got shape "
@@ -193,6 +195,13 @@ class PDSG(Surrogate):
                 f"x must have a channel axis {self.channel_dim} ([B, C, ...]), got shape "
                 f"{tuple(x.shape)}"
             )
+        seen = self.stats.mean
+        if seen is not None and x.shape[self.channel_dim] != seen.shape[0]:  # else named v
+            raise ValueError(
+                f"x must keep {seen.shape[0]} channels (axis {self.channel_dim}) within a "
+                f"sequence, got shape {tuple(x.shape)} (give every layer its own surrogate: "
+                "for_module(), or call begin() between sequences)"
+            )
         return self.fire(x, x)
 
     def fire(self, x: Tensor, v: Tensor) -> Tensor:
@@ -229,6 +238,7 @@ class PDSG(Surrogate):
 
     def derivative(self, x: Tensor) -> Tensor:
         """The Gaussian ``g'(x)`` with the current sigma (``x: [B, C, ...]``)."""
+        x = _floating(x)  # as every surrogate's derivative
         return _gaussian(x, self.sigma(x), self.shift)
 
     def begin(self) -> None:
