@@ -121,3 +121,13 @@ def test_bool_complex_and_negative_codes_are_refused_by_name() -> None:
         code_feature_counts(codes.to(torch.complex64), labels, num_codes=3, num_features=2)
     with pytest.raises(ValueError, match="codes must be >= -1"):
         code_feature_counts(codes - 5, labels, num_codes=3, num_features=2)
+
+
+def test_codes_without_a_k_axis_entry_are_refused_by_name() -> None:
+    # [..., 0] codes used to fail inside a reshape ("cannot reshape tensor of 0 elements")
+    codes = torch.zeros(3, 0, dtype=torch.long)
+    labels = torch.tensor([0, 1, 1])
+    with pytest.raises(ValueError, match=r"codes must hold k >= 1 ids per token .*\(3, 0\)"):
+        code_feature_counts(codes, labels, num_codes=3, num_features=2)
+    with pytest.raises(ValueError, match=r"codes must hold k >= 1 ids per token"):
+        code_feature_alignment(codes, labels, num_codes=3, num_features=2)

@@ -320,3 +320,33 @@ def test_flattened_token_activations_are_snapped_per_token() -> None:
     torch.testing.assert_close(next_token_logits(cbm, ids_a, codes, positions=[-1]), target)
     cbm.initialize_codebooks(input_ids=ids_b)  # the collected activations are [B, T, D] too
     assert cbm.codebooks[mlp].codebook.shape == (8, 16)
+
+
+def test_a_generator_of_layers_gives_the_head_codebooks_their_groups() -> None:
+    # insert_hf_codebooks reads the layer selection twice: a generator used to run dry on the
+    # second reading, and the head codebook silently snapped the projection's output, ungrouped
+    model = _gpt2()
+    cbm = insert_hf_codebooks(
+        model, components=("attention_heads",), layers=(i for i in [0]), num_codes=8
+    )
+    heads = "transformer.h.0.attn.c_proj"
+    assert cbm.inputs == [heads]
+    assert cbm.codebooks[heads].groups == 2
+    cbm.remove()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"layers": 0}, TypeError, r"layers must be a sequence of layer indices or None, got int"),
+        ({"layers": "0"}, TypeError, r"layers must be a sequence of layer indices or None"),
+        ({"layers": []}, ValueError, r"layers must select at least one layer"),
+        ({"layers": [0, -2]}, ValueError, r"layers must be distinct .*got \[0, -2\]"),
+        ({"components": None}, TypeError, r"components must be a sequence of .*got NoneType"),
+    ],
+)
+def test_bad_layer_and_component_selections_are_named(kwargs, error, match) -> None:
+    with pytest.raises(error, match=match):
+        transformer_component_names(_gpt2(), **kwargs)
+    with pytest.raises(error, match=match):
+        insert_hf_codebooks(_gpt2(), num_codes=8, **kwargs)

@@ -309,3 +309,59 @@ def test_bool_indices_and_complex_exemplars_are_refused_by_name() -> None:
         cap.log_prob(images[:2].to(torch.complex64), masks, ["red circles"])
     with pytest.raises(TypeError, match="masks must be a real-valued tensor"):
         cap.propose(images[:2], masks.to(torch.complex64), beam_size=2, max_length=2)
+
+
+def test_fit_features_without_exemplars_is_refused_and_leaves_the_weights_finite() -> None:
+    # k = 0 exemplars used to train on the mean of nothing: NaN loss, NaN weights ever after
+    cap = _captioner()
+    with pytest.raises(ValueError, match=r"features must be \[S, k, 12\] with S, k >= 1"):
+        cap.fit_features(torch.randn(1, 0, 12), [["red shapes"]], epochs=1)
+    assert all(bool(p.isfinite().all()) for p in cap.parameters())
+    with pytest.raises(TypeError, match="features must be a floating-point tensor"):
+        cap.fit_features(torch.ones(1, 2, 12, dtype=torch.long), [["red shapes"]], epochs=1)
+
+
+def test_encoder_edge_cases_are_named_or_empty() -> None:
+    enc = ExemplarEncoder(width=4, seed=0)
+    images = torch.rand(3, 3, 5, 5, generator=_gen(1))
+    for shape in ((0, 2), (2, 0)):  # used to fail in torch.cat of no CNN batches
+        out = enc.encode_indexed(
+            images, torch.zeros(shape, dtype=torch.long), torch.ones(*shape, 1, 5, 5)
+        )
+        assert out.shape == (*shape, 12)
+    with pytest.raises(ValueError, match="masks must be finite"):
+        enc.encode_indexed(
+            images, torch.zeros(1, 2, dtype=torch.long), torch.full((1, 2, 1, 5, 5), math.nan)
+        )
+    with pytest.raises(ValueError, match=r"pixel_labels must hold A >= 1 label maps"):
+        enc.pretrain(images, torch.zeros(3, 0, 5, 5, dtype=torch.long), epochs=1)
+
+
+def test_beam_search_names_bad_token_ids() -> None:
+    def step(tokens: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        return torch.log_softmax(torch.zeros(len(tokens), 6), -1), state
+
+    def run(**kwargs):  # type: ignore[no-untyped-def]
+        args = {"bos": 1, "eos": 2, "beam_size": 2, "max_length": 3, **kwargs}
+        return beam_search(step, (torch.zeros(1, 3),), **args)
+
+    with pytest.raises(ValueError, match="eos must be >= 0, got -1"):  # used to read logp[:, -1]
+        run(eos=-1)
+    with pytest.raises(ValueError, match=r"eos must be < 6 \(the step's vocabulary\), got 9"):
+        run(eos=9)
+    with pytest.raises(ValueError, match=r"banned must hold token ids < 6 .*got \[0, 9\]"):
+        run(banned=[0, 9])
+    with pytest.raises(TypeError, match="banned must be a sequence of token ids, got 3"):
+        run(banned=3)
+    with pytest.raises(TypeError, match="bos must be an integer, got float"):
+        run(bos=1.5)
+
+
+def test_hf_captioner_refuses_a_string_of_candidates_and_integer_images() -> None:
+    model, tok = _FakeImageToText(), _FakeTokenizer()
+    with pytest.raises(TypeError, match="candidates must be a sequence of strings, got str"):
+        HFCaptioner(model, tok, candidates="red shapes")  # used to give one per character
+    cap = HFCaptioner(model, tok, image_processor=lambda images, return_tensors: None)
+    images = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)  # clamped to [0, 1]: white
+    with pytest.raises(TypeError, match=r"images must be a floating-point tensor .*uint8"):
+        cap.pixel_values(images, torch.ones(2, 1, 4, 4))

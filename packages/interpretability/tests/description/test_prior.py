@@ -136,3 +136,11 @@ def test_forward_refuses_bool_and_out_of_vocabulary_ids_by_name() -> None:
     for bad in (100, -1):
         with pytest.raises(ValueError, match=r"inputs must be token ids in \[0, "):
             lm(torch.full((1, 3), bad))
+
+
+def test_forward_refuses_an_empty_sequence_by_name() -> None:
+    lm = DescriptionLM(
+        Vocabulary.from_descriptions(["red circles"]), embedding_size=4, hidden_size=4
+    )
+    with pytest.raises(ValueError, match=r"inputs must be an integer \[B, T\] tensor with T >= 1"):
+        lm(torch.zeros(2, 0, dtype=torch.long))  # used to fail inside the LSTM

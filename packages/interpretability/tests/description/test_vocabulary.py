@@ -33,3 +33,10 @@ def test_bad_inputs() -> None:
         v.decode(torch.tensor([1, 9]))
     with pytest.raises(TypeError, match="words"):
         Vocabulary("abc")
+
+
+def test_words_and_descriptions_that_are_not_iterable_are_named() -> None:
+    with pytest.raises(TypeError, match="words must be Iterable, got NoneType"):
+        Vocabulary(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="descriptions must be Iterable, got int"):
+        Vocabulary.from_descriptions(5)  # type: ignore[arg-type]

@@ -314,3 +314,22 @@ def test_a_gradient_filter_of_the_wrong_shape_is_named() -> None:
         maximize_activation(
             _net(), class_logit(0), shape=(1, 1, 6, 6), regularizers=[Crop()], steps=1
         )
+
+
+def test_a_missing_activation_names_the_layer_and_the_available_ones() -> None:
+    # the lookup used to fail with a bare ``KeyError: None`` (or ``KeyError: 'conv'``)
+    acts = {"fc": torch.randn(2, 3)}
+    with pytest.raises(KeyError, match=r"class_logit\(1\) reads: missing \[output\] .*\['fc'\]"):
+        class_logit(1)(acts)
+    both = class_logit(1, "fc") + channel("conv", 0)
+    with pytest.raises(KeyError, match=r"missing \['conv'\] \(available: \['fc'\]\)"):
+        both(acts)
+    with pytest.raises(TypeError, match="activations must be a mapping of layer name"):
+        channel("conv", 0)(torch.randn(2, 4, 6, 6))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"activations\['conv'\] must be a Tensor, got list"):
+        channel("conv", 0)({"conv": [1.0, 2.0]})  # type: ignore[dict-item]
+
+
+def test_a_channel_of_an_integer_layer_is_averaged_as_floats() -> None:
+    acts = {"conv": torch.arange(8).reshape(1, 2, 2, 2)}
+    torch.testing.assert_close(channel("conv", 1)(acts), torch.tensor([5.5]))

@@ -49,6 +49,8 @@ def code_feature_counts(
             f"codes must have shape [*labels.shape, k] = [{', '.join(map(str, labels.shape))}, k], "
             f"got {tuple(codes.shape)}"
         )
+    if codes.shape[-1] == 0:
+        raise ValueError(f"codes must hold k >= 1 ids per token [..., k], got {tuple(codes.shape)}")
     for name, t in (("codes", codes), ("labels", labels)):
         if not integer_dtype(t):
             raise TypeError(f"{name} must be an integer tensor, got dtype {t.dtype}")

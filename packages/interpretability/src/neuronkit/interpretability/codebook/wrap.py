@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -572,6 +572,34 @@ def _find_component(layer: nn.Module, comp: str, where: str) -> str:
     return found
 
 
+def _component_list(components: Any) -> list[str]:
+    """``components`` (a name or a sequence of names) as a list, its type checked."""
+    if isinstance(components, str):
+        return [components]
+    if not isinstance(components, Sequence):
+        raise TypeError(
+            f"components must be a sequence of {', '.join(map(repr, _COMPONENTS))}, got "
+            f"{type(components).__name__} ({components!r:.80})"
+        )
+    return list(components)
+
+
+def _layer_list(layers: Any) -> list[Any] | None:
+    """``layers`` (``None`` or an iterable of layer indices) as a list, read once: a generator
+    passed to :func:`insert_hf_codebooks`, which reads the selection twice, must not run dry."""
+    if layers is None:
+        return None
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+        raise TypeError(
+            f"layers must be a sequence of layer indices or None, got {type(layers).__name__} "
+            f"({layers!r:.80})"
+        )
+    chosen = list(layers)
+    if not chosen:
+        raise ValueError("layers must select at least one layer (None: all layers), got none")
+    return chosen
+
+
 def transformer_component_names(
     model: nn.Module,
     components: Sequence[str] = ("attention", "mlp"),
@@ -600,7 +628,7 @@ def transformer_component_names(
         model: a ``transformers.PreTrainedModel``.
         components: any of ``"attention"``, ``"attention_heads"``, ``"mlp"``, in the order
             wanted within a layer.
-        layers: layer indices (negative from the end); ``None``: all layers.
+        layers: distinct layer indices (negative from the end); ``None``: all layers.
 
     Returns:
         module names, layer by layer (e.g. ``["transformer.h.0.attn", "transformer.h.0.mlp",
@@ -613,9 +641,8 @@ def transformer_component_names(
     """
     transformers = _require_transformers()
     check_type("model", model, transformers.PreTrainedModel)
-    if isinstance(components, str):
-        components = [components]
-    comps = list(components)
+    comps = _component_list(components)
+    layers = _layer_list(layers)
     if not comps or any(c not in _COMPONENTS for c in comps):
         raise ValueError(
             f"components must be a non-empty selection of {', '.join(map(repr, _COMPONENTS))}, "
@@ -643,6 +670,12 @@ def transformer_component_names(
         for i, idx in enumerate(layers):
             check_number(f"layers[{i}]", idx, ge=-total, lt=total, integer=True)
             chosen.append(idx % total)
+        twice = sorted({c for c in chosen if chosen.count(c) > 1})
+        if twice:  # a module would carry two codebooks
+            raise ValueError(
+                f"layers must be distinct layer indices (of {total} layers), got {layers} "
+                f"(layer {', '.join(map(str, twice))} named more than once)"
+            )
     names: list[str] = []
     for idx in chosen:
         for comp in comps:
@@ -677,8 +710,9 @@ def insert_hf_codebooks(
     The TokFSM setting of the paper is ``components=("attention_heads", "mlp")``. See
     :func:`transformer_component_names` and :func:`insert_codebooks` for the arguments.
     """
+    layers = _layer_list(layers)  # once: a generator would be empty on the second reading
     names = transformer_component_names(model, components, layers)
-    comps = [components] if isinstance(components, str) else list(components)
+    comps = _component_list(components)
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ValueError(

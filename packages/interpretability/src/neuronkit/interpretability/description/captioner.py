@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from neuronkit.common import (
     check_finite,
+    check_floating,
     check_number,
     check_seed,
     check_type,
@@ -263,6 +264,12 @@ class ExemplarEncoder(nn.Module):
         if tuple(masks.shape) != expected:
             raise ValueError(f"masks must have shape {expected}, got {tuple(masks.shape)}")
         check_number("batch_size", batch_size, ge=1, integer=True)
+        check_finite("images", images)
+        check_finite("masks", masks)
+        if indices.numel() == 0:  # no exemplar: no CNN pass (torch.cat of no batches fails)
+            return torch.zeros(
+                *indices.shape, self.feature_size, dtype=self._dtype, device=images.device
+            )
         used, inverse = torch.unique(indices.reshape(-1), return_inverse=True)
         with torch.no_grad():
             maps = [
@@ -320,6 +327,11 @@ class ExemplarEncoder(nn.Module):
             raise ValueError(
                 f"pixel_labels must be [{images.shape[0]}, A, {images.shape[2]}, "
                 f"{images.shape[3]}], got {tuple(pixel_labels.shape)}"
+            )
+        if pixel_labels.shape[1] == 0:
+            raise ValueError(
+                f"pixel_labels must hold A >= 1 label maps [N, A, H, W], got "
+                f"{tuple(pixel_labels.shape)}"
             )
         if (pixel_labels < 0).any():
             raise ValueError("pixel_labels must be >= 0 (class indices)")
@@ -387,6 +399,13 @@ def beam_search(
     """
     check_number("beam_size", beam_size, ge=1, integer=True)
     check_number("max_length", max_length, ge=1, integer=True)
+    check_number("bos", bos, ge=0, integer=True)
+    check_number("eos", eos, ge=0, integer=True)
+    if isinstance(banned, (str, bytes)) or not isinstance(banned, Iterable):
+        raise TypeError(f"banned must be a sequence of token ids, got {banned!r:.80}")
+    banned = list(banned)
+    for i, b in enumerate(banned):
+        check_number(f"banned[{i}]", b, ge=0, integer=True)
     tokens: list[list[int]] = [[]]
     device = state[0].device if len(state) else torch.device("cpu")
     scores = torch.zeros(1, device=device)
@@ -395,6 +414,14 @@ def beam_search(
     for t in range(max_length + 1):
         logp, state = step(current, state)
         logp = logp.detach().float()
+        if t == 0:  # the vocabulary size is known from the first step on
+            vocab = logp.shape[-1]
+            if eos >= vocab:
+                raise ValueError(f"eos must be < {vocab} (the step's vocabulary), got {eos}")
+            if banned and max(banned) >= vocab:
+                raise ValueError(
+                    f"banned must hold token ids < {vocab} (the step's vocabulary), got {banned}"
+                )
         if t == max_length:
             finished += [(tokens[b], float(scores[b] + logp[b, eos])) for b in range(len(tokens))]
             break
@@ -587,8 +614,11 @@ class ExemplarCaptioner(nn.Module):
         :meth:`ExemplarEncoder.encode_indexed`)."""
         check_type("features", features, torch.Tensor)
         f = self.encoder.feature_size
-        if features.ndim != 3 or features.shape[-1] != f or features.shape[0] == 0:
-            raise ValueError(f"features must be [S, k, {f}], got shape {tuple(features.shape)}")
+        if features.ndim != 3 or features.shape[-1] != f or 0 in features.shape[:2]:
+            raise ValueError(
+                f"features must be [S, k, {f}] with S, k >= 1, got shape {tuple(features.shape)}"
+            )
+        check_floating("features", features)
         check_finite("features", features)
         if isinstance(annotations, str) or not isinstance(annotations, Sequence):
             raise TypeError(
@@ -698,7 +728,8 @@ class HFCaptioner:
         highlight: intensity kept outside the mask, in ``[0, 1]``.
         candidates: descriptions always scored in :meth:`propose`.
 
-    Images and masks are on the model's device (pixel values and token ids are moved there).
+    Images are floating-point, with values in ``[0, 1]``; images and masks are on the model's
+    device (pixel values and token ids are moved there).
     No weights are downloaded: load the model yourself (``from_pretrained`` from a local
     folder or your cache) and pass it in.
     """
@@ -721,6 +752,11 @@ class HFCaptioner:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.highlight = float(highlight)
+        if isinstance(candidates, str) or not isinstance(candidates, Sequence):
+            raise TypeError(  # a str would give one candidate per character
+                f"candidates must be a sequence of strings, got {type(candidates).__name__} "
+                f"({candidates!r:.80})"
+            )
         self.candidates = list(candidates)
         for i, c in enumerate(self.candidates):
             check_type(f"candidates[{i}]", c, str)
@@ -728,6 +764,11 @@ class HFCaptioner:
     def pixel_values(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Highlighted exemplars, run through the image processor if one was given."""
         _check_exemplar_set(images, masks)
+        if not images.is_floating_point():  # uint8 0..255 would saturate at the clamp to [0, 1]
+            raise TypeError(
+                f"images must be a floating-point tensor with values in [0, 1], got dtype "
+                f"{images.dtype}"
+            )
         shown = images.float() * (self.highlight + (1.0 - self.highlight) * masks.float())
         if self.image_processor is None:
             return shown

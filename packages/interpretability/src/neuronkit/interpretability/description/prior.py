@@ -100,9 +100,10 @@ class DescriptionLM(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         check_type("inputs", inputs, torch.Tensor)
-        if inputs.ndim != 2 or not integer_dtype(inputs):
-            raise ValueError(
-                f"inputs must be an integer [B, T] tensor, got {inputs.dtype} {tuple(inputs.shape)}"
+        if inputs.ndim != 2 or inputs.shape[1] == 0 or not integer_dtype(inputs):
+            raise ValueError(  # T = 0 fails inside the LSTM ("Expected sequence length ...")
+                "inputs must be an integer [B, T] tensor with T >= 1, got "
+                f"{inputs.dtype} {tuple(inputs.shape)}"
             )
         try:
             embedded = self.embedding(inputs)

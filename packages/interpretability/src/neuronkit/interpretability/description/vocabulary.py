@@ -35,6 +35,7 @@ class Vocabulary:
     def __init__(self, words: Iterable[str]) -> None:
         if isinstance(words, str):
             raise TypeError("words must be an iterable of words, got a single str")
+        check_type("words", words, Iterable)
         self.itos: list[str] = [PAD, BOS, EOS, UNK]
         for w in words:
             check_type("word", w, str)
@@ -47,6 +48,7 @@ class Vocabulary:
         """Every word of ``descriptions`` (sorted, so the ids do not depend on their order)."""
         if isinstance(descriptions, str):
             raise TypeError("descriptions must be an iterable of strings, got a single str")
+        check_type("descriptions", descriptions, Iterable)
         words: set[str] = set()
         for i, d in enumerate(descriptions):
             check_type(f"descriptions[{i}]", d, str)

@@ -76,6 +76,14 @@ Activations = Mapping[str | None, torch.Tensor]
 TransformFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
+class _MissingActivation(KeyError):
+    """A layer an :class:`Objective` reads is missing from its activations (a ``KeyError``, as
+    the lookup raised before, whose message is printed as is rather than quoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class Objective:
     """A scalar per batch item computed from the activations of some layers.
 
@@ -109,6 +117,23 @@ class Objective:
         self.description = str(description)
 
     def __call__(self, activations: Activations) -> torch.Tensor:
+        if not isinstance(activations, Mapping):
+            raise TypeError(
+                "activations must be a mapping of layer name (None: the model's output) to "
+                f"its activation tensor, got {type(activations).__name__}"
+            )
+        missing = [layer for layer in self.layers if layer not in activations]
+        if missing:
+            raise _MissingActivation(
+                f"activations must hold every layer that {self.description} reads: missing "
+                f"{_layer_names(missing)} (available: {_layer_names(list(activations))})"
+            )
+        for layer in self.layers:
+            if not isinstance(activations[layer], torch.Tensor):
+                raise TypeError(
+                    f"activations[{layer!r}] must be a Tensor, got "
+                    f"{type(activations[layer]).__name__}"
+                )
         value = self.fn(activations)
         if not isinstance(value, torch.Tensor) or value.ndim != 1:
             raise ValueError(
@@ -156,6 +181,11 @@ def _scalar(value: Any) -> Any:
 
 def _layer_label(layer: str | None) -> str:
     return "output" if layer is None else repr(layer)
+
+
+def _layer_names(layers: Sequence[Any]) -> str:
+    """``['conv', output]``: layer names with ``None`` as the model's output."""
+    return "[" + ", ".join(_layer_label(layer) for layer in layers) + "]"
 
 
 def unit(layer: str | None, index: int | Sequence[int]) -> Objective:
@@ -226,6 +256,8 @@ def channel(layer: str | None, index: int, *, dim: int = 1) -> Objective:
                 f"dim {dim}, shape {shape}), got {c}"
             )
         sel = a.select(axis, c)
+        if not (sel.is_floating_point() or sel.is_complex()):  # an integer or bool layer
+            sel = sel.to(torch.get_default_dtype())  # mean() takes no integer tensor
         return sel.reshape(sel.shape[0], -1).mean(1)
 
     on = "" if dim == 1 else f", dim={dim}"
