@@ -994,3 +994,55 @@ def test_a_parameter_takes_its_channels_from_the_op_that_reads_it() -> None:
     hard, soft = prune(graph, plan), soft_prune(graph, plan)
     assert hard.pos_embed.shape == (1, 4, 5, 5)
     torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+class _ReturnsSize(nn.Module):
+    def __init__(self, returns: str) -> None:
+        super().__init__()
+        self.a, self.b, self.returns = nn.Linear(4, 8), nn.Linear(8, 3), returns
+
+    def forward(self, x: torch.Tensor) -> object:
+        y = self.b(self.a(x).relu())
+        if self.returns == "shape":
+            return y.shape
+        if self.returns == "dict":
+            return {"size": y.size()}
+        if self.returns == "numel":
+            return y.numel()
+        return torch.zeros(y.shape)
+
+
+@pytest.mark.parametrize("returns", ["shape", "dict", "numel", "zeros"])
+def test_output_holding_a_channel_count_freezes_those_channels(returns: str) -> None:
+    """``b``'s count reached the output through its shape, which no rule froze: the pruned
+    model returned Size([2, 2]) (6 -> 4 entries, a [2, 2] tensor) where the model had 3."""
+    torch.manual_seed(0)
+    model, x = _ReturnsSize(returns), torch.randn(2, 4)
+    graph = DependencyGraph(model, x)
+    assert [g.producers for g in graph.prunable_groups()] == [["a"]]
+    small = prune(graph, plan_pruning(graph, "l2", 0.5))
+    want, got = model(x), small(x)
+    if returns == "dict":
+        want, got = want["size"], got["size"]  # type: ignore[index]
+    elif returns == "zeros":
+        want, got = want.shape, got.shape  # type: ignore[union-attr]
+    assert got == want
+    assert small.a.out_features == 4
+
+
+def test_more_example_inputs_than_forward_takes_raise() -> None:
+    """An extra positional input was silently left out of the trace (a ``**kwargs``
+    placeholder took it as a list); calling the model with them raises."""
+
+    class One(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor, **kwargs: object) -> torch.Tensor:
+            return self.a(x)
+
+    x = torch.randn(2, 4)
+    with pytest.raises(ValueError, match=r"example_inputs: One\.forward takes 1 .*got 2"):
+        DependencyGraph(One(), (x, torch.randn(2)))
+    DependencyGraph(One(), (x,))  # as many as it takes

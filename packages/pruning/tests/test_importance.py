@@ -421,3 +421,36 @@ def test_plan_pruning_rejects_wrong_shaped_group_scores(
     _, graph = _mlp_graph()
     with pytest.raises(error, match=f"importance: Custom .*{got}"):
         plan_pruning(graph, Custom(), 0.5)
+
+
+@pytest.mark.parametrize("cls", [TaylorImportance, SNIPImportance])
+def test_gradient_importance_refuses_an_empty_batch(cls: type[GroupImportance]) -> None:
+    """A batch of 0 samples left every gradient 0: all scores 0 and the first channels of
+    every group removed, silently."""
+    _, graph = _mlp_graph()
+    imp = cls(inputs=torch.randn(0, 5), targets=torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"inputs: every gradient .* is 0 .*shape \(0, 5\)"):
+        plan_pruning(graph, imp, 0.5)
+
+
+def test_synflow_refuses_empty_example_inputs() -> None:
+    """SynFlow's all-ones input of an empty batch gave every score 0 (first channels removed)."""
+    model = MLP(in_features=5, hidden=(7,), num_classes=3)
+    graph = DependencyGraph(model, torch.randn(0, 5))
+    with pytest.raises(ValueError, match=r"example_inputs: SynFlow needs non-empty .*\(0, 5\)"):
+        plan_pruning(graph, "synflow", 0.5)
+
+
+@pytest.mark.parametrize("imp", ["l2", "synflow", "taylor"])
+def test_scoring_a_meta_model_names_the_parameter(imp: str) -> None:
+    """A model on the meta device traces and prunes (shapes only), but scoring it failed
+    inside torch ("Tensor.item() cannot be called on meta tensors")."""
+    with torch.device("meta"):
+        model = MLP(in_features=5, hidden=(7,), num_classes=3)
+    graph = DependencyGraph(model, torch.randn(2, 5, device="meta"))
+    importance: GroupImportance | str = imp
+    if imp == "taylor":
+        x, y = torch.randn(2, 5, device="meta"), torch.zeros(2, dtype=torch.long, device="meta")
+        importance = TaylorImportance(inputs=x, targets=y)
+    with pytest.raises(ValueError, match=r"model: body\.0\.weight is on the meta device"):
+        plan_pruning(graph, importance, 0.5)

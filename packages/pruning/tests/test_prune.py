@@ -403,3 +403,15 @@ def test_every_concatenated_layer_keeps_an_output_channel() -> None:
     assert (hard.a.out_channels, hard.b.out_channels) == (5, 1)
     with torch.no_grad():
         torch.testing.assert_close(hard(x), soft(x), atol=1e-6, rtol=0)
+
+
+def test_ignoring_the_root_module_ignores_every_layer() -> None:
+    """``""`` (the model itself, first in ``named_modules()``) holds every layer: ignoring it
+    (e.g. every ``Sequential`` of a ``Sequential`` model) still removed channels."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    assert plan_pruning(graph, "l2", 0.5).removed  # something to ignore
+    assert not plan_pruning(graph, "l2", 0.5, ignored_layers=[""]).removed
+    assert not plan_pruning(graph, "l2", 0.5, layer_ratios={"": 0.0}).removed

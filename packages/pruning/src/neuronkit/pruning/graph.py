@@ -1018,6 +1018,7 @@ class DependencyGraph:
                     counts[node] = counted[0]
                 elif factors and all(a in fixed for a in factors):  # H * W
                     fixed.add(node)
+        self._freeze_output_counts(labels, tuples)
         for node, (label, g, count) in parts.items():
             # it sizes a reshape's axis of 1 / g of those channels, all g parts coupled
             for user, out, at in self._size_uses(node, labels, parts):
@@ -1063,6 +1064,43 @@ class DependencyGraph:
                         "that is no count of them (read from another axis or tensor); it would "
                         "not follow the pruning",
                     )
+
+    def _freeze_output_counts(
+        self,
+        labels: dict[fx.Node, Any],
+        tuples: dict[fx.Node, tuple[int | None, int, _Label | None]],
+    ) -> None:
+        """Freeze the channels whose count reaches the model output through values that carry
+        no channels: a whole shape (``return y.shape``, ``{"size": y.size()}``), ``y.numel()``
+        or a new tensor of that shape (``torch.zeros(y.shape)``). The output would change
+        with the pruning; a single size read (``y.size(1)``) freezes where it is used."""
+        held: list[tuple[fx.Node, _Label]] = [
+            (node, label)
+            for node, (axis, _, label) in tuples.items()
+            if axis is not None and label is not None
+        ]
+        for node in self._graph.nodes:
+            if node.op == "call_method" and node.target == "numel":
+                label = labels.get(node.args[0])
+                if isinstance(label, _Label):
+                    held.append((node, label))
+        for node, label in held:
+            seen, todo = {node}, list(node.users)
+            while todo:
+                user = todo.pop()
+                if user in seen or labels.get(user) is not None:
+                    continue  # a value with channels of its own: its rules decide
+                if user.target is operator.getitem and user.args[0] in tuples:
+                    continue  # an entry or a slice of a shape: checked on its own
+                seen.add(user)
+                if user.op == "output":
+                    self._freeze(
+                        label,
+                        f"model output: holds the channel count of {_describe(node)}, which "
+                        "would change with the pruning",
+                    )
+                    break
+                todo.extend(user.users)
 
     def _size_uses(
         self, node: fx.Node, labels: dict[fx.Node, Any], sizes: Container[fx.Node]

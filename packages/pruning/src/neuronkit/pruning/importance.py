@@ -334,8 +334,27 @@ class MagnitudeImportance(GroupImportance):
         super().__init__(**kwargs)
         self.p = p
 
+    def prepare(self, graph: DependencyGraph) -> None:
+        _check_materialized(graph, type(self).__name__)
+
     def position_scores(self, graph: DependencyGraph, member: GroupMember) -> torch.Tensor:
         return magnitude_position_scores(self.tensor(graph, member), member.dim, self.p)
+
+
+def _check_materialized(graph: DependencyGraph, who: str) -> None:
+    """Raise ``ValueError`` when a parameter that scores is on the meta device: it has a shape
+    but no values (a model built under ``torch.device("meta")``), which scoring reads (and
+    fails on deep inside torch)."""
+    for group in graph.prunable_groups():
+        for m in group.members:
+            t = get_param(graph.model, m.module, m.param)
+            if t.is_meta:
+                name = f"{m.module}.{m.param}" if m.module else m.param
+                raise ValueError(
+                    f"model: {name} is on the meta device (a shape without values), which "
+                    f"{who} cannot score; load the weights first (model.to_empty(device=...) "
+                    "and load_state_dict) or plan from your own masks (plan_from_masks)"
+                )
 
 
 def magnitude_position_scores(t: torch.Tensor, dim: int, p: int) -> torch.Tensor:
@@ -435,6 +454,7 @@ class _GradientImportance(GroupImportance):
         return model
 
     def prepare(self, graph: DependencyGraph) -> None:
+        _check_materialized(graph, type(self).__name__)
         if self.inputs is None:
             computed = [
                 f"{m.module}.{m.param}" if m.module else m.param
@@ -451,15 +471,29 @@ class _GradientImportance(GroupImportance):
                 )
         model = self._model_with_grads(graph)
         self._grads = {}
+        moved = False  # some gradient is not 0 (an empty batch leaves them all 0)
         for g in graph.prunable_groups():
             for m in g.members:
                 t = get_param(model, m.module, m.param)
                 if isinstance(t, nn.Parameter) and t.grad is not None:
                     self._grads[(m.module, m.param)] = t.detach() * t.grad.detach()
+                    moved = moved or bool(t.grad.any())
         if not self._grads:
             raise ValueError(
                 "inputs: no gradients found: pass inputs and targets, or run backward on the "
                 "model before scoring"
+            )
+        if not moved:
+            got = (
+                "from the existing .grad"
+                if self.inputs is None
+                else "on inputs of "
+                + ", ".join(_described(v) for v in split_inputs(self.inputs)[0])
+            )
+            raise ValueError(
+                f"inputs: every gradient of the scored parameters is 0 ({got}), so every "
+                "score would be 0 and the channels removed arbitrary; pass a non-empty batch "
+                "whose loss depends on the weights"
             )
 
     def _wg(self, member: GroupMember) -> torch.Tensor | None:
@@ -509,10 +543,16 @@ class SynFlowImportance(GroupImportance):
     the batch axis is (a time-major ``[T, B, ...]`` network sees all T steps)."""
 
     def prepare(self, graph: DependencyGraph) -> None:
+        _check_materialized(graph, type(self).__name__)
         inputs = []
         for x in graph.example_inputs:
             if not torch.is_tensor(x) or not x.is_floating_point():
                 raise ValueError("example_inputs: SynFlow needs floating-point model inputs")
+            if x.numel() == 0:  # no path from an empty input: every score would be 0
+                raise ValueError(
+                    "example_inputs: SynFlow needs non-empty inputs (its all-ones input takes "
+                    f"their shapes; an empty one makes every score 0), got {_described(x)}"
+                )
             inputs.append(torch.ones_like(x, dtype=torch.float64))
         # every parameter scores, frozen ones too (as federated.synflow_scores), whatever the
         # caller's grad mode

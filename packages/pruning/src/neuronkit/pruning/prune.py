@@ -305,9 +305,10 @@ def _global_counts(scores: list[torch.Tensor], ratio: float) -> list[int]:
 def _names_touch(group: Group, names: Iterable[str]) -> bool:
     """Whether a module whose *output* channels are the group's (a producer, a norm or an
     embedding; not a consumer, whose input channels follow its producer) is one of ``names``
-    or lies inside one of them (a container such as a ``Sequential``)."""
+    or lies inside one of them (a container such as a ``Sequential``; ``""``, the model
+    itself, holds every module)."""
     return any(
-        m.module == n or m.module.startswith(n + ".")
+        n == "" or m.module == n or m.module.startswith(n + ".")
         for n in names
         for m in group.members
         if m.role != "in"

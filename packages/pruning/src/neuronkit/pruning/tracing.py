@@ -1339,6 +1339,7 @@ def _trace(
                 f"failed too: {type(concrete).__name__}: {concrete}"
             ) from exc
     sizes.active = False  # the graph's own ops read them now: each use is a node's argument
+    _check_input_count(model, graph, example_inputs)
     try:
         _record_shapes(model, graph, example_inputs)
     except _NodeError as err:
@@ -1349,6 +1350,22 @@ def _trace(
             f"{_hook_culprit(model, err.node, cause)}; pass inputs the model accepts"
         ) from cause
     return model, graph
+
+
+def _check_input_count(model: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) -> None:
+    """Raise ``ValueError`` when ``inputs`` hold more positional inputs than ``model.forward``
+    takes: a call of the model would fail, while the traced graph silently left the extra
+    ones out (and a ``**kwargs`` placeholder would have taken them as a list)."""
+    params = [str(n.target) for n in graph.nodes if n.op == "placeholder"]
+    positional = [p for p in params if not p.startswith("*")]
+    if any(p.startswith("*") and not p.startswith("**") for p in params):
+        return  # *args takes any number
+    if len(inputs) > len(positional):
+        raise ValueError(
+            f"example_inputs: {type(model).__name__}.forward takes {len(positional)} "
+            f"positional input(s) ({', '.join(positional) or 'none'}), got {len(inputs)}; pass "
+            "the inputs the model is called with (a dict for keyword inputs)"
+        )
 
 
 def _hook_culprit(root: nn.Module, node: fx.Node, exc: BaseException) -> str:
