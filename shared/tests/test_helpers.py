@@ -151,6 +151,17 @@ def test_check_finite_takes_python_ints_beyond_float_range() -> None:
     check_finite("x", 10**400)
 
 
+def test_checks_name_a_missing_array_as_a_type_error() -> None:
+    for value, got in [(None, "got None"), ([1.0, None], "got a None entry")]:
+        with pytest.raises(TypeError, match=f"x must be an array or tensor of numbers, {got}"):
+            check_finite("x", value)  # was "x must be finite, got NaN or infinity in None"
+    for value, shape in [([[1, 2]], (1, 2)), (3.0, ())]:  # a list: ValueError; 3.0 passed
+        with pytest.raises(TypeError, match=r"x must be an array or tensor, got (list|float)"):
+            check_shape("x", value, shape)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor, got list"):
+        check_floating("x", [1.0])  # was AttributeError: 'list' object has no attribute ...
+
+
 def test_atomic_writes_name_bad_arguments_and_leave_nothing_behind(tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("x")

@@ -196,7 +196,9 @@ def check_ndim(name: str, x: Any, ndim: int | Sequence[int], layout: str | None 
 
 def check_shape(name: str, x: Any, shape: Sequence[int | None]) -> None:
     """Check an array's shape; ``None`` entries match any size."""
-    got = tuple(getattr(x, "shape", ()))
+    if getattr(x, "shape", None) is None:
+        raise TypeError(f"{name} must be an array or tensor, got {type(x).__name__}")
+    got = tuple(x.shape)
     ok = len(got) == len(shape) and all(s is None or s == g for s, g in zip(shape, got))
     if not ok:
         want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
@@ -217,6 +219,8 @@ def floating_dtype(name: str, dtype: Any) -> Any:
 
 def check_floating(name: str, x: Any) -> None:
     """Raise ``TypeError`` unless the tensor ``x`` holds floating-point numbers."""
+    if not hasattr(x, "is_floating_point"):
+        raise TypeError(f"{name} must be a floating-point tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
@@ -337,6 +341,9 @@ def check_finite(name: str, x: Any) -> None:
         except ValueError as err:  # ragged nested lists
             raise TypeError(f"{name} must be an array or tensor of numbers ({err})") from None
         if arr.dtype.kind == "O":  # numbers held as Python objects: check them as floats
+            if any(v is None for v in arr.flat):  # which float64 would read as NaN
+                got = "None" if x is None else "a None entry"
+                raise TypeError(f"{name} must be an array or tensor of numbers, got {got}")
             try:
                 arr = arr.astype(np.float64)
             except (TypeError, ValueError, OverflowError):  # not numbers, or ints beyond floats
