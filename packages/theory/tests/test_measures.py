@@ -242,7 +242,7 @@ def test_collapse_tightens_as_noise_shrinks() -> None:
         (lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 1, 0])), ValueError, "labels"),
         (lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 2, 0, 2])), ValueError, "labels"),
         (lambda: nc1(torch.zeros(4, 2), torch.tensor([0, 0, 0, 0])), ValueError, "labels"),
-        (lambda: nc1(torch.zeros(4, 2), torch.tensor([0.5, 1, 0, 1])), TypeError, "labels"),
+        (lambda: nc1(torch.zeros(4, 2), torch.tensor([0.5, 1, 0, 1])), ValueError, "labels"),
         (
             lambda: nc1(torch.tensor([[0.0, math.nan]] * 4), torch.tensor([0, 1, 0, 1])),
             ValueError,

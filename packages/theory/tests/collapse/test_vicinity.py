@@ -195,5 +195,5 @@ def test_estimator_predicts_only_the_labels_of_y() -> None:
     assert torch.equal(negative.predict(h), est.predict(h) - 10)
     with pytest.raises(ValueError, match=r"^y must contain at least 2 classes"):
         VicinityCollapse().fit(h, torch.full_like(labels, 4))
-    with pytest.raises(TypeError, match=r"^y must hold integer"):
+    with pytest.raises(ValueError, match=r"^y must hold integer class labels, got continuous"):
         VicinityCollapse().fit(h, labels + 0.5)

@@ -42,11 +42,18 @@ def as_float_tensor(name: str, x: Any, ndim: int | Sequence[int], layout: str) -
     """``x`` as a finite float64 tensor of rank ``ndim`` (one rank or a sequence of allowed ranks;
     numpy arrays and lists accepted)."""
     if not isinstance(x, torch.Tensor):
-        if isinstance(x, (str, bytes)) or np.asarray(x).dtype.kind not in "biuf":
+        if hasattr(x, "toarray") and hasattr(x, "nnz"):  # scipy.sparse
             raise TypeError(
-                f"{name} must be a real tensor or array {layout}, got {type(x).__name__}"
+                f"{name} must be a dense tensor or array {layout}, got the sparse "
+                f"{type(x).__name__} (sparse input is not supported: densify it with .toarray())"
             )
-        x = torch.as_tensor(writable(np.asarray(x)))
+        arr = np.asarray(x)
+        if arr.dtype.kind == "O" and all(isinstance(v, numbers.Real) for v in arr.flat):
+            arr = arr.astype(np.float64)  # numbers held as Python objects (not "1", not None)
+        if isinstance(x, (str, bytes)) or arr.dtype.kind not in "biuf":
+            got = type(x).__name__ + ("" if arr.ndim == 0 else f" of dtype {arr.dtype}")
+            raise TypeError(f"{name} must be a real tensor or array {layout}, got {got}")
+        x = torch.as_tensor(writable(arr))
     if x.is_complex() or x.dtype == torch.bool:
         raise TypeError(f"{name} must be a real tensor {layout}, got dtype {x.dtype}")
     check_ndim(name, x, ndim, layout)
@@ -92,18 +99,28 @@ def label_tensor(name: str, labels: Any) -> torch.Tensor:
     return torch.as_tensor(writable(arr))
 
 
+def long_labels(name: str, labels: torch.Tensor) -> torch.Tensor:
+    """Integer class labels as ``long``; floats must be whole numbers within int64's range
+    (``.long()`` would truncate a fraction and wrap an infinity to -2^63)."""
+    if not integer_dtype(labels):
+        if not labels.dtype.is_floating_point:
+            raise TypeError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+        whole = (labels == labels.round()) & (labels.abs() < 2.0**63)  # False for NaN
+        if not bool(whole.all()):  # a value error, as in neuronkit.common.check_class_labels
+            raise ValueError(
+                f"{name} must hold integer class labels, got continuous values (a fraction, NaN "
+                f"or infinity) of dtype {labels.dtype}"
+            )
+    return labels.long()
+
+
 def integer_labels(name: str, labels: Any, n: int) -> torch.Tensor:
     """``n`` integer labels ``[N]`` (long, on the CPU); integer-valued floats are accepted."""
-    labels = label_tensor(name, labels)
-    if not integer_dtype(labels):
-        if labels.dtype.is_floating_point and bool((labels == labels.round()).all()):
-            labels = labels.long()
-        else:
-            raise TypeError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+    labels = long_labels(name, label_tensor(name, labels))
     check_ndim(name, labels, 1, "[N]")
     if labels.shape[0] != n:
         raise ValueError(f"{name} must have one label per sample ({n}), got {labels.shape[0]}")
-    return labels.long().cpu()
+    return labels.cpu()
 
 
 def as_labels(name: str, labels: Any, n: int, num_classes: int | None) -> tuple[torch.Tensor, int]:

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import NotFittedError
 
 from neuronkit.common import EstimatorParams, check_choice, check_number
 
+from .._estimators import check_fitted, like_input
 from .._utils import Seed, as_float_tensor, check_positive_int, torch_generator
 
 __all__ = [
@@ -90,11 +90,6 @@ def relative_l2_error(prediction: Any, target: Any) -> float:
     return float(torch.linalg.norm(p - t) / torch.linalg.norm(t).clamp_min(1e-300))
 
 
-class _NotFittedError(NotFittedError, RuntimeError):
-    """scikit-learn's ``NotFittedError`` (a ``ValueError`` and ``AttributeError``) that is also
-    the ``RuntimeError`` this estimator raised before it was fitted in earlier versions."""
-
-
 class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # sklearn regressor
     """A depth-2 random net with bandlimited hidden weights; only the output layer is fitted.
 
@@ -146,13 +141,6 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "coef_")
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise _NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet: call fit before "
-                "features/predict"
-            )
-
     def _features(
         self, x: Any, weight: torch.Tensor, bias: torch.Tensor, activation: str
     ) -> torch.Tensor:
@@ -164,11 +152,14 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
         z = xt @ weight.T + bias
         return ACTIVATIONS[activation](z) / weight.shape[0] ** 0.5
 
-    def features(self, x: Any) -> torch.Tensor:
-        """Hidden activations ``sigma(x a^T + b) / sqrt(N)``: ``[n, N]`` (after ``fit``, with the
-        fitted hidden layer and activation)."""
-        self._check_fitted()
+    def _fitted_features(self, x: Any) -> torch.Tensor:
+        check_fitted(self, "coef_", "features/predict")
         return self._features(x, self.hidden_weight_, self.hidden_bias_, self.activation_)
+
+    def features(self, x: Any) -> Any:
+        """Hidden activations ``sigma(x a^T + b) / sqrt(N)``: ``[n, N]`` (after ``fit``, with the
+        fitted hidden layer and activation; a tensor for a tensor ``x``, else an array)."""
+        return like_input(x, self._fitted_features(x))
 
     def fit(self, x: Any, y: Any) -> BandlimitedRandomNet:
         """Draw the hidden layer and solve the ridge least squares for the output weights.
@@ -182,9 +173,10 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
             raise ValueError(
                 f"y must have one target per row of x ({xt.shape[0]}), got {yt.shape[0]}"
             )
-        if xt.shape[0] == 0:
+        if xt.shape[0] == 0 or xt.shape[1] == 0:
             raise ValueError(
-                f"x must hold at least one sample [n >= 1, dim], got {tuple(xt.shape)}"
+                f"x must hold at least one sample and one feature [n >= 1, dim >= 1], got shape "
+                f"{tuple(xt.shape)}"
             )
         # computed into locals, assigned only at the end: a failed refit leaves the old fit whole
         weight, bias = draw_bandlimited_weights(
@@ -203,9 +195,9 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
         self.coef_ = coef
         return self
 
-    def predict(self, x: Any) -> torch.Tensor:
-        """Network outputs ``[n]``."""
-        return self.features(x) @ self.coef_
+    def predict(self, x: Any) -> Any:
+        """Network outputs ``[n]`` (a tensor for a tensor ``x``, else an array)."""
+        return like_input(x, self._fitted_features(x) @ self.coef_)
 
     def score(self, x: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R^2 of :meth:`predict` on ``(x, y)`` (higher is better;
@@ -213,7 +205,7 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
         See :meth:`relative_error` for the relative L2 error."""
         from sklearn.metrics import r2_score
 
-        pred = self.predict(x)
+        pred = self._fitted_features(x) @ self.coef_
         target = as_float_tensor("y", y, 1, "[n]")
         if target.shape != pred.shape:
             raise ValueError(
@@ -225,7 +217,7 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
     def relative_error(self, x: Any, y: Any) -> float:
         """Relative L2 error ``||predict(x) - y|| / ||y||`` on ``(x, y)`` (lower is better;
         :func:`relative_l2_error`)."""
-        return relative_l2_error(self.predict(x), y)
+        return relative_l2_error(self._fitted_features(x) @ self.coef_, y)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from neuronkit.common import EstimatorParams, check_number, check_shape
 
-from .._utils import as_float_tensor, as_labels, check_positive_int, integer_labels
+from .._estimators import accuracy, check_fitted, decode_classes, encode_classes, like_input
+from .._utils import as_float_tensor, as_labels, check_positive_int
 
 __all__ = [
     "VicinityCollapse",
@@ -223,10 +224,10 @@ class VicinityCollapse(ClassifierMixin, EstimatorParams, BaseEstimator):  # skle
     """Estimator shell around :func:`fit_vicinity` (a scikit-learn classifier).
 
     ``VicinityCollapse(lambda_w=1e-3, beta=1.0).fit(H0, y)`` sets ``classes_ [K]`` (the sorted
-    distinct labels of ``y``, any integers), ``features_ [N, D]``, ``coef_ [K, D]`` (the
-    classifier; row ``k`` scores ``classes_[k]``) and ``n_iter_``; :meth:`predict` classifies
-    new features with ``coef_`` (only labels seen in ``y``) and :meth:`score` gives its
-    accuracy.
+    distinct labels of ``y``: a tensor of integers, or an array of bools or strings),
+    ``features_ [N, D]``, ``coef_ [K, D]`` (the classifier; row ``k`` scores ``classes_[k]``),
+    ``n_iter_`` and ``n_features_in_``; :meth:`predict` classifies new features with ``coef_``
+    (only labels seen in ``y``, of ``classes_``'s kind) and :meth:`score` gives its accuracy.
     """
 
     def __init__(
@@ -248,40 +249,37 @@ class VicinityCollapse(ClassifierMixin, EstimatorParams, BaseEstimator):  # skle
         the labels ``y [N]`` encoded as indices into ``classes_``: sets ``classes_ [K]``,
         ``features_ [N, D]``, ``coef_ [K, D]``, ``n_iter_`` and ``converged_``."""
         h0 = as_float_tensor("X", X, 2, "[N, D]")
-        classes, codes = _encode_labels("y", y, h0.shape[0])
-        result = fit_vicinity(h0, codes, num_classes=classes.numel(), **self.get_params())
+        if 0 in h0.shape:
+            raise ValueError(
+                f"X must hold at least one sample and one feature [N >= 1, D >= 1], got shape "
+                f"{tuple(h0.shape)}"
+            )
+        classes, codes = encode_classes("y", y, h0.shape[0])
+        if len(classes) < 2:
+            raise ValueError(f"y must contain at least 2 classes, got {classes.tolist()}")
+        result = fit_vicinity(h0, codes, num_classes=len(classes), **self.get_params())
         self.classes_ = classes
+        self.n_features_in_ = int(h0.shape[1])
         self.features_ = result.features
         self.coef_ = result.weights
         self.n_iter_ = result.steps
         self.converged_ = result.converged
         return self
 
-    def fit_transform(self, X: Any, y: Any) -> torch.Tensor:
-        """:meth:`fit`, then the optimized features ``[N, D]``."""
-        return self.fit(X, y).features_
+    def fit_transform(self, X: Any, y: Any) -> Any:
+        """:meth:`fit`, then the optimized features ``[N, D]`` (a tensor for a tensor ``X``,
+        else an array)."""
+        return like_input(X, self.fit(X, y).features_)
 
-    def predict(self, X: Any) -> torch.Tensor:
-        """Class labels ``[M]`` for ``X [M, D]`` by the fitted linear classifier."""
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("VicinityCollapse must be fitted before predict")
+    def predict(self, X: Any) -> Any:
+        """Class labels ``[M]`` for ``X [M, D]`` by the fitted linear classifier (a tensor for a
+        tensor ``X`` and integer labels, else an array)."""
+        check_fitted(self, "coef_", "predict")
         h = as_float_tensor("X", X, 2, "[N, D]")
         check_shape("X", h, (None, self.coef_.shape[1]))
-        best = (h @ self.coef_.T).argmax(dim=1)
-        return self.classes_.to(best.device)[best]  # classes_ on the CPU, h maybe not
+        return like_input(X, decode_classes(self.classes_, (h @ self.coef_.T).argmax(dim=1)))
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy of :meth:`predict` on ``X [M, D]`` against integer labels ``y [M]`` (a label
-        not among ``classes_`` counts as an error)."""
-        pred = self.predict(X)
-        labels = integer_labels("y", y, pred.shape[0])
-        return float((pred == labels).double().mean())
-
-
-def _encode_labels(name: str, y: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sorted distinct labels of ``y`` (at least two) and each sample's index into them."""
-    labels = integer_labels(name, y, n)
-    classes, codes = torch.unique(labels, return_inverse=True)
-    if classes.numel() < 2:
-        raise ValueError(f"{name} must contain at least 2 classes, got {classes.tolist()}")
-    return classes, codes
+        """Accuracy of :meth:`predict` on ``X [M, D]`` against labels ``y [M]`` (a label not
+        among ``classes_`` counts as an error)."""
+        return accuracy("y", self.predict(X), y)

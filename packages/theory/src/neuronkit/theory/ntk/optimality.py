@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import optimize, stats
+from scipy.linalg import LinAlgWarning
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from neuronkit.common import (
@@ -53,10 +55,12 @@ from neuronkit.common import (
     grad_enabled,
 )
 
+from .._estimators import accuracy, check_fitted, decode_classes, encode_classes, like_input
 from .._utils import (
     as_float_tensor,
     check_positive_int,
     label_tensor,
+    long_labels,
     numpy_rng,
     torch_generator,
     writable,
@@ -420,7 +424,11 @@ def ntk_recursion(
 
 def _unit_rows(name: str, x: Any) -> Tensor:
     t = as_float_tensor(name, x, 2, "[N, D]")
-    peaks = t.abs().amax(dim=1) if t.shape[1] else t.new_zeros(t.shape[0])
+    if t.shape[1] == 0:
+        raise ValueError(
+            f"{name} must have at least one feature [N, D >= 1], got shape {tuple(t.shape)}"
+        )
+    peaks = t.abs().amax(dim=1)
     if bool((peaks == 0).any()):
         raise ValueError(
             f"{name} must not contain zero rows (they have no direction on the sphere)"
@@ -625,7 +633,7 @@ def majority_vote(y_train: Any, n_test: int) -> Tensor:
         raise ValueError(
             f"y_train must be a non-empty 1-D label vector, got shape {tuple(y.shape)}"
         )
-    y = _integer_labels("y_train", y)
+    y = long_labels("y_train", y)
     check_number("n_test", n_test, ge=0, integer=True)  # 0: an empty test set
     counts = torch.bincount(y - y.min())
     return torch.full((int(n_test),), int(counts.argmax()) + int(y.min()), dtype=torch.long)
@@ -662,14 +670,7 @@ def _labels_for(name: str, x: Tensor, y: Any) -> Tensor:
         raise ValueError(
             f"{name} must be [N] with N = {x.shape[0]} labels, got shape {tuple(t.shape)}"
         )
-    return _integer_labels(name, t)
-
-
-def _integer_labels(name: str, t: Tensor) -> Tensor:
-    """``t`` as ``long``; floating labels must be integer-valued (``.long()`` would truncate)."""
-    if t.dtype.is_floating_point and not bool((t == t.round()).all()):
-        raise TypeError(f"{name} must hold integer class labels, got non-integer values")
-    return t.long()
+    return long_labels(name, t)
 
 
 def singular_kernel_classify(
@@ -719,18 +720,20 @@ def singular_kernel_classify(
     return torch.cat(preds) if preds else classes[:0]  # an empty test set: no labels
 
 
-def _check_no_conflicts(rho: Tensor, labels: Tensor) -> None:
+def _check_no_conflicts(rho: Tensor, codes: Tensor, classes: Any) -> None:
     """Raise if two rows at cosine 1 (to rounding: the same point on the sphere) carry different
-    labels: no interpolant fits both (the kernel rows are equal, the targets are not)."""
+    labels (``classes[codes]``): no interpolant fits both (the kernel rows are equal, the
+    targets are not)."""
     same = rho >= 1.0 - 64.0 * torch.finfo(rho.dtype).eps
     same.fill_diagonal_(False)
-    clash = same & (labels[:, None] != labels[None, :])
+    clash = same & (codes[:, None] != codes[None, :])
     if bool(clash.any()):
         i, j = (int(v) for v in torch.nonzero(clash)[0])
+        a, b = (classes[int(codes[k])].item() for k in (i, j))
         raise ValueError(
             f"x rows {i} and {j} are the same point on the unit sphere (cosine "
-            f"{float(rho[i, j]):.17g}) but y gives them different labels ({int(labels[i])} and "
-            f"{int(labels[j])}): kernel interpolation cannot fit both (drop one, or use ridge > 0)"
+            f"{float(rho[i, j]):.17g}) but y gives them different labels ({a!r} and {b!r}): "
+            "kernel interpolation cannot fit both (drop one, or use ridge > 0)"
         )
 
 
@@ -749,10 +752,13 @@ class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # skl
     same signs). Other activations raise a ``ValueError`` at a depth where a test point's
     normalized kernel underflows to all zeros.
 
-    Fitted attributes: ``classes_`` (the sorted labels of ``y``; any integers), ``x_ [N, D]``
-    (the training rows on the sphere), ``coef_``, and the settings the fit used,
-    ``activation_``, ``depth_`` and ``ridge_``: ``decision_function`` / ``predict`` use these,
-    so a ``set_params`` after ``fit`` takes effect at the next ``fit`` (as in scikit-learn).
+    Fitted attributes: ``classes_`` (the sorted labels of ``y``: a tensor of integers, or an
+    array of bools or strings, the kind :meth:`predict` returns), ``x_ [N, D]`` (the training
+    rows on the sphere), ``coef_``, ``fit_residual_`` (``||K coef - Y|| / ||Y||``; above 1e-6
+    ``fit`` warns, ``scipy.linalg.LinAlgWarning``), ``n_features_in_``, and the settings the fit
+    used, ``activation_``, ``depth_`` and ``ridge_``: ``decision_function`` / ``predict`` use
+    these, so a ``set_params`` after ``fit`` takes effect at the next ``fit`` (as in
+    scikit-learn).
     """
 
     def __init__(self, activation: DualActivation, depth: int = 10, ridge: float = 0.0) -> None:
@@ -783,18 +789,18 @@ class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # skl
         # computed into locals, assigned only at the end: a failed (re)fit leaves the old fit whole
         act, depth, ridge, singular = self.activation, self.depth, self.ridge, self._singular
         a = _unit_rows("x", x)
-        labels = _labels_for("y", a, y)
-        classes = torch.unique(labels)
-        if classes.numel() < 2:
-            raise ValueError("y must contain at least 2 classes")
-        idx = torch.searchsorted(classes, labels)
-        if classes.numel() == 2:
+        if a.shape[0] == 0:
+            raise ValueError(f"x must hold at least one sample [N >= 1, D], got {tuple(a.shape)}")
+        classes, idx = encode_classes("y", y, a.shape[0])
+        if len(classes) < 2:
+            raise ValueError(f"y must contain at least 2 classes, got {classes.tolist()}")
+        if len(classes) == 2:
             targets = (2.0 * idx - 1.0).to(torch.float64)[:, None]
         else:
-            targets = torch.nn.functional.one_hot(idx, classes.numel()).to(torch.float64)
+            targets = torch.nn.functional.one_hot(idx, len(classes)).to(torch.float64)
         rho = _cosines(a, None)
         if ridge == 0.0:
-            _check_no_conflicts(rho, labels)
+            _check_no_conflicts(rho, idx, classes)
         if singular:  # K / K_L(1) = (K / lambda^L) (lambda^L / K_L(1)); equal points: 1
             other = rho < 1.0
             k = torch.ones_like(rho)
@@ -815,7 +821,19 @@ class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # skl
                 f"x gives a kernel matrix too ill-conditioned to interpolate y at depth "
                 f"{depth} (non-finite coefficients); use ridge > 0"
             )
+        # LU is backward stable, not accurate: a near-singular kernel gives finite coefficients
+        # that miss the targets (erf at depth 3 on 300 points of a circle: by 25x their norm)
+        residual = float(torch.linalg.norm(k @ coef - targets) / torch.linalg.norm(targets))
+        if residual > 1e-6:  # a warning, as scipy.linalg.solve gives for ill-conditioned systems
+            warnings.warn(
+                f"x gives a kernel matrix too ill-conditioned to interpolate y at depth {depth}: "
+                f"the fit misses the targets by a relative residual of {residual:.3g}, so its "
+                "predictions are unreliable; use ridge > 0",
+                LinAlgWarning,
+                stacklevel=2,
+            )
         self.classes_ = classes
+        self.fit_residual_ = residual
         self.x_ = a
         self.coef_ = coef
         self.activation_, self.depth_, self.ridge_ = act, depth, ridge  # what predict uses
@@ -823,10 +841,14 @@ class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # skl
         self.n_features_in_ = int(a.shape[1])
         return self
 
-    def decision_function(self, x: Any) -> Tensor:
-        """Kernel-regression outputs ``[M, 1]`` (two classes) or ``[M, C]`` for ``x [M, D]``."""
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("call fit before predict")
+    def decision_function(self, x: Any) -> Any:
+        """Kernel-regression outputs for ``x [M, D]``: ``[M]`` for two classes (positive:
+        ``classes_[1]``, as in scikit-learn), else ``[M, C]`` (a tensor for a tensor ``x``,
+        else an array)."""
+        return like_input(x, self._decision(x))
+
+    def _decision(self, x: Any) -> Tensor:
+        check_fitted(self, "coef_", "decision_function/predict")
         act, depth = self.activation_, self.depth_  # the fit's, whatever set_params did since
         b = _unit_rows("x", x)
         if b.shape[1] != self.x_.shape[1]:
@@ -837,26 +859,26 @@ class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # skl
             other = rho < 1.0
             k = torch.full_like(rho, math.exp(min(self._log_scaled_diagonal(act, depth), 709.0)))
             k[other] = _singular_scaled_ntk(rho[other], depth, act, "x")
-            return k @ self.coef_
-        k = sphere_kernel(b, self.x_, depth, act)
-        if depth > 0 and bool((k == 0).all(dim=1).any()):
-            raise ValueError(
-                f"depth {depth} is too deep for {act.name}: its normalized NTK "
-                "underflows double precision for some inputs (use InfiniteDepthNTKClassifier)"
-            )
-        return k @ self.coef_
+        else:
+            k = sphere_kernel(b, self.x_, depth, act)
+            if depth > 0 and bool((k == 0).all(dim=1).any()):
+                raise ValueError(
+                    f"depth {depth} is too deep for {act.name}: its normalized NTK "
+                    "underflows double precision for some inputs (use InfiniteDepthNTKClassifier)"
+                )
+        out = k @ self.coef_
+        return out[:, 0] if len(self.classes_) == 2 else out
 
-    def predict(self, x: Any) -> Tensor:
-        """Class labels ``[M]`` for ``x [M, D]`` (the sign, or the largest output)."""
-        out = self.decision_function(x)
-        if self.classes_.numel() == 2:
-            return self.classes_[(out[:, 0] > 0).long()]
-        return self.classes_[out.argmax(dim=1)]
+    def predict(self, x: Any) -> Any:
+        """Class labels ``[M]`` for ``x [M, D]`` (the sign, or the largest output; a tensor for a
+        tensor ``x`` and integer labels, else an array)."""
+        out = self._decision(x)
+        best = (out > 0).long() if out.ndim == 1 else out.argmax(dim=1)
+        return like_input(x, decode_classes(self.classes_, best))
 
     def score(self, x: Any, y: Any) -> float:
         """Accuracy of :meth:`predict` on ``x [M, D]`` against ``y [M]``."""
-        pred = self.predict(x)
-        return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
+        return accuracy("y", self.predict(x), y)
 
 
 class InfiniteDepthNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):
@@ -866,10 +888,11 @@ class InfiniteDepthNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator
     kernel :func:`koenigs_kernel`. A scikit-learn classifier: ``fit(X [N, D], y [N])``,
     ``predict(X [M, D])``, ``score`` (accuracy).
 
-    Fitted attributes: ``classes_`` (the sorted labels of ``y``), ``x_ [N, D]``, ``y_ [N]``,
-    ``limit_`` (:func:`depth_limit` of the activation) and ``activation_``, the activation the
-    fit used: ``predict`` uses it, so a ``set_params`` after ``fit`` takes effect at the next
-    ``fit``.
+    Fitted attributes: ``classes_`` (the sorted labels of ``y``: a tensor of integers, or an
+    array of bools or strings, the kind :meth:`predict` returns), ``x_ [N, D]``, ``y_ [N]``,
+    ``n_features_in_``, ``limit_`` (:func:`depth_limit` of the activation) and ``activation_``,
+    the activation the fit used: ``predict`` uses it, so a ``set_params`` after ``fit`` takes
+    effect at the next ``fit``.
     """
 
     def __init__(self, activation: DualActivation) -> None:
@@ -880,34 +903,40 @@ class InfiniteDepthNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator
         and the limit classifier :func:`depth_limit` chooses (``limit_``)."""
         act = self.activation
         x_rows = _unit_rows("x", x)
-        labels = _labels_for("y", x_rows, y)
+        if x_rows.shape[0] == 0:
+            raise ValueError(
+                f"x must hold at least one sample [N >= 1, D], got {tuple(x_rows.shape)}"
+            )
+        classes, codes = encode_classes("y", y, x_rows.shape[0])
         limit = depth_limit(act)
-        self.y_ = labels  # assigned together, after everything that can fail
+        self.y_ = decode_classes(classes, codes)  # assigned together, after all that can fail
+        self._codes = codes
         self.x_ = x_rows
-        self.classes_ = torch.unique(labels)
+        self.classes_ = classes
         self.limit_ = limit
         self.activation_ = act
         self.n_features_in_ = int(x_rows.shape[1])
         return self
 
-    def predict(self, x: Any) -> Tensor:
-        """Class labels ``[M]`` for ``x [M, D]`` by the limit classifier (``limit_``)."""
-        if not hasattr(self, "x_"):
-            raise RuntimeError("call fit before predict")
+    def predict(self, x: Any) -> Any:
+        """Class labels ``[M]`` for ``x [M, D]`` by the limit classifier (``limit_``; a tensor for
+        a tensor ``x`` and integer labels, else an array)."""
+        check_fitted(self, "x_", "predict")
         kind = self.limit_["classifier"]
         b = _unit_rows("x", x)
         if b.shape[1] != self.x_.shape[1]:
             raise ValueError(f"x must have {self.x_.shape[1]} columns, got {b.shape[1]}")
         if kind == "majority_vote":
-            return majority_vote(self.y_, b.shape[0])
-        if kind == "nearest_neighbor":
-            return nearest_neighbor_classify(self.x_, self.y_, b)
-        return singular_kernel_classify(self.x_, self.y_, b, activation=self.activation_)
+            codes = majority_vote(self._codes, b.shape[0])
+        elif kind == "nearest_neighbor":
+            codes = nearest_neighbor_classify(self.x_, self._codes, b)
+        else:
+            codes = singular_kernel_classify(self.x_, self._codes, b, activation=self.activation_)
+        return like_input(x, decode_classes(self.classes_, codes))
 
     def score(self, x: Any, y: Any) -> float:
         """Accuracy of :meth:`predict` on ``x [M, D]`` against ``y [M]``."""
-        pred = self.predict(x)
-        return float((pred == _labels_for("y", pred[:, None].double(), y)).double().mean())
+        return accuracy("y", self.predict(x), y)
 
 
 class NTKNetwork(torch.nn.Module):

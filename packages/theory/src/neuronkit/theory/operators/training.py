@@ -22,6 +22,7 @@ import torch.nn as nn
 from neuronkit.common import (
     check_choice,
     check_finite,
+    check_floating,
     check_ndim,
     check_number,
     check_type,
@@ -132,9 +133,8 @@ def relative_h1_loss(
     check_type("target", target, torch.Tensor)
     check_ndim("pred", pred, 4, "[B, C, H, W]")
     check_ndim("target", target, 4, "[B, C, H, W]")
-    for name, t in (("pred", pred), ("target", target)):
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a real floating-point tensor, got dtype {t.dtype}")
+    check_floating("pred", pred)
+    check_floating("target", target)
     if pred.shape != target.shape:
         raise ValueError(
             f"pred must have the shape of target {tuple(target.shape)}, got {tuple(pred.shape)}"
