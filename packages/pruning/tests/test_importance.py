@@ -454,3 +454,40 @@ def test_scoring_a_meta_model_names_the_parameter(imp: str) -> None:
         importance = TaylorImportance(inputs=x, targets=y)
     with pytest.raises(ValueError, match=r"model: body\.0\.weight is on the meta device"):
         plan_pruning(graph, importance, 0.5)
+
+
+@pytest.mark.parametrize("normalize", ["mean", "max", "sum"])
+def test_normalized_scores_of_a_tiny_scale_group_are_comparable(normalize: str) -> None:
+    # normalizing divides by the group's own mean / max / sum however small it is (a floor
+    # of 1e-12 left a group of tiny scores tiny: global pruning emptied that layer)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
+    model.append(nn.Linear(16, 4))
+    graph = DependencyGraph(model, torch.randn(2, 8))
+    imp = MagnitudeImportance(p=2, roles=("out",), normalize=normalize)
+    reference = imp(graph)
+    planned = plan_pruning(graph, imp, 0.5, scope="global").removed
+    with torch.no_grad():
+        model[0].weight.mul_(2.0**-30)  # powers of 2: the same scores scaled exactly
+        model[0].bias.mul_(2.0**-30)
+    graph = DependencyGraph(model, torch.randn(2, 8))
+    scaled = imp(graph)
+    for index, scores in reference.items():
+        torch.testing.assert_close(scaled[index], scores)
+    removed = plan_pruning(graph, imp, 0.5, scope="global").removed
+    assert removed.keys() == planned.keys()
+    assert all(torch.equal(removed[i], planned[i]) for i in planned)
+
+
+def test_all_zero_weights_normalize_to_zero_scores() -> None:
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.zero_()
+        model[2].weight.zero_()
+    graph = DependencyGraph(model, torch.randn(2, 4))
+    (scores,) = MagnitudeImportance()(graph).values()
+    assert torch.equal(scores, torch.zeros(6, dtype=torch.float64))
+    # every channel tied: the lowest indices go first (a stable sort)
+    (removed,) = plan_pruning(graph, "l2", 0.5).removed.values()
+    assert removed.tolist() == [0, 1, 2]

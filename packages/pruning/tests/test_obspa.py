@@ -335,3 +335,32 @@ def test_layer_hessians_match_direct_im2col_moments() -> None:
     for columns in (1, 50, 10**9):
         got = obspa._second_moment(cols, columns)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12 * float(want.abs().max()))
+
+
+def test_rank_deficient_hessian_without_damping_is_refused() -> None:
+    # 3 calibration samples for 10 inputs + bias: H has rank 3; undamped, its "inverse" gave
+    # arbitrary saliencies (some negative, for a quadratic form of a PSD matrix), silently
+    torch.manual_seed(0)
+    model = _TwoLayer().eval()
+    x = torch.randn(3, 6)
+    graph = DependencyGraph(model, x[:2])
+    hessians = layer_hessians(graph, inputs=x)
+    with pytest.raises(ValueError, match=r"hessians\['b'\].*singular.*damp=0"):
+        OBSImportance(hessians, damp=0.0)(graph)
+    zero = layer_hessians(graph, inputs=torch.zeros(8, 6))  # every input channel dead
+    with pytest.raises(ValueError, match=r"hessians\['b'\].*singular"):
+        OBSImportance(zero, damp=0.0)(graph)
+    scores = OBSImportance(hessians, damp=0.01)(graph)  # damping makes it well posed
+    assert all(bool((s > 0).all()) for s in scores.values())
+
+
+def test_obs_importance_normalizes_a_tiny_scale_group_to_mean_one() -> None:
+    torch.manual_seed(0)
+    model = _TwoLayer().eval()
+    x = torch.randn(64, 6)
+    with torch.no_grad():
+        model.b.weight.mul_(2.0**-60)  # saliencies ~1e-37, below the old 1e-30 floor
+        model.b.bias.mul_(2.0**-60)
+    graph = DependencyGraph(model, x[:2])
+    (scores,) = OBSImportance(layer_hessians(graph, inputs=x))(graph).values()
+    assert float(scores.mean()) == pytest.approx(1.0)

@@ -167,3 +167,18 @@ def test_poisson_rates_are_unbiased_in_half_precision(dtype: torch.dtype) -> Non
     assert spikes.dtype == dtype
     observed = float(spikes.float().mean())
     assert abs(observed - float(torch.tensor(rate, dtype=dtype))) < 2e-4  # ~0.7e-4 std error
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("method", ["linear", "log"])
+def test_latency_spike_times_in_half_precision_match_float64(
+    dtype: torch.dtype, method: str
+) -> None:
+    # the spike times are computed in float32 or wider: in bfloat16 T - 1 = 999 rounds to 1000
+    # (an out-of-range step) and (T - 1) * (1 - x) sits on a grid of 4 steps
+    x = torch.rand(1, 2000, generator=torch.Generator().manual_seed(0)).to(dtype)
+    for T in (100, 1000):
+        spikes = latency_encode(x, T, method=method)
+        assert spikes.dtype == dtype
+        expected = latency_encode(x.double(), T, method=method)
+        assert torch.equal(spikes.double(), expected)

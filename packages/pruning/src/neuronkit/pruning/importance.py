@@ -241,7 +241,11 @@ class GroupImportance:
         if self.normalize is not None:
             fns: dict[str, Any] = {"mean": scores.mean, "max": scores.max, "sum": scores.sum}
             denom = fns[self.normalize]()
-            scores = scores / denom.clamp_min(1e-12)
+            # only a zero (all-zero scores) is left alone: a floor such as 1e-12 would leave a
+            # group of tiny scores (small weights, small gradients) tiny, so global pruning
+            # would empty it although normalizing is meant to make groups comparable
+            if bool(denom > 0):
+                scores = scores / denom
         return scores.cpu()
 
     def _check_position_scores(

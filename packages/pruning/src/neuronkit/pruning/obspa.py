@@ -269,12 +269,30 @@ def _columns(mod: Any, member: GroupMember) -> list[torch.Tensor]:
 class _Consumer:
     """A consumer weight ``[out, D+1]`` (bias last) and its damped inverse Hessian."""
 
-    def __init__(self, w: torch.Tensor, hessian: torch.Tensor, damp: float) -> None:
+    def __init__(self, w: torch.Tensor, hessian: torch.Tensor, damp: float, name: str = "") -> None:
         self.w = w
         h = hessian.clone()
         lam = damp * float(torch.diagonal(h).mean())
         h += lam * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
-        self.hinv = torch.linalg.inv(h)
+        # through a Cholesky factor (the cost of one inverse): a singular or numerically
+        # rank-deficient H (fewer calibration samples than inputs, a dead input, with too
+        # little damping) has a zero, negative or ~eps-sized pivot and would give arbitrary,
+        # even negative, saliencies and compensations (a NaN or inf H, from NaN weights
+        # upstream, goes on to the finiteness checks of the scores, which name the group)
+        if not bool(torch.isfinite(h).all()):
+            self.hinv = torch.linalg.inv(h)
+            return
+        factor, info = torch.linalg.cholesky_ex(h.double())
+        pivots = torch.diagonal(factor) ** 2
+        tiny = h.shape[0] * torch.finfo(torch.float64).eps * float(pivots.max())
+        if int(info) != 0 or not float(pivots.min()) > tiny:
+            raise ValueError(
+                f"hessians[{name!r}]: the damped Hessian ({h.shape[0]} x {h.shape[0]}) is "
+                f"singular or not positive definite with damp={damp:g} (fewer calibration "
+                "samples than the layer's inputs, or an input that is always zero?); use a "
+                "larger damp (e.g. 0.01) or more calibration samples"
+            )
+        self.hinv = torch.cholesky_inverse(factor).to(h.dtype)
 
     def saliency(self, cols: list[torch.Tensor]) -> torch.Tensor:
         if len({c.numel() for c in cols}) == 1:
@@ -327,7 +345,7 @@ class _Layer:
         rows = w.shape[0] // parts
         hs = hessian if parts > 1 else hessian[None]
         self.parts = [
-            _Consumer(w[i * rows : (i + 1) * rows].clone(), hs[i], damp) for i in range(parts)
+            _Consumer(w[i * rows : (i + 1) * rows].clone(), hs[i], damp, name) for i in range(parts)
         ]
 
     def saliency(self, cols: list[torch.Tensor]) -> torch.Tensor:
@@ -415,7 +433,7 @@ class OBSImportance(GroupImportance):
             return total
         fns: dict[str, Any] = {"mean": total.mean, "max": total.max, "sum": total.sum}
         denom = fns[self.normalize]()
-        return total / denom.clamp_min(1e-30)
+        return total / denom if bool(denom > 0) else total  # no floor: tiny groups stay 1
 
 
 def obspa_prune(

@@ -117,7 +117,10 @@ def latency_encode(x: Tensor, T: int, *, method: str = "linear", threshold: floa
     _check_x(x, min_ndim=1, layout="[B, ...]", unit=True)
     check_choice("method", method, ("linear", "log"))
     check_number("threshold", threshold, gt=0, lt=1)
-    x = x.detach()
+    out_dtype = x.dtype
+    # spike times in float32 or wider: in half precision (T - 1) * (1 - x) sits on a coarse
+    # grid (a step of 4 near 1000 in bfloat16), and T - 1 itself may round up to T
+    x = x.detach().to(torch.promote_types(x.dtype, torch.float32))
     fires = x >= threshold
     if method == "linear":
         t_star = (T - 1) * (1 - x) / (1 - threshold)
@@ -126,11 +129,11 @@ def latency_encode(x: Tensor, T: int, *, method: str = "linear", threshold: floa
     t_fire = torch.round(t_star).clamp(0, T - 1).long()
     if under_torch_func():  # no in-place scatter into a tensor the transform does not batch
         steps = torch.arange(T, device=x.device).view(T, *([1] * x.ndim))
-        return ((steps == t_fire) & fires).to(x.dtype)
+        return ((steps == t_fire) & fires).to(out_dtype)
     # one spike (or none, below threshold) per element at its step: a scatter into zeros,
     # not T comparisons of every element in bool
-    spikes = torch.zeros((T, *x.shape), dtype=x.dtype, device=x.device)
-    return spikes.scatter_(0, t_fire.unsqueeze(0), fires.to(x.dtype).unsqueeze(0))
+    spikes = torch.zeros((T, *x.shape), dtype=out_dtype, device=x.device)
+    return spikes.scatter_(0, t_fire.unsqueeze(0), fires.to(out_dtype).unsqueeze(0))
 
 
 def delta_encode(
