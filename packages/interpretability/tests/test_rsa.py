@@ -1190,3 +1190,18 @@ def test_whitened_cosine_of_rdms_far_from_zero_keeps_its_digits() -> None:
     ga, gb = _double_centred_second_moments(a), _double_centred_second_moments(b)
     expected = (ga * gb).sum() / np.sqrt((ga * ga).sum() * (gb * gb).sum())
     assert compare_rdms(a, b, "whitened_cosine")[0, 0] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("method", ["whitened_cosine", "whitened_correlation"])
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
+def test_whitened_comparisons_do_not_depend_on_the_rdms_scale(method, scale) -> None:
+    """Like every comparison, a scale-free number: their squares once over- (0 for 1e160) or
+    underflowed (0 for 1e-200, subnormal digits for 1e-160)."""
+    rng = np.random.default_rng(0)
+    a = rng.random(15)
+    b = a + 0.2 * rng.random(15)
+    expected = compare_rdms(a, b, method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings either
+        np.testing.assert_allclose(compare_rdms(a * scale, b, method), expected, rtol=1e-13)
+        np.testing.assert_allclose(compare_rdms(a, b * scale, method), expected, rtol=1e-13)

@@ -7,9 +7,11 @@ import pytest
 from scipy.optimize import nnls
 
 from neuronkit.interpretability import (
+    COMPARISONS,
     FITTED_COMPARISONS,
     crossvalidate,
     evaluate_models,
+    fit_interpolation,
     fit_weights,
     noise_ceiling,
     pool_rdms,
@@ -439,3 +441,20 @@ def test_interpolation_refuses_bad_input() -> None:
         fit_interpolation(seq, truth, "euclidean")
     with pytest.raises(ValueError, match=r"data\[0\] is zero"):
         fit_interpolation(seq, np.zeros_like(truth))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_fits_do_not_depend_on_the_scale_of_the_data_or_the_sequence(scale) -> None:
+    """The pooled target and an interpolation's points are free of the data's and the
+    sequence's scale: extreme scales over- or underflowed (zero weights, a LinAlgError, or the
+    first segment's end for every data)."""
+    rng = np.random.default_rng(5)
+    parts = rng.random((3, 45))
+    data = parts[0] + 0.5 * parts[1] + 0.2 * rng.random((6, 45))
+    for method in FITTED_COMPARISONS:
+        expected = fit_weights(parts, data, method)
+        np.testing.assert_allclose(fit_weights(parts, data * scale, method), expected, rtol=1e-9)
+    for method in COMPARISONS:
+        expected = fit_interpolation(parts, data, method)
+        for rdms, d in ((parts * scale, data), (parts, data * scale)):
+            np.testing.assert_allclose(fit_interpolation(rdms, d, method), expected, atol=1e-6)

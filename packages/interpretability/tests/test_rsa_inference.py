@@ -276,3 +276,53 @@ def test_model_comparison_plot_draws_bars_under_the_noise_ceiling() -> None:
         plot.model_comparison(result.means)
     with pytest.raises(ValueError, match="error must be one of"):
         plot.model_comparison(result, error="std")
+
+
+@pytest.mark.parametrize("method", COMPARISONS)
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_noise_ceilings_and_evaluations_do_not_depend_on_the_data_scale(method, scale) -> None:
+    """Subjects' RDMs of extreme scale: the ceilings were NaN (their squares over- or
+    underflowed), the comparisons and pools do not depend on each RDM's scale."""
+    data, models = _group(2, n=7, n_subjects=5)
+    data[1] *= 4.0  # subjects of different scales
+    expected = evaluate_models(models, data, method, bootstrap="both", n_bootstrap=5)
+    got = evaluate_models(models, data * scale, method, bootstrap="both", n_bootstrap=5)
+    np.testing.assert_allclose(got.noise_ceiling, expected.noise_ceiling, rtol=1e-12)
+    np.testing.assert_allclose(got.per_subject, expected.per_subject, rtol=1e-12)
+    np.testing.assert_allclose(got.ceiling_samples, expected.ceiling_samples, rtol=1e-12)
+    np.testing.assert_allclose(noise_ceiling(data * scale, method), noise_ceiling(data, method))
+    # pool_rdms is scale-free for every method: the pools of the scaled data agree
+    np.testing.assert_allclose(pool_rdms(data * scale, method), pool_rdms(data, method))
+
+
+def test_a_constant_data_rdm_is_refused_for_spearman_as_for_correlation() -> None:
+    """Its ranks are all tied, so its Spearman correlation is undefined: the noise ceiling was
+    NaN while its evaluations read 0. (tau-a and rho-a are 0 for it: defined.)"""
+    data, models = _group(3, n=6, n_subjects=4)
+    data[2] = 1.0
+    for call in (noise_ceiling, pool_rdms):
+        with pytest.raises(ValueError, match=r"data\[2\] is constant|rdms\[2\] is constant"):
+            call(data, "spearman")
+    with pytest.raises(ValueError, match=r"data\[2\] is constant: its spearman"):
+        evaluate_models(models, data, "spearman")
+    for method in ("kendall_tau_a", "rho_a"):
+        assert np.isfinite(noise_ceiling(data, method)).all()
+
+
+@pytest.mark.parametrize("bootstrap", ["subjects", "conditions", "both", "dual"])
+def test_bootstrap_p_values_of_equal_models_and_extreme_shares_stay_in_0_1(bootstrap) -> None:
+    """Two models tied in every sample (the same RDM twice, or a multiple of it under the
+    correlation) differ with p = 1 (was NaN, 0 / 0), and a model that is above 0 or beyond the
+    noise ceiling in every sample gets p = 1 against it (was (N + 1) / N)."""
+    data, models = _group(4, n=8, n_subjects=6, noise=0.1)
+    models = np.stack([models[0], models[0], 2.0 * models[0], models[1]])
+    result = evaluate_models(models, data, "correlation", bootstrap=bootstrap, n_bootstrap=20)
+    p = result.p_pairwise("bootstrap")
+    np.testing.assert_array_equal(p[:3, :3], np.ones((3, 3)))
+    assert np.isfinite(p).all()
+    assert ((p > 0) & (p <= 1)).all()
+    for values in (result.p_zero("bootstrap"), result.p_noise_ceiling("bootstrap")):
+        assert ((values > 0) & (values <= 1)).all()
+    if bootstrap == "subjects":  # the true model is beyond the lower ceiling in every sample
+        assert result.p_noise_ceiling("bootstrap")[0] == 1.0
+    np.testing.assert_array_equal(result.p_pairwise()[:3, :3], np.ones((3, 3)))  # the t-test

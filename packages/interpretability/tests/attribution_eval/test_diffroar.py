@@ -337,3 +337,23 @@ def test_bad_dtypes_and_non_finite_values_are_named_by_their_argument() -> None:
     ]:
         with pytest.raises(error, match=match):
             roar_accuracy(**{**data, name: bad}, k=0.5, largest=True, trainer=trainer)
+
+
+@pytest.mark.parametrize(
+    ("scale", "dtype"),
+    [
+        (1e-35, torch.float32),
+        (1e-300, torch.float64),
+        (1e300, torch.float64),
+        (2.0**14, torch.float16),
+        (2.0**-20, torch.float16),
+        (2.0**126, torch.bfloat16),
+    ],
+)
+def test_signal_mass_does_not_depend_on_the_attributions_scale(scale, dtype) -> None:
+    """A share of |a|: tiny attributions read ~1e-5 of it (a total clamped to 1e-30), and sums
+    in float16 overflowed (0)."""
+    a = torch.tensor([[1.0, 3.0, 0.0, 0.0], [2.0, 2.0, 2.0, 2.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, False, False, False], [True, True, True, False]])
+    got = signal_mass((a * scale).to(dtype), mask)
+    torch.testing.assert_close(got.double(), torch.tensor([0.25, 0.75], dtype=torch.float64))

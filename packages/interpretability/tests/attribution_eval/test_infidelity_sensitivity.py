@@ -286,3 +286,25 @@ def test_seeded_calls_leave_the_global_generator(perturbation) -> None:
     infidelity(model, X, grads, T, perturbation=perturbation, seed=0, n_samples=4)
     sensitivity_max(saliency, model, X, T, n_samples=3, seed=0)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize(
+    ("scale", "dtype"),
+    [
+        (1e-25, torch.float32),
+        (1e20, torch.float32),
+        (1e-160, torch.float64),
+        (1e160, torch.float64),
+    ],
+)
+def test_normalized_infidelity_does_not_depend_on_the_attributions_scale(scale, dtype) -> None:
+    """``beta a`` is scale-free: ``a . a`` underflowed (beta 0: the zero explanation's
+    infidelity) or overflowed (beta 0 too) before."""
+    model, x = _cnn().to(dtype), X.to(dtype)
+    attributions = saliency(model, x, 0)
+    kwargs = {"n_samples": 20, "seed": 0}
+    expected = infidelity(model, x, attributions, 0, **kwargs)
+    got = infidelity(model, x, attributions * scale, 0, **kwargs)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0.0)
+    zero = infidelity(model, x, torch.zeros_like(x), 0, **kwargs)
+    assert (got < zero).all()  # the gradient explains better than nothing

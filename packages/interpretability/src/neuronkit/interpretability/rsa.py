@@ -587,6 +587,14 @@ def _max_exponent(x: np.ndarray) -> int:
     return int(np.frexp(top)[1])
 
 
+def _unit_rows(v: np.ndarray) -> np.ndarray:
+    """Each row of ``v [k, P]`` scaled by a power of two (exact) to a largest ``|entry|`` in
+    ``[0.5, 1)`` (zero rows stay zero): for comparisons and pools that do not depend on each
+    RDM's scale, so that their sums of squares neither over- nor underflow."""
+    top = np.maximum(v.max(axis=1), -v.min(axis=1)) if v.size else np.zeros(v.shape[0])
+    return np.ldexp(v, -np.frexp(top)[1][:, None])
+
+
 # Data with max |x| in [2**-65, 2**64) is used as it is: its Gram entries (at most
 # n_channels * 4**64) cannot overflow and only those below float64's normal range, ~2**-890 of
 # the largest, underflow. Scaling by a power of two is exact, so skipping it changes nothing
@@ -1529,7 +1537,8 @@ def _compare_stacks(
     if method in ("correlation", "whitened_correlation"):
         va, vb = _centred(va), _centred(vb)
     if method.startswith("whitened"):
-        inner, norms_a, norms_b = _whitened_products(va, vb, kept)
+        # not scale-free (squares of the entries): RDMs beyond ~1e+-150 over- or underflow
+        inner, norms_a, norms_b = _whitened_products(_unit_rows(va), _unit_rows(vb), kept)
         scale = np.multiply.outer(norms_a, norms_b)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(scale > 0, inner / scale, 0.0)  # 0 for an RDM that whitens to 0

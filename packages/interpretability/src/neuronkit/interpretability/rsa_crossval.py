@@ -52,6 +52,8 @@ from .rsa import (
     _centred,
     _compare_ranks,
     _compare_stacks,
+    _max_exponent,
+    _unit_rows,
     _whitened_products,
     n_conditions,
 )
@@ -204,7 +206,7 @@ def _fitted_data(name: str, stack: np.ndarray, data: Any, method: str) -> np.nda
             f"{stack.shape[1]} and {v.shape[1]}"
         )
     _check_defined("data", v, method)
-    return v
+    return _unit_rows(v)  # scale-free for every fit (as _data_rdms): no over- or underflow
 
 
 def _interpolate(
@@ -277,7 +279,9 @@ def _sequence(name: str, rdms: Any) -> np.ndarray:
     stack = _as_vectors(name, rdms)[0]
     if stack.shape[0] < 2:
         raise ValueError(f"{name} must hold at least 2 RDMs to interpolate between, got 1")
-    return stack
+    # one power of two for all (exact): the points between them and their comparisons do not
+    # change, and their Gram matrices neither over- nor underflow
+    return np.ldexp(stack, -_max_exponent(stack))
 
 
 # --------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from .rsa import (
     _centred,
     _compare_stacks,
     _tau_a,
+    _unit_rows,
     _whitened_products,
     n_conditions,
 )
@@ -104,15 +105,16 @@ def _normalized(v: np.ndarray, method: str) -> np.ndarray:
 
 
 def _check_defined(name: str, v: np.ndarray, method: str) -> None:
-    """Refuse data RDMs whose pooling weight is undefined: zero (cosine) or constant
-    (correlation)."""
+    """Refuse data RDMs whose pooling weight or comparison is undefined: zero (cosine) or
+    constant (correlation; Spearman, whose ranks of a constant RDM are all tied). Kendall's
+    tau-a and rho-a are defined (0) for a constant RDM."""
     pooling = _POOLING.get(method, "ranks")
-    if pooling == "ranks":
+    if pooling == "ranks" and method != "spearman":
         return
-    spread = np.ptp(v, axis=1) if pooling == "correlation" else np.abs(v).max(axis=1)
+    spread = np.ptp(v, axis=1) if pooling != "cosine" else np.abs(v).max(axis=1)
     if not np.all(spread > 0):
         k = int(np.flatnonzero(~(spread > 0))[0])
-        kind = "constant" if pooling == "correlation" else "zero"
+        kind = "zero" if pooling == "cosine" else "constant"
         raise ValueError(
             f"{name}[{k}] is {kind}: its {method} with any RDM is undefined, so it cannot be "
             "pooled or evaluated"
@@ -135,7 +137,7 @@ def pool_rdms(rdms: Any, method: str = "cosine") -> np.ndarray:
     check_choice("method", method, COMPARISONS)
     v, _ = _as_vectors("rdms", rdms)
     _check_defined("rdms", v, method)
-    return _pooled(v, method)
+    return _pooled(_unit_rows(v), method)  # scale-free: no over- or underflow of v * v
 
 
 def _pooled(v: np.ndarray, method: str) -> np.ndarray:
@@ -230,7 +232,9 @@ def _data_rdms(data: Any, method: str) -> np.ndarray:
             f"errors need them), got {v.shape[0]}"
         )
     _check_defined("data", v, method)
-    return v
+    # every comparison and pool is free of each RDM's scale: powers of two (exact) keep the
+    # sums of squares of the noise ceilings and fits in range
+    return _unit_rows(v)
 
 
 def noise_ceiling(data: Any, method: str = "cosine") -> tuple[float, float]:
@@ -403,6 +407,9 @@ class EvaluationTests(ABC):
             ties = (samples[:, :, None] == samples[:, None, :]).sum(0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 share = ahead / (len(samples) - ties)
+            # two models tied in every sample (equal or proportional RDMs): no evidence of a
+            # difference, p = 1 (rsatoolbox: NaN)
+            share[ties == len(samples)] = 0.5
             p = 2 * np.minimum(share, 1 - share)
             p = (len(samples) - 1) / len(samples) * p + 1 / len(samples)
         else:
@@ -423,8 +430,8 @@ class EvaluationTests(ABC):
         the share of samples at or below 0, plus one, over ``N``)."""
         check_choice("test", test, TESTS)
         if test == "bootstrap":
-            samples = self._valid()[0]
-            return ((samples <= 0).sum(axis=0) + 1) / len(samples)
+            samples = self._valid()[0]  # at most 1 (rsatoolbox's reaches (N + 1) / N)
+            return np.minimum(((samples <= 0).sum(axis=0) + 1) / len(samples), 1.0)
         t = self.means / np.sqrt(np.maximum(self._variance(np.eye(len(self.names))), 1e-300))
         return stats.t.sf(t, self.dof)
 
@@ -437,7 +444,8 @@ class EvaluationTests(ABC):
         check_choice("test", test, TESTS)
         if test == "bootstrap":
             samples, ceilings, _ = self._valid()
-            return ((ceilings[:, :1] - samples <= 0).sum(axis=0) + 1) / len(samples)
+            reached = (ceilings[:, :1] - samples <= 0).sum(axis=0)
+            return np.minimum((reached + 1) / len(samples), 1.0)  # at most 1, as p_zero
         variance = self._variance(np.eye(len(self.names)), against_ceiling=True)
         t = (self.means - self.noise_ceiling[0]) / np.sqrt(
             np.maximum(variance, np.finfo(float).eps)

@@ -289,8 +289,14 @@ def signal_mass(attributions: torch.Tensor, signal_mask: torch.Tensor) -> torch.
         raise TypeError(f"attributions must be real numbers, got dtype {attributions.dtype}")
     check_finite("attributions", attributions)
     mag = attributions.detach().abs().reshape(attributions.shape[0], -1)
+    if mag.dtype in (torch.float16, torch.bfloat16):  # sums of many entries overflow there
+        mag = mag.float()
+    # each example over its largest |attribution| (the share does not change): the sums
+    # neither underflow (tiny attributions) nor overflow
+    top = mag.amax(1, keepdim=True)
+    mag = mag / torch.where(top > 0, top, torch.ones_like(top))
     mask = signal_mask.reshape(signal_mask.shape[0], -1)
     total = mag.sum(1)
     on_signal = (mag * mask).sum(1)
     share = mask.float().mean(1)
-    return torch.where(total > 0, on_signal / total.clamp_min(1e-30), share)
+    return torch.where(total > 0, on_signal / total.masked_fill(total == 0, 1), share)

@@ -220,6 +220,10 @@ def infidelity(
             drops.append(initial[:, None] - _select(out, tk, b * k).view(b, k))
     a, d = torch.cat(dots, 1), torch.cat(drops, 1).to(x.dtype)
     if normalize:
+        # beta a does not depend on a's scale: a over its largest |entry| per example, so that
+        # a . a neither underflows (tiny attributions: beta 0) nor overflows
+        top = a.abs().amax(1, keepdim=True)
+        a = a / torch.where(top > 0, top, torch.ones_like(top))
         aa, ad = (a * a).sum(1), (a * d).sum(1)
         beta = torch.where(aa == 0, 0.0, ad / aa.masked_fill(aa == 0, 1))
         a = a * beta[:, None]
