@@ -443,3 +443,12 @@ def test_neural_collapse_metrics_equal_the_separate_nc1_to_nc4(seed: int) -> Non
     assert both["nc3"] == pytest.approx(nc3(feats, labels, weights), rel=1e-12)
     assert both["nc4"] == nc4(feats, labels, weights, bias)
     assert 0 < both["nc4"] != nc4(feats, labels, weights)  # the bias reaches NC4
+
+
+@pytest.mark.parametrize("c", [0.1, 0.3, 0.7, 1.0 / 3.0, 0.0])
+@pytest.mark.parametrize("n", [3, 5, 7, 10])
+def test_within_class_variability_of_identical_samples_raises(n: int, c: float) -> None:
+    # Tr(Sigma_T) = 0: the share is 0/0 (it read 0.0, or 0.43 from rounding noise for n = 7)
+    labels = torch.arange(n) % 2
+    with pytest.raises(ValueError, match="features must vary"):
+        within_class_variability(torch.full((n, 2), c, dtype=torch.float64), labels)

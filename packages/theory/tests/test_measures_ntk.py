@@ -299,3 +299,32 @@ def test_effective_rank_is_the_same_for_numpy_and_torch_inputs() -> None:
 def test_empirical_ntk_of_a_model_returning_a_tuple_names_it(tuple_model: torch.nn.Module) -> None:
     with pytest.raises(TypeError, match="model must return a tensor, got tuple"):
         empirical_ntk(tuple_model, torch.randn(4, 2))
+
+
+def test_effective_rank_of_huge_matrices_does_not_overflow() -> None:
+    # the singular values' sum overflowed to inf: every p_i read 0 and the rank 1
+    assert effective_rank(torch.eye(30, dtype=torch.float64) * 1e307) == pytest.approx(30.0)
+    huge = torch.diag(torch.tensor([1e308, 1e308, 1e308], dtype=torch.float64))
+    assert effective_rank(huge) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("n", [3, 5, 7, 11, 13])
+@pytest.mark.parametrize(("c1", "c2"), [(0.1, 0.7), (0.1, 0.1), (0.7, 0.3)])
+def test_centred_alignment_of_constant_kernels_or_targets_raises(
+    n: int, c1: float, c2: float
+) -> None:
+    # centred, a constant kernel is 0; its rounding noise gave an alignment of +-1 or 5e-17
+    const1 = torch.full((n, n), c1, dtype=torch.float64)
+    const2 = torch.full((n, n), c2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="after centring"):
+        kernel_alignment(const1, const2, centered=True)
+    with pytest.raises(ValueError, match="after centring"):
+        kernel_alignment(const1, torch.eye(n, dtype=torch.float64), centered=True)
+    with pytest.raises(ValueError, match="after centring"):
+        kernel_target_alignment(const1, torch.full((n,), c2, dtype=torch.float64))
+    x = torch.linspace(-1.0, 1.0, n, dtype=torch.float64)[:, None]
+    with pytest.raises(ValueError, match="after centring"):
+        kernel_target_alignment(x @ x.T, torch.full((n,), c2, dtype=torch.float64))
+    # a tiny but real centred part on top of a constant is kept
+    k = const1 + 1e-6 * (x @ x.T)
+    assert kernel_alignment(k, x @ x.T, centered=True) == pytest.approx(1.0, rel=1e-6)

@@ -197,3 +197,26 @@ def test_estimator_predicts_only_the_labels_of_y() -> None:
         VicinityCollapse().fit(h, torch.full_like(labels, 4))
     with pytest.raises(ValueError, match=r"^y must hold integer class labels, got continuous"):
         VicinityCollapse().fit(h, labels + 0.5)
+
+
+@pytest.mark.parametrize(("n", "d"), [(6, 20), (20, 6)])
+def test_singular_ridge_system_raises(n: int, d: int) -> None:
+    # D > N (or a duplicate feature) with a tiny lambda_w: H^T H + N lambda_w I is singular in
+    # float64 and the solve returned a finite W* off by 2000% without a word
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(n, d, generator=g, dtype=torch.float64)
+    h[:, 1] = h[:, 0]
+    labels = torch.arange(n) % 3
+    for lam in (1e-20, 1e-300):
+        with pytest.raises(ValueError, match="lambda_w must be larger"):
+            vicinity_classifier(h, labels, lam)
+        with pytest.raises(ValueError, match="lambda_w must be larger"):
+            vicinity_first_order(h, labels, lambda_w=lam, beta=1.0)
+        with pytest.raises(ValueError, match="lambda_w must be larger"):
+            fit_vicinity(h, labels, lambda_w=lam, beta=1.0, max_steps=2)
+    # a well-posed lambda_w matches the SVD form Y^T U diag(s / (s^2 + N lambda)) V^T
+    lam = 1e-3
+    u, s, vh = torch.linalg.svd(h, full_matrices=False)
+    onehot = torch.nn.functional.one_hot(labels, 3).to(torch.float64)
+    ref = (onehot.T @ u * (s / (s**2 + n * lam))) @ vh
+    torch.testing.assert_close(vicinity_classifier(h, labels, lam), ref)

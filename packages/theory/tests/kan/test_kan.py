@@ -24,6 +24,7 @@ from neuronkit.theory.kan import (
     train_skan,
     uniform_bspline_basis,
 )
+from neuronkit.theory.kan.basis import rbf_basis
 
 
 def test_bspline_basis_matches_scipy_and_partitions_unity() -> None:
@@ -570,3 +571,32 @@ def test_half_precision_layers_round_the_basis_once(space: str, dtype: torch.dty
     assert xg.grad is not None
     assert xr.grad is not None
     assert (xg.grad.double() - xr.grad).norm() <= 2 * eps * xr.grad.norm()
+
+
+def test_bspline_basis_with_repeated_knots_matches_scipy() -> None:
+    # clamped (repeated) end knots: the 0/0 terms of Cox-de Boor are 0; they were NaN
+    knots = torch.tensor([[0.0, 0, 0, 0, 1, 2, 3, 3, 3, 3]], dtype=torch.float64)
+    x = torch.tensor([[0.0], [0.5], [1.0], [2.5], [2.999]], dtype=torch.float64)
+    got = bspline_basis(x, knots, 3)[:, 0]
+    ref = BSpline.design_matrix(x[:, 0].numpy(), knots[0].numpy(), 3).toarray()
+    torch.testing.assert_close(got, torch.from_numpy(ref))
+
+
+@pytest.mark.parametrize(
+    ("x", "dtype"), [(1e20, torch.float32), (1e200, torch.float64), (-1e200, torch.float64)]
+)
+def test_wavelet_basis_of_huge_inputs_is_zero(x: float, dtype: torch.dtype) -> None:
+    # u^2 overflowed to inf: (1 - inf) * exp(-inf) = NaN
+    out = basis_values("wavelet", torch.tensor([[x]], dtype=dtype), 5)
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_extended_grid_refuses_knots_beyond_or_below_the_dtype_resolution() -> None:
+    with pytest.raises(ValueError, match="range"):  # knots were -inf, NaN, inf
+        extended_grid(1, 4, 3, (-1e308, 1e308), dtype=torch.float64)
+    with pytest.raises(ValueError, match="range"):  # the last knot was inf in float32
+        extended_grid(1, 4, 3, (-1e38, 1e38), dtype=torch.float32)
+    with pytest.raises(ValueError, match="distinct knots"):  # all knots were 1.0
+        extended_grid(1, 4, 3, (1.0, 1.0 + 1e-10), dtype=torch.float32)
+    with pytest.raises(ValueError, match="hi - lo must be finite"):  # every value was NaN
+        rbf_basis(torch.zeros(1, 1, dtype=torch.float64), 4, -1e308, 1e308)

@@ -141,3 +141,23 @@ def test_fits_take_tensors_that_require_grad() -> None:
     assert got.b == pytest.approx(expected.b, rel=1e-6)
     assert got.a == pytest.approx(expected.a, rel=1e-6)
     assert fit_power_law_offset(tc, te).kind == "offset"
+
+
+@pytest.mark.parametrize("value", [0.1, 0.3, 0.7, 1.0 / 3.0, 0.123, 1.0])
+@pytest.mark.parametrize("n", [3, 5, 7, 20])
+def test_r2_of_a_flat_fit_to_constant_errors_is_one(value: float, n: int) -> None:
+    # log errors constant: both sums of squares are rounding; R^2 read 1, 0 or -1.71
+    fit = fit_power_law(np.geomspace(1.0, 1e3, n), np.full(n, value))
+    assert fit.b == pytest.approx(0.0, abs=1e-12)
+    assert fit.r2 == 1.0
+
+
+def test_offset_fit_refuses_a_coefficient_beyond_the_float_range() -> None:
+    # a = exp(log a) * scale^b: it underflowed to 0.0 (predicting the constant c) or raised a
+    # bare OverflowError
+    tiny = np.array([1e-300, 1e-299, 1e-298, 1e-297])
+    with pytest.raises(ValueError, match="beyond the float range"):
+        fit_power_law_offset(tiny, (tiny / 1e-300) ** -2.0 + 0.1)
+    huge = np.array([1e290, 1e295, 1e300, 1e305])
+    with pytest.raises(ValueError, match="beyond the float range"):
+        fit_power_law_offset(huge, (huge / 1e290) ** -1.5 + 1e-9)

@@ -184,13 +184,23 @@ def _means(h: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torc
 
 
 def within_class_variability(features: Any, labels: Any, num_classes: int | None = None) -> float:
-    """``Tr(Sigma_W) / Tr(Sigma_T)``: the share of the feature variance that is within classes."""
+    """``Tr(Sigma_W) / Tr(Sigma_T)``: the share of the feature variance that is within classes.
+
+    Raises ``ValueError`` when all samples coincide (``Sigma_T = 0``): the share is then 0/0.
+    """
     h, y, k = _prepare(features, labels, num_classes)
     h = _unit_scale(h)  # exact (a power of two): huge features' squares would overflow
     means, _ = _means(h, y, k)
+    centred = h - h.mean(dim=0)
+    # a mean of N entries of size <= max|h| is exact to about N eps max|h|: below that, the
+    # "variance" of identical samples is rounding, and the ratio of two roundings any number
+    if float(centred.abs().max()) <= h.shape[0] * torch.finfo(h.dtype).eps * float(h.abs().max()):
+        raise ValueError(
+            "features must vary across samples: all samples coincide (total variance "
+            "Tr(Sigma_T) = 0), so the within-class share Tr(Sigma_W) / Tr(Sigma_T) is undefined"
+        )
     within = ((h - means[y]) ** 2).sum()
-    total = ((h - h.mean(dim=0)) ** 2).sum()
-    return float(within / total) if total > 0 else 0.0
+    return float(within / (centred**2).sum())
 
 
 def _shift(h: torch.Tensor) -> torch.Tensor:
@@ -420,7 +430,8 @@ def effective_rank(matrix: Any) -> float:
     matrix. ``matrix``: ``[M, N]``.
     """
     m = as_float_tensor("matrix", matrix, 2, "[M, N]")
-    s = torch.linalg.svdvals(m)
+    # exact (a power of two): the sum of huge singular values overflowed to inf, every p to 0
+    s = torch.linalg.svdvals(_unit_scale(m)) if m.numel() else torch.zeros(0, dtype=m.dtype)
     total = s.sum()
     if total <= 0:
         return 0.0
@@ -489,6 +500,18 @@ def _center(k: torch.Tensor) -> torch.Tensor:
     return k - k.mean(dim=0, keepdim=True) - k.mean(dim=1, keepdim=True) + k.mean()
 
 
+def _rounding_zero(centred: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``centred`` (``x`` less its means over ``N`` rows), or zeros where it is all rounding
+    (``<= 4 N eps max|x|``: the means are exact to about ``N eps max|x|``). Centred constant
+    kernels or targets are rounding noise, whose alignment read anything in [-1, 1]."""
+    tol = 4 * x.shape[0] * torch.finfo(x.dtype).eps * float(x.abs().max())
+    return torch.zeros_like(centred) if float(centred.abs().max()) <= tol else centred
+
+
+def _centered_or_zero(k: torch.Tensor) -> torch.Tensor:
+    return _rounding_zero(_center(k), k)
+
+
 def kernel_alignment(kernel1: Any, kernel2: Any, *, centered: bool = False) -> float:
     """``<K1, K2>_F / (||K1||_F ||K2||_F)`` (Cristianini et al. 2001); centred: CKA-style.
 
@@ -503,10 +526,14 @@ def kernel_alignment(kernel1: Any, kernel2: Any, *, centered: bool = False) -> f
         )
     k1, k2 = _unit_scale(k1), _unit_scale(k2)  # exact; huge kernels' squares would overflow
     if centered:
-        k1, k2 = _center(k1), _center(k2)
+        k1, k2 = _centered_or_zero(k1), _centered_or_zero(k2)
     n1, n2 = torch.linalg.norm(k1), torch.linalg.norm(k2)
     if n1 == 0 or n2 == 0:
-        raise ValueError("kernel1 and kernel2 must be non-zero to compute an alignment")
+        raise ValueError(
+            "kernel1 and kernel2 must be non-zero"
+            + (" after centring (not constant)" if centered else "")
+            + " to compute an alignment"
+        )
     return float((k1 * k2).sum() / (n1 * n2))
 
 
@@ -535,8 +562,8 @@ def kernel_target_alignment(kernel: Any, targets: Any, *, centered: bool = True)
         )
     k, y = _unit_scale(k), _unit_scale(y)  # exact; huge kernels' squares would overflow
     if centered:
-        k = _center(k)
-        y = y - y.mean(dim=0, keepdim=True)
+        k = _centered_or_zero(k)
+        y = _rounding_zero(y - y.mean(dim=0, keepdim=True), y)
     yy = y @ y.T
     nk, ny = torch.linalg.norm(k), torch.linalg.norm(yy)
     if nk == 0 or ny == 0:

@@ -70,12 +70,35 @@ def _ridge(h: torch.Tensor, onehot: torch.Tensor, lambda_w: float, name: str) ->
     return w.T
 
 
+def _check_conditioning(h: torch.Tensor, lambda_w: float, name: str) -> None:
+    """Raise when ``H^T H + N lambda_W I`` is singular in float64 (reciprocal condition number
+    below ``D eps``): then the solve in :func:`_ridge` returns a finite ``W*`` that is off by
+    up to 100% without a word (features with more dimensions than samples, duplicate samples
+    or collinear features, with a tiny ``lambda_w``). Once per call, outside any loop."""
+    n, d = h.shape
+    small = h @ h.T if d > n else h.T @ h  # the same non-zero eigenvalues, the smaller matrix
+    if not bool(torch.isfinite(small).all()):
+        return  # H^T H overflowed: _ridge asks to rescale the features
+    ev = torch.linalg.eigvalsh(small)
+    ridge = n * lambda_w
+    lowest = ridge if d > n else float(ev[0].clamp_min(0.0)) + ridge  # d > n: rank <= n < d
+    rcond = lowest / (float(ev[-1]) + ridge)
+    if rcond < d * torch.finfo(h.dtype).eps:
+        raise ValueError(
+            f"lambda_w must be larger for these {name}: H^T H + N lambda_w I is singular in "
+            f"{h.dtype} (reciprocal condition number {rcond:.2g} at lambda_w={lambda_w:g}; "
+            f"{name} [N={n}, D={d}] of rank below D, e.g. D > N, duplicate samples or "
+            f"collinear features), so the ridge classifier W* cannot be computed"
+        )
+
+
 def vicinity_classifier(
     features: Any, labels: Any, lambda_w: float, num_classes: int | None = None
 ) -> torch.Tensor:
     """Optimal classifier ``W*(H) = Y^T H (H^T H + N lambda_W I)^-1`` ``[K, D]``; ``H [N, D]``."""
     h, onehot, _ = _inputs("features", features, labels, num_classes)
     check_number("lambda_w", lambda_w, gt=0)
+    _check_conditioning(h, lambda_w, "features")
     return _ridge(h, onehot, lambda_w, "features")
 
 
@@ -175,6 +198,7 @@ def fit_vicinity(
     check_number("tol", tol, gt=0)
     n = h0.shape[0]
     h = h0.clone()
+    _check_conditioning(h, lambda_w, "reference")
     w = _ridge(h, onehot, lambda_w, "reference")
     value = _objective(h, w, onehot, h0, lambda_w, beta, lambda_h)
     result = VicinityResult(features=h, weights=w, objective=[value])
@@ -215,6 +239,7 @@ def vicinity_first_order(
     _check_reg(lambda_w, beta, lambda_h)
     if beta == 0:
         raise ValueError("beta must be > 0 for the perturbation expansion")
+    _check_conditioning(h0, lambda_w, "reference")
     w = _ridge(h0, onehot, lambda_w, "reference")
     grad = _gradient(h0, w, onehot, h0, 0.0, lambda_h)
     return h0 - (h0.shape[0] / beta) * grad

@@ -94,6 +94,20 @@ def extended_grid(
         raise ValueError(f"grid_range must be (lo, hi) with hi > lo, got {grid_range!r:.80}")
     dtype = floating_dtype("dtype", dtype)
     h = (hi - lo) / grid
+    # checked on Python floats (also while tracing): knots beyond dtype's range were inf or NaN,
+    # and a range narrower than dtype resolves gave equal knots (a NaN or all-zero basis)
+    info = torch.finfo(dtype)
+    reach = max(abs(lo - k * h), abs(hi + k * h), h * (grid + k))  # h * arange too
+    if not (math.isfinite(h) and reach <= info.max):
+        raise ValueError(
+            f"grid_range must keep the extended knots within {info.dtype}'s range "
+            f"(+-{info.max:.3g}), got {grid_range!r:.80} (knots up to {reach:.3g})"
+        )
+    if not h > info.eps * reach:  # the knots' rounding is up to eps/2 |knot|
+        raise ValueError(
+            f"grid_range must be wide enough for distinct knots in {info.dtype}: spacing "
+            f"{h:.3g} at knots up to {reach:.3g}, got {grid_range!r:.80}"
+        )
     knots = lo + h * torch.arange(-k, grid + k + 1, dtype=dtype)
     return knots.expand(in_features, -1).contiguous()
 
@@ -103,7 +117,8 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
     """B-spline basis of order ``k`` by the Cox-de Boor recursion, vectorised.
 
     Args:
-        x: ``[batch, in]``; knots: ``[in, n_knots]`` increasing (e.g. :func:`extended_grid`).
+        x: ``[batch, in]``; knots: ``[in, n_knots]`` non-decreasing (e.g.
+            :func:`extended_grid`); repeated knots (e.g. clamped ends) are allowed.
 
     Returns:
         ``[batch, in, n_knots - k - 1]``.
@@ -125,10 +140,17 @@ def _cox_de_boor(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
     xe = x.unsqueeze(-1)  # [B, in, 1]
     b = ((xe >= g[..., :-1]) & (xe < g[..., 1:])).to(x.dtype)
     for p in range(1, k + 1):
-        left = (xe - g[..., : -(p + 1)]) / (g[..., p:-1] - g[..., : -(p + 1)])
-        right = (g[..., p + 1 :] - xe) / (g[..., p + 1 :] - g[..., 1:-p])
+        # repeated knots (clamped ends) give 0/0 terms, which are 0 (Cox-de Boor's convention):
+        # an infinite span makes them 0 (it was NaN) and leaves every other quotient as it is
+        left = (xe - g[..., : -(p + 1)]) / _span(g[..., p:-1] - g[..., : -(p + 1)])
+        right = (g[..., p + 1 :] - xe) / _span(g[..., p + 1 :] - g[..., 1:-p])
         b = left * b[..., :-1] + right * b[..., 1:]
     return b
+
+
+def _span(d: torch.Tensor) -> torch.Tensor:
+    """Knot spans ``d`` (``[1, in, n]``) with zero spans replaced by infinity."""
+    return torch.where(d == 0, torch.full_like(d, math.inf), d)
 
 
 def _local_bspline_polys(k: int) -> tuple[tuple[float, ...], ...]:
@@ -542,6 +564,8 @@ def _check_range(lo: float, hi: float) -> None:
     check_number("hi", hi)
     if not hi > lo:
         raise ValueError(f"hi must be > lo, got lo={lo!r} and hi={hi!r}")
+    if not math.isfinite(hi - lo):  # an infinite spacing made every u 0 (or NaN)
+        raise ValueError(f"hi - lo must be finite, got lo={lo!r} and hi={hi!r}")
 
 
 @_half_in_float32
@@ -596,7 +620,8 @@ def wavelet_basis(x: torch.Tensor, n: int, lo: float = -1.0, hi: float = 1.0) ->
     _check_range(lo, hi)
     c, h = _centres(n, lo, hi, x)
     u = (x.unsqueeze(-1) - c) / h
-    u2 = u * u
+    # capped where exp(-u^2/2) is 0 in any dtype: u^2 = inf (huge x) gave (1 - inf) 0 = NaN
+    u2 = (u * u).clamp_max(1e4)
     return (1.0 - u2) * torch.exp(-0.5 * u2)
 
 

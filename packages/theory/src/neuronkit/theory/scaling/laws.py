@@ -174,7 +174,13 @@ def _as_positive_pairs(compute: Any, error: Any) -> tuple[np.ndarray, np.ndarray
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     ss_res = float(np.sum((y - pred) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
-    return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
+    # sums of squares at the rounding level of y and pred (constant errors: y.mean() and a
+    # flat fit are exact only to a few n eps |y|) are 0: their ratio read anything (-1.7, 0, 1)
+    scale = max(float(np.abs(y).max()), float(np.abs(pred).max()))
+    tol = y.size * (16 * y.size * np.finfo(float).eps * scale) ** 2
+    if ss_tot > tol:
+        return 1.0 - ss_res / ss_tot
+    return 1.0 if ss_res <= tol else 0.0
 
 
 def fit_power_law(compute: Any, error: Any) -> PowerLawFit:
@@ -238,9 +244,11 @@ def fit_power_law_offset(compute: Any, error: Any) -> PowerLawFit:
     best = None
     for frac in (0.0, 0.25, 0.5, 0.75, 0.9):
         c0 = frac * c_max
-        pure = fit_power_law(x, np.maximum(y - c0, 1e-12 * y.max()))
+        # on the rescaled compute (the frame of the fit): a of C itself may be beyond the
+        # float range (raised below), and scale^-b0 under- or overflowed
+        pure = fit_power_law(xs, np.maximum(y - c0, 1e-12 * y.max()))
         b0 = max(pure.b, 1e-6)
-        a0 = pure.a * scale ** (-b0)
+        a0 = pure.a
         sol = least_squares(
             residual,
             x0=np.array([math.log(a0), b0, c0]),
@@ -251,7 +259,16 @@ def fit_power_law_offset(compute: Any, error: Any) -> PowerLawFit:
             best = sol
     assert best is not None
     log_a, b, c = (float(v) for v in best.x)
-    a = math.exp(log_a) * scale**b  # a (C/scale)^-b = (a scale^b) C^-b
+    log_a_c = log_a + b * math.log(scale)  # a (C/scale)^-b = (a scale^b) C^-b
+    try:
+        a = math.exp(log_a_c)
+    except OverflowError:
+        a = math.inf
+    if not 0.0 < a < math.inf:  # scale^b under- or overflowed: a read 0 (or OverflowError)
+        raise ValueError(
+            f"compute and error give a coefficient a = exp({log_a_c:.6g}) beyond the float "
+            "range; rescale compute (e.g. divide it by its geometric mean)"
+        )
     pred = np.log(np.exp(log_a) * xs ** (-b) + c)
     return PowerLawFit(a=a, b=b, c=c, r2=_r2(ly, pred), kind="offset", n_points=int(x.size))
 
