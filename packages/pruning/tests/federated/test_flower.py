@@ -3,7 +3,9 @@
 The multi-process federation is tests/federated/test_flower_loopback.py.
 """
 
+import io
 import math
+import pickle
 
 import pytest
 import torch
@@ -98,3 +100,30 @@ def test_apps_build() -> None:
     assert type(flower.server_app(sm, rounds=1, min_clients=2)).__name__ == "ServerApp"
     app = flower.client_app(lambda ctx: _data(8, 0), sm, local=LOCAL)
     assert type(app).__name__ == "ClientApp"
+
+
+def test_client_and_strategy_pickle_with_their_state() -> None:
+    """The client and the strategy (global scores, history, server-side test set) pickle and
+    torch.save; their classes were local to a function and their evaluation a closure."""
+    sm = _sign_net()
+    x, y = _data(16, 0)
+    client = flower.make_client(sm, x, y, local=LOCAL, seed=3)
+    client.rounds = 2
+    copy = pickle.loads(pickle.dumps(client))
+    assert type(copy) is type(client)
+    assert (copy.rounds, copy.seed) == (2, 3)
+    assert torch.equal(copy.x, x)
+    params = zip(copy.get_parameters({}), client.get_parameters({}))
+    assert all((a == b).all() for a, b in params)
+    strategy = flower.make_strategy(sm, min_clients=2, x_test=x, y_test=y)
+    strategy.scores = {n: -s for n, s in strategy.scores.items()}
+    strategy.net.set_scores(strategy.scores)
+    strategy.history["flips"].append(0.25)
+    buf = io.BytesIO()
+    torch.save(strategy, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert type(loaded) is type(strategy) is flower.HideNseekStrategy
+    assert loaded.history == strategy.history
+    assert all(torch.equal(loaded.scores[n], s) for n, s in strategy.scores.items())
+    assert loaded.evaluate(1, None) == strategy.evaluate(1, None)

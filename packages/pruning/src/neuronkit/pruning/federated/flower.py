@@ -255,7 +255,26 @@ def _classes() -> tuple[type, type]:
             self.history["accuracy"].append(acc)
             return 1.0 - acc, {"accuracy": acc}
 
+    # pickled by reference, as module attributes (the module's __getattr__ defines them on
+    # demand): a client or strategy (with its scores and history) then pickles and
+    # torch.saves, and reaches worker processes, like any module-level class
+    HideNseekClient.__qualname__ = "HideNseekClient"
+    HideNseekStrategy.__qualname__ = "HideNseekStrategy"
     return HideNseekClient, HideNseekStrategy
+
+
+def __getattr__(name: str) -> Any:
+    """``HideNseekClient`` and ``HideNseekStrategy``, the classes of :func:`make_client` and
+    :func:`make_strategy` (defined, and ``flwr`` imported, on first use)."""
+    if name in ("HideNseekClient", "HideNseekStrategy"):
+        client_cls, strategy_cls = _classes()
+        return client_cls if name == "HideNseekClient" else strategy_cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _test_accuracy(x_test: torch.Tensor, y_test: torch.Tensor, model: SignSupermask) -> float:
+    """The server-side accuracy of :func:`make_strategy` (``x_test`` and ``y_test`` bound)."""
+    return _accuracy(model, x_test, y_test, 1024, "x_test", "y_test")
 
 
 def _copy_net(net: SignSupermask) -> SignSupermask:
@@ -307,15 +326,13 @@ def make_strategy(
     """
     check_type("net", net, SignSupermask)
     check_number("min_clients", min_clients, ge=1, integer=True)
-    evaluate_fn = None
+    evaluate_fn: Callable[[SignSupermask], float] | None = None
     if x_test is not None or y_test is not None:
         if x_test is None or y_test is None:
             raise ValueError("x_test and y_test must be given together")
         _check_data(x_test, y_test, "x_test", "y_test")
-
-        def evaluate_fn(model: SignSupermask) -> float:
-            return _accuracy(model, x_test, y_test, 1024, "x_test", "y_test")
-
+        # a partial of a module-level function, not a closure: the strategy pickles
+        evaluate_fn = functools.partial(_test_accuracy, x_test, y_test)
     _, strategy_cls = _classes()
     return strategy_cls(net, min_clients=int(min_clients), evaluate_fn=evaluate_fn)
 
