@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import io
+import json
 import pickle
 
 import numpy as np
@@ -138,6 +140,34 @@ def test_a_layer_pickled_before_sync_ranks_existed_loads_with_the_syncing_defaul
     loaded.train()
     loaded(x)  # a training-mode call reads sync_ranks
     assert int(loaded.counts.sum()) == 4 * 2
+
+
+def test_state_dict_resumes_dead_code_replacement_schedule() -> None:
+    # a layer loaded from a checkpoint mid-way between replacements continues the schedule (the
+    # forward calls since the last replacement, the replacement draws) exactly as the saved one
+    xs = [torch.randn(6, 8, generator=torch.Generator().manual_seed(i)) for i in range(9)]
+    saved = CodebookLayer(8, 32, replace_after_steps=3, seed=1).train()
+    with torch.no_grad():
+        for x in xs[:4]:
+            saved(x)
+    buffer = io.BytesIO()
+    torch.save(saved.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = CodebookLayer(8, 32, replace_after_steps=3, seed=1).train()
+    loaded.load_state_dict(torch.load(buffer, weights_only=True))
+    with torch.no_grad():
+        for x in xs[4:]:
+            saved(x), loaded(x)
+    torch.testing.assert_close(loaded.codebook, saved.codebook, rtol=0, atol=0)
+    assert torch.equal(loaded.counts, saved.counts)
+    assert loaded.replaced_total == saved.replaced_total > 0
+    # a state dict without the bookkeeping (saved by an older version) still loads strictly
+    old = {k: v for k, v in saved.state_dict().items() if k != "_extra_state"}
+    CodebookLayer(8, 32, replace_after_steps=3, seed=1).load_state_dict(old, strict=True)
+    # JSON, as neuronkit.common.save_weights keeps extra state
+    via_json = CodebookLayer(8, 32, replace_after_steps=3, seed=1)
+    via_json.set_extra_state(json.loads(json.dumps(saved.get_extra_state())))
+    assert torch.equal(via_json._generator.get_state(), saved._generator.get_state())
 
 
 def test_counts_and_dead_code_replacement() -> None:

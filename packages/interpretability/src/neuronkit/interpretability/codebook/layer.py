@@ -24,6 +24,7 @@ positions or at chosen sequence positions, so the network computes with them dow
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import numbers
 from collections.abc import Iterator, Sequence
@@ -280,6 +281,41 @@ class CodebookLayer(nn.Module):
         """A layer pickled before 0.5.30 has no ``sync_ranks``: it synced, as the default does."""
         state.setdefault("sync_ranks", True)
         super().__setstate__(state)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The training bookkeeping kept in the state dict (key ``_extra_state``) beside
+        ``codebook`` and ``counts``: the forward calls since the last dead-code replacement,
+        the replacements so far and the replacement generator's state, so that a layer loaded
+        from a checkpoint resumes the replacement schedule (and its random draws) where the
+        saved one stopped, not from the start. JSON-serializable (the generator's state as
+        base64), as ``neuronkit.common.save_weights`` needs."""
+        generator = base64.b64encode(self._generator.get_state().numpy().tobytes()).decode()
+        return {"steps": self._steps, "replaced_total": self.replaced_total, "generator": generator}
+
+    def set_extra_state(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise TypeError(f"extra state must be a dict, got {type(state).__name__}")
+        self._steps = int(state["steps"])
+        self.replaced_total = int(state["replaced_total"])
+        raw = bytearray(base64.b64decode(state["generator"]))
+        self._generator.set_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # a state dict saved before the bookkeeping was part of it still loads strictly (the
+        # layer keeps its own bookkeeping)
+        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def extra_repr(self) -> str:
         groups = f", groups={self.groups}" if self.groups > 1 else ""

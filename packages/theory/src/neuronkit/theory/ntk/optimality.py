@@ -324,14 +324,20 @@ def dual_from_activation(
     )
 
 
+def _phi(activation: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``phi(x)`` elementwise, its shape checked (with autograd recording when enabled)."""
+    y = activation(x)
+    if not isinstance(y, Tensor) or y.shape != x.shape:
+        raise ValueError("activation must map a tensor to a tensor of the same shape")
+    return y
+
+
 def _phi_and_grad(activation: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
     """``(phi(x), phi'(x))`` elementwise (``phi'`` by autograd, also under ``torch.no_grad()``;
     0 where it has no gradient)."""
     with grad_enabled("a dual from dual_from_activation"):
         x = x.detach().clone().requires_grad_(True)
-        y = activation(x)
-        if not isinstance(y, Tensor) or y.shape != x.shape:
-            raise ValueError("activation must map a tensor to a tensor of the same shape")
+        y = _phi(activation, x)
         (g,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
     if g is None:
         g = torch.zeros_like(x)
@@ -350,11 +356,13 @@ def _quadrature_dual(
     z1, z2, w2 = nodes_weights
     flat = rho.reshape(-1, 1).clamp(-1.0, 1.0).to(torch.float64)
     n1, n2, nw = z1.to(flat.device), z2.to(flat.device), w2.to(flat.device)
-    u = n1[None, :].expand(flat.shape[0], -1)
     v = flat * n1[None, :] + torch.sqrt(1.0 - flat**2) * n2[None, :]
-    fu, gu = _phi_and_grad(activation, u)
-    fv, gv = _phi_and_grad(activation, v)
-    prod = gu * gv if deriv else fu * fv
+    # u = z1 is the same for every rho: evaluated once; autograd only for the derivative
+    if deriv:
+        prod = _phi_and_grad(activation, n1)[1][None, :] * _phi_and_grad(activation, v)[1]
+    else:
+        with torch.no_grad():
+            prod = _phi(activation, n1)[None, :] * _phi(activation, v)
     return (scale**2 * (prod * nw[None, :]).sum(dim=1)).reshape(rho.shape).to(rho.dtype)
 
 
