@@ -299,6 +299,9 @@ def dual_from_activation(
 
     ``phi`` is first rescaled so that ``E[phi(z)^2] = 1``; ``dual'`` uses ``phi'`` from autograd.
     ``activation``: elementwise torch function. ``points``: quadrature nodes per dimension.
+    Each cosine costs ``points^2`` activation calls: an infinite-depth singular-kernel
+    classifier of such a dual spends minutes on its first prediction (its Koenigs table);
+    :func:`hermite_dual` with the activation's Hermite coefficients is exact and fast.
     """
     if not callable(activation):
         raise TypeError(f"activation must be callable, got {type(activation).__name__}")
