@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -114,6 +116,25 @@ def test_stream_penalty_and_train_head() -> None:
         train_head(model, x, y[:-1], epochs=1)
     with pytest.raises(ValueError, match="epochs"):
         train_head(model, x, y, epochs=0)
+
+
+def test_train_head_reads_frozen_backbones_in_eval_mode() -> None:
+    # a backbone in training mode: its BatchNorm normalized each chunk of 1024 features by the
+    # chunk's statistics and updated its running statistics, though the backbone is frozen
+    backbone = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    backbone.n_features = 4
+    model = StreamClassifier(backbone, 3).train()
+    x, y = _scenes(1100, seed=2)
+    running = backbone[1].running_mean.clone()
+    reference = StreamClassifier(copy.deepcopy(backbone), 3)
+    reference.head.load_state_dict(model.head.state_dict())
+    history = train_head(model, x, y, epochs=1, seed=0)
+    assert torch.equal(backbone[1].running_mean, running)
+    assert model.training
+    assert backbone[1].training
+    assert history == train_head(reference.eval(), x, y, epochs=1, seed=0)
 
 
 def test_gaussian_blur_matches_explicit_kernel_and_preserves_constants() -> None:

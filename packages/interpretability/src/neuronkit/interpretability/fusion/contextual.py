@@ -332,7 +332,9 @@ def train_head(
             f"alpha > 0 needs a LateFusionClassifier (a stream to penalize), got alpha={alpha} "
             f"with {type(model).__name__}"
         )
-    with torch.no_grad():
+    # frozen backbones in eval mode (training flags restored after): in training mode a
+    # BatchNorm normalized each chunk of 1024 by its own statistics and updated its running ones
+    with torch.no_grad(), eval_mode(model):
         feats = torch.cat(
             [model.features(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)]
         )

@@ -363,7 +363,8 @@ def simulate_false_match(
     """Monte Carlo false-match rate: random segment (``s`` cells) vs random pattern (``a`` cells).
 
     Each trial draws both sets uniformly at random and counts a match when they share at least
-    ``theta`` cells. Returns the rate with a Wilson interval at ``confidence``.
+    ``theta`` cells. Returns the rate with a Wilson interval at ``confidence``. Trials are
+    drawn ``batch`` at a time, so the draws of a ``seed`` depend on ``batch`` too.
     """
     n, a, s = _check_sizes(n, a, s, theta)
     trials = check_positive_int("trials", trials)
@@ -386,7 +387,8 @@ def simulate_union_false_match(
     """Monte Carlo union false-positive rate: a segment storing ``m`` random ``s``-subsets.
 
     Each trial builds the union of ``m`` random ``s``-subsets and a random ``a``-pattern and
-    counts a false positive when they share at least ``theta`` cells.
+    counts a false positive when they share at least ``theta`` cells. Trials are drawn
+    ``batch`` at a time, so the draws of a ``seed`` depend on ``batch`` too.
     """
     n, a, s = _check_sizes(n, a, s, theta)
     m = check_positive_int("m", m)
