@@ -168,3 +168,14 @@ def test_counting_gives_every_submodule_its_own_mode_back() -> None:
     count_macs(model, torch.randn(1, 3, 8, 8))
     assert [m.training for m in model] == [True, False, True]
     assert model.training
+
+
+def test_linear_without_inputs_counts_zero() -> None:
+    """An nn.Linear with in_features = 0 is a valid layer (it outputs its bias) doing no MAC;
+    the count used to divide by in_features."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: initializing a zero-element weight
+        empty_in, empty_out = nn.Linear(0, 3), nn.Linear(4, 0)
+    assert count_macs(empty_in, torch.zeros(2, 0)) == 0
+    assert count_macs(empty_out, torch.zeros(2, 4)) == 0
+    assert count_macs(nn.Linear(5, 7), torch.randn(2, 3, 5)) == 6 * 5 * 7

@@ -62,3 +62,11 @@ def test_bad_top_inputs() -> None:
         top_sensitive(torch.ones(3), 1.5)
     with pytest.raises(ValueError, match="sensitivity must be"):
         top_sensitive(torch.ones(2, 3), 0.5)
+
+
+@pytest.mark.parametrize("method", ["variance", "net_change", "combined"])
+def test_no_tracking_input_is_an_error_not_nan(method: str) -> None:
+    """[T, 0, H]: a mean over no tracking input is undefined, so an error naming activations
+    (it used to return NaN scores, which top_sensitive would then rank)."""
+    with pytest.raises(ValueError, match="activations"):
+        neuron_sensitivity(torch.zeros(3, 0, 4), method)

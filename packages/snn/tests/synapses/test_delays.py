@@ -293,3 +293,16 @@ def test_a_nan_delay_is_named_in_hard_mode() -> None:
     delays[1, 2] = float("nan")
     with pytest.raises(ValueError, match="delays"):
         hard_delay_kernel(weight, delays, max_delay=4)
+
+
+def test_gaussian_taps_reject_a_zero_tensor_sigma_without_floor() -> None:
+    """A tensor sigma of 0 with sigma_floor=0 is a zero spread (0 / 0 at the delay's own tap):
+    an error naming sigma, as for a float sigma, not NaN taps."""
+    d = torch.tensor([0.0, 2.0, 1.5])
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_delay_taps(d, 4, torch.tensor(0.0), sigma_floor=0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_delay_taps(d, 4, 0.0, sigma_floor=0.0)
+    g = gaussian_delay_taps(d, 4, torch.tensor(0.0))  # the floor keeps the spread positive
+    assert bool(torch.isfinite(g).all())
+    torch.testing.assert_close(g.sum(-1), torch.ones(3), atol=1e-6, rtol=0)

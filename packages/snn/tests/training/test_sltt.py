@@ -1,5 +1,7 @@
 """SLTT / SLTT-K trainers, the SLTT loss and the saved-tensor memory meter."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -180,3 +182,12 @@ def test_sltt_runs_under_no_grad_with_an_input_that_has_a_graph() -> None:
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
     assert base.grad is None
+
+
+def test_sltt_loss_rejects_an_empty_batch() -> None:
+    """The mean over no sample is NaN, not a loss (as the readout losses refuse it)."""
+    with pytest.raises(ValueError, match="out"):
+        sltt_loss(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    silent = torch.zeros(4, 3)  # a network that emits no spike: uniform, log 3
+    got = sltt_loss(silent, torch.tensor([0, 1, 2, 0]), lamb=0.0)
+    assert abs(float(got) - math.log(3)) < 1e-6

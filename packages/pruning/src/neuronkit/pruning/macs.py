@@ -169,7 +169,8 @@ class _MacCounter(TorchFunctionMode):
         out = func(*args, **kwargs)
         if func is _F.linear:
             w = _arg(args, kwargs, 1, "weight")
-            self.macs += _numel(args[0].shape) // int(w.shape[-1]) * _numel(w.shape)
+            # rows x weight size (a division by in_features would fail for in_features = 0)
+            self.macs += _numel(args[0].shape[:-1]) * _numel(w.shape)
         elif func in _MATMULS:
             a, b = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "other", "mat2")
             self.macs += _numel(out.shape) * int(a.shape[-1]) if a.ndim and b.ndim else 0

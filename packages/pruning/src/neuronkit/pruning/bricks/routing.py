@@ -361,7 +361,8 @@ def router_recall(
     """Fraction of the positive activation mass kept by the router's top-``k`` experts.
 
     The reference's selection accuracy: ``sum of chosen experts' scores / sum of all``,
-    averaged over tokens with any activation.
+    averaged over tokens with any activation; NaN when no token has any (a layer whose neurons
+    never fire on ``hidden``: the recall of no mass is undefined).
     """
     check_type("router", router, ExpertRouter)
     _check_points("inputs", inputs)

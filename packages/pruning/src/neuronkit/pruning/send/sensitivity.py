@@ -47,6 +47,11 @@ def neuron_sensitivity(activations: torch.Tensor, method: str = "variance") -> t
         raise ValueError(
             f"activations need at least 2 checkpoints (dim 0), got {activations.shape[0]}"
         )
+    if activations.ndim == 3 and activations.shape[1] == 0:  # a mean over no input is NaN
+        raise ValueError(
+            f"activations need at least 1 tracking input (dim 1), got shape "
+            f"{tuple(activations.shape)}"
+        )
     if not activations.is_floating_point():
         raise TypeError(f"activations must be floating point, got {activations.dtype}")
     check_finite("activations", activations)

@@ -112,6 +112,9 @@ def gaussian_delay_taps(
     s = (sigma.abs() if isinstance(sigma, Tensor) else abs(float(sigma))) + sigma_floor
     if not isinstance(s, Tensor) and s <= 0:
         raise ValueError(f"sigma + sigma_floor must be > 0, got {s!r}")
+    # a tensor sigma can reach 0 only without a floor (one host read, then: s = 0 gives 0 / 0)
+    if isinstance(s, Tensor) and sigma_floor == 0 and not bool((s > 0).all()):
+        raise ValueError(f"sigma + sigma_floor must be > 0, got sigma {sigma!r:.80}")
     k = torch.arange(max_delay, device=delays.device, dtype=delays.dtype)
     g = torch.exp(-0.5 * ((k - delays.unsqueeze(-1)) / s) ** 2)
     return g / (g.sum(-1, keepdim=True) + _EPS)

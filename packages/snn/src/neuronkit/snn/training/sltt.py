@@ -110,6 +110,11 @@ def sltt_loss(out: Tensor, target: Tensor, *, lamb: float = 0.05, phi: float = 1
             f"target must be int64 class indices of shape [{out.shape[0]}], got dtype "
             f"{target.dtype} and shape {tuple(target.shape)}"
         )
+    if out.shape[0] == 0 or out.shape[1] == 0:  # a mean over nothing is NaN, not a loss
+        raise ValueError(
+            f"out must have a non-empty batch B >= 1 and C >= 1 classes [B, C], got shape "
+            f"{tuple(out.shape)}"
+        )
     check_number("lamb", lamb, ge=0, le=1)
     check_number("phi", phi)
     try:
