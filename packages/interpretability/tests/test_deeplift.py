@@ -138,6 +138,20 @@ def test_unchanged_inputs_get_nothing_and_the_fallback_keeps_completeness() -> N
     torch.testing.assert_close(deeplift(model, base, 2, baselines=base), torch.zeros_like(base))
 
 
+def test_unchanged_inputs_in_float16_where_eps_rounds_to_0() -> None:
+    """The default ``eps`` (1e-10) is 0 in float16: an input difference of exactly 0 still
+    passes the derivative (max pools included), not 0 / 0 (a spurious non-finite error)."""
+    model = _Cnn()
+    base = torch.randn(1, 2, 8, 8, generator=_gen(10), dtype=torch.float64)
+    x = base.clone()
+    x[0, 1, 4, 4] += 0.75
+    expected = deeplift(model, x, 2, baselines=base)
+    ours = deeplift(model.half(), x.half(), 2, baselines=base.half())
+    torch.testing.assert_close(ours.double(), expected, rtol=0.02, atol=1e-3)
+    unchanged = deeplift(model, base.half(), 2, baselines=base.half())
+    assert torch.equal(unchanged, torch.zeros(base.shape, dtype=torch.float16))
+
+
 def test_below_eps_every_rule_passes_the_gradient() -> None:
     """With every input difference below ``eps`` no rule applies: gradient x difference."""
     from neuronkit.interpretability import saliency

@@ -1107,6 +1107,28 @@ def test_alpha_beta_rule_checks_and_captums_alpha1_beta0_where_they_agree() -> N
         lrp(model, X, T, rules={"1": AlphaBetaRule()})
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_alpha_beta_rule_with_no_contributions_of_one_sign(dtype) -> None:
+    """A unit whose contributions are all of one sign (inputs 0 after a ReLU, a bias of that
+    sign) hands the other sign nothing: not ``z / 1e-9`` times 0 contributions, which
+    overflows a float16 gradient (or float32 at huge inputs) into NaN."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -1.0]]))
+        model[0].bias.zero_()
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
+    scale = 1e30 if dtype == torch.float32 else 1.0
+    with torch.no_grad():
+        model[2].bias.copy_(torch.tensor([-0.5 * scale]))
+    x = torch.tensor([[2.0, 3.0]])  # hidden (2, 0): z+ = 2, z- = -0.5 at the output (scaled)
+    rules = {nn.Linear: AlphaBetaRule(2.0, 1.0)}
+    relevance = lrp(model.to(dtype), (x * scale).to(dtype), 0, rules=rules)
+    # the output hands its input 2 * 1.5 / 2 * 2 = 3 (the bias takes the negative part); the
+    # first layer's second unit is 0 (no relevance); its first has no negative contributions
+    expected = torch.tensor([[3.0 * 2.0, 0.0]]) * scale
+    torch.testing.assert_close(relevance.float(), expected, rtol=1e-3, atol=0.0)
+
+
 class _Twice(nn.Module):
     """One linear layer applied twice; the gamma rule reads each call's own activations."""
 

@@ -110,6 +110,12 @@ class _References:
         return ref_in, ref_out
 
 
+def _small(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """``|delta| < eps``, and ``delta == 0`` where ``eps`` rounds to 0 in ``delta``'s dtype
+    (the default 1e-10 in float16): an input equal to its reference must not divide 0 by 0."""
+    return (delta.abs() < eps) | (delta == 0)
+
+
 def _rescaled(
     x: torch.Tensor, out: torch.Tensor, ref_in: torch.Tensor, ref_out: torch.Tensor, eps: float
 ) -> torch.Tensor:
@@ -117,7 +123,7 @@ def _rescaled(
     derivative where ``|x - ref_in| < eps``)."""
     with torch.no_grad():
         delta = x - ref_in
-        small = delta.abs() < eps
+        small = _small(delta, eps)
         ratio = (out - ref_out) / delta.masked_fill(small, 1.0)
         ratio.masked_fill_(small, 0.0)
     kept = torch.where(small, out, out.detach()) if bool(small.any()) else out.detach()
@@ -165,7 +171,7 @@ class _MaxPoolRule(torch.autograd.Function):
         indices, ref_indices, above_ref, below_max, delta = ctx.saved_tensors
         routed = _route(grad * above_ref, indices, ctx.shape, ctx.dims)
         routed += _route(grad * below_max, ref_indices, ctx.shape, ctx.dims)
-        small = delta.abs() < ctx.eps
+        small = _small(delta, ctx.eps)
         multiplier = routed / delta.masked_fill(small, 1.0)
         if bool(small.any()):
             multiplier = torch.where(small, _route(grad, indices, ctx.shape, ctx.dims), multiplier)

@@ -1482,14 +1482,18 @@ def _alpha_beta(
         return total
 
     z = out.detach()
+
+    def factor(side: torch.Tensor) -> torch.Tensor:
+        """``z / (side ± 1e-9)``, 0 where ``side`` is: its contributions, of one sign, all are
+        (``z / 1e-9`` there would overflow a half-precision gradient, or a huge ``z``)."""
+        return torch.where(side == 0, 0.0, _rule_factor(z, side, 1e-9))
+
     positive = contributions(0)
-    result: torch.Tensor = _Scaled.apply(
-        positive, z, rule.alpha * _rule_factor(z, positive.detach(), 1e-9)
-    )
+    result: torch.Tensor = _Scaled.apply(positive, z, rule.alpha * factor(positive.detach()))
     if rule.beta:
         negative = contributions(1)
-        factor = -rule.beta * _rule_factor(z, negative.detach(), 1e-9)
-        result = result + _Scaled.apply(negative, torch.zeros_like(z), factor)
+        scale = -rule.beta * factor(negative.detach())
+        result = result + _Scaled.apply(negative, torch.zeros_like(z), scale)
     return result
 
 
