@@ -101,3 +101,13 @@ def test_large_network_follows_the_rho_aware_theory() -> None:
 def test_bad_rho_names_the_argument(kwargs: dict, exc: type) -> None:
     with pytest.raises(exc, match=r"^rho "):
         mean_field_overlaps(0.5, 3, **kwargs)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("rho", [1e100, 1e200, 1e300])
+def test_huge_rho_gives_the_small_overlap_not_zero(rho: float) -> None:
+    """No dilution: m_1 = E sign(1 + sqrt(rho) Z) = erf(1 / sqrt(2 rho)) ~ sqrt(2 / (pi rho)), not
+    0 from rho * n**2 overflowing (n grows to about sqrt(rho))."""
+    m = mean_field_overlaps(0.0, 3, rho=rho)
+    assert m[0] == pytest.approx(math.sqrt(2.0 / (math.pi * rho)), rel=1e-9)
+    assert np.array_equal(m[1:], [0.0, 0.0])

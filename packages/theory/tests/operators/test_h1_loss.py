@@ -264,3 +264,16 @@ def test_fit_operator_rejects_an_unknown_loss(loss, error) -> None:
     model = MgNO(1, 1, width=4, num_layers=1, levels=2, seed=0)
     with pytest.raises(error, match="loss must be one of"):
         fit_operator(model, x, y, epochs=1, loss=loss)
+
+
+@pytest.mark.parametrize("loss", [relative_l2, relative_h1_loss])
+@pytest.mark.parametrize("scale", [1e-30, 1e20, 1e30])
+def test_relative_losses_are_scale_invariant_in_float32(loss, scale: float) -> None:
+    """The squares in the norms of a float32 target of 1e20 overflow (NaN ratio) and those of
+    1e-30 underflow (taken for a zero target): the ratio must not depend on the scale."""
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 1, 8, 8, generator=gen)
+    pred = target + 0.5 * torch.randn(2, 1, 8, 8, generator=gen)
+    ref = loss(pred, target, reduction="none")
+    got = loss(pred * scale, target * scale, reduction="none")
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=0.0)

@@ -42,6 +42,21 @@ def test_double_exponential_reports_the_slow_timescale() -> None:
     assert math.isnan(fit_ac_timescale(np.zeros(10), fit_lag=5)[0])
 
 
+@pytest.mark.parametrize("value", [0.1, 0.7, 123.456])
+def test_autocorrelation_of_a_constant_series_is_exactly_zero(value: float) -> None:
+    """The mean of 50 copies of 0.1 is an ulp off: no ~1e-34 "variance" (fitted as tau = 100)."""
+    ac = autocorrelation(np.full((2, 50), value))
+    assert np.array_equal(ac, np.zeros(49))
+    assert math.isnan(fit_ac_timescale(ac, fit_lag=5)[0])
+
+
+@pytest.mark.parametrize("scale", [1e-14, 1e-300])
+def test_fit_is_independent_of_the_ac_scale(scale: float) -> None:
+    """The AC is normalized by ac[0]: a small but varying activity is fitted, not NaN."""
+    ac = np.exp(-np.arange(40) / 3.0)
+    assert fit_ac_timescale(scale * ac) == fit_ac_timescale(ac)
+
+
 def test_network_timescale_of_uncoupled_leaky_units_is_the_ar1_timescale() -> None:
     # no recurrence and a positive drive: h_t = a h_{t-1} + (1 - a) u_t with a = 1 - 1/tau,
     # whose autocorrelation under i.i.d. input decays as a^k = exp(-k / (-1/log a)).

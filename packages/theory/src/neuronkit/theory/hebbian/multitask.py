@@ -348,17 +348,19 @@ def _noisy_zero_temperature_overlaps(
     """Mattis overlaps at the fixed point of the ``rho > 0`` map of :func:`mean_field_overlaps`."""
     active = configs**2
     m = np.zeros_like(n)
+    # s = sqrt(rho) q and rho * density = sqrt(rho) * (density at rho = 1) / q: n grows to
+    # about sqrt(rho), so rho * n**2 (and rho * n) would overflow for rho beyond about 1e150
+    root = math.sqrt(rho)
     for _ in range(iterations):
         mu = configs @ n
-        s = np.sqrt(rho * (active @ n**2))
-        # s = 0 only where every term of the field vanishes, i.e. mu = 0 too: sign(h) = 0
-        safe = np.where(s > 0, s, 1.0)
-        mean_sign = np.where(s > 0, special.erf(mu / (math.sqrt(2.0) * safe)), 0.0)
-        density = np.where(
-            s > 0, np.sqrt(2.0 / math.pi) * np.exp(-0.5 * (mu / safe) ** 2) / safe, 0.0
-        )
+        q = np.sqrt(active @ n**2)
+        # q = 0 only where every term of the field vanishes, i.e. mu = 0 too: sign(h) = 0
+        safe = np.where(q > 0, q, 1.0)
+        z = mu / (root * safe)  # mu / s
+        mean_sign = np.where(q > 0, special.erf(z / math.sqrt(2.0)), 0.0)
+        density = np.where(q > 0, root * np.sqrt(2.0 / math.pi) * np.exp(-0.5 * z**2) / safe, 0.0)
         m = weights @ (configs * mean_sign[:, None])
-        new = m + rho * n * ((weights * density) @ active)
+        new = m + n * ((weights * density) @ active)
         if np.max(np.abs(new - n)) < tol:
             break
         n = new

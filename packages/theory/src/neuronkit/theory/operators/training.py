@@ -13,6 +13,7 @@ over the first 20% of training, anneal to ``lr / 200``), not torch's (``lr / 25`
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -66,8 +67,25 @@ def relative_l2(
         raise ValueError(f"pred must be a batch [B, ...] with ndim >= 2, got ndim {pred.ndim}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    pred, target = _scaled_pair(pred, target)
     diff = (pred - target).flatten(1).norm(dim=1)
     return _reduced_ratio(diff, target.flatten(1).norm(dim=1), reduction)
+
+
+def _scaled_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pred`` and ``target`` times a power of two per sample that brings the sample's largest
+    ``|target|`` near 1. Exact (no rounding) and cancelling in the ratio, it keeps the squares
+    in the norms from overflowing (NaN ratio for a float32 target of 1e20) or underflowing (a
+    target of 1e-30 taken for zero)."""
+    if not target.is_floating_point() or target.numel() == 0:
+        return pred, target
+    amax = target.detach().flatten(1).abs().amax(dim=1)
+    _, exponent = torch.frexp(amax)
+    # the factor itself stays finite and normal (2**-126 .. 2**126 in float32)
+    limit = math.floor(math.log2(torch.finfo(target.dtype).max)) - 1
+    factor = torch.ldexp(torch.ones_like(amax), (-exponent).clamp(-limit, limit))
+    factor = factor.view(-1, *[1] * (target.ndim - 1))
+    return pred * factor, target * factor
 
 
 def _reduced_ratio(diff: torch.Tensor, norm: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -152,6 +170,7 @@ def relative_h1_loss(
     ky = _wavenumbers(w, cutoff, pred.device)
     # sqrt of the mode weights [H, W]; vector_norm's gradient is 0 (not NaN) at a zero error
     scale = (1.0 + float(a) ** 2 * (kx[:, None] ** 2 + ky[None, :] ** 2)).sqrt().to(pred.dtype)
+    pred, target = _scaled_pair(pred, target)
     diff_hat = scale * torch.fft.fft2(pred - target, norm="ortho")
     target_hat = scale * torch.fft.fft2(target, norm="ortho")
     diff = torch.linalg.vector_norm(diff_hat.flatten(1), dim=1)

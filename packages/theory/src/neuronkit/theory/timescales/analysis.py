@@ -62,6 +62,8 @@ def autocorrelation(data: np.ndarray | torch.Tensor, max_lag: int | None = None)
         max_lag = n - 2
     check_number("max_lag", max_lag, ge=0, le=n - 2, integer=True)
     xp = x - x.mean(axis=1, keepdims=True)
+    # a constant trial's mean can be off by an ulp, which would leave ~1e-34 of "variance"
+    xp[x.min(axis=1) == x.max(axis=1)] = 0.0
     f = np.fft.rfft(xp, n=2 * n, axis=1)
     ac = np.fft.irfft(np.abs(f) ** 2, n=2 * n, axis=1)[:, : max_lag + 1]
     ac = ac / np.arange(n, n - max_lag - 1, -1)
@@ -118,7 +120,8 @@ def fit_ac_timescale(
     y_all = as_float_tensor("ac", ac, 1, "[L]").numpy()
     check_number("fit_lag", fit_lag, ge=1, lt=len(y_all), integer=True)
     check_number("min_weight", min_weight, ge=0.0, le=0.5)
-    if not y_all[0] > 1e-12 * max(1.0, float(np.abs(y_all).max())):
+    # relative only: the AC of a small (but varying) activity is as good as any other
+    if not y_all[0] > 1e-12 * float(np.abs(y_all).max()) or not y_all[0] > 0:
         return float("nan"), 0
     y = y_all[: fit_lag + 1] / y_all[0]
     k = np.arange(fit_lag + 1, dtype=np.float64)
