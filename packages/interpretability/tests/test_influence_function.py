@@ -262,3 +262,41 @@ def test_too_many_parameters_is_refused() -> None:
     data = (torch.zeros(2, 200), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"20301 parameters.*layers=.*arnoldi"):
         hessian_self_influence(model, data)
+
+
+def test_a_zero_hessian_is_the_damping_alone() -> None:
+    """A loss linear in the parameters has a constant gradient (no graph to differentiate
+    again): H = 0, so LiSSA's (H + damping I)^-1 is 1 / damping, not an autograd error."""
+    model = nn.Linear(3, 2).double()
+    x = torch.randn(5, 3, generator=_gen(5), dtype=torch.float64)
+    y = torch.zeros(5, dtype=torch.long)
+
+    def linear(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return outputs.sum(1)
+
+    rows = F.pad(x, (0, 1), value=1.0)
+    expected = 2 * rows.square().sum(1) / 0.5  # two outputs share each input's gradient
+    got = hessian_self_influence(
+        model, (x, y), loss_fn=linear, method="lissa", damping=0.5, lissa_depth=50
+    )
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="arnoldi_tol"):
+        hessian_self_influence(model, (x, y), loss_fn=linear, method="arnoldi", damping=0.5)
+
+
+def test_arnoldi_stops_on_an_invariant_subspace() -> None:
+    """H = 4 I spans one Krylov direction: with arnoldi_tol=0 the next direction's norm 0
+    ends the iteration (a clear error), rather than dividing by it into NaN."""
+    model = nn.Linear(2, 1, bias=False).double()
+    x = torch.eye(2, dtype=torch.float64).repeat(2, 1)
+    y = torch.zeros(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="arnoldi_tol=0"):
+        hessian_self_influence(
+            model,
+            (x, y),
+            loss_fn=_squared_error,
+            method="arnoldi",
+            arnoldi_tol=0.0,
+            arnoldi_dim=5,
+            damping=0.0,
+        )

@@ -194,3 +194,17 @@ def test_bool_or_float_rows_and_complex_or_nan_values_are_refused_by_name() -> N
         upsampled_masks(torch.zeros(2, 3, 3), torch.full((2,), float("nan")), (4, 4))
     with pytest.raises(ValueError, match="maps must be finite"):
         upsampled_masks(torch.full((2, 3, 3), float("nan")), torch.zeros(2), (4, 4))
+
+
+def test_tied_images_of_a_constant_unit_come_in_index_order() -> None:
+    """A constant unit ties every image: the exemplars are the first k (topk's order is its
+    implementation's, e.g. [10, 19, 18, ...] of 20), with empty masks (nothing exceeds the
+    threshold, the constant itself)."""
+    x = torch.rand(20, 2, 8, 8, generator=torch.Generator().manual_seed(2))
+    x[:, 1] = 0.5
+    x[[3, 11], 0] = 2.0  # unit 0: two clear winners, then ties broken by index
+    ex = compute_exemplars(_Toy(), x, "feat", k=5)
+    assert ex.indices[1].tolist() == [0, 1, 2, 3, 4]
+    assert bool((ex.activations[1] == 0.5).all())
+    assert not bool(ex.masks[1].any())
+    assert ex.indices[0, :2].tolist() == [3, 11]

@@ -197,3 +197,17 @@ def test_darcy_dataset_dtype() -> None:
     torch.testing.assert_close(wide.solution.float(), narrow.solution, rtol=0, atol=0)
     with pytest.raises(TypeError, match=r"dtype must be a floating torch\.dtype"):
         darcy_dataset(2, 7, seed=0, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+@pytest.mark.parametrize("method", ["direct", "cg"])
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_solve_darcy_extreme_coefficient_scale(boundary: str, method: str, scale: float) -> None:
+    # u(s a) = u(a) / s; the harmonic face mean 2 a b / (a + b) used to overflow to inf (NaN
+    # or non-converging solves) or underflow to 0 (a singular matrix, garbage from "cg")
+    n = 9
+    a = np.exp(np.random.default_rng(0).standard_normal((n, n)))
+    f = default_forcing(n, boundary)
+    ref = solve_darcy(a, f, boundary=boundary, method=method)
+    u = solve_darcy(a * scale, f, boundary=boundary, method=method)
+    np.testing.assert_allclose(u * scale, ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max())

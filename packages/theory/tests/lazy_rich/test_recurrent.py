@@ -65,6 +65,16 @@ def test_truncated_rank_weight_rejects_bad_rank() -> None:
         truncated_rank_weight(torch.zeros(3, 2), 1)
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_truncated_rank_weight_extreme_magnitudes(scale: float) -> None:
+    # the Frobenius norms used to underflow to 0 ("all zeros") or overflow to inf (NaN output)
+    g = torch.randn(5, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
+    ref = truncated_rank_weight(g, 2)
+    out = truncated_rank_weight(g * scale, 2)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out / scale, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_perceptual_decision_trials_follow_neurogym() -> None:
     x, y = perceptual_decision_trials(400, sigma=0.0, coherences=[51.2], seed=0)
     assert x.shape == (400, 8, 3)

@@ -204,6 +204,8 @@ def _hessian_products(grads: _ExampleGradients, flat: torch.Tensor, summed_loss:
         f = flat.detach().requires_grad_(True)
         with torch.enable_grad():
             (g,) = torch.autograd.grad(summed_loss(f, xb, yb), f, create_graph=True)
+            if not g.requires_grad:  # the gradient is constant: a zero Hessian
+                return torch.zeros_like(rows)
             if grads.vectorize and len(rows) > 1:
                 return torch.autograd.grad(g, f, rows, is_grads_batched=True)[0]
             return torch.stack([torch.autograd.grad(g, f, r, retain_graph=True)[0] for r in rows])
@@ -380,12 +382,15 @@ def _arnoldi(
             restricted[i, k - 1] = basis[i] @ v
             v = v - restricted[i, k - 1] * basis[i]
         restricted[k, k - 1] = v.norm()
-        if restricted[k, k - 1] < tol:
+        if restricted[k, k - 1] < tol or restricted[k, k - 1] == 0:  # 0: an invariant subspace
             break
         basis.append(v / restricted[k, k - 1])
     kept = k - 1
     if kept < 1:
         raise ValueError(
-            f"the Arnoldi iteration stopped after one step (arnoldi_tol={tol}): lower arnoldi_tol"
+            f"the Arnoldi iteration stopped after one step (next direction's norm "
+            f"{float(restricted[1, 0]):.3g}, arnoldi_tol={tol}): lower arnoldi_tol, or use "
+            'method="exact" (a Hessian that is zero or a multiple of the identity spans one '
+            "direction)"
         )
     return torch.stack(basis[:kept]), restricted[:kept, :kept]

@@ -222,7 +222,10 @@ def compute_exemplars(
     acts = acts.to(torch.promote_types(acts.dtype, torch.float32))
     check_finite(f"activations of {layer!r}", acts)
     pooled = acts.flatten(2).amax(2) if acts.ndim == 4 else acts
-    top_act, top_idx = pooled.topk(k, dim=0)  # [k, U]
+    # a stable sort: tied images (a constant unit) come in index order, where topk's order
+    # is the implementation's
+    top_idx = pooled.argsort(dim=0, descending=True, stable=True)[:k]  # [k, U]
+    top_act = pooled.gather(0, top_idx)
     top_act, top_idx = top_act.T.contiguous(), top_idx.T.contiguous()
     thresholds = activation_quantiles(acts, quantile)
     images = inputs[top_idx].detach().clone()  # [U, k, C, H, W]

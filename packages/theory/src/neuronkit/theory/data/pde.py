@@ -179,6 +179,12 @@ def _as_field(name: str, x: object, ndim: tuple[int, ...], layout: str) -> np.nd
     return arr
 
 
+def _harmonic(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Harmonic mean ``2 p q / (p + q)`` of positive arrays, without forming ``p * q`` (which
+    overflows to inf for values above ~1e154 and underflows to 0 below ~1e-154)."""
+    return 2 * p * (q / (p + q))
+
+
 def _face_coefficients(a: np.ndarray, boundary: str) -> tuple[np.ndarray, np.ndarray]:
     """Face coefficients of a batch ``a`` ``[num, n, n]``.
 
@@ -188,9 +194,9 @@ def _face_coefficients(a: np.ndarray, boundary: str) -> tuple[np.ndarray, np.nda
     """
     if boundary == "periodic":
         nx, ny = np.roll(a, -1, axis=1), np.roll(a, -1, axis=2)
-        return 2 * a * nx / (a + nx), 2 * a * ny / (a + ny)
-    hx = 2 * a[:, 1:] * a[:, :-1] / (a[:, 1:] + a[:, :-1])
-    hy = 2 * a[:, :, 1:] * a[:, :, :-1] / (a[:, :, 1:] + a[:, :, :-1])
+        return _harmonic(a, nx), _harmonic(a, ny)
+    hx = _harmonic(a[:, 1:], a[:, :-1])
+    hy = _harmonic(a[:, :, 1:], a[:, :, :-1])
     cx = np.concatenate([a[:, :1], hx, a[:, -1:]], axis=1)
     cy = np.concatenate([a[:, :, :1], hy, a[:, :, -1:]], axis=2)
     return cx, cy

@@ -93,12 +93,13 @@ def truncated_rank_weight(weight: Any, rank: int) -> torch.Tensor:
     r = check_positive_int("rank", rank)
     if r > min(w.shape):
         raise ValueError(f"rank must be <= min(M, N) = {min(w.shape)}, got {r}")
-    norm = torch.linalg.norm(w)
-    if norm == 0:
+    peak = w.abs().max()
+    if peak == 0:
         raise ValueError("weight must not be all zeros")
+    w = w / peak  # the norms below would overflow (|w| ~ 1e155) or underflow (~ 1e-155)
     u, s, vh = torch.linalg.svd(w, full_matrices=False)
     low = (u[:, :r] * s[:r]) @ vh[:r]
-    return low * (norm / torch.linalg.norm(low))
+    return low * (torch.linalg.norm(w) / torch.linalg.norm(low)) * peak
 
 
 class TwoLayerTanhNet(torch.nn.Module):
