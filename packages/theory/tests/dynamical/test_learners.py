@@ -20,6 +20,7 @@ from neuronkit.theory.dynamical.learners import (
     mlp_parameters,
     mse_loss_system,
     neuron_layer,
+    neuron_learner,
     training_system,
 )
 from neuronkit.theory.dynamical.systems import simulate
@@ -179,3 +180,19 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="grad_y must have shape"):
         dense_backward(rand(2, 3), rand(2, 5), rand(4, 3), rand(4))
     assert isinstance(dense_learner(2, 2, lr=0.0).initial_state(), DenseState)
+
+
+def test_zero_learning_rate_freezes_even_when_the_gradient_overflows() -> None:
+    """lr = 0 leaves the weights as they were; 0 * inf would have made them NaN."""
+    f64 = torch.float64
+    w, b = torch.ones(1, 2, dtype=f64), torch.zeros(1, dtype=f64)
+    x = torch.full((1, 2), 1e200, dtype=f64)
+    dense = dense_learner(2, 1, lr=0.0, weight=w, bias=b)
+    g = torch.full((1, 1), 1e200, dtype=f64)
+    _, state = dense.step(dense.initial_state(), {"x": x, "grad_y": g})
+    assert torch.equal(state.weight, w)
+    assert torch.equal(state.bias, b)
+    neuron = neuron_learner(2, lr=0.0, weight=w[0], bias=b[0])
+    _, state = neuron.step(neuron.initial_state(), {"x": x, "grad_y": g[:, 0]})
+    assert torch.equal(state.weight, w[0])
+    assert torch.equal(state.bias, b[0])

@@ -176,3 +176,22 @@ def test_kernel_plateau_is_read_at_interpolation_not_at_the_fit() -> None:
     assert hist.weight_change[-1] < 0.01
     assert interpolation_plateau(hist) == pytest.approx(kr, rel=0.02)
     assert abs(grokking_delay(hist)["plateau"] - kr) > 0.2 * kr
+
+
+@pytest.mark.parametrize("alpha", [1e-170, 1e-160, 1e160, 1e300])
+def test_kernel_regression_is_alpha_invariant_at_extreme_scales(alpha) -> None:
+    """With no ridge the plateau does not depend on alpha: (alpha/N)^2 must not over/underflow
+    into a NaN (or a zero kernel, predicting 0)."""
+    data = quadratic_feature_data(20, 50, 30, seed=0)
+    args = (data.x_train, data.y_train, data.x_test, data.y_test)
+    ref = initial_ntk_regression(ScaledQuadraticNet(30, 8, alpha=1.0, seed=1), *args)
+    got = initial_ntk_regression(ScaledQuadraticNet(30, 8, alpha=alpha, seed=1), *args)
+    assert got == pytest.approx(ref, rel=1e-9)
+
+
+@pytest.mark.parametrize("alpha", [1e-170, 1e200])
+def test_default_lr_out_of_float_range_names_alpha(alpha) -> None:
+    data = quadratic_feature_data(8, 8, 4, seed=0)
+    model = ScaledQuadraticNet(4, 8, alpha=alpha, seed=1)
+    with pytest.raises(ValueError, match="alpha"):
+        train_lazy_rich(model, data.x_train, data.y_train, data.x_test, data.y_test, steps=2)

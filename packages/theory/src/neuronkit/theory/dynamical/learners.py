@@ -277,7 +277,8 @@ def dense_learner(
         [Port("x", (None, in_features), dtype), Port("grad_y", (None, out_features), dtype)],
         outputs,
         initial_state=DenseState(w0, b0),
-        update=update,
+        # lr = 0 freezes exactly: 0 * an overflowed (inf) gradient would write NaN weights
+        update=update if lr != 0 else None,
         readout=readout,
         feedthrough={"y": ["x"], "grad_x": ["x", "grad_y"]},
         name=name,
@@ -328,7 +329,7 @@ def neuron_learner(
         [Port("x", (None, in_features), dtype), Port("grad_y", (None,), dtype)],
         [Port("y", (None,), dtype), Port("grad_x", (None, in_features), dtype)],
         initial_state=NeuronState(w0, b0),
-        update=update,
+        update=update if lr != 0 else None,  # lr = 0 freezes exactly (see dense_learner)
         readout={
             "y": lambda s, i: f(i["x"] @ s.weight + s.bias),
             "grad_x": lambda s, i: delta(s, i)[:, None] * s.weight,

@@ -94,8 +94,12 @@ def _closed_form_ntk(
     x1: torch.Tensor,
     x2: torch.Tensor | None = None,
     gram: torch.Tensor | None = None,
+    scaled: bool = True,
 ) -> torch.Tensor:
     """:meth:`ScaledQuadraticNet.ntk`; ``gram`` is ``x1 @ x2.T`` when already known.
+
+    ``scaled=False`` leaves out the factor ``(alpha / N)^2`` (which over- or underflows for
+    extreme ``alpha``), for quantities invariant to the kernel's scale.
 
     For ``x2 = None`` the factor ``g = 1 + eps x W^T`` is computed once and used on both sides
     (the same values as computing it twice, so the kernel is bit-identical).
@@ -105,6 +109,8 @@ def _closed_form_ntk(
     g2 = g1 if x2 is None else 1.0 + model.eps * (x2 @ w.T)
     if gram is None:
         gram = x1 @ (x1 if x2 is None else x2).T
+    if not scaled:
+        return (g1 @ g2.T) * gram
     n = w.shape[0]
     return (model.alpha / n) ** 2 * (g1 @ g2.T) * gram
 
@@ -173,13 +179,20 @@ def initial_ntk_regression(
     xtr, ytr = _xy(x_train, y_train, "train", d, model.weight.device)
     xte, yte = _xy(x_test, y_test, "test", d, model.weight.device)
     check_number("ridge", ridge, ge=0)
-    k = model.ntk(xtr) + ridge * torch.eye(xtr.shape[0], dtype=xtr.dtype, device=xtr.device)
+    # K = s K1 with s = (alpha / N)^2: the prediction K1_te (K1 + (ridge / s) I)^-1 y needs no
+    # s, which over- or underflows for extreme alpha (NaN or a zero kernel otherwise)
+    s = model.alpha / model.width
+    ridge_1 = ridge / s / s
+    if math.isinf(ridge_1):  # the ridge swamps the kernel: the prediction is 0 to rounding
+        return float((yte**2).mean())
+    k = _closed_form_ntk(model, xtr, scaled=False)
+    k = k + ridge_1 * torch.eye(xtr.shape[0], dtype=xtr.dtype, device=xtr.device)
     coef = (
         torch.linalg.lstsq(k, ytr[:, None]).solution
         if ridge == 0
         else torch.linalg.solve(k, ytr[:, None])
     )
-    pred = (model.ntk(xte, xtr) @ coef)[:, 0]
+    pred = (_closed_form_ntk(model, xte, xtr, scaled=False) @ coef)[:, 0]
     return float(((pred - yte) ** 2).mean())
 
 
@@ -237,7 +250,13 @@ def train_lazy_rich(
         align_points = check_positive_int("align_points", align_points, minimum=2)
     n = model.width
     if lr is None:
-        lr = n / model.alpha**2
+        a2 = model.alpha * model.alpha  # inf or 0 past the float range (no OverflowError)
+        lr = n / a2 if a2 > 0 else math.inf
+        if not 0 < lr < math.inf:
+            raise ValueError(
+                f"alpha={model.alpha:g} makes the default lr = N / alpha^2 = {lr:g} leave the "
+                f"float range; pass lr"
+            )
     check_number("lr", lr, gt=0)
     if stop_test_loss is not None:
         check_number("stop_test_loss", stop_test_loss, gt=0)
