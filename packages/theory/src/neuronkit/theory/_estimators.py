@@ -27,26 +27,41 @@ def check_fitted(estimator: Any, attribute: str, method: str) -> None:
         )
 
 
+def check_samples(name: str, x: torch.Tensor) -> None:
+    """Raise unless ``x [N, D]`` holds at least one sample and one feature."""
+    if 0 in x.shape:
+        raise ValueError(
+            f"{name} must hold at least one sample and one feature [N >= 1, D >= 1], got shape "
+            f"{tuple(x.shape)}"
+        )
+
+
 Classes = torch.Tensor | np.ndarray
 
 
-def encode_classes(name: str, labels: Any, n: int) -> tuple[Classes, torch.Tensor]:
-    """The sorted distinct labels of ``labels [N]`` (``classes_``) and each sample's index into
-    them ``[N]`` (long, CPU). Integer labels (or integer-valued floats) give a tensor of classes;
-    bools, strings or other objects that numpy sorts (as scikit-learn allows) a numpy array."""
-    if not isinstance(labels, torch.Tensor):
-        arr = np.asarray(labels)
-        if arr.dtype.kind in "bOSU":  # bool: classes False / True, as in scikit-learn
-            check_ndim(name, arr, 1, "[N]")
-            if arr.shape[0] != n:
-                raise ValueError(f"{name} must have one label per sample ({n}), got {arr.shape[0]}")
-            try:
-                classes, codes = np.unique(arr, return_inverse=True)
-            except TypeError as err:  # e.g. None among strings
-                raise TypeError(f"{name} must hold labels of one sortable kind ({err})") from None
-            return classes, torch.as_tensor(codes.reshape(-1), dtype=torch.long)
-    values = integer_labels(name, labels, n)
-    classes, codes = torch.unique(values, return_inverse=True)
+def encode_classes(
+    name: str, labels: Any, n: int, min_classes: int = 1
+) -> tuple[Classes, torch.Tensor]:
+    """The sorted distinct labels of ``labels [N]`` (``classes_``; at least ``min_classes``) and
+    each sample's index into them ``[N]`` (long, CPU). Integer labels (or integer-valued floats)
+    give a tensor of classes; bools, strings or other objects that numpy sorts (as scikit-learn
+    allows) a numpy array."""
+    arr = None if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if arr is not None and arr.dtype.kind in "bOSU":  # bool: classes False / True (scikit-learn)
+        check_ndim(name, arr, 1, "[N]")
+        if arr.shape[0] != n:
+            raise ValueError(f"{name} must have one label per sample ({n}), got {arr.shape[0]}")
+        try:
+            classes, inverse = np.unique(arr, return_inverse=True)
+        except TypeError as err:  # e.g. None among strings
+            raise TypeError(f"{name} must hold labels of one sortable kind ({err})") from None
+        codes = torch.as_tensor(inverse.reshape(-1), dtype=torch.long)
+    else:
+        classes, codes = torch.unique(integer_labels(name, labels, n), return_inverse=True)
+    if len(classes) < min_classes:
+        raise ValueError(
+            f"{name} must contain at least {min_classes} classes, got {classes.tolist()}"
+        )
     return classes, codes
 
 

@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from neuronkit.common import EstimatorParams, check_choice, check_number
 
-from .._estimators import check_fitted, like_input
+from .._estimators import check_fitted, check_samples, like_input
 from .._utils import Seed, as_float_tensor, check_positive_int, torch_generator
 
 __all__ = [
@@ -173,11 +173,7 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
             raise ValueError(
                 f"y must have one target per row of x ({xt.shape[0]}), got {yt.shape[0]}"
             )
-        if xt.shape[0] == 0 or xt.shape[1] == 0:
-            raise ValueError(
-                f"x must hold at least one sample and one feature [n >= 1, dim >= 1], got shape "
-                f"{tuple(xt.shape)}"
-            )
+        check_samples("x", xt)
         # computed into locals, assigned only at the end: a failed refit leaves the old fit whole
         weight, bias = draw_bandlimited_weights(
             self.width, xt.shape[1], self.band, bias_band=self.bias_band, seed=self.seed

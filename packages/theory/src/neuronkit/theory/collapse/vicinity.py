@@ -28,7 +28,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from neuronkit.common import EstimatorParams, check_number, check_shape
 
-from .._estimators import accuracy, check_fitted, decode_classes, encode_classes, like_input
+from .._estimators import (
+    accuracy,
+    check_fitted,
+    check_samples,
+    decode_classes,
+    encode_classes,
+    like_input,
+)
 from .._utils import as_float_tensor, as_labels, check_positive_int
 
 __all__ = [
@@ -274,14 +281,8 @@ class VicinityCollapse(ClassifierMixin, EstimatorParams, BaseEstimator):  # skle
         the labels ``y [N]`` encoded as indices into ``classes_``: sets ``classes_ [K]``,
         ``features_ [N, D]``, ``coef_ [K, D]``, ``n_iter_`` and ``converged_``."""
         h0 = as_float_tensor("X", X, 2, "[N, D]")
-        if 0 in h0.shape:
-            raise ValueError(
-                f"X must hold at least one sample and one feature [N >= 1, D >= 1], got shape "
-                f"{tuple(h0.shape)}"
-            )
-        classes, codes = encode_classes("y", y, h0.shape[0])
-        if len(classes) < 2:
-            raise ValueError(f"y must contain at least 2 classes, got {classes.tolist()}")
+        check_samples("X", h0)
+        classes, codes = encode_classes("y", y, h0.shape[0], min_classes=2)
         result = fit_vicinity(h0, codes, num_classes=len(classes), **self.get_params())
         self.classes_ = classes
         self.n_features_in_ = int(h0.shape[1])

@@ -55,7 +55,14 @@ from neuronkit.common import (
     grad_enabled,
 )
 
-from .._estimators import accuracy, check_fitted, decode_classes, encode_classes, like_input
+from .._estimators import (
+    accuracy,
+    check_fitted,
+    check_samples,
+    decode_classes,
+    encode_classes,
+    like_input,
+)
 from .._utils import (
     as_float_tensor,
     check_positive_int,
@@ -800,11 +807,8 @@ class DeepNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator):  # skl
         # computed into locals, assigned only at the end: a failed (re)fit leaves the old fit whole
         act, depth, ridge, singular = self.activation, self.depth, self.ridge, self._singular
         a = _unit_rows("x", x)
-        if a.shape[0] == 0:
-            raise ValueError(f"x must hold at least one sample [N >= 1, D], got {tuple(a.shape)}")
-        classes, idx = encode_classes("y", y, a.shape[0])
-        if len(classes) < 2:
-            raise ValueError(f"y must contain at least 2 classes, got {classes.tolist()}")
+        check_samples("x", a)
+        classes, idx = encode_classes("y", y, a.shape[0], min_classes=2)
         if len(classes) == 2:
             targets = (2.0 * idx - 1.0).to(torch.float64)[:, None]
         else:
@@ -914,10 +918,7 @@ class InfiniteDepthNTKClassifier(ClassifierMixin, EstimatorParams, BaseEstimator
         and the limit classifier :func:`depth_limit` chooses (``limit_``)."""
         act = self.activation
         x_rows = _unit_rows("x", x)
-        if x_rows.shape[0] == 0:
-            raise ValueError(
-                f"x must hold at least one sample [N >= 1, D], got {tuple(x_rows.shape)}"
-            )
+        check_samples("x", x_rows)
         classes, codes = encode_classes("y", y, x_rows.shape[0])
         limit = depth_limit(act)
         self.y_ = decode_classes(classes, codes)  # assigned together, after all that can fail
