@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
@@ -44,7 +45,6 @@ from neuronkit.common import (
     grad_enabled,
     integer_dtype,
     torch_generator,
-    torch_rngs_forked,
 )
 
 from .vocabulary import Vocabulary
@@ -114,12 +114,14 @@ _R = TypeVar("_R")
 
 
 def _own_rng(fit: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run a seeded training method on a fork of torch's global RNG: its dropout draws follow
-    its ``seed``, and the caller's global RNG state is restored afterwards."""
+    """Run a training method with a keyword-only ``seed`` under :func:`forked_manual_seed`: its
+    global draws (dropout, new heads' initialisation) follow ``seed``, and the caller's global
+    RNG state is restored afterwards (no reseed of an uninitialized CUDA is queued either)."""
+    default = inspect.signature(fit).parameters["seed"].default
 
     @functools.wraps(fit)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with torch_rngs_forked():
+        with forked_manual_seed(kwargs.get("seed", default)):
             return fit(*args, **kwargs)
 
     return wrapper
@@ -342,7 +344,6 @@ class ExemplarEncoder(nn.Module):
         check_seed(seed)
         images = detached_input(images)  # training never reaches the caller's graph or .grad
         gen = torch_generator(seed)
-        torch.manual_seed(seed)
         n_classes = [int(pixel_labels[:, a].max()) + 1 for a in range(pixel_labels.shape[1])]
         heads = nn.ModuleList([nn.Conv2d(self.feature_size, c, 1) for c in n_classes])
         heads = heads.to(images.device)
@@ -642,7 +643,6 @@ class ExemplarCaptioner(nn.Module):
         set_idx = torch.tensor(sets)
         ids = self.vocabulary.encode(texts).to(features.device)
         gen = torch_generator(seed)
-        torch.manual_seed(seed)
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=lr)
         steps = epochs * math.ceil(len(texts) / batch_size)

@@ -140,7 +140,6 @@ class DescriptionLM(nn.Module):
         check_seed(seed)
         ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
         gen = torch_generator(seed)
-        torch.manual_seed(seed)
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         history = []
         with _training(self):
