@@ -138,3 +138,10 @@ def test_bad_inputs() -> None:
         own_over_other_damage(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="n_partitions"):
         BrickDiscovery(1)
+
+
+def test_brick_discovery_refuses_data_without_a_task_clearly() -> None:
+    data = make_task_data(["sort", "reverse", "affine"], 10, seq_len=4, n_digits=5)
+    model = BrickTransformer(data.vocab_size, data.seq_len, d_model=8, n_heads=2, d_ff=16)
+    with pytest.raises(ValueError, match=r"labelled tokens of every task.*'reverse'"):
+        BrickDiscovery(n_partitions=2).fit(model, data.subset(data.task_ids != 1))

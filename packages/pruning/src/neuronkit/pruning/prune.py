@@ -177,10 +177,13 @@ def plan_pruning(
     Args:
         graph: the model's :class:`DependencyGraph`.
         importance: a :class:`GroupImportance` or a name ("l1", "l2", "synflow").
-        ratio: fraction of channels removed, in [0, 1). "local": from every group;
-            "global": ``floor(ratio * total)`` of all prunable channels, lowest normalized
-            scores first (ties: earlier group, then lower channel index), then each group's
-            count is capped by ``max_ratio`` and rounded down to its ``round_to``/head unit.
+        ratio: fraction of channels removed, in [0, 1). "local": from every group, which
+            keeps ``size - floor(ratio * size)`` channels rounded up to a multiple of its
+            unit ``lcm(round_to, group.multiple)`` (whole heads), at least one unit and at
+            most ``size``, so it loses at most ``floor(ratio * size)``; "global":
+            ``floor(ratio * total)`` of all prunable channels, lowest normalized scores first
+            (ties: earlier group, then lower channel index), then each group's count is capped
+            by ``max_ratio`` and rounded down to its ``round_to``/head unit.
         scope: "local" or "global".
         layer_ratios: per-layer ratios by producer module name, overriding ``ratio`` for the
             groups that layer produces (local scope).

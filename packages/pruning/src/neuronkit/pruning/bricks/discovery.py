@@ -308,6 +308,13 @@ class BrickDiscovery(EstimatorParams):
         """Record activations of ``model`` on ``data`` and build the partitions of every layer."""
         _, hidden, tids = ffn_activations(model, data)
         n_tasks = len(data.tasks)
+        counts = torch.bincount(tids.cpu(), minlength=n_tasks)
+        empty = [data.tasks[k] for k in range(n_tasks) if counts[k] == 0]
+        if empty:  # its activation frequencies would be NaN (0 / 0)
+            raise ValueError(
+                f"data must hold labelled tokens of every task in data.tasks {data.tasks}, "
+                f"got none for {empty}"
+            )
         self.tasks_ = data.tasks
         self.frequency_: list[torch.Tensor] = []
         self.labels_: list[np.ndarray] = []

@@ -341,7 +341,8 @@ def train_multitask(
     gates: Sequence[Gate] | None = None,
     activation_l1: float = 0.0,
 ) -> TrainResult:
-    """Train ``model`` in place with AdamW on the token cross-entropy of all tasks mixed.
+    """Train ``model`` in place with AdamW on the token cross-entropy of all tasks mixed; it
+    is left in eval mode.
 
     Learning rate: linear warm-up for ``warmup`` steps, then cosine decay to zero. With
     ``activation_l1 > 0`` the loss adds ``activation_l1 * sum_l mean(h_l)``, an L1 penalty on

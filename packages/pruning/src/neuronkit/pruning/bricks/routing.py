@@ -252,7 +252,8 @@ def train_router(
     lr: float = 1e-2,
     seed: int = 0,
 ) -> list[float]:
-    """Train a router (in place) to predict each expert's activation mass (BCE, Adam).
+    """Train a router (in place) to predict each expert's activation mass (BCE, Adam); it is
+    left in eval mode.
 
     Targets: :func:`expert_scores` of the batch divided by their maximum over the batch (the
     reference recipe), so they lie in ``[0, 1]``.
