@@ -127,12 +127,13 @@ def test_classifiers_name_bad_labels_and_inputs(clf) -> None:
 
 def test_interpolation_warns_of_a_kernel_it_cannot_solve() -> None:
     # erf at depth 3 on 300 points of a circle: condition number > 1e15, so the solve returned
-    # finite coefficients that missed the targets by 25x their norm (training accuracy 0.64)
+    # finite coefficients that missed the targets by 18x-25x their norm, depending on the BLAS
+    # (training accuracy 0.64)
     rng = np.random.default_rng(0)
     angles = rng.uniform(0, 2 * np.pi, 300)
     x, y = np.stack([np.cos(angles), np.sin(angles)], 1), (angles // (2 * np.pi / 3)).astype(int)
     assert float(torch.linalg.cond(sphere_kernel(x, None, 3, erf_dual()))) > 1e15
-    with pytest.warns(LinAlgWarning, match=r"too ill-conditioned .* relative residual of 2\d\."):
+    with pytest.warns(LinAlgWarning, match=r"too ill-conditioned .* relative residual of \d\d"):
         clf = DeepNTKClassifier(erf_dual(), depth=3).fit(x, y)
     assert clf.fit_residual_ > 1
     with warnings.catch_warnings():

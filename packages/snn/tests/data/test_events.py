@@ -24,6 +24,17 @@ def test_shapes_binary_and_seeded(mode: str, channels: int) -> None:
     assert four.shape == (6, 5, 2 * channels, 8, 8)
 
 
+@pytest.mark.parametrize("mode", ["delta", "threshold"])
+def test_float64_images_give_the_frames_of_their_float32_copy(mode: str) -> None:
+    # the phases, start levels and noise were drawn in the images' dtype: float64 images got
+    # another random stream, so about 40% of the frames' entries differed under the same seed
+    img = _images()
+    a = event_frames(img, 6, mode=mode, noise=0.1, seed=1)
+    b = event_frames(img.double(), 6, mode=mode, noise=0.1, seed=1)
+    assert b.dtype == torch.float64
+    assert torch.equal(b.float(), a)
+
+
 def test_threshold_mode_rate_codes_intensity() -> None:
     img = torch.tensor([0.0, 0.25, 0.5, 1.0]).reshape(1, 1, 4).repeat(200, 1, 1)
     ev = event_frames(img, 40, mode="threshold", seed=0)

@@ -123,3 +123,17 @@ def test_an_exact_model_tracks_from_a_nonzero_start() -> None:
     trace = simulate(loop, T)
     error = tracking_error(trace.stack("y"), trace.stack("r"))
     assert torch.allclose(error, torch.zeros_like(error))
+
+
+def test_tracking_error_rejects_several_columns() -> None:
+    # [T, n] with n > 1 used to be read silently as its first column only
+    y = torch.arange(10, dtype=F64).reshape(5, 2)
+    with pytest.raises(ValueError, match=r"y and r must be \[T\] or \[T, 1\]"):
+        tracking_error(y, y)
+    with pytest.raises(ValueError, match=r"got \(5,\) and \(5, 2\)"):
+        tracking_error(y[:, 0], y)
+    # [T] and [T, 1] mix freely and give the same [T - 1] errors
+    col = torch.tensor([[0.0], [1.0], [3.0]], dtype=F64)
+    expected = torch.tensor([1.0, 3.0], dtype=F64)  # |y[t + 1] - r[t]|
+    assert torch.equal(tracking_error(col, torch.zeros(3, dtype=F64)), expected)
+    assert torch.equal(tracking_error(col[:, 0], torch.zeros(3, 1, dtype=F64)), expected)

@@ -195,3 +195,31 @@ def test_default_lr_out_of_float_range_names_alpha(alpha) -> None:
     model = ScaledQuadraticNet(4, 8, alpha=alpha, seed=1)
     with pytest.raises(ValueError, match="alpha"):
         train_lazy_rich(model, data.x_train, data.y_train, data.x_test, data.y_test, steps=2)
+
+
+def test_float32_model_trains_and_regresses_in_its_own_dtype() -> None:
+    """A float32 model (``dtype=`` or ``.float()``) got the float64 data as is: torch's bare
+    matmul dtype error (or the model's own about an ``x`` the user never passed)."""
+    data = quadratic_feature_data(20, 10, 5, seed=0)
+    args = (data.x_train, data.y_train, data.x_test, data.y_test)
+    m64 = ScaledQuadraticNet(5, 16, seed=0)
+    m32 = ScaledQuadraticNet(5, 16, seed=0).float()
+    assert initial_ntk_regression(m32, *args, ridge=1e-3) == pytest.approx(
+        initial_ntk_regression(m64, *args, ridge=1e-3), rel=1e-4
+    )
+    h64 = train_lazy_rich(m64, *args, steps=20)
+    h32 = train_lazy_rich(m32, *args, steps=20)
+    assert m32.weight.dtype == torch.float32
+    assert h32.test_loss == pytest.approx(h64.test_loss, rel=1e-4)
+    assert h32.alignment == pytest.approx(h64.alignment, rel=1e-4)
+
+
+def test_ntk_checks_its_inputs_like_forward() -> None:
+    """``ntk`` passed its inputs to torch unchecked: bare matmul dtype or shape errors."""
+    model = ScaledQuadraticNet(5, 4, seed=0)  # float64
+    with pytest.raises(TypeError, match=r"^x1 must have the model's dtype torch.float64"):
+        model.ntk(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match=r"^x2 must be \[B, 5\], got shape \(2, 4\)"):
+        model.ntk(torch.zeros(3, 5, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"^x1 must be Tensor"):
+        model.ntk([[0.0] * 5])

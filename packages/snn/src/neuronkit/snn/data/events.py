@@ -63,7 +63,8 @@ def event_frames(
             (``"threshold"``, default 1.0); > 0.
         max_shift: radius of the circular motion in pixels (``"delta"`` only; >= 0).
         noise: background-event probability per entry and step, in [0, 1).
-        seed: seed of the phases and the noise (same seed, same frames).
+        seed: seed of the phases and the noise (same seed, same frames, for any dtype of
+            ``images``: the draws are float32).
 
     Returns:
         ``[T, N, P, H, W]`` of 0/1 in ``images``' dtype, ``P = 2 C`` (delta) or ``C``.
@@ -89,15 +90,22 @@ def event_frames(
     check_seed(seed)
     x = images.detach() if images.ndim == 4 else images.detach().unsqueeze(1)
     gen = torch.Generator(device=x.device).manual_seed(int(seed))  # also a numpy integer
+
+    def uniform(*shape: int) -> Tensor:
+        # drawn in float32 whatever the images' dtype: one stream, so float64 (or half)
+        # images give the frames of their float32 copy (a float64 draw is another stream)
+        u = torch.rand(shape, generator=gen, device=x.device, dtype=torch.float32)
+        return u.to(x.dtype)
+
     n = x.shape[0]
     if mode == "delta":
-        phase = torch.rand(n, generator=gen, device=x.device, dtype=x.dtype) * (2 * math.pi)
+        phase = uniform(n) * (2 * math.pi)
         period = max(T, 2)  # T = 1: the frame before step 0 must differ from step 0's
         frames = [_shifted(x, phase + 2 * math.pi * t / period, max_shift) for t in range(-1, T)]
         diff = torch.stack(frames[1:]) - torch.stack(frames[:-1])  # [T, N, C, H, W]
         events = torch.cat([diff >= threshold, diff <= -threshold], dim=2)
     else:
-        acc = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * threshold
+        acc = uniform(*x.shape) * threshold
         steps = []
         for _ in range(T):
             acc = acc + x
@@ -106,8 +114,7 @@ def event_frames(
             steps.append(fired)
         events = torch.stack(steps)
     if noise > 0:
-        u = torch.rand(events.shape, generator=gen, device=x.device, dtype=x.dtype)
-        events = events | (u < noise)
+        events = events | (uniform(*events.shape) < noise)
     return events.to(x.dtype)
 
 

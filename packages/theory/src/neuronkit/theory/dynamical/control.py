@@ -304,10 +304,15 @@ def tracking_error(y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     for arg, t in (("y", y), ("r", r)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{arg} must be a torch.Tensor, got {type(t).__name__}")
-    if y.ndim not in (1, 2) or r.ndim not in (1, 2) or y.shape[0] != r.shape[0] or len(y) < 2:
+    # a [T, n] series with n > 1 (several outputs or runs) has no single tracking error
+    if (
+        any(t.ndim not in (1, 2) or t.shape[1:] not in ((), (1,)) for t in (y, r))
+        or y.shape[0] != r.shape[0]
+        or len(y) < 2
+    ):
         raise ValueError(
             f"y and r must be [T] or [T, 1] with the same length T >= 2, got {tuple(y.shape)} "
             f"and {tuple(r.shape)}"
         )
-    yy, rr = y.reshape(y.shape[0], -1)[:, 0], r.reshape(r.shape[0], -1)[:, 0]
+    yy, rr = y.reshape(-1), r.reshape(-1)
     return (yy[1:] - rr[:-1]).abs()

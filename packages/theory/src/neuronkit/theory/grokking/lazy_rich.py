@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_number
+from neuronkit.common import check_number, check_type
 
 from .._utils import as_float_tensor, check_input_dtype, check_positive_int, torch_generator
 from ..measures import kernel_target_alignment
@@ -74,11 +74,17 @@ class ScaledQuadraticNet(torch.nn.Module):
     def activation(self, z: torch.Tensor) -> torch.Tensor:
         return z + 0.5 * self.eps * z * z
 
+    def _check_x(self, name: str, x: torch.Tensor) -> None:
+        check_type(name, x, torch.Tensor)
+        check_input_dtype(name, x, self.weight.dtype)
+        if x.ndim != 2 or x.shape[1] != self.weight.shape[1]:
+            raise ValueError(
+                f"{name} must be [B, {self.weight.shape[1]}], got shape {tuple(x.shape)}"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, D]`` -> ``[B]``."""
-        check_input_dtype("x", x, self.weight.dtype)
-        if x.ndim != 2 or x.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"x must be [B, {self.weight.shape[1]}], got shape {tuple(x.shape)}")
+        self._check_x("x", x)
         return self.alpha * self.activation(x @ self.weight.T).mean(dim=1)
 
     def ntk(self, x1: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
@@ -86,6 +92,9 @@ class ScaledQuadraticNet(torch.nn.Module):
 
         ``x1 [P1, D]``, ``x2 [P2, D]`` -> ``[P1, P2]`` (equals the ``torch.func`` empirical NTK).
         """
+        self._check_x("x1", x1)
+        if x2 is not None:
+            self._check_x("x2", x2)
         return _closed_form_ntk(self, x1, x2)
 
 
@@ -144,17 +153,17 @@ def quadratic_feature_data(
     return QuadraticFeatureData(x[:p], y[:p], x[p:], y[p:], beta)
 
 
-def _xy(
-    x: Any, y: Any, name: str, d: int | None = None, device: torch.device | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Checked float64 ``x [P, D]`` and ``y [P]``, on ``device`` (the model's; default CPU)."""
-    xt = as_float_tensor(f"x_{name}", x, 2, "[P, D]").to(device)
-    yt = as_float_tensor(f"y_{name}", y, 1, "[P]").to(device)
+def _xy(x: Any, y: Any, name: str, model: ScaledQuadraticNet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked ``x [P, D]`` and ``y [P]`` on the device and in the dtype of ``model.weight`` (a
+    float32 model computed with float64 data raised torch's bare matmul dtype error)."""
+    device, dtype, d = model.weight.device, model.weight.dtype, model.weight.shape[1]
+    xt = as_float_tensor(f"x_{name}", x, 2, "[P, D]").to(device, dtype)
+    yt = as_float_tensor(f"y_{name}", y, 1, "[P]").to(device, dtype)
     if yt.shape[0] != xt.shape[0]:
         raise ValueError(
             f"y_{name} must have one target per row of x_{name} ({xt.shape[0]}), got {yt.shape[0]}"
         )
-    if d is not None and xt.shape[1] != d:
+    if xt.shape[1] != d:
         raise ValueError(f"x_{name} must have {d} columns (the model's in_dim), got {xt.shape[1]}")
     return xt, yt
 
@@ -175,9 +184,8 @@ def initial_ntk_regression(
     """
     if not isinstance(model, ScaledQuadraticNet):
         raise TypeError(f"model must be a ScaledQuadraticNet, got {type(model).__name__}")
-    d = model.weight.shape[1]
-    xtr, ytr = _xy(x_train, y_train, "train", d, model.weight.device)
-    xte, yte = _xy(x_test, y_test, "test", d, model.weight.device)
+    xtr, ytr = _xy(x_train, y_train, "train", model)
+    xte, yte = _xy(x_test, y_test, "test", model)
     check_number("ridge", ridge, ge=0)
     # K = s K1 with s = (alpha / N)^2: the prediction K1_te (K1 + (ridge / s) I)^-1 y needs no
     # s, which over- or underflows for extreme alpha (NaN or a zero kernel otherwise)
@@ -240,9 +248,8 @@ def train_lazy_rich(
     """
     if not isinstance(model, ScaledQuadraticNet):
         raise TypeError(f"model must be a ScaledQuadraticNet, got {type(model).__name__}")
-    d = model.weight.shape[1]
-    xtr, ytr = _xy(x_train, y_train, "train", d, model.weight.device)
-    xte, yte = _xy(x_test, y_test, "test", d, model.weight.device)
+    xtr, ytr = _xy(x_train, y_train, "train", model)
+    xte, yte = _xy(x_test, y_test, "test", model)
     steps = check_positive_int("steps", steps)
     eval_every = check_positive_int("eval_every", eval_every)
     align_every = check_positive_int("align_every", align_every)
