@@ -164,3 +164,25 @@ def test_bad_arguments(batch):
         guided_grad_cam(_cnn(), torch.randn(2, 3), "2", 0)
     with pytest.raises(ValueError, match="upsample must be one of"):
         guided_grad_cam(_cnn(), torch.randn(1, 3, 8, 8), "2", 0, upsample="area")
+
+
+def test_bicubic_upsampling_keeps_the_relu_map_non_negative():
+    # bicubic interpolation of a ReLU'd map overshoots below 0 next to its zeros; cut there, the
+    # Grad-CAM factor must not flip the sign of guided backpropagation
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1),  # "2": 6x6 -> 3x3
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 3 * 3, 3),
+    ).eval()
+    x = torch.randn(4, 2, 6, 6)
+    cam = grad_cam(net, x, "2", 0, relu=True, upsample="bicubic")
+    assert cam.min() >= 0
+    assert cam.max() > 0
+    signed = grad_cam(net, x, "2", 0, relu=True)
+    assert (signed == 0).any()  # the map has zeros for bicubic to overshoot around
+    attr = guided_grad_cam(net, x, "2", 0, upsample="bicubic")
+    assert (attr * guided_backprop(net, x, 0) >= 0).all()

@@ -187,6 +187,26 @@ def test_robustness_curves_monotone_in_fgsm_and_levels() -> None:
     assert noisy.training
 
 
+def test_robustness_curves_reject_inputs_outside_the_clamp_range() -> None:
+    # clamping normalized inputs to (0, 1) would score the tiniest attack or blur on clamped
+    # inputs: the curves dropped from the clean accuracy at eps = 0 to chance at eps = 1e-7
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 3)).eval()
+    x = torch.randn(16, 1, 8, 8) * 2
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    with pytest.raises(ValueError, match=r"inputs must lie in clamp \(0\.0, 1\.0\)"):
+        robustness_curves(model, x, y, fgsm_eps=(1e-7,), blur_sigmas=(1e-3,))
+    c = robustness_curves(
+        model, x, y, fgsm_eps=(0.0, 1e-7), pgd_eps=(1e-7,), blur_sigmas=(1e-3,), clamp=None
+    )
+    assert c.clean == 1.0
+    assert c.fgsm == [1.0, 1.0]
+    assert c.pgd == c.blur == [1.0]
+    low, high = float(x.min()), float(x.max())
+    assert robustness_curves(model, x, y, fgsm_eps=(1e-7,), clamp=(low, high)).fgsm == [1.0]
+
+
 def test_constructor_bad_inputs() -> None:
     with pytest.raises(ValueError, match="n_classes"):
         LateFusionClassifier(StreamCNN(), StreamCNN(), 1, box=BOX)

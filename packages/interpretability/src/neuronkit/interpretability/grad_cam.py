@@ -120,7 +120,8 @@ def grad_cam(
             ``"bilinear"`` or ``"bicubic"`` interpolates them to the inputs' spatial size
             ``inputs.shape[2:]`` (as Captum's ``LayerAttribution.interpolate``; with 1
             spatial dimension ``"bilinear"`` and ``"bicubic"`` interpolate linearly, with 3
-            ``"bilinear"`` trilinearly).
+            ``"bilinear"`` trilinearly). With ``relu`` the interpolated maps stay
+            non-negative (bicubic's overshoot below 0 is cut; Captum's interpolation keeps it).
 
     Returns:
         ``[B, 1, ...]`` maps (``[B, K, ...]`` without ``sum_channels``), at the layer's
@@ -155,6 +156,8 @@ def grad_cam(
                 f"{tuple(maps.shape)} for inputs {tuple(inputs.shape)}"
             )
         maps = F.interpolate(maps, size=tuple(inputs.shape[2:]), mode=_mode(upsample, maps.ndim))
+        if relu:  # bicubic overshoots below 0 next to edges of the positive part
+            maps = maps.clamp(min=0)
     return _finite_with_inputs(inputs, maps, "outputs, activations or gradients")
 
 

@@ -159,7 +159,9 @@ def guided_grad_cam(
         layer: the layer, by name or as a submodule (see
             :func:`~neuronkit.interpretability.grad_cam`); usually the last convolutional
             block.
-        upsample: ``"nearest"`` (Captum's default), ``"bilinear"`` or ``"bicubic"``.
+        upsample: ``"nearest"`` (Captum's default), ``"bilinear"`` or ``"bicubic"`` (its
+            overshoot below 0 is cut, so the Grad-CAM factor never flips a sign; Captum's
+            keeps it).
         layer_input: use the layer's input instead of its output.
 
     Returns:

@@ -38,6 +38,7 @@ from neuronkit.common import (
     check_class_labels,
     check_finite,
     check_floating,
+    check_interval,
     check_number,
     check_seed,
     check_type,
@@ -456,7 +457,9 @@ def robustness_curves(
         fgsm_eps, pgd_eps: L-inf radii.
         blur_sigmas: Gaussian blur sigmas in pixels.
         pgd_steps: PGD iterations (step ``2.5 eps / steps``, no random start).
-        clamp: valid input range enforced on adversarial and blurred inputs.
+        clamp: valid input range enforced on adversarial and blurred inputs; ``inputs`` must
+            lie in it (``None`` for inputs without one, e.g. normalized images), else even the
+            smallest attack or blur would be scored on clamped, not perturbed, inputs.
         batch_size: examples per attack batch.
     """
     check_type("model", model, nn.Module)
@@ -466,6 +469,14 @@ def robustness_curves(
     f_eps = _levels("fgsm_eps", fgsm_eps)
     p_eps = _levels("pgd_eps", pgd_eps)
     sigmas = _levels("blur_sigmas", blur_sigmas)
+    if clamp is not None:
+        clamp = check_interval("clamp", clamp)
+        if inputs.numel() and not bool(((inputs >= clamp[0]) & (inputs <= clamp[1])).all()):
+            raise ValueError(
+                f"inputs must lie in clamp {clamp}, got values in "
+                f"[{inputs.min().item():.4g}, {inputs.max().item():.4g}]; pass clamp=None "
+                "(or the inputs' valid range) for inputs without one"
+            )
 
     def attacked(attack: str, eps: float) -> float:
         correct = 0
