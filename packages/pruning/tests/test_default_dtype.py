@@ -17,8 +17,14 @@ from torch import nn
 from neuronkit.pruning import DependencyGraph, DigitsCNN, layer_hessians
 from neuronkit.pruning.bricks import tasks as brick_tasks
 from neuronkit.pruning.bricks.discovery import BrickDiscovery, ffn_activations
-from neuronkit.pruning.bricks.model import BrickTransformer, task_accuracy
-from neuronkit.pruning.bricks.routing import ExpertRouter, MoEfication, RoutedGate, oracle_gate
+from neuronkit.pruning.bricks.model import BrickTransformer, task_accuracy, train_multitask
+from neuronkit.pruning.bricks.routing import (
+    ExpertRouter,
+    MoEfication,
+    RoutedGate,
+    oracle_gate,
+    train_router,
+)
 from neuronkit.pruning.bricks.tasks import make_task_data
 from neuronkit.pruning.data import load_digits
 from neuronkit.pruning.dynamic import DynamicCNN, mask_loss
@@ -69,6 +75,24 @@ def _moe_everything(model: BrickTransformer, data) -> dict:
         "bd": bd,
         "transform": bd.transform(bd_hidden),
     }
+
+
+def test_bricks_trainers_name_float16_parameters_adam_cannot_train() -> None:
+    """Adam's eps (1e-8) is 0 in float16: a float16 brick model or router trained to NaN
+    weights after one step and reported NaN losses, with no error."""
+    model, data = _bricks(torch.float16)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"model: Adam cannot train float16 parameters \('"):
+        train_multitask(model, data, steps=3, batch_size=8, warmup=1)
+    with pytest.raises(TypeError, match=r"parameters: .* \('parameters\[0\]' and 0 more"):
+        train_multitask(model, data, steps=3, parameters=[model.head.weight])
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    router = ExpertRouter(16, 4).half()
+    x, h = torch.randn(64, 16).half(), torch.rand(64, 32).half()
+    with pytest.raises(TypeError, match=r"router: Adam cannot train float16 parameters"):
+        train_router(router, x, h, np.arange(32) % 4, epochs=2)
+    result = train_multitask(model.bfloat16(), data, steps=3, batch_size=8, warmup=1, log_every=1)
+    assert all(np.isfinite(result.loss))  # bfloat16, as the message suggests, trains
 
 
 def test_float64_model_under_float32_default_routes_like_the_float32_one() -> None:

@@ -1,5 +1,7 @@
 """Group-level importance: reference computations, gradients, SynFlow, bad inputs."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -267,6 +269,26 @@ def test_l2_scores_of_half_precision_weights_do_not_overflow(dtype: torch.dtype)
     expected = (expected + model[2].weight.double().pow(2).sum(0)) / 3  # mean over 3 members
     # the same up to the group normalization
     torch.testing.assert_close(scores / scores.sum(), expected / expected.sum(), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("imp", [TaylorImportance, SNIPImportance])
+def test_gradient_scores_of_float16_weights_do_not_underflow(imp: type) -> None:
+    """``w * dL/dw`` of small float16 weights fell below float16's smallest value (6e-8):
+    29 of 32 channels scored 0 and were removed in index order."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32, bias=False), nn.Tanh(), nn.Linear(32, 4, bias=False))
+    with torch.no_grad():
+        for layer in (model[0], model[2]):
+            layer.weight.mul_(1e-3)
+    x, y = torch.randn(8, 16), torch.randint(0, 4, (8,))
+
+    def scores(dtype: torch.dtype) -> torch.Tensor:
+        graph = DependencyGraph(copy.deepcopy(model).to(dtype), x.to(dtype))
+        return imp(x.to(dtype), y)(graph)[graph.layer_groups("0")[0].index]
+
+    half, reference = scores(torch.float16), scores(torch.float64)
+    assert bool((half > 0).all())
+    torch.testing.assert_close(half, reference, rtol=0.05, atol=0)
 
 
 @pytest.mark.parametrize("shape", [(300, 700), (100, 300, 3, 3), (3, 70_000), (0, 5), (4, 0, 3)])

@@ -364,3 +364,19 @@ def test_obs_importance_normalizes_a_tiny_scale_group_to_mean_one() -> None:
     graph = DependencyGraph(model, x[:2])
     (scores,) = OBSImportance(layer_hessians(graph, inputs=x))(graph).values()
     assert float(scores.mean()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("hessians", [False, True])
+@pytest.mark.parametrize("route", ["importance", "obspa_prune"])
+def test_obs_on_a_meta_model_names_the_parameter(route: str, hessians: bool) -> None:
+    """A model on the meta device failed deep inside torch ("Tensor.item() cannot be called on
+    meta tensors", a singular solve, "Cannot copy out of meta tensor")."""
+    with torch.device("meta"):
+        model = MLP(in_features=5, hidden=(7,), num_classes=3)
+    graph = DependencyGraph(model, torch.randn(2, 5, device="meta"))
+    given = {"head": torch.eye(8, dtype=torch.float64)} if hessians else None
+    with pytest.raises(ValueError, match=r"model: body\.0\.weight is on the meta device"):
+        if route == "importance":
+            plan_pruning(graph, OBSImportance(given), 0.5)
+        else:
+            obspa_prune(graph, 0.5, hessians=given)

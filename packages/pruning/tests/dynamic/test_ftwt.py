@@ -341,3 +341,42 @@ def test_train_ftwt_ignores_the_callers_grad_mode_and_leaves_their_inputs_alone(
         assert torch.equal(p, q)
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^train_ftwt needs autograd"):
         train_ftwt(net, x, y, cfg, seed=0)
+
+
+def test_kept_counts_and_macs_of_a_wide_bfloat16_network_are_exact() -> None:
+    """bfloat16 holds integers exactly only up to 256: kept-filter counts of a 600-filter
+    layer were summed in bfloat16 (473 kept reported as 472), and so were its MACs."""
+    torch.manual_seed(0)
+    features = nn.Sequential(nn.Conv2d(1, 600, 3, padding=1), nn.BatchNorm2d(600), nn.ReLU())
+    features.extend([nn.Conv2d(600, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()])
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    net = DynamicCNN.from_sequential(features, head, ratio=0.9).to(torch.bfloat16).eval()
+    x = torch.randn(4, 1, 4, 4, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = net.run(x, "oracle")
+    kept = [m.double().sum(1) for m in out.masks]
+    assert bool((kept[0] > 256).all())
+    assert bool((kept[0] % 2 == 1).any())  # counts bfloat16 cannot hold
+    geo = out.geometry
+    macs = kept[0] * geo[0] + kept[0] * kept[1] * geo[1] + out.head_macs
+    assert out.kept_in[1].tolist() == kept[0].tolist()
+    assert out.macs.tolist() == macs.tolist()
+    evaluated = net.evaluate(x, torch.zeros(4, dtype=torch.long), gating="oracle")
+    assert evaluated["kept"][0].tolist() == kept[0].tolist()
+    with torch.no_grad():
+        dense = net.run(x, "dense")
+    targets = [t.double().sum(1) for t in dense.targets]
+    expected = targets[0] * geo[0] + targets[0] * targets[1] * geo[1] + dense.head_macs
+    expected = expected + dense.predictor_macs
+    assert estimate_flops(net, x).macs == pytest.approx(float(expected.mean()), rel=1e-12)
+
+
+def test_l1_filter_masks_of_large_float16_filters_keep_the_largest() -> None:
+    """L1 norms of float16 filters were summed in float16: above 65504 every norm was inf
+    and the first tied filter was kept, not the largest."""
+    features = nn.Sequential(nn.Conv2d(512, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    with torch.no_grad():
+        features[0].weight.copy_(torch.tensor([17.0, 16.0, 0.1, 0.2])[:, None, None, None])
+    net = DynamicCNN.from_sequential(features, head).half()  # L1 norms 78336 and 73728
+    assert l1_filter_masks(net, [1])[0].tolist() == [1.0, 0.0, 0.0, 0.0]

@@ -136,3 +136,16 @@ def test_a_missed_top_eigenvalue_falls_back_to_a_guaranteed_bound(seed: int) -> 
         z[i, 2 * i], z[i, 2 * i + 1] = s, -s
     exact = float(eigenscore(z))
     assert float(efficient_eigenscore(z, seed=seed)) == pytest.approx(exact, abs=0.05)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("score", [eigenscore, efficient_eigenscore])
+@pytest.mark.parametrize("scale", [1.0, 300.0])
+def test_half_precision_embeddings_are_scored_in_float32(dtype, score, scale: float) -> None:
+    """Half-precision hidden states: the CPU has no half eigensolver ("linalg_eigh_cpu" not
+    implemented for 'Half'), float16 squares of values above 256 overflowed ("too large for
+    torch.float16") and bfloat16 arithmetic drifted by several units in the last place."""
+    z = (torch.randn(6, 32, generator=torch.Generator().manual_seed(0)) * scale).to(dtype)
+    got = score(z)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, score(z.float()).to(dtype), rtol=0, atol=0)

@@ -200,3 +200,18 @@ def test_train_send_ignores_the_callers_grad_mode() -> None:
     assert h1.loss == h2.loss
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"^train_send needs autograd"):
         train_send(m2, ids, mask, t_ids, t_mask, cfg, seed=3)
+
+
+def test_train_send_names_float16_parameters_adamw_cannot_train() -> None:
+    """AdamW's eps (1e-8) is 0 in float16: a float16 model's weights turned NaN after one step
+    and training failed later on "activations must be finite" (float32 was named)."""
+    _, model, ids, mask, t_ids, t_mask = _setup()
+    model = model.half()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = SeNDConfig(steps=3, batch_size=4, checkpoint_every=1, window=2, layers=(0,))
+    with pytest.raises(TypeError, match=r"model: Adam cannot train float16 parameters \('"):
+        train_send(model, ids, mask, t_ids, t_mask, config)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    bf16 = train_send(model.bfloat16(), ids, mask, t_ids, t_mask, config)  # what it suggests
+    assert all(torch.isfinite(torch.tensor(x)) for x in bf16.loss)

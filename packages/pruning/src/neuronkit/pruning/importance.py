@@ -480,7 +480,9 @@ class _GradientImportance(GroupImportance):
             for m in g.members:
                 t = get_param(model, m.module, m.param)
                 if isinstance(t, nn.Parameter) and t.grad is not None:
-                    self._grads[(m.module, m.param)] = t.detach() * t.grad.detach()
+                    # at least float32: float16 products of small w and dL/dw underflow to 0
+                    wide = torch.promote_types(t.dtype, torch.float32)
+                    self._grads[(m.module, m.param)] = t.detach().to(wide) * t.grad.to(wide)
                     moved = moved or bool(t.grad.any())
         if not self._grads:
             raise ValueError(

@@ -42,7 +42,7 @@ from torch.nn.utils import parametrize
 from neuronkit.common import check_finite, check_number
 
 from .graph import DependencyGraph, Group, GroupMember
-from .importance import GroupImportance
+from .importance import GroupImportance, _check_materialized
 from .prune import (
     PruningPlan,
     _check_layer_ratios,
@@ -417,6 +417,7 @@ class OBSImportance(GroupImportance):
         self._graph_hessians: dict[str, torch.Tensor] = {}
 
     def prepare(self, graph: DependencyGraph) -> None:
+        _check_materialized(graph, type(self).__name__)
         if self.hessians is None:  # data-free Hessians belong to this graph: recomputed per graph
             self._graph_hessians = layer_hessians(graph)
 
@@ -472,6 +473,7 @@ def obspa_prune(
     ignored = set(_validate_names(graph, ignored_layers, "ignored_layers"))
     layer_ratios = _check_layer_ratios(graph, layer_ratios)
     round_to = _check_positive_int("round_to", round_to)
+    _check_materialized(graph, "obspa_prune")
     if hessians is None:
         hessians = layer_hessians(graph, inputs=inputs, samples=samples, seed=seed)
     else:

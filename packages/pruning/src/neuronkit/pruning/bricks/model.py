@@ -37,6 +37,7 @@ from neuronkit.common import (
     values_hidden,
 )
 
+from .._optim import check_adam_dtype
 from .tasks import IGNORE_INDEX, TaskData
 
 __all__ = [
@@ -382,6 +383,10 @@ def train_multitask(
     for p in params:
         check_type("parameters[i]", p, nn.Parameter)
         check_finite("parameters[i]", p.detach())
+    if parameters is None:
+        check_adam_dtype("model", model.named_parameters())
+    else:
+        check_adam_dtype("parameters", ((f"parameters[{i}]", p) for i, p in enumerate(params)))
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
     def schedule(t: int) -> float:

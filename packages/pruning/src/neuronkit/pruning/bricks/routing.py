@@ -40,6 +40,7 @@ from neuronkit.common import (
     grad_enabled,
 )
 
+from .._optim import check_adam_dtype
 from .discovery import coactivation_affinity, ffn_activations
 from .model import FFN, BrickTransformer, Gate
 from .tasks import TaskData
@@ -286,6 +287,7 @@ def train_router(
     # the caller's inputs.grad stays as it is; inference tensors can enter the graph
     inputs, hidden = detached_input(inputs), detached_input(hidden)
     scores = expert_scores(hidden, labels, router.n_experts)
+    check_adam_dtype("router", router.named_parameters())
     opt = torch.optim.Adam(router.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
     losses = []

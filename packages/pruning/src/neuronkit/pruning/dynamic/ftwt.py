@@ -564,7 +564,7 @@ class DynamicCNN(nn.Module):
             h = z * mask[:, :, None, None]
             kh, kw = layer.conv.kernel_size
             geo = int(z.shape[2] * z.shape[3] * kh * kw)
-            kept_out = mask.detach().sum(dim=1)
+            kept_out = mask.detach().sum(dim=1, dtype=count_dtype)  # bfloat16 stops at 256
             macs = macs + kept.to(macs) * kept_out.to(macs) * geo
             pred_macs += layer.predictor.macs
             mask_logits.append(logit)
@@ -614,7 +614,7 @@ class DynamicCNN(nn.Module):
                     _check_classes(out.logits, y)
                 correct += int(correct_predictions(out.logits, y[i : i + batch_size]).sum())
                 macs.append(out.macs)
-                kept.append(torch.stack([m.sum(1) for m in out.masks], 1))
+                kept.append(torch.stack([m.sum(1, dtype=out.macs.dtype) for m in out.masks], 1))
                 agree.append(
                     torch.stack(
                         [(m == t).float().mean(1) for m, t in zip(out.masks, out.targets)], 1
@@ -875,16 +875,16 @@ def estimate_flops(
             for i in range(0, len(x), batch_size):
                 out = net.run(x[i : i + batch_size], "dense")
                 b = out.logits.shape[0]
-                kept_prev = torch.full((b,), float(out.first_in))
-                est = torch.zeros(b)
+                kept_prev = torch.full((b,), float(out.first_in), dtype=torch.float64)
+                est = torch.zeros(b, dtype=torch.float64)
                 for t, geo in zip(out.targets, out.geometry):
-                    k = t.sum(1).cpu()
+                    k = t.cpu().sum(1, dtype=torch.float64)  # exact counts (not bfloat16)
                     est += kept_prev * k * geo
                     kept_prev = k
                 est += out.head_macs + out.predictor_macs
                 macs_sum += float(est.sum())
                 dense_sum += float(out.macs.sum())
-                fr = torch.stack([t.mean(1).sum() for t in out.targets]).cpu()
+                fr = torch.stack([t.cpu().mean(1, dtype=torch.float64).sum() for t in out.targets])
                 frac_sum = fr if frac_sum is None else frac_sum + fr
                 n += b
     finally:
@@ -943,7 +943,9 @@ def l1_filter_masks(net: DynamicCNN, keep_counts: Sequence[int]) -> list[torch.T
     masks = []
     for i, (g, k) in enumerate(zip(gated, keep_counts)):
         check_number(f"keep_counts[{i}]", k, ge=1, le=g.out_channels, integer=True)
-        norms = g.conv.weight.detach().abs().flatten(1).sum(1)
+        w = g.conv.weight.detach()
+        # float16 sums overflow above 65504 (ties at inf), bfloat16 ones round
+        norms = w.abs().flatten(1).sum(1, dtype=torch.promote_types(w.dtype, torch.float32))
         m = torch.zeros(g.out_channels, device=norms.device)  # topk's indices live there
         m[torch.topk(norms, int(k)).indices] = 1.0
         masks.append(m)

@@ -62,10 +62,13 @@ def _check_embeddings(embeddings: torch.Tensor) -> None:
 
 
 def _centred(embeddings: torch.Tensor) -> torch.Tensor:
-    """``J_d``-centred embeddings scaled by ``1 / sqrt(d - 1)``: ``Sigma = X X^T + alpha I``.
+    """``J_d``-centred embeddings scaled by ``1 / sqrt(d - 1)``: ``Sigma = X X^T + alpha I``,
+    in float32 at least (half-precision squares overflow above 256, and CPUs have no
+    half-precision eigensolver).
 
     Raises:
         ValueError: ``Sigma``'s trace overflows the embeddings' dtype."""
+    embeddings = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
     d = embeddings.shape[-1]
     x = (embeddings - embeddings.mean(-1, keepdim=True)) / math.sqrt(d - 1)
     if not bool(torch.isfinite(x.square().sum())):
@@ -84,7 +87,8 @@ def embedding_covariance(embeddings: torch.Tensor, alpha: float = 1e-3) -> torch
         alpha: regularizer added to the diagonal (> 0).
 
     Returns:
-        ``[K, K]`` (or ``[P, K, K]``) symmetric positive definite matrix.
+        ``[K, K]`` (or ``[P, K, K]``) symmetric positive definite matrix, in the embeddings'
+        dtype (float32 for float16 / bfloat16 ones).
     """
     _check_embeddings(embeddings)
     check_number("alpha", alpha, gt=0)
@@ -101,10 +105,11 @@ def eigenscore(embeddings: torch.Tensor, alpha: float = 1e-3) -> torch.Tensor:
         alpha: covariance regularizer (INSIDE uses ``1e-3``).
 
     Returns:
-        A scalar tensor (or ``[P]``): ``(1/K) log det(Sigma)``, by eigendecomposition.
+        A scalar tensor (or ``[P]``): ``(1/K) log det(Sigma)``, by eigendecomposition (in
+        float32 at least), in the embeddings' dtype.
     """
     cov = embedding_covariance(embeddings, alpha)
-    return torch.log(torch.linalg.eigvalsh(cov)).mean(-1)
+    return torch.log(torch.linalg.eigvalsh(cov)).mean(-1).to(embeddings.dtype)
 
 
 def jackson_damping(moments: int) -> np.ndarray:

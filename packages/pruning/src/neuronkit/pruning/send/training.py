@@ -46,6 +46,7 @@ from neuronkit.common import (
     torch_generator,
 )
 
+from .._optim import check_adam_dtype
 from .sensitivity import SENSITIVITY_METHODS, neuron_sensitivity, top_sensitive
 
 __all__ = [
@@ -506,6 +507,7 @@ def train_send(
     gen = torch_generator(seed)
     labels = input_ids.masked_fill(attention_mask == 0, -100)
     params = [p for p in model.parameters() if p.requires_grad]
+    check_adam_dtype("model", model.named_parameters())
     # foreach: one C++ loop over the parameters instead of a Python loop (the CPU default),
     # the same element-wise arithmetic, so the same numbers
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
