@@ -577,3 +577,31 @@ def test_integrated_gradients_takes_numpy_and_0d_scalar_baselines(baseline) -> N
     torch.testing.assert_close(
         integrated_gradients(lin, x, 1, baselines=baseline, n_steps=4), expected
     )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "method", "n_steps"),
+    [
+        (torch.bfloat16, "gausslegendre", 300),
+        (torch.bfloat16, "riemann_trapezoid", 50),
+        (torch.float16, "riemann_trapezoid", 300),
+    ],
+)
+def test_integrated_gradients_sums_half_steps_wide(
+    dtype: torch.dtype, method: str, n_steps: int
+) -> None:
+    # a half running sum over one-step chunks drifted by several ulps (bfloat16, 300
+    # Gauss-Legendre steps: 2.86 for 3); the float64 result rounded to the dtype is expected
+    model = nn.Linear(8, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    x = torch.full((2, 8), 3.0)
+    ref = integrated_gradients(
+        model.double(), x.double(), target=0, n_steps=n_steps, method=method
+    ).to(dtype)
+    got = integrated_gradients(
+        model.to(dtype), x.to(dtype), target=0, n_steps=n_steps, method=method,
+        internal_batch_size=2,
+    )  # fmt: skip
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, ref, rtol=0.0, atol=0.0)

@@ -132,3 +132,24 @@ def test_token_attributions_of_a_hugging_face_classifier(tiny_bert) -> None:
     assert attr.shape == (2, 8, 16)
     assert delta.abs().max() < 1e-8  # 50 Gauss-Legendre nodes: complete to rounding here
     assert attr.sum(-1).abs().min() > 0  # every token gets a share
+
+
+@pytest.mark.parametrize(
+    ("dtype", "method"), [(torch.bfloat16, "gausslegendre"), (torch.float16, "riemann_trapezoid")]
+)
+def test_layer_integrated_gradients_sums_half_steps_wide(dtype: torch.dtype, method: str) -> None:
+    # one step per chunk: a bfloat16 running sum over 300 Gauss-Legendre steps read 2.86 for 3;
+    # the float64 result rounded to the dtype is expected
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.Linear(8, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(8))
+        model[1].weight.fill_(1.0)
+    x = torch.full((2, 8), 3.0)
+    wide = model.double()
+    ref = layer_integrated_gradients(wide, x.double(), wide[0], 0, n_steps=300, method=method)
+    half = model.to(dtype)
+    got = layer_integrated_gradients(
+        half, x.to(dtype), half[0], 0, n_steps=300, method=method, internal_batch_size=2
+    )
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, ref.to(dtype), rtol=0.0, atol=0.0)

@@ -40,6 +40,23 @@ def test_running_std_matches_pooled_std_over_updates() -> None:
     assert stats.count == 3 * 3 * 25
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_running_std_accumulates_half_values_wide(dtype: torch.dtype) -> None:
+    # float16: one update's sum of squares (~9 * 65536) overflows to inf; bfloat16: after ~1000
+    # updates each one is below m2's rounding, m2 stalls and the std read 2 for a true 3
+    gen = torch.Generator().manual_seed(0)
+    parts = [torch.randn(8, 2, 16, generator=gen, dtype=F64) * 3 for _ in range(1000)]
+    parts.append(torch.randn(64, 2, 32, 32, generator=gen, dtype=F64).flatten(2) * 3)
+    stats, ref = RunningChannelStd(), RunningChannelStd()
+    for p in parts:
+        stats.update(p.to(dtype))
+        ref.update(p.to(dtype).to(F64))
+    got = stats.std()
+    assert got is not None
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.to(F64), ref.std(), rtol=1e-2, atol=0.0)
+
+
 def test_running_std_single_value_is_nan_and_clear_forgets() -> None:
     stats = RunningChannelStd()
     assert stats.std() is None

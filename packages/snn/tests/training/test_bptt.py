@@ -328,3 +328,44 @@ def test_trainers_keep_learning_inside_an_outer_autocast(train: Any) -> None:
             params.append([p.detach().clone() for p in net.parameters()])
     assert any(not torch.equal(a, b) for a, b in zip(params[0], params[1]))
     assert len(set(losses)) > 1, losses
+
+
+class _ConstantLogits(nn.Module):
+    """Step model emitting the same logits every step (class 1 ahead by a hair), in a half
+    dtype; the zero-weighted parameter gives the trainers a graph and an optimizer."""
+
+    def __init__(self, logits: list[float], dtype: torch.dtype) -> None:
+        super().__init__()
+        self.logits = torch.tensor(logits, dtype=dtype)
+        self.w = nn.Parameter(torch.zeros((), dtype=dtype))
+
+    def forward(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self.logits.expand(x.shape[0], -1) + self.w * x.sum(-1, keepdim=True), state
+
+
+# (dtype, per-step logits, T): bfloat16 running sums stall at 256 (256 + 1 rounds to 256),
+# float16 ones overflow past 65504; either ties the classes and argmax picks class 0
+_HALF_SUMS = [
+    (torch.bfloat16, [0.99, 1.0], 1000),
+    (torch.float16, [999.0, 1000.0], 100),
+]
+
+
+@pytest.mark.parametrize(("dtype", "logits", "T"), _HALF_SUMS)
+def test_evaluate_steps_sums_half_outputs_wide(
+    dtype: torch.dtype, logits: list[float], T: int
+) -> None:
+    model = _ConstantLogits(logits, dtype)
+    x, y = torch.zeros(4, 3, dtype=dtype), torch.ones(4, dtype=torch.long)
+    assert evaluate_steps(model, x, y, T) == 1.0
+
+
+@pytest.mark.parametrize(("dtype", "logits", "T"), _HALF_SUMS)
+@pytest.mark.parametrize("trainer", [bptt_train_epoch, sltt_train_epoch])
+def test_train_epoch_accuracy_sums_half_outputs_wide(
+    trainer: Any, dtype: torch.dtype, logits: list[float], T: int
+) -> None:
+    model = _ConstantLogits(logits, dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    x, y = torch.zeros(4, 3, dtype=dtype), torch.ones(4, dtype=torch.long)
+    assert trainer(model, [(x, y)], opt, T).accuracy == 1.0

@@ -462,3 +462,12 @@ def test_trainers_adam_is_the_per_tensor_update_bitwise(monkeypatch: pytest.Monk
         trained.append([*a.state_dict().values(), *b.state_dict().values()])
     for got, want in zip(*trained, strict=True):
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_spike_counts_sums_half_spikes_wide(dtype: torch.dtype) -> None:
+    # 300 samples x 473 always-firing neurons: a batch sum of 141900 spikes reads 142336 in
+    # bfloat16 and inf in float16
+    net = nn.Sequential(IIRLIF(1.0, 0.5), AccumulatedReadout(nn.Identity())).to(dtype)
+    counts = spike_counts(net, torch.ones(300, 473, dtype=dtype), 1, batch_size=300)
+    assert counts == {"0": 473.0, "total": 473.0}

@@ -25,6 +25,7 @@ from .seeding import (
 )
 from .validation import (
     as_float_array,
+    check_adam_dtype,
     check_choice,
     check_class_labels,
     check_finite,
@@ -63,6 +64,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "axes_or_new",
+    "check_adam_dtype",
     "check_choice",
     "check_class_labels",
     "check_finite",

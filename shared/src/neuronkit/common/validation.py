@@ -217,6 +217,26 @@ def floating_dtype(name: str, dtype: Any) -> Any:
     return dtype
 
 
+def check_adam_dtype(name: str, named: Iterable[tuple[str, Any]]) -> None:
+    """Raise ``TypeError`` naming the argument ``name`` when a trained parameter of ``named``
+    (``(name, parameter)`` pairs, e.g. ``model.named_parameters()``) is float16; call it before
+    building ``torch.optim.Adam`` / ``AdamW`` over them.
+
+    Adam's ``eps`` (1e-8) is 0 in float16, so ``m / (sqrt(v) + eps)`` is ``0 / 0 = NaN``
+    wherever a gradient is 0: the weights turn NaN after one step, silently. bfloat16 (whose
+    range holds 1e-8) and float32 / float64 pass. Needs torch.
+    """
+    import torch
+
+    half = [n for n, p in named if p.requires_grad and p.dtype == torch.float16]
+    if half:
+        raise TypeError(
+            f"{name}: Adam cannot train float16 parameters ({half[0]!r} and {len(half) - 1} "
+            "more): its eps is 0 in float16 and the weights turn NaN after a step; train in "
+            "float32 or bfloat16 (e.g. model.to(torch.bfloat16))"
+        )
+
+
 def check_floating(name: str, x: Any) -> None:
     """Raise ``TypeError`` unless the tensor ``x`` holds floating-point numbers."""
     if not hasattr(x, "is_floating_point"):

@@ -561,7 +561,12 @@ def integrated_gradients(
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
     x = inputs.detach()
-    alphas, weights = _node_tensors(method, int(n_steps), x.dtype, x.device)
+    alphas, _ = _node_tensors(method, int(n_steps), x.dtype, x.device)
+    # the weighted sum over the steps in float32 at least: a half-precision running sum over
+    # internal_batch_size chunks drifts by several ulps (bfloat16, 300 steps one at a time:
+    # 2.86 for 3), and a half weight (1/50 in bfloat16) is rounded before it is summed
+    wide = torch.promote_types(x.dtype, torch.float32)
+    _, weights = _node_tensors(method, int(n_steps), wide, x.device)
     view = (-1, *([1] * x.ndim))
     if baselines is None:  # zero baseline: skip the subtractions
         base, diff = None, x
@@ -580,10 +585,11 @@ def integrated_gradients(
             scaled = scaled + base
         scaled = scaled.reshape(k * batch, *x.shape[1:]).requires_grad_(True)
         grads = _gradient(model, scaled, _repeat(t, k), own=True)
-        part = (weights[start:stop] @ grads.reshape(k, -1)).reshape(x.shape)
+        part = (weights[start:stop] @ grads.reshape(k, -1).to(wide)).reshape(x.shape)
         total = part if total is None else total + part
     assert total is not None
-    attributions = _finite_with_inputs(inputs, total * diff, "outputs or gradients")  # once
+    # checked once, for all chunks
+    attributions = _finite_with_inputs(inputs, (total * diff).to(x.dtype), "outputs or gradients")
     if not return_convergence_delta:
         return attributions
     baseline_out = _forward_selected(

@@ -190,7 +190,11 @@ def layer_integrated_gradients(
             )
         acts, base_acts = acts.movedim(batch_dim, 0), base_acts.movedim(batch_dim, 0)
         diff = acts - base_acts
-        alphas, weights = _node_tensors(method, int(n_steps), diff.dtype, diff.device)
+        alphas, _ = _node_tensors(method, int(n_steps), diff.dtype, diff.device)
+        # the weighted sum over the steps in float32 at least (as integrated_gradients): a
+        # half-precision running sum over internal_batch_size chunks drifts by several ulps
+        wide = torch.promote_types(diff.dtype, torch.float32)
+        _, weights = _node_tensors(method, int(n_steps), wide, diff.device)
         per_pass = n_steps if internal_batch_size is None else max(1, internal_batch_size // batch)
         total: torch.Tensor | None = None
         view = (-1, *([1] * diff.ndim))
@@ -204,11 +208,11 @@ def layer_integrated_gradients(
             grad_out = _grad_outputs(out, _repeat(t, k), k * batch)
             _check_graph(out, "model output")
             (grads,) = torch.autograd.grad(out, leaf, grad_out)
-            part = (weights[start : start + k] @ grads.reshape(k, -1)).view_as(diff)
+            part = (weights[start : start + k] @ grads.reshape(k, -1).to(wide)).view_as(diff)
             total = part if total is None else total + part
     assert total is not None
     attributions = _check_finite_result(
-        (total * diff).movedim(0, batch_dim), "outputs or gradients"
+        (total * diff).to(diff.dtype).movedim(0, batch_dim), "outputs or gradients"
     )
     if not return_convergence_delta:
         return attributions

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_finite,
     check_floating,
@@ -302,6 +303,7 @@ def train_classifier(
         raise ValueError("model must have trainable parameters")
     opt: torch.optim.Optimizer
     if optimizer == "adam":
+        check_adam_dtype("model", model.named_parameters())
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     else:
         opt = torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_finite,
     check_floating,
     check_number,
@@ -121,7 +122,8 @@ def _own_rng(fit: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @functools.wraps(fit)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with forked_manual_seed(kwargs.get("seed", default)):
+        seed: int = kwargs.get("seed", default)  # type: ignore[assignment]  # checked there
+        with forked_manual_seed(seed):
             return fit(*args, **kwargs)
 
     return wrapper
@@ -343,6 +345,7 @@ class ExemplarEncoder(nn.Module):
         check_number("lr", lr, gt=0.0)
         check_seed(seed)
         images = detached_input(images)  # training never reaches the caller's graph or .grad
+        check_adam_dtype("ExemplarEncoder", self.named_parameters())
         gen = torch_generator(seed)
         n_classes = [int(pixel_labels[:, a].max()) + 1 for a in range(pixel_labels.shape[1])]
         heads = nn.ModuleList([nn.Conv2d(self.feature_size, c, 1) for c in n_classes])
@@ -643,6 +646,7 @@ class ExemplarCaptioner(nn.Module):
         set_idx = torch.tensor(sets)
         ids = self.vocabulary.encode(texts).to(features.device)
         gen = torch_generator(seed)
+        check_adam_dtype("ExemplarCaptioner", self.named_parameters())
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=lr)
         steps = epochs * math.ceil(len(texts) / batch_size)

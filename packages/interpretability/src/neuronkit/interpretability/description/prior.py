@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_number,
     check_seed,
     check_type,
@@ -140,6 +141,7 @@ class DescriptionLM(nn.Module):
         check_seed(seed)
         ids = self.vocabulary.encode(texts).to(self.embedding.weight.device)
         gen = torch_generator(seed)
+        check_adam_dtype("DescriptionLM", self.named_parameters())
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         history = []
         with _training(self):

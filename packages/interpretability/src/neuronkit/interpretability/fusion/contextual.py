@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_class_labels,
     check_finite,
@@ -339,6 +340,7 @@ def train_head(
         feats = torch.cat(
             [model.features(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)]
         )
+    check_adam_dtype("model", ((f"head.{n}", p) for n, p in model.head.named_parameters()))
     opt = torch.optim.Adam(model.head.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed))
     n = feats.shape[0]

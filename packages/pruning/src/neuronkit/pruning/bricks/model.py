@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_finite,
     check_ndim,
     check_number,
@@ -37,7 +38,6 @@ from neuronkit.common import (
     values_hidden,
 )
 
-from .._optim import check_adam_dtype
 from .tasks import IGNORE_INDEX, TaskData
 
 __all__ = [

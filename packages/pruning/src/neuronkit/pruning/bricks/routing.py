@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from neuronkit.common import (
     EstimatorParams,
+    check_adam_dtype,
     check_choice,
     check_finite,
     check_floating,
@@ -40,7 +41,6 @@ from neuronkit.common import (
     grad_enabled,
 )
 
-from .._optim import check_adam_dtype
 from .discovery import coactivation_affinity, ffn_activations
 from .model import FFN, BrickTransformer, Gate
 from .tasks import TaskData

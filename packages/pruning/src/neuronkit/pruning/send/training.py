@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_number,
     check_probability,
@@ -46,7 +47,6 @@ from neuronkit.common import (
     torch_generator,
 )
 
-from .._optim import check_adam_dtype
 from .sensitivity import SENSITIVITY_METHODS, neuron_sensitivity, top_sensitive
 
 __all__ = [

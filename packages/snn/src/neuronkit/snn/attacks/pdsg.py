@@ -71,6 +71,7 @@ class RunningChannelStd:
         self.count = 0
         self.mean: Tensor | None = None
         self.m2: Tensor | None = None
+        self.dtype: torch.dtype | None = None  # the dtype of the values seen: std()'s dtype
 
     def update(self, v: Tensor) -> None:
         """Add the values of ``v: [B, C, ...]`` (detached) to the statistics."""
@@ -81,14 +82,19 @@ class RunningChannelStd:
                 f"v must have a channel axis {self.channel_dim} ([B, C, ...]), got shape "
                 f"{tuple(v.shape)}"
             )
-        v = v.detach().movedim(self.channel_dim, 0).flatten(1)  # [C, n]
+        dtype = v.dtype
+        # the statistics in float32 or wider: in half precision the sum of squares overflows
+        # (float16, past 65504) and the running m2 stops growing once an update is below its
+        # rounding (bfloat16: a std of 3 read as 2 after 1000 updates)
+        wide = torch.promote_types(dtype, torch.float32)
+        v = v.detach().movedim(self.channel_dim, 0).flatten(1).to(wide)  # [C, n]
         n_b = v.shape[1]
         if n_b == 0:
             return
         mean_b = v.mean(1)
         m2_b = (v - mean_b[:, None]).square().sum(1)
         if self.mean is None or self.m2 is None:
-            self.count, self.mean, self.m2 = n_b, mean_b, m2_b
+            self.count, self.mean, self.m2, self.dtype = n_b, mean_b, m2_b, dtype
             return
         if self.mean.shape != mean_b.shape:
             raise ValueError(
@@ -101,14 +107,17 @@ class RunningChannelStd:
         self.mean = self.mean + delta * (n_b / n)
         self.m2 = self.m2 + m2_b + delta.square() * (self.count * n_b / n)
         self.count = n
+        self.dtype = torch.promote_types(self.dtype or dtype, dtype)
 
     def std(self) -> Tensor | None:
-        """Unbiased per-channel standard deviation ``[C]`` (None before any update)."""
+        """Unbiased per-channel standard deviation ``[C]`` in the dtype of the values seen (of
+        their promotion, across updates of several dtypes; None before any update)."""
         if self.m2 is None:
             return None
+        dtype = self.dtype or self.m2.dtype
         if self.count < 2:
-            return torch.full_like(self.m2, math.nan)
-        return (self.m2 / (self.count - 1)).clamp_min(0).sqrt()
+            return torch.full_like(self.m2, math.nan, dtype=dtype)
+        return (self.m2 / (self.count - 1)).clamp_min(0).sqrt().to(dtype)
 
 
 class _PDSGSpike(torch.autograd.Function):

@@ -358,6 +358,16 @@ def _step_loss(loss_fn: StepLoss, out: Tensor, y: Tensor) -> Tensor:
     return loss
 
 
+def _accumulate(total: Tensor | None, out: Tensor) -> Tensor:
+    """``total + out``, the running ``sum_t out_t`` of a step model's outputs, kept in float32 or
+    wider: a half-precision running sum stalls (in bfloat16 ``256 + 1`` rounds back to 256) or
+    overflows (float16 past 65504), tying the classes the accuracy is read from."""
+    if total is None:
+        wide = torch.promote_types(out.dtype, torch.float32) if out.is_floating_point() else None
+        return out if wide is None else out.to(wide)
+    return total + out
+
+
 def _check_batch(x: Any, y: Any) -> None:
     check_type("x", x, Tensor)
     check_type("y", y, Tensor)
@@ -416,7 +426,7 @@ def bptt_train_epoch(
             out, state = model(x_t, state)
             step_loss = _step_loss(loss_fn, out, y) / T
             loss = step_loss if loss is None else loss + step_loss
-            acc_out = out.detach() if acc_out is None else acc_out + out.detach()
+            acc_out = _accumulate(acc_out, out.detach())
         if loss is None or acc_out is None:  # T >= 1 is checked: unreachable
             raise RuntimeError("no time step was run")
         loss.backward()
@@ -457,7 +467,7 @@ def evaluate_steps(
             total: Tensor | None = None
             for x_t in step_inputs(xb, T, encoder):
                 out, state = model(x_t, state)
-                total = out if total is None else total + out
+                total = _accumulate(total, out)
             assert total is not None
             if n == 0:
                 check_class_labels("y", y, total.shape[-1])

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_class_labels,
     check_finite,
@@ -423,7 +424,9 @@ def spike_counts(model: nn.Module, x: Tensor, T: int, *, batch_size: int = 512) 
 
     def make_hook(name: str) -> Any:
         def hook(_m: nn.Module, _inp: Any, out: Tensor) -> None:
-            counts[name] = counts.get(name, 0.0) + float(out.sum())
+            # summed in float64: a half-precision sum of a batch's spikes is inexact past 256
+            # (bfloat16) or infinite past 65504 (float16)
+            counts[name] = counts.get(name, 0.0) + float(out.sum(dtype=torch.float64))
 
         return hook
 
@@ -475,9 +478,14 @@ def evaluate_latency(
     return correct / max(int(x.shape[0]), 1)
 
 
-def _adam(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
+def _adam(
+    model: nn.Module, lr: float, weight_decay: float, name: str = "model"
+) -> torch.optim.Adam:
     """Adam over ``model``'s parameters, with the multi-tensor update (CUDA's default): on the
-    CPU the same arithmetic as the per-tensor loop, in fewer Python steps."""
+    CPU the same arithmetic as the per-tensor loop, in fewer Python steps. A float16 parameter
+    is refused (``TypeError`` naming the argument ``name``): Adam's eps is 0 there and the
+    weights would turn NaN after a step."""
+    check_adam_dtype(name, model.named_parameters())
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
 
 
@@ -1004,7 +1012,7 @@ def train_ann(
     check_seed(seed)
     losses: list[float] = []
     if epochs > 0:
-        opt = _adam(ann, lr, weight_decay)
+        opt = _adam(ann, lr, weight_decay, "ann")
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         gen = torch_generator(seed)
         y = y.long()  # any integer labels (cross-entropy takes int64)

@@ -56,6 +56,7 @@ from .bptt import (
     EpochStats,
     StepLoss,
     StepModel,
+    _accumulate,
     _check_trainer_args,
     _step_loss,
     _unpack_batch,
@@ -201,7 +202,7 @@ def sltt_train_epoch(
             else:
                 with torch.no_grad():
                     out, state = model(x_t, state)
-            acc_out = out.detach() if acc_out is None else acc_out + out.detach()
+            acc_out = _accumulate(acc_out, out.detach())
         optimizer.step()
         # drop an outer autocast's cached low-precision copies of the updated weights
         torch.clear_autocast_cache()

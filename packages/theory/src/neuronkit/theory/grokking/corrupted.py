@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_finite,
     check_number,
@@ -257,6 +258,7 @@ def train_modular(
     x = data.x_train.to(device, dtype)
     y = data.train_labels.to(device)
     target = F.one_hot(y, m.p).to(dtype)
+    check_adam_dtype("model", m.named_parameters())
     opt = torch.optim.AdamW(m.parameters(), lr=lr, betas=betas, eps=1e-8, weight_decay=weight_decay)
     history = TrainingHistory()
     m.train()

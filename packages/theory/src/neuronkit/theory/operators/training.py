@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_finite,
     check_floating,
@@ -270,6 +271,7 @@ def fit_operator(
     gen = torch_generator(seed)
     n = x.shape[0]
     steps_per_epoch = (n + batch_size - 1) // batch_size
+    check_adam_dtype("model", model.named_parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt,

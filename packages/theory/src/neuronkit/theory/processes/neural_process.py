@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_number,
     check_probability,
     check_type,
@@ -633,6 +634,7 @@ def train_process(
         check_number("clip", clip, gt=0)
     kwargs = dict(loss_kwargs or {})
     loss_fn: Callable[..., torch.Tensor] = model.loss  # type: ignore[assignment]
+    check_adam_dtype("model", model.named_parameters())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     losses: list[float] = []

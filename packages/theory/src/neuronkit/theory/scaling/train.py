@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.optim.optimizer import Optimizer
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_number,
     check_probability,
@@ -328,6 +329,7 @@ def train_classifier(
     if optimizer == "lion":
         opt = Lion(model.parameters(), lr=lr, weight_decay=weight_decay)
     elif optimizer == "adamw":
+        check_adam_dtype("model", model.named_parameters())
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)

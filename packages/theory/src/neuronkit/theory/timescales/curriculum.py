@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neuronkit.common import (
+    check_adam_dtype,
     check_choice,
     check_number,
     check_probability,
@@ -288,6 +289,7 @@ def train_curriculum(
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, foreach=True)
     else:
+        check_adam_dtype("model", net.named_parameters())
         opt = torch.optim.Adam(params, lr=lr, foreach=True)
     initial_tau = net.effective_tau().detach().numpy().copy()
     ns: tuple[int, ...] = (n_start,)
