@@ -561,12 +561,11 @@ def integrated_gradients(
     batch = inputs.shape[0]
     t = _target_index(target, batch, inputs.device)
     x = inputs.detach()
-    alphas, _ = _node_tensors(method, int(n_steps), x.dtype, x.device)
     # the weighted sum over the steps in float32 at least: a half-precision running sum over
     # internal_batch_size chunks drifts by several ulps (bfloat16, 300 steps one at a time:
     # 2.86 for 3), and a half weight (1/50 in bfloat16) is rounded before it is summed
     wide = torch.promote_types(x.dtype, torch.float32)
-    _, weights = _node_tensors(method, int(n_steps), wide, x.device)
+    alphas, weights = _node_tensors(method, int(n_steps), x.dtype, x.device, wide)
     view = (-1, *([1] * x.ndim))
     if baselines is None:  # zero baseline: skip the subtractions
         base, diff = None, x
@@ -601,12 +600,18 @@ def integrated_gradients(
 
 @functools.lru_cache(maxsize=64)
 def _node_tensors(
-    method: str, n: int, dtype: torch.dtype, device: torch.device
+    method: str,
+    n: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    weight_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[n]`` nodes in ``dtype`` and ``[n]`` weights in ``weight_dtype`` (default ``dtype``)."""
     alphas_np, weights_np = _nodes(method, n)
     alphas = torch.tensor(alphas_np, dtype=dtype, device=device)
     # Captum multiplies by float32 step sizes; keep that rounding for equal numbers
-    weights = torch.tensor(weights_np, dtype=torch.float32, device=device).to(dtype)
+    weights = torch.tensor(weights_np, dtype=torch.float32, device=device)
+    weights = weights.to(dtype if weight_dtype is None else weight_dtype)
     return alphas, weights
 
 

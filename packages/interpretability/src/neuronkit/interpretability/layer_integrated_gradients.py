@@ -190,11 +190,10 @@ def layer_integrated_gradients(
             )
         acts, base_acts = acts.movedim(batch_dim, 0), base_acts.movedim(batch_dim, 0)
         diff = acts - base_acts
-        alphas, _ = _node_tensors(method, int(n_steps), diff.dtype, diff.device)
         # the weighted sum over the steps in float32 at least (as integrated_gradients): a
         # half-precision running sum over internal_batch_size chunks drifts by several ulps
         wide = torch.promote_types(diff.dtype, torch.float32)
-        _, weights = _node_tensors(method, int(n_steps), wide, diff.device)
+        alphas, weights = _node_tensors(method, int(n_steps), diff.dtype, diff.device, wide)
         per_pass = n_steps if internal_batch_size is None else max(1, internal_batch_size // batch)
         total: torch.Tensor | None = None
         view = (-1, *([1] * diff.ndim))
