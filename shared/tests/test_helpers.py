@@ -190,6 +190,21 @@ def test_as_float_array_reads_what_numpy_reads() -> None:
     assert out.tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
+def test_as_float_array_names_sparse_input() -> None:
+    class Sparse:  # scipy.sparse's interface: numpy read it as a 0-d object array
+        nnz = 1
+
+        def toarray(self) -> np.ndarray:
+            return np.eye(2)
+
+    with pytest.raises(
+        TypeError,
+        match=r"^x must be a dense real array \[n, d\], got the sparse "
+        r"Sparse \(sparse input is not supported: densify it with \.toarray",
+    ):
+        as_float_array("x", Sparse(), "[n, d]")
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_as_float_array_reads_half_precision_tensors_exactly(dtype: str) -> None:
     torch = pytest.importorskip("torch", reason="tensors need torch")

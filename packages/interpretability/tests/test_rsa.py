@@ -641,7 +641,7 @@ def test_inputs_are_never_mutated() -> None:
 
 BAD_RDM_CALLS = [
     (lambda: rdm(np.zeros(5)), ValueError, "data must be"),
-    (lambda: rdm(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric"),
+    (lambda: rdm(np.array([["a", "b"], ["c", "d"]])), TypeError, "real array"),
     (lambda: rdm(np.full((3, 2), np.nan)), ValueError, "finite"),
     (lambda: rdm(np.array([[1e308, 1e308], [np.inf, 0.0]])), ValueError, "data must be finite"),
     (
@@ -700,7 +700,7 @@ BAD_RDM_CALLS = [
     (lambda: n_conditions(4), ValueError, "n\\(n-1\\)/2"),
     (lambda: rank_transform(np.ones(4)), ValueError, "rdms"),
     (lambda: rank_transform(np.ones((2, 2, 2, 2))), ValueError, "rdms"),
-    (lambda: kendall_tau_a(np.ones(3), "abc"), TypeError, "b must be a numeric array"),
+    (lambda: kendall_tau_a(np.ones(3), "abc"), TypeError, "b must be a real array"),
 ]
 
 

@@ -354,7 +354,7 @@ def test_a_selection_model_picks_the_best_candidate_in_every_fold(method) -> Non
     )
     np.testing.assert_array_equal(result.weights["layers"], np.tile(np.eye(4)[2], (9, 1)))
     np.testing.assert_allclose(result.evaluations[:, 0], result.evaluations[:, 1])
-    with pytest.raises(TypeError, match=r"models\['layers'\] must be a numeric array"):
+    with pytest.raises(TypeError, match=r"models\['layers'\] must be a real array"):
         crossvalidate({"layers": Selection("not an RDM")}, data)
 
 

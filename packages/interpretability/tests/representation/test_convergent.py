@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Lasso
 
 from neuronkit.interpretability.representation.convergent import (
@@ -266,7 +267,7 @@ def test_plain_lists_are_read_like_arrays() -> None:
             "r2_fraction",
         ),
         (lambda: SparsePrediction().fit(np.ones((9, 2)), np.ones((8, 2))), ValueError, "samples"),
-        (lambda: SparsePrediction().predict(np.ones((3, 2))), RuntimeError, "not fitted"),
+        (lambda: SparsePrediction().predict(np.ones((3, 2))), NotFittedError, "not fitted"),
         (lambda: spectral_groups(np.ones((2, 2)), 2), TypeError, "CorrelationBlocks"),
         (
             lambda: spectral_groups(correlation_blocks(np.eye(3), np.eye(3)), 6),

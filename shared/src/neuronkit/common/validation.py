@@ -317,13 +317,18 @@ def host_array(x: Any) -> Any:
 def as_float_array(name: str, x: Any, layout: str = "") -> Any:
     """``np.asarray(x, dtype=np.float64)`` (a tensor on any device, also a bfloat16 one, which
     numpy cannot hold; a list or array reads as it always does); a string, or anything numpy
-    cannot read as real numbers, raises ``TypeError`` naming the argument (``layout``, e.g.
-    ``"[n, d]"``, goes into the message)."""
+    cannot read as real numbers, or a scipy.sparse matrix, raises ``TypeError`` naming the
+    argument (``layout``, e.g. ``"[n, d]"``, goes into the message)."""
     import numpy as np
 
     what = f"a real array {layout}" if layout else "a real array"
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be {what}, got {type(x).__name__} ({x!r:.80})")
+    if hasattr(x, "toarray") and hasattr(x, "nnz"):  # scipy.sparse: numpy reads it as an object
+        raise TypeError(
+            f"{name} must be a dense {what.removeprefix('a ')}, got the sparse "
+            f"{type(x).__name__} (sparse input is not supported: densify it with .toarray())"
+        )
     try:
         arr = np.asarray(host_array(x))
         if arr.dtype.kind == "c":  # a float64 cast would drop the imaginary part (a warning only)

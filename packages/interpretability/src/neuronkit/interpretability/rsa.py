@@ -41,7 +41,7 @@ try:  # Fenwick-tree count of discordant pairs, O(P log P): the kernel rsatoolbo
 except ImportError:  # pragma: no cover - private scipy helper; fall back to sign products
     _kendall_dis = None
 
-from neuronkit.common import check_choice, check_finite, check_number, host_array
+from neuronkit.common import as_float_array, check_choice, check_finite, check_number, host_array
 
 __all__ = [
     "COMPARISONS",
@@ -93,14 +93,7 @@ def _as_float_array(name: str, x: Any, *, finite: bool = True) -> np.ndarray:
     """A float64 view or copy of ``x`` (array, tensor or nested sequence), for reading only.
 
     ``finite=False``: the caller checks finiteness itself (``check_finite``, same message)."""
-    x = host_array(x)
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a numeric array, got {type(x).__name__}") from err
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
+    arr = as_float_array(name, x)  # refuses strings, complex, objects and sparse matrices
     if finite:
         check_finite(name, arr)
     return arr

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
 
 from neuronkit.common import check_choice, check_number, check_seed, host_array
 
@@ -103,15 +104,16 @@ def _units_first(name: str, x: Any, dim: int) -> np.ndarray:
     return np.moveaxis(arr, unit_axis(dim, arr.ndim, f"{name} of shape {arr.shape}"), 1)
 
 
-def unit_samples(activations: Any, name: str = "activations") -> np.ndarray:
+def unit_samples(activations: Any, name: str = "activations", min_samples: int = 2) -> np.ndarray:
     """A layer's activations as samples of units: ``[N, U]`` -> ``[N, U]`` and
     ``[N, C, *spatial]`` -> ``[N * prod(spatial), C]`` (channel = unit, every image and
     spatial position a sample, as in Li et al. 2016).
 
     Args:
         activations: numpy array, torch tensor or (nested) list, batch first, finite, at least
-            2 samples.
+            ``min_samples`` samples (after pooling positions).
         name: the argument name used in error messages.
+        min_samples: the fewest samples accepted (2 where statistics are taken, 1 to predict).
 
     Returns:
         ``float64`` array ``[samples, units]`` (a new array; the input is not modified).
@@ -124,10 +126,10 @@ def unit_samples(activations: Any, name: str = "activations") -> np.ndarray:
     if arr.ndim > 2:
         arr = np.moveaxis(arr, 1, -1).reshape(-1, arr.shape[1])
     out = np.array(arr, dtype=np.float64)
-    if out.shape[0] < 2 or out.shape[1] == 0:
+    if out.shape[0] < min_samples or out.shape[1] == 0:
         raise ValueError(
-            f"{name} must hold at least 2 samples and 1 unit, got {out.shape[0]} samples of "
-            f"{out.shape[1]} units"
+            f"{name} must hold at least {min_samples} samples and 1 unit, got {out.shape[0]} "
+            f"samples of {out.shape[1]} units"
         )
     if not np.isfinite(out).all():
         raise ValueError(f"{name} must be finite, got NaN or infinity")
@@ -479,13 +481,15 @@ class SparsePrediction(BaseEstimator):
 
         Args:
             X: net A's layer, ``[N, U_a]`` or ``[N, C_a, *spatial]``.
-            y: net B's layer on the same inputs, ``[N, U_b]`` or ``[N, C_b, *spatial]``.
+            y: net B's layer on the same inputs, ``[N, U_b]`` or ``[N, C_b, *spatial]``; or
+                one unit ``[N]`` (then :meth:`predict` returns ``[N]``, as scikit-learn's
+                regressors do for a 1-D target).
         """
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import lasso_path
 
         self._check_params()
-        xs, yt = unit_samples(X, "X"), unit_samples(y, "y")
+        xs, (yt, one_target) = unit_samples(X, "X"), _target_units(y)
         if xs.shape[0] != yt.shape[0]:
             raise ValueError(
                 f"y must have as many samples as X ({xs.shape[0]} after pooling positions), "
@@ -580,29 +584,34 @@ class SparsePrediction(BaseEstimator):
         self.n_features_in_ = n_in
         self._x_stats = (x_mean, x_std)
         self._y_stats = (y_mean, y_std)
+        self._one_target = one_target
         return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise RuntimeError("SparsePrediction is not fitted yet; call fit(X, y) first")
+            raise NotFittedError(  # a ValueError and AttributeError, as scikit-learn's
+                "This SparsePrediction instance is not fitted yet: call fit(X, y) first"
+            )
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted net-B activations ``[samples, U_b]`` (original scale) from net A's
-        layer ``X`` (``[N, U_a]`` or ``[N, C_a, *spatial]``)."""
+        """Predicted net-B activations ``[samples, U_b]`` (original scale; ``[samples]``
+        after a fit on one unit ``y [N]``) from net A's layer ``X`` (``[N, U_a]`` or
+        ``[N, C_a, *spatial]``)."""
         self._check_fitted()
-        xs = unit_samples(X, "X")
+        xs = unit_samples(X, "X", min_samples=1)
         if xs.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X must have {self.n_features_in_} units (as in fit), got {xs.shape[1]}"
             )
         x_mean, x_std = self._x_stats
         y_mean, y_std = self._y_stats
-        return ((xs - x_mean) / x_std) @ self.coef_.T * y_std + y_mean
+        pred = ((xs - x_mean) / x_std) @ self.coef_.T * y_std + y_mean
+        return pred[:, 0] if self._one_target else pred
 
     def score(self, X: Any, y: Any) -> float:
         """Mean ``R^2`` over the live target units of :meth:`predict` on ``(X, y)``."""
-        pred = self.predict(X)
-        yt = unit_samples(y, "y")
+        pred = self.predict(X).reshape(-1, self.coef_.shape[0])
+        yt, _ = _target_units(y)
         if yt.shape != pred.shape:
             raise ValueError(f"y must have shape {pred.shape} after pooling, got {yt.shape}")
         sst = ((yt - yt.mean(0)) ** 2).sum(0)
@@ -611,6 +620,13 @@ class SparsePrediction(BaseEstimator):
             raise ValueError("y has no unit with non-zero variance to score")
         sse = ((yt - pred) ** 2).sum(0)
         return float(np.mean(1.0 - sse[keep] / sst[keep]))
+
+
+def _target_units(y: Any) -> tuple[np.ndarray, bool]:
+    """``y`` as :func:`unit_samples` ``[samples, U_b]``, and whether it was one unit ``[N]``."""
+    arr = _to_numpy("y", y)
+    one = arr.ndim == 1
+    return unit_samples(arr[:, None] if one else arr, "y"), one
 
 
 # --------------------------------------------------------------------------- spectral groups

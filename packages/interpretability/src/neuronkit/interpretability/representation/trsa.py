@@ -91,9 +91,17 @@ class GeoTopological(TransformerMixin, BaseEstimator):
         self.rank_after = rank_after
 
     def fit(self, X: Any, y: Any = None) -> GeoTopological:
-        """Nothing to learn; validates the parameters."""
+        """Nothing to learn: validates the parameters and ``X`` (``[k, n_pairs]`` RDM
+        vectors), and records ``n_features_in_ = n_pairs``, which :meth:`transform` then
+        expects."""
         self._check_params()
+        self.n_features_in_ = _as_stack("X", X).shape[1]
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
 
     def __sklearn_is_fitted__(self) -> bool:
         """Always fitted: a stateless transformer (``check_is_fitted``, and a ``Pipeline``
@@ -110,6 +118,9 @@ class GeoTopological(TransformerMixin, BaseEstimator):
         """``X: [k, n_pairs]`` RDM vectors -> transformed ``[k, n_pairs]``."""
         self._check_params()
         arr = _as_stack("X", X)  # a stack even when k == n_pairs (never one square RDM)
+        n_fit = getattr(self, "n_features_in_", arr.shape[1])
+        if arr.shape[1] != n_fit:
+            raise ValueError(f"X must have {n_fit} pairs per RDM (as in fit), got {arr.shape[1]}")
         if self.rank:
             arr = _rank_vectors(arr)
         if not self.geodesic:

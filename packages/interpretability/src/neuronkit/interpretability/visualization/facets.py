@@ -36,6 +36,7 @@ from sklearn.manifold import TSNE
 from torch import nn
 
 from neuronkit.common import (
+    as_float_array,
     check_choice,
     check_finite,
     check_floating,
@@ -109,6 +110,7 @@ class FacetClustering(ClusterMixin, BaseEstimator):
         cluster_centers_: ``[k, d]`` k-means centres in that space.
         nearest_: list of ``k`` index arrays: each facet's members closest to its centre
             (up to ``n_nearest``), nearest first.
+        n_features_in_: ``D``.
     """
 
     def __init__(
@@ -138,7 +140,7 @@ class FacetClustering(ClusterMixin, BaseEstimator):
         check_number("n_nearest", self.n_nearest, ge=1, integer=True)
         check_type("standardize", self.standardize, bool)
         check_seed(self.seed)
-        x = np.asarray(host_array(features), dtype=np.float64)
+        x = as_float_array("features", features, "[N, D]")  # refuses complex (not cast to real)
         if x.ndim != 2:
             raise ValueError(f"features must be a [N, D] matrix, got shape {x.shape}")
         check_finite("features", x)
@@ -165,7 +167,7 @@ class FacetClustering(ClusterMixin, BaseEstimator):
             z = TSNE(
                 n_components=2,
                 perplexity=perplexity,
-                init="pca",
+                init="pca" if z.shape[1] >= 2 else "random",  # PCA init needs 2 dimensions
                 learning_rate="auto",
                 random_state=int(self.seed),
             ).fit_transform(z)
@@ -189,6 +191,7 @@ class FacetClustering(ClusterMixin, BaseEstimator):
             dist = np.linalg.norm(z[members] - km.cluster_centers_[j], axis=1)
             nearest.append(members[np.argsort(dist, kind="stable")[: int(self.n_nearest)]])
         self.nearest_ = nearest
+        self.n_features_in_ = x.shape[1]
         return self
 
 
