@@ -542,6 +542,27 @@ def test_fused_cuba_backward_refuses_a_higher_order_graph_and_the_module_runs_fu
         cuba_lif_multistep(x, fused=1)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("i0_shape", [(), (3,), (1, 3), (2, 3)])
+@pytest.mark.parametrize("per_neuron_tau", [False, True])
+def test_fused_current_aten_loop_takes_a_broadcastable_initial_current(
+    i0_shape: tuple[int, ...], per_neuron_tau: bool
+) -> None:
+    # the ATen loop (CUDA, NEURONKIT_SNN_NATIVE=0) wrote a 0-d or [N] i0 through out= tensors
+    # of shape [B, N]: "output with shape [...] doesn't match the broadcast shape"
+    from neuronkit.snn.multistep import _current_loop, fused_current
+
+    x = torch.rand(4, 2, 3, dtype=F64)
+    i0 = torch.rand(i0_shape, dtype=F64)
+    tau = torch.tensor([2.0, 3.0, 5.0], dtype=F64) if per_neuron_tau else 2.5
+    expected, i = [], i0
+    for x_t in x:
+        i = (i - i / tau) + x_t
+        expected.append(i)
+    aten = _current_loop(x, i0, tau, native=False)
+    torch.testing.assert_close(aten, torch.stack(expected), rtol=0, atol=1e-15)
+    torch.testing.assert_close(fused_current(x, i0, tau), aten, rtol=0, atol=1e-15)
+
+
 PARAMETER_KINDS = ["float", "constant", "scalar", "per_neuron"]
 
 

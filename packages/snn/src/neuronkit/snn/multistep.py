@@ -694,7 +694,7 @@ def _current_loop(x: Tensor, i0: Tensor, tau: Param, *, native: bool = True) -> 
         return currents
     currents = torch.empty_like(x, memory_format=torch.contiguous_format)
     scratch = torch.empty_like(currents[0])
-    i = i0
+    i = i0.expand_as(scratch)  # i0 broadcastable to [B, ...] (out= needs the full shape)
     for x_t, i_t in zip(x.unbind(0), currents.unbind(0)):
         torch.sub(i, torch.div(i, tau, out=scratch), out=i_t).add_(x_t)
         i = i_t
