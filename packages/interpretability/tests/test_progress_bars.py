@@ -18,7 +18,14 @@ from neuronkit.interpretability import (
     maximize_activation,
     train_classifier,
 )
+from neuronkit.interpretability.description import (
+    DescriptionLM,
+    ExemplarCaptioner,
+    ExemplarEncoder,
+    Vocabulary,
+)
 from neuronkit.interpretability.dynamics import track_information_plane
+from neuronkit.interpretability.fusion import LateFusionClassifier, StreamCNN, train_head
 from neuronkit.interpretability.visualization import channel, visualize_facets
 
 
@@ -32,6 +39,18 @@ def _linear() -> nn.Module:
     return nn.Linear(4, 2).double()
 
 
+def _captioner() -> ExemplarCaptioner:
+    vocab = Vocabulary.from_descriptions(["red shapes", "blue shapes"])
+    return ExemplarCaptioner(vocab, ExemplarEncoder(width=4, seed=0), hidden_size=8, seed=0)
+
+
+def _fusion() -> LateFusionClassifier:
+    torch.manual_seed(0)  # the head
+    streams = [StreamCNN(width=4, n_features=4, seed=s) for s in (0, 1)]
+    return LateFusionClassifier(*streams, 2, box=(2, 2, 6, 6))
+
+
+_IMAGES = torch.rand(2, 3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 _RDMS = torch.rand(4, 15, generator=torch.Generator().manual_seed(0)).double().numpy()
 
 RUNS: dict[str, Callable[[bool | None], object]] = {
@@ -70,6 +89,26 @@ RUNS: dict[str, Callable[[bool | None], object]] = {
         n_records=2,
         show_progress=show,
     ).train_accuracy.tolist(),
+    "pretrain": lambda show: ExemplarEncoder(width=4, seed=0).pretrain(
+        _IMAGES[0], (_IMAGES[0, :, :1] > 0.5).long(), epochs=2, show_progress=show
+    ),
+    "fit captioner": lambda show: _captioner().fit(
+        _IMAGES,
+        torch.ones(2, 3, 1, 8, 8),
+        [["red shapes"], ["blue shapes"]],
+        epochs=2,
+        show_progress=show,
+    ),
+    "fit prior": lambda show: DescriptionLM(Vocabulary(["a", "b"]), seed=0).fit(
+        ["a b", "b"], epochs=2, show_progress=show
+    ),
+    "train_head": lambda show: train_head(
+        _fusion(),
+        _IMAGES[0, :, :1].expand(3, 1, 8, 8).contiguous(),
+        torch.arange(3) % 2,
+        epochs=2,
+        show_progress=show,
+    ),
     "hessian_influence (lissa)": lambda show: hessian_influence(
         _linear(),
         (torch.from_numpy(_RDMS[:, :4]), torch.arange(4) % 2),

@@ -45,6 +45,7 @@ from neuronkit.common import (
     forked_manual_seed,
     grad_enabled,
     integer_dtype,
+    progress,
     torch_generator,
 )
 
@@ -302,6 +303,7 @@ class ExemplarEncoder(nn.Module):
         batch_size: int = 64,
         lr: float = 3e-3,
         seed: int = 0,
+        show_progress: bool | None = None,
     ) -> list[float]:
         """Pretrain the CNN on dense labelling (one 1x1-conv head per label map, then dropped).
 
@@ -311,6 +313,7 @@ class ExemplarEncoder(nn.Module):
                 (e.g. colour, shape, position of the object covering the pixel; 0 for none).
             epochs, batch_size, lr: Adam training schedule.
             seed: shuffling and head initialisation seed.
+            show_progress: a bar over the epochs (``None``: only on a terminal).
 
         Returns:
             The mean cross-entropy (summed over heads) of each epoch.
@@ -353,7 +356,7 @@ class ExemplarEncoder(nn.Module):
         opt = torch.optim.Adam([*self.parameters(), *heads.parameters()], lr=lr)
         history = []
         with _training(self):
-            for _ in range(epochs):
+            for _ in progress(range(epochs), show_progress=show_progress, desc="pretrain"):
                 order = torch.randperm(images.shape[0], generator=gen)
                 total, count = 0.0, 0
                 for start in range(0, len(order), batch_size):
@@ -578,6 +581,7 @@ class ExemplarCaptioner(nn.Module):
         batch_size: int = 64,
         lr: float = 3e-3,
         seed: int = 0,
+        show_progress: bool | None = None,
     ) -> list[float]:
         """Train the decoder on annotated exemplar sets (maximum likelihood, teacher forcing).
 
@@ -588,6 +592,7 @@ class ExemplarCaptioner(nn.Module):
             epochs, batch_size, lr: Adam, learning rate decayed linearly to 0, gradient norm
                 clipped at 5.
             seed: shuffling / dropout seed.
+            show_progress: a bar over the epochs (``None``: only on a terminal).
 
         Returns:
             Mean per-description negative log-likelihood of each epoch.
@@ -600,6 +605,7 @@ class ExemplarCaptioner(nn.Module):
             batch_size=batch_size,
             lr=lr,
             seed=seed,
+            show_progress=show_progress,
         )
 
     @_own_rng
@@ -613,6 +619,7 @@ class ExemplarCaptioner(nn.Module):
         batch_size: int = 64,
         lr: float = 3e-3,
         seed: int = 0,
+        show_progress: bool | None = None,
     ) -> list[float]:
         """:meth:`fit` on precomputed exemplar features ``[S, k, F]`` (e.g. from
         :meth:`ExemplarEncoder.encode_indexed`)."""
@@ -653,7 +660,7 @@ class ExemplarCaptioner(nn.Module):
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 - i / steps)
         history = []
         with _training(self):
-            for _ in range(epochs):
+            for _ in progress(range(epochs), show_progress=show_progress, desc="fit captioner"):
                 order = torch.randperm(len(texts), generator=gen)
                 total = 0.0
                 for start in range(0, len(order), batch_size):

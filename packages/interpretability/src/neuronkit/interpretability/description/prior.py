@@ -31,6 +31,7 @@ from neuronkit.common import (
     forked_manual_seed,
     grad_enabled,
     integer_dtype,
+    progress,
     torch_generator,
 )
 
@@ -132,8 +133,10 @@ class DescriptionLM(nn.Module):
         batch_size: int = 64,
         lr: float = 3e-3,
         seed: int = 0,
+        show_progress: bool | None = None,
     ) -> list[float]:
-        """Maximum-likelihood training on ``descriptions``; mean NLL of each epoch."""
+        """Maximum-likelihood training on ``descriptions``; mean NLL of each epoch
+        (``show_progress``: a bar over the epochs, ``None``: only on a terminal)."""
         texts = _texts(descriptions)
         for name, v in (("epochs", epochs), ("batch_size", batch_size)):
             check_number(name, v, ge=1, integer=True)
@@ -145,7 +148,7 @@ class DescriptionLM(nn.Module):
         opt = torch.optim.Adam(self.parameters(), lr=lr)
         history = []
         with _training(self):
-            for _ in range(epochs):
+            for _ in progress(range(epochs), show_progress=show_progress, desc="fit prior"):
                 order = torch.randperm(len(texts), generator=gen)
                 total = 0.0
                 for start in range(0, len(order), batch_size):

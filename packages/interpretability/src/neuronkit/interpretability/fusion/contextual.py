@@ -47,8 +47,10 @@ from neuronkit.common import (
     eval_mode,
     grad_enabled,
     integer_dtype,
+    progress,
 )
 
+from ..hooks import dtype_mismatch
 from ..robustness import accuracy, fgsm_attack, pgd_attack
 
 __all__ = [
@@ -295,6 +297,7 @@ def train_head(
     alpha: float = 0.0,
     penalized_stream: Literal["object", "context"] = "object",
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> list[float]:
     """Train the linear head of ``model`` on its frozen backbones' features (in place).
 
@@ -308,6 +311,7 @@ def train_head(
         alpha: weight of the adversary-aware penalty (``>= 0``; fused models only when > 0).
         penalized_stream: the stream whose fusion weights are penalized.
         seed: seeds the batch order.
+        show_progress: a bar over the epochs (``None``: only on a terminal).
 
     Returns:
         The per-epoch mean training objective.
@@ -321,6 +325,7 @@ def train_head(
             f"{tuple(labels.shape)} ({labels.dtype})"
         )
     check_class_labels("labels", labels, model.head.out_features)
+    labels = labels.long()  # int32 / uint8 classes, which the cross-entropy refuses, as int64
     check_finite("inputs", inputs)
     check_number("epochs", epochs, ge=1, integer=True)
     check_number("lr", lr, gt=0.0)
@@ -337,15 +342,21 @@ def train_head(
     # frozen backbones in eval mode (training flags restored after): in training mode a
     # BatchNorm normalized each chunk of 1024 by its own statistics and updated its running ones
     with torch.no_grad(), eval_mode(model):
-        feats = torch.cat(
-            [model.features(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)]
-        )
+        try:
+            feats = torch.cat(
+                [model.features(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)]
+            )
+        except RuntimeError as err:  # float64 scenes of a float32 model, named
+            mismatch = dtype_mismatch(model, err, (("inputs", inputs),))
+            if mismatch is None:
+                raise
+            raise mismatch from err
     check_adam_dtype("model", ((f"head.{n}", p) for n, p in model.head.named_parameters()))
     opt = torch.optim.Adam(model.head.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed))
     n = feats.shape[0]
     history: list[float] = []
-    for _ in range(epochs):
+    for _ in progress(range(epochs), show_progress=show_progress, desc="train_head"):
         order = torch.randperm(n, generator=gen)
         total = 0.0
         for start in range(0, n, batch_size):
