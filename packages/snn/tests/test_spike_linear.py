@@ -173,6 +173,20 @@ def test_empty_inputs_and_silent_rows() -> None:
     assert torch.equal(layer.weight.grad, torch.zeros(8, 16))
 
 
+@pytest.mark.parametrize("shape", [(0,), (4, 0), (3, 4, 0)])
+def test_no_input_features_gives_the_bias_as_nn_linear(shape: tuple[int, ...]) -> None:
+    # the constructor admits in_features=0 (as nn.Linear); the forward's reshape(-1, 0) raised
+    # torch's "cannot reshape tensor of 0 elements" instead of returning [..., out_features]
+    layer = SpikeLinear(0, 3)
+    x = torch.zeros(shape, requires_grad=True)
+    y = layer(x)
+    assert torch.equal(y, F.linear(x, layer.weight, layer.bias))
+    assert y.shape == (*shape[:-1], 3)
+    y.sum().backward()
+    assert x.grad is not None
+    assert x.grad.shape == shape
+
+
 @pytest.mark.usefixtures("compiled")
 def test_a_spiking_network_keeps_its_spike_trains(monkeypatch: pytest.MonkeyPatch) -> None:
     def net(linear: type[nn.Linear]) -> nn.Sequential:

@@ -105,7 +105,7 @@ class SpikeLinear(nn.Linear):
             or torch.is_autocast_enabled("cpu")  # autocast's dtype for the product
         ):
             return F.linear(x, self.weight, self.bias)  # nn.Linear's errors, devices, transforms
-        rows = x.reshape(-1, self.in_features)
+        rows = x.reshape(x.shape[:-1].numel(), self.in_features)  # not -1: in_features may be 0
         params = (self.weight, self.bias)
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *params)):
             out = _EventLinear.apply(rows, *params)

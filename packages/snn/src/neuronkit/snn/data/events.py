@@ -89,6 +89,9 @@ def event_frames(
     check_number("noise", noise, ge=0, lt=1)
     check_seed(seed)
     x = images.detach() if images.ndim == 4 else images.detach().unsqueeze(1)
+    # computed in float32 or wider: half-precision phases, shifts and accumulators would move
+    # events away from the frames of the images' float32 copy
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
     gen = torch.Generator(device=x.device).manual_seed(int(seed))  # also a numpy integer
 
     def uniform(*shape: int) -> Tensor:
@@ -115,7 +118,7 @@ def event_frames(
         events = torch.stack(steps)
     if noise > 0:
         events = events | (uniform(*events.shape) < noise)
-    return events.to(x.dtype)
+    return events.to(images.dtype)
 
 
 def _shifted(x: Tensor, angle: Tensor, radius: float) -> Tensor:

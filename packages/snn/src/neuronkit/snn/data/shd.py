@@ -63,8 +63,9 @@ def load_shd(
     Args:
         path: the ``.h5`` file.
         dt: bin width in seconds (the reference uses 10 ms).
-        duration: seconds kept per sample; default: the latest spike in the loaded samples.
-            ``T = ceil(duration / dt)``.
+        duration: seconds kept per sample, ``T = ceil(duration / dt)``; default: every
+            loaded spike is kept, ``T = floor(latest / dt) + 1`` for the latest spike time in
+            the loaded samples.
         channel_bins: neighbouring units pooled per channel (the reference uses 5: 140
             channels); must divide ``n_units``.
         n_units: input units in the file (700 for SHD and SSC).

@@ -441,7 +441,9 @@ class SigmaSchedule:
     ``sigma_start * (sigma_end / sigma_start) ** (min(e, E) / E)`` with
     ``E = max(1, floor(fraction * epochs))`` (the reference: ``sigInit = max_delay // 2``
     multiplied by ``(0.23 / sigInit) ** (1 / E)`` per epoch for the first quarter, then kept).
-    ``sigma_start`` is each layer's initial ``sigma``. Call :meth:`step` once per epoch.
+    ``sigma_start`` is each layer's initial ``sigma``; a layer starting at or below
+    ``sigma_end`` keeps its ``sigma`` (the spread never grows). Call :meth:`step` once per
+    epoch.
 
     Args:
         model: a module holding :class:`DelayedLinear` layers (or one such layer).
