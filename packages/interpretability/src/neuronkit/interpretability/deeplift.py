@@ -214,7 +214,8 @@ def _attribute(
             module_hooks((m, refs.inputs.pre_hook, refs.record) for m in modules),
             module_hooks(_layer_hooks(at_layer[:1], layer, before=False)),
         ):
-            ref_outputs = call_model(model, base, "baselines")
+            # the baselines are in the inputs' dtype: a dtype the model refuses is the inputs'
+            ref_outputs = call_model(model, base, "inputs")
         _check_output(ref_outputs, target, base.shape[0], scan=False)
         pending = CallInputs()
 

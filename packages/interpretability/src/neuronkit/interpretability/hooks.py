@@ -116,14 +116,32 @@ def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs", *, copy: 
                     raise
         return model(inputs.clone())
     except RuntimeError as err:
-        dtype = _parameter_dtype(model)
-        text = str(err)
-        if dtype is None or dtype == inputs.dtype or not any(m in text for m in _DTYPE_MISMATCH):
+        mismatch = dtype_mismatch(model, err, ((name, inputs),))
+        if mismatch is None:
             raise
-        raise TypeError(
-            f"{name} must have the model's parameter dtype {dtype}, got dtype {inputs.dtype} "
-            f"(the model failed with: {text.splitlines()[0] if text else type(err).__name__})"
-        ) from err
+        raise mismatch from err
+
+
+def dtype_mismatch(
+    model: Any, err: BaseException, inputs: Iterable[tuple[str, Any]]
+) -> TypeError | None:
+    """The ``TypeError`` of :func:`call_model` naming the first of ``inputs`` (``(name,
+    tensor)`` pairs: what the caller passed) whose dtype is not ``model``'s parameter dtype,
+    if ``err`` is torch's error for operands of different dtypes; ``None`` otherwise (another
+    error, a model without floating-point parameters, or no input of another dtype)."""
+    if not isinstance(err, RuntimeError):
+        return None
+    dtype = _parameter_dtype(model)
+    text = str(err)
+    if dtype is None or not any(m in text for m in _DTYPE_MISMATCH):
+        return None
+    for name, x in inputs:
+        if isinstance(x, torch.Tensor) and x.dtype != dtype:
+            return TypeError(
+                f"{name} must have the model's parameter dtype {dtype}, got dtype {x.dtype} "
+                f"(the model failed with: {text.splitlines()[0] if text else type(err).__name__})"
+            )
+    return None
 
 
 def submodule(model: nn.Module, layer: Any) -> nn.Module:
@@ -529,12 +547,29 @@ def layer_activations(
             0-d tensor (e.g. a sum over the batch), or whose output does not have the pass's
             inputs on axis ``batch_dim`` (e.g. ``[T, B, ...]`` read with ``batch_dim=0``).
     """
-    check_type("inputs", inputs, torch.Tensor)
+    return activations_of(
+        model, inputs, layers, batch_size=batch_size, flatten=flatten, batch_dim=batch_dim
+    )
+
+
+def activations_of(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layers: str | Sequence[str],
+    *,
+    batch_size: int | None = None,
+    flatten: bool = True,
+    batch_dim: int = 0,
+    name: str = "inputs",
+) -> dict[str, torch.Tensor]:
+    """:func:`layer_activations`, its errors about ``inputs`` naming them ``name`` (the
+    caller's argument: ``test_inputs``, ``concept_inputs``, ...)."""
+    check_type(name, inputs, torch.Tensor)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(
-            f"inputs must be a non-empty batch [N, ...], got shape {tuple(inputs.shape)}"
+            f"{name} must be a non-empty batch [N, ...], got shape {tuple(inputs.shape)}"
         )
-    check_finite("inputs", inputs)
+    check_finite(name, inputs)
     if batch_size is not None:
         check_number("batch_size", batch_size, ge=1, integer=True)
     check_type("flatten", flatten, bool)
@@ -543,27 +578,27 @@ def layer_activations(
     starts = range(0, inputs.shape[0], step)
     with LayerRecorder(model, layers, accumulate=True) as rec, torch.no_grad():
         for start in starts:
-            call_model(model, inputs[start : start + step])
+            call_model(model, inputs[start : start + step], name)
     out: dict[str, torch.Tensor] = {}
-    for name in rec.layers:
-        calls = len(rec.history[name])
+    for layer in rec.layers:
+        calls = len(rec.history[layer])
         if calls != len(starts):  # one output per forward pass, or the rows are not the inputs'
             raise ValueError(
-                f"layers: {name!r} produced {calls} tensor outputs in {len(starts)} forward "
+                f"layers: {layer!r} produced {calls} tensor outputs in {len(starts)} forward "
                 f"pass(es); name a module that runs exactly once per pass (not one reused "
                 f"inside the model, e.g. a ReLU applied twice, nor one that is never called)"
             )
-        if any(acts.ndim == 0 for acts in rec.history[name]):
+        if any(acts.ndim == 0 for acts in rec.history[layer]):
             raise ValueError(
-                f"layers: {name!r} returned a 0-d (scalar) tensor; name a layer whose output "
+                f"layers: {layer!r} returned a 0-d (scalar) tensor; name a layer whose output "
                 f"has the batch as first dimension [N, ...]"
             )
         chunks = []
-        for start, acts in zip(starts, rec.history[name]):
+        for start, acts in zip(starts, rec.history[layer]):
             n = min(step, inputs.shape[0] - start)
             if acts.ndim <= batch_dim or acts.shape[batch_dim] != n:
                 raise ValueError(
-                    f"layers: {name!r} returned shape {tuple(acts.shape)} for a pass of {n} "
+                    f"layers: {layer!r} returned shape {tuple(acts.shape)} for a pass of {n} "
                     f"inputs, which are not on its axis {batch_dim} (batch_dim). Time-major "
                     f"layers [T, B, ...], such as spiking neurons, need batch_dim=1, and the "
                     f"inputs must be batch-first [N, ...] (they are split into passes along "
@@ -571,5 +606,5 @@ def layer_activations(
                 )
             chunks.append(acts.movedim(batch_dim, 0))
         acts = torch.cat(chunks)
-        out[name] = acts.reshape(acts.shape[0], -1) if flatten else acts
+        out[layer] = acts.reshape(acts.shape[0], -1) if flatten else acts
     return out

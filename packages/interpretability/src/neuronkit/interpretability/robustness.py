@@ -73,9 +73,9 @@ def _check_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -
     return detached_input(labels) if labels.dtype == torch.int64 else labels.long()
 
 
-def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``model(x)`` checked to be logits ``[N, C]``."""
-    logits = tensor_output(call_model(model, x))
+def _logits(model: nn.Module, x: torch.Tensor, name: str = "inputs") -> torch.Tensor:
+    """``model(x)`` checked to be logits ``[N, C]`` (a dtype it refuses named as ``name``)."""
+    logits = tensor_output(call_model(model, x, name))
     if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
         raise ValueError(
             f"model must return logits [N, C] for inputs [N, ...], got {tuple(logits.shape)}"
@@ -239,11 +239,23 @@ def accuracy(
     raises ``ValueError`` instead of counting as a miss)."""
     labels = _check_batch(model, inputs, labels)
     check_number("batch_size", batch_size, ge=1, integer=True)
+    return _accuracy(model, inputs, labels, batch_size)
+
+
+def _accuracy(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    name: str = "inputs",
+) -> float:
+    """:func:`accuracy` of checked arguments (``labels`` int64); a dtype the model refuses is
+    named as ``name``, the caller's argument the inputs come from."""
     label_range = _label_range(labels)
     correct = 0
     with eval_mode(model), torch.no_grad():
         for start in range(0, inputs.shape[0], batch_size):
-            logits = _logits(model, inputs[start : start + batch_size])
+            logits = _logits(model, inputs[start : start + batch_size], name)
             if start == 0:
                 _check_label_range(label_range, logits.shape[1])
             correct += int(correct_predictions(logits, labels[start : start + batch_size]).sum())

@@ -37,7 +37,7 @@ from neuronkit.common import check_number, check_seed, check_type, eval_mode, gr
 
 from .attribution import Target, _check_inputs, _target_index
 from .grad_cam import _layer_gradients
-from .hooks import check_not_compiled, layer_activations, submodule
+from .hooks import activations_of, check_not_compiled, submodule
 
 __all__ = ["CAV", "TCAVResult", "layer_sensitivities", "tcav", "tcav_score", "train_cav"]
 
@@ -71,10 +71,10 @@ class TCAVResult:
 
 
 def _activations(
-    model: nn.Module, layer: str, inputs: torch.Tensor, batch_size: int | None
+    model: nn.Module, layer: str, inputs: torch.Tensor, batch_size: int | None, name: str
 ) -> np.ndarray:
     with eval_mode(model):
-        acts = layer_activations(model, inputs, layer, batch_size=batch_size)[layer]
+        acts = activations_of(model, inputs, layer, batch_size=batch_size, name=name)[layer]
     return acts.double().cpu().numpy()
 
 
@@ -116,8 +116,8 @@ def train_cav(
         _check_inputs(x, name)
         if x.shape[0] < 2:
             raise ValueError(f"{name} must hold at least 2 examples, got {x.shape[0]}")
-    concept = _activations(model, layer, concept_inputs, batch_size)
-    random = _activations(model, layer, random_inputs, batch_size)
+    concept = _activations(model, layer, concept_inputs, batch_size, "concept_inputs")
+    random = _activations(model, layer, random_inputs, batch_size, "random_inputs")
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label, acts in ((1, concept), (0, random)):  # a stratified split

@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from neuronkit.common import check_number, check_type, eval_mode
+from neuronkit.common import check_number, check_type, eval_mode, integer_dtype
 from neuronkit.common.progress import progress
 
-from .hooks import check_not_compiled, submodule
+from .hooks import check_not_compiled, dtype_mismatch, submodule
 
 __all__ = ["tracin_influence", "tracin_self_influence"]
 
@@ -142,9 +142,11 @@ class _ExampleGradients:
         check_number("batch_size", batch_size, ge=1, integer=True)
         check_type("vectorize", vectorize, bool)
         self.model = model
+        self.default_loss = loss_fn is None
         self.loss_fn: LossFn = loss_fn or _cross_entropy
         self.batch_size, self.vectorize = int(batch_size), vectorize
         self.names = self._parameter_names(layers)
+        self.inputs: list[tuple[str, torch.Tensor]] = []  # (name, inputs) of data(), in order
 
     def _parameter_names(self, layers: Any) -> list[str]:
         if layers is None:
@@ -169,7 +171,31 @@ class _ExampleGradients:
                 f"{name} must be non-empty inputs [n, ...] and targets [n, ...] of the same "
                 f"length, got shapes {tuple(x.shape)} and {tuple(y.shape)}"
             )
+        if self.default_loss:  # the cross-entropy: class indices (as int64) or probabilities
+            if integer_dtype(y):
+                y = y.long()
+            elif not y.is_floating_point() or y.ndim < 2:
+                raise TypeError(
+                    f"{name} targets must be class indices of an integer dtype (or [n, C] "
+                    f"class probabilities) for the default cross-entropy loss, got dtype "
+                    f"{y.dtype} and shape {tuple(y.shape)}"
+                )
+        self.inputs.append((f"{name} inputs", x))
         return x.detach(), y.detach()
+
+    def forward(
+        self, state: tuple[dict[str, torch.Tensor], ...] | dict[str, torch.Tensor], x: torch.Tensor
+    ) -> Any:
+        """The model's outputs on ``x`` with the parameters and buffers ``state``; torch's
+        dtype mismatch (float64 inputs of a float32 model) is a ``TypeError`` naming the
+        inputs of :meth:`data` that differ."""
+        try:
+            return functional_call(self.model, state, (x,))
+        except RuntimeError as err:
+            mismatch = dtype_mismatch(self.model, err, self.inputs)
+            if mismatch is None:
+                raise
+            raise mismatch from err
 
     def batches(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         step = self.batch_size
@@ -184,7 +210,7 @@ class _ExampleGradients:
     ) -> torch.Tensor:
         """The summed loss of the rows ``x`` ``[n, ...]`` with the parameters ``params`` and
         the rest of the state ``rest``."""
-        losses = self.loss_fn(functional_call(self.model, (params, rest), (x,)), y)
+        losses = self.loss_fn(self.forward((params, rest), x), y)
         if not isinstance(losses, torch.Tensor) or losses.shape != (len(x),):
             raise ValueError(
                 f"loss_fn must return one loss per example ([{len(x)}]), got "
@@ -335,7 +361,7 @@ class _Setup(_ExampleGradients):
         handle = self.linear.register_forward_hook(capture)
         try:
             with torch.enable_grad(), eval_mode(self.model):
-                losses = self.loss_fn(functional_call(self.model, state, (x,)), y)
+                losses = self.loss_fn(self.forward(state, x), y)
         finally:
             handle.remove()
         if len(seen) != 1 or seen[0][0].shape != (len(x), self.linear.in_features):

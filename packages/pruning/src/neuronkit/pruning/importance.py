@@ -25,8 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neuronkit.common import detached_input, grad_enabled, torch_rngs_forked
+from neuronkit.common import detached_input, grad_enabled, integer_dtype, torch_rngs_forked
 
+from ._inputs import named_input_dtypes, named_values
 from .graph import DependencyGraph, Group, GroupMember
 from .tracing import call_model, first_tensor, split_inputs
 
@@ -382,6 +383,9 @@ class _GradientImportance(GroupImportance):
 
     Args:
         inputs, targets: a batch for the loss (both or neither; neither: existing ``.grad``).
+            ``inputs`` in the model's dtype (a float32 model refuses float64 inputs with a
+            ``TypeError`` naming them); for the default loss, ``targets`` are class indices of
+            any integer dtype (or class probabilities).
         loss_fn: ``loss_fn(outputs, targets)`` -> scalar loss, given the model's outputs as
             returned. Default: cross-entropy of the first output tensor (the logits of a
             tuple, dict or Hugging Face ``ModelOutput``).
@@ -433,13 +437,16 @@ class _GradientImportance(GroupImportance):
             values = tuple(detached_input(v) for v in values)
             assert self.targets is not None
             targets = detached_input(self.targets)
-            out = call_model(model, values, names)
+            with named_input_dtypes(model, *named_values("inputs", values, names)):
+                out = call_model(model, values, names)
             if self._default_loss:  # a tuple, dict or ModelOutput: the logits come first
                 first = first_tensor(out)
                 if first is None:
                     raise TypeError(f"model returns {type(out).__name__}; pass loss_fn")
                 out = first
                 _check_class_targets(out, targets)
+                if integer_dtype(targets):  # int32 / uint8 ... class indices, as int64
+                    targets = targets.long()
             try:
                 loss = self.loss_fn(out, targets)
             except (TypeError, ValueError, IndexError, RuntimeError) as err:

@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 
 from neuronkit.common import eval_mode
 
+from ._inputs import named_input_dtypes, named_values
 from .tracing import call_model, split_inputs
 
 __all__ = ["count_macs", "count_params"]
@@ -234,7 +235,8 @@ def count_macs(model: nn.Module, example_inputs: Any) -> int:
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     values, names = split_inputs(example_inputs)
     counter = _MacCounter()
-    with torch.no_grad(), eval_mode(model), counter:
+    named = named_values("example_inputs", values, names)
+    with torch.no_grad(), eval_mode(model), named_input_dtypes(model, *named), counter:
         call_model(model, values, names)
     return counter.macs
 

@@ -41,6 +41,7 @@ from torch.nn.utils import parametrize
 
 from neuronkit.common import check_finite, check_number
 
+from ._inputs import named_input_dtypes, named_values
 from .graph import DependencyGraph, Group, GroupMember
 from .importance import GroupImportance, _check_materialized
 from .prune import (
@@ -149,8 +150,8 @@ def layer_hessians(
         graph: the model's :class:`DependencyGraph`.
         layers: module names (default: every consumer of a prunable group).
         inputs: a non-empty batch of calibration inputs (tensor, tuple or dict of keyword
-            inputs); None = data-free synthetic activations (Gaussian input, every BatchNorm
-            emitting ``beta + gamma * eps``).
+            inputs) in the model's dtype; None = data-free synthetic activations (Gaussian
+            input, every BatchNorm emitting ``beta + gamma * eps``).
         samples: batch size of the synthetic input.
         seed: seed of the synthetic draw.
 
@@ -247,7 +248,9 @@ def layer_hessians(
                     xs.append(torch.randn(shape, generator=gen, dtype=x.dtype).to(x.device))
                 call_model(model, tuple(xs), graph.input_names)
             else:
-                call_model(model, *split_inputs(inputs))
+                values, input_names = split_inputs(inputs)
+                with named_input_dtypes(model, *named_values("inputs", values, input_names)):
+                    call_model(model, values, input_names)
     finally:
         for h in handles:
             h.remove()

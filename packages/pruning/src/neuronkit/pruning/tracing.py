@@ -34,6 +34,8 @@ from torch.nn.modules import module as _torch_module
 
 from neuronkit.common import eval_mode
 
+from . import _inputs
+
 __all__ = [
     "ConcreteTracer",
     "declares_layout",
@@ -1315,15 +1317,23 @@ def _trace(
     names: tuple[str, ...] | None,
     sizes: _Sizes,
 ) -> tuple[nn.Module, fx.Graph]:
+    named = _inputs.named_values("example_inputs", example_inputs, names)
     if is_hf_model(model):
         try:
             return _trace_concrete(model, example_inputs, hf=True, names=names)
         except Exception as exc:
+            # float64 examples of a float32 model: the inputs' fault, not the model's
+            mismatch = _inputs.input_dtype_error(model, exc, named)
+            if mismatch is not None:
+                raise mismatch from exc
             raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
     if names is not None:
         try:
             return _trace_concrete(model, example_inputs, hf=False, names=names)
         except Exception as exc:
+            mismatch = _inputs.input_dtype_error(model, exc, named)
+            if mismatch is not None:
+                raise mismatch from exc
             raise _untraceable(model, exc, "the concrete tracer (keyword inputs)") from exc
     try:
         graph = tracer().trace(model)
@@ -1333,6 +1343,9 @@ def _trace(
         try:  # e.g. a forward that branches on its input's shape: follow the example's
             return _trace_concrete(model, example_inputs, hf=False)
         except Exception as concrete:
+            mismatch = _inputs.input_dtype_error(model, concrete, named)
+            if mismatch is not None:
+                raise mismatch from concrete
             err = _untraceable(model, exc, "torch.fx")
             raise UntraceableModelError(
                 f"{err} Tracing it on the example inputs (control flow on shapes only) "
@@ -1344,6 +1357,9 @@ def _trace(
         _record_shapes(model, graph, example_inputs)
     except _NodeError as err:
         cause = err.error
+        mismatch = _inputs.input_dtype_error(model, cause, named)
+        if mismatch is not None:  # float64 examples of a float32 model, integer images, ...
+            raise mismatch from cause
         raise ValueError(
             f"example_inputs: running the traced {type(model).__name__} on the example inputs "
             f"failed at `{err.node.format_node()}` ({type(cause).__name__}: {cause})"

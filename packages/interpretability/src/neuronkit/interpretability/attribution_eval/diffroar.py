@@ -34,7 +34,7 @@ from torch import nn
 
 from neuronkit.common import check_finite, check_number, check_type, integer_dtype
 
-from ..robustness import accuracy
+from ..robustness import _accuracy
 
 __all__ = [
     "DiffROARResult",
@@ -218,7 +218,8 @@ def roar_accuracy(
     model = trainer(x_train, train_labels)
     if not isinstance(model, nn.Module):
         raise TypeError(f"trainer must return an nn.Module, got {type(model).__name__}")
-    return accuracy(model, x_test, test_labels)  # in eval mode, each module's mode restored
+    # in eval mode, each module's mode restored; a dtype the model refuses named test_inputs
+    return _accuracy(model, x_test, test_labels.long(), 1024, "test_inputs")
 
 
 @dataclass(frozen=True)

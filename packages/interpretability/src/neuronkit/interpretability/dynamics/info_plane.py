@@ -40,6 +40,7 @@ from neuronkit.common import (
     detached_input,
     grad_enabled,
     host_array,
+    integer_dtype,
     progress,
     torch_generator,
 )
@@ -340,7 +341,7 @@ def track_information_plane(
     Args:
         x: ``[N, in]`` all inputs (float); the networks are built and trained on its device
             and in its dtype (float32 for half precision).
-        y: ``[N]`` int64 labels ``0 .. C - 1``.
+        y: ``[N]`` labels ``0 .. C - 1`` (int64 or another integer dtype).
         train_idx: indices of the training inputs (the rest are the test set).
         hidden: hidden widths (the paper: 10, 7, 5, 4, 3).
         activation: ``"tanh"`` (the paper) or ``"relu"``.
@@ -366,10 +367,12 @@ def track_information_plane(
         raise ValueError(f"x must be a float [N >= 2, in] tensor, got {tuple(x.shape)} {x.dtype}")
     if not torch.isfinite(x).all():
         raise ValueError("x must be finite, got NaN or infinity")
-    if y.ndim != 1 or y.shape[0] != x.shape[0] or y.dtype != torch.int64:
+    if y.ndim != 1 or y.shape[0] != x.shape[0] or not integer_dtype(y):
         raise ValueError(
-            f"y must be int64 [N] with N = {x.shape[0]}, got {tuple(y.shape)} {y.dtype}"
+            f"y must be int64 (or another integer dtype) [N] with N = {x.shape[0]}, got "
+            f"{tuple(y.shape)} {y.dtype}"
         )
+    y = y.long()  # int32 / uint8 labels as the accuracy and the cross-entropy read them
     if int(y.min()) < 0:
         raise ValueError(f"y must hold labels >= 0, got minimum {int(y.min())}")
     idx = np.asarray(train_idx).reshape(-1)

@@ -134,8 +134,10 @@ def _logits(model: nn.Module, x: torch.Tensor, name: str = "inputs") -> torch.Te
     return logits
 
 
-def _logits_checked(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    logits = _logits(model, x)
+def _logits_checked(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, name: str = "inputs"
+) -> torch.Tensor:
+    logits = _logits(model, x, name)
     if int(labels.max()) >= logits.shape[1] or int(labels.min()) < 0:
         raise ValueError(
             f"labels must lie in [0, {logits.shape[1] - 1}] (the model's classes), "
@@ -162,11 +164,23 @@ def class_confidence(
     _check_model_inputs(model, "inputs", inputs)
     _check_labels(labels, inputs.shape[0])
     check_number("batch_size", batch_size, ge=1, integer=True)
+    return _class_confidence(model, inputs, labels, batch_size)
+
+
+def _class_confidence(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 4096,
+    name: str = "inputs",
+) -> torch.Tensor:
+    """:func:`class_confidence` of checked arguments; a dtype the model refuses is named as
+    ``name`` (the caller's argument the inputs come from)."""
     out = []
     with eval_mode(model), torch.no_grad():
         for start in range(0, inputs.shape[0], batch_size):
             xb, yb = inputs[start : start + batch_size], labels[start : start + batch_size]
-            probs = _logits_checked(model, xb, yb).softmax(dim=1)
+            probs = _logits_checked(model, xb, yb, name).softmax(dim=1)
             out.append(probs.gather(1, yb.long()[:, None])[:, 0])
     return torch.cat(out)
 
@@ -303,7 +317,7 @@ def level_set_traversal(
                 labels = _logits(model, src, "sources").argmax(dim=1)
         _check_labels(labels, n)
         labels = labels.detach().long().clone()
-        init_conf = class_confidence(model, src, labels)
+        init_conf = _class_confidence(model, src, labels, name="sources")
         floor = torch.clamp(init_conf - max_drop, min=min_confidence)
 
         # drawn on the CPU and moved: the same seed gives the same start on every device
@@ -312,7 +326,7 @@ def level_set_traversal(
         x = src + init_noise * noise
         if clamp is not None:
             x = x.clamp(*clamp)
-        conf = class_confidence(model, x, labels)
+        conf = _class_confidence(model, x, labels, name="sources")
         delta = torch.zeros_like(x)
         accepted = torch.zeros(n, dtype=torch.long, device=src.device)
         view = (n,) + (1,) * len(shape)
@@ -321,7 +335,7 @@ def level_set_traversal(
         done = 0
         for it in range(1, n_iterations + 1):
             xg = x.detach().requires_grad_(True)
-            loss = F.cross_entropy(call_model(model, xg), labels, reduction="sum")
+            loss = F.cross_entropy(call_model(model, xg, "sources"), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, xg)
             perp = orthogonal_component(trg - x, grad)
             moved = False
@@ -332,7 +346,7 @@ def level_set_traversal(
             proposal = x + step_size * perp - delta
             if clamp is not None:
                 proposal = proposal.clamp(*clamp)
-            new_conf = class_confidence(model, proposal, labels)
+            new_conf = _class_confidence(model, proposal, labels, name="sources")
             ok = new_conf >= floor
             done = it
             if not (bool(ok.any()) or moved):
@@ -375,7 +389,7 @@ def line_confidence(
     Args:
         model: classifier returning logits ``[N, C]``.
         start: ``[N, *S]`` segment starts (e.g. the sources).
-        end: ``[N, *S]`` segment ends (e.g. the LST outputs).
+        end: ``[N, *S]`` segment ends (e.g. the LST outputs), taken in ``start``'s dtype.
         labels: ``[N]`` classes whose confidence is read.
         n_points: points ``t = linspace(0, 1, n_points)``.
 
@@ -390,11 +404,12 @@ def line_confidence(
         )
     _check_labels(labels, start.shape[0])
     check_number("n_points", n_points, ge=2, integer=True)
+    end = end.to(start.dtype)  # the path in start's dtype (as LST's targets in the sources')
     t = torch.linspace(0.0, 1.0, n_points, dtype=start.dtype, device=start.device)
     tt = t.view(1, n_points, *([1] * (start.ndim - 1)))
     pts = (1 - tt) * start[:, None] + tt * end[:, None]
     flat = pts.reshape(-1, *start.shape[1:])
-    conf = class_confidence(model, flat, labels.repeat_interleave(n_points))
+    conf = _class_confidence(model, flat, labels.repeat_interleave(n_points), name="start")
     return conf.view(start.shape[0], n_points)
 
 
@@ -456,7 +471,7 @@ def triangle_confidence(
 
     Args:
         model: classifier returning logits ``[N, C]``.
-        x0, x1, x2: ``[N, *S]`` vertices.
+        x0, x1, x2: ``[N, *S]`` vertices (``x1``, ``x2`` taken in ``x0``'s dtype).
         labels: ``[N]`` classes whose confidence is read.
         n_interps: grid resolution per edge (the authors use 10).
     """
@@ -469,10 +484,11 @@ def triangle_confidence(
     _check_labels(labels, x0.shape[0])
     w = barycentric_grid(n_interps)
     wt = w.to(dtype=x0.dtype, device=x0.device)
-    verts = torch.stack([x0, x1, x2], dim=1)  # [N, 3, *S]
+    verts = torch.stack([x0, x1.to(x0.dtype), x2.to(x0.dtype)], dim=1)  # [N, 3, *S] as x0
     pts = torch.einsum("pk,nk...->np...", wt, verts)
     n, p = x0.shape[0], w.shape[0]
-    conf = class_confidence(model, pts.reshape(n * p, *x0.shape[1:]), labels.repeat_interleave(p))
+    flat = pts.reshape(n * p, *x0.shape[1:])
+    conf = _class_confidence(model, flat, labels.repeat_interleave(p), name="x0")
     conf = conf.view(n, p)
     vertex = conf[:, 0]
     edges = (w[:, 1] == 0) | (w[:, 2] == 0)

@@ -52,9 +52,11 @@ from neuronkit.common import (
     forked_manual_seed,
     function_for_mode,
     grad_enabled,
+    integer_dtype,
     progress,
 )
 
+from .._inputs import named_input_dtypes
 from ..lottery.rewind import _check_classes
 from ..macs import count_macs
 
@@ -542,38 +544,40 @@ class DynamicCNN(nn.Module):
         mask_logits, targets, masks, kept_in, geometry = [], [], [], [], []
         macs = torch.zeros(b, dtype=count_dtype, device=x.device)
         pred_macs = 0
-        h = x
-        for layer in self.layers:
-            if not isinstance(layer, GatedConv):
-                h = layer(h)
-                continue
-            z = layer(h)
-            logit = layer.predictor(h.detach() if self.mode == "decoupled" else h)
-            target = mass_targets(z.detach(), self.ratio, self.criterion)
-            if gating == "dense":
-                mask = torch.ones_like(target)
-            elif gating == "oracle":
-                mask = target
-            elif gating == "static":
-                mask = layer.static_mask.to(z.dtype).expand(b, -1)
-            elif self.mode == "decoupled":
-                with torch.no_grad():
-                    mask = binarize_ste(torch.sigmoid(logit.detach()))
-            else:
-                mask = binarize_ste(torch.sigmoid(logit))
-            h = z * mask[:, :, None, None]
-            kh, kw = layer.conv.kernel_size
-            geo = int(z.shape[2] * z.shape[3] * kh * kw)
-            kept_out = mask.detach().sum(dim=1, dtype=count_dtype)  # bfloat16 stops at 256
-            macs = macs + kept.to(macs) * kept_out.to(macs) * geo
-            pred_macs += layer.predictor.macs
-            mask_logits.append(logit)
-            targets.append(target)
-            masks.append(mask)
-            kept_in.append(kept)
-            geometry.append(geo)
-            kept = kept_out
-        logits = self.head(h)
+        # float64 inputs of a float32 network: a TypeError naming x (torch's deep RuntimeError)
+        with named_input_dtypes(self, ("x", x)):
+            h = x
+            for layer in self.layers:
+                if not isinstance(layer, GatedConv):
+                    h = layer(h)
+                    continue
+                z = layer(h)
+                logit = layer.predictor(h.detach() if self.mode == "decoupled" else h)
+                target = mass_targets(z.detach(), self.ratio, self.criterion)
+                if gating == "dense":
+                    mask = torch.ones_like(target)
+                elif gating == "oracle":
+                    mask = target
+                elif gating == "static":
+                    mask = layer.static_mask.to(z.dtype).expand(b, -1)
+                elif self.mode == "decoupled":
+                    with torch.no_grad():
+                        mask = binarize_ste(torch.sigmoid(logit.detach()))
+                else:
+                    mask = binarize_ste(torch.sigmoid(logit))
+                h = z * mask[:, :, None, None]
+                kh, kw = layer.conv.kernel_size
+                geo = int(z.shape[2] * z.shape[3] * kh * kw)
+                kept_out = mask.detach().sum(dim=1, dtype=count_dtype)  # bfloat16 stops at 256
+                macs = macs + kept.to(macs) * kept_out.to(macs) * geo
+                pred_macs += layer.predictor.macs
+                mask_logits.append(logit)
+                targets.append(target)
+                masks.append(mask)
+                kept_in.append(kept)
+                geometry.append(geo)
+                kept = kept_out
+            logits = self.head(h)
         head_macs = self._head_macs(h) if b else 0
         macs = macs + head_macs + (pred_macs if gating == "dynamic" else 0)
         return FTWTOutput(
@@ -713,16 +717,19 @@ class FTWTConfig:
             check_number("milestones[i]", m, ge=1, integer=True)
 
 
-def _check_xy(x: Any, y: Any) -> None:
+def _check_xy(x: Any, y: Any) -> torch.Tensor:
+    """Check ``x [N, C, H, W]`` and ``y [N]``; returns the labels as int64 (class indices of
+    any integer dtype are taken)."""
     check_type("x", x, torch.Tensor)
     check_ndim("x", x, 4, "[N, C, H, W]")
     check_finite("x", x)
     check_type("y", y, torch.Tensor)
     check_ndim("y", y, 1, "[N]")
-    if y.dtype != torch.long:
-        raise TypeError(f"y must be an int64 tensor of class labels, got dtype {y.dtype}")
+    if not integer_dtype(y):
+        raise TypeError(f"y must be an integer tensor of class labels, got dtype {y.dtype}")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    return y if y.dtype == torch.long else y.long()
 
 
 @grad_enabled("train_ftwt")
@@ -745,7 +752,7 @@ def train_ftwt(
     Args:
         net: the :class:`DynamicCNN` (its ``gating`` is set to ``"dynamic"``).
         x: training images ``[N, C, H, W]``.
-        y: labels ``[N]`` (int64).
+        y: labels ``[N]``: class indices of any integer dtype.
         config: :class:`FTWTConfig`.
         seed: seed of the data order.
         show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
@@ -755,7 +762,7 @@ def train_ftwt(
         per-epoch history ``{"task_loss", "mask_loss", "mask_accuracy", "kept_fraction"}``.
     """
     check_type("net", net, DynamicCNN)
-    _check_xy(x, y)
+    y = _check_xy(x, y)
     x, y = detached_input(x), detached_input(y)  # the caller's x.grad stays as it is
     check_type("config", config, FTWTConfig)
     check_seed(seed)

@@ -32,7 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuronkit.common import check_choice, check_number, check_seed, check_type, grad_enabled
+from neuronkit.common import (
+    check_choice,
+    check_number,
+    check_seed,
+    check_type,
+    grad_enabled,
+    integer_dtype,
+)
 from neuronkit.pruning.lottery import TrainConfig, clone_state, train
 from neuronkit.pruning.lottery.rewind import _accuracy, _check_data
 
@@ -136,8 +143,9 @@ class FederatedHistory:
 def check_clients(clients: Sequence[ClientData], name: str = "clients") -> list[int]:
     """Validate client datasets; return their sizes.
 
-    Every client is an ``(x [N_k, ...] float, y [N_k] int64)`` pair with ``N_k >= 1`` and finite
-    inputs. An empty client raises ``ValueError`` naming it (before anything is trained).
+    Every client is an ``(x [N_k, ...] float, y [N_k] integer)`` pair with ``N_k >= 1`` and
+    finite inputs in the model's dtype (class indices of any integer dtype). An empty client
+    raises ``ValueError`` naming it (before anything is trained).
     """
     if isinstance(clients, (str, bytes)) or not isinstance(clients, Sequence):
         raise TypeError(f"{name} must be a sequence of (x, y) pairs, got {type(clients).__name__}")
@@ -162,8 +170,8 @@ def _check_xy(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} has an empty dataset (0 samples); every client needs >= 1 sample")
     if y.shape != (x.shape[0],):
         raise ValueError(f"{name} y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-    if y.dtype != torch.long:
-        raise TypeError(f"{name} y must be int64 class labels, got {y.dtype}")
+    if not integer_dtype(y):
+        raise TypeError(f"{name} y must be integer class labels (e.g. int64), got {y.dtype}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} x must be finite, got NaN or inf")
 
@@ -294,7 +302,7 @@ def hidenseek_client_update(
         net: the shared :class:`SignSupermask` (not modified: a copy is trained).
         global_scores: the broadcast scores ``{name: tensor shaped like the weight}``.
         x: the client's inputs ``[N_k, ...]`` (``N_k >= 1``).
-        y: the client's labels ``[N_k]`` (int64).
+        y: the client's labels ``[N_k]`` (class indices of any integer dtype).
         config: local training recipe.
         seed: seed of the local data order.
 

@@ -44,9 +44,11 @@ from neuronkit.common import (
     eval_mode,
     forked_manual_seed,
     grad_enabled,
+    integer_dtype,
     progress,
 )
 
+from .._inputs import named_input_dtypes
 from .masks import (
     DEFAULT_PRUNABLE,
     Masks,
@@ -142,7 +144,9 @@ def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], name: str) 
         raise ValueError(f"{name} must be a state_dict of the model: {err}") from None
 
 
-def _check_data(x: Any, y: Any, xname: str = "x", yname: str = "y") -> None:
+def _check_data(x: Any, y: Any, xname: str = "x", yname: str = "y") -> torch.Tensor:
+    """Check a batch ``x [N, ...]``, ``y [N]``; returns the labels as int64 (class indices of
+    any integer dtype are taken, as the cross-entropy and an accuracy read them)."""
     check_type(xname, x, torch.Tensor)
     check_type(yname, y, torch.Tensor)
     if x.ndim < 2 or x.shape[0] == 0:
@@ -152,10 +156,18 @@ def _check_data(x: Any, y: Any, xname: str = "x", yname: str = "y") -> None:
             f"{yname} must be labels of shape ({x.shape[0]},) matching {xname}, "
             f"got {tuple(y.shape)}"
         )
-    if y.dtype != torch.long:
-        raise TypeError(f"{yname} must be int64 class labels, got {y.dtype}")
+    if not integer_dtype(y):
+        raise TypeError(f"{yname} must be integer class labels (e.g. int64), got {y.dtype}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{xname} must be finite, got NaN or inf")
+    return y if y.dtype == torch.long else y.long()
+
+
+def _logits(model: nn.Module, x: torch.Tensor, xname: str) -> Any:
+    """``model(x)``; torch's dtype mismatch (float64 inputs of a float32 model) named as
+    ``xname`` (a ``TypeError``)."""
+    with named_input_dtypes(model, (xname, x)):
+        return model(x)
 
 
 def _check_classes(logits: Any, y: torch.Tensor, yname: str = "y") -> None:
@@ -217,8 +229,9 @@ def train(
 
     Args:
         model: classifier ``[B, ...] -> [B, C]``; trained in place.
-        x: training inputs ``[N, ...]``.
-        y: training labels ``[N]`` (int64).
+        x: training inputs ``[N, ...]`` in the model's dtype (float64 data for a float32
+            model is a ``TypeError`` naming ``x``; convert it, e.g. ``x.float()``).
+        y: training labels ``[N]``: class indices of any integer dtype.
         config: the recipe (:class:`TrainConfig`).
         masks: pruning masks enforced during training (see
             :func:`~neuronkit.pruning.lottery.masks.attach_masks`); the hook is removed after.
@@ -235,7 +248,7 @@ def train(
         mode.
     """
     check_type("model", model, nn.Module)
-    _check_data(x, y)
+    y = _check_data(x, y)
     x, y = detached_input(x), detached_input(y)  # the caller's x.grad stays as it is
     check_type("config", config, TrainConfig)
     check_number("data_seed", data_seed, ge=0, integer=True)
@@ -285,7 +298,7 @@ def train(
                 for group in opt.param_groups:
                     group["lr"] = config.lr_at(it)
                 xb, yb = x[idx].to(device), y[idx].to(device)
-                logits = model(xb)
+                logits = _logits(model, xb, "x")
                 if it == start_iteration:
                     _check_classes(logits, y)
                 loss = nn.functional.cross_entropy(logits, yb)
@@ -315,7 +328,8 @@ def train(
 def accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024
 ) -> float:
-    """Top-1 accuracy in ``[0, 1]`` of ``model`` (in eval mode) on ``x [N, ...]``, ``y [N]``."""
+    """Top-1 accuracy in ``[0, 1]`` of ``model`` (in eval mode) on ``x [N, ...]`` (in the
+    model's dtype), ``y [N]`` (class indices of any integer dtype)."""
     return _accuracy(model, x, y, batch_size)
 
 
@@ -329,12 +343,12 @@ def _accuracy(
 ) -> float:
     """:func:`accuracy`, its errors naming ``x`` and ``y`` as the caller's arguments."""
     check_type("model", model, nn.Module)
-    _check_data(x, y, xname, yname)
+    y = _check_data(x, y, xname, yname)
     check_number("batch_size", batch_size, ge=1, integer=True)
     correct = 0
     with eval_mode(model):
         for i in range(0, len(y), batch_size):
-            logits = model(x[i : i + batch_size])
+            logits = _logits(model, x[i : i + batch_size], xname)
             if i == 0:
                 _check_classes(logits, y, yname)
             correct += int(correct_predictions(logits, y[i : i + batch_size]).sum())
@@ -493,7 +507,7 @@ def iterative_magnitude_pruning(
         :class:`IMPResult` with ``rounds + 1`` entries per list.
     """
     check_type("model", model, nn.Module)
-    _check_data(x, y)
+    y = _check_data(x, y)
     x, y = detached_input(x), detached_input(y)  # once, not in every round's train
     check_type("config", config, TrainConfig)
     check_number("rounds", rounds, ge=0, integer=True)
@@ -502,7 +516,7 @@ def iterative_magnitude_pruning(
     if (x_eval is None) != (y_eval is None):
         raise ValueError("x_eval and y_eval must be given together, got only one of them")
     if x_eval is not None:
-        _check_data(x_eval, y_eval, "x_eval", "y_eval")
+        y_eval = _check_data(x_eval, y_eval, "x_eval", "y_eval")
     k = int(rewind_iteration)
     result = IMPResult(rewind_iteration=k, init_state=clone_state(model))
     masks = ones_masks(model, layer_types=layer_types, ignore=ignore)

@@ -36,6 +36,7 @@ from neuronkit.common import (
     check_type,
     detached_input,
     grad_enabled,
+    integer_dtype,
     progress,
 )
 
@@ -149,19 +150,22 @@ class SearchResult:
     history: dict[str, list[float]]
 
 
-def _check_split(x: Any, y: Any, xname: str, yname: str) -> None:
+def _check_split(x: Any, y: Any, xname: str, yname: str) -> torch.Tensor:
+    """Check ``x [N, ...]`` and ``y [N]``; returns the labels as int64 (class indices of any
+    integer dtype are taken)."""
     check_type(xname, x, torch.Tensor)
     check_type(yname, y, torch.Tensor)
     if not x.is_floating_point():
         raise TypeError(f"{xname} must be a floating-point tensor, got {x.dtype}")
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"{xname} must be a non-empty batch [N, ...], got shape {tuple(x.shape)}")
-    if y.shape != (len(x),) or y.dtype != torch.long:
+    if y.shape != (len(x),) or not integer_dtype(y):
         raise ValueError(
-            f"{yname} must be int64 labels of shape ({len(x)},), got {tuple(y.shape)} {y.dtype}"
+            f"{yname} must be integer labels of shape ({len(x)},), got {tuple(y.shape)} {y.dtype}"
         )
     if not torch.isfinite(x).all():
         raise ValueError(f"{xname} must be finite, got NaN or inf")
+    return y if y.dtype == torch.long else y.long()
 
 
 def _check_same_kind(x: torch.Tensor, ref: torch.Tensor, name: str, ref_name: str) -> None:
@@ -186,8 +190,8 @@ def _search(
 ) -> SearchResult:
     config = SearchConfig() if config is None else config
     check_type("space", space, CellSpace)
-    _check_split(x_train, y_train, "x_train", "y_train")
-    _check_split(x_val, y_val, "x_val", "y_val")
+    y_train = _check_split(x_train, y_train, "x_train", "y_train")
+    y_val = _check_split(x_val, y_val, "x_val", "y_val")
     if x_train[0].numel() != x_val[0].numel():
         raise ValueError(
             f"x_val must have x_train's {x_train[0].numel()} features per sample, "
@@ -394,8 +398,8 @@ def final_evaluation(
     check_type("space", space, CellSpace)
     check_type("architecture", architecture, Architecture)
     architecture.validate(space)
-    _check_split(x_train, y_train, "x_train", "y_train")
-    _check_split(x_test, y_test, "x_test", "y_test")
+    y_train = _check_split(x_train, y_train, "x_train", "y_train")
+    y_test = _check_split(x_test, y_test, "x_test", "y_test")
     _check_same_kind(x_test, x_train, "x_test", "x_train")
     check_number("hidden", hidden, ge=1, integer=True)
     check_seed(seed)

@@ -32,8 +32,10 @@ from neuronkit.common import (
     correct_predictions,
     eval_mode,
     forked_manual_seed,
+    integer_dtype,
 )
 
+from .._inputs import named_input_dtypes
 from .space import Architecture, CellSpace
 
 __all__ = [
@@ -164,9 +166,10 @@ def evaluate_architectures(
         raise ValueError(
             f"y must be labels [N] matching x's {len(x)} samples, got shape {tuple(y.shape)}"
         )
-    if y.is_floating_point() or y.is_complex():
+    if not integer_dtype(y):
         raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     check_class_labels("y", y, supernet.num_classes)
-    with eval_mode(supernet):
+    # float64 x of a float32 supernet: a TypeError naming x (torch's deep RuntimeError)
+    with eval_mode(supernet), named_input_dtypes(supernet, ("x", x)):
         accs = [float(correct_predictions(supernet(x, a), y).float().mean()) for a in architectures]
     return torch.tensor(accs)
