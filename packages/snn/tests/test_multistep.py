@@ -9,10 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neuronkit.snn import (
+    ALIF,
     IF,
+    LI,
     LIF,
     PLIF,
     ATan,
+    CuBaLIF,
     FastSigmoid,
     Gaussian,
     IFState,
@@ -401,6 +404,24 @@ def test_state_dtype_must_match_input() -> None:
     x = torch.zeros(3, 2, 4)
     with pytest.raises(TypeError, match=r"state\.v must have x's dtype torch\.float32"):
         lif_multistep(x, LIFState(torch.zeros(2, 4, dtype=F64)))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [IF, LIF, lambda: LIF(fused=False), ALIF, CuBaLIF, LI],
+    ids=["IF", "LIF", "LIF-unfused", "ALIF", "CuBaLIF", "LI"],
+)
+@pytest.mark.parametrize("how", ["run", "step"])
+def test_state_on_another_device_than_the_input_is_refused(make: Any, how: str) -> None:
+    """A state left on another device (a model moved with .to(device) mid-sequence) is named
+    before any loop runs: the compiled CPU loop would read its memory as host memory (it
+    crashed the process with a meta-device state)."""
+    neuron = make()
+    x = torch.rand(4, 3, 5)
+    fields = neuron.run(x)[-1]
+    moved = type(fields)(*(torch.zeros(3, 5, device="meta") for _ in fields))
+    with pytest.raises(ValueError, match=r"state\.v must be on x's device cpu, got meta"):
+        getattr(neuron, how)(x if how == "run" else x[0], moved)
 
 
 def test_inference_mode_then_training() -> None:

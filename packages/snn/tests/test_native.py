@@ -397,3 +397,21 @@ def test_the_compiled_synaptic_current_agrees_bitwise(
             assert calls == {"_current_forward": 1, "_scan_back_call": 1}
     for a, b in zip(*runs):
         assert torch.equal(a, b)
+
+
+@pytest.mark.usefixtures("compiled")
+def test_the_compiled_loops_decline_a_state_on_another_device() -> None:
+    """A start state on another device than x (here meta) goes to the ATen loops, which say so;
+    the compiled loops would read its memory as host memory (the process crashed)."""
+    x = torch.rand(4, 3, 5)
+    elsewhere = torch.zeros(3, 5, device="meta")
+    cpu = torch.zeros(3, 5)
+    thr = torch.tensor(1.0)
+    assert _native.forward(x, elsewhere, 0.5, None, thr, 0.0, "subtract", keep_h=False,
+                           keep_v=True) is None  # fmt: skip
+    for v0, a0 in ((elsewhere, cpu), (cpu, elsewhere)):
+        assert _native.alif_forward(x, v0, a0, 0.5, None, 20.0, 1.8, thr, 0.0, "subtract",
+                                    keep=False) is None  # fmt: skip
+    assert _native.current_forward(x, elsewhere, 3.0) is None
+    assert _native.forward(x, cpu, 0.5, None, thr, 0.0, "subtract", keep_h=False,
+                           keep_v=True) is not None  # fmt: skip

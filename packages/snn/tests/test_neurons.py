@@ -705,3 +705,34 @@ def test_autocast_integrates_half_precision_input_in_float32(kind: str, fused: b
     with torch.autocast("cpu", dtype=torch.bfloat16):  # a bfloat16 state is upcast
         half_state = type(state)(*(f.bfloat16() for f in state))
         module.step(x[0], half_state)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: PLIF(),
+        lambda: PLIF(fused=False),
+        lambda: LIF(tau=nn.Parameter(torch.full((4,), 3.0))),
+        lambda: ALIF(beta=nn.Parameter(torch.tensor(1.0))),
+        lambda: CuBaLIF(tau_syn=nn.Parameter(torch.tensor(3.0))),
+        lambda: LI(tau=nn.Parameter(torch.tensor(3.0))),
+    ],
+)
+@pytest.mark.parametrize("how", ["run", "step"])
+def test_state_made_under_inference_mode_continues_with_autograd(make: Any, how: str) -> None:
+    """A state from a run under torch.inference_mode (a warm-up) continues a run that trains
+    learnable settings, with the result of a state made without it; torch would refuse to
+    save the inference tensor for the backward of tau or beta."""
+    neuron = make()
+    x = torch.rand(6, 2, 4) * 1.5
+    with torch.inference_mode():
+        warm = neuron.run(x[:3])[-1]
+    plain = type(warm)(*(f.clone() for f in warm))
+    nxt = x[3] if how == "step" else x[3:]
+    out = getattr(neuron, how)(nxt, warm)[0]
+    ref = getattr(neuron, how)(nxt, plain)[0]
+    (grads,) = torch.autograd.grad(out.sum(), [next(neuron.parameters())], allow_unused=True)
+    (want,) = torch.autograd.grad(ref.sum(), [next(neuron.parameters())], allow_unused=True)
+    assert torch.equal(out, ref)
+    assert torch.equal(grads, want)
+    assert warm[0].is_inference()  # the caller's state is left as it is

@@ -359,16 +359,37 @@ def check_broadcast(name: str, value: Any, shape: torch.Size) -> None:
         )
 
 
-def check_state(name: str, value: Any, shape: torch.Size, dtype: torch.dtype) -> None:
-    """A state field must be a tensor of exactly one step's shape ``[B, ...]`` and x's dtype."""
+def check_state(name: str, value: Any, x: Tensor, shape: torch.Size) -> None:
+    """A state field must be a tensor of exactly one step's shape ``[B, ...]``, on x's device
+    (the compiled CPU loops would read another device's memory as host memory) and of x's
+    dtype."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.device != x.device:
+        raise ValueError(
+            f"{name} must be on x's device {x.device}, got {value.device} (move the state "
+            "with the model, or start at rest with state=None)"
+        )
     if value.shape != shape:
         raise ValueError(
             f"{name} must have shape {list(shape)} (one time step of x), got {list(value.shape)}"
         )
-    if value.dtype != dtype:
-        raise TypeError(f"{name} must have x's dtype {dtype}, got {value.dtype}")
+    if value.dtype != x.dtype:
+        raise TypeError(f"{name} must have x's dtype {x.dtype}, got {value.dtype}")
+
+
+def usable_state(value: Tensor) -> Tensor:
+    """A state field as a run takes it: a copy of a tensor made under ``torch.inference_mode``
+    when this run is outside it and records a graph (an inference tensor cannot be saved for
+    the backward of a learnable ``tau`` or ``threshold``), else ``value`` itself."""
+    if (
+        torch.is_grad_enabled()
+        and not torch.is_inference_mode_enabled()
+        and not torch.compiler.is_compiling()
+        and value.is_inference()
+    ):
+        return value.clone()
+    return value
 
 
 _HALF = (torch.float16, torch.bfloat16)

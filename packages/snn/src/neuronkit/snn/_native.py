@@ -250,7 +250,12 @@ def forward(
 ) -> tuple[Tensor, Tensor, Tensor | None] | None:  # fmt: skip
     """The forward recurrence in one compiled call, as ``multistep._loop`` returns it; None
     where it does not apply (or is not available)."""
-    if u.device.type != "cpu" or u.dtype not in _SUFFIX or v0.shape != u.shape[1:]:
+    if (
+        u.device.type != "cpu"
+        or v0.device != u.device  # the loop would read another device's memory as the host's
+        or u.dtype not in _SUFFIX
+        or v0.shape != u.shape[1:]
+    ):
         return None
     weight = lam if w is None else w
     thr = _columnwise(threshold, v0.shape, u.dtype)
@@ -368,6 +373,8 @@ def alif_forward(
     if (
         torch.compiler.is_compiling()
         or u.device.type != "cpu"
+        or v0.device != u.device  # the loop would read another device's memory as the host's
+        or a0.device != u.device
         or u.dtype not in _SUFFIX
         or v0.shape != u.shape[1:]
         or a0.shape != u.shape[1:]
@@ -543,7 +550,12 @@ def _alif_adapt_sums_call(
 def current_forward(x: Tensor, i0: Tensor, tau: Param) -> Tensor | None:
     """``multistep._current_loop`` in one compiled call: the synaptic currents ``[T, B,
     ...]``; None where it does not apply."""
-    if torch.compiler.is_compiling() or x.device.type != "cpu" or x.dtype not in _SUFFIX:
+    if (
+        torch.compiler.is_compiling()
+        or x.device.type != "cpu"
+        or i0.device != x.device  # the loop would read another device's memory as the host's
+        or x.dtype not in _SUFFIX
+    ):
         return None
     k = _scalar(tau)
     if k is None or (lib := _library()) is None:

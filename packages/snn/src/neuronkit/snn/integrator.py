@@ -46,6 +46,7 @@ from ._core import (
     describe,
     hold,
     integrates_in_float32,
+    usable_state,
 )
 
 __all__ = ["LI", "Delay", "LIState", "delay", "li_multistep", "li_step"]
@@ -75,10 +76,10 @@ def _start(x: Tensor, state: Any, shape: torch.Size, v_leak: float, validate: bo
     if not isinstance(state, LIState):
         raise TypeError(f"state must be a LIState or None, got {type(state).__name__}")
     v = state.v
-    check_state("state.v", v, shape, x.dtype)
+    check_state("state.v", v, x, shape)
     if validate:  # x and state.v with one host read
         check_finite_run(x, {"state.v": v})
-    return v
+    return usable_state(v)  # a copy of an inference tensor for a run with autograd
 
 
 def _leak(tau: Param, dt: float, x: Tensor, decay_input: bool) -> tuple[Param | None, Param | None]:

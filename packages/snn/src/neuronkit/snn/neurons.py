@@ -34,9 +34,11 @@ so with the default ``dt = 1`` time constants are in steps). For a step input ``
 
 Functional API: ``*_step(x: [B, ...], state) -> (spikes, state)`` and
 ``*_multistep(x: [T, B, ...], state) -> NeuronOutput(spikes [T, B, ...], v [T, B, ...],
-state)``; ``state=None`` starts at rest. Modules wrap them: ``module(x)`` returns the spikes of
-a multi-step run from rest, ``module.run(x, state)`` the full :class:`NeuronOutput`, and
-``module.step(x_t, state)`` one step. Modules hold parameters, never state.
+state)``; ``state=None`` starts at rest (a state made under ``torch.inference_mode``, a
+warm-up, may continue a run with autograd: it is copied). Modules wrap them: ``module(x)``
+returns the spikes of a multi-step run from rest, ``module.run(x, state)`` the full
+:class:`NeuronOutput`, and ``module.step(x_t, state)`` one step. Modules hold parameters,
+never state.
 
 Under ``torch.autocast`` a float16 / bfloat16 input is integrated in float32 (membrane and
 state float32, a half-precision state passed in is upcast) and the spikes come back in the
@@ -133,7 +135,8 @@ def _start(
     multistep: bool,
     validate: bool,
 ) -> tuple[Tensor, ...]:
-    """Validate ``x``/``state``/tensor ``params``; return the initial state's fields.
+    """Validate ``x``/``state``/tensor ``params``; return the initial state's fields (one made
+    under ``torch.inference_mode`` copied for a run with autograd, :func:`_core.usable_state`).
 
     With ``validate``, ``x`` and a given state must be finite: one reduction each, one host
     read for all (:func:`_core.check_finite_run`).
@@ -154,10 +157,10 @@ def _start(
         )
     fields = {f"state.{field}": value for field, value in zip(state_type._fields, state)}
     for name, value in fields.items():
-        _core.check_state(name, value, shape, x.dtype)
+        _core.check_state(name, value, x, shape)
     if validate:
         _core.check_finite_run(x, fields)
-    return tuple(state)
+    return tuple(_core.usable_state(value) for value in state)
 
 
 @functools.lru_cache(maxsize=256, typed=True)
