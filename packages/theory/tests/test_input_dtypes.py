@@ -20,6 +20,11 @@ from neuronkit.theory import (
     UNet2d,
 )
 from neuronkit.theory.grokking.lazy_rich import ScaledQuadraticNet
+from neuronkit.theory.lazy_rich import ReluRNN, TwoLayerTanhNet
+from neuronkit.theory.ntk import NTKNetwork, relu_dual
+from neuronkit.theory.operators import MgConv
+from neuronkit.theory.processes import MultiheadAttentionBlock, PseudoContextGenerator, SetEncoder
+from neuronkit.theory.scaling import BottleneckBlock
 
 F32, F64 = torch.float32, torch.float64
 
@@ -63,6 +68,43 @@ CASES: dict[str, tuple[Callable[[], torch.nn.Module], Callable[[torch.dtype], tu
     ),
     "UNet2d": (lambda: UNet2d(seed=0), lambda d: (torch.zeros(1, 1, 8, 8, dtype=d),), "x"),
     "KANLayer": (lambda: KANLayer(2, 3, seed=0), lambda d: (torch.zeros(2, 2, dtype=d),), "x"),
+    # building blocks and smaller networks (torch's bare dtype errors until 0.6.33)
+    "MgConv": (
+        lambda: MgConv(1, 2, levels=2),
+        lambda d: (torch.zeros(1, 1, 7, 7, dtype=d),),
+        "f",
+    ),
+    "BottleneckBlock": (lambda: BottleneckBlock(4), lambda d: (torch.zeros(2, 4, dtype=d),), "h"),
+    "TwoLayerTanhNet": (
+        lambda: TwoLayerTanhNet(torch.ones(4, 3), torch.ones(4)).float(),
+        lambda d: (torch.zeros(2, 3, dtype=d),),
+        "x",
+    ),
+    "ReluRNN": (
+        lambda: ReluRNN(torch.ones(4, 3), torch.eye(4), torch.ones(3, 4), dtype=F32),
+        lambda d: (torch.zeros(2, 5, 3, dtype=d),),
+        "x",
+    ),
+    "NTKNetwork": (
+        lambda: NTKNetwork(3, 8, 2, relu_dual(), seed=0, dtype=F32),
+        lambda d: (torch.zeros(2, 3, dtype=d),),
+        "x",
+    ),
+    "SetEncoder": (
+        lambda: SetEncoder(1, 1, 8),
+        lambda d: (torch.zeros(2, 3, 1, dtype=d), torch.zeros(2, 3, 1, dtype=d)),
+        "x",
+    ),
+    "MultiheadAttentionBlock": (
+        lambda: MultiheadAttentionBlock(8, 2),
+        lambda d: (torch.zeros(2, 3, 8, dtype=d), torch.zeros(2, 4, 8, dtype=d)),
+        "queries",
+    ),
+    "PseudoContextGenerator": (
+        lambda: PseudoContextGenerator(8, 2),
+        lambda d: (torch.zeros(2, 3, 8, dtype=d), 4),
+        "context",
+    ),
 }
 
 

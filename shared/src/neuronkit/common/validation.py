@@ -7,9 +7,10 @@ tensors without importing torch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -235,6 +236,66 @@ def check_adam_dtype(name: str, named: Iterable[tuple[str, Any]]) -> None:
             "more): its eps is 0 in float16 and the weights turn NaN after a step; train in "
             "float32 or bfloat16 (e.g. model.to(torch.bfloat16))"
         )
+
+
+# torch's messages for operands of different dtypes (Linear / matmul, conv, norms, ...)
+_DTYPE_MISMATCH = (
+    "must have the same dtype",
+    "should be the same",
+    "expected scalar type",
+    "to have the same dtype",
+    "have same dtype",
+    "must share same datatype",
+)
+
+
+def input_dtype_error(
+    model: Any, err: BaseException, inputs: Iterable[tuple[str, Any]]
+) -> TypeError | None:
+    """The ``TypeError`` naming the first of ``inputs`` (``(name, value)`` pairs: what the
+    caller passed) whose dtype is not ``model``'s parameter dtype (its first floating-point
+    parameter or buffer), if ``err`` is torch's ``RuntimeError`` for operands of different
+    dtypes ("mat1 and mat2 must have the same dtype"); a floating-point input of another
+    precision is named before an integer or bool one. ``None`` for another error, a model
+    without floating-point tensors, or no input of another dtype. Needs torch."""
+    import itertools
+
+    import torch
+
+    text = str(err)
+    if not isinstance(err, RuntimeError) or not any(m in text for m in _DTYPE_MISMATCH):
+        return None
+    dtype = None
+    if isinstance(model, torch.nn.Module):
+        tensors = itertools.chain(model.parameters(), model.buffers())
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), None)
+    if dtype is None:
+        return None
+    others = [(n, x) for n, x in inputs if isinstance(x, torch.Tensor) and x.dtype != dtype]
+    culprit = next(((n, x) for n, x in others if x.is_floating_point()), None)
+    culprit = culprit or next(iter(others), None)
+    if culprit is None:
+        return None
+    name, x = culprit
+    return TypeError(
+        f"{name} must have the model's parameter dtype {dtype}, got dtype {x.dtype} "
+        f"(the model failed with: {text.splitlines()[0] if text else type(err).__name__})"
+    )
+
+
+@contextlib.contextmanager
+def named_input_dtypes(model: Any, *inputs: tuple[str, Any]) -> Iterator[None]:
+    """Re-raise torch's dtype-mismatch ``RuntimeError`` of the block as the ``TypeError`` of
+    :func:`input_dtype_error` naming one of ``inputs`` (``(name, value)`` pairs). Nothing is
+    cast or checked beforehand: a model that takes the dtype (token ids, a model casting its
+    input) runs as it is, and the check costs nothing unless the block fails."""
+    try:
+        yield
+    except RuntimeError as err:
+        error = input_dtype_error(model, err, inputs)
+        if error is None:
+            raise
+        raise error from err
 
 
 def check_floating(name: str, x: Any) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neuronkit.common import check_finite, check_number, check_type
+from neuronkit.common import check_finite, check_number, check_type, input_dtype_error
 
 __all__ = ["LayerRecorder", "get_layer", "layer_activations", "layer_names"]
 
@@ -77,15 +77,6 @@ def _parameter_dtype(model: Any) -> torch.dtype | None:
     return None
 
 
-# torch's messages for operands of different dtypes (Linear / matmul, conv, norms, ...)
-_DTYPE_MISMATCH = (
-    "must have the same dtype",
-    "should be the same",
-    "expected scalar type",
-    "to have the same dtype",
-    "have same dtype",
-    "must share same datatype",
-)
 # torch's message for an in-place operation on a leaf that requires grad (or a view of one)
 _IN_PLACE_ON_LEAF = "leaf Variable that requires grad is being used in an in-place operation"
 
@@ -116,32 +107,10 @@ def call_model(model: Any, inputs: torch.Tensor, name: str = "inputs", *, copy: 
                     raise
         return model(inputs.clone())
     except RuntimeError as err:
-        mismatch = dtype_mismatch(model, err, ((name, inputs),))
+        mismatch = input_dtype_error(model, err, ((name, inputs),))
         if mismatch is None:
             raise
         raise mismatch from err
-
-
-def dtype_mismatch(
-    model: Any, err: BaseException, inputs: Iterable[tuple[str, Any]]
-) -> TypeError | None:
-    """The ``TypeError`` of :func:`call_model` naming the first of ``inputs`` (``(name,
-    tensor)`` pairs: what the caller passed) whose dtype is not ``model``'s parameter dtype,
-    if ``err`` is torch's error for operands of different dtypes; ``None`` otherwise (another
-    error, a model without floating-point parameters, or no input of another dtype)."""
-    if not isinstance(err, RuntimeError):
-        return None
-    dtype = _parameter_dtype(model)
-    text = str(err)
-    if dtype is None or not any(m in text for m in _DTYPE_MISMATCH):
-        return None
-    for name, x in inputs:
-        if isinstance(x, torch.Tensor) and x.dtype != dtype:
-            return TypeError(
-                f"{name} must have the model's parameter dtype {dtype}, got dtype {x.dtype} "
-                f"(the model failed with: {text.splitlines()[0] if text else type(err).__name__})"
-            )
-    return None
 
 
 def submodule(model: nn.Module, layer: Any) -> nn.Module:

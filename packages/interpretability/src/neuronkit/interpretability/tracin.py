@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from neuronkit.common import check_number, check_type, eval_mode, integer_dtype
+from neuronkit.common import check_number, check_type, eval_mode, input_dtype_error, integer_dtype
 from neuronkit.common.progress import progress
 
-from .hooks import check_not_compiled, dtype_mismatch, submodule
+from .hooks import check_not_compiled, submodule
 
 __all__ = ["tracin_influence", "tracin_self_influence"]
 
@@ -192,7 +192,7 @@ class _ExampleGradients:
         try:
             return functional_call(self.model, state, (x,))
         except RuntimeError as err:
-            mismatch = dtype_mismatch(self.model, err, self.inputs)
+            mismatch = input_dtype_error(self.model, err, self.inputs)
             if mismatch is None:
                 raise
             raise mismatch from err

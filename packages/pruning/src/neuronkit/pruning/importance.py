@@ -25,9 +25,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neuronkit.common import detached_input, grad_enabled, integer_dtype, torch_rngs_forked
+from neuronkit.common import (
+    detached_input,
+    grad_enabled,
+    integer_dtype,
+    named_input_dtypes,
+    torch_rngs_forked,
+)
 
-from ._inputs import named_input_dtypes, named_values
+from ._inputs import named_values
 from .graph import DependencyGraph, Group, GroupMember
 from .tracing import call_model, first_tensor, split_inputs
 

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from neuronkit.common import eval_mode
+from neuronkit.common import eval_mode, named_input_dtypes
 
-from ._inputs import named_input_dtypes, named_values
+from ._inputs import named_values
 from .tracing import call_model, split_inputs
 
 __all__ = ["count_macs", "count_params"]

@@ -39,9 +39,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neuronkit.common import check_finite, check_number
+from neuronkit.common import check_finite, check_number, named_input_dtypes
 
-from ._inputs import named_input_dtypes, named_values
+from ._inputs import named_values
 from .graph import DependencyGraph, Group, GroupMember
 from .importance import GroupImportance, _check_materialized
 from .prune import (

@@ -32,7 +32,7 @@ import torch
 from torch import fx, nn
 from torch.nn.modules import module as _torch_module
 
-from neuronkit.common import eval_mode
+from neuronkit.common import eval_mode, input_dtype_error
 
 from . import _inputs
 
@@ -1323,7 +1323,7 @@ def _trace(
             return _trace_concrete(model, example_inputs, hf=True, names=names)
         except Exception as exc:
             # float64 examples of a float32 model: the inputs' fault, not the model's
-            mismatch = _inputs.input_dtype_error(model, exc, named)
+            mismatch = input_dtype_error(model, exc, named)
             if mismatch is not None:
                 raise mismatch from exc
             raise _untraceable(model, exc, "the concrete Hugging Face tracer") from exc
@@ -1331,7 +1331,7 @@ def _trace(
         try:
             return _trace_concrete(model, example_inputs, hf=False, names=names)
         except Exception as exc:
-            mismatch = _inputs.input_dtype_error(model, exc, named)
+            mismatch = input_dtype_error(model, exc, named)
             if mismatch is not None:
                 raise mismatch from exc
             raise _untraceable(model, exc, "the concrete tracer (keyword inputs)") from exc
@@ -1343,7 +1343,7 @@ def _trace(
         try:  # e.g. a forward that branches on its input's shape: follow the example's
             return _trace_concrete(model, example_inputs, hf=False)
         except Exception as concrete:
-            mismatch = _inputs.input_dtype_error(model, concrete, named)
+            mismatch = input_dtype_error(model, concrete, named)
             if mismatch is not None:
                 raise mismatch from concrete
             err = _untraceable(model, exc, "torch.fx")
@@ -1357,7 +1357,7 @@ def _trace(
         _record_shapes(model, graph, example_inputs)
     except _NodeError as err:
         cause = err.error
-        mismatch = _inputs.input_dtype_error(model, cause, named)
+        mismatch = input_dtype_error(model, cause, named)
         if mismatch is not None:  # float64 examples of a float32 model, integer images, ...
             raise mismatch from cause
         raise ValueError(

@@ -15,6 +15,7 @@ from neuronkit.common import (
     check_number,
     check_seed,
     integer_dtype,
+    named_input_dtypes,
     torch_generator,
 )
 
@@ -84,6 +85,38 @@ def check_input_dtype(name: str, x: torch.Tensor, dtype: torch.dtype, owner: str
             f"{name} must have the {owner}'s dtype {dtype}, got {x.dtype} (convert {name}, or the "
             f"{owner} with .to(dtype))"
         )
+
+
+def check_layout(
+    name: str,
+    x: Any,
+    ndim: int,
+    layout: str,
+    last: int | None,
+    dtype: torch.dtype,
+    owner: str = "model",
+) -> None:
+    """Raise ``TypeError`` / ``ValueError`` naming ``name`` unless ``x`` is a tensor of rank
+    ``ndim`` (``layout``) whose last dimension is ``last`` (any for ``None``) in ``dtype`` (the
+    ``owner``'s parameter dtype; any floating dtype under autocast), instead of torch's bare
+    matmul shape or dtype error. No value is read (nothing to skip under tracers or
+    ``torch.func``); skipped for a ``torch.fx`` proxy."""
+    if traced(x):
+        return
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
+    if x.ndim != ndim or (last is not None and x.shape[-1] != last):
+        raise ValueError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
+    check_input_dtype(name, x, dtype, owner)
+
+
+def run_model(model: Any, x: torch.Tensor, name: str = "x") -> Any:
+    """``model(x)``, torch's bare dtype error (``mat1 and mat2 must have the same dtype``) of an
+    ``x`` of another dtype than the model's re-raised as a ``TypeError`` naming ``name``
+    (:func:`neuronkit.common.named_input_dtypes`); a model that converts its input itself runs
+    as it is."""
+    with named_input_dtypes(model, (name, x)):
+        return model(x)
 
 
 def label_tensor(name: str, labels: Any) -> torch.Tensor:
@@ -157,9 +190,10 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-# The validators (as_float_tensor, as_labels, check_input_dtype, check_positive_int,
-# label_tensor) take the checked argument's name first; they, scalar_value and writable are
-# imported by name and stay out of __all__, which lists public callables.
+# The validators (as_float_tensor, as_labels, check_input_dtype, check_layout,
+# check_positive_int, label_tensor) take the checked argument's name first; they, run_model,
+# scalar_value and writable are imported by name and stay out of __all__, which lists public
+# callables.
 __all__ = [
     "Seed",
     "numpy_rng",

@@ -605,9 +605,10 @@ def empirical_ntk(
     Raises:
         ValueError: NaN or infinity in ``x1``, ``x2`` or the parameters; ``params`` entries
             that are not tensors shaped like the model's (``TypeError`` / ``ValueError``); a
-            batch the model cannot take (wrong feature size or dtype), naming ``x1`` or ``x2``;
-            no parameter to differentiate (a model whose parameters are all frozen, with
-            ``params`` left to its default, or an empty ``params``).
+            batch the model cannot take (a wrong feature size; a dtype other than the
+            parameters' raises ``TypeError``), naming ``x1`` or ``x2``; no parameter to
+            differentiate (a model whose parameters are all frozen, with ``params`` left to
+            its default, or an empty ``params``).
     """
     from torch.func import functional_call, jacrev, vmap
 

@@ -46,11 +46,11 @@ from neuronkit.common import (
     correct_predictions,
     eval_mode,
     grad_enabled,
+    input_dtype_error,
     integer_dtype,
     progress,
 )
 
-from ..hooks import dtype_mismatch
 from ..robustness import accuracy, fgsm_attack, pgd_attack
 
 __all__ = [
@@ -347,7 +347,7 @@ def train_head(
                 [model.features(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)]
             )
         except RuntimeError as err:  # float64 scenes of a float32 model, named
-            mismatch = dtype_mismatch(model, err, (("inputs", inputs),))
+            mismatch = input_dtype_error(model, err, (("inputs", inputs),))
             if mismatch is None:
                 raise
             raise mismatch from err

@@ -53,10 +53,10 @@ from neuronkit.common import (
     function_for_mode,
     grad_enabled,
     integer_dtype,
+    named_input_dtypes,
     progress,
 )
 
-from .._inputs import named_input_dtypes
 from ..lottery.rewind import _check_classes
 from ..macs import count_macs
 

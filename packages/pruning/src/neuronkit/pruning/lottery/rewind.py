@@ -45,10 +45,10 @@ from neuronkit.common import (
     forked_manual_seed,
     grad_enabled,
     integer_dtype,
+    named_input_dtypes,
     progress,
 )
 
-from .._inputs import named_input_dtypes
 from .masks import (
     DEFAULT_PRUNABLE,
     Masks,

@@ -33,9 +33,9 @@ from neuronkit.common import (
     eval_mode,
     forked_manual_seed,
     integer_dtype,
+    named_input_dtypes,
 )
 
-from .._inputs import named_input_dtypes
 from .space import Architecture, CellSpace
 
 __all__ = [

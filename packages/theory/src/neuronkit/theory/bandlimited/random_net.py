@@ -79,7 +79,14 @@ def draw_bandlimited_weights(
 
 
 def relative_l2_error(prediction: Any, target: Any) -> float:
-    """``||prediction - target|| / ||target||`` over samples (both ``[n]``)."""
+    """``||prediction - target|| / ||target||`` over samples (both ``[n]``; tensors, arrays or
+    lists of numbers).
+
+    Raises ``ValueError`` for an all-zero (or empty) ``target``, whose relative error is
+    undefined, as :func:`neuronkit.theory.operators.relative_l2` does (it read
+    ``||prediction|| / 1e-300``, e.g. 2e300). Both are scaled by one power of two (exact, and
+    cancelling in the ratio) that brings ``max |target|`` near 1, so targets near the ends of
+    the float range neither overflow (NaN) nor underflow (a ratio of 0 or of rounding)."""
     p = as_float_tensor("prediction", prediction, 1, "[n]")
     t = as_float_tensor("target", target, 1, "[n]")
     if p.shape != t.shape:
@@ -87,7 +94,17 @@ def relative_l2_error(prediction: Any, target: Any) -> float:
             f"prediction and target must have the same shape, got {tuple(p.shape)} and "
             f"{tuple(t.shape)}"
         )
-    return float(torch.linalg.norm(p - t) / torch.linalg.norm(t).clamp_min(1e-300))
+    peak = t.abs().max() if t.numel() else torch.zeros((), dtype=t.dtype)
+    if peak == 0:
+        raise ValueError(
+            "target must have a nonzero norm (the relative error of an all-zero target is "
+            f"undefined), got {'an empty target' if t.numel() == 0 else 'all zeros'}"
+        )
+    # the factor itself stays finite: 2**1022 still brings a subnormal peak above 2**-52
+    exponent = (-torch.frexp(peak).exponent).clamp(-1022, 1022)
+    factor = torch.ldexp(torch.ones((), dtype=t.dtype), exponent)
+    p, t = p * factor, t * factor
+    return float(torch.linalg.norm(p - t) / torch.linalg.norm(t))
 
 
 class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # sklearn regressor
@@ -212,7 +229,7 @@ class BandlimitedRandomNet(RegressorMixin, EstimatorParams, BaseEstimator):  # s
 
     def relative_error(self, x: Any, y: Any) -> float:
         """Relative L2 error ``||predict(x) - y|| / ||y||`` on ``(x, y)`` (lower is better;
-        :func:`relative_l2_error`)."""
+        :func:`relative_l2_error`: an all-zero ``y`` raises ``ValueError``)."""
         return relative_l2_error(self._fitted_features(x) @ self.coef_, y)
 
 
@@ -261,7 +278,8 @@ def approximation_curve(
     """Test error of :class:`BandlimitedRandomNet` over a grid of bands and widths.
 
     Args:
-        x_train ``[n, d]``, y_train ``[n]``, x_test ``[m, d]``, y_test ``[m]``: the task.
+        x_train ``[n, d]``, y_train ``[n]``, x_test ``[m, d]``, y_test ``[m]``: the task
+            (``y_test`` not all zeros: the errors are relative to ``||y_test||``).
         bands: hidden-weight bounds (each ``> 0``); widths: hidden sizes (each ``>= 1``);
             sequences, 1-D arrays or 1-D tensors.
         repeats: independent hidden-layer draws per cell (``>= 1``).
@@ -285,6 +303,11 @@ def approximation_curve(
         )
     if yte.shape[0] != xte.shape[0]:
         raise ValueError(f"y_test must have {xte.shape[0]} targets like x_test, got {yte.shape[0]}")
+    if not bool((yte != 0).any()):  # before any fit: every relative error would be undefined
+        raise ValueError(
+            "y_test must not be all zeros: the relative L2 error ||f - y_test|| / ||y_test|| "
+            "is undefined"
+        )
     band_values, width_values = _as_list("bands", bands), _as_list("widths", widths)
     if not band_values or not width_values:
         raise ValueError("bands and widths must be non-empty")

@@ -22,7 +22,7 @@ import torch
 
 from neuronkit.common import check_finite, check_number, check_type, eval_mode
 
-from .._utils import check_positive_int, torch_generator
+from .._utils import check_positive_int, run_model, torch_generator
 
 # torch's wording for an input that does not fit a layer ("mat1 and mat2 shapes cannot be
 # multiplied", "expected input[...] to have 3 channels", "size of tensor a ... must match",
@@ -84,8 +84,10 @@ def cross_polytope(
 def relu_preactivations(model: torch.nn.Module, x: Tensor) -> list[Tensor]:
     """Inputs of every ``nn.ReLU`` module of ``model`` during ``model(x)``, flattened ``[M, U_l]``.
 
-    These are the pre-activations whose sign defines the linear regions. ``x``: ``[M, *in]``.
-    The model runs in eval mode (its flags are restored): BatchNorm statistics stay as they are.
+    These are the pre-activations whose sign defines the linear regions. ``x``: ``[M, *in]``
+    (a floating ``x`` of another dtype than the model's parameters that the model cannot take
+    raises ``TypeError`` naming ``x``). The model runs in eval mode (its flags are restored):
+    BatchNorm statistics stay as they are.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -101,7 +103,7 @@ def relu_preactivations(model: torch.nn.Module, x: Tensor) -> list[Tensor]:
     handles = [m.register_forward_pre_hook(hook) for m in relus]
     try:
         with torch.no_grad(), eval_mode(model):
-            model(x)
+            run_model(model, x)  # x of another dtype than the model's: a TypeError naming x
     finally:
         for h in handles:
             h.remove()
@@ -220,7 +222,8 @@ def decision_boundary_points(
     Pairs ``(a, b)`` of rows of ``x`` with different predicted classes are drawn at random; the
     segment is bisected ``iters`` times on "predicted class equals that of ``a``", so the
     result lies within ``|a - b| / 2^iters`` of a point where the prediction changes.
-    ``x``: ``[B, *in]`` -> ``[n_points, *in]``. The model runs in eval mode (flags restored).
+    ``x``: ``[B, *in]`` -> ``[n_points, *in]`` (a dtype the model cannot take raises
+    ``TypeError`` naming ``x``). The model runs in eval mode (flags restored).
     """
     x = _check_points("x", x)
     n = check_positive_int("n_points", n_points)
@@ -254,7 +257,7 @@ def decision_boundary_points(
 
 def _predict(model: torch.nn.Module, x: Tensor) -> Tensor:
     """Predicted classes ``[B]`` from ``model(x)``'s logits ``[B, C]``."""
-    out = model(x)
+    out = run_model(model, x)
     if not isinstance(out, Tensor) or out.ndim != 2:
         got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
         raise TypeError(f"model must return a tensor of logits [B, C], got {got}")

@@ -89,8 +89,10 @@ def function_task(
     n_test = check_positive_int("n_test", n_test)
     dim, formula, fn = _TASKS[name]
     gen = torch_generator(seed)
-    x_train = 2 * torch.rand(n_train, dim, generator=gen) - 1
-    x_test = 2 * torch.rand(n_test, dim, generator=gen) - 1
+    # float32 whatever torch's default dtype (with float64 the inputs were float64 and the
+    # targets float32)
+    x_train = 2 * torch.rand(n_train, dim, generator=gen, dtype=torch.float32) - 1
+    x_test = 2 * torch.rand(n_test, dim, generator=gen, dtype=torch.float32) - 1
     return FunctionTask(
         name=name,
         dim=dim,

@@ -429,11 +429,14 @@ class DarcyDataset:
     """Pairs (coefficient, solution) of ``-div(a grad u) = f``.
 
     Attributes:
-        coefficient: ``a`` ``[num, n, n]`` (float32).
-        solution: ``u`` ``[num, n, n]`` (float32).
-        forcing: ``f`` ``[num, n, n]`` (float32), per sample (repeated when shared).
+        coefficient: ``a`` ``[num, n, n]``.
+        solution: ``u`` ``[num, n, n]``.
+        forcing: ``f`` ``[num, n, n]``, per sample (repeated when shared).
         boundary: ``"dirichlet"`` or ``"periodic"``.
         coordinates: 1D grid coordinates ``[n]`` (see :func:`grid_coordinates`).
+
+    All four tensors have :func:`darcy_dataset`'s ``dtype`` (torch's default dtype, float32
+    unless changed, when it is None).
     """
 
     coefficient: torch.Tensor

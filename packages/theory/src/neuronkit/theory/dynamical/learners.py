@@ -33,6 +33,7 @@ import torch
 
 from neuronkit.common import check_choice, check_number, check_seed, check_type
 
+from .._utils import check_input_dtype
 from .systems import OpenSystem, Port, State, Values
 from .wiring import OUTER, ComposedSystem, WiringDiagram, compose
 
@@ -98,6 +99,11 @@ def _check_features(name: str, n: Any) -> None:
     check_number(name, n, ge=1, integer=True)
 
 
+def _check_dtype(dtype: Any) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+
+
 def _check_activation(activation: Any, name: str = "activation") -> None:
     check_type(name, activation, str)
     check_choice(name, activation, ACTIVATIONS)
@@ -109,8 +115,8 @@ def dense_forward(
     """``f(x W^T + b)``.
 
     Args:
-        x: ``[B, in]``; weight: ``[out, in]``; bias: ``[out]``; activation: a key of
-            :data:`ACTIVATIONS`.
+        x: ``[B, in]``; weight: ``[out, in]``; bias: ``[out]`` (floating, all three of one
+            dtype); activation: a key of :data:`ACTIVATIONS`.
 
     Returns:
         ``[B, out]``.
@@ -130,7 +136,8 @@ def dense_backward(
     """Backpropagation through ``y = f(x W^T + b)``.
 
     Args:
-        x: ``[B, in]``; grad_y: ``dL/dy``, ``[B, out]``; weight: ``[out, in]``; bias: ``[out]``.
+        x: ``[B, in]``; grad_y: ``dL/dy``, ``[B, out]``; weight: ``[out, in]``; bias: ``[out]``
+            (``x``, ``weight`` and ``bias`` floating, of one dtype).
 
     Returns:
         ``(grad_x [B, in], grad_weight [out, in], grad_bias [out])``.
@@ -159,6 +166,11 @@ def _check_dense_args(x: Any, weight: Any, bias: Any) -> None:
         )
     if x.ndim != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"x must have shape [B, in={weight.shape[1]}], got {tuple(x.shape)}")
+    # torch's bare "expected m1 and m2 to have the same dtype" otherwise
+    if not weight.is_floating_point():
+        raise TypeError(f"weight must be a floating tensor, got dtype {weight.dtype}")
+    check_input_dtype("bias", bias, weight.dtype, owner="weight")
+    check_input_dtype("x", x, weight.dtype, owner="weight")
 
 
 def _init_params(
@@ -235,8 +247,7 @@ def dense_learner(
     _check_activation(activation)
     check_type("normalize", normalize, bool)
     check_type("expose_params", expose_params, bool)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    _check_dtype(dtype)
     w0, b0 = _init_params(in_features, (out_features,), weight, bias, seed, dtype)
     f, df = ACTIVATIONS[activation]
 
@@ -312,8 +323,7 @@ def neuron_learner(
     _check_features("in_features", in_features)
     check_number("lr", lr, ge=0)
     _check_activation(activation)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    _check_dtype(dtype)
     w0, b0 = _init_params(in_features, (), weight, bias, seed, dtype)
     f, df = ACTIVATIONS[activation]
 
@@ -473,6 +483,7 @@ def neuron_layer(
     _check_features("out_features", out_features)
     check_number("lr", lr, ge=0)
     _check_activation(activation)
+    _check_dtype(dtype)
     w0, b0 = _init_params(in_features, (out_features,), weight, bias, seed, dtype)
     systems: dict[str, Any] = {
         "copy": copier(out_features, (None, in_features), dtype=dtype, name=f"{name}/copy"),

@@ -475,10 +475,17 @@ class Trajectory:
     records: list[Any] = field(default_factory=list)
 
     def stack(self, port: str) -> torch.Tensor:
-        """Output ``port`` over time, ``[steps, *shape]`` (the values must share a shape)."""
+        """Output ``port`` over time, ``[steps, *shape]`` (the values must share a shape).
+
+        A trajectory of 0 steps has no value to take the shape from: ``ValueError``."""
         if port not in self.outputs:
             raise ValueError(f"port must be one of {sorted(self.outputs)}, got {port!r}")
-        return torch.stack(self.outputs[port])
+        values = self.outputs[port]
+        if not values:  # torch.stack's bare "stack expects a non-empty TensorList"
+            raise ValueError(
+                f"the trajectory holds no values of port {port!r} to stack (it ran 0 steps)"
+            )
+        return torch.stack(values)
 
 
 def simulate(
@@ -539,6 +546,10 @@ def simulate(
 
         def source(t: int) -> Values:
             values = fn(t)
+            if not isinstance(values, Mapping):
+                raise TypeError(
+                    f"inputs({t}) must return a mapping port -> tensor, got {type(values).__name__}"
+                )
             for k, v in values.items():
                 check_finite(f"inputs({t})[{k!r}]", v)
             return values

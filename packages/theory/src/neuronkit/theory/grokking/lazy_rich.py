@@ -45,6 +45,7 @@ class ScaledQuadraticNet(torch.nn.Module):
         alpha: output scale (larger is lazier).
         eps: strength of the quadratic part of the activation.
         seed: seed or generator for ``W ~ N(0, 1)`` ``[N, D]``.
+        dtype: floating dtype of ``W`` (default float64); inputs must have it.
     """
 
     def __init__(

@@ -39,7 +39,7 @@ from neuronkit.common import (
     under_torch_func,
 )
 
-from .._utils import check_positive_int, traced
+from .._utils import check_input_dtype, check_positive_int, traced
 
 __all__ = [
     "SPACES",
@@ -117,11 +117,11 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
     """B-spline basis of order ``k`` by the Cox-de Boor recursion, vectorised.
 
     Args:
-        x: ``[batch, in]``; knots: ``[in, n_knots]`` non-decreasing (e.g.
-            :func:`extended_grid`); repeated knots (e.g. clamped ends) are allowed.
+        x: floating ``[batch, in]``; knots: ``[in, n_knots]`` non-decreasing, ``n_knots >= k +
+            2`` (e.g. :func:`extended_grid`); repeated knots (e.g. clamped ends) are allowed.
 
     Returns:
-        ``[batch, in, n_knots - k - 1]``.
+        ``[batch, in, n_knots - k - 1]`` in ``x``'s dtype.
     """
     _check_tensor("x", x, "[batch, in]")
     _check_tensor("knots", knots, "[in, n_knots]")
@@ -130,6 +130,13 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(
             f"x [batch, in] and knots [in, n_knots] must agree on in, got {tuple(x.shape)} "
             f"and {tuple(knots.shape)}"
+        )
+    if not traced(x) and not x.is_floating_point():  # the recursion divides in x's dtype
+        raise TypeError(f"x must be a floating tensor [batch, in], got dtype {x.dtype}")
+    if knots.shape[1] < k + 2:  # fewer spanned no basis function (an empty or garbled result)
+        raise ValueError(
+            f"knots must have at least k + 2 = {k + 2} columns for order k = {k}, got "
+            f"{knots.shape[1]}"
         )
     return _cox_de_boor(x, knots, k)
 
@@ -453,7 +460,8 @@ def bspline_linear(
 
     Args:
         x: ``[batch, in]``; coef: ``[out, in, G + k]``; base_weight: ``[out, in]`` or None;
-        bias: ``[out]`` or None; lo, h: grid start and spacing (``h > 0``); k: order.
+        bias: ``[out]`` or None (tensors, floating, all of ``coef``'s dtype); lo, h: grid
+        start and spacing (``h > 0``); k: order.
 
     Returns:
         ``[batch, out]``. Second and higher derivatives (``create_graph=True``) go through the
@@ -464,6 +472,9 @@ def bspline_linear(
         raise TypeError(
             f"x and coef must be torch.Tensors, got {type(x).__name__} and {type(coef).__name__}"
         )
+    for name, value in (("base_weight", base_weight), ("bias", bias)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor or None, got {type(value).__name__}")
     k = check_positive_int("k", k, minimum=0)
     if x.ndim != 2 or coef.ndim != 3 or coef.shape[1] != x.shape[1] or coef.shape[2] <= k:
         raise ValueError(
@@ -477,6 +488,13 @@ def bspline_linear(
         )
     if bias is not None and tuple(bias.shape) != (out_f,):
         raise ValueError(f"bias must be [out] = ({out_f},), got {tuple(bias.shape)}")
+    # torch's bare scatter / matmul dtype errors otherwise
+    if not coef.is_floating_point():
+        raise TypeError(f"coef must be a floating tensor, got dtype {coef.dtype}")
+    for name, value in (("base_weight", base_weight), ("bias", bias)):
+        if value is not None:
+            check_input_dtype(name, value, coef.dtype, owner="coef")
+    check_input_dtype("x", x, coef.dtype, owner="coef")
     check_number("h", h, gt=0)
     check_finite("x", x)
     if base_weight is None:
@@ -636,7 +654,8 @@ def basis_values(
 ) -> torch.Tensor:
     """Basis values of ``space`` (one of :data:`SPACES`): ``[batch, in] -> [batch, in, n_basis]``.
 
-    For ``"bspline"`` pass ``knots`` (``[in, n_basis + k + 1]``) and the order ``k``.
+    For ``"bspline"`` pass ``knots`` (``[in, n_basis + k + 1]``) and the order ``k``; the other
+    spaces also take ``x [..., in]`` (``-> [..., in, n_basis]``).
     """
     check_choice("space", space, SPACES)
     n_basis = check_positive_int("n_basis", n_basis)
@@ -645,6 +664,14 @@ def basis_values(
     if space == "bspline":
         if knots is None:
             raise ValueError("knots must be given for the 'bspline' space")
+        _check_tensor("knots", knots, "[in, n_basis + k + 1]")
+        k = check_positive_int("k", k, minimum=0)
+        # the knots fix the basis size: other knots gave n_knots - k - 1 functions, not n_basis
+        if not traced(knots) and (knots.ndim != 2 or knots.shape[-1] != n_basis + k + 1):
+            raise ValueError(
+                f"knots must be [in, n_basis + k + 1] = [in, {n_basis + k + 1}] for n_basis = "
+                f"{n_basis} and k = {k}, got shape {tuple(knots.shape)}"
+            )
         return bspline_basis(x, knots, k)
     if space == "chebyshev":
         return chebyshev_basis(x, n_basis)

@@ -529,8 +529,14 @@ def matched_mlp(
     depth = check_positive_int("depth", depth)
     acts = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh}
     check_choice("activation", activation, acts)
+    # the count grows with the width: (depth - 1) h^2 + (in + depth + out) h + out; the closest
+    # width is a neighbour of the positive root (a search of widths below 4096 stopped there,
+    # far from a larger n_params)
+    a, b, c = depth - 1, in_features + depth + out_features, out_features - n_params
+    root = -c / b if a == 0 else (-b + math.sqrt(b * b - 4.0 * a * c)) / (2.0 * a)
+    candidates = {max(1, math.floor(root) + d) for d in (-1, 0, 1, 2)}
     hidden = min(
-        range(1, 4096),
+        sorted(candidates),
         key=lambda h: abs(_mlp_parameter_count(in_features, h, out_features, depth) - n_params),
     )
     if seed is not None:

@@ -20,7 +20,7 @@ from neuronkit.common import (
     progress,
 )
 
-from .._utils import check_positive_int
+from .._utils import check_positive_int, run_model
 from .layers import SKAN, _check_x
 
 __all__ = ["train_regression", "train_skan"]
@@ -48,7 +48,8 @@ def train_regression(
 
     Args:
         model: maps ``[n, d]`` to ``[n, 1]`` (or ``[n]``).
-        x: ``[n, d]`` with ``n >= 1``; y: ``[n]`` targets (both finite).
+        x: ``[n, d]`` with ``n >= 1``, a dtype the model takes (its parameters'; otherwise a
+        ``TypeError`` naming ``x``); y: ``[n]`` targets (both finite).
         steps: Adam steps (``>= 1``); lr: learning rate (``> 0``), cosine-decayed to 0;
         weight_decay: Adam's L2 penalty (``>= 0``).
         show_progress: a progress bar on stderr: ``None`` (default) only on a terminal, or
@@ -80,7 +81,8 @@ def train_regression(
     losses: list[float] = []
     for step in progress(range(steps), show_progress=show_progress, desc="train_regression"):
         opt.zero_grad()
-        out = model(x)
+        # a dtype the model cannot take: a TypeError naming x (torch's bare matmul error)
+        out = run_model(model, x) if step == 0 else model(x)
         if step == 0 and not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"model must return a tensor [n] or [n, 1], got {type(out).__name__}; wrap a "

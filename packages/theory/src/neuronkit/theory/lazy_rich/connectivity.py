@@ -21,7 +21,7 @@ import torch
 
 from neuronkit.common import check_number, grad_enabled
 
-from .._utils import as_float_tensor, check_positive_int, torch_generator
+from .._utils import as_float_tensor, check_layout, check_positive_int, torch_generator
 from ..measures import (
     effective_rank,
     empirical_ntk,
@@ -103,7 +103,8 @@ def truncated_rank_weight(weight: Any, rank: int) -> torch.Tensor:
 
 
 class TwoLayerTanhNet(torch.nn.Module):
-    """``f(x) = v . tanh(W x) / sqrt(h)``; ``W [h, D]`` and ``v [h]`` given. ``x [B, D] -> [B]``."""
+    """``f(x) = v . tanh(W x) / sqrt(h)``; ``W [h, D]`` and ``v [h]`` given (float64 copies).
+    ``x [B, D] -> [B]``, ``x`` in the parameters' dtype."""
 
     def __init__(self, weight: torch.Tensor, readout: torch.Tensor) -> None:
         super().__init__()
@@ -117,6 +118,9 @@ class TwoLayerTanhNet(torch.nn.Module):
         self.readout = torch.nn.Parameter(v.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, D]`` -> ``[B]``."""
+        d = self.weight.shape[1]
+        check_layout("x", x, 2, f"[B, {d}]", d, self.weight.dtype)
         return torch.tanh(x @ self.weight.T) @ self.readout / math.sqrt(self.weight.shape[0])
 
 

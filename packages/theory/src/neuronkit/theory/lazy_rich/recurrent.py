@@ -26,7 +26,7 @@ import torch
 from neuronkit.common import check_number, correct_predictions, grad_enabled, progress
 
 from .._recurrence import recurrence
-from .._utils import as_float_tensor, check_positive_int, torch_generator
+from .._utils import as_float_tensor, check_layout, check_positive_int, torch_generator
 from ..measures import effective_rank, empirical_ntk, kernel_alignment, relative_change
 
 __all__ = [
@@ -88,7 +88,7 @@ class ReluRNN(torch.nn.Module):
     """``h_t = relu(W_ih x_t + W_hh h_{t-1})``, ``h_0 = 0``, ``y_t = W_ho h_t``; no biases.
 
     ``weight_ih [h, I]``, ``weight_hh [h, h]`` and ``weight_ho [O, h]`` are given (copied, cast
-    to ``dtype``). ``x [B, T, I] -> [B, T, O]``.
+    to ``dtype``, float32 or float64). ``x [B, T, I] -> [B, T, O]``, ``x`` in that dtype.
     """
 
     def __init__(
@@ -121,15 +121,18 @@ class ReluRNN(torch.nn.Module):
         self.weight_ho = torch.nn.Parameter(w_ho.to(dtype, copy=True))
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``[B, T, h]`` for inputs ``x [B, T, I]`` (the theory package's shared
-        recurrence with ``b' = 0``: a hand-written backward in training, plain ops under
-        ``torch.func``)."""
+        """Hidden states ``[B, T, h]`` for inputs ``x [B, T, I]`` in the weights' dtype (the
+        theory package's shared recurrence with ``b' = 0``: a hand-written backward in
+        training, plain ops under ``torch.func``)."""
+        inputs = self.weight_ih.shape[1]
+        check_layout("x", x, 3, f"[B, T, {inputs}]", inputs, self.weight_ih.dtype)
         units = self.weight_hh.shape[0]
         h0 = x.new_zeros(x.shape[0], units)
         terms = (self.weight_ih.T, h0.new_zeros(units), self.weight_hh.T)
         return recurrence(x.transpose(0, 1), h0, terms, "relu")[1:].transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[B, T, O]`` for inputs ``x [B, T, I]`` (the weights' dtype)."""
         return self.hidden_states(x) @ self.weight_ho.T
 
 

@@ -65,6 +65,7 @@ from .._estimators import (
 )
 from .._utils import (
     as_float_tensor,
+    check_layout,
     check_positive_int,
     label_tensor,
     long_labels,
@@ -956,7 +957,14 @@ class NTKNetwork(torch.nn.Module):
 
     ``f(x) = v . h_L / sqrt(n)``, ``h_1 = phi(W_1 x)``, ``h_l = phi(W_l h_{l-1} / sqrt(n))``, all
     weights ``N(0, 1)``, no biases (NTK parametrization, inputs on the unit sphere).
-    ``x``: ``[B, D]`` -> ``[B]``.
+    ``x``: ``[B, D]`` in the weights' dtype -> ``[B]``.
+
+    Args:
+        in_dim: input dimension ``D``; width: hidden units ``n``; depth: hidden layers
+            ``L >= 1``.
+        activation: a :class:`DualActivation` with its scalar ``activation``.
+        seed: int or ``torch.Generator`` for the weights.
+        dtype: floating dtype of the weights (default float64).
     """
 
     def __init__(
@@ -986,6 +994,10 @@ class NTKNetwork(torch.nn.Module):
         self.readout = torch.nn.Parameter(torch.randn(n, generator=gen, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x [B, D]`` -> ``[B]``."""
+        first = self.weights[0]
+        d = first.shape[1]
+        check_layout("x", x, 2, f"[B, {d}]", d, first.dtype)
         h = x
         for i, w in enumerate(self.weights):
             scale = 1.0 if i == 0 else 1.0 / math.sqrt(w.shape[1])

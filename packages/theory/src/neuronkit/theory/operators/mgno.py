@@ -140,7 +140,7 @@ def restrict2d(x: torch.Tensor, weight: torch.Tensor, padding_mode: str = "zeros
     """Stride-2 3x3 convolution to the next coarser grid (the ``R *_2`` of multigrid).
 
     Args:
-        x: ``[B, C_in, H, W]``.
+        x: ``[B, C_in, H, W]``, floating, in ``weight``'s dtype.
         weight: ``[C_out, C_in, 3, 3]`` (``conv2d`` layout).
         padding_mode: ``"zeros"`` or ``"circular"`` (see :func:`coarse_size` for the grids).
 
@@ -152,6 +152,7 @@ def restrict2d(x: torch.Tensor, weight: torch.Tensor, padding_mode: str = "zeros
     weight = _check_weight(weight)
     if x.shape[1] != weight.shape[1]:
         raise ValueError(f"x must have {weight.shape[1]} channels for weight, got {x.shape[1]}")
+    check_input_dtype("x", x, weight.dtype, owner="weight")
     h, w = x.shape[-2:]
     if not values_hidden(x):  # traced sizes are tensors
         coarse_size(h, mode), coarse_size(w, mode)  # validates the grid
@@ -176,7 +177,7 @@ def prolong2d(
     With the same ``weight`` it is the exact adjoint of :func:`restrict2d` from ``size``.
 
     Args:
-        x: ``[B, C_in, h, w]`` on the coarse grid of ``size``.
+        x: ``[B, C_in, h, w]`` on the coarse grid of ``size``, in ``weight``'s dtype.
         weight: ``[C_in, C_out, 3, 3]`` (``conv_transpose2d`` layout).
         size: the fine grid ``(H, W)``, with ``coarse_size(H) == h`` and ``coarse_size(W) == w``.
         padding_mode: ``"zeros"`` or ``"circular"``.
@@ -189,6 +190,7 @@ def prolong2d(
     weight = _check_weight(weight)
     if x.shape[1] != weight.shape[0]:
         raise ValueError(f"x must have {weight.shape[0]} channels for weight, got {x.shape[1]}")
+    check_input_dtype("x", x, weight.dtype, owner="weight")
     if len(size) != 2:
         raise ValueError(f"size must be (H, W), got {tuple(size)}")
     h, w = int(size[0]), int(size[1])
@@ -335,6 +337,8 @@ class MgConv(nn.Module):
         f = _check_input("f", f)
         if f.shape[1] != self.in_channels:
             raise ValueError(f"f must have {self.in_channels} channels, got {f.shape[1]}")
+        smoother = cast(nn.Conv2d, cast(nn.ModuleList, self.smoothers[0])[0])
+        check_input_dtype("f", f, smoother.weight.dtype, owner="model")
         sizes = level_sizes(tuple(f.shape[-2:]), self.levels, self.padding_mode)
         us: list[torch.Tensor] = []
         fs: list[torch.Tensor] = []

@@ -55,11 +55,15 @@ def relative_l2(
     """Relative L2 error ``||pred - target|| / ||target||`` per sample.
 
     Args:
-        pred, target: ``[B, ...]`` of the same shape (norms over all but the first dimension).
+        pred, target: floating ``[B, ...]`` of the same shape (norms over all but the first
+            dimension); every sample of ``target`` nonzero (``ValueError`` otherwise: its
+            relative error is undefined).
         reduction: ``"mean"`` (scalar), ``"sum"`` or ``"none"`` (``[B]``).
     """
     check_type("pred", pred, torch.Tensor)
     check_type("target", target, torch.Tensor)
+    check_floating("pred", pred)  # an integer tensor failed in torch's vector_norm
+    check_floating("target", target)
     if pred.shape != target.shape:
         raise ValueError(
             f"pred must have the shape of target {tuple(target.shape)}, got {tuple(pred.shape)}"

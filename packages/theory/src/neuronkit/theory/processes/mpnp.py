@@ -42,7 +42,7 @@ import torch.nn as nn
 
 from neuronkit.common import check_number
 
-from .._utils import check_positive_int
+from .._utils import check_input_dtype, check_layout, check_positive_int, traced
 from .neural_process import (
     GaussianDecoder,
     ProcessPrediction,
@@ -91,7 +91,16 @@ class MultiheadAttentionBlock(nn.Module):
         return x.view(b, n, self.num_heads, -1).transpose(1, 2)  # [B, h, n, d/h]
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """``queries [B, Nq, d]`` attend to ``keys [B, Nk, d]``; returns ``[B, Nq, d]``."""
+        """``queries [B, Nq, d]`` attend to ``keys [B, Nk, d]`` (the block's dtype); returns
+        ``[B, Nq, d]``."""
+        dtype, dim = self.query.weight.dtype, self.query.weight.shape[1]
+        check_layout("queries", queries, 3, f"[B, Nq, {dim}]", dim, dtype)
+        check_layout("keys", keys, 3, f"[B, Nk, {dim}]", self.key.weight.shape[1], dtype)
+        if not traced(queries) and not traced(keys) and keys.shape[0] != queries.shape[0]:
+            raise ValueError(
+                f"keys must have the batch size {queries.shape[0]} of queries, got "
+                f"{tuple(keys.shape)}"
+            )
         q = self.query(queries)
         qh, kh, vh = self._heads(q), self._heads(self.key(keys)), self._heads(self.value(keys))
         scores = qh @ kh.transpose(-1, -2) / math.sqrt(qh.shape[-1])
@@ -133,14 +142,15 @@ class PseudoContextGenerator(nn.Module):
         Returns:
             ``[K, B, M, d]``.
         """
-        if not isinstance(context, torch.Tensor) or context.ndim != 3:
-            raise ValueError(
-                f"context must be a tensor [B, n, d], got {getattr(context, 'shape', context)}"
-            )
+        if not isinstance(context, torch.Tensor):
+            raise TypeError(f"context must be a torch.Tensor [B, n, d], got {type(context)}")
+        if context.ndim != 3:
+            raise ValueError(f"context must be a tensor [B, n, d], got {tuple(context.shape)}")
         if context.shape[-1] != self.dim:
             raise ValueError(
                 f"context must have last dimension {self.dim}, got {tuple(context.shape)}"
             )
+        check_input_dtype("context", context, _dtype(self))
         m = check_positive_int("num_pseudo", num_pseudo)
         k = check_positive_int("num_sets", num_sets)
         b, n, d = context.shape
@@ -319,7 +329,8 @@ def mpnp_losses(
         decoder: maps ``(x [..., N, Dx], r [..., d])`` to ``(mean, std) [..., N, Dy]``.
         context: real-context representations ``[B, n, d]``.
         pseudo: ``K`` generated sets ``[K, B, M, d]``.
-        xt, yt: targets ``[B, Nt, Dx]``, ``[B, Nt, Dy]``.
+        xt, yt: targets ``[B, Nt, Dx]``, ``[B, Nt, Dy]``; all four tensors in the decoder's
+            dtype.
         amortized_weight, pseudo_weight: ``>= 0``.
 
     Returns:
@@ -328,6 +339,12 @@ def mpnp_losses(
     """
     if not isinstance(decoder, nn.Module):
         raise TypeError(f"decoder must be an nn.Module, got {type(decoder).__name__}")
+    dtype = next((p.dtype for p in decoder.parameters() if p.is_floating_point()), None)
+    for name, value in (("context", context), ("pseudo", pseudo), ("xt", xt), ("yt", yt)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if dtype is not None:  # torch's bare matmul dtype error in the decoder otherwise
+            check_input_dtype(name, value, dtype, owner="decoder")
     if context.ndim != 3 or pseudo.ndim != 4:
         raise ValueError(
             f"context must be [B, n, d] and pseudo [K, B, M, d], got {tuple(context.shape)} "

@@ -45,7 +45,7 @@ from neuronkit.common import (
     values_hidden,
 )
 
-from .._utils import check_input_dtype, check_positive_int, torch_generator
+from .._utils import check_input_dtype, check_layout, check_positive_int, torch_generator, traced
 
 __all__ = [
     "ConditionalNeuralProcess",
@@ -347,11 +347,20 @@ class SetEncoder(nn.Module):
         self.net = _mlp(self.x_dim + self.y_dim, self.hidden, self.hidden, depth)
 
     def embed(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-point representations ``[B, N, d]`` of ``x [B, N, Dx]``, ``y [B, N, Dy]``."""
+        """Per-point representations ``[B, N, d]`` of ``x [B, N, Dx]``, ``y [B, N, Dy]`` (in the
+        encoder's dtype)."""
+        dtype = _dtype(self)
+        check_layout("x", x, 3, f"[B, N, {self.x_dim}]", self.x_dim, dtype)
+        check_layout("y", y, 3, f"[B, N, {self.y_dim}]", self.y_dim, dtype)
+        if not traced(x) and not traced(y) and y.shape[:2] != x.shape[:2]:
+            raise ValueError(
+                f"y must have shape [{x.shape[0]}, {x.shape[1]}, {self.y_dim}] like x, got "
+                f"{tuple(y.shape)}"
+            )
         return self.net(torch.cat([x, y], dim=-1))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled representation ``[B, d]``."""
+        """Mean-pooled representation ``[B, d]`` of ``x [B, N, Dx]``, ``y [B, N, Dy]``."""
         return self.embed(x, y).mean(dim=1)
 
 
@@ -389,8 +398,18 @@ class GaussianDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [..., N, Dx]``, ``r [..., d]`` (one vector per task; leading dimensions
-        broadcast) -> ``(mean, std)``, each ``[..., N, Dy]``."""
+        broadcast; both in the decoder's dtype) -> ``(mean, std)``, each ``[..., N, Dy]``."""
         w = self.input.weight
+        r_dim = w.shape[1] - self.x_dim  # from the weight: what the layer takes now
+        for name, value, rank, last in (("x", x, 2, self.x_dim), ("r", r, 1, r_dim)):
+            if traced(value):
+                continue
+            layout = f"[..., N, {last}]" if name == "x" else f"[..., {last}]"
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(value)}")
+            if value.ndim < rank or value.shape[-1] != last:
+                raise ValueError(f"{name} must have shape {layout}, got {tuple(value.shape)}")
+            check_input_dtype(name, value, w.dtype)
         hx = F.linear(x, w[:, : self.x_dim], self.input.bias)  # [..., N, H]
         hr = F.linear(r, w[:, self.x_dim :]).unsqueeze(-2)  # [..., 1, H]
         out = self.net(hx + hr)
@@ -503,7 +522,8 @@ class NeuralProcess(nn.Module):
         self.x_dim, self.y_dim, self.latent_dim = int(x_dim), int(y_dim), int(latent)
 
     def latent(self, x: torch.Tensor, y: torch.Tensor) -> torch.distributions.Normal:
-        """``q(z | {(x_i, y_i)})``, a diagonal Gaussian with batch shape ``[B, latent_dim]``."""
+        """``q(z | {(x_i, y_i)})`` for ``x [B, N, Dx]``, ``y [B, N, Dy]`` (the model's dtype), a
+        diagonal Gaussian with batch shape ``[B, latent_dim]``."""
         m, raw = self.latent_head(self.latent_encoder(x, y)).chunk(2, dim=-1)
         return torch.distributions.Normal(m, 0.1 + 0.9 * torch.sigmoid(raw))
 

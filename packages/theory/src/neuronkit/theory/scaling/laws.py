@@ -139,11 +139,12 @@ class PowerLawFit:
     n_points: int
 
     def predict(self, compute: Any) -> np.ndarray:
-        """The fitted error at ``compute`` (array-like of positive numbers)."""
-        x = np.asarray(compute, dtype=float)
+        """The fitted error at ``compute`` (a number or array-like of positive numbers): a
+        float64 array of ``compute``'s shape (0-d for a number)."""
+        x = np.asarray(host_array(compute), dtype=float)  # also a tensor on any device
         if np.any(~np.isfinite(x)) or np.any(x <= 0):
             raise ValueError("compute must hold finite positive numbers")
-        return self.a * x ** (-self.b) + self.c
+        return np.asarray(self.a * x ** (-self.b) + self.c)
 
 
 def _as_positive_pairs(compute: Any, error: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -109,7 +109,16 @@ class BottleneckBlock(nn.Module):
         self.down = nn.Linear(self.expansion * self.width, self.width)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``h``: ``[B, d]`` -> ``[B, d]``."""
+        """``h``: ``[B, d]`` (or ``[..., d]``) in the block's dtype -> the same shape."""
+        if not traced(h):
+            width = self.up.weight.shape[1]  # not self.width: pruning may have narrowed it
+            if not isinstance(h, torch.Tensor):
+                raise TypeError(f"h must be a torch.Tensor [B, {width}], got {type(h)}")
+            if h.ndim < 1 or h.shape[-1] != width:
+                raise ValueError(
+                    f"h must have last dimension {width} (the width), got shape {tuple(h.shape)}"
+                )
+        check_input_dtype("h", h, self.up.weight.dtype)
         return self.down(self.act(self.up(h)))
 
 

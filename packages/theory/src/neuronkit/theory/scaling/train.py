@@ -34,7 +34,7 @@ from neuronkit.common import (
     grad_enabled,
 )
 
-from .._utils import torch_generator
+from .._utils import run_model, torch_generator
 from .laws import forward_flops, training_flops
 
 __all__ = [
@@ -243,7 +243,7 @@ def _error(
     wrong, k = 0, 0
     with eval_mode(model):
         for i in range(0, x.shape[0], batch):
-            logits = model(x[i : i + batch])
+            logits = run_model(model, x[i : i + batch], "x_test")  # a dtype error names x_test
             k = int(logits.shape[-1])
             wrong += int((~correct_predictions(logits, y[i : i + batch])).sum())
     return wrong / x.shape[0], k
@@ -278,7 +278,8 @@ def train_classifier(
     Args:
         model: maps ``x[:B]`` to logits ``[B, K]``.
         x_train: ``[N, *]`` training inputs; ``[N, H, W]`` or ``[N, C, H, W]`` when
-            ``max_shift > 0``.
+            ``max_shift > 0``; a dtype the model takes (``x_train`` / ``x_test`` of another
+            dtype than its parameters that it cannot take: a ``TypeError`` naming them).
         y_train: ``[N]`` integer labels.
         x_test, y_test: held-out ``[M, *]`` / ``[M]``.
         epochs: passes over the training set (>= 1).
@@ -371,12 +372,12 @@ def train_classifier(
                 opt.zero_grad(set_to_none=True)
                 if mixup_alpha > 0:
                     xm, ya, yb2, lam = mixup(xb, yb, mixup_alpha, seed=gen)
-                    logits = model(xm)
+                    logits = run_model(model, xm, "x_train")
                     loss = lam * F.cross_entropy(logits, ya, label_smoothing=label_smoothing) + (
                         1 - lam
                     ) * F.cross_entropy(logits, yb2, label_smoothing=label_smoothing)
                 else:
-                    logits = model(xb)
+                    logits = run_model(model, xb, "x_train")
                     loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
                 loss.backward()
                 opt.step()

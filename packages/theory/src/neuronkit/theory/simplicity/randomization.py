@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from neuronkit.common import check_class_labels, check_type, correct_predictions, eval_mode
 
-from .._utils import scalar_value, torch_generator
+from .._utils import run_model, scalar_value, torch_generator
 
 __all__ = ["feature_reliance", "randomize_coordinates", "randomized_accuracy"]
 
@@ -107,7 +107,7 @@ def randomized_accuracy(
         raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     xr = randomize_coordinates(x, coordinates, rotation=rotation, seed=seed)
     with eval_mode(model):
-        out = model(xr)
+        out = run_model(model, xr)  # x of another dtype than the model's: a TypeError naming x
     if (
         not isinstance(out, torch.Tensor)
         or out.ndim != 2

@@ -75,7 +75,7 @@ def timescale_rnn_step(
         h: previous hidden state ``[B, H]``.
         x_in: projected input ``W_in x_t`` ``[B, H]``.
         w_rec: recurrent weights ``[H, H]`` (used as given; mask the diagonal beforehand to
-            exclude self-connections).
+            exclude self-connections); ``h``, ``x_in`` and ``bias`` in its (floating) dtype.
         bias: ``[H]``.
         tau: timescales ``[H]``, all ``>= 1``.
         activation: one of :data:`ACTIVATIONS`.
@@ -98,6 +98,10 @@ def timescale_rnn_step(
     for name, t in (("bias", bias), ("tau", tau)):
         if t.shape != (n,):
             raise ValueError(f"{name} must have shape [{n}], got {tuple(t.shape)}")
+    if not w_rec.is_floating_point():  # torch's bare matmul dtype error otherwise
+        raise TypeError(f"w_rec must be a floating tensor, got dtype {w_rec.dtype}")
+    for name, t in (("h", h), ("x_in", x_in), ("bias", bias)):
+        check_input_dtype(name, t, w_rec.dtype, owner="w_rec")
     values = plain_tensor(tau)  # readable under torch.func transforms
     if bool((values < 1).any()) or not bool(torch.isfinite(values).all()):
         raise ValueError(f"tau must be finite and >= 1, got min {float(values.min()):g}")
@@ -302,10 +306,12 @@ class TimescaleRNN(nn.Module):
         return self._run(x, self._initial_state(x, h0), keep_states=True)
 
     def readout(self, h: torch.Tensor, heads: Sequence[int] | None = None) -> torch.Tensor:
-        """Logits ``[K, B, C]`` of the chosen heads (default all) for hidden states ``[B, H]``."""
+        """Logits ``[K, B, C]`` of the chosen heads (default all) for hidden states ``[B, H]``
+        (the model's dtype)."""
         check_type("h", h, torch.Tensor)
         if h.ndim != 2 or h.shape[1] != self.hidden_size:
             raise ValueError(f"h must have shape [B, {self.hidden_size}], got {tuple(h.shape)}")
+        check_input_dtype("h", h, self.w_in.dtype)
         idx = self._check_heads(heads)
         return torch.stack([self.heads[k](h) for k in idx])
 
