@@ -83,8 +83,50 @@ def _imp(**kw: Any) -> Any:
     return iterative_magnitude_pruning(model, x, y, cfg, rounds=2, **kw)
 
 
+def _fedavg(**kw: Any) -> Any:
+    from neuronkit.pruning.federated import LocalConfig, run_fedavg
+
+    x, y = _split()[:2]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    local = LocalConfig(epochs=1, batch_size=8)
+    clients = [(x[:8], y[:8]), (x[8:], y[8:])]
+    hist = run_fedavg(model, clients, x, y, rounds=2, local=local, **kw)
+    return torch.as_tensor(hist.accuracy).tolist()
+
+
+def _bricks() -> tuple[Any, Any]:
+    from neuronkit.pruning.bricks.model import BrickTransformer
+    from neuronkit.pruning.bricks.tasks import make_task_data
+
+    data = make_task_data(["affine"], 16, seq_len=4, n_digits=5, seed=0)
+    torch.manual_seed(0)
+    return BrickTransformer(data.vocab_size, data.seq_len, d_model=8, n_heads=2, d_ff=16), data
+
+
+def _multitask(**kw: Any) -> Any:
+    from neuronkit.pruning.bricks.model import train_multitask
+
+    return train_multitask(*_bricks(), steps=3, batch_size=4, warmup=1, log_every=1, **kw)
+
+
+def _router(**kw: Any) -> Any:
+    from neuronkit.pruning.bricks.discovery import ffn_activations
+    from neuronkit.pruning.bricks.routing import ExpertRouter, split_ffn, train_router
+
+    model, data = _bricks()
+    ins, hid, _ = ffn_activations(model.eval(), data, labelled_only=False)
+    torch.manual_seed(0)
+    router = ExpertRouter(8, 4)
+    labels = split_ffn(model.ffns[0], 4, seed=0)
+    return train_router(router, ins[0], hid[0], labels, epochs=2, seed=0, **kw)
+
+
 CASES: dict[str, Callable[..., Any]] = {
     "iterative_magnitude_pruning": _imp,
+    "run_fedavg": _fedavg,
+    "train_multitask": _multitask,
+    "train_router": _router,
     "enas_search": _enas,
     "random_search": _random,
     "train_ftwt": _ftwt,
@@ -107,3 +149,8 @@ def test_the_bar_leaves_the_numbers_unchanged() -> None:
     assert state_on.keys() == state_off.keys()
     for k in state_on:
         assert torch.equal(state_on[k], state_off[k]), k
+
+
+@pytest.mark.parametrize("name", ["run_fedavg", "train_multitask", "train_router"])
+def test_the_bar_leaves_the_results_unchanged(name: str) -> None:
+    assert CASES[name](show_progress=True) == CASES[name](show_progress=False)

@@ -12,10 +12,18 @@ import torch
 from neuronkit.common.testing import progress_bar_problems
 from neuronkit.theory import QuadraticMLP, modular_arithmetic, train_modular
 from neuronkit.theory.data.gp import sample_gp_tasks
+from neuronkit.theory.grokking import ScaledQuadraticNet, quadratic_feature_data, train_lazy_rich
 from neuronkit.theory.kan import KAN, SKAN, train_regression, train_skan
-from neuronkit.theory.lazy_rich import ReluRNN, train_recurrent_rich_lazy
+from neuronkit.theory.lazy_rich import (
+    ReluRNN,
+    TwoLayerTanhNet,
+    low_rank_weight,
+    train_recurrent_rich_lazy,
+    train_rich_lazy,
+)
 from neuronkit.theory.operators import MgNO, fit_operator
 from neuronkit.theory.processes import ConditionalNeuralProcess, train_process
+from neuronkit.theory.scaling import train_classifier
 from neuronkit.theory.timescales import TimescaleRNN, train_curriculum
 
 
@@ -79,7 +87,32 @@ def _skan(**kw: Any) -> Any:
     return train_skan(SKAN([2, 1], seed=0), *_xy(), steps=3, **kw)
 
 
+def _lazy_rich(**kw: Any) -> Any:
+    data = quadratic_feature_data(20, 30, 4, seed=0)
+    model = ScaledQuadraticNet(4, 8, alpha=2.0, eps=0.5, seed=1)
+    args = (data.x_train, data.y_train, data.x_test, data.y_test)
+    return train_lazy_rich(model, *args, steps=3, eval_every=2, align_every=2, **kw).test_loss
+
+
+def _rich_lazy_feedforward(**kw: Any) -> Any:
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(12, 3, generator=gen, dtype=torch.float64), torch.randn(12, generator=gen)
+    model = TwoLayerTanhNet(low_rank_weight(8, 3, 2, 2.0, seed=0), torch.ones(8, dtype=x.dtype))
+    return train_rich_lazy(model, x, y, steps=3, lr=0.1, kernel_points=6, **kw).final_loss
+
+
+def _classifier(**kw: Any) -> Any:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x, y = torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 3
+    record = train_classifier(model, x, y, x, y, epochs=2, batch_size=4, seed=0, **kw)
+    return record.test_error
+
+
 CASES: dict[str, Callable[..., Any]] = {
+    "train_lazy_rich": _lazy_rich,
+    "train_rich_lazy": _rich_lazy_feedforward,
+    "train_classifier": _classifier,
     "train_recurrent_rich_lazy": _rich_lazy,
     "fit_operator": _operator,
     "train_curriculum": _curriculum,
@@ -108,3 +141,8 @@ def test_the_bar_leaves_the_numbers_unchanged() -> None:
     assert on_state.keys() == off_state.keys()
     for k in on_state:
         assert torch.equal(on_state[k], off_state[k]), k
+
+
+@pytest.mark.parametrize("name", ["train_lazy_rich", "train_rich_lazy", "train_classifier"])
+def test_the_bar_leaves_the_results_unchanged(name: str) -> None:
+    assert CASES[name](show_progress=True) == CASES[name](show_progress=False)

@@ -170,6 +170,7 @@ def customize_brick(
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> dict[str, torch.Tensor]:
     """Post-train a copy of ``model`` on ``data`` and return the brick as a task vector.
 
@@ -180,8 +181,9 @@ def customize_brick(
         model: the base :class:`BrickTransformer`.
         data: the customization task's :class:`TaskData`.
         trainable: predicate on parameter names.
-        steps, batch_size, lr, seed: see :func:`~neuronkit.pruning.bricks.model.train_multitask`
-            (no weight decay, warm-up of ``steps // 10``).
+        steps, batch_size, lr, seed, show_progress: see
+            :func:`~neuronkit.pruning.bricks.model.train_multitask` (no weight decay, warm-up of
+            ``steps // 10``).
 
     Returns:
         ``{name: delta}`` over the trainable parameters.
@@ -208,6 +210,7 @@ def customize_brick(
         warmup=max(1, steps // 10),
         seed=seed,
         parameters=[named[n] for n in names],
+        show_progress=show_progress,
     )
     base = dict(model.named_parameters())
     return {n: named[n].detach().clone() - base[n].detach() for n in names}

@@ -35,6 +35,7 @@ from neuronkit.common import (
     detached_input,
     eval_mode,
     grad_enabled,
+    progress,
     values_hidden,
 )
 
@@ -341,6 +342,7 @@ def train_multitask(
     parameters: Sequence[nn.Parameter] | None = None,
     gates: Sequence[Gate] | None = None,
     activation_l1: float = 0.0,
+    show_progress: bool | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with AdamW on the token cross-entropy of all tasks mixed; it
     is left in eval mode.
@@ -363,6 +365,7 @@ def train_multitask(
         parameters: train only these parameters (a customized brick); default all.
         gates: optional per-layer FFN gates applied during training.
         activation_l1: weight of the FFN activation L1 penalty (>= 0).
+        show_progress: a bar over the steps (``None``: only on a terminal).
 
     Returns:
         the :class:`TrainResult` loss history (cross-entropy only).
@@ -401,7 +404,7 @@ def train_multitask(
     # inference tensors (made under torch.inference_mode) cannot be saved for backward
     tokens, targets = detached_input(data.tokens), detached_input(data.targets)
     model.train()
-    for t in range(steps):
+    for t in progress(range(steps), show_progress=show_progress, desc="train_multitask"):
         idx = torch.randint(0, len(data), (batch_size,), generator=gen)
         if activation_l1 > 0:
             logits, _, hidden = model.run_with_cache(tokens[idx], gates)

@@ -39,6 +39,7 @@ from neuronkit.common import (
     check_type,
     detached_input,
     grad_enabled,
+    progress,
 )
 
 from .discovery import coactivation_affinity, ffn_activations
@@ -252,6 +253,7 @@ def train_router(
     batch_size: int = 512,
     lr: float = 1e-2,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> list[float]:
     """Train a router (in place) to predict each expert's activation mass (BCE, Adam); it is
     left in eval mode.
@@ -268,6 +270,7 @@ def train_router(
         batch_size: tokens per step.
         lr: Adam learning rate.
         seed: shuffling seed.
+        show_progress: a bar over the epochs (``None``: only on a terminal).
 
     Returns:
         the mean loss of every epoch.
@@ -292,7 +295,7 @@ def train_router(
     gen = torch.Generator().manual_seed(int(seed))
     losses = []
     router.train()
-    for _ in range(epochs):
+    for _ in progress(range(epochs), show_progress=show_progress, desc="train_router"):
         perm = torch.randperm(inputs.shape[0], generator=gen)
         total, count = 0.0, 0
         for s in range(0, len(perm), batch_size):

@@ -39,6 +39,7 @@ from neuronkit.common import (
     check_type,
     grad_enabled,
     integer_dtype,
+    progress,
 )
 from neuronkit.pruning.lottery import TrainConfig, clone_state, train
 from neuronkit.pruning.lottery.rewind import _accuracy, _check_data
@@ -384,6 +385,7 @@ def run_hidenseek(
     local: LocalConfig,
     seed: int = 0,
     callback: Callable[[int, float], None] | None = None,
+    show_progress: bool | None = None,
 ) -> FederatedHistory:
     """HideNseek federated training in-process (all clients every round).
 
@@ -397,6 +399,7 @@ def run_hidenseek(
         local: the clients' local training recipe.
         seed: seed of the clients' data orders.
         callback: called as ``callback(round, accuracy)`` after every round (1-based).
+        show_progress: a bar over the rounds (``None``: only on a terminal).
 
     Returns:
         :class:`FederatedHistory` (uplink: ``clients * n_unpruned`` bits per round).
@@ -408,7 +411,7 @@ def run_hidenseek(
     hist = FederatedHistory("hidenseek")
     bits = sign_uplink_bits({n: server.mask(n) for n in server.names})
     workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
-    for r in range(int(rounds)):
+    for r in progress(range(int(rounds)), show_progress=show_progress, desc="run_hidenseek"):
         msgs = _round(server, _set_scores(scores), clients, local, seed, r, workspace, _signs)
         new = aggregate_sign_votes(server, msgs, sizes, scores)
         hist.flips.append(_flip_fraction(server, scores, new))
@@ -497,6 +500,7 @@ def run_binary_supermask(
     local: LocalConfig,
     seed: int = 0,
     callback: Callable[[int, float], None] | None = None,
+    show_progress: bool | None = None,
 ) -> FederatedHistory:
     """The {0,1}-supermask baseline federated in-process (arguments as :func:`run_hidenseek`).
 
@@ -510,7 +514,7 @@ def run_binary_supermask(
     hist = FederatedHistory("binary_supermask")
     before = server.binary_masks()
     workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
-    for r in range(int(rounds)):
+    for r in progress(range(int(rounds)), show_progress=show_progress, desc="run_binary_supermask"):
         msgs = _round(server, _set_scores(scores), clients, local, seed, r, workspace, _masks)
         scores = aggregate_mask_votes(server, msgs, sizes, initial)
         server.set_scores(scores)
@@ -603,6 +607,7 @@ def run_fedavg(
     local: LocalConfig,
     seed: int = 0,
     callback: Callable[[int, float], None] | None = None,
+    show_progress: bool | None = None,
 ) -> FederatedHistory:
     """Dense FedAvg in-process (arguments as :func:`run_hidenseek`; ``model`` not modified).
 
@@ -615,7 +620,7 @@ def run_fedavg(
     hist = FederatedHistory("fedavg")
     bits = dense_uplink_bits(server)
     workspace = copy.deepcopy(server)  # one local network for all clients (see _train_copy)
-    for r in range(int(rounds)):
+    for r in progress(range(int(rounds)), show_progress=show_progress, desc="run_fedavg"):
         states = _round(server, _load_state(state), clients, local, seed, r, workspace, clone_state)
         state = fedavg_aggregate(states, sizes)
         server.load_state_dict(state)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuronkit.common import check_number, check_type
+from neuronkit.common import check_number, check_type, progress
 
 from .._utils import as_float_tensor, check_input_dtype, check_positive_int, torch_generator
 from ..measures import kernel_target_alignment
@@ -231,6 +231,7 @@ def train_lazy_rich(
     align_points: int | None = None,
     stop_test_loss: float | None = None,
     stop_drop_fraction: float | None = None,
+    show_progress: bool | None = None,
 ) -> LazyRichHistory:
     """Full-batch gradient descent on ``mean (f(x) - f_0(x) - y)^2`` (trains ``model`` in place).
 
@@ -246,6 +247,7 @@ def train_lazy_rich(
         stop_drop_fraction: stop early once the test loss is below this fraction of the lazy
             plateau (the test loss when the train loss first fell to 10% of its initial value,
             as in :func:`grokking_delay`).
+        show_progress: a bar over the steps (``None``: only on a terminal).
     """
     if not isinstance(model, ScaledQuadraticNet):
         raise TypeError(f"model must be a ScaledQuadraticNet, got {type(model).__name__}")
@@ -318,7 +320,7 @@ def train_lazy_rich(
                 kernel_target_alignment(_closed_form_ntk(model, xa, None, gram_a), ya)
             )
 
-        for t in range(steps + 1):
+        for t in progress(range(steps + 1), show_progress=show_progress, desc="train_lazy_rich"):
             residual(xtr, f0_train, ytr, z, h, r)
             evaluated = t % eval_every == 0
             if evaluated or t == steps:

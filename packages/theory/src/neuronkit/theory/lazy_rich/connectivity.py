@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from neuronkit.common import check_number, grad_enabled
+from neuronkit.common import check_number, grad_enabled, progress
 
 from .._utils import as_float_tensor, check_layout, check_positive_int, torch_generator
 from ..measures import (
@@ -159,12 +159,14 @@ def train_rich_lazy(
     steps: int,
     lr: float = 0.5,
     kernel_points: int = 100,
+    show_progress: bool | None = None,
 ) -> RichLazyResult:
     """Full-batch gradient descent on ``mean (f(x) - y)^2`` (in place), with richness measures.
 
     The kernels are the empirical ones (``torch.func``) on the first ``kernel_points`` inputs:
     the NTK over both layers and the tangent kernel of ``W`` alone. ``x [P, D]``, ``y [P]``
-    (moved to the device and dtype of ``model.weight``).
+    (moved to the device and dtype of ``model.weight``). ``show_progress``: a bar over the
+    steps (``None``: only on a terminal).
     """
     if not isinstance(model, TwoLayerTanhNet):
         raise TypeError(f"model must be a TwoLayerTanhNet, got {type(model).__name__}")
@@ -184,7 +186,7 @@ def train_rich_lazy(
     kw0 = empirical_ntk(model, xk, params={"weight": model.weight})
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss = torch.zeros(())
-    for _ in range(steps):
+    for _ in progress(range(steps), show_progress=show_progress, desc="train_rich_lazy"):
         loss = ((model(xt) - yt) ** 2).mean()
         opt.zero_grad()
         loss.backward()

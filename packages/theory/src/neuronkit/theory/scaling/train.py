@@ -32,6 +32,7 @@ from neuronkit.common import (
     detached_input,
     eval_mode,
     grad_enabled,
+    progress,
 )
 
 from .._utils import run_model, torch_generator
@@ -268,6 +269,7 @@ def train_classifier(
     fill: float = 0.0,
     eval_every: int = 1,
     seed: int | torch.Generator | None = None,
+    show_progress: bool | None = None,
 ) -> TrainingRecord:
     """Train ``model`` (in place) with the paper's recipe and record test error vs compute.
 
@@ -295,6 +297,7 @@ def train_classifier(
         seed: int or ``torch.Generator`` for batches and augmentation (drawn on the
             generator's device: the CPU for an int, so that results do not depend on the
             device of the model and data).
+        show_progress: a bar over the epochs (``None``: only on a terminal).
 
     Returns:
         :class:`TrainingRecord` with a checkpoint at epoch 0 (initialization) and every
@@ -361,7 +364,8 @@ def train_classifier(
     steps = n // batch_size
     model.train()
     try:
-        for epoch in range(1, epochs + 1):
+        epoch_numbers = range(1, epochs + 1)
+        for epoch in progress(epoch_numbers, show_progress=show_progress, desc="train_classifier"):
             perm = torch.randperm(n, generator=gen, device=gen.device).to(x_train.device)
             total = 0.0
             for s in range(steps):
