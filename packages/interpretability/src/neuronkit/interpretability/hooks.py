@@ -491,6 +491,7 @@ def layer_activations(
     batch_size: int | None = None,
     flatten: bool = True,
     batch_dim: int = 0,
+    name: str = "inputs",
 ) -> dict[str, torch.Tensor]:
     """Outputs of the named layers for ``inputs``, computed without gradients.
 
@@ -507,6 +508,7 @@ def layer_activations(
         batch_dim: the axis of the layers' outputs that indexes the inputs, moved to the front:
             1 for time-major layers ``[T, B, ...]`` (spiking neurons, neuronkit-snn's ``Seq*``
             layers), whose ``[N, T * features]`` rows then keep each input's whole response.
+        name: the argument ``inputs`` came from, for error messages (``test_inputs``, ...).
 
     Returns:
         ``{layer: tensor}`` with ``N`` rows per layer, in the order of ``layers``.
@@ -516,23 +518,6 @@ def layer_activations(
             0-d tensor (e.g. a sum over the batch), or whose output does not have the pass's
             inputs on axis ``batch_dim`` (e.g. ``[T, B, ...]`` read with ``batch_dim=0``).
     """
-    return activations_of(
-        model, inputs, layers, batch_size=batch_size, flatten=flatten, batch_dim=batch_dim
-    )
-
-
-def activations_of(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    layers: str | Sequence[str],
-    *,
-    batch_size: int | None = None,
-    flatten: bool = True,
-    batch_dim: int = 0,
-    name: str = "inputs",
-) -> dict[str, torch.Tensor]:
-    """:func:`layer_activations`, its errors about ``inputs`` naming them ``name`` (the
-    caller's argument: ``test_inputs``, ``concept_inputs``, ...)."""
     check_type(name, inputs, torch.Tensor)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(

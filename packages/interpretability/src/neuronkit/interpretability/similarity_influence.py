@@ -16,7 +16,7 @@ from torch import nn
 
 from neuronkit.common import check_choice, check_finite, check_number, check_type, eval_mode
 
-from .hooks import activations_of, check_not_compiled
+from .hooks import check_not_compiled, layer_activations
 
 __all__ = ["SIMILARITY_METRICS", "similarity_influence"]
 
@@ -80,7 +80,7 @@ def similarity_influence(
             raise ValueError(f"top_k must be <= the {n} training examples, got {top_k}")
     with eval_mode(model):
         train, test = (
-            activations_of(model, x, names, batch_size=batch_size, batch_dim=batch_dim, name=arg)
+            layer_activations(model, x, names, batch_size=batch_size, batch_dim=batch_dim, name=arg)
             for arg, x in (("train_inputs", train_inputs), ("test_inputs", test_inputs))
         )
     for name in names:

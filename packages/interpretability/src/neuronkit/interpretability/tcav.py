@@ -37,7 +37,7 @@ from neuronkit.common import check_number, check_seed, check_type, eval_mode, gr
 
 from .attribution import Target, _check_inputs, _target_index
 from .grad_cam import _layer_gradients
-from .hooks import activations_of, check_not_compiled, submodule
+from .hooks import check_not_compiled, layer_activations, submodule
 
 __all__ = ["CAV", "TCAVResult", "layer_sensitivities", "tcav", "tcav_score", "train_cav"]
 
@@ -74,7 +74,7 @@ def _activations(
     model: nn.Module, layer: str, inputs: torch.Tensor, batch_size: int | None, name: str
 ) -> np.ndarray:
     with eval_mode(model):
-        acts = activations_of(model, inputs, layer, batch_size=batch_size, name=name)[layer]
+        acts = layer_activations(model, inputs, layer, batch_size=batch_size, name=name)[layer]
     return acts.double().cpu().numpy()
 
 
