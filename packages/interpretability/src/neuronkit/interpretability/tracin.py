@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from neuronkit.common import check_number, check_type, eval_mode, input_dtype_error, integer_dtype
+from neuronkit.common import check_number, check_type, eval_mode, integer_dtype, named_input_dtypes
 from neuronkit.common.progress import progress
 
 from .hooks import check_not_compiled, submodule
@@ -189,13 +189,8 @@ class _ExampleGradients:
         """The model's outputs on ``x`` with the parameters and buffers ``state``; torch's
         dtype mismatch (float64 inputs of a float32 model) is a ``TypeError`` naming the
         inputs of :meth:`data` that differ."""
-        try:
+        with named_input_dtypes(self.model, *self.inputs):
             return functional_call(self.model, state, (x,))
-        except RuntimeError as err:
-            mismatch = input_dtype_error(self.model, err, self.inputs)
-            if mismatch is None:
-                raise
-            raise mismatch from err
 
     def batches(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         step = self.batch_size

@@ -46,8 +46,8 @@ from neuronkit.common import (
     correct_predictions,
     eval_mode,
     grad_enabled,
-    input_dtype_error,
     integer_dtype,
+    named_input_dtypes,
     progress,
 )
 
@@ -340,17 +340,12 @@ def train_head(
             f"with {type(model).__name__}"
         )
     # frozen backbones in eval mode (training flags restored after): in training mode a
-    # BatchNorm normalized each chunk of 1024 by its own statistics and updated its running ones
-    with torch.no_grad(), eval_mode(model):
-        try:
-            feats = torch.cat(
-                [model.features(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)]
-            )
-        except RuntimeError as err:  # float64 scenes of a float32 model, named
-            mismatch = input_dtype_error(model, err, (("inputs", inputs),))
-            if mismatch is None:
-                raise
-            raise mismatch from err
+    # BatchNorm normalized each chunk of 1024 by its own statistics and updated its running
+    # ones; scenes of another dtype than the model's are named (a TypeError)
+    with torch.no_grad(), eval_mode(model), named_input_dtypes(model, ("inputs", inputs)):
+        feats = torch.cat(
+            [model.features(inputs[i : i + 1024]) for i in range(0, len(inputs), 1024)]
+        )
     check_adam_dtype("model", ((f"head.{n}", p) for n, p in model.head.named_parameters()))
     opt = torch.optim.Adam(model.head.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed))
