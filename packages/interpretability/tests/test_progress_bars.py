@@ -26,6 +26,7 @@ from neuronkit.interpretability.description import (
 )
 from neuronkit.interpretability.dynamics import track_information_plane
 from neuronkit.interpretability.fusion import LateFusionClassifier, StreamCNN, train_head
+from neuronkit.interpretability.stimuli import mds_clustering, optimize_stimuli
 from neuronkit.interpretability.visualization import channel, visualize_facets
 
 
@@ -37,6 +38,11 @@ def _cnn() -> nn.Module:
 def _linear() -> nn.Module:
     torch.manual_seed(0)
     return nn.Linear(4, 2).double()
+
+
+def _responses() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Linear(4, 6)
 
 
 def _captioner() -> ExemplarCaptioner:
@@ -108,6 +114,14 @@ RUNS: dict[str, Callable[[bool | None], object]] = {
         torch.arange(3) % 2,
         epochs=2,
         show_progress=show,
+    ),
+    "optimize_stimuli": lambda show: optimize_stimuli(
+        _responses(), torch.arange(6) % 2, (4,), n_steps=3, show_progress=show
+    )[0],
+    "mds_clustering": lambda show: (
+        mds_clustering(
+            _responses(), (4,), 2, n_steps=3, max_iter=2, n_norm_samples=8, show_progress=show
+        ).stimuli
     ),
     "hessian_influence (lissa)": lambda show: hessian_influence(
         _linear(),

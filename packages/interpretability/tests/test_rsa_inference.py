@@ -263,6 +263,14 @@ def test_bad_rdms() -> None:
         fixed.ci(1.0)
 
 
+def test_bootstrap_ci_of_too_few_samples_is_infinite_not_nan() -> None:
+    data, models = _group(10)
+    result = evaluate_models(models, data, bootstrap="conditions", n_bootstrap=5)
+    low, high = result.ci(test="bootstrap")  # 2.5% of 5 samples: beyond the smallest one
+    assert np.all(low == -np.inf)
+    assert np.all(high == np.inf)
+
+
 def test_model_comparison_plot_draws_bars_under_the_noise_ceiling() -> None:
     data, models = _group(10)
     result = evaluate_models(models, data, bootstrap="subjects", n_bootstrap=50, names=["t", "w"])

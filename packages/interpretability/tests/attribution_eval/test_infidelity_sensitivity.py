@@ -246,6 +246,8 @@ def _draws_of_example(i: int, *, seed: int, batch: int, per_pass: int):
         ({"n_samples": 0}, ValueError, "n_samples"),
         ({"stdev": -1.0}, ValueError, "stdev"),
         ({"bounds": (1.0, 0.0)}, ValueError, r"bounds\[1\]"),
+        ({"bounds": (0.0, 0.5, 1.0)}, TypeError, r"bounds must be a \(low, high\) pair"),
+        ({"bounds": 1.0}, TypeError, r"bounds must be a \(low, high\) pair"),
         ({"perturbation": lambda r: (r[:1], r)}, ValueError, "perturbation must return"),
     ],
 )

@@ -464,6 +464,11 @@ def test_non_integer_positions_are_named(position) -> None:
         pass
 
 
+def test_cosine_topk_rejects_a_dtype_mismatch_by_name() -> None:
+    with pytest.raises(TypeError, match=r"x must have the codebook's dtype torch\.float32"):
+        cosine_topk(torch.randn(3, 4, dtype=torch.float64), torch.randn(5, 4))
+
+
 def test_cosine_topk_rejects_non_floating_tensors_by_name() -> None:
     codebook = torch.randn(6, 4)
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):

@@ -387,7 +387,10 @@ class EvaluationTests(ABC):
             framed = np.concatenate(
                 [np.full((2, samples.shape[1]), [[-np.inf], [np.inf]]), samples]
             )
-            return np.quantile(framed, [cut, 1 - cut], axis=0)
+            # a quantile between a frame and a (finite) sample interpolates inf - inf: NaN
+            with np.errstate(invalid="ignore"):
+                bounds = np.quantile(framed, [cut, 1 - cut], axis=0)
+            return np.where(np.isnan(bounds), [[-np.inf], [np.inf]], bounds)
         half = self.sem() * stats.t.ppf(1 - cut, self.dof)
         return np.stack([self.means - half, self.means + half])
 

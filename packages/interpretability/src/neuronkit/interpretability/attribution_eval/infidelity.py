@@ -160,6 +160,8 @@ def infidelity(
                 f"{tuple(inputs.shape[-2:])}, got {max_side}"
             )
     if bounds is not None:
+        if not isinstance(bounds, tuple | list) or len(bounds) != 2:
+            raise TypeError(f"bounds must be a (low, high) pair or None, got {bounds!r:.80}")
         low, high = bounds
         check_number("bounds[0]", low)
         check_number("bounds[1]", high, ge=low)

@@ -79,6 +79,8 @@ def cosine_topk(
     check_number("k", k, ge=1, le=codebook.shape[0], integer=True)
     for name, t in (("x", x), ("codebook", codebook)):
         check_floating(name, t)
+    if x.dtype != codebook.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"x must have the codebook's dtype {codebook.dtype}, got {x.dtype}")
     xn = torch.nn.functional.normalize(x, dim=-1)
     cn = torch.nn.functional.normalize(codebook, dim=-1)
     sim = xn @ cn.T

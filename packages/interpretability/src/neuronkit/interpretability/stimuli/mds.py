@@ -51,6 +51,7 @@ from neuronkit.common import (
     eval_mode,
     grad_enabled,
     integer_dtype,
+    progress,
 )
 
 from ..hooks import _parameter_dtype, call_model, model_device, tensor_output
@@ -83,8 +84,10 @@ class MDSResult:
             ``n_changed`` (neurons that moved), ``n_removed`` (empty clusters removed),
             ``objective`` (mean ``J`` before reassignment), ``phase`` (``"em"`` / ``"split"``).
         converged: whether an EM run ended because no neuron changed cluster.
-        mean: ``[N]`` per-neuron response mean used for normalization.
-        std: ``[N]`` per-neuron response standard deviation used for normalization.
+        mean: ``[N]`` per-neuron response mean used for normalization (``None`` with
+            ``normalize=False``).
+        std: ``[N]`` per-neuron response standard deviation used for normalization (``None``
+            with ``normalize=False``).
     """
 
     labels: torch.Tensor
@@ -250,6 +253,7 @@ def optimize_stimuli(
     mean: torch.Tensor | None = None,
     std: torch.Tensor | None = None,
     seed: int | torch.Generator = 0,
+    show_progress: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Optimize one most discriminative stimulus per cluster (the stimulus step).
 
@@ -272,6 +276,7 @@ def optimize_stimuli(
             on the generator's device, then moved to the model's: that of an ``nn.Module``'s
             first parameter or buffer, the CPU for a plain function). Stimuli are optimized in
             the model's parameter dtype (float32 for half precision or a plain function).
+        show_progress: a bar over the steps (``None``: only on a terminal).
 
     Returns:
         ``(stimuli [K, *stimulus_shape], objectives [K])`` (detached).
@@ -307,7 +312,7 @@ def optimize_stimuli(
         return contrastive_objective(cluster_mean_responses(r, labels, k), on, temperature)
 
     with grad_enabled("optimize_stimuli"):  # also inside the caller's torch.no_grad()
-        for _ in range(n_steps):
+        for _ in progress(range(n_steps), show_progress=show_progress, desc="optimize_stimuli"):
             loss = -objectives(x).sum()
             if smoothness > 0:
                 loss = loss + smoothness * laplace_penalty(x)
@@ -365,6 +370,7 @@ def mds_clustering(
     max_split_rounds: int = 3,
     split_max_iter: int = 10,
     seed: int = 0,
+    show_progress: bool | None = None,
 ) -> MDSResult:
     """Cluster the neurons of ``model`` by their most discriminative stimuli (Burg et al. 2024).
 
@@ -393,6 +399,8 @@ def mds_clustering(
         max_split_rounds: see ``split``.
         split_max_iter: EM iterations of the local two-cluster clustering of a split.
         seed: seed of the initial assignment and stimuli.
+        show_progress: a bar over the steps (``None``: only on a terminal): over the EM
+            iterations, and passed on to :func:`optimize_stimuli`'s stimulus steps.
 
     Returns:
         :class:`MDSResult` with labels, stimuli, objectives and the iteration history.
@@ -405,6 +413,8 @@ def mds_clustering(
     check_number("split_max_iter", split_max_iter, ge=1, integer=True)
     check_number("n_norm_samples", n_norm_samples, ge=2, integer=True)
     check_seed(seed)
+    if show_progress is not None:
+        check_type("show_progress", show_progress, bool)
     for name, flag in (("reinitialize", reinitialize), ("normalize", normalize), ("split", split)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
@@ -439,6 +449,7 @@ def mds_clustering(
         lr=lr,
         smoothness=smoothness,
         reinitialize=reinitialize,
+        show_progress=show_progress,
     )
     history: list[dict[str, Any]] = []
     labels = _relabel(labels)
@@ -480,11 +491,12 @@ def _em(
     lr: float,
     smoothness: float,
     reinitialize: bool,
+    show_progress: bool | None,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """EM iterations from ``labels`` until no neuron moves; returns labels, stimuli, converged."""
     converged = False
     stimuli_out = stimuli
-    for _ in range(max_iter):
+    for _ in progress(range(max_iter), show_progress=show_progress, desc="mds_clustering"):
         k = int(labels.max()) + 1
         init = None if (reinitialize or stimuli_out is None) else stimuli_out
         if init is not None and init.shape[0] != k:
@@ -492,6 +504,7 @@ def _em(
         stimuli_out, obj = optimize_stimuli(
             model, labels, shape, init=init, norm=norm, temperature=temperature,
             n_steps=n_steps, lr=lr, smoothness=smoothness, mean=mean, std=std, seed=gen,
+            show_progress=show_progress,
         )  # fmt: skip
         if k == 1:
             converged = True
