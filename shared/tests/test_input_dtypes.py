@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuronkit.common import input_dtype_error, named_input_dtypes
+from neuronkit.common import input_dtype_error, named_input_dtypes, parameter_dtype
 
 
 def test_a_dtype_mismatch_names_the_input_floating_first() -> None:
@@ -37,3 +37,12 @@ def test_other_errors_pass_unchanged() -> None:
     assert input_dtype_error(lambda t: t, err, [("x", x)]) is None  # no parameters to compare
     assert input_dtype_error(model, err, [("x", x.float())]) is None  # no input differs
     assert input_dtype_error(model, ValueError("same dtype"), [("x", x)]) is None
+
+
+def test_parameter_dtype_is_the_first_floating_tensor() -> None:
+    model = torch.nn.Sequential(torch.nn.Embedding(3, 2).double(), torch.nn.Linear(2, 2))
+    assert parameter_dtype(model) == torch.float64
+    counter = torch.nn.Module()
+    counter.register_buffer("steps", torch.zeros((), dtype=torch.long))
+    assert parameter_dtype(counter) is None
+    assert parameter_dtype(lambda t: t) is None

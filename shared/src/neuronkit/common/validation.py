@@ -249,6 +249,20 @@ _DTYPE_MISMATCH = (
 )
 
 
+def parameter_dtype(model: Any) -> Any:
+    """The dtype of an ``nn.Module``'s first floating-point parameter or buffer; ``None`` for
+    anything else or a module without one. Needs torch."""
+    import itertools
+
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None
+
+
 def input_dtype_error(
     model: Any, err: BaseException, inputs: Iterable[tuple[str, Any]]
 ) -> TypeError | None:
@@ -258,17 +272,12 @@ def input_dtype_error(
     dtypes ("mat1 and mat2 must have the same dtype"); a floating-point input of another
     precision is named before an integer or bool one. ``None`` for another error, a model
     without floating-point tensors, or no input of another dtype. Needs torch."""
-    import itertools
-
     import torch
 
     text = str(err)
     if not isinstance(err, RuntimeError) or not any(m in text for m in _DTYPE_MISMATCH):
         return None
-    dtype = None
-    if isinstance(model, torch.nn.Module):
-        tensors = itertools.chain(model.parameters(), model.buffers())
-        dtype = next((t.dtype for t in tensors if t.is_floating_point()), None)
+    dtype = parameter_dtype(model)
     if dtype is None:
         return None
     others = [(n, x) for n, x in inputs if isinstance(x, torch.Tensor) and x.dtype != dtype]

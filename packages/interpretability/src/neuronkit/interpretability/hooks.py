@@ -68,15 +68,6 @@ def check_not_compiled(name: str, model: Any) -> None:
         )
 
 
-def _parameter_dtype(model: Any) -> torch.dtype | None:
-    """The dtype of an ``nn.Module``'s first floating-point parameter or buffer, else ``None``."""
-    if isinstance(model, nn.Module):
-        for tensor in itertools.chain(model.parameters(), model.buffers()):
-            if tensor.is_floating_point():
-                return tensor.dtype
-    return None
-
-
 # torch's message for an in-place operation on a leaf that requires grad (or a view of one)
 _IN_PLACE_ON_LEAF = "leaf Variable that requires grad is being used in an in-place operation"
 

@@ -51,10 +51,11 @@ from neuronkit.common import (
     eval_mode,
     grad_enabled,
     integer_dtype,
+    parameter_dtype,
     progress,
 )
 
-from ..hooks import _parameter_dtype, call_model, model_device, tensor_output
+from ..hooks import call_model, model_device, tensor_output
 
 __all__ = [
     "MDSClustering",
@@ -738,7 +739,7 @@ def _responses(model: Model, x: torch.Tensor, n_neurons: int | None = None) -> t
     """``model(x) [B, N]``, in eval mode (training flags restored) on a copy of ``x``; a model
     of another parameter dtype (half precision: ``x`` is float32) gets ``x`` in its dtype and
     its responses come back in ``x``'s."""
-    dtype = _parameter_dtype(model)
+    dtype = parameter_dtype(model)
     cast = dtype is not None and dtype != x.dtype
     with eval_mode(model):
         r = tensor_output(call_model(model, x.to(dtype) if cast else x))
@@ -798,7 +799,7 @@ def _stimulus_dtype(model: Model) -> torch.dtype:
     """The dtype stimuli are made and optimized in: the model's parameter dtype (float64 models
     too), float32 for a half-precision model (Adam's state underflows in half precision) or a
     plain function."""
-    dtype = _parameter_dtype(model)
+    dtype = parameter_dtype(model)
     return torch.float32 if dtype is None or dtype.itemsize < 4 else dtype
 
 

@@ -47,12 +47,12 @@ from neuronkit.common import (
     check_type,
     eval_mode,
     grad_enabled,
+    parameter_dtype,
     progress,
 )
 
 from ..hooks import (
     LayerRecorder,
-    _parameter_dtype,
     call_model,
     get_layer,
     model_device,
@@ -459,7 +459,7 @@ def maximize_activation(
     # on the model's device and in its dtype (float64 models too; None: left as it is); for a
     # bfloat16 / float16 model the image is optimized in float32 (Adam's state underflows, and
     # the Fourier spectrum has no complex type, in half precision) and rendered in its dtype
-    dtype = _parameter_dtype(model)
+    dtype = parameter_dtype(model)
     low = dtype is not None and dtype.itemsize < 4
     image_module = image_module.to(
         device=model_device(model), dtype=torch.float32 if low else dtype
