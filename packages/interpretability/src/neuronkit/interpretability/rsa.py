@@ -1430,27 +1430,33 @@ def _same_length(va: np.ndarray, vb: np.ndarray) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _incidence(n: int) -> csr_matrix:
-    """``[n_pairs, n]`` sparse incidence of the RDM vector's pairs ``(i, j)``: ones at ``i``
-    and ``j`` (rsatoolbox's row plus column indicator)."""
-    rows, cols = np.triu_indices(n, k=1)
-    pairs = np.repeat(np.arange(rows.size), 2)
-    return csr_matrix(
-        (np.ones(pairs.size), (pairs, np.stack([rows, cols], 1).ravel())), (rows.size, n)
-    )
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ends ``i < j`` ``[n_pairs]`` of the RDM vector's pairs (row-major upper triangle)."""
+    return np.triu_indices(n, k=1)
+
+
+def _pair_sums(v: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """``[n, k]``: for each condition, the sum of the entries of ``v [k, q]`` at its pairs
+    ``(rows, cols)`` (rsatoolbox's row plus column indicator, transposed, times ``v^T``), added in
+    pair order as a sparse product would."""
+    sums = np.zeros((n, v.shape[0]))
+    np.add.at(sums, cols, v.T)  # a condition's pairs as the larger end come first
+    np.add.at(sums, rows, v.T)
+    return sums
 
 
 @functools.lru_cache(maxsize=4)
-def _missing_pairs_fit(key: bytes, n: int) -> tuple[csr_matrix, Any, np.ndarray, np.ndarray]:
-    """For the pairs ``key`` (a boolean mask's bytes) of an RDM of ``n`` conditions: their
-    incidence ``[q, n]``, the Cholesky factor of the normal equations ``B^T W B`` of
-    :func:`_whitened`'s least squares (``B``: the pairs' incidence over the ``n`` diagonal
-    entries' identity; ``W``: 1/2 for a pair, 1 for a diagonal entry) and the pairs' ends."""
+def _missing_pairs_fit(key: bytes, n: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """For the pairs ``key`` (a boolean mask's bytes) of an RDM of ``n`` conditions: the
+    Cholesky factor of the normal equations ``B^T W B`` of :func:`_whitened`'s least squares
+    (``B``: the pairs' incidence over the ``n`` diagonal entries' identity; ``W``: 1/2 for a
+    pair, 1 for a diagonal entry) and the pairs' ends."""
     kept = np.frombuffer(key, dtype=bool)
-    incidence = _incidence(n)[kept]
-    rows, cols = np.triu_indices(n, k=1)
-    normal = 0.5 * (incidence.T @ incidence).toarray() + np.eye(n)
-    return incidence, cho_factor(normal), rows[kept], cols[kept]
+    rows, cols = (ends[kept] for ends in _pairs(n))
+    normal = np.eye(n)
+    normal[rows, cols] = normal[cols, rows] = 0.5
+    normal[np.diag_indices(n)] += 0.5 * np.bincount(np.concatenate([rows, cols]), minlength=n)
+    return cho_factor(normal), rows, cols
 
 
 def _whitened(v: np.ndarray, kept: np.ndarray) -> np.ndarray:
@@ -1465,9 +1471,9 @@ def _whitened(v: np.ndarray, kept: np.ndarray) -> np.ndarray:
     (Diedrichsen et al. 2021; rsatoolbox's ``cosine_cov`` / ``corr_cov``). Without missing
     pairs see :func:`_whitened_products`."""
     n = n_conditions(kept.size)
-    incidence, factor, rows, cols = _missing_pairs_fit(kept.tobytes(), n)
+    factor, rows, cols = _missing_pairs_fit(kept.tobytes(), n)
     half = -0.5 * v
-    coef = cho_solve(factor, (incidence.T @ half.T))  # [n, k]
+    coef = cho_solve(factor, _pair_sums(half, rows, cols, n), check_finite=False)  # [n, k]
     off = half - 0.5 * (coef[rows] + coef[cols]).T
     return np.concatenate([off * math.sqrt(2.0), -coef.T], axis=1)
 
@@ -1483,11 +1489,11 @@ def _whitened_products(
     the whitened squared norm is at least about ``1 / n`` of ``a . a / 2``, so the
     subtraction keeps all but ``log10(n)`` digits.) With missing pairs: :func:`_whitened`."""
     if kept is not None:
-        wa, wb = _whitened(a, kept), _whitened(b, kept)
+        wa = _whitened(a, kept)
+        wb = wa if b is a else _whitened(b, kept)
         return wa @ wb.T, np.linalg.norm(wa, axis=1), np.linalg.norm(wb, axis=1)
     n = n_conditions(a.shape[1])
-    incidence = _incidence(n)
-    rows = [(incidence.T @ v.T).T for v in (a, b)]
+    rows = [_pair_sums(v, *_pairs(n), n).T for v in (a, b)]
     totals = [r.sum(axis=1) for r in rows]
     inner = 0.5 * (a @ b.T)
     inner -= (rows[0] @ rows[1].T) / (2 * n)
