@@ -235,19 +235,35 @@ def glauber_dynamics(
     self_coupling = (f**2).sum(axis=0) / n
     overlap = f @ s / n
     history = np.empty((sweeps, p if xi is None else xi.shape[0]))
+    # the groups of np.array_split(order, blocks): the first n % blocks are one longer
+    size, longer = divmod(n, blocks)
+    ends = np.cumsum([size + (b < longer) for b in range(blocks)]).tolist()
+    bounds = list(zip([0, *ends[:-1]], ends))
+    zero_temperature = math.isinf(beta)
+    # the factors neuron-major [N, P]: a group's columns are contiguous rows, gathered into
+    # the values and memory layout (the matrix products' operand) of f[:, group] in a fraction
+    # of the time for many factors
+    f_rows = np.ascontiguousarray(f.T)
     for t in range(sweeps):
-        for group in np.array_split(rng.permutation(n), blocks):
-            # the group's columns and states, gathered once for the field and the update
-            columns, old = f[:, group], s[group]
-            field = columns.T @ overlap - self_coupling[group] * old
-            if math.isinf(beta):
+        order = rng.permutation(n)
+        # self-couplings and states in visiting order, once per sweep: each group is a slice
+        coupling_order, s_order = self_coupling[order], s[order]
+        for lo, hi in bounds:
+            columns, old = np.take(f_rows, order[lo:hi], axis=0).T, s_order[lo:hi]
+            field = columns.T @ overlap - coupling_order[lo:hi] * old
+            if zero_temperature:
                 new = np.sign(field)
-                new[new == 0] = old[new == 0]
+                np.copyto(new, old, where=new == 0)
             else:
-                up = rng.random(group.size) < 0.5 * (1.0 + np.tanh(beta * field))
+                up = rng.random(hi - lo) < 0.5 * (1.0 + np.tanh(beta * field))
                 new = np.where(up, 1.0, -1.0)
-            overlap += columns @ (new - old) / n
-            s[group] = new
+            change = new - old
+            if np.count_nonzero(change):
+                overlap += columns @ change / n
+                s_order[lo:hi] = new
+            else:  # no flip: the product would be +0.0; adding it still turns -0.0 into +0.0
+                overlap += 0.0
+        s[order] = s_order
         history[t] = overlap if xi is None else xi @ s / n
     return GlauberResult(sigma=s.astype(np.int8), overlaps=history)
 
