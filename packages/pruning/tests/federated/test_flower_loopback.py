@@ -31,7 +31,9 @@ PARTY = textwrap.dedent(
     from neuronkit.pruning.federated import flower
 
     role, address, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # pay torch's lazy imports up front
+    if role != "server":  # (the server trains nothing)
+        # a client pays torch's lazy imports (torch._dynamo, seconds) before it connects
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     torch.manual_seed(0)  # every party builds the same network and SynFlow mask
     model = nn.Sequential(
         nn.Flatten(), nn.Linear(64, 32, bias=False), nn.ReLU(), nn.Linear(32, 10, bias=False)
