@@ -179,3 +179,17 @@ def test_linear_without_inputs_counts_zero() -> None:
     assert count_macs(empty_in, torch.zeros(2, 0)) == 0
     assert count_macs(empty_out, torch.zeros(2, 4)) == 0
     assert count_macs(nn.Linear(5, 7), torch.randn(2, 3, 5)) == 6 * 5 * 7
+
+
+def test_attention_value_head_size_differs_from_query() -> None:
+    # q @ k^T costs L S E, attn @ v costs L S Ev: with Ev != E (multi-head latent attention)
+    # the counter used 2 L S E for both
+    b, h, lq, s, e, ev = 2, 3, 4, 5, 6, 7
+    q, k, v = torch.randn(b, h, lq, e), torch.randn(b, h, s, e), torch.randn(b, h, s, ev)
+    assert count_macs(_Attention(), (q, k, v)) == b * h * lq * s * (e + ev)
+    assert count_macs(_Attention(), (q, k, k)) == 2 * b * h * lq * s * e  # Ev = E: as before
+
+
+class _Attention(nn.Module):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)

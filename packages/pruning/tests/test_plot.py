@@ -72,3 +72,20 @@ def test_bad_arguments(pair):
         plot_widths(model, pruned, fraction="yes")
     with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
         plot_widths(model, pruned, ax=object())
+
+
+class _AttentionBlock(nn.Module):
+    """Like a Hugging Face attention block (OPTAttention, GPTJAttention) or a whole model
+    (BloomModel): not a layer, but it stores an ``embed_dim`` int."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.embed_dim = 8
+        self.proj = nn.Linear(8, width)
+
+
+def test_only_the_documented_layer_kinds_are_listed():
+    rows = layer_widths(_AttentionBlock(8), _AttentionBlock(4))
+    assert rows == [LayerWidth("proj", "Linear", 8, 4)]  # no row for the block itself
+    mha = nn.MultiheadAttention(8, 2)
+    assert layer_widths(mha, mha)[0] == LayerWidth("", "MultiheadAttention", 8, 8)

@@ -304,6 +304,17 @@ def test_n_active_units_set_after_fit_is_named():
         model.set_params(n_active_units=10**6).predict(X)
 
 
+def test_n_active_units_above_the_rounded_unit_count_is_named():
+    # n_units=5 with units_per_step=2 fits 4 units; n_active_units=5 passed the [0, n_units]
+    # check and predict then blamed `units`, an argument the caller never gave
+    X, y = _regression()
+    model = _small(GBNNRegressor, n_units=5, units_per_step=2, n_active_units=5).fit(X, y)
+    assert model.n_units_ == 4
+    with pytest.raises(ValueError, match=r"n_active_units must be <= n_units_ = 4"):
+        model.predict(X)
+    model.set_params(n_active_units=4).predict(X)
+
+
 def test_bad_data():
     X, y = _regression()
     Xbad = X.copy()

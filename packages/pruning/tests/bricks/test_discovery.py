@@ -74,6 +74,15 @@ def test_planted_partitions_are_recovered_and_assigned() -> None:
     assert shared.tolist() == [-1, -1]
 
 
+def test_min_share_one_keeps_single_task_partitions() -> None:
+    # min_share is documented in (0, 1]; with a strict "share > min_share" the value 1 made every
+    # partition shared, even one that only task 1 activates
+    freq = torch.tensor([[0.0, 0.0, 0.4, 0.6], [0.8, 0.6, 0.6, 0.4]])
+    labels = np.array([0, 0, 1, 1])
+    assert assign_partitions(freq, labels, min_share=1.0).tolist() == [1, -1]
+    assert assign_partitions(freq, labels, min_share=0.5).tolist() == [1, -1]  # 0.5: a tie
+
+
 def test_dead_neurons_are_excluded() -> None:
     h, _ = _planted()
     h = torch.cat([h, torch.zeros(len(h), 2)], 1)

@@ -49,6 +49,8 @@ def test_average_weights() -> None:
     w = average_weights([a, b], [3.0, 1.0])["w"]
     assert torch.allclose(w, 0.75 * a["w"] + 0.25 * b["w"], atol=1e-6)
     assert torch.equal(average_weights([a, b])["n"], a["n"])
+    one = average_weights([a])  # documented: one or more states
+    assert all(torch.equal(one[k], a[k]) and one[k] is not a[k] for k in a)
 
 
 def test_inputs_are_not_mutated() -> None:

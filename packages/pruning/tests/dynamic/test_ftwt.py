@@ -271,6 +271,20 @@ def test_bad_inputs() -> None:
         select_ratio(net, torch.randn(2, 1, 8, 8), 120.0, [0.5])
 
 
+def test_a_layer_in_the_activation_slot_is_rejected() -> None:
+    # conv -> BN -> conv: the second conv was taken as the first one's "activation", gated and
+    # left out of the MAC counts (a silently wrong network when its channels matched)
+    features = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+    )
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    with pytest.raises(ValueError, match=r"act must be an elementwise activation.*Conv2d"):
+        DynamicCNN.from_sequential(features, head)
+    with pytest.raises(ValueError, match="act must be an elementwise activation"):
+        GatedConv(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4))
+    GatedConv(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.PReLU(4))  # parameters are fine
+
+
 def test_head_macs_follow_a_replaced_head() -> None:
     model, net = _net()
     x = torch.randn(2, 1, 8, 8)

@@ -79,6 +79,13 @@ def test_mask_vote_and_fedavg_aggregate() -> None:
     out = aggregate_mask_votes(bm, [keep_all, keep_none], [1, 3], s0)
     c = float(s0["1.weight"].abs().max())
     torch.testing.assert_close(out["1.weight"], 0.25 * c + 1e-3 * s0["1.weight"].abs())
+    # bad arguments named (a missing initial score was a bare KeyError; a 0/2 float "mask"
+    # gave votes outside the documented [0, 1])
+    with pytest.raises(ValueError, match=r"initial lacks the scores of '1\.weight'"):
+        aggregate_mask_votes(bm, [keep_all], [1], {})
+    twos = {k: 2.0 * v.float() for k, v in keep_all.items()}
+    with pytest.raises(TypeError, match=r"masks\[0\]\['1.weight'\] must be a bool tensor"):
+        aggregate_mask_votes(bm, [twos], [1], s0)
     a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
     b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(3)}
     avg = fedavg_aggregate([a, b], [1, 3])

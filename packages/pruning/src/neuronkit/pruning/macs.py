@@ -208,7 +208,10 @@ class _MacCounter(TorchFunctionMode):
             self.macs += _numel(args[0].shape) * _numel(w.shape[1:])
         elif func is _F.scaled_dot_product_attention:
             q, k = _arg(args, kwargs, 0, "query"), _arg(args, kwargs, 1, "key")
-            self.macs += 2 * _numel(q.shape) * int(k.shape[-2])
+            v = _arg(args, kwargs, 2, "value")  # its head size may differ from q's (MLA)
+            # q @ k^T: [..., L, E] x [..., E, S]; attn @ v: [..., L, S] x [..., S, Ev]
+            head = int(q.shape[-1]) + int(v.shape[-1])
+            self.macs += _numel(q.shape[:-1]) * int(k.shape[-2]) * head
         elif func is _F.multi_head_attention_forward:
             if args[5] is None:  # kdim / vdim: separate projection weights
                 weights = tuple(kwargs[f"{n}_proj_weight"] for n in ("q", "k", "v"))

@@ -32,6 +32,8 @@ def _width(module: nn.Module) -> int | None:
     (convolutions), ``embedding_dim`` (Embedding), ``nf`` (Hugging Face's Conv1D), ``embed_dim``
     (MultiheadAttention); None for anything else."""
     for attribute in ("out_features", "out_channels", "embedding_dim", "nf", "embed_dim"):
+        if attribute == "embed_dim" and not isinstance(module, nn.MultiheadAttention):
+            continue  # Hugging Face attention blocks and whole models carry one too
         value = vars(module).get(attribute)
         if isinstance(value, int) and not isinstance(value, bool):
             return value

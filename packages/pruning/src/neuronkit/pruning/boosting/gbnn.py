@@ -342,6 +342,11 @@ class _GBNNBase(BaseEstimator):
                 return np.ones(U, dtype=bool)
             self._check_params()  # set_params after fit: name n_active_units, not units
             units = self.n_active_units
+            if units > U:  # n_units was not a multiple of units_per_step: fewer units
+                raise ValueError(
+                    f"n_active_units must be <= n_units_ = {U} (n_units rounded down to a "
+                    f"multiple of units_per_step), got {units}"
+                )
         if isinstance(units, numbers.Integral) and not isinstance(units, bool):
             if not 0 <= int(units) <= U:
                 raise ValueError(f"units must be an int in [0, {U}], got {units}")

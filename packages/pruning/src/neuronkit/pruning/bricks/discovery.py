@@ -232,7 +232,8 @@ def assign_partitions(
 
     A partition's task profile is the mean activation frequency of its neurons on each task;
     it belongs to the task with the largest profile entry if that entry's share of the summed
-    profile exceeds ``min_share``.
+    profile exceeds ``min_share``, or if no other task activates it (share 1, so that
+    ``min_share=1`` keeps exactly the single-task partitions).
 
     Args:
         frequency: ``[n_tasks, H]`` activation frequencies (:func:`activation_frequency`).
@@ -264,7 +265,8 @@ def assign_partitions(
         if total <= 0:
             continue
         best = int(np.argmax(profile))
-        if profile[best] / total > min_share:
+        share = profile[best] / total
+        if share > min_share or share == 1.0:  # a partition only one task activates: its own
             owner[c] = best
     return owner
 

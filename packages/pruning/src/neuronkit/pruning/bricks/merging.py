@@ -127,7 +127,7 @@ def average_weights(
     """Weighted average ``sum_i w_i theta_i / sum_i w_i`` of states with identical layout.
 
     Args:
-        states: two or more states (same keys and shapes).
+        states: one or more states (same keys and shapes; one state is returned as a copy).
         weights: non-negative weights with a positive sum (default: uniform).
 
     Returns:

@@ -261,6 +261,14 @@ class MaskPredictor(nn.Module):
         return self.features * self.out_channels
 
 
+#: layers that mix channels or features: not an elementwise activation of :class:`GatedConv`
+_NOT_ELEMENTWISE = (
+    nn.modules.conv._ConvNd,
+    nn.Linear,
+    nn.modules.batchnorm._BatchNorm,
+)
+
+
 class GatedConv(nn.Module):
     """A conv-BN-activation layer whose output filters are gated per sample by a predictor.
 
@@ -288,6 +296,11 @@ class GatedConv(nn.Module):
         check_type("conv", conv, nn.Conv2d)
         check_type("bn", bn, (nn.BatchNorm2d, nn.Identity))
         check_type("act", act, nn.Module)
+        if isinstance(act, _NOT_ELEMENTWISE):  # would be gated and MAC-counted as the conv
+            raise ValueError(
+                "act must be an elementwise activation (the module after the conv's "
+                f"BatchNorm2d), got {type(act).__name__}"
+            )
         if conv.groups != 1:
             raise ValueError(f"conv must have groups == 1, got groups={conv.groups}")
         if isinstance(bn, nn.BatchNorm2d) and bn.num_features != conv.out_channels:

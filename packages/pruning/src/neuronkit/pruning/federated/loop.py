@@ -473,12 +473,19 @@ def aggregate_mask_votes(
     w = _check_weights(weights, len(masks))
     out = {}
     for name in net.names:
+        if name not in initial:
+            raise ValueError(f"initial lacks the scores of {name!r}")
         s0 = initial[name].detach()
         vote = torch.zeros(s0.shape, dtype=torch.float64)
         for k, msg in enumerate(masks):
             if name not in msg:
                 raise ValueError(f"masks[{k}] lacks the weight {name!r}")
             m = msg[name]
+            if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:  # else v leaves [0, 1]
+                raise TypeError(
+                    f"masks[{k}][{name!r}] must be a bool tensor, got "
+                    f"{getattr(m, 'dtype', type(m).__name__)}"
+                )
             if m.shape != s0.shape:
                 raise ValueError(
                     f"masks[{k}][{name!r}] must have shape {tuple(s0.shape)}, got {tuple(m.shape)}"
