@@ -34,7 +34,6 @@ Shapes: data RDMs ``[n_subjects, n_pairs]`` or ``[n_subjects, n, n]``; model RDM
 
 from __future__ import annotations
 
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from .rsa import (
     _average_ranks,
     _centred,
     _compare_stacks,
+    _pairs,
     _tau_a,
     _unit_rows,
     _whitened_products,
@@ -262,17 +262,12 @@ def noise_ceiling(data: Any, method: str = "cosine") -> tuple[float, float]:
 # bootstrap
 
 
-@functools.lru_cache(maxsize=4)
-def _pair_rows(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n, k=1)
-
-
 def _sampled_pairs(conditions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions in an RDM vector of ``n`` conditions of the pairs of a sample of conditions
     ``[m]`` (drawn with replacement), in the order rsatoolbox's ``subsample_pattern`` gives
     (sorted conditions, upper triangle row by row), pairs of two copies of one condition out;
     and which pairs of the sample's ``m (m - 1) / 2`` are kept."""
-    rows, cols = _pair_rows(len(conditions))
+    rows, cols = _pairs(len(conditions))
     sorted_conditions = np.sort(conditions)
     a, b = sorted_conditions[rows], sorted_conditions[cols]
     kept = a != b
